@@ -1,0 +1,333 @@
+// Command wataomi is the one binary of PRODUCT §3.6: the API server and the operator CLI.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/wataomi/wataomi/auth"
+	"github.com/wataomi/wataomi/config"
+	"github.com/wataomi/wataomi/openapi"
+	"github.com/wataomi/wataomi/rbac"
+	"github.com/wataomi/wataomi/server"
+	"github.com/wataomi/wataomi/store"
+)
+
+const usage = `usage: wataomi [command]
+
+  serve                          run the API (default)
+  migrate up|down|status         apply, roll back one, or list migrations
+  migrate create NAME            write a new migration pair under store/migrations
+  users create --email E --name N --role R
+                                 pre-provision a user (the bootstrap path for the first super_admin)
+  token --user EMAIL [--role R] [--ttl 1h]
+                                 mint an access token (refused in production)
+  config check                   print the effective configuration, secrets redacted
+  openapi [--format yaml|json]   print the embedded contract
+`
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "wataomi:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string, stdout, stderr io.Writer) error {
+	cmd := "serve"
+	if len(args) > 0 {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "serve":
+		return serve(args)
+	case "migrate":
+		return migrate(args, stdout)
+	case "users":
+		return users(args, stdout)
+	case "token":
+		return token(args, stdout)
+	case "config":
+		return configCmd(args, stdout)
+	case "openapi":
+		return openapiCmd(args, stdout)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", cmd)
+}
+
+func loadConfig() (*config.Config, error) {
+	cfg, err := config.Load(config.LoadOptions{})
+	if err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+func newLogger(cfg *config.Config) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+}
+
+func openDB(ctx context.Context, cfg *config.Config) (*store.DB, error) {
+	return store.Open(ctx, cfg.DatabaseDialect(), cfg.DatabaseDSN(), cfg.DBMaxConns)
+}
+
+func serve(args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig()
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg)
+	for _, w := range cfg.Warnings() {
+		log.Warn(w)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	db, err := openDB(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if cfg.RunMigrationsOnStart {
+		if err := store.MigrateUp(ctx, db); err != nil {
+			return fmt.Errorf("migrations: %w", err)
+		}
+	}
+	var rdb *redis.Client
+	if cfg.RedisURL != "" {
+		opt, err := redis.ParseURL(cfg.RedisURL)
+		if err != nil {
+			return errors.New("REDIS_URL cannot be parsed")
+		}
+		rdb = redis.NewClient(opt)
+		defer rdb.Close()
+	} else {
+		log.Info("REDIS_URL is not set: shared state is in-process, so this server runs as a single replica")
+	}
+	tokens, err := auth.NewTokens(auth.TokenConfig{Secret: cfg.SecretKey, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, TTL: cfg.AccessTokenTTL()})
+	if err != nil {
+		return err
+	}
+	srv, err := server.New(server.Deps{Config: cfg, DB: db, Redis: rdb, Tokens: tokens, Logger: log})
+	if err != nil {
+		return err
+	}
+	hs := &http.Server{Addr: cfg.ListenAddr(), Handler: srv.Echo, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.ListenAndServe() }()
+	log.Info("listening", "addr", cfg.ListenAddr(), "database", cfg.DatabaseDialect())
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	srv.Drain()
+	log.Info("shutting down", "timeout_s", cfg.ShutdownTimeoutSeconds)
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout())
+	defer cancel()
+	return hs.Shutdown(sctx)
+}
+
+func migrate(args []string, stdout io.Writer) error {
+	if len(args) == 0 {
+		return errors.New("migrate needs up, down, status or create NAME")
+	}
+	if args[0] == "create" {
+		if len(args) != 2 {
+			return errors.New("migrate create needs a NAME")
+		}
+		files, err := store.CreateMigration("store/migrations", args[1])
+		for _, f := range files {
+			fmt.Fprintln(stdout, "created", f)
+		}
+		return err
+	}
+	cfg, err := loadConfig()
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	db, err := openDB(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	switch args[0] {
+	case "up":
+		return store.MigrateUp(ctx, db)
+	case "down":
+		return store.MigrateDown(ctx, db)
+	case "status":
+		return store.MigrationStatus(ctx, db, stdout)
+	}
+	return fmt.Errorf("unknown migrate command %q", args[0])
+}
+
+func users(args []string, stdout io.Writer) error {
+	if len(args) == 0 || args[0] != "create" {
+		return errors.New("users needs: create --email E --name N --role R")
+	}
+	fs := flag.NewFlagSet("users create", flag.ContinueOnError)
+	email := fs.String("email", "", "email (required)")
+	name := fs.String("name", "", "display name (required)")
+	role := fs.String("role", "user", "role: "+roleNames())
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	if *email == "" || *name == "" {
+		return errors.New("--email and --name are required")
+	}
+	if _, ok := rbac.ParseRole(*role); !ok {
+		return fmt.Errorf("--role must be one of %s", roleNames())
+	}
+	cfg, err := loadConfig()
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	db, err := openDB(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := store.MigrateUp(ctx, db); err != nil {
+		return err
+	}
+	u := &store.User{Email: strings.TrimSpace(*email), Name: *name, Role: *role, IsActive: true,
+		SearchText: store.SearchText(*name, *email)}
+	if err := store.Classify(db.WithContext(ctx).Create(u).Error); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return fmt.Errorf("a user with the email %s already exists", *email)
+		}
+		return err
+	}
+	fmt.Fprintf(stdout, "created user %d %s (%s)\n", u.ID, u.Email, u.Role)
+	return nil
+}
+
+func roleNames() string {
+	names := make([]string, 0, 6)
+	for _, r := range rbac.AllRoles() {
+		names = append(names, string(r))
+	}
+	return strings.Join(names, ", ")
+}
+
+func token(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("token", flag.ContinueOnError)
+	email := fs.String("user", "", "the user's email (required)")
+	role := fs.String("role", "", "create the user with this role when missing")
+	ttl := fs.Duration("ttl", 0, "lifetime (default ACCESS_TOKEN_EXPIRE_MINUTES)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *email == "" {
+		return errors.New("--user is required")
+	}
+	cfg, err := loadConfig()
+	if err != nil {
+		return err
+	}
+	if cfg.IsProduction() {
+		return errors.New("token refuses to run when APP_ENV=production")
+	}
+	ctx := context.Background()
+	db, err := openDB(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := store.MigrateUp(ctx, db); err != nil {
+		return err
+	}
+	var u store.User
+	err = store.Classify(db.WithContext(ctx).Where("lower(email) = lower(?)", *email).Take(&u).Error)
+	switch {
+	case errors.Is(err, store.ErrNotFound) && *role != "":
+		if _, ok := rbac.ParseRole(*role); !ok {
+			return fmt.Errorf("--role must be one of %s", roleNames())
+		}
+		u = store.User{Email: *email, Name: strings.Split(*email, "@")[0], Role: *role, IsActive: true}
+		u.SearchText = store.SearchText(u.Name, u.Email)
+		if err := store.Classify(db.WithContext(ctx).Create(&u).Error); err != nil {
+			return err
+		}
+	case errors.Is(err, store.ErrNotFound):
+		return fmt.Errorf("no user with the email %s (create one with 'wataomi users create' or pass --role)", *email)
+	case err != nil:
+		return err
+	}
+	tokens, err := auth.NewTokens(auth.TokenConfig{Secret: cfg.SecretKey, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, TTL: cfg.AccessTokenTTL()})
+	if err != nil {
+		return err
+	}
+	tok, _, err := tokens.Issue(u.ID, u.Role, "", *ttl)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, tok)
+	return nil
+}
+
+func configCmd(args []string, stdout io.Writer) error {
+	if len(args) != 1 || args[0] != "check" {
+		return errors.New("config needs: check")
+	}
+	cfg, err := config.Load(config.LoadOptions{})
+	if cfg != nil {
+		if werr := cfg.WriteCheck(stdout); werr != nil {
+			return werr
+		}
+		for _, w := range cfg.Warnings() {
+			fmt.Fprintln(stdout, "warning:", w)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("configuration is invalid: %w", err)
+	}
+	fmt.Fprintln(stdout, "configuration OK")
+	return nil
+}
+
+func openapiCmd(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("openapi", flag.ContinueOnError)
+	format := fs.String("format", "yaml", "yaml or json")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	switch *format {
+	case "yaml":
+		_, err := stdout.Write(openapi.BundledYAML)
+		return err
+	case "json":
+		_, err := stdout.Write(openapi.BundledJSON)
+		return err
+	}
+	return errors.New("--format must be yaml or json")
+}

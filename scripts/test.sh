@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The whole test suite, runnable by itself on a fresh machine: installs go-task and the pinned Node
+# tools when missing, starts PostgreSQL and Redis (scripts/services.sh), then runs `task ci`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export PATH="$(go env GOPATH)/bin:$PATH"
+if ! command -v task >/dev/null 2>&1 || ! task --version 2>/dev/null | grep -q '3.54.0'; then
+  echo "test.sh: installing go-task v3.54.0"
+  go install github.com/go-task/task/v3/cmd/task@v3.54.0
+fi
+if [ ! -d tools/js/node_modules ] || [ tools/js/package-lock.json -nt tools/js/node_modules ]; then
+  echo "test.sh: installing the pinned Node tools (tools/js)"
+  (cd tools/js && npm ci --no-audit --no-fund --loglevel=error)
+fi
+bash scripts/services.sh
+exec task ci

@@ -1,0 +1,154 @@
+// Package server wires Echo: the root routes, the middleware chain of DESIGN §3, the one problem+json
+// error handler, and the strict handlers that implement the generated interface (one file per tag).
+package server
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/wataomi/wataomi/auth"
+	"github.com/wataomi/wataomi/config"
+	"github.com/wataomi/wataomi/flow"
+	"github.com/wataomi/wataomi/gen/api"
+	"github.com/wataomi/wataomi/openapi"
+	"github.com/wataomi/wataomi/store"
+)
+
+// Version is the server's build version, shown at / .
+var Version = "1.0.0"
+
+// Deps are what the server needs from the outside; Redis is nil on the embedded default.
+type Deps struct {
+	Config *config.Config
+	DB     *store.DB
+	Redis  *redis.Client
+	Tokens *auth.Tokens
+	Logger *slog.Logger
+}
+
+// Server is the HTTP application.
+type Server struct {
+	Echo     *echo.Echo
+	deps     Deps
+	limits   flow.Limits
+	draining atomic.Bool
+}
+
+// New builds the server. It refuses to start when the contract has an operation without a guard.
+func New(d Deps) (*Server, error) {
+	if d.Config.APIV1Str != BasePath {
+		return nil, fmt.Errorf("API_V1_STR must be %s", BasePath)
+	}
+	doc, err := loadSpec(openapi.BundledJSON)
+	if err != nil {
+		return nil, fmt.Errorf("embedded contract: %w", err)
+	}
+	flowBody := d.Config.FlowMaxBytes + 256<<10
+	oa, err := newOpenAPI(doc, &tokenAuthenticator{tokens: d.Tokens, db: d.DB},
+		map[string]int64{"": d.Config.APIMaxBodyBytes, "flow": flowBody})
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{deps: d, limits: flow.Limits{MaxNodes: d.Config.FlowMaxNodes, MaxEdges: d.Config.FlowMaxEdges, MaxBytes: int(d.Config.FlowMaxBytes)}}
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = errorHandler(d.Logger)
+	e.IPExtractor = ipExtractor(d.Config)
+
+	e.Pre(middleware.RemoveTrailingSlash())
+	e.Use(requestID, accessLog(d.Logger))
+	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisablePrintStack: true, LogLevel: 0,
+		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
+			d.Logger.ErrorContext(c.Request().Context(), "panic", "error", err.Error(), "stack", string(stack))
+			return internalError(err)
+		}}))
+	e.Use(securityHeaders)
+	e.Use(middleware.CORSWithConfig(middleware.CORSConfig{
+		AllowOrigins:     d.Config.CORSOrigins,
+		AllowMethods:     []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete},
+		AllowHeaders:     []string{"Authorization", "Content-Type", "If-Match", "Idempotency-Key", "X-Request-ID"},
+		ExposeHeaders:    []string{"ETag", "Location", "Retry-After", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", "X-Request-ID", "Idempotent-Replayed"},
+		AllowCredentials: false,
+		MaxAge:           600,
+	}))
+	e.Use(oa.middleware)
+
+	s.rootRoutes(e)
+	api.RegisterHandlersWithBaseURL(e, api.NewStrictHandler(&handlers{s: s}, nil), BasePath)
+	s.Echo = e
+	return s, nil
+}
+
+// RootRoutes are the only routes outside the contract (PRODUCT §5.23).
+var RootRoutes = []string{"GET /", "GET /health", "GET /ready", "GET /openapi.yaml", "GET /openapi.json"}
+
+func (s *Server) rootRoutes(e *echo.Echo) {
+	e.GET("/", func(c echo.Context) error {
+		return c.JSON(http.StatusOK, map[string]string{"name": s.deps.Config.ProjectName, "version": Version, "docs": "/docs"})
+	})
+	e.GET("/health", func(c echo.Context) error {
+		return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+	})
+	e.GET("/ready", s.ready)
+	e.GET("/openapi.yaml", func(c echo.Context) error {
+		return c.Blob(http.StatusOK, "application/yaml", openapi.BundledYAML)
+	})
+	e.GET("/openapi.json", func(c echo.Context) error {
+		return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, openapi.BundledJSON)
+	})
+}
+
+// Drain turns /ready to 503 so load balancers stop sending traffic before shutdown.
+func (s *Server) Drain() { s.draining.Store(true) }
+
+func (s *Server) ready(c echo.Context) error {
+	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
+	defer cancel()
+	checks := map[string]string{"db": "ok", "redis": "not configured", "migrations": "ok"}
+	ok := true
+	if err := s.deps.DB.Ping(ctx); err != nil {
+		checks["db"], ok = "unavailable", false
+	} else if n, err := store.PendingMigrations(ctx, s.deps.DB); err != nil || n > 0 {
+		checks["migrations"], ok = "pending", false
+	}
+	if s.deps.Redis != nil {
+		checks["redis"] = "ok"
+		if err := s.deps.Redis.Ping(ctx).Err(); err != nil {
+			checks["redis"], ok = "unavailable", false
+		}
+	}
+	status := "ok"
+	if s.draining.Load() {
+		status, ok = "draining", false
+	}
+	if !ok {
+		if status == "ok" {
+			status = "unavailable"
+		}
+		c.Response().Header().Set("Retry-After", "5")
+		return c.JSON(http.StatusServiceUnavailable, map[string]any{"status": status, "checks": checks})
+	}
+	return c.JSON(http.StatusOK, map[string]any{"status": status, "checks": checks})
+}
+
+func ipExtractor(cfg *config.Config) echo.IPExtractor {
+	if len(cfg.TrustedProxies) == 0 {
+		return echo.ExtractIPDirect()
+	}
+	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+	for _, p := range cfg.TrustedProxies {
+		if _, n, err := net.ParseCIDR(p.String()); err == nil {
+			opts = append(opts, echo.TrustIPRange(n))
+		}
+	}
+	return echo.ExtractIPFromXFFHeader(opts...)
+}

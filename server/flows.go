@@ -1,0 +1,592 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"gorm.io/gorm"
+
+	"github.com/wataomi/wataomi/flow"
+	"github.com/wataomi/wataomi/gen/api"
+	"github.com/wataomi/wataomi/server/httpx"
+	"github.com/wataomi/wataomi/store"
+)
+
+const maxFlowName = 200
+
+func viewerOf(ctx context.Context) (*httpx.Principal, store.Viewer) {
+	p := httpx.PrincipalFrom(ctx)
+	return p, store.Viewer{UserID: p.UserID, Admin: p.IsAdmin()}
+}
+
+// graphInput is a request graph, cleaned and checked structurally (422 invalid-graph on failure).
+type graphInput struct {
+	data  store.JSON
+	hash  string
+	nodes int
+}
+
+func (s *Server) readGraph(g *api.Graph, pointer string) (graphInput, error) {
+	raw, err := json.Marshal(g)
+	if err != nil {
+		return graphInput{}, err
+	}
+	parsed, err := flow.Parse(raw)
+	if err != nil {
+		return graphInput{}, err
+	}
+	clean, err := parsed.Clean()
+	if err != nil {
+		return graphInput{}, err
+	}
+	if issues := parsed.CheckStructure(pointer, len(clean), s.limits); len(issues) > 0 {
+		return graphInput{}, invalidGraph(issues)
+	}
+	return graphInput{data: clean, hash: parsed.Hash(), nodes: parsed.NodeCount()}, nil
+}
+
+func invalidGraph(issues []flow.Issue) *Problem {
+	errs := make([]FieldError, 0, len(issues))
+	for _, is := range issues {
+		errs = append(errs, FieldError{Pointer: is.Pointer, Detail: is.Message, Code: is.Code})
+	}
+	return unprocessable("invalid-graph", fmt.Sprintf("The graph has %d issue(s).", len(errs)), errs...)
+}
+
+// requireComplete is the publish/execute gate: structural and completeness checks on stored data.
+func (s *Server) requireComplete(data store.JSON) error {
+	parsed, err := flow.Parse(data)
+	if err != nil {
+		return err
+	}
+	var errs []flow.Issue
+	for _, is := range parsed.Validate("/data", len(data), s.limits) {
+		if is.Severity == flow.SeverityError {
+			errs = append(errs, is)
+		}
+	}
+	if len(errs) > 0 {
+		p := invalidGraph(errs)
+		p.Detail = "The flow cannot be published: " + p.Detail
+		return p
+	}
+	return nil
+}
+
+// canEdit is PRODUCT §4.3 for flows: the owner, admins, and members of a team flow's team.
+func canEdit(ctx context.Context, db *gorm.DB, p *httpx.Principal, f *store.Flow) (bool, error) {
+	if p.IsAdmin() || f.OwnerID == p.UserID {
+		return true, nil
+	}
+	if f.Visibility == "team" && f.TeamID != nil {
+		return store.IsTeamMember(ctx, db, *f.TeamID, p.UserID)
+	}
+	return false, nil
+}
+
+func isOwnerOrAdmin(p *httpx.Principal, f *store.Flow) bool {
+	return p.IsAdmin() || f.OwnerID == p.UserID
+}
+
+func checkIfMatch(ifMatch *string, f *store.Flow) error {
+	if ifMatch == nil || *ifMatch == "*" {
+		return nil
+	}
+	if *ifMatch != etag(f.Revision) {
+		return problem(http.StatusPreconditionFailed, "precondition-failed",
+			"The flow has changed since it was read (If-Match "+*ifMatch+", current "+etag(f.Revision)+").")
+	}
+	return nil
+}
+
+// checkTeam applies the team rules: team visibility needs an existing team_id, of which the owner is
+// a member unless an admin makes the change.
+func checkTeam(ctx context.Context, db *gorm.DB, p *httpx.Principal, visibility string, teamID *int64, ownerID int64) error {
+	if visibility != "team" {
+		if teamID != nil {
+			return unprocessable("unprocessable", "team_id is only allowed with visibility team.",
+				FieldError{Pointer: "/team_id", Detail: "is only allowed with visibility team", Code: "unprocessable"})
+		}
+		return nil
+	}
+	if teamID == nil {
+		return unprocessable("unprocessable", "visibility team needs a team_id.",
+			FieldError{Pointer: "/team_id", Detail: "is required when visibility is team", Code: "required"})
+	}
+	ok, err := store.TeamExists(ctx, db, *teamID)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return unprocessable("unprocessable", "The team does not exist.",
+			FieldError{Pointer: "/team_id", Detail: "names no team", Code: "unprocessable"})
+	}
+	if !p.IsAdmin() {
+		member, err := store.IsTeamMember(ctx, db, *teamID, ownerID)
+		if err != nil {
+			return err
+		}
+		if !member {
+			return unprocessable("unprocessable", "The flow's owner is not a member of the team.",
+				FieldError{Pointer: "/team_id", Detail: "the owner is not a member of this team", Code: "unprocessable"})
+		}
+	}
+	return nil
+}
+
+func (h *handlers) ListFlows(ctx context.Context, req api.ListFlowsRequestObject) (api.ListFlowsResponseObject, error) {
+	p, v := viewerOf(ctx)
+	prm := req.Params
+	page, size := pageParams(prm.Page, prm.PageSize)
+	f := store.FlowFilter{Page: page, PageSize: size}
+	if prm.Status != nil {
+		for _, st := range *prm.Status {
+			f.Statuses = append(f.Statuses, string(st))
+		}
+	}
+	if prm.Visibility != nil {
+		f.Visibility = string(*prm.Visibility)
+	}
+	if prm.OwnerId != nil {
+		if *prm.OwnerId == "me" {
+			f.OwnerID = p.UserID
+		} else {
+			f.OwnerID, _ = strconv.ParseInt(*prm.OwnerId, 10, 64) // the contract's pattern guarantees digits
+		}
+	}
+	if prm.Search != nil {
+		f.Search = *prm.Search
+	}
+	if prm.Sort != nil {
+		for _, k := range *prm.Sort {
+			f.Sort = append(f.Sort, string(k))
+		}
+	}
+	db := h.s.deps.DB.DB
+	rows, total, err := store.ListFlows(ctx, db, v, f)
+	if err != nil {
+		return nil, err
+	}
+	out := api.FlowSummaryPage{Items: make([]api.FlowSummary, 0, len(rows)), Total: total, Page: page, PageSize: size}
+	out.TotalPages, out.HasNext, out.HasPrev = pageMeta(total, page, size)
+	for i := range rows {
+		out.Items = append(out.Items, flowSummary(&rows[i]))
+	}
+	if prm.IncludeStats != nil && *prm.IncludeStats {
+		st, err := store.CountFlowsByStatus(ctx, db, v)
+		if err != nil {
+			return nil, err
+		}
+		out.Stats = &api.FlowListStats{Total: st.Total, Published: st.Published, Draft: st.Draft, Archived: st.Archived}
+	}
+	return api.ListFlows200JSONResponse{Body: out}, nil
+}
+
+func (h *handlers) CreateFlow(ctx context.Context, req api.CreateFlowRequestObject) (api.CreateFlowResponseObject, error) {
+	p := httpx.PrincipalFrom(ctx)
+	b := req.Body
+	f := &store.Flow{Name: b.Name, OwnerID: p.UserID, Status: "draft", Visibility: "private", Revision: 1, Version: 1}
+	if b.Description.IsSpecified() && !b.Description.IsNull() {
+		d := b.Description.MustGet()
+		f.Description = &d
+	}
+	if b.Visibility != nil {
+		f.Visibility = string(*b.Visibility)
+	}
+	if b.TeamId.IsSpecified() && !b.TeamId.IsNull() {
+		t := b.TeamId.MustGet()
+		f.TeamID = &t
+	}
+	g := graphInput{data: store.DefaultFlowData(), nodes: 0}
+	if b.Data != nil {
+		var err error
+		if g, err = h.s.readGraph(b.Data, "/data"); err != nil {
+			return nil, err
+		}
+	} else {
+		parsed, _ := flow.Parse(g.data)
+		g.hash = parsed.Hash()
+	}
+	f.Data, f.ContentHash, f.NodeCount = g.data, g.hash, g.nodes
+	db := h.s.deps.DB.DB
+	if err := checkTeam(ctx, db, p, f.Visibility, f.TeamID, p.UserID); err != nil {
+		return nil, err
+	}
+	publish := b.Status != nil && *b.Status == api.FlowWriteStatusPublished
+	if publish {
+		if err := h.s.requireComplete(f.Data); err != nil {
+			return nil, err
+		}
+		one := 1
+		f.Status, f.PublishedVersion, f.PublishedHash = "published", &one, &f.ContentHash
+	}
+	err := h.s.deps.DB.Tx(ctx, func(tx *gorm.DB) error {
+		if err := store.SaveFlow(ctx, tx, f); err != nil {
+			return err
+		}
+		return store.CreateFlowVersion(ctx, tx, &store.FlowVersion{FlowID: f.ID, Version: 1, Name: "Initial version",
+			Data: f.Data, ContentHash: f.ContentHash, CreatedBy: &p.UserID})
+		// Audit hook: flow.create is written here, in this transaction, by the audit work.
+	})
+	if err != nil {
+		return nil, err
+	}
+	out, err := h.s.flowFull(f)
+	if err != nil {
+		return nil, err
+	}
+	tag := etag(f.Revision)
+	return api.CreateFlow201JSONResponse{Body: out, Headers: api.CreateFlow201ResponseHeaders{Location: flowLocation(f.ID), ETag: &tag}}, nil
+}
+
+func (h *handlers) GetFlow(ctx context.Context, req api.GetFlowRequestObject) (api.GetFlowResponseObject, error) {
+	_, v := viewerOf(ctx)
+	f, err := store.GetFlow(ctx, h.s.deps.DB.DB, v, req.Id)
+	if err != nil {
+		return nil, flowErr(err)
+	}
+	out, err := h.s.flowFull(f)
+	if err != nil {
+		return nil, err
+	}
+	tag := etag(f.Revision)
+	return api.GetFlow200JSONResponse{Body: out, Headers: api.GetFlow200ResponseHeaders{ETag: &tag}}, nil
+}
+
+func flowErr(err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return notFound("Flow")
+	}
+	return err
+}
+
+func (h *handlers) UpdateFlow(ctx context.Context, req api.UpdateFlowRequestObject) (api.UpdateFlowResponseObject, error) {
+	resp, err := h.s.updateFlow(ctx, req.Id, req.Params.IfMatch, req.Body)
+	if err != nil {
+		return nil, err
+	}
+	return api.UpdateFlow200JSONResponse{FlowWithETagJSONResponse: resp}, nil
+}
+
+func (h *handlers) PutFlow(ctx context.Context, req api.PutFlowRequestObject) (api.PutFlowResponseObject, error) {
+	resp, err := h.s.updateFlow(ctx, req.Id, req.Params.IfMatch, req.Body)
+	if err != nil {
+		return nil, err
+	}
+	return api.PutFlow200JSONResponse{FlowWithETagJSONResponse: resp}, nil
+}
+
+// mutateFlow is the shared frame of every change to a flow: read it as the caller may see it (404),
+// check the edit right (403), then in one transaction re-read it locked, check If-Match (412) and
+// the archived state (409), apply fn, and bump the revision only when fn changed something.
+func (s *Server) mutateFlow(ctx context.Context, id int64, ifMatch *string, ownerOnly bool,
+	fn func(tx *gorm.DB, f *store.Flow) (bool, error)) (*store.Flow, error) {
+	p, v := viewerOf(ctx)
+	db := s.deps.DB.DB
+	f, err := store.GetFlow(ctx, db, v, id)
+	if err != nil {
+		return nil, flowErr(err)
+	}
+	allowed := isOwnerOrAdmin(p, f)
+	if !allowed && !ownerOnly {
+		if allowed, err = canEdit(ctx, db, p, f); err != nil {
+			return nil, err
+		}
+	}
+	if !allowed {
+		pr := forbidden("")
+		pr.Detail = "Only the flow's owner, an admin or a member of its team may change it."
+		return nil, pr
+	}
+	err = s.deps.DB.Tx(ctx, func(tx *gorm.DB) error {
+		cur, err := store.GetFlowForUpdate(ctx, tx, s.deps.DB.Dialect, id)
+		if err != nil {
+			return flowErr(err)
+		}
+		if err := checkIfMatch(ifMatch, cur); err != nil {
+			return err
+		}
+		if cur.Status == "archived" {
+			return conflict("invalid-state", "The flow is archived; restore it first.")
+		}
+		changed, err := fn(tx, cur)
+		if err != nil || !changed {
+			f = cur
+			return err
+		}
+		cur.Revision++
+		f = cur
+		return store.SaveFlow(ctx, tx, cur)
+		// Audit hook: the action's audit row is written here, in this transaction, by the audit work.
+	})
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+func (s *Server) flowWithETag(f *store.Flow) (api.FlowWithETagJSONResponse, error) {
+	out, err := s.flowFull(f)
+	if err != nil {
+		return api.FlowWithETagJSONResponse{}, err
+	}
+	tag := etag(f.Revision)
+	return api.FlowWithETagJSONResponse{Body: out, Headers: api.FlowWithETagResponseHeaders{ETag: &tag}}, nil
+}
+
+func (s *Server) updateFlow(ctx context.Context, id int64, ifMatch *string, b *api.FlowUpdate) (api.FlowWithETagJSONResponse, error) {
+	p := httpx.PrincipalFrom(ctx)
+	// Validate the graph before taking any lock: it is pure.
+	var g *graphInput
+	if b.Data != nil {
+		gi, err := s.readGraph(b.Data, "/data")
+		if err != nil {
+			return api.FlowWithETagJSONResponse{}, err
+		}
+		g = &gi
+	}
+	touchesSharing := b.Visibility != nil || b.TeamId.IsSpecified()
+	f, err := s.mutateFlow(ctx, id, ifMatch, false, func(tx *gorm.DB, f *store.Flow) (bool, error) {
+		changed := false
+		if touchesSharing && !isOwnerOrAdmin(p, f) {
+			pr := forbidden("")
+			pr.Detail = "Only the flow's owner or an admin may change its visibility or team."
+			return false, pr
+		}
+		if b.Name != nil && *b.Name != f.Name {
+			f.Name, changed = *b.Name, true
+		}
+		if b.Description.IsSpecified() {
+			var d *string
+			if !b.Description.IsNull() {
+				v := b.Description.MustGet()
+				d = &v
+			}
+			if !equalPtr(d, f.Description) {
+				f.Description, changed = d, true
+			}
+		}
+		if touchesSharing {
+			vis, team := f.Visibility, f.TeamID
+			if b.Visibility != nil {
+				vis = string(*b.Visibility)
+				if vis != "team" && !b.TeamId.IsSpecified() {
+					team = nil
+				}
+			}
+			if b.TeamId.IsSpecified() {
+				team = nil
+				if !b.TeamId.IsNull() {
+					t := b.TeamId.MustGet()
+					team = &t
+				}
+			}
+			if err := checkTeam(ctx, tx, p, vis, team, f.OwnerID); err != nil {
+				return false, err
+			}
+			if vis != f.Visibility || !equalPtr(team, f.TeamID) {
+				f.Visibility, f.TeamID, changed = vis, team, true
+			}
+		}
+		if g != nil && g.hash != f.ContentHash || g != nil && string(g.data) != string(f.Data) {
+			f.Data, f.ContentHash, f.NodeCount, changed = g.data, g.hash, g.nodes, true
+		}
+		if b.Status != nil {
+			c, err := s.applyStatus(ctx, tx, p, f, string(*b.Status), nil)
+			if err != nil {
+				return false, err
+			}
+			changed = changed || c
+		}
+		return changed, nil
+	})
+	if err != nil {
+		return api.FlowWithETagJSONResponse{}, err
+	}
+	return s.flowWithETag(f)
+}
+
+func equalPtr[T comparable](a, b *T) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
+}
+
+// applyStatus publishes or unpublishes inside a flow mutation. Publishing snapshots the working copy
+// as a new version (or takes the given one) after the completeness checks.
+func (s *Server) applyStatus(ctx context.Context, tx *gorm.DB, p *httpx.Principal, f *store.Flow, status string, version *int) (bool, error) {
+	switch status {
+	case "draft":
+		if f.Status == "draft" && f.PublishedVersion == nil {
+			return false, nil
+		}
+		f.Status, f.PublishedVersion, f.PublishedHash = "draft", nil, nil
+		return true, nil
+	case "published":
+		if version != nil {
+			fv, err := store.GetFlowVersion(ctx, tx, f.ID, *version)
+			if errors.Is(err, store.ErrNotFound) {
+				return false, unprocessable("unprocessable", "The flow has no such version.",
+					FieldError{Pointer: "/version", Detail: "names no version of this flow", Code: "unprocessable"})
+			}
+			if err != nil {
+				return false, err
+			}
+			if err := s.requireComplete(fv.Data); err != nil {
+				return false, err
+			}
+			if f.Status == "published" && f.PublishedVersion != nil && *f.PublishedVersion == fv.Version {
+				return false, nil
+			}
+			v, h := fv.Version, fv.ContentHash
+			f.Status, f.PublishedVersion, f.PublishedHash = "published", &v, &h
+			return true, nil
+		}
+		if f.Status == "published" && !hasUnpublishedChanges(f) {
+			return false, nil
+		}
+		if err := s.requireComplete(f.Data); err != nil {
+			return false, err
+		}
+		if err := s.snapshot(ctx, tx, p, f, fmt.Sprintf("Version %d", f.Version+1), nil); err != nil {
+			return false, err
+		}
+		v, h := f.Version, f.ContentHash
+		f.Status, f.PublishedVersion, f.PublishedHash = "published", &v, &h
+		return true, nil
+	}
+	return false, fmt.Errorf("unknown status %q", status)
+}
+
+// snapshot records the working copy as version f.Version+1 and advances f.Version (the caller saves f).
+func (s *Server) snapshot(ctx context.Context, tx *gorm.DB, p *httpx.Principal, f *store.Flow, name string, desc *string) error {
+	fv := &store.FlowVersion{FlowID: f.ID, Version: f.Version + 1, Name: name, Description: desc,
+		Data: f.Data, ContentHash: f.ContentHash, CreatedBy: &p.UserID}
+	if err := store.CreateFlowVersion(ctx, tx, fv); err != nil {
+		return err
+	}
+	f.Version = fv.Version
+	return nil
+}
+
+func (h *handlers) DeleteFlow(ctx context.Context, req api.DeleteFlowRequestObject) (api.DeleteFlowResponseObject, error) {
+	p, v := viewerOf(ctx)
+	f, err := store.GetFlow(ctx, h.s.deps.DB.DB, v, req.Id)
+	if err != nil {
+		return nil, flowErr(err)
+	}
+	if !isOwnerOrAdmin(p, f) {
+		pr := forbidden("")
+		pr.Detail = "Only the flow's owner or an admin may delete it."
+		return nil, pr
+	}
+	err = h.s.deps.DB.Tx(ctx, func(tx *gorm.DB) error {
+		return flowErr(store.DeleteFlow(ctx, tx, f.ID))
+		// Audit hook: flow.delete is written here, in this transaction, by the audit work.
+	})
+	if err != nil {
+		return nil, err
+	}
+	return api.DeleteFlow204Response{}, nil
+}
+
+func (h *handlers) PublishFlow(ctx context.Context, req api.PublishFlowRequestObject) (api.PublishFlowResponseObject, error) {
+	p := httpx.PrincipalFrom(ctx)
+	var version *int
+	if req.Body != nil && req.Body.Version != nil {
+		v := int(*req.Body.Version)
+		version = &v
+	}
+	f, err := h.s.mutateFlow(ctx, req.Id, nil, false, func(tx *gorm.DB, f *store.Flow) (bool, error) {
+		return h.s.applyStatus(ctx, tx, p, f, "published", version)
+	})
+	if err != nil {
+		return nil, err
+	}
+	resp, err := h.s.flowWithETag(f)
+	if err != nil {
+		return nil, err
+	}
+	return api.PublishFlow200JSONResponse{FlowWithETagJSONResponse: resp}, nil
+}
+
+func (h *handlers) UnpublishFlow(ctx context.Context, req api.UnpublishFlowRequestObject) (api.UnpublishFlowResponseObject, error) {
+	p := httpx.PrincipalFrom(ctx)
+	f, err := h.s.mutateFlow(ctx, req.Id, nil, false, func(tx *gorm.DB, f *store.Flow) (bool, error) {
+		return h.s.applyStatus(ctx, tx, p, f, "draft", nil)
+	})
+	if err != nil {
+		return nil, err
+	}
+	resp, err := h.s.flowWithETag(f)
+	if err != nil {
+		return nil, err
+	}
+	return api.UnpublishFlow200JSONResponse{FlowWithETagJSONResponse: resp}, nil
+}
+
+func (h *handlers) DuplicateFlow(ctx context.Context, req api.DuplicateFlowRequestObject) (api.DuplicateFlowResponseObject, error) {
+	p, v := viewerOf(ctx)
+	src, err := store.GetFlow(ctx, h.s.deps.DB.DB, v, req.Id)
+	if err != nil {
+		return nil, flowErr(err)
+	}
+	name := truncateRunes(src.Name+" (Copy)", maxFlowName)
+	if req.Body != nil && req.Body.Name != nil {
+		name = *req.Body.Name
+	}
+	f := &store.Flow{Name: name, Description: src.Description, Status: "draft", Visibility: "private", OwnerID: p.UserID,
+		Data: src.Data, ContentHash: src.ContentHash, NodeCount: src.NodeCount, Revision: 1, Version: 1}
+	err = h.s.deps.DB.Tx(ctx, func(tx *gorm.DB) error {
+		if err := store.SaveFlow(ctx, tx, f); err != nil {
+			return err
+		}
+		return store.CreateFlowVersion(ctx, tx, &store.FlowVersion{FlowID: f.ID, Version: 1, Name: "Initial version",
+			Data: f.Data, ContentHash: f.ContentHash, CreatedBy: &p.UserID})
+	})
+	if err != nil {
+		return nil, err
+	}
+	out, err := h.s.flowFull(f)
+	if err != nil {
+		return nil, err
+	}
+	tag := etag(f.Revision)
+	return api.DuplicateFlow201JSONResponse{Body: out, Headers: api.DuplicateFlow201ResponseHeaders{Location: flowLocation(f.ID), ETag: &tag}}, nil
+}
+
+func truncateRunes(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n])
+}
+
+func (h *handlers) ValidateFlow(ctx context.Context, req api.ValidateFlowRequestObject) (api.ValidateFlowResponseObject, error) {
+	_, v := viewerOf(ctx)
+	f, err := store.GetFlow(ctx, h.s.deps.DB.DB, v, req.Id)
+	if err != nil {
+		return nil, flowErr(err)
+	}
+	data := []byte(f.Data)
+	if req.Body != nil && req.Body.Data != nil {
+		if data, err = json.Marshal(req.Body.Data); err != nil {
+			return nil, err
+		}
+	}
+	parsed, err := flow.Parse(data)
+	if err != nil {
+		return nil, err
+	}
+	clean, err := parsed.Clean()
+	if err != nil {
+		return nil, err
+	}
+	return api.ValidateFlow200JSONResponse{Body: validationOf(parsed.Validate("/data", len(clean), h.s.limits))}, nil
+}

@@ -1,0 +1,89 @@
+// Package httpx carries per-request facts (request id, principal, matched operation, raw body) through
+// the request context, so strict handlers — which see only a context.Context — can read them.
+package httpx
+
+import (
+	"context"
+
+	"github.com/wataomi/wataomi/gen/permissions"
+	"github.com/wataomi/wataomi/rbac"
+)
+
+type ctxKey int
+
+const (
+	keyRequestID ctxKey = iota
+	keyPrincipal
+	keyOperation
+	keyRawBody
+)
+
+// Principal kinds.
+const (
+	KindUser     = "user"
+	KindAPIToken = "api_token"
+)
+
+// Principal is the authenticated caller of a request.
+type Principal struct {
+	Kind   string
+	UserID int64
+	Role   rbac.Role
+	Email  string
+	Name   string
+	JTI    string // access-token id
+	SID    string // refresh family id
+}
+
+// Has reports whether the principal holds perm under its current role.
+func (p *Principal) Has(perm string) bool { return p != nil && rbac.Has(p.Role, perm) }
+
+// IsAdmin reports whether the principal's role bypasses ownership rules.
+func (p *Principal) IsAdmin() bool { return p != nil && rbac.IsAdminRole(p.Role) }
+
+// Operation is the contract operation a request matched.
+type Operation struct {
+	Guard      permissions.Guard
+	Route      string // the full route template, e.g. /api/v1/flows/{id}
+	PathParams map[string]string
+}
+
+func WithRequestID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, keyRequestID, id)
+}
+
+// RequestID returns the request id, or "" outside a request.
+func RequestID(ctx context.Context) string {
+	s, _ := ctx.Value(keyRequestID).(string)
+	return s
+}
+
+func WithPrincipal(ctx context.Context, p *Principal) context.Context {
+	return context.WithValue(ctx, keyPrincipal, p)
+}
+
+// PrincipalFrom returns the caller, or nil on public operations.
+func PrincipalFrom(ctx context.Context) *Principal {
+	p, _ := ctx.Value(keyPrincipal).(*Principal)
+	return p
+}
+
+func WithOperation(ctx context.Context, op *Operation) context.Context {
+	return context.WithValue(ctx, keyOperation, op)
+}
+
+// OperationFrom returns the matched contract operation, or nil outside the API.
+func OperationFrom(ctx context.Context) *Operation {
+	op, _ := ctx.Value(keyOperation).(*Operation)
+	return op
+}
+
+func WithRawBody(ctx context.Context, b []byte) context.Context {
+	return context.WithValue(ctx, keyRawBody, b)
+}
+
+// RawBody returns the capped raw request body of x-raw-body operations.
+func RawBody(ctx context.Context) []byte {
+	b, _ := ctx.Value(keyRawBody).([]byte)
+	return b
+}

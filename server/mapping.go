@@ -1,0 +1,104 @@
+package server
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/oapi-codegen/nullable"
+
+	"github.com/wataomi/wataomi/flow"
+	"github.com/wataomi/wataomi/gen/api"
+	"github.com/wataomi/wataomi/store"
+)
+
+// handlers implements the generated strict interface; one file per contract tag.
+type handlers struct{ s *Server }
+
+var _ api.StrictServerInterface = (*handlers)(nil)
+
+// NullableFrom fills a required nullable response field: nil becomes an explicit null, never the
+// zero value.
+func NullableFrom[T any](p *T) nullable.Nullable[T] {
+	if p == nil {
+		return nullable.NewNullNullable[T]()
+	}
+	return nullable.NewNullableWithValue(*p)
+}
+
+func ms(t time.Time) time.Time { return t.UTC().Truncate(time.Millisecond) }
+
+func msPtr(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	v := ms(*t)
+	return &v
+}
+
+func etag(revision int) string { return `"r` + strconv.Itoa(revision) + `"` }
+
+func flowLocation(id int64) string { return fmt.Sprintf("%s/flows/%d", BasePath, id) }
+
+func flowSummary(f *store.Flow) api.FlowSummary {
+	return api.FlowSummary{
+		Id: f.ID, Name: f.Name, Description: NullableFrom(f.Description), Status: api.FlowStatus(f.Status),
+		Visibility: api.FlowVisibility(f.Visibility), TeamId: NullableFrom(f.TeamID), OwnerId: f.OwnerID,
+		Revision: f.Revision, Version: f.Version, PublishedVersion: NullableFrom(f.PublishedVersion),
+		HasUnpublishedChanges: hasUnpublishedChanges(f), NodeCount: f.NodeCount,
+		ArchivedAt: NullableFrom(msPtr(f.ArchivedAt)), CreatedAt: ms(f.CreatedAt), UpdatedAt: ms(f.UpdatedAt),
+	}
+}
+
+func hasUnpublishedChanges(f *store.Flow) bool {
+	return f.Status == "published" && f.PublishedHash != nil && *f.PublishedHash != f.ContentHash
+}
+
+// flowFull maps a stored flow with its graph and completeness report.
+func (s *Server) flowFull(f *store.Flow) (api.Flow, error) {
+	var g api.Graph
+	if err := json.Unmarshal(f.Data, &g); err != nil {
+		return api.Flow{}, fmt.Errorf("flow %d: stored graph: %w", f.ID, err)
+	}
+	parsed, err := flow.Parse(f.Data)
+	if err != nil {
+		return api.Flow{}, err
+	}
+	sum := flowSummary(f)
+	return api.Flow{
+		Id: sum.Id, Name: sum.Name, Description: sum.Description, Status: sum.Status, Visibility: sum.Visibility,
+		TeamId: sum.TeamId, OwnerId: sum.OwnerId, Revision: sum.Revision, Version: sum.Version,
+		PublishedVersion: sum.PublishedVersion, HasUnpublishedChanges: sum.HasUnpublishedChanges,
+		NodeCount: sum.NodeCount, ArchivedAt: sum.ArchivedAt, CreatedAt: sum.CreatedAt, UpdatedAt: sum.UpdatedAt,
+		Data: g, Validation: validationOf(parsed.Validate("/data", len(f.Data), s.limits)),
+	}, nil
+}
+
+func validationOf(issues []flow.Issue) api.FlowValidation {
+	v := api.FlowValidation{Valid: true, Issues: make([]api.FlowValidationIssue, 0, len(issues))}
+	for _, is := range issues {
+		if is.Severity == flow.SeverityError {
+			v.Valid = false
+		}
+		v.Issues = append(v.Issues, api.FlowValidationIssue{Pointer: is.Pointer, Code: is.Code, Message: is.Message,
+			Severity: api.FlowValidationIssueSeverity(is.Severity)})
+	}
+	return v
+}
+
+func pageMeta(total int64, page, size int) (totalPages int, hasNext, hasPrev bool) {
+	totalPages = int((total + int64(size) - 1) / int64(size))
+	return totalPages, page < totalPages, page > 1 && total > 0
+}
+
+func pageParams(page, size *int) (int, int) {
+	p, s := 1, 25
+	if page != nil {
+		p = *page
+	}
+	if size != nil {
+		s = *size
+	}
+	return p, s
+}

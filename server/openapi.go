@@ -1,0 +1,288 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/gorillamux"
+	"github.com/labstack/echo/v4"
+
+	"github.com/wataomi/wataomi/gen/permissions"
+	"github.com/wataomi/wataomi/server/httpx"
+)
+
+// BasePath is fixed by the contract's servers entry.
+const BasePath = "/api/v1"
+
+// Authenticator turns a credential presented for one security scheme into a principal. It returns a
+// *Problem (401, 403 account-disabled, 503) when it refuses.
+type Authenticator interface {
+	Authenticate(ctx context.Context, scheme string, r *http.Request) (*httpx.Principal, error)
+}
+
+// openAPI is our request filter on kin-openapi: route (404/405) → body limit (413) → content type
+// (415) → authentication (401) → authorisation from gen/permissions (403) → parameters and body (400).
+type openAPI struct {
+	doc        *openapi3.T
+	router     routers.Router
+	authn      Authenticator
+	bodyLimits map[string]int64 // x-body-limit class → bytes; "" is the default
+	options    openapi3filter.Options
+}
+
+// loadSpec parses the embedded contract and registers the string formats kin does not check itself.
+func loadSpec(raw []byte) (*openapi3.T, error) {
+	loader := openapi3.NewLoader()
+	doc, err := loader.LoadFromData(raw)
+	if err != nil {
+		return nil, err
+	}
+	doc.SetStringFormatValidator("email", openapi3.NewRegexpFormatValidator(openapi3.FormatOfStringForEmail))
+	doc.SetStringFormatValidator("uuid", openapi3.NewRegexpFormatValidator(openapi3.FormatOfStringForUUIDOfRFC4122))
+	doc.SetStringFormatValidator("iana-tz", openapi3.NewCallbackValidator(func(s string) error {
+		if s == "" || strings.EqualFold(s, "local") {
+			return errors.New("not an IANA time zone")
+		}
+		_, err := time.LoadLocation(s)
+		return err
+	}))
+	if err := doc.Validate(context.Background()); err != nil {
+		return nil, err
+	}
+	return doc, nil
+}
+
+func newOpenAPI(doc *openapi3.T, authn Authenticator, bodyLimits map[string]int64) (*openAPI, error) {
+	if err := checkGuards(doc); err != nil {
+		return nil, err
+	}
+	router, err := gorillamux.NewRouter(doc)
+	if err != nil {
+		return nil, err
+	}
+	o := &openAPI{doc: doc, router: router, authn: authn, bodyLimits: bodyLimits}
+	o.options = openapi3filter.Options{
+		MultiError:         true,
+		KeepValidatedValue: true,
+		// Security already ran in authenticate; this pass checks parameters and body only.
+		AuthenticationFunc: openapi3filter.NoopAuthenticationFunc,
+	}
+	return o, nil
+}
+
+// checkGuards refuses to start when the contract and the generated guard table disagree: every
+// operation must have exactly one guard in gen/permissions (deny by default).
+func checkGuards(doc *openapi3.T) error {
+	var problems []string
+	seen := map[string]bool{}
+	for _, path := range doc.Paths.InMatchingOrder() {
+		for method, op := range doc.Paths.Value(path).Operations() {
+			g, ok := permissions.Operations[op.OperationID]
+			switch {
+			case !ok:
+				problems = append(problems, fmt.Sprintf("%s %s (%s) has no guard", method, path, op.OperationID))
+			case g.Method != method || g.Path != path:
+				problems = append(problems, fmt.Sprintf("%s: guard table is stale", op.OperationID))
+			case btoi(g.Permission != "")+btoi(g.Public)+btoi(g.Authenticated) != 1:
+				problems = append(problems, fmt.Sprintf("%s: needs exactly one guard", op.OperationID))
+			}
+			seen[op.OperationID] = true
+		}
+	}
+	for id := range permissions.Operations {
+		if !seen[id] {
+			problems = append(problems, id+": guard without an operation")
+		}
+	}
+	if len(problems) > 0 {
+		sort.Strings(problems)
+		return fmt.Errorf("operation guards: %s", strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func (o *openAPI) middleware(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		req := c.Request()
+		if req.URL.Path != BasePath && !strings.HasPrefix(req.URL.Path, BasePath+"/") {
+			return next(c)
+		}
+		route, pathParams, err := o.router.FindRoute(req)
+		if err != nil {
+			return o.routeError(req, err)
+		}
+		guard, ok := permissions.Operations[route.Operation.OperationID]
+		if !ok { // checkGuards makes this unreachable; deny anyway.
+			return forbidden("")
+		}
+		op := &httpx.Operation{Guard: guard, Route: BasePath + route.Path, PathParams: pathParams}
+		ctx := httpx.WithOperation(req.Context(), op)
+		req = req.WithContext(ctx)
+		c.SetRequest(req) // the access log reports the route template even when a later check refuses
+
+		// 413 before anything reads the body.
+		limit := o.bodyLimits[guard.BodyLimit]
+		if req.ContentLength > limit {
+			return problem(http.StatusRequestEntityTooLarge, "payload-too-large", fmt.Sprintf("The body is over the limit of %d bytes for this operation.", limit))
+		}
+		req.Body = http.MaxBytesReader(c.Response(), req.Body, limit)
+
+		if err := checkContentType(route.Operation, req); err != nil {
+			return err
+		}
+
+		input := &openapi3filter.RequestValidationInput{Request: req, PathParams: pathParams, Route: route, Options: &o.options}
+		if !guard.Public {
+			p, err := o.authenticate(ctx, input, route)
+			if err != nil {
+				return err
+			}
+			if err := authorize(p, guard); err != nil {
+				return err
+			}
+			ctx = httpx.WithPrincipal(ctx, p)
+		}
+
+		if guard.RawBody {
+			raw, err := io.ReadAll(req.Body)
+			if err != nil {
+				return err
+			}
+			ctx = httpx.WithRawBody(ctx, raw)
+			req.Body = io.NopCloser(bytes.NewReader(raw))
+			opts := o.options
+			opts.ExcludeRequestBody = true
+			input.Options = &opts
+		}
+		input.Request = req.WithContext(ctx)
+		if err := openapi3filter.ValidateRequest(ctx, input); err != nil {
+			return fromValidation(err)
+		}
+		c.SetRequest(input.Request)
+		return next(c)
+	}
+}
+
+func (o *openAPI) routeError(req *http.Request, err error) error {
+	var re *routers.RouteError
+	if errors.As(err, &re) && errors.Is(err, routers.ErrMethodNotAllowed) {
+		p := problem(http.StatusMethodNotAllowed, "method-not-allowed", "This path does not accept "+req.Method+".")
+		p.Header = http.Header{"Allow": {strings.Join(o.allowed(req), ", ")}}
+		return p
+	}
+	return problem(http.StatusNotFound, "not-found", "No operation matches this path.")
+}
+
+// allowed lists the methods the contract declares for the request's path.
+func (o *openAPI) allowed(req *http.Request) []string {
+	var out []string
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		probe := &http.Request{Method: m, URL: &url.URL{Path: req.URL.Path, RawPath: req.URL.RawPath}, Host: req.Host}
+		if _, _, err := o.router.FindRoute(probe); err == nil {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// checkContentType answers 415 for a body whose media type the operation does not declare. A body-less
+// request is left to the validator (which reports a missing required body as 400).
+func checkContentType(op *openapi3.Operation, req *http.Request) error {
+	if op.RequestBody == nil || op.RequestBody.Value == nil {
+		return nil
+	}
+	if req.ContentLength == 0 && req.Header.Get("Transfer-Encoding") == "" {
+		return nil
+	}
+	mt, _, err := mime.ParseMediaType(req.Header.Get("Content-Type"))
+	if err == nil && op.RequestBody.Value.Content.Get(mt) != nil {
+		return nil
+	}
+	accepted := make([]string, 0, len(op.RequestBody.Value.Content))
+	for k := range op.RequestBody.Value.Content {
+		accepted = append(accepted, k)
+	}
+	sort.Strings(accepted)
+	return problem(http.StatusUnsupportedMediaType, "unsupported-media-type",
+		"The request's Content-Type is not accepted here; send "+strings.Join(accepted, " or ")+".")
+}
+
+// authenticate runs the operation's security requirements through kin, with our Authenticator as the
+// AuthenticationFunc; the first refusal's Problem is what the client sees.
+func (o *openAPI) authenticate(ctx context.Context, input *openapi3filter.RequestValidationInput, route *routers.Route) (*httpx.Principal, error) {
+	security := route.Operation.Security
+	if security == nil {
+		security = &route.Spec.Security
+	}
+	var principal *httpx.Principal
+	var refusal error
+	authFn := func(ctx context.Context, ai *openapi3filter.AuthenticationInput) error {
+		p, err := o.authn.Authenticate(ctx, ai.SecuritySchemeName, ai.RequestValidationInput.Request)
+		if err != nil {
+			if refusal == nil {
+				refusal = err
+			}
+			return err
+		}
+		principal = p
+		return nil
+	}
+	opts := o.options
+	opts.AuthenticationFunc = authFn
+	in := *input
+	in.Options = &opts
+	if err := openapi3filter.ValidateSecurityRequirements(ctx, &in, *security); err != nil || principal == nil {
+		if refusal != nil {
+			return nil, refusal
+		}
+		return nil, unauthenticated("A bearer token is required.")
+	}
+	return principal, nil
+}
+
+// authorize applies the generated guard: principal kind, then permission. Deny by default.
+func authorize(p *httpx.Principal, g permissions.Guard) error {
+	if p == nil {
+		return unauthenticated("A bearer token is required.")
+	}
+	if len(g.Principals) > 0 {
+		ok := false
+		for _, k := range g.Principals {
+			ok = ok || k == p.Kind
+		}
+		if !ok {
+			pr := forbidden("")
+			pr.Detail = "This operation is not available to this kind of credential."
+			return pr
+		}
+	}
+	switch {
+	case g.Authenticated:
+		return nil
+	case g.Permission != "":
+		if p.Has(g.Permission) {
+			return nil
+		}
+		return forbidden(g.Permission)
+	}
+	return forbidden("")
+}
