@@ -42,22 +42,38 @@ type openAPI struct {
 	options    openapi3filter.Options
 }
 
-// loadSpec parses the embedded contract and registers the string formats kin does not check itself.
+// stringFormats are the formats kin-openapi does not check by itself (it knows only byte, date,
+// date-time, int32 and int64). They must be passed per validation: kin ignores document-level ones.
+var stringFormats = map[string]openapi3.StringFormatValidator{
+	"email": openapi3.NewRegexpFormatValidator(openapi3.FormatOfStringForEmail),
+	"uuid":  openapi3.NewRegexpFormatValidator(openapi3.FormatOfStringForUUIDOfRFC4122),
+	"iana-tz": openapi3.NewCallbackValidator(func(s string) error {
+		if s == "" || strings.EqualFold(s, "local") {
+			return errors.New("not an IANA time zone")
+		}
+		_, err := time.LoadLocation(s)
+		return err
+	}),
+}
+
+// requestOptions are the kin-openapi options of the request filter.
+func requestOptions() openapi3filter.Options {
+	return openapi3filter.Options{
+		MultiError:              true,
+		KeepValidatedValue:      true,
+		SchemaValidationOptions: []openapi3.SchemaValidationOption{openapi3.WithStringFormatValidators(stringFormats)},
+		// Security already ran in authenticate; this pass checks parameters and body only.
+		AuthenticationFunc: openapi3filter.NoopAuthenticationFunc,
+	}
+}
+
+// loadSpec parses and validates the embedded contract.
 func loadSpec(raw []byte) (*openapi3.T, error) {
 	loader := openapi3.NewLoader()
 	doc, err := loader.LoadFromData(raw)
 	if err != nil {
 		return nil, err
 	}
-	doc.SetStringFormatValidator("email", openapi3.NewRegexpFormatValidator(openapi3.FormatOfStringForEmail))
-	doc.SetStringFormatValidator("uuid", openapi3.NewRegexpFormatValidator(openapi3.FormatOfStringForUUIDOfRFC4122))
-	doc.SetStringFormatValidator("iana-tz", openapi3.NewCallbackValidator(func(s string) error {
-		if s == "" || strings.EqualFold(s, "local") {
-			return errors.New("not an IANA time zone")
-		}
-		_, err := time.LoadLocation(s)
-		return err
-	}))
 	if err := doc.Validate(context.Background()); err != nil {
 		return nil, err
 	}
@@ -73,12 +89,7 @@ func newOpenAPI(doc *openapi3.T, authn Authenticator, bodyLimits map[string]int6
 		return nil, err
 	}
 	o := &openAPI{doc: doc, router: router, authn: authn, bodyLimits: bodyLimits}
-	o.options = openapi3filter.Options{
-		MultiError:         true,
-		KeepValidatedValue: true,
-		// Security already ran in authenticate; this pass checks parameters and body only.
-		AuthenticationFunc: openapi3filter.NoopAuthenticationFunc,
-	}
+	o.options = requestOptions()
 	return o, nil
 }
 

@@ -1,0 +1,146 @@
+package server
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/getkin/kin-openapi/openapi3"
+
+	"github.com/wataomi/wataomi/openapi"
+)
+
+// The served routes are exactly the contract's operations plus the root routes of PRODUCT §5.23:
+// nothing is hand-registered behind the spec's back.
+func TestContractRoutesEqualSpec(t *testing.T) {
+	e := newTestEnv(t)
+	doc, err := loadSpec(openapi.BundledJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{}
+	for _, r := range RootRoutes {
+		want[r] = true
+	}
+	param := regexp.MustCompile(`\{([^}]+)\}`)
+	for path, item := range doc.Paths.Map() {
+		for method := range item.Operations() {
+			want[method+" "+BasePath+param.ReplaceAllString(path, ":$1")] = true
+		}
+	}
+	got := map[string]bool{}
+	for _, r := range e.Server.Echo.Routes() {
+		got[r.Method+" "+r.Path] = true
+	}
+	if missing, extra := diff(want, got), diff(got, want); len(missing)+len(extra) > 0 {
+		t.Fatalf("routes differ from the contract:\n missing %v\n extra %v", missing, extra)
+	}
+}
+
+func diff(a, b map[string]bool) []string {
+	var out []string
+	for k := range a {
+		if !b[k] {
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// openSchemas are the graph's schemas, the only request schemas allowed to be open (PRODUCT §6.1).
+var openSchemas = map[string]bool{"Graph": true, "GraphNode": true, "GraphNodeData": true, "GraphEdge": true,
+	"GraphViewport": true, "GraphPosition": true, "GraphNodeRetry": true}
+
+// Request bodies follow PRODUCT §2.1: one flat named schema with additionalProperties false, no
+// composition, no readOnly/writeOnly and no `default` anywhere below them (kin would inject it and a
+// partial update would reset the field).
+func TestContractRequestBodies(t *testing.T) {
+	doc, err := loadSpec(openapi.BundledJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			if op.RequestBody == nil {
+				continue
+			}
+			for mt, media := range op.RequestBody.Value.Content {
+				where := method + " " + path + " " + mt
+				ref := media.Schema.Ref
+				if !strings.HasPrefix(ref, "#/components/schemas/") {
+					t.Errorf("%s: the body must be a named component, got %q", where, ref)
+				}
+				checkRequestSchema(t, where, strings.TrimPrefix(ref, "#/components/schemas/"), media.Schema, map[*openapi3.Schema]bool{}, true)
+			}
+		}
+	}
+}
+
+func checkRequestSchema(t *testing.T, where, name string, ref *openapi3.SchemaRef, seen map[*openapi3.Schema]bool, top bool) {
+	s := ref.Value
+	if s == nil || seen[s] {
+		return
+	}
+	seen[s] = true
+	if ref.Ref != "" {
+		name = strings.TrimPrefix(ref.Ref, "#/components/schemas/")
+	}
+	if s.Default != nil {
+		t.Errorf("%s: %s declares a default under a request body", where, name)
+	}
+	if len(s.AllOf)+len(s.OneOf)+len(s.AnyOf) > 0 || s.Not != nil {
+		t.Errorf("%s: %s uses composition in a request schema", where, name)
+	}
+	if s.ReadOnly || s.WriteOnly {
+		t.Errorf("%s: %s uses readOnly/writeOnly in a request schema", where, name)
+	}
+	if s.Type.Is(openapi3.TypeObject) {
+		if !top && ref.Ref == "" && len(s.Properties) > 0 {
+			t.Errorf("%s: nested object under %s must be a named component", where, name)
+		}
+		closed := s.AdditionalProperties.Has != nil && !*s.AdditionalProperties.Has
+		if !closed && !openSchemas[name] && len(s.Properties) > 0 {
+			t.Errorf("%s: %s must set additionalProperties: false", where, name)
+		}
+	}
+	for _, p := range s.Properties {
+		checkRequestSchema(t, where, name, p, seen, false)
+	}
+	if s.Items != nil {
+		checkRequestSchema(t, where, name, s.Items, seen, false)
+	}
+	if s.AdditionalProperties.Schema != nil {
+		checkRequestSchema(t, where, name, s.AdditionalProperties.Schema, seen, false)
+	}
+}
+
+// The response validator in the harness must actually fail on drift, or every API test would pass
+// vacuously: an undeclared status and a body missing a required field are both reported.
+func TestContractValidatorCatchesDrift(t *testing.T) {
+	for name, h := range map[string]http.HandlerFunc{
+		"undeclared status": func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusTeapot)
+			_, _ = w.Write([]byte(`{}`))
+		},
+		"missing field": func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`{"id": 1}`))
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			v := newResponseValidator(t, h, new(atomic.Int64)).(*responseValidator)
+			rec := httptest.NewRecorder()
+			req := httptest.NewRequest(http.MethodGet, BasePath+"/flows/1", nil)
+			v.next.ServeHTTP(rec, req)
+			if err := v.validate(httptest.NewRequest(http.MethodGet, BasePath+"/flows/1", nil), rec); err == nil {
+				t.Fatal("the response validator accepted a response that breaks the contract")
+			}
+		})
+	}
+}
