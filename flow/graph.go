@@ -5,7 +5,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 )
@@ -53,6 +55,12 @@ func Parse(data []byte) (*Graph, error) {
 	var raw map[string]any
 	if err := dec.Decode(&raw); err != nil {
 		return nil, fmt.Errorf("graph is not a JSON object: %w", err)
+	}
+	if raw == nil {
+		return nil, errors.New("graph is not a JSON object: null")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("graph is not a JSON object: unexpected data after the object")
 	}
 	g := &Graph{raw: raw}
 	g.Nodes = objects(raw["nodes"])

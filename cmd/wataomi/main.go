@@ -36,6 +36,7 @@ const usage = `usage: wataomi [command]
                                  mint an access token (refused in production)
   config check                   print the effective configuration, secrets redacted
   openapi [--format yaml|json]   print the embedded contract
+  health [--url URL]             probe /health of a running server (for container HEALTHCHECKs)
 `
 
 func main() {
@@ -52,23 +53,31 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	switch cmd {
 	case "serve":
-		return serve(args)
+		return serve(args, stderr)
 	case "migrate":
 		return migrate(args, stdout)
 	case "users":
-		return users(args, stdout)
+		return users(args, stdout, stderr)
 	case "token":
-		return token(args, stdout)
+		return token(args, stdout, stderr)
 	case "config":
 		return configCmd(args, stdout)
 	case "openapi":
-		return openapiCmd(args, stdout)
+		return openapiCmd(args, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
 	}
 	fmt.Fprint(stderr, usage)
 	return fmt.Errorf("unknown command %q", cmd)
+}
+
+// newFlagSet returns a flag set that reports parse errors and -h to stderr (the
+// writer run was given, not os.Stderr) and returns them instead of exiting.
+func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
 }
 
 func loadConfig() (*config.Config, error) {
@@ -93,8 +102,8 @@ func openDB(ctx context.Context, cfg *config.Config) (*store.DB, error) {
 	return store.Open(ctx, cfg.DatabaseDialect(), cfg.DatabaseDSN(), cfg.DBMaxConns)
 }
 
-func serve(args []string) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+func serve(args []string, stderr io.Writer) error {
+	fs := newFlagSet("serve", stderr)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -189,17 +198,18 @@ func migrate(args []string, stdout io.Writer) error {
 	return fmt.Errorf("unknown migrate command %q", args[0])
 }
 
-func users(args []string, stdout io.Writer) error {
+func users(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] != "create" {
 		return errors.New("users needs: create --email E --name N --role R")
 	}
-	fs := flag.NewFlagSet("users create", flag.ContinueOnError)
+	fs := newFlagSet("users create", stderr)
 	email := fs.String("email", "", "email (required)")
 	name := fs.String("name", "", "display name (required)")
 	role := fs.String("role", "user", "role: "+roleNames())
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
+	*email, *name = strings.TrimSpace(*email), strings.TrimSpace(*name)
 	if *email == "" || *name == "" {
 		return errors.New("--email and --name are required")
 	}
@@ -219,7 +229,7 @@ func users(args []string, stdout io.Writer) error {
 	if err := store.MigrateUp(ctx, db); err != nil {
 		return err
 	}
-	u := &store.User{Email: strings.TrimSpace(*email), Name: *name, Role: *role, IsActive: true,
+	u := &store.User{Email: *email, Name: *name, Role: *role, IsActive: true,
 		SearchText: store.SearchText(*name, *email)}
 	if err := store.Classify(db.WithContext(ctx).Create(u).Error); err != nil {
 		if errors.Is(err, store.ErrConflict) {
@@ -239,16 +249,22 @@ func roleNames() string {
 	return strings.Join(names, ", ")
 }
 
-func token(args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("token", flag.ContinueOnError)
+func token(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("token", stderr)
 	email := fs.String("user", "", "the user's email (required)")
 	role := fs.String("role", "", "create the user with this role when missing")
 	ttl := fs.Duration("ttl", 0, "lifetime (default ACCESS_TOKEN_EXPIRE_MINUTES)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	*email = strings.TrimSpace(*email)
 	if *email == "" {
 		return errors.New("--user is required")
+	}
+	if *role != "" {
+		if _, ok := rbac.ParseRole(*role); !ok {
+			return fmt.Errorf("--role must be one of %s", roleNames())
+		}
 	}
 	cfg, err := loadConfig()
 	if err != nil {
@@ -270,9 +286,6 @@ func token(args []string, stdout io.Writer) error {
 	err = store.Classify(db.WithContext(ctx).Where("lower(email) = lower(?)", *email).Take(&u).Error)
 	switch {
 	case errors.Is(err, store.ErrNotFound) && *role != "":
-		if _, ok := rbac.ParseRole(*role); !ok {
-			return fmt.Errorf("--role must be one of %s", roleNames())
-		}
 		u = store.User{Email: *email, Name: strings.Split(*email, "@")[0], Role: *role, IsActive: true}
 		u.SearchText = store.SearchText(u.Name, u.Email)
 		if err := store.Classify(db.WithContext(ctx).Create(&u).Error); err != nil {
@@ -315,8 +328,8 @@ func configCmd(args []string, stdout io.Writer) error {
 	return nil
 }
 
-func openapiCmd(args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("openapi", flag.ContinueOnError)
+func openapiCmd(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("openapi", stderr)
 	format := fs.String("format", "yaml", "yaml or json")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -330,4 +343,38 @@ func openapiCmd(args []string, stdout io.Writer) error {
 		return err
 	}
 	return errors.New("--format must be yaml or json")
+}
+
+// healthCmd probes a running server's liveness endpoint, so a distroless image needs no curl.
+func healthCmd(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("health", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	url := fs.String("url", "", "the /health URL (default: http://127.0.0.1<HTTP_ADDR port>/health)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *url == "" {
+		addr := os.Getenv("HTTP_ADDR")
+		if addr == "" {
+			addr = ":" + os.Getenv("PORT")
+		}
+		if addr == ":" {
+			addr = ":8000"
+		}
+		if strings.HasPrefix(addr, ":") {
+			addr = "127.0.0.1" + addr
+		}
+		*url = "http://" + addr + "/health"
+	}
+	client := &http.Client{Timeout: 3 * time.Second}
+	resp, err := client.Get(*url)
+	if err != nil {
+		return fmt.Errorf("health: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("health: %s answered %d", *url, resp.StatusCode)
+	}
+	fmt.Fprintln(stdout, "ok")
+	return nil
 }
