@@ -64,6 +64,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return configCmd(args, stdout)
 	case "openapi":
 		return openapiCmd(args, stdout, stderr)
+	case "health":
+		return healthCmd(args, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
