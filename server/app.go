@@ -72,14 +72,18 @@ func New(d Deps) (*Server, error) {
 			return internalError(err)
 		}}))
 	e.Use(securityHeaders)
-	e.Use(middleware.CORSWithConfig(middleware.CORSConfig{
+	cors := middleware.CORSConfig{
 		AllowOrigins:     d.Config.CORSOrigins,
 		AllowMethods:     []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete},
 		AllowHeaders:     []string{"Authorization", "Content-Type", "If-Match", "Idempotency-Key", "X-Request-ID"},
 		ExposeHeaders:    []string{"ETag", "Location", "Retry-After", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", "X-Request-ID", "Idempotent-Replayed"},
 		AllowCredentials: false,
 		MaxAge:           600,
-	}))
+	}
+	if len(cors.AllowOrigins) == 0 { // Echo would read an empty list as "*"; no origins means none
+		cors.AllowOriginFunc = func(string) (bool, error) { return false, nil }
+	}
+	e.Use(middleware.CORSWithConfig(cors))
 	e.Use(oa.middleware)
 
 	s.rootRoutes(e)

@@ -201,7 +201,7 @@ func fieldsOf(err error, re *openapi3filter.RequestError, base string) []FieldEr
 	}
 	var se *openapi3.SchemaError
 	if errors.As(err, &se) {
-		return []FieldError{schemaField(se, base)}
+		return schemaFields(se, base)
 	}
 	var pe *openapi3filter.ParseError
 	if errors.As(err, &pe) {
@@ -219,7 +219,8 @@ func fieldsOf(err error, re *openapi3filter.RequestError, base string) []FieldEr
 	return []FieldError{{Pointer: base, Detail: "is invalid", Code: "invalid"}}
 }
 
-func schemaField(se *openapi3.SchemaError, base string) FieldError {
+// schemaFields maps one schema error to errors[] items.
+func schemaFields(se *openapi3.SchemaError, base string) []FieldError {
 	ptr := base
 	for _, seg := range se.JSONPointer() {
 		ptr += "/" + escapePointer(seg)
@@ -234,10 +235,13 @@ func schemaField(se *openapi3.SchemaError, base string) FieldError {
 			code = "additionalProperties"
 		}
 	}
-	if code == "" {
+	switch code {
+	case "":
 		code = "invalid"
+	case "nullable": // kin's own validator; in JSON Schema terms null is a type mismatch
+		code = "type"
 	}
-	return FieldError{Pointer: ptr, Detail: describe(code, se.Schema), Code: code}
+	return []FieldError{{Pointer: ptr, Detail: describe(code, se.Schema), Code: code}}
 }
 
 func escapePointer(s string) string {

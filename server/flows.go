@@ -1,12 +1,15 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"reflect"
 	"strconv"
+	"strings"
 
 	"gorm.io/gorm"
 
@@ -49,6 +52,34 @@ func (s *Server) readGraph(g *api.Graph, pointer string) (graphInput, error) {
 	return graphInput{data: clean, hash: parsed.Hash(), nodes: parsed.NodeCount()}, nil
 }
 
+// compactSize is a graph's size as compact JSON, the measure of FLOW_MAX_BYTES. A value read back from
+// PostgreSQL is jsonb's text form, with a space after every ':' and ',', so its len overstates it.
+func compactSize(data []byte) int {
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, data); err != nil {
+		return len(data)
+	}
+	return buf.Len()
+}
+
+// sameJSON reports whether two JSON documents hold the same value, whatever their key order and
+// spacing (PostgreSQL reformats jsonb, so stored bytes never equal the bytes written).
+func sameJSON(a, b []byte) bool {
+	if bytes.Equal(a, b) {
+		return true
+	}
+	decode := func(data []byte) (any, error) {
+		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.UseNumber()
+		var v any
+		err := dec.Decode(&v)
+		return v, err
+	}
+	va, errA := decode(a)
+	vb, errB := decode(b)
+	return errA == nil && errB == nil && reflect.DeepEqual(va, vb)
+}
+
 func invalidGraph(issues []flow.Issue) *Problem {
 	errs := make([]FieldError, 0, len(issues))
 	for _, is := range issues {
@@ -64,7 +95,7 @@ func (s *Server) requireComplete(data store.JSON) error {
 		return err
 	}
 	var errs []flow.Issue
-	for _, is := range parsed.Validate("/data", len(data), s.limits) {
+	for _, is := range parsed.Validate("/data", compactSize(data), s.limits) {
 		if is.Severity == flow.SeverityError {
 			errs = append(errs, is)
 		}
@@ -93,14 +124,17 @@ func isOwnerOrAdmin(p *httpx.Principal, f *store.Flow) bool {
 }
 
 func checkIfMatch(ifMatch *string, f *store.Flow) error {
-	if ifMatch == nil || *ifMatch == "*" {
+	if ifMatch == nil {
 		return nil
 	}
-	if *ifMatch != etag(f.Revision) {
-		return problem(http.StatusPreconditionFailed, "precondition-failed",
-			"The flow has changed since it was read (If-Match "+*ifMatch+", current "+etag(f.Revision)+").")
+	// If-Match is a list of entity tags (RFC 9110 §13.1.1): any one that matches, or "*", passes.
+	for _, tag := range strings.Split(*ifMatch, ",") {
+		if tag = strings.TrimSpace(tag); tag == "*" || tag == etag(f.Revision) {
+			return nil
+		}
 	}
-	return nil
+	return problem(http.StatusPreconditionFailed, "precondition-failed",
+		"The flow has changed since it was read (If-Match "+*ifMatch+", current "+etag(f.Revision)+").")
 }
 
 // checkTeam applies the team rules: team visibility needs an existing team_id, of which the owner is
@@ -392,7 +426,7 @@ func (s *Server) updateFlow(ctx context.Context, id int64, ifMatch *string, b *a
 				f.Visibility, f.TeamID, changed = vis, team, true
 			}
 		}
-		if g != nil && g.hash != f.ContentHash || g != nil && string(g.data) != string(f.Data) {
+		if g != nil && (g.hash != f.ContentHash || !sameJSON(g.data, f.Data)) {
 			f.Data, f.ContentHash, f.NodeCount, changed = g.data, g.hash, g.nodes, true
 		}
 		if b.Status != nil {
@@ -536,7 +570,9 @@ func (h *handlers) DuplicateFlow(ctx context.Context, req api.DuplicateFlowReque
 	if err != nil {
 		return nil, flowErr(err)
 	}
-	name := truncateRunes(src.Name+" (Copy)", maxFlowName)
+	// The default name keeps its " (Copy)" suffix within the limit by shortening the source's name.
+	const suffix = " (Copy)"
+	name := truncateRunes(src.Name, maxFlowName-len(suffix)) + suffix
 	if req.Body != nil && req.Body.Name != nil {
 		name = *req.Body.Name
 	}

@@ -71,7 +71,7 @@ func (s *Server) flowFull(f *store.Flow) (api.Flow, error) {
 		TeamId: sum.TeamId, OwnerId: sum.OwnerId, Revision: sum.Revision, Version: sum.Version,
 		PublishedVersion: sum.PublishedVersion, HasUnpublishedChanges: sum.HasUnpublishedChanges,
 		NodeCount: sum.NodeCount, ArchivedAt: sum.ArchivedAt, CreatedAt: sum.CreatedAt, UpdatedAt: sum.UpdatedAt,
-		Data: g, Validation: validationOf(parsed.Validate("/data", len(f.Data), s.limits)),
+		Data: g, Validation: validationOf(parsed.Validate("/data", compactSize(f.Data), s.limits)),
 	}, nil
 }
 
