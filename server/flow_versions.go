@@ -10,6 +10,7 @@ import (
 
 	"github.com/wataomi/wataomi/flow"
 	"github.com/wataomi/wataomi/gen/api"
+	"github.com/wataomi/wataomi/openapi/apitime"
 	"github.com/wataomi/wataomi/server/httpx"
 	"github.com/wataomi/wataomi/store"
 )
@@ -17,7 +18,7 @@ import (
 func versionSummary(fv *store.FlowVersion, f *store.Flow) api.FlowVersionSummary {
 	return api.FlowVersionSummary{
 		Version: fv.Version, Name: fv.Name, Description: NullableFrom(fv.Description), CreatedBy: NullableFrom(fv.CreatedBy),
-		CreatedAt: ms(fv.CreatedAt), IsPublished: f.PublishedVersion != nil && *f.PublishedVersion == fv.Version,
+		CreatedAt: apitime.From(fv.CreatedAt), IsPublished: f.PublishedVersion != nil && *f.PublishedVersion == fv.Version,
 	}
 }
 

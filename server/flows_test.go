@@ -403,7 +403,7 @@ func TestFlowsCreateDefaults(t *testing.T) {
 	}
 	// GET returns the same resource and ETag.
 	got := flGet(t, e, tok, f.Id)
-	if got.Name != f.Name || got.Revision != 1 || !got.CreatedAt.Equal(f.CreatedAt) {
+	if got.Name != f.Name || got.Revision != 1 || !got.CreatedAt.Equal(f.CreatedAt.Time) {
 		t.Errorf("get %+v", got)
 	}
 }
@@ -526,7 +526,7 @@ func TestFlowsUpdatePartial(t *testing.T) {
 				t.Fatalf("visibility: %+v", f)
 			}
 			got := flGet(t, e, tok, base.Id)
-			if got.Revision != 5 || got.Visibility != api.Public || !got.Description.IsNull() || got.UpdatedAt.Before(base.UpdatedAt) {
+			if got.Revision != 5 || got.Visibility != api.Public || !got.Description.IsNull() || got.UpdatedAt.Before(base.UpdatedAt.Time) {
 				t.Fatalf("get after updates: %+v", got)
 			}
 			if n := flVersionCount(t, e, base.Id); n != 1 {

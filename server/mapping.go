@@ -4,12 +4,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
-	"time"
 
 	"github.com/oapi-codegen/nullable"
 
 	"github.com/wataomi/wataomi/flow"
 	"github.com/wataomi/wataomi/gen/api"
+	"github.com/wataomi/wataomi/openapi/apitime"
 	"github.com/wataomi/wataomi/store"
 )
 
@@ -27,16 +27,6 @@ func NullableFrom[T any](p *T) nullable.Nullable[T] {
 	return nullable.NewNullableWithValue(*p)
 }
 
-func ms(t time.Time) time.Time { return t.UTC().Truncate(time.Millisecond) }
-
-func msPtr(t *time.Time) *time.Time {
-	if t == nil {
-		return nil
-	}
-	v := ms(*t)
-	return &v
-}
-
 func etag(revision int) string { return `"r` + strconv.Itoa(revision) + `"` }
 
 func flowLocation(id int64) string { return fmt.Sprintf("%s/flows/%d", BasePath, id) }
@@ -47,7 +37,7 @@ func flowSummary(f *store.Flow) api.FlowSummary {
 		Visibility: api.FlowVisibility(f.Visibility), TeamId: NullableFrom(f.TeamID), OwnerId: f.OwnerID,
 		Revision: f.Revision, Version: f.Version, PublishedVersion: NullableFrom(f.PublishedVersion),
 		HasUnpublishedChanges: hasUnpublishedChanges(f), NodeCount: f.NodeCount,
-		ArchivedAt: NullableFrom(msPtr(f.ArchivedAt)), CreatedAt: ms(f.CreatedAt), UpdatedAt: ms(f.UpdatedAt),
+		ArchivedAt: NullableFrom(apitime.FromPtr(f.ArchivedAt)), CreatedAt: apitime.From(f.CreatedAt), UpdatedAt: apitime.From(f.UpdatedAt),
 	}
 }
 

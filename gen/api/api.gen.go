@@ -16,12 +16,12 @@ import (
 	"net/url"
 	"path"
 	"strings"
-	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/labstack/echo/v4"
 	"github.com/oapi-codegen/nullable"
 	"github.com/oapi-codegen/runtime"
+	"github.com/wataomi/wataomi/openapi/apitime"
 )
 
 // Defines values for FlowStatus.
@@ -161,8 +161,8 @@ func (e ListFlowsParamsSort) Valid() bool {
 
 // Flow defines model for Flow.
 type Flow struct {
-	ArchivedAt nullable.Nullable[time.Time] `json:"archived_at"`
-	CreatedAt  time.Time                    `json:"created_at"`
+	ArchivedAt nullable.Nullable[apitime.Time] `json:"archived_at"`
+	CreatedAt  apitime.Time                    `json:"created_at"`
 
 	// Data A React Flow graph. Open schema: unknown UI keys are stored and ignored. The engine's checks
 	// (unique ids, edges between existing nodes, no cycles, size limits) answer 422 `invalid-graph`.
@@ -179,7 +179,7 @@ type Flow struct {
 	// Status `archived` is set only by the archive action.
 	Status     FlowStatus               `json:"status"`
 	TeamId     nullable.Nullable[int64] `json:"team_id"`
-	UpdatedAt  time.Time                `json:"updated_at"`
+	UpdatedAt  apitime.Time             `json:"updated_at"`
 	Validation FlowValidation           `json:"validation"`
 	Version    int                      `json:"version"`
 
@@ -229,14 +229,14 @@ type FlowStatus string
 
 // FlowSummary defines model for FlowSummary.
 type FlowSummary struct {
-	ArchivedAt            nullable.Nullable[time.Time] `json:"archived_at"`
-	CreatedAt             time.Time                    `json:"created_at"`
-	Description           nullable.Nullable[string]    `json:"description"`
-	HasUnpublishedChanges bool                         `json:"has_unpublished_changes"`
-	Id                    int64                        `json:"id"`
-	Name                  string                       `json:"name"`
-	NodeCount             int                          `json:"node_count"`
-	OwnerId               int64                        `json:"owner_id"`
+	ArchivedAt            nullable.Nullable[apitime.Time] `json:"archived_at"`
+	CreatedAt             apitime.Time                    `json:"created_at"`
+	Description           nullable.Nullable[string]       `json:"description"`
+	HasUnpublishedChanges bool                            `json:"has_unpublished_changes"`
+	Id                    int64                           `json:"id"`
+	Name                  string                          `json:"name"`
+	NodeCount             int                             `json:"node_count"`
+	OwnerId               int64                           `json:"owner_id"`
 
 	// PublishedVersion The snapshot that production triggers run.
 	PublishedVersion nullable.Nullable[int] `json:"published_version"`
@@ -247,7 +247,7 @@ type FlowSummary struct {
 	// Status `archived` is set only by the archive action.
 	Status    FlowStatus               `json:"status"`
 	TeamId    nullable.Nullable[int64] `json:"team_id"`
-	UpdatedAt time.Time                `json:"updated_at"`
+	UpdatedAt apitime.Time             `json:"updated_at"`
 
 	// Version The latest snapshot number.
 	Version int `json:"version"`
@@ -318,7 +318,7 @@ type FlowValidationIssueSeverity string
 
 // FlowVersion defines model for FlowVersion.
 type FlowVersion struct {
-	CreatedAt time.Time                `json:"created_at"`
+	CreatedAt apitime.Time             `json:"created_at"`
 	CreatedBy nullable.Nullable[int64] `json:"created_by"`
 
 	// Data A React Flow graph. Open schema: unknown UI keys are stored and ignored. The engine's checks
@@ -338,7 +338,7 @@ type FlowVersionCreate struct {
 
 // FlowVersionSummary defines model for FlowVersionSummary.
 type FlowVersionSummary struct {
-	CreatedAt   time.Time                 `json:"created_at"`
+	CreatedAt   apitime.Time              `json:"created_at"`
 	CreatedBy   nullable.Nullable[int64]  `json:"created_by"`
 	Description nullable.Nullable[string] `json:"description"`
 	IsPublished bool                      `json:"is_published"`
@@ -7841,109 +7841,110 @@ func (sh *strictHandler) RestoreFlowVersion(ctx echo.Context, id FlowID, version
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H39cxu38fe/snPpjKX5HilSkp2ams48rh03yuPGru3YbU09OpAHkqjvgAuAk8To0f/+nV3g3kiQomzL",
-	"Sdrml1B3OLzsLnY/+wL4OpqqvFCSS2ui0XW04Czlmn4+yTJ1iT9SbqZaFFYoGY2itwsOObcLlRqwCw4F",
-	"swtg0ykvrIE9JeF48HC/H8WRmS54zrADuyx4NIqM1ULOo5ubOPruLZuHu55l6vKBAc0vhBFKAjPAwFit",
-	"5By4tMIuwbJ5DMk40uNyMDiaVk3pLz6Oku7gBbOWa+z+/40j/WHQe3z2P+PoD1EcmNYLNWVuLqGpsYlR",
-	"WWn9ktWMlj/VnFmeguZGlXrKYxBympWpkHNIDlghDi6GNCPNfy6F5mk0srrk28nz99f855Ibe/osPBPt",
-	"XoNIYY9PF4qnMSgNcy65ptkQ1X56cfps/wSEBZYZBawoONMGhIRMzQ0wmQLXWmnTJVjOrl5wObeLaPTo",
-	"eJ1KN3FUMM1ybr2cPM/U5aaJIjdBpDiAwGdIuSiOJMuxT5FupctM6ZxZbCfto+MojnIhRV7m0WhYT0tI",
-	"y+dcE9VwIu+4Rln4scwnXIfndOGagKQ2cCnsQkjiJc12b9jvy/0NM/bf7jzto8Pbp306+yuz00V4sgnu",
-	"lAQyZixoztITYJALk+MXwKS55NrA8fCQuDldMDnnBqTCJc3rNbhN3azidNZzQ96B7XH0is15eJLD3oQZ",
-	"nkLB5tyTtR7755LrZTM0NukMm/IZKzNLxMnZlSfUgP67lXQ4pTfil8C0Ti3PDRRc06S2zebcYAfBKR0+",
-	"7M7p1vm84UyHOPmUGd4T0nBphBUXHEw5cZQFQ5+AuuCaZLDSIw+Mf8UmGYeZ4FlqNi3DNdzEzUM/8erv",
-	"YXBPa24KJQ2vt/R7YReVmp4qabm0+JMVRSacljz4l3Gqshn2D5rPolH0zUFjVQ7cW3OAnbqxwnoipq0I",
-	"whqQ/BJwbFxwyyJV0wmN4psdUBtUoT2vQ3tON237pqVuaX6vtJpkPN+y8sK1+J+KAvyK5UXm5dAyka0o",
-	"6gUzMAQhL1gmUsdNXJtTv9HoAw6UIksaPsVNT3lpLEw4MAsZR00wxK2u2dRyDZmS8yiOCoWCqKNRdEBS",
-	"cXOGsmIsk1Ps11uiAyS08eqLG3su0mgUDYY/PHv0t8E/jv75f//4j2/fD/727dujvx+/O/xxiDJlmS1N",
-	"NDpGMbLC4iqjd7gOIoUzIY01LbUcXTLLVC5Gnkqji7p1z7W+iXeUmYoTAbF54oeO0di9fv4UHh8//Bb8",
-	"kOBoZ1YEqIY026TBNfosEarXV++mFSHB/SoueHqOhkKWWRZHHkjQk+hwcPioNzjqDYZvB49HR4PRYNAf",
-	"DAb/RKlglsjG0zlu1g9ncSRV6n6uEekvmnO/n6alsSrnztovmDkvZVFOMmEWPD33liMazVhmeIyWeXR8",
-	"WCuY9zybqpzDRNnIDXc+VSVui0EcqUvJNQnSt3HUdFmZSr+8CqWR/qlkKko1m2GXlrOcunCNyyLdiRaN",
-	"YCFFhDFlRRJ642zzTVybbRwbpzERmbBLNABaXDDLkduFVgXXVjgN2GFQy6bjvHpW5LyW+A+VGo0jnHyE",
-	"TGjzcuvHtQpu+LptO/xFs2IRrXL5estMNjK6hp0TpTLOJPaKFAvArlVDV4nF9foi2qJxHfiwkZWdxglI",
-	"U7PYql1rtY2QhQavpO52M/XGtbxpCebG+QYn0hbgXQWgK8y3TbHRwFFbwEPrbkv8Dh03rR0uqHDuB4fX",
-	"ifddCaxJ2xmrIV6L7y0exS00vc7ozaLbkbK4s1M7O6/DBb+/OlQ+q5mgJv/iUxt5H+Ip9UFaIE0FNmXZ",
-	"q5Z28Dqyq2mfOdBogGACT0FJ7xuOIHHkSYDUXQxJQ6UEvAqKIcEZJpBcj51CH5MmGztFT3/cJP2x9J2N",
-	"oKZMUv80tXMzBDazHlLOUWvAdMGnH01/jKRtw5XN5qR5OVVyJhB63cRRxiYcQckby7Rt5NhqMZ9z3cuZ",
-	"LFlWaZPq8fmQIIoRlXhfkelYRqPBTd2Fs1DRze5mLGCe1jT55+jVLooebFP5lUq8E/C+i056r4XlQcXU",
-	"pdVrv2HhcsFlV9SEgQS/S05ILmhTQg0uIefkEJcy48bFdqYsy7jG75gEluZCItV38MuDSvGL6SGi9abd",
-	"+6x0MP2uGxjh+lQVywcGsP8T8G4gjKPEBZrwsQsywd5TVSz3k3HU7+6mdYGEPX5VcC1yLu3+unR+ktjc",
-	"bFj6C2EsSogJeKCoLU3jZpIf0ObxlEkwnMOemEtFnimJiF1wDTORWa4NBUXCMGlHe+7g3h1t/47trbIs",
-	"26ntijS5D9sDxjUurde3SdpeuY/uKGvoW6vSQuLVdRITtS+V/oiURzHETWckK8xC2Tqihwqw0vBMpo0J",
-	"WBHDGg4crQlcCyncNVAVJMCbWoF1l5hUpCO1Y7gFJbMlTJa0Uv8S2BSb0+wlDvyhpnybGwEuNBqUJlHm",
-	"OdOkVn51GP8fjMzXFWolwWAXzKJznpbEcfC4wIAuif07gvoVWKC4gbJAqMUvuF5CgXMxuF0cNZ2dcwG1",
-	"KmBfxZV+f/7BNkJnzHJjG3o3Udj/+gMhf2CTPveapIp1syx7OSMovDVKxeb8r9yy6CZeVUDC8rz741bZ",
-	"8rqsUbhMa7asBHSnPhogsMYymsb66s869gNJLfmVrc0XPig0v2gCRG456C5QSB9NRhNNp8i5N8gD/+sc",
-	"XxsE/J7UPxE37mg5n0DBtBUsA8fME0KmE8MlqRf8mExnKZ14pDEkuOsSmGaU/WLuB0XVleR9SK5vklDm",
-	"ZDuquzj8T/Q0fhXkH9ynPvzBfdj1U/EXudxxjYgfmDUMRm7zGsDaGoT9HMG4Zb1iLd1QBz3rFELK5DwT",
-	"ct7DySGPuDG0RWm2MI74cByBZXqOPjUuvZQfpbqUgEuAcSQfj6NuRgEXcEBrPRgcuC9RyaPRdXFUH9Zv",
-	"Aq9E9jVCVJO9gzpsFn6KH4fUoh9y1Sw+xyk4L5hJ5KUpOSViqnlDQtNOWlayhlwratMNEVcLOLuVS26y",
-	"a3jUsSgAz2omBd7VjAi8a3hwXUPoKiNzybTEZmchB7K9umqA2M2vmU2r/41LblBJSyp3TWZU7SZLyh7c",
-	"JbfhMgXCnLccRb/Zvb7+M58pzUnCFwoZs4Qpywsm5m2wMTpcE9NPwf3tldwNC95P4L9LmJBPsdFV2BJM",
-	"Xt0WNTgLosAWTVaQWGd2ngS3SNgnRWVfsAnPnJJD37mGx3vCQqqcwQfNcfa1Edjvgw/mUiAIxpGfAfgw",
-	"UFVoFEYJ26Ru3TJsRAEP7wwChp8cN/Lr2+hFf+X98G8o4mc7Uf5X9DpWRGDNyv523Yh3HWy5EoTyyZVk",
-	"1Ap4M5m6WLY58eHwkSuQs1TZiH6zATVz785FmpxAQpycJiMfZ1ioLOUaG6HCGGnO0nYMq8oqO+xcubPT",
-	"jeGrNuBeWwO+pGLCYL6nUloncFm1owhaAo2rbEDY7SG20MScydmobl3V26pz9pqzqQVck8s69eFlwSU4",
-	"SRvVQPOnU/jIlwaY5mCs0jwlrlDomad9eLvgwOVcSP7AI3AzlnulFD+XHERqYiCEABNuLzmXwK+EocUT",
-	"WohBKpgupxn+REGCTOTCmn1fMAfHh4eQ+GKcHs0zcXmx7i7yKGTHXUT0+g4hdwCiehRzl65+RCgWQruC",
-	"XxZK2506eVc1Xkuh0IRiv8aQemrWc4sMrKiedNUsHf7xdt+UInRhgEuvvmcyzfh2c+D9klAn7tXtnYTi",
-	"W35udf8bafWjx/a702pn5IddP2Ok6j2BW1XNH570/sl6vwx6j897Z9fD+NHxzR9CFrmdfr11xFdV41oC",
-	"w3XIMuWaaweU9kpTsixbQuKStMn+SbWlq7i/29T96DaPRGxFhV2a3InkdSZ76zdrI/qk9x3xVhwpee68",
-	"sZZ7ZqwqyNWSVsgSJWuimZwuglpYc6uXO8vIa2q9lWW48Xv4GkTaYgmYS2GnaCtcOmalGvg2WNnJp+Hb",
-	"rWx7XS1qd75N2PSjms3OnfKsi3IfrZYJN6i5HfHmV45kwmUI14Fizq7OcUflhe0O8PDuWbHu/rnTKq+6",
-	"+FqVk6wFrl1MH4dY7tRuhS9XEX64kTHvWnbl15pxHP2iVP7pi/Pfh9ZYo+XgrijYHOGDK7NGXOfzSWyO",
-	"4MHY9cx3g21D8tQA3dDbohvpaafVGux7vS3HHSp2pzMBuAo3d5e0j6sCc3cqxQUyd82mV1h7dbwpF9ke",
-	"tYADqKe8fwIDF27DbbTs3yHz7mJN7Wr89vhxQ+wWZYNMbgq3V4pittQHr3rkBRo1OV2GJaWU7IKJjPIH",
-	"TVvYezg42u+HE8KuinsN1y+YhUsuLVxqJecxCAmq1OikwKXSrtp/rbeqYny1t5eSA2JLOvLQqTOng0FU",
-	"AUbBSzpDsAsI9bR8jn18V1Vtr4LRCngHK5GQXCKt8q41RtfqEvaOB48hYRl6TssevTLJ/o6y2ZS1bzsb",
-	"VTC7CJIwF8bglAuu6eemlGrzvl0nk7HpR4PzP4JkpvREpCmXSZj1ms+45nIa2kPEfmNFlkHTrHMCxBNJ",
-	"yF5puBvhLox7XfUa4lu7/H/7ATMqr/fno5J2RXwCrvZ9w8qtXp5TCeL6AG/4VMnUgFVwyYSFiYuY0Tco",
-	"IHvHh49jWNlQwTz9+sS/f/v2FbgG4Y/9CYbgYTVxxVOgBpXQmqycBxcYBlhJ6PSDixpiTy5wmHTihsED",
-	"E1LZ3kyVMo12AlvVqlp5d691Wpulw/QtyrO14TemLwK0YyLjKfzw5uWPvTckiOjhox6LIclZhtuap71/",
-	"GSp2UhpYWykBdnyL9tyWFlk7GYL6/tHjwRB8I5hplRNHJypdglbK0iySbw7oLNXBaoVfEuM71CEbXjnh",
-	"X3/ZZa7LnJGzfXB0IG7nZ5OKqTlIRN/CsGajr/Fr53KeSpx3Erag/FAualpqYZfEfw/bOdNcPyntovnr",
-	"eTWdH96/jdZDSO+ZZS9zQUeKDSqJj1zC3g/v38bw/ZvDh4+as8WEqqjLZk0Lawt3WkjImQrLajXCk1en",
-	"IJzOVRJlUFrNpraOKtlWW/Q/uExjOp52yScoUNJy6QJXBdNWcm36Y/mdB452ARNOp18NaJ4xOvZnXZDR",
-	"cH3BNfz0+kXriPBYjuU33wDSCj0Vd9BsLN8gUXkKyFZ6ZMCyjxwSbKi0+IUejuDPRAifoiCiVQJJ0TRH",
-	"Rl/I26Ys7T/0z8eyWuse0TmGowHkQpaWG3TffTnsfh9+klZkgDY042DEXPYUde18a5xtjMO4GSuNnVj0",
-	"K/lY0gk/JMHTF6cjSLzeg9JwbXy5PPR6PGciA/Z//D7qT1UOvR7FGJ6kDHo9rTIOPBVWaZe9l2NZd+bW",
-	"1UOrqbudJH34jk0XDS0pbuGPsTfWXliQnKdo9sYyueo1rxLYmykNvktIKPrrClGS/RPAti5Q3GYX9kUR",
-	"Sc1T54OizFDPrGE2TxMkkW/O5BIchmu+6sMT8NgFVVcF8jrd+vPAg2E8lqxu3Vpb0+TIHbdM1uFQLYtk",
-	"BUwl0wQ9qYZ800nIBPYqoL0/ggS3pCs638ksxvXZhqTali1rHkPiNGIC/KrImJBV+bLhMSSNbUucI+TZ",
-	"2oUsY1kdc/XgJabt6+oAzIezhJw9A5yRx9RG0UQsRgauNip7CZ21JIM2lrUtqf2YBFBamtPy+zSa3Wou",
-	"EW4lqPJrLrxC35SIHYNRmjA09uMcu7F8VTmplWbA8VFS0eQN3ZhJa057Q9RDw8EgrkvcDx+6ZprbUqPQ",
-	"XxPSjIHcsJh8vLjx9Pxz557FUHln7hc6ZzfJCTDnPRfMWB9nSpGtzjdEVittidEMpirPWc9wpJTlKS0G",
-	"ERjLMnXJU8oVxI4pqnBxiWwJheYOsTk57jlqo7rnMhVyToMQjaphNp/CJpGpCP5UyWmp0aQux/I5FcpP",
-	"mdZLVGr+PP7elusn9vvwhhZryWoQQ6sT97jHfeWau4DBpxdJMK3S3JzQdRcs47j/S37rGX/KW2RiyqVx",
-	"9UCkDGaCCnf+evq2OSWDf6CVrrK80ctcCuxO8qw+VgNcztmc5+SXIl2fnPYKdcnRBNGZgX7UnAJuGdJ2",
-	"QUU07A/6Awp/FlyyQkSj6Kg/7A/Ix7cLQgb+JPLoOvJB+/U6vzmvMmzgJi24gb3LTu3WvqssXj/IQBk/",
-	"4dxpGir2yT5/9EHNxtK1wKfG7xKvvanJic8S0rEIH1PJ1GUfnvgKU98T0xwyPrOAs3KHZ2pN9qdOFTwz",
-	"H/ErpR3XahtxmkajCIX+uT+d3b5gY0MWuGlCiWBKAu/Qjm5L2KGtv8kAW644b0pbvyEDW66unEh6TTLc",
-	"Y+IiI++hyvyG7jFQdKKsORpe+7tV7LyTYe9tPuzX6/zlM/c9///aSer5X6HAe86uTt3oLvzt/xiu+NJx",
-	"5LKS/rU/b2zskjYIIu8ADV/zgjPLJhlvCOYEzE0IJijfteh0yOeCsEHqVcsK0G/3gvZm3UefttTQ1DpV",
-	"4LvfFtEtBF1ztnOeOE+SkF7rlpmV0VvF5sFrgfZy/v8/DHuPz+hyoOtBPPzjzX7wgqA1LZWmxp3uNIk7",
-	"W9XoiYBO2jRBH5s9d/XdwatI/K5ZK1M8W7m543Aw+KIXdrQrU0KXMHTU9Op1C59zB0e98vBn9aJbV0Q0",
-	"Hihpzbbv+eEMKdWYvheIMKq7MCybo56N3N9ncdSG/CjaiPJRPfssasBcueI0BBnEepS4OufpZYAgm68/",
-	"M3QpU/u07t44OpWCUHwFCaJ957pVcZKx9LXIYKwup7bUBIP2AtUMFVqtgCoFhdHR2w9ZHqdG6ZaKOkj0",
-	"Z5Uuv6gg+fK9m25MwSuRFREefpU7Z6qbu8iof/pFM+07w7a1r9t95uU0x4eHd9gU972RHFu93If30kSl",
-	"yx5V4Pi9FIV32LSSkNiDw4Nrkd64vZZxGwg8PqPnTRGUKyKy9b4yBE/mSqV9eCmzZbAIrL+2H9xw9X7o",
-	"iObxplmkvxvd5+a7lWXrzPEsuInDcJ1CwGWWOTbU9zj5GrAnawYxZ0sqvUVo3YQkjtd5Mec2zIjBV7uX",
-	"6le6hOp+heAv3N5RAjRnaXRzV9/EXw54QwWewVvuVk90jarjXD4Zj+5VfZrLuWmhE1vwBKo2lcGszu6M",
-	"Zdtg9mH7DRp7rHnu7y80oHnzjM4xU55b0MVeY9k6lVjNa/+kGWa9IHOLOqKt4ToZy87tDUo3Jal9+F5J",
-	"Vep2aCFk2h1J/Q66G+eqawkdxLwfUOCPAO4ECga374TOtXVoKgeP72Qqj4d3M62/LVPsiPlFTHHp+RJH",
-	"RblB2xuW85Wdi4j21ZO3T7+P4SMvLBlfl9D2CaoHBqaZwLWuK/qitP8V0/84MYW9Vz+93f8ywtrFjQdp",
-	"+x6YTzdaYXdPFaLx9lYcfToNANV1MlUqwzV4YGKoDyXEVa2+v/nSVtuKDNhYtuLDMAxp93qJ9+y7NVfq",
-	"3KzfFfrV3DVVLH9Hbto9Y/iKI3cEcWEf66BobrH5wjslcNNNEwRZu/Nm6yU3BoQ98cmeurexbJ+FYc0N",
-	"GO3YCV1xVbDqUis6TxKMmwTDI36Ae95j1UVCwR32NYzKb8pIeGrcUbo3WIIaeN+DfL/h1lRI/08e6Dep",
-	"pPYNJn+iayjWgU89uy1+7v2y/p7tfbW+L8NMf3/jvVh1pxjoykRxwaXTHlQntqqpYp8uL5S2xgf9XSVb",
-	"lZ407MJfJNJldzX/e1Ynq/djbFYrX3pIsp1hE97cvelJ97uJmVXk9DL8wIe2Pg+4uojKqnz70OUOmfH6",
-	"NPvm7HiM1pQbCzOh3SmGcNL5XTXq/eee7ztjFThSvTVxVRH895W7quXwouFcWxR79fN7C+eF7eFWcOfu",
-	"Ybiy1awdSHNBNmt4NkNvqbmSIe1vyVW96/xTHPeiQzsXT3wF16da0gb12QLGK8L67+XcVDIUBgy3SvYm",
-	"4OA/O7j2v242qtjOzYUryYxNGYq2ON6/dttoYYPi8XtIQ0Bz0cZX1GPxTi27/6gQ3U+9XbIOfDXfp4PU",
-	"T5vYLfEq25LrCsKAkL4qvausZQqTMi+qI0muxtHp6ybZUbnpqeJmLFFxu8zFrukJT6bu/vmc+O9vPRR7",
-	"v7vptSPnZ+6oshXtvm1oOsjg+FTqrPl3ZogdftRVYXwnTMkyYKVVuXMGXB3l3urlIU29tNCQiRmnOz1a",
-	"9747zL1elnWa5yWV17ViTWq2gt1X+mnIcnN2878BAAD//w==",
+	"7H17cxu3tfhXObPpjKXpkiIl2amp6czPjeNG+bmxazt2W1NXC+6CJOpdYANgJTG6/O53cADsgwQp0rac",
+	"pE3+CbWLxeO8n/BtlIqiFJxyraLRbTSnJKMSfz7Jc3FtfmRUpZKVmgkejaI3cwoF1XORKdBzCiXRcyBp",
+	"Skut4EBwOB08POxHcaTSOS2ImUAvShqNIqUl47NouYyjb9+QWXjqaS6uHyiQ9IopJjgQBQSUloLPgHLN",
+	"9AI0mcWQjCM5rgaDk9QPxb/oOEq6i5dEayrN9P8zjuT7Qe/xxR/H0R+iOLCt5yIldi+hrZGJEnml3ZHF",
+	"FI+fSko0zUBSJSqZ0hgYT/MqY3wGyREp2dHVEHck6U8VkzSLRlpWdDt4/vGK/lRRpc+fhnci7WtgGRzQ",
+	"dC5oFoOQMKOcStwNQu3H5+dPD8+AaSC5EkDKkhKpgHHIxUwB4RlQKYVUXYAV5OY55TM9j0aPTtehtIyj",
+	"kkhSUO3o5Fkurjdt1GATWGYWYOaZgVwUR5wUZk6WbYXLVMiCaDOO60enURwVjLOiKqLRsN4W45rOqESo",
+	"mY28pdLQwg9VMaEyvKcrOwQ4joFrpueMIy5xtwfDfp8fbtix+3bnbZ8c373t8+nfiE7n4c0mhlMSyInS",
+	"ICnJzoBAwVRhvgDC1TWVCk6Hx4jNdE74jCrgwhxpVp/BMnVzivNpzy65B9rj6CWZ0fAmh70JUTSDksyo",
+	"A2u99k8VlYtmaTOks2xGp6TKNQKnIDcOUAP8707QmS29Zj8HtnWuaaGgpBI3tW03l8pMENzS8cPunu7c",
+	"z2tKZAiT3xBFe4wryhXT7IqCqiYWsqDwExBXVCINejnyQLlXZJJTmDKaZ2rTMezATdg8dhv3fw+DPC2p",
+	"KgVXtGbpd0zPvZhOBdeUa/OTlGXOrJQ8+reyorJZ9g+STqNR9NVRo1WO7Ft1ZCa1a4XlRIysCEwr4PQa",
+	"zNrmwC2N5LcTWsUNO8IxRoT2nAztWdm07ZuWuMX9vZRiktNiy8lLO+KPHgL0hhRl7uhQE5avCOo5UTAE",
+	"xq9IzjKLTXM2K36j0XuzUGZQ0uApbmYqKqVhQoFoyKmRBEPD6pKkmkrIBZ9FcVQKQ4gyGkVHSBXLC0Mr",
+	"ShOemnmdJjoygFZOfFGlL1kWjaLB8Punj/4++OfJv/7/n/759bvB379+c/KP07fHPwwNTWmiKxWNTg0Z",
+	"aabNKaO35hwICqtCGm1aST66JpqIgo0clEZX9eieHb2Md6QZj4kA2TxxS8dG2b169g08Pn34NbglwcJO",
+	"rRBQbdJsowY76JNIqD5fzU0rRGL4lV3R7NIoCl7leRw5QwKfRMeD40e9wUlvMHwzeDw6GYwGg/5gMPiX",
+	"oQqiEWw0mxlmfX8RR1xk9ucakP4qKXX8lFZKi4JabT8n6rLiZTXJmZrT7NJpjmg0JbmisdHMo9PjWsC8",
+	"o3kqCgoToSO73GUqKsMWgzgS15xKJKSv46iZ0qtKdzxvpaH88TQVZZJMzZSakgKnsIOrMtsJFg1hGYgw",
+	"pSoPEnxjdfMyrtW2WdtsY8JyphdGAUh2RTQ12C6lKKnUzErADoJaOt3sq6dZQWuKf+/FaByZzUcXcXTT",
+	"m4me4wdSMjO8/8Z+U7/qsaIUUjsLdR6NohnT82rST0Vx5Bio/r8oKTcM7CZDXdOml60bbPb3Rfbl6XMb",
+	"W/9VknIerVLr7SaILrcQbG0+T4TIKeFmVoP5gPm4qrA9ea9Z4F0Svw182ND8TusEuKI5rB/XOm3DLKHF",
+	"PffcrW5f25HLFoNt3G9wI21G/DURWZfx7wJDo62itjAIwbYtHXaYuBltbSjvE7y3vg3SV5fKa/R11moQ",
+	"1KKtFh3ELc9jnZg2s0eHkuOOVOtIkA6mHQ93oHxRI1pM/k1THTl/6xucAyVmljEzlOQvW5LU6ZOuVnpq",
+	"DWwFaFLRDAR3fvQIEgueBFA1xJA0UErAiesYErPDBJLbsVV+Y5T6Y6sU8Y9l0h9zN9kIasgk9U9VO4JD",
+	"IFPtzO+ZkUyQzmn6QfXHBrRt026z6m1epoJPmTFTl3GUkwk1BtxrTaRueEVLNptR2SsIr0juJZZ/fDlE",
+	"c04xT943qGYX0WiwrKew2jxa7q7yA6p8Tet9iuzuehyDeIsw92J3LydlH7n3TjJNg8KvC6tXjmHhek55",
+	"l9SYgsR8l5whXSBTQm2IQ0ExeFDxnCobB0tJnlNpviMcSFYwbqC+QwwjKHg/mxxCWG/i3qeVdWn2ZWDj",
+	"2qSiXDxQYOY/A+cywzhKbFDOPLYBOTj4RpSLw2Qc9bvctE6QcEBvSipZQbk+XKfOjyKb5YajP2dKGwpR",
+	"AW/dSEvVuOToM7VxnBIOilI4YDMu0ItHEtFzKmHKck2lwgBS2KTc0WawpvGe9sWO47XQJN9p7Ao12Q/b",
+	"C8a1DV+fbxO1vbQf7Ulr75iei0pD4sR1EiO0r4X8YCBvyNAwneKkVHOh6+inEYBewhOeNSpghQxrc+Bk",
+	"jeBalsK+Qb0gAF7XAqx7xMSDDsWOohoEzxcwWeBJ3UsgqRmOu+dm4fc15NvYCGChkaC4iaooiESx8rvL",
+	"85lcnv9iL2ZdMXhOBD0nGkopsgopF5x9o0BWSMY7OkAr5o2gCqrSmIz0isoFlGYvyrC9habV1zaI6pM0",
+	"Ppb4uy8V8qW2ITMnmird4LSJ7v/uO4V8p026z0ldn0Mhef5iim7D1ugnmdG/UU2iZbwqrJmmRffHnfTr",
+	"5H6jnIiUZOGZYKc5GqNpDWW4jfXTX3R0rQE1pze6VvXmQSnpVRN4tMcxrhWmiox6bbI0mJFxxsvA/bo0",
+	"r5Vxjhyof0Rs7GllPIGSSM1IDhaZZ2jFTxTlKMLMx2hmVNySRxZDYjg7gTTHrCqxPzBbIzjtQ3K7TEIZ",
+	"ue0W8NXxf6NX9ot4SUE+daEi6sL5H2urYngirr2HB2rNXsUQw5oxujW4/ymEccd52Voaqw6m16mpjPBZ",
+	"zvisZzZncESVQhbF3cI4osNxBJrIGdXWXar4By6uOZgjwDjij8dRN1NlDnCEZz0aHNkvjZA3it3G5126",
+	"qAnoI9jXAOE3u4c4bA5+bj4OiUW35KpafGa2YCMGhBtcqopigs/vGxLcdtLSkrVZtyI27RKxP8DFnViy",
+	"m12z3S2KAiZgjaTAuxoRgXcNDm5rd8Nn+q6J5GbYRcjZbp/OLxDb/TW7ac2/8ciNVdKiyl2TZH7cZIFZ",
+	"qX1yZjYDxdRly6l2zO7k9V/oVEiKFD4XBjELSElREjZrGxuj4zUy/bX6L21o7WfT3k+ypwv8kG+00eXZ",
+	"EtxfZb3aAAxami2YrFh7nd05ENxBxR8VJX9OJjS3gpTT68YEP2AaMmGNCpDU7L5WNId9cMF1DMzBOHI7",
+	"ABeW80VyYUtkG2Wva5+NlsbDvQ2N4UfH8dz5NkY1/gN57j+QjS52wu4v6D2tkNmatfDrdYfedmzklcCj",
+	"S6glo1aSg/DM5i/UmUuBjGwBqcbKX+P/KxBT++6SZckZJIjJNBm5mMxc5BmVZpARSiNJSdaOW/qqC+sD",
+	"eLc83RiybDsOa2cwL7HYNpjj84LxDK79OIyaJtC4/AqY3h5WDW3MqrWNIt1Wha46ma8oSTWYM9lMYx9e",
+	"lJSDpbRRbTD/eA4f6EIBkRSUFpJmiBVMN9CsD2/mFCifMU4fOE9CjflBxdlPFQWWqRjQ0oEJ1deUcqA3",
+	"TOHh0eqJgQtIF2lufhpCgpwVTKtDV1AKp8fHkLhitR7uM7G50C4XOWtqRy5CeH1rXIeAqe2ssX2m+sGY",
+	"lCGrndFrL5rvnOStH7yWNsMNxe6MIfHUnOcOGlgRPdmq6jv+090+NkYzw4Y6vvqO8Cyn29WB869Ck9hX",
+	"d08SitO5vdXzb4TVD85H2R1WO1uXZuqnBEW9A3Cr6v/9k96/SO/nQe/xZe/idhg/Ol0Gqv+7Kfc7V3zp",
+	"B9cUGK7T5xmVVFpj7KBSFcnzBSQ2MZ8cnnmW9rkey9T96C7Pim21PLsw2QvkdfXC1m/WVnSFDnvadHEk",
+	"+KX1KltuptKiRJeRa8YrQ1kTSXg6D0phSbVc7Ewjr3D0VpQZxkcLD1jWQgmoa6ZToytsCm6lWv4u07WT",
+	"QzVvt6LtlT/U7nibkPSDmE4vrfCsi9YfrZbRN5Z5O3JPbyzImM0KrxuKBbm5NBxVlLq7wMP9M6Fd/tnr",
+	"lDddG15Uk7xlwNvchFlisdO4FbzcRObDjYh529Irv9SO4+hnIYqPP5z7PnTG2loOckVJZsZ8sG0Ixq5z",
+	"uTcyM8aD0uvVDo1tG6KnxtANvS27Eat2CrKxfW+31TWEmkGwZ8acwu7dFmrEvgHDdm3ZgOyuFRTe1l5d",
+	"L6UsP8ARcAT1lg/PYGDDhoaNFv09qi1szKzdrdJeP26A3YJsEMlNY8NKIdSW+vlVr780So2nizClVJxc",
+	"EZZjHqQZCwcPByeH/ZDa9V0Oa3b9nGi4plzDtRR8FgPjICppnBS4FtJ2w6zN5jsqVmd7wSkY2xJbgjp9",
+	"GNg4h1V/GITFHptdjFAHy2dmjm99V8OqMeoN72D1mQEXy3yOurbRpbiGg9PBY0hIbjynRQ9fqeRwR9ps",
+	"2j629Q6WRM+DICyYUmbLJZX4c1NquHnfro3KSfpBmf2fQDIVcsKyjPIkjHpJp1RSnoZ4CNGvNMtzaIZ1",
+	"OqQckBjvVYraFfZB3Cs/awhv7faY7Q2Y2H7i+geTdsdIArY3ZMPJtVxcYtnp+gKvaSp4pkALuCZMw8RG",
+	"5fAbQyAHp8ePY1hhqGBNw/rGv3vz5iXYAeGPXYdPsJmT3dAMcIAnWpVXs+ABwwZWEuoOspFJM5MNTiad",
+	"2GSwoYgL3ZuKimfRTsaWP1WrfsBJnRazdJC+RXi2GH5jGiYAO8JymsH3r1/80HuNhGg8fCPHYkgKkhu2",
+	"plnv3woL3IQE0hZKYCa+Q3puS++sdU4Zef/o8WAIbhBMpSgQoxORLUAKoXEXyVdH2Gt4tFrVmcTmnZEh",
+	"G15Z4l9/2UWuzQCis310csTuxmeTUqoxiEDfgrCG0dfwtXPpkyfnnYgtSD+YU0sryfQC8e/MdkoklU8q",
+	"PW/+eua38/27N9F6COkd0eRFwbDlXhkh8YFyOPj+3ZsYvnt9/PBR03uPVhVO2ZxprnVpu+kYn4owrfoV",
+	"nrw8B2ZlruCGBrmWJNV1VEm3xhr/g/IsxvbNazoxBMU15TZwVRKpOZWqP+bfOsNRz2FCsTtcgaQ5wbZY",
+	"bYOMisorKuHHV89bLfRjPuZffQUGVsZTsY2YY/7aAJVmYNCKjxRo8oFCYgYKyX7GhyP4CwLCpUEQaJ4g",
+	"MZpmweiKt9uQRf4z/vmY+7MeIJxjOBlAwXilqTLuuyuBPuzDj1yzHIwOzSkoNuM9gVNb39rsNjbL2B0L",
+	"aSbRxq+kY44dsAYE3zw/H0Hi5B5UikrlWiSg16MFYTmQ/+f4qJ+KAno9jDE8yQj0elLkFGjGtJC2CoGP",
+	"eT2ZPVfPaE3ZnSTpw7cknTewxLiFu+ah0fZMA6c0M2pvzJObXvMqgYOpkOCmhASjv7agJjk8AzPWBorb",
+	"6DJzYURS0sz6oIZmcGbSIJtmiQGRG074AqwN13zVhyfgbBcjuryR15nW9csPhvGYk3p062zNkBPbjpys",
+	"m0M1LaIWUJ6m0fTEvoFNncIJHHhD+3AEiWFJ22iwk1qM636WxLNlS5vHkFiJmAC9KXPCuC9ZVzSGpNFt",
+	"iXWEHFq7JsuY+zZwZ7zEyL62nkG9v0jQ2VNACXpMbSsagUVQwdVK5SDBXmRUaGNe65Laj0nAUEtzm8Qh",
+	"rqa3qktjbiVG5NdYeGl8UwR2DEpItKHNPNaxG/OX3kn1ksGsbyjVqLyhXTNp7elgaOTQcDCI67aG44d2",
+	"mKS6kobob9HSjAHdsBh9vLjx9Nxz657F4L0z+8s4Z8vkDIj1nkuitIszZQat1jc0qBZSI6IJpKIoSE9R",
+	"AylNMzyMscBInotrmmGuILZIEaWNS+QLKCW1Fpul456FthH3lGeMz3ARhJFfZvMtBUgyHuDfCJ5W0qjU",
+	"xZg/w+aIlEi5MELN3VdxsOV6lsM+vMbDatQaiFB/I4XhcVeBZy8ocelFJEwtJFVneB0Myanh/4reeQcG",
+	"5i1yllKubF0TCoMpwwKkv52/aTqjzB9GS/tMcvSi4MxMx2let1IB5TMyowX6pQauT857pbimRgVhn0g/",
+	"arrkW4q0XRgSDfuD/gDDnzYxHI2ik/6wP0AfX8/RMnCd+qPbyAXt1+sVZ9Rn2MBumlEFB9edGrRDW4W9",
+	"3ryCGT9m3WlcKnbJPtfuIqZjbkeYp8pxiZPeOOTMZQmxFcbFVHJx3YcnrlLWzUQkhZxONZhd2YapWpL9",
+	"udP5QNQH85WQFmu1jjjPolFkiP6Zu72gfQHNhixwMwQTwZgE3mEc3iayw1h304cZueK8CakdQwZYrq7O",
+	"SHpNMtzZxGWO3oPP/Ibu+RDYRdhcnVD7uz523smw9zY3ePY6f7nMfc/9v3aSeu5XKPBekJtzu7oNf7s/",
+	"hiu+dBzZrKR77frxlV4ggxjLOwDDV7SkRJNJThuAWQKzG4KJoe+adDrgs0HYIPT8sQLw2734vzn3yccd",
+	"NbS1TjX77repdAta15ztgibWk0RLr3UL08rqraL54LVZBwX93/fD3uMLvDzrdhAP/7Q8DF6gtSalskzZ",
+	"jl6V2H66Rk4EZNKmDbrY7KWtUw9e1eO4Zq3c8mLlZpvjweCzXmjTrkwJXVLSEdOr15F8yh019cnDn9WH",
+	"bl2h0nigKDXbvuf7CwOpRvU9NxaGvytGk5mRs5H9G5u92rFBfD4y4tllUQPqyhbAGSMDUW8ors55OhpA",
+	"k83VuCm8tKzdoX0wjs45QyvemwTRoXXdfJxkzF1NNSgtq1RXEs2gg0A1g7dWvaGKQWHj6B2GNI8Vo3iL",
+	"Sx0k+ovIFp+VkFyJ4LIbU3BCZIWEh1/kTiZ/sx0q9Y+/iKl9p9628fW4T7y86fT4eA+muG9Gsmh1dB/m",
+	"pYnIFj2swHG8FIU5LPUUEjvj8OiWZUvLaznVgcDjU3zeFEHZIiJd85VC82QmRNaHFzxfBIvA+mv8YJer",
+	"+aFDmqebdpH9ZmSf3e9WlK0jx6FgGYfNdQwBV3lu0VDfc+ZqwJ6sKcSCLLC815jWTUjidB0XM6rDiBh8",
+	"sXvbfqFL2u6XCP5K9Z4UICnJouW+vom7PHOJBZ7BWyBXO9NGvi3NJeONe1V3pVk3LdR5Bk/Aj/EK0/cg",
+	"jXlbYfZh+60pB6R57u73VCBp8wx71zHPzfDiuzFvdVf6fR2eNcusF2RuEUfIGnaSMe/c2CFkU5Lah+8E",
+	"F5VshxZCqt2C1HHQfpjz13ZaE/N+jALXyriTUTC4mxM61zoaVTl4vJeqPB3up1p/XarYAvOzqOLK4SWO",
+	"ymqDtFekoCucayzal0/efPNdDB9oqVH52oS2S1A9UJDmzJx1XdCXlf6dTP/ryBQOXv745vDzEGvXbjzK",
+	"2nf/fLzSCrt7omSNt7fi6GM3APgrhHwqww54oGKomxJiX6vvbobVnq1QgY15Kz4Mw5B0r494z75bc43S",
+	"cv0u3S/mroly8Rty0+7ZhvcY2dOIC/tYR2Vzc9Fn5pTA7UZNEGTtnqOtFxspYPrMJXvq2ca83QtDmps8",
+	"2rETvNasJP4iM+wnCcZNguERt8A985i/PCrIYV9CqfyqlISDxp7UvUET1Ib3PdD3a6qVt/T/7Az9JpXU",
+	"vonlz3idxrrhU+9ui597v6i/Z33vz/d5kOnu7LwXrW4FA16Tya4ot9ID68RWJVXs0uWlkFq5oL+tZPPp",
+	"SUWu3IUoXXT7/d+zOFm952OzWPncS6LuDKvw5r5VB7rfTMzMg9PR8AMX2vo0w9VGVFbp24Uud8iM1x3z",
+	"m7PjsdGmVGmYMmm7GMJJ57d+1fvPPd93xirQUr01ceUB/tvKXdV0eNVgrk2Kvfr5vYXzwvpwq3Fn73q4",
+	"0X7X1kizQTataD413lJz7UPW35Kretv5p2ruRYZ2Lrf4Aq6PP9IG8dkyjFeI9T/LufE0FDYY7qTsTYaD",
+	"++zo1v1abhSxnVseV5IZmzIUbXK8f+m2UcMGyeO3kIaA5qKNLyjH4p1Gdv/RLbyTfDtlHblqvo83Uj9u",
+	"Y3fEq3SLrr0JA4y7qvSusOYZTKqi9C1JtsbRyusm2eHd9ExQNeZGcNvMxa7pCQemLv98Svz31x6KvV9u",
+	"emXB+YkcVbWi3XctjY0MFk+VzJt/hwnR4VZdJca3TFUkB1JpUVhnwNZRHqxeHtLUSzMJOZtSvNOjdde/",
+	"tbnXy7LOi6LC8rpWrElMV2z3lXkasCwvlv8XAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
