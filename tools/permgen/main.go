@@ -22,8 +22,8 @@ import (
 
 type guard struct {
 	opID, method, path, perm, bodyLimit string
-	public, authenticated, rawBody     bool
-	principals                         []string
+	public, authenticated, rawBody      bool
+	principals                          []string
 }
 
 var bodyLimits = map[string]bool{"flow": true}
