@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -114,34 +115,38 @@ func (s *Server) rootRoutes(e *echo.Echo) {
 // Drain turns /ready to 503 so load balancers stop sending traffic before shutdown.
 func (s *Server) Drain() { s.draining.Store(true) }
 
+// ready is the readiness probe: the database, Redis when configured, and no pending migration. It
+// answers a 503 problem carrying the checks when one fails or while the server drains.
 func (s *Server) ready(c echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
 	defer cancel()
 	checks := map[string]string{"db": "ok", "redis": "not configured", "migrations": "ok"}
-	ok := true
+	var failed []string
 	if err := s.deps.DB.Ping(ctx); err != nil {
-		checks["db"], ok = "unavailable", false
+		checks["db"], checks["migrations"] = "unavailable", "unknown"
+		failed = append(failed, "database")
 	} else if n, err := store.PendingMigrations(ctx, s.deps.DB); err != nil || n > 0 {
-		checks["migrations"], ok = "pending", false
+		checks["migrations"] = "pending"
+		failed = append(failed, "migrations")
 	}
 	if s.deps.Redis != nil {
 		checks["redis"] = "ok"
 		if err := s.deps.Redis.Ping(ctx).Err(); err != nil {
-			checks["redis"], ok = "unavailable", false
+			checks["redis"] = "unavailable"
+			failed = append(failed, "redis")
 		}
 	}
-	status := "ok"
 	if s.draining.Load() {
-		status, ok = "draining", false
+		p := problem(http.StatusServiceUnavailable, "dependency-unavailable", "The server is shutting down.")
+		p.Checks, p.RetryAfter = checks, 5
+		return p
 	}
-	if !ok {
-		if status == "ok" {
-			status = "unavailable"
-		}
-		c.Response().Header().Set("Retry-After", "5")
-		return c.JSON(http.StatusServiceUnavailable, map[string]any{"status": status, "checks": checks})
+	if len(failed) > 0 {
+		p := problem(http.StatusServiceUnavailable, "dependency-unavailable", "Not ready: "+strings.Join(failed, ", ")+".")
+		p.Checks, p.Dependency, p.RetryAfter = checks, failed[0], 5
+		return p
 	}
-	return c.JSON(http.StatusOK, map[string]any{"status": status, "checks": checks})
+	return c.JSON(http.StatusOK, map[string]any{"status": "ok", "checks": checks})
 }
 
 func ipExtractor(cfg *config.Config) echo.IPExtractor {

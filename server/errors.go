@@ -20,18 +20,19 @@ import (
 
 // problemBody is the wire form of a Problem; optional members are omitted when empty.
 type problemBody struct {
-	Type              string       `json:"type"`
-	Title             string       `json:"title"`
-	Status            int          `json:"status"`
-	Detail            string       `json:"detail"`
-	Instance          string       `json:"instance"`
-	RequestID         string       `json:"request_id"`
-	Errors            []FieldError `json:"errors,omitempty"`
-	MissingPermission string       `json:"missing_permission,omitempty"`
-	Dependency        string       `json:"dependency,omitempty"`
-	RetryAfter        int          `json:"retry_after,omitempty"`
-	ExistingID        *int64       `json:"existing_id,omitempty"`
-	References        []Reference  `json:"references,omitempty"`
+	Type              string            `json:"type"`
+	Title             string            `json:"title"`
+	Status            int               `json:"status"`
+	Detail            string            `json:"detail"`
+	Instance          string            `json:"instance"`
+	RequestID         string            `json:"request_id"`
+	Errors            []FieldError      `json:"errors,omitempty"`
+	MissingPermission string            `json:"missing_permission,omitempty"`
+	Dependency        string            `json:"dependency,omitempty"`
+	RetryAfter        int               `json:"retry_after,omitempty"`
+	ExistingID        *int64            `json:"existing_id,omitempty"`
+	References        []Reference       `json:"references,omitempty"`
+	Checks            map[string]string `json:"checks,omitempty"`
 }
 
 // errorHandler is the single place where every error — middleware, validation, binding, handler,
@@ -62,7 +63,7 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 			Type: "urn:wataomi:problem:" + p.Slug, Title: titles[p.Slug], Status: p.Status, Detail: p.Detail,
 			Instance: c.Request().URL.Path, RequestID: httpx.RequestID(c.Request().Context()), Errors: p.Errors,
 			MissingPermission: p.MissingPermission, Dependency: p.Dependency, RetryAfter: p.RetryAfter,
-			ExistingID: p.ExistingID, References: p.References,
+			ExistingID: p.ExistingID, References: p.References, Checks: p.Checks,
 		}
 		buf, _ := json.Marshal(body)
 		h.Set(echo.HeaderContentType, "application/problem+json")

@@ -18,8 +18,9 @@ type Problem struct {
 	RetryAfter        int
 	ExistingID        *int64
 	References        []Reference
-	Header            http.Header // extra response headers (Allow, WWW-Authenticate, Retry-After)
-	cause             error       // logged for 5xx, never rendered
+	Checks            map[string]string // readiness checks (GET /ready)
+	Header            http.Header       // extra response headers (Allow, WWW-Authenticate, Retry-After)
+	cause             error             // logged for 5xx, never rendered
 }
 
 // FieldError is one item of errors[].
