@@ -258,23 +258,28 @@ func (h *handlers) CreateFlow(ctx context.Context, req api.CreateFlowRequestObje
 		one := 1
 		f.Status, f.PublishedVersion, f.PublishedHash = "published", &one, &f.ContentHash
 	}
-	err := h.s.deps.DB.Tx(ctx, func(tx *gorm.DB) error {
+	out, tag, err := h.s.insertFlow(ctx, p, f)
+	if err != nil {
+		return nil, err
+	}
+	return api.CreateFlow201JSONResponse{Body: out, Headers: api.CreateFlow201ResponseHeaders{Location: flowLocation(f.ID), ETag: &tag}}, nil
+}
+
+// insertFlow stores a new flow with its version 1 ("Initial version") in one transaction.
+func (s *Server) insertFlow(ctx context.Context, p *httpx.Principal, f *store.Flow) (api.Flow, string, error) {
+	err := s.deps.DB.Tx(ctx, func(tx *gorm.DB) error {
 		if err := store.SaveFlow(ctx, tx, f); err != nil {
 			return err
 		}
 		return store.CreateFlowVersion(ctx, tx, &store.FlowVersion{FlowID: f.ID, Version: 1, Name: "Initial version",
 			Data: f.Data, ContentHash: f.ContentHash, CreatedBy: &p.UserID})
-		// Audit hook: flow.create is written here, in this transaction, by the audit work.
+		// Audit hook: flow.create / flow.duplicate is written here, in this transaction, by the audit work.
 	})
 	if err != nil {
-		return nil, err
+		return api.Flow{}, "", err
 	}
-	out, err := h.s.flowFull(f)
-	if err != nil {
-		return nil, err
-	}
-	tag := etag(f.Revision)
-	return api.CreateFlow201JSONResponse{Body: out, Headers: api.CreateFlow201ResponseHeaders{Location: flowLocation(f.ID), ETag: &tag}}, nil
+	out, err := s.flowFull(f)
+	return out, etag(f.Revision), err
 }
 
 func (h *handlers) GetFlow(ctx context.Context, req api.GetFlowRequestObject) (api.GetFlowResponseObject, error) {
@@ -578,21 +583,10 @@ func (h *handlers) DuplicateFlow(ctx context.Context, req api.DuplicateFlowReque
 	}
 	f := &store.Flow{Name: name, Description: src.Description, Status: "draft", Visibility: "private", OwnerID: p.UserID,
 		Data: src.Data, ContentHash: src.ContentHash, NodeCount: src.NodeCount, Revision: 1, Version: 1}
-	err = h.s.deps.DB.Tx(ctx, func(tx *gorm.DB) error {
-		if err := store.SaveFlow(ctx, tx, f); err != nil {
-			return err
-		}
-		return store.CreateFlowVersion(ctx, tx, &store.FlowVersion{FlowID: f.ID, Version: 1, Name: "Initial version",
-			Data: f.Data, ContentHash: f.ContentHash, CreatedBy: &p.UserID})
-	})
+	out, tag, err := h.s.insertFlow(ctx, p, f)
 	if err != nil {
 		return nil, err
 	}
-	out, err := h.s.flowFull(f)
-	if err != nil {
-		return nil, err
-	}
-	tag := etag(f.Revision)
 	return api.DuplicateFlow201JSONResponse{Body: out, Headers: api.DuplicateFlow201ResponseHeaders{Location: flowLocation(f.ID), ETag: &tag}}, nil
 }
 

@@ -104,6 +104,23 @@ func openDB(ctx context.Context, cfg *config.Config) (*store.DB, error) {
 	return store.Open(ctx, cfg.DatabaseDialect(), cfg.DatabaseDSN(), cfg.DBMaxConns)
 }
 
+// openMigrated opens the database for an operator command and, where RUN_MIGRATIONS_ON_START holds
+// (not in production, where `migrate up` is a release step), applies pending migrations first, so
+// the first command on a fresh install just works.
+func openMigrated(ctx context.Context, cfg *config.Config) (*store.DB, error) {
+	db, err := openDB(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.RunMigrationsOnStart {
+		if err := store.MigrateUp(ctx, db); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("migrations: %w", err)
+		}
+	}
+	return db, nil
+}
+
 func serve(args []string, stderr io.Writer) error {
 	fs := newFlagSet("serve", stderr)
 	if err := fs.Parse(args); err != nil {
@@ -120,16 +137,11 @@ func serve(args []string, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	db, err := openDB(ctx, cfg)
+	db, err := openMigrated(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	if cfg.RunMigrationsOnStart {
-		if err := store.MigrateUp(ctx, db); err != nil {
-			return fmt.Errorf("migrations: %w", err)
-		}
-	}
 	var rdb *redis.Client
 	if cfg.RedisURL != "" {
 		opt, err := redis.ParseURL(cfg.RedisURL)
@@ -223,14 +235,11 @@ func users(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	ctx := context.Background()
-	db, err := openDB(ctx, cfg)
+	db, err := openMigrated(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	if err := store.MigrateUp(ctx, db); err != nil {
-		return err
-	}
 	u := &store.User{Email: *email, Name: *name, Role: *role, IsActive: true,
 		SearchText: store.SearchText(*name, *email)}
 	if err := store.Classify(db.WithContext(ctx).Create(u).Error); err != nil {
@@ -276,14 +285,11 @@ func token(args []string, stdout, stderr io.Writer) error {
 		return errors.New("token refuses to run when APP_ENV=production")
 	}
 	ctx := context.Background()
-	db, err := openDB(ctx, cfg)
+	db, err := openMigrated(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	if err := store.MigrateUp(ctx, db); err != nil {
-		return err
-	}
 	var u store.User
 	err = store.Classify(db.WithContext(ctx).Where("lower(email) = lower(?)", *email).Take(&u).Error)
 	switch {
