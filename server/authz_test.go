@@ -210,26 +210,14 @@ func azDo(t *testing.T, e *testEnv, method, path, token string, header http.Head
 	if body != nil {
 		r = bytes.NewReader(body)
 	}
-	req, err := http.NewRequest(method, e.HTTP.URL+path, r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, vs := range header {
-		req.Header[k] = vs
+	h := header.Clone()
+	if h == nil {
+		h = http.Header{}
 	}
 	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
+		h.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp, b
+	return e.Send(t, method, path, h, r)
 }
 
 // azFlow creates a private draft flow owned by owner, with its version 1, straight in the DB.

@@ -124,32 +124,18 @@ func flCheckETag(t *testing.T, r *http.Response, f *api.Flow) {
 func flReq(t *testing.T, e *testEnv, method, path, tok, body string, hdr map[string]string) (*http.Response, []byte) {
 	t.Helper()
 	var rd io.Reader
+	h := http.Header{}
 	if body != "" {
 		rd = strings.NewReader(body)
-	}
-	req, err := http.NewRequest(method, e.HTTP.URL+path, rd)
-	if err != nil {
-		t.Fatal(err)
+		h.Set("Content-Type", "application/json")
 	}
 	if tok != "" {
-		req.Header.Set("Authorization", "Bearer "+tok)
-	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
+		h.Set("Authorization", "Bearer "+tok)
 	}
 	for k, v := range hdr {
-		req.Header.Set(k, v)
+		h.Set(k, v)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp, b
+	return e.Send(t, method, path, h, rd)
 }
 
 func flPath(id int64, rest ...string) string {

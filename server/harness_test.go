@@ -155,24 +155,35 @@ func (e *testEnv) Client(token string) *api.ClientWithResponses {
 // with its body read.
 func (e *testEnv) Do(method, path, token, contentType string, body io.Reader) (*http.Response, []byte) {
 	e.t.Helper()
-	req, err := http.NewRequest(method, e.HTTP.URL+path, body)
-	if err != nil {
-		e.t.Fatal(err)
-	}
+	h := http.Header{}
 	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
+		h.Set("Authorization", "Bearer "+token)
 	}
 	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
+		h.Set("Content-Type", contentType)
+	}
+	return e.Send(e.t, method, path, h, body)
+}
+
+// Send is the one raw request helper: any headers, any body reader (a reader without a length is
+// sent chunked).
+func (e *testEnv) Send(t testing.TB, method, path string, header http.Header, body io.Reader) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, e.HTTP.URL+path, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, vs := range header {
+		req.Header[k] = vs
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		e.t.Fatal(err)
+		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		e.t.Fatal(err)
+		t.Fatal(err)
 	}
 	return resp, b
 }

@@ -31,23 +31,7 @@ func (c azChunked) Read(p []byte) (int, error) { return c.r.Read(p) }
 // azSend is azDo with an arbitrary body reader (for chunked bodies).
 func azSend(t *testing.T, e *testEnv, method, path string, header http.Header, body io.Reader) (*http.Response, []byte) {
 	t.Helper()
-	req, err := http.NewRequest(method, e.HTTP.URL+path, body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, vs := range header {
-		req.Header[k] = vs
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp, b
+	return e.Send(t, method, path, header, body)
 }
 
 // azDirect serves one request on the Echo app itself, without the contract-checking recorder, for
