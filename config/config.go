@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -30,6 +31,19 @@ const (
 const (
 	DialectPostgres = "postgres"
 	DialectSQLite   = "sqlite"
+)
+
+// The values CasdoorRoleClaim accepts: which Casdoor claim carries the role.
+const (
+	RoleClaimTag   = "tag"
+	RoleClaimRoles = "roles"
+)
+
+// The values CasdoorRoleSync accepts: when the Casdoor role is written to
+// the user.
+const (
+	RoleSyncCreate = "create"
+	RoleSyncLogin  = "login"
 )
 
 // DefaultConfigFile is read when CONFIG_FILE is unset; unlike an explicit
@@ -68,12 +82,43 @@ type Config struct {
 	JWTIssuer                string `env:"JWT_ISSUER" default:"wataomi-api"`
 	JWTAudience              string `env:"JWT_AUDIENCE" default:"wataomi-web"`
 
+	// CasdoorEndpoint is the Casdoor base URL, without trailing slashes (they
+	// are removed so that "{endpoint}/login/oauth/authorize" has one slash).
 	CasdoorEndpoint     string `env:"CASDOOR_ENDPOINT"`
 	CasdoorClientID     string `env:"CASDOOR_CLIENT_ID"`
 	CasdoorClientSecret string `env:"CASDOOR_CLIENT_SECRET"`
 	CasdoorAppName      string `env:"CASDOOR_APP_NAME" default:"wataomi-app"`
 	CasdoorOrgName      string `env:"CASDOOR_ORG_NAME" default:"wataomi"`
-	CasdoorCertificate  string `env:"CASDOOR_CERTIFICATE"`
+	// CasdoorCertificate is the raw PEM text; use CasdoorCertificates for the
+	// certificates Load parsed from it.
+	CasdoorCertificate string `env:"CASDOOR_CERTIFICATE"`
+	// CasdoorIssuer is the iss Casdoor tokens must carry; it defaults to
+	// CASDOOR_ENDPOINT.
+	CasdoorIssuer string `env:"CASDOOR_ISSUER"`
+	// CasdoorRedirectURIs are the allowed redirect_uri values, compared
+	// exactly; they default to {FRONTEND_URL}/auth/callback.
+	CasdoorRedirectURIs []string `env:"CASDOOR_REDIRECT_URIS"`
+	// CasdoorRoleClaim is RoleClaimTag or RoleClaimRoles (PRODUCT §3.2.1).
+	CasdoorRoleClaim string `env:"CASDOOR_ROLE_CLAIM" default:"tag"`
+	// CasdoorRoleSync is RoleSyncCreate or RoleSyncLogin (PRODUCT §3.2.1).
+	CasdoorRoleSync string `env:"CASDOOR_ROLE_SYNC" default:"create"`
+	// OAuthStateTTLSeconds (30–3600) is the lifetime of the SSO and channel
+	// OAuth state; see OAuthStateTTL.
+	OAuthStateTTLSeconds int `env:"OAUTH_STATE_TTL_SECONDS" default:"600"`
+	// APITokenMaxTTLDays (1–3650) caps API-token lifetimes; see APITokenMaxTTL.
+	APITokenMaxTTLDays int `env:"API_TOKEN_MAX_TTL_DAYS" default:"365"`
+	// IdempotencyTTLHours is how long Idempotency-Key results are kept; see
+	// IdempotencyTTL.
+	IdempotencyTTLHours int `env:"IDEMPOTENCY_TTL_HOURS" default:"24"`
+	// RefreshReuseGraceSeconds (0–300) is the window after a rotation in which
+	// reusing the old refresh token answers refresh-superseded instead of
+	// revoking the family; see RefreshReuseGrace.
+	RefreshReuseGraceSeconds int `env:"REFRESH_REUSE_GRACE_SECONDS" default:"10"`
+	// The rate limits, in requests per minute: per principal, per IP on
+	// public operations, and per principal on x-rate-limit: ai operations.
+	RateLimitPerMinute       int `env:"RATE_LIMIT_PER_MINUTE" default:"600"`
+	RateLimitPublicPerMinute int `env:"RATE_LIMIT_PUBLIC_PER_MINUTE" default:"60"`
+	RateLimitAIPerMinute     int `env:"RATE_LIMIT_AI_PER_MINUTE" default:"30"`
 
 	FrontendURL   string `env:"FRONTEND_URL" default:"http://localhost:3000"`
 	HTTPAddr      string `env:"HTTP_ADDR"`
@@ -118,9 +163,10 @@ type Config struct {
 	QdrantURL           string `env:"QDRANT_URL"`
 	QdrantAPIKey        string `env:"QDRANT_API_KEY"`
 
-	dbDialect string
-	dbDSN     string
-	warnings  []string
+	dbDialect    string
+	dbDSN        string
+	casdoorCerts []*x509.Certificate
+	warnings     []string
 }
 
 // aliases maps an accepted alternative name to its canonical variable.
@@ -531,6 +577,8 @@ func (c *Config) finish(v *viper.Viper, workDir string, problems *[]error, warni
 	c.AppEnv = normalizeWord(c.AppEnv)
 	c.LogLevel = normalizeWord(c.LogLevel)
 	c.LogFormat = normalizeWord(c.LogFormat)
+	c.CasdoorRoleClaim = normalizeWord(c.CasdoorRoleClaim)
+	c.CasdoorRoleSync = normalizeWord(c.CasdoorRoleSync)
 	if c.LogLevel == "" {
 		c.LogLevel = "info"
 		if c.Debug {
@@ -546,6 +594,13 @@ func (c *Config) finish(v *viper.Viper, workDir string, problems *[]error, warni
 	for i, o := range c.CORSOrigins {
 		c.CORSOrigins[i] = strings.TrimRight(o, "/")
 	}
+	c.CasdoorEndpoint = strings.TrimRight(c.CasdoorEndpoint, "/")
+	if c.CasdoorIssuer == "" {
+		c.CasdoorIssuer = c.CasdoorEndpoint
+	}
+	if len(c.CasdoorRedirectURIs) == 0 && isHTTPURL(c.FrontendURL) {
+		c.CasdoorRedirectURIs = []string{strings.TrimRight(c.FrontendURL, "/") + "/auth/callback"}
+	}
 	prod := c.AppEnv == EnvProduction
 
 	if c.APIV1Str != "/api/v1" {
@@ -554,11 +609,19 @@ func (c *Config) finish(v *viper.Viper, workDir string, problems *[]error, warni
 	if c.Algorithm != "HS256" {
 		bad("ALGORITHM", "only HS256 is supported, got %q", c.Algorithm)
 	}
-	if n := c.AccessTokenExpireMinutes; n < 5 || n > 1440 {
-		bad("ACCESS_TOKEN_EXPIRE_MINUTES", "must be between 5 and 1440, got %d", n)
-	}
-	if n := c.RefreshTokenExpireDays; n < 1 || n > 90 {
-		bad("REFRESH_TOKEN_EXPIRE_DAYS", "must be between 1 and 90, got %d", n)
+	for _, r := range []struct {
+		key         string
+		n, min, max int
+	}{
+		{"ACCESS_TOKEN_EXPIRE_MINUTES", c.AccessTokenExpireMinutes, 5, 1440},
+		{"REFRESH_TOKEN_EXPIRE_DAYS", c.RefreshTokenExpireDays, 1, 90},
+		{"OAUTH_STATE_TTL_SECONDS", c.OAuthStateTTLSeconds, 30, 3600},
+		{"API_TOKEN_MAX_TTL_DAYS", c.APITokenMaxTTLDays, 1, 3650},
+		{"REFRESH_REUSE_GRACE_SECONDS", c.RefreshReuseGraceSeconds, 0, 300},
+	} {
+		if r.n < r.min || r.n > r.max {
+			bad(r.key, "must be between %d and %d, got %d", r.min, r.max, r.n)
+		}
 	}
 	if !slices.Contains([]string{EnvDevelopment, EnvTest, EnvProduction}, c.AppEnv) {
 		bad("APP_ENV", "must be development, test or production, got %q", c.AppEnv)
@@ -579,6 +642,10 @@ func (c *Config) finish(v *viper.Viper, workDir string, problems *[]error, warni
 		{"FLOW_MAX_BYTES", c.FlowMaxBytes},
 		{"DB_MAX_CONNS", int64(c.DBMaxConns)},
 		{"SHUTDOWN_TIMEOUT_SECONDS", int64(c.ShutdownTimeoutSeconds)},
+		{"IDEMPOTENCY_TTL_HOURS", int64(c.IdempotencyTTLHours)},
+		{"RATE_LIMIT_PER_MINUTE", int64(c.RateLimitPerMinute)},
+		{"RATE_LIMIT_PUBLIC_PER_MINUTE", int64(c.RateLimitPublicPerMinute)},
+		{"RATE_LIMIT_AI_PER_MINUTE", int64(c.RateLimitAIPerMinute)},
 	} {
 		if p.n <= 0 {
 			bad(p.key, "must be positive, got %d", p.n)
@@ -624,6 +691,7 @@ func (c *Config) finish(v *viper.Viper, workDir string, problems *[]error, warni
 			bad("CORS_ORIGINS", "%q is not an origin (scheme://host[:port], no path)", redactURL(o, true))
 		}
 	}
+	c.checkCasdoor(prod, bad, warn)
 	if c.RedisURL != "" {
 		scheme, _, _ := strings.Cut(c.RedisURL, "://")
 		// The URL itself is never echoed: it usually carries a password.
@@ -671,8 +739,8 @@ func (c *Config) finish(v *viper.Viper, workDir string, problems *[]error, warni
 	if prod && c.Debug {
 		warn("DEBUG=true in production: debug logging is on (SQL parameters, tokens and secrets are still never logged)")
 	}
-	if prod && !strings.HasPrefix(strings.ToLower(c.PublicBaseURL), "https://") {
-		warn("PUBLIC_BASE_URL is not https in production; webhook, OAuth and media URLs will be insecure")
+	if prod && isHTTPURL(c.PublicBaseURL) && !strings.HasPrefix(strings.ToLower(c.PublicBaseURL), "https://") {
+		bad("PUBLIC_BASE_URL", "must be https in production (webhook, OAuth and media URLs are built from it)")
 	}
 	if c.SupabaseURL != "" || c.SupabaseKey != "" {
 		warn("SUPABASE_URL/SUPABASE_KEY are reserved, unused: the values are ignored")
@@ -729,6 +797,26 @@ func (c *Config) AccessTokenTTL() time.Duration {
 // RefreshTokenTTL is REFRESH_TOKEN_EXPIRE_DAYS as a duration.
 func (c *Config) RefreshTokenTTL() time.Duration {
 	return time.Duration(c.RefreshTokenExpireDays) * 24 * time.Hour
+}
+
+// OAuthStateTTL is OAUTH_STATE_TTL_SECONDS as a duration.
+func (c *Config) OAuthStateTTL() time.Duration {
+	return time.Duration(c.OAuthStateTTLSeconds) * time.Second
+}
+
+// RefreshReuseGrace is REFRESH_REUSE_GRACE_SECONDS as a duration.
+func (c *Config) RefreshReuseGrace() time.Duration {
+	return time.Duration(c.RefreshReuseGraceSeconds) * time.Second
+}
+
+// APITokenMaxTTL is API_TOKEN_MAX_TTL_DAYS as a duration.
+func (c *Config) APITokenMaxTTL() time.Duration {
+	return time.Duration(c.APITokenMaxTTLDays) * 24 * time.Hour
+}
+
+// IdempotencyTTL is IDEMPOTENCY_TTL_HOURS as a duration.
+func (c *Config) IdempotencyTTL() time.Duration {
+	return time.Duration(c.IdempotencyTTLHours) * time.Hour
 }
 
 // ShutdownTimeout is SHUTDOWN_TIMEOUT_SECONDS as a duration.

@@ -47,11 +47,16 @@ func mustLoad(t *testing.T, env map[string]string, files map[string]string) (*Co
 
 func prodEnv(overrides map[string]string) map[string]string {
 	env := map[string]string{
-		"APP_ENV":      "production",
-		"DATABASE_URL": "postgres://app:pw@db:5432/wataomi",
-		"REDIS_URL":    "redis://:pw@redis:6379/0",
-		"SECRET_KEY":   strongKey,
-		"CORS_ORIGINS": "https://app.example.com",
+		"APP_ENV":               "production",
+		"DATABASE_URL":          "postgres://app:pw@db:5432/wataomi",
+		"REDIS_URL":             "redis://:pw@redis:6379/0",
+		"SECRET_KEY":            strongKey,
+		"CORS_ORIGINS":          "https://app.example.com",
+		"PUBLIC_BASE_URL":       "https://api.example.com",
+		"CASDOOR_ENDPOINT":      "https://sso.example.com",
+		"CASDOOR_CLIENT_ID":     "client-id",
+		"CASDOOR_CLIENT_SECRET": "prod-casdoor-client-secret",
+		"CASDOOR_CERTIFICATE":   testCerts().pem1,
 	}
 	for k, v := range overrides {
 		if v == "" {
@@ -74,6 +79,9 @@ func TestFieldsAreTheDocumentedVariables(t *testing.T) {
 		"SHUTDOWN_TIMEOUT_SECONDS", "METRICS_ADDR", "GOOGLE_API_KEY", "OPENAI_API_KEY", "SUPABASE_URL",
 		"SUPABASE_KEY", "N8N_URL", "CLOUDINARY_CLOUD_NAME", "CLOUDINARY_API_KEY", "CLOUDINARY_API_SECRET",
 		"QDRANT_URL", "QDRANT_API_KEY",
+		"CASDOOR_ISSUER", "CASDOOR_REDIRECT_URIS", "CASDOOR_ROLE_CLAIM", "CASDOOR_ROLE_SYNC",
+		"OAUTH_STATE_TTL_SECONDS", "API_TOKEN_MAX_TTL_DAYS", "IDEMPOTENCY_TTL_HOURS", "REFRESH_REUSE_GRACE_SECONDS",
+		"RATE_LIMIT_PER_MINUTE", "RATE_LIMIT_PUBLIC_PER_MINUTE", "RATE_LIMIT_AI_PER_MINUTE",
 	}
 	var got []string
 	for _, f := range fields {
@@ -104,6 +112,24 @@ func TestDefaults(t *testing.T) {
 		{"JWTAudience", c.JWTAudience, "wataomi-web"},
 		{"CasdoorAppName", c.CasdoorAppName, "wataomi-app"},
 		{"CasdoorOrgName", c.CasdoorOrgName, "wataomi"},
+		{"CasdoorEndpoint", c.CasdoorEndpoint, ""},
+		{"CasdoorIssuer", c.CasdoorIssuer, ""},
+		{"CasdoorRedirectURIs", c.CasdoorRedirectURIs, []string{"http://localhost:3000/auth/callback"}},
+		{"CasdoorRoleClaim", c.CasdoorRoleClaim, RoleClaimTag},
+		{"CasdoorRoleSync", c.CasdoorRoleSync, RoleSyncCreate},
+		{"CasdoorConfigured", c.CasdoorConfigured(), false},
+		{"CasdoorCertificates", len(c.CasdoorCertificates()), 0},
+		{"OAuthStateTTLSeconds", c.OAuthStateTTLSeconds, 600},
+		{"OAuthStateTTL", c.OAuthStateTTL(), 10 * time.Minute},
+		{"APITokenMaxTTLDays", c.APITokenMaxTTLDays, 365},
+		{"APITokenMaxTTL", c.APITokenMaxTTL(), 365 * 24 * time.Hour},
+		{"IdempotencyTTLHours", c.IdempotencyTTLHours, 24},
+		{"IdempotencyTTL", c.IdempotencyTTL(), 24 * time.Hour},
+		{"RefreshReuseGraceSeconds", c.RefreshReuseGraceSeconds, 10},
+		{"RefreshReuseGrace", c.RefreshReuseGrace(), 10 * time.Second},
+		{"RateLimitPerMinute", c.RateLimitPerMinute, 600},
+		{"RateLimitPublicPerMinute", c.RateLimitPublicPerMinute, 60},
+		{"RateLimitAIPerMinute", c.RateLimitAIPerMinute, 30},
 		{"FrontendURL", c.FrontendURL, "http://localhost:3000"},
 		{"PublicBaseURL", c.PublicBaseURL, "http://localhost:8000"},
 		{"CORSOrigins", c.CORSOrigins, []string{"http://localhost:3000"}},
@@ -221,6 +247,9 @@ func TestDotenvIgnoredInProduction(t *testing.T) {
 func TestProductionRefusals(t *testing.T) {
 	t.Run("a complete production config loads", func(t *testing.T) {
 		c, dir := mustLoad(t, prodEnv(nil), nil)
+		if !c.CasdoorConfigured() || len(c.CasdoorCertificates()) != 1 {
+			t.Errorf("CasdoorConfigured %v, %d certificates", c.CasdoorConfigured(), len(c.CasdoorCertificates()))
+		}
 		if c.DatabaseDialect() != DialectPostgres || c.RunMigrationsOnStart {
 			t.Errorf("dialect %q, RunMigrationsOnStart %v", c.DatabaseDialect(), c.RunMigrationsOnStart)
 		}
@@ -248,6 +277,12 @@ func TestProductionRefusals(t *testing.T) {
 		{"CORS *", map[string]string{"CORS_ORIGINS": "*"}, "CORS_ORIGINS: * is refused in production"},
 		{"CORS * among others", map[string]string{"CORS_ORIGINS": "https://a.example.com, *"}, "CORS_ORIGINS: * is refused in production"},
 		{"no REDIS_URL", map[string]string{"REDIS_URL": ""}, "REDIS_URL: is required in production"},
+		{"no CASDOOR_ENDPOINT", map[string]string{"CASDOOR_ENDPOINT": ""}, "CASDOOR_ENDPOINT: is required in production"},
+		{"no CASDOOR_CLIENT_ID", map[string]string{"CASDOOR_CLIENT_ID": ""}, "CASDOOR_CLIENT_ID: is required in production"},
+		{"no CASDOOR_CLIENT_SECRET", map[string]string{"CASDOOR_CLIENT_SECRET": ""}, "CASDOOR_CLIENT_SECRET: is required in production"},
+		{"no CASDOOR_CERTIFICATE", map[string]string{"CASDOOR_CERTIFICATE": ""}, "CASDOOR_CERTIFICATE: is required in production"},
+		{"http PUBLIC_BASE_URL", map[string]string{"PUBLIC_BASE_URL": "http://api.example.com"}, "PUBLIC_BASE_URL: must be https in production"},
+		{"default PUBLIC_BASE_URL", map[string]string{"PUBLIC_BASE_URL": ""}, "PUBLIC_BASE_URL: must be https in production"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -311,6 +346,44 @@ func TestValidation(t *testing.T) {
 		{"CORS origin with a path", map[string]string{"CORS_ORIGINS": "https://a.example.com/app"}, "CORS_ORIGINS:"},
 		{"REDIS_URL http", map[string]string{"REDIS_URL": "http://redis:6379"}, "REDIS_URL: must be a redis://"},
 		{"DATABASE_URL mysql", map[string]string{"DATABASE_URL": "mysql://u:p@h/db"}, `DATABASE_URL: unsupported scheme "mysql"`},
+		{"oauth state 29", map[string]string{"OAUTH_STATE_TTL_SECONDS": "29"}, "OAUTH_STATE_TTL_SECONDS: must be between 30 and 3600, got 29"},
+		{"oauth state 30", map[string]string{"OAUTH_STATE_TTL_SECONDS": "30"}, ""},
+		{"oauth state 3600", map[string]string{"OAUTH_STATE_TTL_SECONDS": "3600"}, ""},
+		{"oauth state 3601", map[string]string{"OAUTH_STATE_TTL_SECONDS": "3601"}, "OAUTH_STATE_TTL_SECONDS: must be between"},
+		{"api token max 0", map[string]string{"API_TOKEN_MAX_TTL_DAYS": "0"}, "API_TOKEN_MAX_TTL_DAYS: must be between 1 and 3650, got 0"},
+		{"api token max 1", map[string]string{"API_TOKEN_MAX_TTL_DAYS": "1"}, ""},
+		{"api token max 3650", map[string]string{"API_TOKEN_MAX_TTL_DAYS": "3650"}, ""},
+		{"api token max 3651", map[string]string{"API_TOKEN_MAX_TTL_DAYS": "3651"}, "API_TOKEN_MAX_TTL_DAYS: must be between"},
+		{"reuse grace -1", map[string]string{"REFRESH_REUSE_GRACE_SECONDS": "-1"}, "REFRESH_REUSE_GRACE_SECONDS: must be between 0 and 300, got -1"},
+		{"reuse grace 0", map[string]string{"REFRESH_REUSE_GRACE_SECONDS": "0"}, ""},
+		{"reuse grace 300", map[string]string{"REFRESH_REUSE_GRACE_SECONDS": "300"}, ""},
+		{"reuse grace 301", map[string]string{"REFRESH_REUSE_GRACE_SECONDS": "301"}, "REFRESH_REUSE_GRACE_SECONDS: must be between"},
+		{"idempotency 0", map[string]string{"IDEMPOTENCY_TTL_HOURS": "0"}, "IDEMPOTENCY_TTL_HOURS: must be positive"},
+		{"idempotency 1", map[string]string{"IDEMPOTENCY_TTL_HOURS": "1"}, ""},
+		{"rate limit 0", map[string]string{"RATE_LIMIT_PER_MINUTE": "0"}, "RATE_LIMIT_PER_MINUTE: must be positive"},
+		{"public rate limit -5", map[string]string{"RATE_LIMIT_PUBLIC_PER_MINUTE": "-5"}, "RATE_LIMIT_PUBLIC_PER_MINUTE: must be positive"},
+		{"ai rate limit 0", map[string]string{"RATE_LIMIT_AI_PER_MINUTE": "0"}, "RATE_LIMIT_AI_PER_MINUTE: must be positive"},
+		{"rate limits 1", map[string]string{"RATE_LIMIT_PER_MINUTE": "1", "RATE_LIMIT_PUBLIC_PER_MINUTE": "1", "RATE_LIMIT_AI_PER_MINUTE": "1"}, ""},
+		{"rate limit not a number", map[string]string{"RATE_LIMIT_PER_MINUTE": "lots"}, "RATE_LIMIT_PER_MINUTE: must be an integer"},
+		{"role claim roles", map[string]string{"CASDOOR_ROLE_CLAIM": "roles"}, ""},
+		{"role claim Tag", map[string]string{"CASDOOR_ROLE_CLAIM": " Tag "}, ""},
+		{"role claim groups", map[string]string{"CASDOOR_ROLE_CLAIM": "groups"}, `CASDOOR_ROLE_CLAIM: must be tag or roles, got "groups"`},
+		{"role sync login", map[string]string{"CASDOOR_ROLE_SYNC": "login"}, ""},
+		{"role sync always", map[string]string{"CASDOOR_ROLE_SYNC": "always"}, `CASDOOR_ROLE_SYNC: must be create or login, got "always"`},
+		{"casdoor endpoint http", map[string]string{"CASDOOR_ENDPOINT": "http://localhost:8030"}, ""},
+		{"casdoor endpoint with path", map[string]string{"CASDOOR_ENDPOINT": "https://example.com/casdoor/"}, ""},
+		{"casdoor endpoint no scheme", map[string]string{"CASDOOR_ENDPOINT": "localhost:8030"}, "CASDOOR_ENDPOINT: must be an absolute http(s) URL"},
+		{"casdoor endpoint ftp", map[string]string{"CASDOOR_ENDPOINT": "ftp://sso.example.com"}, "CASDOOR_ENDPOINT: must be an absolute http(s) URL"},
+		{"casdoor endpoint with credentials", map[string]string{"CASDOOR_ENDPOINT": "https://u:pw@sso.example.com"}, "CASDOOR_ENDPOINT: must not contain credentials"},
+		{"casdoor endpoint with query", map[string]string{"CASDOOR_ENDPOINT": "https://sso.example.com?x=1"}, "CASDOOR_ENDPOINT: must not have a query or fragment"},
+		{"redirect uris", map[string]string{"CASDOOR_REDIRECT_URIS": "https://app.example.com/auth/callback, http://localhost:3000/cb?x=1"}, ""},
+		{"redirect uri relative", map[string]string{"CASDOOR_REDIRECT_URIS": "https://app.example.com/cb,/auth/callback"}, `CASDOOR_REDIRECT_URIS: "/auth/callback" is not an absolute http(s) URL`},
+		{"redirect uri custom scheme", map[string]string{"CASDOOR_REDIRECT_URIS": "myapp://callback"}, `CASDOOR_REDIRECT_URIS: "myapp://callback" is not an absolute`},
+		{"redirect uri fragment", map[string]string{"CASDOOR_REDIRECT_URIS": "https://app.example.com/cb#x"}, "CASDOOR_REDIRECT_URIS: \"https://app.example.com/cb#x\" must not have a fragment"},
+		{"redirect uri credentials", map[string]string{"CASDOOR_REDIRECT_URIS": "https://u:pw@app.example.com/cb"}, "must not contain credentials"},
+		{"certificate", map[string]string{"CASDOOR_CERTIFICATE": testCerts().pem1}, ""},
+		{"certificate not PEM", map[string]string{"CASDOOR_CERTIFICATE": "not a certificate"}, "CASDOOR_CERTIFICATE: contains no PEM CERTIFICATE block"},
+		{"PUBLIC_BASE_URL http outside production", map[string]string{"PUBLIC_BASE_URL": "http://api.example.com"}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -477,7 +550,7 @@ func TestRedaction(t *testing.T) {
 	secrets := map[string]string{
 		"SECRET_KEY":            "plain-signing-key-0123456789abcdef-XYZ",
 		"CASDOOR_CLIENT_SECRET": "plain-casdoor-client-secret",
-		"CASDOOR_CERTIFICATE":   "-----BEGIN CERTIFICATE-----\nplain-cert-body\n-----END CERTIFICATE-----",
+		"CASDOOR_CERTIFICATE":   testCerts().pem1,
 		"GOOGLE_API_KEY":        "plain-google-key",
 		"OPENAI_API_KEY":        "plain-openai-key",
 		"SUPABASE_KEY":          "plain-supabase-key",
@@ -497,7 +570,7 @@ func TestRedaction(t *testing.T) {
 		t.Fatal(err)
 	}
 	text := out.String()
-	plaintexts := []string{"plain-db-pw", "plain-ssl-pw", "plain-redis-pw", "plain-qdrant-token", "plain-cert-body"}
+	plaintexts := []string{"plain-db-pw", "plain-ssl-pw", "plain-redis-pw", "plain-qdrant-token", pemBodyLine(t, testCerts().pem1)}
 	for _, v := range secrets {
 		plaintexts = append(plaintexts, v)
 	}
@@ -688,12 +761,15 @@ func TestWarnings(t *testing.T) {
 		files map[string]string
 		want  string // "" means no warnings
 	}{
-		{"clean production", prodEnv(map[string]string{"PUBLIC_BASE_URL": "https://api.example.com"}), nil, ""},
-		{"DEBUG in production", prodEnv(map[string]string{"DEBUG": "true", "PUBLIC_BASE_URL": "https://api.example.com"}), nil, "DEBUG=true in production"},
+		{"clean production", prodEnv(nil), nil, ""},
+		{"DEBUG in production", prodEnv(map[string]string{"DEBUG": "true"}), nil, "DEBUG=true in production"},
 		{"SUPABASE_URL", map[string]string{"SUPABASE_URL": "https://x.supabase.co"}, nil, "reserved, unused"},
 		{"SUPABASE_KEY", map[string]string{"SUPABASE_KEY": "k"}, nil, "reserved, unused"},
 		{"weak key in dev", map[string]string{"SECRET_KEY": "changeme"}, nil, "production would refuse it"},
-		{"http base in production", prodEnv(nil), nil, "PUBLIC_BASE_URL is not https"},
+		{"partial Casdoor in dev", map[string]string{"CASDOOR_ENDPOINT": "http://localhost:8030", "CASDOOR_CLIENT_ID": "id"}, nil,
+			"Casdoor SSO is partly configured (CASDOOR_CLIENT_SECRET, CASDOOR_CERTIFICATE unset)"},
+		{"complete Casdoor in dev", map[string]string{"CASDOOR_ENDPOINT": "http://localhost:8030", "CASDOOR_CLIENT_ID": "id",
+			"CASDOOR_CLIENT_SECRET": "s", "CASDOOR_CERTIFICATE": testCerts().pem1}, nil, ""},
 		{"unknown yaml key", nil, map[string]string{"config.yaml": "databse_url: x\n"}, `unknown key "databse_url"`},
 	}
 	for _, tt := range tests {

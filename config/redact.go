@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -19,17 +20,26 @@ type KV struct {
 
 // Redacted returns every setting by env name, sorted, with secrets replaced:
 // keys, secrets, certificates, passwords and tokens show only "(set)" or
-// "(unset)", and URLs have their passwords replaced by xxxxx. The rules go by
-// name, so a field added later is redacted without anyone remembering to.
+// "(unset)", and URLs (any value holding "://", list items one by one) have
+// their passwords replaced by xxxxx. The rules go by name and shape, so a
+// field added later is redacted without anyone remembering to.
 func (c *Config) Redacted() []KV {
 	rv := reflect.ValueOf(c).Elem()
 	out := make([]KV, 0, len(fields))
 	for _, f := range fields {
 		fv := rv.Field(f.index)
 		val := format(fv)
-		if fv.Type() == typeBytes {
+		switch {
+		case fv.Type() == typeBytes, isSecretKey(f.key):
 			val = setOrUnset(val)
-		} else {
+		case fv.Type() == typeStrings:
+			// Item by item, so that one URL's '@' cannot hide another's password.
+			items := slices.Clone(fv.Interface().([]string))
+			for i, item := range items {
+				items[i] = redactValue(f.key, item)
+			}
+			val = strings.Join(items, ",")
+		default:
 			val = redactValue(f.key, val)
 		}
 		out = append(out, KV{Key: f.key, Value: val})
@@ -95,9 +105,12 @@ func redactValue(key, val string) string {
 	switch {
 	case isSecretKey(key):
 		return setOrUnset(val)
-	case strings.HasSuffix(key, "_URL"), strings.HasSuffix(key, "_ENDPOINT"):
+	case strings.HasSuffix(key, "_URL"), strings.HasSuffix(key, "_ENDPOINT"), strings.Contains(val, "://"):
 		// A database user name is not a secret; elsewhere a lone user-info
-		// part is usually a token (and go-redis reads it as a password).
+		// part is usually a token (and go-redis reads it as a password). Any
+		// URL-shaped value is treated alike, so a value derived from a URL
+		// (CASDOOR_ISSUER from CASDOOR_ENDPOINT) or a list of them
+		// (CASDOOR_REDIRECT_URIS) cannot leak one.
 		return redactURL(val, key != "DATABASE_URL")
 	}
 	return val

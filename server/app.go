@@ -34,6 +34,10 @@ type Deps struct {
 	Redis  *redis.Client
 	Tokens *auth.Tokens
 	Logger *slog.Logger
+	// Shared holds what replicas share (revocations, OAuth state, rate limits): Redis, or in-process.
+	Shared auth.Shared
+	// Casdoor is nil when single sign-on is not configured; its operations then answer 503.
+	Casdoor *auth.Casdoor
 }
 
 // Server is the HTTP application.
@@ -54,11 +58,15 @@ func New(d Deps) (*Server, error) {
 		return nil, fmt.Errorf("embedded contract: %w", err)
 	}
 	flowBody := d.Config.FlowMaxBytes + 256<<10
-	oa, err := newOpenAPI(doc, &tokenAuthenticator{tokens: d.Tokens, db: d.DB},
+	if d.Shared == nil {
+		return nil, fmt.Errorf("server: Deps.Shared is required")
+	}
+	oa, err := newOpenAPI(doc, &tokenAuthenticator{tokens: d.Tokens, db: d.DB, shared: d.Shared},
 		map[string]int64{"": d.Config.APIMaxBodyBytes, "flow": flowBody})
 	if err != nil {
 		return nil, err
 	}
+	oa.limiter, oa.publicLimit = d.Shared, d.Config.RateLimitPublicPerMinute
 	s := &Server{deps: d, limits: flow.Limits{MaxNodes: d.Config.FlowMaxNodes, MaxEdges: d.Config.FlowMaxEdges, MaxBytes: int(d.Config.FlowMaxBytes)}}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true

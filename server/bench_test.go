@@ -232,7 +232,7 @@ func bnSetup(b *testing.B) *bnFixture {
 	fx.token = tok
 
 	logger := slog.New(slog.NewJSONHandler(io.Discard, nil))
-	srv, err := New(Deps{Config: cfg, DB: db, Tokens: tokens, Logger: logger})
+	srv, err := New(Deps{Config: cfg, DB: db, Tokens: tokens, Logger: logger, Shared: auth.NewMemoryShared()})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -413,7 +413,7 @@ func TestBenchListQueryCount(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		srv, err := New(Deps{Config: cfg, DB: db, Tokens: tokens, Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))})
+		srv, err := New(Deps{Config: cfg, DB: db, Tokens: tokens, Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), Shared: auth.NewMemoryShared()})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1125,7 +1125,7 @@ func TestFlowsListSearch(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.q, func(t *testing.T) {
-			p := flList(t, e, tok, api.ListFlowsParams{Search: &tc.q, Sort: &[]api.ListFlowsParamsSort{api.CreatedAt}})
+			p := flList(t, e, tok, api.ListFlowsParams{Search: &tc.q, Sort: &[]api.ListFlowsParamsSort{api.ListFlowsParamsSortCreatedAt}})
 			got := flIDs(p.Items)
 			if !slices.Equal(got, tc.want) && !(len(got) == 0 && len(tc.want) == 0) {
 				t.Fatalf("search %q: got %v (%v), want %v", tc.q, got, flNames(p.Items), tc.want)

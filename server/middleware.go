@@ -13,7 +13,8 @@ import (
 
 var requestIDRe = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 
-// requestID accepts a well-formed X-Request-ID or generates a ULID, and echoes it (PRODUCT §2.1).
+// requestID accepts a well-formed X-Request-ID or generates a ULID, and echoes it (PRODUCT §2.1). It
+// also records the client IP as TRUSTED_PROXIES allows, for logs, audit rows and rate limits.
 func requestID(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		req := c.Request()
@@ -22,7 +23,8 @@ func requestID(next echo.HandlerFunc) echo.HandlerFunc {
 			id = ulid.Make().String()
 		}
 		c.Response().Header().Set(echo.HeaderXRequestID, id)
-		c.SetRequest(req.WithContext(httpx.WithRequestID(req.Context(), id)))
+		ctx := httpx.WithClientIP(httpx.WithRequestID(req.Context(), id), c.RealIP())
+		c.SetRequest(req.WithContext(ctx))
 		return next(c)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 	"github.com/labstack/echo/v4"
 
+	"github.com/wataomi/wataomi/auth"
 	"github.com/wataomi/wataomi/gen/permissions"
 	"github.com/wataomi/wataomi/server/httpx"
 )
@@ -41,6 +43,9 @@ type openAPI struct {
 	authn      Authenticator
 	bodyLimits map[string]int64 // x-body-limit class → bytes; "" is the default
 	options    openapi3filter.Options
+	// limiter counts requests per client IP on x-public operations (nil: no limit).
+	limiter     auth.Shared
+	publicLimit int
 }
 
 // stringFormats are the formats kin-openapi does not check by itself (it knows only byte, date,
@@ -168,6 +173,11 @@ func (o *openAPI) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 
 		input := &openapi3filter.RequestValidationInput{Request: req, PathParams: pathParams, Route: route, Options: &o.options}
+		if guard.Public && o.limiter != nil {
+			if err := o.limitPublic(c, httpx.ClientIP(ctx)); err != nil {
+				return err
+			}
+		}
 		if !guard.Public {
 			p, err := o.authenticate(ctx, input, route)
 			if err != nil {
@@ -330,4 +340,24 @@ func authorize(p *httpx.Principal, g permissions.Guard) error {
 		return forbidden(g.Permission)
 	}
 	return forbidden("")
+}
+
+// limitPublic is the per-IP limiter of x-public operations (RATE_LIMIT_PUBLIC_PER_MINUTE), shared by
+// every replica through Redis. It runs before authentication (PRODUCT §2.2) and fails closed.
+func (o *openAPI) limitPublic(c echo.Context, ip string) error {
+	res, err := o.limiter.Hit(c.Request().Context(), "public:"+ip, o.publicLimit, time.Minute)
+	if err != nil {
+		return dependencyDown("redis", err)
+	}
+	reset := int((res.Reset + time.Second - 1) / time.Second)
+	h := c.Response().Header()
+	h.Set("RateLimit-Limit", strconv.Itoa(res.Limit))
+	h.Set("RateLimit-Remaining", strconv.Itoa(res.Remaining))
+	h.Set("RateLimit-Reset", strconv.Itoa(reset))
+	if !res.Allowed {
+		p := problem(http.StatusTooManyRequests, "rate-limited", fmt.Sprintf("Too many requests from this address; retry in %d s.", reset))
+		p.RetryAfter = max(reset, 1)
+		return p
+	}
+	return nil
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/wataomi/wataomi/auth"
 	"github.com/wataomi/wataomi/openapi"
 	"github.com/wataomi/wataomi/rbac"
 	"github.com/wataomi/wataomi/store"
@@ -225,7 +226,7 @@ func TestPipelineCORS(t *testing.T) {
 	// An empty origin list allows no origin (Echo alone would read it as "*").
 	cfg := testConfig(t, nil)
 	cfg.CORSOrigins = nil
-	srv, err := New(Deps{Config: cfg, DB: e.DB, Tokens: e.Tokens, Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))})
+	srv, err := New(Deps{Config: cfg, DB: e.DB, Tokens: e.Tokens, Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), Shared: auth.NewMemoryShared()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,7 +18,8 @@ import (
 	"github.com/wataomi/wataomi/store/storetest"
 )
 
-var allModels = []any{&store.User{}, &store.Team{}, &store.TeamMember{}, &store.Flow{}, &store.FlowVersion{}}
+var allModels = []any{&store.User{}, &store.Team{}, &store.TeamMember{}, &store.Flow{}, &store.FlowVersion{},
+	&store.RefreshToken{}, &store.APIToken{}, &store.AuditLog{}}
 
 // emptyDatabases runs fn on an unmigrated database of each available dialect.
 func emptyDatabases(t *testing.T, fn func(t *testing.T, db *store.DB)) {
@@ -165,11 +166,15 @@ func checkSchema(t *testing.T, db *store.DB) {
 		}
 	}
 
+	// audit_logs has no foreign key on purpose (PRODUCT §9.2).
 	wantFKs := []string{
+		"api_tokens.owner_id -> users CASCADE",
 		"flow_versions.created_by -> users SET NULL",
 		"flow_versions.flow_id -> flows CASCADE",
 		"flows.owner_id -> users RESTRICT",
 		"flows.team_id -> teams SET NULL",
+		"refresh_tokens.replaced_by_id -> refresh_tokens SET NULL",
+		"refresh_tokens.user_id -> users CASCADE",
 		"team_members.team_id -> teams CASCADE",
 		"team_members.user_id -> users CASCADE",
 	}
@@ -198,7 +203,7 @@ WHERE rc.constraint_schema = current_schema()`).Rows()
 			t.Fatal(err)
 		}
 	case store.SQLite:
-		for _, table := range []string{"users", "teams", "team_members", "flows", "flow_versions"} {
+		for _, table := range []string{"users", "teams", "team_members", "flows", "flow_versions", "refresh_tokens", "api_tokens", "audit_logs"} {
 			var list []struct {
 				Table    string `gorm:"column:table"`
 				From     string `gorm:"column:from"`
@@ -223,6 +228,10 @@ WHERE rc.constraint_schema = current_schema()`).Rows()
 		"team_members":  {"team_members_user_id"},
 		"flows":         {"flows_owner_id", "flows_status", "flows_created_at_id", "flows_updated_at_id", "flows_team_id"},
 		"flow_versions": {"flow_versions_flow_id_version", "flow_versions_created_by"},
+		"refresh_tokens": {"refresh_tokens_token_hash", "refresh_tokens_family_id", "refresh_tokens_user_id",
+			"refresh_tokens_replaced_by_id", "refresh_tokens_expires_at"},
+		"api_tokens": {"api_tokens_token_hash", "api_tokens_owner_id_name"},
+		"audit_logs": {"audit_logs_occurred_at", "audit_logs_resource", "audit_logs_actor_user_id", "audit_logs_api_token_id"},
 	}
 	for table, names := range wantIndexes {
 		for _, name := range names {

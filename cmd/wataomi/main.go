@@ -143,6 +143,7 @@ func serve(args []string, stderr io.Writer) error {
 	}
 	defer db.Close()
 	var rdb *redis.Client
+	shared := auth.NewMemoryShared()
 	if cfg.RedisURL != "" {
 		opt, err := redis.ParseURL(cfg.RedisURL)
 		if err != nil {
@@ -150,6 +151,7 @@ func serve(args []string, stderr io.Writer) error {
 		}
 		rdb = redis.NewClient(opt)
 		defer rdb.Close()
+		shared = auth.NewRedisShared(rdb)
 	} else {
 		log.Info("REDIS_URL is not set: shared state is in-process, so this server runs as a single replica")
 	}
@@ -157,7 +159,18 @@ func serve(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	srv, err := server.New(server.Deps{Config: cfg, DB: db, Redis: rdb, Tokens: tokens, Logger: log})
+	var casdoor *auth.Casdoor
+	if cfg.CasdoorConfigured() {
+		casdoor, err = auth.NewCasdoor(auth.CasdoorConfig{Endpoint: cfg.CasdoorEndpoint, ClientID: cfg.CasdoorClientID,
+			ClientSecret: cfg.CasdoorClientSecret, OrgName: cfg.CasdoorOrgName, AppName: cfg.CasdoorAppName,
+			Issuer: cfg.CasdoorIssuer, CertificatePEM: cfg.CasdoorCertificate, RoleClaim: cfg.CasdoorRoleClaim})
+		if err != nil {
+			return fmt.Errorf("casdoor: %w", err)
+		}
+	} else {
+		log.Warn("Casdoor is not configured: the sign-in endpoints answer 503; mint tokens with 'wataomi token'")
+	}
+	srv, err := server.New(server.Deps{Config: cfg, DB: db, Redis: rdb, Tokens: tokens, Logger: log, Shared: shared, Casdoor: casdoor})
 	if err != nil {
 		return err
 	}

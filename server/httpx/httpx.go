@@ -4,6 +4,8 @@ package httpx
 
 import (
 	"context"
+	"slices"
+	"time"
 
 	"github.com/wataomi/wataomi/gen/permissions"
 	"github.com/wataomi/wataomi/rbac"
@@ -16,6 +18,7 @@ const (
 	keyPrincipal
 	keyOperation
 	keyRawBody
+	keyClientIP
 )
 
 // Principal kinds.
@@ -26,17 +29,37 @@ const (
 
 // Principal is the authenticated caller of a request.
 type Principal struct {
-	Kind   string
-	UserID int64
-	Role   rbac.Role
-	Email  string
-	Name   string
-	JTI    string // access-token id
-	SID    string // refresh family id
+	Kind      string
+	UserID    int64 // the user, or the API token's owner
+	Role      rbac.Role
+	Email     string
+	Name      string
+	JTI       string    // access-token id (users)
+	SID       string    // refresh family id (users)
+	TokenID   int64     // API token id (api_token)
+	Scopes    []string  // API token scopes (api_token)
+	ExpiresAt time.Time // when the credential expires
 }
 
-// Has reports whether the principal holds perm under its current role.
-func (p *Principal) Has(perm string) bool { return p != nil && rbac.Has(p.Role, perm) }
+// Has reports whether the principal holds perm: the user's current role, and for an API token also
+// its scopes (the effective set is scopes ∩ the owner's role, PRODUCT §3.3).
+func (p *Principal) Has(perm string) bool {
+	if p == nil || !rbac.Has(p.Role, perm) {
+		return false
+	}
+	return p.Kind != KindAPIToken || slices.Contains(p.Scopes, perm)
+}
+
+// Permissions is the sorted effective permission set.
+func (p *Principal) Permissions() []string {
+	out := []string{}
+	for _, perm := range rbac.PermissionsOf(p.Role) {
+		if p.Has(perm) {
+			out = append(out, perm)
+		}
+	}
+	return out
+}
 
 // IsAdmin reports whether the principal's role bypasses ownership rules.
 func (p *Principal) IsAdmin() bool { return p != nil && rbac.IsAdminRole(p.Role) }
@@ -86,4 +109,14 @@ func WithRawBody(ctx context.Context, b []byte) context.Context {
 func RawBody(ctx context.Context) []byte {
 	b, _ := ctx.Value(keyRawBody).([]byte)
 	return b
+}
+
+func WithClientIP(ctx context.Context, ip string) context.Context {
+	return context.WithValue(ctx, keyClientIP, ip)
+}
+
+// ClientIP is the caller's address as the server trusts it (TRUSTED_PROXIES).
+func ClientIP(ctx context.Context) string {
+	s, _ := ctx.Value(keyClientIP).(string)
+	return s
 }

@@ -1,0 +1,71 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+
+	"gorm.io/gorm"
+
+	"github.com/wataomi/wataomi/server/httpx"
+	"github.com/wataomi/wataomi/store"
+)
+
+// auditEntry is one change to record (PRODUCT §5.17). It is written with writeAudit in the same
+// transaction as the change, so a change and its audit row commit or roll back together.
+type auditEntry struct {
+	Action       string
+	ResourceType string
+	ResourceID   int64
+	Status       string         // default success
+	Fields       []string       // names of the changed fields
+	Before       map[string]any // values before, for the fields where showing them is safe
+	After        map[string]any
+	Actor        *httpx.Principal // default: the request's principal
+	ActorUser    *store.User      // for unauthenticated actions (login): the user acting
+}
+
+func writeAudit(ctx context.Context, tx *gorm.DB, e auditEntry) error {
+	row := &store.AuditLog{Action: e.Action, ResourceType: e.ResourceType, Status: e.Status, ActorType: store.ActorSystem, ActorDisplay: "system"}
+	if e.ResourceID != 0 {
+		id := e.ResourceID
+		row.ResourceID = &id
+	}
+	p := e.Actor
+	if p == nil {
+		p = httpx.PrincipalFrom(ctx)
+	}
+	switch {
+	case p != nil:
+		uid := p.UserID
+		row.ActorUserID, row.ActorType, row.ActorDisplay = &uid, store.ActorUser, displayOf(p.Name, p.Email)
+		if p.Kind == httpx.KindAPIToken {
+			tid := p.TokenID
+			row.ActorType, row.APITokenID = store.ActorAPIToken, &tid
+		}
+	case e.ActorUser != nil:
+		uid := e.ActorUser.ID
+		row.ActorUserID, row.ActorType, row.ActorDisplay = &uid, store.ActorUser, displayOf(e.ActorUser.Name, e.ActorUser.Email)
+	}
+	if rid := httpx.RequestID(ctx); rid != "" {
+		row.RequestID = &rid
+	}
+	if ip := httpx.ClientIP(ctx); ip != "" {
+		row.IP = &ip
+	}
+	if len(e.Fields) > 0 || e.Before != nil || e.After != nil {
+		b, err := json.Marshal(map[string]any{"fields": e.Fields, "before": e.Before, "after": e.After})
+		if err != nil {
+			return err
+		}
+		j := store.JSON(b)
+		row.Changes = &j
+	}
+	return store.InsertAudit(ctx, tx, row)
+}
+
+func displayOf(name, email string) string {
+	if name != "" {
+		return name
+	}
+	return email
+}
