@@ -3,6 +3,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"gorm.io/gorm"
 
 	"github.com/wataomi/wataomi/auth"
 	"github.com/wataomi/wataomi/config"
@@ -31,6 +33,10 @@ const usage = `usage: wataomi [command]
   migrate up|down|status         apply, roll back one, or list migrations
   migrate create NAME            write a new migration pair under store/migrations
   users create --email E --name N --role R
+  users set-role --email E --role R [--force]
+                                 break-glass role change (refuses to demote the last active
+                                 super_admin unless --force); revokes the user's sessions
+  users relink --email E         clear the Casdoor link so the next sign-in with that email links again
                                  pre-provision a user (the bootstrap path for the first super_admin)
   token --user EMAIL [--role R] [--ttl 1h]
                                  mint an access token (refused in production)
@@ -226,8 +232,16 @@ func migrate(args []string, stdout io.Writer) error {
 }
 
 func users(args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "set-role":
+			return usersSetRole(args[1:], stdout, stderr)
+		case "relink":
+			return usersRelink(args[1:], stdout, stderr)
+		}
+	}
 	if len(args) == 0 || args[0] != "create" {
-		return errors.New("users needs: create --email E --name N --role R")
+		return errors.New("users needs: create --email E --name N --role R | set-role --email E --role R [--force] | relink --email E")
 	}
 	fs := newFlagSet("users create", stderr)
 	email := fs.String("email", "", "email (required)")
@@ -398,4 +412,109 @@ func healthCmd(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintln(stdout, "ok")
 	return nil
+}
+
+// usersSetRole is the break-glass role change of PRODUCT §3.6. It revokes the user's refresh families
+// in the database; their access tokens lapse within ACCESS_TOKEN_EXPIRE_MINUTES, and authorization
+// already reads the new role on every request.
+func usersSetRole(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("users set-role", stderr)
+	email := fs.String("email", "", "the user's email (required)")
+	role := fs.String("role", "", "the new role: "+roleNames())
+	force := fs.Bool("force", false, "allow demoting the last active super_admin")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if strings.TrimSpace(*email) == "" {
+		return errors.New("--email is required")
+	}
+	if _, ok := rbac.ParseRole(*role); !ok {
+		return fmt.Errorf("--role must be one of %s", roleNames())
+	}
+	return withUser(strings.TrimSpace(*email), func(ctx context.Context, tx *gorm.DB, u *store.User) error {
+		if u.Role == string(rbac.SuperAdmin) && *role != string(rbac.SuperAdmin) && u.IsActive && !*force {
+			n, err := store.CountActiveSuperAdmins(ctx, tx)
+			if err != nil {
+				return err
+			}
+			if n <= 1 {
+				return errors.New("this is the last active super_admin; pass --force to demote anyway")
+			}
+		}
+		before := u.Role
+		u.Role = *role
+		if err := store.SaveUser(ctx, tx, u); err != nil {
+			return err
+		}
+		if _, err := store.RevokeUserFamilies(ctx, tx, u.ID, store.Now()); err != nil {
+			return err
+		}
+		if err := cliAudit(ctx, tx, "user.role_changed", u.ID, map[string]any{"role": before}, map[string]any{"role": *role}); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s: %s -> %s\n", u.Email, before, u.Role)
+		return nil
+	})
+}
+
+// usersRelink clears external_id (PRODUCT §3.6): a Casdoor user re-created with a new subject links
+// to this row again at the next sign-in.
+func usersRelink(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("users relink", stderr)
+	email := fs.String("email", "", "the user's email (required)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if strings.TrimSpace(*email) == "" {
+		return errors.New("--email is required")
+	}
+	return withUser(strings.TrimSpace(*email), func(ctx context.Context, tx *gorm.DB, u *store.User) error {
+		u.ExternalID = nil
+		if err := store.SaveUser(ctx, tx, u); err != nil {
+			return err
+		}
+		if err := cliAudit(ctx, tx, "user.relinked", u.ID, nil, nil); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s will link to the next Casdoor sign-in with this email\n", u.Email)
+		return nil
+	})
+}
+
+// withUser runs fn on the user with that email inside one transaction.
+func withUser(email string, fn func(ctx context.Context, tx *gorm.DB, u *store.User) error) error {
+	cfg, err := loadConfig()
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	db, err := openMigrated(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return db.Tx(ctx, func(tx *gorm.DB) error {
+		u, err := store.GetUserByEmail(ctx, tx, email)
+		if errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("no user with the email %s", email)
+		}
+		if err != nil {
+			return err
+		}
+		return fn(ctx, tx, u)
+	})
+}
+
+// cliAudit records an operator's change; the actor is the system (the CLI has no signed-in user).
+func cliAudit(ctx context.Context, tx *gorm.DB, action string, userID int64, before, after map[string]any) error {
+	row := &store.AuditLog{Action: action, ActorType: store.ActorSystem, ActorDisplay: "cli", ResourceType: "user", ResourceID: &userID}
+	if before != nil || after != nil {
+		b, err := json.Marshal(map[string]any{"before": before, "after": after})
+		if err != nil {
+			return err
+		}
+		j := store.JSON(b)
+		row.Changes = &j
+	}
+	return store.InsertAudit(ctx, tx, row)
 }

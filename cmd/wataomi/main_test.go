@@ -841,3 +841,58 @@ func TestHealthCommand(t *testing.T) {
 		t.Fatal("an unreachable server must fail the probe")
 	}
 }
+
+func TestUsersSetRoleAndRelink(t *testing.T) {
+	setupCLI(t)
+	mustCLI(t, "users", "create", "--email", "root@example.com", "--name", "Root", "--role", "super_admin")
+	mustCLI(t, "users", "create", "--email", "ada@example.com", "--name", "Ada", "--role", "editor")
+
+	// The last active super_admin is protected unless --force.
+	if _, _, err := cli(t, "users", "set-role", "--email", "root@example.com", "--role", "admin"); err == nil ||
+		!strings.Contains(err.Error(), "last active super_admin") {
+		t.Fatalf("demoting the last super_admin: err=%v", err)
+	}
+	if out := mustCLI(t, "users", "set-role", "--email", "ADA@example.com", "--role", "manager"); !strings.Contains(out, "editor -> manager") {
+		t.Fatalf("set-role printed %q", out)
+	}
+	for _, bad := range [][]string{
+		{"users", "set-role", "--email", "ada@example.com", "--role", "boss"},
+		{"users", "set-role", "--role", "viewer"},
+		{"users", "set-role", "--email", "nobody@example.com", "--role", "viewer"},
+		{"users", "relink"},
+		{"users", "relink", "--email", "nobody@example.com"},
+	} {
+		if _, _, err := cli(t, bad...); err == nil {
+			t.Errorf("%v succeeded", bad)
+		}
+	}
+	mustCLI(t, "users", "set-role", "--email", "root@example.com", "--role", "admin", "--force")
+
+	db := openTestDB(t)
+	ctx := context.Background()
+	ada, err := store.GetUserByEmail(ctx, db.DB, "ada@example.com")
+	if err != nil || ada.Role != "manager" {
+		t.Fatalf("ada: %+v %v", ada, err)
+	}
+	root, err := store.GetUserByEmail(ctx, db.DB, "root@example.com")
+	if err != nil || root.Role != "admin" {
+		t.Fatalf("root: %+v %v", root, err)
+	}
+	audit, err := store.ListAuditForResource(ctx, db.DB, "user", ada.ID)
+	if err != nil || len(audit) != 1 || audit[0].Action != "user.role_changed" || audit[0].ActorType != store.ActorSystem {
+		t.Fatalf("audit for ada: %+v %v", audit, err)
+	}
+
+	sub := "casdoor-sub-1"
+	ada.ExternalID = &sub
+	if err := store.SaveUser(ctx, db.DB, ada); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	mustCLI(t, "users", "relink", "--email", "ada@example.com")
+	db = openTestDB(t)
+	ada, err = store.GetUserByEmail(ctx, db.DB, "ada@example.com")
+	if err != nil || ada.ExternalID != nil {
+		t.Fatalf("relink left external_id %v (%v)", ada.ExternalID, err)
+	}
+}
