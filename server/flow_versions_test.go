@@ -304,7 +304,7 @@ func TestFlowVersionsAccess(t *testing.T) {
 		flSame(t, before, flSnap(t, e, f.Id))
 	}
 	// Public: readable, not writable (403).
-	flPatch(t, e, otok, f.Id, api.FlowUpdate{Visibility: flPtr(api.Public)})
+	flPatch(t, e, otok, f.Id, api.FlowUpdate{Visibility: flPtr(api.FlowVisibilityPublic)})
 	before := flSnap(t, e, f.Id)
 	for _, c := range cases[:3] {
 		r, body := flReq(t, e, c.method, flPath(f.Id, c.rest), stok, "", nil)
@@ -320,7 +320,7 @@ func TestFlowVersionsAccess(t *testing.T) {
 	flWantProblem(t, r, body, http.StatusForbidden, "forbidden")
 	flSame(t, before, flSnap(t, e, f.Id))
 	// An admin may do everything; the snapshot records who made it.
-	flPatch(t, e, otok, f.Id, api.FlowUpdate{Visibility: flPtr(api.Private)})
+	flPatch(t, e, otok, f.Id, api.FlowUpdate{Visibility: flPtr(api.FlowVisibilityPrivate)})
 	admin := flSnapshot(t, e, atok, f.Id, &api.FlowVersionCreate{Name: flPtr("by admin")})
 	if admin.CreatedBy.MustGet() == owner.ID {
 		t.Fatalf("created_by %v", admin.CreatedBy)

@@ -351,7 +351,7 @@ func TestFlowsCreateDefaults(t *testing.T) {
 	if tag := resp.HTTPResponse.Header.Get("ETag"); tag != `"r1"` {
 		t.Errorf("ETag %q, want \"r1\"", tag)
 	}
-	if f.Name != "Hello" || f.Status != api.FlowStatusDraft || f.Visibility != api.Private || f.OwnerId != u.ID ||
+	if f.Name != "Hello" || f.Status != api.FlowStatusDraft || f.Visibility != api.FlowVisibilityPrivate || f.OwnerId != u.ID ||
 		f.Revision != 1 || f.Version != 1 || f.NodeCount != 0 || f.HasUnpublishedChanges {
 		t.Errorf("defaults: %+v", f)
 	}
@@ -398,8 +398,8 @@ func TestFlowsCreateWithFields(t *testing.T) {
 	e := newTestEnv(t)
 	u, tok := e.User(rbac.Editor)
 	f := flCreate(t, e, tok, api.FlowCreate{Name: "Full", Description: nullable.NewNullableWithValue("Greets"),
-		Visibility: flPtr(api.Public), Data: flGraph(t, flGraphOK)})
-	if f.Description.MustGet() != "Greets" || f.Visibility != api.Public || f.NodeCount != 2 || f.OwnerId != u.ID ||
+		Visibility: flPtr(api.FlowVisibilityPublic), Data: flGraph(t, flGraphOK)})
+	if f.Description.MustGet() != "Greets" || f.Visibility != api.FlowVisibilityPublic || f.NodeCount != 2 || f.OwnerId != u.ID ||
 		!f.Validation.Valid || len(f.Validation.Issues) != 0 || f.Status != api.FlowStatusDraft {
 		t.Fatalf("created %+v", f)
 	}
@@ -481,7 +481,7 @@ func TestFlowsUpdatePartial(t *testing.T) {
 
 			// Writing the current values is a no-op too (same name, same graph).
 			f = update(api.FlowUpdate{Name: flPtr("Orig"), Description: nullable.NewNullableWithValue("Desc"),
-				Data: flGraph(t, flGraphOK), Visibility: flPtr(api.Private)})
+				Data: flGraph(t, flGraphOK), Visibility: flPtr(api.FlowVisibilityPrivate)})
 			if f.Revision != 1 {
 				t.Fatalf("identical values bumped the revision: %+v", f)
 			}
@@ -507,12 +507,12 @@ func TestFlowsUpdatePartial(t *testing.T) {
 				t.Fatalf("data: %+v", f)
 			}
 			// visibility.
-			f = update(api.FlowUpdate{Visibility: flPtr(api.Public)})
-			if f.Visibility != api.Public || f.Revision != 5 {
+			f = update(api.FlowUpdate{Visibility: flPtr(api.FlowVisibilityPublic)})
+			if f.Visibility != api.FlowVisibilityPublic || f.Revision != 5 {
 				t.Fatalf("visibility: %+v", f)
 			}
 			got := flGet(t, e, tok, base.Id)
-			if got.Revision != 5 || got.Visibility != api.Public || !got.Description.IsNull() || got.UpdatedAt.Before(base.UpdatedAt.Time) {
+			if got.Revision != 5 || got.Visibility != api.FlowVisibilityPublic || !got.Description.IsNull() || got.UpdatedAt.Before(base.UpdatedAt.Time) {
 				t.Fatalf("get after updates: %+v", got)
 			}
 			if n := flVersionCount(t, e, base.Id); n != 1 {
@@ -751,14 +751,14 @@ func TestFlowsDuplicate(t *testing.T) {
 	other, tok := e.User(rbac.Editor)
 	team := flTeam(t, e, "dup-team", owner.ID)
 	src := flCreate(t, e, otok, api.FlowCreate{Name: "Src", Description: nullable.NewNullableWithValue("d"),
-		Visibility: flPtr(api.Team), TeamId: nullable.NewNullableWithValue(team), Data: flGraph(t, flGraphOK),
+		Visibility: flPtr(api.FlowVisibilityTeam), TeamId: nullable.NewNullableWithValue(team), Data: flGraph(t, flGraphOK),
 		Status: flPtr(api.FlowWriteStatusPublished)})
 	flPatch(t, e, otok, src.Id, api.FlowUpdate{Name: flPtr("Src")}) // no-op, keeps revision 1
 	flPatch(t, e, otok, src.Id, api.FlowUpdate{Data: flGraph(t, strings.Replace(flGraphOK, "hi", "ho", 1))})
 
 	check := func(d *api.Flow, resp *http.Response, name string, caller int64) {
 		t.Helper()
-		if d.Name != name || d.OwnerId != caller || d.Visibility != api.Private || !d.TeamId.IsNull() ||
+		if d.Name != name || d.OwnerId != caller || d.Visibility != api.FlowVisibilityPrivate || !d.TeamId.IsNull() ||
 			d.Status != api.FlowStatusDraft || !d.PublishedVersion.IsNull() || d.Version != 1 || d.Revision != 1 ||
 			d.HasUnpublishedChanges || d.Id == src.Id {
 			t.Fatalf("copy %+v", d)
@@ -799,7 +799,7 @@ func TestFlowsDuplicate(t *testing.T) {
 	flWantProblem(t, raw, body, http.StatusNotFound, "not-found")
 	flSame(t, before, flSnap(t, e, src.Id))
 	// A public flow can be duplicated by anyone; the copy is theirs.
-	flPatch(t, e, otok, src.Id, api.FlowUpdate{Visibility: flPtr(api.Public)})
+	flPatch(t, e, otok, src.Id, api.FlowUpdate{Visibility: flPtr(api.FlowVisibilityPublic)})
 	r, _ = e.Client(tok).DuplicateFlowWithResponse(flCtx, src.Id, api.FlowDuplicate{})
 	if r.StatusCode() != http.StatusCreated {
 		t.Fatalf("duplicate public: %d %s", r.StatusCode(), r.Body)
@@ -991,12 +991,12 @@ func TestFlowsListSortAndFilters(t *testing.T) {
 		time.Sleep(2 * time.Millisecond) // distinct timestamps, so the expected orders do not rest on ties
 		return flCreate(t, e, tok, api.FlowCreate{Name: name, Visibility: &vis, Data: flGraph(t, flGraphOK)}).Id
 	}
-	bravo := mk(tok, "bravo", api.Private)
-	alpha := mk(tok, "alpha", api.Public)
-	delta := mk(tok, "delta", api.Private)
-	charlie := mk(otok, "charlie", api.Public) // another user's public flow: visible
-	hidden := mk(otok, "hidden", api.Private)  // another user's private flow: never visible
-	echo := mk(tok, "echo", api.Private)
+	bravo := mk(tok, "bravo", api.FlowVisibilityPrivate)
+	alpha := mk(tok, "alpha", api.FlowVisibilityPublic)
+	delta := mk(tok, "delta", api.FlowVisibilityPrivate)
+	charlie := mk(otok, "charlie", api.FlowVisibilityPublic) // another user's public flow: visible
+	hidden := mk(otok, "hidden", api.FlowVisibilityPrivate)  // another user's private flow: never visible
+	echo := mk(tok, "echo", api.FlowVisibilityPrivate)
 	flPublish(t, e, tok, delta, nil)
 	flSetStatus(t, e, echo, "archived")
 	time.Sleep(5 * time.Millisecond)
@@ -1168,7 +1168,7 @@ func TestFlowsListStats(t *testing.T) {
 	flNamed(t, e, otok, "hidden draft")
 	hp := flComplete(t, e, otok, "hidden published")
 	flPublish(t, e, otok, hp.Id, nil)
-	flCreate(t, e, otok, api.FlowCreate{Name: "shared", Visibility: flPtr(api.Public)})
+	flCreate(t, e, otok, api.FlowCreate{Name: "shared", Visibility: flPtr(api.FlowVisibilityPublic)})
 
 	stats := func(tok, query string) (*api.FlowListStats, int64) {
 		p := flListRaw(t, e, tok, query)
@@ -1291,7 +1291,7 @@ func TestFlowsOwnershipAdmins(t *testing.T) {
 			}
 			// An admin may change another user's visibility.
 			f := flNamed(t, e, otok, "vis")
-			if g := flPatch(t, e, atok, f.Id, api.FlowUpdate{Visibility: flPtr(api.Public)}); g.Visibility != api.Public || g.OwnerId != f.OwnerId {
+			if g := flPatch(t, e, atok, f.Id, api.FlowUpdate{Visibility: flPtr(api.FlowVisibilityPublic)}); g.Visibility != api.FlowVisibilityPublic || g.OwnerId != f.OwnerId {
 				t.Fatalf("admin visibility change %+v", g)
 			}
 		})
@@ -1302,7 +1302,7 @@ func TestFlowsOwnershipPublic(t *testing.T) {
 	e := newTestEnv(t)
 	_, otok := e.User(rbac.Editor)
 	_, stok := e.User(rbac.Manager)
-	f := flCreate(t, e, otok, api.FlowCreate{Name: "Shared", Visibility: flPtr(api.Public), Data: flGraph(t, flGraphOK)})
+	f := flCreate(t, e, otok, api.FlowCreate{Name: "Shared", Visibility: flPtr(api.FlowVisibilityPublic), Data: flGraph(t, flGraphOK)})
 	flPublish(t, e, otok, f.Id, nil)
 	for _, op := range flOps {
 		t.Run(op.name, func(t *testing.T) {
@@ -1327,7 +1327,7 @@ func TestFlowsOwnershipPublic(t *testing.T) {
 	flWantProblem(t, r, body, http.StatusForbidden, "forbidden")
 	flSame(t, before, flSnap(t, e, f.Id))
 	// Once private again, the stranger gets 404 rather than 403.
-	flPatch(t, e, otok, f.Id, api.FlowUpdate{Visibility: flPtr(api.Private)})
+	flPatch(t, e, otok, f.Id, api.FlowUpdate{Visibility: flPtr(api.FlowVisibilityPrivate)})
 	r, body = flReq(t, e, http.MethodPatch, flPath(f.Id), stok, `{"name":"x"}`, nil)
 	flWantProblem(t, r, body, http.StatusNotFound, "not-found")
 }
@@ -1340,9 +1340,9 @@ func TestFlowsOwnershipTeam(t *testing.T) {
 	_, atok := e.User(rbac.Admin)
 	team := flTeam(t, e, "Support", owner.ID, member.ID)
 	other := flTeam(t, e, "Sales", member.ID)
-	f := flCreate(t, e, otok, api.FlowCreate{Name: "TeamFlow", Visibility: flPtr(api.Team),
+	f := flCreate(t, e, otok, api.FlowCreate{Name: "TeamFlow", Visibility: flPtr(api.FlowVisibilityTeam),
 		TeamId: nullable.NewNullableWithValue(team), Data: flGraph(t, flGraphOK)})
-	if f.TeamId.MustGet() != team || f.Visibility != api.Team {
+	if f.TeamId.MustGet() != team || f.Visibility != api.FlowVisibilityTeam {
 		t.Fatalf("team flow %+v", f)
 	}
 	// The non-member sees nothing.
@@ -1427,7 +1427,7 @@ func TestFlowsTeamRules(t *testing.T) {
 		t.Fatalf("null team_id %+v", f)
 	}
 	// An admin may put a flow in a team they do not belong to.
-	af := flCreate(t, e, atok, api.FlowCreate{Name: "admin", Visibility: flPtr(api.Team), TeamId: nullable.NewNullableWithValue(notMine)})
+	af := flCreate(t, e, atok, api.FlowCreate{Name: "admin", Visibility: flPtr(api.FlowVisibilityTeam), TeamId: nullable.NewNullableWithValue(notMine)})
 	if af.TeamId.MustGet() != notMine {
 		t.Fatalf("admin team flow %+v", af)
 	}
@@ -1450,19 +1450,19 @@ func TestFlowsTeamRules(t *testing.T) {
 		})
 	}
 	// Into the team, then out of it: leaving team visibility clears team_id.
-	g := flPatch(t, e, tok, f.Id, api.FlowUpdate{Visibility: flPtr(api.Team), TeamId: nullable.NewNullableWithValue(mine)})
-	if g.Visibility != api.Team || g.TeamId.MustGet() != mine || g.Revision != 2 {
+	g := flPatch(t, e, tok, f.Id, api.FlowUpdate{Visibility: flPtr(api.FlowVisibilityTeam), TeamId: nullable.NewNullableWithValue(mine)})
+	if g.Visibility != api.FlowVisibilityTeam || g.TeamId.MustGet() != mine || g.Revision != 2 {
 		t.Fatalf("into team %+v", g)
 	}
 	// Clearing team_id while staying a team flow is refused.
 	r, body := flReq(t, e, http.MethodPatch, flPath(f.Id), tok, `{"team_id":null}`, nil)
 	flWantProblem(t, r, body, http.StatusUnprocessableEntity, "unprocessable", "/team_id")
-	g = flPatch(t, e, tok, f.Id, api.FlowUpdate{Visibility: flPtr(api.Public)})
-	if g.Visibility != api.Public || !g.TeamId.IsNull() {
+	g = flPatch(t, e, tok, f.Id, api.FlowUpdate{Visibility: flPtr(api.FlowVisibilityPublic)})
+	if g.Visibility != api.FlowVisibilityPublic || !g.TeamId.IsNull() {
 		t.Fatalf("out of team %+v", g)
 	}
 	// The admin may move the editor's flow into a team the editor is not in.
-	g = flPatch(t, e, atok, f.Id, api.FlowUpdate{Visibility: flPtr(api.Team), TeamId: nullable.NewNullableWithValue(notMine)})
+	g = flPatch(t, e, atok, f.Id, api.FlowUpdate{Visibility: flPtr(api.FlowVisibilityTeam), TeamId: nullable.NewNullableWithValue(notMine)})
 	if g.TeamId.MustGet() != notMine {
 		t.Fatalf("admin move %+v", g)
 	}

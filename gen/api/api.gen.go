@@ -66,19 +66,19 @@ func (e FlowValidationIssueSeverity) Valid() bool {
 
 // Defines values for FlowVisibility.
 const (
-	Private FlowVisibility = "private"
-	Public  FlowVisibility = "public"
-	Team    FlowVisibility = "team"
+	FlowVisibilityPrivate FlowVisibility = "private"
+	FlowVisibilityPublic  FlowVisibility = "public"
+	FlowVisibilityTeam    FlowVisibility = "team"
 )
 
 // Valid indicates whether the value is a known member of the FlowVisibility enum.
 func (e FlowVisibility) Valid() bool {
 	switch e {
-	case Private:
+	case FlowVisibilityPrivate:
 		return true
-	case Public:
+	case FlowVisibilityPublic:
 		return true
-	case Team:
+	case FlowVisibilityTeam:
 		return true
 	default:
 		return false
@@ -253,6 +253,24 @@ func (e ListFlowsParamsSort) Valid() bool {
 	}
 }
 
+// Defines values for ListTeamsParamsSort.
+const (
+	ListTeamsParamsSortMinusName ListTeamsParamsSort = "-name"
+	ListTeamsParamsSortName      ListTeamsParamsSort = "name"
+)
+
+// Valid indicates whether the value is a known member of the ListTeamsParamsSort enum.
+func (e ListTeamsParamsSort) Valid() bool {
+	switch e {
+	case ListTeamsParamsSortMinusName:
+		return true
+	case ListTeamsParamsSortName:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ListUsersParamsSort.
 const (
 	ListUsersParamsSortCreatedAt        ListUsersParamsSort = "created_at"
@@ -370,6 +388,39 @@ type ApiTokenPage struct {
 
 	// TotalPages ceil(total / page_size); 0 when empty.
 	TotalPages int `json:"total_pages"`
+}
+
+// BoolMap A name → boolean map.
+type BoolMap map[string]bool
+
+// Capabilities defines model for Capabilities.
+type Capabilities struct {
+	// CanCreate A name → boolean map.
+	CanCreate BoolMap `json:"can_create"`
+
+	// CanDelete A name → boolean map.
+	CanDelete BoolMap `json:"can_delete"`
+
+	// CanExecute A name → boolean map.
+	CanExecute BoolMap `json:"can_execute"`
+
+	// CanRead A name → boolean map.
+	CanRead BoolMap `json:"can_read"`
+
+	// CanUpdate A name → boolean map.
+	CanUpdate BoolMap `json:"can_update"`
+
+	// Features A name → boolean map.
+	Features BoolMap `json:"features"`
+
+	// Permissions The effective permissions, sorted.
+	Permissions []string `json:"permissions"`
+
+	// Role One of the six roles, highest first.
+	Role UserRole `json:"role"`
+
+	// Widgets A name → boolean map.
+	Widgets BoolMap `json:"widgets"`
 }
 
 // CasdoorCallback defines model for CasdoorCallback.
@@ -717,6 +768,31 @@ type PageMeta struct {
 	TotalPages int `json:"total_pages"`
 }
 
+// PermissionCheck defines model for PermissionCheck.
+type PermissionCheck struct {
+	Permissions []string `json:"permissions"`
+}
+
+// PermissionCheckResult defines model for PermissionCheckResult.
+type PermissionCheckResult struct {
+	// HasPermission True when none is missing.
+	HasPermission      bool     `json:"has_permission"`
+	MissingPermissions []string `json:"missing_permissions"`
+}
+
+// PermissionInfo defines model for PermissionInfo.
+type PermissionInfo struct {
+	Action      string `json:"action"`
+	Description string `json:"description"`
+	Name        string `json:"name"`
+	Resource    string `json:"resource"`
+}
+
+// PermissionList defines model for PermissionList.
+type PermissionList struct {
+	Items []PermissionInfo `json:"items"`
+}
+
 // Problem RFC 9457 problem details.
 type Problem struct {
 	// Dependency The unavailable dependency (503).
@@ -775,6 +851,94 @@ type ProblemReference struct {
 // RefreshRequest defines model for RefreshRequest.
 type RefreshRequest struct {
 	RefreshToken string `json:"refresh_token"`
+}
+
+// ResourcePermissions defines model for ResourcePermissions.
+type ResourcePermissions struct {
+	// Actions A name → boolean map.
+	Actions   BoolMap `json:"actions"`
+	CanCreate bool    `json:"can_create"`
+	CanDelete bool    `json:"can_delete"`
+	CanList   bool    `json:"can_list"`
+	CanRead   bool    `json:"can_read"`
+	CanUpdate bool    `json:"can_update"`
+	Resource  string  `json:"resource"`
+}
+
+// RoleInfo defines model for RoleInfo.
+type RoleInfo struct {
+	Description string `json:"description"`
+	DisplayName string `json:"display_name"`
+
+	// Name One of the six roles, highest first.
+	Name            UserRole `json:"name"`
+	PermissionCount int      `json:"permission_count"`
+	Permissions     []string `json:"permissions"`
+}
+
+// RoleList defines model for RoleList.
+type RoleList struct {
+	Items []RoleInfo `json:"items"`
+}
+
+// Team defines model for Team.
+type Team struct {
+	CreatedAt   apitime.Time              `json:"created_at"`
+	Description nullable.Nullable[string] `json:"description"`
+	Id          int64                     `json:"id"`
+	MemberCount int                       `json:"member_count"`
+	Members     []TeamMember              `json:"members"`
+	Name        string                    `json:"name"`
+	UpdatedAt   apitime.Time              `json:"updated_at"`
+}
+
+// TeamCreate defines model for TeamCreate.
+type TeamCreate struct {
+	Description nullable.Nullable[string] `json:"description,omitempty"`
+	Name        string                    `json:"name"`
+}
+
+// TeamMember defines model for TeamMember.
+type TeamMember struct {
+	Email string `json:"email"`
+	Id    int64  `json:"id"`
+	Name  string `json:"name"`
+}
+
+// TeamMembersSet Replaces the member list.
+type TeamMembersSet struct {
+	UserIds []int64 `json:"user_ids"`
+}
+
+// TeamPage defines model for TeamPage.
+type TeamPage struct {
+	HasNext  bool          `json:"has_next"`
+	HasPrev  bool          `json:"has_prev"`
+	Items    []TeamSummary `json:"items"`
+	Page     int           `json:"page"`
+	PageSize int           `json:"page_size"`
+
+	// Total Items matching every filter, search included.
+	Total int64 `json:"total"`
+
+	// TotalPages ceil(total / page_size); 0 when empty.
+	TotalPages int `json:"total_pages"`
+}
+
+// TeamSummary defines model for TeamSummary.
+type TeamSummary struct {
+	CreatedAt   apitime.Time              `json:"created_at"`
+	Description nullable.Nullable[string] `json:"description"`
+	Id          int64                     `json:"id"`
+	MemberCount int                       `json:"member_count"`
+	Name        string                    `json:"name"`
+	UpdatedAt   apitime.Time              `json:"updated_at"`
+}
+
+// TeamUpdate A partial update; `{}` changes nothing.
+type TeamUpdate struct {
+	Description nullable.Nullable[string] `json:"description,omitempty"`
+	Name        *string                   `json:"name,omitempty"`
 }
 
 // TokenResponse defines model for TokenResponse.
@@ -862,6 +1026,24 @@ type UserRoleUpdate struct {
 	Role UserRole `json:"role"`
 }
 
+// Widget defines model for Widget.
+type Widget struct {
+	// Enabled Holds all of them.
+	Enabled             bool     `json:"enabled"`
+	Id                  string   `json:"id"`
+	Name                string   `json:"name"`
+	RequiredPermissions []string `json:"required_permissions"`
+	Type                string   `json:"type"`
+
+	// Visible Holds any of the required permissions.
+	Visible bool `json:"visible"`
+}
+
+// WidgetList defines model for WidgetList.
+type WidgetList struct {
+	Items []Widget `json:"items"`
+}
+
 // ApiTokenID defines model for ApiTokenID.
 type ApiTokenID = int64
 
@@ -888,6 +1070,9 @@ type PathUserID = int64
 
 // Search defines model for Search.
 type Search = string
+
+// TeamID defines model for TeamID.
+type TeamID = int64
 
 // UserID defines model for UserID.
 type UserID = int64
@@ -974,6 +1159,24 @@ type RestoreFlowVersionParams struct {
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
+// ListTeamsParams defines parameters for ListTeams.
+type ListTeamsParams struct {
+	// Page The 1-based page number.
+	Page *Page `form:"page,omitempty" json:"page,omitempty"`
+
+	// PageSize Items per page.
+	PageSize *PageSize `form:"page_size,omitempty" json:"page_size,omitempty"`
+
+	// Search Case-insensitive substring search over the resource's searchable fields.
+	Search *Search `form:"search,omitempty" json:"search,omitempty"`
+
+	// Sort Sort keys, `-` for descending. Default `name`.
+	Sort *[]ListTeamsParamsSort `form:"sort,omitempty" json:"sort,omitempty"`
+}
+
+// ListTeamsParamsSort defines parameters for ListTeams.
+type ListTeamsParamsSort string
+
 // ListUsersParams defines parameters for ListUsers.
 type ListUsersParams struct {
 	// Page The 1-based page number.
@@ -1057,6 +1260,18 @@ type ValidateFlowJSONRequestBody = FlowValidateRequest
 
 // CreateFlowVersionJSONRequestBody defines body for CreateFlowVersion for application/json ContentType.
 type CreateFlowVersionJSONRequestBody = FlowVersionCreate
+
+// CheckPermissionsJSONRequestBody defines body for CheckPermissions for application/json ContentType.
+type CheckPermissionsJSONRequestBody = PermissionCheck
+
+// CreateTeamJSONRequestBody defines body for CreateTeam for application/json ContentType.
+type CreateTeamJSONRequestBody = TeamCreate
+
+// UpdateTeamJSONRequestBody defines body for UpdateTeam for application/json ContentType.
+type UpdateTeamJSONRequestBody = TeamUpdate
+
+// SetTeamMembersJSONRequestBody defines body for SetTeamMembers for application/json ContentType.
+type SetTeamMembersJSONRequestBody = TeamMembersSet
 
 // UpdateUserRoleJSONRequestBody defines body for UpdateUserRole for application/json ContentType.
 type UpdateUserRoleJSONRequestBody = UserRoleUpdate
@@ -2160,6 +2375,136 @@ type ClientInterface interface {
 	// Corresponds with POST /flows/{id}/versions/{version}/restore (the `RestoreFlowVersion` operationId).
 	RestoreFlowVersion(ctx context.Context, id FlowID, version FlowVersionNumber, params *RestoreFlowVersionParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ListPermissions The permission catalogue
+	//
+	// Every `resource:action` permission (for the API token scope picker).
+	//
+	// Corresponds with GET /permissions (the `ListPermissions` operationId).
+	ListPermissions(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CheckPermissionsWithBody Check permissions
+	//
+	// Which of the given permissions the caller lacks. An unknown permission answers 422 with a pointer to it.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /permissions/check (the `CheckPermissions` operationId).
+	CheckPermissionsWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CheckPermissions Check permissions
+	//
+	// Which of the given permissions the caller lacks. An unknown permission answers 422 with a pointer to it.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /permissions/check (the `CheckPermissions` operationId).
+	CheckPermissions(ctx context.Context, body CheckPermissionsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetMyCapabilities My capabilities
+	//
+	// What the caller may do: its role, effective permissions, per-resource create/read/update/delete
+	// maps over every resource of the catalogue, the 14 widget keys and feature flags. For an API token
+	// every value uses its effective set (scopes ∩ the owner's role).
+	//
+	// Corresponds with GET /permissions/me/capabilities (the `GetMyCapabilities` operationId).
+	GetMyCapabilities(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetResourcePermissions My permissions on a resource
+	//
+	// The caller's actions on one resource of the catalogue; an unknown resource answers 404.
+	//
+	// Corresponds with GET /permissions/resources/{type} (the `GetResourcePermissions` operationId).
+	GetResourcePermissions(ctx context.Context, pType string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListRoles The roles
+	//
+	// The six roles with their permissions (admin roles only).
+	//
+	// Corresponds with GET /permissions/roles (the `ListRoles` operationId).
+	ListRoles(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListWidgets The dashboard widgets
+	//
+	// The 12 widgets; `visible` when the caller holds any required permission, `enabled` when it holds all.
+	//
+	// Corresponds with GET /permissions/widgets (the `ListWidgets` operationId).
+	ListWidgets(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListTeams List teams
+	//
+	// A page of teams with their member counts, by name.
+	//
+	// Corresponds with GET /teams (the `ListTeams` operationId).
+	ListTeams(ctx context.Context, params *ListTeamsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateTeamWithBody Create a team
+	//
+	// Team names are unique (409 `already-exists`).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /teams (the `CreateTeam` operationId).
+	CreateTeamWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateTeam Create a team
+	//
+	// Team names are unique (409 `already-exists`).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /teams (the `CreateTeam` operationId).
+	CreateTeam(ctx context.Context, body CreateTeamJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteTeam Delete a team
+	//
+	// Flows shared with the team (`visibility=team`) become private.
+	//
+	// Corresponds with DELETE /teams/{id} (the `DeleteTeam` operationId).
+	DeleteTeam(ctx context.Context, id TeamID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetTeam Get a team
+	//
+	// The team with its members.
+	//
+	// Corresponds with GET /teams/{id} (the `GetTeam` operationId).
+	GetTeam(ctx context.Context, id TeamID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateTeamWithBody Update a team
+	//
+	// A partial update; `{}` changes nothing.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PATCH /teams/{id} (the `UpdateTeam` operationId).
+	UpdateTeamWithBody(ctx context.Context, id TeamID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateTeam Update a team
+	//
+	// A partial update; `{}` changes nothing.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PATCH /teams/{id} (the `UpdateTeam` operationId).
+	UpdateTeam(ctx context.Context, id TeamID, body UpdateTeamJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SetTeamMembersWithBody Set a team's members
+	//
+	// Replaces the member list; every id must name a user (422 with a pointer otherwise).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PUT /teams/{id}/members (the `SetTeamMembers` operationId).
+	SetTeamMembersWithBody(ctx context.Context, id TeamID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SetTeamMembers Set a team's members
+	//
+	// Replaces the member list; every id must name a user (422 with a pointer otherwise).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PUT /teams/{id}/members (the `SetTeamMembers` operationId).
+	SetTeamMembers(ctx context.Context, id TeamID, body SetTeamMembersJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListUsers List users
 	//
 	// Every user, with filters and search over email and name.
@@ -2863,6 +3208,296 @@ func (c *Client) GetFlowVersion(ctx context.Context, id FlowID, version FlowVers
 // Corresponds with POST /flows/{id}/versions/{version}/restore (the `RestoreFlowVersion` operationId).
 func (c *Client) RestoreFlowVersion(ctx context.Context, id FlowID, version FlowVersionNumber, params *RestoreFlowVersionParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewRestoreFlowVersionRequest(c.Server, id, version, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListPermissions The permission catalogue
+//
+// Every `resource:action` permission (for the API token scope picker).
+//
+// Corresponds with GET /permissions (the `ListPermissions` operationId).
+func (c *Client) ListPermissions(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListPermissionsRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CheckPermissionsWithBody Check permissions
+//
+// Which of the given permissions the caller lacks. An unknown permission answers 422 with a pointer to it.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /permissions/check (the `CheckPermissions` operationId).
+func (c *Client) CheckPermissionsWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCheckPermissionsRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CheckPermissions Check permissions
+//
+// Which of the given permissions the caller lacks. An unknown permission answers 422 with a pointer to it.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /permissions/check (the `CheckPermissions` operationId).
+func (c *Client) CheckPermissions(ctx context.Context, body CheckPermissionsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCheckPermissionsRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetMyCapabilities My capabilities
+//
+// What the caller may do: its role, effective permissions, per-resource create/read/update/delete
+// maps over every resource of the catalogue, the 14 widget keys and feature flags. For an API token
+// every value uses its effective set (scopes ∩ the owner's role).
+//
+// Corresponds with GET /permissions/me/capabilities (the `GetMyCapabilities` operationId).
+func (c *Client) GetMyCapabilities(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetMyCapabilitiesRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetResourcePermissions My permissions on a resource
+//
+// The caller's actions on one resource of the catalogue; an unknown resource answers 404.
+//
+// Corresponds with GET /permissions/resources/{type} (the `GetResourcePermissions` operationId).
+func (c *Client) GetResourcePermissions(ctx context.Context, pType string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetResourcePermissionsRequest(c.Server, pType)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListRoles The roles
+//
+// The six roles with their permissions (admin roles only).
+//
+// Corresponds with GET /permissions/roles (the `ListRoles` operationId).
+func (c *Client) ListRoles(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListRolesRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListWidgets The dashboard widgets
+//
+// The 12 widgets; `visible` when the caller holds any required permission, `enabled` when it holds all.
+//
+// Corresponds with GET /permissions/widgets (the `ListWidgets` operationId).
+func (c *Client) ListWidgets(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListWidgetsRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListTeams List teams
+//
+// A page of teams with their member counts, by name.
+//
+// Corresponds with GET /teams (the `ListTeams` operationId).
+func (c *Client) ListTeams(ctx context.Context, params *ListTeamsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListTeamsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateTeamWithBody Create a team
+//
+// Team names are unique (409 `already-exists`).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /teams (the `CreateTeam` operationId).
+func (c *Client) CreateTeamWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateTeamRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateTeam Create a team
+//
+// Team names are unique (409 `already-exists`).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /teams (the `CreateTeam` operationId).
+func (c *Client) CreateTeam(ctx context.Context, body CreateTeamJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateTeamRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteTeam Delete a team
+//
+// Flows shared with the team (`visibility=team`) become private.
+//
+// Corresponds with DELETE /teams/{id} (the `DeleteTeam` operationId).
+func (c *Client) DeleteTeam(ctx context.Context, id TeamID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteTeamRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetTeam Get a team
+//
+// The team with its members.
+//
+// Corresponds with GET /teams/{id} (the `GetTeam` operationId).
+func (c *Client) GetTeam(ctx context.Context, id TeamID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetTeamRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateTeamWithBody Update a team
+//
+// A partial update; `{}` changes nothing.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PATCH /teams/{id} (the `UpdateTeam` operationId).
+func (c *Client) UpdateTeamWithBody(ctx context.Context, id TeamID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateTeamRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateTeam Update a team
+//
+// A partial update; `{}` changes nothing.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PATCH /teams/{id} (the `UpdateTeam` operationId).
+func (c *Client) UpdateTeam(ctx context.Context, id TeamID, body UpdateTeamJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateTeamRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SetTeamMembersWithBody Set a team's members
+//
+// Replaces the member list; every id must name a user (422 with a pointer otherwise).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PUT /teams/{id}/members (the `SetTeamMembers` operationId).
+func (c *Client) SetTeamMembersWithBody(ctx context.Context, id TeamID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSetTeamMembersRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SetTeamMembers Set a team's members
+//
+// Replaces the member list; every id must name a user (422 with a pointer otherwise).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PUT /teams/{id}/members (the `SetTeamMembers` operationId).
+func (c *Client) SetTeamMembers(ctx context.Context, id TeamID, body SetTeamMembersJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSetTeamMembersRequest(c.Server, id, body)
 	if err != nil {
 		return nil, err
 	}
@@ -4190,6 +4825,480 @@ func NewRestoreFlowVersionRequest(server string, id FlowID, version FlowVersionN
 	return req, nil
 }
 
+// NewListPermissionsRequest constructs an http.Request for the ListPermissions method
+func NewListPermissionsRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/permissions")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCheckPermissionsRequest calls the generic CheckPermissions builder with application/json body
+func NewCheckPermissionsRequest(server string, body CheckPermissionsJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCheckPermissionsRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewCheckPermissionsRequestWithBody constructs an http.Request for the CheckPermissions method, with any body, and a specified content type
+func NewCheckPermissionsRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/permissions/check")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewGetMyCapabilitiesRequest constructs an http.Request for the GetMyCapabilities method
+func NewGetMyCapabilitiesRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/permissions/me/capabilities")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetResourcePermissionsRequest constructs an http.Request for the GetResourcePermissions method
+func NewGetResourcePermissionsRequest(server string, pType string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "type", pType, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/permissions/resources/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewListRolesRequest constructs an http.Request for the ListRoles method
+func NewListRolesRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/permissions/roles")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewListWidgetsRequest constructs an http.Request for the ListWidgets method
+func NewListWidgetsRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/permissions/widgets")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewListTeamsRequest constructs an http.Request for the ListTeams method
+func NewListTeamsRequest(server string, params *ListTeamsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/teams")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Page != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "page", *params.Page, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.PageSize != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "page_size", *params.PageSize, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Search != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "search", *params.Search, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Sort != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "sort", *params.Sort, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "array", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCreateTeamRequest calls the generic CreateTeam builder with application/json body
+func NewCreateTeamRequest(server string, body CreateTeamJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreateTeamRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewCreateTeamRequestWithBody constructs an http.Request for the CreateTeam method, with any body, and a specified content type
+func NewCreateTeamRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/teams")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewDeleteTeamRequest constructs an http.Request for the DeleteTeam method
+func NewDeleteTeamRequest(server string, id TeamID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/teams/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetTeamRequest constructs an http.Request for the GetTeam method
+func NewGetTeamRequest(server string, id TeamID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/teams/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewUpdateTeamRequest calls the generic UpdateTeam builder with application/json body
+func NewUpdateTeamRequest(server string, id TeamID, body UpdateTeamJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewUpdateTeamRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewUpdateTeamRequestWithBody constructs an http.Request for the UpdateTeam method, with any body, and a specified content type
+func NewUpdateTeamRequestWithBody(server string, id TeamID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/teams/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPatch, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewSetTeamMembersRequest calls the generic SetTeamMembers builder with application/json body
+func NewSetTeamMembersRequest(server string, id TeamID, body SetTeamMembersJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewSetTeamMembersRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewSetTeamMembersRequestWithBody constructs an http.Request for the SetTeamMembers method, with any body, and a specified content type
+func NewSetTeamMembersRequestWithBody(server string, id TeamID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/teams/%s/members", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPut, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewListUsersRequest constructs an http.Request for the ListUsers method
 func NewListUsersRequest(server string, params *ListUsersParams) (*http.Request, error) {
 	var err error
@@ -5100,6 +6209,152 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /flows/{id}/versions/{version}/restore (the `RestoreFlowVersion` operationId).
 	RestoreFlowVersionWithResponse(ctx context.Context, id FlowID, version FlowVersionNumber, params *RestoreFlowVersionParams, reqEditors ...RequestEditorFn) (*RestoreFlowVersionResponse, error)
+
+	// ListPermissionsWithResponse The permission catalogue
+	//
+	// Every `resource:action` permission (for the API token scope picker).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /permissions (the `ListPermissions` operationId).
+	ListPermissionsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListPermissionsResponse, error)
+
+	// CheckPermissionsWithBodyWithResponse Check permissions
+	//
+	// Which of the given permissions the caller lacks. An unknown permission answers 422 with a pointer to it.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /permissions/check (the `CheckPermissions` operationId).
+	CheckPermissionsWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CheckPermissionsResponse, error)
+
+	// CheckPermissionsWithResponse Check permissions
+	//
+	// Which of the given permissions the caller lacks. An unknown permission answers 422 with a pointer to it.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /permissions/check (the `CheckPermissions` operationId).
+	CheckPermissionsWithResponse(ctx context.Context, body CheckPermissionsJSONRequestBody, reqEditors ...RequestEditorFn) (*CheckPermissionsResponse, error)
+
+	// GetMyCapabilitiesWithResponse My capabilities
+	//
+	// What the caller may do: its role, effective permissions, per-resource create/read/update/delete
+	// maps over every resource of the catalogue, the 14 widget keys and feature flags. For an API token
+	// every value uses its effective set (scopes ∩ the owner's role).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /permissions/me/capabilities (the `GetMyCapabilities` operationId).
+	GetMyCapabilitiesWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetMyCapabilitiesResponse, error)
+
+	// GetResourcePermissionsWithResponse My permissions on a resource
+	//
+	// The caller's actions on one resource of the catalogue; an unknown resource answers 404.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /permissions/resources/{type} (the `GetResourcePermissions` operationId).
+	GetResourcePermissionsWithResponse(ctx context.Context, pType string, reqEditors ...RequestEditorFn) (*GetResourcePermissionsResponse, error)
+
+	// ListRolesWithResponse The roles
+	//
+	// The six roles with their permissions (admin roles only).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /permissions/roles (the `ListRoles` operationId).
+	ListRolesWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListRolesResponse, error)
+
+	// ListWidgetsWithResponse The dashboard widgets
+	//
+	// The 12 widgets; `visible` when the caller holds any required permission, `enabled` when it holds all.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /permissions/widgets (the `ListWidgets` operationId).
+	ListWidgetsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListWidgetsResponse, error)
+
+	// ListTeamsWithResponse List teams
+	//
+	// A page of teams with their member counts, by name.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /teams (the `ListTeams` operationId).
+	ListTeamsWithResponse(ctx context.Context, params *ListTeamsParams, reqEditors ...RequestEditorFn) (*ListTeamsResponse, error)
+
+	// CreateTeamWithBodyWithResponse Create a team
+	//
+	// Team names are unique (409 `already-exists`).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /teams (the `CreateTeam` operationId).
+	CreateTeamWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTeamResponse, error)
+
+	// CreateTeamWithResponse Create a team
+	//
+	// Team names are unique (409 `already-exists`).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /teams (the `CreateTeam` operationId).
+	CreateTeamWithResponse(ctx context.Context, body CreateTeamJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTeamResponse, error)
+
+	// DeleteTeamWithResponse Delete a team
+	//
+	// Flows shared with the team (`visibility=team`) become private.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /teams/{id} (the `DeleteTeam` operationId).
+	DeleteTeamWithResponse(ctx context.Context, id TeamID, reqEditors ...RequestEditorFn) (*DeleteTeamResponse, error)
+
+	// GetTeamWithResponse Get a team
+	//
+	// The team with its members.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /teams/{id} (the `GetTeam` operationId).
+	GetTeamWithResponse(ctx context.Context, id TeamID, reqEditors ...RequestEditorFn) (*GetTeamResponse, error)
+
+	// UpdateTeamWithBodyWithResponse Update a team
+	//
+	// A partial update; `{}` changes nothing.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /teams/{id} (the `UpdateTeam` operationId).
+	UpdateTeamWithBodyWithResponse(ctx context.Context, id TeamID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateTeamResponse, error)
+
+	// UpdateTeamWithResponse Update a team
+	//
+	// A partial update; `{}` changes nothing.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /teams/{id} (the `UpdateTeam` operationId).
+	UpdateTeamWithResponse(ctx context.Context, id TeamID, body UpdateTeamJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateTeamResponse, error)
+
+	// SetTeamMembersWithBodyWithResponse Set a team's members
+	//
+	// Replaces the member list; every id must name a user (422 with a pointer otherwise).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /teams/{id}/members (the `SetTeamMembers` operationId).
+	SetTeamMembersWithBodyWithResponse(ctx context.Context, id TeamID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SetTeamMembersResponse, error)
+
+	// SetTeamMembersWithResponse Set a team's members
+	//
+	// Replaces the member list; every id must name a user (422 with a pointer otherwise).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /teams/{id}/members (the `SetTeamMembers` operationId).
+	SetTeamMembersWithResponse(ctx context.Context, id TeamID, body SetTeamMembersJSONRequestBody, reqEditors ...RequestEditorFn) (*SetTeamMembersResponse, error)
 
 	// ListUsersWithResponse List users
 	//
@@ -7219,6 +8474,896 @@ func (r RestoreFlowVersionResponse) ContentType() string {
 	return ""
 }
 
+// ListPermissionsResponse200Headers the declared response headers of an HTTP 200 response for ListPermissions
+type ListPermissionsResponse200Headers struct {
+	XRequestID *string
+}
+
+// ListPermissionsResponseDefaultHeaders the declared response headers of an HTTP default response for ListPermissions
+type ListPermissionsResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type ListPermissionsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *PermissionList
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListPermissionsResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ListPermissionsResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListPermissionsResponse) GetJSON200() *PermissionList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ListPermissionsResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ListPermissionsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListPermissionsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListPermissionsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListPermissionsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CheckPermissionsResponse200Headers the declared response headers of an HTTP 200 response for CheckPermissions
+type CheckPermissionsResponse200Headers struct {
+	XRequestID *string
+}
+
+// CheckPermissionsResponse422Headers the declared response headers of an HTTP 422 response for CheckPermissions
+type CheckPermissionsResponse422Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// CheckPermissionsResponseDefaultHeaders the declared response headers of an HTTP default response for CheckPermissions
+type CheckPermissionsResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type CheckPermissionsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *PermissionCheckResult
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *CheckPermissionsResponse200Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *CheckPermissionsResponse422Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *CheckPermissionsResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r CheckPermissionsResponse) GetJSON200() *PermissionCheckResult {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r CheckPermissionsResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r CheckPermissionsResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r CheckPermissionsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CheckPermissionsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CheckPermissionsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CheckPermissionsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetMyCapabilitiesResponse200Headers the declared response headers of an HTTP 200 response for GetMyCapabilities
+type GetMyCapabilitiesResponse200Headers struct {
+	XRequestID *string
+}
+
+// GetMyCapabilitiesResponseDefaultHeaders the declared response headers of an HTTP default response for GetMyCapabilities
+type GetMyCapabilitiesResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type GetMyCapabilitiesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Capabilities
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetMyCapabilitiesResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetMyCapabilitiesResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetMyCapabilitiesResponse) GetJSON200() *Capabilities {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetMyCapabilitiesResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetMyCapabilitiesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetMyCapabilitiesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetMyCapabilitiesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetMyCapabilitiesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetResourcePermissionsResponse200Headers the declared response headers of an HTTP 200 response for GetResourcePermissions
+type GetResourcePermissionsResponse200Headers struct {
+	XRequestID *string
+}
+
+// GetResourcePermissionsResponseDefaultHeaders the declared response headers of an HTTP default response for GetResourcePermissions
+type GetResourcePermissionsResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type GetResourcePermissionsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ResourcePermissions
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetResourcePermissionsResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetResourcePermissionsResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetResourcePermissionsResponse) GetJSON200() *ResourcePermissions {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetResourcePermissionsResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetResourcePermissionsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetResourcePermissionsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetResourcePermissionsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetResourcePermissionsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListRolesResponse200Headers the declared response headers of an HTTP 200 response for ListRoles
+type ListRolesResponse200Headers struct {
+	XRequestID *string
+}
+
+// ListRolesResponseDefaultHeaders the declared response headers of an HTTP default response for ListRoles
+type ListRolesResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type ListRolesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *RoleList
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListRolesResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ListRolesResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListRolesResponse) GetJSON200() *RoleList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ListRolesResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ListRolesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListRolesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListRolesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListRolesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListWidgetsResponse200Headers the declared response headers of an HTTP 200 response for ListWidgets
+type ListWidgetsResponse200Headers struct {
+	XRequestID *string
+}
+
+// ListWidgetsResponseDefaultHeaders the declared response headers of an HTTP default response for ListWidgets
+type ListWidgetsResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type ListWidgetsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *WidgetList
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListWidgetsResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ListWidgetsResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListWidgetsResponse) GetJSON200() *WidgetList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ListWidgetsResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ListWidgetsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListWidgetsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListWidgetsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListWidgetsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListTeamsResponse200Headers the declared response headers of an HTTP 200 response for ListTeams
+type ListTeamsResponse200Headers struct {
+	XRequestID *string
+}
+
+// ListTeamsResponseDefaultHeaders the declared response headers of an HTTP default response for ListTeams
+type ListTeamsResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type ListTeamsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *TeamPage
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListTeamsResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ListTeamsResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListTeamsResponse) GetJSON200() *TeamPage {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ListTeamsResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ListTeamsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListTeamsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListTeamsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListTeamsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CreateTeamResponse201Headers the declared response headers of an HTTP 201 response for CreateTeam
+type CreateTeamResponse201Headers struct {
+	Location   string
+	XRequestID *string
+}
+
+// CreateTeamResponse409Headers the declared response headers of an HTTP 409 response for CreateTeam
+type CreateTeamResponse409Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// CreateTeamResponseDefaultHeaders the declared response headers of an HTTP default response for CreateTeam
+type CreateTeamResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type CreateTeamResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *Team
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *CreateTeamResponse201Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *CreateTeamResponse409Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *CreateTeamResponseDefaultHeaders
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r CreateTeamResponse) GetJSON201() *Team {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r CreateTeamResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r CreateTeamResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateTeamResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateTeamResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateTeamResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateTeamResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// DeleteTeamResponse204Headers the declared response headers of an HTTP 204 response for DeleteTeam
+type DeleteTeamResponse204Headers struct {
+	XRequestID *string
+}
+
+// DeleteTeamResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteTeam
+type DeleteTeamResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type DeleteTeamResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers204 the parsed response headers for an HTTP 204 response
+	Headers204 *DeleteTeamResponse204Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *DeleteTeamResponseDefaultHeaders
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r DeleteTeamResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteTeamResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteTeamResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteTeamResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteTeamResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetTeamResponse200Headers the declared response headers of an HTTP 200 response for GetTeam
+type GetTeamResponse200Headers struct {
+	XRequestID *string
+}
+
+// GetTeamResponseDefaultHeaders the declared response headers of an HTTP default response for GetTeam
+type GetTeamResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type GetTeamResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Team
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetTeamResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetTeamResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetTeamResponse) GetJSON200() *Team {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetTeamResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetTeamResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetTeamResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetTeamResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetTeamResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// UpdateTeamResponse200Headers the declared response headers of an HTTP 200 response for UpdateTeam
+type UpdateTeamResponse200Headers struct {
+	XRequestID *string
+}
+
+// UpdateTeamResponse409Headers the declared response headers of an HTTP 409 response for UpdateTeam
+type UpdateTeamResponse409Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// UpdateTeamResponseDefaultHeaders the declared response headers of an HTTP default response for UpdateTeam
+type UpdateTeamResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type UpdateTeamResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Team
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *UpdateTeamResponse200Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *UpdateTeamResponse409Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *UpdateTeamResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r UpdateTeamResponse) GetJSON200() *Team {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r UpdateTeamResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r UpdateTeamResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r UpdateTeamResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r UpdateTeamResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r UpdateTeamResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r UpdateTeamResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// SetTeamMembersResponse200Headers the declared response headers of an HTTP 200 response for SetTeamMembers
+type SetTeamMembersResponse200Headers struct {
+	XRequestID *string
+}
+
+// SetTeamMembersResponse422Headers the declared response headers of an HTTP 422 response for SetTeamMembers
+type SetTeamMembersResponse422Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// SetTeamMembersResponseDefaultHeaders the declared response headers of an HTTP default response for SetTeamMembers
+type SetTeamMembersResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type SetTeamMembersResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Team
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *SetTeamMembersResponse200Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *SetTeamMembersResponse422Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *SetTeamMembersResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r SetTeamMembersResponse) GetJSON200() *Team {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r SetTeamMembersResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r SetTeamMembersResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r SetTeamMembersResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r SetTeamMembersResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r SetTeamMembersResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r SetTeamMembersResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // ListUsersResponse200Headers the declared response headers of an HTTP 200 response for ListUsers
 type ListUsersResponse200Headers struct {
 	XRequestID *string
@@ -8500,6 +10645,248 @@ func (c *ClientWithResponses) RestoreFlowVersionWithResponse(ctx context.Context
 		return nil, err
 	}
 	return ParseRestoreFlowVersionResponse(rsp)
+}
+
+// ListPermissionsWithResponse The permission catalogue
+//
+// Every `resource:action` permission (for the API token scope picker).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /permissions (the `ListPermissions` operationId).
+func (c *ClientWithResponses) ListPermissionsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListPermissionsResponse, error) {
+	rsp, err := c.ListPermissions(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListPermissionsResponse(rsp)
+}
+
+// CheckPermissionsWithBodyWithResponse Check permissions
+//
+// Which of the given permissions the caller lacks. An unknown permission answers 422 with a pointer to it.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /permissions/check (the `CheckPermissions` operationId).
+func (c *ClientWithResponses) CheckPermissionsWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CheckPermissionsResponse, error) {
+	rsp, err := c.CheckPermissionsWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCheckPermissionsResponse(rsp)
+}
+
+// CheckPermissionsWithResponse Check permissions
+//
+// Which of the given permissions the caller lacks. An unknown permission answers 422 with a pointer to it.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /permissions/check (the `CheckPermissions` operationId).
+func (c *ClientWithResponses) CheckPermissionsWithResponse(ctx context.Context, body CheckPermissionsJSONRequestBody, reqEditors ...RequestEditorFn) (*CheckPermissionsResponse, error) {
+	rsp, err := c.CheckPermissions(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCheckPermissionsResponse(rsp)
+}
+
+// GetMyCapabilitiesWithResponse My capabilities
+//
+// What the caller may do: its role, effective permissions, per-resource create/read/update/delete
+// maps over every resource of the catalogue, the 14 widget keys and feature flags. For an API token
+// every value uses its effective set (scopes ∩ the owner's role).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /permissions/me/capabilities (the `GetMyCapabilities` operationId).
+func (c *ClientWithResponses) GetMyCapabilitiesWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetMyCapabilitiesResponse, error) {
+	rsp, err := c.GetMyCapabilities(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetMyCapabilitiesResponse(rsp)
+}
+
+// GetResourcePermissionsWithResponse My permissions on a resource
+//
+// The caller's actions on one resource of the catalogue; an unknown resource answers 404.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /permissions/resources/{type} (the `GetResourcePermissions` operationId).
+func (c *ClientWithResponses) GetResourcePermissionsWithResponse(ctx context.Context, pType string, reqEditors ...RequestEditorFn) (*GetResourcePermissionsResponse, error) {
+	rsp, err := c.GetResourcePermissions(ctx, pType, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetResourcePermissionsResponse(rsp)
+}
+
+// ListRolesWithResponse The roles
+//
+// The six roles with their permissions (admin roles only).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /permissions/roles (the `ListRoles` operationId).
+func (c *ClientWithResponses) ListRolesWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListRolesResponse, error) {
+	rsp, err := c.ListRoles(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListRolesResponse(rsp)
+}
+
+// ListWidgetsWithResponse The dashboard widgets
+//
+// The 12 widgets; `visible` when the caller holds any required permission, `enabled` when it holds all.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /permissions/widgets (the `ListWidgets` operationId).
+func (c *ClientWithResponses) ListWidgetsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListWidgetsResponse, error) {
+	rsp, err := c.ListWidgets(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListWidgetsResponse(rsp)
+}
+
+// ListTeamsWithResponse List teams
+//
+// A page of teams with their member counts, by name.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /teams (the `ListTeams` operationId).
+func (c *ClientWithResponses) ListTeamsWithResponse(ctx context.Context, params *ListTeamsParams, reqEditors ...RequestEditorFn) (*ListTeamsResponse, error) {
+	rsp, err := c.ListTeams(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListTeamsResponse(rsp)
+}
+
+// CreateTeamWithBodyWithResponse Create a team
+//
+// Team names are unique (409 `already-exists`).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /teams (the `CreateTeam` operationId).
+func (c *ClientWithResponses) CreateTeamWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTeamResponse, error) {
+	rsp, err := c.CreateTeamWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateTeamResponse(rsp)
+}
+
+// CreateTeamWithResponse Create a team
+//
+// Team names are unique (409 `already-exists`).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /teams (the `CreateTeam` operationId).
+func (c *ClientWithResponses) CreateTeamWithResponse(ctx context.Context, body CreateTeamJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTeamResponse, error) {
+	rsp, err := c.CreateTeam(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateTeamResponse(rsp)
+}
+
+// DeleteTeamWithResponse Delete a team
+//
+// Flows shared with the team (`visibility=team`) become private.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /teams/{id} (the `DeleteTeam` operationId).
+func (c *ClientWithResponses) DeleteTeamWithResponse(ctx context.Context, id TeamID, reqEditors ...RequestEditorFn) (*DeleteTeamResponse, error) {
+	rsp, err := c.DeleteTeam(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteTeamResponse(rsp)
+}
+
+// GetTeamWithResponse Get a team
+//
+// The team with its members.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /teams/{id} (the `GetTeam` operationId).
+func (c *ClientWithResponses) GetTeamWithResponse(ctx context.Context, id TeamID, reqEditors ...RequestEditorFn) (*GetTeamResponse, error) {
+	rsp, err := c.GetTeam(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetTeamResponse(rsp)
+}
+
+// UpdateTeamWithBodyWithResponse Update a team
+//
+// A partial update; `{}` changes nothing.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /teams/{id} (the `UpdateTeam` operationId).
+func (c *ClientWithResponses) UpdateTeamWithBodyWithResponse(ctx context.Context, id TeamID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateTeamResponse, error) {
+	rsp, err := c.UpdateTeamWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateTeamResponse(rsp)
+}
+
+// UpdateTeamWithResponse Update a team
+//
+// A partial update; `{}` changes nothing.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /teams/{id} (the `UpdateTeam` operationId).
+func (c *ClientWithResponses) UpdateTeamWithResponse(ctx context.Context, id TeamID, body UpdateTeamJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateTeamResponse, error) {
+	rsp, err := c.UpdateTeam(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateTeamResponse(rsp)
+}
+
+// SetTeamMembersWithBodyWithResponse Set a team's members
+//
+// Replaces the member list; every id must name a user (422 with a pointer otherwise).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /teams/{id}/members (the `SetTeamMembers` operationId).
+func (c *ClientWithResponses) SetTeamMembersWithBodyWithResponse(ctx context.Context, id TeamID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SetTeamMembersResponse, error) {
+	rsp, err := c.SetTeamMembersWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSetTeamMembersResponse(rsp)
+}
+
+// SetTeamMembersWithResponse Set a team's members
+//
+// Replaces the member list; every id must name a user (422 with a pointer otherwise).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /teams/{id}/members (the `SetTeamMembers` operationId).
+func (c *ClientWithResponses) SetTeamMembersWithResponse(ctx context.Context, id TeamID, body SetTeamMembersJSONRequestBody, reqEditors ...RequestEditorFn) (*SetTeamMembersResponse, error) {
+	rsp, err := c.SetTeamMembers(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSetTeamMembersResponse(rsp)
 }
 
 // ListUsersWithResponse List users
@@ -12377,6 +14764,1421 @@ func ParseRestoreFlowVersionResponse(rsp *http.Response) (*RestoreFlowVersionRes
 	return response, nil
 }
 
+// ParseListPermissionsResponse parses an HTTP response from a ListPermissionsWithResponse call
+func ParseListPermissionsResponse(rsp *http.Response) (*ListPermissionsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListPermissionsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest PermissionList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListPermissionsResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers ListPermissionsResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCheckPermissionsResponse parses an HTTP response from a CheckPermissionsWithResponse call
+func ParseCheckPermissionsResponse(rsp *http.Response) (*CheckPermissionsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CheckPermissionsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest PermissionCheckResult
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers CheckPermissionsResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 422:
+		var headers CheckPermissionsResponse422Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers422 = &headers
+	case true:
+		var headers CheckPermissionsResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetMyCapabilitiesResponse parses an HTTP response from a GetMyCapabilitiesWithResponse call
+func ParseGetMyCapabilitiesResponse(rsp *http.Response) (*GetMyCapabilitiesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetMyCapabilitiesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Capabilities
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetMyCapabilitiesResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers GetMyCapabilitiesResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetResourcePermissionsResponse parses an HTTP response from a GetResourcePermissionsWithResponse call
+func ParseGetResourcePermissionsResponse(rsp *http.Response) (*GetResourcePermissionsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetResourcePermissionsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ResourcePermissions
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetResourcePermissionsResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers GetResourcePermissionsResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListRolesResponse parses an HTTP response from a ListRolesWithResponse call
+func ParseListRolesResponse(rsp *http.Response) (*ListRolesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListRolesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest RoleList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListRolesResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers ListRolesResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListWidgetsResponse parses an HTTP response from a ListWidgetsWithResponse call
+func ParseListWidgetsResponse(rsp *http.Response) (*ListWidgetsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListWidgetsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest WidgetList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListWidgetsResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers ListWidgetsResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListTeamsResponse parses an HTTP response from a ListTeamsWithResponse call
+func ParseListTeamsResponse(rsp *http.Response) (*ListTeamsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListTeamsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest TeamPage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListTeamsResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers ListTeamsResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCreateTeamResponse parses an HTTP response from a CreateTeamWithResponse call
+func ParseCreateTeamResponse(rsp *http.Response) (*CreateTeamResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateTeamResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest Team
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers CreateTeamResponse201Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 409:
+		var headers CreateTeamResponse409Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers409 = &headers
+	case true:
+		var headers CreateTeamResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDeleteTeamResponse parses an HTTP response from a DeleteTeamWithResponse call
+func ParseDeleteTeamResponse(rsp *http.Response) (*DeleteTeamResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteTeamResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		var headers DeleteTeamResponse204Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers204 = &headers
+	case true:
+		var headers DeleteTeamResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetTeamResponse parses an HTTP response from a GetTeamWithResponse call
+func ParseGetTeamResponse(rsp *http.Response) (*GetTeamResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetTeamResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Team
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetTeamResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers GetTeamResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseUpdateTeamResponse parses an HTTP response from a UpdateTeamWithResponse call
+func ParseUpdateTeamResponse(rsp *http.Response) (*UpdateTeamResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &UpdateTeamResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Team
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers UpdateTeamResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 409:
+		var headers UpdateTeamResponse409Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers409 = &headers
+	case true:
+		var headers UpdateTeamResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseSetTeamMembersResponse parses an HTTP response from a SetTeamMembersWithResponse call
+func ParseSetTeamMembersResponse(rsp *http.Response) (*SetTeamMembersResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &SetTeamMembersResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Team
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers SetTeamMembersResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 422:
+		var headers SetTeamMembersResponse422Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers422 = &headers
+	case true:
+		var headers SetTeamMembersResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
 // ParseListUsersResponse parses an HTTP response from a ListUsersWithResponse call
 func ParseListUsersResponse(rsp *http.Response) (*ListUsersResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -13794,6 +17596,42 @@ type ServerInterface interface {
 	// RestoreFlowVersion Restore a flow version
 	// (POST /flows/{id}/versions/{version}/restore)
 	RestoreFlowVersion(ctx echo.Context, id FlowID, version FlowVersionNumber, params RestoreFlowVersionParams) error
+	// ListPermissions The permission catalogue
+	// (GET /permissions)
+	ListPermissions(ctx echo.Context) error
+	// CheckPermissions Check permissions
+	// (POST /permissions/check)
+	CheckPermissions(ctx echo.Context) error
+	// GetMyCapabilities My capabilities
+	// (GET /permissions/me/capabilities)
+	GetMyCapabilities(ctx echo.Context) error
+	// GetResourcePermissions My permissions on a resource
+	// (GET /permissions/resources/{type})
+	GetResourcePermissions(ctx echo.Context, pType string) error
+	// ListRoles The roles
+	// (GET /permissions/roles)
+	ListRoles(ctx echo.Context) error
+	// ListWidgets The dashboard widgets
+	// (GET /permissions/widgets)
+	ListWidgets(ctx echo.Context) error
+	// ListTeams List teams
+	// (GET /teams)
+	ListTeams(ctx echo.Context, params ListTeamsParams) error
+	// CreateTeam Create a team
+	// (POST /teams)
+	CreateTeam(ctx echo.Context) error
+	// DeleteTeam Delete a team
+	// (DELETE /teams/{id})
+	DeleteTeam(ctx echo.Context, id TeamID) error
+	// GetTeam Get a team
+	// (GET /teams/{id})
+	GetTeam(ctx echo.Context, id TeamID) error
+	// UpdateTeam Update a team
+	// (PATCH /teams/{id})
+	UpdateTeam(ctx echo.Context, id TeamID) error
+	// SetTeamMembers Set a team's members
+	// (PUT /teams/{id}/members)
+	SetTeamMembers(ctx echo.Context, id TeamID) error
 	// ListUsers List users
 	// (GET /users)
 	ListUsers(ctx echo.Context, params ListUsersParams) error
@@ -14315,6 +18153,179 @@ func (w *ServerInterfaceWrapper) RestoreFlowVersion(ctx echo.Context) error {
 	return err
 }
 
+// ListPermissions converts echo context to params.
+func (w *ServerInterfaceWrapper) ListPermissions(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListPermissions(ctx)
+	return err
+}
+
+// CheckPermissions converts echo context to params.
+func (w *ServerInterfaceWrapper) CheckPermissions(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CheckPermissions(ctx)
+	return err
+}
+
+// GetMyCapabilities converts echo context to params.
+func (w *ServerInterfaceWrapper) GetMyCapabilities(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetMyCapabilities(ctx)
+	return err
+}
+
+// GetResourcePermissions converts echo context to params.
+func (w *ServerInterfaceWrapper) GetResourcePermissions(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "type" -------------
+	var pType string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "type", ctx.Param("type"), &pType, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter type: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetResourcePermissions(ctx, pType)
+	return err
+}
+
+// ListRoles converts echo context to params.
+func (w *ServerInterfaceWrapper) ListRoles(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListRoles(ctx)
+	return err
+}
+
+// ListWidgets converts echo context to params.
+func (w *ServerInterfaceWrapper) ListWidgets(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListWidgets(ctx)
+	return err
+}
+
+// ListTeams converts echo context to params.
+func (w *ServerInterfaceWrapper) ListTeams(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListTeamsParams
+	// ------------- Optional query parameter "page" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "page", ctx.QueryParams(), &params.Page, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter page: %s", err))
+	}
+
+	// ------------- Optional query parameter "page_size" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "page_size", ctx.QueryParams(), &params.PageSize, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter page_size: %s", err))
+	}
+
+	// ------------- Optional query parameter "search" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "search", ctx.QueryParams(), &params.Search, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter search: %s", err))
+	}
+
+	// ------------- Optional query parameter "sort" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", false, false, "sort", ctx.QueryParams(), &params.Sort, runtime.BindQueryParameterOptions{Type: "array", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter sort: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListTeams(ctx, params)
+	return err
+}
+
+// CreateTeam converts echo context to params.
+func (w *ServerInterfaceWrapper) CreateTeam(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CreateTeam(ctx)
+	return err
+}
+
+// DeleteTeam converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteTeam(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id TeamID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteTeam(ctx, id)
+	return err
+}
+
+// GetTeam converts echo context to params.
+func (w *ServerInterfaceWrapper) GetTeam(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id TeamID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetTeam(ctx, id)
+	return err
+}
+
+// UpdateTeam converts echo context to params.
+func (w *ServerInterfaceWrapper) UpdateTeam(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id TeamID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UpdateTeam(ctx, id)
+	return err
+}
+
+// SetTeamMembers converts echo context to params.
+func (w *ServerInterfaceWrapper) SetTeamMembers(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id TeamID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.SetTeamMembers(ctx, id)
+	return err
+}
+
 // ListUsers converts echo context to params.
 func (w *ServerInterfaceWrapper) ListUsers(ctx echo.Context) error {
 	var err error
@@ -14624,6 +18635,18 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/users/:id/activate", wrapper.ActivateUser, options.OperationMiddlewares["activateUser"]...)
 	router.GET(options.BaseURL+"/users/:user_id/api-tokens", wrapper.ListUserApiTokens, options.OperationMiddlewares["listUserApiTokens"]...)
 	router.DELETE(options.BaseURL+"/users/:user_id/api-tokens/:id", wrapper.DeleteUserApiToken, options.OperationMiddlewares["deleteUserApiToken"]...)
+	router.GET(options.BaseURL+"/teams", wrapper.ListTeams, options.OperationMiddlewares["listTeams"]...)
+	router.POST(options.BaseURL+"/teams", wrapper.CreateTeam, options.OperationMiddlewares["createTeam"]...)
+	router.DELETE(options.BaseURL+"/teams/:id", wrapper.DeleteTeam, options.OperationMiddlewares["deleteTeam"]...)
+	router.GET(options.BaseURL+"/teams/:id", wrapper.GetTeam, options.OperationMiddlewares["getTeam"]...)
+	router.PATCH(options.BaseURL+"/teams/:id", wrapper.UpdateTeam, options.OperationMiddlewares["updateTeam"]...)
+	router.PUT(options.BaseURL+"/teams/:id/members", wrapper.SetTeamMembers, options.OperationMiddlewares["setTeamMembers"]...)
+	router.GET(options.BaseURL+"/permissions", wrapper.ListPermissions, options.OperationMiddlewares["listPermissions"]...)
+	router.GET(options.BaseURL+"/permissions/me/capabilities", wrapper.GetMyCapabilities, options.OperationMiddlewares["getMyCapabilities"]...)
+	router.POST(options.BaseURL+"/permissions/check", wrapper.CheckPermissions, options.OperationMiddlewares["checkPermissions"]...)
+	router.GET(options.BaseURL+"/permissions/widgets", wrapper.ListWidgets, options.OperationMiddlewares["listWidgets"]...)
+	router.GET(options.BaseURL+"/permissions/resources/:type", wrapper.GetResourcePermissions, options.OperationMiddlewares["getResourcePermissions"]...)
+	router.GET(options.BaseURL+"/permissions/roles", wrapper.ListRoles, options.OperationMiddlewares["listRoles"]...)
 	router.GET(options.BaseURL+"/flows", wrapper.ListFlows, options.OperationMiddlewares["listFlows"]...)
 	router.POST(options.BaseURL+"/flows", wrapper.CreateFlow, options.OperationMiddlewares["createFlow"]...)
 	router.DELETE(options.BaseURL+"/flows/:id", wrapper.DeleteFlow, options.OperationMiddlewares["deleteFlow"]...)
@@ -14673,6 +18696,15 @@ type ProblemApplicationProblemPlusJSONResponse struct {
 	Body Problem
 
 	Headers ProblemResponseHeaders
+}
+
+type TeamResponseHeaders struct {
+	XRequestID *string
+}
+type TeamJSONResponse struct {
+	Body Team
+
+	Headers TeamResponseHeaders
 }
 
 type TokensResponseHeaders struct {
@@ -17404,6 +21436,1017 @@ func (response RestoreFlowVersiondefaultApplicationProblemPlusJSONResponse) Visi
 	return err
 }
 
+type ListPermissionsRequestObject struct {
+}
+
+type ListPermissionsResponseObject interface {
+	VisitListPermissionsResponse(w http.ResponseWriter) error
+}
+
+type ListPermissions200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type ListPermissions200JSONResponse struct {
+	Body    PermissionList
+	Headers ListPermissions200ResponseHeaders
+}
+
+func (response ListPermissions200JSONResponse) VisitListPermissionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListPermissionsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response ListPermissionsdefaultApplicationProblemPlusJSONResponse) VisitListPermissionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CheckPermissionsRequestObject struct {
+	Body *CheckPermissionsJSONRequestBody
+}
+
+type CheckPermissionsResponseObject interface {
+	VisitCheckPermissionsResponse(w http.ResponseWriter) error
+}
+
+type CheckPermissions200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type CheckPermissions200JSONResponse struct {
+	Body    PermissionCheckResult
+	Headers CheckPermissions200ResponseHeaders
+}
+
+func (response CheckPermissions200JSONResponse) VisitCheckPermissionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CheckPermissions422ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response CheckPermissions422ApplicationProblemPlusJSONResponse) VisitCheckPermissionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CheckPermissionsdefaultResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type CheckPermissionsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    CheckPermissionsdefaultResponseHeaders
+	StatusCode int
+}
+
+func (response CheckPermissionsdefaultApplicationProblemPlusJSONResponse) VisitCheckPermissionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetMyCapabilitiesRequestObject struct {
+}
+
+type GetMyCapabilitiesResponseObject interface {
+	VisitGetMyCapabilitiesResponse(w http.ResponseWriter) error
+}
+
+type GetMyCapabilities200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type GetMyCapabilities200JSONResponse struct {
+	Body    Capabilities
+	Headers GetMyCapabilities200ResponseHeaders
+}
+
+func (response GetMyCapabilities200JSONResponse) VisitGetMyCapabilitiesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetMyCapabilitiesdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response GetMyCapabilitiesdefaultApplicationProblemPlusJSONResponse) VisitGetMyCapabilitiesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetResourcePermissionsRequestObject struct {
+	Type string `json:"type"`
+}
+
+type GetResourcePermissionsResponseObject interface {
+	VisitGetResourcePermissionsResponse(w http.ResponseWriter) error
+}
+
+type GetResourcePermissions200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type GetResourcePermissions200JSONResponse struct {
+	Body    ResourcePermissions
+	Headers GetResourcePermissions200ResponseHeaders
+}
+
+func (response GetResourcePermissions200JSONResponse) VisitGetResourcePermissionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetResourcePermissionsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response GetResourcePermissionsdefaultApplicationProblemPlusJSONResponse) VisitGetResourcePermissionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListRolesRequestObject struct {
+}
+
+type ListRolesResponseObject interface {
+	VisitListRolesResponse(w http.ResponseWriter) error
+}
+
+type ListRoles200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type ListRoles200JSONResponse struct {
+	Body    RoleList
+	Headers ListRoles200ResponseHeaders
+}
+
+func (response ListRoles200JSONResponse) VisitListRolesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListRolesdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response ListRolesdefaultApplicationProblemPlusJSONResponse) VisitListRolesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListWidgetsRequestObject struct {
+}
+
+type ListWidgetsResponseObject interface {
+	VisitListWidgetsResponse(w http.ResponseWriter) error
+}
+
+type ListWidgets200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type ListWidgets200JSONResponse struct {
+	Body    WidgetList
+	Headers ListWidgets200ResponseHeaders
+}
+
+func (response ListWidgets200JSONResponse) VisitListWidgetsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListWidgetsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response ListWidgetsdefaultApplicationProblemPlusJSONResponse) VisitListWidgetsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListTeamsRequestObject struct {
+	Params ListTeamsParams
+}
+
+type ListTeamsResponseObject interface {
+	VisitListTeamsResponse(w http.ResponseWriter) error
+}
+
+type ListTeams200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type ListTeams200JSONResponse struct {
+	Body    TeamPage
+	Headers ListTeams200ResponseHeaders
+}
+
+func (response ListTeams200JSONResponse) VisitListTeamsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListTeamsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response ListTeamsdefaultApplicationProblemPlusJSONResponse) VisitListTeamsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateTeamRequestObject struct {
+	Body *CreateTeamJSONRequestBody
+}
+
+type CreateTeamResponseObject interface {
+	VisitCreateTeamResponse(w http.ResponseWriter) error
+}
+
+type CreateTeam201ResponseHeaders struct {
+	Location   string
+	XRequestID *string
+}
+
+type CreateTeam201JSONResponse struct {
+	Body    Team
+	Headers CreateTeam201ResponseHeaders
+}
+
+func (response CreateTeam201JSONResponse) VisitCreateTeamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateTeam409ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response CreateTeam409ApplicationProblemPlusJSONResponse) VisitCreateTeamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateTeamdefaultResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type CreateTeamdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    CreateTeamdefaultResponseHeaders
+	StatusCode int
+}
+
+func (response CreateTeamdefaultApplicationProblemPlusJSONResponse) VisitCreateTeamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteTeamRequestObject struct {
+	Id TeamID `json:"id"`
+}
+
+type DeleteTeamResponseObject interface {
+	VisitDeleteTeamResponse(w http.ResponseWriter) error
+}
+
+type DeleteTeam204ResponseHeaders struct {
+	XRequestID *string
+}
+
+type DeleteTeam204Response struct {
+	Headers DeleteTeam204ResponseHeaders
+}
+
+func (response DeleteTeam204Response) VisitDeleteTeamResponse(w http.ResponseWriter) error {
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(204)
+	return nil
+}
+
+type DeleteTeamdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response DeleteTeamdefaultApplicationProblemPlusJSONResponse) VisitDeleteTeamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetTeamRequestObject struct {
+	Id TeamID `json:"id"`
+}
+
+type GetTeamResponseObject interface {
+	VisitGetTeamResponse(w http.ResponseWriter) error
+}
+
+type GetTeam200JSONResponse struct{ TeamJSONResponse }
+
+func (response GetTeam200JSONResponse) VisitGetTeamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetTeamdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response GetTeamdefaultApplicationProblemPlusJSONResponse) VisitGetTeamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateTeamRequestObject struct {
+	Id   TeamID `json:"id"`
+	Body *UpdateTeamJSONRequestBody
+}
+
+type UpdateTeamResponseObject interface {
+	VisitUpdateTeamResponse(w http.ResponseWriter) error
+}
+
+type UpdateTeam200JSONResponse struct{ TeamJSONResponse }
+
+func (response UpdateTeam200JSONResponse) VisitUpdateTeamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateTeam409ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateTeam409ApplicationProblemPlusJSONResponse) VisitUpdateTeamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateTeamdefaultResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type UpdateTeamdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UpdateTeamdefaultResponseHeaders
+	StatusCode int
+}
+
+func (response UpdateTeamdefaultApplicationProblemPlusJSONResponse) VisitUpdateTeamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SetTeamMembersRequestObject struct {
+	Id   TeamID `json:"id"`
+	Body *SetTeamMembersJSONRequestBody
+}
+
+type SetTeamMembersResponseObject interface {
+	VisitSetTeamMembersResponse(w http.ResponseWriter) error
+}
+
+type SetTeamMembers200JSONResponse struct{ TeamJSONResponse }
+
+func (response SetTeamMembers200JSONResponse) VisitSetTeamMembersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SetTeamMembers422ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response SetTeamMembers422ApplicationProblemPlusJSONResponse) VisitSetTeamMembersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SetTeamMembersdefaultResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type SetTeamMembersdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    SetTeamMembersdefaultResponseHeaders
+	StatusCode int
+}
+
+func (response SetTeamMembersdefaultApplicationProblemPlusJSONResponse) VisitSetTeamMembersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListUsersRequestObject struct {
 	Params ListUsersParams
 }
@@ -18447,6 +23490,42 @@ type StrictServerInterface interface {
 	// RestoreFlowVersion Restore a flow version
 	// (POST /flows/{id}/versions/{version}/restore)
 	RestoreFlowVersion(ctx context.Context, request RestoreFlowVersionRequestObject) (RestoreFlowVersionResponseObject, error)
+	// ListPermissions The permission catalogue
+	// (GET /permissions)
+	ListPermissions(ctx context.Context, request ListPermissionsRequestObject) (ListPermissionsResponseObject, error)
+	// CheckPermissions Check permissions
+	// (POST /permissions/check)
+	CheckPermissions(ctx context.Context, request CheckPermissionsRequestObject) (CheckPermissionsResponseObject, error)
+	// GetMyCapabilities My capabilities
+	// (GET /permissions/me/capabilities)
+	GetMyCapabilities(ctx context.Context, request GetMyCapabilitiesRequestObject) (GetMyCapabilitiesResponseObject, error)
+	// GetResourcePermissions My permissions on a resource
+	// (GET /permissions/resources/{type})
+	GetResourcePermissions(ctx context.Context, request GetResourcePermissionsRequestObject) (GetResourcePermissionsResponseObject, error)
+	// ListRoles The roles
+	// (GET /permissions/roles)
+	ListRoles(ctx context.Context, request ListRolesRequestObject) (ListRolesResponseObject, error)
+	// ListWidgets The dashboard widgets
+	// (GET /permissions/widgets)
+	ListWidgets(ctx context.Context, request ListWidgetsRequestObject) (ListWidgetsResponseObject, error)
+	// ListTeams List teams
+	// (GET /teams)
+	ListTeams(ctx context.Context, request ListTeamsRequestObject) (ListTeamsResponseObject, error)
+	// CreateTeam Create a team
+	// (POST /teams)
+	CreateTeam(ctx context.Context, request CreateTeamRequestObject) (CreateTeamResponseObject, error)
+	// DeleteTeam Delete a team
+	// (DELETE /teams/{id})
+	DeleteTeam(ctx context.Context, request DeleteTeamRequestObject) (DeleteTeamResponseObject, error)
+	// GetTeam Get a team
+	// (GET /teams/{id})
+	GetTeam(ctx context.Context, request GetTeamRequestObject) (GetTeamResponseObject, error)
+	// UpdateTeam Update a team
+	// (PATCH /teams/{id})
+	UpdateTeam(ctx context.Context, request UpdateTeamRequestObject) (UpdateTeamResponseObject, error)
+	// SetTeamMembers Set a team's members
+	// (PUT /teams/{id}/members)
+	SetTeamMembers(ctx context.Context, request SetTeamMembersRequestObject) (SetTeamMembersResponseObject, error)
 	// ListUsers List users
 	// (GET /users)
 	ListUsers(ctx context.Context, request ListUsersRequestObject) (ListUsersResponseObject, error)
@@ -19299,6 +24378,386 @@ func (sh *strictHandler) RestoreFlowVersion(ctx echo.Context, id FlowID, version
 	return nil
 }
 
+// ListPermissions operation middleware
+func (sh *strictHandler) ListPermissions(ctx echo.Context) error {
+	var request ListPermissionsRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListPermissions(ctx.Request().Context(), request.(ListPermissionsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListPermissions")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListPermissionsResponseObject); ok {
+		return validResponse.VisitListPermissionsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// CheckPermissions operation middleware
+func (sh *strictHandler) CheckPermissions(ctx echo.Context) error {
+	var request CheckPermissionsRequestObject
+
+	var body CheckPermissionsJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CheckPermissions(ctx.Request().Context(), request.(CheckPermissionsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CheckPermissions")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CheckPermissionsResponseObject); ok {
+		return validResponse.VisitCheckPermissionsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetMyCapabilities operation middleware
+func (sh *strictHandler) GetMyCapabilities(ctx echo.Context) error {
+	var request GetMyCapabilitiesRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetMyCapabilities(ctx.Request().Context(), request.(GetMyCapabilitiesRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetMyCapabilities")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetMyCapabilitiesResponseObject); ok {
+		return validResponse.VisitGetMyCapabilitiesResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetResourcePermissions operation middleware
+func (sh *strictHandler) GetResourcePermissions(ctx echo.Context, pType string) error {
+	var request GetResourcePermissionsRequestObject
+
+	request.Type = pType
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetResourcePermissions(ctx.Request().Context(), request.(GetResourcePermissionsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetResourcePermissions")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetResourcePermissionsResponseObject); ok {
+		return validResponse.VisitGetResourcePermissionsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListRoles operation middleware
+func (sh *strictHandler) ListRoles(ctx echo.Context) error {
+	var request ListRolesRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListRoles(ctx.Request().Context(), request.(ListRolesRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListRoles")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListRolesResponseObject); ok {
+		return validResponse.VisitListRolesResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListWidgets operation middleware
+func (sh *strictHandler) ListWidgets(ctx echo.Context) error {
+	var request ListWidgetsRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListWidgets(ctx.Request().Context(), request.(ListWidgetsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListWidgets")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListWidgetsResponseObject); ok {
+		return validResponse.VisitListWidgetsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListTeams operation middleware
+func (sh *strictHandler) ListTeams(ctx echo.Context, params ListTeamsParams) error {
+	var request ListTeamsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListTeams(ctx.Request().Context(), request.(ListTeamsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListTeams")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListTeamsResponseObject); ok {
+		return validResponse.VisitListTeamsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// CreateTeam operation middleware
+func (sh *strictHandler) CreateTeam(ctx echo.Context) error {
+	var request CreateTeamRequestObject
+
+	var body CreateTeamJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateTeam(ctx.Request().Context(), request.(CreateTeamRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateTeam")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CreateTeamResponseObject); ok {
+		return validResponse.VisitCreateTeamResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// DeleteTeam operation middleware
+func (sh *strictHandler) DeleteTeam(ctx echo.Context, id TeamID) error {
+	var request DeleteTeamRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteTeam(ctx.Request().Context(), request.(DeleteTeamRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteTeam")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeleteTeamResponseObject); ok {
+		return validResponse.VisitDeleteTeamResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetTeam operation middleware
+func (sh *strictHandler) GetTeam(ctx echo.Context, id TeamID) error {
+	var request GetTeamRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetTeam(ctx.Request().Context(), request.(GetTeamRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetTeam")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetTeamResponseObject); ok {
+		return validResponse.VisitGetTeamResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// UpdateTeam operation middleware
+func (sh *strictHandler) UpdateTeam(ctx echo.Context, id TeamID) error {
+	var request UpdateTeamRequestObject
+
+	request.Id = id
+
+	var body UpdateTeamJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UpdateTeam(ctx.Request().Context(), request.(UpdateTeamRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpdateTeam")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UpdateTeamResponseObject); ok {
+		return validResponse.VisitUpdateTeamResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// SetTeamMembers operation middleware
+func (sh *strictHandler) SetTeamMembers(ctx echo.Context, id TeamID) error {
+	var request SetTeamMembersRequestObject
+
+	request.Id = id
+
+	var body SetTeamMembersJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.SetTeamMembers(ctx.Request().Context(), request.(SetTeamMembersRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "SetTeamMembers")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(SetTeamMembersResponseObject); ok {
+		return validResponse.VisitSetTeamMembersResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // ListUsers operation middleware
 func (sh *strictHandler) ListUsers(ctx echo.Context, params ListUsersParams) error {
 	var request ListUsersRequestObject
@@ -19555,179 +25014,213 @@ func (sh *strictHandler) DeleteUserApiToken(ctx echo.Context, userId PathUserID,
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H3rchs31uCroHpmytJOkyIl2Ympcu1qZHmijGJ7JDlOYnrZYDdIYtQEegC0JMarqv25T7JV+1rfk2zh",
-	"AOh782JLtjxxfsSSCOJ27hec88EL+TzhjDAlvcEHb0ZwRAT8eBjH/Fr/EBEZCpooypk38C5mBM2JmvFI",
-	"IjUjKMFqhnAYkkRJtMUZ2u893u56vifDGZljPYFaJMQbeFIJyqbe7a3vHeFwRo44U4LH9SUCxjtScUGC",
-	"ARJEJpxJohfDCoVYiAVS/JIwibhANCJMUbVAWBDEyBURKNRzR6t2cHyBp82Hm8T8+pFEglxRSTlDWCKM",
-	"pBKcTZFdTOGpj4KhJ4Zpr7cXuqHwGxl6QXnxBCtFhJ7+fw498a7Xefr+r0Pvz57fsK1THmKzl6at4bHk",
-	"carspfMJACAUBCsS6ZviqQiJjygL4zSibIqCHZzQnas+7EiQf6dUkMgbKJGS5ddzhhU5pXOq4H/13ZyR",
-	"f6dEKomwxhISIcrMZlIhCFPomrKIXzcCgTJFpkSUlzkjc0yZXr19qZhM1KevI0nDcc5JyFkkUcoUjWEB",
-	"M7G+VKLk6vmJEovDiSKifW7F0TWmCo3JhAuChP6KhtHW/u5THz3u7W2vXObt27eHqZppLAyxIvW1Xmny",
-	"62vMGBMsiOhIEqaCRIgnRABiyQEK/gafISIEF8+GHmVXOKbRCKiqhr113PjFQuTkeTOWCvMxohHaIuGM",
-	"k8jXpDolTO+BRIai3pyePN8+QFQhHEuOcJIQLKSGb8ynEmEWmQ1WLn+Ob04Jm6qZN3iyX6egW99LsMBz",
-	"ohwXS+iFPlfbZg9fnxh2gijwDKo/0OTl+R7Dc4BAtJR4JlzMsTKQerLv+d6cMjpP596g7zcB0e3onIsm",
-	"TORCoUuykD4KOgGacIH0AMI0PXfRczLBaaxQ0LFkP8IKAEZukphHxBtMcCyJPce/UyIW+UGkXrG4darI",
-	"HG6JML3fd14+qed7ndJvMZZqlMrsw8rvsITvdeDf9zXA+BpwJ2a5Pbgi+0t+R1gIrDebMvrvlNiP9WXf",
-	"+p5Ui1iP0XetJ3sR8+s2iGr+/dmAqTfyMxGa+79M5+Mm+td7ujJDEIMx6JqqmWVksNutfrfLtlt2bL+7",
-	"9rb3dldv+2TyE1bhrHmzgZaNAdIARoLg6ABhNKdyrr+BMJPXREi0398FGg1nmE2JRIzrI02zMxhFIj/F",
-	"yaRjltyAmH3vNZ6S5k32O2MsSYQSPCX2WrO1K2ivh5SWjQwRweXM8Y29qB78t/Lq9JbO6e8N2wKURQkR",
-	"sKlluxlJPUHjlnYfl/e0xn7U7I0koo0cUklEOznoT0d3TBPnBIsm3DrCknQok4RJqugVQTIdG1gjCV9B",
-	"XOtvCkSI0WUeSfsRHscETSiJI9l2sWZgG37t2qt0v/eb0O3j7/FOr/BWT2XV3qIMc9QQcqYIA+GBkySm",
-	"RmXc+Zc0emO+7J8FmXgD7087uZK/Yz6VO6VJYc3ymQ8NafFJLiLh6gsWwi8dqwl0zKU1LWeH7xSUhlvH",
-	"ON9SNXN6+J2cSU/adBYnFnzgvIgqiRi5RnrtypHcdpYdBcZoPegTjv9a8HFM5ktOnpgRf3U3QG7wPIkt",
-	"21GYxhVta4Yl6iOryxlSAb0AdChv8E4vpPWDAhH4+UzzVGrNFGGFYqIZf19zdoFDRQSKOZt6vpdwjaLC",
-	"G3g7gPW37zUpSIVZqOe1psaOvmhpqYFIpbnLwOv1f3z+5J+9X/d++8f3v373tvfP7y72ftn/efdlXxOs",
-	"wiqV3mBf06iiCkT9z/occBVGD8zNpVSwwTVWmM/pwN7S4Cob3TGjb/01ccZBookE7NK+1ljPXhyhp/uP",
-	"v0N2SWTurkoTmdW8DBvMoKJd0snsrGXfq1hlpQlKFtRak+TfqExkTaQ1J9GjnQnUyWygpV/OrSVj1HSq",
-	"Vs2yb1eNoE+kRGCC8s5YEEx3Zrl3E1K9SgW4S6Q0TNVHGJiRIBNB5MwaI1q1AjsXx7HRbAo4Bt6TTsF9",
-	"suy8JVfLJ96Vlo93dlMwWQuz1sL2zoRNxgpKwrTCUwu2zsDb7e0+6fT2Or3+Re/pYK836PW6vV7vN2Nn",
-	"UUFkYVx/t7PXv+jpQYVxmuvtVaymAUvjuPg3mri/WTXi6OwnJBcs9HyPXzOjmg2+871EkAm98QbeteKj",
-	"Xy73kqf/xKfAY6/4ZWlyGfJEaw3vPM2HB1p/93zzc0yl8t5rC1nwhAhFjXZRPHlBU4mwIh1Fwaora0q+",
-	"d9OZ8o4z2xKqR3UvzNDsow6dJ9bCBVVp4E2pmqXjbsjnO5Z9Z//yhDAtPuxkoIwVb/oh7UuDpEGjq2px",
-	"VdgvPcK7/AwajNqA/ixnKaPih7bd3DoE/VC363M8XetSHCY3Wu5UaM1jN1c9pI8UR4KEfMqoJMASgUF2",
-	"vQYXQ5EaHuR1O+IseF5qhyh5Q4wp4KyKd8bMsK4WO1l2pQVQlIjH95b5cUoYULrC3InDx/8iIQh5xzyP",
-	"YEbg/1FENQhx/LrAVawTqgxi57uCvS3Q0x6K8EIeaJ1zzqXSdsbo4tU/jl+Ofjr8ZXRxcTp6fvjrOdra",
-	"e/J4u4vO4bjIKaozEkdovEALngokeEwODGIM/hui4I1wnmnjHMv4/Cr+/ZvXxIw356obc68CjRXM1v5K",
-	"s7URqwohh3e48/vo/V8H9t8/e0t9c269DbxzFRQtY+dqJIqaeYFWiQCgByiAfwMNVznj1wypGZWIs5CA",
-	"mgSRoghxFi+MZ3mG5awC9T+MdPc9ZZSb0lxid/7db6r363ifvf3+6qh/8/wxefFk+sN39MfvL0+fzl/2",
-	"vG9qwTe14EGoBX8EqZ5RaVN47UvJe7epZSzbeSBxHL+agFNpqWsFT8lPRGHv1v9Q4S7ZTWU/rOOrXK0f",
-	"wWz1E7wvSYMZliNGblSmp+g/JIJc5dEzs6t3730TPdCCMHfcg5NecYVjb9CzP430x9Ib9Ex6g4w4F0c4",
-	"jsc4vFypJxUllXHSfT/Zw7vjfmi9Y/pPv82fXjWwaRhfcXXvf79aaVBWgSsqG7vfr/aRF68bFndzNeHN",
-	"C+sMKxwQi3BGr0pSbV3pHGEFXgUSwVVr6DAemR9rboS/C0KsnzdMpeJzYkLJGtYpS9JxTOWMRCMbwMpB",
-	"H3mD/d1MZr8lccjnBI05RDl5REYhT5kCyJeleDali9jZ47n0ELhQ5+v0IoEnQHQEz2EKMzhNorXuInd4",
-	"AhVJmborgU+yyGm2l77v6W2MaUzVwht4iaBX1n1WxqgSgB4kw32oqonDz2Ws7O8CJzOviq3LRGwrwmbC",
-	"Y8x5TDBwx7UFbqvgLqL4h4YvbirY61SRH9aNK5w2J5amxR31rA4DnZuRtwUCa91v40aKhPiQkKxM+Kuu",
-	"IY+ieEVm0HS3Re6wxsT56GVKSxHLM/CV1soBVFJoMjzwCwkQdWRqJ48SJvslrlbRkAqQtjRcuuU2ufYp",
-	"PhCJwG8OZqtN4BugwFxPgEA0+CjIbylAll37KNA7DFDwYWiE3xC4/tAIRfjlNugOmZ1sgLKbCbIfZZaP",
-	"0kd4omzMfao5EwpnJLyU3SErG9BLRG/+YcjZhE69wQcwIcYk9gbeucKQdGSvUAk6nRLRmWOW4thxLPfn",
-	"UR/CjJI69L4BMbvQalU2hZHm3u36Ir9BlNek3qfw7nKaQc9fw17aKDNhE773VlBFGplfPatSEyy6nhFW",
-	"RjUqUaC/FxwAXgBRZn43jOYEcphSFkMMKwtS6e9hhnA0p+CeXSPnoZHx3hkfqqSilan3eWriVpsS8IU+",
-	"L08WjyTS8x8gm7mDhl5gsoH1n00mMNo64sliOxh6FXdUHSHRFrlJiKBzwtR2HTs/Cm1uW45+SqXSGCIb",
-	"UnQ0t5R5Hg7E8oswDjFDkhC0RaeMQ+oOoIiaEYEmNFZESMhja1Yp19QZjGq8oX6x5nhrtq0xtoJN5ovF",
-	"Bf1Mh8/O14Ztr82XNsS1t1TNeKpQYNl14JvUZC4u9c1rNASnKMOJnHGVpdZqBug4PGZRLgIqaJipA3s1",
-	"hCtoCpvmFjZewHnGwCqp/u7qjHuXKOPHHS/gpPZDhEM9HHZvE1XdzReh0QCFnIPCJtL5HAtgK99Mnjsy",
-	"ef7AVkxdMDhKNG9VEsGjFDAXWf1GIpEWQpcrDaCKesOJRGmiVUZyRcQCJXovUpO9uU0jr03mpHsd4nLc",
-	"vtlSTbbUMmDGWBGpcpjmScbfbKcm26lN9lmu+4Vcx0W+3+CHl04PWjVHrjQ9UJ+z3uQbgMaGWsYhSrBQ",
-	"FMfIAPMAtPixJAxYmP4yqBkpM+gR+SjQlB2gMIYnO9j8ACnanJEuCj7cBk0PA5ZrwFe7f0Sr7ItYSY10",
-	"al1FxObOfayuCu4JP7MeHsmavgouhpoyutS5/ymIseK8tJZenTnTs2hMhNk0pmza0ZvTMCJSAonCbtHQ",
-	"I/2hhxQWU6KMuZSyS8avGdJHQEOPPR165QxqfYAdOOtOb8d8UzN5LdiNf96mMecOfbj22kW4zW7ADvOD",
-	"n+gvN7FFu2RVLL7QWzAeA8w0LGVKIPHc7RsFsO2gICUzta7CNs0SvjvA+5VQMput6e4uAFZPanFAavgs",
-	"A0TDZzkM8ndxLgP9GgtImH6/KjLmFvBdjMztpjB/65FzreQjUljcuPEColKbxMxMBIrKUcGotsRu+fXf",
-	"zNtVjeEzrgGzQCGeJ5hOi8rGYPerySYp3tZmOu39BHvKl99kG7WaPEuc+1XSyxTARk2zcCcVba+0O3sF",
-	"K7D4o7zkp3hMYsNIGbnOVfAtqlDEjVKBBNG7zwTNdv44Fv4+9OwOkHXLudf5zZrIMsyuS59WTePxxopG",
-	"/6P9ePZ8rV6N/0Ca+w8ko/drQfcLWk8VNPtKUnAqWm/d8WgDasGgEOTALDLxC3lgQyADU51AQdETbf9L",
-	"xCfmsxGNggMUACTDYGB9MjMeR0ToQVmGZtFv6bIujA3gzPKw1WVZNBxqZ9AfQpWPxhifY4wH6NqNA69p",
-	"gHKTXyKqlrtVmzZmxForSzePX6tG5hnBoUL6TCbS2EWvEsKQwbRBpjC/OYHqB1DPxWb2aqhAuIFEXXQx",
-	"I4iwKWXkkbUk5JBtmaxkRCPpI9B00Jioa0IYIjdUwuFB6/ER4yhchLH+USMSiumcKrlt37Wj/d1dFNhH",
-	"lB3YZ2BioZXs7mi6gdIN93WsTYcGVdtqY5tM9VKrlE1aOyXXjjWvnORnN7gWNoMN+faMTewpP88KHKiw",
-	"nmjjfDPfM97MZkUdPvoBsygmy8WBta8aEzPho9WTNPnp7N6y+Vvv6qW1Uda/q7W1Sz31cwys3l5wMff/",
-	"sPMb7vze6zwddd5/6PtP9m8b8/+LIfeVK752gzMMbC4CwyIiiDDK2FYqUxzHCxSYwHywfeBI2sV6DFF3",
-	"PX+dlNhWzbN8JxtdeZa9sPQ7tRVtosPGrzY4GxmrsmBmSsUTMBmZoizVmDUWmIWzRi4MBYTWxhF4c7sc",
-	"ZJrwQcNDNCqABMlrqkItK0wIrlK0Y5N8Ufh0KdjO3KHWh9sYh5d8MhkZ5pnVznhSreaRa+ZFzz25MVdG",
-	"TVS4rijO8c1IU9Q8UeUFHm8eCS3Tz0anvCnr8DwdxwUF3sQm9BKLtcZV4HLj6S+2Aubnglz5Ujv2vd85",
-	"n3/84ez3m854yqeUvTk7rThcXEo9ZYBMetKIChKqUSqoN/BmSiVysLODk6RrvwYmEE7VbCd0qd+V/G3f",
-	"S0Vc+LKUvPTlWO9lh8Mc+n9c0N/Jfw9jSpga0egZHofajt194gqEjPRxnoU8Iu7v+SafwSp/2Tv8y+6L",
-	"v+y+qGxU/yVVs7/svnCbNTPAO4Nn2nCj0V8TwSc0Jn8lc0xj+7k+zzN9GvN7CKGiGY5jwqbk2a/zF4um",
-	"D0amaOCz893HT7zW53KULSmgNtMqIVbw/4VEoKQ1x+PKoPqwJP29shRl0xien3fRPwhJEFVoa8IFsveG",
-	"KEOSSLCHFBd4SrZBPY0ET8Al6q4SXc+4dNuN6GRiU9FqGwF0aOLG9g0ByrAAvTk7RVvuV1MZQ1+xqWny",
-	"+h9Hx0jf7TZSHEli6weMBb+WRCDFV0tWvZXK1bmL8osAaqKhn1pkikkbsnVXoFwkEXMKFyih9luoJHxY",
-	"8croYzY/1+w9Aa9n5UFe08M49xhuZF/r5X4NU+pO7xtfYYXFCKDQ+hhhF1b8vrwiUISeLsL/o0BVcAyt",
-	"f+G4kNVvnwhQOcKholfEcUx4jQM0X3gOYT1ShxFGp/yKxBh0zMLF1Y4peGyCEVSZQinGPLXm83pPCurv",
-	"ACwIlqkXP5FDPapykctU8Qf7rNCAs4FVlMC51Om0bjZJAQ2aNI4KUjzIfKRW91kJTZs4AplMCBy+yAp8",
-	"JLlQJDLMFrO85pQP1ZoMeaP/+j//L/fWPJLw7tuUzVv74Z0hldWVSc70uNsiKRUs9HXyDCvrPswUmCbb",
-	"qojvji4yF2eBzO1dFtG5cF1VNF6Wc1/EGd/wnWYZc2hZ0ic+tf/s70KXlB19lCH3ViaYIAdyLbx+l73L",
-	"z30dmchbtS6NGtfcxCHvjElnwKYSPs9F7Pu1TMLCrgvvXAtwbUKHzMndeNAETymb2pKBiE9cyhyeEhRT",
-	"qepJyrlLuokp5/7ppk+TcqC5mDmYu6w/LEtHbiolCRU39SnM3k1+te+KJZoqzyaPYt3EZ+cir64XEhpv",
-	"wQi0g7Itbx+gnon2a+t30d0gSdqEuou1Lovr+/llF262Ech5nbzK+4Ul5diqwbqEsIiwcNFS2JHhK0xj",
-	"SF/Kx6ItV5G5RnquaF7NHT/DCl1DVWrB2dTXxgJPhZZW6JqLqNkAcAX66qWcCdLkDwVFS2X9oJgyPNaB",
-	"3IkSn1ij0t0LPcexK5JXlVPOX97KQWjkUksz17rg12hrv/cUBTjWKumiAx/JYHtN3MyrCC6rJ625cOMV",
-	"gvBg01EuR1p4QvZ58UlDjMNLqfe/h4IJF2MaRYQF2y0VhiZEEBY20RCAXyoaxygfVqpmai+Jsk4qSbC9",
-	"KeDO3KyNek2h2uLyotxQzdBWHw6KVdUCZOqntZxcicUI30WJ82WpyPWN/3Bx8RqZAc1ftgUjmwtK3ZAI",
-	"wQCHtDJOp40HbPaLBk3FJk1CgZ7J5BQEJeO1sT4l46oz4SmLvHUFIpyqkPZruU6BWEpAX8I8CwTfmj3V",
-	"cHeYxiRCP56/etk5B0REl2Sh+ZiPgjmONVmTqPMvCe9StNZeZErgmVjBPZdlZdUKcWp+/+Rpr4/sIDQR",
-	"fG5cHDxaIMG5gl0Ef9qBusA71cdYga8/0zyk5SOD/PUPy8A1iXsQI9vZ26Gr4ZlngmUQhEtfArCc0Gvw",
-	"WtvGdOi8FrK14M+ZKUm5bkJowX1ji1mO8mJEYrT3793Od9fHrxe9i8s3T//Z/3W8P7/Y5f+8/E18/wt7",
-	"HP48fvKD7J9GryeHdWdEZcJyzk1/d7MwRHmyppOXq3hWClhA8c7saGTx42z895C+oj+evPn9pP+SnsgT",
-	"dvY4PDp5cjJ/0fvHbrIXHf34tEv2el1Jp2Vf2qD/vXEtmx2Vfc77pc8+9i6dcm0PaZo/aBPMFvNc4moD",
-	"N1G/xdVmnFW5uWF/tzV6pUHDe/eveXuT3bBPnuLO/vi7qLMf9knnKd4dd/rhbrRH9ieP8ZOxt7YHbllm",
-	"5fp+OXNGV5nrTr10dTddCR0b/VerXet535NiaVpkv9rmY6/j7Icl47IdtrncDxDB4SwrhCuISgVz7xnh",
-	"YcEZSbWihzCSidazOdNKxhW/tIqWdc03y/cCEeQGq6WGpviqo4/l/s8acynBo7RsCRTVe2m8T7uJJg7l",
-	"SvEWGdN/PK0toaDdT3B0/1Fc1+1BJpkCYh0gfVhoOoNNw4NEkE4iuHlPlidrHJ2eoOsZh9x/xhWSdMpM",
-	"E6gFUV3P/+YlX+4l/+aFfmhe6DYe+xyCoVwsjplqfDq+JvP49CfNd4MDS96blm41W23lxXyh1OQG4Hzu",
-	"1OQmkWtlX7P8Ksmr29WZzf2K27bvivB/wTv/WhLAM/bZ6Fl13iB6A0FE6aMZnc6IVKYIeTEnWqYJESNI",
-	"C9dEYv+dY4ZNMCTTRq4ouc4tqyaV0u1pzXe6RYPaaD5u1bp9vJFAqdrD+o91gMFbuDAVVC3AAWTT7UBj",
-	"dpG4apb3W6zwqzktmxFbP7698NEP57uPn/jGb6P1hQ5liAun7m8bH1Ih8ou2gmvFR//1v/9vkHdGBCXA",
-	"WbB2vzOlEiNFKJvwZkXH7UvPTo2xoI2HkDMlcKiydHFVGDvG4SVhkYlAX5Ox3jpThJmM9AQLxYiQ3SE7",
-	"tqElNUNjAt3nJBIkxhDlVtyaJuKKCMjhyZtyDtmQ/elPqNDOhHI2ZOe1po1I4UuCgsNi8s8A2T6OxmNl",
-	"ujdalxWkydu2hqYqUxEe4KHTutyQubNuWejs9dCcslQRqVU9W9tou4vegIEoja0G0OMwtUma1bv19TJm",
-	"x1zoSZTUVzxkWerP0enJAAVWDQD1UtraZ6jTAQmPSuYH6kA3QaSZaKejkRQZWjPPi9mQZZOZc3U6oLOW",
-	"Jgm66FhbldldQkKyrOQiIaoQIySSiOppbzr5R0E5ASwAk94oDsH2AdJjzQuQIrj0XPDUQJDIJJdqnIGZ",
-	"caF3TRToK7LDMVuYlLbCt7roENnoBnS7ZdUBeT++Xt8fMpyNLpwtH7Jn8rCCesAkw0XwE0uH0xCcgoJg",
-	"ba2pArTlQnHbAxRokjQVxNZynPtZobrAkWXB3++jwPhMA0RukhhT5mpRSeKjIPd+ByZUasFaDmoMmUuV",
-	"tOENH8jXPFSW794HEA6WxvdQjrPBZWFwgWdu560Aml+By3vIMm9zJphMy868B+l21sqn3aGOsERByCOS",
-	"QeE1nlIGl20yY8DpwSIb+h1CHWa7b8MZ9PoaUzVz7Zs1g8KetvqaD/V7PT+rV7b72AwzbpYhCz6AwPUR",
-	"iFIfosB+Hgu2fzci1kdOfJuftNy+DQ4QNvH1BEtlE8gjDVYTPdag5kIBoDEK+XyOO5Lom1IkgsNoqez6",
-	"CZsWqMSQrpGQ8QKZ0tfEgqahQapeBO7ILdPecxBQxl34EWempXC4GLIXUPXMtJrGzPXD3FrS8Hm7i87h",
-	"sAqkBgDUdbzUNG5La5i2tvbdICCm4oLIA2gwjWOi6T8lK3tswoOkmIbEOqdNE+wJhcoCP51c5P4T/YsW",
-	"4+6JqPdqzqiejpE4q5GICJviKZmbfspqhg5POgm/JloEQQG4rpe3ZSsI0uKLb6/f7XWhi4A177yBt9ft",
-	"d3uQBaBmoDpouddRWb+taVMn5jxp9JGEyLkZ71s/X2QYpst9QFsGEfIy5hoUL4mrXydJKGz/5ow7n0Te",
-	"wNPo5qqKQ031QtPgFm06H7Jjeib6a42DXqFrjC21BdbKcqkF5G6v16beZeMqLR39vKnoqi/mPfBylQ/u",
-	"oajsvQOLJUelU02x80WhPSS8hJqCG7wAaXC2FEPzxidq3OLm8ZFqUiW1xkRDp8ZYrgoq16BNE3L6Yhed",
-	"FFKLqxmE0DLGNhAfMq1XPJLVZESEof6T5i1zbtUGITRboMpoVwa1NJehtiNJJmc4ixeGSMtIZ5SdrJh9",
-	"Fr/9G48Wd97X0z68r3hXbFXwCm7172n1qK2/m03tzKEDl3mXbe6KjfSXfS8b94mt8fZ7TzegM9/b393d",
-	"aPz90rIBV8n82oyYs4jXTScRlIU0wbHMMgLh+WSB++98oNGtofmYqMZWykgqnuS1g7AqNvzBCwkKQ6YI",
-	"FPh/ndebRUpkV8L+/abquDDfHfa7vV/4mf2CScsnn8KULUBu/WbpXHCdNAhptMUqkne7Do0pUe2g6N05",
-	"I1rKgb4a+P6dqDsAbiZxN1J23E3qk77XdByaoFHlodvgQ4skP+JMps7kBmtPGySamrd9RG6ccgs4xSNo",
-	"QezCUpnrwFYCgEdOV0SArmssavdcCb05O/HdZ9LN8Eiis/Pdx0+cwJnjxKbk8Zj41vsgtWkdU3ZpS3dJ",
-	"ZyOa0lRDxistW02diHLH1i46w4p0oJwAiSBp07zaQyevm3QBd/AjUx7qPjSBaheatVSBNdRMqzSD0Otv",
-	"JvR6exuOv1+h+njD/XwqkZdo+gVlVM4QzoOwxilapGn7FML5mPKOe2UiNK9GbQyqkXEfWUzH1ofXSWVO",
-	"jAady8S1dUkSZb2WHUkjAhr4q8M3Fz+Mzi8OL46hQeP58dGrl8/Ptx0tmowN1fZ8sasldf68MMiqylve",
-	"dnR4/vzVq7PR2fHzk7Pjo4vRm7OTc7Rlr33Igg8vzl69vDh++Xz05uz0tsyBtOW3GQ1OiTJvf0VcNwGr",
-	"yb1EFMLlxL1Hde8r9QYO3DEMK3OOUVRkUWCKUj0j+I1yS7367DKj8M0aO7UZjnfCULKH0i0ytfxUFTio",
-	"1u01kj2UDtZfFYeA3hl3xSB4qtpl9FmWREVlXdRB/GPG4yzBCm2ZFyn25dDEZrkbcTjBcxovtv1MZ+ds",
-	"yMx4QQD1mmjR7nAd5fzcJJvwVH01+pveMjLnq4OuFBFwuVJL7KgSZE2ywApXGtrCVq2pxNiM+k7E9noP",
-	"tGvs8ydynzr8T6SN0zystvj3iztvZxzhOTpZF3fqOGIps538z5NMoJWU2kKAQOYdeSXaElwBQLeNLwxi",
-	"c6BFmJe9puwBhicgOBoyPMWUddFhZfZUkgipaxrmWZw1VgMmglZFNA5SNmRnxy/Ojs9/GJ0dvzk/Hv39",
-	"7PDo2KkhmhPpCdzu0NZ+r69VDli0A4F8SSISBT5oM6Fz+iuk8Fhud4dsMwXCzpx5ke9Di68k4X99Svyd",
-	"isQzh0DOhJfrSUOIY7RyykMTt7JF+5BZTpuREF7Iy1pvm8YO9X44UESQmqd+sJRv6wfaDjp8MmRmhP6r",
-	"tPE5GzeGIQe28CB017HvPWN+3UWHtvi+nUkTVUwmSksT24Mpi6E+KzVTwfJSf4uLRnFLpYIw14OIfZxD",
-	"yA5GVhgTF8qGAhuCfVnB16CTp/XZ9zpJDC+bXC5Rg8YtOTQmy6kwS4FymT+lXMFO+/v1Tuk3m03XcW17",
-	"3QOujv3p/dIG7Pubtl/XKywgNDfhYt5wh2ckIVjhcUzyCzMIZjaExhq/M9QpXZ/RRRpvzx2r4f7W7yeS",
-	"n3vv447atLVSg4z1mGy9Rn7tIeCcBCjPizaFh5pWL/ThyNcu1OTbmpP/9a7fefr+Xa/z9P2Hnt///nb7",
-	"z03PyGpcKoqksdllYFp05XyigSe1bdDGTkem9UVxlxmntlRTq+B+n8ZltVVIg+ZXZtPyq9H+IVI6sdzW",
-	"CSvze91Vmzfzb42N5s4cAL3GuCwz3+IAxEls2WyjxxebPm4NvRNGIX/IJSN4VpVzbziHzLZpQFKJNFSp",
-	"gASMrYYCqS5PxqXIwIN1KVOy3R4EhcbQ96MwFXpzfubgJxyqzWIx0sMI9TLiHl/g6SqEhTFfIqz5IMOU",
-	"cIvNtDTm0cIo8JaWvGYKCx2GOOVwZUzyOfw9r6ucuUYsCUlQT6acR130isWLxrrSbdHJjB5WOT/MLr6e",
-	"yKTZ71KQ1YGzIgoJz9PhoZIGQ5ZEYMtKH9YE4hwvzCslUsit6u03ejSaAdH7LDziE3nDww5fboYBHxeq",
-	"1JcLYUpIOgtnzZZesdnVwHW6soWCtHmVNboyZlpTMyt0iNwYJzBdW6MhKwrMLlreiHkL5383eAuJRPnf",
-	"oB0m1OChCs2wHLJCwza3r+2DfJl6jfcl7AhIw0wyZKUmwFzkVe676AfOeCqKSY1Not1cqaWgzSB3MoFp",
-	"beLb/SgF9tXFXXlQoDw/VTNHfhsHK/u7X3HGkLnMOxHFqYWL7yVpC7eXeE4qlKs12teHF0c/+AhClVr4",
-	"WgemKZ7xSFrnXYPQTVL1DU3/cGiKtl6/udi+G2Qt6407UbGd+McLrZYEmoTm1l7F0IcGI8h1JXePKFxy",
-	"lo+yPie+a/9RKMYLZAUCbMgKmemo38TdsyPes+2Wd2a/tTTwJcw1niy+IjPtnnV4B5ENlbhmG2snyZuh",
-	"3zGlNDRMz50gtdbpS3ulS0TVgc0uzWYbsmJ7HZw3By76TiCnJcHSUiK0qGn0mzS6R+wC90xjrh99I4V9",
-	"DqHyoISEvY0NsbtFEmSK9z3g9zlR0mn6z6yin4eSis2dn0GH3rrik+1uiZ17v6C/Z3nvznc3wLyyPXHv",
-	"Q6obxqB5xJReEWa4B2RoVDmVb+PwCRdKWqe/qbLnwpMSX9key2Vwu/3fMzuptg5uZyt3vSTIzmYRfpWN",
-	"sFf31fjM3HVaHH5kXVufprgaj0oVv63rco3IeNaEsz067mtpWqqh0Bx0/tmtev+x5/uOWDV0aVwauHIX",
-	"/nXFrjI8vMohV0TFTvb3e3PnNcvDpcqdaR97o9yujZJmnGxKkniiraW8k2zUXRKr+jnr9XlvPLTUL/cz",
-	"mD7uSC3ss6AYV5D1P8u4cTjUrDCsxOw2xcF+beeD/el2aZpmxlwrwYy2CEURHe+fu7VK2Eb0+BrCECjv",
-	"3fsZ+Zi/1kh76S9tN7P3KzFrx9YR+Hgl9eM2tsJfpQp47VQYRJmth1Nm1ixC43Tu3mbZ6gqGX+fBDmem",
-	"R5zIIdOM20Qu1g1P2Gsq08+n+H8fuiv2vt+cwnV+IkUV+SeUBGrlk6YijUljBzZp+mHIQmEUmxVlSgmx",
-	"CEr9NKuhb2Cpb7mPH5P76IoxdipVGV3GY7XkYqf8h/vPf2x8X2WqRK4n+4qV0pqnK1abzOesJcy1fNsG",
-	"VkvfrVVyXNpc9D7tmqzA4FJLBoj16zJjUkv0jkGZ3+uMSf/dpuBlbGkncrUm221l8/jBFDaDGroS6uKa",
-	"pxEzzKIOn0xQQsNLIqSfOW+AjGQ7n8qqXD4ofnXfGFiuL7oUFTPQIMKUoET6aLzImP9XgZ8X9uF5fpZm",
-	"PN30rZjB3VWpbT/xK5I/fn8k7VsDxVGgBGZyQsRI8SB7iTsoBBkPEIZHDTYZC9qeQsF2SDUxFvaQUQZW",
-	"DQwck5DPiUQ2MrntoyhPraMCXqcZh2fhsZA0TtDCSNhrFx2mEYUyPtcSXRKS2Cr2Ch7/Aw6gUjvVMOQp",
-	"g7o9KVM8DWckaox2wkJvTD+zpU+DM9BdzzgSJCTUXaaZIypd6kFWgE2V3rE1ion87u9UVHyWtMKH9tb/",
-	"M6U52g54a4mYNYqtAI43eQEsZm5uhLgavp/D1N7kMj7OtNanyQqT5MxuB5SzjwrcZDO2mbenREmEUUTc",
-	"GobA4XU2ogyZx441mLnRnwy4z/3+bjmgD+2xNoR2zeyzaTTkHgGXMWpbkdOKGvumVSqeNJabMiPtc1Rp",
-	"X7Wa8lDoJR/zaDFk+b6B888lia9MXRnN5bX9kz2NzatJN4udL4YnDyuQ+zy7iLvBLFcg++NxKm1k0fEC",
-	"4SJQ0VRgKH0skCBz0KuKn3KR5RKXvnaAGKCSqTdo9QeNN0NWRxzbR1B/bB41d+DPgX3CY9WNJox1iN1F",
-	"b6maDVlWcOXV6fHo/NeXR8/ATM9KJGk1ydQchwdGTolyfQxNNoupIrPdnhGcmdP3Ez2pVFW/q8TJ/ww6",
-	"OgJsszRkW2Z/Ainpf0YgYNcr5Wrw9Ypqg2ACJa7tPsx3243eb8VZ7yJsay/7YwvGGdLfXCt7jdWsSTNr",
-	"wJ6VtmmORcIWOazjUXeJ+fZHqPtYB/Tnh7O/YSHBNY4JxcfMRqC2mWcbJwAF2uO1tJNzLQrUTPB0OnOS",
-	"y4eGzEWHAljhtghIbo1bAxwKSjR45kOekKhcoFiWKhRXe1e4+XJQ1GeFkERB4wSkp1IZrC7MYnh2fYKf",
-	"qUxxjHCq+NzkPRk3ztaZ1qXQi5hfmyhcXpSeChTTCQkXYUwKK5j0ovoKJ/N5CpUECmm1mhxLaUqVefII",
-	"0O372/8fAAD//w==",
+	"7H3rcts41uCroDgzFXuHsiXbSXfkSu16HGfaPbmN7XS6O/KKEAlJ+EIBGgK0rcm6an9t7e99iK3a1/qe",
+	"ZAsHAAlSoC6+JHZffnQskcLlnIODcz9fgphPppwRJkXQ/RKMCU5IBn8epCm/VH8kRMQZnUrKWdANzsYE",
+	"TYgc80QgOSZoiuUY4TgmUynQBmdor/10cysIAxGPyQSrAeRsSoJuIGRG2Si4vg6DQxyPySFnMuPp/BQR",
+	"4y0heUaiLsqImHImiJoMSxTjLJshyT8TJhDPEE0Ik1TOEM4IYuSCZChWYyfLVnB0hkf+zQ1TfvlEoIxc",
+	"UEE5Q1ggjITMOBshM5nEoxBFvSDr5e32bmxfhU+kF0TVyadYSpKp4f97L8g+tVvPz//aC/4chJ5lveYx",
+	"1mvxLQ0PBE9zaYDOh4CAOCNYkkRBiudZTEJEWZzmCWUjFG3jKd2+6MCKMvKvnGYkCboyy8li8JxgSV7T",
+	"CZXwv/nVnJB/5URIgbCiEpIgyvRi8iwjTKJLyhJ+6UUCZZKMSFad5oRMMGVq9uapUjKUt59HEM92TknM",
+	"WSJQziRNYQI9sAIqkWL5+ERms4OhJFnz2JKjS0wlGpAhzwjK1E8Ujjb2dp6H6Gl7d3PpNB8/fjzI5VhR",
+	"YYwlmZ/rnTp+HUUZA4IzkrUEifOMJIhPSQaEJboo+hs8QyTLePaiF1B2gVOa9OFUzVHvPG38bDBy/NJP",
+	"pZl+jGiCNkg85iQJ1VEdEabWQBJ9oj68Pn65uY+oRDgVHOHplOBMKPymfCQQZoleYA34E3z1mrCRHAfd",
+	"Z3vzJ+g6DKY4wxMiLReb0jO1r6bFHrw/1uwEUeAZVD1QxysIA4YngIFk4eEZ8myCpcbUs70gDCaU0Uk+",
+	"Cbqd0IdEu6JTnvkokWcSfSYzEaKoFaEhz5B6gTB1nrfQSzLEeSpR1DLHvo8lIIxcTVOekKA7xKkgZh//",
+	"ykk2Kzci1Izu0qkkE4ASYWq9n4Jy0CAMWpVPKRayn4viYe0zTBEGLfj3fA4xoULcsZ5uF0BkPpQwwlmG",
+	"1WJzRv+VE/NYAfs6DIScpeodBWs12KuUXzZhVPHvr4ZMtZCfSKa4/9t8MvCdf7WmC/0KYvAOuqRybBgZ",
+	"rHajs7XFNhtWbH678rJ3d5Yv+3j4Bst47F9spO7GCCkEo4zgZB9hNKFion6BMBOXJBNor7MDZzQeYzYi",
+	"AjGutjQq9qAFiXIXx8OWnnKNwxwG7/GI+BfZaQ2wIAma4hExYC3mrpG9eqUybaIPEQBngq8MoNrw31LQ",
+	"qSWd0n97lgUki6Ykg0UtWk1fqAG8S9p5Wl3TCuuR4w+CZE3HIRckaz4O6mn/js/EKcGZj7YOsSAtygRh",
+	"gkp6QZDIBxrXSMBPEFfym4QrRMsyT4R5hAcpQUNK0kQ0AVa/2ERfOwaU9nPHR25nBE+a4CgJnnw1tnJz",
+	"hN7pQq7VUEb+di9TeyxjziRhcIvh6TSlWnbd/g+hBdhy2j9nZBh0gz9tl9rGtn4qtiuDwpzVPR/oM86H",
+	"5V0NNOCoKj+3jEjS0kDzTWde33akl2vLwT9SObYKwZ3sSQ3q24u9n0K4AhCVAjFyidTctS3Z5SzaCryj",
+	"BLJbbP99xgcpmSzY+VS/8VcLAXKFJ9PU8D+JaVoT+8ZYoA4yQqU+syCggDAXdD+piZSg4pzGsBxpkgsl",
+	"IiMsUUrUDdRRV0yGY0kylHI2CsJgyhWJZkE32Aaqvz5XR0FIzGI1rtF5thWghTkNREjF5rpBu/Pjy2f/",
+	"bP+y++s/vv/lu4/tf353tvvz3k87bzuKc0gscxF09xSzkFSCzPGT2geAQgukpd6WZ6x7iSXmE9o1UOpe",
+	"FG+39NvX4Yo0YzHhOwJm6lCJzievDtHzvaffITMl0rCrn4lCfV9EDfolV0FqFQrfot/V1MPKABVVbqVB",
+	"yl/UBjK62oqDqLetLtYqlLGFPy7VNq1dterq1aJf17WxW55EdfncGQOCwRoYENxkBf+ZECU73SVHBW4u",
+	"7m4rargTcw359vQuz8AAJYS+HUKEgatmZJgRMTbqnRJWwXKA01TLis52wR7VcgxSi/ZbMV7dEunqor8z",
+	"SMFgDUhXUsOd4bjgaRWpoHY5ONpjN9hp7zxrtXdb7c5Z+3l3t91tt7fa7favWnOlGRHOe52d1m7nrK1e",
+	"ct5T7Hu3pod2WZ6m7nd0ar8z8tDhyRskZiwOwoBfMi3sdr8Lg2lGhvQq6AaXkvd//rw7ff5P/Bouiwv+",
+	"uTK4iPlUiT+fAnWhdJVGFIT675QKGZxfq9H4lGSSajHJ3bkjciVYkpakoCdXZc8wuGqNeMsqwlOq3to6",
+	"068Wj1p0MjU2A5D5usGIynE+2Ir5ZNvcQ8W/fEqYugfNYCBVupB+SOtSKPGIpnVxtI77hVv4VO5BoTE4",
+	"/0p7qZLil6bVXFsC/TJvKSnpdCWgWEr22kJopkSonVKGEiGSHGUk5iNGBQGWCAxyK/AYbdzT8CDBbQ+n",
+	"Y8ua20TFvqR1GqsefdL6kjFemcEKkDqoqByeMFhkGatQQAWEpVmMD/6DxCCtWOZ5CCMC/08SqlCI0/cO",
+	"VzFmvSqKrTUQ1jZDz9sowTOxr4TnCRdSKUz9s3f/OHrbf3Pwc//s7HX/5cEvp2hj99nTzS10CttFVuIe",
+	"kzRBgxma8TxDGU/JviaM7n9BFOw71tavzY0Fn1/Gv38NfMx4fa66NvdyzphjCOgsNQR4qcpx4nzCrX/3",
+	"z//aNf/+OVho7bTzrWHvrJFolTqXE1Hi5wVKJAKE7qMI/o0UXsWYXzIkx1QgzmICYhL43hLEWTrTtvox",
+	"FuMa1n83t3sYSC3cVMbKdibf/Srbvwz22MfvLw47Vy+fklfPRj98R3/8/vPr55O37eAPseAPseBBiAW/",
+	"h1u9OKU+h+W3uu/tohaxbGtKxWn6bgjWsYU2Ijwib4jEwXX4pcZdCkgVf6xidF0uH8Fo8zs4r9wGYyz6",
+	"jFzJQk5RX0wzclH6I/WqPp2H2h+jLsLSFQJuD8klToNu2/zVV49F0G2rJf2N8/QNnjbLRwXeB5ynBMPG",
+	"6nZkhXb0n//r/yDzDprgqSP2lsg5xFM8oCktRY/y3sOsHxey2hBsbLDF6xCeJSQlTc/IFYnzpodw8xRP",
+	"jN9TPciniXe2IcEyzwzyRR8nE8rKp1OSTagQlLPycoMLLXQuuvMwUIJe0A0uKLkEd90lTUZExwKp9/rm",
+	"QSGY1K60CjQWEZxF4ByY1viRA781fmUBu8ZPSpCv+CMXFyv+pIIgn7xGhkMSg5/MeTVEgmdSy+Cr80aN",
+	"5OXGoxP13nWFCFbaTY1nwHTVHYYuqTh4qcC7QhpVlJdrcoB97j26IuE8O8RpOsDx56UKlXu0tVvi++Eu",
+	"3hl0YuMPUF/9Onl+4ZHn4P2al3Hv++XahTTE5WolO98vd0+6MIbJ7Vg+QLwy5n9ngziLx/SiIv6uKsYn",
+	"WIL5kSTAkxUbZzzRf85x2r9nhBjPVpwLySfWvoxFP2fTfJBSMSZJ38QOlHdEEnT3dgrh/iNJYz4haMAh",
+	"wIQnpB/znEm4IqrifjGkDZYw27OReQBQ690JkgwP4XYmeAJD6Jc1FS6HReni0axX5BYk8KRg3sVaOmGg",
+	"lgE3yizoBtOMXhiHQZWiKgh6kJLZQ9VhLH0uYld/z/B0PCcXLJLFGwnWJ22sLJk3SvguiX/x/HBdDWD+",
+	"VJSbte85uy0Pi29ye3qWO75P9ZvXzgFrXK93Ie5BfEhEVj34y8BQ+o0Dlxn4YOtyhxUGLt9epN24VF6g",
+	"rzJXiaCK5lPQQejEns0TU/PxqFByWOFqNVXKwbQ5wxUoN91rtzGWCgQONrBvmdjpLoo0eCIEV0OIohJK",
+	"ETLsOkSRWmGEoi89ffn1gOv39KUIH66jrR4zg3VRAZmo+FMUoYAdhIfShDuNFGdC8ZjEn8VWj1UtbQuu",
+	"3vJhzNmQjoLuF7A1DEgadINTiSHe04BQZnQ0IllrglmOU8ux7Nf9DgRWCGrJ+wqu2ZnSv4oh9G0eXK9+",
+	"5Xuu8rlb7za8uxrh1Q5XMKysFRS2Dt/7mFFJvMxvPqBdHVh0OSasSmpUoEj9LtoHuoBDWRjosfHVo5yl",
+	"4OwuvNnqd5ghUAEV1FeI8vIy3jvjQ7Uo4OrpfZlrB/e6B1gpRTGfzp4I0OT3kQmaRL0g0okY6mudhIE2",
+	"Dvl0thn1gprdep4g0Qa5mpKMTgiTm/PUeSOyuW7Y+msqpKIQj8p3qLilKEMgIXrJxXGMGRKEoA06Yhyi",
+	"JoFE5JhkaEhTSTIBIcR+kXJFmUGLxmvKFyu+b+w7K7xboyb9Q3fCsJDhi/01Udt7/aM1ae0jlWOeSxQZ",
+	"dh2FOiuEZ58V5BUZgveE4akYc1lkNSgGaDk8Zkl5BdTIsBAHducIzpEU1g3r9gLgtGBgtSwrCzrtByJS",
+	"O3wGM9ipeYhwrF6H1ZscAQt5FxseLJQcFBaRTyY4A7byh8pzRyrP71iLmb8Y7EnUaYLTjCc5UC4y8o1A",
+	"We7EOCxVgGriDScC5VMlMpILks3QVK1FqGOvoanvax20bhPzbFTvH7qUT5dahMwUSyJkidMyv+MP3cmn",
+	"OzXdfYbrfiMfk8v3PUZpYeWgZWOUQtMDdU6pRX4oXAZrSBkHaIozSXGKNDL3QYofCMKAhakfg5iRM00e",
+	"SYgidbIjFKeQLYn1H5AdwxnZQtGX68iXk7VYAr7Y+T1qZd9ES/KeU2MqIibI9qayKpgnwkJ7eCLm5FUw",
+	"McwJowuN+7chjCX7pXMJJYUxvfDGJJiNUspGLbU4hSMiBBxRWC3qBaTTC5DE2YhIrS7l7DPjlwypLaBe",
+	"wJ73gmrOiNrANux1u72tf6mYvLrYtX3eJG6UBv3CqVrlhmaxa7DDcuPH6sc+tmimrF+Lr9QStMUAM4VL",
+	"kRNItbHrRhEsO3JuyUKsq7FNPUVoN3C+FEt6sXOyu3WAzUe/WSR5nhWI8DwrcVCmJNucm0ucQYrI+TLP",
+	"mJ0gtD4yuxpn/MYtl1LJDWLd7HuDGXil1vGZaQ8UFX1HqTaH3fDrv+myAYrCx1whZoZiPJliOnKFje7O",
+	"owk7c6G1nkx7P86eKvB9ulGjyrPAuF8/eoUA6JU0HZjUpL3K6gwIllDxjazkr/GApJqRMnJZiuAbVKKE",
+	"a6ECZQRCaexFs1nWJYDve4FZATJmOVsYxS+JLKLs+dunUdJ4urag0bmxHc/sr9Gq8Rs8c7/BY3S+Ena/",
+	"ofZUI7NHEqtXk3rnDY/GoRZ1HScHZon2X4h94wLp6sIwEupNQY4i4kP9rE+TaB9FgMk46hqbzJinCcnU",
+	"S0WEm2u3tFEXWgewanncaLJ0FYe5PaiHUGDJ6+OzjHEfXdr3wGoaoVLlF4jKxWZV38L0tdbI0nW6f13J",
+	"PCE4lkjtSXsat9C7KWFIU1q3EJg/HEPhGSilZVIAFFbA3UCSLQRBaWxEGXliNAnRYxs6fQHRRIQIJB00",
+	"IPKSEIbIFRWweZB6QsQ4imdxqv5UhIRSOqFSbJqSImhvZwdFJm28BeuMtC+0lgaSjNYQugFeR0p18Ija",
+	"RhpbZ6i3SqT0Se2UXFrWvHSQn+zLc24zWFBo9uhjT+V+ltBAjfUka8ebhYG2ZvoFdXj0A2ZJShZfB0a/",
+	"8kYpwqPlg/jsdGZtxfiNsHprdJTVYbWydKmGfomB1RsAu0lCB61fcevf7dbzfuv8Syd8tnftTRRyXe5L",
+	"Z3xvXy4o0F9/iyUkI5kWxjZykeM0naFIO+ajzX17pK2vRx/qrSBcJXa+UfKswmQtkBfRCwt/MzejCXRY",
+	"O72Ls77WKh01U0g+BZWRScpyRVmDDLN47OXCULttZRqBKgOLUaYOPkh4iCYOSpC4pDJWd4V2wdXqJa0T",
+	"LwpPF6LtxG5qdbwNcPyZD4d9zTyLskXP6oWUSsnctdyTKw0yqr3C84LiBF/11YmaTGV1gqfre0Kr52et",
+	"XV5VZXieD1JHgNe+CTXFbKX3ani5CtQPGxHzk3OvfKsVh8G/OZ/cfHPm9749vuYjyj6cvK4ZXGzuDWVA",
+	"TGrQhGYklv08o0E3GEs5Fd3tbTydbpmfgQqEcznejm3ody1+OwzyLHV+LASv/DhVa9nmMIb6H8/ov8l/",
+	"jVNKmOzT5AUexEqP3XlmSyL11XZexDwh9vtykS9glr/sHvxl59Vfdl7VFqq+yeX4Lzuv7GL1CJCQ9EIp",
+	"bjT56zTjQ5qSv5IJpql5rvbzQu1Gf47BVTTGaUrYiLz4ZfJq5nvQ1/VaX5zuPH0WNObVUragduVYiYRY",
+	"wv9nAoGQ5vfHVVH1ZUH4e20qykYp1KnYQv8gZIqoRBtDniEDN0QZEgTSCU4lz/CIbIJ4mmR8CiZRC0p0",
+	"OebCLjehw6EJRZtbCJCDjxubHAJUUAH6cPIabdiPuhaQArGuovL+H4dHSMF2E0mOBDGFRgYZvxQkQ5Iv",
+	"v1nVUmqgs4AKXQT5ztCbhjtFhw2ZSlNQqbfMx4Cym7EU8LBmlVHb9Od1t5+B1bOWuevLoLVZs32T1lva",
+	"NXSVUbVufIElzvqAhcZkhB2Y8fvqjHAi1HAJ/m/OqYJtKPkLp05Uv0kRoKKPIZvGckxI24Mz76RDGIvU",
+	"QYLRa35BUhzXE1nq2zT5UyShUpeG0uqpUZ9XSymYzwMwKFgkXrwhB+qtGiAXieIPNv9Yo9PDKiroXGh0",
+	"WjWaxCEDn8RRI4oHGY/UaD67XUaZZraYlVX2QqgPpY83+s///f9Ka80TAQUiNu83C608So6GvkqcYW3e",
+	"hxkC49OtXHq356IwcTrHPLQpdiU5O+Cqk/GimPtqjh7wHf8dc2BY0i1rcnz1BPIFFZ+fFMS9UVxMEAO5",
+	"El1/Kgp4lLaO4spbNi9NvHOuY5C3yqRVYHMBz8sr9nwlldBZtZMQ7+DVRw6Fkdu70SkeUTYy1VoRH9qQ",
+	"OTwiKKVCzgcplyZpH1Mu7dO+p9Oqo9mNHCxN1l8WhSP7qvhCsWO1C712HV8d2jq1usC+jqNYNfDZmsjr",
+	"88WEphvwBtpGxZI391Fbe/uV9jvbWiNIWru63TLD7vxhCWwHsl4kF6zhcEzWy6T1CUxFji98Mkm+81V+",
+	"apdYcQrXNPGU9XeeLiy/Mxc84Ey/AlBOiICqzV/qDpZynAI+8JmN+j7gNIKjPtbcectyExXCOCOICmSm",
+	"8YWBNKzhxrWzaovzD78YisdsyD1B4XHVz+gsyOuH9FR88tjsGu3Z/npLxQ9Cu57q7Is39pqKOl1Yt1q5",
+	"v8DkwNfzg3CCbPFao5G4xYnKneiKENfzZLOeq7GGjpu6GSvFhGtbWlCztu7fnxKWEBbPGqpfM3yBaQoR",
+	"j+W7aMP2z/AQjDTqRc2DN8YSXUIPkYyzUYgoQzzPlICLLnmW+G0GtorxfOMNghRcoPx7pfYxtL6A/D4I",
+	"t6qIFiuUA36lxjiylYTroq11sTUKHTSx0eiFNy7jl2hjr/0cRThVFDVrwSMRba54nZWllhd1/1CCmxeE",
+	"80yiQYwonrtZUCmOPwu1/l0UDXk2oElCWLTZUL1wSDLCYt+1C+gXkqYpKl+r1J43QKKslQsSba6LuBM7",
+	"qlcVckpSL26hAiWfTa+IyK3YGiFdm7Vh5zKb9fFdNKRZlL0wv/Afzs7eI/2C/8emqra/WOUVSRC8YIlW",
+	"pPnIu0G/KyXyVeTWMUhqJB2GFFXsXd4i3ozL1pDnLAlWlaFhV06mgOE6zmGpIH0B83QOfGPApQd2mKYk",
+	"QT+evnvbOgVCRJ/JTPGxEEUTnKpjTZLWfwhIZVOKvsuUwJi5hHsuCuScq1au+P2z5+0OMi+hYcYn2irK",
+	"kxnKOJewiuhP29DFYbuevxmF6pniIQ2PNPHPP6wiV8f6glt9e3ebLsdnGTxaYBCAvgBh5UGfw9fKZilL",
+	"zisRWwP9nOhy16vGkDuCiSmU3S8LHWb93X/ttL67PHo/a599/vD8n51fBnuTsx3+z8+/Zt//zJ7GPw2e",
+	"/SA6r5P3w4N5+2VtwGqYXmdnPc9ldTD/zjXHfl+Val2bNghcTmheGSqj61AVQDEVpoyNGIQ4/bcuI6X/",
+	"tvWhnCpd1WHdEldmaPWVO15Zmqr87I7rkfNCr5gs1ixuVdbrmtcPqqW5/M9TI9n6n9pqW/6nZWGt+eer",
+	"C+iOZH6zqlKmEJqFn5emeEr8yskyDSShYpriWb85QdI8WNUOWgpCi9Iq70als+GU7h7q0ZVVm+Hc6pqg",
+	"uVAjmteAWpyls/pSusFPtlCd7Y5lP89DqbPIc3NrpakgkJurS7bjww1SDWrJITQTspVCxEg+nfJMQuO4",
+	"o1ztb8tU11VsF+IoHfiYwEpAQbNXzbjQfM6x6/Pi+1Mz89Gbo4Pgxq6vR59tvfKdX0XGl8Y3VidJRU9v",
+	"iA3amIt2bOJHj8c/4mVHFTgu8nVYcDYdxRXzJSr9j9Y6hb6D8u0THFaq2+KQ1rwTqNF/e9tiAgtoQE+6",
+	"eKnilKybS3lCpoqvCSfsvPBZOIg3bfMU4/wufD5/lZTPF7kuF8WwVU3Y7fWrxhdLaILRN8prUFM/soQG",
+	"d8mPJtXnW1xYv/Mrpumk3VFtgBVy++dySh9g/ly1n1ddT4+JEIUhgsx+HA/+HtN39MfjD/8+7rylx+KY",
+	"nTyND4+fHU9etf+xM91NDn98vkV221uCjqrBct3O9zp2VNsPqkGle5VnN7V8WO+52aRurK2IwrT1WhBL",
+	"B8JwpyGWTkejlfEE5rNpOyj0abv3ALpgd7gTd8hz3NobfJe09uIOaT3HO4NWJ95Jdsne8Cl+NghWDrFb",
+	"pM+sHnhXaPt3H4bnMbC45OgNUFseO1v2lHeb1CHz06Yg2nma/bLgvWKFTTG1+4jgeFy0xMuIzDNmC5ZB",
+	"5ZATkgvKRggjMSVMqi+R7mVgwn917K3fGu8cgjIixZwGXwKFPR+LAxzn5IEKPirTVlBRh4sXnmYRPp5t",
+	"m/K5jOk3f9YWnKCdW0Sy/l5iU5ujyEUOhLWP1GZBI8S6h/M0I61pxnXBqDIb6/D1MboccyjuwbhEgo7U",
+	"U8rQjMitIPwjDHZxGOwfYaYPLcy0ice+hGwHns2OmPTWhlyRedy+ZuHd0MACfaIC1WK2pYD5Rjq6Bzlf",
+	"W1X3XbkL7NC1++p6uabfqWn6HduO9xvC/LEYRAr26Y2DsrEb9AqyBESIxnQ0JkLqdqRu0QORT0lmWheF",
+	"gf13ghnW0c6FNFK4eWpCW3mE7ZpWVLZd97eWfOys897stS4UXy8c3zn/CP1sPNZUhgepr4fjDzxNBMJp",
+	"agA88Yd4uqkyq8VF6sXeNCa0MXjBFMrzUYnZCptZWrGLcBNTVihk5nJYowbYOcMCkA1bbMbJQkdlgR4t",
+	"doPo7jbKKtgTlNsovJV+KNdT5vR6ipEK+IF997YOS0NwN2UxUJ4tzjMqZxBgZDLAQcezySF1C9ZHLPG7",
+	"Ca0qvhs/fjwL0Q+nO0+fhTouSEm4LcoQz6yCuqljlJxkJLQRXUre/8//+X91KB7sCmjD2lzMesdSTrXc",
+	"Q437fl40t+tSo1Ot3ip1N+ZMZjiWRQUT6bw7wPFnwhKdFHVJBmrpTBKmi6RMcSYZycRWjx2ZbAc5RgOi",
+	"iIAKlJEUQ+KV5EaZzi5IBmmlkRLWti860VaP9dif/oQUMAmTpgV8j50qqJMEKczDVwJJ/Jmg6MDNR+0i",
+	"rW6bklsAMxsSBZVbNBRNowAXHxABprSPHrN73TDY2W2jCWW5JEIpJ6bc/uYW+gAmDaGtC4A9DkPrOg5q",
+	"taGaRq+YZ2oQKRSIe6zIRj18fdxFkRFcQSESph0HarVAJkUVhRm1WlDPQl37rZZiq0jfDrriJeuxYjC9",
+	"r1YLtKzKINEWOsLxuIQl1MgQtfRYRCVihCQCUTXsVat8FFVzkiMntSHa3EfqXV2UyEWXGguq32Qk0fUO",
+	"FM3AyLhENkkiBSLzumKOOoq4/NUWOrDh/ep42DDjyrDiUgFyr90JewwXbzt7K1/Z1anB0XxAbkGLEIco",
+	"LE1D8DP0qIAWKppAt03Q5F8hthBt2FDvzS6K1JHUTS1WCswMi94pkT2WTjxpiCIdkxchcjVNMWW2PYIg",
+	"IYrK6MpIZ+8YtFaDZnvMZu+b8NkQjq+unSk+nUfg7RPaWlaN4wZgYQixLMIaN6JtRUAQUtljRTRjIUpF",
+	"oO9PcYYnBBo0wGxyYcAmwgJFMU9IgYX3eEQZAFsna4KZjiUmG6kHPUTNujVnUPMrSlXMtaPnjJw1bXQU",
+	"H+q022HRQmPnqX5NGwZ7LPoC90CIQPgLITEpLNOTzPdaKAyRFTj1X0rSvI72EdYpX1MspKlpkii06oQm",
+	"hWqeSUA0RjGfTHBLEAUpSRLYjJINTMdxqEsVaqTwqZbp0hnSbVuJQU3U0tBW7J6whLIRTAIwstNgQVqU",
+	"CcIEBXYs8oEWVzTJWIAfchbnWUZYPOuxV9CII8ZZNlNMLTo6w6MIbUS9INMUbGt+2yqH0eYWOoXNSrg1",
+	"AKHHw9YbNYU648ajIwDippQdEKbkGREKcELilKjzn5PywHZ24Ad1DxDUyEppTIw7hQIzGFIodvvm+KwU",
+	"SdQHdY1bV2bwbsKoGo6RtGjbgwgb4RGZQGaEguvBcWvKL4m6giApZauId+4GzkXqFiENOlvtLeiAbQwS",
+	"QTfY3epstSExTY5BdFD3XgtYNXw0wnBTHYMnAjIz9PuhsUwnmmHadDy0oQmhbMGrUPGW2JYqgsQZkbCB",
+	"gjsfKwFOkZvtiAsxbcWBbdT/yldABQT1b4X3TpV+tcK7djWnUCbsHKIjgW0BrHba7SZpr3hvu9JhGBzC",
+	"cNSX/9Bm8bgiH8DBFfY+gY5dkpISmtFkVgpsAopzjUDKdTAN5kE39UNb8bUMrOthSZ8oqSQmGlsxxnBV",
+	"ELm6TZKQlRe30LFT7aKe1D7jeYb0aZc9puSKJ6KeH48wtCRQvGXCjdiQZYotUKmlK01aistQ002/uGc4",
+	"S2f6kFaJTgs7RSPmIj/gbzyZmaJYkmhPu3vdqmtWfafF+lX7PJvYppo90MQv12irc0+zJ3r6+RNuqg2U",
+	"2AFgQsdQuKNhXYc4HpPWoRLRedo0sXl/G16270KdoXhh3z77u+K96zBw5YZlv/vZvHr8Uu9xr/18jXMW",
+	"Bns7O2u9f79nWaOron6td5gLH+1Va5pRFtMpTkWRpA4V/Rzuv/2FJtf6zNvI83pKNhKST8ty9lgizmKi",
+	"hSAoSJTqZixz/H+e1+tJKseuQv17voZtMF6NIG9DH/eLP71eUGn58DZM2SDkOvTfzo6xz3NJow1Wu3k3",
+	"57ExIrIZFe07Z0QLOdCjwe/fibwD5BY37lrCjoWk2um5OsexdnPWaq91vzTc5Iecidyq3KDtKYVEnebN",
+	"EJErK9wCTfGEqKNuHamF6cAUp4W6WxckA1lXa9S2ghb6cHIc2mfCjvBEoJPTnafP7IUzwVOT8slTEhrr",
+	"g1CqdUrZZ9NNQlgdUXdL6DElL1QMKFC6uAit0KSETrAkLahwq62aSBeSQ8fvfbKA3fih7lhwH5JAvTH6",
+	"SqLACmKmEZrh0uusd+m1d9d8/34v1adrrue2h7xypl9RRsUY4TJsQBtF3TNtqvNYG1MZ91s9hLqQofGa",
+	"ehn3oaF0bGx4rVyUh1GTc/VwbXwmU2msli1BEwIS+LuDD2c/9E/PDs6O+mdnr/unR4fv3r483bRnUccY",
+	"yaaKelvqpi4r3kVFo1PD2w4PTl++e3fSPzl6eXxydHjW/3ByfIo2DNh7LPry6uTd27Ojty/7H05eX1c5",
+	"kNL81juDIyJ1OcosnVcB68njJHMCPIgtkWhL/qkF7NttaFZmDaPIZVGgilI1ItiNSk29XgmwOOGVNkl7",
+	"y2o4NymOd8JQitqdDXdqtXoicFAl2ysiu0vR/lZi+mPiENDO+a4YBM9l8x19UoT9UTF/1YH/Y8zTIiQQ",
+	"begiSaaYlfXo6etwiCc0nW2GhczOWY/p9zMCpOc7i2aFqwjnpzo8iufy0chvaslI728edRWPgHUzLtCj",
+	"KpjVPt4lpjS0gY1YU/OxafGdZJur1QydY59vyH3K8G9IE6fR23ooTOV+aefjmCM8Qcer0s48jZiT2Xz8",
+	"T6fFhVYRah0Hge70bvW8jEtA6Ka2hYFvDqQIXWxSV+LFUGIEJz2GR5iyLXRQGz0XJEHyksZl3PEcqwEV",
+	"QYkiigYp67GTo1cnR6c/9E+OPpwe9f9+cnB4ZMUQxYnUAHZ1aGOv3VEiB0zagtATQRKSRCFIM7E1+ksk",
+	"8UBsbvXYegKEGbmwIt+HFF8r8vD4hPg7vRJPLAFZFV6sdhvq4lpNnPJA+61MHxmkp1NqJLgXyk6Lm7rX",
+	"8HyLduhrQ3UpKZgqNC1tTFN3Puwx/Yb6Vhj/nPEbwyv7phcONHw3JQhTfrmFDkw/WDOSOlQpGUp1m6Cc",
+	"pUSIwof6otLfG4vP6lc88163VMhXpuDYt/d9nILLDt6sMSaeSeMK9Dj7ih5kUasMRDX1YKYpVM6x0W8e",
+	"iVvwTFYk7SKmxsaqVaJbW81pxq3KJxOd1DL/FgWCWuav84XFC/cW1S70JYGqGWbgmhvybOKB4QmZEizx",
+	"ICUlwDSB6QWhgaLvgnQq4DMhTz7o2W154Ld6i+ty37s326pvaZWezasx2fm2rXOFpiYkQmUkv66F75vd",
+	"aQ1dzu20idmYkP/xqdN6fv6p3Xp+/qUddr6/3vyzr0zRHJdKEqF1dhEhfkEyh094eFLTAo3vtK+7Mbur",
+	"LDi1OTVzsXj3qVzWu1d7JL8qmxaPRvoHT6kt72gvK/153lQL8UVQrqbRN1oacwD1iuKKXBJDA+AnMZ0c",
+	"tRwvbNwB6qCNXnDMKMQP2WCEwIhytkZYj5nOwUjILI9lnkEAxoanZ5eNk7EhMlAQUYicbDY7QRW270lg",
+	"UkN/G+cnbKpJY9G3h77Uq4R7dIZHywgW3vkWbs0H6aYEKPrP0oAnMy3A2yJa/hMWWwqxwuFSn+RL+L5s",
+	"9VeYRswREiCejDhPttA7ls68rQ6bvJPFeVhm/NCreDyeSb3ehSibR84SLySUP4TUOoWGIojAdDo8mLsQ",
+	"J3im8+qIE1vV3vNaNPyIaH8VHnFL3vCw3ZfrUcDNXJUKuOCmhKCzeOzX9NwaC12EB0Ip+KZ2vVKvcqZd",
+	"czrO21uDAR0g+469MG2n/R5zL8wtZHSzLvL2Dd3A5feabiGQqPyOK04C5b6pRGMseqxsKFpEBm7ul9PM",
+	"tx1dwI7gaOhBeiwqBWcQdYvGq1voB854nrlBjb6rXYPUnKD1MHc8hGFN4Nv9CAUmT+iuLCjQMZbKsT1+",
+	"azsrOzuPOGJIA/NOrmJTtVGd9ryB2ws8IbWTqyTa9wdnhz+ECFyV6vI1BkxdnPWJMMY7z6U7zeUfZPq7",
+	"I1O08f7D2ebdEGtVbtxOco1yXRL4xpdWQwDNlJbaXk3Rh57XoLnFfDqzSRQ2OCtERevt0HakdvrDwbGC",
+	"C6zHnMh01PFx92KL96y7vSxAeW3OwLdQ1/h09ojUtHuW4S1G1hTi/DrWthFM7uGkfLTWekPIUegYQRTB",
+	"23BSOCvYVsOxZA9pfU6z9n0TXVqM1mNux3csi9Fd2wnEtEyxMCcRuqZ77SZe84iZ4J7P2HuDAu8J+xqX",
+	"yoO6JAw01qTuhpugELzvgb5PiRRW0n9hBP3SlaQ0gr6h1RcsT1NPLHSxugV67v2i/p7ve7u/u0EmHNd7",
+	"utU1Y1A8YkQvCNPcAyI06pwqNH74Kc+kMEZ/3cXBuicFvjClAavotuu/Z3byk5nGcVJf37MNxUwJd6f/",
+	"Cr8o3jCgezQ2MwtOQ8NPjGnrdoKrtqjU6duYLlfwjNurboF3PFS3aaXqh9/p/JOd9f59z/ftsTJbWdlx",
+	"ZQH+uHxXBR1elJhzSbFVfH9v5jz/fbhQuFPfMXIl7aq1kKaNbFKQdKi0JcYlygjDE21Tb/JVGTzfJw/V",
+	"M5Seq/tWfeyWGtinIxjXiPW3pdxYGvILDEspu0lwMD/b/mL+ul4Yplkw15ozo8lD4ZLj/XO3xhvWSx6P",
+	"wQ1hl/51+Vi40psG6G9z3dbhfCllbZs6AjcXUm+2sCX2KunQtRVhEGWmHk6VWbMEDfKJzc0y1RU0vy6d",
+	"HVZNTzgRPaYYt/ZcrOqeMGCqnp/b2H8fuin2vnNOAZy3PFEu/6zVI/NyS12XJrINobq6o1Pk1rvZsK6A",
+	"spQUZP+jKY0/k2zTL5i+r/Q4uje2WusX2xjfLnHKRzkpevUPZlC46NHw2lo/z2JDDn3UarM1B7M7L27H",
+	"tjN1gwVwTOOxzUjRerWb0FBvK7qFDhjK2WfGL5m3ZNLOTj26SXJEPboNrKtOQ3cvKdZbdK/uJbqP6U0z",
+	"7AYizuDpHVLsAwtGUhBA1dZotyLtCdmO8RSDB97U+/OywI+1GPQJnqGEd03qQ0pCRIZDojMxKmVNpiRr",
+	"Fb1utW6zrSSabc2Et3XYTY9BlrQTYFr8pkj9L7iT+tjZQ5dQaRAiteEyHxIs80wpW3gkttCrWtqRzQfT",
+	"5Y5yYRI/ymULItGGU7KliF14ore42ZDO+WZ26ELwHk9CZZ5GLl6+82gY95tZZd23JWpLO2L7i5xNyfVq",
+	"hZ9Mn0bEmelK0ECA+4qsLP8u3loW4+XrHrok//dg0SEQeTyGkl9KoomKuGso3l2EXZtqpVVe3ZDo+7T9",
+	"LdN8feBZmIf3xMkZrTTUfkxE74oJSgJATs/R250AnpLF9c6KusmFZ55mlfVsQLSWeYezdNYgw57AVPdJ",
+	"GrarZ9OV31D9+dGIrJmBYCPGKxpMLkjmGNZdrOsbcTHeOzvm4hT7KDKlfyMd7Odc7+OidLKnZnKIIlOf",
+	"OCqjBG3ZaD+RfDQru0cycaoqNxCK2fejoo0Ei/GA4yyxq78JZ4D8vxXcLTpP0OEHpjUhdCQToasPzqP4",
+	"DCb5TWT2QbHVu0vpqyTnLc7E69w2E+8+7+iineNCbxMQ0eNyNUlDuvZg6c+NR6rJBqngYyo965BuhSy0",
+	"sdd+jiKcKpY9a5ErKqSINpv8PtCs+X7UeKf57FfOUYJNNdVEI3jyjX09DyuapMg3kpoUPEQ5Lw+4Fk14",
+	"cWlmka43LMY4swUNpcEG2nCC8l9ARvkmGpCYTwgygZ1NGUUF9f5mM4pugpQFGUUA78L/ZlpHe/VHP2hX",
+	"KboAh+/ruLmaodPAR9eSFdRO1su0ae5m6ksiuWfee8cx9havDywWzsa+3557bTuN6W9OKLm38pS//fa+",
+	"jXNLdEAtdIIwyfcbHrM8l2OSXVJBPNe50EfWtAi/R7JympDfOWk9KNv3acFinhSs8iYUBk1Alvj6dOEq",
+	"QPeQpoqonFYIxkytm4ewZIFO9EHoNf5R7WT9aie2YWCr1jnQ1jiptwVsVb+4/4on3oqKupPhaqfX7ebl",
+	"H87tiFiOOd+uyv9rk0pZ+e1ct8EJZXSikNGZ7zx4r9pk0QRvoTYJh/VxaZO5qDIm/bmBMemiGwVb2k5s",
+	"P8Rmc432VulWRtDnVUDvVl0MbYxZ0uLDoYk7EGERrg3HSDTzqaIT44PiV/dNgdUemAtJsUANIkxmlFQN",
+	"Yo/GogjSTOIg20On61aH1LS7TOV8wy9IWe76iTDVxSRHkcwwE0OS9SWPitq7XccivW+uflN+YcyFjhbV",
+	"yeU6prbHKAM9Cl7UGquwKutmiJKymAbNwDGsUxyc8oBCpz04b8Jat9BBnlBo3HEp0GdCpqbTuoRy30AD",
+	"yO3GjGOwmaqF5UzyPB6TxJvfCBNBU84lzsACdZdjjjISE2qBqcdIKkDdL1ouyUrlSu81UcL+Tq+Kr6L2",
+	"P7Tq3l/JDJFrilnpilmhvQLQuM/qYChzfRXC9pn9GlaHdYBxs2BatZuiFUHJ7LZBOLtRqlYxYpMx+TWR",
+	"AmGUEDuHPuBQjxlRhnR50zmc2bdvjbivXXFzMaIPzLbWxPac2mcS58k9Iq5g1KYHn7lqTBVbIfnU22BG",
+	"v2kK0ApTx1Y3hEFv+YAnsx4r1w2cfyJIeqE7SSgur/Sfohhu2fHYf+18Mzp5WOaqlwUg7oaybBPnm9NU",
+	"7mXR6QxhF6lolGFodpqhjExArnKf8qyweVZ+to8YkJLuMGbkB0U3PTZPOMZzpR7rMsYt+DoyRfuMuOGj",
+	"WEvYW+gjleMeK1osvHt91D/95e3hC1DTi6YoSkzSfbEh5tgKUXp+m7+u+0ZsNtcAKtTp+7G11Tp/35Wt",
+	"7bdxjg6B2swZMvGStzhK6p8+XLCrNW/U9HpBlUIwhLAVsw7922al9492jHeRqGmAfdMWUfrory+Vvcdy",
+	"7JPMPNSzVDctqSgzbc3m6Whrgfr2e+j0No/or4/ncM3WYStsE9oN6YVAN6PAtEqHE2i2N98OpNKUXI4z",
+	"no/G9uYKEc+zikEBtHBT9r/Uxo0CDiXkPZb5mE9JUm1JKio9Sevd6u14JSrmRwWXhCNxAtFTITVVO6No",
+	"nj0/AMR5FabZfWPEiTFDA1KJJ8BFbIdjj/aN6M8tCIvqakULfMmRGJsiqGOaEGdsNxZufoafqMhxinAu",
+	"+URXZ9Cr3jhR8h96lfJLnStYts6mGUrpkMSzOHXn0UUQ5mc4nkxyqHfuFP9RLKRSTKE2Tpmndn1+/f8D",
+	"AAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
