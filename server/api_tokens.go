@@ -72,19 +72,21 @@ func (h *handlers) CreateApiToken(ctx context.Context, req api.CreateApiTokenReq
 	t := &store.APIToken{OwnerID: p.UserID, Name: b.Name, Prefix: prefix, TokenHash: hash, Scopes: store.StringList(b.Scopes), ExpiresAt: expires}
 	err := h.s.deps.DB.Tx(ctx, func(tx *gorm.DB) error {
 		if err := store.CreateAPIToken(ctx, tx, t); err != nil {
-			if errors.Is(err, store.ErrConflict) {
-				pr := conflict("already-exists", "You already have a token with this name.")
-				var existing store.APIToken
-				if tx.WithContext(ctx).Select("id").Where("owner_id = ? AND name = ?", p.UserID, b.Name).Take(&existing).Error == nil {
-					pr.ExistingID = &existing.ID
-				}
-				return pr
-			}
 			return err
 		}
 		return writeAudit(ctx, tx, auditEntry{Action: "token.created", ResourceType: "api_token", ResourceID: t.ID,
 			After: map[string]any{"name": t.Name, "scopes": b.Scopes, "expires_at": apitime.From(expires)}})
 	})
+	if errors.Is(err, store.ErrConflict) {
+		// The existing token is looked up after the rollback: on PostgreSQL the failed INSERT aborts the
+		// transaction, so a query inside it would fail and existing_id would be lost.
+		pr := conflict("already-exists", "You already have a token with this name.")
+		var existing store.APIToken
+		if h.s.deps.DB.WithContext(ctx).Select("id").Where("owner_id = ? AND name = ?", p.UserID, b.Name).Take(&existing).Error == nil {
+			pr.ExistingID = &existing.ID
+		}
+		return nil, pr
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -165,6 +165,9 @@ func guardSelf(p *httpx.Principal, target *store.User, action string) error {
 func (s *Server) changeUser(ctx context.Context, id int64, revoke bool, fn func(tx *gorm.DB, u *store.User) (changed bool, err error)) (*store.User, error) {
 	var out *store.User
 	err := s.deps.DB.Tx(ctx, func(tx *gorm.DB) error {
+		if err := store.LockUserAdmin(ctx, tx); err != nil {
+			return err
+		}
 		u, err := store.GetUser(ctx, tx, id)
 		if err != nil {
 			return userErr(err)
@@ -208,13 +211,14 @@ func (s *Server) revokeUserSessions(ctx context.Context, tx *gorm.DB, userID int
 func (h *handlers) UpdateUserRole(ctx context.Context, req api.UpdateUserRoleRequestObject) (api.UpdateUserRoleResponseObject, error) {
 	p := httpx.PrincipalFrom(ctx)
 	newRole := string(req.Body.Role)
-	if h.s.deps.Config.CasdoorRoleSync == config.RoleSyncLogin {
-		return nil, conflict("invalid-state", "Roles are managed by Casdoor (CASDOOR_ROLE_SYNC=login).")
-	}
 	var before string
 	u, err := h.s.changeUser(ctx, req.Id, true, func(tx *gorm.DB, u *store.User) (bool, error) {
+		// 404 and 403 come before 409 (PRODUCT §2.2).
 		if err := guardSuperAdmin(p, u, newRole); err != nil {
 			return false, err
+		}
+		if h.s.deps.Config.CasdoorRoleSync == config.RoleSyncLogin {
+			return false, conflict("invalid-state", "Roles are managed by Casdoor (CASDOOR_ROLE_SYNC=login).")
 		}
 		if u.Role == newRole {
 			return false, nil
@@ -297,6 +301,9 @@ func (h *handlers) DeleteUser(ctx context.Context, req api.DeleteUserRequestObje
 		heir = *req.Params.TransferTo
 	}
 	err := h.s.deps.DB.Tx(ctx, func(tx *gorm.DB) error {
+		if err := store.LockUserAdmin(ctx, tx); err != nil {
+			return err
+		}
 		u, err := store.GetUser(ctx, tx, req.Id)
 		if err != nil {
 			return userErr(err)

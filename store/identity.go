@@ -530,3 +530,18 @@ func ListAuditForResource(ctx context.Context, db *gorm.DB, resourceType string,
 		Order("occurred_at DESC, id DESC").Find(&rows).Error
 	return rows, Classify(err)
 }
+
+// userAdminLockKey is the PostgreSQL advisory lock key that user writes take in turn.
+const userAdminLockKey int64 = 0x7761_7461_0001 // "wata" 1
+
+// LockUserAdmin makes every write to users (administration, sign-in upserts, the CLI) of every
+// replica take turns for the rest of the transaction. Without it, on PostgreSQL (READ COMMITTED),
+// two super_admins demoting or deactivating each other both count two active super_admins and leave
+// none, and two changes of one user each write back the row they read, losing the other's change.
+// SQLite already has a single writer (transactions begin IMMEDIATE).
+func LockUserAdmin(ctx context.Context, tx *gorm.DB) error {
+	if tx.Dialector.Name() != Postgres {
+		return nil
+	}
+	return Classify(tx.WithContext(ctx).Exec("SELECT pg_advisory_xact_lock(?)", userAdminLockKey).Error)
+}

@@ -494,6 +494,9 @@ func withUser(email string, fn func(ctx context.Context, tx *gorm.DB, u *store.U
 	}
 	defer db.Close()
 	return db.Tx(ctx, func(tx *gorm.DB) error {
+		if err := store.LockUserAdmin(ctx, tx); err != nil {
+			return err
+		}
 		u, err := store.GetUserByEmail(ctx, tx, email)
 		if errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("no user with the email %s", email)
