@@ -22,8 +22,8 @@ var allRoles = [...]Role{SuperAdmin, Admin, Manager, Editor, Viewer, User}
 
 var roleInfos = map[Role]roleInfo{
 	SuperAdmin: {"Super Admin", "System administrator: every permission"},
-	Admin:      {"Admin", "Organisation admin: every permission except user deletion and integration deletion"},
-	Manager:    {"Manager", "Campaign manager: bots, channels, the inbox, knowledge bases and webhook subscriptions; no deletion of channels, webhooks, conversations or contacts"},
+	Admin:      {"Admin", "Organisation admin: every permission except user deletion (and, as in the reference, `integration:delete`)"},
+	Manager:    {"Manager", "Campaign manager (the seed's word; there is no campaign resource): bots, channels, the inbox, knowledge bases and webhook subscriptions; no deletion of channels, webhooks, conversations or contacts"},
 	Editor:     {"Editor", "Content editor: creates and edits content, flows, templates and knowledge; handles the inbox"},
 	Viewer:     {"Viewer", "Read-only: views flows, templates, bots, channels, integrations, metadata, analytics, the inbox, contacts, executions, media, knowledge bases, webhooks and archives; not users, settings, the audit log or tokens"},
 	User:       {"User", "Basic user: executes flows, views a limited set of resources, answers the conversations routed to them"},

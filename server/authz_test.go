@@ -297,6 +297,23 @@ func azExpect(g permissions.Guard, role rbac.Role) (allowed bool, missing string
 	return false, ""
 }
 
+// tpTokenExpect derives, from the generated guard table and rbac only, whether an API token with
+// scopes, owned by a user of role, may call the operation (its effective set is scopes ∩ role), and the
+// permission a refusal names ("" for an operation closed to API tokens).
+func tpTokenExpect(g permissions.Guard, role rbac.Role, scopes []string) (allowed bool, missing string) {
+	switch {
+	case g.Public:
+		return true, ""
+	case len(g.Principals) > 0 && !slices.Contains(g.Principals, httpx.KindAPIToken):
+		return false, ""
+	case g.Authenticated:
+		return true, ""
+	case g.Permission != "":
+		return rbac.SetOf(scopes).Intersect(rbac.RoleSet(role)).Has(g.Permission), g.Permission
+	}
+	return false, ""
+}
+
 // azUnauthenticated checks a 401 problem with its WWW-Authenticate challenge.
 func azUnauthenticated(t *testing.T, label string, resp *http.Response, body []byte) problemBody {
 	t.Helper()
@@ -330,6 +347,17 @@ func TestAuthzMatrix(t *testing.T) {
 	for _, r := range roles {
 		u, tok := e.User(r)
 		callers[r] = caller{u, tok}
+	}
+	// API token principals with narrow scopes. They act with scopes ∩ the owner's role: the second
+	// carries user:read, which an editor's role lacks, so it grants nothing.
+	tokenCallers := []struct {
+		label  string
+		owner  *store.User
+		scopes []string
+	}{
+		{"an editor's API token scoped to [flow:read]", callers[rbac.Editor].user, []string{"flow:read"}},
+		{"an editor's API token scoped to [flow:read flow:update user:read]", callers[rbac.Editor].user, []string{"flow:read", "flow:update", "user:read"}},
+		{"an admin's API token scoped to [user:read token:manage]", callers[rbac.Admin].user, []string{"user:read", "token:manage"}},
 	}
 	cells, statuses := 0, map[int]int{}
 	for _, o := range ops {
@@ -386,9 +414,42 @@ func TestAuthzMatrix(t *testing.T) {
 				t.Errorf("%s: got type %q missing_permission %q, want forbidden %q", label, p.Type, p.MissingPermission, missing)
 			}
 		}
+		for _, tc := range tokenCallers {
+			path, hdr, body := azRequest(o, azIDs(t, e, o, tc.owner))
+			// A fresh token each time, so no operation can disturb the next.
+			secret, _ := tpScopedToken(t, e, tc.owner, tc.scopes...)
+			resp, b := azDo(t, e, o.Method, path, secret, hdr, body)
+			cells++
+			statuses[resp.StatusCode]++
+			label := fmt.Sprintf("%s as %s", o, tc.label)
+			// The token is valid: a guard never answers 401 (a public operation's handler may, on its own terms).
+			if resp.StatusCode >= 500 || (resp.StatusCode == http.StatusUnauthorized && !g.Public) {
+				t.Errorf("%s: status %d: %s", label, resp.StatusCode, b)
+				continue
+			}
+			allowed, missing := tpTokenExpect(g, rbac.Role(tc.owner.Role), tc.scopes)
+			if g.Public {
+				azPublicNotGuarded(t, label, resp, b)
+				continue
+			}
+			if allowed {
+				if resp.StatusCode == http.StatusForbidden {
+					t.Errorf("%s: holds the guard but got %d: %s", label, resp.StatusCode, b)
+				}
+				continue
+			}
+			if resp.StatusCode != http.StatusForbidden {
+				t.Errorf("%s: lacks %q but got %d: %s", label, missing, resp.StatusCode, b)
+				continue
+			}
+			p := problemOf(t, resp, b)
+			if p.Type != "urn:wataomi:problem:forbidden" || p.MissingPermission != missing {
+				t.Errorf("%s: got type %q missing_permission %q, want forbidden %q", label, p.Type, p.MissingPermission, missing)
+			}
+		}
 	}
-	t.Logf("authorisation matrix: %d operations × %d principals (%d roles + no token) = %d requests; statuses %v",
-		len(ops), len(roles)+1, len(roles), cells, statuses)
+	t.Logf("authorisation matrix: %d operations × %d principals (%d roles + %d API tokens + no token) = %d requests; statuses %v",
+		len(ops), len(roles)+len(tokenCallers)+1, len(roles), len(tokenCallers), cells, statuses)
 
 	// An inactive user is refused on every secured operation, whatever the role; an unknown user id
 	// in an otherwise valid token is not authenticated.

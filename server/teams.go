@@ -116,7 +116,7 @@ func (h *handlers) UpdateTeam(ctx context.Context, req api.UpdateTeamRequestObje
 	var t *store.Team
 	err := h.s.deps.DB.Tx(ctx, func(tx *gorm.DB) error {
 		var err error
-		if t, err = store.GetTeam(ctx, tx, req.Id); err != nil {
+		if t, err = store.GetTeamForUpdate(ctx, tx, req.Id); err != nil {
 			return teamErr(err)
 		}
 		b := req.Body
@@ -158,7 +158,7 @@ func (h *handlers) UpdateTeam(ctx context.Context, req api.UpdateTeamRequestObje
 
 func (h *handlers) DeleteTeam(ctx context.Context, req api.DeleteTeamRequestObject) (api.DeleteTeamResponseObject, error) {
 	err := h.s.deps.DB.Tx(ctx, func(tx *gorm.DB) error {
-		t, err := store.GetTeam(ctx, tx, req.Id)
+		t, err := store.GetTeamForUpdate(ctx, tx, req.Id)
 		if err != nil {
 			return teamErr(err)
 		}
@@ -178,7 +178,7 @@ func (h *handlers) SetTeamMembers(ctx context.Context, req api.SetTeamMembersReq
 	var t *store.Team
 	err := h.s.deps.DB.Tx(ctx, func(tx *gorm.DB) error {
 		var err error
-		if t, err = store.GetTeam(ctx, tx, req.Id); err != nil {
+		if t, err = store.GetTeamForUpdate(ctx, tx, req.Id); err != nil {
 			return teamErr(err)
 		}
 		missing, err := store.MissingUsers(ctx, tx, ids)

@@ -6,19 +6,40 @@ import (
 	"gorm.io/gorm"
 )
 
-// SaveTeam writes a team and refreshes its search text.
+// SaveTeam writes a team and refreshes its search text. An existing team is updated, never
+// re-inserted: GORM's Save inserts when its UPDATE matches no row, which would bring back a team
+// deleted meanwhile; here that is ErrNotFound.
 func SaveTeam(ctx context.Context, db *gorm.DB, t *Team) error {
 	t.SearchText = SearchText(t.Name)
 	if t.ID == 0 {
 		return Classify(db.WithContext(ctx).Create(t).Error)
 	}
-	return Classify(db.WithContext(ctx).Save(t).Error)
+	res := db.WithContext(ctx).Model(t).Select("name", "description", "search_text", "updated_at").Updates(t)
+	if res.Error != nil {
+		return Classify(res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return ErrNotFound
+	}
+	return nil
 }
 
 // GetTeam reads one team.
 func GetTeam(ctx context.Context, db *gorm.DB, id int64) (*Team, error) {
 	var t Team
 	if err := db.WithContext(ctx).Take(&t, id).Error; err != nil {
+		return nil, Classify(err)
+	}
+	return &t, nil
+}
+
+// GetTeamForUpdate reads one team inside a transaction and, on PostgreSQL, locks its row until the
+// transaction ends, so writers of one team (rename, member list, delete) run one after another: a
+// member list cannot interleave with another one or with the team's deletion, and a partial update
+// cannot overwrite a concurrent one with the values it read. Call it first in the transaction.
+func GetTeamForUpdate(ctx context.Context, tx *gorm.DB, id int64) (*Team, error) {
+	var t Team
+	if err := forUpdate(tx.WithContext(ctx)).Where("id = ?", id).Take(&t).Error; err != nil {
 		return nil, Classify(err)
 	}
 	return &t, nil
