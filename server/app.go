@@ -53,7 +53,7 @@ func New(d Deps) (*Server, error) {
 	if d.Config.APIV1Str != BasePath {
 		return nil, fmt.Errorf("API_V1_STR must be %s", BasePath)
 	}
-	doc, err := loadSpec(openapi.BundledJSON)
+	doc, err := embeddedSpec()
 	if err != nil {
 		return nil, fmt.Errorf("embedded contract: %w", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"gorm.io/gorm"
@@ -83,7 +84,7 @@ func (h *handlers) ExchangeCode(ctx context.Context, req api.ExchangeCodeRequest
 	tokens, err := cd.Exchange(ctx, req.Body.Code, st.RedirectURI, st.Verifier)
 	switch {
 	case errors.Is(err, auth.ErrCodeRejected):
-		return nil, unauthenticated("Casdoor rejected the authorization code.")
+		return nil, withoutBearerChallenge(unauthenticated("Casdoor rejected the authorization code."))
 	case errors.Is(err, auth.ErrCasdoorUnavailable):
 		return nil, dependencyDown("casdoor", err)
 	case err != nil:
@@ -95,14 +96,14 @@ func (h *handlers) ExchangeCode(ctx context.Context, req api.ExchangeCodeRequest
 	}
 	id, err := cd.Verify(jwt)
 	if err != nil {
-		return nil, unauthenticated("The Casdoor token could not be verified.")
+		return nil, withoutBearerChallenge(unauthenticated("The Casdoor token could not be verified."))
 	}
 	u, err := h.s.upsertSSOUser(ctx, id, cd.MapRole(id))
 	if err != nil {
-		return nil, err
+		return nil, withoutBearerChallenge(err)
 	}
 	if !u.IsActive {
-		return nil, problem(http.StatusForbidden, "account-disabled", "This account is disabled.")
+		return nil, accountDisabled()
 	}
 	resp, err := h.s.issueSession(ctx, u, "", func(tx *gorm.DB) error {
 		return writeAudit(ctx, tx, auditEntry{Action: "auth.login", ResourceType: "user", ResourceID: u.ID, ActorUser: u})
@@ -113,11 +114,20 @@ func (h *handlers) ExchangeCode(ctx context.Context, req api.ExchangeCodeRequest
 	return api.ExchangeCode200JSONResponse{TokensJSONResponse: resp}, nil
 }
 
+func accountDisabled() *Problem {
+	return problem(http.StatusForbidden, "account-disabled", "This account is disabled.")
+}
+
 // upsertSSOUser applies the just-in-time rules of PRODUCT §3.2.1, keyed on the Casdoor subject.
 func (s *Server) upsertSSOUser(ctx context.Context, id *auth.CasdoorIdentity, role string) (*store.User, error) {
 	cfg := s.deps.Config
 	var out *store.User
 	err := s.deps.DB.Tx(ctx, func(tx *gorm.DB) error {
+		// Sign-ins write the user row like the administration does: take the same turn, so a login
+		// racing a deactivation or a demotion cannot write the old values back.
+		if err := store.LockUserAdmin(ctx, tx); err != nil {
+			return err
+		}
 		now := store.Now()
 		name := id.DisplayName
 		if name == "" {
@@ -130,6 +140,22 @@ func (s *Server) upsertSSOUser(ctx context.Context, id *auth.CasdoorIdentity, ro
 		u, err := store.GetUserByExternalID(ctx, tx, id.Subject)
 		switch {
 		case err == nil:
+			// A refused login changes nothing: no profile refresh, no last_login_at.
+			if !u.IsActive {
+				return accountDisabled()
+			}
+			if id.Email != "" && !strings.EqualFold(id.Email, u.Email) {
+				// The Casdoor email moved onto another user's: 409 naming that user.
+				other, err := store.GetUserByEmail(ctx, tx, id.Email)
+				switch {
+				case err == nil && other.ID != u.ID:
+					p := conflict("already-exists", "This email belongs to another account; an operator must resolve it.")
+					p.ExistingID = &other.ID
+					return p
+				case err != nil && !errors.Is(err, store.ErrNotFound):
+					return err
+				}
+			}
 			if id.Email != "" {
 				u.Email = id.Email
 			}
@@ -148,14 +174,22 @@ func (s *Server) upsertSSOUser(ctx context.Context, id *auth.CasdoorIdentity, ro
 			byEmail, err := store.GetUserByEmail(ctx, tx, id.Email)
 			switch {
 			case err == nil && byEmail.ExternalID == nil:
+				if !byEmail.IsActive {
+					return accountDisabled()
+				}
 				u = byEmail // pre-provisioned by the CLI: link it
 				sub := id.Subject
 				u.ExternalID, u.AvatarURL, u.LastLoginAt = &sub, avatar, &now
 				if name != "" {
 					u.Name = name
 				}
-				if cfg.CasdoorRoleSync == config.RoleSyncLogin {
-					u.Role = role
+				if cfg.CasdoorRoleSync == config.RoleSyncLogin && u.Role != role {
+					// The CLI bootstraps the first super_admin this way: never demote the last one.
+					if err := guardLastSuperAdmin(ctx, tx, u); err != nil {
+						s.deps.Logger.WarnContext(ctx, "role sync would demote the last active super_admin; kept", "user_id", u.ID)
+					} else {
+						u.Role = role
+					}
 				}
 			case err == nil:
 				p := conflict("already-exists", "This email belongs to another Casdoor account; an operator must run 'wataomi users relink'.")

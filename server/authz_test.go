@@ -40,7 +40,7 @@ type azOp struct {
 
 func (o azOp) String() string { return o.ID + " (" + o.Method + " " + o.Path + ")" }
 
-// azSpec loads the embedded bundled contract.
+// azSpec loads a private copy of the embedded contract (TestAuthzGuards edits it).
 func azSpec(t *testing.T) *openapi3.T {
 	t.Helper()
 	doc, err := loadSpec(openapi.BundledJSON)

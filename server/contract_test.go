@@ -11,14 +11,13 @@ import (
 
 	"github.com/getkin/kin-openapi/openapi3"
 
-	"github.com/wataomi/wataomi/openapi"
 )
 
 // The served routes are exactly the contract's operations plus the root routes of PRODUCT §5.23:
 // nothing is hand-registered behind the spec's back.
 func TestContractRoutesEqualSpec(t *testing.T) {
 	e := newTestEnv(t)
-	doc, err := loadSpec(openapi.BundledJSON)
+	doc, err := embeddedSpec()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +59,7 @@ var openSchemas = map[string]bool{"Graph": true, "GraphNode": true, "GraphNodeDa
 // composition, no readOnly/writeOnly and no `default` anywhere below them (kin would inject it and a
 // partial update would reset the field).
 func TestContractRequestBodies(t *testing.T) {
-	doc, err := loadSpec(openapi.BundledJSON)
+	doc, err := embeddedSpec()
 	if err != nil {
 		t.Fatal(err)
 	}

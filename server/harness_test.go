@@ -25,7 +25,6 @@ import (
 	"github.com/wataomi/wataomi/auth/casdoortest"
 	"github.com/wataomi/wataomi/config"
 	"github.com/wataomi/wataomi/gen/api"
-	"github.com/wataomi/wataomi/openapi"
 	"github.com/wataomi/wataomi/rbac"
 	"github.com/wataomi/wataomi/store"
 	"github.com/wataomi/wataomi/store/storetest"
@@ -245,7 +244,7 @@ type responseValidator struct {
 }
 
 func newResponseValidator(t *testing.T, next http.Handler, checked *atomic.Int64) http.Handler {
-	doc, err := loadSpec(openapi.BundledJSON)
+	doc, err := embeddedSpec()
 	if err != nil {
 		t.Fatal(err)
 	}
