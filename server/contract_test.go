@@ -10,7 +10,6 @@ import (
 	"testing"
 
 	"github.com/getkin/kin-openapi/openapi3"
-
 )
 
 // The served routes are exactly the contract's operations plus the root routes of PRODUCT §5.23:
