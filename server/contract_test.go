@@ -10,6 +10,9 @@ import (
 	"testing"
 
 	"github.com/getkin/kin-openapi/openapi3"
+
+	"github.com/wataomi/wataomi/gen/permissions"
+	"github.com/wataomi/wataomi/rbac"
 )
 
 // The served routes are exactly the contract's operations plus the root routes of PRODUCT §5.23:
@@ -141,4 +144,35 @@ func TestContractValidatorCatchesDrift(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Every guard names a catalogue permission, and every catalogue permission is either required by
+// some operation or listed by permgen as not used yet: the two tables cannot drift apart silently.
+func TestContractGuardsMatchCatalogue(t *testing.T) {
+	used := map[string]bool{}
+	for id, g := range permissions.Operations {
+		if g.Permission == "" {
+			continue
+		}
+		if !rbac.IsKnown(g.Permission) {
+			t.Errorf("%s: x-permission %q is not in the rbac catalogue", id, g.Permission)
+		}
+		used[g.Permission] = true
+	}
+	unused := map[string]bool{}
+	for _, p := range permissions.UnusedPermissions {
+		unused[p] = true
+		if used[p] {
+			t.Errorf("%s is listed as unused but an operation requires it", p)
+		}
+	}
+	for _, p := range rbac.Catalogue() {
+		if !used[p.Name] && !unused[p.Name] {
+			t.Errorf("%s is neither required by an operation nor listed as unused", p.Name)
+		}
+	}
+	if len(used)+len(unused) != len(rbac.Catalogue()) {
+		t.Errorf("%d used + %d unused != %d in the catalogue", len(used), len(unused), len(rbac.Catalogue()))
+	}
+	t.Logf("%d catalogue permissions guard operations; %d are not used by any operation yet", len(used), len(unused))
 }

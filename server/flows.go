@@ -15,6 +15,7 @@ import (
 
 	"github.com/wataomi/wataomi/flow"
 	"github.com/wataomi/wataomi/gen/api"
+	"github.com/wataomi/wataomi/rbac"
 	"github.com/wataomi/wataomi/server/httpx"
 	"github.com/wataomi/wataomi/store"
 )
@@ -23,7 +24,7 @@ const maxFlowName = 200
 
 func viewerOf(ctx context.Context) (*httpx.Principal, store.Viewer) {
 	p := httpx.PrincipalFrom(ctx)
-	return p, store.Viewer{UserID: p.UserID, Admin: p.IsAdmin()}
+	return p, store.Viewer{UserID: p.UserID, Admin: rbac.BypassesOwnership(p.Role)}
 }
 
 // graphInput is a request graph, cleaned and checked structurally (422 invalid-graph on failure).
@@ -110,17 +111,20 @@ func (s *Server) requireComplete(data store.JSON) error {
 
 // canEdit is PRODUCT §4.3 for flows: the owner, admins, and members of a team flow's team.
 func canEdit(ctx context.Context, db *gorm.DB, p *httpx.Principal, f *store.Flow) (bool, error) {
-	if p.IsAdmin() || f.OwnerID == p.UserID {
-		return true, nil
+	o := rbac.Ownership{OwnerID: f.OwnerID, Visibility: f.Visibility}
+	if f.Visibility == rbac.VisibilityTeam && f.TeamID != nil && !rbac.CanManage(p.Role, p.UserID, o) {
+		member, err := store.IsTeamMember(ctx, db, *f.TeamID, p.UserID)
+		if err != nil {
+			return false, err
+		}
+		o.TeamMember = member
 	}
-	if f.Visibility == "team" && f.TeamID != nil {
-		return store.IsTeamMember(ctx, db, *f.TeamID, p.UserID)
-	}
-	return false, nil
+	return rbac.CanEdit(p.Role, p.UserID, o), nil
 }
 
+// isOwnerOrAdmin is rbac.CanManage for a flow: delete, archive, visibility and team changes.
 func isOwnerOrAdmin(p *httpx.Principal, f *store.Flow) bool {
-	return p.IsAdmin() || f.OwnerID == p.UserID
+	return rbac.CanManage(p.Role, p.UserID, rbac.Ownership{OwnerID: f.OwnerID, Visibility: f.Visibility})
 }
 
 func checkIfMatch(ifMatch *string, f *store.Flow) error {

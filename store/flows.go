@@ -8,23 +8,27 @@ import (
 	"gorm.io/gorm/clause"
 )
 
-// Viewer is who a scoped query answers for. Admins see every row (PRODUCT §4.3).
+// Viewer is who a scoped query answers for. Admin is rbac.BypassesOwnership of the viewer's role.
 type Viewer struct {
 	UserID int64
 	Admin  bool
 }
 
-// scopeFlows limits a flows query to the rows the viewer may see: their own, `public`, and `team`
-// flows of their teams. It is SQL, so lists, counts and single reads agree and nothing is filtered
-// after fetching.
-func scopeFlows(v Viewer) func(*gorm.DB) *gorm.DB {
+// ScopeVisible limits a query on an owner-scoped table (owner_id, visibility, team_id) to the rows
+// the viewer may see — rbac.CanSee as SQL: their own, `public` ones, and `team` ones of their teams;
+// admins see every row. Lists, counts and single reads share it, so nothing is filtered after
+// fetching and a row the caller may not see is simply not found (404).
+func ScopeVisible(table string, v Viewer) func(*gorm.DB) *gorm.DB {
 	return func(q *gorm.DB) *gorm.DB {
 		if v.Admin {
 			return q
 		}
-		return q.Where(`flows.owner_id = ? OR flows.visibility = 'public' OR (flows.visibility = 'team' AND flows.team_id IN (SELECT team_id FROM team_members WHERE user_id = ?))`, v.UserID, v.UserID)
+		return q.Where(table+`.owner_id = ? OR `+table+`.visibility = 'public' OR (`+table+`.visibility = 'team' AND `+
+			table+`.team_id IN (SELECT team_id FROM team_members WHERE user_id = ?))`, v.UserID, v.UserID)
 	}
 }
+
+func scopeFlows(v Viewer) func(*gorm.DB) *gorm.DB { return ScopeVisible("flows", v) }
 
 // FlowFilter is a page request over flows.
 type FlowFilter struct {
