@@ -3,8 +3,6 @@ package auth
 import (
 	"context"
 	"crypto/rsa"
-	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"net"
@@ -17,6 +15,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"golang.org/x/oauth2"
 
+	"github.com/wataomi/wataomi/config"
 	"github.com/wataomi/wataomi/rbac"
 )
 
@@ -38,7 +37,6 @@ const (
 
 	casdoorAccessTokenType = "access-token"
 	casdoorAlg             = "RS256"
-	casdoorMinRSABits      = 2048
 	maxCasdoorTokenLen     = 64 << 10 // Casdoor JWTs carry the whole user; a few KB in practice
 )
 
@@ -206,39 +204,17 @@ func NewCasdoor(cfg CasdoorConfig) (*Casdoor, error) {
 	return c, nil
 }
 
-// parseCasdoorCerts returns the RSA public keys of every CERTIFICATE block
-// in s. Blocks of other types are ignored. A value pasted with literal "\n"
-// escapes (as environment variables often are) is unescaped first.
+// parseCasdoorCerts returns the RSA public keys of CASDOOR_CERTIFICATE, parsed by the same strict
+// parser that config.Load applies at startup (every block a CERTIFICATE with an RSA key of at least
+// 2048 bits; literal "\n" escapes accepted).
 func parseCasdoorCerts(s string) (jwt.VerificationKeySet, error) {
-	if !strings.Contains(s, "\n") && strings.Contains(s, `\n`) {
-		s = strings.ReplaceAll(s, `\n`, "\n")
-	}
 	var set jwt.VerificationKeySet
-	rest := []byte(s)
-	for n := 1; ; n++ {
-		var block *pem.Block
-		block, rest = pem.Decode(rest)
-		if block == nil {
-			break
-		}
-		if block.Type != "CERTIFICATE" {
-			continue
-		}
-		cert, err := x509.ParseCertificate(block.Bytes)
-		if err != nil {
-			return set, fmt.Errorf("auth: casdoor certificate block %d: %w", n, err)
-		}
-		pub, ok := cert.PublicKey.(*rsa.PublicKey)
-		if !ok {
-			return set, fmt.Errorf("auth: casdoor certificate block %d: key is not RSA", n)
-		}
-		if pub.N.BitLen() < casdoorMinRSABits {
-			return set, fmt.Errorf("auth: casdoor certificate block %d: RSA key of %d bits, need at least %d", n, pub.N.BitLen(), casdoorMinRSABits)
-		}
-		set.Keys = append(set.Keys, pub)
+	certs, err := config.ParseCasdoorCertificates(s)
+	if err != nil {
+		return set, fmt.Errorf("auth: casdoor certificate: %w", err)
 	}
-	if len(set.Keys) == 0 {
-		return set, errors.New("auth: casdoor certificate: no PEM CERTIFICATE block found")
+	for _, c := range certs {
+		set.Keys = append(set.Keys, c.PublicKey.(*rsa.PublicKey)) // the parser accepts RSA keys only
 	}
 	return set, nil
 }

@@ -65,11 +65,7 @@ func (c *Config) checkCasdoor(prod bool, bad func(key, format string, args ...an
 		bad("CASDOOR_ROLE_SYNC", "must be create or login, got %q", c.CasdoorRoleSync)
 	}
 	if c.CasdoorCertificate != "" {
-		// A PEM pasted into a one-line variable often carries literal \n
-		// sequences; they are read as the line breaks they stand for.
-		if !strings.Contains(c.CasdoorCertificate, "\n") && strings.Contains(c.CasdoorCertificate, `\n`) {
-			c.CasdoorCertificate = strings.ReplaceAll(c.CasdoorCertificate, `\n`, "\n")
-		}
+		c.CasdoorCertificate = unescapePEM(c.CasdoorCertificate)
 		certs, err := parseCertificates(c.CasdoorCertificate)
 		if err != nil {
 			bad("CASDOOR_CERTIFICATE", "%v", err)
@@ -123,6 +119,21 @@ func redirectURIProblem(s string) string {
 		return fmt.Sprintf("%q must not have a fragment", s)
 	}
 	return ""
+}
+
+// ParseCasdoorCertificates is the one parser of CASDOOR_CERTIFICATE, used by Load (to refuse a bad
+// value at startup) and by the Casdoor verifier.
+func ParseCasdoorCertificates(s string) ([]*x509.Certificate, error) {
+	return parseCertificates(unescapePEM(s))
+}
+
+// unescapePEM reads the literal \n sequences of a PEM pasted into a one-line variable as the line
+// breaks they stand for.
+func unescapePEM(s string) string {
+	if !strings.Contains(s, "\n") && strings.Contains(s, `\n`) {
+		return strings.ReplaceAll(s, `\n`, "\n")
+	}
+	return s
 }
 
 // parseCertificates returns every certificate in a PEM bundle. All blocks

@@ -36,6 +36,15 @@ func (s *Server) userWithTeams(ctx context.Context, db *gorm.DB, u *store.User) 
 	return userOf(u, teams[u.ID]), nil
 }
 
+// userResponse maps the outcome of a user change to the User response.
+func (s *Server) userResponse(ctx context.Context, u *store.User, err error) (api.UserJSONResponse, error) {
+	if err != nil {
+		return api.UserJSONResponse{}, err
+	}
+	out, err := s.userWithTeams(ctx, s.deps.DB.DB, u)
+	return api.UserJSONResponse{Body: out}, err
+}
+
 func userErr(err error) error {
 	if errors.Is(err, store.ErrNotFound) {
 		return notFound("User")
@@ -232,14 +241,11 @@ func (h *handlers) UpdateUserRole(ctx context.Context, req api.UpdateUserRoleReq
 		return true, writeAudit(ctx, tx, auditEntry{Action: "user.role_changed", ResourceType: "user", ResourceID: u.ID,
 			Fields: []string{"role"}, Before: map[string]any{"role": before}, After: map[string]any{"role": newRole}})
 	})
+	resp, err := h.s.userResponse(ctx, u, err)
 	if err != nil {
 		return nil, err
 	}
-	out, err := h.s.userWithTeams(ctx, h.s.deps.DB.DB, u)
-	if err != nil {
-		return nil, err
-	}
-	return api.UpdateUserRole200JSONResponse{UserJSONResponse: api.UserJSONResponse{Body: out}}, nil
+	return api.UpdateUserRole200JSONResponse{UserJSONResponse: resp}, nil
 }
 
 func (h *handlers) DeactivateUser(ctx context.Context, req api.DeactivateUserRequestObject) (api.DeactivateUserResponseObject, error) {
@@ -261,14 +267,11 @@ func (h *handlers) DeactivateUser(ctx context.Context, req api.DeactivateUserReq
 		return true, writeAudit(ctx, tx, auditEntry{Action: "user.deactivated", ResourceType: "user", ResourceID: u.ID,
 			Fields: []string{"is_active"}, Before: map[string]any{"is_active": true}, After: map[string]any{"is_active": false}})
 	})
+	resp, err := h.s.userResponse(ctx, u, err)
 	if err != nil {
 		return nil, err
 	}
-	out, err := h.s.userWithTeams(ctx, h.s.deps.DB.DB, u)
-	if err != nil {
-		return nil, err
-	}
-	return api.DeactivateUser200JSONResponse{UserJSONResponse: api.UserJSONResponse{Body: out}}, nil
+	return api.DeactivateUser200JSONResponse{UserJSONResponse: resp}, nil
 }
 
 func (h *handlers) ActivateUser(ctx context.Context, req api.ActivateUserRequestObject) (api.ActivateUserResponseObject, error) {
@@ -284,14 +287,11 @@ func (h *handlers) ActivateUser(ctx context.Context, req api.ActivateUserRequest
 		return true, writeAudit(ctx, tx, auditEntry{Action: "user.activated", ResourceType: "user", ResourceID: u.ID,
 			Fields: []string{"is_active"}, Before: map[string]any{"is_active": false}, After: map[string]any{"is_active": true}})
 	})
+	resp, err := h.s.userResponse(ctx, u, err)
 	if err != nil {
 		return nil, err
 	}
-	out, err := h.s.userWithTeams(ctx, h.s.deps.DB.DB, u)
-	if err != nil {
-		return nil, err
-	}
-	return api.ActivateUser200JSONResponse{UserJSONResponse: api.UserJSONResponse{Body: out}}, nil
+	return api.ActivateUser200JSONResponse{UserJSONResponse: resp}, nil
 }
 
 func (h *handlers) DeleteUser(ctx context.Context, req api.DeleteUserRequestObject) (api.DeleteUserResponseObject, error) {
