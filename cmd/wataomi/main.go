@@ -38,8 +38,9 @@ const usage = `usage: wataomi [command]
                                  super_admin unless --force); revokes the user's sessions
   users relink --email E         clear the Casdoor link so the next sign-in with that email links again
                                  pre-provision a user (the bootstrap path for the first super_admin)
-  token --user EMAIL [--role R] [--ttl 1h]
-                                 mint an access token (refused in production)
+  token --user EMAIL [--role R] [--ttl 1h] [--refresh]
+                                 mint an access token (refused in production); --refresh also starts
+                                 a session and prints {access_token, refresh_token} as JSON
   config check                   print the effective configuration, secrets redacted
   openapi [--format yaml|json]   print the embedded contract
   health [--url URL]             probe /health of a running server (for container HEALTHCHECKs)
@@ -292,6 +293,7 @@ func token(args []string, stdout, stderr io.Writer) error {
 	email := fs.String("user", "", "the user's email (required)")
 	role := fs.String("role", "", "create the user with this role when missing")
 	ttl := fs.Duration("ttl", 0, "lifetime (default ACCESS_TOKEN_EXPIRE_MINUTES)")
+	withRefresh := fs.Bool("refresh", false, "also start a session: print JSON {access_token, refresh_token}")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -335,12 +337,27 @@ func token(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	tok, _, err := tokens.Issue(u.ID, u.Role, "", *ttl)
+	if !*withRefresh {
+		tok, _, err := tokens.Issue(u.ID, u.Role, "", *ttl)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, tok)
+		return nil
+	}
+	// A session as a sign-in would start it: a refresh family whose first token the API rotates.
+	family := auth.NewFamilyID()
+	refresh, hash := auth.NewRefreshToken()
+	now := store.Now()
+	rt := &store.RefreshToken{FamilyID: family, UserID: u.ID, TokenHash: hash, IssuedAt: now, ExpiresAt: now.Add(cfg.RefreshTokenTTL())}
+	if err := store.CreateRefreshToken(ctx, db.DB, rt); err != nil {
+		return err
+	}
+	tok, _, err := tokens.Issue(u.ID, u.Role, family, *ttl)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(stdout, tok)
-	return nil
+	return json.NewEncoder(stdout).Encode(map[string]string{"access_token": tok, "refresh_token": refresh})
 }
 
 func configCmd(args []string, stdout io.Writer) error {

@@ -896,3 +896,27 @@ func TestUsersSetRoleAndRelink(t *testing.T) {
 		t.Fatalf("relink left external_id %v (%v)", ada.ExternalID, err)
 	}
 }
+
+func TestTokenWithRefresh(t *testing.T) {
+	setupCLI(t)
+	out := mustCLI(t, "token", "--user", "ada@example.com", "--role", "editor", "--refresh")
+	var got struct{ AccessToken, RefreshToken string }
+	if err := json.Unmarshal([]byte(out), &struct {
+		A *string `json:"access_token"`
+		R *string `json:"refresh_token"`
+	}{&got.AccessToken, &got.RefreshToken}); err != nil {
+		t.Fatalf("output %q: %v", out, err)
+	}
+	if !strings.HasPrefix(got.RefreshToken, "wtr_") {
+		t.Fatalf("refresh token %q", got.RefreshToken)
+	}
+	claims, err := verifier(t).Verify(got.AccessToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := openTestDB(t)
+	rt, err := store.GetRefreshTokenByHash(context.Background(), db.DB, auth.HashOpaque(got.RefreshToken))
+	if err != nil || rt.FamilyID != claims.SID || rt.UserID != claims.UserID {
+		t.Fatalf("refresh row %+v (%v) does not match the access token's session %q", rt, err, claims.SID)
+	}
+}
