@@ -21,7 +21,7 @@ if ! python3 -c 'import yaml' 2>/dev/null; then # the breaking-change self-test 
 fi
 
 # The stages of `task ci`, one by one so each is timed.
-for stage in check:gen vet lint:api breaking test test:pg; do
+for stage in check:gen vet lint:api breaking check:ts test test:ts test:pg; do
   t0=$(date +%s)
   echo "=== task $stage"
   task "$stage"

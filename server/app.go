@@ -102,7 +102,8 @@ func New(d Deps) (*Server, error) {
 }
 
 // RootRoutes are the only routes outside the contract (PRODUCT §5.23).
-var RootRoutes = []string{"GET /", "GET /health", "GET /ready", "GET /openapi.yaml", "GET /openapi.json"}
+var RootRoutes = []string{"GET /", "GET /health", "GET /ready", "GET /openapi.yaml", "GET /openapi.json",
+	"GET /docs", "GET /redoc", "GET /docs/assets/*"}
 
 func (s *Server) rootRoutes(e *echo.Echo) {
 	e.GET("/", func(c echo.Context) error {
@@ -118,6 +119,7 @@ func (s *Server) rootRoutes(e *echo.Echo) {
 	e.GET("/openapi.json", func(c echo.Context) error {
 		return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, openapi.BundledJSON)
 	})
+	s.docsRoutes(e)
 }
 
 // Drain turns /ready to 503 so load balancers stop sending traffic before shutdown.
