@@ -15,6 +15,10 @@ if [ ! -d tools/js/node_modules ] || [ tools/js/package-lock.json -nt tools/js/n
   (cd tools/js && npm ci --no-audit --no-fund --loglevel=error)
 fi
 bash scripts/services.sh
+if [ ! -x /usr/bin/chromium ]; then # the docs pages are rendered in headless Chromium
+  echo "test.sh: installing chromium"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
 if ! python3 -c 'import yaml' 2>/dev/null; then # the breaking-change self-test edits YAML copies
   echo "test.sh: installing python3-yaml"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-yaml >/dev/null

@@ -9,12 +9,14 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -284,9 +286,29 @@ func TestDocsChromium(t *testing.T) {
 		t.Skip("no " + bin)
 	}
 	e := newTestEnv(t)
+	// Count what the browser asks for: every request must succeed (no failed network request), and
+	// the pages must have loaded their assets and the contract.
+	var mu sync.Mutex
+	seen := map[string]int{}
+	counting := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := httptest.NewRecorder()
+		e.Server.Echo.ServeHTTP(rec, r)
+		for k, vs := range rec.Header() {
+			w.Header()[k] = vs
+		}
+		w.WriteHeader(rec.Code)
+		_, _ = w.Write(rec.Body.Bytes())
+		mu.Lock()
+		seen[r.URL.Path] = rec.Code
+		mu.Unlock()
+	}))
+	defer counting.Close()
 	out := os.Getenv("DOCS_SCREENSHOT_DIR")
 	if out == "" {
 		out = t.TempDir()
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		t.Fatal(err)
 	}
 	for page, marker := range map[string]string{"/docs": "opblock-summary", "/redoc": `data-section-id="operation/`} {
 		name := strings.TrimPrefix(page, "/")
@@ -294,7 +316,7 @@ func TestDocsChromium(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 			cmd := exec.CommandContext(ctx, bin, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
 				"--disable-extensions", "--disable-sync", "--no-first-run", "--user-data-dir="+t.TempDir(),
-				"--window-size=1280,2000", "--virtual-time-budget=15000", mode, e.HTTP.URL+page)
+				"--window-size=1280,2000", "--virtual-time-budget=15000", mode, counting.URL+page)
 			dom, err := cmd.Output()
 			cancel()
 			if err != nil {
@@ -304,6 +326,22 @@ func TestDocsChromium(t *testing.T) {
 				t.Errorf("%s rendered without operations (%q missing); DOM:\n%.2000s", page, marker, dom)
 			}
 		}
-		t.Logf("screenshot: %s", filepath.Join(out, name+".png"))
+		shot := filepath.Join(out, name+".png")
+		if st, err := os.Stat(shot); err != nil || st.Size() == 0 {
+			t.Errorf("no screenshot of %s at %s (%v)", page, shot, err)
+		}
+		t.Logf("screenshot: %s", shot)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for path, code := range seen {
+		if code >= 400 {
+			t.Errorf("the browser's request for %s failed with %d", path, code)
+		}
+	}
+	for _, want := range []string{"/openapi.json", "/docs/assets/swagger-ui-bundle.js", "/docs/assets/swagger-ui.css", "/docs/assets/redoc.standalone.js"} {
+		if _, ok := seen[want]; !ok {
+			t.Errorf("the browser never requested %s (requests: %v)", want, seen)
+		}
 	}
 }
