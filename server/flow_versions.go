@@ -62,7 +62,10 @@ func (h *handlers) ListFlowVersions(ctx context.Context, req api.ListFlowVersion
 func (h *handlers) CreateFlowVersion(ctx context.Context, req api.CreateFlowVersionRequestObject) (api.CreateFlowVersionResponseObject, error) {
 	p := httpx.PrincipalFrom(ctx)
 	var fv *store.FlowVersion
-	f, err := h.s.mutateFlow(ctx, req.Id, nil, false, func(tx *gorm.DB, f *store.Flow) (bool, error) {
+	audit := func(f *store.Flow) auditEntry {
+		return auditEntry{Action: "flow.version_created", ResourceType: "flow", ResourceID: f.ID, After: map[string]any{"version": f.Version}}
+	}
+	f, err := h.s.mutateFlow(ctx, req.Id, nil, false, audit, func(tx *gorm.DB, f *store.Flow) (bool, error) {
 		name := fmt.Sprintf("Version %d", f.Version+1)
 		var desc *string
 		if req.Body != nil {
@@ -111,7 +114,11 @@ func (h *handlers) GetFlowVersion(ctx context.Context, req api.GetFlowVersionReq
 }
 
 func (h *handlers) RestoreFlowVersion(ctx context.Context, req api.RestoreFlowVersionRequestObject) (api.RestoreFlowVersionResponseObject, error) {
-	f, err := h.s.mutateFlow(ctx, req.Id, req.Params.IfMatch, false, func(tx *gorm.DB, f *store.Flow) (bool, error) {
+	audit := func(f *store.Flow) auditEntry {
+		return auditEntry{Action: "flow.version_restored", ResourceType: "flow", ResourceID: f.ID, Fields: []string{"data"},
+			After: map[string]any{"version": req.Version}}
+	}
+	f, err := h.s.mutateFlow(ctx, req.Id, req.Params.IfMatch, false, audit, func(tx *gorm.DB, f *store.Flow) (bool, error) {
 		fv, err := store.GetFlowVersion(ctx, tx, f.ID, int(req.Version))
 		if err != nil {
 			return false, versionErr(err)

@@ -262,7 +262,7 @@ func (h *handlers) CreateFlow(ctx context.Context, req api.CreateFlowRequestObje
 		one := 1
 		f.Status, f.PublishedVersion, f.PublishedHash = "published", &one, &f.ContentHash
 	}
-	out, tag, err := h.s.insertFlow(ctx, p, f)
+	out, tag, err := h.s.insertFlow(ctx, p, f, "flow.create", 0)
 	if err != nil {
 		return nil, err
 	}
@@ -270,14 +270,20 @@ func (h *handlers) CreateFlow(ctx context.Context, req api.CreateFlowRequestObje
 }
 
 // insertFlow stores a new flow with its version 1 ("Initial version") in one transaction.
-func (s *Server) insertFlow(ctx context.Context, p *httpx.Principal, f *store.Flow) (api.Flow, string, error) {
+func (s *Server) insertFlow(ctx context.Context, p *httpx.Principal, f *store.Flow, action string, from int64) (api.Flow, string, error) {
 	err := s.deps.DB.Tx(ctx, func(tx *gorm.DB) error {
 		if err := store.SaveFlow(ctx, tx, f); err != nil {
 			return err
 		}
-		return store.CreateFlowVersion(ctx, tx, &store.FlowVersion{FlowID: f.ID, Version: 1, Name: "Initial version",
-			Data: f.Data, ContentHash: f.ContentHash, CreatedBy: &p.UserID})
-		// Audit hook: flow.create / flow.duplicate is written here, in this transaction, by the audit work.
+		if err := store.CreateFlowVersion(ctx, tx, &store.FlowVersion{FlowID: f.ID, Version: 1, Name: "Initial version",
+			Data: f.Data, ContentHash: f.ContentHash, CreatedBy: &p.UserID}); err != nil {
+			return err
+		}
+		e := auditEntry{Action: action, ResourceType: "flow", ResourceID: f.ID, After: map[string]any{"name": f.Name, "status": f.Status}}
+		if from != 0 {
+			e.Before = map[string]any{"source_flow_id": from}
+		}
+		return writeAudit(ctx, tx, e)
 	})
 	if err != nil {
 		return api.Flow{}, "", err
@@ -326,7 +332,7 @@ func (h *handlers) PutFlow(ctx context.Context, req api.PutFlowRequestObject) (a
 // mutateFlow is the shared frame of every change to a flow: read it as the caller may see it (404),
 // check the edit right (403), then in one transaction re-read it locked, check If-Match (412) and
 // the archived state (409), apply fn, and bump the revision only when fn changed something.
-func (s *Server) mutateFlow(ctx context.Context, id int64, ifMatch *string, ownerOnly bool,
+func (s *Server) mutateFlow(ctx context.Context, id int64, ifMatch *string, ownerOnly bool, audit func(f *store.Flow) auditEntry,
 	fn func(tx *gorm.DB, f *store.Flow) (bool, error)) (*store.Flow, error) {
 	p, v := viewerOf(ctx)
 	db := s.deps.DB.DB
@@ -363,8 +369,10 @@ func (s *Server) mutateFlow(ctx context.Context, id int64, ifMatch *string, owne
 		}
 		cur.Revision++
 		f = cur
-		return store.SaveFlow(ctx, tx, cur)
-		// Audit hook: the action's audit row is written here, in this transaction, by the audit work.
+		if err := store.SaveFlow(ctx, tx, cur); err != nil {
+			return err
+		}
+		return writeAudit(ctx, tx, audit(cur))
 	})
 	if err != nil {
 		return nil, err
@@ -393,7 +401,11 @@ func (s *Server) updateFlow(ctx context.Context, id int64, ifMatch *string, b *a
 		g = &gi
 	}
 	touchesSharing := b.Visibility != nil || b.TeamId.IsSpecified()
-	f, err := s.mutateFlow(ctx, id, ifMatch, false, func(tx *gorm.DB, f *store.Flow) (bool, error) {
+	var fields []string
+	audit := func(f *store.Flow) auditEntry {
+		return auditEntry{Action: "flow.update", ResourceType: "flow", ResourceID: f.ID, Fields: fields}
+	}
+	f, err := s.mutateFlow(ctx, id, ifMatch, false, audit, func(tx *gorm.DB, f *store.Flow) (bool, error) {
 		changed := false
 		if touchesSharing && !isOwnerOrAdmin(p, f) {
 			pr := forbidden("")
@@ -401,7 +413,7 @@ func (s *Server) updateFlow(ctx context.Context, id int64, ifMatch *string, b *a
 			return false, pr
 		}
 		if b.Name != nil && *b.Name != f.Name {
-			f.Name, changed = *b.Name, true
+			f.Name, changed, fields = *b.Name, true, append(fields, "name")
 		}
 		if b.Description.IsSpecified() {
 			var d *string
@@ -410,7 +422,7 @@ func (s *Server) updateFlow(ctx context.Context, id int64, ifMatch *string, b *a
 				d = &v
 			}
 			if !equalPtr(d, f.Description) {
-				f.Description, changed = d, true
+				f.Description, changed, fields = d, true, append(fields, "description")
 			}
 		}
 		if touchesSharing {
@@ -431,17 +443,26 @@ func (s *Server) updateFlow(ctx context.Context, id int64, ifMatch *string, b *a
 			if err := checkTeam(ctx, tx, p, vis, team, f.OwnerID); err != nil {
 				return false, err
 			}
+			if vis != f.Visibility {
+				fields = append(fields, "visibility")
+			}
+			if !equalPtr(team, f.TeamID) {
+				fields = append(fields, "team_id")
+			}
 			if vis != f.Visibility || !equalPtr(team, f.TeamID) {
 				f.Visibility, f.TeamID, changed = vis, team, true
 			}
 		}
 		if g != nil && (g.hash != f.ContentHash || !sameJSON(g.data, f.Data)) {
-			f.Data, f.ContentHash, f.NodeCount, changed = g.data, g.hash, g.nodes, true
+			f.Data, f.ContentHash, f.NodeCount, changed, fields = g.data, g.hash, g.nodes, true, append(fields, "data")
 		}
 		if b.Status != nil {
 			c, err := s.applyStatus(ctx, tx, p, f, string(*b.Status), nil)
 			if err != nil {
 				return false, err
+			}
+			if c {
+				fields = append(fields, "status")
 			}
 			changed = changed || c
 		}
@@ -529,8 +550,10 @@ func (h *handlers) DeleteFlow(ctx context.Context, req api.DeleteFlowRequestObje
 		return nil, pr
 	}
 	err = h.s.deps.DB.Tx(ctx, func(tx *gorm.DB) error {
-		return flowErr(store.DeleteFlow(ctx, tx, f.ID))
-		// Audit hook: flow.delete is written here, in this transaction, by the audit work.
+		if err := store.DeleteFlow(ctx, tx, f.ID); err != nil {
+			return flowErr(err)
+		}
+		return writeAudit(ctx, tx, auditEntry{Action: "flow.delete", ResourceType: "flow", ResourceID: f.ID, Before: map[string]any{"name": f.Name}})
 	})
 	if err != nil {
 		return nil, err
@@ -545,7 +568,11 @@ func (h *handlers) PublishFlow(ctx context.Context, req api.PublishFlowRequestOb
 		v := int(*req.Body.Version)
 		version = &v
 	}
-	f, err := h.s.mutateFlow(ctx, req.Id, nil, false, func(tx *gorm.DB, f *store.Flow) (bool, error) {
+	audit := func(f *store.Flow) auditEntry {
+		return auditEntry{Action: "flow.publish", ResourceType: "flow", ResourceID: f.ID, Fields: []string{"status", "published_version"},
+			After: map[string]any{"published_version": f.PublishedVersion}}
+	}
+	f, err := h.s.mutateFlow(ctx, req.Id, nil, false, audit, func(tx *gorm.DB, f *store.Flow) (bool, error) {
 		return h.s.applyStatus(ctx, tx, p, f, "published", version)
 	})
 	if err != nil {
@@ -560,7 +587,10 @@ func (h *handlers) PublishFlow(ctx context.Context, req api.PublishFlowRequestOb
 
 func (h *handlers) UnpublishFlow(ctx context.Context, req api.UnpublishFlowRequestObject) (api.UnpublishFlowResponseObject, error) {
 	p := httpx.PrincipalFrom(ctx)
-	f, err := h.s.mutateFlow(ctx, req.Id, nil, false, func(tx *gorm.DB, f *store.Flow) (bool, error) {
+	audit := func(f *store.Flow) auditEntry {
+		return auditEntry{Action: "flow.unpublish", ResourceType: "flow", ResourceID: f.ID, Fields: []string{"status", "published_version"}}
+	}
+	f, err := h.s.mutateFlow(ctx, req.Id, nil, false, audit, func(tx *gorm.DB, f *store.Flow) (bool, error) {
 		return h.s.applyStatus(ctx, tx, p, f, "draft", nil)
 	})
 	if err != nil {
@@ -587,7 +617,7 @@ func (h *handlers) DuplicateFlow(ctx context.Context, req api.DuplicateFlowReque
 	}
 	f := &store.Flow{Name: name, Description: src.Description, Status: "draft", Visibility: "private", OwnerID: p.UserID,
 		Data: src.Data, ContentHash: src.ContentHash, NodeCount: src.NodeCount, Revision: 1, Version: 1}
-	out, tag, err := h.s.insertFlow(ctx, p, f)
+	out, tag, err := h.s.insertFlow(ctx, p, f, "flow.duplicate", src.ID)
 	if err != nil {
 		return nil, err
 	}
