@@ -263,7 +263,7 @@ func bnBaseline(srv *Server, logger *slog.Logger, p *httpx.Principal) *echo.Echo
 
 func bnTokens(t testing.TB, cfg *config.Config) *auth.Tokens {
 	t.Helper()
-	tokens, err := auth.NewTokens(auth.TokenConfig{Secret: cfg.SecretKey, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, TTL: cfg.AccessTokenTTL()})
+	tokens, err := auth.TokensFromConfig(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

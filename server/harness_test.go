@@ -73,7 +73,7 @@ func newTestEnv(t *testing.T, extraEnv ...map[string]string) *testEnv {
 	}
 	cfg := testConfig(t, extra)
 	db := storetest.New(t)
-	tokens, err := auth.NewTokens(auth.TokenConfig{Secret: cfg.SecretKey, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, TTL: cfg.AccessTokenTTL()})
+	tokens, err := auth.TokensFromConfig(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,14 +88,11 @@ func newTestEnv(t *testing.T, extraEnv ...map[string]string) *testEnv {
 		t.Cleanup(func() { rdb.Close() })
 		shared = auth.NewRedisShared(rdb)
 	}
-	var cd *auth.Casdoor
-	if cfg.CasdoorConfigured() {
-		if cd, err = auth.NewCasdoor(auth.CasdoorConfig{Endpoint: cfg.CasdoorEndpoint, ClientID: cfg.CasdoorClientID,
-			ClientSecret: cfg.CasdoorClientSecret, OrgName: cfg.CasdoorOrgName, AppName: cfg.CasdoorAppName, Issuer: cfg.CasdoorIssuer,
-			CertificatePEM: cfg.CasdoorCertificate, RoleClaim: cfg.CasdoorRoleClaim}); err != nil {
-			t.Fatal(err)
-		}
+	cd, err := auth.CasdoorFromConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
 	}
+
 	logs := &syncBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, nil))
 	srv, err := New(Deps{Config: cfg, DB: db, Redis: rdb, Tokens: tokens, Logger: logger, Shared: shared, Casdoor: cd})

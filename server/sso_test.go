@@ -1541,7 +1541,7 @@ func TestSSOSharedStoreDownFailsClosed(t *testing.T) {
 
 	cfg := testConfig(t, ssoEnv(t))
 	db := storetest.New(t)
-	tokens, err := auth.NewTokens(auth.TokenConfig{Secret: cfg.SecretKey, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, TTL: cfg.AccessTokenTTL()})
+	tokens, err := auth.TokensFromConfig(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

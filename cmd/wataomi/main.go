@@ -162,19 +162,15 @@ func serve(args []string, stderr io.Writer) error {
 	} else {
 		log.Info("REDIS_URL is not set: shared state is in-process, so this server runs as a single replica")
 	}
-	tokens, err := auth.NewTokens(auth.TokenConfig{Secret: cfg.SecretKey, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, TTL: cfg.AccessTokenTTL()})
+	tokens, err := auth.TokensFromConfig(cfg)
 	if err != nil {
 		return err
 	}
-	var casdoor *auth.Casdoor
-	if cfg.CasdoorConfigured() {
-		casdoor, err = auth.NewCasdoor(auth.CasdoorConfig{Endpoint: cfg.CasdoorEndpoint, ClientID: cfg.CasdoorClientID,
-			ClientSecret: cfg.CasdoorClientSecret, OrgName: cfg.CasdoorOrgName, AppName: cfg.CasdoorAppName,
-			Issuer: cfg.CasdoorIssuer, CertificatePEM: cfg.CasdoorCertificate, RoleClaim: cfg.CasdoorRoleClaim})
-		if err != nil {
-			return fmt.Errorf("casdoor: %w", err)
-		}
-	} else {
+	casdoor, err := auth.CasdoorFromConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("casdoor: %w", err)
+	}
+	if casdoor == nil {
 		log.Warn("Casdoor is not configured: the sign-in endpoints answer 503; mint tokens with 'wataomi token'")
 	}
 	srv, err := server.New(server.Deps{Config: cfg, DB: db, Redis: rdb, Tokens: tokens, Logger: log, Shared: shared, Casdoor: casdoor})
@@ -333,7 +329,7 @@ func token(args []string, stdout, stderr io.Writer) error {
 	case err != nil:
 		return err
 	}
-	tokens, err := auth.NewTokens(auth.TokenConfig{Secret: cfg.SecretKey, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, TTL: cfg.AccessTokenTTL()})
+	tokens, err := auth.TokensFromConfig(cfg)
 	if err != nil {
 		return err
 	}

@@ -132,7 +132,7 @@ func verifier(t *testing.T) *auth.Tokens {
 	if string(cfg.SecretKey) != testSecret {
 		t.Fatalf("config.Load did not pick up SECRET_KEY from the environment")
 	}
-	tokens, err := auth.NewTokens(auth.TokenConfig{Secret: cfg.SecretKey, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, TTL: cfg.AccessTokenTTL()})
+	tokens, err := auth.TokensFromConfig(cfg)
 	if err != nil {
 		t.Fatalf("auth.NewTokens: %v", err)
 	}
