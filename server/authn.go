@@ -65,17 +65,17 @@ func (a *tokenAuthenticator) Authenticate(ctx context.Context, scheme string, r 
 
 // user reads the principal's user row: unknown → 401, inactive → 403, database down → 503.
 func (a *tokenAuthenticator) user(ctx context.Context, id int64) (*store.User, error) {
-	var u store.User
-	if err := a.db.WithContext(ctx).Take(&u, id).Error; err != nil {
-		if errors.Is(store.Classify(err), store.ErrNotFound) {
-			return nil, unauthenticated("The credential's user does not exist.")
-		}
+	u, err := store.GetUser(ctx, a.db.DB, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, unauthenticated("The credential's user does not exist.")
+	}
+	if err != nil {
 		return nil, dependencyDown("database", err)
 	}
 	if !u.IsActive {
 		return nil, problem(http.StatusForbidden, "account-disabled", "This account is disabled.")
 	}
-	return &u, nil
+	return u, nil
 }
 
 // apiToken authenticates a partner's wto_ token: known, not revoked, not expired, owner active. It

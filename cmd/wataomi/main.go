@@ -264,9 +264,8 @@ func users(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer db.Close()
-	u := &store.User{Email: *email, Name: *name, Role: *role, IsActive: true,
-		SearchText: store.SearchText(*name, *email)}
-	if err := store.Classify(db.WithContext(ctx).Create(u).Error); err != nil {
+	u := &store.User{Email: *email, Name: *name, Role: *role, IsActive: true}
+	if err := store.SaveUser(ctx, db.DB, u); err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			return fmt.Errorf("a user with the email %s already exists", *email)
 		}
@@ -315,13 +314,11 @@ func token(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer db.Close()
-	var u store.User
-	err = store.Classify(db.WithContext(ctx).Where("lower(email) = lower(?)", *email).Take(&u).Error)
+	u, err := store.GetUserByEmail(ctx, db.DB, *email)
 	switch {
 	case errors.Is(err, store.ErrNotFound) && *role != "":
-		u = store.User{Email: *email, Name: strings.Split(*email, "@")[0], Role: *role, IsActive: true}
-		u.SearchText = store.SearchText(u.Name, u.Email)
-		if err := store.Classify(db.WithContext(ctx).Create(&u).Error); err != nil {
+		u = &store.User{Email: *email, Name: strings.Split(*email, "@")[0], Role: *role, IsActive: true}
+		if err := store.SaveUser(ctx, db.DB, u); err != nil {
 			return err
 		}
 	case errors.Is(err, store.ErrNotFound):
