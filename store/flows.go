@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"strings"
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
@@ -79,33 +78,8 @@ func ListFlows(ctx context.Context, db *gorm.DB, v Viewer, f FlowFilter) ([]Flow
 	}
 	order := orderBy(f.Sort, flowSortColumns, "-created_at", "flows.id")
 	var rows []Flow
-	err := q.Select(summaryColumns).Order(order).Limit(f.PageSize).Offset((f.Page - 1) * f.PageSize).Find(&rows).Error
+	err := paginate(q.Select(summaryColumns).Order(order), f.Page, f.PageSize).Find(&rows).Error
 	return rows, total, Classify(err)
-}
-
-// orderBy turns signed sort keys into an ORDER BY with a unique id tiebreaker. Keys come from the
-// contract's enum; an unknown key is skipped rather than interpolated.
-func orderBy(keys []string, columns map[string]string, def, idCol string) string {
-	if len(keys) == 0 {
-		keys = []string{def}
-	}
-	parts := make([]string, 0, len(keys)+1)
-	tie := idCol + " DESC"
-	for i, k := range keys {
-		dir := "ASC"
-		if strings.HasPrefix(k, "-") {
-			dir, k = "DESC", k[1:]
-		}
-		col, ok := columns[k]
-		if !ok {
-			continue
-		}
-		if i == 0 {
-			tie = idCol + " " + dir
-		}
-		parts = append(parts, col+" "+dir)
-	}
-	return strings.Join(append(parts, tie), ", ")
 }
 
 // CountFlowsByStatus counts every flow the viewer can see, ignoring other filters.
@@ -162,8 +136,8 @@ func ListFlowVersions(ctx context.Context, db *gorm.DB, flowID int64, page, size
 		return nil, 0, Classify(err)
 	}
 	var rows []FlowVersion
-	err := q.Select("id", "flow_id", "version", "name", "description", "content_hash", "created_by", "created_at").
-		Order("version DESC").Limit(size).Offset((page - 1) * size).Find(&rows).Error
+	err := paginate(q.Select("id", "flow_id", "version", "name", "description", "content_hash", "created_by", "created_at").
+		Order("version DESC"), page, size).Find(&rows).Error
 	return rows, total, Classify(err)
 }
 

@@ -156,14 +156,6 @@ func forUpdate(q *gorm.DB) *gorm.DB {
 	return q
 }
 
-// paginate applies a 1-based page of the given size; size <= 0 means no limit.
-func paginate(q *gorm.DB, page, size int) *gorm.DB {
-	if size <= 0 {
-		return q
-	}
-	return q.Limit(size).Offset((max(page, 1) - 1) * size)
-}
-
 // nullIfEmpty maps "" to SQL NULL.
 func nullIfEmpty(s string) *string {
 	if s == "" {

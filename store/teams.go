@@ -69,7 +69,7 @@ func ListTeams(ctx context.Context, db *gorm.DB, search string, desc bool, page,
 		order = "name DESC, id DESC"
 	}
 	var rows []Team
-	err := q.Order(order).Limit(size).Offset((page - 1) * size).Find(&rows).Error
+	err := paginate(q.Order(order), page, size).Find(&rows).Error
 	return rows, total, Classify(err)
 }
 
