@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 
 	"gorm.io/gorm"
 
@@ -52,14 +51,11 @@ func writeAudit(ctx context.Context, tx *gorm.DB, e auditEntry) error {
 	if ip := httpx.ClientIP(ctx); ip != "" {
 		row.IP = &ip
 	}
-	if len(e.Fields) > 0 || e.Before != nil || e.After != nil {
-		b, err := json.Marshal(map[string]any{"fields": e.Fields, "before": e.Before, "after": e.After})
-		if err != nil {
-			return err
-		}
-		j := store.JSON(b)
-		row.Changes = &j
+	changes, err := store.AuditChanges(e.Fields, e.Before, e.After)
+	if err != nil {
+		return err
 	}
+	row.Changes = changes
 	return store.InsertAudit(ctx, tx, row)
 }
 

@@ -506,6 +506,20 @@ func DeleteUser(ctx context.Context, db *gorm.DB, id int64) error {
 
 // ---- Audit ----
 
+// AuditChanges is the details of an audit row (PRODUCT §5.17): the changed field names and the
+// before/after values of non-secret fields; nil when there is nothing to record.
+func AuditChanges(fields []string, before, after map[string]any) (*JSON, error) {
+	if len(fields) == 0 && before == nil && after == nil {
+		return nil, nil
+	}
+	b, err := json.Marshal(map[string]any{"fields": fields, "before": before, "after": after})
+	if err != nil {
+		return nil, err
+	}
+	j := JSON(b)
+	return &j, nil
+}
+
 // InsertAudit writes an audit entry; OccurredAt defaults to Now() and Status
 // to "success". Write it in the business transaction.
 func InsertAudit(ctx context.Context, db *gorm.DB, a *AuditLog) error {

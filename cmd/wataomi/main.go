@@ -459,7 +459,7 @@ func usersSetRole(args []string, stdout, stderr io.Writer) error {
 		if _, err := store.RevokeUserFamilies(ctx, tx, u.ID, store.Now()); err != nil {
 			return err
 		}
-		if err := cliAudit(ctx, tx, "user.role_changed", u.ID, map[string]any{"role": before}, map[string]any{"role": *role}); err != nil {
+		if err := cliAudit(ctx, tx, "user.role_changed", u.ID, []string{"role"}, map[string]any{"role": before}, map[string]any{"role": *role}); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "%s: %s -> %s\n", u.Email, before, u.Role)
@@ -483,7 +483,7 @@ func usersRelink(args []string, stdout, stderr io.Writer) error {
 		if err := store.SaveUser(ctx, tx, u); err != nil {
 			return err
 		}
-		if err := cliAudit(ctx, tx, "user.relinked", u.ID, nil, nil); err != nil {
+		if err := cliAudit(ctx, tx, "user.relinked", u.ID, []string{"external_id"}, nil, nil); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "%s will link to the next Casdoor sign-in with this email\n", u.Email)
@@ -519,15 +519,11 @@ func withUser(email string, fn func(ctx context.Context, tx *gorm.DB, u *store.U
 }
 
 // cliAudit records an operator's change; the actor is the system (the CLI has no signed-in user).
-func cliAudit(ctx context.Context, tx *gorm.DB, action string, userID int64, before, after map[string]any) error {
-	row := &store.AuditLog{Action: action, ActorType: store.ActorSystem, ActorDisplay: "cli", ResourceType: "user", ResourceID: &userID}
-	if before != nil || after != nil {
-		b, err := json.Marshal(map[string]any{"before": before, "after": after})
-		if err != nil {
-			return err
-		}
-		j := store.JSON(b)
-		row.Changes = &j
+func cliAudit(ctx context.Context, tx *gorm.DB, action string, userID int64, fields []string, before, after map[string]any) error {
+	changes, err := store.AuditChanges(fields, before, after)
+	if err != nil {
+		return err
 	}
-	return store.InsertAudit(ctx, tx, row)
+	return store.InsertAudit(ctx, tx, &store.AuditLog{Action: action, ActorType: store.ActorSystem, ActorDisplay: "cli",
+		ResourceType: "user", ResourceID: &userID, Changes: changes})
 }
