@@ -53,6 +53,15 @@ func (s *Server) readGraph(g *api.Graph, pointer string) (graphInput, error) {
 	return graphInput{data: clean, hash: parsed.Hash(), nodes: parsed.NodeCount()}, nil
 }
 
+// cleanGraph drops the editor's run-time keys and returns compact JSON.
+func cleanGraph(data []byte) ([]byte, error) {
+	parsed, err := flow.Parse(data)
+	if err != nil {
+		return nil, err
+	}
+	return parsed.Clean()
+}
+
 // compactSize is a graph's size as compact JSON, the measure of FLOW_MAX_BYTES. A value read back from
 // PostgreSQL is jsonb's text form, with a space after every ':' and ',', so its len overstates it.
 func compactSize(data []byte) int {
@@ -89,14 +98,24 @@ func invalidGraph(issues []flow.Issue) *Problem {
 	return unprocessable("invalid-graph", fmt.Sprintf("The graph has %d issue(s).", len(errs)), errs...)
 }
 
+// graphIssues runs the structural and completeness checks over a stored or submitted graph: what
+// flow.validation, POST /flows/{id}/validate and the publish gate report.
+func (s *Server) graphIssues(data []byte) ([]flow.Issue, error) {
+	parsed, err := flow.Parse(data)
+	if err != nil {
+		return nil, err
+	}
+	return parsed.Validate("/data", compactSize(data), s.limits), nil
+}
+
 // requireComplete is the publish/execute gate: structural and completeness checks on stored data.
 func (s *Server) requireComplete(data store.JSON) error {
-	parsed, err := flow.Parse(data)
+	issues, err := s.graphIssues(data)
 	if err != nil {
 		return err
 	}
 	var errs []flow.Issue
-	for _, is := range parsed.Validate("/data", compactSize(data), s.limits) {
+	for _, is := range issues {
 		if is.Severity == flow.SeverityError {
 			errs = append(errs, is)
 		}
@@ -644,13 +663,12 @@ func (h *handlers) ValidateFlow(ctx context.Context, req api.ValidateFlowRequest
 			return nil, err
 		}
 	}
-	parsed, err := flow.Parse(data)
+	if data, err = cleanGraph(data); err != nil { // run-time keys are dropped as on save
+		return nil, err
+	}
+	issues, err := h.s.graphIssues(data)
 	if err != nil {
 		return nil, err
 	}
-	clean, err := parsed.Clean()
-	if err != nil {
-		return nil, err
-	}
-	return api.ValidateFlow200JSONResponse{Body: validationOf(parsed.Validate("/data", len(clean), h.s.limits))}, nil
+	return api.ValidateFlow200JSONResponse{Body: validationOf(issues)}, nil
 }

@@ -51,7 +51,7 @@ func (s *Server) flowFull(f *store.Flow) (api.Flow, error) {
 	if err := json.Unmarshal(f.Data, &g); err != nil {
 		return api.Flow{}, fmt.Errorf("flow %d: stored graph: %w", f.ID, err)
 	}
-	parsed, err := flow.Parse(f.Data)
+	issues, err := s.graphIssues(f.Data)
 	if err != nil {
 		return api.Flow{}, err
 	}
@@ -61,7 +61,7 @@ func (s *Server) flowFull(f *store.Flow) (api.Flow, error) {
 		TeamId: sum.TeamId, OwnerId: sum.OwnerId, Revision: sum.Revision, Version: sum.Version,
 		PublishedVersion: sum.PublishedVersion, HasUnpublishedChanges: sum.HasUnpublishedChanges,
 		NodeCount: sum.NodeCount, ArchivedAt: sum.ArchivedAt, CreatedAt: sum.CreatedAt, UpdatedAt: sum.UpdatedAt,
-		Data: g, Validation: validationOf(parsed.Validate("/data", compactSize(f.Data), s.limits)),
+		Data: g, Validation: validationOf(issues),
 	}, nil
 }
 
