@@ -30,8 +30,8 @@ type oauthState struct {
 
 func (s *Server) casdoor() (*auth.Casdoor, error) {
 	if s.deps.Casdoor == nil {
-		p := problem(http.StatusServiceUnavailable, "dependency-unavailable", "Single sign-on is not configured (CASDOOR_*).")
-		p.Dependency = "casdoor"
+		p := dependencyDown("casdoor", nil)
+		p.Detail, p.RetryAfter = "Single sign-on is not configured (CASDOOR_*).", 0 // not a passing outage
 		return nil, p
 	}
 	return s.deps.Casdoor, nil
@@ -112,10 +112,6 @@ func (h *handlers) ExchangeCode(ctx context.Context, req api.ExchangeCodeRequest
 		return nil, err
 	}
 	return api.ExchangeCode200JSONResponse{TokensJSONResponse: resp}, nil
-}
-
-func accountDisabled() *Problem {
-	return problem(http.StatusForbidden, "account-disabled", "This account is disabled.")
 }
 
 // upsertSSOUser applies the just-in-time rules of PRODUCT §3.2.1, keyed on the Casdoor subject.
@@ -330,7 +326,7 @@ func (h *handlers) RefreshTokens(ctx context.Context, req api.RefreshTokensReque
 		return nil, unauthenticated("The refresh token's user no longer exists.")
 	}
 	if !u.IsActive {
-		return nil, problem(http.StatusForbidden, "account-disabled", "This account is disabled.")
+		return nil, accountDisabled()
 	}
 	resp, err := s.rotateSession(ctx, u, rt.FamilyID, rt.ID, nil)
 	if err != nil {

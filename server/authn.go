@@ -73,7 +73,7 @@ func (a *tokenAuthenticator) user(ctx context.Context, id int64) (*store.User, e
 		return nil, dependencyDown("database", err)
 	}
 	if !u.IsActive {
-		return nil, problem(http.StatusForbidden, "account-disabled", "This account is disabled.")
+		return nil, accountDisabled()
 	}
 	return u, nil
 }

@@ -129,6 +129,17 @@ func forbidden(missing string) *Problem {
 	return p
 }
 
+// accountDisabled is 403 account-disabled: the user (or an API token's owner) is inactive.
+func accountDisabled() *Problem {
+	return problem(http.StatusForbidden, "account-disabled", "This account is disabled.")
+}
+
+func dependencyDown(dep string, cause error) *Problem {
+	p := problem(http.StatusServiceUnavailable, "dependency-unavailable", "A dependency is unavailable: "+dep+".")
+	p.Dependency, p.RetryAfter, p.cause = dep, 5, cause
+	return p
+}
+
 func asProblem(err error) (*Problem, bool) {
 	var p *Problem
 	ok := errors.As(err, &p)

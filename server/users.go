@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"errors"
-	"net/http"
 	"time"
 
 	"gorm.io/gorm"
@@ -341,10 +340,4 @@ func (h *handlers) DeleteUser(ctx context.Context, req api.DeleteUserRequestObje
 		return nil, err
 	}
 	return api.DeleteUser204Response{}, nil
-}
-
-func dependencyDown(dep string, cause error) *Problem {
-	p := problem(http.StatusServiceUnavailable, "dependency-unavailable", "A dependency is unavailable: "+dep+".")
-	p.Dependency, p.RetryAfter, p.cause = dep, 5, cause
-	return p
 }
