@@ -182,7 +182,7 @@ func checkTeam(ctx context.Context, db *gorm.DB, p *httpx.Principal, visibility 
 		return unprocessable("unprocessable", "The team does not exist.",
 			FieldError{Pointer: "/team_id", Detail: "names no team", Code: "unprocessable"})
 	}
-	if !p.IsAdmin() {
+	if !rbac.BypassesOwnership(p.Role) {
 		member, err := store.IsTeamMember(ctx, db, *teamID, ownerID)
 		if err != nil {
 			return err

@@ -61,8 +61,6 @@ func (p *Principal) Permissions() []string {
 	return out
 }
 
-// IsAdmin reports whether the principal's role bypasses ownership rules.
-func (p *Principal) IsAdmin() bool { return p != nil && rbac.IsAdminRole(p.Role) }
 
 // Operation is the contract operation a request matched.
 type Operation struct {
