@@ -61,7 +61,6 @@ func (p *Principal) Permissions() []string {
 	return out
 }
 
-
 // Operation is the contract operation a request matched.
 type Operation struct {
 	Guard      permissions.Guard
