@@ -163,6 +163,26 @@ type Config struct {
 	QdrantURL           string `env:"QDRANT_URL"`
 	QdrantAPIKey        string `env:"QDRANT_API_KEY"`
 
+	// Flow engine and AI providers (PRODUCT §6.3, §6.5, §8).
+	GeminiBaseURL                 string `env:"GEMINI_BASE_URL" default:"https://generativelanguage.googleapis.com"`
+	OpenAIBaseURL                 string `env:"OPENAI_BASE_URL" default:"https://api.openai.com/v1"`
+	AIDefaultModel                string `env:"AI_DEFAULT_MODEL" default:"gemini-2.5-flash"`
+	AIRequestTimeoutSeconds       int    `env:"AI_REQUEST_TIMEOUT_SECONDS" default:"120"`
+	WorkerConcurrency             int    `env:"WORKER_CONCURRENCY" default:"8"`
+	WorkerConcurrencyMaintenance  int    `env:"WORKER_CONCURRENCY_MAINTENANCE" default:"1"`
+	SchedulerEnabled              bool   `env:"SCHEDULER_ENABLED" default:"true"`
+	ExecutionMaxSteps             int    `env:"EXECUTION_MAX_STEPS" default:"1000"`
+	ExecutionMaxRunSeconds        int    `env:"EXECUTION_MAX_RUN_SECONDS" default:"300"`
+	ExecutionMaxLifetimeSeconds   int    `env:"EXECUTION_MAX_LIFETIME_SECONDS" default:"604800"`
+	NodeTimeoutSeconds            int    `env:"NODE_TIMEOUT_SECONDS" default:"60"`
+	ExecutionMaxConcurrentPerUser int    `env:"EXECUTION_MAX_CONCURRENT_PER_USER" default:"10"`
+	ScheduleMisfireGraceSeconds   int    `env:"SCHEDULE_MISFIRE_GRACE_SECONDS" default:"300"`
+	ExecutionRetentionDays        int    `env:"EXECUTION_RETENTION_DAYS" default:"30"`
+	ExecutionEventsRetentionHours int    `env:"EXECUTION_EVENTS_RETENTION_HOURS" default:"24"`
+	// HTTPAllowedHosts exempts exact hosts or CIDRs from the outbound guard (test fakes).
+	HTTPAllowedHosts         []string `env:"HTTP_ALLOWED_HOSTS"`
+	HTTPBlockPrivateNetworks bool     `env:"HTTP_BLOCK_PRIVATE_NETWORKS" default:"true"`
+
 	dbDialect    string
 	dbDSN        string
 	casdoorCerts []*x509.Certificate
@@ -646,6 +666,17 @@ func (c *Config) finish(v *viper.Viper, workDir string, problems *[]error, warni
 		{"RATE_LIMIT_PER_MINUTE", int64(c.RateLimitPerMinute)},
 		{"RATE_LIMIT_PUBLIC_PER_MINUTE", int64(c.RateLimitPublicPerMinute)},
 		{"RATE_LIMIT_AI_PER_MINUTE", int64(c.RateLimitAIPerMinute)},
+		{"AI_REQUEST_TIMEOUT_SECONDS", int64(c.AIRequestTimeoutSeconds)},
+		{"WORKER_CONCURRENCY", int64(c.WorkerConcurrency)},
+		{"WORKER_CONCURRENCY_MAINTENANCE", int64(c.WorkerConcurrencyMaintenance)},
+		{"EXECUTION_MAX_STEPS", int64(c.ExecutionMaxSteps)},
+		{"EXECUTION_MAX_RUN_SECONDS", int64(c.ExecutionMaxRunSeconds)},
+		{"EXECUTION_MAX_LIFETIME_SECONDS", int64(c.ExecutionMaxLifetimeSeconds)},
+		{"NODE_TIMEOUT_SECONDS", int64(c.NodeTimeoutSeconds)},
+		{"EXECUTION_MAX_CONCURRENT_PER_USER", int64(c.ExecutionMaxConcurrentPerUser)},
+		{"SCHEDULE_MISFIRE_GRACE_SECONDS", int64(c.ScheduleMisfireGraceSeconds)},
+		{"EXECUTION_RETENTION_DAYS", int64(c.ExecutionRetentionDays)},
+		{"EXECUTION_EVENTS_RETENTION_HOURS", int64(c.ExecutionEventsRetentionHours)},
 	} {
 		if p.n <= 0 {
 			bad(p.key, "must be positive, got %d", p.n)
@@ -672,6 +703,8 @@ func (c *Config) finish(v *viper.Viper, workDir string, problems *[]error, warni
 		{"PUBLIC_BASE_URL", c.PublicBaseURL, true},
 		{"N8N_URL", c.N8NURL, false},
 		{"QDRANT_URL", c.QdrantURL, false},
+		{"GEMINI_BASE_URL", c.GeminiBaseURL, true},
+		{"OPENAI_BASE_URL", c.OpenAIBaseURL, true},
 	} {
 		if u.val == "" && !u.required {
 			continue
@@ -692,6 +725,14 @@ func (c *Config) finish(v *viper.Viper, workDir string, problems *[]error, warni
 		}
 	}
 	c.checkCasdoor(prod, bad, warn)
+	if prod && !c.HTTPBlockPrivateNetworks {
+		bad("HTTP_BLOCK_PRIVATE_NETWORKS", "false is refused in production")
+	}
+	for _, h := range c.HTTPAllowedHosts {
+		if strings.TrimSpace(h) == "" || strings.ContainsAny(h, " /:") && !isCIDR(h) {
+			bad("HTTP_ALLOWED_HOSTS", "%q is neither a host name nor a CIDR", h)
+		}
+	}
 	if c.RedisURL != "" {
 		scheme, _, _ := strings.Cut(c.RedisURL, "://")
 		// The URL itself is never echoed: it usually carries a password.
@@ -833,3 +874,18 @@ func (c *Config) DatabaseDSN() string { return c.dbDSN }
 
 // Warnings are the non-fatal findings of Load, for the server to log.
 func (c *Config) Warnings() []string { return slices.Clone(c.warnings) }
+
+func isCIDR(s string) bool {
+	_, err := netip.ParsePrefix(s)
+	return err == nil
+}
+
+// AIRequestTimeout is AI_REQUEST_TIMEOUT_SECONDS.
+func (c *Config) AIRequestTimeout() time.Duration {
+	return time.Duration(c.AIRequestTimeoutSeconds) * time.Second
+}
+
+// NodeTimeout is NODE_TIMEOUT_SECONDS.
+func (c *Config) NodeTimeout() time.Duration {
+	return time.Duration(c.NodeTimeoutSeconds) * time.Second
+}
