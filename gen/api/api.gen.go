@@ -25,6 +25,84 @@ import (
 	"github.com/wataomi/wataomi/openapi/apitime"
 )
 
+// Defines values for ExecutionMode.
+const (
+	Manual   ExecutionMode = "manual"
+	Message  ExecutionMode = "message"
+	Retry    ExecutionMode = "retry"
+	Schedule ExecutionMode = "schedule"
+	Test     ExecutionMode = "test"
+	Webhook  ExecutionMode = "webhook"
+)
+
+// Valid indicates whether the value is a known member of the ExecutionMode enum.
+func (e ExecutionMode) Valid() bool {
+	switch e {
+	case Manual:
+		return true
+	case Message:
+		return true
+	case Retry:
+		return true
+	case Schedule:
+		return true
+	case Test:
+		return true
+	case Webhook:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ExecutionRetryFrom.
+const (
+	FailedNode ExecutionRetryFrom = "failed_node"
+	Start      ExecutionRetryFrom = "start"
+)
+
+// Valid indicates whether the value is a known member of the ExecutionRetryFrom enum.
+func (e ExecutionRetryFrom) Valid() bool {
+	switch e {
+	case FailedNode:
+		return true
+	case Start:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ExecutionStatus.
+const (
+	ExecutionStatusCancelled ExecutionStatus = "cancelled"
+	ExecutionStatusCompleted ExecutionStatus = "completed"
+	ExecutionStatusFailed    ExecutionStatus = "failed"
+	ExecutionStatusQueued    ExecutionStatus = "queued"
+	ExecutionStatusRunning   ExecutionStatus = "running"
+	ExecutionStatusWaiting   ExecutionStatus = "waiting"
+)
+
+// Valid indicates whether the value is a known member of the ExecutionStatus enum.
+func (e ExecutionStatus) Valid() bool {
+	switch e {
+	case ExecutionStatusCancelled:
+		return true
+	case ExecutionStatusCompleted:
+		return true
+	case ExecutionStatusFailed:
+		return true
+	case ExecutionStatusQueued:
+		return true
+	case ExecutionStatusRunning:
+		return true
+	case ExecutionStatusWaiting:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for FlowStatus.
 const (
 	FlowStatusArchived  FlowStatus = "archived"
@@ -142,6 +220,114 @@ func (e MeAuthType) Valid() bool {
 	}
 }
 
+// Defines values for NodeExecutionStatus.
+const (
+	NodeExecutionStatusCancelled NodeExecutionStatus = "cancelled"
+	NodeExecutionStatusCompleted NodeExecutionStatus = "completed"
+	NodeExecutionStatusFailed    NodeExecutionStatus = "failed"
+	NodeExecutionStatusRunning   NodeExecutionStatus = "running"
+	NodeExecutionStatusSkipped   NodeExecutionStatus = "skipped"
+	NodeExecutionStatusWaiting   NodeExecutionStatus = "waiting"
+)
+
+// Valid indicates whether the value is a known member of the NodeExecutionStatus enum.
+func (e NodeExecutionStatus) Valid() bool {
+	switch e {
+	case NodeExecutionStatusCancelled:
+		return true
+	case NodeExecutionStatusCompleted:
+		return true
+	case NodeExecutionStatusFailed:
+		return true
+	case NodeExecutionStatusRunning:
+		return true
+	case NodeExecutionStatusSkipped:
+		return true
+	case NodeExecutionStatusWaiting:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for NodeTypeCategoryID.
+const (
+	Action   NodeTypeCategoryID = "action"
+	Ai       NodeTypeCategoryID = "ai"
+	Logic    NodeTypeCategoryID = "logic"
+	Response NodeTypeCategoryID = "response"
+	Trigger  NodeTypeCategoryID = "trigger"
+)
+
+// Valid indicates whether the value is a known member of the NodeTypeCategoryID enum.
+func (e NodeTypeCategoryID) Valid() bool {
+	switch e {
+	case Action:
+		return true
+	case Ai:
+		return true
+	case Logic:
+		return true
+	case Response:
+		return true
+	case Trigger:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for NodeTypePropertyType.
+const (
+	Boolean     NodeTypePropertyType = "boolean"
+	Cron        NodeTypePropertyType = "cron"
+	Expression  NodeTypePropertyType = "expression"
+	Json        NodeTypePropertyType = "json"
+	KeyValue    NodeTypePropertyType = "key-value"
+	List        NodeTypePropertyType = "list"
+	MultiSelect NodeTypePropertyType = "multi-select"
+	Number      NodeTypePropertyType = "number"
+	Select      NodeTypePropertyType = "select"
+	StringList  NodeTypePropertyType = "string-list"
+	Text        NodeTypePropertyType = "text"
+	Textarea    NodeTypePropertyType = "textarea"
+	Timezone    NodeTypePropertyType = "timezone"
+)
+
+// Valid indicates whether the value is a known member of the NodeTypePropertyType enum.
+func (e NodeTypePropertyType) Valid() bool {
+	switch e {
+	case Boolean:
+		return true
+	case Cron:
+		return true
+	case Expression:
+		return true
+	case Json:
+		return true
+	case KeyValue:
+		return true
+	case List:
+		return true
+	case MultiSelect:
+		return true
+	case Number:
+		return true
+	case Select:
+		return true
+	case StringList:
+		return true
+	case Text:
+		return true
+	case Textarea:
+		return true
+	case Timezone:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for TokenResponseTokenType.
 const (
 	Bearer TokenResponseTokenType = "Bearer"
@@ -211,6 +397,21 @@ func (e ListApiTokensParamsSort) Valid() bool {
 	case ListApiTokensParamsSortMinusName:
 		return true
 	case ListApiTokensParamsSortName:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for GetExecutionParamsInclude.
+const (
+	GetExecutionParamsIncludeGraph GetExecutionParamsInclude = "graph"
+)
+
+// Valid indicates whether the value is a known member of the GetExecutionParamsInclude enum.
+func (e GetExecutionParamsInclude) Valid() bool {
+	switch e {
+	case GetExecutionParamsIncludeGraph:
 		return true
 	default:
 		return false
@@ -429,6 +630,114 @@ type CasdoorCallback struct {
 	State string `json:"state"`
 }
 
+// CursorMeta The paging fields of every cursor list.
+type CursorMeta struct {
+	HasMore bool `json:"has_more"`
+
+	// NextCursor Pass as `cursor` for the next batch; null at the end.
+	NextCursor nullable.Nullable[string] `json:"next_cursor"`
+}
+
+// Execution defines model for Execution.
+type Execution struct {
+	ApiTokenId     nullable.Nullable[int64]          `json:"api_token_id"`
+	CompletedAt    nullable.Nullable[apitime.Time]   `json:"completed_at"`
+	CompletedNodes int                               `json:"completed_nodes"`
+	ConversationId nullable.Nullable[int64]          `json:"conversation_id"`
+	DurationMs     nullable.Nullable[int64]          `json:"duration_ms"`
+	Error          nullable.Nullable[ExecutionError] `json:"error"`
+	FailedNodes    int                               `json:"failed_nodes"`
+	FlowId         int64                             `json:"flow_id"`
+	FlowRevision   int                               `json:"flow_revision"`
+	FlowVersion    nullable.Nullable[int]            `json:"flow_version"`
+
+	// Graph A React Flow graph. Open schema: unknown UI keys are stored and ignored. The engine's checks
+	// (unique ids, edges between existing nodes, no cycles, size limits) answer 422 `invalid-graph`.
+	Graph          *Graph                 `json:"graph,omitempty"`
+	HasErrors      bool                   `json:"has_errors"`
+	Id             int64                  `json:"id"`
+	InputData      map[string]interface{} `json:"input_data"`
+	Mode           ExecutionMode          `json:"mode"`
+	NodeExecutions []NodeExecution        `json:"node_executions"`
+
+	// OutputData The last `response-data` node's output, or null.
+	OutputData   interface{}                     `json:"output_data"`
+	QueuedAt     apitime.Time                    `json:"queued_at"`
+	RetryOf      nullable.Nullable[int64]        `json:"retry_of"`
+	SkippedNodes int                             `json:"skipped_nodes"`
+	StartedAt    nullable.Nullable[apitime.Time] `json:"started_at"`
+	Status       ExecutionStatus                 `json:"status"`
+	TotalNodes   int                             `json:"total_nodes"`
+	TriggeredBy  nullable.Nullable[int64]        `json:"triggered_by"`
+}
+
+// ExecutionCreate defines model for ExecutionCreate.
+type ExecutionCreate struct {
+	FlowId int64 `json:"flow_id"`
+
+	// InputData The run's input (≤256 KiB), checked against the trigger's `inputFields`.
+	InputData *map[string]interface{} `json:"input_data,omitempty"`
+
+	// Version A version to run; default the working copy.
+	Version *int `json:"version,omitempty"`
+}
+
+// ExecutionCursorPage defines model for ExecutionCursorPage.
+type ExecutionCursorPage struct {
+	HasMore bool               `json:"has_more"`
+	Items   []ExecutionSummary `json:"items"`
+
+	// NextCursor Pass as `cursor` for the next batch; null at the end.
+	NextCursor nullable.Nullable[string] `json:"next_cursor"`
+}
+
+// ExecutionError defines model for ExecutionError.
+type ExecutionError struct {
+	Code    string                    `json:"code"`
+	Message string                    `json:"message"`
+	NodeId  nullable.Nullable[string] `json:"node_id"`
+}
+
+// ExecutionMode defines model for ExecutionMode.
+type ExecutionMode string
+
+// ExecutionRetry defines model for ExecutionRetry.
+type ExecutionRetry struct {
+	// From Where the new run starts; absent means `failed_node`.
+	From      *ExecutionRetryFrom     `json:"from,omitempty"`
+	InputData *map[string]interface{} `json:"input_data,omitempty"`
+}
+
+// ExecutionRetryFrom Where the new run starts; absent means `failed_node`.
+type ExecutionRetryFrom string
+
+// ExecutionStatus defines model for ExecutionStatus.
+type ExecutionStatus string
+
+// ExecutionSummary defines model for ExecutionSummary.
+type ExecutionSummary struct {
+	ApiTokenId     nullable.Nullable[int64]          `json:"api_token_id"`
+	CompletedAt    nullable.Nullable[apitime.Time]   `json:"completed_at"`
+	CompletedNodes int                               `json:"completed_nodes"`
+	ConversationId nullable.Nullable[int64]          `json:"conversation_id"`
+	DurationMs     nullable.Nullable[int64]          `json:"duration_ms"`
+	Error          nullable.Nullable[ExecutionError] `json:"error"`
+	FailedNodes    int                               `json:"failed_nodes"`
+	FlowId         int64                             `json:"flow_id"`
+	FlowRevision   int                               `json:"flow_revision"`
+	FlowVersion    nullable.Nullable[int]            `json:"flow_version"`
+	HasErrors      bool                              `json:"has_errors"`
+	Id             int64                             `json:"id"`
+	Mode           ExecutionMode                     `json:"mode"`
+	QueuedAt       apitime.Time                      `json:"queued_at"`
+	RetryOf        nullable.Nullable[int64]          `json:"retry_of"`
+	SkippedNodes   int                               `json:"skipped_nodes"`
+	StartedAt      nullable.Nullable[apitime.Time]   `json:"started_at"`
+	Status         ExecutionStatus                   `json:"status"`
+	TotalNodes     int                               `json:"total_nodes"`
+	TriggeredBy    nullable.Nullable[int64]          `json:"triggered_by"`
+}
+
 // Flow defines model for Flow.
 type Flow struct {
 	ArchivedAt nullable.Nullable[apitime.Time] `json:"archived_at"`
@@ -634,6 +943,30 @@ type FlowVersionSummaryPage struct {
 // FlowVisibility `private`: the owner and admins; `team`: also the members of `team_id`; `public`: every holder of flow:read.
 type FlowVisibility string
 
+// FlowWebhookAccepted defines model for FlowWebhookAccepted.
+type FlowWebhookAccepted struct {
+	ExecutionId int64           `json:"execution_id"`
+	Status      ExecutionStatus `json:"status"`
+}
+
+// FlowWebhookAnswer The `body` of the `response-data` node that ended the run.
+type FlowWebhookAnswer = interface{}
+
+// FlowWebhookForm defines model for FlowWebhookForm.
+type FlowWebhookForm map[string]interface{}
+
+// FlowWebhookJSON Any JSON document; it becomes the trigger's `body`.
+type FlowWebhookJSON = interface{}
+
+// FlowWebhookKey defines model for FlowWebhookKey.
+type FlowWebhookKey struct {
+	// WebhookUrl The new receiver URL; the previous key stops working at once.
+	WebhookUrl string `json:"webhook_url"`
+}
+
+// FlowWebhookText defines model for FlowWebhookText.
+type FlowWebhookText = string
+
 // FlowWriteStatus Writing `published` publishes the flow; writing `draft` unpublishes it.
 type FlowWriteStatus string
 
@@ -753,6 +1086,110 @@ type MeAuth struct {
 
 // MeAuthType defines model for MeAuth.Type.
 type MeAuthType string
+
+// NodeError defines model for NodeError.
+type NodeError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// NodeExecution defines model for NodeExecution.
+type NodeExecution struct {
+	Attempt     int                             `json:"attempt"`
+	CompletedAt nullable.Nullable[apitime.Time] `json:"completed_at"`
+	DurationMs  nullable.Nullable[int64]        `json:"duration_ms"`
+	Error       nullable.Nullable[NodeError]    `json:"error"`
+
+	// Handle The branch the node took.
+	Handle nullable.Nullable[string] `json:"handle"`
+	Id     int64                     `json:"id"`
+
+	// Input The resolved config, with secrets redacted.
+	Input     interface{} `json:"input"`
+	NodeId    string      `json:"node_id"`
+	NodeLabel string      `json:"node_label"`
+	NodeType  string      `json:"node_type"`
+
+	// Output What the node produced (truncated to 64 KiB in lists, with `truncated`).
+	Output     interface{}              `json:"output"`
+	ReusedFrom nullable.Nullable[int64] `json:"reused_from"`
+	StartedAt  apitime.Time             `json:"started_at"`
+	Status     NodeExecutionStatus      `json:"status"`
+	Truncated  bool                     `json:"truncated"`
+}
+
+// NodeExecutionStatus defines model for NodeExecutionStatus.
+type NodeExecutionStatus string
+
+// NodeType defines model for NodeType.
+type NodeType struct {
+	Category    NodeTypeCategoryID `json:"category"`
+	Color       string             `json:"color"`
+	Deprecated  bool               `json:"deprecated"`
+	Description string             `json:"description"`
+
+	// DynamicOutputs `categories` (ai-classify) or `cases` (logic-switch): the handles come from the config.
+	DynamicOutputs nullable.Nullable[string] `json:"dynamic_outputs"`
+	Icon           string                    `json:"icon"`
+	Id             string                    `json:"id"`
+	Label          string                    `json:"label"`
+	OutputSchema   map[string]interface{}    `json:"output_schema"`
+	Outputs        []NodeTypeOutput          `json:"outputs"`
+	Properties     []NodeTypeProperty        `json:"properties"`
+	SchemaVersion  int                       `json:"schema_version"`
+}
+
+// NodeTypeCategory defines model for NodeTypeCategory.
+type NodeTypeCategory struct {
+	Color string             `json:"color"`
+	Id    NodeTypeCategoryID `json:"id"`
+	Label string             `json:"label"`
+}
+
+// NodeTypeCategoryID defines model for NodeTypeCategoryID.
+type NodeTypeCategoryID string
+
+// NodeTypeCategoryList defines model for NodeTypeCategoryList.
+type NodeTypeCategoryList struct {
+	Items []NodeTypeCategory `json:"items"`
+}
+
+// NodeTypeList defines model for NodeTypeList.
+type NodeTypeList struct {
+	Items []NodeType `json:"items"`
+}
+
+// NodeTypeOption defines model for NodeTypeOption.
+type NodeTypeOption struct {
+	Label string `json:"label"`
+	Value string `json:"value"`
+}
+
+// NodeTypeOutput defines model for NodeTypeOutput.
+type NodeTypeOutput struct {
+	Handle string `json:"handle"`
+	Label  string `json:"label"`
+}
+
+// NodeTypeProperty defines model for NodeTypeProperty.
+type NodeTypeProperty struct {
+	Default        interface{}          `json:"default,omitempty"`
+	Description    string               `json:"description"`
+	ItemProperties *[]NodeTypeProperty  `json:"item_properties,omitempty"`
+	Label          string               `json:"label"`
+	Max            *float32             `json:"max,omitempty"`
+	Min            *float32             `json:"min,omitempty"`
+	Name           string               `json:"name"`
+	Options        *[]NodeTypeOption    `json:"options,omitempty"`
+	OptionsSource  *string              `json:"options_source,omitempty"`
+	Placeholder    *string              `json:"placeholder,omitempty"`
+	Required       bool                 `json:"required"`
+	Templated      bool                 `json:"templated"`
+	Type           NodeTypePropertyType `json:"type"`
+}
+
+// NodeTypePropertyType defines model for NodeTypeProperty.Type.
+type NodeTypePropertyType string
 
 // PageMeta The paging fields of every page list.
 type PageMeta struct {
@@ -1050,6 +1487,12 @@ type ApiTokenID = int64
 // ApiTokenSort defines model for ApiTokenSort.
 type ApiTokenSort = []string
 
+// Cursor defines model for Cursor.
+type Cursor = string
+
+// ExecutionID defines model for ExecutionID.
+type ExecutionID = int64
+
 // FlowID defines model for FlowID.
 type FlowID = int64
 
@@ -1058,6 +1501,9 @@ type FlowVersionNumber = int32
 
 // IfMatch defines model for IfMatch.
 type IfMatch = string
+
+// Limit defines model for Limit.
+type Limit = int
 
 // Page defines model for Page.
 type Page = int
@@ -1076,6 +1522,12 @@ type TeamID = int64
 
 // UserID defines model for UserID.
 type UserID = int64
+
+// WaitMS defines model for WaitMS.
+type WaitMS = int
+
+// ExecutionCreated defines model for ExecutionCreated.
+type ExecutionCreated = Execution
 
 // FlowWithETag defines model for FlowWithETag.
 type FlowWithETag = Flow
@@ -1102,6 +1554,55 @@ type ListApiTokensParamsSort string
 type GetLoginUrlParams struct {
 	// RedirectUri Where Casdoor sends the browser back; one of the configured redirect URIs.
 	RedirectUri *string `form:"redirect_uri,omitempty" json:"redirect_uri,omitempty"`
+}
+
+// ListExecutionsParams defines parameters for ListExecutions.
+type ListExecutionsParams struct {
+	// Cursor The `next_cursor` of the previous batch.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// Limit Items per batch.
+	Limit  *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+	FlowId *int64 `form:"flow_id,omitempty" json:"flow_id,omitempty"`
+
+	// Status Repeatable.
+	Status *[]ExecutionStatus `form:"status,omitempty" json:"status,omitempty"`
+	Mode   *ExecutionMode     `form:"mode,omitempty" json:"mode,omitempty"`
+
+	// TriggeredBy `me` or a user id.
+	TriggeredBy *string `form:"triggered_by,omitempty" json:"triggered_by,omitempty"`
+
+	// From Runs queued at or after this time.
+	From *time.Time `form:"from,omitempty" json:"from,omitempty"`
+
+	// To Runs queued before this time.
+	To *time.Time `form:"to,omitempty" json:"to,omitempty"`
+}
+
+// CreateExecutionParams defines parameters for CreateExecution.
+type CreateExecutionParams struct {
+	// WaitMs How long to wait for the run to end before answering (0–30000 ms).
+	WaitMs *WaitMS `form:"wait_ms,omitempty" json:"wait_ms,omitempty"`
+}
+
+// GetExecutionParams defines parameters for GetExecution.
+type GetExecutionParams struct {
+	Include *GetExecutionParamsInclude `form:"include,omitempty" json:"include,omitempty"`
+}
+
+// GetExecutionParamsInclude defines parameters for GetExecution.
+type GetExecutionParamsInclude string
+
+// GetExecutionEventsParams defines parameters for GetExecutionEvents.
+type GetExecutionEventsParams struct {
+	// LastEventID The `id` of the last event received; the stream resumes after it.
+	LastEventID *string `json:"Last-Event-ID,omitempty"`
+}
+
+// RetryExecutionParams defines parameters for RetryExecution.
+type RetryExecutionParams struct {
+	// WaitMs How long to wait for the run to end before answering (0–30000 ms).
+	WaitMs *WaitMS `form:"wait_ms,omitempty" json:"wait_ms,omitempty"`
 }
 
 // ListFlowsParams defines parameters for ListFlows.
@@ -1157,6 +1658,11 @@ type ListFlowVersionsParams struct {
 type RestoreFlowVersionParams struct {
 	// IfMatch The `ETag` last read; a mismatch answers 412 and changes nothing.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
+}
+
+// ListNodeTypesParams defines parameters for ListNodeTypes.
+type ListNodeTypesParams struct {
+	Category *NodeTypeCategoryID `form:"category,omitempty" json:"category,omitempty"`
 }
 
 // ListTeamsParams defines parameters for ListTeams.
@@ -1240,6 +1746,15 @@ type ExchangeCodeJSONRequestBody = CasdoorCallback
 // RefreshTokensJSONRequestBody defines body for RefreshTokens for application/json ContentType.
 type RefreshTokensJSONRequestBody = RefreshRequest
 
+// CreateExecutionJSONRequestBody defines body for CreateExecution for application/json ContentType.
+type CreateExecutionJSONRequestBody = ExecutionCreate
+
+// StreamExecutionJSONRequestBody defines body for StreamExecution for application/json ContentType.
+type StreamExecutionJSONRequestBody = ExecutionCreate
+
+// RetryExecutionJSONRequestBody defines body for RetryExecution for application/json ContentType.
+type RetryExecutionJSONRequestBody = ExecutionRetry
+
 // CreateFlowJSONRequestBody defines body for CreateFlow for application/json ContentType.
 type CreateFlowJSONRequestBody = FlowCreate
 
@@ -1275,6 +1790,15 @@ type SetTeamMembersJSONRequestBody = TeamMembersSet
 
 // UpdateUserRoleJSONRequestBody defines body for UpdateUserRole for application/json ContentType.
 type UpdateUserRoleJSONRequestBody = UserRoleUpdate
+
+// ReceiveFlowWebhookJSONRequestBody defines body for ReceiveFlowWebhook for application/json ContentType.
+type ReceiveFlowWebhookJSONRequestBody = FlowWebhookJSON
+
+// ReceiveFlowWebhookFormdataRequestBody defines body for ReceiveFlowWebhook for application/x-www-form-urlencoded ContentType.
+type ReceiveFlowWebhookFormdataRequestBody = FlowWebhookForm
+
+// ReceiveFlowWebhookTextRequestBody defines body for ReceiveFlowWebhook for text/plain ContentType.
+type ReceiveFlowWebhookTextRequestBody = FlowWebhookText
 
 // Getter for additional properties for Graph. Returns the specified
 // element and whether it was found
@@ -2185,6 +2709,119 @@ type ClientInterface interface {
 	// Corresponds with POST /casdoor/auth/refresh (the `RefreshTokens` operationId).
 	RefreshTokens(ctx context.Context, body RefreshTokensJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ListExecutions List executions
+	//
+	// A cursor list of run summaries, newest first, over the flows the caller can read. Filters combine;
+	// a cursor only works with the filters it was issued for.
+	//
+	// Corresponds with GET /executions (the `ListExecutions` operationId).
+	ListExecutions(ctx context.Context, params *ListExecutionsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateExecutionWithBody Run a flow
+	//
+	// Queues a run durably (a database row and a job in one transaction) and waits up to `wait_ms` for it
+	// to end, then answers with the run as it stands. The flow must be readable and complete; `input_data`
+	// is checked against the trigger's `inputFields`. Runs the working copy unless `version` is given.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /executions (the `CreateExecution` operationId).
+	CreateExecutionWithBody(ctx context.Context, params *CreateExecutionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateExecution Run a flow
+	//
+	// Queues a run durably (a database row and a job in one transaction) and waits up to `wait_ms` for it
+	// to end, then answers with the run as it stands. The flow must be readable and complete; `input_data`
+	// is checked against the trigger's `inputFields`. Runs the working copy unless `version` is given.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /executions (the `CreateExecution` operationId).
+	CreateExecution(ctx context.Context, params *CreateExecutionParams, body CreateExecutionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// StreamExecutionWithBody Run a flow and stream its events
+	//
+	// Same body and checks as `POST /executions`; answers `text/event-stream` with the run's events from
+	// `execution.created` to the terminal event (`event:`, `id: <seq>`, `data: <JSON>`; `retry: 2000`
+	// first; a `: ping` comment every 15 s). Closing the stream does not cancel the run.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /executions/stream (the `StreamExecution` operationId).
+	StreamExecutionWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// StreamExecution Run a flow and stream its events
+	//
+	// Same body and checks as `POST /executions`; answers `text/event-stream` with the run's events from
+	// `execution.created` to the terminal event (`event:`, `id: <seq>`, `data: <JSON>`; `retry: 2000`
+	// first; a `: ping` comment every 15 s). Closing the stream does not cancel the run.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /executions/stream (the `StreamExecution` operationId).
+	StreamExecution(ctx context.Context, body StreamExecutionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteExecution Delete an execution
+	//
+	// Deletes an ended run with its node records and events. A run still active answers 409.
+	//
+	// Corresponds with DELETE /executions/{id} (the `DeleteExecution` operationId).
+	DeleteExecution(ctx context.Context, id ExecutionID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetExecution Get an execution
+	//
+	// The run with its node records, ordered by start. `include=graph` adds the exact graph that ran.
+	// Outputs over 64 KiB are truncated (`truncated: true`); `GET …/nodes/{node_execution_id}` has them whole.
+	//
+	// Corresponds with GET /executions/{id} (the `GetExecution` operationId).
+	GetExecution(ctx context.Context, id ExecutionID, params *GetExecutionParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CancelExecution Cancel an execution
+	//
+	// A queued or waiting run is cancelled at once; a running one is signalled and its worker stops it
+	// (in-flight HTTP and AI calls are aborted). Answers with the run as it stands; an ended run answers 409.
+	//
+	// Corresponds with POST /executions/{id}/cancel (the `CancelExecution` operationId).
+	CancelExecution(ctx context.Context, id ExecutionID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetExecutionEvents Stream an execution's events
+	//
+	// Server-sent events of an existing run: replays from the start (or after `Last-Event-ID`), then follows
+	// live, and closes after the terminal event. Past the event retention, one terminal event built from the
+	// run is sent.
+	//
+	// Corresponds with GET /executions/{id}/events (the `GetExecutionEvents` operationId).
+	GetExecutionEvents(ctx context.Context, id ExecutionID, params *GetExecutionEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetNodeExecution Get one node record
+	//
+	// One node record with its full `input` and `output`.
+	//
+	// Corresponds with GET /executions/{id}/nodes/{node_execution_id} (the `GetNodeExecution` operationId).
+	GetNodeExecution(ctx context.Context, id ExecutionID, nodeExecutionId int64, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RetryExecutionWithBody Retry an execution
+	//
+	// Creates a new run (`mode=retry`, `retry_of`) of a failed or cancelled run on the same graph. From
+	// `failed_node` (default) the completed nodes' records are reused and the run resumes at the node(s)
+	// that failed or were cancelled; from `start` everything runs again.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /executions/{id}/retry (the `RetryExecution` operationId).
+	RetryExecutionWithBody(ctx context.Context, id ExecutionID, params *RetryExecutionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RetryExecution Retry an execution
+	//
+	// Creates a new run (`mode=retry`, `retry_of`) of a failed or cancelled run on the same graph. From
+	// `failed_node` (default) the completed nodes' records are reused and the run resumes at the node(s)
+	// that failed or were cancelled; from `start` everything runs again.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /executions/{id}/retry (the `RetryExecution` operationId).
+	RetryExecution(ctx context.Context, id ExecutionID, params *RetryExecutionParams, body RetryExecutionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListFlows List flows
 	//
 	// A page of flow summaries (without `data`) that the caller can see: their own flows, `team` flows of
@@ -2374,6 +3011,35 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /flows/{id}/versions/{version}/restore (the `RestoreFlowVersion` operationId).
 	RestoreFlowVersion(ctx context.Context, id FlowID, version FlowVersionNumber, params *RestoreFlowVersionParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RotateFlowWebhookKey Rotate the webhook key
+	//
+	// Gives the flow's `trigger-webhook` a new key and returns the receiver URL; the previous key stops working
+	// at once. A flow without a `trigger-webhook` in its working copy answers 409 `invalid-state`.
+	//
+	// Corresponds with POST /flows/{id}/webhook-key (the `RotateFlowWebhookKey` operationId).
+	RotateFlowWebhookKey(ctx context.Context, id FlowID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListNodeTypes List node types
+	//
+	// The engine's own registry, so the editor shows exactly what runs.
+	//
+	// Corresponds with GET /node-types (the `ListNodeTypes` operationId).
+	ListNodeTypes(ctx context.Context, params *ListNodeTypesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListNodeTypeCategories List node type categories
+	//
+	// The five categories of node types.
+	//
+	// Corresponds with GET /node-types/categories (the `ListNodeTypeCategories` operationId).
+	ListNodeTypeCategories(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetNodeType Get a node type
+	//
+	// One node type definition; an unknown id answers 404.
+	//
+	// Corresponds with GET /node-types/{type_id} (the `GetNodeType` operationId).
+	GetNodeType(ctx context.Context, typeId string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListPermissions The permission catalogue
 	//
@@ -2585,6 +3251,58 @@ type ClientInterface interface {
 	//
 	// Corresponds with DELETE /users/{user_id}/api-tokens/{id} (the `DeleteUserApiToken` operationId).
 	DeleteUserApiToken(ctx context.Context, userId PathUserID, id ApiTokenID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ReceiveFlowWebhookWithBody Start a flow from a webhook
+	//
+	// Starts the published version of the flow whose `trigger-webhook` owns this key. The trigger's output is
+	// `{method, query, headers, body, received_at}` (headers lower-cased, auth and cookie headers dropped; a
+	// JSON body parsed, otherwise a string). In `immediate` mode the answer is 202 with the run id; in
+	// `last_node` mode the receiver waits up to 30 s for a `response-data` node and answers with its status,
+	// headers and body, falling back to 202.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
+	ReceiveFlowWebhookWithBody(ctx context.Context, endpointKey string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ReceiveFlowWebhook Start a flow from a webhook
+	//
+	// Starts the published version of the flow whose `trigger-webhook` owns this key. The trigger's output is
+	// `{method, query, headers, body, received_at}` (headers lower-cased, auth and cookie headers dropped; a
+	// JSON body parsed, otherwise a string). In `immediate` mode the answer is 202 with the run id; in
+	// `last_node` mode the receiver waits up to 30 s for a `response-data` node and answers with its status,
+	// headers and body, falling back to 202.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
+	ReceiveFlowWebhook(ctx context.Context, endpointKey string, body ReceiveFlowWebhookJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ReceiveFlowWebhookWithFormdataBody Start a flow from a webhook
+	//
+	// Starts the published version of the flow whose `trigger-webhook` owns this key. The trigger's output is
+	// `{method, query, headers, body, received_at}` (headers lower-cased, auth and cookie headers dropped; a
+	// JSON body parsed, otherwise a string). In `immediate` mode the answer is 202 with the run id; in
+	// `last_node` mode the receiver waits up to 30 s for a `response-data` node and answers with its status,
+	// headers and body, falling back to 202.
+	//
+	// Takes a body of the `application/x-www-form-urlencoded` content type.
+	//
+	// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
+	ReceiveFlowWebhookWithFormdataBody(ctx context.Context, endpointKey string, body ReceiveFlowWebhookFormdataRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ReceiveFlowWebhookWithTextBody Start a flow from a webhook
+	//
+	// Starts the published version of the flow whose `trigger-webhook` owns this key. The trigger's output is
+	// `{method, query, headers, body, received_at}` (headers lower-cased, auth and cookie headers dropped; a
+	// JSON body parsed, otherwise a string). In `immediate` mode the answer is 202 with the run id; in
+	// `last_node` mode the receiver waits up to 30 s for a `response-data` node and answers with its status,
+	// headers and body, falling back to 202.
+	//
+	// Takes a body of the `text/plain` content type.
+	//
+	// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
+	ReceiveFlowWebhookWithTextBody(ctx context.Context, endpointKey string, body ReceiveFlowWebhookTextRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 }
 
 // ListApiTokens List my API tokens
@@ -2808,6 +3526,239 @@ func (c *Client) RefreshTokensWithBody(ctx context.Context, contentType string, 
 // Corresponds with POST /casdoor/auth/refresh (the `RefreshTokens` operationId).
 func (c *Client) RefreshTokens(ctx context.Context, body RefreshTokensJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewRefreshTokensRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListExecutions List executions
+//
+// A cursor list of run summaries, newest first, over the flows the caller can read. Filters combine;
+// a cursor only works with the filters it was issued for.
+//
+// Corresponds with GET /executions (the `ListExecutions` operationId).
+func (c *Client) ListExecutions(ctx context.Context, params *ListExecutionsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListExecutionsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateExecutionWithBody Run a flow
+//
+// Queues a run durably (a database row and a job in one transaction) and waits up to `wait_ms` for it
+// to end, then answers with the run as it stands. The flow must be readable and complete; `input_data`
+// is checked against the trigger's `inputFields`. Runs the working copy unless `version` is given.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /executions (the `CreateExecution` operationId).
+func (c *Client) CreateExecutionWithBody(ctx context.Context, params *CreateExecutionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateExecutionRequestWithBody(c.Server, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateExecution Run a flow
+//
+// Queues a run durably (a database row and a job in one transaction) and waits up to `wait_ms` for it
+// to end, then answers with the run as it stands. The flow must be readable and complete; `input_data`
+// is checked against the trigger's `inputFields`. Runs the working copy unless `version` is given.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /executions (the `CreateExecution` operationId).
+func (c *Client) CreateExecution(ctx context.Context, params *CreateExecutionParams, body CreateExecutionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateExecutionRequest(c.Server, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// StreamExecutionWithBody Run a flow and stream its events
+//
+// Same body and checks as `POST /executions`; answers `text/event-stream` with the run's events from
+// `execution.created` to the terminal event (`event:`, `id: <seq>`, `data: <JSON>`; `retry: 2000`
+// first; a `: ping` comment every 15 s). Closing the stream does not cancel the run.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /executions/stream (the `StreamExecution` operationId).
+func (c *Client) StreamExecutionWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewStreamExecutionRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// StreamExecution Run a flow and stream its events
+//
+// Same body and checks as `POST /executions`; answers `text/event-stream` with the run's events from
+// `execution.created` to the terminal event (`event:`, `id: <seq>`, `data: <JSON>`; `retry: 2000`
+// first; a `: ping` comment every 15 s). Closing the stream does not cancel the run.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /executions/stream (the `StreamExecution` operationId).
+func (c *Client) StreamExecution(ctx context.Context, body StreamExecutionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewStreamExecutionRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteExecution Delete an execution
+//
+// Deletes an ended run with its node records and events. A run still active answers 409.
+//
+// Corresponds with DELETE /executions/{id} (the `DeleteExecution` operationId).
+func (c *Client) DeleteExecution(ctx context.Context, id ExecutionID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteExecutionRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetExecution Get an execution
+//
+// The run with its node records, ordered by start. `include=graph` adds the exact graph that ran.
+// Outputs over 64 KiB are truncated (`truncated: true`); `GET …/nodes/{node_execution_id}` has them whole.
+//
+// Corresponds with GET /executions/{id} (the `GetExecution` operationId).
+func (c *Client) GetExecution(ctx context.Context, id ExecutionID, params *GetExecutionParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetExecutionRequest(c.Server, id, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CancelExecution Cancel an execution
+//
+// A queued or waiting run is cancelled at once; a running one is signalled and its worker stops it
+// (in-flight HTTP and AI calls are aborted). Answers with the run as it stands; an ended run answers 409.
+//
+// Corresponds with POST /executions/{id}/cancel (the `CancelExecution` operationId).
+func (c *Client) CancelExecution(ctx context.Context, id ExecutionID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCancelExecutionRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetExecutionEvents Stream an execution's events
+//
+// Server-sent events of an existing run: replays from the start (or after `Last-Event-ID`), then follows
+// live, and closes after the terminal event. Past the event retention, one terminal event built from the
+// run is sent.
+//
+// Corresponds with GET /executions/{id}/events (the `GetExecutionEvents` operationId).
+func (c *Client) GetExecutionEvents(ctx context.Context, id ExecutionID, params *GetExecutionEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetExecutionEventsRequest(c.Server, id, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetNodeExecution Get one node record
+//
+// One node record with its full `input` and `output`.
+//
+// Corresponds with GET /executions/{id}/nodes/{node_execution_id} (the `GetNodeExecution` operationId).
+func (c *Client) GetNodeExecution(ctx context.Context, id ExecutionID, nodeExecutionId int64, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetNodeExecutionRequest(c.Server, id, nodeExecutionId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RetryExecutionWithBody Retry an execution
+//
+// Creates a new run (`mode=retry`, `retry_of`) of a failed or cancelled run on the same graph. From
+// `failed_node` (default) the completed nodes' records are reused and the run resumes at the node(s)
+// that failed or were cancelled; from `start` everything runs again.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /executions/{id}/retry (the `RetryExecution` operationId).
+func (c *Client) RetryExecutionWithBody(ctx context.Context, id ExecutionID, params *RetryExecutionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRetryExecutionRequestWithBody(c.Server, id, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RetryExecution Retry an execution
+//
+// Creates a new run (`mode=retry`, `retry_of`) of a failed or cancelled run on the same graph. From
+// `failed_node` (default) the completed nodes' records are reused and the run resumes at the node(s)
+// that failed or were cancelled; from `start` everything runs again.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /executions/{id}/retry (the `RetryExecution` operationId).
+func (c *Client) RetryExecution(ctx context.Context, id ExecutionID, params *RetryExecutionParams, body RetryExecutionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRetryExecutionRequest(c.Server, id, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -3208,6 +4159,75 @@ func (c *Client) GetFlowVersion(ctx context.Context, id FlowID, version FlowVers
 // Corresponds with POST /flows/{id}/versions/{version}/restore (the `RestoreFlowVersion` operationId).
 func (c *Client) RestoreFlowVersion(ctx context.Context, id FlowID, version FlowVersionNumber, params *RestoreFlowVersionParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewRestoreFlowVersionRequest(c.Server, id, version, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RotateFlowWebhookKey Rotate the webhook key
+//
+// Gives the flow's `trigger-webhook` a new key and returns the receiver URL; the previous key stops working
+// at once. A flow without a `trigger-webhook` in its working copy answers 409 `invalid-state`.
+//
+// Corresponds with POST /flows/{id}/webhook-key (the `RotateFlowWebhookKey` operationId).
+func (c *Client) RotateFlowWebhookKey(ctx context.Context, id FlowID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRotateFlowWebhookKeyRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListNodeTypes List node types
+//
+// The engine's own registry, so the editor shows exactly what runs.
+//
+// Corresponds with GET /node-types (the `ListNodeTypes` operationId).
+func (c *Client) ListNodeTypes(ctx context.Context, params *ListNodeTypesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListNodeTypesRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListNodeTypeCategories List node type categories
+//
+// The five categories of node types.
+//
+// Corresponds with GET /node-types/categories (the `ListNodeTypeCategories` operationId).
+func (c *Client) ListNodeTypeCategories(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListNodeTypeCategoriesRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetNodeType Get a node type
+//
+// One node type definition; an unknown id answers 404.
+//
+// Corresponds with GET /node-types/{type_id} (the `GetNodeType` operationId).
+func (c *Client) GetNodeType(ctx context.Context, typeId string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetNodeTypeRequest(c.Server, typeId)
 	if err != nil {
 		return nil, err
 	}
@@ -3689,6 +4709,98 @@ func (c *Client) DeleteUserApiToken(ctx context.Context, userId PathUserID, id A
 	return c.Client.Do(req)
 }
 
+// ReceiveFlowWebhookWithBody Start a flow from a webhook
+//
+// Starts the published version of the flow whose `trigger-webhook` owns this key. The trigger's output is
+// `{method, query, headers, body, received_at}` (headers lower-cased, auth and cookie headers dropped; a
+// JSON body parsed, otherwise a string). In `immediate` mode the answer is 202 with the run id; in
+// `last_node` mode the receiver waits up to 30 s for a `response-data` node and answers with its status,
+// headers and body, falling back to 202.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
+func (c *Client) ReceiveFlowWebhookWithBody(ctx context.Context, endpointKey string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewReceiveFlowWebhookRequestWithBody(c.Server, endpointKey, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ReceiveFlowWebhook Start a flow from a webhook
+//
+// Starts the published version of the flow whose `trigger-webhook` owns this key. The trigger's output is
+// `{method, query, headers, body, received_at}` (headers lower-cased, auth and cookie headers dropped; a
+// JSON body parsed, otherwise a string). In `immediate` mode the answer is 202 with the run id; in
+// `last_node` mode the receiver waits up to 30 s for a `response-data` node and answers with its status,
+// headers and body, falling back to 202.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
+func (c *Client) ReceiveFlowWebhook(ctx context.Context, endpointKey string, body ReceiveFlowWebhookJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewReceiveFlowWebhookRequest(c.Server, endpointKey, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ReceiveFlowWebhookWithFormdataBody Start a flow from a webhook
+//
+// Starts the published version of the flow whose `trigger-webhook` owns this key. The trigger's output is
+// `{method, query, headers, body, received_at}` (headers lower-cased, auth and cookie headers dropped; a
+// JSON body parsed, otherwise a string). In `immediate` mode the answer is 202 with the run id; in
+// `last_node` mode the receiver waits up to 30 s for a `response-data` node and answers with its status,
+// headers and body, falling back to 202.
+//
+// Takes a body of the `application/x-www-form-urlencoded` content type.
+//
+// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
+func (c *Client) ReceiveFlowWebhookWithFormdataBody(ctx context.Context, endpointKey string, body ReceiveFlowWebhookFormdataRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewReceiveFlowWebhookRequestWithFormdataBody(c.Server, endpointKey, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ReceiveFlowWebhookWithTextBody Start a flow from a webhook
+//
+// Starts the published version of the flow whose `trigger-webhook` owns this key. The trigger's output is
+// `{method, query, headers, body, received_at}` (headers lower-cased, auth and cookie headers dropped; a
+// JSON body parsed, otherwise a string). In `immediate` mode the answer is 202 with the run id; in
+// `last_node` mode the receiver waits up to 30 s for a `response-data` node and answers with its status,
+// headers and body, falling back to 202.
+//
+// Takes a body of the `text/plain` content type.
+//
+// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
+func (c *Client) ReceiveFlowWebhookWithTextBody(ctx context.Context, endpointKey string, body ReceiveFlowWebhookTextRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewReceiveFlowWebhookRequestWithTextBody(c.Server, endpointKey, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // NewListApiTokensRequest constructs an http.Request for the ListApiTokens method
 func NewListApiTokensRequest(server string, params *ListApiTokensParams) (*http.Request, error) {
 	var err error
@@ -4051,6 +5163,544 @@ func NewRefreshTokensRequestWithBody(server string, contentType string, body io.
 	queryURL, err := serverURL.Parse(operationPath)
 	if err != nil {
 		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewListExecutionsRequest constructs an http.Request for the ListExecutions method
+func NewListExecutionsRequest(server string, params *ListExecutionsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/executions")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.FlowId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "flow_id", *params.FlowId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Status != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "status", *params.Status, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "array", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Mode != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "mode", *params.Mode, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.TriggeredBy != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "triggered_by", *params.TriggeredBy, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.From != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "from", *params.From, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.To != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "to", *params.To, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCreateExecutionRequest calls the generic CreateExecution builder with application/json body
+func NewCreateExecutionRequest(server string, params *CreateExecutionParams, body CreateExecutionJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreateExecutionRequestWithBody(server, params, "application/json", bodyReader)
+}
+
+// NewCreateExecutionRequestWithBody constructs an http.Request for the CreateExecution method, with any body, and a specified content type
+func NewCreateExecutionRequestWithBody(server string, params *CreateExecutionParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/executions")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.WaitMs != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "wait_ms", *params.WaitMs, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewStreamExecutionRequest calls the generic StreamExecution builder with application/json body
+func NewStreamExecutionRequest(server string, body StreamExecutionJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewStreamExecutionRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewStreamExecutionRequestWithBody constructs an http.Request for the StreamExecution method, with any body, and a specified content type
+func NewStreamExecutionRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/executions/stream")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewDeleteExecutionRequest constructs an http.Request for the DeleteExecution method
+func NewDeleteExecutionRequest(server string, id ExecutionID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/executions/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetExecutionRequest constructs an http.Request for the GetExecution method
+func NewGetExecutionRequest(server string, id ExecutionID, params *GetExecutionParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/executions/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Include != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "include", *params.Include, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCancelExecutionRequest constructs an http.Request for the CancelExecution method
+func NewCancelExecutionRequest(server string, id ExecutionID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/executions/%s/cancel", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetExecutionEventsRequest constructs an http.Request for the GetExecutionEvents method
+func NewGetExecutionEventsRequest(server string, id ExecutionID, params *GetExecutionEventsParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/executions/%s/events", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.LastEventID != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Last-Event-ID", *params.LastEventID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Last-Event-ID", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewGetNodeExecutionRequest constructs an http.Request for the GetNodeExecution method
+func NewGetNodeExecutionRequest(server string, id ExecutionID, nodeExecutionId int64) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "node_execution_id", nodeExecutionId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/executions/%s/nodes/%s", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewRetryExecutionRequest calls the generic RetryExecution builder with application/json body
+func NewRetryExecutionRequest(server string, id ExecutionID, params *RetryExecutionParams, body RetryExecutionJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewRetryExecutionRequestWithBody(server, id, params, "application/json", bodyReader)
+}
+
+// NewRetryExecutionRequestWithBody constructs an http.Request for the RetryExecution method, with any body, and a specified content type
+func NewRetryExecutionRequestWithBody(server string, id ExecutionID, params *RetryExecutionParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/executions/%s/retry", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.WaitMs != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "wait_ms", *params.WaitMs, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
 	}
 
 	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
@@ -4820,6 +6470,155 @@ func NewRestoreFlowVersionRequest(server string, id FlowID, version FlowVersionN
 			req.Header.Set("If-Match", headerParam0)
 		}
 
+	}
+
+	return req, nil
+}
+
+// NewRotateFlowWebhookKeyRequest constructs an http.Request for the RotateFlowWebhookKey method
+func NewRotateFlowWebhookKeyRequest(server string, id FlowID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/flows/%s/webhook-key", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewListNodeTypesRequest constructs an http.Request for the ListNodeTypes method
+func NewListNodeTypesRequest(server string, params *ListNodeTypesParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/node-types")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Category != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "category", *params.Category, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewListNodeTypeCategoriesRequest constructs an http.Request for the ListNodeTypeCategories method
+func NewListNodeTypeCategoriesRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/node-types/categories")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetNodeTypeRequest constructs an http.Request for the GetNodeType method
+func NewGetNodeTypeRequest(server string, typeId string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "type_id", typeId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/node-types/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
 	}
 
 	return req, nil
@@ -5839,6 +7638,75 @@ func NewDeleteUserApiTokenRequest(server string, userId PathUserID, id ApiTokenI
 	return req, nil
 }
 
+// NewReceiveFlowWebhookRequest calls the generic ReceiveFlowWebhook builder with application/json body
+func NewReceiveFlowWebhookRequest(server string, endpointKey string, body ReceiveFlowWebhookJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewReceiveFlowWebhookRequestWithBody(server, endpointKey, "application/json", bodyReader)
+}
+
+// NewReceiveFlowWebhookRequestWithFormdataBody calls the generic ReceiveFlowWebhook builder with application/x-www-form-urlencoded body
+func NewReceiveFlowWebhookRequestWithFormdataBody(server string, endpointKey string, body ReceiveFlowWebhookFormdataRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	bodyStr, err := runtime.MarshalForm(body, nil)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = strings.NewReader(bodyStr.Encode())
+	return NewReceiveFlowWebhookRequestWithBody(server, endpointKey, "application/x-www-form-urlencoded", bodyReader)
+}
+
+// NewReceiveFlowWebhookRequestWithTextBody calls the generic ReceiveFlowWebhook builder with text/plain body
+func NewReceiveFlowWebhookRequestWithTextBody(server string, endpointKey string, body ReceiveFlowWebhookTextRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	if stringer, ok := interface{}(body).(fmt.Stringer); ok {
+		bodyReader = strings.NewReader(stringer.String())
+	} else {
+		bodyReader = strings.NewReader(fmt.Sprint(body))
+	}
+	return NewReceiveFlowWebhookRequestWithBody(server, endpointKey, "text/plain", bodyReader)
+}
+
+// NewReceiveFlowWebhookRequestWithBody constructs an http.Request for the ReceiveFlowWebhook method, with any body, and a specified content type
+func NewReceiveFlowWebhookRequestWithBody(server string, endpointKey string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "endpoint_key", endpointKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/webhooks/flows/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 func (c *Client) applyEditors(ctx context.Context, req *http.Request, additionalEditors []RequestEditorFn) error {
 	for _, r := range c.RequestEditors {
 		if err := r(ctx, req); err != nil {
@@ -6005,6 +7873,131 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /casdoor/auth/refresh (the `RefreshTokens` operationId).
 	RefreshTokensWithResponse(ctx context.Context, body RefreshTokensJSONRequestBody, reqEditors ...RequestEditorFn) (*RefreshTokensResponse, error)
+
+	// ListExecutionsWithResponse List executions
+	//
+	// A cursor list of run summaries, newest first, over the flows the caller can read. Filters combine;
+	// a cursor only works with the filters it was issued for.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /executions (the `ListExecutions` operationId).
+	ListExecutionsWithResponse(ctx context.Context, params *ListExecutionsParams, reqEditors ...RequestEditorFn) (*ListExecutionsResponse, error)
+
+	// CreateExecutionWithBodyWithResponse Run a flow
+	//
+	// Queues a run durably (a database row and a job in one transaction) and waits up to `wait_ms` for it
+	// to end, then answers with the run as it stands. The flow must be readable and complete; `input_data`
+	// is checked against the trigger's `inputFields`. Runs the working copy unless `version` is given.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /executions (the `CreateExecution` operationId).
+	CreateExecutionWithBodyWithResponse(ctx context.Context, params *CreateExecutionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateExecutionResponse, error)
+
+	// CreateExecutionWithResponse Run a flow
+	//
+	// Queues a run durably (a database row and a job in one transaction) and waits up to `wait_ms` for it
+	// to end, then answers with the run as it stands. The flow must be readable and complete; `input_data`
+	// is checked against the trigger's `inputFields`. Runs the working copy unless `version` is given.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /executions (the `CreateExecution` operationId).
+	CreateExecutionWithResponse(ctx context.Context, params *CreateExecutionParams, body CreateExecutionJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateExecutionResponse, error)
+
+	// StreamExecutionWithBodyWithResponse Run a flow and stream its events
+	//
+	// Same body and checks as `POST /executions`; answers `text/event-stream` with the run's events from
+	// `execution.created` to the terminal event (`event:`, `id: <seq>`, `data: <JSON>`; `retry: 2000`
+	// first; a `: ping` comment every 15 s). Closing the stream does not cancel the run.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /executions/stream (the `StreamExecution` operationId).
+	StreamExecutionWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*StreamExecutionResponse, error)
+
+	// StreamExecutionWithResponse Run a flow and stream its events
+	//
+	// Same body and checks as `POST /executions`; answers `text/event-stream` with the run's events from
+	// `execution.created` to the terminal event (`event:`, `id: <seq>`, `data: <JSON>`; `retry: 2000`
+	// first; a `: ping` comment every 15 s). Closing the stream does not cancel the run.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /executions/stream (the `StreamExecution` operationId).
+	StreamExecutionWithResponse(ctx context.Context, body StreamExecutionJSONRequestBody, reqEditors ...RequestEditorFn) (*StreamExecutionResponse, error)
+
+	// DeleteExecutionWithResponse Delete an execution
+	//
+	// Deletes an ended run with its node records and events. A run still active answers 409.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /executions/{id} (the `DeleteExecution` operationId).
+	DeleteExecutionWithResponse(ctx context.Context, id ExecutionID, reqEditors ...RequestEditorFn) (*DeleteExecutionResponse, error)
+
+	// GetExecutionWithResponse Get an execution
+	//
+	// The run with its node records, ordered by start. `include=graph` adds the exact graph that ran.
+	// Outputs over 64 KiB are truncated (`truncated: true`); `GET …/nodes/{node_execution_id}` has them whole.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /executions/{id} (the `GetExecution` operationId).
+	GetExecutionWithResponse(ctx context.Context, id ExecutionID, params *GetExecutionParams, reqEditors ...RequestEditorFn) (*GetExecutionResponse, error)
+
+	// CancelExecutionWithResponse Cancel an execution
+	//
+	// A queued or waiting run is cancelled at once; a running one is signalled and its worker stops it
+	// (in-flight HTTP and AI calls are aborted). Answers with the run as it stands; an ended run answers 409.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /executions/{id}/cancel (the `CancelExecution` operationId).
+	CancelExecutionWithResponse(ctx context.Context, id ExecutionID, reqEditors ...RequestEditorFn) (*CancelExecutionResponse, error)
+
+	// GetExecutionEventsWithResponse Stream an execution's events
+	//
+	// Server-sent events of an existing run: replays from the start (or after `Last-Event-ID`), then follows
+	// live, and closes after the terminal event. Past the event retention, one terminal event built from the
+	// run is sent.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /executions/{id}/events (the `GetExecutionEvents` operationId).
+	GetExecutionEventsWithResponse(ctx context.Context, id ExecutionID, params *GetExecutionEventsParams, reqEditors ...RequestEditorFn) (*GetExecutionEventsResponse, error)
+
+	// GetNodeExecutionWithResponse Get one node record
+	//
+	// One node record with its full `input` and `output`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /executions/{id}/nodes/{node_execution_id} (the `GetNodeExecution` operationId).
+	GetNodeExecutionWithResponse(ctx context.Context, id ExecutionID, nodeExecutionId int64, reqEditors ...RequestEditorFn) (*GetNodeExecutionResponse, error)
+
+	// RetryExecutionWithBodyWithResponse Retry an execution
+	//
+	// Creates a new run (`mode=retry`, `retry_of`) of a failed or cancelled run on the same graph. From
+	// `failed_node` (default) the completed nodes' records are reused and the run resumes at the node(s)
+	// that failed or were cancelled; from `start` everything runs again.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /executions/{id}/retry (the `RetryExecution` operationId).
+	RetryExecutionWithBodyWithResponse(ctx context.Context, id ExecutionID, params *RetryExecutionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RetryExecutionResponse, error)
+
+	// RetryExecutionWithResponse Retry an execution
+	//
+	// Creates a new run (`mode=retry`, `retry_of`) of a failed or cancelled run on the same graph. From
+	// `failed_node` (default) the completed nodes' records are reused and the run resumes at the node(s)
+	// that failed or were cancelled; from `start` everything runs again.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /executions/{id}/retry (the `RetryExecution` operationId).
+	RetryExecutionWithResponse(ctx context.Context, id ExecutionID, params *RetryExecutionParams, body RetryExecutionJSONRequestBody, reqEditors ...RequestEditorFn) (*RetryExecutionResponse, error)
 
 	// ListFlowsWithResponse List flows
 	//
@@ -6209,6 +8202,43 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /flows/{id}/versions/{version}/restore (the `RestoreFlowVersion` operationId).
 	RestoreFlowVersionWithResponse(ctx context.Context, id FlowID, version FlowVersionNumber, params *RestoreFlowVersionParams, reqEditors ...RequestEditorFn) (*RestoreFlowVersionResponse, error)
+
+	// RotateFlowWebhookKeyWithResponse Rotate the webhook key
+	//
+	// Gives the flow's `trigger-webhook` a new key and returns the receiver URL; the previous key stops working
+	// at once. A flow without a `trigger-webhook` in its working copy answers 409 `invalid-state`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /flows/{id}/webhook-key (the `RotateFlowWebhookKey` operationId).
+	RotateFlowWebhookKeyWithResponse(ctx context.Context, id FlowID, reqEditors ...RequestEditorFn) (*RotateFlowWebhookKeyResponse, error)
+
+	// ListNodeTypesWithResponse List node types
+	//
+	// The engine's own registry, so the editor shows exactly what runs.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /node-types (the `ListNodeTypes` operationId).
+	ListNodeTypesWithResponse(ctx context.Context, params *ListNodeTypesParams, reqEditors ...RequestEditorFn) (*ListNodeTypesResponse, error)
+
+	// ListNodeTypeCategoriesWithResponse List node type categories
+	//
+	// The five categories of node types.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /node-types/categories (the `ListNodeTypeCategories` operationId).
+	ListNodeTypeCategoriesWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListNodeTypeCategoriesResponse, error)
+
+	// GetNodeTypeWithResponse Get a node type
+	//
+	// One node type definition; an unknown id answers 404.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /node-types/{type_id} (the `GetNodeType` operationId).
+	GetNodeTypeWithResponse(ctx context.Context, typeId string, reqEditors ...RequestEditorFn) (*GetNodeTypeResponse, error)
 
 	// ListPermissionsWithResponse The permission catalogue
 	//
@@ -6452,6 +8482,58 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with DELETE /users/{user_id}/api-tokens/{id} (the `DeleteUserApiToken` operationId).
 	DeleteUserApiTokenWithResponse(ctx context.Context, userId PathUserID, id ApiTokenID, reqEditors ...RequestEditorFn) (*DeleteUserApiTokenResponse, error)
+
+	// ReceiveFlowWebhookWithBodyWithResponse Start a flow from a webhook
+	//
+	// Starts the published version of the flow whose `trigger-webhook` owns this key. The trigger's output is
+	// `{method, query, headers, body, received_at}` (headers lower-cased, auth and cookie headers dropped; a
+	// JSON body parsed, otherwise a string). In `immediate` mode the answer is 202 with the run id; in
+	// `last_node` mode the receiver waits up to 30 s for a `response-data` node and answers with its status,
+	// headers and body, falling back to 202.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
+	ReceiveFlowWebhookWithBodyWithResponse(ctx context.Context, endpointKey string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ReceiveFlowWebhookResponse, error)
+
+	// ReceiveFlowWebhookWithResponse Start a flow from a webhook
+	//
+	// Starts the published version of the flow whose `trigger-webhook` owns this key. The trigger's output is
+	// `{method, query, headers, body, received_at}` (headers lower-cased, auth and cookie headers dropped; a
+	// JSON body parsed, otherwise a string). In `immediate` mode the answer is 202 with the run id; in
+	// `last_node` mode the receiver waits up to 30 s for a `response-data` node and answers with its status,
+	// headers and body, falling back to 202.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
+	ReceiveFlowWebhookWithResponse(ctx context.Context, endpointKey string, body ReceiveFlowWebhookJSONRequestBody, reqEditors ...RequestEditorFn) (*ReceiveFlowWebhookResponse, error)
+
+	// ReceiveFlowWebhookWithFormdataBodyWithResponse Start a flow from a webhook
+	//
+	// Starts the published version of the flow whose `trigger-webhook` owns this key. The trigger's output is
+	// `{method, query, headers, body, received_at}` (headers lower-cased, auth and cookie headers dropped; a
+	// JSON body parsed, otherwise a string). In `immediate` mode the answer is 202 with the run id; in
+	// `last_node` mode the receiver waits up to 30 s for a `response-data` node and answers with its status,
+	// headers and body, falling back to 202.
+	//
+	// Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
+	ReceiveFlowWebhookWithFormdataBodyWithResponse(ctx context.Context, endpointKey string, body ReceiveFlowWebhookFormdataRequestBody, reqEditors ...RequestEditorFn) (*ReceiveFlowWebhookResponse, error)
+
+	// ReceiveFlowWebhookWithTextBodyWithResponse Start a flow from a webhook
+	//
+	// Starts the published version of the flow whose `trigger-webhook` owns this key. The trigger's output is
+	// `{method, query, headers, body, received_at}` (headers lower-cased, auth and cookie headers dropped; a
+	// JSON body parsed, otherwise a string). In `immediate` mode the answer is 202 with the run id; in
+	// `last_node` mode the receiver waits up to 30 s for a `response-data` node and answers with its status,
+	// headers and body, falling back to 202.
+	//
+	// Takes a body of the `text/plain` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
+	ReceiveFlowWebhookWithTextBodyWithResponse(ctx context.Context, endpointKey string, body ReceiveFlowWebhookTextRequestBody, reqEditors ...RequestEditorFn) (*ReceiveFlowWebhookResponse, error)
 }
 
 // ListApiTokensResponse200Headers the declared response headers of an HTTP 200 response for ListApiTokens
@@ -7272,6 +9354,739 @@ func (r RefreshTokensResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r RefreshTokensResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListExecutionsResponse200Headers the declared response headers of an HTTP 200 response for ListExecutions
+type ListExecutionsResponse200Headers struct {
+	XRequestID *string
+}
+
+// ListExecutionsResponseDefaultHeaders the declared response headers of an HTTP default response for ListExecutions
+type ListExecutionsResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type ListExecutionsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ExecutionCursorPage
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListExecutionsResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ListExecutionsResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListExecutionsResponse) GetJSON200() *ExecutionCursorPage {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ListExecutionsResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ListExecutionsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListExecutionsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListExecutionsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListExecutionsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CreateExecutionResponse201Headers the declared response headers of an HTTP 201 response for CreateExecution
+type CreateExecutionResponse201Headers struct {
+	Location   string
+	XRequestID *string
+}
+
+// CreateExecutionResponse422Headers the declared response headers of an HTTP 422 response for CreateExecution
+type CreateExecutionResponse422Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// CreateExecutionResponse429Headers the declared response headers of an HTTP 429 response for CreateExecution
+type CreateExecutionResponse429Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// CreateExecutionResponseDefaultHeaders the declared response headers of an HTTP default response for CreateExecution
+type CreateExecutionResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type CreateExecutionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *ExecutionCreated
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *CreateExecutionResponse201Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *CreateExecutionResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *CreateExecutionResponse429Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *CreateExecutionResponseDefaultHeaders
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r CreateExecutionResponse) GetJSON201() *ExecutionCreated {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r CreateExecutionResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r CreateExecutionResponse) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r CreateExecutionResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateExecutionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateExecutionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateExecutionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateExecutionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// StreamExecutionResponse200Headers the declared response headers of an HTTP 200 response for StreamExecution
+type StreamExecutionResponse200Headers struct {
+	XRequestID *string
+}
+
+// StreamExecutionResponse422Headers the declared response headers of an HTTP 422 response for StreamExecution
+type StreamExecutionResponse422Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// StreamExecutionResponse429Headers the declared response headers of an HTTP 429 response for StreamExecution
+type StreamExecutionResponse429Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// StreamExecutionResponseDefaultHeaders the declared response headers of an HTTP default response for StreamExecution
+type StreamExecutionResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type StreamExecutionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *StreamExecutionResponse200Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *StreamExecutionResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *StreamExecutionResponse429Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *StreamExecutionResponseDefaultHeaders
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r StreamExecutionResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r StreamExecutionResponse) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r StreamExecutionResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r StreamExecutionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r StreamExecutionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r StreamExecutionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r StreamExecutionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// DeleteExecutionResponse204Headers the declared response headers of an HTTP 204 response for DeleteExecution
+type DeleteExecutionResponse204Headers struct {
+	XRequestID *string
+}
+
+// DeleteExecutionResponse409Headers the declared response headers of an HTTP 409 response for DeleteExecution
+type DeleteExecutionResponse409Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// DeleteExecutionResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteExecution
+type DeleteExecutionResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type DeleteExecutionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers204 the parsed response headers for an HTTP 204 response
+	Headers204 *DeleteExecutionResponse204Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *DeleteExecutionResponse409Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *DeleteExecutionResponseDefaultHeaders
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r DeleteExecutionResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r DeleteExecutionResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteExecutionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteExecutionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteExecutionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteExecutionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetExecutionResponse200Headers the declared response headers of an HTTP 200 response for GetExecution
+type GetExecutionResponse200Headers struct {
+	XRequestID *string
+}
+
+// GetExecutionResponseDefaultHeaders the declared response headers of an HTTP default response for GetExecution
+type GetExecutionResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type GetExecutionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Execution
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetExecutionResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetExecutionResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetExecutionResponse) GetJSON200() *Execution {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetExecutionResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetExecutionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetExecutionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetExecutionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetExecutionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CancelExecutionResponse202Headers the declared response headers of an HTTP 202 response for CancelExecution
+type CancelExecutionResponse202Headers struct {
+	XRequestID *string
+}
+
+// CancelExecutionResponse409Headers the declared response headers of an HTTP 409 response for CancelExecution
+type CancelExecutionResponse409Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// CancelExecutionResponseDefaultHeaders the declared response headers of an HTTP default response for CancelExecution
+type CancelExecutionResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type CancelExecutionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *Execution
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers202 the parsed response headers for an HTTP 202 response
+	Headers202 *CancelExecutionResponse202Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *CancelExecutionResponse409Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *CancelExecutionResponseDefaultHeaders
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r CancelExecutionResponse) GetJSON202() *Execution {
+	return r.JSON202
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r CancelExecutionResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r CancelExecutionResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r CancelExecutionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CancelExecutionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CancelExecutionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CancelExecutionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetExecutionEventsResponse200Headers the declared response headers of an HTTP 200 response for GetExecutionEvents
+type GetExecutionEventsResponse200Headers struct {
+	XRequestID *string
+}
+
+// GetExecutionEventsResponseDefaultHeaders the declared response headers of an HTTP default response for GetExecutionEvents
+type GetExecutionEventsResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type GetExecutionEventsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetExecutionEventsResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetExecutionEventsResponseDefaultHeaders
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetExecutionEventsResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetExecutionEventsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetExecutionEventsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetExecutionEventsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetExecutionEventsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetNodeExecutionResponse200Headers the declared response headers of an HTTP 200 response for GetNodeExecution
+type GetNodeExecutionResponse200Headers struct {
+	XRequestID *string
+}
+
+// GetNodeExecutionResponseDefaultHeaders the declared response headers of an HTTP default response for GetNodeExecution
+type GetNodeExecutionResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type GetNodeExecutionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *NodeExecution
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetNodeExecutionResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetNodeExecutionResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetNodeExecutionResponse) GetJSON200() *NodeExecution {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetNodeExecutionResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetNodeExecutionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetNodeExecutionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetNodeExecutionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetNodeExecutionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// RetryExecutionResponse201Headers the declared response headers of an HTTP 201 response for RetryExecution
+type RetryExecutionResponse201Headers struct {
+	Location   string
+	XRequestID *string
+}
+
+// RetryExecutionResponse409Headers the declared response headers of an HTTP 409 response for RetryExecution
+type RetryExecutionResponse409Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// RetryExecutionResponseDefaultHeaders the declared response headers of an HTTP default response for RetryExecution
+type RetryExecutionResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type RetryExecutionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *ExecutionCreated
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *RetryExecutionResponse201Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *RetryExecutionResponse409Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *RetryExecutionResponseDefaultHeaders
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r RetryExecutionResponse) GetJSON201() *ExecutionCreated {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r RetryExecutionResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r RetryExecutionResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r RetryExecutionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RetryExecutionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RetryExecutionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RetryExecutionResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -8468,6 +11283,298 @@ func (r RestoreFlowVersionResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r RestoreFlowVersionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// RotateFlowWebhookKeyResponse200Headers the declared response headers of an HTTP 200 response for RotateFlowWebhookKey
+type RotateFlowWebhookKeyResponse200Headers struct {
+	XRequestID *string
+}
+
+// RotateFlowWebhookKeyResponse409Headers the declared response headers of an HTTP 409 response for RotateFlowWebhookKey
+type RotateFlowWebhookKeyResponse409Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// RotateFlowWebhookKeyResponseDefaultHeaders the declared response headers of an HTTP default response for RotateFlowWebhookKey
+type RotateFlowWebhookKeyResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type RotateFlowWebhookKeyResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *FlowWebhookKey
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *RotateFlowWebhookKeyResponse200Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *RotateFlowWebhookKeyResponse409Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *RotateFlowWebhookKeyResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RotateFlowWebhookKeyResponse) GetJSON200() *FlowWebhookKey {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r RotateFlowWebhookKeyResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r RotateFlowWebhookKeyResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r RotateFlowWebhookKeyResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RotateFlowWebhookKeyResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RotateFlowWebhookKeyResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RotateFlowWebhookKeyResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListNodeTypesResponse200Headers the declared response headers of an HTTP 200 response for ListNodeTypes
+type ListNodeTypesResponse200Headers struct {
+	XRequestID *string
+}
+
+// ListNodeTypesResponseDefaultHeaders the declared response headers of an HTTP default response for ListNodeTypes
+type ListNodeTypesResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type ListNodeTypesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *NodeTypeList
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListNodeTypesResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ListNodeTypesResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListNodeTypesResponse) GetJSON200() *NodeTypeList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ListNodeTypesResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ListNodeTypesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListNodeTypesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListNodeTypesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListNodeTypesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListNodeTypeCategoriesResponse200Headers the declared response headers of an HTTP 200 response for ListNodeTypeCategories
+type ListNodeTypeCategoriesResponse200Headers struct {
+	XRequestID *string
+}
+
+// ListNodeTypeCategoriesResponseDefaultHeaders the declared response headers of an HTTP default response for ListNodeTypeCategories
+type ListNodeTypeCategoriesResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type ListNodeTypeCategoriesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *NodeTypeCategoryList
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListNodeTypeCategoriesResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ListNodeTypeCategoriesResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListNodeTypeCategoriesResponse) GetJSON200() *NodeTypeCategoryList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ListNodeTypeCategoriesResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ListNodeTypeCategoriesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListNodeTypeCategoriesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListNodeTypeCategoriesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListNodeTypeCategoriesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetNodeTypeResponse200Headers the declared response headers of an HTTP 200 response for GetNodeType
+type GetNodeTypeResponse200Headers struct {
+	XRequestID *string
+}
+
+// GetNodeTypeResponseDefaultHeaders the declared response headers of an HTTP default response for GetNodeType
+type GetNodeTypeResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type GetNodeTypeResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *NodeType
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetNodeTypeResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetNodeTypeResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetNodeTypeResponse) GetJSON200() *NodeType {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetNodeTypeResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetNodeTypeResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetNodeTypeResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetNodeTypeResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetNodeTypeResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -10122,6 +13229,88 @@ func (r DeleteUserApiTokenResponse) ContentType() string {
 	return ""
 }
 
+// ReceiveFlowWebhookResponse200Headers the declared response headers of an HTTP 200 response for ReceiveFlowWebhook
+type ReceiveFlowWebhookResponse200Headers struct {
+	XRequestID *string
+}
+
+// ReceiveFlowWebhookResponse202Headers the declared response headers of an HTTP 202 response for ReceiveFlowWebhook
+type ReceiveFlowWebhookResponse202Headers struct {
+	XRequestID *string
+}
+
+// ReceiveFlowWebhookResponseDefaultHeaders the declared response headers of an HTTP default response for ReceiveFlowWebhook
+type ReceiveFlowWebhookResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type ReceiveFlowWebhookResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *FlowWebhookAnswer
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *FlowWebhookAccepted
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ReceiveFlowWebhookResponse200Headers
+	// Headers202 the parsed response headers for an HTTP 202 response
+	Headers202 *ReceiveFlowWebhookResponse202Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ReceiveFlowWebhookResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ReceiveFlowWebhookResponse) GetJSON200() *FlowWebhookAnswer {
+	return r.JSON200
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r ReceiveFlowWebhookResponse) GetJSON202() *FlowWebhookAccepted {
+	return r.JSON202
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ReceiveFlowWebhookResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ReceiveFlowWebhookResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ReceiveFlowWebhookResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ReceiveFlowWebhookResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ReceiveFlowWebhookResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // ListApiTokensWithResponse List my API tokens
 //
 // The caller's own tokens, revoked ones included (with `revoked_at`). Never the secrets.
@@ -10315,6 +13504,203 @@ func (c *ClientWithResponses) RefreshTokensWithResponse(ctx context.Context, bod
 		return nil, err
 	}
 	return ParseRefreshTokensResponse(rsp)
+}
+
+// ListExecutionsWithResponse List executions
+//
+// A cursor list of run summaries, newest first, over the flows the caller can read. Filters combine;
+// a cursor only works with the filters it was issued for.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /executions (the `ListExecutions` operationId).
+func (c *ClientWithResponses) ListExecutionsWithResponse(ctx context.Context, params *ListExecutionsParams, reqEditors ...RequestEditorFn) (*ListExecutionsResponse, error) {
+	rsp, err := c.ListExecutions(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListExecutionsResponse(rsp)
+}
+
+// CreateExecutionWithBodyWithResponse Run a flow
+//
+// Queues a run durably (a database row and a job in one transaction) and waits up to `wait_ms` for it
+// to end, then answers with the run as it stands. The flow must be readable and complete; `input_data`
+// is checked against the trigger's `inputFields`. Runs the working copy unless `version` is given.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /executions (the `CreateExecution` operationId).
+func (c *ClientWithResponses) CreateExecutionWithBodyWithResponse(ctx context.Context, params *CreateExecutionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateExecutionResponse, error) {
+	rsp, err := c.CreateExecutionWithBody(ctx, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateExecutionResponse(rsp)
+}
+
+// CreateExecutionWithResponse Run a flow
+//
+// Queues a run durably (a database row and a job in one transaction) and waits up to `wait_ms` for it
+// to end, then answers with the run as it stands. The flow must be readable and complete; `input_data`
+// is checked against the trigger's `inputFields`. Runs the working copy unless `version` is given.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /executions (the `CreateExecution` operationId).
+func (c *ClientWithResponses) CreateExecutionWithResponse(ctx context.Context, params *CreateExecutionParams, body CreateExecutionJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateExecutionResponse, error) {
+	rsp, err := c.CreateExecution(ctx, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateExecutionResponse(rsp)
+}
+
+// StreamExecutionWithBodyWithResponse Run a flow and stream its events
+//
+// Same body and checks as `POST /executions`; answers `text/event-stream` with the run's events from
+// `execution.created` to the terminal event (`event:`, `id: <seq>`, `data: <JSON>`; `retry: 2000`
+// first; a `: ping` comment every 15 s). Closing the stream does not cancel the run.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /executions/stream (the `StreamExecution` operationId).
+func (c *ClientWithResponses) StreamExecutionWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*StreamExecutionResponse, error) {
+	rsp, err := c.StreamExecutionWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseStreamExecutionResponse(rsp)
+}
+
+// StreamExecutionWithResponse Run a flow and stream its events
+//
+// Same body and checks as `POST /executions`; answers `text/event-stream` with the run's events from
+// `execution.created` to the terminal event (`event:`, `id: <seq>`, `data: <JSON>`; `retry: 2000`
+// first; a `: ping` comment every 15 s). Closing the stream does not cancel the run.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /executions/stream (the `StreamExecution` operationId).
+func (c *ClientWithResponses) StreamExecutionWithResponse(ctx context.Context, body StreamExecutionJSONRequestBody, reqEditors ...RequestEditorFn) (*StreamExecutionResponse, error) {
+	rsp, err := c.StreamExecution(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseStreamExecutionResponse(rsp)
+}
+
+// DeleteExecutionWithResponse Delete an execution
+//
+// Deletes an ended run with its node records and events. A run still active answers 409.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /executions/{id} (the `DeleteExecution` operationId).
+func (c *ClientWithResponses) DeleteExecutionWithResponse(ctx context.Context, id ExecutionID, reqEditors ...RequestEditorFn) (*DeleteExecutionResponse, error) {
+	rsp, err := c.DeleteExecution(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteExecutionResponse(rsp)
+}
+
+// GetExecutionWithResponse Get an execution
+//
+// The run with its node records, ordered by start. `include=graph` adds the exact graph that ran.
+// Outputs over 64 KiB are truncated (`truncated: true`); `GET …/nodes/{node_execution_id}` has them whole.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /executions/{id} (the `GetExecution` operationId).
+func (c *ClientWithResponses) GetExecutionWithResponse(ctx context.Context, id ExecutionID, params *GetExecutionParams, reqEditors ...RequestEditorFn) (*GetExecutionResponse, error) {
+	rsp, err := c.GetExecution(ctx, id, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetExecutionResponse(rsp)
+}
+
+// CancelExecutionWithResponse Cancel an execution
+//
+// A queued or waiting run is cancelled at once; a running one is signalled and its worker stops it
+// (in-flight HTTP and AI calls are aborted). Answers with the run as it stands; an ended run answers 409.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /executions/{id}/cancel (the `CancelExecution` operationId).
+func (c *ClientWithResponses) CancelExecutionWithResponse(ctx context.Context, id ExecutionID, reqEditors ...RequestEditorFn) (*CancelExecutionResponse, error) {
+	rsp, err := c.CancelExecution(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCancelExecutionResponse(rsp)
+}
+
+// GetExecutionEventsWithResponse Stream an execution's events
+//
+// Server-sent events of an existing run: replays from the start (or after `Last-Event-ID`), then follows
+// live, and closes after the terminal event. Past the event retention, one terminal event built from the
+// run is sent.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /executions/{id}/events (the `GetExecutionEvents` operationId).
+func (c *ClientWithResponses) GetExecutionEventsWithResponse(ctx context.Context, id ExecutionID, params *GetExecutionEventsParams, reqEditors ...RequestEditorFn) (*GetExecutionEventsResponse, error) {
+	rsp, err := c.GetExecutionEvents(ctx, id, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetExecutionEventsResponse(rsp)
+}
+
+// GetNodeExecutionWithResponse Get one node record
+//
+// One node record with its full `input` and `output`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /executions/{id}/nodes/{node_execution_id} (the `GetNodeExecution` operationId).
+func (c *ClientWithResponses) GetNodeExecutionWithResponse(ctx context.Context, id ExecutionID, nodeExecutionId int64, reqEditors ...RequestEditorFn) (*GetNodeExecutionResponse, error) {
+	rsp, err := c.GetNodeExecution(ctx, id, nodeExecutionId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetNodeExecutionResponse(rsp)
+}
+
+// RetryExecutionWithBodyWithResponse Retry an execution
+//
+// Creates a new run (`mode=retry`, `retry_of`) of a failed or cancelled run on the same graph. From
+// `failed_node` (default) the completed nodes' records are reused and the run resumes at the node(s)
+// that failed or were cancelled; from `start` everything runs again.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /executions/{id}/retry (the `RetryExecution` operationId).
+func (c *ClientWithResponses) RetryExecutionWithBodyWithResponse(ctx context.Context, id ExecutionID, params *RetryExecutionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RetryExecutionResponse, error) {
+	rsp, err := c.RetryExecutionWithBody(ctx, id, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRetryExecutionResponse(rsp)
+}
+
+// RetryExecutionWithResponse Retry an execution
+//
+// Creates a new run (`mode=retry`, `retry_of`) of a failed or cancelled run on the same graph. From
+// `failed_node` (default) the completed nodes' records are reused and the run resumes at the node(s)
+// that failed or were cancelled; from `start` everything runs again.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /executions/{id}/retry (the `RetryExecution` operationId).
+func (c *ClientWithResponses) RetryExecutionWithResponse(ctx context.Context, id ExecutionID, params *RetryExecutionParams, body RetryExecutionJSONRequestBody, reqEditors ...RequestEditorFn) (*RetryExecutionResponse, error) {
+	rsp, err := c.RetryExecution(ctx, id, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRetryExecutionResponse(rsp)
 }
 
 // ListFlowsWithResponse List flows
@@ -10645,6 +14031,67 @@ func (c *ClientWithResponses) RestoreFlowVersionWithResponse(ctx context.Context
 		return nil, err
 	}
 	return ParseRestoreFlowVersionResponse(rsp)
+}
+
+// RotateFlowWebhookKeyWithResponse Rotate the webhook key
+//
+// Gives the flow's `trigger-webhook` a new key and returns the receiver URL; the previous key stops working
+// at once. A flow without a `trigger-webhook` in its working copy answers 409 `invalid-state`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /flows/{id}/webhook-key (the `RotateFlowWebhookKey` operationId).
+func (c *ClientWithResponses) RotateFlowWebhookKeyWithResponse(ctx context.Context, id FlowID, reqEditors ...RequestEditorFn) (*RotateFlowWebhookKeyResponse, error) {
+	rsp, err := c.RotateFlowWebhookKey(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRotateFlowWebhookKeyResponse(rsp)
+}
+
+// ListNodeTypesWithResponse List node types
+//
+// The engine's own registry, so the editor shows exactly what runs.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /node-types (the `ListNodeTypes` operationId).
+func (c *ClientWithResponses) ListNodeTypesWithResponse(ctx context.Context, params *ListNodeTypesParams, reqEditors ...RequestEditorFn) (*ListNodeTypesResponse, error) {
+	rsp, err := c.ListNodeTypes(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListNodeTypesResponse(rsp)
+}
+
+// ListNodeTypeCategoriesWithResponse List node type categories
+//
+// The five categories of node types.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /node-types/categories (the `ListNodeTypeCategories` operationId).
+func (c *ClientWithResponses) ListNodeTypeCategoriesWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListNodeTypeCategoriesResponse, error) {
+	rsp, err := c.ListNodeTypeCategories(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListNodeTypeCategoriesResponse(rsp)
+}
+
+// GetNodeTypeWithResponse Get a node type
+//
+// One node type definition; an unknown id answers 404.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /node-types/{type_id} (the `GetNodeType` operationId).
+func (c *ClientWithResponses) GetNodeTypeWithResponse(ctx context.Context, typeId string, reqEditors ...RequestEditorFn) (*GetNodeTypeResponse, error) {
+	rsp, err := c.GetNodeType(ctx, typeId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetNodeTypeResponse(rsp)
 }
 
 // ListPermissionsWithResponse The permission catalogue
@@ -11044,6 +14491,82 @@ func (c *ClientWithResponses) DeleteUserApiTokenWithResponse(ctx context.Context
 		return nil, err
 	}
 	return ParseDeleteUserApiTokenResponse(rsp)
+}
+
+// ReceiveFlowWebhookWithBodyWithResponse Start a flow from a webhook
+//
+// Starts the published version of the flow whose `trigger-webhook` owns this key. The trigger's output is
+// `{method, query, headers, body, received_at}` (headers lower-cased, auth and cookie headers dropped; a
+// JSON body parsed, otherwise a string). In `immediate` mode the answer is 202 with the run id; in
+// `last_node` mode the receiver waits up to 30 s for a `response-data` node and answers with its status,
+// headers and body, falling back to 202.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
+func (c *ClientWithResponses) ReceiveFlowWebhookWithBodyWithResponse(ctx context.Context, endpointKey string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ReceiveFlowWebhookResponse, error) {
+	rsp, err := c.ReceiveFlowWebhookWithBody(ctx, endpointKey, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseReceiveFlowWebhookResponse(rsp)
+}
+
+// ReceiveFlowWebhookWithResponse Start a flow from a webhook
+//
+// Starts the published version of the flow whose `trigger-webhook` owns this key. The trigger's output is
+// `{method, query, headers, body, received_at}` (headers lower-cased, auth and cookie headers dropped; a
+// JSON body parsed, otherwise a string). In `immediate` mode the answer is 202 with the run id; in
+// `last_node` mode the receiver waits up to 30 s for a `response-data` node and answers with its status,
+// headers and body, falling back to 202.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
+func (c *ClientWithResponses) ReceiveFlowWebhookWithResponse(ctx context.Context, endpointKey string, body ReceiveFlowWebhookJSONRequestBody, reqEditors ...RequestEditorFn) (*ReceiveFlowWebhookResponse, error) {
+	rsp, err := c.ReceiveFlowWebhook(ctx, endpointKey, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseReceiveFlowWebhookResponse(rsp)
+}
+
+// ReceiveFlowWebhookWithFormdataBodyWithResponse Start a flow from a webhook
+//
+// Starts the published version of the flow whose `trigger-webhook` owns this key. The trigger's output is
+// `{method, query, headers, body, received_at}` (headers lower-cased, auth and cookie headers dropped; a
+// JSON body parsed, otherwise a string). In `immediate` mode the answer is 202 with the run id; in
+// `last_node` mode the receiver waits up to 30 s for a `response-data` node and answers with its status,
+// headers and body, falling back to 202.
+//
+// Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
+func (c *ClientWithResponses) ReceiveFlowWebhookWithFormdataBodyWithResponse(ctx context.Context, endpointKey string, body ReceiveFlowWebhookFormdataRequestBody, reqEditors ...RequestEditorFn) (*ReceiveFlowWebhookResponse, error) {
+	rsp, err := c.ReceiveFlowWebhookWithFormdataBody(ctx, endpointKey, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseReceiveFlowWebhookResponse(rsp)
+}
+
+// ReceiveFlowWebhookWithTextBodyWithResponse Start a flow from a webhook
+//
+// Starts the published version of the flow whose `trigger-webhook` owns this key. The trigger's output is
+// `{method, query, headers, body, received_at}` (headers lower-cased, auth and cookie headers dropped; a
+// JSON body parsed, otherwise a string). In `immediate` mode the answer is 202 with the run id; in
+// `last_node` mode the receiver waits up to 30 s for a `response-data` node and answers with its status,
+// headers and body, falling back to 202.
+//
+// Takes a body of the `text/plain` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
+func (c *ClientWithResponses) ReceiveFlowWebhookWithTextBodyWithResponse(ctx context.Context, endpointKey string, body ReceiveFlowWebhookTextRequestBody, reqEditors ...RequestEditorFn) (*ReceiveFlowWebhookResponse, error) {
+	rsp, err := c.ReceiveFlowWebhookWithTextBody(ctx, endpointKey, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseReceiveFlowWebhookResponse(rsp)
 }
 
 // ParseListApiTokensResponse parses an HTTP response from a ListApiTokensWithResponse call
@@ -12556,6 +16079,1297 @@ func ParseRefreshTokensResponse(rsp *http.Response) (*RefreshTokensResponse, err
 		response.Headers403 = &headers
 	case true:
 		var headers RefreshTokensResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListExecutionsResponse parses an HTTP response from a ListExecutionsWithResponse call
+func ParseListExecutionsResponse(rsp *http.Response) (*ListExecutionsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListExecutionsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ExecutionCursorPage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListExecutionsResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers ListExecutionsResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCreateExecutionResponse parses an HTTP response from a CreateExecutionWithResponse call
+func ParseCreateExecutionResponse(rsp *http.Response) (*CreateExecutionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateExecutionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest ExecutionCreated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers CreateExecutionResponse201Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 422:
+		var headers CreateExecutionResponse422Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers CreateExecutionResponse429Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers429 = &headers
+	case true:
+		var headers CreateExecutionResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseStreamExecutionResponse parses an HTTP response from a StreamExecutionWithResponse call
+func ParseStreamExecutionResponse(rsp *http.Response) (*StreamExecutionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &StreamExecutionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers StreamExecutionResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 422:
+		var headers StreamExecutionResponse422Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers StreamExecutionResponse429Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers429 = &headers
+	case true:
+		var headers StreamExecutionResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDeleteExecutionResponse parses an HTTP response from a DeleteExecutionWithResponse call
+func ParseDeleteExecutionResponse(rsp *http.Response) (*DeleteExecutionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteExecutionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		var headers DeleteExecutionResponse204Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers204 = &headers
+	case rsp.StatusCode == 409:
+		var headers DeleteExecutionResponse409Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers409 = &headers
+	case true:
+		var headers DeleteExecutionResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetExecutionResponse parses an HTTP response from a GetExecutionWithResponse call
+func ParseGetExecutionResponse(rsp *http.Response) (*GetExecutionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetExecutionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Execution
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetExecutionResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers GetExecutionResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCancelExecutionResponse parses an HTTP response from a CancelExecutionWithResponse call
+func ParseCancelExecutionResponse(rsp *http.Response) (*CancelExecutionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CancelExecutionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest Execution
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 202:
+		var headers CancelExecutionResponse202Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers202 = &headers
+	case rsp.StatusCode == 409:
+		var headers CancelExecutionResponse409Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers409 = &headers
+	case true:
+		var headers CancelExecutionResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetExecutionEventsResponse parses an HTTP response from a GetExecutionEventsWithResponse call
+func ParseGetExecutionEventsResponse(rsp *http.Response) (*GetExecutionEventsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetExecutionEventsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetExecutionEventsResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers GetExecutionEventsResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetNodeExecutionResponse parses an HTTP response from a GetNodeExecutionWithResponse call
+func ParseGetNodeExecutionResponse(rsp *http.Response) (*GetNodeExecutionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetNodeExecutionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest NodeExecution
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetNodeExecutionResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers GetNodeExecutionResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseRetryExecutionResponse parses an HTTP response from a RetryExecutionWithResponse call
+func ParseRetryExecutionResponse(rsp *http.Response) (*RetryExecutionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RetryExecutionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest ExecutionCreated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers RetryExecutionResponse201Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 409:
+		var headers RetryExecutionResponse409Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers409 = &headers
+	case true:
+		var headers RetryExecutionResponseDefaultHeaders
 		if values := rsp.Header.Values("Allow"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -14709,6 +19523,457 @@ func ParseRestoreFlowVersionResponse(rsp *http.Response) (*RestoreFlowVersionRes
 		response.Headers412 = &headers
 	case true:
 		var headers RestoreFlowVersionResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseRotateFlowWebhookKeyResponse parses an HTTP response from a RotateFlowWebhookKeyWithResponse call
+func ParseRotateFlowWebhookKeyResponse(rsp *http.Response) (*RotateFlowWebhookKeyResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RotateFlowWebhookKeyResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest FlowWebhookKey
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers RotateFlowWebhookKeyResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 409:
+		var headers RotateFlowWebhookKeyResponse409Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers409 = &headers
+	case true:
+		var headers RotateFlowWebhookKeyResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListNodeTypesResponse parses an HTTP response from a ListNodeTypesWithResponse call
+func ParseListNodeTypesResponse(rsp *http.Response) (*ListNodeTypesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListNodeTypesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest NodeTypeList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListNodeTypesResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers ListNodeTypesResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListNodeTypeCategoriesResponse parses an HTTP response from a ListNodeTypeCategoriesWithResponse call
+func ParseListNodeTypeCategoriesResponse(rsp *http.Response) (*ListNodeTypeCategoriesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListNodeTypeCategoriesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest NodeTypeCategoryList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListNodeTypeCategoriesResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers ListNodeTypeCategoriesResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetNodeTypeResponse parses an HTTP response from a GetNodeTypeWithResponse call
+func ParseGetNodeTypeResponse(rsp *http.Response) (*GetNodeTypeResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetNodeTypeResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest NodeType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetNodeTypeResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers GetNodeTypeResponseDefaultHeaders
 		if values := rsp.Header.Values("Allow"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -17525,6 +22790,121 @@ func ParseDeleteUserApiTokenResponse(rsp *http.Response) (*DeleteUserApiTokenRes
 	return response, nil
 }
 
+// ParseReceiveFlowWebhookResponse parses an HTTP response from a ReceiveFlowWebhookWithResponse call
+func ParseReceiveFlowWebhookResponse(rsp *http.Response) (*ReceiveFlowWebhookResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ReceiveFlowWebhookResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest FlowWebhookAnswer
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest FlowWebhookAccepted
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ReceiveFlowWebhookResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 202:
+		var headers ReceiveFlowWebhookResponse202Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers202 = &headers
+	case true:
+		var headers ReceiveFlowWebhookResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
 	// ListApiTokens List my API tokens
@@ -17554,6 +22934,33 @@ type ServerInterface interface {
 	// RefreshTokens Refresh the tokens
 	// (POST /casdoor/auth/refresh)
 	RefreshTokens(ctx echo.Context) error
+	// ListExecutions List executions
+	// (GET /executions)
+	ListExecutions(ctx echo.Context, params ListExecutionsParams) error
+	// CreateExecution Run a flow
+	// (POST /executions)
+	CreateExecution(ctx echo.Context, params CreateExecutionParams) error
+	// StreamExecution Run a flow and stream its events
+	// (POST /executions/stream)
+	StreamExecution(ctx echo.Context) error
+	// DeleteExecution Delete an execution
+	// (DELETE /executions/{id})
+	DeleteExecution(ctx echo.Context, id ExecutionID) error
+	// GetExecution Get an execution
+	// (GET /executions/{id})
+	GetExecution(ctx echo.Context, id ExecutionID, params GetExecutionParams) error
+	// CancelExecution Cancel an execution
+	// (POST /executions/{id}/cancel)
+	CancelExecution(ctx echo.Context, id ExecutionID) error
+	// GetExecutionEvents Stream an execution's events
+	// (GET /executions/{id}/events)
+	GetExecutionEvents(ctx echo.Context, id ExecutionID, params GetExecutionEventsParams) error
+	// GetNodeExecution Get one node record
+	// (GET /executions/{id}/nodes/{node_execution_id})
+	GetNodeExecution(ctx echo.Context, id ExecutionID, nodeExecutionId int64) error
+	// RetryExecution Retry an execution
+	// (POST /executions/{id}/retry)
+	RetryExecution(ctx echo.Context, id ExecutionID, params RetryExecutionParams) error
 	// ListFlows List flows
 	// (GET /flows)
 	ListFlows(ctx echo.Context, params ListFlowsParams) error
@@ -17596,6 +23003,18 @@ type ServerInterface interface {
 	// RestoreFlowVersion Restore a flow version
 	// (POST /flows/{id}/versions/{version}/restore)
 	RestoreFlowVersion(ctx echo.Context, id FlowID, version FlowVersionNumber, params RestoreFlowVersionParams) error
+	// RotateFlowWebhookKey Rotate the webhook key
+	// (POST /flows/{id}/webhook-key)
+	RotateFlowWebhookKey(ctx echo.Context, id FlowID) error
+	// ListNodeTypes List node types
+	// (GET /node-types)
+	ListNodeTypes(ctx echo.Context, params ListNodeTypesParams) error
+	// ListNodeTypeCategories List node type categories
+	// (GET /node-types/categories)
+	ListNodeTypeCategories(ctx echo.Context) error
+	// GetNodeType Get a node type
+	// (GET /node-types/{type_id})
+	GetNodeType(ctx echo.Context, typeId string) error
 	// ListPermissions The permission catalogue
 	// (GET /permissions)
 	ListPermissions(ctx echo.Context) error
@@ -17659,6 +23078,9 @@ type ServerInterface interface {
 	// DeleteUserApiToken Revoke a user's API token
 	// (DELETE /users/{user_id}/api-tokens/{id})
 	DeleteUserApiToken(ctx echo.Context, userId PathUserID, id ApiTokenID) error
+	// ReceiveFlowWebhook Start a flow from a webhook
+	// (POST /webhooks/flows/{endpoint_key})
+	ReceiveFlowWebhook(ctx echo.Context, endpointKey string) error
 }
 
 // ServerInterfaceWrapper converts echo contexts to parameters.
@@ -17790,6 +23212,242 @@ func (w *ServerInterfaceWrapper) RefreshTokens(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.RefreshTokens(ctx)
+	return err
+}
+
+// ListExecutions converts echo context to params.
+func (w *ServerInterfaceWrapper) ListExecutions(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListExecutionsParams
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "flow_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "flow_id", ctx.QueryParams(), &params.FlowId, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter flow_id: %s", err))
+	}
+
+	// ------------- Optional query parameter "status" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "status", ctx.QueryParams(), &params.Status, runtime.BindQueryParameterOptions{Type: "array", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter status: %s", err))
+	}
+
+	// ------------- Optional query parameter "mode" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "mode", ctx.QueryParams(), &params.Mode, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter mode: %s", err))
+	}
+
+	// ------------- Optional query parameter "triggered_by" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "triggered_by", ctx.QueryParams(), &params.TriggeredBy, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter triggered_by: %s", err))
+	}
+
+	// ------------- Optional query parameter "from" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "from", ctx.QueryParams(), &params.From, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter from: %s", err))
+	}
+
+	// ------------- Optional query parameter "to" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "to", ctx.QueryParams(), &params.To, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter to: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListExecutions(ctx, params)
+	return err
+}
+
+// CreateExecution converts echo context to params.
+func (w *ServerInterfaceWrapper) CreateExecution(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateExecutionParams
+	// ------------- Optional query parameter "wait_ms" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "wait_ms", ctx.QueryParams(), &params.WaitMs, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter wait_ms: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CreateExecution(ctx, params)
+	return err
+}
+
+// StreamExecution converts echo context to params.
+func (w *ServerInterfaceWrapper) StreamExecution(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.StreamExecution(ctx)
+	return err
+}
+
+// DeleteExecution converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteExecution(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id ExecutionID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteExecution(ctx, id)
+	return err
+}
+
+// GetExecution converts echo context to params.
+func (w *ServerInterfaceWrapper) GetExecution(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id ExecutionID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetExecutionParams
+	// ------------- Optional query parameter "include" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "include", ctx.QueryParams(), &params.Include, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter include: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetExecution(ctx, id, params)
+	return err
+}
+
+// CancelExecution converts echo context to params.
+func (w *ServerInterfaceWrapper) CancelExecution(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id ExecutionID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CancelExecution(ctx, id)
+	return err
+}
+
+// GetExecutionEvents converts echo context to params.
+func (w *ServerInterfaceWrapper) GetExecutionEvents(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id ExecutionID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetExecutionEventsParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Last-Event-ID" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Last-Event-ID")]; found {
+		var LastEventID string
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Last-Event-ID, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Last-Event-ID", valueList[0], &LastEventID, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Last-Event-ID: %s", err))
+		}
+
+		params.LastEventID = &LastEventID
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetExecutionEvents(ctx, id, params)
+	return err
+}
+
+// GetNodeExecution converts echo context to params.
+func (w *ServerInterfaceWrapper) GetNodeExecution(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id ExecutionID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// ------------- Path parameter "node_execution_id" -------------
+	var nodeExecutionId int64
+
+	err = runtime.BindStyledParameterWithOptions("simple", "node_execution_id", ctx.Param("node_execution_id"), &nodeExecutionId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter node_execution_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetNodeExecution(ctx, id, nodeExecutionId)
+	return err
+}
+
+// RetryExecution converts echo context to params.
+func (w *ServerInterfaceWrapper) RetryExecution(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id ExecutionID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params RetryExecutionParams
+	// ------------- Optional query parameter "wait_ms" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "wait_ms", ctx.QueryParams(), &params.WaitMs, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter wait_ms: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RetryExecution(ctx, id, params)
 	return err
 }
 
@@ -18150,6 +23808,65 @@ func (w *ServerInterfaceWrapper) RestoreFlowVersion(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.RestoreFlowVersion(ctx, id, version, params)
+	return err
+}
+
+// RotateFlowWebhookKey converts echo context to params.
+func (w *ServerInterfaceWrapper) RotateFlowWebhookKey(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id FlowID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RotateFlowWebhookKey(ctx, id)
+	return err
+}
+
+// ListNodeTypes converts echo context to params.
+func (w *ServerInterfaceWrapper) ListNodeTypes(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListNodeTypesParams
+	// ------------- Optional query parameter "category" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "category", ctx.QueryParams(), &params.Category, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter category: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListNodeTypes(ctx, params)
+	return err
+}
+
+// ListNodeTypeCategories converts echo context to params.
+func (w *ServerInterfaceWrapper) ListNodeTypeCategories(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListNodeTypeCategories(ctx)
+	return err
+}
+
+// GetNodeType converts echo context to params.
+func (w *ServerInterfaceWrapper) GetNodeType(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "type_id" -------------
+	var typeId string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "type_id", ctx.Param("type_id"), &typeId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter type_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetNodeType(ctx, typeId)
 	return err
 }
 
@@ -18570,6 +24287,22 @@ func (w *ServerInterfaceWrapper) DeleteUserApiToken(ctx echo.Context) error {
 	return err
 }
 
+// ReceiveFlowWebhook converts echo context to params.
+func (w *ServerInterfaceWrapper) ReceiveFlowWebhook(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "endpoint_key" -------------
+	var endpointKey string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "endpoint_key", ctx.Param("endpoint_key"), &endpointKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter endpoint_key: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ReceiveFlowWebhook(ctx, endpointKey)
+	return err
+}
+
 // This is a simple interface which specifies echo.Route addition functions which
 // are present on both echo.Echo and echo.Group, since we want to allow using
 // either of them for path registration
@@ -18657,10 +24390,24 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/flows/:id/unpublish", wrapper.UnpublishFlow, options.OperationMiddlewares["unpublishFlow"]...)
 	router.POST(options.BaseURL+"/flows/:id/duplicate", wrapper.DuplicateFlow, options.OperationMiddlewares["duplicateFlow"]...)
 	router.POST(options.BaseURL+"/flows/:id/validate", wrapper.ValidateFlow, options.OperationMiddlewares["validateFlow"]...)
+	router.POST(options.BaseURL+"/flows/:id/webhook-key", wrapper.RotateFlowWebhookKey, options.OperationMiddlewares["rotateFlowWebhookKey"]...)
 	router.GET(options.BaseURL+"/flows/:id/versions", wrapper.ListFlowVersions, options.OperationMiddlewares["listFlowVersions"]...)
 	router.POST(options.BaseURL+"/flows/:id/versions", wrapper.CreateFlowVersion, options.OperationMiddlewares["createFlowVersion"]...)
 	router.GET(options.BaseURL+"/flows/:id/versions/:version", wrapper.GetFlowVersion, options.OperationMiddlewares["getFlowVersion"]...)
 	router.POST(options.BaseURL+"/flows/:id/versions/:version/restore", wrapper.RestoreFlowVersion, options.OperationMiddlewares["restoreFlowVersion"]...)
+	router.GET(options.BaseURL+"/executions", wrapper.ListExecutions, options.OperationMiddlewares["listExecutions"]...)
+	router.POST(options.BaseURL+"/executions", wrapper.CreateExecution, options.OperationMiddlewares["createExecution"]...)
+	router.POST(options.BaseURL+"/executions/stream", wrapper.StreamExecution, options.OperationMiddlewares["streamExecution"]...)
+	router.DELETE(options.BaseURL+"/executions/:id", wrapper.DeleteExecution, options.OperationMiddlewares["deleteExecution"]...)
+	router.GET(options.BaseURL+"/executions/:id", wrapper.GetExecution, options.OperationMiddlewares["getExecution"]...)
+	router.GET(options.BaseURL+"/executions/:id/events", wrapper.GetExecutionEvents, options.OperationMiddlewares["getExecutionEvents"]...)
+	router.GET(options.BaseURL+"/executions/:id/nodes/:node_execution_id", wrapper.GetNodeExecution, options.OperationMiddlewares["getNodeExecution"]...)
+	router.POST(options.BaseURL+"/executions/:id/cancel", wrapper.CancelExecution, options.OperationMiddlewares["cancelExecution"]...)
+	router.POST(options.BaseURL+"/executions/:id/retry", wrapper.RetryExecution, options.OperationMiddlewares["retryExecution"]...)
+	router.GET(options.BaseURL+"/node-types", wrapper.ListNodeTypes, options.OperationMiddlewares["listNodeTypes"]...)
+	router.GET(options.BaseURL+"/node-types/categories", wrapper.ListNodeTypeCategories, options.OperationMiddlewares["listNodeTypeCategories"]...)
+	router.GET(options.BaseURL+"/node-types/:type_id", wrapper.GetNodeType, options.OperationMiddlewares["getNodeType"]...)
+	router.POST(options.BaseURL+"/webhooks/flows/:endpoint_key", wrapper.ReceiveFlowWebhook, options.OperationMiddlewares["receiveFlowWebhook"]...)
 
 }
 
@@ -18671,6 +24418,26 @@ type ApiTokenPageJSONResponse struct {
 	Body ApiTokenPage
 
 	Headers ApiTokenPageResponseHeaders
+}
+
+type EventStreamResponseHeaders struct {
+	XRequestID *string
+}
+type EventStreamTexteventStreamResponse struct {
+	Body io.Reader
+
+	Headers       EventStreamResponseHeaders
+	ContentLength int64
+}
+
+type ExecutionCreatedResponseHeaders struct {
+	Location   string
+	XRequestID *string
+}
+type ExecutionCreatedJSONResponse struct {
+	Body Execution
+
+	Headers ExecutionCreatedResponseHeaders
 }
 
 type FlowWithETagResponseHeaders struct {
@@ -19838,6 +25605,1004 @@ type RefreshTokensdefaultApplicationProblemPlusJSONResponse struct {
 }
 
 func (response RefreshTokensdefaultApplicationProblemPlusJSONResponse) VisitRefreshTokensResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListExecutionsRequestObject struct {
+	Params ListExecutionsParams
+}
+
+type ListExecutionsResponseObject interface {
+	VisitListExecutionsResponse(w http.ResponseWriter) error
+}
+
+type ListExecutions200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type ListExecutions200JSONResponse struct {
+	Body    ExecutionCursorPage
+	Headers ListExecutions200ResponseHeaders
+}
+
+func (response ListExecutions200JSONResponse) VisitListExecutionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListExecutionsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response ListExecutionsdefaultApplicationProblemPlusJSONResponse) VisitListExecutionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateExecutionRequestObject struct {
+	Params CreateExecutionParams
+	Body   *CreateExecutionJSONRequestBody
+}
+
+type CreateExecutionResponseObject interface {
+	VisitCreateExecutionResponse(w http.ResponseWriter) error
+}
+
+type CreateExecution201JSONResponse struct{ ExecutionCreatedJSONResponse }
+
+func (response CreateExecution201JSONResponse) VisitCreateExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateExecution422ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response CreateExecution422ApplicationProblemPlusJSONResponse) VisitCreateExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateExecution429ResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type CreateExecution429ApplicationProblemPlusJSONResponse struct {
+	Body    Problem
+	Headers CreateExecution429ResponseHeaders
+}
+
+func (response CreateExecution429ApplicationProblemPlusJSONResponse) VisitCreateExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateExecutiondefaultResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type CreateExecutiondefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    CreateExecutiondefaultResponseHeaders
+	StatusCode int
+}
+
+func (response CreateExecutiondefaultApplicationProblemPlusJSONResponse) VisitCreateExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StreamExecutionRequestObject struct {
+	Body *StreamExecutionJSONRequestBody
+}
+
+type StreamExecutionResponseObject interface {
+	VisitStreamExecutionResponse(w http.ResponseWriter) error
+}
+
+type StreamExecution200TexteventStreamResponse struct {
+	EventStreamTexteventStreamResponse
+}
+
+func (response StreamExecution200TexteventStreamResponse) VisitStreamExecutionResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/event-stream")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	flusher, ok := w.(http.Flusher)
+	if !ok {
+		// If w doesn't support flushing, fall back to io.Copy.
+		_, err := io.Copy(w, response.Body)
+		return err
+	}
+	// text/event-stream messages are typically small; use a
+	// modest buffer and flush after each chunk so clients see
+	// events immediately instead of waiting on OS buffering.
+	buf := make([]byte, 4096)
+	for {
+		n, err := response.Body.Read(buf)
+		if n > 0 {
+			if _, writeErr := w.Write(buf[:n]); writeErr != nil {
+				return writeErr
+			}
+			flusher.Flush()
+		}
+		if err != nil {
+			if err == io.EOF {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+type StreamExecution422ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response StreamExecution422ApplicationProblemPlusJSONResponse) VisitStreamExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StreamExecution429ResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type StreamExecution429ApplicationProblemPlusJSONResponse struct {
+	Body    Problem
+	Headers StreamExecution429ResponseHeaders
+}
+
+func (response StreamExecution429ApplicationProblemPlusJSONResponse) VisitStreamExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StreamExecutiondefaultResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type StreamExecutiondefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    StreamExecutiondefaultResponseHeaders
+	StatusCode int
+}
+
+func (response StreamExecutiondefaultApplicationProblemPlusJSONResponse) VisitStreamExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteExecutionRequestObject struct {
+	Id ExecutionID `json:"id"`
+}
+
+type DeleteExecutionResponseObject interface {
+	VisitDeleteExecutionResponse(w http.ResponseWriter) error
+}
+
+type DeleteExecution204ResponseHeaders struct {
+	XRequestID *string
+}
+
+type DeleteExecution204Response struct {
+	Headers DeleteExecution204ResponseHeaders
+}
+
+func (response DeleteExecution204Response) VisitDeleteExecutionResponse(w http.ResponseWriter) error {
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(204)
+	return nil
+}
+
+type DeleteExecution409ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteExecution409ApplicationProblemPlusJSONResponse) VisitDeleteExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteExecutiondefaultResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type DeleteExecutiondefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    DeleteExecutiondefaultResponseHeaders
+	StatusCode int
+}
+
+func (response DeleteExecutiondefaultApplicationProblemPlusJSONResponse) VisitDeleteExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetExecutionRequestObject struct {
+	Id     ExecutionID `json:"id"`
+	Params GetExecutionParams
+}
+
+type GetExecutionResponseObject interface {
+	VisitGetExecutionResponse(w http.ResponseWriter) error
+}
+
+type GetExecution200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type GetExecution200JSONResponse struct {
+	Body    Execution
+	Headers GetExecution200ResponseHeaders
+}
+
+func (response GetExecution200JSONResponse) VisitGetExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetExecutiondefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response GetExecutiondefaultApplicationProblemPlusJSONResponse) VisitGetExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelExecutionRequestObject struct {
+	Id ExecutionID `json:"id"`
+}
+
+type CancelExecutionResponseObject interface {
+	VisitCancelExecutionResponse(w http.ResponseWriter) error
+}
+
+type CancelExecution202ResponseHeaders struct {
+	XRequestID *string
+}
+
+type CancelExecution202JSONResponse struct {
+	Body    Execution
+	Headers CancelExecution202ResponseHeaders
+}
+
+func (response CancelExecution202JSONResponse) VisitCancelExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(202)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelExecution409ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response CancelExecution409ApplicationProblemPlusJSONResponse) VisitCancelExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelExecutiondefaultResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type CancelExecutiondefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    CancelExecutiondefaultResponseHeaders
+	StatusCode int
+}
+
+func (response CancelExecutiondefaultApplicationProblemPlusJSONResponse) VisitCancelExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetExecutionEventsRequestObject struct {
+	Id     ExecutionID `json:"id"`
+	Params GetExecutionEventsParams
+}
+
+type GetExecutionEventsResponseObject interface {
+	VisitGetExecutionEventsResponse(w http.ResponseWriter) error
+}
+
+type GetExecutionEvents200TexteventStreamResponse struct {
+	EventStreamTexteventStreamResponse
+}
+
+func (response GetExecutionEvents200TexteventStreamResponse) VisitGetExecutionEventsResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/event-stream")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	flusher, ok := w.(http.Flusher)
+	if !ok {
+		// If w doesn't support flushing, fall back to io.Copy.
+		_, err := io.Copy(w, response.Body)
+		return err
+	}
+	// text/event-stream messages are typically small; use a
+	// modest buffer and flush after each chunk so clients see
+	// events immediately instead of waiting on OS buffering.
+	buf := make([]byte, 4096)
+	for {
+		n, err := response.Body.Read(buf)
+		if n > 0 {
+			if _, writeErr := w.Write(buf[:n]); writeErr != nil {
+				return writeErr
+			}
+			flusher.Flush()
+		}
+		if err != nil {
+			if err == io.EOF {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+type GetExecutionEventsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response GetExecutionEventsdefaultApplicationProblemPlusJSONResponse) VisitGetExecutionEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetNodeExecutionRequestObject struct {
+	Id              ExecutionID `json:"id"`
+	NodeExecutionId int64       `json:"node_execution_id"`
+}
+
+type GetNodeExecutionResponseObject interface {
+	VisitGetNodeExecutionResponse(w http.ResponseWriter) error
+}
+
+type GetNodeExecution200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type GetNodeExecution200JSONResponse struct {
+	Body    NodeExecution
+	Headers GetNodeExecution200ResponseHeaders
+}
+
+func (response GetNodeExecution200JSONResponse) VisitGetNodeExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetNodeExecutiondefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response GetNodeExecutiondefaultApplicationProblemPlusJSONResponse) VisitGetNodeExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetryExecutionRequestObject struct {
+	Id     ExecutionID `json:"id"`
+	Params RetryExecutionParams
+	Body   *RetryExecutionJSONRequestBody
+}
+
+type RetryExecutionResponseObject interface {
+	VisitRetryExecutionResponse(w http.ResponseWriter) error
+}
+
+type RetryExecution201JSONResponse struct{ ExecutionCreatedJSONResponse }
+
+func (response RetryExecution201JSONResponse) VisitRetryExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetryExecution409ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response RetryExecution409ApplicationProblemPlusJSONResponse) VisitRetryExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetryExecutiondefaultResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type RetryExecutiondefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    RetryExecutiondefaultResponseHeaders
+	StatusCode int
+}
+
+func (response RetryExecutiondefaultApplicationProblemPlusJSONResponse) VisitRetryExecutionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -21404,6 +28169,336 @@ type RestoreFlowVersiondefaultApplicationProblemPlusJSONResponse struct {
 }
 
 func (response RestoreFlowVersiondefaultApplicationProblemPlusJSONResponse) VisitRestoreFlowVersionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateFlowWebhookKeyRequestObject struct {
+	Id FlowID `json:"id"`
+}
+
+type RotateFlowWebhookKeyResponseObject interface {
+	VisitRotateFlowWebhookKeyResponse(w http.ResponseWriter) error
+}
+
+type RotateFlowWebhookKey200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type RotateFlowWebhookKey200JSONResponse struct {
+	Body    FlowWebhookKey
+	Headers RotateFlowWebhookKey200ResponseHeaders
+}
+
+func (response RotateFlowWebhookKey200JSONResponse) VisitRotateFlowWebhookKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateFlowWebhookKey409ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response RotateFlowWebhookKey409ApplicationProblemPlusJSONResponse) VisitRotateFlowWebhookKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateFlowWebhookKeydefaultResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type RotateFlowWebhookKeydefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    RotateFlowWebhookKeydefaultResponseHeaders
+	StatusCode int
+}
+
+func (response RotateFlowWebhookKeydefaultApplicationProblemPlusJSONResponse) VisitRotateFlowWebhookKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListNodeTypesRequestObject struct {
+	Params ListNodeTypesParams
+}
+
+type ListNodeTypesResponseObject interface {
+	VisitListNodeTypesResponse(w http.ResponseWriter) error
+}
+
+type ListNodeTypes200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type ListNodeTypes200JSONResponse struct {
+	Body    NodeTypeList
+	Headers ListNodeTypes200ResponseHeaders
+}
+
+func (response ListNodeTypes200JSONResponse) VisitListNodeTypesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListNodeTypesdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response ListNodeTypesdefaultApplicationProblemPlusJSONResponse) VisitListNodeTypesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListNodeTypeCategoriesRequestObject struct {
+}
+
+type ListNodeTypeCategoriesResponseObject interface {
+	VisitListNodeTypeCategoriesResponse(w http.ResponseWriter) error
+}
+
+type ListNodeTypeCategories200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type ListNodeTypeCategories200JSONResponse struct {
+	Body    NodeTypeCategoryList
+	Headers ListNodeTypeCategories200ResponseHeaders
+}
+
+func (response ListNodeTypeCategories200JSONResponse) VisitListNodeTypeCategoriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListNodeTypeCategoriesdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response ListNodeTypeCategoriesdefaultApplicationProblemPlusJSONResponse) VisitListNodeTypeCategoriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetNodeTypeRequestObject struct {
+	TypeId string `json:"type_id"`
+}
+
+type GetNodeTypeResponseObject interface {
+	VisitGetNodeTypeResponse(w http.ResponseWriter) error
+}
+
+type GetNodeType200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type GetNodeType200JSONResponse struct {
+	Body    NodeType
+	Headers GetNodeType200ResponseHeaders
+}
+
+func (response GetNodeType200JSONResponse) VisitGetNodeTypeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetNodeTypedefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response GetNodeTypedefaultApplicationProblemPlusJSONResponse) VisitGetNodeTypeResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -23419,6 +30514,104 @@ func (response DeleteUserApiTokendefaultApplicationProblemPlusJSONResponse) Visi
 	return err
 }
 
+type ReceiveFlowWebhookRequestObject struct {
+	EndpointKey  string `json:"endpoint_key"`
+	JSONBody     *ReceiveFlowWebhookJSONRequestBody
+	FormdataBody *ReceiveFlowWebhookFormdataRequestBody
+	TextBody     *ReceiveFlowWebhookTextRequestBody
+}
+
+type ReceiveFlowWebhookResponseObject interface {
+	VisitReceiveFlowWebhookResponse(w http.ResponseWriter) error
+}
+
+type ReceiveFlowWebhook200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type ReceiveFlowWebhook200JSONResponse struct {
+	Body    FlowWebhookAnswer
+	Headers ReceiveFlowWebhook200ResponseHeaders
+}
+
+func (response ReceiveFlowWebhook200JSONResponse) VisitReceiveFlowWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReceiveFlowWebhook202ResponseHeaders struct {
+	XRequestID *string
+}
+
+type ReceiveFlowWebhook202JSONResponse struct {
+	Body    FlowWebhookAccepted
+	Headers ReceiveFlowWebhook202ResponseHeaders
+}
+
+func (response ReceiveFlowWebhook202JSONResponse) VisitReceiveFlowWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(202)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReceiveFlowWebhookdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response ReceiveFlowWebhookdefaultApplicationProblemPlusJSONResponse) VisitReceiveFlowWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
 	// ListApiTokens List my API tokens
@@ -23448,6 +30641,33 @@ type StrictServerInterface interface {
 	// RefreshTokens Refresh the tokens
 	// (POST /casdoor/auth/refresh)
 	RefreshTokens(ctx context.Context, request RefreshTokensRequestObject) (RefreshTokensResponseObject, error)
+	// ListExecutions List executions
+	// (GET /executions)
+	ListExecutions(ctx context.Context, request ListExecutionsRequestObject) (ListExecutionsResponseObject, error)
+	// CreateExecution Run a flow
+	// (POST /executions)
+	CreateExecution(ctx context.Context, request CreateExecutionRequestObject) (CreateExecutionResponseObject, error)
+	// StreamExecution Run a flow and stream its events
+	// (POST /executions/stream)
+	StreamExecution(ctx context.Context, request StreamExecutionRequestObject) (StreamExecutionResponseObject, error)
+	// DeleteExecution Delete an execution
+	// (DELETE /executions/{id})
+	DeleteExecution(ctx context.Context, request DeleteExecutionRequestObject) (DeleteExecutionResponseObject, error)
+	// GetExecution Get an execution
+	// (GET /executions/{id})
+	GetExecution(ctx context.Context, request GetExecutionRequestObject) (GetExecutionResponseObject, error)
+	// CancelExecution Cancel an execution
+	// (POST /executions/{id}/cancel)
+	CancelExecution(ctx context.Context, request CancelExecutionRequestObject) (CancelExecutionResponseObject, error)
+	// GetExecutionEvents Stream an execution's events
+	// (GET /executions/{id}/events)
+	GetExecutionEvents(ctx context.Context, request GetExecutionEventsRequestObject) (GetExecutionEventsResponseObject, error)
+	// GetNodeExecution Get one node record
+	// (GET /executions/{id}/nodes/{node_execution_id})
+	GetNodeExecution(ctx context.Context, request GetNodeExecutionRequestObject) (GetNodeExecutionResponseObject, error)
+	// RetryExecution Retry an execution
+	// (POST /executions/{id}/retry)
+	RetryExecution(ctx context.Context, request RetryExecutionRequestObject) (RetryExecutionResponseObject, error)
 	// ListFlows List flows
 	// (GET /flows)
 	ListFlows(ctx context.Context, request ListFlowsRequestObject) (ListFlowsResponseObject, error)
@@ -23490,6 +30710,18 @@ type StrictServerInterface interface {
 	// RestoreFlowVersion Restore a flow version
 	// (POST /flows/{id}/versions/{version}/restore)
 	RestoreFlowVersion(ctx context.Context, request RestoreFlowVersionRequestObject) (RestoreFlowVersionResponseObject, error)
+	// RotateFlowWebhookKey Rotate the webhook key
+	// (POST /flows/{id}/webhook-key)
+	RotateFlowWebhookKey(ctx context.Context, request RotateFlowWebhookKeyRequestObject) (RotateFlowWebhookKeyResponseObject, error)
+	// ListNodeTypes List node types
+	// (GET /node-types)
+	ListNodeTypes(ctx context.Context, request ListNodeTypesRequestObject) (ListNodeTypesResponseObject, error)
+	// ListNodeTypeCategories List node type categories
+	// (GET /node-types/categories)
+	ListNodeTypeCategories(ctx context.Context, request ListNodeTypeCategoriesRequestObject) (ListNodeTypeCategoriesResponseObject, error)
+	// GetNodeType Get a node type
+	// (GET /node-types/{type_id})
+	GetNodeType(ctx context.Context, request GetNodeTypeRequestObject) (GetNodeTypeResponseObject, error)
 	// ListPermissions The permission catalogue
 	// (GET /permissions)
 	ListPermissions(ctx context.Context, request ListPermissionsRequestObject) (ListPermissionsResponseObject, error)
@@ -23553,6 +30785,9 @@ type StrictServerInterface interface {
 	// DeleteUserApiToken Revoke a user's API token
 	// (DELETE /users/{user_id}/api-tokens/{id})
 	DeleteUserApiToken(ctx context.Context, request DeleteUserApiTokenRequestObject) (DeleteUserApiTokenResponseObject, error)
+	// ReceiveFlowWebhook Start a flow from a webhook
+	// (POST /webhooks/flows/{endpoint_key})
+	ReceiveFlowWebhook(ctx context.Context, request ReceiveFlowWebhookRequestObject) (ReceiveFlowWebhookResponseObject, error)
 }
 
 type StrictHandlerFunc func(ctx echo.Context, request any) (any, error)
@@ -23845,6 +31080,305 @@ func (sh *strictHandler) RefreshTokens(ctx echo.Context) error {
 		return err
 	} else if validResponse, ok := response.(RefreshTokensResponseObject); ok {
 		return validResponse.VisitRefreshTokensResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListExecutions operation middleware
+func (sh *strictHandler) ListExecutions(ctx echo.Context, params ListExecutionsParams) error {
+	var request ListExecutionsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListExecutions(ctx.Request().Context(), request.(ListExecutionsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListExecutions")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListExecutionsResponseObject); ok {
+		return validResponse.VisitListExecutionsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// CreateExecution operation middleware
+func (sh *strictHandler) CreateExecution(ctx echo.Context, params CreateExecutionParams) error {
+	var request CreateExecutionRequestObject
+
+	request.Params = params
+
+	var body CreateExecutionJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateExecution(ctx.Request().Context(), request.(CreateExecutionRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateExecution")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CreateExecutionResponseObject); ok {
+		return validResponse.VisitCreateExecutionResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// StreamExecution operation middleware
+func (sh *strictHandler) StreamExecution(ctx echo.Context) error {
+	var request StreamExecutionRequestObject
+
+	var body StreamExecutionJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.StreamExecution(ctx.Request().Context(), request.(StreamExecutionRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "StreamExecution")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(StreamExecutionResponseObject); ok {
+		return validResponse.VisitStreamExecutionResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// DeleteExecution operation middleware
+func (sh *strictHandler) DeleteExecution(ctx echo.Context, id ExecutionID) error {
+	var request DeleteExecutionRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteExecution(ctx.Request().Context(), request.(DeleteExecutionRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteExecution")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeleteExecutionResponseObject); ok {
+		return validResponse.VisitDeleteExecutionResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetExecution operation middleware
+func (sh *strictHandler) GetExecution(ctx echo.Context, id ExecutionID, params GetExecutionParams) error {
+	var request GetExecutionRequestObject
+
+	request.Id = id
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetExecution(ctx.Request().Context(), request.(GetExecutionRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetExecution")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetExecutionResponseObject); ok {
+		return validResponse.VisitGetExecutionResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// CancelExecution operation middleware
+func (sh *strictHandler) CancelExecution(ctx echo.Context, id ExecutionID) error {
+	var request CancelExecutionRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CancelExecution(ctx.Request().Context(), request.(CancelExecutionRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CancelExecution")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CancelExecutionResponseObject); ok {
+		return validResponse.VisitCancelExecutionResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetExecutionEvents operation middleware
+func (sh *strictHandler) GetExecutionEvents(ctx echo.Context, id ExecutionID, params GetExecutionEventsParams) error {
+	var request GetExecutionEventsRequestObject
+
+	request.Id = id
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetExecutionEvents(ctx.Request().Context(), request.(GetExecutionEventsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetExecutionEvents")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetExecutionEventsResponseObject); ok {
+		return validResponse.VisitGetExecutionEventsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetNodeExecution operation middleware
+func (sh *strictHandler) GetNodeExecution(ctx echo.Context, id ExecutionID, nodeExecutionId int64) error {
+	var request GetNodeExecutionRequestObject
+
+	request.Id = id
+	request.NodeExecutionId = nodeExecutionId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetNodeExecution(ctx.Request().Context(), request.(GetNodeExecutionRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetNodeExecution")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetNodeExecutionResponseObject); ok {
+		return validResponse.VisitGetNodeExecutionResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// RetryExecution operation middleware
+func (sh *strictHandler) RetryExecution(ctx echo.Context, id ExecutionID, params RetryExecutionParams) error {
+	var request RetryExecutionRequestObject
+
+	request.Id = id
+	request.Params = params
+
+	var body RetryExecutionJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		if !errors.Is(err, io.EOF) {
+			return err
+		}
+	} else {
+		request.Body = &body
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.RetryExecution(ctx.Request().Context(), request.(RetryExecutionRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RetryExecution")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(RetryExecutionResponseObject); ok {
+		return validResponse.VisitRetryExecutionResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -24372,6 +31906,104 @@ func (sh *strictHandler) RestoreFlowVersion(ctx echo.Context, id FlowID, version
 		return err
 	} else if validResponse, ok := response.(RestoreFlowVersionResponseObject); ok {
 		return validResponse.VisitRestoreFlowVersionResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// RotateFlowWebhookKey operation middleware
+func (sh *strictHandler) RotateFlowWebhookKey(ctx echo.Context, id FlowID) error {
+	var request RotateFlowWebhookKeyRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.RotateFlowWebhookKey(ctx.Request().Context(), request.(RotateFlowWebhookKeyRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RotateFlowWebhookKey")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(RotateFlowWebhookKeyResponseObject); ok {
+		return validResponse.VisitRotateFlowWebhookKeyResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListNodeTypes operation middleware
+func (sh *strictHandler) ListNodeTypes(ctx echo.Context, params ListNodeTypesParams) error {
+	var request ListNodeTypesRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListNodeTypes(ctx.Request().Context(), request.(ListNodeTypesRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListNodeTypes")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListNodeTypesResponseObject); ok {
+		return validResponse.VisitListNodeTypesResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListNodeTypeCategories operation middleware
+func (sh *strictHandler) ListNodeTypeCategories(ctx echo.Context) error {
+	var request ListNodeTypeCategoriesRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListNodeTypeCategories(ctx.Request().Context(), request.(ListNodeTypeCategoriesRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListNodeTypeCategories")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListNodeTypeCategoriesResponseObject); ok {
+		return validResponse.VisitListNodeTypeCategoriesResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetNodeType operation middleware
+func (sh *strictHandler) GetNodeType(ctx echo.Context, typeId string) error {
+	var request GetNodeTypeRequestObject
+
+	request.TypeId = typeId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetNodeType(ctx.Request().Context(), request.(GetNodeTypeRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetNodeType")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetNodeTypeResponseObject); ok {
+		return validResponse.VisitGetNodeTypeResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -25009,221 +32641,373 @@ func (sh *strictHandler) DeleteUserApiToken(ctx echo.Context, userId PathUserID,
 	return nil
 }
 
+// ReceiveFlowWebhook operation middleware
+func (sh *strictHandler) ReceiveFlowWebhook(ctx echo.Context, endpointKey string) error {
+	var request ReceiveFlowWebhookRequestObject
+
+	request.EndpointKey = endpointKey
+	if strings.HasPrefix(ctx.Request().Header.Get("Content-Type"), "application/json") {
+		var body ReceiveFlowWebhookJSONRequestBody
+		var err error
+		if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+			// A request validator built on kin-openapi's openapi3filter with
+			// KeepValidatedValue leaves the value it validated on the body. Bind
+			// that value, matching member names exactly, so the handler receives
+			// what was validated instead of a second, case-insensitive decode.
+			// Otherwise bind only the request body, so that path and query
+			// parameters are not also bound into the body struct.
+			if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+				err = binder.BindBody(ctx, &body)
+			}
+		} else {
+			// A custom binder is installed on the Echo instance; defer to it
+			// entirely, since echo.Binder does not expose body-only binding and
+			// the binder may do more than decode (for example call ctx.Validate).
+			err = ctx.Bind(&body)
+		}
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				return err
+			}
+		} else {
+			request.JSONBody = &body
+		}
+	}
+	if strings.HasPrefix(ctx.Request().Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
+		if form, err := ctx.FormParams(); err == nil {
+			var body ReceiveFlowWebhookFormdataRequestBody
+			if err := runtime.BindForm(&body, form, nil, nil); err != nil {
+				return err
+			}
+			request.FormdataBody = &body
+		} else {
+			return err
+		}
+	}
+	if strings.HasPrefix(ctx.Request().Header.Get("Content-Type"), "text/plain") {
+		data, err := io.ReadAll(ctx.Request().Body)
+		if err != nil {
+			return err
+		}
+		if len(data) > 0 {
+			body := ReceiveFlowWebhookTextRequestBody(data)
+			request.TextBody = &body
+		}
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ReceiveFlowWebhook(ctx.Request().Context(), request.(ReceiveFlowWebhookRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ReceiveFlowWebhook")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ReceiveFlowWebhookResponseObject); ok {
+		return validResponse.VisitReceiveFlowWebhookResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // Base64 encoded, compressed with deflate, json marshaled OpenAPI spec.
 // Stored as a slice of fixed-width chunks rather than one concatenated
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L3rcts49iD+KijOTMXuoWzJdtIduVL/v8dxpt2d29hOp7ujrAiRkIRfKEBDgLbVWVftp639vA+xVfta",
-	"8yRbOABIkAJ18SWxuzsfYkkEcTk4ODj38zmI+WTKGWFSBN3PwZjghGTw8SBN+YX6kBARZ3QqKWdBNzgb",
-	"EzQhcswTgeSYoCmWY4TjmEylQBucob32482tIAxEPCYTrDqQsykJuoGQGWWj4OoqDA5xPCaHnMmMp/ND",
-	"RIy3hOQZibooI2LKmSBqMCxRjLNshiT/RJhAPEM0IUxSOUM4I4iRc5KhWPWdLJvB0Rke+Rc3TPnFI4Ey",
-	"ck4F5QxhgTASMuNshMxgEo9CFPWCrJe327uxbQrfSC+IqoNPsZQkU93/t16QfWi3nn78ey/4axB6pvWS",
-	"x1jPxTc1PBA8zaUBOh/CBsQZwZIkClI8z2ISIsriNE8oG6FoG0/p9nkHZpSRf+c0I0nQlVlOFoPnBEvy",
-	"kk6ohP/mZ3NC/p0TIQXCCktIgijTk8mzjDCJLihL+IV3EyiTZESy6jAnZIIpU6M3D5WSobz5OIJ4lnNK",
-	"Ys4SgXImaQoD6I4VUIkUy/snMpsdDCXJmvuWHF1gKtGADHlGUKZeUXu0sbfzNESP27ubS4d5//79QS7H",
-	"CgtjLMn8WG/U8esozBgQnJGsJUicZyRBfEoyQCzRRdE/4BkiWcazZ72AsnOc0qQPp2oOe+dx42ezI8fP",
-	"/Via6ceIJmiDxGNOklAd1RFhag4k0Sfq3cvj55v7iEqEU8ERnk4JzoTa35SPBMIs0ROsAX+CL18SNpLj",
-	"oPtkb/4EXYXBFGd4QqSlYlN6ptbVNNmDt8eanCAKNIOqB+p4BWHA8AR2IFl4eIY8m2Cpd+rJXhAGE8ro",
-	"JJ8E3U7o20Q7o1Oe+TCRZxJ9IjMRoqgVoSHPkGpAmDrPW+g5GeI8lShqmWPfxxI2jFxOU56QoDvEqSBm",
-	"Hf/OSTYrFyLUiO7UqSQTgBJhar4fgrLTIAxalW8pFrKfi+Jh7TsMEQYt+PtxbmNCtXHHerhdAJH5UsII",
-	"ZxlWk80Z/XdOzGMF7KswEHKWqjYK1qqzFym/aNpRRb+/2GaqifxEMkX9X+eTge/8qzmd6yaIQRt0QeXY",
-	"EDKY7UZna4ttNszYvLvytHd3lk/7ePgKy3jsn2yk7sYIqQ1GGcHJPsJoQsVEvYEwExckE2ivswNnNB5j",
-	"NiICMa6WNCrWoBmJchXHw5Yeco3DHAZv8Yj4J9lpDbAgCZriETFgLcauob1qUhk20YcIgDPBlwZQbfi3",
-	"FHRqSqf0N8+0AGXRlGQwqUWz6QvVgXdKO4+rc1phPnL8TpCs6TjkgmTNx0E97d/ymTglOPPh1iEWpEWZ",
-	"IExQSc8JEvlA7zUS8Ariin+TcIVoXuaRMI/wICVoSEmaiCbA6oZN+LVjQGm/d3zodkbwpAmOkuDJFyMr",
-	"19/QW53IlerK8N/uZWqPZcyZJAxuMTydplTzrtv/JTQDWw7714wMg27wl+1S2tjWT8V2pVMYs7rmA33G",
-	"+bC8qwEHHFHl55ZhSVoaaL7hTPNth3u5shT8PZVjKxDcyppUp7612PsphCsAUSkQIxdIjV1bkp3OoqVA",
-	"G8WQ3WD5bzM+SMlkwcqnusXfLQTIJZ5MU0P/JKZpje0bY4E6yDCV+swCgwLMXND9oAZSjIpzGsOyp0ku",
-	"FIuMsEQpUTdQR10xGY4lyVDK2SgIgylXKJoF3WAbsP7qozoKQmIWq36NzLOtAC3MaSBCKjLXDdqdH54/",
-	"+Vf7l91ff/zul2/ft//17dnuz3s/7bzuKMohscxF0N1TxEJSCTzHT2odAArNkJZyW56x7gWWmE9o10Cp",
-	"e160bunWV+GKOGN3wncEzNChYp1PXhyip3uPv0VmSKRhVz8Thfi+CBt0I1dAahUC36L3auJhpYOKKLdS",
-	"J+UbtY6MrLZiJ6q1lcVahTC28OVSbNPSVasuXi16uy6N3fAkqsvn1ggQdNZAgOAmK+jPhCje6TYpKlBz",
-	"cXtLUd2dmGvIt6Y3eQYKKCH07RAiDFQ1I8OMiLER7xSzCpoDnKaaV3SWC/qolqOQWrTeivLqhpuuLvpb",
-	"gxR01rDpimu4tT0uaFqFK6hdDo702A122jtPWu3dVrtz1n7a3W132+2tdrv9q5ZcaUaE066z09rtnLVV",
-	"I6edIt+7NTm0y/I0dX+jU/ub4YcOT14hMWNxEAb8gmlmt/ttGEwzMqSXQTe4kLz/86fd6dN/4ZdwWZzz",
-	"T5XORcyniv35EKgLpaskoiDUn1MqZPDxSvXGpySTVLNJ7sodlivBkrQkBTm5ynuGwWVrxFtWEJ5S1Wrr",
-	"TDctHrXoZGp0BsDzdYMRleN8sBXzyba5h4q/fEqYugdNZ8BVupC+T/NSW+JhTevsaH3vFy7hQ7kGtY3B",
-	"xy+0lioqfm6azZVF0M/zmpIST1cCisVkry6EZoqF2il5KBEiyVFGYj5iVBAgiUAgtwKP0sY9DfcS3PZw",
-	"OrqsuUVU9EtaprHi0QctLxnllemsAKmzFZXDEwaLNGMVDKiAsFSL8cF/kRi4FUs8D6FHoP9JQtUW4vSt",
-	"Q1WMWq+6xVYbCHOboadtlOCZ2FfM84QLqQSm/tmbH49e918d/Nw/O3vZf37wyyna2H3yeHMLncJykeW4",
-	"xyRN0GCGZjzPUMZTsq8Ro/sNoqDfsbp+rW4s6Pwy+v1r4CPG61PVtamXc8YcRUBnqSLAi1WOEecDbv3W",
-	"//j3rvn712ChttOOt4a+s4aiVexcjkSJnxYolgg2dB9F8DdS+yrG/IIhOaYCcRYTYJPA9pYgztKZ1tWP",
-	"sRjXdv0Pc7uHgdTMTaWvbGfy7a+y/ctgj73/7vywc/n8MXnxZPT9t/SH7z69fDp53Q7+ZAv+ZAvuBVvw",
-	"R7jVi1PqM1h+rfveTmoRybaqVJymb4agHVuoI8Ij8opIHFyFn2vUpYBU8WEVpety/gh6m1/Bx8ptMMai",
-	"z8ilLPgU9cM0I+elPVLP6sPHUNtj1EVYmkLA7CG5xGnQbZtPffVYBN22mtI/OE9f4Wkzf1Ts+4DzlGBY",
-	"WF2PrLYd/ed//m9k2qAJnjpsb7k5h3iKBzSlJetR3nuY9eOCVxuCjg2WeBXCs4SkpOkZuSRx3vQQbp7i",
-	"ibF7qgf5NPGONiRY5pnZfNHHyYSy8umUZBMqBOWsvNzgQgudi+5jGChGL+gG55RcgLnugiYjon2BVLu+",
-	"eVAwJrUrrQKNRQhnN3AOTGu85MBvjbcsYNd4pQT5ii+5e7HiK5UN8vFrZDgkMdjJnKYhEjyTmgdfnTbq",
-	"TV6uPDpR7a4qSLDSamo0A4arrjB0UcXZlwq8K6hR3fJyTg6wP3qPrkg4zw5xmg5w/GmpQOUebW2W+G64",
-	"i3cGndjYA9RPv06ennv4OWhfszLufbdcupAGuVypZOe75eZJF8YwuO3LB4gXRv3vLBBn8ZieV9jfVdn4",
-	"BEtQP5IEaLIi44wn+uMcpf1nRoixbMW5kHxi9ctY9HM2zQcpFWOS9I3vQHlHJEF3b6dg7t+TNOYTggYc",
-	"HEx4Qvoxz5mEK6LK7hddWmcJszzrmQcAtdadIMnwEG5ngifQhW6ssXA5LEoTjya9IrcggScF8S7m0gkD",
-	"NQ24UWZBN5hm9NwYDKoYVdmge8mZ3VcZxuLnInL1zwxPx3N8wSJevBFhfdzGypx5I4fvovhnz4vrSgDz",
-	"p6JcrG3nrLY8LL7B7elZbvg+1S2vnAPWOF/vRNyDeJ+QrHrwl4GhtBsHLjHwwdalDit0XLZeJN24WF5s",
-	"X2WscoMqkk+BB6HjezaPTM3Ho4LJYYWq1UQpZ6fNGa5Aueleu4myVCAwsIF+y/hOd1GkwRMhuBpCFJVQ",
-	"ipAh1yGK1AwjFH3u6cuvB1S/py9F+HIVbfWY6ayLCshExUdRuAJ2EB5K4+40UpQJxWMSfxJbPVbVtC24",
-	"esuHMWdDOgq6n0HXMCBp0A1OJQZ/TwNCmdHRiGStCWY5Ti3Fsj/3O+BYIahF70u4ZmdK/iq60Ld5cLX6",
-	"le+5yuduvZvQ7qqHVztcQbGyllPYOnTvfUYl8RK/eYd2dWDRxZiwKqpRgSL1XrQPeAGHslDQY2OrRzlL",
-	"wdhdWLPVe5ghEAEV1Ffw8vIS3lujQzUv4OrpfZ5rA/e6B1gJRTGfzh4JkOT3kXGaRL0g0oEY6mcdhIE2",
-	"Dvl0thn1gpreeh4h0Qa5nJKMTgiTm/PYeS20uWpY+ksqpMIQj8h3qKilKF0gwXvJ3eMYMyQIQRt0xDh4",
-	"TQKKyDHJ0JCmkmQCXIj9LOWKPINmjdfkL1Zsb/Q7K7StYZN+0R0wLHj4Yn1N2PZWv7Qmrr2ncsxziSJD",
-	"rqNQR4Xw7JOCvEJDsJ4wPBVjLouoBkUALYXHLCmvgBoaFuzA7hzCOZzCum7dXgCcFgSsFmVlQaftQERq",
-	"g89gBis1DxGOVXOYvYkRsJB3d8OzCyUFhUnkkwnOgKz8KfLcksjzB5Zi5i8GexJ1mOA040kOmIsMfyNQ",
-	"ljs+DksFoBp7w4lA+VSxjOScZDM0VXMR6thraOr7Wjut28A869X7pyzlk6UWbWaKJRGy3NMyvuNP2ckn",
-	"OzXdfYbqfiUbk0v3PUppYfmgZX2UTNM9NU6pSb4rTAZrcBkHaIozSXGK9GbuAxc/EIQBCVMvA5uRM40e",
-	"SYgidbIjFKcQLYn1B4iO4YxsoejzVeSLyVrMAZ/v/BGlsq8iJXnPqVEVEeNke11eFdQTYSE9PBJz/Cqo",
-	"GOaY0YXK/ZsgxpL10rmAkkKZXlhjEsxGKWWjlpqc2iMiBBxRmC3qBaTTC5DE2YhILS7l7BPjFwypJaBe",
-	"wJ72gmrMiFrANqx1u72t31REXl3sWj9vAjdKhX5hVK1SQzPZNchhufBj9bKPLJoh69fiCzUFrTHATO2l",
-	"yAmE2th5owimHTm3ZMHW1cimHiK0C/i4dJf0ZOd4d2sAm/d+s5vkeVZshOdZuQdlSLKNubnAGYSIfFxm",
-	"GbMDhNZGZmfj9N+45JIruYavm203mIFVah2bmbZAUdF3hGpz2A29/odOG6AwfMzVxsxQjCdTTEcus9Hd",
-	"eTBuZy601uNp78bYUwW+TzZqFHkWKPfrR69gAL2cpgOTGrdXmZ0BwRIsvpaW/CUekFQTUkYuShZ8g0qU",
-	"cM1UoIyAK429aDbLvATwey8wM0BGLWcTo/g5kUWYPX/7NHIaj9dmNDrX1uOZ9TVqNX6HZ+53eIw+rrS7",
-	"X1F6qqHZA/HVq3G984pHY1CLuo6RA7NE2y/EvjGBdHViGAn5piBGEfGhftanSbSPItjJOOoancyYpwnJ",
-	"VKPCw83VW1qvCy0DWLE8blRZuoLD3BrUQ0iw5LXxWcK4jy5sO9CaRqgU+QWicrFa1Tcxfa01knQd7l8X",
-	"Mk8IjiVSa9KWxi30ZkoY0pjWLRjmd8eQeAZSaZkQALUrYG4gyRYCpzQ2oow8MpKE6LENHb6AaCJCBJwO",
-	"GhB5QQhD5JIKWDxwPSFiHMWzOFUfFSKhlE6oFJsmpQja29lBkQkbb8E8I20LrYWBJKM1mG6A15ESHTys",
-	"tuHG1unqtWIpfVw7JReWNC/t5CfbeM5sBhMKzRp95KlczxIcqJGeZG1/szDQ2kw/ow6PvscsScni68DI",
-	"V14vRXi0vBOfns7Mrei/EVavjYyyOqxW5i5V188xkHoDYDdI6KD1K2791m497bc+fu6ET/auvIFCrsl9",
-	"6YhvbeMCA/35t1hCMpJpZmwjFzlO0xmKtGE+2ty3R9raevSh3grCVXznGznPKkzWAnnhvbDwnbkRjaPD",
-	"2uFdnPW1VOmImULyKYiMTFKWK8waZJjFYy8VhtxtK+MIZBlYvGXq4AOHh2jibAkSF1TG6q7QJrhavqR1",
-	"/EXh6cJtO7GLWn3fBjj+xIfDviaeRdqiJ/VESiVn7mruyaUGGdVW4XlGcYIv++pETaayOsDj9S2h1fOz",
-	"1iovqzw8zwepw8Br24QaYrZSu9q+XAbqxcaN+cm5V77WjMPgN84n11+ced+3xpd8RNm7k5c1hYuNvaEM",
-	"kEl1mtCMxLKfZzToBmMpp6K7vY2n0y3zGohAOJfj7di6ftf8t8Mgz1LnZSF45eVUzWWbQx/qP57R38j/",
-	"F6eUMNmnyTM8iJUcu/PEpkTqq+U8i3lC7O/lJJ/BKH/bPfjbzou/7byoTVT9ksvx33Ze2MnqHiAg6ZkS",
-	"3Gjy92nGhzQlfycTTFPzXK3nmVqN/h6DqWiM05SwEXn2y+TFzPegr/O1PjvdefwkaIyrpWxB7sqxYgmx",
-	"hP9nAgGT5rfHVbfq8wL399pQlI1SyFOxhX4kZIqoRBtDniEDN0QZEgTCCU4lz/CIbAJ7mmR8CipRC0p0",
-	"MebCTjehw6FxRZubCKCDjxqbGAJUYAF6d/ISbdivOheQArHOovL2x8MjpGC7iSRHgphEI4OMXwiSIcmX",
-	"36xqKjXQWUCF7gb5ztCrhjtFuw2ZTFOQqbeMx4C0m7EU8LCmlVHL9Md1t5+A1rMWueuLoLVRs30T1lvq",
-	"NXSWUTVvfI4lzvqwC43BCDsw4nfVEeFEqO4S/P87pwqWofgvnDpe/SZEgIo+hmgaSzEhbA/OvBMOYTRS",
-	"BwlGL/k5SXFcD2SpL9PET5GESp0aSounRnxeLaRgPg7AbMEi9uIVOVCtaoBcxIrf2/hjvZ0eUlHZzoVK",
-	"p1W9SRw08HEcNaS4l/5Ijeqzm0WUaWKLWZllL4T8UPp4o//8r/9bamseCUgQsXm3UWjlUXIk9FX8DGvj",
-	"3k8XGJ9s5eK7PReFitM55qENsSvR2QFXHY0X+dxXY/SA7vjvmANDkm6Yk+OLB5AvyPj8qEDujeJiAh/I",
-	"lfD6Q5HAo9R1FFfesnFp4h1zHYW8FSatAJsLeF5esR9XEgmdWTsB8c6++tChUHJ7FzrFI8pGJlsr4kPr",
-	"ModHBKVUyHkn5VIl7SPKpX7a93RaNTS7noOlyvrzIndkXxZfSHasVqHnrv2rQ5unVifY134Uqzo+WxV5",
-	"fbyY0HQDWqBtVEx5cx+1tbVfSb+zrTWcpLWp200z7I4flsB2IOvd5II0HI7JepG0PoapiPGFbybIdz7L",
-	"T+0SK07hmiqeMv/O44Xpd+acB5zhVwDKCRGQtflz3cBS9lPAB76zUd8HnEZw1PuaO29ZbrxCGGcEUYHM",
-	"MD43kIY5XDt3Vm1y/u4XQ/GYDbnHKTyu2hmdCXntkJ6MTx6dXaM+259vqXghtPOpjr54YS+pqOOFNauV",
-	"6wtMDHw9PggnyCavNRKJm5yoXInOCHE1jzbrmRpr23FdM2MlmXBtSQty1tbt+1PCEsLiWUP2a4bPMU3B",
-	"47FsizZs/QwPwkgjXtQseGMs0QXUEMk4G4WIMsTzTDG46IJniV9nYLMYzxfeIEjBBdK/V3IfQ+kLiO8D",
-	"d6sKa7FCOuAXqo8jm0m4ztpaE1sj00ET641eWOMyfoE29tpPUYRThVGzFjwS0eaK11mZanlR9Q/FuHlB",
-	"OE8kGtiI4rkbBZXi+JNQ899F0ZBnA5okhEWbDdkLhyQjLPZdu7D9QtI0RWWzSu55AyTKWrkg0ea6G3di",
-	"e/WKQk5K6sUlVCDls6kVEbkZWyOkc7M2rFxmsz6+jYI0i6IX5if+/dnZW6Qb+F82WbX9ySovSYKggUVa",
-	"keYj7wL9ppTIl5Fb+yCpnrQbUlTRd3mTeDMuW0OesyRYlYeGVTmRAobqOIelsukLiKdz4BsdLj2wwzQl",
-	"Cfrh9M3r1ikgIvpEZoqOhSia4FQda5K0/ktAKJsS9F2iBMrMJdRzkSPnXLZyRe+fPG13kGmEhhmfaK0o",
-	"T2Yo41zCLKK/bEMVh+16/GYUqmeKhjQ80sg//7C6udrXF8zq27vbdPl+ls6jxQ4C0BdsWHnQ5/ZrZbWU",
-	"ReeVkK0Bf050uutVfcgdxsQkyu6XiQ6z/u6/d1rfXhy9nbXPPr17+q/OL4O9ydkO/9enX7PvfmaP458G",
-	"T74XnZfJ2+HBvP6y1mHVTa+zs57lstqZf+WaYr+tcrWuThsYLsc1r3SV0XmoCqCYDFNGRwxMnP6s00jp",
-	"zzY/lJOlq9qtm+LKdK1+cvsrU1OV391+PXxe6GWTxZrJrcp8XfPyQTU1l/95ajhb/1Obbcv/tEysNf98",
-	"dQbd4cyvl1XKJEKz8PPiFE+JXzhZJoEkVExTPOs3B0iaB6vqQUtGaFFY5e2IdNad0l1D3buyqjOcm10T",
-	"NBdKRPMSUIuzdFafSjf4ySaqs9Wx7Pd5KHUWWW5uLDQVCHJ9cclWfLhGqEEtOIRmQrZS8BjJp1OeSSgc",
-	"d5Sr9W2Z7LqK7IIfpQMf41gJW9BsVTMmNJ9x7Opj8fupGfno1dFBcG3T14OPtl75zq9uxufGFqujpMKn",
-	"V8Q6bcx5OzbRo4djH/GSowocF9k6LDibjuKK8RKV+kdrnULfQfn6AQ4r5W1xUGveCNRov71pMoEFOKAH",
-	"XTxVcUrWjaU8IVNF14Tjdl7YLJyNN2XzFOH8Nnw6f5WUzxeZLhf5sFVV2O31s8YXU2iC0VeKa1BDP7CA",
-	"BnfKDybU52tcWH/wK6bppN1SboAVYvvnYkrvYfxctZ5XXU6PiRCFIoLMfhgP/hnTN/SH43e/HXde02Nx",
-	"zE4ex4fHT44nL9o/7kx3k8Mfnm6R3faWoKOqs1y38532HdX6g6pT6V7l2XU1H9Z6bhapC2srpDBlvRb4",
-	"0gEz3GnwpdPeaKU/gfluyg4Kfdru3IEu2B3uxB3yFLf2Bt8mrb24Q1pP8c6g1Yl3kl2yN3yMnwyClV3s",
-	"FskzqzveFdL+7bvheRQsLjp6HdSW+86WNeXdInXIvNrkRDuPs58XtCtm2ORTu48IjsdFSbyMyDxjNmEZ",
-	"ZA45IbmgbIQwElPCpPoR6VoGxv1X+976tfHOISg9Usxp8AVQ2POx2MFxjh+o7Edl2MpW1OHihaeZhI9m",
-	"26J8LmH63Z+1BSdo5waerH8U39RmL3KRA2LtI7VYkAixruE8zUhrmnGdMKqMxjp8eYwuxhySezAukaAj",
-	"9ZQyNCNyKwj/dINd7Ab7p5vpfXMzbaKxzyHagWezIya9uSFXJB43z1l4OziwQJ6oQLUYbSlgvpKM7tmc",
-	"Ly2q+67cBXro2n11tVzS79Qk/Y4tx/sVYf5QFCIF+fT6QVnfDXoJUQIiRGM6GhMhdTlSN+mByKckM6WL",
-	"wsD+nWCGtbdzwY0UZp4a01YeYTunFYVt1/ytOR876rw1e60LxVcLx3fO30M9G482leFB6qvh+D1PE4Fw",
-	"mhoAT/wunm6ozGp+kXqy1/UJbXReMInyfFhilsJmFlfsJNzAlBUSmbkU1ogBdsywAGTDEpv3ZKGhstge",
-	"zXYD6+4WyirIE6TbKKyVfijXQ+b0fIqeCviBfvemBkuDcNclMZCeLc4zKmfgYGQiwEHGs8EhdQ3Weyzx",
-	"mwmtCr4bP7w/C9H3pzuPn4TaL0hxuC3KEM+sgLqpfZScYCS0EV1I3v/P//g/2hUPVgW4YXUuZr5jKaea",
-	"76HGfD/Pmtt5qd6pFm+VuBtzJjMcyyKDiXTaDnD8ibBEB0VdkIGaOpOE6SQpU5xJRjKx1WNHJtpBjtGA",
-	"KCSgAmUkxRB4JbkRprNzkkFYaaSYte3zTrTVYz32l78gBUzCpCkB32OnCuokQWrn4SeBJP5EUHTgxqN2",
-	"kRa3TcotgJlxier2WAt9840iUeKbbwDa2qMw4/lobOWULor+eXSGtmP9VcdS65joPEsjNKLnRhNQC4uF",
-	"+FLcYwgJUDe0ckF0QQ0SAWze/nh4tKkTJBcwm3IhrbulzDMl4EQxT8wb9m3JVbfR2zen9YnZYF/dPiMx",
-	"genxPKshG+AZApTbbaMJZbkkQolapnjAphoBkg8VypES3zKNbzqntG8a5pUIZVzNWJQJonNBtjTc3xrU",
-	"+OYb9WOJ0cJFaVOJJNHRumYoPKUt3TTaR9jMqwjbVYgIUC8D9BRq2gC9OM8ywiRcwTATmybUyqUbCTkn",
-	"KZ9C3YNQHTaNYTxTYJKiGLEIID58edyFDTHiBoixwkwdtVogSaCKmgO1WpCFRDFrrZaaC9J3us5Tyird",
-	"6eFaLZCOK93ow3GE43F5DCC9iahFNiMqESMkAZ/Z6LJVPomq0eSRE5QSbe73mGqs80m5J031BYmLMpLo",
-	"VBUaQS9buDymJIkU/TCt1bWm/b/Ll7bQQY8Zx2dF2ayHeKVbcaGgudfuhAjbMA53aWWLXdiTHovmfamj",
-	"LQQVD2J3FTgjKFNyKKRc0tcs0pkNEE6STJ2XjegES/JSNWh9E/WYdrAU+2hv56nBSsgQ0joYSpJFm5Zc",
-	"gauqsGQP/OOhjAlU2dE0bNv41f4d3E/Rho0G2OyiSFFtXfdkJd/dsCivE1nK7bgchyjSbpsRIpfTFFNm",
-	"K2gIEqKodMCNdICXQZ+qX3WP2QQPxsM61FuuXf8/fIzAICy0QrXq6q9JIXjhFp6vG9G2QlTwuu2xwuG1",
-	"4LYjUAlNcYYnBGp4wGhyoU8vwsKQS7sLb/GIMgC2jucFTS5LTMBaD8rMmnnry0ONr46Eun87eszImdNG",
-	"R11VnXY7LKqs7DzeNMRWEeweiz4DqxAikA9CiF0Lywg287uWG0JkZRL9SQkjV0DUICpwioU0aW8Sta06",
-	"5k1tNc8kbDRGMZ9McEsQBSmFwmoxin00RekhdVmoN4VPNdufzpCu7FvQ1ZaGtuIICEsoG8EgACM7DBak",
-	"RZkgTFC4sUU+0BytRhkL8EPONIWNZz32Amq1xDjLZoqORkdneBShjagXZBqDbVp4mwgz2txCp7BYCYwF",
-	"bOjxsPVKDaGIiTH6CYC4yXYIiCl5RoQCnJA4JYrQ5KSkDJ0deKFuJIQ0aimNibG4USA6Qwr5kF8dn5Vc",
-	"q/qiOD1r7Q7eTBhV3TGSFpWdEGEjPCITCJ5RcD04bk35BVFcCsQtbRUu8d3A4bXcPLVBZ6u9BUXSjc4q",
-	"6Aa7W52tNsQuyjFwl84NqL4aeakp1cUjuPzM5Roa40WiKbON2DTsSlRWaVZb8ZrYqjuCxBmRsICCfh4r",
-	"Hl+hmy2aDG6PxYFtVBGUTUBLABqCFdqdKhF8hbZ2NqeQSe4jONAC2QJY7bTbTQJB0W67UoQafAbgqC9/",
-	"0QZ6uVIBwMGVBz6AGqZEJSVXocnM4YAgf9sIBCFnp0GD7EYHaUOPFpN0yjTpkzYUU01jYtgIQ1WB9eo2",
-	"McuW/9pCx7LKWbls1UyxlYaf6jHFxDwS9RQKCEPVCkVbJtywJ1mmyAKVOnWiRi1FZYD5BqnA3DOcpTN9",
-	"SKtIpzmrolZ3EULyD57MTN40SbQzhnvdqmtW/aYlv1VLgRv3t5rK2Li413Crc0ejJ3r4+RNuElKUuwPA",
-	"hKKymk9R4xzieExah0qK42nTwKb9NjS2bSEVVbywtKN9r2h3FQYu37DsvZ9N0+Pneo177adrnLMw2NvZ",
-	"Wav93Z5lvV0VCX29w1yY8S9b04yymE5xKoo8BpD00aH+259pcqXPvA1OqEftIyH5tKx4gCXiLCaaCYKc",
-	"Vamu1zNH/+dpvR6kcuwq2L/nq+kH/dUQ8ib4cbf7p+cLWg8+vAlRNhtyFfpvZ0cf7Lmk0Qar3byb87sx",
-	"IrJ5K9q3TogWUqAHs7//JPIWNre4cddidiwk1Uo/qnPs1dyA5tt7kx9yJnIr2ltV0IY6zZshIpeWuQWc",
-	"4glRR93qNApVhclfDKnZzkkGvK6iBYqH1knW0LuT49A+E7aHRwKdgMbIXDgTPDVqKp6S0Kg6hBLhU8o+",
-	"mYIjwsqIuqBGj82poTwKpi100iCRH7/18QJ24Ye6qMVdcAL12vkrsQIrsJmGaYZLr7PepdfeXbP93V6q",
-	"j9ecz00PeeVMv6CMijHCpWeJ1pu7Z9okcLK6rNI1vEGv2yhWHRpMx01aXVw7XBufyFQaxXZL0IQAB/7m",
-	"4N3Z9/3Ts4Ozo/7Z2cv+6dHhm9fPTzftWdRuaLIp6eKWuqnLpIhRUQvX0LbDg9Pnb96c9E+Onh+fHB2e",
-	"9d+dHJ+iDQP2Hos+vzh58/rs6PXz/ruTl1c13fHmumdwRKTOWJql8yJgPb8AyRwfIGKzaNqskGoC+3YZ",
-	"mpSxIR2Bpt8lUSCKUtUj6I1KSb2eLLI44ZVKWnvL0nw3CY63QlCK9K4Nd2rVkgAUVPH2Csluk7W/EZv+",
-	"kCgEVPy+LQLBc9l8R58UnqFUzF91YCIb87TwGkUb2ipi8p1Zo6++Dod4QtPZZljw7Jz1mG6fEUA931k0",
-	"M1yFOT/VHnQ8lw+Gf1NTRnp981tXMT1YS/QCOaqys9oNYIkqDW1gw9bUzLCPjIFpc7W0snPk8xW5Sx7+",
-	"FWmiNHpZ94Wo3C3uvB9zhCfoeFXcmccRczKbj//ptLjQqlbT0kAgwLXcynlgH6WcbWpdGBgCgYvQ+Uh1",
-	"smYwUxGc9BgeYcq20EGt91yQBMkLGpeu6XOkBkQExYooHKSsx06OXpwcnX7fPzl6d3rU/+fJweGRZUMU",
-	"JVId2Nmhjb12R7EcMGgLvJMESUgShcDNxFbpL5HEA7G51WPrMRCm50KLfBdcfC0PyMNj4m/1SjyxCGRF",
-	"eLHabajzrzVRygNttzKlhpAeTomRYF4oi3Ea14H5Kv5Q+ojqbGMwVGiqHpm6/3zYY7qF+lUY+5yxT0OT",
-	"fVMuSfVms1Sm/GILHZiSwaYndahSMpTqNkE5S4kQhQ31WaUEPBaf1Fs88163VMgXJifd17d9nILJDlrW",
-	"CBPPpDEFeox9RZm6qFX6KpuUQdMUkitZB0kPxy14JiucduF2Zd0ZKw7QreZI9Fblm3Fga5m/RQ6plvn0",
-	"cWF+y71F6S19ccJqhBmY5oY8m3hgeEKmBEs8SEkJMI1gekJooPC7QJ0K+IxXnA96dlke+K1eBb1c9+71",
-	"luqbWqWs92pEdr6y71wusgmJUBnsocsl+EZ3qoeXYzuVhDYm5L9/6LSefvzQbj39+Lkddr672vyrL5PV",
-	"HJVKEqFldhEhfk4yh054aFLTBI3ttK8LdruzLCi1OTVz7pp3KVzWC5x7OL8qmRYPhvsHS6nNAGovK/19",
-	"XlULjkyQ0ajRNloqc2DrFcYV4UYGB8BOYop9aj5eWL8D1EEbveCYUfBTss4IgWHlbBq5HjPFpZGQWR7L",
-	"PAMHjA1PWTfrJ2NdZCBnphA52Ww2gqrdviOGSXX9dYyfsKgmicU4BMKlXkXcozM8Woaw0OZrmDXvpZkS",
-	"oOg/SwOezDQDb/Os+U9YbDHEModLbZLP4feyGmShGjFHSAB7MuI82UJvWDrzVsNssk4W52GZ8kPP4uFY",
-	"JvV8F27Z/OYssUJChkyIvlTbUDgRmGKYB3MX4gTPdOglcXyr2ntejYZ/I9pfhEbckDbcb/PlehhwPVOl",
-	"Ai6YKcHpLB77JT03DUcX4YFQAr4pb6DEq5xp05wOBfCm6UAHyLaxFyYy92WPuRfmFjKyWRd5S8tu4PJ3",
-	"jbfgSFT+xhUlgYzwVKIxFj1W1pwtPAM398th5ivTLiBHcDR0Jz0WlYwzsLpFbd4t9D1nPM9cp0bf1a5B",
-	"ak7Qejt3PIRujePb3TAFJpTstjQoUFSYyrE9fmsbKzs7D9hjSAPzVq5ik9hTnfa8gdoLPCG1k6s42rcH",
-	"Z4ffhwhMleryNQpMnb/3kTDKO8+lO83ln2j6h0NTtPH23dnm7SBrlW/cTnK95Tpr9LUvrQYHmiktpb2a",
-	"oA9l0UFyi/l0ZoMorHNWiIrq7KEtWu6UEIRjBRdYjzme6ajjo+7FEu9YdntegPLKnIGvIa7x6ewBiWl3",
-	"zMPbHVmTifPLWNuGMbmDk2Jj4iKDyFHoKEEUwlt3Ujgr2CZMsmgPkZ9OPf99411a9NZzyv2DJcD27upO",
-	"wKdlioU5iVBY36s38apHzAB3fMbemi3wnrAvcancq0vCQGNN7G64CQrG+w7w+5RIYTn9Z4bRL01JSiLo",
-	"G1x9xvI09fhCF7NbIOfe7dbf8X1v13c7mwnH9Y5udU0YFI0Y0XPCNPUAD406pQqNHX7KMymM0l8X+rDm",
-	"SYHPTfbI6nbb+d8xOfnJDOMYqa/uWIdihoS703+FnxctDOgejM7MgtPg8COj2roZ46o1KnX8NqrLFSzj",
-	"9qpbYB0P1W1aSQzjNzr/ZEe9e9vzXVuszFJWNlxZgD8s21WBh+flzrmo2Cp+vzN1nv8+XMjcqd8YuZR2",
-	"1ppJ00o2KUg6VNIS4xJlhOGJ1qk32arMPt8lDdUjlJaruxZ97JIayKfDGNeQ9fcl3Fgc8jMMSzG7iXEw",
-	"r21/Np+uFrppFsS1ZsxoslC46Hj31K3xhvWix0MwQ9ipf1k6Fq7U0gD9da4rf3xcilnbJo/A9ZnU601s",
-	"ib5KOnhtWRhEmUmZVCXWLEGDfGJjs0x2BU2vS2OHFdMTTkSPKcKtLRermicMmKrn5yb63/uuir3rmFMA",
-	"5w1PlEs/aynrvNRS56WJbM2wri76FbmJdTasKaDMNgbR/2hK408k2/Qzpm8rZbDujKzWSgo3+rdLnPJR",
-	"TnT6F+3eo5iUB0NrayVfiwU5+FFL39fszO403I5t8fIGDeCYxmMbkaLlajegoV55dgsdMJSzT4xfMG9u",
-	"pp2duneT5Ih6ZBuYVx2Hbp9TrFdxX91KdBfDm3rpDUicwdNbxNh75oykIICq1fNuhNoTsh3jKQYLvEkJ",
-	"6SWB72s+6BM8QwnvmtCHlISIDIdER2JU0ppMSdYqyiFr2WZbcTTbmghva7ebHoMoacfBtHinCP0vqJP6",
-	"2tlDF5CMEjy14TIfEizzTAlbeCS20Ita2JGNB9PpjnJhAj/KaQsi0YaTsqXwXXikl7jZEM75anboQvAO",
-	"T0JlnEYqXrZ5MIT71awy75sitcUdsf1ZzqbkarXET6aUJ+LMFK5oQMB9hVaWfhetlvl4+QrMLon/PVh0",
-	"CEQejyHll+JoosLvGvK7F27XJqFtlVY3BPo+bn/NMF8feBbG4T1yYkYrNdcfEtK7bILiAJBTlvZmJ4Cn",
-	"ZHG+syK1dmGZp1llPhvgrWXacJbOGnjYExjqLlHDFn5tuvIbEoQ/GJY1MxBs3PGKBJMLkjmKdXfX9Y24",
-	"eN87O+biFPsoMtmhI+3s51zv4yK7tietdogik8I6Kr0EbWZxP5K8NzO7QzRxEm83IIpZ94PCjQSL8YDj",
-	"LLGzvw5lgPi/FcwtOk7QoQemeiUUrROhKw/Ob/EZDPK7iOyDZKu3F9JXCc5bHInXuWkk3l3e0UXFz4XW",
-	"JkCih2VqkgZ17cHS3xuPVJMOUsHHZJTWLt1qs9DGXvspinCqSPasRS6pkCLabLL7QD3vuxHjnfrEXzhG",
-	"CRbVlBON4MlXtvXcL2+SIt5IalTwIOU8P+BqNKHh0sginW9YjHFmExpKsxtow3HKfwYR5ZtoQGI+Icg4",
-	"djZFFBXY+7uNKLrOpiyIKAJ4F/Y3U13cKz/6QbtK0gU4fF/GzNUMnQY6uhavoFayXqRNc8FbXxDJHdPe",
-	"W/axt/t6z3zhrO/7zanXti22v7aJ0UWU3Jt5yl+hfd/6uSXaoRbKTpjg+w2PWp7LMckuqCCe61zoI2uq",
-	"yN8hWjl16m8dte6V7vu0IDGPClJ5HQyDiiNLbH06cRVs95CmCqmcUghGTa0rlbBkgUwE9XL+zHZyrWwn",
-	"tqZkq1Zc0uY4qVeObFV/uPuMJ96MirrY5Wqn1y345u/OLZpZ9jlf0cz/tgmlrLw7V5ByQhmdqM3ozBen",
-	"vFNpsqiTuFCahMP6sKTJXFQJk/7eQJh00o2CLG0ntmRms7pGW6t03SQoBSygvK9OhjbGLGnx4dD4HYiw",
-	"cNeGYySa6VRRrPNe0au7xsBqmdSFqFhsDSJMZpRUFWIPRqMI3EzibLYHT9fNDqlxd5nI+Yrb8m+q/SNh",
-	"sotJjiKZYSaGJOtLHhW5d7uORnrfXP0m/cKYC+0tqoPLtU9tj1EGchQ01BKrsCLrZoiSMpkGzcAwrEMc",
-	"nPSAQoc9OC1hrlvoIE8oFO64EOgTIVNTjF9Cum/AAeQW7MYx6EzVxHImeR6PSeKNb4SBoG7rEmNgsXUX",
-	"Y14Wq1Oz0H0kFaDuFyWXZCVzpfeaKGF/q1fFFxH771t27y+khsg1xqx0xaxQXgFw3Kd1MJi5vghhSxF/",
-	"Ca3DOsC4njOtWk1RiqAkdtvAnF0rVKvosUmZ/JJA+cSE2DH0AS9Kb+r0pnN7ZlvfeOO+dMbNxRt9YJa1",
-	"5m7PiX0mcJ7c4cYVhNrU4DNXjcliKySfegvM6JYmAa0pt2gKwqDXfMCTWY+V8wbKPxEkPdeVJBSVV/JP",
-	"kQy3LIrtv3a+Gp7cL3XV8wIQt4NZts739XEq95LodIawu6lolGEmhS53PAG+yn3Ks0LnWXltHzFAJV1h",
-	"zPAPCm96bB5xjOVKPdZpjFvwc2SS9hl2w4exFrG3oGBsjxUlFt68POqf/vL68BmI6UVRFMUm6dLp4HNc",
-	"VJeF8W38uq4bsdmcA6gQp+9G11YrDn9burbfxzk6BGwzZ8j4S97gKKk/fbhgVyveqPH1nCqBYAhuK2Ye",
-	"+t1moffPcoy3EahpgH3dElH66K/Plb3FcuzjzDzYs1Q2LbEoM2XN5vFoa4H49keo9Da/0V9+n8M1S4et",
-	"sEwoN6QnAtWMAlNNH06gWd58ORA2SokujsLn6uCHUETeVSiAFG7S/pfSuBHAIYW8RzMf8ylJqiVJRaUm",
-	"qVv93e2v3Ir5XsEk4XCcgPRUSI3VTi+aZs93AH5ehWp23yhxYszQgFT8CXDh2+Hoo309+mMLwiK7WlHx",
-	"X3IkxiYJ6pgmxOnb9YWbH+EnKnKcIpxLPtHZGfSsN04U/4depPxCxwqWpbNphlI6JPEsTt1xdBKE+RGO",
-	"J5Mc8p07yX8UCakkU6j1U8apXX28+n8BAAD//w==",
+	"7L1pcxu52QD4V1CdvGUpISVSkj1jqqZ2FVme0YyvSJpxEtPLBrtBEq+aQA+Alsx4VZVPW7tfd//C1lu1",
+	"fyu/ZAsPgG70xUOHj8nkQ8Zid+N48OC5j49BxOcpZ4QpGQw+BjOCYyLgn0dJwq/1P2IiI0FTRTkLBsHF",
+	"jKA5UTMeS6RmBKVYzRCOIpIqibY4Qwe9x9s7QSeQ0YzMsR5ALVISDAKpBGXT4OamExzjaEaOOVOCJ/Up",
+	"Qsa7UnFBwgESRKacSaInwwpFWIgFUvySMIm4QDQmTFG1QFgQxMgVESjSY8erVnBygafNm5sk/PqRRIJc",
+	"UUk5Q1gijKQSnE2RnUzhaQeFw0AMs15vP3Kvwl9kGITlyVOsFBF6+P9tGIh3ve7T938eBn8MOg3LesEj",
+	"bNbStDQ8ljzJlAU6n8ABRIJgRWINKZ6JiHQQZVGSxZRNUbiLU7p71YcVCfJrRgWJg4ESGVkOnjOsyAs6",
+	"pwr+r76aM/JrRqSSCGssITGizCwmE4Iwha4pi/l14yFQpsiUiPI0Z2SOKdOzt0+VkIm6+zySNGznnESc",
+	"xRJlTNEEJjADa6ASJVePT5RYHE0UEe1jK46uMVVoTCZcECT0J/qMtg72nnbQ497+9spp3r59e5SpmcbC",
+	"CCtSn+u1vn59jRljggURXUmiTJAY8ZQIQCw5QOFf4BkiQnDx3TCg7AonNB7Braphbx03/mZP5PRZM5YK",
+	"8xjRGG2RaMZJ3NFXdUqYXgOJzY36+cXps+1DRBXCieQIpynBQurzTfhUIsxis8AK8Of4wwvCpmoWDJ4c",
+	"1G/QTSdIscBzohwVS+mF3lfbYo/enBpygijQDKof6OsVdAKG53AC8dLLM+FijpU5qScHQSeYU0bn2TwY",
+	"9DtNh+hWdM5FEyZyodAlWcgOCrshmnCB9AuE6fu8g56RCc4ShcKuvfYjrODAyIc04TEJBhOcSGL38WtG",
+	"xKLYiNQz+kuniswBSoTp9b4LikGDTtAt/ZVgqUaZzB9W/oYpOkEX/vu+djAdfXCnZrp9AJH9o4ARFgLr",
+	"xWaM/poR+1gD+6YTSLVI9Dsa1nqw40xILppPNGTkgxpF8EboiGSqaTTPJBpjFc3yg64AyHzURrzfHXX/",
+	"gbv/7HWfjrrvP/Y7e4+f3DRT8ZMPJMr0ktqwjrgXPhnWPU/4ddtqNMf7pAv5hQjNL19l8zFpOcUr8wpi",
+	"8A66pmpmST+sdqu/s8O2W1Zsv1172ft7q5d9OnmpMacF5bQ0ESJ9JZAgOD5EGM2pnOsvEGbymgiJDvp7",
+	"QNWiGWZTIhHjekvTfA9G9Cp2cTrpmik3IH+doIVfw3VCKRHLL0ACX/sTxobgBIPHPbjDBkZ7vd5KiL3B",
+	"U9IMrn53jCWJUYqnxB5w24L0K83r6XvL6ffgf2st6Zz+kyyDj55x2WpGUg/QuKS9x+U1rbEeNftZEtF2",
+	"MTNJRPvF1E9H93w7zwkWTVh+jCXpUiYJk1TRK4JkNjZYhyR8griWvRWwfyOHPpL2ER4nBE0oSWLZBljz",
+	"YhumO2xzf/ebEP+C4HkbHBXB809G4G5/oPe8kLeYqpfn9YX8wK9RorUZJ5FqIQNOLmP6N8JiJ6Qa2gVS",
+	"au/f//p/9vUtQ3O53XaOerjRXDZfD5+A7Ffua69hBzcaGFb780U5R1gizhRhQOxwmibUaE67/y2N+lSs",
+	"4I+CTIJB8IfdQtfdNU/lbmlQmLMMrCNDpfikkBQBiz1F+W9dKxB3zbE3TWdf3/VkZ5js5Iowda4EwfPK",
+	"lhT5oHaJftyV+XPyAc9TkIRAfRigvV6vN2RDBi8OCrlix8puQ0bjAeoPWYwVHqCPwyB/ZUTjYTB42ut3",
+	"hoEkvw6DQf9GD7VU+q/B55yIK9AzmEKwCK1g2NUY7VijhtGMww4K9XLM73rO/GezPPPgx/PXr+yT+4S0",
+	"2/exgcy9YVA+cBN4Luy1wlJrOlJhrQlirSjC1dM3K0v1pQvt1alu2TcILNtu/p5W0O4AJi2evaVq5uwj",
+	"9wIiPWgbdLQ41wH5DlElESPXSM9dAYNbzrKtwDt33P4bwccJmS/ZeWre+LODQH4lNaVTmCYVLXiGJeoj",
+	"q2MbNgj6Gui2weCdnkjrbR6D6xQjzTOp0JggrFBCtHjZ1/KjwJHGIE3Eg06Qck0zRTAIdoEM37zXxFnj",
+	"WqTHtSagXQ1oaRkMkUpLDoOg1//x2ZO/9v6+/4+fvv37N297f/3mYv9vB7/sveprMqCwymQwONCkWlEF",
+	"hOcXvQ8AhdHPCwUoE2xwjRXmczqwUBpc5W93zds3nTVxxp1EE022U3f0tTp7foyeHjz+BtkpkYFdlUjn",
+	"1sxl2GBe8u1F3VyeXvZdxVpWGqBk2VprkOKLykDWdLXmIPptZ5rq5rappR8XVixjbOpWrU3Lvq4ap+54",
+	"Ey/qLPH2BAgGayFAIBzm9GdOtDpynywexAt5f1vRw51ZuahpT68zAfZ4KY240kEYqKogE0HkzFq7tCYK",
+	"hlScJEb98rYL5vmuZ59ftt+SLf+Oh65l53uDFAzWcuhaEL+3M85pWklMrTAHz5g2CPZ6e0+6vf1ur3/R",
+	"ezrY7w16vZ1er/cPY8ijgkjvvf5ed79/0dMvee9p8r1fMcsNWJYk/m80db9ZAf347CWSCxYFnYBfM6M/",
+	"Dr7pBKkgE/pBS/CKj/52uZ8+/St+Acziil+WBpcRT7U8/i7QDGUgCNZaC/w7oVIF72/0aDwlQlEjt/s7",
+	"97SYGCvSVRTMhmUxsxN86E5519kFU6rf2rkwr+aPunSeWhMqqFGDYErVLBvvRHy+a/lQ/l+eEqb5oB0M",
+	"9CMf0l/SumjcqO1V9aPq2S/dwrtiD/oYg/efaC9lVPzYtpobh6Af64bjAk/XAorD5EZDJxVahNorZCjZ",
+	"0cK3IBGfMioJkEQgkDtBgw3bvw1fJLjd5fRM+7VNlMztRsl2Fod3xgRhbfl2sByk3lGULk8nWOYoKGFA",
+	"CYSFl4CP/5tEIK044mmUNKD/cUz1EeLkjUdVrJejfMTOOQJrW6CnPRTjhTzUwvOcS6U1+NHF659OXo1e",
+	"Hv1tdHHxYvTs6O/naGv/yePtHXQO20VO4p6RJEbjBVrwTCDBE3JoEGPwJ0TBeOtcn8b7ktP5VfT7H0ET",
+	"Md6cqm5Mvbw75tnW+itta41Y5btFcPefo/d/Htj//jFY6vxx823g/qmgaBk7VyNR3EwLtEgEB3qIQvhv",
+	"qM9Vzvg1Q2pGJeIsIiAmQShCjDhLFsZ1OcNyVjn1/xju3gmUEW5KY4m9+Tf/UL2/jw/Y22+vjvsfnj0m",
+	"z59Mf/iG/vjt5Yun81e94Hex4Hex4IsQC/4TuHp+S5viNz4Xv3eLWkaynW0fJ8nrCVjHltqI8JS8JAoH",
+	"N52PFeqSQyr/xzpegNXyEYxW38H7EjeYYTli5IPK5RT9QyrIVRGeYVb17n3HuDg1Iyy8i+BJVFzhxHhG",
+	"9L9G+rEMBj29pL9wnrzEabt8lJ/7mPOEYNhY1bGhjx39+//4v5F9B81x6om9xeEc4xSPaUIL0aPge5iN",
+	"olxWm4CNDbZ404FnMUlI2zPjiWh5CJwnf2LDQPSDLI0bZ5sQrDJhD1+OcDynrHiaEjGnUlLOCuYGDK3j",
+	"Mbr3nUALesEguKLkGnzx1zSeEhMaqd8b2Qe5YFJhaSVoLEM4d4A1MG3wkQe/Db5ygN3gkwLka37kn8Wa",
+	"n5QOqDFkZjIhEbievVc7SHKhjAy+Pm00h7zaeHSm37spIcFau6nQDJiuvMOOjyreuZTgXUKN8pEXa/KA",
+	"/b7x6sqYc3GMk2SMo8uVCpV/tY1b4tvJPt4b9yPrD9A//WP+9KpBnoP3K477g29XaxfKIpevlex9u9rj",
+	"78MYJndjNQICQruAWTSiV4qnlE1tmALiE0SuiFggExGGNKnYCao71lR9zgVpJrdeGFp9yjdYSq1MhC5O",
+	"zfng9VcmRucQaSFDK6/6d8LinXZBpKYjeXN3inU2AaZwX67NdvNPzrP5HItFA/udCpzOVl2Y7+ElLdqy",
+	"NFOjGJvDaUZQEw1RWz7jMRnlPu31Of4rHhPPc1snEjxT/qLqGAPRXqGLUOjqF0Okl/NIIvMxhL3qA9qp",
+	"yxHFjstT1Xe0StjAKTWhuyAMGzVOb1iTjSUKaX8PFM3iTT2vDAZ7+jd2RYTENkrADRpnJoR4pKH7Tc/6",
+	"MN3TCaZJMUrP8FX4+mDP/uHi5EG1NezURurZMTSiOseoE5RiE6NQwRGr8B7FGMwL1oOKWYaTBhBqhMZK",
+	"kXlqAsfWAE/vcV+Dp7Tn6pZnmMUgLvBMWZ3dLTQYfHTICX5WJeh0SsSo71aX4DFJgkHwEtaM7HP31B64",
+	"/bWbb8xgCiC5naUCCfvFGpaI4s3xIhh8A/gJYvtE8HluDlBYrAMm5ykuIAszZCwyBhgjhr2v3aoxjxeG",
+	"XBCiwEca/ECShCO7ncI9c1NMstfr3XSCXzOSrbFNiJMZ8Um+o0uapiU8XWOPvfY9gmheXJ0qVOuBJ5uw",
+	"4NIVKl+AS7K45kKjFpGpIFJyNMfRjDIig7pgmg+0YRTZJqS5MfDlkUQwAtr69//1/+49foJ+on/Z7qBo",
+	"RqJLEiM8xZRJw+Es6B5JFMInz4EVh40aSU43Pta0Ghc4rLie/xDZ8DOT1MHFpebyEU8XO6sD6HyC7SC4",
+	"lIUaIWMzHdYTTO6qxTbw5fvSZo2YU1deS0KOvmEljD8x1PJji6RYNxMTKS3w6rZrR0s/risEWZnQDVoM",
+	"sfQMX9rFuZSInPZek/GM88vSiBrycQbiPRAajatEqsYEiHwGCLPYiAwARfY5bF36Nu9Ur8PbGRHEypXX",
+	"EIgG1E4eIjyGkL05wUyi0BvaZJPYzftTWkrZuLdbC3A3y47i3FLc4jAM0dfQzhgzZ2/D6HxRJnDSiNGa",
+	"IpLofy89E3djarhalq5aTY3vcsLh2S7LYsYXaVqsiX8fG3hATR7cDAwlGWqzT4kjIJwRS0vt8uAVTTDX",
+	"IoiGEN3oIctyatN2lzHLlrcLybZ1QI9lLdmwLwE3KZVrL2tuydha4HlpSYonU31Jno9ChtsMeyqyXtPR",
+	"+MLfl2n7z2ngepzfvH5TkUybtl4WVTeBbJMPwV2aCrZX74dFzHxflWV0yvS2Tno8ZChdFkcqfBwunW6F",
+	"GpepUhladapYoRpVzGqSJ57bcFNfURfRjF6V3K3ruo0dZyUx+ABA8jIn++59zbL/vVamTCR1lEnF5y6e",
+	"EctRxtJsnFA5I/HIJqKVVG2taFiN8i1JIj4naMyVk50injGTyFF2L+dDVvT5giz2Pf0pFngC3iCC5555",
+	"wVg9V8OiCCk2pn6ZOZDAk9xZkK+l3wn0MsCDsQgGQSrolQ1QrfB6/4C+THb9hfrMHX6uZe0rYesy328r",
+	"wt6JM7Z6lH0UbyKYm3qc67diKetfLkOsxwc01fFYgLtgm7FN/yJ+SUhWvvirwFDkKVQMBnXY+tRhjYGL",
+	"t5d5030s99idN1dxQCVPu8crCy5aR6b261HC5E6JqlVc995J2ztcgnIbX7tLcJ5EENAN8VS2dMkAhQY8",
+	"IQLW0EFhAaUQWXJtk8RCFH4cGuY3BKo/NEwR/rgJd4bMDjZAOWTC/J8yNw/1bRaW1o3BWWFsUnIHEuD8",
+	"pJ521ls8jDib0KkxUzrL7jloyzkIK7ZcS7FKhuGUS+rQ+wOw2UUw6BUqsuHmRo1Zj+U3sPIa17sL7S4n",
+	"6fY6awTybJTXuwndeyuoIo3Er15PRl9YdD0jrIxqVKJQfxceAl7ApcwDQrHNDUEZSyC5Is+e0N9hhiDk",
+	"QEN9DRNrI+G9NzpUKcJRvr3PMpNQsekFvtD75enikYTIkcKyOgzCaqYn2jrm6WI7HAaVOMk6QqIt8iEl",
+	"gs4JU9t17LwV2ty0bP0FlUpjSEOIwbGmlrLIYodsOf+MI8yQJARt0SnjkBINKKJmRKAJTRQRJi26WaRc",
+	"U2YwovGG8sWa79t4ojXerWCT+dCfsJPL8Pn+2rDtjfloQ1x7S9WMZwqFllyHnZr9HqJ1GU7ljKu8qJAm",
+	"gI7CYxYXLKCChrk4sF9DOE9S2LRGSCMACiNmpciZA52JOybKBBiPF7BT+xDhCLK5PZOsg7x/Gg2nUFBQ",
+	"WESrefN3lee2Ks9/sBZTZwzuJpoqfangcQaY67x6EomM7SzXO3wFqCLecCJRlmqR0YTlpHotUl97A03D",
+	"r03dEVfyyWWR/65LNelSyw4zwYpIVZxpUaLnd92pSXdq432W6n6mmGaf7jfEN0knB60aoxCavtBgaL3I",
+	"n/MQ1Q2kjCOUYqEoTpA5zEOQ4o1j1EIexIyMGfSIOyjUNztEUQLFCrH5BxQ44ozsoPDjTdhU4Gu5BHy1",
+	"95+olX0WLanxnlpTEbFJ3beVVcE80cm1h0eyJq/asJedtS0M72/ughgr9ktrBUxyY3oe/RtjNk0om3b1",
+	"4rzQhwGsFg0D0h8GSGExJcqoSxm7ZPyaQSQkGgbs6TAo1yjRG9iFve72ds2Xmshrxm7s87ZQSGHQz4P4",
+	"y9TQLnYDclhs/FR/3EQW7ZRVtvhcL8FYDDDTZykzAqVd3LpRCMv2w5Vysa5CNs0UHbeB9ytPySz2fsJo",
+	"8oNoeFacQRFx4dxq11hAwMX7VZHYboJOPf4mH791y4VUcovcSvceRN5t5jMzHigqR55SbS+7pdd/MQXR",
+	"NIbPuD6YBYrwPMV06gsbg72vJs3Rh9aG8RwP4uwpA78xoL5N5Vli3K9evVwAbJQ0PZhUpL3S6iwIVmDx",
+	"razkL/CYJDKP2MpF8C2qUMyNUIEEgdQtx2i2i7LA8PswsCtwBdhcXfJmSWQZZte5T6uk8XhjQaN/azue",
+	"3V+rVeM3eOd+g9fo/Vqn+xm1pwqafSW5oRWpt254tA61cOA5OTCLjf9CHloXyMDUZVfQ7gFqYiE+Mc9G",
+	"NA4PUQgnGYUDa5OZ8SQmQr+UZ1T6dksXdWF0AKeWR60my7cm3PYIOksYXC5V2SiqWNoEkTy+xAaJNlTM",
+	"8L9Zy/p1y+irCmKUJs4HbUN/t3EovdpSb3rM40Ve27wpB8nY4QiLSexKu1aovyARMZ4Jl8vqTf6ci/mq",
+	"SF5vLC5ia1MM+nv7B36yRIppHNws3+qP569fNYTyswXST1DMo2xOmIJmAWOi1WZZzRgAgFR2WKxKL6q2",
+	"pvIafiKLCorZeO9RJpJgEMyUSuVgV5PzHfsSkH1bXNG+LE2Vxd2/Xe79+1//U0fB0phtVUnsyQj089mL",
+	"w3L1+kuyQFLxtFAtsYJCJTvBKrncn3oF6l0AefKrzQIokQYjAuC13VlP2a/HogtT7zRs9Ms7YeYQXbv3",
+	"wNMRosJMJxFVy10hTcTke5eKuH7yyhE6IzhSSO/JRAfsoNcpYcjc+EGu5P58Cr0aoPuMLROjKSm4CEm8",
+	"gyBxmU0pI4+s9i+HbMuUuEE0lh0E2gkaE3VNCEPkA5WwedBUOohxFC2iRP9TE38E9dnltq3LjA729lBo",
+	"S4t2YZ2hiV+oEL54uoGiDPA60ep+g3qcx5OuP9QrG1xc07QpuXbi1MpBfnEv11zdNiLT7LEJsYv9rMCB",
+	"irgQb5yT3AmMB6JZuYZHP9iUwWUinLWJNGayw6PVgzTZ1u3a8vFbYfXK2hXWh9XaGqEe+hkG8cwCeEl/",
+	"jScHN43FpPwwmZUzvnEv5xjY3LKGxUQQYRSorUxmOEkWKDTBNOH2obvSzj9rLvVqqkuXaotlmGwE8jzi",
+	"aLN0aRuctHEJMM5GeS6GI7+aEZkQbUVZpjFrLDCLZo1UWLikp7VwxKRILT0yffFBK0M09o4EyWuqIs0r",
+	"jNu80jBjk5oC8HTpsa3I5Go6tzGOLvlkYnNh8nr4T6r9K3q9JnmUfDAgoyaSo67czfGHkc10Lk/wePPo",
+	"hfL92WiXH8p6N8/Giad0G3+inmKx1nuVc/kQ6A9bD+YXj698rhV3gn9yk493u83Z75v2+IJPKfv57EVN",
+	"ITL1mSgDZNKDxlSQSI0yQUvya1qWXzM1241ceZBKjY9OUBZ+peSljxO9ll0OY+j/44L+k/wvUUIJUyMa",
+	"f4fH0TDr9faeOA0FEtu/i3hM3O/FIr+DWf5r/+i/9p7/197zykL1L5ma/dfec7dYMwIUrfqOp4TR+M+p",
+	"4BOakD+TOaaJfa73853ejfk7AvfuDCcJYVPy3d/nzxdND0amxeF353uPnwSttRcpW9LubaZFQqzg/xcS",
+	"gZDW7EMvH9XHJSVSKlNRNk2glvEO+omQVOtHWxMukIUbogxJAiVnzhUXeEq2QTyNBU/BjeFAia5nXLrl",
+	"xnQyseGjtYW06i22zgzKsUArL2jL/WnqxWsQm0rbb346PkEatttIcSSJLUY9FvxaEoEUX81Z9VIqoHOA",
+	"6vgH1HSHXrbwFBPqZ7sRgOJV1OyBTnWRkvCwomnqbTbX/uw9AU9FpbpjU5VFV1lxZEs/FrZIkw+l142v",
+	"sMLCaI+tCUR7MOO35RnhRujhYvy/ercKtqHlL5x4mTg2rYfKEYaKS45iQmk3uPNeClNRfwK94FckwVG1",
+	"2FF1m7bGFompMu0DjEnJmrzWSwOq5+7YI1gmXrwkR/qtCiCXieJfbI1Kc5wNpKJ0nEsNxevawDw0aJI4",
+	"KkjxRcYQtpq871Z1zBBbzIrWQB3oIWCuN/r3//n/FRbWRxKKCG8/bKWy4ip5Gvo6scGVeb/MsLUm3crH",
+	"d3cvcreEd807rgxbgc4euKpovCxPplzHDehOM485siTpjnWbP3mR0SVNUh/lyL2VMyaIW14Lr9/lRZ4L",
+	"W4dXWmH5vDRunHMTJ5pTJp0Cm0l4XrDY92uphN6qvaKp3rk2oQPUG7u3cijLK520zu+XevPFlw1LYz3t",
+	"1Upj7T/dqDZWYMTrYBB8f3JRUzOqNnaDV6V6WvrVejGtHy4u3rjGS5VSWiaQvqu/K9XRchWocqdbtWDF",
+	"/rdLy1A9eNGsmqDjDqu5UscXX3Hk81UDKa7gjYnLd1bUOuExhiwThgHeNM4vl5Vf3EScclegyQopeXJF",
+	"YmSMe1YPkSQSREkkSIwjqHXaVA2pmgGQG/qaHztSWDf05TejWknIFqIEeJgAfy0B5fiqFbknB+gn+hfo",
+	"4U2lknYDYf5OuL0TVO/MhiU91q3X8am551qO4hIR9oJiizv/cVXwoAmTt6fvH2bp3L2geUcvNqmGYXA0",
+	"R4aiuIa9M+Uj9DewkvXUazoVpZwaCzjZUhvlSk9Lizrp+S4cq/dLVSsy5WIRDAIt50UwYaIJSvCHyeOn",
+	"pDeGQJZUEJ/+1rIg8WXufc4IslVb4VVLNTSdiBcMz2k0MgCUuWIdwRhTqrrWVG6zgGFB3YgzY64Miizi",
+	"Y+83Wzyx1p2zAHU+37uPBQfWC/VGvBAQ+eq9AKv33oBgV4hb8VnPuypJ8L54nRKBjTbvWqm7dTvs5GlR",
+	"i9N9dvJrhhNpks4zsAmYH/TU1T64GouT0sG4gyeJC7MxkCkylfoNFbodEqy+qRqHju37p88Me014c+is",
+	"jzcra683fV9FmFrUjl05JTJEW5h2owRLSSeLbY2DYYQlPDCIZHwg2ybAxxyzRJBuoC+syWoFFrOCp0Ut",
+	"q21hPO08p4a5GzmtPKCsXdtXH95rQ74a9NuWyLB1BrXrbc6pqeDfykA6oOGOZOe4aSHv8K2WD1WepYR8",
+	"pa0VkKsjWPVM2gi3fwmaVJe2C0Hj212xNhxaCjhYxTo7MJ39HOcpiu5iqv8vcrTXsgfntVjKZdzQL6hU",
+	"1XQKq1N8LBhNvzd++m0/KBd/KBFnky5pRNS7BDDWDu+24YvFVpds8b5Wew+rfJ1T2fKC2qmT5T6rcM68",
+	"5s5q6RJyIbpaML4cuLEG7aysIRfAVi8iJ1S1ZeQd2T+uwZk0wEcPRC/bj2SO/V49hVt1Tlnj7+1tgtLN",
+	"68J7WNRUGN6MOFoS65MmOCImHral45A70SZZwZN0Gh9XrFiKfDDV1D4oLAiGPBuQiDrBPEsU7eZ/WnB1",
+	"8tE6wSVZdB1eQ3dVMGQJ4zQEMyj8R+s5/+TMFO7Tu+ja5il5U7ClWGvNsY5eW4kwf6PK4AoANOF3HuK9",
+	"SR8HaOLf3sWB2YjHOrSL6Oymp2nZPOfnzRcB2x+XFeMo7wDa3qE5VtFM78Ks3VQX6SBJsIhmiLIoyWKT",
+	"Rbhu2Q8XIF6dLyI02YI30C7Kl7x9iHom101rjoudDUqEmESvYvPl+TsFsD3INh5ybmQ/npHN+pY0uR7z",
+	"jirwl22pUudZFXdQTjA2DJYquh0+XtrssJY6502/BlDOiDRUvJpeUIyTwwf+ZtNRE3BawVEdq3bftAYM",
+	"eMI4I4hKZKdpSoJsWcOtO5VWFtc8/HIonrIJbyiJErVraSt4ZSsXEqSVWzSTyvwDTyz1Z1++saWyqNtf",
+	"YDsOVatj4dgUPyp0eb8VZLET03/rznJq5ThuL/+9Mf3/Gwp+PT9GTw8ef4NS8waKicI0kXVWEJOUsJiw",
+	"aNHMXDKGrzBNIN+/eBdtPe7tbzfGy5iZWqyp14QpdC04m3YQZYhnAvFrhq65iJujb4rC0JWO7/ryKTJH",
+	"KRHIhoMbDoi4sNXtINm45KRbeigGUtCCwZrM64KQC1Zvdd/R2KWo5HHtgl+jrYPeUxTiRGPUoguPZLi9",
+	"JjujTCrMotY4XvD9oBSbGJ06aa4RiRYxIn/u1wBLcHQp9fr3UTjhYkzjmLBwu6VX9IQIwqImtgvHLxVN",
+	"ElS8ZvJ07PWyQKKsm0kSbm96cGdu1MagAgOk1mNzQKRxB2GpUROyjPz++CEyLrGWnSuxGEF5xSXhcRxd",
+	"Y8jngexT+EYjyNbB3tMOqlyoxoys+sLB/WdeaP5YUdXm8ZnQDyRG8IJDWplk08YNNgclh5lgA+sjGFhS",
+	"MzAZuHokk4RbzlEKmj5hXHUnPGNxsK43Gnblmfwt1fEuS+nQlxBP78K3uqkbYAe2ekjW6p4DIiLbnqaD",
+	"wjlO9LUmcVfrFyH0xMI+UYKwwBXUc1kZg2rWGNL0/snTXh/Zlwqj55jHCyQ4N525wj/s/poRsditVi8M",
+	"O/qZpiEtjwzy1x+WD9dUuoAEld39Xbr6PIvSCfkJAtCXHFhx0WvntbZHssUX2IxsLfhzRiaCyNm6FVRK",
+	"eYjw5ahoKy1G+7/udb+5Pnmz6F1c/vz0r/2/jw/mF3v8r5f/EN/+jT2Ofhk/+UH2X8RvJkd1a25lwHKS",
+	"en9vsxyA8mDNOzcU+01ZqvXDK6LcBOGag7qkM9P1MweK7edpoy1BiDP/Nk07zb9dN06vJ2p5WL+hqB1a",
+	"/+SPVzQCLf72x22Q8zqNYrLcsJVo0R21rh+UG6E2P0+sZNv81PU2bX5atDGtP19fQPck89v18LSWEwe/",
+	"RpziCWlWTlb6kahME7wYtZcHtA/WjSgsBKFlRQXvR6VzxQT8PVRtQ+Xou9rq2qC5VCOqa0BdzpJFdSmD",
+	"4BfXFtj+nbcJrkOpvywG+s5KU44gt1eXLgie37LQTqU0EhVSdRPIvcrSlAsFzUxPMr2/Hevq0GQXqgh4",
+	"8LFlBeAI2uPTbTB6U5j5zfv893M788nLk6Pg1kHkX32t0fXbA5UO42PrG+ujpManl8TZ42t5w2306OuJ",
+	"NG4kRyU4LosaduBsu4qbN4fc8BY2XZTPX95nrarlHmrVw6lbMyHuWkp3CQ6YSZcvVZ6TTSsJnhFwHEmv",
+	"6Erus/AOPpNQ1kITzm86T+uspHi+LAlgedtP34Tdq1znTmAKGNgXXPmQUnKWW0IbjD5TVR899VdWzsdf",
+	"8ldT6OpzMKz/cBbTdtPuqTLuGpVtaxUVv8DqcRdajz9zcT1VPT0iUuaGCLL4cTb+PqKv6Y+nP//ztP+K",
+	"nspTdvY4Oj59cjp/3vtpL92Pj398ukP2ezuSTstpp4P+tyYL29gPyunZB6Vnt7V8uDwUu8m/ECxAGYG0",
+	"luVZqSAM91uyUk2sarWlvJ0FBv8UqajB/mQv6pOnuHsw/ibuHkR90n2K98bdfrQX75ODyWP8ZBysnay6",
+	"TJ9ZP4U11/bvP6G1wcDio2NjqufqLPSMKZqYjhIwnEmnQvbTtnT0Os5+XPJevsK27PRDRHA0Q/Z9JIjK",
+	"BHPtOqBu9hnJJFSzQjIlTOkfkSBX3MVa2yz2Zmu8dwmKqBh7G5oi99z9WJ4qXJMHSudRmrZ0FFW4NMLT",
+	"LqKJZv9sV+cTpt/8XVtyg/bukBP+n5Ll3V6PQWaAWIdIbxY0QqxvpECpIN1UcNMuoahrdPziFF3POJS2",
+	"ZlwhSaf6KWVoQdR9ZUD9hhPKf0/Y/tISttto7DOoG8LF4oSpxs5IaxKPu3fsuR8cWKJPlKCaz7YSMJ9J",
+	"R284nE+tqjex3CV26Aq/ulmt6fcrmn7/xgL/M8L8azGI5OSzMQ7KxW7QD1BvQ3bQjE5nRCo0oUKWyofK",
+	"LCViBFWP9SWx/51jhk1ORi6N5G6eitBWXGG3pjWVbd/9bSQfN2vdm70RQ6n6KvWPTff8LY1ticmKNZXh",
+	"cUIaZIofeBJLhJPEAnjeHOLZlpHcHhdpFnvbmNDW4AXbJqYJS+xW2MLhiluEX+JljTYePoW1aoCbs5MD",
+	"smWL7Wey1FGZH48Ru0F0N+32K45JKFybeyuboVwtPmXWk4+Uww/su3d1WFqEuy2JgeYkUSaoWkCAka2l",
+	"CDqeK7NStWC9xQq/ntOy4rv149uLDvrhfO/xk46JC9ISbpcyxIVTULdNjJJX1gdthdeKj/79r/8xoXiw",
+	"K8ANZ3Ox64XyEiD3UOu+r4vmbl16dGrUW63uRpwpgSOV1wJW3rtjHF0SFpvyQtdkrJfOFGGm3HCKhWJE",
+	"yJ0hO7HZDmqGxkQjAZVIkARDCSPFrTItbHVpFNr61eHOkA3ZH/6ANDAJUzSCbPAhO9dQJzHikOALddAU",
+	"viQoPPIruw2QUbdtwwmAmQ2JGgxZF/3pT5pEyT/9CaBtIgoFz6Yzp6cMUPj9yQXajcyfpiqhqS6YiSRE",
+	"U3plLQGVAnNQYAAPGUISzA3dTBLTTpqEAJs3Px2fbJsq2jnMUi6VC7dUmdAKThjx2H7hvlZcDxu+eX1e",
+	"XZgrm2fet+W6JQTwlpEN8AwByu330JyyTBGpVS2bgbWtZ4DS+7lxpMA3YfDNVHJvWob9JESC6xXLoj1i",
+	"JsmOgfsbixp/+pP+scBo6aO07cMd23INZiqc0q55NTxE2K4rL4CnERGgXpS60qjpSl1FmRCEKWDBsBLX",
+	"JMvppVsxuSIJT6Hrb0dfNm5TyDWYlMxnzEvxHb84HcCBWHUD1Fhpl466XdAkUMnMgbpdqOerhbVuV68F",
+	"GZ5uunSx0nBmum4XtOPSMOZynOBoVlwDKBQsKzUCEVWIERJDzGz4oVs8Cct1GUMvKSXcPhwy/bLppuDf",
+	"ND0WlAAXJDZFXw2Cfuji4pqSONT0w76t2ZqJ/y4+2kFHQ2YDnzVlcxHipWHltYbmQa/fQdilcfhbK97Y",
+	"hzMZsrAeSx3uIOj3G/m7wIIgofVQKF5u2CwyNUIRjmOh78tWeIYVeaFf6P4pHDJbcOcQHew9tVgJtXa7",
+	"RxNFRLjtyBWEqkpH9iA+Hpp4Q495Q8N2bVztnyH8FG25bIDtAQo11TZdv9eK3e3kzeVDR7m9kOMOCk3Y",
+	"ZojIhzTBlLn+0ZJ0UFgE4IYmwcuiTzmueshc0rGNsO6YIzeh/+/eh6ayijGolkP9DSk0LRNc5OtWuKsR",
+	"FaJuhywPeM2l7RBMQikWeE6ggzXMppbG9CIsLbl0p/AGTykDYJvKeGDJZbFNWBuyNy75zjEPPb++Epr/",
+	"9s2cobemrb5mVf1er5P3GN97vG2JrSbYQxZ+BFGhg0A/6EDuWqfIYLO/G72hg5xOYv6llZEbIGqQFZhi",
+	"qWwB6Vgfq8l500fNhYKDxiji8znuSqIhpVFYb0aLjzhJ+DWJoQlAxxyKSQ+F8uGpICas3GBw10BbSwSE",
+	"xZRNYRKAkZsGS9KlTBImKXBsmY2NRGtQxgH8mDNDYaPFkD2HTuURFmKh6Wh4coGnIdoKh4EwGOyaoro2",
+	"UOH2DjqHzSoQLOBATyfdl3oKTUys008CxG2ZAUBMxQWRGnBS4YQgSBwtKEN/Dz6oOgmhIUFCI2I9bhSI",
+	"zoRCN8CXpxeF1Kr/0JKe83YHr+eM6uEYSZApxU4EImyKp2QOyTMarken3ZRfEy2lQN7STh4SPwg8Wcvv",
+	"0hb0d3o7PZPMCzarYBDs7/R3epC7qGYgXXocUP9p9aW2orGPgPlZ5tqxzovYUGaXsWnFldA+HGGlj+IV",
+	"cT3nbaWnHaiWYunnKZSHoVIdpfTCLEav0V3YVhNB8QpYCVqLY1XeO9cq+BrvutWcQ0+G90WtBIDVXq/X",
+	"phDk7+VD2OV5WekrPnSJXr5WAHDw9YF3YIYpUEnrVWi+8CQg6IQwBUXIO2mwIPvZQcbRY9Qk03xANWkb",
+	"WqimEbFihKWqIHoN2oRlJ3/toFNVlqx8sWqhxUorTw2ZFmIeyWoxUoShZ7OmLXNuxRMhNFmgyjQhMail",
+	"qQwI36AVWD7DWbIwl7SMdEaycqdUpJD8xVbMi0CaNjFOHruFLPLBx6Co9bJML3TD2/C3isnYhrhXcKv/",
+	"QLPHZvr6DbelXYvTAWDqa1oUBgyOcTQj3WOtxfGkbWL7/i687N6Fou4RXtbSwn2Xv3fTCXy5YdV3f7Ov",
+	"nj4zezzoPd3gnnWCg729jd5/2LtsjqukoW92mXM3/oduKiiLaIoTmVcEhfYpHvXf/UjjG3PnXXJCNWu/",
+	"uSmTEYKg+ntiutXX6H+d1ptJSteuhP0HDQmuZrwKQt4FPx72/Mx6werBJ3chyvZAbjrN3NmzBzcwabTF",
+	"Kpx3u34aU6Laj6J374RoKQX6as73e6Lu4XBzjruRsOMgqXf6Xt/jRssNWL4bOfkxZzJzqr0zBW3p27zd",
+	"QeSDE25NCbWY6KvubBq5qcJ2AoMmB1dEgKyraYGWoU27AvTz2WnHPZNuhEcSnYHFyDKcOU6tmYonpGNN",
+	"HVKr8Alll7bdtnQ6omknPWQ1M1SDgWkHnbVo5KdvmmQBt/FjU2j4ISQBC4Njd0JriQJriJlWaAam19+M",
+	"6fX2N3z/YZnq4w3Xc9dLXrrTzymjcoZwEVli7Ob+nbal0J0tqwgNb7HrtqpVxxbTcZtVF1cu19YlSZU1",
+	"bHcljQlI4K+Pfr74YXR+cXRxMrq4eDE6Pzl+/erZ+ba7iyYMTbW1L9nRnLpoLxKieSYVGueM6/jo/Nnr",
+	"12ejs5Nnp2cnxxejn89Oz9GWBfuQhR+fn71+dXHy6tno57MXNxXb8famd3BKlOn9I5K6ClitL0CEFwNE",
+	"XD8a119FL+DQbaOoBgmWfp9EgSpKmempCoUJraZebbuS33AvQHevd7CqYV6b4ngvBCVvlNTCU8ueBKCg",
+	"WrbXSHafov2dxPSviUKcKyzUfREIbsvnNfLoszwylMo6qwMX2YwnedQo2jJeEds5wDl9DTuc4DlNFtud",
+	"XGbnbMjM+4IA6jXdRbvCdYTzcxNBxzP11chvesnI7K9+dCXXg/NEL9GjSidrwgBWmNLQFrZiTcUN+8g6",
+	"mLbXa9BUI58vyUPK8C9JG6Ux2/pSiMrD4s7bGUd4jk7XxZ06jtib2X79z9OcoZW9poWDQEJoudPzwD9K",
+	"Ods2tjBwBIIUYTr7mLZn4KYiOB4yPMWU7aCjyuiZJDFS1zQqQtNrpAZUBC2KaBykbMjOTp6fnZz/MDo7",
+	"+fn8ZPT92dHxiRNDNCXSA7jVoa2DXl+LHDBpF6KTJIlJHHZAmomc0V8hhcdye2fINhMg7Mi5FfkhpPhK",
+	"HZCvT4i/V5Z45hDIqfByPW6YN4xv9zwcoSgTkovcFSUyhszMFDpHk+s86K2DuDN0gIfEL2kVYQZov4Oe",
+	"Q5lJqBM+powcDhl2c3CWLMC4JQvKO7GvU4WusTTaZ6wRtZFfUqlOik1tqtQfwzLW8UuACxlebBJbIVbK",
+	"tu1x2LxRYqweuJazS7DC44SYbLg0gTJJNkCrYQ15laZiCWtFUDX0jSiSdJ+skaLbCaRamHr/XMxbYTQ3",
+	"Kv561z1f1Eto8l0HTzgnISqyDkwHzKZpbSlsEo/Gi9L0XoPorTn539/1u0/fv+t1n77/2Ov0v73Z/mNT",
+	"WaXaKWVMol8zolFUC3oCQXkyI0FC5HvLsmyDiwZ0aQ+tXzG/rXi2cmrFN5/4IfWp/KzNbTRuu7rAc4TG",
+	"WEUzS5LkVyP0goOQ+DTKEWrvx7qtMn84gLo+rR7Cv+rDlwgDnY4zgcfJQgu6sSYeWBKojGhMG//Nx1AP",
+	"khGkBGbSVAoy8Q/XWIsMWYoUR6H+YzSXJqyAqiFTHEGUoJaycr98TrH1zBgItlSYxdJIQ5om5pYNzQmg",
+	"uiU48m07lkMUQkOYkV5rOGRUomhGokt9l7SoZMMn7A1+JO3rUEtOhjsIkF+/4dwjEU8XKGOJ1ttC65SH",
+	"CIgpvSKs3RdZ9C/blIG8xVS9PM/7ity31FNcjU3dmMsRuTJufBur4cHe0y/IdXemcRBwbt0LBqFyrjRa",
+	"RTralUrYMkYtqgKe26p/JjKFRJcSwl1MjGMxUniY35dQkQ9ql1wRprpm/LB0hx5JBA8lxA8PWZiPsmPj",
+	"KEMXaav0RhhOzAdoK4T/DsIOCmk8sNGykvxa1BbUV8w9+PH89Sv75FDrBUosBmiv1+uFQwZy3SHCKByg",
+	"lLJpCCFKehJju+g/RnJ7Bx0nHAL5jFdC7wXF3MTmINNEye2q6daZL/xb98VcnjV0hhMN63ODIL+he2Od",
+	"ynCWmhcYXLyX27TKz/0MfpcIM81mSAwcJY+KgMZwgkRcxCZyzKwMFGmtm0C5W6tyF9GkT9s84GW0W2Vl",
+	"M0u7Txf4pt6chz1/sz+AvAeXDSWUFe7yCysjNJ5oB3ERQ5DdeIGgk9yO5vMQ2PYdVHMNEY6tWYZ8wJGy",
+	"NV4hfF1gTWBMWxRptFHbKxAL6KRmewhuFb0CB9BgLdw+NKkB//7X/9hSqh+hz12+qxGNb0LIV1YzMjfm",
+	"mBb3yRL5oUkAt7srSeEudwz21tT44pNI4G2GRk3Hv6Yggbuh8+0CBHIg5hECFQq4axij0T1vP3J7qKDV",
+	"A7lAtqMh3DotVbu2hs4ZcWj0BQaB+6bDgqRThs07ztfBxSURNgJJawFblHUnCZ3OlAlP1y8enYLBx0Tj",
+	"4zG0L9/eQUerdITDMrH36XaTmA4bWEK59z7pXShrO79V1nBs5Li73SWL800Swa6VMNoskefW626FTy0Y",
+	"84lZjiv6n7EBeNPwQhbFuIGJoK3cFhO+wFJ1QWrrnj4Lt60aO+FJwq/lkCX0iphIlyjhUosh1oRTlbN3",
+	"0Js8pB/kbkE0voF5HpTqslQ+zmii8mUNmb2Mej+r+MiJk72WeuM1NoY0Dp3rMdGrcyuD3LH40JfQBTER",
+	"SGZ/VOUGIoOPBYMqAazNaGZsZf3O05s/rm8w2kiyfmBnpAGKj96PNpV6H55ntIomrdfmNSO+gFVIXZMs",
+	"SawJxSYkmk6NYaNPs9zX/QGFj/JELUTX29BXF63orf2z4FXn43KA+sZzKMaS04Ea1gX19rm3dXg0YjvY",
+	"Ih5KQCqCvxi5Bja+Fc55TL6DWcOONYWM+CTcBk7jctW48CQo/Z1t3iLxnBhlZAc9NyYb88WIQdKvi9ja",
+	"tqFQtgk1wF4+KlRacBCDF9glyelJcmpdtEffkttDBnpPsbJrIkixvEPDb0LggaGx2UC2FNjMjVm12YWr",
+	"xOLLN4NCrqa+u/dn9fyiRC7Y360krrr9xfTaanfzQo4inxjbT+7gNalkPFPGZOjSxCuOXUkI9ICmprMU",
+	"TNVBoQKbpnEF84lGVf2G/lXaXEybiwyvHCIojaIlIuI6Eib8egcdiWimhRc7kr4fCZkopFdlrPt5vux3",
+	"2L5rEh3l5XJX8XPbf+zz57mdQ3pmA3E+50LZtM+GxE70zOatht2iLlVY8hC7YjhNLmIuVLOD2JkfSsWu",
+	"uu1Vx7ulv2yxkq79b+6J7tp/vV/ay/BgWSvDNR3Orb7zHGAGwcyC0Fjjd446D+xg10jX5Fvfvz/fOtRU",
+	"oYkmMet62PWqfik+u4uLHWLnquEP9+JeP4pjaeKzZWisewWdaKBJbQu0BrcRDFRaZU7Oy63/i9I8D2l2",
+	"A8QwtL/d6e2T6a/M6e26PToGZv5u4V3LvdyF7AZHrzEuLy1pcQDcFwyncsaVidmULscc9dHWMDhlFGpS",
+	"uMTzwIbtuZZhQ+a8z1KJLFKZgGT7rYO9Pa02QUmErrVI25oIrhwC9EeUMiPb7U7m58Y3+RDykR768yS6",
+	"wqbaolNt8Rdg6mXEPbnA01UIC+98jhTWLzIltera9u7SmMcLE6zpemo137DIYYgTDtf2y7kAv9w0bK+Q",
+	"BPFkynm8g16zxFxH4AYm4gTEuzY/XH4fPr0L7tO41JYcWf1w1nChgf0GjiE36Vjl86jGEOd4YcrsEt8n",
+	"etBo6Wk+iN4noRF3pA1fuBdqIwy4naVHA9dZPbCKZs2ant9yYYDwGGzqtpW9Vq8yZtIwjQWisSUDOkLu",
+	"HccwXbTWkPkMcwdZ3WyAQN2TM62duX9KtIWL3w3eQtGI4jcTFDwjUPZqhuWQZax4ate1fVhMEws8USEq",
+	"3pJLyBFcDTPIkIWF4AyibmjrrYY76AfOeCb8AjZNrN2A1N6gzU7udALDPpjRRC/Klg29r8gXPeRbqmbu",
+	"+m2cmNrf+4qrQxhg3gsrtk0c9W3PWqg9GBfLN1dLtG+OLo5/6CBIS9XM1yarmF6tj6RN1GhgummmfkfT",
+	"/zg0RVtvfr7Yvh9kLcuNu3Fmjpxsbq/3mVZLsYSUFtpeY1YJaBg8XbiCea4QRweFqaBXWJmwR2ANHa+E",
+	"Qm6zHzKvChnqN1H3fIsPrLs9y0HZbtp+eHWNp4uvSE17YBnenciGQlyzjrVrBZMHuCmu/mke7t7xjCC1",
+	"2HjsvF8O7aHKby6aUXVoKwnlow0Locp4Atzovu0EovxTLO1NNNHQTXaTRvOIneCB79gbewSNN+xTMJUv",
+	"iklYaGyI3S2cIBe8HwC/z4mSTtL/zgr6hStJawQji6vfsSxJGmIZ8tUt0XMf9ugfmN+7/d3PYcJ1fSCu",
+	"bgiDphGQkGOoB2TjVylVx+Zcp1yYUHSxMAZW5NyTEl/ZToHl43brf2By8oudxktIvnlgG4qdckmUzFX+",
+	"hgXdV2Mzc+C0OPzImrbuJrgai0oVv63pcg3PuGN1S7zj5XzonVan8y9u1of3PT+0x8puZW3HlQP41+W7",
+	"yvHwqjg5HxW7+e8PZs5r5odLhTsIFCIflFu1l4lJlSTJRGtLjCskCMNzY1Nv81XZc35IGmpmKDxXD636",
+	"uC21BRkWgnEFWX9byo3DoWaBYSVmtwkO9rPdj/ZfN0tL8uTEteLMaPNQ+Oj48NStlcM2osfX4IZwS/+0",
+	"dKyz1psW6K8yaMVvQkOXYtaurRl/eyH1dgtbYa9SHl47EQZRZpN2y8SaxWiczV0dTltJ39Drwtnh1PSY",
+	"EzlkkFwLnot13RMWTOX7cxf775duin3o8EwA5x1vVAv9vCbjGeeX3UuyeADd6/u80ZGVa0JbVqFr5w2t",
+	"ZeiSLEr1rgx6QjYJtHYyGSWpxlieSXi9VKN6yGyOWe6WdiIzbpiTsjzVzLsaeS5YYT8yNTobcRyaFAGi",
+	"mVF/IouH5hLeTEtkCR9sv9kssTMAvyFwBioaJ25jhGA8JtAcdnlbDMKmlBFbcVuQKZVKLKBZASRmQR8m",
+	"JGf8Wpp0YXAmY5UXjakraK94TC5g3rXSdyOsyJSL9UMt3fjH9kM4yPcPnFKjJ4Sef8syagDaX5diVqzb",
+	"wzEPdZbWAyze27WnSFdg24ReEVS8qxXaMuTa0em4mOETnLVDrmVnXuzjKz1zbwd3O/2P+j/rpdHBvDGZ",
+	"UAZ9VyFxOWOXTJMfGq+MrnLn00JbyglXdlVL06y8SshPDj5nHeR8Z6sozFemLeXrvgWKVdrNNmKW6SkX",
+	"CiJ5JiIyMGW4Qr8p3pYL7Sg6hULnHpTS6JKI7WbC88ab/AHPvZhmBa3BCZ9mxLRuM+HaGs2/Gmy4KPdg",
+	"zDfkoUWl9e5aeLEL/tH20lJvZ9RUuSv8JH4xYi8YIsHRpdxBRwU9auqruLdXjVZX3CZ/V0x/el1VHLp/",
+	"y18xA/iDNoj6eYjpz4jUGNRW6wGe3qfs/mUFl2sI+Nh1V9Sek90IpxgiKpdJVm8rOYVzvEAxH9iyxQnp",
+	"IDKZEFPSqdSSLCWi6winTTDYFQTHu0aR2DVh1EMGHU68hKH8m7xtT06d9J/9A3QNjaQh8w703wnBKhNa",
+	"XcZTuYOeV0qGu1ruplVhJm3R5mLZkii05bVby2NRH5ktbrfUgHi5OPYh+IA3oTRPKxUv3vlqCPfLRWnd",
+	"d0VqhztWarxZr2mj4erQO5kz0o6AJXkyf2uVVHlmXyyT66XVQo6WXQKZRTOoX6i18rClHICVidYSTR/3",
+	"Pqdo2gSepTX0H3n9HqzJy4zwNSG9LyZoCSDfxJ1vAE9WqMmSfgCqVlR8oqK0ni2IvrfvcJYsWmTYM5jq",
+	"IVGDJ0vtIrDCDprR6azk1/9qRFZhIdh64iUrXCaJ8AIl/FM3HHH5uff3LOOUh8gkUyQkNMkbHnufcUg0",
+	"YZoPG9rh4UYHhYThcULisMj6MB8kSTOSvLUre0A0MVMsQxS7768KN2IsZ2OOoSqQA+HGlAHqOawRPmPq",
+	"Pnj0YE7mYyJQxDOmZMfXB+tHfAGT/CYqNUCj9Psr0VAqtrC8skL/rpUVHpJH6xNeHT0ESPR1WSuVRV13",
+	"sczfrVeqzWOn4QMXxKXo6cNCW+AVw4km2YsuVMKT4XZbHI8e44HUeD3058k5h0219TMleP6ZY3e+sCKO",
+	"Ln9cGVRoQMq6POB75eDFlZniUFgHyRkWrhmxsqeBtrwky++gQtA2GpOIzwmyiTptGeI59v5mM8RvcyhL",
+	"MsQB3nk8lWG3slF/bAbtOg2TPkltRmOIb4dOCx3dSFbQO9ksc/qwOTO6JSn4gWnvPedMunP9wnIbXC7j",
+	"3anXrr0Om8fW+IiSNXaNTBMc2egaK+NqEfbQ5S3EJkFK83JXTGmrwSzP1YyIaypJAzuX5sq+tHt4OLSy",
+	"M5wTdf+o9UXZvs9zEvMoJ5W3wTD9wypfn2k6CcftuptBtSLQLKyZeo5pAr+260Q/S7PG36vXbV69DuCr",
+	"f3X/qNSsS7BUI2ggbb8u//DwFewauyHzZP2WaRo7zvQHN23DUTkybTJKY9ZKnrV8bUtj3KHH3UNqk3r3",
+	"q7VJuKxflzaZyTJhMn+3ECZTRC0nS7ummTY3NXWbzTXGWwWvw3XFUtIpI6ZT1wyzuMsnExt3IDt5MCdc",
+	"I9lOp57lM39J9OqhMTDf9WpUzI8GEaZMa82vMUACpJnYO+wGPN20s7PB3VUq50vuIpr1+4+ka0HKUQjd",
+	"7SZEjBQvqjAPPIv0oWX9NkB5xqWJ2DXFgkyO1JDZ4GR40Wis0qms2x0UF8XRqADHsAmb9lr7SpPG6r0J",
+	"a91BR1lM1ZAJveBLQlJ4hDUIH0mDA5AI4Dqe4whspnphGVM8i2YkbqxXARNpRFyndQAc3fWMuzhls0Az",
+	"RlwC6iGyMPRA2N5vM4f9vbKKT9SbaX/DJsBfcxGA3AyRGYxZi8WsKFT3mlkcb7I6WMzcXIWADz+R1WET",
+	"YNwuOUrvJm/4UBC7XRDObpV6n4/YZkx+QZREGMXEzWEuOHT9QZTZwvC1M3Nv3/ngPnW37OUHfWS3teFp",
+	"19Q+WwiJPODB5YTatgawrMZ2oJeKp3nyjM278d60zeNdi4ErfkniHfSKj3m8GLJi3abFmSSJZgI28hSa",
+	"ybhG9llKxAg8+M1s57PhyZfWTA/fK2aB/ncnnMoaSXSyQNg/VDQVGNorCSTIHOQq/ykXuc2z9NkhYoBK",
+	"KCZz7gQcjTdDVkcc67nSj7vwcxd+Dm0RZituNGEsyhPK3lI1G7Ljo/Nnr1+fjc5evzgZnf/91fF3oKab",
+	"sB2eQDezOWZ4amKOnRC11ZBPtt1e0zFXpx/G1uaGv2cz7m/jHh0Dttk7ZOMl73CV9H9GwGBT2jWUc2lQ",
+	"i8HXK6oVggmErdh1mG/bld6jlF6Y4b8Epdet5pwLdcv0XTeEXd6nKbxhgV2wOe/ovROsnz88GJirv7lU",
+	"9garWZNk1oA9K3XTAosMDWvCo50l6puD+1rezzPL2L8Ws4FZb8NBf/pzXv8S5Vhhk1ylS90mLAYHzuiS",
+	"LG4amHVzzetH0s+WRVsmidm6zm0T8ebccBPs0RCd6y/ktglkTzqlDn9H3X/g7j973aej7vs/t3T5aylT",
+	"o7CwNWrq1Qxs+LFne6knhvNryHWhkGFuRAT7ziOJTN86aNkQfpwTNeNxB4EdooMsTnegO3snb4Q4wuom",
+	"RFv2KUr4NRHdCEsSdxDO1Mz0f+T8khI3BIoFT1MSHyI8ZD+ev35lGr6nWMBXubtOC0UAkO0ddMpQSOdz",
+	"ElMtXqA5pJLNXDy3lkz2envlrqg0PkSUDRmIRrZzWP5dnkJ+jamSKEuR4mi/h6ytFrLI4C52oR6VyV2D",
+	"Ytd+A1b9qSmh1xkytzuoQAEwmuAk0QrEGEeXevy93l5zMQlYi5f//oC1gewMGuxAXfzRPnSvr6+7Ey7m",
+	"3UwkhEU81nh+i+Gfg/flphNAa/40wfR2y7wgHz5JCTg7nemu2xYDVcUJi3tbVQTbvkeOcZ8deP2NRhFJ",
+	"oVNbey/eayxt5+MviANWOo1ikZfhgf582FF/j+VRNuYZix0JdIwPOqYVRnOBr6H+nYvHXYPxQhtdw4wy",
+	"kQSDQEsyu1d9kAnt7DX6Tdk0IWAe6kK3Q8Gz6czpUh3EM1EycYNdOBOCMOXZhy1n0vS1yVcc8ZTESK+P",
+	"RsSZNDRdS7FQTNOorfBa8dG///U/huu58QrhoD4qOMk9GwiIYVQqQ8i8UYwW0dAdE8KWnbPw0LoVIszQ",
+	"mJQi3HAebeh5SJtGbM526+T12ycCrk2saa+c2TYrMxoTb2w/Ors+wy9UZjjRjIzPTf1Hs+qtM4IjhfSN",
+	"MtWI5LYHmoROSLSIEn8eU62jPsPpfJ5BRzWvvLDpkemVa6yMU1TCaWjRljGZt7Xq2AV5TUnNESb0yvVa",
+	"Nj2MpTeF1w+xucdpnt9Urtpg6oRAFZG8KIjX8NSmedeHhJq5Uc6SXT1kuNy2U6EGLb4kKBX8isYm+9BW",
+	"489bkVVu+c37m/8/AAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
