@@ -72,6 +72,20 @@ func (w *executeWorker) Timeout(*river.Job[ExecuteArgs]) time.Duration {
 }
 
 func (w *executeWorker) Work(ctx context.Context, job *river.Job[ExecuteArgs]) error {
+	// A waiting run is resumed only by its timer job (job_id). Another job of
+	// the run delivered meanwhile (River rescues a job whose completion was
+	// lost in a crash) would otherwise end the wait early.
+	var row struct {
+		Status string
+		JobID  *int64
+	}
+	if err := w.e.db.WithContext(ctx).Model(&store.Execution{}).Where("id = ?", job.Args.ExecutionID).
+		Select("status", "job_id").Scan(&row).Error; err != nil {
+		return err
+	}
+	if row.Status == store.ExecWaiting && row.JobID != nil && *row.JobID != job.ID {
+		return nil
+	}
 	return w.e.Run(ctx, job.Args.ExecutionID)
 }
 
