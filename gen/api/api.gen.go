@@ -653,22 +653,20 @@ type Execution struct {
 
 	// Graph A React Flow graph. Open schema: unknown UI keys are stored and ignored. The engine's checks
 	// (unique ids, edges between existing nodes, no cycles, size limits) answer 422 `invalid-graph`.
-	Graph          *Graph                 `json:"graph,omitempty"`
-	HasErrors      bool                   `json:"has_errors"`
-	Id             int64                  `json:"id"`
-	InputData      map[string]interface{} `json:"input_data"`
-	Mode           ExecutionMode          `json:"mode"`
-	NodeExecutions []NodeExecution        `json:"node_executions"`
-
-	// OutputData The last `response-data` node's output, or null.
-	OutputData   interface{}                     `json:"output_data"`
-	QueuedAt     apitime.Time                    `json:"queued_at"`
-	RetryOf      nullable.Nullable[int64]        `json:"retry_of"`
-	SkippedNodes int                             `json:"skipped_nodes"`
-	StartedAt    nullable.Nullable[apitime.Time] `json:"started_at"`
-	Status       ExecutionStatus                 `json:"status"`
-	TotalNodes   int                             `json:"total_nodes"`
-	TriggeredBy  nullable.Nullable[int64]        `json:"triggered_by"`
+	Graph          *Graph                          `json:"graph,omitempty"`
+	HasErrors      bool                            `json:"has_errors"`
+	Id             int64                           `json:"id"`
+	InputData      map[string]interface{}          `json:"input_data"`
+	Mode           ExecutionMode                   `json:"mode"`
+	NodeExecutions []NodeExecution                 `json:"node_executions"`
+	OutputData     nullable.Nullable[interface{}]  `json:"output_data"`
+	QueuedAt       apitime.Time                    `json:"queued_at"`
+	RetryOf        nullable.Nullable[int64]        `json:"retry_of"`
+	SkippedNodes   int                             `json:"skipped_nodes"`
+	StartedAt      nullable.Nullable[apitime.Time] `json:"started_at"`
+	Status         ExecutionStatus                 `json:"status"`
+	TotalNodes     int                             `json:"total_nodes"`
+	TriggeredBy    nullable.Nullable[int64]        `json:"triggered_by"`
 }
 
 // ExecutionCreate defines model for ExecutionCreate.
@@ -764,6 +762,10 @@ type Flow struct {
 
 	// Visibility `private`: the owner and admins; `team`: also the members of `team_id`; `public`: every holder of flow:read.
 	Visibility FlowVisibility `json:"visibility"`
+
+	// WebhookUrl The receiver URL of the flow's `trigger-webhook` once it has a key (the first publish with a webhook
+	// trigger creates one; `POST /flows/{id}/webhook-key` rotates it); null otherwise.
+	WebhookUrl nullable.Nullable[string] `json:"webhook_url"`
 }
 
 // FlowCreate Defaults applied on create: `status` draft, `visibility` private, `data` `{"nodes":[],"edges":[]}`.
@@ -949,13 +951,13 @@ type FlowWebhookAccepted struct {
 	Status      ExecutionStatus `json:"status"`
 }
 
-// FlowWebhookAnswer The `body` of the `response-data` node that ended the run.
+// FlowWebhookAnswer defines model for FlowWebhookAnswer.
 type FlowWebhookAnswer = interface{}
 
 // FlowWebhookForm defines model for FlowWebhookForm.
 type FlowWebhookForm map[string]interface{}
 
-// FlowWebhookJSON Any JSON document; it becomes the trigger's `body`.
+// FlowWebhookJSON defines model for FlowWebhookJSON.
 type FlowWebhookJSON = interface{}
 
 // FlowWebhookKey defines model for FlowWebhookKey.
@@ -1101,21 +1103,17 @@ type NodeExecution struct {
 	Error       nullable.Nullable[NodeError]    `json:"error"`
 
 	// Handle The branch the node took.
-	Handle nullable.Nullable[string] `json:"handle"`
-	Id     int64                     `json:"id"`
-
-	// Input The resolved config, with secrets redacted.
-	Input     interface{} `json:"input"`
-	NodeId    string      `json:"node_id"`
-	NodeLabel string      `json:"node_label"`
-	NodeType  string      `json:"node_type"`
-
-	// Output What the node produced (truncated to 64 KiB in lists, with `truncated`).
-	Output     interface{}              `json:"output"`
-	ReusedFrom nullable.Nullable[int64] `json:"reused_from"`
-	StartedAt  apitime.Time             `json:"started_at"`
-	Status     NodeExecutionStatus      `json:"status"`
-	Truncated  bool                     `json:"truncated"`
+	Handle     nullable.Nullable[string]      `json:"handle"`
+	Id         int64                          `json:"id"`
+	Input      nullable.Nullable[interface{}] `json:"input"`
+	NodeId     string                         `json:"node_id"`
+	NodeLabel  string                         `json:"node_label"`
+	NodeType   string                         `json:"node_type"`
+	Output     nullable.Nullable[interface{}] `json:"output"`
+	ReusedFrom nullable.Nullable[int64]       `json:"reused_from"`
+	StartedAt  apitime.Time                   `json:"started_at"`
+	Status     NodeExecutionStatus            `json:"status"`
+	Truncated  bool                           `json:"truncated"`
 }
 
 // NodeExecutionStatus defines model for NodeExecutionStatus.
@@ -13229,13 +13227,13 @@ func (r DeleteUserApiTokenResponse) ContentType() string {
 	return ""
 }
 
-// ReceiveFlowWebhookResponse200Headers the declared response headers of an HTTP 200 response for ReceiveFlowWebhook
-type ReceiveFlowWebhookResponse200Headers struct {
+// ReceiveFlowWebhookResponse202Headers the declared response headers of an HTTP 202 response for ReceiveFlowWebhook
+type ReceiveFlowWebhookResponse202Headers struct {
 	XRequestID *string
 }
 
-// ReceiveFlowWebhookResponse202Headers the declared response headers of an HTTP 202 response for ReceiveFlowWebhook
-type ReceiveFlowWebhookResponse202Headers struct {
+// ReceiveFlowWebhookResponse2XXHeaders the declared response headers of an HTTP 2XX response for ReceiveFlowWebhook
+type ReceiveFlowWebhookResponse2XXHeaders struct {
 	XRequestID *string
 }
 
@@ -13253,28 +13251,28 @@ type ReceiveFlowWebhookResponseDefaultHeaders struct {
 type ReceiveFlowWebhookResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
-	// JSON200 the response for an HTTP 200 `application/json` response
-	JSON200 *FlowWebhookAnswer
 	// JSON202 the response for an HTTP 202 `application/json` response
 	JSON202 *FlowWebhookAccepted
+	// JSON2XX the response for an HTTP 2XX `application/json` response
+	JSON2XX *FlowWebhookAnswer
 	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
 	ApplicationproblemJSONDefault *Problem
-	// Headers200 the parsed response headers for an HTTP 200 response
-	Headers200 *ReceiveFlowWebhookResponse200Headers
 	// Headers202 the parsed response headers for an HTTP 202 response
 	Headers202 *ReceiveFlowWebhookResponse202Headers
+	// Headers2XX the parsed response headers for an HTTP 2XX response
+	Headers2XX *ReceiveFlowWebhookResponse2XXHeaders
 	// HeadersDefault the parsed response headers for an HTTP default response
 	HeadersDefault *ReceiveFlowWebhookResponseDefaultHeaders
-}
-
-// GetJSON200 returns the response for an HTTP 200 `application/json` response
-func (r ReceiveFlowWebhookResponse) GetJSON200() *FlowWebhookAnswer {
-	return r.JSON200
 }
 
 // GetJSON202 returns the response for an HTTP 202 `application/json` response
 func (r ReceiveFlowWebhookResponse) GetJSON202() *FlowWebhookAccepted {
 	return r.JSON202
+}
+
+// GetJSON2XX returns the response for an HTTP 2XX `application/json` response
+func (r ReceiveFlowWebhookResponse) GetJSON2XX() *FlowWebhookAnswer {
+	return r.JSON2XX
 }
 
 // GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
@@ -22804,19 +22802,19 @@ func ParseReceiveFlowWebhookResponse(rsp *http.Response) (*ReceiveFlowWebhookRes
 	}
 
 	switch {
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
-		var dest FlowWebhookAnswer
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.JSON200 = &dest
-
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
 		var dest FlowWebhookAccepted
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
 		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode/100 == 2:
+		var dest FlowWebhookAnswer
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON2XX = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
 		var dest Problem
@@ -22828,16 +22826,6 @@ func ParseReceiveFlowWebhookResponse(rsp *http.Response) (*ReceiveFlowWebhookRes
 	}
 
 	switch {
-	case rsp.StatusCode == 200:
-		var headers ReceiveFlowWebhookResponse200Headers
-		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
-			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			}
-			headers.XRequestID = &value
-		}
-		response.Headers200 = &headers
 	case rsp.StatusCode == 202:
 		var headers ReceiveFlowWebhookResponse202Headers
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
@@ -22848,6 +22836,16 @@ func ParseReceiveFlowWebhookResponse(rsp *http.Response) (*ReceiveFlowWebhookRes
 			headers.XRequestID = &value
 		}
 		response.Headers202 = &headers
+	case rsp.StatusCode/100 == 2:
+		var headers ReceiveFlowWebhookResponse2XXHeaders
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers2XX = &headers
 	case true:
 		var headers ReceiveFlowWebhookResponseDefaultHeaders
 		if values := rsp.Header.Values("Allow"); len(values) > 0 {
@@ -30525,30 +30523,6 @@ type ReceiveFlowWebhookResponseObject interface {
 	VisitReceiveFlowWebhookResponse(w http.ResponseWriter) error
 }
 
-type ReceiveFlowWebhook200ResponseHeaders struct {
-	XRequestID *string
-}
-
-type ReceiveFlowWebhook200JSONResponse struct {
-	Body    FlowWebhookAnswer
-	Headers ReceiveFlowWebhook200ResponseHeaders
-}
-
-func (response ReceiveFlowWebhook200JSONResponse) VisitReceiveFlowWebhookResponse(w http.ResponseWriter) error {
-
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/json")
-	if response.Headers.XRequestID != nil {
-		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
-	}
-	w.WriteHeader(200)
-	_, err := buf.WriteTo(w)
-	return err
-}
-
 type ReceiveFlowWebhook202ResponseHeaders struct {
 	XRequestID *string
 }
@@ -30569,6 +30543,31 @@ func (response ReceiveFlowWebhook202JSONResponse) VisitReceiveFlowWebhookRespons
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
 	w.WriteHeader(202)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReceiveFlowWebhook2XXResponseHeaders struct {
+	XRequestID *string
+}
+
+type ReceiveFlowWebhook2XXJSONResponse struct {
+	Body       FlowWebhookAnswer
+	Headers    ReceiveFlowWebhook2XXResponseHeaders
+	StatusCode int
+}
+
+func (response ReceiveFlowWebhook2XXJSONResponse) VisitReceiveFlowWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -32719,295 +32718,296 @@ func (sh *strictHandler) ReceiveFlowWebhook(ctx echo.Context, endpointKey string
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L1pcxu52QD4V1CdvGUpISVSkj1jqqZ2FVme0YyvSJpxEtPLBrtBEq+aQA+Alsx4VZVPW7tfd//C1lu1",
-	"fyu/ZAsPgG70xUOHj8nkQ8Zid+N48OC5j49BxOcpZ4QpGQw+BjOCYyLgn0dJwq/1P2IiI0FTRTkLBsHF",
-	"jKA5UTMeS6RmBKVYzRCOIpIqibY4Qwe9x9s7QSeQ0YzMsR5ALVISDAKpBGXT4OamExzjaEaOOVOCJ/Up",
-	"Qsa7UnFBwgESRKacSaInwwpFWIgFUvySMIm4QDQmTFG1QFgQxMgVESjSY8erVnBygafNm5sk/PqRRIJc",
-	"UUk5Q1gijKQSnE2RnUzhaQeFw0AMs15vP3Kvwl9kGITlyVOsFBF6+P9tGIh3ve7T938eBn8MOg3LesEj",
-	"bNbStDQ8ljzJlAU6n8ABRIJgRWINKZ6JiHQQZVGSxZRNUbiLU7p71YcVCfJrRgWJg4ESGVkOnjOsyAs6",
-	"pwr+r76aM/JrRqSSCGssITGizCwmE4Iwha4pi/l14yFQpsiUiPI0Z2SOKdOzt0+VkIm6+zySNGznnESc",
-	"xRJlTNEEJjADa6ASJVePT5RYHE0UEe1jK46uMVVoTCZcECT0J/qMtg72nnbQ497+9spp3r59e5SpmcbC",
-	"CCtSn+u1vn59jRljggURXUmiTJAY8ZQIQCw5QOFf4BkiQnDx3TCg7AonNB7Braphbx03/mZP5PRZM5YK",
-	"8xjRGG2RaMZJ3NFXdUqYXgOJzY36+cXps+1DRBXCieQIpynBQurzTfhUIsxis8AK8Of4wwvCpmoWDJ4c",
-	"1G/QTSdIscBzohwVS+mF3lfbYo/enBpygijQDKof6OsVdAKG53AC8dLLM+FijpU5qScHQSeYU0bn2TwY",
-	"9DtNh+hWdM5FEyZyodAlWcgOCrshmnCB9AuE6fu8g56RCc4ShcKuvfYjrODAyIc04TEJBhOcSGL38WtG",
-	"xKLYiNQz+kuniswBSoTp9b4LikGDTtAt/ZVgqUaZzB9W/oYpOkEX/vu+djAdfXCnZrp9AJH9o4ARFgLr",
-	"xWaM/poR+1gD+6YTSLVI9Dsa1nqw40xILppPNGTkgxpF8EboiGSqaTTPJBpjFc3yg64AyHzURrzfHXX/",
-	"gbv/7HWfjrrvP/Y7e4+f3DRT8ZMPJMr0ktqwjrgXPhnWPU/4ddtqNMf7pAv5hQjNL19l8zFpOcUr8wpi",
-	"8A66pmpmST+sdqu/s8O2W1Zsv1172ft7q5d9OnmpMacF5bQ0ESJ9JZAgOD5EGM2pnOsvEGbymgiJDvp7",
-	"QNWiGWZTIhHjekvTfA9G9Cp2cTrpmik3IH+doIVfw3VCKRHLL0ACX/sTxobgBIPHPbjDBkZ7vd5KiL3B",
-	"U9IMrn53jCWJUYqnxB5w24L0K83r6XvL6ffgf2st6Zz+kyyDj55x2WpGUg/QuKS9x+U1rbEeNftZEtF2",
-	"MTNJRPvF1E9H93w7zwkWTVh+jCXpUiYJk1TRK4JkNjZYhyR8griWvRWwfyOHPpL2ER4nBE0oSWLZBljz",
-	"YhumO2xzf/ebEP+C4HkbHBXB809G4G5/oPe8kLeYqpfn9YX8wK9RorUZJ5FqIQNOLmP6N8JiJ6Qa2gVS",
-	"au/f//p/9vUtQ3O53XaOerjRXDZfD5+A7Ffua69hBzcaGFb780U5R1gizhRhQOxwmibUaE67/y2N+lSs",
-	"4I+CTIJB8IfdQtfdNU/lbmlQmLMMrCNDpfikkBQBiz1F+W9dKxB3zbE3TWdf3/VkZ5js5Iowda4EwfPK",
-	"lhT5oHaJftyV+XPyAc9TkIRAfRigvV6vN2RDBi8OCrlix8puQ0bjAeoPWYwVHqCPwyB/ZUTjYTB42ut3",
-	"hoEkvw6DQf9GD7VU+q/B55yIK9AzmEKwCK1g2NUY7VijhtGMww4K9XLM73rO/GezPPPgx/PXr+yT+4S0",
-	"2/exgcy9YVA+cBN4Luy1wlJrOlJhrQlirSjC1dM3K0v1pQvt1alu2TcILNtu/p5W0O4AJi2evaVq5uwj",
-	"9wIiPWgbdLQ41wH5DlElESPXSM9dAYNbzrKtwDt33P4bwccJmS/ZeWre+LODQH4lNaVTmCYVLXiGJeoj",
-	"q2MbNgj6Gui2weCdnkjrbR6D6xQjzTOp0JggrFBCtHjZ1/KjwJHGIE3Eg06Qck0zRTAIdoEM37zXxFnj",
-	"WqTHtSagXQ1oaRkMkUpLDoOg1//x2ZO/9v6+/4+fvv37N297f/3mYv9vB7/sveprMqCwymQwONCkWlEF",
-	"hOcXvQ8AhdHPCwUoE2xwjRXmczqwUBpc5W93zds3nTVxxp1EE022U3f0tTp7foyeHjz+BtkpkYFdlUjn",
-	"1sxl2GBe8u1F3VyeXvZdxVpWGqBk2VprkOKLykDWdLXmIPptZ5rq5rappR8XVixjbOpWrU3Lvq4ap+54",
-	"Ey/qLPH2BAgGayFAIBzm9GdOtDpynywexAt5f1vRw51ZuahpT68zAfZ4KY240kEYqKogE0HkzFq7tCYK",
-	"hlScJEb98rYL5vmuZ59ftt+SLf+Oh65l53uDFAzWcuhaEL+3M85pWklMrTAHz5g2CPZ6e0+6vf1ur3/R",
-	"ezrY7w16vZ1er/cPY8ijgkjvvf5ed79/0dMvee9p8r1fMcsNWJYk/m80db9ZAf347CWSCxYFnYBfM6M/",
-	"Dr7pBKkgE/pBS/CKj/52uZ8+/St+Acziil+WBpcRT7U8/i7QDGUgCNZaC/w7oVIF72/0aDwlQlEjt/s7",
-	"97SYGCvSVRTMhmUxsxN86E5519kFU6rf2rkwr+aPunSeWhMqqFGDYErVLBvvRHy+a/lQ/l+eEqb5oB0M",
-	"9CMf0l/SumjcqO1V9aPq2S/dwrtiD/oYg/efaC9lVPzYtpobh6Af64bjAk/XAorD5EZDJxVahNorZCjZ",
-	"0cK3IBGfMioJkEQgkDtBgw3bvw1fJLjd5fRM+7VNlMztRsl2Fod3xgRhbfl2sByk3lGULk8nWOYoKGFA",
-	"CYSFl4CP/5tEIK044mmUNKD/cUz1EeLkjUdVrJejfMTOOQJrW6CnPRTjhTzUwvOcS6U1+NHF659OXo1e",
-	"Hv1tdHHxYvTs6O/naGv/yePtHXQO20VO4p6RJEbjBVrwTCDBE3JoEGPwJ0TBeOtcn8b7ktP5VfT7H0ET",
-	"Md6cqm5Mvbw75tnW+itta41Y5btFcPefo/d/Htj//jFY6vxx823g/qmgaBk7VyNR3EwLtEgEB3qIQvhv",
-	"qM9Vzvg1Q2pGJeIsIiAmQShCjDhLFsZ1OcNyVjn1/xju3gmUEW5KY4m9+Tf/UL2/jw/Y22+vjvsfnj0m",
-	"z59Mf/iG/vjt5Yun81e94Hex4Hex4IsQC/4TuHp+S5viNz4Xv3eLWkaynW0fJ8nrCVjHltqI8JS8JAoH",
-	"N52PFeqSQyr/xzpegNXyEYxW38H7EjeYYTli5IPK5RT9QyrIVRGeYVb17n3HuDg1Iyy8i+BJVFzhxHhG",
-	"9L9G+rEMBj29pL9wnrzEabt8lJ/7mPOEYNhY1bGhjx39+//4v5F9B81x6om9xeEc4xSPaUIL0aPge5iN",
-	"olxWm4CNDbZ404FnMUlI2zPjiWh5CJwnf2LDQPSDLI0bZ5sQrDJhD1+OcDynrHiaEjGnUlLOCuYGDK3j",
-	"Mbr3nUALesEguKLkGnzx1zSeEhMaqd8b2Qe5YFJhaSVoLEM4d4A1MG3wkQe/Db5ygN3gkwLka37kn8Wa",
-	"n5QOqDFkZjIhEbievVc7SHKhjAy+Pm00h7zaeHSm37spIcFau6nQDJiuvMOOjyreuZTgXUKN8pEXa/KA",
-	"/b7x6sqYc3GMk2SMo8uVCpV/tY1b4tvJPt4b9yPrD9A//WP+9KpBnoP3K477g29XaxfKIpevlex9u9rj",
-	"78MYJndjNQICQruAWTSiV4qnlE1tmALiE0SuiFggExGGNKnYCao71lR9zgVpJrdeGFp9yjdYSq1MhC5O",
-	"zfng9VcmRucQaSFDK6/6d8LinXZBpKYjeXN3inU2AaZwX67NdvNPzrP5HItFA/udCpzOVl2Y7+ElLdqy",
-	"NFOjGJvDaUZQEw1RWz7jMRnlPu31Of4rHhPPc1snEjxT/qLqGAPRXqGLUOjqF0Okl/NIIvMxhL3qA9qp",
-	"yxHFjstT1Xe0StjAKTWhuyAMGzVOb1iTjSUKaX8PFM3iTT2vDAZ7+jd2RYTENkrADRpnJoR4pKH7Tc/6",
-	"MN3TCaZJMUrP8FX4+mDP/uHi5EG1NezURurZMTSiOseoE5RiE6NQwRGr8B7FGMwL1oOKWYaTBhBqhMZK",
-	"kXlqAsfWAE/vcV+Dp7Tn6pZnmMUgLvBMWZ3dLTQYfHTICX5WJeh0SsSo71aX4DFJgkHwEtaM7HP31B64",
-	"/bWbb8xgCiC5naUCCfvFGpaI4s3xIhh8A/gJYvtE8HluDlBYrAMm5ykuIAszZCwyBhgjhr2v3aoxjxeG",
-	"XBCiwEca/ECShCO7ncI9c1NMstfr3XSCXzOSrbFNiJMZ8Um+o0uapiU8XWOPvfY9gmheXJ0qVOuBJ5uw",
-	"4NIVKl+AS7K45kKjFpGpIFJyNMfRjDIig7pgmg+0YRTZJqS5MfDlkUQwAtr69//1/+49foJ+on/Z7qBo",
-	"RqJLEiM8xZRJw+Es6B5JFMInz4EVh40aSU43Pta0Ghc4rLie/xDZ8DOT1MHFpebyEU8XO6sD6HyC7SC4",
-	"lIUaIWMzHdYTTO6qxTbw5fvSZo2YU1deS0KOvmEljD8x1PJji6RYNxMTKS3w6rZrR0s/risEWZnQDVoM",
-	"sfQMX9rFuZSInPZek/GM88vSiBrycQbiPRAajatEqsYEiHwGCLPYiAwARfY5bF36Nu9Ur8PbGRHEypXX",
-	"EIgG1E4eIjyGkL05wUyi0BvaZJPYzftTWkrZuLdbC3A3y47i3FLc4jAM0dfQzhgzZ2/D6HxRJnDSiNGa",
-	"IpLofy89E3djarhalq5aTY3vcsLh2S7LYsYXaVqsiX8fG3hATR7cDAwlGWqzT4kjIJwRS0vt8uAVTTDX",
-	"IoiGEN3oIctyatN2lzHLlrcLybZ1QI9lLdmwLwE3KZVrL2tuydha4HlpSYonU31Jno9ChtsMeyqyXtPR",
-	"+MLfl2n7z2ngepzfvH5TkUybtl4WVTeBbJMPwV2aCrZX74dFzHxflWV0yvS2Tno8ZChdFkcqfBwunW6F",
-	"GpepUhladapYoRpVzGqSJ57bcFNfURfRjF6V3K3ruo0dZyUx+ABA8jIn++59zbL/vVamTCR1lEnF5y6e",
-	"EctRxtJsnFA5I/HIJqKVVG2taFiN8i1JIj4naMyVk50injGTyFF2L+dDVvT5giz2Pf0pFngC3iCC5555",
-	"wVg9V8OiCCk2pn6ZOZDAk9xZkK+l3wn0MsCDsQgGQSrolQ1QrfB6/4C+THb9hfrMHX6uZe0rYesy328r",
-	"wt6JM7Z6lH0UbyKYm3qc67diKetfLkOsxwc01fFYgLtgm7FN/yJ+SUhWvvirwFDkKVQMBnXY+tRhjYGL",
-	"t5d5030s99idN1dxQCVPu8crCy5aR6b261HC5E6JqlVc995J2ztcgnIbX7tLcJ5EENAN8VS2dMkAhQY8",
-	"IQLW0EFhAaUQWXJtk8RCFH4cGuY3BKo/NEwR/rgJd4bMDjZAOWTC/J8yNw/1bRaW1o3BWWFsUnIHEuD8",
-	"pJ521ls8jDib0KkxUzrL7jloyzkIK7ZcS7FKhuGUS+rQ+wOw2UUw6BUqsuHmRo1Zj+U3sPIa17sL7S4n",
-	"6fY6awTybJTXuwndeyuoIo3Er15PRl9YdD0jrIxqVKJQfxceAl7ApcwDQrHNDUEZSyC5Is+e0N9hhiDk",
-	"QEN9DRNrI+G9NzpUKcJRvr3PMpNQsekFvtD75enikYTIkcKyOgzCaqYn2jrm6WI7HAaVOMk6QqIt8iEl",
-	"gs4JU9t17LwV2ty0bP0FlUpjSEOIwbGmlrLIYodsOf+MI8yQJARt0SnjkBINKKJmRKAJTRQRJi26WaRc",
-	"U2YwovGG8sWa79t4ojXerWCT+dCfsJPL8Pn+2rDtjfloQ1x7S9WMZwqFllyHnZr9HqJ1GU7ljKu8qJAm",
-	"gI7CYxYXLKCChrk4sF9DOE9S2LRGSCMACiNmpciZA52JOybKBBiPF7BT+xDhCLK5PZOsg7x/Gg2nUFBQ",
-	"WESrefN3lee2Ks9/sBZTZwzuJpoqfangcQaY67x6EomM7SzXO3wFqCLecCJRlmqR0YTlpHotUl97A03D",
-	"r03dEVfyyWWR/65LNelSyw4zwYpIVZxpUaLnd92pSXdq432W6n6mmGaf7jfEN0knB60aoxCavtBgaL3I",
-	"n/MQ1Q2kjCOUYqEoTpA5zEOQ4o1j1EIexIyMGfSIOyjUNztEUQLFCrH5BxQ44ozsoPDjTdhU4Gu5BHy1",
-	"95+olX0WLanxnlpTEbFJ3beVVcE80cm1h0eyJq/asJedtS0M72/ughgr9ktrBUxyY3oe/RtjNk0om3b1",
-	"4rzQhwGsFg0D0h8GSGExJcqoSxm7ZPyaQSQkGgbs6TAo1yjRG9iFve72ds2Xmshrxm7s87ZQSGHQz4P4",
-	"y9TQLnYDclhs/FR/3EQW7ZRVtvhcL8FYDDDTZykzAqVd3LpRCMv2w5Vysa5CNs0UHbeB9ytPySz2fsJo",
-	"8oNoeFacQRFx4dxq11hAwMX7VZHYboJOPf4mH791y4VUcovcSvceRN5t5jMzHigqR55SbS+7pdd/MQXR",
-	"NIbPuD6YBYrwPMV06gsbg72vJs3Rh9aG8RwP4uwpA78xoL5N5Vli3K9evVwAbJQ0PZhUpL3S6iwIVmDx",
-	"razkL/CYJDKP2MpF8C2qUMyNUIEEgdQtx2i2i7LA8PswsCtwBdhcXfJmSWQZZte5T6uk8XhjQaN/azue",
-	"3V+rVeM3eOd+g9fo/Vqn+xm1pwqafSW5oRWpt254tA61cOA5OTCLjf9CHloXyMDUZVfQ7gFqYiE+Mc9G",
-	"NA4PUQgnGYUDa5OZ8SQmQr+UZ1T6dksXdWF0AKeWR60my7cm3PYIOksYXC5V2SiqWNoEkTy+xAaJNlTM",
-	"8L9Zy/p1y+irCmKUJs4HbUN/t3EovdpSb3rM40Ve27wpB8nY4QiLSexKu1aovyARMZ4Jl8vqTf6ci/mq",
-	"SF5vLC5ia1MM+nv7B36yRIppHNws3+qP569fNYTyswXST1DMo2xOmIJmAWOi1WZZzRgAgFR2WKxKL6q2",
-	"pvIafiKLCorZeO9RJpJgEMyUSuVgV5PzHfsSkH1bXNG+LE2Vxd2/Xe79+1//U0fB0phtVUnsyQj089mL",
-	"w3L1+kuyQFLxtFAtsYJCJTvBKrncn3oF6l0AefKrzQIokQYjAuC13VlP2a/HogtT7zRs9Ms7YeYQXbv3",
-	"wNMRosJMJxFVy10hTcTke5eKuH7yyhE6IzhSSO/JRAfsoNcpYcjc+EGu5P58Cr0aoPuMLROjKSm4CEm8",
-	"gyBxmU0pI4+s9i+HbMuUuEE0lh0E2gkaE3VNCEPkA5WwedBUOohxFC2iRP9TE38E9dnltq3LjA729lBo",
-	"S4t2YZ2hiV+oEL54uoGiDPA60ep+g3qcx5OuP9QrG1xc07QpuXbi1MpBfnEv11zdNiLT7LEJsYv9rMCB",
-	"irgQb5yT3AmMB6JZuYZHP9iUwWUinLWJNGayw6PVgzTZ1u3a8vFbYfXK2hXWh9XaGqEe+hkG8cwCeEl/",
-	"jScHN43FpPwwmZUzvnEv5xjY3LKGxUQQYRSorUxmOEkWKDTBNOH2obvSzj9rLvVqqkuXaotlmGwE8jzi",
-	"aLN0aRuctHEJMM5GeS6GI7+aEZkQbUVZpjFrLDCLZo1UWLikp7VwxKRILT0yffFBK0M09o4EyWuqIs0r",
-	"jNu80jBjk5oC8HTpsa3I5Go6tzGOLvlkYnNh8nr4T6r9K3q9JnmUfDAgoyaSo67czfGHkc10Lk/wePPo",
-	"hfL92WiXH8p6N8/Giad0G3+inmKx1nuVc/kQ6A9bD+YXj698rhV3gn9yk493u83Z75v2+IJPKfv57EVN",
-	"ITL1mSgDZNKDxlSQSI0yQUvya1qWXzM1241ceZBKjY9OUBZ+peSljxO9ll0OY+j/44L+k/wvUUIJUyMa",
-	"f4fH0TDr9faeOA0FEtu/i3hM3O/FIr+DWf5r/+i/9p7/197zykL1L5ma/dfec7dYMwIUrfqOp4TR+M+p",
-	"4BOakD+TOaaJfa73853ejfk7AvfuDCcJYVPy3d/nzxdND0amxeF353uPnwSttRcpW9LubaZFQqzg/xcS",
-	"gZDW7EMvH9XHJSVSKlNRNk2glvEO+omQVOtHWxMukIUbogxJAiVnzhUXeEq2QTyNBU/BjeFAia5nXLrl",
-	"xnQyseGjtYW06i22zgzKsUArL2jL/WnqxWsQm0rbb346PkEatttIcSSJLUY9FvxaEoEUX81Z9VIqoHOA",
-	"6vgH1HSHXrbwFBPqZ7sRgOJV1OyBTnWRkvCwomnqbTbX/uw9AU9FpbpjU5VFV1lxZEs/FrZIkw+l142v",
-	"sMLCaI+tCUR7MOO35RnhRujhYvy/ercKtqHlL5x4mTg2rYfKEYaKS45iQmk3uPNeClNRfwK94FckwVG1",
-	"2FF1m7bGFompMu0DjEnJmrzWSwOq5+7YI1gmXrwkR/qtCiCXieJfbI1Kc5wNpKJ0nEsNxevawDw0aJI4",
-	"KkjxRcYQtpq871Z1zBBbzIrWQB3oIWCuN/r3//n/FRbWRxKKCG8/bKWy4ip5Gvo6scGVeb/MsLUm3crH",
-	"d3cvcreEd807rgxbgc4euKpovCxPplzHDehOM485siTpjnWbP3mR0SVNUh/lyL2VMyaIW14Lr9/lRZ4L",
-	"W4dXWmH5vDRunHMTJ5pTJp0Cm0l4XrDY92uphN6qvaKp3rk2oQPUG7u3cijLK520zu+XevPFlw1LYz3t",
-	"1Upj7T/dqDZWYMTrYBB8f3JRUzOqNnaDV6V6WvrVejGtHy4u3rjGS5VSWiaQvqu/K9XRchWocqdbtWDF",
-	"/rdLy1A9eNGsmqDjDqu5UscXX3Hk81UDKa7gjYnLd1bUOuExhiwThgHeNM4vl5Vf3EScclegyQopeXJF",
-	"YmSMe1YPkSQSREkkSIwjqHXaVA2pmgGQG/qaHztSWDf05TejWknIFqIEeJgAfy0B5fiqFbknB+gn+hfo",
-	"4U2lknYDYf5OuL0TVO/MhiU91q3X8am551qO4hIR9oJiizv/cVXwoAmTt6fvH2bp3L2geUcvNqmGYXA0",
-	"R4aiuIa9M+Uj9DewkvXUazoVpZwaCzjZUhvlSk9Lizrp+S4cq/dLVSsy5WIRDAIt50UwYaIJSvCHyeOn",
-	"pDeGQJZUEJ/+1rIg8WXufc4IslVb4VVLNTSdiBcMz2k0MgCUuWIdwRhTqrrWVG6zgGFB3YgzY64Miizi",
-	"Y+83Wzyx1p2zAHU+37uPBQfWC/VGvBAQ+eq9AKv33oBgV4hb8VnPuypJ8L54nRKBjTbvWqm7dTvs5GlR",
-	"i9N9dvJrhhNpks4zsAmYH/TU1T64GouT0sG4gyeJC7MxkCkylfoNFbodEqy+qRqHju37p88Me014c+is",
-	"jzcra683fV9FmFrUjl05JTJEW5h2owRLSSeLbY2DYYQlPDCIZHwg2ybAxxyzRJBuoC+syWoFFrOCp0Ut",
-	"q21hPO08p4a5GzmtPKCsXdtXH95rQ74a9NuWyLB1BrXrbc6pqeDfykA6oOGOZOe4aSHv8K2WD1WepYR8",
-	"pa0VkKsjWPVM2gi3fwmaVJe2C0Hj212xNhxaCjhYxTo7MJ39HOcpiu5iqv8vcrTXsgfntVjKZdzQL6hU",
-	"1XQKq1N8LBhNvzd++m0/KBd/KBFnky5pRNS7BDDWDu+24YvFVpds8b5Wew+rfJ1T2fKC2qmT5T6rcM68",
-	"5s5q6RJyIbpaML4cuLEG7aysIRfAVi8iJ1S1ZeQd2T+uwZk0wEcPRC/bj2SO/V49hVt1Tlnj7+1tgtLN",
-	"68J7WNRUGN6MOFoS65MmOCImHral45A70SZZwZN0Gh9XrFiKfDDV1D4oLAiGPBuQiDrBPEsU7eZ/WnB1",
-	"8tE6wSVZdB1eQ3dVMGQJ4zQEMyj8R+s5/+TMFO7Tu+ja5il5U7ClWGvNsY5eW4kwf6PK4AoANOF3HuK9",
-	"SR8HaOLf3sWB2YjHOrSL6Oymp2nZPOfnzRcB2x+XFeMo7wDa3qE5VtFM78Ks3VQX6SBJsIhmiLIoyWKT",
-	"Rbhu2Q8XIF6dLyI02YI30C7Kl7x9iHom101rjoudDUqEmESvYvPl+TsFsD3INh5ybmQ/npHN+pY0uR7z",
-	"jirwl22pUudZFXdQTjA2DJYquh0+XtrssJY6502/BlDOiDRUvJpeUIyTwwf+ZtNRE3BawVEdq3bftAYM",
-	"eMI4I4hKZKdpSoJsWcOtO5VWFtc8/HIonrIJbyiJErVraSt4ZSsXEqSVWzSTyvwDTyz1Z1++saWyqNtf",
-	"YDsOVatj4dgUPyp0eb8VZLET03/rznJq5ThuL/+9Mf3/Gwp+PT9GTw8ef4NS8waKicI0kXVWEJOUsJiw",
-	"aNHMXDKGrzBNIN+/eBdtPe7tbzfGy5iZWqyp14QpdC04m3YQZYhnAvFrhq65iJujb4rC0JWO7/ryKTJH",
-	"KRHIhoMbDoi4sNXtINm45KRbeigGUtCCwZrM64KQC1Zvdd/R2KWo5HHtgl+jrYPeUxTiRGPUoguPZLi9",
-	"JjujTCrMotY4XvD9oBSbGJ06aa4RiRYxIn/u1wBLcHQp9fr3UTjhYkzjmLBwu6VX9IQIwqImtgvHLxVN",
-	"ElS8ZvJ07PWyQKKsm0kSbm96cGdu1MagAgOk1mNzQKRxB2GpUROyjPz++CEyLrGWnSuxGEF5xSXhcRxd",
-	"Y8jngexT+EYjyNbB3tMOqlyoxoys+sLB/WdeaP5YUdXm8ZnQDyRG8IJDWplk08YNNgclh5lgA+sjGFhS",
-	"MzAZuHokk4RbzlEKmj5hXHUnPGNxsK43Gnblmfwt1fEuS+nQlxBP78K3uqkbYAe2ekjW6p4DIiLbnqaD",
-	"wjlO9LUmcVfrFyH0xMI+UYKwwBXUc1kZg2rWGNL0/snTXh/Zlwqj55jHCyQ4N525wj/s/poRsditVi8M",
-	"O/qZpiEtjwzy1x+WD9dUuoAEld39Xbr6PIvSCfkJAtCXHFhx0WvntbZHssUX2IxsLfhzRiaCyNm6FVRK",
-	"eYjw5ahoKy1G+7/udb+5Pnmz6F1c/vz0r/2/jw/mF3v8r5f/EN/+jT2Ofhk/+UH2X8RvJkd1a25lwHKS",
-	"en9vsxyA8mDNOzcU+01ZqvXDK6LcBOGag7qkM9P1MweK7edpoy1BiDP/Nk07zb9dN06vJ2p5WL+hqB1a",
-	"/+SPVzQCLf72x22Q8zqNYrLcsJVo0R21rh+UG6E2P0+sZNv81PU2bX5atDGtP19fQPck89v18LSWEwe/",
-	"RpziCWlWTlb6kahME7wYtZcHtA/WjSgsBKFlRQXvR6VzxQT8PVRtQ+Xou9rq2qC5VCOqa0BdzpJFdSmD",
-	"4BfXFtj+nbcJrkOpvywG+s5KU44gt1eXLgie37LQTqU0EhVSdRPIvcrSlAsFzUxPMr2/Hevq0GQXqgh4",
-	"8LFlBeAI2uPTbTB6U5j5zfv893M788nLk6Pg1kHkX32t0fXbA5UO42PrG+ujpManl8TZ42t5w2306OuJ",
-	"NG4kRyU4LosaduBsu4qbN4fc8BY2XZTPX95nrarlHmrVw6lbMyHuWkp3CQ6YSZcvVZ6TTSsJnhFwHEmv",
-	"6Erus/AOPpNQ1kITzm86T+uspHi+LAlgedtP34Tdq1znTmAKGNgXXPmQUnKWW0IbjD5TVR899VdWzsdf",
-	"8ldT6OpzMKz/cBbTdtPuqTLuGpVtaxUVv8DqcRdajz9zcT1VPT0iUuaGCLL4cTb+PqKv6Y+nP//ztP+K",
-	"nspTdvY4Oj59cjp/3vtpL92Pj398ukP2ezuSTstpp4P+tyYL29gPyunZB6Vnt7V8uDwUu8m/ECxAGYG0",
-	"luVZqSAM91uyUk2sarWlvJ0FBv8UqajB/mQv6pOnuHsw/ibuHkR90n2K98bdfrQX75ODyWP8ZBysnay6",
-	"TJ9ZP4U11/bvP6G1wcDio2NjqufqLPSMKZqYjhIwnEmnQvbTtnT0Os5+XPJevsK27PRDRHA0Q/Z9JIjK",
-	"BHPtOqBu9hnJJFSzQjIlTOkfkSBX3MVa2yz2Zmu8dwmKqBh7G5oi99z9WJ4qXJMHSudRmrZ0FFW4NMLT",
-	"LqKJZv9sV+cTpt/8XVtyg/bukBP+n5Ll3V6PQWaAWIdIbxY0QqxvpECpIN1UcNMuoahrdPziFF3POJS2",
-	"ZlwhSaf6KWVoQdR9ZUD9hhPKf0/Y/tISttto7DOoG8LF4oSpxs5IaxKPu3fsuR8cWKJPlKCaz7YSMJ9J",
-	"R284nE+tqjex3CV26Aq/ulmt6fcrmn7/xgL/M8L8azGI5OSzMQ7KxW7QD1BvQ3bQjE5nRCo0oUKWyofK",
-	"LCViBFWP9SWx/51jhk1ORi6N5G6eitBWXGG3pjWVbd/9bSQfN2vdm70RQ6n6KvWPTff8LY1ticmKNZXh",
-	"cUIaZIofeBJLhJPEAnjeHOLZlpHcHhdpFnvbmNDW4AXbJqYJS+xW2MLhiluEX+JljTYePoW1aoCbs5MD",
-	"smWL7Wey1FGZH48Ru0F0N+32K45JKFybeyuboVwtPmXWk4+Uww/su3d1WFqEuy2JgeYkUSaoWkCAka2l",
-	"CDqeK7NStWC9xQq/ntOy4rv149uLDvrhfO/xk46JC9ISbpcyxIVTULdNjJJX1gdthdeKj/79r/8xoXiw",
-	"K8ANZ3Ox64XyEiD3UOu+r4vmbl16dGrUW63uRpwpgSOV1wJW3rtjHF0SFpvyQtdkrJfOFGGm3HCKhWJE",
-	"yJ0hO7HZDmqGxkQjAZVIkARDCSPFrTItbHVpFNr61eHOkA3ZH/6ANDAJUzSCbPAhO9dQJzHikOALddAU",
-	"viQoPPIruw2QUbdtwwmAmQ2JGgxZF/3pT5pEyT/9CaBtIgoFz6Yzp6cMUPj9yQXajcyfpiqhqS6YiSRE",
-	"U3plLQGVAnNQYAAPGUISzA3dTBLTTpqEAJs3Px2fbJsq2jnMUi6VC7dUmdAKThjx2H7hvlZcDxu+eX1e",
-	"XZgrm2fet+W6JQTwlpEN8AwByu330JyyTBGpVS2bgbWtZ4DS+7lxpMA3YfDNVHJvWob9JESC6xXLoj1i",
-	"JsmOgfsbixp/+pP+scBo6aO07cMd23INZiqc0q55NTxE2K4rL4CnERGgXpS60qjpSl1FmRCEKWDBsBLX",
-	"JMvppVsxuSIJT6Hrb0dfNm5TyDWYlMxnzEvxHb84HcCBWHUD1Fhpl466XdAkUMnMgbpdqOerhbVuV68F",
-	"GZ5uunSx0nBmum4XtOPSMOZynOBoVlwDKBQsKzUCEVWIERJDzGz4oVs8Cct1GUMvKSXcPhwy/bLppuDf",
-	"ND0WlAAXJDZFXw2Cfuji4pqSONT0w76t2ZqJ/y4+2kFHQ2YDnzVlcxHipWHltYbmQa/fQdilcfhbK97Y",
-	"hzMZsrAeSx3uIOj3G/m7wIIgofVQKF5u2CwyNUIRjmOh78tWeIYVeaFf6P4pHDJbcOcQHew9tVgJtXa7",
-	"RxNFRLjtyBWEqkpH9iA+Hpp4Q495Q8N2bVztnyH8FG25bIDtAQo11TZdv9eK3e3kzeVDR7m9kOMOCk3Y",
-	"ZojIhzTBlLn+0ZJ0UFgE4IYmwcuiTzmueshc0rGNsO6YIzeh/+/eh6ayijGolkP9DSk0LRNc5OtWuKsR",
-	"FaJuhywPeM2l7RBMQikWeE6ggzXMppbG9CIsLbl0p/AGTykDYJvKeGDJZbFNWBuyNy75zjEPPb++Epr/",
-	"9s2cobemrb5mVf1er5P3GN97vG2JrSbYQxZ+BFGhg0A/6EDuWqfIYLO/G72hg5xOYv6llZEbIGqQFZhi",
-	"qWwB6Vgfq8l500fNhYKDxiji8znuSqIhpVFYb0aLjzhJ+DWJoQlAxxyKSQ+F8uGpICas3GBw10BbSwSE",
-	"xZRNYRKAkZsGS9KlTBImKXBsmY2NRGtQxgH8mDNDYaPFkD2HTuURFmKh6Wh4coGnIdoKh4EwGOyaoro2",
-	"UOH2DjqHzSoQLOBATyfdl3oKTUys008CxG2ZAUBMxQWRGnBS4YQgSBwtKEN/Dz6oOgmhIUFCI2I9bhSI",
-	"zoRCN8CXpxeF1Kr/0JKe83YHr+eM6uEYSZApxU4EImyKp2QOyTMarken3ZRfEy2lQN7STh4SPwg8Wcvv",
-	"0hb0d3o7PZPMCzarYBDs7/R3epC7qGYgXXocUP9p9aW2orGPgPlZ5tqxzovYUGaXsWnFldA+HGGlj+IV",
-	"cT3nbaWnHaiWYunnKZSHoVIdpfTCLEav0V3YVhNB8QpYCVqLY1XeO9cq+BrvutWcQ0+G90WtBIDVXq/X",
-	"phDk7+VD2OV5WekrPnSJXr5WAHDw9YF3YIYpUEnrVWi+8CQg6IQwBUXIO2mwIPvZQcbRY9Qk03xANWkb",
-	"WqimEbFihKWqIHoN2oRlJ3/toFNVlqx8sWqhxUorTw2ZFmIeyWoxUoShZ7OmLXNuxRMhNFmgyjQhMail",
-	"qQwI36AVWD7DWbIwl7SMdEaycqdUpJD8xVbMi0CaNjFOHruFLPLBx6Co9bJML3TD2/C3isnYhrhXcKv/",
-	"QLPHZvr6DbelXYvTAWDqa1oUBgyOcTQj3WOtxfGkbWL7/i687N6Fou4RXtbSwn2Xv3fTCXy5YdV3f7Ov",
-	"nj4zezzoPd3gnnWCg729jd5/2LtsjqukoW92mXM3/oduKiiLaIoTmVcEhfYpHvXf/UjjG3PnXXJCNWu/",
-	"uSmTEYKg+ntiutXX6H+d1ptJSteuhP0HDQmuZrwKQt4FPx72/Mx6werBJ3chyvZAbjrN3NmzBzcwabTF",
-	"Kpx3u34aU6Laj6J374RoKQX6as73e6Lu4XBzjruRsOMgqXf6Xt/jRssNWL4bOfkxZzJzqr0zBW3p27zd",
-	"QeSDE25NCbWY6KvubBq5qcJ2AoMmB1dEgKyraYGWoU27AvTz2WnHPZNuhEcSnYHFyDKcOU6tmYonpGNN",
-	"HVKr8Alll7bdtnQ6omknPWQ1M1SDgWkHnbVo5KdvmmQBt/FjU2j4ISQBC4Njd0JriQJriJlWaAam19+M",
-	"6fX2N3z/YZnq4w3Xc9dLXrrTzymjcoZwEVli7Ob+nbal0J0tqwgNb7HrtqpVxxbTcZtVF1cu19YlSZU1",
-	"bHcljQlI4K+Pfr74YXR+cXRxMrq4eDE6Pzl+/erZ+ba7iyYMTbW1L9nRnLpoLxKieSYVGueM6/jo/Nnr",
-	"12ejs5Nnp2cnxxejn89Oz9GWBfuQhR+fn71+dXHy6tno57MXNxXb8famd3BKlOn9I5K6ClitL0CEFwNE",
-	"XD8a119FL+DQbaOoBgmWfp9EgSpKmempCoUJraZebbuS33AvQHevd7CqYV6b4ngvBCVvlNTCU8ueBKCg",
-	"WrbXSHafov2dxPSviUKcKyzUfREIbsvnNfLoszwylMo6qwMX2YwnedQo2jJeEds5wDl9DTuc4DlNFtud",
-	"XGbnbMjM+4IA6jXdRbvCdYTzcxNBxzP11chvesnI7K9+dCXXg/NEL9GjSidrwgBWmNLQFrZiTcUN+8g6",
-	"mLbXa9BUI58vyUPK8C9JG6Ux2/pSiMrD4s7bGUd4jk7XxZ06jtib2X79z9OcoZW9poWDQEJoudPzwD9K",
-	"Ods2tjBwBIIUYTr7mLZn4KYiOB4yPMWU7aCjyuiZJDFS1zQqQtNrpAZUBC2KaBykbMjOTp6fnZz/MDo7",
-	"+fn8ZPT92dHxiRNDNCXSA7jVoa2DXl+LHDBpF6KTJIlJHHZAmomc0V8hhcdye2fINhMg7Mi5FfkhpPhK",
-	"HZCvT4i/V5Z45hDIqfByPW6YN4xv9zwcoSgTkovcFSUyhszMFDpHk+s86K2DuDN0gIfEL2kVYQZov4Oe",
-	"Q5lJqBM+powcDhl2c3CWLMC4JQvKO7GvU4WusTTaZ6wRtZFfUqlOik1tqtQfwzLW8UuACxlebBJbIVbK",
-	"tu1x2LxRYqweuJazS7DC44SYbLg0gTJJNkCrYQ15laZiCWtFUDX0jSiSdJ+skaLbCaRamHr/XMxbYTQ3",
-	"Kv561z1f1Eto8l0HTzgnISqyDkwHzKZpbSlsEo/Gi9L0XoPorTn539/1u0/fv+t1n77/2Ov0v73Z/mNT",
-	"WaXaKWVMol8zolFUC3oCQXkyI0FC5HvLsmyDiwZ0aQ+tXzG/rXi2cmrFN5/4IfWp/KzNbTRuu7rAc4TG",
-	"WEUzS5LkVyP0goOQ+DTKEWrvx7qtMn84gLo+rR7Cv+rDlwgDnY4zgcfJQgu6sSYeWBKojGhMG//Nx1AP",
-	"khGkBGbSVAoy8Q/XWIsMWYoUR6H+YzSXJqyAqiFTHEGUoJaycr98TrH1zBgItlSYxdJIQ5om5pYNzQmg",
-	"uiU48m07lkMUQkOYkV5rOGRUomhGokt9l7SoZMMn7A1+JO3rUEtOhjsIkF+/4dwjEU8XKGOJ1ttC65SH",
-	"CIgpvSKs3RdZ9C/blIG8xVS9PM/7ity31FNcjU3dmMsRuTJufBur4cHe0y/IdXemcRBwbt0LBqFyrjRa",
-	"RTralUrYMkYtqgKe26p/JjKFRJcSwl1MjGMxUniY35dQkQ9ql1wRprpm/LB0hx5JBA8lxA8PWZiPsmPj",
-	"KEMXaav0RhhOzAdoK4T/DsIOCmk8sNGykvxa1BbUV8w9+PH89Sv75FDrBUosBmiv1+uFQwZy3SHCKByg",
-	"lLJpCCFKehJju+g/RnJ7Bx0nHAL5jFdC7wXF3MTmINNEye2q6daZL/xb98VcnjV0hhMN63ODIL+he2Od",
-	"ynCWmhcYXLyX27TKz/0MfpcIM81mSAwcJY+KgMZwgkRcxCZyzKwMFGmtm0C5W6tyF9GkT9s84GW0W2Vl",
-	"M0u7Txf4pt6chz1/sz+AvAeXDSWUFe7yCysjNJ5oB3ERQ5DdeIGgk9yO5vMQ2PYdVHMNEY6tWYZ8wJGy",
-	"NV4hfF1gTWBMWxRptFHbKxAL6KRmewhuFb0CB9BgLdw+NKkB//7X/9hSqh+hz12+qxGNb0LIV1YzMjfm",
-	"mBb3yRL5oUkAt7srSeEudwz21tT44pNI4G2GRk3Hv6Yggbuh8+0CBHIg5hECFQq4axij0T1vP3J7qKDV",
-	"A7lAtqMh3DotVbu2hs4ZcWj0BQaB+6bDgqRThs07ztfBxSURNgJJawFblHUnCZ3OlAlP1y8enYLBx0Tj",
-	"4zG0L9/eQUerdITDMrH36XaTmA4bWEK59z7pXShrO79V1nBs5Li73SWL800Swa6VMNoskefW626FTy0Y",
-	"84lZjiv6n7EBeNPwQhbFuIGJoK3cFhO+wFJ1QWrrnj4Lt60aO+FJwq/lkCX0iphIlyjhUosh1oRTlbN3",
-	"0Js8pB/kbkE0voF5HpTqslQ+zmii8mUNmb2Mej+r+MiJk72WeuM1NoY0Dp3rMdGrcyuD3LH40JfQBTER",
-	"SGZ/VOUGIoOPBYMqAazNaGZsZf3O05s/rm8w2kiyfmBnpAGKj96PNpV6H55ntIomrdfmNSO+gFVIXZMs",
-	"SawJxSYkmk6NYaNPs9zX/QGFj/JELUTX29BXF63orf2z4FXn43KA+sZzKMaS04Ea1gX19rm3dXg0YjvY",
-	"Ih5KQCqCvxi5Bja+Fc55TL6DWcOONYWM+CTcBk7jctW48CQo/Z1t3iLxnBhlZAc9NyYb88WIQdKvi9ja",
-	"tqFQtgk1wF4+KlRacBCDF9glyelJcmpdtEffkttDBnpPsbJrIkixvEPDb0LggaGx2UC2FNjMjVm12YWr",
-	"xOLLN4NCrqa+u/dn9fyiRC7Y360krrr9xfTaanfzQo4inxjbT+7gNalkPFPGZOjSxCuOXUkI9ICmprMU",
-	"TNVBoQKbpnEF84lGVf2G/lXaXEybiwyvHCIojaIlIuI6Eib8egcdiWimhRc7kr4fCZkopFdlrPt5vux3",
-	"2L5rEh3l5XJX8XPbf+zz57mdQ3pmA3E+50LZtM+GxE70zOatht2iLlVY8hC7YjhNLmIuVLOD2JkfSsWu",
-	"uu1Vx7ulv2yxkq79b+6J7tp/vV/ay/BgWSvDNR3Orb7zHGAGwcyC0Fjjd446D+xg10jX5Fvfvz/fOtRU",
-	"oYkmMet62PWqfik+u4uLHWLnquEP9+JeP4pjaeKzZWisewWdaKBJbQu0BrcRDFRaZU7Oy63/i9I8D2l2",
-	"A8QwtL/d6e2T6a/M6e26PToGZv5u4V3LvdyF7AZHrzEuLy1pcQDcFwyncsaVidmULscc9dHWMDhlFGpS",
-	"uMTzwIbtuZZhQ+a8z1KJLFKZgGT7rYO9Pa02QUmErrVI25oIrhwC9EeUMiPb7U7m58Y3+RDykR768yS6",
-	"wqbaolNt8Rdg6mXEPbnA01UIC+98jhTWLzIltera9u7SmMcLE6zpemo137DIYYgTDtf2y7kAv9w0bK+Q",
-	"BPFkynm8g16zxFxH4AYm4gTEuzY/XH4fPr0L7tO41JYcWf1w1nChgf0GjiE36Vjl86jGEOd4YcrsEt8n",
-	"etBo6Wk+iN4noRF3pA1fuBdqIwy4naVHA9dZPbCKZs2ant9yYYDwGGzqtpW9Vq8yZtIwjQWisSUDOkLu",
-	"HccwXbTWkPkMcwdZ3WyAQN2TM62duX9KtIWL3w3eQtGI4jcTFDwjUPZqhuWQZax4ate1fVhMEws8USEq",
-	"3pJLyBFcDTPIkIWF4AyibmjrrYY76AfOeCb8AjZNrN2A1N6gzU7udALDPpjRRC/Klg29r8gXPeRbqmbu",
-	"+m2cmNrf+4qrQxhg3gsrtk0c9W3PWqg9GBfLN1dLtG+OLo5/6CBIS9XM1yarmF6tj6RN1GhgummmfkfT",
-	"/zg0RVtvfr7Yvh9kLcuNu3Fmjpxsbq/3mVZLsYSUFtpeY1YJaBg8XbiCea4QRweFqaBXWJmwR2ANHa+E",
-	"Qm6zHzKvChnqN1H3fIsPrLs9y0HZbtp+eHWNp4uvSE17YBnenciGQlyzjrVrBZMHuCmu/mke7t7xjCC1",
-	"2HjsvF8O7aHKby6aUXVoKwnlow0Locp4Atzovu0EovxTLO1NNNHQTXaTRvOIneCB79gbewSNN+xTMJUv",
-	"iklYaGyI3S2cIBe8HwC/z4mSTtL/zgr6hStJawQji6vfsSxJGmIZ8tUt0XMf9ugfmN+7/d3PYcJ1fSCu",
-	"bgiDphGQkGOoB2TjVylVx+Zcp1yYUHSxMAZW5NyTEl/ZToHl43brf2By8oudxktIvnlgG4qdckmUzFX+",
-	"hgXdV2Mzc+C0OPzImrbuJrgai0oVv63pcg3PuGN1S7zj5XzonVan8y9u1of3PT+0x8puZW3HlQP41+W7",
-	"yvHwqjg5HxW7+e8PZs5r5odLhTsIFCIflFu1l4lJlSTJRGtLjCskCMNzY1Nv81XZc35IGmpmKDxXD636",
-	"uC21BRkWgnEFWX9byo3DoWaBYSVmtwkO9rPdj/ZfN0tL8uTEteLMaPNQ+Oj48NStlcM2osfX4IZwS/+0",
-	"dKyz1psW6K8yaMVvQkOXYtaurRl/eyH1dgtbYa9SHl47EQZRZpN2y8SaxWiczV0dTltJ39Drwtnh1PSY",
-	"EzlkkFwLnot13RMWTOX7cxf775duin3o8EwA5x1vVAv9vCbjGeeX3UuyeADd6/u80ZGVa0JbVqFr5w2t",
-	"ZeiSLEr1rgx6QjYJtHYyGSWpxlieSXi9VKN6yGyOWe6WdiIzbpiTsjzVzLsaeS5YYT8yNTobcRyaFAGi",
-	"mVF/IouH5hLeTEtkCR9sv9kssTMAvyFwBioaJ25jhGA8JtAcdnlbDMKmlBFbcVuQKZVKLKBZASRmQR8m",
-	"JGf8Wpp0YXAmY5UXjakraK94TC5g3rXSdyOsyJSL9UMt3fjH9kM4yPcPnFKjJ4Sef8syagDaX5diVqzb",
-	"wzEPdZbWAyze27WnSFdg24ReEVS8qxXaMuTa0em4mOETnLVDrmVnXuzjKz1zbwd3O/2P+j/rpdHBvDGZ",
-	"UAZ9VyFxOWOXTJMfGq+MrnLn00JbyglXdlVL06y8SshPDj5nHeR8Z6sozFemLeXrvgWKVdrNNmKW6SkX",
-	"CiJ5JiIyMGW4Qr8p3pYL7Sg6hULnHpTS6JKI7WbC88ab/AHPvZhmBa3BCZ9mxLRuM+HaGs2/Gmy4KPdg",
-	"zDfkoUWl9e5aeLEL/tH20lJvZ9RUuSv8JH4xYi8YIsHRpdxBRwU9auqruLdXjVZX3CZ/V0x/el1VHLp/",
-	"y18xA/iDNoj6eYjpz4jUGNRW6wGe3qfs/mUFl2sI+Nh1V9Sek90IpxgiKpdJVm8rOYVzvEAxH9iyxQnp",
-	"IDKZEFPSqdSSLCWi6winTTDYFQTHu0aR2DVh1EMGHU68hKH8m7xtT06d9J/9A3QNjaQh8w703wnBKhNa",
-	"XcZTuYOeV0qGu1ruplVhJm3R5mLZkii05bVby2NRH5ktbrfUgHi5OPYh+IA3oTRPKxUv3vlqCPfLRWnd",
-	"d0VqhztWarxZr2mj4erQO5kz0o6AJXkyf2uVVHlmXyyT66XVQo6WXQKZRTOoX6i18rClHICVidYSTR/3",
-	"Pqdo2gSepTX0H3n9HqzJy4zwNSG9LyZoCSDfxJ1vAE9WqMmSfgCqVlR8oqK0ni2IvrfvcJYsWmTYM5jq",
-	"IVGDJ0vtIrDCDprR6azk1/9qRFZhIdh64iUrXCaJ8AIl/FM3HHH5uff3LOOUh8gkUyQkNMkbHnufcUg0",
-	"YZoPG9rh4UYHhYThcULisMj6MB8kSTOSvLUre0A0MVMsQxS7768KN2IsZ2OOoSqQA+HGlAHqOawRPmPq",
-	"Pnj0YE7mYyJQxDOmZMfXB+tHfAGT/CYqNUCj9Psr0VAqtrC8skL/rpUVHpJH6xNeHT0ESPR1WSuVRV13",
-	"sczfrVeqzWOn4QMXxKXo6cNCW+AVw4km2YsuVMKT4XZbHI8e44HUeD3058k5h0219TMleP6ZY3e+sCKO",
-	"Ln9cGVRoQMq6POB75eDFlZniUFgHyRkWrhmxsqeBtrwky++gQtA2GpOIzwmyiTptGeI59v5mM8RvcyhL",
-	"MsQB3nk8lWG3slF/bAbtOg2TPkltRmOIb4dOCx3dSFbQO9ksc/qwOTO6JSn4gWnvPedMunP9wnIbXC7j",
-	"3anXrr0Om8fW+IiSNXaNTBMc2egaK+NqEfbQ5S3EJkFK83JXTGmrwSzP1YyIaypJAzuX5sq+tHt4OLSy",
-	"M5wTdf+o9UXZvs9zEvMoJ5W3wTD9wypfn2k6CcftuptBtSLQLKyZeo5pAr+260Q/S7PG36vXbV69DuCr",
-	"f3X/qNSsS7BUI2ggbb8u//DwFewauyHzZP2WaRo7zvQHN23DUTkybTJKY9ZKnrV8bUtj3KHH3UNqk3r3",
-	"q7VJuKxflzaZyTJhMn+3ECZTRC0nS7ummTY3NXWbzTXGWwWvw3XFUtIpI6ZT1wyzuMsnExt3IDt5MCdc",
-	"I9lOp57lM39J9OqhMTDf9WpUzI8GEaZMa82vMUACpJnYO+wGPN20s7PB3VUq50vuIpr1+4+ka0HKUQjd",
-	"7SZEjBQvqjAPPIv0oWX9NkB5xqWJ2DXFgkyO1JDZ4GR40Wis0qms2x0UF8XRqADHsAmb9lr7SpPG6r0J",
-	"a91BR1lM1ZAJveBLQlJ4hDUIH0mDA5AI4Dqe4whspnphGVM8i2YkbqxXARNpRFyndQAc3fWMuzhls0Az",
-	"RlwC6iGyMPRA2N5vM4f9vbKKT9SbaX/DJsBfcxGA3AyRGYxZi8WsKFT3mlkcb7I6WMzcXIWADz+R1WET",
-	"YNwuOUrvJm/4UBC7XRDObpV6n4/YZkx+QZREGMXEzWEuOHT9QZTZwvC1M3Nv3/ngPnW37OUHfWS3teFp",
-	"19Q+WwiJPODB5YTatgawrMZ2oJeKp3nyjM278d60zeNdi4ErfkniHfSKj3m8GLJi3abFmSSJZgI28hSa",
-	"ybhG9llKxAg8+M1s57PhyZfWTA/fK2aB/ncnnMoaSXSyQNg/VDQVGNorCSTIHOQq/ykXuc2z9NkhYoBK",
-	"KCZz7gQcjTdDVkcc67nSj7vwcxd+Dm0RZituNGEsyhPK3lI1G7Ljo/Nnr1+fjc5evzgZnf/91fF3oKab",
-	"sB2eQDezOWZ4amKOnRC11ZBPtt1e0zFXpx/G1uaGv2cz7m/jHh0Dttk7ZOMl73CV9H9GwGBT2jWUc2lQ",
-	"i8HXK6oVggmErdh1mG/bld6jlF6Y4b8Epdet5pwLdcv0XTeEXd6nKbxhgV2wOe/ovROsnz88GJirv7lU",
-	"9garWZNk1oA9K3XTAosMDWvCo50l6puD+1rezzPL2L8Ws4FZb8NBf/pzXv8S5Vhhk1ylS90mLAYHzuiS",
-	"LG4amHVzzetH0s+WRVsmidm6zm0T8ebccBPs0RCd6y/ktglkTzqlDn9H3X/g7j973aej7vs/t3T5aylT",
-	"o7CwNWrq1Qxs+LFne6knhvNryHWhkGFuRAT7ziOJTN86aNkQfpwTNeNxB4EdooMsTnegO3snb4Q4wuom",
-	"RFv2KUr4NRHdCEsSdxDO1Mz0f+T8khI3BIoFT1MSHyI8ZD+ev35lGr6nWMBXubtOC0UAkO0ddMpQSOdz",
-	"ElMtXqA5pJLNXDy3lkz2envlrqg0PkSUDRmIRrZzWP5dnkJ+jamSKEuR4mi/h6ytFrLI4C52oR6VyV2D",
-	"Ytd+A1b9qSmh1xkytzuoQAEwmuAk0QrEGEeXevy93l5zMQlYi5f//oC1gewMGuxAXfzRPnSvr6+7Ey7m",
-	"3UwkhEU81nh+i+Gfg/flphNAa/40wfR2y7wgHz5JCTg7nemu2xYDVcUJi3tbVQTbvkeOcZ8deP2NRhFJ",
-	"oVNbey/eayxt5+MviANWOo1ikZfhgf582FF/j+VRNuYZix0JdIwPOqYVRnOBr6H+nYvHXYPxQhtdw4wy",
-	"kQSDQEsyu1d9kAnt7DX6Tdk0IWAe6kK3Q8Gz6czpUh3EM1EycYNdOBOCMOXZhy1n0vS1yVcc8ZTESK+P",
-	"RsSZNDRdS7FQTNOorfBa8dG///U/huu58QrhoD4qOMk9GwiIYVQqQ8i8UYwW0dAdE8KWnbPw0LoVIszQ",
-	"mJQi3HAebeh5SJtGbM526+T12ycCrk2saa+c2TYrMxoTb2w/Ors+wy9UZjjRjIzPTf1Hs+qtM4IjhfSN",
-	"MtWI5LYHmoROSLSIEn8eU62jPsPpfJ5BRzWvvLDpkemVa6yMU1TCaWjRljGZt7Xq2AV5TUnNESb0yvVa",
-	"Nj2MpTeF1w+xucdpnt9Urtpg6oRAFZG8KIjX8NSmedeHhJq5Uc6SXT1kuNy2U6EGLb4kKBX8isYm+9BW",
-	"489bkVVu+c37m/8/AAD//w==",
+	"7L3rciO31QD4KigmX42UkBIpacYeqly7ikZjy55bJNnjZDjLBrtBEp+aQBtAS2K0qsqvrd2/u6+w9VXt",
+	"a+VJtnAAdKNvvOgyIznJj3jE7sbl4ODcL9etkM8SzghTstW/bk0JjoiAfx7EMb/U/4iIDAVNFOWs1W+d",
+	"TQmaETXlkURqSlCC1RThMCSJkmiDM7TXfb651Wq3ZDglM6wHUPOEtPotqQRlk9bNTbt1iMMpOeRMCR5X",
+	"pwgY70jFBQn6SBCZcCaJngwrFGIh5kjxc8Ik4gLRiDBF1RxhQRAjF0SgUI8dLVvB0Rme1G9uHPPLZxIJ",
+	"ckEl5QxhiTCSSnA2QXYyhSdtFAxaYpB2u7uhexX+IoNWUJw8wUoRoYf/3wYt8anbefn5z4PWH1vtmmW9",
+	"4SE2a6lbGh5JHqfKAp2P4QBCQbAikYYUT0VI2oiyME4jyiYo2MYJ3b7owYoE+S2lgkStvhIpWQyeE6zI",
+	"GzqjCv6vupoT8ltKpJIIaywhEaLMLCYVgjCFLimL+GXtIVCmyISI4jQnZIYp07M3TxWTsbr7PJLUbOeU",
+	"hJxFEqVM0RgmMANroBIll49PlJgfjBURzWMrji4xVWhExlwQJPQn+ow29nZettHz7u7m0mk+fvx4kKqp",
+	"xsIQK1Kd672+fj2NGSOCBREdScJUkAjxhAhALNlHwV/gGSJCcPHdoEXZBY5pNIRbVcHeKm78ak/k+FU9",
+	"lgrzGNEIbZBwyknU1ld1QpheA4nMjfr5zfGrzX1EFcKx5AgnCcFC6vON+UQizCKzwBLwZ/jqDWETNW31",
+	"X+xVb9BNu5VggWdEOSqW0DO9r6bFHnw4NuQEUaAZVD/Q16vVbjE8gxOIFl6eMRczrMxJvdhrtVszyugs",
+	"nbX6vXbdIboVnXJRh4lcKHRO5rKNgk6Axlwg/QJh+j5voVdkjNNYoaBjr/0QKzgwcpXEPCKt/hjHkth9",
+	"/JYSMc83IvWM/tKpIjOAEmF6vZ9a+aCtdqtT+CvGUg1TmT0s/Q1TtFsd+O/nysG09cEdm+l2AUT2jxxG",
+	"WAisF5sy+ltK7GMN7Jt2S6p5rN/RsNaDHaZCclF/ogEjV2oYwhuBI5KJptE8lWiEVTjNDroEIPNRE/H+",
+	"dND5O+78o9t5Oex8vu61d56/uKmn4kdXJEz1kpqwjrgXvhjWvY75ZdNqNMf7ogv5hQjNL9+lsxFpOMUL",
+	"8wpi8A66pGpqST+sdqO3tcU2G1Zsv1152bs7y5d9PH6rMacB5bQ0ESB9JZAgONpHGM2onOkvEGbykgiJ",
+	"9no7QNXCKWYTIhHjekuTbA9G9Mp3cTzumCnXIH/tVgO/huuEEiIWX4AYvvYnjAzBafWfd+EOGxjtdLtL",
+	"IfYBT0g9uHqdEZYkQgmeEHvATQvSr9Svp+ctp9eF/620pFP6D7IIPnrGRasZSj1A7ZJ2nhfXtMJ61PRn",
+	"SUTTxUwlEc0XUz8d3vPtPCVY1GH5IZakQ5kkTFJFLwiS6chgHZLwCeJa9lbA/o0c+kzaR3gUEzSmJI5k",
+	"E2DNi02Y7rDN/d2rQ/wzgmdNcFQEz74Ygbv9gd7zQj5iqt6eVhfyA79EsdZmnESqhQw4uZTp3wiLnJBq",
+	"aBdIqd1//fP/2dW3DM3kZtM56uGGM1l/PXwCslu6r92aHdxoYFjtzxflHGEJOVOEAbHDSRJTozlt/7c0",
+	"6lO+gj8KMm71W3/YznXdbfNUbhcGhTmLwDowVIqPc0kRsNhTlH/tWIG4Y469bjr7+rYnO8NkRxeEqVMl",
+	"CJ6VtqTIldom+nFHZs/JFZ4lIAmB+tBHO91ud8AGDF7s53LFlpXdBoxGfdQbsAgr3EfXg1b2ypBGg1b/",
+	"ZbfXHrQk+W3Q6vdu9FALpf8KfE6JuAA9gykEi9AKhl2N0Y41ahjNOGijQC/H/K7nzH42yzMPfjx9/84+",
+	"uU9Iu30fGsjcGwZlA9eB58xeKyy1piMV1pog1ooiXD19s9JEX7rAXp3yln2DwKLtZu9pBe0OYNLi2Ueq",
+	"ps4+ci8g0oM2QUeLc22Q7xBVEjFyifTcJTC45SzaCrxzx+1/EHwUk9mCnSfmjT87CGRXUlM6hWlc0oKn",
+	"WKIesjq2YYOgr4Fu2+p/0hNpvc1jcO18pFkqFRoRhBWKiRYve1p+FDjUGKSJeKvdSrimmaLVb20DGb75",
+	"rImzxrVQj2tNQNsa0NIyGCKVlhz6rW7vx1cv/tr92+7ff/r2b9987P71m7PdX/d+2XnX02RAYZXKVn9P",
+	"k2pFFRCeX/Q+ABRGP88VoFSw/iVWmM9o30Kpf5G93TFv37RXxBl3EnU02U7d1tfq5PUhern3/Btkp0QG",
+	"dmUinVkzF2GDecm3F3UyeXrRdyVrWWGAgmVrpUHyL0oDWdPVioPot51pqpPZphZ+nFuxjLGpU7Y2Lfq6",
+	"bJy64008q7LE2xMgGKyBAIFwmNGfGdHqyH2yeBAv5P1tRQ93YuWiuj29TwXY46U04kobYaCqgowFkVNr",
+	"7dKaKBhScRwb9cvbLpjnO559ftF+C7b8Ox66lp3vDVIwWMOha0H83s44o2kFMbXEHDxjWr+109150enu",
+	"drq9s+7L/m633+1udbvdvxtDHhVEeu/1djq7vbOufsl7T5Pv3ZJZrs/SOPZ/o4n7zQrohydvkZyzsNVu",
+	"8Utm9Mf+N+1WIsiYXmkJXvHhr+e7ycu/4jfALC74eWFwGfJEy+OfWpqh9AXBWmuBf8dUqtbnGz0aT4hQ",
+	"1Mjt/s49LSbCinQUBbNhUcxst646E95xdsGE6re2zsyr2aMOnSXWhApqVL81oWqajrZCPtu2fCj7L08I",
+	"03zQDgb6kQ/px7QuGtVqe2X9qHz2C7fwKd+DPsbW5y+0lyIqXjet5sYh6HXVcJzj6UpAcZhca+ikQotQ",
+	"O7kMJdta+BYk5BNGJQGSCARyq1Vjw/Zvw6MEt7ucnmm/somCud0o2c7i8MmYIKwt3w6WgdQ7isLlabcW",
+	"OQoKGFAAYe4l4KP/JiFIK454GiUN6H8UUX2EOP7gURXr5SgesXOOwNrm6GUXRXgu97XwPONSaQ1+ePb+",
+	"p6N3w7cHvw7Pzt4MXx387RRt7L54vrmFTmG7yEncUxJHaDRHc54KJHhM9g1i9P+EKBhvnevTeF8yOr+M",
+	"fv+9VUeM16eqa1Mv7455trXeUttaLVb5bhHc+cfw85/79r9/bC10/rj51nD/lFC0iJ3LkSiqpwVaJIID",
+	"3UcB/DfQ5yqn/JIhNaUScRYSEJMgFCFCnMVz47qcYjktnfq/DXdvt5QRbgpjiZ3ZN39X3b+N9tjHby8O",
+	"e1evnpPXLyY/fEN//Pb8zcvZu27rP2LBf8SCRyEW/Dtw9eyW1sVvfC1+7xa1iGQ72z6O4/djsI4ttBHh",
+	"CXlLFG7dtK9L1CWDVPaPVbwAy+UjGK26g88FbjDFcsjIlcrkFP1DIshFHp5hVvXpc9u4ODUjzL2L4ElU",
+	"XOHYeEb0v4b6sWz1u3pJf+E8fouTZvkoO/cR5zHBsLGyY0MfO/rX//F/I/sOmuHEE3vzwznECR7RmOai",
+	"R873MBuGmaw2BhsbbPGmDc8iEpOmZ8YT0fAQOE/2xIaB6AdpEtXONiZYpcIevhziaEZZ/jQhYkalpJzl",
+	"zA0YWttjdJ/bLS3otfqtC0ouwRd/SaMJMaGR+r2hfZAJJiWWVoDGIoRzB1gB0xofefBb4ysH2DU+yUG+",
+	"4kf+Waz4SeGAakNmxmMSguvZe7WNJBfKyOCr00ZzyMuNRyf6vZsCEqy0mxLNgOmKO2z7qOKdSwHeBdQo",
+	"Hnm+Jg/Yn2uvrow4F4c4jkc4PF+qUPlX27glvh3v4p1RL7T+AP3T32cvL2rkOXi/5Ljf+3a5dqEscvla",
+	"yc63yz3+PoxhcjdWLSAgtAuYRS16JXhC2cSGKSA+RuSCiDkyEWFIk4qtVnnHmqrPuCD15NYLQ6tO+QFL",
+	"qZWJwMWpOR+8/srE6OwjLWRo5VX/Tli01SyIVHQkb+52vs46wOTuy5XZbvbJaTqbYTGvYb8TgZPpsgvz",
+	"PbykRVuWpGoYYXM49QhqoiEqy2c8IsPMp706x3/HI+J5bqtEgqfKX5QDvJ25nemr3klANFs7w4F6KRF8",
+	"dWMckuubqnSRw6G4gOo+l4kgOKEmoBdEZKPcaTBoYrJATe3tgPqZv6nnla3+jv6NXRAhsY0dcINGqQks",
+	"HmqYf9O1nk33dIxpnI/SNdwWvt7bsX+46HlQeA2TtfF7dgyNvs5d6sSnyEQulDDHqsEHEQajg/WrYpbi",
+	"uAaEGs2xUmSWmHCyFcDTfd7T4CnsubzlKWYRCBE8VVaTdwtt9a8dyoL3VQk6mRAx7LnVxXhE4la/9RbW",
+	"jOxz99QeuP21k23MYAqgvp2lBAn7xQr2ifzN0bzV/wbwE4T5seCzzEigsFgFTM5/nEMWZkhZaMwyRjj7",
+	"XLlrIx7NDREhRIHntPUDiWOO7HZyp81NPslOt3vTbv2WknSFbUL0zJCPsx2d0yQp4OkKe+w27xEE9vzq",
+	"lKFaDUdZhzEXrlDxApyT+SUXGrWITASRkqMZDqeUEdmqiqvZQGvGlq1DsGvDYZ5JBCOgjX/9X//vzvMX",
+	"6Cf6l802CqckPCcRwhNMmTR8z4LumUQBfPIaGHRQq6dkdOO6ouu4cGLF9fz7yAalmVQPLs417w95Mt9a",
+	"HlbnE2wHwYWM1Yge62m2nrhyV922hlvfl45rhJ+qSlsQffQNK2D8kaGW1w3yY9V4TKS0wKtatB0tvV5V",
+	"NLKSohs0H2LhGb61i3OJEhntvSSjKefnhRE15KMUhH4gNBpXiVS1aRHZDBB8sRYZAIrsc9iqTG7eKV+H",
+	"j1MiiJU2LyE8Daid3Ed4BIF8M4KZRIE3tMkxsZv3p7SUsnZvtxbrbhYdxamluPlhGKKvoZ0yZs7eBtf5",
+	"okzLSSNGlwpJrP+98EzcjangalG6ajRAfsoIh2fRLIoZj9LgWBH/rmt4QEUeXA8MBRlqvU+JIyCcEUtL",
+	"7fLgFU0wVyKIhhDd6CGLcmrddhcxy4a3c8m2cUCPZS3YsC8B16maKy9rZsnYSuB5a0mKJ1M9Jn9ILsOt",
+	"hz0lWa/uaHzh73F6BDIauBrnN6/flCTTuq0XRdV1IFvnWXCXpoTt5fthETPbV2kZ7SK9rZIeDxkKl8WR",
+	"Ch+HC6dbosZFqlSEVpUqlqhGGbPq5InXNgjVV9RFOKUXBSfsqs5kx1lJBJ4BkLzMyX76XLH3f6+VKRNf",
+	"HaZS8ZmLcsRymLIkHcVUTkk0tOlpBVVbKxpWo/xI4pDPCBpx5WSnkKfMpHcUnc7ZkCV9PieLPU9/igQe",
+	"g4+I4JlnXjC20OWwyAONjQNApg4k8CRzIWRr6bVbehng15i3+q1E0AtjdbUi3TAVsZVey2JV4cweJwd/",
+	"pM51h7IrmQULCLzISdyIw3dilo2uZx/r62jouq7p6kVZKA0sFitWYw2aEHlcwd259TipfzcfE5IVacEy",
+	"MOQJDSUbQhW2PsFYYeD87ZsSVakvmxASekEE+vnkjUtbt7VIAmfys4MEJjiJmuwSjM7JHG2oLMDRIpQJ",
+	"asfIfjRgdhRbMUQizsg+Cj68Pz1DJjtk+5pGN9v2/c45mQdIcAXvUrVpHRJcTYm4pJJsQa7Yimq3H2jg",
+	"793j+R50c5QsBCF4AkMuSlSvTzNBKNzddoGOl6IaPNy2VKuAV8XzbGL1d4lilAgi3yHwzJ5YHwUGWAEC",
+	"btlGQQ6zAFkOZrPpAhRcD4w8MABGODByAvxxE2wNmB2sjzI4Bdk/ZWYx69l0NY1e4NUxZjppTt/PfmqW",
+	"RvKHIWdjOjGWW2fsPgUDQgbCknnbUuyCrTzhkrrrfQWSx7zV7+ZWAyPgGM1uNSmoRrqpcP278K5iNnO3",
+	"vULE01oJ0OvQ/Y+CKlJL/KuFd/T1RZdTwoqoRjVNIngW7ANewBXNImexTaJBKYshCyVLM9HfYYYgNkND",
+	"fQWrcy3juT0droslbbq9r1KTebLuBdbEPOTJ/JmEEJvc2DxoBeWUWLRxyJP5ZjBolQJKqwiJNshVQgSd",
+	"EaY2q9h5K7S5adj6GyqVxpCaWIxDTTtlnu4PjMM/4xAzJAlBG3TCOOSOA4poroHGNFZEmPzxepF6RZnJ",
+	"aAtrylcrvm8Dr1Z4t4RN5kN/wnam1mT7a8K2D+ajNXHtI1VTnioUWHIdtCsuDQhrZjiRU66y6kuaADoK",
+	"j1mUs4ASGmbi0G4F4TxJad1iKrUAyO26pWpwDnQmQJsoE4k9msNO7UOEQ0h796zUDvL+adScQk5BYRGN",
+	"Ft//qHy3Vfn+jbW4KmNwN9GUM0wEj1LAXOfolEikbGux3uUrgCXxhhOJ0kSLjCZ+KdFrkfraG2gafm0K",
+	"tDglw6Xb/0eXrNMlFx1mrFUjlZ9pXsvoPnXH348m1cT7LNX9SsHfPt2vCQSTTg5aNkYuND3SqHG9yJ+z",
+	"WN41pIwDlGChKI6ROcx9kOKNr9hCHsSMlBn0iNoo0Dc7QGEMVR2x+QdUguKMbKHg+iaoq4S2WAK+2Pl3",
+	"1Mq+ipZUe0+tqYzY7Pfbyqpgnmj7Bq6yvGojgbZWtjB8vrkLYizZL61Uesn8C1mYdITZJKZs0tGL86JB",
+	"+rBaNGiR3qCFFBYTooy6lLJzxi8Z0ltAgxZ7OWgVi7noDWzDXre72+ZLTeQ1YzcuC1tRJfdxZNkORWpo",
+	"F7sGOcw3fqw/riOLdsoyW3ytl2AsBpjps5QpASulWzcKYNl+BFcm1pXIppmi7TbweekpmcXeT2RRdhA1",
+	"z/IzyINQnKfxEguIQfm8LGTdTdCuhiRl4zduOZdKbpGE6t6DYMT13IjGKUfl0FOq7WW39PovpnKcxvAp",
+	"1wczRyGeJZhOfGGjv/Nk8kF9aK0Z4vIgzq4i8GszD5pUngXOjfLVywTAWknTg0lJ2iuszoJgCRbfykr+",
+	"Bo9ILLMgtkwE36AKRdwIFUgQyHFzjGYzr58Mvw9adgWuUp0r4F4viSzC7Cr3aZQ0nq8taPRubcez+2u0",
+	"avwO79zv8Bp9Xul0v6L2VEKzJ5JEW5J6q4ZH61AL+p6TA7PI+C/kvnWB9E0BewV9MaB4GOJj82xIo2Af",
+	"BXCSYdC3NpkpjyMi9EtZ6qlvt8wDUfQQTi0PG02WH40j8gBacBhcLpQjyct92pyZLOTGxs3WlBbxv1nJ",
+	"+nXLgLQSYhQmzgZtQn+3cahRW9q2dabncT8Pk79VWMhrLmbLAp29JXIRWftiq7ezu+fnkiSYRq2bxdv+",
+	"8fT9u9Km8xH1gI3jPSgQfiLz0qoKgQ+tqVKJ7G9rar9lXwKuYItU2peljUf49XznX//8nyqGLg2mMAXv",
+	"8oCK/WIXgHMyR1LxJNc8sYKYiq3WMrF9Fb+/hcUZUC+/ai+cENKng+BMmq60ZwuoRu8LUzc2qHXbO1ln",
+	"H12698AREqDciicRVYs9JXW05nuX0rl6us8BOiE4VEjvyQQPbKH3CWHIEIR+pgP/fAw9L6CLjy23owkt",
+	"eBBJtIUgAZxNKCPPrHFADtiGKRWEaCTbCJQXNCLqkhCGyBWVsHlQZNqIcRTOw1j/U/MGBHXu5aatb432",
+	"dnZQYEu0dmCdgQlvKNHFaLKGHg3wOoomtdpzFoG7+lDvbDh2RRGn5NJJW0sH+cW9XPGE2xhWs8c6xM73",
+	"swQHStJEtHZud7tlHBT1ujc8+sEmWS6S8KzJpLYiADxaPkid6d2uLRu/EVbvrNlhdVitrDDqoV9hkN4s",
+	"gBf0KXmxd1NblMuPolk64wf3coaB9TFsLCKCCKNfbaQyxXE8R4GJtQk2992Vdu5bc6mXU126UJkswmQt",
+	"kGcBSeulndvYpbVLqXE2zLJXHPnVjMgEtSvKUo1ZI4FZOK2lwsKlia2EIyapbOGR6YsPbB3RyDsSJC+p",
+	"CqcQJQhJkcXGI+vUZoCnC49tSe5b3bmNcHjOx2ObPZT1FXhR7gPS7daJq+TKgIyaQI+q7jfDV0ObG16c",
+	"4Pn6wQ3F+7PWLq+KajlPR7Gnk1th7QbC31Z4r3QuVy39YePB/OLxla+14nbrH9xkMN5uc/b7uj2+4RPK",
+	"fj55U9GXTJ0rygCZ9KARFSRUw1TQgvyaFOXXVE23Q1dmpVQrpd0qCr9S8sLHsV7LNocx9P9xQf9B/pcw",
+	"poSpIY2+w6NwkHa7Oy9cPwwoBfBdyCPifs8X+R3M8l+7B/+18/q/dl6XFqp/SdX0v3Zeu8WaEaD413c8",
+	"IYxGf04EH9OY/JnMMI3tc72f7/RuzN8heH+nOI4Jm5Dv/jZ7Pa97MDStIr873Xn+otVYw5KyBW3zplok",
+	"xAr+fy4RCGn1LvbiUV0vKDVTmoqySQw1obfQT4QkiCq0MeYCWbghypAkULrnVHGBJ2QTxNNI8AS8HA6U",
+	"6HLKpVtuRMdjG11aWUij3mLr9aAMCyAafMP9aeruaxCb4O4PPx0eIQ3bTaQ4ksQW9R4JfimJQIov56x6",
+	"KSXQOUC1/QOqu0NvG3iKiQS0XR1A8cprH0HHv1BJeFgytOpt1tdQ7b4AR0apSmZdtUpXoXJoS2jmpkqT",
+	"QabXjS+wwiJP8KlNudqBGb8tzgg3Qg8X4f/Vu1WwDS1/4djLXbKJUFQOMVSuchQTSuTBnfeSvvKKHegN",
+	"vyAxDstFo8rbtLXKSESVacNgLE7WIrZa4lQ1tckewSLx4i050G+VALlIFH+0tT7NcdaQisJxLrQjr2oi",
+	"89CgTuIoIcWjDDFstIjfrXqbIbaY5S2W2tCLwVxv9K//8//LDbDPJBRj3nzYim/5VfI09FVCh0vzPs6o",
+	"tjrdysd3dy8yr4V3zduunF2Ozh64ymi8KKmmWA8P6E49jzmwJOmO9a+/eLHWBc1mn2XIvZExJghrXgmv",
+	"P2V229zW4RWjWDwvjWrnXMfH5pRJp8CmEp7nLPbzSiqht2qv+Kx3rnXoAHXb7q2AzOLaMI3z+yXzfPFl",
+	"zWJiL7uVYmK7L9eqJtYy4nWr3/r+6KyiZpRt7AavChXI9KvV8mM/nJ19cA2sSsXHTJx9R39XqDzmanZl",
+	"PrlyiY/dbxcW7nrwMmMVQccdVn1tk0dfo+Xr1U/Jr+CNCdt3VtQq4TGGLBOloZUWxfn5ojKW64hT7go8",
+	"lFOrUlqqnDuQ2QDrHzsqWbUBZpfmoZZeuExrVkdZtfTJl2arKzmYC9TZC6bNicH1sqBDE15vz94/ysKp",
+	"e8H2jpCsU1jEIG+GCnmdEnuZikfob2ApT6qWx8qrYtXWwrJVS4pFsxbWx9LznTkZwK8FrsiEi3mr39IC",
+	"YAgTxprStP4wfv6SdEcQAJMI4hPmSvYkPrduTK0sI1sWF1615EQTkGjO8IyGQwNAmWncIYwxoapjbeg2",
+	"exgW1Ak5M3bMVp59fOj9ZutQVtqf5qDO5vt0nbNmvVBvxDMBEbPeC7B67w0IkoV4F58nfSpTUO+L9wkR",
+	"2Kj5rle9W7fDTp7kZU3dZ0e/pTiWJnU9BWOB+UFPXW40rLE4LhyMO3gSu/AcA5k8w6lXUwLdIcHym6px",
+	"6NC+f/zK8N2Y14fc+niztLh93fdlhKlE+9iVUyIDtIFpJ4yxlHQ839Q4GIRYwgODSMY5smkCg8wxSwRp",
+	"CvrCmmxYcCwtYXZhw2ob2E4zx6lg7lreLA8oKxdP1of33pCvGsW3IaJslUHteutzcUr4tzQAD2i4I9kZ",
+	"blrIO3yr5FEVZykgX2FrOeSqCFY+kybC7V+COp2m6ULQ6HZXrAmHFgIOVrHKDkzrRMd58vrFmOr/Cx3t",
+	"tezBuTMWchk39BsqVTkNwyob1zmj6XVHL7/ttYpFIwrE2aRZGtn1LoGPlcO7bdhjvtUFW7yv1d7DKt9n",
+	"VLa4oGbqZLnPMpwzr7mzWriETIQuV+QvRnSsQDtLa8gEsOWLyAhVZRlZy/vrFTiTBvjwgehl85HMsN8M",
+	"Kfe3ziir/b25D1OyfuF9D4vqKu+bEYcLgoCSGIfExNE2tHRyJ1onK3iSTu3jknlLkStTmO5KYUEw5OfE",
+	"Rl+bpbGinezPGm3tnMw7Dq+hfS1YuITxJoJ9FP6j9Zx/cEYy3a9ju9NkXdcWYq210zp6bSXC7I0yg8sB",
+	"UIffWWj4Oo0yEjwhC9pkMBsKWYV2HtVd9zQp2u38fPs80Pt6URGP4g6gryCaYRVO9S7M2k1VkjaSBItw",
+	"iigL4zQy2YerlgtxgeXl+UJC4w14A22jbMmb+6hrcuS05jjfWqO0iEkQyzdfnL+dA9uDbO0hZ9b3wylZ",
+	"rzFMnU8ya1kDf9meNVWeVfITZQRjzSiqvJ3k84XdJCspd970KwDlhEhDxctpCfk4GXzgbzYZ1gGnERzl",
+	"sSr3TWvAgCeMM4KoRHaauuTJhjXcuhVsaXH1wy+G4jEb85pSKmGzlraEVzZyIUEauUU9qcw+8MRSf/bF",
+	"G1soi7r9tWxLp3JVLRyZokm5Lu/32sx3Yhqc3VlOLR3H7eW/D4KPYlJTT/7k9SF6uff8G5SYN1BEFKax",
+	"rLKCiCSERYSF83rmkjJ8gWkMdQLyd9HG8+7uZm0gjZmprsQ9VuiSMIUuBWeTNqIM8VQgfsnQJRdRfVhO",
+	"XmO71FJfXz5FZighAtk4ccMBERe2Kh4kKRe8dwsPxUAKullYW3pVEHJR7I1+PRq5Gi5ZwLvgl2hjr/sS",
+	"BTjWGDXvwCMZbK7IziiTCrOwMcAXnEIowSZ4p0qaK0SiQYzInvu1w2Icnku9/l0UjLkY0SgiLNhsaMY9",
+	"JoKwsI7twvFLReMY5a/BRO56WSBR1kklCTbXPbgTN2pttIEBUuOxOSDSqI2w1KipVxb82rF1FTrHrwJk",
+	"fGUNO1diPoSyjAvi5ji6xFShkclahW80gmzs7bxso9KFqs3kqi4c/ILmhfqPFVVNrqAxvSIRghcc0so4",
+	"ndRusD5aOUgF61sfQd+Smr7J3NUjmeTdoBBS1qr7hHHVGfOURa1V3dSwK8/kb6mOd1kKh76AeHoXvtF/",
+	"XQM7sNWjH0/fv+ucAiIi2+mnjYIZjvW1JlFH6xdBW5Mk7BMliBdcQj0XlT8o5fQwpOn9i5fdHrIv5UbP",
+	"EY/mSHCuYBXBH7Z/S4mYb5erHgZt/UzTkIZHBvmrD4uHaypkQObK9u42XX6eecmF7AQB6AsOLL/olfNa",
+	"2VXZ4AmsR7YG/DkhY0HkdNXKK4VUSPhymPftFsPd33Y631wefZh3z85/fvnX3t9Ge7OzHf7X87+Lb39l",
+	"z8NfRi9+kL030YfxQdWaWxqwmNze21kvOaA4WP3ODcX+UJRq/biLMDNBuO6rLhvNtFXNgGIbptowTBDi",
+	"zL9NV1Tzb9fu1Gs6WxzW79hqh9Y/+ePlnVbzv/1xa+S8dq2YLNfs1Zq3n63qB8VOs/XPYyvZ1j91zWPr",
+	"n+Z9YqvPVxfQPcn8dk1SreXEwa8Wp3hM6pWTpX4kKpMYz4fNZQXtg1VDDXNBaFExwvtR6VwRAn8PZdtQ",
+	"MSyvsromaC7UiKoaUIezeF5eSr/1i+u7bP/O+jBXodRbFBx9Z6UpQ5Dbq0tnBM9uWaCnVFKJCqk6MSRl",
+	"pUnChYJusUep3t+WdXVosgvVBzz42HIEcATNges2Sr0u/vzmc/b7qZ356O3RQevW0eVPvkbp6p2WCodx",
+	"3fjG6iip8ektcfb4SkJxEz16OiHIteSoAMdF4cQOnE1Xcf0+m2vewrqL8vXLAq1U7dxDrWqcdWOKxF1L",
+	"8C7AATPp4qXKU7JuBcITAo4j6RVryXwW3sGnEspoaML5TftllZXkzxdlByzuoOqbsLul69xumcoG9gWQ",
+	"Q8tZW24JTTD6StWA9NRPrAyQv+QnUyDrazCsf3MW03TT7qmi7goVcSuVGB9h1bkzrcefuLiesp4eEikz",
+	"QwSZ/zgdfR/S9/TH45//cdx7R4/lMTt5Hh4evzieve7+tJPsRoc/vtwiu90tSSfFfNR+71uTnm3sB8W8",
+	"7b3Cs9taPlyCit3kXwgWoIxAvsvidFUQhnsN6aomVrXcnd/OAoN/iRzV1u54J+yRl7izN/om6uyFPdJ5",
+	"iXdGnV64E+2SvfFz/GLUWjmLdZE+s3pua6bt33+ma42BxUfH2hzQ5enpKVM0Np0oYDiTZ4Xsp0156lWc",
+	"vV7wXrbCprT1fURwOEX2fSSISgVzbT6g3vYJSSWUuUIyIUzpH5EgF9zFWtv09nprvHcJ8qgYexvqIvfc",
+	"/VicQ1yRBwrnUZi2cBRluNTC0y6ijmb/LCvV4n7/d23BDdq5Q7L4v0v6d3OhBpkCYtneeJDHrG+kQIkg",
+	"nURw02YhL3h0+OYYXU45lMRmXCFJJ/opZWhO1H2lRv2OM83/k8n92DK5m2jsKygowsX8iKnajkorEo+7",
+	"d/q5HxxYoE8UoJrNthQwX0lHrzmcL62q17HcBXboEr+6Wa7p90qafu/GAv8rwvypGEQy8lkbB+ViN+gV",
+	"FOKQbTSlkymRyjSf9euKyjQhYgjVkvUlsf+dYYZNTkYmjWRunpLQll9ht6YVlW3f/W0kHzdr1Zu9FkMp",
+	"+yr1j3X3/CONbO3JkjWV4VFMamSKH3gcSYTj2AJ4Vh/i2ZSP3BwXaRZ725jQxuAF216mDkvsVtjc4Ypb",
+	"hF/7ZYX2Hz6FtWqAm7OdAbJhi81nstBRmR2PEbtBdNea6PCi5JiEiraZt7IeyuWqVGY92UgZ/MC+e1eH",
+	"pUW425IYaGoSpoKqOQQY2SKLoOO5+itlC9ZHrPD7GS0qvhs/fjxrox9Od56/aJu4IC3hdihDXDgFddPE",
+	"KHn1ftBGcKn48F///B8Tige7AtxwNhe7Xqg7AXIPte77qmju1qVHp0a91epuyJkSOFRZkWDlvTvC4Tlh",
+	"kak7dElGeulMEWbqECdYKEaE3BqwI5vtoKZoRDQSUIkEiTHUNlLcKtPC9fEObGHrYGvABuwPf0AamIQp",
+	"GkI2+ICdaqiTCHFI8IUCaQqfExQc+CXf+sio27ZRBcDMhkT1B6yD/vQnTaLkn/4E0DYRhYKnk6nTU/oo",
+	"+P7oDG2H5k9TrtCUHUxFHKAJvbCWgFLlOdNDfMAQkmBu6KSSmDbUJADYfPjp8GjTlNfOYJZwqVy4pUqF",
+	"VnCCkEf2C/e14npY23+8sDBXT8+8b+t4SwjgLSIb4BkClNvtohllqSJSq1o2A2tTzwAl+zPjSI5vwuCb",
+	"6cRYtwz7Sd4EPWurmEL3cw33DxY1/vQn/WOO0dJHadu/OzIF8exUOKEd82qwj7BdV1YZTyMiQD2vgaVR",
+	"09XAClMhCFPAgmElrrmW00s3InJBYp5At+C2vmzcppBrMCmZzZjV6Dt8c9yHA7HqBqix0i4ddTqgSaCC",
+	"mQN1OlDoVwtrnY5eCzI83XT3YoXhzHSdDmjHhWHM5TjC4TS/BlBBWJaKByKqECMkgpjZ4KqTPwmKBRsD",
+	"Lykl2NwfMP2y6cLg3zQ9FtQGFyQy1WANgl51cH5NSRRo+mHf1mzNxH/nH22hgwGzgc+asrkI8cKw8lJD",
+	"c6/bayPs0jj8reVv7MKZDFhQjaUOthD0CQ79XWBBkNB6KFQ1N2wWmeKhCEeR0PdlIzjBirzRL3T+FAyY",
+	"rcSzj/Z2XlqshCK8nYOxIiLYdOQKQlWlI3sQHw/Nv6E3vaFh2zau9s8Qfoo2XDbAZh8FmmqbbuErxe62",
+	"s6b0gaPcXshxGwUmbDNA5CqJMWWu77QkbRTkAbiBSfCy6FOMqx4wl3RsI6zb5shN6P+nzwE4hKUxqBZD",
+	"/Q0phCjcLPJ1I9jWiApRtwOWBbxm0nYAJqEECzwj0PkaZlMLY3oRlpZculP4gCeUAbBNyTyw5LLIJqwN",
+	"2AeXfOeYh55fXwnNf3tmzsBb00ZPs6pet9vOepPvPN+0xFYT7AELrkFUaCPQD9qQu9bOM9js70ZvaCOn",
+	"k5h/aWXkBogaZAUmWCpbWTrSx2py3vRRc6HgoDEK+WyGO5JoSGkU1pvR4iOOY35JIugO0DaHYtJDoa54",
+	"IogJKzcY3DHQ1hIBYRFlE5gEYOSmwZJ0KJOESQocW6YjI9EalHEAP+TMUNhwPmCvocN5iIWYazoaHJ3h",
+	"SYA2gkFLGAx2zVRd+6hgcwudwmYVCBZwoMfjzls9hSYm1uknAeK2zAAgpuKCSA04qXBMECSO5pShtwMf",
+	"lJ2E0KkgpiGxHjcKRGdMoYvg2+OzXGrVf2hJz3m7W+9njOrhGImRqdFOBCJsgidkBskzGq4Hx52EXxIt",
+	"pUDe0lYWEt9vebKW392t1dvqbnVNMi/YrFr91u5Wb6sLuYtqCtKlxwH1n1Zfaqom+wyYn2Wubeu8iAxl",
+	"dhmbVlwJ7MMhVvoo3hHXq16SUBAFG8jo5zGUh6FSHST0zCxGr9Fd2EYTQf4KWAkaq2aV3jvVKvgK77rV",
+	"nEKzhs95rQSA1U6326QQZO9lQ9jleVnpSz50iV6+VgBw8PWBT2CGyVFJ61VoNvckIGiRMAFFyDtpsCD7",
+	"2UHG0WPUJNOVQNVpG1qopiGxYoSlqiB69ZuEZSd/baFjVZSsfLFqrsVKK08NmBZinslylVKEodezpi0z",
+	"bsUTITRZoMp0JzGopakMCN+gFVg+w1k8N5e0iHRGsnKnlKeQ/MWW0gtBmjYxTh67hSzy/nUrr/WySC90",
+	"w9vwt5LJ2Ia4l3Cr90CzR2b66g23NV/z0wFg6muaVwxsHeJwSjqHWovjcdPE9v1teNm9C9XeQ7yo14X7",
+	"Lnvvpt3y5YZl3/1qXz1+Zfa41325xj1rt/Z2dtZ6/2Hvsjmugoa+3mXO3PhXnURQFtIExzIrFQp9VTzq",
+	"v31Noxtz511yQjlrv75bkxGCoCx8bLrcV+h/ldabSQrXroD9ezUJrma8EkLeBT8e9vzMesHqwcd3Icr2",
+	"QG7a9dzZswfXMGm0wUqcd7N6GhOimo+ie++EaCEFejLn+z1R93C4GcddS9hxkNQ7/azvca3lBizftZz8",
+	"kDOZOtXemYI29G3ebCNy5YRbU0ItIvqqO5tGZqqwLcKg+8EFESDralqgZWjTxwD9fHLcds+kG+GZRCdg",
+	"MbIMZ4YTa6biMWlbU4fUKnxM2blt0y2djmjaUA9YxQxVY2DaQicNGvnxhzpZwG380FQgfghJwMLg0J3Q",
+	"SqLACmKmFZqB6fXWY3rd3TXff1im+nzN9dz1khfu9GvKqJwinEeWGLu5f6dtjXRny8pDwxvsuo1q1aHF",
+	"dNxk1cWly7VxThJlDdsdSSMCEvj7g5/Pfhienh2cHQ3Pzt4MT48O3797dbrp7qIJQ1NNfU22NKfO+44E",
+	"aJZKhUYZ4zo8OH31/v3J8OTo1fHJ0eHZ8OeT41O0YcE+YMH165P3786O3r0a/nzy5qZkO95c9w5OiDJN",
+	"gURcVQHL9QWI8GKAiGtU4xqv6AXsu23k1SDB0u+TKFBFKTO9WKEwodXUy/1YshvuBejudPeWddJrUhzv",
+	"haBkHZQaeGrRkwAUVMv2GsnuU7S/k5j+lCjEqcJC3ReB4LZ8Xi2PPskiQ6mssjpwkU15nEWNog3jFbEt",
+	"BZzT17DDMZ7ReL7ZzmR2zgbMvC8IoF7dXbQrXEU4PzURdDxVT0Z+00tGZn/Voyu4HpwneoEeVThZEwaw",
+	"xJSGNrAVa0pu2GfWwbS5WuemCvl8Sx5Shn9LmiiN2dZjISoPizsfpxzhGTpeFXeqOGJvZvP1P00yhlb0",
+	"muYOAgmh5U7PA/8o5WzT2MLAEQhShGn5Y/qhgZuK4GjA8ARTtoUOSqOnkkRIXdIwD02vkBpQEbQoonGQ",
+	"sgE7OXp9cnT6w/Dk6OfTo+H3JweHR04M0ZRID+BWhzb2uj0tcsCkHYhOkiQiUdAGaSZ0Rn+FFB7Jza0B",
+	"W0+AsCNnVuSHkOJLdUCenhB/ryzxxCGQU+HlatwwazTf7Hk4QGEqJBeZK0qkDJmZKbSUJpdZ0FsbcWfo",
+	"AA+JX9IqxAzQfgu9hjKTUCd8RBnZHzDs5uAsnoNxS+aUd2xfpwpdYmm0z0gjai2/pFId5ZtaV6k/hGWs",
+	"4pcAFzK8WCe2QqyU7efjsHmtxFg9cCVnl2CFRzEx2XBJDGWSbIBWzRqyKk35ElaKoKrpG5En6b5YIUW3",
+	"3ZJqbur9czFrhNHMqPirXfdsUW+h+3cVPMGMBCjPOjCtMeumtaWwSTQczQvTe52jN2bkf//U67z8/Knb",
+	"efn5utvufXuz+ce6skqVU0qZRL+lRKOoFvQEgvJkRoKEyPeGZdkGFzXo0hxav2R+W/Fs6dSKrz/xQ+pT",
+	"2Vmb22jcdlWB5wCNsAqnliTJJyP0goOQ+DTKEWrvx6qtMnvYh7o+jR7Cv+rDlwgDnY5SgUfxXAu6kSYe",
+	"WBKojGhMG//NR1APkhGkBGbSVAoy8Q+XWIsMaYIUR4H+YziTJqyAqgFTHEGUoJayMr98RrH1zBgItlSY",
+	"RdJIQ5omZpYNzQmguiU48m07ln0UQEOYoV5rMGBUonBKwnN9l7SoZMMn7A1+Ju3rUEtOBlsIkF+/4dwj",
+	"IU/mKGWx1tsC65SHCIgJvSCs2ReZNzZbl4F8xFS9Pc36ity31JNfjXXdmIsRuTRudBur4d7Oy0fkujvR",
+	"OAg4t+oFg1A5VxqtJB1tSyVsGaMGVQHPbNU/E5lCwnMJ4S4mxjEfKdjP7kugyJXaJheEqY4ZPyjcoWcS",
+	"wUMJ8cMDFmSjbNk4ysBF2iq9EYZj8wHaCOC//aCNAhr1bbSsJL/ltQX1FXMPfjx9/84+2dd6gRLzPtrp",
+	"drvBgIFct48wCvoooWwSQIiSnsTYLnrPkdzcQocxh0A+45XQe0ERN7E5yDRRcruqu3XmC//WPZrLs4LO",
+	"cKRhfWoQ5Hd0b6xTGc5S8wKDi/dym5b5uV/B7xJhptkMiYCjZFER0EFPkJCLyESOmZWBIq11Eyh3a1Xu",
+	"PJr0ZZMHvIh2y6xsZmn36QJf15vzsOdv9geQ9+CypoSyxF1+ZmWE2hNtIy4iCLIbzRF0ktvSfB4C276D",
+	"aq4BwpE1y5ArHCpb4xXC1wXWBMa0RZFGG32xh36ifwGzS9Y+Dm0E2b/70GAt2Nw3qQH/+uf/2FKq19Dn",
+	"LtvVkEY3AeQrqymZGXNMg/tkgfxQJ4Db3RWkcJc7Bnura3zxRSTwJkOjpuNPKUjgbuh8uwCBDIhZhECJ",
+	"Am4bxmh0z9uP3BwqaPVALpDtaAi3TkvVrq2hc0bsG32BQeC+6bAg6YRh847zdXBxToSNQNJawAZlnXFM",
+	"J1NlwtP1iwfHYPAx0fh4BH3NN7fQwTIdYb9I7H26XSemwwYWUO6dL3oXitrO75U1HBo57m53yeJ8nUSw",
+	"bSWMJkvkqfW6W+FTC8Z8bJbjiv6nrA/eNDyXeTFuYCJoI7PFBG+wVB2Q2jrHr4JNq8aOeRzzSzlgMb0g",
+	"JtIljLnUYog14ZTl7C30IQvpB7lbEI1vYJ4HpboolY9SGqtsWQNmL6PezzI+cuRkr4XeeI2NAY0C53qM",
+	"9ercyiB3LNr3JXRBTASS2R9VmYHI4GPOoAoAazKaGVtZr/3y5o+rG4zWkqwf2BlpgOKj97N1pd6H5xmN",
+	"oknjtXnPiC9g5VLXOI1ja0KxCYmmU2NQ69MsNnx/QOGjOFED0fU29OSiFb21fxW8al8vBqhvPIdiLBkd",
+	"qGBdq9o+97YOj1psB1vEQwlIefAXI5fAxjeCGY/IdzBr0LamkCEfB5vAaVyuGheeBKW/s81bJJ4Ro4xs",
+	"odfGZGO+GDJI+nURW5s2FMo2oQbYy2e5SgsOYvACuyQ5PUlGrVXWR35Dbg4Y6D35yi6JIPny9g2/CYAH",
+	"BsZmA9lSYDM3ZtV6F64S88dvBoVcTX1378/q+ahELtjfrSSuqv3F9NpqdvNCjiIfG9tP5uA1qWQ8VcZk",
+	"6NLES45dSQj0gKamsxRM1UaBApumcQXzsUZV/Yb+VdpcTJuLDK/sIyiNoiUi4joSxvxyCx2IcKqFFzuS",
+	"vh8xGSukV2Ws+1m+7HfYvmsSHeX5Ylfxa9t/7OvnuZ1CemYNcT7lQtm0z5rETvTK5q0GnbwuVVDwELti",
+	"OHUuYi5UvYPYmR8Kxa46zVXHO4W/bLGSjv1v5onu2H99XtjLcG9RK8MVHc6NvvMMYAbBzILQSON3hjoP",
+	"7GDXSFfnW9+9P9861FShsSYxq3rY9ap+yT+7i4sdYufK4Q/34l4/iCJp4rNlYKx7OZ2ooUlNC7QGtyEM",
+	"VFhlRs6Lrf/z0jwPaXYDxDC0v9np7ZPpJ+b0dt0eHQMzfzfwrsVe7lx2g6PXGJeVlrQ4AO4LhhM55crE",
+	"bEqXY456aGPQOmYUalK4xPOWDdtzLcMGzHmfpRJpqFIByfYbezs7Wm2Ckggda5G2NRFcOQTojyhlSjab",
+	"ncyvjW/yIeQjPfTXSXSFTTVFp9riL8DUi4h7dIYnyxAW3vkaKayPMiW17Nr27tKIR3MTrOl6atXfsNBh",
+	"iBMOV/bLuQC/zDRsr5AE8WTCebSF3rPYXEfgBibiBMS7Jj9cdh++vAvuy7jUFhxZ9XBWcKGB/QaOITPp",
+	"WOXzoMIQZ3huyuwS3ye6V2vpqT+I7hehEXekDY/cC7UWBtzO0qOB66weWIXTek3Pb7nQR3gENnXbyl6r",
+	"VykzaZjGAlHbkgEdIPeOY5guWmvAfIa5haxu1keg7smp1s7cPyXawPnvBm+haET+mwkKnhIoezXFcsBS",
+	"lj+169rcz6eJBB6rAOVvyQXkCK6GGWTAglxwBlE3sPVWgy30A2c8FX4BmzrWbkBqb9B6J3c8hmEfzGii",
+	"F2XLht5X5Ise8iNVU3f91k5M7e084eoQBpj3woptE0d929MGag/GxeLN1RLth4Ozwx/aCNJSNfO1ySqm",
+	"V+szaRM1aphukqr/oOm/HZqijQ8/n23eD7IW5cbtKDVHTta31/tMq6FYQkJzba82qwQ0DJ7MXcE8V4ij",
+	"jYJE0AusTNgjsIa2V0Ihs9kPmFeFDPXqqHu2xQfW3V5loGw2bT+8usaT+RNS0x5YhncnsqYQV69jbVvB",
+	"5AFuiqt/moW7tz0jSCU2Hjvvl0N7qPKbiWZU7dtKQtlog1yoMp4AN7pvO4Eo/wRLexNNNHSd3aTWPGIn",
+	"eOA79sEeQe0N+xJM5VExCQuNNbG7gRNkgvcD4PcpUdJJ+t9ZQT93JWmNYGhx9TuWxnFNLEO2ugV67sMe",
+	"/QPze7e/+zlMuK4PxNUNYdA0AhJyDPWAbPwypWrbnOuECxOKLubGwIqce1LiC9spsHjcbv0PTE5+sdN4",
+	"Cck3D2xDsVMuiJK5yN6woHsyNjMHTovDz6xp626Cq7GolPHbmi5X8Iw7VrfAO17Mh95qdDr/4mZ9eN/z",
+	"Q3us7FZWdlw5gD8t31WGhxf5yfmo2Ml+fzBzXj0/XCjcQaAQuVJu1V4mJlWSxGOtLTGukCAMz4xNvclX",
+	"Zc/5IWmomSH3XD206uO21BRkmAvGJWT9fSk3DofqBYalmN0kONjPtq/tv24WluTJiGvJmdHkofDR8eGp",
+	"WyOHrUWPp+CGcEv/snSsvdKbFujvUmjFb0JDF2LWtq0Zf3sh9XYLW2KvUh5eOxEGUWaTdovEmkVolM5c",
+	"HU5bSd/Q69zZ4dT0iBM5YJBcC56LVd0TFkzF+3MX++9jN8U+dHgmgPOON6qBfl6S0ZTz8845mT+A7vV9",
+	"1ujIyjWBLavQsfMG1jJ0TuaFelcGPSGbBFo7mYySRGMsTyW8XqhRPWA2xyxzSzuRGdfMSVmWauZdjSwX",
+	"LLcfmRqdtTgOTYoA0cyoP5H5Q3MJb6YFsoQPtt9tltgJgN8QOAMVjRO3MUIwHhFoDru4LQZhE8qIrbgt",
+	"yIRKJebQrAASs6APE5JTfilNujA4k7HKisZUFbR3PCJnMO9K6bshVmTCxeqhlm78Q/shHOTnB06p0RNC",
+	"z79FGTUA7aelmOXr9nDMQ52F9QDz97btKdIl2DamFwTl72qFtgi5ZnQ6zGf4AmftkGvRmef7eKJn7u3g",
+	"bqd/rf+zWhodzBuRMWXQdxUSl1N2zjT5odHS6Cp3Pg20pZhwZVe1MM3Kq4T8Yu9r1kHOdraMwjwxbSlb",
+	"9y1QrNRuthazTE+5QBDJUxGSvinDFfhN8TZcaEfeKRQ696CEhudEbNYTng/e5A947vk0S2gNjvkkJaZ1",
+	"mwnX1mj+ZLDhrNiDMduQhxal1rsr4cU2+EebS0t9nFJT5S73k/jFiL1giBiH53ILHeT0qK6v4s5OOVpd",
+	"cZv8XTL96XWVcej+LX/5DOAPWiPq5yGmPyFSY1BTrQd4ep+y++MKLtcQ8LHrrqg9I9shTjBEVC6SrD6W",
+	"cgpneI4i3rdli2PSRmQ8JqakU6ElWUJExxFOm2CwLQiOto0isW3CqAcMOpx4CUPZN1nbnow66T97e+gS",
+	"GklD5h3ov2OCVSq0uowncgu9LpUMd7XcTavCVNqizfmyJVFow2u3lsWiPjNb3GyoAfF2fuhD8AFvQmGe",
+	"Riqev/NkCPfbeWHdd0VqhztWarxZrWmj4erQO5kz0oyABXkye2uZVHliXyyS64XVQg4WXQKZhlOoX6i1",
+	"8qChHICViVYSTZ93v6ZoWgeehTX0n3n9HqzJy4zwlJDeFxO0BJBt4s43gMdL1GRJr4Cq5RWfqCisZwOi",
+	"7+07nMXzBhn2BKZ6SNTg8UK7CKywjaZ0Mi349Z+MyCosBBtPvGCFSyURXqCEf+qGIy4+996OZZxyH5lk",
+	"ipgEJnnDY+9TDokmTPNhQzs83GijgDA8ikkU5Fkf5oM4rkeSj3ZlD4gmZopFiGL3/aRwI8JyOuIYqgI5",
+	"EK5NGaCewwrhM6bug0cPZmQ2IgKFPGVKtn19sHrEZzDJ76JSAzRKv78SDYViC4srK/TuWlnhIXm0PuHl",
+	"0UOARE/LWqks6rqLZf5uvFJNHjsNH7ggLkVPHxbaAK8YjjXJnnegEp4MNpviePQYD6TG66G/Ts45bKqp",
+	"nynBs68cu/PIiji6/HFlUKEGKavygO+VgxeXZopDYR0kp1i4ZsTKngba8JIsv4MKQZtoREI+I8gm6jRl",
+	"iGfY+7vNEL/NoSzIEAd4Z/FUht3KWv2xHrSrNEz6IrUZjSG+GToNdHQtWUHvZL3M6f36zOiGpOAHpr33",
+	"nDPpzvWR5Ta4XMa7U69tex3Wj63xESWt7RqZxDi00TVWxtUi7L7LW4hMgpTm5a6Y0kaNWZ6rKRGXVJIa",
+	"di7NlX1r9/BwaGVnOCXq/lHrUdm+TzMS8ywjlbfBMP3DMl+faToJx+26m0G1ItAsrJl6hmkMvzbrRD9L",
+	"s8b/VK9bv3odwFf/6v5RqlkXY6mG0EDafl384eEr2NV2Q+bx6i3TNHac6A9umoajcmjaZBTGrJQ8a/ja",
+	"lsa4Q4+7h9Qm9e6Xa5NwWZ+WNpnKImEyfzcQJlNELSNL26aZNjc1devNNcZbBa/DdcVS0gkjplPXFLOo",
+	"w8djG3cg21kwJ1wj2UynXmUzPyZ69dAYmO16OSpmR4MIU6a15lMMkABpJvIOuwZP1+3sbHB3mcr5lruI",
+	"Zv3+M+lakHIUQHe7MRFDxfMqzH3PIr1vWb8NUJ5yaSJ2TbEgkyM1YDY4GV40Gqt0KutmG0V5cTQqwDFs",
+	"wqa91r7SpLF6b8Jat9BBGlE1YEIv+JyQBB5hDcJn0uAAJAK4juc4BJupXljKFE/DKYlq61XARBoRV2kd",
+	"AEd3OeUuTtks0IwRFYC6jywMPRA299vMYH+vrOIL9WbaXbMJ8FMuApCZIVKDMSuxmCWF6t4zi+N1VgeL",
+	"meurEPDhF7I6rAOM2yVH6d1kDR9yYrcNwtmtUu+zEZuMyW+IkgijiLg5zAWHrj+IMlsYvnJm7u07H9yX",
+	"7pa9+KAP7LbWPO2K2mcLIZEHPLiMUNvWAJbV2A70UvEkS56xeTfem7Z5vGsxcMHPSbSF3vERj+YDlq/b",
+	"tDiTJNZMwEaeQjMZ18g+TYgYgge/nu18NTx5bM308L1iFuh/d8KptJZEx3OE/UNFE4GhvZJAgsxArvKf",
+	"cpHZPAuf7SMGqIQiMuNOwNF4M2BVxLGeK/24Az934OfAFmG24kYdxqIsoewjVdMBOzw4ffX+/cnw5P2b",
+	"o+Hp394dfgdqugnb4TF0M5thhicm5tgJURs1+WSbzTUdM3X6YWxtbvh7NuP+Pu7RIWCbvUM2XvIOV0n/",
+	"ZwgMNqEdQzkXBrUYfL2gWiEYQ9iKXYf5tlnpPUjomRn+MSi9bjWnXKhbpu+6IezyvkzhDQvsnM15R++d",
+	"YPX84UHfXP31pbIPWE3rJLMa7Fmqm+ZYZGhYHR5tLVDfHNxX8n6eWMb+VMwGZr01B/3lz3n1S5RhhU1y",
+	"lS51m7AIHDjDczK/qWHW9TWvn0k/WxZtmCRm6zq3TcTrc8NNsEdNdK6/kNsmkL1oFzr8HXT+jjv/6HZe",
+	"Djuf/9zQ5a+hTI3CwtaoqVYzsOHHnu2lmhjOLyHXhUKGuRER7DvPJDJ966BlQ3A9I2rKozYCO0QbWZxu",
+	"Q3f2dtYIcYjVTYA27FMU80siOiGWJGojnKqp6f/I+TklbggUCZ4kJNpHeMB+PH3/zjR8T7CArzJ3nRaK",
+	"ACCbW+iYoYDOZiSiWrxAM0glm7p4bi2Z7HR3il1RabSPKBswEI1s57DsuyyF/BJTJVGaIMXRbhdZWy1k",
+	"kcFd7EA9KpO7BsWu/Qas+lNTQq89YG53UIECYDTGcawViBEOz/X4O92d+mISsBYv//0BawPZGTTYgbr4",
+	"o111Li8vO2MuZp1UxISFPNJ4fovhX4P35abdgtb8SYzp7ZZ5Rq4aSsDtPARUDsKQJNDArLlF7SWWtiHw",
+	"PTKGnV9/fZD9ALLW7aZ8KYwRtw7rn0l3yTKU37m6cmiPyli/hQ4GrDyO7Q7FUyVpROD7rF5WjOfQO9y/",
+	"lO6S1dxpc4EeCT8u9T3FIisKBN0CseNFHgOmbMRTFjmC7Ngw9G/LTfgCX0I1PhcdvIIYAE19DWtMRdzq",
+	"t7RctX3RAwnVzl7hJpRNYgLGqg70XhQ8nUydZtdGPBUFgztYqVMhCFOetdrySU3t6zzXIU9IhPT6aEic",
+	"gUVT2QQLxfQxbwSXig//9c//MTzYjZeLKtVRwWXvWWRAKKRSGbLqjWJ0mppenRBE7VyX+9bJEWKGRqQQ",
+	"b4ez2EfPX1s3Yn3uXTurJj8WcLsjzQnk1DZ9mdKIeGP7seLVGX6hMsWxZqt8ZqpRmlVvnBAcKqQvvqmN",
+	"JDc90MR0TMJ5GPvzmNoh1RmOZ7MU+rt5xY5Nx06veGRpnLwuT03DuJTJrMlW2y7Ia5FqjjCmF67zs+mo",
+	"LL0pvO6M9R1Xs2yrYg0JU7UEappkJUq89qs26bw6JFTwDTNa5Kozw+W2fRM1aPE5QYngFzQyuZC2N0DW",
+	"GK10y28+3/z/AQAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
