@@ -221,6 +221,27 @@ func (env *dbEnv) engine(bus Bus, cfg Config) *Engine {
 	return e
 }
 
+// startEngine builds an engine on the real clock and starts its River
+// workers; it is stopped (5 s grace) when the test ends.
+func (env *dbEnv) startEngine(cfg Config) *Engine {
+	env.t.Helper()
+	if cfg.Clock == nil {
+		cfg.Clock = func() time.Time { return time.Now().UTC() }
+	}
+	e := env.engine(NewMemoryBus(), cfg)
+	if err := e.Start(context.Background()); err != nil {
+		env.t.Fatalf("Start: %v", err)
+	}
+	env.t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := e.Stop(ctx); err != nil {
+			env.t.Errorf("Stop: %v", err)
+		}
+	})
+	return e
+}
+
 // logger writes to the environment's log buffer (see wantNoErrorLogs).
 func (env *dbEnv) logger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(env.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))

@@ -675,20 +675,7 @@ func TestRetryFromFailedNode(t *testing.T) {
 // and completed by River, and a delay is resumed by its timer job.
 func TestRiverEndToEnd(t *testing.T) {
 	env := newDBEnv(t)
-	e := env.engine(NewMemoryBus(), Config{Clock: func() time.Time { return time.Now().UTC() }})
-	ctx, cancel := context.WithCancel(context.Background())
-	if err := e.Start(ctx); err != nil {
-		cancel()
-		t.Fatalf("Start: %v", err)
-	}
-	t.Cleanup(func() {
-		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer scancel()
-		if err := e.Stop(sctx); err != nil {
-			t.Errorf("Stop: %v", err)
-		}
-		cancel()
-	})
+	e := env.startEngine(Config{})
 
 	t.Run("simple run", func(t *testing.T) {
 		g := dbGraph(t, []dnode{
@@ -727,5 +714,91 @@ func TestRiverEndToEnd(t *testing.T) {
 			t.Errorf("the delay waited %v ms, want at least 1000", w)
 		}
 	})
+	env.wantNoErrorLogs()
+}
+
+// TestRiverWorkerStoppedMidRun is the durability test through River: a
+// worker stopped during an HTTP call (its job context cancelled) leaves the
+// job to be retried, and another engine's worker finishes the run from the
+// last completed node.
+func TestRiverWorkerStoppedMidRun(t *testing.T) {
+	env := newDBEnv(t)
+	srv := newGateServer(t, true, 30*time.Second)
+	g := linearGraph(t, srv.URL+"/slow", nil)
+	flowID := env.flow(g)
+	e1 := env.engine(NewMemoryBus(), Config{Clock: func() time.Time { return time.Now().UTC() }})
+	if err := e1.Start(context.Background()); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	id := env.enqueue(e1, flowID, g)
+	srv.waitArrived(t, 10*time.Second)
+	sctx, scancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	err := e1.Stop(sctx) // the grace runs out: the job's context is cancelled
+	scancel()
+	if err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	ex := env.exec(id)
+	if ex.Status != store.ExecRunning {
+		t.Fatalf("after the worker stopped: status %s, want running", ex.Status)
+	}
+	before := env.wantNodeStatuses(id, map[string]string{"t": NodeCompleted, "a": NodeCompleted, "h": NodeRunning})
+	job, err := e1.river.JobGet(context.Background(), *ex.JobID)
+	if err != nil {
+		t.Fatalf("JobGet: %v", err)
+	}
+	if job.State != rivertype.JobStateRetryable && job.State != rivertype.JobStateAvailable {
+		t.Fatalf("the interrupted job is %s, want retryable", job.State)
+	}
+
+	srv.hold.Store(false)
+	env.startEngine(Config{})
+	// River retries after about a second; its scheduler makes the job available within 5 s more.
+	waitFor(t, 20*time.Second, "the run to complete on the second engine", func() bool { return store.IsTerminal(env.exec(id).Status) })
+	if ex := env.exec(id); ex.Status != store.ExecCompleted {
+		t.Fatalf("status %s (%s)", ex.Status, jsonText(ex.Error))
+	}
+	after := env.wantNodeStatuses(id, map[string]string{"t": NodeCompleted, "a": NodeCompleted, "h": NodeCompleted, "b": NodeCompleted, "r": NodeCompleted})
+	for _, n := range []string{"t", "a"} {
+		if after[n].ID != before[n].ID || after[n].Attempt != 1 || !after[n].StartedAt.Equal(before[n].StartedAt) {
+			t.Errorf("node %s ran again", n)
+		}
+	}
+	if after["h"].Attempt != 2 {
+		t.Errorf("http node attempt %d, want 2", after["h"].Attempt)
+	}
+	if n := srv.hits.Load(); n != 2 {
+		t.Errorf("the server saw %d requests, want 2", n)
+	}
+	env.wantEvents(id, "execution.completed")
+	env.wantNoErrorLogs()
+}
+
+// TestRiverSchedulerTick: with SchedulerEnabled the periodic schedule.tick
+// job runs on River's leader and starts a due schedule's run, which a worker
+// completes.
+func TestRiverSchedulerTick(t *testing.T) {
+	env := newDBEnv(t)
+	g := scheduleGraph(t, "*/5 * * * *", "UTC")
+	flowID := env.publishedFlow(g)
+	e := env.engine(NewMemoryBus(), Config{Clock: func() time.Time { return time.Now().UTC() }})
+	env.arm(e, flowID, g)
+	due := store.Now().Add(-10 * time.Second)
+	if err := env.db.Model(&store.FlowSchedule{}).Where("flow_id = ?", flowID).Update("next_run_at", due).Error; err != nil {
+		t.Fatalf("make the schedule due: %v", err)
+	}
+	env.startEngine(Config{SchedulerEnabled: true, TickInterval: time.Second})
+	var runs []store.Execution
+	waitFor(t, 20*time.Second, "the scheduled run to complete", func() bool {
+		runs = env.scheduleRuns(flowID)
+		return len(runs) == 1 && store.IsTerminal(runs[0].Status)
+	})
+	ex := runs[0]
+	if ex.Status != store.ExecCompleted || ex.Mode != "schedule" || ex.ScheduledFor == nil || !ex.ScheduledFor.Equal(due) {
+		t.Errorf("scheduled run: status %s, mode %s, scheduled_for %v; want completed, schedule, %s", ex.Status, ex.Mode, ex.ScheduledFor, due)
+	}
+	if fs := env.schedule(flowID); fs == nil || !fs.NextRunAt.After(time.Now()) {
+		t.Errorf("next_run_at %v, want a future fire", fs)
+	}
 	env.wantNoErrorLogs()
 }
