@@ -72,21 +72,31 @@ func (w *executeWorker) Timeout(*river.Job[ExecuteArgs]) time.Duration {
 }
 
 func (w *executeWorker) Work(ctx context.Context, job *river.Job[ExecuteArgs]) error {
-	// A waiting run is resumed only by its timer job (job_id). Another job of
-	// the run delivered meanwhile (River rescues a job whose completion was
-	// lost in a crash) would otherwise end the wait early.
-	var row struct {
-		Status string
-		JobID  *int64
+	err := w.e.run(ctx, job.Args.ExecutionID, job.ID)
+	if err != nil && job.Attempt >= job.MaxAttempts {
+		// River gives up on the job after this attempt: end the run instead of
+		// leaving it running for ever.
+		w.e.log.ErrorContext(ctx, "execution abandoned after its last attempt", "execution_id", job.Args.ExecutionID, "error", err.Error())
+		return w.e.abandon(context.WithoutCancel(ctx), job.Args.ExecutionID, err)
 	}
-	if err := w.e.db.WithContext(ctx).Model(&store.Execution{}).Where("id = ?", job.Args.ExecutionID).
-		Select("status", "job_id").Scan(&row).Error; err != nil {
+	return err
+}
+
+// abandon fails a run whose job cannot run any more (worker-lost).
+func (e *Engine) abandon(ctx context.Context, id int64, cause error) error {
+	var ex store.Execution
+	if err := e.db.WithContext(ctx).First(&ex, id).Error; err != nil {
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return nil
+		}
 		return err
 	}
-	if row.Status == store.ExecWaiting && row.JobID != nil && *row.JobID != job.ID {
+	if store.IsTerminal(ex.Status) {
 		return nil
 	}
-	return w.e.Run(ctx, job.Args.ExecutionID)
+	sink := &dbSink{e: e, ex: &ex}
+	return sink.finishUnrun(ctx, Outcome{Status: store.ExecFailed,
+		Error: nodeErr("worker-lost", "the run was interrupted on every attempt; the last error: %v", cause)})
 }
 
 // New builds an engine; Start starts its workers.
@@ -360,7 +370,12 @@ func terminalEvent(execID int64, seq int, at time.Time, status string, hasErrors
 
 // Run executes (or resumes) one run; it is what the River job calls. An error
 // makes River retry the job later (crash recovery).
-func (e *Engine) Run(ctx context.Context, id int64) error {
+func (e *Engine) Run(ctx context.Context, id int64) error { return e.run(ctx, id, 0) }
+
+// run is Run for the River job jobID (0: any). A waiting run is resumed only
+// by its timer job (job_id): another job of the run delivered meanwhile (River
+// rescues a job whose completion was lost in a crash) would end the wait early.
+func (e *Engine) run(ctx context.Context, id, jobID int64) error {
 	var ex store.Execution
 	if err := e.db.WithContext(ctx).First(&ex, id).Error; err != nil {
 		if errors.Is(err, gorm.ErrRecordNotFound) {
@@ -369,6 +384,9 @@ func (e *Engine) Run(ctx context.Context, id int64) error {
 		return err
 	}
 	if store.IsTerminal(ex.Status) {
+		return nil
+	}
+	if jobID != 0 && ex.Status == store.ExecWaiting && ex.JobID != nil && *ex.JobID != jobID {
 		return nil
 	}
 	sink := &dbSink{e: e, ex: &ex}
