@@ -776,7 +776,8 @@ func nilIfEmpty(s string) any {
 // from "start", or from the node(s) that failed or were cancelled, with the
 // records of every node that completed upstream of them copied (reused_from).
 func (e *Engine) Retry(ctx context.Context, tx *gorm.DB, orig *store.Execution, fromStart bool, input []byte, by, tokenID *int64) (*store.Execution, error) {
-	if input == nil {
+	newInput := input != nil
+	if !newInput {
 		input = orig.InputData
 	}
 	origID := orig.ID
@@ -811,7 +812,8 @@ func (e *Engine) Retry(ctx context.Context, tx *gorm.DB, orig *store.Execution, 
 				bad = true
 			}
 		}
-		tainted[i] = bad
+		// New input makes the trigger, and so everything, run again with it.
+		tainted[i] = bad || (newInput && i == plan.Trigger)
 	}
 	var copies []store.NodeExecution
 	for _, i := range plan.Order {
