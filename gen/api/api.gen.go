@@ -25,6 +25,45 @@ import (
 	"github.com/wataomi/wataomi/openapi/apitime"
 )
 
+// Defines values for AgentPersonality.
+const (
+	Casual       AgentPersonality = "casual"
+	Friendly     AgentPersonality = "friendly"
+	Professional AgentPersonality = "professional"
+)
+
+// Valid indicates whether the value is a known member of the AgentPersonality enum.
+func (e AgentPersonality) Valid() bool {
+	switch e {
+	case Casual:
+		return true
+	case Friendly:
+		return true
+	case Professional:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for AgentTone.
+const (
+	Formal   AgentTone = "formal"
+	Informal AgentTone = "informal"
+)
+
+// Valid indicates whether the value is a known member of the AgentTone enum.
+func (e AgentTone) Valid() bool {
+	switch e {
+	case Formal:
+		return true
+	case Informal:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for FlowStatus.
 const (
 	FlowStatusArchived  FlowStatus = "archived"
@@ -271,6 +310,36 @@ func (e ListTeamsParamsSort) Valid() bool {
 	}
 }
 
+// Defines values for ListTemplatesParamsSort.
+const (
+	ListTemplatesParamsSortCreatedAt       ListTemplatesParamsSort = "created_at"
+	ListTemplatesParamsSortMinusCreatedAt  ListTemplatesParamsSort = "-created_at"
+	ListTemplatesParamsSortMinusName       ListTemplatesParamsSort = "-name"
+	ListTemplatesParamsSortMinusUsageCount ListTemplatesParamsSort = "-usage_count"
+	ListTemplatesParamsSortName            ListTemplatesParamsSort = "name"
+	ListTemplatesParamsSortUsageCount      ListTemplatesParamsSort = "usage_count"
+)
+
+// Valid indicates whether the value is a known member of the ListTemplatesParamsSort enum.
+func (e ListTemplatesParamsSort) Valid() bool {
+	switch e {
+	case ListTemplatesParamsSortCreatedAt:
+		return true
+	case ListTemplatesParamsSortMinusCreatedAt:
+		return true
+	case ListTemplatesParamsSortMinusName:
+		return true
+	case ListTemplatesParamsSortMinusUsageCount:
+		return true
+	case ListTemplatesParamsSortName:
+		return true
+	case ListTemplatesParamsSortUsageCount:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ListUsersParamsSort.
 const (
 	ListUsersParamsSortCreatedAt        ListUsersParamsSort = "created_at"
@@ -336,6 +405,60 @@ func (e ListUserApiTokensParamsSort) Valid() bool {
 		return false
 	}
 }
+
+// AgentConfig defines model for AgentConfig.
+type AgentConfig struct {
+	CreatedAt    apitime.Time               `json:"created_at"`
+	FlowId       int64                      `json:"flow_id"`
+	Id           int64                      `json:"id"`
+	Language     string                     `json:"language"`
+	MaxTokens    nullable.Nullable[int]     `json:"max_tokens"`
+	Model        nullable.Nullable[string]  `json:"model"`
+	Name         string                     `json:"name"`
+	Personality  AgentPersonality           `json:"personality"`
+	SystemPrompt string                     `json:"system_prompt"`
+	Temperature  nullable.Nullable[float64] `json:"temperature"`
+	Tone         AgentTone                  `json:"tone"`
+	UpdatedAt    apitime.Time               `json:"updated_at"`
+}
+
+// AgentConfigCreate Defaults applied on create: `personality` friendly, `tone` informal, `language` en. `temperature`,
+// `max_tokens` and `model` store no default: when null, the AI nodes fall back to the organisation
+// settings and the server defaults.
+type AgentConfigCreate struct {
+	// FlowId The flow the config belongs to; a flow has at most one (409 `already-exists`).
+	FlowId int64 `json:"flow_id"`
+
+	// Language A BCP 47 language tag, such as `en` or `pt-BR`.
+	Language  *string                `json:"language,omitempty"`
+	MaxTokens nullable.Nullable[int] `json:"max_tokens,omitempty"`
+
+	// Model A chat model of the AI catalogue (422 `model-unknown` otherwise).
+	Model        nullable.Nullable[string]  `json:"model,omitempty"`
+	Name         string                     `json:"name"`
+	Personality  *AgentPersonality          `json:"personality,omitempty"`
+	SystemPrompt string                     `json:"system_prompt"`
+	Temperature  nullable.Nullable[float64] `json:"temperature,omitempty"`
+	Tone         *AgentTone                 `json:"tone,omitempty"`
+}
+
+// AgentConfigUpdate A partial update; an absent property is unchanged, `null` clears a clearable one. `{}` changes nothing.
+type AgentConfigUpdate struct {
+	Language     *string                    `json:"language,omitempty"`
+	MaxTokens    nullable.Nullable[int]     `json:"max_tokens,omitempty"`
+	Model        nullable.Nullable[string]  `json:"model,omitempty"`
+	Name         *string                    `json:"name,omitempty"`
+	Personality  *AgentPersonality          `json:"personality,omitempty"`
+	SystemPrompt *string                    `json:"system_prompt,omitempty"`
+	Temperature  nullable.Nullable[float64] `json:"temperature,omitempty"`
+	Tone         *AgentTone                 `json:"tone,omitempty"`
+}
+
+// AgentPersonality defines model for AgentPersonality.
+type AgentPersonality string
+
+// AgentTone defines model for AgentTone.
+type AgentTone string
 
 // ApiToken defines model for ApiToken.
 type ApiToken struct {
@@ -447,8 +570,11 @@ type Flow struct {
 	Revision              int                       `json:"revision"`
 
 	// Status `archived` is set only by the archive action.
-	Status     FlowStatus               `json:"status"`
-	TeamId     nullable.Nullable[int64] `json:"team_id"`
+	Status FlowStatus               `json:"status"`
+	TeamId nullable.Nullable[int64] `json:"team_id"`
+
+	// TemplateId The template the flow was created from; null once that template is deleted.
+	TemplateId nullable.Nullable[int64] `json:"template_id"`
 	UpdatedAt  apitime.Time             `json:"updated_at"`
 	Validation FlowValidation           `json:"validation"`
 	Version    int                      `json:"version"`
@@ -515,9 +641,12 @@ type FlowSummary struct {
 	Revision int `json:"revision"`
 
 	// Status `archived` is set only by the archive action.
-	Status    FlowStatus               `json:"status"`
-	TeamId    nullable.Nullable[int64] `json:"team_id"`
-	UpdatedAt apitime.Time             `json:"updated_at"`
+	Status FlowStatus               `json:"status"`
+	TeamId nullable.Nullable[int64] `json:"team_id"`
+
+	// TemplateId The template the flow was created from; null once that template is deleted.
+	TemplateId nullable.Nullable[int64] `json:"template_id"`
+	UpdatedAt  apitime.Time             `json:"updated_at"`
 
 	// Version The latest snapshot number.
 	Version int `json:"version"`
@@ -941,6 +1070,129 @@ type TeamUpdate struct {
 	Name        *string                   `json:"name,omitempty"`
 }
 
+// Template defines model for Template.
+type Template struct {
+	CreatedAt apitime.Time `json:"created_at"`
+
+	// CreatedBy The user who created it; null for built-in templates.
+	CreatedBy nullable.Nullable[int64] `json:"created_by"`
+
+	// Data A React Flow graph. Open schema: unknown UI keys are stored and ignored. The engine's checks
+	// (unique ids, edges between existing nodes, no cycles, size limits) answer 422 `invalid-graph`.
+	Data        Graph                     `json:"data"`
+	Description nullable.Nullable[string] `json:"description"`
+	Icon        nullable.Nullable[string] `json:"icon"`
+	Id          int64                     `json:"id"`
+
+	// IsSystem A built-in template, seeded by the server; it cannot be updated or deleted.
+	IsSystem bool   `json:"is_system"`
+	Name     string `json:"name"`
+
+	// Placeholders RFC 6901 pointers into `data` at the values a user must fill after creating a flow from the
+	// template (for example `/nodes/2/data/config/url`). They are the graph's required config values
+	// that are left empty; the editor asks for them.
+	Placeholders []string `json:"placeholders"`
+
+	// SourceFlowId The flow the graph was copied from; null once that flow is deleted.
+	SourceFlowId nullable.Nullable[int64] `json:"source_flow_id"`
+
+	// SystemKey The built-in template's stable key.
+	SystemKey nullable.Nullable[string] `json:"system_key"`
+	UpdatedAt apitime.Time              `json:"updated_at"`
+
+	// UsageCount Flows created from the template.
+	UsageCount int `json:"usage_count"`
+}
+
+// TemplateCreate Exactly one of `data` and `from_flow_id` is required (422 `unprocessable` otherwise). The graph is
+// checked structurally like a flow's (422 `invalid-graph`).
+type TemplateCreate struct {
+	// Data A React Flow graph. Open schema: unknown UI keys are stored and ignored. The engine's checks
+	// (unique ids, edges between existing nodes, no cycles, size limits) answer 422 `invalid-graph`.
+	Data        *Graph                    `json:"data,omitempty"`
+	Description nullable.Nullable[string] `json:"description,omitempty"`
+
+	// FromFlowId Copies the graph of this flow, which the caller must be able to read.
+	FromFlowId *int64 `json:"from_flow_id,omitempty"`
+
+	// Icon An icon name from the editor's icon set, such as `FiZap`.
+	Icon nullable.Nullable[string] `json:"icon,omitempty"`
+	Name string                    `json:"name"`
+}
+
+// TemplateFlowCreate The new flow's fields. Defaults: `name` the template's name, `visibility` private, `description` the
+// template's. `team_id` is required when `visibility` is `team`.
+type TemplateFlowCreate struct {
+	Description nullable.Nullable[string] `json:"description,omitempty"`
+	Name        *string                   `json:"name,omitempty"`
+
+	// TeamId Required when `visibility` is `team`; the caller must be a member unless they are an admin.
+	TeamId nullable.Nullable[int64] `json:"team_id,omitempty"`
+
+	// Visibility `private`: the owner and admins; `team`: also the members of `team_id`; `public`: every holder of flow:read.
+	Visibility *FlowVisibility `json:"visibility,omitempty"`
+}
+
+// TemplateSeedResult defines model for TemplateSeedResult.
+type TemplateSeedResult struct {
+	// Inserted Built-in templates that were missing and have been inserted.
+	Inserted int `json:"inserted"`
+
+	// Updated System templates whose stored definition differed from the shipped one and was reset (only with `force`).
+	Updated int `json:"updated"`
+}
+
+// TemplateSummary defines model for TemplateSummary.
+type TemplateSummary struct {
+	CreatedAt apitime.Time `json:"created_at"`
+
+	// CreatedBy The user who created it; null for built-in templates.
+	CreatedBy   nullable.Nullable[int64]  `json:"created_by"`
+	Description nullable.Nullable[string] `json:"description"`
+	Icon        nullable.Nullable[string] `json:"icon"`
+	Id          int64                     `json:"id"`
+
+	// IsSystem A built-in template, seeded by the server; it cannot be updated or deleted.
+	IsSystem bool   `json:"is_system"`
+	Name     string `json:"name"`
+
+	// SourceFlowId The flow the graph was copied from; null once that flow is deleted.
+	SourceFlowId nullable.Nullable[int64] `json:"source_flow_id"`
+
+	// SystemKey The built-in template's stable key.
+	SystemKey nullable.Nullable[string] `json:"system_key"`
+	UpdatedAt apitime.Time              `json:"updated_at"`
+
+	// UsageCount Flows created from the template.
+	UsageCount int `json:"usage_count"`
+}
+
+// TemplateSummaryPage defines model for TemplateSummaryPage.
+type TemplateSummaryPage struct {
+	HasNext  bool              `json:"has_next"`
+	HasPrev  bool              `json:"has_prev"`
+	Items    []TemplateSummary `json:"items"`
+	Page     int               `json:"page"`
+	PageSize int               `json:"page_size"`
+
+	// Total Items matching every filter, search included.
+	Total int64 `json:"total"`
+
+	// TotalPages ceil(total / page_size); 0 when empty.
+	TotalPages int `json:"total_pages"`
+}
+
+// TemplateUpdate A partial update; an absent property is unchanged, `null` clears a clearable one. `{}` changes
+// nothing. A new `data` is checked structurally and replaces the graph whole.
+type TemplateUpdate struct {
+	// Data A React Flow graph. Open schema: unknown UI keys are stored and ignored. The engine's checks
+	// (unique ids, edges between existing nodes, no cycles, size limits) answer 422 `invalid-graph`.
+	Data        *Graph                    `json:"data,omitempty"`
+	Description nullable.Nullable[string] `json:"description,omitempty"`
+	Icon        nullable.Nullable[string] `json:"icon,omitempty"`
+	Name        *string                   `json:"name,omitempty"`
+}
+
 // TokenResponse defines model for TokenResponse.
 type TokenResponse struct {
 	AccessToken string `json:"access_token"`
@@ -1044,6 +1296,9 @@ type WidgetList struct {
 	Items []Widget `json:"items"`
 }
 
+// AgentConfigFlowID defines model for AgentConfigFlowID.
+type AgentConfigFlowID = int64
+
 // ApiTokenID defines model for ApiTokenID.
 type ApiTokenID = int64
 
@@ -1073,6 +1328,9 @@ type Search = string
 
 // TeamID defines model for TeamID.
 type TeamID = int64
+
+// TemplateID defines model for TemplateID.
+type TemplateID = int64
 
 // UserID defines model for UserID.
 type UserID = int64
@@ -1125,6 +1383,9 @@ type ListFlowsParams struct {
 	// OwnerId `me` or a user id.
 	OwnerId *string `form:"owner_id,omitempty" json:"owner_id,omitempty"`
 
+	// TemplateId Only flows created from this template.
+	TemplateId *int64 `form:"template_id,omitempty" json:"template_id,omitempty"`
+
 	// IncludeStats Adds `stats` over every flow the caller can see.
 	IncludeStats *bool `form:"include_stats,omitempty" json:"include_stats,omitempty"`
 }
@@ -1176,6 +1437,33 @@ type ListTeamsParams struct {
 
 // ListTeamsParamsSort defines parameters for ListTeams.
 type ListTeamsParamsSort string
+
+// ListTemplatesParams defines parameters for ListTemplates.
+type ListTemplatesParams struct {
+	// Page The 1-based page number.
+	Page *Page `form:"page,omitempty" json:"page,omitempty"`
+
+	// PageSize Items per page.
+	PageSize *PageSize `form:"page_size,omitempty" json:"page_size,omitempty"`
+
+	// Search Case-insensitive substring search over the resource's searchable fields.
+	Search *Search `form:"search,omitempty" json:"search,omitempty"`
+
+	// Sort Sort keys, `-` for descending. Default `-created_at`.
+	Sort *[]ListTemplatesParamsSort `form:"sort,omitempty" json:"sort,omitempty"`
+
+	// IsSystem Only built-in templates (`true`) or only the organisation's own (`false`).
+	IsSystem *bool `form:"is_system,omitempty" json:"is_system,omitempty"`
+}
+
+// ListTemplatesParamsSort defines parameters for ListTemplates.
+type ListTemplatesParamsSort string
+
+// SeedTemplatesParams defines parameters for SeedTemplates.
+type SeedTemplatesParams struct {
+	// Force Also reset the system templates to the shipped definitions.
+	Force *bool `form:"force,omitempty" json:"force,omitempty"`
+}
 
 // ListUsersParams defines parameters for ListUsers.
 type ListUsersParams struct {
@@ -1231,6 +1519,12 @@ type ListUserApiTokensParams struct {
 // ListUserApiTokensParamsSort defines parameters for ListUserApiTokens.
 type ListUserApiTokensParamsSort string
 
+// CreateAgentConfigJSONRequestBody defines body for CreateAgentConfig for application/json ContentType.
+type CreateAgentConfigJSONRequestBody = AgentConfigCreate
+
+// UpdateAgentConfigJSONRequestBody defines body for UpdateAgentConfig for application/json ContentType.
+type UpdateAgentConfigJSONRequestBody = AgentConfigUpdate
+
 // CreateApiTokenJSONRequestBody defines body for CreateApiToken for application/json ContentType.
 type CreateApiTokenJSONRequestBody = ApiTokenCreate
 
@@ -1272,6 +1566,15 @@ type UpdateTeamJSONRequestBody = TeamUpdate
 
 // SetTeamMembersJSONRequestBody defines body for SetTeamMembers for application/json ContentType.
 type SetTeamMembersJSONRequestBody = TeamMembersSet
+
+// CreateTemplateJSONRequestBody defines body for CreateTemplate for application/json ContentType.
+type CreateTemplateJSONRequestBody = TemplateCreate
+
+// UpdateTemplateJSONRequestBody defines body for UpdateTemplate for application/json ContentType.
+type UpdateTemplateJSONRequestBody = TemplateUpdate
+
+// CreateTemplateFlowJSONRequestBody defines body for CreateTemplateFlow for application/json ContentType.
+type CreateTemplateFlowJSONRequestBody = TemplateFlowCreate
 
 // UpdateUserRoleJSONRequestBody defines body for UpdateUserRole for application/json ContentType.
 type UpdateUserRoleJSONRequestBody = UserRoleUpdate
@@ -2074,6 +2377,62 @@ func WithRequestEditorFn(fn RequestEditorFn) ClientOption {
 // The interface specification for the client above.
 type ClientInterface interface {
 
+	// CreateAgentConfigWithBody Create a flow's agent config
+	//
+	// Gives a flow its agent persona, which its AI nodes and reply suggestions use. The flow must be
+	// visible to the caller (404) and editable by them (403); a flow has at most one config
+	// (409 `already-exists`). `model` must be a chat model of the AI catalogue (422 `model-unknown`).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /agent-configs (the `CreateAgentConfig` operationId).
+	CreateAgentConfigWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateAgentConfig Create a flow's agent config
+	//
+	// Gives a flow its agent persona, which its AI nodes and reply suggestions use. The flow must be
+	// visible to the caller (404) and editable by them (403); a flow has at most one config
+	// (409 `already-exists`). `model` must be a chat model of the AI catalogue (422 `model-unknown`).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /agent-configs (the `CreateAgentConfig` operationId).
+	CreateAgentConfig(ctx context.Context, body CreateAgentConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteAgentConfig Delete a flow's agent config
+	//
+	// Removes the config; the flow's AI nodes fall back to the settings and server defaults. Needs the right to edit the flow (403).
+	//
+	// Corresponds with DELETE /agent-configs/{flow_id} (the `DeleteAgentConfig` operationId).
+	DeleteAgentConfig(ctx context.Context, flowId AgentConfigFlowID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetAgentConfig Get a flow's agent config
+	//
+	// The config follows its flow's visibility; a flow without one, or one the caller may not see, answers 404.
+	//
+	// Corresponds with GET /agent-configs/{flow_id} (the `GetAgentConfig` operationId).
+	GetAgentConfig(ctx context.Context, flowId AgentConfigFlowID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateAgentConfigWithBody Update a flow's agent config
+	//
+	// A partial update: absent fields are unchanged, `null` clears `temperature`, `max_tokens` or
+	// `model`, and `{}` changes nothing. Needs the right to edit the flow (403).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PUT /agent-configs/{flow_id} (the `UpdateAgentConfig` operationId).
+	UpdateAgentConfigWithBody(ctx context.Context, flowId AgentConfigFlowID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateAgentConfig Update a flow's agent config
+	//
+	// A partial update: absent fields are unchanged, `null` clears `temperature`, `max_tokens` or
+	// `model`, and `{}` changes nothing. Needs the right to edit the flow (403).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PUT /agent-configs/{flow_id} (the `UpdateAgentConfig` operationId).
+	UpdateAgentConfig(ctx context.Context, flowId AgentConfigFlowID, body UpdateAgentConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListApiTokens List my API tokens
 	//
 	// The caller's own tokens, revoked ones included (with `revoked_at`). Never the secrets.
@@ -2505,6 +2864,115 @@ type ClientInterface interface {
 	// Corresponds with PUT /teams/{id}/members (the `SetTeamMembers` operationId).
 	SetTeamMembers(ctx context.Context, id TeamID, body SetTeamMembersJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ListTemplates List templates
+	//
+	// A page of template summaries (without `data`). Templates are organisation-wide: every holder of
+	// template:list sees every template, built-in ones included.
+	//
+	// Corresponds with GET /templates (the `ListTemplates` operationId).
+	ListTemplates(ctx context.Context, params *ListTemplatesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateTemplateWithBody Create a template
+	//
+	// Creates a template from a graph (`data`) or from the graph of a flow the caller can read
+	// (`from_flow_id`, which becomes `source_flow_id`); exactly one of them. The graph is checked
+	// structurally like a flow's (422 `invalid-graph`); its empty required config values become the
+	// template's `placeholders`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /templates (the `CreateTemplate` operationId).
+	CreateTemplateWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateTemplate Create a template
+	//
+	// Creates a template from a graph (`data`) or from the graph of a flow the caller can read
+	// (`from_flow_id`, which becomes `source_flow_id`); exactly one of them. The graph is checked
+	// structurally like a flow's (422 `invalid-graph`); its empty required config values become the
+	// template's `placeholders`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /templates (the `CreateTemplate` operationId).
+	CreateTemplate(ctx context.Context, body CreateTemplateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SeedTemplates Seed the built-in templates
+	//
+	// Inserts the built-in templates that are missing, keyed on `system_key`; running it again inserts
+	// nothing. With `force=true` it also resets every system template whose stored definition differs
+	// from the shipped one (name, description, icon, graph, placeholders); `usage_count` is kept.
+	// Categories, tags and icons are not seeded yet.
+	//
+	// Corresponds with POST /templates/seed (the `SeedTemplates` operationId).
+	SeedTemplates(ctx context.Context, params *SeedTemplatesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteTemplate Delete a template
+	//
+	// Deletes the template for good. Flows created from it keep working, with `template_id` null.
+	// Built-in templates cannot be deleted (409 `system-resource`).
+	//
+	// Corresponds with DELETE /templates/{id} (the `DeleteTemplate` operationId).
+	DeleteTemplate(ctx context.Context, id TemplateID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetTemplate Get a template
+	//
+	// The template with its graph and placeholders.
+	//
+	// Corresponds with GET /templates/{id} (the `GetTemplate` operationId).
+	GetTemplate(ctx context.Context, id TemplateID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateTemplateWithBody Update a template
+	//
+	// A partial update: absent fields are unchanged and `{}` changes nothing. A new graph is checked
+	// structurally (422 `invalid-graph`) and its placeholders are recomputed. Built-in templates cannot
+	// be changed (409 `system-resource`); duplicate them instead.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PUT /templates/{id} (the `UpdateTemplate` operationId).
+	UpdateTemplateWithBody(ctx context.Context, id TemplateID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateTemplate Update a template
+	//
+	// A partial update: absent fields are unchanged and `{}` changes nothing. A new graph is checked
+	// structurally (422 `invalid-graph`) and its placeholders are recomputed. Built-in templates cannot
+	// be changed (409 `system-resource`); duplicate them instead.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PUT /templates/{id} (the `UpdateTemplate` operationId).
+	UpdateTemplate(ctx context.Context, id TemplateID, body UpdateTemplateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DuplicateTemplate Duplicate a template
+	//
+	// Copies the template as "`<name> (Copy)`", created by the caller, with `is_system=false`,
+	// `usage_count` 0 and the same graph and placeholders. Built-in templates can be duplicated.
+	//
+	// Corresponds with POST /templates/{id}/duplicate (the `DuplicateTemplate` operationId).
+	DuplicateTemplate(ctx context.Context, id TemplateID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateTemplateFlowWithBody Create a flow from a template
+	//
+	// Creates a draft flow owned by the caller with the template's graph and `template_id` set, and
+	// snapshots it as version 1; the template's `usage_count` goes up by one in the same transaction.
+	// The editor then asks for the template's `placeholders`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /templates/{id}/flows (the `CreateTemplateFlow` operationId).
+	CreateTemplateFlowWithBody(ctx context.Context, id TemplateID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateTemplateFlow Create a flow from a template
+	//
+	// Creates a draft flow owned by the caller with the template's graph and `template_id` set, and
+	// snapshots it as version 1; the template's `usage_count` goes up by one in the same transaction.
+	// The editor then asks for the template's `placeholders`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /templates/{id}/flows (the `CreateTemplateFlow` operationId).
+	CreateTemplateFlow(ctx context.Context, id TemplateID, body CreateTemplateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListUsers List users
 	//
 	// Every user, with filters and search over email and name.
@@ -2585,6 +3053,122 @@ type ClientInterface interface {
 	//
 	// Corresponds with DELETE /users/{user_id}/api-tokens/{id} (the `DeleteUserApiToken` operationId).
 	DeleteUserApiToken(ctx context.Context, userId PathUserID, id ApiTokenID, reqEditors ...RequestEditorFn) (*http.Response, error)
+}
+
+// CreateAgentConfigWithBody Create a flow's agent config
+//
+// Gives a flow its agent persona, which its AI nodes and reply suggestions use. The flow must be
+// visible to the caller (404) and editable by them (403); a flow has at most one config
+// (409 `already-exists`). `model` must be a chat model of the AI catalogue (422 `model-unknown`).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /agent-configs (the `CreateAgentConfig` operationId).
+func (c *Client) CreateAgentConfigWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateAgentConfigRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateAgentConfig Create a flow's agent config
+//
+// Gives a flow its agent persona, which its AI nodes and reply suggestions use. The flow must be
+// visible to the caller (404) and editable by them (403); a flow has at most one config
+// (409 `already-exists`). `model` must be a chat model of the AI catalogue (422 `model-unknown`).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /agent-configs (the `CreateAgentConfig` operationId).
+func (c *Client) CreateAgentConfig(ctx context.Context, body CreateAgentConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateAgentConfigRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteAgentConfig Delete a flow's agent config
+//
+// Removes the config; the flow's AI nodes fall back to the settings and server defaults. Needs the right to edit the flow (403).
+//
+// Corresponds with DELETE /agent-configs/{flow_id} (the `DeleteAgentConfig` operationId).
+func (c *Client) DeleteAgentConfig(ctx context.Context, flowId AgentConfigFlowID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteAgentConfigRequest(c.Server, flowId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetAgentConfig Get a flow's agent config
+//
+// The config follows its flow's visibility; a flow without one, or one the caller may not see, answers 404.
+//
+// Corresponds with GET /agent-configs/{flow_id} (the `GetAgentConfig` operationId).
+func (c *Client) GetAgentConfig(ctx context.Context, flowId AgentConfigFlowID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetAgentConfigRequest(c.Server, flowId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateAgentConfigWithBody Update a flow's agent config
+//
+// A partial update: absent fields are unchanged, `null` clears `temperature`, `max_tokens` or
+// `model`, and `{}` changes nothing. Needs the right to edit the flow (403).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PUT /agent-configs/{flow_id} (the `UpdateAgentConfig` operationId).
+func (c *Client) UpdateAgentConfigWithBody(ctx context.Context, flowId AgentConfigFlowID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateAgentConfigRequestWithBody(c.Server, flowId, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateAgentConfig Update a flow's agent config
+//
+// A partial update: absent fields are unchanged, `null` clears `temperature`, `max_tokens` or
+// `model`, and `{}` changes nothing. Needs the right to edit the flow (403).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PUT /agent-configs/{flow_id} (the `UpdateAgentConfig` operationId).
+func (c *Client) UpdateAgentConfig(ctx context.Context, flowId AgentConfigFlowID, body UpdateAgentConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateAgentConfigRequest(c.Server, flowId, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
 }
 
 // ListApiTokens List my API tokens
@@ -3508,6 +4092,225 @@ func (c *Client) SetTeamMembers(ctx context.Context, id TeamID, body SetTeamMemb
 	return c.Client.Do(req)
 }
 
+// ListTemplates List templates
+//
+// A page of template summaries (without `data`). Templates are organisation-wide: every holder of
+// template:list sees every template, built-in ones included.
+//
+// Corresponds with GET /templates (the `ListTemplates` operationId).
+func (c *Client) ListTemplates(ctx context.Context, params *ListTemplatesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListTemplatesRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateTemplateWithBody Create a template
+//
+// Creates a template from a graph (`data`) or from the graph of a flow the caller can read
+// (`from_flow_id`, which becomes `source_flow_id`); exactly one of them. The graph is checked
+// structurally like a flow's (422 `invalid-graph`); its empty required config values become the
+// template's `placeholders`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /templates (the `CreateTemplate` operationId).
+func (c *Client) CreateTemplateWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateTemplateRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateTemplate Create a template
+//
+// Creates a template from a graph (`data`) or from the graph of a flow the caller can read
+// (`from_flow_id`, which becomes `source_flow_id`); exactly one of them. The graph is checked
+// structurally like a flow's (422 `invalid-graph`); its empty required config values become the
+// template's `placeholders`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /templates (the `CreateTemplate` operationId).
+func (c *Client) CreateTemplate(ctx context.Context, body CreateTemplateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateTemplateRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SeedTemplates Seed the built-in templates
+//
+// Inserts the built-in templates that are missing, keyed on `system_key`; running it again inserts
+// nothing. With `force=true` it also resets every system template whose stored definition differs
+// from the shipped one (name, description, icon, graph, placeholders); `usage_count` is kept.
+// Categories, tags and icons are not seeded yet.
+//
+// Corresponds with POST /templates/seed (the `SeedTemplates` operationId).
+func (c *Client) SeedTemplates(ctx context.Context, params *SeedTemplatesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSeedTemplatesRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteTemplate Delete a template
+//
+// Deletes the template for good. Flows created from it keep working, with `template_id` null.
+// Built-in templates cannot be deleted (409 `system-resource`).
+//
+// Corresponds with DELETE /templates/{id} (the `DeleteTemplate` operationId).
+func (c *Client) DeleteTemplate(ctx context.Context, id TemplateID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteTemplateRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetTemplate Get a template
+//
+// The template with its graph and placeholders.
+//
+// Corresponds with GET /templates/{id} (the `GetTemplate` operationId).
+func (c *Client) GetTemplate(ctx context.Context, id TemplateID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetTemplateRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateTemplateWithBody Update a template
+//
+// A partial update: absent fields are unchanged and `{}` changes nothing. A new graph is checked
+// structurally (422 `invalid-graph`) and its placeholders are recomputed. Built-in templates cannot
+// be changed (409 `system-resource`); duplicate them instead.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PUT /templates/{id} (the `UpdateTemplate` operationId).
+func (c *Client) UpdateTemplateWithBody(ctx context.Context, id TemplateID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateTemplateRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateTemplate Update a template
+//
+// A partial update: absent fields are unchanged and `{}` changes nothing. A new graph is checked
+// structurally (422 `invalid-graph`) and its placeholders are recomputed. Built-in templates cannot
+// be changed (409 `system-resource`); duplicate them instead.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PUT /templates/{id} (the `UpdateTemplate` operationId).
+func (c *Client) UpdateTemplate(ctx context.Context, id TemplateID, body UpdateTemplateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateTemplateRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DuplicateTemplate Duplicate a template
+//
+// Copies the template as "`<name> (Copy)`", created by the caller, with `is_system=false`,
+// `usage_count` 0 and the same graph and placeholders. Built-in templates can be duplicated.
+//
+// Corresponds with POST /templates/{id}/duplicate (the `DuplicateTemplate` operationId).
+func (c *Client) DuplicateTemplate(ctx context.Context, id TemplateID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDuplicateTemplateRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateTemplateFlowWithBody Create a flow from a template
+//
+// Creates a draft flow owned by the caller with the template's graph and `template_id` set, and
+// snapshots it as version 1; the template's `usage_count` goes up by one in the same transaction.
+// The editor then asks for the template's `placeholders`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /templates/{id}/flows (the `CreateTemplateFlow` operationId).
+func (c *Client) CreateTemplateFlowWithBody(ctx context.Context, id TemplateID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateTemplateFlowRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateTemplateFlow Create a flow from a template
+//
+// Creates a draft flow owned by the caller with the template's graph and `template_id` set, and
+// snapshots it as version 1; the template's `usage_count` goes up by one in the same transaction.
+// The editor then asks for the template's `placeholders`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /templates/{id}/flows (the `CreateTemplateFlow` operationId).
+func (c *Client) CreateTemplateFlow(ctx context.Context, id TemplateID, body CreateTemplateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateTemplateFlowRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // ListUsers List users
 //
 // Every user, with filters and search over email and name.
@@ -3687,6 +4490,161 @@ func (c *Client) DeleteUserApiToken(ctx context.Context, userId PathUserID, id A
 		return nil, err
 	}
 	return c.Client.Do(req)
+}
+
+// NewCreateAgentConfigRequest calls the generic CreateAgentConfig builder with application/json body
+func NewCreateAgentConfigRequest(server string, body CreateAgentConfigJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreateAgentConfigRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewCreateAgentConfigRequestWithBody constructs an http.Request for the CreateAgentConfig method, with any body, and a specified content type
+func NewCreateAgentConfigRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/agent-configs")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewDeleteAgentConfigRequest constructs an http.Request for the DeleteAgentConfig method
+func NewDeleteAgentConfigRequest(server string, flowId AgentConfigFlowID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "flow_id", flowId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/agent-configs/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetAgentConfigRequest constructs an http.Request for the GetAgentConfig method
+func NewGetAgentConfigRequest(server string, flowId AgentConfigFlowID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "flow_id", flowId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/agent-configs/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewUpdateAgentConfigRequest calls the generic UpdateAgentConfig builder with application/json body
+func NewUpdateAgentConfigRequest(server string, flowId AgentConfigFlowID, body UpdateAgentConfigJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewUpdateAgentConfigRequestWithBody(server, flowId, "application/json", bodyReader)
+}
+
+// NewUpdateAgentConfigRequestWithBody constructs an http.Request for the UpdateAgentConfig method, with any body, and a specified content type
+func NewUpdateAgentConfigRequestWithBody(server string, flowId AgentConfigFlowID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "flow_id", flowId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/agent-configs/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPut, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
 }
 
 // NewListApiTokensRequest constructs an http.Request for the ListApiTokens method
@@ -4166,6 +5124,18 @@ func NewListFlowsRequest(server string, params *ListFlowsParams) (*http.Request,
 		if params.OwnerId != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "owner_id", *params.OwnerId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.TemplateId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "template_id", *params.TemplateId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -5299,6 +6269,398 @@ func NewSetTeamMembersRequestWithBody(server string, id TeamID, contentType stri
 	return req, nil
 }
 
+// NewListTemplatesRequest constructs an http.Request for the ListTemplates method
+func NewListTemplatesRequest(server string, params *ListTemplatesParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/templates")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Page != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "page", *params.Page, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.PageSize != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "page_size", *params.PageSize, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Search != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "search", *params.Search, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Sort != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "sort", *params.Sort, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "array", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.IsSystem != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "is_system", *params.IsSystem, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCreateTemplateRequest calls the generic CreateTemplate builder with application/json body
+func NewCreateTemplateRequest(server string, body CreateTemplateJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreateTemplateRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewCreateTemplateRequestWithBody constructs an http.Request for the CreateTemplate method, with any body, and a specified content type
+func NewCreateTemplateRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/templates")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewSeedTemplatesRequest constructs an http.Request for the SeedTemplates method
+func NewSeedTemplatesRequest(server string, params *SeedTemplatesParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/templates/seed")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Force != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "force", *params.Force, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewDeleteTemplateRequest constructs an http.Request for the DeleteTemplate method
+func NewDeleteTemplateRequest(server string, id TemplateID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/templates/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetTemplateRequest constructs an http.Request for the GetTemplate method
+func NewGetTemplateRequest(server string, id TemplateID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/templates/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewUpdateTemplateRequest calls the generic UpdateTemplate builder with application/json body
+func NewUpdateTemplateRequest(server string, id TemplateID, body UpdateTemplateJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewUpdateTemplateRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewUpdateTemplateRequestWithBody constructs an http.Request for the UpdateTemplate method, with any body, and a specified content type
+func NewUpdateTemplateRequestWithBody(server string, id TemplateID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/templates/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPut, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewDuplicateTemplateRequest constructs an http.Request for the DuplicateTemplate method
+func NewDuplicateTemplateRequest(server string, id TemplateID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/templates/%s/duplicate", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCreateTemplateFlowRequest calls the generic CreateTemplateFlow builder with application/json body
+func NewCreateTemplateFlowRequest(server string, id TemplateID, body CreateTemplateFlowJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreateTemplateFlowRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewCreateTemplateFlowRequestWithBody constructs an http.Request for the CreateTemplateFlow method, with any body, and a specified content type
+func NewCreateTemplateFlowRequestWithBody(server string, id TemplateID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/templates/%s/flows", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewListUsersRequest constructs an http.Request for the ListUsers method
 func NewListUsersRequest(server string, params *ListUsersParams) (*http.Request, error) {
 	var err error
@@ -5883,6 +7245,66 @@ func WithBaseURL(baseURL string) ClientOption {
 // ClientWithResponsesInterface is the interface specification for the client with responses above.
 type ClientWithResponsesInterface interface {
 
+	// CreateAgentConfigWithBodyWithResponse Create a flow's agent config
+	//
+	// Gives a flow its agent persona, which its AI nodes and reply suggestions use. The flow must be
+	// visible to the caller (404) and editable by them (403); a flow has at most one config
+	// (409 `already-exists`). `model` must be a chat model of the AI catalogue (422 `model-unknown`).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /agent-configs (the `CreateAgentConfig` operationId).
+	CreateAgentConfigWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateAgentConfigResponse, error)
+
+	// CreateAgentConfigWithResponse Create a flow's agent config
+	//
+	// Gives a flow its agent persona, which its AI nodes and reply suggestions use. The flow must be
+	// visible to the caller (404) and editable by them (403); a flow has at most one config
+	// (409 `already-exists`). `model` must be a chat model of the AI catalogue (422 `model-unknown`).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /agent-configs (the `CreateAgentConfig` operationId).
+	CreateAgentConfigWithResponse(ctx context.Context, body CreateAgentConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateAgentConfigResponse, error)
+
+	// DeleteAgentConfigWithResponse Delete a flow's agent config
+	//
+	// Removes the config; the flow's AI nodes fall back to the settings and server defaults. Needs the right to edit the flow (403).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /agent-configs/{flow_id} (the `DeleteAgentConfig` operationId).
+	DeleteAgentConfigWithResponse(ctx context.Context, flowId AgentConfigFlowID, reqEditors ...RequestEditorFn) (*DeleteAgentConfigResponse, error)
+
+	// GetAgentConfigWithResponse Get a flow's agent config
+	//
+	// The config follows its flow's visibility; a flow without one, or one the caller may not see, answers 404.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /agent-configs/{flow_id} (the `GetAgentConfig` operationId).
+	GetAgentConfigWithResponse(ctx context.Context, flowId AgentConfigFlowID, reqEditors ...RequestEditorFn) (*GetAgentConfigResponse, error)
+
+	// UpdateAgentConfigWithBodyWithResponse Update a flow's agent config
+	//
+	// A partial update: absent fields are unchanged, `null` clears `temperature`, `max_tokens` or
+	// `model`, and `{}` changes nothing. Needs the right to edit the flow (403).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /agent-configs/{flow_id} (the `UpdateAgentConfig` operationId).
+	UpdateAgentConfigWithBodyWithResponse(ctx context.Context, flowId AgentConfigFlowID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateAgentConfigResponse, error)
+
+	// UpdateAgentConfigWithResponse Update a flow's agent config
+	//
+	// A partial update: absent fields are unchanged, `null` clears `temperature`, `max_tokens` or
+	// `model`, and `{}` changes nothing. Needs the right to edit the flow (403).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /agent-configs/{flow_id} (the `UpdateAgentConfig` operationId).
+	UpdateAgentConfigWithResponse(ctx context.Context, flowId AgentConfigFlowID, body UpdateAgentConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateAgentConfigResponse, error)
+
 	// ListApiTokensWithResponse List my API tokens
 	//
 	// The caller's own tokens, revoked ones included (with `revoked_at`). Never the secrets.
@@ -6356,6 +7778,125 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with PUT /teams/{id}/members (the `SetTeamMembers` operationId).
 	SetTeamMembersWithResponse(ctx context.Context, id TeamID, body SetTeamMembersJSONRequestBody, reqEditors ...RequestEditorFn) (*SetTeamMembersResponse, error)
 
+	// ListTemplatesWithResponse List templates
+	//
+	// A page of template summaries (without `data`). Templates are organisation-wide: every holder of
+	// template:list sees every template, built-in ones included.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /templates (the `ListTemplates` operationId).
+	ListTemplatesWithResponse(ctx context.Context, params *ListTemplatesParams, reqEditors ...RequestEditorFn) (*ListTemplatesResponse, error)
+
+	// CreateTemplateWithBodyWithResponse Create a template
+	//
+	// Creates a template from a graph (`data`) or from the graph of a flow the caller can read
+	// (`from_flow_id`, which becomes `source_flow_id`); exactly one of them. The graph is checked
+	// structurally like a flow's (422 `invalid-graph`); its empty required config values become the
+	// template's `placeholders`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /templates (the `CreateTemplate` operationId).
+	CreateTemplateWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTemplateResponse, error)
+
+	// CreateTemplateWithResponse Create a template
+	//
+	// Creates a template from a graph (`data`) or from the graph of a flow the caller can read
+	// (`from_flow_id`, which becomes `source_flow_id`); exactly one of them. The graph is checked
+	// structurally like a flow's (422 `invalid-graph`); its empty required config values become the
+	// template's `placeholders`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /templates (the `CreateTemplate` operationId).
+	CreateTemplateWithResponse(ctx context.Context, body CreateTemplateJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTemplateResponse, error)
+
+	// SeedTemplatesWithResponse Seed the built-in templates
+	//
+	// Inserts the built-in templates that are missing, keyed on `system_key`; running it again inserts
+	// nothing. With `force=true` it also resets every system template whose stored definition differs
+	// from the shipped one (name, description, icon, graph, placeholders); `usage_count` is kept.
+	// Categories, tags and icons are not seeded yet.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /templates/seed (the `SeedTemplates` operationId).
+	SeedTemplatesWithResponse(ctx context.Context, params *SeedTemplatesParams, reqEditors ...RequestEditorFn) (*SeedTemplatesResponse, error)
+
+	// DeleteTemplateWithResponse Delete a template
+	//
+	// Deletes the template for good. Flows created from it keep working, with `template_id` null.
+	// Built-in templates cannot be deleted (409 `system-resource`).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /templates/{id} (the `DeleteTemplate` operationId).
+	DeleteTemplateWithResponse(ctx context.Context, id TemplateID, reqEditors ...RequestEditorFn) (*DeleteTemplateResponse, error)
+
+	// GetTemplateWithResponse Get a template
+	//
+	// The template with its graph and placeholders.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /templates/{id} (the `GetTemplate` operationId).
+	GetTemplateWithResponse(ctx context.Context, id TemplateID, reqEditors ...RequestEditorFn) (*GetTemplateResponse, error)
+
+	// UpdateTemplateWithBodyWithResponse Update a template
+	//
+	// A partial update: absent fields are unchanged and `{}` changes nothing. A new graph is checked
+	// structurally (422 `invalid-graph`) and its placeholders are recomputed. Built-in templates cannot
+	// be changed (409 `system-resource`); duplicate them instead.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /templates/{id} (the `UpdateTemplate` operationId).
+	UpdateTemplateWithBodyWithResponse(ctx context.Context, id TemplateID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateTemplateResponse, error)
+
+	// UpdateTemplateWithResponse Update a template
+	//
+	// A partial update: absent fields are unchanged and `{}` changes nothing. A new graph is checked
+	// structurally (422 `invalid-graph`) and its placeholders are recomputed. Built-in templates cannot
+	// be changed (409 `system-resource`); duplicate them instead.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /templates/{id} (the `UpdateTemplate` operationId).
+	UpdateTemplateWithResponse(ctx context.Context, id TemplateID, body UpdateTemplateJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateTemplateResponse, error)
+
+	// DuplicateTemplateWithResponse Duplicate a template
+	//
+	// Copies the template as "`<name> (Copy)`", created by the caller, with `is_system=false`,
+	// `usage_count` 0 and the same graph and placeholders. Built-in templates can be duplicated.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /templates/{id}/duplicate (the `DuplicateTemplate` operationId).
+	DuplicateTemplateWithResponse(ctx context.Context, id TemplateID, reqEditors ...RequestEditorFn) (*DuplicateTemplateResponse, error)
+
+	// CreateTemplateFlowWithBodyWithResponse Create a flow from a template
+	//
+	// Creates a draft flow owned by the caller with the template's graph and `template_id` set, and
+	// snapshots it as version 1; the template's `usage_count` goes up by one in the same transaction.
+	// The editor then asks for the template's `placeholders`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /templates/{id}/flows (the `CreateTemplateFlow` operationId).
+	CreateTemplateFlowWithBodyWithResponse(ctx context.Context, id TemplateID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTemplateFlowResponse, error)
+
+	// CreateTemplateFlowWithResponse Create a flow from a template
+	//
+	// Creates a draft flow owned by the caller with the template's graph and `template_id` set, and
+	// snapshots it as version 1; the template's `usage_count` goes up by one in the same transaction.
+	// The editor then asks for the template's `placeholders`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /templates/{id}/flows (the `CreateTemplateFlow` operationId).
+	CreateTemplateFlowWithResponse(ctx context.Context, id TemplateID, body CreateTemplateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTemplateFlowResponse, error)
+
 	// ListUsersWithResponse List users
 	//
 	// Every user, with filters and search over email and name.
@@ -6452,6 +7993,332 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with DELETE /users/{user_id}/api-tokens/{id} (the `DeleteUserApiToken` operationId).
 	DeleteUserApiTokenWithResponse(ctx context.Context, userId PathUserID, id ApiTokenID, reqEditors ...RequestEditorFn) (*DeleteUserApiTokenResponse, error)
+}
+
+// CreateAgentConfigResponse201Headers the declared response headers of an HTTP 201 response for CreateAgentConfig
+type CreateAgentConfigResponse201Headers struct {
+	Location   string
+	XRequestID *string
+}
+
+// CreateAgentConfigResponse409Headers the declared response headers of an HTTP 409 response for CreateAgentConfig
+type CreateAgentConfigResponse409Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// CreateAgentConfigResponse422Headers the declared response headers of an HTTP 422 response for CreateAgentConfig
+type CreateAgentConfigResponse422Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// CreateAgentConfigResponseDefaultHeaders the declared response headers of an HTTP default response for CreateAgentConfig
+type CreateAgentConfigResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type CreateAgentConfigResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *AgentConfig
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *CreateAgentConfigResponse201Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *CreateAgentConfigResponse409Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *CreateAgentConfigResponse422Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *CreateAgentConfigResponseDefaultHeaders
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r CreateAgentConfigResponse) GetJSON201() *AgentConfig {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r CreateAgentConfigResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r CreateAgentConfigResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r CreateAgentConfigResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateAgentConfigResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateAgentConfigResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateAgentConfigResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateAgentConfigResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// DeleteAgentConfigResponse204Headers the declared response headers of an HTTP 204 response for DeleteAgentConfig
+type DeleteAgentConfigResponse204Headers struct {
+	XRequestID *string
+}
+
+// DeleteAgentConfigResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteAgentConfig
+type DeleteAgentConfigResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type DeleteAgentConfigResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers204 the parsed response headers for an HTTP 204 response
+	Headers204 *DeleteAgentConfigResponse204Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *DeleteAgentConfigResponseDefaultHeaders
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r DeleteAgentConfigResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteAgentConfigResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteAgentConfigResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteAgentConfigResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteAgentConfigResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetAgentConfigResponse200Headers the declared response headers of an HTTP 200 response for GetAgentConfig
+type GetAgentConfigResponse200Headers struct {
+	XRequestID *string
+}
+
+// GetAgentConfigResponseDefaultHeaders the declared response headers of an HTTP default response for GetAgentConfig
+type GetAgentConfigResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type GetAgentConfigResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AgentConfig
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetAgentConfigResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetAgentConfigResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetAgentConfigResponse) GetJSON200() *AgentConfig {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetAgentConfigResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetAgentConfigResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetAgentConfigResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetAgentConfigResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetAgentConfigResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// UpdateAgentConfigResponse200Headers the declared response headers of an HTTP 200 response for UpdateAgentConfig
+type UpdateAgentConfigResponse200Headers struct {
+	XRequestID *string
+}
+
+// UpdateAgentConfigResponse422Headers the declared response headers of an HTTP 422 response for UpdateAgentConfig
+type UpdateAgentConfigResponse422Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// UpdateAgentConfigResponseDefaultHeaders the declared response headers of an HTTP default response for UpdateAgentConfig
+type UpdateAgentConfigResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type UpdateAgentConfigResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AgentConfig
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *UpdateAgentConfigResponse200Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *UpdateAgentConfigResponse422Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *UpdateAgentConfigResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r UpdateAgentConfigResponse) GetJSON200() *AgentConfig {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r UpdateAgentConfigResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r UpdateAgentConfigResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r UpdateAgentConfigResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r UpdateAgentConfigResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r UpdateAgentConfigResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r UpdateAgentConfigResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
 }
 
 // ListApiTokensResponse200Headers the declared response headers of an HTTP 200 response for ListApiTokens
@@ -9364,6 +11231,647 @@ func (r SetTeamMembersResponse) ContentType() string {
 	return ""
 }
 
+// ListTemplatesResponse200Headers the declared response headers of an HTTP 200 response for ListTemplates
+type ListTemplatesResponse200Headers struct {
+	XRequestID *string
+}
+
+// ListTemplatesResponseDefaultHeaders the declared response headers of an HTTP default response for ListTemplates
+type ListTemplatesResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type ListTemplatesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *TemplateSummaryPage
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListTemplatesResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ListTemplatesResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListTemplatesResponse) GetJSON200() *TemplateSummaryPage {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ListTemplatesResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ListTemplatesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListTemplatesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListTemplatesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListTemplatesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CreateTemplateResponse201Headers the declared response headers of an HTTP 201 response for CreateTemplate
+type CreateTemplateResponse201Headers struct {
+	Location   string
+	XRequestID *string
+}
+
+// CreateTemplateResponse422Headers the declared response headers of an HTTP 422 response for CreateTemplate
+type CreateTemplateResponse422Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// CreateTemplateResponseDefaultHeaders the declared response headers of an HTTP default response for CreateTemplate
+type CreateTemplateResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type CreateTemplateResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *Template
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *CreateTemplateResponse201Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *CreateTemplateResponse422Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *CreateTemplateResponseDefaultHeaders
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r CreateTemplateResponse) GetJSON201() *Template {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r CreateTemplateResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r CreateTemplateResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateTemplateResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateTemplateResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateTemplateResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateTemplateResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// SeedTemplatesResponse200Headers the declared response headers of an HTTP 200 response for SeedTemplates
+type SeedTemplatesResponse200Headers struct {
+	XRequestID *string
+}
+
+// SeedTemplatesResponseDefaultHeaders the declared response headers of an HTTP default response for SeedTemplates
+type SeedTemplatesResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type SeedTemplatesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *TemplateSeedResult
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *SeedTemplatesResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *SeedTemplatesResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r SeedTemplatesResponse) GetJSON200() *TemplateSeedResult {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r SeedTemplatesResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r SeedTemplatesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r SeedTemplatesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r SeedTemplatesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r SeedTemplatesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// DeleteTemplateResponse204Headers the declared response headers of an HTTP 204 response for DeleteTemplate
+type DeleteTemplateResponse204Headers struct {
+	XRequestID *string
+}
+
+// DeleteTemplateResponse409Headers the declared response headers of an HTTP 409 response for DeleteTemplate
+type DeleteTemplateResponse409Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// DeleteTemplateResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteTemplate
+type DeleteTemplateResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type DeleteTemplateResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers204 the parsed response headers for an HTTP 204 response
+	Headers204 *DeleteTemplateResponse204Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *DeleteTemplateResponse409Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *DeleteTemplateResponseDefaultHeaders
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r DeleteTemplateResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r DeleteTemplateResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteTemplateResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteTemplateResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteTemplateResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteTemplateResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetTemplateResponse200Headers the declared response headers of an HTTP 200 response for GetTemplate
+type GetTemplateResponse200Headers struct {
+	XRequestID *string
+}
+
+// GetTemplateResponseDefaultHeaders the declared response headers of an HTTP default response for GetTemplate
+type GetTemplateResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type GetTemplateResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Template
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetTemplateResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetTemplateResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetTemplateResponse) GetJSON200() *Template {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetTemplateResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetTemplateResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetTemplateResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetTemplateResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetTemplateResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// UpdateTemplateResponse200Headers the declared response headers of an HTTP 200 response for UpdateTemplate
+type UpdateTemplateResponse200Headers struct {
+	XRequestID *string
+}
+
+// UpdateTemplateResponse409Headers the declared response headers of an HTTP 409 response for UpdateTemplate
+type UpdateTemplateResponse409Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// UpdateTemplateResponse422Headers the declared response headers of an HTTP 422 response for UpdateTemplate
+type UpdateTemplateResponse422Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// UpdateTemplateResponseDefaultHeaders the declared response headers of an HTTP default response for UpdateTemplate
+type UpdateTemplateResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type UpdateTemplateResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Template
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *UpdateTemplateResponse200Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *UpdateTemplateResponse409Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *UpdateTemplateResponse422Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *UpdateTemplateResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r UpdateTemplateResponse) GetJSON200() *Template {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r UpdateTemplateResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r UpdateTemplateResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r UpdateTemplateResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r UpdateTemplateResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r UpdateTemplateResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r UpdateTemplateResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r UpdateTemplateResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// DuplicateTemplateResponse201Headers the declared response headers of an HTTP 201 response for DuplicateTemplate
+type DuplicateTemplateResponse201Headers struct {
+	Location   string
+	XRequestID *string
+}
+
+// DuplicateTemplateResponseDefaultHeaders the declared response headers of an HTTP default response for DuplicateTemplate
+type DuplicateTemplateResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type DuplicateTemplateResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *Template
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *DuplicateTemplateResponse201Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *DuplicateTemplateResponseDefaultHeaders
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r DuplicateTemplateResponse) GetJSON201() *Template {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r DuplicateTemplateResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r DuplicateTemplateResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DuplicateTemplateResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DuplicateTemplateResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DuplicateTemplateResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CreateTemplateFlowResponse201Headers the declared response headers of an HTTP 201 response for CreateTemplateFlow
+type CreateTemplateFlowResponse201Headers struct {
+	ETag       *string
+	Location   string
+	XRequestID *string
+}
+
+// CreateTemplateFlowResponse422Headers the declared response headers of an HTTP 422 response for CreateTemplateFlow
+type CreateTemplateFlowResponse422Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// CreateTemplateFlowResponseDefaultHeaders the declared response headers of an HTTP default response for CreateTemplateFlow
+type CreateTemplateFlowResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type CreateTemplateFlowResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *Flow
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *CreateTemplateFlowResponse201Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *CreateTemplateFlowResponse422Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *CreateTemplateFlowResponseDefaultHeaders
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r CreateTemplateFlowResponse) GetJSON201() *Flow {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r CreateTemplateFlowResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r CreateTemplateFlowResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateTemplateFlowResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateTemplateFlowResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateTemplateFlowResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateTemplateFlowResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // ListUsersResponse200Headers the declared response headers of an HTTP 200 response for ListUsers
 type ListUsersResponse200Headers struct {
 	XRequestID *string
@@ -10120,6 +12628,102 @@ func (r DeleteUserApiTokenResponse) ContentType() string {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
 	return ""
+}
+
+// CreateAgentConfigWithBodyWithResponse Create a flow's agent config
+//
+// Gives a flow its agent persona, which its AI nodes and reply suggestions use. The flow must be
+// visible to the caller (404) and editable by them (403); a flow has at most one config
+// (409 `already-exists`). `model` must be a chat model of the AI catalogue (422 `model-unknown`).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /agent-configs (the `CreateAgentConfig` operationId).
+func (c *ClientWithResponses) CreateAgentConfigWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateAgentConfigResponse, error) {
+	rsp, err := c.CreateAgentConfigWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateAgentConfigResponse(rsp)
+}
+
+// CreateAgentConfigWithResponse Create a flow's agent config
+//
+// Gives a flow its agent persona, which its AI nodes and reply suggestions use. The flow must be
+// visible to the caller (404) and editable by them (403); a flow has at most one config
+// (409 `already-exists`). `model` must be a chat model of the AI catalogue (422 `model-unknown`).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /agent-configs (the `CreateAgentConfig` operationId).
+func (c *ClientWithResponses) CreateAgentConfigWithResponse(ctx context.Context, body CreateAgentConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateAgentConfigResponse, error) {
+	rsp, err := c.CreateAgentConfig(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateAgentConfigResponse(rsp)
+}
+
+// DeleteAgentConfigWithResponse Delete a flow's agent config
+//
+// Removes the config; the flow's AI nodes fall back to the settings and server defaults. Needs the right to edit the flow (403).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /agent-configs/{flow_id} (the `DeleteAgentConfig` operationId).
+func (c *ClientWithResponses) DeleteAgentConfigWithResponse(ctx context.Context, flowId AgentConfigFlowID, reqEditors ...RequestEditorFn) (*DeleteAgentConfigResponse, error) {
+	rsp, err := c.DeleteAgentConfig(ctx, flowId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteAgentConfigResponse(rsp)
+}
+
+// GetAgentConfigWithResponse Get a flow's agent config
+//
+// The config follows its flow's visibility; a flow without one, or one the caller may not see, answers 404.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /agent-configs/{flow_id} (the `GetAgentConfig` operationId).
+func (c *ClientWithResponses) GetAgentConfigWithResponse(ctx context.Context, flowId AgentConfigFlowID, reqEditors ...RequestEditorFn) (*GetAgentConfigResponse, error) {
+	rsp, err := c.GetAgentConfig(ctx, flowId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetAgentConfigResponse(rsp)
+}
+
+// UpdateAgentConfigWithBodyWithResponse Update a flow's agent config
+//
+// A partial update: absent fields are unchanged, `null` clears `temperature`, `max_tokens` or
+// `model`, and `{}` changes nothing. Needs the right to edit the flow (403).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /agent-configs/{flow_id} (the `UpdateAgentConfig` operationId).
+func (c *ClientWithResponses) UpdateAgentConfigWithBodyWithResponse(ctx context.Context, flowId AgentConfigFlowID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateAgentConfigResponse, error) {
+	rsp, err := c.UpdateAgentConfigWithBody(ctx, flowId, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateAgentConfigResponse(rsp)
+}
+
+// UpdateAgentConfigWithResponse Update a flow's agent config
+//
+// A partial update: absent fields are unchanged, `null` clears `temperature`, `max_tokens` or
+// `model`, and `{}` changes nothing. Needs the right to edit the flow (403).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /agent-configs/{flow_id} (the `UpdateAgentConfig` operationId).
+func (c *ClientWithResponses) UpdateAgentConfigWithResponse(ctx context.Context, flowId AgentConfigFlowID, body UpdateAgentConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateAgentConfigResponse, error) {
+	rsp, err := c.UpdateAgentConfig(ctx, flowId, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateAgentConfigResponse(rsp)
 }
 
 // ListApiTokensWithResponse List my API tokens
@@ -10889,6 +13493,191 @@ func (c *ClientWithResponses) SetTeamMembersWithResponse(ctx context.Context, id
 	return ParseSetTeamMembersResponse(rsp)
 }
 
+// ListTemplatesWithResponse List templates
+//
+// A page of template summaries (without `data`). Templates are organisation-wide: every holder of
+// template:list sees every template, built-in ones included.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /templates (the `ListTemplates` operationId).
+func (c *ClientWithResponses) ListTemplatesWithResponse(ctx context.Context, params *ListTemplatesParams, reqEditors ...RequestEditorFn) (*ListTemplatesResponse, error) {
+	rsp, err := c.ListTemplates(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListTemplatesResponse(rsp)
+}
+
+// CreateTemplateWithBodyWithResponse Create a template
+//
+// Creates a template from a graph (`data`) or from the graph of a flow the caller can read
+// (`from_flow_id`, which becomes `source_flow_id`); exactly one of them. The graph is checked
+// structurally like a flow's (422 `invalid-graph`); its empty required config values become the
+// template's `placeholders`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /templates (the `CreateTemplate` operationId).
+func (c *ClientWithResponses) CreateTemplateWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTemplateResponse, error) {
+	rsp, err := c.CreateTemplateWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateTemplateResponse(rsp)
+}
+
+// CreateTemplateWithResponse Create a template
+//
+// Creates a template from a graph (`data`) or from the graph of a flow the caller can read
+// (`from_flow_id`, which becomes `source_flow_id`); exactly one of them. The graph is checked
+// structurally like a flow's (422 `invalid-graph`); its empty required config values become the
+// template's `placeholders`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /templates (the `CreateTemplate` operationId).
+func (c *ClientWithResponses) CreateTemplateWithResponse(ctx context.Context, body CreateTemplateJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTemplateResponse, error) {
+	rsp, err := c.CreateTemplate(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateTemplateResponse(rsp)
+}
+
+// SeedTemplatesWithResponse Seed the built-in templates
+//
+// Inserts the built-in templates that are missing, keyed on `system_key`; running it again inserts
+// nothing. With `force=true` it also resets every system template whose stored definition differs
+// from the shipped one (name, description, icon, graph, placeholders); `usage_count` is kept.
+// Categories, tags and icons are not seeded yet.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /templates/seed (the `SeedTemplates` operationId).
+func (c *ClientWithResponses) SeedTemplatesWithResponse(ctx context.Context, params *SeedTemplatesParams, reqEditors ...RequestEditorFn) (*SeedTemplatesResponse, error) {
+	rsp, err := c.SeedTemplates(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSeedTemplatesResponse(rsp)
+}
+
+// DeleteTemplateWithResponse Delete a template
+//
+// Deletes the template for good. Flows created from it keep working, with `template_id` null.
+// Built-in templates cannot be deleted (409 `system-resource`).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /templates/{id} (the `DeleteTemplate` operationId).
+func (c *ClientWithResponses) DeleteTemplateWithResponse(ctx context.Context, id TemplateID, reqEditors ...RequestEditorFn) (*DeleteTemplateResponse, error) {
+	rsp, err := c.DeleteTemplate(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteTemplateResponse(rsp)
+}
+
+// GetTemplateWithResponse Get a template
+//
+// The template with its graph and placeholders.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /templates/{id} (the `GetTemplate` operationId).
+func (c *ClientWithResponses) GetTemplateWithResponse(ctx context.Context, id TemplateID, reqEditors ...RequestEditorFn) (*GetTemplateResponse, error) {
+	rsp, err := c.GetTemplate(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetTemplateResponse(rsp)
+}
+
+// UpdateTemplateWithBodyWithResponse Update a template
+//
+// A partial update: absent fields are unchanged and `{}` changes nothing. A new graph is checked
+// structurally (422 `invalid-graph`) and its placeholders are recomputed. Built-in templates cannot
+// be changed (409 `system-resource`); duplicate them instead.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /templates/{id} (the `UpdateTemplate` operationId).
+func (c *ClientWithResponses) UpdateTemplateWithBodyWithResponse(ctx context.Context, id TemplateID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateTemplateResponse, error) {
+	rsp, err := c.UpdateTemplateWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateTemplateResponse(rsp)
+}
+
+// UpdateTemplateWithResponse Update a template
+//
+// A partial update: absent fields are unchanged and `{}` changes nothing. A new graph is checked
+// structurally (422 `invalid-graph`) and its placeholders are recomputed. Built-in templates cannot
+// be changed (409 `system-resource`); duplicate them instead.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /templates/{id} (the `UpdateTemplate` operationId).
+func (c *ClientWithResponses) UpdateTemplateWithResponse(ctx context.Context, id TemplateID, body UpdateTemplateJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateTemplateResponse, error) {
+	rsp, err := c.UpdateTemplate(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateTemplateResponse(rsp)
+}
+
+// DuplicateTemplateWithResponse Duplicate a template
+//
+// Copies the template as "`<name> (Copy)`", created by the caller, with `is_system=false`,
+// `usage_count` 0 and the same graph and placeholders. Built-in templates can be duplicated.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /templates/{id}/duplicate (the `DuplicateTemplate` operationId).
+func (c *ClientWithResponses) DuplicateTemplateWithResponse(ctx context.Context, id TemplateID, reqEditors ...RequestEditorFn) (*DuplicateTemplateResponse, error) {
+	rsp, err := c.DuplicateTemplate(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDuplicateTemplateResponse(rsp)
+}
+
+// CreateTemplateFlowWithBodyWithResponse Create a flow from a template
+//
+// Creates a draft flow owned by the caller with the template's graph and `template_id` set, and
+// snapshots it as version 1; the template's `usage_count` goes up by one in the same transaction.
+// The editor then asks for the template's `placeholders`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /templates/{id}/flows (the `CreateTemplateFlow` operationId).
+func (c *ClientWithResponses) CreateTemplateFlowWithBodyWithResponse(ctx context.Context, id TemplateID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTemplateFlowResponse, error) {
+	rsp, err := c.CreateTemplateFlowWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateTemplateFlowResponse(rsp)
+}
+
+// CreateTemplateFlowWithResponse Create a flow from a template
+//
+// Creates a draft flow owned by the caller with the template's graph and `template_id` set, and
+// snapshots it as version 1; the template's `usage_count` goes up by one in the same transaction.
+// The editor then asks for the template's `placeholders`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /templates/{id}/flows (the `CreateTemplateFlow` operationId).
+func (c *ClientWithResponses) CreateTemplateFlowWithResponse(ctx context.Context, id TemplateID, body CreateTemplateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTemplateFlowResponse, error) {
+	rsp, err := c.CreateTemplateFlow(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateTemplateFlowResponse(rsp)
+}
+
 // ListUsersWithResponse List users
 //
 // Every user, with filters and search over email and name.
@@ -11044,6 +13833,578 @@ func (c *ClientWithResponses) DeleteUserApiTokenWithResponse(ctx context.Context
 		return nil, err
 	}
 	return ParseDeleteUserApiTokenResponse(rsp)
+}
+
+// ParseCreateAgentConfigResponse parses an HTTP response from a CreateAgentConfigWithResponse call
+func ParseCreateAgentConfigResponse(rsp *http.Response) (*CreateAgentConfigResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateAgentConfigResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest AgentConfig
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers CreateAgentConfigResponse201Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 409:
+		var headers CreateAgentConfigResponse409Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 422:
+		var headers CreateAgentConfigResponse422Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers422 = &headers
+	case true:
+		var headers CreateAgentConfigResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDeleteAgentConfigResponse parses an HTTP response from a DeleteAgentConfigWithResponse call
+func ParseDeleteAgentConfigResponse(rsp *http.Response) (*DeleteAgentConfigResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteAgentConfigResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		var headers DeleteAgentConfigResponse204Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers204 = &headers
+	case true:
+		var headers DeleteAgentConfigResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetAgentConfigResponse parses an HTTP response from a GetAgentConfigWithResponse call
+func ParseGetAgentConfigResponse(rsp *http.Response) (*GetAgentConfigResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetAgentConfigResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AgentConfig
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetAgentConfigResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers GetAgentConfigResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseUpdateAgentConfigResponse parses an HTTP response from a UpdateAgentConfigWithResponse call
+func ParseUpdateAgentConfigResponse(rsp *http.Response) (*UpdateAgentConfigResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &UpdateAgentConfigResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AgentConfig
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers UpdateAgentConfigResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 422:
+		var headers UpdateAgentConfigResponse422Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers422 = &headers
+	case true:
+		var headers UpdateAgentConfigResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
 }
 
 // ParseListApiTokensResponse parses an HTTP response from a ListApiTokensWithResponse call
@@ -16179,6 +19540,1109 @@ func ParseSetTeamMembersResponse(rsp *http.Response) (*SetTeamMembersResponse, e
 	return response, nil
 }
 
+// ParseListTemplatesResponse parses an HTTP response from a ListTemplatesWithResponse call
+func ParseListTemplatesResponse(rsp *http.Response) (*ListTemplatesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListTemplatesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest TemplateSummaryPage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListTemplatesResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers ListTemplatesResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCreateTemplateResponse parses an HTTP response from a CreateTemplateWithResponse call
+func ParseCreateTemplateResponse(rsp *http.Response) (*CreateTemplateResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateTemplateResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest Template
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers CreateTemplateResponse201Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 422:
+		var headers CreateTemplateResponse422Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers422 = &headers
+	case true:
+		var headers CreateTemplateResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseSeedTemplatesResponse parses an HTTP response from a SeedTemplatesWithResponse call
+func ParseSeedTemplatesResponse(rsp *http.Response) (*SeedTemplatesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &SeedTemplatesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest TemplateSeedResult
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers SeedTemplatesResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers SeedTemplatesResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDeleteTemplateResponse parses an HTTP response from a DeleteTemplateWithResponse call
+func ParseDeleteTemplateResponse(rsp *http.Response) (*DeleteTemplateResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteTemplateResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		var headers DeleteTemplateResponse204Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers204 = &headers
+	case rsp.StatusCode == 409:
+		var headers DeleteTemplateResponse409Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers409 = &headers
+	case true:
+		var headers DeleteTemplateResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetTemplateResponse parses an HTTP response from a GetTemplateWithResponse call
+func ParseGetTemplateResponse(rsp *http.Response) (*GetTemplateResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetTemplateResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Template
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetTemplateResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers GetTemplateResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseUpdateTemplateResponse parses an HTTP response from a UpdateTemplateWithResponse call
+func ParseUpdateTemplateResponse(rsp *http.Response) (*UpdateTemplateResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &UpdateTemplateResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Template
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers UpdateTemplateResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 409:
+		var headers UpdateTemplateResponse409Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 422:
+		var headers UpdateTemplateResponse422Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers422 = &headers
+	case true:
+		var headers UpdateTemplateResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDuplicateTemplateResponse parses an HTTP response from a DuplicateTemplateWithResponse call
+func ParseDuplicateTemplateResponse(rsp *http.Response) (*DuplicateTemplateResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DuplicateTemplateResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest Template
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers DuplicateTemplateResponse201Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers201 = &headers
+	case true:
+		var headers DuplicateTemplateResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCreateTemplateFlowResponse parses an HTTP response from a CreateTemplateFlowWithResponse call
+func ParseCreateTemplateFlowResponse(rsp *http.Response) (*CreateTemplateFlowResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateTemplateFlowResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest Flow
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers CreateTemplateFlowResponse201Headers
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = &value
+		}
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 422:
+		var headers CreateTemplateFlowResponse422Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers422 = &headers
+	case true:
+		var headers CreateTemplateFlowResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
 // ParseListUsersResponse parses an HTTP response from a ListUsersWithResponse call
 func ParseListUsersResponse(rsp *http.Response) (*ListUsersResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -17527,6 +21991,18 @@ func ParseDeleteUserApiTokenResponse(rsp *http.Response) (*DeleteUserApiTokenRes
 
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
+	// CreateAgentConfig Create a flow's agent config
+	// (POST /agent-configs)
+	CreateAgentConfig(ctx echo.Context) error
+	// DeleteAgentConfig Delete a flow's agent config
+	// (DELETE /agent-configs/{flow_id})
+	DeleteAgentConfig(ctx echo.Context, flowId AgentConfigFlowID) error
+	// GetAgentConfig Get a flow's agent config
+	// (GET /agent-configs/{flow_id})
+	GetAgentConfig(ctx echo.Context, flowId AgentConfigFlowID) error
+	// UpdateAgentConfig Update a flow's agent config
+	// (PUT /agent-configs/{flow_id})
+	UpdateAgentConfig(ctx echo.Context, flowId AgentConfigFlowID) error
 	// ListApiTokens List my API tokens
 	// (GET /api-tokens)
 	ListApiTokens(ctx echo.Context, params ListApiTokensParams) error
@@ -17632,6 +22108,30 @@ type ServerInterface interface {
 	// SetTeamMembers Set a team's members
 	// (PUT /teams/{id}/members)
 	SetTeamMembers(ctx echo.Context, id TeamID) error
+	// ListTemplates List templates
+	// (GET /templates)
+	ListTemplates(ctx echo.Context, params ListTemplatesParams) error
+	// CreateTemplate Create a template
+	// (POST /templates)
+	CreateTemplate(ctx echo.Context) error
+	// SeedTemplates Seed the built-in templates
+	// (POST /templates/seed)
+	SeedTemplates(ctx echo.Context, params SeedTemplatesParams) error
+	// DeleteTemplate Delete a template
+	// (DELETE /templates/{id})
+	DeleteTemplate(ctx echo.Context, id TemplateID) error
+	// GetTemplate Get a template
+	// (GET /templates/{id})
+	GetTemplate(ctx echo.Context, id TemplateID) error
+	// UpdateTemplate Update a template
+	// (PUT /templates/{id})
+	UpdateTemplate(ctx echo.Context, id TemplateID) error
+	// DuplicateTemplate Duplicate a template
+	// (POST /templates/{id}/duplicate)
+	DuplicateTemplate(ctx echo.Context, id TemplateID) error
+	// CreateTemplateFlow Create a flow from a template
+	// (POST /templates/{id}/flows)
+	CreateTemplateFlow(ctx echo.Context, id TemplateID) error
 	// ListUsers List users
 	// (GET /users)
 	ListUsers(ctx echo.Context, params ListUsersParams) error
@@ -17664,6 +22164,63 @@ type ServerInterface interface {
 // ServerInterfaceWrapper converts echo contexts to parameters.
 type ServerInterfaceWrapper struct {
 	Handler ServerInterface
+}
+
+// CreateAgentConfig converts echo context to params.
+func (w *ServerInterfaceWrapper) CreateAgentConfig(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CreateAgentConfig(ctx)
+	return err
+}
+
+// DeleteAgentConfig converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteAgentConfig(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "flow_id" -------------
+	var flowId AgentConfigFlowID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "flow_id", ctx.Param("flow_id"), &flowId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter flow_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteAgentConfig(ctx, flowId)
+	return err
+}
+
+// GetAgentConfig converts echo context to params.
+func (w *ServerInterfaceWrapper) GetAgentConfig(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "flow_id" -------------
+	var flowId AgentConfigFlowID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "flow_id", ctx.Param("flow_id"), &flowId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter flow_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetAgentConfig(ctx, flowId)
+	return err
+}
+
+// UpdateAgentConfig converts echo context to params.
+func (w *ServerInterfaceWrapper) UpdateAgentConfig(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "flow_id" -------------
+	var flowId AgentConfigFlowID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "flow_id", ctx.Param("flow_id"), &flowId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter flow_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UpdateAgentConfig(ctx, flowId)
+	return err
 }
 
 // ListApiTokens converts echo context to params.
@@ -17846,6 +22403,13 @@ func (w *ServerInterfaceWrapper) ListFlows(ctx echo.Context) error {
 	err = runtime.BindQueryParameterWithOptions("form", true, false, "owner_id", ctx.QueryParams(), &params.OwnerId, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
 	if err != nil {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter owner_id: %s", err))
+	}
+
+	// ------------- Optional query parameter "template_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "template_id", ctx.QueryParams(), &params.TemplateId, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter template_id: %s", err))
 	}
 
 	// ------------- Optional query parameter "include_stats" -------------
@@ -18326,6 +22890,159 @@ func (w *ServerInterfaceWrapper) SetTeamMembers(ctx echo.Context) error {
 	return err
 }
 
+// ListTemplates converts echo context to params.
+func (w *ServerInterfaceWrapper) ListTemplates(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListTemplatesParams
+	// ------------- Optional query parameter "page" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "page", ctx.QueryParams(), &params.Page, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter page: %s", err))
+	}
+
+	// ------------- Optional query parameter "page_size" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "page_size", ctx.QueryParams(), &params.PageSize, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter page_size: %s", err))
+	}
+
+	// ------------- Optional query parameter "search" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "search", ctx.QueryParams(), &params.Search, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter search: %s", err))
+	}
+
+	// ------------- Optional query parameter "sort" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", false, false, "sort", ctx.QueryParams(), &params.Sort, runtime.BindQueryParameterOptions{Type: "array", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter sort: %s", err))
+	}
+
+	// ------------- Optional query parameter "is_system" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "is_system", ctx.QueryParams(), &params.IsSystem, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter is_system: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListTemplates(ctx, params)
+	return err
+}
+
+// CreateTemplate converts echo context to params.
+func (w *ServerInterfaceWrapper) CreateTemplate(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CreateTemplate(ctx)
+	return err
+}
+
+// SeedTemplates converts echo context to params.
+func (w *ServerInterfaceWrapper) SeedTemplates(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params SeedTemplatesParams
+	// ------------- Optional query parameter "force" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "force", ctx.QueryParams(), &params.Force, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter force: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.SeedTemplates(ctx, params)
+	return err
+}
+
+// DeleteTemplate converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteTemplate(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id TemplateID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteTemplate(ctx, id)
+	return err
+}
+
+// GetTemplate converts echo context to params.
+func (w *ServerInterfaceWrapper) GetTemplate(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id TemplateID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetTemplate(ctx, id)
+	return err
+}
+
+// UpdateTemplate converts echo context to params.
+func (w *ServerInterfaceWrapper) UpdateTemplate(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id TemplateID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UpdateTemplate(ctx, id)
+	return err
+}
+
+// DuplicateTemplate converts echo context to params.
+func (w *ServerInterfaceWrapper) DuplicateTemplate(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id TemplateID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DuplicateTemplate(ctx, id)
+	return err
+}
+
+// CreateTemplateFlow converts echo context to params.
+func (w *ServerInterfaceWrapper) CreateTemplateFlow(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id TemplateID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CreateTemplateFlow(ctx, id)
+	return err
+}
+
 // ListUsers converts echo context to params.
 func (w *ServerInterfaceWrapper) ListUsers(ctx echo.Context) error {
 	var err error
@@ -18661,6 +23378,18 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/flows/:id/versions", wrapper.CreateFlowVersion, options.OperationMiddlewares["createFlowVersion"]...)
 	router.GET(options.BaseURL+"/flows/:id/versions/:version", wrapper.GetFlowVersion, options.OperationMiddlewares["getFlowVersion"]...)
 	router.POST(options.BaseURL+"/flows/:id/versions/:version/restore", wrapper.RestoreFlowVersion, options.OperationMiddlewares["restoreFlowVersion"]...)
+	router.POST(options.BaseURL+"/agent-configs", wrapper.CreateAgentConfig, options.OperationMiddlewares["createAgentConfig"]...)
+	router.DELETE(options.BaseURL+"/agent-configs/:flow_id", wrapper.DeleteAgentConfig, options.OperationMiddlewares["deleteAgentConfig"]...)
+	router.GET(options.BaseURL+"/agent-configs/:flow_id", wrapper.GetAgentConfig, options.OperationMiddlewares["getAgentConfig"]...)
+	router.PUT(options.BaseURL+"/agent-configs/:flow_id", wrapper.UpdateAgentConfig, options.OperationMiddlewares["updateAgentConfig"]...)
+	router.GET(options.BaseURL+"/templates", wrapper.ListTemplates, options.OperationMiddlewares["listTemplates"]...)
+	router.POST(options.BaseURL+"/templates", wrapper.CreateTemplate, options.OperationMiddlewares["createTemplate"]...)
+	router.POST(options.BaseURL+"/templates/seed", wrapper.SeedTemplates, options.OperationMiddlewares["seedTemplates"]...)
+	router.DELETE(options.BaseURL+"/templates/:id", wrapper.DeleteTemplate, options.OperationMiddlewares["deleteTemplate"]...)
+	router.GET(options.BaseURL+"/templates/:id", wrapper.GetTemplate, options.OperationMiddlewares["getTemplate"]...)
+	router.PUT(options.BaseURL+"/templates/:id", wrapper.UpdateTemplate, options.OperationMiddlewares["updateTemplate"]...)
+	router.POST(options.BaseURL+"/templates/:id/duplicate", wrapper.DuplicateTemplate, options.OperationMiddlewares["duplicateTemplate"]...)
+	router.POST(options.BaseURL+"/templates/:id/flows", wrapper.CreateTemplateFlow, options.OperationMiddlewares["createTemplateFlow"]...)
 
 }
 
@@ -18724,6 +23453,427 @@ type UserJSONResponse struct {
 	Body User
 
 	Headers UserResponseHeaders
+}
+
+type CreateAgentConfigRequestObject struct {
+	Body *CreateAgentConfigJSONRequestBody
+}
+
+type CreateAgentConfigResponseObject interface {
+	VisitCreateAgentConfigResponse(w http.ResponseWriter) error
+}
+
+type CreateAgentConfig201ResponseHeaders struct {
+	Location   string
+	XRequestID *string
+}
+
+type CreateAgentConfig201JSONResponse struct {
+	Body    AgentConfig
+	Headers CreateAgentConfig201ResponseHeaders
+}
+
+func (response CreateAgentConfig201JSONResponse) VisitCreateAgentConfigResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateAgentConfig409ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response CreateAgentConfig409ApplicationProblemPlusJSONResponse) VisitCreateAgentConfigResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateAgentConfig422ResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type CreateAgentConfig422ApplicationProblemPlusJSONResponse struct {
+	Body    Problem
+	Headers CreateAgentConfig422ResponseHeaders
+}
+
+func (response CreateAgentConfig422ApplicationProblemPlusJSONResponse) VisitCreateAgentConfigResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateAgentConfigdefaultResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type CreateAgentConfigdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    CreateAgentConfigdefaultResponseHeaders
+	StatusCode int
+}
+
+func (response CreateAgentConfigdefaultApplicationProblemPlusJSONResponse) VisitCreateAgentConfigResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteAgentConfigRequestObject struct {
+	FlowId AgentConfigFlowID `json:"flow_id"`
+}
+
+type DeleteAgentConfigResponseObject interface {
+	VisitDeleteAgentConfigResponse(w http.ResponseWriter) error
+}
+
+type DeleteAgentConfig204ResponseHeaders struct {
+	XRequestID *string
+}
+
+type DeleteAgentConfig204Response struct {
+	Headers DeleteAgentConfig204ResponseHeaders
+}
+
+func (response DeleteAgentConfig204Response) VisitDeleteAgentConfigResponse(w http.ResponseWriter) error {
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(204)
+	return nil
+}
+
+type DeleteAgentConfigdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response DeleteAgentConfigdefaultApplicationProblemPlusJSONResponse) VisitDeleteAgentConfigResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAgentConfigRequestObject struct {
+	FlowId AgentConfigFlowID `json:"flow_id"`
+}
+
+type GetAgentConfigResponseObject interface {
+	VisitGetAgentConfigResponse(w http.ResponseWriter) error
+}
+
+type GetAgentConfig200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type GetAgentConfig200JSONResponse struct {
+	Body    AgentConfig
+	Headers GetAgentConfig200ResponseHeaders
+}
+
+func (response GetAgentConfig200JSONResponse) VisitGetAgentConfigResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAgentConfigdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response GetAgentConfigdefaultApplicationProblemPlusJSONResponse) VisitGetAgentConfigResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateAgentConfigRequestObject struct {
+	FlowId AgentConfigFlowID `json:"flow_id"`
+	Body   *UpdateAgentConfigJSONRequestBody
+}
+
+type UpdateAgentConfigResponseObject interface {
+	VisitUpdateAgentConfigResponse(w http.ResponseWriter) error
+}
+
+type UpdateAgentConfig200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type UpdateAgentConfig200JSONResponse struct {
+	Body    AgentConfig
+	Headers UpdateAgentConfig200ResponseHeaders
+}
+
+func (response UpdateAgentConfig200JSONResponse) VisitUpdateAgentConfigResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateAgentConfig422ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateAgentConfig422ApplicationProblemPlusJSONResponse) VisitUpdateAgentConfigResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateAgentConfigdefaultResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type UpdateAgentConfigdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UpdateAgentConfigdefaultResponseHeaders
+	StatusCode int
+}
+
+func (response UpdateAgentConfigdefaultApplicationProblemPlusJSONResponse) VisitUpdateAgentConfigResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
 }
 
 type ListApiTokensRequestObject struct {
@@ -22447,6 +27597,814 @@ func (response SetTeamMembersdefaultApplicationProblemPlusJSONResponse) VisitSet
 	return err
 }
 
+type ListTemplatesRequestObject struct {
+	Params ListTemplatesParams
+}
+
+type ListTemplatesResponseObject interface {
+	VisitListTemplatesResponse(w http.ResponseWriter) error
+}
+
+type ListTemplates200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type ListTemplates200JSONResponse struct {
+	Body    TemplateSummaryPage
+	Headers ListTemplates200ResponseHeaders
+}
+
+func (response ListTemplates200JSONResponse) VisitListTemplatesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListTemplatesdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response ListTemplatesdefaultApplicationProblemPlusJSONResponse) VisitListTemplatesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateTemplateRequestObject struct {
+	Body *CreateTemplateJSONRequestBody
+}
+
+type CreateTemplateResponseObject interface {
+	VisitCreateTemplateResponse(w http.ResponseWriter) error
+}
+
+type CreateTemplate201ResponseHeaders struct {
+	Location   string
+	XRequestID *string
+}
+
+type CreateTemplate201JSONResponse struct {
+	Body    Template
+	Headers CreateTemplate201ResponseHeaders
+}
+
+func (response CreateTemplate201JSONResponse) VisitCreateTemplateResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateTemplate422ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response CreateTemplate422ApplicationProblemPlusJSONResponse) VisitCreateTemplateResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateTemplatedefaultResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type CreateTemplatedefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    CreateTemplatedefaultResponseHeaders
+	StatusCode int
+}
+
+func (response CreateTemplatedefaultApplicationProblemPlusJSONResponse) VisitCreateTemplateResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SeedTemplatesRequestObject struct {
+	Params SeedTemplatesParams
+}
+
+type SeedTemplatesResponseObject interface {
+	VisitSeedTemplatesResponse(w http.ResponseWriter) error
+}
+
+type SeedTemplates200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type SeedTemplates200JSONResponse struct {
+	Body    TemplateSeedResult
+	Headers SeedTemplates200ResponseHeaders
+}
+
+func (response SeedTemplates200JSONResponse) VisitSeedTemplatesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SeedTemplatesdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response SeedTemplatesdefaultApplicationProblemPlusJSONResponse) VisitSeedTemplatesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteTemplateRequestObject struct {
+	Id TemplateID `json:"id"`
+}
+
+type DeleteTemplateResponseObject interface {
+	VisitDeleteTemplateResponse(w http.ResponseWriter) error
+}
+
+type DeleteTemplate204ResponseHeaders struct {
+	XRequestID *string
+}
+
+type DeleteTemplate204Response struct {
+	Headers DeleteTemplate204ResponseHeaders
+}
+
+func (response DeleteTemplate204Response) VisitDeleteTemplateResponse(w http.ResponseWriter) error {
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(204)
+	return nil
+}
+
+type DeleteTemplate409ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteTemplate409ApplicationProblemPlusJSONResponse) VisitDeleteTemplateResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteTemplatedefaultResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type DeleteTemplatedefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    DeleteTemplatedefaultResponseHeaders
+	StatusCode int
+}
+
+func (response DeleteTemplatedefaultApplicationProblemPlusJSONResponse) VisitDeleteTemplateResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetTemplateRequestObject struct {
+	Id TemplateID `json:"id"`
+}
+
+type GetTemplateResponseObject interface {
+	VisitGetTemplateResponse(w http.ResponseWriter) error
+}
+
+type GetTemplate200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type GetTemplate200JSONResponse struct {
+	Body    Template
+	Headers GetTemplate200ResponseHeaders
+}
+
+func (response GetTemplate200JSONResponse) VisitGetTemplateResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetTemplatedefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response GetTemplatedefaultApplicationProblemPlusJSONResponse) VisitGetTemplateResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateTemplateRequestObject struct {
+	Id   TemplateID `json:"id"`
+	Body *UpdateTemplateJSONRequestBody
+}
+
+type UpdateTemplateResponseObject interface {
+	VisitUpdateTemplateResponse(w http.ResponseWriter) error
+}
+
+type UpdateTemplate200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type UpdateTemplate200JSONResponse struct {
+	Body    Template
+	Headers UpdateTemplate200ResponseHeaders
+}
+
+func (response UpdateTemplate200JSONResponse) VisitUpdateTemplateResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateTemplate409ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateTemplate409ApplicationProblemPlusJSONResponse) VisitUpdateTemplateResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateTemplate422ResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type UpdateTemplate422ApplicationProblemPlusJSONResponse struct {
+	Body    Problem
+	Headers UpdateTemplate422ResponseHeaders
+}
+
+func (response UpdateTemplate422ApplicationProblemPlusJSONResponse) VisitUpdateTemplateResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateTemplatedefaultResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type UpdateTemplatedefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UpdateTemplatedefaultResponseHeaders
+	StatusCode int
+}
+
+func (response UpdateTemplatedefaultApplicationProblemPlusJSONResponse) VisitUpdateTemplateResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DuplicateTemplateRequestObject struct {
+	Id TemplateID `json:"id"`
+}
+
+type DuplicateTemplateResponseObject interface {
+	VisitDuplicateTemplateResponse(w http.ResponseWriter) error
+}
+
+type DuplicateTemplate201ResponseHeaders struct {
+	Location   string
+	XRequestID *string
+}
+
+type DuplicateTemplate201JSONResponse struct {
+	Body    Template
+	Headers DuplicateTemplate201ResponseHeaders
+}
+
+func (response DuplicateTemplate201JSONResponse) VisitDuplicateTemplateResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DuplicateTemplatedefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response DuplicateTemplatedefaultApplicationProblemPlusJSONResponse) VisitDuplicateTemplateResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateTemplateFlowRequestObject struct {
+	Id   TemplateID `json:"id"`
+	Body *CreateTemplateFlowJSONRequestBody
+}
+
+type CreateTemplateFlowResponseObject interface {
+	VisitCreateTemplateFlowResponse(w http.ResponseWriter) error
+}
+
+type CreateTemplateFlow201ResponseHeaders struct {
+	ETag       *string
+	Location   string
+	XRequestID *string
+}
+
+type CreateTemplateFlow201JSONResponse struct {
+	Body    Flow
+	Headers CreateTemplateFlow201ResponseHeaders
+}
+
+func (response CreateTemplateFlow201JSONResponse) VisitCreateTemplateFlowResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateTemplateFlow422ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response CreateTemplateFlow422ApplicationProblemPlusJSONResponse) VisitCreateTemplateFlowResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateTemplateFlowdefaultResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type CreateTemplateFlowdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    CreateTemplateFlowdefaultResponseHeaders
+	StatusCode int
+}
+
+func (response CreateTemplateFlowdefaultApplicationProblemPlusJSONResponse) VisitCreateTemplateFlowResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListUsersRequestObject struct {
 	Params ListUsersParams
 }
@@ -23421,6 +29379,18 @@ func (response DeleteUserApiTokendefaultApplicationProblemPlusJSONResponse) Visi
 
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
+	// CreateAgentConfig Create a flow's agent config
+	// (POST /agent-configs)
+	CreateAgentConfig(ctx context.Context, request CreateAgentConfigRequestObject) (CreateAgentConfigResponseObject, error)
+	// DeleteAgentConfig Delete a flow's agent config
+	// (DELETE /agent-configs/{flow_id})
+	DeleteAgentConfig(ctx context.Context, request DeleteAgentConfigRequestObject) (DeleteAgentConfigResponseObject, error)
+	// GetAgentConfig Get a flow's agent config
+	// (GET /agent-configs/{flow_id})
+	GetAgentConfig(ctx context.Context, request GetAgentConfigRequestObject) (GetAgentConfigResponseObject, error)
+	// UpdateAgentConfig Update a flow's agent config
+	// (PUT /agent-configs/{flow_id})
+	UpdateAgentConfig(ctx context.Context, request UpdateAgentConfigRequestObject) (UpdateAgentConfigResponseObject, error)
 	// ListApiTokens List my API tokens
 	// (GET /api-tokens)
 	ListApiTokens(ctx context.Context, request ListApiTokensRequestObject) (ListApiTokensResponseObject, error)
@@ -23526,6 +29496,30 @@ type StrictServerInterface interface {
 	// SetTeamMembers Set a team's members
 	// (PUT /teams/{id}/members)
 	SetTeamMembers(ctx context.Context, request SetTeamMembersRequestObject) (SetTeamMembersResponseObject, error)
+	// ListTemplates List templates
+	// (GET /templates)
+	ListTemplates(ctx context.Context, request ListTemplatesRequestObject) (ListTemplatesResponseObject, error)
+	// CreateTemplate Create a template
+	// (POST /templates)
+	CreateTemplate(ctx context.Context, request CreateTemplateRequestObject) (CreateTemplateResponseObject, error)
+	// SeedTemplates Seed the built-in templates
+	// (POST /templates/seed)
+	SeedTemplates(ctx context.Context, request SeedTemplatesRequestObject) (SeedTemplatesResponseObject, error)
+	// DeleteTemplate Delete a template
+	// (DELETE /templates/{id})
+	DeleteTemplate(ctx context.Context, request DeleteTemplateRequestObject) (DeleteTemplateResponseObject, error)
+	// GetTemplate Get a template
+	// (GET /templates/{id})
+	GetTemplate(ctx context.Context, request GetTemplateRequestObject) (GetTemplateResponseObject, error)
+	// UpdateTemplate Update a template
+	// (PUT /templates/{id})
+	UpdateTemplate(ctx context.Context, request UpdateTemplateRequestObject) (UpdateTemplateResponseObject, error)
+	// DuplicateTemplate Duplicate a template
+	// (POST /templates/{id}/duplicate)
+	DuplicateTemplate(ctx context.Context, request DuplicateTemplateRequestObject) (DuplicateTemplateResponseObject, error)
+	// CreateTemplateFlow Create a flow from a template
+	// (POST /templates/{id}/flows)
+	CreateTemplateFlow(ctx context.Context, request CreateTemplateFlowRequestObject) (CreateTemplateFlowResponseObject, error)
 	// ListUsers List users
 	// (GET /users)
 	ListUsers(ctx context.Context, request ListUsersRequestObject) (ListUsersResponseObject, error)
@@ -23565,6 +29559,150 @@ func NewStrictHandler(ssi StrictServerInterface, middlewares []StrictMiddlewareF
 type strictHandler struct {
 	ssi         StrictServerInterface
 	middlewares []StrictMiddlewareFunc
+}
+
+// CreateAgentConfig operation middleware
+func (sh *strictHandler) CreateAgentConfig(ctx echo.Context) error {
+	var request CreateAgentConfigRequestObject
+
+	var body CreateAgentConfigJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateAgentConfig(ctx.Request().Context(), request.(CreateAgentConfigRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateAgentConfig")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CreateAgentConfigResponseObject); ok {
+		return validResponse.VisitCreateAgentConfigResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// DeleteAgentConfig operation middleware
+func (sh *strictHandler) DeleteAgentConfig(ctx echo.Context, flowId AgentConfigFlowID) error {
+	var request DeleteAgentConfigRequestObject
+
+	request.FlowId = flowId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteAgentConfig(ctx.Request().Context(), request.(DeleteAgentConfigRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteAgentConfig")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeleteAgentConfigResponseObject); ok {
+		return validResponse.VisitDeleteAgentConfigResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetAgentConfig operation middleware
+func (sh *strictHandler) GetAgentConfig(ctx echo.Context, flowId AgentConfigFlowID) error {
+	var request GetAgentConfigRequestObject
+
+	request.FlowId = flowId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetAgentConfig(ctx.Request().Context(), request.(GetAgentConfigRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetAgentConfig")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetAgentConfigResponseObject); ok {
+		return validResponse.VisitGetAgentConfigResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// UpdateAgentConfig operation middleware
+func (sh *strictHandler) UpdateAgentConfig(ctx echo.Context, flowId AgentConfigFlowID) error {
+	var request UpdateAgentConfigRequestObject
+
+	request.FlowId = flowId
+
+	var body UpdateAgentConfigJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UpdateAgentConfig(ctx.Request().Context(), request.(UpdateAgentConfigRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpdateAgentConfig")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UpdateAgentConfigResponseObject); ok {
+		return validResponse.VisitUpdateAgentConfigResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
 }
 
 // ListApiTokens operation middleware
@@ -24758,6 +30896,276 @@ func (sh *strictHandler) SetTeamMembers(ctx echo.Context, id TeamID) error {
 	return nil
 }
 
+// ListTemplates operation middleware
+func (sh *strictHandler) ListTemplates(ctx echo.Context, params ListTemplatesParams) error {
+	var request ListTemplatesRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListTemplates(ctx.Request().Context(), request.(ListTemplatesRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListTemplates")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListTemplatesResponseObject); ok {
+		return validResponse.VisitListTemplatesResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// CreateTemplate operation middleware
+func (sh *strictHandler) CreateTemplate(ctx echo.Context) error {
+	var request CreateTemplateRequestObject
+
+	var body CreateTemplateJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateTemplate(ctx.Request().Context(), request.(CreateTemplateRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateTemplate")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CreateTemplateResponseObject); ok {
+		return validResponse.VisitCreateTemplateResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// SeedTemplates operation middleware
+func (sh *strictHandler) SeedTemplates(ctx echo.Context, params SeedTemplatesParams) error {
+	var request SeedTemplatesRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.SeedTemplates(ctx.Request().Context(), request.(SeedTemplatesRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "SeedTemplates")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(SeedTemplatesResponseObject); ok {
+		return validResponse.VisitSeedTemplatesResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// DeleteTemplate operation middleware
+func (sh *strictHandler) DeleteTemplate(ctx echo.Context, id TemplateID) error {
+	var request DeleteTemplateRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteTemplate(ctx.Request().Context(), request.(DeleteTemplateRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteTemplate")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeleteTemplateResponseObject); ok {
+		return validResponse.VisitDeleteTemplateResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetTemplate operation middleware
+func (sh *strictHandler) GetTemplate(ctx echo.Context, id TemplateID) error {
+	var request GetTemplateRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetTemplate(ctx.Request().Context(), request.(GetTemplateRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetTemplate")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetTemplateResponseObject); ok {
+		return validResponse.VisitGetTemplateResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// UpdateTemplate operation middleware
+func (sh *strictHandler) UpdateTemplate(ctx echo.Context, id TemplateID) error {
+	var request UpdateTemplateRequestObject
+
+	request.Id = id
+
+	var body UpdateTemplateJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UpdateTemplate(ctx.Request().Context(), request.(UpdateTemplateRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpdateTemplate")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UpdateTemplateResponseObject); ok {
+		return validResponse.VisitUpdateTemplateResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// DuplicateTemplate operation middleware
+func (sh *strictHandler) DuplicateTemplate(ctx echo.Context, id TemplateID) error {
+	var request DuplicateTemplateRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DuplicateTemplate(ctx.Request().Context(), request.(DuplicateTemplateRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DuplicateTemplate")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DuplicateTemplateResponseObject); ok {
+		return validResponse.VisitDuplicateTemplateResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// CreateTemplateFlow operation middleware
+func (sh *strictHandler) CreateTemplateFlow(ctx echo.Context, id TemplateID) error {
+	var request CreateTemplateFlowRequestObject
+
+	request.Id = id
+
+	var body CreateTemplateFlowJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		if !errors.Is(err, io.EOF) {
+			return err
+		}
+	} else {
+		request.Body = &body
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateTemplateFlow(ctx.Request().Context(), request.(CreateTemplateFlowRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateTemplateFlow")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CreateTemplateFlowResponseObject); ok {
+		return validResponse.VisitCreateTemplateFlowResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // ListUsers operation middleware
 func (sh *strictHandler) ListUsers(ctx echo.Context, params ListUsersParams) error {
 	var request ListUsersRequestObject
@@ -25014,216 +31422,269 @@ func (sh *strictHandler) DeleteUserApiToken(ctx echo.Context, userId PathUserID,
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L3rcts49iD+KijOTMXuoWzJdtIduVL/v8dxpt2d29hOp7ujrAiRkIRfKEBDgLbVWVftp639vA+xVfta",
-	"8yRbOABIkAJ18SWxuzsfYkkEcTk4ODj38zmI+WTKGWFSBN3PwZjghGTw8SBN+YX6kBARZ3QqKWdBNzgb",
-	"EzQhcswTgeSYoCmWY4TjmEylQBucob32482tIAxEPCYTrDqQsykJuoGQGWWj4OoqDA5xPCaHnMmMp/ND",
-	"RIy3hOQZibooI2LKmSBqMCxRjLNshiT/RJhAPEM0IUxSOUM4I4iRc5KhWPWdLJvB0Rke+Rc3TPnFI4Ey",
-	"ck4F5QxhgTASMuNshMxgEo9CFPWCrJe327uxbQrfSC+IqoNPsZQkU93/t16QfWi3nn78ey/4axB6pvWS",
-	"x1jPxTc1PBA8zaUBOh/CBsQZwZIkClI8z2ISIsriNE8oG6FoG0/p9nkHZpSRf+c0I0nQlVlOFoPnBEvy",
-	"kk6ohP/mZ3NC/p0TIQXCCktIgijTk8mzjDCJLihL+IV3EyiTZESy6jAnZIIpU6M3D5WSobz5OIJ4lnNK",
-	"Ys4SgXImaQoD6I4VUIkUy/snMpsdDCXJmvuWHF1gKtGADHlGUKZeUXu0sbfzNESP27ubS4d5//79QS7H",
-	"CgtjLMn8WG/U8esozBgQnJGsJUicZyRBfEoyQCzRRdE/4BkiWcazZ72AsnOc0qQPp2oOe+dx42ezI8fP",
-	"/Via6ceIJmiDxGNOklAd1RFhag4k0Sfq3cvj55v7iEqEU8ERnk4JzoTa35SPBMIs0ROsAX+CL18SNpLj",
-	"oPtkb/4EXYXBFGd4QqSlYlN6ptbVNNmDt8eanCAKNIOqB+p4BWHA8AR2IFl4eIY8m2Cpd+rJXhAGE8ro",
-	"JJ8E3U7o20Q7o1Oe+TCRZxJ9IjMRoqgVoSHPkGpAmDrPW+g5GeI8lShqmWPfxxI2jFxOU56QoDvEqSBm",
-	"Hf/OSTYrFyLUiO7UqSQTgBJhar4fgrLTIAxalW8pFrKfi+Jh7TsMEQYt+PtxbmNCtXHHerhdAJH5UsII",
-	"ZxlWk80Z/XdOzGMF7KswEHKWqjYK1qqzFym/aNpRRb+/2GaqifxEMkX9X+eTge/8qzmd6yaIQRt0QeXY",
-	"EDKY7UZna4ttNszYvLvytHd3lk/7ePgKy3jsn2yk7sYIqQ1GGcHJPsJoQsVEvYEwExckE2ivswNnNB5j",
-	"NiICMa6WNCrWoBmJchXHw5Yeco3DHAZv8Yj4J9lpDbAgCZriETFgLcauob1qUhk20YcIgDPBlwZQbfi3",
-	"FHRqSqf0N8+0AGXRlGQwqUWz6QvVgXdKO4+rc1phPnL8TpCs6TjkgmTNx0E97d/ymTglOPPh1iEWpEWZ",
-	"IExQSc8JEvlA7zUS8Ariin+TcIVoXuaRMI/wICVoSEmaiCbA6oZN+LVjQGm/d3zodkbwpAmOkuDJFyMr",
-	"19/QW53IlerK8N/uZWqPZcyZJAxuMTydplTzrtv/JTQDWw7714wMg27wl+1S2tjWT8V2pVMYs7rmA33G",
-	"+bC8qwEHHFHl55ZhSVoaaL7hTPNth3u5shT8PZVjKxDcyppUp7612PsphCsAUSkQIxdIjV1bkp3OoqVA",
-	"G8WQ3WD5bzM+SMlkwcqnusXfLQTIJZ5MU0P/JKZpje0bY4E6yDCV+swCgwLMXND9oAZSjIpzGsOyp0ku",
-	"FIuMsEQpUTdQR10xGY4lyVDK2SgIgylXKJoF3WAbsP7qozoKQmIWq36NzLOtAC3MaSBCKjLXDdqdH54/",
-	"+Vf7l91ff/zul2/ft//17dnuz3s/7bzuKMohscxF0N1TxEJSCTzHT2odAArNkJZyW56x7gWWmE9o10Cp",
-	"e160bunWV+GKOGN3wncEzNChYp1PXhyip3uPv0VmSKRhVz8Thfi+CBt0I1dAahUC36L3auJhpYOKKLdS",
-	"J+UbtY6MrLZiJ6q1lcVahTC28OVSbNPSVasuXi16uy6N3fAkqsvn1ggQdNZAgOAmK+jPhCje6TYpKlBz",
-	"cXtLUd2dmGvIt6Y3eQYKKCH07RAiDFQ1I8OMiLER7xSzCpoDnKaaV3SWC/qolqOQWrTeivLqhpuuLvpb",
-	"gxR01rDpimu4tT0uaFqFK6hdDo702A122jtPWu3dVrtz1n7a3W132+2tdrv9q5ZcaUaE066z09rtnLVV",
-	"I6edIt+7NTm0y/I0dX+jU/ub4YcOT14hMWNxEAb8gmlmt/ttGEwzMqSXQTe4kLz/86fd6dN/4ZdwWZzz",
-	"T5XORcyniv35EKgLpaskoiDUn1MqZPDxSvXGpySTVLNJ7sodlivBkrQkBTm5ynuGwWVrxFtWEJ5S1Wrr",
-	"TDctHrXoZGp0BsDzdYMRleN8sBXzyba5h4q/fEqYugdNZ8BVupC+T/NSW+JhTevsaH3vFy7hQ7kGtY3B",
-	"xy+0lioqfm6azZVF0M/zmpIST1cCisVkry6EZoqF2il5KBEiyVFGYj5iVBAgiUAgtwKP0sY9DfcS3PZw",
-	"OrqsuUVU9EtaprHi0QctLxnllemsAKmzFZXDEwaLNGMVDKiAsFSL8cF/kRi4FUs8D6FHoP9JQtUW4vSt",
-	"Q1WMWq+6xVYbCHOboadtlOCZ2FfM84QLqQSm/tmbH49e918d/Nw/O3vZf37wyyna2H3yeHMLncJykeW4",
-	"xyRN0GCGZjzPUMZTsq8Ro/sNoqDfsbp+rW4s6Pwy+v1r4CPG61PVtamXc8YcRUBnqSLAi1WOEecDbv3W",
-	"//j3rvn712ChttOOt4a+s4aiVexcjkSJnxYolgg2dB9F8DdS+yrG/IIhOaYCcRYTYJPA9pYgztKZ1tWP",
-	"sRjXdv0Pc7uHgdTMTaWvbGfy7a+y/ctgj73/7vywc/n8MXnxZPT9t/SH7z69fDp53Q7+ZAv+ZAvuBVvw",
-	"R7jVi1PqM1h+rfveTmoRybaqVJymb4agHVuoI8Ij8opIHFyFn2vUpYBU8WEVpety/gh6m1/Bx8ptMMai",
-	"z8ilLPgU9cM0I+elPVLP6sPHUNtj1EVYmkLA7CG5xGnQbZtPffVYBN22mtI/OE9f4Wkzf1Ts+4DzlGBY",
-	"WF2PrLYd/ed//m9k2qAJnjpsb7k5h3iKBzSlJetR3nuY9eOCVxuCjg2WeBXCs4SkpOkZuSRx3vQQbp7i",
-	"ibF7qgf5NPGONiRY5pnZfNHHyYSy8umUZBMqBOWsvNzgQgudi+5jGChGL+gG55RcgLnugiYjon2BVLu+",
-	"eVAwJrUrrQKNRQhnN3AOTGu85MBvjbcsYNd4pQT5ii+5e7HiK5UN8vFrZDgkMdjJnKYhEjyTmgdfnTbq",
-	"TV6uPDpR7a4qSLDSamo0A4arrjB0UcXZlwq8K6hR3fJyTg6wP3qPrkg4zw5xmg5w/GmpQOUebW2W+G64",
-	"i3cGndjYA9RPv06ennv4OWhfszLufbdcupAGuVypZOe75eZJF8YwuO3LB4gXRv3vLBBn8ZieV9jfVdn4",
-	"BEtQP5IEaLIi44wn+uMcpf1nRoixbMW5kHxi9ctY9HM2zQcpFWOS9I3vQHlHJEF3b6dg7t+TNOYTggYc",
-	"HEx4Qvoxz5mEK6LK7hddWmcJszzrmQcAtdadIMnwEG5ngifQhW6ssXA5LEoTjya9IrcggScF8S7m0gkD",
-	"NQ24UWZBN5hm9NwYDKoYVdmge8mZ3VcZxuLnInL1zwxPx3N8wSJevBFhfdzGypx5I4fvovhnz4vrSgDz",
-	"p6JcrG3nrLY8LL7B7elZbvg+1S2vnAPWOF/vRNyDeJ+QrHrwl4GhtBsHLjHwwdalDit0XLZeJN24WF5s",
-	"X2WscoMqkk+BB6HjezaPTM3Ho4LJYYWq1UQpZ6fNGa5Aueleu4myVCAwsIF+y/hOd1GkwRMhuBpCFJVQ",
-	"ipAh1yGK1AwjFH3u6cuvB1S/py9F+HIVbfWY6ayLCshExUdRuAJ2EB5K4+40UpQJxWMSfxJbPVbVtC24",
-	"esuHMWdDOgq6n0HXMCBp0A1OJQZ/TwNCmdHRiGStCWY5Ti3Fsj/3O+BYIahF70u4ZmdK/iq60Ld5cLX6",
-	"le+5yuduvZvQ7qqHVztcQbGyllPYOnTvfUYl8RK/eYd2dWDRxZiwKqpRgSL1XrQPeAGHslDQY2OrRzlL",
-	"wdhdWLPVe5ghEAEV1Ffw8vIS3lujQzUv4OrpfZ5rA/e6B1gJRTGfzh4JkOT3kXGaRL0g0oEY6mcdhIE2",
-	"Dvl0thn1gpreeh4h0Qa5nJKMTgiTm/PYeS20uWpY+ksqpMIQj8h3qKilKF0gwXvJ3eMYMyQIQRt0xDh4",
-	"TQKKyDHJ0JCmkmQCXIj9LOWKPINmjdfkL1Zsb/Q7K7StYZN+0R0wLHj4Yn1N2PZWv7Qmrr2ncsxziSJD",
-	"rqNQR4Xw7JOCvEJDsJ4wPBVjLouoBkUALYXHLCmvgBoaFuzA7hzCOZzCum7dXgCcFgSsFmVlQaftQERq",
-	"g89gBis1DxGOVXOYvYkRsJB3d8OzCyUFhUnkkwnOgKz8KfLcksjzB5Zi5i8GexJ1mOA040kOmIsMfyNQ",
-	"ljs+DksFoBp7w4lA+VSxjOScZDM0VXMR6thraOr7Wjut28A869X7pyzlk6UWbWaKJRGy3NMyvuNP2ckn",
-	"OzXdfYbqfiUbk0v3PUppYfmgZX2UTNM9NU6pSb4rTAZrcBkHaIozSXGK9GbuAxc/EIQBCVMvA5uRM40e",
-	"SYgidbIjFKcQLYn1B4iO4YxsoejzVeSLyVrMAZ/v/BGlsq8iJXnPqVEVEeNke11eFdQTYSE9PBJz/Cqo",
-	"GOaY0YXK/ZsgxpL10rmAkkKZXlhjEsxGKWWjlpqc2iMiBBxRmC3qBaTTC5DE2YhILS7l7BPjFwypJaBe",
-	"wJ72gmrMiFrANqx1u72t31REXl3sWj9vAjdKhX5hVK1SQzPZNchhufBj9bKPLJoh69fiCzUFrTHATO2l",
-	"yAmE2th5owimHTm3ZMHW1cimHiK0C/i4dJf0ZOd4d2sAm/d+s5vkeVZshOdZuQdlSLKNubnAGYSIfFxm",
-	"GbMDhNZGZmfj9N+45JIruYavm203mIFVah2bmbZAUdF3hGpz2A29/odOG6AwfMzVxsxQjCdTTEcus9Hd",
-	"eTBuZy601uNp78bYUwW+TzZqFHkWKPfrR69gAL2cpgOTGrdXmZ0BwRIsvpaW/CUekFQTUkYuShZ8g0qU",
-	"cM1UoIyAK429aDbLvATwey8wM0BGLWcTo/g5kUWYPX/7NHIaj9dmNDrX1uOZ9TVqNX6HZ+53eIw+rrS7",
-	"X1F6qqHZA/HVq3G984pHY1CLuo6RA7NE2y/EvjGBdHViGAn5piBGEfGhftanSbSPItjJOOoancyYpwnJ",
-	"VKPCw83VW1qvCy0DWLE8blRZuoLD3BrUQ0iw5LXxWcK4jy5sO9CaRqgU+QWicrFa1Tcxfa01knQd7l8X",
-	"Mk8IjiVSa9KWxi30ZkoY0pjWLRjmd8eQeAZSaZkQALUrYG4gyRYCpzQ2oow8MpKE6LENHb6AaCJCBJwO",
-	"GhB5QQhD5JIKWDxwPSFiHMWzOFUfFSKhlE6oFJsmpQja29lBkQkbb8E8I20LrYWBJKM1mG6A15ESHTys",
-	"tuHG1unqtWIpfVw7JReWNC/t5CfbeM5sBhMKzRp95KlczxIcqJGeZG1/szDQ2kw/ow6PvscsScni68DI",
-	"V14vRXi0vBOfns7Mrei/EVavjYyyOqxW5i5V188xkHoDYDdI6KD1K2791m497bc+fu6ET/auvIFCrsl9",
-	"6YhvbeMCA/35t1hCMpJpZmwjFzlO0xmKtGE+2ty3R9raevSh3grCVXznGznPKkzWAnnhvbDwnbkRjaPD",
-	"2uFdnPW1VOmImULyKYiMTFKWK8waZJjFYy8VhtxtK+MIZBlYvGXq4AOHh2jibAkSF1TG6q7QJrhavqR1",
-	"/EXh6cJtO7GLWn3fBjj+xIfDviaeRdqiJ/VESiVn7mruyaUGGdVW4XlGcYIv++pETaayOsDj9S2h1fOz",
-	"1iovqzw8zwepw8Br24QaYrZSu9q+XAbqxcaN+cm5V77WjMPgN84n11+ced+3xpd8RNm7k5c1hYuNvaEM",
-	"kEl1mtCMxLKfZzToBmMpp6K7vY2n0y3zGohAOJfj7di6ftf8t8Mgz1LnZSF45eVUzWWbQx/qP57R38j/",
-	"F6eUMNmnyTM8iJUcu/PEpkTqq+U8i3lC7O/lJJ/BKH/bPfjbzou/7byoTVT9ksvx33Ze2MnqHiAg6ZkS",
-	"3Gjy92nGhzQlfycTTFPzXK3nmVqN/h6DqWiM05SwEXn2y+TFzPegr/O1PjvdefwkaIyrpWxB7sqxYgmx",
-	"hP9nAgGT5rfHVbfq8wL399pQlI1SyFOxhX4kZIqoRBtDniEDN0QZEgTCCU4lz/CIbAJ7mmR8CipRC0p0",
-	"MebCTjehw6FxRZubCKCDjxqbGAJUYAF6d/ISbdivOheQArHOovL2x8MjpGC7iSRHgphEI4OMXwiSIcmX",
-	"36xqKjXQWUCF7gb5ztCrhjtFuw2ZTFOQqbeMx4C0m7EU8LCmlVHL9Md1t5+A1rMWueuLoLVRs30T1lvq",
-	"NXSWUTVvfI4lzvqwC43BCDsw4nfVEeFEqO4S/P87pwqWofgvnDpe/SZEgIo+hmgaSzEhbA/OvBMOYTRS",
-	"BwlGL/k5SXFcD2SpL9PET5GESp0aSounRnxeLaRgPg7AbMEi9uIVOVCtaoBcxIrf2/hjvZ0eUlHZzoVK",
-	"p1W9SRw08HEcNaS4l/5Ijeqzm0WUaWKLWZllL4T8UPp4o//8r/9bamseCUgQsXm3UWjlUXIk9FX8DGvj",
-	"3k8XGJ9s5eK7PReFitM55qENsSvR2QFXHY0X+dxXY/SA7vjvmANDkm6Yk+OLB5AvyPj8qEDujeJiAh/I",
-	"lfD6Q5HAo9R1FFfesnFp4h1zHYW8FSatAJsLeF5esR9XEgmdWTsB8c6++tChUHJ7FzrFI8pGJlsr4kPr",
-	"ModHBKVUyHkn5VIl7SPKpX7a93RaNTS7noOlyvrzIndkXxZfSHasVqHnrv2rQ5unVifY134Uqzo+WxV5",
-	"fbyY0HQDWqBtVEx5cx+1tbVfSb+zrTWcpLWp200z7I4flsB2IOvd5II0HI7JepG0PoapiPGFbybIdz7L",
-	"T+0SK07hmiqeMv/O44Xpd+acB5zhVwDKCRGQtflz3cBS9lPAB76zUd8HnEZw1PuaO29ZbrxCGGcEUYHM",
-	"MD43kIY5XDt3Vm1y/u4XQ/GYDbnHKTyu2hmdCXntkJ6MTx6dXaM+259vqXghtPOpjr54YS+pqOOFNauV",
-	"6wtMDHw9PggnyCavNRKJm5yoXInOCHE1jzbrmRpr23FdM2MlmXBtSQty1tbt+1PCEsLiWUP2a4bPMU3B",
-	"47FsizZs/QwPwkgjXtQseGMs0QXUEMk4G4WIMsTzTDG46IJniV9nYLMYzxfeIEjBBdK/V3IfQ+kLiO8D",
-	"d6sKa7FCOuAXqo8jm0m4ztpaE1sj00ET641eWOMyfoE29tpPUYRThVGzFjwS0eaK11mZanlR9Q/FuHlB",
-	"OE8kGtiI4rkbBZXi+JNQ899F0ZBnA5okhEWbDdkLhyQjLPZdu7D9QtI0RWWzSu55AyTKWrkg0ea6G3di",
-	"e/WKQk5K6sUlVCDls6kVEbkZWyOkc7M2rFxmsz6+jYI0i6IX5if+/dnZW6Qb+F82WbX9ySovSYKggUVa",
-	"keYj7wL9ppTIl5Fb+yCpnrQbUlTRd3mTeDMuW0OesyRYlYeGVTmRAobqOIelsukLiKdz4BsdLj2wwzQl",
-	"Cfrh9M3r1ikgIvpEZoqOhSia4FQda5K0/ktAKJsS9F2iBMrMJdRzkSPnXLZyRe+fPG13kGmEhhmfaK0o",
-	"T2Yo41zCLKK/bEMVh+16/GYUqmeKhjQ80sg//7C6udrXF8zq27vbdPl+ls6jxQ4C0BdsWHnQ5/ZrZbWU",
-	"ReeVkK0Bf050uutVfcgdxsQkyu6XiQ6z/u6/d1rfXhy9nbXPPr17+q/OL4O9ydkO/9enX7PvfmaP458G",
-	"T74XnZfJ2+HBvP6y1mHVTa+zs57lstqZf+WaYr+tcrWuThsYLsc1r3SV0XmoCqCYDFNGRwxMnP6s00jp",
-	"zzY/lJOlq9qtm+LKdK1+cvsrU1OV391+PXxe6GWTxZrJrcp8XfPyQTU1l/95ajhb/1Obbcv/tEysNf98",
-	"dQbd4cyvl1XKJEKz8PPiFE+JXzhZJoEkVExTPOs3B0iaB6vqQUtGaFFY5e2IdNad0l1D3buyqjOcm10T",
-	"NBdKRPMSUIuzdFafSjf4ySaqs9Wx7Pd5KHUWWW5uLDQVCHJ9cclWfLhGqEEtOIRmQrZS8BjJp1OeSSgc",
-	"d5Sr9W2Z7LqK7IIfpQMf41gJW9BsVTMmNJ9x7Opj8fupGfno1dFBcG3T14OPtl75zq9uxufGFqujpMKn",
-	"V8Q6bcx5OzbRo4djH/GSowocF9k6LDibjuKK8RKV+kdrnULfQfn6AQ4r5W1xUGveCNRov71pMoEFOKAH",
-	"XTxVcUrWjaU8IVNF14Tjdl7YLJyNN2XzFOH8Nnw6f5WUzxeZLhf5sFVV2O31s8YXU2iC0VeKa1BDP7CA",
-	"BnfKDybU52tcWH/wK6bppN1SboAVYvvnYkrvYfxctZ5XXU6PiRCFIoLMfhgP/hnTN/SH43e/HXde02Nx",
-	"zE4ex4fHT44nL9o/7kx3k8Mfnm6R3faWoKOqs1y38532HdX6g6pT6V7l2XU1H9Z6bhapC2srpDBlvRb4",
-	"0gEz3GnwpdPeaKU/gfluyg4Kfdru3IEu2B3uxB3yFLf2Bt8mrb24Q1pP8c6g1Yl3kl2yN3yMnwyClV3s",
-	"FskzqzveFdL+7bvheRQsLjp6HdSW+86WNeXdInXIvNrkRDuPs58XtCtm2ORTu48IjsdFSbyMyDxjNmEZ",
-	"ZA45IbmgbIQwElPCpPoR6VoGxv1X+976tfHOISg9Usxp8AVQ2POx2MFxjh+o7Edl2MpW1OHihaeZhI9m",
-	"26J8LmH63Z+1BSdo5waerH8U39RmL3KRA2LtI7VYkAixruE8zUhrmnGdMKqMxjp8eYwuxhySezAukaAj",
-	"9ZQyNCNyKwj/dINd7Ab7p5vpfXMzbaKxzyHagWezIya9uSFXJB43z1l4OziwQJ6oQLUYbSlgvpKM7tmc",
-	"Ly2q+67cBXro2n11tVzS79Qk/Y4tx/sVYf5QFCIF+fT6QVnfDXoJUQIiRGM6GhMhdTlSN+mByKckM6WL",
-	"wsD+nWCGtbdzwY0UZp4a01YeYTunFYVt1/ytOR876rw1e60LxVcLx3fO30M9G482leFB6qvh+D1PE4Fw",
-	"mhoAT/wunm6ozGp+kXqy1/UJbXReMInyfFhilsJmFlfsJNzAlBUSmbkU1ogBdsywAGTDEpv3ZKGhstge",
-	"zXYD6+4WyirIE6TbKKyVfijXQ+b0fIqeCviBfvemBkuDcNclMZCeLc4zKmfgYGQiwEHGs8EhdQ3Weyzx",
-	"mwmtCr4bP7w/C9H3pzuPn4TaL0hxuC3KEM+sgLqpfZScYCS0EV1I3v/P//g/2hUPVgW4YXUuZr5jKaea",
-	"76HGfD/Pmtt5qd6pFm+VuBtzJjMcyyKDiXTaDnD8ibBEB0VdkIGaOpOE6SQpU5xJRjKx1WNHJtpBjtGA",
-	"KCSgAmUkxRB4JbkRprNzkkFYaaSYte3zTrTVYz32l78gBUzCpCkB32OnCuokQWrn4SeBJP5EUHTgxqN2",
-	"kRa3TcotgJlxier2WAt9840iUeKbbwDa2qMw4/lobOWULor+eXSGtmP9VcdS65joPEsjNKLnRhNQC4uF",
-	"+FLcYwgJUDe0ckF0QQ0SAWze/nh4tKkTJBcwm3IhrbulzDMl4EQxT8wb9m3JVbfR2zen9YnZYF/dPiMx",
-	"genxPKshG+AZApTbbaMJZbkkQolapnjAphoBkg8VypES3zKNbzqntG8a5pUIZVzNWJQJonNBtjTc3xrU",
-	"+OYb9WOJ0cJFaVOJJNHRumYoPKUt3TTaR9jMqwjbVYgIUC8D9BRq2gC9OM8ywiRcwTATmybUyqUbCTkn",
-	"KZ9C3YNQHTaNYTxTYJKiGLEIID58edyFDTHiBoixwkwdtVogSaCKmgO1WpCFRDFrrZaaC9J3us5Tyird",
-	"6eFaLZCOK93ow3GE43F5DCC9iahFNiMqESMkAZ/Z6LJVPomq0eSRE5QSbe73mGqs80m5J031BYmLMpLo",
-	"VBUaQS9buDymJIkU/TCt1bWm/b/Ll7bQQY8Zx2dF2ayHeKVbcaGgudfuhAjbMA53aWWLXdiTHovmfamj",
-	"LQQVD2J3FTgjKFNyKKRc0tcs0pkNEE6STJ2XjegES/JSNWh9E/WYdrAU+2hv56nBSsgQ0joYSpJFm5Zc",
-	"gauqsGQP/OOhjAlU2dE0bNv41f4d3E/Rho0G2OyiSFFtXfdkJd/dsCivE1nK7bgchyjSbpsRIpfTFFNm",
-	"K2gIEqKodMCNdICXQZ+qX3WP2QQPxsM61FuuXf8/fIzAICy0QrXq6q9JIXjhFp6vG9G2QlTwuu2xwuG1",
-	"4LYjUAlNcYYnBGp4wGhyoU8vwsKQS7sLb/GIMgC2jucFTS5LTMBaD8rMmnnry0ONr46Eun87eszImdNG",
-	"R11VnXY7LKqs7DzeNMRWEeweiz4DqxAikA9CiF0Lywg287uWG0JkZRL9SQkjV0DUICpwioU0aW8Sta06",
-	"5k1tNc8kbDRGMZ9McEsQBSmFwmoxin00RekhdVmoN4VPNdufzpCu7FvQ1ZaGtuIICEsoG8EgACM7DBak",
-	"RZkgTFC4sUU+0BytRhkL8EPONIWNZz32Amq1xDjLZoqORkdneBShjagXZBqDbVp4mwgz2txCp7BYCYwF",
-	"bOjxsPVKDaGIiTH6CYC4yXYIiCl5RoQCnJA4JYrQ5KSkDJ0deKFuJIQ0aimNibG4USA6Qwr5kF8dn5Vc",
-	"q/qiOD1r7Q7eTBhV3TGSFpWdEGEjPCITCJ5RcD04bk35BVFcCsQtbRUu8d3A4bXcPLVBZ6u9BUXSjc4q",
-	"6Aa7W52tNsQuyjFwl84NqL4aeakp1cUjuPzM5Roa40WiKbON2DTsSlRWaVZb8ZrYqjuCxBmRsICCfh4r",
-	"Hl+hmy2aDG6PxYFtVBGUTUBLABqCFdqdKhF8hbZ2NqeQSe4jONAC2QJY7bTbTQJB0W67UoQafAbgqC9/",
-	"0QZ6uVIBwMGVBz6AGqZEJSVXocnM4YAgf9sIBCFnp0GD7EYHaUOPFpN0yjTpkzYUU01jYtgIQ1WB9eo2",
-	"McuW/9pCx7LKWbls1UyxlYaf6jHFxDwS9RQKCEPVCkVbJtywJ1mmyAKVOnWiRi1FZYD5BqnA3DOcpTN9",
-	"SKtIpzmrolZ3EULyD57MTN40SbQzhnvdqmtW/aYlv1VLgRv3t5rK2Li413Crc0ejJ3r4+RNuElKUuwPA",
-	"hKKymk9R4xzieExah0qK42nTwKb9NjS2bSEVVbywtKN9r2h3FQYu37DsvZ9N0+Pneo177adrnLMw2NvZ",
-	"Wav93Z5lvV0VCX29w1yY8S9b04yymE5xKoo8BpD00aH+259pcqXPvA1OqEftIyH5tKx4gCXiLCaaCYKc",
-	"Vamu1zNH/+dpvR6kcuwq2L/nq+kH/dUQ8ib4cbf7p+cLWg8+vAlRNhtyFfpvZ0cf7Lmk0Qar3byb87sx",
-	"IrJ5K9q3TogWUqAHs7//JPIWNre4cddidiwk1Uo/qnPs1dyA5tt7kx9yJnIr2ltV0IY6zZshIpeWuQWc",
-	"4glRR93qNApVhclfDKnZzkkGvK6iBYqH1knW0LuT49A+E7aHRwKdgMbIXDgTPDVqKp6S0Kg6hBLhU8o+",
-	"mYIjwsqIuqBGj82poTwKpi100iCRH7/18QJ24Ye6qMVdcAL12vkrsQIrsJmGaYZLr7PepdfeXbP93V6q",
-	"j9ecz00PeeVMv6CMijHCpWeJ1pu7Z9okcLK6rNI1vEGv2yhWHRpMx01aXVw7XBufyFQaxXZL0IQAB/7m",
-	"4N3Z9/3Ts4Ozo/7Z2cv+6dHhm9fPTzftWdRuaLIp6eKWuqnLpIhRUQvX0LbDg9Pnb96c9E+Onh+fHB2e",
-	"9d+dHJ+iDQP2Hos+vzh58/rs6PXz/ruTl1c13fHmumdwRKTOWJql8yJgPb8AyRwfIGKzaNqskGoC+3YZ",
-	"mpSxIR2Bpt8lUSCKUtUj6I1KSb2eLLI44ZVKWnvL0nw3CY63QlCK9K4Nd2rVkgAUVPH2Csluk7W/EZv+",
-	"kCgEVPy+LQLBc9l8R58UnqFUzF91YCIb87TwGkUb2ipi8p1Zo6++Dod4QtPZZljw7Jz1mG6fEUA931k0",
-	"M1yFOT/VHnQ8lw+Gf1NTRnp981tXMT1YS/QCOaqys9oNYIkqDW1gw9bUzLCPjIFpc7W0snPk8xW5Sx7+",
-	"FWmiNHpZ94Wo3C3uvB9zhCfoeFXcmccRczKbj//ptLjQqlbT0kAgwLXcynlgH6WcbWpdGBgCgYvQ+Uh1",
-	"smYwUxGc9BgeYcq20EGt91yQBMkLGpeu6XOkBkQExYooHKSsx06OXpwcnX7fPzl6d3rU/+fJweGRZUMU",
-	"JVId2Nmhjb12R7EcMGgLvJMESUgShcDNxFbpL5HEA7G51WPrMRCm50KLfBdcfC0PyMNj4m/1SjyxCGRF",
-	"eLHabajzrzVRygNttzKlhpAeTomRYF4oi3Ea14H5Kv5Q+ojqbGMwVGiqHpm6/3zYY7qF+lUY+5yxT0OT",
-	"fVMuSfVms1Sm/GILHZiSwaYndahSMpTqNkE5S4kQhQ31WaUEPBaf1Fs88163VMgXJifd17d9nILJDlrW",
-	"CBPPpDEFeox9RZm6qFX6KpuUQdMUkitZB0kPxy14JiucduF2Zd0ZKw7QreZI9Fblm3Fga5m/RQ6plvn0",
-	"cWF+y71F6S19ccJqhBmY5oY8m3hgeEKmBEs8SEkJMI1gekJooPC7QJ0K+IxXnA96dlke+K1eBb1c9+71",
-	"luqbWqWs92pEdr6y71wusgmJUBnsocsl+EZ3qoeXYzuVhDYm5L9/6LSefvzQbj39+Lkddr672vyrL5PV",
-	"HJVKEqFldhEhfk4yh054aFLTBI3ttK8LdruzLCi1OTVz7pp3KVzWC5x7OL8qmRYPhvsHS6nNAGovK/19",
-	"XlULjkyQ0ajRNloqc2DrFcYV4UYGB8BOYop9aj5eWL8D1EEbveCYUfBTss4IgWHlbBq5HjPFpZGQWR7L",
-	"PAMHjA1PWTfrJ2NdZCBnphA52Ww2gqrdviOGSXX9dYyfsKgmicU4BMKlXkXcozM8Woaw0OZrmDXvpZkS",
-	"oOg/SwOezDQDb/Os+U9YbDHEModLbZLP4feyGmShGjFHSAB7MuI82UJvWDrzVsNssk4W52GZ8kPP4uFY",
-	"JvV8F27Z/OYssUJChkyIvlTbUDgRmGKYB3MX4gTPdOglcXyr2ntejYZ/I9pfhEbckDbcb/PlehhwPVOl",
-	"Ai6YKcHpLB77JT03DUcX4YFQAr4pb6DEq5xp05wOBfCm6UAHyLaxFyYy92WPuRfmFjKyWRd5S8tu4PJ3",
-	"jbfgSFT+xhUlgYzwVKIxFj1W1pwtPAM398th5ivTLiBHcDR0Jz0WlYwzsLpFbd4t9D1nPM9cp0bf1a5B",
-	"ak7Qejt3PIRujePb3TAFJpTstjQoUFSYyrE9fmsbKzs7D9hjSAPzVq5ik9hTnfa8gdoLPCG1k6s42rcH",
-	"Z4ffhwhMleryNQpMnb/3kTDKO8+lO83ln2j6h0NTtPH23dnm7SBrlW/cTnK95Tpr9LUvrQYHmiktpb2a",
-	"oA9l0UFyi/l0ZoMorHNWiIrq7KEtWu6UEIRjBRdYjzme6ajjo+7FEu9YdntegPLKnIGvIa7x6ewBiWl3",
-	"zMPbHVmTifPLWNuGMbmDk2Jj4iKDyFHoKEEUwlt3Ujgr2CZMsmgPkZ9OPf99411a9NZzyv2DJcD27upO",
-	"wKdlioU5iVBY36s38apHzAB3fMbemi3wnrAvcancq0vCQGNN7G64CQrG+w7w+5RIYTn9Z4bRL01JSiLo",
-	"G1x9xvI09fhCF7NbIOfe7dbf8X1v13c7mwnH9Y5udU0YFI0Y0XPCNPUAD406pQqNHX7KMymM0l8X+rDm",
-	"SYHPTfbI6nbb+d8xOfnJDOMYqa/uWIdihoS703+FnxctDOgejM7MgtPg8COj2roZ46o1KnX8NqrLFSzj",
-	"9qpbYB0P1W1aSQzjNzr/ZEe9e9vzXVuszFJWNlxZgD8s21WBh+flzrmo2Cp+vzN1nv8+XMjcqd8YuZR2",
-	"1ppJ00o2KUg6VNIS4xJlhOGJ1qk32arMPt8lDdUjlJaruxZ97JIayKfDGNeQ9fcl3Fgc8jMMSzG7iXEw",
-	"r21/Np+uFrppFsS1ZsxoslC46Hj31K3xhvWix0MwQ9ipf1k6Fq7U0gD9da4rf3xcilnbJo/A9ZnU601s",
-	"ib5KOnhtWRhEmUmZVCXWLEGDfGJjs0x2BU2vS2OHFdMTTkSPKcKtLRermicMmKrn5yb63/uuir3rmFMA",
-	"5w1PlEs/aynrvNRS56WJbM2wri76FbmJdTasKaDMNgbR/2hK408k2/Qzpm8rZbDujKzWSgo3+rdLnPJR",
-	"TnT6F+3eo5iUB0NrayVfiwU5+FFL39fszO403I5t8fIGDeCYxmMbkaLlajegoV55dgsdMJSzT4xfMG9u",
-	"pp2duneT5Ih6ZBuYVx2Hbp9TrFdxX91KdBfDm3rpDUicwdNbxNh75oykIICq1fNuhNoTsh3jKQYLvEkJ",
-	"6SWB72s+6BM8QwnvmtCHlISIDIdER2JU0ppMSdYqyiFr2WZbcTTbmghva7ebHoMoacfBtHinCP0vqJP6",
-	"2tlDF5CMEjy14TIfEizzTAlbeCS20Ita2JGNB9PpjnJhAj/KaQsi0YaTsqXwXXikl7jZEM75anboQvAO",
-	"T0JlnEYqXrZ5MIT71awy75sitcUdsf1ZzqbkarXET6aUJ+LMFK5oQMB9hVaWfhetlvl4+QrMLon/PVh0",
-	"CEQejyHll+JoosLvGvK7F27XJqFtlVY3BPo+bn/NMF8feBbG4T1yYkYrNdcfEtK7bILiAJBTlvZmJ4Cn",
-	"ZHG+syK1dmGZp1llPhvgrWXacJbOGnjYExjqLlHDFn5tuvIbEoQ/GJY1MxBs3PGKBJMLkjmKdXfX9Y24",
-	"eN87O+biFPsoMtmhI+3s51zv4yK7tietdogik8I6Kr0EbWZxP5K8NzO7QzRxEm83IIpZ94PCjQSL8YDj",
-	"LLGzvw5lgPi/FcwtOk7QoQemeiUUrROhKw/Ob/EZDPK7iOyDZKu3F9JXCc5bHInXuWkk3l3e0UXFz4XW",
-	"JkCih2VqkgZ17cHS3xuPVJMOUsHHZJTWLt1qs9DGXvspinCqSPasRS6pkCLabLL7QD3vuxHjnfrEXzhG",
-	"CRbVlBON4MlXtvXcL2+SIt5IalTwIOU8P+BqNKHh0sginW9YjHFmExpKsxtow3HKfwYR5ZtoQGI+Icg4",
-	"djZFFBXY+7uNKLrOpiyIKAJ4F/Y3U13cKz/6QbtK0gU4fF/GzNUMnQY6uhavoFayXqRNc8FbXxDJHdPe",
-	"W/axt/t6z3zhrO/7zanXti22v7aJ0UWU3Jt5yl+hfd/6uSXaoRbKTpjg+w2PWp7LMckuqCCe61zoI2uq",
-	"yN8hWjl16m8dte6V7vu0IDGPClJ5HQyDiiNLbH06cRVs95CmCqmcUghGTa0rlbBkgUwE9XL+zHZyrWwn",
-	"tqZkq1Zc0uY4qVeObFV/uPuMJ96MirrY5Wqn1y345u/OLZpZ9jlf0cz/tgmlrLw7V5ByQhmdqM3ozBen",
-	"vFNpsqiTuFCahMP6sKTJXFQJk/7eQJh00o2CLG0ntmRms7pGW6t03SQoBSygvK9OhjbGLGnx4dD4HYiw",
-	"cNeGYySa6VRRrPNe0au7xsBqmdSFqFhsDSJMZpRUFWIPRqMI3EzibLYHT9fNDqlxd5nI+Yrb8m+q/SNh",
-	"sotJjiKZYSaGJOtLHhW5d7uORnrfXP0m/cKYC+0tqoPLtU9tj1EGchQ01BKrsCLrZoiSMpkGzcAwrEMc",
-	"nPSAQoc9OC1hrlvoIE8oFO64EOgTIVNTjF9Cum/AAeQW7MYx6EzVxHImeR6PSeKNb4SBoG7rEmNgsXUX",
-	"Y14Wq1Oz0H0kFaDuFyWXZCVzpfeaKGF/q1fFFxH771t27y+khsg1xqx0xaxQXgFw3Kd1MJi5vghhSxF/",
-	"Ca3DOsC4njOtWk1RiqAkdtvAnF0rVKvosUmZ/JJA+cSE2DH0AS9Kb+r0pnN7ZlvfeOO+dMbNxRt9YJa1",
-	"5m7PiX0mcJ7c4cYVhNrU4DNXjcliKySfegvM6JYmAa0pt2gKwqDXfMCTWY+V8wbKPxEkPdeVJBSVV/JP",
-	"kQy3LIrtv3a+Gp7cL3XV8wIQt4NZts739XEq95LodIawu6lolGEmhS53PAG+yn3Ks0LnWXltHzFAJV1h",
-	"zPAPCm96bB5xjOVKPdZpjFvwc2SS9hl2w4exFrG3oGBsjxUlFt68POqf/vL68BmI6UVRFMUm6dLp4HNc",
-	"VJeF8W38uq4bsdmcA6gQp+9G11YrDn9burbfxzk6BGwzZ8j4S97gKKk/fbhgVyveqPH1nCqBYAhuK2Ye",
-	"+t1moffPcoy3EahpgH3dElH66K/Plb3FcuzjzDzYs1Q2LbEoM2XN5vFoa4H49keo9Da/0V9+n8M1S4et",
-	"sEwoN6QnAtWMAlNNH06gWd58ORA2SokujsLn6uCHUETeVSiAFG7S/pfSuBHAIYW8RzMf8ylJqiVJRaUm",
-	"qVv93e2v3Ir5XsEk4XCcgPRUSI3VTi+aZs93AH5ehWp23yhxYszQgFT8CXDh2+Hoo309+mMLwiK7WlHx",
-	"X3IkxiYJ6pgmxOnb9YWbH+EnKnKcIpxLPtHZGfSsN04U/4depPxCxwqWpbNphlI6JPEsTt1xdBKE+RGO",
-	"J5Mc8p07yX8UCakkU6j1U8apXX28+n8BAAD//w==",
+	"7L3rcttGuij6Kl2cNWUpA0qkJDsxValzFFlONOPbSHI8SehFNIEm2UtgN6a7IZnjo6r169T+vR9iVe3X",
+	"mifZ1V93Aw0Q4EU3S4nzI5YEoK/f/fq5FfFpyhlhSrZ6n1sTgmMi4MeDJOGX+oeYyEjQVFHOWr3W2YSg",
+	"KVETHkukJgSlWE0QjiKSKok2OEN7naebW62gJaMJmWI9gJqlpNVrSSUoG7euroLWIY4m5JAzJXgyP0XI",
+	"eFsqLkjYQ4LIlDNJ9GRYoQgLMUOKnxMmEReIxoQpqmYIC4IYuSACRXrseNkKjs7wuH5zo4RfPpFIkAsq",
+	"KWcIS4SRVIKzMbKTKTwOUNhviX7W6exG7lX4jfRbYXnyFCtFhB7+P/st8Vun/fzjX/qt/2gFNct6xSNs",
+	"1lK3NDyUPMmUPXQ+gguIBMGKxPqkeCYiEiDKoiSLKRujcBundPuiCysS5J8ZFSRu9ZTIyOLjOcGKvKJT",
+	"quB/86s5If/MiFQSYQ0lJEaUmcVkQhCm0CVlMb+svQTKFBkTUZ7mhEwxZXr25qkSMlI3n0eSmu2ckoiz",
+	"WKKMKZrABGZgfahEyeXjEyVmByNFRPPYiqNLTBUakhEXBAn9ib6jjb2d5wF62tndXDrNhw8fDjI10VAY",
+	"YUXm53qr0a+rIWNIsCCiLUmUCRIjnhIBgCV7KPwBniEiBBff91uUXeCExgPAqjnonYeNf9gbOX5RD6XC",
+	"PEY0RhskmnASBxpVx4TpNZDYYNT7V8cvNvcRVQgnkiOcpgQLqe834WOJMIvNAiuHP8WfXhE2VpNW79ne",
+	"PAZdBa0UCzwlylGxMWHqkLMRHb9M+GXTmmns0EmjP7qccEkQ1t+iCD5GakIlorAaqr/SKNgKWgxP9QL0",
+	"VwMaL8SyERdTrMyVPttrBa0pZXSaTVu9blB32wcpPdNX0rTmg3fHhhIiGjcs645WdMpFHRJxodA5mckA",
+	"he0QjbhA+gXCNCnaQi/ICGeJQmHbUqwBVgBr5FOa8Ji0eiOcSGL38c+MiFmxEaln9JdOFZnCBROm1/tb",
+	"qxi0FbTapd8SLNUgk/nDyu8wRdBqw78f52Aq0DB3bKbbhSOyvxRnhIXAerEZo//MiH2sD/sqaEk1SwBC",
+	"uJjqwRZBIcDefV2mXsjPRGjG9SabDutIl17ThXkFMXgHXVI1sTQYVrvR3dpimw0rtt+uvOzdneXLPh69",
+	"xiqa1C821Gw9RPqCkSA43kcYTamc6i8QZvKSCIn2ujtAXqIJZmMiEeN6S+N8D0YGKnZxPGqbKdegQ0Hr",
+	"HR6T+kV220MsSYxSPCb2WPO5K2CvXylNGxskgsOZ4k/2oDrw39Kj00s6pf+qWRaALEqJgEUtWs1A6gFq",
+	"l7TztLymFdajJu8lEU3okEkimtFBP71tkntKsKiDrUMsSZsySZikil4QJLOhuWsk4RPEteipgPsZMeyJ",
+	"tI/wMCFoREkSy6aDNS82wdeOPUr3e7cO3M4InjadoyJ4em9k5YxM0wQr0rwY8/zeFnR9CLvVhVzpoawu",
+	"A4KJ5aWOTkScKcKAreI0TajRA7b/SxploJj2PwQZtXqtP20Xmtu2eSq3S4PCnOU9Hxiiw0eF8ABA6al9",
+	"/2hb8a5tDq1uOvv6ticJXjmW8oGqiVOubmVPetC6vTiGGQBPQlRJxMgl0nNXtuSWs2gr8I4Wbm+w/XeC",
+	"DxMyXbDz1LzxF3cC5BOepoklyArTpCJCT7BEXWQFdENEQGICwbjV+01PpCUnjzwExUjTTGp1A2GFEqJZ",
+	"YlfzPIEjRQRKOBu3glbKNYiKVq+1DVB/9VGjglSYRXpcqz9u64OWFhuIVJru9lqd7l9fPPt755fdX//2",
+	"3S/ffuj8/duz3X/s/bzzpqtJmcIqk63enqZeiioQgn7W+4CjMMJ9oQNngvUuscJ8Snv2lHoX+dtt8/ZV",
+	"sCLMuJuoQwE7daDVkJOXh+j53tNvkZ0SmbOr4kRuClkEDeYlX9ls58rzou8qqnZpgJJavNIgxReVgaze",
+	"u+Ig+m2n17ZzxXbhx4UKbDTVdlVVXfR1VbO9ISZqbnhrBAgGayBAwFpz+jMlWpi7TYoK1Fze3lb0cCeW",
+	"DdXt6W0mwJgnpeEOAcJAVQUZCSInVt/U0jNYYXCSGOHV2y7Y9tqecW/RfkuGwBteumb0t3ZSMFjDpWup",
+	"4dbuOKdpVXNFhT94Gm2vtdPZedbu7LY73bPO895up9fpbHU6nV9bQW6J6O3tBFqC6T3VCjAbZyBntIjW",
+	"xqb4k7H2yFaPZUkStKY8JppljIkWYto7W0/bowRLTxg6uMCaXRAhOcMJVTMtLgk+IlKreDjRJH8mFZkO",
+	"UsGnqV7lLzwDu+zBBQ4AXmSWplwohKWkmsUoLYkcmT2i0wlPt9ABKGloKCgZJTOANGPWpeyC6A9ETASK",
+	"scL6BrQwSQRWmSCtXmdrN2gpzpy2DWvK0niFY7sK9F5SIhQ10pl/2p6kp8dqKwr2grIMHrQ+tce87QwC",
+	"KdVvbZ2ZV/NHbTpNre0ERM1ea0zVJBtuRXy6bdlf/i9PCdPs1w4Gwmx+uzXiZ1XkNNe/0osFgHyuNX/k",
+	"0OIe/5Z/HbQ0BLU+XuVAVLyTn03+igGmmklKgLVEyNU48s57/2oO9GomKIGKf6U8GybFff7WMhq5v2gD",
+	"Uyss6ky/eFUGuocDPVe+MvOb0W4Ku6W1gvn3YHfugUf1oMvHWgIVBw5B2TLnHU1hauPD/yIRCBwe/TuE",
+	"z4CKxzFVQGTeeUhqrYVl8myNjBIB5Scx4sw6SHoo9PYWopGghMXJLECh3mWIKDNEI0Ch22+ICNtCobfH",
+	"MOizsNhlCAQqhJ2GCHxWiHFkTSI9dDkhDAGFBfp3cIwYj4lEI5wkaIijc6Q4POFijBmVwKn6TBKlKLNW",
+	"cCCcRGgaaMeVW30GdtOcOZSI/h+W2s9RcY9aNhhbQYoxBv4h0SqRlnv2ETZPtfqFFZpyqRBnBG3sdZ6j",
+	"ECeC4HjWJp+oVDIE4+datoAyva1q6D8cvkN73yL3inE2yiyaaIUlJCxEXKAwVe0fTsB87lmKdp+WDEU7",
+	"ge97/O2g/Stu/+vj551g92qjbX/ttJ9//NwNvrva/KbGI1kl/rl577vu8526TS7mC9WtRhM43Zgkzvty",
+	"cIwirHDCx5k+7p0di1ztjJ0zfqk3ryZEXFJJNiub7zaZyRbxoVW+v0Mu5U3/XWeF+ZcysfyC/Nvp3CJz",
+	"qzCROf5R3uISEv8emMGaJP4ApVgoihNkeMk+wgzhodT0wqL/DFGJMmYM/HGAQr3bEEUJuBix+QHsspyR",
+	"LRR+vgrrvAEegbUgbMinpTqOYczTHR+9HxF6fkWm+0emevR4Vz4a5+N0MksrqDLjCMsMJ7Xey2I+fySn",
+	"H+VAXPupNSdfUxUln1IqiPTe6+60d7tnHf2S957m0LsVN61FteJvNHV/syLK4clrJGcsagUtfsmML6j3",
+	"rT4ZMqKfWr3WpeKDf5zvps//jl+B6fKCn5cGlxFPNcIaMtbTXN2KxL2ESgU3+jjUQv+kH9K61lBA/btf",
+	"uIU5CnRPeymD4rWU3AJOVzoUB8m10isVUqHuTmHRl4FWJgSJ+JhRSUCcAtawVcc4fGx4kMftkNML9Zin",
+	"4H74Ra1+66QSM1h+pN5VlJCnoqxWAkVKEFA6wlo5xxLPm+ixCNY2Q887KMYzuZ9rIwfvjgdnb/929Gbw",
+	"+uAfg7OzV4MXB7+coo3dZ083t9ApbBc5/8+EJDEaztCMZwIJnpB9Axi9b7ScxLhyUXwVoWcZ/f61VUeM",
+	"16eqa1Ov68scNVDly2C4/a/Bx7/07L9NEpeL/7HzrREOVAHRMnQuB6IGTZaRS3Oh+yiEf0N9r3LCL5kJ",
+	"W+MsIqBcg4UiRpxpZVtLwhMsJ5Vb/8Nwdy2ugXBTGkvsTL/9VXV+Ge6xD99dHHY/vXhKXj4b//Qt/et3",
+	"56+eT990Wl/Fgq9iwYMQC/4IXD3H0rpQ5C/F792iFpFsF9iDk+TtCGI1FkYs4DF5TRRuXQWfK9QlP6n8",
+	"h1VCgJbLRzDa/A4+lrjBBMsBI59ULqfoP6SCXBThumZVv30MTLiiZoRFpCBEBSqucGJUZ/3TQD+WrV5H",
+	"L+kHzpPXOG2Wj/J7H3KeEAwbq1qE9LWjf////xvZd9AUp57YW1zOIU7xkCa0ED0KvofZIMpltRFEfMAW",
+	"rwJ4FpOEND0jn0iUNT0EzpM/sWHB+kGWm7/KH40IGCXMncsBjqeUFU9TIqYUNP+CuQFDCzxG9zFoaUGv",
+	"1WtdUHIJRopLGo+JKuzi9kEumFRYWuk0FgGcu8C5Y1rjI+/81vjKHewanxRHvuJH/l2s+EnpgurkNTIa",
+	"kQjCSL1XAyS5UEYGX502mkteHspwot+7KgHBSrup0AyYrrzDwAcV715K510CjfKVF2vyDvtjLerKmHNx",
+	"iJNkiKPzpQqVj9omSO670S7eGXYjG52m//Tr9PlFjTwH71eCcPe+W65dKAtcvlay893y6F3/jGFyN1bd",
+	"Qby0wWjeBrGIJvSiJP6uKsbHWEEwDImBJmsyDj5K/eMcpf1REGLjLKNMKj510U5YDjKWZsOEygmJB9aY",
+	"XvAI65q0wv0HkkR8StCQQ/4Fj8kg4hlTwCLK4n4+pMslsNtzOXdwoC7WsBULPDJeaTyFIazB3sYce39a",
+	"LS4kaBUxiIYay8ydEjzJ6Xm+vG7Q0isDJmO8pvTCRrSVgax0Zw9SWHuoao0D2UUU7EeB08mcqLBIPG+E",
+	"4ToBZGVhvVHo96H+c82H6yoF84iyMFanwJ+6yR1CLY/MPjVvXnk417je2oWUcHNhwkCRnYdlnvU6Eny6",
+	"DyEWxsoBWcJFjoFEhunEtU76Bct6mCE8VXq07HaKeOuWT6PqrtwnWisMXLy9SA/zbzOHqtJcBdyUdLQc",
+	"PAMviWwexpuxtoRgQYnYlmGuOT7JEprSmTfx49sPVjKHFSJgaQEKizMLkeUpAQr1CkMUfu4bpt0H1tQ3",
+	"zBx+uQq3+swO1kP5OYX5jzLP8OsiPFI2i2msySeKJiQ6n482WiAyFA8jF8QKNpIhxBudKgxpnPYIlaDj",
+	"MRHtKWaZcaNDWoH986AL6QmSOmD/BOLBTOuN+RBGCmldrS6q1Iggc6z5JgymnLjVWdNvvrOKDXtl4vxB",
+	"UEVqKfR8ir1GXxOvVgI1KlGovwv3TZyaRtHcsYBtxDvKWAIh43lMuP4OMwSq64rxUbVk+NaoUiW5t4y9",
+	"LzITJr4uAp9B9Fg6eyLBArHvAvRQvxWa0hD6z6YsBNo45OlsM+y3Kvb2eYBEG+RTSgSdEqY256HzWmBz",
+	"1bD1V1QqDSE1quqhpp2yyGyEHCD/jiPMkCQEbdAx45AMCSCiJkSgEU0UERKCtOrl3hUFGyPSrykErfi+",
+	"tUut8G4FmsyH/oRBrnvk+2uCtnfmozVh7QNVE54pFFpyHZogy0suzvXJazAErw/DqZxwlddZ0ATQUXjM",
+	"4oIFVMAwFw525wDOkxvWzdauPYDTnIBV6r64ozP+K6KMo2o4g53ahwhH+nVYvQ1mcSfv30bNLRQUFBaR",
+	"TadYAFn5qpfdkl72B1a15hmDw0SjkqSCxxlALrLyjUQi82IzlmppFfGGE4myVIuM5IKIGUr1WqRGe3Oa",
+	"hl+bXHQXXetyY78qfI9I4VsEY3rPUhWgVlST+KrgLVfwmhi0ZQ1fyIHnM6cai790wtqyMQrJ7oF6/vQi",
+	"H08EeI2YfrHzR1Qdv4gqV4un1rpFbD7tdQVqsKEEObd5IueEarCDzEnMCz0nNwGMJfulc7UjcrdE7uqK",
+	"MRsnlI3benH6joiUNiUsHhPUb5Fuv4UUFmOijE5nE2wgQQ31W+x5v1UuD6E3sA173e5smy81ydfSh/F0",
+	"2BoNhWsk91iXqaFd7BrksNj4sf64jizaKatM8qVegjFrYKbvUmYE0rrculEIyw49npnLnhWyaaYI3AY+",
+	"Lr0ls9g5BcN5F+dDC90l1eXHuouoeVbcQRHg78prXGIB1SA+LnM7ugkC54B0q/HGb9xyIaNcI5DQvTec",
+	"gctvHYek8eVROfA0f4vsll7/YKotagifcH0xMxThaYrp2Bc9ejuPJqbPP631BO+7cZuVD79OgWvUyxb4",
+	"I6qol4uDtXKndyYVaa+0OnsES6D4Wqb8V3hIEkNIGbksBPINqlDMjVCBBIE4JcdoNouaiPD3fsuuAFnb",
+	"oasnWy+JLILsee7TKGk8XVvQ6F7b2Gj312h6+R3i3O8QjT6udLtfUHuqgNkjCYSsSL3z1lHr9Qt7nicG",
+	"s9g4WeS+9dP0TD1dBWW6oRwR4iPzbEDjcB+FcJNR2LOGowlPYiL0S3n4oG9cdfErRgdwSnrUaFf1FYe5",
+	"PeiHUJe61hHpCOM+unTvgWk3RIUBQCKqFtt+6xZm2FojSTeV/apK5gnBkUJ6T8YduoXepoQhA2m9XGB+",
+	"fwxFb6H2gc2v0LcCPhESbyGI+GNjysgTq0nIPtswuSGIxjJAIOmgIVGXhDAEZQX05kHqCRDjKJpFif5R",
+	"AxJK6JQquWnLmSLIkbcV4tqwztA4bCs5NvF4DaEbzutIqw41oraVxtYZ6o0WKeukdkouHWleOsjP7uU5",
+	"3x4sKLB7rCNPxX6WwECF9MRrB/MFLWNyrRfU4dFPmMUJWcwOrH5VGwIKj5YPUme1s2vLx288qzdWR1n9",
+	"rFaWLvXQLzCQenvA81nwnfbzQfvj527wbO+qNgvLjwtYOuM793IOgfVly1lMBBFGGNvIZIaTZIZCEz0Q",
+	"bu47lHYOKYPUW61glcSERsmzfCZrHXkeYrHwm7kZbTTG2rlznA2MVumpmVLxFFRGpijLNGQNBWbRpJYK",
+	"Q8n7lWEECgouvjKN+CDhIRp7V4LkJVWR5hXGT1ip1bxOMC48XXhtJ25Tq9/bEEfnfDQaTMtFG55VizgX",
+	"krlvxyefzJFRnNQLilP8aaAxapqq8gRP13fXlvFnrV1+WlRmy9VOuIKAnhXeq9zLp5b+sPFifvb4ypda",
+	"cdD6F+fT62/Ofl+3x1d8TNn7k1cVg4tLbKIMgEkPGlNBIjXIBG31WhOlUtnb3sZpumU/AxUIZ2qyHbm4",
+	"+kpwfNDKROJ9LCUvfZzotWxzGEP/jwv6L/L/RAklTA1o/D0eRlqP3Xnmqh8P9Ha+j3hM3N+LRX4Ps/x5",
+	"9+DPOy//vPOyslD9l0xN/rzz0i3WjADZXt9rxY3Gf0kFH9GE/IVMMU3sc72f7/VuzO8ROI4mOEkIG5Pv",
+	"f5m+nNU9GJg2N9+f7jx91mpMWqZsQcuPiRYJsYL/zyQCIa3eO1e+qs8LcgsqU1E2TqAk5Rb6GyEpogpt",
+	"jLhA9twQZUiaQiGnigs8JpsgnsaCp2ASdUdpe16Y5cZ0NLLxcnMLAXCoo8Y2QQPlUIDen7xCG+5XU/ZX",
+	"H7EpmPrub4dHSJ/tJlIcSWJLnQ0Fv5REIMWXc1a9lMrRuYMK/Auqw6HXDTzFxDbZotLQ4KhIdoFuJZGS",
+	"8LBildHbrE+a7zwDq2clLbouPdmlJA9sznRh1zBFfvS68QVWWAzgFhozPXZgxu/KMwJG6OFi/P96WAXb",
+	"0PIXTrz8CJt/QeUAQ6qSo5iQEwk47+WauKJxMUav+AVJcFTNEqpu0yankZgqUwXaqKdWfb5m0U53BYvE",
+	"i9fkQL9VOchFoviDTe4211lDKkrXudDotHIh0QIM6iSOClA8yKCpRZVHb5CuZ4gtZkVB/QBKQRv0Rv/+",
+	"X/+nsNY8kVB9Y/NuU/wKVPI09FWCISvzPp4ipj68O7zITZwemgcuf7EAZ++4qmC8KDGgnAAJdKeexxxY",
+	"knTDgif3np2/oNvUkxy4N3LGBIGaK8H1b3l1FK9ommN5y+alce2ca0WfWWXSKbCZhOcFi/24kkrordqr",
+	"NuDdax045Ebu2o2meEzZ2HaKQXzk4vrwmKCESjUfSV2YpOuIcmGfrnualh3NfnhjYbL+vChmuq6DEDRa",
+	"0rswazdB4IHrkWP6Ei4MzZubyZnIq/NFhCYb8AbaRvmSN/dRx3j7tfY721ojktu4uv0WR/78QXHY3snW",
+	"XnJOGg4nZL005TqBKU+ght9sBvV8CaUKE8uxcE0TT1Hc6OnC2kZzwQPe9CscygmR0DHqc9XBUoyTnw/8",
+	"zsaDusNpPI7qWHP4JjIbFcI4g6hRO01dGEjDGq5dmKyyuPrhF5/iMRvxmsj1qOxn9BZU64esKadVY7Nr",
+	"tGfXF7PKPwjcesqzL97YKyqrcOHcasX+WrbAQDWJCcfI9anx2jK6yk/FTky5jat5sFnP1Vi5juu6GUt9",
+	"gypbWtCepurfTwmLCYtmDY2uGL7ANIGIx+JdtOHajtYAjLLqRcWDN8EKXULrVcHZOECUIZ4JLeCiSy7i",
+	"epuBa1g036+UIH0u0Hqu1OYIOoZCEiKEW5VEixU6/7zUYxy5pkFV0da52BqFjqIdaO6NE/xynfrfNTpU",
+	"3lVpUdNULbjVHuE8kWgQI/LnfqpWgqNzqde/i8IRF0Max4SFmw2lIUdEEBbVsV24fqlokqDitVLfO3tI",
+	"lLUzScLNdS/uxI1aqwp53acWd56F7k62T2XoN2cJkWnD0rBzJWYDfBt9fBelWMwv/Kezs3fIvFD/sW2g",
+	"VV8J9BOJEbzggFYm2bh2g/WulLCu+ZaJQdIjmTCksGTvqu3Xxbhqj3jG4taqMjTsyssbsFTHQ5bSpS8g",
+	"nh7CNwZc1pwdpgmJ0V9P375pnwIgonMy03QsQOEUJxqtSdz+Lwn5dlrR94kSGDOXUM9FgZxzjck0vX/2",
+	"vNNF9iVIdjFWUR7PkOBcwSrCP21DB8ntapJpGOhnmoY0PDLAP/+wfLkm1hfc6tu723T5fRbBo/kNwqEv",
+	"uLAC0efua2WzlAPnlYCtAX5OTGerVWPIPcHE9sQaFFUkxWD3nzvtby+P3s06Z+fvn/+9+8twb3q2w/9+",
+	"/qv47h/safTz8NlPsvsqfjc6mLdfVgYsh+l1d9bzXJYHq9+5odjvylKtb9MGgcsLzStCZUyRr/xQbPku",
+	"ayMGIc78bGp0mZ9d8S2vBFp5WL9+mB1a/8kfr6j7Vfzuj1sj5wW1YrJcs3JYUQxtXj8o1z2rf55Yybb+",
+	"qStlVv+0qFo2/3x1Ad2TzK9XsstWmXPnVwtTPCH1yskyDSSmMk3wbNCcxWkfrGoHLQShRbmft6PSuXBK",
+	"fw/V6MqyzXBudU2nuVAjmteA2pxBf4DycbZ+dlUAXWdu9/v8KXUXeW5urDTlAHJ9dck1d7xGqkElOYQK",
+	"qdoJRIzYXkUjLtBRpve3ZUsXa7ILcZTe+djASriCZq+adaHVOceuPuZ/P7UzH70+Ovj99atbPf55VZ5f",
+	"vozPjW+sDpIanl4TF7QxF+3YRI8ej3+klhyVznGRr8MdZxMqrpgvUWp1vBYW1iHKl09wWKm4jAda806g",
+	"Rv/tTSseLIABM+nipcpTsm4u5QlJNV2TXth57rPwLt627NeE89vg+TwrKZ4vcl0ubq3mm7A765fkz5fQ",
+	"dEZfKK9BT/3IEhr8JT+aVJ8vwbD+4CymCdNuqTbACrn9czmlDzB/7syWtLibJFtjdGmRbpEkUC7E5xIS",
+	"IA500DUS7Bcu+hfUTNwyQZutXuvHo7M8eNULe2+94vwcZaltuxqDFuQQBjTbtt5ivjC737lV7eytUYzw",
+	"QJ7baNAJT59ICGqwcUOmxSlmMRJEZQKCDKVnC6aRlZJOJzxNKRsfmuPUi+vuQCyL6YRXzXx+CwObgVDC",
+	"+XmW6l1oPm1SvkC3s1a+rjH5mWPc1of20QHCIO+iavuqmL5752S2bi3lTGrmYQnh7iPNuK5vB48uJzwv",
+	"UUSVLVCkr3iY0US1KctrFMl1Q1buKG87ujUO54HgfI/Xuf0HSBISF2k0prfxPqIKRZgxDpUlLUghLvx6",
+	"TmskxZbhvM6x6hvaJaJMcVdOFStY2AVOMiIRNhcMNS9HNElslVS4bMrGrlewM9X3WV6MqhSHHVpM26li",
+	"WrgJOYIzSCDMa68+kcgxWdeg2Kynz6DilX45ISNlAl1MsS8TTYuwJjZ6ajUhU5MLuHq0YRXnF3ZONr4Q",
+	"qM7FU9pUnAtev35hLp/e1K1mDsCeAPkcJgSdk9lWaxF3fqhFv0qUck5hhjqcfj000+vPbn+FoKdmkQ2o",
+	"whwU+CheupDyShdlkNfVVS7h6McFMs+1SjIcfcKRSmbQuJuPctxmMQr1mbnNQa3JHNVMy+mMpYJHREoN",
+	"RaWW05DN61yAfWYLAyGpRBapTEDGYELPiaUKT6QdsZygu7m0pPJty2MtytJMgZPUvAHo1ALhw9ywE4+M",
+	"2GBrtDmQKWUSKq00gpDzVcS7UxFvgSD3peqO+ZhTVzE4pdYIZHAE4hGoBFwI0OWERhM/KiWvI62JNTQv",
+	"xfE1uuk7UWbOn64fmHTenEoaHvlEmmeSKK+3/kv6K07DW24rv3OLxkRDDa9db971irSUyUQa50VoZA+F",
+	"eu6wxE1saevmAvTFDGFZ/Hkit4qyEyUiu6DK+BxhtDhgayajlEsFITg8E2iY8HFr1XYr915r7xaqrVfR",
+	"ZL7cupEav3il9UZYPSUkro32pUwSAR1Nd3LhwFDaipU0f696jD/MKVZG3LwkgrhwXiC6E3xB0JAQhtxg",
+	"9TFW+SrmIr9A4PHmcamSUA0gJiPKAAVt2qQvlMkJTVPo7GAasGpZWRBJFNqA2taQZRiOuIhIuLmK5OaO",
+	"o1juIlLxyCstfQFd+6v6PP6qBn5VA+9BDVyBbn0xX1uZet63v+36Vv0HanS+Y0Pycv9kt+Kf7F55wPYA",
+	"a1D3mXNUoQMQ2a31oqhFXDY5mJv0fPCWJE94QuZEanO5pcz9mmtDGxc7m19Mz3Ts9b4VsXmKxM8JO7Gl",
+	"S+bCYyMiZR7/S2Z/nQx/jOhb+tfj9/867r6hx/KYnTyNDo+fHU9fdv62k+7Gh399vkV2O1uSjss1Knrd",
+	"70zJFhO2W67lsld6dt2AY5e0ajf5A8ECeCzkwC4uYQFo2G0oYWGbbOZpvPZ3MwsMfh91K1q7o52oS57j",
+	"9t7w27i9F3VJ+zneGba70U68S/ZGT/GzYWvlyhaL6M/q9S7yINvbr35RE9fsg2NtXYjlJWsypmhi+u3A",
+	"cCb3GtlPm2rXzMPs5wXv5StsKmWzjwiOJsi+n/Mo08wIiOUJyYx+h2SqSa7Wr0x/dsvyTMmb+iQYDwmK",
+	"RHCLDXV1yxx+LK4rMicWlO6jNG3pKqrnUnuedhF1MtN7uzqfMP3ucW0BBu3coIDMH6UkTHPxJpkBYHlK",
+	"tfV/poK0U8FN15ZC/Tx8dQz6+ASbGteSjvVTytCMqMVa19fqM1+ruzzA6i5NNPYFFBnjYnbEVG3fuBWJ",
+	"x837md0ODCwwBpRONZ9t6cF8IXW95nLuX2OfZ7kL0j8q/Oq6Cqze+Bc888cSh5yTz9ryAy5lmn6C4lwy",
+	"QBM6nhAI9hGyVGtcZikRA/C0aCSx/04xw8ZWmUsjeXZVRWgrUNitaUXbg591aiQfN+t8EulaDKWaIqj/",
+	"WIfnH2hs61FXkhgYHiZ1PpOfeBJLhJPEHvC03gDtV6hbrRyJWex1S7E05gxbB1gdlNitsJmDldyR6S1i",
+	"hf5BPoW1aoCbM8gPsmGLzXeyMD8wvx4jdoPoDla4i0o+IFS5z5ME60+5WqnSrCcfKT8/SKu4aZ6gBbjr",
+	"khjoihRlgqoZ5PXbwsug47mabFWD3ges8NspLSu+G3/9cBagn053nj4LjJFdS7htyhAXTkHdNKUBvBqA",
+	"aCO8VHzw7//+H+PVg10BbDibi12viUO5gvIgJmt2XjR369KjU6PeanU34kwJHKm8cYDy3h3i6Jyw2NQi",
+	"vCRDvXSmCDO9CVIsFCNCbvXZkS0ypiZoSKyHRpAEQ71DxT0XE1RzDbWwtn3RDbf6rM/+9CekD5MwRSMo",
+	"79pnp/rUSYz0zcOfJFL4nKDwwC8D20NG3badbuDMbCWCXp+10TffaBIlv/kGTtsU8hA8G0+cntJD4Y9H",
+	"Z2g7Mr+aEsamFHEmkhCN6YW1BFSq0YLDFfcZQhLMDe1MEtNsn5jgsHd/OzzaNO73/Mxs1AGgvsqEVnDC",
+	"iMf2C/e14nrY8N3b0+rCXI3d0BpqIwLL45moABvAGQKQ2+2gKWWZIlKrWrax+KaeAXp+5MaRAt6EgTfj",
+	"batbhv0kRIIr8GPnzWMzSbbMub+zoPHNN/qPBURLH6Rzr5NxX5upcErb5tVwH2G7rrxargZEOPWiLqYG",
+	"TVcXM8qEIEwBC4aVuO58Ti/diMkFSXgKPdED8GEAhHGhj0nJfMa8bu/hq+MeXIhVN0CNdQ4z1G6DJoFK",
+	"Zg7UbkO0kBbW2m29FhsvZNoDstJwZrp2G7Tj0jAGOY5wNCnQAKJoZKWgMKIKMUJiKFUTfmoXT8JK8LBX",
+	"Cy7c3O8z/bJp4+Jjmh4L+oUIEpsK8QZAP7VxgaYkDjX9sG9rtmbKLhUfbaGDPnMRFLwozFQaVl7q09zr",
+	"dAOE83ALb2vFG7twJ30WzpcwCrcQRPZE/i6wIEhoPRQ6nRg2i0xBcYTjWGh82QhPsCKv9Avtb8I+M3VN",
+	"5D7a23luoRIK87cPRooICLgEcgUVYqQje1CWCoJucJomloZt23I2f4GqL2jDFeHa7KFQU20TpbNSyZyg",
+	"z0LjVAkd5fYq/UD0lMI0CRH5lCaYMtddX5IAhUXdm9DUVbTgUy5n1GeurrotbBSYKzcVt377GEIepjQG",
+	"1XKFLUMKofhNXnBmI9yGGDDN0fosrzOTS9shmIRSLPCUQH9/mE0tLKUDsXVALt0tvMNjyuCwTRldF6lj",
+	"6kT22TtX89IxDz2/RgnNf7tmztBb00ZXs6pupxM4Qol2nm56/s0+Cz+DqBAg0A8CKBkZFIUj7d+N3hAg",
+	"p5OYn7QycgVEDYpxplgq220i1tdqSk3qq+ZCwUVjFPHpFLcl0SelQVhvRouPOEn4JYmhY1BgLoWnRuxP",
+	"ZigVxFRzMhDcNqetJQLCYsrGMAmckZsGS9KmTBImKXBsmQ2NRGtAxh34IWeGwkazPrOBA1iImaaj4dEZ",
+	"HodoI+y3hIFg15vZ9Z8LN7fQKWxWgWABF3o8ar/WU2hiYn2gEk7cNhkDwFRcEKkPTiqc2IyKgjJ0d+CD",
+	"am4e+CsTGhHrcaNAdEYU2pC+Pj4rpFb9i5b0XJRT6+2UUT0cIwkyobpEIMLGeEymULNOn+vBcTvllyZO",
+	"Sx/FVl6JqtfyZC2/PWSru9XZ6kATFGOzavVau1vdrQ6UDFUTkC638Zgw1TZxyqYqJ5c1gRs/AvO3aSOa",
+	"CcJ30MCdM+zCZPWDg2PTBCr3786QzMZjIg2hhKL/eSSOjRLsMyuIO+nNBhFu7HX2DEpolgZuZ2PCnUJZ",
+	"uM19t6IJlggrNOVSOTlzRMd91lD8DoVTHpMk9KIUowl8HxOn/OmNRFjhhI8zYiPi4XnbNtFyEfE5FzjW",
+	"moph1Qf6dA5N8HdeDewHHs9sULgiJjrGJ+GadOu/GW1ima7hzWDjaiuWSFuwyFFauNudTvcuFmCmrmlL",
+	"YCUucxsaZC3L02O/4hFe1A3Jvrqdv3cVtHwusuy7f9hXj1+Y5e11njd9kp+RK+in59rb2VnrfUvE1/jG",
+	"0/dA8fU1vd/AwFYQCXPHRYaGQb/IQZjCY1B2y9gMjgK/9mKpPK+ev4z+259ttMuVIQCuOFQ1FHjKnaJi",
+	"Ptz3+1Dn+D/CSWJIb66SKc01pWWboJ/ZU5Nb6A3IlKCv0PFE6Y800udDG4zfmkM4s8wqwpWAfm9+Ey+K",
+	"gD4PJm8CX3d7/2a9t3v/Qcuax2ow12TvjXgCfFfTdTtxEXKdE99Lq/ZwRsCooAmwHwmOZ8bLRkjgSdh7",
+	"81c5JmrhPXbulXjVEa2HCyA/EnU70AGmMiip7uTlRgt98Yp/oFpU03v+GLTSTNUZrcpRaD0XgmaryGtV",
+	"qjECLVRkCjCTCagOOcWfBlaBN9K/YexWoairorAqoanh7Wa998rb3ztavQJvv1f0cNHat44mD4vvmvO/",
+	"A76bG570wpvpMJDQJ2BzsjatwMYMxcYg4voTWCthaB8OsNJy7huimaxhvpEgSs4TXa3lHaT0zCxmXbwH",
+	"V95VsNJ7p/RfK73rVnMKfVM/1sP54rt2Q9jl3TGQvNKK8nTmGR590Chueh4u4EFBcmtVrwOQlWhErPXO",
+	"GjPA4tlrslE7s+cWOlZlg6ZvzZzxTDgzZp8JnpAnstowCGGUYAWi2pRbq6AQRiowmpwBLa3cg80bjPHW",
+	"vMNZMlugJdlbuisyaof/QvpRafa4iY7a9kvF7cBhVujpIY4mpH3ImRI8WUZQ4WX3LjRe/Kpora9oeY6x",
+	"9ZA5j5791E4FZRFNcSLzrj0fK9R/+/MSbetYIal4KtElF+dgc1QmPwmUKOjQqCl4bn/z6H+jruSj3TJF",
+	"6cSM92jkYLNeV0DhBkTZXkiTluSFYdQwabTBKpx3s17dabyKzq0TooUU6FHpOTe/3GsqOfYkQbvReFzr",
+	"MG02oh5yJjPnUXMe2A2NzZsBIp+cpmIMKzHRqO5cibmH0CbwQiPSCyLAxKxpQZ+5lqLo/clx4J5JN8IT",
+	"iU7AUWsZzhSnVgniCQmsqU5q9T2hzOZgaYplNCloHSD7bM77W+PX3UInDY6w43d1soDb+CGPyR1JAvYM",
+	"Dt0Nra5OLYZgKzQD0+uux/Q6u2u+f7dM9ema67kpkpdw+iVlVE4QLgK6TbiKj9O2XaFzIReFUBvCKRrV",
+	"qkML6bgpmAJXkGvjnKTK2ivbksYEJPC3B+/Pfhqcnh2cHQ3Ozl4NTo8O3755cbrpcNFkf6imFsNbmlMX",
+	"LYALT4SlbYcHpy/evj0ZnBy9OD45OjwbvD85PkUb9tj7LPz88uTtm7OjNy8G709eXVVCNjbXxcExUaY/",
+	"t0jmVcBqNx0ivNB74npGux7IegH7bhuFjRgCbHwSZXI29Yjgri0cZNXWyDmGl/Li9r5blhj38Q55at7M",
+	"vIGnlgN4gILaXFVym6L9fdpZviiFgGJNt0UguLFK1vPokzwhi8p5VgeRaROe5MlaaMMEI9nuni7W0rDD",
+	"EZ7SZLYZ5DI7Z31m3hcEQK8OF+0KVxHOT03iCs/Uo5Hf9JKR2d/81ZUiflwA6AI9qnSzJvp2iSkNbWAr",
+	"1lSiH5/YuK7N1Zqoz5HP1+QuZfjXpNFNAdt6KETlbmHnw4QjPEXHq8LOPIxYzGxG/9M0Z2jlYEW/7gAj",
+	"l7meB2GJlDNbZg/i70CKMN23geSb6DCC4z7DY0zZFjqojJ5JEiN1SaMiI3SO1ICKoEURDYOU9dnJ0cuT",
+	"o9OfBidH70+PBj+eHBweOTFEUyI9gFsd2tjrdLXIAZO2ISlAkpjEYQDSTORibRRSeCg3t/psPQHCjpxb",
+	"ke9Ciq90vXp8QvytssQTB0BOhZercUPTbbSJUh6YcDE+Mq4wM51WIzecl9dUdbARu56bN8IMSUJ6+m/U",
+	"9NaEqQJbHcz8hvioz8wb+q/ShsXZsFB4Zd/UBZN6NNeTOeGXW+hARBN64SKgimqyelWmulgeuvg9tu+a",
+	"mDN5rr/iopbdUqle2g6sX973cQqRcqaGZJkwcaFsBF5NjJ2rh4fCdpEiaBvkpQm0EnR5STUSt+RQKKXA",
+	"wjzbwWURlfIO281FUtul32zeSNv+m3dMbNufPi7s5ry3qJlzXVcMPcMMIuJGXExrzvCEpARDGFlxYAbA",
+	"bBWRoYbvHHRKx2eTUepOz22r5vyWlaQ7Nd+W9r17va3WLc2rjxesSGTnC+XNdd6ckhAVOdY0blLkQJ5y",
+	"3ebd3ClWigj99n9uTMn/91u3/fzjb53284+fO0H3u6vN/6jr2zhvfE1mlgpUaklRWSomVbcs97y6srUK",
+	"eM6v6SCOpbEjyBDxCyI82lVDJ5tWZ/25AxiotL6ce1hMnsvcukuFF4DVK3BVI42WWYd8NBoJeG9dD27H",
+	"QM3vDY586CnY6K8tDExw9RoL8soDFgbAd8NwKidcGd1CuhBk1EUb/dYxoxAh4+KSW6tVca6r2+xC5l20",
+	"PHStljIjC8JX9W3fkRDnFYK9Z4csbGpJpCoIGmXAPTrD42UAC+98CVfrw41RrcelIY9nRqlwnU7rMSxy",
+	"EOIE1qV+UhMgKYsoLmeusShkuguMOY+3ELAPSEnUHMqoayByNnlMc3z4XYeVrkr+lnhGIbgfCrG44FC4",
+	"B6BGWvOtMkQvPnRpeGj9RXTuhUbckDY8htDRVSHgeu5TPzAUq2hyw9DQBSGeB8i94ximK0HYZz7D3EJW",
+	"X+yh1BTr1hqj+1GiDVz8Pa8FK0jxN1MPeUIgK3KCZZ9lrHhq17W5X0wTCzxSISrekgvIEaCGGaTPSjW3",
+	"uSjKlG+hnzjjmfDzm5qjVy0GrXdzxyMY1gbj3Y1QsHak62JM0EN+oGri0G9tB2p35xFHMZXCVm/Giots",
+	"gdpobggAxFNSwVwt0b47ODv8KUDgPrWtfZBwHfSfSGtQrGG6aaa+gukfDkzRxrv3Z5u3A6xluXE7zsyV",
+	"E2OBuC7Tagjqgf4huFbRh+YgyKSTpDOXT+0CxgIU2tYPYYBCwxoCL9RHoxUwsD7zklRRt46651u8Y93t",
+	"RX6UVxYHvoS6xtPZI1LT7liGdzeyphBXr2NtW8HkDjDFlccILSCHgWcE0QDvQlwBV7CrnerAHorA5KIZ",
+	"Vfs24jUfrV8IVcY74Ub3bScQZ5NiaTFRS4UL+11VORNMcMc4ZhvH1GPYfTCVB8UkXBud9aC7gRPkgvcd",
+	"wPcpUdJJ+t9bQb9wb2mNYGBh9XvIaZsXfPLVLdBz7/bq75jfu/3dzmUCut4RVzeEAcrS0wvCDPWAqJEq",
+	"pQpcpQMulLRGfzCw5omxEl/Y/s3l63brv2Ny8rOdxnOcX92xDcVOCbyznoVf5G/Yo3s0NjN3nEVSIMDG",
+	"zQRXY1Gpwrc1Xa7grXesboHHPtDctFQjst4R/rOb9e794XftsbJbWdlx5Q78cfmucji8KG7OB8V2/vc7",
+	"M+fV88OFwp2Cxn6flFu1VxWGKkmSkdaWGFdIEIanxqbe5Kuy93yXNNTMUHiu7lr1cVtqIJ+eYPyF66rc",
+	"cbioo2u1AsNSyG4SHOxn25/tT1cLQ0dz4lpxZjR5KHxwvHvq1shha8HjMbgh3NLvl44FK71pD/1NNh0S",
+	"YdPAFkLWti0pdn0h9XoLW2KvUh5cOxHGNJSfJ9YsRsNs6vLFbKE1Q68LZ4dT02NuW0FZz8Wq7gl7TGX8",
+	"uYn996GbYu86DxaO84YY5dPPSvXqWmppSlSGgpjuaT3TuTr0a2xuOFdAUXgYKhKglEbnRGzWC6bvvMnv",
+	"kKwW00CJ6saYe1sWzlSCNOE9Wkh5NLT2rFzSNd+QBx+VSt7NAfbei9tgT2uOrv8AVQJtlozRq/0kC894",
+	"nuDoXG6hA4Zstb3aMq07O9XoJsURrdFtYF1VGLp9SbGYAewH9122pzK97WHcAMQCnv5uC/fACfjQdVPQ",
+	"npLtCKcYPPC2OnwtCfxQiYuf4hmKec+mYyQkQGQ0IiY7pFRqJSWi7QinDUjb1hLNtiHC2ybsps8gc9sL",
+	"MM2/ycsR5NRJ/9rdQ5dQlx6ix4GZjwjUz0KjBI/lFnpZSYVyOWqm8mkmbTJKsWxoBe2VkcljF56YLW42",
+	"pJi+nh36J3iHmFCap5GKF+88GsL9elZa902B2sGO3P6sZim5Wq0YleHqUIrd9LBrAEDoL+rod/7Wshiv",
+	"E/timVwvzEk+WIQEMosmUP1XSzRhHncNrZ6KoHDT26JMqxuSj592vmTqcd3xLMwNfOLlsVoJ3ozwmIDe",
+	"FxO0BJBv4sYYwBOyuAZb3mUn98xTUVrPBkRr2Xc4S2YNMuwJTHWXoMETskhubeoV9GhEVmFPsPHGSxpM",
+	"JonwDOv+rRuOuPjeuzuWccp9FNr61KEJ9vPY+yRvtFPTYSdAoe1mExZRgq7JUD2QfLAru0Mw8XrwNACK",
+	"3fejgo0Yy8mQYxG71V+HMkBO4gruFpO76NGDKZkOiUDQ3lsGvj44f8VnMMnvItsQ+i7cXpphKWFwcXZg",
+	"96bZgXfJo/UNL/c2ARA9LleTsqDrEMv83ohSTTZIfT62uYwJ6daXhRqK9Tf4ffQYd6TG66G/TI4SbKqp",
+	"ThvB00dWQ/+e8o2UAYUaoJyXB3yLJry4NLPItB6REyxckUVlbwNteEH530OW+yYakohPCbKBnU0ZRTn0",
+	"/m4ziq5zKQsyiuC8c/+bYbeyVn+sP9pVCkEA8t2Pm6v5dBro6Fqygt7Jepk2+/WZNA1JJHdMe285xt7d",
+	"6wOLhXOx7zenXtsWHdZ3MfqAktVWw0oTHFl3oZVxtQi77+LcYhNQCx3obEGAjRqzPFcTIi6pJDXsXBqU",
+	"fW33cHdgZWc4Jer2QetB2b5PcxLzJCeV14MwUylhNY3IvLsgAG0LnbkBQezjYowZlXCd7Usak56FKq0i",
+	"a6AZ9ZkbFnLukSTERVi6BwEaZjRR0NzUr4ffVOolX8LXci/XKvdSqemSSTwmA1B7ofyL9+ti/W331qu7",
+	"QBplDgw57KKNUH8fbprWNC7V0oM9W7l5I4QzMxpHbWkOOZAzqci0dHj3WobDQe/KEY35MTw2PbPA0oJs",
+	"ub/VVHX2ycQqpTlycgV1Y7CNf9lwxa24cAVlXN4IHy1I8eqzjVC/P7D9s0LXEM8oAxKFxlidP9/cR+QT",
+	"jlQy8yqlTss1PupTllFCz73Q49rMlX3jr5umyrNK2pZO4NSTTktRE1LQ2CcShcDuDf2VYXOBEAeHd8at",
+	"zfBfSgm3m1tSLMQvNPQllfKHWQREFSDSgMErxMbneO0nq+XDbEti2vjXY/sxk0TY6OMavgApYloOsS1+",
+	"A81vIacfhYbOD87JLNxHImOMsjHU6RljyhA1A0OUmyk48AEy0UZcROR74DbwciI5EkSSPC3EDFsQn8sJ",
+	"l3lJ95iMKKOQERHT0YgI2Wc5EZITmqam5w/a0PwoQN5mA0Qj/X+bpOIj8eY+Cj2uDPXwzkmqtvrsECsy",
+	"5lpUC5C+IlMyJXLtjG1NjpjEaEZUHS3QTxfIUxWelJ+G2VD5KHLnpNtocRqNhaLhuB9OiaycNxMSN4fe",
+	"QHjIJZYWiGwZCziXx1PDl5C4AatW5NeuFWS9urFWsZ+Ck+f1fV7OV4ajWpomqQtstVnWoVcLLkQsS5Kt",
+	"PvthnlREGAJahwSZFcXWVm2AOI/aqc8ZdQY/j2Pev9HvYdk+PCPhMiZRzw5WKEFUENlS0L5JI/YIZIMN",
+	"sem2OvcmZjSIFw89gP+6V3q94H13iLfWcHJhVSFGLpeJ57UCeV6MzAc8WxVa7yvTyI4aCU+fDUle0aiB",
+	"8uyjvAKEaZBNmVQEx82VgO5Jhv8yHSyXIZdrX3kHSPa4s+09s/Rtyu/NfP4mxVmq2L8s4SXnCViifivs",
+	"Z53ObqSlSfiJoI1Dns42w34ryKWHUuFOJzbklqDvjcko6LOykN0BjC8XcZnnPA0YD3KGO5R4YbGXZj51",
+	"j+rwfDGW32+Bletyt3r9FeA/L8h+F7CfG7ygHkVzRVrPr50bgwqoLcvJkqjAtDlqrGG7Xx2rjB5jTiTK",
+	"Ur0GrdBSVqCKEphJE2C81WcavkhMlUkZYgjLc5nXEruB3eoOKy74U9xfuvDXwrb3VdjWWYzXpARzJZcy",
+	"ae9hQSKd6VQDuDmiiQKhkcVIgtfI5oBMMU3gr80Bh++lcQB+9Xet7++C89V/dT9UHGAJlmoAXefs1+U/",
+	"3H2Lg9oWajwhK1f819Bxoj+4ahqOyoFpZ7PY8dXwta1TeoNa+3dptdO7X+5GA2R9XC60TJa9/ub3Bq+/",
+	"cZvlZGnbdODjYtbs+TepYPA6oCuWko4ZMd2PJpjFbT4a2aReGeS1kACNZDOdepHP/JDo1V1DYL7r5aCY",
+	"Xw0iTBnj/WPMPoZQodi77Bo4XbcdnIHdZcbj1/yCFP1tn0jbSERxFILwOSJioHiYN9vseXLyvo2rsbXN",
+	"wX3DyKWt3GwK1vQZZWDsgRedB9jGg24G1oQsbeLAwbtj6wHw+oFJU1PMexPWuoUOsphCp/5LaezZ+hHW",
+	"R/hEGhgAF3LecjQCgVsvLGOKZ9GkQZ+EiTQgLvPi5Fd3OeFIkIhQd5jOMu4f6j6yZ+gdYWNbluLsb5VV",
+	"3JN5/WG1870n831mIGYlFrNCP3WA8TpzvIXM9ePz4MN7MnyvcxjXM3br3eS9xwtitw3C2bUMaPmITQaE",
+	"V0SB9YC4OQyCQwNWrbebfoZzd+bevvHF3XeLvcUXfWC3teZt+8ZP79qKQ72Di8sJtTVEWlZj21ZKxXNf",
+	"aN6dtnjTdpx0LooLfk7iLfSGD3k867Ni3UD5p5IkF6Z1vKbyWv/Ju19mKREDSI+tZztfDE4emj8U3ypk",
+	"gf53I5jKakl0MkPYv1Q0FpgpuHpBpiBX+U+5yJ1opc/2EQNQQjGZcifgaLjps3nAsQ4v/dj0LW3Dn0Pb",
+	"EcuKG3UQ6wDbhOf0Wd5T/e2ro8HpL28Ovwc13eTE84RoMWmKGR4b66gTosz8zqNnGsVvNrvVcnX6bsyL",
+	"bvhbzpH4feDRIUCbxSFbjOQGqKT/GQCDTWnb9lhdlDFu4PWCaoVgBDnhdh3m22al9yCleefcL6/0utWc",
+	"cqGuWUvNDWGXdz9VUO1hF2zOb4hb3GCNl0Y/6BnUX18qe4fVpE4yq4GepbppAUWGhtXB0dYC9c2d+0pR",
+	"RieWsT8Ws4FZb81F3/89r45EBipW2CYRF24hmUhavZaGm+2LLmCg3d58/382TggI422uGZng2XjiOFeA",
+	"eCZKBgXQwm2f70Ibtwo49IyuscxHPCUx0uujkWs1DRa/FAvFiJBoI7xUfPDv//4fkzvhxiuuYn5UcEl4",
+	"EicAPZXKQLU3iqHZ8wNAEYXcNLvvusEa77mfrIvzxGnPHl03Yn3hriB3N44E8O8YKY7kxHYYnNCYeGP7",
+	"hSbmZ/iZygwnCGeKT03pc7PqjRMt/0HYonG6yk3vaBI6ItEsSvx5jM94fobj6TSDBsdeZ408c+GJV7fW",
+	"G6coAllzypoejTW4pERIznBptINjxHhMZABe3JSI3M3oQEB/2jaZB7K2IXMmYbVm114ul4PW+TwdA8m1",
+	"zX9J+ZqdM+7q49X/DQAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
