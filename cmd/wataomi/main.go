@@ -153,14 +153,8 @@ func serve(args []string, stderr io.Writer) error {
 		return err
 	}
 	defer db.Close()
-	if cfg.SeedOnStart {
-		res, err := server.SeedTemplates(ctx, db, false)
-		if err != nil {
-			return fmt.Errorf("seed (SEED_ON_START): %w", err)
-		}
-		if res.Inserted > 0 {
-			log.Info("seeded the built-in templates", "inserted", res.Inserted)
-		}
+	if err := seedOnStart(ctx, cfg, db, log); err != nil {
+		return err
 	}
 	var rdb *redis.Client
 	shared := auth.NewMemoryShared()
@@ -364,6 +358,22 @@ func token(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	return json.NewEncoder(stdout).Encode(map[string]string{"access_token": tok, "refresh_token": refresh})
+}
+
+// seedOnStart inserts the missing built-in templates when SEED_ON_START holds (the default), so a
+// fresh install has its catalogue. Existing rows are left alone: resetting them is `seed --force`.
+func seedOnStart(ctx context.Context, cfg *config.Config, db *store.DB, log *slog.Logger) error {
+	if !cfg.SeedOnStart {
+		return nil
+	}
+	res, err := server.SeedTemplates(ctx, db, false)
+	if err != nil {
+		return fmt.Errorf("seed (SEED_ON_START): %w", err)
+	}
+	if res.Inserted > 0 {
+		log.Info("seeded the built-in templates", "inserted", res.Inserted)
+	}
+	return nil
 }
 
 // seedCmd is `wataomi seed [--force]` (PRODUCT §3.6): the same seed as POST /templates/seed, audited
