@@ -819,6 +819,16 @@ func FuzzParseAndCheck(f *testing.F) {
 		[]byte(`{"nodes":[]} trailing`),
 		[]byte(""),
 	}
+	// Every registered type with its happy config, chained, so mutations reach the config checks.
+	var all []CN
+	var links []E
+	for i, typ := range wantTypes {
+		all = append(all, CN{ID: fmt.Sprintf("n%d", i), Type: typ, Config: happyConfigs[typ]})
+		if i > 0 {
+			links = append(links, E{ID: fmt.Sprintf("e%d", i), Source: "n0", Target: fmt.Sprintf("n%d", i)})
+		}
+	}
+	seeds = append(seeds, graphOf(all, links))
 	for _, s := range seeds {
 		f.Add(s)
 	}

@@ -64,6 +64,84 @@ func (e AgentTone) Valid() bool {
 	}
 }
 
+// Defines values for ExecutionMode.
+const (
+	Manual   ExecutionMode = "manual"
+	Message  ExecutionMode = "message"
+	Retry    ExecutionMode = "retry"
+	Schedule ExecutionMode = "schedule"
+	Test     ExecutionMode = "test"
+	Webhook  ExecutionMode = "webhook"
+)
+
+// Valid indicates whether the value is a known member of the ExecutionMode enum.
+func (e ExecutionMode) Valid() bool {
+	switch e {
+	case Manual:
+		return true
+	case Message:
+		return true
+	case Retry:
+		return true
+	case Schedule:
+		return true
+	case Test:
+		return true
+	case Webhook:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ExecutionRetryFrom.
+const (
+	FailedNode ExecutionRetryFrom = "failed_node"
+	Start      ExecutionRetryFrom = "start"
+)
+
+// Valid indicates whether the value is a known member of the ExecutionRetryFrom enum.
+func (e ExecutionRetryFrom) Valid() bool {
+	switch e {
+	case FailedNode:
+		return true
+	case Start:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ExecutionStatus.
+const (
+	ExecutionStatusCancelled ExecutionStatus = "cancelled"
+	ExecutionStatusCompleted ExecutionStatus = "completed"
+	ExecutionStatusFailed    ExecutionStatus = "failed"
+	ExecutionStatusQueued    ExecutionStatus = "queued"
+	ExecutionStatusRunning   ExecutionStatus = "running"
+	ExecutionStatusWaiting   ExecutionStatus = "waiting"
+)
+
+// Valid indicates whether the value is a known member of the ExecutionStatus enum.
+func (e ExecutionStatus) Valid() bool {
+	switch e {
+	case ExecutionStatusCancelled:
+		return true
+	case ExecutionStatusCompleted:
+		return true
+	case ExecutionStatusFailed:
+		return true
+	case ExecutionStatusQueued:
+		return true
+	case ExecutionStatusRunning:
+		return true
+	case ExecutionStatusWaiting:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for FlowStatus.
 const (
 	FlowStatusArchived  FlowStatus = "archived"
@@ -181,6 +259,114 @@ func (e MeAuthType) Valid() bool {
 	}
 }
 
+// Defines values for NodeExecutionStatus.
+const (
+	NodeExecutionStatusCancelled NodeExecutionStatus = "cancelled"
+	NodeExecutionStatusCompleted NodeExecutionStatus = "completed"
+	NodeExecutionStatusFailed    NodeExecutionStatus = "failed"
+	NodeExecutionStatusRunning   NodeExecutionStatus = "running"
+	NodeExecutionStatusSkipped   NodeExecutionStatus = "skipped"
+	NodeExecutionStatusWaiting   NodeExecutionStatus = "waiting"
+)
+
+// Valid indicates whether the value is a known member of the NodeExecutionStatus enum.
+func (e NodeExecutionStatus) Valid() bool {
+	switch e {
+	case NodeExecutionStatusCancelled:
+		return true
+	case NodeExecutionStatusCompleted:
+		return true
+	case NodeExecutionStatusFailed:
+		return true
+	case NodeExecutionStatusRunning:
+		return true
+	case NodeExecutionStatusSkipped:
+		return true
+	case NodeExecutionStatusWaiting:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for NodeTypeCategoryID.
+const (
+	Action   NodeTypeCategoryID = "action"
+	Ai       NodeTypeCategoryID = "ai"
+	Logic    NodeTypeCategoryID = "logic"
+	Response NodeTypeCategoryID = "response"
+	Trigger  NodeTypeCategoryID = "trigger"
+)
+
+// Valid indicates whether the value is a known member of the NodeTypeCategoryID enum.
+func (e NodeTypeCategoryID) Valid() bool {
+	switch e {
+	case Action:
+		return true
+	case Ai:
+		return true
+	case Logic:
+		return true
+	case Response:
+		return true
+	case Trigger:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for NodeTypePropertyType.
+const (
+	Boolean     NodeTypePropertyType = "boolean"
+	Cron        NodeTypePropertyType = "cron"
+	Expression  NodeTypePropertyType = "expression"
+	Json        NodeTypePropertyType = "json"
+	KeyValue    NodeTypePropertyType = "key-value"
+	List        NodeTypePropertyType = "list"
+	MultiSelect NodeTypePropertyType = "multi-select"
+	Number      NodeTypePropertyType = "number"
+	Select      NodeTypePropertyType = "select"
+	StringList  NodeTypePropertyType = "string-list"
+	Text        NodeTypePropertyType = "text"
+	Textarea    NodeTypePropertyType = "textarea"
+	Timezone    NodeTypePropertyType = "timezone"
+)
+
+// Valid indicates whether the value is a known member of the NodeTypePropertyType enum.
+func (e NodeTypePropertyType) Valid() bool {
+	switch e {
+	case Boolean:
+		return true
+	case Cron:
+		return true
+	case Expression:
+		return true
+	case Json:
+		return true
+	case KeyValue:
+		return true
+	case List:
+		return true
+	case MultiSelect:
+		return true
+	case Number:
+		return true
+	case Select:
+		return true
+	case StringList:
+		return true
+	case Text:
+		return true
+	case Textarea:
+		return true
+	case Timezone:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for TokenResponseTokenType.
 const (
 	Bearer TokenResponseTokenType = "Bearer"
@@ -250,6 +436,21 @@ func (e ListApiTokensParamsSort) Valid() bool {
 	case ListApiTokensParamsSortMinusName:
 		return true
 	case ListApiTokensParamsSortName:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for GetExecutionParamsInclude.
+const (
+	GetExecutionParamsIncludeGraph GetExecutionParamsInclude = "graph"
+)
+
+// Valid indicates whether the value is a known member of the GetExecutionParamsInclude enum.
+func (e GetExecutionParamsInclude) Valid() bool {
+	switch e {
+	case GetExecutionParamsIncludeGraph:
 		return true
 	default:
 		return false
@@ -552,6 +753,114 @@ type CasdoorCallback struct {
 	State string `json:"state"`
 }
 
+// CursorMeta The paging fields of every cursor list.
+type CursorMeta struct {
+	HasMore bool `json:"has_more"`
+
+	// NextCursor Pass as `cursor` for the next batch; null at the end.
+	NextCursor nullable.Nullable[string] `json:"next_cursor"`
+}
+
+// Execution defines model for Execution.
+type Execution struct {
+	ApiTokenId     nullable.Nullable[int64]          `json:"api_token_id"`
+	CompletedAt    nullable.Nullable[apitime.Time]   `json:"completed_at"`
+	CompletedNodes int                               `json:"completed_nodes"`
+	ConversationId nullable.Nullable[int64]          `json:"conversation_id"`
+	DurationMs     nullable.Nullable[int64]          `json:"duration_ms"`
+	Error          nullable.Nullable[ExecutionError] `json:"error"`
+	FailedNodes    int                               `json:"failed_nodes"`
+	FlowId         int64                             `json:"flow_id"`
+	FlowRevision   int                               `json:"flow_revision"`
+	FlowVersion    nullable.Nullable[int]            `json:"flow_version"`
+
+	// Graph A React Flow graph. Open schema: unknown UI keys are stored and ignored. The engine's checks
+	// (unique ids, edges between existing nodes, no cycles, size limits) answer 422 `invalid-graph`.
+	Graph          *Graph                 `json:"graph,omitempty"`
+	HasErrors      bool                   `json:"has_errors"`
+	Id             int64                  `json:"id"`
+	InputData      map[string]interface{} `json:"input_data"`
+	Mode           ExecutionMode          `json:"mode"`
+	NodeExecutions []NodeExecution        `json:"node_executions"`
+
+	// OutputData The last `response-data` node's output, or null.
+	OutputData   interface{}                     `json:"output_data"`
+	QueuedAt     apitime.Time                    `json:"queued_at"`
+	RetryOf      nullable.Nullable[int64]        `json:"retry_of"`
+	SkippedNodes int                             `json:"skipped_nodes"`
+	StartedAt    nullable.Nullable[apitime.Time] `json:"started_at"`
+	Status       ExecutionStatus                 `json:"status"`
+	TotalNodes   int                             `json:"total_nodes"`
+	TriggeredBy  nullable.Nullable[int64]        `json:"triggered_by"`
+}
+
+// ExecutionCreate defines model for ExecutionCreate.
+type ExecutionCreate struct {
+	FlowId int64 `json:"flow_id"`
+
+	// InputData The run's input (≤256 KiB), checked against the trigger's `inputFields`.
+	InputData *map[string]interface{} `json:"input_data,omitempty"`
+
+	// Version A version to run; default the working copy.
+	Version *int `json:"version,omitempty"`
+}
+
+// ExecutionCursorPage defines model for ExecutionCursorPage.
+type ExecutionCursorPage struct {
+	HasMore bool               `json:"has_more"`
+	Items   []ExecutionSummary `json:"items"`
+
+	// NextCursor Pass as `cursor` for the next batch; null at the end.
+	NextCursor nullable.Nullable[string] `json:"next_cursor"`
+}
+
+// ExecutionError defines model for ExecutionError.
+type ExecutionError struct {
+	Code    string                    `json:"code"`
+	Message string                    `json:"message"`
+	NodeId  nullable.Nullable[string] `json:"node_id"`
+}
+
+// ExecutionMode defines model for ExecutionMode.
+type ExecutionMode string
+
+// ExecutionRetry defines model for ExecutionRetry.
+type ExecutionRetry struct {
+	// From Where the new run starts; absent means `failed_node`.
+	From      *ExecutionRetryFrom     `json:"from,omitempty"`
+	InputData *map[string]interface{} `json:"input_data,omitempty"`
+}
+
+// ExecutionRetryFrom Where the new run starts; absent means `failed_node`.
+type ExecutionRetryFrom string
+
+// ExecutionStatus defines model for ExecutionStatus.
+type ExecutionStatus string
+
+// ExecutionSummary defines model for ExecutionSummary.
+type ExecutionSummary struct {
+	ApiTokenId     nullable.Nullable[int64]          `json:"api_token_id"`
+	CompletedAt    nullable.Nullable[apitime.Time]   `json:"completed_at"`
+	CompletedNodes int                               `json:"completed_nodes"`
+	ConversationId nullable.Nullable[int64]          `json:"conversation_id"`
+	DurationMs     nullable.Nullable[int64]          `json:"duration_ms"`
+	Error          nullable.Nullable[ExecutionError] `json:"error"`
+	FailedNodes    int                               `json:"failed_nodes"`
+	FlowId         int64                             `json:"flow_id"`
+	FlowRevision   int                               `json:"flow_revision"`
+	FlowVersion    nullable.Nullable[int]            `json:"flow_version"`
+	HasErrors      bool                              `json:"has_errors"`
+	Id             int64                             `json:"id"`
+	Mode           ExecutionMode                     `json:"mode"`
+	QueuedAt       apitime.Time                      `json:"queued_at"`
+	RetryOf        nullable.Nullable[int64]          `json:"retry_of"`
+	SkippedNodes   int                               `json:"skipped_nodes"`
+	StartedAt      nullable.Nullable[apitime.Time]   `json:"started_at"`
+	Status         ExecutionStatus                   `json:"status"`
+	TotalNodes     int                               `json:"total_nodes"`
+	TriggeredBy    nullable.Nullable[int64]          `json:"triggered_by"`
+}
+
 // Flow defines model for Flow.
 type Flow struct {
 	ArchivedAt nullable.Nullable[apitime.Time] `json:"archived_at"`
@@ -763,6 +1072,30 @@ type FlowVersionSummaryPage struct {
 // FlowVisibility `private`: the owner and admins; `team`: also the members of `team_id`; `public`: every holder of flow:read.
 type FlowVisibility string
 
+// FlowWebhookAccepted defines model for FlowWebhookAccepted.
+type FlowWebhookAccepted struct {
+	ExecutionId int64           `json:"execution_id"`
+	Status      ExecutionStatus `json:"status"`
+}
+
+// FlowWebhookAnswer The `body` of the `response-data` node that ended the run.
+type FlowWebhookAnswer = interface{}
+
+// FlowWebhookForm defines model for FlowWebhookForm.
+type FlowWebhookForm map[string]interface{}
+
+// FlowWebhookJSON Any JSON document; it becomes the trigger's `body`.
+type FlowWebhookJSON = interface{}
+
+// FlowWebhookKey defines model for FlowWebhookKey.
+type FlowWebhookKey struct {
+	// WebhookUrl The new receiver URL; the previous key stops working at once.
+	WebhookUrl string `json:"webhook_url"`
+}
+
+// FlowWebhookText defines model for FlowWebhookText.
+type FlowWebhookText = string
+
 // FlowWriteStatus Writing `published` publishes the flow; writing `draft` unpublishes it.
 type FlowWriteStatus string
 
@@ -882,6 +1215,110 @@ type MeAuth struct {
 
 // MeAuthType defines model for MeAuth.Type.
 type MeAuthType string
+
+// NodeError defines model for NodeError.
+type NodeError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// NodeExecution defines model for NodeExecution.
+type NodeExecution struct {
+	Attempt     int                             `json:"attempt"`
+	CompletedAt nullable.Nullable[apitime.Time] `json:"completed_at"`
+	DurationMs  nullable.Nullable[int64]        `json:"duration_ms"`
+	Error       nullable.Nullable[NodeError]    `json:"error"`
+
+	// Handle The branch the node took.
+	Handle nullable.Nullable[string] `json:"handle"`
+	Id     int64                     `json:"id"`
+
+	// Input The resolved config, with secrets redacted.
+	Input     interface{} `json:"input"`
+	NodeId    string      `json:"node_id"`
+	NodeLabel string      `json:"node_label"`
+	NodeType  string      `json:"node_type"`
+
+	// Output What the node produced (truncated to 64 KiB in lists, with `truncated`).
+	Output     interface{}              `json:"output"`
+	ReusedFrom nullable.Nullable[int64] `json:"reused_from"`
+	StartedAt  apitime.Time             `json:"started_at"`
+	Status     NodeExecutionStatus      `json:"status"`
+	Truncated  bool                     `json:"truncated"`
+}
+
+// NodeExecutionStatus defines model for NodeExecutionStatus.
+type NodeExecutionStatus string
+
+// NodeType defines model for NodeType.
+type NodeType struct {
+	Category    NodeTypeCategoryID `json:"category"`
+	Color       string             `json:"color"`
+	Deprecated  bool               `json:"deprecated"`
+	Description string             `json:"description"`
+
+	// DynamicOutputs `categories` (ai-classify) or `cases` (logic-switch): the handles come from the config.
+	DynamicOutputs nullable.Nullable[string] `json:"dynamic_outputs"`
+	Icon           string                    `json:"icon"`
+	Id             string                    `json:"id"`
+	Label          string                    `json:"label"`
+	OutputSchema   map[string]interface{}    `json:"output_schema"`
+	Outputs        []NodeTypeOutput          `json:"outputs"`
+	Properties     []NodeTypeProperty        `json:"properties"`
+	SchemaVersion  int                       `json:"schema_version"`
+}
+
+// NodeTypeCategory defines model for NodeTypeCategory.
+type NodeTypeCategory struct {
+	Color string             `json:"color"`
+	Id    NodeTypeCategoryID `json:"id"`
+	Label string             `json:"label"`
+}
+
+// NodeTypeCategoryID defines model for NodeTypeCategoryID.
+type NodeTypeCategoryID string
+
+// NodeTypeCategoryList defines model for NodeTypeCategoryList.
+type NodeTypeCategoryList struct {
+	Items []NodeTypeCategory `json:"items"`
+}
+
+// NodeTypeList defines model for NodeTypeList.
+type NodeTypeList struct {
+	Items []NodeType `json:"items"`
+}
+
+// NodeTypeOption defines model for NodeTypeOption.
+type NodeTypeOption struct {
+	Label string `json:"label"`
+	Value string `json:"value"`
+}
+
+// NodeTypeOutput defines model for NodeTypeOutput.
+type NodeTypeOutput struct {
+	Handle string `json:"handle"`
+	Label  string `json:"label"`
+}
+
+// NodeTypeProperty defines model for NodeTypeProperty.
+type NodeTypeProperty struct {
+	Default        interface{}          `json:"default,omitempty"`
+	Description    string               `json:"description"`
+	ItemProperties *[]NodeTypeProperty  `json:"item_properties,omitempty"`
+	Label          string               `json:"label"`
+	Max            *float32             `json:"max,omitempty"`
+	Min            *float32             `json:"min,omitempty"`
+	Name           string               `json:"name"`
+	Options        *[]NodeTypeOption    `json:"options,omitempty"`
+	OptionsSource  *string              `json:"options_source,omitempty"`
+	Placeholder    *string              `json:"placeholder,omitempty"`
+	Required       bool                 `json:"required"`
+	Templated      bool                 `json:"templated"`
+	Type           NodeTypePropertyType `json:"type"`
+}
+
+// NodeTypePropertyType defines model for NodeTypeProperty.Type.
+type NodeTypePropertyType string
 
 // PageMeta The paging fields of every page list.
 type PageMeta struct {
@@ -1305,6 +1742,12 @@ type ApiTokenID = int64
 // ApiTokenSort defines model for ApiTokenSort.
 type ApiTokenSort = []string
 
+// Cursor defines model for Cursor.
+type Cursor = string
+
+// ExecutionID defines model for ExecutionID.
+type ExecutionID = int64
+
 // FlowID defines model for FlowID.
 type FlowID = int64
 
@@ -1313,6 +1756,9 @@ type FlowVersionNumber = int32
 
 // IfMatch defines model for IfMatch.
 type IfMatch = string
+
+// Limit defines model for Limit.
+type Limit = int
 
 // Page defines model for Page.
 type Page = int
@@ -1334,6 +1780,12 @@ type TemplateID = int64
 
 // UserID defines model for UserID.
 type UserID = int64
+
+// WaitMS defines model for WaitMS.
+type WaitMS = int
+
+// ExecutionCreated defines model for ExecutionCreated.
+type ExecutionCreated = Execution
 
 // FlowWithETag defines model for FlowWithETag.
 type FlowWithETag = Flow
@@ -1360,6 +1812,55 @@ type ListApiTokensParamsSort string
 type GetLoginUrlParams struct {
 	// RedirectUri Where Casdoor sends the browser back; one of the configured redirect URIs.
 	RedirectUri *string `form:"redirect_uri,omitempty" json:"redirect_uri,omitempty"`
+}
+
+// ListExecutionsParams defines parameters for ListExecutions.
+type ListExecutionsParams struct {
+	// Cursor The `next_cursor` of the previous batch.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// Limit Items per batch.
+	Limit  *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+	FlowId *int64 `form:"flow_id,omitempty" json:"flow_id,omitempty"`
+
+	// Status Repeatable.
+	Status *[]ExecutionStatus `form:"status,omitempty" json:"status,omitempty"`
+	Mode   *ExecutionMode     `form:"mode,omitempty" json:"mode,omitempty"`
+
+	// TriggeredBy `me` or a user id.
+	TriggeredBy *string `form:"triggered_by,omitempty" json:"triggered_by,omitempty"`
+
+	// From Runs queued at or after this time.
+	From *time.Time `form:"from,omitempty" json:"from,omitempty"`
+
+	// To Runs queued before this time.
+	To *time.Time `form:"to,omitempty" json:"to,omitempty"`
+}
+
+// CreateExecutionParams defines parameters for CreateExecution.
+type CreateExecutionParams struct {
+	// WaitMs How long to wait for the run to end before answering (0–30000 ms).
+	WaitMs *WaitMS `form:"wait_ms,omitempty" json:"wait_ms,omitempty"`
+}
+
+// GetExecutionParams defines parameters for GetExecution.
+type GetExecutionParams struct {
+	Include *GetExecutionParamsInclude `form:"include,omitempty" json:"include,omitempty"`
+}
+
+// GetExecutionParamsInclude defines parameters for GetExecution.
+type GetExecutionParamsInclude string
+
+// GetExecutionEventsParams defines parameters for GetExecutionEvents.
+type GetExecutionEventsParams struct {
+	// LastEventID The `id` of the last event received; the stream resumes after it.
+	LastEventID *string `json:"Last-Event-ID,omitempty"`
+}
+
+// RetryExecutionParams defines parameters for RetryExecution.
+type RetryExecutionParams struct {
+	// WaitMs How long to wait for the run to end before answering (0–30000 ms).
+	WaitMs *WaitMS `form:"wait_ms,omitempty" json:"wait_ms,omitempty"`
 }
 
 // ListFlowsParams defines parameters for ListFlows.
@@ -1418,6 +1919,11 @@ type ListFlowVersionsParams struct {
 type RestoreFlowVersionParams struct {
 	// IfMatch The `ETag` last read; a mismatch answers 412 and changes nothing.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
+}
+
+// ListNodeTypesParams defines parameters for ListNodeTypes.
+type ListNodeTypesParams struct {
+	Category *NodeTypeCategoryID `form:"category,omitempty" json:"category,omitempty"`
 }
 
 // ListTeamsParams defines parameters for ListTeams.
@@ -1534,6 +2040,15 @@ type ExchangeCodeJSONRequestBody = CasdoorCallback
 // RefreshTokensJSONRequestBody defines body for RefreshTokens for application/json ContentType.
 type RefreshTokensJSONRequestBody = RefreshRequest
 
+// CreateExecutionJSONRequestBody defines body for CreateExecution for application/json ContentType.
+type CreateExecutionJSONRequestBody = ExecutionCreate
+
+// StreamExecutionJSONRequestBody defines body for StreamExecution for application/json ContentType.
+type StreamExecutionJSONRequestBody = ExecutionCreate
+
+// RetryExecutionJSONRequestBody defines body for RetryExecution for application/json ContentType.
+type RetryExecutionJSONRequestBody = ExecutionRetry
+
 // CreateFlowJSONRequestBody defines body for CreateFlow for application/json ContentType.
 type CreateFlowJSONRequestBody = FlowCreate
 
@@ -1578,6 +2093,15 @@ type CreateTemplateFlowJSONRequestBody = TemplateFlowCreate
 
 // UpdateUserRoleJSONRequestBody defines body for UpdateUserRole for application/json ContentType.
 type UpdateUserRoleJSONRequestBody = UserRoleUpdate
+
+// ReceiveFlowWebhookJSONRequestBody defines body for ReceiveFlowWebhook for application/json ContentType.
+type ReceiveFlowWebhookJSONRequestBody = FlowWebhookJSON
+
+// ReceiveFlowWebhookFormdataRequestBody defines body for ReceiveFlowWebhook for application/x-www-form-urlencoded ContentType.
+type ReceiveFlowWebhookFormdataRequestBody = FlowWebhookForm
+
+// ReceiveFlowWebhookTextRequestBody defines body for ReceiveFlowWebhook for text/plain ContentType.
+type ReceiveFlowWebhookTextRequestBody = FlowWebhookText
 
 // Getter for additional properties for Graph. Returns the specified
 // element and whether it was found
@@ -2544,6 +3068,119 @@ type ClientInterface interface {
 	// Corresponds with POST /casdoor/auth/refresh (the `RefreshTokens` operationId).
 	RefreshTokens(ctx context.Context, body RefreshTokensJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ListExecutions List executions
+	//
+	// A cursor list of run summaries, newest first, over the flows the caller can read. Filters combine;
+	// a cursor only works with the filters it was issued for.
+	//
+	// Corresponds with GET /executions (the `ListExecutions` operationId).
+	ListExecutions(ctx context.Context, params *ListExecutionsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateExecutionWithBody Run a flow
+	//
+	// Queues a run durably (a database row and a job in one transaction) and waits up to `wait_ms` for it
+	// to end, then answers with the run as it stands. The flow must be readable and complete; `input_data`
+	// is checked against the trigger's `inputFields`. Runs the working copy unless `version` is given.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /executions (the `CreateExecution` operationId).
+	CreateExecutionWithBody(ctx context.Context, params *CreateExecutionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateExecution Run a flow
+	//
+	// Queues a run durably (a database row and a job in one transaction) and waits up to `wait_ms` for it
+	// to end, then answers with the run as it stands. The flow must be readable and complete; `input_data`
+	// is checked against the trigger's `inputFields`. Runs the working copy unless `version` is given.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /executions (the `CreateExecution` operationId).
+	CreateExecution(ctx context.Context, params *CreateExecutionParams, body CreateExecutionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// StreamExecutionWithBody Run a flow and stream its events
+	//
+	// Same body and checks as `POST /executions`; answers `text/event-stream` with the run's events from
+	// `execution.created` to the terminal event (`event:`, `id: <seq>`, `data: <JSON>`; `retry: 2000`
+	// first; a `: ping` comment every 15 s). Closing the stream does not cancel the run.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /executions/stream (the `StreamExecution` operationId).
+	StreamExecutionWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// StreamExecution Run a flow and stream its events
+	//
+	// Same body and checks as `POST /executions`; answers `text/event-stream` with the run's events from
+	// `execution.created` to the terminal event (`event:`, `id: <seq>`, `data: <JSON>`; `retry: 2000`
+	// first; a `: ping` comment every 15 s). Closing the stream does not cancel the run.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /executions/stream (the `StreamExecution` operationId).
+	StreamExecution(ctx context.Context, body StreamExecutionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteExecution Delete an execution
+	//
+	// Deletes an ended run with its node records and events. A run still active answers 409.
+	//
+	// Corresponds with DELETE /executions/{id} (the `DeleteExecution` operationId).
+	DeleteExecution(ctx context.Context, id ExecutionID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetExecution Get an execution
+	//
+	// The run with its node records, ordered by start. `include=graph` adds the exact graph that ran.
+	// Outputs over 64 KiB are truncated (`truncated: true`); `GET …/nodes/{node_execution_id}` has them whole.
+	//
+	// Corresponds with GET /executions/{id} (the `GetExecution` operationId).
+	GetExecution(ctx context.Context, id ExecutionID, params *GetExecutionParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CancelExecution Cancel an execution
+	//
+	// A queued or waiting run is cancelled at once; a running one is signalled and its worker stops it
+	// (in-flight HTTP and AI calls are aborted). Answers with the run as it stands; an ended run answers 409.
+	//
+	// Corresponds with POST /executions/{id}/cancel (the `CancelExecution` operationId).
+	CancelExecution(ctx context.Context, id ExecutionID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetExecutionEvents Stream an execution's events
+	//
+	// Server-sent events of an existing run: replays from the start (or after `Last-Event-ID`), then follows
+	// live, and closes after the terminal event. Past the event retention, one terminal event built from the
+	// run is sent.
+	//
+	// Corresponds with GET /executions/{id}/events (the `GetExecutionEvents` operationId).
+	GetExecutionEvents(ctx context.Context, id ExecutionID, params *GetExecutionEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetNodeExecution Get one node record
+	//
+	// One node record with its full `input` and `output`.
+	//
+	// Corresponds with GET /executions/{id}/nodes/{node_execution_id} (the `GetNodeExecution` operationId).
+	GetNodeExecution(ctx context.Context, id ExecutionID, nodeExecutionId int64, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RetryExecutionWithBody Retry an execution
+	//
+	// Creates a new run (`mode=retry`, `retry_of`) of a failed or cancelled run on the same graph. From
+	// `failed_node` (default) the completed nodes' records are reused and the run resumes at the node(s)
+	// that failed or were cancelled; from `start` everything runs again.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /executions/{id}/retry (the `RetryExecution` operationId).
+	RetryExecutionWithBody(ctx context.Context, id ExecutionID, params *RetryExecutionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RetryExecution Retry an execution
+	//
+	// Creates a new run (`mode=retry`, `retry_of`) of a failed or cancelled run on the same graph. From
+	// `failed_node` (default) the completed nodes' records are reused and the run resumes at the node(s)
+	// that failed or were cancelled; from `start` everything runs again.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /executions/{id}/retry (the `RetryExecution` operationId).
+	RetryExecution(ctx context.Context, id ExecutionID, params *RetryExecutionParams, body RetryExecutionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListFlows List flows
 	//
 	// A page of flow summaries (without `data`) that the caller can see: their own flows, `team` flows of
@@ -2733,6 +3370,35 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /flows/{id}/versions/{version}/restore (the `RestoreFlowVersion` operationId).
 	RestoreFlowVersion(ctx context.Context, id FlowID, version FlowVersionNumber, params *RestoreFlowVersionParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RotateFlowWebhookKey Rotate the webhook key
+	//
+	// Gives the flow's `trigger-webhook` a new key and returns the receiver URL; the previous key stops working
+	// at once. A flow without a `trigger-webhook` in its working copy answers 409 `invalid-state`.
+	//
+	// Corresponds with POST /flows/{id}/webhook-key (the `RotateFlowWebhookKey` operationId).
+	RotateFlowWebhookKey(ctx context.Context, id FlowID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListNodeTypes List node types
+	//
+	// The engine's own registry, so the editor shows exactly what runs.
+	//
+	// Corresponds with GET /node-types (the `ListNodeTypes` operationId).
+	ListNodeTypes(ctx context.Context, params *ListNodeTypesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListNodeTypeCategories List node type categories
+	//
+	// The five categories of node types.
+	//
+	// Corresponds with GET /node-types/categories (the `ListNodeTypeCategories` operationId).
+	ListNodeTypeCategories(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetNodeType Get a node type
+	//
+	// One node type definition; an unknown id answers 404.
+	//
+	// Corresponds with GET /node-types/{type_id} (the `GetNodeType` operationId).
+	GetNodeType(ctx context.Context, typeId string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListPermissions The permission catalogue
 	//
@@ -3053,6 +3719,58 @@ type ClientInterface interface {
 	//
 	// Corresponds with DELETE /users/{user_id}/api-tokens/{id} (the `DeleteUserApiToken` operationId).
 	DeleteUserApiToken(ctx context.Context, userId PathUserID, id ApiTokenID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ReceiveFlowWebhookWithBody Start a flow from a webhook
+	//
+	// Starts the published version of the flow whose `trigger-webhook` owns this key. The trigger's output is
+	// `{method, query, headers, body, received_at}` (headers lower-cased, auth and cookie headers dropped; a
+	// JSON body parsed, otherwise a string). In `immediate` mode the answer is 202 with the run id; in
+	// `last_node` mode the receiver waits up to 30 s for a `response-data` node and answers with its status,
+	// headers and body, falling back to 202.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
+	ReceiveFlowWebhookWithBody(ctx context.Context, endpointKey string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ReceiveFlowWebhook Start a flow from a webhook
+	//
+	// Starts the published version of the flow whose `trigger-webhook` owns this key. The trigger's output is
+	// `{method, query, headers, body, received_at}` (headers lower-cased, auth and cookie headers dropped; a
+	// JSON body parsed, otherwise a string). In `immediate` mode the answer is 202 with the run id; in
+	// `last_node` mode the receiver waits up to 30 s for a `response-data` node and answers with its status,
+	// headers and body, falling back to 202.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
+	ReceiveFlowWebhook(ctx context.Context, endpointKey string, body ReceiveFlowWebhookJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ReceiveFlowWebhookWithFormdataBody Start a flow from a webhook
+	//
+	// Starts the published version of the flow whose `trigger-webhook` owns this key. The trigger's output is
+	// `{method, query, headers, body, received_at}` (headers lower-cased, auth and cookie headers dropped; a
+	// JSON body parsed, otherwise a string). In `immediate` mode the answer is 202 with the run id; in
+	// `last_node` mode the receiver waits up to 30 s for a `response-data` node and answers with its status,
+	// headers and body, falling back to 202.
+	//
+	// Takes a body of the `application/x-www-form-urlencoded` content type.
+	//
+	// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
+	ReceiveFlowWebhookWithFormdataBody(ctx context.Context, endpointKey string, body ReceiveFlowWebhookFormdataRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ReceiveFlowWebhookWithTextBody Start a flow from a webhook
+	//
+	// Starts the published version of the flow whose `trigger-webhook` owns this key. The trigger's output is
+	// `{method, query, headers, body, received_at}` (headers lower-cased, auth and cookie headers dropped; a
+	// JSON body parsed, otherwise a string). In `immediate` mode the answer is 202 with the run id; in
+	// `last_node` mode the receiver waits up to 30 s for a `response-data` node and answers with its status,
+	// headers and body, falling back to 202.
+	//
+	// Takes a body of the `text/plain` content type.
+	//
+	// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
+	ReceiveFlowWebhookWithTextBody(ctx context.Context, endpointKey string, body ReceiveFlowWebhookTextRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 }
 
 // CreateAgentConfigWithBody Create a flow's agent config
@@ -3392,6 +4110,239 @@ func (c *Client) RefreshTokensWithBody(ctx context.Context, contentType string, 
 // Corresponds with POST /casdoor/auth/refresh (the `RefreshTokens` operationId).
 func (c *Client) RefreshTokens(ctx context.Context, body RefreshTokensJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewRefreshTokensRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListExecutions List executions
+//
+// A cursor list of run summaries, newest first, over the flows the caller can read. Filters combine;
+// a cursor only works with the filters it was issued for.
+//
+// Corresponds with GET /executions (the `ListExecutions` operationId).
+func (c *Client) ListExecutions(ctx context.Context, params *ListExecutionsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListExecutionsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateExecutionWithBody Run a flow
+//
+// Queues a run durably (a database row and a job in one transaction) and waits up to `wait_ms` for it
+// to end, then answers with the run as it stands. The flow must be readable and complete; `input_data`
+// is checked against the trigger's `inputFields`. Runs the working copy unless `version` is given.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /executions (the `CreateExecution` operationId).
+func (c *Client) CreateExecutionWithBody(ctx context.Context, params *CreateExecutionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateExecutionRequestWithBody(c.Server, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateExecution Run a flow
+//
+// Queues a run durably (a database row and a job in one transaction) and waits up to `wait_ms` for it
+// to end, then answers with the run as it stands. The flow must be readable and complete; `input_data`
+// is checked against the trigger's `inputFields`. Runs the working copy unless `version` is given.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /executions (the `CreateExecution` operationId).
+func (c *Client) CreateExecution(ctx context.Context, params *CreateExecutionParams, body CreateExecutionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateExecutionRequest(c.Server, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// StreamExecutionWithBody Run a flow and stream its events
+//
+// Same body and checks as `POST /executions`; answers `text/event-stream` with the run's events from
+// `execution.created` to the terminal event (`event:`, `id: <seq>`, `data: <JSON>`; `retry: 2000`
+// first; a `: ping` comment every 15 s). Closing the stream does not cancel the run.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /executions/stream (the `StreamExecution` operationId).
+func (c *Client) StreamExecutionWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewStreamExecutionRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// StreamExecution Run a flow and stream its events
+//
+// Same body and checks as `POST /executions`; answers `text/event-stream` with the run's events from
+// `execution.created` to the terminal event (`event:`, `id: <seq>`, `data: <JSON>`; `retry: 2000`
+// first; a `: ping` comment every 15 s). Closing the stream does not cancel the run.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /executions/stream (the `StreamExecution` operationId).
+func (c *Client) StreamExecution(ctx context.Context, body StreamExecutionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewStreamExecutionRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteExecution Delete an execution
+//
+// Deletes an ended run with its node records and events. A run still active answers 409.
+//
+// Corresponds with DELETE /executions/{id} (the `DeleteExecution` operationId).
+func (c *Client) DeleteExecution(ctx context.Context, id ExecutionID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteExecutionRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetExecution Get an execution
+//
+// The run with its node records, ordered by start. `include=graph` adds the exact graph that ran.
+// Outputs over 64 KiB are truncated (`truncated: true`); `GET …/nodes/{node_execution_id}` has them whole.
+//
+// Corresponds with GET /executions/{id} (the `GetExecution` operationId).
+func (c *Client) GetExecution(ctx context.Context, id ExecutionID, params *GetExecutionParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetExecutionRequest(c.Server, id, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CancelExecution Cancel an execution
+//
+// A queued or waiting run is cancelled at once; a running one is signalled and its worker stops it
+// (in-flight HTTP and AI calls are aborted). Answers with the run as it stands; an ended run answers 409.
+//
+// Corresponds with POST /executions/{id}/cancel (the `CancelExecution` operationId).
+func (c *Client) CancelExecution(ctx context.Context, id ExecutionID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCancelExecutionRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetExecutionEvents Stream an execution's events
+//
+// Server-sent events of an existing run: replays from the start (or after `Last-Event-ID`), then follows
+// live, and closes after the terminal event. Past the event retention, one terminal event built from the
+// run is sent.
+//
+// Corresponds with GET /executions/{id}/events (the `GetExecutionEvents` operationId).
+func (c *Client) GetExecutionEvents(ctx context.Context, id ExecutionID, params *GetExecutionEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetExecutionEventsRequest(c.Server, id, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetNodeExecution Get one node record
+//
+// One node record with its full `input` and `output`.
+//
+// Corresponds with GET /executions/{id}/nodes/{node_execution_id} (the `GetNodeExecution` operationId).
+func (c *Client) GetNodeExecution(ctx context.Context, id ExecutionID, nodeExecutionId int64, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetNodeExecutionRequest(c.Server, id, nodeExecutionId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RetryExecutionWithBody Retry an execution
+//
+// Creates a new run (`mode=retry`, `retry_of`) of a failed or cancelled run on the same graph. From
+// `failed_node` (default) the completed nodes' records are reused and the run resumes at the node(s)
+// that failed or were cancelled; from `start` everything runs again.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /executions/{id}/retry (the `RetryExecution` operationId).
+func (c *Client) RetryExecutionWithBody(ctx context.Context, id ExecutionID, params *RetryExecutionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRetryExecutionRequestWithBody(c.Server, id, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RetryExecution Retry an execution
+//
+// Creates a new run (`mode=retry`, `retry_of`) of a failed or cancelled run on the same graph. From
+// `failed_node` (default) the completed nodes' records are reused and the run resumes at the node(s)
+// that failed or were cancelled; from `start` everything runs again.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /executions/{id}/retry (the `RetryExecution` operationId).
+func (c *Client) RetryExecution(ctx context.Context, id ExecutionID, params *RetryExecutionParams, body RetryExecutionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRetryExecutionRequest(c.Server, id, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -3792,6 +4743,75 @@ func (c *Client) GetFlowVersion(ctx context.Context, id FlowID, version FlowVers
 // Corresponds with POST /flows/{id}/versions/{version}/restore (the `RestoreFlowVersion` operationId).
 func (c *Client) RestoreFlowVersion(ctx context.Context, id FlowID, version FlowVersionNumber, params *RestoreFlowVersionParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewRestoreFlowVersionRequest(c.Server, id, version, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RotateFlowWebhookKey Rotate the webhook key
+//
+// Gives the flow's `trigger-webhook` a new key and returns the receiver URL; the previous key stops working
+// at once. A flow without a `trigger-webhook` in its working copy answers 409 `invalid-state`.
+//
+// Corresponds with POST /flows/{id}/webhook-key (the `RotateFlowWebhookKey` operationId).
+func (c *Client) RotateFlowWebhookKey(ctx context.Context, id FlowID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRotateFlowWebhookKeyRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListNodeTypes List node types
+//
+// The engine's own registry, so the editor shows exactly what runs.
+//
+// Corresponds with GET /node-types (the `ListNodeTypes` operationId).
+func (c *Client) ListNodeTypes(ctx context.Context, params *ListNodeTypesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListNodeTypesRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListNodeTypeCategories List node type categories
+//
+// The five categories of node types.
+//
+// Corresponds with GET /node-types/categories (the `ListNodeTypeCategories` operationId).
+func (c *Client) ListNodeTypeCategories(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListNodeTypeCategoriesRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetNodeType Get a node type
+//
+// One node type definition; an unknown id answers 404.
+//
+// Corresponds with GET /node-types/{type_id} (the `GetNodeType` operationId).
+func (c *Client) GetNodeType(ctx context.Context, typeId string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetNodeTypeRequest(c.Server, typeId)
 	if err != nil {
 		return nil, err
 	}
@@ -4492,6 +5512,98 @@ func (c *Client) DeleteUserApiToken(ctx context.Context, userId PathUserID, id A
 	return c.Client.Do(req)
 }
 
+// ReceiveFlowWebhookWithBody Start a flow from a webhook
+//
+// Starts the published version of the flow whose `trigger-webhook` owns this key. The trigger's output is
+// `{method, query, headers, body, received_at}` (headers lower-cased, auth and cookie headers dropped; a
+// JSON body parsed, otherwise a string). In `immediate` mode the answer is 202 with the run id; in
+// `last_node` mode the receiver waits up to 30 s for a `response-data` node and answers with its status,
+// headers and body, falling back to 202.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
+func (c *Client) ReceiveFlowWebhookWithBody(ctx context.Context, endpointKey string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewReceiveFlowWebhookRequestWithBody(c.Server, endpointKey, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ReceiveFlowWebhook Start a flow from a webhook
+//
+// Starts the published version of the flow whose `trigger-webhook` owns this key. The trigger's output is
+// `{method, query, headers, body, received_at}` (headers lower-cased, auth and cookie headers dropped; a
+// JSON body parsed, otherwise a string). In `immediate` mode the answer is 202 with the run id; in
+// `last_node` mode the receiver waits up to 30 s for a `response-data` node and answers with its status,
+// headers and body, falling back to 202.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
+func (c *Client) ReceiveFlowWebhook(ctx context.Context, endpointKey string, body ReceiveFlowWebhookJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewReceiveFlowWebhookRequest(c.Server, endpointKey, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ReceiveFlowWebhookWithFormdataBody Start a flow from a webhook
+//
+// Starts the published version of the flow whose `trigger-webhook` owns this key. The trigger's output is
+// `{method, query, headers, body, received_at}` (headers lower-cased, auth and cookie headers dropped; a
+// JSON body parsed, otherwise a string). In `immediate` mode the answer is 202 with the run id; in
+// `last_node` mode the receiver waits up to 30 s for a `response-data` node and answers with its status,
+// headers and body, falling back to 202.
+//
+// Takes a body of the `application/x-www-form-urlencoded` content type.
+//
+// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
+func (c *Client) ReceiveFlowWebhookWithFormdataBody(ctx context.Context, endpointKey string, body ReceiveFlowWebhookFormdataRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewReceiveFlowWebhookRequestWithFormdataBody(c.Server, endpointKey, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ReceiveFlowWebhookWithTextBody Start a flow from a webhook
+//
+// Starts the published version of the flow whose `trigger-webhook` owns this key. The trigger's output is
+// `{method, query, headers, body, received_at}` (headers lower-cased, auth and cookie headers dropped; a
+// JSON body parsed, otherwise a string). In `immediate` mode the answer is 202 with the run id; in
+// `last_node` mode the receiver waits up to 30 s for a `response-data` node and answers with its status,
+// headers and body, falling back to 202.
+//
+// Takes a body of the `text/plain` content type.
+//
+// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
+func (c *Client) ReceiveFlowWebhookWithTextBody(ctx context.Context, endpointKey string, body ReceiveFlowWebhookTextRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewReceiveFlowWebhookRequestWithTextBody(c.Server, endpointKey, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // NewCreateAgentConfigRequest calls the generic CreateAgentConfig builder with application/json body
 func NewCreateAgentConfigRequest(server string, body CreateAgentConfigJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -5009,6 +6121,544 @@ func NewRefreshTokensRequestWithBody(server string, contentType string, body io.
 	queryURL, err := serverURL.Parse(operationPath)
 	if err != nil {
 		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewListExecutionsRequest constructs an http.Request for the ListExecutions method
+func NewListExecutionsRequest(server string, params *ListExecutionsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/executions")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.FlowId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "flow_id", *params.FlowId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Status != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "status", *params.Status, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "array", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Mode != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "mode", *params.Mode, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.TriggeredBy != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "triggered_by", *params.TriggeredBy, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.From != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "from", *params.From, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.To != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "to", *params.To, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCreateExecutionRequest calls the generic CreateExecution builder with application/json body
+func NewCreateExecutionRequest(server string, params *CreateExecutionParams, body CreateExecutionJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreateExecutionRequestWithBody(server, params, "application/json", bodyReader)
+}
+
+// NewCreateExecutionRequestWithBody constructs an http.Request for the CreateExecution method, with any body, and a specified content type
+func NewCreateExecutionRequestWithBody(server string, params *CreateExecutionParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/executions")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.WaitMs != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "wait_ms", *params.WaitMs, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewStreamExecutionRequest calls the generic StreamExecution builder with application/json body
+func NewStreamExecutionRequest(server string, body StreamExecutionJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewStreamExecutionRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewStreamExecutionRequestWithBody constructs an http.Request for the StreamExecution method, with any body, and a specified content type
+func NewStreamExecutionRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/executions/stream")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewDeleteExecutionRequest constructs an http.Request for the DeleteExecution method
+func NewDeleteExecutionRequest(server string, id ExecutionID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/executions/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetExecutionRequest constructs an http.Request for the GetExecution method
+func NewGetExecutionRequest(server string, id ExecutionID, params *GetExecutionParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/executions/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Include != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "include", *params.Include, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCancelExecutionRequest constructs an http.Request for the CancelExecution method
+func NewCancelExecutionRequest(server string, id ExecutionID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/executions/%s/cancel", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetExecutionEventsRequest constructs an http.Request for the GetExecutionEvents method
+func NewGetExecutionEventsRequest(server string, id ExecutionID, params *GetExecutionEventsParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/executions/%s/events", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.LastEventID != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Last-Event-ID", *params.LastEventID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Last-Event-ID", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewGetNodeExecutionRequest constructs an http.Request for the GetNodeExecution method
+func NewGetNodeExecutionRequest(server string, id ExecutionID, nodeExecutionId int64) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "node_execution_id", nodeExecutionId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/executions/%s/nodes/%s", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewRetryExecutionRequest calls the generic RetryExecution builder with application/json body
+func NewRetryExecutionRequest(server string, id ExecutionID, params *RetryExecutionParams, body RetryExecutionJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewRetryExecutionRequestWithBody(server, id, params, "application/json", bodyReader)
+}
+
+// NewRetryExecutionRequestWithBody constructs an http.Request for the RetryExecution method, with any body, and a specified content type
+func NewRetryExecutionRequestWithBody(server string, id ExecutionID, params *RetryExecutionParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/executions/%s/retry", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.WaitMs != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "wait_ms", *params.WaitMs, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
 	}
 
 	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
@@ -5790,6 +7440,155 @@ func NewRestoreFlowVersionRequest(server string, id FlowID, version FlowVersionN
 			req.Header.Set("If-Match", headerParam0)
 		}
 
+	}
+
+	return req, nil
+}
+
+// NewRotateFlowWebhookKeyRequest constructs an http.Request for the RotateFlowWebhookKey method
+func NewRotateFlowWebhookKeyRequest(server string, id FlowID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/flows/%s/webhook-key", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewListNodeTypesRequest constructs an http.Request for the ListNodeTypes method
+func NewListNodeTypesRequest(server string, params *ListNodeTypesParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/node-types")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Category != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "category", *params.Category, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewListNodeTypeCategoriesRequest constructs an http.Request for the ListNodeTypeCategories method
+func NewListNodeTypeCategoriesRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/node-types/categories")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetNodeTypeRequest constructs an http.Request for the GetNodeType method
+func NewGetNodeTypeRequest(server string, typeId string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "type_id", typeId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/node-types/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
 	}
 
 	return req, nil
@@ -7201,6 +9000,75 @@ func NewDeleteUserApiTokenRequest(server string, userId PathUserID, id ApiTokenI
 	return req, nil
 }
 
+// NewReceiveFlowWebhookRequest calls the generic ReceiveFlowWebhook builder with application/json body
+func NewReceiveFlowWebhookRequest(server string, endpointKey string, body ReceiveFlowWebhookJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewReceiveFlowWebhookRequestWithBody(server, endpointKey, "application/json", bodyReader)
+}
+
+// NewReceiveFlowWebhookRequestWithFormdataBody calls the generic ReceiveFlowWebhook builder with application/x-www-form-urlencoded body
+func NewReceiveFlowWebhookRequestWithFormdataBody(server string, endpointKey string, body ReceiveFlowWebhookFormdataRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	bodyStr, err := runtime.MarshalForm(body, nil)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = strings.NewReader(bodyStr.Encode())
+	return NewReceiveFlowWebhookRequestWithBody(server, endpointKey, "application/x-www-form-urlencoded", bodyReader)
+}
+
+// NewReceiveFlowWebhookRequestWithTextBody calls the generic ReceiveFlowWebhook builder with text/plain body
+func NewReceiveFlowWebhookRequestWithTextBody(server string, endpointKey string, body ReceiveFlowWebhookTextRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	if stringer, ok := interface{}(body).(fmt.Stringer); ok {
+		bodyReader = strings.NewReader(stringer.String())
+	} else {
+		bodyReader = strings.NewReader(fmt.Sprint(body))
+	}
+	return NewReceiveFlowWebhookRequestWithBody(server, endpointKey, "text/plain", bodyReader)
+}
+
+// NewReceiveFlowWebhookRequestWithBody constructs an http.Request for the ReceiveFlowWebhook method, with any body, and a specified content type
+func NewReceiveFlowWebhookRequestWithBody(server string, endpointKey string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "endpoint_key", endpointKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/webhooks/flows/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 func (c *Client) applyEditors(ctx context.Context, req *http.Request, additionalEditors []RequestEditorFn) error {
 	for _, r := range c.RequestEditors {
 		if err := r(ctx, req); err != nil {
@@ -7428,6 +9296,131 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /casdoor/auth/refresh (the `RefreshTokens` operationId).
 	RefreshTokensWithResponse(ctx context.Context, body RefreshTokensJSONRequestBody, reqEditors ...RequestEditorFn) (*RefreshTokensResponse, error)
 
+	// ListExecutionsWithResponse List executions
+	//
+	// A cursor list of run summaries, newest first, over the flows the caller can read. Filters combine;
+	// a cursor only works with the filters it was issued for.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /executions (the `ListExecutions` operationId).
+	ListExecutionsWithResponse(ctx context.Context, params *ListExecutionsParams, reqEditors ...RequestEditorFn) (*ListExecutionsResponse, error)
+
+	// CreateExecutionWithBodyWithResponse Run a flow
+	//
+	// Queues a run durably (a database row and a job in one transaction) and waits up to `wait_ms` for it
+	// to end, then answers with the run as it stands. The flow must be readable and complete; `input_data`
+	// is checked against the trigger's `inputFields`. Runs the working copy unless `version` is given.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /executions (the `CreateExecution` operationId).
+	CreateExecutionWithBodyWithResponse(ctx context.Context, params *CreateExecutionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateExecutionResponse, error)
+
+	// CreateExecutionWithResponse Run a flow
+	//
+	// Queues a run durably (a database row and a job in one transaction) and waits up to `wait_ms` for it
+	// to end, then answers with the run as it stands. The flow must be readable and complete; `input_data`
+	// is checked against the trigger's `inputFields`. Runs the working copy unless `version` is given.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /executions (the `CreateExecution` operationId).
+	CreateExecutionWithResponse(ctx context.Context, params *CreateExecutionParams, body CreateExecutionJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateExecutionResponse, error)
+
+	// StreamExecutionWithBodyWithResponse Run a flow and stream its events
+	//
+	// Same body and checks as `POST /executions`; answers `text/event-stream` with the run's events from
+	// `execution.created` to the terminal event (`event:`, `id: <seq>`, `data: <JSON>`; `retry: 2000`
+	// first; a `: ping` comment every 15 s). Closing the stream does not cancel the run.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /executions/stream (the `StreamExecution` operationId).
+	StreamExecutionWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*StreamExecutionResponse, error)
+
+	// StreamExecutionWithResponse Run a flow and stream its events
+	//
+	// Same body and checks as `POST /executions`; answers `text/event-stream` with the run's events from
+	// `execution.created` to the terminal event (`event:`, `id: <seq>`, `data: <JSON>`; `retry: 2000`
+	// first; a `: ping` comment every 15 s). Closing the stream does not cancel the run.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /executions/stream (the `StreamExecution` operationId).
+	StreamExecutionWithResponse(ctx context.Context, body StreamExecutionJSONRequestBody, reqEditors ...RequestEditorFn) (*StreamExecutionResponse, error)
+
+	// DeleteExecutionWithResponse Delete an execution
+	//
+	// Deletes an ended run with its node records and events. A run still active answers 409.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /executions/{id} (the `DeleteExecution` operationId).
+	DeleteExecutionWithResponse(ctx context.Context, id ExecutionID, reqEditors ...RequestEditorFn) (*DeleteExecutionResponse, error)
+
+	// GetExecutionWithResponse Get an execution
+	//
+	// The run with its node records, ordered by start. `include=graph` adds the exact graph that ran.
+	// Outputs over 64 KiB are truncated (`truncated: true`); `GET …/nodes/{node_execution_id}` has them whole.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /executions/{id} (the `GetExecution` operationId).
+	GetExecutionWithResponse(ctx context.Context, id ExecutionID, params *GetExecutionParams, reqEditors ...RequestEditorFn) (*GetExecutionResponse, error)
+
+	// CancelExecutionWithResponse Cancel an execution
+	//
+	// A queued or waiting run is cancelled at once; a running one is signalled and its worker stops it
+	// (in-flight HTTP and AI calls are aborted). Answers with the run as it stands; an ended run answers 409.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /executions/{id}/cancel (the `CancelExecution` operationId).
+	CancelExecutionWithResponse(ctx context.Context, id ExecutionID, reqEditors ...RequestEditorFn) (*CancelExecutionResponse, error)
+
+	// GetExecutionEventsWithResponse Stream an execution's events
+	//
+	// Server-sent events of an existing run: replays from the start (or after `Last-Event-ID`), then follows
+	// live, and closes after the terminal event. Past the event retention, one terminal event built from the
+	// run is sent.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /executions/{id}/events (the `GetExecutionEvents` operationId).
+	GetExecutionEventsWithResponse(ctx context.Context, id ExecutionID, params *GetExecutionEventsParams, reqEditors ...RequestEditorFn) (*GetExecutionEventsResponse, error)
+
+	// GetNodeExecutionWithResponse Get one node record
+	//
+	// One node record with its full `input` and `output`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /executions/{id}/nodes/{node_execution_id} (the `GetNodeExecution` operationId).
+	GetNodeExecutionWithResponse(ctx context.Context, id ExecutionID, nodeExecutionId int64, reqEditors ...RequestEditorFn) (*GetNodeExecutionResponse, error)
+
+	// RetryExecutionWithBodyWithResponse Retry an execution
+	//
+	// Creates a new run (`mode=retry`, `retry_of`) of a failed or cancelled run on the same graph. From
+	// `failed_node` (default) the completed nodes' records are reused and the run resumes at the node(s)
+	// that failed or were cancelled; from `start` everything runs again.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /executions/{id}/retry (the `RetryExecution` operationId).
+	RetryExecutionWithBodyWithResponse(ctx context.Context, id ExecutionID, params *RetryExecutionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RetryExecutionResponse, error)
+
+	// RetryExecutionWithResponse Retry an execution
+	//
+	// Creates a new run (`mode=retry`, `retry_of`) of a failed or cancelled run on the same graph. From
+	// `failed_node` (default) the completed nodes' records are reused and the run resumes at the node(s)
+	// that failed or were cancelled; from `start` everything runs again.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /executions/{id}/retry (the `RetryExecution` operationId).
+	RetryExecutionWithResponse(ctx context.Context, id ExecutionID, params *RetryExecutionParams, body RetryExecutionJSONRequestBody, reqEditors ...RequestEditorFn) (*RetryExecutionResponse, error)
+
 	// ListFlowsWithResponse List flows
 	//
 	// A page of flow summaries (without `data`) that the caller can see: their own flows, `team` flows of
@@ -7631,6 +9624,43 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /flows/{id}/versions/{version}/restore (the `RestoreFlowVersion` operationId).
 	RestoreFlowVersionWithResponse(ctx context.Context, id FlowID, version FlowVersionNumber, params *RestoreFlowVersionParams, reqEditors ...RequestEditorFn) (*RestoreFlowVersionResponse, error)
+
+	// RotateFlowWebhookKeyWithResponse Rotate the webhook key
+	//
+	// Gives the flow's `trigger-webhook` a new key and returns the receiver URL; the previous key stops working
+	// at once. A flow without a `trigger-webhook` in its working copy answers 409 `invalid-state`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /flows/{id}/webhook-key (the `RotateFlowWebhookKey` operationId).
+	RotateFlowWebhookKeyWithResponse(ctx context.Context, id FlowID, reqEditors ...RequestEditorFn) (*RotateFlowWebhookKeyResponse, error)
+
+	// ListNodeTypesWithResponse List node types
+	//
+	// The engine's own registry, so the editor shows exactly what runs.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /node-types (the `ListNodeTypes` operationId).
+	ListNodeTypesWithResponse(ctx context.Context, params *ListNodeTypesParams, reqEditors ...RequestEditorFn) (*ListNodeTypesResponse, error)
+
+	// ListNodeTypeCategoriesWithResponse List node type categories
+	//
+	// The five categories of node types.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /node-types/categories (the `ListNodeTypeCategories` operationId).
+	ListNodeTypeCategoriesWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListNodeTypeCategoriesResponse, error)
+
+	// GetNodeTypeWithResponse Get a node type
+	//
+	// One node type definition; an unknown id answers 404.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /node-types/{type_id} (the `GetNodeType` operationId).
+	GetNodeTypeWithResponse(ctx context.Context, typeId string, reqEditors ...RequestEditorFn) (*GetNodeTypeResponse, error)
 
 	// ListPermissionsWithResponse The permission catalogue
 	//
@@ -7993,6 +10023,58 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with DELETE /users/{user_id}/api-tokens/{id} (the `DeleteUserApiToken` operationId).
 	DeleteUserApiTokenWithResponse(ctx context.Context, userId PathUserID, id ApiTokenID, reqEditors ...RequestEditorFn) (*DeleteUserApiTokenResponse, error)
+
+	// ReceiveFlowWebhookWithBodyWithResponse Start a flow from a webhook
+	//
+	// Starts the published version of the flow whose `trigger-webhook` owns this key. The trigger's output is
+	// `{method, query, headers, body, received_at}` (headers lower-cased, auth and cookie headers dropped; a
+	// JSON body parsed, otherwise a string). In `immediate` mode the answer is 202 with the run id; in
+	// `last_node` mode the receiver waits up to 30 s for a `response-data` node and answers with its status,
+	// headers and body, falling back to 202.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
+	ReceiveFlowWebhookWithBodyWithResponse(ctx context.Context, endpointKey string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ReceiveFlowWebhookResponse, error)
+
+	// ReceiveFlowWebhookWithResponse Start a flow from a webhook
+	//
+	// Starts the published version of the flow whose `trigger-webhook` owns this key. The trigger's output is
+	// `{method, query, headers, body, received_at}` (headers lower-cased, auth and cookie headers dropped; a
+	// JSON body parsed, otherwise a string). In `immediate` mode the answer is 202 with the run id; in
+	// `last_node` mode the receiver waits up to 30 s for a `response-data` node and answers with its status,
+	// headers and body, falling back to 202.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
+	ReceiveFlowWebhookWithResponse(ctx context.Context, endpointKey string, body ReceiveFlowWebhookJSONRequestBody, reqEditors ...RequestEditorFn) (*ReceiveFlowWebhookResponse, error)
+
+	// ReceiveFlowWebhookWithFormdataBodyWithResponse Start a flow from a webhook
+	//
+	// Starts the published version of the flow whose `trigger-webhook` owns this key. The trigger's output is
+	// `{method, query, headers, body, received_at}` (headers lower-cased, auth and cookie headers dropped; a
+	// JSON body parsed, otherwise a string). In `immediate` mode the answer is 202 with the run id; in
+	// `last_node` mode the receiver waits up to 30 s for a `response-data` node and answers with its status,
+	// headers and body, falling back to 202.
+	//
+	// Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
+	ReceiveFlowWebhookWithFormdataBodyWithResponse(ctx context.Context, endpointKey string, body ReceiveFlowWebhookFormdataRequestBody, reqEditors ...RequestEditorFn) (*ReceiveFlowWebhookResponse, error)
+
+	// ReceiveFlowWebhookWithTextBodyWithResponse Start a flow from a webhook
+	//
+	// Starts the published version of the flow whose `trigger-webhook` owns this key. The trigger's output is
+	// `{method, query, headers, body, received_at}` (headers lower-cased, auth and cookie headers dropped; a
+	// JSON body parsed, otherwise a string). In `immediate` mode the answer is 202 with the run id; in
+	// `last_node` mode the receiver waits up to 30 s for a `response-data` node and answers with its status,
+	// headers and body, falling back to 202.
+	//
+	// Takes a body of the `text/plain` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
+	ReceiveFlowWebhookWithTextBodyWithResponse(ctx context.Context, endpointKey string, body ReceiveFlowWebhookTextRequestBody, reqEditors ...RequestEditorFn) (*ReceiveFlowWebhookResponse, error)
 }
 
 // CreateAgentConfigResponse201Headers the declared response headers of an HTTP 201 response for CreateAgentConfig
@@ -9139,6 +11221,739 @@ func (r RefreshTokensResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r RefreshTokensResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListExecutionsResponse200Headers the declared response headers of an HTTP 200 response for ListExecutions
+type ListExecutionsResponse200Headers struct {
+	XRequestID *string
+}
+
+// ListExecutionsResponseDefaultHeaders the declared response headers of an HTTP default response for ListExecutions
+type ListExecutionsResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type ListExecutionsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ExecutionCursorPage
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListExecutionsResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ListExecutionsResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListExecutionsResponse) GetJSON200() *ExecutionCursorPage {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ListExecutionsResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ListExecutionsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListExecutionsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListExecutionsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListExecutionsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CreateExecutionResponse201Headers the declared response headers of an HTTP 201 response for CreateExecution
+type CreateExecutionResponse201Headers struct {
+	Location   string
+	XRequestID *string
+}
+
+// CreateExecutionResponse422Headers the declared response headers of an HTTP 422 response for CreateExecution
+type CreateExecutionResponse422Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// CreateExecutionResponse429Headers the declared response headers of an HTTP 429 response for CreateExecution
+type CreateExecutionResponse429Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// CreateExecutionResponseDefaultHeaders the declared response headers of an HTTP default response for CreateExecution
+type CreateExecutionResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type CreateExecutionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *ExecutionCreated
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *CreateExecutionResponse201Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *CreateExecutionResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *CreateExecutionResponse429Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *CreateExecutionResponseDefaultHeaders
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r CreateExecutionResponse) GetJSON201() *ExecutionCreated {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r CreateExecutionResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r CreateExecutionResponse) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r CreateExecutionResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateExecutionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateExecutionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateExecutionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateExecutionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// StreamExecutionResponse200Headers the declared response headers of an HTTP 200 response for StreamExecution
+type StreamExecutionResponse200Headers struct {
+	XRequestID *string
+}
+
+// StreamExecutionResponse422Headers the declared response headers of an HTTP 422 response for StreamExecution
+type StreamExecutionResponse422Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// StreamExecutionResponse429Headers the declared response headers of an HTTP 429 response for StreamExecution
+type StreamExecutionResponse429Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// StreamExecutionResponseDefaultHeaders the declared response headers of an HTTP default response for StreamExecution
+type StreamExecutionResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type StreamExecutionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *StreamExecutionResponse200Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *StreamExecutionResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *StreamExecutionResponse429Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *StreamExecutionResponseDefaultHeaders
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r StreamExecutionResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r StreamExecutionResponse) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r StreamExecutionResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r StreamExecutionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r StreamExecutionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r StreamExecutionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r StreamExecutionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// DeleteExecutionResponse204Headers the declared response headers of an HTTP 204 response for DeleteExecution
+type DeleteExecutionResponse204Headers struct {
+	XRequestID *string
+}
+
+// DeleteExecutionResponse409Headers the declared response headers of an HTTP 409 response for DeleteExecution
+type DeleteExecutionResponse409Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// DeleteExecutionResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteExecution
+type DeleteExecutionResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type DeleteExecutionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers204 the parsed response headers for an HTTP 204 response
+	Headers204 *DeleteExecutionResponse204Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *DeleteExecutionResponse409Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *DeleteExecutionResponseDefaultHeaders
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r DeleteExecutionResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r DeleteExecutionResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteExecutionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteExecutionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteExecutionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteExecutionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetExecutionResponse200Headers the declared response headers of an HTTP 200 response for GetExecution
+type GetExecutionResponse200Headers struct {
+	XRequestID *string
+}
+
+// GetExecutionResponseDefaultHeaders the declared response headers of an HTTP default response for GetExecution
+type GetExecutionResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type GetExecutionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Execution
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetExecutionResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetExecutionResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetExecutionResponse) GetJSON200() *Execution {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetExecutionResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetExecutionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetExecutionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetExecutionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetExecutionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CancelExecutionResponse202Headers the declared response headers of an HTTP 202 response for CancelExecution
+type CancelExecutionResponse202Headers struct {
+	XRequestID *string
+}
+
+// CancelExecutionResponse409Headers the declared response headers of an HTTP 409 response for CancelExecution
+type CancelExecutionResponse409Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// CancelExecutionResponseDefaultHeaders the declared response headers of an HTTP default response for CancelExecution
+type CancelExecutionResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type CancelExecutionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *Execution
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers202 the parsed response headers for an HTTP 202 response
+	Headers202 *CancelExecutionResponse202Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *CancelExecutionResponse409Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *CancelExecutionResponseDefaultHeaders
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r CancelExecutionResponse) GetJSON202() *Execution {
+	return r.JSON202
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r CancelExecutionResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r CancelExecutionResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r CancelExecutionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CancelExecutionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CancelExecutionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CancelExecutionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetExecutionEventsResponse200Headers the declared response headers of an HTTP 200 response for GetExecutionEvents
+type GetExecutionEventsResponse200Headers struct {
+	XRequestID *string
+}
+
+// GetExecutionEventsResponseDefaultHeaders the declared response headers of an HTTP default response for GetExecutionEvents
+type GetExecutionEventsResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type GetExecutionEventsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetExecutionEventsResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetExecutionEventsResponseDefaultHeaders
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetExecutionEventsResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetExecutionEventsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetExecutionEventsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetExecutionEventsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetExecutionEventsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetNodeExecutionResponse200Headers the declared response headers of an HTTP 200 response for GetNodeExecution
+type GetNodeExecutionResponse200Headers struct {
+	XRequestID *string
+}
+
+// GetNodeExecutionResponseDefaultHeaders the declared response headers of an HTTP default response for GetNodeExecution
+type GetNodeExecutionResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type GetNodeExecutionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *NodeExecution
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetNodeExecutionResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetNodeExecutionResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetNodeExecutionResponse) GetJSON200() *NodeExecution {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetNodeExecutionResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetNodeExecutionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetNodeExecutionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetNodeExecutionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetNodeExecutionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// RetryExecutionResponse201Headers the declared response headers of an HTTP 201 response for RetryExecution
+type RetryExecutionResponse201Headers struct {
+	Location   string
+	XRequestID *string
+}
+
+// RetryExecutionResponse409Headers the declared response headers of an HTTP 409 response for RetryExecution
+type RetryExecutionResponse409Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// RetryExecutionResponseDefaultHeaders the declared response headers of an HTTP default response for RetryExecution
+type RetryExecutionResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type RetryExecutionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *ExecutionCreated
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *RetryExecutionResponse201Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *RetryExecutionResponse409Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *RetryExecutionResponseDefaultHeaders
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r RetryExecutionResponse) GetJSON201() *ExecutionCreated {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r RetryExecutionResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r RetryExecutionResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r RetryExecutionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RetryExecutionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RetryExecutionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RetryExecutionResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -10335,6 +13150,298 @@ func (r RestoreFlowVersionResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r RestoreFlowVersionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// RotateFlowWebhookKeyResponse200Headers the declared response headers of an HTTP 200 response for RotateFlowWebhookKey
+type RotateFlowWebhookKeyResponse200Headers struct {
+	XRequestID *string
+}
+
+// RotateFlowWebhookKeyResponse409Headers the declared response headers of an HTTP 409 response for RotateFlowWebhookKey
+type RotateFlowWebhookKeyResponse409Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// RotateFlowWebhookKeyResponseDefaultHeaders the declared response headers of an HTTP default response for RotateFlowWebhookKey
+type RotateFlowWebhookKeyResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type RotateFlowWebhookKeyResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *FlowWebhookKey
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *RotateFlowWebhookKeyResponse200Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *RotateFlowWebhookKeyResponse409Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *RotateFlowWebhookKeyResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RotateFlowWebhookKeyResponse) GetJSON200() *FlowWebhookKey {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r RotateFlowWebhookKeyResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r RotateFlowWebhookKeyResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r RotateFlowWebhookKeyResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RotateFlowWebhookKeyResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RotateFlowWebhookKeyResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RotateFlowWebhookKeyResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListNodeTypesResponse200Headers the declared response headers of an HTTP 200 response for ListNodeTypes
+type ListNodeTypesResponse200Headers struct {
+	XRequestID *string
+}
+
+// ListNodeTypesResponseDefaultHeaders the declared response headers of an HTTP default response for ListNodeTypes
+type ListNodeTypesResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type ListNodeTypesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *NodeTypeList
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListNodeTypesResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ListNodeTypesResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListNodeTypesResponse) GetJSON200() *NodeTypeList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ListNodeTypesResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ListNodeTypesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListNodeTypesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListNodeTypesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListNodeTypesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListNodeTypeCategoriesResponse200Headers the declared response headers of an HTTP 200 response for ListNodeTypeCategories
+type ListNodeTypeCategoriesResponse200Headers struct {
+	XRequestID *string
+}
+
+// ListNodeTypeCategoriesResponseDefaultHeaders the declared response headers of an HTTP default response for ListNodeTypeCategories
+type ListNodeTypeCategoriesResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type ListNodeTypeCategoriesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *NodeTypeCategoryList
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListNodeTypeCategoriesResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ListNodeTypeCategoriesResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListNodeTypeCategoriesResponse) GetJSON200() *NodeTypeCategoryList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ListNodeTypeCategoriesResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ListNodeTypeCategoriesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListNodeTypeCategoriesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListNodeTypeCategoriesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListNodeTypeCategoriesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetNodeTypeResponse200Headers the declared response headers of an HTTP 200 response for GetNodeType
+type GetNodeTypeResponse200Headers struct {
+	XRequestID *string
+}
+
+// GetNodeTypeResponseDefaultHeaders the declared response headers of an HTTP default response for GetNodeType
+type GetNodeTypeResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type GetNodeTypeResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *NodeType
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetNodeTypeResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetNodeTypeResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetNodeTypeResponse) GetJSON200() *NodeType {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetNodeTypeResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetNodeTypeResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetNodeTypeResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetNodeTypeResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetNodeTypeResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -12630,6 +15737,88 @@ func (r DeleteUserApiTokenResponse) ContentType() string {
 	return ""
 }
 
+// ReceiveFlowWebhookResponse200Headers the declared response headers of an HTTP 200 response for ReceiveFlowWebhook
+type ReceiveFlowWebhookResponse200Headers struct {
+	XRequestID *string
+}
+
+// ReceiveFlowWebhookResponse202Headers the declared response headers of an HTTP 202 response for ReceiveFlowWebhook
+type ReceiveFlowWebhookResponse202Headers struct {
+	XRequestID *string
+}
+
+// ReceiveFlowWebhookResponseDefaultHeaders the declared response headers of an HTTP default response for ReceiveFlowWebhook
+type ReceiveFlowWebhookResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type ReceiveFlowWebhookResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *FlowWebhookAnswer
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *FlowWebhookAccepted
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ReceiveFlowWebhookResponse200Headers
+	// Headers202 the parsed response headers for an HTTP 202 response
+	Headers202 *ReceiveFlowWebhookResponse202Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ReceiveFlowWebhookResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ReceiveFlowWebhookResponse) GetJSON200() *FlowWebhookAnswer {
+	return r.JSON200
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r ReceiveFlowWebhookResponse) GetJSON202() *FlowWebhookAccepted {
+	return r.JSON202
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ReceiveFlowWebhookResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ReceiveFlowWebhookResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ReceiveFlowWebhookResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ReceiveFlowWebhookResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ReceiveFlowWebhookResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // CreateAgentConfigWithBodyWithResponse Create a flow's agent config
 //
 // Gives a flow its agent persona, which its AI nodes and reply suggestions use. The flow must be
@@ -12919,6 +16108,203 @@ func (c *ClientWithResponses) RefreshTokensWithResponse(ctx context.Context, bod
 		return nil, err
 	}
 	return ParseRefreshTokensResponse(rsp)
+}
+
+// ListExecutionsWithResponse List executions
+//
+// A cursor list of run summaries, newest first, over the flows the caller can read. Filters combine;
+// a cursor only works with the filters it was issued for.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /executions (the `ListExecutions` operationId).
+func (c *ClientWithResponses) ListExecutionsWithResponse(ctx context.Context, params *ListExecutionsParams, reqEditors ...RequestEditorFn) (*ListExecutionsResponse, error) {
+	rsp, err := c.ListExecutions(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListExecutionsResponse(rsp)
+}
+
+// CreateExecutionWithBodyWithResponse Run a flow
+//
+// Queues a run durably (a database row and a job in one transaction) and waits up to `wait_ms` for it
+// to end, then answers with the run as it stands. The flow must be readable and complete; `input_data`
+// is checked against the trigger's `inputFields`. Runs the working copy unless `version` is given.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /executions (the `CreateExecution` operationId).
+func (c *ClientWithResponses) CreateExecutionWithBodyWithResponse(ctx context.Context, params *CreateExecutionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateExecutionResponse, error) {
+	rsp, err := c.CreateExecutionWithBody(ctx, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateExecutionResponse(rsp)
+}
+
+// CreateExecutionWithResponse Run a flow
+//
+// Queues a run durably (a database row and a job in one transaction) and waits up to `wait_ms` for it
+// to end, then answers with the run as it stands. The flow must be readable and complete; `input_data`
+// is checked against the trigger's `inputFields`. Runs the working copy unless `version` is given.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /executions (the `CreateExecution` operationId).
+func (c *ClientWithResponses) CreateExecutionWithResponse(ctx context.Context, params *CreateExecutionParams, body CreateExecutionJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateExecutionResponse, error) {
+	rsp, err := c.CreateExecution(ctx, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateExecutionResponse(rsp)
+}
+
+// StreamExecutionWithBodyWithResponse Run a flow and stream its events
+//
+// Same body and checks as `POST /executions`; answers `text/event-stream` with the run's events from
+// `execution.created` to the terminal event (`event:`, `id: <seq>`, `data: <JSON>`; `retry: 2000`
+// first; a `: ping` comment every 15 s). Closing the stream does not cancel the run.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /executions/stream (the `StreamExecution` operationId).
+func (c *ClientWithResponses) StreamExecutionWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*StreamExecutionResponse, error) {
+	rsp, err := c.StreamExecutionWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseStreamExecutionResponse(rsp)
+}
+
+// StreamExecutionWithResponse Run a flow and stream its events
+//
+// Same body and checks as `POST /executions`; answers `text/event-stream` with the run's events from
+// `execution.created` to the terminal event (`event:`, `id: <seq>`, `data: <JSON>`; `retry: 2000`
+// first; a `: ping` comment every 15 s). Closing the stream does not cancel the run.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /executions/stream (the `StreamExecution` operationId).
+func (c *ClientWithResponses) StreamExecutionWithResponse(ctx context.Context, body StreamExecutionJSONRequestBody, reqEditors ...RequestEditorFn) (*StreamExecutionResponse, error) {
+	rsp, err := c.StreamExecution(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseStreamExecutionResponse(rsp)
+}
+
+// DeleteExecutionWithResponse Delete an execution
+//
+// Deletes an ended run with its node records and events. A run still active answers 409.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /executions/{id} (the `DeleteExecution` operationId).
+func (c *ClientWithResponses) DeleteExecutionWithResponse(ctx context.Context, id ExecutionID, reqEditors ...RequestEditorFn) (*DeleteExecutionResponse, error) {
+	rsp, err := c.DeleteExecution(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteExecutionResponse(rsp)
+}
+
+// GetExecutionWithResponse Get an execution
+//
+// The run with its node records, ordered by start. `include=graph` adds the exact graph that ran.
+// Outputs over 64 KiB are truncated (`truncated: true`); `GET …/nodes/{node_execution_id}` has them whole.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /executions/{id} (the `GetExecution` operationId).
+func (c *ClientWithResponses) GetExecutionWithResponse(ctx context.Context, id ExecutionID, params *GetExecutionParams, reqEditors ...RequestEditorFn) (*GetExecutionResponse, error) {
+	rsp, err := c.GetExecution(ctx, id, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetExecutionResponse(rsp)
+}
+
+// CancelExecutionWithResponse Cancel an execution
+//
+// A queued or waiting run is cancelled at once; a running one is signalled and its worker stops it
+// (in-flight HTTP and AI calls are aborted). Answers with the run as it stands; an ended run answers 409.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /executions/{id}/cancel (the `CancelExecution` operationId).
+func (c *ClientWithResponses) CancelExecutionWithResponse(ctx context.Context, id ExecutionID, reqEditors ...RequestEditorFn) (*CancelExecutionResponse, error) {
+	rsp, err := c.CancelExecution(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCancelExecutionResponse(rsp)
+}
+
+// GetExecutionEventsWithResponse Stream an execution's events
+//
+// Server-sent events of an existing run: replays from the start (or after `Last-Event-ID`), then follows
+// live, and closes after the terminal event. Past the event retention, one terminal event built from the
+// run is sent.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /executions/{id}/events (the `GetExecutionEvents` operationId).
+func (c *ClientWithResponses) GetExecutionEventsWithResponse(ctx context.Context, id ExecutionID, params *GetExecutionEventsParams, reqEditors ...RequestEditorFn) (*GetExecutionEventsResponse, error) {
+	rsp, err := c.GetExecutionEvents(ctx, id, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetExecutionEventsResponse(rsp)
+}
+
+// GetNodeExecutionWithResponse Get one node record
+//
+// One node record with its full `input` and `output`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /executions/{id}/nodes/{node_execution_id} (the `GetNodeExecution` operationId).
+func (c *ClientWithResponses) GetNodeExecutionWithResponse(ctx context.Context, id ExecutionID, nodeExecutionId int64, reqEditors ...RequestEditorFn) (*GetNodeExecutionResponse, error) {
+	rsp, err := c.GetNodeExecution(ctx, id, nodeExecutionId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetNodeExecutionResponse(rsp)
+}
+
+// RetryExecutionWithBodyWithResponse Retry an execution
+//
+// Creates a new run (`mode=retry`, `retry_of`) of a failed or cancelled run on the same graph. From
+// `failed_node` (default) the completed nodes' records are reused and the run resumes at the node(s)
+// that failed or were cancelled; from `start` everything runs again.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /executions/{id}/retry (the `RetryExecution` operationId).
+func (c *ClientWithResponses) RetryExecutionWithBodyWithResponse(ctx context.Context, id ExecutionID, params *RetryExecutionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RetryExecutionResponse, error) {
+	rsp, err := c.RetryExecutionWithBody(ctx, id, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRetryExecutionResponse(rsp)
+}
+
+// RetryExecutionWithResponse Retry an execution
+//
+// Creates a new run (`mode=retry`, `retry_of`) of a failed or cancelled run on the same graph. From
+// `failed_node` (default) the completed nodes' records are reused and the run resumes at the node(s)
+// that failed or were cancelled; from `start` everything runs again.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /executions/{id}/retry (the `RetryExecution` operationId).
+func (c *ClientWithResponses) RetryExecutionWithResponse(ctx context.Context, id ExecutionID, params *RetryExecutionParams, body RetryExecutionJSONRequestBody, reqEditors ...RequestEditorFn) (*RetryExecutionResponse, error) {
+	rsp, err := c.RetryExecution(ctx, id, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRetryExecutionResponse(rsp)
 }
 
 // ListFlowsWithResponse List flows
@@ -13249,6 +16635,67 @@ func (c *ClientWithResponses) RestoreFlowVersionWithResponse(ctx context.Context
 		return nil, err
 	}
 	return ParseRestoreFlowVersionResponse(rsp)
+}
+
+// RotateFlowWebhookKeyWithResponse Rotate the webhook key
+//
+// Gives the flow's `trigger-webhook` a new key and returns the receiver URL; the previous key stops working
+// at once. A flow without a `trigger-webhook` in its working copy answers 409 `invalid-state`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /flows/{id}/webhook-key (the `RotateFlowWebhookKey` operationId).
+func (c *ClientWithResponses) RotateFlowWebhookKeyWithResponse(ctx context.Context, id FlowID, reqEditors ...RequestEditorFn) (*RotateFlowWebhookKeyResponse, error) {
+	rsp, err := c.RotateFlowWebhookKey(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRotateFlowWebhookKeyResponse(rsp)
+}
+
+// ListNodeTypesWithResponse List node types
+//
+// The engine's own registry, so the editor shows exactly what runs.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /node-types (the `ListNodeTypes` operationId).
+func (c *ClientWithResponses) ListNodeTypesWithResponse(ctx context.Context, params *ListNodeTypesParams, reqEditors ...RequestEditorFn) (*ListNodeTypesResponse, error) {
+	rsp, err := c.ListNodeTypes(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListNodeTypesResponse(rsp)
+}
+
+// ListNodeTypeCategoriesWithResponse List node type categories
+//
+// The five categories of node types.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /node-types/categories (the `ListNodeTypeCategories` operationId).
+func (c *ClientWithResponses) ListNodeTypeCategoriesWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListNodeTypeCategoriesResponse, error) {
+	rsp, err := c.ListNodeTypeCategories(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListNodeTypeCategoriesResponse(rsp)
+}
+
+// GetNodeTypeWithResponse Get a node type
+//
+// One node type definition; an unknown id answers 404.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /node-types/{type_id} (the `GetNodeType` operationId).
+func (c *ClientWithResponses) GetNodeTypeWithResponse(ctx context.Context, typeId string, reqEditors ...RequestEditorFn) (*GetNodeTypeResponse, error) {
+	rsp, err := c.GetNodeType(ctx, typeId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetNodeTypeResponse(rsp)
 }
 
 // ListPermissionsWithResponse The permission catalogue
@@ -13833,6 +17280,82 @@ func (c *ClientWithResponses) DeleteUserApiTokenWithResponse(ctx context.Context
 		return nil, err
 	}
 	return ParseDeleteUserApiTokenResponse(rsp)
+}
+
+// ReceiveFlowWebhookWithBodyWithResponse Start a flow from a webhook
+//
+// Starts the published version of the flow whose `trigger-webhook` owns this key. The trigger's output is
+// `{method, query, headers, body, received_at}` (headers lower-cased, auth and cookie headers dropped; a
+// JSON body parsed, otherwise a string). In `immediate` mode the answer is 202 with the run id; in
+// `last_node` mode the receiver waits up to 30 s for a `response-data` node and answers with its status,
+// headers and body, falling back to 202.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
+func (c *ClientWithResponses) ReceiveFlowWebhookWithBodyWithResponse(ctx context.Context, endpointKey string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ReceiveFlowWebhookResponse, error) {
+	rsp, err := c.ReceiveFlowWebhookWithBody(ctx, endpointKey, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseReceiveFlowWebhookResponse(rsp)
+}
+
+// ReceiveFlowWebhookWithResponse Start a flow from a webhook
+//
+// Starts the published version of the flow whose `trigger-webhook` owns this key. The trigger's output is
+// `{method, query, headers, body, received_at}` (headers lower-cased, auth and cookie headers dropped; a
+// JSON body parsed, otherwise a string). In `immediate` mode the answer is 202 with the run id; in
+// `last_node` mode the receiver waits up to 30 s for a `response-data` node and answers with its status,
+// headers and body, falling back to 202.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
+func (c *ClientWithResponses) ReceiveFlowWebhookWithResponse(ctx context.Context, endpointKey string, body ReceiveFlowWebhookJSONRequestBody, reqEditors ...RequestEditorFn) (*ReceiveFlowWebhookResponse, error) {
+	rsp, err := c.ReceiveFlowWebhook(ctx, endpointKey, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseReceiveFlowWebhookResponse(rsp)
+}
+
+// ReceiveFlowWebhookWithFormdataBodyWithResponse Start a flow from a webhook
+//
+// Starts the published version of the flow whose `trigger-webhook` owns this key. The trigger's output is
+// `{method, query, headers, body, received_at}` (headers lower-cased, auth and cookie headers dropped; a
+// JSON body parsed, otherwise a string). In `immediate` mode the answer is 202 with the run id; in
+// `last_node` mode the receiver waits up to 30 s for a `response-data` node and answers with its status,
+// headers and body, falling back to 202.
+//
+// Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
+func (c *ClientWithResponses) ReceiveFlowWebhookWithFormdataBodyWithResponse(ctx context.Context, endpointKey string, body ReceiveFlowWebhookFormdataRequestBody, reqEditors ...RequestEditorFn) (*ReceiveFlowWebhookResponse, error) {
+	rsp, err := c.ReceiveFlowWebhookWithFormdataBody(ctx, endpointKey, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseReceiveFlowWebhookResponse(rsp)
+}
+
+// ReceiveFlowWebhookWithTextBodyWithResponse Start a flow from a webhook
+//
+// Starts the published version of the flow whose `trigger-webhook` owns this key. The trigger's output is
+// `{method, query, headers, body, received_at}` (headers lower-cased, auth and cookie headers dropped; a
+// JSON body parsed, otherwise a string). In `immediate` mode the answer is 202 with the run id; in
+// `last_node` mode the receiver waits up to 30 s for a `response-data` node and answers with its status,
+// headers and body, falling back to 202.
+//
+// Takes a body of the `text/plain` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
+func (c *ClientWithResponses) ReceiveFlowWebhookWithTextBodyWithResponse(ctx context.Context, endpointKey string, body ReceiveFlowWebhookTextRequestBody, reqEditors ...RequestEditorFn) (*ReceiveFlowWebhookResponse, error) {
+	rsp, err := c.ReceiveFlowWebhookWithTextBody(ctx, endpointKey, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseReceiveFlowWebhookResponse(rsp)
 }
 
 // ParseCreateAgentConfigResponse parses an HTTP response from a CreateAgentConfigWithResponse call
@@ -15917,6 +19440,1297 @@ func ParseRefreshTokensResponse(rsp *http.Response) (*RefreshTokensResponse, err
 		response.Headers403 = &headers
 	case true:
 		var headers RefreshTokensResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListExecutionsResponse parses an HTTP response from a ListExecutionsWithResponse call
+func ParseListExecutionsResponse(rsp *http.Response) (*ListExecutionsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListExecutionsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ExecutionCursorPage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListExecutionsResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers ListExecutionsResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCreateExecutionResponse parses an HTTP response from a CreateExecutionWithResponse call
+func ParseCreateExecutionResponse(rsp *http.Response) (*CreateExecutionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateExecutionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest ExecutionCreated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers CreateExecutionResponse201Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 422:
+		var headers CreateExecutionResponse422Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers CreateExecutionResponse429Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers429 = &headers
+	case true:
+		var headers CreateExecutionResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseStreamExecutionResponse parses an HTTP response from a StreamExecutionWithResponse call
+func ParseStreamExecutionResponse(rsp *http.Response) (*StreamExecutionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &StreamExecutionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers StreamExecutionResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 422:
+		var headers StreamExecutionResponse422Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers StreamExecutionResponse429Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers429 = &headers
+	case true:
+		var headers StreamExecutionResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDeleteExecutionResponse parses an HTTP response from a DeleteExecutionWithResponse call
+func ParseDeleteExecutionResponse(rsp *http.Response) (*DeleteExecutionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteExecutionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		var headers DeleteExecutionResponse204Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers204 = &headers
+	case rsp.StatusCode == 409:
+		var headers DeleteExecutionResponse409Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers409 = &headers
+	case true:
+		var headers DeleteExecutionResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetExecutionResponse parses an HTTP response from a GetExecutionWithResponse call
+func ParseGetExecutionResponse(rsp *http.Response) (*GetExecutionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetExecutionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Execution
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetExecutionResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers GetExecutionResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCancelExecutionResponse parses an HTTP response from a CancelExecutionWithResponse call
+func ParseCancelExecutionResponse(rsp *http.Response) (*CancelExecutionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CancelExecutionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest Execution
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 202:
+		var headers CancelExecutionResponse202Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers202 = &headers
+	case rsp.StatusCode == 409:
+		var headers CancelExecutionResponse409Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers409 = &headers
+	case true:
+		var headers CancelExecutionResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetExecutionEventsResponse parses an HTTP response from a GetExecutionEventsWithResponse call
+func ParseGetExecutionEventsResponse(rsp *http.Response) (*GetExecutionEventsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetExecutionEventsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetExecutionEventsResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers GetExecutionEventsResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetNodeExecutionResponse parses an HTTP response from a GetNodeExecutionWithResponse call
+func ParseGetNodeExecutionResponse(rsp *http.Response) (*GetNodeExecutionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetNodeExecutionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest NodeExecution
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetNodeExecutionResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers GetNodeExecutionResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseRetryExecutionResponse parses an HTTP response from a RetryExecutionWithResponse call
+func ParseRetryExecutionResponse(rsp *http.Response) (*RetryExecutionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RetryExecutionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest ExecutionCreated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers RetryExecutionResponse201Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 409:
+		var headers RetryExecutionResponse409Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers409 = &headers
+	case true:
+		var headers RetryExecutionResponseDefaultHeaders
 		if values := rsp.Header.Values("Allow"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -18070,6 +22884,457 @@ func ParseRestoreFlowVersionResponse(rsp *http.Response) (*RestoreFlowVersionRes
 		response.Headers412 = &headers
 	case true:
 		var headers RestoreFlowVersionResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseRotateFlowWebhookKeyResponse parses an HTTP response from a RotateFlowWebhookKeyWithResponse call
+func ParseRotateFlowWebhookKeyResponse(rsp *http.Response) (*RotateFlowWebhookKeyResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RotateFlowWebhookKeyResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest FlowWebhookKey
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers RotateFlowWebhookKeyResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 409:
+		var headers RotateFlowWebhookKeyResponse409Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers409 = &headers
+	case true:
+		var headers RotateFlowWebhookKeyResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListNodeTypesResponse parses an HTTP response from a ListNodeTypesWithResponse call
+func ParseListNodeTypesResponse(rsp *http.Response) (*ListNodeTypesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListNodeTypesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest NodeTypeList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListNodeTypesResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers ListNodeTypesResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListNodeTypeCategoriesResponse parses an HTTP response from a ListNodeTypeCategoriesWithResponse call
+func ParseListNodeTypeCategoriesResponse(rsp *http.Response) (*ListNodeTypeCategoriesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListNodeTypeCategoriesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest NodeTypeCategoryList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListNodeTypeCategoriesResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers ListNodeTypeCategoriesResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetNodeTypeResponse parses an HTTP response from a GetNodeTypeWithResponse call
+func ParseGetNodeTypeResponse(rsp *http.Response) (*GetNodeTypeResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetNodeTypeResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest NodeType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetNodeTypeResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers GetNodeTypeResponseDefaultHeaders
 		if values := rsp.Header.Values("Allow"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -21989,6 +27254,121 @@ func ParseDeleteUserApiTokenResponse(rsp *http.Response) (*DeleteUserApiTokenRes
 	return response, nil
 }
 
+// ParseReceiveFlowWebhookResponse parses an HTTP response from a ReceiveFlowWebhookWithResponse call
+func ParseReceiveFlowWebhookResponse(rsp *http.Response) (*ReceiveFlowWebhookResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ReceiveFlowWebhookResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest FlowWebhookAnswer
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest FlowWebhookAccepted
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ReceiveFlowWebhookResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 202:
+		var headers ReceiveFlowWebhookResponse202Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers202 = &headers
+	case true:
+		var headers ReceiveFlowWebhookResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
 	// CreateAgentConfig Create a flow's agent config
@@ -22030,6 +27410,33 @@ type ServerInterface interface {
 	// RefreshTokens Refresh the tokens
 	// (POST /casdoor/auth/refresh)
 	RefreshTokens(ctx echo.Context) error
+	// ListExecutions List executions
+	// (GET /executions)
+	ListExecutions(ctx echo.Context, params ListExecutionsParams) error
+	// CreateExecution Run a flow
+	// (POST /executions)
+	CreateExecution(ctx echo.Context, params CreateExecutionParams) error
+	// StreamExecution Run a flow and stream its events
+	// (POST /executions/stream)
+	StreamExecution(ctx echo.Context) error
+	// DeleteExecution Delete an execution
+	// (DELETE /executions/{id})
+	DeleteExecution(ctx echo.Context, id ExecutionID) error
+	// GetExecution Get an execution
+	// (GET /executions/{id})
+	GetExecution(ctx echo.Context, id ExecutionID, params GetExecutionParams) error
+	// CancelExecution Cancel an execution
+	// (POST /executions/{id}/cancel)
+	CancelExecution(ctx echo.Context, id ExecutionID) error
+	// GetExecutionEvents Stream an execution's events
+	// (GET /executions/{id}/events)
+	GetExecutionEvents(ctx echo.Context, id ExecutionID, params GetExecutionEventsParams) error
+	// GetNodeExecution Get one node record
+	// (GET /executions/{id}/nodes/{node_execution_id})
+	GetNodeExecution(ctx echo.Context, id ExecutionID, nodeExecutionId int64) error
+	// RetryExecution Retry an execution
+	// (POST /executions/{id}/retry)
+	RetryExecution(ctx echo.Context, id ExecutionID, params RetryExecutionParams) error
 	// ListFlows List flows
 	// (GET /flows)
 	ListFlows(ctx echo.Context, params ListFlowsParams) error
@@ -22072,6 +27479,18 @@ type ServerInterface interface {
 	// RestoreFlowVersion Restore a flow version
 	// (POST /flows/{id}/versions/{version}/restore)
 	RestoreFlowVersion(ctx echo.Context, id FlowID, version FlowVersionNumber, params RestoreFlowVersionParams) error
+	// RotateFlowWebhookKey Rotate the webhook key
+	// (POST /flows/{id}/webhook-key)
+	RotateFlowWebhookKey(ctx echo.Context, id FlowID) error
+	// ListNodeTypes List node types
+	// (GET /node-types)
+	ListNodeTypes(ctx echo.Context, params ListNodeTypesParams) error
+	// ListNodeTypeCategories List node type categories
+	// (GET /node-types/categories)
+	ListNodeTypeCategories(ctx echo.Context) error
+	// GetNodeType Get a node type
+	// (GET /node-types/{type_id})
+	GetNodeType(ctx echo.Context, typeId string) error
 	// ListPermissions The permission catalogue
 	// (GET /permissions)
 	ListPermissions(ctx echo.Context) error
@@ -22159,6 +27578,9 @@ type ServerInterface interface {
 	// DeleteUserApiToken Revoke a user's API token
 	// (DELETE /users/{user_id}/api-tokens/{id})
 	DeleteUserApiToken(ctx echo.Context, userId PathUserID, id ApiTokenID) error
+	// ReceiveFlowWebhook Start a flow from a webhook
+	// (POST /webhooks/flows/{endpoint_key})
+	ReceiveFlowWebhook(ctx echo.Context, endpointKey string) error
 }
 
 // ServerInterfaceWrapper converts echo contexts to parameters.
@@ -22347,6 +27769,242 @@ func (w *ServerInterfaceWrapper) RefreshTokens(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.RefreshTokens(ctx)
+	return err
+}
+
+// ListExecutions converts echo context to params.
+func (w *ServerInterfaceWrapper) ListExecutions(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListExecutionsParams
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "flow_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "flow_id", ctx.QueryParams(), &params.FlowId, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter flow_id: %s", err))
+	}
+
+	// ------------- Optional query parameter "status" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "status", ctx.QueryParams(), &params.Status, runtime.BindQueryParameterOptions{Type: "array", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter status: %s", err))
+	}
+
+	// ------------- Optional query parameter "mode" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "mode", ctx.QueryParams(), &params.Mode, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter mode: %s", err))
+	}
+
+	// ------------- Optional query parameter "triggered_by" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "triggered_by", ctx.QueryParams(), &params.TriggeredBy, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter triggered_by: %s", err))
+	}
+
+	// ------------- Optional query parameter "from" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "from", ctx.QueryParams(), &params.From, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter from: %s", err))
+	}
+
+	// ------------- Optional query parameter "to" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "to", ctx.QueryParams(), &params.To, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter to: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListExecutions(ctx, params)
+	return err
+}
+
+// CreateExecution converts echo context to params.
+func (w *ServerInterfaceWrapper) CreateExecution(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateExecutionParams
+	// ------------- Optional query parameter "wait_ms" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "wait_ms", ctx.QueryParams(), &params.WaitMs, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter wait_ms: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CreateExecution(ctx, params)
+	return err
+}
+
+// StreamExecution converts echo context to params.
+func (w *ServerInterfaceWrapper) StreamExecution(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.StreamExecution(ctx)
+	return err
+}
+
+// DeleteExecution converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteExecution(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id ExecutionID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteExecution(ctx, id)
+	return err
+}
+
+// GetExecution converts echo context to params.
+func (w *ServerInterfaceWrapper) GetExecution(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id ExecutionID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetExecutionParams
+	// ------------- Optional query parameter "include" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "include", ctx.QueryParams(), &params.Include, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter include: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetExecution(ctx, id, params)
+	return err
+}
+
+// CancelExecution converts echo context to params.
+func (w *ServerInterfaceWrapper) CancelExecution(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id ExecutionID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CancelExecution(ctx, id)
+	return err
+}
+
+// GetExecutionEvents converts echo context to params.
+func (w *ServerInterfaceWrapper) GetExecutionEvents(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id ExecutionID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetExecutionEventsParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Last-Event-ID" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Last-Event-ID")]; found {
+		var LastEventID string
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Last-Event-ID, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Last-Event-ID", valueList[0], &LastEventID, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Last-Event-ID: %s", err))
+		}
+
+		params.LastEventID = &LastEventID
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetExecutionEvents(ctx, id, params)
+	return err
+}
+
+// GetNodeExecution converts echo context to params.
+func (w *ServerInterfaceWrapper) GetNodeExecution(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id ExecutionID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// ------------- Path parameter "node_execution_id" -------------
+	var nodeExecutionId int64
+
+	err = runtime.BindStyledParameterWithOptions("simple", "node_execution_id", ctx.Param("node_execution_id"), &nodeExecutionId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter node_execution_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetNodeExecution(ctx, id, nodeExecutionId)
+	return err
+}
+
+// RetryExecution converts echo context to params.
+func (w *ServerInterfaceWrapper) RetryExecution(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id ExecutionID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params RetryExecutionParams
+	// ------------- Optional query parameter "wait_ms" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "wait_ms", ctx.QueryParams(), &params.WaitMs, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter wait_ms: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RetryExecution(ctx, id, params)
 	return err
 }
 
@@ -22714,6 +28372,65 @@ func (w *ServerInterfaceWrapper) RestoreFlowVersion(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.RestoreFlowVersion(ctx, id, version, params)
+	return err
+}
+
+// RotateFlowWebhookKey converts echo context to params.
+func (w *ServerInterfaceWrapper) RotateFlowWebhookKey(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id FlowID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RotateFlowWebhookKey(ctx, id)
+	return err
+}
+
+// ListNodeTypes converts echo context to params.
+func (w *ServerInterfaceWrapper) ListNodeTypes(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListNodeTypesParams
+	// ------------- Optional query parameter "category" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "category", ctx.QueryParams(), &params.Category, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter category: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListNodeTypes(ctx, params)
+	return err
+}
+
+// ListNodeTypeCategories converts echo context to params.
+func (w *ServerInterfaceWrapper) ListNodeTypeCategories(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListNodeTypeCategories(ctx)
+	return err
+}
+
+// GetNodeType converts echo context to params.
+func (w *ServerInterfaceWrapper) GetNodeType(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "type_id" -------------
+	var typeId string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "type_id", ctx.Param("type_id"), &typeId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter type_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetNodeType(ctx, typeId)
 	return err
 }
 
@@ -23287,6 +29004,22 @@ func (w *ServerInterfaceWrapper) DeleteUserApiToken(ctx echo.Context) error {
 	return err
 }
 
+// ReceiveFlowWebhook converts echo context to params.
+func (w *ServerInterfaceWrapper) ReceiveFlowWebhook(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "endpoint_key" -------------
+	var endpointKey string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "endpoint_key", ctx.Param("endpoint_key"), &endpointKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter endpoint_key: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ReceiveFlowWebhook(ctx, endpointKey)
+	return err
+}
+
 // This is a simple interface which specifies echo.Route addition functions which
 // are present on both echo.Echo and echo.Group, since we want to allow using
 // either of them for path registration
@@ -23374,10 +29107,24 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/flows/:id/unpublish", wrapper.UnpublishFlow, options.OperationMiddlewares["unpublishFlow"]...)
 	router.POST(options.BaseURL+"/flows/:id/duplicate", wrapper.DuplicateFlow, options.OperationMiddlewares["duplicateFlow"]...)
 	router.POST(options.BaseURL+"/flows/:id/validate", wrapper.ValidateFlow, options.OperationMiddlewares["validateFlow"]...)
+	router.POST(options.BaseURL+"/flows/:id/webhook-key", wrapper.RotateFlowWebhookKey, options.OperationMiddlewares["rotateFlowWebhookKey"]...)
 	router.GET(options.BaseURL+"/flows/:id/versions", wrapper.ListFlowVersions, options.OperationMiddlewares["listFlowVersions"]...)
 	router.POST(options.BaseURL+"/flows/:id/versions", wrapper.CreateFlowVersion, options.OperationMiddlewares["createFlowVersion"]...)
 	router.GET(options.BaseURL+"/flows/:id/versions/:version", wrapper.GetFlowVersion, options.OperationMiddlewares["getFlowVersion"]...)
 	router.POST(options.BaseURL+"/flows/:id/versions/:version/restore", wrapper.RestoreFlowVersion, options.OperationMiddlewares["restoreFlowVersion"]...)
+	router.GET(options.BaseURL+"/executions", wrapper.ListExecutions, options.OperationMiddlewares["listExecutions"]...)
+	router.POST(options.BaseURL+"/executions", wrapper.CreateExecution, options.OperationMiddlewares["createExecution"]...)
+	router.POST(options.BaseURL+"/executions/stream", wrapper.StreamExecution, options.OperationMiddlewares["streamExecution"]...)
+	router.DELETE(options.BaseURL+"/executions/:id", wrapper.DeleteExecution, options.OperationMiddlewares["deleteExecution"]...)
+	router.GET(options.BaseURL+"/executions/:id", wrapper.GetExecution, options.OperationMiddlewares["getExecution"]...)
+	router.GET(options.BaseURL+"/executions/:id/events", wrapper.GetExecutionEvents, options.OperationMiddlewares["getExecutionEvents"]...)
+	router.GET(options.BaseURL+"/executions/:id/nodes/:node_execution_id", wrapper.GetNodeExecution, options.OperationMiddlewares["getNodeExecution"]...)
+	router.POST(options.BaseURL+"/executions/:id/cancel", wrapper.CancelExecution, options.OperationMiddlewares["cancelExecution"]...)
+	router.POST(options.BaseURL+"/executions/:id/retry", wrapper.RetryExecution, options.OperationMiddlewares["retryExecution"]...)
+	router.GET(options.BaseURL+"/node-types", wrapper.ListNodeTypes, options.OperationMiddlewares["listNodeTypes"]...)
+	router.GET(options.BaseURL+"/node-types/categories", wrapper.ListNodeTypeCategories, options.OperationMiddlewares["listNodeTypeCategories"]...)
+	router.GET(options.BaseURL+"/node-types/:type_id", wrapper.GetNodeType, options.OperationMiddlewares["getNodeType"]...)
+	router.POST(options.BaseURL+"/webhooks/flows/:endpoint_key", wrapper.ReceiveFlowWebhook, options.OperationMiddlewares["receiveFlowWebhook"]...)
 	router.POST(options.BaseURL+"/agent-configs", wrapper.CreateAgentConfig, options.OperationMiddlewares["createAgentConfig"]...)
 	router.DELETE(options.BaseURL+"/agent-configs/:flow_id", wrapper.DeleteAgentConfig, options.OperationMiddlewares["deleteAgentConfig"]...)
 	router.GET(options.BaseURL+"/agent-configs/:flow_id", wrapper.GetAgentConfig, options.OperationMiddlewares["getAgentConfig"]...)
@@ -23400,6 +29147,26 @@ type ApiTokenPageJSONResponse struct {
 	Body ApiTokenPage
 
 	Headers ApiTokenPageResponseHeaders
+}
+
+type EventStreamResponseHeaders struct {
+	XRequestID *string
+}
+type EventStreamTexteventStreamResponse struct {
+	Body io.Reader
+
+	Headers       EventStreamResponseHeaders
+	ContentLength int64
+}
+
+type ExecutionCreatedResponseHeaders struct {
+	Location   string
+	XRequestID *string
+}
+type ExecutionCreatedJSONResponse struct {
+	Body Execution
+
+	Headers ExecutionCreatedResponseHeaders
 }
 
 type FlowWithETagResponseHeaders struct {
@@ -25020,6 +30787,1004 @@ func (response RefreshTokensdefaultApplicationProblemPlusJSONResponse) VisitRefr
 	return err
 }
 
+type ListExecutionsRequestObject struct {
+	Params ListExecutionsParams
+}
+
+type ListExecutionsResponseObject interface {
+	VisitListExecutionsResponse(w http.ResponseWriter) error
+}
+
+type ListExecutions200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type ListExecutions200JSONResponse struct {
+	Body    ExecutionCursorPage
+	Headers ListExecutions200ResponseHeaders
+}
+
+func (response ListExecutions200JSONResponse) VisitListExecutionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListExecutionsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response ListExecutionsdefaultApplicationProblemPlusJSONResponse) VisitListExecutionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateExecutionRequestObject struct {
+	Params CreateExecutionParams
+	Body   *CreateExecutionJSONRequestBody
+}
+
+type CreateExecutionResponseObject interface {
+	VisitCreateExecutionResponse(w http.ResponseWriter) error
+}
+
+type CreateExecution201JSONResponse struct{ ExecutionCreatedJSONResponse }
+
+func (response CreateExecution201JSONResponse) VisitCreateExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateExecution422ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response CreateExecution422ApplicationProblemPlusJSONResponse) VisitCreateExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateExecution429ResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type CreateExecution429ApplicationProblemPlusJSONResponse struct {
+	Body    Problem
+	Headers CreateExecution429ResponseHeaders
+}
+
+func (response CreateExecution429ApplicationProblemPlusJSONResponse) VisitCreateExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateExecutiondefaultResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type CreateExecutiondefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    CreateExecutiondefaultResponseHeaders
+	StatusCode int
+}
+
+func (response CreateExecutiondefaultApplicationProblemPlusJSONResponse) VisitCreateExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StreamExecutionRequestObject struct {
+	Body *StreamExecutionJSONRequestBody
+}
+
+type StreamExecutionResponseObject interface {
+	VisitStreamExecutionResponse(w http.ResponseWriter) error
+}
+
+type StreamExecution200TexteventStreamResponse struct {
+	EventStreamTexteventStreamResponse
+}
+
+func (response StreamExecution200TexteventStreamResponse) VisitStreamExecutionResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/event-stream")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	flusher, ok := w.(http.Flusher)
+	if !ok {
+		// If w doesn't support flushing, fall back to io.Copy.
+		_, err := io.Copy(w, response.Body)
+		return err
+	}
+	// text/event-stream messages are typically small; use a
+	// modest buffer and flush after each chunk so clients see
+	// events immediately instead of waiting on OS buffering.
+	buf := make([]byte, 4096)
+	for {
+		n, err := response.Body.Read(buf)
+		if n > 0 {
+			if _, writeErr := w.Write(buf[:n]); writeErr != nil {
+				return writeErr
+			}
+			flusher.Flush()
+		}
+		if err != nil {
+			if err == io.EOF {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+type StreamExecution422ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response StreamExecution422ApplicationProblemPlusJSONResponse) VisitStreamExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StreamExecution429ResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type StreamExecution429ApplicationProblemPlusJSONResponse struct {
+	Body    Problem
+	Headers StreamExecution429ResponseHeaders
+}
+
+func (response StreamExecution429ApplicationProblemPlusJSONResponse) VisitStreamExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StreamExecutiondefaultResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type StreamExecutiondefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    StreamExecutiondefaultResponseHeaders
+	StatusCode int
+}
+
+func (response StreamExecutiondefaultApplicationProblemPlusJSONResponse) VisitStreamExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteExecutionRequestObject struct {
+	Id ExecutionID `json:"id"`
+}
+
+type DeleteExecutionResponseObject interface {
+	VisitDeleteExecutionResponse(w http.ResponseWriter) error
+}
+
+type DeleteExecution204ResponseHeaders struct {
+	XRequestID *string
+}
+
+type DeleteExecution204Response struct {
+	Headers DeleteExecution204ResponseHeaders
+}
+
+func (response DeleteExecution204Response) VisitDeleteExecutionResponse(w http.ResponseWriter) error {
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(204)
+	return nil
+}
+
+type DeleteExecution409ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteExecution409ApplicationProblemPlusJSONResponse) VisitDeleteExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteExecutiondefaultResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type DeleteExecutiondefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    DeleteExecutiondefaultResponseHeaders
+	StatusCode int
+}
+
+func (response DeleteExecutiondefaultApplicationProblemPlusJSONResponse) VisitDeleteExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetExecutionRequestObject struct {
+	Id     ExecutionID `json:"id"`
+	Params GetExecutionParams
+}
+
+type GetExecutionResponseObject interface {
+	VisitGetExecutionResponse(w http.ResponseWriter) error
+}
+
+type GetExecution200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type GetExecution200JSONResponse struct {
+	Body    Execution
+	Headers GetExecution200ResponseHeaders
+}
+
+func (response GetExecution200JSONResponse) VisitGetExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetExecutiondefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response GetExecutiondefaultApplicationProblemPlusJSONResponse) VisitGetExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelExecutionRequestObject struct {
+	Id ExecutionID `json:"id"`
+}
+
+type CancelExecutionResponseObject interface {
+	VisitCancelExecutionResponse(w http.ResponseWriter) error
+}
+
+type CancelExecution202ResponseHeaders struct {
+	XRequestID *string
+}
+
+type CancelExecution202JSONResponse struct {
+	Body    Execution
+	Headers CancelExecution202ResponseHeaders
+}
+
+func (response CancelExecution202JSONResponse) VisitCancelExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(202)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelExecution409ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response CancelExecution409ApplicationProblemPlusJSONResponse) VisitCancelExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelExecutiondefaultResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type CancelExecutiondefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    CancelExecutiondefaultResponseHeaders
+	StatusCode int
+}
+
+func (response CancelExecutiondefaultApplicationProblemPlusJSONResponse) VisitCancelExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetExecutionEventsRequestObject struct {
+	Id     ExecutionID `json:"id"`
+	Params GetExecutionEventsParams
+}
+
+type GetExecutionEventsResponseObject interface {
+	VisitGetExecutionEventsResponse(w http.ResponseWriter) error
+}
+
+type GetExecutionEvents200TexteventStreamResponse struct {
+	EventStreamTexteventStreamResponse
+}
+
+func (response GetExecutionEvents200TexteventStreamResponse) VisitGetExecutionEventsResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/event-stream")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	flusher, ok := w.(http.Flusher)
+	if !ok {
+		// If w doesn't support flushing, fall back to io.Copy.
+		_, err := io.Copy(w, response.Body)
+		return err
+	}
+	// text/event-stream messages are typically small; use a
+	// modest buffer and flush after each chunk so clients see
+	// events immediately instead of waiting on OS buffering.
+	buf := make([]byte, 4096)
+	for {
+		n, err := response.Body.Read(buf)
+		if n > 0 {
+			if _, writeErr := w.Write(buf[:n]); writeErr != nil {
+				return writeErr
+			}
+			flusher.Flush()
+		}
+		if err != nil {
+			if err == io.EOF {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+type GetExecutionEventsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response GetExecutionEventsdefaultApplicationProblemPlusJSONResponse) VisitGetExecutionEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetNodeExecutionRequestObject struct {
+	Id              ExecutionID `json:"id"`
+	NodeExecutionId int64       `json:"node_execution_id"`
+}
+
+type GetNodeExecutionResponseObject interface {
+	VisitGetNodeExecutionResponse(w http.ResponseWriter) error
+}
+
+type GetNodeExecution200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type GetNodeExecution200JSONResponse struct {
+	Body    NodeExecution
+	Headers GetNodeExecution200ResponseHeaders
+}
+
+func (response GetNodeExecution200JSONResponse) VisitGetNodeExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetNodeExecutiondefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response GetNodeExecutiondefaultApplicationProblemPlusJSONResponse) VisitGetNodeExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetryExecutionRequestObject struct {
+	Id     ExecutionID `json:"id"`
+	Params RetryExecutionParams
+	Body   *RetryExecutionJSONRequestBody
+}
+
+type RetryExecutionResponseObject interface {
+	VisitRetryExecutionResponse(w http.ResponseWriter) error
+}
+
+type RetryExecution201JSONResponse struct{ ExecutionCreatedJSONResponse }
+
+func (response RetryExecution201JSONResponse) VisitRetryExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetryExecution409ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response RetryExecution409ApplicationProblemPlusJSONResponse) VisitRetryExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetryExecutiondefaultResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type RetryExecutiondefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    RetryExecutiondefaultResponseHeaders
+	StatusCode int
+}
+
+func (response RetryExecutiondefaultApplicationProblemPlusJSONResponse) VisitRetryExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListFlowsRequestObject struct {
 	Params ListFlowsParams
 }
@@ -26554,6 +33319,336 @@ type RestoreFlowVersiondefaultApplicationProblemPlusJSONResponse struct {
 }
 
 func (response RestoreFlowVersiondefaultApplicationProblemPlusJSONResponse) VisitRestoreFlowVersionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateFlowWebhookKeyRequestObject struct {
+	Id FlowID `json:"id"`
+}
+
+type RotateFlowWebhookKeyResponseObject interface {
+	VisitRotateFlowWebhookKeyResponse(w http.ResponseWriter) error
+}
+
+type RotateFlowWebhookKey200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type RotateFlowWebhookKey200JSONResponse struct {
+	Body    FlowWebhookKey
+	Headers RotateFlowWebhookKey200ResponseHeaders
+}
+
+func (response RotateFlowWebhookKey200JSONResponse) VisitRotateFlowWebhookKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateFlowWebhookKey409ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response RotateFlowWebhookKey409ApplicationProblemPlusJSONResponse) VisitRotateFlowWebhookKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateFlowWebhookKeydefaultResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type RotateFlowWebhookKeydefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    RotateFlowWebhookKeydefaultResponseHeaders
+	StatusCode int
+}
+
+func (response RotateFlowWebhookKeydefaultApplicationProblemPlusJSONResponse) VisitRotateFlowWebhookKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListNodeTypesRequestObject struct {
+	Params ListNodeTypesParams
+}
+
+type ListNodeTypesResponseObject interface {
+	VisitListNodeTypesResponse(w http.ResponseWriter) error
+}
+
+type ListNodeTypes200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type ListNodeTypes200JSONResponse struct {
+	Body    NodeTypeList
+	Headers ListNodeTypes200ResponseHeaders
+}
+
+func (response ListNodeTypes200JSONResponse) VisitListNodeTypesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListNodeTypesdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response ListNodeTypesdefaultApplicationProblemPlusJSONResponse) VisitListNodeTypesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListNodeTypeCategoriesRequestObject struct {
+}
+
+type ListNodeTypeCategoriesResponseObject interface {
+	VisitListNodeTypeCategoriesResponse(w http.ResponseWriter) error
+}
+
+type ListNodeTypeCategories200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type ListNodeTypeCategories200JSONResponse struct {
+	Body    NodeTypeCategoryList
+	Headers ListNodeTypeCategories200ResponseHeaders
+}
+
+func (response ListNodeTypeCategories200JSONResponse) VisitListNodeTypeCategoriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListNodeTypeCategoriesdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response ListNodeTypeCategoriesdefaultApplicationProblemPlusJSONResponse) VisitListNodeTypeCategoriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetNodeTypeRequestObject struct {
+	TypeId string `json:"type_id"`
+}
+
+type GetNodeTypeResponseObject interface {
+	VisitGetNodeTypeResponse(w http.ResponseWriter) error
+}
+
+type GetNodeType200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type GetNodeType200JSONResponse struct {
+	Body    NodeType
+	Headers GetNodeType200ResponseHeaders
+}
+
+func (response GetNodeType200JSONResponse) VisitGetNodeTypeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetNodeTypedefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response GetNodeTypedefaultApplicationProblemPlusJSONResponse) VisitGetNodeTypeResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -29377,6 +36472,104 @@ func (response DeleteUserApiTokendefaultApplicationProblemPlusJSONResponse) Visi
 	return err
 }
 
+type ReceiveFlowWebhookRequestObject struct {
+	EndpointKey  string `json:"endpoint_key"`
+	JSONBody     *ReceiveFlowWebhookJSONRequestBody
+	FormdataBody *ReceiveFlowWebhookFormdataRequestBody
+	TextBody     *ReceiveFlowWebhookTextRequestBody
+}
+
+type ReceiveFlowWebhookResponseObject interface {
+	VisitReceiveFlowWebhookResponse(w http.ResponseWriter) error
+}
+
+type ReceiveFlowWebhook200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type ReceiveFlowWebhook200JSONResponse struct {
+	Body    FlowWebhookAnswer
+	Headers ReceiveFlowWebhook200ResponseHeaders
+}
+
+func (response ReceiveFlowWebhook200JSONResponse) VisitReceiveFlowWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReceiveFlowWebhook202ResponseHeaders struct {
+	XRequestID *string
+}
+
+type ReceiveFlowWebhook202JSONResponse struct {
+	Body    FlowWebhookAccepted
+	Headers ReceiveFlowWebhook202ResponseHeaders
+}
+
+func (response ReceiveFlowWebhook202JSONResponse) VisitReceiveFlowWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(202)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReceiveFlowWebhookdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response ReceiveFlowWebhookdefaultApplicationProblemPlusJSONResponse) VisitReceiveFlowWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
 	// CreateAgentConfig Create a flow's agent config
@@ -29418,6 +36611,33 @@ type StrictServerInterface interface {
 	// RefreshTokens Refresh the tokens
 	// (POST /casdoor/auth/refresh)
 	RefreshTokens(ctx context.Context, request RefreshTokensRequestObject) (RefreshTokensResponseObject, error)
+	// ListExecutions List executions
+	// (GET /executions)
+	ListExecutions(ctx context.Context, request ListExecutionsRequestObject) (ListExecutionsResponseObject, error)
+	// CreateExecution Run a flow
+	// (POST /executions)
+	CreateExecution(ctx context.Context, request CreateExecutionRequestObject) (CreateExecutionResponseObject, error)
+	// StreamExecution Run a flow and stream its events
+	// (POST /executions/stream)
+	StreamExecution(ctx context.Context, request StreamExecutionRequestObject) (StreamExecutionResponseObject, error)
+	// DeleteExecution Delete an execution
+	// (DELETE /executions/{id})
+	DeleteExecution(ctx context.Context, request DeleteExecutionRequestObject) (DeleteExecutionResponseObject, error)
+	// GetExecution Get an execution
+	// (GET /executions/{id})
+	GetExecution(ctx context.Context, request GetExecutionRequestObject) (GetExecutionResponseObject, error)
+	// CancelExecution Cancel an execution
+	// (POST /executions/{id}/cancel)
+	CancelExecution(ctx context.Context, request CancelExecutionRequestObject) (CancelExecutionResponseObject, error)
+	// GetExecutionEvents Stream an execution's events
+	// (GET /executions/{id}/events)
+	GetExecutionEvents(ctx context.Context, request GetExecutionEventsRequestObject) (GetExecutionEventsResponseObject, error)
+	// GetNodeExecution Get one node record
+	// (GET /executions/{id}/nodes/{node_execution_id})
+	GetNodeExecution(ctx context.Context, request GetNodeExecutionRequestObject) (GetNodeExecutionResponseObject, error)
+	// RetryExecution Retry an execution
+	// (POST /executions/{id}/retry)
+	RetryExecution(ctx context.Context, request RetryExecutionRequestObject) (RetryExecutionResponseObject, error)
 	// ListFlows List flows
 	// (GET /flows)
 	ListFlows(ctx context.Context, request ListFlowsRequestObject) (ListFlowsResponseObject, error)
@@ -29460,6 +36680,18 @@ type StrictServerInterface interface {
 	// RestoreFlowVersion Restore a flow version
 	// (POST /flows/{id}/versions/{version}/restore)
 	RestoreFlowVersion(ctx context.Context, request RestoreFlowVersionRequestObject) (RestoreFlowVersionResponseObject, error)
+	// RotateFlowWebhookKey Rotate the webhook key
+	// (POST /flows/{id}/webhook-key)
+	RotateFlowWebhookKey(ctx context.Context, request RotateFlowWebhookKeyRequestObject) (RotateFlowWebhookKeyResponseObject, error)
+	// ListNodeTypes List node types
+	// (GET /node-types)
+	ListNodeTypes(ctx context.Context, request ListNodeTypesRequestObject) (ListNodeTypesResponseObject, error)
+	// ListNodeTypeCategories List node type categories
+	// (GET /node-types/categories)
+	ListNodeTypeCategories(ctx context.Context, request ListNodeTypeCategoriesRequestObject) (ListNodeTypeCategoriesResponseObject, error)
+	// GetNodeType Get a node type
+	// (GET /node-types/{type_id})
+	GetNodeType(ctx context.Context, request GetNodeTypeRequestObject) (GetNodeTypeResponseObject, error)
 	// ListPermissions The permission catalogue
 	// (GET /permissions)
 	ListPermissions(ctx context.Context, request ListPermissionsRequestObject) (ListPermissionsResponseObject, error)
@@ -29547,6 +36779,9 @@ type StrictServerInterface interface {
 	// DeleteUserApiToken Revoke a user's API token
 	// (DELETE /users/{user_id}/api-tokens/{id})
 	DeleteUserApiToken(ctx context.Context, request DeleteUserApiTokenRequestObject) (DeleteUserApiTokenResponseObject, error)
+	// ReceiveFlowWebhook Start a flow from a webhook
+	// (POST /webhooks/flows/{endpoint_key})
+	ReceiveFlowWebhook(ctx context.Context, request ReceiveFlowWebhookRequestObject) (ReceiveFlowWebhookResponseObject, error)
 }
 
 type StrictHandlerFunc func(ctx echo.Context, request any) (any, error)
@@ -29983,6 +37218,305 @@ func (sh *strictHandler) RefreshTokens(ctx echo.Context) error {
 		return err
 	} else if validResponse, ok := response.(RefreshTokensResponseObject); ok {
 		return validResponse.VisitRefreshTokensResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListExecutions operation middleware
+func (sh *strictHandler) ListExecutions(ctx echo.Context, params ListExecutionsParams) error {
+	var request ListExecutionsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListExecutions(ctx.Request().Context(), request.(ListExecutionsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListExecutions")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListExecutionsResponseObject); ok {
+		return validResponse.VisitListExecutionsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// CreateExecution operation middleware
+func (sh *strictHandler) CreateExecution(ctx echo.Context, params CreateExecutionParams) error {
+	var request CreateExecutionRequestObject
+
+	request.Params = params
+
+	var body CreateExecutionJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateExecution(ctx.Request().Context(), request.(CreateExecutionRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateExecution")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CreateExecutionResponseObject); ok {
+		return validResponse.VisitCreateExecutionResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// StreamExecution operation middleware
+func (sh *strictHandler) StreamExecution(ctx echo.Context) error {
+	var request StreamExecutionRequestObject
+
+	var body StreamExecutionJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.StreamExecution(ctx.Request().Context(), request.(StreamExecutionRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "StreamExecution")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(StreamExecutionResponseObject); ok {
+		return validResponse.VisitStreamExecutionResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// DeleteExecution operation middleware
+func (sh *strictHandler) DeleteExecution(ctx echo.Context, id ExecutionID) error {
+	var request DeleteExecutionRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteExecution(ctx.Request().Context(), request.(DeleteExecutionRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteExecution")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeleteExecutionResponseObject); ok {
+		return validResponse.VisitDeleteExecutionResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetExecution operation middleware
+func (sh *strictHandler) GetExecution(ctx echo.Context, id ExecutionID, params GetExecutionParams) error {
+	var request GetExecutionRequestObject
+
+	request.Id = id
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetExecution(ctx.Request().Context(), request.(GetExecutionRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetExecution")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetExecutionResponseObject); ok {
+		return validResponse.VisitGetExecutionResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// CancelExecution operation middleware
+func (sh *strictHandler) CancelExecution(ctx echo.Context, id ExecutionID) error {
+	var request CancelExecutionRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CancelExecution(ctx.Request().Context(), request.(CancelExecutionRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CancelExecution")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CancelExecutionResponseObject); ok {
+		return validResponse.VisitCancelExecutionResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetExecutionEvents operation middleware
+func (sh *strictHandler) GetExecutionEvents(ctx echo.Context, id ExecutionID, params GetExecutionEventsParams) error {
+	var request GetExecutionEventsRequestObject
+
+	request.Id = id
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetExecutionEvents(ctx.Request().Context(), request.(GetExecutionEventsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetExecutionEvents")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetExecutionEventsResponseObject); ok {
+		return validResponse.VisitGetExecutionEventsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetNodeExecution operation middleware
+func (sh *strictHandler) GetNodeExecution(ctx echo.Context, id ExecutionID, nodeExecutionId int64) error {
+	var request GetNodeExecutionRequestObject
+
+	request.Id = id
+	request.NodeExecutionId = nodeExecutionId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetNodeExecution(ctx.Request().Context(), request.(GetNodeExecutionRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetNodeExecution")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetNodeExecutionResponseObject); ok {
+		return validResponse.VisitGetNodeExecutionResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// RetryExecution operation middleware
+func (sh *strictHandler) RetryExecution(ctx echo.Context, id ExecutionID, params RetryExecutionParams) error {
+	var request RetryExecutionRequestObject
+
+	request.Id = id
+	request.Params = params
+
+	var body RetryExecutionJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		if !errors.Is(err, io.EOF) {
+			return err
+		}
+	} else {
+		request.Body = &body
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.RetryExecution(ctx.Request().Context(), request.(RetryExecutionRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RetryExecution")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(RetryExecutionResponseObject); ok {
+		return validResponse.VisitRetryExecutionResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -30510,6 +38044,104 @@ func (sh *strictHandler) RestoreFlowVersion(ctx echo.Context, id FlowID, version
 		return err
 	} else if validResponse, ok := response.(RestoreFlowVersionResponseObject); ok {
 		return validResponse.VisitRestoreFlowVersionResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// RotateFlowWebhookKey operation middleware
+func (sh *strictHandler) RotateFlowWebhookKey(ctx echo.Context, id FlowID) error {
+	var request RotateFlowWebhookKeyRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.RotateFlowWebhookKey(ctx.Request().Context(), request.(RotateFlowWebhookKeyRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RotateFlowWebhookKey")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(RotateFlowWebhookKeyResponseObject); ok {
+		return validResponse.VisitRotateFlowWebhookKeyResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListNodeTypes operation middleware
+func (sh *strictHandler) ListNodeTypes(ctx echo.Context, params ListNodeTypesParams) error {
+	var request ListNodeTypesRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListNodeTypes(ctx.Request().Context(), request.(ListNodeTypesRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListNodeTypes")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListNodeTypesResponseObject); ok {
+		return validResponse.VisitListNodeTypesResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListNodeTypeCategories operation middleware
+func (sh *strictHandler) ListNodeTypeCategories(ctx echo.Context) error {
+	var request ListNodeTypeCategoriesRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListNodeTypeCategories(ctx.Request().Context(), request.(ListNodeTypeCategoriesRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListNodeTypeCategories")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListNodeTypeCategoriesResponseObject); ok {
+		return validResponse.VisitListNodeTypeCategoriesResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetNodeType operation middleware
+func (sh *strictHandler) GetNodeType(ctx echo.Context, typeId string) error {
+	var request GetNodeTypeRequestObject
+
+	request.TypeId = typeId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetNodeType(ctx.Request().Context(), request.(GetNodeTypeRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetNodeType")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetNodeTypeResponseObject); ok {
+		return validResponse.VisitGetNodeTypeResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -31417,274 +39049,424 @@ func (sh *strictHandler) DeleteUserApiToken(ctx echo.Context, userId PathUserID,
 	return nil
 }
 
+// ReceiveFlowWebhook operation middleware
+func (sh *strictHandler) ReceiveFlowWebhook(ctx echo.Context, endpointKey string) error {
+	var request ReceiveFlowWebhookRequestObject
+
+	request.EndpointKey = endpointKey
+	if strings.HasPrefix(ctx.Request().Header.Get("Content-Type"), "application/json") {
+		var body ReceiveFlowWebhookJSONRequestBody
+		var err error
+		if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+			// A request validator built on kin-openapi's openapi3filter with
+			// KeepValidatedValue leaves the value it validated on the body. Bind
+			// that value, matching member names exactly, so the handler receives
+			// what was validated instead of a second, case-insensitive decode.
+			// Otherwise bind only the request body, so that path and query
+			// parameters are not also bound into the body struct.
+			if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+				err = binder.BindBody(ctx, &body)
+			}
+		} else {
+			// A custom binder is installed on the Echo instance; defer to it
+			// entirely, since echo.Binder does not expose body-only binding and
+			// the binder may do more than decode (for example call ctx.Validate).
+			err = ctx.Bind(&body)
+		}
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				return err
+			}
+		} else {
+			request.JSONBody = &body
+		}
+	}
+	if strings.HasPrefix(ctx.Request().Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
+		if form, err := ctx.FormParams(); err == nil {
+			var body ReceiveFlowWebhookFormdataRequestBody
+			if err := runtime.BindForm(&body, form, nil, nil); err != nil {
+				return err
+			}
+			request.FormdataBody = &body
+		} else {
+			return err
+		}
+	}
+	if strings.HasPrefix(ctx.Request().Header.Get("Content-Type"), "text/plain") {
+		data, err := io.ReadAll(ctx.Request().Body)
+		if err != nil {
+			return err
+		}
+		if len(data) > 0 {
+			body := ReceiveFlowWebhookTextRequestBody(data)
+			request.TextBody = &body
+		}
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ReceiveFlowWebhook(ctx.Request().Context(), request.(ReceiveFlowWebhookRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ReceiveFlowWebhook")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ReceiveFlowWebhookResponseObject); ok {
+		return validResponse.VisitReceiveFlowWebhookResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // Base64 encoded, compressed with deflate, json marshaled OpenAPI spec.
 // Stored as a slice of fixed-width chunks rather than one concatenated
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L3rcttGuij6Kl2cNWUpA0qkJDsxValzFFlONOPbSHI8SehFNIEm2UtgN6a7IZnjo6r169T+vR9iVe3X",
-	"mifZ1V93Aw0Q4EU3S4nzI5YEoK/f/fq5FfFpyhlhSrZ6n1sTgmMi4MeDJOGX+oeYyEjQVFHOWr3W2YSg",
-	"KVETHkukJgSlWE0QjiKSKok2OEN7naebW62gJaMJmWI9gJqlpNVrSSUoG7euroLWIY4m5JAzJXgyP0XI",
-	"eFsqLkjYQ4LIlDNJ9GRYoQgLMUOKnxMmEReIxoQpqmYIC4IYuSACRXrseNkKjs7wuH5zo4RfPpFIkAsq",
-	"KWcIS4SRVIKzMbKTKTwOUNhviX7W6exG7lX4jfRbYXnyFCtFhB7+P/st8Vun/fzjX/qt/2gFNct6xSNs",
-	"1lK3NDyUPMmUPXQ+gguIBMGKxPqkeCYiEiDKoiSLKRujcBundPuiCysS5J8ZFSRu9ZTIyOLjOcGKvKJT",
-	"quB/86s5If/MiFQSYQ0lJEaUmcVkQhCm0CVlMb+svQTKFBkTUZ7mhEwxZXr25qkSMlI3n0eSmu2ckoiz",
-	"WKKMKZrABGZgfahEyeXjEyVmByNFRPPYiqNLTBUakhEXBAn9ib6jjb2d5wF62tndXDrNhw8fDjI10VAY",
-	"YUXm53qr0a+rIWNIsCCiLUmUCRIjnhIBgCV7KPwBniEiBBff91uUXeCExgPAqjnonYeNf9gbOX5RD6XC",
-	"PEY0RhskmnASBxpVx4TpNZDYYNT7V8cvNvcRVQgnkiOcpgQLqe834WOJMIvNAiuHP8WfXhE2VpNW79ne",
-	"PAZdBa0UCzwlylGxMWHqkLMRHb9M+GXTmmns0EmjP7qccEkQ1t+iCD5GakIlorAaqr/SKNgKWgxP9QL0",
-	"VwMaL8SyERdTrMyVPttrBa0pZXSaTVu9blB32wcpPdNX0rTmg3fHhhIiGjcs645WdMpFHRJxodA5mckA",
-	"he0QjbhA+gXCNCnaQi/ICGeJQmHbUqwBVgBr5FOa8Ji0eiOcSGL38c+MiFmxEaln9JdOFZnCBROm1/tb",
-	"qxi0FbTapd8SLNUgk/nDyu8wRdBqw78f52Aq0DB3bKbbhSOyvxRnhIXAerEZo//MiH2sD/sqaEk1SwBC",
-	"uJjqwRZBIcDefV2mXsjPRGjG9SabDutIl17ThXkFMXgHXVI1sTQYVrvR3dpimw0rtt+uvOzdneXLPh69",
-	"xiqa1C821Gw9RPqCkSA43kcYTamc6i8QZvKSCIn2ujtAXqIJZmMiEeN6S+N8D0YGKnZxPGqbKdegQ0Hr",
-	"HR6T+kV220MsSYxSPCb2WPO5K2CvXylNGxskgsOZ4k/2oDrw39Kj00s6pf+qWRaALEqJgEUtWs1A6gFq",
-	"l7TztLymFdajJu8lEU3okEkimtFBP71tkntKsKiDrUMsSZsySZikil4QJLOhuWsk4RPEteipgPsZMeyJ",
-	"tI/wMCFoREkSy6aDNS82wdeOPUr3e7cO3M4InjadoyJ4em9k5YxM0wQr0rwY8/zeFnR9CLvVhVzpoawu",
-	"A4KJ5aWOTkScKcKAreI0TajRA7b/SxploJj2PwQZtXqtP20Xmtu2eSq3S4PCnOU9Hxiiw0eF8ABA6al9",
-	"/2hb8a5tDq1uOvv6ticJXjmW8oGqiVOubmVPetC6vTiGGQBPQlRJxMgl0nNXtuSWs2gr8I4Wbm+w/XeC",
-	"DxMyXbDz1LzxF3cC5BOepoklyArTpCJCT7BEXWQFdENEQGICwbjV+01PpCUnjzwExUjTTGp1A2GFEqJZ",
-	"YlfzPIEjRQRKOBu3glbKNYiKVq+1DVB/9VGjglSYRXpcqz9u64OWFhuIVJru9lqd7l9fPPt755fdX//2",
-	"3S/ffuj8/duz3X/s/bzzpqtJmcIqk63enqZeiioQgn7W+4CjMMJ9oQNngvUuscJ8Snv2lHoX+dtt8/ZV",
-	"sCLMuJuoQwE7daDVkJOXh+j53tNvkZ0SmbOr4kRuClkEDeYlX9ls58rzou8qqnZpgJJavNIgxReVgaze",
-	"u+Ig+m2n17ZzxXbhx4UKbDTVdlVVXfR1VbO9ISZqbnhrBAgGayBAwFpz+jMlWpi7TYoK1Fze3lb0cCeW",
-	"DdXt6W0mwJgnpeEOAcJAVQUZCSInVt/U0jNYYXCSGOHV2y7Y9tqecW/RfkuGwBteumb0t3ZSMFjDpWup",
-	"4dbuOKdpVXNFhT94Gm2vtdPZedbu7LY73bPO895up9fpbHU6nV9bQW6J6O3tBFqC6T3VCjAbZyBntIjW",
-	"xqb4k7H2yFaPZUkStKY8JppljIkWYto7W0/bowRLTxg6uMCaXRAhOcMJVTMtLgk+IlKreDjRJH8mFZkO",
-	"UsGnqV7lLzwDu+zBBQ4AXmSWplwohKWkmsUoLYkcmT2i0wlPt9ABKGloKCgZJTOANGPWpeyC6A9ETASK",
-	"scL6BrQwSQRWmSCtXmdrN2gpzpy2DWvK0niFY7sK9F5SIhQ10pl/2p6kp8dqKwr2grIMHrQ+tce87QwC",
-	"KdVvbZ2ZV/NHbTpNre0ERM1ea0zVJBtuRXy6bdlf/i9PCdPs1w4Gwmx+uzXiZ1XkNNe/0osFgHyuNX/k",
-	"0OIe/5Z/HbQ0BLU+XuVAVLyTn03+igGmmklKgLVEyNU48s57/2oO9GomKIGKf6U8GybFff7WMhq5v2gD",
-	"Uyss6ky/eFUGuocDPVe+MvOb0W4Ku6W1gvn3YHfugUf1oMvHWgIVBw5B2TLnHU1hauPD/yIRCBwe/TuE",
-	"z4CKxzFVQGTeeUhqrYVl8myNjBIB5Scx4sw6SHoo9PYWopGghMXJLECh3mWIKDNEI0Ch22+ICNtCobfH",
-	"MOizsNhlCAQqhJ2GCHxWiHFkTSI9dDkhDAGFBfp3cIwYj4lEI5wkaIijc6Q4POFijBmVwKn6TBKlKLNW",
-	"cCCcRGgaaMeVW30GdtOcOZSI/h+W2s9RcY9aNhhbQYoxBv4h0SqRlnv2ETZPtfqFFZpyqRBnBG3sdZ6j",
-	"ECeC4HjWJp+oVDIE4+datoAyva1q6D8cvkN73yL3inE2yiyaaIUlJCxEXKAwVe0fTsB87lmKdp+WDEU7",
-	"ge97/O2g/Stu/+vj551g92qjbX/ttJ9//NwNvrva/KbGI1kl/rl577vu8526TS7mC9WtRhM43Zgkzvty",
-	"cIwirHDCx5k+7p0di1ztjJ0zfqk3ryZEXFJJNiub7zaZyRbxoVW+v0Mu5U3/XWeF+ZcysfyC/Nvp3CJz",
-	"qzCROf5R3uISEv8emMGaJP4ApVgoihNkeMk+wgzhodT0wqL/DFGJMmYM/HGAQr3bEEUJuBix+QHsspyR",
-	"LRR+vgrrvAEegbUgbMinpTqOYczTHR+9HxF6fkWm+0emevR4Vz4a5+N0MksrqDLjCMsMJ7Xey2I+fySn",
-	"H+VAXPupNSdfUxUln1IqiPTe6+60d7tnHf2S957m0LsVN61FteJvNHV/syLK4clrJGcsagUtfsmML6j3",
-	"rT4ZMqKfWr3WpeKDf5zvps//jl+B6fKCn5cGlxFPNcIaMtbTXN2KxL2ESgU3+jjUQv+kH9K61lBA/btf",
-	"uIU5CnRPeymD4rWU3AJOVzoUB8m10isVUqHuTmHRl4FWJgSJ+JhRSUCcAtawVcc4fGx4kMftkNML9Zin",
-	"4H74Ra1+66QSM1h+pN5VlJCnoqxWAkVKEFA6wlo5xxLPm+ixCNY2Q887KMYzuZ9rIwfvjgdnb/929Gbw",
-	"+uAfg7OzV4MXB7+coo3dZ083t9ApbBc5/8+EJDEaztCMZwIJnpB9Axi9b7ScxLhyUXwVoWcZ/f61VUeM",
-	"16eqa1Ov68scNVDly2C4/a/Bx7/07L9NEpeL/7HzrREOVAHRMnQuB6IGTZaRS3Oh+yiEf0N9r3LCL5kJ",
-	"W+MsIqBcg4UiRpxpZVtLwhMsJ5Vb/8Nwdy2ugXBTGkvsTL/9VXV+Ge6xD99dHHY/vXhKXj4b//Qt/et3",
-	"56+eT990Wl/Fgq9iwYMQC/4IXD3H0rpQ5C/F792iFpFsF9iDk+TtCGI1FkYs4DF5TRRuXQWfK9QlP6n8",
-	"h1VCgJbLRzDa/A4+lrjBBMsBI59ULqfoP6SCXBThumZVv30MTLiiZoRFpCBEBSqucGJUZ/3TQD+WrV5H",
-	"L+kHzpPXOG2Wj/J7H3KeEAwbq1qE9LWjf////xvZd9AUp57YW1zOIU7xkCa0ED0KvofZIMpltRFEfMAW",
-	"rwJ4FpOEND0jn0iUNT0EzpM/sWHB+kGWm7/KH40IGCXMncsBjqeUFU9TIqYUNP+CuQFDCzxG9zFoaUGv",
-	"1WtdUHIJRopLGo+JKuzi9kEumFRYWuk0FgGcu8C5Y1rjI+/81vjKHewanxRHvuJH/l2s+EnpgurkNTIa",
-	"kQjCSL1XAyS5UEYGX502mkteHspwot+7KgHBSrup0AyYrrzDwAcV715K510CjfKVF2vyDvtjLerKmHNx",
-	"iJNkiKPzpQqVj9omSO670S7eGXYjG52m//Tr9PlFjTwH71eCcPe+W65dKAtcvlay893y6F3/jGFyN1bd",
-	"Qby0wWjeBrGIJvSiJP6uKsbHWEEwDImBJmsyDj5K/eMcpf1REGLjLKNMKj510U5YDjKWZsOEygmJB9aY",
-	"XvAI65q0wv0HkkR8StCQQ/4Fj8kg4hlTwCLK4n4+pMslsNtzOXdwoC7WsBULPDJeaTyFIazB3sYce39a",
-	"LS4kaBUxiIYay8ydEjzJ6Xm+vG7Q0isDJmO8pvTCRrSVgax0Zw9SWHuoao0D2UUU7EeB08mcqLBIPG+E",
-	"4ToBZGVhvVHo96H+c82H6yoF84iyMFanwJ+6yR1CLY/MPjVvXnk417je2oWUcHNhwkCRnYdlnvU6Eny6",
-	"DyEWxsoBWcJFjoFEhunEtU76Bct6mCE8VXq07HaKeOuWT6PqrtwnWisMXLy9SA/zbzOHqtJcBdyUdLQc",
-	"PAMviWwexpuxtoRgQYnYlmGuOT7JEprSmTfx49sPVjKHFSJgaQEKizMLkeUpAQr1CkMUfu4bpt0H1tQ3",
-	"zBx+uQq3+swO1kP5OYX5jzLP8OsiPFI2i2msySeKJiQ6n482WiAyFA8jF8QKNpIhxBudKgxpnPYIlaDj",
-	"MRHtKWaZcaNDWoH986AL6QmSOmD/BOLBTOuN+RBGCmldrS6q1Iggc6z5JgymnLjVWdNvvrOKDXtl4vxB",
-	"UEVqKfR8ir1GXxOvVgI1KlGovwv3TZyaRtHcsYBtxDvKWAIh43lMuP4OMwSq64rxUbVk+NaoUiW5t4y9",
-	"LzITJr4uAp9B9Fg6eyLBArHvAvRQvxWa0hD6z6YsBNo45OlsM+y3Kvb2eYBEG+RTSgSdEqY256HzWmBz",
-	"1bD1V1QqDSE1quqhpp2yyGyEHCD/jiPMkCQEbdAx45AMCSCiJkSgEU0UERKCtOrl3hUFGyPSrykErfi+",
-	"tUut8G4FmsyH/oRBrnvk+2uCtnfmozVh7QNVE54pFFpyHZogy0suzvXJazAErw/DqZxwlddZ0ATQUXjM",
-	"4oIFVMAwFw525wDOkxvWzdauPYDTnIBV6r64ozP+K6KMo2o4g53ahwhH+nVYvQ1mcSfv30bNLRQUFBaR",
-	"TadYAFn5qpfdkl72B1a15hmDw0SjkqSCxxlALrLyjUQi82IzlmppFfGGE4myVIuM5IKIGUr1WqRGe3Oa",
-	"hl+bXHQXXetyY78qfI9I4VsEY3rPUhWgVlST+KrgLVfwmhi0ZQ1fyIHnM6cai790wtqyMQrJ7oF6/vQi",
-	"H08EeI2YfrHzR1Qdv4gqV4un1rpFbD7tdQVqsKEEObd5IueEarCDzEnMCz0nNwGMJfulc7UjcrdE7uqK",
-	"MRsnlI3benH6joiUNiUsHhPUb5Fuv4UUFmOijE5nE2wgQQ31W+x5v1UuD6E3sA173e5smy81ydfSh/F0",
-	"2BoNhWsk91iXqaFd7BrksNj4sf64jizaKatM8qVegjFrYKbvUmYE0rrculEIyw49npnLnhWyaaYI3AY+",
-	"Lr0ls9g5BcN5F+dDC90l1eXHuouoeVbcQRHg78prXGIB1SA+LnM7ugkC54B0q/HGb9xyIaNcI5DQvTec",
-	"gctvHYek8eVROfA0f4vsll7/YKotagifcH0xMxThaYrp2Bc9ejuPJqbPP631BO+7cZuVD79OgWvUyxb4",
-	"I6qol4uDtXKndyYVaa+0OnsES6D4Wqb8V3hIEkNIGbksBPINqlDMjVCBBIE4JcdoNouaiPD3fsuuAFnb",
-	"oasnWy+JLILsee7TKGk8XVvQ6F7b2Gj312h6+R3i3O8QjT6udLtfUHuqgNkjCYSsSL3z1lHr9Qt7nicG",
-	"s9g4WeS+9dP0TD1dBWW6oRwR4iPzbEDjcB+FcJNR2LOGowlPYiL0S3n4oG9cdfErRgdwSnrUaFf1FYe5",
-	"PeiHUJe61hHpCOM+unTvgWk3RIUBQCKqFtt+6xZm2FojSTeV/apK5gnBkUJ6T8YduoXepoQhA2m9XGB+",
-	"fwxFb6H2gc2v0LcCPhESbyGI+GNjysgTq0nIPtswuSGIxjJAIOmgIVGXhDAEZQX05kHqCRDjKJpFif5R",
-	"AxJK6JQquWnLmSLIkbcV4tqwztA4bCs5NvF4DaEbzutIqw41oraVxtYZ6o0WKeukdkouHWleOsjP7uU5",
-	"3x4sKLB7rCNPxX6WwECF9MRrB/MFLWNyrRfU4dFPmMUJWcwOrH5VGwIKj5YPUme1s2vLx288qzdWR1n9",
-	"rFaWLvXQLzCQenvA81nwnfbzQfvj527wbO+qNgvLjwtYOuM793IOgfVly1lMBBFGGNvIZIaTZIZCEz0Q",
-	"bu47lHYOKYPUW61glcSERsmzfCZrHXkeYrHwm7kZbTTG2rlznA2MVumpmVLxFFRGpijLNGQNBWbRpJYK",
-	"Q8n7lWEECgouvjKN+CDhIRp7V4LkJVWR5hXGT1ip1bxOMC48XXhtJ25Tq9/bEEfnfDQaTMtFG55VizgX",
-	"krlvxyefzJFRnNQLilP8aaAxapqq8gRP13fXlvFnrV1+WlRmy9VOuIKAnhXeq9zLp5b+sPFifvb4ypda",
-	"cdD6F+fT62/Ofl+3x1d8TNn7k1cVg4tLbKIMgEkPGlNBIjXIBG31WhOlUtnb3sZpumU/AxUIZ2qyHbm4",
-	"+kpwfNDKROJ9LCUvfZzotWxzGEP/jwv6L/L/RAklTA1o/D0eRlqP3Xnmqh8P9Ha+j3hM3N+LRX4Ps/x5",
-	"9+DPOy//vPOyslD9l0xN/rzz0i3WjADZXt9rxY3Gf0kFH9GE/IVMMU3sc72f7/VuzO8ROI4mOEkIG5Pv",
-	"f5m+nNU9GJg2N9+f7jx91mpMWqZsQcuPiRYJsYL/zyQCIa3eO1e+qs8LcgsqU1E2TqAk5Rb6GyEpogpt",
-	"jLhA9twQZUiaQiGnigs8JpsgnsaCp2ASdUdpe16Y5cZ0NLLxcnMLAXCoo8Y2QQPlUIDen7xCG+5XU/ZX",
-	"H7EpmPrub4dHSJ/tJlIcSWJLnQ0Fv5REIMWXc1a9lMrRuYMK/Auqw6HXDTzFxDbZotLQ4KhIdoFuJZGS",
-	"8LBildHbrE+a7zwDq2clLbouPdmlJA9sznRh1zBFfvS68QVWWAzgFhozPXZgxu/KMwJG6OFi/P96WAXb",
-	"0PIXTrz8CJt/QeUAQ6qSo5iQEwk47+WauKJxMUav+AVJcFTNEqpu0yankZgqUwXaqKdWfb5m0U53BYvE",
-	"i9fkQL9VOchFoviDTe4211lDKkrXudDotHIh0QIM6iSOClA8yKCpRZVHb5CuZ4gtZkVB/QBKQRv0Rv/+",
-	"X/+nsNY8kVB9Y/NuU/wKVPI09FWCISvzPp4ipj68O7zITZwemgcuf7EAZ++4qmC8KDGgnAAJdKeexxxY",
-	"knTDgif3np2/oNvUkxy4N3LGBIGaK8H1b3l1FK9ommN5y+alce2ca0WfWWXSKbCZhOcFi/24kkrordqr",
-	"NuDdax045Ebu2o2meEzZ2HaKQXzk4vrwmKCESjUfSV2YpOuIcmGfrnualh3NfnhjYbL+vChmuq6DEDRa",
-	"0rswazdB4IHrkWP6Ei4MzZubyZnIq/NFhCYb8AbaRvmSN/dRx3j7tfY721ojktu4uv0WR/78QXHY3snW",
-	"XnJOGg4nZL005TqBKU+ght9sBvV8CaUKE8uxcE0TT1Hc6OnC2kZzwQPe9CscygmR0DHqc9XBUoyTnw/8",
-	"zsaDusNpPI7qWHP4JjIbFcI4g6hRO01dGEjDGq5dmKyyuPrhF5/iMRvxmsj1qOxn9BZU64esKadVY7Nr",
-	"tGfXF7PKPwjcesqzL97YKyqrcOHcasX+WrbAQDWJCcfI9anx2jK6yk/FTky5jat5sFnP1Vi5juu6GUt9",
-	"gypbWtCepurfTwmLCYtmDY2uGL7ANIGIx+JdtOHajtYAjLLqRcWDN8EKXULrVcHZOECUIZ4JLeCiSy7i",
-	"epuBa1g036+UIH0u0Hqu1OYIOoZCEiKEW5VEixU6/7zUYxy5pkFV0da52BqFjqIdaO6NE/xynfrfNTpU",
-	"3lVpUdNULbjVHuE8kWgQI/LnfqpWgqNzqde/i8IRF0Max4SFmw2lIUdEEBbVsV24fqlokqDitVLfO3tI",
-	"lLUzScLNdS/uxI1aqwp53acWd56F7k62T2XoN2cJkWnD0rBzJWYDfBt9fBelWMwv/Kezs3fIvFD/sW2g",
-	"VV8J9BOJEbzggFYm2bh2g/WulLCu+ZaJQdIjmTCksGTvqu3Xxbhqj3jG4taqMjTsyssbsFTHQ5bSpS8g",
-	"nh7CNwZc1pwdpgmJ0V9P375pnwIgonMy03QsQOEUJxqtSdz+Lwn5dlrR94kSGDOXUM9FgZxzjck0vX/2",
-	"vNNF9iVIdjFWUR7PkOBcwSrCP21DB8ntapJpGOhnmoY0PDLAP/+wfLkm1hfc6tu723T5fRbBo/kNwqEv",
-	"uLAC0efua2WzlAPnlYCtAX5OTGerVWPIPcHE9sQaFFUkxWD3nzvtby+P3s06Z+fvn/+9+8twb3q2w/9+",
-	"/qv47h/safTz8NlPsvsqfjc6mLdfVgYsh+l1d9bzXJYHq9+5odjvylKtb9MGgcsLzStCZUyRr/xQbPku",
-	"ayMGIc78bGp0mZ9d8S2vBFp5WL9+mB1a/8kfr6j7Vfzuj1sj5wW1YrJcs3JYUQxtXj8o1z2rf55Yybb+",
-	"qStlVv+0qFo2/3x1Ad2TzK9XsstWmXPnVwtTPCH1yskyDSSmMk3wbNCcxWkfrGoHLQShRbmft6PSuXBK",
-	"fw/V6MqyzXBudU2nuVAjmteA2pxBf4DycbZ+dlUAXWdu9/v8KXUXeW5urDTlAHJ9dck1d7xGqkElOYQK",
-	"qdoJRIzYXkUjLtBRpve3ZUsXa7ILcZTe+djASriCZq+adaHVOceuPuZ/P7UzH70+Ovj99atbPf55VZ5f",
-	"vozPjW+sDpIanl4TF7QxF+3YRI8ej3+klhyVznGRr8MdZxMqrpgvUWp1vBYW1iHKl09wWKm4jAda806g",
-	"Rv/tTSseLIABM+nipcpTsm4u5QlJNV2TXth57rPwLt627NeE89vg+TwrKZ4vcl0ubq3mm7A765fkz5fQ",
-	"dEZfKK9BT/3IEhr8JT+aVJ8vwbD+4CymCdNuqTbACrn9czmlDzB/7syWtLibJFtjdGmRbpEkUC7E5xIS",
-	"IA500DUS7Bcu+hfUTNwyQZutXuvHo7M8eNULe2+94vwcZaltuxqDFuQQBjTbtt5ivjC737lV7eytUYzw",
-	"QJ7baNAJT59ICGqwcUOmxSlmMRJEZQKCDKVnC6aRlZJOJzxNKRsfmuPUi+vuQCyL6YRXzXx+CwObgVDC",
-	"+XmW6l1oPm1SvkC3s1a+rjH5mWPc1of20QHCIO+iavuqmL5752S2bi3lTGrmYQnh7iPNuK5vB48uJzwv",
-	"UUSVLVCkr3iY0US1KctrFMl1Q1buKG87ujUO54HgfI/Xuf0HSBISF2k0prfxPqIKRZgxDpUlLUghLvx6",
-	"TmskxZbhvM6x6hvaJaJMcVdOFStY2AVOMiIRNhcMNS9HNElslVS4bMrGrlewM9X3WV6MqhSHHVpM26li",
-	"WrgJOYIzSCDMa68+kcgxWdeg2Kynz6DilX45ISNlAl1MsS8TTYuwJjZ6ajUhU5MLuHq0YRXnF3ZONr4Q",
-	"qM7FU9pUnAtev35hLp/e1K1mDsCeAPkcJgSdk9lWaxF3fqhFv0qUck5hhjqcfj000+vPbn+FoKdmkQ2o",
-	"whwU+CheupDyShdlkNfVVS7h6McFMs+1SjIcfcKRSmbQuJuPctxmMQr1mbnNQa3JHNVMy+mMpYJHREoN",
-	"RaWW05DN61yAfWYLAyGpRBapTEDGYELPiaUKT6QdsZygu7m0pPJty2MtytJMgZPUvAHo1ALhw9ywE4+M",
-	"2GBrtDmQKWUSKq00gpDzVcS7UxFvgSD3peqO+ZhTVzE4pdYIZHAE4hGoBFwI0OWERhM/KiWvI62JNTQv",
-	"xfE1uuk7UWbOn64fmHTenEoaHvlEmmeSKK+3/kv6K07DW24rv3OLxkRDDa9db971irSUyUQa50VoZA+F",
-	"eu6wxE1saevmAvTFDGFZ/Hkit4qyEyUiu6DK+BxhtDhgayajlEsFITg8E2iY8HFr1XYr915r7xaqrVfR",
-	"ZL7cupEav3il9UZYPSUkro32pUwSAR1Nd3LhwFDaipU0f696jD/MKVZG3LwkgrhwXiC6E3xB0JAQhtxg",
-	"9TFW+SrmIr9A4PHmcamSUA0gJiPKAAVt2qQvlMkJTVPo7GAasGpZWRBJFNqA2taQZRiOuIhIuLmK5OaO",
-	"o1juIlLxyCstfQFd+6v6PP6qBn5VA+9BDVyBbn0xX1uZet63v+36Vv0HanS+Y0Pycv9kt+Kf7F55wPYA",
-	"a1D3mXNUoQMQ2a31oqhFXDY5mJv0fPCWJE94QuZEanO5pcz9mmtDGxc7m19Mz3Ts9b4VsXmKxM8JO7Gl",
-	"S+bCYyMiZR7/S2Z/nQx/jOhb+tfj9/867r6hx/KYnTyNDo+fHU9fdv62k+7Gh399vkV2O1uSjss1Knrd",
-	"70zJFhO2W67lsld6dt2AY5e0ajf5A8ECeCzkwC4uYQFo2G0oYWGbbOZpvPZ3MwsMfh91K1q7o52oS57j",
-	"9t7w27i9F3VJ+zneGba70U68S/ZGT/GzYWvlyhaL6M/q9S7yINvbr35RE9fsg2NtXYjlJWsypmhi+u3A",
-	"cCb3GtlPm2rXzMPs5wXv5StsKmWzjwiOJsi+n/Mo08wIiOUJyYx+h2SqSa7Wr0x/dsvyTMmb+iQYDwmK",
-	"RHCLDXV1yxx+LK4rMicWlO6jNG3pKqrnUnuedhF1MtN7uzqfMP3ucW0BBu3coIDMH6UkTHPxJpkBYHlK",
-	"tfV/poK0U8FN15ZC/Tx8dQz6+ASbGteSjvVTytCMqMVa19fqM1+ruzzA6i5NNPYFFBnjYnbEVG3fuBWJ",
-	"x837md0ODCwwBpRONZ9t6cF8IXW95nLuX2OfZ7kL0j8q/Oq6Cqze+Bc888cSh5yTz9ryAy5lmn6C4lwy",
-	"QBM6nhAI9hGyVGtcZikRA/C0aCSx/04xw8ZWmUsjeXZVRWgrUNitaUXbg591aiQfN+t8EulaDKWaIqj/",
-	"WIfnH2hs61FXkhgYHiZ1PpOfeBJLhJPEHvC03gDtV6hbrRyJWex1S7E05gxbB1gdlNitsJmDldyR6S1i",
-	"hf5BPoW1aoCbM8gPsmGLzXeyMD8wvx4jdoPoDla4i0o+IFS5z5ME60+5WqnSrCcfKT8/SKu4aZ6gBbjr",
-	"khjoihRlgqoZ5PXbwsug47mabFWD3ges8NspLSu+G3/9cBagn053nj4LjJFdS7htyhAXTkHdNKUBvBqA",
-	"aCO8VHzw7//+H+PVg10BbDibi12viUO5gvIgJmt2XjR369KjU6PeanU34kwJHKm8cYDy3h3i6Jyw2NQi",
-	"vCRDvXSmCDO9CVIsFCNCbvXZkS0ypiZoSKyHRpAEQ71DxT0XE1RzDbWwtn3RDbf6rM/+9CekD5MwRSMo",
-	"79pnp/rUSYz0zcOfJFL4nKDwwC8D20NG3badbuDMbCWCXp+10TffaBIlv/kGTtsU8hA8G0+cntJD4Y9H",
-	"Z2g7Mr+aEsamFHEmkhCN6YW1BFSq0YLDFfcZQhLMDe1MEtNsn5jgsHd/OzzaNO73/Mxs1AGgvsqEVnDC",
-	"iMf2C/e14nrY8N3b0+rCXI3d0BpqIwLL45moABvAGQKQ2+2gKWWZIlKrWrax+KaeAXp+5MaRAt6EgTfj",
-	"batbhv0kRIIr8GPnzWMzSbbMub+zoPHNN/qPBURLH6Rzr5NxX5upcErb5tVwH2G7rrxargZEOPWiLqYG",
-	"TVcXM8qEIEwBC4aVuO58Ti/diMkFSXgKPdED8GEAhHGhj0nJfMa8bu/hq+MeXIhVN0CNdQ4z1G6DJoFK",
-	"Zg7UbkO0kBbW2m29FhsvZNoDstJwZrp2G7Tj0jAGOY5wNCnQAKJoZKWgMKIKMUJiKFUTfmoXT8JK8LBX",
-	"Cy7c3O8z/bJp4+Jjmh4L+oUIEpsK8QZAP7VxgaYkDjX9sG9rtmbKLhUfbaGDPnMRFLwozFQaVl7q09zr",
-	"dAOE83ALb2vFG7twJ30WzpcwCrcQRPZE/i6wIEhoPRQ6nRg2i0xBcYTjWGh82QhPsCKv9Avtb8I+M3VN",
-	"5D7a23luoRIK87cPRooICLgEcgUVYqQje1CWCoJucJomloZt23I2f4GqL2jDFeHa7KFQU20TpbNSyZyg",
-	"z0LjVAkd5fYq/UD0lMI0CRH5lCaYMtddX5IAhUXdm9DUVbTgUy5n1GeurrotbBSYKzcVt377GEIepjQG",
-	"1XKFLUMKofhNXnBmI9yGGDDN0fosrzOTS9shmIRSLPCUQH9/mE0tLKUDsXVALt0tvMNjyuCwTRldF6lj",
-	"6kT22TtX89IxDz2/RgnNf7tmztBb00ZXs6pupxM4Qol2nm56/s0+Cz+DqBAg0A8CKBkZFIUj7d+N3hAg",
-	"p5OYn7QycgVEDYpxplgq220i1tdqSk3qq+ZCwUVjFPHpFLcl0SelQVhvRouPOEn4JYmhY1BgLoWnRuxP",
-	"ZigVxFRzMhDcNqetJQLCYsrGMAmckZsGS9KmTBImKXBsmQ2NRGtAxh34IWeGwkazPrOBA1iImaaj4dEZ",
-	"HodoI+y3hIFg15vZ9Z8LN7fQKWxWgWABF3o8ar/WU2hiYn2gEk7cNhkDwFRcEKkPTiqc2IyKgjJ0d+CD",
-	"am4e+CsTGhHrcaNAdEYU2pC+Pj4rpFb9i5b0XJRT6+2UUT0cIwkyobpEIMLGeEymULNOn+vBcTvllyZO",
-	"Sx/FVl6JqtfyZC2/PWSru9XZ6kATFGOzavVau1vdrQ6UDFUTkC638Zgw1TZxyqYqJ5c1gRs/AvO3aSOa",
-	"CcJ30MCdM+zCZPWDg2PTBCr3786QzMZjIg2hhKL/eSSOjRLsMyuIO+nNBhFu7HX2DEpolgZuZ2PCnUJZ",
-	"uM19t6IJlggrNOVSOTlzRMd91lD8DoVTHpMk9KIUowl8HxOn/OmNRFjhhI8zYiPi4XnbNtFyEfE5FzjW",
-	"moph1Qf6dA5N8HdeDewHHs9sULgiJjrGJ+GadOu/GW1ima7hzWDjaiuWSFuwyFFauNudTvcuFmCmrmlL",
-	"YCUucxsaZC3L02O/4hFe1A3Jvrqdv3cVtHwusuy7f9hXj1+Y5e11njd9kp+RK+in59rb2VnrfUvE1/jG",
-	"0/dA8fU1vd/AwFYQCXPHRYaGQb/IQZjCY1B2y9gMjgK/9mKpPK+ev4z+259ttMuVIQCuOFQ1FHjKnaJi",
-	"Ptz3+1Dn+D/CSWJIb66SKc01pWWboJ/ZU5Nb6A3IlKCv0PFE6Y800udDG4zfmkM4s8wqwpWAfm9+Ey+K",
-	"gD4PJm8CX3d7/2a9t3v/Qcuax2ow12TvjXgCfFfTdTtxEXKdE99Lq/ZwRsCooAmwHwmOZ8bLRkjgSdh7",
-	"81c5JmrhPXbulXjVEa2HCyA/EnU70AGmMiip7uTlRgt98Yp/oFpU03v+GLTSTNUZrcpRaD0XgmaryGtV",
-	"qjECLVRkCjCTCagOOcWfBlaBN9K/YexWoairorAqoanh7Wa998rb3ztavQJvv1f0cNHat44mD4vvmvO/",
-	"A76bG570wpvpMJDQJ2BzsjatwMYMxcYg4voTWCthaB8OsNJy7huimaxhvpEgSs4TXa3lHaT0zCxmXbwH",
-	"V95VsNJ7p/RfK73rVnMKfVM/1sP54rt2Q9jl3TGQvNKK8nTmGR590Chueh4u4EFBcmtVrwOQlWhErPXO",
-	"GjPA4tlrslE7s+cWOlZlg6ZvzZzxTDgzZp8JnpAnstowCGGUYAWi2pRbq6AQRiowmpwBLa3cg80bjPHW",
-	"vMNZMlugJdlbuisyaof/QvpRafa4iY7a9kvF7cBhVujpIY4mpH3ImRI8WUZQ4WX3LjRe/Kpora9oeY6x",
-	"9ZA5j5791E4FZRFNcSLzrj0fK9R/+/MSbetYIal4KtElF+dgc1QmPwmUKOjQqCl4bn/z6H+jruSj3TJF",
-	"6cSM92jkYLNeV0DhBkTZXkiTluSFYdQwabTBKpx3s17dabyKzq0TooUU6FHpOTe/3GsqOfYkQbvReFzr",
-	"MG02oh5yJjPnUXMe2A2NzZsBIp+cpmIMKzHRqO5cibmH0CbwQiPSCyLAxKxpQZ+5lqLo/clx4J5JN8IT",
-	"iU7AUWsZzhSnVgniCQmsqU5q9T2hzOZgaYplNCloHSD7bM77W+PX3UInDY6w43d1soDb+CGPyR1JAvYM",
-	"Dt0Nra5OLYZgKzQD0+uux/Q6u2u+f7dM9ema67kpkpdw+iVlVE4QLgK6TbiKj9O2XaFzIReFUBvCKRrV",
-	"qkML6bgpmAJXkGvjnKTK2ivbksYEJPC3B+/Pfhqcnh2cHQ3Ozl4NTo8O3755cbrpcNFkf6imFsNbmlMX",
-	"LYALT4SlbYcHpy/evj0ZnBy9OD45OjwbvD85PkUb9tj7LPz88uTtm7OjNy8G709eXVVCNjbXxcExUaY/",
-	"t0jmVcBqNx0ivNB74npGux7IegH7bhuFjRgCbHwSZXI29Yjgri0cZNXWyDmGl/Li9r5blhj38Q55at7M",
-	"vIGnlgN4gILaXFVym6L9fdpZviiFgGJNt0UguLFK1vPokzwhi8p5VgeRaROe5MlaaMMEI9nuni7W0rDD",
-	"EZ7SZLYZ5DI7Z31m3hcEQK8OF+0KVxHOT03iCs/Uo5Hf9JKR2d/81ZUiflwA6AI9qnSzJvp2iSkNbWAr",
-	"1lSiH5/YuK7N1Zqoz5HP1+QuZfjXpNFNAdt6KETlbmHnw4QjPEXHq8LOPIxYzGxG/9M0Z2jlYEW/7gAj",
-	"l7meB2GJlDNbZg/i70CKMN23geSb6DCC4z7DY0zZFjqojJ5JEiN1SaMiI3SO1ICKoEURDYOU9dnJ0cuT",
-	"o9OfBidH70+PBj+eHBweOTFEUyI9gFsd2tjrdLXIAZO2ISlAkpjEYQDSTORibRRSeCg3t/psPQHCjpxb",
-	"ke9Ciq90vXp8QvytssQTB0BOhZercUPTbbSJUh6YcDE+Mq4wM51WIzecl9dUdbARu56bN8IMSUJ6+m/U",
-	"9NaEqQJbHcz8hvioz8wb+q/ShsXZsFB4Zd/UBZN6NNeTOeGXW+hARBN64SKgimqyelWmulgeuvg9tu+a",
-	"mDN5rr/iopbdUqle2g6sX973cQqRcqaGZJkwcaFsBF5NjJ2rh4fCdpEiaBvkpQm0EnR5STUSt+RQKKXA",
-	"wjzbwWURlfIO281FUtul32zeSNv+m3dMbNufPi7s5ry3qJlzXVcMPcMMIuJGXExrzvCEpARDGFlxYAbA",
-	"bBWRoYbvHHRKx2eTUepOz22r5vyWlaQ7Nd+W9r17va3WLc2rjxesSGTnC+XNdd6ckhAVOdY0blLkQJ5y",
-	"3ebd3ClWigj99n9uTMn/91u3/fzjb53284+fO0H3u6vN/6jr2zhvfE1mlgpUaklRWSomVbcs97y6srUK",
-	"eM6v6SCOpbEjyBDxCyI82lVDJ5tWZ/25AxiotL6ce1hMnsvcukuFF4DVK3BVI42WWYd8NBoJeG9dD27H",
-	"QM3vDY586CnY6K8tDExw9RoL8soDFgbAd8NwKidcGd1CuhBk1EUb/dYxoxAh4+KSW6tVca6r2+xC5l20",
-	"PHStljIjC8JX9W3fkRDnFYK9Z4csbGpJpCoIGmXAPTrD42UAC+98CVfrw41RrcelIY9nRqlwnU7rMSxy",
-	"EOIE1qV+UhMgKYsoLmeusShkuguMOY+3ELAPSEnUHMqoayByNnlMc3z4XYeVrkr+lnhGIbgfCrG44FC4",
-	"B6BGWvOtMkQvPnRpeGj9RXTuhUbckDY8htDRVSHgeu5TPzAUq2hyw9DQBSGeB8i94ximK0HYZz7D3EJW",
-	"X+yh1BTr1hqj+1GiDVz8Pa8FK0jxN1MPeUIgK3KCZZ9lrHhq17W5X0wTCzxSISrekgvIEaCGGaTPSjW3",
-	"uSjKlG+hnzjjmfDzm5qjVy0GrXdzxyMY1gbj3Y1QsHak62JM0EN+oGri0G9tB2p35xFHMZXCVm/Giots",
-	"gdpobggAxFNSwVwt0b47ODv8KUDgPrWtfZBwHfSfSGtQrGG6aaa+gukfDkzRxrv3Z5u3A6xluXE7zsyV",
-	"E2OBuC7Tagjqgf4huFbRh+YgyKSTpDOXT+0CxgIU2tYPYYBCwxoCL9RHoxUwsD7zklRRt46651u8Y93t",
-	"RX6UVxYHvoS6xtPZI1LT7liGdzeyphBXr2NtW8HkDjDFlccILSCHgWcE0QDvQlwBV7CrnerAHorA5KIZ",
-	"Vfs24jUfrV8IVcY74Ub3bScQZ5NiaTFRS4UL+11VORNMcMc4ZhvH1GPYfTCVB8UkXBud9aC7gRPkgvcd",
-	"wPcpUdJJ+t9bQb9wb2mNYGBh9XvIaZsXfPLVLdBz7/bq75jfu/3dzmUCut4RVzeEAcrS0wvCDPWAqJEq",
-	"pQpcpQMulLRGfzCw5omxEl/Y/s3l63brv2Ny8rOdxnOcX92xDcVOCbyznoVf5G/Yo3s0NjN3nEVSIMDG",
-	"zQRXY1Gpwrc1Xa7grXesboHHPtDctFQjst4R/rOb9e794XftsbJbWdlx5Q78cfmucji8KG7OB8V2/vc7",
-	"M+fV88OFwp2Cxn6flFu1VxWGKkmSkdaWGFdIEIanxqbe5Kuy93yXNNTMUHiu7lr1cVtqIJ+eYPyF66rc",
-	"cbioo2u1AsNSyG4SHOxn25/tT1cLQ0dz4lpxZjR5KHxwvHvq1shha8HjMbgh3NLvl44FK71pD/1NNh0S",
-	"YdPAFkLWti0pdn0h9XoLW2KvUh5cOxHGNJSfJ9YsRsNs6vLFbKE1Q68LZ4dT02NuW0FZz8Wq7gl7TGX8",
-	"uYn996GbYu86DxaO84YY5dPPSvXqWmppSlSGgpjuaT3TuTr0a2xuOFdAUXgYKhKglEbnRGzWC6bvvMnv",
-	"kKwW00CJ6saYe1sWzlSCNOE9Wkh5NLT2rFzSNd+QBx+VSt7NAfbei9tgT2uOrv8AVQJtlozRq/0kC894",
-	"nuDoXG6hA4Zstb3aMq07O9XoJsURrdFtYF1VGLp9SbGYAewH9122pzK97WHcAMQCnv5uC/fACfjQdVPQ",
-	"npLtCKcYPPC2OnwtCfxQiYuf4hmKec+mYyQkQGQ0IiY7pFRqJSWi7QinDUjb1hLNtiHC2ybsps8gc9sL",
-	"MM2/ycsR5NRJ/9rdQ5dQlx6ix4GZjwjUz0KjBI/lFnpZSYVyOWqm8mkmbTJKsWxoBe2VkcljF56YLW42",
-	"pJi+nh36J3iHmFCap5GKF+88GsL9elZa902B2sGO3P6sZim5Wq0YleHqUIrd9LBrAEDoL+rod/7Wshiv",
-	"E/timVwvzEk+WIQEMosmUP1XSzRhHncNrZ6KoHDT26JMqxuSj592vmTqcd3xLMwNfOLlsVoJ3ozwmIDe",
-	"FxO0BJBv4sYYwBOyuAZb3mUn98xTUVrPBkRr2Xc4S2YNMuwJTHWXoMETskhubeoV9GhEVmFPsPHGSxpM",
-	"JonwDOv+rRuOuPjeuzuWccp9FNr61KEJ9vPY+yRvtFPTYSdAoe1mExZRgq7JUD2QfLAru0Mw8XrwNACK",
-	"3fejgo0Yy8mQYxG71V+HMkBO4gruFpO76NGDKZkOiUDQ3lsGvj44f8VnMMnvItsQ+i7cXpphKWFwcXZg",
-	"96bZgXfJo/UNL/c2ARA9LleTsqDrEMv83ohSTTZIfT62uYwJ6daXhRqK9Tf4ffQYd6TG66G/TI4SbKqp",
-	"ThvB00dWQ/+e8o2UAYUaoJyXB3yLJry4NLPItB6REyxckUVlbwNteEH530OW+yYakohPCbKBnU0ZRTn0",
-	"/m4ziq5zKQsyiuC8c/+bYbeyVn+sP9pVCkEA8t2Pm6v5dBro6Fqygt7Jepk2+/WZNA1JJHdMe285xt7d",
-	"6wOLhXOx7zenXtsWHdZ3MfqAktVWw0oTHFl3oZVxtQi77+LcYhNQCx3obEGAjRqzPFcTIi6pJDXsXBqU",
-	"fW33cHdgZWc4Jer2QetB2b5PcxLzJCeV14MwUylhNY3IvLsgAG0LnbkBQezjYowZlXCd7Usak56FKq0i",
-	"a6AZ9ZkbFnLukSTERVi6BwEaZjRR0NzUr4ffVOolX8LXci/XKvdSqemSSTwmA1B7ofyL9+ti/W331qu7",
-	"QBplDgw57KKNUH8fbprWNC7V0oM9W7l5I4QzMxpHbWkOOZAzqci0dHj3WobDQe/KEY35MTw2PbPA0oJs",
-	"ub/VVHX2ycQqpTlycgV1Y7CNf9lwxa24cAVlXN4IHy1I8eqzjVC/P7D9s0LXEM8oAxKFxlidP9/cR+QT",
-	"jlQy8yqlTss1PupTllFCz73Q49rMlX3jr5umyrNK2pZO4NSTTktRE1LQ2CcShcDuDf2VYXOBEAeHd8at",
-	"zfBfSgm3m1tSLMQvNPQllfKHWQREFSDSgMErxMbneO0nq+XDbEti2vjXY/sxk0TY6OMavgApYloOsS1+",
-	"A81vIacfhYbOD87JLNxHImOMsjHU6RljyhA1A0OUmyk48AEy0UZcROR74DbwciI5EkSSPC3EDFsQn8sJ",
-	"l3lJ95iMKKOQERHT0YgI2Wc5EZITmqam5w/a0PwoQN5mA0Qj/X+bpOIj8eY+Cj2uDPXwzkmqtvrsECsy",
-	"5lpUC5C+IlMyJXLtjG1NjpjEaEZUHS3QTxfIUxWelJ+G2VD5KHLnpNtocRqNhaLhuB9OiaycNxMSN4fe",
-	"QHjIJZYWiGwZCziXx1PDl5C4AatW5NeuFWS9urFWsZ+Ck+f1fV7OV4ajWpomqQtstVnWoVcLLkQsS5Kt",
-	"PvthnlREGAJahwSZFcXWVm2AOI/aqc8ZdQY/j2Pev9HvYdk+PCPhMiZRzw5WKEFUENlS0L5JI/YIZIMN",
-	"sem2OvcmZjSIFw89gP+6V3q94H13iLfWcHJhVSFGLpeJ57UCeV6MzAc8WxVa7yvTyI4aCU+fDUle0aiB",
-	"8uyjvAKEaZBNmVQEx82VgO5Jhv8yHSyXIZdrX3kHSPa4s+09s/Rtyu/NfP4mxVmq2L8s4SXnCViifivs",
-	"Z53ObqSlSfiJoI1Dns42w34ryKWHUuFOJzbklqDvjcko6LOykN0BjC8XcZnnPA0YD3KGO5R4YbGXZj51",
-	"j+rwfDGW32+Bletyt3r9FeA/L8h+F7CfG7ygHkVzRVrPr50bgwqoLcvJkqjAtDlqrGG7Xx2rjB5jTiTK",
-	"Ur0GrdBSVqCKEphJE2C81WcavkhMlUkZYgjLc5nXEruB3eoOKy74U9xfuvDXwrb3VdjWWYzXpARzJZcy",
-	"ae9hQSKd6VQDuDmiiQKhkcVIgtfI5oBMMU3gr80Bh++lcQB+9Xet7++C89V/dT9UHGAJlmoAXefs1+U/",
-	"3H2Lg9oWajwhK1f819Bxoj+4ahqOyoFpZ7PY8dXwta1TeoNa+3dptdO7X+5GA2R9XC60TJa9/ub3Bq+/",
-	"cZvlZGnbdODjYtbs+TepYPA6oCuWko4ZMd2PJpjFbT4a2aReGeS1kACNZDOdepHP/JDo1V1DYL7r5aCY",
-	"Xw0iTBnj/WPMPoZQodi77Bo4XbcdnIHdZcbj1/yCFP1tn0jbSERxFILwOSJioHiYN9vseXLyvo2rsbXN",
-	"wX3DyKWt3GwK1vQZZWDsgRedB9jGg24G1oQsbeLAwbtj6wHw+oFJU1PMexPWuoUOsphCp/5LaezZ+hHW",
-	"R/hEGhgAF3LecjQCgVsvLGOKZ9GkQZ+EiTQgLvPi5Fd3OeFIkIhQd5jOMu4f6j6yZ+gdYWNbluLsb5VV",
-	"3JN5/WG1870n831mIGYlFrNCP3WA8TpzvIXM9ePz4MN7MnyvcxjXM3br3eS9xwtitw3C2bUMaPmITQaE",
-	"V0SB9YC4OQyCQwNWrbebfoZzd+bevvHF3XeLvcUXfWC3teZt+8ZP79qKQ72Di8sJtTVEWlZj21ZKxXNf",
-	"aN6dtnjTdpx0LooLfk7iLfSGD3k867Ni3UD5p5IkF6Z1vKbyWv/Ju19mKREDSI+tZztfDE4emj8U3ypk",
-	"gf53I5jKakl0MkPYv1Q0FpgpuHpBpiBX+U+5yJ1opc/2EQNQQjGZcifgaLjps3nAsQ4v/dj0LW3Dn0Pb",
-	"EcuKG3UQ6wDbhOf0Wd5T/e2ro8HpL28Ovwc13eTE84RoMWmKGR4b66gTosz8zqNnGsVvNrvVcnX6bsyL",
-	"bvhbzpH4feDRIUCbxSFbjOQGqKT/GQCDTWnb9lhdlDFu4PWCaoVgBDnhdh3m22al9yCleefcL6/0utWc",
-	"cqGuWUvNDWGXdz9VUO1hF2zOb4hb3GCNl0Y/6BnUX18qe4fVpE4yq4GepbppAUWGhtXB0dYC9c2d+0pR",
-	"RieWsT8Ws4FZb81F3/89r45EBipW2CYRF24hmUhavZaGm+2LLmCg3d58/382TggI422uGZng2XjiOFeA",
-	"eCZKBgXQwm2f70Ibtwo49IyuscxHPCUx0uujkWs1DRa/FAvFiJBoI7xUfPDv//4fkzvhxiuuYn5UcEl4",
-	"EicAPZXKQLU3iqHZ8wNAEYXcNLvvusEa77mfrIvzxGnPHl03Yn3hriB3N44E8O8YKY7kxHYYnNCYeGP7",
-	"hSbmZ/iZygwnCGeKT03pc7PqjRMt/0HYonG6yk3vaBI6ItEsSvx5jM94fobj6TSDBsdeZ408c+GJV7fW",
-	"G6coAllzypoejTW4pERIznBptINjxHhMZABe3JSI3M3oQEB/2jaZB7K2IXMmYbVm114ul4PW+TwdA8m1",
-	"zX9J+ZqdM+7q49X/DQAA//8=",
+	"7L3pchw3tj/4Kojqe0NkdxZZXCRbxXDM0JRk09bWJG11t0u3EpWJqsJlFpAGkKTKGkb0p4mZrzOvMHEj",
+	"5rX6Sf6BAyATudXCTaTb/aEtVmZiPTg46+987kR8lnJGmJKd/ufOlOCYCPjnYZLwS/2PmMhI0FRRzjr9",
+	"ztmUoBlRUx5LpKYEpVhNEY4ikiqJNjhD+72nm1udoCOjKZlh3YCap6TT70glKJt0rq6CzhGOpuSIMyV4",
+	"Uu8iZLwrFRck7CNBZMqZJLozrFCEhZgjxc8Jk4gLRGPCFFVzhAVBjFwQgSLddrxsBC/P8KR5cuOEXz6R",
+	"SJALKilnCEuEkVSCswmynSk8CVA46IhB1uvtRe5V+IsMOmG58xQrRYRu/r8GHfFLr/v8418Gnf/oBA3D",
+	"es0jbMbSNDQ8kjzJlF10PoYNiATBisR6pXgmIhIgyqIkiymboHAbp3T7YgdGJMivGRUk7vSVyMji5TnB",
+	"irymM6rg/+qjOSG/ZkQqibCmEhIjysxgMiEIU+iSsphfNm4CZYpMiCh3c0JmmDLde3tXCRmrm/cjScN0",
+	"TknEWSxRxhRNoAPTsF5UouTy9okS88OxIqK9bcXRJaYKjciYC4KE/kTv0cb+7vMAPe3tbS7t5sOHD4eZ",
+	"mmoqjLAi9b7e6eO3oyljRLAgoitJlAkSI54SAYQl+yj8Fp4hIgQX3ww6lF3ghMZDOFU16q3Txt/sjhy/",
+	"aKZSYR4jGqMNEk05iQN9VCeE6TGQ2Jyon14fv9g8QFQhnEiOcJoSLKTe34RPJMIsNgOsLP4Mf3pN2ERN",
+	"O/1n+/UTdBV0UizwjCjHxSaEqSPOxnTyKuGXbWOmsTtO+vijyymXBGH9LYrgY6SmVCIKo6H6K30EO0GH",
+	"4ZkegP5qSOOFp2zMxQwrs6XP9jtBZ0YZnWWzTn8naNrtw5Se6S1pG/Ph+2PDCRGNW4Z1RyM65aLpEHGh",
+	"0DmZywCF3RCNuUD6BcI0K9pCL8gYZ4lCYddyrCFWQGvkU5rwmHT6Y5xIYufxa0bEvJiI1D36Q6eKzGCD",
+	"CdPj/aVTNNoJOt3SXwmWapjJ/GHlb+gi6HThvx9rNBVomjs23e3BEtk/ijXCQmA92IzRXzNiH+vFvgo6",
+	"Us0ToBAuZrqxo0xILpp3NGTkkxpG8EboCDLV1wvPJBphFU3zja4skPmo7d755bD7D9z9rdd9Pux+/LwT",
+	"7D59dtV8Ab38RKJMD6mN6oh74d6obtG5hdN6nwP5mQh91b/NZiPSsosX5hXE4B10SdXU3low2o2drS22",
+	"2TJi++3Kw97bXT7s4/EbTTktJKcFoRDpI4EEwfEBwmhG5Ux/gTCTl0RItL+zCww5mmI2IRIxrqc0yedg",
+	"pMZiFsfjrulyDc4ddFpEDThOKCVi8QFI4Gu/w9gwnE7/aQ/OsFmj3V5v6Yq9xxPSvFw73RGWJEYpnhC7",
+	"wW0D0q80j2fHG85OD/630pBO6W9k0froHheNZih1A41D2n1aHtMK41HTnyQRbQczk0S0H0z99Lavy1OC",
+	"RROVH2FJupRJwiRV9IIgmY0M1SEJnyCu1QYFkosRoZ9I+wiPEoLGlCSxbFtY82IbpTtqc3/vNBH+GcGz",
+	"tnVUBM/ujcGdkVmaYEXaB2Oe39uArk9htzyQD5iqN6f1gXzPL1GiNUMn3WupB0gpY/o3wmIn8BtmChJ/",
+	"71///H/39LFHM7nZRli6ueFMNp9Xn6PtVRhIr2EGV3oxrCYNYrGV5BynizhThAH3xWmaUKOFbv+3NKpo",
+	"MYL/EGTc6Xf+tF3YDbbNU7ldahT6LC/WoWGbfFyIrnCsPKPD37pWueiabW/qzr6+7ekh0NnLC8LUqRIE",
+	"zypTUuST2ib6cVfmz8knPEtBNANVrI92e73egA0YvNgvBJ0tK0wOGI37aGfAYqxwH30edPJXhjQedPrP",
+	"ezvBoCPJr4NOf+dKN7VQk6qtzykRF6CzMYVgEFpZs6MxlgZNGsbKEAYo1MMxv+s+85/N8MyDH07fvbVP",
+	"bnOl3byPzMrcGgXlDTctz5k9VlhqrVEqrLVqrJVuOHr6ZGWpPnShPTrVKfvGlUXTzd/Tyu4NlknLix+o",
+	"mjpb060skW60bXW0fBmAwImokoiRS6T7riyDG86iqcA7N5z+e8FHCZktmHlq3viLW4H8SGpOpzBNKhaF",
+	"KZZoB1l7hbmXQYEEO0Gn/4vuSCuS3o0bFC3NMqnQiCCsUEK0vLujBVqBI01Bmol3gk7KNc8UnX5nG9jw",
+	"1UfNnDWtRbpda07b1gst7QVDpNKiTL/T2/nhxbO/9v6+948fv/77Vx96f/3qbO9v+z/vvt3RbEBhlclO",
+	"f1+zakUVMJ6f9TxgKYyto9DIMsH6l1hhPqN9u0r9i/ztrnn7KliRZtxONPFk23Wgj9XJqyP0fP/pV8h2",
+	"iczaVZl0bhleRA3mJd/21s0F/EXfVSyPpQZKVsKVGim+qDRkzYArNqLfdma+bm7nW/hxYRE0hrtu1XK3",
+	"6Ouqoe+GJ/GsfiVenwFBYy0MCKTVnP/MiNaPbvOKB/FC3t5UdHMnVi5qmtO7TIBvQ0ojrgQIA1cVZCyI",
+	"nFrzm1aNwSiNk8Tog950wdXR9Xwdi+Zb8ovccNO17HxrKwWNtWy6FsRvbY9znla13lbuB8/A1+/s9naf",
+	"dXt73d7OWe95f6/X7/W2er3ePzpBbpjt7+8GWinoPw06CWaTDATfDtEi2gx/MsZv2emzLEmCzozHRF8Z",
+	"E6Kl6u7u1tPuOMHS0y8OL7C+LoiQnOGEqrnWQAQfEymp/kWz/LlUZDZMBZ+lepR/5xm4qQ4vcAD0IrM0",
+	"5UIhLCXVV4zSovFLM0d0OuXpFjoEpQGNBCXjZA6UZrxclGm5EHERE4G0xKd3QOtnRGCVCdLp97b2go7i",
+	"zBkfYUxZGq+wbFeBnktKhKJGXfBX21OedFtdRcF8WpZug86n7oR3nX00pfqtrTPzav6oS2epNSWD9tbv",
+	"TKiaZqOtiM+27fWX/5enhOnr1zYGalm+uw0aXVUHMtu/0osFgXxutAbn1OIe/5J/HXQ0BXU+XuVEVLyT",
+	"r03+iiGmhk5KhLVE69Jn5L33/lWN9Bo6KJGKv6U8GyXFfv7SMUYuf9CGplYY1Jl+8apMdA+Heq58+8Av",
+	"xmBQuHGsU8DfBztzjzyqC11e1hKpOHIIyo4Kb2kKzwMf/TeJQODw+J9RtYCLxzFVwGTee4fUOk/K7Nn6",
+	"XCQCzk9ixJn1F/dR6M0tRGNBCYuTeYBCPcsQUWaYRoBCN98QEbaFQm+OYTBgYTHLEBhUCDMNEbjwEePI",
+	"Wi366HJKGAIOC/zv8BgxHhOJxjhJ0AhH51p700+4mGBGJdxUAyaJ0tqdzC9aCYqya1dugaLtXQ4lpv9v",
+	"y+1rXNzjli2eFJBijL9zRLRKpOWeA4TNU61+YYVmXCrEGUEb+73nKMSJIDied8knKpUMwZ61lnmtzG+r",
+	"JqNvj96j/a+Qe8XEXsgsmmqFJSQsRFygMFXdb09A3/eMr3tPS7bX3aDBJfbx826wd7XRLTxkHz/vBF9f",
+	"bf65wT9WZf65Ce7rnee7TZNcfC9UpxpNYXVjkjjf3+ExirDCCZ9kerl3d+3h6mbsnPFLPXk1JeKSSrJZ",
+	"mfxOm+V50T20yvd3eEt53X/dW6H/pZdY4fVpso/ewuVWuURq90d5iktY/E9wGazJ4g9RioWiOEHmLjlA",
+	"mCE8AiOiPf5zRCXKmPHexQEK9WxDFCUQcYHNP8DVwRnZQuHnq7DJ1ecxWEvChn1aruMujDrf8Y/3Izqe",
+	"fxym+z9MzcfjfXlpXMiHk1k6QfUyjrDMcNIYzFH057fk9KOciBs/tf6Na6qi5FNKBZHeezu73b2ds55+",
+	"yXtP39B7lagVe9SK32jqfrMiytHJGyTnLOoEHX7JjHu1/5VeGTKmnzr9zqXiw7+d76XP/4pfg+nygp+X",
+	"GpcRT/WBNWysr291KxL3EyoV7OjjUAv9lX5I41pDAfX3fuEUahzonuZSJsVrKbkFna60KI6SG6VXKqRC",
+	"O7uFRV8GWpkQJOITRiUBcQquhq2mi8M/DQ9yud3h9CLf6hzcj0Zr1G+dVGIay5fU24rS4akoq5W4uRIF",
+	"lJawUc6xzPMmeiyCsc3R8x6K8Vwe5NrI4fvj4dm7H1++Hb45/Nvw7Oz18MXh30/Rxt6zp5tb6BSmi5z/",
+	"Z0qSGI3maM4zgQRPyIEhjP6ftZzEuHJBzRWhZxn//keniRmvz1XX5l7XlzkaqMqXwXD3t+HHv/Ttf9sk",
+	"LhcOaftbIzqyQqJl6lxORC2aLCOXZkMPUAj/DfW+yim/ZCaKl7OIgHINFooYcaaVbS0JT7GcVnb93+Z2",
+	"1+IaCDeltsTu7Kt/qN7fR/vsw9cXRzufXjwlr55Nvv+K/vD1+evns7e9zh9iwR9iwYMQC/4dbvX8lDZl",
+	"Znyp+94NahHLdpFmOEnejSFWY2HEAp6QN0ThzlXwucJd8pXK/7FKTNpy+Qhaq8/gY+k2mGI5ZOSTyuUU",
+	"/UMqyEWRvWBG9cvHwEQA64uwCL6FQFvFFU6M6qz/NdSPZaff00P6lvPkDU7b5aN830ecJwTDxKoWIb3t",
+	"6F//5/+D7DtohlNP7C025wineEQTWogexb2H2TDKZbUxRHzAFK8CeBaThLQ9M3FxLQ/h5smf2CwJ/SDL",
+	"zV/lj8YEjBJmz+UQxzPKiqcpETMKmn9xucGFFngX3cegowW9Tr9zQcklGCkuaTwhqrCL2we5YFK50kqr",
+	"sYjg3AbWlmmNj7z1W+Mrt7BrfFIs+Yof+Xux4ielDWrMKBmPSQSR2d6rAZJcKCODr84bzSYvD2U40e9d",
+	"lYhgpdlUeAZ0V55h4JOKty+l9S6RRnnLizF5i/2x8ejKmHNxhJNkhKPzpQqVf7RNkNzX4z28O9qJbHSa",
+	"/ukfs+cXDfIcvF+Ja9//erl2oSxx+VrJ7tfLA+L9NYbOXVuNCwGZT3BZNJJXiieUTWwUP+JjRC6ImCOT",
+	"MIU0q9jqVGesufqMC9LMbr0srXqX77GU4JpyaVwuIlx/ZVJYDsAHqpVX/Tth8Va7IFLTkby+g2KcTQtT",
+	"BNOufO3mn5xmsxkW84brdyJwOl12YL6Dl7Roy9JMDWNsNqeZQE1sfm34jMdkmEdYr37jv+Ux8eKI60yC",
+	"Z8ofVJ1iIBkqdPHyXf1iCJ7qJxKZjyGhVW/QVl2OKGZc7qo+o2XCBk6p8WaAMGzUOD1hzTYWKKQ7u6Bo",
+	"Fm+Ckx3M9hFnF0QYv7rXaJyZ5OChXt2vejai1j0dY5oUrfQqMVXwh8uAB9XWXKc2kc22oQnVhek6QSk2",
+	"EfMVGnEe9xh3rDOm0+/MMMvAPl8jil8+d7BSBHweOystT+/pjl6e0pyrU55iFoO4wDNldXY30E7/syNO",
+	"iPpVgk4mRAx33OgSPIJogjcwZmSfu6d2w+2v3XxihlKAyG0vlZWwX6xgiSjeHM07/a+APkFsHws+y80B",
+	"CotVlsnFLRcrCz1kLDIGGCOGfaydqhGP54ZdEKIgYrfzPUkSjux0imDBq6KT3V7vKuj8mpFshWlC1saQ",
+	"j/MZndM0LdHpCnPstc8RRPPi6FRXtZ4Gsc4VXA5LLB2AczK/5EKTFpGpIFJyNMPRlDIiO1eLYjrWDLpY",
+	"nTU3pmE8kQhaQBv/+r//v92nz9CP9NvNAEVTEp2TGOEJpkyaG84u3ROJQvjkFVzFYaNGkvONeniEy6tV",
+	"XPd/4MJ/DFwDF+f6lo94Ot9ans7V5LNfeIUaIWM9HdYTTG6qxTbcy7elzRoxp668loQcfcJKFP/ScMvP",
+	"LZJi3UxMpGwLqMx56edVhSArE7pGiyYW7uEbOzjn9M157yUZTTk/L7WoVz7OQLwHRgPxVlI1+oXzHiDo",
+	"fy02ABzZv2Eborbgnepx+DAlgli58hLSooDbyQMX+zEjmEkUek0bsAXn8fa6tJyycW7XFuCuFm3FqeW4",
+	"xWYYpq9XO2PM7L1N6vJFmY6TRozWFJFE/3vhnrgTU6PVsnTVampsjBEpixkP0rRYE/8+N9wBNXlwvWUo",
+	"yVDrfUocA+GMWF5qhwevaIa5EkM0jOhKN1mWU5umu164eEWybW3Qu7IWTNiXgJuUypWHNbNsbKXleWNZ",
+	"iidTPSTPRyHDrUc9FVmvaWt84e9h2v5zHrjazW9ev6pIpk1TL4uq66zs4pj4ErVXz4clzHxelWEEZX5b",
+	"Zz0eMZQOi2MVPg2XdrfCjctcqbxada5Y4RpVymqSJ17Z5EdfURfRlF6U3K2ruo3dzUpi8AGA5GV29peP",
+	"Ncv+d1qZMnm9USYVn7nsOiyHGUuzUULllMRDG7xZUrW1omE1yg8kifiMoBFXTnaKeMYMrEDZvZw3WdHn",
+	"C7a44+lPscBjkwWBZ555wcFGeD+tlocUdIqcV2P9l5lbJXiS+w/y4e0EHT0ycGqYKH16YTMoK9e/v2cP",
+	"8wZ/oG50R7IrGQBLBLzIHdxKwze6LFudzD7VN/HQdZ3Q9YOyUBpYLFasdjVoRuTdCu7MrXeTls7mQsyX",
+	"AhwPyxx0Uisn1pwNUTUA0lnAxEhknBxxY1LIgmE9zJSxKj9atjtFfn/FtFHfcp9prdBw8fYiv7+/m97F",
+	"7PVV0E0pJsC71Yv7vk7j7ae2dMCCErMt01x7PpxlNKU1b7uPbz85zixWiOBKC1BYrFmI7J1ioVZCFH4e",
+	"mEt7AFfTwFzm8MdVuDVgtrE+ytcpzP8pc7PWjsUy0ecMnCzGllbPblsgMhQPI5c0DTE5xiJ9Clp+voQV",
+	"G7RlqyWDdsoldcT+CcSDeaffK1R7I4UY9Ws1UaVBBKldzTe5YMrYW7018zR2V4mZXJk5fxBUkUYOXUe4",
+	"1cfX5EeWSI1KFOrvwgOTF6mPaB7Iii3CAspYAhAFOQaB/g4zBKESK+bjNbLhW+NKFWzN8ul9kRlYgnUP",
+	"8BlkK6bzJxIiXgqL8KATVvGS0MYRT+eb4aBTie+sEyTaIJ9SIuiMMLVZp85rkc1Vy9RfU6k0hTSERhxp",
+	"3ikLcDrAnPH3OMIMSULQBp0wDsBiQCJqSgQa00QRYcDFmuXeFQUbI9KvKQSt+L6Ng1rh3Qo1mQ/9DoNc",
+	"98jn10Zt781Ha9LaB6qmPFMotOw6DGp+B4gyZjiVU65ymGPNAB2HxywuroAKGebCwV6N4Dy5YV3oz8YF",
+	"KIyvFdh1t3QmXpooExg9msNM7UOEI8BE80zJbuX93WjYhYKDwiBazbJ/6GXX1cv+jVWt+sXgTqJRSVLB",
+	"4wwo13kjJRIZ21qshfhaWkW84USiLNUiowknSvVYpD72ZjXNfW3gRF02t8Ni+0Phe0QK3yIa03OWqiC1",
+	"AhD4DwVvuYLXdkHbq+ELBYz7l1ND8Jh0wtqyNgrJ7oFGmutBPh7EgQYx/WL331F1/CKqXOM5tdYtYvHb",
+	"ritQgw0lyG+bJ7ImVNuYoq2VzSAfr25CGEvmS2tYpblbIg+tjjGbJJRNunpwXlxJH0aLBh2yM+gghcWE",
+	"KKPTWUAXCDNFgw57PuiU4Uj1BLZhrtu9bfOlZvla+jCeDosJWrhG8gyJMje0g12DHRYTP9YfN7FF22X1",
+	"knylh2DMGpjpvZQZARghN24UwrD9WLBc9qywTdNF4CbwcekumcHeToxSvhENz4o9KMJZnM/yEguIZvm4",
+	"LMzddRDUg5vy9lunXMgo10hcde9BWON6Dknjy6Ny6Gn+9rBbfv2twT7XFD7lemPmKMKzFNOJL3r0dx9N",
+	"Dqm/WmsGy9yJ26y8+I3ZCm162QJ/RPXo5eJgo9zprUlF2iuNzi7BEiq+lin/NR6RRObhcLlAvkEVirkR",
+	"KpAgkBfnLprNoiQR/D7o2BE4rHVXzq1ZEllE2fXbp1XSeLq2oLFzbWOjnV+r6eV3eOZ+h8fo40q7+wW1",
+	"pwqZPZLE24rUW7eOWq9f2Pc8MZjFxskiD6yfpm/K2Smokgnw14iPzbMhjcMDFMJORmHfGo6mPImJ0C/l",
+	"6aq+cdXFrxgdwCnpUatd9YOJZT6EgpyGlksQJkXBCpt9kwfv2AjcBjgS/5uVTHTXDG2rEEap47zRNvJ3",
+	"EwcIzZZaVyMez/O6ak0JXsacRVhMYlfFpcL9BYmIcZ+4RGGv81dczJaFSXttAZynySLa2d3b9zNRUkzj",
+	"ztXiqf5w+u5tQ54EmyP9BMU8ymaEKaixOCJabZbVdAxYkMoMi1HpQdXGVB7Dj2ReITEbTD/MRNLpd6ZK",
+	"pbK/rdn5ln0J2L6to2Bflqagwvbfznf/9c//qZNgqc02yBe7MwL9dPL6oFw575zMkVQ8LVRLrMB8udVZ",
+	"Jpf7XS8hvTNgT35hGYPXqpcRweK1nVlP2a8H+gtT2iRsDB5wwswBunTvgTsmRIXRTiKqFvtrmpjJdy7P",
+	"c/XMoEN0QnCkkJ6TCWHYQu9SwpA58f1cyf3pGOpEAj6uxeDRnBT8mCTeQpAVziaUkSdW+5cDtmHwgxCN",
+	"ZYBAO0Ejoi4JYQigZ/XkQVMJEOMomkeJ/qdm/ghqw8lNW4IJAY6qrSLShXGGJsiiwvjiyRqKMqzXS63u",
+	"N6jHebDu6k29tZHbNU2bkksnTi1t5Gf3cs0fb8NdzRybCLuYzxIaqIgL8doJ30HHuEmalWt49L3Nx1wk",
+	"wlmbSCNMADxa3kiTpd2OLW+/da3eWrvC6mu1skaom36BQTyzC7ygtuez/atGpC4/lmdpj+/dyzkFNlf6",
+	"ZTERRBgFaiOTGU6SOQpNxE+4eeCOtHMim0O9nOvShdpieU3WWvI8LGq9XHQbQbU2vhpnwzzRxbFffRGZ",
+	"+HdFWaYpayQwi6aNXFi4jLKVaMTkny3cMn3wQStDNPa2BMlLqiJ9VxjffqVY5zqADfB04bYtSZNr2rcR",
+	"js75eGwTjXIk2mfV2pm9XpM8Sj6ZJaM4aVbuZvjT0KaRlzt4un6IRfn8rDXLT4tKMTh83SsIwlvhvcq+",
+	"fOroD1s35mfvXvlSIw46v3GT7Hi9ydnvm+b4mk8o++nkdU0hMuBXlAEx6UZjKkikhpmgJfk1LcuvmZpu",
+	"Rw57pQKgEnTKwq+UvPRxoseyzaEN/X9c0N/I/xYllDA1pPE3eBQNsl5v95nTUAA14JuIx8T9XgzyG+jl",
+	"P/cO/3P31X/uvqoMVP+Sqel/7r5ygzUtACLYNzwljMZ/SQUf04T8hcwwTexzPZ9v9GzM3xE4e6c4SQib",
+	"kG/+Pns1b3ownBE15fE3p7tPn3VagS0pW1Alf6pFQqzg/+cSgZDW7FEvb9XnBfgzla4omyRQtmgL/UhI",
+	"qvWjjTEXyK4bogxJAyZ9qrjAE7IJ4mkseApuDLeUtky8GW5Mx2Mb41obSKveYkF8UE4FWnlBG+5PUxpO",
+	"L7EpqvX+x6OXSK/tJlIcSWLLYYwEv5REIMWX36x6KJWlcwsV+BvUdIbetNwpJh7RFh4ExasARIIC/5GS",
+	"8LCiaeppNgOr9p6Bp6ICndkEYelgK4cWV7OwRZpkMz1ufIEVFkZ7bM3O2oUevy73CCdCNxfj/907VTAN",
+	"LX/hxMtpsjlTVA4xwFk5jgm4eXDmvfywAtwDveYXJMFRFUmqOk0LYEZiqkylQGNSsiavaxZ2cluwSLx4",
+	"Qw71W5WFXCSKP1gAULOdDayitJ0LDcUrF5sqyKBJ4qgQxYMMdFxUneoGkG6G2WJWVAEOoFygOd7oX//X",
+	"/19YWJ9IQGjevFsYuOIoeRr6KgHMlX4fT6Ern97ducjdEt4xDxzGXUHO3nJVyXhRMk8ZJA/4TvMdc2hZ",
+	"0g1Bse8dwbV+CnL6fpIT90Z+MUFw9Up0/UuOoO0V1ihwKxb3S+PGPteKGLXKpFNgMwnPiyv240oqoTdq",
+	"D5HW29cmcgAwt1vDmlkMI9Pav4+j54sva+KOPe/VcMf2nq8FPNYx4nWn3/nu5VlNzaja2A1dlcDK9Kt1",
+	"pLLvz87euxrLFZwyE+3f1d+VQMocvFfudKuigex9vRDj684RyWqCjtusZhiUBw/n8uWgVoojeGWSB5wV",
+	"tc54jCHLhGGAN43z80XYluuIU+4INFkhJU8uSGwr11k9RJJIECWRIDGOICC9CWqqmqaQG/qaHztWWDf0",
+	"5SejCtNkUT5hPUwWgpaAcnrVityzffQj/VarnQmVStoJhPk74eZWp3pm1sRLWRUM5b5vz5UcxSUm7AXF",
+	"Fmf+87LgQRM0b3ff38zSvnsh9I5frAM1Ymg0J4YCucSemfIW+hNYevXUAbMKnKxGdCyLY1KG0VqImKX7",
+	"O3NXvY8DrsiEi3mn39FyXgQdJpqhdP40fvqc9EYQyJIK4vPfWqomPs+9zxlBFhIXXrVcQ/OJeM7wjEZD",
+	"s4B5fU4aQRsTqrrWVG5TlWFA3YgzY67sFKnOR95vFpmyKHRdW+q8v18+FzewHqjX4pmAyFfvBRi99wYE",
+	"u0Lcin/1/FJlCd4X76DgGpCItQfkc3HUydMC6NR99vLXDCfSZMZnYBMwP+iuC6K3rgybilFsjNt4krgw",
+	"G7MyRTrVTgP8uSOC5SdV09CRff/4hbleE94cOuvTzVJg+6bvqwRTi9qxI6dEhmgD026UYCnpeL4JZUMj",
+	"LOGBISTjA9k0AT5mmyWCdAN9YL3iqEvutKhltC0XT/udU6PctZxW3qKsDJysN++dYV8N+m1LZNgqjdrx",
+	"NufUVOhvaSAd8HDHsnPatCvv6K2WHVXupUR8pakVK1cnsOqetDFu/xA0qS5tB4LG1ztibTS0cOFgFKvM",
+	"wBTxdzdPgWiMqf6/yPFeez04r8XCW8Y1/ZpKVU2nsDrF5+Ki2emNnn+90ykjVJSYs8npNCLqTQIYa5t3",
+	"3fDFYqoLpnhbo72FUb7LuWy1eGsbd7K3zzKaM6+5vVo4hFyIrqLxlwM3VuCdlTHkAtjyQeSMqjYMiy5h",
+	"1NllNxO1xVjvgl+2b8kM+4WQCrfqjLLG39trMKXrg+57VNSEum9aHC6I9UkTHBETD9tSzsntaJOs4Ek6",
+	"jY8rVixFPplU1U8KC4IhzwYkoqAzyxJFu/mfeV1b11rQOSfzrqPr/5bcAPQAWLcL5Yb/aD3nN84MKqKe",
+	"RddWpskrri2kWmuOdfzaSoT5G9ULrliAJvrOQ7zXKZKR4glZUCKD2YjH+moX0dlNT9Oyec5P7i8Ctj8v",
+	"QgwpzwBqCqIZVtFUz8KM3UCgBEgSLKIpoixKsnhhYnqtJxcgXu0vIjTZgDfQNsqHvHmAeibXTWuO8601",
+	"cExMolcx+XL/QbHY3so2bnJuZD+akvWKwjS5HvNyNfCXrVdTv7Mq7qCcYawZLFWUkny6sJJkLXXO636F",
+	"RTkh0nDxanpB0U6+PvA3mwybFqd1Oapt1c6b1oCBThhngJlgu2lKgmwZw7XLwFYG19z84lU8ZmPegNsS",
+	"tWtpS+7K1ltIkNbboplV5h94Yqnf++KJLZRF3fw6tpxTFcILxwahqdDl/TqbxUxMcbMby6mV7bi+/Pde",
+	"8FFCGhDmT14doef7T79CqXkDxURhmsj6VRCTlLCYsGjefLlkDF9gmkC+f/Eu2nja29tsjJcxPbVYUy8J",
+	"U+hScDYJEGWIZwLxS4YuuYibo28K1O1ya+/04VNkhlIikA0HNzcg4sJC8EGycclJt3BTzEpBfQtrMq8L",
+	"Qi5YvdV9R2OXopLHtQt+iTb2e89RiBNNUfMuPJLh5orXGWVSYRa1xvGC7wel2MTo1FlzjUm0iBH5cx+o",
+	"LMHRudTj30PhmIsRjWPCws2WQtxjIgiLmq5d2H6paJKg4jWTp2OPl10kyrqZJOHmuht34lptDCowi9S6",
+	"bW4RaRwgLDVpQpbR37oWH6F7/CJExiXWMnMl5kPAgFwQHsfRJYZ8Hsg+hW80gWzs7z4PUOVANWZk1QcO",
+	"7j/zQvPHiqo2j8+YfiIxghcc0cokmzROsDkoOcwE61sfQd+ymr7JwNUtmSTcco5Sp+kTxlV3zDMWd1b1",
+	"RsOsPJO/5TreYSlt+gLm6R34Vjd1w9qBrR6StbqnQIjI1v4JUDjDiT7WJO5q/SKEgmPYZ0oQFriEey6C",
+	"MahmjSHN75897+0g+1Jh9BzxeI4E56bsWfin7V8zIubbVYjFMNDPNA9peWSIv/6wvLkG6QISVLb3tuny",
+	"/SygE/IdhEVfsGHFQa/t18oeyRZfYDOxtdDPCRkLIqerIqiU8hDhy2FRs1sM937d7X51+fL9vHd2/tPz",
+	"v+78fbQ/O9vlfz3/h/j6b+xp9PPo2fdy53X8fnxYt+ZWGiwnqe/srpcDUG6seeaGY78vS7V+eEWUmyBc",
+	"5VWXdGZKquaLYoul2mhLEOLMv01FVPNvV+rUKzhbbtav1mqb1j/57RVVVou//XYb5LygUUyWa9ZpLUrP",
+	"1vWDcpXZ5ueJlWybn7rCsc1Pixqx9eerC+ieZH69AqnWcuLWr5GmeEKalZOlfiQq0wTPh+0YhvbBqhGF",
+	"hSC0CPnwdlQ6Bybgz6FqGypH39VG17aaCzWiugbU5SyZV4fS7/zsai7bv/MazPVV2lkUA31jpSknkOur",
+	"S2cEz64JtFOBRqJCqm4CuVdZmnKhoFLsy0zPb8u6OjTbBRQBb30srABsQXt8ug1Gbwozv/qY/35qe375",
+	"5uVh59pB5I8eEHX12kulzfjc+sbqJKnp6Q1x9vha3nAbP3o8kcaN7Ki0jouiht1yth3F9StvrnkKmw7K",
+	"l4f3WQla3SOtejh1aybETfF+F9CA6XTxUOUpWRdJ8ISA40h6oCu5z8Lb+EwCrIVmnF8Fz+tXSfF8URLA",
+	"4pqqvgm7VznOQccAGNgXHHxIKTnLDaFtjb4Qqo/u+pHB+fhDfjRAV1/iwvo3v2LaTtotIeOugGxbQ1R8",
+	"gOhxZ9a1fDcQk8bo0iE7BdxGuQyNg/Zw+QtXD6DkTdDQcXN+hhey0XnN+TnKUpPgJmLQghpSLdzA8nyN",
+	"yqh299coxXMoz21e9ZSnTySkB9kMPANQhFmMBFGZgHRd6dmCbeTtK3o65WlK2eTILKdBh4KsMDmXisyq",
+	"uJ/voGHTEEo4P8/STinAA3Q7a+XbMSY/s4zbFmnJEMIwL9lqk0Sgt+E5ma9bSTCT+vKwjHDvkeKNNvjW",
+	"JBHocspzgH6qLDy/3uJRRhPVpSxH6JfrJn/dEWppdGs3nEeC9ZLxtfkHSBISF4A0kogLIgAiLcKMcair",
+	"ZEkKceFXM1gDErJM502OVd/QLhFlirtiYjZfBKKLJMJmg6Hi05gmia0RBpsNOGamQoMz1Q9YXoqhhGgQ",
+	"2pO2Wz1p4Sagbc0BiiuvPPZEInfJ2ohnO54BA4A8/XJCxsoEuhiwNZOXjrBmNmMT3z8zqFqr5+1Wz3yj",
+	"10TPt6iRBrUpeErbSlPA69cvS+Hzm8aMpyqBPQH2OUoIOifzxXHiD7XkRYlT1hRmqELlVwMxWR12+isE",
+	"PbWLbDZ8u0IF/hEvbUh5pIvwU5uqCpbO6McFMs+1AIlffsKRSuaIM/CLurPNYhTqNXOTg0pL+VHbAGC6",
+	"jKWCR0RKTUWhqed1SSUxJzV3AQ6YhcVHUoksUpkA7K2EnhPLFZ5I22IZ6m5zaUHB25bHTGIUOEnNG3Cc",
+	"CqBJLyEGxAZboaSSyGIlOK00gpDzh4h3pyLeAkHuS1Xd8E9OU728lFojkDkjEI9AJZyFAF1OqU1NtVEp",
+	"eRVFzawVRw55d02TjxNlav50/cAA4+Vc0tyRT6R5JokKkMyiKcISha/oP3AaVrDXWrW1WytKsrox0XDD",
+	"a1dbdTCtljOZSOMcgl32Uaj7Dku3iS3s2F5+teghLIs/T+RWAbpcYrILamzWGKM9A7ZiIEq5VBCCwzOB",
+	"RgmfdFYtNn7vlWZuodZo9ZjUi40aqfGL1xltpdVTQuLGaF/KJBGQKbCbCweG01aspPl71WX8tqZYGXHz",
+	"kgjiwnmB6U7xBUEjQhhyjTXHWOWjqEV+gcDj9eNAxwBXMyZjyuAIWgAyXyiTU8gBBiFEj0XLyoJIotAG",
+	"VHY0aeZjLiISbq4iubnlKIa7iFU88joDX0DX/kN9nvyhBv6hBt6DGrgC3/pivrYy97xvf9v1rfoP1Oh8",
+	"x4bk5f7JnYp/cufKI7YHWIFxwJyjCh2CyG6tF0UlvrLJweyk54O3LHnKE1ITqc3mljAwG7YNbVzsbn4x",
+	"PdNdr/etiNU5Ej8n7MSl01fDYyMiZR7/S+Y/TEffRfQd/eH4p9+Od97SY3nMTp5GR8fPjmevej/upnvx",
+	"0Q/Pt8heb0vSSRnttb/ztQE/NmG7ZVTk/dKz6wYcO/g3O8lvCRZwxwKa3GIwWDiGOy1gsIaUCkA8+7fp",
+	"BRq/DwTYzt54N9ohz3F3f/RV3N2Pdkj3Od4ddXei3XiP7I+f4mejzsoYsYv4z+rIsXmQ7e3jyDbENfvk",
+	"2Iiwuhz8OWOKJqbaPDRnUAyR/bQNBbpOs58XvJePsA0U+gARHE2RfT+/o0wpf2CWJyQz+h2SqWa5Wr8S",
+	"5II7iCMLHt2cBOMdgiIZ3Z6GJsAMdz4WI/TWxILSfpS6LW1FdV0a19MOoklm+smOzmdMv/uztuAE7d4A",
+	"ivnfBVy5HQZdZkBYnlJt/Z+pIN1UcFOzvFA/j14fgz4+xabCo6QT/ZQyNCfqtoAHf8c4zn/gJD80nOQ2",
+	"HvsC4Pq5mL9kqsmktirzuGl0723RwAJjQGlV896WLswXUtcbNuf+Nfb6lbsg/aNyX11XgdUT/4Jr/lji",
+	"kHP22Qg/4FKm6SeAuZcBmtLJlECwj5Clqn0yS4kYgqdFHxL73xlm2Ngqc2kkz66qCG3FEXZjWtH24Ged",
+	"GsnH9VpPIl3rQqmmCOofm875Bxrbym6VJAaGR0mTz+R7nsQS4SSxCzxrNkC3AQG3w5GYwV4XiqU1Z9g6",
+	"wJqoxE6FzR2t5I5MbxArVM/3OaxVA1yfQb6QLVNs35OF+YH59hixG0R3sMJdVPIBoV5kniTYvMrVmi9m",
+	"PHlL+fpBWsVN8wQtwV2XxVwFHUmiTFA1h7x+W8IMdDxX3aBq0PuAFX43o2XFd+OHD2cB+v509+mzwBjZ",
+	"tYTbpQxx4RTUTQMN4FXTQBvhpeLDf/3zf4xXD2YFtOFsLna8Jg7lCuBBTNZsXTR349KtU6PeanU34kwJ",
+	"HKm8BKfy3h3h6Jyw2FT1uCQjPXSmCDNVPlMsFCNCbg3YSwsypqZoRKyHRpAEQ+UQxT0XE9RFCm3Z2HBr",
+	"wAbsT39CejEJUzQCEOYBO9WrTmLEAVcXyg8pfE5QeOgXVOojo27bOu+wZhaJoD9gXfTnP2sWJf/8Z1ht",
+	"A+QheDaZOj2lj8LvXp6h7cj8aYqBmaJemUhCNKEX1hJQqesEDlc8YAhJMDd0M0lQCNWXTHDY+x+PXm4a",
+	"93u+ZjbqAI6+yoRWcMKIx/YL97Xiutnw/bvT6sBctarQGmqhSq6EGIYysQGdISC5vR6aUZYpIrWqZYEP",
+	"N3UPUPE6N44U9CYMvRlvW9Mw7CchElyBH5szC9SWSbJl1v29JY0//1n/WFC09Ek69zoZ97XpCqe0a14N",
+	"DxC248rrTmlChFUvKsxo0nQVZqJMCMIUXMEwkg9UTXmmcr10IyYXJOHpjDC1GYAPwyI362VSMu8xr4B1",
+	"9Pq4Dxti1Q1QY53DDHW7oEmgkpkDdbsQLaSFtW5Xj8XGC4WBbpKVmjPddbugHZeaMYfjJY6mxTGAKBpZ",
+	"Kc2FqEKMkBigasJP3eJJWAke9rDgws2DAdMvmyLm/knTbUHlXUFiU2vREOinLi6OKYlDzT/s2/paM7BL",
+	"xUdb6HDAXAQFL4CZSs3KS72a+72dAOE83MKbWvHGHuzJgIV1CKNwC0FkT+TPAguChNZDoWawuWaRKc2H",
+	"cBwLfV42whOsyGv9QvfP4YDZOhcHaH/3uaVKKHHZPRwrIiDgEtgVIMRIx/YAlgqCbnCaJpaHbVs4m78A",
+	"6gvacCBcm30Uaq5tonRWgswJBiw0TpXQcW4P6QeipxSmSYjIpzTBlEkb9SNJgMIC9yY0uIqWfMpwRgPm",
+	"sH4tsFFgttwgbv3yMTQFDYxBtYywZVihqVTuAGc2wm2IAdM32oDlODO5tB2CSSjFAs+IIkKasnxqIZQO",
+	"xNYBu3S78B5PKIPFNgWpXKSOwYkcsPcO89JdHrp/fST0/btj+gy9MW3s6Ktqp9cLHKNEu083Pf/mgIWf",
+	"QVQIEOgHAUBGBgVwpP3d6A0BcjqJ+ZdWRq6AqQEYZ4qlsnVbY72tBmpSbzUXCjYao4jPZrgriV4pTcJ6",
+	"Mlp8xEnCL0kMtbcDsykGlRXceKkgBs3JUHDXrLaWCAiLKZtAJ7BGrhssSZcySZikcGPLbGQkWkMybsGP",
+	"ODMcNpoPmA0cwELMNR8NX57hSYg2wkFHGAoWxFj5DBUPOuHmFjqFySoQLGBDj8fdN7oLzUysD1TCilt0",
+	"byBMxQWReuGkwonNqCg4w84ufFDNzQN/ZUIjYj1uFJjOmBLR6XfeHJ8VUqv+Q0t6Lsqp827GqG6OkQSZ",
+	"UF0iEGETPCEzwKzT63p43E35pYnT0kuxlSNR9TuerKVFWgeH3tnZ6m31DIYu2Kw6/c7e1s5WDyBD1RSk",
+	"y208IUx1TZyyQeXksiFw4zu4/G3aiL4E4TvN5SRn2IXJ6geHx6aceu7fnSOZTSZEGkYJ5TPzSBwbJThg",
+	"VhB30psNItzY7+2bI6GvNHA7GxPuDGDhNg/ciKZYIqzQjEvl5MwxnQxYC/gdCmc8JknoRSlGU/g+Jk75",
+	"0xOJsMIJn2TERsTD864tR+8i4vNb4FhrKuaqPtSrc2SCv3M0sG9t8aMIJDSTru6xcAAE7n/uFLD9i3QN",
+	"rwcbV1uxRFrAIsdpYW93ezt3MQDTdUOBTytxFdUPitJOndfcdNvWj311O3/vKuj4t8iy7/5mXz1+YYa3",
+	"33ve9km+Rg7QT/e1v7u71vsFzPeq33j6Hii+vqb3CxjYCiZh9rjI0DDHL3IUpvAElN3yaQZHgY+9WILn",
+	"1f2Xj//2ZxvtcmUYgAOHqoYCz7hTVMyHVvMwI8vP/xgniWG9uUqm9K0p7bUJ+pldNbmF3oJMCfoKnUyV",
+	"/kgf+rxpc+K3agfODLN64EpEv1+fxIsioM+jyZvQ193uvxnv7e5/0LHmsYaTa7L3xjyBe1fzddtxEXKd",
+	"M99Lq/ZwRsCooBmwHwmO58bLRkjgSdj79a2cELVwH3v3yryamNbDJZDviLod6gBTGUCqO3m51UJfvOIv",
+	"qBbV9Jw/Bp3G2mbVKLS+C0GzKPJalWqNQAsVmQHNZALQIWf409Aq8Eb6Nxe7VSiaUBRWZTQNd7sZ773e",
+	"7T85Xr3C3X6vx8NFa9/6MXlY965Z/zu4d3PDkx54Ox8GFvoEbE7WphXYmKHYGERcfQJrJQztwyFWWs59",
+	"S/Qlay5fqGtYZ7payztM6ZkZzLrnHlx5baUgK++d0t9WeteN5pQLZYuT1el88V67Juzw7phIXmtFeTb3",
+	"DI8+aRQ7XacLeFCw3EbV6xBkJRoRa72zxgywePbbbNTO7LmFjlXZoOlbM+c8E86MOWCCJ+SJrJbeRhgl",
+	"WIGoNuPWKiiEkQqMJmdISyv3YPMGY7w173CWzBdoSXaX7oqN2ua/kH5U6j1u46O2kHmxO7CYFX56hKMp",
+	"6R5xpgRPljFUeNm9exX8oWhdS9HyHGPrHeY8evZTNxWURTTFiczrX3+scP/tz0u0rWOFpOKpRJdcnIPN",
+	"UZn8JFCiFJ5LsNPl9jeP/7fqSv6xW6YonZj2Ho0cbMbrABRuwJTthrRpSV4YRsMljTZY5ebdbFZ3Wrei",
+	"d+uMaCEHelR6zs0395pKjl1J0G70OW50mLYbUY84k5nzqDkP7IY+zZsBIp+cpmIMKzHRR925EnMPoU3g",
+	"ff/j0Ut0QQSYmDUvGDBBYggoQz+dHAfumXQtPJHoBBy19sKZ4dQqQTwhgTXVSa2+J5TZHCzNsYwmBaUD",
+	"5IDVvL8Nft0tdNLiCDt+3yQLuIkfmbL6dyEJ2DU4cju0ujq1mIKt0AyX3s56l15vb8337/ZSfbrmeG56",
+	"yEtn+hVlVE4RLgK6TbiKf6Y1MzCnGXyvBRBqSzhFq1p1ZCkdtwVT4Mrh2jgnqbL2yq6kMQEJ/N3hT2ff",
+	"D0/PDs9eDs/OXg9PXx69e/vidNOdRZP9obwo9VJQx5a+qc15HWaCFp4Iy9uODk9fvHt3Mjx5+eL45OXR",
+	"2fCnk+NTtGGXfcDCz69O3r09e/n2xfCnk9dXlZCNzXXP4ISo13rlfhJJXQWsVtMhwgu9J8waU0ZaJyAC",
+	"LL4HbhqFjRgCbHwWZXI2dYvgri0cZP665PV3a3lx+18vS4z7eId3qlmsk9dtd2o5gAc4qM1VJbcp2t+n",
+	"neWLcggAa7otBsFtsdjGO/okT8iisn7VQWTalCd5shbaMMFI5pU81tJch2M8o8l8M8hlds4GzLwvCJBe",
+	"01m0I1xFOD81iSs8U49GftNDRmZ+9a0rRfy4ANAFelRpZ0307RJTGtrAVqypRD8+sXFdm4Wo5RlCEPWs",
+	"KI2S/BtylzL8G9LqpoBpPRSmcre082HKEZ6h41Vpp04j9mS2H//TNL/QysGKPu4AI5e5ngdhiZQzC7MH",
+	"8XcgRUQmtkWBNQFqruF4wPAEU7aFDiutZ5LESF3SqMgIrbEaUBG0KKJpkLIBO3n56uTl6ffDk5c/nb4c",
+	"fndyePTSiSGaE+kG3OjQxn5vR4sc0GkXkgIkiUkcBiDNRC7WRiGFR3Jza8DWEyBsy7kV+S6k+ErVq8cn",
+	"xN/qlXjiCMip8HK129DUvXI5CI3s8hBFmZBc5BFgImPI9EyJDDT957kmAeLO0AGBSb7nN8LMwOOhV1BU",
+	"WaKIz0aUkYMBw64PAynFxbksOO/Yvk4VIPSA9hlrQm28L6lUL4tJravUH8EwVvFLQOQmvNgkthaAMwU1",
+	"r4UJCLiR1QoVBEPYk8F+TxMoCmjzIhrGkNckLIawUuJCvnynpoFSSYpnKxSkCDpSzSEYTU+5dY1mRsVf",
+	"7bjng3qjv2pYnnBGQlQk+9K4TaOwIJ4O3KfoPsVKEaG/+K+NGfk/ftnpPv/4S6/7/OPnXrDz9dXmfzQV",
+	"EaztUsYk+jUjmkS1oCcs2DJIkJBw2jKssYAk9QZyac9oXdK/re+5tGvF1+/4LvWpfK/NaTRuu7rAc4hG",
+	"WEVTy5LkoxF6wUFIfB7lGLX3Y91WmT/sQxW7Vg/hX/XmS4SBT8eZwKNkrgXdWDMPLAnUATamjf/mI6h+",
+	"zAhSAjNpoGU3Lc6fFhmyFCmOQv3HcCZNNC9VA6Y4guQcLWXlYTw5x9Y9Y2DYUmEWy3qMJ9wEEMIJ8bN8",
+	"liYESl0Ayu8QsIIGzAMLAlHJRi3bE/xE2tcNKHC4hYD49RvOPRLxdO6wJkMbCwuBxxN6QVi7LzKnwLUv",
+	"kA+Yqjen1lF9+1JPcTTWdWMuJuRKu/F1rIb7u88fkOvuRNMg0NyqBwzCMlwh0Ip0tC2VsEX7WlQFPLM1",
+	"bk1AOInOJUSZm9SioqXwID8voSKf1Da5IEx1Tfth6Qw9kQgeSkjbG7Awb2XLBtOGLppS6YkwnJgP0EYI",
+	"/+2HAQpp3LdJapL8WlTS1UfMPfjh9N1b++RA6wVKzPtot9frhQMGct0Bwijso5SySQiZAboTY7vYeYrk",
+	"5hY6SjjkzxivhJ4LirkJtNKSX0QSN6umU2e+8E/dgzk8K+gML/VanxoC+R2dG+tUhr3Ud4GhxVs5Tcv8",
+	"3CbAVSLM9DVDYrhR8qgIxmN9gURcxCZ82IwMFGmtm0Bxd6tyFyGmz9s84GWyu/9Y4XW9OfcTW8wKEWV9",
+	"CWWJu/zMygiNOxoYbEcD0CMVFmpL3/MQ2PaNqT6AcGzNMuQTjpTFCoSsUYE1g3mXqTRT0mijz/bRj/Rb",
+	"U5xEZAxMQmgjzP/d1z+TcPPAZOT+65//YwudfNb/GeazGtL4KoTkEsg58aAJa/a/BfJDkwBuZ1eSwh1k",
+	"A8ytAYHhfiTwNkOj5uOPKhj6RuR8vQCBfBHzCIEKB9w2F6PRPa/fcnuooNUDuQBpXl/P+tRpqRo6TqyO",
+	"yiJyYPQFBvmyjOh3JJ0wbN5xvg4uzgFkk6cStIANyrrjBOKmIStUvwiJUkliIrfxiAtF4s0tdLhMRzgo",
+	"M3ufbzeJ6TCBBZx7917PQlnb+b1eDUdGjrvZWbI03yQRbFsJo80SeWq97lb41IIxH5vhUOnIu29gZOfS",
+	"g7AHf+FGbosJX2OpuiC1dY9fhJtWjbX5LQOW0AtiIl2ihEsthlgTTlXO3kLv80xakLsF0fQG5nlQqstS",
+	"OQB8e2W27GHU81l2j7x0stdCb7ymxpDGoXM9Jnp0bmQA2RAf+BK6ICYCycyPqtxAZOixuKBKC9ZmNDO2",
+	"sp3g+dV/rG4wWkuyvmNnpFkUn7yfrCv13v2d0SqatB6bd4z4AlYhdY2zJLEmFIsDwkFuCht9mm95vEhU",
+	"vj3ho9xRC9P1JvToohW9sX8Rugo+L15Q33gOGIg5H6hRXUONres6PBqpHWwRdyUgFcFfjFzCNb4BGWPf",
+	"QK9hYE0hQz4ON+GmcRARXHgSlP6OG+wiiWcWuHwLvTImG/PFkAHWjovY2rShUMbqGZsU2SeFSgsOYvAC",
+	"O2wK3UnOrc2Noz/akJu2mmIxMqgekw/vwNw3IdyBobHZQOob2MyNWbXZhavE/OGbQQEiRZ/d27N6PiiR",
+	"C+Z3LYmrbn8Bj+wCNy9Ag/Cxsf3kDl6TSsYzZRH8LTpTxbErCenr36iAuHfoKrCVoKwrmI81qeo39K/S",
+	"QqBYCCB45cDUgNISEbHWRf37FjoU0VQLL7alvHKoHpWx7ucwNd9g+67BF5Hni13FgCTyIPLcTgEVpYE5",
+	"n3KhLNpKA56Kq32Gwm4BBxuWPMQOg7LJRcyhKEaDg9iZH0oYs932gpjd0l8WI7Br/5t7orv2X02AkoWP",
+	"eR9uCvvHzvUczq2+83zBDIHZihEjTd856dyxg10TXZNvfe/2fOteLbRVPez1omjXdrFD7Fw1/OFW3Ovv",
+	"WDK3XKBSN4jKUuGgRj+3fX7LgRmHcSxNzLgMjcWx4F0NfLJtdNYIOISGSuPLrxh7kmsonXdpCgRi9YoZ",
+	"NTri/avjkTnix/YGcJeq+bvlPl3seS/kSdh6fQpylHlLA+BSYTiVU65MHKl0cFNoB20MOseMAhqCw6Dq",
+	"rFaxt6lGr4NHc8hoqT6zUmZkAVTRK+MvvQuZzSv6ec/JtzCpJahEIGiUCfflGZ4sI1h450uk1T5cPKLm",
+	"szTi8dwEkNqz1Gk+YZGjECewruwrzBE7nLnaHiFTSX7CebyF4PoA+Fl9Q5koGBA523yD+Xn4XUMIrcr+",
+	"VnDrgU0pBwKCfbAK8WHtQvSwgJZCATVvRO9eeMQNecNjgAlalQKuZ33yQYCwiqY3hAFaAOdziNw77sJ0",
+	"EWQD5l+YW8jqi32UmsLMWmN0/5RoAxe/53U/BSl+M4HKUwIIuFMsByxjxVM7rs2DoptY4LEKUfGWXMCO",
+	"4GiYRgasVF+Zi6Ik9Rb6njOeCR/Lsh2pyJ6g9XbueAzN3pkhRw9qbVSjxSdBN/mBqqk7fmsny+7sPmLE",
+	"ihJE0c2u4gIZrhG568wZPMsnV0u07w/Pjr4PEKTK6svXJtAQQVhEnkibPNJw6aaZ+oNM/+3IFG28/+ls",
+	"83aItSw3bseZ2XKyvg/Bv7RaABxSWmh7jZkuBjownTvsbAcOEqDQlvmHUEy4GgIP1iH3IwyYB0iMdpq4",
+	"ez7FO9bdXuRL2W5uv3t1jafzR6Sm3bEM73ZkTSGuWcfatoLJHZwUVwohD8EPPCNILV4fO4+cI3so+JGL",
+	"ZlQdWHSjvLVBIVQZ74Rr3bedQOZBiqU9iSZCu8lu0mgesR3c8Rl7b7eg8YTdx6XyoC4JuxprUnfLTZAL",
+	"3ndA36dESSfpf2MF/cK9pTWCoaXVbwC/tC745KNboOfe7dbf8X3v5nc7mwnH9Y5udcMYoAQ5vSDMcA9A",
+	"CKhyqsCh2nNhwuPF3BhYcxBkiS+0Wlrbbjf+O2YnP9tuvCTpqzu2odguF0TuXORv2KV7NDYzt5wFAKwJ",
+	"zr6R4GosKlX6tqbLFbz17qpb4LEv52hvtTrCf3a93r0//K49VnYqKzuu3II/Lt9VTocXxc75pNjNf78z",
+	"c17zfbhQuIPgJfJJuVF72aFUSZKMtbbEuEKCMDwzNvU2X5Xd57vkoaaHwnN116qPm1Jb4GMhGH/hGhp3",
+	"HI3r+FqjwLCUstsEB/vZ9mf7r6uFMEE5c604M9o8FD453j13a71hG8njMbgh3NDvl48FK71pF/1tNhsR",
+	"YYOzF1LWti0fdX0h9XoDW2KvUh5dOxEGUWYTicvMmsVolM0cNqgtqmX4deHscGp6zIkcMEj4Bc/Fqu4J",
+	"u0zl83MT++9DN8XedcgoLOcNT1QL/7wkoynn591zMr8D3eu7vOaplWtCC/XQtf2G1jJ0TuYlDC5DnpDh",
+	"AlVeTZZLqimWZxJeL+FmD5jNe8vd0k5kxg19Upanv3lHI89PK+xHBje0kcahXikQmmn1RzK/61vC62mB",
+	"LOEv2+82c+0Elt8wOLMqmiauY4RgPCZdNU/J4lIdhE0oIxYFXJAJlUrMoYACJItBSVYkp/xSmhRmcCZj",
+	"lQPZ1BW0tzwmZ9DvSinFEVZkwsXq4Z+u/SP7IWzkxztO89EdQvnvRVk+sNqPSzErxu3RmEc6CzEKi/e2",
+	"7S7SJdQ2phcEFe9qhba8cu3kdFT0cA977Yhr0Z4X83ike+7N4Ga7/1n/Z7XUPug3JmPKqH4EydS2MiWi",
+	"8dLoKrc/LbylnARmR7Uw9ctDZ362/yWxmfOZLeMwj0xbysd9DRLzoGxbKcuUlw4FkTwTEekbaLDQr4+9",
+	"4UI7cthcU00IpTQ6J2KzmfG89zq/w30vulnCa0xJV1PF2YRrazJ/NNRwVi7Hnk/IIwt/u1eli23wj7bD",
+	"XX2ACr82zdz4SXyAZC8YIsHRudxChwU/aiqxvrtbjVZX3CakV0x/elxVGrp9y1/RA/iD7rvkXqX7EyI1",
+	"BbXhT8DT323RPVgBn7puStozsh3hFENE5SLJ6kMlz3GG5yjmfQulnJAAkfGYGJipUpm0lIiuY5w2wWBb",
+	"EBxvG0Vi24RRDxhUXfEShvJv8lJCOXfSf+7so0saT4jJBgT9d0yg9iUaJ3git9CrCoy5w5c3VcszaYGk",
+	"i2FLotCGVwIuj0V9Yqa42YJL8WZ+5K/gHZ6EUj+tXLx459Ew7jfz0rhvStSOdqzUeLVaIUlzq0vEDQho",
+	"KwGW5Mn8rWVS5Yl9scyuFyKYHC46BDKLpoCpqLXysAWiwMpEK4mmT3tfUjRtWp6FuP5PvBoU1uRlWnhM",
+	"RO+LCVoCyCdx4xPAkyVqsqSfgKsVKFRUlMazAdH39h3OknmLDHsCXd0lafBkoV0ERhigKZ1MS379RyOy",
+	"CruCrTtessJlkggvUMLfdXMjLt73nV17ccoDZJIpEhKa5A3vep9ySDRh+h42vMOjjQCFhOFRQuKwyPow",
+	"HyRJM5F8sCO7QzIxXSwiFDvvR0UbMZbTEceAVOSWcG3OABgTK4TPGCwKjx/MyGxEBIp4xpQMfH2wvsVn",
+	"0MnvAj1CT/IWYSNKABCL0R52bor2cJd3tN7h5dFDQESPy1qpLOm6g2X+bj1SbR47vT5wQFyKnt4stAFe",
+	"MZxolj3vAjqfDDfb4nh0G3ekxuumv0zOOUyqrcYqwbMvHLvzwIAlXf64MqTQQJR1ecD3ysGLSzPFAewH",
+	"ySkWrkCysruBNrwky28AtWgTjUjEZwTZRJ22DPGcen+3GeLX2ZQFGeKw3nk8lbluZaP+2Ly0qxRxuhe8",
+	"SGOIb1+dFj66lqygZ7Je5vRBc2Z0S1LwHfPeW86ZdPv6wHIbXC7jzbnXtj0O68fW+ISSNVayTBMc2ega",
+	"K+NqEfbA5S3EJkFK3+UO4GmjwSzP1ZSISypJw3UuzZF9Y+dwd2Rlezgl6vZJ60HZvk9zFvMkZ5XXozCD",
+	"fLWaRmTeXZBQsIXOXIMg9nExwYxK2M7uJY1J31KVVpE10YwHzDULGEpIEuIyZtyDwOAjd01BIoksHlbc",
+	"Bt2XD+EP+L5rwfdVMPoyiSdkCGovwPl5fy7W3/ZuHa0PYDFyYshp19RsIOEmcoUCwV3h0Z6Nt9oIYc2M",
+	"xtEItSaHci4VKRdcu1dYNUe9K2eo5Mvw2PTM4pQWbMv9VmddJTaxCtRazq4ABxDbeOYNB1bKRYEDbx4Z",
+	"IN+WlP0B2wj1+0NbwDEM0CW4uo0yIFFojNX5882DPICvqHI+K2O2NUPQoISee6lkjZnIB8ZfN0uVZ5U0",
+	"JdSNU086LQUA5d1aPJEohOve8F8ZtgO+OTq8s9vaNP+llHA7uSXgbz5w5JdUyh8mqJsqSKTlBK+Q65if",
+	"ax98IG9mWxJND23RJsdMEmGzyRruBUj513IIdMcmgb5vAaMJhYbPD8/JPDzIK5xQZYCvETUNQ9aCAZD6",
+	"AMgCYy4i8g3cNvByIjkSRJI8zdc0WzCfyymXBEHgfezF4aGYjsdEyAErilFMaZrC4Aja0PdRgLzJBohG",
+	"+v9t0rF/iDcPUOjdyoBvfE5StTVgRRBngPQWGQi8iDMjnlmMtZjEaE4aS03opwvkqcqdlK+GmVB5KXLn",
+	"pJtosRqytfYpN/6/BwJ5mt/NhMTtoTcQHgIFiYGILCwZrMvjqb9PSNxyqla8ryVRirKJbFY31gJvLG7y",
+	"HK/xVR3pl2ppmqQuG8Oi5oQetm+IWJYkWwP2bZ1VRBgSlEYEmRHF1lZtiDiP2mnGAHEGP+/G/KNaXG4k",
+	"XHZJNF8HK0BKFky2lIRpYGE8BtliQ2zbrd69iRkt4sVDDzG+7pZeLxnTLeIiI9btoUQycrlMPG8UyHNw",
+	"WZ/wbMEOPa9MH3bUyngGbERyhMoWznOAckQvU2iQMqkIjtuRHe9Jhl/bmHsvh8vWHbiLQ/a40ZM8s/Rt",
+	"yu/t9/xNwPaqp39ZAnN+J2CJBp3QlDHW0qQpY4w2jng63wwHnSCXHkpA7E5syC1B3xiTUTBgZSG7l5fg",
+	"KUD56jdPy4kHOcMtSrwQvK/9nrpHdbgOrvf7Bcy77u3WrL8C/ecFdu6C9nODF+CLtVcY8PzauTGooNqy",
+	"nCyJAgyrAWutSXBQbat8PCacSJSlegxQNtSrg6UEZtIEGG8N2FmR9grFFrE8lzk27A3sVneIoOV3cX/w",
+	"L38UKrivQgXOYrwmJ6hBaGbS7sOCRDr9jr1zxjRRIDSyGEnwGtkckBmmCfzaHnD4kzQOwD/8Xev7u2B9",
+	"9a/uHxUHWIKlGiZ8Qpn9uvzD3Zesapqx4AlZOYVfU8eJ/uCqrTkqh6Yu/mLHV8vXFnf+BrWT7tJqp2e/",
+	"3I0Gh/VxudAyWfb6m79bvP7GbZazpe2YChIpbopoNnv+TSoYvA7HFUtJJwxqcsRoilnc5eOxTeqVQY6U",
+	"AsdItvOpF3nPD4lf3TUF5rNeTor51iDClDHeP8bsYwgVir3NbqDThlA4IF9BWURTnOTvdz56tLvMePyG",
+	"O7gg/f4TaQvDKY5CED7HRAwVL8qu9j05+cDG1Vj0H3DfMHJpK3EYAMIBs8g/8KLzANt40M3AmpClTRw4",
+	"fH9sPQBjQeTUZGBKgxHrvQlj3UKHWUzVgAk9YLBn60dYL+ETaWgAXMhHWMZcn8kIBG49sIwpnkXTFn0S",
+	"OtKEuEqtcNi6yyl3IEBmgM4y7i/qAbJr6C1ha5m9Yu1v9aq4J/P63no2n0dtI8rN95mhmJWumCUm+3fM",
+	"0niTOd5S5vrxefDhPRm+11mM6xm79WzyCu8Fs9sG4exaBrS8xTYDwmuiwHpAXB/mgCN912u93VSCru2Z",
+	"e/vGG7fuwbrbjT6001pzt33jp7dtxaLewcbljNoaIu1VY64XgLXLkeksqJ33piQ2tdW4KC74OYm30Fs+",
+	"4vF8wIpxA+efSZLoS8BaZbT+g7AFCshSIoaQHtt87XwxOnlo/lB8q5QF+t+NaCprZNHJHGF/U9FEYKZg",
+	"6wWZgVzlP+Uid6KVPjtADEgJxWTGnYCj6WbA6oRjHV76cRd+7sLPoa1wasWNJopFOVrjB6qmA3Z0ePri",
+	"3buT4cm71y+Hp39/e/QNqOkmJ54nRItJM8zwxFhHnRC10QDWuNnuVsvV6bsxL7rmbzlH4vdxjo6A2uwZ",
+	"smAkNzhK+j9DuGBT2jWcc2HGuKHXC6oVgjHkhNtxmG/bld7DlJ6Z5h+C0utGc8qFuiY2rmvCDu9+UO3t",
+	"YhfXnLf13g42eGn0g745+utLZe+xmjZJZg3Us1Q3LajI8LAmOtpaoL65dV8pyujEXuyPxWxgxtuw0fe/",
+	"z6sfopwqLIKsdLjIhMWQHTU8J/Orhsu6uaDsE+lD0aINgxBs81LD9+9Oz1AL8LKX11CGvvEHcl10xmeB",
+	"X6j/l8PuP3D3t173+bD78S9NFfrba0Ao7EJ261DhFtvHs73UUZf5JQDJQZTr3IgI9p0nEvFMpZmCeujh",
+	"5xlRUx4HCOwQAbI0HSAtmQTOthEPsboK0YZ9ihJ+SUQ3wpLEAcKZMv7RiPNzSlwTKBY8TUl8gPCA/XD6",
+	"7i00iVIs4Ks8F04LRbAgm1vomKGQzmYkplq8QDPAaZw6sCQtmez2dgsvrcgYovEBomzAQDQaMh773+X4",
+	"zJeYKvC1Ko72esjaagGiEc5iFzIeDDAkVJK16Ex51JypTxUMmJsdwLvDGo1xkmgFYoSjc93+bm+3Gakd",
+	"xuKBS99h4Q3bg1524C5+a5+6l5eX3TEXs24mEsIiHpv48bWbfwXel6ugo8gntZ0mmF5vmGfk073UV7Ld",
+	"HcLmtvmKqzRhaW+jSmCbt3hj7PZ272SiUURSReJWJKSMQRD2rxnJHtQNWI6z1syw4na+zE+Qu/IoG/GM",
+	"xY4FuotPc8+oMJoLfAkBWw7sZoWLl4gLdxllIun0O1qS2b7YAZnQ9l7j35RNEgLmoS7XqpXg2WTqdKkA",
+	"8UyUTNxgF86EIEx59mF7M2n+2uQrjnhKYqTHRyPiTBqar6VYKKZ51EZ4qfjwX//8H3PrufYK4aDeKjjJ",
+	"PRsIiGFUKsPIvFaMFlFvAGB9cmfhgXUr2HguHz4C51Aenoe0qcVmKMkgD4AZCzg2sea9csovjeuNxsRr",
+	"24c+qvfwM5UZTvRFxmemuJoZ9cYJwZGCQHoTBiQ3vaVJ6JhE8yjx+zFRTPUejmezTOFRQrzanXku3ROv",
+	"Mo7XTlFmot7eScagAegvsAOC20uQiIvYbGFCLwgiF5qqpBIOZ8cJPJ9IlKmW9kv4vmVIdAPCDxD9OeK+",
+	"bdLDUK43CQUpo/xKdsVG4XCb5YalxecEpYJf0NhAe9pS184HXz3lzUPHEz3nlAjJGS4t9OExTEUGEHKV",
+	"EpHHBLnToT/tmjTBxpUnmYSNNAThJV67g1xPqjWHfFzPx4B0R/8EuMiZq49X/ysAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
