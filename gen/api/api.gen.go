@@ -776,22 +776,20 @@ type Execution struct {
 
 	// Graph A React Flow graph. Open schema: unknown UI keys are stored and ignored. The engine's checks
 	// (unique ids, edges between existing nodes, no cycles, size limits) answer 422 `invalid-graph`.
-	Graph          *Graph                 `json:"graph,omitempty"`
-	HasErrors      bool                   `json:"has_errors"`
-	Id             int64                  `json:"id"`
-	InputData      map[string]interface{} `json:"input_data"`
-	Mode           ExecutionMode          `json:"mode"`
-	NodeExecutions []NodeExecution        `json:"node_executions"`
-
-	// OutputData The last `response-data` node's output, or null.
-	OutputData   interface{}                     `json:"output_data"`
-	QueuedAt     apitime.Time                    `json:"queued_at"`
-	RetryOf      nullable.Nullable[int64]        `json:"retry_of"`
-	SkippedNodes int                             `json:"skipped_nodes"`
-	StartedAt    nullable.Nullable[apitime.Time] `json:"started_at"`
-	Status       ExecutionStatus                 `json:"status"`
-	TotalNodes   int                             `json:"total_nodes"`
-	TriggeredBy  nullable.Nullable[int64]        `json:"triggered_by"`
+	Graph          *Graph                          `json:"graph,omitempty"`
+	HasErrors      bool                            `json:"has_errors"`
+	Id             int64                           `json:"id"`
+	InputData      map[string]interface{}          `json:"input_data"`
+	Mode           ExecutionMode                   `json:"mode"`
+	NodeExecutions []NodeExecution                 `json:"node_executions"`
+	OutputData     nullable.Nullable[interface{}]  `json:"output_data"`
+	QueuedAt       apitime.Time                    `json:"queued_at"`
+	RetryOf        nullable.Nullable[int64]        `json:"retry_of"`
+	SkippedNodes   int                             `json:"skipped_nodes"`
+	StartedAt      nullable.Nullable[apitime.Time] `json:"started_at"`
+	Status         ExecutionStatus                 `json:"status"`
+	TotalNodes     int                             `json:"total_nodes"`
+	TriggeredBy    nullable.Nullable[int64]        `json:"triggered_by"`
 }
 
 // ExecutionCreate defines model for ExecutionCreate.
@@ -890,6 +888,10 @@ type Flow struct {
 
 	// Visibility `private`: the owner and admins; `team`: also the members of `team_id`; `public`: every holder of flow:read.
 	Visibility FlowVisibility `json:"visibility"`
+
+	// WebhookUrl The receiver URL of the flow's `trigger-webhook` once it has a key (the first publish with a webhook
+	// trigger creates one; `POST /flows/{id}/webhook-key` rotates it); null otherwise.
+	WebhookUrl nullable.Nullable[string] `json:"webhook_url"`
 }
 
 // FlowCreate Defaults applied on create: `status` draft, `visibility` private, `data` `{"nodes":[],"edges":[]}`.
@@ -1078,13 +1080,13 @@ type FlowWebhookAccepted struct {
 	Status      ExecutionStatus `json:"status"`
 }
 
-// FlowWebhookAnswer The `body` of the `response-data` node that ended the run.
+// FlowWebhookAnswer defines model for FlowWebhookAnswer.
 type FlowWebhookAnswer = interface{}
 
 // FlowWebhookForm defines model for FlowWebhookForm.
 type FlowWebhookForm map[string]interface{}
 
-// FlowWebhookJSON Any JSON document; it becomes the trigger's `body`.
+// FlowWebhookJSON defines model for FlowWebhookJSON.
 type FlowWebhookJSON = interface{}
 
 // FlowWebhookKey defines model for FlowWebhookKey.
@@ -1230,21 +1232,17 @@ type NodeExecution struct {
 	Error       nullable.Nullable[NodeError]    `json:"error"`
 
 	// Handle The branch the node took.
-	Handle nullable.Nullable[string] `json:"handle"`
-	Id     int64                     `json:"id"`
-
-	// Input The resolved config, with secrets redacted.
-	Input     interface{} `json:"input"`
-	NodeId    string      `json:"node_id"`
-	NodeLabel string      `json:"node_label"`
-	NodeType  string      `json:"node_type"`
-
-	// Output What the node produced (truncated to 64 KiB in lists, with `truncated`).
-	Output     interface{}              `json:"output"`
-	ReusedFrom nullable.Nullable[int64] `json:"reused_from"`
-	StartedAt  apitime.Time             `json:"started_at"`
-	Status     NodeExecutionStatus      `json:"status"`
-	Truncated  bool                     `json:"truncated"`
+	Handle     nullable.Nullable[string]      `json:"handle"`
+	Id         int64                          `json:"id"`
+	Input      nullable.Nullable[interface{}] `json:"input"`
+	NodeId     string                         `json:"node_id"`
+	NodeLabel  string                         `json:"node_label"`
+	NodeType   string                         `json:"node_type"`
+	Output     nullable.Nullable[interface{}] `json:"output"`
+	ReusedFrom nullable.Nullable[int64]       `json:"reused_from"`
+	StartedAt  apitime.Time                   `json:"started_at"`
+	Status     NodeExecutionStatus            `json:"status"`
+	Truncated  bool                           `json:"truncated"`
 }
 
 // NodeExecutionStatus defines model for NodeExecutionStatus.
@@ -15737,13 +15735,13 @@ func (r DeleteUserApiTokenResponse) ContentType() string {
 	return ""
 }
 
-// ReceiveFlowWebhookResponse200Headers the declared response headers of an HTTP 200 response for ReceiveFlowWebhook
-type ReceiveFlowWebhookResponse200Headers struct {
+// ReceiveFlowWebhookResponse202Headers the declared response headers of an HTTP 202 response for ReceiveFlowWebhook
+type ReceiveFlowWebhookResponse202Headers struct {
 	XRequestID *string
 }
 
-// ReceiveFlowWebhookResponse202Headers the declared response headers of an HTTP 202 response for ReceiveFlowWebhook
-type ReceiveFlowWebhookResponse202Headers struct {
+// ReceiveFlowWebhookResponse2XXHeaders the declared response headers of an HTTP 2XX response for ReceiveFlowWebhook
+type ReceiveFlowWebhookResponse2XXHeaders struct {
 	XRequestID *string
 }
 
@@ -15761,28 +15759,28 @@ type ReceiveFlowWebhookResponseDefaultHeaders struct {
 type ReceiveFlowWebhookResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
-	// JSON200 the response for an HTTP 200 `application/json` response
-	JSON200 *FlowWebhookAnswer
 	// JSON202 the response for an HTTP 202 `application/json` response
 	JSON202 *FlowWebhookAccepted
+	// JSON2XX the response for an HTTP 2XX `application/json` response
+	JSON2XX *FlowWebhookAnswer
 	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
 	ApplicationproblemJSONDefault *Problem
-	// Headers200 the parsed response headers for an HTTP 200 response
-	Headers200 *ReceiveFlowWebhookResponse200Headers
 	// Headers202 the parsed response headers for an HTTP 202 response
 	Headers202 *ReceiveFlowWebhookResponse202Headers
+	// Headers2XX the parsed response headers for an HTTP 2XX response
+	Headers2XX *ReceiveFlowWebhookResponse2XXHeaders
 	// HeadersDefault the parsed response headers for an HTTP default response
 	HeadersDefault *ReceiveFlowWebhookResponseDefaultHeaders
-}
-
-// GetJSON200 returns the response for an HTTP 200 `application/json` response
-func (r ReceiveFlowWebhookResponse) GetJSON200() *FlowWebhookAnswer {
-	return r.JSON200
 }
 
 // GetJSON202 returns the response for an HTTP 202 `application/json` response
 func (r ReceiveFlowWebhookResponse) GetJSON202() *FlowWebhookAccepted {
 	return r.JSON202
+}
+
+// GetJSON2XX returns the response for an HTTP 2XX `application/json` response
+func (r ReceiveFlowWebhookResponse) GetJSON2XX() *FlowWebhookAnswer {
+	return r.JSON2XX
 }
 
 // GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
@@ -27268,19 +27266,19 @@ func ParseReceiveFlowWebhookResponse(rsp *http.Response) (*ReceiveFlowWebhookRes
 	}
 
 	switch {
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
-		var dest FlowWebhookAnswer
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.JSON200 = &dest
-
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
 		var dest FlowWebhookAccepted
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
 		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode/100 == 2:
+		var dest FlowWebhookAnswer
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON2XX = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
 		var dest Problem
@@ -27292,16 +27290,6 @@ func ParseReceiveFlowWebhookResponse(rsp *http.Response) (*ReceiveFlowWebhookRes
 	}
 
 	switch {
-	case rsp.StatusCode == 200:
-		var headers ReceiveFlowWebhookResponse200Headers
-		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
-			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			}
-			headers.XRequestID = &value
-		}
-		response.Headers200 = &headers
 	case rsp.StatusCode == 202:
 		var headers ReceiveFlowWebhookResponse202Headers
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
@@ -27312,6 +27300,16 @@ func ParseReceiveFlowWebhookResponse(rsp *http.Response) (*ReceiveFlowWebhookRes
 			headers.XRequestID = &value
 		}
 		response.Headers202 = &headers
+	case rsp.StatusCode/100 == 2:
+		var headers ReceiveFlowWebhookResponse2XXHeaders
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers2XX = &headers
 	case true:
 		var headers ReceiveFlowWebhookResponseDefaultHeaders
 		if values := rsp.Header.Values("Allow"); len(values) > 0 {
@@ -36483,30 +36481,6 @@ type ReceiveFlowWebhookResponseObject interface {
 	VisitReceiveFlowWebhookResponse(w http.ResponseWriter) error
 }
 
-type ReceiveFlowWebhook200ResponseHeaders struct {
-	XRequestID *string
-}
-
-type ReceiveFlowWebhook200JSONResponse struct {
-	Body    FlowWebhookAnswer
-	Headers ReceiveFlowWebhook200ResponseHeaders
-}
-
-func (response ReceiveFlowWebhook200JSONResponse) VisitReceiveFlowWebhookResponse(w http.ResponseWriter) error {
-
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/json")
-	if response.Headers.XRequestID != nil {
-		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
-	}
-	w.WriteHeader(200)
-	_, err := buf.WriteTo(w)
-	return err
-}
-
 type ReceiveFlowWebhook202ResponseHeaders struct {
 	XRequestID *string
 }
@@ -36527,6 +36501,31 @@ func (response ReceiveFlowWebhook202JSONResponse) VisitReceiveFlowWebhookRespons
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
 	w.WriteHeader(202)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReceiveFlowWebhook2XXResponseHeaders struct {
+	XRequestID *string
+}
+
+type ReceiveFlowWebhook2XXJSONResponse struct {
+	Body       FlowWebhookAnswer
+	Headers    ReceiveFlowWebhook2XXResponseHeaders
+	StatusCode int
+}
+
+func (response ReceiveFlowWebhook2XXJSONResponse) VisitReceiveFlowWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -39127,346 +39126,347 @@ func (sh *strictHandler) ReceiveFlowWebhook(ctx echo.Context, endpointKey string
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L3pchw3tj/4Kojqe0NkdxZZXCRbxXDM0JRk09bWJG11t0u3EpWJqsJlFpAGkKTKGkb0p4mZrzOvMHEj",
-	"5rX6Sf6BAyATudXCTaTb/aEtVmZiPTg46+987kR8lnJGmJKd/ufOlOCYCPjnYZLwS/2PmMhI0FRRzjr9",
-	"ztmUoBlRUx5LpKYEpVhNEY4ikiqJNjhD+72nm1udoCOjKZlh3YCap6TT70glKJt0rq6CzhGOpuSIMyV4",
-	"Uu8iZLwrFRck7CNBZMqZJLozrFCEhZgjxc8Jk4gLRGPCFFVzhAVBjFwQgSLddrxsBC/P8KR5cuOEXz6R",
-	"SJALKilnCEuEkVSCswmynSk8CVA46IhB1uvtRe5V+IsMOmG58xQrRYRu/r8GHfFLr/v8418Gnf/oBA3D",
-	"es0jbMbSNDQ8kjzJlF10PoYNiATBisR6pXgmIhIgyqIkiymboHAbp3T7YgdGJMivGRUk7vSVyMji5TnB",
-	"irymM6rg/+qjOSG/ZkQqibCmEhIjysxgMiEIU+iSsphfNm4CZYpMiCh3c0JmmDLde3tXCRmrm/cjScN0",
-	"TknEWSxRxhRNoAPTsF5UouTy9okS88OxIqK9bcXRJaYKjciYC4KE/kTv0cb+7vMAPe3tbS7t5sOHD4eZ",
-	"mmoqjLAi9b7e6eO3oyljRLAgoitJlAkSI54SAYQl+yj8Fp4hIgQX3ww6lF3ghMZDOFU16q3Txt/sjhy/",
-	"aKZSYR4jGqMNEk05iQN9VCeE6TGQ2Jyon14fv9g8QFQhnEiOcJoSLKTe34RPJMIsNgOsLP4Mf3pN2ERN",
-	"O/1n+/UTdBV0UizwjCjHxSaEqSPOxnTyKuGXbWOmsTtO+vijyymXBGH9LYrgY6SmVCIKo6H6K30EO0GH",
-	"4ZkegP5qSOOFp2zMxQwrs6XP9jtBZ0YZnWWzTn8naNrtw5Se6S1pG/Ph+2PDCRGNW4Z1RyM65aLpEHGh",
-	"0DmZywCF3RCNuUD6BcI0K9pCL8gYZ4lCYddyrCFWQGvkU5rwmHT6Y5xIYufxa0bEvJiI1D36Q6eKzGCD",
-	"CdPj/aVTNNoJOt3SXwmWapjJ/GHlb+gi6HThvx9rNBVomjs23e3BEtk/ijXCQmA92IzRXzNiH+vFvgo6",
-	"Us0ToBAuZrqxo0xILpp3NGTkkxpG8EboCDLV1wvPJBphFU3zja4skPmo7d755bD7D9z9rdd9Pux+/LwT",
-	"7D59dtV8Ab38RKJMD6mN6oh74d6obtG5hdN6nwP5mQh91b/NZiPSsosX5hXE4B10SdXU3low2o2drS22",
-	"2TJi++3Kw97bXT7s4/EbTTktJKcFoRDpI4EEwfEBwmhG5Ux/gTCTl0RItL+zCww5mmI2IRIxrqc0yedg",
-	"pMZiFsfjrulyDc4ddFpEDThOKCVi8QFI4Gu/w9gwnE7/aQ/OsFmj3V5v6Yq9xxPSvFw73RGWJEYpnhC7",
-	"wW0D0q80j2fHG85OD/630pBO6W9k0froHheNZih1A41D2n1aHtMK41HTnyQRbQczk0S0H0z99Lavy1OC",
-	"RROVH2FJupRJwiRV9IIgmY0M1SEJnyCu1QYFkosRoZ9I+wiPEoLGlCSxbFtY82IbpTtqc3/vNBH+GcGz",
-	"tnVUBM/ujcGdkVmaYEXaB2Oe39uArk9htzyQD5iqN6f1gXzPL1GiNUMn3WupB0gpY/o3wmIn8BtmChJ/",
-	"71///H/39LFHM7nZRli6ueFMNp9Xn6PtVRhIr2EGV3oxrCYNYrGV5BynizhThAH3xWmaUKOFbv+3NKpo",
-	"MYL/EGTc6Xf+tF3YDbbNU7ldahT6LC/WoWGbfFyIrnCsPKPD37pWueiabW/qzr6+7ekh0NnLC8LUqRIE",
-	"zypTUuST2ib6cVfmz8knPEtBNANVrI92e73egA0YvNgvBJ0tK0wOGI37aGfAYqxwH30edPJXhjQedPrP",
-	"ezvBoCPJr4NOf+dKN7VQk6qtzykRF6CzMYVgEFpZs6MxlgZNGsbKEAYo1MMxv+s+85/N8MyDH07fvbVP",
-	"bnOl3byPzMrcGgXlDTctz5k9VlhqrVEqrLVqrJVuOHr6ZGWpPnShPTrVKfvGlUXTzd/Tyu4NlknLix+o",
-	"mjpb060skW60bXW0fBmAwImokoiRS6T7riyDG86iqcA7N5z+e8FHCZktmHlq3viLW4H8SGpOpzBNKhaF",
-	"KZZoB1l7hbmXQYEEO0Gn/4vuSCuS3o0bFC3NMqnQiCCsUEK0vLujBVqBI01Bmol3gk7KNc8UnX5nG9jw",
-	"1UfNnDWtRbpda07b1gst7QVDpNKiTL/T2/nhxbO/9v6+948fv/77Vx96f/3qbO9v+z/vvt3RbEBhlclO",
-	"f1+zakUVMJ6f9TxgKYyto9DIMsH6l1hhPqN9u0r9i/ztrnn7KliRZtxONPFk23Wgj9XJqyP0fP/pV8h2",
+	"7L3pchw3tj/4Kojqe0NkdxZZXCRbxXDM0JRk09bWJG2526VbicpEVeEyC0gDSJLVGkb0p4mZrzOvMHEj",
+	"5rX6Sf6BAyATudXCRSLd7g9tsTIT68HBWX/nUyfis5QzwpTs9D91pgTHRMA/D5OEX+p/xERGgqaKctbp",
+	"d86mBM2ImvJYIjUlKMVqinAUkVRJtMEZ2u893dzqBB0ZTckM6wbUPCWdfkcqQdmkc30ddI5wNCVHnCnB",
+	"k3oXIeNdqbggYR8JIlPOJNGdYYUiLMQcKX5OmERcIBoTpqiaIywIYuSCCBTptuNlI3h5hifNkxsn/PKJ",
+	"RIJcUEk5Q1gijKQSnE2Q7UzhSYDCQUcMsl5vL3Kvwl9k0AnLnadYKSJ08/816Ihfe93nH/8y6PxHJ2gY",
+	"1mseYTOWpqHhkeRJpuyi8zFsQCQIViTWK8UzEZEAURYlWUzZBIXbOKXbFzswIkF+y6ggcaevREYWL88J",
+	"VuQ1nVEF/1cfzQn5LSNSSYQ1lZAYUWYGkwlBmEKXlMX8snETKFNkQkS5mxMyw5Tp3tu7SshY3b4fSRqm",
+	"c0oizmKJMqZoAh2YhvWiEiWXt0+UmB+OFRHtbSuOLjFVaETGXBAk9Cd6jzb2d58H6Glvb3NpNx8+fDjM",
+	"1FRTYYQVqff1Th+/HU0ZI4IFEV1JokyQGPGUCCAs2Ufht/AMESG4+GbQoewCJzQewqmqUW+dNn6xO3L8",
+	"oplKhXmMaIw2SDTlJA70UZ0QpsdAYnOifnp9/GLzAFGFcCI5wmlKsJB6fxM+kQiz2AywsvgzfPWasIma",
+	"dvrP9usn6DropFjgGVGOi00IU0ecjenkVcIv28ZMY3ec9PFHl1MuCcL6WxTBx0hNqUQURkP1V/oIdoIO",
+	"wzM9AP3VkMYLT9mYixlWZkuf7XeCzowyOstmnf5O0LTbhyk901vSNubD98eGEyIatwzrnkZ0ykXTIeJC",
+	"oXMylwEKuyEac4H0C4RpVrSFXpAxzhKFwq7lWEOsgNbIVZrwmHT6Y5xIYufxW0bEvJiI1D36Q6eKzGCD",
+	"CdPj/bVTNNoJOt3SXwmWapjJ/GHlb+gi6HThvx9rNBVomjs23e3BEtk/ijXCQmA92IzR3zJiH+vFvg46",
+	"Us0ToBAuZrqxo0xILpp3NGTkSg0jeCN0BJnq64VnEo2wiqb5RlcWyHzUdu/8etj9O+7+o9d9Pux+/LQT",
+	"7D59dt18Ab28IlGmh9RGdcS98NmobtG5hdP6OQfyMxH6qn+bzUakZRcvzCuIwTvokqqpvbVgtBs7W1ts",
+	"s2XE9tuVh723u3zYx+M3mnJaSE4LQiHSRwIJguMDhNGMypn+AmEmL4mQaH9nFxhyNMVsQiRiXE9pks/B",
+	"SI3FLI7HXdPlGpw76LSIGnCcUErE4gOQwNd+h7FhOJ3+0x6cYbNGu73e0hV7jyekebl2uiMsSYxSPCF2",
+	"g9sGpF9pHs+ON5ydHvxvpSGd0n+QReuje1w0mqHUDTQOafdpeUwrjEdNf5JEtB3MTBLRfjD107u+Lk8J",
+	"Fk1UfoQl6VImCZNU0QuCZDYyVIckfIK4VhsUSC5GhH4i7SM8SggaU5LEsm1hzYttlO6ozf2900T4ZwTP",
+	"2tZRETz7bAzujMzSBCvSPhjz/LMN6OYUdscD+YCpenNaH8j3/BIlWjN00r2WeoCUMqZ/Iyx2Ar9hpiDx",
+	"9/71z/93Tx97NJObbYSlmxvOZPN59TnaXoWB9BpmcK0Xw2rSIBZbSc5xuogzRRhwX5ymCTVa6PZ/S6OK",
+	"FiP4D0HGnX7nT9uF3WDbPJXbpUahz/JiHRq2yceF6ArHyjM6/NK1ykXXbHtTd/b1bU8Pgc5eXhCmTpUg",
+	"eFaZkiJXapvox12ZPydXeJaCaAaqWB/t9nq9ARsweLFfCDpbVpgcMBr30c6AxVjhPvo06OSvDGk86PSf",
+	"93aCQUeS3wad/s61bmqhJlVbn1MiLkBnYwrBILSyZkdjLA2aNIyVIQxQqIdjftd95j+b4ZkHP5y+e2uf",
+	"3OVKu3kfmZW5MwrKG25anjN7rLDUWqNUWGvVWCvdcPT0ycpSfehCe3SqU/aNK4umm7+nld1bLJOWFz9Q",
+	"NXW2pjtZIt1o2+po+TIAgRNRJREjl0j3XVkGN5xFU4F3bjn994KPEjJbMPPUvPEXtwL5kdScTmGaVCwK",
+	"UyzRDrL2CnMvgwIJdoJO/1fdkVYkvRs3KFqaZVKhEUFYoYRoeXdHC7QCR5qCNBPvBJ2Ua54pOv3ONrDh",
+	"64+aOWtai3S71py2rRda2guGSKVFmX6nt/PDi2d/7f1t7+8/fv23rz70/vrV2d4v+z/vvt3RbEBhlclO",
+	"f1+zakUVMJ6f9TxgKYyto9DIMsH6l1hhPqN9u0r9i/ztrnn7OliRZtxONPFk23Wgj9XJqyP0fP/pV8h2",
 	"iczaVZl0bhleRA3mJd/21s0F/EXfVSyPpQZKVsKVGim+qDRkzYArNqLfdma+bm7nW/hxYRE0hrtu1XK3",
-	"6Ouqoe+GJ/GsfiVenwFBYy0MCKTVnP/MiNaPbvOKB/FC3t5UdHMnVi5qmtO7TIBvQ0ojrgQIA1cVZCyI",
-	"nFrzm1aNwSiNk8Tog950wdXR9Xwdi+Zb8ovccNO17HxrKwWNtWy6FsRvbY9znla13lbuB8/A1+/s9naf",
-	"dXt73d7OWe95f6/X7/W2er3ePzpBbpjt7+8GWinoPw06CWaTDATfDtEi2gx/MsZv2emzLEmCzozHRF8Z",
-	"E6Kl6u7u1tPuOMHS0y8OL7C+LoiQnOGEqrnWQAQfEymp/kWz/LlUZDZMBZ+lepR/5xm4qQ4vcAD0IrM0",
-	"5UIhLCXVV4zSovFLM0d0OuXpFjoEpQGNBCXjZA6UZrxclGm5EHERE4G0xKd3QOtnRGCVCdLp97b2go7i",
-	"zBkfYUxZGq+wbFeBnktKhKJGXfBX21OedFtdRcF8WpZug86n7oR3nX00pfqtrTPzav6oS2epNSWD9tbv",
-	"TKiaZqOtiM+27fWX/5enhOnr1zYGalm+uw0aXVUHMtu/0osFgXxutAbn1OIe/5J/HXQ0BXU+XuVEVLyT",
-	"r03+iiGmhk5KhLVE69Jn5L33/lWN9Bo6KJGKv6U8GyXFfv7SMUYuf9CGplYY1Jl+8apMdA+Heq58+8Av",
-	"xmBQuHGsU8DfBztzjzyqC11e1hKpOHIIyo4Kb2kKzwMf/TeJQODw+J9RtYCLxzFVwGTee4fUOk/K7Nn6",
-	"XCQCzk9ixJn1F/dR6M0tRGNBCYuTeYBCPcsQUWaYRoBCN98QEbaFQm+OYTBgYTHLEBhUCDMNEbjwEePI",
-	"Wi366HJKGAIOC/zv8BgxHhOJxjhJ0AhH51p700+4mGBGJdxUAyaJ0tqdzC9aCYqya1dugaLtXQ4lpv9v",
-	"y+1rXNzjli2eFJBijL9zRLRKpOWeA4TNU61+YYVmXCrEGUEb+73nKMSJIDied8knKpUMwZ61lnmtzG+r",
-	"JqNvj96j/a+Qe8XEXsgsmmqFJSQsRFygMFXdb09A3/eMr3tPS7bX3aDBJfbx826wd7XRLTxkHz/vBF9f",
-	"bf65wT9WZf65Ce7rnee7TZNcfC9UpxpNYXVjkjjf3+ExirDCCZ9kerl3d+3h6mbsnPFLPXk1JeKSSrJZ",
-	"mfxOm+V50T20yvd3eEt53X/dW6H/pZdY4fVpso/ewuVWuURq90d5iktY/E9wGazJ4g9RioWiOEHmLjlA",
-	"mCE8AiOiPf5zRCXKmPHexQEK9WxDFCUQcYHNP8DVwRnZQuHnq7DJ1ecxWEvChn1aruMujDrf8Y/3Izqe",
-	"fxym+z9MzcfjfXlpXMiHk1k6QfUyjrDMcNIYzFH057fk9KOciBs/tf6Na6qi5FNKBZHeezu73b2ds55+",
-	"yXtP39B7lagVe9SK32jqfrMiytHJGyTnLOoEHX7JjHu1/5VeGTKmnzr9zqXiw7+d76XP/4pfg+nygp+X",
-	"GpcRT/WBNWysr291KxL3EyoV7OjjUAv9lX5I41pDAfX3fuEUahzonuZSJsVrKbkFna60KI6SG6VXKqRC",
-	"O7uFRV8GWpkQJOITRiUBcQquhq2mi8M/DQ9yud3h9CLf6hzcj0Zr1G+dVGIay5fU24rS4akoq5W4uRIF",
-	"lJawUc6xzPMmeiyCsc3R8x6K8Vwe5NrI4fvj4dm7H1++Hb45/Nvw7Oz18MXh30/Rxt6zp5tb6BSmi5z/",
-	"Z0qSGI3maM4zgQRPyIEhjP6ftZzEuHJBzRWhZxn//keniRmvz1XX5l7XlzkaqMqXwXD3t+HHv/Ttf9sk",
-	"LhcOaftbIzqyQqJl6lxORC2aLCOXZkMPUAj/DfW+yim/ZCaKl7OIgHINFooYcaaVbS0JT7GcVnb93+Z2",
-	"1+IaCDeltsTu7Kt/qN7fR/vsw9cXRzufXjwlr55Nvv+K/vD1+evns7e9zh9iwR9iwYMQC/4dbvX8lDZl",
-	"Znyp+94NahHLdpFmOEnejSFWY2HEAp6QN0ThzlXwucJd8pXK/7FKTNpy+Qhaq8/gY+k2mGI5ZOSTyuUU",
-	"/UMqyEWRvWBG9cvHwEQA64uwCL6FQFvFFU6M6qz/NdSPZaff00P6lvPkDU7b5aN830ecJwTDxKoWIb3t",
-	"6F//5/+D7DtohlNP7C025wineEQTWogexb2H2TDKZbUxRHzAFK8CeBaThLQ9M3FxLQ/h5smf2CwJ/SDL",
-	"zV/lj8YEjBJmz+UQxzPKiqcpETMKmn9xucGFFngX3cegowW9Tr9zQcklGCkuaTwhqrCL2we5YFK50kqr",
-	"sYjg3AbWlmmNj7z1W+Mrt7BrfFIs+Yof+Xux4ielDWrMKBmPSQSR2d6rAZJcKCODr84bzSYvD2U40e9d",
-	"lYhgpdlUeAZ0V55h4JOKty+l9S6RRnnLizF5i/2x8ejKmHNxhJNkhKPzpQqVf7RNkNzX4z28O9qJbHSa",
-	"/ukfs+cXDfIcvF+Ja9//erl2oSxx+VrJ7tfLA+L9NYbOXVuNCwGZT3BZNJJXiieUTWwUP+JjRC6ImCOT",
-	"MIU0q9jqVGesufqMC9LMbr0srXqX77GU4JpyaVwuIlx/ZVJYDsAHqpVX/Tth8Va7IFLTkby+g2KcTQtT",
-	"BNOufO3mn5xmsxkW84brdyJwOl12YL6Dl7Roy9JMDWNsNqeZQE1sfm34jMdkmEdYr37jv+Ux8eKI60yC",
-	"Z8ofVJ1iIBkqdPHyXf1iCJ7qJxKZjyGhVW/QVl2OKGZc7qo+o2XCBk6p8WaAMGzUOD1hzTYWKKQ7u6Bo",
-	"Fm+Ckx3M9hFnF0QYv7rXaJyZ5OChXt2vejai1j0dY5oUrfQqMVXwh8uAB9XWXKc2kc22oQnVhek6QSk2",
-	"EfMVGnEe9xh3rDOm0+/MMMvAPl8jil8+d7BSBHweOystT+/pjl6e0pyrU55iFoO4wDNldXY30E7/syNO",
-	"iPpVgk4mRAx33OgSPIJogjcwZmSfu6d2w+2v3XxihlKAyG0vlZWwX6xgiSjeHM07/a+APkFsHws+y80B",
-	"CotVlsnFLRcrCz1kLDIGGCOGfaydqhGP54ZdEKIgYrfzPUkSjux0imDBq6KT3V7vKuj8mpFshWlC1saQ",
-	"j/MZndM0LdHpCnPstc8RRPPi6FRXtZ4Gsc4VXA5LLB2AczK/5EKTFpGpIFJyNMPRlDIiO1eLYjrWDLpY",
-	"nTU3pmE8kQhaQBv/+r//v92nz9CP9NvNAEVTEp2TGOEJpkyaG84u3ROJQvjkFVzFYaNGkvONeniEy6tV",
-	"XPd/4MJ/DFwDF+f6lo94Ot9ans7V5LNfeIUaIWM9HdYTTG6qxTbcy7elzRoxp668loQcfcJKFP/ScMvP",
-	"LZJi3UxMpGwLqMx56edVhSArE7pGiyYW7uEbOzjn9M157yUZTTk/L7WoVz7OQLwHRgPxVlI1+oXzHiDo",
-	"fy02ABzZv2Eborbgnepx+DAlgli58hLSooDbyQMX+zEjmEkUek0bsAXn8fa6tJyycW7XFuCuFm3FqeW4",
-	"xWYYpq9XO2PM7L1N6vJFmY6TRozWFJFE/3vhnrgTU6PVsnTVampsjBEpixkP0rRYE/8+N9wBNXlwvWUo",
-	"yVDrfUocA+GMWF5qhwevaIa5EkM0jOhKN1mWU5umu164eEWybW3Qu7IWTNiXgJuUypWHNbNsbKXleWNZ",
-	"iidTPSTPRyHDrUc9FVmvaWt84e9h2v5zHrjazW9ev6pIpk1TL4uq66zs4pj4ErVXz4clzHxelWEEZX5b",
-	"Zz0eMZQOi2MVPg2XdrfCjctcqbxada5Y4RpVymqSJ17Z5EdfURfRlF6U3K2ruo3dzUpi8AGA5GV29peP",
-	"Ncv+d1qZMnm9USYVn7nsOiyHGUuzUULllMRDG7xZUrW1omE1yg8kifiMoBFXTnaKeMYMrEDZvZw3WdHn",
-	"C7a44+lPscBjkwWBZ555wcFGeD+tlocUdIqcV2P9l5lbJXiS+w/y4e0EHT0ycGqYKH16YTMoK9e/v2cP",
-	"8wZ/oG50R7IrGQBLBLzIHdxKwze6LFudzD7VN/HQdZ3Q9YOyUBpYLFasdjVoRuTdCu7MrXeTls7mQsyX",
-	"AhwPyxx0Uisn1pwNUTUA0lnAxEhknBxxY1LIgmE9zJSxKj9atjtFfn/FtFHfcp9prdBw8fYiv7+/m97F",
-	"7PVV0E0pJsC71Yv7vk7j7ae2dMCCErMt01x7PpxlNKU1b7uPbz85zixWiOBKC1BYrFmI7J1ioVZCFH4e",
-	"mEt7AFfTwFzm8MdVuDVgtrE+ytcpzP8pc7PWjsUy0ecMnCzGllbPblsgMhQPI5c0DTE5xiJ9Clp+voQV",
-	"G7RlqyWDdsoldcT+CcSDeaffK1R7I4UY9Ws1UaVBBKldzTe5YMrYW7018zR2V4mZXJk5fxBUkUYOXUe4",
-	"1cfX5EeWSI1KFOrvwgOTF6mPaB7Iii3CAspYAhAFOQaB/g4zBKESK+bjNbLhW+NKFWzN8ul9kRlYgnUP",
-	"8BlkK6bzJxIiXgqL8KATVvGS0MYRT+eb4aBTie+sEyTaIJ9SIuiMMLVZp85rkc1Vy9RfU6k0hTSERhxp",
-	"3ikLcDrAnPH3OMIMSULQBp0wDsBiQCJqSgQa00QRYcDFmuXeFQUbI9KvKQSt+L6Ng1rh3Qo1mQ/9DoNc",
-	"98jn10Zt781Ha9LaB6qmPFMotOw6DGp+B4gyZjiVU65ymGPNAB2HxywuroAKGebCwV6N4Dy5YV3oz8YF",
-	"KIyvFdh1t3QmXpooExg9msNM7UOEI8BE80zJbuX93WjYhYKDwiBazbJ/6GXX1cv+jVWt+sXgTqJRSVLB",
-	"4wwo13kjJRIZ21qshfhaWkW84USiLNUiowknSvVYpD72ZjXNfW3gRF02t8Ni+0Phe0QK3yIa03OWqiC1",
-	"AhD4DwVvuYLXdkHbq+ELBYz7l1ND8Jh0wtqyNgrJ7oFGmutBPh7EgQYx/WL331F1/CKqXOM5tdYtYvHb",
-	"ritQgw0lyG+bJ7ImVNuYoq2VzSAfr25CGEvmS2tYpblbIg+tjjGbJJRNunpwXlxJH0aLBh2yM+gghcWE",
-	"KKPTWUAXCDNFgw57PuiU4Uj1BLZhrtu9bfOlZvla+jCeDosJWrhG8gyJMje0g12DHRYTP9YfN7FF22X1",
-	"knylh2DMGpjpvZQZARghN24UwrD9WLBc9qywTdNF4CbwcekumcHeToxSvhENz4o9KMJZnM/yEguIZvm4",
-	"LMzddRDUg5vy9lunXMgo10hcde9BWON6Dknjy6Ny6Gn+9rBbfv2twT7XFD7lemPmKMKzFNOJL3r0dx9N",
-	"Dqm/WmsGy9yJ26y8+I3ZCm162QJ/RPXo5eJgo9zprUlF2iuNzi7BEiq+lin/NR6RRObhcLlAvkEVirkR",
-	"KpAgkBfnLprNoiQR/D7o2BE4rHVXzq1ZEllE2fXbp1XSeLq2oLFzbWOjnV+r6eV3eOZ+h8fo40q7+wW1",
-	"pwqZPZLE24rUW7eOWq9f2Pc8MZjFxskiD6yfpm/K2Smokgnw14iPzbMhjcMDFMJORmHfGo6mPImJ0C/l",
-	"6aq+cdXFrxgdwCnpUatd9YOJZT6EgpyGlksQJkXBCpt9kwfv2AjcBjgS/5uVTHTXDG2rEEap47zRNvJ3",
-	"EwcIzZZaVyMez/O6ak0JXsacRVhMYlfFpcL9BYmIcZ+4RGGv81dczJaFSXttAZynySLa2d3b9zNRUkzj",
-	"ztXiqf5w+u5tQ54EmyP9BMU8ymaEKaixOCJabZbVdAxYkMoMi1HpQdXGVB7Dj2ReITEbTD/MRNLpd6ZK",
-	"pbK/rdn5ln0J2L6to2Bflqagwvbfznf/9c//qZNgqc02yBe7MwL9dPL6oFw575zMkVQ8LVRLrMB8udVZ",
-	"Jpf7XS8hvTNgT35hGYPXqpcRweK1nVlP2a8H+gtT2iRsDB5wwswBunTvgTsmRIXRTiKqFvtrmpjJdy7P",
-	"c/XMoEN0QnCkkJ6TCWHYQu9SwpA58f1cyf3pGOpEAj6uxeDRnBT8mCTeQpAVziaUkSdW+5cDtmHwgxCN",
-	"ZYBAO0Ejoi4JYQigZ/XkQVMJEOMomkeJ/qdm/ghqw8lNW4IJAY6qrSLShXGGJsiiwvjiyRqKMqzXS63u",
-	"N6jHebDu6k29tZHbNU2bkksnTi1t5Gf3cs0fb8NdzRybCLuYzxIaqIgL8doJ30HHuEmalWt49L3Nx1wk",
-	"wlmbSCNMADxa3kiTpd2OLW+/da3eWrvC6mu1skaom36BQTyzC7ygtuez/atGpC4/lmdpj+/dyzkFNlf6",
-	"ZTERRBgFaiOTGU6SOQpNxE+4eeCOtHMim0O9nOvShdpieU3WWvI8LGq9XHQbQbU2vhpnwzzRxbFffRGZ",
-	"+HdFWaYpayQwi6aNXFi4jLKVaMTkny3cMn3wQStDNPa2BMlLqiJ9VxjffqVY5zqADfB04bYtSZNr2rcR",
-	"js75eGwTjXIk2mfV2pm9XpM8Sj6ZJaM4aVbuZvjT0KaRlzt4un6IRfn8rDXLT4tKMTh83SsIwlvhvcq+",
-	"fOroD1s35mfvXvlSIw46v3GT7Hi9ydnvm+b4mk8o++nkdU0hMuBXlAEx6UZjKkikhpmgJfk1LcuvmZpu",
-	"Rw57pQKgEnTKwq+UvPRxoseyzaEN/X9c0N/I/xYllDA1pPE3eBQNsl5v95nTUAA14JuIx8T9XgzyG+jl",
-	"P/cO/3P31X/uvqoMVP+Sqel/7r5ygzUtACLYNzwljMZ/SQUf04T8hcwwTexzPZ9v9GzM3xE4e6c4SQib",
-	"kG/+Pns1b3ownBE15fE3p7tPn3VagS0pW1Alf6pFQqzg/+cSgZDW7FEvb9XnBfgzla4omyRQtmgL/UhI",
-	"qvWjjTEXyK4bogxJAyZ9qrjAE7IJ4mkseApuDLeUtky8GW5Mx2Mb41obSKveYkF8UE4FWnlBG+5PUxpO",
-	"L7EpqvX+x6OXSK/tJlIcSWLLYYwEv5REIMWX36x6KJWlcwsV+BvUdIbetNwpJh7RFh4ExasARIIC/5GS",
-	"8LCiaeppNgOr9p6Bp6ICndkEYelgK4cWV7OwRZpkMz1ufIEVFkZ7bM3O2oUevy73CCdCNxfj/907VTAN",
-	"LX/hxMtpsjlTVA4xwFk5jgm4eXDmvfywAtwDveYXJMFRFUmqOk0LYEZiqkylQGNSsiavaxZ2cluwSLx4",
-	"Qw71W5WFXCSKP1gAULOdDayitJ0LDcUrF5sqyKBJ4qgQxYMMdFxUneoGkG6G2WJWVAEOoFygOd7oX//X",
-	"/19YWJ9IQGjevFsYuOIoeRr6KgHMlX4fT6Ern97ducjdEt4xDxzGXUHO3nJVyXhRMk8ZJA/4TvMdc2hZ",
-	"0g1Bse8dwbV+CnL6fpIT90Z+MUFw9Up0/UuOoO0V1ihwKxb3S+PGPteKGLXKpFNgMwnPiyv240oqoTdq",
-	"D5HW29cmcgAwt1vDmlkMI9Pav4+j54sva+KOPe/VcMf2nq8FPNYx4nWn3/nu5VlNzaja2A1dlcDK9Kt1",
-	"pLLvz87euxrLFZwyE+3f1d+VQMocvFfudKuigex9vRDj684RyWqCjtusZhiUBw/n8uWgVoojeGWSB5wV",
-	"tc54jCHLhGGAN43z80XYluuIU+4INFkhJU8uSGwr11k9RJJIECWRIDGOICC9CWqqmqaQG/qaHztWWDf0",
-	"5SejCtNkUT5hPUwWgpaAcnrVityzffQj/VarnQmVStoJhPk74eZWp3pm1sRLWRUM5b5vz5UcxSUm7AXF",
-	"Fmf+87LgQRM0b3ff38zSvnsh9I5frAM1Ymg0J4YCucSemfIW+hNYevXUAbMKnKxGdCyLY1KG0VqImKX7",
-	"O3NXvY8DrsiEi3mn39FyXgQdJpqhdP40fvqc9EYQyJIK4vPfWqomPs+9zxlBFhIXXrVcQ/OJeM7wjEZD",
-	"s4B5fU4aQRsTqrrWVG5TlWFA3YgzY67sFKnOR95vFpmyKHRdW+q8v18+FzewHqjX4pmAyFfvBRi99wYE",
-	"u0Lcin/1/FJlCd4X76DgGpCItQfkc3HUydMC6NR99vLXDCfSZMZnYBMwP+iuC6K3rgybilFsjNt4krgw",
-	"G7MyRTrVTgP8uSOC5SdV09CRff/4hbleE94cOuvTzVJg+6bvqwRTi9qxI6dEhmgD026UYCnpeL4JZUMj",
-	"LOGBISTjA9k0AT5mmyWCdAN9YL3iqEvutKhltC0XT/udU6PctZxW3qKsDJysN++dYV8N+m1LZNgqjdrx",
-	"NufUVOhvaSAd8HDHsnPatCvv6K2WHVXupUR8pakVK1cnsOqetDFu/xA0qS5tB4LG1ztibTS0cOFgFKvM",
-	"wBTxdzdPgWiMqf6/yPFeez04r8XCW8Y1/ZpKVU2nsDrF5+Ki2emNnn+90ykjVJSYs8npNCLqTQIYa5t3",
-	"3fDFYqoLpnhbo72FUb7LuWy1eGsbd7K3zzKaM6+5vVo4hFyIrqLxlwM3VuCdlTHkAtjyQeSMqjYMiy5h",
-	"1NllNxO1xVjvgl+2b8kM+4WQCrfqjLLG39trMKXrg+57VNSEum9aHC6I9UkTHBETD9tSzsntaJOs4Ek6",
-	"jY8rVixFPplU1U8KC4IhzwYkoqAzyxJFu/mfeV1b11rQOSfzrqPr/5bcAPQAWLcL5Yb/aD3nN84MKqKe",
-	"RddWpskrri2kWmuOdfzaSoT5G9ULrliAJvrOQ7zXKZKR4glZUCKD2YjH+moX0dlNT9Oyec5P7i8Ctj8v",
-	"QgwpzwBqCqIZVtFUz8KM3UCgBEgSLKIpoixKsnhhYnqtJxcgXu0vIjTZgDfQNsqHvHmAeibXTWuO8601",
-	"cExMolcx+XL/QbHY3so2bnJuZD+akvWKwjS5HvNyNfCXrVdTv7Mq7qCcYawZLFWUkny6sJJkLXXO636F",
-	"RTkh0nDxanpB0U6+PvA3mwybFqd1Oapt1c6b1oCBThhngJlgu2lKgmwZw7XLwFYG19z84lU8ZmPegNsS",
-	"tWtpS+7K1ltIkNbboplV5h94Yqnf++KJLZRF3fw6tpxTFcILxwahqdDl/TqbxUxMcbMby6mV7bi+/Pde",
-	"8FFCGhDmT14doef7T79CqXkDxURhmsj6VRCTlLCYsGjefLlkDF9gmkC+f/Eu2nja29tsjJcxPbVYUy8J",
-	"U+hScDYJEGWIZwLxS4YuuYibo28K1O1ya+/04VNkhlIikA0HNzcg4sJC8EGycclJt3BTzEpBfQtrMq8L",
-	"Qi5YvdV9R2OXopLHtQt+iTb2e89RiBNNUfMuPJLh5orXGWVSYRa1xvGC7wel2MTo1FlzjUm0iBH5cx+o",
-	"LMHRudTj30PhmIsRjWPCws2WQtxjIgiLmq5d2H6paJKg4jWTp2OPl10kyrqZJOHmuht34lptDCowi9S6",
-	"bW4RaRwgLDVpQpbR37oWH6F7/CJExiXWMnMl5kPAgFwQHsfRJYZ8Hsg+hW80gWzs7z4PUOVANWZk1QcO",
-	"7j/zQvPHiqo2j8+YfiIxghcc0cokmzROsDkoOcwE61sfQd+ymr7JwNUtmSTcco5Sp+kTxlV3zDMWd1b1",
-	"RsOsPJO/5TreYSlt+gLm6R34Vjd1w9qBrR6StbqnQIjI1v4JUDjDiT7WJO5q/SKEgmPYZ0oQFriEey6C",
-	"MahmjSHN75897+0g+1Jh9BzxeI4E56bsWfin7V8zIubbVYjFMNDPNA9peWSIv/6wvLkG6QISVLb3tuny",
-	"/SygE/IdhEVfsGHFQa/t18oeyRZfYDOxtdDPCRkLIqerIqiU8hDhy2FRs1sM937d7X51+fL9vHd2/tPz",
-	"v+78fbQ/O9vlfz3/h/j6b+xp9PPo2fdy53X8fnxYt+ZWGiwnqe/srpcDUG6seeaGY78vS7V+eEWUmyBc",
-	"5VWXdGZKquaLYoul2mhLEOLMv01FVPNvV+rUKzhbbtav1mqb1j/57RVVVou//XYb5LygUUyWa9ZpLUrP",
-	"1vWDcpXZ5ueJlWybn7rCsc1Pixqx9eerC+ieZH69AqnWcuLWr5GmeEKalZOlfiQq0wTPh+0YhvbBqhGF",
-	"hSC0CPnwdlQ6Bybgz6FqGypH39VG17aaCzWiugbU5SyZV4fS7/zsai7bv/MazPVV2lkUA31jpSknkOur",
-	"S2cEz64JtFOBRqJCqm4CuVdZmnKhoFLsy0zPb8u6OjTbBRQBb30srABsQXt8ug1Gbwozv/qY/35qe375",
-	"5uVh59pB5I8eEHX12kulzfjc+sbqJKnp6Q1x9vha3nAbP3o8kcaN7Ki0jouiht1yth3F9StvrnkKmw7K",
-	"l4f3WQla3SOtejh1aybETfF+F9CA6XTxUOUpWRdJ8ISA40h6oCu5z8Lb+EwCrIVmnF8Fz+tXSfF8URLA",
-	"4pqqvgm7VznOQccAGNgXHHxIKTnLDaFtjb4Qqo/u+pHB+fhDfjRAV1/iwvo3v2LaTtotIeOugGxbQ1R8",
-	"gOhxZ9a1fDcQk8bo0iE7BdxGuQyNg/Zw+QtXD6DkTdDQcXN+hhey0XnN+TnKUpPgJmLQghpSLdzA8nyN",
-	"yqh299coxXMoz21e9ZSnTySkB9kMPANQhFmMBFGZgHRd6dmCbeTtK3o65WlK2eTILKdBh4KsMDmXisyq",
-	"uJ/voGHTEEo4P8/STinAA3Q7a+XbMSY/s4zbFmnJEMIwL9lqk0Sgt+E5ma9bSTCT+vKwjHDvkeKNNvjW",
-	"JBHocspzgH6qLDy/3uJRRhPVpSxH6JfrJn/dEWppdGs3nEeC9ZLxtfkHSBISF4A0kogLIgAiLcKMcair",
-	"ZEkKceFXM1gDErJM502OVd/QLhFlirtiYjZfBKKLJMJmg6Hi05gmia0RBpsNOGamQoMz1Q9YXoqhhGgQ",
-	"2pO2Wz1p4Sagbc0BiiuvPPZEInfJ2ohnO54BA4A8/XJCxsoEuhiwNZOXjrBmNmMT3z8zqFqr5+1Wz3yj",
-	"10TPt6iRBrUpeErbSlPA69cvS+Hzm8aMpyqBPQH2OUoIOifzxXHiD7XkRYlT1hRmqELlVwMxWR12+isE",
-	"PbWLbDZ8u0IF/hEvbUh5pIvwU5uqCpbO6McFMs+1AIlffsKRSuaIM/CLurPNYhTqNXOTg0pL+VHbAGC6",
-	"jKWCR0RKTUWhqed1SSUxJzV3AQ6YhcVHUoksUpkA7K2EnhPLFZ5I22IZ6m5zaUHB25bHTGIUOEnNG3Cc",
-	"CqBJLyEGxAZboaSSyGIlOK00gpDzh4h3pyLeAkHuS1Xd8E9OU728lFojkDkjEI9AJZyFAF1OqU1NtVEp",
-	"eRVFzawVRw55d02TjxNlav50/cAA4+Vc0tyRT6R5JokKkMyiKcISha/oP3AaVrDXWrW1WytKsrox0XDD",
-	"a1dbdTCtljOZSOMcgl32Uaj7Dku3iS3s2F5+teghLIs/T+RWAbpcYrILamzWGKM9A7ZiIEq5VBCCwzOB",
-	"RgmfdFYtNn7vlWZuodZo9ZjUi40aqfGL1xltpdVTQuLGaF/KJBGQKbCbCweG01aspPl71WX8tqZYGXHz",
-	"kgjiwnmB6U7xBUEjQhhyjTXHWOWjqEV+gcDj9eNAxwBXMyZjyuAIWgAyXyiTU8gBBiFEj0XLyoJIotAG",
-	"VHY0aeZjLiISbq4iubnlKIa7iFU88joDX0DX/kN9nvyhBv6hBt6DGrgC3/pivrYy97xvf9v1rfoP1Oh8",
-	"x4bk5f7JnYp/cufKI7YHWIFxwJyjCh2CyG6tF0UlvrLJweyk54O3LHnKE1ITqc3mljAwG7YNbVzsbn4x",
-	"PdNdr/etiNU5Ej8n7MSl01fDYyMiZR7/S+Y/TEffRfQd/eH4p9+Od97SY3nMTp5GR8fPjmevej/upnvx",
-	"0Q/Pt8heb0vSSRnttb/ztQE/NmG7ZVTk/dKz6wYcO/g3O8lvCRZwxwKa3GIwWDiGOy1gsIaUCkA8+7fp",
-	"BRq/DwTYzt54N9ohz3F3f/RV3N2Pdkj3Od4ddXei3XiP7I+f4mejzsoYsYv4z+rIsXmQ7e3jyDbENfvk",
-	"2Iiwuhz8OWOKJqbaPDRnUAyR/bQNBbpOs58XvJePsA0U+gARHE2RfT+/o0wpf2CWJyQz+h2SqWa5Wr8S",
-	"5II7iCMLHt2cBOMdgiIZ3Z6GJsAMdz4WI/TWxILSfpS6LW1FdV0a19MOoklm+smOzmdMv/uztuAE7d4A",
-	"ivnfBVy5HQZdZkBYnlJt/Z+pIN1UcFOzvFA/j14fgz4+xabCo6QT/ZQyNCfqtoAHf8c4zn/gJD80nOQ2",
-	"HvsC4Pq5mL9kqsmktirzuGl0723RwAJjQGlV896WLswXUtcbNuf+Nfb6lbsg/aNyX11XgdUT/4Jr/lji",
-	"kHP22Qg/4FKm6SeAuZcBmtLJlECwj5Clqn0yS4kYgqdFHxL73xlm2Ngqc2kkz66qCG3FEXZjWtH24Ged",
-	"GsnH9VpPIl3rQqmmCOofm875Bxrbym6VJAaGR0mTz+R7nsQS4SSxCzxrNkC3AQG3w5GYwV4XiqU1Z9g6",
-	"wJqoxE6FzR2t5I5MbxArVM/3OaxVA1yfQb6QLVNs35OF+YH59hixG0R3sMJdVPIBoV5kniTYvMrVmi9m",
-	"PHlL+fpBWsVN8wQtwV2XxVwFHUmiTFA1h7x+W8IMdDxX3aBq0PuAFX43o2XFd+OHD2cB+v509+mzwBjZ",
-	"tYTbpQxx4RTUTQMN4FXTQBvhpeLDf/3zf4xXD2YFtOFsLna8Jg7lCuBBTNZsXTR349KtU6PeanU34kwJ",
-	"HKm8BKfy3h3h6Jyw2FT1uCQjPXSmCDNVPlMsFCNCbg3YSwsypqZoRKyHRpAEQ+UQxT0XE9RFCm3Z2HBr",
-	"wAbsT39CejEJUzQCEOYBO9WrTmLEAVcXyg8pfE5QeOgXVOojo27bOu+wZhaJoD9gXfTnP2sWJf/8Z1ht",
-	"A+QheDaZOj2lj8LvXp6h7cj8aYqBmaJemUhCNKEX1hJQqesEDlc8YAhJMDd0M0lQCNWXTHDY+x+PXm4a",
-	"93u+ZjbqAI6+yoRWcMKIx/YL97Xiutnw/bvT6sBctarQGmqhSq6EGIYysQGdISC5vR6aUZYpIrWqZYEP",
-	"N3UPUPE6N44U9CYMvRlvW9Mw7CchElyBH5szC9SWSbJl1v29JY0//1n/WFC09Ek69zoZ97XpCqe0a14N",
-	"DxC248rrTmlChFUvKsxo0nQVZqJMCMIUXMEwkg9UTXmmcr10IyYXJOHpjDC1GYAPwyI362VSMu8xr4B1",
-	"9Pq4Dxti1Q1QY53DDHW7oEmgkpkDdbsQLaSFtW5Xj8XGC4WBbpKVmjPddbugHZeaMYfjJY6mxTGAKBpZ",
-	"Kc2FqEKMkBigasJP3eJJWAke9rDgws2DAdMvmyLm/knTbUHlXUFiU2vREOinLi6OKYlDzT/s2/paM7BL",
-	"xUdb6HDAXAQFL4CZSs3KS72a+72dAOE83MKbWvHGHuzJgIV1CKNwC0FkT+TPAguChNZDoWawuWaRKc2H",
-	"cBwLfV42whOsyGv9QvfP4YDZOhcHaH/3uaVKKHHZPRwrIiDgEtgVIMRIx/YAlgqCbnCaJpaHbVs4m78A",
-	"6gvacCBcm30Uaq5tonRWgswJBiw0TpXQcW4P6QeipxSmSYjIpzTBlEkb9SNJgMIC9yY0uIqWfMpwRgPm",
-	"sH4tsFFgttwgbv3yMTQFDYxBtYywZVihqVTuAGc2wm2IAdM32oDlODO5tB2CSSjFAs+IIkKasnxqIZQO",
-	"xNYBu3S78B5PKIPFNgWpXKSOwYkcsPcO89JdHrp/fST0/btj+gy9MW3s6Ktqp9cLHKNEu083Pf/mgIWf",
-	"QVQIEOgHAUBGBgVwpP3d6A0BcjqJ+ZdWRq6AqQEYZ4qlsnVbY72tBmpSbzUXCjYao4jPZrgriV4pTcJ6",
-	"Mlp8xEnCL0kMtbcDsykGlRXceKkgBs3JUHDXrLaWCAiLKZtAJ7BGrhssSZcySZikcGPLbGQkWkMybsGP",
-	"ODMcNpoPmA0cwELMNR8NX57hSYg2wkFHGAoWxFj5DBUPOuHmFjqFySoQLGBDj8fdN7oLzUysD1TCilt0",
-	"byBMxQWReuGkwonNqCg4w84ufFDNzQN/ZUIjYj1uFJjOmBLR6XfeHJ8VUqv+Q0t6Lsqp827GqG6OkQSZ",
-	"UF0iEGETPCEzwKzT63p43E35pYnT0kuxlSNR9TuerKVFWgeH3tnZ6m31DIYu2Kw6/c7e1s5WDyBD1RSk",
-	"y208IUx1TZyyQeXksiFw4zu4/G3aiL4E4TvN5SRn2IXJ6geHx6aceu7fnSOZTSZEGkYJ5TPzSBwbJThg",
-	"VhB30psNItzY7+2bI6GvNHA7GxPuDGDhNg/ciKZYIqzQjEvl5MwxnQxYC/gdCmc8JknoRSlGU/g+Jk75",
-	"0xOJsMIJn2TERsTD864tR+8i4vNb4FhrKuaqPtSrc2SCv3M0sG9t8aMIJDSTru6xcAAE7n/uFLD9i3QN",
-	"rwcbV1uxRFrAIsdpYW93ezt3MQDTdUOBTytxFdUPitJOndfcdNvWj311O3/vKuj4t8iy7/5mXz1+YYa3",
-	"33ve9km+Rg7QT/e1v7u71vsFzPeq33j6Hii+vqb3CxjYCiZh9rjI0DDHL3IUpvAElN3yaQZHgY+9WILn",
-	"1f2Xj//2ZxvtcmUYgAOHqoYCz7hTVMyHVvMwI8vP/xgniWG9uUqm9K0p7bUJ+pldNbmF3oJMCfoKnUyV",
-	"/kgf+rxpc+K3agfODLN64EpEv1+fxIsioM+jyZvQ193uvxnv7e5/0LHmsYaTa7L3xjyBe1fzddtxEXKd",
-	"M99Lq/ZwRsCooBmwHwmO58bLRkjgSdj79a2cELVwH3v3yryamNbDJZDviLod6gBTGUCqO3m51UJfvOIv",
-	"qBbV9Jw/Bp3G2mbVKLS+C0GzKPJalWqNQAsVmQHNZALQIWf409Aq8Eb6Nxe7VSiaUBRWZTQNd7sZ773e",
-	"7T85Xr3C3X6vx8NFa9/6MXlY965Z/zu4d3PDkx54Ox8GFvoEbE7WphXYmKHYGERcfQJrJQztwyFWWs59",
-	"S/Qlay5fqGtYZ7payztM6ZkZzLrnHlx5baUgK++d0t9WeteN5pQLZYuT1el88V67Juzw7phIXmtFeTb3",
-	"DI8+aRQ7XacLeFCw3EbV6xBkJRoRa72zxgywePbbbNTO7LmFjlXZoOlbM+c8E86MOWCCJ+SJrJbeRhgl",
-	"WIGoNuPWKiiEkQqMJmdISyv3YPMGY7w173CWzBdoSXaX7oqN2ua/kH5U6j1u46O2kHmxO7CYFX56hKMp",
-	"6R5xpgRPljFUeNm9exX8oWhdS9HyHGPrHeY8evZTNxWURTTFiczrX3+scP/tz0u0rWOFpOKpRJdcnIPN",
-	"UZn8JFCiFJ5LsNPl9jeP/7fqSv6xW6YonZj2Ho0cbMbrABRuwJTthrRpSV4YRsMljTZY5ebdbFZ3Wrei",
-	"d+uMaCEHelR6zs0395pKjl1J0G70OW50mLYbUY84k5nzqDkP7IY+zZsBIp+cpmIMKzHRR925EnMPoU3g",
-	"ff/j0Ut0QQSYmDUvGDBBYggoQz+dHAfumXQtPJHoBBy19sKZ4dQqQTwhgTXVSa2+J5TZHCzNsYwmBaUD",
-	"5IDVvL8Nft0tdNLiCDt+3yQLuIkfmbL6dyEJ2DU4cju0ujq1mIKt0AyX3s56l15vb8337/ZSfbrmeG56",
-	"yEtn+hVlVE4RLgK6TbiKf6Y1MzCnGXyvBRBqSzhFq1p1ZCkdtwVT4Mrh2jgnqbL2yq6kMQEJ/N3hT2ff",
-	"D0/PDs9eDs/OXg9PXx69e/vidNOdRZP9obwo9VJQx5a+qc15HWaCFp4Iy9uODk9fvHt3Mjx5+eL45OXR",
-	"2fCnk+NTtGGXfcDCz69O3r09e/n2xfCnk9dXlZCNzXXP4ISo13rlfhJJXQWsVtMhwgu9J8waU0ZaJyAC",
-	"LL4HbhqFjRgCbHwWZXI2dYvgri0cZP665PV3a3lx+18vS4z7eId3qlmsk9dtd2o5gAc4qM1VJbcp2t+n",
-	"neWLcggAa7otBsFtsdjGO/okT8iisn7VQWTalCd5shbaMMFI5pU81tJch2M8o8l8M8hlds4GzLwvCJBe",
-	"01m0I1xFOD81iSs8U49GftNDRmZ+9a0rRfy4ANAFelRpZ0307RJTGtrAVqypRD8+sXFdm4Wo5RlCEPWs",
-	"KI2S/BtylzL8G9LqpoBpPRSmcre082HKEZ6h41Vpp04j9mS2H//TNL/QysGKPu4AI5e5ngdhiZQzC7MH",
-	"8XcgRUQmtkWBNQFqruF4wPAEU7aFDiutZ5LESF3SqMgIrbEaUBG0KKJpkLIBO3n56uTl6ffDk5c/nb4c",
-	"fndyePTSiSGaE+kG3OjQxn5vR4sc0GkXkgIkiUkcBiDNRC7WRiGFR3Jza8DWEyBsy7kV+S6k+ErVq8cn",
-	"xN/qlXjiCMip8HK129DUvXI5CI3s8hBFmZBc5BFgImPI9EyJDDT957kmAeLO0AGBSb7nN8LMwOOhV1BU",
-	"WaKIz0aUkYMBw64PAynFxbksOO/Yvk4VIPSA9hlrQm28L6lUL4tJravUH8EwVvFLQOQmvNgkthaAMwU1",
-	"r4UJCLiR1QoVBEPYk8F+TxMoCmjzIhrGkNckLIawUuJCvnynpoFSSYpnKxSkCDpSzSEYTU+5dY1mRsVf",
-	"7bjng3qjv2pYnnBGQlQk+9K4TaOwIJ4O3KfoPsVKEaG/+K+NGfk/ftnpPv/4S6/7/OPnXrDz9dXmfzQV",
-	"EaztUsYk+jUjmkS1oCcs2DJIkJBw2jKssYAk9QZyac9oXdK/re+5tGvF1+/4LvWpfK/NaTRuu7rAc4hG",
-	"WEVTy5LkoxF6wUFIfB7lGLX3Y91WmT/sQxW7Vg/hX/XmS4SBT8eZwKNkrgXdWDMPLAnUATamjf/mI6h+",
-	"zAhSAjNpoGU3Lc6fFhmyFCmOQv3HcCZNNC9VA6Y4guQcLWXlYTw5x9Y9Y2DYUmEWy3qMJ9wEEMIJ8bN8",
-	"liYESl0Ayu8QsIIGzAMLAlHJRi3bE/xE2tcNKHC4hYD49RvOPRLxdO6wJkMbCwuBxxN6QVi7LzKnwLUv",
-	"kA+Yqjen1lF9+1JPcTTWdWMuJuRKu/F1rIb7u88fkOvuRNMg0NyqBwzCMlwh0Ip0tC2VsEX7WlQFPLM1",
-	"bk1AOInOJUSZm9SioqXwID8voSKf1Da5IEx1Tfth6Qw9kQgeSkjbG7Awb2XLBtOGLppS6YkwnJgP0EYI",
-	"/+2HAQpp3LdJapL8WlTS1UfMPfjh9N1b++RA6wVKzPtot9frhQMGct0Bwijso5SySQiZAboTY7vYeYrk",
-	"5hY6SjjkzxivhJ4LirkJtNKSX0QSN6umU2e+8E/dgzk8K+gML/VanxoC+R2dG+tUhr3Ud4GhxVs5Tcv8",
-	"3CbAVSLM9DVDYrhR8qgIxmN9gURcxCZ82IwMFGmtm0Bxd6tyFyGmz9s84GWyu/9Y4XW9OfcTW8wKEWV9",
-	"CWWJu/zMygiNOxoYbEcD0CMVFmpL3/MQ2PaNqT6AcGzNMuQTjpTFCoSsUYE1g3mXqTRT0mijz/bRj/Rb",
-	"U5xEZAxMQmgjzP/d1z+TcPPAZOT+65//YwudfNb/GeazGtL4KoTkEsg58aAJa/a/BfJDkwBuZ1eSwh1k",
-	"A8ytAYHhfiTwNkOj5uOPKhj6RuR8vQCBfBHzCIEKB9w2F6PRPa/fcnuooNUDuQBpXl/P+tRpqRo6TqyO",
-	"yiJyYPQFBvmyjOh3JJ0wbN5xvg4uzgFkk6cStIANyrrjBOKmIStUvwiJUkliIrfxiAtF4s0tdLhMRzgo",
-	"M3ufbzeJ6TCBBZx7917PQlnb+b1eDUdGjrvZWbI03yQRbFsJo80SeWq97lb41IIxH5vhUOnIu29gZOfS",
-	"g7AHf+FGbosJX2OpuiC1dY9fhJtWjbX5LQOW0AtiIl2ihEsthlgTTlXO3kLv80xakLsF0fQG5nlQqstS",
-	"OQB8e2W27GHU81l2j7x0stdCb7ymxpDGoXM9Jnp0bmQA2RAf+BK6ICYCycyPqtxAZOixuKBKC9ZmNDO2",
-	"sp3g+dV/rG4wWkuyvmNnpFkUn7yfrCv13v2d0SqatB6bd4z4AlYhdY2zJLEmFIsDwkFuCht9mm95vEhU",
-	"vj3ho9xRC9P1JvToohW9sX8Rugo+L15Q33gOGIg5H6hRXUONres6PBqpHWwRdyUgFcFfjFzCNb4BGWPf",
-	"QK9hYE0hQz4ON+GmcRARXHgSlP6OG+wiiWcWuHwLvTImG/PFkAHWjovY2rShUMbqGZsU2SeFSgsOYvAC",
-	"O2wK3UnOrc2Noz/akJu2mmIxMqgekw/vwNw3IdyBobHZQOob2MyNWbXZhavE/OGbQQEiRZ/d27N6PiiR",
-	"C+Z3LYmrbn8Bj+wCNy9Ag/Cxsf3kDl6TSsYzZRH8LTpTxbErCenr36iAuHfoKrCVoKwrmI81qeo39K/S",
-	"QqBYCCB45cDUgNISEbHWRf37FjoU0VQLL7alvHKoHpWx7ucwNd9g+67BF5Hni13FgCTyIPLcTgEVpYE5",
-	"n3KhLNpKA56Kq32Gwm4BBxuWPMQOg7LJRcyhKEaDg9iZH0oYs932gpjd0l8WI7Br/5t7orv2X02AkoWP",
-	"eR9uCvvHzvUczq2+83zBDIHZihEjTd856dyxg10TXZNvfe/2fOteLbRVPez1omjXdrFD7Fw1/OFW3Ovv",
-	"WDK3XKBSN4jKUuGgRj+3fX7LgRmHcSxNzLgMjcWx4F0NfLJtdNYIOISGSuPLrxh7kmsonXdpCgRi9YoZ",
-	"NTri/avjkTnix/YGcJeq+bvlPl3seS/kSdh6fQpylHlLA+BSYTiVU65MHKl0cFNoB20MOseMAhqCw6Dq",
-	"rFaxt6lGr4NHc8hoqT6zUmZkAVTRK+MvvQuZzSv6ec/JtzCpJahEIGiUCfflGZ4sI1h450uk1T5cPKLm",
-	"szTi8dwEkNqz1Gk+YZGjECewruwrzBE7nLnaHiFTSX7CebyF4PoA+Fl9Q5koGBA523yD+Xn4XUMIrcr+",
-	"VnDrgU0pBwKCfbAK8WHtQvSwgJZCATVvRO9eeMQNecNjgAlalQKuZ33yQYCwiqY3hAFaAOdziNw77sJ0",
-	"EWQD5l+YW8jqi32UmsLMWmN0/5RoAxe/53U/BSl+M4HKUwIIuFMsByxjxVM7rs2DoptY4LEKUfGWXMCO",
-	"4GiYRgasVF+Zi6Ik9Rb6njOeCR/Lsh2pyJ6g9XbueAzN3pkhRw9qbVSjxSdBN/mBqqk7fmsny+7sPmLE",
-	"ihJE0c2u4gIZrhG568wZPMsnV0u07w/Pjr4PEKTK6svXJtAQQVhEnkibPNJw6aaZ+oNM/+3IFG28/+ls",
-	"83aItSw3bseZ2XKyvg/Bv7RaABxSWmh7jZkuBjownTvsbAcOEqDQlvmHUEy4GgIP1iH3IwyYB0iMdpq4",
-	"ez7FO9bdXuRL2W5uv3t1jafzR6Sm3bEM73ZkTSGuWcfatoLJHZwUVwohD8EPPCNILV4fO4+cI3so+JGL",
-	"ZlQdWHSjvLVBIVQZ74Rr3bedQOZBiqU9iSZCu8lu0mgesR3c8Rl7b7eg8YTdx6XyoC4JuxprUnfLTZAL",
-	"3ndA36dESSfpf2MF/cK9pTWCoaXVbwC/tC745KNboOfe7dbf8X3v5nc7mwnH9Y5udcMYoAQ5vSDMcA9A",
-	"CKhyqsCh2nNhwuPF3BhYcxBkiS+0Wlrbbjf+O2YnP9tuvCTpqzu2odguF0TuXORv2KV7NDYzt5wFAKwJ",
-	"zr6R4GosKlX6tqbLFbz17qpb4LEv52hvtTrCf3a93r0//K49VnYqKzuu3II/Lt9VTocXxc75pNjNf78z",
-	"c17zfbhQuIPgJfJJuVF72aFUSZKMtbbEuEKCMDwzNvU2X5Xd57vkoaaHwnN116qPm1Jb4GMhGH/hGhp3",
-	"HI3r+FqjwLCUstsEB/vZ9mf7r6uFMEE5c604M9o8FD453j13a71hG8njMbgh3NDvl48FK71pF/1tNhsR",
-	"YYOzF1LWti0fdX0h9XoDW2KvUh5dOxEGUWYTicvMmsVolM0cNqgtqmX4deHscGp6zIkcMEj4Bc/Fqu4J",
-	"u0zl83MT++9DN8XedcgoLOcNT1QL/7wkoynn591zMr8D3eu7vOaplWtCC/XQtf2G1jJ0TuYlDC5DnpDh",
-	"AlVeTZZLqimWZxJeL+FmD5jNe8vd0k5kxg19Upanv3lHI89PK+xHBje0kcahXikQmmn1RzK/61vC62mB",
-	"LOEv2+82c+0Elt8wOLMqmiauY4RgPCZdNU/J4lIdhE0oIxYFXJAJlUrMoYACJItBSVYkp/xSmhRmcCZj",
-	"lQPZ1BW0tzwmZ9DvSinFEVZkwsXq4Z+u/SP7IWzkxztO89EdQvnvRVk+sNqPSzErxu3RmEc6CzEKi/e2",
-	"7S7SJdQ2phcEFe9qhba8cu3kdFT0cA977Yhr0Z4X83ike+7N4Ga7/1n/Z7XUPug3JmPKqH4EydS2MiWi",
-	"8dLoKrc/LbylnARmR7Uw9ctDZ362/yWxmfOZLeMwj0xbysd9DRLzoGxbKcuUlw4FkTwTEekbaLDQr4+9",
-	"4UI7cthcU00IpTQ6J2KzmfG89zq/w30vulnCa0xJV1PF2YRrazJ/NNRwVi7Hnk/IIwt/u1eli23wj7bD",
-	"XX2ACr82zdz4SXyAZC8YIsHRudxChwU/aiqxvrtbjVZX3CakV0x/elxVGrp9y1/RA/iD7rvkXqX7EyI1",
-	"BbXhT8DT323RPVgBn7puStozsh3hFENE5SLJ6kMlz3GG5yjmfQulnJAAkfGYGJipUpm0lIiuY5w2wWBb",
-	"EBxvG0Vi24RRDxhUXfEShvJv8lJCOXfSf+7so0saT4jJBgT9d0yg9iUaJ3git9CrCoy5w5c3VcszaYGk",
-	"i2FLotCGVwIuj0V9Yqa42YJL8WZ+5K/gHZ6EUj+tXLx459Ew7jfz0rhvStSOdqzUeLVaIUlzq0vEDQho",
-	"KwGW5Mn8rWVS5Yl9scyuFyKYHC46BDKLpoCpqLXysAWiwMpEK4mmT3tfUjRtWp6FuP5PvBoU1uRlWnhM",
-	"RO+LCVoCyCdx4xPAkyVqsqSfgKsVKFRUlMazAdH39h3OknmLDHsCXd0lafBkoV0ERhigKZ1MS379RyOy",
-	"CruCrTtessJlkggvUMLfdXMjLt73nV17ccoDZJIpEhKa5A3vep9ySDRh+h42vMOjjQCFhOFRQuKwyPow",
-	"HyRJM5F8sCO7QzIxXSwiFDvvR0UbMZbTEceAVOSWcG3OABgTK4TPGCwKjx/MyGxEBIp4xpQMfH2wvsVn",
-	"0MnvAj1CT/IWYSNKABCL0R52bor2cJd3tN7h5dFDQESPy1qpLOm6g2X+bj1SbR47vT5wQFyKnt4stAFe",
-	"MZxolj3vAjqfDDfb4nh0G3ekxuumv0zOOUyqrcYqwbMvHLvzwIAlXf64MqTQQJR1ecD3ysGLSzPFAewH",
-	"ySkWrkCysruBNrwky28AtWgTjUjEZwTZRJ22DPGcen+3GeLX2ZQFGeKw3nk8lbluZaP+2Ly0qxRxuhe8",
-	"SGOIb1+dFj66lqygZ7Je5vRBc2Z0S1LwHfPeW86ZdPv6wHIbXC7jzbnXtj0O68fW+ISSNVayTBMc2ega",
-	"K+NqEfbA5S3EJkFK3+UO4GmjwSzP1ZSISypJw3UuzZF9Y+dwd2Rlezgl6vZJ60HZvk9zFvMkZ5XXozCD",
-	"fLWaRmTeXZBQsIXOXIMg9nExwYxK2M7uJY1J31KVVpE10YwHzDULGEpIEuIyZtyDwOAjd01BIoksHlbc",
-	"Bt2XD+EP+L5rwfdVMPoyiSdkCGovwPl5fy7W3/ZuHa0PYDFyYshp19RsIOEmcoUCwV3h0Z6Nt9oIYc2M",
-	"xtEItSaHci4VKRdcu1dYNUe9K2eo5Mvw2PTM4pQWbMv9VmddJTaxCtRazq4ABxDbeOYNB1bKRYEDbx4Z",
-	"IN+WlP0B2wj1+0NbwDEM0CW4uo0yIFFojNX5882DPICvqHI+K2O2NUPQoISee6lkjZnIB8ZfN0uVZ5U0",
-	"JdSNU086LQUA5d1aPJEohOve8F8ZtgO+OTq8s9vaNP+llHA7uSXgbz5w5JdUyh8mqJsqSKTlBK+Q65if",
-	"ax98IG9mWxJND23RJsdMEmGzyRruBUj513IIdMcmgb5vAaMJhYbPD8/JPDzIK5xQZYCvETUNQ9aCAZD6",
-	"AMgCYy4i8g3cNvByIjkSRJI8zdc0WzCfyymXBEHgfezF4aGYjsdEyAErilFMaZrC4Aja0PdRgLzJBohG",
-	"+v9t0rF/iDcPUOjdyoBvfE5StTVgRRBngPQWGQi8iDMjnlmMtZjEaE4aS03opwvkqcqdlK+GmVB5KXLn",
-	"pJtosRqytfYpN/6/BwJ5mt/NhMTtoTcQHgIFiYGILCwZrMvjqb9PSNxyqla8ryVRirKJbFY31gJvLG7y",
-	"HK/xVR3pl2ppmqQuG8Oi5oQetm+IWJYkWwP2bZ1VRBgSlEYEmRHF1lZtiDiP2mnGAHEGP+/G/KNaXG4k",
-	"XHZJNF8HK0BKFky2lIRpYGE8BtliQ2zbrd69iRkt4sVDDzG+7pZeLxnTLeIiI9btoUQycrlMPG8UyHNw",
-	"WZ/wbMEOPa9MH3bUyngGbERyhMoWznOAckQvU2iQMqkIjtuRHe9Jhl/bmHsvh8vWHbiLQ/a40ZM8s/Rt",
-	"yu/t9/xNwPaqp39ZAnN+J2CJBp3QlDHW0qQpY4w2jng63wwHnSCXHkpA7E5syC1B3xiTUTBgZSG7l5fg",
-	"KUD56jdPy4kHOcMtSrwQvK/9nrpHdbgOrvf7Bcy77u3WrL8C/ecFdu6C9nODF+CLtVcY8PzauTGooNqy",
-	"nCyJAgyrAWutSXBQbat8PCacSJSlegxQNtSrg6UEZtIEGG8N2FmR9grFFrE8lzk27A3sVneIoOV3cX/w",
-	"L38UKrivQgXOYrwmJ6hBaGbS7sOCRDr9jr1zxjRRIDSyGEnwGtkckBmmCfzaHnD4kzQOwD/8Xev7u2B9",
-	"9a/uHxUHWIKlGiZ8Qpn9uvzD3Zesapqx4AlZOYVfU8eJ/uCqrTkqh6Yu/mLHV8vXFnf+BrWT7tJqp2e/",
-	"3I0Gh/VxudAyWfb6m79bvP7GbZazpe2YChIpbopoNnv+TSoYvA7HFUtJJwxqcsRoilnc5eOxTeqVQY6U",
-	"AsdItvOpF3nPD4lf3TUF5rNeTor51iDClDHeP8bsYwgVir3NbqDThlA4IF9BWURTnOTvdz56tLvMePyG",
-	"O7gg/f4TaQvDKY5CED7HRAwVL8qu9j05+cDG1Vj0H3DfMHJpK3EYAMIBs8g/8KLzANt40M3AmpClTRw4",
-	"fH9sPQBjQeTUZGBKgxHrvQlj3UKHWUzVgAk9YLBn60dYL+ETaWgAXMhHWMZcn8kIBG49sIwpnkXTFn0S",
-	"OtKEuEqtcNi6yyl3IEBmgM4y7i/qAbJr6C1ha5m9Yu1v9aq4J/P63no2n0dtI8rN95mhmJWumCUm+3fM",
-	"0niTOd5S5vrxefDhPRm+11mM6xm79WzyCu8Fs9sG4exaBrS8xTYDwmuiwHpAXB/mgCN912u93VSCru2Z",
-	"e/vGG7fuwbrbjT6001pzt33jp7dtxaLewcbljNoaIu1VY64XgLXLkeksqJ33piQ2tdW4KC74OYm30Fs+",
-	"4vF8wIpxA+efSZLoS8BaZbT+g7AFCshSIoaQHtt87XwxOnlo/lB8q5QF+t+NaCprZNHJHGF/U9FEYKZg",
-	"6wWZgVzlP+Uid6KVPjtADEgJxWTGnYCj6WbA6oRjHV76cRd+7sLPoa1wasWNJopFOVrjB6qmA3Z0ePri",
-	"3buT4cm71y+Hp39/e/QNqOkmJ54nRItJM8zwxFhHnRC10QDWuNnuVsvV6bsxL7rmbzlH4vdxjo6A2uwZ",
-	"smAkNzhK+j9DuGBT2jWcc2HGuKHXC6oVgjHkhNtxmG/bld7DlJ6Z5h+C0utGc8qFuiY2rmvCDu9+UO3t",
-	"YhfXnLf13g42eGn0g745+utLZe+xmjZJZg3Us1Q3LajI8LAmOtpaoL65dV8pyujEXuyPxWxgxtuw0fe/",
-	"z6sfopwqLIKsdLjIhMWQHTU8J/Orhsu6uaDsE+lD0aINgxBs81LD9+9Oz1AL8LKX11CGvvEHcl10xmeB",
-	"X6j/l8PuP3D3t173+bD78S9NFfrba0Ao7EJ261DhFtvHs73UUZf5JQDJQZTr3IgI9p0nEvFMpZmCeujh",
-	"5xlRUx4HCOwQAbI0HSAtmQTOthEPsboK0YZ9ihJ+SUQ3wpLEAcKZMv7RiPNzSlwTKBY8TUl8gPCA/XD6",
-	"7i00iVIs4Ks8F04LRbAgm1vomKGQzmYkplq8QDPAaZw6sCQtmez2dgsvrcgYovEBomzAQDQaMh773+X4",
-	"zJeYKvC1Ko72esjaagGiEc5iFzIeDDAkVJK16Ex51JypTxUMmJsdwLvDGo1xkmgFYoSjc93+bm+3Gakd",
-	"xuKBS99h4Q3bg1524C5+a5+6l5eX3TEXs24mEsIiHpv48bWbfwXel6ugo8gntZ0mmF5vmGfk073UV7Ld",
-	"HcLmtvmKqzRhaW+jSmCbt3hj7PZ272SiUURSReJWJKSMQRD2rxnJHtQNWI6z1syw4na+zE+Qu/IoG/GM",
-	"xY4FuotPc8+oMJoLfAkBWw7sZoWLl4gLdxllIun0O1qS2b7YAZnQ9l7j35RNEgLmoS7XqpXg2WTqdKkA",
-	"8UyUTNxgF86EIEx59mF7M2n+2uQrjnhKYqTHRyPiTBqar6VYKKZ51EZ4qfjwX//8H3PrufYK4aDeKjjJ",
-	"PRsIiGFUKsPIvFaMFlFvAGB9cmfhgXUr2HguHz4C51Aenoe0qcVmKMkgD4AZCzg2sea9csovjeuNxsRr",
-	"24c+qvfwM5UZTvRFxmemuJoZ9cYJwZGCQHoTBiQ3vaVJ6JhE8yjx+zFRTPUejmezTOFRQrzanXku3ROv",
-	"Mo7XTlFmot7eScagAegvsAOC20uQiIvYbGFCLwgiF5qqpBIOZ8cJPJ9IlKmW9kv4vmVIdAPCDxD9OeK+",
-	"bdLDUK43CQUpo/xKdsVG4XCb5YalxecEpYJf0NhAe9pS184HXz3lzUPHEz3nlAjJGS4t9OExTEUGEHKV",
-	"EpHHBLnToT/tmjTBxpUnmYSNNAThJV67g1xPqjWHfFzPx4B0R/8EuMiZq49X/ysAAP//",
+	"6Ouqoe+WJ/GsfiXenAFBYy0MCKTVnP/MiNaP7vKKB/FC3t1UdHMnVi5qmtO7TIBvQ0ojrgQIA1cVZCyI",
+	"nFrzm1aNwSiNk8Tog950wdXR9Xwdi+Zb8ovcctO17HxnKwWNtWy6FsTvbI9znla13lbuB8/A1+/s9naf",
+	"dXt73d7OWe95f6/X7/W2er3e3ztBbpjt7+8GWinoPw06CWaTDATfDtEi2gxfGeO37PRZliRBZ8Zjoq+M",
+	"CdFSdXd362l3nGDp6ReHF1hfF0RIznBC1VxrIIKPiZRU/6JZ/lwqMhumgs9SPcq/8QzcVIcXOAB6kVma",
+	"cqEQlpLqK0Zp0filmSM6nfJ0Cx2C0oBGgpJxMgdKM14uyrRciLiIiUBa4tM7oPUzIrDKBOn0e1t7QUdx",
+	"5oyPMKYsjVdYtutAzyUlQlGjLvir7SlPuq2uomA+LUu3QeeqO+FdZx9NqX5r68y8mj/q0llqTcmgvfU7",
+	"E6qm2Wgr4rNte/3l/+UpYfr6tY2BWpbvboNGV9WBzPav9GJBIJ8arcE5tbjHv+ZfBx1NQZ2P1zkRFe/k",
+	"a5O/YoipoZMSYS3RuvQZee+9f10jvYYOSqTibynPRkmxn792jJHLH7ShqRUGdaZfvC4T3cOhnmvfPvCr",
+	"MRgUbhzrFPD3wc7cI4/qQpeXtUQqjhyCsqPCW5rC88BH/00iEDg8/mdULeDicUwVMJn33iG1zpMye7Y+",
+	"F4mA85MYcWb9xX0UenML0VhQwuJkHqBQzzJElBmmEaDQzTdEhG2h0JtjGAxYWMwyBAYVwkxDBC58xDiy",
+	"Vos+upwShoDDAv87PEaMx0SiMU4SNMLRudbe9BMuJphRCTfVgEmitHYn84tWgqLs2pVboGh7l0OJ6f/b",
+	"cvsaF/e4ZYsnBaQY4+8cEa0SabnnAGHzVKtfWKEZlwpxRtDGfu85CnEiCI7nXXJFpZIh2LPWMq+V+W3V",
+	"ZPTt0Xu0/xVyr5jYC5lFU62whISFiAsUpqr77Qno+57xde9pyfa6GzS4xD5+2g32rje6hYfs46ed4Ovr",
+	"zT83+MeqzD83wX2983y3aZKL74XqVKMprG5MEuf7OzxGEVY44ZNML/furj1c3YydM36pJ6+mRFxSSTYr",
+	"k99pszwvuodW+f4ebymv+697K/S/9BIrvD5N9tE7uNwql0jt/ihPcQmL/wkugzVZ/CFKsVAUJ8jcJQcI",
+	"M4RHYES0x3+OqEQZM967OEChnm2IogQiLrD5B7g6OCNbKPx0HTa5+jwGa0nYsE/LddyFUec7/vF+RMfz",
+	"j8P0+Q9T8/F4X14aF/LhZJZOUL2MIywznDQGcxT9+S05/Sgn4sZPrX/jhqoouUqpINJ7b2e3u7dz1tMv",
+	"ee/pG3qvErVij1rxG03db1ZEOTp5g+ScRZ2gwy+Zca/2v9IrQ8b0qtPvXCo+/OV8L33+V/waTJcX/LzU",
+	"uIx4qg+sYWN9fatbkbifUKlgRx+HWuiv9EMa1xoKqL/3C6dQ40CfaS5lUryRklvQ6UqL4ii5UXqlQiq0",
+	"s1tY9GWglQlBIj5hVBIQp+Bq2Gq6OPzT8CCX2x1OL/KtzsH9aLRG/dZJJaaxfEm9rSgdnoqyWombK1FA",
+	"aQkb5RzLPG+jxyIY2xw976EYz+VBro0cvj8enr378eXb4ZvDX4ZnZ6+HLw7/doo29p493dxCpzBd5Pw/",
+	"U5LEaDRHc54JJHhCDgxh9P+s5STGlQtqrgg9y/j33ztNzHh9rro297q5zNFAVb4Mhrv/GH78S9/+t03i",
+	"cuGQtr81oiMrJFqmzuVE1KLJMnJpNvQAhfDfUO+rnPJLZqJ4OYsIKNdgoYgRZ1rZ1pLwFMtpZdf/bW53",
+	"La6BcFNqS+zOvvq76v1ttM8+fH1xtHP14il59Wzy/Vf0h6/PXz+fve11/hAL/hALHoRY8O9wq+entCkz",
+	"40vd925Qi1i2izTDSfJuDLEaCyMW8IS8IQp3roNPFe6Sr1T+j1Vi0pbLR9BafQYfS7fBFMshI1cql1P0",
+	"D6kgF0X2ghnVrx8DEwGsL8Ii+BYCbRVXODGqs/7XUD+WnX5PD+lbzpM3OG2Xj/J9H3GeEAwTq1qE9Laj",
+	"f/2f/w+y76AZTj2xt9icI5ziEU1oIXoU9x5mwyiX1cYQ8QFTvA7gWUwS0vbMxMW1PISbJ39isyT0gyw3",
+	"f5U/GhMwSpg9l0MczygrnqZEzCho/sXlBhda4F10H4OOFvQ6/c4FJZdgpLik8YSowi5uH+SCSeVKK63G",
+	"IoJzG1hbpjU+8tZvja/cwq7xSbHkK37k78WKn5Q2qDGjZDwmEURme68GSHKhjAy+Om80m7w8lOFEv3dd",
+	"IoKVZlPhGdBdeYaBTyrevpTWu0Qa5S0vxuQt9sfGoytjzsURTpIRjs6XKlT+0TZBcl+P9/DuaCey0Wn6",
+	"p7/Pnl80yHPwfiWuff/r5dqFssTlayW7Xy8PiPfXGDp3bTUuBGQ+wWXRSF4pnlA2sVH8iI8RuSBijkzC",
+	"FNKsYqtTnbHm6jMuSDO79bK06l2+x1KCa8qlcbmIcP2VSWE5AB+oVl7174TFW+2CSE1H8voOinE2LUwR",
+	"TLvytZt/cprNZljMG67ficDpdNmB+Q5e0qItSzM1jLHZnGYCNbH5teEzHpNhHmG9+o3/lsfEiyOuMwme",
+	"KX9QbuFtz0Gur3o7YQ3bjgaapUSIHB3jiHy6rksXxTqUB1Cf5zIRBKfU+DhARDbKnV4GzUwWqKk7u6B+",
+	"Fm+C6x2M+RFnF0QYb7vXaJyZlOGhXvOvejbO1j0dY5oUrfQqkVbwh8uLB4XXXLI2vc22ocnXBe868Sk2",
+	"cfQVynF++Bh3rIum0+/MMMvAal8jlV8/dbBSBDwhOystT+/pjl6e0pyrU55iFoMQwTNlNXk30E7/kyNZ",
+	"iAVWgk4mRAx33OgSPIIYgzcwZmSfu6d2w+2v3XxihlKA9G0vlZWwX6xgnyjeHM07/a+APkGYHws+y40E",
+	"CotVlslFMxcrCz1kLDJmGSOcfaydtRGP54aJEKIgjrfzPUkSjux0ihDC66KT3V7vOuj8lpFshWlCLseQ",
+	"j/MZndM0LdHpCnPstc8RBPbi6FRXtZ4csc7FXA5WLB2AczK/5EKTFpGpIFJyNMPRlDIiO9eLIj3WDMVY",
+	"nWE3Jmc8kQhaQBv/+r//v92nz9CP9NvNAEVTEp2TGOEJpkyae88u3ROJQvjkFVzQYaOekvONetCEy7ZV",
+	"XPd/4IKCDIgDF+f67o94Ot9anuTV5MlfeLEa0WM9zdYTV26r2zbc1nel4xrhp67SlkQffcJKFP/ScMtP",
+	"LfJj3XhMpGwLs8x56adVRSMrKbpGiyYW7uEbOzjnCs557yUZTTk/L7WoVz7OQOgHRgNRWFI1eovzHiAV",
+	"YC02ABzZv2EbYrngnepx+DAlglhp8xKSpYDbyQMXETIjmEkUek0bCAbnB/e6tJyycW43FuuuF23FqeW4",
+	"xWYYpq9XO2PM7L1N9fJFmY6TRowuFZFE/3vhnrgTU6PVsnTVaoBsjBwpixkP0uBYE/8+NdwBNXlwvWUo",
+	"yVDrfUocA+GMWF5qhwevaIa5EkM0jOhaN1mWU5umu14QeUWybW3Qu7IWTNiXgJtUzZWHNbNsbKXleWNZ",
+	"iidTPSR/SCHDrUc9FVmvaWt84e9hegRyHrjazW9ev65Ipk1TL4uq66zs4kj5ErVXz4clzHxelWEEZX5b",
+	"Zz0eMZQOi2MVPg2XdrfCjctcqbxada5Y4RpVymqSJ17ZlEhfURfRlF6UnLCrOpPdzUpi8AyA5GV29teP",
+	"NXv/d1qZMtm+USYVn7mcOyyHGUuzUULllMRDG9JZUrW1omE1yg8kifiMoBFXTnaKeMYM2EDZ6Zw3WdHn",
+	"C7a44+lPscBjkxuBZ555wYFJeD+tlp0UdIpMWOMTkJlbJXiSexXy4e0EHT0ycHWY2H16YQyxVsobZsLG",
+	"s9YkrdI2PsxL/YH62x0Vr2QpLNH0Ir9xK1nf6v5s9Ub7B6GJra7rra6fnYUCwmJJY7XbQvMm76Jwx3C9",
+	"y7V0XBeCwxQoeljm6JRaX7F2bwi/ATTPAk9GIuMNiRuzRxYM62HmllVZ1LLdKYAAKtaO+pb7fGyFhou3",
+	"ryvMrhm6MSL0ggj008lrHxDxiUShM07aRkKzj9SgMmB0TuZoQ+WhmJbOTTI4RvajAbOtWLqQiDNygML3",
+	"707PkEFV2P5E4+tt+373nMxDJLiCd6nadCTksl5M6teKBgI/JMKfuyedeKtbnJRSuIQn2hRCT/1Ut/Op",
+	"EksJStdL+ZS1pwpa1lqisvLutokod59FaJYuRHDLBygsVjBE9pq1mDQhCj8NjBwzgNt6YOQb+OM63Bow",
+	"21gf5asW5v+UuaVvx4K+aGIDb5QxL9bTABdIUcXDyGWXQ/CSMdKfguEjX8KKWd5eKyUbf8oldYf9CiSm",
+	"eaffK6wdRjAzGulq0luDVFYTTW5zwZZBynprJrTsrhJcuvLl9EFQRRpvqDoUsD7MJpG0RGpUcyiCZ+GB",
+	"SSDVBzaP+MUWigJlLAEshxysQX+HGYKYkhUTFxuvoZtz5aYY2LbT+yIz+A3rHuAzSOtM508khAYVRvJB",
+	"J6wCS6GNI57ON8NBpxIIWydItEGuUiLojDC1WafOG5HNdcvUX1OpNIU0xJAcaU4qCxQ/uEb8PY4wQ5IQ",
+	"tEEnjAMCG5CIvkPQmCaKCIPC1iz3ryjYGS1nTSFwxfdtwNgK71aoyXzodxjk6lg+vzZqe28+WpPWPlA1",
+	"5ZlCoWXXYVBzxUA4NsOpnHKV40FrBug4PGZxcQVUyDAXjvZqBOfJTetipDYuQGGPruDTu6UzgeVEmQjy",
+	"0Rxmah8iHAF4nGdddyvv70bDLhQcFAbRaqn+Qy+9qV76b6xq1i8GdxKNSpYKHmdAuc5BK5HI2NZiLczX",
+	"UiviDScSZakWGU3cVarHIvWxN6tp7muDu+pUDgda94fC+4gU3kU0pucsVUFqBXLyXSq4v1d1r+2CtlfD",
+	"F4qs9y+nhig76YS1ZW0Ukt0DDcnXg3w80AwNYvrF7r+j6vhFVLnGc2qte8QC3d1UoAYbSuDb5KpCtQ2z",
+	"2lrZDPLx+jaEsWS+tAbqmntq8hj0GLNJQtmkqwfnhdr0YbRo0CE7gw5SWEyIMjqdRb4B5Cg06LDng04Z",
+	"t1VPYBvmut3bNl9qlq+lD+P8seCphbcoTyUpc0M72DXYYTHxY/1xE1u0XVYvyVd6CMasgZneS5kRMKy6",
+	"caMQhu2Hx+WyZ4Vtmi4CN4GPS3fJDPZuwrbyjWh4VuxBEeHj3LiXWECAz8dl+QCug6Ae75W33zrlQka5",
+	"QYavew8iPdfz0Rr3JpVDT/O3h93y628NSLym8CnXGzNHEZ6lmE580aO/+2iSbf3VWjN+6F7chuXFb0zr",
+	"aNPLFvhjqkcvFwcb5U5vTSrSXml0dgmWUPGNTPmv8YgkMo8QzAXyDapQzI1QgQSBBEJ30WwWtZvg90HH",
+	"jsCB0ru6d82SyCLKrt8+rZLG07UFjZ0bGxvt/FpNL7/DM/c7PEYfV9rdL6g9VcjskWQoV6TeunXUev3C",
+	"vueJwSw2ThZ5YP00fVP3T0E5UcAJR3xsng1pHB6gEHYyCvvWcDTlSUyEfinP6/WNq0VIj27CKelRq131",
+	"g/GWHkLlUkPLJayXorKHTUjK45lsUHIDbov/zUomuhtG+1UIo9Rx3mgb+buJA9ZoZdrW/19EUN1Pclxp",
+	"IK+4mC2LIveGCBioJslqZ3dv30/USTGNO9eLp/3D6bu3lUkXLeoGW9u710X4kcwroyrFanSmSqWyv625",
+	"/ZZ9CW4FW4/CvixtCMUv57v/+uf/1Cl0afyHwbYvYkAOyhUIz8kcScXTQvPECqybW51lYvsqwQl2Lc6A",
+	"e/kFegzurd4dBHvSdqQ9W0A9NUKYEjFhY2yBk3UO0KV7D7w1ISpsehJRtdid08RrvnP5sqvnUh2iE4Ij",
+	"hfScTITDFnqXEoYMQ+jnOvBPx1BvE3CGLZaRZrTg5iTxFoLsejahjDyxxgE5YBsGhwnRWAYIlBc0IuqS",
+	"EIYAwldPHhSZADGOonmU6H/quwFBjT25aUtZIcCjtdVYujDO0MRgVPhiPFlDj4b1ehlPGrXnPLx59abe",
+	"2lj3miJOyaWTtpY28rN7ueautwHCZo5NhF3MZwkNVKSJeO3E+aBjvCjNujc8+t5msC6S8KzJpBFuAR4t",
+	"b6TJEG/HlrffulZvrdlh9bVaWWHUTb/AIL3ZBV5QI/XZ/nUj4pkf6rO0x/fu5ZwCm8PuWEwEEUa/2shk",
+	"hpNkjkITEBRuHrgj7XzM5lAv57p0oTJZXpO1ljyPmlovp98GWK2NU8fZME8NcuxXX0QmY0BRlmnKGgnM",
+	"omkjFxYuB28lGjEZewu3TB98uNYRjb0tQfKSqmgKgY0VQO5n++sBX8DThdu2JLGwad9GODrn47FNzcoR",
+	"fZ9Va5D2ek3iKrkyS0Zx0qz7zfDV0Cbelzt4un4ERvn8rDXLq0UlLZywdg0xeiu8V9mXq47+sHVjfvbu",
+	"lS814qDzD27SQ282Oft90xxf8wllP528rulLBkSMMiAm3WhMBYnUMBO0JL+mZfk1U9PtyGHYVIBogk5Z",
+	"+JWSlz5O9Fi2ObSh/48L+g/yv0UJJUwNafwNHkWDrNfbfeZKXwLOwjcRj4n7vRjkN9DLf+4d/ufuq//c",
+	"fVUZqP4lU9P/3H3lBmtaAGS1b3hKGI3/kgo+pgn5C5lhmtjnej7f6NmYvyPwBU9xkhA2Id/8bfZq3vRg",
+	"OCNqyuNvTnefPuu0AoTSBm/7KYk4i41AC53r/59LBEJas8O9vFWfFuD4VLqibJJA+act9CMhKaIKbYy5",
+	"QHbdEGVIGlDuU8UFnpBNEE9jwVPwcriltOX2zXBjOh7bENjaQFr1FguGhHIqgAD2DfenKbGnl9jEo7//",
+	"8egl0mu7iRRHktiyIiPBLyURSPHlN6seSmXp3EIF/gY1naE3LXeKCVe0BRxB8SqApfTi4khJeFgxtOpp",
+	"NgPU9p6BI6MCQdoEBergP4cWn7QwVZr0PD1ufIEVFkWqVGM+2y70+HW5RzgRurkY/+/eqYJpaPkLJ14W",
+	"mM0yo3KIARbMcUzAH4Qz72XUFXAo6DW/IAmOqohc1WlaIDgSU2UqLhqLk7WI3bBAltuCReLFG3Ko36os",
+	"5CJR/MECqZrtbGAVpe1caEdeuWhXQQZNEkeFKB5kHOSiKl+3gMYzzBazoppyAGUXzfFG//q//v/CAPtE",
+	"AtL15v3C6RVHydPQV4lvrvT7eAqG+fTuzkXutfCOeeCwAgty9parSsaLMn/KYIPAd5rvmEPLkm4JLv7Z",
+	"kXDrpyCn7yc5cW/kFxPEXq9E17/mdluvQEmB9LG4Xxo39rlWQKlVJp0Cm0l4XlyxH1dSCb1Re8i+3r42",
+	"kQOA4t0ZOs9i4J3W/n08Ql98WROp7XmvhtS293wtqLaOEa87/c53L89qakbVxm7oqgTvpl+tY7t9f3b2",
+	"3tWqriC7mWSArv6uBOvmANFyn1wVP2Xv64WoaPeO4VYTdNxmNQPHPHgAnC8HTlMcwWuTW+CsqHXGYwxZ",
+	"JkpDKy2K8/NFGKHriFPuCNyXU6uG21VNcMhtgM2PHZes2wDzQ3NfQy8dpjWhZ1bFlfnc1+pKDuYSd/aC",
+	"aQtm8GlZ0KEJtrd7729lade90HvHSNZBbTHEm5NCAQJjD1N5C/0JLL2T6thjBeRYI9CYhYQpI5ItBB/T",
+	"/Z05GcAHWldkwsW80+9oATCCDhPNaTp/Gj99TnojCIBJBfEZcy3FE59bN6ZWlpHFHIZXLTvRDCSeMzyj",
+	"0dAsYF4AlUbQxoSqrrWh2xRnGFA34szYMTtFivSR95sF+SwqideWOu/v10/F1awH6rV4JiBi1nsBRu+9",
+	"AUGyEO/i30m/Vjmo98U7qGgHJGINBflcHHXytMCMdZ+9/C3DiTT59RkYC8wPuuuC6K2Pw6ZwFBvjNp4k",
+	"LjzHrEyRhrXTgC/viGD5SdU0dGTfP35h7t2EN4fc+nSztHJA0/dVgqlF+9iRUyJDtIFpN0qwlHQ834S6",
+	"rBGW8MAQknGObJrAILPNEkGagj6wXvXZJZdd1DLalmun/capUe5a3ixvUVZGptab986wrwbFtyWibJVG",
+	"7Xibc3Eq9Lc0AA94uGPZOW3alXf0VsuqKvdSIr7S1IqVqxNYdU/aGLd/CJp0mrYDQeObHbE2Glq4cDCK",
+	"VWZw/MK/eQpwaEz1/0WO99rrwbkzFt4yrunXVKpqGoZVNj4VF81Ob/T8651OGdmixJxNLqiRXW8T+Fjb",
+	"vJuGPRZTXTDFuxrtHYzyXc5lq9Vx27iTvX2W0Zx5ze3VwiHkInS13EE5omMF3lkZQy6ALR9Ezqhqw7Co",
+	"FEbPXXYzUVvt9j74ZfuWzLBfaarwt84oa/y9vchVun5VA4+KmsoamBaHC4KA0gRHxMTRttTLcjvaJCt4",
+	"kk7j44p5S5Erk+J6pbAgGPJzEqOvzbJE0W7+Z4O2dk7mXUfX/y25AfYB3HMXAg7/0XrOPzgjue7XtaV/",
+	"8pJ2C6nW2mkdv7YSYf5G9YIrFqCJvvPQ8HWqkKR4QhbUIGE2FLK+2kVUd9PTtGy380EBikDvT4uQRsoz",
+	"gKKNaIZVNNWzMGM30CkBkgSLaIooi5IsXpjQXuvJBZZX+4sITTbgDbSN8iFvHqCeyZHTmuN8aw38E5Mg",
+	"Vky+3H9QLLa3so2bnFvfj6Zkvao7TT7JvB4Q/GULAtXvrIqfKGcYa0ZRFbU6ny4s1VlLufO6X2FRTog0",
+	"XLyallC0k68P/M0mw6bFaV2Oalu186Y1YKATxhlgLdhumpInW8Zw4zq7lcE1N794FY/ZmDfgvUTtWtqS",
+	"u7L1FhKk9bZoZpX5B55Y6ve+eGILZVE3v46tl1WF/sKxQXYqdHm/kGkxE1M97tZyamU7bi7/vRd8lJAG",
+	"sP6TV0fo+f7Tr1Bq3kAxUZgmsn4VxCQlLCYsmjdfLhnDF5gmgBNQvIs2nvb2NhsDaUxPTfUDsEKXhCl0",
+	"KTibBIgyxDOB+CVDl1zEzWE5BYB5ubV3+vApMkMpEcjGiZsbEHFhofsgSbnkvVu4KWaloFSItaXXBSEX",
+	"xd7q16OxA5rJA94Fv0Qb+73nKMSJpqh5Fx7JcHPF64wyqTCLWgN8wSmEUmyCd+qsucYkWsSI/LkPcJbg",
+	"6Fzq8e+hcMzFiMYxYeFmS6XzMRGERU3XLmy/VDRJUPEadOSOl10kyrqZJOHmuht34lptjDYwi9S6bW4R",
+	"aRwgLDVp6pGFv3QtrkL3+EWIjK+sZeZKzIeAHbkgbo6jS0wVGpmsVfhGE8jG/u7zAFUOVGMmV33g4Bc0",
+	"LzR/rKhqcwWN6RWJEbzgiFYm2aRxgs3RymEmWN/6CPqW1fRN5q5uySTvhqWQsk7TJ4yr7phnLO6s6qaG",
+	"WXkmf8t1vMNS2vQFzNM78K3+64a1A1s9+uH03dvuKRAismWUAhTOcKKPNYm7Wr8IA82SsM+UIF5wCfdc",
+	"BH9QyelhSPP7Z897O8i+VBg9RzyeI8G5glGEf9r+LSNivl2FZgwD/UzzkJZHhvjrD8ubaxAyIHNle2+b",
+	"Lt/PAnIh30FY9AUbVhz02n6t7Kps8QQ2E1sL/ZyQsSByuirySikVEr4cFkXRxXDvt93uV5cv3897Z+c/",
+	"Pf/rzt9G+7OzXf7X87+Lr39hT6OfR8++lzuv4/fjw7o1t9JgObl9Z3e95IByY80zNxz7fVmq9eMuotwE",
+	"4Urbumw0U7M2XxRbjdaGYYIQZ/5tSs6af7tasl5F33Kzfjlc27T+yW+vKGNb/O232yDnBY1islyzEG5R",
+	"27euH5TL+DY/T6xk2/zUVeZtfloU4a0/X11A9yTzm1WgtZYTt36NNMUT0qycLPUjUZkmeD5sxz60D1YN",
+	"NSwEoUWIiXej0jkQAn8OVdtQOSyvNrq21VyoEdU1oC5nybw6lH7nZ1fU2v6dF7mur9LOouDoWytNOYHc",
+	"XF06I3h2Q4CeCqQSFVJ1E0jKytKUCwWleF9men5b1tWh2S6gD3jrY+EIYAvaA9dtlHpT/Pn1x/z3U9vz",
+	"yzcvDzs3ji5/9ECqq5exKm3Gp9Y3VidJTU9viLPH1xKK2/jR4wlBbmRHpXVcFE7slrPtKK5fxHTNU9h0",
+	"UL48LNBKkOweadXjrFtTJG6LE7yABkyni4cqT8m6CIQnBBxH0gNryX0W3sZnEmA0NOP8Knhev0qK54uy",
+	"AxaXp/VN2L3KcQ46BtnAvgByaDVryw2hbY2+EBqQ7vqRwQD5Q340AFlf4sL6N79i2k7aHSHqroCIW0Ni",
+	"fICoc2fWtXw/0JTG6NIhOwUOR7l8jcP8cIkN1w+gVE7Q0HFz4oYXstF5zfk5ylKT+SZi0IIacjDcwPJE",
+	"jsqodvfXKOFzKM9twvWUp08k5A3Z1DyDXIRZjARRmYA8XunZgm3k7St6OuVpStnkyCynQaOCdDE5l4rM",
+	"qnih76Bh0xBKOD/P0k4pwAN0O2vl2zEmP7OM2xaCyRDCMK9+a7NHoLfhOZmvW5Qxk/rysIxw75HilDb4",
+	"1iQR6HLKc2B/qiysv97iUUYT1aUsR/aX62aF3RPaaXRnN5xHgvXq+7X5B0gSEhdINZKICyIOEFUowoxx",
+	"qMdkSQpx4VdBWANKskznTY5V39AuEWWKuyJkWMHAILpIImw2GCpFjWmS2NpisNkAcGYqOzhT/YDlJRxK",
+	"UAehPWm71ZMWbgIM1xwwuvKKZU8kcpesjXi24xkwqBOhX07IWJlAF4PCZhLWEdbMZmzi+2cGbmv1hN7q",
+	"mW/0muj5FrXVoKYFT2lbSQt4/eblLHx+05gKVSWwJ8A+RwlB52S+OE78oZbKKHHKmsIM1av8KiImq8NO",
+	"f4Wgp3aRzYZvV6jAP+KlDSmPdBHualNtwtIZ/bhA5rkRkPHLKxypZI44A7+oO9ssRqFeMzc5qNCUH7UN",
+	"QKzLWCp4RKTUVBQWtSTNSc1dgANm4fSRVCKLVCYAlCuh58RyhSfStljGwNtcWojwruUxkxgFTlLzBhyn",
+	"AtjSS4gBscFWNqkkslgJTiuNIOT8IeLdq4i3QJD7UtU6/JPTVGcvpdYIZM4IxCNQCWchQJdTanNWbVRK",
+	"Xn1RM2vFkUPsXdPk40SZmj9dPzCIeTmXNHfkE2meSaICJLNoirBE4Sv6d5yGFVC2Vm3tzoqZrG5MNNzw",
+	"xlVaHX6r5Uwm0jiHbpd9FOq+w9JtYgtCtpdtLXoIy+LPE7lVgDWXmOyC2pw1xmjPgK00iFIuFYTg8Eyg",
+	"UcInnZa67Wto8PdUoeYOapRWj0m9SKmRGr94fdJWWj0lJG6M9qVMEgGZAru5cGA4bcVKmr9XXcZva4qV",
+	"ETcviSAunBeY7hRfEDQihCHXWHOMVT6KWuQXCDxePw6NDAA3YzKmDI6gRSbzhTI5hRxgEEL0WLSsLIgk",
+	"Cm1ARUgA8grHXEQk3FxFcnPLUQx3Eat45PUJvoCu/Yf6PPlDDfxDDfwMauAKfOuL+drK3PNz+9tubtV/",
+	"oEbnezYkL/dP7lT8kzvXHrE9wMqNA+YcVegQRHZrvSgq+JVNDmYnPR+8ZclTnpCaSG02twSO2bBtaONi",
+	"d/OL6Znuev3cilidI/Fzwk5cOn01PDYiUubxv2T+w3T0XUTf0R+Of/rH8c5beiyP2cnT6Oj42fHsVe/H",
+	"3XQvPvrh+RbZ621JOinDwPZ3vjaoyCZstwyXvF96dtOAY4cLZyf5LcEC7liAmVuMEgvHcKcFJdaQUoGU",
+	"Z/82vUDjnwMatrM33o12yHPc3R99FXf3ox3SfY53R92daDfeI/vjp/jZqLMyeOwi/rM6pGweZHv3ALMN",
+	"cc0+OTZCry5Hhc6YoompUg/NGXhDZD9tg4eu0+ynBe/lI2xDiz5ABEdTZN/P7ygMrBCY5QnJjH6HZKpZ",
+	"rtavBLngDuLIoko3J8F4h6BIRrenoQkww52PxdC9NbGgtB+lbktbUV2XxvW0g2iSmX6StSJNv/+ztuAE",
+	"7d4Co/nfBXW5HR9dZkBYnlJt/Z+pIN1UcFPrvFA/j14fgz4+xaYypKQT/ZQyNCfqrhAJf8cAz38AKD80",
+	"AOU2HvsCcPy5mL9kqsmktirzuG10713RwAJjQGlV896WLswXUtcbNufza+z1K3dB+kflvrqpAqsn/gXX",
+	"/LHEIefssxF+wKVM0yvAv5cBmtLJlECwj5Clcn4yS4kYgqdFHxL73xlm2Ngqc2kkz66qCG3FEXZjWtH2",
+	"4GedGsnH9VpPIl3rQqmmCOofm875Bxrbkm+VJAaGR0mTz+R7nsQS4SSxCzxrNkC3wQC3w5GYwd4UiqU1",
+	"Z9g6wJqoxE6FzR2t5I5MbxArVN33OaxVA1yfQb6QLVNs35OF+YH59hixG0R3sMJdVPIBoZBkniTYvMrV",
+	"YjBmPHlL+fpBWsVt8wQtwd2UxVwHHUmiTFA1h7x+W9sMdDxX9qBq0PuAFX43o2XFd+OHD2cB+v509+mz",
+	"wBjZtYTbpQxx4RTUTQMN4JXZQBvhpeLDf/3zf4xXD2YFtOFsLna8Jg7lGuBBTNZsXTR349KtU6PeanU3",
+	"4kwJHKm8Nqfy3h3h6Jyw2JT7uCQjPXSmCDPlP1MsFCNCbg3YSwsypqZoRKyHRpAEQ0kRxT0XExRMCm09",
+	"2XBrwAbsT39CejEJUzQCEOYBO9WrTmLEAVcX6hIpfE5QeOhXWuojo27b+vCwZhaJoD9gXfTnP2sWJf/8",
+	"Z1htA+QheDaZOj2lj8LvXp6h7cj8aaqEmWpfmUhCNKEX1hJQKfgEDlc8YAhJMDd0M0lQCGWZTHDY+x+P",
+	"Xm4a93u+ZjbqAI6+yoRWcMKIx/YL97Xiutnw/bvT6sBcGavQGmqhfK6EGIYysQGdISC5vR6aUZYpIrWq",
+	"ZYEPN3UPUCk7N44U9CYMvRlvW9Mw7CchElyBH5szC9SWSbJl1v29JY0//1n/WFC09Ek69zoZ97XpCqe0",
+	"a14NDxC248oLUmlChFUvSs9o0nSlZ6JMCMIUXMEwkg9UTXmmcr10IyYXJOHpjDC1GYAPwyI362VSMu8x",
+	"L4119Pq4Dxti1Q1QY53DDHW7oEmgkpkDdbsQLaSFtW5Xj8XGC4WBbpKVmjPddbugHZeaMYfjJY6mxTGA",
+	"KBpZqdmFqEKMkBigasKrbvEkrAQPe1hw4ebBgOmXTfFz/6TptqAkryCxKcJoCPSqi4tjSuJQ8w/7tr7W",
+	"DOxS8dEWOhwwF0HBC2CmUrPyUq/mfm8nQDgPt/CmVryxB3syYGEdwijcQhDZE/mzwIIgofVQKCZsrllk",
+	"avYhHMdCn5eN8AQr8lq/0P1zOGC2AMYB2t99bqkSal92D8eKCAi4BHYFCDHSsT2ApYKgG5ymieVh2xbO",
+	"5i+A+oI2HAjXZh+FmmubKJ2VIHOCAQuNUyV0nNtD+oHoKYVpEiJylSaYMmmjfiQJUFjg3oQGV9GSTxnO",
+	"aMAc1q8FNgrMlhvErV8/hpCHKY1BtYywZVghgN/kgDMb4TbEgOkbbcBynJlc2g7BJJRigWdEESFNvT61",
+	"EEoHYuuAXbpdeI8nlMFim0pVLlLH4EQO2HuHeekuD92/PhL6/t0xfYbemDZ29FW10+sFjlGi3aebnn9z",
+	"wMJPICoECPSDACAjgwI40v5u9IYAOZ3E/EsrI9fA1ACMM8VS2YKusd5WAzWpt5oLBRuNUcRnM9yVRK+U",
+	"JmE9GS0+4iThlySGotyB2RSDygpuvFQQg+ZkKLhrVltLBITFlE2gE1gj1w2WpEuZJExSuLFlNjISrSEZ",
+	"t+BHnBkOG80HzAYOYCHmmo+GL8/wJEQb4aAjDAULYqx8hooHnXBzC53CZBUIFrChx+PuG92FZibWByph",
+	"xS26NxCm4oJIvXBS4cRmVBScYWcXPqjm5oG/MqERsR43CkxnTIno9Dtvjs8KqVX/oSU9F+XUeTdjVDfH",
+	"SIJMqC4RiLAJnpAZYNbpdT087qb80sRp6aXYypGo+h1P1tIirYND7+xs9bZ6BkMXbFadfmdva2erB5Ch",
+	"agrS5TaeEKa6Jk7ZoHJy2RC48R1c/jZtRF+C8J3mcpIz7MJk9YPDY1NnPffvzpHMJhMiDaOEupp5JI6N",
+	"EhwwK4g76c0GEW7s9/bNkdBXGridjQl3BrBwmwduRFMsEVZoxqVycuaYTgasBfwOhTMekyT0ohSjKXwf",
+	"E6f86YlEWOGETzJiI+LhedfWqXcR8fktcKw1FXNVH+rVOTLB3zka2Le2KlIEEppJV/dYOAAC9z91Ctj+",
+	"RbqG14ONq61YIi1gkeO0sLe7vZ37GIDpuqHyp5W4iuoHRc2nzmtuum3rx766nb93HXT8W2TZd7/YV49f",
+	"mOHt9563fZKvkQP0033t7+6u9X4B873qN56+B4qvr+n9Cga2gkmYPS4yNMzxixyFKTwBZbd8msFR4GMv",
+	"luB5df/l47/9yUa7XBsG4MChqqHAM+4UFfOh1TzMyPLzP8ZJYlhvrpIpfWtKe22CfmZXTW6htyBTgr5C",
+	"J1OlP9KHPm/anPit2oEzw6weuBLR79cn8aII6PNo8jb0db/7b8Z7t/sfdKx5rOHkmuy9MU/g3tV83XZc",
+	"hFznzPfSqj2cETAqaAbsR4LjufGyERJ4EvZ+fSsnRC3cx95nZV5NTOvhEsh3RN0NdYCpDCDVnbzcaqEv",
+	"XvEXVItqes4fg44ty7A4Cq3vQtAsirxWpVoj0EJFZkAzmQB0yBm+GloF3kj/5mK3CkUTisKqjKbhbjfj",
+	"/ax3+0+OV69wt3/W4+Gite/8mDyse9es/z3cu7nhSQ+8nQ8DC30CNidr0wpszFBsDCKuPoG1Eob24RAr",
+	"Lee+JfqSNZdvJIiSdaartbzDlJ6Zwax77sGV11YjsvLeKf3HSu+60ZxyoWxxsjqdL95r14Qd3j0TyWut",
+	"KM/mnuHRJ41ip+t0AQ8Kltuoeh2CrEQjYq131pgBFs9+m43amT230LEqGzR9a+acZ8KZMQdM8IQ8kdWa",
+	"3AijBCsQ1WbcWgWFMFKB0eQMaWnlHmzeYIy35h3OkvkCLcnu0n2xUdv8F9KPSr3HbXzUVjgvdgcWs8JP",
+	"j3A0Jd0jzpTgyTKGCi+7d6+DPxStGylanmNsvcOcR89edVNBWURTnMi8MPbHCvff/rRE2zpWSCqeSnTJ",
+	"xTnYHJXJTwIlSuG5BDtdbn/z+H+rruQfu2WK0olp79HIwWa8DkDhFkzZbkibluSFYTRc0miDVW7ezWZ1",
+	"p3UrenfOiBZyoEel59x+c2+o5NiVBO1Gn+NGh2m7EfWIM5k5j5rzwG7o07wZIHLlNBVjWImJPurOlZh7",
+	"CG0C7/sfj16iCyLAxKx5wYAJEkNAGfrp5Dhwz6Rr4YlEJ+CotRfODKdWCeIJCaypTmr1PaHM5mBpjmU0",
+	"KSgdIAes5v1t8OtuoZMWR9jx+yZZwE38yNTbvw9JwK7Bkduh1dWpxRRshWa49HbWu/R6e2u+f7+X6tM1",
+	"x3PbQ146068oo3KKcBHQbcJV/DOtmYE5zeB7LYBQW8IpWtWqI0vpuC2YAlcO18Y5SZW1V3YljQlI4O8O",
+	"fzr7fnh6dnj2cnh29np4+vLo3dsXp5vuLJrsD+VFqZeCOrb0TW3O6zATtPBEWN52dHj64t27k+HJyxfH",
+	"Jy+PzoY/nRyfog277AMWfnp18u7t2cu3L4Y/nby+roRsbK57BidEvdYr95NI6ipgtZoOEV7oPWHWmDLS",
+	"OgERYPE9cNMobMQQYOOzKJOzqVsEd23hIPPXJa+/W8uL2/96WWLcx3u8U81inbxuu1PLATzAQW2uKrlL",
+	"0f5z2lm+KIcAsKa7YhDcFottvKNP8oQsKutXHUSmTXmSJ2uhDROMZF7JYy3NdTjGM5rMN4NcZudswMz7",
+	"ggDpNZ1FO8JVhPNTk7jCM/Vo5Dc9ZGTmV9+6UsSPCwBdoEeVdtZE3y4xpaENbMWaSvTjExvXtVmIWp4h",
+	"BFHPitIoyb8h9ynDvyGtbgqY1kNhKvdLOx+mHOEZOl6Vduo0Yk9m+/E/TfMLrRys6OMOMHKZ63kQlkg5",
+	"szB7EH8HUkRkYlsUWBOg5hqOBwxPMGVb6LDSeiZJjNQljYqM0BqrARVBiyKaBikbsJOXr05enn4/PHn5",
+	"0+nL4Xcnh0cvnRiiOZFuwI0Obez3drTIAZ12ISlAkpjEYQDSTORibRRSeCQ3twZsPQHCtpxbke9Diq9U",
+	"vXp8QvydXoknjoCcCi9Xuw1N3SuXg9DILg9RlAnJRR4BJjKGTM+UyEDTf55rEiDuDB0QmOR7fiPMDDwe",
+	"egVFlSWK+GxEGTkYMOz6MJBSXJzLgvOO7etUAUIPaJ+xJtTG+5JK9bKY1LpK/REMYxW/BERuwotNYmsB",
+	"OFNQ81qYgIAbWa1QQTCEPRns9zSBooA2L6JhDHlNwmIIKyUu5Mt3ahoolaR4tkJBiqAj1RyC0fSUW9do",
+	"ZlT81Y57Pqg3+quG5QlnJERFsi+N2zQKC+LpwH2K7lOsFBH6i//amJH/49ed7vOPv/a6zz9+6gU7X19v",
+	"/kdTEcHaLmVMot8yoklUC3rCgi2DBAkJpy3DGgtIUm8gl/aM1iX92/qeS7tWfP2O71OfyvfanEbjtqsL",
+	"PIdohFU0tSxJPhqhFxyExOdRjlF7P9ZtlfnDPlSxa/UQ/lVvvkQY+HScCTxK5lrQjTXzwJJAHWBj2vhv",
+	"PoLqx4wgJTCTBlp20+L8aZEhS5HiKNR/DGfSRPNSNWCKI0jO0VJWHsaTc2zdMwaGLRVmsazHeMJNACGc",
+	"ED/LZ2lCoNQFoPwOAStowDywIBCVbNSyPcFPpH3dgAKHWwiIX7/h3CMRT+cOazK0sbAQeDyhF4S1+yJz",
+	"Clz7AvmAqXpzah3Vdy/1FEdjXTfmYkKutBvfxGq4v/v8AbnuTjQNAs2tesAgLMMVAq1IR9tSCVu0r0VV",
+	"wDNb49YEhJPoXEKUuUktKloKD/LzEipypbbJBWGqa9oPS2foiUTwUELa3oCFeStbNpg2dNGUSk+E4cR8",
+	"gDZC+G8/DFBI475NUpPkt6KSrj5i7sEPp+/e2icHWi9QYt5Hu71eLxwwkOsOEEZhH6WUTULIDNCdGNvF",
+	"zlMkN7fQUcIhf8Z4JfRcUMxNoJWW/CKSuFk1nTrzhX/qHszhWUFneKnX+tQQyO/o3FinMuylvgsMLd7J",
+	"aVrm5zYBrhJhpq8ZEsONkkdFMB7rCyTiIjbhw2ZkoEhr3QSKu1uVuwgxfd7mAS+T3eePFV7Xm/N5YotZ",
+	"IaKsL6EscZefWRmhcUcDg+1oAHqkwkJt6XseAtu+MdUHEI6tWYZc4UhZrEDIGhVYM5h3mUozJY02+mwf",
+	"/Ui/NcVJRMbAJIQ2wvzfff0zCTcPTEbuv/75P7bQySf9n2E+qyGNr0NILoGcEw+asGb/WyA/NAngdnYl",
+	"KdxBNsDcGhAYPo8E3mZo1Hz8UQVD34qcbxYgkC9iHiFQ4YDb5mI0uufNW24PFbR6IBcgzevrWZ86LVVD",
+	"x4nVUVlEDoy+wCBflhH9jqQThs07ztfBxTmAbPJUghawQVl3nEDcNGSF6hchUSpJTOQ2HnGhSLy5hQ6X",
+	"6QgHZWbv8+0mMR0msIBz737Ws1DWdn6vV8ORkeNud5YszTdJBNtWwmizRJ5ar7sVPrVgzMdmOFQ68u4b",
+	"GNm59CDswV+4kdtiwtdYqi5Ibd3jF+GmVWNtfsuAJfSCmEiXKOFSiyHWhFOVs7fQ+zyTFuRuQTS9gXke",
+	"lOqyVA4A316ZLXsY9XyW3SMvney10BuvqTGkcehcj4kenRsZQDbEB76ELoiJQDLzoyo3EBl6LC6o0oK1",
+	"Gc2MrWwneH79H6sbjNaSrO/ZGWkWxSfvJ+tKvfd/Z7SKJq3H5h0jvoBVSF3jLEmsCcXigHCQm8JGn+Zb",
+	"Hi8Sle9O+Ch31MJ0vQk9umhFb+xfhK6CT4sX1DeeAwZizgdqVNdQY+umDo9GagdbxH0JSEXwFyOXcI1v",
+	"QMbYN9BrGFhTyJCPw024aRxEBBeeBKW/4wa7SOKZBS7fQq+MycZ8MWSAteMitjZtKJSxesYmRfZJodKC",
+	"gxi8wA6bQneSc2tz4+iPNuSmraZYjAyqx+TDOzD3TQh3YGhsNpD6BjZzY1ZtduEqMX/4ZlCASNFn9+6s",
+	"ng9K5IL53UjiqttfwCO7wM0L0CB8bGw/uYPXpJLxTFkEf4vOVHHsSkL6+jcqIO4dugpsJSjrCuZjTar6",
+	"Df2rtBAoFgIIXjkwNaC0RESsdVH/voUORTTVwottKa8cqkdlrPs5TM032L5r8EXk+WJXMSCJPIg8t1NA",
+	"RWlgzqdcKIu20oCn4mqfobBbwMGGJQ+xw6BschFzKIrR4CB25ocSxmy3vSBmt/SXxQjs2v/mnuiu/VcT",
+	"oGThY96Hm8L+sXMzh3Or7zxfMENgtmLESNN3Tjr37GDXRNfkW9+7O9+6VwttVQ97vSjajV3sEDtXDX+4",
+	"E/f6O5bMLReo1A2islQ4qNHPbZ/fcWDGYRxLEzMuQ2NxLHhXA59sG501Ag6hodL48ivGnuQaSud9mgKB",
+	"WL1iRo2OeP/qeGSO+LG9Adylav5uuU8Xe94LeRK2Xp+CHGXe0gC4VBhO5ZQrE0cqHdwU2kEbg84xo4CG",
+	"4DCoOqtV7G2q0evg0RwyWqrPrJQZWQBV9Mr4S+9DZvOKfn7m5FuY1BJUIhA0yoT78gxPlhEsvPMl0mof",
+	"Lh5R81ka8XhuAkjtWeo0n7DIUYgTWFf2FeaIHc5cbY+QqSQ/4TzeQnB9APysvqFMFAyInG2+wfw8/K4h",
+	"hFZlfyu49cCmlAMBwT5YhfiwdiF6WEBLoYCaN6L3WXjELXnDY4AJWpUCbmZ98kGAsIqmt4QBWgDnc4jc",
+	"O+7CdBFkA+ZfmFvI6ot9lJrCzFpjdP+UaAMXv+d1PwUpfjOBylMCCLhTLAcsY8VTO67Ng6KbWOCxClHx",
+	"llzAjuBomEYGrFRfmYuiJPUW+p4zngkfy7IdqcieoPV27ngMzd6bIUcPam1Uo8UnQTf5gaqpO35rJ8vu",
+	"7D5ixIoSRNHtruICGa4RuevMGTzLJ1dLtO8Pz46+DxCkyurL1ybQEEFYRJ5ImzzScOmmmfqDTP/tyBRt",
+	"vP/pbPNuiLUsN27Hmdlysr4Pwb+0WgAcUlpoe42ZLgY6MJ077GwHDhKg0Jb5h1BMuBoCD9Yh9yMMmAdI",
+	"jHaauHs+xXvW3V7kS9lubr9/dY2n80ekpt2zDO92ZE0hrlnH2raCyT2cFFcKIQ/BDzwjSC1eHzuPnCN7",
+	"KPiRi2ZUHVh0o7y1QSFUGe+Ea923nUDmQYqlPYkmQrvJbtJoHrEd3PMZe2+3oPGEfY5L5UFdEnY11qTu",
+	"lpsgF7zvgb5PiZJO0v/GCvqFe0trBENLq98Afmld8MlHt0DPvd+tv+f73s3vbjYTjus93eqGMUAJcnpB",
+	"mOEegBBQ5VSBQ7XnwoTHi7kxsOYgyBJfaLW0tt1u/PfMTn623XhJ0tf3bEOxXS6I3LnI37BL92hsZm45",
+	"CwBYE5x9K8HVWFSq9G1Nlyt4691Vt8BjX87R3mp1hP/ser1/f/h9e6zsVFZ2XLkFf1y+q5wOL4qd80mx",
+	"m/9+b+a85vtwoXAHwUvkSrlRe9mhVEmSjLW2xLhCgjA8Mzb1Nl+V3ef75KGmh8Jzdd+qj5tSW+BjIRh/",
+	"4Roa9xyN6/hao8CwlLLbBAf72fYn+6/rhTBBOXOtODPaPBQ+Od4/d2u9YRvJ4zG4IdzQPy8fC1Z60y76",
+	"22w2IsIGZy+krG1bPurmQurNBrbEXqU8unYiDKLMJhKXmTWL0SibOWxQW1TL8OvC2eHU9JgTOWCQ8Aue",
+	"i1XdE3aZyufnNvbfh26Kve+QUVjOW56oFv55SUZTzs+752R+D7rXd3nNUyvXhBbqoWv7Da1l6JzMSxhc",
+	"hjwhwwWqvJosl1RTLM8kvF7CzR4wm/eWu6WdyIwb+qQsT3/zjkaen1bYjwxuaCONQ71SIDTT6o9kft+3",
+	"hNfTAlnCX7bfbebaCSy/YXBmVTRN3MQIwXhMumqeksWlOgibUEYsCrggEyqVmEMBBUgWg5KsSE75pTQp",
+	"zOBMxioHsqkraG95TM6g35VSiiOsyISL1cM/XftH9kPYyI/3nOajO4Ty34uyfGC1H5diVozbozGPdBZi",
+	"FBbvbdtdpEuobUwvCCre1QpteeXayemo6OEz7LUjrkV7Xszjke65N4Pb7f4n/Z/VUvug35iMKaP6ESRT",
+	"28qUiMZLo6vc/rTwlnISmB3VwtQvD5352f6XxGbOZ7aMwzwybSkf9w1IzIOybaUsU146FETyTESkb6DB",
+	"Qr8+9oYL7chhc001IZTS6JyIzWbG897r/B73vehmCa8xJV1NFWcTrq3J/NFQw1m5HHs+IY8s/O1elS62",
+	"wT/aDnf1ASr82jRz4yfxAZK9YIgER+dyCx0W/KipxPrubjVaXXGbkF4x/elxVWno7i1/RQ/gD/rcJfcq",
+	"3Z8QqSmoDX8Cnv5ui+7BCvjUdVvSnpHtCKcYIioXSVYfKnmOMzxHMe9bKOWEBIiMx8TATJXKpKVEdB3j",
+	"tAkG24LgeNsoEtsmjHrAoOqKlzCUf5OXEsq5k/5zZx9d0nhCTDYg6L9jArUv0TjBE7mFXlVgzB2+vKla",
+	"nkkLJF0MWxKFNrwScHks6hMzxc0WXIo38yN/Be/xJJT6aeXixTuPhnG/mZfGfVuidrRjpcbr1QpJmltd",
+	"Im5AQFsJsCRP5m8tkypP7Itldr0QweRw0SGQWTQFTEWtlYctEAVWJlpJNH3a+5KiadPyLMT1f+LVoLAm",
+	"L9PCYyJ6X0zQEkA+iVufAJ4sUZMlvQKuVqBQUVEazwZE39t3OEvmLTLsCXR1n6TBk4V2ERhhgKZ0Mi35",
+	"9R+NyCrsCrbueMkKl0kivEAJf9fNjbh433d27cUpD5BJpkhIaJI3vOt9yiHRhOl72PAOjzYCFBKGRwmJ",
+	"wyLrw3yQJM1E8sGO7B7JxHSxiFDsvB8VbcRYTkccA1KRW8K1OQNgTKwQPmOwKDx+MCOzEREo4hlTMvD1",
+	"wfoWn0Envwv0CD3JO4SNKAFALEZ72Lkt2sN93tF6h5dHDwERPS5rpbKk6w6W+bv1SLV57PT6wAFxKXp6",
+	"s9AGeMVwoln2vAvofDLcbIvj0W3ckxqvm/4yOecwqbYaqwTPvnDszgMDlnT548qQQgNR1uUB3ysHLy7N",
+	"FAewHySnWLgCycruBtrwkiy/AdSiTTQiEZ8RZBN12jLEc+r93WaI32RTFmSIw3rn8VTmupWN+mPz0q5S",
+	"xOmz4EUaQ3z76rTw0bVkBT2T9TKnD5ozo1uSgu+Z995xzqTb1weW2+ByGW/PvbbtcVg/tsYnlKyxkmWa",
+	"4MhG11gZV4uwBy5vITYJUvoudwBPGw1mea6mRFxSSRquc2mO7Bs7h/sjK9vDKVF3T1oPyvZ9mrOYJzmr",
+	"vBmFGeSr1TQi8+6ChIItdOYaBLGPiwlmVMJ2di9pTPqWqrSKrIlmPGCuWcBQQpIQlzHjHgQGH7lrChJJ",
+	"ZPGw4jbovnwIf8D33Qi+r4LRl0k8IUNQewHOz/tzsf62d+dofQCLkRNDTrumZgMJN5ErFAjuCo/2bLzV",
+	"RghrZjSORqg1OZRzqUi54NpnhVVz1Ltyhkq+DI9NzyxOacG23G911lViE6tAreXsCnAAsY1n3nBgpVwU",
+	"OPDmkQHybUnZH7CNUL8/tAUcwwBdgqvbKAMShcZYnT/fPMgD+Ioq57MyZlszBA1K6LmXStaYiXxg/HWz",
+	"VHlWSVNC3Tj1pNNSAFDercUTiUK47g3/lWE74Jujw3u7rU3zX0oJt5NbAv7mA0d+SaX8YYK6qYJEWk7w",
+	"CrmO+bn2wQfyZrYl0fTQFm1yzCQRNpus4V6AlH8th0B3bBLo+xYwmlBo+PzwnMzDg7zCCVUG+BpR0zBk",
+	"LRgAqQ+ALDDmIiLfwG0DLyeSI0EkydN8TbMF87mcckkQBN7HXhweiul4TIQcsKIYxZSmKQyOoA19HwXI",
+	"m2yAaKT/3yYd+4d48wCF3q0M+MbnJFVbA1YEcQZIb5GBwIs4M+KZxViLSYzmpLHUhH66QJ6q3En5apgJ",
+	"lZcid066iRarIVtrn3Lj/3sgkKf53UxI3B56A+EhUJAYiMjCksG6PJ76+4TELadqxftaEqUom8hmdWMt",
+	"8MbiJs/xGl/VkX6plqZJ6rIxLGpO6GH7hohlSbI1YN/WWUWEIUFpRJAZUWxt1YaI86idZgwQZ/Dzbsw/",
+	"qsXlRsJll0TzdbACpGTBZEtJmAYWxmOQLTbEtt3qfTYxo0W8eOghxjfd0pslY7pFXGTEujuUSEYul4nn",
+	"jQJ5Di7rE54t2KHnlenDjloZz4CNSI5Q2cJ5DlCO6GUKDVImFcFxO7LjZ5Lh1zbmfpbDZesO3Mche9zo",
+	"SZ5Z+i7l9/Z7/jZge9XTvyyBOb8TsESDTmjKGGtp0pQxRhtHPJ1vhoNOkEsPJSB2JzbklqBvjMkoGLCy",
+	"kN3LS/AUoHz1m6flxIOc4RYlXgje135PfUZ1uA6u9/sFzLvp7dasvwL95wV27oP2c4MX4Iu1Vxjw/Nq5",
+	"Maig2rKcLIkCDKsBa61JcFBtq3w8JpxIlKV6DFA21KuDpQRm0gQYbw3YWZH2CsUWsTyXOTbsLexW94ig",
+	"5Xfx+eBf/ihU8LkKFTiL8ZqcoAahmUm7DwsS6fQ79s4Z00SB0MhiJMFrZHNAZpgm8Gt7wOFP0jgA//B3",
+	"re/vgvXVv7p/VBxgCZZqmPAJZfbr8g/3X7KqacaCJ2TlFH5NHSf6g+u25qgcmrr4ix1fLV9b3Plb1E66",
+	"T6udnv1yNxoc1sflQstk2etv/m7x+hu3Wc6WtmMqSKS4KaLZ7Pk3qWDwOhxXLCWdMKjJEaMpZnGXj8c2",
+	"qVcGOVIKHCPZzqde5D0/JH513xSYz3o5KeZbgwhTxnj/GLOPIVQo9ja7gU4bQuGAfAVlEU1xkr/f+ejR",
+	"7jLj8Rvu4IL0+0+kLQynOApB+BwTMVS8KLva9+TkAxtXY9F/wH3DyKWtxGEACAfMIv/Ai84DbONBNwNr",
+	"QpY2ceDw/bH1AIwFkVOTgSkNRqz3Jox1Cx1mMVUDJvSAwZ6tH2G9hE+koQFwIR9hGXN9JiMQuPXAMqZ4",
+	"Fk1b9EnoSBPiKrXCYesup9yBAJkBOsu4v6gHyK6ht4StZfaKtb/Tq+Izmdf31rP5PGobUW6+zwzFrHTF",
+	"LDHZv2OWxpvM8ZYy14/Pgw8/k+F7ncW4mbFbzyav8F4wu20Qzm5kQMtbbDMgvCYKrAfE9WEOONJ3vdbb",
+	"TSXo2p65t2+9ceserPvd6EM7rTV32zd+ettWLOo9bFzOqK0h0l415noBWLscmc6C2nlvSmJTW42L4oKf",
+	"k3gLveUjHs8HrBg3cP6ZJIm+BKxVRus/CFuggCwlYgjpsc3Xzhejk4fmD8V3Slmg/92KprJGFp3MEfY3",
+	"FU0EZgq2XpAZyFX+Uy5yJ1rpswPEgJRQTGbcCTiabgasTjjW4aUfd+HnLvwc2gqnVtxooliUozV+oGo6",
+	"YEeHpy/evTsZnrx7/XJ4+re3R9+Amm5y4nlCtJg0wwxPjHXUCVEbDWCNm+1utVydvh/zomv+jnMkfh/n",
+	"6AiozZ4hC0Zyi6Ok/zOECzalXcM5F2aMG3q9oFohGENOuB2H+bZd6T1M6Zlp/iEovW40p1yoG2Ljuibs",
+	"8D4Pqr1d7OKa87be28EGL41+0DdHf32p7D1W0ybJrIF6luqmBRUZHtZER1sL1De37itFGZ3Yi/2xmA3M",
+	"eBs2+vPv8+qHKKcKiyArHS4yYTFkRw3Pyfy64bJuLij7RPpQtGjDIATbvNTw/bvTM9QCvOzlNZShb/yB",
+	"3BSd8VngF+r/9bD7d9z9R6/7fNj9+JemCv3tNSAUdiG7dahwi+3j2V7qqMv8EoDkIMp1bkQE+84TiXim",
+	"0kxBPfTw04yoKY8DBHaIAFmaDpCWTAJn24iHWF2HaMM+RQm/JKIbYUniAOFMGf9oxPk5Ja4JFAuepiQ+",
+	"QHjAfjh99xaaRCkW8FWeC6eFIliQzS10zFBIZzMSUy1eoBngNE4dWJKWTHZ7u4WXVmQM0fgAUTZgIBoN",
+	"GY/973J85ktMFfhaFUd7PWRttQDRCGexCxkPBhgSKsladKY8as7UpwoGzM0O4N1hjcY4SbQCMcLRuW5/",
+	"t7fbjNQOY/HApe+x8IbtQS87cBe/tavu5eVld8zFrJuJhLCIxyZ+fO3mX4H35TroKHKlttME05sN84xc",
+	"tdRX2r2PVTmMIpIqErcCBGUMYpN/y0h2pxfD7i+/3Mt8gFibZlM9FMaI20T1T6Q7ZDnJ715dObJHVarf",
+	"QocDVm3HvKzZi6Qxge/zYjQJnpO4Xz6U7pA1nGlzgB7IfVyO+tasueIEv8zPs7uAKRvxjMWOIbtrWPPy",
+	"qDDhC3wJ4WMOemcFMYCIC3c1ZiLp9Dtartq+2AEJ1fZeu00omyQEjFVdrhU9wbPJ1Gl2AeKZKBncwUqd",
+	"CUGY8qzV9p7U3L7Jcx3xlMRIj49GxBlYNJdNsVBMb/NGeKn48F///B9zB7v2ClGl3iq47D2LDAiFVCrD",
+	"Vr1WjE5TbwBAhnLX5YF1ctjoMh/MAufAIp6/tqnFZmDLIA/HGQs43bG+CeSUXxpHII2J17YPxFTv4Wcq",
+	"M5zoa5XPTKk3M+qNE4IjBWH9JihJbnpLk9AxieZR4vdjYqrqPRzPZpnCo4R4lUTzzL4nXp0er52i6EW9",
+	"vZOMQQPQX2AHBHepIBEXsdnChF4QRC40VUklHOqPE7+uSJSplvZLaMNlgHZTEgAKBuT4/7ZJD9G53iSU",
+	"x4xyXuRKn8LhNssNS4vPCUoFv6CxARq1hbddRED1lDcPHU/0nFMiJGe4tNCHxzAVGUAAWEpEHqHkTof+",
+	"tGuSFhtXnmQSNtIQhJcG7g5yPcXXHPJxPTsEki/9E+DieK4/Xv+vAAAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
