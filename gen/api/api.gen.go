@@ -25,6 +25,45 @@ import (
 	"github.com/wataomi/wataomi/openapi/apitime"
 )
 
+// Defines values for AgentPersonality.
+const (
+	Casual       AgentPersonality = "casual"
+	Friendly     AgentPersonality = "friendly"
+	Professional AgentPersonality = "professional"
+)
+
+// Valid indicates whether the value is a known member of the AgentPersonality enum.
+func (e AgentPersonality) Valid() bool {
+	switch e {
+	case Casual:
+		return true
+	case Friendly:
+		return true
+	case Professional:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for AgentTone.
+const (
+	Formal   AgentTone = "formal"
+	Informal AgentTone = "informal"
+)
+
+// Valid indicates whether the value is a known member of the AgentTone enum.
+func (e AgentTone) Valid() bool {
+	switch e {
+	case Formal:
+		return true
+	case Informal:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ExecutionMode.
 const (
 	Manual   ExecutionMode = "manual"
@@ -472,6 +511,36 @@ func (e ListTeamsParamsSort) Valid() bool {
 	}
 }
 
+// Defines values for ListTemplatesParamsSort.
+const (
+	ListTemplatesParamsSortCreatedAt       ListTemplatesParamsSort = "created_at"
+	ListTemplatesParamsSortMinusCreatedAt  ListTemplatesParamsSort = "-created_at"
+	ListTemplatesParamsSortMinusName       ListTemplatesParamsSort = "-name"
+	ListTemplatesParamsSortMinusUsageCount ListTemplatesParamsSort = "-usage_count"
+	ListTemplatesParamsSortName            ListTemplatesParamsSort = "name"
+	ListTemplatesParamsSortUsageCount      ListTemplatesParamsSort = "usage_count"
+)
+
+// Valid indicates whether the value is a known member of the ListTemplatesParamsSort enum.
+func (e ListTemplatesParamsSort) Valid() bool {
+	switch e {
+	case ListTemplatesParamsSortCreatedAt:
+		return true
+	case ListTemplatesParamsSortMinusCreatedAt:
+		return true
+	case ListTemplatesParamsSortMinusName:
+		return true
+	case ListTemplatesParamsSortMinusUsageCount:
+		return true
+	case ListTemplatesParamsSortName:
+		return true
+	case ListTemplatesParamsSortUsageCount:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ListUsersParamsSort.
 const (
 	ListUsersParamsSortCreatedAt        ListUsersParamsSort = "created_at"
@@ -537,6 +606,60 @@ func (e ListUserApiTokensParamsSort) Valid() bool {
 		return false
 	}
 }
+
+// AgentConfig defines model for AgentConfig.
+type AgentConfig struct {
+	CreatedAt    apitime.Time               `json:"created_at"`
+	FlowId       int64                      `json:"flow_id"`
+	Id           int64                      `json:"id"`
+	Language     string                     `json:"language"`
+	MaxTokens    nullable.Nullable[int]     `json:"max_tokens"`
+	Model        nullable.Nullable[string]  `json:"model"`
+	Name         string                     `json:"name"`
+	Personality  AgentPersonality           `json:"personality"`
+	SystemPrompt string                     `json:"system_prompt"`
+	Temperature  nullable.Nullable[float64] `json:"temperature"`
+	Tone         AgentTone                  `json:"tone"`
+	UpdatedAt    apitime.Time               `json:"updated_at"`
+}
+
+// AgentConfigCreate Defaults applied on create: `personality` friendly, `tone` informal, `language` en. `temperature`,
+// `max_tokens` and `model` store no default: when null, the AI nodes fall back to the organisation
+// settings and the server defaults.
+type AgentConfigCreate struct {
+	// FlowId The flow the config belongs to; a flow has at most one (409 `already-exists`).
+	FlowId int64 `json:"flow_id"`
+
+	// Language A BCP 47 language tag, such as `en` or `pt-BR`.
+	Language  *string                `json:"language,omitempty"`
+	MaxTokens nullable.Nullable[int] `json:"max_tokens,omitempty"`
+
+	// Model A chat model of the AI catalogue (422 `model-unknown` otherwise).
+	Model        nullable.Nullable[string]  `json:"model,omitempty"`
+	Name         string                     `json:"name"`
+	Personality  *AgentPersonality          `json:"personality,omitempty"`
+	SystemPrompt string                     `json:"system_prompt"`
+	Temperature  nullable.Nullable[float64] `json:"temperature,omitempty"`
+	Tone         *AgentTone                 `json:"tone,omitempty"`
+}
+
+// AgentConfigUpdate A partial update; an absent property is unchanged, `null` clears a clearable one. `{}` changes nothing.
+type AgentConfigUpdate struct {
+	Language     *string                    `json:"language,omitempty"`
+	MaxTokens    nullable.Nullable[int]     `json:"max_tokens,omitempty"`
+	Model        nullable.Nullable[string]  `json:"model,omitempty"`
+	Name         *string                    `json:"name,omitempty"`
+	Personality  *AgentPersonality          `json:"personality,omitempty"`
+	SystemPrompt *string                    `json:"system_prompt,omitempty"`
+	Temperature  nullable.Nullable[float64] `json:"temperature,omitempty"`
+	Tone         *AgentTone                 `json:"tone,omitempty"`
+}
+
+// AgentPersonality defines model for AgentPersonality.
+type AgentPersonality string
+
+// AgentTone defines model for AgentTone.
+type AgentTone string
 
 // ApiToken defines model for ApiToken.
 type ApiToken struct {
@@ -754,8 +877,11 @@ type Flow struct {
 	Revision              int                       `json:"revision"`
 
 	// Status `archived` is set only by the archive action.
-	Status     FlowStatus               `json:"status"`
-	TeamId     nullable.Nullable[int64] `json:"team_id"`
+	Status FlowStatus               `json:"status"`
+	TeamId nullable.Nullable[int64] `json:"team_id"`
+
+	// TemplateId The template the flow was created from; null once that template is deleted.
+	TemplateId nullable.Nullable[int64] `json:"template_id"`
 	UpdatedAt  apitime.Time             `json:"updated_at"`
 	Validation FlowValidation           `json:"validation"`
 	Version    int                      `json:"version"`
@@ -826,9 +952,12 @@ type FlowSummary struct {
 	Revision int `json:"revision"`
 
 	// Status `archived` is set only by the archive action.
-	Status    FlowStatus               `json:"status"`
-	TeamId    nullable.Nullable[int64] `json:"team_id"`
-	UpdatedAt apitime.Time             `json:"updated_at"`
+	Status FlowStatus               `json:"status"`
+	TeamId nullable.Nullable[int64] `json:"team_id"`
+
+	// TemplateId The template the flow was created from; null once that template is deleted.
+	TemplateId nullable.Nullable[int64] `json:"template_id"`
+	UpdatedAt  apitime.Time             `json:"updated_at"`
 
 	// Version The latest snapshot number.
 	Version int `json:"version"`
@@ -1376,6 +1505,129 @@ type TeamUpdate struct {
 	Name        *string                   `json:"name,omitempty"`
 }
 
+// Template defines model for Template.
+type Template struct {
+	CreatedAt apitime.Time `json:"created_at"`
+
+	// CreatedBy The user who created it; null for built-in templates.
+	CreatedBy nullable.Nullable[int64] `json:"created_by"`
+
+	// Data A React Flow graph. Open schema: unknown UI keys are stored and ignored. The engine's checks
+	// (unique ids, edges between existing nodes, no cycles, size limits) answer 422 `invalid-graph`.
+	Data        Graph                     `json:"data"`
+	Description nullable.Nullable[string] `json:"description"`
+	Icon        nullable.Nullable[string] `json:"icon"`
+	Id          int64                     `json:"id"`
+
+	// IsSystem A built-in template, seeded by the server; it cannot be updated or deleted.
+	IsSystem bool   `json:"is_system"`
+	Name     string `json:"name"`
+
+	// Placeholders RFC 6901 pointers into `data` at the values a user must fill after creating a flow from the
+	// template (for example `/nodes/2/data/config/url`). They are the graph's required config values
+	// that are left empty; the editor asks for them.
+	Placeholders []string `json:"placeholders"`
+
+	// SourceFlowId The flow the graph was copied from; null once that flow is deleted.
+	SourceFlowId nullable.Nullable[int64] `json:"source_flow_id"`
+
+	// SystemKey The built-in template's stable key.
+	SystemKey nullable.Nullable[string] `json:"system_key"`
+	UpdatedAt apitime.Time              `json:"updated_at"`
+
+	// UsageCount Flows created from the template.
+	UsageCount int `json:"usage_count"`
+}
+
+// TemplateCreate Exactly one of `data` and `from_flow_id` is required (422 `unprocessable` otherwise). The graph is
+// checked structurally like a flow's (422 `invalid-graph`).
+type TemplateCreate struct {
+	// Data A React Flow graph. Open schema: unknown UI keys are stored and ignored. The engine's checks
+	// (unique ids, edges between existing nodes, no cycles, size limits) answer 422 `invalid-graph`.
+	Data        *Graph                    `json:"data,omitempty"`
+	Description nullable.Nullable[string] `json:"description,omitempty"`
+
+	// FromFlowId Copies the graph of this flow, which the caller must be able to read.
+	FromFlowId *int64 `json:"from_flow_id,omitempty"`
+
+	// Icon An icon name from the editor's icon set, such as `FiZap`.
+	Icon nullable.Nullable[string] `json:"icon,omitempty"`
+	Name string                    `json:"name"`
+}
+
+// TemplateFlowCreate The new flow's fields. Defaults: `name` the template's name, `visibility` private, `description` the
+// template's. `team_id` is required when `visibility` is `team`.
+type TemplateFlowCreate struct {
+	Description nullable.Nullable[string] `json:"description,omitempty"`
+	Name        *string                   `json:"name,omitempty"`
+
+	// TeamId Required when `visibility` is `team`; the caller must be a member unless they are an admin.
+	TeamId nullable.Nullable[int64] `json:"team_id,omitempty"`
+
+	// Visibility `private`: the owner and admins; `team`: also the members of `team_id`; `public`: every holder of flow:read.
+	Visibility *FlowVisibility `json:"visibility,omitempty"`
+}
+
+// TemplateSeedResult defines model for TemplateSeedResult.
+type TemplateSeedResult struct {
+	// Inserted Built-in templates that were missing and have been inserted.
+	Inserted int `json:"inserted"`
+
+	// Updated System templates whose stored definition differed from the shipped one and was reset (only with `force`).
+	Updated int `json:"updated"`
+}
+
+// TemplateSummary defines model for TemplateSummary.
+type TemplateSummary struct {
+	CreatedAt apitime.Time `json:"created_at"`
+
+	// CreatedBy The user who created it; null for built-in templates.
+	CreatedBy   nullable.Nullable[int64]  `json:"created_by"`
+	Description nullable.Nullable[string] `json:"description"`
+	Icon        nullable.Nullable[string] `json:"icon"`
+	Id          int64                     `json:"id"`
+
+	// IsSystem A built-in template, seeded by the server; it cannot be updated or deleted.
+	IsSystem bool   `json:"is_system"`
+	Name     string `json:"name"`
+
+	// SourceFlowId The flow the graph was copied from; null once that flow is deleted.
+	SourceFlowId nullable.Nullable[int64] `json:"source_flow_id"`
+
+	// SystemKey The built-in template's stable key.
+	SystemKey nullable.Nullable[string] `json:"system_key"`
+	UpdatedAt apitime.Time              `json:"updated_at"`
+
+	// UsageCount Flows created from the template.
+	UsageCount int `json:"usage_count"`
+}
+
+// TemplateSummaryPage defines model for TemplateSummaryPage.
+type TemplateSummaryPage struct {
+	HasNext  bool              `json:"has_next"`
+	HasPrev  bool              `json:"has_prev"`
+	Items    []TemplateSummary `json:"items"`
+	Page     int               `json:"page"`
+	PageSize int               `json:"page_size"`
+
+	// Total Items matching every filter, search included.
+	Total int64 `json:"total"`
+
+	// TotalPages ceil(total / page_size); 0 when empty.
+	TotalPages int `json:"total_pages"`
+}
+
+// TemplateUpdate A partial update; an absent property is unchanged, `null` clears a clearable one. `{}` changes
+// nothing. A new `data` is checked structurally and replaces the graph whole.
+type TemplateUpdate struct {
+	// Data A React Flow graph. Open schema: unknown UI keys are stored and ignored. The engine's checks
+	// (unique ids, edges between existing nodes, no cycles, size limits) answer 422 `invalid-graph`.
+	Data        *Graph                    `json:"data,omitempty"`
+	Description nullable.Nullable[string] `json:"description,omitempty"`
+	Icon        nullable.Nullable[string] `json:"icon,omitempty"`
+	Name        *string                   `json:"name,omitempty"`
+}
+
 // TokenResponse defines model for TokenResponse.
 type TokenResponse struct {
 	AccessToken string `json:"access_token"`
@@ -1479,6 +1731,9 @@ type WidgetList struct {
 	Items []Widget `json:"items"`
 }
 
+// AgentConfigFlowID defines model for AgentConfigFlowID.
+type AgentConfigFlowID = int64
+
 // ApiTokenID defines model for ApiTokenID.
 type ApiTokenID = int64
 
@@ -1517,6 +1772,9 @@ type Search = string
 
 // TeamID defines model for TeamID.
 type TeamID = int64
+
+// TemplateID defines model for TemplateID.
+type TemplateID = int64
 
 // UserID defines model for UserID.
 type UserID = int64
@@ -1624,6 +1882,9 @@ type ListFlowsParams struct {
 	// OwnerId `me` or a user id.
 	OwnerId *string `form:"owner_id,omitempty" json:"owner_id,omitempty"`
 
+	// TemplateId Only flows created from this template.
+	TemplateId *int64 `form:"template_id,omitempty" json:"template_id,omitempty"`
+
 	// IncludeStats Adds `stats` over every flow the caller can see.
 	IncludeStats *bool `form:"include_stats,omitempty" json:"include_stats,omitempty"`
 }
@@ -1681,6 +1942,33 @@ type ListTeamsParams struct {
 // ListTeamsParamsSort defines parameters for ListTeams.
 type ListTeamsParamsSort string
 
+// ListTemplatesParams defines parameters for ListTemplates.
+type ListTemplatesParams struct {
+	// Page The 1-based page number.
+	Page *Page `form:"page,omitempty" json:"page,omitempty"`
+
+	// PageSize Items per page.
+	PageSize *PageSize `form:"page_size,omitempty" json:"page_size,omitempty"`
+
+	// Search Case-insensitive substring search over the resource's searchable fields.
+	Search *Search `form:"search,omitempty" json:"search,omitempty"`
+
+	// Sort Sort keys, `-` for descending. Default `-created_at`.
+	Sort *[]ListTemplatesParamsSort `form:"sort,omitempty" json:"sort,omitempty"`
+
+	// IsSystem Only built-in templates (`true`) or only the organisation's own (`false`).
+	IsSystem *bool `form:"is_system,omitempty" json:"is_system,omitempty"`
+}
+
+// ListTemplatesParamsSort defines parameters for ListTemplates.
+type ListTemplatesParamsSort string
+
+// SeedTemplatesParams defines parameters for SeedTemplates.
+type SeedTemplatesParams struct {
+	// Force Also reset the system templates to the shipped definitions.
+	Force *bool `form:"force,omitempty" json:"force,omitempty"`
+}
+
 // ListUsersParams defines parameters for ListUsers.
 type ListUsersParams struct {
 	// Page The 1-based page number.
@@ -1735,6 +2023,12 @@ type ListUserApiTokensParams struct {
 // ListUserApiTokensParamsSort defines parameters for ListUserApiTokens.
 type ListUserApiTokensParamsSort string
 
+// CreateAgentConfigJSONRequestBody defines body for CreateAgentConfig for application/json ContentType.
+type CreateAgentConfigJSONRequestBody = AgentConfigCreate
+
+// UpdateAgentConfigJSONRequestBody defines body for UpdateAgentConfig for application/json ContentType.
+type UpdateAgentConfigJSONRequestBody = AgentConfigUpdate
+
 // CreateApiTokenJSONRequestBody defines body for CreateApiToken for application/json ContentType.
 type CreateApiTokenJSONRequestBody = ApiTokenCreate
 
@@ -1785,6 +2079,15 @@ type UpdateTeamJSONRequestBody = TeamUpdate
 
 // SetTeamMembersJSONRequestBody defines body for SetTeamMembers for application/json ContentType.
 type SetTeamMembersJSONRequestBody = TeamMembersSet
+
+// CreateTemplateJSONRequestBody defines body for CreateTemplate for application/json ContentType.
+type CreateTemplateJSONRequestBody = TemplateCreate
+
+// UpdateTemplateJSONRequestBody defines body for UpdateTemplate for application/json ContentType.
+type UpdateTemplateJSONRequestBody = TemplateUpdate
+
+// CreateTemplateFlowJSONRequestBody defines body for CreateTemplateFlow for application/json ContentType.
+type CreateTemplateFlowJSONRequestBody = TemplateFlowCreate
 
 // UpdateUserRoleJSONRequestBody defines body for UpdateUserRole for application/json ContentType.
 type UpdateUserRoleJSONRequestBody = UserRoleUpdate
@@ -2596,6 +2899,62 @@ func WithRequestEditorFn(fn RequestEditorFn) ClientOption {
 // The interface specification for the client above.
 type ClientInterface interface {
 
+	// CreateAgentConfigWithBody Create a flow's agent config
+	//
+	// Gives a flow its agent persona, which its AI nodes and reply suggestions use. The flow must be
+	// visible to the caller (404) and editable by them (403); a flow has at most one config
+	// (409 `already-exists`). `model` must be a chat model of the AI catalogue (422 `model-unknown`).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /agent-configs (the `CreateAgentConfig` operationId).
+	CreateAgentConfigWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateAgentConfig Create a flow's agent config
+	//
+	// Gives a flow its agent persona, which its AI nodes and reply suggestions use. The flow must be
+	// visible to the caller (404) and editable by them (403); a flow has at most one config
+	// (409 `already-exists`). `model` must be a chat model of the AI catalogue (422 `model-unknown`).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /agent-configs (the `CreateAgentConfig` operationId).
+	CreateAgentConfig(ctx context.Context, body CreateAgentConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteAgentConfig Delete a flow's agent config
+	//
+	// Removes the config; the flow's AI nodes fall back to the settings and server defaults. Needs the right to edit the flow (403).
+	//
+	// Corresponds with DELETE /agent-configs/{flow_id} (the `DeleteAgentConfig` operationId).
+	DeleteAgentConfig(ctx context.Context, flowId AgentConfigFlowID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetAgentConfig Get a flow's agent config
+	//
+	// The config follows its flow's visibility; a flow without one, or one the caller may not see, answers 404.
+	//
+	// Corresponds with GET /agent-configs/{flow_id} (the `GetAgentConfig` operationId).
+	GetAgentConfig(ctx context.Context, flowId AgentConfigFlowID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateAgentConfigWithBody Update a flow's agent config
+	//
+	// A partial update: absent fields are unchanged, `null` clears `temperature`, `max_tokens` or
+	// `model`, and `{}` changes nothing. Needs the right to edit the flow (403).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PUT /agent-configs/{flow_id} (the `UpdateAgentConfig` operationId).
+	UpdateAgentConfigWithBody(ctx context.Context, flowId AgentConfigFlowID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateAgentConfig Update a flow's agent config
+	//
+	// A partial update: absent fields are unchanged, `null` clears `temperature`, `max_tokens` or
+	// `model`, and `{}` changes nothing. Needs the right to edit the flow (403).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PUT /agent-configs/{flow_id} (the `UpdateAgentConfig` operationId).
+	UpdateAgentConfig(ctx context.Context, flowId AgentConfigFlowID, body UpdateAgentConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListApiTokens List my API tokens
 	//
 	// The caller's own tokens, revoked ones included (with `revoked_at`). Never the secrets.
@@ -3169,6 +3528,115 @@ type ClientInterface interface {
 	// Corresponds with PUT /teams/{id}/members (the `SetTeamMembers` operationId).
 	SetTeamMembers(ctx context.Context, id TeamID, body SetTeamMembersJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ListTemplates List templates
+	//
+	// A page of template summaries (without `data`). Templates are organisation-wide: every holder of
+	// template:list sees every template, built-in ones included.
+	//
+	// Corresponds with GET /templates (the `ListTemplates` operationId).
+	ListTemplates(ctx context.Context, params *ListTemplatesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateTemplateWithBody Create a template
+	//
+	// Creates a template from a graph (`data`) or from the graph of a flow the caller can read
+	// (`from_flow_id`, which becomes `source_flow_id`); exactly one of them. The graph is checked
+	// structurally like a flow's (422 `invalid-graph`); its empty required config values become the
+	// template's `placeholders`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /templates (the `CreateTemplate` operationId).
+	CreateTemplateWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateTemplate Create a template
+	//
+	// Creates a template from a graph (`data`) or from the graph of a flow the caller can read
+	// (`from_flow_id`, which becomes `source_flow_id`); exactly one of them. The graph is checked
+	// structurally like a flow's (422 `invalid-graph`); its empty required config values become the
+	// template's `placeholders`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /templates (the `CreateTemplate` operationId).
+	CreateTemplate(ctx context.Context, body CreateTemplateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SeedTemplates Seed the built-in templates
+	//
+	// Inserts the built-in templates that are missing, keyed on `system_key`; running it again inserts
+	// nothing. With `force=true` it also resets every system template whose stored definition differs
+	// from the shipped one (name, description, icon, graph, placeholders); `usage_count` is kept.
+	// Categories, tags and icons are not seeded yet.
+	//
+	// Corresponds with POST /templates/seed (the `SeedTemplates` operationId).
+	SeedTemplates(ctx context.Context, params *SeedTemplatesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteTemplate Delete a template
+	//
+	// Deletes the template for good. Flows created from it keep working, with `template_id` null.
+	// Built-in templates cannot be deleted (409 `system-resource`).
+	//
+	// Corresponds with DELETE /templates/{id} (the `DeleteTemplate` operationId).
+	DeleteTemplate(ctx context.Context, id TemplateID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetTemplate Get a template
+	//
+	// The template with its graph and placeholders.
+	//
+	// Corresponds with GET /templates/{id} (the `GetTemplate` operationId).
+	GetTemplate(ctx context.Context, id TemplateID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateTemplateWithBody Update a template
+	//
+	// A partial update: absent fields are unchanged and `{}` changes nothing. A new graph is checked
+	// structurally (422 `invalid-graph`) and its placeholders are recomputed. Built-in templates cannot
+	// be changed (409 `system-resource`); duplicate them instead.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PUT /templates/{id} (the `UpdateTemplate` operationId).
+	UpdateTemplateWithBody(ctx context.Context, id TemplateID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateTemplate Update a template
+	//
+	// A partial update: absent fields are unchanged and `{}` changes nothing. A new graph is checked
+	// structurally (422 `invalid-graph`) and its placeholders are recomputed. Built-in templates cannot
+	// be changed (409 `system-resource`); duplicate them instead.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PUT /templates/{id} (the `UpdateTemplate` operationId).
+	UpdateTemplate(ctx context.Context, id TemplateID, body UpdateTemplateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DuplicateTemplate Duplicate a template
+	//
+	// Copies the template as "`<name> (Copy)`", created by the caller, with `is_system=false`,
+	// `usage_count` 0 and the same graph and placeholders. Built-in templates can be duplicated.
+	//
+	// Corresponds with POST /templates/{id}/duplicate (the `DuplicateTemplate` operationId).
+	DuplicateTemplate(ctx context.Context, id TemplateID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateTemplateFlowWithBody Create a flow from a template
+	//
+	// Creates a draft flow owned by the caller with the template's graph and `template_id` set, and
+	// snapshots it as version 1; the template's `usage_count` goes up by one in the same transaction.
+	// The editor then asks for the template's `placeholders`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /templates/{id}/flows (the `CreateTemplateFlow` operationId).
+	CreateTemplateFlowWithBody(ctx context.Context, id TemplateID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateTemplateFlow Create a flow from a template
+	//
+	// Creates a draft flow owned by the caller with the template's graph and `template_id` set, and
+	// snapshots it as version 1; the template's `usage_count` goes up by one in the same transaction.
+	// The editor then asks for the template's `placeholders`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /templates/{id}/flows (the `CreateTemplateFlow` operationId).
+	CreateTemplateFlow(ctx context.Context, id TemplateID, body CreateTemplateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListUsers List users
 	//
 	// Every user, with filters and search over email and name.
@@ -3301,6 +3769,122 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
 	ReceiveFlowWebhookWithTextBody(ctx context.Context, endpointKey string, body ReceiveFlowWebhookTextRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+}
+
+// CreateAgentConfigWithBody Create a flow's agent config
+//
+// Gives a flow its agent persona, which its AI nodes and reply suggestions use. The flow must be
+// visible to the caller (404) and editable by them (403); a flow has at most one config
+// (409 `already-exists`). `model` must be a chat model of the AI catalogue (422 `model-unknown`).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /agent-configs (the `CreateAgentConfig` operationId).
+func (c *Client) CreateAgentConfigWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateAgentConfigRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateAgentConfig Create a flow's agent config
+//
+// Gives a flow its agent persona, which its AI nodes and reply suggestions use. The flow must be
+// visible to the caller (404) and editable by them (403); a flow has at most one config
+// (409 `already-exists`). `model` must be a chat model of the AI catalogue (422 `model-unknown`).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /agent-configs (the `CreateAgentConfig` operationId).
+func (c *Client) CreateAgentConfig(ctx context.Context, body CreateAgentConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateAgentConfigRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteAgentConfig Delete a flow's agent config
+//
+// Removes the config; the flow's AI nodes fall back to the settings and server defaults. Needs the right to edit the flow (403).
+//
+// Corresponds with DELETE /agent-configs/{flow_id} (the `DeleteAgentConfig` operationId).
+func (c *Client) DeleteAgentConfig(ctx context.Context, flowId AgentConfigFlowID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteAgentConfigRequest(c.Server, flowId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetAgentConfig Get a flow's agent config
+//
+// The config follows its flow's visibility; a flow without one, or one the caller may not see, answers 404.
+//
+// Corresponds with GET /agent-configs/{flow_id} (the `GetAgentConfig` operationId).
+func (c *Client) GetAgentConfig(ctx context.Context, flowId AgentConfigFlowID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetAgentConfigRequest(c.Server, flowId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateAgentConfigWithBody Update a flow's agent config
+//
+// A partial update: absent fields are unchanged, `null` clears `temperature`, `max_tokens` or
+// `model`, and `{}` changes nothing. Needs the right to edit the flow (403).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PUT /agent-configs/{flow_id} (the `UpdateAgentConfig` operationId).
+func (c *Client) UpdateAgentConfigWithBody(ctx context.Context, flowId AgentConfigFlowID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateAgentConfigRequestWithBody(c.Server, flowId, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateAgentConfig Update a flow's agent config
+//
+// A partial update: absent fields are unchanged, `null` clears `temperature`, `max_tokens` or
+// `model`, and `{}` changes nothing. Needs the right to edit the flow (403).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PUT /agent-configs/{flow_id} (the `UpdateAgentConfig` operationId).
+func (c *Client) UpdateAgentConfig(ctx context.Context, flowId AgentConfigFlowID, body UpdateAgentConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateAgentConfigRequest(c.Server, flowId, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
 }
 
 // ListApiTokens List my API tokens
@@ -4526,6 +5110,225 @@ func (c *Client) SetTeamMembers(ctx context.Context, id TeamID, body SetTeamMemb
 	return c.Client.Do(req)
 }
 
+// ListTemplates List templates
+//
+// A page of template summaries (without `data`). Templates are organisation-wide: every holder of
+// template:list sees every template, built-in ones included.
+//
+// Corresponds with GET /templates (the `ListTemplates` operationId).
+func (c *Client) ListTemplates(ctx context.Context, params *ListTemplatesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListTemplatesRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateTemplateWithBody Create a template
+//
+// Creates a template from a graph (`data`) or from the graph of a flow the caller can read
+// (`from_flow_id`, which becomes `source_flow_id`); exactly one of them. The graph is checked
+// structurally like a flow's (422 `invalid-graph`); its empty required config values become the
+// template's `placeholders`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /templates (the `CreateTemplate` operationId).
+func (c *Client) CreateTemplateWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateTemplateRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateTemplate Create a template
+//
+// Creates a template from a graph (`data`) or from the graph of a flow the caller can read
+// (`from_flow_id`, which becomes `source_flow_id`); exactly one of them. The graph is checked
+// structurally like a flow's (422 `invalid-graph`); its empty required config values become the
+// template's `placeholders`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /templates (the `CreateTemplate` operationId).
+func (c *Client) CreateTemplate(ctx context.Context, body CreateTemplateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateTemplateRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SeedTemplates Seed the built-in templates
+//
+// Inserts the built-in templates that are missing, keyed on `system_key`; running it again inserts
+// nothing. With `force=true` it also resets every system template whose stored definition differs
+// from the shipped one (name, description, icon, graph, placeholders); `usage_count` is kept.
+// Categories, tags and icons are not seeded yet.
+//
+// Corresponds with POST /templates/seed (the `SeedTemplates` operationId).
+func (c *Client) SeedTemplates(ctx context.Context, params *SeedTemplatesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSeedTemplatesRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteTemplate Delete a template
+//
+// Deletes the template for good. Flows created from it keep working, with `template_id` null.
+// Built-in templates cannot be deleted (409 `system-resource`).
+//
+// Corresponds with DELETE /templates/{id} (the `DeleteTemplate` operationId).
+func (c *Client) DeleteTemplate(ctx context.Context, id TemplateID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteTemplateRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetTemplate Get a template
+//
+// The template with its graph and placeholders.
+//
+// Corresponds with GET /templates/{id} (the `GetTemplate` operationId).
+func (c *Client) GetTemplate(ctx context.Context, id TemplateID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetTemplateRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateTemplateWithBody Update a template
+//
+// A partial update: absent fields are unchanged and `{}` changes nothing. A new graph is checked
+// structurally (422 `invalid-graph`) and its placeholders are recomputed. Built-in templates cannot
+// be changed (409 `system-resource`); duplicate them instead.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PUT /templates/{id} (the `UpdateTemplate` operationId).
+func (c *Client) UpdateTemplateWithBody(ctx context.Context, id TemplateID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateTemplateRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateTemplate Update a template
+//
+// A partial update: absent fields are unchanged and `{}` changes nothing. A new graph is checked
+// structurally (422 `invalid-graph`) and its placeholders are recomputed. Built-in templates cannot
+// be changed (409 `system-resource`); duplicate them instead.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PUT /templates/{id} (the `UpdateTemplate` operationId).
+func (c *Client) UpdateTemplate(ctx context.Context, id TemplateID, body UpdateTemplateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateTemplateRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DuplicateTemplate Duplicate a template
+//
+// Copies the template as "`<name> (Copy)`", created by the caller, with `is_system=false`,
+// `usage_count` 0 and the same graph and placeholders. Built-in templates can be duplicated.
+//
+// Corresponds with POST /templates/{id}/duplicate (the `DuplicateTemplate` operationId).
+func (c *Client) DuplicateTemplate(ctx context.Context, id TemplateID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDuplicateTemplateRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateTemplateFlowWithBody Create a flow from a template
+//
+// Creates a draft flow owned by the caller with the template's graph and `template_id` set, and
+// snapshots it as version 1; the template's `usage_count` goes up by one in the same transaction.
+// The editor then asks for the template's `placeholders`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /templates/{id}/flows (the `CreateTemplateFlow` operationId).
+func (c *Client) CreateTemplateFlowWithBody(ctx context.Context, id TemplateID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateTemplateFlowRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateTemplateFlow Create a flow from a template
+//
+// Creates a draft flow owned by the caller with the template's graph and `template_id` set, and
+// snapshots it as version 1; the template's `usage_count` goes up by one in the same transaction.
+// The editor then asks for the template's `placeholders`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /templates/{id}/flows (the `CreateTemplateFlow` operationId).
+func (c *Client) CreateTemplateFlow(ctx context.Context, id TemplateID, body CreateTemplateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateTemplateFlowRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // ListUsers List users
 //
 // Every user, with filters and search over email and name.
@@ -4797,6 +5600,161 @@ func (c *Client) ReceiveFlowWebhookWithTextBody(ctx context.Context, endpointKey
 		return nil, err
 	}
 	return c.Client.Do(req)
+}
+
+// NewCreateAgentConfigRequest calls the generic CreateAgentConfig builder with application/json body
+func NewCreateAgentConfigRequest(server string, body CreateAgentConfigJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreateAgentConfigRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewCreateAgentConfigRequestWithBody constructs an http.Request for the CreateAgentConfig method, with any body, and a specified content type
+func NewCreateAgentConfigRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/agent-configs")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewDeleteAgentConfigRequest constructs an http.Request for the DeleteAgentConfig method
+func NewDeleteAgentConfigRequest(server string, flowId AgentConfigFlowID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "flow_id", flowId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/agent-configs/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetAgentConfigRequest constructs an http.Request for the GetAgentConfig method
+func NewGetAgentConfigRequest(server string, flowId AgentConfigFlowID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "flow_id", flowId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/agent-configs/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewUpdateAgentConfigRequest calls the generic UpdateAgentConfig builder with application/json body
+func NewUpdateAgentConfigRequest(server string, flowId AgentConfigFlowID, body UpdateAgentConfigJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewUpdateAgentConfigRequestWithBody(server, flowId, "application/json", bodyReader)
+}
+
+// NewUpdateAgentConfigRequestWithBody constructs an http.Request for the UpdateAgentConfig method, with any body, and a specified content type
+func NewUpdateAgentConfigRequestWithBody(server string, flowId AgentConfigFlowID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "flow_id", flowId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/agent-configs/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPut, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
 }
 
 // NewListApiTokensRequest constructs an http.Request for the ListApiTokens method
@@ -5814,6 +6772,18 @@ func NewListFlowsRequest(server string, params *ListFlowsParams) (*http.Request,
 		if params.OwnerId != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "owner_id", *params.OwnerId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.TemplateId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "template_id", *params.TemplateId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -7096,6 +8066,398 @@ func NewSetTeamMembersRequestWithBody(server string, id TeamID, contentType stri
 	return req, nil
 }
 
+// NewListTemplatesRequest constructs an http.Request for the ListTemplates method
+func NewListTemplatesRequest(server string, params *ListTemplatesParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/templates")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Page != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "page", *params.Page, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.PageSize != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "page_size", *params.PageSize, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Search != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "search", *params.Search, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Sort != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "sort", *params.Sort, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "array", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.IsSystem != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "is_system", *params.IsSystem, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCreateTemplateRequest calls the generic CreateTemplate builder with application/json body
+func NewCreateTemplateRequest(server string, body CreateTemplateJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreateTemplateRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewCreateTemplateRequestWithBody constructs an http.Request for the CreateTemplate method, with any body, and a specified content type
+func NewCreateTemplateRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/templates")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewSeedTemplatesRequest constructs an http.Request for the SeedTemplates method
+func NewSeedTemplatesRequest(server string, params *SeedTemplatesParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/templates/seed")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Force != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "force", *params.Force, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewDeleteTemplateRequest constructs an http.Request for the DeleteTemplate method
+func NewDeleteTemplateRequest(server string, id TemplateID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/templates/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetTemplateRequest constructs an http.Request for the GetTemplate method
+func NewGetTemplateRequest(server string, id TemplateID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/templates/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewUpdateTemplateRequest calls the generic UpdateTemplate builder with application/json body
+func NewUpdateTemplateRequest(server string, id TemplateID, body UpdateTemplateJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewUpdateTemplateRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewUpdateTemplateRequestWithBody constructs an http.Request for the UpdateTemplate method, with any body, and a specified content type
+func NewUpdateTemplateRequestWithBody(server string, id TemplateID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/templates/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPut, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewDuplicateTemplateRequest constructs an http.Request for the DuplicateTemplate method
+func NewDuplicateTemplateRequest(server string, id TemplateID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/templates/%s/duplicate", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCreateTemplateFlowRequest calls the generic CreateTemplateFlow builder with application/json body
+func NewCreateTemplateFlowRequest(server string, id TemplateID, body CreateTemplateFlowJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreateTemplateFlowRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewCreateTemplateFlowRequestWithBody constructs an http.Request for the CreateTemplateFlow method, with any body, and a specified content type
+func NewCreateTemplateFlowRequestWithBody(server string, id TemplateID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/templates/%s/flows", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewListUsersRequest constructs an http.Request for the ListUsers method
 func NewListUsersRequest(server string, params *ListUsersParams) (*http.Request, error) {
 	var err error
@@ -7749,6 +9111,66 @@ func WithBaseURL(baseURL string) ClientOption {
 // ClientWithResponsesInterface is the interface specification for the client with responses above.
 type ClientWithResponsesInterface interface {
 
+	// CreateAgentConfigWithBodyWithResponse Create a flow's agent config
+	//
+	// Gives a flow its agent persona, which its AI nodes and reply suggestions use. The flow must be
+	// visible to the caller (404) and editable by them (403); a flow has at most one config
+	// (409 `already-exists`). `model` must be a chat model of the AI catalogue (422 `model-unknown`).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /agent-configs (the `CreateAgentConfig` operationId).
+	CreateAgentConfigWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateAgentConfigResponse, error)
+
+	// CreateAgentConfigWithResponse Create a flow's agent config
+	//
+	// Gives a flow its agent persona, which its AI nodes and reply suggestions use. The flow must be
+	// visible to the caller (404) and editable by them (403); a flow has at most one config
+	// (409 `already-exists`). `model` must be a chat model of the AI catalogue (422 `model-unknown`).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /agent-configs (the `CreateAgentConfig` operationId).
+	CreateAgentConfigWithResponse(ctx context.Context, body CreateAgentConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateAgentConfigResponse, error)
+
+	// DeleteAgentConfigWithResponse Delete a flow's agent config
+	//
+	// Removes the config; the flow's AI nodes fall back to the settings and server defaults. Needs the right to edit the flow (403).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /agent-configs/{flow_id} (the `DeleteAgentConfig` operationId).
+	DeleteAgentConfigWithResponse(ctx context.Context, flowId AgentConfigFlowID, reqEditors ...RequestEditorFn) (*DeleteAgentConfigResponse, error)
+
+	// GetAgentConfigWithResponse Get a flow's agent config
+	//
+	// The config follows its flow's visibility; a flow without one, or one the caller may not see, answers 404.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /agent-configs/{flow_id} (the `GetAgentConfig` operationId).
+	GetAgentConfigWithResponse(ctx context.Context, flowId AgentConfigFlowID, reqEditors ...RequestEditorFn) (*GetAgentConfigResponse, error)
+
+	// UpdateAgentConfigWithBodyWithResponse Update a flow's agent config
+	//
+	// A partial update: absent fields are unchanged, `null` clears `temperature`, `max_tokens` or
+	// `model`, and `{}` changes nothing. Needs the right to edit the flow (403).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /agent-configs/{flow_id} (the `UpdateAgentConfig` operationId).
+	UpdateAgentConfigWithBodyWithResponse(ctx context.Context, flowId AgentConfigFlowID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateAgentConfigResponse, error)
+
+	// UpdateAgentConfigWithResponse Update a flow's agent config
+	//
+	// A partial update: absent fields are unchanged, `null` clears `temperature`, `max_tokens` or
+	// `model`, and `{}` changes nothing. Needs the right to edit the flow (403).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /agent-configs/{flow_id} (the `UpdateAgentConfig` operationId).
+	UpdateAgentConfigWithResponse(ctx context.Context, flowId AgentConfigFlowID, body UpdateAgentConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateAgentConfigResponse, error)
+
 	// ListApiTokensWithResponse List my API tokens
 	//
 	// The caller's own tokens, revoked ones included (with `revoked_at`). Never the secrets.
@@ -8384,6 +9806,125 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with PUT /teams/{id}/members (the `SetTeamMembers` operationId).
 	SetTeamMembersWithResponse(ctx context.Context, id TeamID, body SetTeamMembersJSONRequestBody, reqEditors ...RequestEditorFn) (*SetTeamMembersResponse, error)
 
+	// ListTemplatesWithResponse List templates
+	//
+	// A page of template summaries (without `data`). Templates are organisation-wide: every holder of
+	// template:list sees every template, built-in ones included.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /templates (the `ListTemplates` operationId).
+	ListTemplatesWithResponse(ctx context.Context, params *ListTemplatesParams, reqEditors ...RequestEditorFn) (*ListTemplatesResponse, error)
+
+	// CreateTemplateWithBodyWithResponse Create a template
+	//
+	// Creates a template from a graph (`data`) or from the graph of a flow the caller can read
+	// (`from_flow_id`, which becomes `source_flow_id`); exactly one of them. The graph is checked
+	// structurally like a flow's (422 `invalid-graph`); its empty required config values become the
+	// template's `placeholders`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /templates (the `CreateTemplate` operationId).
+	CreateTemplateWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTemplateResponse, error)
+
+	// CreateTemplateWithResponse Create a template
+	//
+	// Creates a template from a graph (`data`) or from the graph of a flow the caller can read
+	// (`from_flow_id`, which becomes `source_flow_id`); exactly one of them. The graph is checked
+	// structurally like a flow's (422 `invalid-graph`); its empty required config values become the
+	// template's `placeholders`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /templates (the `CreateTemplate` operationId).
+	CreateTemplateWithResponse(ctx context.Context, body CreateTemplateJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTemplateResponse, error)
+
+	// SeedTemplatesWithResponse Seed the built-in templates
+	//
+	// Inserts the built-in templates that are missing, keyed on `system_key`; running it again inserts
+	// nothing. With `force=true` it also resets every system template whose stored definition differs
+	// from the shipped one (name, description, icon, graph, placeholders); `usage_count` is kept.
+	// Categories, tags and icons are not seeded yet.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /templates/seed (the `SeedTemplates` operationId).
+	SeedTemplatesWithResponse(ctx context.Context, params *SeedTemplatesParams, reqEditors ...RequestEditorFn) (*SeedTemplatesResponse, error)
+
+	// DeleteTemplateWithResponse Delete a template
+	//
+	// Deletes the template for good. Flows created from it keep working, with `template_id` null.
+	// Built-in templates cannot be deleted (409 `system-resource`).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /templates/{id} (the `DeleteTemplate` operationId).
+	DeleteTemplateWithResponse(ctx context.Context, id TemplateID, reqEditors ...RequestEditorFn) (*DeleteTemplateResponse, error)
+
+	// GetTemplateWithResponse Get a template
+	//
+	// The template with its graph and placeholders.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /templates/{id} (the `GetTemplate` operationId).
+	GetTemplateWithResponse(ctx context.Context, id TemplateID, reqEditors ...RequestEditorFn) (*GetTemplateResponse, error)
+
+	// UpdateTemplateWithBodyWithResponse Update a template
+	//
+	// A partial update: absent fields are unchanged and `{}` changes nothing. A new graph is checked
+	// structurally (422 `invalid-graph`) and its placeholders are recomputed. Built-in templates cannot
+	// be changed (409 `system-resource`); duplicate them instead.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /templates/{id} (the `UpdateTemplate` operationId).
+	UpdateTemplateWithBodyWithResponse(ctx context.Context, id TemplateID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateTemplateResponse, error)
+
+	// UpdateTemplateWithResponse Update a template
+	//
+	// A partial update: absent fields are unchanged and `{}` changes nothing. A new graph is checked
+	// structurally (422 `invalid-graph`) and its placeholders are recomputed. Built-in templates cannot
+	// be changed (409 `system-resource`); duplicate them instead.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /templates/{id} (the `UpdateTemplate` operationId).
+	UpdateTemplateWithResponse(ctx context.Context, id TemplateID, body UpdateTemplateJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateTemplateResponse, error)
+
+	// DuplicateTemplateWithResponse Duplicate a template
+	//
+	// Copies the template as "`<name> (Copy)`", created by the caller, with `is_system=false`,
+	// `usage_count` 0 and the same graph and placeholders. Built-in templates can be duplicated.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /templates/{id}/duplicate (the `DuplicateTemplate` operationId).
+	DuplicateTemplateWithResponse(ctx context.Context, id TemplateID, reqEditors ...RequestEditorFn) (*DuplicateTemplateResponse, error)
+
+	// CreateTemplateFlowWithBodyWithResponse Create a flow from a template
+	//
+	// Creates a draft flow owned by the caller with the template's graph and `template_id` set, and
+	// snapshots it as version 1; the template's `usage_count` goes up by one in the same transaction.
+	// The editor then asks for the template's `placeholders`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /templates/{id}/flows (the `CreateTemplateFlow` operationId).
+	CreateTemplateFlowWithBodyWithResponse(ctx context.Context, id TemplateID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTemplateFlowResponse, error)
+
+	// CreateTemplateFlowWithResponse Create a flow from a template
+	//
+	// Creates a draft flow owned by the caller with the template's graph and `template_id` set, and
+	// snapshots it as version 1; the template's `usage_count` goes up by one in the same transaction.
+	// The editor then asks for the template's `placeholders`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /templates/{id}/flows (the `CreateTemplateFlow` operationId).
+	CreateTemplateFlowWithResponse(ctx context.Context, id TemplateID, body CreateTemplateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTemplateFlowResponse, error)
+
 	// ListUsersWithResponse List users
 	//
 	// Every user, with filters and search over email and name.
@@ -8532,6 +10073,332 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
 	ReceiveFlowWebhookWithTextBodyWithResponse(ctx context.Context, endpointKey string, body ReceiveFlowWebhookTextRequestBody, reqEditors ...RequestEditorFn) (*ReceiveFlowWebhookResponse, error)
+}
+
+// CreateAgentConfigResponse201Headers the declared response headers of an HTTP 201 response for CreateAgentConfig
+type CreateAgentConfigResponse201Headers struct {
+	Location   string
+	XRequestID *string
+}
+
+// CreateAgentConfigResponse409Headers the declared response headers of an HTTP 409 response for CreateAgentConfig
+type CreateAgentConfigResponse409Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// CreateAgentConfigResponse422Headers the declared response headers of an HTTP 422 response for CreateAgentConfig
+type CreateAgentConfigResponse422Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// CreateAgentConfigResponseDefaultHeaders the declared response headers of an HTTP default response for CreateAgentConfig
+type CreateAgentConfigResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type CreateAgentConfigResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *AgentConfig
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *CreateAgentConfigResponse201Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *CreateAgentConfigResponse409Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *CreateAgentConfigResponse422Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *CreateAgentConfigResponseDefaultHeaders
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r CreateAgentConfigResponse) GetJSON201() *AgentConfig {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r CreateAgentConfigResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r CreateAgentConfigResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r CreateAgentConfigResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateAgentConfigResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateAgentConfigResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateAgentConfigResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateAgentConfigResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// DeleteAgentConfigResponse204Headers the declared response headers of an HTTP 204 response for DeleteAgentConfig
+type DeleteAgentConfigResponse204Headers struct {
+	XRequestID *string
+}
+
+// DeleteAgentConfigResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteAgentConfig
+type DeleteAgentConfigResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type DeleteAgentConfigResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers204 the parsed response headers for an HTTP 204 response
+	Headers204 *DeleteAgentConfigResponse204Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *DeleteAgentConfigResponseDefaultHeaders
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r DeleteAgentConfigResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteAgentConfigResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteAgentConfigResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteAgentConfigResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteAgentConfigResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetAgentConfigResponse200Headers the declared response headers of an HTTP 200 response for GetAgentConfig
+type GetAgentConfigResponse200Headers struct {
+	XRequestID *string
+}
+
+// GetAgentConfigResponseDefaultHeaders the declared response headers of an HTTP default response for GetAgentConfig
+type GetAgentConfigResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type GetAgentConfigResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AgentConfig
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetAgentConfigResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetAgentConfigResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetAgentConfigResponse) GetJSON200() *AgentConfig {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetAgentConfigResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetAgentConfigResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetAgentConfigResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetAgentConfigResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetAgentConfigResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// UpdateAgentConfigResponse200Headers the declared response headers of an HTTP 200 response for UpdateAgentConfig
+type UpdateAgentConfigResponse200Headers struct {
+	XRequestID *string
+}
+
+// UpdateAgentConfigResponse422Headers the declared response headers of an HTTP 422 response for UpdateAgentConfig
+type UpdateAgentConfigResponse422Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// UpdateAgentConfigResponseDefaultHeaders the declared response headers of an HTTP default response for UpdateAgentConfig
+type UpdateAgentConfigResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type UpdateAgentConfigResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AgentConfig
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *UpdateAgentConfigResponse200Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *UpdateAgentConfigResponse422Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *UpdateAgentConfigResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r UpdateAgentConfigResponse) GetJSON200() *AgentConfig {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r UpdateAgentConfigResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r UpdateAgentConfigResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r UpdateAgentConfigResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r UpdateAgentConfigResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r UpdateAgentConfigResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r UpdateAgentConfigResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
 }
 
 // ListApiTokensResponse200Headers the declared response headers of an HTTP 200 response for ListApiTokens
@@ -12469,6 +14336,647 @@ func (r SetTeamMembersResponse) ContentType() string {
 	return ""
 }
 
+// ListTemplatesResponse200Headers the declared response headers of an HTTP 200 response for ListTemplates
+type ListTemplatesResponse200Headers struct {
+	XRequestID *string
+}
+
+// ListTemplatesResponseDefaultHeaders the declared response headers of an HTTP default response for ListTemplates
+type ListTemplatesResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type ListTemplatesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *TemplateSummaryPage
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListTemplatesResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ListTemplatesResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListTemplatesResponse) GetJSON200() *TemplateSummaryPage {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ListTemplatesResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ListTemplatesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListTemplatesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListTemplatesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListTemplatesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CreateTemplateResponse201Headers the declared response headers of an HTTP 201 response for CreateTemplate
+type CreateTemplateResponse201Headers struct {
+	Location   string
+	XRequestID *string
+}
+
+// CreateTemplateResponse422Headers the declared response headers of an HTTP 422 response for CreateTemplate
+type CreateTemplateResponse422Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// CreateTemplateResponseDefaultHeaders the declared response headers of an HTTP default response for CreateTemplate
+type CreateTemplateResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type CreateTemplateResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *Template
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *CreateTemplateResponse201Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *CreateTemplateResponse422Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *CreateTemplateResponseDefaultHeaders
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r CreateTemplateResponse) GetJSON201() *Template {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r CreateTemplateResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r CreateTemplateResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateTemplateResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateTemplateResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateTemplateResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateTemplateResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// SeedTemplatesResponse200Headers the declared response headers of an HTTP 200 response for SeedTemplates
+type SeedTemplatesResponse200Headers struct {
+	XRequestID *string
+}
+
+// SeedTemplatesResponseDefaultHeaders the declared response headers of an HTTP default response for SeedTemplates
+type SeedTemplatesResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type SeedTemplatesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *TemplateSeedResult
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *SeedTemplatesResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *SeedTemplatesResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r SeedTemplatesResponse) GetJSON200() *TemplateSeedResult {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r SeedTemplatesResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r SeedTemplatesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r SeedTemplatesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r SeedTemplatesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r SeedTemplatesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// DeleteTemplateResponse204Headers the declared response headers of an HTTP 204 response for DeleteTemplate
+type DeleteTemplateResponse204Headers struct {
+	XRequestID *string
+}
+
+// DeleteTemplateResponse409Headers the declared response headers of an HTTP 409 response for DeleteTemplate
+type DeleteTemplateResponse409Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// DeleteTemplateResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteTemplate
+type DeleteTemplateResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type DeleteTemplateResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers204 the parsed response headers for an HTTP 204 response
+	Headers204 *DeleteTemplateResponse204Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *DeleteTemplateResponse409Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *DeleteTemplateResponseDefaultHeaders
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r DeleteTemplateResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r DeleteTemplateResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteTemplateResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteTemplateResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteTemplateResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteTemplateResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetTemplateResponse200Headers the declared response headers of an HTTP 200 response for GetTemplate
+type GetTemplateResponse200Headers struct {
+	XRequestID *string
+}
+
+// GetTemplateResponseDefaultHeaders the declared response headers of an HTTP default response for GetTemplate
+type GetTemplateResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type GetTemplateResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Template
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetTemplateResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetTemplateResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetTemplateResponse) GetJSON200() *Template {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetTemplateResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetTemplateResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetTemplateResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetTemplateResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetTemplateResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// UpdateTemplateResponse200Headers the declared response headers of an HTTP 200 response for UpdateTemplate
+type UpdateTemplateResponse200Headers struct {
+	XRequestID *string
+}
+
+// UpdateTemplateResponse409Headers the declared response headers of an HTTP 409 response for UpdateTemplate
+type UpdateTemplateResponse409Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// UpdateTemplateResponse422Headers the declared response headers of an HTTP 422 response for UpdateTemplate
+type UpdateTemplateResponse422Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// UpdateTemplateResponseDefaultHeaders the declared response headers of an HTTP default response for UpdateTemplate
+type UpdateTemplateResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type UpdateTemplateResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Template
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *UpdateTemplateResponse200Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *UpdateTemplateResponse409Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *UpdateTemplateResponse422Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *UpdateTemplateResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r UpdateTemplateResponse) GetJSON200() *Template {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r UpdateTemplateResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r UpdateTemplateResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r UpdateTemplateResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r UpdateTemplateResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r UpdateTemplateResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r UpdateTemplateResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r UpdateTemplateResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// DuplicateTemplateResponse201Headers the declared response headers of an HTTP 201 response for DuplicateTemplate
+type DuplicateTemplateResponse201Headers struct {
+	Location   string
+	XRequestID *string
+}
+
+// DuplicateTemplateResponseDefaultHeaders the declared response headers of an HTTP default response for DuplicateTemplate
+type DuplicateTemplateResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type DuplicateTemplateResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *Template
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *DuplicateTemplateResponse201Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *DuplicateTemplateResponseDefaultHeaders
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r DuplicateTemplateResponse) GetJSON201() *Template {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r DuplicateTemplateResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r DuplicateTemplateResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DuplicateTemplateResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DuplicateTemplateResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DuplicateTemplateResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CreateTemplateFlowResponse201Headers the declared response headers of an HTTP 201 response for CreateTemplateFlow
+type CreateTemplateFlowResponse201Headers struct {
+	ETag       *string
+	Location   string
+	XRequestID *string
+}
+
+// CreateTemplateFlowResponse422Headers the declared response headers of an HTTP 422 response for CreateTemplateFlow
+type CreateTemplateFlowResponse422Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// CreateTemplateFlowResponseDefaultHeaders the declared response headers of an HTTP default response for CreateTemplateFlow
+type CreateTemplateFlowResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type CreateTemplateFlowResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *Flow
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *CreateTemplateFlowResponse201Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *CreateTemplateFlowResponse422Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *CreateTemplateFlowResponseDefaultHeaders
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r CreateTemplateFlowResponse) GetJSON201() *Flow {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r CreateTemplateFlowResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r CreateTemplateFlowResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateTemplateFlowResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateTemplateFlowResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateTemplateFlowResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateTemplateFlowResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // ListUsersResponse200Headers the declared response headers of an HTTP 200 response for ListUsers
 type ListUsersResponse200Headers struct {
 	XRequestID *string
@@ -13307,6 +15815,102 @@ func (r ReceiveFlowWebhookResponse) ContentType() string {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
 	return ""
+}
+
+// CreateAgentConfigWithBodyWithResponse Create a flow's agent config
+//
+// Gives a flow its agent persona, which its AI nodes and reply suggestions use. The flow must be
+// visible to the caller (404) and editable by them (403); a flow has at most one config
+// (409 `already-exists`). `model` must be a chat model of the AI catalogue (422 `model-unknown`).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /agent-configs (the `CreateAgentConfig` operationId).
+func (c *ClientWithResponses) CreateAgentConfigWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateAgentConfigResponse, error) {
+	rsp, err := c.CreateAgentConfigWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateAgentConfigResponse(rsp)
+}
+
+// CreateAgentConfigWithResponse Create a flow's agent config
+//
+// Gives a flow its agent persona, which its AI nodes and reply suggestions use. The flow must be
+// visible to the caller (404) and editable by them (403); a flow has at most one config
+// (409 `already-exists`). `model` must be a chat model of the AI catalogue (422 `model-unknown`).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /agent-configs (the `CreateAgentConfig` operationId).
+func (c *ClientWithResponses) CreateAgentConfigWithResponse(ctx context.Context, body CreateAgentConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateAgentConfigResponse, error) {
+	rsp, err := c.CreateAgentConfig(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateAgentConfigResponse(rsp)
+}
+
+// DeleteAgentConfigWithResponse Delete a flow's agent config
+//
+// Removes the config; the flow's AI nodes fall back to the settings and server defaults. Needs the right to edit the flow (403).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /agent-configs/{flow_id} (the `DeleteAgentConfig` operationId).
+func (c *ClientWithResponses) DeleteAgentConfigWithResponse(ctx context.Context, flowId AgentConfigFlowID, reqEditors ...RequestEditorFn) (*DeleteAgentConfigResponse, error) {
+	rsp, err := c.DeleteAgentConfig(ctx, flowId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteAgentConfigResponse(rsp)
+}
+
+// GetAgentConfigWithResponse Get a flow's agent config
+//
+// The config follows its flow's visibility; a flow without one, or one the caller may not see, answers 404.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /agent-configs/{flow_id} (the `GetAgentConfig` operationId).
+func (c *ClientWithResponses) GetAgentConfigWithResponse(ctx context.Context, flowId AgentConfigFlowID, reqEditors ...RequestEditorFn) (*GetAgentConfigResponse, error) {
+	rsp, err := c.GetAgentConfig(ctx, flowId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetAgentConfigResponse(rsp)
+}
+
+// UpdateAgentConfigWithBodyWithResponse Update a flow's agent config
+//
+// A partial update: absent fields are unchanged, `null` clears `temperature`, `max_tokens` or
+// `model`, and `{}` changes nothing. Needs the right to edit the flow (403).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /agent-configs/{flow_id} (the `UpdateAgentConfig` operationId).
+func (c *ClientWithResponses) UpdateAgentConfigWithBodyWithResponse(ctx context.Context, flowId AgentConfigFlowID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateAgentConfigResponse, error) {
+	rsp, err := c.UpdateAgentConfigWithBody(ctx, flowId, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateAgentConfigResponse(rsp)
+}
+
+// UpdateAgentConfigWithResponse Update a flow's agent config
+//
+// A partial update: absent fields are unchanged, `null` clears `temperature`, `max_tokens` or
+// `model`, and `{}` changes nothing. Needs the right to edit the flow (403).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /agent-configs/{flow_id} (the `UpdateAgentConfig` operationId).
+func (c *ClientWithResponses) UpdateAgentConfigWithResponse(ctx context.Context, flowId AgentConfigFlowID, body UpdateAgentConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateAgentConfigResponse, error) {
+	rsp, err := c.UpdateAgentConfig(ctx, flowId, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateAgentConfigResponse(rsp)
 }
 
 // ListApiTokensWithResponse List my API tokens
@@ -14334,6 +16938,191 @@ func (c *ClientWithResponses) SetTeamMembersWithResponse(ctx context.Context, id
 	return ParseSetTeamMembersResponse(rsp)
 }
 
+// ListTemplatesWithResponse List templates
+//
+// A page of template summaries (without `data`). Templates are organisation-wide: every holder of
+// template:list sees every template, built-in ones included.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /templates (the `ListTemplates` operationId).
+func (c *ClientWithResponses) ListTemplatesWithResponse(ctx context.Context, params *ListTemplatesParams, reqEditors ...RequestEditorFn) (*ListTemplatesResponse, error) {
+	rsp, err := c.ListTemplates(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListTemplatesResponse(rsp)
+}
+
+// CreateTemplateWithBodyWithResponse Create a template
+//
+// Creates a template from a graph (`data`) or from the graph of a flow the caller can read
+// (`from_flow_id`, which becomes `source_flow_id`); exactly one of them. The graph is checked
+// structurally like a flow's (422 `invalid-graph`); its empty required config values become the
+// template's `placeholders`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /templates (the `CreateTemplate` operationId).
+func (c *ClientWithResponses) CreateTemplateWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTemplateResponse, error) {
+	rsp, err := c.CreateTemplateWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateTemplateResponse(rsp)
+}
+
+// CreateTemplateWithResponse Create a template
+//
+// Creates a template from a graph (`data`) or from the graph of a flow the caller can read
+// (`from_flow_id`, which becomes `source_flow_id`); exactly one of them. The graph is checked
+// structurally like a flow's (422 `invalid-graph`); its empty required config values become the
+// template's `placeholders`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /templates (the `CreateTemplate` operationId).
+func (c *ClientWithResponses) CreateTemplateWithResponse(ctx context.Context, body CreateTemplateJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTemplateResponse, error) {
+	rsp, err := c.CreateTemplate(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateTemplateResponse(rsp)
+}
+
+// SeedTemplatesWithResponse Seed the built-in templates
+//
+// Inserts the built-in templates that are missing, keyed on `system_key`; running it again inserts
+// nothing. With `force=true` it also resets every system template whose stored definition differs
+// from the shipped one (name, description, icon, graph, placeholders); `usage_count` is kept.
+// Categories, tags and icons are not seeded yet.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /templates/seed (the `SeedTemplates` operationId).
+func (c *ClientWithResponses) SeedTemplatesWithResponse(ctx context.Context, params *SeedTemplatesParams, reqEditors ...RequestEditorFn) (*SeedTemplatesResponse, error) {
+	rsp, err := c.SeedTemplates(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSeedTemplatesResponse(rsp)
+}
+
+// DeleteTemplateWithResponse Delete a template
+//
+// Deletes the template for good. Flows created from it keep working, with `template_id` null.
+// Built-in templates cannot be deleted (409 `system-resource`).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /templates/{id} (the `DeleteTemplate` operationId).
+func (c *ClientWithResponses) DeleteTemplateWithResponse(ctx context.Context, id TemplateID, reqEditors ...RequestEditorFn) (*DeleteTemplateResponse, error) {
+	rsp, err := c.DeleteTemplate(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteTemplateResponse(rsp)
+}
+
+// GetTemplateWithResponse Get a template
+//
+// The template with its graph and placeholders.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /templates/{id} (the `GetTemplate` operationId).
+func (c *ClientWithResponses) GetTemplateWithResponse(ctx context.Context, id TemplateID, reqEditors ...RequestEditorFn) (*GetTemplateResponse, error) {
+	rsp, err := c.GetTemplate(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetTemplateResponse(rsp)
+}
+
+// UpdateTemplateWithBodyWithResponse Update a template
+//
+// A partial update: absent fields are unchanged and `{}` changes nothing. A new graph is checked
+// structurally (422 `invalid-graph`) and its placeholders are recomputed. Built-in templates cannot
+// be changed (409 `system-resource`); duplicate them instead.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /templates/{id} (the `UpdateTemplate` operationId).
+func (c *ClientWithResponses) UpdateTemplateWithBodyWithResponse(ctx context.Context, id TemplateID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateTemplateResponse, error) {
+	rsp, err := c.UpdateTemplateWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateTemplateResponse(rsp)
+}
+
+// UpdateTemplateWithResponse Update a template
+//
+// A partial update: absent fields are unchanged and `{}` changes nothing. A new graph is checked
+// structurally (422 `invalid-graph`) and its placeholders are recomputed. Built-in templates cannot
+// be changed (409 `system-resource`); duplicate them instead.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /templates/{id} (the `UpdateTemplate` operationId).
+func (c *ClientWithResponses) UpdateTemplateWithResponse(ctx context.Context, id TemplateID, body UpdateTemplateJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateTemplateResponse, error) {
+	rsp, err := c.UpdateTemplate(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateTemplateResponse(rsp)
+}
+
+// DuplicateTemplateWithResponse Duplicate a template
+//
+// Copies the template as "`<name> (Copy)`", created by the caller, with `is_system=false`,
+// `usage_count` 0 and the same graph and placeholders. Built-in templates can be duplicated.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /templates/{id}/duplicate (the `DuplicateTemplate` operationId).
+func (c *ClientWithResponses) DuplicateTemplateWithResponse(ctx context.Context, id TemplateID, reqEditors ...RequestEditorFn) (*DuplicateTemplateResponse, error) {
+	rsp, err := c.DuplicateTemplate(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDuplicateTemplateResponse(rsp)
+}
+
+// CreateTemplateFlowWithBodyWithResponse Create a flow from a template
+//
+// Creates a draft flow owned by the caller with the template's graph and `template_id` set, and
+// snapshots it as version 1; the template's `usage_count` goes up by one in the same transaction.
+// The editor then asks for the template's `placeholders`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /templates/{id}/flows (the `CreateTemplateFlow` operationId).
+func (c *ClientWithResponses) CreateTemplateFlowWithBodyWithResponse(ctx context.Context, id TemplateID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTemplateFlowResponse, error) {
+	rsp, err := c.CreateTemplateFlowWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateTemplateFlowResponse(rsp)
+}
+
+// CreateTemplateFlowWithResponse Create a flow from a template
+//
+// Creates a draft flow owned by the caller with the template's graph and `template_id` set, and
+// snapshots it as version 1; the template's `usage_count` goes up by one in the same transaction.
+// The editor then asks for the template's `placeholders`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /templates/{id}/flows (the `CreateTemplateFlow` operationId).
+func (c *ClientWithResponses) CreateTemplateFlowWithResponse(ctx context.Context, id TemplateID, body CreateTemplateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTemplateFlowResponse, error) {
+	rsp, err := c.CreateTemplateFlow(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateTemplateFlowResponse(rsp)
+}
+
 // ListUsersWithResponse List users
 //
 // Every user, with filters and search over email and name.
@@ -14565,6 +17354,578 @@ func (c *ClientWithResponses) ReceiveFlowWebhookWithTextBodyWithResponse(ctx con
 		return nil, err
 	}
 	return ParseReceiveFlowWebhookResponse(rsp)
+}
+
+// ParseCreateAgentConfigResponse parses an HTTP response from a CreateAgentConfigWithResponse call
+func ParseCreateAgentConfigResponse(rsp *http.Response) (*CreateAgentConfigResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateAgentConfigResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest AgentConfig
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers CreateAgentConfigResponse201Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 409:
+		var headers CreateAgentConfigResponse409Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 422:
+		var headers CreateAgentConfigResponse422Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers422 = &headers
+	case true:
+		var headers CreateAgentConfigResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDeleteAgentConfigResponse parses an HTTP response from a DeleteAgentConfigWithResponse call
+func ParseDeleteAgentConfigResponse(rsp *http.Response) (*DeleteAgentConfigResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteAgentConfigResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		var headers DeleteAgentConfigResponse204Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers204 = &headers
+	case true:
+		var headers DeleteAgentConfigResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetAgentConfigResponse parses an HTTP response from a GetAgentConfigWithResponse call
+func ParseGetAgentConfigResponse(rsp *http.Response) (*GetAgentConfigResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetAgentConfigResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AgentConfig
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetAgentConfigResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers GetAgentConfigResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseUpdateAgentConfigResponse parses an HTTP response from a UpdateAgentConfigWithResponse call
+func ParseUpdateAgentConfigResponse(rsp *http.Response) (*UpdateAgentConfigResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &UpdateAgentConfigResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AgentConfig
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers UpdateAgentConfigResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 422:
+		var headers UpdateAgentConfigResponse422Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers422 = &headers
+	case true:
+		var headers UpdateAgentConfigResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
 }
 
 // ParseListApiTokensResponse parses an HTTP response from a ListApiTokensWithResponse call
@@ -21442,6 +24803,1109 @@ func ParseSetTeamMembersResponse(rsp *http.Response) (*SetTeamMembersResponse, e
 	return response, nil
 }
 
+// ParseListTemplatesResponse parses an HTTP response from a ListTemplatesWithResponse call
+func ParseListTemplatesResponse(rsp *http.Response) (*ListTemplatesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListTemplatesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest TemplateSummaryPage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListTemplatesResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers ListTemplatesResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCreateTemplateResponse parses an HTTP response from a CreateTemplateWithResponse call
+func ParseCreateTemplateResponse(rsp *http.Response) (*CreateTemplateResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateTemplateResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest Template
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers CreateTemplateResponse201Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 422:
+		var headers CreateTemplateResponse422Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers422 = &headers
+	case true:
+		var headers CreateTemplateResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseSeedTemplatesResponse parses an HTTP response from a SeedTemplatesWithResponse call
+func ParseSeedTemplatesResponse(rsp *http.Response) (*SeedTemplatesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &SeedTemplatesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest TemplateSeedResult
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers SeedTemplatesResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers SeedTemplatesResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDeleteTemplateResponse parses an HTTP response from a DeleteTemplateWithResponse call
+func ParseDeleteTemplateResponse(rsp *http.Response) (*DeleteTemplateResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteTemplateResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		var headers DeleteTemplateResponse204Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers204 = &headers
+	case rsp.StatusCode == 409:
+		var headers DeleteTemplateResponse409Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers409 = &headers
+	case true:
+		var headers DeleteTemplateResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetTemplateResponse parses an HTTP response from a GetTemplateWithResponse call
+func ParseGetTemplateResponse(rsp *http.Response) (*GetTemplateResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetTemplateResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Template
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetTemplateResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers GetTemplateResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseUpdateTemplateResponse parses an HTTP response from a UpdateTemplateWithResponse call
+func ParseUpdateTemplateResponse(rsp *http.Response) (*UpdateTemplateResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &UpdateTemplateResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Template
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers UpdateTemplateResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 409:
+		var headers UpdateTemplateResponse409Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 422:
+		var headers UpdateTemplateResponse422Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers422 = &headers
+	case true:
+		var headers UpdateTemplateResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDuplicateTemplateResponse parses an HTTP response from a DuplicateTemplateWithResponse call
+func ParseDuplicateTemplateResponse(rsp *http.Response) (*DuplicateTemplateResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DuplicateTemplateResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest Template
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers DuplicateTemplateResponse201Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers201 = &headers
+	case true:
+		var headers DuplicateTemplateResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCreateTemplateFlowResponse parses an HTTP response from a CreateTemplateFlowWithResponse call
+func ParseCreateTemplateFlowResponse(rsp *http.Response) (*CreateTemplateFlowResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateTemplateFlowResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest Flow
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers CreateTemplateFlowResponse201Headers
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = &value
+		}
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 422:
+		var headers CreateTemplateFlowResponse422Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers422 = &headers
+	case true:
+		var headers CreateTemplateFlowResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
 // ParseListUsersResponse parses an HTTP response from a ListUsersWithResponse call
 func ParseListUsersResponse(rsp *http.Response) (*ListUsersResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -22905,6 +27369,18 @@ func ParseReceiveFlowWebhookResponse(rsp *http.Response) (*ReceiveFlowWebhookRes
 
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
+	// CreateAgentConfig Create a flow's agent config
+	// (POST /agent-configs)
+	CreateAgentConfig(ctx echo.Context) error
+	// DeleteAgentConfig Delete a flow's agent config
+	// (DELETE /agent-configs/{flow_id})
+	DeleteAgentConfig(ctx echo.Context, flowId AgentConfigFlowID) error
+	// GetAgentConfig Get a flow's agent config
+	// (GET /agent-configs/{flow_id})
+	GetAgentConfig(ctx echo.Context, flowId AgentConfigFlowID) error
+	// UpdateAgentConfig Update a flow's agent config
+	// (PUT /agent-configs/{flow_id})
+	UpdateAgentConfig(ctx echo.Context, flowId AgentConfigFlowID) error
 	// ListApiTokens List my API tokens
 	// (GET /api-tokens)
 	ListApiTokens(ctx echo.Context, params ListApiTokensParams) error
@@ -23049,6 +27525,30 @@ type ServerInterface interface {
 	// SetTeamMembers Set a team's members
 	// (PUT /teams/{id}/members)
 	SetTeamMembers(ctx echo.Context, id TeamID) error
+	// ListTemplates List templates
+	// (GET /templates)
+	ListTemplates(ctx echo.Context, params ListTemplatesParams) error
+	// CreateTemplate Create a template
+	// (POST /templates)
+	CreateTemplate(ctx echo.Context) error
+	// SeedTemplates Seed the built-in templates
+	// (POST /templates/seed)
+	SeedTemplates(ctx echo.Context, params SeedTemplatesParams) error
+	// DeleteTemplate Delete a template
+	// (DELETE /templates/{id})
+	DeleteTemplate(ctx echo.Context, id TemplateID) error
+	// GetTemplate Get a template
+	// (GET /templates/{id})
+	GetTemplate(ctx echo.Context, id TemplateID) error
+	// UpdateTemplate Update a template
+	// (PUT /templates/{id})
+	UpdateTemplate(ctx echo.Context, id TemplateID) error
+	// DuplicateTemplate Duplicate a template
+	// (POST /templates/{id}/duplicate)
+	DuplicateTemplate(ctx echo.Context, id TemplateID) error
+	// CreateTemplateFlow Create a flow from a template
+	// (POST /templates/{id}/flows)
+	CreateTemplateFlow(ctx echo.Context, id TemplateID) error
 	// ListUsers List users
 	// (GET /users)
 	ListUsers(ctx echo.Context, params ListUsersParams) error
@@ -23084,6 +27584,63 @@ type ServerInterface interface {
 // ServerInterfaceWrapper converts echo contexts to parameters.
 type ServerInterfaceWrapper struct {
 	Handler ServerInterface
+}
+
+// CreateAgentConfig converts echo context to params.
+func (w *ServerInterfaceWrapper) CreateAgentConfig(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CreateAgentConfig(ctx)
+	return err
+}
+
+// DeleteAgentConfig converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteAgentConfig(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "flow_id" -------------
+	var flowId AgentConfigFlowID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "flow_id", ctx.Param("flow_id"), &flowId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter flow_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteAgentConfig(ctx, flowId)
+	return err
+}
+
+// GetAgentConfig converts echo context to params.
+func (w *ServerInterfaceWrapper) GetAgentConfig(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "flow_id" -------------
+	var flowId AgentConfigFlowID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "flow_id", ctx.Param("flow_id"), &flowId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter flow_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetAgentConfig(ctx, flowId)
+	return err
+}
+
+// UpdateAgentConfig converts echo context to params.
+func (w *ServerInterfaceWrapper) UpdateAgentConfig(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "flow_id" -------------
+	var flowId AgentConfigFlowID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "flow_id", ctx.Param("flow_id"), &flowId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter flow_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UpdateAgentConfig(ctx, flowId)
+	return err
 }
 
 // ListApiTokens converts echo context to params.
@@ -23502,6 +28059,13 @@ func (w *ServerInterfaceWrapper) ListFlows(ctx echo.Context) error {
 	err = runtime.BindQueryParameterWithOptions("form", true, false, "owner_id", ctx.QueryParams(), &params.OwnerId, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
 	if err != nil {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter owner_id: %s", err))
+	}
+
+	// ------------- Optional query parameter "template_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "template_id", ctx.QueryParams(), &params.TemplateId, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter template_id: %s", err))
 	}
 
 	// ------------- Optional query parameter "include_stats" -------------
@@ -24041,6 +28605,159 @@ func (w *ServerInterfaceWrapper) SetTeamMembers(ctx echo.Context) error {
 	return err
 }
 
+// ListTemplates converts echo context to params.
+func (w *ServerInterfaceWrapper) ListTemplates(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListTemplatesParams
+	// ------------- Optional query parameter "page" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "page", ctx.QueryParams(), &params.Page, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter page: %s", err))
+	}
+
+	// ------------- Optional query parameter "page_size" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "page_size", ctx.QueryParams(), &params.PageSize, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter page_size: %s", err))
+	}
+
+	// ------------- Optional query parameter "search" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "search", ctx.QueryParams(), &params.Search, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter search: %s", err))
+	}
+
+	// ------------- Optional query parameter "sort" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", false, false, "sort", ctx.QueryParams(), &params.Sort, runtime.BindQueryParameterOptions{Type: "array", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter sort: %s", err))
+	}
+
+	// ------------- Optional query parameter "is_system" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "is_system", ctx.QueryParams(), &params.IsSystem, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter is_system: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListTemplates(ctx, params)
+	return err
+}
+
+// CreateTemplate converts echo context to params.
+func (w *ServerInterfaceWrapper) CreateTemplate(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CreateTemplate(ctx)
+	return err
+}
+
+// SeedTemplates converts echo context to params.
+func (w *ServerInterfaceWrapper) SeedTemplates(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params SeedTemplatesParams
+	// ------------- Optional query parameter "force" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "force", ctx.QueryParams(), &params.Force, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter force: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.SeedTemplates(ctx, params)
+	return err
+}
+
+// DeleteTemplate converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteTemplate(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id TemplateID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteTemplate(ctx, id)
+	return err
+}
+
+// GetTemplate converts echo context to params.
+func (w *ServerInterfaceWrapper) GetTemplate(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id TemplateID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetTemplate(ctx, id)
+	return err
+}
+
+// UpdateTemplate converts echo context to params.
+func (w *ServerInterfaceWrapper) UpdateTemplate(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id TemplateID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UpdateTemplate(ctx, id)
+	return err
+}
+
+// DuplicateTemplate converts echo context to params.
+func (w *ServerInterfaceWrapper) DuplicateTemplate(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id TemplateID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DuplicateTemplate(ctx, id)
+	return err
+}
+
+// CreateTemplateFlow converts echo context to params.
+func (w *ServerInterfaceWrapper) CreateTemplateFlow(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id TemplateID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CreateTemplateFlow(ctx, id)
+	return err
+}
+
 // ListUsers converts echo context to params.
 func (w *ServerInterfaceWrapper) ListUsers(ctx echo.Context) error {
 	var err error
@@ -24406,6 +29123,18 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/node-types/categories", wrapper.ListNodeTypeCategories, options.OperationMiddlewares["listNodeTypeCategories"]...)
 	router.GET(options.BaseURL+"/node-types/:type_id", wrapper.GetNodeType, options.OperationMiddlewares["getNodeType"]...)
 	router.POST(options.BaseURL+"/webhooks/flows/:endpoint_key", wrapper.ReceiveFlowWebhook, options.OperationMiddlewares["receiveFlowWebhook"]...)
+	router.POST(options.BaseURL+"/agent-configs", wrapper.CreateAgentConfig, options.OperationMiddlewares["createAgentConfig"]...)
+	router.DELETE(options.BaseURL+"/agent-configs/:flow_id", wrapper.DeleteAgentConfig, options.OperationMiddlewares["deleteAgentConfig"]...)
+	router.GET(options.BaseURL+"/agent-configs/:flow_id", wrapper.GetAgentConfig, options.OperationMiddlewares["getAgentConfig"]...)
+	router.PUT(options.BaseURL+"/agent-configs/:flow_id", wrapper.UpdateAgentConfig, options.OperationMiddlewares["updateAgentConfig"]...)
+	router.GET(options.BaseURL+"/templates", wrapper.ListTemplates, options.OperationMiddlewares["listTemplates"]...)
+	router.POST(options.BaseURL+"/templates", wrapper.CreateTemplate, options.OperationMiddlewares["createTemplate"]...)
+	router.POST(options.BaseURL+"/templates/seed", wrapper.SeedTemplates, options.OperationMiddlewares["seedTemplates"]...)
+	router.DELETE(options.BaseURL+"/templates/:id", wrapper.DeleteTemplate, options.OperationMiddlewares["deleteTemplate"]...)
+	router.GET(options.BaseURL+"/templates/:id", wrapper.GetTemplate, options.OperationMiddlewares["getTemplate"]...)
+	router.PUT(options.BaseURL+"/templates/:id", wrapper.UpdateTemplate, options.OperationMiddlewares["updateTemplate"]...)
+	router.POST(options.BaseURL+"/templates/:id/duplicate", wrapper.DuplicateTemplate, options.OperationMiddlewares["duplicateTemplate"]...)
+	router.POST(options.BaseURL+"/templates/:id/flows", wrapper.CreateTemplateFlow, options.OperationMiddlewares["createTemplateFlow"]...)
 
 }
 
@@ -24489,6 +29218,427 @@ type UserJSONResponse struct {
 	Body User
 
 	Headers UserResponseHeaders
+}
+
+type CreateAgentConfigRequestObject struct {
+	Body *CreateAgentConfigJSONRequestBody
+}
+
+type CreateAgentConfigResponseObject interface {
+	VisitCreateAgentConfigResponse(w http.ResponseWriter) error
+}
+
+type CreateAgentConfig201ResponseHeaders struct {
+	Location   string
+	XRequestID *string
+}
+
+type CreateAgentConfig201JSONResponse struct {
+	Body    AgentConfig
+	Headers CreateAgentConfig201ResponseHeaders
+}
+
+func (response CreateAgentConfig201JSONResponse) VisitCreateAgentConfigResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateAgentConfig409ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response CreateAgentConfig409ApplicationProblemPlusJSONResponse) VisitCreateAgentConfigResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateAgentConfig422ResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type CreateAgentConfig422ApplicationProblemPlusJSONResponse struct {
+	Body    Problem
+	Headers CreateAgentConfig422ResponseHeaders
+}
+
+func (response CreateAgentConfig422ApplicationProblemPlusJSONResponse) VisitCreateAgentConfigResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateAgentConfigdefaultResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type CreateAgentConfigdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    CreateAgentConfigdefaultResponseHeaders
+	StatusCode int
+}
+
+func (response CreateAgentConfigdefaultApplicationProblemPlusJSONResponse) VisitCreateAgentConfigResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteAgentConfigRequestObject struct {
+	FlowId AgentConfigFlowID `json:"flow_id"`
+}
+
+type DeleteAgentConfigResponseObject interface {
+	VisitDeleteAgentConfigResponse(w http.ResponseWriter) error
+}
+
+type DeleteAgentConfig204ResponseHeaders struct {
+	XRequestID *string
+}
+
+type DeleteAgentConfig204Response struct {
+	Headers DeleteAgentConfig204ResponseHeaders
+}
+
+func (response DeleteAgentConfig204Response) VisitDeleteAgentConfigResponse(w http.ResponseWriter) error {
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(204)
+	return nil
+}
+
+type DeleteAgentConfigdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response DeleteAgentConfigdefaultApplicationProblemPlusJSONResponse) VisitDeleteAgentConfigResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAgentConfigRequestObject struct {
+	FlowId AgentConfigFlowID `json:"flow_id"`
+}
+
+type GetAgentConfigResponseObject interface {
+	VisitGetAgentConfigResponse(w http.ResponseWriter) error
+}
+
+type GetAgentConfig200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type GetAgentConfig200JSONResponse struct {
+	Body    AgentConfig
+	Headers GetAgentConfig200ResponseHeaders
+}
+
+func (response GetAgentConfig200JSONResponse) VisitGetAgentConfigResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAgentConfigdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response GetAgentConfigdefaultApplicationProblemPlusJSONResponse) VisitGetAgentConfigResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateAgentConfigRequestObject struct {
+	FlowId AgentConfigFlowID `json:"flow_id"`
+	Body   *UpdateAgentConfigJSONRequestBody
+}
+
+type UpdateAgentConfigResponseObject interface {
+	VisitUpdateAgentConfigResponse(w http.ResponseWriter) error
+}
+
+type UpdateAgentConfig200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type UpdateAgentConfig200JSONResponse struct {
+	Body    AgentConfig
+	Headers UpdateAgentConfig200ResponseHeaders
+}
+
+func (response UpdateAgentConfig200JSONResponse) VisitUpdateAgentConfigResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateAgentConfig422ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateAgentConfig422ApplicationProblemPlusJSONResponse) VisitUpdateAgentConfigResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateAgentConfigdefaultResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type UpdateAgentConfigdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UpdateAgentConfigdefaultResponseHeaders
+	StatusCode int
+}
+
+func (response UpdateAgentConfigdefaultApplicationProblemPlusJSONResponse) VisitUpdateAgentConfigResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
 }
 
 type ListApiTokensRequestObject struct {
@@ -29540,6 +34690,814 @@ func (response SetTeamMembersdefaultApplicationProblemPlusJSONResponse) VisitSet
 	return err
 }
 
+type ListTemplatesRequestObject struct {
+	Params ListTemplatesParams
+}
+
+type ListTemplatesResponseObject interface {
+	VisitListTemplatesResponse(w http.ResponseWriter) error
+}
+
+type ListTemplates200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type ListTemplates200JSONResponse struct {
+	Body    TemplateSummaryPage
+	Headers ListTemplates200ResponseHeaders
+}
+
+func (response ListTemplates200JSONResponse) VisitListTemplatesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListTemplatesdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response ListTemplatesdefaultApplicationProblemPlusJSONResponse) VisitListTemplatesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateTemplateRequestObject struct {
+	Body *CreateTemplateJSONRequestBody
+}
+
+type CreateTemplateResponseObject interface {
+	VisitCreateTemplateResponse(w http.ResponseWriter) error
+}
+
+type CreateTemplate201ResponseHeaders struct {
+	Location   string
+	XRequestID *string
+}
+
+type CreateTemplate201JSONResponse struct {
+	Body    Template
+	Headers CreateTemplate201ResponseHeaders
+}
+
+func (response CreateTemplate201JSONResponse) VisitCreateTemplateResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateTemplate422ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response CreateTemplate422ApplicationProblemPlusJSONResponse) VisitCreateTemplateResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateTemplatedefaultResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type CreateTemplatedefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    CreateTemplatedefaultResponseHeaders
+	StatusCode int
+}
+
+func (response CreateTemplatedefaultApplicationProblemPlusJSONResponse) VisitCreateTemplateResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SeedTemplatesRequestObject struct {
+	Params SeedTemplatesParams
+}
+
+type SeedTemplatesResponseObject interface {
+	VisitSeedTemplatesResponse(w http.ResponseWriter) error
+}
+
+type SeedTemplates200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type SeedTemplates200JSONResponse struct {
+	Body    TemplateSeedResult
+	Headers SeedTemplates200ResponseHeaders
+}
+
+func (response SeedTemplates200JSONResponse) VisitSeedTemplatesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SeedTemplatesdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response SeedTemplatesdefaultApplicationProblemPlusJSONResponse) VisitSeedTemplatesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteTemplateRequestObject struct {
+	Id TemplateID `json:"id"`
+}
+
+type DeleteTemplateResponseObject interface {
+	VisitDeleteTemplateResponse(w http.ResponseWriter) error
+}
+
+type DeleteTemplate204ResponseHeaders struct {
+	XRequestID *string
+}
+
+type DeleteTemplate204Response struct {
+	Headers DeleteTemplate204ResponseHeaders
+}
+
+func (response DeleteTemplate204Response) VisitDeleteTemplateResponse(w http.ResponseWriter) error {
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(204)
+	return nil
+}
+
+type DeleteTemplate409ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteTemplate409ApplicationProblemPlusJSONResponse) VisitDeleteTemplateResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteTemplatedefaultResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type DeleteTemplatedefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    DeleteTemplatedefaultResponseHeaders
+	StatusCode int
+}
+
+func (response DeleteTemplatedefaultApplicationProblemPlusJSONResponse) VisitDeleteTemplateResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetTemplateRequestObject struct {
+	Id TemplateID `json:"id"`
+}
+
+type GetTemplateResponseObject interface {
+	VisitGetTemplateResponse(w http.ResponseWriter) error
+}
+
+type GetTemplate200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type GetTemplate200JSONResponse struct {
+	Body    Template
+	Headers GetTemplate200ResponseHeaders
+}
+
+func (response GetTemplate200JSONResponse) VisitGetTemplateResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetTemplatedefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response GetTemplatedefaultApplicationProblemPlusJSONResponse) VisitGetTemplateResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateTemplateRequestObject struct {
+	Id   TemplateID `json:"id"`
+	Body *UpdateTemplateJSONRequestBody
+}
+
+type UpdateTemplateResponseObject interface {
+	VisitUpdateTemplateResponse(w http.ResponseWriter) error
+}
+
+type UpdateTemplate200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type UpdateTemplate200JSONResponse struct {
+	Body    Template
+	Headers UpdateTemplate200ResponseHeaders
+}
+
+func (response UpdateTemplate200JSONResponse) VisitUpdateTemplateResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateTemplate409ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateTemplate409ApplicationProblemPlusJSONResponse) VisitUpdateTemplateResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateTemplate422ResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type UpdateTemplate422ApplicationProblemPlusJSONResponse struct {
+	Body    Problem
+	Headers UpdateTemplate422ResponseHeaders
+}
+
+func (response UpdateTemplate422ApplicationProblemPlusJSONResponse) VisitUpdateTemplateResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateTemplatedefaultResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type UpdateTemplatedefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UpdateTemplatedefaultResponseHeaders
+	StatusCode int
+}
+
+func (response UpdateTemplatedefaultApplicationProblemPlusJSONResponse) VisitUpdateTemplateResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DuplicateTemplateRequestObject struct {
+	Id TemplateID `json:"id"`
+}
+
+type DuplicateTemplateResponseObject interface {
+	VisitDuplicateTemplateResponse(w http.ResponseWriter) error
+}
+
+type DuplicateTemplate201ResponseHeaders struct {
+	Location   string
+	XRequestID *string
+}
+
+type DuplicateTemplate201JSONResponse struct {
+	Body    Template
+	Headers DuplicateTemplate201ResponseHeaders
+}
+
+func (response DuplicateTemplate201JSONResponse) VisitDuplicateTemplateResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DuplicateTemplatedefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response DuplicateTemplatedefaultApplicationProblemPlusJSONResponse) VisitDuplicateTemplateResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateTemplateFlowRequestObject struct {
+	Id   TemplateID `json:"id"`
+	Body *CreateTemplateFlowJSONRequestBody
+}
+
+type CreateTemplateFlowResponseObject interface {
+	VisitCreateTemplateFlowResponse(w http.ResponseWriter) error
+}
+
+type CreateTemplateFlow201ResponseHeaders struct {
+	ETag       *string
+	Location   string
+	XRequestID *string
+}
+
+type CreateTemplateFlow201JSONResponse struct {
+	Body    Flow
+	Headers CreateTemplateFlow201ResponseHeaders
+}
+
+func (response CreateTemplateFlow201JSONResponse) VisitCreateTemplateFlowResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateTemplateFlow422ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response CreateTemplateFlow422ApplicationProblemPlusJSONResponse) VisitCreateTemplateFlowResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateTemplateFlowdefaultResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type CreateTemplateFlowdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    CreateTemplateFlowdefaultResponseHeaders
+	StatusCode int
+}
+
+func (response CreateTemplateFlowdefaultApplicationProblemPlusJSONResponse) VisitCreateTemplateFlowResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListUsersRequestObject struct {
 	Params ListUsersParams
 }
@@ -30613,6 +36571,18 @@ func (response ReceiveFlowWebhookdefaultApplicationProblemPlusJSONResponse) Visi
 
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
+	// CreateAgentConfig Create a flow's agent config
+	// (POST /agent-configs)
+	CreateAgentConfig(ctx context.Context, request CreateAgentConfigRequestObject) (CreateAgentConfigResponseObject, error)
+	// DeleteAgentConfig Delete a flow's agent config
+	// (DELETE /agent-configs/{flow_id})
+	DeleteAgentConfig(ctx context.Context, request DeleteAgentConfigRequestObject) (DeleteAgentConfigResponseObject, error)
+	// GetAgentConfig Get a flow's agent config
+	// (GET /agent-configs/{flow_id})
+	GetAgentConfig(ctx context.Context, request GetAgentConfigRequestObject) (GetAgentConfigResponseObject, error)
+	// UpdateAgentConfig Update a flow's agent config
+	// (PUT /agent-configs/{flow_id})
+	UpdateAgentConfig(ctx context.Context, request UpdateAgentConfigRequestObject) (UpdateAgentConfigResponseObject, error)
 	// ListApiTokens List my API tokens
 	// (GET /api-tokens)
 	ListApiTokens(ctx context.Context, request ListApiTokensRequestObject) (ListApiTokensResponseObject, error)
@@ -30757,6 +36727,30 @@ type StrictServerInterface interface {
 	// SetTeamMembers Set a team's members
 	// (PUT /teams/{id}/members)
 	SetTeamMembers(ctx context.Context, request SetTeamMembersRequestObject) (SetTeamMembersResponseObject, error)
+	// ListTemplates List templates
+	// (GET /templates)
+	ListTemplates(ctx context.Context, request ListTemplatesRequestObject) (ListTemplatesResponseObject, error)
+	// CreateTemplate Create a template
+	// (POST /templates)
+	CreateTemplate(ctx context.Context, request CreateTemplateRequestObject) (CreateTemplateResponseObject, error)
+	// SeedTemplates Seed the built-in templates
+	// (POST /templates/seed)
+	SeedTemplates(ctx context.Context, request SeedTemplatesRequestObject) (SeedTemplatesResponseObject, error)
+	// DeleteTemplate Delete a template
+	// (DELETE /templates/{id})
+	DeleteTemplate(ctx context.Context, request DeleteTemplateRequestObject) (DeleteTemplateResponseObject, error)
+	// GetTemplate Get a template
+	// (GET /templates/{id})
+	GetTemplate(ctx context.Context, request GetTemplateRequestObject) (GetTemplateResponseObject, error)
+	// UpdateTemplate Update a template
+	// (PUT /templates/{id})
+	UpdateTemplate(ctx context.Context, request UpdateTemplateRequestObject) (UpdateTemplateResponseObject, error)
+	// DuplicateTemplate Duplicate a template
+	// (POST /templates/{id}/duplicate)
+	DuplicateTemplate(ctx context.Context, request DuplicateTemplateRequestObject) (DuplicateTemplateResponseObject, error)
+	// CreateTemplateFlow Create a flow from a template
+	// (POST /templates/{id}/flows)
+	CreateTemplateFlow(ctx context.Context, request CreateTemplateFlowRequestObject) (CreateTemplateFlowResponseObject, error)
 	// ListUsers List users
 	// (GET /users)
 	ListUsers(ctx context.Context, request ListUsersRequestObject) (ListUsersResponseObject, error)
@@ -30799,6 +36793,150 @@ func NewStrictHandler(ssi StrictServerInterface, middlewares []StrictMiddlewareF
 type strictHandler struct {
 	ssi         StrictServerInterface
 	middlewares []StrictMiddlewareFunc
+}
+
+// CreateAgentConfig operation middleware
+func (sh *strictHandler) CreateAgentConfig(ctx echo.Context) error {
+	var request CreateAgentConfigRequestObject
+
+	var body CreateAgentConfigJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateAgentConfig(ctx.Request().Context(), request.(CreateAgentConfigRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateAgentConfig")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CreateAgentConfigResponseObject); ok {
+		return validResponse.VisitCreateAgentConfigResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// DeleteAgentConfig operation middleware
+func (sh *strictHandler) DeleteAgentConfig(ctx echo.Context, flowId AgentConfigFlowID) error {
+	var request DeleteAgentConfigRequestObject
+
+	request.FlowId = flowId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteAgentConfig(ctx.Request().Context(), request.(DeleteAgentConfigRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteAgentConfig")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeleteAgentConfigResponseObject); ok {
+		return validResponse.VisitDeleteAgentConfigResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetAgentConfig operation middleware
+func (sh *strictHandler) GetAgentConfig(ctx echo.Context, flowId AgentConfigFlowID) error {
+	var request GetAgentConfigRequestObject
+
+	request.FlowId = flowId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetAgentConfig(ctx.Request().Context(), request.(GetAgentConfigRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetAgentConfig")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetAgentConfigResponseObject); ok {
+		return validResponse.VisitGetAgentConfigResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// UpdateAgentConfig operation middleware
+func (sh *strictHandler) UpdateAgentConfig(ctx echo.Context, flowId AgentConfigFlowID) error {
+	var request UpdateAgentConfigRequestObject
+
+	request.FlowId = flowId
+
+	var body UpdateAgentConfigJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UpdateAgentConfig(ctx.Request().Context(), request.(UpdateAgentConfigRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpdateAgentConfig")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UpdateAgentConfigResponseObject); ok {
+		return validResponse.VisitUpdateAgentConfigResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
 }
 
 // ListApiTokens operation middleware
@@ -32389,6 +38527,276 @@ func (sh *strictHandler) SetTeamMembers(ctx echo.Context, id TeamID) error {
 	return nil
 }
 
+// ListTemplates operation middleware
+func (sh *strictHandler) ListTemplates(ctx echo.Context, params ListTemplatesParams) error {
+	var request ListTemplatesRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListTemplates(ctx.Request().Context(), request.(ListTemplatesRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListTemplates")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListTemplatesResponseObject); ok {
+		return validResponse.VisitListTemplatesResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// CreateTemplate operation middleware
+func (sh *strictHandler) CreateTemplate(ctx echo.Context) error {
+	var request CreateTemplateRequestObject
+
+	var body CreateTemplateJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateTemplate(ctx.Request().Context(), request.(CreateTemplateRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateTemplate")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CreateTemplateResponseObject); ok {
+		return validResponse.VisitCreateTemplateResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// SeedTemplates operation middleware
+func (sh *strictHandler) SeedTemplates(ctx echo.Context, params SeedTemplatesParams) error {
+	var request SeedTemplatesRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.SeedTemplates(ctx.Request().Context(), request.(SeedTemplatesRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "SeedTemplates")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(SeedTemplatesResponseObject); ok {
+		return validResponse.VisitSeedTemplatesResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// DeleteTemplate operation middleware
+func (sh *strictHandler) DeleteTemplate(ctx echo.Context, id TemplateID) error {
+	var request DeleteTemplateRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteTemplate(ctx.Request().Context(), request.(DeleteTemplateRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteTemplate")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeleteTemplateResponseObject); ok {
+		return validResponse.VisitDeleteTemplateResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetTemplate operation middleware
+func (sh *strictHandler) GetTemplate(ctx echo.Context, id TemplateID) error {
+	var request GetTemplateRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetTemplate(ctx.Request().Context(), request.(GetTemplateRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetTemplate")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetTemplateResponseObject); ok {
+		return validResponse.VisitGetTemplateResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// UpdateTemplate operation middleware
+func (sh *strictHandler) UpdateTemplate(ctx echo.Context, id TemplateID) error {
+	var request UpdateTemplateRequestObject
+
+	request.Id = id
+
+	var body UpdateTemplateJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UpdateTemplate(ctx.Request().Context(), request.(UpdateTemplateRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpdateTemplate")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UpdateTemplateResponseObject); ok {
+		return validResponse.VisitUpdateTemplateResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// DuplicateTemplate operation middleware
+func (sh *strictHandler) DuplicateTemplate(ctx echo.Context, id TemplateID) error {
+	var request DuplicateTemplateRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DuplicateTemplate(ctx.Request().Context(), request.(DuplicateTemplateRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DuplicateTemplate")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DuplicateTemplateResponseObject); ok {
+		return validResponse.VisitDuplicateTemplateResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// CreateTemplateFlow operation middleware
+func (sh *strictHandler) CreateTemplateFlow(ctx echo.Context, id TemplateID) error {
+	var request CreateTemplateFlowRequestObject
+
+	request.Id = id
+
+	var body CreateTemplateFlowJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		if !errors.Is(err, io.EOF) {
+			return err
+		}
+	} else {
+		request.Body = &body
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateTemplateFlow(ctx.Request().Context(), request.(CreateTemplateFlowRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateTemplateFlow")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CreateTemplateFlowResponseObject); ok {
+		return validResponse.VisitCreateTemplateFlowResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // ListUsers operation middleware
 func (sh *strictHandler) ListUsers(ctx echo.Context, params ListUsersParams) error {
 	var request ListUsersRequestObject
@@ -32718,296 +39126,347 @@ func (sh *strictHandler) ReceiveFlowWebhook(ctx echo.Context, endpointKey string
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L3rciO31QD4KigmX42UkBIpacYeqly7ikZjy55bJNnjZDjLBrtBEp+aQBtAS2K0qsqvrd2/u6+w9VXt",
-	"a+VJtnAAdKNvvOgyIznJj3jE7sbl4ODcL9etkM8SzghTstW/bk0JjoiAfx7EMb/U/4iIDAVNFOWs1W+d",
-	"TQmaETXlkURqSlCC1RThMCSJkmiDM7TXfb651Wq3ZDglM6wHUPOEtPotqQRlk9bNTbt1iMMpOeRMCR5X",
-	"pwgY70jFBQn6SBCZcCaJngwrFGIh5kjxc8Ik4gLRiDBF1RxhQRAjF0SgUI8dLVvB0Rme1G9uHPPLZxIJ",
-	"ckEl5QxhiTCSSnA2QXYyhSdtFAxaYpB2u7uhexX+IoNWUJw8wUoRoYf/3wYt8anbefn5z4PWH1vtmmW9",
-	"4SE2a6lbGh5JHqfKAp2P4QBCQbAikYYUT0VI2oiyME4jyiYo2MYJ3b7owYoE+S2lgkStvhIpWQyeE6zI",
-	"GzqjCv6vupoT8ltKpJIIaywhEaLMLCYVgjCFLimL+GXtIVCmyISI4jQnZIYp07M3TxWTsbr7PJLUbOeU",
-	"hJxFEqVM0RgmMANroBIll49PlJgfjBURzWMrji4xVWhExlwQJPQn+ow29nZettHz7u7m0mk+fvx4kKqp",
-	"xsIQK1Kd672+fj2NGSOCBREdScJUkAjxhAhALNlHwV/gGSJCcPHdoEXZBY5pNIRbVcHeKm78ak/k+FU9",
-	"lgrzGNEIbZBwyknU1ld1QpheA4nMjfr5zfGrzX1EFcKx5AgnCcFC6vON+UQizCKzwBLwZ/jqDWETNW31",
-	"X+xVb9BNu5VggWdEOSqW0DO9r6bFHnw4NuQEUaAZVD/Q16vVbjE8gxOIFl6eMRczrMxJvdhrtVszyugs",
-	"nbX6vXbdIboVnXJRh4lcKHRO5rKNgk6Axlwg/QJh+j5voVdkjNNYoaBjr/0QKzgwcpXEPCKt/hjHkth9",
-	"/JYSMc83IvWM/tKpIjOAEmF6vZ9a+aCtdqtT+CvGUg1TmT0s/Q1TtFsd+O/nysG09cEdm+l2AUT2jxxG",
-	"WAisF5sy+ltK7GMN7Jt2S6p5rN/RsNaDHaZCclF/ogEjV2oYwhuBI5KJptE8lWiEVTjNDroEIPNRE/H+",
-	"dND5O+78o9t5Oex8vu61d56/uKmn4kdXJEz1kpqwjrgXvhjWvY75ZdNqNMf7ogv5hQjNL9+lsxFpOMUL",
-	"8wpi8A66pGpqST+sdqO3tcU2G1Zsv1152bs7y5d9PH6rMacB5bQ0ESB9JZAgONpHGM2onOkvEGbykgiJ",
-	"9no7QNXCKWYTIhHjekuTbA9G9Mp3cTzumCnXIH/tVgO/huuEEiIWX4AYvvYnjAzBafWfd+EOGxjtdLtL",
-	"IfYBT0g9uHqdEZYkQgmeEHvATQvSr9Svp+ctp9eF/620pFP6D7IIPnrGRasZSj1A7ZJ2nhfXtMJ61PRn",
-	"SUTTxUwlEc0XUz8d3vPtPCVY1GH5IZakQ5kkTFJFLwiS6chgHZLwCeJa9lbA/o0c+kzaR3gUEzSmJI5k",
-	"E2DNi02Y7rDN/d2rQ/wzgmdNcFQEz74Ygbv9gd7zQj5iqt6eVhfyA79EsdZmnESqhQw4uZTp3wiLnJBq",
-	"aBdIqd1//fP/2dW3DM3kZtM56uGGM1l/PXwCslu6r92aHdxoYFjtzxflHGEJOVOEAbHDSRJTozlt/7c0",
-	"6lO+gj8KMm71W3/YznXdbfNUbhcGhTmLwDowVIqPc0kRsNhTlH/tWIG4Y469bjr7+rYnO8NkRxeEqVMl",
-	"CJ6VtqTIldom+nFHZs/JFZ4lIAmB+tBHO91ud8AGDF7s53LFlpXdBoxGfdQbsAgr3EfXg1b2ypBGg1b/",
-	"ZbfXHrQk+W3Q6vdu9FALpf8KfE6JuAA9gykEi9AKhl2N0Y41ahjNOGijQC/H/K7nzH42yzMPfjx9/84+",
-	"uU9Iu30fGsjcGwZlA9eB58xeKyy1piMV1pog1ooiXD19s9JEX7rAXp3yln2DwKLtZu9pBe0OYNLi2Ueq",
-	"ps4+ci8g0oM2QUeLc22Q7xBVEjFyifTcJTC45SzaCrxzx+1/EHwUk9mCnSfmjT87CGRXUlM6hWlc0oKn",
-	"WKIesjq2YYOgr4Fu2+p/0hNpvc1jcO18pFkqFRoRhBWKiRYve1p+FDjUGKSJeKvdSrimmaLVb20DGb75",
-	"rImzxrVQj2tNQNsa0NIyGCKVlhz6rW7vx1cv/tr92+7ff/r2b9987P71m7PdX/d+2XnX02RAYZXKVn9P",
-	"k2pFFRCeX/Q+ABRGP88VoFSw/iVWmM9o30Kpf5G93TFv37RXxBl3EnU02U7d1tfq5PUhern3/Btkp0QG",
-	"dmUinVkzF2GDecm3F3UyeXrRdyVrWWGAgmVrpUHyL0oDWdPVioPot51pqpPZphZ+nFuxjLGpU7Y2Lfq6",
-	"bJy64008q7LE2xMgGKyBAIFwmNGfGdHqyH2yeBAv5P1tRQ93YuWiuj29TwXY46U04kobYaCqgowFkVNr",
-	"7dKaKBhScRwb9cvbLpjnO559ftF+C7b8Ox66lp3vDVIwWMOha0H83s44o2kFMbXEHDxjWr+109150enu",
-	"drq9s+7L/m633+1udbvdvxtDHhVEeu/1djq7vbOufsl7T5Pv3ZJZrs/SOPZ/o4n7zQrohydvkZyzsNVu",
-	"8Utm9Mf+N+1WIsiYXmkJXvHhr+e7ycu/4jfALC74eWFwGfJEy+OfWpqh9AXBWmuBf8dUqtbnGz0aT4hQ",
-	"1Mjt/s49LSbCinQUBbNhUcxst646E95xdsGE6re2zsyr2aMOnSXWhApqVL81oWqajrZCPtu2fCj7L08I",
-	"03zQDgb6kQ/px7QuGtVqe2X9qHz2C7fwKd+DPsbW5y+0lyIqXjet5sYh6HXVcJzj6UpAcZhca+ikQotQ",
-	"O7kMJdta+BYk5BNGJQGSCARyq1Vjw/Zvw6MEt7ucnmm/somCud0o2c7i8MmYIKwt3w6WgdQ7isLlabcW",
-	"OQoKGFAAYe4l4KP/JiFIK454GiUN6H8UUX2EOP7gURXr5SgesXOOwNrm6GUXRXgu97XwPONSaQ1+ePb+",
-	"p6N3w7cHvw7Pzt4MXx387RRt7L54vrmFTmG7yEncUxJHaDRHc54KJHhM9g1i9P+EKBhvnevTeF8yOr+M",
-	"fv+9VUeM16eqa1Mv7455trXeUttaLVb5bhHc+cfw85/79r9/bC10/rj51nD/lFC0iJ3LkSiqpwVaJIID",
-	"3UcB/DfQ5yqn/JIhNaUScRYSEJMgFCFCnMVz47qcYjktnfq/DXdvt5QRbgpjiZ3ZN39X3b+N9tjHby8O",
-	"e1evnpPXLyY/fEN//Pb8zcvZu27rP2LBf8SCRyEW/Dtw9eyW1sVvfC1+7xa1iGQ72z6O4/djsI4ttBHh",
-	"CXlLFG7dtK9L1CWDVPaPVbwAy+UjGK26g88FbjDFcsjIlcrkFP1DIshFHp5hVvXpc9u4ODUjzL2L4ElU",
-	"XOHYeEb0v4b6sWz1u3pJf+E8fouTZvkoO/cR5zHBsLGyY0MfO/rX//F/I/sOmuHEE3vzwznECR7RmOai",
-	"R873MBuGmaw2BhsbbPGmDc8iEpOmZ8YT0fAQOE/2xIaB6AdpEtXONiZYpcIevhziaEZZ/jQhYkalpJzl",
-	"zA0YWttjdJ/bLS3otfqtC0ouwRd/SaMJMaGR+r2hfZAJJiWWVoDGIoRzB1gB0xofefBb4ysH2DU+yUG+",
-	"4kf+Waz4SeGAakNmxmMSguvZe7WNJBfKyOCr00ZzyMuNRyf6vZsCEqy0mxLNgOmKO2z7qOKdSwHeBdQo",
-	"Hnm+Jg/Yn2uvrow4F4c4jkc4PF+qUPlX27glvh3v4p1RL7T+AP3T32cvL2rkOXi/5Ljf+3a5dqEscvla",
-	"yc63yz3+PoxhcjdWLSAgtAuYRS16JXhC2cSGKSA+RuSCiDkyEWFIk4qtVnnHmqrPuCD15NYLQ6tO+QFL",
-	"qZWJwMWpOR+8/srE6OwjLWRo5VX/Tli01SyIVHQkb+52vs46wOTuy5XZbvbJaTqbYTGvYb8TgZPpsgvz",
-	"PbykRVuWpGoYYXM49QhqoiEqy2c8IsPMp706x3/HI+J5bqtEgqfKX5QDvJ25nemr3klANFs7w4F6KRF8",
-	"dWMckuubqnSRw6G4gOo+l4kgOKEmoBdEZKPcaTBoYrJATe3tgPqZv6nnla3+jv6NXRAhsY0dcINGqQks",
-	"HmqYf9O1nk33dIxpnI/SNdwWvt7bsX+46HlQeA2TtfF7dgyNvs5d6sSnyEQulDDHqsEHEQajg/WrYpbi",
-	"uAaEGs2xUmSWmHCyFcDTfd7T4CnsubzlKWYRCBE8VVaTdwtt9a8dyoL3VQk6mRAx7LnVxXhE4la/9RbW",
-	"jOxz99QeuP21k23MYAqgvp2lBAn7xQr2ifzN0bzV/wbwE4T5seCzzEigsFgFTM5/nEMWZkhZaMwyRjj7",
-	"XLlrIx7NDREhRIHntPUDiWOO7HZyp81NPslOt3vTbv2WknSFbUL0zJCPsx2d0yQp4OkKe+w27xEE9vzq",
-	"lKFaDUdZhzEXrlDxApyT+SUXGrWITASRkqMZDqeUEdmqiqvZQGvGlq1DsGvDYZ5JBCOgjX/9X//vzvMX",
-	"6Cf6l802CqckPCcRwhNMmTR8z4LumUQBfPIaGHRQq6dkdOO6ouu4cGLF9fz7yAalmVQPLs417w95Mt9a",
-	"HlbnE2wHwYWM1Yge62m2nrhyV922hlvfl45rhJ+qSlsQffQNK2D8kaGW1w3yY9V4TKS0wKtatB0tvV5V",
-	"NLKSohs0H2LhGb61i3OJEhntvSSjKefnhRE15KMUhH4gNBpXiVS1aRHZDBB8sRYZAIrsc9iqTG7eKV+H",
-	"j1MiiJU2LyE8Daid3Ed4BIF8M4KZRIE3tMkxsZv3p7SUsnZvtxbrbhYdxamluPlhGKKvoZ0yZs7eBtf5",
-	"okzLSSNGlwpJrP+98EzcjangalG6ajRAfsoIh2fRLIoZj9LgWBH/rmt4QEUeXA8MBRlqvU+JIyCcEUtL",
-	"7fLgFU0wVyKIhhDd6CGLcmrddhcxy4a3c8m2cUCPZS3YsC8B16maKy9rZsnYSuB5a0mKJ1M9Jn9ILsOt",
-	"hz0lWa/uaHzh73F6BDIauBrnN6/flCTTuq0XRdV1IFvnWXCXpoTt5fthETPbV2kZ7SK9rZIeDxkKl8WR",
-	"Ch+HC6dbosZFqlSEVpUqlqhGGbPq5InXNgjVV9RFOKUXBSfsqs5kx1lJBJ4BkLzMyX76XLH3f6+VKRNf",
-	"HaZS8ZmLcsRymLIkHcVUTkk0tOlpBVVbKxpWo/xI4pDPCBpx5WSnkKfMpHcUnc7ZkCV9PieLPU9/igQe",
-	"g4+I4JlnXjC20OWwyAONjQNApg4k8CRzIWRr6bVbehng15i3+q1E0AtjdbUi3TAVsZVey2JV4cweJwd/",
-	"pM51h7IrmQULCLzISdyIw3dilo2uZx/r62jouq7p6kVZKA0sFitWYw2aEHlcwd259TipfzcfE5IVacEy",
-	"MOQJDSUbQhW2PsFYYeD87ZsSVakvmxASekEE+vnkjUtbt7VIAmfys4MEJjiJmuwSjM7JHG2oLMDRIpQJ",
-	"asfIfjRgdhRbMUQizsg+Cj68Pz1DJjtk+5pGN9v2/c45mQdIcAXvUrVpHRJcTYm4pJJsQa7Yimq3H2jg",
-	"793j+R50c5QsBCF4AkMuSlSvTzNBKNzddoGOl6IaPNy2VKuAV8XzbGL1d4lilAgi3yHwzJ5YHwUGWAEC",
-	"btlGQQ6zAFkOZrPpAhRcD4w8MABGODByAvxxE2wNmB2sjzI4Bdk/ZWYx69l0NY1e4NUxZjppTt/PfmqW",
-	"RvKHIWdjOjGWW2fsPgUDQgbCknnbUuyCrTzhkrrrfQWSx7zV7+ZWAyPgGM1uNSmoRrqpcP278K5iNnO3",
-	"vULE01oJ0OvQ/Y+CKlJL/KuFd/T1RZdTwoqoRjVNIngW7ANewBXNImexTaJBKYshCyVLM9HfYYYgNkND",
-	"fQWrcy3juT0droslbbq9r1KTebLuBdbEPOTJ/JmEEJvc2DxoBeWUWLRxyJP5ZjBolQJKqwiJNshVQgSd",
-	"EaY2q9h5K7S5adj6GyqVxpCaWIxDTTtlnu4PjMM/4xAzJAlBG3TCOOSOA4poroHGNFZEmPzxepF6RZnJ",
-	"aAtrylcrvm8Dr1Z4t4RN5kN/wnam1mT7a8K2D+ajNXHtI1VTnioUWHIdtCsuDQhrZjiRU66y6kuaADoK",
-	"j1mUs4ASGmbi0G4F4TxJad1iKrUAyO26pWpwDnQmQJsoE4k9msNO7UOEQ0h796zUDvL+adScQk5BYRGN",
-	"Ft//qHy3Vfn+jbW4KmNwN9GUM0wEj1LAXOfolEikbGux3uUrgCXxhhOJ0kSLjCZ+KdFrkfraG2gafm0K",
-	"tDglw6Xb/0eXrNMlFx1mrFUjlZ9pXsvoPnXH348m1cT7LNX9SsHfPt2vCQSTTg5aNkYuND3SqHG9yJ+z",
-	"WN41pIwDlGChKI6ROcx9kOKNr9hCHsSMlBn0iNoo0Dc7QGEMVR2x+QdUguKMbKHg+iaoq4S2WAK+2Pl3",
-	"1Mq+ipZUe0+tqYzY7Pfbyqpgnmj7Bq6yvGojgbZWtjB8vrkLYizZL61Uesn8C1mYdITZJKZs0tGL86JB",
-	"+rBaNGiR3qCFFBYTooy6lLJzxi8Z0ltAgxZ7OWgVi7noDWzDXre72+ZLTeQ1YzcuC1tRJfdxZNkORWpo",
-	"F7sGOcw3fqw/riOLdsoyW3ytl2AsBpjps5QpASulWzcKYNl+BFcm1pXIppmi7TbweekpmcXeT2RRdhA1",
-	"z/IzyINQnKfxEguIQfm8LGTdTdCuhiRl4zduOZdKbpGE6t6DYMT13IjGKUfl0FOq7WW39PovpnKcxvAp",
-	"1wczRyGeJZhOfGGjv/Nk8kF9aK0Z4vIgzq4i8GszD5pUngXOjfLVywTAWknTg0lJ2iuszoJgCRbfykr+",
-	"Bo9ILLMgtkwE36AKRdwIFUgQyHFzjGYzr58Mvw9adgWuUp0r4F4viSzC7Cr3aZQ0nq8taPRubcez+2u0",
-	"avwO79zv8Bp9Xul0v6L2VEKzJ5JEW5J6q4ZH61AL+p6TA7PI+C/kvnWB9E0BewV9MaB4GOJj82xIo2Af",
-	"BXCSYdC3NpkpjyMi9EtZ6qlvt8wDUfQQTi0PG02WH40j8gBacBhcLpQjyct92pyZLOTGxs3WlBbxv1nJ",
-	"+nXLgLQSYhQmzgZtQn+3cahRW9q2dabncT8Pk79VWMhrLmbLAp29JXIRWftiq7ezu+fnkiSYRq2bxdv+",
-	"8fT9u9Km8xH1gI3jPSgQfiLz0qoKgQ+tqVKJ7G9rar9lXwKuYItU2peljUf49XznX//8nyqGLg2mMAXv",
-	"8oCK/WIXgHMyR1LxJNc8sYKYiq3WMrF9Fb+/hcUZUC+/ai+cENKng+BMmq60ZwuoRu8LUzc2qHXbO1ln",
-	"H12698AREqDciicRVYs9JXW05nuX0rl6us8BOiE4VEjvyQQPbKH3CWHIEIR+pgP/fAw9L6CLjy23owkt",
-	"eBBJtIUgAZxNKCPPrHFADtiGKRWEaCTbCJQXNCLqkhCGyBWVsHlQZNqIcRTOw1j/U/MGBHXu5aatb432",
-	"dnZQYEu0dmCdgQlvKNHFaLKGHg3wOoomtdpzFoG7+lDvbDh2RRGn5NJJW0sH+cW9XPGE2xhWs8c6xM73",
-	"swQHStJEtHZud7tlHBT1ujc8+sEmWS6S8KzJpLYiADxaPkid6d2uLRu/EVbvrNlhdVitrDDqoV9hkN4s",
-	"gBf0KXmxd1NblMuPolk64wf3coaB9TFsLCKCCKNfbaQyxXE8R4GJtQk2992Vdu5bc6mXU126UJkswmQt",
-	"kGcBSeulndvYpbVLqXE2zLJXHPnVjMgEtSvKUo1ZI4FZOK2lwsKlia2EIyapbOGR6YsPbB3RyDsSJC+p",
-	"CqcQJQhJkcXGI+vUZoCnC49tSe5b3bmNcHjOx2ObPZT1FXhR7gPS7daJq+TKgIyaQI+q7jfDV0ObG16c",
-	"4Pn6wQ3F+7PWLq+KajlPR7Gnk1th7QbC31Z4r3QuVy39YePB/OLxla+14nbrH9xkMN5uc/b7uj2+4RPK",
-	"fj55U9GXTJ0rygCZ9KARFSRUw1TQgvyaFOXXVE23Q1dmpVQrpd0qCr9S8sLHsV7LNocx9P9xQf9B/pcw",
-	"poSpIY2+w6NwkHa7Oy9cPwwoBfBdyCPifs8X+R3M8l+7B/+18/q/dl6XFqp/SdX0v3Zeu8WaEaD413c8",
-	"IYxGf04EH9OY/JnMMI3tc72f7/RuzN8heH+nOI4Jm5Dv/jZ7Pa97MDStIr873Xn+otVYw5KyBW3zplok",
-	"xAr+fy4RCGn1LvbiUV0vKDVTmoqySQw1obfQT4QkiCq0MeYCWbghypAkULrnVHGBJ2QTxNNI8AS8HA6U",
-	"6HLKpVtuRMdjG11aWUij3mLr9aAMCyAafMP9aeruaxCb4O4PPx0eIQ3bTaQ4ksQW9R4JfimJQIov56x6",
-	"KSXQOUC1/QOqu0NvG3iKiQS0XR1A8cprH0HHv1BJeFgytOpt1tdQ7b4AR0apSmZdtUpXoXJoS2jmpkqT",
-	"QabXjS+wwiJP8KlNudqBGb8tzgg3Qg8X4f/Vu1WwDS1/4djLXbKJUFQOMVSuchQTSuTBnfeSvvKKHegN",
-	"vyAxDstFo8rbtLXKSESVacNgLE7WIrZa4lQ1tckewSLx4i050G+VALlIFH+0tT7NcdaQisJxLrQjr2oi",
-	"89CgTuIoIcWjDDFstIjfrXqbIbaY5S2W2tCLwVxv9K//8//LDbDPJBRj3nzYim/5VfI09FVCh0vzPs6o",
-	"tjrdysd3dy8yr4V3zduunF2Ozh64ymi8KKmmWA8P6E49jzmwJOmO9a+/eLHWBc1mn2XIvZExJghrXgmv",
-	"P2V229zW4RWjWDwvjWrnXMfH5pRJp8CmEp7nLPbzSiqht2qv+Kx3rnXoAHXb7q2AzOLaMI3z+yXzfPFl",
-	"zWJiL7uVYmK7L9eqJtYy4nWr3/r+6KyiZpRt7AavChXI9KvV8mM/nJ19cA2sSsXHTJx9R39XqDzmanZl",
-	"PrlyiY/dbxcW7nrwMmMVQccdVn1tk0dfo+Xr1U/Jr+CNCdt3VtQq4TGGLBOloZUWxfn5ojKW64hT7go8",
-	"lFOrUlqqnDuQ2QDrHzsqWbUBZpfmoZZeuExrVkdZtfTJl2arKzmYC9TZC6bNicH1sqBDE15vz94/ysKp",
-	"e8H2jpCsU1jEIG+GCnmdEnuZikfob2ApT6qWx8qrYtXWwrJVS4pFsxbWx9LznTkZwK8FrsiEi3mr39IC",
-	"YAgTxprStP4wfv6SdEcQAJMI4hPmSvYkPrduTK0sI1sWF1615EQTkGjO8IyGQwNAmWncIYwxoapjbeg2",
-	"exgW1Ak5M3bMVp59fOj9ZutQVtqf5qDO5vt0nbNmvVBvxDMBEbPeC7B67w0IkoV4F58nfSpTUO+L9wkR",
-	"2Kj5rle9W7fDTp7kZU3dZ0e/pTiWJnU9BWOB+UFPXW40rLE4LhyMO3gSu/AcA5k8w6lXUwLdIcHym6px",
-	"6NC+f/zK8N2Y14fc+niztLh93fdlhKlE+9iVUyIDtIFpJ4yxlHQ839Q4GIRYwgODSMY5smkCg8wxSwRp",
-	"CvrCmmxYcCwtYXZhw2ob2E4zx6lg7lreLA8oKxdP1of33pCvGsW3IaJslUHteutzcUr4tzQAD2i4I9kZ",
-	"blrIO3yr5FEVZykgX2FrOeSqCFY+kybC7V+COp2m6ULQ6HZXrAmHFgIOVrHKDkzrRMd58vrFmOr/Cx3t",
-	"tezBuTMWchk39BsqVTkNwyob1zmj6XVHL7/ttYpFIwrE2aRZGtn1LoGPlcO7bdhjvtUFW7yv1d7DKt9n",
-	"VLa4oGbqZLnPMpwzr7mzWriETIQuV+QvRnSsQDtLa8gEsOWLyAhVZRlZy/vrFTiTBvjwgehl85HMsN8M",
-	"Kfe3ziir/b25D1OyfuF9D4vqKu+bEYcLgoCSGIfExNE2tHRyJ1onK3iSTu3jknlLkStTmO5KYUEw5OfE",
-	"Rl+bpbGinezPGm3tnMw7Dq+hfS1YuITxJoJ9FP6j9Zx/cEYy3a9ju9NkXdcWYq210zp6bSXC7I0yg8sB",
-	"UIffWWj4Oo0yEjwhC9pkMBsKWYV2HtVd9zQp2u38fPs80Pt6URGP4g6gryCaYRVO9S7M2k1VkjaSBItw",
-	"iigL4zQy2YerlgtxgeXl+UJC4w14A22jbMmb+6hrcuS05jjfWqO0iEkQyzdfnL+dA9uDbO0hZ9b3wylZ",
-	"rzFMnU8ya1kDf9meNVWeVfITZQRjzSiqvJ3k84XdJCspd970KwDlhEhDxctpCfk4GXzgbzYZ1gGnERzl",
-	"sSr3TWvAgCeMM4KoRHaauuTJhjXcuhVsaXH1wy+G4jEb85pSKmGzlraEVzZyIUEauUU9qcw+8MRSf/bF",
-	"G1soi7r9tWxLp3JVLRyZokm5Lu/32sx3Yhqc3VlOLR3H7eW/D4KPYlJTT/7k9SF6uff8G5SYN1BEFKax",
-	"rLKCiCSERYSF83rmkjJ8gWkMdQLyd9HG8+7uZm0gjZmprsQ9VuiSMIUuBWeTNqIM8VQgfsnQJRdRfVhO",
-	"XmO71FJfXz5FZighAtk4ccMBERe2Kh4kKRe8dwsPxUAKullYW3pVEHJR7I1+PRq5Gi5ZwLvgl2hjr/sS",
-	"BTjWGDXvwCMZbK7IziiTCrOwMcAXnEIowSZ4p0qaK0SiQYzInvu1w2Icnku9/l0UjLkY0SgiLNhsaMY9",
-	"JoKwsI7twvFLReMY5a/BRO56WSBR1kklCTbXPbgTN2pttIEBUuOxOSDSqI2w1KipVxb82rF1FTrHrwJk",
-	"fGUNO1diPoSyjAvi5ji6xFShkclahW80gmzs7bxso9KFqs3kqi4c/ILmhfqPFVVNrqAxvSIRghcc0so4",
-	"ndRusD5aOUgF61sfQd+Smr7J3NUjmeTdoBBS1qr7hHHVGfOURa1V3dSwK8/kb6mOd1kKh76AeHoXvtF/",
-	"XQM7sNWjH0/fv+ucAiIi2+mnjYIZjvW1JlFH6xdBW5Mk7BMliBdcQj0XlT8o5fQwpOn9i5fdHrIv5UbP",
-	"EY/mSHCuYBXBH7Z/S4mYb5erHgZt/UzTkIZHBvmrD4uHaypkQObK9u42XX6eecmF7AQB6AsOLL/olfNa",
-	"2VXZ4AmsR7YG/DkhY0HkdNXKK4VUSPhymPftFsPd33Y631wefZh3z85/fvnX3t9Ge7OzHf7X87+Lb39l",
-	"z8NfRi9+kL030YfxQdWaWxqwmNze21kvOaA4WP3ODcX+UJRq/biLMDNBuO6rLhvNtFXNgGIbptowTBDi",
-	"zL9NV1Tzb9fu1Gs6WxzW79hqh9Y/+ePlnVbzv/1xa+S8dq2YLNfs1Zq3n63qB8VOs/XPYyvZ1j91zWPr",
-	"n+Z9YqvPVxfQPcn8dk1SreXEwa8Wp3hM6pWTpX4kKpMYz4fNZQXtg1VDDXNBaFExwvtR6VwRAn8PZdtQ",
-	"MSyvsromaC7UiKoaUIezeF5eSr/1i+u7bP/O+jBXodRbFBx9Z6UpQ5Dbq0tnBM9uWaCnVFKJCqk6MSRl",
-	"pUnChYJusUep3t+WdXVosgvVBzz42HIEcATNges2Sr0u/vzmc/b7qZ356O3RQevW0eVPvkbp6p2WCodx",
-	"3fjG6iip8ektcfb4SkJxEz16OiHIteSoAMdF4cQOnE1Xcf0+m2vewrqL8vXLAq1U7dxDrWqcdWOKxF1L",
-	"8C7AATPp4qXKU7JuBcITAo4j6RVryXwW3sGnEspoaML5TftllZXkzxdlByzuoOqbsLul69xumcoG9gWQ",
-	"Q8tZW24JTTD6StWA9NRPrAyQv+QnUyDrazCsf3MW03TT7qmi7goVcSuVGB9h1bkzrcefuLiesp4eEikz",
-	"QwSZ/zgdfR/S9/TH45//cdx7R4/lMTt5Hh4evzieve7+tJPsRoc/vtwiu90tSSfFfNR+71uTnm3sB8W8",
-	"7b3Cs9taPlyCit3kXwgWoIxAvsvidFUQhnsN6aomVrXcnd/OAoN/iRzV1u54J+yRl7izN/om6uyFPdJ5",
-	"iXdGnV64E+2SvfFz/GLUWjmLdZE+s3pua6bt33+ma42BxUfH2hzQ5enpKVM0Np0oYDiTZ4Xsp0156lWc",
-	"vV7wXrbCprT1fURwOEX2fSSISgVzbT6g3vYJSSWUuUIyIUzpH5EgF9zFWtv09nprvHcJ8qgYexvqIvfc",
-	"/VicQ1yRBwrnUZi2cBRluNTC0y6ijmb/LCvV4n7/d23BDdq5Q7L4v0v6d3OhBpkCYtneeJDHrG+kQIkg",
-	"nURw02YhL3h0+OYYXU45lMRmXCFJJ/opZWhO1H2lRv2OM83/k8n92DK5m2jsKygowsX8iKnajkorEo+7",
-	"d/q5HxxYoE8UoJrNthQwX0lHrzmcL62q17HcBXboEr+6Wa7p90qafu/GAv8rwvypGEQy8lkbB+ViN+gV",
-	"FOKQbTSlkymRyjSf9euKyjQhYgjVkvUlsf+dYYZNTkYmjWRunpLQll9ht6YVlW3f/W0kHzdr1Zu9FkMp",
-	"+yr1j3X3/CONbO3JkjWV4VFMamSKH3gcSYTj2AJ4Vh/i2ZSP3BwXaRZ725jQxuAF216mDkvsVtjc4Ypb",
-	"hF/7ZYX2Hz6FtWqAm7OdAbJhi81nstBRmR2PEbtBdNea6PCi5JiEiraZt7IeyuWqVGY92UgZ/MC+e1eH",
-	"pUW425IYaGoSpoKqOQQY2SKLoOO5+itlC9ZHrPD7GS0qvhs/fjxrox9Od56/aJu4IC3hdihDXDgFddPE",
-	"KHn1ftBGcKn48F///B8Tige7AtxwNhe7Xqg7AXIPte77qmju1qVHp0a91epuyJkSOFRZkWDlvTvC4Tlh",
-	"kak7dElGeulMEWbqECdYKEaE3BqwI5vtoKZoRDQSUIkEiTHUNlLcKtPC9fEObGHrYGvABuwPf0AamIQp",
-	"GkI2+ICdaqiTCHFI8IUCaQqfExQc+CXf+sio27ZRBcDMhkT1B6yD/vQnTaLkn/4E0DYRhYKnk6nTU/oo",
-	"+P7oDG2H5k9TrtCUHUxFHKAJvbCWgFLlOdNDfMAQkmBu6KSSmDbUJADYfPjp8GjTlNfOYJZwqVy4pUqF",
-	"VnCCkEf2C/e14npY23+8sDBXT8+8b+t4SwjgLSIb4BkClNvtohllqSJSq1o2A2tTzwAl+zPjSI5vwuCb",
-	"6cRYtwz7Sd4EPWurmEL3cw33DxY1/vQn/WOO0dJHadu/OzIF8exUOKEd82qwj7BdV1YZTyMiQD2vgaVR",
-	"09XAClMhCFPAgmElrrmW00s3InJBYp5At+C2vmzcppBrMCmZzZjV6Dt8c9yHA7HqBqix0i4ddTqgSaCC",
-	"mQN1OlDoVwtrnY5eCzI83XT3YoXhzHSdDmjHhWHM5TjC4TS/BlBBWJaKByKqECMkgpjZ4KqTPwmKBRsD",
-	"Lykl2NwfMP2y6cLg3zQ9FtQGFyQy1WANgl51cH5NSRRo+mHf1mzNxH/nH22hgwGzgc+asrkI8cKw8lJD",
-	"c6/bayPs0jj8reVv7MKZDFhQjaUOthD0CQ79XWBBkNB6KFQ1N2wWmeKhCEeR0PdlIzjBirzRL3T+FAyY",
-	"rcSzj/Z2XlqshCK8nYOxIiLYdOQKQlWlI3sQHw/Nv6E3vaFh2zau9s8Qfoo2XDbAZh8FmmqbbuErxe62",
-	"s6b0gaPcXshxGwUmbDNA5CqJMWWu77QkbRTkAbiBSfCy6FOMqx4wl3RsI6zb5shN6P+nzwE4hKUxqBZD",
-	"/Q0phCjcLPJ1I9jWiApRtwOWBbxm0nYAJqEECzwj0PkaZlMLY3oRlpZculP4gCeUAbBNyTyw5LLIJqwN",
-	"2AeXfOeYh55fXwnNf3tmzsBb00ZPs6pet9vOepPvPN+0xFYT7AELrkFUaCPQD9qQu9bOM9js70ZvaCOn",
-	"k5h/aWXkBogaZAUmWCpbWTrSx2py3vRRc6HgoDEK+WyGO5JoSGkU1pvR4iOOY35JIugO0DaHYtJDoa54",
-	"IogJKzcY3DHQ1hIBYRFlE5gEYOSmwZJ0KJOESQocW6YjI9EalHEAP+TMUNhwPmCvocN5iIWYazoaHJ3h",
-	"SYA2gkFLGAx2zVRd+6hgcwudwmYVCBZwoMfjzls9hSYm1uknAeK2zAAgpuKCSA04qXBMECSO5pShtwMf",
-	"lJ2E0KkgpiGxHjcKRGdMoYvg2+OzXGrVf2hJz3m7W+9njOrhGImRqdFOBCJsgidkBskzGq4Hx52EXxIt",
-	"pUDe0lYWEt9vebKW392t1dvqbnVNMi/YrFr91u5Wb6sLuYtqCtKlxwH1n1Zfaqom+wyYn2Wubeu8iAxl",
-	"dhmbVlwJ7MMhVvoo3hHXq16SUBAFG8jo5zGUh6FSHST0zCxGr9Fd2EYTQf4KWAkaq2aV3jvVKvgK77rV",
-	"nEKzhs95rQSA1U6326QQZO9lQ9jleVnpSz50iV6+VgBw8PWBT2CGyVFJ61VoNvckIGiRMAFFyDtpsCD7",
-	"2UHG0WPUJNOVQNVpG1qopiGxYoSlqiB69ZuEZSd/baFjVZSsfLFqrsVKK08NmBZinslylVKEodezpi0z",
-	"bsUTITRZoMp0JzGopakMCN+gFVg+w1k8N5e0iHRGsnKnlKeQ/MWW0gtBmjYxTh67hSzy/nUrr/WySC90",
-	"w9vwt5LJ2Ia4l3Cr90CzR2b66g23NV/z0wFg6muaVwxsHeJwSjqHWovjcdPE9v1teNm9C9XeQ7yo14X7",
-	"Lnvvpt3y5YZl3/1qXz1+Zfa41325xj1rt/Z2dtZ6/2Hvsjmugoa+3mXO3PhXnURQFtIExzIrFQp9VTzq",
-	"v31Noxtz511yQjlrv75bkxGCoCx8bLrcV+h/ldabSQrXroD9ezUJrma8EkLeBT8e9vzMesHqwcd3Icr2",
-	"QG7a9dzZswfXMGm0wUqcd7N6GhOimo+ie++EaCEFejLn+z1R93C4GcddS9hxkNQ7/azvca3lBizftZz8",
-	"kDOZOtXemYI29G3ebCNy5YRbU0ItIvqqO5tGZqqwLcKg+8EFESDralqgZWjTxwD9fHLcds+kG+GZRCdg",
-	"MbIMZ4YTa6biMWlbU4fUKnxM2blt0y2djmjaUA9YxQxVY2DaQicNGvnxhzpZwG380FQgfghJwMLg0J3Q",
-	"SqLACmKmFZqB6fXWY3rd3TXff1im+nzN9dz1khfu9GvKqJwinEeWGLu5f6dtjXRny8pDwxvsuo1q1aHF",
-	"dNxk1cWly7VxThJlDdsdSSMCEvj7g5/Pfhienh2cHQ3Pzt4MT48O3797dbrp7qIJQ1NNfU22NKfO+44E",
-	"aJZKhUYZ4zo8OH31/v3J8OTo1fHJ0eHZ8OeT41O0YcE+YMH165P3786O3r0a/nzy5qZkO95c9w5OiDJN",
-	"gURcVQHL9QWI8GKAiGtU4xqv6AXsu23k1SDB0u+TKFBFKTO9WKEwodXUy/1YshvuBejudPeWddJrUhzv",
-	"haBkHZQaeGrRkwAUVMv2GsnuU7S/k5j+lCjEqcJC3ReB4LZ8Xi2PPskiQ6mssjpwkU15nEWNog3jFbEt",
-	"BZzT17DDMZ7ReL7ZzmR2zgbMvC8IoF7dXbQrXEU4PzURdDxVT0Z+00tGZn/Voyu4HpwneoEeVThZEwaw",
-	"xJSGNrAVa0pu2GfWwbS5WuemCvl8Sx5Shn9LmiiN2dZjISoPizsfpxzhGTpeFXeqOGJvZvP1P00yhlb0",
-	"muYOAgmh5U7PA/8o5WzT2MLAEQhShGn5Y/qhgZuK4GjA8ARTtoUOSqOnkkRIXdIwD02vkBpQEbQoonGQ",
-	"sgE7OXp9cnT6w/Dk6OfTo+H3JweHR04M0ZRID+BWhzb2uj0tcsCkHYhOkiQiUdAGaSZ0Rn+FFB7Jza0B",
-	"W0+AsCNnVuSHkOJLdUCenhB/ryzxxCGQU+HlatwwazTf7Hk4QGEqJBeZK0qkDJmZKbSUJpdZ0FsbcWfo",
-	"AA+JX9IqxAzQfgu9hjKTUCd8RBnZHzDs5uAsnoNxS+aUd2xfpwpdYmm0z0gjai2/pFId5ZtaV6k/hGWs",
-	"4pcAFzK8WCe2QqyU7efjsHmtxFg9cCVnl2CFRzEx2XBJDGWSbIBWzRqyKk35ElaKoKrpG5En6b5YIUW3",
-	"3ZJqbur9czFrhNHMqPirXfdsUW+h+3cVPMGMBCjPOjCtMeumtaWwSTQczQvTe52jN2bkf//U67z8/Knb",
-	"efn5utvufXuz+ce6skqVU0qZRL+lRKOoFvQEgvJkRoKEyPeGZdkGFzXo0hxav2R+W/Fs6dSKrz/xQ+pT",
-	"2Vmb22jcdlWB5wCNsAqnliTJJyP0goOQ+DTKEWrvx6qtMnvYh7o+jR7Cv+rDlwgDnY5SgUfxXAu6kSYe",
-	"WBKojGhMG//NR1APkhGkBGbSVAoy8Q+XWIsMaYIUR4H+YziTJqyAqgFTHEGUoJayMr98RrH1zBgItlSY",
-	"RdJIQ5omZpYNzQmguiU48m07ln0UQEOYoV5rMGBUonBKwnN9l7SoZMMn7A1+Ju3rUEtOBlsIkF+/4dwj",
-	"IU/mKGWx1tsC65SHCIgJvSCs2ReZNzZbl4F8xFS9Pc36ity31JNfjXXdmIsRuTRudBur4d7Oy0fkujvR",
-	"OAg4t+oFg1A5VxqtJB1tSyVsGaMGVQHPbNU/E5lCwnMJ4S4mxjEfKdjP7kugyJXaJheEqY4ZPyjcoWcS",
-	"wUMJ8cMDFmSjbNk4ysBF2iq9EYZj8wHaCOC//aCNAhr1bbSsJL/ltQX1FXMPfjx9/84+2dd6gRLzPtrp",
-	"drvBgIFct48wCvoooWwSQIiSnsTYLnrPkdzcQocxh0A+45XQe0ERN7E5yDRRcruqu3XmC//WPZrLs4LO",
-	"cKRhfWoQ5Hd0b6xTGc5S8wKDi/dym5b5uV/B7xJhptkMiYCjZFER0EFPkJCLyESOmZWBIq11Eyh3a1Xu",
-	"PJr0ZZMHvIh2y6xsZmn36QJf15vzsOdv9geQ9+CypoSyxF1+ZmWE2hNtIy4iCLIbzRF0ktvSfB4C276D",
-	"aq4BwpE1y5ArHCpb4xXC1wXWBMa0RZFGG32xh36ifwGzS9Y+Dm0E2b/70GAt2Nw3qQH/+uf/2FKq19Dn",
-	"LtvVkEY3AeQrqymZGXNMg/tkgfxQJ4Db3RWkcJc7Bnura3zxRSTwJkOjpuNPKUjgbuh8uwCBDIhZhECJ",
-	"Am4bxmh0z9uP3BwqaPVALpDtaAi3TkvVrq2hc0bsG32BQeC+6bAg6YRh847zdXBxToSNQNJawAZlnXFM",
-	"J1NlwtP1iwfHYPAx0fh4BH3NN7fQwTIdYb9I7H26XSemwwYWUO6dL3oXitrO75U1HBo57m53yeJ8nUSw",
-	"bSWMJkvkqfW6W+FTC8Z8bJbjiv6nrA/eNDyXeTFuYCJoI7PFBG+wVB2Q2jrHr4JNq8aOeRzzSzlgMb0g",
-	"JtIljLnUYog14ZTl7C30IQvpB7lbEI1vYJ4HpboolY9SGqtsWQNmL6PezzI+cuRkr4XeeI2NAY0C53qM",
-	"9ercyiB3LNr3JXRBTASS2R9VmYHI4GPOoAoAazKaGVtZr/3y5o+rG4zWkqwf2BlpgOKj97N1pd6H5xmN",
-	"oknjtXnPiC9g5VLXOI1ja0KxCYmmU2NQ69MsNnx/QOGjOFED0fU29OSiFb21fxW8al8vBqhvPIdiLBkd",
-	"qGBdq9o+97YOj1psB1vEQwlIefAXI5fAxjeCGY/IdzBr0LamkCEfB5vAaVyuGheeBKW/s81bJJ4Ro4xs",
-	"odfGZGO+GDJI+nURW5s2FMo2oQbYy2e5SgsOYvACuyQ5PUlGrVXWR35Dbg4Y6D35yi6JIPny9g2/CYAH",
-	"BsZmA9lSYDM3ZtV6F64S88dvBoVcTX1378/q+ahELtjfrSSuqv3F9NpqdvNCjiIfG9tP5uA1qWQ8VcZk",
-	"6NLES45dSQj0gKamsxRM1UaBApumcQXzsUZV/Yb+VdpcTJuLDK/sIyiNoiUi4joSxvxyCx2IcKqFFzuS",
-	"vh8xGSukV2Ws+1m+7HfYvmsSHeX5Ylfxa9t/7OvnuZ1CemYNcT7lQtm0z5rETvTK5q0GnbwuVVDwELti",
-	"OHUuYi5UvYPYmR8Kxa46zVXHO4W/bLGSjv1v5onu2H99XtjLcG9RK8MVHc6NvvMMYAbBzILQSON3hjoP",
-	"7GDXSFfnW9+9P9861FShsSYxq3rY9ap+yT+7i4sdYufK4Q/34l4/iCJp4rNlYKx7OZ2ooUlNC7QGtyEM",
-	"VFhlRs6Lrf/z0jwPaXYDxDC0v9np7ZPpJ+b0dt0eHQMzfzfwrsVe7lx2g6PXGJeVlrQ4AO4LhhM55crE",
-	"bEqXY456aGPQOmYUalK4xPOWDdtzLcMGzHmfpRJpqFIByfYbezs7Wm2Ckggda5G2NRFcOQTojyhlSjab",
-	"ncyvjW/yIeQjPfTXSXSFTTVFp9riL8DUi4h7dIYnyxAW3vkaKayPMiW17Nr27tKIR3MTrOl6atXfsNBh",
-	"iBMOV/bLuQC/zDRsr5AE8WTCebSF3rPYXEfgBibiBMS7Jj9cdh++vAvuy7jUFhxZ9XBWcKGB/QaOITPp",
-	"WOXzoMIQZ3huyuwS3ye6V2vpqT+I7hehEXekDY/cC7UWBtzO0qOB66weWIXTek3Pb7nQR3gENnXbyl6r",
-	"VykzaZjGAlHbkgEdIPeOY5guWmvAfIa5haxu1keg7smp1s7cPyXawPnvBm+haET+mwkKnhIoezXFcsBS",
-	"lj+169rcz6eJBB6rAOVvyQXkCK6GGWTAglxwBlE3sPVWgy30A2c8FX4BmzrWbkBqb9B6J3c8hmEfzGii",
-	"F2XLht5X5Ise8iNVU3f91k5M7e084eoQBpj3woptE0d929MGag/GxeLN1RLth4Ozwx/aCNJSNfO1ySqm",
-	"V+szaRM1aphukqr/oOm/HZqijQ8/n23eD7IW5cbtKDVHTta31/tMq6FYQkJzba82qwQ0DJ7MXcE8V4ij",
-	"jYJE0AusTNgjsIa2V0Ihs9kPmFeFDPXqqHu2xQfW3V5loGw2bT+8usaT+RNS0x5YhncnsqYQV69jbVvB",
-	"5AFuiqt/moW7tz0jSCU2Hjvvl0N7qPKbiWZU7dtKQtlog1yoMp4AN7pvO4Eo/wRLexNNNHSd3aTWPGIn",
-	"eOA79sEeQe0N+xJM5VExCQuNNbG7gRNkgvcD4PcpUdJJ+t9ZQT93JWmNYGhx9TuWxnFNLEO2ugV67sMe",
-	"/QPze7e/+zlMuK4PxNUNYdA0AhJyDPWAbPwypWrbnOuECxOKLubGwIqce1LiC9spsHjcbv0PTE5+sdN4",
-	"Cck3D2xDsVMuiJK5yN6woHsyNjMHTovDz6xp626Cq7GolPHbmi5X8Iw7VrfAO17Mh95qdDr/4mZ9eN/z",
-	"Q3us7FZWdlw5gD8t31WGhxf5yfmo2Ml+fzBzXj0/XCjcQaAQuVJu1V4mJlWSxGOtLTGukCAMz4xNvclX",
-	"Zc/5IWmomSH3XD206uO21BRkmAvGJWT9fSk3DofqBYalmN0kONjPtq/tv24WluTJiGvJmdHkofDR8eGp",
-	"WyOHrUWPp+CGcEv/snSsvdKbFujvUmjFb0JDF2LWtq0Zf3sh9XYLW2KvUh5eOxEGUWaTdovEmkVolM5c",
-	"HU5bSd/Q69zZ4dT0iBM5YJBcC56LVd0TFkzF+3MX++9jN8U+dHgmgPOON6qBfl6S0ZTz8845mT+A7vV9",
-	"1ujIyjWBLavQsfMG1jJ0TuaFelcGPSGbBFo7mYySRGMsTyW8XqhRPWA2xyxzSzuRGdfMSVmWauZdjSwX",
-	"LLcfmRqdtTgOTYoA0cyoP5H5Q3MJb6YFsoQPtt9tltgJgN8QOAMVjRO3MUIwHhFoDru4LQZhE8qIrbgt",
-	"yIRKJebQrAASs6APE5JTfilNujA4k7HKisZUFbR3PCJnMO9K6bshVmTCxeqhlm78Q/shHOTnB06p0RNC",
-	"z79FGTUA7aelmOXr9nDMQ52F9QDz97btKdIl2DamFwTl72qFtgi5ZnQ6zGf4AmftkGvRmef7eKJn7u3g",
-	"bqd/rf+zWhodzBuRMWXQdxUSl1N2zjT5odHS6Cp3Pg20pZhwZVe1MM3Kq4T8Yu9r1kHOdraMwjwxbSlb",
-	"9y1QrNRuthazTE+5QBDJUxGSvinDFfhN8TZcaEfeKRQ696CEhudEbNYTng/e5A947vk0S2gNjvkkJaZ1",
-	"mwnX1mj+ZLDhrNiDMduQhxal1rsr4cU2+EebS0t9nFJT5S73k/jFiL1giBiH53ILHeT0qK6v4s5OOVpd",
-	"cZv8XTL96XWVcej+LX/5DOAPWiPq5yGmPyFSY1BTrQd4ep+y++MKLtcQ8LHrrqg9I9shTjBEVC6SrD6W",
-	"cgpneI4i3rdli2PSRmQ8JqakU6ElWUJExxFOm2CwLQiOto0isW3CqAcMOpx4CUPZN1nbnow66T97e+gS",
-	"GklD5h3ov2OCVSq0uowncgu9LpUMd7XcTavCVNqizfmyJVFow2u3lsWiPjNb3GyoAfF2fuhD8AFvQmGe",
-	"Riqev/NkCPfbeWHdd0VqhztWarxZrWmj4erQO5kz0oyABXkye2uZVHliXyyS64XVQg4WXQKZhlOoX6i1",
-	"8qChHICViVYSTZ93v6ZoWgeehTX0n3n9HqzJy4zwlJDeFxO0BJBt4s43gMdL1GRJr4Cq5RWfqCisZwOi",
-	"7+07nMXzBhn2BKZ6SNTg8UK7CKywjaZ0Mi349Z+MyCosBBtPvGCFSyURXqCEf+qGIy4+996OZZxyH5lk",
-	"ipgEJnnDY+9TDokmTPNhQzs83GijgDA8ikkU5Fkf5oM4rkeSj3ZlD4gmZopFiGL3/aRwI8JyOuIYqgI5",
-	"EK5NGaCewwrhM6bug0cPZmQ2IgKFPGVKtn19sHrEZzDJ76JSAzRKv78SDYViC4srK/TuWlnhIXm0PuHl",
-	"0UOARE/LWqks6rqLZf5uvFJNHjsNH7ggLkVPHxbaAK8YjjXJnnegEp4MNpviePQYD6TG66G/Ts45bKqp",
-	"nynBs68cu/PIiji6/HFlUKEGKavygO+VgxeXZopDYR0kp1i4ZsTKngba8JIsv4MKQZtoREI+I8gm6jRl",
-	"iGfY+7vNEL/NoSzIEAd4Z/FUht3KWv2xHrSrNEz6IrUZjSG+GToNdHQtWUHvZL3M6f36zOiGpOAHpr33",
-	"nDPpzvWR5Ta4XMa7U69tex3Wj63xESWt7RqZxDi00TVWxtUi7L7LW4hMgpTm5a6Y0kaNWZ6rKRGXVJIa",
-	"di7NlX1r9/BwaGVnOCXq/lHrUdm+TzMS8ywjlbfBMP3DMl+faToJx+26m0G1ItAsrJl6hmkMvzbrRD9L",
-	"s8b/VK9bv3odwFf/6v5RqlkXY6mG0EDafl384eEr2NV2Q+bx6i3TNHac6A9umoajcmjaZBTGrJQ8a/ja",
-	"lsa4Q4+7h9Qm9e6Xa5NwWZ+WNpnKImEyfzcQJlNELSNL26aZNjc1devNNcZbBa/DdcVS0gkjplPXFLOo",
-	"w8djG3cg21kwJ1wj2UynXmUzPyZ69dAYmO16OSpmR4MIU6a15lMMkABpJvIOuwZP1+3sbHB3mcr5lruI",
-	"Zv3+M+lakHIUQHe7MRFDxfMqzH3PIr1vWb8NUJ5yaSJ2TbEgkyM1YDY4GV40Gqt0KutmG0V5cTQqwDFs",
-	"wqa91r7SpLF6b8Jat9BBGlE1YEIv+JyQBB5hDcJn0uAAJAK4juc4BJupXljKFE/DKYlq61XARBoRV2kd",
-	"AEd3OeUuTtks0IwRFYC6jywMPRA299vMYH+vrOIL9WbaXbMJ8FMuApCZIVKDMSuxmCWF6t4zi+N1VgeL",
-	"meurEPDhF7I6rAOM2yVH6d1kDR9yYrcNwtmtUu+zEZuMyW+IkgijiLg5zAWHrj+IMlsYvnJm7u07H9yX",
-	"7pa9+KAP7LbWPO2K2mcLIZEHPLiMUNvWAJbV2A70UvEkS56xeTfem7Z5vGsxcMHPSbSF3vERj+YDlq/b",
-	"tDiTJNZMwEaeQjMZ18g+TYgYgge/nu18NTx5bM308L1iFuh/d8KptJZEx3OE/UNFE4GhvZJAgsxArvKf",
-	"cpHZPAuf7SMGqIQiMuNOwNF4M2BVxLGeK/24Az934OfAFmG24kYdxqIsoewjVdMBOzw4ffX+/cnw5P2b",
-	"o+Hp394dfgdqugnb4TF0M5thhicm5tgJURs1+WSbzTUdM3X6YWxtbvh7NuP+Pu7RIWCbvUM2XvIOV0n/",
-	"ZwgMNqEdQzkXBrUYfL2gWiEYQ9iKXYf5tlnpPUjomRn+MSi9bjWnXKhbpu+6IezyvkzhDQvsnM15R++d",
-	"YPX84UHfXP31pbIPWE3rJLMa7Fmqm+ZYZGhYHR5tLVDfHNxX8n6eWMb+VMwGZr01B/3lz3n1S5RhhU1y",
-	"lS51m7AIHDjDczK/qWHW9TWvn0k/WxZtmCRm6zq3TcTrc8NNsEdNdK6/kNsmkL1oFzr8HXT+jjv/6HZe",
-	"Djuf/9zQ5a+hTI3CwtaoqVYzsOHHnu2lmhjOLyHXhUKGuRER7DvPJDJ966BlQ3A9I2rKozYCO0QbWZxu",
-	"Q3f2dtYIcYjVTYA27FMU80siOiGWJGojnKqp6f/I+TklbggUCZ4kJNpHeMB+PH3/zjR8T7CArzJ3nRaK",
-	"ACCbW+iYoYDOZiSiWrxAM0glm7p4bi2Z7HR3il1RabSPKBswEI1s57DsuyyF/BJTJVGaIMXRbhdZWy1k",
-	"kcFd7EA9KpO7BsWu/Qas+lNTQq89YG53UIECYDTGcawViBEOz/X4O92d+mISsBYv//0BawPZGTTYgbr4",
-	"o111Li8vO2MuZp1UxISFPNJ4fovhX4P35abdgtb8SYzp7ZZ5Rq4aSsDtPARUDsKQJNDArLlF7SWWtiHw",
-	"PTKGnV9/fZD9ALLW7aZ8KYwRtw7rn0l3yTKU37m6cmiPyli/hQ4GrDyO7Q7FUyVpROD7rF5WjOfQO9y/",
-	"lO6S1dxpc4EeCT8u9T3FIisKBN0CseNFHgOmbMRTFjmC7Ngw9G/LTfgCX0I1PhcdvIIYAE19DWtMRdzq",
-	"t7RctX3RAwnVzl7hJpRNYgLGqg70XhQ8nUydZtdGPBUFgztYqVMhCFOetdrySU3t6zzXIU9IhPT6aEic",
-	"gUVT2QQLxfQxbwSXig//9c//MTzYjZeLKtVRwWXvWWRAKKRSGbLqjWJ0mppenRBE7VyX+9bJEWKGRqQQ",
-	"b4ez2EfPX1s3Yn3uXTurJj8WcLsjzQnk1DZ9mdKIeGP7seLVGX6hMsWxZqt8ZqpRmlVvnBAcKqQvvqmN",
-	"JDc90MR0TMJ5GPvzmNoh1RmOZ7MU+rt5xY5Nx06veGRpnLwuT03DuJTJrMlW2y7Ia5FqjjCmF67zs+mo",
-	"LL0pvO6M9R1Xs2yrYg0JU7UEappkJUq89qs26bw6JFTwDTNa5Kozw+W2fRM1aPE5QYngFzQyuZC2N0DW",
-	"GK10y28+3/z/AQAA//8=",
+	"7L3pchw3tj/4Kojqe0NkdxZZXCRbxXDM0JRk09bWJG2526VbicpEVeEyC0gDSJLVGkb0p4mZrzOvMHEj",
+	"5rX6Sf6BAyATudXCRSLd7g9tsTIT68HBWX/nUyfis5QzwpTs9D91pgTHRMA/D5OEX+p/xERGgqaKctbp",
+	"d86mBM2ImvJYIjUlKMVqinAUkVRJtMEZ2u893dzqBB0ZTckM6wbUPCWdfkcqQdmkc30ddI5wNCVHnCnB",
+	"k3oXIeNdqbggYR8JIlPOJNGdYYUiLMQcKX5OmERcIBoTpqiaIywIYuSCCBTptuNlI3h5hifNkxsn/PKJ",
+	"RIJcUEk5Q1gijKQSnE2Q7UzhSYDCQUcMsl5vL3Kvwl9k0AnLnadYKSJ08/816Ihfe93nH/8y6PxHJ2gY",
+	"1mseYTOWpqHhkeRJpuyi8zFsQCQIViTWK8UzEZEAURYlWUzZBIXbOKXbFzswIkF+y6ggcaevREYWL88J",
+	"VuQ1nVEF/1cfzQn5LSNSSYQ1lZAYUWYGkwlBmEKXlMX8snETKFNkQkS5mxMyw5Tp3tu7SshY3b4fSRqm",
+	"c0oizmKJMqZoAh2YhvWiEiWXt0+UmB+OFRHtbSuOLjFVaETGXBAk9Cd6jzb2d58H6Glvb3NpNx8+fDjM",
+	"1FRTYYQVqff1Th+/HU0ZI4IFEV1JokyQGPGUCCAs2Ufht/AMESG4+GbQoewCJzQewqmqUW+dNn6xO3L8",
+	"oplKhXmMaIw2SDTlJA70UZ0QpsdAYnOifnp9/GLzAFGFcCI5wmlKsJB6fxM+kQiz2AywsvgzfPWasIma",
+	"dvrP9usn6DropFjgGVGOi00IU0ecjenkVcIv28ZMY3ec9PFHl1MuCcL6WxTBx0hNqUQURkP1V/oIdoIO",
+	"wzM9AP3VkMYLT9mYixlWZkuf7XeCzowyOstmnf5O0LTbhyk901vSNubD98eGEyIatwzrnkZ0ykXTIeJC",
+	"oXMylwEKuyEac4H0C4RpVrSFXpAxzhKFwq7lWEOsgNbIVZrwmHT6Y5xIYufxW0bEvJiI1D36Q6eKzGCD",
+	"CdPj/bVTNNoJOt3SXwmWapjJ/GHlb+gi6HThvx9rNBVomjs23e3BEtk/ijXCQmA92IzR3zJiH+vFvg46",
+	"Us0ToBAuZrqxo0xILpp3NGTkSg0jeCN0BJnq64VnEo2wiqb5RlcWyHzUdu/8etj9O+7+o9d9Pux+/LQT",
+	"7D59dt18Ab28IlGmh9RGdcS98NmobtG5hdP6OQfyMxH6qn+bzUakZRcvzCuIwTvokqqpvbVgtBs7W1ts",
+	"s2XE9tuVh723u3zYx+M3mnJaSE4LQiHSRwIJguMDhNGMypn+AmEmL4mQaH9nFxhyNMVsQiRiXE9pks/B",
+	"SI3FLI7HXdPlGpw76LSIGnCcUErE4gOQwNd+h7FhOJ3+0x6cYbNGu73e0hV7jyekebl2uiMsSYxSPCF2",
+	"g9sGpF9pHs+ON5ydHvxvpSGd0n+QReuje1w0mqHUDTQOafdpeUwrjEdNf5JEtB3MTBLRfjD107u+Lk8J",
+	"Fk1UfoQl6VImCZNU0QuCZDYyVIckfIK4VhsUSC5GhH4i7SM8SggaU5LEsm1hzYttlO6ozf2900T4ZwTP",
+	"2tZRETz7bAzujMzSBCvSPhjz/LMN6OYUdscD+YCpenNaH8j3/BIlWjN00r2WeoCUMqZ/Iyx2Ar9hpiDx",
+	"9/71z/93Tx97NJObbYSlmxvOZPN59TnaXoWB9BpmcK0Xw2rSIBZbSc5xuogzRRhwX5ymCTVa6PZ/S6OK",
+	"FiP4D0HGnX7nT9uF3WDbPJXbpUahz/JiHRq2yceF6ArHyjM6/NK1ykXXbHtTd/b1bU8Pgc5eXhCmTpUg",
+	"eFaZkiJXapvox12ZPydXeJaCaAaqWB/t9nq9ARsweLFfCDpbVpgcMBr30c6AxVjhPvo06OSvDGk86PSf",
+	"93aCQUeS3wad/s61bmqhJlVbn1MiLkBnYwrBILSyZkdjLA2aNIyVIQxQqIdjftd95j+b4ZkHP5y+e2uf",
+	"3OVKu3kfmZW5MwrKG25anjN7rLDUWqNUWGvVWCvdcPT0ycpSfehCe3SqU/aNK4umm7+nld1bLJOWFz9Q",
+	"NXW2pjtZIt1o2+po+TIAgRNRJREjl0j3XVkGN5xFU4F3bjn994KPEjJbMPPUvPEXtwL5kdScTmGaVCwK",
+	"UyzRDrL2CnMvgwIJdoJO/1fdkVYkvRs3KFqaZVKhEUFYoYRoeXdHC7QCR5qCNBPvBJ2Ua54pOv3ONrDh",
+	"64+aOWtai3S71py2rRda2guGSKVFmX6nt/PDi2d/7f1t7+8/fv23rz70/vrV2d4v+z/vvt3RbEBhlclO",
+	"f1+zakUVMJ6f9TxgKYyto9DIMsH6l1hhPqN9u0r9i/ztrnn7OliRZtxONPFk23Wgj9XJqyP0fP/pV8h2",
+	"iczaVZl0bhleRA3mJd/21s0F/EXfVSyPpQZKVsKVGim+qDRkzYArNqLfdma+bm7nW/hxYRE0hrtu1XK3",
+	"6Ouqoe+WJ/GsfiXenAFBYy0MCKTVnP/MiNaP7vKKB/FC3t1UdHMnVi5qmtO7TIBvQ0ojrgQIA1cVZCyI",
+	"nFrzm1aNwSiNk8Tog950wdXR9Xwdi+Zb8ovcctO17HxnKwWNtWy6FsTvbI9znla13lbuB8/A1+/s9naf",
+	"dXt73d7OWe95f6/X7/W2er3e3ztBbpjt7+8GWinoPw06CWaTDATfDtEi2gxfGeO37PRZliRBZ8Zjoq+M",
+	"CdFSdXd362l3nGDp6ReHF1hfF0RIznBC1VxrIIKPiZRU/6JZ/lwqMhumgs9SPcq/8QzcVIcXOAB6kVma",
+	"cqEQlpLqK0Zp0filmSM6nfJ0Cx2C0oBGgpJxMgdKM14uyrRciLiIiUBa4tM7oPUzIrDKBOn0e1t7QUdx",
+	"5oyPMKYsjVdYtutAzyUlQlGjLvir7SlPuq2uomA+LUu3QeeqO+FdZx9NqX5r68y8mj/q0llqTcmgvfU7",
+	"E6qm2Wgr4rNte/3l/+UpYfr6tY2BWpbvboNGV9WBzPav9GJBIJ8arcE5tbjHv+ZfBx1NQZ2P1zkRFe/k",
+	"a5O/YoipoZMSYS3RuvQZee+9f10jvYYOSqTibynPRkmxn792jJHLH7ShqRUGdaZfvC4T3cOhnmvfPvCr",
+	"MRgUbhzrFPD3wc7cI4/qQpeXtUQqjhyCsqPCW5rC88BH/00iEDg8/mdULeDicUwVMJn33iG1zpMye7Y+",
+	"F4mA85MYcWb9xX0UenML0VhQwuJkHqBQzzJElBmmEaDQzTdEhG2h0JtjGAxYWMwyBAYVwkxDBC58xDiy",
+	"Vos+upwShoDDAv87PEaMx0SiMU4SNMLRudbe9BMuJphRCTfVgEmitHYn84tWgqLs2pVboGh7l0OJ6f/b",
+	"cvsaF/e4ZYsnBaQY4+8cEa0SabnnAGHzVKtfWKEZlwpxRtDGfu85CnEiCI7nXXJFpZIh2LPWMq+V+W3V",
+	"ZPTt0Xu0/xVyr5jYC5lFU62whISFiAsUpqr77Qno+57xde9pyfa6GzS4xD5+2g32rje6hYfs46ed4Ovr",
+	"zT83+MeqzD83wX2983y3aZKL74XqVKMprG5MEuf7OzxGEVY44ZNML/furj1c3YydM36pJ6+mRFxSSTYr",
+	"k99pszwvuodW+f4ebymv+697K/S/9BIrvD5N9tE7uNwql0jt/ihPcQmL/wkugzVZ/CFKsVAUJ8jcJQcI",
+	"M4RHYES0x3+OqEQZM967OEChnm2IogQiLrD5B7g6OCNbKPx0HTa5+jwGa0nYsE/LddyFUec7/vF+RMfz",
+	"j8P0+Q9T8/F4X14aF/LhZJZOUL2MIywznDQGcxT9+S05/Sgn4sZPrX/jhqoouUqpINJ7b2e3u7dz1tMv",
+	"ee/pG3qvErVij1rxG03db1ZEOTp5g+ScRZ2gwy+Zca/2v9IrQ8b0qtPvXCo+/OV8L33+V/waTJcX/LzU",
+	"uIx4qg+sYWN9fatbkbifUKlgRx+HWuiv9EMa1xoKqL/3C6dQ40CfaS5lUryRklvQ6UqL4ii5UXqlQiq0",
+	"s1tY9GWglQlBIj5hVBIQp+Bq2Gq6OPzT8CCX2x1OL/KtzsH9aLRG/dZJJaaxfEm9rSgdnoqyWombK1FA",
+	"aQkb5RzLPG+jxyIY2xw976EYz+VBro0cvj8enr378eXb4ZvDX4ZnZ6+HLw7/doo29p493dxCpzBd5Pw/",
+	"U5LEaDRHc54JJHhCDgxh9P+s5STGlQtqrgg9y/j33ztNzHh9rro297q5zNFAVb4Mhrv/GH78S9/+t03i",
+	"cuGQtr81oiMrJFqmzuVE1KLJMnJpNvQAhfDfUO+rnPJLZqJ4OYsIKNdgoYgRZ1rZ1pLwFMtpZdf/bW53",
+	"La6BcFNqS+zOvvq76v1ttM8+fH1xtHP14il59Wzy/Vf0h6/PXz+fve11/hAL/hALHoRY8O9wq+entCkz",
+	"40vd925Qi1i2izTDSfJuDLEaCyMW8IS8IQp3roNPFe6Sr1T+j1Vi0pbLR9BafQYfS7fBFMshI1cql1P0",
+	"D6kgF0X2ghnVrx8DEwGsL8Ii+BYCbRVXODGqs/7XUD+WnX5PD+lbzpM3OG2Xj/J9H3GeEAwTq1qE9Laj",
+	"f/2f/w+y76AZTj2xt9icI5ziEU1oIXoU9x5mwyiX1cYQ8QFTvA7gWUwS0vbMxMW1PISbJ39isyT0gyw3",
+	"f5U/GhMwSpg9l0MczygrnqZEzCho/sXlBhda4F10H4OOFvQ6/c4FJZdgpLik8YSowi5uH+SCSeVKK63G",
+	"IoJzG1hbpjU+8tZvja/cwq7xSbHkK37k78WKn5Q2qDGjZDwmEURme68GSHKhjAy+Om80m7w8lOFEv3dd",
+	"IoKVZlPhGdBdeYaBTyrevpTWu0Qa5S0vxuQt9sfGoytjzsURTpIRjs6XKlT+0TZBcl+P9/DuaCey0Wn6",
+	"p7/Pnl80yHPwfiWuff/r5dqFssTlayW7Xy8PiPfXGDp3bTUuBGQ+wWXRSF4pnlA2sVH8iI8RuSBijkzC",
+	"FNKsYqtTnbHm6jMuSDO79bK06l2+x1KCa8qlcbmIcP2VSWE5AB+oVl7174TFW+2CSE1H8voOinE2LUwR",
+	"TLvytZt/cprNZljMG67ficDpdNmB+Q5e0qItSzM1jLHZnGYCNbH5teEzHpNhHmG9+o3/lsfEiyOuMwme",
+	"KX9QbuFtz0Gur3o7YQ3bjgaapUSIHB3jiHy6rksXxTqUB1Cf5zIRBKfU+DhARDbKnV4GzUwWqKk7u6B+",
+	"Fm+C6x2M+RFnF0QYb7vXaJyZlOGhXvOvejbO1j0dY5oUrfQqkVbwh8uLB4XXXLI2vc22ocnXBe868Sk2",
+	"cfQVynF++Bh3rIum0+/MMMvAal8jlV8/dbBSBDwhOystT+/pjl6e0pyrU55iFoMQwTNlNXk30E7/kyNZ",
+	"iAVWgk4mRAx33OgSPIIYgzcwZmSfu6d2w+2v3XxihlKA9G0vlZWwX6xgnyjeHM07/a+APkGYHws+y40E",
+	"CotVlslFMxcrCz1kLDJmGSOcfaydtRGP54aJEKIgjrfzPUkSjux0ihDC66KT3V7vOuj8lpFshWlCLseQ",
+	"j/MZndM0LdHpCnPstc8RBPbi6FRXtZ4csc7FXA5WLB2AczK/5EKTFpGpIFJyNMPRlDIiO9eLIj3WDMVY",
+	"nWE3Jmc8kQhaQBv/+r//v92nz9CP9NvNAEVTEp2TGOEJpkyae88u3ROJQvjkFVzQYaOekvONetCEy7ZV",
+	"XPd/4IKCDIgDF+f67o94Ot9anuTV5MlfeLEa0WM9zdYTV26r2zbc1nel4xrhp67SlkQffcJKFP/ScMtP",
+	"LfJj3XhMpGwLs8x56adVRSMrKbpGiyYW7uEbOzjnCs557yUZTTk/L7WoVz7OQOgHRgNRWFI1eovzHiAV",
+	"YC02ABzZv2EbYrngnepx+DAlglhp8xKSpYDbyQMXETIjmEkUek0bCAbnB/e6tJyycW43FuuuF23FqeW4",
+	"xWYYpq9XO2PM7L1N9fJFmY6TRowuFZFE/3vhnrgTU6PVsnTVaoBsjBwpixkP0uBYE/8+NdwBNXlwvWUo",
+	"yVDrfUocA+GMWF5qhwevaIa5EkM0jOhaN1mWU5umu14QeUWybW3Qu7IWTNiXgJtUzZWHNbNsbKXleWNZ",
+	"iidTPSR/SCHDrUc9FVmvaWt84e9hegRyHrjazW9ev65Ipk1TL4uq66zs4kj5ErVXz4clzHxelWEEZX5b",
+	"Zz0eMZQOi2MVPg2XdrfCjctcqbxada5Y4RpVymqSJ17ZlEhfURfRlF6UnLCrOpPdzUpi8AyA5GV29teP",
+	"NXv/d1qZMtm+USYVn7mcOyyHGUuzUULllMRDG9JZUrW1omE1yg8kifiMoBFXTnaKeMYM2EDZ6Zw3WdHn",
+	"C7a44+lPscBjkxuBZ555wYFJeD+tlp0UdIpMWOMTkJlbJXiSexXy4e0EHT0ycHWY2H16YQyxVsobZsLG",
+	"s9YkrdI2PsxL/YH62x0Vr2QpLNH0Ir9xK1nf6v5s9Ub7B6GJra7rra6fnYUCwmJJY7XbQvMm76Jwx3C9",
+	"y7V0XBeCwxQoeljm6JRaX7F2bwi/ATTPAk9GIuMNiRuzRxYM62HmllVZ1LLdKYAAKtaO+pb7fGyFhou3",
+	"ryvMrhm6MSL0ggj008lrHxDxiUShM07aRkKzj9SgMmB0TuZoQ+WhmJbOTTI4RvajAbOtWLqQiDNygML3",
+	"707PkEFV2P5E4+tt+373nMxDJLiCd6nadCTksl5M6teKBgI/JMKfuyedeKtbnJRSuIQn2hRCT/1Ut/Op",
+	"EksJStdL+ZS1pwpa1lqisvLutokod59FaJYuRHDLBygsVjBE9pq1mDQhCj8NjBwzgNt6YOQb+OM63Bow",
+	"21gf5asW5v+UuaVvx4K+aGIDb5QxL9bTABdIUcXDyGWXQ/CSMdKfguEjX8KKWd5eKyUbf8oldYf9CiSm",
+	"eaffK6wdRjAzGulq0luDVFYTTW5zwZZBynprJrTsrhJcuvLl9EFQRRpvqDoUsD7MJpG0RGpUcyiCZ+GB",
+	"SSDVBzaP+MUWigJlLAEshxysQX+HGYKYkhUTFxuvoZtz5aYY2LbT+yIz+A3rHuAzSOtM508khAYVRvJB",
+	"J6wCS6GNI57ON8NBpxIIWydItEGuUiLojDC1WafOG5HNdcvUX1OpNIU0xJAcaU4qCxQ/uEb8PY4wQ5IQ",
+	"tEEnjAMCG5CIvkPQmCaKCIPC1iz3ryjYGS1nTSFwxfdtwNgK71aoyXzodxjk6lg+vzZqe28+WpPWPlA1",
+	"5ZlCoWXXYVBzxUA4NsOpnHKV40FrBug4PGZxcQVUyDAXjvZqBOfJTetipDYuQGGPruDTu6UzgeVEmQjy",
+	"0Rxmah8iHAF4nGdddyvv70bDLhQcFAbRaqn+Qy+9qV76b6xq1i8GdxKNSpYKHmdAuc5BK5HI2NZiLczX",
+	"UiviDScSZakWGU3cVarHIvWxN6tp7muDu+pUDgda94fC+4gU3kU0pucsVUFqBXLyXSq4v1d1r+2CtlfD",
+	"F4qs9y+nhig76YS1ZW0Ukt0DDcnXg3w80AwNYvrF7r+j6vhFVLnGc2qte8QC3d1UoAYbSuDb5KpCtQ2z",
+	"2lrZDPLx+jaEsWS+tAbqmntq8hj0GLNJQtmkqwfnhdr0YbRo0CE7gw5SWEyIMjqdRb4B5Cg06LDng04Z",
+	"t1VPYBvmut3bNl9qlq+lD+P8seCphbcoTyUpc0M72DXYYTHxY/1xE1u0XVYvyVd6CMasgZneS5kRMKy6",
+	"caMQhu2Hx+WyZ4Vtmi4CN4GPS3fJDPZuwrbyjWh4VuxBEeHj3LiXWECAz8dl+QCug6Ae75W33zrlQka5",
+	"QYavew8iPdfz0Rr3JpVDT/O3h93y628NSLym8CnXGzNHEZ6lmE580aO/+2iSbf3VWjN+6F7chuXFb0zr",
+	"aNPLFvhjqkcvFwcb5U5vTSrSXml0dgmWUPGNTPmv8YgkMo8QzAXyDapQzI1QgQSBBEJ30WwWtZvg90HH",
+	"jsCB0ru6d82SyCLKrt8+rZLG07UFjZ0bGxvt/FpNL7/DM/c7PEYfV9rdL6g9VcjskWQoV6TeunXUev3C",
+	"vueJwSw2ThZ5YP00fVP3T0E5UcAJR3xsng1pHB6gEHYyCvvWcDTlSUyEfinP6/WNq0VIj27CKelRq131",
+	"g/GWHkLlUkPLJayXorKHTUjK45lsUHIDbov/zUomuhtG+1UIo9Rx3mgb+buJA9ZoZdrW/19EUN1Pclxp",
+	"IK+4mC2LIveGCBioJslqZ3dv30/USTGNO9eLp/3D6bu3lUkXLeoGW9u710X4kcwroyrFanSmSqWyv625",
+	"/ZZ9CW4FW4/CvixtCMUv57v/+uf/1Cl0afyHwbYvYkAOyhUIz8kcScXTQvPECqybW51lYvsqwQl2Lc6A",
+	"e/kFegzurd4dBHvSdqQ9W0A9NUKYEjFhY2yBk3UO0KV7D7w1ISpsehJRtdid08RrvnP5sqvnUh2iE4Ij",
+	"hfScTITDFnqXEoYMQ+jnOvBPx1BvE3CGLZaRZrTg5iTxFoLsejahjDyxxgE5YBsGhwnRWAYIlBc0IuqS",
+	"EIYAwldPHhSZADGOonmU6H/quwFBjT25aUtZIcCjtdVYujDO0MRgVPhiPFlDj4b1ehlPGrXnPLx59abe",
+	"2lj3miJOyaWTtpY28rN7ueautwHCZo5NhF3MZwkNVKSJeO3E+aBjvCjNujc8+t5msC6S8KzJpBFuAR4t",
+	"b6TJEG/HlrffulZvrdlh9bVaWWHUTb/AIL3ZBV5QI/XZ/nUj4pkf6rO0x/fu5ZwCm8PuWEwEEUa/2shk",
+	"hpNkjkITEBRuHrgj7XzM5lAv57p0oTJZXpO1ljyPmlovp98GWK2NU8fZME8NcuxXX0QmY0BRlmnKGgnM",
+	"omkjFxYuB28lGjEZewu3TB98uNYRjb0tQfKSqmgKgY0VQO5n++sBX8DThdu2JLGwad9GODrn47FNzcoR",
+	"fZ9Va5D2ek3iKrkyS0Zx0qz7zfDV0Cbelzt4un4ERvn8rDXLq0UlLZywdg0xeiu8V9mXq47+sHVjfvbu",
+	"lS814qDzD27SQ282Oft90xxf8wllP528rulLBkSMMiAm3WhMBYnUMBO0JL+mZfk1U9PtyGHYVIBogk5Z",
+	"+JWSlz5O9Fi2ObSh/48L+g/yv0UJJUwNafwNHkWDrNfbfeZKXwLOwjcRj4n7vRjkN9DLf+4d/ufuq//c",
+	"fVUZqP4lU9P/3H3lBmtaAGS1b3hKGI3/kgo+pgn5C5lhmtjnej7f6NmYvyPwBU9xkhA2Id/8bfZq3vRg",
+	"OCNqyuNvTnefPuu0AoTSBm/7KYk4i41AC53r/59LBEJas8O9vFWfFuD4VLqibJJA+act9CMhKaIKbYy5",
+	"QHbdEGVIGlDuU8UFnpBNEE9jwVPwcriltOX2zXBjOh7bENjaQFr1FguGhHIqgAD2DfenKbGnl9jEo7//",
+	"8egl0mu7iRRHktiyIiPBLyURSPHlN6seSmXp3EIF/gY1naE3LXeKCVe0BRxB8SqApfTi4khJeFgxtOpp",
+	"NgPU9p6BI6MCQdoEBergP4cWn7QwVZr0PD1ufIEVFkWqVGM+2y70+HW5RzgRurkY/+/eqYJpaPkLJ14W",
+	"mM0yo3KIARbMcUzAH4Qz72XUFXAo6DW/IAmOqohc1WlaIDgSU2UqLhqLk7WI3bBAltuCReLFG3Ko36os",
+	"5CJR/MECqZrtbGAVpe1caEdeuWhXQQZNEkeFKB5kHOSiKl+3gMYzzBazoppyAGUXzfFG//q//v/CAPtE",
+	"AtL15v3C6RVHydPQV4lvrvT7eAqG+fTuzkXutfCOeeCwAgty9parSsaLMn/KYIPAd5rvmEPLkm4JLv7Z",
+	"kXDrpyCn7yc5cW/kFxPEXq9E17/mdluvQEmB9LG4Xxo39rlWQKlVJp0Cm0l4XlyxH1dSCb1Re8i+3r42",
+	"kQOA4t0ZOs9i4J3W/n08Ql98WROp7XmvhtS293wtqLaOEa87/c53L89qakbVxm7oqgTvpl+tY7t9f3b2",
+	"3tWqriC7mWSArv6uBOvmANFyn1wVP2Xv64WoaPeO4VYTdNxmNQPHPHgAnC8HTlMcwWuTW+CsqHXGYwxZ",
+	"JkpDKy2K8/NFGKHriFPuCNyXU6uG21VNcMhtgM2PHZes2wDzQ3NfQy8dpjWhZ1bFlfnc1+pKDuYSd/aC",
+	"aQtm8GlZ0KEJtrd7729lade90HvHSNZBbTHEm5NCAQJjD1N5C/0JLL2T6thjBeRYI9CYhYQpI5ItBB/T",
+	"/Z05GcAHWldkwsW80+9oATCCDhPNaTp/Gj99TnojCIBJBfEZcy3FE59bN6ZWlpHFHIZXLTvRDCSeMzyj",
+	"0dAsYF4AlUbQxoSqrrWh2xRnGFA34szYMTtFivSR95sF+SwqideWOu/v10/F1awH6rV4JiBi1nsBRu+9",
+	"AUGyEO/i30m/Vjmo98U7qGgHJGINBflcHHXytMCMdZ+9/C3DiTT59RkYC8wPuuuC6K2Pw6ZwFBvjNp4k",
+	"LjzHrEyRhrXTgC/viGD5SdU0dGTfP35h7t2EN4fc+nSztHJA0/dVgqlF+9iRUyJDtIFpN0qwlHQ834S6",
+	"rBGW8MAQknGObJrAILPNEkGagj6wXvXZJZdd1DLalmun/capUe5a3ixvUVZGptab986wrwbFtyWibJVG",
+	"7Xibc3Eq9Lc0AA94uGPZOW3alXf0VsuqKvdSIr7S1IqVqxNYdU/aGLd/CJp0mrYDQeObHbE2Glq4cDCK",
+	"VWZw/MK/eQpwaEz1/0WO99rrwbkzFt4yrunXVKpqGoZVNj4VF81Ob/T8651OGdmixJxNLqiRXW8T+Fjb",
+	"vJuGPRZTXTDFuxrtHYzyXc5lq9Vx27iTvX2W0Zx5ze3VwiHkInS13EE5omMF3lkZQy6ALR9Ezqhqw7Co",
+	"FEbPXXYzUVvt9j74ZfuWzLBfaarwt84oa/y9vchVun5VA4+KmsoamBaHC4KA0gRHxMTRttTLcjvaJCt4",
+	"kk7j44p5S5Erk+J6pbAgGPJzEqOvzbJE0W7+Z4O2dk7mXUfX/y25AfYB3HMXAg7/0XrOPzgjue7XtaV/",
+	"8pJ2C6nW2mkdv7YSYf5G9YIrFqCJvvPQ8HWqkKR4QhbUIGE2FLK+2kVUd9PTtGy380EBikDvT4uQRsoz",
+	"gKKNaIZVNNWzMGM30CkBkgSLaIooi5IsXpjQXuvJBZZX+4sITTbgDbSN8iFvHqCeyZHTmuN8aw38E5Mg",
+	"Vky+3H9QLLa3so2bnFvfj6Zkvao7TT7JvB4Q/GULAtXvrIqfKGcYa0ZRFbU6ny4s1VlLufO6X2FRTog0",
+	"XLyallC0k68P/M0mw6bFaV2Oalu186Y1YKATxhlgLdhumpInW8Zw4zq7lcE1N794FY/ZmDfgvUTtWtqS",
+	"u7L1FhKk9bZoZpX5B55Y6ve+eGILZVE3v46tl1WF/sKxQXYqdHm/kGkxE1M97tZyamU7bi7/vRd8lJAG",
+	"sP6TV0fo+f7Tr1Bq3kAxUZgmsn4VxCQlLCYsmjdfLhnDF5gmgBNQvIs2nvb2NhsDaUxPTfUDsEKXhCl0",
+	"KTibBIgyxDOB+CVDl1zEzWE5BYB5ubV3+vApMkMpEcjGiZsbEHFhofsgSbnkvVu4KWaloFSItaXXBSEX",
+	"xd7q16OxA5rJA94Fv0Qb+73nKMSJpqh5Fx7JcHPF64wyqTCLWgN8wSmEUmyCd+qsucYkWsSI/LkPcJbg",
+	"6Fzq8e+hcMzFiMYxYeFmS6XzMRGERU3XLmy/VDRJUPEadOSOl10kyrqZJOHmuht34lptjDYwi9S6bW4R",
+	"aRwgLDVp6pGFv3QtrkL3+EWIjK+sZeZKzIeAHbkgbo6jS0wVGpmsVfhGE8jG/u7zAFUOVGMmV33g4Bc0",
+	"LzR/rKhqcwWN6RWJEbzgiFYm2aRxgs3RymEmWN/6CPqW1fRN5q5uySTvhqWQsk7TJ4yr7phnLO6s6qaG",
+	"WXkmf8t1vMNS2vQFzNM78K3+64a1A1s9+uH03dvuKRAismWUAhTOcKKPNYm7Wr8IA82SsM+UIF5wCfdc",
+	"BH9QyelhSPP7Z897O8i+VBg9RzyeI8G5glGEf9r+LSNivl2FZgwD/UzzkJZHhvjrD8ubaxAyIHNle2+b",
+	"Lt/PAnIh30FY9AUbVhz02n6t7Kps8QQ2E1sL/ZyQsSByuirySikVEr4cFkXRxXDvt93uV5cv3897Z+c/",
+	"Pf/rzt9G+7OzXf7X87+Lr39hT6OfR8++lzuv4/fjw7o1t9JgObl9Z3e95IByY80zNxz7fVmq9eMuotwE",
+	"4Urbumw0U7M2XxRbjdaGYYIQZ/5tSs6af7tasl5F33Kzfjlc27T+yW+vKGNb/O232yDnBY1islyzEG5R",
+	"27euH5TL+DY/T6xk2/zUVeZtfloU4a0/X11A9yTzm1WgtZYTt36NNMUT0qycLPUjUZkmeD5sxz60D1YN",
+	"NSwEoUWIiXej0jkQAn8OVdtQOSyvNrq21VyoEdU1oC5nybw6lH7nZ1fU2v6dF7mur9LOouDoWytNOYHc",
+	"XF06I3h2Q4CeCqQSFVJ1E0jKytKUCwWleF9men5b1tWh2S6gD3jrY+EIYAvaA9dtlHpT/Pn1x/z3U9vz",
+	"yzcvDzs3ji5/9ECqq5exKm3Gp9Y3VidJTU9viLPH1xKK2/jR4wlBbmRHpXVcFE7slrPtKK5fxHTNU9h0",
+	"UL48LNBKkOweadXjrFtTJG6LE7yABkyni4cqT8m6CIQnBBxH0gNryX0W3sZnEmA0NOP8Knhev0qK54uy",
+	"AxaXp/VN2L3KcQ46BtnAvgByaDVryw2hbY2+EBqQ7vqRwQD5Q340AFlf4sL6N79i2k7aHSHqroCIW0Ni",
+	"fICoc2fWtXw/0JTG6NIhOwUOR7l8jcP8cIkN1w+gVE7Q0HFz4oYXstF5zfk5ylKT+SZi0IIacjDcwPJE",
+	"jsqodvfXKOFzKM9twvWUp08k5A3Z1DyDXIRZjARRmYA8XunZgm3k7St6OuVpStnkyCynQaOCdDE5l4rM",
+	"qnih76Bh0xBKOD/P0k4pwAN0O2vl2zEmP7OM2xaCyRDCMK9+a7NHoLfhOZmvW5Qxk/rysIxw75HilDb4",
+	"1iQR6HLKc2B/qiysv97iUUYT1aUsR/aX62aF3RPaaXRnN5xHgvXq+7X5B0gSEhdINZKICyIOEFUowoxx",
+	"qMdkSQpx4VdBWANKskznTY5V39AuEWWKuyJkWMHAILpIImw2GCpFjWmS2NpisNkAcGYqOzhT/YDlJRxK",
+	"UAehPWm71ZMWbgIM1xwwuvKKZU8kcpesjXi24xkwqBOhX07IWJlAF4PCZhLWEdbMZmzi+2cGbmv1hN7q",
+	"mW/0muj5FrXVoKYFT2lbSQt4/eblLHx+05gKVSWwJ8A+RwlB52S+OE78oZbKKHHKmsIM1av8KiImq8NO",
+	"f4Wgp3aRzYZvV6jAP+KlDSmPdBHualNtwtIZ/bhA5rkRkPHLKxypZI44A7+oO9ssRqFeMzc5qNCUH7UN",
+	"QKzLWCp4RKTUVBQWtSTNSc1dgANm4fSRVCKLVCYAlCuh58RyhSfStljGwNtcWojwruUxkxgFTlLzBhyn",
+	"AtjSS4gBscFWNqkkslgJTiuNIOT8IeLdq4i3QJD7UtU6/JPTVGcvpdYIZM4IxCNQCWchQJdTanNWbVRK",
+	"Xn1RM2vFkUPsXdPk40SZmj9dPzCIeTmXNHfkE2meSaICJLNoirBE4Sv6d5yGFVC2Vm3tzoqZrG5MNNzw",
+	"xlVaHX6r5Uwm0jiHbpd9FOq+w9JtYgtCtpdtLXoIy+LPE7lVgDWXmOyC2pw1xmjPgK00iFIuFYTg8Eyg",
+	"UcInnZa67Wto8PdUoeYOapRWj0m9SKmRGr94fdJWWj0lJG6M9qVMEgGZAru5cGA4bcVKmr9XXcZva4qV",
+	"ETcviSAunBeY7hRfEDQihCHXWHOMVT6KWuQXCDxePw6NDAA3YzKmDI6gRSbzhTI5hRxgEEL0WLSsLIgk",
+	"Cm1ARUgA8grHXEQk3FxFcnPLUQx3Eat45PUJvoCu/Yf6PPlDDfxDDfwMauAKfOuL+drK3PNz+9tubtV/",
+	"oEbnezYkL/dP7lT8kzvXHrE9wMqNA+YcVegQRHZrvSgq+JVNDmYnPR+8ZclTnpCaSG02twSO2bBtaONi",
+	"d/OL6Znuev3cilidI/Fzwk5cOn01PDYiUubxv2T+w3T0XUTf0R+Of/rH8c5beiyP2cnT6Oj42fHsVe/H",
+	"3XQvPvrh+RbZ621JOinDwPZ3vjaoyCZstwyXvF96dtOAY4cLZyf5LcEC7liAmVuMEgvHcKcFJdaQUoGU",
+	"Z/82vUDjnwMatrM33o12yHPc3R99FXf3ox3SfY53R92daDfeI/vjp/jZqLMyeOwi/rM6pGweZHv3ALMN",
+	"cc0+OTZCry5Hhc6YoompUg/NGXhDZD9tg4eu0+ynBe/lI2xDiz5ABEdTZN/P7ygMrBCY5QnJjH6HZKpZ",
+	"rtavBLngDuLIoko3J8F4h6BIRrenoQkww52PxdC9NbGgtB+lbktbUV2XxvW0g2iSmX6StSJNv/+ztuAE",
+	"7d4Co/nfBXW5HR9dZkBYnlJt/Z+pIN1UcFPrvFA/j14fgz4+xaYypKQT/ZQyNCfqrhAJf8cAz38AKD80",
+	"AOU2HvsCcPy5mL9kqsmktirzuG10713RwAJjQGlV896WLswXUtcbNufza+z1K3dB+kflvrqpAqsn/gXX",
+	"/LHEIefssxF+wKVM0yvAv5cBmtLJlECwj5Clcn4yS4kYgqdFHxL73xlm2Ngqc2kkz66qCG3FEXZjWtH2",
+	"4GedGsnH9VpPIl3rQqmmCOofm875Bxrbkm+VJAaGR0mTz+R7nsQS4SSxCzxrNkC3wQC3w5GYwd4UiqU1",
+	"Z9g6wJqoxE6FzR2t5I5MbxArVN33OaxVA1yfQb6QLVNs35OF+YH59hixG0R3sMJdVPIBoZBkniTYvMrV",
+	"YjBmPHlL+fpBWsVt8wQtwd2UxVwHHUmiTFA1h7x+W9sMdDxX9qBq0PuAFX43o2XFd+OHD2cB+v509+mz",
+	"wBjZtYTbpQxx4RTUTQMN4JXZQBvhpeLDf/3zf4xXD2YFtOFsLna8Jg7lGuBBTNZsXTR349KtU6PeanU3",
+	"4kwJHKm8Nqfy3h3h6Jyw2JT7uCQjPXSmCDPlP1MsFCNCbg3YSwsypqZoRKyHRpAEQ0kRxT0XExRMCm09",
+	"2XBrwAbsT39CejEJUzQCEOYBO9WrTmLEAVcX6hIpfE5QeOhXWuojo27b+vCwZhaJoD9gXfTnP2sWJf/8",
+	"Z1htA+QheDaZOj2lj8LvXp6h7cj8aaqEmWpfmUhCNKEX1hJQKfgEDlc8YAhJMDd0M0lQCGWZTHDY+x+P",
+	"Xm4a93u+ZjbqAI6+yoRWcMKIx/YL97Xiutnw/bvT6sBcGavQGmqhfK6EGIYysQGdISC5vR6aUZYpIrWq",
+	"ZYEPN3UPUCk7N44U9CYMvRlvW9Mw7CchElyBH5szC9SWSbJl1v29JY0//1n/WFC09Ek69zoZ97XpCqe0",
+	"a14NDxC248oLUmlChFUvSs9o0nSlZ6JMCMIUXMEwkg9UTXmmcr10IyYXJOHpjDC1GYAPwyI362VSMu8x",
+	"L4119Pq4Dxti1Q1QY53DDHW7oEmgkpkDdbsQLaSFtW5Xj8XGC4WBbpKVmjPddbugHZeaMYfjJY6mxTGA",
+	"KBpZqdmFqEKMkBigasKrbvEkrAQPe1hw4ebBgOmXTfFz/6TptqAkryCxKcJoCPSqi4tjSuJQ8w/7tr7W",
+	"DOxS8dEWOhwwF0HBC2CmUrPyUq/mfm8nQDgPt/CmVryxB3syYGEdwijcQhDZE/mzwIIgofVQKCZsrllk",
+	"avYhHMdCn5eN8AQr8lq/0P1zOGC2AMYB2t99bqkSal92D8eKCAi4BHYFCDHSsT2ApYKgG5ymieVh2xbO",
+	"5i+A+oI2HAjXZh+FmmubKJ2VIHOCAQuNUyV0nNtD+oHoKYVpEiJylSaYMmmjfiQJUFjg3oQGV9GSTxnO",
+	"aMAc1q8FNgrMlhvErV8/hpCHKY1BtYywZVghgN/kgDMb4TbEgOkbbcBynJlc2g7BJJRigWdEESFNvT61",
+	"EEoHYuuAXbpdeI8nlMFim0pVLlLH4EQO2HuHeekuD92/PhL6/t0xfYbemDZ29FW10+sFjlGi3aebnn9z",
+	"wMJPICoECPSDACAjgwI40v5u9IYAOZ3E/EsrI9fA1ACMM8VS2YKusd5WAzWpt5oLBRuNUcRnM9yVRK+U",
+	"JmE9GS0+4iThlySGotyB2RSDygpuvFQQg+ZkKLhrVltLBITFlE2gE1gj1w2WpEuZJExSuLFlNjISrSEZ",
+	"t+BHnBkOG80HzAYOYCHmmo+GL8/wJEQb4aAjDAULYqx8hooHnXBzC53CZBUIFrChx+PuG92FZibWByph",
+	"xS26NxCm4oJIvXBS4cRmVBScYWcXPqjm5oG/MqERsR43CkxnTIno9Dtvjs8KqVX/oSU9F+XUeTdjVDfH",
+	"SIJMqC4RiLAJnpAZYNbpdT087qb80sRp6aXYypGo+h1P1tIirYND7+xs9bZ6BkMXbFadfmdva2erB5Ch",
+	"agrS5TaeEKa6Jk7ZoHJy2RC48R1c/jZtRF+C8J3mcpIz7MJk9YPDY1NnPffvzpHMJhMiDaOEupp5JI6N",
+	"EhwwK4g76c0GEW7s9/bNkdBXGridjQl3BrBwmwduRFMsEVZoxqVycuaYTgasBfwOhTMekyT0ohSjKXwf",
+	"E6f86YlEWOGETzJiI+LhedfWqXcR8fktcKw1FXNVH+rVOTLB3zka2Le2KlIEEppJV/dYOAAC9z91Ctj+",
+	"RbqG14ONq61YIi1gkeO0sLe7vZ37GIDpuqHyp5W4iuoHRc2nzmtuum3rx766nb93HXT8W2TZd7/YV49f",
+	"mOHt9563fZKvkQP0033t7+6u9X4B873qN56+B4qvr+n9Cga2gkmYPS4yNMzxixyFKTwBZbd8msFR4GMv",
+	"luB5df/l47/9yUa7XBsG4MChqqHAM+4UFfOh1TzMyPLzP8ZJYlhvrpIpfWtKe22CfmZXTW6htyBTgr5C",
+	"J1OlP9KHPm/anPit2oEzw6weuBLR79cn8aII6PNo8jb0db/7b8Z7t/sfdKx5rOHkmuy9MU/g3tV83XZc",
+	"hFznzPfSqj2cETAqaAbsR4LjufGyERJ4EvZ+fSsnRC3cx95nZV5NTOvhEsh3RN0NdYCpDCDVnbzcaqEv",
+	"XvEXVItqes4fg44ty7A4Cq3vQtAsirxWpVoj0EJFZkAzmQB0yBm+GloF3kj/5mK3CkUTisKqjKbhbjfj",
+	"/ax3+0+OV69wt3/W4+Gite/8mDyse9es/z3cu7nhSQ+8nQ8DC30CNidr0wpszFBsDCKuPoG1Eob24RAr",
+	"Lee+JfqSNZdvJIiSdaartbzDlJ6Zwax77sGV11YjsvLeKf3HSu+60ZxyoWxxsjqdL95r14Qd3j0TyWut",
+	"KM/mnuHRJ41ip+t0AQ8Kltuoeh2CrEQjYq131pgBFs9+m43amT230LEqGzR9a+acZ8KZMQdM8IQ8kdWa",
+	"3AijBCsQ1WbcWgWFMFKB0eQMaWnlHmzeYIy35h3OkvkCLcnu0n2xUdv8F9KPSr3HbXzUVjgvdgcWs8JP",
+	"j3A0Jd0jzpTgyTKGCi+7d6+DPxStGylanmNsvcOcR89edVNBWURTnMi8MPbHCvff/rRE2zpWSCqeSnTJ",
+	"xTnYHJXJTwIlSuG5BDtdbn/z+H+rruQfu2WK0olp79HIwWa8DkDhFkzZbkibluSFYTRc0miDVW7ezWZ1",
+	"p3UrenfOiBZyoEel59x+c2+o5NiVBO1Gn+NGh2m7EfWIM5k5j5rzwG7o07wZIHLlNBVjWImJPurOlZh7",
+	"CG0C7/sfj16iCyLAxKx5wYAJEkNAGfrp5Dhwz6Rr4YlEJ+CotRfODKdWCeIJCaypTmr1PaHM5mBpjmU0",
+	"KSgdIAes5v1t8OtuoZMWR9jx+yZZwE38yNTbvw9JwK7Bkduh1dWpxRRshWa49HbWu/R6e2u+f7+X6tM1",
+	"x3PbQ146068oo3KKcBHQbcJV/DOtmYE5zeB7LYBQW8IpWtWqI0vpuC2YAlcO18Y5SZW1V3YljQlI4O8O",
+	"fzr7fnh6dnj2cnh29np4+vLo3dsXp5vuLJrsD+VFqZeCOrb0TW3O6zATtPBEWN52dHj64t27k+HJyxfH",
+	"Jy+PzoY/nRyfog277AMWfnp18u7t2cu3L4Y/nby+roRsbK57BidEvdYr95NI6ipgtZoOEV7oPWHWmDLS",
+	"OgERYPE9cNMobMQQYOOzKJOzqVsEd23hIPPXJa+/W8uL2/96WWLcx3u8U81inbxuu1PLATzAQW2uKrlL",
+	"0f5z2lm+KIcAsKa7YhDcFottvKNP8oQsKutXHUSmTXmSJ2uhDROMZF7JYy3NdTjGM5rMN4NcZudswMz7",
+	"ggDpNZ1FO8JVhPNTk7jCM/Vo5Dc9ZGTmV9+6UsSPCwBdoEeVdtZE3y4xpaENbMWaSvTjExvXtVmIWp4h",
+	"BFHPitIoyb8h9ynDvyGtbgqY1kNhKvdLOx+mHOEZOl6Vduo0Yk9m+/E/TfMLrRys6OMOMHKZ63kQlkg5",
+	"szB7EH8HUkRkYlsUWBOg5hqOBwxPMGVb6LDSeiZJjNQljYqM0BqrARVBiyKaBikbsJOXr05enn4/PHn5",
+	"0+nL4Xcnh0cvnRiiOZFuwI0Obez3drTIAZ12ISlAkpjEYQDSTORibRRSeCQ3twZsPQHCtpxbke9Diq9U",
+	"vXp8QvydXoknjoCcCi9Xuw1N3SuXg9DILg9RlAnJRR4BJjKGTM+UyEDTf55rEiDuDB0QmOR7fiPMDDwe",
+	"egVFlSWK+GxEGTkYMOz6MJBSXJzLgvOO7etUAUIPaJ+xJtTG+5JK9bKY1LpK/REMYxW/BERuwotNYmsB",
+	"OFNQ81qYgIAbWa1QQTCEPRns9zSBooA2L6JhDHlNwmIIKyUu5Mt3ahoolaR4tkJBiqAj1RyC0fSUW9do",
+	"ZlT81Y57Pqg3+quG5QlnJERFsi+N2zQKC+LpwH2K7lOsFBH6i//amJH/49ed7vOPv/a6zz9+6gU7X19v",
+	"/kdTEcHaLmVMot8yoklUC3rCgi2DBAkJpy3DGgtIUm8gl/aM1iX92/qeS7tWfP2O71OfyvfanEbjtqsL",
+	"PIdohFU0tSxJPhqhFxyExOdRjlF7P9ZtlfnDPlSxa/UQ/lVvvkQY+HScCTxK5lrQjTXzwJJAHWBj2vhv",
+	"PoLqx4wgJTCTBlp20+L8aZEhS5HiKNR/DGfSRPNSNWCKI0jO0VJWHsaTc2zdMwaGLRVmsazHeMJNACGc",
+	"ED/LZ2lCoNQFoPwOAStowDywIBCVbNSyPcFPpH3dgAKHWwiIX7/h3CMRT+cOazK0sbAQeDyhF4S1+yJz",
+	"Clz7AvmAqXpzah3Vdy/1FEdjXTfmYkKutBvfxGq4v/v8AbnuTjQNAs2tesAgLMMVAq1IR9tSCVu0r0VV",
+	"wDNb49YEhJPoXEKUuUktKloKD/LzEipypbbJBWGqa9oPS2foiUTwUELa3oCFeStbNpg2dNGUSk+E4cR8",
+	"gDZC+G8/DFBI475NUpPkt6KSrj5i7sEPp+/e2icHWi9QYt5Hu71eLxwwkOsOEEZhH6WUTULIDNCdGNvF",
+	"zlMkN7fQUcIhf8Z4JfRcUMxNoJWW/CKSuFk1nTrzhX/qHszhWUFneKnX+tQQyO/o3FinMuylvgsMLd7J",
+	"aVrm5zYBrhJhpq8ZEsONkkdFMB7rCyTiIjbhw2ZkoEhr3QSKu1uVuwgxfd7mAS+T3eePFV7Xm/N5YotZ",
+	"IaKsL6EscZefWRmhcUcDg+1oAHqkwkJt6XseAtu+MdUHEI6tWYZc4UhZrEDIGhVYM5h3mUozJY02+mwf",
+	"/Ui/NcVJRMbAJIQ2wvzfff0zCTcPTEbuv/75P7bQySf9n2E+qyGNr0NILoGcEw+asGb/WyA/NAngdnYl",
+	"KdxBNsDcGhAYPo8E3mZo1Hz8UQVD34qcbxYgkC9iHiFQ4YDb5mI0uufNW24PFbR6IBcgzevrWZ86LVVD",
+	"x4nVUVlEDoy+wCBflhH9jqQThs07ztfBxTmAbPJUghawQVl3nEDcNGSF6hchUSpJTOQ2HnGhSLy5hQ6X",
+	"6QgHZWbv8+0mMR0msIBz737Ws1DWdn6vV8ORkeNud5YszTdJBNtWwmizRJ5ar7sVPrVgzMdmOFQ68u4b",
+	"GNm59CDswV+4kdtiwtdYqi5Ibd3jF+GmVWNtfsuAJfSCmEiXKOFSiyHWhFOVs7fQ+zyTFuRuQTS9gXke",
+	"lOqyVA4A316ZLXsY9XyW3SMvney10BuvqTGkcehcj4kenRsZQDbEB76ELoiJQDLzoyo3EBl6LC6o0oK1",
+	"Gc2MrWwneH79H6sbjNaSrO/ZGWkWxSfvJ+tKvfd/Z7SKJq3H5h0jvoBVSF3jLEmsCcXigHCQm8JGn+Zb",
+	"Hi8Sle9O+Ch31MJ0vQk9umhFb+xfhK6CT4sX1DeeAwZizgdqVNdQY+umDo9GagdbxH0JSEXwFyOXcI1v",
+	"QMbYN9BrGFhTyJCPw024aRxEBBeeBKW/4wa7SOKZBS7fQq+MycZ8MWSAteMitjZtKJSxesYmRfZJodKC",
+	"gxi8wA6bQneSc2tz4+iPNuSmraZYjAyqx+TDOzD3TQh3YGhsNpD6BjZzY1ZtduEqMX/4ZlCASNFn9+6s",
+	"ng9K5IL53UjiqttfwCO7wM0L0CB8bGw/uYPXpJLxTFkEf4vOVHHsSkL6+jcqIO4dugpsJSjrCuZjTar6",
+	"Df2rtBAoFgIIXjkwNaC0RESsdVH/voUORTTVwottKa8cqkdlrPs5TM032L5r8EXk+WJXMSCJPIg8t1NA",
+	"RWlgzqdcKIu20oCn4mqfobBbwMGGJQ+xw6BschFzKIrR4CB25ocSxmy3vSBmt/SXxQjs2v/mnuiu/VcT",
+	"oGThY96Hm8L+sXMzh3Or7zxfMENgtmLESNN3Tjr37GDXRNfkW9+7O9+6VwttVQ97vSjajV3sEDtXDX+4",
+	"E/f6O5bMLReo1A2islQ4qNHPbZ/fcWDGYRxLEzMuQ2NxLHhXA59sG501Ag6hodL48ivGnuQaSud9mgKB",
+	"WL1iRo2OeP/qeGSO+LG9Adylav5uuU8Xe94LeRK2Xp+CHGXe0gC4VBhO5ZQrE0cqHdwU2kEbg84xo4CG",
+	"4DCoOqtV7G2q0evg0RwyWqrPrJQZWQBV9Mr4S+9DZvOKfn7m5FuY1BJUIhA0yoT78gxPlhEsvPMl0mof",
+	"Lh5R81ka8XhuAkjtWeo0n7DIUYgTWFf2FeaIHc5cbY+QqSQ/4TzeQnB9APysvqFMFAyInG2+wfw8/K4h",
+	"hFZlfyu49cCmlAMBwT5YhfiwdiF6WEBLoYCaN6L3WXjELXnDY4AJWpUCbmZ98kGAsIqmt4QBWgDnc4jc",
+	"O+7CdBFkA+ZfmFvI6ot9lJrCzFpjdP+UaAMXv+d1PwUpfjOBylMCCLhTLAcsY8VTO67Ng6KbWOCxClHx",
+	"llzAjuBomEYGrFRfmYuiJPUW+p4zngkfy7IdqcieoPV27ngMzd6bIUcPam1Uo8UnQTf5gaqpO35rJ8vu",
+	"7D5ixIoSRNHtruICGa4RuevMGTzLJ1dLtO8Pz46+DxCkyurL1ybQEEFYRJ5ImzzScOmmmfqDTP/tyBRt",
+	"vP/pbPNuiLUsN27Hmdlysr4Pwb+0WgAcUlpoe42ZLgY6MJ077GwHDhKg0Jb5h1BMuBoCD9Yh9yMMmAdI",
+	"jHaauHs+xXvW3V7kS9lubr9/dY2n80ekpt2zDO92ZE0hrlnH2raCyT2cFFcKIQ/BDzwjSC1eHzuPnCN7",
+	"KPiRi2ZUHVh0o7y1QSFUGe+Ea923nUDmQYqlPYkmQrvJbtJoHrEd3PMZe2+3oPGEfY5L5UFdEnY11qTu",
+	"lpsgF7zvgb5PiZJO0v/GCvqFe0trBENLq98Afmld8MlHt0DPvd+tv+f73s3vbjYTjus93eqGMUAJcnpB",
+	"mOEegBBQ5VSBQ7XnwoTHi7kxsOYgyBJfaLW0tt1u/PfMTn623XhJ0tf3bEOxXS6I3LnI37BL92hsZm45",
+	"CwBYE5x9K8HVWFSq9G1Nlyt4691Vt8BjX87R3mp1hP/ser1/f/h9e6zsVFZ2XLkFf1y+q5wOL4qd80mx",
+	"m/9+b+a85vtwoXAHwUvkSrlRe9mhVEmSjLW2xLhCgjA8Mzb1Nl+V3ef75KGmh8Jzdd+qj5tSW+BjIRh/",
+	"4Roa9xyN6/hao8CwlLLbBAf72fYn+6/rhTBBOXOtODPaPBQ+Od4/d2u9YRvJ4zG4IdzQPy8fC1Z60y76",
+	"22w2IsIGZy+krG1bPurmQurNBrbEXqU8unYiDKLMJhKXmTWL0SibOWxQW1TL8OvC2eHU9JgTOWCQ8Aue",
+	"i1XdE3aZyufnNvbfh26Kve+QUVjOW56oFv55SUZTzs+752R+D7rXd3nNUyvXhBbqoWv7Da1l6JzMSxhc",
+	"hjwhwwWqvJosl1RTLM8kvF7CzR4wm/eWu6WdyIwb+qQsT3/zjkaen1bYjwxuaCONQ71SIDTT6o9kft+3",
+	"hNfTAlnCX7bfbebaCSy/YXBmVTRN3MQIwXhMumqeksWlOgibUEYsCrggEyqVmEMBBUgWg5KsSE75pTQp",
+	"zOBMxioHsqkraG95TM6g35VSiiOsyISL1cM/XftH9kPYyI/3nOajO4Ty34uyfGC1H5diVozbozGPdBZi",
+	"FBbvbdtdpEuobUwvCCre1QpteeXayemo6OEz7LUjrkV7Xszjke65N4Pb7f4n/Z/VUvug35iMKaP6ESRT",
+	"28qUiMZLo6vc/rTwlnISmB3VwtQvD5352f6XxGbOZ7aMwzwybSkf9w1IzIOybaUsU146FETyTESkb6DB",
+	"Qr8+9oYL7chhc001IZTS6JyIzWbG897r/B73vehmCa8xJV1NFWcTrq3J/NFQw1m5HHs+IY8s/O1elS62",
+	"wT/aDnf1ASr82jRz4yfxAZK9YIgER+dyCx0W/KipxPrubjVaXXGbkF4x/elxVWno7i1/RQ/gD/rcJfcq",
+	"3Z8QqSmoDX8Cnv5ui+7BCvjUdVvSnpHtCKcYIioXSVYfKnmOMzxHMe9bKOWEBIiMx8TATJXKpKVEdB3j",
+	"tAkG24LgeNsoEtsmjHrAoOqKlzCUf5OXEsq5k/5zZx9d0nhCTDYg6L9jArUv0TjBE7mFXlVgzB2+vKla",
+	"nkkLJF0MWxKFNrwScHks6hMzxc0WXIo38yN/Be/xJJT6aeXixTuPhnG/mZfGfVuidrRjpcbr1QpJmltd",
+	"Im5AQFsJsCRP5m8tkypP7Itldr0QweRw0SGQWTQFTEWtlYctEAVWJlpJNH3a+5KiadPyLMT1f+LVoLAm",
+	"L9PCYyJ6X0zQEkA+iVufAJ4sUZMlvQKuVqBQUVEazwZE39t3OEvmLTLsCXR1n6TBk4V2ERhhgKZ0Mi35",
+	"9R+NyCrsCrbueMkKl0kivEAJf9fNjbh433d27cUpD5BJpkhIaJI3vOt9yiHRhOl72PAOjzYCFBKGRwmJ",
+	"wyLrw3yQJM1E8sGO7B7JxHSxiFDsvB8VbcRYTkccA1KRW8K1OQNgTKwQPmOwKDx+MCOzEREo4hlTMvD1",
+	"wfoWn0Envwv0CD3JO4SNKAFALEZ72Lkt2sN93tF6h5dHDwERPS5rpbKk6w6W+bv1SLV57PT6wAFxKXp6",
+	"s9AGeMVwoln2vAvofDLcbIvj0W3ckxqvm/4yOecwqbYaqwTPvnDszgMDlnT548qQQgNR1uUB3ysHLy7N",
+	"FAewHySnWLgCycruBtrwkiy/AdSiTTQiEZ8RZBN12jLEc+r93WaI32RTFmSIw3rn8VTmupWN+mPz0q5S",
+	"xOmz4EUaQ3z76rTw0bVkBT2T9TKnD5ozo1uSgu+Z995xzqTb1weW2+ByGW/PvbbtcVg/tsYnlKyxkmWa",
+	"4MhG11gZV4uwBy5vITYJUvoudwBPGw1mea6mRFxSSRquc2mO7Bs7h/sjK9vDKVF3T1oPyvZ9mrOYJzmr",
+	"vBmFGeSr1TQi8+6ChIItdOYaBLGPiwlmVMJ2di9pTPqWqrSKrIlmPGCuWcBQQpIQlzHjHgQGH7lrChJJ",
+	"ZPGw4jbovnwIf8D33Qi+r4LRl0k8IUNQewHOz/tzsf62d+dofQCLkRNDTrumZgMJN5ErFAjuCo/2bLzV",
+	"RghrZjSORqg1OZRzqUi54NpnhVVz1Ltyhkq+DI9NzyxOacG23G911lViE6tAreXsCnAAsY1n3nBgpVwU",
+	"OPDmkQHybUnZH7CNUL8/tAUcwwBdgqvbKAMShcZYnT/fPMgD+Ioq57MyZlszBA1K6LmXStaYiXxg/HWz",
+	"VHlWSVNC3Tj1pNNSAFDercUTiUK47g3/lWE74Jujw3u7rU3zX0oJt5NbAv7mA0d+SaX8YYK6qYJEWk7w",
+	"CrmO+bn2wQfyZrYl0fTQFm1yzCQRNpus4V6AlH8th0B3bBLo+xYwmlBo+PzwnMzDg7zCCVUG+BpR0zBk",
+	"LRgAqQ+ALDDmIiLfwG0DLyeSI0EkydN8TbMF87mcckkQBN7HXhweiul4TIQcsKIYxZSmKQyOoA19HwXI",
+	"m2yAaKT/3yYd+4d48wCF3q0M+MbnJFVbA1YEcQZIb5GBwIs4M+KZxViLSYzmpLHUhH66QJ6q3En5apgJ",
+	"lZcid066iRarIVtrn3Lj/3sgkKf53UxI3B56A+EhUJAYiMjCksG6PJ76+4TELadqxftaEqUom8hmdWMt",
+	"8MbiJs/xGl/VkX6plqZJ6rIxLGpO6GH7hohlSbI1YN/WWUWEIUFpRJAZUWxt1YaI86idZgwQZ/Dzbsw/",
+	"qsXlRsJll0TzdbACpGTBZEtJmAYWxmOQLTbEtt3qfTYxo0W8eOghxjfd0pslY7pFXGTEujuUSEYul4nn",
+	"jQJ5Di7rE54t2KHnlenDjloZz4CNSI5Q2cJ5DlCO6GUKDVImFcFxO7LjZ5Lh1zbmfpbDZesO3Mche9zo",
+	"SZ5Z+i7l9/Z7/jZge9XTvyyBOb8TsESDTmjKGGtp0pQxRhtHPJ1vhoNOkEsPJSB2JzbklqBvjMkoGLCy",
+	"kN3LS/AUoHz1m6flxIOc4RYlXgje135PfUZ1uA6u9/sFzLvp7dasvwL95wV27oP2c4MX4Iu1Vxjw/Nq5",
+	"Maig2rKcLIkCDKsBa61JcFBtq3w8JpxIlKV6DFA21KuDpQRm0gQYbw3YWZH2CsUWsTyXOTbsLexW94ig",
+	"5Xfx+eBf/ihU8LkKFTiL8ZqcoAahmUm7DwsS6fQ79s4Z00SB0MhiJMFrZHNAZpgm8Gt7wOFP0jgA//B3",
+	"re/vgvXVv7p/VBxgCZZqmPAJZfbr8g/3X7KqacaCJ2TlFH5NHSf6g+u25qgcmrr4ix1fLV9b3Plb1E66",
+	"T6udnv1yNxoc1sflQstk2etv/m7x+hu3Wc6WtmMqSKS4KaLZ7Pk3qWDwOhxXLCWdMKjJEaMpZnGXj8c2",
+	"qVcGOVIKHCPZzqde5D0/JH513xSYz3o5KeZbgwhTxnj/GLOPIVQo9ja7gU4bQuGAfAVlEU1xkr/f+ejR",
+	"7jLj8Rvu4IL0+0+kLQynOApB+BwTMVS8KLva9+TkAxtXY9F/wH3DyKWtxGEACAfMIv/Ai84DbONBNwNr",
+	"QpY2ceDw/bH1AIwFkVOTgSkNRqz3Jox1Cx1mMVUDJvSAwZ6tH2G9hE+koQFwIR9hGXN9JiMQuPXAMqZ4",
+	"Fk1b9EnoSBPiKrXCYesup9yBAJkBOsu4v6gHyK6ht4StZfaKtb/Tq+Izmdf31rP5PGobUW6+zwzFrHTF",
+	"LDHZv2OWxpvM8ZYy14/Pgw8/k+F7ncW4mbFbzyav8F4wu20Qzm5kQMtbbDMgvCYKrAfE9WEOONJ3vdbb",
+	"TSXo2p65t2+9ceserPvd6EM7rTV32zd+ettWLOo9bFzOqK0h0l415noBWLscmc6C2nlvSmJTW42L4oKf",
+	"k3gLveUjHs8HrBg3cP6ZJIm+BKxVRus/CFuggCwlYgjpsc3Xzhejk4fmD8V3Slmg/92KprJGFp3MEfY3",
+	"FU0EZgq2XpAZyFX+Uy5yJ1rpswPEgJRQTGbcCTiabgasTjjW4aUfd+HnLvwc2gqnVtxooliUozV+oGo6",
+	"YEeHpy/evTsZnrx7/XJ4+re3R9+Amm5y4nlCtJg0wwxPjHXUCVEbDWCNm+1utVydvh/zomv+jnMkfh/n",
+	"6AiozZ4hC0Zyi6Ok/zOECzalXcM5F2aMG3q9oFohGENOuB2H+bZd6T1M6Zlp/iEovW40p1yoG2Ljuibs",
+	"8D4Pqr1d7OKa87be28EGL41+0DdHf32p7D1W0ybJrIF6luqmBRUZHtZER1sL1De37itFGZ3Yi/2xmA3M",
+	"eBs2+vPv8+qHKKcKiyArHS4yYTFkRw3Pyfy64bJuLij7RPpQtGjDIATbvNTw/bvTM9QCvOzlNZShb/yB",
+	"3BSd8VngF+r/9bD7d9z9R6/7fNj9+JemCv3tNSAUdiG7dahwi+3j2V7qqMv8EoDkIMp1bkQE+84TiXim",
+	"0kxBPfTw04yoKY8DBHaIAFmaDpCWTAJn24iHWF2HaMM+RQm/JKIbYUniAOFMGf9oxPk5Ja4JFAuepiQ+",
+	"QHjAfjh99xaaRCkW8FWeC6eFIliQzS10zFBIZzMSUy1eoBngNE4dWJKWTHZ7u4WXVmQM0fgAUTZgIBoN",
+	"GY/973J85ktMFfhaFUd7PWRttQDRCGexCxkPBhgSKsladKY8as7UpwoGzM0O4N1hjcY4SbQCMcLRuW5/",
+	"t7fbjNQOY/HApe+x8IbtQS87cBe/tavu5eVld8zFrJuJhLCIxyZ+fO3mX4H35TroKHKlttME05sN84xc",
+	"tdRX2r2PVTmMIpIqErcCBGUMYpN/y0h2pxfD7i+/3Mt8gFibZlM9FMaI20T1T6Q7ZDnJ715dObJHVarf",
+	"QocDVm3HvKzZi6Qxge/zYjQJnpO4Xz6U7pA1nGlzgB7IfVyO+tasueIEv8zPs7uAKRvxjMWOIbtrWPPy",
+	"qDDhC3wJ4WMOemcFMYCIC3c1ZiLp9Dtartq+2AEJ1fZeu00omyQEjFVdrhU9wbPJ1Gl2AeKZKBncwUqd",
+	"CUGY8qzV9p7U3L7Jcx3xlMRIj49GxBlYNJdNsVBMb/NGeKn48F///B9zB7v2ClGl3iq47D2LDAiFVCrD",
+	"Vr1WjE5TbwBAhnLX5YF1ctjoMh/MAufAIp6/tqnFZmDLIA/HGQs43bG+CeSUXxpHII2J17YPxFTv4Wcq",
+	"M5zoa5XPTKk3M+qNE4IjBWH9JihJbnpLk9AxieZR4vdjYqrqPRzPZpnCo4R4lUTzzL4nXp0er52i6EW9",
+	"vZOMQQPQX2AHBHepIBEXsdnChF4QRC40VUklHOqPE7+uSJSplvZLaMNlgHZTEgAKBuT4/7ZJD9G53iSU",
+	"x4xyXuRKn8LhNssNS4vPCUoFv6CxARq1hbddRED1lDcPHU/0nFMiJGe4tNCHxzAVGUAAWEpEHqHkTof+",
+	"tGuSFhtXnmQSNtIQhJcG7g5yPcXXHPJxPTsEki/9E+DieK4/Xv+vAAAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
