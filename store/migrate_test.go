@@ -19,7 +19,7 @@ import (
 )
 
 var allModels = []any{&store.User{}, &store.Team{}, &store.TeamMember{}, &store.Flow{}, &store.FlowVersion{},
-	&store.RefreshToken{}, &store.APIToken{}, &store.AuditLog{}}
+	&store.RefreshToken{}, &store.APIToken{}, &store.AuditLog{}, &store.Settings{}}
 
 // emptyDatabases runs fn on an unmigrated database of each available dialect.
 func emptyDatabases(t *testing.T, fn func(t *testing.T, db *store.DB)) {
@@ -203,7 +203,7 @@ WHERE rc.constraint_schema = current_schema()`).Rows()
 			t.Fatal(err)
 		}
 	case store.SQLite:
-		for _, table := range []string{"users", "teams", "team_members", "flows", "flow_versions", "refresh_tokens", "api_tokens", "audit_logs"} {
+		for _, table := range []string{"users", "teams", "team_members", "flows", "flow_versions", "refresh_tokens", "api_tokens", "audit_logs", "settings"} {
 			var list []struct {
 				Table    string `gorm:"column:table"`
 				From     string `gorm:"column:from"`
@@ -231,7 +231,8 @@ WHERE rc.constraint_schema = current_schema()`).Rows()
 		"refresh_tokens": {"refresh_tokens_token_hash", "refresh_tokens_family_id", "refresh_tokens_user_id",
 			"refresh_tokens_replaced_by_id", "refresh_tokens_expires_at"},
 		"api_tokens": {"api_tokens_token_hash", "api_tokens_owner_id_name"},
-		"audit_logs": {"audit_logs_occurred_at", "audit_logs_resource", "audit_logs_actor_user_id", "audit_logs_api_token_id"},
+		"audit_logs": {"audit_logs_occurred_at", "audit_logs_resource", "audit_logs_actor_user_id_id", "audit_logs_api_token_id_id",
+			"audit_logs_action"},
 	}
 	for table, names := range wantIndexes {
 		for _, name := range names {
