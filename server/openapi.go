@@ -48,6 +48,9 @@ type openAPI struct {
 	// limiter counts requests per client IP on x-public operations (nil: no limit).
 	limiter     auth.Shared
 	publicLimit int
+	// denied sees every error of an API request once the handler (and its transaction) is done; the
+	// server records 403 refusals there (permission.denied). nil: not recorded.
+	denied func(ctx context.Context, err error)
 }
 
 // stringFormats are the formats kin-openapi does not check by itself (it knows only byte, date,
@@ -154,78 +157,89 @@ func (o *openAPI) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 		if req.URL.Path != BasePath && !strings.HasPrefix(req.URL.Path, BasePath+"/") {
 			return next(c)
 		}
-		route, pathParams, err := o.router.FindRoute(req)
-		if err != nil {
-			return o.routeError(req, err)
+		err := o.serve(c, next)
+		if err != nil && o.denied != nil {
+			// The request's context as the chain left it: with the operation and, once
+			// authenticated, the principal.
+			o.denied(c.Request().Context(), err)
 		}
-		guard, ok := permissions.Operations[route.Operation.OperationID]
-		if !ok { // checkGuards makes this unreachable; deny anyway.
-			return forbidden("")
-		}
-		op := &httpx.Operation{Guard: guard, Route: BasePath + route.Path, PathParams: pathParams}
-		ctx := httpx.WithOperation(req.Context(), op)
-		req = req.WithContext(ctx)
-		c.SetRequest(req) // the access log reports the route template even when a later check refuses
+		return err
+	}
+}
 
-		// 413 before anything reads the body.
-		limit := o.bodyLimits[guard.BodyLimit]
-		if req.ContentLength > limit {
-			return problem(http.StatusRequestEntityTooLarge, "payload-too-large", fmt.Sprintf("The body is over the limit of %d bytes for this operation.", limit))
-		}
-		req.Body = http.MaxBytesReader(c.Response(), req.Body, limit)
+func (o *openAPI) serve(c echo.Context, next echo.HandlerFunc) error {
+	req := c.Request()
+	route, pathParams, err := o.router.FindRoute(req)
+	if err != nil {
+		return o.routeError(req, err)
+	}
+	guard, ok := permissions.Operations[route.Operation.OperationID]
+	if !ok { // checkGuards makes this unreachable; deny anyway.
+		return forbidden("")
+	}
+	op := &httpx.Operation{Guard: guard, Route: BasePath + route.Path, PathParams: pathParams}
+	ctx := httpx.WithOperation(req.Context(), op)
+	req = req.WithContext(ctx)
+	c.SetRequest(req) // the access log reports the route template even when a later check refuses
 
-		if err := checkContentType(route.Operation, req); err != nil {
+	// 413 before anything reads the body.
+	limit := o.bodyLimits[guard.BodyLimit]
+	if req.ContentLength > limit {
+		return problem(http.StatusRequestEntityTooLarge, "payload-too-large", fmt.Sprintf("The body is over the limit of %d bytes for this operation.", limit))
+	}
+	req.Body = http.MaxBytesReader(c.Response(), req.Body, limit)
+
+	if err := checkContentType(route.Operation, req); err != nil {
+		return err
+	}
+
+	input := &openapi3filter.RequestValidationInput{Request: req, PathParams: pathParams, Route: route, Options: &o.options}
+	if guard.Public && o.limiter != nil {
+		if err := o.limitPublic(c, httpx.ClientIP(ctx)); err != nil {
 			return err
 		}
-
-		input := &openapi3filter.RequestValidationInput{Request: req, PathParams: pathParams, Route: route, Options: &o.options}
-		if guard.Public && o.limiter != nil {
-			if err := o.limitPublic(c, httpx.ClientIP(ctx)); err != nil {
-				return err
-			}
-		}
-		if !guard.Public {
-			p, err := o.authenticate(ctx, input, route)
-			if err != nil {
-				return err
-			}
-			ctx = httpx.WithPrincipal(ctx, p)
-			c.SetRequest(req.WithContext(ctx)) // the access log names the caller even when a later check refuses
-			if err := authorize(p, guard); err != nil {
-				return err
-			}
-		}
-
-		if guard.RawBody {
-			raw, err := io.ReadAll(req.Body)
-			if err != nil {
-				return err
-			}
-			ctx = httpx.WithRawBody(ctx, raw)
-			req.Body = io.NopCloser(bytes.NewReader(raw))
-			opts := o.options
-			opts.ExcludeRequestBody = true
-			input.Options = &opts
-		}
-		if !guard.RawBody && isJSONBody(route.Operation, req) {
-			// kin and the strict handler decode with json.Decoder, which ignores data after the first
-			// value: `{"name":"x"} trailing` would pass. A body must be exactly one JSON document.
-			raw, err := io.ReadAll(req.Body)
-			if err != nil {
-				return err
-			}
-			if len(bytes.TrimSpace(raw)) > 0 && !json.Valid(raw) {
-				return validationError(FieldError{Pointer: "", Detail: "the body is not valid JSON", Code: "malformed-json"})
-			}
-			req.Body = io.NopCloser(bytes.NewReader(raw))
-		}
-		input.Request = req.WithContext(ctx)
-		if err := openapi3filter.ValidateRequest(ctx, input); err != nil {
-			return fromValidation(err)
-		}
-		c.SetRequest(input.Request)
-		return next(c)
 	}
+	if !guard.Public {
+		p, err := o.authenticate(ctx, input, route)
+		if err != nil {
+			return err
+		}
+		ctx = httpx.WithPrincipal(ctx, p)
+		c.SetRequest(req.WithContext(ctx)) // the access log names the caller even when a later check refuses
+		if err := authorize(p, guard); err != nil {
+			return err
+		}
+	}
+
+	if guard.RawBody {
+		raw, err := io.ReadAll(req.Body)
+		if err != nil {
+			return err
+		}
+		ctx = httpx.WithRawBody(ctx, raw)
+		req.Body = io.NopCloser(bytes.NewReader(raw))
+		opts := o.options
+		opts.ExcludeRequestBody = true
+		input.Options = &opts
+	}
+	if !guard.RawBody && isJSONBody(route.Operation, req) {
+		// kin and the strict handler decode with json.Decoder, which ignores data after the first
+		// value: `{"name":"x"} trailing` would pass. A body must be exactly one JSON document.
+		raw, err := io.ReadAll(req.Body)
+		if err != nil {
+			return err
+		}
+		if len(bytes.TrimSpace(raw)) > 0 && !json.Valid(raw) {
+			return validationError(FieldError{Pointer: "", Detail: "the body is not valid JSON", Code: "malformed-json"})
+		}
+		req.Body = io.NopCloser(bytes.NewReader(raw))
+	}
+	input.Request = req.WithContext(ctx)
+	if err := openapi3filter.ValidateRequest(ctx, input); err != nil {
+		return fromValidation(err)
+	}
+	c.SetRequest(input.Request)
+	return next(c)
 }
 
 func (o *openAPI) routeError(req *http.Request, err error) error {

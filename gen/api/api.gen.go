@@ -25,6 +25,51 @@ import (
 	"github.com/wataomi/wataomi/openapi/apitime"
 )
 
+// Defines values for AuditActorType.
+const (
+	AuditActorTypeApiToken AuditActorType = "api_token"
+	AuditActorTypeSystem   AuditActorType = "system"
+	AuditActorTypeUser     AuditActorType = "user"
+	AuditActorTypeWebhook  AuditActorType = "webhook"
+)
+
+// Valid indicates whether the value is a known member of the AuditActorType enum.
+func (e AuditActorType) Valid() bool {
+	switch e {
+	case AuditActorTypeApiToken:
+		return true
+	case AuditActorTypeSystem:
+		return true
+	case AuditActorTypeUser:
+		return true
+	case AuditActorTypeWebhook:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for AuditStatus.
+const (
+	Denied  AuditStatus = "denied"
+	Failure AuditStatus = "failure"
+	Success AuditStatus = "success"
+)
+
+// Valid indicates whether the value is a known member of the AuditStatus enum.
+func (e AuditStatus) Valid() bool {
+	switch e {
+	case Denied:
+		return true
+	case Failure:
+		return true
+	case Success:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for FlowStatus.
 const (
 	FlowStatusArchived  FlowStatus = "archived"
@@ -390,6 +435,73 @@ type ApiTokenPage struct {
 	TotalPages int `json:"total_pages"`
 }
 
+// AuditActor Who acted. Under an API token, `user_id` is the token's owner.
+type AuditActor struct {
+	ApiTokenId nullable.Nullable[int64] `json:"api_token_id"`
+
+	// Display The actor's name (or email) when the entry was written; kept after the user is deleted.
+	Display string                   `json:"display"`
+	Type    AuditActorType           `json:"type"`
+	UserId  nullable.Nullable[int64] `json:"user_id"`
+}
+
+// AuditActorType defines model for AuditActorType.
+type AuditActorType string
+
+// AuditDetails What changed: the changed field names and the before and after values of non-secret scalar fields
+// (never a secret or message content). `operation`, `missing_permission` and `reason` describe
+// refusals and failures (`permission.denied`, `auth.login_failed`).
+type AuditDetails struct {
+	After             map[string]interface{}    `json:"after"`
+	Before            map[string]interface{}    `json:"before"`
+	Fields            []string                  `json:"fields"`
+	MissingPermission nullable.Nullable[string] `json:"missing_permission"`
+
+	// Operation The operationId that was refused.
+	Operation nullable.Nullable[string] `json:"operation"`
+
+	// Reason Why an attempt failed, as a short code (for example `code-rejected`).
+	Reason nullable.Nullable[string] `json:"reason"`
+}
+
+// AuditLog defines model for AuditLog.
+type AuditLog struct {
+	// Action For example `flow.update`.
+	Action string `json:"action"`
+
+	// Actor Who acted. Under an API token, `user_id` is the token's owner.
+	Actor AuditActor `json:"actor"`
+
+	// Details What changed: the changed field names and the before and after values of non-secret scalar fields
+	// (never a secret or message content). `operation`, `missing_permission` and `reason` describe
+	// refusals and failures (`permission.denied`, `auth.login_failed`).
+	Details AuditDetails `json:"details"`
+	Id      int64        `json:"id"`
+
+	// Ip The client address (`X-Forwarded-For` is trusted only from `TRUSTED_PROXIES`).
+	Ip           nullable.Nullable[string] `json:"ip"`
+	OccurredAt   apitime.Time              `json:"occurred_at"`
+	RequestId    nullable.Nullable[string] `json:"request_id"`
+	ResourceId   nullable.Nullable[int64]  `json:"resource_id"`
+	ResourceType string                    `json:"resource_type"`
+
+	// Status `success`, `failure` (an attempt that failed, such as a sign-in), or `denied` (refused: a 403, a reused refresh token).
+	Status    AuditStatus               `json:"status"`
+	UserAgent nullable.Nullable[string] `json:"user_agent"`
+}
+
+// AuditLogPage defines model for AuditLogPage.
+type AuditLogPage struct {
+	HasMore bool       `json:"has_more"`
+	Items   []AuditLog `json:"items"`
+
+	// NextCursor Pass as `cursor` for the next batch; null at the end.
+	NextCursor nullable.Nullable[string] `json:"next_cursor"`
+}
+
+// AuditStatus `success`, `failure` (an attempt that failed, such as a sign-in), or `denied` (refused: a 403, a reused refresh token).
+type AuditStatus string
+
 // BoolMap A name → boolean map.
 type BoolMap map[string]bool
 
@@ -427,6 +539,14 @@ type Capabilities struct {
 type CasdoorCallback struct {
 	Code  string `json:"code"`
 	State string `json:"state"`
+}
+
+// CursorMeta The paging fields of every cursor list.
+type CursorMeta struct {
+	HasMore bool `json:"has_more"`
+
+	// NextCursor Pass as `cursor` for the next batch; null at the end.
+	NextCursor nullable.Nullable[string] `json:"next_cursor"`
 }
 
 // Flow defines model for Flow.
@@ -881,6 +1001,64 @@ type RoleList struct {
 	Items []RoleInfo `json:"items"`
 }
 
+// Settings defines model for Settings.
+type Settings struct {
+	// AutoHandoffOnAgentReply An agent's reply hands the conversation over from the bot. Default true.
+	AutoHandoffOnAgentReply bool `json:"auto_handoff_on_agent_reply"`
+
+	// AutoResolveAfterHours Resolve conversations idle this long; 0 (the default) is off.
+	AutoResolveAfterHours int `json:"auto_resolve_after_hours"`
+
+	// BotFallbackMessage Sent when a bot's flow fails.
+	BotFallbackMessage string `json:"bot_fallback_message"`
+
+	// ConversationReopenHours A message within this many hours of resolution reopens the conversation. Default 24.
+	ConversationReopenHours int `json:"conversation_reopen_hours"`
+
+	// DefaultAiModel The default model of AI nodes and `/ai/*`; `null` means `AI_DEFAULT_MODEL`.
+	DefaultAiModel nullable.Nullable[string] `json:"default_ai_model"`
+
+	// DefaultLanguage A BCP 47 language tag. Default `en`.
+	DefaultLanguage string `json:"default_language"`
+
+	// DefaultTimezone An IANA time zone. Default `UTC`.
+	DefaultTimezone string `json:"default_timezone"`
+
+	// MessengerHumanAgentTag Send agent replies outside Messenger's 24-hour window with the HUMAN_AGENT tag. Default false.
+	MessengerHumanAgentTag bool   `json:"messenger_human_agent_tag"`
+	OrgName                string `json:"org_name"`
+
+	// ResetBotOnResolve Resolving a conversation gives it back to the bot. Default true.
+	ResetBotOnResolve bool `json:"reset_bot_on_resolve"`
+
+	// SendReadReceipts Default false.
+	SendReadReceipts bool         `json:"send_read_receipts"`
+	UpdatedAt        apitime.Time `json:"updated_at"`
+}
+
+// SettingsUpdate A partial update; an absent property is unchanged and `{}` changes nothing.
+type SettingsUpdate struct {
+	AutoHandoffOnAgentReply *bool `json:"auto_handoff_on_agent_reply,omitempty"`
+
+	// AutoResolveAfterHours 0 turns automatic resolution off.
+	AutoResolveAfterHours   *int    `json:"auto_resolve_after_hours,omitempty"`
+	BotFallbackMessage      *string `json:"bot_fallback_message,omitempty"`
+	ConversationReopenHours *int    `json:"conversation_reopen_hours,omitempty"`
+
+	// DefaultAiModel A catalogue model id (`GET /ai/models`); `null` uses `AI_DEFAULT_MODEL`.
+	DefaultAiModel nullable.Nullable[string] `json:"default_ai_model,omitempty"`
+
+	// DefaultLanguage A BCP 47 language tag, such as `en` or `pt-BR`.
+	DefaultLanguage *string `json:"default_language,omitempty"`
+
+	// DefaultTimezone An IANA time zone, such as `Europe/Paris`.
+	DefaultTimezone        *string `json:"default_timezone,omitempty"`
+	MessengerHumanAgentTag *bool   `json:"messenger_human_agent_tag,omitempty"`
+	OrgName                *string `json:"org_name,omitempty"`
+	ResetBotOnResolve      *bool   `json:"reset_bot_on_resolve,omitempty"`
+	SendReadReceipts       *bool   `json:"send_read_receipts,omitempty"`
+}
+
 // Team defines model for Team.
 type Team struct {
 	CreatedAt   apitime.Time              `json:"created_at"`
@@ -1050,6 +1228,15 @@ type ApiTokenID = int64
 // ApiTokenSort defines model for ApiTokenSort.
 type ApiTokenSort = []string
 
+// AuditLogID defines model for AuditLogID.
+type AuditLogID = int64
+
+// Cursor defines model for Cursor.
+type Cursor = string
+
+// CursorLimit defines model for CursorLimit.
+type CursorLimit = int
+
 // FlowID defines model for FlowID.
 type FlowID = int64
 
@@ -1097,6 +1284,39 @@ type ListApiTokensParams struct {
 
 // ListApiTokensParamsSort defines parameters for ListApiTokens.
 type ListApiTokensParamsSort string
+
+// ListAuditLogsParams defines parameters for ListAuditLogs.
+type ListAuditLogsParams struct {
+	// Cursor The `next_cursor` of the previous batch. It is bound to the filters it was issued with.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// Limit Items per batch.
+	Limit *CursorLimit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// ActorUserId Entries whose actor is this user (also those written under one of the user's API tokens).
+	ActorUserId *int64 `form:"actor_user_id,omitempty" json:"actor_user_id,omitempty"`
+
+	// ApiTokenId Entries written under this API token.
+	ApiTokenId *int64 `form:"api_token_id,omitempty" json:"api_token_id,omitempty"`
+
+	// Action An action or an action prefix, for example `flow.` or `user.role_changed`.
+	Action *string `form:"action,omitempty" json:"action,omitempty"`
+
+	// ResourceType The kind of resource, for example `flow`, `user`, `team`, `api_token`, `settings`.
+	ResourceType *string `form:"resource_type,omitempty" json:"resource_type,omitempty"`
+
+	// ResourceId The resource's id.
+	ResourceId *int64 `form:"resource_id,omitempty" json:"resource_id,omitempty"`
+
+	// Status The outcome.
+	Status *AuditStatus `form:"status,omitempty" json:"status,omitempty"`
+
+	// From Entries that occurred at or after this instant (RFC 3339, any offset).
+	From *time.Time `form:"from,omitempty" json:"from,omitempty"`
+
+	// To Entries that occurred before this instant (RFC 3339, any offset).
+	To *time.Time `form:"to,omitempty" json:"to,omitempty"`
+}
 
 // GetLoginUrlParams defines parameters for GetLoginUrl.
 type GetLoginUrlParams struct {
@@ -1263,6 +1483,9 @@ type CreateFlowVersionJSONRequestBody = FlowVersionCreate
 
 // CheckPermissionsJSONRequestBody defines body for CheckPermissions for application/json ContentType.
 type CheckPermissionsJSONRequestBody = PermissionCheck
+
+// UpdateSettingsJSONRequestBody defines body for UpdateSettings for application/json ContentType.
+type UpdateSettingsJSONRequestBody = SettingsUpdate
 
 // CreateTeamJSONRequestBody defines body for CreateTeam for application/json ContentType.
 type CreateTeamJSONRequestBody = TeamCreate
@@ -2115,6 +2338,24 @@ type ClientInterface interface {
 	// Corresponds with GET /api-tokens/{id} (the `GetApiToken` operationId).
 	GetApiToken(ctx context.Context, id ApiTokenID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ListAuditLogs List audit log entries
+	//
+	// A cursor list of audit entries, newest first (by `id`, which follows `occurred_at`). Every filter
+	// narrows the list; `action` is a prefix match (`flow.` matches `flow.create`, `flow.update`, …).
+	// `next_cursor` carries a fingerprint of the filters: reusing it with different filters answers 400
+	// at `#/query/cursor`. Entries are kept `AUDIT_RETENTION_DAYS` (365) and cannot be changed through
+	// the API.
+	//
+	// Corresponds with GET /audit-logs (the `ListAuditLogs` operationId).
+	ListAuditLogs(ctx context.Context, params *ListAuditLogsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetAuditLog Get an audit log entry
+	//
+	// One audit entry.
+	//
+	// Corresponds with GET /audit-logs/{id} (the `GetAuditLog` operationId).
+	GetAuditLog(ctx context.Context, id AuditLogID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ExchangeCodeWithBody Finish a Casdoor sign-in
 	//
 	// Consumes the `state` (once), exchanges the code at Casdoor with the stored PKCE verifier and
@@ -2430,6 +2671,35 @@ type ClientInterface interface {
 	// Corresponds with GET /permissions/widgets (the `ListWidgets` operationId).
 	ListWidgets(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// GetSettings Get the organisation settings
+	//
+	// The single settings object of this deployment.
+	//
+	// Corresponds with GET /settings (the `GetSettings` operationId).
+	GetSettings(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateSettingsWithBody Update the organisation settings
+	//
+	// A partial update; `{}` changes nothing. `default_ai_model` must name a catalogue model (422
+	// `model-unknown`); `null` falls back to `AI_DEFAULT_MODEL`. A change is audited as `settings.update`
+	// with the changed fields and their before and after values.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PATCH /settings (the `UpdateSettings` operationId).
+	UpdateSettingsWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateSettings Update the organisation settings
+	//
+	// A partial update; `{}` changes nothing. `default_ai_model` must name a catalogue model (422
+	// `model-unknown`); `null` falls back to `AI_DEFAULT_MODEL`. A change is audited as `settings.update`
+	// with the changed fields and their before and after values.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PATCH /settings (the `UpdateSettings` operationId).
+	UpdateSettings(ctx context.Context, body UpdateSettingsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListTeams List teams
 	//
 	// A page of teams with their member counts, by name.
@@ -2668,6 +2938,44 @@ func (c *Client) DeleteApiToken(ctx context.Context, id ApiTokenID, reqEditors .
 // Corresponds with GET /api-tokens/{id} (the `GetApiToken` operationId).
 func (c *Client) GetApiToken(ctx context.Context, id ApiTokenID, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetApiTokenRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListAuditLogs List audit log entries
+//
+// A cursor list of audit entries, newest first (by `id`, which follows `occurred_at`). Every filter
+// narrows the list; `action` is a prefix match (`flow.` matches `flow.create`, `flow.update`, …).
+// `next_cursor` carries a fingerprint of the filters: reusing it with different filters answers 400
+// at `#/query/cursor`. Entries are kept `AUDIT_RETENTION_DAYS` (365) and cannot be changed through
+// the API.
+//
+// Corresponds with GET /audit-logs (the `ListAuditLogs` operationId).
+func (c *Client) ListAuditLogs(ctx context.Context, params *ListAuditLogsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListAuditLogsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetAuditLog Get an audit log entry
+//
+// One audit entry.
+//
+// Corresponds with GET /audit-logs/{id} (the `GetAuditLog` operationId).
+func (c *Client) GetAuditLog(ctx context.Context, id AuditLogID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetAuditLogRequest(c.Server, id)
 	if err != nil {
 		return nil, err
 	}
@@ -3343,6 +3651,65 @@ func (c *Client) ListWidgets(ctx context.Context, reqEditors ...RequestEditorFn)
 	return c.Client.Do(req)
 }
 
+// GetSettings Get the organisation settings
+//
+// The single settings object of this deployment.
+//
+// Corresponds with GET /settings (the `GetSettings` operationId).
+func (c *Client) GetSettings(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetSettingsRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateSettingsWithBody Update the organisation settings
+//
+// A partial update; `{}` changes nothing. `default_ai_model` must name a catalogue model (422
+// `model-unknown`); `null` falls back to `AI_DEFAULT_MODEL`. A change is audited as `settings.update`
+// with the changed fields and their before and after values.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PATCH /settings (the `UpdateSettings` operationId).
+func (c *Client) UpdateSettingsWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateSettingsRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateSettings Update the organisation settings
+//
+// A partial update; `{}` changes nothing. `default_ai_model` must name a catalogue model (422
+// `model-unknown`); `null` falls back to `AI_DEFAULT_MODEL`. A change is audited as `settings.update`
+// with the changed fields and their before and after values.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PATCH /settings (the `UpdateSettings` operationId).
+func (c *Client) UpdateSettings(ctx context.Context, body UpdateSettingsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateSettingsRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // ListTeams List teams
 //
 // A page of teams with their member counts, by name.
@@ -3858,6 +4225,202 @@ func NewGetApiTokenRequest(server string, id ApiTokenID) (*http.Request, error) 
 	}
 
 	operationPath := fmt.Sprintf("/api-tokens/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewListAuditLogsRequest constructs an http.Request for the ListAuditLogs method
+func NewListAuditLogsRequest(server string, params *ListAuditLogsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/audit-logs")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.ActorUserId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "actor_user_id", *params.ActorUserId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.ApiTokenId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "api_token_id", *params.ApiTokenId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Action != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "action", *params.Action, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.ResourceType != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "resource_type", *params.ResourceType, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.ResourceId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "resource_id", *params.ResourceId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Status != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "status", *params.Status, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.From != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "from", *params.From, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.To != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "to", *params.To, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetAuditLogRequest constructs an http.Request for the GetAuditLog method
+func NewGetAuditLogRequest(server string, id AuditLogID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/audit-logs/%s", pathParam0)
 	if operationPath[0] == '/' {
 		operationPath = "." + operationPath
 	}
@@ -5007,6 +5570,73 @@ func NewListWidgetsRequest(server string) (*http.Request, error) {
 	return req, nil
 }
 
+// NewGetSettingsRequest constructs an http.Request for the GetSettings method
+func NewGetSettingsRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/settings")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewUpdateSettingsRequest calls the generic UpdateSettings builder with application/json body
+func NewUpdateSettingsRequest(server string, body UpdateSettingsJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewUpdateSettingsRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewUpdateSettingsRequestWithBody constructs an http.Request for the UpdateSettings method, with any body, and a specified content type
+func NewUpdateSettingsRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/settings")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPatch, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewListTeamsRequest constructs an http.Request for the ListTeams method
 func NewListTeamsRequest(server string, params *ListTeamsParams) (*http.Request, error) {
 	var err error
@@ -5930,6 +6560,28 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /api-tokens/{id} (the `GetApiToken` operationId).
 	GetApiTokenWithResponse(ctx context.Context, id ApiTokenID, reqEditors ...RequestEditorFn) (*GetApiTokenResponse, error)
 
+	// ListAuditLogsWithResponse List audit log entries
+	//
+	// A cursor list of audit entries, newest first (by `id`, which follows `occurred_at`). Every filter
+	// narrows the list; `action` is a prefix match (`flow.` matches `flow.create`, `flow.update`, …).
+	// `next_cursor` carries a fingerprint of the filters: reusing it with different filters answers 400
+	// at `#/query/cursor`. Entries are kept `AUDIT_RETENTION_DAYS` (365) and cannot be changed through
+	// the API.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /audit-logs (the `ListAuditLogs` operationId).
+	ListAuditLogsWithResponse(ctx context.Context, params *ListAuditLogsParams, reqEditors ...RequestEditorFn) (*ListAuditLogsResponse, error)
+
+	// GetAuditLogWithResponse Get an audit log entry
+	//
+	// One audit entry.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /audit-logs/{id} (the `GetAuditLog` operationId).
+	GetAuditLogWithResponse(ctx context.Context, id AuditLogID, reqEditors ...RequestEditorFn) (*GetAuditLogResponse, error)
+
 	// ExchangeCodeWithBodyWithResponse Finish a Casdoor sign-in
 	//
 	// Consumes the `state` (once), exchanges the code at Casdoor with the stored PKCE verifier and
@@ -6274,6 +6926,37 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /permissions/widgets (the `ListWidgets` operationId).
 	ListWidgetsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListWidgetsResponse, error)
+
+	// GetSettingsWithResponse Get the organisation settings
+	//
+	// The single settings object of this deployment.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /settings (the `GetSettings` operationId).
+	GetSettingsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetSettingsResponse, error)
+
+	// UpdateSettingsWithBodyWithResponse Update the organisation settings
+	//
+	// A partial update; `{}` changes nothing. `default_ai_model` must name a catalogue model (422
+	// `model-unknown`); `null` falls back to `AI_DEFAULT_MODEL`. A change is audited as `settings.update`
+	// with the changed fields and their before and after values.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /settings (the `UpdateSettings` operationId).
+	UpdateSettingsWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateSettingsResponse, error)
+
+	// UpdateSettingsWithResponse Update the organisation settings
+	//
+	// A partial update; `{}` changes nothing. `default_ai_model` must name a catalogue model (422
+	// `model-unknown`); `null` falls back to `AI_DEFAULT_MODEL`. A change is audited as `settings.update`
+	// with the changed fields and their before and after values.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /settings (the `UpdateSettings` operationId).
+	UpdateSettingsWithResponse(ctx context.Context, body UpdateSettingsJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateSettingsResponse, error)
 
 	// ListTeamsWithResponse List teams
 	//
@@ -6755,6 +7438,142 @@ func (r GetApiTokenResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetApiTokenResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListAuditLogsResponse200Headers the declared response headers of an HTTP 200 response for ListAuditLogs
+type ListAuditLogsResponse200Headers struct {
+	XRequestID *string
+}
+
+// ListAuditLogsResponseDefaultHeaders the declared response headers of an HTTP default response for ListAuditLogs
+type ListAuditLogsResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type ListAuditLogsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AuditLogPage
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListAuditLogsResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ListAuditLogsResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListAuditLogsResponse) GetJSON200() *AuditLogPage {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ListAuditLogsResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ListAuditLogsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListAuditLogsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListAuditLogsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListAuditLogsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetAuditLogResponse200Headers the declared response headers of an HTTP 200 response for GetAuditLog
+type GetAuditLogResponse200Headers struct {
+	XRequestID *string
+}
+
+// GetAuditLogResponseDefaultHeaders the declared response headers of an HTTP default response for GetAuditLog
+type GetAuditLogResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type GetAuditLogResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AuditLog
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetAuditLogResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetAuditLogResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetAuditLogResponse) GetJSON200() *AuditLog {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetAuditLogResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetAuditLogResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetAuditLogResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetAuditLogResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetAuditLogResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -8902,6 +9721,162 @@ func (r ListWidgetsResponse) ContentType() string {
 	return ""
 }
 
+// GetSettingsResponse200Headers the declared response headers of an HTTP 200 response for GetSettings
+type GetSettingsResponse200Headers struct {
+	XRequestID *string
+}
+
+// GetSettingsResponseDefaultHeaders the declared response headers of an HTTP default response for GetSettings
+type GetSettingsResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type GetSettingsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Settings
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetSettingsResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetSettingsResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetSettingsResponse) GetJSON200() *Settings {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetSettingsResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetSettingsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetSettingsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetSettingsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetSettingsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// UpdateSettingsResponse200Headers the declared response headers of an HTTP 200 response for UpdateSettings
+type UpdateSettingsResponse200Headers struct {
+	XRequestID *string
+}
+
+// UpdateSettingsResponse422Headers the declared response headers of an HTTP 422 response for UpdateSettings
+type UpdateSettingsResponse422Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// UpdateSettingsResponseDefaultHeaders the declared response headers of an HTTP default response for UpdateSettings
+type UpdateSettingsResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type UpdateSettingsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Settings
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *UpdateSettingsResponse200Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *UpdateSettingsResponse422Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *UpdateSettingsResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r UpdateSettingsResponse) GetJSON200() *Settings {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r UpdateSettingsResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r UpdateSettingsResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r UpdateSettingsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r UpdateSettingsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r UpdateSettingsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r UpdateSettingsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // ListTeamsResponse200Headers the declared response headers of an HTTP 200 response for ListTeams
 type ListTeamsResponse200Headers struct {
 	XRequestID *string
@@ -10199,6 +11174,40 @@ func (c *ClientWithResponses) GetApiTokenWithResponse(ctx context.Context, id Ap
 	return ParseGetApiTokenResponse(rsp)
 }
 
+// ListAuditLogsWithResponse List audit log entries
+//
+// A cursor list of audit entries, newest first (by `id`, which follows `occurred_at`). Every filter
+// narrows the list; `action` is a prefix match (`flow.` matches `flow.create`, `flow.update`, …).
+// `next_cursor` carries a fingerprint of the filters: reusing it with different filters answers 400
+// at `#/query/cursor`. Entries are kept `AUDIT_RETENTION_DAYS` (365) and cannot be changed through
+// the API.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /audit-logs (the `ListAuditLogs` operationId).
+func (c *ClientWithResponses) ListAuditLogsWithResponse(ctx context.Context, params *ListAuditLogsParams, reqEditors ...RequestEditorFn) (*ListAuditLogsResponse, error) {
+	rsp, err := c.ListAuditLogs(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListAuditLogsResponse(rsp)
+}
+
+// GetAuditLogWithResponse Get an audit log entry
+//
+// One audit entry.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /audit-logs/{id} (the `GetAuditLog` operationId).
+func (c *ClientWithResponses) GetAuditLogWithResponse(ctx context.Context, id AuditLogID, reqEditors ...RequestEditorFn) (*GetAuditLogResponse, error) {
+	rsp, err := c.GetAuditLog(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetAuditLogResponse(rsp)
+}
+
 // ExchangeCodeWithBodyWithResponse Finish a Casdoor sign-in
 //
 // Consumes the `state` (once), exchanges the code at Casdoor with the stored PKCE verifier and
@@ -10752,6 +11761,55 @@ func (c *ClientWithResponses) ListWidgetsWithResponse(ctx context.Context, reqEd
 		return nil, err
 	}
 	return ParseListWidgetsResponse(rsp)
+}
+
+// GetSettingsWithResponse Get the organisation settings
+//
+// The single settings object of this deployment.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /settings (the `GetSettings` operationId).
+func (c *ClientWithResponses) GetSettingsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetSettingsResponse, error) {
+	rsp, err := c.GetSettings(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetSettingsResponse(rsp)
+}
+
+// UpdateSettingsWithBodyWithResponse Update the organisation settings
+//
+// A partial update; `{}` changes nothing. `default_ai_model` must name a catalogue model (422
+// `model-unknown`); `null` falls back to `AI_DEFAULT_MODEL`. A change is audited as `settings.update`
+// with the changed fields and their before and after values.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /settings (the `UpdateSettings` operationId).
+func (c *ClientWithResponses) UpdateSettingsWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateSettingsResponse, error) {
+	rsp, err := c.UpdateSettingsWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateSettingsResponse(rsp)
+}
+
+// UpdateSettingsWithResponse Update the organisation settings
+//
+// A partial update; `{}` changes nothing. `default_ai_model` must name a catalogue model (422
+// `model-unknown`); `null` falls back to `AI_DEFAULT_MODEL`. A change is audited as `settings.update`
+// with the changed fields and their before and after values.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /settings (the `UpdateSettings` operationId).
+func (c *ClientWithResponses) UpdateSettingsWithResponse(ctx context.Context, body UpdateSettingsJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateSettingsResponse, error) {
+	rsp, err := c.UpdateSettings(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateSettingsResponse(rsp)
 }
 
 // ListTeamsWithResponse List teams
@@ -11511,6 +12569,202 @@ func ParseGetApiTokenResponse(rsp *http.Response) (*GetApiTokenResponse, error) 
 		response.Headers200 = &headers
 	case true:
 		var headers GetApiTokenResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListAuditLogsResponse parses an HTTP response from a ListAuditLogsWithResponse call
+func ParseListAuditLogsResponse(rsp *http.Response) (*ListAuditLogsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListAuditLogsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AuditLogPage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListAuditLogsResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers ListAuditLogsResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetAuditLogResponse parses an HTTP response from a GetAuditLogWithResponse call
+func ParseGetAuditLogResponse(rsp *http.Response) (*GetAuditLogResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetAuditLogResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AuditLog
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetAuditLogResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers GetAuditLogResponseDefaultHeaders
 		if values := rsp.Header.Values("Allow"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -15411,6 +16665,261 @@ func ParseListWidgetsResponse(rsp *http.Response) (*ListWidgetsResponse, error) 
 	return response, nil
 }
 
+// ParseGetSettingsResponse parses an HTTP response from a GetSettingsWithResponse call
+func ParseGetSettingsResponse(rsp *http.Response) (*GetSettingsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetSettingsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Settings
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetSettingsResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers GetSettingsResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseUpdateSettingsResponse parses an HTTP response from a UpdateSettingsWithResponse call
+func ParseUpdateSettingsResponse(rsp *http.Response) (*UpdateSettingsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &UpdateSettingsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Settings
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers UpdateSettingsResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 422:
+		var headers UpdateSettingsResponse422Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers422 = &headers
+	case true:
+		var headers UpdateSettingsResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
 // ParseListTeamsResponse parses an HTTP response from a ListTeamsWithResponse call
 func ParseListTeamsResponse(rsp *http.Response) (*ListTeamsResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -17539,6 +19048,12 @@ type ServerInterface interface {
 	// GetApiToken Get one of my API tokens
 	// (GET /api-tokens/{id})
 	GetApiToken(ctx echo.Context, id ApiTokenID) error
+	// ListAuditLogs List audit log entries
+	// (GET /audit-logs)
+	ListAuditLogs(ctx echo.Context, params ListAuditLogsParams) error
+	// GetAuditLog Get an audit log entry
+	// (GET /audit-logs/{id})
+	GetAuditLog(ctx echo.Context, id AuditLogID) error
 	// ExchangeCode Finish a Casdoor sign-in
 	// (POST /casdoor/auth/callback)
 	ExchangeCode(ctx echo.Context) error
@@ -17614,6 +19129,12 @@ type ServerInterface interface {
 	// ListWidgets The dashboard widgets
 	// (GET /permissions/widgets)
 	ListWidgets(ctx echo.Context) error
+	// GetSettings Get the organisation settings
+	// (GET /settings)
+	GetSettings(ctx echo.Context) error
+	// UpdateSettings Update the organisation settings
+	// (PATCH /settings)
+	UpdateSettings(ctx echo.Context) error
 	// ListTeams List teams
 	// (GET /teams)
 	ListTeams(ctx echo.Context, params ListTeamsParams) error
@@ -17736,6 +19257,103 @@ func (w *ServerInterfaceWrapper) GetApiToken(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.GetApiToken(ctx, id)
+	return err
+}
+
+// ListAuditLogs converts echo context to params.
+func (w *ServerInterfaceWrapper) ListAuditLogs(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListAuditLogsParams
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "actor_user_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "actor_user_id", ctx.QueryParams(), &params.ActorUserId, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter actor_user_id: %s", err))
+	}
+
+	// ------------- Optional query parameter "api_token_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "api_token_id", ctx.QueryParams(), &params.ApiTokenId, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter api_token_id: %s", err))
+	}
+
+	// ------------- Optional query parameter "action" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "action", ctx.QueryParams(), &params.Action, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter action: %s", err))
+	}
+
+	// ------------- Optional query parameter "resource_type" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "resource_type", ctx.QueryParams(), &params.ResourceType, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter resource_type: %s", err))
+	}
+
+	// ------------- Optional query parameter "resource_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "resource_id", ctx.QueryParams(), &params.ResourceId, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter resource_id: %s", err))
+	}
+
+	// ------------- Optional query parameter "status" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "status", ctx.QueryParams(), &params.Status, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter status: %s", err))
+	}
+
+	// ------------- Optional query parameter "from" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "from", ctx.QueryParams(), &params.From, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter from: %s", err))
+	}
+
+	// ------------- Optional query parameter "to" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "to", ctx.QueryParams(), &params.To, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter to: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListAuditLogs(ctx, params)
+	return err
+}
+
+// GetAuditLog converts echo context to params.
+func (w *ServerInterfaceWrapper) GetAuditLog(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id AuditLogID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetAuditLog(ctx, id)
 	return err
 }
 
@@ -18214,6 +19832,24 @@ func (w *ServerInterfaceWrapper) ListWidgets(ctx echo.Context) error {
 	return err
 }
 
+// GetSettings converts echo context to params.
+func (w *ServerInterfaceWrapper) GetSettings(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetSettings(ctx)
+	return err
+}
+
+// UpdateSettings converts echo context to params.
+func (w *ServerInterfaceWrapper) UpdateSettings(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UpdateSettings(ctx)
+	return err
+}
+
 // ListTeams converts echo context to params.
 func (w *ServerInterfaceWrapper) ListTeams(ctx echo.Context) error {
 	var err error
@@ -18661,6 +20297,10 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/flows/:id/versions", wrapper.CreateFlowVersion, options.OperationMiddlewares["createFlowVersion"]...)
 	router.GET(options.BaseURL+"/flows/:id/versions/:version", wrapper.GetFlowVersion, options.OperationMiddlewares["getFlowVersion"]...)
 	router.POST(options.BaseURL+"/flows/:id/versions/:version/restore", wrapper.RestoreFlowVersion, options.OperationMiddlewares["restoreFlowVersion"]...)
+	router.GET(options.BaseURL+"/audit-logs", wrapper.ListAuditLogs, options.OperationMiddlewares["listAuditLogs"]...)
+	router.GET(options.BaseURL+"/audit-logs/:id", wrapper.GetAuditLog, options.OperationMiddlewares["getAuditLog"]...)
+	router.GET(options.BaseURL+"/settings", wrapper.GetSettings, options.OperationMiddlewares["getSettings"]...)
+	router.PATCH(options.BaseURL+"/settings", wrapper.UpdateSettings, options.OperationMiddlewares["updateSettings"]...)
 
 }
 
@@ -18696,6 +20336,15 @@ type ProblemApplicationProblemPlusJSONResponse struct {
 	Body Problem
 
 	Headers ProblemResponseHeaders
+}
+
+type SettingsResponseHeaders struct {
+	XRequestID *string
+}
+type SettingsJSONResponse struct {
+	Body Settings
+
+	Headers SettingsResponseHeaders
 }
 
 type TeamResponseHeaders struct {
@@ -19064,6 +20713,148 @@ type GetApiTokendefaultApplicationProblemPlusJSONResponse struct {
 }
 
 func (response GetApiTokendefaultApplicationProblemPlusJSONResponse) VisitGetApiTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAuditLogsRequestObject struct {
+	Params ListAuditLogsParams
+}
+
+type ListAuditLogsResponseObject interface {
+	VisitListAuditLogsResponse(w http.ResponseWriter) error
+}
+
+type ListAuditLogs200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type ListAuditLogs200JSONResponse struct {
+	Body    AuditLogPage
+	Headers ListAuditLogs200ResponseHeaders
+}
+
+func (response ListAuditLogs200JSONResponse) VisitListAuditLogsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAuditLogsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response ListAuditLogsdefaultApplicationProblemPlusJSONResponse) VisitListAuditLogsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAuditLogRequestObject struct {
+	Id AuditLogID `json:"id"`
+}
+
+type GetAuditLogResponseObject interface {
+	VisitGetAuditLogResponse(w http.ResponseWriter) error
+}
+
+type GetAuditLog200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type GetAuditLog200JSONResponse struct {
+	Body    AuditLog
+	Headers GetAuditLog200ResponseHeaders
+}
+
+func (response GetAuditLog200JSONResponse) VisitGetAuditLogResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAuditLogdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response GetAuditLogdefaultApplicationProblemPlusJSONResponse) VisitGetAuditLogResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -21905,6 +23696,180 @@ func (response ListWidgetsdefaultApplicationProblemPlusJSONResponse) VisitListWi
 	return err
 }
 
+type GetSettingsRequestObject struct {
+}
+
+type GetSettingsResponseObject interface {
+	VisitGetSettingsResponse(w http.ResponseWriter) error
+}
+
+type GetSettings200JSONResponse struct{ SettingsJSONResponse }
+
+func (response GetSettings200JSONResponse) VisitGetSettingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSettingsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response GetSettingsdefaultApplicationProblemPlusJSONResponse) VisitGetSettingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateSettingsRequestObject struct {
+	Body *UpdateSettingsJSONRequestBody
+}
+
+type UpdateSettingsResponseObject interface {
+	VisitUpdateSettingsResponse(w http.ResponseWriter) error
+}
+
+type UpdateSettings200JSONResponse struct{ SettingsJSONResponse }
+
+func (response UpdateSettings200JSONResponse) VisitUpdateSettingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateSettings422ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateSettings422ApplicationProblemPlusJSONResponse) VisitUpdateSettingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateSettingsdefaultResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type UpdateSettingsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UpdateSettingsdefaultResponseHeaders
+	StatusCode int
+}
+
+func (response UpdateSettingsdefaultApplicationProblemPlusJSONResponse) VisitUpdateSettingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListTeamsRequestObject struct {
 	Params ListTeamsParams
 }
@@ -23433,6 +25398,12 @@ type StrictServerInterface interface {
 	// GetApiToken Get one of my API tokens
 	// (GET /api-tokens/{id})
 	GetApiToken(ctx context.Context, request GetApiTokenRequestObject) (GetApiTokenResponseObject, error)
+	// ListAuditLogs List audit log entries
+	// (GET /audit-logs)
+	ListAuditLogs(ctx context.Context, request ListAuditLogsRequestObject) (ListAuditLogsResponseObject, error)
+	// GetAuditLog Get an audit log entry
+	// (GET /audit-logs/{id})
+	GetAuditLog(ctx context.Context, request GetAuditLogRequestObject) (GetAuditLogResponseObject, error)
 	// ExchangeCode Finish a Casdoor sign-in
 	// (POST /casdoor/auth/callback)
 	ExchangeCode(ctx context.Context, request ExchangeCodeRequestObject) (ExchangeCodeResponseObject, error)
@@ -23508,6 +25479,12 @@ type StrictServerInterface interface {
 	// ListWidgets The dashboard widgets
 	// (GET /permissions/widgets)
 	ListWidgets(ctx context.Context, request ListWidgetsRequestObject) (ListWidgetsResponseObject, error)
+	// GetSettings Get the organisation settings
+	// (GET /settings)
+	GetSettings(ctx context.Context, request GetSettingsRequestObject) (GetSettingsResponseObject, error)
+	// UpdateSettings Update the organisation settings
+	// (PATCH /settings)
+	UpdateSettings(ctx context.Context, request UpdateSettingsRequestObject) (UpdateSettingsResponseObject, error)
 	// ListTeams List teams
 	// (GET /teams)
 	ListTeams(ctx context.Context, request ListTeamsRequestObject) (ListTeamsResponseObject, error)
@@ -23682,6 +25659,56 @@ func (sh *strictHandler) GetApiToken(ctx echo.Context, id ApiTokenID) error {
 		return err
 	} else if validResponse, ok := response.(GetApiTokenResponseObject); ok {
 		return validResponse.VisitGetApiTokenResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListAuditLogs operation middleware
+func (sh *strictHandler) ListAuditLogs(ctx echo.Context, params ListAuditLogsParams) error {
+	var request ListAuditLogsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListAuditLogs(ctx.Request().Context(), request.(ListAuditLogsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListAuditLogs")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListAuditLogsResponseObject); ok {
+		return validResponse.VisitListAuditLogsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetAuditLog operation middleware
+func (sh *strictHandler) GetAuditLog(ctx echo.Context, id AuditLogID) error {
+	var request GetAuditLogRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetAuditLog(ctx.Request().Context(), request.(GetAuditLogRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetAuditLog")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetAuditLogResponseObject); ok {
+		return validResponse.VisitGetAuditLogResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -24541,6 +26568,75 @@ func (sh *strictHandler) ListWidgets(ctx echo.Context) error {
 	return nil
 }
 
+// GetSettings operation middleware
+func (sh *strictHandler) GetSettings(ctx echo.Context) error {
+	var request GetSettingsRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetSettings(ctx.Request().Context(), request.(GetSettingsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetSettings")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetSettingsResponseObject); ok {
+		return validResponse.VisitGetSettingsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// UpdateSettings operation middleware
+func (sh *strictHandler) UpdateSettings(ctx echo.Context) error {
+	var request UpdateSettingsRequestObject
+
+	var body UpdateSettingsJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UpdateSettings(ctx.Request().Context(), request.(UpdateSettingsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpdateSettings")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UpdateSettingsResponseObject); ok {
+		return validResponse.VisitUpdateSettingsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // ListTeams operation middleware
 func (sh *strictHandler) ListTeams(ctx echo.Context, params ListTeamsParams) error {
 	var request ListTeamsRequestObject
@@ -25014,216 +27110,259 @@ func (sh *strictHandler) DeleteUserApiToken(ctx echo.Context, userId PathUserID,
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L3rcts49iD+KijOTMXuoWzJdtIduVL/v8dxpt2d29hOp7ujrAiRkIRfKEBDgLbVWVftp639vA+xVfta",
-	"8yRbOABIkAJ18SWxuzsfYkkEcTk4ODj38zmI+WTKGWFSBN3PwZjghGTw8SBN+YX6kBARZ3QqKWdBNzgb",
-	"EzQhcswTgeSYoCmWY4TjmEylQBucob32482tIAxEPCYTrDqQsykJuoGQGWWj4OoqDA5xPCaHnMmMp/ND",
-	"RIy3hOQZibooI2LKmSBqMCxRjLNshiT/RJhAPEM0IUxSOUM4I4iRc5KhWPWdLJvB0Rke+Rc3TPnFI4Ey",
-	"ck4F5QxhgTASMuNshMxgEo9CFPWCrJe327uxbQrfSC+IqoNPsZQkU93/t16QfWi3nn78ey/4axB6pvWS",
-	"x1jPxTc1PBA8zaUBOh/CBsQZwZIkClI8z2ISIsriNE8oG6FoG0/p9nkHZpSRf+c0I0nQlVlOFoPnBEvy",
-	"kk6ohP/mZ3NC/p0TIQXCCktIgijTk8mzjDCJLihL+IV3EyiTZESy6jAnZIIpU6M3D5WSobz5OIJ4lnNK",
-	"Ys4SgXImaQoD6I4VUIkUy/snMpsdDCXJmvuWHF1gKtGADHlGUKZeUXu0sbfzNESP27ubS4d5//79QS7H",
-	"CgtjLMn8WG/U8esozBgQnJGsJUicZyRBfEoyQCzRRdE/4BkiWcazZ72AsnOc0qQPp2oOe+dx42ezI8fP",
-	"/Via6ceIJmiDxGNOklAd1RFhag4k0Sfq3cvj55v7iEqEU8ERnk4JzoTa35SPBMIs0ROsAX+CL18SNpLj",
-	"oPtkb/4EXYXBFGd4QqSlYlN6ptbVNNmDt8eanCAKNIOqB+p4BWHA8AR2IFl4eIY8m2Cpd+rJXhAGE8ro",
-	"JJ8E3U7o20Q7o1Oe+TCRZxJ9IjMRoqgVoSHPkGpAmDrPW+g5GeI8lShqmWPfxxI2jFxOU56QoDvEqSBm",
-	"Hf/OSTYrFyLUiO7UqSQTgBJhar4fgrLTIAxalW8pFrKfi+Jh7TsMEQYt+PtxbmNCtXHHerhdAJH5UsII",
-	"ZxlWk80Z/XdOzGMF7KswEHKWqjYK1qqzFym/aNpRRb+/2GaqifxEMkX9X+eTge/8qzmd6yaIQRt0QeXY",
-	"EDKY7UZna4ttNszYvLvytHd3lk/7ePgKy3jsn2yk7sYIqQ1GGcHJPsJoQsVEvYEwExckE2ivswNnNB5j",
-	"NiICMa6WNCrWoBmJchXHw5Yeco3DHAZv8Yj4J9lpDbAgCZriETFgLcauob1qUhk20YcIgDPBlwZQbfi3",
-	"FHRqSqf0N8+0AGXRlGQwqUWz6QvVgXdKO4+rc1phPnL8TpCs6TjkgmTNx0E97d/ymTglOPPh1iEWpEWZ",
-	"IExQSc8JEvlA7zUS8Ariin+TcIVoXuaRMI/wICVoSEmaiCbA6oZN+LVjQGm/d3zodkbwpAmOkuDJFyMr",
-	"19/QW53IlerK8N/uZWqPZcyZJAxuMTydplTzrtv/JTQDWw7714wMg27wl+1S2tjWT8V2pVMYs7rmA33G",
-	"+bC8qwEHHFHl55ZhSVoaaL7hTPNth3u5shT8PZVjKxDcyppUp7612PsphCsAUSkQIxdIjV1bkp3OoqVA",
-	"G8WQ3WD5bzM+SMlkwcqnusXfLQTIJZ5MU0P/JKZpje0bY4E6yDCV+swCgwLMXND9oAZSjIpzGsOyp0ku",
-	"FIuMsEQpUTdQR10xGY4lyVDK2SgIgylXKJoF3WAbsP7qozoKQmIWq36NzLOtAC3MaSBCKjLXDdqdH54/",
-	"+Vf7l91ff/zul2/ft//17dnuz3s/7bzuKMohscxF0N1TxEJSCTzHT2odAArNkJZyW56x7gWWmE9o10Cp",
-	"e160bunWV+GKOGN3wncEzNChYp1PXhyip3uPv0VmSKRhVz8Thfi+CBt0I1dAahUC36L3auJhpYOKKLdS",
-	"J+UbtY6MrLZiJ6q1lcVahTC28OVSbNPSVasuXi16uy6N3fAkqsvn1ggQdNZAgOAmK+jPhCje6TYpKlBz",
-	"cXtLUd2dmGvIt6Y3eQYKKCH07RAiDFQ1I8OMiLER7xSzCpoDnKaaV3SWC/qolqOQWrTeivLqhpuuLvpb",
-	"gxR01rDpimu4tT0uaFqFK6hdDo702A122jtPWu3dVrtz1n7a3W132+2tdrv9q5ZcaUaE066z09rtnLVV",
-	"I6edIt+7NTm0y/I0dX+jU/ub4YcOT14hMWNxEAb8gmlmt/ttGEwzMqSXQTe4kLz/86fd6dN/4ZdwWZzz",
-	"T5XORcyniv35EKgLpaskoiDUn1MqZPDxSvXGpySTVLNJ7sodlivBkrQkBTm5ynuGwWVrxFtWEJ5S1Wrr",
-	"TDctHrXoZGp0BsDzdYMRleN8sBXzyba5h4q/fEqYugdNZ8BVupC+T/NSW+JhTevsaH3vFy7hQ7kGtY3B",
-	"xy+0lioqfm6azZVF0M/zmpIST1cCisVkry6EZoqF2il5KBEiyVFGYj5iVBAgiUAgtwKP0sY9DfcS3PZw",
-	"OrqsuUVU9EtaprHi0QctLxnllemsAKmzFZXDEwaLNGMVDKiAsFSL8cF/kRi4FUs8D6FHoP9JQtUW4vSt",
-	"Q1WMWq+6xVYbCHOboadtlOCZ2FfM84QLqQSm/tmbH49e918d/Nw/O3vZf37wyyna2H3yeHMLncJykeW4",
-	"xyRN0GCGZjzPUMZTsq8Ro/sNoqDfsbp+rW4s6Pwy+v1r4CPG61PVtamXc8YcRUBnqSLAi1WOEecDbv3W",
-	"//j3rvn712ChttOOt4a+s4aiVexcjkSJnxYolgg2dB9F8DdS+yrG/IIhOaYCcRYTYJPA9pYgztKZ1tWP",
-	"sRjXdv0Pc7uHgdTMTaWvbGfy7a+y/ctgj73/7vywc/n8MXnxZPT9t/SH7z69fDp53Q7+ZAv+ZAvuBVvw",
-	"R7jVi1PqM1h+rfveTmoRybaqVJymb4agHVuoI8Ij8opIHFyFn2vUpYBU8WEVpety/gh6m1/Bx8ptMMai",
-	"z8ilLPgU9cM0I+elPVLP6sPHUNtj1EVYmkLA7CG5xGnQbZtPffVYBN22mtI/OE9f4Wkzf1Ts+4DzlGBY",
-	"WF2PrLYd/ed//m9k2qAJnjpsb7k5h3iKBzSlJetR3nuY9eOCVxuCjg2WeBXCs4SkpOkZuSRx3vQQbp7i",
-	"ibF7qgf5NPGONiRY5pnZfNHHyYSy8umUZBMqBOWsvNzgQgudi+5jGChGL+gG55RcgLnugiYjon2BVLu+",
-	"eVAwJrUrrQKNRQhnN3AOTGu85MBvjbcsYNd4pQT5ii+5e7HiK5UN8vFrZDgkMdjJnKYhEjyTmgdfnTbq",
-	"TV6uPDpR7a4qSLDSamo0A4arrjB0UcXZlwq8K6hR3fJyTg6wP3qPrkg4zw5xmg5w/GmpQOUebW2W+G64",
-	"i3cGndjYA9RPv06ennv4OWhfszLufbdcupAGuVypZOe75eZJF8YwuO3LB4gXRv3vLBBn8ZieV9jfVdn4",
-	"BEtQP5IEaLIi44wn+uMcpf1nRoixbMW5kHxi9ctY9HM2zQcpFWOS9I3vQHlHJEF3b6dg7t+TNOYTggYc",
-	"HEx4Qvoxz5mEK6LK7hddWmcJszzrmQcAtdadIMnwEG5ngifQhW6ssXA5LEoTjya9IrcggScF8S7m0gkD",
-	"NQ24UWZBN5hm9NwYDKoYVdmge8mZ3VcZxuLnInL1zwxPx3N8wSJevBFhfdzGypx5I4fvovhnz4vrSgDz",
-	"p6JcrG3nrLY8LL7B7elZbvg+1S2vnAPWOF/vRNyDeJ+QrHrwl4GhtBsHLjHwwdalDit0XLZeJN24WF5s",
-	"X2WscoMqkk+BB6HjezaPTM3Ho4LJYYWq1UQpZ6fNGa5Aueleu4myVCAwsIF+y/hOd1GkwRMhuBpCFJVQ",
-	"ipAh1yGK1AwjFH3u6cuvB1S/py9F+HIVbfWY6ayLCshExUdRuAJ2EB5K4+40UpQJxWMSfxJbPVbVtC24",
-	"esuHMWdDOgq6n0HXMCBp0A1OJQZ/TwNCmdHRiGStCWY5Ti3Fsj/3O+BYIahF70u4ZmdK/iq60Ld5cLX6",
-	"le+5yuduvZvQ7qqHVztcQbGyllPYOnTvfUYl8RK/eYd2dWDRxZiwKqpRgSL1XrQPeAGHslDQY2OrRzlL",
-	"wdhdWLPVe5ghEAEV1Ffw8vIS3lujQzUv4OrpfZ5rA/e6B1gJRTGfzh4JkOT3kXGaRL0g0oEY6mcdhIE2",
-	"Dvl0thn1gpreeh4h0Qa5nJKMTgiTm/PYeS20uWpY+ksqpMIQj8h3qKilKF0gwXvJ3eMYMyQIQRt0xDh4",
-	"TQKKyDHJ0JCmkmQCXIj9LOWKPINmjdfkL1Zsb/Q7K7StYZN+0R0wLHj4Yn1N2PZWv7Qmrr2ncsxziSJD",
-	"rqNQR4Xw7JOCvEJDsJ4wPBVjLouoBkUALYXHLCmvgBoaFuzA7hzCOZzCum7dXgCcFgSsFmVlQaftQERq",
-	"g89gBis1DxGOVXOYvYkRsJB3d8OzCyUFhUnkkwnOgKz8KfLcksjzB5Zi5i8GexJ1mOA040kOmIsMfyNQ",
-	"ljs+DksFoBp7w4lA+VSxjOScZDM0VXMR6thraOr7Wjut28A869X7pyzlk6UWbWaKJRGy3NMyvuNP2ckn",
-	"OzXdfYbqfiUbk0v3PUppYfmgZX2UTNM9NU6pSb4rTAZrcBkHaIozSXGK9GbuAxc/EIQBCVMvA5uRM40e",
-	"SYgidbIjFKcQLYn1B4iO4YxsoejzVeSLyVrMAZ/v/BGlsq8iJXnPqVEVEeNke11eFdQTYSE9PBJz/Cqo",
-	"GOaY0YXK/ZsgxpL10rmAkkKZXlhjEsxGKWWjlpqc2iMiBBxRmC3qBaTTC5DE2YhILS7l7BPjFwypJaBe",
-	"wJ72gmrMiFrANqx1u72t31REXl3sWj9vAjdKhX5hVK1SQzPZNchhufBj9bKPLJoh69fiCzUFrTHATO2l",
-	"yAmE2th5owimHTm3ZMHW1cimHiK0C/i4dJf0ZOd4d2sAm/d+s5vkeVZshOdZuQdlSLKNubnAGYSIfFxm",
-	"GbMDhNZGZmfj9N+45JIruYavm203mIFVah2bmbZAUdF3hGpz2A29/odOG6AwfMzVxsxQjCdTTEcus9Hd",
-	"eTBuZy601uNp78bYUwW+TzZqFHkWKPfrR69gAL2cpgOTGrdXmZ0BwRIsvpaW/CUekFQTUkYuShZ8g0qU",
-	"cM1UoIyAK429aDbLvATwey8wM0BGLWcTo/g5kUWYPX/7NHIaj9dmNDrX1uOZ9TVqNX6HZ+53eIw+rrS7",
-	"X1F6qqHZA/HVq3G984pHY1CLuo6RA7NE2y/EvjGBdHViGAn5piBGEfGhftanSbSPItjJOOoancyYpwnJ",
-	"VKPCw83VW1qvCy0DWLE8blRZuoLD3BrUQ0iw5LXxWcK4jy5sO9CaRqgU+QWicrFa1Tcxfa01knQd7l8X",
-	"Mk8IjiVSa9KWxi30ZkoY0pjWLRjmd8eQeAZSaZkQALUrYG4gyRYCpzQ2oow8MpKE6LENHb6AaCJCBJwO",
-	"GhB5QQhD5JIKWDxwPSFiHMWzOFUfFSKhlE6oFJsmpQja29lBkQkbb8E8I20LrYWBJKM1mG6A15ESHTys",
-	"tuHG1unqtWIpfVw7JReWNC/t5CfbeM5sBhMKzRp95KlczxIcqJGeZG1/szDQ2kw/ow6PvscsScni68DI",
-	"V14vRXi0vBOfns7Mrei/EVavjYyyOqxW5i5V188xkHoDYDdI6KD1K2791m497bc+fu6ET/auvIFCrsl9",
-	"6YhvbeMCA/35t1hCMpJpZmwjFzlO0xmKtGE+2ty3R9raevSh3grCVXznGznPKkzWAnnhvbDwnbkRjaPD",
-	"2uFdnPW1VOmImULyKYiMTFKWK8waZJjFYy8VhtxtK+MIZBlYvGXq4AOHh2jibAkSF1TG6q7QJrhavqR1",
-	"/EXh6cJtO7GLWn3fBjj+xIfDviaeRdqiJ/VESiVn7mruyaUGGdVW4XlGcYIv++pETaayOsDj9S2h1fOz",
-	"1iovqzw8zwepw8Br24QaYrZSu9q+XAbqxcaN+cm5V77WjMPgN84n11+ced+3xpd8RNm7k5c1hYuNvaEM",
-	"kEl1mtCMxLKfZzToBmMpp6K7vY2n0y3zGohAOJfj7di6ftf8t8Mgz1LnZSF45eVUzWWbQx/qP57R38j/",
-	"F6eUMNmnyTM8iJUcu/PEpkTqq+U8i3lC7O/lJJ/BKH/bPfjbzou/7byoTVT9ksvx33Ze2MnqHiAg6ZkS",
-	"3Gjy92nGhzQlfycTTFPzXK3nmVqN/h6DqWiM05SwEXn2y+TFzPegr/O1PjvdefwkaIyrpWxB7sqxYgmx",
-	"hP9nAgGT5rfHVbfq8wL399pQlI1SyFOxhX4kZIqoRBtDniEDN0QZEgTCCU4lz/CIbAJ7mmR8CipRC0p0",
-	"MebCTjehw6FxRZubCKCDjxqbGAJUYAF6d/ISbdivOheQArHOovL2x8MjpGC7iSRHgphEI4OMXwiSIcmX",
-	"36xqKjXQWUCF7gb5ztCrhjtFuw2ZTFOQqbeMx4C0m7EU8LCmlVHL9Md1t5+A1rMWueuLoLVRs30T1lvq",
-	"NXSWUTVvfI4lzvqwC43BCDsw4nfVEeFEqO4S/P87pwqWofgvnDpe/SZEgIo+hmgaSzEhbA/OvBMOYTRS",
-	"BwlGL/k5SXFcD2SpL9PET5GESp0aSounRnxeLaRgPg7AbMEi9uIVOVCtaoBcxIrf2/hjvZ0eUlHZzoVK",
-	"p1W9SRw08HEcNaS4l/5Ijeqzm0WUaWKLWZllL4T8UPp4o//8r/9bamseCUgQsXm3UWjlUXIk9FX8DGvj",
-	"3k8XGJ9s5eK7PReFitM55qENsSvR2QFXHY0X+dxXY/SA7vjvmANDkm6Yk+OLB5AvyPj8qEDujeJiAh/I",
-	"lfD6Q5HAo9R1FFfesnFp4h1zHYW8FSatAJsLeF5esR9XEgmdWTsB8c6++tChUHJ7FzrFI8pGJlsr4kPr",
-	"ModHBKVUyHkn5VIl7SPKpX7a93RaNTS7noOlyvrzIndkXxZfSHasVqHnrv2rQ5unVifY134Uqzo+WxV5",
-	"fbyY0HQDWqBtVEx5cx+1tbVfSb+zrTWcpLWp200z7I4flsB2IOvd5II0HI7JepG0PoapiPGFbybIdz7L",
-	"T+0SK07hmiqeMv/O44Xpd+acB5zhVwDKCRGQtflz3cBS9lPAB76zUd8HnEZw1PuaO29ZbrxCGGcEUYHM",
-	"MD43kIY5XDt3Vm1y/u4XQ/GYDbnHKTyu2hmdCXntkJ6MTx6dXaM+259vqXghtPOpjr54YS+pqOOFNauV",
-	"6wtMDHw9PggnyCavNRKJm5yoXInOCHE1jzbrmRpr23FdM2MlmXBtSQty1tbt+1PCEsLiWUP2a4bPMU3B",
-	"47FsizZs/QwPwkgjXtQseGMs0QXUEMk4G4WIMsTzTDG46IJniV9nYLMYzxfeIEjBBdK/V3IfQ+kLiO8D",
-	"d6sKa7FCOuAXqo8jm0m4ztpaE1sj00ET641eWOMyfoE29tpPUYRThVGzFjwS0eaK11mZanlR9Q/FuHlB",
-	"OE8kGtiI4rkbBZXi+JNQ899F0ZBnA5okhEWbDdkLhyQjLPZdu7D9QtI0RWWzSu55AyTKWrkg0ea6G3di",
-	"e/WKQk5K6sUlVCDls6kVEbkZWyOkc7M2rFxmsz6+jYI0i6IX5if+/dnZW6Qb+F82WbX9ySovSYKggUVa",
-	"keYj7wL9ppTIl5Fb+yCpnrQbUlTRd3mTeDMuW0OesyRYlYeGVTmRAobqOIelsukLiKdz4BsdLj2wwzQl",
-	"Cfrh9M3r1ikgIvpEZoqOhSia4FQda5K0/ktAKJsS9F2iBMrMJdRzkSPnXLZyRe+fPG13kGmEhhmfaK0o",
-	"T2Yo41zCLKK/bEMVh+16/GYUqmeKhjQ80sg//7C6udrXF8zq27vbdPl+ls6jxQ4C0BdsWHnQ5/ZrZbWU",
-	"ReeVkK0Bf050uutVfcgdxsQkyu6XiQ6z/u6/d1rfXhy9nbXPPr17+q/OL4O9ydkO/9enX7PvfmaP458G",
-	"T74XnZfJ2+HBvP6y1mHVTa+zs57lstqZf+WaYr+tcrWuThsYLsc1r3SV0XmoCqCYDFNGRwxMnP6s00jp",
-	"zzY/lJOlq9qtm+LKdK1+cvsrU1OV391+PXxe6GWTxZrJrcp8XfPyQTU1l/95ajhb/1Obbcv/tEysNf98",
-	"dQbd4cyvl1XKJEKz8PPiFE+JXzhZJoEkVExTPOs3B0iaB6vqQUtGaFFY5e2IdNad0l1D3buyqjOcm10T",
-	"NBdKRPMSUIuzdFafSjf4ySaqs9Wx7Pd5KHUWWW5uLDQVCHJ9cclWfLhGqEEtOIRmQrZS8BjJp1OeSSgc",
-	"d5Sr9W2Z7LqK7IIfpQMf41gJW9BsVTMmNJ9x7Opj8fupGfno1dFBcG3T14OPtl75zq9uxufGFqujpMKn",
-	"V8Q6bcx5OzbRo4djH/GSowocF9k6LDibjuKK8RKV+kdrnULfQfn6AQ4r5W1xUGveCNRov71pMoEFOKAH",
-	"XTxVcUrWjaU8IVNF14Tjdl7YLJyNN2XzFOH8Nnw6f5WUzxeZLhf5sFVV2O31s8YXU2iC0VeKa1BDP7CA",
-	"BnfKDybU52tcWH/wK6bppN1SboAVYvvnYkrvYfxctZ5XXU6PiRCFIoLMfhgP/hnTN/SH43e/HXde02Nx",
-	"zE4ex4fHT44nL9o/7kx3k8Mfnm6R3faWoKOqs1y38532HdX6g6pT6V7l2XU1H9Z6bhapC2srpDBlvRb4",
-	"0gEz3GnwpdPeaKU/gfluyg4Kfdru3IEu2B3uxB3yFLf2Bt8mrb24Q1pP8c6g1Yl3kl2yN3yMnwyClV3s",
-	"FskzqzveFdL+7bvheRQsLjp6HdSW+86WNeXdInXIvNrkRDuPs58XtCtm2ORTu48IjsdFSbyMyDxjNmEZ",
-	"ZA45IbmgbIQwElPCpPoR6VoGxv1X+976tfHOISg9Usxp8AVQ2POx2MFxjh+o7Edl2MpW1OHihaeZhI9m",
-	"26J8LmH63Z+1BSdo5waerH8U39RmL3KRA2LtI7VYkAixruE8zUhrmnGdMKqMxjp8eYwuxhySezAukaAj",
-	"9ZQyNCNyKwj/dINd7Ab7p5vpfXMzbaKxzyHagWezIya9uSFXJB43z1l4OziwQJ6oQLUYbSlgvpKM7tmc",
-	"Ly2q+67cBXro2n11tVzS79Qk/Y4tx/sVYf5QFCIF+fT6QVnfDXoJUQIiRGM6GhMhdTlSN+mByKckM6WL",
-	"wsD+nWCGtbdzwY0UZp4a01YeYTunFYVt1/ytOR876rw1e60LxVcLx3fO30M9G482leFB6qvh+D1PE4Fw",
-	"mhoAT/wunm6ozGp+kXqy1/UJbXReMInyfFhilsJmFlfsJNzAlBUSmbkU1ogBdsywAGTDEpv3ZKGhstge",
-	"zXYD6+4WyirIE6TbKKyVfijXQ+b0fIqeCviBfvemBkuDcNclMZCeLc4zKmfgYGQiwEHGs8EhdQ3Weyzx",
-	"mwmtCr4bP7w/C9H3pzuPn4TaL0hxuC3KEM+sgLqpfZScYCS0EV1I3v/P//g/2hUPVgW4YXUuZr5jKaea",
-	"76HGfD/Pmtt5qd6pFm+VuBtzJjMcyyKDiXTaDnD8ibBEB0VdkIGaOpOE6SQpU5xJRjKx1WNHJtpBjtGA",
-	"KCSgAmUkxRB4JbkRprNzkkFYaaSYte3zTrTVYz32l78gBUzCpCkB32OnCuokQWrn4SeBJP5EUHTgxqN2",
-	"kRa3TcotgJlxier2WAt9840iUeKbbwDa2qMw4/lobOWULor+eXSGtmP9VcdS65joPEsjNKLnRhNQC4uF",
-	"+FLcYwgJUDe0ckF0QQ0SAWze/nh4tKkTJBcwm3IhrbulzDMl4EQxT8wb9m3JVbfR2zen9YnZYF/dPiMx",
-	"genxPKshG+AZApTbbaMJZbkkQolapnjAphoBkg8VypES3zKNbzqntG8a5pUIZVzNWJQJonNBtjTc3xrU",
-	"+OYb9WOJ0cJFaVOJJNHRumYoPKUt3TTaR9jMqwjbVYgIUC8D9BRq2gC9OM8ywiRcwTATmybUyqUbCTkn",
-	"KZ9C3YNQHTaNYTxTYJKiGLEIID58edyFDTHiBoixwkwdtVogSaCKmgO1WpCFRDFrrZaaC9J3us5Tyird",
-	"6eFaLZCOK93ow3GE43F5DCC9iahFNiMqESMkAZ/Z6LJVPomq0eSRE5QSbe73mGqs80m5J031BYmLMpLo",
-	"VBUaQS9buDymJIkU/TCt1bWm/b/Ll7bQQY8Zx2dF2ayHeKVbcaGgudfuhAjbMA53aWWLXdiTHovmfamj",
-	"LQQVD2J3FTgjKFNyKKRc0tcs0pkNEE6STJ2XjegES/JSNWh9E/WYdrAU+2hv56nBSsgQ0joYSpJFm5Zc",
-	"gauqsGQP/OOhjAlU2dE0bNv41f4d3E/Rho0G2OyiSFFtXfdkJd/dsCivE1nK7bgchyjSbpsRIpfTFFNm",
-	"K2gIEqKodMCNdICXQZ+qX3WP2QQPxsM61FuuXf8/fIzAICy0QrXq6q9JIXjhFp6vG9G2QlTwuu2xwuG1",
-	"4LYjUAlNcYYnBGp4wGhyoU8vwsKQS7sLb/GIMgC2jucFTS5LTMBaD8rMmnnry0ONr46Eun87eszImdNG",
-	"R11VnXY7LKqs7DzeNMRWEeweiz4DqxAikA9CiF0Lywg287uWG0JkZRL9SQkjV0DUICpwioU0aW8Sta06",
-	"5k1tNc8kbDRGMZ9McEsQBSmFwmoxin00RekhdVmoN4VPNdufzpCu7FvQ1ZaGtuIICEsoG8EgACM7DBak",
-	"RZkgTFC4sUU+0BytRhkL8EPONIWNZz32Amq1xDjLZoqORkdneBShjagXZBqDbVp4mwgz2txCp7BYCYwF",
-	"bOjxsPVKDaGIiTH6CYC4yXYIiCl5RoQCnJA4JYrQ5KSkDJ0deKFuJIQ0aimNibG4USA6Qwr5kF8dn5Vc",
-	"q/qiOD1r7Q7eTBhV3TGSFpWdEGEjPCITCJ5RcD04bk35BVFcCsQtbRUu8d3A4bXcPLVBZ6u9BUXSjc4q",
-	"6Aa7W52tNsQuyjFwl84NqL4aeakp1cUjuPzM5Roa40WiKbON2DTsSlRWaVZb8ZrYqjuCxBmRsICCfh4r",
-	"Hl+hmy2aDG6PxYFtVBGUTUBLABqCFdqdKhF8hbZ2NqeQSe4jONAC2QJY7bTbTQJB0W67UoQafAbgqC9/",
-	"0QZ6uVIBwMGVBz6AGqZEJSVXocnM4YAgf9sIBCFnp0GD7EYHaUOPFpN0yjTpkzYUU01jYtgIQ1WB9eo2",
-	"McuW/9pCx7LKWbls1UyxlYaf6jHFxDwS9RQKCEPVCkVbJtywJ1mmyAKVOnWiRi1FZYD5BqnA3DOcpTN9",
-	"SKtIpzmrolZ3EULyD57MTN40SbQzhnvdqmtW/aYlv1VLgRv3t5rK2Li413Crc0ejJ3r4+RNuElKUuwPA",
-	"hKKymk9R4xzieExah0qK42nTwKb9NjS2bSEVVbywtKN9r2h3FQYu37DsvZ9N0+Pneo177adrnLMw2NvZ",
-	"Wav93Z5lvV0VCX29w1yY8S9b04yymE5xKoo8BpD00aH+259pcqXPvA1OqEftIyH5tKx4gCXiLCaaCYKc",
-	"Vamu1zNH/+dpvR6kcuwq2L/nq+kH/dUQ8ib4cbf7p+cLWg8+vAlRNhtyFfpvZ0cf7Lmk0Qar3byb87sx",
-	"IrJ5K9q3TogWUqAHs7//JPIWNre4cddidiwk1Uo/qnPs1dyA5tt7kx9yJnIr2ltV0IY6zZshIpeWuQWc",
-	"4glRR93qNApVhclfDKnZzkkGvK6iBYqH1knW0LuT49A+E7aHRwKdgMbIXDgTPDVqKp6S0Kg6hBLhU8o+",
-	"mYIjwsqIuqBGj82poTwKpi100iCRH7/18QJ24Ye6qMVdcAL12vkrsQIrsJmGaYZLr7PepdfeXbP93V6q",
-	"j9ecz00PeeVMv6CMijHCpWeJ1pu7Z9okcLK6rNI1vEGv2yhWHRpMx01aXVw7XBufyFQaxXZL0IQAB/7m",
-	"4N3Z9/3Ts4Ozo/7Z2cv+6dHhm9fPTzftWdRuaLIp6eKWuqnLpIhRUQvX0LbDg9Pnb96c9E+Onh+fHB2e",
-	"9d+dHJ+iDQP2Hos+vzh58/rs6PXz/ruTl1c13fHmumdwRKTOWJql8yJgPb8AyRwfIGKzaNqskGoC+3YZ",
-	"mpSxIR2Bpt8lUSCKUtUj6I1KSb2eLLI44ZVKWnvL0nw3CY63QlCK9K4Nd2rVkgAUVPH2Csluk7W/EZv+",
-	"kCgEVPy+LQLBc9l8R58UnqFUzF91YCIb87TwGkUb2ipi8p1Zo6++Dod4QtPZZljw7Jz1mG6fEUA931k0",
-	"M1yFOT/VHnQ8lw+Gf1NTRnp981tXMT1YS/QCOaqys9oNYIkqDW1gw9bUzLCPjIFpc7W0snPk8xW5Sx7+",
-	"FWmiNHpZ94Wo3C3uvB9zhCfoeFXcmccRczKbj//ptLjQqlbT0kAgwLXcynlgH6WcbWpdGBgCgYvQ+Uh1",
-	"smYwUxGc9BgeYcq20EGt91yQBMkLGpeu6XOkBkQExYooHKSsx06OXpwcnX7fPzl6d3rU/+fJweGRZUMU",
-	"JVId2Nmhjb12R7EcMGgLvJMESUgShcDNxFbpL5HEA7G51WPrMRCm50KLfBdcfC0PyMNj4m/1SjyxCGRF",
-	"eLHabajzrzVRygNttzKlhpAeTomRYF4oi3Ea14H5Kv5Q+ojqbGMwVGiqHpm6/3zYY7qF+lUY+5yxT0OT",
-	"fVMuSfVms1Sm/GILHZiSwaYndahSMpTqNkE5S4kQhQ31WaUEPBaf1Fs88163VMgXJifd17d9nILJDlrW",
-	"CBPPpDEFeox9RZm6qFX6KpuUQdMUkitZB0kPxy14JiucduF2Zd0ZKw7QreZI9Fblm3Fga5m/RQ6plvn0",
-	"cWF+y71F6S19ccJqhBmY5oY8m3hgeEKmBEs8SEkJMI1gekJooPC7QJ0K+IxXnA96dlke+K1eBb1c9+71",
-	"luqbWqWs92pEdr6y71wusgmJUBnsocsl+EZ3qoeXYzuVhDYm5L9/6LSefvzQbj39+Lkddr672vyrL5PV",
-	"HJVKEqFldhEhfk4yh054aFLTBI3ttK8LdruzLCi1OTVz7pp3KVzWC5x7OL8qmRYPhvsHS6nNAGovK/19",
-	"XlULjkyQ0ajRNloqc2DrFcYV4UYGB8BOYop9aj5eWL8D1EEbveCYUfBTss4IgWHlbBq5HjPFpZGQWR7L",
-	"PAMHjA1PWTfrJ2NdZCBnphA52Ww2gqrdviOGSXX9dYyfsKgmicU4BMKlXkXcozM8Woaw0OZrmDXvpZkS",
-	"oOg/SwOezDQDb/Os+U9YbDHEModLbZLP4feyGmShGjFHSAB7MuI82UJvWDrzVsNssk4W52GZ8kPP4uFY",
-	"JvV8F27Z/OYssUJChkyIvlTbUDgRmGKYB3MX4gTPdOglcXyr2ntejYZ/I9pfhEbckDbcb/PlehhwPVOl",
-	"Ai6YKcHpLB77JT03DUcX4YFQAr4pb6DEq5xp05wOBfCm6UAHyLaxFyYy92WPuRfmFjKyWRd5S8tu4PJ3",
-	"jbfgSFT+xhUlgYzwVKIxFj1W1pwtPAM398th5ivTLiBHcDR0Jz0WlYwzsLpFbd4t9D1nPM9cp0bf1a5B",
-	"ak7Qejt3PIRujePb3TAFJpTstjQoUFSYyrE9fmsbKzs7D9hjSAPzVq5ik9hTnfa8gdoLPCG1k6s42rcH",
-	"Z4ffhwhMleryNQpMnb/3kTDKO8+lO83ln2j6h0NTtPH23dnm7SBrlW/cTnK95Tpr9LUvrQYHmiktpb2a",
-	"oA9l0UFyi/l0ZoMorHNWiIrq7KEtWu6UEIRjBRdYjzme6ajjo+7FEu9YdntegPLKnIGvIa7x6ewBiWl3",
-	"zMPbHVmTifPLWNuGMbmDk2Jj4iKDyFHoKEEUwlt3Ujgr2CZMsmgPkZ9OPf99411a9NZzyv2DJcD27upO",
-	"wKdlioU5iVBY36s38apHzAB3fMbemi3wnrAvcancq0vCQGNN7G64CQrG+w7w+5RIYTn9Z4bRL01JSiLo",
-	"G1x9xvI09fhCF7NbIOfe7dbf8X1v13c7mwnH9Y5udU0YFI0Y0XPCNPUAD406pQqNHX7KMymM0l8X+rDm",
-	"SYHPTfbI6nbb+d8xOfnJDOMYqa/uWIdihoS703+FnxctDOgejM7MgtPg8COj2roZ46o1KnX8NqrLFSzj",
-	"9qpbYB0P1W1aSQzjNzr/ZEe9e9vzXVuszFJWNlxZgD8s21WBh+flzrmo2Cp+vzN1nv8+XMjcqd8YuZR2",
-	"1ppJ00o2KUg6VNIS4xJlhOGJ1qk32arMPt8lDdUjlJaruxZ97JIayKfDGNeQ9fcl3Fgc8jMMSzG7iXEw",
-	"r21/Np+uFrppFsS1ZsxoslC46Hj31K3xhvWix0MwQ9ipf1k6Fq7U0gD9da4rf3xcilnbJo/A9ZnU601s",
-	"ib5KOnhtWRhEmUmZVCXWLEGDfGJjs0x2BU2vS2OHFdMTTkSPKcKtLRermicMmKrn5yb63/uuir3rmFMA",
-	"5w1PlEs/aynrvNRS56WJbM2wri76FbmJdTasKaDMNgbR/2hK408k2/Qzpm8rZbDujKzWSgo3+rdLnPJR",
-	"TnT6F+3eo5iUB0NrayVfiwU5+FFL39fszO403I5t8fIGDeCYxmMbkaLlajegoV55dgsdMJSzT4xfMG9u",
-	"pp2duneT5Ih6ZBuYVx2Hbp9TrFdxX91KdBfDm3rpDUicwdNbxNh75oykIICq1fNuhNoTsh3jKQYLvEkJ",
-	"6SWB72s+6BM8QwnvmtCHlISIDIdER2JU0ppMSdYqyiFr2WZbcTTbmghva7ebHoMoacfBtHinCP0vqJP6",
-	"2tlDF5CMEjy14TIfEizzTAlbeCS20Ita2JGNB9PpjnJhAj/KaQsi0YaTsqXwXXikl7jZEM75anboQvAO",
-	"T0JlnEYqXrZ5MIT71awy75sitcUdsf1ZzqbkarXET6aUJ+LMFK5oQMB9hVaWfhetlvl4+QrMLon/PVh0",
-	"CEQejyHll+JoosLvGvK7F27XJqFtlVY3BPo+bn/NMF8feBbG4T1yYkYrNdcfEtK7bILiAJBTlvZmJ4Cn",
-	"ZHG+syK1dmGZp1llPhvgrWXacJbOGnjYExjqLlHDFn5tuvIbEoQ/GJY1MxBs3PGKBJMLkjmKdXfX9Y24",
-	"eN87O+biFPsoMtmhI+3s51zv4yK7tietdogik8I6Kr0EbWZxP5K8NzO7QzRxEm83IIpZ94PCjQSL8YDj",
-	"LLGzvw5lgPi/FcwtOk7QoQemeiUUrROhKw/Ob/EZDPK7iOyDZKu3F9JXCc5bHInXuWkk3l3e0UXFz4XW",
-	"JkCih2VqkgZ17cHS3xuPVJMOUsHHZJTWLt1qs9DGXvspinCqSPasRS6pkCLabLL7QD3vuxHjnfrEXzhG",
-	"CRbVlBON4MlXtvXcL2+SIt5IalTwIOU8P+BqNKHh0sginW9YjHFmExpKsxtow3HKfwYR5ZtoQGI+Icg4",
-	"djZFFBXY+7uNKLrOpiyIKAJ4F/Y3U13cKz/6QbtK0gU4fF/GzNUMnQY6uhavoFayXqRNc8FbXxDJHdPe",
-	"W/axt/t6z3zhrO/7zanXti22v7aJ0UWU3Jt5yl+hfd/6uSXaoRbKTpjg+w2PWp7LMckuqCCe61zoI2uq",
-	"yN8hWjl16m8dte6V7vu0IDGPClJ5HQyDiiNLbH06cRVs95CmCqmcUghGTa0rlbBkgUwE9XL+zHZyrWwn",
-	"tqZkq1Zc0uY4qVeObFV/uPuMJ96MirrY5Wqn1y345u/OLZpZ9jlf0cz/tgmlrLw7V5ByQhmdqM3ozBen",
-	"vFNpsqiTuFCahMP6sKTJXFQJk/7eQJh00o2CLG0ntmRms7pGW6t03SQoBSygvK9OhjbGLGnx4dD4HYiw",
-	"cNeGYySa6VRRrPNe0au7xsBqmdSFqFhsDSJMZpRUFWIPRqMI3EzibLYHT9fNDqlxd5nI+Yrb8m+q/SNh",
-	"sotJjiKZYSaGJOtLHhW5d7uORnrfXP0m/cKYC+0tqoPLtU9tj1EGchQ01BKrsCLrZoiSMpkGzcAwrEMc",
-	"nPSAQoc9OC1hrlvoIE8oFO64EOgTIVNTjF9Cum/AAeQW7MYx6EzVxHImeR6PSeKNb4SBoG7rEmNgsXUX",
-	"Y14Wq1Oz0H0kFaDuFyWXZCVzpfeaKGF/q1fFFxH771t27y+khsg1xqx0xaxQXgFw3Kd1MJi5vghhSxF/",
-	"Ca3DOsC4njOtWk1RiqAkdtvAnF0rVKvosUmZ/JJA+cSE2DH0AS9Kb+r0pnN7ZlvfeOO+dMbNxRt9YJa1",
-	"5m7PiX0mcJ7c4cYVhNrU4DNXjcliKySfegvM6JYmAa0pt2gKwqDXfMCTWY+V8wbKPxEkPdeVJBSVV/JP",
-	"kQy3LIrtv3a+Gp7cL3XV8wIQt4NZts739XEq95LodIawu6lolGEmhS53PAG+yn3Ks0LnWXltHzFAJV1h",
-	"zPAPCm96bB5xjOVKPdZpjFvwc2SS9hl2w4exFrG3oGBsjxUlFt68POqf/vL68BmI6UVRFMUm6dLp4HNc",
-	"VJeF8W38uq4bsdmcA6gQp+9G11YrDn9burbfxzk6BGwzZ8j4S97gKKk/fbhgVyveqPH1nCqBYAhuK2Ye",
-	"+t1moffPcoy3EahpgH3dElH66K/Plb3FcuzjzDzYs1Q2LbEoM2XN5vFoa4H49keo9Da/0V9+n8M1S4et",
-	"sEwoN6QnAtWMAlNNH06gWd58ORA2SokujsLn6uCHUETeVSiAFG7S/pfSuBHAIYW8RzMf8ylJqiVJRaUm",
-	"qVv93e2v3Ir5XsEk4XCcgPRUSI3VTi+aZs93AH5ehWp23yhxYszQgFT8CXDh2+Hoo309+mMLwiK7WlHx",
-	"X3IkxiYJ6pgmxOnb9YWbH+EnKnKcIpxLPtHZGfSsN04U/4depPxCxwqWpbNphlI6JPEsTt1xdBKE+RGO",
-	"J5Mc8p07yX8UCakkU6j1U8apXX28+n8BAAD//w==",
+	"7L3bchs31jD6KijOTFnKNClSkp2YqtTeGlmeaMankeQ4mdCbDXWDJD43AQ6Alsx4q+q72rWv/4f4qv7X",
+	"mif5CwtAN7qJ5kEH25okF7HYjcZhYWFhndenVsKnM84IU7LV/9SaEJwSAX8eZhm/0n+kRCaCzhTlrNVv",
+	"nU8ImhI14alEakLQDKsJwklCZkqiLc7QfvfxdqcVtWQyIVOsO1DzGWn1W1IJysat6+uodYSTCTniTAme",
+	"LQ4RM96WigsS95EgcsaZJHowrFCChZgjxT8QJhEXiKaEKarmCAuCGLkkAiW673TVDI7P8Ti8uFHGrx5J",
+	"JMgllZQzhCXCSCrB2RjZwRQeRygetMQg73b3EtcUfpFBK64OPsNKEaG7/38GLfFLt/30/Z8HrT+2osC0",
+	"XvAEm7mEpoYvJM9yZYHOR7ABiSBYkVRDiuciIRGiLMnylLIxinfwjO5c9mBGgvwrp4Kkrb4SOVkOnlOs",
+	"yAs6pQr+tzibU/KvnEglEdZYQlJEmZlMLgRhCl1RlvKr4CZQpsiYiOowp2SKKdOjNw+VkZG6/TiSBJZz",
+	"RhLOUolypmgGA5iONVCJkqv7J0rMD0eKiOa+FUdXmCp0QUZcECT0J3qPtvZ3n0bocXdve+Uw7969O8zV",
+	"RGNhghVZHOu1Pn49jRkXBAsi2pIkuSAp4jMiALFkH8V/gXeICMHF94MWZZc4o+kQTtUC9i7ixk92R06e",
+	"hbFUmNeIpmiLJBNO0kgf1TFheg4kNSfq7YuTZ9sHiCqEM8kRns0IFlLvb8bHEmGWmgnWgD/FH18QNlaT",
+	"Vv/J/uIJuo5aMyzwlChHxWb0XK+rabKHb04MOUEUaAbVL/TxakUthqewA+nSwzPiYoqV2akn+62oNaWM",
+	"TvNpq9+LQpvoZnTGRQgTuVDoA5nLCMXtGI24QLoBYfo8d9AzMsJ5plDctsd+iBVsGPk4y3hKWv0RziSx",
+	"6/hXTsS8XIjUI/pTp4pMAUqE6fn+0io7bUWtduVXhqUa5rJ4WfsNQ0StNvz7fmFjIr1xJ2a4PQCR/VHC",
+	"CAuB9WRzRv+VE/taA/s6akk1z3QbDWvd2WGeUvWCj5t2Fev3mlqL+Wfb16NcSC7C84kZ+aiGCbSIHeGe",
+	"6XuD5xJdYJVMOuhEISrRBc9ZqomFbjKimUZkfUqusERUypyk6IqqSbGm2h6bMZrun18O2//E7V+77afD",
+	"9vtPvWj38ZPr8EVkVtNA/WFz0IwIO/WGuWTwtT+V1KBvq/+4Cxhh4Lnb7a6E7vOMXzXttr6xP9s264n8",
+	"SIS+71/l0wvSsOOXpgli0Aa2zF5dMNutXqfDthtmbL9de9p7u6unfTJ6qbeqAT01NxQjfaSRIDg9QBhN",
+	"qZzqLxBm8krj4H5vF6hyMsFsTCRiXC9pXKzBsI7lKk5GbTPkBuQ7ar3BYxKeZK99gSVJ0QyPiQVrE+Lp",
+	"JmG863lo1+vCfytBp6d0Rn8ly86BHnHZbIZSdxCc0u7j6pzWmI+avJVENB2HXBLRfBz02+Edn4kzgkUI",
+	"t46wJG3KJGGSKnpJkMwvzF4jCZ8grjl2BUyD4V4fSfsKX2Sa/pEslU2ANQ2b8MtRFfe7F0K3c4KnTXBU",
+	"BE8/G1m5+Ybe6USudVdW4vLZJ3csE84UYXAl4Nkso0Za2fkvaUSWctg/CjJq9Vt/2Cnlyx3zVu5UOoUx",
+	"q2s+NGecj0ruDHDAE05/alsmtG2AFhrONt/x+NVrR8HfUTVxIuCdrEl3GlqLu58iuAIQVRIxcoX02LUl",
+	"ueksWwq00Sz4LZb/RvCLjEyXrHxmWvzZQYB8xNNZZumfwjSrMfoTLFEPWTHCnFlgSYF9b/V/0QNp1tQ7",
+	"jVHZ0zSXWihCWKGM6Buop68YgRNFBMo4G7ei1oxrFBWtfmsHsP76vT4KUmGW6H6tlLujAS3taSBSaTLX",
+	"b3V7f3v25B/dn/f++ffvfv72Xfcf357v/bT/4+6rnqYcCqtctvr7mlgoqoDL/FGvA0BhRJCSQcoF619h",
+	"hfmU9i2U+pdF67ZpfR2tiTNuJ0JHwA4daWHp9PkRerr/+Ftkh0QGdvUzUShslmGDaeSLxO2CyVv2XU0h",
+	"UOmgIryv1Un5Ra0jK52v2Ylu7aTvdiF+L/24FNSNPN2uC9TLvq7L37c8iWdEKcrG8s6IUNFhAyHiYowZ",
+	"lQa1pW18h5RV36Z3thjorGEhcDUXBHVKNDN4pwuBO+fulqK7O7X3amhNr3MBOlQpzXUXIQzXhCAjQeTE",
+	"aig09w3KL5xlhvn1lgsq1banU1223or+9ZZYrDmXO4MUdNaw6ZoNurM9Loh0hc2p3XaeAqTf2u3uPml3",
+	"99rd3nn3aX+v2+92O91u959G+UIFkV673m57r3fe1Y28dvo+2qupUvoszzL/GZ25Z5bBOzp9ieScJa2o",
+	"xa+Y4d7730atmSAj+rHVb10pPvzpw97s6T/wC7j9LvmHSucy4TPNz/3S0jdkX4t4rcj8nVGpWu+vdW98",
+	"RoSihu/zV+7xkClWpK0oqHqqzHTU+tge87bT5cyobtU5N02LV206nVm1FzCx/daYqkl+0Un4dMderMW/",
+	"fEaYvthtZ8Am+5D+mualtyTAa9f56/reL13CL+Ua9Da23n+mtVRR8VPTbK4dgn5aVPaVeLoWUBwmB5U7",
+	"VGiecLdkCmWEFEeCJHzMqCRAEoFAdloBvaN/Gr5KcLvD6aljFxZRUZEaIc3Je78YAdDqX21nBUi9ragc",
+	"nqi1TLlbwYAKCEvNLr/4L5IA++WI5xH0CPQ/TaneQpy98aiK1UxXt9gptGFuc/S0i1I8lwdaGphyqbQE",
+	"ODx//ffjV8OXhz8Nz89fDJ8d/nyGtvaePN7uoDNYLnIixIRkKbqYoznPBRI8IwcGMfrfIAoKK2euMhrz",
+	"gs6vot//bIWI8eZUdWPq5Z0xT7PRW6nZCGKVrwfG7V+H7//ct//+sbVUYe/G20BlX0PRKnauRqI0TAs0",
+	"SwQbeoBi+DfW+yon/IohNaEScZYQYJPAfJwizrK5MTdNsJzUdv03c7tHLWWYm0pfYnf67T9V9+eLffbu",
+	"u8uj3sdnj8nzJ+MfvqV/++7Di6fTV93W72zB72zBV8EW/BZu9eKUhmzuX+q+d5NaRrKdbhhn2esRqPuW",
+	"Kr3wmLwkCreuo0816lJAqvhjHS3yav4IeltcwfvKbTDBcsjIR1XwKfrBTJDL0qRuZvXL+8gYmPRFWNp2",
+	"wI6juMJZq9+1fw31a9nqd6+dzfowUSEb8bsJR5q3TTvoLUuJQJiVuu8IxdZoA9ddwe4+kgg2u9Oqk2k8",
+	"o8abY/lZ+6U4bN7hTamcZXjeYFfX038kkcY+tMUFIlNMs210NSHGuGlM7ldYoitBldI39QcyUwiPlDX0",
+	"GGOGRCnJiDKcWMPBWLH9BTjPdevrqLBsbbTgGq5Au8gzklVAWUIneB6qM/LcKnR3fl/64M6lItNW1Loi",
+	"FxPOPwR9JqDHZ0bZG0IarKw1Nu0bxZD5YVTwsEmyUBpZtyP902zGJc5yIhEfIcZZW5JEEIVkgjMsrN1t",
+	"wLaMSx1G9jUXaEqkxGOCrLpnu4PiwrkojlA8pVJSNh7OiIA/OYth0FgQLPUPs4gLMmCCjHKJMzPHEaZZ",
+	"LohEW3H5aScljJJU94tzNelkfEzZUDclabzdGbBF1Hda4LAMYqxjC1tngLPxZwZMmxH5Rfgsv0wL4IZP",
+	"ZPH6JDUekvrsAWD9sxXq2OxHCK3mmvxoYWE6U8gAO7JukBMuFEp4StDWSB9/Qz9RrB+1BdGAgZ1ZMnLt",
+	"xFkYFnsQ2S30Vx6EWrGCxrP4go9rCj2c2EVq7riTzzS/oEd0VLlKOA17XRDE1mGK0Qt+STKceBylPdwF",
+	"9fn22hm3qghp+f13JEv4lKDL3SriVV/72GXFp/dh3DGT9LDEPHC7q39ZRnS/F7U069ba7e51up1eb6/z",
+	"rQZzAs6Uq+Wg9a1qzpgPTXu73gMLMw1+z/rWkjkovx0Y8RgUya2X/FeaZXjncScgi7i9rOPvcx8vvX2O",
+	"g1dNsfXr3TWt6uau/MgR701kAcNeLx71JKOEKYTTVBCp6eRP7edcXGGRklT/ZbgDkUvlJN+R4FMUn5++",
+	"PTs/fjZ8c/r6p5Pjs+Wns4YPX5Mw5ePfp6WEzcO+zZifGp4GyLlD2TX2/sw0va4i9ad1CSPwG/5mOGSN",
+	"HOrX51tdejHXEmMBtyrTqUB1GSHdjMk33oN3w+Y7Sn53bP4USO4iV+85aVrC6QBwVux6LVLBEi7NoFgG",
+	"JkZb3u0JV7K7QmWeTOw9SsesTdk2OEbHlslBW/be7iOM9rt7EcJIEP2gageE8+tYy5Jy2vFhu3V/QY7y",
+	"L5xnL/GsmdMpUP6C84xg1gp45wD3/+//738h2wZN8cwjriXyHOEZvqAZLfWfpfINs2FSKIzhPjA7ch3B",
+	"OyMehN+RjyTJm16C+qt4Y/2H9Qt72y98NCJYacYTMFIOcTqlrHxbXrWlhg20apGnbXsftQQH15FLSq6A",
+	"pFzRdExMTI1uN7QvCu1oTa9Wgcay4+A2cAFMG3zkwW+DrxxgN/ikBPmaH/l7seYnlQ0KXZtkNCIJeB96",
+	"TSMkubDi5/q8u9nk1RbsU93uuoIEa62mRtFguOoKIx9VvH2pwLuCGtUtL+fkAft98OjKlHNxhLPsAicf",
+	"Vlp1/KNtnL2+G+3h3YteYi8i/eif06eXAaUytK/5bu5/t9rEoSxy+aaR3e9WO336MIbBXV9BQJRXWRC9",
+	"ZnhM2dhKzFqa1hLzHJlrBGlSsaifKS+hELmtXEP1Id9gKfUdErtgAi2GKbCNfFTGHf8A6bsLYWU1MukG",
+	"0pg/dlTOMwSY59bbzBevRDKhlxXjxLpGlhQbAJMUNGZwHfPU/LlwBf1VEGIdKZNcKj513j9YDnM2yy8y",
+	"KickHVpX9fKu11LQblQXxS44RLDwlAwTnmsmrVs3xhRdOt/8QswyoX+AaYU4kwo8At0pwVNPkjTHczUs",
+	"So9CcyfJ3IEE3hS3WjGXXtTS04CrVguqM0EvrX9aTWbyN+ir1Jt/rRYmh5/L6PhfBZ5NFhimZaJKI8KG",
+	"6MLaAmSj/cVH8U+BDze1zyyeik/LpSt3WEKDrydZaapTClbFAdtMzPMP4teEZNWDvwoMpZtyyycGIdj6",
+	"1GGNjsvWy2xPPpZ7wqY3VrlBFbtUgQeRF+q0iEzNx6OCyVGFqtUMXd5O2zNcgXLTvXYbVxaJwP0RdDA2",
+	"OLuPYgOeGMHVEKG4hFKMLLmOUKxnGKP408BcfgOg+gNzKcKP67gzYLazPiogExd/yiLyrOcZXcaaMqFk",
+	"QpIP0mjNfZ/+5qu3fJlwNqLjVv8TWIIvSNbqt84UhoBSC0Il6HhMRHuKWY4zR7Hc42EP/Pgldej9Ea7Z",
+	"eavfLTltc5u3rte/8gNX+cKtdxvaXQ0o6kZrmL03ikHahO69E1SRIPFbjJjXB9aY5SqoRiWK9XfxAeAF",
+	"HMrCfQpbT2qUswxckQtfY/0dZghkYw31NYKKgoT3zuhQLcy4enqf5cb9eNMDDEpWPptbA+cBsjF6aNCK",
+	"TaYH/dhkeUBbR3w2344HrZpX0SJCoi3ycUYEnRKmthex80Zoc92w9BdUgrIqIAsfaWopy4g7CJbx9zjB",
+	"DElC0BYdMw5BeoAiakKEC0TeDtiaLfFdk2cwrPGG/MWa7a31fY22dasvfOgPGBU8fLG+Jmx7Yz7aENfe",
+	"UTXhuUKxJddxZNJOcPFBQ16jIfi2MTyTE66KtAmaADoKj1laXgE1NCzYgb0FhPM4hU2jiIMAaFSOOtAZ",
+	"Lz2ijFHiYg4rtS+R0WX7Kk0HeX83ArtQUlCYRD6dYgFk5XeR545Ent+wFLN4MbiTaFT6M8HTHDAXWf5G",
+	"IpGzzirzUikA1dgbTiTKZ5plNPqjmZ4LWPIMNM19baw7LoGECyL9XZYKyVLLNjPDikhV7mmZTuB32Skk",
+	"OzXdfZbqfiEPQJ/uB7T10vFBq/oomaav1HVQT/JtYUvZgMs4RDMsFMUZMpt5AFz8hSQMSJj+GNiMnFnX",
+	"sQjF+mTHKMkgHRM2f0AyBs5IB8WfruNQCpDlHLBxdvmtSWVfREoKnlOrKiI2BPKmvCqoJ6JCengkF/hV",
+	"UDEsMKNLlfu3QYwV66UL+QsKZXphpkoxG2eUjdt6cnqPjH9jqw+zRYMW6Q1aSGExJsqISzn7wPgVQ3oJ",
+	"aNBiTwetaooCvYAdWOtOd8d8qYm8vtiNft7mCSgV+oW1uUoN7WQ3IIflwk/0xyGyaIdccJvSUzAaA8zm",
+	"JtUUZHZw80YxTNt3oyrYuhrZNENEbgHvV+6SmewC7+4sg4uxSW6TAu+KjQh57xR7UDrnuhQPV1hARoL3",
+	"q0yGboDIGQ/dbLz+G5dcciU3iERy7S7mYJXaxGZmLFBUDj2h2h52S6//YhyENYZPuN6YOUrwdIbp2Gc2",
+	"+rsPJijIh9aGPvD3YuypAj9o+W0SeZYo9+tHr2AAg5ymB5Mat1eZnQXBCiy+kZb8Bb4gmbQm66uSBd+i",
+	"CqXcMBVIEPAxchfNdpn4EJ4PWnYGyKrlXObVMCeyDLMXb59GTuPxxoxG78Z6PLu+Rq3Gf+CZ+w88Ru/X",
+	"2t0vKD3V0OyBRFLVuN5FxaM1qMV9z8gBgS/plDJ5YE0gfZN5VkFCa8ggg/jIvBvSND5AMexkEvetTmbC",
+	"s5QI3ahw/fP1ls7rwsgATixPGlWWvuCwGIUhqIIMzkEbnyOMBxBmBe1AaxqjUuSXiKrlatXQxMy1tiIQ",
+	"pi5knhKcKKTXZCyNHfR6RhgymNYvGOa3J5DZFnJ12wBtvStgbiBpB4G3HhtTRh5ZSUIO2JYJLkc0lREC",
+	"TgddEHVFCEPkI5WweOB6IsQ4SuZJpv/UiIQg/6jcthks0f7uLoptlrI2zDMORRBZbmrNUwTwOtaiQ4DV",
+	"ttzYJl290ixliGun5MqR5pWd/OgaL5jNYEKRXWOIPJXrWYEDNdKTbuyIF7WMNjPMqMOrHzBLM7L8OrDy",
+	"VdB9E16t7iSkp7NzK/pvhNUrK6OsD6u1uUvd9TMMpN4CeEkq3yf718E0Dr7JfeWIb1xjLwgzlOCbpUQQ",
+	"YcNAc5njLJuj2Bjm4+0Dd6Sdrccc6k4rWieyuZHzrMJkI5AX3gubxfdZR4eNk29wNjRSpSdmSsVnIDIy",
+	"RVmuMetCYJZMglQYksOvjSOQ1G75lumDDxweoqm3JUheUZXou8KY4GrpeTdxpIW3S7ft1C1q/X27wMkH",
+	"PhoNDfEssuQ+qeftLTlzX3NPPhqQUWMVXmQUp/jj0EZqVAd4vLkltHp+NlrlxyoPz/OLzGPgjW1CDzFf",
+	"q11tXz629IeNG/Ojd698qRlHrV85n958cfb70Bpf8DFlb09f1BQuLjMCZYBMutOUCpKoYS5oq9+aKDWT",
+	"/Z0dPJt17GcgAuFcTXYS5xNfc2yPWrnIvI+l5JWPIXh5h0Mf+n9c0F/J/2Wi+oY0/R5fJFqO3X3iMvBC",
+	"VNf3CU+Je15O8nsY5U97h3/aff6n3ee1ieonuZr8afe5m6zpAdJFfK8FN5r+eSb4iGbkzxDDb9/r9Xyv",
+	"V2N+J2AqmuAsI2xMvv95+nweejE0BWG+P9t9/KTVmPWIsiXFMSaaJcQK/j+XCJi0sD2uulWflsQF1Iai",
+	"bJxB/oEO+jshM0RVNYiZMiQJxFmcKS7wmGwDe5oKPgOVqAMluppw6aab0tHIuqItTATQIUSNbXAFKrAA",
+	"vT19gbbcT5OfE6KsIcflm78fHSMN222kOJLERfQLfiWJQIqvvln1VGqgc4CK/A0KnaGXDXeKcRuyiY2h",
+	"oEEZqAJ1PRIli1oFfpRAribhrFvdJ6D1rOVVCuU3cjmNhjbpUqnXsBkWrqMWvsQKiyHsQmMwwi6M+F11",
+	"RDgRursU/9/eqYJlaP4LZ55Xvw0RoHKIIczIUUxIqmISFpThEFYjVYskDwWZ1QLLSEpN7KcVT634vF5I",
+	"wWIcgN2CZezFS3KoW9UAuYwV/2qzQ5ntDJCKynYuVTqtHbxdokGI46ghxVfpj9SoPrtdqJ0httXENlRJ",
+	"ZI43+vf//79Lbc0jCen7tu83PK88Sp6Evo6fYW3cr9MFJiRb+fjuzkWh4vSOeeRiD0t09sBVR+NlPvfV",
+	"4EWgO+E75tCSpFtmTPzs6b2WlJR6VCD3VnExgQ/kWnj9S5FesdR1eDmdlo9L0+CYmyjk1aokRu/XEgm9",
+	"WXvpyrx9DaFDoeTeJOQSikY0B1walXSIKJf66dDbWdXQ7HsOlirrT8vckUNFY6C2jl6Fmbvxr45cWRRT",
+	"wc/4Uazr+OxU5PXxEkKzLWiBdlAx5e0D1DXWfi39zjsbOEkbU7df1cYfPyqB7UE2uMkFaTiakM1CjEMM",
+	"UxH8DL9s9PNiDtbaJVacwg1VPGV21MdLk6MuOA94w68BlFMioUjQp7qBxU8BZOGzmB2oBE4jOOp9LZw3",
+	"kVuvEMYZQVQiO0zIDaRhDjfObFybXLj75VA8YSMecApPqnZGb0JBO2QgH29AZ9eozw5nwy0+8BK6+KMv",
+	"X9gLKut44cxqXp4rmxygHh+EU+RqpViJxE8dW67EpMq4XkSbzUyNte24qZmxUrumtqQlJVLq9v0ZYSlh",
+	"SUOKw5zhS0wz8Hgs26ItV6AzgDDKiheB9HxXUKRUcDaOEGWI50IzuOiKizSsM3BFcxYrexKk4QLVxiql",
+	"dqC2JsT3gbtVhbVYo/rMc93HsStcU2dtnYmtkemgqfNGL6xxgl+hrf3uUxTjTGPUvA2vZLy95nVWVvZZ",
+	"Vl5UM25BEIYz7AXYiOK9HwWV4eSD1PPfQ/GIiwuapoTF2w255UdEEJaQpuyMUtEsQ2WzSqkzCyTK2rkk",
+	"8famG3fqeg2KQpVcWctqtEJmP1uaMPbracTIVM5oWLkS8yG+i4q3y6IXFif+w/n5G2QahD+2RZzCpQQ+",
+	"khRBA4e0MsvHS1OQ1jwLQgWgjA+S7sm4IcUVfVewZhTjqj3iOUtb6/LQsKqFlF4t77CsTOW1eOAbHS4D",
+	"sIMcVuhvZ69ftc8AEdEHMtd0LELxFGf6WJO0/V8SQtm0oO8TJVBmrqCeyxw5F4pjaXr/5Gm3h2wjk+oO",
+	"tKI8nSPBuTK5tf6wA0UDd+rxm3Gk32ka0vDKIP/iy+rmGl9fMKvv7O3Q1ftZOo8WOwhAX7Jh5UFf2K+1",
+	"1VIN+ezCyNaAP6cmCdm6PuQeY2LTlw3LNPRiuPev3fa3V8dv5t3zD2+f/qP388X+9HyX/+PDP8V3P7HH",
+	"yY8XT36QvRfpm9Hhov6y1mHVTa+3u5nlstpZeOWGYr+pcrULiUU917zSVcYk6CqAYlNvWR0xMHHmb5Nf",
+	"y/ztEmd56cuq3fq5v2zX+pHfX5mzq/zt9xvg88IpNuWGWb/KRGaL8kE1Z1n4fWY52/Bbl4Ys/LbMOLb4",
+	"fn0G3ePMb5Zuy2aIc/AL4hTPSFg4WSWB2IS0w+YASftiXT1oyQgtC6u8G5HOuVP6a6h7V1Z1hguza4Lm",
+	"UoloUQJqc5bN61Ppt350GfxcMWb3exFKvWWWm1sLTQWC3Fxc8gsMVg1wfDjBLOWj0ZAzkwp0KMgsmzvS",
+	"AE30McguiWHzhhOea8GkG7UuuBqOrDF0WMbLnHEh5hGSfEogLMwTfjrokCEYBl0ZjniWzU026Qx0Twln",
+	"l0SYyoRDQfiMMDfg7n7kiiUPMR1OeUoKg557nmE2zm3UjhGjzXNFp+RXzvTz41zvxc4bLKi0MRuEjfW6",
+	"8il2MFB4XNBTLsYOJw6TKUFn+WxmCugLIokaaijAZAFIReFdwlKgEUNBEkLBscR2eHNbXfNuBVgjeP9I",
+	"WhjrD22WBw/EJguExzOp0sNeryOs3GlGisXzBY0qY0pE04yYOj0ZZ+MD1EVbenS7WduISsRHozBbH8a5",
+	"RclDYxjEMOlFPZKm2vrIqQIWaNUSvFsAbZH6vijmTiWaYjZH8IUWKQA4OUDYdLYI+hLQu/vhpS4ie4gh",
+	"d7lJoAnUSj4xfrAm2/4OpjvfxAcunHNKMJMoPjwZPjt+fvj2xfnw5etnxy/i5amgF4/XIlD+cvQG7X+L",
+	"XBOk8LhcYkxY3MD21w9oAJNPDl8dIt0C/Qqxp0Wvb8+Pwt0uOdUBVEktSdInhRKJeK4kTQl66Xp5JNHu",
+	"flvvLrqiLOVXpa/DD29fHr4aHv71+NV5dclw2MPnp6QoYfVhgKiED5Ymrrh6oMf0Ejy+EXioKL7JuQ7R",
+	"rE8NddqWLO9BmEGLPQjgYADhA6cxWkqRGzaygYAtI0BL6G1wy5Zh/8pgfscpfJ4oc0OiVkeSN184+9+t",
+	"vuQ3vUlvc+F1kcoFk0h/McWKJv5VYC+1wrv0u2+f+N6r3U3uu6qZarWdaukFt9GMVl9LhyjBCmd8nBN7",
+	"LdEUbcV/PT5H+jqCRzLeLi6lXJKmO2kda9wd3lhlbnZ9Y4HiaKbafzmtz2XvcVQvo/j+0260d73VLv3x",
+	"9ZPvrre/+eMdXXze5Hz8jqvadMxwW/266MO92R25/NLaMIdC05W27g0UiDJfIFyu5PgNoqlr8e9USNXO",
+	"wCnecPqQWtlAvGPLO+5q8E0viPBEQBs7BlJms+Og9RIM+f9dvy+eWxkDHb88PmzdWGJ48Aml1lZrVjfj",
+	"U2OL9aVujU8vifNLXwjoauLeHo4LWFDjUoHjMncuB873DUdxzZBwPzfIZqcwdFC+fAz3WqkpPdRa9HNr",
+	"dFG9bb60JThgBl0+VXlGNk0Xc0pmmq5JL7K2cMvyNt4WzNKE89vo6aK2rHy/zDtzWZhO1Uunu3nZ4mIK",
+	"TTD6QqHbeugHFrPtT/nBZDP4EhfWb/yKaTppdySYriF0LqTN+QpThEDh21MbJrZgikyIlIWtlcz/Nrn4",
+	"a0Jf07+dvP31pPeKnsgTdvo4OTp5cjJ93v377mwvPfrb0w7Z63YkHVfjgfq970x4nDGRVuPm9ivvbmrc",
+	"dQ7CdpF/IVgUBRVXhAsBM9xrCBcyFoJ6NUe/aOPniBFq7Y12kx55itv7F9+m7f2kR9pP8e5Fu5fspntk",
+	"f/QYP7lorR1FtEyeWT+2qDBo3n2kUcCG7KNjMAZndXhgzhTNTNpg6M74uSP7aVOc4CLOflrSrphhU9jg",
+	"ASI4mRS12ASxKh/IYwQK6lOSS6OblTPClH6ITDFtG+FowgvDDkfeISid7u1pCMWIu/OxPIZrgR+o7Edl",
+	"2MpW1OEShKedRIhmv7Wz8wnTf/xZW3KCdm8RrPdbCb9rDpSVOSCWrWwFcWSmkPhMkPZMcJMTt0w4cfTi",
+	"BF1NOOQvZFxBvUWSIsrQnKjlNq/fI/1+j6T7CiPpmmjsMwjo5mJ+zFQw/f2axOP2adnvBgeWyBMVqBaj",
+	"rQTMF5LRA5vzuUX10JW7RA9du6+uV0v6vZqk37u2wP+CMH8oCpGCfAZDPZx7Ov0IgdAyQhM6nhCp0IgK",
+	"qaoVgGdE2LK1Ucv9O8UMm4DOghspPNlqTFt5hN2c1hS2fQ9fw/m4URcddje6UEJ1UEPn/B3UMg1oUxm+",
+	"yEiAp/iBZ6lEOMssgKdhTwY/G8B6oV9msjcNe2v0z7a5wENYYpfC5g5X3CT82Ps1cjX7FNaKAW7MqABk",
+	"wxKb92SpL2axPYbtBtbdL5JckCfIKFg4ZIahXM8KYuZT9FTAD/S7t/XJtAh3UxIDls4kF1TNIYbCJrkC",
+	"Gc/Fv9c1WO+wwq+ntCr4bv3t3XmEfjjbffwkMm58tqI44sIJqKa4uJ9vAW3FV4oP//3f/2OijWBVgBtO",
+	"52LnO1FqZvgeaj2UF1lzNy/dOzXirRZ3E86UwIkqkjQqr+0FTj4Qlpq8D1fkQk+dKXDEYino6hgRsjNg",
+	"xzagW03QBdFIQCUSJMOQW8I6N0kiLomAzDmxZtZ2LntxZ8AG7A9/QBqYhCmagN/DgJ1pqJMU6Z23zogK",
+	"fyAoPvRT7vSREbdtVmGAmY366A9YG33zjSZR8ptvANomaErwfDxxckofGWeHxPw06aJM2qdcZLF10gI1",
+	"RjXzD7iV4QFDSIK6oZ1LYmoGkhhg8+bvR8fbpgZMAbMZl8pFlKlcaAEnTnhqv3BfK667jd+8PqtPzOUz",
+	"Mu3B8H4JXnCihmyAZwhQbq+LppTlikgtajnPTT0C5FetFqoHfBMG30zZnNA07CcxElzPWJY1cHJJOgbu",
+	"byxqfPONflhitPRR2hZbTI2Tnh0Kz2jbNI0PELbzKjITaUQEqJc5SDRquhwkSS4EOAjyzMzEVUJwculW",
+	"Si5JxmdQ2i3Sh81gGBcaTEoWIxZ+g0cvTvqwIVbcADFW2qmjdhskCVRRc6B2GxItamat3dZzQeZON6UY",
+	"WKU7M1y7DdJxpRtzOI5xMimPAWRwlLXkTYgqxAhJISww/tgu38TVhFmxF3cfbx8MmG5sUub6J033BblZ",
+	"BUlNNj6DoB/buDymJI01/bCt9bVmQlzLjzrocMBsbKembC4IttKtvNLQ3O/2IoRdpLq/tLLFHuzJgMWL",
+	"4aJxB0FRt8RfBRYECS2HQlZZc80ik7wN4TQV+rxsxadYkRe6QfubeMBMDJk8QPu7Ty1WQhLE9uFIERFv",
+	"O3IF0XjSkT0IAYZKjVBI1NCwHRs6+GeIsENbLuB5u49iTbVNace1whOjooJo7Ci3F1UZodhEpsWIfJxl",
+	"mDofZixJhOIyxjA2OSws+lRDRwfM5bCzQaSR2XIT3fzL+xgMwtIoVKvRzIYUQqBhEdy3Fe9oRIXAwgEr",
+	"YvoKbttUQZ9hgacEyhTCaGpp2KIpoq7JpduFN3hMGQDbpCwCTS5LbU6OAXvj8ou4y0OPr4+Evn97ZszY",
+	"m9NWT19VvW43Kpy1dx9vW2KrCfaAxZ+AVYgQyAcRpOeIyiQd9rmRGyLkZBLzlxZGroGoQeKTGZZFwXe9",
+	"rSath95qLhRsNEYJn05xWxINKY3CejGafcRZxq9ICtmZI7MpfGbY/myOZoKYyFmDwW0Dbc0REJZSNoZB",
+	"AEZuGCxJmzJJmKRwY8v8wnC0BmUcwI84MxQ2mQ/YcyhHmWAh5pqOxsfneByjrXjQEgaDXeUrl+s/3u4g",
+	"cOJ2Ts96Q09G7Zd6CE1MrNHPOMTbhO6AmIoLIjXgpMIZ0YQmJyVl6O3CB3UjIWSKzmhCrMWNAtEZUSj5",
+	"8vLkvORa9Q/N6Tlrd+v1lFHdHSNZUbwWETbGYzI1ITFqgg5P2jN+RTSXAqkZOkXUb7/l8Vp+KY5Wr9Pt",
+	"dMFJz+isWv3WXqfX6UJ6FjUB7tK7AfVPKy81ZfN7BJefvVwja7xIDWV2SWksuxLbl0Os9Fa8Iq6wqCSJ",
+	"IAoWUNDPE83ja3Q7nNFzMxk9R3dgG1UEZRPQEoCGYI12Z1oEX6Otm80ZJMt+Dy6LQLYAVrvdbpNAULQr",
+	"urDTcw6eqz90uSx8qQDg4MsDv4AapkQlLVeh6dzjgCBF9RgEIW+nQYPsJ0Awhh4jJpms0CokbWimmibE",
+	"shGWqgLr1W9ilh3/1UEnqspZ+WzVXLOVlp8aMM3EPJL1LHEIQ2E+TVum3LInQmiyQJXJDm9QS1MZF39T",
+	"3DOcZXNzSKtIZzgrt0tllPxfeDq3qaEVMc4Y/nWrr1n9zEh+q+RC1711f6upjG0Ubw23evc0emqGXzzh",
+	"NudeuTsATH1MLZ+ixznCyYS0j7QUx7OmgW37HWjs2kK23WRp9Xr3XdHuOmr5fMOq736yTU+emTXud59u",
+	"cM6i1v7u7kbt7/csm+2qSOibHebCjP+xPROUJXSGM1mkaoO89h713/lE02tz5l38dT0xGZKKz8qiblgh",
+	"zhJimCBIy5uZkqQL9H+R1ptBKseugv37odgm6K+GkLfBj/vdPzNf0Hrw0W2Ist2Q6yh8O3v64MAljbZY",
+	"7ebdXtyNMVHNW9G9c0K0lAI9mP39K1F3sLnFjbsRs+MgqVf6Hs5xnlLVzvi4mYs71Per5KJk6/U3iDAl",
+	"KJRHIVeFAQFtXcxRTNM4QlcTmkzQiGfAgMc8gVvasXXHXnrCAXP3sUY2PcoBik2OA8v5G1HBcPloC/QD",
+	"nVJONL8N1Yoj+9OqDyL07//+Hy0Qx1rCGZqVxCAPUM3CoxFlYyI0nVPuNNii9H0krN8Ntby0ScqtWWvb",
+	"xJP7uwOGVZkXxg7UQccGTCDnfyAzheLDt89Ozoenx+fHr85PXr8aPjv8+SxGW3tPrBCXYMa4QhcEubA2",
+	"qw4cMGXScYb4EWCC9ca80Hu5KV4cwXTXYW1NS9BFQPMqrrjVmlTmOFFG4wAsFaiOtmxtJP36SlClCEM5",
+	"g/JHJTnSLR9J72iYJFZ6AIBuKRPBCEPrT+1Uz3hjj+4lC6nMEdZRTKtxUi6V6R3P6ZDZqvZWAW9/mMMR",
+	"oQUVWsdEnGnodDRnbGs1p/ESaNrC0cWUl7uU1mLWuu2nw877P/8xlK0oJBt+oCx14e25SEhgDfo86wXo",
+	"f6G6VoTiAr76h7QRpo2Lcp07Z7Tg2h6vs7QNVuYGhZS5K2d2t2iix+e5SviUNI1cpPta8/7VdMWVIm4+",
+	"K6CKd3QeuDyBILrVnBuTUUwZHePe3t7TyJoZR9IyF6GpjgQ45AWg0+y9s/YcL1wFxxtPT/HNJ/f+Plkl",
+	"ewUYtcEiu3SILuASrV/jD4Z7Ak2FmXrGx276Pu+k3wXYJnhu2aYq51NIMI1scgmqeZgJtlBvfYadbWKC",
+	"a3N8MKywvsgq2znfcDM35oEtIAseOGi9BO+PoDbriDOZO/OWM4duaYl2O0Lko1PwmgQtKdGE0Nn1CnOd",
+	"LVMIFVguiQB9r2b+BszVUkFvT08i9066Hh5JdApWU6t0meKZNdXyjETW3CcRMOvsgyy4KWMnMXWzB2zB",
+	"FBswsnbQaYNV6uRNiP90Cz8ytavvQxtmYXDkdmgtddgaqlarOAbFT28zxU93b8P296tYerzhfG57uiuH",
+	"+TllVE4QLr2rje9I5TibOg3OnluGRzb4NjRS5SOL6bjJswHXDtcWCF/GuaMN6Xg0r/n68O35D8Oz88Pz",
+	"4+H5+Yvh2fHR61fPzrbdWTShGKqptlIHxX7toxhNcwmSmxVmjg7Pnr1+fTo8PX52cnp8dD58e3pyhrYs",
+	"2Acs/vT89PWr8+NXz4ZvT19c1/wntjc9g2OiTGEykS1KgPU0wkR4fvDEZfNyxZ/0BA58mcyUOgRvF59E",
+	"yWbmtloTKsR173b3V1XzvFdmqaji1nil+t40QEGVNAW67lK9fStV9UOiEGcKC3VXBILnqvmOPi2io6hc",
+	"vOrATWzCsyJyCm0ZzyBb1sQ5PprrcISnNJtvR4XemrMBM+0hw1eCg/oYM8N1FNRnJoqE5+rBMG56ysis",
+	"b3HrKu43zhtziS2hsrPGFXaFORltYcvW1FwRH1knq+31qsctkM+X5D5Z+JekidKYZX0tROV+cefdhCM8",
+	"RSfr4s4ijtiT2Xz8z2bFhVb1HCydZCSEVzpbB/gIUs62jT0YnOGAizBlx0xNRnDVIjgdMDzGlHXQYa33",
+	"XJIUqSualOGZC6QGRATNiphsjwN2evz89Pjsh+Hp8duz4+FfTw+Pjh0boimR7sDNDm3td3ua5YBB2+Ch",
+	"L0lK0thozhLn+KKQwhdyuzNgmzEQtufCk+I+uPhauu+Hx8Tf6ZV46hDImbHkerehKbPSbLIB3y0+MnlK",
+	"zXBajAQXG54rFKdYYec+65WpSDBDkpC+fkZNUREYyqlfzS/ER2CMoALppzY3qPPRhCYHCEJGpO7NFaPK",
+	"+FUHHYpkQi+dOxIcqoyMlL5NUM4yImXhR/g9tm2NGUh+0F9x0WT+eG5Lz3x5/58zcFsL2EfOuFDWHS7g",
+	"8FZmIm2X8Xq2MsAsgxoKLkgopNQ1WYTLU1iEHriQnkoQYLs5G1O78ssGcbTtv4XuuG3/er+0jNX+sipW",
+	"oVw5eoQ5uKeNuJgGYHhKZgQrfJF5qVsNgpkJoQuN3wXqVMBnI0PWU4mvFbqhkc6pxv11791sqaGpQawJ",
+	"zTT1WFdjr2f1Y/lZQCEeT0mMyoDnZisF8FN1E4VnHdmakv/3l1776ftfIEdhN+p9d729lqHkME2lkdll",
+	"bDJHl3QiQJOaJmj9B4fQUWWWBaW2p2YhZOk+hUtADEPnm5XxPpl+YDp4V+jLXVbm96KqFpz5oXBBo39g",
+	"qcyBrdcYV4TcWxwAXyGGZ3LCleHjpfO9RT20NWidMAq++s4ht2VZOVctZsCSCUn0DSKVyBOVC3BC3trf",
+	"3UWxdRVvQ+PY+Yo7N3EojSVlTrabHQH1bt8Tw6S7/jIOgLCoJonFBsXApV5F3ONzk/RzGcJCmy/h2vdV",
+	"uuoBFMNn6YKnc8PAu3Iq4ROWOAxxzOFKv7xn8NxISXDunGrEHiEJ7MmY87SDXrNsXpZRNqIRsHdNHnrF",
+	"eVil/DCzeDjeeWa+S7dscXNWeOJBISzIQJK5XPB6H4AaaSmzfiFO8dykHyFefEF3P6jRCG9E97PQiFvS",
+	"hq/cbrkRBtzMVKmBC2ZK8EdJJmFJz09F13cJ0m0VYy1erZEfHR0WzmbuwkT2vhww/8LsICub9RGIe3Ki",
+	"pTP3p0RbuHxu8Bac6ctnXFMSKKVBFZpgOWA5K9/aeW0flMOkAo9UjMpWcgk5gqNhOhmwuGScjSeUzUMR",
+	"d9APnEFtjTKwJ3S1G5DaE7TZzp2MoFsb/HE/TIFNp3BXGhTd5TuqJu74bWys7O0+YK95A8w7uYpt/S59",
+	"2vMGai/xlNROruZo3xyeH/0QGT9RfflaBaYp0/dIWuVd4NKd5ep3NP3NoSnaevP2fPtukLXKN+6kudly",
+	"UxzyxpdWgwPNjJbSXk3Q1xelkdwSPpu7QGIXoBCheCbopXX0NldD5LnV6GMFF9iAedGZqBei7sUS71l2",
+	"e1aA8tqegS8hrvHZ/AGJaffMw7sd2ZCJC8tYO5YxuYeT4vJCxBaR48hTgmiEdyFVcFawSxrq0B6ynxSs",
+	"GVUHNsKq6G1QMlXGEuB693Un4NMyw9KeRM0VyqDeJKgesQPc8xl7Y7cgeMI+x6XyVV0SFhobYnfDTVAw",
+	"3veA32dEScfpf28Z/dKUpCWCocXV76G0zyLjU8xuiZx7v1t/z/e9W9/dbCYc13u61Q1h0DRiTC8JM9QD",
+	"PDTqlCqydvgZF0papb+p5+3MkxJf2gzq1e12879ncvKjHcYzUl/fsw7FDgl3Z/gKvyxaWNA9GJ2ZA6fF",
+	"4UdWtXU7xrX05Pfx26ou17CMu6tuiXW8GtvYaTQ6/+hGvX/b831brOxS1jZcOYA/sPgRh4eX5c75qNgu",
+	"nt+bOi98Hy5l7vQzRj4qN2vDpBklm5IkG2lpiXGFBGF4anTqTbYqu8/3SUPNCKXl6r5FH7ekBvLpMcY1",
+	"ZP3PEm4cDoUZhpWY3cQ42M92Ptm/rpe6aRbEtWbMaLJQ+Oh4/9St8YYNosdDMEO4qX9eOhat1dIC/VVu",
+	"qt+9X4lZOzaX1s2Z1JtNbIW+Snl47VgYRJlNG1ol1ixFF/nUxWbZDGOGXpfGDiemp5zIAcT8G8vFuuYJ",
+	"C6bq+bmN/vdrV8Xed94VAOctT5RPP2tpm4PU0iTCiF0seN/lvfCSS245U0CZcRcyYKEZTT4QsR1mTN94",
+	"g98jWS2HgdzMjf7ttoCvSYFo3Hs0k/JgaO15NZdpsSAPP2oprJud2b2GO6BPa/ZkfwdZVGxEipGr/YAG",
+	"T3me4eSD7KBDhnL2gfErFsxPurtb925SHNGAbAPzquPQ3XOK5QigP9jASnQfw58SqTGoAYkFvL1DjP3K",
+	"nJE0BHzsui1qT8lOgmcYLPA2LXqQBL6r+aBP8RylvG9DHzISITIaEROJUUntNyOi7QindUjb0RzNjiHC",
+	"O8btZsAgStpzMC2+KdJfFdRJ/+ztoytIyA6e2nCZjwhWudDCFh7LDnpeCzty8WAm5SfUH9eTL6ctiUJb",
+	"XtrCwnfhkVnidkM458v5kQ/BezwJlXEaqXjZ5sEQ7pfzyrxvi9QOd+TOJzWfkev1kp+aWx1ykJvibQ0I",
+	"eKDRytHvotUqH69T27BKrpfG/x4uOwRFXXjIwFP4XUONozLziUmnU6XVa6fX+ZxhviHwLI3De+TFjFoO",
+	"3vTwkJDeZxM0B1As4tYngGdkec7forxMYZmnojKfLfDWsm04y+YNPOwpDHWfqMEzsoxvbSqS82BYVmEh",
+	"2LjjFQkml0R4inV/182NuHzfe7v24pQHKLYVUmLj7Odd75OiwkygtEyEYlvGJS69BF11nTCSvLMzu0c0",
+	"8YrPNCCKXfeDwo0Uy8kFxyJ1s78JZXD511YQBCh26toiU7jG3DxUopTMMj6fEqaC19uZG+ImOori48+i",
+	"jQO+Towxo9JY6mQ5dwfa4tHi+XOvPL3cWl6/DQWoUWxXPMR0OOUpyWyGEqj7gcsrH8FLcOoYsBh+tC0X",
+	"Em8foBiM72iEs0yanPiKo/jwZPjs+Pnh2xfnw5evnx2/iEsvYgjXzFMIOtZ8hFuXy8o5YIXLlnM7dv7K",
+	"psACFS43G/j2QhI5YK5ls59uBU3uXlJ13d+xO6OPn1+lq+FdobSvGIOg4TVstCa42GMiTLV3BNXeZeQr",
+	"kRbvhXMY5D8iHBiqlNxdHHAlond5+G7vtuG798nY6x1ebaIGJHpY9mllUdedL/O78R5uMlxo+NhSTCYO",
+	"RG8W2trvPkUxzvQdM2+Tj1QqGW83GYt1H/dEUXXXXyawERbVlEyc4OkXNhB/XS5oRZCiMqgQQMpFIWKB",
+	"2q8MRzSFeuQEC1cJQNndQFteJM/3kIZiG12QhE8Jst7gTWGIBfb+x4Yh3mRTloQhArwLo725bmWQKw+D",
+	"dp1MLXD4Po9tvBk6DXR0I15Br2Sz8LwGRr2Bo71n2nvHnKzb16/MgdYFzNyeeu3Y47C5X4KPKHkwXd0s",
+	"w4n1MbA8rqmDYJ1j04rcZjLpB2x5XE2IuKKSBK5zaY7sS7uG+0MrO8IZUXePWl+VgHRWkJhHBam8CYZB",
+	"qc4VDgIm2x1sd1l7wtUQtLYtU+KTpUtkIig0+3uKpBulSAL46qfuj1pipAxLNYTMtfbr6oP7T5MUTMPK",
+	"M7J21iC/Unq4OyqHJiVepc/FUuDhr2389S2KHdynNKlXv1qahMP6sKTJXFYJk/ndQJhMpp6CLO2YLL5c",
+	"zJvVNcbEbQoO6+OKpaRjRozuboJZ2uajkXVWklER4wHHSDbTqWfFyF8TvbpvDCxWvRoVi60pazE9RK8q",
+	"4GZSb7MDeLppSlmDu6tEzpfc1U23FYdMSkLFUawEZnJExFDxuEjY3ffMWAf26rc5W6CgESNXNiOFccQf",
+	"MMpAjoKGRmKVTmTdjlBaZuChArxJTFyUl1NUmlgpryXMtYOgisGAQdmsD4TMTPl3DcJH0uAAeJsWacsT",
+	"0JnqieVM8TyZkDQYFA0DaURc5UFQbN3VhJdV3vUsTB9pBagHRa1iVUl3G7wmStjf6VXxWcT+r60kwGdS",
+	"Q+QGY9a6YtaoSwg4HtI6WMzcXISADz+T1mETYNzMA1+vpqhfUhK7HWDObhTfWfTYpEx+QZREGKXEjWEO",
+	"OCRxR5QhkxN5Yc9c61tv3OdO07t8ow/tsjbc7QWxz2bbIPe4cQWhLm2rZWU9KM0arMxqWtqs1dImvzaV",
+	"VNErfsHT+YCV8wbKP5UkuzTlZ6CSI5aqyKCdz4gYgttP+Nr5YnjydamrnhWAuBvMAvnvVjiVB0l0NkfY",
+	"31Q0Fpgp2HpBpsBX+W+5KHSelc8OEANUMqW5Lf+g8WbAFhHHWq70a5P7vA2PY5vp07IbIYx1iN1B76ia",
+	"DFhRl+X1i+Ph2c+vjr4HMb2opKTZpClmeGwCFRwTZcZ3SS9MsZntZoeEQpy+H12b6/6O1bj/GefoyPih",
+	"YIcVVg9y06NkK4xee3Wvlzo8GXy9pFogGIGvm52H+bZZ6HUFer8OJZ2bzRkX6oYxYq4LO73PE929UEB2",
+	"s9rK5uhvzpW9wWoS4swC2LNSNi2xSNh64It41Fkivv0WSqQvbvTn3+dow5rbaywTapSZiUAJNKi2v3PZ",
+	"gxNol7dYQ8h4WNIxa3PmKka7mytCPBcVhQJI4bZWSCmNuzrAejYBzXzCZySFGmo0ceUqQOM3w0IxIiTa",
+	"iq8UH/77v//HOJSUBZHdViz2CiYJj+MEpKdSGaz2ejE0O1DvFpzEnGr2wCpxEszQBan4E+DCt8PTR4d6",
+	"DAckRUVKxpGA+ztFiiM5sZmTJzQlXt++A+3iCD9SmeMM4VzxqfGqM7PeOtX8H3qe8SsTYCy3PdBkdESS",
+	"eZL545jMKYsjnEynORRJ8DKGaRJSycBS66cMbg1XFS7rdPKR4+ciV8VLOuVVLrFR6xbYlAZrhZ83ORZ6",
+	"3xaOhdfvr/9PAAAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
