@@ -994,6 +994,19 @@ func TestSSOLinksPreProvisionedUser(t *testing.T) {
 			if after := ssoCount(t, e); after.Users != before.Users {
 				t.Errorf("users %d → %d", before.Users, after.Users)
 			}
+			// One row per change: the link, and under login sync the role taken from Casdoor (by
+			// the system), besides auth.login.
+			if rows := ssoAudits(t, e, "user.linked"); len(rows) != 1 || *rows[0].ResourceID != pre.ID || *rows[0].ActorUserID != pre.ID {
+				t.Errorf("user.linked rows %+v", rows)
+			}
+			roleRows := ssoAudits(t, e, "user.role_changed")
+			if wantRows := map[string]int{"create": 0, "login": 1}[sync]; len(roleRows) != wantRows ||
+				(wantRows == 1 && (roleRows[0].ActorType != store.ActorSystem || roleRows[0].ActorDisplay != "casdoor")) {
+				t.Errorf("user.role_changed rows %+v", roleRows)
+			}
+			if len(ssoAudits(t, e, "user.created")) != 0 {
+				t.Error("linking wrote user.created")
+			}
 			// A second login finds the linked row by its Casdoor id.
 			if tr := ssoLogin(t, e, f, cu); tr.User.Id != pre.ID {
 				t.Errorf("second login: user %d", tr.User.Id)
