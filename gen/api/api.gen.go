@@ -2344,7 +2344,9 @@ type ClientInterface interface {
 	// narrows the list; `action` is a prefix match (`flow.` matches `flow.create`, `flow.update`, …).
 	// `next_cursor` carries a fingerprint of the filters: reusing it with different filters answers 400
 	// at `#/query/cursor`. Entries are kept `AUDIT_RETENTION_DAYS` (365) and cannot be changed through
-	// the API.
+	// the API. Refusals are recorded at most once a minute per principal and operation
+	// (`permission.denied`, on every 403 `forbidden`) or per client address and reason
+	// (`auth.login_failed`).
 	//
 	// Corresponds with GET /audit-logs (the `ListAuditLogs` operationId).
 	ListAuditLogs(ctx context.Context, params *ListAuditLogsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -2954,7 +2956,9 @@ func (c *Client) GetApiToken(ctx context.Context, id ApiTokenID, reqEditors ...R
 // narrows the list; `action` is a prefix match (`flow.` matches `flow.create`, `flow.update`, …).
 // `next_cursor` carries a fingerprint of the filters: reusing it with different filters answers 400
 // at `#/query/cursor`. Entries are kept `AUDIT_RETENTION_DAYS` (365) and cannot be changed through
-// the API.
+// the API. Refusals are recorded at most once a minute per principal and operation
+// (`permission.denied`, on every 403 `forbidden`) or per client address and reason
+// (`auth.login_failed`).
 //
 // Corresponds with GET /audit-logs (the `ListAuditLogs` operationId).
 func (c *Client) ListAuditLogs(ctx context.Context, params *ListAuditLogsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -6566,7 +6570,9 @@ type ClientWithResponsesInterface interface {
 	// narrows the list; `action` is a prefix match (`flow.` matches `flow.create`, `flow.update`, …).
 	// `next_cursor` carries a fingerprint of the filters: reusing it with different filters answers 400
 	// at `#/query/cursor`. Entries are kept `AUDIT_RETENTION_DAYS` (365) and cannot be changed through
-	// the API.
+	// the API. Refusals are recorded at most once a minute per principal and operation
+	// (`permission.denied`, on every 403 `forbidden`) or per client address and reason
+	// (`auth.login_failed`).
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -11180,7 +11186,9 @@ func (c *ClientWithResponses) GetApiTokenWithResponse(ctx context.Context, id Ap
 // narrows the list; `action` is a prefix match (`flow.` matches `flow.create`, `flow.update`, …).
 // `next_cursor` carries a fingerprint of the filters: reusing it with different filters answers 400
 // at `#/query/cursor`. Entries are kept `AUDIT_RETENTION_DAYS` (365) and cannot be changed through
-// the API.
+// the API. Refusals are recorded at most once a minute per principal and operation
+// (`permission.denied`, on every 403 `forbidden`) or per client address and reason
+// (`auth.login_failed`).
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -27286,83 +27294,84 @@ var swaggerSpec = []string{
 	"KJRHIVeFAQFtXcxRTNM4QlcTmkzQiGfAgMc8gVvasXXHXnrCAXP3sUY2PcoBik2OA8v5G1HBcPloC/QD",
 	"nVJONL8N1Yoj+9OqDyL07//+Hy0Qx1rCGZqVxCAPUM3CoxFlYyI0nVPuNNii9H0krN8Ntby0ScqtWWvb",
 	"xJP7uwOGVZkXxg7UQccGTCDnfyAzheLDt89Ozoenx+fHr85PXr8aPjv8+SxGW3tPrBCXYMa4QhcEubA2",
-	"qw4cMGXScYb4EWCC9ca80Hu5KV4cwXTXYW1NS9BFQPMqrrjVmlTmOFFG4wAsFaiOtmxtJP36SlClCEM5",
-	"g/JHJTnSLR9J72iYJFZ6AIBuKRPBCEPrT+1Uz3hjj+4lC6nMEdZRTKtxUi6V6R3P6ZDZqvZWAW9/mMMR",
-	"oQUVWsdEnGnodDRnbGs1p/ESaNrC0cWUl7uU1mLWuu2nw877P/8xlK0oJBt+oCx14e25SEhgDfo86wXo",
-	"f6G6VoTiAr76h7QRpo2Lcp07Z7Tg2h6vs7QNVuYGhZS5K2d2t2iix+e5SviUNI1cpPta8/7VdMWVIm4+",
-	"K6CKd3QeuDyBILrVnBuTUUwZHePe3t7TyJoZR9IyF6GpjgQ45AWg0+y9s/YcL1wFxxtPT/HNJ/f+Plkl",
-	"ewUYtcEiu3SILuASrV/jD4Z7Ak2FmXrGx276Pu+k3wXYJnhu2aYq51NIMI1scgmqeZgJtlBvfYadbWKC",
-	"a3N8MKywvsgq2znfcDM35oEtIAseOGi9BO+PoDbriDOZO/OWM4duaYl2O0Lko1PwmgQtKdGE0Nn1CnOd",
-	"LVMIFVguiQB9r2b+BszVUkFvT08i9066Hh5JdApWU6t0meKZNdXyjETW3CcRMOvsgyy4KWMnMXWzB2zB",
-	"FBswsnbQaYNV6uRNiP90Cz8ytavvQxtmYXDkdmgtddgaqlarOAbFT28zxU93b8P296tYerzhfG57uiuH",
-	"+TllVE4QLr2rje9I5TibOg3OnluGRzb4NjRS5SOL6bjJswHXDtcWCF/GuaMN6Xg0r/n68O35D8Oz88Pz",
-	"4+H5+Yvh2fHR61fPzrbdWTShGKqptlIHxX7toxhNcwmSmxVmjg7Pnr1+fTo8PX52cnp8dD58e3pyhrYs",
-	"2Acs/vT89PWr8+NXz4ZvT19c1/wntjc9g2OiTGEykS1KgPU0wkR4fvDEZfNyxZ/0BA58mcyUOgRvF59E",
-	"yWbmtloTKsR173b3V1XzvFdmqaji1nil+t40QEGVNAW67lK9fStV9UOiEGcKC3VXBILnqvmOPi2io6hc",
-	"vOrATWzCsyJyCm0ZzyBb1sQ5PprrcISnNJtvR4XemrMBM+0hw1eCg/oYM8N1FNRnJoqE5+rBMG56ysis",
-	"b3HrKu43zhtziS2hsrPGFXaFORltYcvW1FwRH1knq+31qsctkM+X5D5Z+JekidKYZX0tROV+cefdhCM8",
-	"RSfr4s4ijtiT2Xz8z2bFhVb1HCydZCSEVzpbB/gIUs62jT0YnOGAizBlx0xNRnDVIjgdMDzGlHXQYa33",
-	"XJIUqSualOGZC6QGRATNiphsjwN2evz89Pjsh+Hp8duz4+FfTw+Pjh0boimR7sDNDm3td3ua5YBB2+Ch",
-	"L0lK0thozhLn+KKQwhdyuzNgmzEQtufCk+I+uPhauu+Hx8Tf6ZV46hDImbHkerehKbPSbLIB3y0+MnlK",
-	"zXBajAQXG54rFKdYYec+65WpSDBDkpC+fkZNUREYyqlfzS/ER2CMoALppzY3qPPRhCYHCEJGpO7NFaPK",
-	"+FUHHYpkQi+dOxIcqoyMlL5NUM4yImXhR/g9tm2NGUh+0F9x0WT+eG5Lz3x5/58zcFsL2EfOuFDWHS7g",
-	"8FZmIm2X8Xq2MsAsgxoKLkgopNQ1WYTLU1iEHriQnkoQYLs5G1O78ssGcbTtv4XuuG3/er+0jNX+sipW",
-	"oVw5eoQ5uKeNuJgGYHhKZgQrfJF5qVsNgpkJoQuN3wXqVMBnI0PWU4mvFbqhkc6pxv11791sqaGpQawJ",
-	"zTT1WFdjr2f1Y/lZQCEeT0mMyoDnZisF8FN1E4VnHdmakv/3l1776ftfIEdhN+p9d729lqHkME2lkdll",
-	"bDJHl3QiQJOaJmj9B4fQUWWWBaW2p2YhZOk+hUtADEPnm5XxPpl+YDp4V+jLXVbm96KqFpz5oXBBo39g",
-	"qcyBrdcYV4TcWxwAXyGGZ3LCleHjpfO9RT20NWidMAq++s4ht2VZOVctZsCSCUn0DSKVyBOVC3BC3trf",
-	"3UWxdRVvQ+PY+Yo7N3EojSVlTrabHQH1bt8Tw6S7/jIOgLCoJonFBsXApV5F3ONzk/RzGcJCmy/h2vdV",
-	"uuoBFMNn6YKnc8PAu3Iq4ROWOAxxzOFKv7xn8NxISXDunGrEHiEJ7MmY87SDXrNsXpZRNqIRsHdNHnrF",
-	"eVil/DCzeDjeeWa+S7dscXNWeOJBISzIQJK5XPB6H4AaaSmzfiFO8dykHyFefEF3P6jRCG9E97PQiFvS",
-	"hq/cbrkRBtzMVKmBC2ZK8EdJJmFJz09F13cJ0m0VYy1erZEfHR0WzmbuwkT2vhww/8LsICub9RGIe3Ki",
-	"pTP3p0RbuHxu8Bac6ctnXFMSKKVBFZpgOWA5K9/aeW0flMOkAo9UjMpWcgk5gqNhOhmwuGScjSeUzUMR",
-	"d9APnEFtjTKwJ3S1G5DaE7TZzp2MoFsb/HE/TIFNp3BXGhTd5TuqJu74bWys7O0+YK95A8w7uYpt/S59",
-	"2vMGai/xlNROruZo3xyeH/0QGT9RfflaBaYp0/dIWuVd4NKd5ep3NP3NoSnaevP2fPtukLXKN+6kudly",
-	"UxzyxpdWgwPNjJbSXk3Q1xelkdwSPpu7QGIXoBCheCbopXX0NldD5LnV6GMFF9iAedGZqBei7sUS71l2",
-	"e1aA8tqegS8hrvHZ/AGJaffMw7sd2ZCJC8tYO5YxuYeT4vJCxBaR48hTgmiEdyFVcFawSxrq0B6ynxSs",
-	"GVUHNsKq6G1QMlXGEuB693Un4NMyw9KeRM0VyqDeJKgesQPc8xl7Y7cgeMI+x6XyVV0SFhobYnfDTVAw",
-	"3veA32dEScfpf28Z/dKUpCWCocXV76G0zyLjU8xuiZx7v1t/z/e9W9/dbCYc13u61Q1h0DRiTC8JM9QD",
-	"PDTqlCqydvgZF0papb+p5+3MkxJf2gzq1e12879ncvKjHcYzUl/fsw7FDgl3Z/gKvyxaWNA9GJ2ZA6fF",
-	"4UdWtXU7xrX05Pfx26ou17CMu6tuiXW8GtvYaTQ6/+hGvX/b831brOxS1jZcOYA/sPgRh4eX5c75qNgu",
-	"nt+bOi98Hy5l7vQzRj4qN2vDpBklm5IkG2lpiXGFBGF4anTqTbYqu8/3SUPNCKXl6r5FH7ekBvLpMcY1",
-	"ZP3PEm4cDoUZhpWY3cQ42M92Ptm/rpe6aRbEtWbMaLJQ+Oh4/9St8YYNosdDMEO4qX9eOhat1dIC/VVu",
-	"qt+9X4lZOzaX1s2Z1JtNbIW+Snl47VgYRJlNG1ol1ixFF/nUxWbZDGOGXpfGDiemp5zIAcT8G8vFuuYJ",
-	"C6bq+bmN/vdrV8Xed94VAOctT5RPP2tpm4PU0iTCiF0seN/lvfCSS245U0CZcRcyYKEZTT4QsR1mTN94",
-	"g98jWS2HgdzMjf7ttoCvSYFo3Hs0k/JgaO15NZdpsSAPP2oprJud2b2GO6BPa/ZkfwdZVGxEipGr/YAG",
-	"T3me4eSD7KBDhnL2gfErFsxPurtb925SHNGAbAPzquPQ3XOK5QigP9jASnQfw58SqTGoAYkFvL1DjP3K",
-	"nJE0BHzsui1qT8lOgmcYLPA2LXqQBL6r+aBP8RylvG9DHzISITIaEROJUUntNyOi7QindUjb0RzNjiHC",
-	"O8btZsAgStpzMC2+KdJfFdRJ/+ztoytIyA6e2nCZjwhWudDCFh7LDnpeCzty8WAm5SfUH9eTL6ctiUJb",
-	"XtrCwnfhkVnidkM458v5kQ/BezwJlXEaqXjZ5sEQ7pfzyrxvi9QOd+TOJzWfkev1kp+aWx1ykJvibQ0I",
-	"eKDRytHvotUqH69T27BKrpfG/x4uOwRFXXjIwFP4XUONozLziUmnU6XVa6fX+ZxhviHwLI3De+TFjFoO",
-	"3vTwkJDeZxM0B1As4tYngGdkec7forxMYZmnojKfLfDWsm04y+YNPOwpDHWfqMEzsoxvbSqS82BYVmEh",
-	"2LjjFQkml0R4inV/182NuHzfe7v24pQHKLYVUmLj7Odd75OiwkygtEyEYlvGJS69BF11nTCSvLMzu0c0",
-	"8YrPNCCKXfeDwo0Uy8kFxyJ1s78JZXD511YQBCh26toiU7jG3DxUopTMMj6fEqaC19uZG+ImOori48+i",
-	"jQO+Towxo9JY6mQ5dwfa4tHi+XOvPL3cWl6/DQWoUWxXPMR0OOUpyWyGEqj7gcsrH8FLcOoYsBh+tC0X",
-	"Em8foBiM72iEs0yanPiKo/jwZPjs+Pnh2xfnw5evnx2/iEsvYgjXzFMIOtZ8hFuXy8o5YIXLlnM7dv7K",
-	"psACFS43G/j2QhI5YK5ls59uBU3uXlJ13d+xO6OPn1+lq+FdobSvGIOg4TVstCa42GMiTLV3BNXeZeQr",
-	"kRbvhXMY5D8iHBiqlNxdHHAlond5+G7vtuG798nY6x1ebaIGJHpY9mllUdedL/O78R5uMlxo+NhSTCYO",
-	"RG8W2trvPkUxzvQdM2+Tj1QqGW83GYt1H/dEUXXXXyawERbVlEyc4OkXNhB/XS5oRZCiMqgQQMpFIWKB",
-	"2q8MRzSFeuQEC1cJQNndQFteJM/3kIZiG12QhE8Jst7gTWGIBfb+x4Yh3mRTloQhArwLo725bmWQKw+D",
-	"dp1MLXD4Po9tvBk6DXR0I15Br2Sz8LwGRr2Bo71n2nvHnKzb16/MgdYFzNyeeu3Y47C5X4KPKHkwXd0s",
-	"w4n1MbA8rqmDYJ1j04rcZjLpB2x5XE2IuKKSBK5zaY7sS7uG+0MrO8IZUXePWl+VgHRWkJhHBam8CYZB",
-	"qc4VDgIm2x1sd1l7wtUQtLYtU+KTpUtkIig0+3uKpBulSAL46qfuj1pipAxLNYTMtfbr6oP7T5MUTMPK",
-	"M7J21iC/Unq4OyqHJiVepc/FUuDhr2389S2KHdynNKlXv1qahMP6sKTJXFYJk/ndQJhMpp6CLO2YLL5c",
-	"zJvVNcbEbQoO6+OKpaRjRozuboJZ2uajkXVWklER4wHHSDbTqWfFyF8TvbpvDCxWvRoVi60pazE9RK8q",
-	"4GZSb7MDeLppSlmDu6tEzpfc1U23FYdMSkLFUawEZnJExFDxuEjY3ffMWAf26rc5W6CgESNXNiOFccQf",
-	"MMpAjoKGRmKVTmTdjlBaZuChArxJTFyUl1NUmlgpryXMtYOgisGAQdmsD4TMTPl3DcJH0uAAeJsWacsT",
-	"0JnqieVM8TyZkDQYFA0DaURc5UFQbN3VhJdV3vUsTB9pBagHRa1iVUl3G7wmStjf6VXxWcT+r60kwGdS",
-	"Q+QGY9a6YtaoSwg4HtI6WMzcXISADz+T1mETYNzMA1+vpqhfUhK7HWDObhTfWfTYpEx+QZREGKXEjWEO",
-	"OCRxR5QhkxN5Yc9c61tv3OdO07t8ow/tsjbc7QWxz2bbIPe4cQWhLm2rZWU9KM0arMxqWtqs1dImvzaV",
-	"VNErfsHT+YCV8wbKP5UkuzTlZ6CSI5aqyKCdz4gYgttP+Nr5YnjydamrnhWAuBvMAvnvVjiVB0l0NkfY",
-	"31Q0Fpgp2HpBpsBX+W+5KHSelc8OEANUMqW5Lf+g8WbAFhHHWq70a5P7vA2PY5vp07IbIYx1iN1B76ia",
-	"DFhRl+X1i+Ph2c+vjr4HMb2opKTZpClmeGwCFRwTZcZ3SS9MsZntZoeEQpy+H12b6/6O1bj/GefoyPih",
-	"YIcVVg9y06NkK4xee3Wvlzo8GXy9pFogGIGvm52H+bZZ6HUFer8OJZ2bzRkX6oYxYq4LO73PE929UEB2",
-	"s9rK5uhvzpW9wWoS4swC2LNSNi2xSNh64It41Fkivv0WSqQvbvTn3+dow5rbaywTapSZiUAJNKi2v3PZ",
-	"gxNol7dYQ8h4WNIxa3PmKka7mytCPBcVhQJI4bZWSCmNuzrAejYBzXzCZySFGmo0ceUqQOM3w0IxIiTa",
-	"iq8UH/77v//HOJSUBZHdViz2CiYJj+MEpKdSGaz2ejE0O1DvFpzEnGr2wCpxEszQBan4E+DCt8PTR4d6",
-	"DAckRUVKxpGA+ztFiiM5sZmTJzQlXt++A+3iCD9SmeMM4VzxqfGqM7PeOtX8H3qe8SsTYCy3PdBkdESS",
-	"eZL545jMKYsjnEynORRJ8DKGaRJSycBS66cMbg1XFS7rdPKR4+ciV8VLOuVVLrFR6xbYlAZrhZ83ORZ6",
-	"3xaOhdfvr/9PAAAA//8=",
+	"qw4cMGXScXbQKRnlEmdWfUASLjQDjRWacumoq9WogUKhoOMwQnGIB2wrLnGrkxJGid67QlVWT1eFNOe2",
+	"qKAwsieWpkecq0nH2J6NnAwaiTDbrlHphca+TTH5CAC8DjNuWoL2BJpXsdvtj0m+jhNldCTABIKya8tW",
+	"c9KvrwRVijCUMyjYVBJQ3fKR9A6zSbulBwB8KKU4GGFoPcCdshxv7IO+ZCGVOcI6imk1TsolX73jOR0y",
+	"W4ffmgzsD3OcI7Sg9OuYGDkNnY7m5W116TReAk1b6rqY8nIn2FqUXbf9dNh5/+c/hvIrhaTZD5SlLiA/",
+	"FwkJrEFTIL0A/S/UA4tQXMBX/5A2JrZxUa5z5z4XXNvjdZa2wcrcoJDkd+XM7hZN9Pg8VwmfkqaRiwRl",
+	"a3IMmq644snNZwWMB+5mAr5UIIjHNefG5EBTRiu6t7f3NLKG0ZG07FBoqiMBLoQB6DT7G609xwtXc/LG",
+	"01N888m9v0/mzl4BRtGxyOAdogu49uuMx4Ph90C3Yqae8bGbvs/t6XcBRg+eW0avyqsVMlcjY1+Cah5m",
+	"2y3UW59hZ5vY9tocHwzzri+yynbON9zMjbl2C8iCaw/aW8FfJah/O+JM5s4g5wy4W5pL3I4Q+ehU0ial",
+	"TEo0IXSWyMLAaAsrQs2YSyJAQ635vgFz1V/Q29OTyL2TrodHEp2CndeqiaZ4Zo3LPCORNVBKBOIF+yAL",
+	"bspYdkyl7wFbMB4HzMIddNpgRzt5E+I/3cKPTLXt+9DfWRgcuR1aS4G3hnLYqrpBVdXbTFXV3duw/f2q",
+	"wh5vOJ/bnu7KYX5OGZUThEt/cOPtUjnOprKEs0CXAZ0N3hiNVPnIYjpu8sXAtcO1BeKicUdpQwIhzWu+",
+	"Pnx7/sPw7Pzw/Hh4fv5ieHZ89PrVs7NtdxZN8IhqqgbVQbFfrSlG01yCrGmFmaPDs2evX58OT4+fnZwe",
+	"H50P356enKEtC/YBiz89P3396vz41bPh29MX1zWPj+1Nz+CYKFNKTWSLEmA98TERnuc+cfnHXLkqPYED",
+	"XyYzxRnBP8cnUbKZua1WsQpx3bvd/VX1R++VWSrqzjVeqb7/D1BQJU1JsbtUyN9Kuf6QKMSZwkLdFYHg",
+	"uWq+o0+LeC4qF686cGyb8KyI9UJbRkFjC7E4V01zHY7wlGbz7ajQtHM2YKY95CRLcFAfY2a4jkr9zMS9",
+	"8Fw9GMZNTxmZ9S1uXcVhyPmPLrF+VHbWOO+uMICjLWzZmprz5CPrFra9Xr27BfL5ktwnC/+SNFEas6yv",
+	"hajcL+68m3CEp+hkXdxZxBF7MpuP/9msuNCqvo6lW4+EgFBnnQGvRsrZtrFgg/secBGmUJqpImm0wzgd",
+	"MDzGlHXQYa33XJIUqSualAGlC6QGRATNipj8lAN2evz89Pjsh+Hp8duz4+FfTw+Pjh0boimR7sDNDm3t",
+	"d3ua5YBB2xBTIEkKSmbNzSTOVUchhS/kdmfANmMgbM+F78d9cPG1BOUPj4m/0yvx1CGQM7zJ9W5DUxim",
+	"2cgE3mZ8ZDKrmuG0GAlOQTxXKE6xws7h1yuskWCGJCF9/YyaMigwlFO/ml+Ij8B8QgXST202U+dVCk0O",
+	"EAS5SN2bK5+V8asOOhTJhF46Byo4VBkZKX2boJxlRMrC8/F7bNsaw5X8oL/iosn88dwWy/nyHktn4GgX",
+	"sI+ccaGsA1/ARa/MndouIwxtLYNZBlUfXFhTSKlr8h6Xp7AIlnBBSJWwxXZz/qh25ZcNO2nbfwvdcdv+",
+	"9X5p4a39ZXW3Qtl99AhzcKgbcTENwPCUzAhW+CLzks0aBDMTQhcavwvUqYDPxrKspxJfK9hEI51Tjfvr",
+	"3rvZUkNTg+gYmmnqsa7GXs/qx/KzgEI8npIYlSHazVYK4KfqJgrPOrI1Jf/vL7320/e/QFbFbtT77np7",
+	"LUPJYZpKI7PL2OS6LulEgCY1TdB6PA6ho8osC0ptT81CkNV9CpeAGIbONyvjfTL9wHTwrjSZu6zM70VV",
+	"LYQfQKmFRo/GUpkDW68xrkgSYHEAvJsYnskJV4aPl85bGPXQ1qB1wihEFzgX4pZl5Vx9mwFLJiTRN4hU",
+	"Ik9ULsBtemt/dxfF1rm9DY1j593uHNuhmJeUOdludl3Uu31PDJPu+su4LMKimiQWG8YDl3oVcY/PTZrS",
+	"ZQgLbb6EM+JX6VwIUAyfpQuezg0D7wrAhE9Y4jDEMYcrPQmfwXMjJcG5c6oRe4QksCdjztMOes2yeVn4",
+	"2YhGwN41+RQW52GV8sPM4uH4E5r5Lt2yxc1Z4TsIpbsgZ0rmstfrfQBqpKXM+oU4xXOTMIV4ERHd/aBG",
+	"I7wR3c9CI25JG75yu+VGGHAzU6UGLpgpwR8lmYQlPT95Xt+ldLd1l7V4tUZGd3RYuMe5CxPZ+3LA/Auz",
+	"g6xs1kcg7smJls7cnxJt4fK5wVtw/y+fcU1JoPgHVWiC5YDlrHxr57V9UA6TCjxSMSpbySXkCI6G6WTA",
+	"4pJxNp5QNnNG3EE/cAbVQMpQpNDVbkBqT9BmO3cygm5tuMr9MAU2AcRdaVB0l++omrjjt7Gxsrf7gP38",
+	"DTDv5Cq2Fcf0ac8bqL3EU1I7uZqjfXN4fvRDZDxb9eVrFZimsOAjaZV3gUt3lqvf0fQ3h6Zo683b8+27",
+	"QdYq37iT5mbLTTnLG19aDQ40M1pKezVBX1+URnJL+GzuQp9dSEWE4pmgl9Y13VwNkedWo48VXGAD5sWT",
+	"ol6IuhdLvGfZ7VkBymt7Br6EuMZn8wckpt0zD+92ZEMmLixj7VjG5B5OistkEVtEjiNPCaIR3gWBwVnB",
+	"Ls2pQ3vI11KwZlQd2JiwordByVQZS4Dr3dedgE/LDEt7EjVXKIN6k6B6xA5wz2fsjd2C4An7HJfKV3VJ",
+	"WGhsiN0NN0HBeN8Dfp8RJR2n/71l9EtTkpYIhhZXv4diRIuMTzG7JXLu/W79Pd/3bn13s5lwXO/pVjeE",
+	"QdOIMb0kzFAP8NCoU6rI2uFnXChplf6mArkzT0p8aXO+V7fbzf+eycmPdhjPSH19zzoUOyTcneEr/LJo",
+	"YUH3YHRmDpwWhx9Z1dbtGNfSk9/Hb6u6XMMy7q66JdbxajRmp9Ho/KMb9f5tz/dtsbJLWdtw5QD+wOJH",
+	"HB5eljvno2K7eH5v6rzwfbiUudPPGPmo3KwNk2aUbEqSbKSlJcYVEoThqdGpN9mq7D7fJw01I5SWq/sW",
+	"fdySGsinxxjXkPU/S7hxOBRmGFZidhPjYD/b+WT/ul7qplkQ15oxo8lC4aPj/VO3xhs2iB4PwQzhpv55",
+	"6Vi0VksL9Fe5qdf3fiVm7djsXzdnUm82sRX6KuXhtWNhEGU20WmVWLMUXeRTF5tlc6IZel0aO5yYnnIi",
+	"B5ClwFgu1jVPWDBVz89t9L9fuyr2vjPFADhveaJ8+llLNB2kliZ1R+xiwfsuU4eXDnPLmQLKHMGQswvN",
+	"aPKBiO0wY/rGG/weyWo5DGSTbvRvtyWHTdJG496jmZQHQ2vPq9lXiwV5+FFLut3szO413AF9WrMn+zvI",
+	"+2IjUoxc7Qc0eMrzDCcfZAcdMpSzD4xfsWBG1d3duneT4ogGZBuYVx2H7p5TLEcA/cEGVqL7GP6USI1B",
+	"DUgs4O0dYuxX5oykIeBj121Re0p2EjzDYIG3idyDJPBdzQd9iuco5X0b+pCRCJHRiJhIjEoywhkRbUc4",
+	"rUPajuZodgwR3jFuNwMGUdKeg2nxTZGwq6BO+mdvH11BCnnw1IbLfESwyoUWtvBYdtDzWtiRiwczSUqh",
+	"YrqefDltSRTa8hItFr4Lj8wStxvCOV/Oj3wI3uNJqIzTSMXLNg+GcL+cV+Z9W6R2uCN3Pqn5jFyvl67V",
+	"3OqQNd2Um2tAwAONVo5+F61W+Xid2oZVcr00/vdw2SEoKtlDBp7C7xqqMpWZT0w6nSqtXju9zucM8w2B",
+	"Z2kc3iMvZtRy8KaHh4T0PpugOYBiEbc+ATwjy7MUFwVxCss8FZX5bIG3lm3DWTZv4GFPYaj7RA2ekWV8",
+	"a1NZnwfDsgoLwcYdr0gwuSTCU6z7u25uxOX73tu1F6c8QLGt6RIbZz/vep8UNXECxXAiFNvCM3HpJejq",
+	"AYWR5J2d2T2iiVcupwFR7LofFG6kWE4uOBapm/1NKIPLv7aCIEB5VtcWmVI75uahEqVklvH5lDAVvN7O",
+	"3BA30VEUH38WbRzwdWKMGZXGUifLuTvQFo8Wz5975enl1vL6bSiZjWK74iGmwylPSWYzlEClElxe+Qhe",
+	"glPHgMXwo225kHj7AMVgfEcjnGXSZPFXHMWHJ8Nnx88P3744H758/ez4RVx6EUO4Zp5C0LHmI9y6XB7R",
+	"AStctpzbsfNXNiUhqHC52cC3F5LIAXMtm/10K2hy95Kq6/6O3Rl9/PwqXQ3vCqV9xRgEDa9hozXBxR4T",
+	"YerTI6hPLyNfibR4L5zDIP8R4cBQV+Xu4oArEb3Lw3d7tw3fvU/GXu/wahM1INHDsk8ri7rufJnfjfdw",
+	"k+FCw8cWjzJxIHqz0NZ+9ymKcabvmHmbfKRSyXi7yVis+7gniqq7/jKBjbCopvTnBE+/sIH463JBK4IU",
+	"lUGFAFIuChEL1H5lOKIpLSQnWLjaBcruBtryInm+hzQU2+iCJHxKkPUGbwpDLLD3PzYM8SabsiQMEeBd",
+	"GO3NdSuDXHkYtOtkaoHD93ls483QaaCjG/EKeiWbhec1MOoNHO0909475mTdvn5lDrQuYOb21GvHHofN",
+	"/RJ8RMmD6epmGU6sj4HlcU3lBuscm1bkNpNJP2DL42pCxBWVJHCdS3NkX9o13B9a2RHOiLp71PqqBKSz",
+	"gsQ8KkjlTTAMiouucBAw2e5gu8tqGa7qobVtmaKkLF0iE0Fp3N9TJN0oRRLAVz91f9QSI2VYqqEp1GG+",
+	"rj64/zRJwTSsPCNrZw3ya7uHu6NyaFLiVfpcLF4e/trGX9+i2MF9SpN69aulSTisD0uazGWVMJnfDYTJ",
+	"ZOopyNKOyeLLxbxZXWNM3KZEsj6uWEo6ZsTo7iaYpW0+GllnJRkVMR5wjGQznXpWjPw10av7xsBi1atR",
+	"sdiasnrUQ/SqAm4m9TY7gKebppQ1uLtK5HzJXaV3W3HIpCRUHMVKYCZHRAwVj4uE3X3PjHVgr36bswUK",
+	"GjFyZTNSGEf8AaMM5ChoaCRW6UTW7QilZQYeKsCbxMRFeTlFpYmV8lrCXDsIqhgMGBT6+kDIzBSs1yB8",
+	"JA0OgLdpkbY8AZ2pnljOFM+TCUmDQdEwkEbEVR4ExdZdTXhZl17PwvSRVoB6UFRXVpV0t8FrooT9nV4V",
+	"n0Xs/9pKAnwmNURuMGatK2aNSoqA4yGtg8XMzUUI+PAzaR02AcbNPPD1aor6JSWx2wHm7EbxnUWPTcrk",
+	"F0RJhFFK3BjmgEMSd0QZMjmRF/bMtb71xn3uNL3LN/rQLmvD3V4Q+2y2DXKPG1cQ6tK2WlbWg2KywVqy",
+	"pqXNWu1KI5rar+gVv+DpfMDKeQPln0qSXZryM1B7EktVZNDOZ0QMwe0nfO18MTz5utRVzwpA3A1mgfx3",
+	"K5zKgyQ6myPsbyoaC8wUbL0gU+Cr/LdcFDrPymcHiAEqmWLiln/QeDNgi4hjLVf6tcl93obHsc30admN",
+	"EMY6xO6gd1RNBqyoy/L6xfHw7OdXR9+DmF5UUtJs0hQzPDaBCo6JMuO7pBem2Mx2s0NCIU7fj67NdX/H",
+	"atz/jHN0ZPxQsMMKqwe56VGyFUavvUrdSx2eDL5eUi0QjMDXzc7DfNss9LqSwl+Hks7N5owLdcMYMdeF",
+	"nd7nie5eKCC7WTVoc/Q358reYDUJcWYB7Fkpm5ZYJGwF80U86iwR334LRd0XN/rz73O0YZXwNZYJNcrM",
+	"RKAEWkvjzc5lD06gXd5iDSHjYUnHrM2Zq3Htbq4I8VxUFAoghdtaIaU07uoA69kENPMJn5EUaqjRxJWr",
+	"AI3fDAvFiJBoK75SfPjv//4f41BSFkR2W7HYK5gkPI4TkJ5KZbDa68XQ7EC9W3ASc6rZA6vESTBDF6Ti",
+	"T4AL3w5PHx3qMRyQFBUpGUcC7u8UKY7kxGZOntCUeH37DrSLI/xIZY4zhHPFp8arzsx661Tzf+h5xq9M",
+	"gLHc9kCT0RFJ5knmj2MypyyOcDKd5lAkwcsYpklIJQNLrZ8yuDVcVbis08lHjp+LXBUvV7fclFKvYFMa",
+	"rBV+3uRY6H1bOBZev7/+PwEAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -806,7 +806,9 @@ export interface paths {
          *     narrows the list; `action` is a prefix match (`flow.` matches `flow.create`, `flow.update`, …).
          *     `next_cursor` carries a fingerprint of the filters: reusing it with different filters answers 400
          *     at `#/query/cursor`. Entries are kept `AUDIT_RETENTION_DAYS` (365) and cannot be changed through
-         *     the API.
+         *     the API. Refusals are recorded at most once a minute per principal and operation
+         *     (`permission.denied`, on every 403 `forbidden`) or per client address and reason
+         *     (`auth.login_failed`).
          */
         get: operations["listAuditLogs"];
         put?: never;
