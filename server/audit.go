@@ -257,7 +257,7 @@ func (h *handlers) ListAuditLogs(ctx context.Context, req api.ListAuditLogsReque
 		t := prm.To.UTC()
 		f.To, filters["to"] = &t, t.Format(time.RFC3339Nano)
 	}
-	fp := cursorFingerprint("-id", filters)
+	fp := cursorFilters("-id", filters)
 	before, err := decodeCursor(prm.Cursor, fp)
 	if err != nil {
 		return nil, err

@@ -9,22 +9,49 @@ import (
 	"strings"
 )
 
-// Cursor lists (PRODUCT §2.3): `cursor` = base64url(JSON {v:1, id, f}), where id is the last row of
-// the previous batch and f is 8 bytes of SHA-256 over the normalised filters and order, so a cursor
-// cannot be replayed against another filter set. A malformed cursor, or one whose f differs from the
-// request's, is 400 at #/query/cursor.
+// Cursor lists (PRODUCT §2.3): cursor = base64url(JSON {v:1, id, f}), where f
+// is 8 bytes of SHA-256 over the normalised filters and order, so a cursor
+// only continues the list it came from.
 
-const cursorVersion = 1
-
-type listCursor struct {
+type cursorBody struct {
 	V  int    `json:"v"`
 	ID int64  `json:"id"`
 	F  string `json:"f"`
 }
 
-// cursorFingerprint is f for a request: the order and every non-empty filter, each value already
-// normalised by the caller (ids in decimal, times in UTC RFC 3339), in key order.
-func cursorFingerprint(order string, filters map[string]string) string {
+// filterPrint is the fingerprint of a list's normalised filters.
+func filterPrint(filters string) string {
+	sum := sha256.Sum256([]byte(filters))
+	return hex.EncodeToString(sum[:8])
+}
+
+func encodeCursor(id int64, filters string) string {
+	b, _ := json.Marshal(cursorBody{V: 1, ID: id, F: filterPrint(filters)})
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// decodeCursor returns the id after which the list continues; a malformed
+// cursor, or one issued for other filters, is a 400 at #/query/cursor.
+func decodeCursor(c *string, filters string) (int64, error) {
+	if c == nil || *c == "" {
+		return 0, nil
+	}
+	bad := validationError(FieldError{Pointer: "#/query/cursor", Detail: "is not a cursor of this list with these filters", Code: "cursor"})
+	raw, err := base64.RawURLEncoding.DecodeString(*c)
+	if err != nil {
+		return 0, bad
+	}
+	var b cursorBody
+	if json.Unmarshal(raw, &b) != nil || b.V != 1 || b.ID <= 0 || b.F != filterPrint(filters) {
+		return 0, bad
+	}
+	return b.ID, nil
+}
+
+// cursorFilters is the normalised `filters` argument of encodeCursor and decodeCursor for a list
+// whose filters are named values: the order, then every non-empty filter in key order, each value
+// already normalised by the caller (ids in decimal, times in UTC RFC 3339).
+func cursorFilters(order string, filters map[string]string) string {
 	keys := make([]string, 0, len(filters))
 	for k, v := range filters {
 		if v != "" {
@@ -37,36 +64,5 @@ func cursorFingerprint(order string, filters map[string]string) string {
 	for _, k := range keys {
 		b.WriteString(k + "=" + filters[k] + "\n")
 	}
-	sum := sha256.Sum256([]byte(b.String()))
-	return hex.EncodeToString(sum[:8])
-}
-
-// encodeCursor is the next_cursor after the row id.
-func encodeCursor(id int64, fingerprint string) string {
-	b, _ := json.Marshal(listCursor{V: cursorVersion, ID: id, F: fingerprint})
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-// decodeCursor returns the id a cursor continues after (0 without a cursor: the first batch).
-func decodeCursor(raw *string, fingerprint string) (int64, error) {
-	if raw == nil {
-		return 0, nil
-	}
-	bad := func(detail string) error {
-		return validationError(FieldError{Pointer: "#/query/cursor", Detail: detail, Code: "invalid"})
-	}
-	b, err := base64.RawURLEncoding.DecodeString(*raw)
-	if err != nil {
-		return 0, bad("is not a cursor this list issued")
-	}
-	var c listCursor
-	dec := json.NewDecoder(strings.NewReader(string(b)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&c); err != nil || dec.More() || c.V != cursorVersion || c.ID <= 0 || c.F == "" {
-		return 0, bad("is not a cursor this list issued")
-	}
-	if c.F != fingerprint {
-		return 0, bad("was issued for other filters; start again without a cursor")
-	}
-	return c.ID, nil
+	return b.String()
 }

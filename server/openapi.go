@@ -152,94 +152,97 @@ func btoi(b bool) int {
 }
 
 func (o *openAPI) middleware(next echo.HandlerFunc) echo.HandlerFunc {
+	serve := o.serve(next)
 	return func(c echo.Context) error {
-		req := c.Request()
-		if req.URL.Path != BasePath && !strings.HasPrefix(req.URL.Path, BasePath+"/") {
-			return next(c)
-		}
-		err := o.serve(c, next)
+		err := serve(c)
 		if err != nil && o.denied != nil {
 			// The request's context as the chain left it: with the operation and, once
-			// authenticated, the principal.
+			// authenticated, the principal; the handler and its transaction are done.
 			o.denied(c.Request().Context(), err)
 		}
 		return err
 	}
 }
 
-func (o *openAPI) serve(c echo.Context, next echo.HandlerFunc) error {
-	req := c.Request()
-	route, pathParams, err := o.router.FindRoute(req)
-	if err != nil {
-		return o.routeError(req, err)
-	}
-	guard, ok := permissions.Operations[route.Operation.OperationID]
-	if !ok { // checkGuards makes this unreachable; deny anyway.
-		return forbidden("")
-	}
-	op := &httpx.Operation{Guard: guard, Route: BasePath + route.Path, PathParams: pathParams}
-	ctx := httpx.WithOperation(req.Context(), op)
-	req = req.WithContext(ctx)
-	c.SetRequest(req) // the access log reports the route template even when a later check refuses
-
-	// 413 before anything reads the body.
-	limit := o.bodyLimits[guard.BodyLimit]
-	if req.ContentLength > limit {
-		return problem(http.StatusRequestEntityTooLarge, "payload-too-large", fmt.Sprintf("The body is over the limit of %d bytes for this operation.", limit))
-	}
-	req.Body = http.MaxBytesReader(c.Response(), req.Body, limit)
-
-	if err := checkContentType(route.Operation, req); err != nil {
-		return err
-	}
-
-	input := &openapi3filter.RequestValidationInput{Request: req, PathParams: pathParams, Route: route, Options: &o.options}
-	if guard.Public && o.limiter != nil {
-		if err := o.limitPublic(c, httpx.ClientIP(ctx)); err != nil {
-			return err
+func (o *openAPI) serve(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		req := c.Request()
+		if req.URL.Path != BasePath && !strings.HasPrefix(req.URL.Path, BasePath+"/") {
+			return next(c)
 		}
-	}
-	if !guard.Public {
-		p, err := o.authenticate(ctx, input, route)
+		route, pathParams, err := o.router.FindRoute(req)
 		if err != nil {
-			return err
+			return o.routeError(req, err)
 		}
-		ctx = httpx.WithPrincipal(ctx, p)
-		c.SetRequest(req.WithContext(ctx)) // the access log names the caller even when a later check refuses
-		if err := authorize(p, guard); err != nil {
-			return err
+		guard, ok := permissions.Operations[route.Operation.OperationID]
+		if !ok { // checkGuards makes this unreachable; deny anyway.
+			return forbidden("")
 		}
-	}
+		op := &httpx.Operation{Guard: guard, Route: BasePath + route.Path, PathParams: pathParams}
+		ctx := httpx.WithOperation(req.Context(), op)
+		req = req.WithContext(ctx)
+		c.SetRequest(req) // the access log reports the route template even when a later check refuses
 
-	if guard.RawBody {
-		raw, err := io.ReadAll(req.Body)
-		if err != nil {
+		// 413 before anything reads the body.
+		limit := o.bodyLimits[guard.BodyLimit]
+		if req.ContentLength > limit {
+			return problem(http.StatusRequestEntityTooLarge, "payload-too-large", fmt.Sprintf("The body is over the limit of %d bytes for this operation.", limit))
+		}
+		req.Body = http.MaxBytesReader(c.Response(), req.Body, limit)
+
+		if err := checkContentType(route.Operation, req); err != nil {
 			return err
 		}
-		ctx = httpx.WithRawBody(ctx, raw)
-		req.Body = io.NopCloser(bytes.NewReader(raw))
-		opts := o.options
-		opts.ExcludeRequestBody = true
-		input.Options = &opts
-	}
-	if !guard.RawBody && isJSONBody(route.Operation, req) {
-		// kin and the strict handler decode with json.Decoder, which ignores data after the first
-		// value: `{"name":"x"} trailing` would pass. A body must be exactly one JSON document.
-		raw, err := io.ReadAll(req.Body)
-		if err != nil {
-			return err
+
+		input := &openapi3filter.RequestValidationInput{Request: req, PathParams: pathParams, Route: route, Options: &o.options}
+		if guard.Public && o.limiter != nil {
+			if err := o.limitPublic(c, httpx.ClientIP(ctx)); err != nil {
+				return err
+			}
 		}
-		if len(bytes.TrimSpace(raw)) > 0 && !json.Valid(raw) {
-			return validationError(FieldError{Pointer: "", Detail: "the body is not valid JSON", Code: "malformed-json"})
+		if !guard.Public {
+			p, err := o.authenticate(ctx, input, route)
+			if err != nil {
+				return err
+			}
+			ctx = httpx.WithPrincipal(ctx, p)
+			c.SetRequest(req.WithContext(ctx)) // the access log names the caller even when a later check refuses
+			if err := authorize(p, guard); err != nil {
+				return err
+			}
 		}
-		req.Body = io.NopCloser(bytes.NewReader(raw))
+
+		if guard.RawBody {
+			raw, err := io.ReadAll(req.Body)
+			if err != nil {
+				return err
+			}
+			ctx = httpx.WithRawBody(ctx, raw)
+			ctx = httpx.WithRequestHead(ctx, &httpx.RequestHead{Header: req.Header.Clone(), Query: req.URL.Query()})
+			req.Body = io.NopCloser(bytes.NewReader(raw))
+			opts := o.options
+			opts.ExcludeRequestBody = true
+			input.Options = &opts
+		}
+		if !guard.RawBody && isJSONBody(route.Operation, req) {
+			// kin and the strict handler decode with json.Decoder, which ignores data after the first
+			// value: `{"name":"x"} trailing` would pass. A body must be exactly one JSON document.
+			raw, err := io.ReadAll(req.Body)
+			if err != nil {
+				return err
+			}
+			if len(bytes.TrimSpace(raw)) > 0 && !json.Valid(raw) {
+				return validationError(FieldError{Pointer: "", Detail: "the body is not valid JSON", Code: "malformed-json"})
+			}
+			req.Body = io.NopCloser(bytes.NewReader(raw))
+		}
+		input.Request = req.WithContext(ctx)
+		if err := openapi3filter.ValidateRequest(ctx, input); err != nil {
+			return fromValidation(err)
+		}
+		c.SetRequest(input.Request)
+		return next(c)
 	}
-	input.Request = req.WithContext(ctx)
-	if err := openapi3filter.ValidateRequest(ctx, input); err != nil {
-		return fromValidation(err)
-	}
-	c.SetRequest(input.Request)
-	return next(c)
 }
 
 func (o *openAPI) routeError(req *http.Request, err error) error {

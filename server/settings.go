@@ -2,26 +2,21 @@ package server
 
 import (
 	"context"
-	"slices"
 
 	"gorm.io/gorm"
 
+	"github.com/wataomi/wataomi/ai"
 	"github.com/wataomi/wataomi/gen/api"
 	"github.com/wataomi/wataomi/openapi/apitime"
 	"github.com/wataomi/wataomi/store"
 )
 
-// chatModelCandidates are the chat models of PRODUCT §5.18's initial catalogue, the stand-in for
-// the ai package's catalogue until it lands in main.
-var chatModelCandidates = []string{
-	"gemini-3-pro-preview", "gemini-2.5-pro", "gemini-2.5-flash", "gemini-2.5-flash-lite", "gemini-2.0-flash",
-	"gemini-2.0-flash-lite", "gpt-5", "gpt-5.1", "gpt-5-mini", "gpt-4o", "gpt-4o-mini", "gpt-3.5-turbo",
-	"claude-3-opus", "claude-3-sonnet", "claude-3-haiku",
+// knownAIModel reports whether id names a chat model of the catalogue (PRODUCT §5.18), which
+// default_ai_model may hold; embedding models are not.
+func knownAIModel(id string) bool {
+	m, ok := ai.LookupModel(id)
+	return ok && m.Kind == ai.KindChat
 }
-
-// knownAIModel reports whether id names a catalogue model that default_ai_model may hold. It is the
-// one place to swap for `_, ok := ai.LookupModel(id); return ok` once package ai is in main.
-var knownAIModel = func(id string) bool { return slices.Contains(chatModelCandidates, id) }
 
 func settingsOf(s *store.Settings) api.Settings {
 	return api.Settings{

@@ -70,6 +70,84 @@ func (e AuditStatus) Valid() bool {
 	}
 }
 
+// Defines values for ExecutionMode.
+const (
+	ExecutionModeManual   ExecutionMode = "manual"
+	ExecutionModeMessage  ExecutionMode = "message"
+	ExecutionModeRetry    ExecutionMode = "retry"
+	ExecutionModeSchedule ExecutionMode = "schedule"
+	ExecutionModeTest     ExecutionMode = "test"
+	ExecutionModeWebhook  ExecutionMode = "webhook"
+)
+
+// Valid indicates whether the value is a known member of the ExecutionMode enum.
+func (e ExecutionMode) Valid() bool {
+	switch e {
+	case ExecutionModeManual:
+		return true
+	case ExecutionModeMessage:
+		return true
+	case ExecutionModeRetry:
+		return true
+	case ExecutionModeSchedule:
+		return true
+	case ExecutionModeTest:
+		return true
+	case ExecutionModeWebhook:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ExecutionRetryFrom.
+const (
+	FailedNode ExecutionRetryFrom = "failed_node"
+	Start      ExecutionRetryFrom = "start"
+)
+
+// Valid indicates whether the value is a known member of the ExecutionRetryFrom enum.
+func (e ExecutionRetryFrom) Valid() bool {
+	switch e {
+	case FailedNode:
+		return true
+	case Start:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ExecutionStatus.
+const (
+	ExecutionStatusCancelled ExecutionStatus = "cancelled"
+	ExecutionStatusCompleted ExecutionStatus = "completed"
+	ExecutionStatusFailed    ExecutionStatus = "failed"
+	ExecutionStatusQueued    ExecutionStatus = "queued"
+	ExecutionStatusRunning   ExecutionStatus = "running"
+	ExecutionStatusWaiting   ExecutionStatus = "waiting"
+)
+
+// Valid indicates whether the value is a known member of the ExecutionStatus enum.
+func (e ExecutionStatus) Valid() bool {
+	switch e {
+	case ExecutionStatusCancelled:
+		return true
+	case ExecutionStatusCompleted:
+		return true
+	case ExecutionStatusFailed:
+		return true
+	case ExecutionStatusQueued:
+		return true
+	case ExecutionStatusRunning:
+		return true
+	case ExecutionStatusWaiting:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for FlowStatus.
 const (
 	FlowStatusArchived  FlowStatus = "archived"
@@ -187,6 +265,114 @@ func (e MeAuthType) Valid() bool {
 	}
 }
 
+// Defines values for NodeExecutionStatus.
+const (
+	NodeExecutionStatusCancelled NodeExecutionStatus = "cancelled"
+	NodeExecutionStatusCompleted NodeExecutionStatus = "completed"
+	NodeExecutionStatusFailed    NodeExecutionStatus = "failed"
+	NodeExecutionStatusRunning   NodeExecutionStatus = "running"
+	NodeExecutionStatusSkipped   NodeExecutionStatus = "skipped"
+	NodeExecutionStatusWaiting   NodeExecutionStatus = "waiting"
+)
+
+// Valid indicates whether the value is a known member of the NodeExecutionStatus enum.
+func (e NodeExecutionStatus) Valid() bool {
+	switch e {
+	case NodeExecutionStatusCancelled:
+		return true
+	case NodeExecutionStatusCompleted:
+		return true
+	case NodeExecutionStatusFailed:
+		return true
+	case NodeExecutionStatusRunning:
+		return true
+	case NodeExecutionStatusSkipped:
+		return true
+	case NodeExecutionStatusWaiting:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for NodeTypeCategoryID.
+const (
+	Action   NodeTypeCategoryID = "action"
+	Ai       NodeTypeCategoryID = "ai"
+	Logic    NodeTypeCategoryID = "logic"
+	Response NodeTypeCategoryID = "response"
+	Trigger  NodeTypeCategoryID = "trigger"
+)
+
+// Valid indicates whether the value is a known member of the NodeTypeCategoryID enum.
+func (e NodeTypeCategoryID) Valid() bool {
+	switch e {
+	case Action:
+		return true
+	case Ai:
+		return true
+	case Logic:
+		return true
+	case Response:
+		return true
+	case Trigger:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for NodeTypePropertyType.
+const (
+	Boolean     NodeTypePropertyType = "boolean"
+	Cron        NodeTypePropertyType = "cron"
+	Expression  NodeTypePropertyType = "expression"
+	Json        NodeTypePropertyType = "json"
+	KeyValue    NodeTypePropertyType = "key-value"
+	List        NodeTypePropertyType = "list"
+	MultiSelect NodeTypePropertyType = "multi-select"
+	Number      NodeTypePropertyType = "number"
+	Select      NodeTypePropertyType = "select"
+	StringList  NodeTypePropertyType = "string-list"
+	Text        NodeTypePropertyType = "text"
+	Textarea    NodeTypePropertyType = "textarea"
+	Timezone    NodeTypePropertyType = "timezone"
+)
+
+// Valid indicates whether the value is a known member of the NodeTypePropertyType enum.
+func (e NodeTypePropertyType) Valid() bool {
+	switch e {
+	case Boolean:
+		return true
+	case Cron:
+		return true
+	case Expression:
+		return true
+	case Json:
+		return true
+	case KeyValue:
+		return true
+	case List:
+		return true
+	case MultiSelect:
+		return true
+	case Number:
+		return true
+	case Select:
+		return true
+	case StringList:
+		return true
+	case Text:
+		return true
+	case Textarea:
+		return true
+	case Timezone:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for TokenResponseTokenType.
 const (
 	Bearer TokenResponseTokenType = "Bearer"
@@ -256,6 +442,21 @@ func (e ListApiTokensParamsSort) Valid() bool {
 	case ListApiTokensParamsSortMinusName:
 		return true
 	case ListApiTokensParamsSortName:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for GetExecutionParamsInclude.
+const (
+	GetExecutionParamsIncludeGraph GetExecutionParamsInclude = "graph"
+)
+
+// Valid indicates whether the value is a known member of the GetExecutionParamsInclude enum.
+func (e GetExecutionParamsInclude) Valid() bool {
+	switch e {
+	case GetExecutionParamsIncludeGraph:
 		return true
 	default:
 		return false
@@ -549,6 +750,106 @@ type CursorMeta struct {
 	NextCursor nullable.Nullable[string] `json:"next_cursor"`
 }
 
+// Execution defines model for Execution.
+type Execution struct {
+	ApiTokenId     nullable.Nullable[int64]          `json:"api_token_id"`
+	CompletedAt    nullable.Nullable[apitime.Time]   `json:"completed_at"`
+	CompletedNodes int                               `json:"completed_nodes"`
+	ConversationId nullable.Nullable[int64]          `json:"conversation_id"`
+	DurationMs     nullable.Nullable[int64]          `json:"duration_ms"`
+	Error          nullable.Nullable[ExecutionError] `json:"error"`
+	FailedNodes    int                               `json:"failed_nodes"`
+	FlowId         int64                             `json:"flow_id"`
+	FlowRevision   int                               `json:"flow_revision"`
+	FlowVersion    nullable.Nullable[int]            `json:"flow_version"`
+
+	// Graph A React Flow graph. Open schema: unknown UI keys are stored and ignored. The engine's checks
+	// (unique ids, edges between existing nodes, no cycles, size limits) answer 422 `invalid-graph`.
+	Graph          *Graph                 `json:"graph,omitempty"`
+	HasErrors      bool                   `json:"has_errors"`
+	Id             int64                  `json:"id"`
+	InputData      map[string]interface{} `json:"input_data"`
+	Mode           ExecutionMode          `json:"mode"`
+	NodeExecutions []NodeExecution        `json:"node_executions"`
+
+	// OutputData The last `response-data` node's output, or null.
+	OutputData   interface{}                     `json:"output_data"`
+	QueuedAt     apitime.Time                    `json:"queued_at"`
+	RetryOf      nullable.Nullable[int64]        `json:"retry_of"`
+	SkippedNodes int                             `json:"skipped_nodes"`
+	StartedAt    nullable.Nullable[apitime.Time] `json:"started_at"`
+	Status       ExecutionStatus                 `json:"status"`
+	TotalNodes   int                             `json:"total_nodes"`
+	TriggeredBy  nullable.Nullable[int64]        `json:"triggered_by"`
+}
+
+// ExecutionCreate defines model for ExecutionCreate.
+type ExecutionCreate struct {
+	FlowId int64 `json:"flow_id"`
+
+	// InputData The run's input (≤256 KiB), checked against the trigger's `inputFields`.
+	InputData *map[string]interface{} `json:"input_data,omitempty"`
+
+	// Version A version to run; default the working copy.
+	Version *int `json:"version,omitempty"`
+}
+
+// ExecutionCursorPage defines model for ExecutionCursorPage.
+type ExecutionCursorPage struct {
+	HasMore bool               `json:"has_more"`
+	Items   []ExecutionSummary `json:"items"`
+
+	// NextCursor Pass as `cursor` for the next batch; null at the end.
+	NextCursor nullable.Nullable[string] `json:"next_cursor"`
+}
+
+// ExecutionError defines model for ExecutionError.
+type ExecutionError struct {
+	Code    string                    `json:"code"`
+	Message string                    `json:"message"`
+	NodeId  nullable.Nullable[string] `json:"node_id"`
+}
+
+// ExecutionMode defines model for ExecutionMode.
+type ExecutionMode string
+
+// ExecutionRetry defines model for ExecutionRetry.
+type ExecutionRetry struct {
+	// From Where the new run starts; absent means `failed_node`.
+	From      *ExecutionRetryFrom     `json:"from,omitempty"`
+	InputData *map[string]interface{} `json:"input_data,omitempty"`
+}
+
+// ExecutionRetryFrom Where the new run starts; absent means `failed_node`.
+type ExecutionRetryFrom string
+
+// ExecutionStatus defines model for ExecutionStatus.
+type ExecutionStatus string
+
+// ExecutionSummary defines model for ExecutionSummary.
+type ExecutionSummary struct {
+	ApiTokenId     nullable.Nullable[int64]          `json:"api_token_id"`
+	CompletedAt    nullable.Nullable[apitime.Time]   `json:"completed_at"`
+	CompletedNodes int                               `json:"completed_nodes"`
+	ConversationId nullable.Nullable[int64]          `json:"conversation_id"`
+	DurationMs     nullable.Nullable[int64]          `json:"duration_ms"`
+	Error          nullable.Nullable[ExecutionError] `json:"error"`
+	FailedNodes    int                               `json:"failed_nodes"`
+	FlowId         int64                             `json:"flow_id"`
+	FlowRevision   int                               `json:"flow_revision"`
+	FlowVersion    nullable.Nullable[int]            `json:"flow_version"`
+	HasErrors      bool                              `json:"has_errors"`
+	Id             int64                             `json:"id"`
+	Mode           ExecutionMode                     `json:"mode"`
+	QueuedAt       apitime.Time                      `json:"queued_at"`
+	RetryOf        nullable.Nullable[int64]          `json:"retry_of"`
+	SkippedNodes   int                               `json:"skipped_nodes"`
+	StartedAt      nullable.Nullable[apitime.Time]   `json:"started_at"`
+	Status         ExecutionStatus                   `json:"status"`
+	TotalNodes     int                               `json:"total_nodes"`
+	TriggeredBy    nullable.Nullable[int64]          `json:"triggered_by"`
+}
+
 // Flow defines model for Flow.
 type Flow struct {
 	ArchivedAt nullable.Nullable[apitime.Time] `json:"archived_at"`
@@ -754,6 +1055,30 @@ type FlowVersionSummaryPage struct {
 // FlowVisibility `private`: the owner and admins; `team`: also the members of `team_id`; `public`: every holder of flow:read.
 type FlowVisibility string
 
+// FlowWebhookAccepted defines model for FlowWebhookAccepted.
+type FlowWebhookAccepted struct {
+	ExecutionId int64           `json:"execution_id"`
+	Status      ExecutionStatus `json:"status"`
+}
+
+// FlowWebhookAnswer The `body` of the `response-data` node that ended the run.
+type FlowWebhookAnswer = interface{}
+
+// FlowWebhookForm defines model for FlowWebhookForm.
+type FlowWebhookForm map[string]interface{}
+
+// FlowWebhookJSON Any JSON document; it becomes the trigger's `body`.
+type FlowWebhookJSON = interface{}
+
+// FlowWebhookKey defines model for FlowWebhookKey.
+type FlowWebhookKey struct {
+	// WebhookUrl The new receiver URL; the previous key stops working at once.
+	WebhookUrl string `json:"webhook_url"`
+}
+
+// FlowWebhookText defines model for FlowWebhookText.
+type FlowWebhookText = string
+
 // FlowWriteStatus Writing `published` publishes the flow; writing `draft` unpublishes it.
 type FlowWriteStatus string
 
@@ -873,6 +1198,110 @@ type MeAuth struct {
 
 // MeAuthType defines model for MeAuth.Type.
 type MeAuthType string
+
+// NodeError defines model for NodeError.
+type NodeError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// NodeExecution defines model for NodeExecution.
+type NodeExecution struct {
+	Attempt     int                             `json:"attempt"`
+	CompletedAt nullable.Nullable[apitime.Time] `json:"completed_at"`
+	DurationMs  nullable.Nullable[int64]        `json:"duration_ms"`
+	Error       nullable.Nullable[NodeError]    `json:"error"`
+
+	// Handle The branch the node took.
+	Handle nullable.Nullable[string] `json:"handle"`
+	Id     int64                     `json:"id"`
+
+	// Input The resolved config, with secrets redacted.
+	Input     interface{} `json:"input"`
+	NodeId    string      `json:"node_id"`
+	NodeLabel string      `json:"node_label"`
+	NodeType  string      `json:"node_type"`
+
+	// Output What the node produced (truncated to 64 KiB in lists, with `truncated`).
+	Output     interface{}              `json:"output"`
+	ReusedFrom nullable.Nullable[int64] `json:"reused_from"`
+	StartedAt  apitime.Time             `json:"started_at"`
+	Status     NodeExecutionStatus      `json:"status"`
+	Truncated  bool                     `json:"truncated"`
+}
+
+// NodeExecutionStatus defines model for NodeExecutionStatus.
+type NodeExecutionStatus string
+
+// NodeType defines model for NodeType.
+type NodeType struct {
+	Category    NodeTypeCategoryID `json:"category"`
+	Color       string             `json:"color"`
+	Deprecated  bool               `json:"deprecated"`
+	Description string             `json:"description"`
+
+	// DynamicOutputs `categories` (ai-classify) or `cases` (logic-switch): the handles come from the config.
+	DynamicOutputs nullable.Nullable[string] `json:"dynamic_outputs"`
+	Icon           string                    `json:"icon"`
+	Id             string                    `json:"id"`
+	Label          string                    `json:"label"`
+	OutputSchema   map[string]interface{}    `json:"output_schema"`
+	Outputs        []NodeTypeOutput          `json:"outputs"`
+	Properties     []NodeTypeProperty        `json:"properties"`
+	SchemaVersion  int                       `json:"schema_version"`
+}
+
+// NodeTypeCategory defines model for NodeTypeCategory.
+type NodeTypeCategory struct {
+	Color string             `json:"color"`
+	Id    NodeTypeCategoryID `json:"id"`
+	Label string             `json:"label"`
+}
+
+// NodeTypeCategoryID defines model for NodeTypeCategoryID.
+type NodeTypeCategoryID string
+
+// NodeTypeCategoryList defines model for NodeTypeCategoryList.
+type NodeTypeCategoryList struct {
+	Items []NodeTypeCategory `json:"items"`
+}
+
+// NodeTypeList defines model for NodeTypeList.
+type NodeTypeList struct {
+	Items []NodeType `json:"items"`
+}
+
+// NodeTypeOption defines model for NodeTypeOption.
+type NodeTypeOption struct {
+	Label string `json:"label"`
+	Value string `json:"value"`
+}
+
+// NodeTypeOutput defines model for NodeTypeOutput.
+type NodeTypeOutput struct {
+	Handle string `json:"handle"`
+	Label  string `json:"label"`
+}
+
+// NodeTypeProperty defines model for NodeTypeProperty.
+type NodeTypeProperty struct {
+	Default        interface{}          `json:"default,omitempty"`
+	Description    string               `json:"description"`
+	ItemProperties *[]NodeTypeProperty  `json:"item_properties,omitempty"`
+	Label          string               `json:"label"`
+	Max            *float32             `json:"max,omitempty"`
+	Min            *float32             `json:"min,omitempty"`
+	Name           string               `json:"name"`
+	Options        *[]NodeTypeOption    `json:"options,omitempty"`
+	OptionsSource  *string              `json:"options_source,omitempty"`
+	Placeholder    *string              `json:"placeholder,omitempty"`
+	Required       bool                 `json:"required"`
+	Templated      bool                 `json:"templated"`
+	Type           NodeTypePropertyType `json:"type"`
+}
+
+// NodeTypePropertyType defines model for NodeTypeProperty.Type.
+type NodeTypePropertyType string
 
 // PageMeta The paging fields of every page list.
 type PageMeta struct {
@@ -1234,8 +1663,8 @@ type AuditLogID = int64
 // Cursor defines model for Cursor.
 type Cursor = string
 
-// CursorLimit defines model for CursorLimit.
-type CursorLimit = int
+// ExecutionID defines model for ExecutionID.
+type ExecutionID = int64
 
 // FlowID defines model for FlowID.
 type FlowID = int64
@@ -1245,6 +1674,9 @@ type FlowVersionNumber = int32
 
 // IfMatch defines model for IfMatch.
 type IfMatch = string
+
+// Limit defines model for Limit.
+type Limit = int
 
 // Page defines model for Page.
 type Page = int
@@ -1263,6 +1695,12 @@ type TeamID = int64
 
 // UserID defines model for UserID.
 type UserID = int64
+
+// WaitMS defines model for WaitMS.
+type WaitMS = int
+
+// ExecutionCreated defines model for ExecutionCreated.
+type ExecutionCreated = Execution
 
 // FlowWithETag defines model for FlowWithETag.
 type FlowWithETag = Flow
@@ -1287,11 +1725,11 @@ type ListApiTokensParamsSort string
 
 // ListAuditLogsParams defines parameters for ListAuditLogs.
 type ListAuditLogsParams struct {
-	// Cursor The `next_cursor` of the previous batch. It is bound to the filters it was issued with.
+	// Cursor The `next_cursor` of the previous batch.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 
 	// Limit Items per batch.
-	Limit *CursorLimit `form:"limit,omitempty" json:"limit,omitempty"`
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
 	// ActorUserId Entries whose actor is this user (also those written under one of the user's API tokens).
 	ActorUserId *int64 `form:"actor_user_id,omitempty" json:"actor_user_id,omitempty"`
@@ -1322,6 +1760,55 @@ type ListAuditLogsParams struct {
 type GetLoginUrlParams struct {
 	// RedirectUri Where Casdoor sends the browser back; one of the configured redirect URIs.
 	RedirectUri *string `form:"redirect_uri,omitempty" json:"redirect_uri,omitempty"`
+}
+
+// ListExecutionsParams defines parameters for ListExecutions.
+type ListExecutionsParams struct {
+	// Cursor The `next_cursor` of the previous batch.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// Limit Items per batch.
+	Limit  *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+	FlowId *int64 `form:"flow_id,omitempty" json:"flow_id,omitempty"`
+
+	// Status Repeatable.
+	Status *[]ExecutionStatus `form:"status,omitempty" json:"status,omitempty"`
+	Mode   *ExecutionMode     `form:"mode,omitempty" json:"mode,omitempty"`
+
+	// TriggeredBy `me` or a user id.
+	TriggeredBy *string `form:"triggered_by,omitempty" json:"triggered_by,omitempty"`
+
+	// From Runs queued at or after this time.
+	From *time.Time `form:"from,omitempty" json:"from,omitempty"`
+
+	// To Runs queued before this time.
+	To *time.Time `form:"to,omitempty" json:"to,omitempty"`
+}
+
+// CreateExecutionParams defines parameters for CreateExecution.
+type CreateExecutionParams struct {
+	// WaitMs How long to wait for the run to end before answering (0–30000 ms).
+	WaitMs *WaitMS `form:"wait_ms,omitempty" json:"wait_ms,omitempty"`
+}
+
+// GetExecutionParams defines parameters for GetExecution.
+type GetExecutionParams struct {
+	Include *GetExecutionParamsInclude `form:"include,omitempty" json:"include,omitempty"`
+}
+
+// GetExecutionParamsInclude defines parameters for GetExecution.
+type GetExecutionParamsInclude string
+
+// GetExecutionEventsParams defines parameters for GetExecutionEvents.
+type GetExecutionEventsParams struct {
+	// LastEventID The `id` of the last event received; the stream resumes after it.
+	LastEventID *string `json:"Last-Event-ID,omitempty"`
+}
+
+// RetryExecutionParams defines parameters for RetryExecution.
+type RetryExecutionParams struct {
+	// WaitMs How long to wait for the run to end before answering (0–30000 ms).
+	WaitMs *WaitMS `form:"wait_ms,omitempty" json:"wait_ms,omitempty"`
 }
 
 // ListFlowsParams defines parameters for ListFlows.
@@ -1377,6 +1864,11 @@ type ListFlowVersionsParams struct {
 type RestoreFlowVersionParams struct {
 	// IfMatch The `ETag` last read; a mismatch answers 412 and changes nothing.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
+}
+
+// ListNodeTypesParams defines parameters for ListNodeTypes.
+type ListNodeTypesParams struct {
+	Category *NodeTypeCategoryID `form:"category,omitempty" json:"category,omitempty"`
 }
 
 // ListTeamsParams defines parameters for ListTeams.
@@ -1460,6 +1952,15 @@ type ExchangeCodeJSONRequestBody = CasdoorCallback
 // RefreshTokensJSONRequestBody defines body for RefreshTokens for application/json ContentType.
 type RefreshTokensJSONRequestBody = RefreshRequest
 
+// CreateExecutionJSONRequestBody defines body for CreateExecution for application/json ContentType.
+type CreateExecutionJSONRequestBody = ExecutionCreate
+
+// StreamExecutionJSONRequestBody defines body for StreamExecution for application/json ContentType.
+type StreamExecutionJSONRequestBody = ExecutionCreate
+
+// RetryExecutionJSONRequestBody defines body for RetryExecution for application/json ContentType.
+type RetryExecutionJSONRequestBody = ExecutionRetry
+
 // CreateFlowJSONRequestBody defines body for CreateFlow for application/json ContentType.
 type CreateFlowJSONRequestBody = FlowCreate
 
@@ -1498,6 +1999,15 @@ type SetTeamMembersJSONRequestBody = TeamMembersSet
 
 // UpdateUserRoleJSONRequestBody defines body for UpdateUserRole for application/json ContentType.
 type UpdateUserRoleJSONRequestBody = UserRoleUpdate
+
+// ReceiveFlowWebhookJSONRequestBody defines body for ReceiveFlowWebhook for application/json ContentType.
+type ReceiveFlowWebhookJSONRequestBody = FlowWebhookJSON
+
+// ReceiveFlowWebhookFormdataRequestBody defines body for ReceiveFlowWebhook for application/x-www-form-urlencoded ContentType.
+type ReceiveFlowWebhookFormdataRequestBody = FlowWebhookForm
+
+// ReceiveFlowWebhookTextRequestBody defines body for ReceiveFlowWebhook for text/plain ContentType.
+type ReceiveFlowWebhookTextRequestBody = FlowWebhookText
 
 // Getter for additional properties for Graph. Returns the specified
 // element and whether it was found
@@ -2428,6 +2938,119 @@ type ClientInterface interface {
 	// Corresponds with POST /casdoor/auth/refresh (the `RefreshTokens` operationId).
 	RefreshTokens(ctx context.Context, body RefreshTokensJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ListExecutions List executions
+	//
+	// A cursor list of run summaries, newest first, over the flows the caller can read. Filters combine;
+	// a cursor only works with the filters it was issued for.
+	//
+	// Corresponds with GET /executions (the `ListExecutions` operationId).
+	ListExecutions(ctx context.Context, params *ListExecutionsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateExecutionWithBody Run a flow
+	//
+	// Queues a run durably (a database row and a job in one transaction) and waits up to `wait_ms` for it
+	// to end, then answers with the run as it stands. The flow must be readable and complete; `input_data`
+	// is checked against the trigger's `inputFields`. Runs the working copy unless `version` is given.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /executions (the `CreateExecution` operationId).
+	CreateExecutionWithBody(ctx context.Context, params *CreateExecutionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateExecution Run a flow
+	//
+	// Queues a run durably (a database row and a job in one transaction) and waits up to `wait_ms` for it
+	// to end, then answers with the run as it stands. The flow must be readable and complete; `input_data`
+	// is checked against the trigger's `inputFields`. Runs the working copy unless `version` is given.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /executions (the `CreateExecution` operationId).
+	CreateExecution(ctx context.Context, params *CreateExecutionParams, body CreateExecutionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// StreamExecutionWithBody Run a flow and stream its events
+	//
+	// Same body and checks as `POST /executions`; answers `text/event-stream` with the run's events from
+	// `execution.created` to the terminal event (`event:`, `id: <seq>`, `data: <JSON>`; `retry: 2000`
+	// first; a `: ping` comment every 15 s). Closing the stream does not cancel the run.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /executions/stream (the `StreamExecution` operationId).
+	StreamExecutionWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// StreamExecution Run a flow and stream its events
+	//
+	// Same body and checks as `POST /executions`; answers `text/event-stream` with the run's events from
+	// `execution.created` to the terminal event (`event:`, `id: <seq>`, `data: <JSON>`; `retry: 2000`
+	// first; a `: ping` comment every 15 s). Closing the stream does not cancel the run.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /executions/stream (the `StreamExecution` operationId).
+	StreamExecution(ctx context.Context, body StreamExecutionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteExecution Delete an execution
+	//
+	// Deletes an ended run with its node records and events. A run still active answers 409.
+	//
+	// Corresponds with DELETE /executions/{id} (the `DeleteExecution` operationId).
+	DeleteExecution(ctx context.Context, id ExecutionID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetExecution Get an execution
+	//
+	// The run with its node records, ordered by start. `include=graph` adds the exact graph that ran.
+	// Outputs over 64 KiB are truncated (`truncated: true`); `GET …/nodes/{node_execution_id}` has them whole.
+	//
+	// Corresponds with GET /executions/{id} (the `GetExecution` operationId).
+	GetExecution(ctx context.Context, id ExecutionID, params *GetExecutionParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CancelExecution Cancel an execution
+	//
+	// A queued or waiting run is cancelled at once; a running one is signalled and its worker stops it
+	// (in-flight HTTP and AI calls are aborted). Answers with the run as it stands; an ended run answers 409.
+	//
+	// Corresponds with POST /executions/{id}/cancel (the `CancelExecution` operationId).
+	CancelExecution(ctx context.Context, id ExecutionID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetExecutionEvents Stream an execution's events
+	//
+	// Server-sent events of an existing run: replays from the start (or after `Last-Event-ID`), then follows
+	// live, and closes after the terminal event. Past the event retention, one terminal event built from the
+	// run is sent.
+	//
+	// Corresponds with GET /executions/{id}/events (the `GetExecutionEvents` operationId).
+	GetExecutionEvents(ctx context.Context, id ExecutionID, params *GetExecutionEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetNodeExecution Get one node record
+	//
+	// One node record with its full `input` and `output`.
+	//
+	// Corresponds with GET /executions/{id}/nodes/{node_execution_id} (the `GetNodeExecution` operationId).
+	GetNodeExecution(ctx context.Context, id ExecutionID, nodeExecutionId int64, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RetryExecutionWithBody Retry an execution
+	//
+	// Creates a new run (`mode=retry`, `retry_of`) of a failed or cancelled run on the same graph. From
+	// `failed_node` (default) the completed nodes' records are reused and the run resumes at the node(s)
+	// that failed or were cancelled; from `start` everything runs again.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /executions/{id}/retry (the `RetryExecution` operationId).
+	RetryExecutionWithBody(ctx context.Context, id ExecutionID, params *RetryExecutionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RetryExecution Retry an execution
+	//
+	// Creates a new run (`mode=retry`, `retry_of`) of a failed or cancelled run on the same graph. From
+	// `failed_node` (default) the completed nodes' records are reused and the run resumes at the node(s)
+	// that failed or were cancelled; from `start` everything runs again.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /executions/{id}/retry (the `RetryExecution` operationId).
+	RetryExecution(ctx context.Context, id ExecutionID, params *RetryExecutionParams, body RetryExecutionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListFlows List flows
 	//
 	// A page of flow summaries (without `data`) that the caller can see: their own flows, `team` flows of
@@ -2617,6 +3240,35 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /flows/{id}/versions/{version}/restore (the `RestoreFlowVersion` operationId).
 	RestoreFlowVersion(ctx context.Context, id FlowID, version FlowVersionNumber, params *RestoreFlowVersionParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RotateFlowWebhookKey Rotate the webhook key
+	//
+	// Gives the flow's `trigger-webhook` a new key and returns the receiver URL; the previous key stops working
+	// at once. A flow without a `trigger-webhook` in its working copy answers 409 `invalid-state`.
+	//
+	// Corresponds with POST /flows/{id}/webhook-key (the `RotateFlowWebhookKey` operationId).
+	RotateFlowWebhookKey(ctx context.Context, id FlowID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListNodeTypes List node types
+	//
+	// The engine's own registry, so the editor shows exactly what runs.
+	//
+	// Corresponds with GET /node-types (the `ListNodeTypes` operationId).
+	ListNodeTypes(ctx context.Context, params *ListNodeTypesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListNodeTypeCategories List node type categories
+	//
+	// The five categories of node types.
+	//
+	// Corresponds with GET /node-types/categories (the `ListNodeTypeCategories` operationId).
+	ListNodeTypeCategories(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetNodeType Get a node type
+	//
+	// One node type definition; an unknown id answers 404.
+	//
+	// Corresponds with GET /node-types/{type_id} (the `GetNodeType` operationId).
+	GetNodeType(ctx context.Context, typeId string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListPermissions The permission catalogue
 	//
@@ -2857,6 +3509,58 @@ type ClientInterface interface {
 	//
 	// Corresponds with DELETE /users/{user_id}/api-tokens/{id} (the `DeleteUserApiToken` operationId).
 	DeleteUserApiToken(ctx context.Context, userId PathUserID, id ApiTokenID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ReceiveFlowWebhookWithBody Start a flow from a webhook
+	//
+	// Starts the published version of the flow whose `trigger-webhook` owns this key. The trigger's output is
+	// `{method, query, headers, body, received_at}` (headers lower-cased, auth and cookie headers dropped; a
+	// JSON body parsed, otherwise a string). In `immediate` mode the answer is 202 with the run id; in
+	// `last_node` mode the receiver waits up to 30 s for a `response-data` node and answers with its status,
+	// headers and body, falling back to 202.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
+	ReceiveFlowWebhookWithBody(ctx context.Context, endpointKey string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ReceiveFlowWebhook Start a flow from a webhook
+	//
+	// Starts the published version of the flow whose `trigger-webhook` owns this key. The trigger's output is
+	// `{method, query, headers, body, received_at}` (headers lower-cased, auth and cookie headers dropped; a
+	// JSON body parsed, otherwise a string). In `immediate` mode the answer is 202 with the run id; in
+	// `last_node` mode the receiver waits up to 30 s for a `response-data` node and answers with its status,
+	// headers and body, falling back to 202.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
+	ReceiveFlowWebhook(ctx context.Context, endpointKey string, body ReceiveFlowWebhookJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ReceiveFlowWebhookWithFormdataBody Start a flow from a webhook
+	//
+	// Starts the published version of the flow whose `trigger-webhook` owns this key. The trigger's output is
+	// `{method, query, headers, body, received_at}` (headers lower-cased, auth and cookie headers dropped; a
+	// JSON body parsed, otherwise a string). In `immediate` mode the answer is 202 with the run id; in
+	// `last_node` mode the receiver waits up to 30 s for a `response-data` node and answers with its status,
+	// headers and body, falling back to 202.
+	//
+	// Takes a body of the `application/x-www-form-urlencoded` content type.
+	//
+	// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
+	ReceiveFlowWebhookWithFormdataBody(ctx context.Context, endpointKey string, body ReceiveFlowWebhookFormdataRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ReceiveFlowWebhookWithTextBody Start a flow from a webhook
+	//
+	// Starts the published version of the flow whose `trigger-webhook` owns this key. The trigger's output is
+	// `{method, query, headers, body, received_at}` (headers lower-cased, auth and cookie headers dropped; a
+	// JSON body parsed, otherwise a string). In `immediate` mode the answer is 202 with the run id; in
+	// `last_node` mode the receiver waits up to 30 s for a `response-data` node and answers with its status,
+	// headers and body, falling back to 202.
+	//
+	// Takes a body of the `text/plain` content type.
+	//
+	// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
+	ReceiveFlowWebhookWithTextBody(ctx context.Context, endpointKey string, body ReceiveFlowWebhookTextRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 }
 
 // ListApiTokens List my API tokens
@@ -3120,6 +3824,239 @@ func (c *Client) RefreshTokensWithBody(ctx context.Context, contentType string, 
 // Corresponds with POST /casdoor/auth/refresh (the `RefreshTokens` operationId).
 func (c *Client) RefreshTokens(ctx context.Context, body RefreshTokensJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewRefreshTokensRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListExecutions List executions
+//
+// A cursor list of run summaries, newest first, over the flows the caller can read. Filters combine;
+// a cursor only works with the filters it was issued for.
+//
+// Corresponds with GET /executions (the `ListExecutions` operationId).
+func (c *Client) ListExecutions(ctx context.Context, params *ListExecutionsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListExecutionsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateExecutionWithBody Run a flow
+//
+// Queues a run durably (a database row and a job in one transaction) and waits up to `wait_ms` for it
+// to end, then answers with the run as it stands. The flow must be readable and complete; `input_data`
+// is checked against the trigger's `inputFields`. Runs the working copy unless `version` is given.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /executions (the `CreateExecution` operationId).
+func (c *Client) CreateExecutionWithBody(ctx context.Context, params *CreateExecutionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateExecutionRequestWithBody(c.Server, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateExecution Run a flow
+//
+// Queues a run durably (a database row and a job in one transaction) and waits up to `wait_ms` for it
+// to end, then answers with the run as it stands. The flow must be readable and complete; `input_data`
+// is checked against the trigger's `inputFields`. Runs the working copy unless `version` is given.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /executions (the `CreateExecution` operationId).
+func (c *Client) CreateExecution(ctx context.Context, params *CreateExecutionParams, body CreateExecutionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateExecutionRequest(c.Server, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// StreamExecutionWithBody Run a flow and stream its events
+//
+// Same body and checks as `POST /executions`; answers `text/event-stream` with the run's events from
+// `execution.created` to the terminal event (`event:`, `id: <seq>`, `data: <JSON>`; `retry: 2000`
+// first; a `: ping` comment every 15 s). Closing the stream does not cancel the run.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /executions/stream (the `StreamExecution` operationId).
+func (c *Client) StreamExecutionWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewStreamExecutionRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// StreamExecution Run a flow and stream its events
+//
+// Same body and checks as `POST /executions`; answers `text/event-stream` with the run's events from
+// `execution.created` to the terminal event (`event:`, `id: <seq>`, `data: <JSON>`; `retry: 2000`
+// first; a `: ping` comment every 15 s). Closing the stream does not cancel the run.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /executions/stream (the `StreamExecution` operationId).
+func (c *Client) StreamExecution(ctx context.Context, body StreamExecutionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewStreamExecutionRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteExecution Delete an execution
+//
+// Deletes an ended run with its node records and events. A run still active answers 409.
+//
+// Corresponds with DELETE /executions/{id} (the `DeleteExecution` operationId).
+func (c *Client) DeleteExecution(ctx context.Context, id ExecutionID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteExecutionRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetExecution Get an execution
+//
+// The run with its node records, ordered by start. `include=graph` adds the exact graph that ran.
+// Outputs over 64 KiB are truncated (`truncated: true`); `GET …/nodes/{node_execution_id}` has them whole.
+//
+// Corresponds with GET /executions/{id} (the `GetExecution` operationId).
+func (c *Client) GetExecution(ctx context.Context, id ExecutionID, params *GetExecutionParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetExecutionRequest(c.Server, id, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CancelExecution Cancel an execution
+//
+// A queued or waiting run is cancelled at once; a running one is signalled and its worker stops it
+// (in-flight HTTP and AI calls are aborted). Answers with the run as it stands; an ended run answers 409.
+//
+// Corresponds with POST /executions/{id}/cancel (the `CancelExecution` operationId).
+func (c *Client) CancelExecution(ctx context.Context, id ExecutionID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCancelExecutionRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetExecutionEvents Stream an execution's events
+//
+// Server-sent events of an existing run: replays from the start (or after `Last-Event-ID`), then follows
+// live, and closes after the terminal event. Past the event retention, one terminal event built from the
+// run is sent.
+//
+// Corresponds with GET /executions/{id}/events (the `GetExecutionEvents` operationId).
+func (c *Client) GetExecutionEvents(ctx context.Context, id ExecutionID, params *GetExecutionEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetExecutionEventsRequest(c.Server, id, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetNodeExecution Get one node record
+//
+// One node record with its full `input` and `output`.
+//
+// Corresponds with GET /executions/{id}/nodes/{node_execution_id} (the `GetNodeExecution` operationId).
+func (c *Client) GetNodeExecution(ctx context.Context, id ExecutionID, nodeExecutionId int64, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetNodeExecutionRequest(c.Server, id, nodeExecutionId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RetryExecutionWithBody Retry an execution
+//
+// Creates a new run (`mode=retry`, `retry_of`) of a failed or cancelled run on the same graph. From
+// `failed_node` (default) the completed nodes' records are reused and the run resumes at the node(s)
+// that failed or were cancelled; from `start` everything runs again.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /executions/{id}/retry (the `RetryExecution` operationId).
+func (c *Client) RetryExecutionWithBody(ctx context.Context, id ExecutionID, params *RetryExecutionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRetryExecutionRequestWithBody(c.Server, id, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RetryExecution Retry an execution
+//
+// Creates a new run (`mode=retry`, `retry_of`) of a failed or cancelled run on the same graph. From
+// `failed_node` (default) the completed nodes' records are reused and the run resumes at the node(s)
+// that failed or were cancelled; from `start` everything runs again.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /executions/{id}/retry (the `RetryExecution` operationId).
+func (c *Client) RetryExecution(ctx context.Context, id ExecutionID, params *RetryExecutionParams, body RetryExecutionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRetryExecutionRequest(c.Server, id, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -3520,6 +4457,75 @@ func (c *Client) GetFlowVersion(ctx context.Context, id FlowID, version FlowVers
 // Corresponds with POST /flows/{id}/versions/{version}/restore (the `RestoreFlowVersion` operationId).
 func (c *Client) RestoreFlowVersion(ctx context.Context, id FlowID, version FlowVersionNumber, params *RestoreFlowVersionParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewRestoreFlowVersionRequest(c.Server, id, version, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RotateFlowWebhookKey Rotate the webhook key
+//
+// Gives the flow's `trigger-webhook` a new key and returns the receiver URL; the previous key stops working
+// at once. A flow without a `trigger-webhook` in its working copy answers 409 `invalid-state`.
+//
+// Corresponds with POST /flows/{id}/webhook-key (the `RotateFlowWebhookKey` operationId).
+func (c *Client) RotateFlowWebhookKey(ctx context.Context, id FlowID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRotateFlowWebhookKeyRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListNodeTypes List node types
+//
+// The engine's own registry, so the editor shows exactly what runs.
+//
+// Corresponds with GET /node-types (the `ListNodeTypes` operationId).
+func (c *Client) ListNodeTypes(ctx context.Context, params *ListNodeTypesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListNodeTypesRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListNodeTypeCategories List node type categories
+//
+// The five categories of node types.
+//
+// Corresponds with GET /node-types/categories (the `ListNodeTypeCategories` operationId).
+func (c *Client) ListNodeTypeCategories(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListNodeTypeCategoriesRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetNodeType Get a node type
+//
+// One node type definition; an unknown id answers 404.
+//
+// Corresponds with GET /node-types/{type_id} (the `GetNodeType` operationId).
+func (c *Client) GetNodeType(ctx context.Context, typeId string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetNodeTypeRequest(c.Server, typeId)
 	if err != nil {
 		return nil, err
 	}
@@ -4050,6 +5056,98 @@ func (c *Client) ListUserApiTokens(ctx context.Context, userId PathUserID, param
 // Corresponds with DELETE /users/{user_id}/api-tokens/{id} (the `DeleteUserApiToken` operationId).
 func (c *Client) DeleteUserApiToken(ctx context.Context, userId PathUserID, id ApiTokenID, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewDeleteUserApiTokenRequest(c.Server, userId, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ReceiveFlowWebhookWithBody Start a flow from a webhook
+//
+// Starts the published version of the flow whose `trigger-webhook` owns this key. The trigger's output is
+// `{method, query, headers, body, received_at}` (headers lower-cased, auth and cookie headers dropped; a
+// JSON body parsed, otherwise a string). In `immediate` mode the answer is 202 with the run id; in
+// `last_node` mode the receiver waits up to 30 s for a `response-data` node and answers with its status,
+// headers and body, falling back to 202.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
+func (c *Client) ReceiveFlowWebhookWithBody(ctx context.Context, endpointKey string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewReceiveFlowWebhookRequestWithBody(c.Server, endpointKey, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ReceiveFlowWebhook Start a flow from a webhook
+//
+// Starts the published version of the flow whose `trigger-webhook` owns this key. The trigger's output is
+// `{method, query, headers, body, received_at}` (headers lower-cased, auth and cookie headers dropped; a
+// JSON body parsed, otherwise a string). In `immediate` mode the answer is 202 with the run id; in
+// `last_node` mode the receiver waits up to 30 s for a `response-data` node and answers with its status,
+// headers and body, falling back to 202.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
+func (c *Client) ReceiveFlowWebhook(ctx context.Context, endpointKey string, body ReceiveFlowWebhookJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewReceiveFlowWebhookRequest(c.Server, endpointKey, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ReceiveFlowWebhookWithFormdataBody Start a flow from a webhook
+//
+// Starts the published version of the flow whose `trigger-webhook` owns this key. The trigger's output is
+// `{method, query, headers, body, received_at}` (headers lower-cased, auth and cookie headers dropped; a
+// JSON body parsed, otherwise a string). In `immediate` mode the answer is 202 with the run id; in
+// `last_node` mode the receiver waits up to 30 s for a `response-data` node and answers with its status,
+// headers and body, falling back to 202.
+//
+// Takes a body of the `application/x-www-form-urlencoded` content type.
+//
+// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
+func (c *Client) ReceiveFlowWebhookWithFormdataBody(ctx context.Context, endpointKey string, body ReceiveFlowWebhookFormdataRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewReceiveFlowWebhookRequestWithFormdataBody(c.Server, endpointKey, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ReceiveFlowWebhookWithTextBody Start a flow from a webhook
+//
+// Starts the published version of the flow whose `trigger-webhook` owns this key. The trigger's output is
+// `{method, query, headers, body, received_at}` (headers lower-cased, auth and cookie headers dropped; a
+// JSON body parsed, otherwise a string). In `immediate` mode the answer is 202 with the run id; in
+// `last_node` mode the receiver waits up to 30 s for a `response-data` node and answers with its status,
+// headers and body, falling back to 202.
+//
+// Takes a body of the `text/plain` content type.
+//
+// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
+func (c *Client) ReceiveFlowWebhookWithTextBody(ctx context.Context, endpointKey string, body ReceiveFlowWebhookTextRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewReceiveFlowWebhookRequestWithTextBody(c.Server, endpointKey, body)
 	if err != nil {
 		return nil, err
 	}
@@ -4618,6 +5716,544 @@ func NewRefreshTokensRequestWithBody(server string, contentType string, body io.
 	queryURL, err := serverURL.Parse(operationPath)
 	if err != nil {
 		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewListExecutionsRequest constructs an http.Request for the ListExecutions method
+func NewListExecutionsRequest(server string, params *ListExecutionsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/executions")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.FlowId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "flow_id", *params.FlowId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Status != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "status", *params.Status, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "array", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Mode != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "mode", *params.Mode, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.TriggeredBy != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "triggered_by", *params.TriggeredBy, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.From != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "from", *params.From, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.To != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "to", *params.To, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCreateExecutionRequest calls the generic CreateExecution builder with application/json body
+func NewCreateExecutionRequest(server string, params *CreateExecutionParams, body CreateExecutionJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreateExecutionRequestWithBody(server, params, "application/json", bodyReader)
+}
+
+// NewCreateExecutionRequestWithBody constructs an http.Request for the CreateExecution method, with any body, and a specified content type
+func NewCreateExecutionRequestWithBody(server string, params *CreateExecutionParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/executions")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.WaitMs != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "wait_ms", *params.WaitMs, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewStreamExecutionRequest calls the generic StreamExecution builder with application/json body
+func NewStreamExecutionRequest(server string, body StreamExecutionJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewStreamExecutionRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewStreamExecutionRequestWithBody constructs an http.Request for the StreamExecution method, with any body, and a specified content type
+func NewStreamExecutionRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/executions/stream")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewDeleteExecutionRequest constructs an http.Request for the DeleteExecution method
+func NewDeleteExecutionRequest(server string, id ExecutionID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/executions/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetExecutionRequest constructs an http.Request for the GetExecution method
+func NewGetExecutionRequest(server string, id ExecutionID, params *GetExecutionParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/executions/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Include != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "include", *params.Include, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCancelExecutionRequest constructs an http.Request for the CancelExecution method
+func NewCancelExecutionRequest(server string, id ExecutionID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/executions/%s/cancel", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetExecutionEventsRequest constructs an http.Request for the GetExecutionEvents method
+func NewGetExecutionEventsRequest(server string, id ExecutionID, params *GetExecutionEventsParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/executions/%s/events", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.LastEventID != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Last-Event-ID", *params.LastEventID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Last-Event-ID", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewGetNodeExecutionRequest constructs an http.Request for the GetNodeExecution method
+func NewGetNodeExecutionRequest(server string, id ExecutionID, nodeExecutionId int64) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "node_execution_id", nodeExecutionId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/executions/%s/nodes/%s", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewRetryExecutionRequest calls the generic RetryExecution builder with application/json body
+func NewRetryExecutionRequest(server string, id ExecutionID, params *RetryExecutionParams, body RetryExecutionJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewRetryExecutionRequestWithBody(server, id, params, "application/json", bodyReader)
+}
+
+// NewRetryExecutionRequestWithBody constructs an http.Request for the RetryExecution method, with any body, and a specified content type
+func NewRetryExecutionRequestWithBody(server string, id ExecutionID, params *RetryExecutionParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/executions/%s/retry", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.WaitMs != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "wait_ms", *params.WaitMs, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
 	}
 
 	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
@@ -5387,6 +7023,155 @@ func NewRestoreFlowVersionRequest(server string, id FlowID, version FlowVersionN
 			req.Header.Set("If-Match", headerParam0)
 		}
 
+	}
+
+	return req, nil
+}
+
+// NewRotateFlowWebhookKeyRequest constructs an http.Request for the RotateFlowWebhookKey method
+func NewRotateFlowWebhookKeyRequest(server string, id FlowID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/flows/%s/webhook-key", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewListNodeTypesRequest constructs an http.Request for the ListNodeTypes method
+func NewListNodeTypesRequest(server string, params *ListNodeTypesParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/node-types")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Category != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "category", *params.Category, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewListNodeTypeCategoriesRequest constructs an http.Request for the ListNodeTypeCategories method
+func NewListNodeTypeCategoriesRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/node-types/categories")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetNodeTypeRequest constructs an http.Request for the GetNodeType method
+func NewGetNodeTypeRequest(server string, typeId string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "type_id", typeId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/node-types/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
 	}
 
 	return req, nil
@@ -6473,6 +8258,75 @@ func NewDeleteUserApiTokenRequest(server string, userId PathUserID, id ApiTokenI
 	return req, nil
 }
 
+// NewReceiveFlowWebhookRequest calls the generic ReceiveFlowWebhook builder with application/json body
+func NewReceiveFlowWebhookRequest(server string, endpointKey string, body ReceiveFlowWebhookJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewReceiveFlowWebhookRequestWithBody(server, endpointKey, "application/json", bodyReader)
+}
+
+// NewReceiveFlowWebhookRequestWithFormdataBody calls the generic ReceiveFlowWebhook builder with application/x-www-form-urlencoded body
+func NewReceiveFlowWebhookRequestWithFormdataBody(server string, endpointKey string, body ReceiveFlowWebhookFormdataRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	bodyStr, err := runtime.MarshalForm(body, nil)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = strings.NewReader(bodyStr.Encode())
+	return NewReceiveFlowWebhookRequestWithBody(server, endpointKey, "application/x-www-form-urlencoded", bodyReader)
+}
+
+// NewReceiveFlowWebhookRequestWithTextBody calls the generic ReceiveFlowWebhook builder with text/plain body
+func NewReceiveFlowWebhookRequestWithTextBody(server string, endpointKey string, body ReceiveFlowWebhookTextRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	if stringer, ok := interface{}(body).(fmt.Stringer); ok {
+		bodyReader = strings.NewReader(stringer.String())
+	} else {
+		bodyReader = strings.NewReader(fmt.Sprint(body))
+	}
+	return NewReceiveFlowWebhookRequestWithBody(server, endpointKey, "text/plain", bodyReader)
+}
+
+// NewReceiveFlowWebhookRequestWithBody constructs an http.Request for the ReceiveFlowWebhook method, with any body, and a specified content type
+func NewReceiveFlowWebhookRequestWithBody(server string, endpointKey string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "endpoint_key", endpointKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/webhooks/flows/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 func (c *Client) applyEditors(ctx context.Context, req *http.Request, additionalEditors []RequestEditorFn) error {
 	for _, r := range c.RequestEditors {
 		if err := r(ctx, req); err != nil {
@@ -6663,6 +8517,131 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /casdoor/auth/refresh (the `RefreshTokens` operationId).
 	RefreshTokensWithResponse(ctx context.Context, body RefreshTokensJSONRequestBody, reqEditors ...RequestEditorFn) (*RefreshTokensResponse, error)
+
+	// ListExecutionsWithResponse List executions
+	//
+	// A cursor list of run summaries, newest first, over the flows the caller can read. Filters combine;
+	// a cursor only works with the filters it was issued for.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /executions (the `ListExecutions` operationId).
+	ListExecutionsWithResponse(ctx context.Context, params *ListExecutionsParams, reqEditors ...RequestEditorFn) (*ListExecutionsResponse, error)
+
+	// CreateExecutionWithBodyWithResponse Run a flow
+	//
+	// Queues a run durably (a database row and a job in one transaction) and waits up to `wait_ms` for it
+	// to end, then answers with the run as it stands. The flow must be readable and complete; `input_data`
+	// is checked against the trigger's `inputFields`. Runs the working copy unless `version` is given.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /executions (the `CreateExecution` operationId).
+	CreateExecutionWithBodyWithResponse(ctx context.Context, params *CreateExecutionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateExecutionResponse, error)
+
+	// CreateExecutionWithResponse Run a flow
+	//
+	// Queues a run durably (a database row and a job in one transaction) and waits up to `wait_ms` for it
+	// to end, then answers with the run as it stands. The flow must be readable and complete; `input_data`
+	// is checked against the trigger's `inputFields`. Runs the working copy unless `version` is given.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /executions (the `CreateExecution` operationId).
+	CreateExecutionWithResponse(ctx context.Context, params *CreateExecutionParams, body CreateExecutionJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateExecutionResponse, error)
+
+	// StreamExecutionWithBodyWithResponse Run a flow and stream its events
+	//
+	// Same body and checks as `POST /executions`; answers `text/event-stream` with the run's events from
+	// `execution.created` to the terminal event (`event:`, `id: <seq>`, `data: <JSON>`; `retry: 2000`
+	// first; a `: ping` comment every 15 s). Closing the stream does not cancel the run.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /executions/stream (the `StreamExecution` operationId).
+	StreamExecutionWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*StreamExecutionResponse, error)
+
+	// StreamExecutionWithResponse Run a flow and stream its events
+	//
+	// Same body and checks as `POST /executions`; answers `text/event-stream` with the run's events from
+	// `execution.created` to the terminal event (`event:`, `id: <seq>`, `data: <JSON>`; `retry: 2000`
+	// first; a `: ping` comment every 15 s). Closing the stream does not cancel the run.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /executions/stream (the `StreamExecution` operationId).
+	StreamExecutionWithResponse(ctx context.Context, body StreamExecutionJSONRequestBody, reqEditors ...RequestEditorFn) (*StreamExecutionResponse, error)
+
+	// DeleteExecutionWithResponse Delete an execution
+	//
+	// Deletes an ended run with its node records and events. A run still active answers 409.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /executions/{id} (the `DeleteExecution` operationId).
+	DeleteExecutionWithResponse(ctx context.Context, id ExecutionID, reqEditors ...RequestEditorFn) (*DeleteExecutionResponse, error)
+
+	// GetExecutionWithResponse Get an execution
+	//
+	// The run with its node records, ordered by start. `include=graph` adds the exact graph that ran.
+	// Outputs over 64 KiB are truncated (`truncated: true`); `GET …/nodes/{node_execution_id}` has them whole.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /executions/{id} (the `GetExecution` operationId).
+	GetExecutionWithResponse(ctx context.Context, id ExecutionID, params *GetExecutionParams, reqEditors ...RequestEditorFn) (*GetExecutionResponse, error)
+
+	// CancelExecutionWithResponse Cancel an execution
+	//
+	// A queued or waiting run is cancelled at once; a running one is signalled and its worker stops it
+	// (in-flight HTTP and AI calls are aborted). Answers with the run as it stands; an ended run answers 409.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /executions/{id}/cancel (the `CancelExecution` operationId).
+	CancelExecutionWithResponse(ctx context.Context, id ExecutionID, reqEditors ...RequestEditorFn) (*CancelExecutionResponse, error)
+
+	// GetExecutionEventsWithResponse Stream an execution's events
+	//
+	// Server-sent events of an existing run: replays from the start (or after `Last-Event-ID`), then follows
+	// live, and closes after the terminal event. Past the event retention, one terminal event built from the
+	// run is sent.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /executions/{id}/events (the `GetExecutionEvents` operationId).
+	GetExecutionEventsWithResponse(ctx context.Context, id ExecutionID, params *GetExecutionEventsParams, reqEditors ...RequestEditorFn) (*GetExecutionEventsResponse, error)
+
+	// GetNodeExecutionWithResponse Get one node record
+	//
+	// One node record with its full `input` and `output`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /executions/{id}/nodes/{node_execution_id} (the `GetNodeExecution` operationId).
+	GetNodeExecutionWithResponse(ctx context.Context, id ExecutionID, nodeExecutionId int64, reqEditors ...RequestEditorFn) (*GetNodeExecutionResponse, error)
+
+	// RetryExecutionWithBodyWithResponse Retry an execution
+	//
+	// Creates a new run (`mode=retry`, `retry_of`) of a failed or cancelled run on the same graph. From
+	// `failed_node` (default) the completed nodes' records are reused and the run resumes at the node(s)
+	// that failed or were cancelled; from `start` everything runs again.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /executions/{id}/retry (the `RetryExecution` operationId).
+	RetryExecutionWithBodyWithResponse(ctx context.Context, id ExecutionID, params *RetryExecutionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RetryExecutionResponse, error)
+
+	// RetryExecutionWithResponse Retry an execution
+	//
+	// Creates a new run (`mode=retry`, `retry_of`) of a failed or cancelled run on the same graph. From
+	// `failed_node` (default) the completed nodes' records are reused and the run resumes at the node(s)
+	// that failed or were cancelled; from `start` everything runs again.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /executions/{id}/retry (the `RetryExecution` operationId).
+	RetryExecutionWithResponse(ctx context.Context, id ExecutionID, params *RetryExecutionParams, body RetryExecutionJSONRequestBody, reqEditors ...RequestEditorFn) (*RetryExecutionResponse, error)
 
 	// ListFlowsWithResponse List flows
 	//
@@ -6867,6 +8846,43 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /flows/{id}/versions/{version}/restore (the `RestoreFlowVersion` operationId).
 	RestoreFlowVersionWithResponse(ctx context.Context, id FlowID, version FlowVersionNumber, params *RestoreFlowVersionParams, reqEditors ...RequestEditorFn) (*RestoreFlowVersionResponse, error)
+
+	// RotateFlowWebhookKeyWithResponse Rotate the webhook key
+	//
+	// Gives the flow's `trigger-webhook` a new key and returns the receiver URL; the previous key stops working
+	// at once. A flow without a `trigger-webhook` in its working copy answers 409 `invalid-state`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /flows/{id}/webhook-key (the `RotateFlowWebhookKey` operationId).
+	RotateFlowWebhookKeyWithResponse(ctx context.Context, id FlowID, reqEditors ...RequestEditorFn) (*RotateFlowWebhookKeyResponse, error)
+
+	// ListNodeTypesWithResponse List node types
+	//
+	// The engine's own registry, so the editor shows exactly what runs.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /node-types (the `ListNodeTypes` operationId).
+	ListNodeTypesWithResponse(ctx context.Context, params *ListNodeTypesParams, reqEditors ...RequestEditorFn) (*ListNodeTypesResponse, error)
+
+	// ListNodeTypeCategoriesWithResponse List node type categories
+	//
+	// The five categories of node types.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /node-types/categories (the `ListNodeTypeCategories` operationId).
+	ListNodeTypeCategoriesWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListNodeTypeCategoriesResponse, error)
+
+	// GetNodeTypeWithResponse Get a node type
+	//
+	// One node type definition; an unknown id answers 404.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /node-types/{type_id} (the `GetNodeType` operationId).
+	GetNodeTypeWithResponse(ctx context.Context, typeId string, reqEditors ...RequestEditorFn) (*GetNodeTypeResponse, error)
 
 	// ListPermissionsWithResponse The permission catalogue
 	//
@@ -7141,6 +9157,58 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with DELETE /users/{user_id}/api-tokens/{id} (the `DeleteUserApiToken` operationId).
 	DeleteUserApiTokenWithResponse(ctx context.Context, userId PathUserID, id ApiTokenID, reqEditors ...RequestEditorFn) (*DeleteUserApiTokenResponse, error)
+
+	// ReceiveFlowWebhookWithBodyWithResponse Start a flow from a webhook
+	//
+	// Starts the published version of the flow whose `trigger-webhook` owns this key. The trigger's output is
+	// `{method, query, headers, body, received_at}` (headers lower-cased, auth and cookie headers dropped; a
+	// JSON body parsed, otherwise a string). In `immediate` mode the answer is 202 with the run id; in
+	// `last_node` mode the receiver waits up to 30 s for a `response-data` node and answers with its status,
+	// headers and body, falling back to 202.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
+	ReceiveFlowWebhookWithBodyWithResponse(ctx context.Context, endpointKey string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ReceiveFlowWebhookResponse, error)
+
+	// ReceiveFlowWebhookWithResponse Start a flow from a webhook
+	//
+	// Starts the published version of the flow whose `trigger-webhook` owns this key. The trigger's output is
+	// `{method, query, headers, body, received_at}` (headers lower-cased, auth and cookie headers dropped; a
+	// JSON body parsed, otherwise a string). In `immediate` mode the answer is 202 with the run id; in
+	// `last_node` mode the receiver waits up to 30 s for a `response-data` node and answers with its status,
+	// headers and body, falling back to 202.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
+	ReceiveFlowWebhookWithResponse(ctx context.Context, endpointKey string, body ReceiveFlowWebhookJSONRequestBody, reqEditors ...RequestEditorFn) (*ReceiveFlowWebhookResponse, error)
+
+	// ReceiveFlowWebhookWithFormdataBodyWithResponse Start a flow from a webhook
+	//
+	// Starts the published version of the flow whose `trigger-webhook` owns this key. The trigger's output is
+	// `{method, query, headers, body, received_at}` (headers lower-cased, auth and cookie headers dropped; a
+	// JSON body parsed, otherwise a string). In `immediate` mode the answer is 202 with the run id; in
+	// `last_node` mode the receiver waits up to 30 s for a `response-data` node and answers with its status,
+	// headers and body, falling back to 202.
+	//
+	// Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
+	ReceiveFlowWebhookWithFormdataBodyWithResponse(ctx context.Context, endpointKey string, body ReceiveFlowWebhookFormdataRequestBody, reqEditors ...RequestEditorFn) (*ReceiveFlowWebhookResponse, error)
+
+	// ReceiveFlowWebhookWithTextBodyWithResponse Start a flow from a webhook
+	//
+	// Starts the published version of the flow whose `trigger-webhook` owns this key. The trigger's output is
+	// `{method, query, headers, body, received_at}` (headers lower-cased, auth and cookie headers dropped; a
+	// JSON body parsed, otherwise a string). In `immediate` mode the answer is 202 with the run id; in
+	// `last_node` mode the receiver waits up to 30 s for a `response-data` node and answers with its status,
+	// headers and body, falling back to 202.
+	//
+	// Takes a body of the `text/plain` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
+	ReceiveFlowWebhookWithTextBodyWithResponse(ctx context.Context, endpointKey string, body ReceiveFlowWebhookTextRequestBody, reqEditors ...RequestEditorFn) (*ReceiveFlowWebhookResponse, error)
 }
 
 // ListApiTokensResponse200Headers the declared response headers of an HTTP 200 response for ListApiTokens
@@ -8097,6 +10165,739 @@ func (r RefreshTokensResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r RefreshTokensResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListExecutionsResponse200Headers the declared response headers of an HTTP 200 response for ListExecutions
+type ListExecutionsResponse200Headers struct {
+	XRequestID *string
+}
+
+// ListExecutionsResponseDefaultHeaders the declared response headers of an HTTP default response for ListExecutions
+type ListExecutionsResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type ListExecutionsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ExecutionCursorPage
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListExecutionsResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ListExecutionsResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListExecutionsResponse) GetJSON200() *ExecutionCursorPage {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ListExecutionsResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ListExecutionsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListExecutionsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListExecutionsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListExecutionsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CreateExecutionResponse201Headers the declared response headers of an HTTP 201 response for CreateExecution
+type CreateExecutionResponse201Headers struct {
+	Location   string
+	XRequestID *string
+}
+
+// CreateExecutionResponse422Headers the declared response headers of an HTTP 422 response for CreateExecution
+type CreateExecutionResponse422Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// CreateExecutionResponse429Headers the declared response headers of an HTTP 429 response for CreateExecution
+type CreateExecutionResponse429Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// CreateExecutionResponseDefaultHeaders the declared response headers of an HTTP default response for CreateExecution
+type CreateExecutionResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type CreateExecutionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *ExecutionCreated
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *CreateExecutionResponse201Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *CreateExecutionResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *CreateExecutionResponse429Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *CreateExecutionResponseDefaultHeaders
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r CreateExecutionResponse) GetJSON201() *ExecutionCreated {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r CreateExecutionResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r CreateExecutionResponse) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r CreateExecutionResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateExecutionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateExecutionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateExecutionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateExecutionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// StreamExecutionResponse200Headers the declared response headers of an HTTP 200 response for StreamExecution
+type StreamExecutionResponse200Headers struct {
+	XRequestID *string
+}
+
+// StreamExecutionResponse422Headers the declared response headers of an HTTP 422 response for StreamExecution
+type StreamExecutionResponse422Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// StreamExecutionResponse429Headers the declared response headers of an HTTP 429 response for StreamExecution
+type StreamExecutionResponse429Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// StreamExecutionResponseDefaultHeaders the declared response headers of an HTTP default response for StreamExecution
+type StreamExecutionResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type StreamExecutionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *StreamExecutionResponse200Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *StreamExecutionResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *StreamExecutionResponse429Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *StreamExecutionResponseDefaultHeaders
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r StreamExecutionResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r StreamExecutionResponse) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r StreamExecutionResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r StreamExecutionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r StreamExecutionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r StreamExecutionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r StreamExecutionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// DeleteExecutionResponse204Headers the declared response headers of an HTTP 204 response for DeleteExecution
+type DeleteExecutionResponse204Headers struct {
+	XRequestID *string
+}
+
+// DeleteExecutionResponse409Headers the declared response headers of an HTTP 409 response for DeleteExecution
+type DeleteExecutionResponse409Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// DeleteExecutionResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteExecution
+type DeleteExecutionResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type DeleteExecutionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers204 the parsed response headers for an HTTP 204 response
+	Headers204 *DeleteExecutionResponse204Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *DeleteExecutionResponse409Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *DeleteExecutionResponseDefaultHeaders
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r DeleteExecutionResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r DeleteExecutionResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteExecutionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteExecutionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteExecutionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteExecutionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetExecutionResponse200Headers the declared response headers of an HTTP 200 response for GetExecution
+type GetExecutionResponse200Headers struct {
+	XRequestID *string
+}
+
+// GetExecutionResponseDefaultHeaders the declared response headers of an HTTP default response for GetExecution
+type GetExecutionResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type GetExecutionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Execution
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetExecutionResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetExecutionResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetExecutionResponse) GetJSON200() *Execution {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetExecutionResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetExecutionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetExecutionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetExecutionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetExecutionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CancelExecutionResponse202Headers the declared response headers of an HTTP 202 response for CancelExecution
+type CancelExecutionResponse202Headers struct {
+	XRequestID *string
+}
+
+// CancelExecutionResponse409Headers the declared response headers of an HTTP 409 response for CancelExecution
+type CancelExecutionResponse409Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// CancelExecutionResponseDefaultHeaders the declared response headers of an HTTP default response for CancelExecution
+type CancelExecutionResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type CancelExecutionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *Execution
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers202 the parsed response headers for an HTTP 202 response
+	Headers202 *CancelExecutionResponse202Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *CancelExecutionResponse409Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *CancelExecutionResponseDefaultHeaders
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r CancelExecutionResponse) GetJSON202() *Execution {
+	return r.JSON202
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r CancelExecutionResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r CancelExecutionResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r CancelExecutionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CancelExecutionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CancelExecutionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CancelExecutionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetExecutionEventsResponse200Headers the declared response headers of an HTTP 200 response for GetExecutionEvents
+type GetExecutionEventsResponse200Headers struct {
+	XRequestID *string
+}
+
+// GetExecutionEventsResponseDefaultHeaders the declared response headers of an HTTP default response for GetExecutionEvents
+type GetExecutionEventsResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type GetExecutionEventsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetExecutionEventsResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetExecutionEventsResponseDefaultHeaders
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetExecutionEventsResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetExecutionEventsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetExecutionEventsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetExecutionEventsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetExecutionEventsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetNodeExecutionResponse200Headers the declared response headers of an HTTP 200 response for GetNodeExecution
+type GetNodeExecutionResponse200Headers struct {
+	XRequestID *string
+}
+
+// GetNodeExecutionResponseDefaultHeaders the declared response headers of an HTTP default response for GetNodeExecution
+type GetNodeExecutionResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type GetNodeExecutionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *NodeExecution
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetNodeExecutionResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetNodeExecutionResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetNodeExecutionResponse) GetJSON200() *NodeExecution {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetNodeExecutionResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetNodeExecutionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetNodeExecutionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetNodeExecutionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetNodeExecutionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// RetryExecutionResponse201Headers the declared response headers of an HTTP 201 response for RetryExecution
+type RetryExecutionResponse201Headers struct {
+	Location   string
+	XRequestID *string
+}
+
+// RetryExecutionResponse409Headers the declared response headers of an HTTP 409 response for RetryExecution
+type RetryExecutionResponse409Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// RetryExecutionResponseDefaultHeaders the declared response headers of an HTTP default response for RetryExecution
+type RetryExecutionResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type RetryExecutionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *ExecutionCreated
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *RetryExecutionResponse201Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *RetryExecutionResponse409Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *RetryExecutionResponseDefaultHeaders
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r RetryExecutionResponse) GetJSON201() *ExecutionCreated {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r RetryExecutionResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r RetryExecutionResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r RetryExecutionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RetryExecutionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RetryExecutionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RetryExecutionResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -9293,6 +12094,298 @@ func (r RestoreFlowVersionResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r RestoreFlowVersionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// RotateFlowWebhookKeyResponse200Headers the declared response headers of an HTTP 200 response for RotateFlowWebhookKey
+type RotateFlowWebhookKeyResponse200Headers struct {
+	XRequestID *string
+}
+
+// RotateFlowWebhookKeyResponse409Headers the declared response headers of an HTTP 409 response for RotateFlowWebhookKey
+type RotateFlowWebhookKeyResponse409Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// RotateFlowWebhookKeyResponseDefaultHeaders the declared response headers of an HTTP default response for RotateFlowWebhookKey
+type RotateFlowWebhookKeyResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type RotateFlowWebhookKeyResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *FlowWebhookKey
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *RotateFlowWebhookKeyResponse200Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *RotateFlowWebhookKeyResponse409Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *RotateFlowWebhookKeyResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RotateFlowWebhookKeyResponse) GetJSON200() *FlowWebhookKey {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r RotateFlowWebhookKeyResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r RotateFlowWebhookKeyResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r RotateFlowWebhookKeyResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RotateFlowWebhookKeyResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RotateFlowWebhookKeyResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RotateFlowWebhookKeyResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListNodeTypesResponse200Headers the declared response headers of an HTTP 200 response for ListNodeTypes
+type ListNodeTypesResponse200Headers struct {
+	XRequestID *string
+}
+
+// ListNodeTypesResponseDefaultHeaders the declared response headers of an HTTP default response for ListNodeTypes
+type ListNodeTypesResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type ListNodeTypesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *NodeTypeList
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListNodeTypesResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ListNodeTypesResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListNodeTypesResponse) GetJSON200() *NodeTypeList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ListNodeTypesResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ListNodeTypesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListNodeTypesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListNodeTypesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListNodeTypesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListNodeTypeCategoriesResponse200Headers the declared response headers of an HTTP 200 response for ListNodeTypeCategories
+type ListNodeTypeCategoriesResponse200Headers struct {
+	XRequestID *string
+}
+
+// ListNodeTypeCategoriesResponseDefaultHeaders the declared response headers of an HTTP default response for ListNodeTypeCategories
+type ListNodeTypeCategoriesResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type ListNodeTypeCategoriesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *NodeTypeCategoryList
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListNodeTypeCategoriesResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ListNodeTypeCategoriesResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListNodeTypeCategoriesResponse) GetJSON200() *NodeTypeCategoryList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ListNodeTypeCategoriesResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ListNodeTypeCategoriesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListNodeTypeCategoriesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListNodeTypeCategoriesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListNodeTypeCategoriesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetNodeTypeResponse200Headers the declared response headers of an HTTP 200 response for GetNodeType
+type GetNodeTypeResponse200Headers struct {
+	XRequestID *string
+}
+
+// GetNodeTypeResponseDefaultHeaders the declared response headers of an HTTP default response for GetNodeType
+type GetNodeTypeResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type GetNodeTypeResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *NodeType
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetNodeTypeResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetNodeTypeResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetNodeTypeResponse) GetJSON200() *NodeType {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetNodeTypeResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetNodeTypeResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetNodeTypeResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetNodeTypeResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetNodeTypeResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -11103,6 +14196,88 @@ func (r DeleteUserApiTokenResponse) ContentType() string {
 	return ""
 }
 
+// ReceiveFlowWebhookResponse200Headers the declared response headers of an HTTP 200 response for ReceiveFlowWebhook
+type ReceiveFlowWebhookResponse200Headers struct {
+	XRequestID *string
+}
+
+// ReceiveFlowWebhookResponse202Headers the declared response headers of an HTTP 202 response for ReceiveFlowWebhook
+type ReceiveFlowWebhookResponse202Headers struct {
+	XRequestID *string
+}
+
+// ReceiveFlowWebhookResponseDefaultHeaders the declared response headers of an HTTP default response for ReceiveFlowWebhook
+type ReceiveFlowWebhookResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type ReceiveFlowWebhookResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *FlowWebhookAnswer
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *FlowWebhookAccepted
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ReceiveFlowWebhookResponse200Headers
+	// Headers202 the parsed response headers for an HTTP 202 response
+	Headers202 *ReceiveFlowWebhookResponse202Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ReceiveFlowWebhookResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ReceiveFlowWebhookResponse) GetJSON200() *FlowWebhookAnswer {
+	return r.JSON200
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r ReceiveFlowWebhookResponse) GetJSON202() *FlowWebhookAccepted {
+	return r.JSON202
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ReceiveFlowWebhookResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ReceiveFlowWebhookResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ReceiveFlowWebhookResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ReceiveFlowWebhookResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ReceiveFlowWebhookResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // ListApiTokensWithResponse List my API tokens
 //
 // The caller's own tokens, revoked ones included (with `revoked_at`). Never the secrets.
@@ -11332,6 +14507,203 @@ func (c *ClientWithResponses) RefreshTokensWithResponse(ctx context.Context, bod
 		return nil, err
 	}
 	return ParseRefreshTokensResponse(rsp)
+}
+
+// ListExecutionsWithResponse List executions
+//
+// A cursor list of run summaries, newest first, over the flows the caller can read. Filters combine;
+// a cursor only works with the filters it was issued for.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /executions (the `ListExecutions` operationId).
+func (c *ClientWithResponses) ListExecutionsWithResponse(ctx context.Context, params *ListExecutionsParams, reqEditors ...RequestEditorFn) (*ListExecutionsResponse, error) {
+	rsp, err := c.ListExecutions(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListExecutionsResponse(rsp)
+}
+
+// CreateExecutionWithBodyWithResponse Run a flow
+//
+// Queues a run durably (a database row and a job in one transaction) and waits up to `wait_ms` for it
+// to end, then answers with the run as it stands. The flow must be readable and complete; `input_data`
+// is checked against the trigger's `inputFields`. Runs the working copy unless `version` is given.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /executions (the `CreateExecution` operationId).
+func (c *ClientWithResponses) CreateExecutionWithBodyWithResponse(ctx context.Context, params *CreateExecutionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateExecutionResponse, error) {
+	rsp, err := c.CreateExecutionWithBody(ctx, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateExecutionResponse(rsp)
+}
+
+// CreateExecutionWithResponse Run a flow
+//
+// Queues a run durably (a database row and a job in one transaction) and waits up to `wait_ms` for it
+// to end, then answers with the run as it stands. The flow must be readable and complete; `input_data`
+// is checked against the trigger's `inputFields`. Runs the working copy unless `version` is given.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /executions (the `CreateExecution` operationId).
+func (c *ClientWithResponses) CreateExecutionWithResponse(ctx context.Context, params *CreateExecutionParams, body CreateExecutionJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateExecutionResponse, error) {
+	rsp, err := c.CreateExecution(ctx, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateExecutionResponse(rsp)
+}
+
+// StreamExecutionWithBodyWithResponse Run a flow and stream its events
+//
+// Same body and checks as `POST /executions`; answers `text/event-stream` with the run's events from
+// `execution.created` to the terminal event (`event:`, `id: <seq>`, `data: <JSON>`; `retry: 2000`
+// first; a `: ping` comment every 15 s). Closing the stream does not cancel the run.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /executions/stream (the `StreamExecution` operationId).
+func (c *ClientWithResponses) StreamExecutionWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*StreamExecutionResponse, error) {
+	rsp, err := c.StreamExecutionWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseStreamExecutionResponse(rsp)
+}
+
+// StreamExecutionWithResponse Run a flow and stream its events
+//
+// Same body and checks as `POST /executions`; answers `text/event-stream` with the run's events from
+// `execution.created` to the terminal event (`event:`, `id: <seq>`, `data: <JSON>`; `retry: 2000`
+// first; a `: ping` comment every 15 s). Closing the stream does not cancel the run.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /executions/stream (the `StreamExecution` operationId).
+func (c *ClientWithResponses) StreamExecutionWithResponse(ctx context.Context, body StreamExecutionJSONRequestBody, reqEditors ...RequestEditorFn) (*StreamExecutionResponse, error) {
+	rsp, err := c.StreamExecution(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseStreamExecutionResponse(rsp)
+}
+
+// DeleteExecutionWithResponse Delete an execution
+//
+// Deletes an ended run with its node records and events. A run still active answers 409.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /executions/{id} (the `DeleteExecution` operationId).
+func (c *ClientWithResponses) DeleteExecutionWithResponse(ctx context.Context, id ExecutionID, reqEditors ...RequestEditorFn) (*DeleteExecutionResponse, error) {
+	rsp, err := c.DeleteExecution(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteExecutionResponse(rsp)
+}
+
+// GetExecutionWithResponse Get an execution
+//
+// The run with its node records, ordered by start. `include=graph` adds the exact graph that ran.
+// Outputs over 64 KiB are truncated (`truncated: true`); `GET …/nodes/{node_execution_id}` has them whole.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /executions/{id} (the `GetExecution` operationId).
+func (c *ClientWithResponses) GetExecutionWithResponse(ctx context.Context, id ExecutionID, params *GetExecutionParams, reqEditors ...RequestEditorFn) (*GetExecutionResponse, error) {
+	rsp, err := c.GetExecution(ctx, id, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetExecutionResponse(rsp)
+}
+
+// CancelExecutionWithResponse Cancel an execution
+//
+// A queued or waiting run is cancelled at once; a running one is signalled and its worker stops it
+// (in-flight HTTP and AI calls are aborted). Answers with the run as it stands; an ended run answers 409.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /executions/{id}/cancel (the `CancelExecution` operationId).
+func (c *ClientWithResponses) CancelExecutionWithResponse(ctx context.Context, id ExecutionID, reqEditors ...RequestEditorFn) (*CancelExecutionResponse, error) {
+	rsp, err := c.CancelExecution(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCancelExecutionResponse(rsp)
+}
+
+// GetExecutionEventsWithResponse Stream an execution's events
+//
+// Server-sent events of an existing run: replays from the start (or after `Last-Event-ID`), then follows
+// live, and closes after the terminal event. Past the event retention, one terminal event built from the
+// run is sent.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /executions/{id}/events (the `GetExecutionEvents` operationId).
+func (c *ClientWithResponses) GetExecutionEventsWithResponse(ctx context.Context, id ExecutionID, params *GetExecutionEventsParams, reqEditors ...RequestEditorFn) (*GetExecutionEventsResponse, error) {
+	rsp, err := c.GetExecutionEvents(ctx, id, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetExecutionEventsResponse(rsp)
+}
+
+// GetNodeExecutionWithResponse Get one node record
+//
+// One node record with its full `input` and `output`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /executions/{id}/nodes/{node_execution_id} (the `GetNodeExecution` operationId).
+func (c *ClientWithResponses) GetNodeExecutionWithResponse(ctx context.Context, id ExecutionID, nodeExecutionId int64, reqEditors ...RequestEditorFn) (*GetNodeExecutionResponse, error) {
+	rsp, err := c.GetNodeExecution(ctx, id, nodeExecutionId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetNodeExecutionResponse(rsp)
+}
+
+// RetryExecutionWithBodyWithResponse Retry an execution
+//
+// Creates a new run (`mode=retry`, `retry_of`) of a failed or cancelled run on the same graph. From
+// `failed_node` (default) the completed nodes' records are reused and the run resumes at the node(s)
+// that failed or were cancelled; from `start` everything runs again.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /executions/{id}/retry (the `RetryExecution` operationId).
+func (c *ClientWithResponses) RetryExecutionWithBodyWithResponse(ctx context.Context, id ExecutionID, params *RetryExecutionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RetryExecutionResponse, error) {
+	rsp, err := c.RetryExecutionWithBody(ctx, id, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRetryExecutionResponse(rsp)
+}
+
+// RetryExecutionWithResponse Retry an execution
+//
+// Creates a new run (`mode=retry`, `retry_of`) of a failed or cancelled run on the same graph. From
+// `failed_node` (default) the completed nodes' records are reused and the run resumes at the node(s)
+// that failed or were cancelled; from `start` everything runs again.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /executions/{id}/retry (the `RetryExecution` operationId).
+func (c *ClientWithResponses) RetryExecutionWithResponse(ctx context.Context, id ExecutionID, params *RetryExecutionParams, body RetryExecutionJSONRequestBody, reqEditors ...RequestEditorFn) (*RetryExecutionResponse, error) {
+	rsp, err := c.RetryExecution(ctx, id, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRetryExecutionResponse(rsp)
 }
 
 // ListFlowsWithResponse List flows
@@ -11662,6 +15034,67 @@ func (c *ClientWithResponses) RestoreFlowVersionWithResponse(ctx context.Context
 		return nil, err
 	}
 	return ParseRestoreFlowVersionResponse(rsp)
+}
+
+// RotateFlowWebhookKeyWithResponse Rotate the webhook key
+//
+// Gives the flow's `trigger-webhook` a new key and returns the receiver URL; the previous key stops working
+// at once. A flow without a `trigger-webhook` in its working copy answers 409 `invalid-state`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /flows/{id}/webhook-key (the `RotateFlowWebhookKey` operationId).
+func (c *ClientWithResponses) RotateFlowWebhookKeyWithResponse(ctx context.Context, id FlowID, reqEditors ...RequestEditorFn) (*RotateFlowWebhookKeyResponse, error) {
+	rsp, err := c.RotateFlowWebhookKey(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRotateFlowWebhookKeyResponse(rsp)
+}
+
+// ListNodeTypesWithResponse List node types
+//
+// The engine's own registry, so the editor shows exactly what runs.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /node-types (the `ListNodeTypes` operationId).
+func (c *ClientWithResponses) ListNodeTypesWithResponse(ctx context.Context, params *ListNodeTypesParams, reqEditors ...RequestEditorFn) (*ListNodeTypesResponse, error) {
+	rsp, err := c.ListNodeTypes(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListNodeTypesResponse(rsp)
+}
+
+// ListNodeTypeCategoriesWithResponse List node type categories
+//
+// The five categories of node types.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /node-types/categories (the `ListNodeTypeCategories` operationId).
+func (c *ClientWithResponses) ListNodeTypeCategoriesWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListNodeTypeCategoriesResponse, error) {
+	rsp, err := c.ListNodeTypeCategories(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListNodeTypeCategoriesResponse(rsp)
+}
+
+// GetNodeTypeWithResponse Get a node type
+//
+// One node type definition; an unknown id answers 404.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /node-types/{type_id} (the `GetNodeType` operationId).
+func (c *ClientWithResponses) GetNodeTypeWithResponse(ctx context.Context, typeId string, reqEditors ...RequestEditorFn) (*GetNodeTypeResponse, error) {
+	rsp, err := c.GetNodeType(ctx, typeId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetNodeTypeResponse(rsp)
 }
 
 // ListPermissionsWithResponse The permission catalogue
@@ -12110,6 +15543,82 @@ func (c *ClientWithResponses) DeleteUserApiTokenWithResponse(ctx context.Context
 		return nil, err
 	}
 	return ParseDeleteUserApiTokenResponse(rsp)
+}
+
+// ReceiveFlowWebhookWithBodyWithResponse Start a flow from a webhook
+//
+// Starts the published version of the flow whose `trigger-webhook` owns this key. The trigger's output is
+// `{method, query, headers, body, received_at}` (headers lower-cased, auth and cookie headers dropped; a
+// JSON body parsed, otherwise a string). In `immediate` mode the answer is 202 with the run id; in
+// `last_node` mode the receiver waits up to 30 s for a `response-data` node and answers with its status,
+// headers and body, falling back to 202.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
+func (c *ClientWithResponses) ReceiveFlowWebhookWithBodyWithResponse(ctx context.Context, endpointKey string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ReceiveFlowWebhookResponse, error) {
+	rsp, err := c.ReceiveFlowWebhookWithBody(ctx, endpointKey, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseReceiveFlowWebhookResponse(rsp)
+}
+
+// ReceiveFlowWebhookWithResponse Start a flow from a webhook
+//
+// Starts the published version of the flow whose `trigger-webhook` owns this key. The trigger's output is
+// `{method, query, headers, body, received_at}` (headers lower-cased, auth and cookie headers dropped; a
+// JSON body parsed, otherwise a string). In `immediate` mode the answer is 202 with the run id; in
+// `last_node` mode the receiver waits up to 30 s for a `response-data` node and answers with its status,
+// headers and body, falling back to 202.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
+func (c *ClientWithResponses) ReceiveFlowWebhookWithResponse(ctx context.Context, endpointKey string, body ReceiveFlowWebhookJSONRequestBody, reqEditors ...RequestEditorFn) (*ReceiveFlowWebhookResponse, error) {
+	rsp, err := c.ReceiveFlowWebhook(ctx, endpointKey, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseReceiveFlowWebhookResponse(rsp)
+}
+
+// ReceiveFlowWebhookWithFormdataBodyWithResponse Start a flow from a webhook
+//
+// Starts the published version of the flow whose `trigger-webhook` owns this key. The trigger's output is
+// `{method, query, headers, body, received_at}` (headers lower-cased, auth and cookie headers dropped; a
+// JSON body parsed, otherwise a string). In `immediate` mode the answer is 202 with the run id; in
+// `last_node` mode the receiver waits up to 30 s for a `response-data` node and answers with its status,
+// headers and body, falling back to 202.
+//
+// Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
+func (c *ClientWithResponses) ReceiveFlowWebhookWithFormdataBodyWithResponse(ctx context.Context, endpointKey string, body ReceiveFlowWebhookFormdataRequestBody, reqEditors ...RequestEditorFn) (*ReceiveFlowWebhookResponse, error) {
+	rsp, err := c.ReceiveFlowWebhookWithFormdataBody(ctx, endpointKey, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseReceiveFlowWebhookResponse(rsp)
+}
+
+// ReceiveFlowWebhookWithTextBodyWithResponse Start a flow from a webhook
+//
+// Starts the published version of the flow whose `trigger-webhook` owns this key. The trigger's output is
+// `{method, query, headers, body, received_at}` (headers lower-cased, auth and cookie headers dropped; a
+// JSON body parsed, otherwise a string). In `immediate` mode the answer is 202 with the run id; in
+// `last_node` mode the receiver waits up to 30 s for a `response-data` node and answers with its status,
+// headers and body, falling back to 202.
+//
+// Takes a body of the `text/plain` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
+func (c *ClientWithResponses) ReceiveFlowWebhookWithTextBodyWithResponse(ctx context.Context, endpointKey string, body ReceiveFlowWebhookTextRequestBody, reqEditors ...RequestEditorFn) (*ReceiveFlowWebhookResponse, error) {
+	rsp, err := c.ReceiveFlowWebhookWithTextBody(ctx, endpointKey, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseReceiveFlowWebhookResponse(rsp)
 }
 
 // ParseListApiTokensResponse parses an HTTP response from a ListApiTokensWithResponse call
@@ -13818,6 +17327,1297 @@ func ParseRefreshTokensResponse(rsp *http.Response) (*RefreshTokensResponse, err
 		response.Headers403 = &headers
 	case true:
 		var headers RefreshTokensResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListExecutionsResponse parses an HTTP response from a ListExecutionsWithResponse call
+func ParseListExecutionsResponse(rsp *http.Response) (*ListExecutionsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListExecutionsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ExecutionCursorPage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListExecutionsResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers ListExecutionsResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCreateExecutionResponse parses an HTTP response from a CreateExecutionWithResponse call
+func ParseCreateExecutionResponse(rsp *http.Response) (*CreateExecutionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateExecutionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest ExecutionCreated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers CreateExecutionResponse201Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 422:
+		var headers CreateExecutionResponse422Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers CreateExecutionResponse429Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers429 = &headers
+	case true:
+		var headers CreateExecutionResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseStreamExecutionResponse parses an HTTP response from a StreamExecutionWithResponse call
+func ParseStreamExecutionResponse(rsp *http.Response) (*StreamExecutionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &StreamExecutionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers StreamExecutionResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 422:
+		var headers StreamExecutionResponse422Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers StreamExecutionResponse429Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers429 = &headers
+	case true:
+		var headers StreamExecutionResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDeleteExecutionResponse parses an HTTP response from a DeleteExecutionWithResponse call
+func ParseDeleteExecutionResponse(rsp *http.Response) (*DeleteExecutionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteExecutionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		var headers DeleteExecutionResponse204Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers204 = &headers
+	case rsp.StatusCode == 409:
+		var headers DeleteExecutionResponse409Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers409 = &headers
+	case true:
+		var headers DeleteExecutionResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetExecutionResponse parses an HTTP response from a GetExecutionWithResponse call
+func ParseGetExecutionResponse(rsp *http.Response) (*GetExecutionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetExecutionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Execution
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetExecutionResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers GetExecutionResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCancelExecutionResponse parses an HTTP response from a CancelExecutionWithResponse call
+func ParseCancelExecutionResponse(rsp *http.Response) (*CancelExecutionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CancelExecutionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest Execution
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 202:
+		var headers CancelExecutionResponse202Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers202 = &headers
+	case rsp.StatusCode == 409:
+		var headers CancelExecutionResponse409Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers409 = &headers
+	case true:
+		var headers CancelExecutionResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetExecutionEventsResponse parses an HTTP response from a GetExecutionEventsWithResponse call
+func ParseGetExecutionEventsResponse(rsp *http.Response) (*GetExecutionEventsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetExecutionEventsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetExecutionEventsResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers GetExecutionEventsResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetNodeExecutionResponse parses an HTTP response from a GetNodeExecutionWithResponse call
+func ParseGetNodeExecutionResponse(rsp *http.Response) (*GetNodeExecutionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetNodeExecutionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest NodeExecution
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetNodeExecutionResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers GetNodeExecutionResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseRetryExecutionResponse parses an HTTP response from a RetryExecutionWithResponse call
+func ParseRetryExecutionResponse(rsp *http.Response) (*RetryExecutionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RetryExecutionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest ExecutionCreated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers RetryExecutionResponse201Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 409:
+		var headers RetryExecutionResponse409Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers409 = &headers
+	case true:
+		var headers RetryExecutionResponseDefaultHeaders
 		if values := rsp.Header.Values("Allow"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -15971,6 +20771,457 @@ func ParseRestoreFlowVersionResponse(rsp *http.Response) (*RestoreFlowVersionRes
 		response.Headers412 = &headers
 	case true:
 		var headers RestoreFlowVersionResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseRotateFlowWebhookKeyResponse parses an HTTP response from a RotateFlowWebhookKeyWithResponse call
+func ParseRotateFlowWebhookKeyResponse(rsp *http.Response) (*RotateFlowWebhookKeyResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RotateFlowWebhookKeyResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest FlowWebhookKey
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers RotateFlowWebhookKeyResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 409:
+		var headers RotateFlowWebhookKeyResponse409Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers409 = &headers
+	case true:
+		var headers RotateFlowWebhookKeyResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListNodeTypesResponse parses an HTTP response from a ListNodeTypesWithResponse call
+func ParseListNodeTypesResponse(rsp *http.Response) (*ListNodeTypesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListNodeTypesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest NodeTypeList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListNodeTypesResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers ListNodeTypesResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListNodeTypeCategoriesResponse parses an HTTP response from a ListNodeTypeCategoriesWithResponse call
+func ParseListNodeTypeCategoriesResponse(rsp *http.Response) (*ListNodeTypeCategoriesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListNodeTypeCategoriesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest NodeTypeCategoryList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListNodeTypeCategoriesResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers ListNodeTypeCategoriesResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetNodeTypeResponse parses an HTTP response from a GetNodeTypeWithResponse call
+func ParseGetNodeTypeResponse(rsp *http.Response) (*GetNodeTypeResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetNodeTypeResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest NodeType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetNodeTypeResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers GetNodeTypeResponseDefaultHeaders
 		if values := rsp.Header.Values("Allow"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -19042,6 +24293,121 @@ func ParseDeleteUserApiTokenResponse(rsp *http.Response) (*DeleteUserApiTokenRes
 	return response, nil
 }
 
+// ParseReceiveFlowWebhookResponse parses an HTTP response from a ReceiveFlowWebhookWithResponse call
+func ParseReceiveFlowWebhookResponse(rsp *http.Response) (*ReceiveFlowWebhookResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ReceiveFlowWebhookResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest FlowWebhookAnswer
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest FlowWebhookAccepted
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ReceiveFlowWebhookResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 202:
+		var headers ReceiveFlowWebhookResponse202Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers202 = &headers
+	case true:
+		var headers ReceiveFlowWebhookResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
 	// ListApiTokens List my API tokens
@@ -19077,6 +24443,33 @@ type ServerInterface interface {
 	// RefreshTokens Refresh the tokens
 	// (POST /casdoor/auth/refresh)
 	RefreshTokens(ctx echo.Context) error
+	// ListExecutions List executions
+	// (GET /executions)
+	ListExecutions(ctx echo.Context, params ListExecutionsParams) error
+	// CreateExecution Run a flow
+	// (POST /executions)
+	CreateExecution(ctx echo.Context, params CreateExecutionParams) error
+	// StreamExecution Run a flow and stream its events
+	// (POST /executions/stream)
+	StreamExecution(ctx echo.Context) error
+	// DeleteExecution Delete an execution
+	// (DELETE /executions/{id})
+	DeleteExecution(ctx echo.Context, id ExecutionID) error
+	// GetExecution Get an execution
+	// (GET /executions/{id})
+	GetExecution(ctx echo.Context, id ExecutionID, params GetExecutionParams) error
+	// CancelExecution Cancel an execution
+	// (POST /executions/{id}/cancel)
+	CancelExecution(ctx echo.Context, id ExecutionID) error
+	// GetExecutionEvents Stream an execution's events
+	// (GET /executions/{id}/events)
+	GetExecutionEvents(ctx echo.Context, id ExecutionID, params GetExecutionEventsParams) error
+	// GetNodeExecution Get one node record
+	// (GET /executions/{id}/nodes/{node_execution_id})
+	GetNodeExecution(ctx echo.Context, id ExecutionID, nodeExecutionId int64) error
+	// RetryExecution Retry an execution
+	// (POST /executions/{id}/retry)
+	RetryExecution(ctx echo.Context, id ExecutionID, params RetryExecutionParams) error
 	// ListFlows List flows
 	// (GET /flows)
 	ListFlows(ctx echo.Context, params ListFlowsParams) error
@@ -19119,6 +24512,18 @@ type ServerInterface interface {
 	// RestoreFlowVersion Restore a flow version
 	// (POST /flows/{id}/versions/{version}/restore)
 	RestoreFlowVersion(ctx echo.Context, id FlowID, version FlowVersionNumber, params RestoreFlowVersionParams) error
+	// RotateFlowWebhookKey Rotate the webhook key
+	// (POST /flows/{id}/webhook-key)
+	RotateFlowWebhookKey(ctx echo.Context, id FlowID) error
+	// ListNodeTypes List node types
+	// (GET /node-types)
+	ListNodeTypes(ctx echo.Context, params ListNodeTypesParams) error
+	// ListNodeTypeCategories List node type categories
+	// (GET /node-types/categories)
+	ListNodeTypeCategories(ctx echo.Context) error
+	// GetNodeType Get a node type
+	// (GET /node-types/{type_id})
+	GetNodeType(ctx echo.Context, typeId string) error
 	// ListPermissions The permission catalogue
 	// (GET /permissions)
 	ListPermissions(ctx echo.Context) error
@@ -19188,6 +24593,9 @@ type ServerInterface interface {
 	// DeleteUserApiToken Revoke a user's API token
 	// (DELETE /users/{user_id}/api-tokens/{id})
 	DeleteUserApiToken(ctx echo.Context, userId PathUserID, id ApiTokenID) error
+	// ReceiveFlowWebhook Start a flow from a webhook
+	// (POST /webhooks/flows/{endpoint_key})
+	ReceiveFlowWebhook(ctx echo.Context, endpointKey string) error
 }
 
 // ServerInterfaceWrapper converts echo contexts to parameters.
@@ -19416,6 +24824,242 @@ func (w *ServerInterfaceWrapper) RefreshTokens(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.RefreshTokens(ctx)
+	return err
+}
+
+// ListExecutions converts echo context to params.
+func (w *ServerInterfaceWrapper) ListExecutions(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListExecutionsParams
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "flow_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "flow_id", ctx.QueryParams(), &params.FlowId, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter flow_id: %s", err))
+	}
+
+	// ------------- Optional query parameter "status" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "status", ctx.QueryParams(), &params.Status, runtime.BindQueryParameterOptions{Type: "array", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter status: %s", err))
+	}
+
+	// ------------- Optional query parameter "mode" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "mode", ctx.QueryParams(), &params.Mode, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter mode: %s", err))
+	}
+
+	// ------------- Optional query parameter "triggered_by" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "triggered_by", ctx.QueryParams(), &params.TriggeredBy, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter triggered_by: %s", err))
+	}
+
+	// ------------- Optional query parameter "from" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "from", ctx.QueryParams(), &params.From, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter from: %s", err))
+	}
+
+	// ------------- Optional query parameter "to" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "to", ctx.QueryParams(), &params.To, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter to: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListExecutions(ctx, params)
+	return err
+}
+
+// CreateExecution converts echo context to params.
+func (w *ServerInterfaceWrapper) CreateExecution(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateExecutionParams
+	// ------------- Optional query parameter "wait_ms" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "wait_ms", ctx.QueryParams(), &params.WaitMs, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter wait_ms: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CreateExecution(ctx, params)
+	return err
+}
+
+// StreamExecution converts echo context to params.
+func (w *ServerInterfaceWrapper) StreamExecution(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.StreamExecution(ctx)
+	return err
+}
+
+// DeleteExecution converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteExecution(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id ExecutionID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteExecution(ctx, id)
+	return err
+}
+
+// GetExecution converts echo context to params.
+func (w *ServerInterfaceWrapper) GetExecution(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id ExecutionID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetExecutionParams
+	// ------------- Optional query parameter "include" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "include", ctx.QueryParams(), &params.Include, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter include: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetExecution(ctx, id, params)
+	return err
+}
+
+// CancelExecution converts echo context to params.
+func (w *ServerInterfaceWrapper) CancelExecution(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id ExecutionID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CancelExecution(ctx, id)
+	return err
+}
+
+// GetExecutionEvents converts echo context to params.
+func (w *ServerInterfaceWrapper) GetExecutionEvents(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id ExecutionID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetExecutionEventsParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Last-Event-ID" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Last-Event-ID")]; found {
+		var LastEventID string
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Last-Event-ID, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Last-Event-ID", valueList[0], &LastEventID, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Last-Event-ID: %s", err))
+		}
+
+		params.LastEventID = &LastEventID
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetExecutionEvents(ctx, id, params)
+	return err
+}
+
+// GetNodeExecution converts echo context to params.
+func (w *ServerInterfaceWrapper) GetNodeExecution(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id ExecutionID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// ------------- Path parameter "node_execution_id" -------------
+	var nodeExecutionId int64
+
+	err = runtime.BindStyledParameterWithOptions("simple", "node_execution_id", ctx.Param("node_execution_id"), &nodeExecutionId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter node_execution_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetNodeExecution(ctx, id, nodeExecutionId)
+	return err
+}
+
+// RetryExecution converts echo context to params.
+func (w *ServerInterfaceWrapper) RetryExecution(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id ExecutionID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params RetryExecutionParams
+	// ------------- Optional query parameter "wait_ms" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "wait_ms", ctx.QueryParams(), &params.WaitMs, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter wait_ms: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RetryExecution(ctx, id, params)
 	return err
 }
 
@@ -19776,6 +25420,65 @@ func (w *ServerInterfaceWrapper) RestoreFlowVersion(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.RestoreFlowVersion(ctx, id, version, params)
+	return err
+}
+
+// RotateFlowWebhookKey converts echo context to params.
+func (w *ServerInterfaceWrapper) RotateFlowWebhookKey(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id FlowID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RotateFlowWebhookKey(ctx, id)
+	return err
+}
+
+// ListNodeTypes converts echo context to params.
+func (w *ServerInterfaceWrapper) ListNodeTypes(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListNodeTypesParams
+	// ------------- Optional query parameter "category" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "category", ctx.QueryParams(), &params.Category, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter category: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListNodeTypes(ctx, params)
+	return err
+}
+
+// ListNodeTypeCategories converts echo context to params.
+func (w *ServerInterfaceWrapper) ListNodeTypeCategories(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListNodeTypeCategories(ctx)
+	return err
+}
+
+// GetNodeType converts echo context to params.
+func (w *ServerInterfaceWrapper) GetNodeType(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "type_id" -------------
+	var typeId string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "type_id", ctx.Param("type_id"), &typeId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter type_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetNodeType(ctx, typeId)
 	return err
 }
 
@@ -20214,6 +25917,22 @@ func (w *ServerInterfaceWrapper) DeleteUserApiToken(ctx echo.Context) error {
 	return err
 }
 
+// ReceiveFlowWebhook converts echo context to params.
+func (w *ServerInterfaceWrapper) ReceiveFlowWebhook(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "endpoint_key" -------------
+	var endpointKey string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "endpoint_key", ctx.Param("endpoint_key"), &endpointKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter endpoint_key: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ReceiveFlowWebhook(ctx, endpointKey)
+	return err
+}
+
 // This is a simple interface which specifies echo.Route addition functions which
 // are present on both echo.Echo and echo.Group, since we want to allow using
 // either of them for path registration
@@ -20301,10 +26020,24 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/flows/:id/unpublish", wrapper.UnpublishFlow, options.OperationMiddlewares["unpublishFlow"]...)
 	router.POST(options.BaseURL+"/flows/:id/duplicate", wrapper.DuplicateFlow, options.OperationMiddlewares["duplicateFlow"]...)
 	router.POST(options.BaseURL+"/flows/:id/validate", wrapper.ValidateFlow, options.OperationMiddlewares["validateFlow"]...)
+	router.POST(options.BaseURL+"/flows/:id/webhook-key", wrapper.RotateFlowWebhookKey, options.OperationMiddlewares["rotateFlowWebhookKey"]...)
 	router.GET(options.BaseURL+"/flows/:id/versions", wrapper.ListFlowVersions, options.OperationMiddlewares["listFlowVersions"]...)
 	router.POST(options.BaseURL+"/flows/:id/versions", wrapper.CreateFlowVersion, options.OperationMiddlewares["createFlowVersion"]...)
 	router.GET(options.BaseURL+"/flows/:id/versions/:version", wrapper.GetFlowVersion, options.OperationMiddlewares["getFlowVersion"]...)
 	router.POST(options.BaseURL+"/flows/:id/versions/:version/restore", wrapper.RestoreFlowVersion, options.OperationMiddlewares["restoreFlowVersion"]...)
+	router.GET(options.BaseURL+"/executions", wrapper.ListExecutions, options.OperationMiddlewares["listExecutions"]...)
+	router.POST(options.BaseURL+"/executions", wrapper.CreateExecution, options.OperationMiddlewares["createExecution"]...)
+	router.POST(options.BaseURL+"/executions/stream", wrapper.StreamExecution, options.OperationMiddlewares["streamExecution"]...)
+	router.DELETE(options.BaseURL+"/executions/:id", wrapper.DeleteExecution, options.OperationMiddlewares["deleteExecution"]...)
+	router.GET(options.BaseURL+"/executions/:id", wrapper.GetExecution, options.OperationMiddlewares["getExecution"]...)
+	router.GET(options.BaseURL+"/executions/:id/events", wrapper.GetExecutionEvents, options.OperationMiddlewares["getExecutionEvents"]...)
+	router.GET(options.BaseURL+"/executions/:id/nodes/:node_execution_id", wrapper.GetNodeExecution, options.OperationMiddlewares["getNodeExecution"]...)
+	router.POST(options.BaseURL+"/executions/:id/cancel", wrapper.CancelExecution, options.OperationMiddlewares["cancelExecution"]...)
+	router.POST(options.BaseURL+"/executions/:id/retry", wrapper.RetryExecution, options.OperationMiddlewares["retryExecution"]...)
+	router.GET(options.BaseURL+"/node-types", wrapper.ListNodeTypes, options.OperationMiddlewares["listNodeTypes"]...)
+	router.GET(options.BaseURL+"/node-types/categories", wrapper.ListNodeTypeCategories, options.OperationMiddlewares["listNodeTypeCategories"]...)
+	router.GET(options.BaseURL+"/node-types/:type_id", wrapper.GetNodeType, options.OperationMiddlewares["getNodeType"]...)
+	router.POST(options.BaseURL+"/webhooks/flows/:endpoint_key", wrapper.ReceiveFlowWebhook, options.OperationMiddlewares["receiveFlowWebhook"]...)
 	router.GET(options.BaseURL+"/audit-logs", wrapper.ListAuditLogs, options.OperationMiddlewares["listAuditLogs"]...)
 	router.GET(options.BaseURL+"/audit-logs/:id", wrapper.GetAuditLog, options.OperationMiddlewares["getAuditLog"]...)
 	router.GET(options.BaseURL+"/settings", wrapper.GetSettings, options.OperationMiddlewares["getSettings"]...)
@@ -20319,6 +26052,26 @@ type ApiTokenPageJSONResponse struct {
 	Body ApiTokenPage
 
 	Headers ApiTokenPageResponseHeaders
+}
+
+type EventStreamResponseHeaders struct {
+	XRequestID *string
+}
+type EventStreamTexteventStreamResponse struct {
+	Body io.Reader
+
+	Headers       EventStreamResponseHeaders
+	ContentLength int64
+}
+
+type ExecutionCreatedResponseHeaders struct {
+	Location   string
+	XRequestID *string
+}
+type ExecutionCreatedJSONResponse struct {
+	Body Execution
+
+	Headers ExecutionCreatedResponseHeaders
 }
 
 type FlowWithETagResponseHeaders struct {
@@ -21637,6 +27390,1004 @@ type RefreshTokensdefaultApplicationProblemPlusJSONResponse struct {
 }
 
 func (response RefreshTokensdefaultApplicationProblemPlusJSONResponse) VisitRefreshTokensResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListExecutionsRequestObject struct {
+	Params ListExecutionsParams
+}
+
+type ListExecutionsResponseObject interface {
+	VisitListExecutionsResponse(w http.ResponseWriter) error
+}
+
+type ListExecutions200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type ListExecutions200JSONResponse struct {
+	Body    ExecutionCursorPage
+	Headers ListExecutions200ResponseHeaders
+}
+
+func (response ListExecutions200JSONResponse) VisitListExecutionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListExecutionsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response ListExecutionsdefaultApplicationProblemPlusJSONResponse) VisitListExecutionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateExecutionRequestObject struct {
+	Params CreateExecutionParams
+	Body   *CreateExecutionJSONRequestBody
+}
+
+type CreateExecutionResponseObject interface {
+	VisitCreateExecutionResponse(w http.ResponseWriter) error
+}
+
+type CreateExecution201JSONResponse struct{ ExecutionCreatedJSONResponse }
+
+func (response CreateExecution201JSONResponse) VisitCreateExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateExecution422ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response CreateExecution422ApplicationProblemPlusJSONResponse) VisitCreateExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateExecution429ResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type CreateExecution429ApplicationProblemPlusJSONResponse struct {
+	Body    Problem
+	Headers CreateExecution429ResponseHeaders
+}
+
+func (response CreateExecution429ApplicationProblemPlusJSONResponse) VisitCreateExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateExecutiondefaultResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type CreateExecutiondefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    CreateExecutiondefaultResponseHeaders
+	StatusCode int
+}
+
+func (response CreateExecutiondefaultApplicationProblemPlusJSONResponse) VisitCreateExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StreamExecutionRequestObject struct {
+	Body *StreamExecutionJSONRequestBody
+}
+
+type StreamExecutionResponseObject interface {
+	VisitStreamExecutionResponse(w http.ResponseWriter) error
+}
+
+type StreamExecution200TexteventStreamResponse struct {
+	EventStreamTexteventStreamResponse
+}
+
+func (response StreamExecution200TexteventStreamResponse) VisitStreamExecutionResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/event-stream")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	flusher, ok := w.(http.Flusher)
+	if !ok {
+		// If w doesn't support flushing, fall back to io.Copy.
+		_, err := io.Copy(w, response.Body)
+		return err
+	}
+	// text/event-stream messages are typically small; use a
+	// modest buffer and flush after each chunk so clients see
+	// events immediately instead of waiting on OS buffering.
+	buf := make([]byte, 4096)
+	for {
+		n, err := response.Body.Read(buf)
+		if n > 0 {
+			if _, writeErr := w.Write(buf[:n]); writeErr != nil {
+				return writeErr
+			}
+			flusher.Flush()
+		}
+		if err != nil {
+			if err == io.EOF {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+type StreamExecution422ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response StreamExecution422ApplicationProblemPlusJSONResponse) VisitStreamExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StreamExecution429ResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type StreamExecution429ApplicationProblemPlusJSONResponse struct {
+	Body    Problem
+	Headers StreamExecution429ResponseHeaders
+}
+
+func (response StreamExecution429ApplicationProblemPlusJSONResponse) VisitStreamExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StreamExecutiondefaultResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type StreamExecutiondefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    StreamExecutiondefaultResponseHeaders
+	StatusCode int
+}
+
+func (response StreamExecutiondefaultApplicationProblemPlusJSONResponse) VisitStreamExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteExecutionRequestObject struct {
+	Id ExecutionID `json:"id"`
+}
+
+type DeleteExecutionResponseObject interface {
+	VisitDeleteExecutionResponse(w http.ResponseWriter) error
+}
+
+type DeleteExecution204ResponseHeaders struct {
+	XRequestID *string
+}
+
+type DeleteExecution204Response struct {
+	Headers DeleteExecution204ResponseHeaders
+}
+
+func (response DeleteExecution204Response) VisitDeleteExecutionResponse(w http.ResponseWriter) error {
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(204)
+	return nil
+}
+
+type DeleteExecution409ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteExecution409ApplicationProblemPlusJSONResponse) VisitDeleteExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteExecutiondefaultResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type DeleteExecutiondefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    DeleteExecutiondefaultResponseHeaders
+	StatusCode int
+}
+
+func (response DeleteExecutiondefaultApplicationProblemPlusJSONResponse) VisitDeleteExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetExecutionRequestObject struct {
+	Id     ExecutionID `json:"id"`
+	Params GetExecutionParams
+}
+
+type GetExecutionResponseObject interface {
+	VisitGetExecutionResponse(w http.ResponseWriter) error
+}
+
+type GetExecution200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type GetExecution200JSONResponse struct {
+	Body    Execution
+	Headers GetExecution200ResponseHeaders
+}
+
+func (response GetExecution200JSONResponse) VisitGetExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetExecutiondefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response GetExecutiondefaultApplicationProblemPlusJSONResponse) VisitGetExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelExecutionRequestObject struct {
+	Id ExecutionID `json:"id"`
+}
+
+type CancelExecutionResponseObject interface {
+	VisitCancelExecutionResponse(w http.ResponseWriter) error
+}
+
+type CancelExecution202ResponseHeaders struct {
+	XRequestID *string
+}
+
+type CancelExecution202JSONResponse struct {
+	Body    Execution
+	Headers CancelExecution202ResponseHeaders
+}
+
+func (response CancelExecution202JSONResponse) VisitCancelExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(202)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelExecution409ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response CancelExecution409ApplicationProblemPlusJSONResponse) VisitCancelExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelExecutiondefaultResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type CancelExecutiondefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    CancelExecutiondefaultResponseHeaders
+	StatusCode int
+}
+
+func (response CancelExecutiondefaultApplicationProblemPlusJSONResponse) VisitCancelExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetExecutionEventsRequestObject struct {
+	Id     ExecutionID `json:"id"`
+	Params GetExecutionEventsParams
+}
+
+type GetExecutionEventsResponseObject interface {
+	VisitGetExecutionEventsResponse(w http.ResponseWriter) error
+}
+
+type GetExecutionEvents200TexteventStreamResponse struct {
+	EventStreamTexteventStreamResponse
+}
+
+func (response GetExecutionEvents200TexteventStreamResponse) VisitGetExecutionEventsResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/event-stream")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	flusher, ok := w.(http.Flusher)
+	if !ok {
+		// If w doesn't support flushing, fall back to io.Copy.
+		_, err := io.Copy(w, response.Body)
+		return err
+	}
+	// text/event-stream messages are typically small; use a
+	// modest buffer and flush after each chunk so clients see
+	// events immediately instead of waiting on OS buffering.
+	buf := make([]byte, 4096)
+	for {
+		n, err := response.Body.Read(buf)
+		if n > 0 {
+			if _, writeErr := w.Write(buf[:n]); writeErr != nil {
+				return writeErr
+			}
+			flusher.Flush()
+		}
+		if err != nil {
+			if err == io.EOF {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+type GetExecutionEventsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response GetExecutionEventsdefaultApplicationProblemPlusJSONResponse) VisitGetExecutionEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetNodeExecutionRequestObject struct {
+	Id              ExecutionID `json:"id"`
+	NodeExecutionId int64       `json:"node_execution_id"`
+}
+
+type GetNodeExecutionResponseObject interface {
+	VisitGetNodeExecutionResponse(w http.ResponseWriter) error
+}
+
+type GetNodeExecution200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type GetNodeExecution200JSONResponse struct {
+	Body    NodeExecution
+	Headers GetNodeExecution200ResponseHeaders
+}
+
+func (response GetNodeExecution200JSONResponse) VisitGetNodeExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetNodeExecutiondefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response GetNodeExecutiondefaultApplicationProblemPlusJSONResponse) VisitGetNodeExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetryExecutionRequestObject struct {
+	Id     ExecutionID `json:"id"`
+	Params RetryExecutionParams
+	Body   *RetryExecutionJSONRequestBody
+}
+
+type RetryExecutionResponseObject interface {
+	VisitRetryExecutionResponse(w http.ResponseWriter) error
+}
+
+type RetryExecution201JSONResponse struct{ ExecutionCreatedJSONResponse }
+
+func (response RetryExecution201JSONResponse) VisitRetryExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetryExecution409ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response RetryExecution409ApplicationProblemPlusJSONResponse) VisitRetryExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetryExecutiondefaultResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type RetryExecutiondefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    RetryExecutiondefaultResponseHeaders
+	StatusCode int
+}
+
+func (response RetryExecutiondefaultApplicationProblemPlusJSONResponse) VisitRetryExecutionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -23203,6 +29954,336 @@ type RestoreFlowVersiondefaultApplicationProblemPlusJSONResponse struct {
 }
 
 func (response RestoreFlowVersiondefaultApplicationProblemPlusJSONResponse) VisitRestoreFlowVersionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateFlowWebhookKeyRequestObject struct {
+	Id FlowID `json:"id"`
+}
+
+type RotateFlowWebhookKeyResponseObject interface {
+	VisitRotateFlowWebhookKeyResponse(w http.ResponseWriter) error
+}
+
+type RotateFlowWebhookKey200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type RotateFlowWebhookKey200JSONResponse struct {
+	Body    FlowWebhookKey
+	Headers RotateFlowWebhookKey200ResponseHeaders
+}
+
+func (response RotateFlowWebhookKey200JSONResponse) VisitRotateFlowWebhookKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateFlowWebhookKey409ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response RotateFlowWebhookKey409ApplicationProblemPlusJSONResponse) VisitRotateFlowWebhookKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateFlowWebhookKeydefaultResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type RotateFlowWebhookKeydefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    RotateFlowWebhookKeydefaultResponseHeaders
+	StatusCode int
+}
+
+func (response RotateFlowWebhookKeydefaultApplicationProblemPlusJSONResponse) VisitRotateFlowWebhookKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListNodeTypesRequestObject struct {
+	Params ListNodeTypesParams
+}
+
+type ListNodeTypesResponseObject interface {
+	VisitListNodeTypesResponse(w http.ResponseWriter) error
+}
+
+type ListNodeTypes200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type ListNodeTypes200JSONResponse struct {
+	Body    NodeTypeList
+	Headers ListNodeTypes200ResponseHeaders
+}
+
+func (response ListNodeTypes200JSONResponse) VisitListNodeTypesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListNodeTypesdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response ListNodeTypesdefaultApplicationProblemPlusJSONResponse) VisitListNodeTypesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListNodeTypeCategoriesRequestObject struct {
+}
+
+type ListNodeTypeCategoriesResponseObject interface {
+	VisitListNodeTypeCategoriesResponse(w http.ResponseWriter) error
+}
+
+type ListNodeTypeCategories200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type ListNodeTypeCategories200JSONResponse struct {
+	Body    NodeTypeCategoryList
+	Headers ListNodeTypeCategories200ResponseHeaders
+}
+
+func (response ListNodeTypeCategories200JSONResponse) VisitListNodeTypeCategoriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListNodeTypeCategoriesdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response ListNodeTypeCategoriesdefaultApplicationProblemPlusJSONResponse) VisitListNodeTypeCategoriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetNodeTypeRequestObject struct {
+	TypeId string `json:"type_id"`
+}
+
+type GetNodeTypeResponseObject interface {
+	VisitGetNodeTypeResponse(w http.ResponseWriter) error
+}
+
+type GetNodeType200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type GetNodeType200JSONResponse struct {
+	Body    NodeType
+	Headers GetNodeType200ResponseHeaders
+}
+
+func (response GetNodeType200JSONResponse) VisitGetNodeTypeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetNodeTypedefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response GetNodeTypedefaultApplicationProblemPlusJSONResponse) VisitGetNodeTypeResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -25392,6 +32473,104 @@ func (response DeleteUserApiTokendefaultApplicationProblemPlusJSONResponse) Visi
 	return err
 }
 
+type ReceiveFlowWebhookRequestObject struct {
+	EndpointKey  string `json:"endpoint_key"`
+	JSONBody     *ReceiveFlowWebhookJSONRequestBody
+	FormdataBody *ReceiveFlowWebhookFormdataRequestBody
+	TextBody     *ReceiveFlowWebhookTextRequestBody
+}
+
+type ReceiveFlowWebhookResponseObject interface {
+	VisitReceiveFlowWebhookResponse(w http.ResponseWriter) error
+}
+
+type ReceiveFlowWebhook200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type ReceiveFlowWebhook200JSONResponse struct {
+	Body    FlowWebhookAnswer
+	Headers ReceiveFlowWebhook200ResponseHeaders
+}
+
+func (response ReceiveFlowWebhook200JSONResponse) VisitReceiveFlowWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReceiveFlowWebhook202ResponseHeaders struct {
+	XRequestID *string
+}
+
+type ReceiveFlowWebhook202JSONResponse struct {
+	Body    FlowWebhookAccepted
+	Headers ReceiveFlowWebhook202ResponseHeaders
+}
+
+func (response ReceiveFlowWebhook202JSONResponse) VisitReceiveFlowWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(202)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReceiveFlowWebhookdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response ReceiveFlowWebhookdefaultApplicationProblemPlusJSONResponse) VisitReceiveFlowWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
 	// ListApiTokens List my API tokens
@@ -25427,6 +32606,33 @@ type StrictServerInterface interface {
 	// RefreshTokens Refresh the tokens
 	// (POST /casdoor/auth/refresh)
 	RefreshTokens(ctx context.Context, request RefreshTokensRequestObject) (RefreshTokensResponseObject, error)
+	// ListExecutions List executions
+	// (GET /executions)
+	ListExecutions(ctx context.Context, request ListExecutionsRequestObject) (ListExecutionsResponseObject, error)
+	// CreateExecution Run a flow
+	// (POST /executions)
+	CreateExecution(ctx context.Context, request CreateExecutionRequestObject) (CreateExecutionResponseObject, error)
+	// StreamExecution Run a flow and stream its events
+	// (POST /executions/stream)
+	StreamExecution(ctx context.Context, request StreamExecutionRequestObject) (StreamExecutionResponseObject, error)
+	// DeleteExecution Delete an execution
+	// (DELETE /executions/{id})
+	DeleteExecution(ctx context.Context, request DeleteExecutionRequestObject) (DeleteExecutionResponseObject, error)
+	// GetExecution Get an execution
+	// (GET /executions/{id})
+	GetExecution(ctx context.Context, request GetExecutionRequestObject) (GetExecutionResponseObject, error)
+	// CancelExecution Cancel an execution
+	// (POST /executions/{id}/cancel)
+	CancelExecution(ctx context.Context, request CancelExecutionRequestObject) (CancelExecutionResponseObject, error)
+	// GetExecutionEvents Stream an execution's events
+	// (GET /executions/{id}/events)
+	GetExecutionEvents(ctx context.Context, request GetExecutionEventsRequestObject) (GetExecutionEventsResponseObject, error)
+	// GetNodeExecution Get one node record
+	// (GET /executions/{id}/nodes/{node_execution_id})
+	GetNodeExecution(ctx context.Context, request GetNodeExecutionRequestObject) (GetNodeExecutionResponseObject, error)
+	// RetryExecution Retry an execution
+	// (POST /executions/{id}/retry)
+	RetryExecution(ctx context.Context, request RetryExecutionRequestObject) (RetryExecutionResponseObject, error)
 	// ListFlows List flows
 	// (GET /flows)
 	ListFlows(ctx context.Context, request ListFlowsRequestObject) (ListFlowsResponseObject, error)
@@ -25469,6 +32675,18 @@ type StrictServerInterface interface {
 	// RestoreFlowVersion Restore a flow version
 	// (POST /flows/{id}/versions/{version}/restore)
 	RestoreFlowVersion(ctx context.Context, request RestoreFlowVersionRequestObject) (RestoreFlowVersionResponseObject, error)
+	// RotateFlowWebhookKey Rotate the webhook key
+	// (POST /flows/{id}/webhook-key)
+	RotateFlowWebhookKey(ctx context.Context, request RotateFlowWebhookKeyRequestObject) (RotateFlowWebhookKeyResponseObject, error)
+	// ListNodeTypes List node types
+	// (GET /node-types)
+	ListNodeTypes(ctx context.Context, request ListNodeTypesRequestObject) (ListNodeTypesResponseObject, error)
+	// ListNodeTypeCategories List node type categories
+	// (GET /node-types/categories)
+	ListNodeTypeCategories(ctx context.Context, request ListNodeTypeCategoriesRequestObject) (ListNodeTypeCategoriesResponseObject, error)
+	// GetNodeType Get a node type
+	// (GET /node-types/{type_id})
+	GetNodeType(ctx context.Context, request GetNodeTypeRequestObject) (GetNodeTypeResponseObject, error)
 	// ListPermissions The permission catalogue
 	// (GET /permissions)
 	ListPermissions(ctx context.Context, request ListPermissionsRequestObject) (ListPermissionsResponseObject, error)
@@ -25538,6 +32756,9 @@ type StrictServerInterface interface {
 	// DeleteUserApiToken Revoke a user's API token
 	// (DELETE /users/{user_id}/api-tokens/{id})
 	DeleteUserApiToken(ctx context.Context, request DeleteUserApiTokenRequestObject) (DeleteUserApiTokenResponseObject, error)
+	// ReceiveFlowWebhook Start a flow from a webhook
+	// (POST /webhooks/flows/{endpoint_key})
+	ReceiveFlowWebhook(ctx context.Context, request ReceiveFlowWebhookRequestObject) (ReceiveFlowWebhookResponseObject, error)
 }
 
 type StrictHandlerFunc func(ctx echo.Context, request any) (any, error)
@@ -25880,6 +33101,305 @@ func (sh *strictHandler) RefreshTokens(ctx echo.Context) error {
 		return err
 	} else if validResponse, ok := response.(RefreshTokensResponseObject); ok {
 		return validResponse.VisitRefreshTokensResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListExecutions operation middleware
+func (sh *strictHandler) ListExecutions(ctx echo.Context, params ListExecutionsParams) error {
+	var request ListExecutionsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListExecutions(ctx.Request().Context(), request.(ListExecutionsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListExecutions")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListExecutionsResponseObject); ok {
+		return validResponse.VisitListExecutionsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// CreateExecution operation middleware
+func (sh *strictHandler) CreateExecution(ctx echo.Context, params CreateExecutionParams) error {
+	var request CreateExecutionRequestObject
+
+	request.Params = params
+
+	var body CreateExecutionJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateExecution(ctx.Request().Context(), request.(CreateExecutionRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateExecution")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CreateExecutionResponseObject); ok {
+		return validResponse.VisitCreateExecutionResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// StreamExecution operation middleware
+func (sh *strictHandler) StreamExecution(ctx echo.Context) error {
+	var request StreamExecutionRequestObject
+
+	var body StreamExecutionJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.StreamExecution(ctx.Request().Context(), request.(StreamExecutionRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "StreamExecution")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(StreamExecutionResponseObject); ok {
+		return validResponse.VisitStreamExecutionResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// DeleteExecution operation middleware
+func (sh *strictHandler) DeleteExecution(ctx echo.Context, id ExecutionID) error {
+	var request DeleteExecutionRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteExecution(ctx.Request().Context(), request.(DeleteExecutionRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteExecution")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeleteExecutionResponseObject); ok {
+		return validResponse.VisitDeleteExecutionResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetExecution operation middleware
+func (sh *strictHandler) GetExecution(ctx echo.Context, id ExecutionID, params GetExecutionParams) error {
+	var request GetExecutionRequestObject
+
+	request.Id = id
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetExecution(ctx.Request().Context(), request.(GetExecutionRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetExecution")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetExecutionResponseObject); ok {
+		return validResponse.VisitGetExecutionResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// CancelExecution operation middleware
+func (sh *strictHandler) CancelExecution(ctx echo.Context, id ExecutionID) error {
+	var request CancelExecutionRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CancelExecution(ctx.Request().Context(), request.(CancelExecutionRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CancelExecution")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CancelExecutionResponseObject); ok {
+		return validResponse.VisitCancelExecutionResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetExecutionEvents operation middleware
+func (sh *strictHandler) GetExecutionEvents(ctx echo.Context, id ExecutionID, params GetExecutionEventsParams) error {
+	var request GetExecutionEventsRequestObject
+
+	request.Id = id
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetExecutionEvents(ctx.Request().Context(), request.(GetExecutionEventsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetExecutionEvents")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetExecutionEventsResponseObject); ok {
+		return validResponse.VisitGetExecutionEventsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetNodeExecution operation middleware
+func (sh *strictHandler) GetNodeExecution(ctx echo.Context, id ExecutionID, nodeExecutionId int64) error {
+	var request GetNodeExecutionRequestObject
+
+	request.Id = id
+	request.NodeExecutionId = nodeExecutionId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetNodeExecution(ctx.Request().Context(), request.(GetNodeExecutionRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetNodeExecution")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetNodeExecutionResponseObject); ok {
+		return validResponse.VisitGetNodeExecutionResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// RetryExecution operation middleware
+func (sh *strictHandler) RetryExecution(ctx echo.Context, id ExecutionID, params RetryExecutionParams) error {
+	var request RetryExecutionRequestObject
+
+	request.Id = id
+	request.Params = params
+
+	var body RetryExecutionJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		if !errors.Is(err, io.EOF) {
+			return err
+		}
+	} else {
+		request.Body = &body
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.RetryExecution(ctx.Request().Context(), request.(RetryExecutionRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RetryExecution")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(RetryExecutionResponseObject); ok {
+		return validResponse.VisitRetryExecutionResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -26407,6 +33927,104 @@ func (sh *strictHandler) RestoreFlowVersion(ctx echo.Context, id FlowID, version
 		return err
 	} else if validResponse, ok := response.(RestoreFlowVersionResponseObject); ok {
 		return validResponse.VisitRestoreFlowVersionResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// RotateFlowWebhookKey operation middleware
+func (sh *strictHandler) RotateFlowWebhookKey(ctx echo.Context, id FlowID) error {
+	var request RotateFlowWebhookKeyRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.RotateFlowWebhookKey(ctx.Request().Context(), request.(RotateFlowWebhookKeyRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RotateFlowWebhookKey")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(RotateFlowWebhookKeyResponseObject); ok {
+		return validResponse.VisitRotateFlowWebhookKeyResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListNodeTypes operation middleware
+func (sh *strictHandler) ListNodeTypes(ctx echo.Context, params ListNodeTypesParams) error {
+	var request ListNodeTypesRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListNodeTypes(ctx.Request().Context(), request.(ListNodeTypesRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListNodeTypes")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListNodeTypesResponseObject); ok {
+		return validResponse.VisitListNodeTypesResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListNodeTypeCategories operation middleware
+func (sh *strictHandler) ListNodeTypeCategories(ctx echo.Context) error {
+	var request ListNodeTypeCategoriesRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListNodeTypeCategories(ctx.Request().Context(), request.(ListNodeTypeCategoriesRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListNodeTypeCategories")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListNodeTypeCategoriesResponseObject); ok {
+		return validResponse.VisitListNodeTypeCategoriesResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetNodeType operation middleware
+func (sh *strictHandler) GetNodeType(ctx echo.Context, typeId string) error {
+	var request GetNodeTypeRequestObject
+
+	request.TypeId = typeId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetNodeType(ctx.Request().Context(), request.(GetNodeTypeRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetNodeType")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetNodeTypeResponseObject); ok {
+		return validResponse.VisitGetNodeTypeResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -27113,265 +34731,412 @@ func (sh *strictHandler) DeleteUserApiToken(ctx echo.Context, userId PathUserID,
 	return nil
 }
 
+// ReceiveFlowWebhook operation middleware
+func (sh *strictHandler) ReceiveFlowWebhook(ctx echo.Context, endpointKey string) error {
+	var request ReceiveFlowWebhookRequestObject
+
+	request.EndpointKey = endpointKey
+	if strings.HasPrefix(ctx.Request().Header.Get("Content-Type"), "application/json") {
+		var body ReceiveFlowWebhookJSONRequestBody
+		var err error
+		if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+			// A request validator built on kin-openapi's openapi3filter with
+			// KeepValidatedValue leaves the value it validated on the body. Bind
+			// that value, matching member names exactly, so the handler receives
+			// what was validated instead of a second, case-insensitive decode.
+			// Otherwise bind only the request body, so that path and query
+			// parameters are not also bound into the body struct.
+			if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+				err = binder.BindBody(ctx, &body)
+			}
+		} else {
+			// A custom binder is installed on the Echo instance; defer to it
+			// entirely, since echo.Binder does not expose body-only binding and
+			// the binder may do more than decode (for example call ctx.Validate).
+			err = ctx.Bind(&body)
+		}
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				return err
+			}
+		} else {
+			request.JSONBody = &body
+		}
+	}
+	if strings.HasPrefix(ctx.Request().Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
+		if form, err := ctx.FormParams(); err == nil {
+			var body ReceiveFlowWebhookFormdataRequestBody
+			if err := runtime.BindForm(&body, form, nil, nil); err != nil {
+				return err
+			}
+			request.FormdataBody = &body
+		} else {
+			return err
+		}
+	}
+	if strings.HasPrefix(ctx.Request().Header.Get("Content-Type"), "text/plain") {
+		data, err := io.ReadAll(ctx.Request().Body)
+		if err != nil {
+			return err
+		}
+		if len(data) > 0 {
+			body := ReceiveFlowWebhookTextRequestBody(data)
+			request.TextBody = &body
+		}
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ReceiveFlowWebhook(ctx.Request().Context(), request.(ReceiveFlowWebhookRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ReceiveFlowWebhook")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ReceiveFlowWebhookResponseObject); ok {
+		return validResponse.VisitReceiveFlowWebhookResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // Base64 encoded, compressed with deflate, json marshaled OpenAPI spec.
 // Stored as a slice of fixed-width chunks rather than one concatenated
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L3bchs31jD6KijOTFnKNClSkp2YqtTeGlmeaMankeQ4mdCbDXWDJD43AQ6Alsx4q+q72rWv/4f4qv7X",
-	"mif5CwtAN7qJ5kEH25okF7HYjcZhYWFhndenVsKnM84IU7LV/9SaEJwSAX8eZhm/0n+kRCaCzhTlrNVv",
-	"nU8ImhI14alEakLQDKsJwklCZkqiLc7QfvfxdqcVtWQyIVOsO1DzGWn1W1IJysat6+uodYSTCTniTAme",
-	"LQ4RM96WigsS95EgcsaZJHowrFCChZgjxT8QJhEXiKaEKarmCAuCGLkkAiW673TVDI7P8Ti8uFHGrx5J",
-	"JMgllZQzhCXCSCrB2RjZwRQeRygetMQg73b3EtcUfpFBK64OPsNKEaG7/38GLfFLt/30/Z8HrT+2osC0",
-	"XvAEm7mEpoYvJM9yZYHOR7ABiSBYkVRDiuciIRGiLMnylLIxinfwjO5c9mBGgvwrp4Kkrb4SOVkOnlOs",
-	"yAs6pQr+tzibU/KvnEglEdZYQlJEmZlMLgRhCl1RlvKr4CZQpsiYiOowp2SKKdOjNw+VkZG6/TiSBJZz",
-	"RhLOUolypmgGA5iONVCJkqv7J0rMD0eKiOa+FUdXmCp0QUZcECT0J3qPtvZ3n0bocXdve+Uw7969O8zV",
-	"RGNhghVZHOu1Pn49jRkXBAsi2pIkuSAp4jMiALFkH8V/gXeICMHF94MWZZc4o+kQTtUC9i7ixk92R06e",
-	"hbFUmNeIpmiLJBNO0kgf1TFheg4kNSfq7YuTZ9sHiCqEM8kRns0IFlLvb8bHEmGWmgnWgD/FH18QNlaT",
-	"Vv/J/uIJuo5aMyzwlChHxWb0XK+rabKHb04MOUEUaAbVL/TxakUthqewA+nSwzPiYoqV2akn+62oNaWM",
-	"TvNpq9+LQpvoZnTGRQgTuVDoA5nLCMXtGI24QLoBYfo8d9AzMsJ5plDctsd+iBVsGPk4y3hKWv0RziSx",
-	"6/hXTsS8XIjUI/pTp4pMAUqE6fn+0io7bUWtduVXhqUa5rJ4WfsNQ0StNvz7fmFjIr1xJ2a4PQCR/VHC",
-	"CAuB9WRzRv+VE/taA/s6akk1z3QbDWvd2WGeUvWCj5t2Fev3mlqL+Wfb16NcSC7C84kZ+aiGCbSIHeGe",
-	"6XuD5xJdYJVMOuhEISrRBc9ZqomFbjKimUZkfUqusERUypyk6IqqSbGm2h6bMZrun18O2//E7V+77afD",
-	"9vtPvWj38ZPr8EVkVtNA/WFz0IwIO/WGuWTwtT+V1KBvq/+4Cxhh4Lnb7a6E7vOMXzXttr6xP9s264n8",
-	"SIS+71/l0wvSsOOXpgli0Aa2zF5dMNutXqfDthtmbL9de9p7u6unfTJ6qbeqAT01NxQjfaSRIDg9QBhN",
-	"qZzqLxBm8krj4H5vF6hyMsFsTCRiXC9pXKzBsI7lKk5GbTPkBuQ7ar3BYxKeZK99gSVJ0QyPiQVrE+Lp",
-	"JmG863lo1+vCfytBp6d0Rn8ly86BHnHZbIZSdxCc0u7j6pzWmI+avJVENB2HXBLRfBz02+Edn4kzgkUI",
-	"t46wJG3KJGGSKnpJkMwvzF4jCZ8grjl2BUyD4V4fSfsKX2Sa/pEslU2ANQ2b8MtRFfe7F0K3c4KnTXBU",
-	"BE8/G1m5+Ybe6USudVdW4vLZJ3csE84UYXAl4Nkso0Za2fkvaUSWctg/CjJq9Vt/2Cnlyx3zVu5UOoUx",
-	"q2s+NGecj0ruDHDAE05/alsmtG2AFhrONt/x+NVrR8HfUTVxIuCdrEl3GlqLu58iuAIQVRIxcoX02LUl",
-	"ueksWwq00Sz4LZb/RvCLjEyXrHxmWvzZQYB8xNNZZumfwjSrMfoTLFEPWTHCnFlgSYF9b/V/0QNp1tQ7",
-	"jVHZ0zSXWihCWKGM6Buop68YgRNFBMo4G7ei1oxrFBWtfmsHsP76vT4KUmGW6H6tlLujAS3taSBSaTLX",
-	"b3V7f3v25B/dn/f++ffvfv72Xfcf357v/bT/4+6rnqYcCqtctvr7mlgoqoDL/FGvA0BhRJCSQcoF619h",
-	"hfmU9i2U+pdF67ZpfR2tiTNuJ0JHwA4daWHp9PkRerr/+Ftkh0QGdvUzUShslmGDaeSLxO2CyVv2XU0h",
-	"UOmgIryv1Un5Ra0jK52v2Ylu7aTvdiF+L/24FNSNPN2uC9TLvq7L37c8iWdEKcrG8s6IUNFhAyHiYowZ",
-	"lQa1pW18h5RV36Z3thjorGEhcDUXBHVKNDN4pwuBO+fulqK7O7X3amhNr3MBOlQpzXUXIQzXhCAjQeTE",
-	"aig09w3KL5xlhvn1lgsq1banU1223or+9ZZYrDmXO4MUdNaw6ZoNurM9Loh0hc2p3XaeAqTf2u3uPml3",
-	"99rd3nn3aX+v2+92O91u959G+UIFkV673m57r3fe1Y28dvo+2qupUvoszzL/GZ25Z5bBOzp9ieScJa2o",
-	"xa+Y4d7730atmSAj+rHVb10pPvzpw97s6T/wC7j9LvmHSucy4TPNz/3S0jdkX4t4rcj8nVGpWu+vdW98",
-	"RoSihu/zV+7xkClWpK0oqHqqzHTU+tge87bT5cyobtU5N02LV206nVm1FzCx/daYqkl+0Un4dMderMW/",
-	"fEaYvthtZ8Am+5D+mualtyTAa9f56/reL13CL+Ua9Da23n+mtVRR8VPTbK4dgn5aVPaVeLoWUBwmB5U7",
-	"VGiecLdkCmWEFEeCJHzMqCRAEoFAdloBvaN/Gr5KcLvD6aljFxZRUZEaIc3Je78YAdDqX21nBUi9ragc",
-	"nqi1TLlbwYAKCEvNLr/4L5IA++WI5xH0CPQ/TaneQpy98aiK1UxXt9gptGFuc/S0i1I8lwdaGphyqbQE",
-	"ODx//ffjV8OXhz8Nz89fDJ8d/nyGtvaePN7uoDNYLnIixIRkKbqYoznPBRI8IwcGMfrfIAoKK2euMhrz",
-	"gs6vot//bIWI8eZUdWPq5Z0xT7PRW6nZCGKVrwfG7V+H7//ct//+sbVUYe/G20BlX0PRKnauRqI0TAs0",
-	"SwQbeoBi+DfW+yon/IohNaEScZYQYJPAfJwizrK5MTdNsJzUdv03c7tHLWWYm0pfYnf67T9V9+eLffbu",
-	"u8uj3sdnj8nzJ+MfvqV/++7Di6fTV93W72zB72zBV8EW/BZu9eKUhmzuX+q+d5NaRrKdbhhn2esRqPuW",
-	"Kr3wmLwkCreuo0816lJAqvhjHS3yav4IeltcwfvKbTDBcsjIR1XwKfrBTJDL0qRuZvXL+8gYmPRFWNp2",
-	"wI6juMJZq9+1fw31a9nqd6+dzfowUSEb8bsJR5q3TTvoLUuJQJiVuu8IxdZoA9ddwe4+kgg2u9Oqk2k8",
-	"o8abY/lZ+6U4bN7hTamcZXjeYFfX038kkcY+tMUFIlNMs210NSHGuGlM7ldYoitBldI39QcyUwiPlDX0",
-	"GGOGRCnJiDKcWMPBWLH9BTjPdevrqLBsbbTgGq5Au8gzklVAWUIneB6qM/LcKnR3fl/64M6lItNW1Loi",
-	"FxPOPwR9JqDHZ0bZG0IarKw1Nu0bxZD5YVTwsEmyUBpZtyP902zGJc5yIhEfIcZZW5JEEIVkgjMsrN1t",
-	"wLaMSx1G9jUXaEqkxGOCrLpnu4PiwrkojlA8pVJSNh7OiIA/OYth0FgQLPUPs4gLMmCCjHKJMzPHEaZZ",
-	"LohEW3H5aScljJJU94tzNelkfEzZUDclabzdGbBF1Hda4LAMYqxjC1tngLPxZwZMmxH5Rfgsv0wL4IZP",
-	"ZPH6JDUekvrsAWD9sxXq2OxHCK3mmvxoYWE6U8gAO7JukBMuFEp4StDWSB9/Qz9RrB+1BdGAgZ1ZMnLt",
-	"xFkYFnsQ2S30Vx6EWrGCxrP4go9rCj2c2EVq7riTzzS/oEd0VLlKOA17XRDE1mGK0Qt+STKceBylPdwF",
-	"9fn22hm3qghp+f13JEv4lKDL3SriVV/72GXFp/dh3DGT9LDEPHC7q39ZRnS/F7U069ba7e51up1eb6/z",
-	"rQZzAs6Uq+Wg9a1qzpgPTXu73gMLMw1+z/rWkjkovx0Y8RgUya2X/FeaZXjncScgi7i9rOPvcx8vvX2O",
-	"g1dNsfXr3TWt6uau/MgR701kAcNeLx71JKOEKYTTVBCp6eRP7edcXGGRklT/ZbgDkUvlJN+R4FMUn5++",
-	"PTs/fjZ8c/r6p5Pjs+Wns4YPX5Mw5ePfp6WEzcO+zZifGp4GyLlD2TX2/sw0va4i9ad1CSPwG/5mOGSN",
-	"HOrX51tdejHXEmMBtyrTqUB1GSHdjMk33oN3w+Y7Sn53bP4USO4iV+85aVrC6QBwVux6LVLBEi7NoFgG",
-	"JkZb3u0JV7K7QmWeTOw9SsesTdk2OEbHlslBW/be7iOM9rt7EcJIEP2gageE8+tYy5Jy2vFhu3V/QY7y",
-	"L5xnL/GsmdMpUP6C84xg1gp45wD3/+//738h2wZN8cwjriXyHOEZvqAZLfWfpfINs2FSKIzhPjA7ch3B",
-	"OyMehN+RjyTJm16C+qt4Y/2H9Qt72y98NCJYacYTMFIOcTqlrHxbXrWlhg20apGnbXsftQQH15FLSq6A",
-	"pFzRdExMTI1uN7QvCu1oTa9Wgcay4+A2cAFMG3zkwW+DrxxgN/ikBPmaH/l7seYnlQ0KXZtkNCIJeB96",
-	"TSMkubDi5/q8u9nk1RbsU93uuoIEa62mRtFguOoKIx9VvH2pwLuCGtUtL+fkAft98OjKlHNxhLPsAicf",
-	"Vlp1/KNtnL2+G+3h3YteYi8i/eif06eXAaUytK/5bu5/t9rEoSxy+aaR3e9WO336MIbBXV9BQJRXWRC9",
-	"ZnhM2dhKzFqa1hLzHJlrBGlSsaifKS+hELmtXEP1Id9gKfUdErtgAi2GKbCNfFTGHf8A6bsLYWU1MukG",
-	"0pg/dlTOMwSY59bbzBevRDKhlxXjxLpGlhQbAJMUNGZwHfPU/LlwBf1VEGIdKZNcKj513j9YDnM2yy8y",
-	"KickHVpX9fKu11LQblQXxS44RLDwlAwTnmsmrVs3xhRdOt/8QswyoX+AaYU4kwo8At0pwVNPkjTHczUs",
-	"So9CcyfJ3IEE3hS3WjGXXtTS04CrVguqM0EvrX9aTWbyN+ir1Jt/rRYmh5/L6PhfBZ5NFhimZaJKI8KG",
-	"6MLaAmSj/cVH8U+BDze1zyyeik/LpSt3WEKDrydZaapTClbFAdtMzPMP4teEZNWDvwoMpZtyyycGIdj6",
-	"1GGNjsvWy2xPPpZ7wqY3VrlBFbtUgQeRF+q0iEzNx6OCyVGFqtUMXd5O2zNcgXLTvXYbVxaJwP0RdDA2",
-	"OLuPYgOeGMHVEKG4hFKMLLmOUKxnGKP408BcfgOg+gNzKcKP67gzYLazPiogExd/yiLyrOcZXcaaMqFk",
-	"QpIP0mjNfZ/+5qu3fJlwNqLjVv8TWIIvSNbqt84UhoBSC0Il6HhMRHuKWY4zR7Hc42EP/Pgldej9Ea7Z",
-	"eavfLTltc5u3rte/8gNX+cKtdxvaXQ0o6kZrmL03ikHahO69E1SRIPFbjJjXB9aY5SqoRiWK9XfxAeAF",
-	"HMrCfQpbT2qUswxckQtfY/0dZghkYw31NYKKgoT3zuhQLcy4enqf5cb9eNMDDEpWPptbA+cBsjF6aNCK",
-	"TaYH/dhkeUBbR3w2344HrZpX0SJCoi3ycUYEnRKmthex80Zoc92w9BdUgrIqIAsfaWopy4g7CJbx9zjB",
-	"DElC0BYdMw5BeoAiakKEC0TeDtiaLfFdk2cwrPGG/MWa7a31fY22dasvfOgPGBU8fLG+Jmx7Yz7aENfe",
-	"UTXhuUKxJddxZNJOcPFBQ16jIfi2MTyTE66KtAmaADoKj1laXgE1NCzYgb0FhPM4hU2jiIMAaFSOOtAZ",
-	"Lz2ijFHiYg4rtS+R0WX7Kk0HeX83ArtQUlCYRD6dYgFk5XeR545Ent+wFLN4MbiTaFT6M8HTHDAXWf5G",
-	"IpGzzirzUikA1dgbTiTKZ5plNPqjmZ4LWPIMNM19baw7LoGECyL9XZYKyVLLNjPDikhV7mmZTuB32Skk",
-	"OzXdfZbqfiEPQJ/uB7T10vFBq/oomaav1HVQT/JtYUvZgMs4RDMsFMUZMpt5AFz8hSQMSJj+GNiMnFnX",
-	"sQjF+mTHKMkgHRM2f0AyBs5IB8WfruNQCpDlHLBxdvmtSWVfREoKnlOrKiI2BPKmvCqoJ6JCengkF/hV",
-	"UDEsMKNLlfu3QYwV66UL+QsKZXphpkoxG2eUjdt6cnqPjH9jqw+zRYMW6Q1aSGExJsqISzn7wPgVQ3oJ",
-	"aNBiTwetaooCvYAdWOtOd8d8qYm8vtiNft7mCSgV+oW1uUoN7WQ3IIflwk/0xyGyaIdccJvSUzAaA8zm",
-	"JtUUZHZw80YxTNt3oyrYuhrZNENEbgHvV+6SmewC7+4sg4uxSW6TAu+KjQh57xR7UDrnuhQPV1hARoL3",
-	"q0yGboDIGQ/dbLz+G5dcciU3iERy7S7mYJXaxGZmLFBUDj2h2h52S6//YhyENYZPuN6YOUrwdIbp2Gc2",
-	"+rsPJijIh9aGPvD3YuypAj9o+W0SeZYo9+tHr2AAg5ymB5Mat1eZnQXBCiy+kZb8Bb4gmbQm66uSBd+i",
-	"CqXcMBVIEPAxchfNdpn4EJ4PWnYGyKrlXObVMCeyDLMXb59GTuPxxoxG78Z6PLu+Rq3Gf+CZ+w88Ru/X",
-	"2t0vKD3V0OyBRFLVuN5FxaM1qMV9z8gBgS/plDJ5YE0gfZN5VkFCa8ggg/jIvBvSND5AMexkEvetTmbC",
-	"s5QI3ahw/fP1ls7rwsgATixPGlWWvuCwGIUhqIIMzkEbnyOMBxBmBe1AaxqjUuSXiKrlatXQxMy1tiIQ",
-	"pi5knhKcKKTXZCyNHfR6RhgymNYvGOa3J5DZFnJ12wBtvStgbiBpB4G3HhtTRh5ZSUIO2JYJLkc0lREC",
-	"TgddEHVFCEPkI5WweOB6IsQ4SuZJpv/UiIQg/6jcthks0f7uLoptlrI2zDMORRBZbmrNUwTwOtaiQ4DV",
-	"ttzYJl290ixliGun5MqR5pWd/OgaL5jNYEKRXWOIPJXrWYEDNdKTbuyIF7WMNjPMqMOrHzBLM7L8OrDy",
-	"VdB9E16t7iSkp7NzK/pvhNUrK6OsD6u1uUvd9TMMpN4CeEkq3yf718E0Dr7JfeWIb1xjLwgzlOCbpUQQ",
-	"YcNAc5njLJuj2Bjm4+0Dd6Sdrccc6k4rWieyuZHzrMJkI5AX3gubxfdZR4eNk29wNjRSpSdmSsVnIDIy",
-	"RVmuMetCYJZMglQYksOvjSOQ1G75lumDDxweoqm3JUheUZXou8KY4GrpeTdxpIW3S7ft1C1q/X27wMkH",
-	"PhoNDfEssuQ+qeftLTlzX3NPPhqQUWMVXmQUp/jj0EZqVAd4vLkltHp+NlrlxyoPz/OLzGPgjW1CDzFf",
-	"q11tXz629IeNG/Ojd698qRlHrV85n958cfb70Bpf8DFlb09f1BQuLjMCZYBMutOUCpKoYS5oq9+aKDWT",
-	"/Z0dPJt17GcgAuFcTXYS5xNfc2yPWrnIvI+l5JWPIXh5h0Mf+n9c0F/J/2Wi+oY0/R5fJFqO3X3iMvBC",
-	"VNf3CU+Je15O8nsY5U97h3/aff6n3ee1ieonuZr8afe5m6zpAdJFfK8FN5r+eSb4iGbkzxDDb9/r9Xyv",
-	"V2N+J2AqmuAsI2xMvv95+nweejE0BWG+P9t9/KTVmPWIsiXFMSaaJcQK/j+XCJi0sD2uulWflsQF1Iai",
-	"bJxB/oEO+jshM0RVNYiZMiQJxFmcKS7wmGwDe5oKPgOVqAMluppw6aab0tHIuqItTATQIUSNbXAFKrAA",
-	"vT19gbbcT5OfE6KsIcflm78fHSMN222kOJLERfQLfiWJQIqvvln1VGqgc4CK/A0KnaGXDXeKcRuyiY2h",
-	"oEEZqAJ1PRIli1oFfpRAribhrFvdJ6D1rOVVCuU3cjmNhjbpUqnXsBkWrqMWvsQKiyHsQmMwwi6M+F11",
-	"RDgRursU/9/eqYJlaP4LZ55Xvw0RoHKIIczIUUxIqmISFpThEFYjVYskDwWZ1QLLSEpN7KcVT634vF5I",
-	"wWIcgN2CZezFS3KoW9UAuYwV/2qzQ5ntDJCKynYuVTqtHbxdokGI46ghxVfpj9SoPrtdqJ0httXENlRJ",
-	"ZI43+vf//79Lbc0jCen7tu83PK88Sp6Evo6fYW3cr9MFJiRb+fjuzkWh4vSOeeRiD0t09sBVR+NlPvfV",
-	"4EWgO+E75tCSpFtmTPzs6b2WlJR6VCD3VnExgQ/kWnj9S5FesdR1eDmdlo9L0+CYmyjk1aokRu/XEgm9",
-	"WXvpyrx9DaFDoeTeJOQSikY0B1walXSIKJf66dDbWdXQ7HsOlirrT8vckUNFY6C2jl6Fmbvxr45cWRRT",
-	"wc/4Uazr+OxU5PXxEkKzLWiBdlAx5e0D1DXWfi39zjsbOEkbU7df1cYfPyqB7UE2uMkFaTiakM1CjEMM",
-	"UxH8DL9s9PNiDtbaJVacwg1VPGV21MdLk6MuOA94w68BlFMioUjQp7qBxU8BZOGzmB2oBE4jOOp9LZw3",
-	"kVuvEMYZQVQiO0zIDaRhDjfObFybXLj75VA8YSMecApPqnZGb0JBO2QgH29AZ9eozw5nwy0+8BK6+KMv",
-	"X9gLKut44cxqXp4rmxygHh+EU+RqpViJxE8dW67EpMq4XkSbzUyNte24qZmxUrumtqQlJVLq9v0ZYSlh",
-	"SUOKw5zhS0wz8Hgs26ItV6AzgDDKiheB9HxXUKRUcDaOEGWI50IzuOiKizSsM3BFcxYrexKk4QLVxiql",
-	"dqC2JsT3gbtVhbVYo/rMc93HsStcU2dtnYmtkemgqfNGL6xxgl+hrf3uUxTjTGPUvA2vZLy95nVWVvZZ",
-	"Vl5UM25BEIYz7AXYiOK9HwWV4eSD1PPfQ/GIiwuapoTF2w255UdEEJaQpuyMUtEsQ2WzSqkzCyTK2rkk",
-	"8famG3fqeg2KQpVcWctqtEJmP1uaMPbracTIVM5oWLkS8yG+i4q3y6IXFif+w/n5G2QahD+2RZzCpQQ+",
-	"khRBA4e0MsvHS1OQ1jwLQgWgjA+S7sm4IcUVfVewZhTjqj3iOUtb6/LQsKqFlF4t77CsTOW1eOAbHS4D",
-	"sIMcVuhvZ69ftc8AEdEHMtd0LELxFGf6WJO0/V8SQtm0oO8TJVBmrqCeyxw5F4pjaXr/5Gm3h2wjk+oO",
-	"tKI8nSPBuTK5tf6wA0UDd+rxm3Gk32ka0vDKIP/iy+rmGl9fMKvv7O3Q1ftZOo8WOwhAX7Jh5UFf2K+1",
-	"1VIN+ezCyNaAP6cmCdm6PuQeY2LTlw3LNPRiuPev3fa3V8dv5t3zD2+f/qP388X+9HyX/+PDP8V3P7HH",
-	"yY8XT36QvRfpm9Hhov6y1mHVTa+3u5nlstpZeOWGYr+pcrULiUU917zSVcYk6CqAYlNvWR0xMHHmb5Nf",
-	"y/ztEmd56cuq3fq5v2zX+pHfX5mzq/zt9xvg88IpNuWGWb/KRGaL8kE1Z1n4fWY52/Bbl4Ys/LbMOLb4",
-	"fn0G3ePMb5Zuy2aIc/AL4hTPSFg4WSWB2IS0w+YASftiXT1oyQgtC6u8G5HOuVP6a6h7V1Z1hguza4Lm",
-	"UoloUQJqc5bN61Ppt350GfxcMWb3exFKvWWWm1sLTQWC3Fxc8gsMVg1wfDjBLOWj0ZAzkwp0KMgsmzvS",
-	"AE30McguiWHzhhOea8GkG7UuuBqOrDF0WMbLnHEh5hGSfEogLMwTfjrokCEYBl0ZjniWzU026Qx0Twln",
-	"l0SYyoRDQfiMMDfg7n7kiiUPMR1OeUoKg557nmE2zm3UjhGjzXNFp+RXzvTz41zvxc4bLKi0MRuEjfW6",
-	"8il2MFB4XNBTLsYOJw6TKUFn+WxmCugLIokaaijAZAFIReFdwlKgEUNBEkLBscR2eHNbXfNuBVgjeP9I",
-	"WhjrD22WBw/EJguExzOp0sNeryOs3GlGisXzBY0qY0pE04yYOj0ZZ+MD1EVbenS7WduISsRHozBbH8a5",
-	"RclDYxjEMOlFPZKm2vrIqQIWaNUSvFsAbZH6vijmTiWaYjZH8IUWKQA4OUDYdLYI+hLQu/vhpS4ie4gh",
-	"d7lJoAnUSj4xfrAm2/4OpjvfxAcunHNKMJMoPjwZPjt+fvj2xfnw5etnxy/i5amgF4/XIlD+cvQG7X+L",
-	"XBOk8LhcYkxY3MD21w9oAJNPDl8dIt0C/Qqxp0Wvb8+Pwt0uOdUBVEktSdInhRKJeK4kTQl66Xp5JNHu",
-	"flvvLrqiLOVXpa/DD29fHr4aHv71+NV5dclw2MPnp6QoYfVhgKiED5Ymrrh6oMf0Ejy+EXioKL7JuQ7R",
-	"rE8NddqWLO9BmEGLPQjgYADhA6cxWkqRGzaygYAtI0BL6G1wy5Zh/8pgfscpfJ4oc0OiVkeSN184+9+t",
-	"vuQ3vUlvc+F1kcoFk0h/McWKJv5VYC+1wrv0u2+f+N6r3U3uu6qZarWdaukFt9GMVl9LhyjBCmd8nBN7",
-	"LdEUbcV/PT5H+jqCRzLeLi6lXJKmO2kda9wd3lhlbnZ9Y4HiaKbafzmtz2XvcVQvo/j+0260d73VLv3x",
-	"9ZPvrre/+eMdXXze5Hz8jqvadMxwW/266MO92R25/NLaMIdC05W27g0UiDJfIFyu5PgNoqlr8e9USNXO",
-	"wCnecPqQWtlAvGPLO+5q8E0viPBEQBs7BlJms+Og9RIM+f9dvy+eWxkDHb88PmzdWGJ48Aml1lZrVjfj",
-	"U2OL9aVujU8vifNLXwjoauLeHo4LWFDjUoHjMncuB873DUdxzZBwPzfIZqcwdFC+fAz3WqkpPdRa9HNr",
-	"dFG9bb60JThgBl0+VXlGNk0Xc0pmmq5JL7K2cMvyNt4WzNKE89vo6aK2rHy/zDtzWZhO1Uunu3nZ4mIK",
-	"TTD6QqHbeugHFrPtT/nBZDP4EhfWb/yKaTppdySYriF0LqTN+QpThEDh21MbJrZgikyIlIWtlcz/Nrn4",
-	"a0Jf07+dvP31pPeKnsgTdvo4OTp5cjJ93v377mwvPfrb0w7Z63YkHVfjgfq970x4nDGRVuPm9ivvbmrc",
-	"dQ7CdpF/IVgUBRVXhAsBM9xrCBcyFoJ6NUe/aOPniBFq7Y12kx55itv7F9+m7f2kR9pP8e5Fu5fspntk",
-	"f/QYP7lorR1FtEyeWT+2qDBo3n2kUcCG7KNjMAZndXhgzhTNTNpg6M74uSP7aVOc4CLOflrSrphhU9jg",
-	"ASI4mRS12ASxKh/IYwQK6lOSS6OblTPClH6ITDFtG+FowgvDDkfeISid7u1pCMWIu/OxPIZrgR+o7Edl",
-	"2MpW1OEShKedRIhmv7Wz8wnTf/xZW3KCdm8RrPdbCb9rDpSVOSCWrWwFcWSmkPhMkPZMcJMTt0w4cfTi",
-	"BF1NOOQvZFxBvUWSIsrQnKjlNq/fI/1+j6T7CiPpmmjsMwjo5mJ+zFQw/f2axOP2adnvBgeWyBMVqBaj",
-	"rQTMF5LRA5vzuUX10JW7RA9du6+uV0v6vZqk37u2wP+CMH8oCpGCfAZDPZx7Ov0IgdAyQhM6nhCp0IgK",
-	"qaoVgGdE2LK1Ucv9O8UMm4DOghspPNlqTFt5hN2c1hS2fQ9fw/m4URcddje6UEJ1UEPn/B3UMg1oUxm+",
-	"yEiAp/iBZ6lEOMssgKdhTwY/G8B6oV9msjcNe2v0z7a5wENYYpfC5g5X3CT82Ps1cjX7FNaKAW7MqABk",
-	"wxKb92SpL2axPYbtBtbdL5JckCfIKFg4ZIahXM8KYuZT9FTAD/S7t/XJtAh3UxIDls4kF1TNIYbCJrkC",
-	"Gc/Fv9c1WO+wwq+ntCr4bv3t3XmEfjjbffwkMm58tqI44sIJqKa4uJ9vAW3FV4oP//3f/2OijWBVgBtO",
-	"52LnO1FqZvgeaj2UF1lzNy/dOzXirRZ3E86UwIkqkjQqr+0FTj4Qlpq8D1fkQk+dKXDEYino6hgRsjNg",
-	"xzagW03QBdFIQCUSJMOQW8I6N0kiLomAzDmxZtZ2LntxZ8AG7A9/QBqYhCmagN/DgJ1pqJMU6Z23zogK",
-	"fyAoPvRT7vSREbdtVmGAmY366A9YG33zjSZR8ptvANomaErwfDxxckofGWeHxPw06aJM2qdcZLF10gI1",
-	"RjXzD7iV4QFDSIK6oZ1LYmoGkhhg8+bvR8fbpgZMAbMZl8pFlKlcaAEnTnhqv3BfK667jd+8PqtPzOUz",
-	"Mu3B8H4JXnCihmyAZwhQbq+LppTlikgtajnPTT0C5FetFqoHfBMG30zZnNA07CcxElzPWJY1cHJJOgbu",
-	"byxqfPONflhitPRR2hZbTI2Tnh0Kz2jbNI0PELbzKjITaUQEqJc5SDRquhwkSS4EOAjyzMzEVUJwculW",
-	"Si5JxmdQ2i3Sh81gGBcaTEoWIxZ+g0cvTvqwIVbcADFW2qmjdhskCVRRc6B2GxItamat3dZzQeZON6UY",
-	"WKU7M1y7DdJxpRtzOI5xMimPAWRwlLXkTYgqxAhJISww/tgu38TVhFmxF3cfbx8MmG5sUub6J033BblZ",
-	"BUlNNj6DoB/buDymJI01/bCt9bVmQlzLjzrocMBsbKembC4IttKtvNLQ3O/2IoRdpLq/tLLFHuzJgMWL",
-	"4aJxB0FRt8RfBRYECS2HQlZZc80ik7wN4TQV+rxsxadYkRe6QfubeMBMDJk8QPu7Ty1WQhLE9uFIERFv",
-	"O3IF0XjSkT0IAYZKjVBI1NCwHRs6+GeIsENbLuB5u49iTbVNace1whOjooJo7Ci3F1UZodhEpsWIfJxl",
-	"mDofZixJhOIyxjA2OSws+lRDRwfM5bCzQaSR2XIT3fzL+xgMwtIoVKvRzIYUQqBhEdy3Fe9oRIXAwgEr",
-	"YvoKbttUQZ9hgacEyhTCaGpp2KIpoq7JpduFN3hMGQDbpCwCTS5LbU6OAXvj8ou4y0OPr4+Evn97ZszY",
-	"m9NWT19VvW43Kpy1dx9vW2KrCfaAxZ+AVYgQyAcRpOeIyiQd9rmRGyLkZBLzlxZGroGoQeKTGZZFwXe9",
-	"rSath95qLhRsNEYJn05xWxINKY3CejGafcRZxq9ICtmZI7MpfGbY/myOZoKYyFmDwW0Dbc0REJZSNoZB",
-	"AEZuGCxJmzJJmKRwY8v8wnC0BmUcwI84MxQ2mQ/YcyhHmWAh5pqOxsfneByjrXjQEgaDXeUrl+s/3u4g",
-	"cOJ2Ts96Q09G7Zd6CE1MrNHPOMTbhO6AmIoLIjXgpMIZ0YQmJyVl6O3CB3UjIWSKzmhCrMWNAtEZUSj5",
-	"8vLkvORa9Q/N6Tlrd+v1lFHdHSNZUbwWETbGYzI1ITFqgg5P2jN+RTSXAqkZOkXUb7/l8Vp+KY5Wr9Pt",
-	"dMFJz+isWv3WXqfX6UJ6FjUB7tK7AfVPKy81ZfN7BJefvVwja7xIDWV2SWksuxLbl0Os9Fa8Iq6wqCSJ",
-	"IAoWUNDPE83ja3Q7nNFzMxk9R3dgG1UEZRPQEoCGYI12Z1oEX6Otm80ZJMt+Dy6LQLYAVrvdbpNAULQr",
-	"urDTcw6eqz90uSx8qQDg4MsDv4AapkQlLVeh6dzjgCBF9RgEIW+nQYPsJ0Awhh4jJpms0CokbWimmibE",
-	"shGWqgLr1W9ilh3/1UEnqspZ+WzVXLOVlp8aMM3EPJL1LHEIQ2E+TVum3LInQmiyQJXJDm9QS1MZF39T",
-	"3DOcZXNzSKtIZzgrt0tllPxfeDq3qaEVMc4Y/nWrr1n9zEh+q+RC1711f6upjG0Ubw23evc0emqGXzzh",
-	"NudeuTsATH1MLZ+ixznCyYS0j7QUx7OmgW37HWjs2kK23WRp9Xr3XdHuOmr5fMOq736yTU+emTXud59u",
-	"cM6i1v7u7kbt7/csm+2qSOibHebCjP+xPROUJXSGM1mkaoO89h713/lE02tz5l38dT0xGZKKz8qiblgh",
-	"zhJimCBIy5uZkqQL9H+R1ptBKseugv37odgm6K+GkLfBj/vdPzNf0Hrw0W2Ist2Q6yh8O3v64MAljbZY",
-	"7ebdXtyNMVHNW9G9c0K0lAI9mP39K1F3sLnFjbsRs+MgqVf6Hs5xnlLVzvi4mYs71Per5KJk6/U3iDAl",
-	"KJRHIVeFAQFtXcxRTNM4QlcTmkzQiGfAgMc8gVvasXXHXnrCAXP3sUY2PcoBik2OA8v5G1HBcPloC/QD",
-	"nVJONL8N1Yoj+9OqDyL07//+Hy0Qx1rCGZqVxCAPUM3CoxFlYyI0nVPuNNii9H0krN8Ntby0ScqtWWvb",
-	"xJP7uwOGVZkXxg7UQccGTCDnfyAzheLDt89Ozoenx+fHr85PXr8aPjv8+SxGW3tPrBCXYMa4QhcEubA2",
-	"qw4cMGXScXbQKRnlEmdWfUASLjQDjRWacumoq9WogUKhoOMwQnGIB2wrLnGrkxJGid67QlVWT1eFNOe2",
-	"qKAwsieWpkecq0nH2J6NnAwaiTDbrlHphca+TTH5CAC8DjNuWoL2BJpXsdvtj0m+jhNldCTABIKya8tW",
-	"c9KvrwRVijCUMyjYVBJQ3fKR9A6zSbulBwB8KKU4GGFoPcCdshxv7IO+ZCGVOcI6imk1TsolX73jOR0y",
-	"W4ffmgzsD3OcI7Sg9OuYGDkNnY7m5W116TReAk1b6rqY8nIn2FqUXbf9dNh5/+c/hvIrhaTZD5SlLiA/",
-	"FwkJrEFTIL0A/S/UA4tQXMBX/5A2JrZxUa5z5z4XXNvjdZa2wcrcoJDkd+XM7hZN9Pg8VwmfkqaRiwRl",
-	"a3IMmq644snNZwWMB+5mAr5UIIjHNefG5EBTRiu6t7f3NLKG0ZG07FBoqiMBLoQB6DT7G609xwtXc/LG",
-	"01N888m9v0/mzl4BRtGxyOAdogu49uuMx4Ph90C3Yqae8bGbvs/t6XcBRg+eW0avyqsVMlcjY1+Cah5m",
-	"2y3UW59hZ5vY9tocHwzzri+yynbON9zMjbl2C8iCaw/aW8FfJah/O+JM5s4g5wy4W5pL3I4Q+ehU0ial",
-	"TEo0IXSWyMLAaAsrQs2YSyJAQ635vgFz1V/Q29OTyL2TrodHEp2CndeqiaZ4Zo3LPCORNVBKBOIF+yAL",
-	"bspYdkyl7wFbMB4HzMIddNpgRzt5E+I/3cKPTLXt+9DfWRgcuR1aS4G3hnLYqrpBVdXbTFXV3duw/f2q",
-	"wh5vOJ/bnu7KYX5OGZUThEt/cOPtUjnOprKEs0CXAZ0N3hiNVPnIYjpu8sXAtcO1BeKicUdpQwIhzWu+",
-	"Pnx7/sPw7Pzw/Hh4fv5ieHZ89PrVs7NtdxZN8IhqqgbVQbFfrSlG01yCrGmFmaPDs2evX58OT4+fnZwe",
-	"H50P356enKEtC/YBiz89P3396vz41bPh29MX1zWPj+1Nz+CYKFNKTWSLEmA98TERnuc+cfnHXLkqPYED",
-	"XyYzxRnBP8cnUbKZua1WsQpx3bvd/VX1R++VWSrqzjVeqb7/D1BQJU1JsbtUyN9Kuf6QKMSZwkLdFYHg",
-	"uWq+o0+LeC4qF686cGyb8KyI9UJbRkFjC7E4V01zHY7wlGbz7ajQtHM2YKY95CRLcFAfY2a4jkr9zMS9",
-	"8Fw9GMZNTxmZ9S1uXcVhyPmPLrF+VHbWOO+uMICjLWzZmprz5CPrFra9Xr27BfL5ktwnC/+SNFEas6yv",
-	"hajcL+68m3CEp+hkXdxZxBF7MpuP/9msuNCqvo6lW4+EgFBnnQGvRsrZtrFgg/secBGmUJqpImm0wzgd",
-	"MDzGlHXQYa33XJIUqSualAGlC6QGRATNipj8lAN2evz89Pjsh+Hp8duz4+FfTw+Pjh0boimR7sDNDm3t",
-	"d3ua5YBB2xBTIEkKSmbNzSTOVUchhS/kdmfANmMgbM+F78d9cPG1BOUPj4m/0yvx1CGQM7zJ9W5DUxim",
-	"2cgE3mZ8ZDKrmuG0GAlOQTxXKE6xws7h1yuskWCGJCF9/YyaMigwlFO/ml+Ij8B8QgXST202U+dVCk0O",
-	"EAS5SN2bK5+V8asOOhTJhF46Byo4VBkZKX2boJxlRMrC8/F7bNsaw5X8oL/iosn88dwWy/nyHktn4GgX",
-	"sI+ccaGsA1/ARa/MndouIwxtLYNZBlUfXFhTSKlr8h6Xp7AIlnBBSJWwxXZz/qh25ZcNO2nbfwvdcdv+",
-	"9X5p4a39ZXW3Qtl99AhzcKgbcTENwPCUzAhW+CLzks0aBDMTQhcavwvUqYDPxrKspxJfK9hEI51Tjfvr",
-	"3rvZUkNTg+gYmmnqsa7GXs/qx/KzgEI8npIYlSHazVYK4KfqJgrPOrI1Jf/vL7320/e/QFbFbtT77np7",
-	"LUPJYZpKI7PL2OS6LulEgCY1TdB6PA6ho8osC0ptT81CkNV9CpeAGIbONyvjfTL9wHTwrjSZu6zM70VV",
-	"LYQfQKmFRo/GUpkDW68xrkgSYHEAvJsYnskJV4aPl85bGPXQ1qB1wihEFzgX4pZl5Vx9mwFLJiTRN4hU",
-	"Ik9ULsBtemt/dxfF1rm9DY1j593uHNuhmJeUOdludl3Uu31PDJPu+su4LMKimiQWG8YDl3oVcY/PTZrS",
-	"ZQgLbb6EM+JX6VwIUAyfpQuezg0D7wrAhE9Y4jDEMYcrPQmfwXMjJcG5c6oRe4QksCdjztMOes2yeVn4",
-	"2YhGwN41+RQW52GV8sPM4uH4E5r5Lt2yxc1Z4TsIpbsgZ0rmstfrfQBqpKXM+oU4xXOTMIV4ERHd/aBG",
-	"I7wR3c9CI25JG75yu+VGGHAzU6UGLpgpwR8lmYQlPT95Xt+ldLd1l7V4tUZGd3RYuMe5CxPZ+3LA/Auz",
-	"g6xs1kcg7smJls7cnxJt4fK5wVtw/y+fcU1JoPgHVWiC5YDlrHxr57V9UA6TCjxSMSpbySXkCI6G6WTA",
-	"4pJxNp5QNnNG3EE/cAbVQMpQpNDVbkBqT9BmO3cygm5tuMr9MAU2AcRdaVB0l++omrjjt7Gxsrf7gP38",
-	"DTDv5Cq2Fcf0ac8bqL3EU1I7uZqjfXN4fvRDZDxb9eVrFZimsOAjaZV3gUt3lqvf0fQ3h6Zo683b8+27",
-	"QdYq37iT5mbLTTnLG19aDQ40M1pKezVBX1+URnJL+GzuQp9dSEWE4pmgl9Y13VwNkedWo48VXGAD5sWT",
-	"ol6IuhdLvGfZ7VkBymt7Br6EuMZn8wckpt0zD+92ZEMmLixj7VjG5B5OistkEVtEjiNPCaIR3gWBwVnB",
-	"Ls2pQ3vI11KwZlQd2JiwordByVQZS4Dr3dedgE/LDEt7EjVXKIN6k6B6xA5wz2fsjd2C4An7HJfKV3VJ",
-	"WGhsiN0NN0HBeN8Dfp8RJR2n/71l9EtTkpYIhhZXv4diRIuMTzG7JXLu/W79Pd/3bn13s5lwXO/pVjeE",
-	"QdOIMb0kzFAP8NCoU6rI2uFnXChplf6mArkzT0p8aXO+V7fbzf+eycmPdhjPSH19zzoUOyTcneEr/LJo",
-	"YUH3YHRmDpwWhx9Z1dbtGNfSk9/Hb6u6XMMy7q66JdbxajRmp9Ho/KMb9f5tz/dtsbJLWdtw5QD+wOJH",
-	"HB5eljvno2K7eH5v6rzwfbiUudPPGPmo3KwNk2aUbEqSbKSlJcYVEoThqdGpN9mq7D7fJw01I5SWq/sW",
-	"fdySGsinxxjXkPU/S7hxOBRmGFZidhPjYD/b+WT/ul7qplkQ15oxo8lC4aPj/VO3xhs2iB4PwQzhpv55",
-	"6Vi0VksL9Fe5qdf3fiVm7djsXzdnUm82sRX6KuXhtWNhEGU20WmVWLMUXeRTF5tlc6IZel0aO5yYnnIi",
-	"B5ClwFgu1jVPWDBVz89t9L9fuyr2vjPFADhveaJ8+llLNB2kliZ1R+xiwfsuU4eXDnPLmQLKHMGQswvN",
-	"aPKBiO0wY/rGG/weyWo5DGSTbvRvtyWHTdJG496jmZQHQ2vPq9lXiwV5+FFLut3szO413AF9WrMn+zvI",
-	"+2IjUoxc7Qc0eMrzDCcfZAcdMpSzD4xfsWBG1d3duneT4ogGZBuYVx2H7p5TLEcA/cEGVqL7GP6USI1B",
-	"DUgs4O0dYuxX5oykIeBj121Re0p2EjzDYIG3idyDJPBdzQd9iuco5X0b+pCRCJHRiJhIjEoywhkRbUc4",
-	"rUPajuZodgwR3jFuNwMGUdKeg2nxTZGwq6BO+mdvH11BCnnw1IbLfESwyoUWtvBYdtDzWtiRiwczSUqh",
-	"YrqefDltSRTa8hItFr4Lj8wStxvCOV/Oj3wI3uNJqIzTSMXLNg+GcL+cV+Z9W6R2uCN3Pqn5jFyvl67V",
-	"3OqQNd2Um2tAwAONVo5+F61W+Xid2oZVcr00/vdw2SEoKtlDBp7C7xqqMpWZT0w6nSqtXju9zucM8w2B",
-	"Z2kc3iMvZtRy8KaHh4T0PpugOYBiEbc+ATwjy7MUFwVxCss8FZX5bIG3lm3DWTZv4GFPYaj7RA2ekWV8",
-	"a1NZnwfDsgoLwcYdr0gwuSTCU6z7u25uxOX73tu1F6c8QLGt6RIbZz/vep8UNXECxXAiFNvCM3HpJejq",
-	"AYWR5J2d2T2iiVcupwFR7LofFG6kWE4uOBapm/1NKIPLv7aCIEB5VtcWmVI75uahEqVklvH5lDAVvN7O",
-	"3BA30VEUH38WbRzwdWKMGZXGUifLuTvQFo8Wz5975enl1vL6bSiZjWK74iGmwylPSWYzlEClElxe+Qhe",
-	"glPHgMXwo225kHj7AMVgfEcjnGXSZPFXHMWHJ8Nnx88P3744H758/ez4RVx6EUO4Zp5C0LHmI9y6XB7R",
-	"AStctpzbsfNXNiUhqHC52cC3F5LIAXMtm/10K2hy95Kq6/6O3Rl9/PwqXQ3vCqV9xRgEDa9hozXBxR4T",
-	"YerTI6hPLyNfibR4L5zDIP8R4cBQV+Xu4oArEb3Lw3d7tw3fvU/GXu/wahM1INHDsk8ri7rufJnfjfdw",
-	"k+FCw8cWjzJxIHqz0NZ+9ymKcabvmHmbfKRSyXi7yVis+7gniqq7/jKBjbCopvTnBE+/sIH463JBK4IU",
-	"lUGFAFIuChEL1H5lOKIpLSQnWLjaBcruBtryInm+hzQU2+iCJHxKkPUGbwpDLLD3PzYM8SabsiQMEeBd",
-	"GO3NdSuDXHkYtOtkaoHD93ls483QaaCjG/EKeiWbhec1MOoNHO0909475mTdvn5lDrQuYOb21GvHHofN",
-	"/RJ8RMmD6epmGU6sj4HlcU3lBuscm1bkNpNJP2DL42pCxBWVJHCdS3NkX9o13B9a2RHOiLp71PqqBKSz",
-	"gsQ8KkjlTTAMiouucBAw2e5gu8tqGa7qobVtmaKkLF0iE0Fp3N9TJN0oRRLAVz91f9QSI2VYqqEp1GG+",
-	"rj64/zRJwTSsPCNrZw3ya7uHu6NyaFLiVfpcLF4e/trGX9+i2MF9SpN69aulSTisD0uazGWVMJnfDYTJ",
-	"ZOopyNKOyeLLxbxZXWNM3KZEsj6uWEo6ZsTo7iaYpW0+GllnJRkVMR5wjGQznXpWjPw10av7xsBi1atR",
-	"sdiasnrUQ/SqAm4m9TY7gKebppQ1uLtK5HzJXaV3W3HIpCRUHMVKYCZHRAwVj4uE3X3PjHVgr36bswUK",
-	"GjFyZTNSGEf8AaMM5ChoaCRW6UTW7QilZQYeKsCbxMRFeTlFpYmV8lrCXDsIqhgMGBT6+kDIzBSs1yB8",
-	"JA0OgLdpkbY8AZ2pnljOFM+TCUmDQdEwkEbEVR4ExdZdTXhZl17PwvSRVoB6UFRXVpV0t8FrooT9nV4V",
-	"n0Xs/9pKAnwmNURuMGatK2aNSoqA4yGtg8XMzUUI+PAzaR02AcbNPPD1aor6JSWx2wHm7EbxnUWPTcrk",
-	"F0RJhFFK3BjmgEMSd0QZMjmRF/bMtb71xn3uNL3LN/rQLmvD3V4Q+2y2DXKPG1cQ6tK2WlbWg2KywVqy",
-	"pqXNWu1KI5rar+gVv+DpfMDKeQPln0qSXZryM1B7EktVZNDOZ0QMwe0nfO18MTz5utRVzwpA3A1mgfx3",
-	"K5zKgyQ6myPsbyoaC8wUbL0gU+Cr/LdcFDrPymcHiAEqmWLiln/QeDNgi4hjLVf6tcl93obHsc30admN",
-	"EMY6xO6gd1RNBqyoy/L6xfHw7OdXR9+DmF5UUtJs0hQzPDaBCo6JMuO7pBem2Mx2s0NCIU7fj67NdX/H",
-	"atz/jHN0ZPxQsMMKqwe56VGyFUavvUrdSx2eDL5eUi0QjMDXzc7DfNss9LqSwl+Hks7N5owLdcMYMdeF",
-	"nd7nie5eKCC7WTVoc/Q358reYDUJcWYB7Fkpm5ZYJGwF80U86iwR334LRd0XN/rz73O0YZXwNZYJNcrM",
-	"RKAEWkvjzc5lD06gXd5iDSHjYUnHrM2Zq3Htbq4I8VxUFAoghdtaIaU07uoA69kENPMJn5EUaqjRxJWr",
-	"AI3fDAvFiJBoK75SfPjv//4f41BSFkR2W7HYK5gkPI4TkJ5KZbDa68XQ7EC9W3ASc6rZA6vESTBDF6Ti",
-	"T4AL3w5PHx3qMRyQFBUpGUcC7u8UKY7kxGZOntCUeH37DrSLI/xIZY4zhHPFp8arzsx661Tzf+h5xq9M",
-	"gLHc9kCT0RFJ5knmj2MypyyOcDKd5lAkwcsYpklIJQNLrZ8yuDVcVbis08lHjp+LXBUvV7fclFKvYFMa",
-	"rBV+3uRY6H1bOBZev7/+PwEAAP//",
+	"7L3rchs31gD4KijOfGUp06RISXZiqlK7iiwnSnwbSY4zE3rZYDdIYtQEGAAtmfGqan5t7f7dfYWtqdrX",
+	"mifZwgHQjb7xoostZ2Z+TCx2Ny4HB+d++diK+GzOGWFKtvofW1OCYyLgn4dJwq/0P2IiI0HninLW6rfO",
+	"pwTNiJryWCI1JWiO1RThKCJzJdEWZ2i/+3i70wpaMpqSGdYDqMWctPotqQRlk9b1ddA6wtGUHHGmBE+q",
+	"U4SMt6XigoR9JIiccyaJngwrFGEhFkjxC8Ik4gLRmDBF1QJhQRAjl0SgSI8dr1rB8Tme1G9unPCrRxIJ",
+	"ckkl5QxhiTCSSnA2QXYyhScBCgctMUi73b3IvQp/kUErLE4+x0oRoYf/3wYt8Wu3/fT9XwatP7eCmmW9",
+	"4BE2a6lbGh5JnqTKAp2P4QAiQbAisYYUT0VEAkRZlKQxZRMU7uA53bnswYoE+S2lgsStvhIpWQ6eU6zI",
+	"CzqjCv6vuppT8ltKpJIIaywhMaLMLCYVgjCFriiL+VXtIVCmyISI4jSnZIYp07M3T5WQsbr9PJLUbOeM",
+	"RJzFEqVM0QQmMANroBIlV49PlFgcjhURzWMrjq4wVWhExlwQJPQn+oy29nefBuhxd2975TTv3r07TNVU",
+	"Y2GEFanO9Vpfv57GjBHBgoi2JFEqSIz4nAhALNlH4XfwDBEhuPh20KLsEic0HsKtqmBvFTd+sSdy8qwe",
+	"S4V5jGiMtkg05SQO9FWdEKbXQGJzo96+OHm2fYCoQjiRHOH5nGAh9fkmfCIRZrFZYAn4M/zhBWETNW31",
+	"n+xXb9B10JpjgWdEOSo2p+d6X02LPXxzYsgJokAzqH6gr1craDE8gxOIl16eMRczrMxJPdlvBa0ZZXSW",
+	"zlr9XlB3iG5FZ1zUYSIXCl2QhQxQ2A7RmAukXyBM3+cOekbGOE0UCtv22g+xggMjH+YJj0mrP8aJJHYf",
+	"v6VELPKNSD2jv3SqyAygRJhe76+tfNBW0GoX/kqwVMNUZg9Lf8MUQasN/31fOZhAH9yJmW4PQGT/yGGE",
+	"hcB6sSmjv6XEPtbAvg5aUi0S/Y6GtR7sMI2pesEnTaeK9XNNrcXik53rUSokF/XrCRn5oIYRvBE6wj3X",
+	"fIOnEo2wiqbZIkuHZj5qYii/Hrb/jtu/d9tPh+33H3vB7uMn1/Wc5fgDiVK9pCaYEffCJ4PY84RfNa1G",
+	"c+FPupCfidA8/FU6G5GGU7w0ryAG76ArqqaWHcFqt3qdDttuWLH9du1l7+2uXvbJ+KXGnAaU0xJOiPQ1",
+	"RYLg+ABhNKNypr9AmMkrIiTa7+0CpY2mmE2IRIzrLU2yPRhxMN/FybhtptyAJAetBhkCrjiaE7H8AiTw",
+	"tT9hbIhgq/+4C3TFwGi3210JsTd4QurB1WuPsCQxmuMJsQfctCD9Sv16et5yel3431pLOqO/k2Xw0TMu",
+	"W81Q6gFql7T7uLimNdajpm8lEU0XM5VENF9M/XR4x7fzjGBRh+VHWJI2ZZIwSRW9JEimI4N1SMIniGt9",
+	"QIFIYmTjR9I+wqOEoDElSSybAGtebMJ0h23u714d4p8TPGuCoyJ49skI3M0P9I4X8g5T9fKsupAf+BVK",
+	"tIblpGQt+MDJpUz/RljsBGdDu0By7v77n//Pnr5laCa3m85RDzecyfrr4ROQvdJ97dbs4FoDw2qkvnjp",
+	"CEvEmSIMiB2ezxNqtLmdf0ij0uUr+LMg41a/9aedXP/eMU/lTmFQmLMIrENDpfg4l14Biz3l/Ze2FdLb",
+	"5tjrprOv73jyPEx2fEmYOlOC4FlpS4p8UDtEP27L7Dn5gGdzkM5Apemj3W63O2ADBi/2c7miY+XJAaNx",
+	"H/UGLMYK99HHQSt7ZUjjQav/tNsLBi1Jfhu0+r1rPdRSjaQCnzMiLkH3YQrBIrTSY1djNHaNGkZbDwMU",
+	"6uWY3/Wc2c9meebBj2evX9kndwlpt+8jA5k7w6Bs4DrwnNtrhaXWvqTCWjvFWnmFq6dvVjrXly60V6e8",
+	"Zd9IsWy72XtaabwFmLR49o6qqbPZ3AmI9KBN0NHiXADyHaJKIkaukJ67BAa3nGVbgXduuf03go8SMluy",
+	"87l54y8OAtmV1JROYZqUNPMplqiHrN5v2CDokKBvt/q/6om0LukxuCAfaZZKhUYEYYUSosXLnpYfBY40",
+	"Bmki3gpac65ppmj1WztAhq/fa+KscS3S41qz1I4GtLQMhkilJYd+q9v78dmTv3b/tvf3n77529fvun/9",
+	"+nzvl/2fd1/1NBlQWKWy1d/XpFpRBYTnZ70PAIWxGeQKUCpY/worzGe0b6HUv8zebpu3r4M1ccadRB1N",
+	"tlMH+lqdPj9CT/cff43slMjArkykMwvrMmwwL/k2rHYmTy/7rmTBKwxQsLatNUj+RWkga05bcxD9tjOX",
+	"tTN72dKPc8uaMYC1yxawZV+XDWa3vIlnRGnyKO+MCGUDNhAiLiaYUWlQW9qX75ABnVd5/M03A4M1bASk",
+	"3YygzojWr+50IyAE3d1W9HCnVtCr29PrVIDTQ0ojfwUIA5sQZCyInFqTolatwVqNk8Tok952wQfS9pwg",
+	"y/ZbcJjcEou1MnBnkILBGg5daxZ3dsYZkS7I3SVu51ks+63d7u6Tdnev3e2dd5/297r9brfT7Xb/bqyl",
+	"VBDpvdfbbe/1zrv6Je89zY/2SrbPPkuTxP+Nzt1vVuM4On2J5IJFraDFr5hRiPtfB625IGP6Qaskig9/",
+	"udibP/0rfgHc75JfFAaXEZ9rBePXluaQfUGwVsPg3wmVqvX+Wo/G50QoahQRf+eeWhZjRdqKgm22KDcH",
+	"rQ/tCW874+uc6rc65+bV7FGbzubWTg16Yb81oWqajjoRn+1Yxpr9l88J04zdDgYKnw/ph7QuGteqr2WF",
+	"r3z2S7fwa74HfYyt959oL0VU/Ni0mmuHoB+r1vkcT9cCisPkWsstFVom3M2FQhlobUKQiE8YlQRIIhDI",
+	"TqvGUeDfhgcJbnc5Pf9JZRMFn4axGjgTyq/GpmIdJnawDKTeURQuT9Ba5o0pYEABhLkrho/+QSIQvxzx",
+	"NFon0P84pvoIcfLGoyrWlVQ8YueBgrUt0NMuivFCHmhtYMalQodvTobnr386fjV8efjL8Pz8xfDZ4d/O",
+	"0Nbek8fbHXQG20VOhZiSJEajBVrwVCDBE3JgEKP/FaJgjXb+ZePiyuj8Kvr991YdMd6cqm5Mvbw75hkL",
+	"eyuNhbVY5ft5cPv34fu/9O1//9xa6mFz823gYyuhaBE7VyNRXE8LtEgEB3qAQvhvqM9VTvkVQ2pKJeIs",
+	"IiAmQbxHjDhLFsY/PMVyWjr1/xjuHrSUEW4KY4nd2dd/V92/jfbZu28uj3ofnj0mz59Mfvia/vjNxYun",
+	"s1fd1n/Fgv+KBQ9CLPhP4OrZLa0Lkvlc/N4tahnJds4KnCSvx2DuW2r0whPykijcug4+lqhLBqnsH+u4",
+	"NVbLRzBadQfvC9xgiuWQkQ8qk1P0D3NBLvMYGLOqX98HxmerGWHuLgXXqOIKJ8bVo/811I9lq9+9dkEm",
+	"h5GqC+p4N+VIy7ZxB71lMREIs9wZE6DQ+kGB3WXi7iOJ4LA7rTKZxnNqwq+W37Vfs8vmXd6YynmCFw2B",
+	"MHr5jyTS2Ie2uEBkhmmyja6mxEQumBiZKyzRlaBKaU59QebK+gNU5h+UKCYJUUYSa7gYK44/A+e5fvs6",
+	"yJzFG224hCvwXuD5nQugzKFTex+KK/LioPRw/lj64i6kIrNW0LoioynnF7VBTjDiM2PsrUMarGyoRdw3",
+	"hiHzhzHBwyHJzGiUuTtjexiXOEmJRHyMGGdtSSJBFJIRTrCwruwB2zIxsBjZx1ygGZESTwiy5p7tDgqz",
+	"aMAwQOGMSknZZDgnAv7JWQiThoJgqf8wmxiRARNknEqcmDWOMU1SQSTaCvNPOzFhlMR6XJyqaSfhE8qG",
+	"+lUSh9sd8OSVUN9Zget1EONwrhydAc7GnxkwbUbkq/BZzkwz4NbfyOzxSWxCmvXdA8D6d6tuYHMedWi1",
+	"0ORHKwuzuUIG2IGNW55yoVDEY4K2xvr6G/qJQv1TWxANGDiZJTOXbpyFYXYGgT1Cf+e1UMt20HgXX/BJ",
+	"yaCHI7tJLR130rmWF/SMjioXCacRrzOC2DqMMXrBL0mCI0+itJc7oz5fXzvnVhEhrbz/jiQRnxF0uVtE",
+	"vOJjH7us+vS+HnfMIj0sMT+409V/WUF0vxe0tOjW2u3udbqdXm+v87UGcwTRz6v1oPW9ai4+Bl7t7Xo/",
+	"WJhp8Hvet5ZMwfjtwIgnYEhuveS/0yTBO487NbqIO8sy/j738dI757CW1WRHvx6vaRUPd+VHjnhvogsY",
+	"8bp61aOEEqYQjmNBpKaTv7Sfc3GFRUxi/S8jHYhUKqf5jgWfofD89O3Z+fGz4ZvT17+cHJ8tv50lfHhI",
+	"ypSPfx+XEjYP+zYTfkp4WkPOHcqucfZn5tXrIlJ/XJcwgrzhH4ZD1sChfnm9xa1na80xFnCrsJwCVJcR",
+	"0s2EfBO8fDdivqPkdyfmz4DkVqV6L6raEk4HgLPs1EupRZZwaQHFCjAh2vK4J7Bkx0JlGk0tH6UT1qZs",
+	"GzIZQivkoC3Lt/sIo/3uXoAwEkT/UPQDwv11omVOOe38cNx6vFqJ8jvOk5d43izpZCg/4jwhmLVqwsVA",
+	"+v/3//F/I/sOmuG5R1xz5DnCczyiCc3tn7nxDbNhlBmMgR+YE7kO4JlRD+qfmfiuhodg/sqe2IB//cBy",
+	"+8pHY4KVFjwBI+UQxzPK8qc5q80tbGBVCzxr2/ugJTiEjlxScgUk5YrGE2KS4PR7Q/sgs46W7GoFaCy7",
+	"Du4AK2Da4CMPfht85QC7wSc5yNf8yD+LNT8pHFBtIsJ4TCII6PVeDZDkwqqf68vu5pBXe7BP9XvXBSRY",
+	"azcligbTFXcY+KjinUsB3gXUKB55viYP2O9rr66MORdHOElGOLpY6dXxr7YJ9vpmvId3R73IMiL9099n",
+	"Ty9rjMrwfikcev+b1S4OZZHLd43sfrM6jtqHMUzuxqoFRM7KatFrjieUTazGrLVprTEvkGEjSJOKqn0m",
+	"Z0J15LbAhspTvsFSah4SuuwfF9msvzKZDwdI8y6ElbXIxBtoY/7cQb7OOsDkQaFriwXZJ2fpbIbFokY4",
+	"mAg8n666MN/DS1pUZvNUDWNsDmcj3Z3xmAyzSOH15ZFXPCZePGyVSPBU+YuqYgzk0IQu7rutXwyRXs4j",
+	"iczHIBboA+pUpZx8x8WpqjtaJQrVKbt6w2CXa9YGe7ugDeZv6nllq7+rf2OXRJj4Ml+DTo1uOtTQ/bpr",
+	"I0PdUyMduVG6hq/C1/u79g+XEQ3+NcNObf6THUMjqgs3dXJdbCK/Szhi1ezDGIMxxsalYpbipAaEGqGt",
+	"KAe0ZA3wdB/3NHgKey5veYpZDOICT5V1HLqFtvofHXKCnq0EnUyIGPbc6hI8IonWjWHNyD53T+2B21/b",
+	"2cYMpgCS21lKkLBfrGEGyN8cLYy1wwipQ61tZj5JhcU6YMosABlkYYaURcYLbMSw95VbNeLxwpALQhRE",
+	"nrZ+IEnCkd1OHiPm6Wy73e510PotJela1g4lFkM+znZ0QefzAp6uscdu8x7BP5BfnTJUq+H8m7DgwhUq",
+	"XoALsrjiQqMWkXNBpORohqMpZUS2qoJpNtCGuTmbkObadIJHEsEIaOvf/9f/u/v4CfqJfrcdoGhKogsS",
+	"IzzBlEnD4SzoHkkUwifPgRWHtRpJRjc+VrQal46puJ7/ANmkHpO+z8WF5vIRny86q9OSCvZNC8GlLNQI",
+	"GZ9Nx67hy59F187WcWyo5ccGSbEaq2KcErXPMlq6tuXFyoRu0HyIpWf40i7OaeYZ7XUeHn9EDfk4TYgj",
+	"NBpXiVS1Ons2AwSvb0QGgCL7HLYqfZt3qk4AIoiVK68gvQeonTxAeASJUDOCmTRGDzt06Jsl/Cktpazd",
+	"240FuOtlR5Gba9x6DNHX0E4ZM2dvk5N8UablpBGjNUUkSRrsKJUbU8HV2/hgi2LGg4xvqIh/H2t4QEUe",
+	"3NAV7ctQm31KHAHhjFhaapcHr2iCuRZBNIToWg9ZlFPrtruMWTa8nUu2jQN6LGvJhn0JuE6pXHtZM0vG",
+	"1gLPS0tSPJnqYXkMnAy3GfaUZL26o/GFv4cZgLSWo6JMMq9Lkmnd1oui6i2CLaiLUxzm/8oLWxTvh0VM",
+	"z6lRWEYlUKNMejxkKFwWRyp8HC6cbokaF6lSEVpVqliiGmXMqpMnntskPl9RF9GUXhZiPteNXXWclcQQ",
+	"iASSlznZX99XLPvfa2XK5KdGqVR85pKqsBymbJ6OEiqnJB7a8h4FVVsrGiUP94grJztFPGUmPb4Y45oN",
+	"WdLnc7LY8/SnWOAxhKQRPPPMC8bquRoWeaKmMfXL1IEEnmTOgmwtvaCllwEejEWr35oLemnT/kq83j+g",
+	"h8muH2jgrsPPtax9BWxd5gFuRNhbccbGsFYfxesI5qZhr9Vb8XG503qZDLEeH9BUx2MB7oJtxjb9i/iQ",
+	"kKx48VeBIc/+LhkMqrD1qcMaA+dvLwvp9bHcY3feXPkBFcJ9PV6Zc9EqMjVfjwImBwWqVoof9k7a3uEC",
+	"lJv42m0yhCSCrFIIbbFFKvsoNOAJEbCGAIU5lEJkybUtvRGi8OPAML8BUP2BYYrwx3XYGTA7WB9lkAmz",
+	"f8rMPNTzYlnBWWFsUtIEI/qlEppZb/4w4mxMJ8ZM6Sy7Z6AtZyAs2XItxSoYhudcUofeH4DNLlr9bq4i",
+	"G25u1Jj1WH4NK69wvdvQ7mLpo26wRjbBRtWSNqF77wRVpJb4VSuH6gtrop0LqEYlCvV34QHgBVzKLCsN",
+	"2wR1lLIEMryzFG79HWYIQg401NcwsdYS3jujQ6Vyi8Xb+yw1Wd2bXmCIXePzhY0bzy2rg1ZYrp+Dto74",
+	"fLEdDlqlZK0qQqIt8mFOBJ0Rprar2HkjtLlu2PoLKiEGqCbE4EhTS5nXBoMaJP4ZR5ghSQjaohPGodAU",
+	"oIiaEoHGNFFEmGJT9SLlmjKDEY03lC/WfN8mNazxbjmYHj70JwwyGT7bXxO2vTEfbYhr76ia8lSh0JLr",
+	"MKjY7yFlkOG5nHKVlY/VBNBReMzinAWU0DATB/YqCOdJCptWXqwFQGPMmQOdSX4kysR6jhawU/sQmRBB",
+	"3yTrIO+fRs0p5BQUFtFo3vyvynNTlec/WIupMgZ3E02k5FzwOAXMdV49iUTKOquidnMFqCTecCJROtci",
+	"ownLmeu1QIC0gabh1yZo1hXSdbW5/qtL1elSyw4zwYpIlZ9pXvj0v7pTne7UxPss1f1MiZU+3a+Jb5JO",
+	"Dlo1Ri40PdCMTL3It1mI6gZSxiGaY6EoTpA5zAOQ4o1j1EIexIyU2Yy8AIX6ZocoSqAsPTb/gLKxnJEO",
+	"Cj9eh3Vlk5dLwCaH6D9NK/ssWlLtPbWmImIrS91UVgXzRJBpD49kRV61YS+dtS0M769vgxgr9ksrZSEz",
+	"Y3oW/RtjNkkom7T14rzQhz6sFg1apDdoIYXFhCijLqXsgvErBpGQaNBiTwetYuVHvYEd2OtOd8d8qYm8",
+	"ZuzGPm/LL+YG/SyIv0gN7WI3IIf5xk/0x3Vk0U5ZyUbTSzAWA8z0WcqUQMFMt24UwrL9cKVMrCuRTTNF",
+	"4DbwfuUpmcXeTRhNdhB1SVHZGeQRF86tdoUFBFy8XxWJ7SYIqvE32fiNW86lkhsUeHHvQeTdZj4z44Gi",
+	"cugp1fayW3r9ncm71hg+5fpgFijCszmmE1/Y6O9+MbVWfGhtGM9xL86eIvBrA+qbVJ4lxv3y1csEwFpJ",
+	"04NJSdorrM6CYAUW38hK/gKPSCKziK1MBN+iCsXcCBVIEEjdcoxmO28AA78PWnYFrqy160BVL4ksw+wq",
+	"92mUNB5vLGj0bmzHs/trtGr8Ae/cH/AavV/rdD+j9lRCsy+kQE1J6q0aHq1DLex7Tg6oJxLPKJMH1gXS",
+	"Nx24FDT2g8K8iI/NsyGNwwMUwklGYd/aZKY8iYnQL2UZlb7d0kVdGB3AqeVRo8nynQm3PYQeggaXC6X+",
+	"8t4ANkEkiy+xQaI1Zfv8b9ayft0w+qqEGIWJs0Gb0N9tHBpaNHTxGfF4kXWMqstBMnY4wmISu4YZJeov",
+	"SESMZ8LlsnqTP+ditiqS1xuLi9jaFFu93b19P1lijmncul6+1R/PXr+qCeVnC6SfoJhH6YwwBW3hRkSr",
+	"zbKcMQAAKe0wX5VeVGVNxTX8RBYlFLPx3sNUJK1+a6rUXPZ3NDnv2JeA7NuS9fZlaWrX7/xysfvvf/6r",
+	"ioKFMZtKI9qTEejt6YuDYk+wC7JAUvF5rlpiBdUSO61Vcrk/9QrUOwfy5PfwAFAiDUYEwGu6s56yX41F",
+	"F6aLRFjrl3fCzAFUnIL3wNMRotxMJxFVy10hdcTke5eKuH7yyiE6JThSSO/JRAd00Os5Ycjc+H6m5L49",
+	"ga580GfU1qrUlBRchCTuIEhcZhPKyCOr/csB2zJ1NhGNZYBAO0Ejoq4IYYh8oBI2D5pKgBhH0SJK9D81",
+	"8UfQ9Upu2243aH93F4W2YUMb1hnWFVOyGtCanA/gdazV/Rr1OIsnXX+oVza4uKJpU3LlxKmVg/zsXq64",
+	"um1EptljHWLn+1mBAyVxId44JzloGQ9EvXINj36wKYPLRDhrE6nNZIdHqweps63btWXjN8LqlbUrrA+r",
+	"tTVCPfQzDOKZBfCSroVP9q9rK9r6YTIrZ3zjXvbq0dU1J2UxEUTYinipTHGSLFBogmnC7QN3pZ1/1lzq",
+	"1VSXLtUWizDZCORZxNFm6dI2OGnjOsScDbNcjKxmieJzE6KtKEs1Zo0EZtG0lgoLl/S0Fo6YFKmlR6Yv",
+	"PmhliMbekSB5RVWkeYVxm5faEG5SUwCeLj22FZlcdec2wtEFH49tLkzWZexJuStgt1snj5IPBmTURHJU",
+	"lbsZ/jC0mc7FCR5vHr1QvD8b7fJDUe/m6SjxlG7jT9RTLNZ6r3QuH1r6w8aD+dnjK59rxUHrd27y8W62",
+	"Oft93R5f8Allb09fVBQiUySWMkAmPWhMBYnUMBW0IL/Oi/JrqqY7kSsPUqrxEbSKwq+UvPAx1HHc4TCG",
+	"/j8u6O/kfzEFzoY0/haPokHa7e4+cRoKJLZ/G/GYuN/zRX4Ls/zP3uH/7D7/n93npYXqX1I1/Z/d526x",
+	"ZgSonPstnxNG47/MBR/ThPwFypna53o/3+rdmL8jcO9OcZIQNiHf/m32fFH3YGia2X97tvv4SauxADxl",
+	"Sxp7T7VIiBX8/0IiENLqfejFo/q4pERKaSrKJgmUYu2gnwiZa/2oUM+RMiQJlJw5U1zgCdkG8TQWfA5u",
+	"DAdKdDXl0i03puOxDR+tLKRRb7F1ZlCGBVp5QVvuT9OqCApOQrufNz8dHSMN222kOJLEFTcV/EoSgRRf",
+	"zVn1Ukqgc4AK/AOqu0MvG3iKCfWzPd5A8cpr9kBP8khJeFjSNPU26xsQdJ+Ap6JUYr6u1Lsr7z609edz",
+	"W6QtNnsdtPAlVlgY7bExgWgXZvymOCPcCD1cjP9X71bBNrT8hRMvE8em9VA5xFBxyVFMqC9tarfmKUx5",
+	"/Qm/qGZdva1SjS0SU1MGz5qUrMlrvTSgau6OPYJl4sVLcqjfKgFymSj+YAvlm+OsIRWF41xqKF67jmWO",
+	"BnUSRwkpHmQMYaPJ+3ZVxwyxLdb4pkoic73Rv//P/y+3sD6S0Mlk+34rleVXydPQ14kNLs37MMPW6nQr",
+	"H9/dvcjcEt41D1wZthydPXCV0XhZnkyxjhvQnXoec2hJ0i2bx3zyTgfVW5Dh96MMubcyxgRxy2vh9a9Z",
+	"p5nc1uGVVlg+L41r59zEiaZW1XN/v5ZK6K3a69zgnWsdOkC9sTsrh7K80knj/H6pN1982bA01tNupTTW",
+	"3tONamO1jHjd6re+Pz6vqBllG7vBq0I9Lf1qtZjWD+fnb1w721IpLRNI39bfFepouQpUmdOtXLBi75ul",
+	"ZajuvWhWRdBxh1VfqePBVxz5fNVA8it4beLynRW1SniMIcuEYYA3jfOL5eW21xen3BWos0JKnlySGBnj",
+	"ntVDTM8GiQSJTW+R2mpI5QyAzNBX/7ixMHZ+M2q6VGTwMAH+WgLK8FUrck/20U/0O612JlQqaTcQZu+E",
+	"251W+c5sWNJj3Xodn5p7ruUoLhBhLyg2v/MfVwUPmjB5e/r+YRbO3Quad/Rik2oYBkczZMiLa9g7UzxC",
+	"fwMrWU+1plNeyqm2gJMttVGs9LS0qJOeL2vd4peqVmTCxaLVb2k5L4IJE01QWn8aP35KuiMIZJkL4tPf",
+	"ShYkvsi8zylBtmorvGqphqYT8YLhGY2GBoAyU6wjGGNCVduaym0WMCyoHXFmzJWtPIv4yPvNFk/MW/BW",
+	"QJ3N9+vHnAPrhXojnguIfPVegNV7b0CwK8St+Kzn1zJJ8L54DX0rAEWsPSDbi8NOPs9rcbrPjn9LMdSz",
+	"hyY2rX6LmB/01DnSW1cGmc2TwsG4gyeJC7MxkMkzlXo1FbodEqy+qRqHjuz7J88Me014feisjzcra6/X",
+	"fV9GmErUjl05JTJEW5i2owRLSceLbag9H2EJDwwiGR/ItgnwMccsEaQbQCsJyGoFFrOCp0UNq21gPM08",
+	"p4K5GzmtPKCsXdtXH95rQ75q9NuGyLB1BrXrrc+pKeHfykA6oOGOZGe4aSHv8K2SD1WcpYB8ha3lkKsi",
+	"WPlMmgi3fwnqVJemC0Hjm12xJhxaCjhYxTo7MO3FHefJi+5i6rfjcOzBeS2Wchk39AsqVTmdwuoUH3NG",
+	"0+uOnn7TaxWLPxSIs0mXNCLqbQIYK4d30/DFfKtLtnhXq72DVb7OqGxxQc3UyXKfVThnXnNntXQJmRBd",
+	"LhhfDNxYg3aW1pAJYKsXkRGqyjJs4Qajzq7iTBrgw3uil81HMsN+w9DcrTqjrPb35l6l883rwntYVFcY",
+	"3ow4XBLrM09wREw8bEPbU3eidbKCJ+nUPi5ZsRT5YKqpfVBYEAx5NiARBa1Zmijazv604Aqy0YLWBVm0",
+	"HV7/Q3JT+wbqSbtQbviP1nN+58wU7tO7aNvmKVln4qVYa82xjl5nXY7sG2UGlwOgDr+zEO9N+jjM8YQs",
+	"6eLAbMRjFdp5dHbd03nRPOfnzecB2x+XFeMo7gB6b6MZVtFU78Ks3VQXCZAkWERTRFmUpLHJIly37IcL",
+	"EC/PFxGabMEbaAdlS94+QF2T66Y1x0VngxIhJtEr33xx/iAHtgfZ2kPOjOxHU7JZ35I612PWUQX+si1V",
+	"qjyr5A7KCMaGwVJ5y/XHSzuuV1LnvOnXAMopkYaKl9ML/L6CFj7VloM5cBrBUR6rct+0Bgx4wjgjiEpk",
+	"p6lLgmxYw/o9NyucUBbbSNYNvxyKJ2zMa0qiRM1a2gpe2ciFXEO31QzeksrsA08s9WdfvrGlsmjWPNN2",
+	"HCpXx8KxKX6U6/J+P/p8J6b/1q3l1NJx3Fz+eyP4KCE1RdBPnx+hp/uPv0Zz8wayffSqrCAmc8JiwqKG",
+	"vskpw5eYJpDvn7+Lth5397Zr42XMTA3W1CvCFLoSnE0CRBniqUD8iqErLuL66Ju8MHRxtNf68ikyQ3Mi",
+	"kA0Ht82DubDV7SDZuOCkW3ooBlLQgsGazKuCkAtWb3Tf0dilqGRx7YJfoa397lMU4kRj1KINj2S4vSY7",
+	"o0wqzKLGOF7w/aA5NjE6VdJc27a3RozInvs1wBIcXUi9/j0UjrkY0TgmLKw/ekHGRBAWkaaWz1LRJEH5",
+	"ayZPx14vCyTK2qkk4famB3fqRq0NKig04GwGIjXtgqkBQfhL29ZHaJ88C5FxiTXsXInFMGuY2xAex9EV",
+	"hnweyD6FbzSCbO3vPg1Q6ULVZmRVFw7uP/NC/ceKqiaPz5h+IDGCFxzSyiSdLO1rXrLQpYL1rY+gb0lN",
+	"32Tg6pFMEm4xR6lV9wnjqj3mKYtb63qjYVeVPqEt77Ks7A9avfCNbuoa2IGtHpK12meAiMi2pwlQOMOJ",
+	"vtYkbmv9IoSeWNgnShAWuIJ6LitjUM4aQ5reP3na7SH7Um70HPF4gQTnpjNX+Ked31IiFjvl6oVhoJ9p",
+	"GtLwyCB/9WHxcE2lC0hQ2dnboavPMy+dkJ0gAH3JgeUXvXJea3skG3yB9cjWgD+nprPpuhVUCnmI8KWN",
+	"wOi3rpQY7v222/766vjNont+8fbpX3t/G+3Pznf5Xy/+Lr75hT2Ofh49+UH2XsRvxodVa25pwGKSem93",
+	"sxyA4mD1OzcU+01Rqq10K/cS0/OkM9P1MwOK7edpoy1BiDP/Nk07zb9dN06vJ2pxWL+hqB1a/+SPlzcC",
+	"zf/2x62R8+r7dssNW4nm3VGr+kGxEWr988RKtvVPXW/T+qd5G9Pq8/UFdE8yv1kPT2s5cfCrxSmekHrl",
+	"ZKUfyXS5HzaXB7QP1o0ozAWhZUUF70alc8UE/D2UbUPF6LvK6pqguVQjqmpAbc6SRXkp/dbPri2w/Ttr",
+	"E1yFUm9ZDPStlaYMQW6uLp0RpSXyCrFKFR9OMYv5eDzkzPQXHwoyTxaONMArNlbFiHnDKU+F6aY34mo4",
+	"tmkFw7xa1BkXYhEgyWcEiqJ5yk8HHTIE06ArIxHPkwWSUy5UAranQg8QQficMDfh7n7grNlDTIczHpMs",
+	"NN79nmA2SW3NKqNGm98zm2a/dZzqs9h5gwWVNo6OsIneVzrDDgYKTzJ6ysXE4cRhNCPoLJ1D/AgQEqKG",
+	"GgqwWACSA5wkLAYaMYQUb0jRsgPePOq9+bRqRCN4/khaGOsPpfMGZyA2NZA9mUnl9WX0PuqNO81IUb1f",
+	"8FJhTolonBCkplSihLPJAeqiLT27PaxtRCXi43G9WF+Pc1XNQ2MYVPDSm3okwcwBwmu9ur0E76ptB+20",
+	"EPEEGhOVaIbZAsEXWqUA4EAMDDKDVUGfA3p3v36rVWSvE8hdZW54Rc99eGIyyiH9J9zBdOer8MAVM7Q9",
+	"4A5Phs+Onx++fXE+fPn62fGLcHlwQPV6VYHy3dEbtP81cq8ghSf5FkPCwgaxv3xBazD55PDVIdJvoN+h",
+	"8mI26tvzo/phl9zqGlSJLUnSN4US6OgraUzQSzfKI4l299v6dNEVZTG/yrOGfnj78vDV8PD741fnxS3D",
+	"Za+/PzlFqTcf1hCV+osFRSGKF3pCL6F2AoJcL8U3udd1NOtjfWuHZdv7IhIKsjOowcEahK+5jcFSitxw",
+	"kA0EbBkBWkJva49sGfavLGXrJIVPU2PVkKjVdVSbGc7+N6uZ/Kac9DYMr4tUKphE+osZVjTyWYFlalme",
+	"9jdfP/HzwLub8Luim2q1n2opg9toRavZ0iGKsMIJn6TEsiUao63w++NzpNkR/CTD7YwppZI08aR1vHF3",
+	"yLECJNNoCs36CQvBcDRX7e9Oy2vZexwUqlng9u/vP+4Ge9db7byyhf7lm+vtr/58R4zPW5yP32HRmo4Z",
+	"bqvfq9UQNuORy5nWhhWEm1jauhyoJky6QrjOCZ7dsJZoqforFVK1EygvYSR9NOYCGYh3bDTXrgbfbESE",
+	"pwLaymmgZTan4Np827pM2uv32e9Wx0DHL48PWzfWGL74dgrrd0AtHMbHxjfW17o1Pr0kLuSoUhqpSXr7",
+	"cpIpay0uBTguS4x04HzfcBU373+/4S2suyifv4LpWo2ZPNSqZow2JnvftlvIEhwwky5fqjwjmxZLPyUQ",
+	"Gye9upJZWJZ38KmEyn2acH4dPK1ay/Lny/KclxW8KUbpdEvXOWiZGm32BVchsVB/wi2hCUafqXCpnvoL",
+	"q1jqL/mLqeX7ORjWfziLabppd6SYrqF0VorGP8AC2ef8grBTl7pQdkVGRMrM10oWP05H30f0Nf3x5O3v",
+	"J71X9ESesNPH0dHJk5PZ8+5Pu/O9+OjHpx2y1+1IOilW1un3vjGFpoyLtFiBar/w7KbOXZdqbzf5HcEC",
+	"/C2Qub+88A4Iw72GwjvGQ5AXH7B/m1lg8E9Rbae1N96NeuQpbu+Pvo7b+1GPtJ/i3VG7F+3Ge2R//Bg/",
+	"GbXWrsezTJ9Zv0pP5tC8+5o9NT5kHx1rq9msLrSVMkUT0zQPhjMVI5D9tKniVhVnPy55L1thUwGuA0Rw",
+	"NEX2fSSINflAQV8wUJ+SVBrbrJwTpvSPSJBL7tJJbaGu+oAj7xLkgf/2NtQlJ7n7sbwaUkUeKJxHYdrC",
+	"UZThUgtPu4g6mv3Wrs4nTH/4u7bkBu3eouzVf0ohq+aSczIFxDpAerOgEWJ9IwWaC9KeC246wuWlW49e",
+	"nKCrKYfuPYwrJOlEP6UMLYi6qyIPf+CaWf+tSfXQalI10dhnUBqRi8UxU7XNX9ckHrdvSno3OLBEnyhA",
+	"NZttJWA+k45eczifWlWvY7lL7NAlfnW9WtPvlTT93rUF/meE+ZdiEMnIZ22qhwtPpx+gpKAM0JROpkQq",
+	"NKZCFjokyHROxBAau+hLYv87wwybtPNMGski2UpCW36F3ZrWVLb9CF8j+bhZqwG7GzGUcjim/rHunr+j",
+	"sa2iX7KmMjxKSI1M8QNPYolwklgAz+ojGZqKLjXHbpjF3jTtrTE+23bCrMMSuxW2cLjiFuFXsVyjU6FP",
+	"Ya0a4OYMMkA2bLH5TJbGYmbHY8RuEN21Jjq8LMVeQm+OLCCzHsrl+rpmPdlIGfzAvnvbmEyLcDclMeDp",
+	"jFJB1QJyKGy5eNDxXCXJsgXrHVb49YwWFd+tH9+dB+iHs93HTwITxqcl3DZliAunoG6bNAyvcinaCq8U",
+	"H/77n/8y2UawK8ANZ3Ox64UKeiD3UBuhXBXN3br06NSot1rdjThTAkcqa3eivHdHOLogLDYVVK/ISC+d",
+	"KQjEYjHY6hgRsjNgxzahW03RiGgkoBIJkmCo0mqDmyQRtoEOCm2LnrAzYAP2pz8hDUzCFI0g7mHAzjTU",
+	"SYw41DCCYESFLwgKD/3i1X1k1G3bUw9gZrM++gPWRl99pUmU/OorgLZJmhI8nUydntJHJtghMn+awuum",
+	"gHoqktAGaYEZo1hDG8LK8IAhJMHc0E4lQSFUug4BNm9+OjreNo2CMpjNuVQuo0ylQis4YcRj+4X7WnE9",
+	"bPjm9Vl5Ya4yuHnfdiSSkKNYRDbAMwQot9dFM8pSRaRWtVzkpp4BuotlxpEc34TBN9Osqm4Z9pMQCa5X",
+	"LPMO8KkkHQP3NxY1vvpK/5hjtPRRGlnZ2VakM1PhOW2bV8MDhO26shrfGhEB6nk1X42arppvlAoBAYI8",
+	"MStxfYCdXroVk0uS8PmMMLUd6MvGbZUsDSYlsxmzuMGjFyd9OBCrboAaK+3SUbsNmgQqmDlQuw0tS7Sw",
+	"1m7rtSDD000jYlYYzkzXboN2XBjGXI5jHE3zawC9UGSpDDqiCjFCYkgLDD+08ydhsfR86OXdh9sHA6Zf",
+	"Ng3j/Jumx4IuR4LEpq+FQdAPbZxfUxKHmn7YtzVbMymu+UcddDhgNrdTUzaXBFsYVl5paO53ewHCLlPd",
+	"31r+xh6cyYCF1XTRsIPewDb8XWBBkNB6KPRnMmwWmTYICMex0PdlKzzFirzQL7S/CgfM1hQ9QPu7Ty1W",
+	"QjuR9uFYERFuO3IF2XjSkT1IAdYUL8TzeWJp2I5NHfwLZNihLZfwvN1HoabaIXywVnpiMGChySMMHeX2",
+	"sioDFJrMtBCRD/MEUxfDjCUJUJjnGIamhoVFn2Lq6IC5uko2iTQwR26ym399H5rikcagWsxmNqTQdIVz",
+	"yX1b4Y5GVEgsHLAspy+TtkMwCc2xwDOiiJCmBYJamrYI8VRALt0pvMETygDYpvg3WHJZbGtyDNgbV1/E",
+	"MQ89v74Smv/2zJyht6atnmZVvW43yIK1dx9vW2KrCfaAhR9BVAgQ6AcBlOcI8iId9nejNwTI6STmX1oZ",
+	"uQaiBoVP5lgq2yMn1sdqynroo+ZCwUFjFPHZDLcl0ZDSKKw3o8VHnCT8isTQ5ywwh2Iq4ECHpLkgJnPW",
+	"YHDbQFtLBITFlE1gEoCRmwZL0qZMEiYpcGyZjoxEa1DGAfyIM0Nho8WAaVlPoggLsdB0NDw+x5MQbYWD",
+	"ljAYLIix8rlOt+F2B0EQtwt61gd6Mm6/1FNoYmKdfiYg3lZSA8RUXBCpAScVTgiC2jg5ZejtwgdlJyH0",
+	"XEtoRKzHjQLRGVNoeP7y5DyXWvUfWtJz3u7W6xmjejhGEmS6TRGBCJvgCZmZlBg1RYcn7Tm/IlpKgdIM",
+	"nSzrt9/yZC2/EXWr1+l2uqZeEdisWv3WXqfX6UJ5FjUF6dLjgPpPqy819cV4BMzPMtfAOi9iQ5ldURor",
+	"roT24RArfRSvNM+2ghkUs+1AQUhLP0+gAiaV6nBOz81i9BrdhW00EeSvgJWgsf5v6b0zrYKv8a5bzRm0",
+	"nXufl4MDWO12u00KQfZeNoRdnld4a8WHrpaFrxUAHHx94Fcww+SopPUqNFt4EhA0e5uAIuSdNFiQ/QII",
+	"xtFj1CTTX03VaRtaqKYRsWKEpaogevWbhGUnf3XQiSpKVr5YtdBipZWnBkwLMY9kud8CwijBmt7HZMat",
+	"eCKEJgtUmT6LBrU0lXH5Nxmf4SxZmEtaRDojWblTyrPkv7NFwSOQpk2Mk8duoVBW/2MrL2e5TC90w9vw",
+	"t5LJ2GbxlnCrd0+zx2b66g233Svy0wFg6mua1z5vHeFoStpHWovjSdPE9v0deNm9C32rzPpXfZe9dx20",
+	"fLlh1Xe/2FdPnpk97nefbnDPgtb+7u5G79/vXTbHVdDQN7vMmRv/Q3suKIvoHCcya3oAHSI96r/zkcbX",
+	"5s67/OtyYbL6vrNGCIIGV5qCZ4KAR/+rtN5MUrh2Bezfr8ttgvFKCHkb/Ljf8zPrBasHH9+GKNsDuQ7q",
+	"ubNnD65h0miLlTjvdvU0JkQ1H0X3zgnRUgr0xZzv90TdweFmHHcjYcdBUu/0PdzjNKaqnfBJsxR3qPmr",
+	"5CIX6/U3iDAlKDQaJleZAwFtjRYopHEYoKspjaZozBMQwEMeAZd2Yt2xV55wwBw/1simZzlAoalxYCV/",
+	"oyoYKR9tgX2gk+uJ5m9DtcLA/mnNBwH69z//pRXiUGs4Q7OTEPQBqkV4NKZsQoSmc8rdBrMq2UfCxt1Q",
+	"K0ub9nZatLaveHp/d8CwyuvC2Ik66NiACfT8CzJXKDx8++zkfHh6fH786vzk9avhs8O/nYVoa++JVeIi",
+	"zBhXaESQS2uz5sABU6axTQedknEqcWLNByTiQgvQWKEZl466WosaGBQyOg4zZJd4wLbCHLc6MWGU6LPL",
+	"TGXlclVIS25VA4XRPbE0I+JUTTvG92z0ZLBI1IvtGpVeaOzbFJOPAMDrCONgN4EXi3jtTsY0MMSRMtYR",
+	"EP/AzLWFE8mRgsdXgipFGEpZTIS7vvo49JuPpHeNTcEtPQFgQq6/wQxDG/ud1eLeOPp8yUYKa4R9ZMtq",
+	"XJRrYHTHazoEayhkKYKzwP5hLnKAKua+jsmO09DpaCl+aHE/XAJNv6T56vDXUn5dt/102Hn/lz/XVVaq",
+	"02MvKItdKn4qIlKzB0179Ab0fxXBM/3fDL76D2mzYRs35QZ3gXO1e3u8ztY22JmbFBplrVzZ3aKJnp+n",
+	"KuIz0jRzVppsTVlBUxTXH6X5roDbwPEkkEgFgkxcc29M9TNl7KF7e3tPA+sSHUsrCNUt1bY0qYFOc6TR",
+	"2mu01e5usTzFN1/c+/sU6yzxNyaOqmh3iEbA8Msixxcj6YFVxSw94RO3fF/O089qRDz43Yp4RSkt07Ya",
+	"RfocVIt6gd1CvfUJTrZJYC+t8YsR2zUjKxznYsPD3Fhet4DM5PVaTytEqtRa3o44k6lzxTnX7ZaWD7cD",
+	"RD44Y7QpJhMTTQidDzJzLYJd27iK0SURYJvWEt+AuQ7K6O3pSeCeSTfCI4lOwcNrDUQzPLduZZ6QwLom",
+	"JQLFgl3ITJoyPh2o7ygHrOI2rnEId9Bpgwft5E2d5Ok2fmR6H96H5c7C4Mid0FqmuzXMwtbIDUaq3mZG",
+	"qu7ehu/frxHs8Ybrue3tLlzm55RROUU4jwQ3cS6F62y6szrfc57K2RCH0UiVjyym46YoDFy6XFugKJpA",
+	"lDaUDtKy5uvDt+c/DM/OD8+Ph+fnL4Znx0evXz0723Z30aSNqKaO6h0U+h3PQzRLJWiZVpk5Ojx79vr1",
+	"6fD0+NnJ6fHR+fDt6ckZ2rJgH7Dw4/PT16/Oj189G749fXFdivXY3vQOToima5S9FUlV9yuXPCbCi9kn",
+	"rvKYa/muF3Dg62SmQRVE5vgkSjYLt8VO8HVS9253/5tVGXX3KSwZYJ2+aGapfuQPUFAlwfdO7tIUfyuz",
+	"+pdEIc4UFuquCAS3HX1qefRplslFZZXVQUjblCdZlhfaMqYZ28zYBWkadjjGM5ostoPMxs7ZgJn3oRpZ",
+	"hGstMWaF6xjTz0zGC0/VFyO46SUjs7/q0RVChVzk6BK/R+FkTdjuCtc32sJWrCmFTT6yAWHbuajlOS4R",
+	"9byetYL8S3KfIvxL0kRpzLYeClG5X9x5N+UIz9DJurhTxRF7M5uv/9k8Y2jFKMc8oEdCKqjzy0A8I+Vs",
+	"2/iuIXAPpIjIBMUo8P6BXRjHA4YnmLIOOiyNnkoSI3VFozyVtEJqQEXQooipTDlgp8fPT4/PfhieHr89",
+	"Ox5+f3p4dOzEEE2J9ABudWhrv9vTIgdM2oZsAkliMC9raSZyQToKKTyS250B20yAsCNnUR/3IcWXSpN/",
+	"eUL8nbLEU4dAzuUm1+OGxDXw3cDHJFKGzMwVH1NgqsyCpyZxXiNLayPMAO076Ln10ER8NqKMHAwYdnNw",
+	"lizAGS1zyuscOlShKyyN9hlrRG3yXBznm/oUrotac2PCr+7YHntK5gQrPEqIqV4xT6Bzg02oWM86u1bG",
+	"Q00r67yozpM1SuoELakWpgUxF7NGGM2Mir/edc8W9VJ/VQOecEZClGcJN5vLbXdOEg9Hi8L0nql+a0b+",
+	"91977afvf4Xift2g98319lpW+9OUSfRbStI60zVkqt6vgdqf3zdLL5v6oRmfs7M2t3ENG7RI2RdmeiY+",
+	"jXKE2vuxaqvMHvah1UBjRN9f9eFLhIFOx6nAo2ShBd1YEw8sCTRrMqaNf/ARtKhiBCmBmTSOO+PqvsJa",
+	"ZEjnSHEU6j+GM2nCgKkaMMURZPUoKLxtPe0ZxdYzYyDYUmEWSyMNQV1uZ9nQnAAaboFb3XaIP0Ah9Kgf",
+	"6rWGA0YliqYkutB3SYtKNtzZ3uBH0r4O7W1k2EGA/PoNF84U8fkCpSzReltog2ghbmFCLwlrjh3MMHBj",
+	"BvIOU/XyLGt1ftdST341Ng07XI7IpXHjm1gN93efPqBQu1ONg4Bz614wSG1x3VpK0tGOVMKWHW1QFfDM",
+	"NiIykeQkupAQnm5ykvKRwoPsvoSKfFA75JIw1Tbjh4U79EgieCgh32/AwmwUG1EThy4zTumNMJyYD9BW",
+	"CP/thwEKady32W2S/Ja3O9JXzD348ez1K/vkQOsFSiz6aLfb7YYDBnLdAcIo7KM5ZZMQUgr0JMZ20XuM",
+	"5HYHHSUc4nGMV0LvBcXcxNJryS8iidtV3a0zX/i37sFcnjV0hmMN6zODIH+ge2ODQOEsNS8wuHgnt2lV",
+	"XOoz+F0izDSbITFwlCyKmfHYRVaZ+CazMlCktW4CHfisyp1HgT1tilgtot0qK5tZ2l2GrG7qzbnf8zf7",
+	"A8h7cNlQQlkR3npuZYTaEw0QFzEkxYwWWn4QqqP5PCSifAsN5kKEY2uWIR9wpGzbOYjJEFgTGNOpXRpt",
+	"9Mk++ol+B2YXJVIGJiG0FWb/7kOfBChS/v3xOfr3P/9lu7t91P8ZZrsa0vg6hPpCakpmxhzT4D5ZIj/U",
+	"CeB2dwUp3NV6gL3V9eL+JBJ4k6FR0/EvLDrgFuh8swCBDIhZhECJAu4Yxmh0z5uP3JzaY/VALkCah0at",
+	"KdPir5k4sToqi8iB0RcYJNqaps+SThg27zhfBxcXRNiMAa0FbFHWHid0MlUmnVS/eHgCBh8T/opHXCgS",
+	"b3fQ4Sod4aBI7H26XSemwwaWUO7dT3oXitrOH5U1HBk57nZ3yeJ8nUSwYyWMJkvkmfW6W+FTC8Z8bJbj",
+	"+hCnrA/eNLyQea8rYCJoK7PFhC+wVG2Q2tonz8Jtq8baePgBS+glMZEuUcKlFkOsCacsZ3fQmywF99K0",
+	"FdL4BuZ5UKqLUvkopYnKljVg9jLq/aziI8dO9lrqjdfYGNI4dK7HRK/OrQxqPcQHvoQuiIlAMvujKjMQ",
+	"GXzMGVQBYE1GM2Mr6wVPr/+8vsFoI8n6np2RBig+ej/aVOq9f57RKJosjTz0BKxc6hqnSWJNKLaACAe5",
+	"Kaz1ab7i8TJR+e6Ej+JEDUTX29AXl13krf2z4FVtqLePIZ7xHIonZnSggnWtsgJ9c4dHLbaDLeK+BKQ8",
+	"+IuRK2DjW+GMx+RbmDUMrClkyMfhNnAaV1uCC0+C0t/ZfvISz4hRRjrouTHZmC+GDIr0bGV9D00olLF6",
+	"xqaJ36NcpQUHMXiBXVELPUlGrQ3H0R9tye0BA70nX9kVESRf3oHhNyHwwNDYbEyrTpEyacyq9S5cJRYP",
+	"3wwKtVX03b07q+eDErlgfzeSuKr2F/DILnHzQk0RPja2n8zBa0o/8FQZk6Er61Ry7EpC+vo3KiBPFaZy",
+	"qTbWFczHkCRHBdK/2p6VrnYQvHKAoJShloiItS5C/hE6FNFUCy92JH0/EjJWSK/KWPez+jbfYvuuSU+U",
+	"F8tdxVCC5EHUpTiDcio1xPmMC2XLtNQUYsk7ZLbzOrJhwUPsilfWuYhNd9saB7EzPxSK07abuwS1C3/Z",
+	"4oJt+9/ME922/6qrRJn7mPeBU9g/ejdzODf6zjOAGQQzC0Ijjd8Z6tyzg10jXZ1vfe/ufOtQA5EmmsSs",
+	"62HXq/o5/+w2LnaInSuHP9yJe/0wjqWJz5ahse7ldKKGJjUt0BrchjBQYZUZObe3plJK8z7NboAYhvY3",
+	"O719Mv2FOb3Hlto6Bmb+buBdy73cuewGR68xLisFb3EA3BcMz+WUKxOzKV1NKNRDW4PWCaNQQ84VimrZ",
+	"sD1jTqZywJz3WSqRRioVUBxra393V6tNUMKsbS3StoaZK1821/dDypRsNzuZnxvf5H3IR3roz1OYBjbV",
+	"FJ1qizUCUy8i7vG5aUa5DGHhnc9RcuZBlpApu7a9uzTi8cIEa9q71Kq/YZHDECccru2XcwF+mWnYXiEJ",
+	"4smE87iDXrPEXEfgBibiBMS7Jj9cdh8+vQvu07jUlhxZ9XDWcKGB/QaOITPpWOXzsMIQZ3hh2mIQ3ye6",
+	"X2vpqT+I7iehEbekDQ/cC7URBtzM0qOB66weWEXTek3Pb5HWd427oRqnUa/W6NuNDrMiKI5humitAfMZ",
+	"ZgdZ3ayPQN2TU62duX9KtIXz3w3eQpG3/DcTFDwlUKZ2iuWApSx/ate1fZBPEws8ViHK35JLyBFcDTPI",
+	"gIW54GyqXtj+CGEH/cAZT4VfcLKOtRuQ2hu02cmdjGHYezOa6EXZMv93Ffmih3xH1dRdv40TU3u7X3A1",
+	"NwPMO2HFqT2XoDVPG6g9GBeLN1dLtG8Oz49+CEz9Is18bbIKEYRB3RCTqFHDdOep+i+a/sehKdp68/Z8",
+	"+26QtSg37sSpOXKyub3eZ1oNxRLmNNf2arNKQMPg84UrcO0K5wUonAt6aQuQGdYQeCUUMpv9gHlVg1Gv",
+	"jrpnW7xn3e1ZBspm0/b9q2t8vviC1LR7luHdiWwoxNXrWDtWMLmHm+L6FWTh7oFnBKnExmPn/XJoD105",
+	"MtGMqgNb+TMbbZALVcYT4Eb3bScQ5T/H0t5EEw1dZzepNY/YCe75jr2xR1B7wz4FU3lQTMJCY0PsbuAE",
+	"meB9D/h9RpR0kv63VtDPXUlaIxhaXP2WpUlSE8uQrW6Jnnu/R3/P/N7t724OE67rPXF1Qxg0jYCEHEM9",
+	"IBu/TKkCm3M958KEoouFMbAi556U+NJ29i4et1v/PZOTn+00XkLy9T3bUOyUS6JkLrM3LOi+GJuZA6fF",
+	"4UfWtHU7wTWv2ubjtzVdruEZd6xuiXe8mA/daXQ6/+xmvX/f8317rOxW1nZcOYB/YbUCHR5e5ifno2I7",
+	"+/3ezHn1/HCpcAeBQuSDcqv2MjGpkiQZa22JcYUEYXhmbOpNvip7zvdJQ80MuefqvlUft6WmIMNcMC4h",
+	"6x9LuXE4VC8wrMTsJsHBfrbz0f7remlJnoy4lpwZTR4KHx3vn7o1ctha9PgS3BBu6Z+WjgVrvWmB/iqd",
+	"jYiwgdBLMWvH9ni6uZB6s4WtsFcpD6+dCIMos0m7RWLNYjRKZ64Op+18Zeh17uxwanrMiRxALXrjuVjX",
+	"PWHBVLw/t7H/PnRT7H2HZwI4b3mjGujnFRlNOb9oX5DFPehe32eNSa1cE9qyCm07b2gtQxdkUah3ZdAT",
+	"skmgFavJKJlrjOWphNcLPWWg+QJnEcnc0k5kxjVzUpalmnlXI8sFy+1HpkZnLY5DU1FANDPqT2Rx31zC",
+	"m2mJLOGD7Q+bJXYK4DcEzkBF48RNjBCMx6StFnOyvI0dYRPKiO2QI8iESiUW0FwMErOgbyqSU34lTbow",
+	"OJOxyorGVBW0Vzwm5zDvWum7EVZkwsX6oZZu/CP7IRzk+3tOqdETQo/uZRk1AO0vSzHL1+3hmIc6S+sB",
+	"5u/t2FOkK7BtTC8Jyt/VCm0Rcs3odJTP8AnO2iHXsjPP9/GFnrm3g9ud/kf9n/XS6GDemIwpo/oRJC6n",
+	"7IJp8kPjldFV7nwaaEsx4cquammalVcJ+cn+56yDnO1sFYX5wrSlbN03QDGvbGwjZpmGW6Hr49J3/bW8",
+	"JtZbLrQj7+wPnTbRnEYXRGzXE5433uT3eO75NCtoDU74JCWm1bIJ19Zo/sVgw3mxZ3q2IQ8t/ONeFy92",
+	"wD/aXFrqHXRrsyndxk/iFyP2giESHF3IDjrM6VFdH/Td3XK0uuI2+btk+tPrKuPQ3Vv+8hnAH7RB1M99",
+	"TH9KpMagploP8PQuZfeHFVyuIeBj121Re0Z2IjzHEFG5TLJ6V8opnOEFinnfli1OSIDIeExMSadCC+E5",
+	"EW1HOG2CwY4gON4xisSOCaMeMOhw4iUMZd9kbTYz6qT/7O2jKxpPiMm8A/13TLBKhVaX8UR20PNSyXBX",
+	"y920Fk+lLdqcL1sShba89shZLOojs8XthhoQLxdHPgTv8SYU5mmk4vk7XwzhfrkorPu2SO1wx0qN1+s1",
+	"WTdcXSJuCm42ImBBnszeWiVVntoXi+R6abWQw2WXQKbRFOoXQve8hnIAViZaSzSttsb7lKJpHXiW1tB/",
+	"5PV7sCYvM8KXhPS+mKAlgGwTt74BPFmhJkv6AahaXvGJisJ6tiD63r7DWbJokGFPYar7RA2eLLWLwAoD",
+	"NKWTacGv/8WIrMJCsPHEC1a4VBLhBUr4p2444vJz7+1axikPkEmmSEhokjc89j7lkGjCNB82tMPDjQCF",
+	"hOFRQuIwz/owHyRJPZK8syu7RzQxUyxDFLvvLwo3YiynI46hKpAD4caUwfVOXUEQ2ATaV5h3ER/9g0S2",
+	"rzOVKCbzhC9mhKla9nbmpriJzyn7+JPYC0CuExPMqDSRVzJfuwNt9lP1/rlHnp91rSyug4YsrdDueIjp",
+	"cMZjktjuYpqFI5yzfAQPIUh3wKAMTtK2UgiUxoRgSjSG0n4jHF1AXfDDk+Gz4+eHb1+cD1++fnb8Isyz",
+	"wqD8RhpDwxAtR7h9ue7fA5aF4Ls0Mpd/ZmreUOEK2EOuFpQoA+FaNuddFdDk7jVVN/wdp6f4+PkgU0fu",
+	"CqV95w4UgVkj5s4Ui/GEiBmZjYhAEU+ZkoFvRKryhXOY5A9R3kVv8g7ruhQqtCwvx9K7bTmW+xTs9Qmv",
+	"DjkEJPqyXBzKoq67X+bvRj7c5ObX8IEL4vJ69WGhLXCl40TzmEUbymfKcLsp+E+PcU8UVQ/9eQpVwKYa",
+	"JDkN688c8PfAKr+6ohPKoEINUlaViAq1X1leAqpxITnFWiHIxAP9LdryMrO/hbJi22hEIj4jyGb3NZWV",
+	"yLD3D1tW4iaHsqSsBMA7C8I07FbWSuX1oF2ny9onKehqvHfN0GmgoxvJCnonm5VbaBDUGyTae6a9dyzJ",
+	"unN9YAlRLgH69tRrx16HzQPyfERJa1vNzhMc2ZA8K+NqEfbAJTvFBb0NKrBt1fjyuJoScUUlqWHn0lzZ",
+	"l3YP94dWdoYzou4etR6UgnSWkZhHGam8CYbpH1YFCJhOtXDcriUilDgDzcL6tmaYJvBrs070Vpo1/rfk",
+	"5eYlLwG++lf3j1KhywRLNYSu8/br4g/3X/aytoU6T9bvs6ix41R/cN00HJVD01unMGalTmLD17aezi0a",
+	"Y96nNql3v1qbhMv6ZWmTqSwSJvN3A2EylRczsrRjOvBzU4i73lxjXNzwOlxXLCWdMGJsd1PM4jYfj22w",
+	"kgyyCHC4RrKZTj3LZn5I9Oq+MTDb9WpUzI4GEaZMP94vMaoKpJnYO+waPN20HbzB3VUq50vu0iD0+4+k",
+	"61vMUQgtMcdEDBXPS7f3PTfWgWX9NqthyqUJ8zcVxkxi5YDZjAZ40Wis0qms2wGK84qKVEA0icm18PqB",
+	"S5P77r0Ja+2gwzSmasCEXvAFIXN4hDUIH0mDA5A9dGR6niMcgc1ULyxliqfRlMS1RW5gIo2I6/QbgaO7",
+	"mnKX3GAWaMaIC0A9QBaGHgibm/RmsL9TVvGJGrrtbdg5/EuuHJKZIVKDMWuxmBXVLV8zi+N1VgeLmZur",
+	"EPDhJ7I6bAKMm2VU6t1kXWJyYrcDwtmN6nVkIzYZk18QJRFGMXFzmAsOrcIQZbabROXM3Nu3PrhP3WJ/",
+	"+UEf2m1teNoVtc9WTyP3eHAZoc59q1ngooR0vSzjzibreW9KYkN2TF+SS35B4g56xUc8XgxYvm7TF1GS",
+	"RDMBG64OHahsK06ZzokYQthPPdv5bHjy0Dpw4jvFLND/boVTaS2JThYI+4eKJgJDTzaBBJmBXOU/5SKz",
+	"eRY+O0AMUAnFZMadgKPxZsCqiGM9V/pxG35uw8+hrdxuxY06jEVZFuo7qqYDdnR49uz169Ph6esXx8Oz",
+	"v706+hbUdBPrxxOIX5hhhicmUcEJUVs1SajbzQEJmTp9P7Y2N/wdm3H/GPfoyMShYIcV1g5y06uk/zME",
+	"BjunbUM5lwY8GXy9pFohGEOsm12H+bZZ6T2c03Mz/ENQet1qzrhQN8z5d0PY5X2aaj0W2Dmb847eO8Hq",
+	"+cODvrn6m0tlb7Ca1klmNdizUjfNscjQsDo86ixR3xzc1/J+nlrG/qWYDcx6aw7605/z+pcowwqbGS9d",
+	"vQfCYnDgDC/I4rqGWdcXyn8k/RR7tGUqH1jXefjm9dk5aigoYYI9akL6/YXcNOv0SVBoC3rY/jtu/95t",
+	"Px223/+loTVoQ20rhYUtbFUtgWJzFjzbS7WaBL+CBDkKZSmMiGDfeSSRaXYJfV7CjzOipjwOENghAmRx",
+	"OkBaMgmy7qlDrK5DtGWfooRfEdGOsCRxgHCqpqZpLOcXlLghUCz4fE7iA4QH7Mez169gSDTHAr7K3HVa",
+	"KAKAbHfQCUMhnc1ITLV4AZGZxrYDSSBaMtnt7hZbKdP4AFE2YCAa2XaD2XdZ3YkrTJVE6Rwpjva6yNpq",
+	"IfUU7mIbitiZhFeIuvS7NutPTd3NYMDc7qBsDcBojJNEKxAuOHS3u1tfgQbW4hXNuMeCYnYGDXagLv5o",
+	"H9pXV1ftMRezdioSwiIeazy/wfDPwftyHbQU+aB25gmmN1vmOfnwSepG2ulMS+6mGKgyTljc2yoj2PYd",
+	"coy7bNvtbzSKyBzaOzY38L7C0rZLf0AcsNSeGIusdhc09cSO+nssj7IRT1nsSKBjfNBmMTeaC3wFRTNd",
+	"EP8ajBd6bxtmlIqk1W9pSWbnsgcyoZ29Qr9tzD+dsDa0SBU8nUydLhUgnoqCiRvswqkQhCnPPmw5k6av",
+	"db7iiM9JjPT6aEScSUPTtTkWimkatRVeKT789z//ZbieGy8XDqqjgpPcs4GAGEalMoTMG8VoETUtdSFs",
+	"2TkLD6xbIcIMjUghwg1n0Yaeh7RuxPoU2SBr+jAWcG1iTXvl1PZmmtKYeGP7KR3VGX6mMsWJZmR8ZuK8",
+	"zaq3TgmOFNI3ypQwk9seaBI6JtEiSvx5TImf6gwns1kKbRi9muSmsa5X47U0Tl4+q6avY8pk1gsvsAvy",
+	"OhmbI0zopWvQbhqfS28Kr4lqfWPkPEOiUOrFFBeC0kNZJSGvS7KtDVEdEgptRxlLdkXU4XLb9qYatPiC",
+	"oLnglzQ2Kcu2hUfWv7B0y+uXDvkXKOETvXRrfAnMdaRMOk9TKnEiCxctpqphxNosAO/bLAvg+v31/x8A",
+	"AP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -4,6 +4,8 @@ package httpx
 
 import (
 	"context"
+	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -21,6 +23,7 @@ const (
 	keyRawBody
 	keyClientIP
 	keyUserAgent
+	keyRequestHead
 )
 
 // Principal kinds.
@@ -134,4 +137,20 @@ func WithUserAgent(ctx context.Context, ua string) context.Context {
 func UserAgent(ctx context.Context) string {
 	s, _ := ctx.Value(keyUserAgent).(string)
 	return s
+}
+
+// RequestHead is what a raw-body receiver reads of its request besides the body.
+type RequestHead struct {
+	Header http.Header
+	Query  url.Values
+}
+
+func WithRequestHead(ctx context.Context, h *RequestHead) context.Context {
+	return context.WithValue(ctx, keyRequestHead, h)
+}
+
+// RequestHeadFrom returns the headers and query of an x-raw-body operation's request.
+func RequestHeadFrom(ctx context.Context) *RequestHead {
+	h, _ := ctx.Value(keyRequestHead).(*RequestHead)
+	return h
 }
