@@ -72,6 +72,20 @@ func (w *executeWorker) Timeout(*river.Job[ExecuteArgs]) time.Duration {
 }
 
 func (w *executeWorker) Work(ctx context.Context, job *river.Job[ExecuteArgs]) error {
+	// A waiting run is resumed only by its timer job (job_id). Another job of
+	// the run delivered meanwhile (River rescues a job whose completion was
+	// lost in a crash) would otherwise end the wait early.
+	var row struct {
+		Status string
+		JobID  *int64
+	}
+	if err := w.e.db.WithContext(ctx).Model(&store.Execution{}).Where("id = ?", job.Args.ExecutionID).
+		Select("status", "job_id").Scan(&row).Error; err != nil {
+		return err
+	}
+	if row.Status == store.ExecWaiting && row.JobID != nil && *row.JobID != job.ID {
+		return nil
+	}
 	return w.e.Run(ctx, job.Args.ExecutionID)
 }
 
@@ -120,7 +134,7 @@ func New(db *store.DB, bus Bus, services *Services, cfg Config) (*Engine, error)
 		},
 		Workers:              workers,
 		FetchPollInterval:    cfg.FetchPollInterval,
-		FetchCooldown:        min(cfg.FetchPollInterval/4, 50*time.Millisecond),
+		FetchCooldown:        min(cfg.FetchPollInterval/4, 5*time.Millisecond),
 		JobTimeout:           cfg.MaxRunTime + 30*time.Second,
 		RescueStuckJobsAfter: 2 * (cfg.MaxRunTime + 30*time.Second),
 		MaxAttempts:          3,
@@ -360,10 +374,10 @@ func (e *Engine) Run(ctx context.Context, id int64) error {
 	sink := &dbSink{e: e, ex: &ex}
 	now := e.now()
 	if ex.CancelRequestedAt != nil {
-		return sink.finish(ctx, Outcome{Status: store.ExecCancelled}, 0)
+		return sink.finishUnrun(ctx, Outcome{Status: store.ExecCancelled})
 	}
 	if now.After(ex.QueuedAt.Add(e.exec.Limits.withDefaults().MaxLifetime)) {
-		return sink.finish(ctx, Outcome{Status: store.ExecFailed, Error: nodeErr("limit-exceeded", "the run passed EXECUTION_MAX_LIFETIME_SECONDS")}, 0)
+		return sink.finishUnrun(ctx, Outcome{Status: store.ExecFailed, Error: nodeErr("limit-exceeded", "the run passed EXECUTION_MAX_LIFETIME_SECONDS")})
 	}
 	plan, err := Compile(ex.Graph)
 	if err != nil {
@@ -459,11 +473,13 @@ func recordFromRow(r *store.NodeExecution) *Record {
 // dbSink persists what the executor produces, in batches: one transaction per
 // checkpoint, holding every buffered record and event.
 type dbSink struct {
-	e       *Engine
-	ex      *store.Execution
-	known   int
-	events  []builtEvent
-	records []*Record
+	e     *Engine
+	ex    *store.Execution
+	known int
+	// startUpd is the pending move to running, written with the next batch.
+	startUpd map[string]any
+	events   []builtEvent
+	records  []*Record
 }
 
 func (s *dbSink) Event(name string, data map[string]any) {
@@ -506,6 +522,16 @@ func rowFromRecord(execID int64, r *Record) store.NodeExecution {
 
 // flush writes the buffered records and events in tx.
 func (s *dbSink) flush(ctx context.Context, tx *gorm.DB) error {
+	if s.startUpd != nil {
+		res := tx.WithContext(ctx).Model(&store.Execution{}).Where("id = ? AND status IN ?", s.ex.ID,
+			[]string{store.ExecQueued, store.ExecWaiting}).Updates(s.startUpd)
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			return errStateChanged
+		}
+	}
 	var inserts []store.NodeExecution
 	var insertRecs []*Record
 	for _, r := range s.records {
@@ -543,6 +569,7 @@ func (s *dbSink) flush(ctx context.Context, tx *gorm.DB) error {
 }
 
 func (s *dbSink) committed(ctx context.Context) {
+	s.startUpd = nil
 	for _, r := range s.records {
 		r.dirty = false
 	}
@@ -572,6 +599,9 @@ func (s *dbSink) Checkpoint(ctx context.Context) error {
 		return tx.WithContext(ctx).Model(&store.Execution{}).Where("id = ?", s.ex.ID).
 			Updates(map[string]any{"event_seq": s.ex.EventSeq, "updated_at": s.e.now()}).Error
 	})
+	if errors.Is(err, errStateChanged) {
+		return ErrCancelRequested
+	}
 	if err != nil {
 		return err
 	}
@@ -582,40 +612,27 @@ func (s *dbSink) Checkpoint(ctx context.Context) error {
 	return nil
 }
 
-// start moves the run to running and announces it (once per run).
-func (s *dbSink) start(ctx context.Context, total int) error {
-	now := s.e.now()
+// start moves the run to running and announces it. The change is written
+// with the first batch (checkpoint, wait or finish), so a run of pure nodes
+// costs one transaction; a worker that dies before that batch leaves the run
+// queued, and River's retry runs it again from the start.
+func (s *dbSink) start(_ context.Context, total int) error {
 	if s.ex.Status == store.ExecRunning {
 		return nil // resumed after a crash
 	}
-	first := s.ex.StartedAt == nil
-	return s.e.db.Tx(ctx, func(tx *gorm.DB) error {
-		upd := map[string]any{"status": store.ExecRunning, "updated_at": now, "total_nodes": total}
-		if first {
-			upd["started_at"] = now
-			s.ex.StartedAt = &now
-		}
-		res := tx.WithContext(ctx).Model(&store.Execution{}).Where("id = ? AND status IN ?", s.ex.ID, []string{store.ExecQueued, store.ExecWaiting}).Updates(upd)
-		if res.Error != nil {
-			return res.Error
-		}
-		if res.RowsAffected == 0 {
-			return fmt.Errorf("engine: execution %d changed state meanwhile", s.ex.ID)
-		}
-		s.ex.Status = store.ExecRunning
-		if first {
-			s.Event("execution.started", map[string]any{"started_at": rfc3339(now), "total_nodes": total})
-			if err := s.flush(ctx, tx); err != nil {
-				return err
-			}
-			if err := tx.WithContext(ctx).Model(&store.Execution{}).Where("id = ?", s.ex.ID).Update("event_seq", s.ex.EventSeq).Error; err != nil {
-				return err
-			}
-			defer s.committed(ctx)
-		}
-		return nil
-	})
+	now := s.e.now()
+	s.startUpd = map[string]any{"status": store.ExecRunning, "updated_at": now, "total_nodes": total}
+	if s.ex.StartedAt == nil {
+		s.startUpd["started_at"] = now
+		s.ex.StartedAt = &now
+		s.Event("execution.started", map[string]any{"started_at": rfc3339(now), "total_nodes": total})
+	}
+	s.ex.Status = store.ExecRunning
+	return nil
 }
+
+// errStateChanged: the run left queued or waiting before its start was written (the API cancelled it).
+var errStateChanged = errors.New("engine: the run changed state meanwhile")
 
 // wait parks the run on a durable timer: a River job scheduled at the wake-up time.
 func (s *dbSink) wait(ctx context.Context, out Outcome, usedMS int64) error {
@@ -639,7 +656,7 @@ func (s *dbSink) wait(ctx context.Context, out Outcome, usedMS int64) error {
 		}
 		return nil
 	})
-	if errors.Is(err, errTerminalMeanwhile) {
+	if errors.Is(err, errTerminalMeanwhile) || errors.Is(err, errStateChanged) {
 		return nil
 	}
 	if err != nil {
@@ -682,7 +699,7 @@ func (s *dbSink) finish(ctx context.Context, out Outcome, usedMS int64) error {
 		}
 		return nil
 	})
-	if errors.Is(err, errTerminalMeanwhile) {
+	if errors.Is(err, errTerminalMeanwhile) || errors.Is(err, errStateChanged) {
 		return nil
 	}
 	if err != nil {
@@ -690,6 +707,44 @@ func (s *dbSink) finish(ctx context.Context, out Outcome, usedMS int64) error {
 	}
 	s.committed(ctx)
 	return nil
+}
+
+// finishUnrun ends a run before it executes again (a cancel that no worker
+// received, as when its worker died; the lifetime limit): the node records
+// left running or waiting become cancelled (failed, for a failed run), and
+// the counts and output come from the stored records.
+func (s *dbSink) finishUnrun(ctx context.Context, out Outcome) error {
+	var rows []store.NodeExecution
+	if err := s.e.db.WithContext(ctx).Where("execution_id = ?", s.ex.ID).Order("id").Find(&rows).Error; err != nil {
+		return err
+	}
+	now := s.e.now()
+	for i := range rows {
+		rec := recordFromRow(&rows[i])
+		if rec.Status == NodeRunning || rec.Status == NodeWaiting {
+			rec.Status, rec.Error = NodeCancelled, nodeErr("cancelled", "the run was cancelled")
+			if out.Status == store.ExecFailed {
+				rec.Status, rec.Error, out.ErrorNode = NodeFailed, out.Error, rec.NodeID
+			}
+			rec.CompletedAt = &now
+			d := now.Sub(rec.StartedAt).Milliseconds()
+			rec.DurationMS = &d
+			s.Record(rec)
+		}
+		switch rec.Status {
+		case NodeCompleted:
+			out.Completed++
+			if rec.NodeType == "response-data" {
+				out.OutputData = rec.Output
+			}
+		case NodeFailed:
+			out.Failed++
+			out.HasErrors = out.HasErrors || rec.Handle != ""
+		case NodeSkipped:
+			out.Skipped++
+		}
+	}
+	return s.finish(ctx, out, 0)
 }
 
 func nilIfEmpty(s string) any {

@@ -765,22 +765,20 @@ type Execution struct {
 
 	// Graph A React Flow graph. Open schema: unknown UI keys are stored and ignored. The engine's checks
 	// (unique ids, edges between existing nodes, no cycles, size limits) answer 422 `invalid-graph`.
-	Graph          *Graph                 `json:"graph,omitempty"`
-	HasErrors      bool                   `json:"has_errors"`
-	Id             int64                  `json:"id"`
-	InputData      map[string]interface{} `json:"input_data"`
-	Mode           ExecutionMode          `json:"mode"`
-	NodeExecutions []NodeExecution        `json:"node_executions"`
-
-	// OutputData The last `response-data` node's output, or null.
-	OutputData   interface{}                     `json:"output_data"`
-	QueuedAt     apitime.Time                    `json:"queued_at"`
-	RetryOf      nullable.Nullable[int64]        `json:"retry_of"`
-	SkippedNodes int                             `json:"skipped_nodes"`
-	StartedAt    nullable.Nullable[apitime.Time] `json:"started_at"`
-	Status       ExecutionStatus                 `json:"status"`
-	TotalNodes   int                             `json:"total_nodes"`
-	TriggeredBy  nullable.Nullable[int64]        `json:"triggered_by"`
+	Graph          *Graph                          `json:"graph,omitempty"`
+	HasErrors      bool                            `json:"has_errors"`
+	Id             int64                           `json:"id"`
+	InputData      map[string]interface{}          `json:"input_data"`
+	Mode           ExecutionMode                   `json:"mode"`
+	NodeExecutions []NodeExecution                 `json:"node_executions"`
+	OutputData     nullable.Nullable[interface{}]  `json:"output_data"`
+	QueuedAt       apitime.Time                    `json:"queued_at"`
+	RetryOf        nullable.Nullable[int64]        `json:"retry_of"`
+	SkippedNodes   int                             `json:"skipped_nodes"`
+	StartedAt      nullable.Nullable[apitime.Time] `json:"started_at"`
+	Status         ExecutionStatus                 `json:"status"`
+	TotalNodes     int                             `json:"total_nodes"`
+	TriggeredBy    nullable.Nullable[int64]        `json:"triggered_by"`
 }
 
 // ExecutionCreate defines model for ExecutionCreate.
@@ -876,6 +874,10 @@ type Flow struct {
 
 	// Visibility `private`: the owner and admins; `team`: also the members of `team_id`; `public`: every holder of flow:read.
 	Visibility FlowVisibility `json:"visibility"`
+
+	// WebhookUrl The receiver URL of the flow's `trigger-webhook` once it has a key (the first publish with a webhook
+	// trigger creates one; `POST /flows/{id}/webhook-key` rotates it); null otherwise.
+	WebhookUrl nullable.Nullable[string] `json:"webhook_url"`
 }
 
 // FlowCreate Defaults applied on create: `status` draft, `visibility` private, `data` `{"nodes":[],"edges":[]}`.
@@ -1061,13 +1063,13 @@ type FlowWebhookAccepted struct {
 	Status      ExecutionStatus `json:"status"`
 }
 
-// FlowWebhookAnswer The `body` of the `response-data` node that ended the run.
+// FlowWebhookAnswer defines model for FlowWebhookAnswer.
 type FlowWebhookAnswer = interface{}
 
 // FlowWebhookForm defines model for FlowWebhookForm.
 type FlowWebhookForm map[string]interface{}
 
-// FlowWebhookJSON Any JSON document; it becomes the trigger's `body`.
+// FlowWebhookJSON defines model for FlowWebhookJSON.
 type FlowWebhookJSON = interface{}
 
 // FlowWebhookKey defines model for FlowWebhookKey.
@@ -1213,21 +1215,17 @@ type NodeExecution struct {
 	Error       nullable.Nullable[NodeError]    `json:"error"`
 
 	// Handle The branch the node took.
-	Handle nullable.Nullable[string] `json:"handle"`
-	Id     int64                     `json:"id"`
-
-	// Input The resolved config, with secrets redacted.
-	Input     interface{} `json:"input"`
-	NodeId    string      `json:"node_id"`
-	NodeLabel string      `json:"node_label"`
-	NodeType  string      `json:"node_type"`
-
-	// Output What the node produced (truncated to 64 KiB in lists, with `truncated`).
-	Output     interface{}              `json:"output"`
-	ReusedFrom nullable.Nullable[int64] `json:"reused_from"`
-	StartedAt  apitime.Time             `json:"started_at"`
-	Status     NodeExecutionStatus      `json:"status"`
-	Truncated  bool                     `json:"truncated"`
+	Handle     nullable.Nullable[string]      `json:"handle"`
+	Id         int64                          `json:"id"`
+	Input      nullable.Nullable[interface{}] `json:"input"`
+	NodeId     string                         `json:"node_id"`
+	NodeLabel  string                         `json:"node_label"`
+	NodeType   string                         `json:"node_type"`
+	Output     nullable.Nullable[interface{}] `json:"output"`
+	ReusedFrom nullable.Nullable[int64]       `json:"reused_from"`
+	StartedAt  apitime.Time                   `json:"started_at"`
+	Status     NodeExecutionStatus            `json:"status"`
+	Truncated  bool                           `json:"truncated"`
 }
 
 // NodeExecutionStatus defines model for NodeExecutionStatus.
@@ -14196,13 +14194,13 @@ func (r DeleteUserApiTokenResponse) ContentType() string {
 	return ""
 }
 
-// ReceiveFlowWebhookResponse200Headers the declared response headers of an HTTP 200 response for ReceiveFlowWebhook
-type ReceiveFlowWebhookResponse200Headers struct {
+// ReceiveFlowWebhookResponse202Headers the declared response headers of an HTTP 202 response for ReceiveFlowWebhook
+type ReceiveFlowWebhookResponse202Headers struct {
 	XRequestID *string
 }
 
-// ReceiveFlowWebhookResponse202Headers the declared response headers of an HTTP 202 response for ReceiveFlowWebhook
-type ReceiveFlowWebhookResponse202Headers struct {
+// ReceiveFlowWebhookResponse2XXHeaders the declared response headers of an HTTP 2XX response for ReceiveFlowWebhook
+type ReceiveFlowWebhookResponse2XXHeaders struct {
 	XRequestID *string
 }
 
@@ -14220,28 +14218,28 @@ type ReceiveFlowWebhookResponseDefaultHeaders struct {
 type ReceiveFlowWebhookResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
-	// JSON200 the response for an HTTP 200 `application/json` response
-	JSON200 *FlowWebhookAnswer
 	// JSON202 the response for an HTTP 202 `application/json` response
 	JSON202 *FlowWebhookAccepted
+	// JSON2XX the response for an HTTP 2XX `application/json` response
+	JSON2XX *FlowWebhookAnswer
 	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
 	ApplicationproblemJSONDefault *Problem
-	// Headers200 the parsed response headers for an HTTP 200 response
-	Headers200 *ReceiveFlowWebhookResponse200Headers
 	// Headers202 the parsed response headers for an HTTP 202 response
 	Headers202 *ReceiveFlowWebhookResponse202Headers
+	// Headers2XX the parsed response headers for an HTTP 2XX response
+	Headers2XX *ReceiveFlowWebhookResponse2XXHeaders
 	// HeadersDefault the parsed response headers for an HTTP default response
 	HeadersDefault *ReceiveFlowWebhookResponseDefaultHeaders
-}
-
-// GetJSON200 returns the response for an HTTP 200 `application/json` response
-func (r ReceiveFlowWebhookResponse) GetJSON200() *FlowWebhookAnswer {
-	return r.JSON200
 }
 
 // GetJSON202 returns the response for an HTTP 202 `application/json` response
 func (r ReceiveFlowWebhookResponse) GetJSON202() *FlowWebhookAccepted {
 	return r.JSON202
+}
+
+// GetJSON2XX returns the response for an HTTP 2XX `application/json` response
+func (r ReceiveFlowWebhookResponse) GetJSON2XX() *FlowWebhookAnswer {
+	return r.JSON2XX
 }
 
 // GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
@@ -24307,19 +24305,19 @@ func ParseReceiveFlowWebhookResponse(rsp *http.Response) (*ReceiveFlowWebhookRes
 	}
 
 	switch {
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
-		var dest FlowWebhookAnswer
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.JSON200 = &dest
-
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
 		var dest FlowWebhookAccepted
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
 		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode/100 == 2:
+		var dest FlowWebhookAnswer
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON2XX = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
 		var dest Problem
@@ -24331,16 +24329,6 @@ func ParseReceiveFlowWebhookResponse(rsp *http.Response) (*ReceiveFlowWebhookRes
 	}
 
 	switch {
-	case rsp.StatusCode == 200:
-		var headers ReceiveFlowWebhookResponse200Headers
-		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
-			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			}
-			headers.XRequestID = &value
-		}
-		response.Headers200 = &headers
 	case rsp.StatusCode == 202:
 		var headers ReceiveFlowWebhookResponse202Headers
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
@@ -24351,6 +24339,16 @@ func ParseReceiveFlowWebhookResponse(rsp *http.Response) (*ReceiveFlowWebhookRes
 			headers.XRequestID = &value
 		}
 		response.Headers202 = &headers
+	case rsp.StatusCode/100 == 2:
+		var headers ReceiveFlowWebhookResponse2XXHeaders
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers2XX = &headers
 	case true:
 		var headers ReceiveFlowWebhookResponseDefaultHeaders
 		if values := rsp.Header.Values("Allow"); len(values) > 0 {
@@ -32484,30 +32482,6 @@ type ReceiveFlowWebhookResponseObject interface {
 	VisitReceiveFlowWebhookResponse(w http.ResponseWriter) error
 }
 
-type ReceiveFlowWebhook200ResponseHeaders struct {
-	XRequestID *string
-}
-
-type ReceiveFlowWebhook200JSONResponse struct {
-	Body    FlowWebhookAnswer
-	Headers ReceiveFlowWebhook200ResponseHeaders
-}
-
-func (response ReceiveFlowWebhook200JSONResponse) VisitReceiveFlowWebhookResponse(w http.ResponseWriter) error {
-
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/json")
-	if response.Headers.XRequestID != nil {
-		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
-	}
-	w.WriteHeader(200)
-	_, err := buf.WriteTo(w)
-	return err
-}
-
 type ReceiveFlowWebhook202ResponseHeaders struct {
 	XRequestID *string
 }
@@ -32528,6 +32502,31 @@ func (response ReceiveFlowWebhook202JSONResponse) VisitReceiveFlowWebhookRespons
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
 	w.WriteHeader(202)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReceiveFlowWebhook2XXResponseHeaders struct {
+	XRequestID *string
+}
+
+type ReceiveFlowWebhook2XXJSONResponse struct {
+	Body       FlowWebhookAnswer
+	Headers    ReceiveFlowWebhook2XXResponseHeaders
+	StatusCode int
+}
+
+func (response ReceiveFlowWebhook2XXJSONResponse) VisitReceiveFlowWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -34809,51 +34808,51 @@ func (sh *strictHandler) ReceiveFlowWebhook(ctx echo.Context, endpointKey string
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L3rchs31gD4KijOfGUp06RISXZiqlK7iiwnSnwbSY4zE3rZYDdIYtQEGAAtmfGqan5t7f7dfYWtqdrX",
-	"mifZwgHQjb7xoostZ2Z+TCx2Ny4HB+d++diK+GzOGWFKtvofW1OCYyLgn4dJwq/0P2IiI0HninLW6rfO",
+	"7L3rchs31gD4KijOfGUp06RISXZiqlK7GllOlPg2khxnJvSywW6QxKgJMABaMuNV1fza2v27+wpbU7Wv",
+	"lSfZwgHQjb7xoostZ2Z+TCx2Ny4HB+d++diK+GzOGWFKtvofW1OCYyLgn4dJwq/0P2IiI0HninLW6rfO",
 	"pwTNiJryWCI1JWiO1RThKCJzJdEWZ2i/+3i70wpaMpqSGdYDqMWctPotqQRlk9b1ddA6wtGUHHGmBE+q",
 	"U4SMt6XigoR9JIiccyaJngwrFGEhFkjxC8Ik4gLRmDBF1QJhQRAjl0SgSI8dr1rB8Tme1G9unPCrRxIJ",
-	"ckkl5QxhiTCSSnA2QXYyhScBCgctMUi73b3IvQp/kUErLE4+x0oRoYf/3wYt8Wu3/fT9XwatP7eCmmW9",
-	"4BE2a6lbGh5JnqTKAp2P4QAiQbAisYYUT0VEAkRZlKQxZRMU7uA53bnswYoE+S2lgsStvhIpWQ6eU6zI",
-	"CzqjCv6vuppT8ltKpJIIaywhMaLMLCYVgjCFriiL+VXtIVCmyISI4jSnZIYp07M3T5WQsbr9PJLUbOeM",
+	"ckkl5QxhiTCSSnA2QXYyhScBCgctMUi73b3IvQp/kUErLE4+x0oRoYf/3wYt8Uu3/fT9XwatP7eCmmW9",
+	"4BE2a6lbGh5JnqTKAp2P4QAiQbAisYYUT0VEAkRZlKQxZRMU7uA53bnswYoE+TWlgsStvhIpWQ6eU6zI",
+	"CzqjCv6vuppT8mtKpJIIaywhMaLMLCYVgjCFriiL+VXtIVCmyISI4jSnZIYp07M3T5WQsbr9PJLUbOeM",
 	"RJzFEqVM0QQmMANroBIlV49PlFgcjhURzWMrjq4wVWhExlwQJPQn+oy29nefBuhxd2975TTv3r07TNVU",
-	"Y2GEFanO9Vpfv57GjBHBgoi2JFEqSIz4nAhALNlH4XfwDBEhuPh20KLsEic0HsKtqmBvFTd+sSdy8qwe",
-	"S4V5jGiMtkg05SQO9FWdEKbXQGJzo96+OHm2fYCoQjiRHOH5nGAh9fkmfCIRZrFZYAn4M/zhBWETNW31",
-	"n+xXb9B10JpjgWdEOSo2p+d6X02LPXxzYsgJokAzqH6gr1craDE8gxOIl16eMRczrMxJPdlvBa0ZZXSW",
-	"zlr9XlB3iG5FZ1zUYSIXCl2QhQxQ2A7RmAukXyBM3+cOekbGOE0UCtv22g+xggMjH+YJj0mrP8aJJHYf",
-	"v6VELPKNSD2jv3SqyAygRJhe76+tfNBW0GoX/kqwVMNUZg9Lf8MUQasN/31fOZhAH9yJmW4PQGT/yGGE",
-	"hcB6sSmjv6XEPtbAvg5aUi0S/Y6GtR7sMI2pesEnTaeK9XNNrcXik53rUSokF/XrCRn5oIYRvBE6wj3X",
-	"fIOnEo2wiqbZIkuHZj5qYii/Hrb/jtu/d9tPh+33H3vB7uMn1/Wc5fgDiVK9pCaYEffCJ4PY84RfNa1G",
-	"c+FPupCfidA8/FU6G5GGU7w0ryAG76ArqqaWHcFqt3qdDttuWLH9du1l7+2uXvbJ+KXGnAaU0xJOiPQ1",
-	"RYLg+ABhNKNypr9AmMkrIiTa7+0CpY2mmE2IRIzrLU2yPRhxMN/FybhtptyAJAetBhkCrjiaE7H8AiTw",
-	"tT9hbIhgq/+4C3TFwGi3210JsTd4QurB1WuPsCQxmuMJsQfctCD9Sv16et5yel3431pLOqO/k2Xw0TMu",
-	"W81Q6gFql7T7uLimNdajpm8lEU0XM5VENF9M/XR4x7fzjGBRh+VHWJI2ZZIwSRW9JEimI4N1SMIniGt9",
-	"QIFIYmTjR9I+wqOEoDElSSybAGtebMJ0h23u714d4p8TPGuCoyJ49skI3M0P9I4X8g5T9fKsupAf+BVK",
-	"tIblpGQt+MDJpUz/RljsBGdDu0By7v77n//Pnr5laCa3m85RDzecyfrr4ROQvdJ97dbs4FoDw2qkvnjp",
-	"CEvEmSIMiB2ezxNqtLmdf0ij0uUr+LMg41a/9aedXP/eMU/lTmFQmLMIrENDpfg4l14Biz3l/Ze2FdLb",
+	"Y2GEFanO9Vpfv57GjBHBgoi2JFEqSIz4nAhALNlH4V/hGSJCcPHtoEXZJU5oPIRbVcHeKm78bE/k5Fk9",
+	"lgrzGNEYbZFoykkc6Ks6IUyvgcTmRr19cfJs+wBRhXAiOcLzOcFC6vNN+EQizGKzwBLwZ/jDC8Imatrq",
+	"P9mv3qDroDXHAs+IclRsTs/1vpoWe/jmxJATRIFmUP1AX69W0GJ4BicQL708Yy5mWJmTerLfClozyugs",
+	"nbX6vaDuEN2Kzriow0QuFLogCxmgsB2iMRdIv0CYvs8d9IyMcZooFLbttR9iBQdGPswTHpNWf4wTSew+",
+	"fk2JWOQbkXpGf+lUkRlAiTC93l9a+aCtoNUu/JVgqYapzB6W/oYpglYb/vu+cjCBPrgTM90egMj+kcMI",
+	"C4H1YlNGf02JfayBfR20pFok+h0Naz3YYRpT9YJPmk4V6+eaWovFJzvXo1RILurXEzLyQQ0jeCN0hHuu",
+	"+QZPJRphFU2zRZYOzXzUxFB+OWz/A7d/67afDtvvP/aC3cdPrus5y/EHEqV6SU0wI+6FTwax5wm/alqN",
+	"5sKfdCE/EaF5+Kt0NiINp3hpXkEM3kFXVE0tO4LVbvU6HbbdsGL77drL3ttdveyT8UuNOQ0opyWcEOlr",
+	"igTB8QHCaEblTH+BMJNXREi039sFShtNMZsQiRjXW5pkezDiYL6Lk3HbTLkBSQ5aDTIEXHE0J2L5BUjg",
+	"a3/C2BDBVv9xF+iKgdFut7sSYm/whNSDq9ceYUliNMcTYg+4aUH6lfr19Lzl9Lrwv7WWdEZ/I8vgo2dc",
+	"tpqh1APULmn3cXFNa6xHTd9KIpouZiqJaL6Y+unwjm/nGcGiDsuPsCRtyiRhkip6SZBMRwbrkIRPENf6",
+	"gAKRxMjGj6R9hEcJQWNKklg2Ada82ITpDtvc3706xD8neNYER0Xw7JMRuJsf6B0v5B2m6uVZdSHf8yuU",
+	"aA3LScla8IGTS5n+jbDYCc6GdoHk3P39X//Pnr5laCa3m85RDzecyfrr4ROQvdJ97dbs4FoDw2qkvnjp",
+	"CEvEmSIMiB2ezxNqtLmdf0qj0uUr+LMg41a/9aedXP/eMU/lTmFQmLMIrENDpfg4l14Biz3l/ee2FdLb",
 	"5tjrprOv73jyPEx2fEmYOlOC4FlpS4p8UDtEP27L7Dn5gGdzkM5Apemj3W63O2ADBi/2c7miY+XJAaNx",
-	"H/UGLMYK99HHQSt7ZUjjQav/tNsLBi1Jfhu0+r1rPdRSjaQCnzMiLkH3YQrBIrTSY1djNHaNGkZbDwMU",
-	"6uWY3/Wc2c9meebBj2evX9kndwlpt+8jA5k7w6Bs4DrwnNtrhaXWvqTCWjvFWnmFq6dvVjrXly60V6e8",
+	"H/UGLMYK99HHQSt7ZUjjQav/tNsLBi1Jfh20+r1rPdRSjaQCnzMiLkH3YQrBIrTSY1djNHaNGkZbDwMU",
+	"6uWY3/Wc2c9meebBD2evX9kndwlpt+8jA5k7w6Bs4DrwnNtrhaXWvqTCWjvFWnmFq6dvVjrXly60V6e8",
 	"Zd9IsWy72XtaabwFmLR49o6qqbPZ3AmI9KBN0NHiXADyHaJKIkaukJ67BAa3nGVbgXduuf03go8SMluy",
-	"87l54y8OAtmV1JROYZqUNPMplqiHrN5v2CDokKBvt/q/6om0LukxuCAfaZZKhUYEYYUSosXLnpYfBY40",
-	"Bmki3gpac65ppmj1WztAhq/fa+KscS3S41qz1I4GtLQMhkilJYd+q9v78dmTv3b/tvf3n77529fvun/9",
-	"+nzvl/2fd1/1NBlQWKWy1d/XpFpRBYTnZ70PAIWxGeQKUCpY/worzGe0b6HUv8zebpu3r4M1ccadRB1N",
+	"87l54y8OAtmV1JROYZqUNPMplqiHrN5v2CDokKBvt/q/6Im0LukxuCAfaZZKhUYEYYUSosXLnpYfBY40",
+	"Bmki3gpac65ppmj1WztAhq/fa+KscS3S41qz1I4GtLQMhkilJYd+q9v74dmTv3X/vvePH7/5+9fvun/7",
+	"+nzv5/2fdl/1NBlQWKWy1d/XpFpRBYTnJ70PAIWxGeQKUCpY/worzGe0b6HUv8zebpu3r4M1ccadRB1N",
 	"tlMH+lqdPj9CT/cff43slMjArkykMwvrMmwwL/k2rHYmTy/7rmTBKwxQsLatNUj+RWkga05bcxD9tjOX",
 	"tTN72dKPc8uaMYC1yxawZV+XDWa3vIlnRGnyKO+MCGUDNhAiLiaYUWlQW9qX75ABnVd5/M03A4M1bASk",
 	"3YygzojWr+50IyAE3d1W9HCnVtCr29PrVIDTQ0ojfwUIA5sQZCyInFqTolatwVqNk8Tok952wQfS9pwg",
-	"y/ZbcJjcEou1MnBnkILBGg5daxZ3dsYZkS7I3SVu51ks+63d7u6Tdnev3e2dd5/297r9brfT7Xb/bqyl",
+	"y/ZbcJjcEou1MnBnkILBGg5daxZ3dsYZkS7I3SVu51ks+63d7u6Tdnev3e2dd5/297r9brfT7Xb/Yayl",
 	"VBDpvdfbbe/1zrv6Je89zY/2SrbPPkuTxP+Nzt1vVuM4On2J5IJFraDFr5hRiPtfB625IGP6Qaskig9/",
-	"udibP/0rfgHc75JfFAaXEZ9rBePXluaQfUGwVsPg3wmVqvX+Wo/G50QoahQRf+eeWhZjRdqKgm22KDcH",
+	"vtibP/0bfgHc75JfFAaXEZ9rBeOXluaQfUGwVsPg3wmVqvX+Wo/G50QoahQRf+eeWhZjRdqKgm22KDcH",
 	"rQ/tCW874+uc6rc65+bV7FGbzubWTg16Yb81oWqajjoRn+1Yxpr9l88J04zdDgYKnw/ph7QuGteqr2WF",
-	"r3z2S7fwa74HfYyt959oL0VU/Ni0mmuHoB+r1vkcT9cCisPkWsstFVom3M2FQhlobUKQiE8YlQRIIhDI",
-	"TqvGUeDfhgcJbnc5Pf9JZRMFn4axGjgTyq/GpmIdJnawDKTeURQuT9Ba5o0pYEABhLkrho/+QSIQvxzx",
-	"NFon0P84pvoIcfLGoyrWlVQ8YueBgrUt0NMuivFCHmhtYMalQodvTobnr386fjV8efjL8Pz8xfDZ4d/O",
-	"0Nbek8fbHXQG20VOhZiSJEajBVrwVCDBE3JgEKP/FaJgjXb+ZePiyuj8Kvr991YdMd6cqm5Mvbw75hkL",
-	"eyuNhbVY5ft5cPv34fu/9O1//9xa6mFz823gYyuhaBE7VyNRXE8LtEgEB3qAQvhvqM9VTvkVQ2pKJeIs",
-	"IiAmQbxHjDhLFsY/PMVyWjr1/xjuHrSUEW4KY4nd2dd/V92/jfbZu28uj3ofnj0mz59Mfvia/vjNxYun",
+	"r3z2S7fwS74HfYyt959oL0VU/Ni0mmuHoB+r1vkcT9cCisPkWsstFVom3M2FQhlobUKQiE8YlQRIIhDI",
+	"TqvGUeDfhgcJbnc5Pf9JZRMFn4axGjgTyi/GpmIdJnawDKTeURQuT9Ba5o0pYEABhLkrho/+SSIQvxzx",
+	"NFon0P84pvoIcfLGoyrWlVQ8YueBgrUt0NMuivFCHmhtYMalQodvTobnr388fjV8efjz8Pz8xfDZ4d/P",
+	"0Nbek8fbHXQG20VOhZiSJEajBVrwVCDBE3JgEKP/FaJgjXb+ZePiyuj8Kvr9j1YdMd6cqm5Mvbw75hkL",
+	"eyuNhbVY5ft5cPu34fu/9O1//9xa6mFz823gYyuhaBE7VyNRXE8LtEgEB3qAQvhvqM9VTvkVQ2pKJeIs",
+	"IiAmQbxHjDhLFsY/PMVyWjr1/xjuHrSUEW4KY4nd2df/UN2/j/bZu28uj3ofnj0mz59Mvv+a/vDNxYun",
 	"s1fd1n/Fgv+KBQ9CLPhP4OrZLa0Lkvlc/N4tahnJds4KnCSvx2DuW2r0whPykijcug4+lqhLBqnsH+u4",
-	"NVbLRzBadQfvC9xgiuWQkQ8qk1P0D3NBLvMYGLOqX98HxmerGWHuLgXXqOIKJ8bVo/811I9lq9+9dkEm",
-	"h5GqC+p4N+VIy7ZxB71lMREIs9wZE6DQ+kGB3WXi7iOJ4LA7rTKZxnNqwq+W37Vfs8vmXd6YynmCFw2B",
+	"NVbLRzBadQfvC9xgiuWQkQ8qk1P0D3NBLvMYGLOqX94HxmerGWHuLgXXqOIKJ8bVo/811I9lq9+9dkEm",
+	"h5GqC+p4N+VIy7ZxB71lMREIs9wZE6DQ+kGB3WXi7iOJ4LA7rTKZxnNqwq+W37VfssvmXd6YynmCFw2B",
 	"MHr5jyTS2Ie2uEBkhmmyja6mxEQumBiZKyzRlaBKaU59QebK+gNU5h+UKCYJUUYSa7gYK44/A+e5fvs6",
 	"yJzFG224hCvwXuD5nQugzKFTex+KK/LioPRw/lj64i6kIrNW0LoioynnF7VBTjDiM2PsrUMarGyoRdw3",
 	"hiHzhzHBwyHJzGiUuTtjexiXOEmJRHyMGGdtSSJBFJIRTrCwruwB2zIxsBjZx1ygGZESTwiy5p7tDgqz",
@@ -34862,281 +34861,282 @@ var swaggerSpec = []string{
 	"0ORHKwuzuUIG2IGNW55yoVDEY4K2xvr6G/qJQv1TWxANGDiZJTOXbpyFYXYGgT1Cf+e1UMt20HgXX/BJ",
 	"yaCHI7tJLR130rmWF/SMjioXCacRrzOC2DqMMXrBL0mCI0+itJc7oz5fXzvnVhEhrbz/jiQRnxF0uVtE",
 	"vOJjH7us+vS+HnfMIj0sMT+409V/WUF0vxe0tOjW2u3udbqdXm+v87UGcwTRz6v1oPW9ai4+Bl7t7Xo/",
-	"WJhp8Hvet5ZMwfjtwIgnYEhuveS/0yTBO487NbqIO8sy/j738dI757CW1WRHvx6vaRUPd+VHjnhvogsY",
-	"8bp61aOEEqYQjmNBpKaTv7Sfc3GFRUxi/S8jHYhUKqf5jgWfofD89O3Z+fGz4ZvT17+cHJ8tv50lfHhI",
+	"WJhp8Hvet5ZMwfjtwIgnYEhuveS/0STBO487NbqIO8sy/j738dI757CW1WRHvx6vaRUPd+VHjnhvogsY",
+	"8bp61aOEEqYQjmNBpKaTP7efc3GFRUxi/S8jHYhUKqf5jgWfofD89O3Z+fGz4ZvT1z+fHJ8tv50lfHhI",
 	"ypSPfx+XEjYP+zYTfkp4WkPOHcqucfZn5tXrIlJ/XJcwgrzhH4ZD1sChfnm9xa1na80xFnCrsJwCVJcR",
 	"0s2EfBO8fDdivqPkdyfmz4DkVqV6L6raEk4HgLPs1EupRZZwaQHFCjAh2vK4J7Bkx0JlGk0tH6UT1qZs",
-	"GzIZQivkoC3Lt/sIo/3uXoAwEkT/UPQDwv11omVOOe38cNx6vFqJ8jvOk5d43izpZCg/4jwhmLVqwsVA",
-	"+v/3//F/I/sOmuG5R1xz5DnCczyiCc3tn7nxDbNhlBmMgR+YE7kO4JlRD+qfmfiuhodg/sqe2IB//cBy",
+	"GzIZQivkoC3Lt/sIo/3uXoAwEkT/UPQDwv11omVOOe38cNx6vFqJ8q+cJy/xvFnSyVB+xHlCMGvVhIuB",
+	"9P/7//F/I/sOmuG5R1xz5DnCczyiCc3tn7nxDbNhlBmMgR+YE7kO4JlRD+qfmfiuhodg/sqe2IB//cBy",
 	"+8pHY4KVFjwBI+UQxzPK8qc5q80tbGBVCzxr2/ugJTiEjlxScgUk5YrGE2KS4PR7Q/sgs46W7GoFaCy7",
 	"Du4AK2Da4CMPfht85QC7wSc5yNf8yD+LNT8pHFBtIsJ4TCII6PVeDZDkwqqf68vu5pBXe7BP9XvXBSRY",
-	"azcligbTFXcY+KjinUsB3gXUKB55viYP2O9rr66MORdHOElGOLpY6dXxr7YJ9vpmvId3R73IMiL9099n",
+	"azcligbTFXcY+KjinUsB3gXUKB55viYP2O9rr66MORdHOElGOLpY6dXxr7YJ9vpmvId3R73IMiL90z9m",
 	"Ty9rjMrwfikcev+b1S4OZZHLd43sfrM6jtqHMUzuxqoFRM7KatFrjieUTazGrLVprTEvkGEjSJOKqn0m",
 	"Z0J15LbAhspTvsFSah4SuuwfF9msvzKZDwdI8y6ElbXIxBtoY/7cQb7OOsDkQaFriwXZJ2fpbIbFokY4",
-	"mAg8n666MN/DS1pUZvNUDWNsDmcj3Z3xmAyzSOH15ZFXPCZePGyVSPBU+YuqYgzk0IQu7rutXwyRXs4j",
-	"iczHIBboA+pUpZx8x8WpqjtaJQrVKbt6w2CXa9YGe7ugDeZv6nllq7+rf2OXRJj4Ml+DTo1uOtTQ/bpr",
-	"I0PdUyMduVG6hq/C1/u79g+XEQ3+NcNObf6THUMjqgs3dXJdbCK/Szhi1ezDGIMxxsalYpbipAaEGqGt",
-	"KAe0ZA3wdB/3NHgKey5veYpZDOICT5V1HLqFtvofHXKCnq0EnUyIGPbc6hI8IonWjWHNyD53T+2B21/b",
-	"2cYMpgCS21lKkLBfrGEGyN8cLYy1wwipQ61tZj5JhcU6YMosABlkYYaURcYLbMSw95VbNeLxwpALQhRE",
-	"nrZ+IEnCkd1OHiPm6Wy73e510PotJela1g4lFkM+znZ0QefzAp6uscdu8x7BP5BfnTJUq+H8m7DgwhUq",
-	"XoALsrjiQqMWkXNBpORohqMpZUS2qoJpNtCGuTmbkObadIJHEsEIaOvf/9f/u/v4CfqJfrcdoGhKogsS",
-	"IzzBlEnD4SzoHkkUwifPgRWHtRpJRjc+VrQal46puJ7/ANmkHpO+z8WF5vIRny86q9OSCvZNC8GlLNQI",
-	"GZ9Nx67hy59F187WcWyo5ccGSbEaq2KcErXPMlq6tuXFyoRu0HyIpWf40i7OaeYZ7XUeHn9EDfk4TYgj",
-	"NBpXiVS1Ons2AwSvb0QGgCL7HLYqfZt3qk4AIoiVK68gvQeonTxAeASJUDOCmTRGDzt06Jsl/Cktpazd",
-	"240FuOtlR5Gba9x6DNHX0E4ZM2dvk5N8UablpBGjNUUkSRrsKJUbU8HV2/hgi2LGg4xvqIh/H2t4QEUe",
-	"3NAV7ctQm31KHAHhjFhaapcHr2iCuRZBNIToWg9ZlFPrtruMWTa8nUu2jQN6LGvJhn0JuE6pXHtZM0vG",
-	"1gLPS0tSPJnqYXkMnAy3GfaUZL26o/GFv4cZgLSWo6JMMq9Lkmnd1oui6i2CLaiLUxzm/8oLWxTvh0VM",
-	"z6lRWEYlUKNMejxkKFwWRyp8HC6cbokaF6lSEVpVqliiGmXMqpMnntskPl9RF9GUXhZiPteNXXWclcQQ",
-	"iASSlznZX99XLPvfa2XK5KdGqVR85pKqsBymbJ6OEiqnJB7a8h4FVVsrGiUP94grJztFPGUmPb4Y45oN",
-	"WdLnc7LY8/SnWOAxhKQRPPPMC8bquRoWeaKmMfXL1IEEnmTOgmwtvaCllwEejEWr35oLemnT/kq83j+g",
-	"h8muH2jgrsPPtax9BWxd5gFuRNhbccbGsFYfxesI5qZhr9Vb8XG503qZDLEeH9BUx2MB7oJtxjb9i/iQ",
-	"kKx48VeBIc/+LhkMqrD1qcMaA+dvLwvp9bHcY3feXPkBFcJ9PV6Zc9EqMjVfjwImBwWqVoof9k7a3uEC",
-	"lJv42m0yhCSCrFIIbbFFKvsoNOAJEbCGAIU5lEJkybUtvRGi8OPAML8BUP2BYYrwx3XYGTA7WB9lkAmz",
-	"f8rMPNTzYlnBWWFsUtIEI/qlEppZb/4w4mxMJ8ZM6Sy7Z6AtZyAs2XItxSoYhudcUofeH4DNLlr9bq4i",
-	"G25u1Jj1WH4NK69wvdvQ7mLpo26wRjbBRtWSNqF77wRVpJb4VSuH6gtrop0LqEYlCvV34QHgBVzKLCsN",
-	"2wR1lLIEMryzFG79HWYIQg401NcwsdYS3jujQ6Vyi8Xb+yw1Wd2bXmCIXePzhY0bzy2rg1ZYrp+Dto74",
-	"fLEdDlqlZK0qQqIt8mFOBJ0Rprar2HkjtLlu2PoLKiEGqCbE4EhTS5nXBoMaJP4ZR5ghSQjaohPGodAU",
-	"oIiaEoHGNFFEmGJT9SLlmjKDEY03lC/WfN8mNazxbjmYHj70JwwyGT7bXxO2vTEfbYhr76ia8lSh0JLr",
-	"MKjY7yFlkOG5nHKVlY/VBNBReMzinAWU0DATB/YqCOdJCptWXqwFQGPMmQOdSX4kysR6jhawU/sQmRBB",
-	"3yTrIO+fRs0p5BQUFtFo3vyvynNTlec/WIupMgZ3E02k5FzwOAXMdV49iUTKOquidnMFqCTecCJROtci",
-	"ownLmeu1QIC0gabh1yZo1hXSdbW5/qtL1elSyw4zwYpIlZ9pXvj0v7pTne7UxPss1f1MiZU+3a+Jb5JO",
-	"Dlo1Ri40PdCMTL3It1mI6gZSxiGaY6EoTpA5zAOQ4o1j1EIexIyU2Yy8AIX6ZocoSqAsPTb/gLKxnJEO",
-	"Cj9eh3Vlk5dLwCaH6D9NK/ssWlLtPbWmImIrS91UVgXzRJBpD49kRV61YS+dtS0M769vgxgr9ksrZSEz",
-	"Y3oW/RtjNkkom7T14rzQhz6sFg1apDdoIYXFhCijLqXsgvErBpGQaNBiTwetYuVHvYEd2OtOd8d8qYm8",
-	"ZuzGPm/LL+YG/SyIv0gN7WI3IIf5xk/0x3Vk0U5ZyUbTSzAWA8z0WcqUQMFMt24UwrL9cKVMrCuRTTNF",
-	"4DbwfuUpmcXeTRhNdhB1SVHZGeQRF86tdoUFBFy8XxWJ7SYIqvE32fiNW86lkhsUeHHvQeTdZj4z44Gi",
-	"cugp1fayW3r9ncm71hg+5fpgFijCszmmE1/Y6O9+MbVWfGhtGM9xL86eIvBrA+qbVJ4lxv3y1csEwFpJ",
-	"04NJSdorrM6CYAUW38hK/gKPSCKziK1MBN+iCsXcCBVIEEjdcoxmO28AA78PWnYFrqy160BVL4ksw+wq",
-	"92mUNB5vLGj0bmzHs/trtGr8Ae/cH/AavV/rdD+j9lRCsy+kQE1J6q0aHq1DLex7Tg6oJxLPKJMH1gXS",
-	"Nx24FDT2g8K8iI/NsyGNwwMUwklGYd/aZKY8iYnQL2UZlb7d0kVdGB3AqeVRo8nynQm3PYQeggaXC6X+",
-	"8t4ANkEkiy+xQaI1Zfv8b9ayft0w+qqEGIWJs0Gb0N9tHBpaNHTxGfF4kXWMqstBMnY4wmISu4YZJeov",
-	"SESMZ8LlsnqTP+ditiqS1xuLi9jaFFu93b19P1lijmncul6+1R/PXr+qCeVnC6SfoJhH6YwwBW3hRkSr",
-	"zbKcMQAAKe0wX5VeVGVNxTX8RBYlFLPx3sNUJK1+a6rUXPZ3NDnv2JeA7NuS9fZlaWrX7/xysfvvf/6r",
-	"ioKFMZtKI9qTEejt6YuDYk+wC7JAUvF5rlpiBdUSO61Vcrk/9QrUOwfy5PfwAFAiDUYEwGu6s56yX41F",
-	"F6aLRFjrl3fCzAFUnIL3wNMRotxMJxFVy10hdcTke5eKuH7yyiE6JThSSO/JRAd00Os5Ycjc+H6m5L49",
-	"ga580GfU1qrUlBRchCTuIEhcZhPKyCOr/csB2zJ1NhGNZYBAO0Ejoq4IYYh8oBI2D5pKgBhH0SJK9D81",
-	"8UfQ9Upu2243aH93F4W2YUMb1hnWFVOyGtCanA/gdazV/Rr1OIsnXX+oVza4uKJpU3LlxKmVg/zsXq64",
-	"um1EptljHWLn+1mBAyVxId44JzloGQ9EvXINj36wKYPLRDhrE6nNZIdHqweps63btWXjN8LqlbUrrA+r",
-	"tTVCPfQzDOKZBfCSroVP9q9rK9r6YTIrZ3zjXvbq0dU1J2UxEUTYinipTHGSLFBogmnC7QN3pZ1/1lzq",
-	"1VSXLtUWizDZCORZxNFm6dI2OGnjOsScDbNcjKxmieJzE6KtKEs1Zo0EZtG0lgoLl/S0Fo6YFKmlR6Yv",
-	"PmhliMbekSB5RVWkeYVxm5faEG5SUwCeLj22FZlcdec2wtEFH49tLkzWZexJuStgt1snj5IPBmTURHJU",
-	"lbsZ/jC0mc7FCR5vHr1QvD8b7fJDUe/m6SjxlG7jT9RTLNZ6r3QuH1r6w8aD+dnjK59rxUHrd27y8W62",
-	"Oft93R5f8Allb09fVBQiUySWMkAmPWhMBYnUMBW0IL/Oi/JrqqY7kSsPUqrxEbSKwq+UvPAx1HHc4TCG",
-	"/j8u6O/kfzEFzoY0/haPokHa7e4+cRoKJLZ/G/GYuN/zRX4Ls/zP3uH/7D7/n93npYXqX1I1/Z/d526x",
-	"ZgSonPstnxNG47/MBR/ThPwFypna53o/3+rdmL8jcO9OcZIQNiHf/m32fFH3YGia2X97tvv4SauxADxl",
-	"Sxp7T7VIiBX8/0IiENLqfejFo/q4pERKaSrKJgmUYu2gnwiZa/2oUM+RMiQJlJw5U1zgCdkG8TQWfA5u",
-	"DAdKdDXl0i03puOxDR+tLKRRb7F1ZlCGBVp5QVvuT9OqCApOQrufNz8dHSMN222kOJLEFTcV/EoSgRRf",
-	"zVn1Ukqgc4AK/AOqu0MvG3iKCfWzPd5A8cpr9kBP8khJeFjSNPU26xsQdJ+Ap6JUYr6u1Lsr7z609edz",
-	"W6QtNnsdtPAlVlgY7bExgWgXZvymOCPcCD1cjP9X71bBNrT8hRMvE8em9VA5xFBxyVFMqC9tarfmKUx5",
-	"/Qm/qGZdva1SjS0SU1MGz5qUrMlrvTSgau6OPYJl4sVLcqjfKgFymSj+YAvlm+OsIRWF41xqKF67jmWO",
-	"BnUSRwkpHmQMYaPJ+3ZVxwyxLdb4pkoic73Rv//P/y+3sD6S0Mlk+34rleVXydPQ14kNLs37MMPW6nQr",
-	"H9/dvcjcEt41D1wZthydPXCV0XhZnkyxjhvQnXoec2hJ0i2bx3zyTgfVW5Dh96MMubcyxgRxy2vh9a9Z",
-	"p5nc1uGVVlg+L41r59zEiaZW1XN/v5ZK6K3a69zgnWsdOkC9sTsrh7K80knj/H6pN1982bA01tNupTTW",
-	"3tONamO1jHjd6re+Pz6vqBllG7vBq0I9Lf1qtZjWD+fnb1w721IpLRNI39bfFepouQpUmdOtXLBi75ul",
-	"ZajuvWhWRdBxh1VfqePBVxz5fNVA8it4beLynRW1SniMIcuEYYA3jfOL5eW21xen3BWos0JKnlySGBnj",
-	"ntVDTM8GiQSJTW+R2mpI5QyAzNBX/7ixMHZ+M2q6VGTwMAH+WgLK8FUrck/20U/0O612JlQqaTcQZu+E",
-	"251W+c5sWNJj3Xodn5p7ruUoLhBhLyg2v/MfVwUPmjB5e/r+YRbO3Quad/Rik2oYBkczZMiLa9g7UzxC",
-	"fwMrWU+1plNeyqm2gJMttVGs9LS0qJOeL2vd4peqVmTCxaLVb2k5L4IJE01QWn8aP35KuiMIZJkL4tPf",
-	"ShYkvsi8zylBtmorvGqphqYT8YLhGY2GBoAyU6wjGGNCVduaym0WMCyoHXFmzJWtPIv4yPvNFk/MW/BW",
-	"QJ3N9+vHnAPrhXojnguIfPVegNV7b0CwK8St+Kzn1zJJ8L54DX0rAEWsPSDbi8NOPs9rcbrPjn9LMdSz",
-	"hyY2rX6LmB/01DnSW1cGmc2TwsG4gyeJC7MxkMkzlXo1FbodEqy+qRqHjuz7J88Me014feisjzcra6/X",
-	"fV9GmErUjl05JTJEW5i2owRLSceLbag9H2EJDwwiGR/ItgnwMccsEaQbQCsJyGoFFrOCp0UNq21gPM08",
-	"p4K5GzmtPKCsXdtXH95rQ75q9NuGyLB1BrXrrc+pKeHfykA6oOGOZGe4aSHv8K2SD1WcpYB8ha3lkKsi",
-	"WPlMmgi3fwnqVJemC0Hjm12xJhxaCjhYxTo7MO3FHefJi+5i6rfjcOzBeS2Wchk39AsqVTmdwuoUH3NG",
-	"0+uOnn7TaxWLPxSIs0mXNCLqbQIYK4d30/DFfKtLtnhXq72DVb7OqGxxQc3UyXKfVThnXnNntXQJmRBd",
-	"LhhfDNxYg3aW1pAJYKsXkRGqyjJs4Qajzq7iTBrgw3uil81HMsN+w9DcrTqjrPb35l6l883rwntYVFcY",
-	"3ow4XBLrM09wREw8bEPbU3eidbKCJ+nUPi5ZsRT5YKqpfVBYEAx5NiARBa1Zmijazv604Aqy0YLWBVm0",
-	"HV7/Q3JT+wbqSbtQbviP1nN+58wU7tO7aNvmKVln4qVYa82xjl5nXY7sG2UGlwOgDr+zEO9N+jjM8YQs",
-	"6eLAbMRjFdp5dHbd03nRPOfnzecB2x+XFeMo7gB6b6MZVtFU78Ks3VQXCZAkWERTRFmUpLHJIly37IcL",
-	"EC/PFxGabMEbaAdlS94+QF2T66Y1x0VngxIhJtEr33xx/iAHtgfZ2kPOjOxHU7JZ35I612PWUQX+si1V",
-	"qjyr5A7KCMaGwVJ5y/XHSzuuV1LnvOnXAMopkYaKl9ML/L6CFj7VloM5cBrBUR6rct+0Bgx4wjgjiEpk",
-	"p6lLgmxYw/o9NyucUBbbSNYNvxyKJ2zMa0qiRM1a2gpe2ciFXEO31QzeksrsA08s9WdfvrGlsmjWPNN2",
-	"HCpXx8KxKX6U6/J+P/p8J6b/1q3l1NJx3Fz+eyP4KCE1RdBPnx+hp/uPv0Zz8wayffSqrCAmc8JiwqKG",
-	"vskpw5eYJpDvn7+Lth5397Zr42XMTA3W1CvCFLoSnE0CRBniqUD8iqErLuL66Ju8MHRxtNf68ikyQ3Mi",
-	"kA0Ht82DubDV7SDZuOCkW3ooBlLQgsGazKuCkAtWb3Tf0dilqGRx7YJfoa397lMU4kRj1KINj2S4vSY7",
-	"o0wqzKLGOF7w/aA5NjE6VdJc27a3RozInvs1wBIcXUi9/j0UjrkY0TgmLKw/ekHGRBAWkaaWz1LRJEH5",
-	"ayZPx14vCyTK2qkk4famB3fqRq0NKig04GwGIjXtgqkBQfhL29ZHaJ88C5FxiTXsXInFMGuY2xAex9EV",
-	"hnweyD6FbzSCbO3vPg1Q6ULVZmRVFw7uP/NC/ceKqiaPz5h+IDGCFxzSyiSdLO1rXrLQpYL1rY+gb0lN",
-	"32Tg6pFMEm4xR6lV9wnjqj3mKYtb63qjYVeVPqEt77Ks7A9avfCNbuoa2IGtHpK12meAiMi2pwlQOMOJ",
-	"vtYkbmv9IoSeWNgnShAWuIJ6LitjUM4aQ5reP3na7SH7Um70HPF4gQTnpjNX+Ked31IiFjvl6oVhoJ9p",
-	"GtLwyCB/9WHxcE2lC0hQ2dnboavPMy+dkJ0gAH3JgeUXvXJea3skG3yB9cjWgD+nprPpuhVUCnmI8KWN",
-	"wOi3rpQY7v222/766vjNont+8fbpX3t/G+3Pznf5Xy/+Lr75hT2Ofh49+UH2XsRvxodVa25pwGKSem93",
-	"sxyA4mD1OzcU+01Rqq10K/cS0/OkM9P1MwOK7edpoy1BiDP/Nk07zb9dN06vJ2pxWL+hqB1a/+SPlzcC",
-	"zf/2x62R8+r7dssNW4nm3VGr+kGxEWr988RKtvVPXW/T+qd5G9Pq8/UFdE8yv1kPT2s5cfCrxSmekHrl",
-	"ZKUfyXS5HzaXB7QP1o0ozAWhZUUF70alc8UE/D2UbUPF6LvK6pqguVQjqmpAbc6SRXkp/dbPri2w/Ttr",
-	"E1yFUm9ZDPStlaYMQW6uLp0RpSXyCrFKFR9OMYv5eDzkzPQXHwoyTxaONMArNlbFiHnDKU+F6aY34mo4",
-	"tmkFw7xa1BkXYhEgyWcEiqJ5yk8HHTIE06ArIxHPkwWSUy5UAranQg8QQficMDfh7n7grNlDTIczHpMs",
-	"NN79nmA2SW3NKqNGm98zm2a/dZzqs9h5gwWVNo6OsIneVzrDDgYKTzJ6ysXE4cRhNCPoLJ1D/AgQEqKG",
-	"GgqwWACSA5wkLAYaMYQUb0jRsgPePOq9+bRqRCN4/khaGOsPpfMGZyA2NZA9mUnl9WX0PuqNO81IUb1f",
-	"8FJhTolonBCkplSihLPJAeqiLT27PaxtRCXi43G9WF+Pc1XNQ2MYVPDSm3okwcwBwmu9ur0E76ptB+20",
-	"EPEEGhOVaIbZAsEXWqUA4EAMDDKDVUGfA3p3v36rVWSvE8hdZW54Rc99eGIyyiH9J9zBdOer8MAVM7Q9",
-	"4A5Phs+Onx++fXE+fPn62fGLcHlwQPV6VYHy3dEbtP81cq8ghSf5FkPCwgaxv3xBazD55PDVIdJvoN+h",
-	"8mI26tvzo/phl9zqGlSJLUnSN4US6OgraUzQSzfKI4l299v6dNEVZTG/yrOGfnj78vDV8PD741fnxS3D",
-	"Za+/PzlFqTcf1hCV+osFRSGKF3pCL6F2AoJcL8U3udd1NOtjfWuHZdv7IhIKsjOowcEahK+5jcFSitxw",
-	"kA0EbBkBWkJva49sGfavLGXrJIVPU2PVkKjVdVSbGc7+N6uZ/Kac9DYMr4tUKphE+osZVjTyWYFlalme",
-	"9jdfP/HzwLub8Luim2q1n2opg9toRavZ0iGKsMIJn6TEsiUao63w++NzpNkR/CTD7YwppZI08aR1vHF3",
-	"yLECJNNoCs36CQvBcDRX7e9Oy2vZexwUqlng9u/vP+4Ge9db7byyhf7lm+vtr/58R4zPW5yP32HRmo4Z",
-	"bqvfq9UQNuORy5nWhhWEm1jauhyoJky6QrjOCZ7dsJZoqforFVK1EygvYSR9NOYCGYh3bDTXrgbfbESE",
-	"pwLaymmgZTan4Np827pM2uv32e9Wx0DHL48PWzfWGL74dgrrd0AtHMbHxjfW17o1Pr0kLuSoUhqpSXr7",
-	"cpIpay0uBTguS4x04HzfcBU373+/4S2suyifv4LpWo2ZPNSqZow2JnvftlvIEhwwky5fqjwjmxZLPyUQ",
-	"Gye9upJZWJZ38KmEyn2acH4dPK1ay/Lny/KclxW8KUbpdEvXOWiZGm32BVchsVB/wi2hCUafqXCpnvoL",
-	"q1jqL/mLqeX7ORjWfziLabppd6SYrqF0VorGP8AC2ef8grBTl7pQdkVGRMrM10oWP05H30f0Nf3x5O3v",
-	"J71X9ESesNPH0dHJk5PZ8+5Pu/O9+OjHpx2y1+1IOilW1un3vjGFpoyLtFiBar/w7KbOXZdqbzf5HcEC",
-	"/C2Qub+88A4Iw72GwjvGQ5AXH7B/m1lg8E9Rbae1N96NeuQpbu+Pvo7b+1GPtJ/i3VG7F+3Ge2R//Bg/",
-	"GbXWrsezTJ9Zv0pP5tC8+5o9NT5kHx1rq9msLrSVMkUT0zQPhjMVI5D9tKniVhVnPy55L1thUwGuA0Rw",
-	"NEX2fSSINflAQV8wUJ+SVBrbrJwTpvSPSJBL7tJJbaGu+oAj7xLkgf/2NtQlJ7n7sbwaUkUeKJxHYdrC",
-	"UZThUgtPu4g6mv3Wrs4nTH/4u7bkBu3eouzVf0ohq+aSczIFxDpAerOgEWJ9IwWaC9KeC246wuWlW49e",
-	"nKCrKYfuPYwrJOlEP6UMLYi6qyIPf+CaWf+tSfXQalI10dhnUBqRi8UxU7XNX9ckHrdvSno3OLBEnyhA",
-	"NZttJWA+k45eczifWlWvY7lL7NAlfnW9WtPvlTT93rUF/meE+ZdiEMnIZ22qhwtPpx+gpKAM0JROpkQq",
-	"NKZCFjokyHROxBAau+hLYv87wwybtPNMGski2UpCW36F3ZrWVLb9CF8j+bhZqwG7GzGUcjim/rHunr+j",
-	"sa2iX7KmMjxKSI1M8QNPYolwklgAz+ojGZqKLjXHbpjF3jTtrTE+23bCrMMSuxW2cLjiFuFXsVyjU6FP",
-	"Ya0a4OYMMkA2bLH5TJbGYmbHY8RuEN21Jjq8LMVeQm+OLCCzHsrl+rpmPdlIGfzAvnvbmEyLcDclMeDp",
-	"jFJB1QJyKGy5eNDxXCXJsgXrHVb49YwWFd+tH9+dB+iHs93HTwITxqcl3DZliAunoG6bNAyvcinaCq8U",
-	"H/77n/8y2UawK8ANZ3Ox64UKeiD3UBuhXBXN3br06NSot1rdjThTAkcqa3eivHdHOLogLDYVVK/ISC+d",
-	"KQjEYjHY6hgRsjNgxzahW03RiGgkoBIJkmCo0mqDmyQRtoEOCm2LnrAzYAP2pz8hDUzCFI0g7mHAzjTU",
-	"SYw41DCCYESFLwgKD/3i1X1k1G3bUw9gZrM++gPWRl99pUmU/OorgLZJmhI8nUydntJHJtghMn+awuum",
-	"gHoqktAGaYEZo1hDG8LK8IAhJMHc0E4lQSFUug4BNm9+OjreNo2CMpjNuVQuo0ylQis4YcRj+4X7WnE9",
-	"bPjm9Vl5Ya4yuHnfdiSSkKNYRDbAMwQot9dFM8pSRaRWtVzkpp4BuotlxpEc34TBN9Osqm4Z9pMQCa5X",
-	"LPMO8KkkHQP3NxY1vvpK/5hjtPRRGlnZ2VakM1PhOW2bV8MDhO26shrfGhEB6nk1X42arppvlAoBAYI8",
-	"MStxfYCdXroVk0uS8PmMMLUd6MvGbZUsDSYlsxmzuMGjFyd9OBCrboAaK+3SUbsNmgQqmDlQuw0tS7Sw",
-	"1m7rtSDD000jYlYYzkzXboN2XBjGXI5jHE3zawC9UGSpDDqiCjFCYkgLDD+08ydhsfR86OXdh9sHA6Zf",
-	"Ng3j/Jumx4IuR4LEpq+FQdAPbZxfUxKHmn7YtzVbMymu+UcddDhgNrdTUzaXBFsYVl5paO53ewHCLlPd",
-	"31r+xh6cyYCF1XTRsIPewDb8XWBBkNB6KPRnMmwWmTYICMex0PdlKzzFirzQL7S/CgfM1hQ9QPu7Ty1W",
-	"QjuR9uFYERFuO3IF2XjSkT1IAdYUL8TzeWJp2I5NHfwLZNihLZfwvN1HoabaIXywVnpiMGChySMMHeX2",
-	"sioDFJrMtBCRD/MEUxfDjCUJUJjnGIamhoVFn2Lq6IC5uko2iTQwR26ym399H5rikcagWsxmNqTQdIVz",
-	"yX1b4Y5GVEgsHLAspy+TtkMwCc2xwDOiiJCmBYJamrYI8VRALt0pvMETygDYpvg3WHJZbGtyDNgbV1/E",
-	"MQ89v74Smv/2zJyht6atnmZVvW43yIK1dx9vW2KrCfaAhR9BVAgQ6AcBlOcI8iId9nejNwTI6STmX1oZ",
-	"uQaiBoVP5lgq2yMn1sdqynroo+ZCwUFjFPHZDLcl0ZDSKKw3o8VHnCT8isTQ5ywwh2Iq4ECHpLkgJnPW",
-	"YHDbQFtLBITFlE1gEoCRmwZL0qZMEiYpcGyZjoxEa1DGAfyIM0Nho8WAaVlPoggLsdB0NDw+x5MQbYWD",
-	"ljAYLIix8rlOt+F2B0EQtwt61gd6Mm6/1FNoYmKdfiYg3lZSA8RUXBCpAScVTgiC2jg5ZejtwgdlJyH0",
-	"XEtoRKzHjQLRGVNoeP7y5DyXWvUfWtJz3u7W6xmjejhGEmS6TRGBCJvgCZmZlBg1RYcn7Tm/IlpKgdIM",
-	"nSzrt9/yZC2/EXWr1+l2uqZeEdisWv3WXqfX6UJ5FjUF6dLjgPpPqy819cV4BMzPMtfAOi9iQ5ldURor",
-	"roT24RArfRSvNM+2ghkUs+1AQUhLP0+gAiaV6nBOz81i9BrdhW00EeSvgJWgsf5v6b0zrYKv8a5bzRm0",
-	"nXufl4MDWO12u00KQfZeNoRdnld4a8WHrpaFrxUAHHx94Fcww+SopPUqNFt4EhA0e5uAIuSdNFiQ/QII",
-	"xtFj1CTTX03VaRtaqKYRsWKEpaogevWbhGUnf3XQiSpKVr5YtdBipZWnBkwLMY9kud8CwijBmt7HZMat",
-	"eCKEJgtUmT6LBrU0lXH5Nxmf4SxZmEtaRDojWblTyrPkv7NFwSOQpk2Mk8duoVBW/2MrL2e5TC90w9vw",
-	"t5LJ2GbxlnCrd0+zx2b66g233Svy0wFg6mua1z5vHeFoStpHWovjSdPE9v0deNm9C32rzPpXfZe9dx20",
-	"fLlh1Xe/2FdPnpk97nefbnDPgtb+7u5G79/vXTbHVdDQN7vMmRv/Q3suKIvoHCcya3oAHSI96r/zkcbX",
-	"5s67/OtyYbL6vrNGCIIGV5qCZ4KAR/+rtN5MUrh2Bezfr8ttgvFKCHkb/Ljf8zPrBasHH9+GKNsDuQ7q",
-	"ubNnD65h0miLlTjvdvU0JkQ1H0X3zgnRUgr0xZzv90TdweFmHHcjYcdBUu/0PdzjNKaqnfBJsxR3qPmr",
-	"5CIX6/U3iDAlKDQaJleZAwFtjRYopHEYoKspjaZozBMQwEMeAZd2Yt2xV55wwBw/1simZzlAoalxYCV/",
-	"oyoYKR9tgX2gk+uJ5m9DtcLA/mnNBwH69z//pRXiUGs4Q7OTEPQBqkV4NKZsQoSmc8rdBrMq2UfCxt1Q",
-	"K0ub9nZatLaveHp/d8CwyuvC2Ik66NiACfT8CzJXKDx8++zkfHh6fH786vzk9avhs8O/nYVoa++JVeIi",
-	"zBhXaESQS2uz5sABU6axTQedknEqcWLNByTiQgvQWKEZl466WosaGBQyOg4zZJd4wLbCHLc6MWGU6LPL",
-	"TGXlclVIS25VA4XRPbE0I+JUTTvG92z0ZLBI1IvtGpVeaOzbFJOPAMDrCONgN4EXi3jtTsY0MMSRMtYR",
-	"EP/AzLWFE8mRgsdXgipFGEpZTIS7vvo49JuPpHeNTcEtPQFgQq6/wQxDG/ud1eLeOPp8yUYKa4R9ZMtq",
-	"XJRrYHTHazoEayhkKYKzwP5hLnKAKua+jsmO09DpaCl+aHE/XAJNv6T56vDXUn5dt/102Hn/lz/XVVaq",
-	"02MvKItdKn4qIlKzB0179Ab0fxXBM/3fDL76D2mzYRs35QZ3gXO1e3u8ztY22JmbFBplrVzZ3aKJnp+n",
-	"KuIz0jRzVppsTVlBUxTXH6X5roDbwPEkkEgFgkxcc29M9TNl7KF7e3tPA+sSHUsrCNUt1bY0qYFOc6TR",
-	"2mu01e5usTzFN1/c+/sU6yzxNyaOqmh3iEbA8Msixxcj6YFVxSw94RO3fF/O089qRDz43Yp4RSkt07Ya",
-	"RfocVIt6gd1CvfUJTrZJYC+t8YsR2zUjKxznYsPD3Fhet4DM5PVaTytEqtRa3o44k6lzxTnX7ZaWD7cD",
-	"RD44Y7QpJhMTTQidDzJzLYJd27iK0SURYJvWEt+AuQ7K6O3pSeCeSTfCI4lOwcNrDUQzPLduZZ6QwLom",
-	"JQLFgl3ITJoyPh2o7ygHrOI2rnEId9Bpgwft5E2d5Ok2fmR6H96H5c7C4Mid0FqmuzXMwtbIDUaq3mZG",
-	"qu7ehu/frxHs8Ybrue3tLlzm55RROUU4jwQ3cS6F62y6szrfc57K2RCH0UiVjyym46YoDFy6XFugKJpA",
-	"lDaUDtKy5uvDt+c/DM/OD8+Ph+fnL4Znx0evXz0723Z30aSNqKaO6h0U+h3PQzRLJWiZVpk5Ojx79vr1",
-	"6fD0+NnJ6fHR+fDt6ckZ2rJgH7Dw4/PT16/Oj189G749fXFdivXY3vQOToima5S9FUlV9yuXPCbCi9kn",
-	"rvKYa/muF3Dg62SmQRVE5vgkSjYLt8VO8HVS9253/5tVGXX3KSwZYJ2+aGapfuQPUFAlwfdO7tIUfyuz",
-	"+pdEIc4UFuquCAS3HX1qefRplslFZZXVQUjblCdZlhfaMqYZ28zYBWkadjjGM5ostoPMxs7ZgJn3oRpZ",
-	"hGstMWaF6xjTz0zGC0/VFyO46SUjs7/q0RVChVzk6BK/R+FkTdjuCtc32sJWrCmFTT6yAWHbuajlOS4R",
-	"9byetYL8S3KfIvxL0kRpzLYeClG5X9x5N+UIz9DJurhTxRF7M5uv/9k8Y2jFKMc8oEdCKqjzy0A8I+Vs",
-	"2/iuIXAPpIjIBMUo8P6BXRjHA4YnmLIOOiyNnkoSI3VFozyVtEJqQEXQooipTDlgp8fPT4/PfhieHr89",
-	"Ox5+f3p4dOzEEE2J9ABudWhrv9vTIgdM2oZsAkliMC9raSZyQToKKTyS250B20yAsCNnUR/3IcWXSpN/",
-	"eUL8nbLEU4dAzuUm1+OGxDXw3cDHJFKGzMwVH1NgqsyCpyZxXiNLayPMAO076Ln10ER8NqKMHAwYdnNw",
-	"lizAGS1zyuscOlShKyyN9hlrRG3yXBznm/oUrotac2PCr+7YHntK5gQrPEqIqV4xT6Bzg02oWM86u1bG",
-	"Q00r67yozpM1SuoELakWpgUxF7NGGM2Mir/edc8W9VJ/VQOecEZClGcJN5vLbXdOEg9Hi8L0nql+a0b+",
-	"91977afvf4Xift2g98319lpW+9OUSfRbStI60zVkqt6vgdqf3zdLL5v6oRmfs7M2t3ENG7RI2RdmeiY+",
-	"jXKE2vuxaqvMHvah1UBjRN9f9eFLhIFOx6nAo2ShBd1YEw8sCTRrMqaNf/ARtKhiBCmBmTSOO+PqvsJa",
-	"ZEjnSHEU6j+GM2nCgKkaMMURZPUoKLxtPe0ZxdYzYyDYUmEWSyMNQV1uZ9nQnAAaboFb3XaIP0Ah9Kgf",
-	"6rWGA0YliqYkutB3SYtKNtzZ3uBH0r4O7W1k2EGA/PoNF84U8fkCpSzReltog2ghbmFCLwlrjh3MMHBj",
-	"BvIOU/XyLGt1ftdST341Ng07XI7IpXHjm1gN93efPqBQu1ONg4Bz614wSG1x3VpK0tGOVMKWHW1QFfDM",
-	"NiIykeQkupAQnm5ykvKRwoPsvoSKfFA75JIw1Tbjh4U79EgieCgh32/AwmwUG1EThy4zTumNMJyYD9BW",
-	"CP/thwEKady32W2S/Ja3O9JXzD348ez1K/vkQOsFSiz6aLfb7YYDBnLdAcIo7KM5ZZMQUgr0JMZ20XuM",
-	"5HYHHSUc4nGMV0LvBcXcxNJryS8iidtV3a0zX/i37sFcnjV0hmMN6zODIH+ge2ODQOEsNS8wuHgnt2lV",
-	"XOoz+F0izDSbITFwlCyKmfHYRVaZ+CazMlCktW4CHfisyp1HgT1tilgtot0qK5tZ2l2GrG7qzbnf8zf7",
-	"A8h7cNlQQlkR3npuZYTaEw0QFzEkxYwWWn4QqqP5PCSifAsN5kKEY2uWIR9wpGzbOYjJEFgTGNOpXRpt",
-	"9Mk++ol+B2YXJVIGJiG0FWb/7kOfBChS/v3xOfr3P/9lu7t91P8ZZrsa0vg6hPpCakpmxhzT4D5ZIj/U",
-	"CeB2dwUp3NV6gL3V9eL+JBJ4k6FR0/EvLDrgFuh8swCBDIhZhECJAu4Yxmh0z5uP3JzaY/VALkCah0at",
-	"KdPir5k4sToqi8iB0RcYJNqaps+SThg27zhfBxcXRNiMAa0FbFHWHid0MlUmnVS/eHgCBh8T/opHXCgS",
-	"b3fQ4Sod4aBI7H26XSemwwaWUO7dT3oXitrOH5U1HBk57nZ3yeJ8nUSwYyWMJkvkmfW6W+FTC8Z8bJbj",
-	"+hCnrA/eNLyQea8rYCJoK7PFhC+wVG2Q2tonz8Jtq8baePgBS+glMZEuUcKlFkOsCacsZ3fQmywF99K0",
-	"FdL4BuZ5UKqLUvkopYnKljVg9jLq/aziI8dO9lrqjdfYGNI4dK7HRK/OrQxqPcQHvoQuiIlAMvujKjMQ",
-	"GXzMGVQBYE1GM2Mr6wVPr/+8vsFoI8n6np2RBig+ej/aVOq9f57RKJosjTz0BKxc6hqnSWJNKLaACAe5",
-	"Kaz1ab7i8TJR+e6Ej+JEDUTX29AXl13krf2z4FVtqLePIZ7xHIonZnSggnWtsgJ9c4dHLbaDLeK+BKQ8",
-	"+IuRK2DjW+GMx+RbmDUMrClkyMfhNnAaV1uCC0+C0t/ZfvISz4hRRjrouTHZmC+GDIr0bGV9D00olLF6",
-	"xqaJ36NcpQUHMXiBXVELPUlGrQ3H0R9tye0BA70nX9kVESRf3oHhNyHwwNDYbEyrTpEyacyq9S5cJRYP",
-	"3wwKtVX03b07q+eDErlgfzeSuKr2F/DILnHzQk0RPja2n8zBa0o/8FQZk6Er61Ry7EpC+vo3KiBPFaZy",
-	"qTbWFczHkCRHBdK/2p6VrnYQvHKAoJShloiItS5C/hE6FNFUCy92JH0/EjJWSK/KWPez+jbfYvuuSU+U",
-	"F8tdxVCC5EHUpTiDcio1xPmMC2XLtNQUYsk7ZLbzOrJhwUPsilfWuYhNd9saB7EzPxSK07abuwS1C3/Z",
-	"4oJt+9/ME922/6qrRJn7mPeBU9g/ejdzODf6zjOAGQQzC0Ijjd8Z6tyzg10jXZ1vfe/ufOtQA5EmmsSs",
-	"62HXq/o5/+w2LnaInSuHP9yJe/0wjqWJz5ahse7ldKKGJjUt0BrchjBQYZUZObe3plJK8z7NboAYhvY3",
-	"O719Mv2FOb3Hlto6Bmb+buBdy73cuewGR68xLisFb3EA3BcMz+WUKxOzKV1NKNRDW4PWCaNQQ84VimrZ",
-	"sD1jTqZywJz3WSqRRioVUBxra393V6tNUMKsbS3StoaZK1821/dDypRsNzuZnxvf5H3IR3roz1OYBjbV",
-	"FJ1qizUCUy8i7vG5aUa5DGHhnc9RcuZBlpApu7a9uzTi8cIEa9q71Kq/YZHDECccru2XcwF+mWnYXiEJ",
-	"4smE87iDXrPEXEfgBibiBMS7Jj9cdh8+vQvu07jUlhxZ9XDWcKGB/QaOITPpWOXzsMIQZ3hh2mIQ3ye6",
-	"X2vpqT+I7iehEbekDQ/cC7URBtzM0qOB66weWEXTek3Pb5HWd427oRqnUa/W6NuNDrMiKI5humitAfMZ",
-	"ZgdZ3ayPQN2TU62duX9KtIXz3w3eQpG3/DcTFDwlUKZ2iuWApSx/ate1fZBPEws8ViHK35JLyBFcDTPI",
-	"gIW54GyqXtj+CGEH/cAZT4VfcLKOtRuQ2hu02cmdjGHYezOa6EXZMv93Ffmih3xH1dRdv40TU3u7X3A1",
-	"NwPMO2HFqT2XoDVPG6g9GBeLN1dLtG8Oz49+CEz9Is18bbIKEYRB3RCTqFHDdOep+i+a/sehKdp68/Z8",
-	"+26QtSg37sSpOXKyub3eZ1oNxRLmNNf2arNKQMPg84UrcO0K5wUonAt6aQuQGdYQeCUUMpv9gHlVg1Gv",
-	"jrpnW7xn3e1ZBspm0/b9q2t8vviC1LR7luHdiWwoxNXrWDtWMLmHm+L6FWTh7oFnBKnExmPn/XJoD105",
-	"MtGMqgNb+TMbbZALVcYT4Eb3bScQ5T/H0t5EEw1dZzepNY/YCe75jr2xR1B7wz4FU3lQTMJCY0PsbuAE",
-	"meB9D/h9RpR0kv63VtDPXUlaIxhaXP2WpUlSE8uQrW6Jnnu/R3/P/N7t724OE67rPXF1Qxg0jYCEHEM9",
-	"IBu/TKkCm3M958KEoouFMbAi556U+NJ29i4et1v/PZOTn+00XkLy9T3bUOyUS6JkLrM3LOi+GJuZA6fF",
-	"4UfWtHU7wTWv2ubjtzVdruEZd6xuiXe8mA/daXQ6/+xmvX/f8317rOxW1nZcOYB/YbUCHR5e5ifno2I7",
-	"+/3ezHn1/HCpcAeBQuSDcqv2MjGpkiQZa22JcYUEYXhmbOpNvip7zvdJQ80MuefqvlUft6WmIMNcMC4h",
-	"6x9LuXE4VC8wrMTsJsHBfrbz0f7remlJnoy4lpwZTR4KHx3vn7o1ctha9PgS3BBu6Z+WjgVrvWmB/iqd",
-	"jYiwgdBLMWvH9ni6uZB6s4WtsFcpD6+dCIMos0m7RWLNYjRKZ64Op+18Zeh17uxwanrMiRxALXrjuVjX",
-	"PWHBVLw/t7H/PnRT7H2HZwI4b3mjGujnFRlNOb9oX5DFPehe32eNSa1cE9qyCm07b2gtQxdkUah3ZdAT",
-	"skmgFavJKJlrjOWphNcLPWWg+QJnEcnc0k5kxjVzUpalmnlXI8sFy+1HpkZnLY5DU1FANDPqT2Rx31zC",
-	"m2mJLOGD7Q+bJXYK4DcEzkBF48RNjBCMx6StFnOyvI0dYRPKiO2QI8iESiUW0FwMErOgbyqSU34lTbow",
-	"OJOxyorGVBW0Vzwm5zDvWum7EVZkwsX6oZZu/CP7IRzk+3tOqdETQo/uZRk1AO0vSzHL1+3hmIc6S+sB",
-	"5u/t2FOkK7BtTC8Jyt/VCm0Rcs3odJTP8AnO2iHXsjPP9/GFnrm3g9ud/kf9n/XS6GDemIwpo/oRJC6n",
-	"7IJp8kPjldFV7nwaaEsx4cquammalVcJ+cn+56yDnO1sFYX5wrSlbN03QDGvbGwjZpmGW6Hr49J3/bW8",
-	"JtZbLrQj7+wPnTbRnEYXRGzXE5433uT3eO75NCtoDU74JCWm1bIJ19Zo/sVgw3mxZ3q2IQ8t/ONeFy92",
-	"wD/aXFrqHXRrsyndxk/iFyP2giESHF3IDjrM6VFdH/Td3XK0uuI2+btk+tPrKuPQ3Vv+8hnAH7RB1M99",
-	"TH9KpMagploP8PQuZfeHFVyuIeBj121Re0Z2IjzHEFG5TLJ6V8opnOEFinnfli1OSIDIeExMSadCC+E5",
-	"EW1HOG2CwY4gON4xisSOCaMeMOhw4iUMZd9kbTYz6qT/7O2jKxpPiMm8A/13TLBKhVaX8UR20PNSyXBX",
-	"y920Fk+lLdqcL1sShba89shZLOojs8XthhoQLxdHPgTv8SYU5mmk4vk7XwzhfrkorPu2SO1wx0qN1+s1",
-	"WTdcXSJuCm42ImBBnszeWiVVntoXi+R6abWQw2WXQKbRFOoXQve8hnIAViZaSzSttsb7lKJpHXiW1tB/",
-	"5PV7sCYvM8KXhPS+mKAlgGwTt74BPFmhJkv6AahaXvGJisJ6tiD63r7DWbJokGFPYar7RA2eLLWLwAoD",
-	"NKWTacGv/8WIrMJCsPHEC1a4VBLhBUr4p2444vJz7+1axikPkEmmSEhokjc89j7lkGjCNB82tMPDjQCF",
-	"hOFRQuIwz/owHyRJPZK8syu7RzQxUyxDFLvvLwo3YiynI46hKpAD4caUwfVOXUEQ2ATaV5h3ER/9g0S2",
-	"rzOVKCbzhC9mhKla9nbmpriJzyn7+JPYC0CuExPMqDSRVzJfuwNt9lP1/rlHnp91rSyug4YsrdDueIjp",
-	"cMZjktjuYpqFI5yzfAQPIUh3wKAMTtK2UgiUxoRgSjSG0n4jHF1AXfDDk+Gz4+eHb1+cD1++fnb8Isyz",
-	"wqD8RhpDwxAtR7h9ue7fA5aF4Ls0Mpd/ZmreUOEK2EOuFpQoA+FaNuddFdDk7jVVN/wdp6f4+PkgU0fu",
-	"CqV95w4UgVkj5s4Ui/GEiBmZjYhAEU+ZkoFvRKryhXOY5A9R3kVv8g7ruhQqtCwvx9K7bTmW+xTs9Qmv",
-	"DjkEJPqyXBzKoq67X+bvRj7c5ObX8IEL4vJ69WGhLXCl40TzmEUbymfKcLsp+E+PcU8UVQ/9eQpVwKYa",
-	"JDkN688c8PfAKr+6ohPKoEINUlaViAq1X1leAqpxITnFWiHIxAP9LdryMrO/hbJi22hEIj4jyGb3NZWV",
-	"yLD3D1tW4iaHsqSsBMA7C8I07FbWSuX1oF2ny9onKehqvHfN0GmgoxvJCnonm5VbaBDUGyTae6a9dyzJ",
-	"unN9YAlRLgH69tRrx16HzQPyfERJa1vNzhMc2ZA8K+NqEfbAJTvFBb0NKrBt1fjyuJoScUUlqWHn0lzZ",
-	"l3YP94dWdoYzou4etR6UgnSWkZhHGam8CYbpH1YFCJhOtXDcriUilDgDzcL6tmaYJvBrs070Vpo1/rfk",
-	"5eYlLwG++lf3j1KhywRLNYSu8/br4g/3X/aytoU6T9bvs6ix41R/cN00HJVD01unMGalTmLD17aezi0a",
-	"Y96nNql3v1qbhMv6ZWmTqSwSJvN3A2EylRczsrRjOvBzU4i73lxjXNzwOlxXLCWdMGJsd1PM4jYfj22w",
-	"kgyyCHC4RrKZTj3LZn5I9Oq+MTDb9WpUzI4GEaZMP94vMaoKpJnYO+waPN20HbzB3VUq50vu0iD0+4+k",
-	"61vMUQgtMcdEDBXPS7f3PTfWgWX9NqthyqUJ8zcVxkxi5YDZjAZ40Wis0qms2wGK84qKVEA0icm18PqB",
-	"S5P77r0Ja+2gwzSmasCEXvAFIXN4hDUIH0mDA5A9dGR6niMcgc1ULyxliqfRlMS1RW5gIo2I6/QbgaO7",
-	"mnKX3GAWaMaIC0A9QBaGHgibm/RmsL9TVvGJGrrtbdg5/EuuHJKZIVKDMWuxmBXVLV8zi+N1VgeLmZur",
-	"EPDhJ7I6bAKMm2VU6t1kXWJyYrcDwtmN6nVkIzYZk18QJRFGMXFzmAsOrcIQZbabROXM3Nu3PrhP3WJ/",
-	"+UEf2m1teNoVtc9WTyP3eHAZoc59q1ngooR0vSzjzibreW9KYkN2TF+SS35B4g56xUc8XgxYvm7TF1GS",
-	"RDMBG64OHahsK06ZzokYQthPPdv5bHjy0Dpw4jvFLND/boVTaS2JThYI+4eKJgJDTzaBBJmBXOU/5SKz",
-	"eRY+O0AMUAnFZMadgKPxZsCqiGM9V/pxG35uw8+hrdxuxY06jEVZFuo7qqYDdnR49uz169Ph6esXx8Oz",
-	"v706+hbUdBPrxxOIX5hhhicmUcEJUVs1SajbzQEJmTp9P7Y2N/wdm3H/GPfoyMShYIcV1g5y06uk/zME",
-	"BjunbUM5lwY8GXy9pFohGEOsm12H+bZZ6T2c03Mz/ENQet1qzrhQN8z5d0PY5X2aaj0W2Dmb847eO8Hq",
-	"+cODvrn6m0tlb7Ca1klmNdizUjfNscjQsDo86ixR3xzc1/J+nlrG/qWYDcx6aw7605/z+pcowwqbGS9d",
-	"vQfCYnDgDC/I4rqGWdcXyn8k/RR7tGUqH1jXefjm9dk5aigoYYI9akL6/YXcNOv0SVBoC3rY/jtu/95t",
-	"Px223/+loTVoQ20rhYUtbFUtgWJzFjzbS7WaBL+CBDkKZSmMiGDfeSSRaXYJfV7CjzOipjwOENghAmRx",
-	"OkBaMgmy7qlDrK5DtGWfooRfEdGOsCRxgHCqpqZpLOcXlLghUCz4fE7iA4QH7Mez169gSDTHAr7K3HVa",
-	"KAKAbHfQCUMhnc1ITLV4AZGZxrYDSSBaMtnt7hZbKdP4AFE2YCAa2XaD2XdZ3YkrTJVE6Rwpjva6yNpq",
-	"IfUU7mIbitiZhFeIuvS7NutPTd3NYMDc7qBsDcBojJNEKxAuOHS3u1tfgQbW4hXNuMeCYnYGDXagLv5o",
-	"H9pXV1ftMRezdioSwiIeazy/wfDPwftyHbQU+aB25gmmN1vmOfnwSepG2ulMS+6mGKgyTljc2yoj2PYd",
-	"coy7bNvtbzSKyBzaOzY38L7C0rZLf0AcsNSeGIusdhc09cSO+nssj7IRT1nsSKBjfNBmMTeaC3wFRTNd",
-	"EP8ajBd6bxtmlIqk1W9pSWbnsgcyoZ29Qr9tzD+dsDa0SBU8nUydLhUgnoqCiRvswqkQhCnPPmw5k6av",
-	"db7iiM9JjPT6aEScSUPTtTkWimkatRVeKT789z//ZbieGy8XDqqjgpPcs4GAGEalMoTMG8VoETUtdSFs",
-	"2TkLD6xbIcIMjUghwg1n0Yaeh7RuxPoU2SBr+jAWcG1iTXvl1PZmmtKYeGP7KR3VGX6mMsWJZmR8ZuK8",
-	"zaq3TgmOFNI3ypQwk9seaBI6JtEiSvx5TImf6gwns1kKbRi9muSmsa5X47U0Tl4+q6avY8pk1gsvsAvy",
-	"OhmbI0zopWvQbhqfS28Kr4lqfWPkPEOiUOrFFBeC0kNZJSGvS7KtDVEdEgptRxlLdkXU4XLb9qYatPiC",
-	"oLnglzQ2Kcu2hUfWv7B0y+uXDvkXKOETvXRrfAnMdaRMOk9TKnEiCxctpqphxNosAO/bLAvg+v31/x8A",
-	"AP//",
+	"mAg8n666MN/BS1pUZvNUDWNsDmcj3Z3xmAyzSOH15ZFXPCZePGyVSPBU+YtygLczB5nTzDsJyBEKMhyo",
+	"N1VDBOQYR+TjdVX2yeFQXEB1n6sEpDoVWIMBrHXNOmJvF3TE/E09r2z1d/Vv7JIIE3Xm69Wp0ViHGuZf",
+	"d228qHtqZCY3StdwW/h6f9f+4fKkwetmmKzNirJjaPR1QahO2otNPHgJc6zyfRhjMNHYaFXMUpzUgFCj",
+	"uRXwgMKsAZ7u454GT2HP5S1PMYtBiOCpsu5Et9BW/6NDWdC+laCTCRHDnltdgkck0RozrBnZ5+6pPXD7",
+	"azvbmMEUQH07SwkS9os1jAP5m6OFsYEY0XWoddDMU6mwWAdMmV0ggyzMkLLI+IaNcPa+ctdGPF4YIkKI",
+	"gnjU1vckSTiy28kjxzxNbrfbvQ5av6YkXcsGosRiyMfZji7ofF7A0zX22G3eI3gN8qtThmo1yH8Txly4",
+	"QsULcEEWV1xo1CJyLoiUHM1wNKWMyFZVXM0G2jBjZxOCXZtk8EgiGAFt/f5//b+7j5+gH+lftwMUTUl0",
+	"QWKEJ5gyafieBd0jiUL45Dkw6LBWT8noxseKruOSNBXX8x8gm+pjkvq5uNC8P+LzRWd1slLB6mkhuJSx",
+	"GtHjs2neNdz6s2jg2TqODbX82CA/ViNYjKui9llGS9e2x1hJ0Q2aD7H0DF/axTl9PaO9zu/jj6ghH6cJ",
+	"cYRG4yqRqlaTz2aAkPaNyABQZJ/DVmVy807VNUAEsdLmFST9ALWTBwiPID1qRjCTxhRihw59Y4U/paWU",
+	"tXu7sVh3vewociOOW48h+hraKWPm7G3Kki/KtJw0YnSpiCRJg3WlcmMquHobz2xRzHiQUQ8V8e9jDQ+o",
+	"yIMbOqh9GWqzT4kjIJwRS0vt8uAVTTDXIoiGEF3rIYtyat12lzHLhrdzybZxQI9lLdmwLwHXqZprL2tm",
+	"ydha4HlpSYonUz0sP4KT4TbDnpKsV3c0vvD3MMOS1nJflEnmdUkyrdt6UVS9RQgGddGLw/xfebmL4v2w",
+	"iOm5OgrLqIRvlEmPhwyFy+JIhY/DhdMtUeMiVSpCq0oVS1SjjFl18sRzm9rnK+oimtLLQiTouhGtjrOS",
+	"GMKTQPIyJ/vL+4q9/zutTJms1SiVis9cqhWWw5TN01FC5ZTEQ1v0o6Bqa0Wj5PceceVkp4inzCTNFyNf",
+	"syFL+nxOFnue/hQLPIZANYJnnnnB2EJXwyJP3zQOAJk6kMCTzIWQraUXtPQywK+xaPVbc0EvjdXVinTD",
+	"VCSZ473E/v0ze5gc/IFG+DqUXcssWEDgZa7iRhy+FbNsjH/1sb6Ohm4aH1u9KB+Xe7eXiRXrsQZNiDyu",
+	"4O7cZpzUv5sPCcmKtGAVGPI08ZINoQpbn2CsMXD+9nWJqtQXyIsIvSQCvT194YqB2aqToTP52UFCkyFB",
+	"Tc4+RhdkgbZUlmVlEcpk1mJkPxowO4qtDSkRZ+QAhW9en50jk3O/85HG1zv2/fYFWYRIcAXvUrVtHRJc",
+	"TYm4opKYuL1NwiBstLO/d4/ne9DNUbIQCe0JDLkoUb0+zQShcHeDAh0vhVZ7uG2pVgGviufZxOpvk0ol",
+	"EaTfQgyQPbE+Cg2wQgTcMkBhDrMQWQ5ma5SEKPw4MPLAABjhwMgJ8Md12BkwO1gfZXAKs3/KzGLW84J+",
+	"watjzHTSnL5fU6JZGskfRpyN6cRYbp2x+wwMCBkIS+ZtS7ELtvI5l9Rd7w8geSxa/W5uNTACjtHs1pOC",
+	"aqSbCte/De8q1ojqBmukXWxUVmoTuv9OUEVqiX+1xKq+viYsvIBqVNMkgmfhAeAFXNEsfQ/bTH6UsgRS",
+	"4bNcd/0dZghiMzTU17A61zKem9PhuoS2ptv7LDXp75teYAjy4/OFDbDPjc2DVlguNIS2jvh8sR0OWqWs",
+	"tipCoi3yYU4EnRGmtqvYeSO0uW7Y+gsqIViqJhbjSNNOmRdRA8bhn3GEGZKEoC06YRwqcgGKaK6BxjRR",
+	"RJiqXPUi9Zoyk9EWNpSv1nzfZn+s8W456wA+9CcMMrUm218Ttr0xH22Ia++omvJUodCS6zCouDQgt5Lh",
+	"uZxyldXZ1QTQUXjM4pwFlNAwE4f2KgjnSUqblqisBUBjcJ4DnckSJcoExY4WsFP7EJlYSt9K7SDvn0bN",
+	"KeQUFBbRaPH9r8p3U5XvP1iLqzIGdxNNSOlc8DgFzHWOTolEyjqrwptzBbAk3nAiUTrXIqOJX5rrtUAk",
+	"uYGm4dcmutgpGa6I2X91yTpdctlhJlo1UvmZ5hVi71J3/ONoUk28z1Ldz5SB6tP9mkAw6eSgVWPkQtMD",
+	"TV3Vi3ybxfJuIGUcojkWiuIEmcM8ACne+Iot5EHMSJlNXQxQqG92iKIE6vdj8w+or8sZ6aDw43VYV196",
+	"uQRskq3+07Syz6Il1d5TayojtgTXTWVVME8EvoGrLK/aSKDO2haG99e3QYwV+6WV+pmZfyELk44xmySU",
+	"Tdp6cV40SB9WiwYt0hu0kMJiQpRRl1J2wfgVQ3oLaNBiTwetYolMvYEd2OtOd8d8qYm8ZuzGZWHrVOY+",
+	"jizboUgN7WI3IIf5xk/0x3Vk0U5ZSdvTSzAWA8z0WcqUgJXSrRuFsGw/gisT60pk00wRuA28X3lKZrF3",
+	"E1mUHURd9lh2BnkQivM0XmEBMSjvV4WsuwmCakhSNn7jlnOp5AaVcNx7EIy4mRvROOWoHHpKtb3sll7/",
+	"1SSoawyfcn0wCxTh2RzTiS9s9He/mKI0PrQ2DHG5F2dXEfi1mQdNKs8S50b56mUCYK2k6cGkJO0VVmdB",
+	"sAKLb2Qlf4FHJJFZEFsmgm9RhWJuhAokCOS4OUaznXfKgd8HLbsCV//bteqql0SWYXaV+zRKGo83FjR6",
+	"N7bj2f01WjX+gHfuD3iN3q91up9Reyqh2RdSyack9VYNj9ahFvY9JwcUXolnlMkD6wLpm1ZlCjogQgVj",
+	"xMfm2ZDG4QEK4SSjsG9tMlOexETol7LUU99umQei6CGcWh41mizfGUfkITRbNLhcqImYN1GwOTNZyI2N",
+	"m62pb+h/s5b164YBaSXEKEycDdqE/m7j0PmjtG3rTM/jfu4nf6uwkOdczFYFOntL5CK29sVWb3dv388l",
+	"mWMat66Xb/uHs9evSpvOR9QDNo53r0D4kSxKqyoEPrSmSs1lf0dT+459CbiCLf1vX5Y2HuHni93f//Xv",
+	"KoauDKYwVbfzgIqDYm+1C7JAUvF5rnliBTEVndYqsX0dv7+FxTlQL78XCpwQ0qeD4EyarrRnC6hG7wvT",
+	"jSOsdds7WecAKnfBe+AICVFuxZOIquWekjpa851L6Vw/3ecQnRIcKaT3ZIIHOuj1nDBkCEI/04HfnkB3",
+	"Q+jXamt+akILHkQSdxAkgLMJZeSRNQ7IAdsy9UoRjWWAQHlBI6KuCGGIfKASNg+KTIAYR9EiSvQ/NW9A",
+	"0D1MbtuuQWh/dxeFtvFFG9YZ1hWlsgrSmowR4HUcT2q15ywCd/2hXtlw7IoiTsmVk7ZWDvKTe7niCbcx",
+	"rGaPdYid72cFDpSkiXjj3O6gZRwU9bo3PPreJlkuk/CsyaS2IgA8Wj1Inendri0bvxFWr6zZYX1Yra0w",
+	"6qGfYZDeLICXdH98sn9dWxnYj6JZOeMb97JX168uho3FRBBhKwumMsVJskChibUJtw/clXbuW3OpV1Nd",
+	"ulSZLMJkI5BnAUmbpZ3b2KWN6zlzNsyyV7LaL4rPTVC7oizVmDUSmEXTWiosXJrYWjhiksqWHpm++MDW",
+	"EY29I0HyiqpoClGCkBRZbOe4SW0GeLr02FbkvtWd2whHF3w8ttlDWbe2J+Xuit1unbhKPhiQURPoUdX9",
+	"ZvjD0OaGFyd4vHlwQ/H+bLTLD0W1nKejxNPJrbB2DeFva7xXOpcPLf1h48H85PGVz7XioPUbNxmMN9uc",
+	"/b5ujy/4hLK3py8q+pIptksZIJMeNKaCRGqYClqQX+dF+TVV053IlVkp1UoJWkXhV0pe+BjqYe5wGEP/",
+	"Hxf0N/K/mEJxQxp/i0fRIO12d5+4LoNQCuDbiMfE/Z4v8luY5X/2Dv9n9/n/7D4vLVT/kqrp/+w+d4s1",
+	"I0AF4m/5nDAa/2Uu+Jgm5C9QFtY+1/v5Vu/G/B2B93eKk4SwCfn277Pni7oHwxlRUx5/e7b7+EmrsZA+",
+	"ZUsapE+1SIgV/P9CIhDS6l3sxaP6uKTUTGkqyiYJlLTtoB8JmSOqinUxKUOSQOmeM8UFnpBtEE9jwefg",
+	"5XCgRFdTLt1yYzoe2+jSykIa9RZbrwdlWADR4FvuT9PyCQp3QnD3mx+PjpGG7TZSHEniisQKfiWJQIqv",
+	"5qx6KSXQOUAF/gHV3aGXDTzFRALaXnmgeOW1j6C3e6QkPCwZWvU26xs5dJ+AI6NUqr+uZL4rkz+0dfxz",
+	"U6Ut2nsdtPAlVljkCT61KVe7MOM3xRnhRujhYvy/ercKtqHlL5x4uUs2EYrKIYbKVY5iQp1uUwM3T/rK",
+	"K3b4xUnr6paVapWRmJpygtbiZC1i6yVOVVOb7BEsEy9ekkP9VgmQy0TxB9twwBxnDakoHOdSO/La9UBz",
+	"NKiTOEpI8SBDDBst4rer3maIbbFWOlUSmeuNfv8//7/cAPtIQkeY7fut+JZfJU9DXyd0uDTvw4xqq9Ot",
+	"fHx39yLzWnjXPHDl7HJ09sBVRuNlSTXFenhAd+p5zKElSbdswvPJO0ZUb0GG348y5N7KGBOENa+F179k",
+	"dtvc1uEVo1g+L41r59zEx6ZW1cV/v5ZK6K3a64DhnWsdOkDdtjsrILO8Nkzj/H7JPF982bCY2NNupZjY",
+	"3tONqom1jHjd6re+Oz6vqBllG7vBq0IFMv1qtfzY9+fnb1xb4FLxMRNn39bfFSqPuZpdmU+uXOJj75ul",
+	"hbvuvcxYRdBxh1Vf2+TB12j5fPVT8it4bcL2nRW1SniMIctEaWilRXF+sbxs+frilLsC9+XUqpSWKucO",
+	"ZDbA+seNtcfzS3NfSy9cpg2ro6xb+uRTs9W1HMwF6uwF0+bE4OOqoEMTXm/P3j/Kwql7wfaOkGxSWMQg",
+	"b4YKeZ0Se5mKR+hvYCVPqpbHyqti1dbCslVLikWzltbH0vNlvXH8WuCKTLhYtPotLQBGMGGiKU3rT+PH",
+	"T0l3BAEwc0F8wlzJnsQX1o2plWVky+LCq5acaAISLxie0WhoACgzjTuCMSZUta0N3WYPw4LaEWfGjtnK",
+	"s4+PvN9sHcq8x3EF1Nl8v3zMWbNeqDfiuYCIWe8FWL33BgTJQryLz5N+KVNQ74vX0BgEUMQaCrK9OOzk",
+	"87ysqfvs+NcUQ8MA6BLU6reI+UFPnSO99XGQ2TwpHIw7eJK48BwDmTzDqVdTAt0hweqbqnHoyL5/8szw",
+	"3YTXh9z6eLOyuH3d92WEqUT72JVTIkO0hWk7SrCUdLzYhuL+EZbwwCCScY5sm8Agc8wSQZoC9OqAbFhw",
+	"LK1gdlHDahvYTjPHqWDuRt4sDyhrF0/Wh/fakK8axbchomydQe1663NxSvi3MgAPaLgj2RluWsg7fKvk",
+	"URVnKSBfYWs55KoIVj6TJsLtX4I6nabpQtD4ZlesCYeWAg5Wsc4OTP92x3ny+sWY+v1OHHtw7oylXMYN",
+	"/YJKVU7DsMrGx5zR9Lqjp9/0WsWiEQXibNIsjex6m8DHyuHdNOwx3+qSLd7Vau9gla8zKltcUDN1stxn",
+	"Fc6Z19xZLV1CJkKXK/IXIzrWoJ2lNWQC2OpFZISqsgxb8MHouas4kwb48J7oZfORzLDfkTX3t84oq/29",
+	"uRnsfPPC+x4W1VXeNyMOlwQBzRMcERNH29BX1p1onazgSTq1j0vmLUU+mMJ0HxQWBEN+TmL0tVmaKNrO",
+	"/qzR1i7Iou3w+p+Sm5o5UJrbhYDDf7Se8xtnJNP92rY7Tdb6eSnWWjuto9dZGyn7RpnB5QCow+8sNHyT",
+	"RhlzPCFL2mQwGwpZhXYe1V33dF602/n59nmg98dlRTyKO4Dm5miGVTTVuzBrN1VJAiQJFtEUURYlaWyy",
+	"D9ctF+ICy8vzRYQmW/AG2kHZkrcPUNfkyGnNcdHZoLSISRDLN1+cP8iB7UG29pAz6/vRlGzWGKbOJ5m1",
+	"rIG/bM+aKs8q+YkygrFhFFXe0/7x0pb2lZQ7b/o1gHJKpKHi5bQEv3GjhU+1p2MOnEZwlMeq3DetAQOe",
+	"MM4IohLZaeqSJxvWsH5T0wonlMU+nXXDL4fiCRvzmlIqUbOWtoJXNnIh1zFvNYO3pDL7wBNL/dmXb2yp",
+	"LJp1J7UtncpVtXBsiiblurzf8D/fiWlwdms5tXQcN5f/3gg+SkhNPfnT50fo6f7jr9HcvIFso8IqK4jJ",
+	"nLCYsKihMXXK8CWmCdQJyN9FW4+7e9u1gTRmpoamyleEKXQlOJsEiDLEU4H4FUNXXMT1YTl5je3iaK/1",
+	"5VNkhuZEIBsnbrszc2Gr4kGScsF7t/RQDKSgm4W1pVcFIRfF3ujXo7Gr4ZIFvAt+hbb2u09RiBONUYs2",
+	"PJLh9prsjDKpMIsaA3zBKYTm2ATvVElzbV/kGjEie+7XDktwdCH1+vdQOOZiROOYsLD+6AUZE0FYRJp6",
+	"aktFkwTlr8FE7npZIFHWTiUJtzc9uFM3am20QaHDaTMQqenHTA0Iwp/btq5C++RZiIyvrGHnSiyGWUfi",
+	"hrg5jq4wVa5hOHyjEWRrf/dpgEoXqjaTq7pw8AuaF+o/VlQ1uYLG9AOJEbzgkFYm6WRp4/iShS4VrG99",
+	"BH1Lavomc1ePZJJ3w0JIWavuE8ZVe8xTFrfWdVPDriqNWFveZVnZgLV64Rv91zWwA1s9+uHs9av2GSAi",
+	"sp1+AhTOcKKvNYnbWr8IoRcp9okSxAuuoJ7Lyh+UcnoY0vT+ydNuD9mXcqPniMcLJDhXpiPqn3Z+TYlY",
+	"7JSrHoaBfqZpSMMjg/zVh8XDNRUyIHNlZ2+Hrj7PvORCdoIA9CUHll/0ynmt7aps8ATWI1sD/pya1rHr",
+	"Vl4ppELClzY0o9+6UmK49+tu++ur4zeL7vnF26d/6/19tD873+V/u/iH+OZn9jj6afTke9l7Eb8ZH1at",
+	"uaUBi8ntvd3NkgOKg9Xv3FDsN0WpttIO3ktoz7PRTFvVDCi2YaoNwwQhzvzbdEU1/3btTr2ms8Vh/Y6t",
+	"dmj9kz9e3mk1/9sft0bOq2+MLjfs1Zq3n63qB8VOs/XPEyvZ1j91zWPrn+Z9YqvP1xfQPcn8Zk1SreXE",
+	"wa8Wp3hC6pWTlX4kKucJXgybywraB+uGGuaC0LJihHej0rkiBP4eyrahYlheZXVN0FyqEVU1oDZnyaK8",
+	"lH7rJ9d32f6d9WGuQqm3LDj61kpThiA3V5fOiNISeYVYpYoPp5jFfDwecmYauA8FmScLRxrgFX0Nkkti",
+	"xLzhlKfCNCYccTUc23yDYV5l6owLsQiQ5DMCxdQ85aeDDhmCadCVkYjnyQLJKRcqAdtToZ2KIHxOmJtw",
+	"dz9w1uwhpsMZj0kWM+9+TzCbpLbWlVGjze+ZTbPfOk71Wey8wYJKG2BH2ETvK51hBwOFJxk95WLicOIw",
+	"mhF0ls4hfgQICVFDDQVYLADJAU4SFgONGELuN+Ru2QFvHg7ffFo1ohE8fyQtjPWH0nmDMxCb2smezKTy",
+	"ujR6H/XGnWakqN4veKkwp0Q0TghSUypRwtnkAHVNxwB7WNuISsTH43qxvh7nqpqHxjCo/KU39UiCmQOE",
+	"13p1ewneVTs42mkhbQQ0JirRDLMFgi+0SgHAgRgYZAargj4H9O5+/VaryF4nkLuK3vCKnvvwxKSaQ15Q",
+	"uIPpzlfhgSuCaNvpHZ4Mnx0/P3z74nz48vWz4xfh8uCA6vWqAuWvR2/Q/tfIvYIUnuRbDAkLG8T+8gWt",
+	"weSTw1eHSL+BfoOKjdmob8+P6oddcqtrUCW2JEnfFEok4qmSNCbopRvlkUS7+219uuiKsphf5elE3799",
+	"efhqePjd8avz4pbhstffn5yi1JsPa4hK/cWCahHFCz2hl1BUAUESmOKb3Os6mvWxviXEsu19EZkG2RnU",
+	"4GANwtfcxmApRW44yAYCtowALaG3tUe2DPtXlsB1ksKnqc1qSNTq+qvNDGf/m9VMflNOehuG10UqFUwi",
+	"/cUMKxr5rMAytSyB+5uvn/gJ4t1N+F3RTbXaT7WUwW20otVs6RBFWOGET1Ji2RKN0Vb43fE50uwIfpLh",
+	"dsaUUkmaeNI63rg75FgBkmk0RVgCxwLD0Vy1/3paXsve46BQ5gK3f3v/cTfYu95q5yUv9C/fXG9/9ec7",
+	"Ynze4nz8DovWdMxwW/1WLZOwGY9czrQ2rDzcxNLW5UA1YdIVwnVO8OyGNUhLVWOpkKqdQN0JI+mjMRfI",
+	"QLxjo7l2NfhmIyI8FdBWXAMtszk31ybi1qXYXr/Pfrc6Bjp+eXzYurHG8MW3YVi/mWzhMD42vrG+1q3x",
+	"6SVxIUeVmklN0tuXk2VZa3EpwHFZxqQD5/uGq7hmIVW/ovZmt7Duonz+yqdrNXTyUKuaStqYBX7bLiNL",
+	"cMBMunyp8oxsWmT9lEBsnPTqUWZhWd7BpxIqBWrC+XXwtGoty58vS4BeVgmnGKXTLV3noGWKt9kXwNRe",
+	"LkzhltAEo89U8FRP/YVVOvWX/MXUAP4cDOs/nMU03bQ7UkzXUDorxeYfYGHtc35B2KlLXSi7IiMiZeZr",
+	"JYsfpqPvIvqa/nDy9reT3it6Ik/Y6ePo6OTJyex598fd+V589MPTDtnrdiSdFEvu9HvfmApUxkVaLE21",
+	"X3h2U+euy8G3m/wrwQL8LZDSv7wiDwjDvYaKPMZDkFclsH+bWWDwT1GGp7U33o165Clu74++jtv7UY+0",
+	"n+LdUbsX7cZ7ZH/8GD8ZtdYu1LNMn1m/fE/m0Lz7Yj41PmQfHWvL3KyuwJUyRRPTbA+GM6UkkP20qRRX",
+	"FWc/LnkvW2FTZa4DRHA0RfZ9JIg1+UClXzBQn5JUGtusnBOm9I9IkEvu0kltBa/6gCPvEuSB//Y21CUn",
+	"ufuxvExSRR4onEdh2sJRlOFSC0+7iDqa/VZWCmL/8e/akhu0e4t6WP8pFa6aa9HJFBDLtv+GUk36Rgo0",
+	"F6Q9F9x0kstruh69OEFXUw5dfxhXSNKJfkoZWhB1V9Uf/sDFtP5brOqhFatqorHPoGYiF4tjpmqbxq5J",
+	"PG7fzPRucGCJPlGAajbbSsB8Jh295nA+tapex3KX2KFL/Op6tabfK2n6vWsL/M8I8y/FIJKRz9pUDxee",
+	"Tj9ArUEZoCmdTIlUaEyFLLROkOmciCE0hNGXxP53hhk2aeeZNJJFspWEtvwKuzWtqWz7Eb5G8nGzVgN2",
+	"N2Io5XBM/WPdPX9HY1tev2RNZXiUkBqZ4nuexBLhJLEAntVHMjSVXGqO3TCLvWnaW2N8tu2gWYcldits",
+	"4XDFLcIvb7lGh0Ofwlo1wM0ZZIBs2GLzmSyNxcyOx4jdILprTXR4WYq9hKYdWUBmPZTLhXfNerKRMviB",
+	"ffe2MZkW4W5KYsDTGaWCqgXkUNg68qDjuRKTZQvWO6zw6xktKr5bP7w7D9D3Z7uPnwQmjE9LuG3KEBdO",
+	"Qd02aRheSVO0FV4pPvz9X/822UawK8ANZ3Ox64XSeiD3UBuhXBXN3br06NSot1rdjThTAkcq64OivHdH",
+	"OLogLDalVa/ISC+dKQjEYjHY6hgRsjNgxzahW03RiGgkoBIJkmAo32qDmyQRtrMOCm3vnrAzYAP2pz8h",
+	"DUzCFI0g7mHAzjTUSYw41DCCYESFLwgKD/2q1n1k1G3biw9gZrM++gPWRl99pUmU/OorgLZJmhI8nUyd",
+	"ntJHJtghMn+aiuymsnoqktAGaYEZo1hcG8LK8IAhJMHc0E4lQSGUwA4BNm9+PDreNh2EMpjNuVQuo0yl",
+	"Qis4YcRj+4X7WnE9bPjm9Vl5Ya5kuHnftiqSkKNYRDbAMwQot9dFM8pSRaRWtVzkpp4BupJlxpEc34TB",
+	"N9Nsvm4Z9pMQCa5XLPPO8akkHQP3NxY1vvpK/5hjtPRRGlnZ2QTp2anwnLbNq+EBwnZdWfFvjYgA9bzM",
+	"r0ZNV+Y3SoWAAEGemJW4/sFOL92KySVJ+HxGmNoO9GXjtkqWBpOS2YxZ3ODRi5M+HIhVN0CNlXbpqN0G",
+	"TQIVzByo3YZeJlpYa7f1WpDh6aaBMSsMZ6Zrt0E7LgxjLscxjqb5NYAmKbJUHx1RhRghMaQFhh/a+ZOw",
+	"WJM+9PLuw+2DAdMvm0Zz/k3TY0H7I0Fi0/DCIOiHNs6vKYlDTT/s25qtmRTX/KMOOhwwm9upKZtLgi0M",
+	"K680NPe7vQBhl6nuby1/Yw/OZMDCarpo2EFvYBv+LrAgSGg9FBo3GTaLTH8EhONY6PuyFZ5iRV7oF9pf",
+	"hQNmi40eoP3dpxYroc9I+3CsiAi3HbmCbDzpyB6kAGuKF+L5PLE0bMemDv4FMuzQlkt43u6jUFPtED5Y",
+	"Kz0xGLDQ5BGGjnJ7WZUBCk1mWojIh3mCqYthxpIEKMxzDENTw8KiTzF1dMBcXSWbRBqYIzfZzb+8D8Eh",
+	"LI1BtZjNbEghJBpmyX1b4Y5GVEgsHLAspy+TtkMwCc2xwDOiiJCmN4JamrYI8VRALt0pvMETygDYpio4",
+	"WHJZbGtyDNgbV1/EMQ89v74Smv/2zJyht6atnmZVvW43yIK1dx9vW2KrCfaAhR9BVAgQ6AcBlOcI8iId",
+	"9nejNwTI6STmX1oZuQaiBoVP5lgq2zwn1sdqynroo+ZCwUFjFPHZDLcl0ZDSKKw3o8VHnCT8isTQAC0w",
+	"h2Iq4EDrpLkgJnPWYHDbQFtLBITFlE1gEoCRmwZL0qZMEiYpcGyZjoxEa1DGAfyIM0Nho8WAaVlPoggL",
+	"sdB0NDw+x5MQbYWDljAYLIix8rkOueF2B0EQtwt61gd6Mm6/1FNoYmKdfiYg3lZSA8RUXBCpAScVTgiC",
+	"2jg5ZejtwgdlJyE0Y0toRKzHjQLRGVNolP7y5DyXWvUfWtJz3u7W6xmjejhGEmTaUBGBCJvgCZmZlBg1",
+	"RYcn7Tm/IlpKgdIMnSzrt9/yZC2/gXWr1+l2uqZeEdisWv3WXqfX6UJ5FjUF6dLjgPpPqy81Ncx4BMzP",
+	"MtfAOi9iQ5ldURorroT24RArfRSvNM+2glkkiIINZPTzBCpgUqkO5/TcLEav0V3YRhNB/gpYCRoLA5fe",
+	"O9Mq+BrvutWcQT+693k5OIDVbrfbpBBk72VD2OV5hbdWfOhqWfhaAcDB1wd+ATNMjkpar0KzhScBQRe4",
+	"CShC3kmDBdkvgGAcPUZNMo3XVJ22oYVqGhErRliqCqJXv0lYdvJXB52oomTli1ULLVZaeWrAtBDzSJYb",
+	"MSCMEqzpfUxm3IonQmiyQJVpwGhQS1MZl3+T8RnOkoW5pEWkM5KVO6U8S/6vtlp4BNK0iXHy2C0Uyup/",
+	"bOXlLJfphW54G/5WMhnbLN4SbvXuafbYTF+94batRX46AEx9TfOi6K0jHE1J+0hrcTxpmti+vwMvu3eh",
+	"oZVZ/6rvsveug5YvN6z67mf76skzs8f97tMN7lnQ2t/d3ej9+73L5rgKGvpmlzlz439ozwVlEZ3jRGbd",
+	"EKB1pEf9dz7S+NrceZd/XS5MVt+Q1ghB0PlKU/BMEPDof5XWm0kK166A/ft1uU0wXgkhb4Mf93t+Zr1g",
+	"9eDj2xBleyDXQT139uzBNUwabbES592unsaEqOaj6N45IVpKgb6Y8/2OqDs43IzjbiTsOEjqnb6He5zG",
+	"VLUTPmmW4g41f5Vc5GK9/gYRpgSFDsTkKnMgoK3RAoU0DgN0NaXRFI15AgJ4yCPg0k6sO/bKEw6Y48ca",
+	"2fQsByg0NQ6s5G9UBSPloy2wD3RyPdH8bahWGNg/rfkgQL//699aIQ61hjM0OwlBH6BahEdjyiZEaDqn",
+	"3G0wq5J9JGzcDbWytOl7p0Vr+4qn93cHDKu8LoydqIOODZhAz78gc4XCw7fPTs6Hp8fnx6/OT16/Gj47",
+	"/PtZiLb2nlglLsKMcYVGBLm0NmsOHDBlOt500CkZpxIn1nxAIi60AI0VmnHpqKu1qIFBIaPjMEN2iQds",
+	"K8xxqxMTRok+u8xUVi5XhbTkVjVQGN0TSzMiTtW0Y3zPRk8Gi0S92K5R6YXGvk0x+QgAvI4wDnYTeLGI",
+	"1+5kTGdDHCljHQHxD8xcWziRHCl4fCWoUoShlMVEuOurj0O/+Uh619gU3NITACbk+hvMMLSx31kt7o2j",
+	"z5dspLBG2Ee2rMZFuc5Gd7ymQ7CGQpYiOAvsH+YiB6hi7uuY7DgNnY6W4ocW98Ml0PRLmq8Ofy3l13Xb",
+	"T4ed93/5c11lpTo99oKy2KXipyIiNXvQtEdvQP9XETzT/83gq/+QNhu2cVNucBc4V7u3x+tsbYOduUmh",
+	"g9bKld0tmuj5eaoiPiNNM2elydaUFTRFcf1Rmu8KuA0cTwKJVCDIxDX3xlQ/U8Yeure39zSwLtGxtIJQ",
+	"3VJtS5Ma6DRHGq29Rlvt7hbLU3zzxb2/T7HOEn9j4qiKdodoBAy/LHJ8MZIeWFXM0hM+ccv35Tz9rEbE",
+	"g9+tiFeU0jJtq1Gkz0G1qBfYLdRbn+BkmwT20hq/GLFdM7LCcS42PMyN5XULyExer/W0QqRKreXtiDOZ",
+	"Olecc91uaflwO0DkgzNGm2IyMdGE0PkgM9ci2LWNqxhdEgG2aS3xDZhrrYzenp4E7pl0IzyS6BQ8vNZA",
+	"NMNz61bmCQmsa1IiUCzYhcykKePTgfqOcsAqbuMah3AHnTZ40E7e1EmebuNHpinifVjuLAyO3AmtZbpb",
+	"wyxsjdxgpOptZqTq7m34/v0awR5vuJ7b3u7CZX5OGZVThPNIcBPnUrjOpm2r8z3nqZwNcRiNVPnIYjpu",
+	"isLApcu1BYqiCURpQ+kgLWu+Pnx7/v3w7Pzw/Hh4fv5ieHZ89PrVs7NtdxdN2ohqarXeQaHfCj1Es1SC",
+	"lmmVmaPDs2evX58OT4+fnZweH50P356enKEtC/YBCz8+P3396vz41bPh29MX16VYj+1N7+CEaLpG2VuR",
+	"VHW/csljIryYfeIqj7le8HoBB75OZhpUQWSOT6Jks3BbbBFfJ3Xvdve/WZVRd5/CkgHW6YtmlupH/gAF",
+	"VdL0679LU/ytzOpfEoU4U1iouyIQ3Hb0qeXRp1kmF5VVVgchbVOeZFleaMuYZmyXYxekadjhGM9ostgO",
+	"Mhs7ZwNm3odqZBGutcSYFa5jTD8zGS88VV+M4KaXjMz+qkdXCBVykaNL/B6FkzVhuytc32gLW7GmFDb5",
+	"yAaEbeeilue4RNTzetYK8i/JfYrwL0kTpTHbeihE5X5x592UIzxDJ+viThVH7M1svv5n84yhFaMc84Ae",
+	"Camgzi8D8YyUs23ju4bAPZAiIhMUo8D7B3ZhHA8YnmDKOuiwNHoqSYzUFY3yVNIKqQEVQYsipjLlgJ0e",
+	"Pz89Pvt+eHr89ux4+N3p4dGxE0M0JdIDuNWhrf1uT4scMGkbsgkkicG8rKWZyAXpKKTwSG53BmwzAcKO",
+	"nEV93IcUXypN/uUJ8XfKEk8dAjmXm1yPGxLXwHcDH5NIGTIzV3xMgakyC56axHmNLK2NMAO076Dn1kMT",
+	"8dmIMnIwYNjNwVmyAGe0zCmvc+hQha6wNNpnrBG1yXNxnG/qU7guas2NCb+6Y3vsKZkTrPAoIaZ6xTyB",
+	"zg02oWI96+xaGQ81razzojpP1iipE7SkWpgWxFzMGmE0Myr+etc9W9RL/VUNeMIZCVGeJdxsLrfdOUk8",
+	"HC0K03um+q0Z+d9/6bWfvv8Fivt1g94319trWe1PUybRrylJ60zXkKl6vwZqf37fLL1s6odmfM7O2tzG",
+	"NWzQImVfmOmZ+DTKEWrvx6qtMnvYh1YDjRF9f9OHLxEGOh2nAo+ShRZ0Y008sCTQrMmYNv7JR9CiihGk",
+	"BGbSOO6Mq/sKa5EhnSPFUaj/GM6kCQOmasAUR5DVo6DwtvW0ZxRbz4yBYEuFWSyNNAR1uZ1lQ3MCaLgF",
+	"bnXbIf4AhdCjfqjXGg4YlSiakuhC3yUtKtlwZ3uDH0n7OrS3kWEHAfLrN1w4U8TnC5SyROttoQ2ihbiF",
+	"Cb0krDl2MMPAjRnIO0zVy7Os1fldSz351dg07HA5IpfGjW9iNdzfffqAQu1ONQ4Czq17wSC1xXVrKUlH",
+	"O1IJW3a0QVXAM9uIyESSk+hCQni6yUnKRwoPsvsSKvJB7ZBLwlTbjB8W7tAjieChhHy/AQuzUWxETRy6",
+	"zDilN8JwYj5AWyH8tx8GKKRx32a3SfJr3u5IXzH34Iez16/skwOtFyix6KPdbrcbDhjIdQcIo7CP5pRN",
+	"Qkgp0JMY20XvMZLbHXSUcIjHMV4JvRcUcxNLryW/iCRuV3W3znzh37oHc3nW0BmONazPDIL8ge6NDQKF",
+	"s9S8wODindymVXGpz+B3iTDTbIbEwFGyKGbGYxdZZeKbzMpAkda6CXTgsyp3HgX2tClitYh2q6xsZml3",
+	"GbK6qTfnfs/f7A8g78FlQwllRXjruZURak80QFzEkBQzWmj5QaiO5vOQiPItNJgLEY6tWYZ8wJGybecg",
+	"JkNgTWBMp3ZptNEn++hH+lcwuyiRMjAJoa0w+3cf+iRAkfLvjs/R7//6t+3u9lH/Z5jtakjj6xDqC6kp",
+	"mRlzTIP7ZIn8UCeA290VpHBX6wH2VteL+5NI4E2GRk3Hv7DogFug880CBDIgZhECJQq4Yxij0T1vPnJz",
+	"ao/VA7kAaR4ataZMi79m4sTqqCwiB0ZfYJBoa5o+Szph2LzjfB1cXBBhMwa0FrBFWXuc0MlUmXRS/eLh",
+	"CRh8TPgrHnGhSLzdQYerdISDIrH36XadmA4bWEK5dz/pXShqO39U1nBk5Ljb3SWL83USwY6VMJoskWfW",
+	"626FTy0Y87FZjutDnLI+eNPwQua9roCJoK3MFhO+wFK1QWprnzwLt60aa+PhByyhl8REukQJl1oMsSac",
+	"spzdQW+yFNxL01ZI4xuY50GpLkrlo5QmKlvWgNnLqPezio8cO9lrqTdeY2NI49C5HhO9OrcyqPUQH/gS",
+	"uiAmAsnsj6rMQGTwMWdQBYA1Gc2MrawXPL3+8/oGo40k63t2Rhqg+Oj9aFOp9/55RqNosjTy0BOwcqlr",
+	"nCaJNaHYAiIc5Kaw1qf5isfLROW7Ez6KEzUQXW9DX1x2kbf2z4JXtaHePoZ4xnMonpjRgQrWtcoK9M0d",
+	"HrXYDraI+xKQ8uAvRq6AjW+FMx6Tb2HWMLCmkCEfh9vAaVxtCS48CUp/Z/vJSzwjRhnpoOfGZGO+GDIo",
+	"0rOV9T00oVDG6hmbJn6PcpUWHMTgBXZFLfQkGbU2HEd/tCW3Bwz0nnxlV0SQfHkHht+EwANDY7MxrTpF",
+	"yqQxq9a7cJVYPHwzKNRW0Xf37qyeD0rkgv3dSOKq2l/AI7vEzQs1RfjY2H4yB68p/cBTZUyGrqxTybEr",
+	"Cenr36iAPFWYyqXaWFcwH0OSHBVI/2p7VrraQfDKAYJShloiIta6CPlH6FBEUy282JH0/UjIWCG9KmPd",
+	"z+rbfIvtuyY9UV4sdxVDCZIHUZfiDMqp1BDnMy6ULdNSU4gl75DZzuvIhgUPsSteWeciNt1taxzEzvxQ",
+	"KE7bbu4S1C78ZYsLtu1/M0902/6rrhJl7mPeB05h/+jdzOHc6DvPAGYQzCwIjTR+Z6hzzw52jXR1vvW9",
+	"u/OtQw1EmmgSs66HXa/qp/yz27jYIXauHP5wJ+71wziWJj5bhsa6l9OJGprUtEBrcBvCQIVVZuTc3ppK",
+	"Kc37NLsBYhja3+z09sn0F+b0Hltq6xiY+buBdy33cueyGxy9xrisFLzFAXBfMDyXU65MzKZ0NaFQD20N",
+	"WieMQg05VyiqZcP2jDmZygFz3mepRBqpVEBxrK393V2tNkEJs7a1SNsaZq582VzfDylTst3sZH5ufJP3",
+	"IR/poT9PYRrYVFN0qi3WCEy9iLjH56YZ5TKEhXc+R8mZB1lCpuza9u7SiMcLE6xp71Kr/oZFDkOccLi2",
+	"X84F+GWmYXuFJIgnE87jDnrNEnMdgRuYiBMQ75r8cNl9+PQuuE/jUltyZNXDWcOFBvYbOIbMpGOVz8MK",
+	"Q5zhhWmLQXyf6H6tpaf+ILqfhEbckjY8cC/URhhwM0uPBq6zemAVTes1Pb9FWt817oZqnEa9WqNvNzrM",
+	"iqA4humitQbMZ5gdZHWzPgJ1T061dub+KdEWzn83eAtF3vLfTFDwlECZ2imWA5ay/Kld1/ZBPk0s8FiF",
+	"KH9LLiFHcDXMIAMW5oKzqXph+yOEHfQ9ZzwVfsHJOtZuQGpv0GYndzKGYe/NaKIXZcv831Xkix7yHVVT",
+	"d/02Tkzt7X7B1dwMMO+EFaf2XILWPG2g9mBcLN5cLdG+OTw/+j4w9Ys087XJKkQQBnVDTKJGDdOdp+q/",
+	"aPofh6Zo683b8+27Qdai3LgTp+bIyeb2ep9pNRRLmNNc26vNKgENg88XrsC1K5wXoHAu6KUtQGZYQ+CV",
+	"UMhs9gPmVQ1GvTrqnm3xnnW3Zxkom03b96+u8fniC1LT7lmGdyeyoRBXr2PtWMHkHm6K61eQhbsHnhGk",
+	"EhuPnffLoT105chEM6oObOXPbLRBLlQZT4Ab3bedQJT/HEt7E000dJ3dpNY8Yie45zv2xh5B7Q37FEzl",
+	"QTEJC40NsbuBE2SC9z3g9xlR0kn631pBP3claY1gaHH1W5YmSU0sQ7a6JXru/R79PfN7t7+7OUy4rvfE",
+	"1Q1h0DQCEnIM9YBs/DKlCmzO9ZwLE4ouFsbAipx7UuJL29m7eNxu/fdMTn6y03gJydf3bEOxUy6JkrnM",
+	"3rCg+2JsZg6cFocfWdPW7QTXvGqbj9/WdLmGZ9yxuiXe8WI+dKfR6fyTm/X+fc/37bGyW1nbceUA/oXV",
+	"CnR4eJmfnI+K7ez3ezPn1fPDpcIdBAqRD8qt2svEpEqSZKy1JcYVEoThmbGpN/mq7DnfJw01M+Seq/tW",
+	"fdyWmoIMc8G4hKx/LOXG4VC9wLASs5sEB/vZzkf7r+ulJXky4lpyZjR5KHx0vH/q1shha9HjS3BDuKV/",
+	"WjoWrPWmBfqrdDYiwgZCL8WsHdvj6eZC6s0WtsJepTy8diIMoswm7RaJNYvRKJ25Opy285Wh17mzw6np",
+	"MSdyALXojediXfeEBVPx/tzG/vvQTbH3HZ4J4LzljWqgn1dkNOX8on1BFvege32XNSa1ck1oyyq07byh",
+	"tQxdkEWh3pVBT8gmgVasJqNkrjGWpxJeL/SUgeYLnEUkc0s7kRnXzElZlmrmXY0sFyy3H5kanbU4Dk1F",
+	"AdHMqD+SxX1zCW+mJbKED7Y/bJbYKYDfEDgDFY0TNzFCMB6TtlrMyfI2doRNKCO2Q44gEyqVWEBzMUjM",
+	"gr6pSE75lTTpwuBMxiorGlNV0F7xmJzDvGul70ZYkQkX64dauvGP7IdwkO/vOaVGTwg9updl1AC0vyzF",
+	"LF+3h2Me6iytB5i/t2NPka7AtjG9JCh/Vyu0Rcg1o9NRPsMnOGuHXMvOPN/HF3rm3g5ud/of9X/WS6OD",
+	"eWMypozqR5C4nLILpskPjVdGV7nzaaAtxYQru6qlaVZeJeQn+5+zDnK2s1UU5gvTlrJ13wDFvLKxjZhl",
+	"Gm6Fro9L3/XX8ppYb7nQjryzP3TaRHMaXRCxXU943niT3+O559OsoDU44ZOUmFbLJlxbo/kXgw3nxZ7p",
+	"2YY8tPCPe1282AH/aHNpqXfQrc2mdBs/iV+M2AuGSHB0ITvoMKdHdX3Qd3fL0eqK2+TvkulPr6uMQ3dv",
+	"+ctnAH/QBlE/9zH9KZEag5pqPcDTu5TdH1ZwuYaAj123Re0Z2YnwHENE5TLJ6l0pp3CGFyjmfVu2OCEB",
+	"IuMxMSWdCi2E50S0HeG0CQY7guB4xygSOyaMesCgw4mXMJR9k7XZzKiT/rO3j65oPCEm8w703zHBKhVa",
+	"XcYT2UHPSyXDXS1301o8lbZoc75sSRTa8tojZ7Goj8wWtxtqQLxcHPkQvMebUJinkYrn73wxhPvlorDu",
+	"2yK1wx0rNV6v12TdcHWJuCm42YiABXkye2uVVHlqXyyS66XVQg6XXQKZRlOoXwjd8xrKAViZaC3RtNoa",
+	"71OKpnXgWVpD/5HX78GavMwIXxLS+2KClgCyTdz6BvBkhZos6QegannFJyoK69mC6Hv7DmfJokGGPYWp",
+	"7hM1eLLULgIrDNCUTqYFv/4XI7IKC8HGEy9Y4VJJhBco4Z+64YjLz723axmnPEAmmSIhoUne8Nj7lEOi",
+	"CdN82NAODzcCFBKGRwmJwzzrw3yQJPVI8s6u7B7RxEyxDFHsvr8o3IixnI44hqpADoQbUwbXO3UFQWAT",
+	"aF9h3kV89E8S2b7OVKKYzBO+mBGmatnbmZviJj6n7ONPYi8AuU5MMKPSRF7JfO0OtNlP1fvnHnl+1rWy",
+	"uA4asrRCu+MhpsMZj0liu4tpFo5wzvIRPIQg3QGDMjhJ20ohUBoTginRGEr7jXB0AXXBD0+Gz46fH759",
+	"cT58+frZ8YswzwqD8htpDA1DtBzh9uW6fw9YFoLv0shc/pmpeUOFK2APuVpQogyEa9mcd1VAk7vXVN3w",
+	"d5ye4uPng0wduSuU9p07UARmjZg7UyzGEyJmZDYiAkU8ZUoGvhGpyhfOYZI/RHkXvck7rOtSqNCyvBxL",
+	"77blWO5TsNcnvDrkEJDoy3JxKIu67n6Zvxv5cJObX8MHLojL69WHhbbAlY4TzWMWbSifKcPtpuA/PcY9",
+	"UVQ99OcpVAGbapDkNKw/c8DfA6v86opOKIMKNUhZVSIq1H5leQmoxoXkFGuFIBMP9Ldoy8vM/hbKim2j",
+	"EYn4jCCb3ddUViLD3j9sWYmbHMqSshIA7ywI07BbWSuV14N2nS5rn6Sgq/HeNUOngY5uJCvonWxWbqFB",
+	"UG+QaO+Z9t6xJOvO9YElRLkE6NtTrx17HTYPyPMRJa1tNTtPcGRD8qyMq0XYA5fsFBf0NqjAtlXjy+Nq",
+	"SsQVlaSGnUtzZV/aPdwfWtkZzoi6e9R6UArSWUZiHmWk8iYYpn9YFSBgOtXCcbuWiFDiDDQL69uaYZrA",
+	"r8060Vtp1vjfkpebl7wE+Opf3T9KhS4TLNUQus7br4s/3H/Zy9oW6jxZv8+ixo5T/cF103BUDk1vncKY",
+	"lTqJDV/bejq3aIx5n9qk3v1qbRIu65elTaaySJjM3w2EyVRezMjSjunAz00h7npzjXFxw+twXbGUdMKI",
+	"sd1NMYvbfDy2wUoyyCLA4RrJZjr1LJv5IdGr+8bAbNerUTE7GkSYMv14v8SoKpBmYu+wa/B003bwBndX",
+	"qZwvuUuD0O8/kq5vMUchtMQcEzFUPC/d3vfcWAeW9dushimXJszfVBgziZUDZjMa4EWjsUqnsm4HKM4r",
+	"KlIB0SQm18LrBy5N7rv3Jqy1gw7TmKoBE3rBF4TM4RHWIHwkDQ5A9tCR6XmOcAQ2U72wlCmeRlMS1xa5",
+	"gYk0Iq7TbwSO7mrKXXKDWaAZIy4A9QBZGHogbG7Sm8H+TlnFJ2rotrdh5/AvuXJIZoZIDcasxWJWVLd8",
+	"zSyO11kdLGZurkLAh5/I6rAJMG6WUal3k3WJyYndDghnN6rXkY3YZEx+QZREGMXEzWEuOLQKQ5TZbhKV",
+	"M3Nv3/rgPnWL/eUHfWi3teFpV9Q+Wz2N3OPBZYQ6961mgYsS0vWyjDubrOe9KYkN2TF9SS75BYk76BUf",
+	"8XgxYPm6TV9ESRLNBGy4OnSgsq04ZTonYghhP/Vs57PhyUPrwInvFLNA/7sVTqW1JDpZIOwfKpoIDD3Z",
+	"BBJkBnKV/5SLzOZZ+OwAMUAlFJMZdwKOxpsBqyKO9Vzpx234uQ0/h7ZyuxU36jAWZVmo76iaDtjR4dmz",
+	"169Ph6evXxwPz/7+6uhbUNNNrB9PIH5hhhmemEQFJ0Rt1SShbjcHJGTq9P3Y2tzwd2zG/WPcoyMTh4Id",
+	"Vlg7yE2vkv7PEBjsnLYN5Vwa8GTw9ZJqhWAMsW52HebbZqX3cE7PzfAPQel1qznjQt0w598NYZf3aar1",
+	"WGDnbM47eu8Eq+cPD/rm6m8ulb3BalonmdVgz0rdNMciQ8Pq8KizRH1zcF/L+3lqGfuXYjYw66056E9/",
+	"zutfogwrbGa8dPUeCIvBgTO8IIvrGmZdXyj/kfRT7NGWqXxgXefhm9dn56ihoIQJ9qgJ6fcXctOs0ydB",
+	"oS3oYfsfuP1bt/102H7/l4bWoA21rRQWtrBVtQSKzVnwbC/VahL8ChLkKJSlMCKCfeeRRKbZJfR5CT/O",
+	"iJryOEBghwiQxekAackkyLqnDrG6DtGWfYoSfkVEO8KSxAHCqZqaprGcX1DihkCx4PM5iQ8QHrAfzl6/",
+	"giHRHAv4KnPXaaEIALLdQScMhXQ2IzHV4gVEZhrbDiSBaMlkt7tbbKVM4wNE2YCBaGTbDWbfZXUnrjBV",
+	"EqVzpDja6yJrq4XUU7iLbShiZxJeIerS79qsPzV1N4MBc7uDsjUAozFOEq1AuODQ3e5ufQUaWItXNOMe",
+	"C4rZGTTYgbr4o31oX11dtcdczNqpSAiLeKzx/AbDPwfvy3XQUuSD2pknmN5smefkQ0PdyN37gMphFJE5",
+	"dD1s7mt9haXtIn6HjGH355/vZT+ArHW7KV8KY8Stw/pH0l2yDOV3P3xwaI/KWN9BhwNWHse2lOOpkjQm",
+	"8H1WZC/BCxL3i5fSXbKaO20u0APhx6VmyVhklcSgxSh2vMhjwJSNeMpiR5AdG4amj7kJX+ArKOHpUgrW",
+	"EAOgE7hhjalIWv2Wlqt2LnsgodrZK9zEZiDQCWtDw1bB08nUaXYB4qkoGNzBSp0KQZjyrNWWT2pqX+e5",
+	"jvicxEivj0bEGVg0lZ1joZg+5q3wSvHh7//6t+HBbrxcVKmOCi57zyIDQiGVypBVbxSj09Q0+IUgaue6",
+	"PLBOjggzNCKFeDucxT56/tq6EesTdoOsBcVYwO2ONSeQU9spakpj4o3tJ5hUZ/iJyhQnmq3ymYk6N6ve",
+	"OiU4UkhffFNQTW57oEnomESLKPHnMQWHqjOczGYpNIX0KqSbNr9exdnSOHkxr5oukymTWWe+wC7I66ts",
+	"jjChl65dvGnDLr0pvJau9W2a83yNQuEZU+oICiFldY28ns22UkV1SCj7HWW0yJV0h8ttm61q0OILguaC",
+	"X9LYJFDbhiJZN8XSLa9fOmSDoIRP9NKtKSgw15Ey6fxeqcSJLFy0mKqGEWtzErxvs5yE6/fX/38AAAD/",
+	"/w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
