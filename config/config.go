@@ -183,6 +183,10 @@ type Config struct {
 	HTTPAllowedHosts         []string `env:"HTTP_ALLOWED_HOSTS"`
 	HTTPBlockPrivateNetworks bool     `env:"HTTP_BLOCK_PRIVATE_NETWORKS" default:"true"`
 
+	// Audit log retention (PRODUCT §5.17, §9.2): entries older than this many days are purged
+	// (`wataomi audit purge`, and the maintenance.purge job).
+	AuditRetentionDays int `env:"AUDIT_RETENTION_DAYS" default:"365"`
+
 	dbDialect    string
 	dbDSN        string
 	casdoorCerts []*x509.Certificate
@@ -677,6 +681,7 @@ func (c *Config) finish(v *viper.Viper, workDir string, problems *[]error, warni
 		{"SCHEDULE_MISFIRE_GRACE_SECONDS", int64(c.ScheduleMisfireGraceSeconds)},
 		{"EXECUTION_RETENTION_DAYS", int64(c.ExecutionRetentionDays)},
 		{"EXECUTION_EVENTS_RETENTION_HOURS", int64(c.ExecutionEventsRetentionHours)},
+		{"AUDIT_RETENTION_DAYS", int64(c.AuditRetentionDays)},
 	} {
 		if p.n <= 0 {
 			bad(p.key, "must be positive, got %d", p.n)
@@ -853,6 +858,11 @@ func (c *Config) RefreshReuseGrace() time.Duration {
 // APITokenMaxTTL is API_TOKEN_MAX_TTL_DAYS as a duration.
 func (c *Config) APITokenMaxTTL() time.Duration {
 	return time.Duration(c.APITokenMaxTTLDays) * 24 * time.Hour
+}
+
+// AuditRetention is how long audit entries are kept (AUDIT_RETENTION_DAYS).
+func (c *Config) AuditRetention() time.Duration {
+	return time.Duration(c.AuditRetentionDays) * 24 * time.Hour
 }
 
 // IdempotencyTTL is IDEMPOTENCY_TTL_HOURS as a duration.

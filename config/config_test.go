@@ -87,6 +87,7 @@ func TestFieldsAreTheDocumentedVariables(t *testing.T) {
 		"EXECUTION_MAX_RUN_SECONDS", "EXECUTION_MAX_LIFETIME_SECONDS", "NODE_TIMEOUT_SECONDS",
 		"EXECUTION_MAX_CONCURRENT_PER_USER", "SCHEDULE_MISFIRE_GRACE_SECONDS", "EXECUTION_RETENTION_DAYS",
 		"EXECUTION_EVENTS_RETENTION_HOURS", "HTTP_ALLOWED_HOSTS", "HTTP_BLOCK_PRIVATE_NETWORKS",
+		"AUDIT_RETENTION_DAYS",
 	}
 	var got []string
 	for _, f := range fields {
@@ -128,6 +129,8 @@ func TestDefaults(t *testing.T) {
 		{"OAuthStateTTL", c.OAuthStateTTL(), 10 * time.Minute},
 		{"APITokenMaxTTLDays", c.APITokenMaxTTLDays, 365},
 		{"APITokenMaxTTL", c.APITokenMaxTTL(), 365 * 24 * time.Hour},
+		{"AuditRetentionDays", c.AuditRetentionDays, 365},
+		{"AuditRetention", c.AuditRetention(), 365 * 24 * time.Hour},
 		{"IdempotencyTTLHours", c.IdempotencyTTLHours, 24},
 		{"IdempotencyTTL", c.IdempotencyTTL(), 24 * time.Hour},
 		{"RefreshReuseGraceSeconds", c.RefreshReuseGraceSeconds, 10},

@@ -74,6 +74,7 @@ func New(d Deps) (*Server, error) {
 	}
 	oa.limiter, oa.publicLimit = d.Shared, d.Config.RateLimitPublicPerMinute
 	s := &Server{deps: d, limits: flow.Limits{MaxNodes: d.Config.FlowMaxNodes, MaxEdges: d.Config.FlowMaxEdges, MaxBytes: int(d.Config.FlowMaxBytes)}}
+	oa.denied = s.auditDenied
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler(d.Logger)

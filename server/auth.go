@@ -71,6 +71,7 @@ func (h *handlers) ExchangeCode(ctx context.Context, req api.ExchangeCodeRequest
 	}
 	raw, err := h.s.deps.Shared.TakeState(ctx, req.Body.State)
 	if errors.Is(err, auth.ErrStateNotFound) {
+		h.s.auditLoginFailed(ctx, loginInvalidState, nil, "")
 		return nil, unprocessable("invalid-oauth-state", "The sign-in state is unknown, expired or already used; start again.",
 			FieldError{Pointer: "/state", Detail: "is unknown, expired or already used", Code: "invalid-oauth-state"})
 	}
@@ -84,6 +85,7 @@ func (h *handlers) ExchangeCode(ctx context.Context, req api.ExchangeCodeRequest
 	tokens, err := cd.Exchange(ctx, req.Body.Code, st.RedirectURI, st.Verifier)
 	switch {
 	case errors.Is(err, auth.ErrCodeRejected):
+		h.s.auditLoginFailed(ctx, loginCodeRejected, nil, "")
 		return nil, withoutBearerChallenge(unauthenticated("Casdoor rejected the authorization code."))
 	case errors.Is(err, auth.ErrCasdoorUnavailable):
 		return nil, dependencyDown("casdoor", err)
@@ -96,13 +98,16 @@ func (h *handlers) ExchangeCode(ctx context.Context, req api.ExchangeCodeRequest
 	}
 	id, err := cd.Verify(jwt)
 	if err != nil {
+		h.s.auditLoginFailed(ctx, loginTokenInvalid, nil, "")
 		return nil, withoutBearerChallenge(unauthenticated("The Casdoor token could not be verified."))
 	}
 	u, err := h.s.upsertSSOUser(ctx, id, cd.MapRole(id))
 	if err != nil {
+		h.s.auditRefusedLogin(ctx, id, err)
 		return nil, withoutBearerChallenge(err)
 	}
 	if !u.IsActive {
+		h.s.auditLoginFailed(ctx, loginAccountOff, u, "")
 		return nil, accountDisabled()
 	}
 	resp, err := h.s.issueSession(ctx, u, "", func(tx *gorm.DB) error {
@@ -114,7 +119,38 @@ func (h *handlers) ExchangeCode(ctx context.Context, req api.ExchangeCodeRequest
 	return api.ExchangeCode200JSONResponse{TokensJSONResponse: resp}, nil
 }
 
+// auditRefusedLogin records auth.login_failed for a verified Casdoor identity that upsertSSOUser
+// refused. It runs after that transaction rolled back, so the user is looked up again here.
+func (s *Server) auditRefusedLogin(ctx context.Context, id *auth.CasdoorIdentity, err error) {
+	p, ok := asProblem(err)
+	if !ok {
+		return // an outage or a fault, not a refusal: logged by the error handler
+	}
+	reason := ""
+	switch {
+	case p.Slug == "account-disabled":
+		reason = loginAccountOff
+	case p.Slug == "already-exists":
+		reason = loginEmailConflict
+	case p.Status == http.StatusUnauthorized:
+		reason = loginNoEmail
+	default:
+		return
+	}
+	db := s.deps.DB.DB
+	u, lookupErr := store.GetUserByExternalID(ctx, db, id.Subject)
+	if lookupErr != nil && id.Email != "" {
+		u, lookupErr = store.GetUserByEmail(ctx, db, id.Email)
+	}
+	if lookupErr != nil {
+		u = nil
+	}
+	s.auditLoginFailed(ctx, reason, u, id.Email)
+}
+
 // upsertSSOUser applies the just-in-time rules of PRODUCT §3.2.1, keyed on the Casdoor subject.
+// Creating a user is audited as user.created, linking a pre-provisioned one as user.linked, and a
+// role taken from Casdoor under CASDOOR_ROLE_SYNC=login as user.role_changed, in its transaction.
 func (s *Server) upsertSSOUser(ctx context.Context, id *auth.CasdoorIdentity, role string) (*store.User, error) {
 	cfg := s.deps.Config
 	var out *store.User
@@ -133,9 +169,11 @@ func (s *Server) upsertSSOUser(ctx context.Context, id *auth.CasdoorIdentity, ro
 		if id.Avatar != "" {
 			avatar = &id.Avatar
 		}
+		linked, prevRole := false, ""
 		u, err := store.GetUserByExternalID(ctx, tx, id.Subject)
 		switch {
 		case err == nil:
+			prevRole = u.Role
 			// A refused login changes nothing: no profile refresh, no last_login_at.
 			if !u.IsActive {
 				return accountDisabled()
@@ -173,7 +211,7 @@ func (s *Server) upsertSSOUser(ctx context.Context, id *auth.CasdoorIdentity, ro
 				if !byEmail.IsActive {
 					return accountDisabled()
 				}
-				u = byEmail // pre-provisioned by the CLI: link it
+				u, linked, prevRole = byEmail, true, byEmail.Role // pre-provisioned by the CLI: link it
 				sub := id.Subject
 				u.ExternalID, u.AvatarURL, u.LastLoginAt = &sub, avatar, &now
 				if name != "" {
@@ -206,6 +244,7 @@ func (s *Server) upsertSSOUser(ctx context.Context, id *auth.CasdoorIdentity, ro
 		default:
 			return err
 		}
+		created := u.ID == 0
 		if err := store.SaveUser(ctx, tx, u); err != nil {
 			if errors.Is(err, store.ErrConflict) {
 				return conflict("already-exists", "This email belongs to another account.")
@@ -213,6 +252,24 @@ func (s *Server) upsertSSOUser(ctx context.Context, id *auth.CasdoorIdentity, ro
 			return err
 		}
 		out = u
+		var audits []auditEntry
+		switch {
+		case created:
+			audits = append(audits, auditEntry{Action: "user.created", ResourceType: "user", ResourceID: u.ID, ActorUser: u,
+				After: map[string]any{"email": u.Email, "name": u.Name, "role": u.Role}})
+		case linked:
+			audits = append(audits, auditEntry{Action: "user.linked", ResourceType: "user", ResourceID: u.ID, ActorUser: u,
+				Fields: []string{"external_id"}})
+		}
+		if !created && prevRole != u.Role {
+			audits = append(audits, auditEntry{Action: "user.role_changed", ResourceType: "user", ResourceID: u.ID, SystemActor: "casdoor",
+				Fields: []string{"role"}, Before: map[string]any{"role": prevRole}, After: map[string]any{"role": u.Role}})
+		}
+		for _, e := range audits {
+			if err := writeAudit(ctx, tx, e); err != nil {
+				return err
+			}
+		}
 		return nil
 	})
 	return out, err

@@ -265,6 +265,8 @@ func azIDs(t *testing.T, e *testEnv, o azOp, caller *store.User) map[string]int6
 			t.Fatal(err)
 		}
 		return map[string]int64{"flow_id": flowID}
+	case strings.HasPrefix(o.Path, "/audit-logs/"):
+		return map[string]int64{"id": azAuditRow(t, e, caller)}
 	}
 	return map[string]int64{"id": azFlow(t, e, caller), "version": 1}
 }
@@ -277,6 +279,16 @@ func azTemplate(t *testing.T, e *testEnv, creator *store.User) int64 {
 		t.Fatal(err)
 	}
 	return tpl.ID
+}
+
+// azAuditRow stores an audit entry about actor straight in the DB and returns its id.
+func azAuditRow(t *testing.T, e *testEnv, actor *store.User) int64 {
+	t.Helper()
+	a := &store.AuditLog{Action: "user.activated", ActorType: store.ActorSystem, ActorDisplay: "authz", ResourceType: "user", ResourceID: &actor.ID}
+	if err := store.InsertAudit(context.Background(), e.DB.DB, a); err != nil {
+		t.Fatal(err)
+	}
+	return a.ID
 }
 
 // azAPIToken stores an API token of owner straight in the DB and returns its id.

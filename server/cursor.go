@@ -5,6 +5,8 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"slices"
+	"strings"
 )
 
 // Cursor lists (PRODUCT §2.3): cursor = base64url(JSON {v:1, id, f}), where f
@@ -44,4 +46,23 @@ func decodeCursor(c *string, filters string) (int64, error) {
 		return 0, bad
 	}
 	return b.ID, nil
+}
+
+// cursorFilters is the normalised `filters` argument of encodeCursor and decodeCursor for a list
+// whose filters are named values: the order, then every non-empty filter in key order, each value
+// already normalised by the caller (ids in decimal, times in UTC RFC 3339).
+func cursorFilters(order string, filters map[string]string) string {
+	keys := make([]string, 0, len(filters))
+	for k, v := range filters {
+		if v != "" {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	var b strings.Builder
+	b.WriteString("order=" + order + "\n")
+	for _, k := range keys {
+		b.WriteString(k + "=" + filters[k] + "\n")
+	}
+	return b.String()
 }

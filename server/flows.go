@@ -440,8 +440,10 @@ func (s *Server) updateFlow(ctx context.Context, id int64, ifMatch *string, b *a
 	}
 	touchesSharing := b.Visibility != nil || b.TeamId.IsSpecified()
 	var fields []string
+	// The before and after values of the scalar fields that changed (data is named only).
+	before, after := map[string]any{}, map[string]any{}
 	audit := func(f *store.Flow) auditEntry {
-		return auditEntry{Action: "flow.update", ResourceType: "flow", ResourceID: f.ID, Fields: fields}
+		return auditEntry{Action: "flow.update", ResourceType: "flow", ResourceID: f.ID, Fields: fields, Before: before, After: after}
 	}
 	f, err := s.mutateFlow(ctx, id, ifMatch, false, audit, func(tx *gorm.DB, f *store.Flow) (bool, error) {
 		changed := false
@@ -451,6 +453,7 @@ func (s *Server) updateFlow(ctx context.Context, id int64, ifMatch *string, b *a
 			return false, pr
 		}
 		if b.Name != nil && *b.Name != f.Name {
+			before["name"], after["name"] = f.Name, *b.Name
 			f.Name, changed, fields = *b.Name, true, append(fields, "name")
 		}
 		if b.Description.IsSpecified() {
@@ -460,6 +463,7 @@ func (s *Server) updateFlow(ctx context.Context, id int64, ifMatch *string, b *a
 				d = &v
 			}
 			if !equalPtr(d, f.Description) {
+				before["description"], after["description"] = f.Description, d
 				f.Description, changed, fields = d, true, append(fields, "description")
 			}
 		}
@@ -483,9 +487,11 @@ func (s *Server) updateFlow(ctx context.Context, id int64, ifMatch *string, b *a
 			}
 			if vis != f.Visibility {
 				fields = append(fields, "visibility")
+				before["visibility"], after["visibility"] = f.Visibility, vis
 			}
 			if !equalPtr(team, f.TeamID) {
 				fields = append(fields, "team_id")
+				before["team_id"], after["team_id"] = f.TeamID, team
 			}
 			if vis != f.Visibility || !equalPtr(team, f.TeamID) {
 				f.Visibility, f.TeamID, changed = vis, team, true
@@ -495,12 +501,14 @@ func (s *Server) updateFlow(ctx context.Context, id int64, ifMatch *string, b *a
 			f.Data, f.ContentHash, f.NodeCount, changed, fields = g.data, g.hash, g.nodes, true, append(fields, "data")
 		}
 		if b.Status != nil {
+			prev := f.Status
 			c, err := s.applyStatus(ctx, tx, p, f, string(*b.Status), nil)
 			if err != nil {
 				return false, err
 			}
 			if c {
 				fields = append(fields, "status")
+				before["status"], after["status"] = prev, f.Status
 			}
 			changed = changed || c
 		}

@@ -73,6 +73,17 @@ func TestFlowsAuditRows(t *testing.T) {
 	}
 	send("PATCH", path, `{"name":"Audited 2","description":"d"}`, 200)
 	expect(id, 1, "flow.update", "name", "description")
+	// The changed scalar fields carry their before and after values.
+	var ch struct{ Before, After map[string]any }
+	if err := json.Unmarshal(*rows(id)[0].Changes, &ch); err != nil || ch.Before["name"] != "Audited" || ch.After["name"] != "Audited 2" ||
+		ch.Before["description"] != nil || ch.After["description"] != "d" {
+		t.Fatalf("flow.update before/after %+v (%v)", ch, err)
+	}
+	// Equal values change nothing and write nothing.
+	send("PATCH", path, `{"name":"Audited 2","description":"d"}`, 200)
+	if n := len(rows(id)); n != 2 {
+		t.Fatalf("an unchanged PATCH wrote an audit row (%d rows)", n)
+	}
 	send("POST", path+"/publish", ``, 200)
 	expect(id, 2, "flow.publish", "status", "published_version")
 	send("POST", path+"/unpublish", ``, 200)

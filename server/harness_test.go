@@ -14,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -86,7 +87,7 @@ func newTestEnv(t *testing.T, extraEnv ...map[string]string) *testEnv {
 		}
 		rdb = redis.NewClient(opt)
 		t.Cleanup(func() { rdb.Close() })
-		shared = auth.NewRedisShared(rdb)
+		shared = scopedHits{Shared: auth.NewRedisShared(rdb), scope: fmt.Sprintf("t%d-%d:", time.Now().UnixNano(), testScopes.Add(1))}
 	}
 	cd, err := auth.CasdoorFromConfig(cfg)
 	if err != nil {
@@ -104,6 +105,20 @@ func newTestEnv(t *testing.T, extraEnv ...map[string]string) *testEnv {
 	e.HTTP = httptest.NewServer(newResponseValidator(t, srv.Echo, &e.checked))
 	t.Cleanup(e.HTTP.Close)
 	return e
+}
+
+// scopedHits gives one test server its own rate-limit buckets on the Redis every test server shares.
+// Test databases reuse ids, so without it a per-principal bucket (the permission.denied throttle,
+// one row per principal and operation a minute) would count the requests of earlier tests.
+type scopedHits struct {
+	auth.Shared
+	scope string
+}
+
+var testScopes atomic.Int64
+
+func (s scopedHits) Hit(ctx context.Context, bucket string, limit int, window time.Duration) (auth.RateResult, error) {
+	return s.Shared.Hit(ctx, s.scope+bucket, limit, window)
 }
 
 // syncBuffer collects the server's log lines; tests read it while requests may still be logging.

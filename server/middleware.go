@@ -14,7 +14,8 @@ import (
 var requestIDRe = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 
 // requestID accepts a well-formed X-Request-ID or generates a ULID, and echoes it (PRODUCT §2.1). It
-// also records the client IP as TRUSTED_PROXIES allows, for logs, audit rows and rate limits.
+// also records the client IP as TRUSTED_PROXIES allows, for logs, audit rows and rate limits, and the
+// User-Agent for audit rows.
 func requestID(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		req := c.Request()
@@ -24,6 +25,7 @@ func requestID(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		c.Response().Header().Set(echo.HeaderXRequestID, id)
 		ctx := httpx.WithClientIP(httpx.WithRequestID(req.Context(), id), c.RealIP())
+		ctx = httpx.WithUserAgent(ctx, req.UserAgent())
 		c.SetRequest(req.WithContext(ctx))
 		return next(c)
 	}

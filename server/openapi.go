@@ -48,6 +48,9 @@ type openAPI struct {
 	// limiter counts requests per client IP on x-public operations (nil: no limit).
 	limiter     auth.Shared
 	publicLimit int
+	// denied sees every error of an API request once the handler (and its transaction) is done; the
+	// server records 403 refusals there (permission.denied). nil: not recorded.
+	denied func(ctx context.Context, err error)
 }
 
 // stringFormats are the formats kin-openapi does not check by itself (it knows only byte, date,
@@ -149,6 +152,19 @@ func btoi(b bool) int {
 }
 
 func (o *openAPI) middleware(next echo.HandlerFunc) echo.HandlerFunc {
+	serve := o.serve(next)
+	return func(c echo.Context) error {
+		err := serve(c)
+		if err != nil && o.denied != nil {
+			// The request's context as the chain left it: with the operation and, once
+			// authenticated, the principal; the handler and its transaction are done.
+			o.denied(c.Request().Context(), err)
+		}
+		return err
+	}
+}
+
+func (o *openAPI) serve(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		req := c.Request()
 		if req.URL.Path != BasePath && !strings.HasPrefix(req.URL.Path, BasePath+"/") {

@@ -27,6 +27,7 @@ import (
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/redis/go-redis/v9"
+	"gorm.io/gorm"
 
 	"github.com/wataomi/wataomi/auth"
 	"github.com/wataomi/wataomi/auth/casdoortest"
@@ -164,16 +165,21 @@ func ssoProblem(t *testing.T, label string, hr *http.Response, body []byte, stat
 	return p
 }
 
+// ssoCounts counts the rows a sign-in writes. Audit counts the rows of changes: the records of
+// refusals (auth.login_failed, permission.denied) are not changes and are checked on their own.
 type ssoCounts struct{ Users, Refresh, Audit int64 }
 
 func ssoCount(t *testing.T, e *testEnv) ssoCounts {
 	t.Helper()
 	var c ssoCounts
 	for _, x := range []struct {
-		model any
-		n     *int64
-	}{{&store.User{}, &c.Users}, {&store.RefreshToken{}, &c.Refresh}, {&store.AuditLog{}, &c.Audit}} {
-		if err := e.DB.Model(x.model).Count(x.n).Error; err != nil {
+		q *gorm.DB
+		n *int64
+	}{
+		{e.DB.Model(&store.User{}), &c.Users}, {e.DB.Model(&store.RefreshToken{}), &c.Refresh},
+		{e.DB.Model(&store.AuditLog{}).Where("action NOT IN ?", []string{"auth.login_failed", "permission.denied"}), &c.Audit},
+	} {
+		if err := x.q.Count(x.n).Error; err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -363,10 +369,18 @@ func TestSSOLoginHappyPath(t *testing.T) {
 		t.Errorf("auth %+v", me.Auth)
 	}
 
-	// Rows: one user, one refresh token stored as its SHA-256 only, one audit row.
+	// Rows: one user, one refresh token stored as its SHA-256 only, two audit rows (user.created and
+	// auth.login, both by the new user).
 	after := ssoCount(t, e)
-	if after.Users != before.Users+1 || after.Refresh != before.Refresh+1 || after.Audit != before.Audit+1 {
-		t.Errorf("login wrote %+v → %+v, want one user, one refresh token, one audit row", before, after)
+	if after.Users != before.Users+1 || after.Refresh != before.Refresh+1 || after.Audit != before.Audit+2 {
+		t.Errorf("login wrote %+v → %+v, want one user, one refresh token, two audit rows", before, after)
+	}
+	for _, action := range []string{"user.created", "auth.login"} {
+		rows := ssoAudits(t, e, action)
+		if len(rows) != 1 || rows[0].ActorType != store.ActorUser || rows[0].ActorUserID == nil || *rows[0].ActorUserID != me.Id ||
+			rows[0].ResourceID == nil || *rows[0].ResourceID != me.Id || rows[0].RequestID == nil || rows[0].IP == nil {
+			t.Errorf("%s rows %+v", action, rows)
+		}
 	}
 	rt := ssoRefreshRow(t, e, tr.RefreshToken)
 	if rt.UserID != me.Id || rt.FamilyID != claims.SID || rt.UsedAt != nil || rt.RevokedAt != nil {
@@ -982,6 +996,19 @@ func TestSSOLinksPreProvisionedUser(t *testing.T) {
 			}
 			if after := ssoCount(t, e); after.Users != before.Users {
 				t.Errorf("users %d → %d", before.Users, after.Users)
+			}
+			// One row per change: the link, and under login sync the role taken from Casdoor (by
+			// the system), besides auth.login.
+			if rows := ssoAudits(t, e, "user.linked"); len(rows) != 1 || *rows[0].ResourceID != pre.ID || *rows[0].ActorUserID != pre.ID {
+				t.Errorf("user.linked rows %+v", rows)
+			}
+			roleRows := ssoAudits(t, e, "user.role_changed")
+			if wantRows := map[string]int{"create": 0, "login": 1}[sync]; len(roleRows) != wantRows ||
+				(wantRows == 1 && (roleRows[0].ActorType != store.ActorSystem || roleRows[0].ActorDisplay != "casdoor")) {
+				t.Errorf("user.role_changed rows %+v", roleRows)
+			}
+			if len(ssoAudits(t, e, "user.created")) != 0 {
+				t.Error("linking wrote user.created")
 			}
 			// A second login finds the linked row by its Casdoor id.
 			if tr := ssoLogin(t, e, f, cu); tr.User.Id != pre.ID {

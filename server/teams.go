@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"gorm.io/gorm"
 
@@ -121,7 +122,9 @@ func (h *handlers) UpdateTeam(ctx context.Context, req api.UpdateTeamRequestObje
 		}
 		b := req.Body
 		var fields []string
+		before, after := map[string]any{}, map[string]any{}
 		if b.Name != nil && *b.Name != t.Name {
+			before["name"], after["name"] = t.Name, *b.Name
 			t.Name, fields = *b.Name, append(fields, "name")
 		}
 		if b.Description.IsSpecified() {
@@ -131,6 +134,7 @@ func (h *handlers) UpdateTeam(ctx context.Context, req api.UpdateTeamRequestObje
 				d = &v
 			}
 			if !equalPtr(d, t.Description) {
+				before["description"], after["description"] = t.Description, d
 				t.Description, fields = d, append(fields, "description")
 			}
 		}
@@ -140,7 +144,7 @@ func (h *handlers) UpdateTeam(ctx context.Context, req api.UpdateTeamRequestObje
 		if err := store.SaveTeam(ctx, tx, t); err != nil {
 			return err
 		}
-		return writeAudit(ctx, tx, auditEntry{Action: "team.updated", ResourceType: "team", ResourceID: t.ID, Fields: fields})
+		return writeAudit(ctx, tx, auditEntry{Action: "team.updated", ResourceType: "team", ResourceID: t.ID, Fields: fields, Before: before, After: after})
 	})
 	if err != nil {
 		name := ""
@@ -192,11 +196,23 @@ func (h *handlers) SetTeamMembers(ctx context.Context, req api.SetTeamMembersReq
 			}
 			return unprocessable("unprocessable", "Some user ids name no user.", errs...)
 		}
+		current, err := store.TeamMembers(ctx, tx, t.ID)
+		if err != nil {
+			return err
+		}
+		old := make([]int64, len(current))
+		for i := range current {
+			old[i] = current[i].ID
+		}
+		slices.Sort(old)
+		if sorted := slices.Sorted(slices.Values(ids)); slices.Equal(sorted, old) {
+			return nil // the same members: no change, no audit row
+		}
 		if err := store.SetTeamMembers(ctx, tx, t.ID, ids); err != nil {
 			return err
 		}
 		return writeAudit(ctx, tx, auditEntry{Action: "team.members_set", ResourceType: "team", ResourceID: t.ID,
-			Fields: []string{"members"}, After: map[string]any{"user_ids": ids}})
+			Fields: []string{"members"}, Before: map[string]any{"user_ids": old}, After: map[string]any{"user_ids": ids}})
 	})
 	if err != nil {
 		return nil, err

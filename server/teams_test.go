@@ -395,6 +395,11 @@ func TestTeamsCRUD(t *testing.T) {
 	if fields, _ := ch["fields"].([]any); !slices.Equal(fields, []any{"name"}) {
 		t.Errorf("team.updated fields %v, want [name]", ch["fields"])
 	}
+	chBefore, _ := ch["before"].(map[string]any)
+	chAfter, _ := ch["after"].(map[string]any)
+	if chBefore["name"] != support.Name || chAfter["name"] != "Customer Care" {
+		t.Errorf("team.updated before %v after %v", ch["before"], ch["after"])
+	}
 	if names := tpTeamNames(tpListTeams(t, e, viewerTok, api.ListTeamsParams{Search: tpStr("care")})); !slices.Equal(names, []string{"Customer Care"}) {
 		t.Errorf("search care: %v", names)
 	}
@@ -601,6 +606,12 @@ func TestTeamsMembers(t *testing.T) {
 	if after, _ := ch["after"].(map[string]any); fmt.Sprint(after["user_ids"]) != fmt.Sprint([]any{float64(a.ID), float64(b.ID)}) {
 		t.Errorf("team.members_set changes %v", ch)
 	}
+	if before, _ := ch["before"].(map[string]any); fmt.Sprint(before["user_ids"]) != "[]" {
+		t.Errorf("team.members_set before %v, want no members", ch["before"])
+	}
+	// The same members again, in another order: nothing changes and no audit row is written.
+	tpSetMembers(t, e, adminTok, tm.Id, b.ID, a.ID)
+	tpAuditChanges(t, e, "team.members_set", tm.Id, 1, admin)
 	// The users' team_ids follow.
 	ur, err := e.Client(adminTok).GetUserWithResponse(tpCtx, a.ID)
 	if err != nil {

@@ -21,7 +21,7 @@ import (
 var allModels = []any{&store.User{}, &store.Team{}, &store.TeamMember{}, &store.Flow{}, &store.FlowVersion{},
 	&store.RefreshToken{}, &store.APIToken{}, &store.AuditLog{},
 	&store.Execution{}, &store.NodeExecution{}, &store.ExecutionEvent{}, &store.FlowSchedule{},
-	&store.Template{}, &store.AgentConfig{}}
+	&store.Template{}, &store.AgentConfig{}, &store.Settings{}}
 
 // emptyDatabases runs fn on an unmigrated database of each available dialect.
 func emptyDatabases(t *testing.T, fn func(t *testing.T, db *store.DB)) {
@@ -217,7 +217,7 @@ WHERE rc.constraint_schema = current_schema()`).Rows()
 		}
 	case store.SQLite:
 		for _, table := range []string{"users", "teams", "team_members", "flows", "flow_versions", "refresh_tokens", "api_tokens", "audit_logs",
-			"executions", "node_executions", "execution_events", "flow_schedules", "templates", "agent_configs"} {
+			"executions", "node_executions", "execution_events", "flow_schedules", "templates", "agent_configs", "settings"} {
 			var list []struct {
 				Table    string `gorm:"column:table"`
 				From     string `gorm:"column:from"`
@@ -244,8 +244,9 @@ WHERE rc.constraint_schema = current_schema()`).Rows()
 		"flow_versions": {"flow_versions_flow_id_version", "flow_versions_created_by"},
 		"refresh_tokens": {"refresh_tokens_token_hash", "refresh_tokens_family_id", "refresh_tokens_user_id",
 			"refresh_tokens_replaced_by_id", "refresh_tokens_expires_at"},
-		"api_tokens":    {"api_tokens_token_hash", "api_tokens_owner_id_name"},
-		"audit_logs":    {"audit_logs_occurred_at", "audit_logs_resource", "audit_logs_actor_user_id", "audit_logs_api_token_id"},
+		"api_tokens": {"api_tokens_token_hash", "api_tokens_owner_id_name"},
+		"audit_logs": {"audit_logs_occurred_at", "audit_logs_resource", "audit_logs_actor_user_id_id", "audit_logs_api_token_id_id",
+			"audit_logs_action"},
 		"templates":     {"templates_system_key", "templates_created_at_id", "templates_source_flow_id", "templates_created_by"},
 		"agent_configs": {"agent_configs_flow_id"},
 	}

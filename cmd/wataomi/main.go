@@ -47,6 +47,8 @@ const usage = `usage: wataomi [command]
   config check                   print the effective configuration, secrets redacted
   openapi [--format yaml|json]   print the embedded contract
   health [--url URL]             probe /health of a running server (for container HEALTHCHECKs)
+  audit purge [--before T]       delete audit entries older than AUDIT_RETENTION_DAYS (or than the
+                                 RFC 3339 instant T), in batches
 `
 
 func main() {
@@ -78,6 +80,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return openapiCmd(args, stdout, stderr)
 	case "health":
 		return healthCmd(args, stdout, stderr)
+	case "audit":
+		return auditCmd(args, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -286,7 +290,13 @@ func users(args []string, stdout, stderr io.Writer) error {
 	}
 	defer db.Close()
 	u := &store.User{Email: *email, Name: *name, Role: *role, IsActive: true}
-	if err := store.SaveUser(ctx, db.DB, u); err != nil {
+	err = db.Tx(ctx, func(tx *gorm.DB) error {
+		if err := store.SaveUser(ctx, tx, u); err != nil {
+			return err
+		}
+		return cliAudit(ctx, tx, "user.created", u.ID, nil, nil, map[string]any{"email": u.Email, "name": u.Name, "role": u.Role})
+	})
+	if err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			return fmt.Errorf("a user with the email %s already exists", *email)
 		}
@@ -339,7 +349,13 @@ func token(args []string, stdout, stderr io.Writer) error {
 	switch {
 	case errors.Is(err, store.ErrNotFound) && *role != "":
 		u = &store.User{Email: *email, Name: strings.Split(*email, "@")[0], Role: *role, IsActive: true}
-		if err := store.SaveUser(ctx, db.DB, u); err != nil {
+		err := db.Tx(ctx, func(tx *gorm.DB) error {
+			if err := store.SaveUser(ctx, tx, u); err != nil {
+				return err
+			}
+			return cliAudit(ctx, tx, "user.created", u.ID, nil, nil, map[string]any{"email": u.Email, "name": u.Name, "role": u.Role})
+		})
+		if err != nil {
 			return err
 		}
 	case errors.Is(err, store.ErrNotFound):
@@ -592,4 +608,39 @@ func cliAudit(ctx context.Context, tx *gorm.DB, action string, userID int64, fie
 	}
 	return store.InsertAudit(ctx, tx, &store.AuditLog{Action: action, ActorType: store.ActorSystem, ActorDisplay: "cli",
 		ResourceType: "user", ResourceID: &userID, Changes: changes})
+}
+
+// auditCmd is `audit purge`: the retention of PRODUCT §9.2 run by hand (the maintenance.purge job runs
+// the same store.PurgeAuditBefore on a schedule).
+func auditCmd(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "purge" {
+		return errors.New("audit needs: purge [--before RFC3339]")
+	}
+	fs := newFlagSet("audit purge", stderr)
+	before := fs.String("before", "", "delete entries that occurred before this RFC 3339 instant (default: now - AUDIT_RETENTION_DAYS)")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	cfg, err := loadConfig()
+	if err != nil {
+		return err
+	}
+	cutoff := store.Now().Add(-cfg.AuditRetention())
+	if *before != "" {
+		t, err := time.Parse(time.RFC3339Nano, *before)
+		if err != nil {
+			return fmt.Errorf("--before must be an RFC 3339 time: %w", err)
+		}
+		cutoff = t.UTC()
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	db, err := openMigrated(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	n, err := store.PurgeAuditBefore(ctx, db.DB, cutoff)
+	fmt.Fprintf(stdout, "deleted %d audit entries that occurred before %s\n", n, cutoff.Format(time.RFC3339))
+	return err
 }

@@ -878,8 +878,10 @@ func TestUsersSetRoleAndRelink(t *testing.T) {
 	if err != nil || root.Role != "admin" {
 		t.Fatalf("root: %+v %v", root, err)
 	}
+	// Newest first: the role change, then the creation, both by the system (the CLI).
 	audit, err := store.ListAuditForResource(ctx, db.DB, "user", ada.ID)
-	if err != nil || len(audit) != 1 || audit[0].Action != "user.role_changed" || audit[0].ActorType != store.ActorSystem {
+	if err != nil || len(audit) != 2 || audit[0].Action != "user.role_changed" || audit[1].Action != "user.created" ||
+		audit[0].ActorType != store.ActorSystem || audit[1].ActorType != store.ActorSystem {
 		t.Fatalf("audit for ada: %+v %v", audit, err)
 	}
 
@@ -918,5 +920,46 @@ func TestTokenWithRefresh(t *testing.T) {
 	rt, err := store.GetRefreshTokenByHash(context.Background(), db.DB, auth.HashOpaque(got.RefreshToken))
 	if err != nil || rt.FamilyID != claims.SID || rt.UserID != claims.UserID {
 		t.Fatalf("refresh row %+v (%v) does not match the access token's session %q", rt, err, claims.SID)
+	}
+}
+
+// ---------------------------------------------------------------------------
+// audit
+
+func TestAuditPurge(t *testing.T) {
+	setupCLI(t)
+	t.Setenv("AUDIT_RETENTION_DAYS", "30")
+	db := openTestDB(t)
+	ctx := context.Background()
+	now := store.Now()
+	for i, age := range []time.Duration{400 * 24 * time.Hour, 31 * 24 * time.Hour, 29 * 24 * time.Hour, time.Hour} {
+		id := int64(i + 1)
+		if err := store.InsertAudit(ctx, db.DB, &store.AuditLog{OccurredAt: now.Add(-age), Action: "flow.update", ActorType: store.ActorSystem,
+			ActorDisplay: "test", ResourceType: "flow", ResourceID: &id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+
+	// Default cutoff: now - AUDIT_RETENTION_DAYS (30): the two older rows go.
+	if out := mustCLI(t, "audit", "purge"); !strings.Contains(out, "deleted 2 audit entries") {
+		t.Fatalf("purge printed %q", out)
+	}
+	// --before moves the cutoff; the 29-day-old row goes, the newest stays.
+	if out := mustCLI(t, "audit", "purge", "--before", now.Add(-2*time.Hour).Format(time.RFC3339)); !strings.Contains(out, "deleted 1 audit entries") {
+		t.Fatalf("purge --before printed %q", out)
+	}
+	db = openTestDB(t)
+	var left []store.AuditLog
+	if err := db.Find(&left).Error; err != nil {
+		t.Fatal(err)
+	}
+	if len(left) != 1 || *left[0].ResourceID != 4 {
+		t.Fatalf("left after purge: %+v", left)
+	}
+	for _, bad := range [][]string{{"audit"}, {"audit", "list"}, {"audit", "purge", "--before", "yesterday"}} {
+		if _, _, err := cli(t, bad...); err == nil {
+			t.Errorf("%v succeeded", bad)
+		}
 	}
 }

@@ -64,30 +64,75 @@ func (e AgentTone) Valid() bool {
 	}
 }
 
+// Defines values for AuditActorType.
+const (
+	AuditActorTypeApiToken AuditActorType = "api_token"
+	AuditActorTypeSystem   AuditActorType = "system"
+	AuditActorTypeUser     AuditActorType = "user"
+	AuditActorTypeWebhook  AuditActorType = "webhook"
+)
+
+// Valid indicates whether the value is a known member of the AuditActorType enum.
+func (e AuditActorType) Valid() bool {
+	switch e {
+	case AuditActorTypeApiToken:
+		return true
+	case AuditActorTypeSystem:
+		return true
+	case AuditActorTypeUser:
+		return true
+	case AuditActorTypeWebhook:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for AuditStatus.
+const (
+	Denied  AuditStatus = "denied"
+	Failure AuditStatus = "failure"
+	Success AuditStatus = "success"
+)
+
+// Valid indicates whether the value is a known member of the AuditStatus enum.
+func (e AuditStatus) Valid() bool {
+	switch e {
+	case Denied:
+		return true
+	case Failure:
+		return true
+	case Success:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ExecutionMode.
 const (
-	Manual   ExecutionMode = "manual"
-	Message  ExecutionMode = "message"
-	Retry    ExecutionMode = "retry"
-	Schedule ExecutionMode = "schedule"
-	Test     ExecutionMode = "test"
-	Webhook  ExecutionMode = "webhook"
+	ExecutionModeManual   ExecutionMode = "manual"
+	ExecutionModeMessage  ExecutionMode = "message"
+	ExecutionModeRetry    ExecutionMode = "retry"
+	ExecutionModeSchedule ExecutionMode = "schedule"
+	ExecutionModeTest     ExecutionMode = "test"
+	ExecutionModeWebhook  ExecutionMode = "webhook"
 )
 
 // Valid indicates whether the value is a known member of the ExecutionMode enum.
 func (e ExecutionMode) Valid() bool {
 	switch e {
-	case Manual:
+	case ExecutionModeManual:
 		return true
-	case Message:
+	case ExecutionModeMessage:
 		return true
-	case Retry:
+	case ExecutionModeRetry:
 		return true
-	case Schedule:
+	case ExecutionModeSchedule:
 		return true
-	case Test:
+	case ExecutionModeTest:
 		return true
-	case Webhook:
+	case ExecutionModeWebhook:
 		return true
 	default:
 		return false
@@ -713,6 +758,73 @@ type ApiTokenPage struct {
 	// TotalPages ceil(total / page_size); 0 when empty.
 	TotalPages int `json:"total_pages"`
 }
+
+// AuditActor Who acted. Under an API token, `user_id` is the token's owner.
+type AuditActor struct {
+	ApiTokenId nullable.Nullable[int64] `json:"api_token_id"`
+
+	// Display The actor's name (or email) when the entry was written; kept after the user is deleted.
+	Display string                   `json:"display"`
+	Type    AuditActorType           `json:"type"`
+	UserId  nullable.Nullable[int64] `json:"user_id"`
+}
+
+// AuditActorType defines model for AuditActorType.
+type AuditActorType string
+
+// AuditDetails What changed: the changed field names and the before and after values of non-secret scalar fields
+// (never a secret or message content). `operation`, `missing_permission` and `reason` describe
+// refusals and failures (`permission.denied`, `auth.login_failed`).
+type AuditDetails struct {
+	After             map[string]interface{}    `json:"after"`
+	Before            map[string]interface{}    `json:"before"`
+	Fields            []string                  `json:"fields"`
+	MissingPermission nullable.Nullable[string] `json:"missing_permission"`
+
+	// Operation The operationId that was refused.
+	Operation nullable.Nullable[string] `json:"operation"`
+
+	// Reason Why an attempt failed, as a short code (for example `code-rejected`).
+	Reason nullable.Nullable[string] `json:"reason"`
+}
+
+// AuditLog defines model for AuditLog.
+type AuditLog struct {
+	// Action For example `flow.update`.
+	Action string `json:"action"`
+
+	// Actor Who acted. Under an API token, `user_id` is the token's owner.
+	Actor AuditActor `json:"actor"`
+
+	// Details What changed: the changed field names and the before and after values of non-secret scalar fields
+	// (never a secret or message content). `operation`, `missing_permission` and `reason` describe
+	// refusals and failures (`permission.denied`, `auth.login_failed`).
+	Details AuditDetails `json:"details"`
+	Id      int64        `json:"id"`
+
+	// Ip The client address (`X-Forwarded-For` is trusted only from `TRUSTED_PROXIES`).
+	Ip           nullable.Nullable[string] `json:"ip"`
+	OccurredAt   apitime.Time              `json:"occurred_at"`
+	RequestId    nullable.Nullable[string] `json:"request_id"`
+	ResourceId   nullable.Nullable[int64]  `json:"resource_id"`
+	ResourceType string                    `json:"resource_type"`
+
+	// Status `success`, `failure` (an attempt that failed, such as a sign-in), or `denied` (refused: a 403, a reused refresh token).
+	Status    AuditStatus               `json:"status"`
+	UserAgent nullable.Nullable[string] `json:"user_agent"`
+}
+
+// AuditLogPage defines model for AuditLogPage.
+type AuditLogPage struct {
+	HasMore bool       `json:"has_more"`
+	Items   []AuditLog `json:"items"`
+
+	// NextCursor Pass as `cursor` for the next batch; null at the end.
+	NextCursor nullable.Nullable[string] `json:"next_cursor"`
+}
+
+// AuditStatus `success`, `failure` (an attempt that failed, such as a sign-in), or `denied` (refused: a 403, a reused refresh token).
+type AuditStatus string
 
 // BoolMap A name → boolean map.
 type BoolMap map[string]bool
@@ -1445,6 +1557,64 @@ type RoleList struct {
 	Items []RoleInfo `json:"items"`
 }
 
+// Settings defines model for Settings.
+type Settings struct {
+	// AutoHandoffOnAgentReply An agent's reply hands the conversation over from the bot. Default true.
+	AutoHandoffOnAgentReply bool `json:"auto_handoff_on_agent_reply"`
+
+	// AutoResolveAfterHours Resolve conversations idle this long; 0 (the default) is off.
+	AutoResolveAfterHours int `json:"auto_resolve_after_hours"`
+
+	// BotFallbackMessage Sent when a bot's flow fails.
+	BotFallbackMessage string `json:"bot_fallback_message"`
+
+	// ConversationReopenHours A message within this many hours of resolution reopens the conversation. Default 24.
+	ConversationReopenHours int `json:"conversation_reopen_hours"`
+
+	// DefaultAiModel The default model of AI nodes and `/ai/*`; `null` means `AI_DEFAULT_MODEL`.
+	DefaultAiModel nullable.Nullable[string] `json:"default_ai_model"`
+
+	// DefaultLanguage A BCP 47 language tag. Default `en`.
+	DefaultLanguage string `json:"default_language"`
+
+	// DefaultTimezone An IANA time zone. Default `UTC`.
+	DefaultTimezone string `json:"default_timezone"`
+
+	// MessengerHumanAgentTag Send agent replies outside Messenger's 24-hour window with the HUMAN_AGENT tag. Default false.
+	MessengerHumanAgentTag bool   `json:"messenger_human_agent_tag"`
+	OrgName                string `json:"org_name"`
+
+	// ResetBotOnResolve Resolving a conversation gives it back to the bot. Default true.
+	ResetBotOnResolve bool `json:"reset_bot_on_resolve"`
+
+	// SendReadReceipts Default false.
+	SendReadReceipts bool         `json:"send_read_receipts"`
+	UpdatedAt        apitime.Time `json:"updated_at"`
+}
+
+// SettingsUpdate A partial update; an absent property is unchanged and `{}` changes nothing.
+type SettingsUpdate struct {
+	AutoHandoffOnAgentReply *bool `json:"auto_handoff_on_agent_reply,omitempty"`
+
+	// AutoResolveAfterHours 0 turns automatic resolution off.
+	AutoResolveAfterHours   *int    `json:"auto_resolve_after_hours,omitempty"`
+	BotFallbackMessage      *string `json:"bot_fallback_message,omitempty"`
+	ConversationReopenHours *int    `json:"conversation_reopen_hours,omitempty"`
+
+	// DefaultAiModel A catalogue model id (`GET /ai/models`); `null` uses `AI_DEFAULT_MODEL`.
+	DefaultAiModel nullable.Nullable[string] `json:"default_ai_model,omitempty"`
+
+	// DefaultLanguage A BCP 47 language tag, such as `en` or `pt-BR`.
+	DefaultLanguage *string `json:"default_language,omitempty"`
+
+	// DefaultTimezone An IANA time zone, such as `Europe/Paris`.
+	DefaultTimezone        *string `json:"default_timezone,omitempty"`
+	MessengerHumanAgentTag *bool   `json:"messenger_human_agent_tag,omitempty"`
+	OrgName                *string `json:"org_name,omitempty"`
+	ResetBotOnResolve      *bool   `json:"reset_bot_on_resolve,omitempty"`
+	SendReadReceipts       *bool   `json:"send_read_receipts,omitempty"`
+}
+
 // Team defines model for Team.
 type Team struct {
 	CreatedAt   apitime.Time              `json:"created_at"`
@@ -1740,6 +1910,9 @@ type ApiTokenID = int64
 // ApiTokenSort defines model for ApiTokenSort.
 type ApiTokenSort = []string
 
+// AuditLogID defines model for AuditLogID.
+type AuditLogID = int64
+
 // Cursor defines model for Cursor.
 type Cursor = string
 
@@ -1805,6 +1978,39 @@ type ListApiTokensParams struct {
 
 // ListApiTokensParamsSort defines parameters for ListApiTokens.
 type ListApiTokensParamsSort string
+
+// ListAuditLogsParams defines parameters for ListAuditLogs.
+type ListAuditLogsParams struct {
+	// Cursor The `next_cursor` of the previous batch.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// Limit Items per batch.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// ActorUserId Entries whose actor is this user (also those written under one of the user's API tokens).
+	ActorUserId *int64 `form:"actor_user_id,omitempty" json:"actor_user_id,omitempty"`
+
+	// ApiTokenId Entries written under this API token.
+	ApiTokenId *int64 `form:"api_token_id,omitempty" json:"api_token_id,omitempty"`
+
+	// Action An action or an action prefix, for example `flow.` or `user.role_changed`.
+	Action *string `form:"action,omitempty" json:"action,omitempty"`
+
+	// ResourceType The kind of resource, for example `flow`, `user`, `team`, `api_token`, `settings`.
+	ResourceType *string `form:"resource_type,omitempty" json:"resource_type,omitempty"`
+
+	// ResourceId The resource's id.
+	ResourceId *int64 `form:"resource_id,omitempty" json:"resource_id,omitempty"`
+
+	// Status The outcome.
+	Status *AuditStatus `form:"status,omitempty" json:"status,omitempty"`
+
+	// From Entries that occurred at or after this instant (RFC 3339, any offset).
+	From *time.Time `form:"from,omitempty" json:"from,omitempty"`
+
+	// To Entries that occurred before this instant (RFC 3339, any offset).
+	To *time.Time `form:"to,omitempty" json:"to,omitempty"`
+}
 
 // GetLoginUrlParams defines parameters for GetLoginUrl.
 type GetLoginUrlParams struct {
@@ -2070,6 +2276,9 @@ type CreateFlowVersionJSONRequestBody = FlowVersionCreate
 
 // CheckPermissionsJSONRequestBody defines body for CheckPermissions for application/json ContentType.
 type CheckPermissionsJSONRequestBody = PermissionCheck
+
+// UpdateSettingsJSONRequestBody defines body for UpdateSettings for application/json ContentType.
+type UpdateSettingsJSONRequestBody = SettingsUpdate
 
 // CreateTeamJSONRequestBody defines body for CreateTeam for application/json ContentType.
 type CreateTeamJSONRequestBody = TeamCreate
@@ -2996,6 +3205,26 @@ type ClientInterface interface {
 	// Corresponds with GET /api-tokens/{id} (the `GetApiToken` operationId).
 	GetApiToken(ctx context.Context, id ApiTokenID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ListAuditLogs List audit log entries
+	//
+	// A cursor list of audit entries, newest first (by `id`, which follows `occurred_at`). Every filter
+	// narrows the list; `action` is a prefix match (`flow.` matches `flow.create`, `flow.update`, …).
+	// `next_cursor` carries a fingerprint of the filters: reusing it with different filters answers 400
+	// at `#/query/cursor`. Entries are kept `AUDIT_RETENTION_DAYS` (365) and cannot be changed through
+	// the API. Refusals are recorded at most once a minute per principal and operation
+	// (`permission.denied`, on every 403 `forbidden`) or per client address and reason
+	// (`auth.login_failed`).
+	//
+	// Corresponds with GET /audit-logs (the `ListAuditLogs` operationId).
+	ListAuditLogs(ctx context.Context, params *ListAuditLogsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetAuditLog Get an audit log entry
+	//
+	// One audit entry.
+	//
+	// Corresponds with GET /audit-logs/{id} (the `GetAuditLog` operationId).
+	GetAuditLog(ctx context.Context, id AuditLogID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ExchangeCodeWithBody Finish a Casdoor sign-in
 	//
 	// Consumes the `state` (once), exchanges the code at Casdoor with the stored PKCE verifier and
@@ -3452,6 +3681,35 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /permissions/widgets (the `ListWidgets` operationId).
 	ListWidgets(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetSettings Get the organisation settings
+	//
+	// The single settings object of this deployment.
+	//
+	// Corresponds with GET /settings (the `GetSettings` operationId).
+	GetSettings(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateSettingsWithBody Update the organisation settings
+	//
+	// A partial update; `{}` changes nothing. `default_ai_model` must name a catalogue model (422
+	// `model-unknown`); `null` falls back to `AI_DEFAULT_MODEL`. A change is audited as `settings.update`
+	// with the changed fields and their before and after values.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PATCH /settings (the `UpdateSettings` operationId).
+	UpdateSettingsWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateSettings Update the organisation settings
+	//
+	// A partial update; `{}` changes nothing. `default_ai_model` must name a catalogue model (422
+	// `model-unknown`); `null` falls back to `AI_DEFAULT_MODEL`. A change is audited as `settings.update`
+	// with the changed fields and their before and after values.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PATCH /settings (the `UpdateSettings` operationId).
+	UpdateSettings(ctx context.Context, body UpdateSettingsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListTeams List teams
 	//
@@ -3968,6 +4226,46 @@ func (c *Client) DeleteApiToken(ctx context.Context, id ApiTokenID, reqEditors .
 // Corresponds with GET /api-tokens/{id} (the `GetApiToken` operationId).
 func (c *Client) GetApiToken(ctx context.Context, id ApiTokenID, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetApiTokenRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListAuditLogs List audit log entries
+//
+// A cursor list of audit entries, newest first (by `id`, which follows `occurred_at`). Every filter
+// narrows the list; `action` is a prefix match (`flow.` matches `flow.create`, `flow.update`, …).
+// `next_cursor` carries a fingerprint of the filters: reusing it with different filters answers 400
+// at `#/query/cursor`. Entries are kept `AUDIT_RETENTION_DAYS` (365) and cannot be changed through
+// the API. Refusals are recorded at most once a minute per principal and operation
+// (`permission.denied`, on every 403 `forbidden`) or per client address and reason
+// (`auth.login_failed`).
+//
+// Corresponds with GET /audit-logs (the `ListAuditLogs` operationId).
+func (c *Client) ListAuditLogs(ctx context.Context, params *ListAuditLogsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListAuditLogsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetAuditLog Get an audit log entry
+//
+// One audit entry.
+//
+// Corresponds with GET /audit-logs/{id} (the `GetAuditLog` operationId).
+func (c *Client) GetAuditLog(ctx context.Context, id AuditLogID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetAuditLogRequest(c.Server, id)
 	if err != nil {
 		return nil, err
 	}
@@ -4935,6 +5233,65 @@ func (c *Client) ListRoles(ctx context.Context, reqEditors ...RequestEditorFn) (
 // Corresponds with GET /permissions/widgets (the `ListWidgets` operationId).
 func (c *Client) ListWidgets(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewListWidgetsRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetSettings Get the organisation settings
+//
+// The single settings object of this deployment.
+//
+// Corresponds with GET /settings (the `GetSettings` operationId).
+func (c *Client) GetSettings(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetSettingsRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateSettingsWithBody Update the organisation settings
+//
+// A partial update; `{}` changes nothing. `default_ai_model` must name a catalogue model (422
+// `model-unknown`); `null` falls back to `AI_DEFAULT_MODEL`. A change is audited as `settings.update`
+// with the changed fields and their before and after values.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PATCH /settings (the `UpdateSettings` operationId).
+func (c *Client) UpdateSettingsWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateSettingsRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateSettings Update the organisation settings
+//
+// A partial update; `{}` changes nothing. `default_ai_model` must name a catalogue model (422
+// `model-unknown`); `null` falls back to `AI_DEFAULT_MODEL`. A change is audited as `settings.update`
+// with the changed fields and their before and after values.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PATCH /settings (the `UpdateSettings` operationId).
+func (c *Client) UpdateSettings(ctx context.Context, body UpdateSettingsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateSettingsRequest(c.Server, body)
 	if err != nil {
 		return nil, err
 	}
@@ -5926,6 +6283,202 @@ func NewGetApiTokenRequest(server string, id ApiTokenID) (*http.Request, error) 
 	}
 
 	operationPath := fmt.Sprintf("/api-tokens/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewListAuditLogsRequest constructs an http.Request for the ListAuditLogs method
+func NewListAuditLogsRequest(server string, params *ListAuditLogsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/audit-logs")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.ActorUserId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "actor_user_id", *params.ActorUserId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.ApiTokenId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "api_token_id", *params.ApiTokenId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Action != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "action", *params.Action, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.ResourceType != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "resource_type", *params.ResourceType, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.ResourceId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "resource_id", *params.ResourceId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Status != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "status", *params.Status, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.From != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "from", *params.From, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.To != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "to", *params.To, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetAuditLogRequest constructs an http.Request for the GetAuditLog method
+func NewGetAuditLogRequest(server string, id AuditLogID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/audit-logs/%s", pathParam0)
 	if operationPath[0] == '/' {
 		operationPath = "." + operationPath
 	}
@@ -7774,6 +8327,73 @@ func NewListWidgetsRequest(server string) (*http.Request, error) {
 	return req, nil
 }
 
+// NewGetSettingsRequest constructs an http.Request for the GetSettings method
+func NewGetSettingsRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/settings")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewUpdateSettingsRequest calls the generic UpdateSettings builder with application/json body
+func NewUpdateSettingsRequest(server string, body UpdateSettingsJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewUpdateSettingsRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewUpdateSettingsRequestWithBody constructs an http.Request for the UpdateSettings method, with any body, and a specified content type
+func NewUpdateSettingsRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/settings")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPatch, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewListTeamsRequest constructs an http.Request for the ListTeams method
 func NewListTeamsRequest(server string, params *ListTeamsParams) (*http.Request, error) {
 	var err error
@@ -9218,6 +9838,30 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /api-tokens/{id} (the `GetApiToken` operationId).
 	GetApiTokenWithResponse(ctx context.Context, id ApiTokenID, reqEditors ...RequestEditorFn) (*GetApiTokenResponse, error)
 
+	// ListAuditLogsWithResponse List audit log entries
+	//
+	// A cursor list of audit entries, newest first (by `id`, which follows `occurred_at`). Every filter
+	// narrows the list; `action` is a prefix match (`flow.` matches `flow.create`, `flow.update`, …).
+	// `next_cursor` carries a fingerprint of the filters: reusing it with different filters answers 400
+	// at `#/query/cursor`. Entries are kept `AUDIT_RETENTION_DAYS` (365) and cannot be changed through
+	// the API. Refusals are recorded at most once a minute per principal and operation
+	// (`permission.denied`, on every 403 `forbidden`) or per client address and reason
+	// (`auth.login_failed`).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /audit-logs (the `ListAuditLogs` operationId).
+	ListAuditLogsWithResponse(ctx context.Context, params *ListAuditLogsParams, reqEditors ...RequestEditorFn) (*ListAuditLogsResponse, error)
+
+	// GetAuditLogWithResponse Get an audit log entry
+	//
+	// One audit entry.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /audit-logs/{id} (the `GetAuditLog` operationId).
+	GetAuditLogWithResponse(ctx context.Context, id AuditLogID, reqEditors ...RequestEditorFn) (*GetAuditLogResponse, error)
+
 	// ExchangeCodeWithBodyWithResponse Finish a Casdoor sign-in
 	//
 	// Consumes the `state` (once), exchanges the code at Casdoor with the stored PKCE verifier and
@@ -9724,6 +10368,37 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /permissions/widgets (the `ListWidgets` operationId).
 	ListWidgetsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListWidgetsResponse, error)
+
+	// GetSettingsWithResponse Get the organisation settings
+	//
+	// The single settings object of this deployment.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /settings (the `GetSettings` operationId).
+	GetSettingsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetSettingsResponse, error)
+
+	// UpdateSettingsWithBodyWithResponse Update the organisation settings
+	//
+	// A partial update; `{}` changes nothing. `default_ai_model` must name a catalogue model (422
+	// `model-unknown`); `null` falls back to `AI_DEFAULT_MODEL`. A change is audited as `settings.update`
+	// with the changed fields and their before and after values.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /settings (the `UpdateSettings` operationId).
+	UpdateSettingsWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateSettingsResponse, error)
+
+	// UpdateSettingsWithResponse Update the organisation settings
+	//
+	// A partial update; `{}` changes nothing. `default_ai_model` must name a catalogue model (422
+	// `model-unknown`); `null` falls back to `AI_DEFAULT_MODEL`. A change is audited as `settings.update`
+	// with the changed fields and their before and after values.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /settings (the `UpdateSettings` operationId).
+	UpdateSettingsWithResponse(ctx context.Context, body UpdateSettingsJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateSettingsResponse, error)
 
 	// ListTeamsWithResponse List teams
 	//
@@ -10702,6 +11377,142 @@ func (r GetApiTokenResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetApiTokenResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListAuditLogsResponse200Headers the declared response headers of an HTTP 200 response for ListAuditLogs
+type ListAuditLogsResponse200Headers struct {
+	XRequestID *string
+}
+
+// ListAuditLogsResponseDefaultHeaders the declared response headers of an HTTP default response for ListAuditLogs
+type ListAuditLogsResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type ListAuditLogsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AuditLogPage
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListAuditLogsResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ListAuditLogsResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListAuditLogsResponse) GetJSON200() *AuditLogPage {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ListAuditLogsResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ListAuditLogsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListAuditLogsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListAuditLogsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListAuditLogsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetAuditLogResponse200Headers the declared response headers of an HTTP 200 response for GetAuditLog
+type GetAuditLogResponse200Headers struct {
+	XRequestID *string
+}
+
+// GetAuditLogResponseDefaultHeaders the declared response headers of an HTTP default response for GetAuditLog
+type GetAuditLogResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type GetAuditLogResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AuditLog
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetAuditLogResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetAuditLogResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetAuditLogResponse) GetJSON200() *AuditLog {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetAuditLogResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetAuditLogResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetAuditLogResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetAuditLogResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetAuditLogResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -13874,6 +14685,162 @@ func (r ListWidgetsResponse) ContentType() string {
 	return ""
 }
 
+// GetSettingsResponse200Headers the declared response headers of an HTTP 200 response for GetSettings
+type GetSettingsResponse200Headers struct {
+	XRequestID *string
+}
+
+// GetSettingsResponseDefaultHeaders the declared response headers of an HTTP default response for GetSettings
+type GetSettingsResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type GetSettingsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Settings
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetSettingsResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetSettingsResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetSettingsResponse) GetJSON200() *Settings {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetSettingsResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetSettingsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetSettingsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetSettingsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetSettingsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// UpdateSettingsResponse200Headers the declared response headers of an HTTP 200 response for UpdateSettings
+type UpdateSettingsResponse200Headers struct {
+	XRequestID *string
+}
+
+// UpdateSettingsResponse422Headers the declared response headers of an HTTP 422 response for UpdateSettings
+type UpdateSettingsResponse422Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// UpdateSettingsResponseDefaultHeaders the declared response headers of an HTTP default response for UpdateSettings
+type UpdateSettingsResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type UpdateSettingsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Settings
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *UpdateSettingsResponse200Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *UpdateSettingsResponse422Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *UpdateSettingsResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r UpdateSettingsResponse) GetJSON200() *Settings {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r UpdateSettingsResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r UpdateSettingsResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r UpdateSettingsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r UpdateSettingsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r UpdateSettingsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r UpdateSettingsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // ListTeamsResponse200Headers the declared response headers of an HTTP 200 response for ListTeams
 type ListTeamsResponse200Headers struct {
 	XRequestID *string
@@ -15990,6 +16957,42 @@ func (c *ClientWithResponses) GetApiTokenWithResponse(ctx context.Context, id Ap
 	return ParseGetApiTokenResponse(rsp)
 }
 
+// ListAuditLogsWithResponse List audit log entries
+//
+// A cursor list of audit entries, newest first (by `id`, which follows `occurred_at`). Every filter
+// narrows the list; `action` is a prefix match (`flow.` matches `flow.create`, `flow.update`, …).
+// `next_cursor` carries a fingerprint of the filters: reusing it with different filters answers 400
+// at `#/query/cursor`. Entries are kept `AUDIT_RETENTION_DAYS` (365) and cannot be changed through
+// the API. Refusals are recorded at most once a minute per principal and operation
+// (`permission.denied`, on every 403 `forbidden`) or per client address and reason
+// (`auth.login_failed`).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /audit-logs (the `ListAuditLogs` operationId).
+func (c *ClientWithResponses) ListAuditLogsWithResponse(ctx context.Context, params *ListAuditLogsParams, reqEditors ...RequestEditorFn) (*ListAuditLogsResponse, error) {
+	rsp, err := c.ListAuditLogs(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListAuditLogsResponse(rsp)
+}
+
+// GetAuditLogWithResponse Get an audit log entry
+//
+// One audit entry.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /audit-logs/{id} (the `GetAuditLog` operationId).
+func (c *ClientWithResponses) GetAuditLogWithResponse(ctx context.Context, id AuditLogID, reqEditors ...RequestEditorFn) (*GetAuditLogResponse, error) {
+	rsp, err := c.GetAuditLog(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetAuditLogResponse(rsp)
+}
+
 // ExchangeCodeWithBodyWithResponse Finish a Casdoor sign-in
 //
 // Consumes the `state` (once), exchanges the code at Casdoor with the stored PKCE verifier and
@@ -16801,6 +17804,55 @@ func (c *ClientWithResponses) ListWidgetsWithResponse(ctx context.Context, reqEd
 		return nil, err
 	}
 	return ParseListWidgetsResponse(rsp)
+}
+
+// GetSettingsWithResponse Get the organisation settings
+//
+// The single settings object of this deployment.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /settings (the `GetSettings` operationId).
+func (c *ClientWithResponses) GetSettingsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetSettingsResponse, error) {
+	rsp, err := c.GetSettings(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetSettingsResponse(rsp)
+}
+
+// UpdateSettingsWithBodyWithResponse Update the organisation settings
+//
+// A partial update; `{}` changes nothing. `default_ai_model` must name a catalogue model (422
+// `model-unknown`); `null` falls back to `AI_DEFAULT_MODEL`. A change is audited as `settings.update`
+// with the changed fields and their before and after values.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /settings (the `UpdateSettings` operationId).
+func (c *ClientWithResponses) UpdateSettingsWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateSettingsResponse, error) {
+	rsp, err := c.UpdateSettingsWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateSettingsResponse(rsp)
+}
+
+// UpdateSettingsWithResponse Update the organisation settings
+//
+// A partial update; `{}` changes nothing. `default_ai_model` must name a catalogue model (422
+// `model-unknown`); `null` falls back to `AI_DEFAULT_MODEL`. A change is audited as `settings.update`
+// with the changed fields and their before and after values.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /settings (the `UpdateSettings` operationId).
+func (c *ClientWithResponses) UpdateSettingsWithResponse(ctx context.Context, body UpdateSettingsJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateSettingsResponse, error) {
+	rsp, err := c.UpdateSettings(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateSettingsResponse(rsp)
 }
 
 // ListTeamsWithResponse List teams
@@ -18393,6 +19445,202 @@ func ParseGetApiTokenResponse(rsp *http.Response) (*GetApiTokenResponse, error) 
 		response.Headers200 = &headers
 	case true:
 		var headers GetApiTokenResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListAuditLogsResponse parses an HTTP response from a ListAuditLogsWithResponse call
+func ParseListAuditLogsResponse(rsp *http.Response) (*ListAuditLogsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListAuditLogsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AuditLogPage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListAuditLogsResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers ListAuditLogsResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetAuditLogResponse parses an HTTP response from a GetAuditLogWithResponse call
+func ParseGetAuditLogResponse(rsp *http.Response) (*GetAuditLogResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetAuditLogResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AuditLog
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetAuditLogResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers GetAuditLogResponseDefaultHeaders
 		if values := rsp.Header.Values("Allow"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -24035,6 +25283,261 @@ func ParseListWidgetsResponse(rsp *http.Response) (*ListWidgetsResponse, error) 
 	return response, nil
 }
 
+// ParseGetSettingsResponse parses an HTTP response from a GetSettingsWithResponse call
+func ParseGetSettingsResponse(rsp *http.Response) (*GetSettingsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetSettingsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Settings
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetSettingsResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers GetSettingsResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseUpdateSettingsResponse parses an HTTP response from a UpdateSettingsWithResponse call
+func ParseUpdateSettingsResponse(rsp *http.Response) (*UpdateSettingsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &UpdateSettingsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Settings
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers UpdateSettingsResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 422:
+		var headers UpdateSettingsResponse422Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers422 = &headers
+	case true:
+		var headers UpdateSettingsResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
 // ParseListTeamsResponse parses an HTTP response from a ListTeamsWithResponse call
 func ParseListTeamsResponse(rsp *http.Response) (*ListTeamsResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -27393,6 +28896,12 @@ type ServerInterface interface {
 	// GetApiToken Get one of my API tokens
 	// (GET /api-tokens/{id})
 	GetApiToken(ctx echo.Context, id ApiTokenID) error
+	// ListAuditLogs List audit log entries
+	// (GET /audit-logs)
+	ListAuditLogs(ctx echo.Context, params ListAuditLogsParams) error
+	// GetAuditLog Get an audit log entry
+	// (GET /audit-logs/{id})
+	GetAuditLog(ctx echo.Context, id AuditLogID) error
 	// ExchangeCode Finish a Casdoor sign-in
 	// (POST /casdoor/auth/callback)
 	ExchangeCode(ctx echo.Context) error
@@ -27507,6 +29016,12 @@ type ServerInterface interface {
 	// ListWidgets The dashboard widgets
 	// (GET /permissions/widgets)
 	ListWidgets(ctx echo.Context) error
+	// GetSettings Get the organisation settings
+	// (GET /settings)
+	GetSettings(ctx echo.Context) error
+	// UpdateSettings Update the organisation settings
+	// (PATCH /settings)
+	UpdateSettings(ctx echo.Context) error
 	// ListTeams List teams
 	// (GET /teams)
 	ListTeams(ctx echo.Context, params ListTeamsParams) error
@@ -27713,6 +29228,103 @@ func (w *ServerInterfaceWrapper) GetApiToken(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.GetApiToken(ctx, id)
+	return err
+}
+
+// ListAuditLogs converts echo context to params.
+func (w *ServerInterfaceWrapper) ListAuditLogs(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListAuditLogsParams
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "actor_user_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "actor_user_id", ctx.QueryParams(), &params.ActorUserId, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter actor_user_id: %s", err))
+	}
+
+	// ------------- Optional query parameter "api_token_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "api_token_id", ctx.QueryParams(), &params.ApiTokenId, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter api_token_id: %s", err))
+	}
+
+	// ------------- Optional query parameter "action" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "action", ctx.QueryParams(), &params.Action, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter action: %s", err))
+	}
+
+	// ------------- Optional query parameter "resource_type" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "resource_type", ctx.QueryParams(), &params.ResourceType, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter resource_type: %s", err))
+	}
+
+	// ------------- Optional query parameter "resource_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "resource_id", ctx.QueryParams(), &params.ResourceId, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter resource_id: %s", err))
+	}
+
+	// ------------- Optional query parameter "status" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "status", ctx.QueryParams(), &params.Status, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter status: %s", err))
+	}
+
+	// ------------- Optional query parameter "from" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "from", ctx.QueryParams(), &params.From, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter from: %s", err))
+	}
+
+	// ------------- Optional query parameter "to" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "to", ctx.QueryParams(), &params.To, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter to: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListAuditLogs(ctx, params)
+	return err
+}
+
+// GetAuditLog converts echo context to params.
+func (w *ServerInterfaceWrapper) GetAuditLog(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id AuditLogID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetAuditLog(ctx, id)
 	return err
 }
 
@@ -28493,6 +30105,24 @@ func (w *ServerInterfaceWrapper) ListWidgets(ctx echo.Context) error {
 	return err
 }
 
+// GetSettings converts echo context to params.
+func (w *ServerInterfaceWrapper) GetSettings(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetSettings(ctx)
+	return err
+}
+
+// UpdateSettings converts echo context to params.
+func (w *ServerInterfaceWrapper) UpdateSettings(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UpdateSettings(ctx)
+	return err
+}
+
 // ListTeams converts echo context to params.
 func (w *ServerInterfaceWrapper) ListTeams(ctx echo.Context) error {
 	var err error
@@ -29135,6 +30765,10 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.PUT(options.BaseURL+"/templates/:id", wrapper.UpdateTemplate, options.OperationMiddlewares["updateTemplate"]...)
 	router.POST(options.BaseURL+"/templates/:id/duplicate", wrapper.DuplicateTemplate, options.OperationMiddlewares["duplicateTemplate"]...)
 	router.POST(options.BaseURL+"/templates/:id/flows", wrapper.CreateTemplateFlow, options.OperationMiddlewares["createTemplateFlow"]...)
+	router.GET(options.BaseURL+"/audit-logs", wrapper.ListAuditLogs, options.OperationMiddlewares["listAuditLogs"]...)
+	router.GET(options.BaseURL+"/audit-logs/:id", wrapper.GetAuditLog, options.OperationMiddlewares["getAuditLog"]...)
+	router.GET(options.BaseURL+"/settings", wrapper.GetSettings, options.OperationMiddlewares["getSettings"]...)
+	router.PATCH(options.BaseURL+"/settings", wrapper.UpdateSettings, options.OperationMiddlewares["updateSettings"]...)
 
 }
 
@@ -29190,6 +30824,15 @@ type ProblemApplicationProblemPlusJSONResponse struct {
 	Body Problem
 
 	Headers ProblemResponseHeaders
+}
+
+type SettingsResponseHeaders struct {
+	XRequestID *string
+}
+type SettingsJSONResponse struct {
+	Body Settings
+
+	Headers SettingsResponseHeaders
 }
 
 type TeamResponseHeaders struct {
@@ -29979,6 +31622,148 @@ type GetApiTokendefaultApplicationProblemPlusJSONResponse struct {
 }
 
 func (response GetApiTokendefaultApplicationProblemPlusJSONResponse) VisitGetApiTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAuditLogsRequestObject struct {
+	Params ListAuditLogsParams
+}
+
+type ListAuditLogsResponseObject interface {
+	VisitListAuditLogsResponse(w http.ResponseWriter) error
+}
+
+type ListAuditLogs200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type ListAuditLogs200JSONResponse struct {
+	Body    AuditLogPage
+	Headers ListAuditLogs200ResponseHeaders
+}
+
+func (response ListAuditLogs200JSONResponse) VisitListAuditLogsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAuditLogsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response ListAuditLogsdefaultApplicationProblemPlusJSONResponse) VisitListAuditLogsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAuditLogRequestObject struct {
+	Id AuditLogID `json:"id"`
+}
+
+type GetAuditLogResponseObject interface {
+	VisitGetAuditLogResponse(w http.ResponseWriter) error
+}
+
+type GetAuditLog200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type GetAuditLog200JSONResponse struct {
+	Body    AuditLog
+	Headers GetAuditLog200ResponseHeaders
+}
+
+func (response GetAuditLog200JSONResponse) VisitGetAuditLogResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAuditLogdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response GetAuditLogdefaultApplicationProblemPlusJSONResponse) VisitGetAuditLogResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -34148,6 +35933,180 @@ func (response ListWidgetsdefaultApplicationProblemPlusJSONResponse) VisitListWi
 	return err
 }
 
+type GetSettingsRequestObject struct {
+}
+
+type GetSettingsResponseObject interface {
+	VisitGetSettingsResponse(w http.ResponseWriter) error
+}
+
+type GetSettings200JSONResponse struct{ SettingsJSONResponse }
+
+func (response GetSettings200JSONResponse) VisitGetSettingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSettingsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response GetSettingsdefaultApplicationProblemPlusJSONResponse) VisitGetSettingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateSettingsRequestObject struct {
+	Body *UpdateSettingsJSONRequestBody
+}
+
+type UpdateSettingsResponseObject interface {
+	VisitUpdateSettingsResponse(w http.ResponseWriter) error
+}
+
+type UpdateSettings200JSONResponse struct{ SettingsJSONResponse }
+
+func (response UpdateSettings200JSONResponse) VisitUpdateSettingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateSettings422ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateSettings422ApplicationProblemPlusJSONResponse) VisitUpdateSettingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateSettingsdefaultResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type UpdateSettingsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UpdateSettingsdefaultResponseHeaders
+	StatusCode int
+}
+
+func (response UpdateSettingsdefaultApplicationProblemPlusJSONResponse) VisitUpdateSettingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListTeamsRequestObject struct {
 	Params ListTeamsParams
 }
@@ -36595,6 +38554,12 @@ type StrictServerInterface interface {
 	// GetApiToken Get one of my API tokens
 	// (GET /api-tokens/{id})
 	GetApiToken(ctx context.Context, request GetApiTokenRequestObject) (GetApiTokenResponseObject, error)
+	// ListAuditLogs List audit log entries
+	// (GET /audit-logs)
+	ListAuditLogs(ctx context.Context, request ListAuditLogsRequestObject) (ListAuditLogsResponseObject, error)
+	// GetAuditLog Get an audit log entry
+	// (GET /audit-logs/{id})
+	GetAuditLog(ctx context.Context, request GetAuditLogRequestObject) (GetAuditLogResponseObject, error)
 	// ExchangeCode Finish a Casdoor sign-in
 	// (POST /casdoor/auth/callback)
 	ExchangeCode(ctx context.Context, request ExchangeCodeRequestObject) (ExchangeCodeResponseObject, error)
@@ -36709,6 +38674,12 @@ type StrictServerInterface interface {
 	// ListWidgets The dashboard widgets
 	// (GET /permissions/widgets)
 	ListWidgets(ctx context.Context, request ListWidgetsRequestObject) (ListWidgetsResponseObject, error)
+	// GetSettings Get the organisation settings
+	// (GET /settings)
+	GetSettings(ctx context.Context, request GetSettingsRequestObject) (GetSettingsResponseObject, error)
+	// UpdateSettings Update the organisation settings
+	// (PATCH /settings)
+	UpdateSettings(ctx context.Context, request UpdateSettingsRequestObject) (UpdateSettingsResponseObject, error)
 	// ListTeams List teams
 	// (GET /teams)
 	ListTeams(ctx context.Context, request ListTeamsRequestObject) (ListTeamsResponseObject, error)
@@ -37054,6 +39025,56 @@ func (sh *strictHandler) GetApiToken(ctx echo.Context, id ApiTokenID) error {
 		return err
 	} else if validResponse, ok := response.(GetApiTokenResponseObject); ok {
 		return validResponse.VisitGetApiTokenResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListAuditLogs operation middleware
+func (sh *strictHandler) ListAuditLogs(ctx echo.Context, params ListAuditLogsParams) error {
+	var request ListAuditLogsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListAuditLogs(ctx.Request().Context(), request.(ListAuditLogsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListAuditLogs")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListAuditLogsResponseObject); ok {
+		return validResponse.VisitListAuditLogsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetAuditLog operation middleware
+func (sh *strictHandler) GetAuditLog(ctx echo.Context, id AuditLogID) error {
+	var request GetAuditLogRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetAuditLog(ctx.Request().Context(), request.(GetAuditLogRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetAuditLog")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetAuditLogResponseObject); ok {
+		return validResponse.VisitGetAuditLogResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -38310,6 +40331,75 @@ func (sh *strictHandler) ListWidgets(ctx echo.Context) error {
 	return nil
 }
 
+// GetSettings operation middleware
+func (sh *strictHandler) GetSettings(ctx echo.Context) error {
+	var request GetSettingsRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetSettings(ctx.Request().Context(), request.(GetSettingsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetSettings")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetSettingsResponseObject); ok {
+		return validResponse.VisitGetSettingsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// UpdateSettings operation middleware
+func (sh *strictHandler) UpdateSettings(ctx echo.Context) error {
+	var request UpdateSettingsRequestObject
+
+	var body UpdateSettingsJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UpdateSettings(ctx.Request().Context(), request.(UpdateSettingsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpdateSettings")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UpdateSettingsResponseObject); ok {
+		return validResponse.VisitUpdateSettingsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // ListTeams operation middleware
 func (sh *strictHandler) ListTeams(ctx echo.Context, params ListTeamsParams) error {
 	var request ListTeamsRequestObject
@@ -39126,347 +41216,386 @@ func (sh *strictHandler) ReceiveFlowWebhook(ctx echo.Context, endpointKey string
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L3pchw3tj/4Kojqe0NkdxZZXCRbxXDM0JRk09bWJG2526VbicpEVeEyC0gDSJLVGkb0p4mZrzOvMHEj",
-	"5rX6Sf6BAyATudXCRSLd7g9tsTIT68HBWX/nUyfis5QzwpTs9D91pgTHRMA/D5OEX+p/xERGgqaKctbp",
-	"d86mBM2ImvJYIjUlKMVqinAUkVRJtMEZ2u893dzqBB0ZTckM6wbUPCWdfkcqQdmkc30ddI5wNCVHnCnB",
-	"k3oXIeNdqbggYR8JIlPOJNGdYYUiLMQcKX5OmERcIBoTpqiaIywIYuSCCBTptuNlI3h5hifNkxsn/PKJ",
-	"RIJcUEk5Q1gijKQSnE2Q7UzhSYDCQUcMsl5vL3Kvwl9k0AnLnadYKSJ08/816Ihfe93nH/8y6PxHJ2gY",
-	"1mseYTOWpqHhkeRJpuyi8zFsQCQIViTWK8UzEZEAURYlWUzZBIXbOKXbFzswIkF+y6ggcaevREYWL88J",
-	"VuQ1nVEF/1cfzQn5LSNSSYQ1lZAYUWYGkwlBmEKXlMX8snETKFNkQkS5mxMyw5Tp3tu7SshY3b4fSRqm",
-	"c0oizmKJMqZoAh2YhvWiEiWXt0+UmB+OFRHtbSuOLjFVaETGXBAk9Cd6jzb2d58H6Glvb3NpNx8+fDjM",
-	"1FRTYYQVqff1Th+/HU0ZI4IFEV1JokyQGPGUCCAs2Ufht/AMESG4+GbQoewCJzQewqmqUW+dNn6xO3L8",
-	"oplKhXmMaIw2SDTlJA70UZ0QpsdAYnOifnp9/GLzAFGFcCI5wmlKsJB6fxM+kQiz2AywsvgzfPWasIma",
-	"dvrP9usn6DropFjgGVGOi00IU0ecjenkVcIv28ZMY3ec9PFHl1MuCcL6WxTBx0hNqUQURkP1V/oIdoIO",
-	"wzM9AP3VkMYLT9mYixlWZkuf7XeCzowyOstmnf5O0LTbhyk901vSNubD98eGEyIatwzrnkZ0ykXTIeJC",
-	"oXMylwEKuyEac4H0C4RpVrSFXpAxzhKFwq7lWEOsgNbIVZrwmHT6Y5xIYufxW0bEvJiI1D36Q6eKzGCD",
-	"CdPj/bVTNNoJOt3SXwmWapjJ/GHlb+gi6HThvx9rNBVomjs23e3BEtk/ijXCQmA92IzR3zJiH+vFvg46",
-	"Us0ToBAuZrqxo0xILpp3NGTkSg0jeCN0BJnq64VnEo2wiqb5RlcWyHzUdu/8etj9O+7+o9d9Pux+/LQT",
-	"7D59dt18Ab28IlGmh9RGdcS98NmobtG5hdP6OQfyMxH6qn+bzUakZRcvzCuIwTvokqqpvbVgtBs7W1ts",
-	"s2XE9tuVh723u3zYx+M3mnJaSE4LQiHSRwIJguMDhNGMypn+AmEmL4mQaH9nFxhyNMVsQiRiXE9pks/B",
-	"SI3FLI7HXdPlGpw76LSIGnCcUErE4gOQwNd+h7FhOJ3+0x6cYbNGu73e0hV7jyekebl2uiMsSYxSPCF2",
-	"g9sGpF9pHs+ON5ydHvxvpSGd0n+QReuje1w0mqHUDTQOafdpeUwrjEdNf5JEtB3MTBLRfjD107u+Lk8J",
-	"Fk1UfoQl6VImCZNU0QuCZDYyVIckfIK4VhsUSC5GhH4i7SM8SggaU5LEsm1hzYttlO6ozf2900T4ZwTP",
-	"2tZRETz7bAzujMzSBCvSPhjz/LMN6OYUdscD+YCpenNaH8j3/BIlWjN00r2WeoCUMqZ/Iyx2Ar9hpiDx",
-	"9/71z/93Tx97NJObbYSlmxvOZPN59TnaXoWB9BpmcK0Xw2rSIBZbSc5xuogzRRhwX5ymCTVa6PZ/S6OK",
-	"FiP4D0HGnX7nT9uF3WDbPJXbpUahz/JiHRq2yceF6ArHyjM6/NK1ykXXbHtTd/b1bU8Pgc5eXhCmTpUg",
-	"eFaZkiJXapvox12ZPydXeJaCaAaqWB/t9nq9ARsweLFfCDpbVpgcMBr30c6AxVjhPvo06OSvDGk86PSf",
-	"93aCQUeS3wad/s61bmqhJlVbn1MiLkBnYwrBILSyZkdjLA2aNIyVIQxQqIdjftd95j+b4ZkHP5y+e2uf",
-	"3OVKu3kfmZW5MwrKG25anjN7rLDUWqNUWGvVWCvdcPT0ycpSfehCe3SqU/aNK4umm7+nld1bLJOWFz9Q",
-	"NXW2pjtZIt1o2+po+TIAgRNRJREjl0j3XVkGN5xFU4F3bjn994KPEjJbMPPUvPEXtwL5kdScTmGaVCwK",
-	"UyzRDrL2CnMvgwIJdoJO/1fdkVYkvRs3KFqaZVKhEUFYoYRoeXdHC7QCR5qCNBPvBJ2Ua54pOv3ONrDh",
-	"64+aOWtai3S71py2rRda2guGSKVFmX6nt/PDi2d/7f1t7+8/fv23rz70/vrV2d4v+z/vvt3RbEBhlclO",
-	"f1+zakUVMJ6f9TxgKYyto9DIMsH6l1hhPqN9u0r9i/ztrnn7OliRZtxONPFk23Wgj9XJqyP0fP/pV8h2",
-	"iczaVZl0bhleRA3mJd/21s0F/EXfVSyPpQZKVsKVGim+qDRkzYArNqLfdma+bm7nW/hxYRE0hrtu1XK3",
-	"6Ouqoe+WJ/GsfiXenAFBYy0MCKTVnP/MiNaP7vKKB/FC3t1UdHMnVi5qmtO7TIBvQ0ojrgQIA1cVZCyI",
-	"nFrzm1aNwSiNk8Tog950wdXR9Xwdi+Zb8ovcctO17HxnKwWNtWy6FsTvbI9znla13lbuB8/A1+/s9naf",
-	"dXt73d7OWe95f6/X7/W2er3e3ztBbpjt7+8GWinoPw06CWaTDATfDtEi2gxfGeO37PRZliRBZ8Zjoq+M",
-	"CdFSdXd362l3nGDp6ReHF1hfF0RIznBC1VxrIIKPiZRU/6JZ/lwqMhumgs9SPcq/8QzcVIcXOAB6kVma",
-	"cqEQlpLqK0Zp0filmSM6nfJ0Cx2C0oBGgpJxMgdKM14uyrRciLiIiUBa4tM7oPUzIrDKBOn0e1t7QUdx",
-	"5oyPMKYsjVdYtutAzyUlQlGjLvir7SlPuq2uomA+LUu3QeeqO+FdZx9NqX5r68y8mj/q0llqTcmgvfU7",
-	"E6qm2Wgr4rNte/3l/+UpYfr6tY2BWpbvboNGV9WBzPav9GJBIJ8arcE5tbjHv+ZfBx1NQZ2P1zkRFe/k",
-	"a5O/YoipoZMSYS3RuvQZee+9f10jvYYOSqTibynPRkmxn792jJHLH7ShqRUGdaZfvC4T3cOhnmvfPvCr",
-	"MRgUbhzrFPD3wc7cI4/qQpeXtUQqjhyCsqPCW5rC88BH/00iEDg8/mdULeDicUwVMJn33iG1zpMye7Y+",
-	"F4mA85MYcWb9xX0UenML0VhQwuJkHqBQzzJElBmmEaDQzTdEhG2h0JtjGAxYWMwyBAYVwkxDBC58xDiy",
-	"Vos+upwShoDDAv87PEaMx0SiMU4SNMLRudbe9BMuJphRCTfVgEmitHYn84tWgqLs2pVboGh7l0OJ6f/b",
-	"cvsaF/e4ZYsnBaQY4+8cEa0SabnnAGHzVKtfWKEZlwpxRtDGfu85CnEiCI7nXXJFpZIh2LPWMq+V+W3V",
-	"ZPTt0Xu0/xVyr5jYC5lFU62whISFiAsUpqr77Qno+57xde9pyfa6GzS4xD5+2g32rje6hYfs46ed4Ovr",
-	"zT83+MeqzD83wX2983y3aZKL74XqVKMprG5MEuf7OzxGEVY44ZNML/furj1c3YydM36pJ6+mRFxSSTYr",
-	"k99pszwvuodW+f4ebymv+697K/S/9BIrvD5N9tE7uNwql0jt/ihPcQmL/wkugzVZ/CFKsVAUJ8jcJQcI",
-	"M4RHYES0x3+OqEQZM967OEChnm2IogQiLrD5B7g6OCNbKPx0HTa5+jwGa0nYsE/LddyFUec7/vF+RMfz",
-	"j8P0+Q9T8/F4X14aF/LhZJZOUL2MIywznDQGcxT9+S05/Sgn4sZPrX/jhqoouUqpINJ7b2e3u7dz1tMv",
-	"ee/pG3qvErVij1rxG03db1ZEOTp5g+ScRZ2gwy+Zca/2v9IrQ8b0qtPvXCo+/OV8L33+V/waTJcX/LzU",
-	"uIx4qg+sYWN9fatbkbifUKlgRx+HWuiv9EMa1xoKqL/3C6dQ40CfaS5lUryRklvQ6UqL4ii5UXqlQiq0",
-	"s1tY9GWglQlBIj5hVBIQp+Bq2Gq6OPzT8CCX2x1OL/KtzsH9aLRG/dZJJaaxfEm9rSgdnoqyWombK1FA",
-	"aQkb5RzLPG+jxyIY2xw976EYz+VBro0cvj8enr378eXb4ZvDX4ZnZ6+HLw7/doo29p493dxCpzBd5Pw/",
-	"U5LEaDRHc54JJHhCDgxh9P+s5STGlQtqrgg9y/j33ztNzHh9rro297q5zNFAVb4Mhrv/GH78S9/+t03i",
-	"cuGQtr81oiMrJFqmzuVE1KLJMnJpNvQAhfDfUO+rnPJLZqJ4OYsIKNdgoYgRZ1rZ1pLwFMtpZdf/bW53",
-	"La6BcFNqS+zOvvq76v1ttM8+fH1xtHP14il59Wzy/Vf0h6/PXz+fve11/hAL/hALHoRY8O9wq+entCkz",
-	"40vd925Qi1i2izTDSfJuDLEaCyMW8IS8IQp3roNPFe6Sr1T+j1Vi0pbLR9BafQYfS7fBFMshI1cql1P0",
-	"D6kgF0X2ghnVrx8DEwGsL8Ii+BYCbRVXODGqs/7XUD+WnX5PD+lbzpM3OG2Xj/J9H3GeEAwTq1qE9Laj",
-	"f/2f/w+y76AZTj2xt9icI5ziEU1oIXoU9x5mwyiX1cYQ8QFTvA7gWUwS0vbMxMW1PISbJ39isyT0gyw3",
-	"f5U/GhMwSpg9l0MczygrnqZEzCho/sXlBhda4F10H4OOFvQ6/c4FJZdgpLik8YSowi5uH+SCSeVKK63G",
-	"IoJzG1hbpjU+8tZvja/cwq7xSbHkK37k78WKn5Q2qDGjZDwmEURme68GSHKhjAy+Om80m7w8lOFEv3dd",
-	"IoKVZlPhGdBdeYaBTyrevpTWu0Qa5S0vxuQt9sfGoytjzsURTpIRjs6XKlT+0TZBcl+P9/DuaCey0Wn6",
-	"p7/Pnl80yHPwfiWuff/r5dqFssTlayW7Xy8PiPfXGDp3bTUuBGQ+wWXRSF4pnlA2sVH8iI8RuSBijkzC",
-	"FNKsYqtTnbHm6jMuSDO79bK06l2+x1KCa8qlcbmIcP2VSWE5AB+oVl7174TFW+2CSE1H8voOinE2LUwR",
-	"TLvytZt/cprNZljMG67ficDpdNmB+Q5e0qItSzM1jLHZnGYCNbH5teEzHpNhHmG9+o3/lsfEiyOuMwme",
-	"KX9QbuFtz0Gur3o7YQ3bjgaapUSIHB3jiHy6rksXxTqUB1Cf5zIRBKfU+DhARDbKnV4GzUwWqKk7u6B+",
-	"Fm+C6x2M+RFnF0QYb7vXaJyZlOGhXvOvejbO1j0dY5oUrfQqkVbwh8uLB4XXXLI2vc22ocnXBe868Sk2",
-	"cfQVynF++Bh3rIum0+/MMMvAal8jlV8/dbBSBDwhOystT+/pjl6e0pyrU55iFoMQwTNlNXk30E7/kyNZ",
-	"iAVWgk4mRAx33OgSPIIYgzcwZmSfu6d2w+2v3XxihlKA9G0vlZWwX6xgnyjeHM07/a+APkGYHws+y40E",
-	"CotVlslFMxcrCz1kLDJmGSOcfaydtRGP54aJEKIgjrfzPUkSjux0ihDC66KT3V7vOuj8lpFshWlCLseQ",
-	"j/MZndM0LdHpCnPstc8RBPbi6FRXtZ4csc7FXA5WLB2AczK/5EKTFpGpIFJyNMPRlDIiO9eLIj3WDMVY",
-	"nWE3Jmc8kQhaQBv/+r//v92nz9CP9NvNAEVTEp2TGOEJpkyae88u3ROJQvjkFVzQYaOekvONetCEy7ZV",
-	"XPd/4IKCDIgDF+f67o94Ot9anuTV5MlfeLEa0WM9zdYTV26r2zbc1nel4xrhp67SlkQffcJKFP/ScMtP",
-	"LfJj3XhMpGwLs8x56adVRSMrKbpGiyYW7uEbOzjnCs557yUZTTk/L7WoVz7OQOgHRgNRWFI1eovzHiAV",
-	"YC02ABzZv2EbYrngnepx+DAlglhp8xKSpYDbyQMXETIjmEkUek0bCAbnB/e6tJyycW43FuuuF23FqeW4",
-	"xWYYpq9XO2PM7L1N9fJFmY6TRowuFZFE/3vhnrgTU6PVsnTVaoBsjBwpixkP0uBYE/8+NdwBNXlwvWUo",
-	"yVDrfUocA+GMWF5qhwevaIa5EkM0jOhaN1mWU5umu14QeUWybW3Qu7IWTNiXgJtUzZWHNbNsbKXleWNZ",
-	"iidTPSR/SCHDrUc9FVmvaWt84e9hegRyHrjazW9ev65Ipk1TL4uq66zs4kj5ErVXz4clzHxelWEEZX5b",
-	"Zz0eMZQOi2MVPg2XdrfCjctcqbxada5Y4RpVymqSJ17ZlEhfURfRlF6UnLCrOpPdzUpi8AyA5GV29teP",
-	"NXv/d1qZMtm+USYVn7mcOyyHGUuzUULllMRDG9JZUrW1omE1yg8kifiMoBFXTnaKeMYM2EDZ6Zw3WdHn",
-	"C7a44+lPscBjkxuBZ555wYFJeD+tlp0UdIpMWOMTkJlbJXiSexXy4e0EHT0ycHWY2H16YQyxVsobZsLG",
-	"s9YkrdI2PsxL/YH62x0Vr2QpLNH0Ir9xK1nf6v5s9Ub7B6GJra7rra6fnYUCwmJJY7XbQvMm76Jwx3C9",
-	"y7V0XBeCwxQoeljm6JRaX7F2bwi/ATTPAk9GIuMNiRuzRxYM62HmllVZ1LLdKYAAKtaO+pb7fGyFhou3",
-	"ryvMrhm6MSL0ggj008lrHxDxiUShM07aRkKzj9SgMmB0TuZoQ+WhmJbOTTI4RvajAbOtWLqQiDNygML3",
-	"707PkEFV2P5E4+tt+373nMxDJLiCd6nadCTksl5M6teKBgI/JMKfuyedeKtbnJRSuIQn2hRCT/1Ut/Op",
-	"EksJStdL+ZS1pwpa1lqisvLutokod59FaJYuRHDLBygsVjBE9pq1mDQhCj8NjBwzgNt6YOQb+OM63Bow",
-	"21gf5asW5v+UuaVvx4K+aGIDb5QxL9bTABdIUcXDyGWXQ/CSMdKfguEjX8KKWd5eKyUbf8oldYf9CiSm",
-	"eaffK6wdRjAzGulq0luDVFYTTW5zwZZBynprJrTsrhJcuvLl9EFQRRpvqDoUsD7MJpG0RGpUcyiCZ+GB",
-	"SSDVBzaP+MUWigJlLAEshxysQX+HGYKYkhUTFxuvoZtz5aYY2LbT+yIz+A3rHuAzSOtM508khAYVRvJB",
-	"J6wCS6GNI57ON8NBpxIIWydItEGuUiLojDC1WafOG5HNdcvUX1OpNIU0xJAcaU4qCxQ/uEb8PY4wQ5IQ",
-	"tEEnjAMCG5CIvkPQmCaKCIPC1iz3ryjYGS1nTSFwxfdtwNgK71aoyXzodxjk6lg+vzZqe28+WpPWPlA1",
-	"5ZlCoWXXYVBzxUA4NsOpnHKV40FrBug4PGZxcQVUyDAXjvZqBOfJTetipDYuQGGPruDTu6UzgeVEmQjy",
-	"0Rxmah8iHAF4nGdddyvv70bDLhQcFAbRaqn+Qy+9qV76b6xq1i8GdxKNSpYKHmdAuc5BK5HI2NZiLczX",
-	"UiviDScSZakWGU3cVarHIvWxN6tp7muDu+pUDgda94fC+4gU3kU0pucsVUFqBXLyXSq4v1d1r+2CtlfD",
-	"F4qs9y+nhig76YS1ZW0Ukt0DDcnXg3w80AwNYvrF7r+j6vhFVLnGc2qte8QC3d1UoAYbSuDb5KpCtQ2z",
-	"2lrZDPLx+jaEsWS+tAbqmntq8hj0GLNJQtmkqwfnhdr0YbRo0CE7gw5SWEyIMjqdRb4B5Cg06LDng04Z",
-	"t1VPYBvmut3bNl9qlq+lD+P8seCphbcoTyUpc0M72DXYYTHxY/1xE1u0XVYvyVd6CMasgZneS5kRMKy6",
-	"caMQhu2Hx+WyZ4Vtmi4CN4GPS3fJDPZuwrbyjWh4VuxBEeHj3LiXWECAz8dl+QCug6Ae75W33zrlQka5",
-	"QYavew8iPdfz0Rr3JpVDT/O3h93y628NSLym8CnXGzNHEZ6lmE580aO/+2iSbf3VWjN+6F7chuXFb0zr",
-	"aNPLFvhjqkcvFwcb5U5vTSrSXml0dgmWUPGNTPmv8YgkMo8QzAXyDapQzI1QgQSBBEJ30WwWtZvg90HH",
-	"jsCB0ru6d82SyCLKrt8+rZLG07UFjZ0bGxvt/FpNL7/DM/c7PEYfV9rdL6g9VcjskWQoV6TeunXUev3C",
-	"vueJwSw2ThZ5YP00fVP3T0E5UcAJR3xsng1pHB6gEHYyCvvWcDTlSUyEfinP6/WNq0VIj27CKelRq131",
-	"g/GWHkLlUkPLJayXorKHTUjK45lsUHIDbov/zUomuhtG+1UIo9Rx3mgb+buJA9ZoZdrW/19EUN1Pclxp",
-	"IK+4mC2LIveGCBioJslqZ3dv30/USTGNO9eLp/3D6bu3lUkXLeoGW9u710X4kcwroyrFanSmSqWyv625",
-	"/ZZ9CW4FW4/CvixtCMUv57v/+uf/1Cl0afyHwbYvYkAOyhUIz8kcScXTQvPECqybW51lYvsqwQl2Lc6A",
-	"e/kFegzurd4dBHvSdqQ9W0A9NUKYEjFhY2yBk3UO0KV7D7w1ISpsehJRtdid08RrvnP5sqvnUh2iE4Ij",
-	"hfScTITDFnqXEoYMQ+jnOvBPx1BvE3CGLZaRZrTg5iTxFoLsejahjDyxxgE5YBsGhwnRWAYIlBc0IuqS",
-	"EIYAwldPHhSZADGOonmU6H/quwFBjT25aUtZIcCjtdVYujDO0MRgVPhiPFlDj4b1ehlPGrXnPLx59abe",
-	"2lj3miJOyaWTtpY28rN7ueautwHCZo5NhF3MZwkNVKSJeO3E+aBjvCjNujc8+t5msC6S8KzJpBFuAR4t",
-	"b6TJEG/HlrffulZvrdlh9bVaWWHUTb/AIL3ZBV5QI/XZ/nUj4pkf6rO0x/fu5ZwCm8PuWEwEEUa/2shk",
-	"hpNkjkITEBRuHrgj7XzM5lAv57p0oTJZXpO1ljyPmlovp98GWK2NU8fZME8NcuxXX0QmY0BRlmnKGgnM",
-	"omkjFxYuB28lGjEZewu3TB98uNYRjb0tQfKSqmgKgY0VQO5n++sBX8DThdu2JLGwad9GODrn47FNzcoR",
-	"fZ9Va5D2ek3iKrkyS0Zx0qz7zfDV0Cbelzt4un4ERvn8rDXLq0UlLZywdg0xeiu8V9mXq47+sHVjfvbu",
-	"lS814qDzD27SQ282Oft90xxf8wllP528rulLBkSMMiAm3WhMBYnUMBO0JL+mZfk1U9PtyGHYVIBogk5Z",
-	"+JWSlz5O9Fi2ObSh/48L+g/yv0UJJUwNafwNHkWDrNfbfeZKXwLOwjcRj4n7vRjkN9DLf+4d/ufuq//c",
-	"fVUZqP4lU9P/3H3lBmtaAGS1b3hKGI3/kgo+pgn5C5lhmtjnej7f6NmYvyPwBU9xkhA2Id/8bfZq3vRg",
-	"OCNqyuNvTnefPuu0AoTSBm/7KYk4i41AC53r/59LBEJas8O9vFWfFuD4VLqibJJA+act9CMhKaIKbYy5",
-	"QHbdEGVIGlDuU8UFnpBNEE9jwVPwcriltOX2zXBjOh7bENjaQFr1FguGhHIqgAD2DfenKbGnl9jEo7//",
-	"8egl0mu7iRRHktiyIiPBLyURSPHlN6seSmXp3EIF/gY1naE3LXeKCVe0BRxB8SqApfTi4khJeFgxtOpp",
-	"NgPU9p6BI6MCQdoEBergP4cWn7QwVZr0PD1ufIEVFkWqVGM+2y70+HW5RzgRurkY/+/eqYJpaPkLJ14W",
-	"mM0yo3KIARbMcUzAH4Qz72XUFXAo6DW/IAmOqohc1WlaIDgSU2UqLhqLk7WI3bBAltuCReLFG3Ko36os",
-	"5CJR/MECqZrtbGAVpe1caEdeuWhXQQZNEkeFKB5kHOSiKl+3gMYzzBazoppyAGUXzfFG//q//v/CAPtE",
-	"AtL15v3C6RVHydPQV4lvrvT7eAqG+fTuzkXutfCOeeCwAgty9parSsaLMn/KYIPAd5rvmEPLkm4JLv7Z",
-	"kXDrpyCn7yc5cW/kFxPEXq9E17/mdluvQEmB9LG4Xxo39rlWQKlVJp0Cm0l4XlyxH1dSCb1Re8i+3r42",
-	"kQOA4t0ZOs9i4J3W/n08Ql98WROp7XmvhtS293wtqLaOEa87/c53L89qakbVxm7oqgTvpl+tY7t9f3b2",
-	"3tWqriC7mWSArv6uBOvmANFyn1wVP2Xv64WoaPeO4VYTdNxmNQPHPHgAnC8HTlMcwWuTW+CsqHXGYwxZ",
-	"JkpDKy2K8/NFGKHriFPuCNyXU6uG21VNcMhtgM2PHZes2wDzQ3NfQy8dpjWhZ1bFlfnc1+pKDuYSd/aC",
-	"aQtm8GlZ0KEJtrd7729lade90HvHSNZBbTHEm5NCAQJjD1N5C/0JLL2T6thjBeRYI9CYhYQpI5ItBB/T",
-	"/Z05GcAHWldkwsW80+9oATCCDhPNaTp/Gj99TnojCIBJBfEZcy3FE59bN6ZWlpHFHIZXLTvRDCSeMzyj",
-	"0dAsYF4AlUbQxoSqrrWh2xRnGFA34szYMTtFivSR95sF+SwqideWOu/v10/F1awH6rV4JiBi1nsBRu+9",
-	"AUGyEO/i30m/Vjmo98U7qGgHJGINBflcHHXytMCMdZ+9/C3DiTT59RkYC8wPuuuC6K2Pw6ZwFBvjNp4k",
-	"LjzHrEyRhrXTgC/viGD5SdU0dGTfP35h7t2EN4fc+nSztHJA0/dVgqlF+9iRUyJDtIFpN0qwlHQ834S6",
-	"rBGW8MAQknGObJrAILPNEkGagj6wXvXZJZdd1DLalmun/capUe5a3ixvUVZGptab986wrwbFtyWibJVG",
-	"7Xibc3Eq9Lc0AA94uGPZOW3alXf0VsuqKvdSIr7S1IqVqxNYdU/aGLd/CJp0mrYDQeObHbE2Glq4cDCK",
-	"VWZw/MK/eQpwaEz1/0WO99rrwbkzFt4yrunXVKpqGoZVNj4VF81Ob/T8651OGdmixJxNLqiRXW8T+Fjb",
-	"vJuGPRZTXTDFuxrtHYzyXc5lq9Vx27iTvX2W0Zx5ze3VwiHkInS13EE5omMF3lkZQy6ALR9Ezqhqw7Co",
-	"FEbPXXYzUVvt9j74ZfuWzLBfaarwt84oa/y9vchVun5VA4+KmsoamBaHC4KA0gRHxMTRttTLcjvaJCt4",
-	"kk7j44p5S5Erk+J6pbAgGPJzEqOvzbJE0W7+Z4O2dk7mXUfX/y25AfYB3HMXAg7/0XrOPzgjue7XtaV/",
-	"8pJ2C6nW2mkdv7YSYf5G9YIrFqCJvvPQ8HWqkKR4QhbUIGE2FLK+2kVUd9PTtGy380EBikDvT4uQRsoz",
-	"gKKNaIZVNNWzMGM30CkBkgSLaIooi5IsXpjQXuvJBZZX+4sITTbgDbSN8iFvHqCeyZHTmuN8aw38E5Mg",
-	"Vky+3H9QLLa3so2bnFvfj6Zkvao7TT7JvB4Q/GULAtXvrIqfKGcYa0ZRFbU6ny4s1VlLufO6X2FRTog0",
-	"XLyallC0k68P/M0mw6bFaV2Oalu186Y1YKATxhlgLdhumpInW8Zw4zq7lcE1N794FY/ZmDfgvUTtWtqS",
-	"u7L1FhKk9bZoZpX5B55Y6ve+eGILZVE3v46tl1WF/sKxQXYqdHm/kGkxE1M97tZyamU7bi7/vRd8lJAG",
-	"sP6TV0fo+f7Tr1Bq3kAxUZgmsn4VxCQlLCYsmjdfLhnDF5gmgBNQvIs2nvb2NhsDaUxPTfUDsEKXhCl0",
-	"KTibBIgyxDOB+CVDl1zEzWE5BYB5ubV3+vApMkMpEcjGiZsbEHFhofsgSbnkvVu4KWaloFSItaXXBSEX",
-	"xd7q16OxA5rJA94Fv0Qb+73nKMSJpqh5Fx7JcHPF64wyqTCLWgN8wSmEUmyCd+qsucYkWsSI/LkPcJbg",
-	"6Fzq8e+hcMzFiMYxYeFmS6XzMRGERU3XLmy/VDRJUPEadOSOl10kyrqZJOHmuht34lptjDYwi9S6bW4R",
-	"aRwgLDVp6pGFv3QtrkL3+EWIjK+sZeZKzIeAHbkgbo6jS0wVGpmsVfhGE8jG/u7zAFUOVGMmV33g4Bc0",
-	"LzR/rKhqcwWN6RWJEbzgiFYm2aRxgs3RymEmWN/6CPqW1fRN5q5uySTvhqWQsk7TJ4yr7phnLO6s6qaG",
-	"WXkmf8t1vMNS2vQFzNM78K3+64a1A1s9+uH03dvuKRAismWUAhTOcKKPNYm7Wr8IA82SsM+UIF5wCfdc",
-	"BH9QyelhSPP7Z897O8i+VBg9RzyeI8G5glGEf9r+LSNivl2FZgwD/UzzkJZHhvjrD8ubaxAyIHNle2+b",
-	"Lt/PAnIh30FY9AUbVhz02n6t7Kps8QQ2E1sL/ZyQsSByuirySikVEr4cFkXRxXDvt93uV5cv3897Z+c/",
-	"Pf/rzt9G+7OzXf7X87+Lr39hT6OfR8++lzuv4/fjw7o1t9JgObl9Z3e95IByY80zNxz7fVmq9eMuotwE",
-	"4Urbumw0U7M2XxRbjdaGYYIQZ/5tSs6af7tasl5F33Kzfjlc27T+yW+vKGNb/O232yDnBY1islyzEG5R",
-	"27euH5TL+DY/T6xk2/zUVeZtfloU4a0/X11A9yTzm1WgtZYTt36NNMUT0qycLPUjUZkmeD5sxz60D1YN",
-	"NSwEoUWIiXej0jkQAn8OVdtQOSyvNrq21VyoEdU1oC5nybw6lH7nZ1fU2v6dF7mur9LOouDoWytNOYHc",
-	"XF06I3h2Q4CeCqQSFVJ1E0jKytKUCwWleF9men5b1tWh2S6gD3jrY+EIYAvaA9dtlHpT/Pn1x/z3U9vz",
-	"yzcvDzs3ji5/9ECqq5exKm3Gp9Y3VidJTU9viLPH1xKK2/jR4wlBbmRHpXVcFE7slrPtKK5fxHTNU9h0",
-	"UL48LNBKkOweadXjrFtTJG6LE7yABkyni4cqT8m6CIQnBBxH0gNryX0W3sZnEmA0NOP8Knhev0qK54uy",
-	"AxaXp/VN2L3KcQ46BtnAvgByaDVryw2hbY2+EBqQ7vqRwQD5Q340AFlf4sL6N79i2k7aHSHqroCIW0Ni",
-	"fICoc2fWtXw/0JTG6NIhOwUOR7l8jcP8cIkN1w+gVE7Q0HFz4oYXstF5zfk5ylKT+SZi0IIacjDcwPJE",
-	"jsqodvfXKOFzKM9twvWUp08k5A3Z1DyDXIRZjARRmYA8XunZgm3k7St6OuVpStnkyCynQaOCdDE5l4rM",
-	"qnih76Bh0xBKOD/P0k4pwAN0O2vl2zEmP7OM2xaCyRDCMK9+a7NHoLfhOZmvW5Qxk/rysIxw75HilDb4",
-	"1iQR6HLKc2B/qiysv97iUUYT1aUsR/aX62aF3RPaaXRnN5xHgvXq+7X5B0gSEhdINZKICyIOEFUowoxx",
-	"qMdkSQpx4VdBWANKskznTY5V39AuEWWKuyJkWMHAILpIImw2GCpFjWmS2NpisNkAcGYqOzhT/YDlJRxK",
-	"UAehPWm71ZMWbgIM1xwwuvKKZU8kcpesjXi24xkwqBOhX07IWJlAF4PCZhLWEdbMZmzi+2cGbmv1hN7q",
-	"mW/0muj5FrXVoKYFT2lbSQt4/eblLHx+05gKVSWwJ8A+RwlB52S+OE78oZbKKHHKmsIM1av8KiImq8NO",
-	"f4Wgp3aRzYZvV6jAP+KlDSmPdBHualNtwtIZ/bhA5rkRkPHLKxypZI44A7+oO9ssRqFeMzc5qNCUH7UN",
-	"QKzLWCp4RKTUVBQWtSTNSc1dgANm4fSRVCKLVCYAlCuh58RyhSfStljGwNtcWojwruUxkxgFTlLzBhyn",
-	"AtjSS4gBscFWNqkkslgJTiuNIOT8IeLdq4i3QJD7UtU6/JPTVGcvpdYIZM4IxCNQCWchQJdTanNWbVRK",
-	"Xn1RM2vFkUPsXdPk40SZmj9dPzCIeTmXNHfkE2meSaICJLNoirBE4Sv6d5yGFVC2Vm3tzoqZrG5MNNzw",
-	"xlVaHX6r5Uwm0jiHbpd9FOq+w9JtYgtCtpdtLXoIy+LPE7lVgDWXmOyC2pw1xmjPgK00iFIuFYTg8Eyg",
-	"UcInnZa67Wto8PdUoeYOapRWj0m9SKmRGr94fdJWWj0lJG6M9qVMEgGZAru5cGA4bcVKmr9XXcZva4qV",
-	"ETcviSAunBeY7hRfEDQihCHXWHOMVT6KWuQXCDxePw6NDAA3YzKmDI6gRSbzhTI5hRxgEEL0WLSsLIgk",
-	"Cm1ARUgA8grHXEQk3FxFcnPLUQx3Eat45PUJvoCu/Yf6PPlDDfxDDfwMauAKfOuL+drK3PNz+9tubtV/",
-	"oEbnezYkL/dP7lT8kzvXHrE9wMqNA+YcVegQRHZrvSgq+JVNDmYnPR+8ZclTnpCaSG02twSO2bBtaONi",
-	"d/OL6Znuev3cilidI/Fzwk5cOn01PDYiUubxv2T+w3T0XUTf0R+Of/rH8c5beiyP2cnT6Oj42fHsVe/H",
-	"3XQvPvrh+RbZ621JOinDwPZ3vjaoyCZstwyXvF96dtOAY4cLZyf5LcEC7liAmVuMEgvHcKcFJdaQUoGU",
-	"Z/82vUDjnwMatrM33o12yHPc3R99FXf3ox3SfY53R92daDfeI/vjp/jZqLMyeOwi/rM6pGweZHv3ALMN",
-	"cc0+OTZCry5Hhc6YoompUg/NGXhDZD9tg4eu0+ynBe/lI2xDiz5ABEdTZN/P7ygMrBCY5QnJjH6HZKpZ",
-	"rtavBLngDuLIoko3J8F4h6BIRrenoQkww52PxdC9NbGgtB+lbktbUV2XxvW0g2iSmX6StSJNv/+ztuAE",
-	"7d4Co/nfBXW5HR9dZkBYnlJt/Z+pIN1UcFPrvFA/j14fgz4+xaYypKQT/ZQyNCfqrhAJf8cAz38AKD80",
-	"AOU2HvsCcPy5mL9kqsmktirzuG10713RwAJjQGlV896WLswXUtcbNufza+z1K3dB+kflvrqpAqsn/gXX",
-	"/LHEIefssxF+wKVM0yvAv5cBmtLJlECwj5Clcn4yS4kYgqdFHxL73xlm2Ngqc2kkz66qCG3FEXZjWtH2",
-	"4GedGsnH9VpPIl3rQqmmCOofm875Bxrbkm+VJAaGR0mTz+R7nsQS4SSxCzxrNkC3wQC3w5GYwd4UiqU1",
-	"Z9g6wJqoxE6FzR2t5I5MbxArVN33OaxVA1yfQb6QLVNs35OF+YH59hixG0R3sMJdVPIBoZBkniTYvMrV",
-	"YjBmPHlL+fpBWsVt8wQtwd2UxVwHHUmiTFA1h7x+W9sMdDxX9qBq0PuAFX43o2XFd+OHD2cB+v509+mz",
-	"wBjZtYTbpQxx4RTUTQMN4JXZQBvhpeLDf/3zf4xXD2YFtOFsLna8Jg7lGuBBTNZsXTR349KtU6PeanU3",
-	"4kwJHKm8Nqfy3h3h6Jyw2JT7uCQjPXSmCDPlP1MsFCNCbg3YSwsypqZoRKyHRpAEQ0kRxT0XExRMCm09",
-	"2XBrwAbsT39CejEJUzQCEOYBO9WrTmLEAVcX6hIpfE5QeOhXWuojo27b+vCwZhaJoD9gXfTnP2sWJf/8",
-	"Z1htA+QheDaZOj2lj8LvXp6h7cj8aaqEmWpfmUhCNKEX1hJQKfgEDlc8YAhJMDd0M0lQCGWZTHDY+x+P",
-	"Xm4a93u+ZjbqAI6+yoRWcMKIx/YL97Xiutnw/bvT6sBcGavQGmqhfK6EGIYysQGdISC5vR6aUZYpIrWq",
-	"ZYEPN3UPUCk7N44U9CYMvRlvW9Mw7CchElyBH5szC9SWSbJl1v29JY0//1n/WFC09Ek69zoZ97XpCqe0",
-	"a14NDxC248oLUmlChFUvSs9o0nSlZ6JMCMIUXMEwkg9UTXmmcr10IyYXJOHpjDC1GYAPwyI362VSMu8x",
-	"L4119Pq4Dxti1Q1QY53DDHW7oEmgkpkDdbsQLaSFtW5Xj8XGC4WBbpKVmjPddbugHZeaMYfjJY6mxTGA",
-	"KBpZqdmFqEKMkBigasKrbvEkrAQPe1hw4ebBgOmXTfFz/6TptqAkryCxKcJoCPSqi4tjSuJQ8w/7tr7W",
-	"DOxS8dEWOhwwF0HBC2CmUrPyUq/mfm8nQDgPt/CmVryxB3syYGEdwijcQhDZE/mzwIIgofVQKCZsrllk",
-	"avYhHMdCn5eN8AQr8lq/0P1zOGC2AMYB2t99bqkSal92D8eKCAi4BHYFCDHSsT2ApYKgG5ymieVh2xbO",
-	"5i+A+oI2HAjXZh+FmmubKJ2VIHOCAQuNUyV0nNtD+oHoKYVpEiJylSaYMmmjfiQJUFjg3oQGV9GSTxnO",
-	"aMAc1q8FNgrMlhvErV8/hpCHKY1BtYywZVghgN/kgDMb4TbEgOkbbcBynJlc2g7BJJRigWdEESFNvT61",
-	"EEoHYuuAXbpdeI8nlMFim0pVLlLH4EQO2HuHeekuD92/PhL6/t0xfYbemDZ29FW10+sFjlGi3aebnn9z",
-	"wMJPICoECPSDACAjgwI40v5u9IYAOZ3E/EsrI9fA1ACMM8VS2YKusd5WAzWpt5oLBRuNUcRnM9yVRK+U",
-	"JmE9GS0+4iThlySGotyB2RSDygpuvFQQg+ZkKLhrVltLBITFlE2gE1gj1w2WpEuZJExSuLFlNjISrSEZ",
-	"t+BHnBkOG80HzAYOYCHmmo+GL8/wJEQb4aAjDAULYqx8hooHnXBzC53CZBUIFrChx+PuG92FZibWByph",
-	"xS26NxCm4oJIvXBS4cRmVBScYWcXPqjm5oG/MqERsR43CkxnTIno9Dtvjs8KqVX/oSU9F+XUeTdjVDfH",
-	"SIJMqC4RiLAJnpAZYNbpdT087qb80sRp6aXYypGo+h1P1tIirYND7+xs9bZ6BkMXbFadfmdva2erB5Ch",
-	"agrS5TaeEKa6Jk7ZoHJy2RC48R1c/jZtRF+C8J3mcpIz7MJk9YPDY1NnPffvzpHMJhMiDaOEupp5JI6N",
-	"EhwwK4g76c0GEW7s9/bNkdBXGridjQl3BrBwmwduRFMsEVZoxqVycuaYTgasBfwOhTMekyT0ohSjKXwf",
-	"E6f86YlEWOGETzJiI+LhedfWqXcR8fktcKw1FXNVH+rVOTLB3zka2Le2KlIEEppJV/dYOAAC9z91Ctj+",
-	"RbqG14ONq61YIi1gkeO0sLe7vZ37GIDpuqHyp5W4iuoHRc2nzmtuum3rx766nb93HXT8W2TZd7/YV49f",
-	"mOHt9563fZKvkQP0033t7+6u9X4B873qN56+B4qvr+n9Cga2gkmYPS4yNMzxixyFKTwBZbd8msFR4GMv",
-	"luB5df/l47/9yUa7XBsG4MChqqHAM+4UFfOh1TzMyPLzP8ZJYlhvrpIpfWtKe22CfmZXTW6htyBTgr5C",
-	"J1OlP9KHPm/anPit2oEzw6weuBLR79cn8aII6PNo8jb0db/7b8Z7t/sfdKx5rOHkmuy9MU/g3tV83XZc",
-	"hFznzPfSqj2cETAqaAbsR4LjufGyERJ4EvZ+fSsnRC3cx95nZV5NTOvhEsh3RN0NdYCpDCDVnbzcaqEv",
-	"XvEXVItqes4fg44ty7A4Cq3vQtAsirxWpVoj0EJFZkAzmQB0yBm+GloF3kj/5mK3CkUTisKqjKbhbjfj",
-	"/ax3+0+OV69wt3/W4+Gite/8mDyse9es/z3cu7nhSQ+8nQ8DC30CNidr0wpszFBsDCKuPoG1Eob24RAr",
-	"Lee+JfqSNZdvJIiSdaartbzDlJ6Zwax77sGV11YjsvLeKf3HSu+60ZxyoWxxsjqdL95r14Qd3j0TyWut",
-	"KM/mnuHRJ41ip+t0AQ8Kltuoeh2CrEQjYq131pgBFs9+m43amT230LEqGzR9a+acZ8KZMQdM8IQ8kdWa",
-	"3AijBCsQ1WbcWgWFMFKB0eQMaWnlHmzeYIy35h3OkvkCLcnu0n2xUdv8F9KPSr3HbXzUVjgvdgcWs8JP",
-	"j3A0Jd0jzpTgyTKGCi+7d6+DPxStGylanmNsvcOcR89edVNBWURTnMi8MPbHCvff/rRE2zpWSCqeSnTJ",
-	"xTnYHJXJTwIlSuG5BDtdbn/z+H+rruQfu2WK0olp79HIwWa8DkDhFkzZbkibluSFYTRc0miDVW7ezWZ1",
-	"p3UrenfOiBZyoEel59x+c2+o5NiVBO1Gn+NGh2m7EfWIM5k5j5rzwG7o07wZIHLlNBVjWImJPurOlZh7",
-	"CG0C7/sfj16iCyLAxKx5wYAJEkNAGfrp5Dhwz6Rr4YlEJ+CotRfODKdWCeIJCaypTmr1PaHM5mBpjmU0",
-	"KSgdIAes5v1t8OtuoZMWR9jx+yZZwE38yNTbvw9JwK7Bkduh1dWpxRRshWa49HbWu/R6e2u+f7+X6tM1",
-	"x3PbQ146068oo3KKcBHQbcJV/DOtmYE5zeB7LYBQW8IpWtWqI0vpuC2YAlcO18Y5SZW1V3YljQlI4O8O",
-	"fzr7fnh6dnj2cnh29np4+vLo3dsXp5vuLJrsD+VFqZeCOrb0TW3O6zATtPBEWN52dHj64t27k+HJyxfH",
-	"Jy+PzoY/nRyfog277AMWfnp18u7t2cu3L4Y/nby+roRsbK57BidEvdYr95NI6ipgtZoOEV7oPWHWmDLS",
-	"OgERYPE9cNMobMQQYOOzKJOzqVsEd23hIPPXJa+/W8uL2/96WWLcx3u8U81inbxuu1PLATzAQW2uKrlL",
-	"0f5z2lm+KIcAsKa7YhDcFottvKNP8oQsKutXHUSmTXmSJ2uhDROMZF7JYy3NdTjGM5rMN4NcZudswMz7",
-	"ggDpNZ1FO8JVhPNTk7jCM/Vo5Dc9ZGTmV9+6UsSPCwBdoEeVdtZE3y4xpaENbMWaSvTjExvXtVmIWp4h",
-	"BFHPitIoyb8h9ynDvyGtbgqY1kNhKvdLOx+mHOEZOl6Vduo0Yk9m+/E/TfMLrRys6OMOMHKZ63kQlkg5",
-	"szB7EH8HUkRkYlsUWBOg5hqOBwxPMGVb6LDSeiZJjNQljYqM0BqrARVBiyKaBikbsJOXr05enn4/PHn5",
-	"0+nL4Xcnh0cvnRiiOZFuwI0Obez3drTIAZ12ISlAkpjEYQDSTORibRRSeCQ3twZsPQHCtpxbke9Diq9U",
-	"vXp8QvydXoknjoCcCi9Xuw1N3SuXg9DILg9RlAnJRR4BJjKGTM+UyEDTf55rEiDuDB0QmOR7fiPMDDwe",
-	"egVFlSWK+GxEGTkYMOz6MJBSXJzLgvOO7etUAUIPaJ+xJtTG+5JK9bKY1LpK/REMYxW/BERuwotNYmsB",
-	"OFNQ81qYgIAbWa1QQTCEPRns9zSBooA2L6JhDHlNwmIIKyUu5Mt3ahoolaR4tkJBiqAj1RyC0fSUW9do",
-	"ZlT81Y57Pqg3+quG5QlnJERFsi+N2zQKC+LpwH2K7lOsFBH6i//amJH/49ed7vOPv/a6zz9+6gU7X19v",
-	"/kdTEcHaLmVMot8yoklUC3rCgi2DBAkJpy3DGgtIUm8gl/aM1iX92/qeS7tWfP2O71OfyvfanEbjtqsL",
-	"PIdohFU0tSxJPhqhFxyExOdRjlF7P9ZtlfnDPlSxa/UQ/lVvvkQY+HScCTxK5lrQjTXzwJJAHWBj2vhv",
-	"PoLqx4wgJTCTBlp20+L8aZEhS5HiKNR/DGfSRPNSNWCKI0jO0VJWHsaTc2zdMwaGLRVmsazHeMJNACGc",
-	"ED/LZ2lCoNQFoPwOAStowDywIBCVbNSyPcFPpH3dgAKHWwiIX7/h3CMRT+cOazK0sbAQeDyhF4S1+yJz",
-	"Clz7AvmAqXpzah3Vdy/1FEdjXTfmYkKutBvfxGq4v/v8AbnuTjQNAs2tesAgLMMVAq1IR9tSCVu0r0VV",
-	"wDNb49YEhJPoXEKUuUktKloKD/LzEipypbbJBWGqa9oPS2foiUTwUELa3oCFeStbNpg2dNGUSk+E4cR8",
-	"gDZC+G8/DFBI475NUpPkt6KSrj5i7sEPp+/e2icHWi9QYt5Hu71eLxwwkOsOEEZhH6WUTULIDNCdGNvF",
-	"zlMkN7fQUcIhf8Z4JfRcUMxNoJWW/CKSuFk1nTrzhX/qHszhWUFneKnX+tQQyO/o3FinMuylvgsMLd7J",
-	"aVrm5zYBrhJhpq8ZEsONkkdFMB7rCyTiIjbhw2ZkoEhr3QSKu1uVuwgxfd7mAS+T3eePFV7Xm/N5YotZ",
-	"IaKsL6EscZefWRmhcUcDg+1oAHqkwkJt6XseAtu+MdUHEI6tWYZc4UhZrEDIGhVYM5h3mUozJY02+mwf",
-	"/Ui/NcVJRMbAJIQ2wvzfff0zCTcPTEbuv/75P7bQySf9n2E+qyGNr0NILoGcEw+asGb/WyA/NAngdnYl",
-	"KdxBNsDcGhAYPo8E3mZo1Hz8UQVD34qcbxYgkC9iHiFQ4YDb5mI0uufNW24PFbR6IBcgzevrWZ86LVVD",
-	"x4nVUVlEDoy+wCBflhH9jqQThs07ztfBxTmAbPJUghawQVl3nEDcNGSF6hchUSpJTOQ2HnGhSLy5hQ6X",
-	"6QgHZWbv8+0mMR0msIBz737Ws1DWdn6vV8ORkeNud5YszTdJBNtWwmizRJ5ar7sVPrVgzMdmOFQ68u4b",
-	"GNm59CDswV+4kdtiwtdYqi5Ibd3jF+GmVWNtfsuAJfSCmEiXKOFSiyHWhFOVs7fQ+zyTFuRuQTS9gXke",
-	"lOqyVA4A316ZLXsY9XyW3SMvney10BuvqTGkcehcj4kenRsZQDbEB76ELoiJQDLzoyo3EBl6LC6o0oK1",
-	"Gc2MrWwneH79H6sbjNaSrO/ZGWkWxSfvJ+tKvfd/Z7SKJq3H5h0jvoBVSF3jLEmsCcXigHCQm8JGn+Zb",
-	"Hi8Sle9O+Ch31MJ0vQk9umhFb+xfhK6CT4sX1DeeAwZizgdqVNdQY+umDo9GagdbxH0JSEXwFyOXcI1v",
-	"QMbYN9BrGFhTyJCPw024aRxEBBeeBKW/4wa7SOKZBS7fQq+MycZ8MWSAteMitjZtKJSxesYmRfZJodKC",
-	"gxi8wA6bQneSc2tz4+iPNuSmraZYjAyqx+TDOzD3TQh3YGhsNpD6BjZzY1ZtduEqMX/4ZlCASNFn9+6s",
-	"ng9K5IL53UjiqttfwCO7wM0L0CB8bGw/uYPXpJLxTFkEf4vOVHHsSkL6+jcqIO4dugpsJSjrCuZjTar6",
-	"Df2rtBAoFgIIXjkwNaC0RESsdVH/voUORTTVwottKa8cqkdlrPs5TM032L5r8EXk+WJXMSCJPIg8t1NA",
-	"RWlgzqdcKIu20oCn4mqfobBbwMGGJQ+xw6BschFzKIrR4CB25ocSxmy3vSBmt/SXxQjs2v/mnuiu/VcT",
-	"oGThY96Hm8L+sXMzh3Or7zxfMENgtmLESNN3Tjr37GDXRNfkW9+7O9+6VwttVQ97vSjajV3sEDtXDX+4",
-	"E/f6O5bMLReo1A2islQ4qNHPbZ/fcWDGYRxLEzMuQ2NxLHhXA59sG501Ag6hodL48ivGnuQaSud9mgKB",
-	"WL1iRo2OeP/qeGSO+LG9Adylav5uuU8Xe94LeRK2Xp+CHGXe0gC4VBhO5ZQrE0cqHdwU2kEbg84xo4CG",
-	"4DCoOqtV7G2q0evg0RwyWqrPrJQZWQBV9Mr4S+9DZvOKfn7m5FuY1BJUIhA0yoT78gxPlhEsvPMl0mof",
-	"Lh5R81ka8XhuAkjtWeo0n7DIUYgTWFf2FeaIHc5cbY+QqSQ/4TzeQnB9APysvqFMFAyInG2+wfw8/K4h",
-	"hFZlfyu49cCmlAMBwT5YhfiwdiF6WEBLoYCaN6L3WXjELXnDY4AJWpUCbmZ98kGAsIqmt4QBWgDnc4jc",
-	"O+7CdBFkA+ZfmFvI6ot9lJrCzFpjdP+UaAMXv+d1PwUpfjOBylMCCLhTLAcsY8VTO67Ng6KbWOCxClHx",
-	"llzAjuBomEYGrFRfmYuiJPUW+p4zngkfy7IdqcieoPV27ngMzd6bIUcPam1Uo8UnQTf5gaqpO35rJ8vu",
-	"7D5ixIoSRNHtruICGa4RuevMGTzLJ1dLtO8Pz46+DxCkyurL1ybQEEFYRJ5ImzzScOmmmfqDTP/tyBRt",
-	"vP/pbPNuiLUsN27Hmdlysr4Pwb+0WgAcUlpoe42ZLgY6MJ077GwHDhKg0Jb5h1BMuBoCD9Yh9yMMmAdI",
-	"jHaauHs+xXvW3V7kS9lubr9/dY2n80ekpt2zDO92ZE0hrlnH2raCyT2cFFcKIQ/BDzwjSC1eHzuPnCN7",
-	"KPiRi2ZUHVh0o7y1QSFUGe+Ea923nUDmQYqlPYkmQrvJbtJoHrEd3PMZe2+3oPGEfY5L5UFdEnY11qTu",
-	"lpsgF7zvgb5PiZJO0v/GCvqFe0trBENLq98Afmld8MlHt0DPvd+tv+f73s3vbjYTjus93eqGMUAJcnpB",
-	"mOEegBBQ5VSBQ7XnwoTHi7kxsOYgyBJfaLW0tt1u/PfMTn623XhJ0tf3bEOxXS6I3LnI37BL92hsZm45",
-	"CwBYE5x9K8HVWFSq9G1Nlyt4691Vt8BjX87R3mp1hP/ser1/f/h9e6zsVFZ2XLkFf1y+q5wOL4qd80mx",
-	"m/9+b+a85vtwoXAHwUvkSrlRe9mhVEmSjLW2xLhCgjA8Mzb1Nl+V3ef75KGmh8Jzdd+qj5tSW+BjIRh/",
-	"4Roa9xyN6/hao8CwlLLbBAf72fYn+6/rhTBBOXOtODPaPBQ+Od4/d2u9YRvJ4zG4IdzQPy8fC1Z60y76",
-	"22w2IsIGZy+krG1bPurmQurNBrbEXqU8unYiDKLMJhKXmTWL0SibOWxQW1TL8OvC2eHU9JgTOWCQ8Aue",
-	"i1XdE3aZyufnNvbfh26Kve+QUVjOW56oFv55SUZTzs+752R+D7rXd3nNUyvXhBbqoWv7Da1l6JzMSxhc",
-	"hjwhwwWqvJosl1RTLM8kvF7CzR4wm/eWu6WdyIwb+qQsT3/zjkaen1bYjwxuaCONQ71SIDTT6o9kft+3",
-	"hNfTAlnCX7bfbebaCSy/YXBmVTRN3MQIwXhMumqeksWlOgibUEYsCrggEyqVmEMBBUgWg5KsSE75pTQp",
-	"zOBMxioHsqkraG95TM6g35VSiiOsyISL1cM/XftH9kPYyI/3nOajO4Ty34uyfGC1H5diVozbozGPdBZi",
-	"FBbvbdtdpEuobUwvCCre1QpteeXayemo6OEz7LUjrkV7Xszjke65N4Pb7f4n/Z/VUvug35iMKaP6ESRT",
-	"28qUiMZLo6vc/rTwlnISmB3VwtQvD5352f6XxGbOZ7aMwzwybSkf9w1IzIOybaUsU146FETyTESkb6DB",
-	"Qr8+9oYL7chhc001IZTS6JyIzWbG897r/B73vehmCa8xJV1NFWcTrq3J/NFQw1m5HHs+IY8s/O1elS62",
-	"wT/aDnf1ASr82jRz4yfxAZK9YIgER+dyCx0W/KipxPrubjVaXXGbkF4x/elxVWno7i1/RQ/gD/rcJfcq",
-	"3Z8QqSmoDX8Cnv5ui+7BCvjUdVvSnpHtCKcYIioXSVYfKnmOMzxHMe9bKOWEBIiMx8TATJXKpKVEdB3j",
-	"tAkG24LgeNsoEtsmjHrAoOqKlzCUf5OXEsq5k/5zZx9d0nhCTDYg6L9jArUv0TjBE7mFXlVgzB2+vKla",
-	"nkkLJF0MWxKFNrwScHks6hMzxc0WXIo38yN/Be/xJJT6aeXixTuPhnG/mZfGfVuidrRjpcbr1QpJmltd",
-	"Im5AQFsJsCRP5m8tkypP7Itldr0QweRw0SGQWTQFTEWtlYctEAVWJlpJNH3a+5KiadPyLMT1f+LVoLAm",
-	"L9PCYyJ6X0zQEkA+iVufAJ4sUZMlvQKuVqBQUVEazwZE39t3OEvmLTLsCXR1n6TBk4V2ERhhgKZ0Mi35",
-	"9R+NyCrsCrbueMkKl0kivEAJf9fNjbh433d27cUpD5BJpkhIaJI3vOt9yiHRhOl72PAOjzYCFBKGRwmJ",
-	"wyLrw3yQJM1E8sGO7B7JxHSxiFDsvB8VbcRYTkccA1KRW8K1OQNgTKwQPmOwKDx+MCOzEREo4hlTMvD1",
-	"wfoWn0Envwv0CD3JO4SNKAFALEZ72Lkt2sN93tF6h5dHDwERPS5rpbKk6w6W+bv1SLV57PT6wAFxKXp6",
-	"s9AGeMVwoln2vAvofDLcbIvj0W3ckxqvm/4yOecwqbYaqwTPvnDszgMDlnT548qQQgNR1uUB3ysHLy7N",
-	"FAewHySnWLgCycruBtrwkiy/AdSiTTQiEZ8RZBN12jLEc+r93WaI32RTFmSIw3rn8VTmupWN+mPz0q5S",
-	"xOmz4EUaQ3z76rTw0bVkBT2T9TKnD5ozo1uSgu+Z995xzqTb1weW2+ByGW/PvbbtcVg/tsYnlKyxkmWa",
-	"4MhG11gZV4uwBy5vITYJUvoudwBPGw1mea6mRFxSSRquc2mO7Bs7h/sjK9vDKVF3T1oPyvZ9mrOYJzmr",
-	"vBmFGeSr1TQi8+6ChIItdOYaBLGPiwlmVMJ2di9pTPqWqrSKrIlmPGCuWcBQQpIQlzHjHgQGH7lrChJJ",
-	"ZPGw4jbovnwIf8D33Qi+r4LRl0k8IUNQewHOz/tzsf62d+dofQCLkRNDTrumZgMJN5ErFAjuCo/2bLzV",
-	"RghrZjSORqg1OZRzqUi54NpnhVVz1Ltyhkq+DI9NzyxOacG23G911lViE6tAreXsCnAAsY1n3nBgpVwU",
-	"OPDmkQHybUnZH7CNUL8/tAUcwwBdgqvbKAMShcZYnT/fPMgD+Ioq57MyZlszBA1K6LmXStaYiXxg/HWz",
-	"VHlWSVNC3Tj1pNNSAFDercUTiUK47g3/lWE74Jujw3u7rU3zX0oJt5NbAv7mA0d+SaX8YYK6qYJEWk7w",
-	"CrmO+bn2wQfyZrYl0fTQFm1yzCQRNpus4V6AlH8th0B3bBLo+xYwmlBo+PzwnMzDg7zCCVUG+BpR0zBk",
-	"LRgAqQ+ALDDmIiLfwG0DLyeSI0EkydN8TbMF87mcckkQBN7HXhweiul4TIQcsKIYxZSmKQyOoA19HwXI",
-	"m2yAaKT/3yYd+4d48wCF3q0M+MbnJFVbA1YEcQZIb5GBwIs4M+KZxViLSYzmpLHUhH66QJ6q3En5apgJ",
-	"lZcid066iRarIVtrn3Lj/3sgkKf53UxI3B56A+EhUJAYiMjCksG6PJ76+4TELadqxftaEqUom8hmdWMt",
-	"8MbiJs/xGl/VkX6plqZJ6rIxLGpO6GH7hohlSbI1YN/WWUWEIUFpRJAZUWxt1YaI86idZgwQZ/Dzbsw/",
-	"qsXlRsJll0TzdbACpGTBZEtJmAYWxmOQLTbEtt3qfTYxo0W8eOghxjfd0pslY7pFXGTEujuUSEYul4nn",
-	"jQJ5Di7rE54t2KHnlenDjloZz4CNSI5Q2cJ5DlCO6GUKDVImFcFxO7LjZ5Lh1zbmfpbDZesO3Mche9zo",
-	"SZ5Z+i7l9/Z7/jZge9XTvyyBOb8TsESDTmjKGGtp0pQxRhtHPJ1vhoNOkEsPJSB2JzbklqBvjMkoGLCy",
-	"kN3LS/AUoHz1m6flxIOc4RYlXgje135PfUZ1uA6u9/sFzLvp7dasvwL95wV27oP2c4MX4Iu1Vxjw/Nq5",
-	"Maig2rKcLIkCDKsBa61JcFBtq3w8JpxIlKV6DFA21KuDpQRm0gQYbw3YWZH2CsUWsTyXOTbsLexW94ig",
-	"5Xfx+eBf/ihU8LkKFTiL8ZqcoAahmUm7DwsS6fQ79s4Z00SB0MhiJMFrZHNAZpgm8Gt7wOFP0jgA//B3",
-	"re/vgvXVv7p/VBxgCZZqmPAJZfbr8g/3X7KqacaCJ2TlFH5NHSf6g+u25qgcmrr4ix1fLV9b3Plb1E66",
-	"T6udnv1yNxoc1sflQstk2etv/m7x+hu3Wc6WtmMqSKS4KaLZ7Pk3qWDwOhxXLCWdMKjJEaMpZnGXj8c2",
-	"qVcGOVIKHCPZzqde5D0/JH513xSYz3o5KeZbgwhTxnj/GLOPIVQo9ja7gU4bQuGAfAVlEU1xkr/f+ejR",
-	"7jLj8Rvu4IL0+0+kLQynOApB+BwTMVS8KLva9+TkAxtXY9F/wH3DyKWtxGEACAfMIv/Ai84DbONBNwNr",
-	"QpY2ceDw/bH1AIwFkVOTgSkNRqz3Jox1Cx1mMVUDJvSAwZ6tH2G9hE+koQFwIR9hGXN9JiMQuPXAMqZ4",
-	"Fk1b9EnoSBPiKrXCYesup9yBAJkBOsu4v6gHyK6ht4StZfaKtb/Tq+Izmdf31rP5PGobUW6+zwzFrHTF",
-	"LDHZv2OWxpvM8ZYy14/Pgw8/k+F7ncW4mbFbzyav8F4wu20Qzm5kQMtbbDMgvCYKrAfE9WEOONJ3vdbb",
-	"TSXo2p65t2+9ceserPvd6EM7rTV32zd+ettWLOo9bFzOqK0h0l415noBWLscmc6C2nlvSmJTW42L4oKf",
-	"k3gLveUjHs8HrBg3cP6ZJIm+BKxVRus/CFuggCwlYgjpsc3Xzhejk4fmD8V3Slmg/92KprJGFp3MEfY3",
-	"FU0EZgq2XpAZyFX+Uy5yJ1rpswPEgJRQTGbcCTiabgasTjjW4aUfd+HnLvwc2gqnVtxooliUozV+oGo6",
-	"YEeHpy/evTsZnrx7/XJ4+re3R9+Amm5y4nlCtJg0wwxPjHXUCVEbDWCNm+1utVydvh/zomv+jnMkfh/n",
-	"6AiozZ4hC0Zyi6Ok/zOECzalXcM5F2aMG3q9oFohGENOuB2H+bZd6T1M6Zlp/iEovW40p1yoG2Ljuibs",
-	"8D4Pqr1d7OKa87be28EGL41+0DdHf32p7D1W0ybJrIF6luqmBRUZHtZER1sL1De37itFGZ3Yi/2xmA3M",
-	"eBs2+vPv8+qHKKcKiyArHS4yYTFkRw3Pyfy64bJuLij7RPpQtGjDIATbvNTw/bvTM9QCvOzlNZShb/yB",
-	"3BSd8VngF+r/9bD7d9z9R6/7fNj9+JemCv3tNSAUdiG7dahwi+3j2V7qqMv8EoDkIMp1bkQE+84TiXim",
-	"0kxBPfTw04yoKY8DBHaIAFmaDpCWTAJn24iHWF2HaMM+RQm/JKIbYUniAOFMGf9oxPk5Ja4JFAuepiQ+",
-	"QHjAfjh99xaaRCkW8FWeC6eFIliQzS10zFBIZzMSUy1eoBngNE4dWJKWTHZ7u4WXVmQM0fgAUTZgIBoN",
-	"GY/973J85ktMFfhaFUd7PWRttQDRCGexCxkPBhgSKsladKY8as7UpwoGzM0O4N1hjcY4SbQCMcLRuW5/",
-	"t7fbjNQOY/HApe+x8IbtQS87cBe/tavu5eVld8zFrJuJhLCIxyZ+fO3mX4H35TroKHKlttME05sN84xc",
-	"tdRX2r2PVTmMIpIqErcCBGUMYpN/y0h2pxfD7i+/3Mt8gFibZlM9FMaI20T1T6Q7ZDnJ715dObJHVarf",
-	"QocDVm3HvKzZi6Qxge/zYjQJnpO4Xz6U7pA1nGlzgB7IfVyO+tasueIEv8zPs7uAKRvxjMWOIbtrWPPy",
-	"qDDhC3wJ4WMOemcFMYCIC3c1ZiLp9Dtartq+2AEJ1fZeu00omyQEjFVdrhU9wbPJ1Gl2AeKZKBncwUqd",
-	"CUGY8qzV9p7U3L7Jcx3xlMRIj49GxBlYNJdNsVBMb/NGeKn48F///B9zB7v2ClGl3iq47D2LDAiFVCrD",
-	"Vr1WjE5TbwBAhnLX5YF1ctjoMh/MAufAIp6/tqnFZmDLIA/HGQs43bG+CeSUXxpHII2J17YPxFTv4Wcq",
-	"M5zoa5XPTKk3M+qNE4IjBWH9JihJbnpLk9AxieZR4vdjYqrqPRzPZpnCo4R4lUTzzL4nXp0er52i6EW9",
-	"vZOMQQPQX2AHBHepIBEXsdnChF4QRC40VUklHOqPE7+uSJSplvZLaMNlgHZTEgAKBuT4/7ZJD9G53iSU",
-	"x4xyXuRKn8LhNssNS4vPCUoFv6CxARq1hbddRED1lDcPHU/0nFMiJGe4tNCHxzAVGUAAWEpEHqHkTof+",
-	"tGuSFhtXnmQSNtIQhJcG7g5yPcXXHPJxPTsEki/9E+DieK4/Xv+vAAAA//8=",
+	"7P1pcyM3tj8IfxUE771RUneSopYqu6hwPI+sUrVl19aSqsvdZv2ZYCZI4ioJ0AmkJLpGEf1qYubtzFeY",
+	"uBHztfqTTOBgSeTGRVtJbveLdomZifXg4Ky/86UV8emMM8KkaPW+tCYExySFfx4kCb9U/4iJiFI6k5Sz",
+	"Vq91NiFoSuSExwLJCUEzLCcIRxGZSYE2OEN73eebnVbQEtGETLFqQM5npNVrCZlSNm5dXwetQxxNyCFn",
+	"MuVJtYuQ8baQPCVhD6VEzDgTRHWGJYpwms6R5OeECcRTRGPCJJVzhFOCGLkgKYpU2/GyERyd4XH95EYJ",
+	"v3wmUEouqKCcISwQRkKmnI2R6UzicYDCfivtZ93ubmRfhb9IvxUWO59hKUmqmv9f/Vb6S7f98vOf+63/",
+	"bAU1w3rDI6zHUjc0PBQ8yaRZdD6CDYhSgiWJ1UrxLI1IgCiLkiymbIzCLTyjWxfbMKKU/JrRlMStnkwz",
+	"snh5TrAkb+iUSvi/6mhOyK8ZEVIgrKiExIgyPZgsTQmT6JKymF/WbgJlkoxJWuzmhEwxZar35q4SMpK3",
+	"70eQmumckoizWKCMSZpAB7phtahEiuXtE5nOD0aSpM1tS44uMZVoSEY8JShVn6g92tjbeRmg593dzaXd",
+	"fPr06SCTE0WFEZak2td7dfy2FWUMCU5J2hYkylISIz4jKRCW6KHwe3iGSJry9Lt+i7ILnNB4AKeqQr1V",
+	"2vjZ7Mjxq3oqTfVjRGO0QaIJJ3GgjuqYMDUGEusT9fHN8avNfUQlwongCM9mBKdC7W/CxwJhFusBlhZ/",
+	"iq/eEDaWk1bvxV71BF0HrRlO8ZRIy8XGhMlDzkZ0/Drhl01jprE9Tur4o8sJFwRh9S2K4GMkJ1QgCqOh",
+	"6it1BFtBi+GpGoD6akDjhadsxNMplnpLX+y1gtaUMjrNpq3edlC32wczeqa2pGnMBx+ONSdENG4Y1j2N",
+	"6JSndYeIpxKdk7kIUNgO0YinSL1AmGJFHfSKjHCWSBS2DccaYAm0Rq5mCY9JqzfCiSBmHr9mJJ3nExGq",
+	"R3/oVJIpbDBhary/tPJGW0GrXfgrwUIOMuEelv6GLoJWG/77uUJTgaK5Y93dLiyR+SNfI5ymWA02Y/TX",
+	"jJjHarGvg5aQ8wQohKdT1dhBFlP5ho+bdhWr5+qiSecPtq+HWSp4Wj+ekJErOYjgjdAekpm68ngm0BDL",
+	"aOIGWdo0/VHTXfjLQfsfuP1bt/1y0P78ZTvYef7iuv5SPLoiUaaG1LRmxL7wYCu2iJcAB3nIgfyNpEr8",
+	"eJdNh6RhFy/0K4jBO+iSyom5SWG0G9udDttsGLH5duVh7+4sH/bx6K2inAaSU8JZiNQxRSnB8T7CaErF",
+	"VH2BMBOXJBVob3sHLologtmYCMS4mtLYzUFLsvksjkdt3eUat0nQahB/4IijGUkXH4AEvvY7jDUTbPWe",
+	"d4Gv6DXa6XaXrtgHPCb1y7XdHmJBYjTDY2I2uGlA6pX68Wx7w9nuwv9WGtIp/Y0sWh/V46LRDIRqoHZI",
+	"O8+LY1phPHLyUZC06WBmgqTNB1M9vesr/JTgtI7KD7EgbcoEYYJKekGQyIaa6pCATxBXqowEaUqL9c+E",
+	"eYSHCUEjSpJYNC2sfrGJ0i212b+36wj/jOBp0zpKgqcPxuDOyHSWYEmaB6OfP9iAbk5hdzyQT5jKt6fV",
+	"gfzAL1GitFWrcShJDEgpY+o3wmKrhGhmClpI91///L931bFHU7HZRFiqucFU1J9Xn6PtlhhIt2YG12ox",
+	"jHYPorqRLi2niziThAH3xbNZQrVmvPXfQqvH+Qj+MyWjVq/1H1u5LWNLPxVbhUahz+JiHWi2yUe5OA3H",
+	"yjOE/Nw2Ck9bb3tdd+b1LU83gs6OLgiTpzIleFqakiRXcouox23hnpMrPJ2BuAjqYQ/tdLvdPuszeLGX",
+	"CzodI+D2GY17aLvPYixxD33pt9wrAxr3W72X3e2g3xLk136rt32tmlqo3VXW55SkF6BHMolgEEqBNKPR",
+	"1g9FGtryEQYoVMPRv6s+3c96ePrBj6fv35knd7nSdt6HemXujIJcw3XLc2aOFRZKkxUSK00fj6SSsTCV",
+	"6mRlM3XoQnN0ylP2DT6LpuveUwr4LZZJyYufqJxY+9edLJFqtGl1lHwZgMCJqBSIkUuk+i4tgx3OoqnA",
+	"O7ec/oeUDxMyXTDzmX7jz3YF3JFUnE5impSsHBMs0DYyNhR9L4NSC7aLVu8X1ZFSbr0bN8hbmmZCoiFB",
+	"WKKEKHl3Wwm0KY4UBSkm3gpaM654ZtrqtbaADV9/VsxZ0Vqk2jUmvi210MJcMERIJcr0Wt3tH1+9+Gv3",
+	"77v/+Onbv3/zqfvXb852f9772867bcUGJJaZaPX2FKuWVALj+ZuaByyFtr/kGlmWst4llphPac+sUu/C",
+	"vd3Wb18HK9KM3Yk6nmy6DtSxOnl9iF7uPf8GmS6RXrsyk3bW6kXUoF/y7YFtJ+Av+q5kDS00ULBcrtRI",
+	"/kWpIWOaXLER9bY1Pbad7XHhx7mVUhsT22Vr4qKvy8bHW57EUyIVexR3xoRcgw2MiKdjzKjQpC3My3d4",
+	"AZ1V7/ibTwYaa5gIiN+OoU6JUvjudCIgBN3dVFRzJ0bQq5vT+ywFB5IQWv4KEIZrIiWjlIiJsXEqXR8s",
+	"/zhJtILrTRf8SW3PobRovgXn0y2pWCkDd7ZS0FjDpivN4s722DHpsom8dOF5VtRea6e786Ld3W13t8+6",
+	"L3u73V632+l2u/9oBc763dvbCZSW03setBLMxhlI8i2iZM4pvtIeBtHqsSxJgtaUx0TdgWOi1IT2Tud5",
+	"e5Rg4SlMBxdY3X8kFZzhhMq5UqlSPiJCUPWLusPmQpLpYJby6UyN8u88A1/gwQUOgF5ENpvxVCIsBFV3",
+	"plSy/pGeIzqd8FkHHYAWhIYpJaNkDpSmXYmUKUEX8TQmKVIirNoBpXCSFMssJa1et7MbtCRn1sILY8pm",
+	"8QrLdh2oucxIKqnWf/zV9rRB1VZbUrBRF8X1oHXVHvO2NULPqHqrc6ZfdY/adDoz9npQR3utMZWTbNiJ",
+	"+HTL3Ofuv3xGmJInTGOgZ7rdrVFRy0qd3v6VXswJ5Eutyd1Ri338i/s6aCkKan2+dkSUv+PWxr2iiamm",
+	"kwJhLVEj1Rn54L1/XSG9mg4KpOJvKc+GSb6fv7S01c4ftKapFQZ1pl68LhLd46Gea9/g8Yu2gOS+MuN5",
+	"8ffBzNwjj/JCF5e1QCqWHIKiN8hbmty9w4f/TSKQoDz+p3VH4OJxTCUwmQ/eITUeqiJ7No4tgYDzkxhx",
+	"ZpzyPRR6cwvRKKWExck8QKGaZYgo00wjQKGdb4gI66DQm2MY9FmYzzIEBhXCTEMEcRKIcWTMMD10OSEM",
+	"AYcF/ndwjBiPiUAjnCRoiKNzpY7KkkDUZ1YichetAM3ftis6YDnwLocC0/+35fYVLu5xywbXEEgx2qk8",
+	"JErHU3LPPsL6qdInsURTLiTijKCNve5LFOIkJTiet8kVFVKEYKBby15Y5LdlG9j3hx/Q3jfIvqIDXEQW",
+	"TZQGFhIWIp6icCbb35+AAcOzJu8+LxiTd4IaH9/nLzvB7vVGO3f5ff6yHXx7vfmnGodfmfk7m+K32y93",
+	"6ia5+F4oTzWawOrGJLHOzINjFGGJEz7O1HLv7JjD1c7YOeOXavJyQtJLKshmafLbTab0RffQKt/f4y3l",
+	"df9td4X+l15iuRurzuB7B5db6RKp3B/FKS5h8R/hMliTxR+gGU4lxQnSd8k+wgzhIVhFzfGfIypQxrQ7",
+	"Mg5QqGYboiiBsBas/wG+G85IB4VfrsM636XHYA0Ja/ZpuI69MKp8xz/eT+h4/nGYHv4w1R+PD8WlsXE1",
+	"VmZpBeXLOMIiw0ltxEzen9+S1Y8cEdd+ahw2N1RFydWMpkR4723vtHe3z7rqJe89dUPvlkKDzFHLf6Mz",
+	"+5sRUQ5P3iIxZ1EraPFLpv3FvW/UypARvWr1WpeSD34+3529/Ct+A7bYC35eaFxEfKYOrGZjPXWrG5G4",
+	"l1AhYUefhlror/RjGtcaCqi/9wunUOFADzSXIineSMnN6XSlRbGUXCu90lRItL2TuyhEoJSJlER8zKgg",
+	"IE7B1dCpuzj80/Aol9seTi+8sMrB/ZC/Wv3WSiW6Mbek3lYUDk9JWS0FJxYooLCEtXKOYZ630WMRjG2O",
+	"XnZRjOdi32kjBx+OB2fvfzp6N3h78PPg7OzN4NXB30/Rxu6L55sddArTRdahNSFJjIZzNOdZilKekH1N",
+	"GL0/KTmJcWkjx0tCzzL+/Y9WHTNen6uuzb1uLnPUUJUvg+H2b4PPf+6Z/zZJXDbm1PS3RghqiUSL1Lmc",
+	"iBo0WUYu9YbuoxD+G6p9FRN+yXSoNGcRAeUaLBQx4kwp20oSnmAxKe36v83trsQ1EG4KbaU702/+Ibt/",
+	"H+6xT99eHG5fvXpOXr8Y//AN/fHb8zcvp++6rT/Egj/EgkchFvw73OrulNalv3yt+94OahHLtqFzOEne",
+	"jyD4ZGEIBh6Tt0Ti1nXwpcRd3Eq5f6wSZLdcPoLWqjP4XLgNJlgMGLmSTk5RP8xScpGniOhR/fI50CHN",
+	"6iLMo4khclhyiROtOqt/DdRj0ep1r20OxkEk63IePk04UrJt3EEfWUxShFkeGhig0IQJw3XnxN1nAsFm",
+	"d1plNo1nVBtLFp+1WiNJTMUswfOGPBE1/GcCKepDGzxFZIppsqnN/2pgOoXkEgt0mVIp1U19TmbSRKdJ",
+	"F60qUEwSIrUk1nAwlmy/W84z9fZ14GKp15pwiVbgvcALyy4sZb46teehOCLPCKGa89ty5sNW0Lokwwnn",
+	"5/VmCdXiKx16VEc0WBprXtzTBn79hw4Ig03KPSsu+DY2m3GBk4wIxEeIcdYWJEqJRCLCCU5NpHefbWgn",
+	"BUbmMU/RlAiBx+BMkITJzQ4KXZ5fGKBwSoWgbDyYkRT+yZnxHaUEC/WHnsSQ9FlKRpnAiR7jCNMkS4lA",
+	"G2H+aScmjJJYtYszOekkfEzZQL1K4nBTe4dKpG9jkup1EB3+XNk6vThrf6aXaT0mX12fxZepW9z6E+ke",
+	"H8c6WVmdPVhY/2zVNaz3o46s5mBolpJMZxLpxQ5MRvKEpxJFPCZoY6SOv3FyheqndkrUwsDOLOi5bFjX",
+	"a+j2IDBb6M+8dtXcDBrP4hteji3BkZmkko472qyuerRcucg4tXjtGGLrIMboDb8gCY48idIcbsd9vrm2",
+	"oZZFgjTy/ieSRHxK0MVOkfCKj33qMurT53ra0YP0qET/YHdX/WUE0b3toKVEt9ZOd7fT7Wxv73a+Ucsc",
+	"QV7zcj1o9RhPmz4Cr27veD+YNVPL78WCtkQGoVh2GSEHttVrveW/0STBW887NbqI3csy/b726dLb57D2",
+	"qnFbv9pd0ypu7tKPLPNeRxfQ4nX1qEcJJUwiHMcpEYpP/tx+zdNLnMYkVv/S0kGaCWk131HKpyg8O/l4",
+	"enb0avDh5P3Px0eni09niR4ekzLl09+XhYzNo771hJ8Sndawc0uyK+z9qX71ukjUX1ZljCBv+JthiTWw",
+	"pF8eb3Hqbqw5xQJtFYZTWNVFjHQ9IV/n9t6NmG85+d2J+VNguVWp3ks6NozTLsCp2/USaIhhXEpAMQJM",
+	"iDa82xOuZHuF2tgGjAQdszZlm4BREBohB22Ye7uHMNrr7gYIo5SoH4pRqXB+rWiZc07TP2y3aq9Wovye",
+	"8+QtnjVLOo7kh5wnBLNWTfISSP//+t//L2TeQVM885hrTjyHeIaHNKG5/TM3vmE2iJzBGO4DvSPXATzT",
+	"6kH9M51t1PAQzF/uicmHVw8y54MvfjQi4BnVFCkGOJ5Slj/Nr9rcwgZWtcCztn0OWimHRIYLSi6BpVzS",
+	"eExkHpxjHjjraMmuVliNRcfBbmBlmdb4yFu/Nb6yC7vGJ/mSr/iRvxcrflLYoNo8/dGIRJDv6r0aIMFT",
+	"o36uLrvrTV4eT32i3rsuEMFKsylxNOiuOMPAJxVvXwrrXSCN4pbnY/IW+3Pt0RUx5+khTpIhjs6XenX8",
+	"o61Tj74d7eKd4XZkLiL10z+mLy9qjMrwfilbeO/b5S4OaYjLd43sfLs8zdhfY+jctlW7EPlVVkteMzym",
+	"bGw0ZqVNK415jvQ1ghSrqNpn8kuojt0WrqFylx+wEBAfZ8ExbJ6t+koDA+xDICbC0lhk4jW0Mb/vIB9n",
+	"3cLkKYoriwXuk9NsOsXpvEY4GKd4Nll2YP4CLylRmc0yOYix3py1dHfGYzJweauryyPveEy87Mwqk+CZ",
+	"9AdlF970HDinmbcTJrrG0kC9qRry8UY4Il+uq7JPvg7FAVTnuUxAqlOB1TKAta5ZR9zeAR0xfxPifyGi",
+	"KOLsgqQ65NfXqzOtsQ7Umn/TNdmL9qmWmWwr3VK6B/xhEdDA66YvWQMaYtpQ5GtTIq20F+vs5BLl2GDg",
+	"GLdMnFir15pilkHoUIVUfvnSMgIecJgVlqf7fFstT2HO5SlPMItBiOCZNO5EO9BW74slWdC+ZUrHY5IO",
+	"tu3oEjyEQOe3MGZkntunZsPNr203MU0pQPqml9JKmC9WMA7kbw7n2gaiRdeB0kGdp1LidJVlcnYBt7LQ",
+	"Q8Yi7RvWwtnnylkb8niumQghErIjWz+QJOHITCfPY/I0uZ1u9zpo/ZqRbCUbiEznAz5yMzqns1mBTleY",
+	"Y7d5juA1yI9OeVWrKefrXMzFjKnCATgn80ueKtIiYpYSITia4mhCGRGt60Xh5mvGg6/OsGtT3p8JBC2g",
+	"jX/9n//PzvMX6Cf6/WaAogmJzkmM8BhTJvS9Z5bumUAhfPIaLuiwVk9xfKMauW0xjCRX/e/bzAQN18fT",
+	"c3X3R3w27yyHzqgLJ154sWrR46tp3jW39VfRwN04jjS3/NIgP1YjWLSrovaZ46Ur22OMpGgbzZtYuIdv",
+	"zeCsvu54r/X7+C2qlY+zhFhGA6kgQtZq8q4HSLBeiw0AR/Zv2JqEEnin6hogKTHS5iVAUAC3E/s2LH1K",
+	"MBPaFGKaDn1jhd+l4ZS1c7uxWHe9aCtyI44dj2b6arUzxvTeGwANX5RpWWlE61IRSZIG60rlxFRo9Tae",
+	"2aKY8SijHiri35eaO6AiD67poPZlqPU+JZaBcEYMLzXDg1cUw1yJIWpGdK2aLMqpddNdL5O1JNk2Nuhd",
+	"WQsm7EvAdarmysOaGja20vK8NSzFk6kelx/BynDrUU9J1qvbGl/4e5xhSSu5L8os87okmdZNvSiq3iIE",
+	"o5SuW6D28vkwhOm5OgrDqIRvlFmPRwyFw2JZhU/Dhd0tceMiVyquVpUrlrhGmbLq5InXBmjGV9TTaEIv",
+	"CpGgq0a02puVxBCeBJKX3tlfPlfs/X9RypTGUIoyIfnUAn9gMcjYLBsmVExIPDB5ZQVVWykaJb/3kEsr",
+	"O0U8YxrCrRj56pos6fM5W9z29Kc4xSOdoI2nnnnBQvR5P60GkRC0cnwh7RMQmV0leOK8Cm5420FLjQxc",
+	"HTqBmF5oQ6yR8gZZmjhffEki8LfxcV7qjzTo11LxSpbCAk0v8h43kvWt7s/GkFj/INSx1XVDZqtn58ti",
+	"h/ciSWO120LxJu+isMdwvcu1cFwXQm7meOlYuDoESl8xdm/IAQC/a47SWQg3XGdYjxPgosyilu1ODq9W",
+	"snZUt9znYys0nL99XWJ29SD9EaEXJEUfT9740PfPBAqtcdI0Eup9pBrrDqNzMkcb0uWDGTrXiFQYmY/6",
+	"zLRi6EIgzsg+Cj+8Pz1DGqtu6wuNr7fM++1zMg9RyiW8S+WmJSGbeq8jDNcJ2DBx2f7cPenEW938pBRi",
+	"tj3RJhd6qqe6mU8VWEpQuF6Kp6wZr8Sw1gKVFXe3SUS5eygTvXQhgls+QGG+giEy16xB+gxR+KWv5Zg+",
+	"3NZ9Ld/AH9dhp89MYz3kVi10/xTO0rftBSuDN0qbF6tYJAukqPxhZCGuIINCG+lPwfDhlrBkljfXSsHG",
+	"P+OC2sN+BRLTvNXr5tYOLZhpjXQ16a1GKquIJre5YIvQz901s+p3VslwW/ly+pRSSWpvqGrRF3WYdTh7",
+	"gdSo4lAET8N9jWKjDqxLO8QGDw9lLAFAOYcYp77DDEFMyYroKbXX0M25cl0iXtPpfZVpELl1DzAEJ/LZ",
+	"3CQG5Ebyfissw/WijUM+m2+G/VYpG69KkGiDXM1ISqeEyc0qdd6IbK4bpv6GCgjyqokhOVScVOTY6HCN",
+	"+HscYYYEIWiDjhkHXGsgEXWHoBFNJEk1tnW93L+iYKe1nDWFwBXfN1krK7xbzpaAD/0OA6eOufk1UdsH",
+	"/dGatPaJygnPJAoNuw6DiisGckIZnokJl67yj2KAlsNjFudXQIkMnXC0WyE4T25at/JE7QI0BhXapdPZ",
+	"rUTqYN7hHGZqHiIdA+pb1+3K+7tRsws5B4VBNFqq/9BLb6qX/hurmtWLwZ5ErZLNUh5nQLnWQStQmrHO",
+	"srDsXEstiTecCJTNlMio465maiwQAa9XU9/XOiraqhwWCvwPhfcJKbyLaEzNWcic1PJ6NHep4P5e1b2m",
+	"C9pcDV8pvde/nGqi7IQV1pa1kUt2jzQvWA3y6eDD1YjpOpPt3011/CqqXO05NdY9YtC2bypQgw0l8G1y",
+	"ZaHahFl1VjaDfL6+DWEsmS+tlMpwnhoXgx5jNk4oG7fV4LxQmx6MFvVbZLvfQhKnYyK1TmfgNwG+FvVb",
+	"7GW/VayGoSawBXPd6m7pLxXLV9KHdv6YkhS5t8ilkhS5oRnsGuwwn/ix+riOLZouKzmRagjarIGZ2kuR",
+	"ETCs2nGjEIbth8c52bPENnUXgZ3A56W7pAd7N2FbbiPqUvPcHuQRPtaNe4lTCPD5vCwfwHYQVOO9XPuN",
+	"U85llBvADNn3INJzPR+tdm9SMfA0f3PYDb/+Xmf/KwqfcLUxcxTh6QzTsS969HaeDOKPv1prxg/di9uw",
+	"uPi1aR1NetkCf0z56DlxsFbu9NakJO0VRmeWYAkV38iU/wYPSSJchKATyDeoRDHXQgVKCSQQ2otmM6/S",
+	"C7/3W2YEttSXrXBeL4ksouzq7dMoaTxfW9DYvrGx0cyv0fTyOzxzv8Nj9Hml3f2K2lOJzJ4ITFJJ6q1a",
+	"R43XL+x5nhhAtYmnlIl946fp6Qrv6hVTrAjxkX42oHG4j0LYySjsGcPRhCcxSdVLLq/XN67mIT2qCauk",
+	"R4121U/aW3oQRWRm8AwLgJN5vUSTkOTimUxQcg14pP/NSia6G0b7lQij0LFrtIn87cSh4EFp2sb/n0dQ",
+	"3U9yXGEgr3k6XRZF7g0RCjHoJKvtnd09P1Fnhmncul487R9P378rTTpvUTXY2N69LsJPZF4aVSFWozWR",
+	"ciZ6W4rbd8xLcCuYKn/mZWFCKH4+3/nXP/+nSqFL4z90ga08BmS/WNf9nMyRkHyWa55YgnWz01omtq8S",
+	"nGDW4gy4l1/2VBffULuDYE+ajrRnC6imRqS68GZYG1tgZZ19gEWD98BbE6LcpicQlYvdOXW85i82X3b1",
+	"XKoDdEJwJJGak45w6KD3M8KQZgg9pwN/PFZbIqDYiQFUVYwW3Jwk7iDIrmdjysgzYxwQfbahwWARjUWA",
+	"QHlBQyIvCWEI6oioyYMiEyDGUTSPEvVPdTcgqFwuNk2BYARFMUyNyzaMM6xD/DIK0ooXI6zXUTyu1Z5d",
+	"ePPqTb0zse4VRZySSyttLW3kb/blirveBAjrOdYRdj6fJTRQkibitRPng5b2otTr3vDoB5PBukjCMyaT",
+	"WrgFeLS8kTpDvBmba79xrd4Zs8Pqa7WywqiafoVBejMLXC170W2/HLQ/f9kOXuxd18Iu+6E+S3v8YF/2",
+	"QBPrwu5YTFKSGtjGTGQ4SeYo1AFB4ea+PdLWx6wP9XKuSxcqk8U1WWvJXdTUejn9JsBqbbBszgYuNcgB",
+	"60g+0xkDkrJMUdYwxSya1HLh1ObgrUQjOmNv4Zapgw/XOqKxtyVIXFIZTSCwsVQV6MXeesAX8HThti1J",
+	"LKzbtyGOzvloZFKzXFmRF6XC7Nvdbp24Sq70klGc1Ot+U3w1MIn3xQ6erx+BUTw/a83yalFdPSusXUOM",
+	"3grvlfblqqU+bNyYv3n3ytcacdD6jev00JtNznxfN8c3fEzZx5M3FX1JIxlTBsSkGo1pSiI5yFJakF9n",
+	"Rfk1k5OtyGLYlIBoglZR+BWCFz4GsNEtDm2o/+Mp/Y38/zQK34DG3+Fh1M+63Z0XqakzCzgL30U8Jvb3",
+	"fJDfQS//tXvwXzuv/2vndWmg6pdMTv5r57UdrG4B4J2/4zPCaPznWcpHNCF/Bsxd81zN5zs1G/13BL7g",
+	"CU4Swsbku79PX8/rHgymRE54/N3pzvMXrcYqBbTG235KIs5iLdBC5+r/5wKBkFbvcC9u1ZcFOD6lrigb",
+	"J4AX3EE/ETJDVBZBRylDQlcGOpU8xWOyCeJpnPIZeDnsUqLLCRd2uDEdjUwIbGUgjXqLAUNCjgoggH3D",
+	"/qmrOwMqKsSjf/jp8Aiptd1EkiNBLAJvyi8FSZHky29WNZTS0tmFCvwNqjtDbxvuFB2uaMrig+KVA0up",
+	"xcWRFPCwZGhV06yvktF9AY6MUh2EunoEtgbBwBRJyE2VBhH5OmjhCyxxmqdK1eaz7UCP3xZ7hBOhmovx",
+	"/987VTANJX/hxMsCM1lmVAwwwIJZjgkg6BpgOM+oy+FQfOTXOlC4EhAcianGajQWJ2MRu2GVXrsFi8SL",
+	"t+RAvVVayEWi+KOt5qC3s4ZVFLZzoR15ZbDVnAzqJI4SUTzKOMhFpYZvAY2nmW0RiJ5KgfTxRv/6P/7f",
+	"3AD7TEC5nc37hdPLj5Knoa8S31zq9+lULfbp3Z4L57XwjnlgsQJzcvaWq0zGizJ/imCDwHfq75gDw5Ju",
+	"WeHowctxVE+Bo+9njrg33MUEsdcr0fUvzm7rVUnMkT4W90vj2j7XCihdVnTg80oqoTdqr7yIt6915ACg",
+	"eHeGzrMYeKexfx+P0Bdf1kRqe9mtILXtvlwLqq2lxetWr/WXo7OKmlG2sWu6KsC7qVer2G4/nJ19QAau",
+	"uYTsppMB2uq7AqybBURzPrkyfsrutwtR0e4dw60i6NjNqgeOefQAOF8PnCY/gtc6t8BaUauMRxuydJSG",
+	"Ulok5+eLMeFXF6fsEbgvp1YFt6uc4OBsgPWPG4Hd80NzX0MvHKY1oWdWxZV56Gt1JQdzgTt7wbQ5M/iy",
+	"LOhQB9ubvfe3srDrXui9ZSTroLZo4nWkkIPAmMNU3EJ/AkvvpCr2WA45Vgs0ZiBhiohkC8HHVH+u8JAP",
+	"tC7JmKfzVq+lBMAIOkwUp2n9x+j5S9IdQgDMLCU+Y66keOJz48ZUyjIymMPwqmEnioHEc4anNBroBRRO",
+	"446gjTGVbWNDNynOMKB2xJm2Y7byFOlD7zcD8qmpyaOVfKldf798ya9mNVCvxbMUIma9F2D03hsQJAvx",
+	"Lv6d9EuZg3pfvIeqK0AixlDg5mKpk89yzFj72dGvGYZqDFCCqdVrEf2D6joneuPjMCkc+cbYjSeJDc/R",
+	"K5OnYW3X4MtbIlh+UhUNHZr3j1/pezfh9SG3Pt0srRxQ932ZYCrRPmbklIgQbWDajhIsBB3NN6FyQoQF",
+	"PNCEpJ0jmzowSG+zQJCmAIVQIGUXHEtLLruoYbQN107zjVOh3LW8Wd6irIxMrTbvvWZfNYpvQ0TZKo2a",
+	"8dbn4pTob2kAHvBwy7IdbZqVt/RWyaoq9lIgvsLU8pWrElh5T5oYt38I6nSapgNB45sdsSYaWrhwMIpV",
+	"ZnD8yr95cnBoTP1iMvZ6sO6MhbeMbfoNFbKchmGUjS/5RbPdHb78drtVRLYoMGedC6pl19sEPlY276Zh",
+	"j/lUF0zxrkZ7B6N877hscUDN3MncPstoTr9m92rhEJwIXS53UIzoWIF3lsbgBLDlg3CMqjIMg0qh9dxl",
+	"N5Na8ME98cvmLZliv9xt7m+dUlb7e3Ol3dn6VQ08Kqora6BbHCwIApolOCI6jrahaK/d0TpZwZN0ah+X",
+	"zFuSXOkU1yuJU4IhPyfR+to0SyRtuz9rtLVzMm9buv5vwTWwD+Ce2xBw+I/Sc37jjDjdr21K/7i62gup",
+	"1thpLb92NbrMG+ULLl+AOvp2oeHrVCGZ4TFZUIOEmVDI6mrnUd11T2dFu50PCpAHen9ZhDRSnAFUjkdT",
+	"LKOJmoUeu4ZOCZAgOI0miLIoyeKFCe2Vnmxgebm/iNBkA95AW8gNeXMfdXWOnNIc55018E90glg++WL/",
+	"Qb7Y3srWbrKzvh9OyHpVd+p8kq4eEPxlCgJV76ySn8gxjDWjqKb46lh/+ly/bP7aXnK3+d2vsCgnRGgu",
+	"Xk5L8KtimvWpFszMF6dxOcptVc6b0oCBThhngLVguqlLnmwYw+oVYys3oSgWQa1rfvEqHrMRr8F7iZq1",
+	"tCV3ZeMtZMsRLr/gDat0H3hiqd/74oktlEVd6VdTL6sM/YVjjeyU6/K5W9+fia4ed2s5tbQdN5f/PqR8",
+	"mJAasP6T14fo5d7zb9BMv4FMFcjqVRCTGWExYVFD1e+M4QtME8AJyN9FG8+7u5u1gTS6p4aK1ZeESXSZ",
+	"cjYOEGWIZynilwxd8jSuD8vJAcyLrb1Xh0+SKZqRFJk4cVP6mqcGug+SlAveu4WbolcKSoUYW3pVELJR",
+	"7I1+PRpboBkX8J7yS7Sx132JQpwoipq34ZEIN1e8zigTErOoMcAXnEJohnXwTpU11xadrhEj3HMf4CzB",
+	"0blQ499F4YinQxrHhIX1W5+SEUkJi0hTwXIhaZKg/DXoyB4vs0iUtTNBws11N+7EtlobbVAoH9u8iFQX",
+	"u6Z6CcKf2wZXoX38KkTaV9Ywc5nOB67cc0PcHEeXmEpbjR2+UQSysbfzMkClA1WbyVUdOPgF9Qv1H0sq",
+	"m1xBI3pFYgQvWKIVSTZeWJW/ZKHLUtYzPoKeYTU9nbmrWtLJu2EhpKxV9wnjsj3iGYtbq7qpYVaVKrct",
+	"77AsrW5bPfCN/uuatQNbPfrx9P279ikQIjJllAIUTnGijjWJ20q/CKHQK/aZEsQLLuGei+APSjk9DCl+",
+	"/+JldxuZl3Kj55DHc5RyLnW52f/Y+jUj6XyrDM0YBuqZ4iENjzTxVx8WN1cjZEDmytbuFl2+nznkgttB",
+	"WPQFG5Yf9Mp+reyqbPAE1hNbA/2c6Lq8qyKvFFIh4UsTmtFrXcp0sPvrTvuby6MP8+7Z+ceXf93++3Bv",
+	"erbD/3r+j/Tbn9nz6G/DFz+I7Tfxh9FB1ZpbarCY3L69s15yQLGx+plrjv2hKNVWau17Ce15NpquWesW",
+	"xVSjNWGYIMTpf+uSs/rftpasV9G32KxfDtc0rX7y28vL2OZ/++3WyHn1VefFmoVw89q+Vf2gWMa3/nli",
+	"JNv6p7Yyb/3TvAhv9fnqAronmd+sAq2xnNj1q6UpnpB65WSpH4mKWYLng2bsQ/Ng1VDDXBBahJh4Nyqd",
+	"BSHw51C2DRXD8iqja1rNhRpRVQNqc5bMy0Pptf5mi1qbv12R6+oqbS8Kjr610uQI5Obq0imRSiKvMKtM",
+	"8sEEs5iPRgPOdHX8QUpmydyyBnhFHYPkgmgxbzDhWaqrPg65HIxMvsEgR5k65Wk6D5DgUwJgap7y00EH",
+	"DEE36FJLxLNkjsSEpzIB21OhVk1K+Iww2+HOXmCt2QNMB1MeExczb39PMBtnButKq9H6d2fT7LWOMrUX",
+	"Wx9wSoUJsCNsrOaVTbFdA4nHjp/ydGxp4iCaEnSazSB+BBgJkQO1CjBYWCS7cIKwGHjEAHK/IXfLNHjz",
+	"cPjm3aoRjeD5M2HWWH0orDfYLbEGePZkJpnj0qh51Bt3momier7gpUKfAtE4IUhOqEAJZ+N91NVFDsxm",
+	"bSIqEB+N6sX6epqrah6KwgD5S03qmdBYoiNrCqjwqgV0Vy2PabqFtBHQmKhAU8zmCL5QKgUsDsTAIN1Y",
+	"denzhd7Zq59qldjrBHILOw6vqL4PjnWqOeQFhVuYbv0p3LcgiKZW4cHx4NXR64OPb84Gb9+/OnoTLg4O",
+	"qB6v6qJ8f/gB7X2D7CtI4nE+xZCwsEHsLx/QGko+Pnh3gNQb6DdAbHStfjw7rG92wamuIZXYsCR1UigR",
+	"iGdS0Jigt7aVZwLt7LXV7qJLymJ+macT/fDx7cG7wcFfjt6dFacMh73+/OQcpd58WMNU6g8WoEUUD/SY",
+	"XgCoAoIkMMnXOdd1POtLfd2KRdN7EpkGbg9qaLCG4GtOY7CQIzdsZAMDW8SAFvDb2i1bRP1LIXCtpPAw",
+	"2KyaRS3HX22+cPa+XX7Jr3uT3ubC6yKZpUwg9cUUSxr5V4G51FwC97ffvPATxLvr3HdFN9VyP9XCC26t",
+	"ES2/lg5QhCVO+Dgj5lqiMdoI/3J0htR1BD+JcNNdSpkgTXfSKt64O7yxAiSyaIKwgBsLDEcz2f7+pDyW",
+	"3edBAeYCt3/7/GUn2L3eaOeQF+qXb683//Sfd3TxeYPz6TssWtMxw235WxUmYb07cvGltSbycNOVtuoN",
+	"VBMmXWFcZwRPb4hBWkKNpamQ7QRwJ7Skj0Y8RXrFOyaaa0ct33RIUk8FNIhroGU25+aaRNy6FNvrz+53",
+	"o2Ogo7dHB60bawxPvlbE6pV6C5vxpfGN1bVuRU9viQ05qmAmNUlvTyfLstbiUljHRRmTdjk/NxzFFYFU",
+	"fUTt9U5h3UH5+sinK1Wd8kirmkramAV+21IoC2hAd7p4qOKUrAuyfkIgNk54eJQuLMvb+EwAUqBinN8E",
+	"L6vWsvz5ogToRUg4xSidbuk4By0N3mZeAFN7GZjCDqFpjb4S4Knq+okhnfpDfjIYwF/jwvo3v2KaTtod",
+	"KaYrKJ0VsPlHCKx9ZqJn7wd9X/uVW2Q7hxosVui0sIY2d/v6EVQDDWo6rs9N96LSW284P0fZTIN7pDE4",
+	"emrSzO3AXK56aVQ7e2tUKT0Q5wZTasJnzwRAIxj0EQ3OilmMUqINCgBC4sJdTHLha3o64bMZZeNDvZwa",
+	"cBcQMcRcSDItl0R4Dw3rhlDC+Xk2axVi2MF9ZQIZtnVUg17GLYMyqwlhMEr4pYcvpHsbnJP5unXnM6Eu",
+	"D8MId59oKYaa8EFBUnQ54a52GZWmcpna4mFGE9mmzBUvE+sCX9xTQYfozm44jwSrppfK/AMkCIlzME5B",
+	"0guS7iMqUYQZ41By1pAU4qlf6G0NtPwindfFjvqxRAJRJrmts4wlDAwSKATCeoOhGO6IJokpnwybra3y",
+	"2uFkPGt95qrUFdDcQnPSdsonLdwEpOE5wBC7oszgzTPlevW7Zjx9BqXw1MsJGUkdy6+BpjUmF8KK2Yx0",
+	"CvNUIwqvjllUPvO1gWFqvnn5aCjbx2e0qWofvH7zin0+v6lFeygT2DNgn8OEoHMyX+zteqzVAAucsqIw",
+	"Q4Fev1CiTlw3018hr6NZZDMZqiUq8I94YUOKI11UWqKu/HrhjH5eIPPcqFbL0RWOZDJHnEHopz3bLEah",
+	"WjM7OShC647aBoByZ2yW8ogIoagozMvl65Pqohz7zFQMQ0KmWSSzFHCHE3pODFd4JkyLRZjvzaW11u9a",
+	"HtPYDxAHqt+A45Rj93s5/yA2mOKNpVx9I8EppRGEnD9EvHsV8RYIcl+rIKF/cupKic+oMQLpMwIh11SH",
+	"ZATockINLI8JvHcF5hWzlhzZoiRrmnysKFNxqqgHGhTccUl9Rz4T+pkg0nO1vKb/wLNb+aJuWrN9RWOi",
+	"5oaK/9+II9oSFYYz6WRKFy0geihUfYeF28TUvA9QmBd2DJGpFhOg0OshLIo/z0Qnr0dTYLIQrVNojwpT",
+	"1qbCGM0ZMMXU0YwLCVkGPEvRMOHjYhXanqtjs4YGf09FOL1ammVj6fJ12K89Jta0mrGECDhnWmrETFcH",
+	"WvHsPEDdTkurp4TEtQmNlAmSQjL0jhMONKctWUnde+Vl/L6iWGlx85KkxGYsAtOd4AuChoQwZBurD8Jy",
+	"o6jEDYHA4/VjAZehpkBMRpTBETTgy75QJiYAcwRCiBqLkpXBR4o2oOg9BBeFI55GJNxcRXKzy5EPdxGr",
+	"eOIl2L6Crv2H+jz+Qw38Qw18ADVwBb711XxtRe750P62m1v1H6nR+Z4Nycv9k9sl/+T2tUdsj7A4fZ9Z",
+	"RxU6AJHdWC/yIuVFk4PeSc8Hb1jyhCekIlLrzS3g/9dsG9q42Nn8anqmvV4fWhGrciR+TtiJRQwrZwBG",
+	"RAiX4kjmP06Gf4noe/rj8cffjrff0WNxzE6eR4fHL46nr7s/7cx248MfX3bIbrcj6LhY6aK3/a0u/KIz",
+	"E4sVYfYKz26aU2mhr80kvyc4hTsWkLQXF8KAY7jdUAhDk1IOBm7+1r1A4w9R/aK1O9qJtslL3N4bfhO3",
+	"96Jt0n6Jd4bt7Wgn3iV7o+f4xbC1cn2MRfxn9aoZLo/w7mto1KRu+uRYW11ieeGbjEmaAAvRzWkEd2Q+",
+	"baqAU6XZLwvecyNsKoizjwiOJsi87+4oDKwQmOUJybR+h8RMsVylX6XkglsUV1M4pz7P3zsEOd6WOQ11",
+	"mID2fCyuTlIRCwr7Uei2sBXldaldTzOIOpnpo6jUof39n7UFJ2jnFmVo/l0KyzSXgBIZEJanVBv/5ywl",
+	"7VnKL6g6V7n6efjmGPTxCdbF7wUdq6eUoTmRdwW6/juuYfNHjZjHViOmice+glJlPJ0fMVlnUluVedw2",
+	"uveuaGCBMaCwqq63pQvzldT1ms15eI29euUuSP8o3Vc3VWDVxL/imj+VOGTHPmsR1iwqFL2CEl8iQBM6",
+	"nhAI9klFoWK5yGYkHYCnRR0S898pZljbKp004gAkSkJbfoTtmFa0PfjAOlrysb1WcXLWulDKKCjqx7pz",
+	"/onGpqp1KYmB4WFS5zP5gSexQDhJzAJP6w3QTZVOmlOm9WBvijbZCItkHGB1VGKmwuaWVpwj0xtE3fQW",
+	"cFijBtg+A7eQDVNs3pOFEChue7TYDaI7WOEuSpAnUCvf4aDUr3K53qUej2vJrR+kVdwWCsUQ3E1ZDCQY",
+	"RllK5Rygy0z5ZtDxbGW3skHvE5b4/ZQWFd+NHz+dBeiH053nLwJtZFcSbpsyxFOroG5q9DOvkiDaCC8l",
+	"H/zrn/+jvXowK6ANa3Mx49VxKNeAgKiBgaqiuR2Xap1q9VapuxFnMsWRREMiLwnRcH723SGOzgmLdUXD",
+	"SzJUQ2cS8A9YDKZLRlLR6bMjg6MsJ2hIjIcmJQmGqokGU0C7mKAmbKiEta2L7bDTZ332H/+B1GISJmkE",
+	"6cZ9dqpWncSIQ+kQwACR+Jyg8MAvJttDWt1GGmsN1syArfX6rI3+9CfFosSf/gSrrbEKU56NJ1ZP6SGd",
+	"YxzpP3UhZF3QOEuT0GAjgBmjWNMWHK64zxASYG5oZ4KgECrP6uCwDz8dHm1q97tbMxN1AEdfZqlScMKI",
+	"x+YL+7Xkqtnww/vT8sBspd7QGGojAsPjWVoiNqAzBCS320VTyjJJhFK1LGCK6kG1gZ1xJKe3VNOb9rbV",
+	"DcN8EqKUS/Bjc2awqDNBOnrdPxjS+NOf1I85RQufpJ3XSbuvdVd4Rtv61XAfYTMuV3NXESKsel5dU5Gm",
+	"ra4ZZWkKuBzaYN1Gn6ic8Ew6vXQjJhck4bMpYXIzAB+GKU6jlkkK16OD6zh8c9yDDTHqBqix1mGG2m3Q",
+	"JFDBzIHabYgWUsJau63GYuKFwkA1yQrN6e7abdCOC83ow3GEo0l+DCCKRpTKEiMqESMkBjTO8KqdPwlL",
+	"wcMe3HW4ud9n6uVsmNAo9E+aagsxcI7Hus68JtCrNs6PKYlDxT/M2+pa08iy+UcddNBnNoKC59izhWbF",
+	"pVrNve52gLALt/Cmlr+xC3vSZ2EVpTXsIIjsifxZ4JSgVOmhCZ1Sqa9ZpMuSIxzHqTovG+EJluSNeqH9",
+	"p7DPTI2/fbS389JQJZT3bx+MJEkh4BLYFYBgCsv2AHkXgm7wbJYYHrZlEDv/DMCWaMPiDG/2UKi4to7S",
+	"WQkVNOizUDtVQsu5PTBTiJ6SmCYhIlezBFMLHYQFCVCYQ3uGGjrekE8RsbXPbDkTg90a6C3XoMK/fA4h",
+	"D1Nog2oRRFizQsD3dJiaG+EWxICpG63PHJSmk7ZDMAnNcIqnRJJU6JLkciFaKMTWAbu0u/ABjymDxdbF",
+	"eG2kjobC77MPFtbfXh6qf3Uk1P27rfsMvTFtbKurarvbDRxG0s7zTc+/2WfhFxAVAgT6QQCo+EGOjW9+",
+	"13pDgKxOov+llJFrYGpQb2CGhU4QUFcDFQZNX201TyVsNEYRn05xWxC1UoqE1WSU+IiThF+SWC2NCPSm",
+	"6MIT4MabpUQD1moKbuvVVhIBYTFlY+gE1sh2gwVpUyYIExRubJENtUSrScYu+CFnmsNG8z4zgQM4TeeK",
+	"j4ZHZ3gcoo2w30o1BadEW/k0Ffdb4WYHAXaSxRpSG3o8ar9VXShmYnygGofKFDACwpQ8JUItnJA4MRkV",
+	"OWfY3oEPyrl54K9MaESMx40C0xlRkrZ6rbfHZ7nUqv5Qkp6Ncmq9nzKqmmMkQTpUl6SIsDEek6lGopMT",
+	"dHDcnvFLHaellqLjwHZ7LU/WUiKtrfjU2u50O11dJgRsVq1ea7ez3elCVQQ5AelyC2A12jpOWRce4KIm",
+	"cOMvcPmbtBF1CWpIqhlJBWfYhsmqBwV8LwOgl43HRGhGqW5t5CJxTJRgnxlB3EpvJohwY6+7p4+EutLA",
+	"7axNuFNAvt7ctyOaYIGwRFMupJUzR3TcZw343igEkJfQi1KMJtgDKVNjODj2cGJ0RDw8b2fsnPFLZiPi",
+	"3S1wrDQVfVUfqNU51MHfDvD4e1P4NQIJTaereywcap70vrTyymSLdA2vBxNXW7JEGkxWy2lhb3e62/cx",
+	"AN11VQmwElde4C0va9t6w3W3Tf2YV7fce9dBy79Fln33s3n1+JUe3l73ZdMnbo0sZrnqa29nZ63380pG",
+	"q37j6Xug+Pqa3i9gYMuZhN7jPENDH7/IUpjEY1B2i6cZHAU+vHyhAonqv3j8t76YaJdrzQAs/m05FHjK",
+	"raKiPzSahx6ZO/8jnCQFmDdhwLvMtQn6mVk10UHvQKYEfYWOJ1J9pA69a1qf+E7lwOlhlg9cgej36nDi",
+	"XECfR5O3oa/73X893rvd/6BlzGM1J1dn7414Aveu4uum4zzk2jHfS6P2AAYUT4EB+5HgeK69bIQEnoS9",
+	"V93KMZEL97H7oMyrjmk9XgL5C5F3Qx1gKoOqUVZebrTQ56/4C6pENTXnz0HLVJ5bHIXWsyFoplCWUqUa",
+	"I9BCSaZAM1kKAPhTfDUwCryW/vXFHjRD963KaGrudj3eB73bP1pevcLd/qDHw0Zr3/kxeVz3rl7/e7h3",
+	"neFJDbyZDwMLfQY2J2PTCkzMUKwNIrYEm7EShubhAEsl574j6pLVl2+UEimqTFdpeQczeqYHs+65B1de",
+	"Uxn80nun9LeV3rWjOeWpNPWXq3S+eK9tE2Z490wkb5SiPJ17hkefNPKdrtIFPMhZbq3qdQCyEo2Isd4Z",
+	"YwZYPHtNNmpr9uygY1k0aPrWzDnPUmvG7LOUJ+SZ8B1EARIcYZRgCaLalBurYJpqqUBrcpq0lHJv0aad",
+	"eYezZL5ASzK7dF9s1DT/lfSjQu9xEx+FPQ283YHFLPHTQxxNSPuQM5nyZBlDhZftu9fBH4rWjRQtzzG2",
+	"3mF20bNX7VlKWURnOBEWpa31ucT9t74s0baOJRKSzwS65Ok52Bylzk8CJUriuQA7nbO/efy/UVfyj90y",
+	"RelEt/dk5GA9XgugcAumbDakSUvywjBqLmm0wUo372a9utO4Fd07Z0QLOdCT0nNuv7k3VHLMSoJ2A+c4",
+	"i6lsJ3zcLMUdqPtV8DS3pqtvEGEypUQEiJFLF7eDNoZzFNI4tPZUq3+HPIJb2op1R14x3j6z97EiNtXL",
+	"Pgo1YoQxuGsLvTauow1wy3Vy94z+W3MtpVHBn8ZrF6B//fN/lCoUMnIlB3omIZjhqTYHUzYmqeJz0p4G",
+	"PSrRQ6kJd6fGhG0SjUHRg1c8Y0C3z7DMq6CZjjroSC8T6ITnZCZRePDx1fHZ4OTo7Ojd2fH7d4NXB38/",
+	"DdHG7gvjO8nzSS2Iu/HC9xkYdT8cd9AJGWUCJ8ZrRyKeKgE6tx9HkLYOjmzw4zk+Dj24Q9xnG2FOW52Y",
+	"MErU3jkPdbk4I1KSW9UvqA3lWOgWcSYnHR3yqd1T9XZmENsVKb1R1LcuJR/CAq8ijIO7UmOaFJFqzM7o",
+	"tHIcSe2UBPEPvMsbOBEcSXh8mVIpCUMZi0lqj680qdEmy0+fWF1eUnUAlJC7TaCHgUE6tdEpeG2s1QUT",
+	"KYwR5uGG1TioGR24FKI7HNMBBCEAJj/E6Jg/9EEOUMXL3tFY8Gp1OkqKHxjaDxespk6azYe8OGuthCbf",
+	"bb8cdD7/+T/r6gjW6bHnlMW28EyWRqRmDor3qAmo/wKcRIBCt77qD2s+bpyUbdzmq9TO7fkqU1tjZrbT",
+	"ZwLReOnI7pZMVP88kxGfkqaeXSHOFWUFxVFO9TcLzgpE69g7CSTS1CDMwbnRtT6lDkPY3d19GZhIxJEw",
+	"glDdUEcp5OzUrE5zgP/KYzS1XW8xPMnXH9zn+xTrDPPXJo6qaHeAhnDhl0WOJyPpgVVFDz3hYzt8X85T",
+	"z2pEPPjdiHhFKc1pW40ifb5U83qB3ax66wF2tklgL43x6bgnWGk752tu5tryullIJ6/XBjg2Bz0cciYy",
+	"GwFnIyY3lHy4GSByZT0L2hEaE8UIbeifi+gzgDsffjo8QhckhZAQJfH1WUpiSABBH0+OA/tM2BaeCXQC",
+	"gZXGQDTFM+O04AkJjGtdIFAsmMFMUNen9nxANWPRZ5VozZo4zA46aQhcO/5QJ3naiR/ymNyT5c6swaHd",
+	"odXdH4tJ1xi5wUi1vZ6Rqru75vv3awR7vuZ4bnu6C4f5NWVUTBDOEzB1eHnhOMuJOc0QK5kXLmgIf27k",
+	"yoeG0nFT8DMuHa4NUBR1fEEbCuUpWfP9wcezHwanZwdnR4OzszeD06PD9+9enW7as6iztaWXVVoIwu6g",
+	"0J7XQZbSPHLIKDOHB6ev3r8/GZwcvTo+OTo8G3w8OT5FG2bZ+yz88vrk/buzo3evBh9P3lyXQqw31z2D",
+	"Y6L4GmUfIdutxBXLBf5J6qXKEltnc5jyS6WnqQHs+zqZ9mJBQLzPokSzcJuvS5PUvdPd+3YZkMV9Ckt6",
+	"sU7eNF+pfsA9cFCDLUPu0hT/kH7Rr8ohAFz1rhgE11EE9Xf0iQNQoKJ61UEmyYQnDlwBbWjTjH7F5Ubp",
+	"63CEpzSZbwbOxs5Zn+n3ofZmhGstMXqEqxjTT3WiOc/kkxHc1JCRnl916woR+jZha4Hfo7CzOltuiesb",
+	"bWAj1pSylZ6ZPIzNXNTyHJeIel7PWkH+LblPEf4taQwrgmk9FqZyv7TzacIRnqLjVWmnSiPmZDYf/9OZ",
+	"u9CKyUU+Thgjl84vA2lElDMDiw35MiBFRDoWXYL3D+zCOO4zPMaUddBBqfVMkBjJSxrlCC4VVgMqghJF",
+	"dB3mPjs5en1ydPrD4OTo4+nR4C8nB4dHVgxRnEg1YEeHNva620rkgE7bkMQrSAzmZSXNRDY2XiKJh2Kz",
+	"02frCRCmZRf1cR9S/Inuw5DcExTi7/RKPLEEZF1uYrXbkFyRCOqzruFjSjOGdM8VH1Oga6rbYDfhR2pG",
+	"mGk4a/TaeGgiPh1SRvb7DNs+NAQsT89FznmtQ4dKQNQE7TNWhNrkuTjKJ/UQrotac6MDiLwze+wJmREM",
+	"aQq6VtMsUSqyzWNezTq7UqKxWz5rqvVLyL1YoYBc0BJyDskjasqNazTVKv5qx90N6q36qmZ5wikBP4UB",
+	"52k2lxvQfQvGmXfvmeo3puR/+2W7/fLzL1DKthtsf3u9uZLV/iRjAv2akazOdA0AMfdroPb7983Si7p+",
+	"bMZnt9f6NK5gg04z9sRMz8TnUZZRez9WbZXuYU/xuOaIvr+qzRcIA5+OsxQPk7kSdGPFPLBQUsmlMW38",
+	"Nx8iynRIfYqZ0I67TYPLrUSGbIYkR6H6YzAVOvuOyj6THEEyvZKynKfdcWzVMwaGLSRmsajmZMFNAClX",
+	"4Fbn01lCoDQdVOUYALZnn3ngniAqmSxDc4KfCfO6LuIRdhAQv3rDhjNFfDa32PChyV2DuIUxvSCsOXbQ",
+	"UeDaF8gnTOXbUxNYevdST3401g07XEzIpXbjm1gN93ZePqJQuxNFg0Bzqx4wCKPWb5g46vz1LSFTU2S7",
+	"QVXAU4KGPJ6bBE4SnQvICtVQAHlL4b47L6EkV3KLXBAm27r9sHCGngkEDwXAbPRZ6FoxETVxaLOfpJoI",
+	"w4n+AG2E8N9eGKCQxj0DKiHIrzYNW8Pn2gc/nr5/Z57sK71ApvMe2ul2u2GfgVy3jzAKe2hG2TiETF7V",
+	"ibZdbD9HYrODDhMO8TjaK6HmgmKuEyOU5BeRxM6q7tTpL/xT92gOzwo6w5Fa61NNIL+jc2OCQGEv1V2g",
+	"afFOTtOyuFSdkCYQZuqaITHcKC6KmfHYRlbp+CY9MlCklW4ioSadVrnzKLCXTRGrRbJ7+Ny+db05D5ML",
+	"yHIRZX0JZUl465mREWp3NNBY7BpQU0icyo665yER5TtdLQzh2JhlyBWOpMH2hpiMFCsG8z6Ts0wKrY2+",
+	"2EM/0e91McE0Y2ASQhuh+3dP/UzCzX2NoPOvf/6PKUz4Rf1n4GY1oPF1CMngkCPuQYlX7H8L5Ic6AdzM",
+	"riCFW4g1mFsNYtrDSOBNhkbFx59YdMAtyPlmAQJuEV2EQIkDbumLUeueN2+5ObXH6IE8BWleXc/q1Cmp",
+	"GjpOjI7KIrKv9QUG+DaMqHcEHTOs37G+Dp6eAyg+nwnQAjYoa48SyHMEFBf1IgAbJCb8FQ95Kkm82UEH",
+	"y3SE/SKz9/l2nZgOE1jAuXce9CwUtZ3f69VwqOW4250lQ/N1EsGWkTCaLJGnxutuhE8lGPORHg4Vlrx7",
+	"uuzDXHglp8BfuOFsMeEbLGQbpLb28atw06ixJh6+zxJ6QXSkS5RwocQQY8Ipy9kd9MEh34DcnRJFb2Ce",
+	"B6W6KJVDQR6vLK45jGo+y+6RIyt7LfTGK2oMaRxa12OiRmdHBhBr8b4voadERyDp+VHpDESaHvMLqrBg",
+	"TUYzbSvbDl5e/+fqBqO1JOt7dkbqRfHJ+9m6Uu/93xmNosnCyENPwMqlrlGWJMaEYnD7OMhNYa1P8x2P",
+	"F4nKdyd8FDtqYLrehJ5cdpE39q9CV7Wh3j6FeMZzwCx3fKBCdTU1cW/q8KildrBF3JeAlAd/MXIJ1/gG",
+	"IDx8B72GgTGFDPgo3ISbxkK68dSToNR3XGONCjw1hYY66LU22egvBgywMW3E1qYJhdJWz1hD2jzLVVpw",
+	"EIMX2GLJqU4ct9Y3jvpoQ2ya6uf5yKDaoxvevr5vQrgDQ22zAagKsJlrs2q9C1em88dvBgVIQ3V2787q",
+	"+ahELpjfjSSuqv0FPLIL3LwA5cdH2vbjHLwa+oFn0lTcMmiqJceuIKSnfqMp5KlCVzbVxriC+QiS5GiK",
+	"1K/CQBYayE54ZV/XbFUSETHWRcg/QgdpNFHCi2nJVfpXo9LWfQcr+R027+r0RHG+2FUMyH+PApfiFFAM",
+	"a5jzKU+lQUeswT+0tYpR2M7LN4QFD7HFjK9zEXMoYlfjILbmh0JNiHZzAft24S+D6d02/3We6Lb5Vx0A",
+	"fO5j3oObwvyxfTOHc6Pv3C2YJjBT4W2o6NuRzj072BXR1fnWd+/Ot+7VLl7Vw14tYnxjFzvEzpXDH+7E",
+	"vf6eJXPDBUp1PqkoFPqs9XOb53edTxnHQseMi1BbHHPeVcMnm0ZnjIADaKgwPnfFmJNcQdW/T1MgEKtX",
+	"fLTWEe9fHU/MET8yN4C9VPXfDffpYs97Lk/C1qtT4KpCGRoAlwrDMzHhUseRCgsPi7bRRr91zCigl1nM",
+	"2JYJJdQmbir6rLbcpUYQNWjGbWMlN3DGFsl4ps6sEBlZAC36WvtL70Nm84r0PzBYDkxqCYooCBpFwj06",
+	"w+NlBAvvfA0YnMeLH1p/loY8nusAUnOWWvUnLLIUYgXWlX2FDmHPmqvNERIgMo05jzsIrg8oF6FuKB0F",
+	"AyJnk2/QnYffNeTnquxvBbce2JQccCfsg1GIDyoXoofduRS6s34jug/CI27JG54CrOeqFHAz65MP2oll",
+	"NLklbOcC+M0DB8xiL0wbQdZn/oXZQUZf7CFQQcVEaYz2nwJt4Px3V6c/JflvOlB5QqBixQSLPstY/tSM",
+	"a3M/7yZO8UiGKH9LLGBHcDR0I30W5sK8RuIwpdLCDvqBM56lPvZ8M7KoOUHr7dzxCJq9N0OOGtTaKKSL",
+	"T4Jq8hOVE3v81k6W3d55wghzBUjR213FOZJzLdLumTV4Fk+ukmg/HJwd/hBoTCV1+ZoEGpISBlgmOnmk",
+	"5tKdZfIPMv23I1O08eHj2ebdEGtRbtyKM73lZH0fgn9pNQA4zGiu7dVmumio79nc1rqxYH4BCmcpvTCg",
+	"aPpqCDxYB+dH6DOvgAjaruPubor3rLu9ckvZbG6/f3WNz+ZPSE27Zxne7siaQly9jrVlBJN7OCm2dJkL",
+	"wQ88I0glXh9bj5wleyjQ50QzKvcNGqlrrZ8LVdo7YVv3bSeQeTDDwpxEHaFdZzepNY+YDu75jH0wW1B7",
+	"wh7iUnlUl4RZjTWpu+EmcIL3PdD3KZHCSvrfGUE/d28pjWBgaPU7qDdQFXzc6Bboufe79fd839v53c1m",
+	"wnG9p1tdMwbFIyBJSHMPQAgoc6rAVqHiqQ6PT+fawOqKlgh8odTSynbb8d8zO/mb6cZLkr6+ZxuK6XJB",
+	"5M6Fe8Ms3ZOxmdnlzAs26ODsWwmuOZKcT9/GdLmCt95edQs89sUc7U6jI/xvttf794fft8fKTGVlx5Vd",
+	"8CeGX+jqJuU755Ni2/1+b+a8+vtwoXAHwUvkStpRe9mhVAqSjJS2xLhEKWF4qm3qTb4qs8/3yUN1D7nn",
+	"6r5VHzulpsDHXDD+yjXv7jka1/K1WoFhKWU3CQ7ms60v5l/XC2GCHHMtOTOaPBQ+Od4/d2u8YWvJ4ym4",
+	"IezQH5aPBSu9aRb9XTYdktQEZy+krC1T7vXmQurNBrbEXiU9urYiDKLMJBIXmTWL0TCbWmxQUwRX8+vc",
+	"2WHV9JgT0Qd8fO25WNU9YZapeH5uY/997KbY+w4ZheW85Ylq4J+XZDjh/Lx9Tub3oHvpOsBeuc/QQD20",
+	"Tb+hsQydk3kBg0uTJ2S4pOjjyRud5TJTFMszAa8X6txAQQjOIuLc0lZkxjV9UubS37yj4fLTcvuRxg2t",
+	"pXEujcTySbf6E5nf9y3h9bRAlvCX7XebuXYCy68ZnF4VRRM3MUIwHpO2nM/I4tJ6hI0pI6ZqT0rGVMh0",
+	"DgXPIFksppKnSEz4pdApzOBMxtIB2VQVtHc8JmfQ70opxRGWZMzT1cM/bfuH5kPYyM/3nOajOnxDLXxb",
+	"Q1IKrPbTUszycXs05pHOQozC/L0ts4t0CbWN6AVB+btKoS2uXDM5HeY9PMBeW+JatOf5PJ7onnszuN3u",
+	"f1H/WS21D/qNyYgyqh5BMrWpJI9ovDS6yu5PA28pJoGZUS1M/fLQmV/sfU1sZjezZRzmiWlLbtw3IDEP",
+	"yraRsnQRsNDWlunZml/5t2jDhnY42Fxd/RPNaHRO0s16xvPB6/we9z3vZgmvwQkfZ0RdzanU4dqKzJ8M",
+	"NZwVoInzCXlk4W/3qnSxBf7RZrirT1BBzqSZaz+JD5DsBUMkODoXHXSQ8yNvuI4v7eyUo9UlNwnpJdOf",
+	"GleZhu7e8pf3AP6ghy6RXer+hAhFQU34E/D0d1skG1bAp67bkvaUbEV4hiGicpFk9amU5zjFcxTznoFS",
+	"TkiAyGhENMxUoazxjKRtyzhNgsFWSnC8pRWJLR1G3WdQdcVLGHLfuNKfjjupP7f30CWNx0RnA4L+OyJQ",
+	"qx6NEjwWHfS6BGNu8eUvcJJBARcNJJ0PWxCJNrySzS4W9Zme4mYDLsXb+aG/gvd4Egr9NHLx/J0nw7jf",
+	"zgvjvi1RW9oxUuP1aoXf9a0uENcgoI0EWJAn3VvLpMoT82KRXS9EMDlYdAhEFk0AUxEq+jVAFBiZaCXR",
+	"tFqu7yFF07rlWYjr/8yrQWFMXrqFp0T0vpigJAA3iVufAJ4sUZMFvQKulqNQ0bQwng2IvjfvcJbMG2TY",
+	"E+jqPkmDJwvtIjDCAE3oeFLw6z8ZkTU1K9i44wUrXCZI6gVK+Luub8TF+769Yy5OsY90MkVCQp284V3v",
+	"Ew6JJkzdw5p3eLQRoJAwPExIHOZZH/qDJKknkk9mZPdIJrqLRYRi5v2kaCPGYjLkGJCK7BKuzRlsPdcl",
+	"DIGNoaSGfhfx4X+TyNSapgLFZJbw+ZQwWXu9ndoubuJzch8/iL0A5Lp0jBkVOvJK5GO3S+t+qp4/+8jz",
+	"s66UxbXfkKUVmhkPMB1MeUwSU/FMXeEI51c+gocQpNtnAM2TtI0UAnCdEEyJRgA3OMTROWCVHxwPXh29",
+	"Pvj45mzw9v2rozdhnhUGkCBZDEVMlBxh52UrkveZC8G3aWQ2/0zj8NDUgupDrhbApoFwLZrzrgpkcvea",
+	"qm3+jtNTfPp8lKkjd0XSvnMHgGlWiLnTADaeEDEl0yFJUcQzJkXgG5Gq98IZdPK7gJxRk7xDrJkCasxi",
+	"iJjt20LE3Kdgr3Z4ecghENHTcnFIQ7r2fOm/G+/hJje/Wh84IDavV20W2gBXOk7UHTNvA6SnCDebgv9U",
+	"G/fEUVXTXweoAibVIMmptf7KAX+PDI3Wgk5ITQo1RFlVIircfim8BCCEITHBSiFw4oH6Fm14mdnfAdTZ",
+	"JhqSiE8JMtl9TbASjnp/t7ASN9mUBbASsN4uCFNft6JWKq9f2lUqvz0IyKz23jWvTgMfXUtWUDNZD26h",
+	"QVBvkGjvmffesSRr9/WRJUTZBOjbc68tcxzWD8jzCSWrLX87S3BkQvKMjKtE2H2b7BQX9DZAhduo8eVx",
+	"OSHpJRWk5joX+si+NXO4P7IyPZwSefek9agUpFPHYp45VnkzCtNweatpRPrdBVlIHXRmGwSxz1fe2pc0",
+	"Jj1DVROexIpoRn1mmwXgNSQIsWl29kGgQdXbuoqZQAZEL27C+3RD+APz80aYnyVgz0zgMRmA2gsYoN6f",
+	"i/W33TuH+AQsHUcMjnZ1oRcSbiJbXbRsODBBmhshrJnWOGrxGcVAzIUkxSqND4rFaKl35bQ2twxPTc/M",
+	"T2nOtuxvVdZVYBOr4DM6dgXgodgkQWxYhGOe5sUj9CON/t2A89FnG6F6f2CqvoYBuoT4GK0MCBRqD5d7",
+	"vrnvon45s57OaRHosR63CiX03Ms/rYUv2NdO/ulMeq6MiLMRHRtjpdVSoAqFXYtnAoVw3Wv+K8JmlEhL",
+	"h/d2W+vmv5YSbia3BDHSR5v9mkr540SClDmJNJzgFRKk3bn2EUtcM1uCKHpoClE7ZoKkJgW15l4AnBAl",
+	"h0B3bByo+xaA3VCo+fzgnMzDfVcWiUqNlo+obhhSnbQ/4xPAkYx4GpHv4LaBlxPBUUoEcdgAutmc+VxO",
+	"uCAIsnViL3gXxXQ0Iqnos7yCzYTOZjA4gjbUfRQgb7IBopH6f4NU4B/izX0UercygKKfk5ns9Fke+R0g",
+	"tUUaNzPiTItnBpgxJjGak9r6NOrpAnmqdCe51dATKi6Fi2iwE81XQzQWTOY6aOCR4CS7u5mQuDleD2LK",
+	"oIo5EJHBMoR1eTJXtJphw6la8b5ucL7Yc70O4mt+kzuQ19dVeHCqpGkysylcBmor9ADBQ8SyJOn02fdV",
+	"VhFhyGocEqRHFBtbtSZiF+pXDxxkDX7ejflHiUlnJFx2SdRfByvg0OZMtpC5rbGkPAbZYENs2q3ug4kZ",
+	"DeLFY89LuOmW3iyD2y7iIiPW3UHLMnK5TDyvFcgdIrVPeKbKj5pXpg47amQ8fTbM4xEaOM8+cjCAujop",
+	"ZUISHDeHJTyQDL+2MfdBDpcpVnIfh+xpQ655Zum7lN+b7/nbIHSWT/8y1AN3J2CB+q1Q1z5X0qSufY42",
+	"Dvlsvhn2W4GTHgrVG6zY4CxB32mTUdBnRSG76+p25Uie1Zun4cSDnGEXJV6I+Nl8Tz2gOlxF5Pz9omze",
+	"9Har11+B/l1VrvugfWfwAlDC5rIknl/bGYNyqi3KyYJIAL7rs8ZCJvvltorHY8yJQNlMjQFqDXvF82SK",
+	"mdBZCZ0+O8tz5aFCKxbnwgFK38JudY+we34XD4cZ9Ud1k4eqbmItxmtyggrubibMPizIvlXvmDtnRBMJ",
+	"QiOLkQCvkUkcm2KawK/NAYcfhXYA/uHvWt/fBeurfrX/KDnAEizkIOFjyszXxR/uv85d3YxTnpCVcT8U",
+	"dZyoD66bmqNigCFdcLHjq+FrU6ziFgXX7tNqp2a/3I0Gh/VpudAyUfT6678bvP7abebY0lZMUxJJrivv",
+	"1nv+df4ovA7HFQtBx4zowPgJZnGbj0YGCUAEDl4JjpFo5lOvXM+PiV/dNwW6WS8nRbc1iDCpjfdPEbIA",
+	"QoVib7Nr6LQmFA7IN6UsojOcuPdbnz3aXWY8fsstxph6/5kw1SQlRyEInyOSDiTPazX3PDl538TVGMgw",
+	"cN8wcmnK92jU0j4zcGHwovUAm3jQzcCYkIVJHDj4cGw8AKOUiIlO2xYaWNp7E8baQQdZTGWfpWrAYM9W",
+	"j7BawmdC0wC4kA+xiLk6kxEI3GpgGZM8iyYN+iR0pAhxmRfHbd3lhFvkMD1Aaxn3F3UfmTX0lrCxNme+",
+	"9nd6VTyQeX13PZvPk7YROfN9pilmpStmicn+PTM0XmeON5S5fnwefPhAhu91FuNmxm41G1D3i8xuC4Sz",
+	"GxnQXItNBoQ3RIL1gNg+9AFH6q5XersuH1/ZM/v2rTdu3YN1vxt9YKa15m77xk9v2/JFvYeNc4w6T1x0",
+	"qCACsDAdnKVBwvTeFMTkw2sXxQU/J3EHveNDHs/7LB83cP6pIIm6BIxVRuk/CBt0kWxG0gHk1NdfO1+N",
+	"Th6bPxTfKWWB/ncrmspqWXQyR9jfVDROMZOw9SmZglzlP+Wpc6IVPttHDEgJxWTKrYCj6KbPqoRjHF7q",
+	"cRt+bsPPoSmLbMSNOopFDuL1E5WTPjs8OH31/v3J4OT9m6PB6d/fHX4HaroG0uAJJAdPMcNjbR21QtRG",
+	"DcLrZrNbzanT92NetM3fcY7E7+McHeokb2ypwthBbnqU1H8GcMHOaFtzzoVoAppeL6hSCEYAJGHGob9t",
+	"VnoPZvRMN/8YlF47mlOeyhsCatsmzPAephSGWez8mvO23tvBGi+NetDTR399qewDlpM6yayGepbqpjkV",
+	"aR5WR0edBeqbXfeVooxOzMX+VMwGerw1G/3w+7z6IXJUYWCnhQVTJyyG7KjBOZlf11zW9VWonwkfvxpt",
+	"aFhxk5cafnh/eoYa0Nq9vIYiXpY/kJtCur6ARENJUtX8//rloP0P3P6t2345aH/+83+2alG1GgrHSGxD",
+	"dqv1BQwgmGd7qUK180tAn4Qo17kWEcw7zwTimZxlElHRZ+GXKZETHgcI7BABMjQdICWZBNa2EQ+wvA7R",
+	"hnmKEn5J0naEBYkDhDOp/aMR5+eU2CZQnPLZjMT7CPfZj6fv30GTaIZT+MrlwimhCBZks4OOGQrpdEpi",
+	"qsQLgD3Rth1AWFOSyU53J/fSphlDNN5HlPUZiEYDxmP/OwfqfompBF+r5Gi3i4ytFnBd4Sy2IeNBo8kC",
+	"pImBdHNRc7qoXdBndnZQEwLWaISTRCkQFnllp7tTX94BxuIh0t9jtR7Tg1p24C5+a1fty8vL9oin03aW",
+	"JoRFPNbx42s3/xq8L9dBS5IruTVLML3ZMM/IVUNRtp37WJWDKCIzSeJGVLGMQWzyrxnJ7vRi2Pn553uZ",
+	"DxBr3WzKh0Ibceuo/pmwh8yR/M7VlSV7VKb6Djros3I7+mXFXgSNCXzvKlgleE7iXvFQ2kNWc6b1AXok",
+	"93Ex6lux5pIT/NKdZ3sBUzbkGYstQ7bXsOLlUW7CT/ElhI9ZvK4VxACSXtirMUuTVq+l5Kqti22QUE3v",
+	"ldvEwHvRMWtzpeilPBtPrGYXIJ6lBYM7WKmzNCVMetZqc08qbl/nuY74jMRIjY9GxBpYFJed4VQytc0b",
+	"4aXkg3/983/0HWzby0WVaqvgsvcsMiAUUiE1W/Va0TpNtQEAGXKuy33j5DDRZT6YBXbAIp6/tq7FejTc",
+	"wIXjjFI43bG6CcSEX2pHII2J17aP3lbt4W9UZDhR1yqfakgnPeqNE4IjCWH9OihJbHpLk9ARieZR4vej",
+	"Y6qqPRxPp5nEw4R45YddZt8zr7iX105eKafa3knGoAHoLzADgrs0JRFPDW5YQi8IIheKqoRMLeqPFb+u",
+	"SJTJhvYLEOXFqg66jghUGXFFQ0yTHgx8tUmoqRs5XmTrJcPh1ssNS4vPCZql/ILGGp3YVOu3EQHlU14/",
+	"dDxWc56RVHCGCwt9cAxTEQEEgM1I6iKU7OlQn7Z10mLtypNMwEZqgvDSwO1Brqb46kM+qmaHQPKlfwJs",
+	"HE/DtLKYSpTwsZqSsXAFmstQJqw7LxM4EQX+EVPZ0GItjpn3rcMxu/58/f8FAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

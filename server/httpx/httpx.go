@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/wataomi/wataomi/gen/permissions"
@@ -21,6 +22,7 @@ const (
 	keyOperation
 	keyRawBody
 	keyClientIP
+	keyUserAgent
 	keyRequestHead
 )
 
@@ -118,6 +120,22 @@ func WithClientIP(ctx context.Context, ip string) context.Context {
 // ClientIP is the caller's address as the server trusts it (TRUSTED_PROXIES).
 func ClientIP(ctx context.Context) string {
 	s, _ := ctx.Value(keyClientIP).(string)
+	return s
+}
+
+// maxUserAgent caps the User-Agent kept for audit rows; the header is the client's to fill.
+const maxUserAgent = 512
+
+func WithUserAgent(ctx context.Context, ua string) context.Context {
+	if len(ua) > maxUserAgent {
+		ua = strings.ToValidUTF8(ua[:maxUserAgent], "")
+	}
+	return context.WithValue(ctx, keyUserAgent, ua)
+}
+
+// UserAgent is the request's User-Agent header (at most 512 bytes), or "" outside a request.
+func UserAgent(ctx context.Context) string {
+	s, _ := ctx.Value(keyUserAgent).(string)
 	return s
 }
 

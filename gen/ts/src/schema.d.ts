@@ -1268,6 +1268,81 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/audit-logs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List audit log entries
+         * @description A cursor list of audit entries, newest first (by `id`, which follows `occurred_at`). Every filter
+         *     narrows the list; `action` is a prefix match (`flow.` matches `flow.create`, `flow.update`, …).
+         *     `next_cursor` carries a fingerprint of the filters: reusing it with different filters answers 400
+         *     at `#/query/cursor`. Entries are kept `AUDIT_RETENTION_DAYS` (365) and cannot be changed through
+         *     the API. Refusals are recorded at most once a minute per principal and operation
+         *     (`permission.denied`, on every 403 `forbidden`) or per client address and reason
+         *     (`auth.login_failed`).
+         */
+        get: operations["listAuditLogs"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/audit-logs/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The audit entry id. */
+                id: components["parameters"]["AuditLogID"];
+            };
+            cookie?: never;
+        };
+        /**
+         * Get an audit log entry
+         * @description One audit entry.
+         */
+        get: operations["getAuditLog"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/settings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get the organisation settings
+         * @description The single settings object of this deployment.
+         */
+        get: operations["getSettings"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /**
+         * Update the organisation settings
+         * @description A partial update; `{}` changes nothing. `default_ai_model` must name a catalogue model (422
+         *     `model-unknown`); `null` falls back to `AI_DEFAULT_MODEL`. A change is audited as `settings.update`
+         *     with the changed fields and their before and after values.
+         */
+        patch: operations["updateSettings"];
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1468,6 +1543,103 @@ export interface components {
         ApiTokenPage: components["schemas"]["PageMeta"] & {
             items: components["schemas"]["ApiToken"][];
         };
+        /** @description Who acted. Under an API token, `user_id` is the token's owner. */
+        AuditActor: {
+            type: components["schemas"]["AuditActorType"];
+            /** Format: int64 */
+            user_id: number | null;
+            /** Format: int64 */
+            api_token_id: number | null;
+            /** @description The actor's name (or email) when the entry was written; kept after the user is deleted. */
+            display: string;
+        };
+        /** @enum {string} */
+        AuditActorType: "user" | "api_token" | "system" | "webhook";
+        /**
+         * @description What changed: the changed field names and the before and after values of non-secret scalar fields
+         *     (never a secret or message content). `operation`, `missing_permission` and `reason` describe
+         *     refusals and failures (`permission.denied`, `auth.login_failed`).
+         */
+        AuditDetails: {
+            fields: string[];
+            before: {
+                [key: string]: unknown;
+            };
+            after: {
+                [key: string]: unknown;
+            };
+            /** @description The operationId that was refused. */
+            operation: string | null;
+            missing_permission: string | null;
+            /** @description Why an attempt failed, as a short code (for example `code-rejected`). */
+            reason: string | null;
+        };
+        /**
+         * @example {
+         *       "id": 41,
+         *       "occurred_at": "2026-03-01T09:30:00.000Z",
+         *       "actor": {
+         *         "type": "user",
+         *         "user_id": 7,
+         *         "api_token_id": null,
+         *         "display": "Ada Lovelace"
+         *       },
+         *       "action": "flow.update",
+         *       "resource_type": "flow",
+         *       "resource_id": 12,
+         *       "status": "success",
+         *       "details": {
+         *         "fields": [
+         *           "name"
+         *         ],
+         *         "before": {
+         *           "name": "Welcome"
+         *         },
+         *         "after": {
+         *           "name": "Welcome v2"
+         *         },
+         *         "operation": null,
+         *         "missing_permission": null,
+         *         "reason": null
+         *       },
+         *       "ip": "203.0.113.7",
+         *       "user_agent": "Mozilla/5.0",
+         *       "request_id": "01JD6Q0Y3ZK8Y7W0Q7T3X4V2N1"
+         *     }
+         */
+        AuditLog: {
+            /** Format: int64 */
+            id: number;
+            /** Format: date-time */
+            occurred_at: string;
+            actor: components["schemas"]["AuditActor"];
+            /** @description For example `flow.update`. */
+            action: string;
+            resource_type: string;
+            /** Format: int64 */
+            resource_id: number | null;
+            status: components["schemas"]["AuditStatus"];
+            details: components["schemas"]["AuditDetails"];
+            /** @description The client address (`X-Forwarded-For` is trusted only from `TRUSTED_PROXIES`). */
+            ip: string | null;
+            user_agent: string | null;
+            request_id: string | null;
+        };
+        /**
+         * @example {
+         *       "items": [],
+         *       "next_cursor": null,
+         *       "has_more": false
+         *     }
+         */
+        AuditLogPage: components["schemas"]["CursorMeta"] & {
+            items: components["schemas"]["AuditLog"][];
+        };
+        /**
+         * @description `success`, `failure` (an attempt that failed, such as a sign-in), or `denied` (refused: a 403, a reused refresh token).
+         * @enum {string}
+         */
+        AuditStatus: "success" | "failure" | "denied";
         /** @description A name → boolean map. */
         BoolMap: {
             [key: string]: boolean;
@@ -2512,6 +2684,74 @@ export interface components {
         };
         /**
          * @example {
+         *       "org_name": "Acme Support",
+         *       "default_timezone": "Europe/Paris",
+         *       "default_language": "en",
+         *       "default_ai_model": null,
+         *       "auto_handoff_on_agent_reply": true,
+         *       "reset_bot_on_resolve": true,
+         *       "bot_fallback_message": "Sorry, something went wrong. An agent will reply shortly.",
+         *       "conversation_reopen_hours": 24,
+         *       "auto_resolve_after_hours": 0,
+         *       "send_read_receipts": false,
+         *       "messenger_human_agent_tag": false,
+         *       "updated_at": "2026-03-01T09:30:00.000Z"
+         *     }
+         */
+        Settings: {
+            org_name: string;
+            /** @description An IANA time zone. Default `UTC`. */
+            default_timezone: string;
+            /** @description A BCP 47 language tag. Default `en`. */
+            default_language: string;
+            /** @description The default model of AI nodes and `/ai/*`; `null` means `AI_DEFAULT_MODEL`. */
+            default_ai_model: string | null;
+            /** @description An agent's reply hands the conversation over from the bot. Default true. */
+            auto_handoff_on_agent_reply: boolean;
+            /** @description Resolving a conversation gives it back to the bot. Default true. */
+            reset_bot_on_resolve: boolean;
+            /** @description Sent when a bot's flow fails. */
+            bot_fallback_message: string;
+            /** @description A message within this many hours of resolution reopens the conversation. Default 24. */
+            conversation_reopen_hours: number;
+            /** @description Resolve conversations idle this long; 0 (the default) is off. */
+            auto_resolve_after_hours: number;
+            /** @description Default false. */
+            send_read_receipts: boolean;
+            /** @description Send agent replies outside Messenger's 24-hour window with the HUMAN_AGENT tag. Default false. */
+            messenger_human_agent_tag: boolean;
+            /** Format: date-time */
+            updated_at: string;
+        };
+        /**
+         * @description A partial update; an absent property is unchanged and `{}` changes nothing.
+         * @example {
+         *       "default_timezone": "Europe/Paris",
+         *       "auto_resolve_after_hours": 48
+         *     }
+         */
+        SettingsUpdate: {
+            org_name?: string;
+            /**
+             * Format: iana-tz
+             * @description An IANA time zone, such as `Europe/Paris`.
+             */
+            default_timezone?: string;
+            /** @description A BCP 47 language tag, such as `en` or `pt-BR`. */
+            default_language?: string;
+            /** @description A catalogue model id (`GET /ai/models`); `null` uses `AI_DEFAULT_MODEL`. */
+            default_ai_model?: string | null;
+            auto_handoff_on_agent_reply?: boolean;
+            reset_bot_on_resolve?: boolean;
+            bot_fallback_message?: string;
+            conversation_reopen_hours?: number;
+            /** @description 0 turns automatic resolution off. */
+            auto_resolve_after_hours?: number;
+            send_read_receipts?: boolean;
+            messenger_human_agent_tag?: boolean;
+        };
+        /**
+         * @example {
          *       "id": 2,
          *       "name": "Support EMEA",
          *       "description": "First-line support for Europe.",
@@ -3098,6 +3338,16 @@ export interface components {
                 "application/json": components["schemas"]["ApiTokenPage"];
             };
         };
+        /** @description The organisation settings. */
+        Settings: {
+            headers: {
+                "X-Request-ID": components["headers"]["XRequestID"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Settings"];
+            };
+        };
         /** @description The flow, with its new ETag. */
         FlowWithETag: {
             headers: {
@@ -3166,6 +3416,8 @@ export interface components {
         FlowID: number;
         /** @description The execution id. */
         ExecutionID: number;
+        /** @description The audit entry id. */
+        AuditLogID: number;
         /** @description The `next_cursor` of the previous batch. */
         Cursor: string;
         /** @description Items per batch. */
@@ -3213,6 +3465,12 @@ export type SchemaApiToken = components['schemas']['ApiToken'];
 export type SchemaApiTokenCreate = components['schemas']['ApiTokenCreate'];
 export type SchemaApiTokenCreated = components['schemas']['ApiTokenCreated'];
 export type SchemaApiTokenPage = components['schemas']['ApiTokenPage'];
+export type SchemaAuditActor = components['schemas']['AuditActor'];
+export type SchemaAuditActorType = components['schemas']['AuditActorType'];
+export type SchemaAuditDetails = components['schemas']['AuditDetails'];
+export type SchemaAuditLog = components['schemas']['AuditLog'];
+export type SchemaAuditLogPage = components['schemas']['AuditLogPage'];
+export type SchemaAuditStatus = components['schemas']['AuditStatus'];
 export type SchemaBoolMap = components['schemas']['BoolMap'];
 export type SchemaCapabilities = components['schemas']['Capabilities'];
 export type SchemaCasdoorCallback = components['schemas']['CasdoorCallback'];
@@ -3282,6 +3540,8 @@ export type SchemaRefreshRequest = components['schemas']['RefreshRequest'];
 export type SchemaResourcePermissions = components['schemas']['ResourcePermissions'];
 export type SchemaRoleInfo = components['schemas']['RoleInfo'];
 export type SchemaRoleList = components['schemas']['RoleList'];
+export type SchemaSettings = components['schemas']['Settings'];
+export type SchemaSettingsUpdate = components['schemas']['SettingsUpdate'];
 export type SchemaTeam = components['schemas']['Team'];
 export type SchemaTeamCreate = components['schemas']['TeamCreate'];
 export type SchemaTeamMember = components['schemas']['TeamMember'];
@@ -3311,6 +3571,7 @@ export type ResponseTokens = components['responses']['Tokens'];
 export type ResponseUser = components['responses']['User'];
 export type ResponseTeam = components['responses']['Team'];
 export type ResponseApiTokenPage = components['responses']['ApiTokenPage'];
+export type ResponseSettings = components['responses']['Settings'];
 export type ResponseFlowWithETag = components['responses']['FlowWithETag'];
 export type ResponseProblem = components['responses']['Problem'];
 export type ParameterPage = components['parameters']['Page'];
@@ -3324,6 +3585,7 @@ export type ParameterApiTokenSort = components['parameters']['ApiTokenSort'];
 export type ParameterTeamId = components['parameters']['TeamID'];
 export type ParameterFlowId = components['parameters']['FlowID'];
 export type ParameterExecutionId = components['parameters']['ExecutionID'];
+export type ParameterAuditLogId = components['parameters']['AuditLogID'];
 export type ParameterCursor = components['parameters']['Cursor'];
 export type ParameterLimit = components['parameters']['Limit'];
 export type ParameterWaitMs = components['parameters']['WaitMS'];
@@ -5116,6 +5378,105 @@ export interface operations {
                     "application/json": components["schemas"]["Flow"];
                 };
             };
+            422: components["responses"]["Problem"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    listAuditLogs: {
+        parameters: {
+            query?: {
+                /** @description The `next_cursor` of the previous batch. */
+                cursor?: components["parameters"]["Cursor"];
+                /** @description Items per batch. */
+                limit?: components["parameters"]["Limit"];
+                /** @description Entries whose actor is this user (also those written under one of the user's API tokens). */
+                actor_user_id?: number;
+                /** @description Entries written under this API token. */
+                api_token_id?: number;
+                /** @description An action or an action prefix, for example `flow.` or `user.role_changed`. */
+                action?: string;
+                /** @description The kind of resource, for example `flow`, `user`, `team`, `api_token`, `settings`. */
+                resource_type?: string;
+                /** @description The resource's id. */
+                resource_id?: number;
+                /** @description The outcome. */
+                status?: components["schemas"]["AuditStatus"];
+                /** @description Entries that occurred at or after this instant (RFC 3339, any offset). */
+                from?: string;
+                /** @description Entries that occurred before this instant (RFC 3339, any offset). */
+                to?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A batch of audit entries. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["XRequestID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuditLogPage"];
+                };
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
+    getAuditLog: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The audit entry id. */
+                id: components["parameters"]["AuditLogID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The audit entry. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["XRequestID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuditLog"];
+                };
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
+    getSettings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["Settings"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    updateSettings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SettingsUpdate"];
+            };
+        };
+        responses: {
+            200: components["responses"]["Settings"];
             422: components["responses"]["Problem"];
             default: components["responses"]["Problem"];
         };
