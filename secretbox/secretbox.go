@@ -3,7 +3,6 @@ package secretbox
 import (
 	"crypto/aes"
 	"crypto/cipher"
-	"crypto/hkdf"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -37,29 +36,6 @@ var (
 func KeyID(key []byte) string {
 	sum := sha256.Sum256(key)
 	return hex.EncodeToString(sum[:4])
-}
-
-// DeriveKey derives a 32-byte key from a secret with HKDF-SHA256 and the given info. It is the
-// development fallback when ENCRYPTION_KEY is unset (info "wataomi-encryption").
-func DeriveKey(secret []byte, info string) ([]byte, error) {
-	if len(secret) == 0 {
-		return nil, errors.New("secretbox: cannot derive a key from an empty secret")
-	}
-	return hkdf.Key(sha256.New, secret, nil, info, KeySize)
-}
-
-// ParseKey decodes a base64 key (standard or URL alphabet, padded or not) of exactly 32 bytes.
-func ParseKey(s string) ([]byte, error) {
-	s = strings.TrimSpace(s)
-	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
-		if b, err := enc.DecodeString(s); err == nil {
-			if len(b) != KeySize {
-				return nil, fmt.Errorf("decodes to %d bytes; want %d", len(b), KeySize)
-			}
-			return b, nil
-		}
-	}
-	return nil, errors.New("is not valid base64")
 }
 
 // Keyring seals with its current key and opens with any of its keys. It is safe for concurrent use.

@@ -184,38 +184,4 @@ func TestKeysAreChecked(t *testing.T) {
 	if _, err := New(key(t), make([]byte, 31)); err == nil {
 		t.Error("a 31-byte previous key was accepted")
 	}
-	k := key(t)
-	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
-		got, err := ParseKey(" " + enc.EncodeToString(k) + "\n")
-		if err != nil || !bytes.Equal(got, k) {
-			t.Errorf("ParseKey(%v) = %x, %v", enc, got, err)
-		}
-	}
-	for _, bad := range []string{"", "not base64!", base64.StdEncoding.EncodeToString(make([]byte, 31)), base64.StdEncoding.EncodeToString(make([]byte, 33))} {
-		if _, err := ParseKey(bad); err == nil {
-			t.Errorf("ParseKey(%q) accepted", bad)
-		}
-	}
-}
-
-func TestDeriveKey(t *testing.T) {
-	a, err := DeriveKey([]byte("secret-key-one-0123456789abcdefgh"), "wataomi-encryption")
-	if err != nil || len(a) != KeySize {
-		t.Fatalf("DeriveKey = %x, %v", a, err)
-	}
-	again, _ := DeriveKey([]byte("secret-key-one-0123456789abcdefgh"), "wataomi-encryption")
-	other, _ := DeriveKey([]byte("secret-key-two-0123456789abcdefgh"), "wataomi-encryption")
-	otherInfo, _ := DeriveKey([]byte("secret-key-one-0123456789abcdefgh"), "another-purpose")
-	if !bytes.Equal(a, again) {
-		t.Error("the derivation is not deterministic")
-	}
-	if bytes.Equal(a, other) || bytes.Equal(a, otherInfo) {
-		t.Error("different secrets or infos derive the same key")
-	}
-	if bytes.Contains(a, []byte("secret-key-one")) {
-		t.Error("the derived key contains the secret")
-	}
-	if _, err := DeriveKey(nil, "wataomi-encryption"); err == nil {
-		t.Error("an empty secret was accepted")
-	}
 }
