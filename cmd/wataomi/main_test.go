@@ -394,6 +394,7 @@ func TestTokenRefusedInProduction(t *testing.T) {
 	t.Setenv("REDIS_URL", "redis://127.0.0.1:6379/0")
 	t.Setenv("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable")
 	t.Setenv("PUBLIC_BASE_URL", "https://api.example.com")
+	t.Setenv("ENCRYPTION_KEY", "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")
 	fake := casdoortest.New(t)
 	t.Setenv("CASDOOR_ENDPOINT", fake.URL)
 	t.Setenv("CASDOOR_CLIENT_ID", fake.ClientID)
