@@ -20,7 +20,7 @@ import (
 
 var allModels = []any{&store.User{}, &store.Team{}, &store.TeamMember{}, &store.Flow{}, &store.FlowVersion{},
 	&store.RefreshToken{}, &store.APIToken{}, &store.AuditLog{},
-	&store.Execution{}, &store.NodeExecution{}, &store.ExecutionEvent{}, &store.FlowSchedule{}}
+	&store.Execution{}, &store.NodeExecution{}, &store.ExecutionEvent{}, &store.FlowSchedule{}, &store.Integration{}}
 
 // emptyDatabases runs fn on an unmigrated database of each available dialect.
 func emptyDatabases(t *testing.T, fn func(t *testing.T, db *store.DB)) {
@@ -170,10 +170,18 @@ func checkSchema(t *testing.T, db *store.DB) {
 	// audit_logs has no foreign key on purpose (PRODUCT §9.2).
 	wantFKs := []string{
 		"api_tokens.owner_id -> users CASCADE",
+		"execution_events.execution_id -> executions CASCADE",
+		"executions.api_token_id -> api_tokens SET NULL",
+		"executions.flow_id -> flows CASCADE",
+		"executions.retry_of -> executions SET NULL",
+		"executions.triggered_by -> users SET NULL",
+		"flow_schedules.flow_id -> flows CASCADE",
 		"flow_versions.created_by -> users SET NULL",
 		"flow_versions.flow_id -> flows CASCADE",
 		"flows.owner_id -> users RESTRICT",
 		"flows.team_id -> teams SET NULL",
+		"integrations.created_by -> users SET NULL",
+		"node_executions.execution_id -> executions CASCADE",
 		"refresh_tokens.replaced_by_id -> refresh_tokens SET NULL",
 		"refresh_tokens.user_id -> users CASCADE",
 		"team_members.team_id -> teams CASCADE",
@@ -204,7 +212,8 @@ WHERE rc.constraint_schema = current_schema()`).Rows()
 			t.Fatal(err)
 		}
 	case store.SQLite:
-		for _, table := range []string{"users", "teams", "team_members", "flows", "flow_versions", "refresh_tokens", "api_tokens", "audit_logs"} {
+		for _, table := range []string{"users", "teams", "team_members", "flows", "flow_versions", "refresh_tokens", "api_tokens", "audit_logs",
+			"executions", "node_executions", "execution_events", "flow_schedules", "integrations"} {
 			var list []struct {
 				Table    string `gorm:"column:table"`
 				From     string `gorm:"column:from"`
@@ -233,6 +242,8 @@ WHERE rc.constraint_schema = current_schema()`).Rows()
 			"refresh_tokens_replaced_by_id", "refresh_tokens_expires_at"},
 		"api_tokens": {"api_tokens_token_hash", "api_tokens_owner_id_name"},
 		"audit_logs": {"audit_logs_occurred_at", "audit_logs_resource", "audit_logs_actor_user_id", "audit_logs_api_token_id"},
+		"integrations": {"integrations_provider_name", "integrations_endpoint_key", "integrations_provider_default",
+			"integrations_created_at", "integrations_created_by"},
 	}
 	for table, names := range wantIndexes {
 		for _, name := range names {
