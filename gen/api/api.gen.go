@@ -48,16 +48,16 @@ func (e FlowStatus) Valid() bool {
 
 // Defines values for FlowValidationIssueSeverity.
 const (
-	Error   FlowValidationIssueSeverity = "error"
-	Warning FlowValidationIssueSeverity = "warning"
+	FlowValidationIssueSeverityError   FlowValidationIssueSeverity = "error"
+	FlowValidationIssueSeverityWarning FlowValidationIssueSeverity = "warning"
 )
 
 // Valid indicates whether the value is a known member of the FlowValidationIssueSeverity enum.
 func (e FlowValidationIssueSeverity) Valid() bool {
 	switch e {
-	case Error:
+	case FlowValidationIssueSeverityError:
 		return true
-	case Warning:
+	case FlowValidationIssueSeverityWarning:
 		return true
 	default:
 		return false
@@ -118,6 +118,57 @@ func (e GraphNodeDataOnError) Valid() bool {
 	case Continue:
 		return true
 	case Stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for IntegrationProvider.
+const (
+	Anthropic        IntegrationProvider = "anthropic"
+	Gemini           IntegrationProvider = "gemini"
+	Instagram        IntegrationProvider = "instagram"
+	Meta             IntegrationProvider = "meta"
+	Openai           IntegrationProvider = "openai"
+	OpenaiCompatible IntegrationProvider = "openai_compatible"
+)
+
+// Valid indicates whether the value is a known member of the IntegrationProvider enum.
+func (e IntegrationProvider) Valid() bool {
+	switch e {
+	case Anthropic:
+		return true
+	case Gemini:
+		return true
+	case Instagram:
+		return true
+	case Meta:
+		return true
+	case Openai:
+		return true
+	case OpenaiCompatible:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for IntegrationStatus.
+const (
+	IntegrationStatusError      IntegrationStatus = "error"
+	IntegrationStatusOk         IntegrationStatus = "ok"
+	IntegrationStatusUnverified IntegrationStatus = "unverified"
+)
+
+// Valid indicates whether the value is a known member of the IntegrationStatus enum.
+func (e IntegrationStatus) Valid() bool {
+	switch e {
+	case IntegrationStatusError:
+		return true
+	case IntegrationStatusOk:
+		return true
+	case IntegrationStatusUnverified:
 		return true
 	default:
 		return false
@@ -247,6 +298,30 @@ func (e ListFlowsParamsSort) Valid() bool {
 	case ListFlowsParamsSortStatus:
 		return true
 	case ListFlowsParamsSortUpdatedAt:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ListIntegrationsParamsSort.
+const (
+	ListIntegrationsParamsSortCreatedAt      ListIntegrationsParamsSort = "created_at"
+	ListIntegrationsParamsSortMinusCreatedAt ListIntegrationsParamsSort = "-created_at"
+	ListIntegrationsParamsSortMinusName      ListIntegrationsParamsSort = "-name"
+	ListIntegrationsParamsSortName           ListIntegrationsParamsSort = "name"
+)
+
+// Valid indicates whether the value is a known member of the ListIntegrationsParamsSort enum.
+func (e ListIntegrationsParamsSort) Valid() bool {
+	switch e {
+	case ListIntegrationsParamsSortCreatedAt:
+		return true
+	case ListIntegrationsParamsSortMinusCreatedAt:
+		return true
+	case ListIntegrationsParamsSortMinusName:
+		return true
+	case ListIntegrationsParamsSortName:
 		return true
 	default:
 		return false
@@ -705,6 +780,177 @@ type GraphViewport struct {
 	AdditionalProperties map[string]interface{} `json:"-"`
 }
 
+// Integration defines model for Integration.
+type Integration struct {
+	CreatedAt apitime.Time `json:"created_at"`
+
+	// CreatedBy The user who created it; null once that user is deleted.
+	CreatedBy nullable.Nullable[int64] `json:"created_by"`
+
+	// EndpointKey `meta` and `instagram`: the key of the inbound webhook URL.
+	EndpointKey    nullable.Nullable[string]       `json:"endpoint_key"`
+	Id             int64                           `json:"id"`
+	IsActive       bool                            `json:"is_active"`
+	LastVerifiedAt nullable.Nullable[apitime.Time] `json:"last_verified_at"`
+	Name           string                          `json:"name"`
+
+	// Provider `meta` (a Meta app: Messenger, Instagram through a page, WhatsApp; OAuth and `X-Hub-Signature-256`
+	// checks), `instagram` (an Instagram Login app), the AI providers `openai`, `gemini` and `anthropic`, and
+	// `openai_compatible` (any server speaking OpenAI's API, with its custom models).
+	Provider IntegrationProvider `json:"provider"`
+
+	// SecretsSet One entry per secret of the provider, set or not. Secret values are never returned.
+	SecretsSet IntegrationSecretsSet `json:"secrets_set"`
+
+	// Settings The provider's non-secret fields as stored (see IntegrationSettings); AI providers always show `is_default`.
+	Settings map[string]interface{} `json:"settings"`
+
+	// Status The outcome of the last live check; `unverified` until one ran and again after the credentials change.
+	Status    IntegrationStatus `json:"status"`
+	UpdatedAt apitime.Time      `json:"updated_at"`
+
+	// VerifyToken `meta` and `instagram`: the 32 characters to paste into the Meta dashboard as the webhook verify token.
+	VerifyToken nullable.Nullable[string] `json:"verify_token"`
+
+	// WebhookUrl `meta` and `instagram`: the callback URL to register with Meta.
+	WebhookUrl nullable.Nullable[string] `json:"webhook_url"`
+}
+
+// IntegrationCreate `secrets` must hold every secret of the provider; `is_active` is true when left out.
+type IntegrationCreate struct {
+	IsActive *bool `json:"is_active,omitempty"`
+
+	// Name Unique per provider.
+	Name string `json:"name"`
+
+	// Provider `meta` (a Meta app: Messenger, Instagram through a page, WhatsApp; OAuth and `X-Hub-Signature-256`
+	// checks), `instagram` (an Instagram Login app), the AI providers `openai`, `gemini` and `anthropic`, and
+	// `openai_compatible` (any server speaking OpenAI's API, with its custom models).
+	Provider IntegrationProvider `json:"provider"`
+
+	// Secrets Write-only secrets by name: `client_secret` for `meta` and `instagram`, `api_key` for the AI
+	// providers. They are encrypted at rest and never returned; a read shows `secrets_set`.
+	Secrets *IntegrationSecretsWrite `json:"secrets,omitempty"`
+
+	// Settings The provider's non-secret fields, checked against the provider (422 with a pointer per problem; an
+	// unknown member is refused). `meta`: `client_id` (the app id, digits; required), `graph_api_version?`
+	// (such as `v21.0`; overrides `META_GRAPH_API_VERSION`), `scopes?` (permission names). `instagram`:
+	// `client_id` (required), `scopes?`. `openai`, `gemini`, `anthropic`: `is_default?` (boolean; the
+	// integration whose key AI calls use; making one the default unsets the provider's other default; on
+	// create it defaults to true when the provider has no active default yet). `openai_compatible`:
+	// `base_url` (http or https, required), `models?` (`[{id, display_name?, context_window?}]`).
+	Settings *IntegrationSettings `json:"settings,omitempty"`
+}
+
+// IntegrationPage defines model for IntegrationPage.
+type IntegrationPage struct {
+	HasNext  bool                 `json:"has_next"`
+	HasPrev  bool                 `json:"has_prev"`
+	Items    []IntegrationSummary `json:"items"`
+	Page     int                  `json:"page"`
+	PageSize int                  `json:"page_size"`
+
+	// Total Items matching every filter, search included.
+	Total int64 `json:"total"`
+
+	// TotalPages ceil(total / page_size); 0 when empty.
+	TotalPages int `json:"total_pages"`
+}
+
+// IntegrationProvider `meta` (a Meta app: Messenger, Instagram through a page, WhatsApp; OAuth and `X-Hub-Signature-256`
+// checks), `instagram` (an Instagram Login app), the AI providers `openai`, `gemini` and `anthropic`, and
+// `openai_compatible` (any server speaking OpenAI's API, with its custom models).
+type IntegrationProvider string
+
+// IntegrationSecretState defines model for IntegrationSecretState.
+type IntegrationSecretState struct {
+	// Last4 The last four characters, for secrets of at least 16 characters; null otherwise.
+	Last4     nullable.Nullable[string]       `json:"last4"`
+	Set       bool                            `json:"set"`
+	UpdatedAt nullable.Nullable[apitime.Time] `json:"updated_at"`
+}
+
+// IntegrationSecretsSet One entry per secret of the provider, set or not. Secret values are never returned.
+type IntegrationSecretsSet map[string]IntegrationSecretState
+
+// IntegrationSecretsUpdate Merged per name: a value replaces that secret, an absent name keeps it. Secrets are required, so
+// `null` (removal) is refused with 422.
+type IntegrationSecretsUpdate map[string]*string
+
+// IntegrationSecretsWrite Write-only secrets by name: `client_secret` for `meta` and `instagram`, `api_key` for the AI
+// providers. They are encrypted at rest and never returned; a read shows `secrets_set`.
+type IntegrationSecretsWrite map[string]string
+
+// IntegrationSettings The provider's non-secret fields, checked against the provider (422 with a pointer per problem; an
+// unknown member is refused). `meta`: `client_id` (the app id, digits; required), `graph_api_version?`
+// (such as `v21.0`; overrides `META_GRAPH_API_VERSION`), `scopes?` (permission names). `instagram`:
+// `client_id` (required), `scopes?`. `openai`, `gemini`, `anthropic`: `is_default?` (boolean; the
+// integration whose key AI calls use; making one the default unsets the provider's other default; on
+// create it defaults to true when the provider has no active default yet). `openai_compatible`:
+// `base_url` (http or https, required), `models?` (`[{id, display_name?, context_window?}]`).
+type IntegrationSettings map[string]interface{}
+
+// IntegrationStatus The outcome of the last live check; `unverified` until one ran and again after the credentials change.
+type IntegrationStatus string
+
+// IntegrationSummary defines model for IntegrationSummary.
+type IntegrationSummary struct {
+	CreatedAt apitime.Time `json:"created_at"`
+
+	// CreatedBy The user who created it; null once that user is deleted.
+	CreatedBy      nullable.Nullable[int64]        `json:"created_by"`
+	Id             int64                           `json:"id"`
+	IsActive       bool                            `json:"is_active"`
+	LastVerifiedAt nullable.Nullable[apitime.Time] `json:"last_verified_at"`
+	Name           string                          `json:"name"`
+
+	// Provider `meta` (a Meta app: Messenger, Instagram through a page, WhatsApp; OAuth and `X-Hub-Signature-256`
+	// checks), `instagram` (an Instagram Login app), the AI providers `openai`, `gemini` and `anthropic`, and
+	// `openai_compatible` (any server speaking OpenAI's API, with its custom models).
+	Provider IntegrationProvider `json:"provider"`
+
+	// SecretsSet One entry per secret of the provider, set or not. Secret values are never returned.
+	SecretsSet IntegrationSecretsSet `json:"secrets_set"`
+
+	// Status The outcome of the last live check; `unverified` until one ran and again after the credentials change.
+	Status    IntegrationStatus `json:"status"`
+	UpdatedAt apitime.Time      `json:"updated_at"`
+}
+
+// IntegrationUpdate A partial update; `{}` changes nothing. `settings` is replaced whole (so for an AI provider,
+// settings without `is_default` make it not the default); `secrets` merge per name. The provider cannot
+// change. New credentials or settings reset `status` to `unverified`.
+type IntegrationUpdate struct {
+	IsActive *bool   `json:"is_active,omitempty"`
+	Name     *string `json:"name,omitempty"`
+
+	// Secrets Merged per name: a value replaces that secret, an absent name keeps it. Secrets are required, so
+	// `null` (removal) is refused with 422.
+	Secrets *IntegrationSecretsUpdate `json:"secrets,omitempty"`
+
+	// Settings The provider's non-secret fields, checked against the provider (422 with a pointer per problem; an
+	// unknown member is refused). `meta`: `client_id` (the app id, digits; required), `graph_api_version?`
+	// (such as `v21.0`; overrides `META_GRAPH_API_VERSION`), `scopes?` (permission names). `instagram`:
+	// `client_id` (required), `scopes?`. `openai`, `gemini`, `anthropic`: `is_default?` (boolean; the
+	// integration whose key AI calls use; making one the default unsets the provider's other default; on
+	// create it defaults to true when the provider has no active default yet). `openai_compatible`:
+	// `base_url` (http or https, required), `models?` (`[{id, display_name?, context_window?}]`).
+	Settings *IntegrationSettings `json:"settings,omitempty"`
+}
+
+// IntegrationVerifyResult defines model for IntegrationVerifyResult.
+type IntegrationVerifyResult struct {
+	// Detail What the check found, in our words (a provider's message is quoted with any secret removed).
+	Detail         string       `json:"detail"`
+	LastVerifiedAt apitime.Time `json:"last_verified_at"`
+
+	// Ok Whether the provider accepted the credentials.
+	Ok bool `json:"ok"`
+
+	// Status The outcome of the last live check; `unverified` until one ran and again after the credentials change.
+	Status IntegrationStatus `json:"status"`
+}
+
 // LoginURL defines model for LoginURL.
 type LoginURL struct {
 	// ExpiresIn Seconds the state stays valid.
@@ -1059,6 +1305,9 @@ type FlowVersionNumber = int32
 // IfMatch defines model for IfMatch.
 type IfMatch = string
 
+// IntegrationID defines model for IntegrationID.
+type IntegrationID = int64
+
 // Page defines model for Page.
 type Page = int
 
@@ -1158,6 +1407,27 @@ type RestoreFlowVersionParams struct {
 	// IfMatch The `ETag` last read; a mismatch answers 412 and changes nothing.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
+
+// ListIntegrationsParams defines parameters for ListIntegrations.
+type ListIntegrationsParams struct {
+	// Page The 1-based page number.
+	Page *Page `form:"page,omitempty" json:"page,omitempty"`
+
+	// PageSize Items per page.
+	PageSize *PageSize `form:"page_size,omitempty" json:"page_size,omitempty"`
+
+	// Provider Only this provider's integrations (the reference looked integrations up by provider).
+	Provider *IntegrationProvider `form:"provider,omitempty" json:"provider,omitempty"`
+
+	// IsActive Only active (`true`) or inactive (`false`) integrations.
+	IsActive *bool `form:"is_active,omitempty" json:"is_active,omitempty"`
+
+	// Sort Sort keys, `-` for descending. Default `name`.
+	Sort *[]ListIntegrationsParamsSort `form:"sort,omitempty" json:"sort,omitempty"`
+}
+
+// ListIntegrationsParamsSort defines parameters for ListIntegrations.
+type ListIntegrationsParamsSort string
 
 // ListTeamsParams defines parameters for ListTeams.
 type ListTeamsParams struct {
@@ -1260,6 +1530,12 @@ type ValidateFlowJSONRequestBody = FlowValidateRequest
 
 // CreateFlowVersionJSONRequestBody defines body for CreateFlowVersion for application/json ContentType.
 type CreateFlowVersionJSONRequestBody = FlowVersionCreate
+
+// CreateIntegrationJSONRequestBody defines body for CreateIntegration for application/json ContentType.
+type CreateIntegrationJSONRequestBody = IntegrationCreate
+
+// UpdateIntegrationJSONRequestBody defines body for UpdateIntegration for application/json ContentType.
+type UpdateIntegrationJSONRequestBody = IntegrationUpdate
 
 // CheckPermissionsJSONRequestBody defines body for CheckPermissions for application/json ContentType.
 type CheckPermissionsJSONRequestBody = PermissionCheck
@@ -2375,6 +2651,91 @@ type ClientInterface interface {
 	// Corresponds with POST /flows/{id}/versions/{version}/restore (the `RestoreFlowVersion` operationId).
 	RestoreFlowVersion(ctx context.Context, id FlowID, version FlowVersionNumber, params *RestoreFlowVersionParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ListIntegrations List integrations
+	//
+	// A page of the organisation's integrations, by name unless `sort` says otherwise. Secrets are never
+	// returned: `secrets_set` shows which are set, with the last four characters of long ones.
+	//
+	// Corresponds with GET /integrations (the `ListIntegrations` operationId).
+	ListIntegrations(ctx context.Context, params *ListIntegrationsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateIntegrationWithBody Create an integration
+	//
+	// Stores a provider's credentials for the whole organisation. `settings` and `secrets` are checked
+	// against the provider (422 with a pointer per problem); every secret of the provider is required.
+	// Secrets are encrypted at rest (AES-256-GCM) and never returned. Meta and Instagram apps get a
+	// `verify_token`, an `endpoint_key` and their `webhook_url`. The name is unique per provider (409
+	// `already-exists` with `existing_id`). Audited as `integration.create`, with field names only for
+	// secrets.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /integrations (the `CreateIntegration` operationId).
+	CreateIntegrationWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateIntegration Create an integration
+	//
+	// Stores a provider's credentials for the whole organisation. `settings` and `secrets` are checked
+	// against the provider (422 with a pointer per problem); every secret of the provider is required.
+	// Secrets are encrypted at rest (AES-256-GCM) and never returned. Meta and Instagram apps get a
+	// `verify_token`, an `endpoint_key` and their `webhook_url`. The name is unique per provider (409
+	// `already-exists` with `existing_id`). Audited as `integration.create`, with field names only for
+	// secrets.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /integrations (the `CreateIntegration` operationId).
+	CreateIntegration(ctx context.Context, body CreateIntegrationJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteIntegration Delete an integration
+	//
+	// Deletes the integration and its encrypted secrets. Channels that use it block the delete with 409
+	// `in-use` (disconnected ones are detached). Audited as `integration.delete`.
+	//
+	// Corresponds with DELETE /integrations/{id} (the `DeleteIntegration` operationId).
+	DeleteIntegration(ctx context.Context, id IntegrationID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetIntegration Get an integration
+	//
+	// The integration with its settings; secrets show only as `secrets_set`.
+	//
+	// Corresponds with GET /integrations/{id} (the `GetIntegration` operationId).
+	GetIntegration(ctx context.Context, id IntegrationID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateIntegrationWithBody Update an integration
+	//
+	// A partial update; `{}` changes nothing. Secrets can be replaced but never read; a new app secret
+	// takes effect for signature checks at once. `settings` is replaced whole. New credentials or settings
+	// reset `status` to `unverified`. Audited as `integration.update` with the changed field names
+	// (`secrets.<name>` for secrets, never their values).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PATCH /integrations/{id} (the `UpdateIntegration` operationId).
+	UpdateIntegrationWithBody(ctx context.Context, id IntegrationID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateIntegration Update an integration
+	//
+	// A partial update; `{}` changes nothing. Secrets can be replaced but never read; a new app secret
+	// takes effect for signature checks at once. `settings` is replaced whole. New credentials or settings
+	// reset `status` to `unverified`. Audited as `integration.update` with the changed field names
+	// (`secrets.<name>` for secrets, never their values).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PATCH /integrations/{id} (the `UpdateIntegration` operationId).
+	UpdateIntegration(ctx context.Context, id IntegrationID, body UpdateIntegrationJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// VerifyIntegration Verify an integration's credentials
+	//
+	// Makes a live check against the provider (AI providers: list the models; Meta and Instagram apps: get
+	// an app access token) and records the outcome in `status` and `last_verified_at`. A refusal by the
+	// provider is `ok: false` with a `detail`; a provider that cannot be reached, times out, rate-limits or
+	// fails answers 503 `dependency-unavailable` and changes nothing. Audited as `integration.verify`.
+	//
+	// Corresponds with POST /integrations/{id}/verify (the `VerifyIntegration` operationId).
+	VerifyIntegration(ctx context.Context, id IntegrationID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListPermissions The permission catalogue
 	//
 	// Every `resource:action` permission (for the API token scope picker).
@@ -3208,6 +3569,171 @@ func (c *Client) GetFlowVersion(ctx context.Context, id FlowID, version FlowVers
 // Corresponds with POST /flows/{id}/versions/{version}/restore (the `RestoreFlowVersion` operationId).
 func (c *Client) RestoreFlowVersion(ctx context.Context, id FlowID, version FlowVersionNumber, params *RestoreFlowVersionParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewRestoreFlowVersionRequest(c.Server, id, version, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListIntegrations List integrations
+//
+// A page of the organisation's integrations, by name unless `sort` says otherwise. Secrets are never
+// returned: `secrets_set` shows which are set, with the last four characters of long ones.
+//
+// Corresponds with GET /integrations (the `ListIntegrations` operationId).
+func (c *Client) ListIntegrations(ctx context.Context, params *ListIntegrationsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListIntegrationsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateIntegrationWithBody Create an integration
+//
+// Stores a provider's credentials for the whole organisation. `settings` and `secrets` are checked
+// against the provider (422 with a pointer per problem); every secret of the provider is required.
+// Secrets are encrypted at rest (AES-256-GCM) and never returned. Meta and Instagram apps get a
+// `verify_token`, an `endpoint_key` and their `webhook_url`. The name is unique per provider (409
+// `already-exists` with `existing_id`). Audited as `integration.create`, with field names only for
+// secrets.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /integrations (the `CreateIntegration` operationId).
+func (c *Client) CreateIntegrationWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateIntegrationRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateIntegration Create an integration
+//
+// Stores a provider's credentials for the whole organisation. `settings` and `secrets` are checked
+// against the provider (422 with a pointer per problem); every secret of the provider is required.
+// Secrets are encrypted at rest (AES-256-GCM) and never returned. Meta and Instagram apps get a
+// `verify_token`, an `endpoint_key` and their `webhook_url`. The name is unique per provider (409
+// `already-exists` with `existing_id`). Audited as `integration.create`, with field names only for
+// secrets.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /integrations (the `CreateIntegration` operationId).
+func (c *Client) CreateIntegration(ctx context.Context, body CreateIntegrationJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateIntegrationRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteIntegration Delete an integration
+//
+// Deletes the integration and its encrypted secrets. Channels that use it block the delete with 409
+// `in-use` (disconnected ones are detached). Audited as `integration.delete`.
+//
+// Corresponds with DELETE /integrations/{id} (the `DeleteIntegration` operationId).
+func (c *Client) DeleteIntegration(ctx context.Context, id IntegrationID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteIntegrationRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetIntegration Get an integration
+//
+// The integration with its settings; secrets show only as `secrets_set`.
+//
+// Corresponds with GET /integrations/{id} (the `GetIntegration` operationId).
+func (c *Client) GetIntegration(ctx context.Context, id IntegrationID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetIntegrationRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateIntegrationWithBody Update an integration
+//
+// A partial update; `{}` changes nothing. Secrets can be replaced but never read; a new app secret
+// takes effect for signature checks at once. `settings` is replaced whole. New credentials or settings
+// reset `status` to `unverified`. Audited as `integration.update` with the changed field names
+// (`secrets.<name>` for secrets, never their values).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PATCH /integrations/{id} (the `UpdateIntegration` operationId).
+func (c *Client) UpdateIntegrationWithBody(ctx context.Context, id IntegrationID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateIntegrationRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateIntegration Update an integration
+//
+// A partial update; `{}` changes nothing. Secrets can be replaced but never read; a new app secret
+// takes effect for signature checks at once. `settings` is replaced whole. New credentials or settings
+// reset `status` to `unverified`. Audited as `integration.update` with the changed field names
+// (`secrets.<name>` for secrets, never their values).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PATCH /integrations/{id} (the `UpdateIntegration` operationId).
+func (c *Client) UpdateIntegration(ctx context.Context, id IntegrationID, body UpdateIntegrationJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateIntegrationRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// VerifyIntegration Verify an integration's credentials
+//
+// Makes a live check against the provider (AI providers: list the models; Meta and Instagram apps: get
+// an app access token) and records the outcome in `status` and `last_verified_at`. A refusal by the
+// provider is `ok: false` with a `detail`; a provider that cannot be reached, times out, rate-limits or
+// fails answers 503 `dependency-unavailable` and changes nothing. Audited as `integration.verify`.
+//
+// Corresponds with POST /integrations/{id}/verify (the `VerifyIntegration` operationId).
+func (c *Client) VerifyIntegration(ctx context.Context, id IntegrationID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewVerifyIntegrationRequest(c.Server, id)
 	if err != nil {
 		return nil, err
 	}
@@ -4825,6 +5351,297 @@ func NewRestoreFlowVersionRequest(server string, id FlowID, version FlowVersionN
 	return req, nil
 }
 
+// NewListIntegrationsRequest constructs an http.Request for the ListIntegrations method
+func NewListIntegrationsRequest(server string, params *ListIntegrationsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/integrations")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Page != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "page", *params.Page, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.PageSize != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "page_size", *params.PageSize, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Provider != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "provider", *params.Provider, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.IsActive != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "is_active", *params.IsActive, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Sort != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "sort", *params.Sort, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "array", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCreateIntegrationRequest calls the generic CreateIntegration builder with application/json body
+func NewCreateIntegrationRequest(server string, body CreateIntegrationJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreateIntegrationRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewCreateIntegrationRequestWithBody constructs an http.Request for the CreateIntegration method, with any body, and a specified content type
+func NewCreateIntegrationRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/integrations")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewDeleteIntegrationRequest constructs an http.Request for the DeleteIntegration method
+func NewDeleteIntegrationRequest(server string, id IntegrationID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/integrations/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetIntegrationRequest constructs an http.Request for the GetIntegration method
+func NewGetIntegrationRequest(server string, id IntegrationID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/integrations/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewUpdateIntegrationRequest calls the generic UpdateIntegration builder with application/json body
+func NewUpdateIntegrationRequest(server string, id IntegrationID, body UpdateIntegrationJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewUpdateIntegrationRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewUpdateIntegrationRequestWithBody constructs an http.Request for the UpdateIntegration method, with any body, and a specified content type
+func NewUpdateIntegrationRequestWithBody(server string, id IntegrationID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/integrations/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPatch, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewVerifyIntegrationRequest constructs an http.Request for the VerifyIntegration method
+func NewVerifyIntegrationRequest(server string, id IntegrationID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/integrations/%s/verify", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewListPermissionsRequest constructs an http.Request for the ListPermissions method
 func NewListPermissionsRequest(server string) (*http.Request, error) {
 	var err error
@@ -6209,6 +7026,99 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /flows/{id}/versions/{version}/restore (the `RestoreFlowVersion` operationId).
 	RestoreFlowVersionWithResponse(ctx context.Context, id FlowID, version FlowVersionNumber, params *RestoreFlowVersionParams, reqEditors ...RequestEditorFn) (*RestoreFlowVersionResponse, error)
+
+	// ListIntegrationsWithResponse List integrations
+	//
+	// A page of the organisation's integrations, by name unless `sort` says otherwise. Secrets are never
+	// returned: `secrets_set` shows which are set, with the last four characters of long ones.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /integrations (the `ListIntegrations` operationId).
+	ListIntegrationsWithResponse(ctx context.Context, params *ListIntegrationsParams, reqEditors ...RequestEditorFn) (*ListIntegrationsResponse, error)
+
+	// CreateIntegrationWithBodyWithResponse Create an integration
+	//
+	// Stores a provider's credentials for the whole organisation. `settings` and `secrets` are checked
+	// against the provider (422 with a pointer per problem); every secret of the provider is required.
+	// Secrets are encrypted at rest (AES-256-GCM) and never returned. Meta and Instagram apps get a
+	// `verify_token`, an `endpoint_key` and their `webhook_url`. The name is unique per provider (409
+	// `already-exists` with `existing_id`). Audited as `integration.create`, with field names only for
+	// secrets.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /integrations (the `CreateIntegration` operationId).
+	CreateIntegrationWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateIntegrationResponse, error)
+
+	// CreateIntegrationWithResponse Create an integration
+	//
+	// Stores a provider's credentials for the whole organisation. `settings` and `secrets` are checked
+	// against the provider (422 with a pointer per problem); every secret of the provider is required.
+	// Secrets are encrypted at rest (AES-256-GCM) and never returned. Meta and Instagram apps get a
+	// `verify_token`, an `endpoint_key` and their `webhook_url`. The name is unique per provider (409
+	// `already-exists` with `existing_id`). Audited as `integration.create`, with field names only for
+	// secrets.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /integrations (the `CreateIntegration` operationId).
+	CreateIntegrationWithResponse(ctx context.Context, body CreateIntegrationJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateIntegrationResponse, error)
+
+	// DeleteIntegrationWithResponse Delete an integration
+	//
+	// Deletes the integration and its encrypted secrets. Channels that use it block the delete with 409
+	// `in-use` (disconnected ones are detached). Audited as `integration.delete`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /integrations/{id} (the `DeleteIntegration` operationId).
+	DeleteIntegrationWithResponse(ctx context.Context, id IntegrationID, reqEditors ...RequestEditorFn) (*DeleteIntegrationResponse, error)
+
+	// GetIntegrationWithResponse Get an integration
+	//
+	// The integration with its settings; secrets show only as `secrets_set`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /integrations/{id} (the `GetIntegration` operationId).
+	GetIntegrationWithResponse(ctx context.Context, id IntegrationID, reqEditors ...RequestEditorFn) (*GetIntegrationResponse, error)
+
+	// UpdateIntegrationWithBodyWithResponse Update an integration
+	//
+	// A partial update; `{}` changes nothing. Secrets can be replaced but never read; a new app secret
+	// takes effect for signature checks at once. `settings` is replaced whole. New credentials or settings
+	// reset `status` to `unverified`. Audited as `integration.update` with the changed field names
+	// (`secrets.<name>` for secrets, never their values).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /integrations/{id} (the `UpdateIntegration` operationId).
+	UpdateIntegrationWithBodyWithResponse(ctx context.Context, id IntegrationID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateIntegrationResponse, error)
+
+	// UpdateIntegrationWithResponse Update an integration
+	//
+	// A partial update; `{}` changes nothing. Secrets can be replaced but never read; a new app secret
+	// takes effect for signature checks at once. `settings` is replaced whole. New credentials or settings
+	// reset `status` to `unverified`. Audited as `integration.update` with the changed field names
+	// (`secrets.<name>` for secrets, never their values).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /integrations/{id} (the `UpdateIntegration` operationId).
+	UpdateIntegrationWithResponse(ctx context.Context, id IntegrationID, body UpdateIntegrationJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateIntegrationResponse, error)
+
+	// VerifyIntegrationWithResponse Verify an integration's credentials
+	//
+	// Makes a live check against the provider (AI providers: list the models; Meta and Instagram apps: get
+	// an app access token) and records the outcome in `status` and `last_verified_at`. A refusal by the
+	// provider is `ok: false` with a `detail`; a provider that cannot be reached, times out, rate-limits or
+	// fails answers 503 `dependency-unavailable` and changes nothing. Audited as `integration.verify`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /integrations/{id}/verify (the `VerifyIntegration` operationId).
+	VerifyIntegrationWithResponse(ctx context.Context, id IntegrationID, reqEditors ...RequestEditorFn) (*VerifyIntegrationResponse, error)
 
 	// ListPermissionsWithResponse The permission catalogue
 	//
@@ -8474,6 +9384,532 @@ func (r RestoreFlowVersionResponse) ContentType() string {
 	return ""
 }
 
+// ListIntegrationsResponse200Headers the declared response headers of an HTTP 200 response for ListIntegrations
+type ListIntegrationsResponse200Headers struct {
+	CacheControl *string
+	XRequestID   *string
+}
+
+// ListIntegrationsResponseDefaultHeaders the declared response headers of an HTTP default response for ListIntegrations
+type ListIntegrationsResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type ListIntegrationsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *IntegrationPage
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListIntegrationsResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ListIntegrationsResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListIntegrationsResponse) GetJSON200() *IntegrationPage {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ListIntegrationsResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ListIntegrationsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListIntegrationsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListIntegrationsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListIntegrationsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CreateIntegrationResponse201Headers the declared response headers of an HTTP 201 response for CreateIntegration
+type CreateIntegrationResponse201Headers struct {
+	CacheControl *string
+	Location     string
+	XRequestID   *string
+}
+
+// CreateIntegrationResponse409Headers the declared response headers of an HTTP 409 response for CreateIntegration
+type CreateIntegrationResponse409Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// CreateIntegrationResponse422Headers the declared response headers of an HTTP 422 response for CreateIntegration
+type CreateIntegrationResponse422Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// CreateIntegrationResponseDefaultHeaders the declared response headers of an HTTP default response for CreateIntegration
+type CreateIntegrationResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type CreateIntegrationResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *Integration
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *CreateIntegrationResponse201Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *CreateIntegrationResponse409Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *CreateIntegrationResponse422Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *CreateIntegrationResponseDefaultHeaders
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r CreateIntegrationResponse) GetJSON201() *Integration {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r CreateIntegrationResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r CreateIntegrationResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r CreateIntegrationResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateIntegrationResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateIntegrationResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateIntegrationResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateIntegrationResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// DeleteIntegrationResponse204Headers the declared response headers of an HTTP 204 response for DeleteIntegration
+type DeleteIntegrationResponse204Headers struct {
+	XRequestID *string
+}
+
+// DeleteIntegrationResponse409Headers the declared response headers of an HTTP 409 response for DeleteIntegration
+type DeleteIntegrationResponse409Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// DeleteIntegrationResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteIntegration
+type DeleteIntegrationResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type DeleteIntegrationResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers204 the parsed response headers for an HTTP 204 response
+	Headers204 *DeleteIntegrationResponse204Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *DeleteIntegrationResponse409Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *DeleteIntegrationResponseDefaultHeaders
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r DeleteIntegrationResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r DeleteIntegrationResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteIntegrationResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteIntegrationResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteIntegrationResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteIntegrationResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetIntegrationResponse200Headers the declared response headers of an HTTP 200 response for GetIntegration
+type GetIntegrationResponse200Headers struct {
+	CacheControl *string
+	XRequestID   *string
+}
+
+// GetIntegrationResponseDefaultHeaders the declared response headers of an HTTP default response for GetIntegration
+type GetIntegrationResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type GetIntegrationResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Integration
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetIntegrationResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetIntegrationResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetIntegrationResponse) GetJSON200() *Integration {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetIntegrationResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetIntegrationResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetIntegrationResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetIntegrationResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetIntegrationResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// UpdateIntegrationResponse200Headers the declared response headers of an HTTP 200 response for UpdateIntegration
+type UpdateIntegrationResponse200Headers struct {
+	CacheControl *string
+	XRequestID   *string
+}
+
+// UpdateIntegrationResponse409Headers the declared response headers of an HTTP 409 response for UpdateIntegration
+type UpdateIntegrationResponse409Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// UpdateIntegrationResponse422Headers the declared response headers of an HTTP 422 response for UpdateIntegration
+type UpdateIntegrationResponse422Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// UpdateIntegrationResponseDefaultHeaders the declared response headers of an HTTP default response for UpdateIntegration
+type UpdateIntegrationResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type UpdateIntegrationResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Integration
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *UpdateIntegrationResponse200Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *UpdateIntegrationResponse409Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *UpdateIntegrationResponse422Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *UpdateIntegrationResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r UpdateIntegrationResponse) GetJSON200() *Integration {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r UpdateIntegrationResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r UpdateIntegrationResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r UpdateIntegrationResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r UpdateIntegrationResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r UpdateIntegrationResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r UpdateIntegrationResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r UpdateIntegrationResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// VerifyIntegrationResponse200Headers the declared response headers of an HTTP 200 response for VerifyIntegration
+type VerifyIntegrationResponse200Headers struct {
+	XRequestID *string
+}
+
+// VerifyIntegrationResponse503Headers the declared response headers of an HTTP 503 response for VerifyIntegration
+type VerifyIntegrationResponse503Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// VerifyIntegrationResponseDefaultHeaders the declared response headers of an HTTP default response for VerifyIntegration
+type VerifyIntegrationResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type VerifyIntegrationResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *IntegrationVerifyResult
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *VerifyIntegrationResponse200Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *VerifyIntegrationResponse503Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *VerifyIntegrationResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r VerifyIntegrationResponse) GetJSON200() *IntegrationVerifyResult {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r VerifyIntegrationResponse) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r VerifyIntegrationResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r VerifyIntegrationResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r VerifyIntegrationResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r VerifyIntegrationResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r VerifyIntegrationResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // ListPermissionsResponse200Headers the declared response headers of an HTTP 200 response for ListPermissions
 type ListPermissionsResponse200Headers struct {
 	XRequestID *string
@@ -10645,6 +12081,147 @@ func (c *ClientWithResponses) RestoreFlowVersionWithResponse(ctx context.Context
 		return nil, err
 	}
 	return ParseRestoreFlowVersionResponse(rsp)
+}
+
+// ListIntegrationsWithResponse List integrations
+//
+// A page of the organisation's integrations, by name unless `sort` says otherwise. Secrets are never
+// returned: `secrets_set` shows which are set, with the last four characters of long ones.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /integrations (the `ListIntegrations` operationId).
+func (c *ClientWithResponses) ListIntegrationsWithResponse(ctx context.Context, params *ListIntegrationsParams, reqEditors ...RequestEditorFn) (*ListIntegrationsResponse, error) {
+	rsp, err := c.ListIntegrations(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListIntegrationsResponse(rsp)
+}
+
+// CreateIntegrationWithBodyWithResponse Create an integration
+//
+// Stores a provider's credentials for the whole organisation. `settings` and `secrets` are checked
+// against the provider (422 with a pointer per problem); every secret of the provider is required.
+// Secrets are encrypted at rest (AES-256-GCM) and never returned. Meta and Instagram apps get a
+// `verify_token`, an `endpoint_key` and their `webhook_url`. The name is unique per provider (409
+// `already-exists` with `existing_id`). Audited as `integration.create`, with field names only for
+// secrets.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /integrations (the `CreateIntegration` operationId).
+func (c *ClientWithResponses) CreateIntegrationWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateIntegrationResponse, error) {
+	rsp, err := c.CreateIntegrationWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateIntegrationResponse(rsp)
+}
+
+// CreateIntegrationWithResponse Create an integration
+//
+// Stores a provider's credentials for the whole organisation. `settings` and `secrets` are checked
+// against the provider (422 with a pointer per problem); every secret of the provider is required.
+// Secrets are encrypted at rest (AES-256-GCM) and never returned. Meta and Instagram apps get a
+// `verify_token`, an `endpoint_key` and their `webhook_url`. The name is unique per provider (409
+// `already-exists` with `existing_id`). Audited as `integration.create`, with field names only for
+// secrets.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /integrations (the `CreateIntegration` operationId).
+func (c *ClientWithResponses) CreateIntegrationWithResponse(ctx context.Context, body CreateIntegrationJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateIntegrationResponse, error) {
+	rsp, err := c.CreateIntegration(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateIntegrationResponse(rsp)
+}
+
+// DeleteIntegrationWithResponse Delete an integration
+//
+// Deletes the integration and its encrypted secrets. Channels that use it block the delete with 409
+// `in-use` (disconnected ones are detached). Audited as `integration.delete`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /integrations/{id} (the `DeleteIntegration` operationId).
+func (c *ClientWithResponses) DeleteIntegrationWithResponse(ctx context.Context, id IntegrationID, reqEditors ...RequestEditorFn) (*DeleteIntegrationResponse, error) {
+	rsp, err := c.DeleteIntegration(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteIntegrationResponse(rsp)
+}
+
+// GetIntegrationWithResponse Get an integration
+//
+// The integration with its settings; secrets show only as `secrets_set`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /integrations/{id} (the `GetIntegration` operationId).
+func (c *ClientWithResponses) GetIntegrationWithResponse(ctx context.Context, id IntegrationID, reqEditors ...RequestEditorFn) (*GetIntegrationResponse, error) {
+	rsp, err := c.GetIntegration(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetIntegrationResponse(rsp)
+}
+
+// UpdateIntegrationWithBodyWithResponse Update an integration
+//
+// A partial update; `{}` changes nothing. Secrets can be replaced but never read; a new app secret
+// takes effect for signature checks at once. `settings` is replaced whole. New credentials or settings
+// reset `status` to `unverified`. Audited as `integration.update` with the changed field names
+// (`secrets.<name>` for secrets, never their values).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /integrations/{id} (the `UpdateIntegration` operationId).
+func (c *ClientWithResponses) UpdateIntegrationWithBodyWithResponse(ctx context.Context, id IntegrationID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateIntegrationResponse, error) {
+	rsp, err := c.UpdateIntegrationWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateIntegrationResponse(rsp)
+}
+
+// UpdateIntegrationWithResponse Update an integration
+//
+// A partial update; `{}` changes nothing. Secrets can be replaced but never read; a new app secret
+// takes effect for signature checks at once. `settings` is replaced whole. New credentials or settings
+// reset `status` to `unverified`. Audited as `integration.update` with the changed field names
+// (`secrets.<name>` for secrets, never their values).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /integrations/{id} (the `UpdateIntegration` operationId).
+func (c *ClientWithResponses) UpdateIntegrationWithResponse(ctx context.Context, id IntegrationID, body UpdateIntegrationJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateIntegrationResponse, error) {
+	rsp, err := c.UpdateIntegration(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateIntegrationResponse(rsp)
+}
+
+// VerifyIntegrationWithResponse Verify an integration's credentials
+//
+// Makes a live check against the provider (AI providers: list the models; Meta and Instagram apps: get
+// an app access token) and records the outcome in `status` and `last_verified_at`. A refusal by the
+// provider is `ok: false` with a `detail`; a provider that cannot be reached, times out, rate-limits or
+// fails answers 503 `dependency-unavailable` and changes nothing. Audited as `integration.verify`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /integrations/{id}/verify (the `VerifyIntegration` operationId).
+func (c *ClientWithResponses) VerifyIntegrationWithResponse(ctx context.Context, id IntegrationID, reqEditors ...RequestEditorFn) (*VerifyIntegrationResponse, error) {
+	rsp, err := c.VerifyIntegration(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseVerifyIntegrationResponse(rsp)
 }
 
 // ListPermissionsWithResponse The permission catalogue
@@ -14764,6 +16341,979 @@ func ParseRestoreFlowVersionResponse(rsp *http.Response) (*RestoreFlowVersionRes
 	return response, nil
 }
 
+// ParseListIntegrationsResponse parses an HTTP response from a ListIntegrationsWithResponse call
+func ParseListIntegrationsResponse(rsp *http.Response) (*ListIntegrationsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListIntegrationsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest IntegrationPage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListIntegrationsResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers ListIntegrationsResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCreateIntegrationResponse parses an HTTP response from a CreateIntegrationWithResponse call
+func ParseCreateIntegrationResponse(rsp *http.Response) (*CreateIntegrationResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateIntegrationResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest Integration
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers CreateIntegrationResponse201Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 409:
+		var headers CreateIntegrationResponse409Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 422:
+		var headers CreateIntegrationResponse422Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers422 = &headers
+	case true:
+		var headers CreateIntegrationResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDeleteIntegrationResponse parses an HTTP response from a DeleteIntegrationWithResponse call
+func ParseDeleteIntegrationResponse(rsp *http.Response) (*DeleteIntegrationResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteIntegrationResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		var headers DeleteIntegrationResponse204Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers204 = &headers
+	case rsp.StatusCode == 409:
+		var headers DeleteIntegrationResponse409Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers409 = &headers
+	case true:
+		var headers DeleteIntegrationResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetIntegrationResponse parses an HTTP response from a GetIntegrationWithResponse call
+func ParseGetIntegrationResponse(rsp *http.Response) (*GetIntegrationResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetIntegrationResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Integration
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetIntegrationResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers GetIntegrationResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseUpdateIntegrationResponse parses an HTTP response from a UpdateIntegrationWithResponse call
+func ParseUpdateIntegrationResponse(rsp *http.Response) (*UpdateIntegrationResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &UpdateIntegrationResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Integration
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers UpdateIntegrationResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 409:
+		var headers UpdateIntegrationResponse409Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 422:
+		var headers UpdateIntegrationResponse422Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers422 = &headers
+	case true:
+		var headers UpdateIntegrationResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseVerifyIntegrationResponse parses an HTTP response from a VerifyIntegrationWithResponse call
+func ParseVerifyIntegrationResponse(rsp *http.Response) (*VerifyIntegrationResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &VerifyIntegrationResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest IntegrationVerifyResult
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers VerifyIntegrationResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 503:
+		var headers VerifyIntegrationResponse503Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers503 = &headers
+	case true:
+		var headers VerifyIntegrationResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
 // ParseListPermissionsResponse parses an HTTP response from a ListPermissionsWithResponse call
 func ParseListPermissionsResponse(rsp *http.Response) (*ListPermissionsResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -17596,6 +20146,24 @@ type ServerInterface interface {
 	// RestoreFlowVersion Restore a flow version
 	// (POST /flows/{id}/versions/{version}/restore)
 	RestoreFlowVersion(ctx echo.Context, id FlowID, version FlowVersionNumber, params RestoreFlowVersionParams) error
+	// ListIntegrations List integrations
+	// (GET /integrations)
+	ListIntegrations(ctx echo.Context, params ListIntegrationsParams) error
+	// CreateIntegration Create an integration
+	// (POST /integrations)
+	CreateIntegration(ctx echo.Context) error
+	// DeleteIntegration Delete an integration
+	// (DELETE /integrations/{id})
+	DeleteIntegration(ctx echo.Context, id IntegrationID) error
+	// GetIntegration Get an integration
+	// (GET /integrations/{id})
+	GetIntegration(ctx echo.Context, id IntegrationID) error
+	// UpdateIntegration Update an integration
+	// (PATCH /integrations/{id})
+	UpdateIntegration(ctx echo.Context, id IntegrationID) error
+	// VerifyIntegration Verify an integration's credentials
+	// (POST /integrations/{id}/verify)
+	VerifyIntegration(ctx echo.Context, id IntegrationID) error
 	// ListPermissions The permission catalogue
 	// (GET /permissions)
 	ListPermissions(ctx echo.Context) error
@@ -18153,6 +20721,125 @@ func (w *ServerInterfaceWrapper) RestoreFlowVersion(ctx echo.Context) error {
 	return err
 }
 
+// ListIntegrations converts echo context to params.
+func (w *ServerInterfaceWrapper) ListIntegrations(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListIntegrationsParams
+	// ------------- Optional query parameter "page" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "page", ctx.QueryParams(), &params.Page, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter page: %s", err))
+	}
+
+	// ------------- Optional query parameter "page_size" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "page_size", ctx.QueryParams(), &params.PageSize, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter page_size: %s", err))
+	}
+
+	// ------------- Optional query parameter "provider" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "provider", ctx.QueryParams(), &params.Provider, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter provider: %s", err))
+	}
+
+	// ------------- Optional query parameter "is_active" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "is_active", ctx.QueryParams(), &params.IsActive, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter is_active: %s", err))
+	}
+
+	// ------------- Optional query parameter "sort" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", false, false, "sort", ctx.QueryParams(), &params.Sort, runtime.BindQueryParameterOptions{Type: "array", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter sort: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListIntegrations(ctx, params)
+	return err
+}
+
+// CreateIntegration converts echo context to params.
+func (w *ServerInterfaceWrapper) CreateIntegration(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CreateIntegration(ctx)
+	return err
+}
+
+// DeleteIntegration converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteIntegration(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id IntegrationID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteIntegration(ctx, id)
+	return err
+}
+
+// GetIntegration converts echo context to params.
+func (w *ServerInterfaceWrapper) GetIntegration(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id IntegrationID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetIntegration(ctx, id)
+	return err
+}
+
+// UpdateIntegration converts echo context to params.
+func (w *ServerInterfaceWrapper) UpdateIntegration(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id IntegrationID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UpdateIntegration(ctx, id)
+	return err
+}
+
+// VerifyIntegration converts echo context to params.
+func (w *ServerInterfaceWrapper) VerifyIntegration(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id IntegrationID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.VerifyIntegration(ctx, id)
+	return err
+}
+
 // ListPermissions converts echo context to params.
 func (w *ServerInterfaceWrapper) ListPermissions(ctx echo.Context) error {
 	var err error
@@ -18661,6 +21348,12 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/flows/:id/versions", wrapper.CreateFlowVersion, options.OperationMiddlewares["createFlowVersion"]...)
 	router.GET(options.BaseURL+"/flows/:id/versions/:version", wrapper.GetFlowVersion, options.OperationMiddlewares["getFlowVersion"]...)
 	router.POST(options.BaseURL+"/flows/:id/versions/:version/restore", wrapper.RestoreFlowVersion, options.OperationMiddlewares["restoreFlowVersion"]...)
+	router.GET(options.BaseURL+"/integrations", wrapper.ListIntegrations, options.OperationMiddlewares["listIntegrations"]...)
+	router.POST(options.BaseURL+"/integrations", wrapper.CreateIntegration, options.OperationMiddlewares["createIntegration"]...)
+	router.DELETE(options.BaseURL+"/integrations/:id", wrapper.DeleteIntegration, options.OperationMiddlewares["deleteIntegration"]...)
+	router.GET(options.BaseURL+"/integrations/:id", wrapper.GetIntegration, options.OperationMiddlewares["getIntegration"]...)
+	router.PATCH(options.BaseURL+"/integrations/:id", wrapper.UpdateIntegration, options.OperationMiddlewares["updateIntegration"]...)
+	router.POST(options.BaseURL+"/integrations/:id/verify", wrapper.VerifyIntegration, options.OperationMiddlewares["verifyIntegration"]...)
 
 }
 
@@ -18681,6 +21374,16 @@ type FlowWithETagJSONResponse struct {
 	Body Flow
 
 	Headers FlowWithETagResponseHeaders
+}
+
+type IntegrationResponseHeaders struct {
+	CacheControl *string
+	XRequestID   *string
+}
+type IntegrationJSONResponse struct {
+	Body Integration
+
+	Headers IntegrationResponseHeaders
 }
 
 type ProblemResponseHeaders struct {
@@ -21436,6 +24139,711 @@ func (response RestoreFlowVersiondefaultApplicationProblemPlusJSONResponse) Visi
 	return err
 }
 
+type ListIntegrationsRequestObject struct {
+	Params ListIntegrationsParams
+}
+
+type ListIntegrationsResponseObject interface {
+	VisitListIntegrationsResponse(w http.ResponseWriter) error
+}
+
+type ListIntegrations200ResponseHeaders struct {
+	CacheControl *string
+	XRequestID   *string
+}
+
+type ListIntegrations200JSONResponse struct {
+	Body    IntegrationPage
+	Headers ListIntegrations200ResponseHeaders
+}
+
+func (response ListIntegrations200JSONResponse) VisitListIntegrationsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListIntegrationsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response ListIntegrationsdefaultApplicationProblemPlusJSONResponse) VisitListIntegrationsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateIntegrationRequestObject struct {
+	Body *CreateIntegrationJSONRequestBody
+}
+
+type CreateIntegrationResponseObject interface {
+	VisitCreateIntegrationResponse(w http.ResponseWriter) error
+}
+
+type CreateIntegration201ResponseHeaders struct {
+	CacheControl *string
+	Location     string
+	XRequestID   *string
+}
+
+type CreateIntegration201JSONResponse struct {
+	Body    Integration
+	Headers CreateIntegration201ResponseHeaders
+}
+
+func (response CreateIntegration201JSONResponse) VisitCreateIntegrationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateIntegration409ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response CreateIntegration409ApplicationProblemPlusJSONResponse) VisitCreateIntegrationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateIntegration422ResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type CreateIntegration422ApplicationProblemPlusJSONResponse struct {
+	Body    Problem
+	Headers CreateIntegration422ResponseHeaders
+}
+
+func (response CreateIntegration422ApplicationProblemPlusJSONResponse) VisitCreateIntegrationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateIntegrationdefaultResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type CreateIntegrationdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    CreateIntegrationdefaultResponseHeaders
+	StatusCode int
+}
+
+func (response CreateIntegrationdefaultApplicationProblemPlusJSONResponse) VisitCreateIntegrationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteIntegrationRequestObject struct {
+	Id IntegrationID `json:"id"`
+}
+
+type DeleteIntegrationResponseObject interface {
+	VisitDeleteIntegrationResponse(w http.ResponseWriter) error
+}
+
+type DeleteIntegration204ResponseHeaders struct {
+	XRequestID *string
+}
+
+type DeleteIntegration204Response struct {
+	Headers DeleteIntegration204ResponseHeaders
+}
+
+func (response DeleteIntegration204Response) VisitDeleteIntegrationResponse(w http.ResponseWriter) error {
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(204)
+	return nil
+}
+
+type DeleteIntegration409ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteIntegration409ApplicationProblemPlusJSONResponse) VisitDeleteIntegrationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteIntegrationdefaultResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type DeleteIntegrationdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    DeleteIntegrationdefaultResponseHeaders
+	StatusCode int
+}
+
+func (response DeleteIntegrationdefaultApplicationProblemPlusJSONResponse) VisitDeleteIntegrationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetIntegrationRequestObject struct {
+	Id IntegrationID `json:"id"`
+}
+
+type GetIntegrationResponseObject interface {
+	VisitGetIntegrationResponse(w http.ResponseWriter) error
+}
+
+type GetIntegration200JSONResponse struct{ IntegrationJSONResponse }
+
+func (response GetIntegration200JSONResponse) VisitGetIntegrationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetIntegrationdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response GetIntegrationdefaultApplicationProblemPlusJSONResponse) VisitGetIntegrationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateIntegrationRequestObject struct {
+	Id   IntegrationID `json:"id"`
+	Body *UpdateIntegrationJSONRequestBody
+}
+
+type UpdateIntegrationResponseObject interface {
+	VisitUpdateIntegrationResponse(w http.ResponseWriter) error
+}
+
+type UpdateIntegration200JSONResponse struct{ IntegrationJSONResponse }
+
+func (response UpdateIntegration200JSONResponse) VisitUpdateIntegrationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateIntegration409ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateIntegration409ApplicationProblemPlusJSONResponse) VisitUpdateIntegrationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateIntegration422ResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type UpdateIntegration422ApplicationProblemPlusJSONResponse struct {
+	Body    Problem
+	Headers UpdateIntegration422ResponseHeaders
+}
+
+func (response UpdateIntegration422ApplicationProblemPlusJSONResponse) VisitUpdateIntegrationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateIntegrationdefaultResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type UpdateIntegrationdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UpdateIntegrationdefaultResponseHeaders
+	StatusCode int
+}
+
+func (response UpdateIntegrationdefaultApplicationProblemPlusJSONResponse) VisitUpdateIntegrationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type VerifyIntegrationRequestObject struct {
+	Id IntegrationID `json:"id"`
+}
+
+type VerifyIntegrationResponseObject interface {
+	VisitVerifyIntegrationResponse(w http.ResponseWriter) error
+}
+
+type VerifyIntegration200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type VerifyIntegration200JSONResponse struct {
+	Body    IntegrationVerifyResult
+	Headers VerifyIntegration200ResponseHeaders
+}
+
+func (response VerifyIntegration200JSONResponse) VisitVerifyIntegrationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type VerifyIntegration503ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response VerifyIntegration503ApplicationProblemPlusJSONResponse) VisitVerifyIntegrationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type VerifyIntegrationdefaultResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type VerifyIntegrationdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    VerifyIntegrationdefaultResponseHeaders
+	StatusCode int
+}
+
+func (response VerifyIntegrationdefaultApplicationProblemPlusJSONResponse) VisitVerifyIntegrationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListPermissionsRequestObject struct {
 }
 
@@ -23490,6 +26898,24 @@ type StrictServerInterface interface {
 	// RestoreFlowVersion Restore a flow version
 	// (POST /flows/{id}/versions/{version}/restore)
 	RestoreFlowVersion(ctx context.Context, request RestoreFlowVersionRequestObject) (RestoreFlowVersionResponseObject, error)
+	// ListIntegrations List integrations
+	// (GET /integrations)
+	ListIntegrations(ctx context.Context, request ListIntegrationsRequestObject) (ListIntegrationsResponseObject, error)
+	// CreateIntegration Create an integration
+	// (POST /integrations)
+	CreateIntegration(ctx context.Context, request CreateIntegrationRequestObject) (CreateIntegrationResponseObject, error)
+	// DeleteIntegration Delete an integration
+	// (DELETE /integrations/{id})
+	DeleteIntegration(ctx context.Context, request DeleteIntegrationRequestObject) (DeleteIntegrationResponseObject, error)
+	// GetIntegration Get an integration
+	// (GET /integrations/{id})
+	GetIntegration(ctx context.Context, request GetIntegrationRequestObject) (GetIntegrationResponseObject, error)
+	// UpdateIntegration Update an integration
+	// (PATCH /integrations/{id})
+	UpdateIntegration(ctx context.Context, request UpdateIntegrationRequestObject) (UpdateIntegrationResponseObject, error)
+	// VerifyIntegration Verify an integration's credentials
+	// (POST /integrations/{id}/verify)
+	VerifyIntegration(ctx context.Context, request VerifyIntegrationRequestObject) (VerifyIntegrationResponseObject, error)
 	// ListPermissions The permission catalogue
 	// (GET /permissions)
 	ListPermissions(ctx context.Context, request ListPermissionsRequestObject) (ListPermissionsResponseObject, error)
@@ -24378,6 +27804,200 @@ func (sh *strictHandler) RestoreFlowVersion(ctx echo.Context, id FlowID, version
 	return nil
 }
 
+// ListIntegrations operation middleware
+func (sh *strictHandler) ListIntegrations(ctx echo.Context, params ListIntegrationsParams) error {
+	var request ListIntegrationsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListIntegrations(ctx.Request().Context(), request.(ListIntegrationsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListIntegrations")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListIntegrationsResponseObject); ok {
+		return validResponse.VisitListIntegrationsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// CreateIntegration operation middleware
+func (sh *strictHandler) CreateIntegration(ctx echo.Context) error {
+	var request CreateIntegrationRequestObject
+
+	var body CreateIntegrationJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateIntegration(ctx.Request().Context(), request.(CreateIntegrationRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateIntegration")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CreateIntegrationResponseObject); ok {
+		return validResponse.VisitCreateIntegrationResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// DeleteIntegration operation middleware
+func (sh *strictHandler) DeleteIntegration(ctx echo.Context, id IntegrationID) error {
+	var request DeleteIntegrationRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteIntegration(ctx.Request().Context(), request.(DeleteIntegrationRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteIntegration")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeleteIntegrationResponseObject); ok {
+		return validResponse.VisitDeleteIntegrationResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetIntegration operation middleware
+func (sh *strictHandler) GetIntegration(ctx echo.Context, id IntegrationID) error {
+	var request GetIntegrationRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetIntegration(ctx.Request().Context(), request.(GetIntegrationRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetIntegration")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetIntegrationResponseObject); ok {
+		return validResponse.VisitGetIntegrationResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// UpdateIntegration operation middleware
+func (sh *strictHandler) UpdateIntegration(ctx echo.Context, id IntegrationID) error {
+	var request UpdateIntegrationRequestObject
+
+	request.Id = id
+
+	var body UpdateIntegrationJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UpdateIntegration(ctx.Request().Context(), request.(UpdateIntegrationRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpdateIntegration")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UpdateIntegrationResponseObject); ok {
+		return validResponse.VisitUpdateIntegrationResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// VerifyIntegration operation middleware
+func (sh *strictHandler) VerifyIntegration(ctx echo.Context, id IntegrationID) error {
+	var request VerifyIntegrationRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.VerifyIntegration(ctx.Request().Context(), request.(VerifyIntegrationRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "VerifyIntegration")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(VerifyIntegrationResponseObject); ok {
+		return validResponse.VisitVerifyIntegrationResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // ListPermissions operation middleware
 func (sh *strictHandler) ListPermissions(ctx echo.Context) error {
 	var request ListPermissionsRequestObject
@@ -25014,216 +28634,267 @@ func (sh *strictHandler) DeleteUserApiToken(ctx echo.Context, userId PathUserID,
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L3rcts49iD+KijOTMXuoWzJdtIduVL/v8dxpt2d29hOp7ujrAiRkIRfKEBDgLbVWVftp639vA+xVfta",
-	"8yRbOABIkAJ18SWxuzsfYkkEcTk4ODj38zmI+WTKGWFSBN3PwZjghGTw8SBN+YX6kBARZ3QqKWdBNzgb",
-	"EzQhcswTgeSYoCmWY4TjmEylQBucob32482tIAxEPCYTrDqQsykJuoGQGWWj4OoqDA5xPCaHnMmMp/ND",
-	"RIy3hOQZibooI2LKmSBqMCxRjLNshiT/RJhAPEM0IUxSOUM4I4iRc5KhWPWdLJvB0Rke+Rc3TPnFI4Ey",
-	"ck4F5QxhgTASMuNshMxgEo9CFPWCrJe327uxbQrfSC+IqoNPsZQkU93/t16QfWi3nn78ey/4axB6pvWS",
-	"x1jPxTc1PBA8zaUBOh/CBsQZwZIkClI8z2ISIsriNE8oG6FoG0/p9nkHZpSRf+c0I0nQlVlOFoPnBEvy",
-	"kk6ohP/mZ3NC/p0TIQXCCktIgijTk8mzjDCJLihL+IV3EyiTZESy6jAnZIIpU6M3D5WSobz5OIJ4lnNK",
-	"Ys4SgXImaQoD6I4VUIkUy/snMpsdDCXJmvuWHF1gKtGADHlGUKZeUXu0sbfzNESP27ubS4d5//79QS7H",
-	"CgtjLMn8WG/U8esozBgQnJGsJUicZyRBfEoyQCzRRdE/4BkiWcazZ72AsnOc0qQPp2oOe+dx42ezI8fP",
-	"/Via6ceIJmiDxGNOklAd1RFhag4k0Sfq3cvj55v7iEqEU8ERnk4JzoTa35SPBMIs0ROsAX+CL18SNpLj",
-	"oPtkb/4EXYXBFGd4QqSlYlN6ptbVNNmDt8eanCAKNIOqB+p4BWHA8AR2IFl4eIY8m2Cpd+rJXhAGE8ro",
-	"JJ8E3U7o20Q7o1Oe+TCRZxJ9IjMRoqgVoSHPkGpAmDrPW+g5GeI8lShqmWPfxxI2jFxOU56QoDvEqSBm",
-	"Hf/OSTYrFyLUiO7UqSQTgBJhar4fgrLTIAxalW8pFrKfi+Jh7TsMEQYt+PtxbmNCtXHHerhdAJH5UsII",
-	"ZxlWk80Z/XdOzGMF7KswEHKWqjYK1qqzFym/aNpRRb+/2GaqifxEMkX9X+eTge/8qzmd6yaIQRt0QeXY",
-	"EDKY7UZna4ttNszYvLvytHd3lk/7ePgKy3jsn2yk7sYIqQ1GGcHJPsJoQsVEvYEwExckE2ivswNnNB5j",
-	"NiICMa6WNCrWoBmJchXHw5Yeco3DHAZv8Yj4J9lpDbAgCZriETFgLcauob1qUhk20YcIgDPBlwZQbfi3",
-	"FHRqSqf0N8+0AGXRlGQwqUWz6QvVgXdKO4+rc1phPnL8TpCs6TjkgmTNx0E97d/ymTglOPPh1iEWpEWZ",
-	"IExQSc8JEvlA7zUS8Ariin+TcIVoXuaRMI/wICVoSEmaiCbA6oZN+LVjQGm/d3zodkbwpAmOkuDJFyMr",
-	"19/QW53IlerK8N/uZWqPZcyZJAxuMTydplTzrtv/JTQDWw7714wMg27wl+1S2tjWT8V2pVMYs7rmA33G",
-	"+bC8qwEHHFHl55ZhSVoaaL7hTPNth3u5shT8PZVjKxDcyppUp7612PsphCsAUSkQIxdIjV1bkp3OoqVA",
-	"G8WQ3WD5bzM+SMlkwcqnusXfLQTIJZ5MU0P/JKZpje0bY4E6yDCV+swCgwLMXND9oAZSjIpzGsOyp0ku",
-	"FIuMsEQpUTdQR10xGY4lyVDK2SgIgylXKJoF3WAbsP7qozoKQmIWq36NzLOtAC3MaSBCKjLXDdqdH54/",
-	"+Vf7l91ff/zul2/ft//17dnuz3s/7bzuKMohscxF0N1TxEJSCTzHT2odAArNkJZyW56x7gWWmE9o10Cp",
-	"e160bunWV+GKOGN3wncEzNChYp1PXhyip3uPv0VmSKRhVz8Thfi+CBt0I1dAahUC36L3auJhpYOKKLdS",
-	"J+UbtY6MrLZiJ6q1lcVahTC28OVSbNPSVasuXi16uy6N3fAkqsvn1ggQdNZAgOAmK+jPhCje6TYpKlBz",
-	"cXtLUd2dmGvIt6Y3eQYKKCH07RAiDFQ1I8OMiLER7xSzCpoDnKaaV3SWC/qolqOQWrTeivLqhpuuLvpb",
-	"gxR01rDpimu4tT0uaFqFK6hdDo702A122jtPWu3dVrtz1n7a3W132+2tdrv9q5ZcaUaE066z09rtnLVV",
-	"I6edIt+7NTm0y/I0dX+jU/ub4YcOT14hMWNxEAb8gmlmt/ttGEwzMqSXQTe4kLz/86fd6dN/4ZdwWZzz",
-	"T5XORcyniv35EKgLpaskoiDUn1MqZPDxSvXGpySTVLNJ7sodlivBkrQkBTm5ynuGwWVrxFtWEJ5S1Wrr",
-	"TDctHrXoZGp0BsDzdYMRleN8sBXzyba5h4q/fEqYugdNZ8BVupC+T/NSW+JhTevsaH3vFy7hQ7kGtY3B",
-	"xy+0lioqfm6azZVF0M/zmpIST1cCisVkry6EZoqF2il5KBEiyVFGYj5iVBAgiUAgtwKP0sY9DfcS3PZw",
-	"OrqsuUVU9EtaprHi0QctLxnllemsAKmzFZXDEwaLNGMVDKiAsFSL8cF/kRi4FUs8D6FHoP9JQtUW4vSt",
-	"Q1WMWq+6xVYbCHOboadtlOCZ2FfM84QLqQSm/tmbH49e918d/Nw/O3vZf37wyyna2H3yeHMLncJykeW4",
-	"xyRN0GCGZjzPUMZTsq8Ro/sNoqDfsbp+rW4s6Pwy+v1r4CPG61PVtamXc8YcRUBnqSLAi1WOEecDbv3W",
-	"//j3rvn712ChttOOt4a+s4aiVexcjkSJnxYolgg2dB9F8DdS+yrG/IIhOaYCcRYTYJPA9pYgztKZ1tWP",
-	"sRjXdv0Pc7uHgdTMTaWvbGfy7a+y/ctgj73/7vywc/n8MXnxZPT9t/SH7z69fDp53Q7+ZAv+ZAvuBVvw",
-	"R7jVi1PqM1h+rfveTmoRybaqVJymb4agHVuoI8Ij8opIHFyFn2vUpYBU8WEVpety/gh6m1/Bx8ptMMai",
-	"z8ilLPgU9cM0I+elPVLP6sPHUNtj1EVYmkLA7CG5xGnQbZtPffVYBN22mtI/OE9f4Wkzf1Ts+4DzlGBY",
-	"WF2PrLYd/ed//m9k2qAJnjpsb7k5h3iKBzSlJetR3nuY9eOCVxuCjg2WeBXCs4SkpOkZuSRx3vQQbp7i",
-	"ibF7qgf5NPGONiRY5pnZfNHHyYSy8umUZBMqBOWsvNzgQgudi+5jGChGL+gG55RcgLnugiYjon2BVLu+",
-	"eVAwJrUrrQKNRQhnN3AOTGu85MBvjbcsYNd4pQT5ii+5e7HiK5UN8vFrZDgkMdjJnKYhEjyTmgdfnTbq",
-	"TV6uPDpR7a4qSLDSamo0A4arrjB0UcXZlwq8K6hR3fJyTg6wP3qPrkg4zw5xmg5w/GmpQOUebW2W+G64",
-	"i3cGndjYA9RPv06ennv4OWhfszLufbdcupAGuVypZOe75eZJF8YwuO3LB4gXRv3vLBBn8ZieV9jfVdn4",
-	"BEtQP5IEaLIi44wn+uMcpf1nRoixbMW5kHxi9ctY9HM2zQcpFWOS9I3vQHlHJEF3b6dg7t+TNOYTggYc",
-	"HEx4Qvoxz5mEK6LK7hddWmcJszzrmQcAtdadIMnwEG5ngifQhW6ssXA5LEoTjya9IrcggScF8S7m0gkD",
-	"NQ24UWZBN5hm9NwYDKoYVdmge8mZ3VcZxuLnInL1zwxPx3N8wSJevBFhfdzGypx5I4fvovhnz4vrSgDz",
-	"p6JcrG3nrLY8LL7B7elZbvg+1S2vnAPWOF/vRNyDeJ+QrHrwl4GhtBsHLjHwwdalDit0XLZeJN24WF5s",
-	"X2WscoMqkk+BB6HjezaPTM3Ho4LJYYWq1UQpZ6fNGa5Aueleu4myVCAwsIF+y/hOd1GkwRMhuBpCFJVQ",
-	"ipAh1yGK1AwjFH3u6cuvB1S/py9F+HIVbfWY6ayLCshExUdRuAJ2EB5K4+40UpQJxWMSfxJbPVbVtC24",
-	"esuHMWdDOgq6n0HXMCBp0A1OJQZ/TwNCmdHRiGStCWY5Ti3Fsj/3O+BYIahF70u4ZmdK/iq60Ld5cLX6",
-	"le+5yuduvZvQ7qqHVztcQbGyllPYOnTvfUYl8RK/eYd2dWDRxZiwKqpRgSL1XrQPeAGHslDQY2OrRzlL",
-	"wdhdWLPVe5ghEAEV1Ffw8vIS3lujQzUv4OrpfZ5rA/e6B1gJRTGfzh4JkOT3kXGaRL0g0oEY6mcdhIE2",
-	"Dvl0thn1gpreeh4h0Qa5nJKMTgiTm/PYeS20uWpY+ksqpMIQj8h3qKilKF0gwXvJ3eMYMyQIQRt0xDh4",
-	"TQKKyDHJ0JCmkmQCXIj9LOWKPINmjdfkL1Zsb/Q7K7StYZN+0R0wLHj4Yn1N2PZWv7Qmrr2ncsxziSJD",
-	"rqNQR4Xw7JOCvEJDsJ4wPBVjLouoBkUALYXHLCmvgBoaFuzA7hzCOZzCum7dXgCcFgSsFmVlQaftQERq",
-	"g89gBis1DxGOVXOYvYkRsJB3d8OzCyUFhUnkkwnOgKz8KfLcksjzB5Zi5i8GexJ1mOA040kOmIsMfyNQ",
-	"ljs+DksFoBp7w4lA+VSxjOScZDM0VXMR6thraOr7Wjut28A869X7pyzlk6UWbWaKJRGy3NMyvuNP2ckn",
-	"OzXdfYbqfiUbk0v3PUppYfmgZX2UTNM9NU6pSb4rTAZrcBkHaIozSXGK9GbuAxc/EIQBCVMvA5uRM40e",
-	"SYgidbIjFKcQLYn1B4iO4YxsoejzVeSLyVrMAZ/v/BGlsq8iJXnPqVEVEeNke11eFdQTYSE9PBJz/Cqo",
-	"GOaY0YXK/ZsgxpL10rmAkkKZXlhjEsxGKWWjlpqc2iMiBBxRmC3qBaTTC5DE2YhILS7l7BPjFwypJaBe",
-	"wJ72gmrMiFrANqx1u72t31REXl3sWj9vAjdKhX5hVK1SQzPZNchhufBj9bKPLJoh69fiCzUFrTHATO2l",
-	"yAmE2th5owimHTm3ZMHW1cimHiK0C/i4dJf0ZOd4d2sAm/d+s5vkeVZshOdZuQdlSLKNubnAGYSIfFxm",
-	"GbMDhNZGZmfj9N+45JIruYavm203mIFVah2bmbZAUdF3hGpz2A29/odOG6AwfMzVxsxQjCdTTEcus9Hd",
-	"eTBuZy601uNp78bYUwW+TzZqFHkWKPfrR69gAL2cpgOTGrdXmZ0BwRIsvpaW/CUekFQTUkYuShZ8g0qU",
-	"cM1UoIyAK429aDbLvATwey8wM0BGLWcTo/g5kUWYPX/7NHIaj9dmNDrX1uOZ9TVqNX6HZ+53eIw+rrS7",
-	"X1F6qqHZA/HVq3G984pHY1CLuo6RA7NE2y/EvjGBdHViGAn5piBGEfGhftanSbSPItjJOOoancyYpwnJ",
-	"VKPCw83VW1qvCy0DWLE8blRZuoLD3BrUQ0iw5LXxWcK4jy5sO9CaRqgU+QWicrFa1Tcxfa01knQd7l8X",
-	"Mk8IjiVSa9KWxi30ZkoY0pjWLRjmd8eQeAZSaZkQALUrYG4gyRYCpzQ2oow8MpKE6LENHb6AaCJCBJwO",
-	"GhB5QQhD5JIKWDxwPSFiHMWzOFUfFSKhlE6oFJsmpQja29lBkQkbb8E8I20LrYWBJKM1mG6A15ESHTys",
-	"tuHG1unqtWIpfVw7JReWNC/t5CfbeM5sBhMKzRp95KlczxIcqJGeZG1/szDQ2kw/ow6PvscsScni68DI",
-	"V14vRXi0vBOfns7Mrei/EVavjYyyOqxW5i5V188xkHoDYDdI6KD1K2791m497bc+fu6ET/auvIFCrsl9",
-	"6YhvbeMCA/35t1hCMpJpZmwjFzlO0xmKtGE+2ty3R9raevSh3grCVXznGznPKkzWAnnhvbDwnbkRjaPD",
-	"2uFdnPW1VOmImULyKYiMTFKWK8waZJjFYy8VhtxtK+MIZBlYvGXq4AOHh2jibAkSF1TG6q7QJrhavqR1",
-	"/EXh6cJtO7GLWn3fBjj+xIfDviaeRdqiJ/VESiVn7mruyaUGGdVW4XlGcYIv++pETaayOsDj9S2h1fOz",
-	"1iovqzw8zwepw8Br24QaYrZSu9q+XAbqxcaN+cm5V77WjMPgN84n11+ced+3xpd8RNm7k5c1hYuNvaEM",
-	"kEl1mtCMxLKfZzToBmMpp6K7vY2n0y3zGohAOJfj7di6ftf8t8Mgz1LnZSF45eVUzWWbQx/qP57R38j/",
-	"F6eUMNmnyTM8iJUcu/PEpkTqq+U8i3lC7O/lJJ/BKH/bPfjbzou/7byoTVT9ksvx33Ze2MnqHiAg6ZkS",
-	"3Gjy92nGhzQlfycTTFPzXK3nmVqN/h6DqWiM05SwEXn2y+TFzPegr/O1PjvdefwkaIyrpWxB7sqxYgmx",
-	"hP9nAgGT5rfHVbfq8wL399pQlI1SyFOxhX4kZIqoRBtDniEDN0QZEgTCCU4lz/CIbAJ7mmR8CipRC0p0",
-	"MebCTjehw6FxRZubCKCDjxqbGAJUYAF6d/ISbdivOheQArHOovL2x8MjpGC7iSRHgphEI4OMXwiSIcmX",
-	"36xqKjXQWUCF7gb5ztCrhjtFuw2ZTFOQqbeMx4C0m7EU8LCmlVHL9Md1t5+A1rMWueuLoLVRs30T1lvq",
-	"NXSWUTVvfI4lzvqwC43BCDsw4nfVEeFEqO4S/P87pwqWofgvnDpe/SZEgIo+hmgaSzEhbA/OvBMOYTRS",
-	"BwlGL/k5SXFcD2SpL9PET5GESp0aSounRnxeLaRgPg7AbMEi9uIVOVCtaoBcxIrf2/hjvZ0eUlHZzoVK",
-	"p1W9SRw08HEcNaS4l/5Ijeqzm0WUaWKLWZllL4T8UPp4o//8r/9bamseCUgQsXm3UWjlUXIk9FX8DGvj",
-	"3k8XGJ9s5eK7PReFitM55qENsSvR2QFXHY0X+dxXY/SA7vjvmANDkm6Yk+OLB5AvyPj8qEDujeJiAh/I",
-	"lfD6Q5HAo9R1FFfesnFp4h1zHYW8FSatAJsLeF5esR9XEgmdWTsB8c6++tChUHJ7FzrFI8pGJlsr4kPr",
-	"ModHBKVUyHkn5VIl7SPKpX7a93RaNTS7noOlyvrzIndkXxZfSHasVqHnrv2rQ5unVifY134Uqzo+WxV5",
-	"fbyY0HQDWqBtVEx5cx+1tbVfSb+zrTWcpLWp200z7I4flsB2IOvd5II0HI7JepG0PoapiPGFbybIdz7L",
-	"T+0SK07hmiqeMv/O44Xpd+acB5zhVwDKCRGQtflz3cBS9lPAB76zUd8HnEZw1PuaO29ZbrxCGGcEUYHM",
-	"MD43kIY5XDt3Vm1y/u4XQ/GYDbnHKTyu2hmdCXntkJ6MTx6dXaM+259vqXghtPOpjr54YS+pqOOFNauV",
-	"6wtMDHw9PggnyCavNRKJm5yoXInOCHE1jzbrmRpr23FdM2MlmXBtSQty1tbt+1PCEsLiWUP2a4bPMU3B",
-	"47FsizZs/QwPwkgjXtQseGMs0QXUEMk4G4WIMsTzTDG46IJniV9nYLMYzxfeIEjBBdK/V3IfQ+kLiO8D",
-	"d6sKa7FCOuAXqo8jm0m4ztpaE1sj00ET641eWOMyfoE29tpPUYRThVGzFjwS0eaK11mZanlR9Q/FuHlB",
-	"OE8kGtiI4rkbBZXi+JNQ899F0ZBnA5okhEWbDdkLhyQjLPZdu7D9QtI0RWWzSu55AyTKWrkg0ea6G3di",
-	"e/WKQk5K6sUlVCDls6kVEbkZWyOkc7M2rFxmsz6+jYI0i6IX5if+/dnZW6Qb+F82WbX9ySovSYKggUVa",
-	"keYj7wL9ppTIl5Fb+yCpnrQbUlTRd3mTeDMuW0OesyRYlYeGVTmRAobqOIelsukLiKdz4BsdLj2wwzQl",
-	"Cfrh9M3r1ikgIvpEZoqOhSia4FQda5K0/ktAKJsS9F2iBMrMJdRzkSPnXLZyRe+fPG13kGmEhhmfaK0o",
-	"T2Yo41zCLKK/bEMVh+16/GYUqmeKhjQ80sg//7C6udrXF8zq27vbdPl+ls6jxQ4C0BdsWHnQ5/ZrZbWU",
-	"ReeVkK0Bf050uutVfcgdxsQkyu6XiQ6z/u6/d1rfXhy9nbXPPr17+q/OL4O9ydkO/9enX7PvfmaP458G",
-	"T74XnZfJ2+HBvP6y1mHVTa+zs57lstqZf+WaYr+tcrWuThsYLsc1r3SV0XmoCqCYDFNGRwxMnP6s00jp",
-	"zzY/lJOlq9qtm+LKdK1+cvsrU1OV391+PXxe6GWTxZrJrcp8XfPyQTU1l/95ajhb/1Obbcv/tEysNf98",
-	"dQbd4cyvl1XKJEKz8PPiFE+JXzhZJoEkVExTPOs3B0iaB6vqQUtGaFFY5e2IdNad0l1D3buyqjOcm10T",
-	"NBdKRPMSUIuzdFafSjf4ySaqs9Wx7Pd5KHUWWW5uLDQVCHJ9cclWfLhGqEEtOIRmQrZS8BjJp1OeSSgc",
-	"d5Sr9W2Z7LqK7IIfpQMf41gJW9BsVTMmNJ9x7Opj8fupGfno1dFBcG3T14OPtl75zq9uxufGFqujpMKn",
-	"V8Q6bcx5OzbRo4djH/GSowocF9k6LDibjuKK8RKV+kdrnULfQfn6AQ4r5W1xUGveCNRov71pMoEFOKAH",
-	"XTxVcUrWjaU8IVNF14Tjdl7YLJyNN2XzFOH8Nnw6f5WUzxeZLhf5sFVV2O31s8YXU2iC0VeKa1BDP7CA",
-	"BnfKDybU52tcWH/wK6bppN1SboAVYvvnYkrvYfxctZ5XXU6PiRCFIoLMfhgP/hnTN/SH43e/HXde02Nx",
-	"zE4ex4fHT44nL9o/7kx3k8Mfnm6R3faWoKOqs1y38532HdX6g6pT6V7l2XU1H9Z6bhapC2srpDBlvRb4",
-	"0gEz3GnwpdPeaKU/gfluyg4Kfdru3IEu2B3uxB3yFLf2Bt8mrb24Q1pP8c6g1Yl3kl2yN3yMnwyClV3s",
-	"FskzqzveFdL+7bvheRQsLjp6HdSW+86WNeXdInXIvNrkRDuPs58XtCtm2ORTu48IjsdFSbyMyDxjNmEZ",
-	"ZA45IbmgbIQwElPCpPoR6VoGxv1X+976tfHOISg9Usxp8AVQ2POx2MFxjh+o7Edl2MpW1OHihaeZhI9m",
-	"26J8LmH63Z+1BSdo5waerH8U39RmL3KRA2LtI7VYkAixruE8zUhrmnGdMKqMxjp8eYwuxhySezAukaAj",
-	"9ZQyNCNyKwj/dINd7Ab7p5vpfXMzbaKxzyHagWezIya9uSFXJB43z1l4OziwQJ6oQLUYbSlgvpKM7tmc",
-	"Ly2q+67cBXro2n11tVzS79Qk/Y4tx/sVYf5QFCIF+fT6QVnfDXoJUQIiRGM6GhMhdTlSN+mByKckM6WL",
-	"wsD+nWCGtbdzwY0UZp4a01YeYTunFYVt1/ytOR876rw1e60LxVcLx3fO30M9G482leFB6qvh+D1PE4Fw",
-	"mhoAT/wunm6ozGp+kXqy1/UJbXReMInyfFhilsJmFlfsJNzAlBUSmbkU1ogBdsywAGTDEpv3ZKGhstge",
-	"zXYD6+4WyirIE6TbKKyVfijXQ+b0fIqeCviBfvemBkuDcNclMZCeLc4zKmfgYGQiwEHGs8EhdQ3Weyzx",
-	"mwmtCr4bP7w/C9H3pzuPn4TaL0hxuC3KEM+sgLqpfZScYCS0EV1I3v/P//g/2hUPVgW4YXUuZr5jKaea",
-	"76HGfD/Pmtt5qd6pFm+VuBtzJjMcyyKDiXTaDnD8ibBEB0VdkIGaOpOE6SQpU5xJRjKx1WNHJtpBjtGA",
-	"KCSgAmUkxRB4JbkRprNzkkFYaaSYte3zTrTVYz32l78gBUzCpCkB32OnCuokQWrn4SeBJP5EUHTgxqN2",
-	"kRa3TcotgJlxier2WAt9840iUeKbbwDa2qMw4/lobOWULor+eXSGtmP9VcdS65joPEsjNKLnRhNQC4uF",
-	"+FLcYwgJUDe0ckF0QQ0SAWze/nh4tKkTJBcwm3IhrbulzDMl4EQxT8wb9m3JVbfR2zen9YnZYF/dPiMx",
-	"genxPKshG+AZApTbbaMJZbkkQolapnjAphoBkg8VypES3zKNbzqntG8a5pUIZVzNWJQJonNBtjTc3xrU",
-	"+OYb9WOJ0cJFaVOJJNHRumYoPKUt3TTaR9jMqwjbVYgIUC8D9BRq2gC9OM8ywiRcwTATmybUyqUbCTkn",
-	"KZ9C3YNQHTaNYTxTYJKiGLEIID58edyFDTHiBoixwkwdtVogSaCKmgO1WpCFRDFrrZaaC9J3us5Tyird",
-	"6eFaLZCOK93ow3GE43F5DCC9iahFNiMqESMkAZ/Z6LJVPomq0eSRE5QSbe73mGqs80m5J031BYmLMpLo",
-	"VBUaQS9buDymJIkU/TCt1bWm/b/Ll7bQQY8Zx2dF2ayHeKVbcaGgudfuhAjbMA53aWWLXdiTHovmfamj",
-	"LQQVD2J3FTgjKFNyKKRc0tcs0pkNEE6STJ2XjegES/JSNWh9E/WYdrAU+2hv56nBSsgQ0joYSpJFm5Zc",
-	"gauqsGQP/OOhjAlU2dE0bNv41f4d3E/Rho0G2OyiSFFtXfdkJd/dsCivE1nK7bgchyjSbpsRIpfTFFNm",
-	"K2gIEqKodMCNdICXQZ+qX3WP2QQPxsM61FuuXf8/fIzAICy0QrXq6q9JIXjhFp6vG9G2QlTwuu2xwuG1",
-	"4LYjUAlNcYYnBGp4wGhyoU8vwsKQS7sLb/GIMgC2jucFTS5LTMBaD8rMmnnry0ONr46Eun87eszImdNG",
-	"R11VnXY7LKqs7DzeNMRWEeweiz4DqxAikA9CiF0Lywg287uWG0JkZRL9SQkjV0DUICpwioU0aW8Sta06",
-	"5k1tNc8kbDRGMZ9McEsQBSmFwmoxin00RekhdVmoN4VPNdufzpCu7FvQ1ZaGtuIICEsoG8EgACM7DBak",
-	"RZkgTFC4sUU+0BytRhkL8EPONIWNZz32Amq1xDjLZoqORkdneBShjagXZBqDbVp4mwgz2txCp7BYCYwF",
-	"bOjxsPVKDaGIiTH6CYC4yXYIiCl5RoQCnJA4JYrQ5KSkDJ0deKFuJIQ0aimNibG4USA6Qwr5kF8dn5Vc",
-	"q/qiOD1r7Q7eTBhV3TGSFpWdEGEjPCITCJ5RcD04bk35BVFcCsQtbRUu8d3A4bXcPLVBZ6u9BUXSjc4q",
-	"6Aa7W52tNsQuyjFwl84NqL4aeakp1cUjuPzM5Roa40WiKbON2DTsSlRWaVZb8ZrYqjuCxBmRsICCfh4r",
-	"Hl+hmy2aDG6PxYFtVBGUTUBLABqCFdqdKhF8hbZ2NqeQSe4jONAC2QJY7bTbTQJB0W67UoQafAbgqC9/",
-	"0QZ6uVIBwMGVBz6AGqZEJSVXocnM4YAgf9sIBCFnp0GD7EYHaUOPFpN0yjTpkzYUU01jYtgIQ1WB9eo2",
-	"McuW/9pCx7LKWbls1UyxlYaf6jHFxDwS9RQKCEPVCkVbJtywJ1mmyAKVOnWiRi1FZYD5BqnA3DOcpTN9",
-	"SKtIpzmrolZ3EULyD57MTN40SbQzhnvdqmtW/aYlv1VLgRv3t5rK2Li413Crc0ejJ3r4+RNuElKUuwPA",
-	"hKKymk9R4xzieExah0qK42nTwKb9NjS2bSEVVbywtKN9r2h3FQYu37DsvZ9N0+Pneo177adrnLMw2NvZ",
-	"Wav93Z5lvV0VCX29w1yY8S9b04yymE5xKoo8BpD00aH+259pcqXPvA1OqEftIyH5tKx4gCXiLCaaCYKc",
-	"Vamu1zNH/+dpvR6kcuwq2L/nq+kH/dUQ8ib4cbf7p+cLWg8+vAlRNhtyFfpvZ0cf7Lmk0Qar3byb87sx",
-	"IrJ5K9q3TogWUqAHs7//JPIWNre4cddidiwk1Uo/qnPs1dyA5tt7kx9yJnIr2ltV0IY6zZshIpeWuQWc",
-	"4glRR93qNApVhclfDKnZzkkGvK6iBYqH1knW0LuT49A+E7aHRwKdgMbIXDgTPDVqKp6S0Kg6hBLhU8o+",
-	"mYIjwsqIuqBGj82poTwKpi100iCRH7/18QJ24Ye6qMVdcAL12vkrsQIrsJmGaYZLr7PepdfeXbP93V6q",
-	"j9ecz00PeeVMv6CMijHCpWeJ1pu7Z9okcLK6rNI1vEGv2yhWHRpMx01aXVw7XBufyFQaxXZL0IQAB/7m",
-	"4N3Z9/3Ts4Ozo/7Z2cv+6dHhm9fPTzftWdRuaLIp6eKWuqnLpIhRUQvX0LbDg9Pnb96c9E+Onh+fHB2e",
-	"9d+dHJ+iDQP2Hos+vzh58/rs6PXz/ruTl1c13fHmumdwRKTOWJql8yJgPb8AyRwfIGKzaNqskGoC+3YZ",
-	"mpSxIR2Bpt8lUSCKUtUj6I1KSb2eLLI44ZVKWnvL0nw3CY63QlCK9K4Nd2rVkgAUVPH2Csluk7W/EZv+",
-	"kCgEVPy+LQLBc9l8R58UnqFUzF91YCIb87TwGkUb2ipi8p1Zo6++Dod4QtPZZljw7Jz1mG6fEUA931k0",
-	"M1yFOT/VHnQ8lw+Gf1NTRnp981tXMT1YS/QCOaqys9oNYIkqDW1gw9bUzLCPjIFpc7W0snPk8xW5Sx7+",
-	"FWmiNHpZ94Wo3C3uvB9zhCfoeFXcmccRczKbj//ptLjQqlbT0kAgwLXcynlgH6WcbWpdGBgCgYvQ+Uh1",
-	"smYwUxGc9BgeYcq20EGt91yQBMkLGpeu6XOkBkQExYooHKSsx06OXpwcnX7fPzl6d3rU/+fJweGRZUMU",
-	"JVId2Nmhjb12R7EcMGgLvJMESUgShcDNxFbpL5HEA7G51WPrMRCm50KLfBdcfC0PyMNj4m/1SjyxCGRF",
-	"eLHabajzrzVRygNttzKlhpAeTomRYF4oi3Ea14H5Kv5Q+ojqbGMwVGiqHpm6/3zYY7qF+lUY+5yxT0OT",
-	"fVMuSfVms1Sm/GILHZiSwaYndahSMpTqNkE5S4kQhQ31WaUEPBaf1Fs88163VMgXJifd17d9nILJDlrW",
-	"CBPPpDEFeox9RZm6qFX6KpuUQdMUkitZB0kPxy14JiucduF2Zd0ZKw7QreZI9Fblm3Fga5m/RQ6plvn0",
-	"cWF+y71F6S19ccJqhBmY5oY8m3hgeEKmBEs8SEkJMI1gekJooPC7QJ0K+IxXnA96dlke+K1eBb1c9+71",
-	"luqbWqWs92pEdr6y71wusgmJUBnsocsl+EZ3qoeXYzuVhDYm5L9/6LSefvzQbj39+Lkddr672vyrL5PV",
-	"HJVKEqFldhEhfk4yh054aFLTBI3ttK8LdruzLCi1OTVz7pp3KVzWC5x7OL8qmRYPhvsHS6nNAGovK/19",
-	"XlULjkyQ0ajRNloqc2DrFcYV4UYGB8BOYop9aj5eWL8D1EEbveCYUfBTss4IgWHlbBq5HjPFpZGQWR7L",
-	"PAMHjA1PWTfrJ2NdZCBnphA52Ww2gqrdviOGSXX9dYyfsKgmicU4BMKlXkXcozM8Woaw0OZrmDXvpZkS",
-	"oOg/SwOezDQDb/Os+U9YbDHEModLbZLP4feyGmShGjFHSAB7MuI82UJvWDrzVsNssk4W52GZ8kPP4uFY",
-	"JvV8F27Z/OYssUJChkyIvlTbUDgRmGKYB3MX4gTPdOglcXyr2ntejYZ/I9pfhEbckDbcb/PlehhwPVOl",
-	"Ai6YKcHpLB77JT03DUcX4YFQAr4pb6DEq5xp05wOBfCm6UAHyLaxFyYy92WPuRfmFjKyWRd5S8tu4PJ3",
-	"jbfgSFT+xhUlgYzwVKIxFj1W1pwtPAM398th5ivTLiBHcDR0Jz0WlYwzsLpFbd4t9D1nPM9cp0bf1a5B",
-	"ak7Qejt3PIRujePb3TAFJpTstjQoUFSYyrE9fmsbKzs7D9hjSAPzVq5ik9hTnfa8gdoLPCG1k6s42rcH",
-	"Z4ffhwhMleryNQpMnb/3kTDKO8+lO83ln2j6h0NTtPH23dnm7SBrlW/cTnK95Tpr9LUvrQYHmiktpb2a",
-	"oA9l0UFyi/l0ZoMorHNWiIrq7KEtWu6UEIRjBRdYjzme6ajjo+7FEu9YdntegPLKnIGvIa7x6ewBiWl3",
-	"zMPbHVmTifPLWNuGMbmDk2Jj4iKDyFHoKEEUwlt3Ujgr2CZMsmgPkZ9OPf99411a9NZzyv2DJcD27upO",
-	"wKdlioU5iVBY36s38apHzAB3fMbemi3wnrAvcancq0vCQGNN7G64CQrG+w7w+5RIYTn9Z4bRL01JSiLo",
-	"G1x9xvI09fhCF7NbIOfe7dbf8X1v13c7mwnH9Y5udU0YFI0Y0XPCNPUAD406pQqNHX7KMymM0l8X+rDm",
-	"SYHPTfbI6nbb+d8xOfnJDOMYqa/uWIdihoS703+FnxctDOgejM7MgtPg8COj2roZ46o1KnX8NqrLFSzj",
-	"9qpbYB0P1W1aSQzjNzr/ZEe9e9vzXVuszFJWNlxZgD8s21WBh+flzrmo2Cp+vzN1nv8+XMjcqd8YuZR2",
-	"1ppJ00o2KUg6VNIS4xJlhOGJ1qk32arMPt8lDdUjlJaruxZ97JIayKfDGNeQ9fcl3Fgc8jMMSzG7iXEw",
-	"r21/Np+uFrppFsS1ZsxoslC46Hj31K3xhvWix0MwQ9ipf1k6Fq7U0gD9da4rf3xcilnbJo/A9ZnU601s",
-	"ib5KOnhtWRhEmUmZVCXWLEGDfGJjs0x2BU2vS2OHFdMTTkSPKcKtLRermicMmKrn5yb63/uuir3rmFMA",
-	"5w1PlEs/aynrvNRS56WJbM2wri76FbmJdTasKaDMNgbR/2hK408k2/Qzpm8rZbDujKzWSgo3+rdLnPJR",
-	"TnT6F+3eo5iUB0NrayVfiwU5+FFL39fszO403I5t8fIGDeCYxmMbkaLlajegoV55dgsdMJSzT4xfMG9u",
-	"pp2duneT5Ih6ZBuYVx2Hbp9TrFdxX91KdBfDm3rpDUicwdNbxNh75oykIICq1fNuhNoTsh3jKQYLvEkJ",
-	"6SWB72s+6BM8QwnvmtCHlISIDIdER2JU0ppMSdYqyiFr2WZbcTTbmghva7ebHoMoacfBtHinCP0vqJP6",
-	"2tlDF5CMEjy14TIfEizzTAlbeCS20Ita2JGNB9PpjnJhAj/KaQsi0YaTsqXwXXikl7jZEM75anboQvAO",
-	"T0JlnEYqXrZ5MIT71awy75sitcUdsf1ZzqbkarXET6aUJ+LMFK5oQMB9hVaWfhetlvl4+QrMLon/PVh0",
-	"CEQejyHll+JoosLvGvK7F27XJqFtlVY3BPo+bn/NMF8feBbG4T1yYkYrNdcfEtK7bILiAJBTlvZmJ4Cn",
-	"ZHG+syK1dmGZp1llPhvgrWXacJbOGnjYExjqLlHDFn5tuvIbEoQ/GJY1MxBs3PGKBJMLkjmKdXfX9Y24",
-	"eN87O+biFPsoMtmhI+3s51zv4yK7tietdogik8I6Kr0EbWZxP5K8NzO7QzRxEm83IIpZ94PCjQSL8YDj",
-	"LLGzvw5lgPi/FcwtOk7QoQemeiUUrROhKw/Ob/EZDPK7iOyDZKu3F9JXCc5bHInXuWkk3l3e0UXFz4XW",
-	"JkCih2VqkgZ17cHS3xuPVJMOUsHHZJTWLt1qs9DGXvspinCqSPasRS6pkCLabLL7QD3vuxHjnfrEXzhG",
-	"CRbVlBON4MlXtvXcL2+SIt5IalTwIOU8P+BqNKHh0sginW9YjHFmExpKsxtow3HKfwYR5ZtoQGI+Icg4",
-	"djZFFBXY+7uNKLrOpiyIKAJ4F/Y3U13cKz/6QbtK0gU4fF/GzNUMnQY6uhavoFayXqRNc8FbXxDJHdPe",
-	"W/axt/t6z3zhrO/7zanXti22v7aJ0UWU3Jt5yl+hfd/6uSXaoRbKTpjg+w2PWp7LMckuqCCe61zoI2uq",
-	"yN8hWjl16m8dte6V7vu0IDGPClJ5HQyDiiNLbH06cRVs95CmCqmcUghGTa0rlbBkgUwE9XL+zHZyrWwn",
-	"tqZkq1Zc0uY4qVeObFV/uPuMJ96MirrY5Wqn1y345u/OLZpZ9jlf0cz/tgmlrLw7V5ByQhmdqM3ozBen",
-	"vFNpsqiTuFCahMP6sKTJXFQJk/7eQJh00o2CLG0ntmRms7pGW6t03SQoBSygvK9OhjbGLGnx4dD4HYiw",
-	"cNeGYySa6VRRrPNe0au7xsBqmdSFqFhsDSJMZpRUFWIPRqMI3EzibLYHT9fNDqlxd5nI+Yrb8m+q/SNh",
-	"sotJjiKZYSaGJOtLHhW5d7uORnrfXP0m/cKYC+0tqoPLtU9tj1EGchQ01BKrsCLrZoiSMpkGzcAwrEMc",
-	"nPSAQoc9OC1hrlvoIE8oFO64EOgTIVNTjF9Cum/AAeQW7MYx6EzVxHImeR6PSeKNb4SBoG7rEmNgsXUX",
-	"Y14Wq1Oz0H0kFaDuFyWXZCVzpfeaKGF/q1fFFxH771t27y+khsg1xqx0xaxQXgFw3Kd1MJi5vghhSxF/",
-	"Ca3DOsC4njOtWk1RiqAkdtvAnF0rVKvosUmZ/JJA+cSE2DH0AS9Kb+r0pnN7ZlvfeOO+dMbNxRt9YJa1",
-	"5m7PiX0mcJ7c4cYVhNrU4DNXjcliKySfegvM6JYmAa0pt2gKwqDXfMCTWY+V8wbKPxEkPdeVJBSVV/JP",
-	"kQy3LIrtv3a+Gp7cL3XV8wIQt4NZts739XEq95LodIawu6lolGEmhS53PAG+yn3Ks0LnWXltHzFAJV1h",
-	"zPAPCm96bB5xjOVKPdZpjFvwc2SS9hl2w4exFrG3oGBsjxUlFt68POqf/vL68BmI6UVRFMUm6dLp4HNc",
-	"VJeF8W38uq4bsdmcA6gQp+9G11YrDn9burbfxzk6BGwzZ8j4S97gKKk/fbhgVyveqPH1nCqBYAhuK2Ye",
-	"+t1moffPcoy3EahpgH3dElH66K/Plb3FcuzjzDzYs1Q2LbEoM2XN5vFoa4H49keo9Da/0V9+n8M1S4et",
-	"sEwoN6QnAtWMAlNNH06gWd58ORA2SokujsLn6uCHUETeVSiAFG7S/pfSuBHAIYW8RzMf8ylJqiVJRaUm",
-	"qVv93e2v3Ir5XsEk4XCcgPRUSI3VTi+aZs93AH5ehWp23yhxYszQgFT8CXDh2+Hoo309+mMLwiK7WlHx",
-	"X3IkxiYJ6pgmxOnb9YWbH+EnKnKcIpxLPtHZGfSsN04U/4depPxCxwqWpbNphlI6JPEsTt1xdBKE+RGO",
-	"J5Mc8p07yX8UCakkU6j1U8apXX28+n8BAAD//w==",
+	"7L1rc9s40ij8V1Dc3Yo8S9mS7SRjuab29TrOjGdz8djOZC7KI0IkJGFNAVwCtKPN66rn06nz+fyIp+r8",
+	"rf0lp9AASJAidfElsWdmP+zEIolLo7vR9/7khXyacEaYFF7vkzchOCIp/PMgjvmV+kdERJjSRFLOvJ53",
+	"PiFoSuSERwLJCUEJlhOEw5AkUqAWZ2i383Rj0/M9EU7IFKsB5CwhXs8TMqVs7F1f+94hDifkkDOZ8nh+",
+	"ioDxtpA8JUEPpUQknAmiJsMShThNZ0jyC8IE4imiEWGSyhnCKUGMXJIUhWrsaNkKjs7xuH5zo5hfPREo",
+	"JZdUUM4QFggjIVPOxshMJvHYR0HfS/tZp7MT2lfhL9L3gvLkCZaSpGr4/+p76a+d9t6Hv/a9P3t+zbJe",
+	"8RDrtdQtDQ8FjzNpgM5HcABhSrAkkYIUz9KQ+IiyMM4iysYo2MIJ3brswopS8q+MpiTyejLNyGLwnGJJ",
+	"XtEplfB/86s5Jf/KiJACYYUlJEKU6cVkaUqYRFeURfyq9hAok2RM0vI0p2SKKVOzN08Vk5G8/TyC1Gzn",
+	"jIScRQJlTNIYJtADK6ASKZaPT2Q6OxhJkjaPLTm6wlSiIRnxlKBUfaLOqLW7veejp52djaXTvH///iCT",
+	"E4WFIZZkfq63ivy6CjOGBKckbQsSZimJEE9ICogleij4OzxDJE15+k3fo+wSxzQaAFXNYe88bvxkTuT4",
+	"RT2WpvoxohFqkXDCSeQrUh0TptZAIk1R714dv9jYR1QiHAuOcJIQnAp1vjEfC4RZpBdYAf4Uf3xF2FhO",
+	"vN6z3XkKuva9BKd4SqTlYgk9V/tqWuzBybFmJ4gCz6DqgSIvz/cYnsIJRAuJZ8TTKZb6pJ7ter43pYxO",
+	"s6nX6/p1h2hXdMbTOkzkqUQXZCZ8FLQDNOIpUi8Qpuh5E70gI5zFEgVtQ/YDLOHAyMck5hHxeiMcC2L2",
+	"8a+MpLNiI0LN6C6dSjIFKBGm1vurVwzq+V679FeMhRxkIn9Y+Rum8L02/PfD3MH46uCO9XQ7ACLzRwEj",
+	"nKZYLTZj9F8ZMY8VsK99T8hZrN5RsFaDvYz5VdOJKv792Q5TLeRHkiru/yabDuvoX63pUr+CGLyDrqic",
+	"GEYGq211NzfZRsOKzbcrL3tne/myj0evsQwn9YsN1N0YIHXAKCU42kcYTamYqi8QZuKKpALtdreBRsMJ",
+	"ZmMiEONqS+N8D1qQKHZxPGrrKdcgZt87VmvWjKvpuGnxymc79RM8JvWr6baHWJAIJXhMzGnnS6pQo3ql",
+	"BI1I0zZMOsUfzQI68L+VlnRG/12zLKAklJAUFrVoNQOhBqhd0vbT8ppWWI+cvBMkbTq2TJC0+bzU08Ed",
+	"H9oZwWkdyh9iQdqUCcIElfSSIJENNQoiAZ8grsRKCTebFrGeCPMID2OCRpTEkWgCrH6xCe23DSjt3906",
+	"KjgneNoER0nw9LPh/c0P9E4Xcq2GMmqBe8dbsgw5k4TB5YqTJKZapN76p9BydTHtn1My8nren7YKJWhL",
+	"PxVbpUFhzvKeDzSN81EhQgAOOBrUT20jKbU10OqmM69vOULVtb1Y3lM5sXrKnexJDVq3F3tt+nAzISoF",
+	"YuQKqbkrW7LLWbQVeEfJibfYvsP472z37pgNQHAuk30kSJgSKZCY8CvEWTxTgmtgfh0IogUvBzig1bYd",
+	"tXbRjksq8C2hdZLyYUymCyCV6Df+aiFGPuJpEpvbQmIaV2T3CRaoi4xmoDkcSJkgkXu9X9VEStp0eJdf",
+	"jDTNhNJzEJYoJkqM6Co5IcWhJCmKORt7vpdwBezU63lbwCOuPyjGISRmoRrXKK5bCi2F4R1ESHUp9LxO",
+	"9/sXz37o/Lzzyz++/vn5+84Pz893ftr9cftNV/FZiWUmvN6uYq2SShAcf1T70EIC7KFQvrOU9a6wxHxK",
+	"ewZKvcv87bZ++9pfEcfsSdQxDDO1r9Do9OUh2tt9+hyZKZGGXZWD5DaYRdigX3K13HautS/6rqLjlwYo",
+	"6eMrDVJ8URnIKNwrDqLetgp1O9eoF35c6N5aRW5XdeRFX1dV6ltSorqq74xhwWANnAru/ZxbT4mSNO/y",
+	"/oG7T9zdVtRwp+bSrtvT2ywFK6IQ+i71EYY7KCWjlIiJ0dGVxgHmHxzHWrJ+COxXiUV3BikYrOHQlYx1",
+	"Z2ec87SSDFW5HBwTQM/b7mw/a3d22p3ueWevt9PpdTqbnU7nF21+oCkRznvd7fZO97yjXnLeU+x7p2JM",
+	"6LEsjt3faGJ/M9Lj4elrJGYs9HyPXzGtGvSe+16SkhH96PW8K8kHP13sJHs/4FdwWVzyi9LgIuSJEhZ/",
+	"9dSF0lNqrefrf8dUSO/DtRqNJySVVAuV7s4dATXCkrQlBWNHWVL3vY/tMW9ba0ZC1Vub5/rV/FGbThNj",
+	"+AEJueeNqZxkw82QT7fMPZT/lyeEqXvQDAYyuAvph7QudSQ1gnxVeK+e/cIt/FrsQR2j9+Ez7aWMip+a",
+	"VnNtEfTTvLmrwNOVgGIxudagRVMlQm0XMpTwkeQoJSEfMyoIsERgkJtejeXNpYYHCW5LnI5Bcm4TJSOh",
+	"1gCtMvmr1i6NBdIMloPUOYoS8fjeIvNmCQNKICxsm3z4TxKCtGKZ5yGMCPw/iqg6QhyfOFzF2GbLR2xN",
+	"urC2GdrroAjPxL4SnqdcSKVeDs7f/uPozeD1wU+D8/NXgxcHP5+h1s6zpxub6Ay2i6zEPSFxhIYzNONZ",
+	"ilIek32NGL2vEAUjnXXYaJtxzueX8e9fvDpmvD5XXZt7OTTmmE26S80mtVjleOJ+xe1/Dz78tWf++2dv",
+	"ocnazreG0bqComXsXI5EUT0vUCIRHOg+CuC/gTpXpaEyJCdUIM5CAmISOFCjXG/FSqWbVE79d3O7+57U",
+	"wk1prHR7+vwX2fl5uMvef3152P344il5+Wz83XP6/dcXr/ambzreH2LBH2LBgxALfg+3ek6ldV7nL3Xf",
+	"20UtYtnW8Izj+O0IrGMLbUR4TF4Tib1r/1OFu+SQyv+xiol6uXwEo83v4EPpNphgMWDko8zlFPVDkpLL",
+	"wqmsV/XrB197r9RFWDiOwEkkucSx1+uYfw3UY+H1OmpJf+c8fo2TZvkoP/ch5zHBsLGq1V0dO/rP//o/",
+	"yLyDpjhxxN7icA5xgoc0poXoUdx7mA3CXFYbgY0Ntnjtw7OIxKTpGflIwqzpIdw8+RPjvFYPsiSqnW1E",
+	"sMxSc/higKMpZcXThKRTKgTlrLjc4ELznYvug+8pQc/reZeUXIHP9YpGY6IDutR7A/MgF0wqV1oJGosQ",
+	"zh7gHJjW+MiB3xpfWcCu8UkB8hU/cs9ixU9KB1Qnr5HRiITgVXRe9ZHgqdQy+Oq8UR/ycuPRqXrvuoQE",
+	"K+2mwjNguvIOfRdVnHMpwbuEGuUjL9bkAPtDLemKiPP0EMfxEIcXSxUql7S1W+Lr0Q7eHnZD4w9QP/0y",
+	"3buskefg/YpPdvfr5dqFNMjlaiXbXy935rowhsntWHWAeGnM/84GcRpO6GVJ/F1VjI+wBPMjiYAnKzbO",
+	"eKT/Ocdpv00JMX7AMBOST619GYtBxpJsGFMxIdHABIAUd0Tk9Xa3c+H+PYlDPiVoyCFKiEdkEPKMSbgi",
+	"yuJ+PqSNeDHbs+GVAFDr3fGiFI/gdiZ4CkPolzUWLodF4eLRrFdkFiTwJGfe+Vq6vqeWATfKzOt5SUov",
+	"jcOgjFGlA3qQktlD1WEsfi5iV9+mOJnMyQWLZPFGhK2TNlaWzBslfBfFP9V8uK4GME8VxWbte85uC2Kp",
+	"m9xSz/IwgTP95rVDYI3rrV2IS4gPCcnKhL8MDIXf2HOZQR1sXe6wwsDF24u0GxfL8+MrzVUcUEnzyfHA",
+	"dwII55GpmTxKmOyXuFpFlXJO2tBwCcpN99ptjKUCgYMN7FsmAL6HAg2eAMHV4KOggFKADLv2UaBWGKDg",
+	"U19ffn3g+n19KcIf18Fmn5nBeiiHTJD/U+TxnF2ER9IEh40VZ0LhhIQXYrPPypa2BVdv8TDkbETHXu8T",
+	"2BqGJPZ63pnEELRrQChTOh6TtD3FLMOx5Vj250EXAisEtej9Ea7ZmdK/8iH0be5dr37l11zlc7febXh3",
+	"OR6u469gWFkrhG4dvvc+pZLUMr/5rARFsOhqQlgZ1ahAgfou2Ae8AKLMDfTY+OpRxmJwdufebPUdZghU",
+	"QAX1FWLiahnvnfGhSih3mXpfZNrBvS4BK6Uo5MnsiQBNfh+ZEFPU9wKdTaN+1pk0qHXIk9lG0Pcqdut5",
+	"hEQt8jEhKZ0SJjfmsfNGaHPdsPVXVEiFITUq36HilqIIGIXoJfeMQ8yQIAS16JhxiDEFFJETkqIRjSVJ",
+	"BcSB14uUK8oMWjReU75Y8X1j31nh3Qo26Q/dCf1chs/314RtJ/qjNXHtPZUTnkkUGHYd+Dq1h6cXCvIK",
+	"DcF7wnAiJlzmqSmKAVoOj1lUXAEVNMzFgZ05hHMkhXVj82sBcJYzsEqqnAWd9gMRqR0+wxns1DxEOFSv",
+	"w+pNooeFvHsaNadQcFBYRDad4hTYyh8qzx2pPL9jLWb+YrCUqHM9k5RHGWAuMvKNQGnmxDgsVYAq4g0n",
+	"AmWJEhnJJUlnKFFrEYrsNTT1fa1D/G12pY2B/kOXqtOlFh1mjCURsjjTIhvmD92pTndquvsM1/1CPiaX",
+	"79cYpYWVg5aNUQhND9Q5pRb5LncZrCFlHKAEp5LiGOnD3AcpfigIAxamPgYxI2MaPSIfBYqyAxTGkPKK",
+	"9T8gl4gzsomCT9dBXWLdYgn4cvv3qJV9ES2plk6NqYiYINubyqpgnvBz7eGJmJNXwcQwJ4wuNO7fBjGW",
+	"7JfOJZTkxvTcGxNhNo4pG7fV4tQZESGARGG1qO+Rbt9DEqdjIrW6lLELxq8YUltAfY/t9b1yzojawBbs",
+	"dauzpb9UTF5d7No+bxI3CoN+7lQtc0Oz2DXYYbHxY/VxHVs0U1avxZdqCdpigJk6S5ERSLWx60YBLDtw",
+	"bslcrKuwTT2FbzfwYekp6cXOye7WATYf/WYPqeZZfhA1z4ozKPLKbc7NFU4hReTDMs+YncC3PjK7Gmf8",
+	"xi0XUskNYt3se8MZeKXW8ZlpDxQVA0epNsRu+PXfde0HheETrg5mhkI8TTAdu8JGb/vRhJ250FpPpr0f",
+	"Z08Z+HW6UaPKs8C4XyW9XACslTQdmFSkvdLqDAiWYPGNrOSv8JDEmpEyclWI4C0qUcS1UIFSAqE09qLZ",
+	"KIpLwO99z6wAGbOcrW5TL4kswuz526dR0ni6tqDRvbEdz+yv0arxG6S53yAZfVjpdL+g9lRBs0cSq1eR",
+	"eucNj8ahFvQcJwdmkfZfiH3jAunp6j4SioZBjiLiI/1sQKNgHwVwkmHQMzaZCY8jkqqX8gg3125poy60",
+	"DmDV8rDRZOkqDnN7UA+hSlatj88yxn10Zd8Dq2mACpVfICoXm1XrFqavtUaWrosjVJXMU4JDidSetKdx",
+	"E71NCEMa03q5wPzuGKoHQT00kwKgTgXcDSTaRBCUxsaUkSdGkxB91tLpC4hGwkcg6aAhkVeEMEQ+UgGb",
+	"B6nHR4yjcBbG6p8KkVBMp1SKDVMXBu1ub6PApI23YZ2B9oVW0kCi8RpCN8DrSKkONaK2kcbWGeqNEinr",
+	"pHZKrixrXjrIj/blObcZLMg3e6xjT8V+luBAhfVEa8eb+Z62ZtYL6vDoO8yimCy+Dox+VRulCI+WD1Jn",
+	"pzNry8dvhNUbo6OsDquVpUs19AsMrN4A2E0SOmj/gtv/7rT3Bu0Pn7r+s93r2kQh1+W+dMYT+3KOgfVF",
+	"1FhEUpJqYayViQzH8QwF2jEfbOxbkra+Hk3Um56/Sux8o+RZhslaIM+jFxZ+MzejCXRYO72Ls4HWKh01",
+	"U0iegMrIJGWZwqxhilk4qeXCUIBvZRyBKgOLj0wRPkh4iEbOkSBxRWWo7grtgqsUvVonXhSeLjy2U7up",
+	"1c9tiMMLPhoNNPPMizw9q5adKiRz13JPPmqQUe0VnhcUp/jjQFHUNJHlCZ6u7wkt089au/xYluF5Nowd",
+	"AV77JtQUs5Xeq5zLR0992HgwPzr3ypdase/9m/PpzTdnvq/bY6VWz+1tLoRFYP8ZXJCZ1/Oe/fyxw7bf",
+	"h+3npxd7yQ9dcb5z+e7p1U/PZ7/s4b9DjLdJPKRigCHa3kIU0nouSUpHtGEZXWcZRpV9jSlDSvxHOEm0",
+	"6HJJIzA7TglEtzk1gGCbMSVMDvSv6gc17a7X80h31IHXpV3QauHJkD5FpJK7hDMBhHp1t3d2nz57/vVe",
+	"p5SAC7L7QFvJwMLm2Nc9fuEtntqFAoBrNrAJkz9sT55fvJru/YQ7w8Od6Ojp6Nvnk+/3Ll51p292ktOn",
+	"nu9dkeGE84tBlsZez5tImYjellJZNw0ugGprCvqYl8WWguXW0rN9pJawhvpoVxOe1+ulch8p4Uin7ILH",
+	"W9dQE0hnT0S1UWAL1Psy3cxpbArgAWgDARRaGqegoKmb6oLMrMObsiHPWITMOaF3p682vUU2mZWDABzq",
+	"rLso5mn1QUaSNBo+CjaxchmyE/vJ9RxPWXGEM/3Vma6a5PKM1XVLhZ128U8EYpy19WJMZUOEhVUlW4IQ",
+	"VJpeT7ixjw6O80EEwvEVnpnKaQEVAxPkF9Qm6q3mBnRnzR2BDzgwwuGh61DijlvmA0mOEiwkFKbTVhS4",
+	"lyIsJkOOU4hXg5A2Q6x63motkDqqLfHsdRYYmqQsxRh0FZIxFdIUtYXlLZq4ThnJCSc3BBacwonbmOMP",
+	"ZZpZZDAsRajnRFI5pgr/LINoidxzIyu9LSUY6ODgCY8jYwQz5Gc4soXPPpCSBgyE+yli1t5EKI3OM1lv",
+	"m19ZoKkRZrzOqEu2o51wd/gUP9t7/vXXz/ee4afD3XAn2gb55i5klRq37MK7wjLhMkDfaSsWlLo1W6wo",
+	"XKsolnfDx9fn4WCqrEJz5SHMJ3N+1AptLcHjL2Qmd3fyhczkN1ZWIN9xJdWjVPTkW6KUX9Qqghw3ypQ5",
+	"hhfmlQ2cUCvfWTXj494P/76xmmF1hIzZxXorf7/ct9Ct+Ba6leKuJw6x1d5BLZxzrh56TYQgbExSHx3b",
+	"awnJScqz8QRhKMjro/cTLMVBkuyjtweZnOhb7Kf2d9mwfUbHDNKO29tPnwV9pu3fG757y6EWZs7or/iY",
+	"MjX7ho7JKYk5Adz9NPBRoI/L3JmYqUUlNAx89UOfmRcHCvexpMOYwDyK06eXJEUiIRhifN4mhB0cPxHo",
+	"4OTYqcarrX5oyiMSiw2TXWSMXoaF5zvwfE/P5vkFEuUryp86a6k1j80xqDOb8VymdIOE9RGgQqIRz9JS",
+	"5bIRT/PSunzk1Ih95rxmVSM5IekVFWSxMCNKxmnnnlhZPvwy2kSFp2kxRgN0aWhovRKwoLTGWreRPuz5",
+	"Kp2MIMKkjp1uEFN8nYaQIsblJtLDoUscZ0Q4XXpSIrOUaR13hb0ti8wsmY93O3vP6q/5OuQp7/A1Scck",
+	"gu0pTt1DWK8dpSSJcWj7EOmt+06oJ9jpLwhJwCdo9q13bM/YR4L3mQn+bKVkyi9xvKEkuZSMMkEiTfC7",
+	"29tz+YM51/fERTtJ+T/bjFy11S/axOrCottZCaRa3rgtRB2OMe9cJW3IRrHUPpwZmAYlIVN3OanXOXwU",
+	"mK3rtzQL7rOcB4NHU7d/IixMZwlk8UiUEiFhsDK67SMMPS1ANa1W864C/Sai8NpncR8au29jRBEeYwXM",
+	"EoGi1u72tkY1jEygnRWahzGZ7iPM+sw6lE26YoGkG5vmrIpzpFGAWpBwlCSIRj6K6JhKsZ9jvrpiwRs8",
+	"UKdpAj/+FvRZS2ThBOqqX253NzvBPuTOpTQiAgWvj84PBt+eHpx8Nzg4OR78eHR6dvz2TaAG08rE3wLU",
+	"KgqUAHIJtTxHZ+2z0iLdBdkxNmvucd+9xHuuDUPNaW4YyBfpM7cDydWEC21OOzgGVVmgTJB9NNXXO2c6",
+	"RMomPWZM2IhX5zx1OqB5Zx9x1mda6ERU2p/BNlAogKXznWCFE0jLo/lcMyI38q26koiC0RALohTdALUm",
+	"UiaKfYMd1y8doZY/FASCXz/pcxZJjGcDBfm/+QgKIH+UA90862/XH4KNJqKa1w/n8MPreYAUC3VH3/yi",
+	"6HmQF51cSHIN0SCKqHgmIZ7eXGkgwMQKiEBP+ygopOTANAtTR5pinSgI1OakhIcpibRvTJh4fjdYpCRx",
+	"g4leOzSXSWOPO17ti1jG/7BRPxwb9W/N2vvFTZpLtIM7SmqqTUpSApQWYAItIYCMHClqjglqCQ5CG2au",
+	"2uz3mf0IhBDIenF8BOquhJuOcelelhv7yLGYKjE9l9J1WFt+/4WYMS77Jt9qE70hVyVWDAqoWQE0eCxK",
+	"h0he4vFzt5dj3Vsgkt/UnLluheObmhoNStyBrXER4v0I1vVTIqCDWHPPmYMTiFmEPCfRQ7vb2s7REhsg",
+	"1uNLTGM8jOHuXM+hzy/yVlOOK7wmHF2vZi4+VN08cI+r2x+NeMYiH1GGeJaq1UYCtbAruJkkFUUK/8q4",
+	"tAqdNvSAfA5Kn5Kh68LI1rxdPvM1zi/qIERAVi2Jn7oZMImqIlBdUtMt7oMK3wUBypzkIhZbxy3ByPfu",
+	"9FUFS231WMogHErNF9GUhHKQpbQU6ZCUIx0yOdmyfrJqBULfK4dJCMFLH8dqLVscxlD/x1P6b/K3XGr+",
+	"Bg/DftbpbD+zLdAGajvfhDwi9vdikd/ALH/ZOfjL9su/bL+sLFT9ksnJX7Zf2sXqEUDa/kbhAI3+mqR8",
+	"RGPyVzLFNDbP1X6+UbvRf4eQ7DzBcUzYmHzz8/TlrO7BQLeN/uZs++kzr7EyPGULWuhOCILJ1f/PBIIw",
+	"4/qM8vJRfVpQwLEyFWXjGGTSTfQPQhJ1EbXUJWbgpshfENA3zyRP8ZhsgOgfpTwBQs/9o1oV1MuN6Ghk",
+	"iinNLaTWA6v4oqmCiXIsAJdry/6pFU4FYs1lTv5xeIQUbDfULSaIaZUzTPmVEp4lXx4bqpZSAZ0FlO8e",
+	"UB0NvW6IitSFb4wtG/hEUVEUuv+GUssBFd+l2mZ9Z4LOM+D1ldrzdTXgbd33gYkPK1ik8fle+x6+xBKn",
+	"2g/eWE5zG2b8ujwjUIQaLsL/n0NVsA1JUoZjpy6lKXJZ7yYCmp/3ER1EGL3il0TJVF59NeBKBWASUamb",
+	"m+kEC5MAsqI7Z67skDmCRYz5NTlQb1UAuSiY/MFW0J8aIWCOQkvH+elzhUIVSPHIdMxb1UTWzFZpDLar",
+	"pg8eME3e6D//+/8W+UZPBLQ42bjfOsoFKTne7FUqZVXmfTzaq4vvli5yRdYhc98WiXaV2xxcVTReFJNT",
+	"rjINfKf+jjkwLOmWXWU+ewuEBY3nn+TI3covJqjitRJe/5q3oCmydfIrb9m8NKqdcx3Lmk2HyI2aAp4X",
+	"V+yHlZIanFU7LR2cc61Dhzz+pHajCRiIbQwjH9miT0pBi6mQ82X2imiROqZchI7UPU3KpRLc2ldFYMSn",
+	"RQX16rp2Q891tQu9dl0h0Ld9qSkL4yxaaA2dm8kGYlTnCwmNW/AG2kL5kjf2UUc7GMg0kbPNNcr86WIN",
+	"bltxd36/ALYD2dpDzlnDodLC16kFXycw5VXq4S9Tpn6+T1XlEsupcE0LTdFB6unCBlJzYVvO9CsApdbG",
+	"AlDN38vhA3+z8aAOOI3gqI41R2+5I4pxBvYPM029zl+7hht3f6ssrn74xVA8ZiNeU9YwLGfKN/m6PzX3",
+	"LKvJOmvMyKzvGJZ/4Nv1lGdfvLFXVFTxooh4s/vzTBeHaoVbHCHbftloJG57rWInuqfJ9TzarBcFWDmO",
+	"m0YAltphV7a0oOty1SSYEBYRFjb5rFhulkTFu6j1tLNTb9tbaGO8Ikyiq5SzcW5e5FdMmxhrR7N9uD/V",
+	"xOcouIBlvNS9G/HUVKiGgkEl0WKFhtYv1RhHthd2VbS1SeKNQgeNrEs1zydP+RVq7Xb2UIBjhVGzNjwS",
+	"wcaK11nRLLw+f1Y3MleCWy0I55lEgxhRxBc4dXxjHF4Itf4dFIx4OqRRRFiw0dB/c0RSwsK6axeOX0ga",
+	"x6h4DSay5GWARFk7EyTYWPfgTu2otaqQ01R9ERBpBE3LqQZB4PYcDpDuLtywc5nOBth28W4w6nF0halE",
+	"Q11BBr5RCNLa3d7zUYWgautvzi/8u/PzE6RfqP/Y9IWvb7f6kUQIXrBIK+JsXLvB+mTgoK6nvK6io0bS",
+	"hXSCkr2rtg0947INTgdvVRkaduVYv3N7eE4spUNfwDwdgm8sGVYDO0xjEqHvz96+aZ8BIqILMlN8zEfB",
+	"FMeKrEnU/qeAYsxK0XeZEhgzl3DPRaXI5vrtK37/bK/TzaOcRimfaqsoj2Yo5VzCKoI/bf0rI+lsq1qB",
+	"PPDVM8VDGh5p5J9/WD5cXa0OCkNs7WzR5edZlD/LTxCAvuDACkKfO6+VzVIWnVdCtgb8OdUN21etgugI",
+	"JqbV+6Bo1ZkOdv613X5+dXQy65xfvNv7ofvzcHd6vs1/uPgl/fon9jT8cfjsO9F9FZ2MDubtl5UBy4Wm",
+	"utvr5d6XB6vfuebYJ2Wp1rVpg8DlBOsU4X26k1oOFNMjzdiIQYjT/9aN0Nwo/1KfufKwbpM2M7T6yR2v",
+	"aK5W/O2OWyPn+bVislizPVvRcW5ePyg3l6t/HhvJtv6p7RdX/7RoDTf/fHUB3ZHMb9YXzbTys/CrxSke",
+	"k3rlZJkG4obmLVRRVrWDFoLQosLgd6PS2YJg7h6q9cHKNsO51TVBc6FGNK8BQQRzdSk970fbatH8nbde",
+	"nIdSd5Hn5tZKU44gN1eXzgme3rBwQ6W8KU2FbMdQ8yRLEp5KCP85ytT+Nk2ZBsV2IaTYgY8pDQZH0OxV",
+	"My60OufY9Yf89zMz89HrowPvxq6vR98vYOU7v3wYnxrfWB0lFT69JrbsyFy9riZ+9Hj8I7XsqATHRb4O",
+	"C84mUlwxl7gUTbUWFdYRypcv0blS5yEHteadQI3+29u2w1iAA3rSxUtdnJhVG355WiQb2cKJuc/COfhM",
+	"QMsCxTif+3vzV0nxfJHrclEVprIJu1MhZ9/ThQPNC7a9cCmkxC6hCUZfKOVYTf3ISnK6S340wf9f4sL6",
+	"nV8xTZR2n4HgXvOFpE74AVaAhs75pyaGck5PD4kQuSGCzL6fDL8N6Vv6/fG7fx9339BjccxOn4aHx8+O",
+	"py87/9hOdqLD7/c2yU5nU9BxOViu1/1ax45q+0E5qHS39Oymlg/rPTeb/DvBKSgj4IxfHEsHwnC3IZZO",
+	"R6MV8QTmbz0LDP45Aui8ndF22CV7uL07fB61d8Muae/h7WG7G25HO2R39BQ/G3orh9gt0mdWD7zLtf27",
+	"D8OrMbC46FgboLY8dlZnq0GSJgyng0CQ+bQpiHYeZz8teK+h3lERU7uPCA4nyLxvsnJtyz3ofXNKMkHZ",
+	"GGEkEsKkTq8jl/zCCEMm9rbeGu8QQRGRYqihLqvO0sfiAMc5eaB0HqVpS0dRhUstPM0i6nj2O7M6lzH9",
+	"5mltAQVt3yKS9fcSm9ocRS4yQCyTWQlBljqrMklJG3I3FF0V9YQPXx1DUqZOJpZI0LF6ShmaEfkZKwI+",
+	"1jDYP8JMH1qYaROPfQHZDjydHTFZ2910ReZx+66bd4MDC/SJElTz2ZYC5gvp6DWH8/nLgs1fuQvs0JX7",
+	"6qYFstTGvyDMH4tBJGeftXFQNnaDfoQsAeGjCR1PiJBoRFNRatshsoSkA+hcoojE/HeKGdbRzrk0krt5",
+	"KkJbQcJ2TSsq2677W0s+dtZ5b/ZaF0rVV8njeovqexqZ1g4VayrDw5jUyBTfcSgJG8cGwNP6EE83VWa1",
+	"uEi92JvGhDYGL5hWj3VYYrbC8trHdhFuYsoKrfhcDmvUADunnwOyYYvNZ7LQUZkfjxa7QXRXmujgsuKY",
+	"hIYxubeyHsrVlDm9nnykHH5g372tw9Ig3E1ZjE57z1IqZxBgZHoYgI5nk0OqFqz3WOK3U1pWfFvfvz/3",
+	"0Xdn20+f+TouSEm4bcoQT62CuqFjlJxkJNQKriQf/Oe//0eH4sGuADeszcWsdyJlouUeatz386K5XZca",
+	"nWr1Vqm7IWcyxaHMe/BI590hDi8IpKFLga7IUC2dScJ0m58Ep5KRVGz22ZHJdpATNCQKCaA+Q4wh8coU",
+	"EzbVB9+dvkKBqc8ebPZZn/3pT0gBkzBJQ8gz7bMzBXUSIXXy8JNAEl8QFBy4+ag9pNVt0zQOYGZConp9",
+	"1kZffaVYlPjqK4C2jijU5RuNntJDwbdH52gr1H/qXGqdEw3licb00lgCKmmxOtO+zxASYG5oZ4Loug5E",
+	"VxU7+cfh0YZu8Z3DLOFC2nBLXSAMBSGPzBf2a8nVsMHJ27Pqwmyyr34/JSGB5fEsrSAb4BkClNvpoCll",
+	"mSRQEM0Wt1AzQAmh3DhS4Fuq8U1XwqlbhvkkQClXKxZFi/NMkE0N9xODGl99pX4sMFq4KJ2X4AFomqlw",
+	"Qtv61WAfYbOuPG1XISJAvUjQU6hpE/TCLE0Jk3AFw0pso1url7YicklinkwJkxtQUE9jGE8VmKTIZ8wT",
+	"iA9fHffgQIy6AWqsMEtH7TZoEqhk5kDtNtTnU8Jau63WgvSdrjvtstJwerp2G7Tj0jCaOI5wOCnIQFcd",
+	"q2Q2Q/kSQiKImQ0+tosnQTmbPHCSUoKN/T5TL+uOaC6lqbGg9VZeTUEj6Mc2LsiURIHiH+Ztda3p+O/i",
+	"o0100Gcm8FlxNhshXhpWXClo7na6PsI2jcPdWvHGDpxJnwXzsdTBJjqBbbi7gFqISg+FpmGmyqKubIBw",
+	"FKWKXlrBKZbklXqh/VXQZzrAUuyj3e09g5XQ46Z9MJIkhfpiwK4gVFVYtgfx8YrjBThJYsPDtkxc7V8h",
+	"/BS1bDbARg8FimtDCZvVYnf9PstLxhjO7YQc+yjQYZsBIh+TGFMmTOy4ID4KigDcQCd4GfQpx1X3mS3w",
+	"YCKsfX3kOvT/1w8BOISFNqiWQ/1Nab/vz96+ySNfW8GWQlSIuu2zPOA1l7Z1ecUEp3hKJEmFrmogF8b0",
+	"Qt0+YJf2FE7wmDIAts7nBUsui0zCWh/qS5t168tDza9IQt2/XT1n4Kyp1VVXVbfT8fMydttPNwyzVQy7",
+	"z4JPICr4CPQD3xQBzscwv2u9wUdWJ9H/UsrINTA1yApMsKmUqK4GKkzOmzpqnko4aIxCPp3itiAKUgqF",
+	"1WagjG0c8ysSQfM9Xx8KT7TYH89QkhIdVq4xuK2hrSQCwiLKxjAJwMhOgwVpUyYIExRubJENtUSrUcYC",
+	"/JAzzWHDWZ8pWU+gEKfpTPHR4OgcjwPUCvpeqjE4JdrKZ1u5Bhub6Aw2K0GwgAM9HrVfqykUMzFOPwEQ",
+	"N2X5ADElT4lQgBMSx8SUSM05Q3cbPqg6CaGYUkxDYjxuFJjOiEK969fH504LnuNzCPG33m7v7ZRRNRwj",
+	"sSmGTFJE2BiPyRSSZxRcD47bCb8iSkqBvKXNPCS+5zmylttp2etudjahcKexWXk9b2dTFx1UshNIl84N",
+	"qP40+lJTqYsncPmZy9U3zotIc2absWnElcA8HGCpjuINlCrVghnUadrU1Zo1/zxWMr5Ct4OEnuvFqDVa",
+	"gm00ERSvgJUALAQrvHemVPAV3rWrOYNeiB8ggBbYFsBqu9NpUgjy9/IhzPI8Q+rLP7SJXq5WAHBw9YFf",
+	"wQxToJLSq9B05khA0IFwDIqQc9JgQXazg7SjR6tJuumfrNM2lFBNQ2LECMNVQfTqNQnLVv7aRMeyLFm5",
+	"YtUMKmlrearPlBDzRFRLKCCMYiyheuiUG/EkTRVboFJXSTOFqKhJ5wGtwNwznMUzTaRlpNOSlT2lIoXk",
+	"7zyamc5/kjBTnb64btU1CzXT4NJYphfa4U34W8VkbELcK7jVvafZIz39PIWbghTF6QAwFZkaOUXNc4jD",
+	"CWkfKi2Ox00Tm/e34GX7LpSiCvGiVpL2u/y9a99z5YZl3/1kXj1+ofe429lbg858b3d7e63375eW9XGV",
+	"NPT1iDl3439sJyllIU1wLPI6BtCYxOH+W59odK1p3iYnVLP2kZA8EVDLDoQfqYuYghAENasUB88FAYf/",
+	"z/N6PUmJ7ErYX1N1/1SPV0HI2+DH/Z6fXi9YPfjoNkzZHMi1X387O/bgmksatVjl5t2YP40xkc1H0blz",
+	"RrSQAz2a8/2WyDs43PzGXUvYsZBUO/2g6LjWcgOW79qb/JAzkVnV3pqCWoqaN3xEPlrhFnCKR0SRurVp",
+	"5KYK0zYNSrOZIoSp7ghii6yhd6fHvn0m7AhPBDoFi5G5cKY4MWYqHhPfmDqgkGlM2YV+pDiW1hEhmVL0",
+	"2ZwZqsbAtIlOGzTy45M6WcBu/JBH5J4kAQODQ3tCK4kCK4iZRmiGS6+73qXX2Vnz/fu9VJ+uuZ7bEnmJ",
+	"pl9SRsUE4SKyRNvNXZo2BZysLasIDW+w6zaqVYcG03GTVRdXiKt1QRJpDNttQSMCEvjbg3fn3w3Ozg/O",
+	"jwbn568GZ0eHb9+8ONuwtKjD0GRT0cVNdVMXRRFNw7ZhfnEdHpy9ePv2dHB69OL49OjwfPDu9PgMtQzY",
+	"+yz49PL07ZvzozcvBu9OX11XbMcb69LgmEhdsTSN51XAuQKtqRMDRGwVTVsVUi1g325DszI2omOw9Lss",
+	"ClRRqkYEu1GhqVeLReYU7gTobnd2lzWqb1Ic74Sh5OVdG+7UsicBOKiS7RWS3aVofysx/TFxiDOJU3lX",
+	"DIJnsvmOPs0jQ6mYv+rARQaVyE3UKGppr4ipd2advvo6HOEpjWcbfi6zc9Zn+v2UAOrV0aJZ4SrC+ZmO",
+	"oDNtGh+F/KaWjPT+5o+u5HqwnugFelTpZHUYwBJTGmphI9ZU3LBPjINpY7WysnPs8zW5Txn+NWniNHpb",
+	"D4Wp3C/uvJ9whKfoeFXcmccRQ5nN5H+W5Bda2WtaOAgEhJZbPQ/8o5SzDW0LA0cgSBG6Hqku1qxbduGo",
+	"z6CfyyY6qIwOrbrkFQ2L0PQ5VgMqghJFFA5S1menRy9Pj86+G5wevTs7Gnx7enB4ZMUQxYnUAHZ1qLXb",
+	"6SqRAyZtQ3SSIBGJAt09L7RGf4kkHkI/wPUECDNybkW+Dym+Ugfk8Qnxd3olnloEsiq8WO021PXXmjjl",
+	"gfZb8RH4O5CeTqmRrbyxRoQltqEDTv2qEDMkCIGWzlRXG4OpfBRIgqeB/gvxUZ/pN9SvwvjnjH8aXtlH",
+	"EC4n1Gi2SmXMrzbRQRpO6KV1xQBR2S7FKGMxESL3oX6Dzbva+SUu1Fc8rb1uqZAvTU26L+/7OAOXHbxZ",
+	"YUw8lcYVWOPsQy+MLzNoF7HKpmRQEkNxJRsgWSNxC57KkqSdh13ZcMZSAHS7ORO9XfrLBLC1zX/zGlJt",
+	"868PC+tb7i4qb1mXJ6xmmIFrbsTTaQ0MT0lCsITGHznATHtsWBAaKvzOUacEPhMVVwc9u60a+C1iZwrp",
+	"ik5Exb53brbVuqVBnB2NFffwV2SyalU/Fp9dz0MxmJIAFckeul1C3ewgT9n6u3buBEtJUvX2f7Wm5P//",
+	"tdve+/Brp7334VPH7359vfHnukpWc1wqioTW2UUA7f0cPlHDk5oWaHynAxiotMqcUxuqmQvXvE/lEhBD",
+	"83nNYuYlvzKbFo9G+gdPqa0Aai8r/fe8qRYCmaCiUaNvtDDmwNErjMvTjQwOgJ+E4URMuNRyvLBxB6iL",
+	"Wn3vmFGIU7LBCJ4R5WwZOdPUmURIyDQLZZZCAAa0vAxMmEwbXg7qWmCC6XSj2QmqTvueBCY19JdxfsKm",
+	"mjQWExAIl3oZcY/O8XgZwsI7X8Kt+SDdlADFeloa8mimBXhbZ62ewkKLIVY4XOqTfAG/ay0J6M6aRgwJ",
+	"CRBPxpxHm+gti2dFfwWtGoF41+SdzOlhmfHjRdG48VHwPr3ehUc2fzhLvJBQIROyL9Ux5EEEwI2Ullm9",
+	"EKd4plMviRNb1dmttWjUH0Tns/CIW/KGh+2+XA8DbuaqVMAFNyUEnYWTek3PLcPRs23HTXsDpV5lpuGh",
+	"TgWo79d4gOw79sK0raL7zL0wN21LxB4CdU9MlHZm/6n73tnfNd7q9o/5b9D4GyrCU4kmWPRZxoqnZl3Q",
+	"0tFME6V4JANUvCUWsCMgDT1InwWF4AyibmBy8IJN9B1nPEvdoMa6q12D1FDQeid3PIJhTeDb/QgFtlvj",
+	"HVlQ1JDvqZxY8lvbWdndfsQRQxqYd3IVZ3kXzSRr4PYCT0mFcpVEe3Jwfvidj8BVabva5+W/nwhjvKu5",
+	"dJNM/oGmvzs0Ra2Td+cbd4OsZblxK8r0keuq0Te+tBoCaBJaaHsVRV9dlFpzC3kys0kUNjjLR0GS0kss",
+	"ocy2vhqcFoJAVnCB9ZkTmY66ddw93+I9624vclBeGxr4EuoaT2aPSE27ZxnensiaQly9jrVlBJN7oBSb",
+	"ExcYRA58xwiiEN6GkwKtYFswyaI9ZH7mohmV+ya6NB+tXwhV2hNgR3dtJxDTkmAhipbHotZuUmseMRPc",
+	"M42dmCOopbDPcak8qEvCQGNN7G64CXLB+x7w+4xIYSX9b4ygX7iSlEYwMLj6DcviuCYWOl/dAj33fo/+",
+	"nu97u7+7OUwg13u61TVjUDxiTC8J09wDIjSqnMo3fviEp1IYo79u9GHdkwJfmuqR5eO2679ndvKjmcZx",
+	"Ul/fsw3FTAl3Z/0Vfpm/YUD3aGxmFpwGh58Y09btBFdtUanitzFdruAZt1fdAu+4r27TUmGYeqfzj3bW",
+	"+/c937fHymxlZceVBfjj8l3leHhZnJyLiu3893sz59XfhwuFO/UbIx+lXbUW0rSRTQoSj5S2xLhEKWF4",
+	"qm3qTb4qc873yUP1DIXn6r5VH7ulBvbpCMYVZP1tKTcWh+oFhqWY3SQ4mM+2Ppl/XS8M08yZa8WZ0eSh",
+	"cNHx/rlb4w1bix6PwQ1hl/55+Zi/0psG6G8y3fnjw1LM2jJ1BG4upN5sYUvsVdLBayvCIMpMyaQys2YR",
+	"GmZTm5tlqitofl04O6yaHnEi+kwxbu25WNU9YcBUpp/b2H8fuin2vnNOAZy3pCiXf0IlTlPkZgWJFBxa",
+	"6RgzKuCbJwK5I/hoOIOiQiZMEpnyIwLPBOJyQtIrKsgmOtM1IsD1B3kKNpGJRD0UmAoSA0HUpxN+JdDV",
+	"hIYTeF0Q6VhTY6xEXyguMMEpDhXGqHXGnI2hbEVTIOaxu+/PEo9ZzeoF9yAVCOoXR5DW64IStUqeFRRz",
+	"KMVReiVLFLztABtN0Wf2hZVD8xzgnNhvrxv2YMLPW4FMMxJs6NJM+Y8Q1RZslJbdGCTnlMgt1jlfv/Cm",
+	"AatQQ+juIlUrMaeNgauLY0+3bxt7ep/alosHS9Ws6hH/9rNEQE+jZUZiGXHp53k+7DxeEnh4BuWKEHb5",
+	"RFHzTOQ+WJ3B4fLmTcVJpaRsLGxNQM1YA2CkeewEZIqY6lF2Em08rwkyNGXFNvZtPLMuyWKuhvxziKjQ",
+	"ftRNqL+Ys3vCwnSWSBIhrLRAIVHr4Oisvf30Wfvbw9e6PpYuaWBvhE30mkgMD46ZkHic4inCSSLQWAmX",
+	"fRZABu1MtyoIoA5fQFgEyx5ckFlg64HRFAVXZDjh/GKQpXGgpR24r6hAmtbsLi0YOnt9Vm3zbXwUTuvw",
+	"YGMTHWQRpLBggQLnfDc1L7A+QF3mTBfeg0CTEU/7zBZNagzedEjxnhRiZ4YvE8rpbrFB+3HB+kfhmi9e",
+	"uIaWkPIGrM/1VrqfrRUY6nyYx4cWXMZSFjrUJdiMFzETBCrHxTy8gFH0TJpGNdGbtvWoFVERcsZIKG0t",
+	"NMXIIiIVGkULKF+PWasY6UdVqv78kagPy5VkI1fvALVWiGd1Eccpi6WvzH2LOaCBaFatztdVTmptRQvP",
+	"dAWNtcQGP4t55g6gfTMjjbPV9UJIGzq55XpliBkaEsh9xyGJIN3KChU42jcxCDhJzCH3mcQXRCAyGpFQ",
+	"x7UJOmZYZmkeTmBS60tSlQ4c1XOAALaJ3pCrknwGpSv0+1B9kkiUl1+VHAUZM/U/oqCZkZgiu4XeayNh",
+	"HWmiz1pBLkZUe/rrLemnPspLRtFUl78UG82xpZ9V8rjjQLwKLT3ue9fG1d0BuTZZgHJzJx3N1jdt1pBz",
+	"rUrzGmgNo5heGupC9TrIwXH+h+jpcrXQVJZHJBb7TWpBT+kFfYYZELhbWcNW3w15alLveSZDrsR/VlAl",
+	"qErQmMdSJqS46lT6TODY5H31mavuBPyih7S5w+pNtpLyvqO9aekjxGBLBRYFQoSPJAWNIJO+U2daQMXj",
+	"EaaxyLMonnZ21MgJYRFh4aydMXyJaYyHsSkrNB8438BV9DnXiif60fKr7K7p/0eY95QIRUYNSoA9M1v1",
+	"RyHQHUpEn7v8zJK4BABIhejLJoDbs4BK35JagUkXJw9SIniWhqSHQwkl4Z3q6i1riyhaTkAJWJTQ8MLY",
+	"J+ctsSfO5PeIZMU00JyksciJxDEfZ0TXANc5nuoefTQOt/NyMf98Qw6WVHq4NFc0cV7cAjJrLmfyHgz0",
+	"hiR1cJVb1caJoI5xeCE20QFDGbtg/IrVFuiftz5JjmhNgAusq4pDdy+jFDNAENkaEsp9TL+YQabw9C6V",
+	"xIdlfwCJISkd+a1Qe0q2QpxgSMMyfYFqWeD7SiGSKZ6hiPdM/ZuY+EZ/UGJNqbZ1QtK2ZZwmK3lLKSJb",
+	"mglvaV21z6BUplNlIP8mr/+acyf1Z3cXXUFHIvB+wN0/IlpnGcV4LDbRy0rtKVsUTNe8z4Sp/lMsW6kn",
+	"Ladud57A9kRvcaOhpt/r2aELwXukhNI8jVy8eOfRMO7Xs9K6b4vUFnfE1ic5S8j1atX/9a0OTXh09+IG",
+	"BNxXaGX5d/7WskTfU/NimV0vLAJ5sIgIRBZOQKodxfwqyP2K0OQz9+SZrmZlXt1Q7fFp50vWeqwDz8Ji",
+	"bE+cwoEmjEOP8JiQ3hUTlASQb+LWFMBjsrjpRd5fMTes0LS0nhak7Jp3OItnDTLsKUx1n6jBY7JIbm3q",
+	"EvloRNbUQLDxxEuKTCZI6kRXu6eub8TF597dNhen2EeBaREY6Ixv53qf5C0Wa3or+igwfQyDIlXctpes",
+	"R5L3ZmX3iCZO98UGRDH7flS4EWExGXKcRnb1N+EMUARulQgnKBbn8IMpmQ5JikKeMVkEONUf8TlM8pso",
+	"73af0TKLQ2K6DzkkRp3w8lgYQKLHlW8gDepawtJ/N5JUk21XwcdEN+i6HhBT0drt7KFqFMVGU/C/GuOe",
+	"1Hg19JeJboBNNTXGIHj6hQP+H5YfOC86JTUq1CDlvDzgWjThxaVRBLrpnJjg1Ha1keY0UMupzPINlBXd",
+	"QEMCdmeT3d9UVirH3t9sWambHMoCNzzAO/e/6+tW1OqP9aBdpfIuEN/nyXVohk4DH11LVlA7uRNfeYO3",
+	"95557x37d+25PrCEaFsA5fbca8uQw/rOWBdRstr2AxC3oE3zRsZVIqwN7KSRrqoA0ZGmAmtdUGge1V9z",
+	"nQtNsq/NHu4PrcwMZ0TePWo9KNv3Wc5inuSs8iYYBm2nl/j6dPcCE7QaQ2ZF0Q/XmKl1u2oWLdCJoGn6",
+	"HyWvb1TyGuCrfrX/qCQdQJQCdCIyX5d/uP+y17VtdXhMVk41Udhxqj64bhpu9bSQuq9NPb3St2r1WGp/",
+	"+LNdD8BAp+owCiiAqxzSXu5Tm1S7X65NArE+Lm0yE2XGpP9uYEw6ASJnS1u6KxNPZ83mGu2t0s3zFbli",
+	"IeiYEd0RY4JZ1OajkYk7EH5eswPISDTzqRf5zA+JX903Bua7Xo6K+dEgwmRKSdkg9mgsiiDNRM5h1+Dp",
+	"ui2CNO4uUzlf80tS9Dx8IkyLCclRIFPMxIikA8mDvAFbz7FI75ur39TgnXChSwboCqO6sEKfUQZ6FLyo",
+	"NVZhVdYN34S5C2PbPDg5NiFxTo8YoWvfOG/CWk0cWZ9BS+YLQhJ4hBUInwiNA5BPk7ehC8FmqlNrJM/C",
+	"CSQDNajNChGXOQPzo7uacJSSkFALTD1GVALqft53X5baF9VeEwXs7/Sq+Ewx/A+rxeNnMkNkGmNWumJW",
+	"6LELOF5ndTCYub4KAR9+JqvDOsC4WbC+2k3ej7ZgdlsgnN2oXlc+YpMx+RUkDaKI2Dk0gUNsPqJMRw3P",
+	"n5l9+9YHt/ugQkEPzLbWPO05tc9UTyX3eHA5oy4SL4sGytBmvLbLuH7TdCETppmZ7gqO3vAhj2Z9Vqwb",
+	"OP9UkPhStxPO6wHYjmhZQtIBePDrr50vhicPLekK3ylmgf53K5zKall0PEPYPVQ0TjGDEHmUkinIVe5T",
+	"nuY2z9Jn+4gBKqGITLkVcBTe9Nk84hjPlXqse9m14efAdG4x4kYdxhb5Qu+pnPRZ3mf37aujwdnPbw6/",
+	"ATU974ytxKQpZnisY46tEKXnt0VMdfPgBck6uTp9P7Y2O/wdm3F/G3R0CNhmaMjES96ClNR/BnDBFl3m",
+	"FwW1aHy9pEohGEHYilmH/rZZ6bXN5h+Gkc6u5oyn8oY1f+wQZnmfp1qfAXZxzblNEosTnD9/eNDTpL++",
+	"VHaC5aROMqvBnqW6aYFFmofV4dHmAvXNwn0l7+epudgfi9lAr7fmoD//Oa9ORBorVtgm9JzXC4GW9p7C",
+	"m63LLlCg2d58T2g2jonukM3VRZbybDyxN5ePeJaWDAqghZver4U2bhRw6CNaY5kPeQJJ/OklDW37UbD4",
+	"JTiVjKQCtYIryQf/+e//0QEldrziKOZHBZeEI3EC0lMhi8oSZhTNs+cHgDiv3DS7b4w4JuvYjSfAeWyH",
+	"Y4+uG7E+t8DPy7uMUri/IyS5TkgHQyeNiDO2Gws3P8OPVGQ4RjiTfKpz3vWqW6dK/kMvY36lC8aJDQc0",
+	"MR2RcBbG7jy6Eu78DMfTaQZNL50K8IqFlCrqVsYpipXVQHm+2FieRummWLd0ImiSCB+5KaMbxnt1lVJJ",
+	"2pzFM7+mMITbpdHJnrv+cP3/AgAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
