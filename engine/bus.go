@@ -105,33 +105,39 @@ type MemoryBus struct{ *hub }
 
 func NewMemoryBus() *MemoryBus { return &MemoryBus{newHub()} }
 
-func (b *MemoryBus) Publish(_ context.Context, execID int64, events []Event) { b.deliver(execID, events) }
-func (b *MemoryBus) SignalCancel(_ context.Context, execID int64)            { b.cancel(execID) }
-func (b *MemoryBus) Close() error                                            { return nil }
+func (b *MemoryBus) Publish(_ context.Context, execID int64, events []Event) {
+	b.deliver(execID, events)
+}
+func (b *MemoryBus) SignalCancel(_ context.Context, execID int64) { b.cancel(execID) }
+func (b *MemoryBus) Close() error                                 { return nil }
 
 const (
 	redisEventsPrefix = "wataomi:exec:events:"
 	redisCancel       = "wataomi:exec:cancel"
 )
 
+// The channels are namespaced by the database the replicas share, so
+// processes on other databases (tests, staging) never see each other's runs.
+
 // RedisBus shares events and cancel signals between replicas: one pattern
 // subscription per process, one PUBLISH per batch of events.
 type RedisBus struct {
 	*hub
-	rdb    *redis.Client
-	ps     *redis.PubSub
-	log    *slog.Logger
-	done   chan struct{}
-	closed sync.Once
+	rdb      *redis.Client
+	ps       *redis.PubSub
+	events   string // channel prefix
+	cancelCh string
+	log      *slog.Logger
+	done     chan struct{}
+	closed   sync.Once
 }
 
-func NewRedisBus(ctx context.Context, rdb *redis.Client, log *slog.Logger) (*RedisBus, error) {
-	ps := rdb.PSubscribe(ctx, redisEventsPrefix+"*", redisCancel)
-	if _, err := ps.Receive(ctx); err != nil {
-		ps.Close()
-		return nil, err
-	}
-	b := &RedisBus{hub: newHub(), rdb: rdb, ps: ps, log: log, done: make(chan struct{})}
+func NewRedisBus(ctx context.Context, rdb *redis.Client, log *slog.Logger, namespace string) (*RedisBus, error) {
+	events, cancelCh := redisEventsPrefix+namespace+":", redisCancel+":"+namespace
+	// go-redis re-subscribes after a lost connection; a Redis that is down at
+	// start is reported by the readiness probe, not here.
+	ps := rdb.PSubscribe(ctx, events+"*", cancelCh)
+	b := &RedisBus{hub: newHub(), rdb: rdb, ps: ps, log: log, done: make(chan struct{}), events: events, cancelCh: cancelCh}
 	go b.loop()
 	return b, nil
 }
@@ -139,13 +145,13 @@ func NewRedisBus(ctx context.Context, rdb *redis.Client, log *slog.Logger) (*Red
 func (b *RedisBus) loop() {
 	defer close(b.done)
 	for msg := range b.ps.Channel(redis.WithChannelSize(1024)) {
-		if msg.Channel == redisCancel {
+		if msg.Channel == b.cancelCh {
 			if id, err := strconv.ParseInt(msg.Payload, 10, 64); err == nil {
 				b.cancel(id)
 			}
 			continue
 		}
-		id, err := strconv.ParseInt(strings.TrimPrefix(msg.Channel, redisEventsPrefix), 10, 64)
+		id, err := strconv.ParseInt(strings.TrimPrefix(msg.Channel, b.events), 10, 64)
 		if err != nil {
 			continue
 		}
@@ -164,7 +170,7 @@ func (b *RedisBus) Publish(ctx context.Context, execID int64, events []Event) {
 	}
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 	defer cancel()
-	if err := b.rdb.Publish(pctx, redisEventsPrefix+strconv.FormatInt(execID, 10), payload).Err(); err != nil {
+	if err := b.rdb.Publish(pctx, b.events+strconv.FormatInt(execID, 10), payload).Err(); err != nil {
 		// Subscribers fall back to the persisted events.
 		b.log.Warn("execution events not published", "execution_id", execID, "error", err)
 	}
@@ -173,7 +179,7 @@ func (b *RedisBus) Publish(ctx context.Context, execID int64, events []Event) {
 func (b *RedisBus) SignalCancel(ctx context.Context, execID int64) {
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 	defer cancel()
-	if err := b.rdb.Publish(pctx, redisCancel, strconv.FormatInt(execID, 10)).Err(); err != nil {
+	if err := b.rdb.Publish(pctx, b.cancelCh, strconv.FormatInt(execID, 10)).Err(); err != nil {
 		b.log.Warn("cancel signal not published; the worker sees the flag at its next checkpoint", "execution_id", execID, "error", err)
 	}
 }

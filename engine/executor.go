@@ -438,10 +438,10 @@ func (x *Executor) runNode(ctx context.Context, st *State, n *node, lim Limits, 
 		switch n.OnError {
 		case "continue":
 			st.hasErr = true
-			st.finish(n, rec, NodeFailed, map[string]any{"error": nerr}, []string{"out"}, nerr, now)
+			st.finish(n, rec, NodeFailed, errorOutput(nerr), []string{"out"}, nerr, now)
 		case "branch":
 			st.hasErr = true
-			st.finish(n, rec, NodeFailed, map[string]any{"error": nerr}, []string{"error"}, nerr, now)
+			st.finish(n, rec, NodeFailed, errorOutput(nerr), []string{"error"}, nerr, now)
 		default:
 			st.finish(n, rec, NodeFailed, nil, nil, nerr, now)
 		}
@@ -456,6 +456,14 @@ func (x *Executor) runNode(ctx context.Context, st *State, n *node, lim Limits, 
 		}
 		return Outcome{}, false
 	}
+}
+
+// errorOutput is the output of a node that failed under on_error continue or
+// branch: {error: {code, message}} as plain JSON values, so templates
+// ({{id.error.code}}) and CEL (id.error.code) can read it like any output,
+// and it is the same value before and after a round trip through the database.
+func errorOutput(nerr *NodeError) map[string]any {
+	return map[string]any{"error": map[string]any{"code": nerr.Code, "message": nerr.Message}}
 }
 
 // interrupted ends a run whose context stopped (or whose checkpoint failed)

@@ -239,5 +239,3 @@ func (e *Engine) Purge(ctx context.Context) (int64, error) {
 	}
 	return total, nil
 }
-
-

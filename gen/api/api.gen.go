@@ -25,6 +25,84 @@ import (
 	"github.com/wataomi/wataomi/openapi/apitime"
 )
 
+// Defines values for ExecutionMode.
+const (
+	Manual   ExecutionMode = "manual"
+	Message  ExecutionMode = "message"
+	Retry    ExecutionMode = "retry"
+	Schedule ExecutionMode = "schedule"
+	Test     ExecutionMode = "test"
+	Webhook  ExecutionMode = "webhook"
+)
+
+// Valid indicates whether the value is a known member of the ExecutionMode enum.
+func (e ExecutionMode) Valid() bool {
+	switch e {
+	case Manual:
+		return true
+	case Message:
+		return true
+	case Retry:
+		return true
+	case Schedule:
+		return true
+	case Test:
+		return true
+	case Webhook:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ExecutionRetryFrom.
+const (
+	FailedNode ExecutionRetryFrom = "failed_node"
+	Start      ExecutionRetryFrom = "start"
+)
+
+// Valid indicates whether the value is a known member of the ExecutionRetryFrom enum.
+func (e ExecutionRetryFrom) Valid() bool {
+	switch e {
+	case FailedNode:
+		return true
+	case Start:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ExecutionStatus.
+const (
+	ExecutionStatusCancelled ExecutionStatus = "cancelled"
+	ExecutionStatusCompleted ExecutionStatus = "completed"
+	ExecutionStatusFailed    ExecutionStatus = "failed"
+	ExecutionStatusQueued    ExecutionStatus = "queued"
+	ExecutionStatusRunning   ExecutionStatus = "running"
+	ExecutionStatusWaiting   ExecutionStatus = "waiting"
+)
+
+// Valid indicates whether the value is a known member of the ExecutionStatus enum.
+func (e ExecutionStatus) Valid() bool {
+	switch e {
+	case ExecutionStatusCancelled:
+		return true
+	case ExecutionStatusCompleted:
+		return true
+	case ExecutionStatusFailed:
+		return true
+	case ExecutionStatusQueued:
+		return true
+	case ExecutionStatusRunning:
+		return true
+	case ExecutionStatusWaiting:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for FlowStatus.
 const (
 	FlowStatusArchived  FlowStatus = "archived"
@@ -193,6 +271,114 @@ func (e MeAuthType) Valid() bool {
 	}
 }
 
+// Defines values for NodeExecutionStatus.
+const (
+	NodeExecutionStatusCancelled NodeExecutionStatus = "cancelled"
+	NodeExecutionStatusCompleted NodeExecutionStatus = "completed"
+	NodeExecutionStatusFailed    NodeExecutionStatus = "failed"
+	NodeExecutionStatusRunning   NodeExecutionStatus = "running"
+	NodeExecutionStatusSkipped   NodeExecutionStatus = "skipped"
+	NodeExecutionStatusWaiting   NodeExecutionStatus = "waiting"
+)
+
+// Valid indicates whether the value is a known member of the NodeExecutionStatus enum.
+func (e NodeExecutionStatus) Valid() bool {
+	switch e {
+	case NodeExecutionStatusCancelled:
+		return true
+	case NodeExecutionStatusCompleted:
+		return true
+	case NodeExecutionStatusFailed:
+		return true
+	case NodeExecutionStatusRunning:
+		return true
+	case NodeExecutionStatusSkipped:
+		return true
+	case NodeExecutionStatusWaiting:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for NodeTypeCategoryID.
+const (
+	Action   NodeTypeCategoryID = "action"
+	Ai       NodeTypeCategoryID = "ai"
+	Logic    NodeTypeCategoryID = "logic"
+	Response NodeTypeCategoryID = "response"
+	Trigger  NodeTypeCategoryID = "trigger"
+)
+
+// Valid indicates whether the value is a known member of the NodeTypeCategoryID enum.
+func (e NodeTypeCategoryID) Valid() bool {
+	switch e {
+	case Action:
+		return true
+	case Ai:
+		return true
+	case Logic:
+		return true
+	case Response:
+		return true
+	case Trigger:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for NodeTypePropertyType.
+const (
+	Boolean     NodeTypePropertyType = "boolean"
+	Cron        NodeTypePropertyType = "cron"
+	Expression  NodeTypePropertyType = "expression"
+	Json        NodeTypePropertyType = "json"
+	KeyValue    NodeTypePropertyType = "key-value"
+	List        NodeTypePropertyType = "list"
+	MultiSelect NodeTypePropertyType = "multi-select"
+	Number      NodeTypePropertyType = "number"
+	Select      NodeTypePropertyType = "select"
+	StringList  NodeTypePropertyType = "string-list"
+	Text        NodeTypePropertyType = "text"
+	Textarea    NodeTypePropertyType = "textarea"
+	Timezone    NodeTypePropertyType = "timezone"
+)
+
+// Valid indicates whether the value is a known member of the NodeTypePropertyType enum.
+func (e NodeTypePropertyType) Valid() bool {
+	switch e {
+	case Boolean:
+		return true
+	case Cron:
+		return true
+	case Expression:
+		return true
+	case Json:
+		return true
+	case KeyValue:
+		return true
+	case List:
+		return true
+	case MultiSelect:
+		return true
+	case Number:
+		return true
+	case Select:
+		return true
+	case StringList:
+		return true
+	case Text:
+		return true
+	case Textarea:
+		return true
+	case Timezone:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for TokenResponseTokenType.
 const (
 	Bearer TokenResponseTokenType = "Bearer"
@@ -262,6 +448,21 @@ func (e ListApiTokensParamsSort) Valid() bool {
 	case ListApiTokensParamsSortMinusName:
 		return true
 	case ListApiTokensParamsSortName:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for GetExecutionParamsInclude.
+const (
+	GetExecutionParamsIncludeGraph GetExecutionParamsInclude = "graph"
+)
+
+// Valid indicates whether the value is a known member of the GetExecutionParamsInclude enum.
+func (e GetExecutionParamsInclude) Valid() bool {
+	switch e {
+	case GetExecutionParamsIncludeGraph:
 		return true
 	default:
 		return false
@@ -504,6 +705,114 @@ type CasdoorCallback struct {
 	State string `json:"state"`
 }
 
+// CursorMeta The paging fields of every cursor list.
+type CursorMeta struct {
+	HasMore bool `json:"has_more"`
+
+	// NextCursor Pass as `cursor` for the next batch; null at the end.
+	NextCursor nullable.Nullable[string] `json:"next_cursor"`
+}
+
+// Execution defines model for Execution.
+type Execution struct {
+	ApiTokenId     nullable.Nullable[int64]          `json:"api_token_id"`
+	CompletedAt    nullable.Nullable[apitime.Time]   `json:"completed_at"`
+	CompletedNodes int                               `json:"completed_nodes"`
+	ConversationId nullable.Nullable[int64]          `json:"conversation_id"`
+	DurationMs     nullable.Nullable[int64]          `json:"duration_ms"`
+	Error          nullable.Nullable[ExecutionError] `json:"error"`
+	FailedNodes    int                               `json:"failed_nodes"`
+	FlowId         int64                             `json:"flow_id"`
+	FlowRevision   int                               `json:"flow_revision"`
+	FlowVersion    nullable.Nullable[int]            `json:"flow_version"`
+
+	// Graph A React Flow graph. Open schema: unknown UI keys are stored and ignored. The engine's checks
+	// (unique ids, edges between existing nodes, no cycles, size limits) answer 422 `invalid-graph`.
+	Graph          *Graph                 `json:"graph,omitempty"`
+	HasErrors      bool                   `json:"has_errors"`
+	Id             int64                  `json:"id"`
+	InputData      map[string]interface{} `json:"input_data"`
+	Mode           ExecutionMode          `json:"mode"`
+	NodeExecutions []NodeExecution        `json:"node_executions"`
+
+	// OutputData The last `response-data` node's output, or null.
+	OutputData   interface{}                     `json:"output_data"`
+	QueuedAt     apitime.Time                    `json:"queued_at"`
+	RetryOf      nullable.Nullable[int64]        `json:"retry_of"`
+	SkippedNodes int                             `json:"skipped_nodes"`
+	StartedAt    nullable.Nullable[apitime.Time] `json:"started_at"`
+	Status       ExecutionStatus                 `json:"status"`
+	TotalNodes   int                             `json:"total_nodes"`
+	TriggeredBy  nullable.Nullable[int64]        `json:"triggered_by"`
+}
+
+// ExecutionCreate defines model for ExecutionCreate.
+type ExecutionCreate struct {
+	FlowId int64 `json:"flow_id"`
+
+	// InputData The run's input (≤256 KiB), checked against the trigger's `inputFields`.
+	InputData *map[string]interface{} `json:"input_data,omitempty"`
+
+	// Version A version to run; default the working copy.
+	Version *int `json:"version,omitempty"`
+}
+
+// ExecutionCursorPage defines model for ExecutionCursorPage.
+type ExecutionCursorPage struct {
+	HasMore bool               `json:"has_more"`
+	Items   []ExecutionSummary `json:"items"`
+
+	// NextCursor Pass as `cursor` for the next batch; null at the end.
+	NextCursor nullable.Nullable[string] `json:"next_cursor"`
+}
+
+// ExecutionError defines model for ExecutionError.
+type ExecutionError struct {
+	Code    string                    `json:"code"`
+	Message string                    `json:"message"`
+	NodeId  nullable.Nullable[string] `json:"node_id"`
+}
+
+// ExecutionMode defines model for ExecutionMode.
+type ExecutionMode string
+
+// ExecutionRetry defines model for ExecutionRetry.
+type ExecutionRetry struct {
+	// From Where the new run starts; absent means `failed_node`.
+	From      *ExecutionRetryFrom     `json:"from,omitempty"`
+	InputData *map[string]interface{} `json:"input_data,omitempty"`
+}
+
+// ExecutionRetryFrom Where the new run starts; absent means `failed_node`.
+type ExecutionRetryFrom string
+
+// ExecutionStatus defines model for ExecutionStatus.
+type ExecutionStatus string
+
+// ExecutionSummary defines model for ExecutionSummary.
+type ExecutionSummary struct {
+	ApiTokenId     nullable.Nullable[int64]          `json:"api_token_id"`
+	CompletedAt    nullable.Nullable[apitime.Time]   `json:"completed_at"`
+	CompletedNodes int                               `json:"completed_nodes"`
+	ConversationId nullable.Nullable[int64]          `json:"conversation_id"`
+	DurationMs     nullable.Nullable[int64]          `json:"duration_ms"`
+	Error          nullable.Nullable[ExecutionError] `json:"error"`
+	FailedNodes    int                               `json:"failed_nodes"`
+	FlowId         int64                             `json:"flow_id"`
+	FlowRevision   int                               `json:"flow_revision"`
+	FlowVersion    nullable.Nullable[int]            `json:"flow_version"`
+	HasErrors      bool                              `json:"has_errors"`
+	Id             int64                             `json:"id"`
+	Mode           ExecutionMode                     `json:"mode"`
+	QueuedAt       apitime.Time                      `json:"queued_at"`
+	RetryOf        nullable.Nullable[int64]          `json:"retry_of"`
+	SkippedNodes   int                               `json:"skipped_nodes"`
+	StartedAt      nullable.Nullable[apitime.Time]   `json:"started_at"`
+	Status         ExecutionStatus                   `json:"status"`
+	TotalNodes     int                               `json:"total_nodes"`
+	TriggeredBy    nullable.Nullable[int64]          `json:"triggered_by"`
+}
+
 // Flow defines model for Flow.
 type Flow struct {
 	ArchivedAt nullable.Nullable[apitime.Time] `json:"archived_at"`
@@ -708,6 +1017,30 @@ type FlowVersionSummaryPage struct {
 
 // FlowVisibility `private`: the owner and admins; `team`: also the members of `team_id`; `public`: every holder of flow:read.
 type FlowVisibility string
+
+// FlowWebhookAccepted defines model for FlowWebhookAccepted.
+type FlowWebhookAccepted struct {
+	ExecutionId int64           `json:"execution_id"`
+	Status      ExecutionStatus `json:"status"`
+}
+
+// FlowWebhookAnswer The `body` of the `response-data` node that ended the run.
+type FlowWebhookAnswer = interface{}
+
+// FlowWebhookForm defines model for FlowWebhookForm.
+type FlowWebhookForm map[string]interface{}
+
+// FlowWebhookJSON Any JSON document; it becomes the trigger's `body`.
+type FlowWebhookJSON = interface{}
+
+// FlowWebhookKey defines model for FlowWebhookKey.
+type FlowWebhookKey struct {
+	// WebhookUrl The new receiver URL; the previous key stops working at once.
+	WebhookUrl string `json:"webhook_url"`
+}
+
+// FlowWebhookText defines model for FlowWebhookText.
+type FlowWebhookText = string
 
 // FlowWriteStatus Writing `published` publishes the flow; writing `draft` unpublishes it.
 type FlowWriteStatus string
@@ -999,6 +1332,110 @@ type MeAuth struct {
 
 // MeAuthType defines model for MeAuth.Type.
 type MeAuthType string
+
+// NodeError defines model for NodeError.
+type NodeError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// NodeExecution defines model for NodeExecution.
+type NodeExecution struct {
+	Attempt     int                             `json:"attempt"`
+	CompletedAt nullable.Nullable[apitime.Time] `json:"completed_at"`
+	DurationMs  nullable.Nullable[int64]        `json:"duration_ms"`
+	Error       nullable.Nullable[NodeError]    `json:"error"`
+
+	// Handle The branch the node took.
+	Handle nullable.Nullable[string] `json:"handle"`
+	Id     int64                     `json:"id"`
+
+	// Input The resolved config, with secrets redacted.
+	Input     interface{} `json:"input"`
+	NodeId    string      `json:"node_id"`
+	NodeLabel string      `json:"node_label"`
+	NodeType  string      `json:"node_type"`
+
+	// Output What the node produced (truncated to 64 KiB in lists, with `truncated`).
+	Output     interface{}              `json:"output"`
+	ReusedFrom nullable.Nullable[int64] `json:"reused_from"`
+	StartedAt  apitime.Time             `json:"started_at"`
+	Status     NodeExecutionStatus      `json:"status"`
+	Truncated  bool                     `json:"truncated"`
+}
+
+// NodeExecutionStatus defines model for NodeExecutionStatus.
+type NodeExecutionStatus string
+
+// NodeType defines model for NodeType.
+type NodeType struct {
+	Category    NodeTypeCategoryID `json:"category"`
+	Color       string             `json:"color"`
+	Deprecated  bool               `json:"deprecated"`
+	Description string             `json:"description"`
+
+	// DynamicOutputs `categories` (ai-classify) or `cases` (logic-switch): the handles come from the config.
+	DynamicOutputs nullable.Nullable[string] `json:"dynamic_outputs"`
+	Icon           string                    `json:"icon"`
+	Id             string                    `json:"id"`
+	Label          string                    `json:"label"`
+	OutputSchema   map[string]interface{}    `json:"output_schema"`
+	Outputs        []NodeTypeOutput          `json:"outputs"`
+	Properties     []NodeTypeProperty        `json:"properties"`
+	SchemaVersion  int                       `json:"schema_version"`
+}
+
+// NodeTypeCategory defines model for NodeTypeCategory.
+type NodeTypeCategory struct {
+	Color string             `json:"color"`
+	Id    NodeTypeCategoryID `json:"id"`
+	Label string             `json:"label"`
+}
+
+// NodeTypeCategoryID defines model for NodeTypeCategoryID.
+type NodeTypeCategoryID string
+
+// NodeTypeCategoryList defines model for NodeTypeCategoryList.
+type NodeTypeCategoryList struct {
+	Items []NodeTypeCategory `json:"items"`
+}
+
+// NodeTypeList defines model for NodeTypeList.
+type NodeTypeList struct {
+	Items []NodeType `json:"items"`
+}
+
+// NodeTypeOption defines model for NodeTypeOption.
+type NodeTypeOption struct {
+	Label string `json:"label"`
+	Value string `json:"value"`
+}
+
+// NodeTypeOutput defines model for NodeTypeOutput.
+type NodeTypeOutput struct {
+	Handle string `json:"handle"`
+	Label  string `json:"label"`
+}
+
+// NodeTypeProperty defines model for NodeTypeProperty.
+type NodeTypeProperty struct {
+	Default        interface{}          `json:"default,omitempty"`
+	Description    string               `json:"description"`
+	ItemProperties *[]NodeTypeProperty  `json:"item_properties,omitempty"`
+	Label          string               `json:"label"`
+	Max            *float32             `json:"max,omitempty"`
+	Min            *float32             `json:"min,omitempty"`
+	Name           string               `json:"name"`
+	Options        *[]NodeTypeOption    `json:"options,omitempty"`
+	OptionsSource  *string              `json:"options_source,omitempty"`
+	Placeholder    *string              `json:"placeholder,omitempty"`
+	Required       bool                 `json:"required"`
+	Templated      bool                 `json:"templated"`
+	Type           NodeTypePropertyType `json:"type"`
+}
+
+// NodeTypePropertyType defines model for NodeTypeProperty.Type.
+type NodeTypePropertyType string
 
 // PageMeta The paging fields of every page list.
 type PageMeta struct {
@@ -1296,6 +1733,12 @@ type ApiTokenID = int64
 // ApiTokenSort defines model for ApiTokenSort.
 type ApiTokenSort = []string
 
+// Cursor defines model for Cursor.
+type Cursor = string
+
+// ExecutionID defines model for ExecutionID.
+type ExecutionID = int64
+
 // FlowID defines model for FlowID.
 type FlowID = int64
 
@@ -1307,6 +1750,9 @@ type IfMatch = string
 
 // IntegrationID defines model for IntegrationID.
 type IntegrationID = int64
+
+// Limit defines model for Limit.
+type Limit = int
 
 // Page defines model for Page.
 type Page = int
@@ -1325,6 +1771,12 @@ type TeamID = int64
 
 // UserID defines model for UserID.
 type UserID = int64
+
+// WaitMS defines model for WaitMS.
+type WaitMS = int
+
+// ExecutionCreated defines model for ExecutionCreated.
+type ExecutionCreated = Execution
 
 // FlowWithETag defines model for FlowWithETag.
 type FlowWithETag = Flow
@@ -1351,6 +1803,55 @@ type ListApiTokensParamsSort string
 type GetLoginUrlParams struct {
 	// RedirectUri Where Casdoor sends the browser back; one of the configured redirect URIs.
 	RedirectUri *string `form:"redirect_uri,omitempty" json:"redirect_uri,omitempty"`
+}
+
+// ListExecutionsParams defines parameters for ListExecutions.
+type ListExecutionsParams struct {
+	// Cursor The `next_cursor` of the previous batch.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// Limit Items per batch.
+	Limit  *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+	FlowId *int64 `form:"flow_id,omitempty" json:"flow_id,omitempty"`
+
+	// Status Repeatable.
+	Status *[]ExecutionStatus `form:"status,omitempty" json:"status,omitempty"`
+	Mode   *ExecutionMode     `form:"mode,omitempty" json:"mode,omitempty"`
+
+	// TriggeredBy `me` or a user id.
+	TriggeredBy *string `form:"triggered_by,omitempty" json:"triggered_by,omitempty"`
+
+	// From Runs queued at or after this time.
+	From *time.Time `form:"from,omitempty" json:"from,omitempty"`
+
+	// To Runs queued before this time.
+	To *time.Time `form:"to,omitempty" json:"to,omitempty"`
+}
+
+// CreateExecutionParams defines parameters for CreateExecution.
+type CreateExecutionParams struct {
+	// WaitMs How long to wait for the run to end before answering (0–30000 ms).
+	WaitMs *WaitMS `form:"wait_ms,omitempty" json:"wait_ms,omitempty"`
+}
+
+// GetExecutionParams defines parameters for GetExecution.
+type GetExecutionParams struct {
+	Include *GetExecutionParamsInclude `form:"include,omitempty" json:"include,omitempty"`
+}
+
+// GetExecutionParamsInclude defines parameters for GetExecution.
+type GetExecutionParamsInclude string
+
+// GetExecutionEventsParams defines parameters for GetExecutionEvents.
+type GetExecutionEventsParams struct {
+	// LastEventID The `id` of the last event received; the stream resumes after it.
+	LastEventID *string `json:"Last-Event-ID,omitempty"`
+}
+
+// RetryExecutionParams defines parameters for RetryExecution.
+type RetryExecutionParams struct {
+	// WaitMs How long to wait for the run to end before answering (0–30000 ms).
+	WaitMs *WaitMS `form:"wait_ms,omitempty" json:"wait_ms,omitempty"`
 }
 
 // ListFlowsParams defines parameters for ListFlows.
@@ -1428,6 +1929,11 @@ type ListIntegrationsParams struct {
 
 // ListIntegrationsParamsSort defines parameters for ListIntegrations.
 type ListIntegrationsParamsSort string
+
+// ListNodeTypesParams defines parameters for ListNodeTypes.
+type ListNodeTypesParams struct {
+	Category *NodeTypeCategoryID `form:"category,omitempty" json:"category,omitempty"`
+}
 
 // ListTeamsParams defines parameters for ListTeams.
 type ListTeamsParams struct {
@@ -1510,6 +2016,15 @@ type ExchangeCodeJSONRequestBody = CasdoorCallback
 // RefreshTokensJSONRequestBody defines body for RefreshTokens for application/json ContentType.
 type RefreshTokensJSONRequestBody = RefreshRequest
 
+// CreateExecutionJSONRequestBody defines body for CreateExecution for application/json ContentType.
+type CreateExecutionJSONRequestBody = ExecutionCreate
+
+// StreamExecutionJSONRequestBody defines body for StreamExecution for application/json ContentType.
+type StreamExecutionJSONRequestBody = ExecutionCreate
+
+// RetryExecutionJSONRequestBody defines body for RetryExecution for application/json ContentType.
+type RetryExecutionJSONRequestBody = ExecutionRetry
+
 // CreateFlowJSONRequestBody defines body for CreateFlow for application/json ContentType.
 type CreateFlowJSONRequestBody = FlowCreate
 
@@ -1551,6 +2066,15 @@ type SetTeamMembersJSONRequestBody = TeamMembersSet
 
 // UpdateUserRoleJSONRequestBody defines body for UpdateUserRole for application/json ContentType.
 type UpdateUserRoleJSONRequestBody = UserRoleUpdate
+
+// ReceiveFlowWebhookJSONRequestBody defines body for ReceiveFlowWebhook for application/json ContentType.
+type ReceiveFlowWebhookJSONRequestBody = FlowWebhookJSON
+
+// ReceiveFlowWebhookFormdataRequestBody defines body for ReceiveFlowWebhook for application/x-www-form-urlencoded ContentType.
+type ReceiveFlowWebhookFormdataRequestBody = FlowWebhookForm
+
+// ReceiveFlowWebhookTextRequestBody defines body for ReceiveFlowWebhook for text/plain ContentType.
+type ReceiveFlowWebhookTextRequestBody = FlowWebhookText
 
 // Getter for additional properties for Graph. Returns the specified
 // element and whether it was found
@@ -2461,6 +2985,119 @@ type ClientInterface interface {
 	// Corresponds with POST /casdoor/auth/refresh (the `RefreshTokens` operationId).
 	RefreshTokens(ctx context.Context, body RefreshTokensJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ListExecutions List executions
+	//
+	// A cursor list of run summaries, newest first, over the flows the caller can read. Filters combine;
+	// a cursor only works with the filters it was issued for.
+	//
+	// Corresponds with GET /executions (the `ListExecutions` operationId).
+	ListExecutions(ctx context.Context, params *ListExecutionsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateExecutionWithBody Run a flow
+	//
+	// Queues a run durably (a database row and a job in one transaction) and waits up to `wait_ms` for it
+	// to end, then answers with the run as it stands. The flow must be readable and complete; `input_data`
+	// is checked against the trigger's `inputFields`. Runs the working copy unless `version` is given.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /executions (the `CreateExecution` operationId).
+	CreateExecutionWithBody(ctx context.Context, params *CreateExecutionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateExecution Run a flow
+	//
+	// Queues a run durably (a database row and a job in one transaction) and waits up to `wait_ms` for it
+	// to end, then answers with the run as it stands. The flow must be readable and complete; `input_data`
+	// is checked against the trigger's `inputFields`. Runs the working copy unless `version` is given.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /executions (the `CreateExecution` operationId).
+	CreateExecution(ctx context.Context, params *CreateExecutionParams, body CreateExecutionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// StreamExecutionWithBody Run a flow and stream its events
+	//
+	// Same body and checks as `POST /executions`; answers `text/event-stream` with the run's events from
+	// `execution.created` to the terminal event (`event:`, `id: <seq>`, `data: <JSON>`; `retry: 2000`
+	// first; a `: ping` comment every 15 s). Closing the stream does not cancel the run.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /executions/stream (the `StreamExecution` operationId).
+	StreamExecutionWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// StreamExecution Run a flow and stream its events
+	//
+	// Same body and checks as `POST /executions`; answers `text/event-stream` with the run's events from
+	// `execution.created` to the terminal event (`event:`, `id: <seq>`, `data: <JSON>`; `retry: 2000`
+	// first; a `: ping` comment every 15 s). Closing the stream does not cancel the run.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /executions/stream (the `StreamExecution` operationId).
+	StreamExecution(ctx context.Context, body StreamExecutionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteExecution Delete an execution
+	//
+	// Deletes an ended run with its node records and events. A run still active answers 409.
+	//
+	// Corresponds with DELETE /executions/{id} (the `DeleteExecution` operationId).
+	DeleteExecution(ctx context.Context, id ExecutionID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetExecution Get an execution
+	//
+	// The run with its node records, ordered by start. `include=graph` adds the exact graph that ran.
+	// Outputs over 64 KiB are truncated (`truncated: true`); `GET …/nodes/{node_execution_id}` has them whole.
+	//
+	// Corresponds with GET /executions/{id} (the `GetExecution` operationId).
+	GetExecution(ctx context.Context, id ExecutionID, params *GetExecutionParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CancelExecution Cancel an execution
+	//
+	// A queued or waiting run is cancelled at once; a running one is signalled and its worker stops it
+	// (in-flight HTTP and AI calls are aborted). Answers with the run as it stands; an ended run answers 409.
+	//
+	// Corresponds with POST /executions/{id}/cancel (the `CancelExecution` operationId).
+	CancelExecution(ctx context.Context, id ExecutionID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetExecutionEvents Stream an execution's events
+	//
+	// Server-sent events of an existing run: replays from the start (or after `Last-Event-ID`), then follows
+	// live, and closes after the terminal event. Past the event retention, one terminal event built from the
+	// run is sent.
+	//
+	// Corresponds with GET /executions/{id}/events (the `GetExecutionEvents` operationId).
+	GetExecutionEvents(ctx context.Context, id ExecutionID, params *GetExecutionEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetNodeExecution Get one node record
+	//
+	// One node record with its full `input` and `output`.
+	//
+	// Corresponds with GET /executions/{id}/nodes/{node_execution_id} (the `GetNodeExecution` operationId).
+	GetNodeExecution(ctx context.Context, id ExecutionID, nodeExecutionId int64, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RetryExecutionWithBody Retry an execution
+	//
+	// Creates a new run (`mode=retry`, `retry_of`) of a failed or cancelled run on the same graph. From
+	// `failed_node` (default) the completed nodes' records are reused and the run resumes at the node(s)
+	// that failed or were cancelled; from `start` everything runs again.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /executions/{id}/retry (the `RetryExecution` operationId).
+	RetryExecutionWithBody(ctx context.Context, id ExecutionID, params *RetryExecutionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RetryExecution Retry an execution
+	//
+	// Creates a new run (`mode=retry`, `retry_of`) of a failed or cancelled run on the same graph. From
+	// `failed_node` (default) the completed nodes' records are reused and the run resumes at the node(s)
+	// that failed or were cancelled; from `start` everything runs again.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /executions/{id}/retry (the `RetryExecution` operationId).
+	RetryExecution(ctx context.Context, id ExecutionID, params *RetryExecutionParams, body RetryExecutionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListFlows List flows
 	//
 	// A page of flow summaries (without `data`) that the caller can see: their own flows, `team` flows of
@@ -2651,6 +3288,14 @@ type ClientInterface interface {
 	// Corresponds with POST /flows/{id}/versions/{version}/restore (the `RestoreFlowVersion` operationId).
 	RestoreFlowVersion(ctx context.Context, id FlowID, version FlowVersionNumber, params *RestoreFlowVersionParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// RotateFlowWebhookKey Rotate the webhook key
+	//
+	// Gives the flow's `trigger-webhook` a new key and returns the receiver URL; the previous key stops working
+	// at once. A flow without a `trigger-webhook` in its working copy answers 409 `invalid-state`.
+	//
+	// Corresponds with POST /flows/{id}/webhook-key (the `RotateFlowWebhookKey` operationId).
+	RotateFlowWebhookKey(ctx context.Context, id FlowID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListIntegrations List integrations
 	//
 	// A page of the organisation's integrations, by name unless `sort` says otherwise. Secrets are never
@@ -2735,6 +3380,27 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /integrations/{id}/verify (the `VerifyIntegration` operationId).
 	VerifyIntegration(ctx context.Context, id IntegrationID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListNodeTypes List node types
+	//
+	// The engine's own registry, so the editor shows exactly what runs.
+	//
+	// Corresponds with GET /node-types (the `ListNodeTypes` operationId).
+	ListNodeTypes(ctx context.Context, params *ListNodeTypesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListNodeTypeCategories List node type categories
+	//
+	// The five categories of node types.
+	//
+	// Corresponds with GET /node-types/categories (the `ListNodeTypeCategories` operationId).
+	ListNodeTypeCategories(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetNodeType Get a node type
+	//
+	// One node type definition; an unknown id answers 404.
+	//
+	// Corresponds with GET /node-types/{type_id} (the `GetNodeType` operationId).
+	GetNodeType(ctx context.Context, typeId string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListPermissions The permission catalogue
 	//
@@ -2946,6 +3612,58 @@ type ClientInterface interface {
 	//
 	// Corresponds with DELETE /users/{user_id}/api-tokens/{id} (the `DeleteUserApiToken` operationId).
 	DeleteUserApiToken(ctx context.Context, userId PathUserID, id ApiTokenID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ReceiveFlowWebhookWithBody Start a flow from a webhook
+	//
+	// Starts the published version of the flow whose `trigger-webhook` owns this key. The trigger's output is
+	// `{method, query, headers, body, received_at}` (headers lower-cased, auth and cookie headers dropped; a
+	// JSON body parsed, otherwise a string). In `immediate` mode the answer is 202 with the run id; in
+	// `last_node` mode the receiver waits up to 30 s for a `response-data` node and answers with its status,
+	// headers and body, falling back to 202.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
+	ReceiveFlowWebhookWithBody(ctx context.Context, endpointKey string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ReceiveFlowWebhook Start a flow from a webhook
+	//
+	// Starts the published version of the flow whose `trigger-webhook` owns this key. The trigger's output is
+	// `{method, query, headers, body, received_at}` (headers lower-cased, auth and cookie headers dropped; a
+	// JSON body parsed, otherwise a string). In `immediate` mode the answer is 202 with the run id; in
+	// `last_node` mode the receiver waits up to 30 s for a `response-data` node and answers with its status,
+	// headers and body, falling back to 202.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
+	ReceiveFlowWebhook(ctx context.Context, endpointKey string, body ReceiveFlowWebhookJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ReceiveFlowWebhookWithFormdataBody Start a flow from a webhook
+	//
+	// Starts the published version of the flow whose `trigger-webhook` owns this key. The trigger's output is
+	// `{method, query, headers, body, received_at}` (headers lower-cased, auth and cookie headers dropped; a
+	// JSON body parsed, otherwise a string). In `immediate` mode the answer is 202 with the run id; in
+	// `last_node` mode the receiver waits up to 30 s for a `response-data` node and answers with its status,
+	// headers and body, falling back to 202.
+	//
+	// Takes a body of the `application/x-www-form-urlencoded` content type.
+	//
+	// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
+	ReceiveFlowWebhookWithFormdataBody(ctx context.Context, endpointKey string, body ReceiveFlowWebhookFormdataRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ReceiveFlowWebhookWithTextBody Start a flow from a webhook
+	//
+	// Starts the published version of the flow whose `trigger-webhook` owns this key. The trigger's output is
+	// `{method, query, headers, body, received_at}` (headers lower-cased, auth and cookie headers dropped; a
+	// JSON body parsed, otherwise a string). In `immediate` mode the answer is 202 with the run id; in
+	// `last_node` mode the receiver waits up to 30 s for a `response-data` node and answers with its status,
+	// headers and body, falling back to 202.
+	//
+	// Takes a body of the `text/plain` content type.
+	//
+	// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
+	ReceiveFlowWebhookWithTextBody(ctx context.Context, endpointKey string, body ReceiveFlowWebhookTextRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 }
 
 // ListApiTokens List my API tokens
@@ -3169,6 +3887,239 @@ func (c *Client) RefreshTokensWithBody(ctx context.Context, contentType string, 
 // Corresponds with POST /casdoor/auth/refresh (the `RefreshTokens` operationId).
 func (c *Client) RefreshTokens(ctx context.Context, body RefreshTokensJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewRefreshTokensRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListExecutions List executions
+//
+// A cursor list of run summaries, newest first, over the flows the caller can read. Filters combine;
+// a cursor only works with the filters it was issued for.
+//
+// Corresponds with GET /executions (the `ListExecutions` operationId).
+func (c *Client) ListExecutions(ctx context.Context, params *ListExecutionsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListExecutionsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateExecutionWithBody Run a flow
+//
+// Queues a run durably (a database row and a job in one transaction) and waits up to `wait_ms` for it
+// to end, then answers with the run as it stands. The flow must be readable and complete; `input_data`
+// is checked against the trigger's `inputFields`. Runs the working copy unless `version` is given.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /executions (the `CreateExecution` operationId).
+func (c *Client) CreateExecutionWithBody(ctx context.Context, params *CreateExecutionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateExecutionRequestWithBody(c.Server, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateExecution Run a flow
+//
+// Queues a run durably (a database row and a job in one transaction) and waits up to `wait_ms` for it
+// to end, then answers with the run as it stands. The flow must be readable and complete; `input_data`
+// is checked against the trigger's `inputFields`. Runs the working copy unless `version` is given.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /executions (the `CreateExecution` operationId).
+func (c *Client) CreateExecution(ctx context.Context, params *CreateExecutionParams, body CreateExecutionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateExecutionRequest(c.Server, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// StreamExecutionWithBody Run a flow and stream its events
+//
+// Same body and checks as `POST /executions`; answers `text/event-stream` with the run's events from
+// `execution.created` to the terminal event (`event:`, `id: <seq>`, `data: <JSON>`; `retry: 2000`
+// first; a `: ping` comment every 15 s). Closing the stream does not cancel the run.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /executions/stream (the `StreamExecution` operationId).
+func (c *Client) StreamExecutionWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewStreamExecutionRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// StreamExecution Run a flow and stream its events
+//
+// Same body and checks as `POST /executions`; answers `text/event-stream` with the run's events from
+// `execution.created` to the terminal event (`event:`, `id: <seq>`, `data: <JSON>`; `retry: 2000`
+// first; a `: ping` comment every 15 s). Closing the stream does not cancel the run.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /executions/stream (the `StreamExecution` operationId).
+func (c *Client) StreamExecution(ctx context.Context, body StreamExecutionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewStreamExecutionRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteExecution Delete an execution
+//
+// Deletes an ended run with its node records and events. A run still active answers 409.
+//
+// Corresponds with DELETE /executions/{id} (the `DeleteExecution` operationId).
+func (c *Client) DeleteExecution(ctx context.Context, id ExecutionID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteExecutionRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetExecution Get an execution
+//
+// The run with its node records, ordered by start. `include=graph` adds the exact graph that ran.
+// Outputs over 64 KiB are truncated (`truncated: true`); `GET …/nodes/{node_execution_id}` has them whole.
+//
+// Corresponds with GET /executions/{id} (the `GetExecution` operationId).
+func (c *Client) GetExecution(ctx context.Context, id ExecutionID, params *GetExecutionParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetExecutionRequest(c.Server, id, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CancelExecution Cancel an execution
+//
+// A queued or waiting run is cancelled at once; a running one is signalled and its worker stops it
+// (in-flight HTTP and AI calls are aborted). Answers with the run as it stands; an ended run answers 409.
+//
+// Corresponds with POST /executions/{id}/cancel (the `CancelExecution` operationId).
+func (c *Client) CancelExecution(ctx context.Context, id ExecutionID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCancelExecutionRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetExecutionEvents Stream an execution's events
+//
+// Server-sent events of an existing run: replays from the start (or after `Last-Event-ID`), then follows
+// live, and closes after the terminal event. Past the event retention, one terminal event built from the
+// run is sent.
+//
+// Corresponds with GET /executions/{id}/events (the `GetExecutionEvents` operationId).
+func (c *Client) GetExecutionEvents(ctx context.Context, id ExecutionID, params *GetExecutionEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetExecutionEventsRequest(c.Server, id, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetNodeExecution Get one node record
+//
+// One node record with its full `input` and `output`.
+//
+// Corresponds with GET /executions/{id}/nodes/{node_execution_id} (the `GetNodeExecution` operationId).
+func (c *Client) GetNodeExecution(ctx context.Context, id ExecutionID, nodeExecutionId int64, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetNodeExecutionRequest(c.Server, id, nodeExecutionId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RetryExecutionWithBody Retry an execution
+//
+// Creates a new run (`mode=retry`, `retry_of`) of a failed or cancelled run on the same graph. From
+// `failed_node` (default) the completed nodes' records are reused and the run resumes at the node(s)
+// that failed or were cancelled; from `start` everything runs again.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /executions/{id}/retry (the `RetryExecution` operationId).
+func (c *Client) RetryExecutionWithBody(ctx context.Context, id ExecutionID, params *RetryExecutionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRetryExecutionRequestWithBody(c.Server, id, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RetryExecution Retry an execution
+//
+// Creates a new run (`mode=retry`, `retry_of`) of a failed or cancelled run on the same graph. From
+// `failed_node` (default) the completed nodes' records are reused and the run resumes at the node(s)
+// that failed or were cancelled; from `start` everything runs again.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /executions/{id}/retry (the `RetryExecution` operationId).
+func (c *Client) RetryExecution(ctx context.Context, id ExecutionID, params *RetryExecutionParams, body RetryExecutionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRetryExecutionRequest(c.Server, id, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -3579,6 +4530,24 @@ func (c *Client) RestoreFlowVersion(ctx context.Context, id FlowID, version Flow
 	return c.Client.Do(req)
 }
 
+// RotateFlowWebhookKey Rotate the webhook key
+//
+// Gives the flow's `trigger-webhook` a new key and returns the receiver URL; the previous key stops working
+// at once. A flow without a `trigger-webhook` in its working copy answers 409 `invalid-state`.
+//
+// Corresponds with POST /flows/{id}/webhook-key (the `RotateFlowWebhookKey` operationId).
+func (c *Client) RotateFlowWebhookKey(ctx context.Context, id FlowID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRotateFlowWebhookKeyRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // ListIntegrations List integrations
 //
 // A page of the organisation's integrations, by name unless `sort` says otherwise. Secrets are never
@@ -3734,6 +4703,57 @@ func (c *Client) UpdateIntegration(ctx context.Context, id IntegrationID, body U
 // Corresponds with POST /integrations/{id}/verify (the `VerifyIntegration` operationId).
 func (c *Client) VerifyIntegration(ctx context.Context, id IntegrationID, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewVerifyIntegrationRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListNodeTypes List node types
+//
+// The engine's own registry, so the editor shows exactly what runs.
+//
+// Corresponds with GET /node-types (the `ListNodeTypes` operationId).
+func (c *Client) ListNodeTypes(ctx context.Context, params *ListNodeTypesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListNodeTypesRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListNodeTypeCategories List node type categories
+//
+// The five categories of node types.
+//
+// Corresponds with GET /node-types/categories (the `ListNodeTypeCategories` operationId).
+func (c *Client) ListNodeTypeCategories(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListNodeTypeCategoriesRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetNodeType Get a node type
+//
+// One node type definition; an unknown id answers 404.
+//
+// Corresponds with GET /node-types/{type_id} (the `GetNodeType` operationId).
+func (c *Client) GetNodeType(ctx context.Context, typeId string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetNodeTypeRequest(c.Server, typeId)
 	if err != nil {
 		return nil, err
 	}
@@ -4215,6 +5235,98 @@ func (c *Client) DeleteUserApiToken(ctx context.Context, userId PathUserID, id A
 	return c.Client.Do(req)
 }
 
+// ReceiveFlowWebhookWithBody Start a flow from a webhook
+//
+// Starts the published version of the flow whose `trigger-webhook` owns this key. The trigger's output is
+// `{method, query, headers, body, received_at}` (headers lower-cased, auth and cookie headers dropped; a
+// JSON body parsed, otherwise a string). In `immediate` mode the answer is 202 with the run id; in
+// `last_node` mode the receiver waits up to 30 s for a `response-data` node and answers with its status,
+// headers and body, falling back to 202.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
+func (c *Client) ReceiveFlowWebhookWithBody(ctx context.Context, endpointKey string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewReceiveFlowWebhookRequestWithBody(c.Server, endpointKey, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ReceiveFlowWebhook Start a flow from a webhook
+//
+// Starts the published version of the flow whose `trigger-webhook` owns this key. The trigger's output is
+// `{method, query, headers, body, received_at}` (headers lower-cased, auth and cookie headers dropped; a
+// JSON body parsed, otherwise a string). In `immediate` mode the answer is 202 with the run id; in
+// `last_node` mode the receiver waits up to 30 s for a `response-data` node and answers with its status,
+// headers and body, falling back to 202.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
+func (c *Client) ReceiveFlowWebhook(ctx context.Context, endpointKey string, body ReceiveFlowWebhookJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewReceiveFlowWebhookRequest(c.Server, endpointKey, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ReceiveFlowWebhookWithFormdataBody Start a flow from a webhook
+//
+// Starts the published version of the flow whose `trigger-webhook` owns this key. The trigger's output is
+// `{method, query, headers, body, received_at}` (headers lower-cased, auth and cookie headers dropped; a
+// JSON body parsed, otherwise a string). In `immediate` mode the answer is 202 with the run id; in
+// `last_node` mode the receiver waits up to 30 s for a `response-data` node and answers with its status,
+// headers and body, falling back to 202.
+//
+// Takes a body of the `application/x-www-form-urlencoded` content type.
+//
+// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
+func (c *Client) ReceiveFlowWebhookWithFormdataBody(ctx context.Context, endpointKey string, body ReceiveFlowWebhookFormdataRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewReceiveFlowWebhookRequestWithFormdataBody(c.Server, endpointKey, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ReceiveFlowWebhookWithTextBody Start a flow from a webhook
+//
+// Starts the published version of the flow whose `trigger-webhook` owns this key. The trigger's output is
+// `{method, query, headers, body, received_at}` (headers lower-cased, auth and cookie headers dropped; a
+// JSON body parsed, otherwise a string). In `immediate` mode the answer is 202 with the run id; in
+// `last_node` mode the receiver waits up to 30 s for a `response-data` node and answers with its status,
+// headers and body, falling back to 202.
+//
+// Takes a body of the `text/plain` content type.
+//
+// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
+func (c *Client) ReceiveFlowWebhookWithTextBody(ctx context.Context, endpointKey string, body ReceiveFlowWebhookTextRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewReceiveFlowWebhookRequestWithTextBody(c.Server, endpointKey, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // NewListApiTokensRequest constructs an http.Request for the ListApiTokens method
 func NewListApiTokensRequest(server string, params *ListApiTokensParams) (*http.Request, error) {
 	var err error
@@ -4577,6 +5689,544 @@ func NewRefreshTokensRequestWithBody(server string, contentType string, body io.
 	queryURL, err := serverURL.Parse(operationPath)
 	if err != nil {
 		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewListExecutionsRequest constructs an http.Request for the ListExecutions method
+func NewListExecutionsRequest(server string, params *ListExecutionsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/executions")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.FlowId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "flow_id", *params.FlowId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Status != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "status", *params.Status, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "array", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Mode != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "mode", *params.Mode, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.TriggeredBy != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "triggered_by", *params.TriggeredBy, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.From != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "from", *params.From, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.To != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "to", *params.To, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCreateExecutionRequest calls the generic CreateExecution builder with application/json body
+func NewCreateExecutionRequest(server string, params *CreateExecutionParams, body CreateExecutionJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreateExecutionRequestWithBody(server, params, "application/json", bodyReader)
+}
+
+// NewCreateExecutionRequestWithBody constructs an http.Request for the CreateExecution method, with any body, and a specified content type
+func NewCreateExecutionRequestWithBody(server string, params *CreateExecutionParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/executions")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.WaitMs != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "wait_ms", *params.WaitMs, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewStreamExecutionRequest calls the generic StreamExecution builder with application/json body
+func NewStreamExecutionRequest(server string, body StreamExecutionJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewStreamExecutionRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewStreamExecutionRequestWithBody constructs an http.Request for the StreamExecution method, with any body, and a specified content type
+func NewStreamExecutionRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/executions/stream")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewDeleteExecutionRequest constructs an http.Request for the DeleteExecution method
+func NewDeleteExecutionRequest(server string, id ExecutionID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/executions/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetExecutionRequest constructs an http.Request for the GetExecution method
+func NewGetExecutionRequest(server string, id ExecutionID, params *GetExecutionParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/executions/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Include != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "include", *params.Include, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCancelExecutionRequest constructs an http.Request for the CancelExecution method
+func NewCancelExecutionRequest(server string, id ExecutionID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/executions/%s/cancel", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetExecutionEventsRequest constructs an http.Request for the GetExecutionEvents method
+func NewGetExecutionEventsRequest(server string, id ExecutionID, params *GetExecutionEventsParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/executions/%s/events", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.LastEventID != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Last-Event-ID", *params.LastEventID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Last-Event-ID", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewGetNodeExecutionRequest constructs an http.Request for the GetNodeExecution method
+func NewGetNodeExecutionRequest(server string, id ExecutionID, nodeExecutionId int64) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "node_execution_id", nodeExecutionId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/executions/%s/nodes/%s", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewRetryExecutionRequest calls the generic RetryExecution builder with application/json body
+func NewRetryExecutionRequest(server string, id ExecutionID, params *RetryExecutionParams, body RetryExecutionJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewRetryExecutionRequestWithBody(server, id, params, "application/json", bodyReader)
+}
+
+// NewRetryExecutionRequestWithBody constructs an http.Request for the RetryExecution method, with any body, and a specified content type
+func NewRetryExecutionRequestWithBody(server string, id ExecutionID, params *RetryExecutionParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/executions/%s/retry", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.WaitMs != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "wait_ms", *params.WaitMs, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
 	}
 
 	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
@@ -5351,6 +7001,40 @@ func NewRestoreFlowVersionRequest(server string, id FlowID, version FlowVersionN
 	return req, nil
 }
 
+// NewRotateFlowWebhookKeyRequest constructs an http.Request for the RotateFlowWebhookKey method
+func NewRotateFlowWebhookKeyRequest(server string, id FlowID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/flows/%s/webhook-key", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewListIntegrationsRequest constructs an http.Request for the ListIntegrations method
 func NewListIntegrationsRequest(server string, params *ListIntegrationsParams) (*http.Request, error) {
 	var err error
@@ -5635,6 +7319,121 @@ func NewVerifyIntegrationRequest(server string, id IntegrationID) (*http.Request
 	}
 
 	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewListNodeTypesRequest constructs an http.Request for the ListNodeTypes method
+func NewListNodeTypesRequest(server string, params *ListNodeTypesParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/node-types")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Category != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "category", *params.Category, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewListNodeTypeCategoriesRequest constructs an http.Request for the ListNodeTypeCategories method
+func NewListNodeTypeCategoriesRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/node-types/categories")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetNodeTypeRequest constructs an http.Request for the GetNodeType method
+func NewGetNodeTypeRequest(server string, typeId string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "type_id", typeId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/node-types/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -6656,6 +8455,75 @@ func NewDeleteUserApiTokenRequest(server string, userId PathUserID, id ApiTokenI
 	return req, nil
 }
 
+// NewReceiveFlowWebhookRequest calls the generic ReceiveFlowWebhook builder with application/json body
+func NewReceiveFlowWebhookRequest(server string, endpointKey string, body ReceiveFlowWebhookJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewReceiveFlowWebhookRequestWithBody(server, endpointKey, "application/json", bodyReader)
+}
+
+// NewReceiveFlowWebhookRequestWithFormdataBody calls the generic ReceiveFlowWebhook builder with application/x-www-form-urlencoded body
+func NewReceiveFlowWebhookRequestWithFormdataBody(server string, endpointKey string, body ReceiveFlowWebhookFormdataRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	bodyStr, err := runtime.MarshalForm(body, nil)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = strings.NewReader(bodyStr.Encode())
+	return NewReceiveFlowWebhookRequestWithBody(server, endpointKey, "application/x-www-form-urlencoded", bodyReader)
+}
+
+// NewReceiveFlowWebhookRequestWithTextBody calls the generic ReceiveFlowWebhook builder with text/plain body
+func NewReceiveFlowWebhookRequestWithTextBody(server string, endpointKey string, body ReceiveFlowWebhookTextRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	if stringer, ok := interface{}(body).(fmt.Stringer); ok {
+		bodyReader = strings.NewReader(stringer.String())
+	} else {
+		bodyReader = strings.NewReader(fmt.Sprint(body))
+	}
+	return NewReceiveFlowWebhookRequestWithBody(server, endpointKey, "text/plain", bodyReader)
+}
+
+// NewReceiveFlowWebhookRequestWithBody constructs an http.Request for the ReceiveFlowWebhook method, with any body, and a specified content type
+func NewReceiveFlowWebhookRequestWithBody(server string, endpointKey string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "endpoint_key", endpointKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/webhooks/flows/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 func (c *Client) applyEditors(ctx context.Context, req *http.Request, additionalEditors []RequestEditorFn) error {
 	for _, r := range c.RequestEditors {
 		if err := r(ctx, req); err != nil {
@@ -6822,6 +8690,131 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /casdoor/auth/refresh (the `RefreshTokens` operationId).
 	RefreshTokensWithResponse(ctx context.Context, body RefreshTokensJSONRequestBody, reqEditors ...RequestEditorFn) (*RefreshTokensResponse, error)
+
+	// ListExecutionsWithResponse List executions
+	//
+	// A cursor list of run summaries, newest first, over the flows the caller can read. Filters combine;
+	// a cursor only works with the filters it was issued for.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /executions (the `ListExecutions` operationId).
+	ListExecutionsWithResponse(ctx context.Context, params *ListExecutionsParams, reqEditors ...RequestEditorFn) (*ListExecutionsResponse, error)
+
+	// CreateExecutionWithBodyWithResponse Run a flow
+	//
+	// Queues a run durably (a database row and a job in one transaction) and waits up to `wait_ms` for it
+	// to end, then answers with the run as it stands. The flow must be readable and complete; `input_data`
+	// is checked against the trigger's `inputFields`. Runs the working copy unless `version` is given.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /executions (the `CreateExecution` operationId).
+	CreateExecutionWithBodyWithResponse(ctx context.Context, params *CreateExecutionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateExecutionResponse, error)
+
+	// CreateExecutionWithResponse Run a flow
+	//
+	// Queues a run durably (a database row and a job in one transaction) and waits up to `wait_ms` for it
+	// to end, then answers with the run as it stands. The flow must be readable and complete; `input_data`
+	// is checked against the trigger's `inputFields`. Runs the working copy unless `version` is given.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /executions (the `CreateExecution` operationId).
+	CreateExecutionWithResponse(ctx context.Context, params *CreateExecutionParams, body CreateExecutionJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateExecutionResponse, error)
+
+	// StreamExecutionWithBodyWithResponse Run a flow and stream its events
+	//
+	// Same body and checks as `POST /executions`; answers `text/event-stream` with the run's events from
+	// `execution.created` to the terminal event (`event:`, `id: <seq>`, `data: <JSON>`; `retry: 2000`
+	// first; a `: ping` comment every 15 s). Closing the stream does not cancel the run.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /executions/stream (the `StreamExecution` operationId).
+	StreamExecutionWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*StreamExecutionResponse, error)
+
+	// StreamExecutionWithResponse Run a flow and stream its events
+	//
+	// Same body and checks as `POST /executions`; answers `text/event-stream` with the run's events from
+	// `execution.created` to the terminal event (`event:`, `id: <seq>`, `data: <JSON>`; `retry: 2000`
+	// first; a `: ping` comment every 15 s). Closing the stream does not cancel the run.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /executions/stream (the `StreamExecution` operationId).
+	StreamExecutionWithResponse(ctx context.Context, body StreamExecutionJSONRequestBody, reqEditors ...RequestEditorFn) (*StreamExecutionResponse, error)
+
+	// DeleteExecutionWithResponse Delete an execution
+	//
+	// Deletes an ended run with its node records and events. A run still active answers 409.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /executions/{id} (the `DeleteExecution` operationId).
+	DeleteExecutionWithResponse(ctx context.Context, id ExecutionID, reqEditors ...RequestEditorFn) (*DeleteExecutionResponse, error)
+
+	// GetExecutionWithResponse Get an execution
+	//
+	// The run with its node records, ordered by start. `include=graph` adds the exact graph that ran.
+	// Outputs over 64 KiB are truncated (`truncated: true`); `GET …/nodes/{node_execution_id}` has them whole.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /executions/{id} (the `GetExecution` operationId).
+	GetExecutionWithResponse(ctx context.Context, id ExecutionID, params *GetExecutionParams, reqEditors ...RequestEditorFn) (*GetExecutionResponse, error)
+
+	// CancelExecutionWithResponse Cancel an execution
+	//
+	// A queued or waiting run is cancelled at once; a running one is signalled and its worker stops it
+	// (in-flight HTTP and AI calls are aborted). Answers with the run as it stands; an ended run answers 409.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /executions/{id}/cancel (the `CancelExecution` operationId).
+	CancelExecutionWithResponse(ctx context.Context, id ExecutionID, reqEditors ...RequestEditorFn) (*CancelExecutionResponse, error)
+
+	// GetExecutionEventsWithResponse Stream an execution's events
+	//
+	// Server-sent events of an existing run: replays from the start (or after `Last-Event-ID`), then follows
+	// live, and closes after the terminal event. Past the event retention, one terminal event built from the
+	// run is sent.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /executions/{id}/events (the `GetExecutionEvents` operationId).
+	GetExecutionEventsWithResponse(ctx context.Context, id ExecutionID, params *GetExecutionEventsParams, reqEditors ...RequestEditorFn) (*GetExecutionEventsResponse, error)
+
+	// GetNodeExecutionWithResponse Get one node record
+	//
+	// One node record with its full `input` and `output`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /executions/{id}/nodes/{node_execution_id} (the `GetNodeExecution` operationId).
+	GetNodeExecutionWithResponse(ctx context.Context, id ExecutionID, nodeExecutionId int64, reqEditors ...RequestEditorFn) (*GetNodeExecutionResponse, error)
+
+	// RetryExecutionWithBodyWithResponse Retry an execution
+	//
+	// Creates a new run (`mode=retry`, `retry_of`) of a failed or cancelled run on the same graph. From
+	// `failed_node` (default) the completed nodes' records are reused and the run resumes at the node(s)
+	// that failed or were cancelled; from `start` everything runs again.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /executions/{id}/retry (the `RetryExecution` operationId).
+	RetryExecutionWithBodyWithResponse(ctx context.Context, id ExecutionID, params *RetryExecutionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RetryExecutionResponse, error)
+
+	// RetryExecutionWithResponse Retry an execution
+	//
+	// Creates a new run (`mode=retry`, `retry_of`) of a failed or cancelled run on the same graph. From
+	// `failed_node` (default) the completed nodes' records are reused and the run resumes at the node(s)
+	// that failed or were cancelled; from `start` everything runs again.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /executions/{id}/retry (the `RetryExecution` operationId).
+	RetryExecutionWithResponse(ctx context.Context, id ExecutionID, params *RetryExecutionParams, body RetryExecutionJSONRequestBody, reqEditors ...RequestEditorFn) (*RetryExecutionResponse, error)
 
 	// ListFlowsWithResponse List flows
 	//
@@ -7027,6 +9020,16 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /flows/{id}/versions/{version}/restore (the `RestoreFlowVersion` operationId).
 	RestoreFlowVersionWithResponse(ctx context.Context, id FlowID, version FlowVersionNumber, params *RestoreFlowVersionParams, reqEditors ...RequestEditorFn) (*RestoreFlowVersionResponse, error)
 
+	// RotateFlowWebhookKeyWithResponse Rotate the webhook key
+	//
+	// Gives the flow's `trigger-webhook` a new key and returns the receiver URL; the previous key stops working
+	// at once. A flow without a `trigger-webhook` in its working copy answers 409 `invalid-state`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /flows/{id}/webhook-key (the `RotateFlowWebhookKey` operationId).
+	RotateFlowWebhookKeyWithResponse(ctx context.Context, id FlowID, reqEditors ...RequestEditorFn) (*RotateFlowWebhookKeyResponse, error)
+
 	// ListIntegrationsWithResponse List integrations
 	//
 	// A page of the organisation's integrations, by name unless `sort` says otherwise. Secrets are never
@@ -7119,6 +9122,33 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /integrations/{id}/verify (the `VerifyIntegration` operationId).
 	VerifyIntegrationWithResponse(ctx context.Context, id IntegrationID, reqEditors ...RequestEditorFn) (*VerifyIntegrationResponse, error)
+
+	// ListNodeTypesWithResponse List node types
+	//
+	// The engine's own registry, so the editor shows exactly what runs.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /node-types (the `ListNodeTypes` operationId).
+	ListNodeTypesWithResponse(ctx context.Context, params *ListNodeTypesParams, reqEditors ...RequestEditorFn) (*ListNodeTypesResponse, error)
+
+	// ListNodeTypeCategoriesWithResponse List node type categories
+	//
+	// The five categories of node types.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /node-types/categories (the `ListNodeTypeCategories` operationId).
+	ListNodeTypeCategoriesWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListNodeTypeCategoriesResponse, error)
+
+	// GetNodeTypeWithResponse Get a node type
+	//
+	// One node type definition; an unknown id answers 404.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /node-types/{type_id} (the `GetNodeType` operationId).
+	GetNodeTypeWithResponse(ctx context.Context, typeId string, reqEditors ...RequestEditorFn) (*GetNodeTypeResponse, error)
 
 	// ListPermissionsWithResponse The permission catalogue
 	//
@@ -7362,6 +9392,58 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with DELETE /users/{user_id}/api-tokens/{id} (the `DeleteUserApiToken` operationId).
 	DeleteUserApiTokenWithResponse(ctx context.Context, userId PathUserID, id ApiTokenID, reqEditors ...RequestEditorFn) (*DeleteUserApiTokenResponse, error)
+
+	// ReceiveFlowWebhookWithBodyWithResponse Start a flow from a webhook
+	//
+	// Starts the published version of the flow whose `trigger-webhook` owns this key. The trigger's output is
+	// `{method, query, headers, body, received_at}` (headers lower-cased, auth and cookie headers dropped; a
+	// JSON body parsed, otherwise a string). In `immediate` mode the answer is 202 with the run id; in
+	// `last_node` mode the receiver waits up to 30 s for a `response-data` node and answers with its status,
+	// headers and body, falling back to 202.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
+	ReceiveFlowWebhookWithBodyWithResponse(ctx context.Context, endpointKey string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ReceiveFlowWebhookResponse, error)
+
+	// ReceiveFlowWebhookWithResponse Start a flow from a webhook
+	//
+	// Starts the published version of the flow whose `trigger-webhook` owns this key. The trigger's output is
+	// `{method, query, headers, body, received_at}` (headers lower-cased, auth and cookie headers dropped; a
+	// JSON body parsed, otherwise a string). In `immediate` mode the answer is 202 with the run id; in
+	// `last_node` mode the receiver waits up to 30 s for a `response-data` node and answers with its status,
+	// headers and body, falling back to 202.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
+	ReceiveFlowWebhookWithResponse(ctx context.Context, endpointKey string, body ReceiveFlowWebhookJSONRequestBody, reqEditors ...RequestEditorFn) (*ReceiveFlowWebhookResponse, error)
+
+	// ReceiveFlowWebhookWithFormdataBodyWithResponse Start a flow from a webhook
+	//
+	// Starts the published version of the flow whose `trigger-webhook` owns this key. The trigger's output is
+	// `{method, query, headers, body, received_at}` (headers lower-cased, auth and cookie headers dropped; a
+	// JSON body parsed, otherwise a string). In `immediate` mode the answer is 202 with the run id; in
+	// `last_node` mode the receiver waits up to 30 s for a `response-data` node and answers with its status,
+	// headers and body, falling back to 202.
+	//
+	// Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
+	ReceiveFlowWebhookWithFormdataBodyWithResponse(ctx context.Context, endpointKey string, body ReceiveFlowWebhookFormdataRequestBody, reqEditors ...RequestEditorFn) (*ReceiveFlowWebhookResponse, error)
+
+	// ReceiveFlowWebhookWithTextBodyWithResponse Start a flow from a webhook
+	//
+	// Starts the published version of the flow whose `trigger-webhook` owns this key. The trigger's output is
+	// `{method, query, headers, body, received_at}` (headers lower-cased, auth and cookie headers dropped; a
+	// JSON body parsed, otherwise a string). In `immediate` mode the answer is 202 with the run id; in
+	// `last_node` mode the receiver waits up to 30 s for a `response-data` node and answers with its status,
+	// headers and body, falling back to 202.
+	//
+	// Takes a body of the `text/plain` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
+	ReceiveFlowWebhookWithTextBodyWithResponse(ctx context.Context, endpointKey string, body ReceiveFlowWebhookTextRequestBody, reqEditors ...RequestEditorFn) (*ReceiveFlowWebhookResponse, error)
 }
 
 // ListApiTokensResponse200Headers the declared response headers of an HTTP 200 response for ListApiTokens
@@ -8182,6 +10264,739 @@ func (r RefreshTokensResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r RefreshTokensResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListExecutionsResponse200Headers the declared response headers of an HTTP 200 response for ListExecutions
+type ListExecutionsResponse200Headers struct {
+	XRequestID *string
+}
+
+// ListExecutionsResponseDefaultHeaders the declared response headers of an HTTP default response for ListExecutions
+type ListExecutionsResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type ListExecutionsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ExecutionCursorPage
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListExecutionsResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ListExecutionsResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListExecutionsResponse) GetJSON200() *ExecutionCursorPage {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ListExecutionsResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ListExecutionsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListExecutionsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListExecutionsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListExecutionsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CreateExecutionResponse201Headers the declared response headers of an HTTP 201 response for CreateExecution
+type CreateExecutionResponse201Headers struct {
+	Location   string
+	XRequestID *string
+}
+
+// CreateExecutionResponse422Headers the declared response headers of an HTTP 422 response for CreateExecution
+type CreateExecutionResponse422Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// CreateExecutionResponse429Headers the declared response headers of an HTTP 429 response for CreateExecution
+type CreateExecutionResponse429Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// CreateExecutionResponseDefaultHeaders the declared response headers of an HTTP default response for CreateExecution
+type CreateExecutionResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type CreateExecutionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *ExecutionCreated
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *CreateExecutionResponse201Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *CreateExecutionResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *CreateExecutionResponse429Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *CreateExecutionResponseDefaultHeaders
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r CreateExecutionResponse) GetJSON201() *ExecutionCreated {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r CreateExecutionResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r CreateExecutionResponse) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r CreateExecutionResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateExecutionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateExecutionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateExecutionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateExecutionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// StreamExecutionResponse200Headers the declared response headers of an HTTP 200 response for StreamExecution
+type StreamExecutionResponse200Headers struct {
+	XRequestID *string
+}
+
+// StreamExecutionResponse422Headers the declared response headers of an HTTP 422 response for StreamExecution
+type StreamExecutionResponse422Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// StreamExecutionResponse429Headers the declared response headers of an HTTP 429 response for StreamExecution
+type StreamExecutionResponse429Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// StreamExecutionResponseDefaultHeaders the declared response headers of an HTTP default response for StreamExecution
+type StreamExecutionResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type StreamExecutionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *StreamExecutionResponse200Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *StreamExecutionResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *StreamExecutionResponse429Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *StreamExecutionResponseDefaultHeaders
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r StreamExecutionResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r StreamExecutionResponse) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r StreamExecutionResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r StreamExecutionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r StreamExecutionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r StreamExecutionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r StreamExecutionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// DeleteExecutionResponse204Headers the declared response headers of an HTTP 204 response for DeleteExecution
+type DeleteExecutionResponse204Headers struct {
+	XRequestID *string
+}
+
+// DeleteExecutionResponse409Headers the declared response headers of an HTTP 409 response for DeleteExecution
+type DeleteExecutionResponse409Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// DeleteExecutionResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteExecution
+type DeleteExecutionResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type DeleteExecutionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers204 the parsed response headers for an HTTP 204 response
+	Headers204 *DeleteExecutionResponse204Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *DeleteExecutionResponse409Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *DeleteExecutionResponseDefaultHeaders
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r DeleteExecutionResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r DeleteExecutionResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteExecutionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteExecutionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteExecutionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteExecutionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetExecutionResponse200Headers the declared response headers of an HTTP 200 response for GetExecution
+type GetExecutionResponse200Headers struct {
+	XRequestID *string
+}
+
+// GetExecutionResponseDefaultHeaders the declared response headers of an HTTP default response for GetExecution
+type GetExecutionResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type GetExecutionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Execution
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetExecutionResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetExecutionResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetExecutionResponse) GetJSON200() *Execution {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetExecutionResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetExecutionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetExecutionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetExecutionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetExecutionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CancelExecutionResponse202Headers the declared response headers of an HTTP 202 response for CancelExecution
+type CancelExecutionResponse202Headers struct {
+	XRequestID *string
+}
+
+// CancelExecutionResponse409Headers the declared response headers of an HTTP 409 response for CancelExecution
+type CancelExecutionResponse409Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// CancelExecutionResponseDefaultHeaders the declared response headers of an HTTP default response for CancelExecution
+type CancelExecutionResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type CancelExecutionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *Execution
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers202 the parsed response headers for an HTTP 202 response
+	Headers202 *CancelExecutionResponse202Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *CancelExecutionResponse409Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *CancelExecutionResponseDefaultHeaders
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r CancelExecutionResponse) GetJSON202() *Execution {
+	return r.JSON202
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r CancelExecutionResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r CancelExecutionResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r CancelExecutionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CancelExecutionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CancelExecutionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CancelExecutionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetExecutionEventsResponse200Headers the declared response headers of an HTTP 200 response for GetExecutionEvents
+type GetExecutionEventsResponse200Headers struct {
+	XRequestID *string
+}
+
+// GetExecutionEventsResponseDefaultHeaders the declared response headers of an HTTP default response for GetExecutionEvents
+type GetExecutionEventsResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type GetExecutionEventsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetExecutionEventsResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetExecutionEventsResponseDefaultHeaders
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetExecutionEventsResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetExecutionEventsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetExecutionEventsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetExecutionEventsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetExecutionEventsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetNodeExecutionResponse200Headers the declared response headers of an HTTP 200 response for GetNodeExecution
+type GetNodeExecutionResponse200Headers struct {
+	XRequestID *string
+}
+
+// GetNodeExecutionResponseDefaultHeaders the declared response headers of an HTTP default response for GetNodeExecution
+type GetNodeExecutionResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type GetNodeExecutionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *NodeExecution
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetNodeExecutionResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetNodeExecutionResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetNodeExecutionResponse) GetJSON200() *NodeExecution {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetNodeExecutionResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetNodeExecutionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetNodeExecutionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetNodeExecutionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetNodeExecutionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// RetryExecutionResponse201Headers the declared response headers of an HTTP 201 response for RetryExecution
+type RetryExecutionResponse201Headers struct {
+	Location   string
+	XRequestID *string
+}
+
+// RetryExecutionResponse409Headers the declared response headers of an HTTP 409 response for RetryExecution
+type RetryExecutionResponse409Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// RetryExecutionResponseDefaultHeaders the declared response headers of an HTTP default response for RetryExecution
+type RetryExecutionResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type RetryExecutionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *ExecutionCreated
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *RetryExecutionResponse201Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *RetryExecutionResponse409Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *RetryExecutionResponseDefaultHeaders
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r RetryExecutionResponse) GetJSON201() *ExecutionCreated {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r RetryExecutionResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r RetryExecutionResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r RetryExecutionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RetryExecutionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RetryExecutionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RetryExecutionResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -9384,6 +12199,94 @@ func (r RestoreFlowVersionResponse) ContentType() string {
 	return ""
 }
 
+// RotateFlowWebhookKeyResponse200Headers the declared response headers of an HTTP 200 response for RotateFlowWebhookKey
+type RotateFlowWebhookKeyResponse200Headers struct {
+	XRequestID *string
+}
+
+// RotateFlowWebhookKeyResponse409Headers the declared response headers of an HTTP 409 response for RotateFlowWebhookKey
+type RotateFlowWebhookKeyResponse409Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// RotateFlowWebhookKeyResponseDefaultHeaders the declared response headers of an HTTP default response for RotateFlowWebhookKey
+type RotateFlowWebhookKeyResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type RotateFlowWebhookKeyResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *FlowWebhookKey
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *RotateFlowWebhookKeyResponse200Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *RotateFlowWebhookKeyResponse409Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *RotateFlowWebhookKeyResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RotateFlowWebhookKeyResponse) GetJSON200() *FlowWebhookKey {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r RotateFlowWebhookKeyResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r RotateFlowWebhookKeyResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r RotateFlowWebhookKeyResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RotateFlowWebhookKeyResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RotateFlowWebhookKeyResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RotateFlowWebhookKeyResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // ListIntegrationsResponse200Headers the declared response headers of an HTTP 200 response for ListIntegrations
 type ListIntegrationsResponse200Headers struct {
 	CacheControl *string
@@ -9904,6 +12807,210 @@ func (r VerifyIntegrationResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r VerifyIntegrationResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListNodeTypesResponse200Headers the declared response headers of an HTTP 200 response for ListNodeTypes
+type ListNodeTypesResponse200Headers struct {
+	XRequestID *string
+}
+
+// ListNodeTypesResponseDefaultHeaders the declared response headers of an HTTP default response for ListNodeTypes
+type ListNodeTypesResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type ListNodeTypesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *NodeTypeList
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListNodeTypesResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ListNodeTypesResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListNodeTypesResponse) GetJSON200() *NodeTypeList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ListNodeTypesResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ListNodeTypesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListNodeTypesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListNodeTypesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListNodeTypesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListNodeTypeCategoriesResponse200Headers the declared response headers of an HTTP 200 response for ListNodeTypeCategories
+type ListNodeTypeCategoriesResponse200Headers struct {
+	XRequestID *string
+}
+
+// ListNodeTypeCategoriesResponseDefaultHeaders the declared response headers of an HTTP default response for ListNodeTypeCategories
+type ListNodeTypeCategoriesResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type ListNodeTypeCategoriesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *NodeTypeCategoryList
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListNodeTypeCategoriesResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ListNodeTypeCategoriesResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListNodeTypeCategoriesResponse) GetJSON200() *NodeTypeCategoryList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ListNodeTypeCategoriesResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ListNodeTypeCategoriesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListNodeTypeCategoriesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListNodeTypeCategoriesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListNodeTypeCategoriesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetNodeTypeResponse200Headers the declared response headers of an HTTP 200 response for GetNodeType
+type GetNodeTypeResponse200Headers struct {
+	XRequestID *string
+}
+
+// GetNodeTypeResponseDefaultHeaders the declared response headers of an HTTP default response for GetNodeType
+type GetNodeTypeResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type GetNodeTypeResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *NodeType
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetNodeTypeResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetNodeTypeResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetNodeTypeResponse) GetJSON200() *NodeType {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetNodeTypeResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetNodeTypeResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetNodeTypeResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetNodeTypeResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetNodeTypeResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -11558,6 +14665,88 @@ func (r DeleteUserApiTokenResponse) ContentType() string {
 	return ""
 }
 
+// ReceiveFlowWebhookResponse200Headers the declared response headers of an HTTP 200 response for ReceiveFlowWebhook
+type ReceiveFlowWebhookResponse200Headers struct {
+	XRequestID *string
+}
+
+// ReceiveFlowWebhookResponse202Headers the declared response headers of an HTTP 202 response for ReceiveFlowWebhook
+type ReceiveFlowWebhookResponse202Headers struct {
+	XRequestID *string
+}
+
+// ReceiveFlowWebhookResponseDefaultHeaders the declared response headers of an HTTP default response for ReceiveFlowWebhook
+type ReceiveFlowWebhookResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type ReceiveFlowWebhookResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *FlowWebhookAnswer
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *FlowWebhookAccepted
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ReceiveFlowWebhookResponse200Headers
+	// Headers202 the parsed response headers for an HTTP 202 response
+	Headers202 *ReceiveFlowWebhookResponse202Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ReceiveFlowWebhookResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ReceiveFlowWebhookResponse) GetJSON200() *FlowWebhookAnswer {
+	return r.JSON200
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r ReceiveFlowWebhookResponse) GetJSON202() *FlowWebhookAccepted {
+	return r.JSON202
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ReceiveFlowWebhookResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ReceiveFlowWebhookResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ReceiveFlowWebhookResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ReceiveFlowWebhookResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ReceiveFlowWebhookResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // ListApiTokensWithResponse List my API tokens
 //
 // The caller's own tokens, revoked ones included (with `revoked_at`). Never the secrets.
@@ -11751,6 +14940,203 @@ func (c *ClientWithResponses) RefreshTokensWithResponse(ctx context.Context, bod
 		return nil, err
 	}
 	return ParseRefreshTokensResponse(rsp)
+}
+
+// ListExecutionsWithResponse List executions
+//
+// A cursor list of run summaries, newest first, over the flows the caller can read. Filters combine;
+// a cursor only works with the filters it was issued for.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /executions (the `ListExecutions` operationId).
+func (c *ClientWithResponses) ListExecutionsWithResponse(ctx context.Context, params *ListExecutionsParams, reqEditors ...RequestEditorFn) (*ListExecutionsResponse, error) {
+	rsp, err := c.ListExecutions(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListExecutionsResponse(rsp)
+}
+
+// CreateExecutionWithBodyWithResponse Run a flow
+//
+// Queues a run durably (a database row and a job in one transaction) and waits up to `wait_ms` for it
+// to end, then answers with the run as it stands. The flow must be readable and complete; `input_data`
+// is checked against the trigger's `inputFields`. Runs the working copy unless `version` is given.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /executions (the `CreateExecution` operationId).
+func (c *ClientWithResponses) CreateExecutionWithBodyWithResponse(ctx context.Context, params *CreateExecutionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateExecutionResponse, error) {
+	rsp, err := c.CreateExecutionWithBody(ctx, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateExecutionResponse(rsp)
+}
+
+// CreateExecutionWithResponse Run a flow
+//
+// Queues a run durably (a database row and a job in one transaction) and waits up to `wait_ms` for it
+// to end, then answers with the run as it stands. The flow must be readable and complete; `input_data`
+// is checked against the trigger's `inputFields`. Runs the working copy unless `version` is given.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /executions (the `CreateExecution` operationId).
+func (c *ClientWithResponses) CreateExecutionWithResponse(ctx context.Context, params *CreateExecutionParams, body CreateExecutionJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateExecutionResponse, error) {
+	rsp, err := c.CreateExecution(ctx, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateExecutionResponse(rsp)
+}
+
+// StreamExecutionWithBodyWithResponse Run a flow and stream its events
+//
+// Same body and checks as `POST /executions`; answers `text/event-stream` with the run's events from
+// `execution.created` to the terminal event (`event:`, `id: <seq>`, `data: <JSON>`; `retry: 2000`
+// first; a `: ping` comment every 15 s). Closing the stream does not cancel the run.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /executions/stream (the `StreamExecution` operationId).
+func (c *ClientWithResponses) StreamExecutionWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*StreamExecutionResponse, error) {
+	rsp, err := c.StreamExecutionWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseStreamExecutionResponse(rsp)
+}
+
+// StreamExecutionWithResponse Run a flow and stream its events
+//
+// Same body and checks as `POST /executions`; answers `text/event-stream` with the run's events from
+// `execution.created` to the terminal event (`event:`, `id: <seq>`, `data: <JSON>`; `retry: 2000`
+// first; a `: ping` comment every 15 s). Closing the stream does not cancel the run.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /executions/stream (the `StreamExecution` operationId).
+func (c *ClientWithResponses) StreamExecutionWithResponse(ctx context.Context, body StreamExecutionJSONRequestBody, reqEditors ...RequestEditorFn) (*StreamExecutionResponse, error) {
+	rsp, err := c.StreamExecution(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseStreamExecutionResponse(rsp)
+}
+
+// DeleteExecutionWithResponse Delete an execution
+//
+// Deletes an ended run with its node records and events. A run still active answers 409.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /executions/{id} (the `DeleteExecution` operationId).
+func (c *ClientWithResponses) DeleteExecutionWithResponse(ctx context.Context, id ExecutionID, reqEditors ...RequestEditorFn) (*DeleteExecutionResponse, error) {
+	rsp, err := c.DeleteExecution(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteExecutionResponse(rsp)
+}
+
+// GetExecutionWithResponse Get an execution
+//
+// The run with its node records, ordered by start. `include=graph` adds the exact graph that ran.
+// Outputs over 64 KiB are truncated (`truncated: true`); `GET …/nodes/{node_execution_id}` has them whole.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /executions/{id} (the `GetExecution` operationId).
+func (c *ClientWithResponses) GetExecutionWithResponse(ctx context.Context, id ExecutionID, params *GetExecutionParams, reqEditors ...RequestEditorFn) (*GetExecutionResponse, error) {
+	rsp, err := c.GetExecution(ctx, id, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetExecutionResponse(rsp)
+}
+
+// CancelExecutionWithResponse Cancel an execution
+//
+// A queued or waiting run is cancelled at once; a running one is signalled and its worker stops it
+// (in-flight HTTP and AI calls are aborted). Answers with the run as it stands; an ended run answers 409.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /executions/{id}/cancel (the `CancelExecution` operationId).
+func (c *ClientWithResponses) CancelExecutionWithResponse(ctx context.Context, id ExecutionID, reqEditors ...RequestEditorFn) (*CancelExecutionResponse, error) {
+	rsp, err := c.CancelExecution(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCancelExecutionResponse(rsp)
+}
+
+// GetExecutionEventsWithResponse Stream an execution's events
+//
+// Server-sent events of an existing run: replays from the start (or after `Last-Event-ID`), then follows
+// live, and closes after the terminal event. Past the event retention, one terminal event built from the
+// run is sent.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /executions/{id}/events (the `GetExecutionEvents` operationId).
+func (c *ClientWithResponses) GetExecutionEventsWithResponse(ctx context.Context, id ExecutionID, params *GetExecutionEventsParams, reqEditors ...RequestEditorFn) (*GetExecutionEventsResponse, error) {
+	rsp, err := c.GetExecutionEvents(ctx, id, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetExecutionEventsResponse(rsp)
+}
+
+// GetNodeExecutionWithResponse Get one node record
+//
+// One node record with its full `input` and `output`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /executions/{id}/nodes/{node_execution_id} (the `GetNodeExecution` operationId).
+func (c *ClientWithResponses) GetNodeExecutionWithResponse(ctx context.Context, id ExecutionID, nodeExecutionId int64, reqEditors ...RequestEditorFn) (*GetNodeExecutionResponse, error) {
+	rsp, err := c.GetNodeExecution(ctx, id, nodeExecutionId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetNodeExecutionResponse(rsp)
+}
+
+// RetryExecutionWithBodyWithResponse Retry an execution
+//
+// Creates a new run (`mode=retry`, `retry_of`) of a failed or cancelled run on the same graph. From
+// `failed_node` (default) the completed nodes' records are reused and the run resumes at the node(s)
+// that failed or were cancelled; from `start` everything runs again.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /executions/{id}/retry (the `RetryExecution` operationId).
+func (c *ClientWithResponses) RetryExecutionWithBodyWithResponse(ctx context.Context, id ExecutionID, params *RetryExecutionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RetryExecutionResponse, error) {
+	rsp, err := c.RetryExecutionWithBody(ctx, id, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRetryExecutionResponse(rsp)
+}
+
+// RetryExecutionWithResponse Retry an execution
+//
+// Creates a new run (`mode=retry`, `retry_of`) of a failed or cancelled run on the same graph. From
+// `failed_node` (default) the completed nodes' records are reused and the run resumes at the node(s)
+// that failed or were cancelled; from `start` everything runs again.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /executions/{id}/retry (the `RetryExecution` operationId).
+func (c *ClientWithResponses) RetryExecutionWithResponse(ctx context.Context, id ExecutionID, params *RetryExecutionParams, body RetryExecutionJSONRequestBody, reqEditors ...RequestEditorFn) (*RetryExecutionResponse, error) {
+	rsp, err := c.RetryExecution(ctx, id, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRetryExecutionResponse(rsp)
 }
 
 // ListFlowsWithResponse List flows
@@ -12083,6 +15469,22 @@ func (c *ClientWithResponses) RestoreFlowVersionWithResponse(ctx context.Context
 	return ParseRestoreFlowVersionResponse(rsp)
 }
 
+// RotateFlowWebhookKeyWithResponse Rotate the webhook key
+//
+// Gives the flow's `trigger-webhook` a new key and returns the receiver URL; the previous key stops working
+// at once. A flow without a `trigger-webhook` in its working copy answers 409 `invalid-state`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /flows/{id}/webhook-key (the `RotateFlowWebhookKey` operationId).
+func (c *ClientWithResponses) RotateFlowWebhookKeyWithResponse(ctx context.Context, id FlowID, reqEditors ...RequestEditorFn) (*RotateFlowWebhookKeyResponse, error) {
+	rsp, err := c.RotateFlowWebhookKey(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRotateFlowWebhookKeyResponse(rsp)
+}
+
 // ListIntegrationsWithResponse List integrations
 //
 // A page of the organisation's integrations, by name unless `sort` says otherwise. Secrets are never
@@ -12222,6 +15624,51 @@ func (c *ClientWithResponses) VerifyIntegrationWithResponse(ctx context.Context,
 		return nil, err
 	}
 	return ParseVerifyIntegrationResponse(rsp)
+}
+
+// ListNodeTypesWithResponse List node types
+//
+// The engine's own registry, so the editor shows exactly what runs.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /node-types (the `ListNodeTypes` operationId).
+func (c *ClientWithResponses) ListNodeTypesWithResponse(ctx context.Context, params *ListNodeTypesParams, reqEditors ...RequestEditorFn) (*ListNodeTypesResponse, error) {
+	rsp, err := c.ListNodeTypes(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListNodeTypesResponse(rsp)
+}
+
+// ListNodeTypeCategoriesWithResponse List node type categories
+//
+// The five categories of node types.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /node-types/categories (the `ListNodeTypeCategories` operationId).
+func (c *ClientWithResponses) ListNodeTypeCategoriesWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListNodeTypeCategoriesResponse, error) {
+	rsp, err := c.ListNodeTypeCategories(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListNodeTypeCategoriesResponse(rsp)
+}
+
+// GetNodeTypeWithResponse Get a node type
+//
+// One node type definition; an unknown id answers 404.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /node-types/{type_id} (the `GetNodeType` operationId).
+func (c *ClientWithResponses) GetNodeTypeWithResponse(ctx context.Context, typeId string, reqEditors ...RequestEditorFn) (*GetNodeTypeResponse, error) {
+	rsp, err := c.GetNodeType(ctx, typeId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetNodeTypeResponse(rsp)
 }
 
 // ListPermissionsWithResponse The permission catalogue
@@ -12621,6 +16068,82 @@ func (c *ClientWithResponses) DeleteUserApiTokenWithResponse(ctx context.Context
 		return nil, err
 	}
 	return ParseDeleteUserApiTokenResponse(rsp)
+}
+
+// ReceiveFlowWebhookWithBodyWithResponse Start a flow from a webhook
+//
+// Starts the published version of the flow whose `trigger-webhook` owns this key. The trigger's output is
+// `{method, query, headers, body, received_at}` (headers lower-cased, auth and cookie headers dropped; a
+// JSON body parsed, otherwise a string). In `immediate` mode the answer is 202 with the run id; in
+// `last_node` mode the receiver waits up to 30 s for a `response-data` node and answers with its status,
+// headers and body, falling back to 202.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
+func (c *ClientWithResponses) ReceiveFlowWebhookWithBodyWithResponse(ctx context.Context, endpointKey string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ReceiveFlowWebhookResponse, error) {
+	rsp, err := c.ReceiveFlowWebhookWithBody(ctx, endpointKey, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseReceiveFlowWebhookResponse(rsp)
+}
+
+// ReceiveFlowWebhookWithResponse Start a flow from a webhook
+//
+// Starts the published version of the flow whose `trigger-webhook` owns this key. The trigger's output is
+// `{method, query, headers, body, received_at}` (headers lower-cased, auth and cookie headers dropped; a
+// JSON body parsed, otherwise a string). In `immediate` mode the answer is 202 with the run id; in
+// `last_node` mode the receiver waits up to 30 s for a `response-data` node and answers with its status,
+// headers and body, falling back to 202.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
+func (c *ClientWithResponses) ReceiveFlowWebhookWithResponse(ctx context.Context, endpointKey string, body ReceiveFlowWebhookJSONRequestBody, reqEditors ...RequestEditorFn) (*ReceiveFlowWebhookResponse, error) {
+	rsp, err := c.ReceiveFlowWebhook(ctx, endpointKey, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseReceiveFlowWebhookResponse(rsp)
+}
+
+// ReceiveFlowWebhookWithFormdataBodyWithResponse Start a flow from a webhook
+//
+// Starts the published version of the flow whose `trigger-webhook` owns this key. The trigger's output is
+// `{method, query, headers, body, received_at}` (headers lower-cased, auth and cookie headers dropped; a
+// JSON body parsed, otherwise a string). In `immediate` mode the answer is 202 with the run id; in
+// `last_node` mode the receiver waits up to 30 s for a `response-data` node and answers with its status,
+// headers and body, falling back to 202.
+//
+// Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
+func (c *ClientWithResponses) ReceiveFlowWebhookWithFormdataBodyWithResponse(ctx context.Context, endpointKey string, body ReceiveFlowWebhookFormdataRequestBody, reqEditors ...RequestEditorFn) (*ReceiveFlowWebhookResponse, error) {
+	rsp, err := c.ReceiveFlowWebhookWithFormdataBody(ctx, endpointKey, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseReceiveFlowWebhookResponse(rsp)
+}
+
+// ReceiveFlowWebhookWithTextBodyWithResponse Start a flow from a webhook
+//
+// Starts the published version of the flow whose `trigger-webhook` owns this key. The trigger's output is
+// `{method, query, headers, body, received_at}` (headers lower-cased, auth and cookie headers dropped; a
+// JSON body parsed, otherwise a string). In `immediate` mode the answer is 202 with the run id; in
+// `last_node` mode the receiver waits up to 30 s for a `response-data` node and answers with its status,
+// headers and body, falling back to 202.
+//
+// Takes a body of the `text/plain` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
+func (c *ClientWithResponses) ReceiveFlowWebhookWithTextBodyWithResponse(ctx context.Context, endpointKey string, body ReceiveFlowWebhookTextRequestBody, reqEditors ...RequestEditorFn) (*ReceiveFlowWebhookResponse, error) {
+	rsp, err := c.ReceiveFlowWebhookWithTextBody(ctx, endpointKey, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseReceiveFlowWebhookResponse(rsp)
 }
 
 // ParseListApiTokensResponse parses an HTTP response from a ListApiTokensWithResponse call
@@ -14133,6 +17656,1297 @@ func ParseRefreshTokensResponse(rsp *http.Response) (*RefreshTokensResponse, err
 		response.Headers403 = &headers
 	case true:
 		var headers RefreshTokensResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListExecutionsResponse parses an HTTP response from a ListExecutionsWithResponse call
+func ParseListExecutionsResponse(rsp *http.Response) (*ListExecutionsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListExecutionsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ExecutionCursorPage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListExecutionsResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers ListExecutionsResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCreateExecutionResponse parses an HTTP response from a CreateExecutionWithResponse call
+func ParseCreateExecutionResponse(rsp *http.Response) (*CreateExecutionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateExecutionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest ExecutionCreated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers CreateExecutionResponse201Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 422:
+		var headers CreateExecutionResponse422Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers CreateExecutionResponse429Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers429 = &headers
+	case true:
+		var headers CreateExecutionResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseStreamExecutionResponse parses an HTTP response from a StreamExecutionWithResponse call
+func ParseStreamExecutionResponse(rsp *http.Response) (*StreamExecutionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &StreamExecutionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers StreamExecutionResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 422:
+		var headers StreamExecutionResponse422Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers StreamExecutionResponse429Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers429 = &headers
+	case true:
+		var headers StreamExecutionResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDeleteExecutionResponse parses an HTTP response from a DeleteExecutionWithResponse call
+func ParseDeleteExecutionResponse(rsp *http.Response) (*DeleteExecutionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteExecutionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		var headers DeleteExecutionResponse204Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers204 = &headers
+	case rsp.StatusCode == 409:
+		var headers DeleteExecutionResponse409Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers409 = &headers
+	case true:
+		var headers DeleteExecutionResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetExecutionResponse parses an HTTP response from a GetExecutionWithResponse call
+func ParseGetExecutionResponse(rsp *http.Response) (*GetExecutionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetExecutionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Execution
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetExecutionResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers GetExecutionResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCancelExecutionResponse parses an HTTP response from a CancelExecutionWithResponse call
+func ParseCancelExecutionResponse(rsp *http.Response) (*CancelExecutionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CancelExecutionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest Execution
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 202:
+		var headers CancelExecutionResponse202Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers202 = &headers
+	case rsp.StatusCode == 409:
+		var headers CancelExecutionResponse409Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers409 = &headers
+	case true:
+		var headers CancelExecutionResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetExecutionEventsResponse parses an HTTP response from a GetExecutionEventsWithResponse call
+func ParseGetExecutionEventsResponse(rsp *http.Response) (*GetExecutionEventsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetExecutionEventsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetExecutionEventsResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers GetExecutionEventsResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetNodeExecutionResponse parses an HTTP response from a GetNodeExecutionWithResponse call
+func ParseGetNodeExecutionResponse(rsp *http.Response) (*GetNodeExecutionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetNodeExecutionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest NodeExecution
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetNodeExecutionResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers GetNodeExecutionResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseRetryExecutionResponse parses an HTTP response from a RetryExecutionWithResponse call
+func ParseRetryExecutionResponse(rsp *http.Response) (*RetryExecutionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RetryExecutionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest ExecutionCreated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers RetryExecutionResponse201Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 409:
+		var headers RetryExecutionResponse409Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers409 = &headers
+	case true:
+		var headers RetryExecutionResponseDefaultHeaders
 		if values := rsp.Header.Values("Allow"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -16341,6 +21155,163 @@ func ParseRestoreFlowVersionResponse(rsp *http.Response) (*RestoreFlowVersionRes
 	return response, nil
 }
 
+// ParseRotateFlowWebhookKeyResponse parses an HTTP response from a RotateFlowWebhookKeyWithResponse call
+func ParseRotateFlowWebhookKeyResponse(rsp *http.Response) (*RotateFlowWebhookKeyResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RotateFlowWebhookKeyResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest FlowWebhookKey
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers RotateFlowWebhookKeyResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 409:
+		var headers RotateFlowWebhookKeyResponse409Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers409 = &headers
+	case true:
+		var headers RotateFlowWebhookKeyResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
 // ParseListIntegrationsResponse parses an HTTP response from a ListIntegrationsWithResponse call
 func ParseListIntegrationsResponse(rsp *http.Response) (*ListIntegrationsResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -17259,6 +22230,300 @@ func ParseVerifyIntegrationResponse(rsp *http.Response) (*VerifyIntegrationRespo
 		response.Headers503 = &headers
 	case true:
 		var headers VerifyIntegrationResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListNodeTypesResponse parses an HTTP response from a ListNodeTypesWithResponse call
+func ParseListNodeTypesResponse(rsp *http.Response) (*ListNodeTypesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListNodeTypesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest NodeTypeList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListNodeTypesResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers ListNodeTypesResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListNodeTypeCategoriesResponse parses an HTTP response from a ListNodeTypeCategoriesWithResponse call
+func ParseListNodeTypeCategoriesResponse(rsp *http.Response) (*ListNodeTypeCategoriesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListNodeTypeCategoriesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest NodeTypeCategoryList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListNodeTypeCategoriesResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers ListNodeTypeCategoriesResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetNodeTypeResponse parses an HTTP response from a GetNodeTypeWithResponse call
+func ParseGetNodeTypeResponse(rsp *http.Response) (*GetNodeTypeResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetNodeTypeResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest NodeType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetNodeTypeResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers GetNodeTypeResponseDefaultHeaders
 		if values := rsp.Header.Values("Allow"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -20075,6 +25340,121 @@ func ParseDeleteUserApiTokenResponse(rsp *http.Response) (*DeleteUserApiTokenRes
 	return response, nil
 }
 
+// ParseReceiveFlowWebhookResponse parses an HTTP response from a ReceiveFlowWebhookWithResponse call
+func ParseReceiveFlowWebhookResponse(rsp *http.Response) (*ReceiveFlowWebhookResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ReceiveFlowWebhookResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest FlowWebhookAnswer
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest FlowWebhookAccepted
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ReceiveFlowWebhookResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 202:
+		var headers ReceiveFlowWebhookResponse202Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers202 = &headers
+	case true:
+		var headers ReceiveFlowWebhookResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
 	// ListApiTokens List my API tokens
@@ -20104,6 +25484,33 @@ type ServerInterface interface {
 	// RefreshTokens Refresh the tokens
 	// (POST /casdoor/auth/refresh)
 	RefreshTokens(ctx echo.Context) error
+	// ListExecutions List executions
+	// (GET /executions)
+	ListExecutions(ctx echo.Context, params ListExecutionsParams) error
+	// CreateExecution Run a flow
+	// (POST /executions)
+	CreateExecution(ctx echo.Context, params CreateExecutionParams) error
+	// StreamExecution Run a flow and stream its events
+	// (POST /executions/stream)
+	StreamExecution(ctx echo.Context) error
+	// DeleteExecution Delete an execution
+	// (DELETE /executions/{id})
+	DeleteExecution(ctx echo.Context, id ExecutionID) error
+	// GetExecution Get an execution
+	// (GET /executions/{id})
+	GetExecution(ctx echo.Context, id ExecutionID, params GetExecutionParams) error
+	// CancelExecution Cancel an execution
+	// (POST /executions/{id}/cancel)
+	CancelExecution(ctx echo.Context, id ExecutionID) error
+	// GetExecutionEvents Stream an execution's events
+	// (GET /executions/{id}/events)
+	GetExecutionEvents(ctx echo.Context, id ExecutionID, params GetExecutionEventsParams) error
+	// GetNodeExecution Get one node record
+	// (GET /executions/{id}/nodes/{node_execution_id})
+	GetNodeExecution(ctx echo.Context, id ExecutionID, nodeExecutionId int64) error
+	// RetryExecution Retry an execution
+	// (POST /executions/{id}/retry)
+	RetryExecution(ctx echo.Context, id ExecutionID, params RetryExecutionParams) error
 	// ListFlows List flows
 	// (GET /flows)
 	ListFlows(ctx echo.Context, params ListFlowsParams) error
@@ -20146,6 +25553,9 @@ type ServerInterface interface {
 	// RestoreFlowVersion Restore a flow version
 	// (POST /flows/{id}/versions/{version}/restore)
 	RestoreFlowVersion(ctx echo.Context, id FlowID, version FlowVersionNumber, params RestoreFlowVersionParams) error
+	// RotateFlowWebhookKey Rotate the webhook key
+	// (POST /flows/{id}/webhook-key)
+	RotateFlowWebhookKey(ctx echo.Context, id FlowID) error
 	// ListIntegrations List integrations
 	// (GET /integrations)
 	ListIntegrations(ctx echo.Context, params ListIntegrationsParams) error
@@ -20164,6 +25574,15 @@ type ServerInterface interface {
 	// VerifyIntegration Verify an integration's credentials
 	// (POST /integrations/{id}/verify)
 	VerifyIntegration(ctx echo.Context, id IntegrationID) error
+	// ListNodeTypes List node types
+	// (GET /node-types)
+	ListNodeTypes(ctx echo.Context, params ListNodeTypesParams) error
+	// ListNodeTypeCategories List node type categories
+	// (GET /node-types/categories)
+	ListNodeTypeCategories(ctx echo.Context) error
+	// GetNodeType Get a node type
+	// (GET /node-types/{type_id})
+	GetNodeType(ctx echo.Context, typeId string) error
 	// ListPermissions The permission catalogue
 	// (GET /permissions)
 	ListPermissions(ctx echo.Context) error
@@ -20227,6 +25646,9 @@ type ServerInterface interface {
 	// DeleteUserApiToken Revoke a user's API token
 	// (DELETE /users/{user_id}/api-tokens/{id})
 	DeleteUserApiToken(ctx echo.Context, userId PathUserID, id ApiTokenID) error
+	// ReceiveFlowWebhook Start a flow from a webhook
+	// (POST /webhooks/flows/{endpoint_key})
+	ReceiveFlowWebhook(ctx echo.Context, endpointKey string) error
 }
 
 // ServerInterfaceWrapper converts echo contexts to parameters.
@@ -20358,6 +25780,242 @@ func (w *ServerInterfaceWrapper) RefreshTokens(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.RefreshTokens(ctx)
+	return err
+}
+
+// ListExecutions converts echo context to params.
+func (w *ServerInterfaceWrapper) ListExecutions(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListExecutionsParams
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "flow_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "flow_id", ctx.QueryParams(), &params.FlowId, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter flow_id: %s", err))
+	}
+
+	// ------------- Optional query parameter "status" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "status", ctx.QueryParams(), &params.Status, runtime.BindQueryParameterOptions{Type: "array", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter status: %s", err))
+	}
+
+	// ------------- Optional query parameter "mode" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "mode", ctx.QueryParams(), &params.Mode, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter mode: %s", err))
+	}
+
+	// ------------- Optional query parameter "triggered_by" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "triggered_by", ctx.QueryParams(), &params.TriggeredBy, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter triggered_by: %s", err))
+	}
+
+	// ------------- Optional query parameter "from" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "from", ctx.QueryParams(), &params.From, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter from: %s", err))
+	}
+
+	// ------------- Optional query parameter "to" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "to", ctx.QueryParams(), &params.To, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter to: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListExecutions(ctx, params)
+	return err
+}
+
+// CreateExecution converts echo context to params.
+func (w *ServerInterfaceWrapper) CreateExecution(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateExecutionParams
+	// ------------- Optional query parameter "wait_ms" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "wait_ms", ctx.QueryParams(), &params.WaitMs, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter wait_ms: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CreateExecution(ctx, params)
+	return err
+}
+
+// StreamExecution converts echo context to params.
+func (w *ServerInterfaceWrapper) StreamExecution(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.StreamExecution(ctx)
+	return err
+}
+
+// DeleteExecution converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteExecution(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id ExecutionID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteExecution(ctx, id)
+	return err
+}
+
+// GetExecution converts echo context to params.
+func (w *ServerInterfaceWrapper) GetExecution(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id ExecutionID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetExecutionParams
+	// ------------- Optional query parameter "include" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "include", ctx.QueryParams(), &params.Include, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter include: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetExecution(ctx, id, params)
+	return err
+}
+
+// CancelExecution converts echo context to params.
+func (w *ServerInterfaceWrapper) CancelExecution(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id ExecutionID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CancelExecution(ctx, id)
+	return err
+}
+
+// GetExecutionEvents converts echo context to params.
+func (w *ServerInterfaceWrapper) GetExecutionEvents(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id ExecutionID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetExecutionEventsParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Last-Event-ID" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Last-Event-ID")]; found {
+		var LastEventID string
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Last-Event-ID, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Last-Event-ID", valueList[0], &LastEventID, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Last-Event-ID: %s", err))
+		}
+
+		params.LastEventID = &LastEventID
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetExecutionEvents(ctx, id, params)
+	return err
+}
+
+// GetNodeExecution converts echo context to params.
+func (w *ServerInterfaceWrapper) GetNodeExecution(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id ExecutionID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// ------------- Path parameter "node_execution_id" -------------
+	var nodeExecutionId int64
+
+	err = runtime.BindStyledParameterWithOptions("simple", "node_execution_id", ctx.Param("node_execution_id"), &nodeExecutionId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter node_execution_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetNodeExecution(ctx, id, nodeExecutionId)
+	return err
+}
+
+// RetryExecution converts echo context to params.
+func (w *ServerInterfaceWrapper) RetryExecution(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id ExecutionID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params RetryExecutionParams
+	// ------------- Optional query parameter "wait_ms" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "wait_ms", ctx.QueryParams(), &params.WaitMs, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter wait_ms: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RetryExecution(ctx, id, params)
 	return err
 }
 
@@ -20721,6 +26379,22 @@ func (w *ServerInterfaceWrapper) RestoreFlowVersion(ctx echo.Context) error {
 	return err
 }
 
+// RotateFlowWebhookKey converts echo context to params.
+func (w *ServerInterfaceWrapper) RotateFlowWebhookKey(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id FlowID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RotateFlowWebhookKey(ctx, id)
+	return err
+}
+
 // ListIntegrations converts echo context to params.
 func (w *ServerInterfaceWrapper) ListIntegrations(ctx echo.Context) error {
 	var err error
@@ -20837,6 +26511,49 @@ func (w *ServerInterfaceWrapper) VerifyIntegration(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.VerifyIntegration(ctx, id)
+	return err
+}
+
+// ListNodeTypes converts echo context to params.
+func (w *ServerInterfaceWrapper) ListNodeTypes(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListNodeTypesParams
+	// ------------- Optional query parameter "category" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "category", ctx.QueryParams(), &params.Category, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter category: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListNodeTypes(ctx, params)
+	return err
+}
+
+// ListNodeTypeCategories converts echo context to params.
+func (w *ServerInterfaceWrapper) ListNodeTypeCategories(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListNodeTypeCategories(ctx)
+	return err
+}
+
+// GetNodeType converts echo context to params.
+func (w *ServerInterfaceWrapper) GetNodeType(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "type_id" -------------
+	var typeId string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "type_id", ctx.Param("type_id"), &typeId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter type_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetNodeType(ctx, typeId)
 	return err
 }
 
@@ -21257,6 +26974,22 @@ func (w *ServerInterfaceWrapper) DeleteUserApiToken(ctx echo.Context) error {
 	return err
 }
 
+// ReceiveFlowWebhook converts echo context to params.
+func (w *ServerInterfaceWrapper) ReceiveFlowWebhook(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "endpoint_key" -------------
+	var endpointKey string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "endpoint_key", ctx.Param("endpoint_key"), &endpointKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter endpoint_key: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ReceiveFlowWebhook(ctx, endpointKey)
+	return err
+}
+
 // This is a simple interface which specifies echo.Route addition functions which
 // are present on both echo.Echo and echo.Group, since we want to allow using
 // either of them for path registration
@@ -21344,6 +27077,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/flows/:id/unpublish", wrapper.UnpublishFlow, options.OperationMiddlewares["unpublishFlow"]...)
 	router.POST(options.BaseURL+"/flows/:id/duplicate", wrapper.DuplicateFlow, options.OperationMiddlewares["duplicateFlow"]...)
 	router.POST(options.BaseURL+"/flows/:id/validate", wrapper.ValidateFlow, options.OperationMiddlewares["validateFlow"]...)
+	router.POST(options.BaseURL+"/flows/:id/webhook-key", wrapper.RotateFlowWebhookKey, options.OperationMiddlewares["rotateFlowWebhookKey"]...)
 	router.GET(options.BaseURL+"/flows/:id/versions", wrapper.ListFlowVersions, options.OperationMiddlewares["listFlowVersions"]...)
 	router.POST(options.BaseURL+"/flows/:id/versions", wrapper.CreateFlowVersion, options.OperationMiddlewares["createFlowVersion"]...)
 	router.GET(options.BaseURL+"/flows/:id/versions/:version", wrapper.GetFlowVersion, options.OperationMiddlewares["getFlowVersion"]...)
@@ -21354,6 +27088,19 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/integrations/:id", wrapper.GetIntegration, options.OperationMiddlewares["getIntegration"]...)
 	router.PATCH(options.BaseURL+"/integrations/:id", wrapper.UpdateIntegration, options.OperationMiddlewares["updateIntegration"]...)
 	router.POST(options.BaseURL+"/integrations/:id/verify", wrapper.VerifyIntegration, options.OperationMiddlewares["verifyIntegration"]...)
+	router.GET(options.BaseURL+"/executions", wrapper.ListExecutions, options.OperationMiddlewares["listExecutions"]...)
+	router.POST(options.BaseURL+"/executions", wrapper.CreateExecution, options.OperationMiddlewares["createExecution"]...)
+	router.POST(options.BaseURL+"/executions/stream", wrapper.StreamExecution, options.OperationMiddlewares["streamExecution"]...)
+	router.DELETE(options.BaseURL+"/executions/:id", wrapper.DeleteExecution, options.OperationMiddlewares["deleteExecution"]...)
+	router.GET(options.BaseURL+"/executions/:id", wrapper.GetExecution, options.OperationMiddlewares["getExecution"]...)
+	router.GET(options.BaseURL+"/executions/:id/events", wrapper.GetExecutionEvents, options.OperationMiddlewares["getExecutionEvents"]...)
+	router.GET(options.BaseURL+"/executions/:id/nodes/:node_execution_id", wrapper.GetNodeExecution, options.OperationMiddlewares["getNodeExecution"]...)
+	router.POST(options.BaseURL+"/executions/:id/cancel", wrapper.CancelExecution, options.OperationMiddlewares["cancelExecution"]...)
+	router.POST(options.BaseURL+"/executions/:id/retry", wrapper.RetryExecution, options.OperationMiddlewares["retryExecution"]...)
+	router.GET(options.BaseURL+"/node-types", wrapper.ListNodeTypes, options.OperationMiddlewares["listNodeTypes"]...)
+	router.GET(options.BaseURL+"/node-types/categories", wrapper.ListNodeTypeCategories, options.OperationMiddlewares["listNodeTypeCategories"]...)
+	router.GET(options.BaseURL+"/node-types/:type_id", wrapper.GetNodeType, options.OperationMiddlewares["getNodeType"]...)
+	router.POST(options.BaseURL+"/webhooks/flows/:endpoint_key", wrapper.ReceiveFlowWebhook, options.OperationMiddlewares["receiveFlowWebhook"]...)
 
 }
 
@@ -21364,6 +27111,26 @@ type ApiTokenPageJSONResponse struct {
 	Body ApiTokenPage
 
 	Headers ApiTokenPageResponseHeaders
+}
+
+type EventStreamResponseHeaders struct {
+	XRequestID *string
+}
+type EventStreamTexteventStreamResponse struct {
+	Body io.Reader
+
+	Headers       EventStreamResponseHeaders
+	ContentLength int64
+}
+
+type ExecutionCreatedResponseHeaders struct {
+	Location   string
+	XRequestID *string
+}
+type ExecutionCreatedJSONResponse struct {
+	Body Execution
+
+	Headers ExecutionCreatedResponseHeaders
 }
 
 type FlowWithETagResponseHeaders struct {
@@ -22541,6 +28308,1004 @@ type RefreshTokensdefaultApplicationProblemPlusJSONResponse struct {
 }
 
 func (response RefreshTokensdefaultApplicationProblemPlusJSONResponse) VisitRefreshTokensResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListExecutionsRequestObject struct {
+	Params ListExecutionsParams
+}
+
+type ListExecutionsResponseObject interface {
+	VisitListExecutionsResponse(w http.ResponseWriter) error
+}
+
+type ListExecutions200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type ListExecutions200JSONResponse struct {
+	Body    ExecutionCursorPage
+	Headers ListExecutions200ResponseHeaders
+}
+
+func (response ListExecutions200JSONResponse) VisitListExecutionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListExecutionsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response ListExecutionsdefaultApplicationProblemPlusJSONResponse) VisitListExecutionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateExecutionRequestObject struct {
+	Params CreateExecutionParams
+	Body   *CreateExecutionJSONRequestBody
+}
+
+type CreateExecutionResponseObject interface {
+	VisitCreateExecutionResponse(w http.ResponseWriter) error
+}
+
+type CreateExecution201JSONResponse struct{ ExecutionCreatedJSONResponse }
+
+func (response CreateExecution201JSONResponse) VisitCreateExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateExecution422ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response CreateExecution422ApplicationProblemPlusJSONResponse) VisitCreateExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateExecution429ResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type CreateExecution429ApplicationProblemPlusJSONResponse struct {
+	Body    Problem
+	Headers CreateExecution429ResponseHeaders
+}
+
+func (response CreateExecution429ApplicationProblemPlusJSONResponse) VisitCreateExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateExecutiondefaultResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type CreateExecutiondefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    CreateExecutiondefaultResponseHeaders
+	StatusCode int
+}
+
+func (response CreateExecutiondefaultApplicationProblemPlusJSONResponse) VisitCreateExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StreamExecutionRequestObject struct {
+	Body *StreamExecutionJSONRequestBody
+}
+
+type StreamExecutionResponseObject interface {
+	VisitStreamExecutionResponse(w http.ResponseWriter) error
+}
+
+type StreamExecution200TexteventStreamResponse struct {
+	EventStreamTexteventStreamResponse
+}
+
+func (response StreamExecution200TexteventStreamResponse) VisitStreamExecutionResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/event-stream")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	flusher, ok := w.(http.Flusher)
+	if !ok {
+		// If w doesn't support flushing, fall back to io.Copy.
+		_, err := io.Copy(w, response.Body)
+		return err
+	}
+	// text/event-stream messages are typically small; use a
+	// modest buffer and flush after each chunk so clients see
+	// events immediately instead of waiting on OS buffering.
+	buf := make([]byte, 4096)
+	for {
+		n, err := response.Body.Read(buf)
+		if n > 0 {
+			if _, writeErr := w.Write(buf[:n]); writeErr != nil {
+				return writeErr
+			}
+			flusher.Flush()
+		}
+		if err != nil {
+			if err == io.EOF {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+type StreamExecution422ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response StreamExecution422ApplicationProblemPlusJSONResponse) VisitStreamExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StreamExecution429ResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type StreamExecution429ApplicationProblemPlusJSONResponse struct {
+	Body    Problem
+	Headers StreamExecution429ResponseHeaders
+}
+
+func (response StreamExecution429ApplicationProblemPlusJSONResponse) VisitStreamExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StreamExecutiondefaultResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type StreamExecutiondefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    StreamExecutiondefaultResponseHeaders
+	StatusCode int
+}
+
+func (response StreamExecutiondefaultApplicationProblemPlusJSONResponse) VisitStreamExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteExecutionRequestObject struct {
+	Id ExecutionID `json:"id"`
+}
+
+type DeleteExecutionResponseObject interface {
+	VisitDeleteExecutionResponse(w http.ResponseWriter) error
+}
+
+type DeleteExecution204ResponseHeaders struct {
+	XRequestID *string
+}
+
+type DeleteExecution204Response struct {
+	Headers DeleteExecution204ResponseHeaders
+}
+
+func (response DeleteExecution204Response) VisitDeleteExecutionResponse(w http.ResponseWriter) error {
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(204)
+	return nil
+}
+
+type DeleteExecution409ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteExecution409ApplicationProblemPlusJSONResponse) VisitDeleteExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteExecutiondefaultResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type DeleteExecutiondefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    DeleteExecutiondefaultResponseHeaders
+	StatusCode int
+}
+
+func (response DeleteExecutiondefaultApplicationProblemPlusJSONResponse) VisitDeleteExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetExecutionRequestObject struct {
+	Id     ExecutionID `json:"id"`
+	Params GetExecutionParams
+}
+
+type GetExecutionResponseObject interface {
+	VisitGetExecutionResponse(w http.ResponseWriter) error
+}
+
+type GetExecution200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type GetExecution200JSONResponse struct {
+	Body    Execution
+	Headers GetExecution200ResponseHeaders
+}
+
+func (response GetExecution200JSONResponse) VisitGetExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetExecutiondefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response GetExecutiondefaultApplicationProblemPlusJSONResponse) VisitGetExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelExecutionRequestObject struct {
+	Id ExecutionID `json:"id"`
+}
+
+type CancelExecutionResponseObject interface {
+	VisitCancelExecutionResponse(w http.ResponseWriter) error
+}
+
+type CancelExecution202ResponseHeaders struct {
+	XRequestID *string
+}
+
+type CancelExecution202JSONResponse struct {
+	Body    Execution
+	Headers CancelExecution202ResponseHeaders
+}
+
+func (response CancelExecution202JSONResponse) VisitCancelExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(202)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelExecution409ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response CancelExecution409ApplicationProblemPlusJSONResponse) VisitCancelExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelExecutiondefaultResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type CancelExecutiondefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    CancelExecutiondefaultResponseHeaders
+	StatusCode int
+}
+
+func (response CancelExecutiondefaultApplicationProblemPlusJSONResponse) VisitCancelExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetExecutionEventsRequestObject struct {
+	Id     ExecutionID `json:"id"`
+	Params GetExecutionEventsParams
+}
+
+type GetExecutionEventsResponseObject interface {
+	VisitGetExecutionEventsResponse(w http.ResponseWriter) error
+}
+
+type GetExecutionEvents200TexteventStreamResponse struct {
+	EventStreamTexteventStreamResponse
+}
+
+func (response GetExecutionEvents200TexteventStreamResponse) VisitGetExecutionEventsResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/event-stream")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	flusher, ok := w.(http.Flusher)
+	if !ok {
+		// If w doesn't support flushing, fall back to io.Copy.
+		_, err := io.Copy(w, response.Body)
+		return err
+	}
+	// text/event-stream messages are typically small; use a
+	// modest buffer and flush after each chunk so clients see
+	// events immediately instead of waiting on OS buffering.
+	buf := make([]byte, 4096)
+	for {
+		n, err := response.Body.Read(buf)
+		if n > 0 {
+			if _, writeErr := w.Write(buf[:n]); writeErr != nil {
+				return writeErr
+			}
+			flusher.Flush()
+		}
+		if err != nil {
+			if err == io.EOF {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+type GetExecutionEventsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response GetExecutionEventsdefaultApplicationProblemPlusJSONResponse) VisitGetExecutionEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetNodeExecutionRequestObject struct {
+	Id              ExecutionID `json:"id"`
+	NodeExecutionId int64       `json:"node_execution_id"`
+}
+
+type GetNodeExecutionResponseObject interface {
+	VisitGetNodeExecutionResponse(w http.ResponseWriter) error
+}
+
+type GetNodeExecution200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type GetNodeExecution200JSONResponse struct {
+	Body    NodeExecution
+	Headers GetNodeExecution200ResponseHeaders
+}
+
+func (response GetNodeExecution200JSONResponse) VisitGetNodeExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetNodeExecutiondefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response GetNodeExecutiondefaultApplicationProblemPlusJSONResponse) VisitGetNodeExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetryExecutionRequestObject struct {
+	Id     ExecutionID `json:"id"`
+	Params RetryExecutionParams
+	Body   *RetryExecutionJSONRequestBody
+}
+
+type RetryExecutionResponseObject interface {
+	VisitRetryExecutionResponse(w http.ResponseWriter) error
+}
+
+type RetryExecution201JSONResponse struct{ ExecutionCreatedJSONResponse }
+
+func (response RetryExecution201JSONResponse) VisitRetryExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetryExecution409ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response RetryExecution409ApplicationProblemPlusJSONResponse) VisitRetryExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetryExecutiondefaultResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type RetryExecutiondefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    RetryExecutiondefaultResponseHeaders
+	StatusCode int
+}
+
+func (response RetryExecutiondefaultApplicationProblemPlusJSONResponse) VisitRetryExecutionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -24139,6 +30904,124 @@ func (response RestoreFlowVersiondefaultApplicationProblemPlusJSONResponse) Visi
 	return err
 }
 
+type RotateFlowWebhookKeyRequestObject struct {
+	Id FlowID `json:"id"`
+}
+
+type RotateFlowWebhookKeyResponseObject interface {
+	VisitRotateFlowWebhookKeyResponse(w http.ResponseWriter) error
+}
+
+type RotateFlowWebhookKey200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type RotateFlowWebhookKey200JSONResponse struct {
+	Body    FlowWebhookKey
+	Headers RotateFlowWebhookKey200ResponseHeaders
+}
+
+func (response RotateFlowWebhookKey200JSONResponse) VisitRotateFlowWebhookKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateFlowWebhookKey409ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response RotateFlowWebhookKey409ApplicationProblemPlusJSONResponse) VisitRotateFlowWebhookKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateFlowWebhookKeydefaultResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type RotateFlowWebhookKeydefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    RotateFlowWebhookKeydefaultResponseHeaders
+	StatusCode int
+}
+
+func (response RotateFlowWebhookKeydefaultApplicationProblemPlusJSONResponse) VisitRotateFlowWebhookKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListIntegrationsRequestObject struct {
 	Params ListIntegrationsParams
 }
@@ -24812,6 +31695,218 @@ type VerifyIntegrationdefaultApplicationProblemPlusJSONResponse struct {
 }
 
 func (response VerifyIntegrationdefaultApplicationProblemPlusJSONResponse) VisitVerifyIntegrationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListNodeTypesRequestObject struct {
+	Params ListNodeTypesParams
+}
+
+type ListNodeTypesResponseObject interface {
+	VisitListNodeTypesResponse(w http.ResponseWriter) error
+}
+
+type ListNodeTypes200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type ListNodeTypes200JSONResponse struct {
+	Body    NodeTypeList
+	Headers ListNodeTypes200ResponseHeaders
+}
+
+func (response ListNodeTypes200JSONResponse) VisitListNodeTypesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListNodeTypesdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response ListNodeTypesdefaultApplicationProblemPlusJSONResponse) VisitListNodeTypesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListNodeTypeCategoriesRequestObject struct {
+}
+
+type ListNodeTypeCategoriesResponseObject interface {
+	VisitListNodeTypeCategoriesResponse(w http.ResponseWriter) error
+}
+
+type ListNodeTypeCategories200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type ListNodeTypeCategories200JSONResponse struct {
+	Body    NodeTypeCategoryList
+	Headers ListNodeTypeCategories200ResponseHeaders
+}
+
+func (response ListNodeTypeCategories200JSONResponse) VisitListNodeTypeCategoriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListNodeTypeCategoriesdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response ListNodeTypeCategoriesdefaultApplicationProblemPlusJSONResponse) VisitListNodeTypeCategoriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetNodeTypeRequestObject struct {
+	TypeId string `json:"type_id"`
+}
+
+type GetNodeTypeResponseObject interface {
+	VisitGetNodeTypeResponse(w http.ResponseWriter) error
+}
+
+type GetNodeType200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type GetNodeType200JSONResponse struct {
+	Body    NodeType
+	Headers GetNodeType200ResponseHeaders
+}
+
+func (response GetNodeType200JSONResponse) VisitGetNodeTypeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetNodeTypedefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response GetNodeTypedefaultApplicationProblemPlusJSONResponse) VisitGetNodeTypeResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -26827,6 +33922,104 @@ func (response DeleteUserApiTokendefaultApplicationProblemPlusJSONResponse) Visi
 	return err
 }
 
+type ReceiveFlowWebhookRequestObject struct {
+	EndpointKey  string `json:"endpoint_key"`
+	JSONBody     *ReceiveFlowWebhookJSONRequestBody
+	FormdataBody *ReceiveFlowWebhookFormdataRequestBody
+	TextBody     *ReceiveFlowWebhookTextRequestBody
+}
+
+type ReceiveFlowWebhookResponseObject interface {
+	VisitReceiveFlowWebhookResponse(w http.ResponseWriter) error
+}
+
+type ReceiveFlowWebhook200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type ReceiveFlowWebhook200JSONResponse struct {
+	Body    FlowWebhookAnswer
+	Headers ReceiveFlowWebhook200ResponseHeaders
+}
+
+func (response ReceiveFlowWebhook200JSONResponse) VisitReceiveFlowWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReceiveFlowWebhook202ResponseHeaders struct {
+	XRequestID *string
+}
+
+type ReceiveFlowWebhook202JSONResponse struct {
+	Body    FlowWebhookAccepted
+	Headers ReceiveFlowWebhook202ResponseHeaders
+}
+
+func (response ReceiveFlowWebhook202JSONResponse) VisitReceiveFlowWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(202)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReceiveFlowWebhookdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response ReceiveFlowWebhookdefaultApplicationProblemPlusJSONResponse) VisitReceiveFlowWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
 	// ListApiTokens List my API tokens
@@ -26856,6 +34049,33 @@ type StrictServerInterface interface {
 	// RefreshTokens Refresh the tokens
 	// (POST /casdoor/auth/refresh)
 	RefreshTokens(ctx context.Context, request RefreshTokensRequestObject) (RefreshTokensResponseObject, error)
+	// ListExecutions List executions
+	// (GET /executions)
+	ListExecutions(ctx context.Context, request ListExecutionsRequestObject) (ListExecutionsResponseObject, error)
+	// CreateExecution Run a flow
+	// (POST /executions)
+	CreateExecution(ctx context.Context, request CreateExecutionRequestObject) (CreateExecutionResponseObject, error)
+	// StreamExecution Run a flow and stream its events
+	// (POST /executions/stream)
+	StreamExecution(ctx context.Context, request StreamExecutionRequestObject) (StreamExecutionResponseObject, error)
+	// DeleteExecution Delete an execution
+	// (DELETE /executions/{id})
+	DeleteExecution(ctx context.Context, request DeleteExecutionRequestObject) (DeleteExecutionResponseObject, error)
+	// GetExecution Get an execution
+	// (GET /executions/{id})
+	GetExecution(ctx context.Context, request GetExecutionRequestObject) (GetExecutionResponseObject, error)
+	// CancelExecution Cancel an execution
+	// (POST /executions/{id}/cancel)
+	CancelExecution(ctx context.Context, request CancelExecutionRequestObject) (CancelExecutionResponseObject, error)
+	// GetExecutionEvents Stream an execution's events
+	// (GET /executions/{id}/events)
+	GetExecutionEvents(ctx context.Context, request GetExecutionEventsRequestObject) (GetExecutionEventsResponseObject, error)
+	// GetNodeExecution Get one node record
+	// (GET /executions/{id}/nodes/{node_execution_id})
+	GetNodeExecution(ctx context.Context, request GetNodeExecutionRequestObject) (GetNodeExecutionResponseObject, error)
+	// RetryExecution Retry an execution
+	// (POST /executions/{id}/retry)
+	RetryExecution(ctx context.Context, request RetryExecutionRequestObject) (RetryExecutionResponseObject, error)
 	// ListFlows List flows
 	// (GET /flows)
 	ListFlows(ctx context.Context, request ListFlowsRequestObject) (ListFlowsResponseObject, error)
@@ -26898,6 +34118,9 @@ type StrictServerInterface interface {
 	// RestoreFlowVersion Restore a flow version
 	// (POST /flows/{id}/versions/{version}/restore)
 	RestoreFlowVersion(ctx context.Context, request RestoreFlowVersionRequestObject) (RestoreFlowVersionResponseObject, error)
+	// RotateFlowWebhookKey Rotate the webhook key
+	// (POST /flows/{id}/webhook-key)
+	RotateFlowWebhookKey(ctx context.Context, request RotateFlowWebhookKeyRequestObject) (RotateFlowWebhookKeyResponseObject, error)
 	// ListIntegrations List integrations
 	// (GET /integrations)
 	ListIntegrations(ctx context.Context, request ListIntegrationsRequestObject) (ListIntegrationsResponseObject, error)
@@ -26916,6 +34139,15 @@ type StrictServerInterface interface {
 	// VerifyIntegration Verify an integration's credentials
 	// (POST /integrations/{id}/verify)
 	VerifyIntegration(ctx context.Context, request VerifyIntegrationRequestObject) (VerifyIntegrationResponseObject, error)
+	// ListNodeTypes List node types
+	// (GET /node-types)
+	ListNodeTypes(ctx context.Context, request ListNodeTypesRequestObject) (ListNodeTypesResponseObject, error)
+	// ListNodeTypeCategories List node type categories
+	// (GET /node-types/categories)
+	ListNodeTypeCategories(ctx context.Context, request ListNodeTypeCategoriesRequestObject) (ListNodeTypeCategoriesResponseObject, error)
+	// GetNodeType Get a node type
+	// (GET /node-types/{type_id})
+	GetNodeType(ctx context.Context, request GetNodeTypeRequestObject) (GetNodeTypeResponseObject, error)
 	// ListPermissions The permission catalogue
 	// (GET /permissions)
 	ListPermissions(ctx context.Context, request ListPermissionsRequestObject) (ListPermissionsResponseObject, error)
@@ -26979,6 +34211,9 @@ type StrictServerInterface interface {
 	// DeleteUserApiToken Revoke a user's API token
 	// (DELETE /users/{user_id}/api-tokens/{id})
 	DeleteUserApiToken(ctx context.Context, request DeleteUserApiTokenRequestObject) (DeleteUserApiTokenResponseObject, error)
+	// ReceiveFlowWebhook Start a flow from a webhook
+	// (POST /webhooks/flows/{endpoint_key})
+	ReceiveFlowWebhook(ctx context.Context, request ReceiveFlowWebhookRequestObject) (ReceiveFlowWebhookResponseObject, error)
 }
 
 type StrictHandlerFunc func(ctx echo.Context, request any) (any, error)
@@ -27271,6 +34506,305 @@ func (sh *strictHandler) RefreshTokens(ctx echo.Context) error {
 		return err
 	} else if validResponse, ok := response.(RefreshTokensResponseObject); ok {
 		return validResponse.VisitRefreshTokensResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListExecutions operation middleware
+func (sh *strictHandler) ListExecutions(ctx echo.Context, params ListExecutionsParams) error {
+	var request ListExecutionsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListExecutions(ctx.Request().Context(), request.(ListExecutionsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListExecutions")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListExecutionsResponseObject); ok {
+		return validResponse.VisitListExecutionsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// CreateExecution operation middleware
+func (sh *strictHandler) CreateExecution(ctx echo.Context, params CreateExecutionParams) error {
+	var request CreateExecutionRequestObject
+
+	request.Params = params
+
+	var body CreateExecutionJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateExecution(ctx.Request().Context(), request.(CreateExecutionRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateExecution")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CreateExecutionResponseObject); ok {
+		return validResponse.VisitCreateExecutionResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// StreamExecution operation middleware
+func (sh *strictHandler) StreamExecution(ctx echo.Context) error {
+	var request StreamExecutionRequestObject
+
+	var body StreamExecutionJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.StreamExecution(ctx.Request().Context(), request.(StreamExecutionRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "StreamExecution")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(StreamExecutionResponseObject); ok {
+		return validResponse.VisitStreamExecutionResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// DeleteExecution operation middleware
+func (sh *strictHandler) DeleteExecution(ctx echo.Context, id ExecutionID) error {
+	var request DeleteExecutionRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteExecution(ctx.Request().Context(), request.(DeleteExecutionRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteExecution")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeleteExecutionResponseObject); ok {
+		return validResponse.VisitDeleteExecutionResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetExecution operation middleware
+func (sh *strictHandler) GetExecution(ctx echo.Context, id ExecutionID, params GetExecutionParams) error {
+	var request GetExecutionRequestObject
+
+	request.Id = id
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetExecution(ctx.Request().Context(), request.(GetExecutionRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetExecution")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetExecutionResponseObject); ok {
+		return validResponse.VisitGetExecutionResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// CancelExecution operation middleware
+func (sh *strictHandler) CancelExecution(ctx echo.Context, id ExecutionID) error {
+	var request CancelExecutionRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CancelExecution(ctx.Request().Context(), request.(CancelExecutionRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CancelExecution")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CancelExecutionResponseObject); ok {
+		return validResponse.VisitCancelExecutionResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetExecutionEvents operation middleware
+func (sh *strictHandler) GetExecutionEvents(ctx echo.Context, id ExecutionID, params GetExecutionEventsParams) error {
+	var request GetExecutionEventsRequestObject
+
+	request.Id = id
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetExecutionEvents(ctx.Request().Context(), request.(GetExecutionEventsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetExecutionEvents")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetExecutionEventsResponseObject); ok {
+		return validResponse.VisitGetExecutionEventsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetNodeExecution operation middleware
+func (sh *strictHandler) GetNodeExecution(ctx echo.Context, id ExecutionID, nodeExecutionId int64) error {
+	var request GetNodeExecutionRequestObject
+
+	request.Id = id
+	request.NodeExecutionId = nodeExecutionId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetNodeExecution(ctx.Request().Context(), request.(GetNodeExecutionRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetNodeExecution")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetNodeExecutionResponseObject); ok {
+		return validResponse.VisitGetNodeExecutionResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// RetryExecution operation middleware
+func (sh *strictHandler) RetryExecution(ctx echo.Context, id ExecutionID, params RetryExecutionParams) error {
+	var request RetryExecutionRequestObject
+
+	request.Id = id
+	request.Params = params
+
+	var body RetryExecutionJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		if !errors.Is(err, io.EOF) {
+			return err
+		}
+	} else {
+		request.Body = &body
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.RetryExecution(ctx.Request().Context(), request.(RetryExecutionRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RetryExecution")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(RetryExecutionResponseObject); ok {
+		return validResponse.VisitRetryExecutionResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -27804,6 +35338,31 @@ func (sh *strictHandler) RestoreFlowVersion(ctx echo.Context, id FlowID, version
 	return nil
 }
 
+// RotateFlowWebhookKey operation middleware
+func (sh *strictHandler) RotateFlowWebhookKey(ctx echo.Context, id FlowID) error {
+	var request RotateFlowWebhookKeyRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.RotateFlowWebhookKey(ctx.Request().Context(), request.(RotateFlowWebhookKeyRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RotateFlowWebhookKey")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(RotateFlowWebhookKeyResponseObject); ok {
+		return validResponse.VisitRotateFlowWebhookKeyResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // ListIntegrations operation middleware
 func (sh *strictHandler) ListIntegrations(ctx echo.Context, params ListIntegrationsParams) error {
 	var request ListIntegrationsRequestObject
@@ -27992,6 +35551,79 @@ func (sh *strictHandler) VerifyIntegration(ctx echo.Context, id IntegrationID) e
 		return err
 	} else if validResponse, ok := response.(VerifyIntegrationResponseObject); ok {
 		return validResponse.VisitVerifyIntegrationResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListNodeTypes operation middleware
+func (sh *strictHandler) ListNodeTypes(ctx echo.Context, params ListNodeTypesParams) error {
+	var request ListNodeTypesRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListNodeTypes(ctx.Request().Context(), request.(ListNodeTypesRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListNodeTypes")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListNodeTypesResponseObject); ok {
+		return validResponse.VisitListNodeTypesResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListNodeTypeCategories operation middleware
+func (sh *strictHandler) ListNodeTypeCategories(ctx echo.Context) error {
+	var request ListNodeTypeCategoriesRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListNodeTypeCategories(ctx.Request().Context(), request.(ListNodeTypeCategoriesRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListNodeTypeCategories")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListNodeTypeCategoriesResponseObject); ok {
+		return validResponse.VisitListNodeTypeCategoriesResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetNodeType operation middleware
+func (sh *strictHandler) GetNodeType(ctx echo.Context, typeId string) error {
+	var request GetNodeTypeRequestObject
+
+	request.TypeId = typeId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetNodeType(ctx.Request().Context(), request.(GetNodeTypeRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetNodeType")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetNodeTypeResponseObject); ok {
+		return validResponse.VisitGetNodeTypeResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -28629,272 +36261,422 @@ func (sh *strictHandler) DeleteUserApiToken(ctx echo.Context, userId PathUserID,
 	return nil
 }
 
+// ReceiveFlowWebhook operation middleware
+func (sh *strictHandler) ReceiveFlowWebhook(ctx echo.Context, endpointKey string) error {
+	var request ReceiveFlowWebhookRequestObject
+
+	request.EndpointKey = endpointKey
+	if strings.HasPrefix(ctx.Request().Header.Get("Content-Type"), "application/json") {
+		var body ReceiveFlowWebhookJSONRequestBody
+		var err error
+		if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+			// A request validator built on kin-openapi's openapi3filter with
+			// KeepValidatedValue leaves the value it validated on the body. Bind
+			// that value, matching member names exactly, so the handler receives
+			// what was validated instead of a second, case-insensitive decode.
+			// Otherwise bind only the request body, so that path and query
+			// parameters are not also bound into the body struct.
+			if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+				err = binder.BindBody(ctx, &body)
+			}
+		} else {
+			// A custom binder is installed on the Echo instance; defer to it
+			// entirely, since echo.Binder does not expose body-only binding and
+			// the binder may do more than decode (for example call ctx.Validate).
+			err = ctx.Bind(&body)
+		}
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				return err
+			}
+		} else {
+			request.JSONBody = &body
+		}
+	}
+	if strings.HasPrefix(ctx.Request().Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
+		if form, err := ctx.FormParams(); err == nil {
+			var body ReceiveFlowWebhookFormdataRequestBody
+			if err := runtime.BindForm(&body, form, nil, nil); err != nil {
+				return err
+			}
+			request.FormdataBody = &body
+		} else {
+			return err
+		}
+	}
+	if strings.HasPrefix(ctx.Request().Header.Get("Content-Type"), "text/plain") {
+		data, err := io.ReadAll(ctx.Request().Body)
+		if err != nil {
+			return err
+		}
+		if len(data) > 0 {
+			body := ReceiveFlowWebhookTextRequestBody(data)
+			request.TextBody = &body
+		}
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ReceiveFlowWebhook(ctx.Request().Context(), request.(ReceiveFlowWebhookRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ReceiveFlowWebhook")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ReceiveFlowWebhookResponseObject); ok {
+		return validResponse.VisitReceiveFlowWebhookResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // Base64 encoded, compressed with deflate, json marshaled OpenAPI spec.
 // Stored as a slice of fixed-width chunks rather than one concatenated
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L1rc9s40ij8V1Dc3Yo8S9mS7SRjuab29TrOjGdz8djOZC7KI0IkJGFNAVwCtKPN66rn06nz+fyIp+r8",
-	"rf0lp9AASJAidfElsWdmP+zEIolLo7vR9/7khXyacEaYFF7vkzchOCIp/PMgjvmV+kdERJjSRFLOvJ53",
-	"PiFoSuSERwLJCUEJlhOEw5AkUqAWZ2i383Rj0/M9EU7IFKsB5CwhXs8TMqVs7F1f+94hDifkkDOZ8nh+",
-	"ioDxtpA8JUEPpUQknAmiJsMShThNZ0jyC8IE4imiEWGSyhnCKUGMXJIUhWrsaNkKjs7xuH5zo5hfPREo",
-	"JZdUUM4QFggjIVPOxshMJvHYR0HfS/tZp7MT2lfhL9L3gvLkCZaSpGr4/+p76a+d9t6Hv/a9P3t+zbJe",
-	"8RDrtdQtDQ8FjzNpgM5HcABhSrAkkYIUz9KQ+IiyMM4iysYo2MIJ3brswopS8q+MpiTyejLNyGLwnGJJ",
-	"XtEplfB/86s5Jf/KiJACYYUlJEKU6cVkaUqYRFeURfyq9hAok2RM0vI0p2SKKVOzN08Vk5G8/TyC1Gzn",
-	"jIScRQJlTNIYJtADK6ASKZaPT2Q6OxhJkjaPLTm6wlSiIRnxlKBUfaLOqLW7veejp52djaXTvH///iCT",
-	"E4WFIZZkfq63ivy6CjOGBKckbQsSZimJEE9ICogleij4OzxDJE15+k3fo+wSxzQaAFXNYe88bvxkTuT4",
-	"RT2WpvoxohFqkXDCSeQrUh0TptZAIk1R714dv9jYR1QiHAuOcJIQnAp1vjEfC4RZpBdYAf4Uf3xF2FhO",
-	"vN6z3XkKuva9BKd4SqTlYgk9V/tqWuzBybFmJ4gCz6DqgSIvz/cYnsIJRAuJZ8TTKZb6pJ7ter43pYxO",
-	"s6nX6/p1h2hXdMbTOkzkqUQXZCZ8FLQDNOIpUi8Qpuh5E70gI5zFEgVtQ/YDLOHAyMck5hHxeiMcC2L2",
-	"8a+MpLNiI0LN6C6dSjIFKBGm1vurVwzq+V679FeMhRxkIn9Y+Rum8L02/PfD3MH46uCO9XQ7ACLzRwEj",
-	"nKZYLTZj9F8ZMY8VsK99T8hZrN5RsFaDvYz5VdOJKv792Q5TLeRHkiru/yabDuvoX63pUr+CGLyDrqic",
-	"GEYGq211NzfZRsOKzbcrL3tne/myj0evsQwn9YsN1N0YIHXAKCU42kcYTamYqi8QZuKKpALtdreBRsMJ",
-	"ZmMiEONqS+N8D1qQKHZxPGrrKdcgZt87VmvWjKvpuGnxymc79RM8JvWr6baHWJAIJXhMzGnnS6pQo3ql",
-	"BI1I0zZMOsUfzQI68L+VlnRG/12zLKAklJAUFrVoNQOhBqhd0vbT8ppWWI+cvBMkbTq2TJC0+bzU08Ed",
-	"H9oZwWkdyh9iQdqUCcIElfSSIJENNQoiAZ8grsRKCTebFrGeCPMID2OCRpTEkWgCrH6xCe23DSjt3906",
-	"KjgneNoER0nw9LPh/c0P9E4Xcq2GMmqBe8dbsgw5k4TB5YqTJKZapN76p9BydTHtn1My8nren7YKJWhL",
-	"PxVbpUFhzvKeDzSN81EhQgAOOBrUT20jKbU10OqmM69vOULVtb1Y3lM5sXrKnexJDVq3F3tt+nAzISoF",
-	"YuQKqbkrW7LLWbQVeEfJibfYvsP472z37pgNQHAuk30kSJgSKZCY8CvEWTxTgmtgfh0IogUvBzig1bYd",
-	"tXbRjksq8C2hdZLyYUymCyCV6Df+aiFGPuJpEpvbQmIaV2T3CRaoi4xmoDkcSJkgkXu9X9VEStp0eJdf",
-	"jDTNhNJzEJYoJkqM6Co5IcWhJCmKORt7vpdwBezU63lbwCOuPyjGISRmoRrXKK5bCi2F4R1ESHUp9LxO",
-	"9/sXz37o/Lzzyz++/vn5+84Pz893ftr9cftNV/FZiWUmvN6uYq2SShAcf1T70EIC7KFQvrOU9a6wxHxK",
-	"ewZKvcv87bZ++9pfEcfsSdQxDDO1r9Do9OUh2tt9+hyZKZGGXZWD5DaYRdigX3K13HautS/6rqLjlwYo",
-	"6eMrDVJ8URnIKNwrDqLetgp1O9eoF35c6N5aRW5XdeRFX1dV6ltSorqq74xhwWANnAru/ZxbT4mSNO/y",
-	"/oG7T9zdVtRwp+bSrtvT2ywFK6IQ+i71EYY7KCWjlIiJ0dGVxgHmHxzHWrJ+COxXiUV3BikYrOHQlYx1",
-	"Z2ec87SSDFW5HBwTQM/b7mw/a3d22p3ueWevt9PpdTqbnU7nF21+oCkRznvd7fZO97yjXnLeU+x7p2JM",
-	"6LEsjt3faGJ/M9Lj4elrJGYs9HyPXzGtGvSe+16SkhH96PW8K8kHP13sJHs/4FdwWVzyi9LgIuSJEhZ/",
-	"9dSF0lNqrefrf8dUSO/DtRqNJySVVAuV7s4dATXCkrQlBWNHWVL3vY/tMW9ba0ZC1Vub5/rV/FGbThNj",
-	"+AEJueeNqZxkw82QT7fMPZT/lyeEqXvQDAYyuAvph7QudSQ1gnxVeK+e/cIt/FrsQR2j9+Ez7aWMip+a",
-	"VnNtEfTTvLmrwNOVgGIxudagRVMlQm0XMpTwkeQoJSEfMyoIsERgkJtejeXNpYYHCW5LnI5Bcm4TJSOh",
-	"1gCtMvmr1i6NBdIMloPUOYoS8fjeIvNmCQNKICxsm3z4TxKCtGKZ5yGMCPw/iqg6QhyfOFzF2GbLR2xN",
-	"urC2GdrroAjPxL4SnqdcSKVeDs7f/uPozeD1wU+D8/NXgxcHP5+h1s6zpxub6Ay2i6zEPSFxhIYzNONZ",
-	"ilIek32NGL2vEAUjnXXYaJtxzueX8e9fvDpmvD5XXZt7OTTmmE26S80mtVjleOJ+xe1/Dz78tWf++2dv",
-	"ocnazreG0bqComXsXI5EUT0vUCIRHOg+CuC/gTpXpaEyJCdUIM5CAmISOFCjXG/FSqWbVE79d3O7+57U",
-	"wk1prHR7+vwX2fl5uMvef3152P344il5+Wz83XP6/dcXr/ambzreH2LBH2LBgxALfg+3ek6ldV7nL3Xf",
-	"20UtYtnW8Izj+O0IrGMLbUR4TF4Tib1r/1OFu+SQyv+xiol6uXwEo83v4EPpNphgMWDko8zlFPVDkpLL",
-	"wqmsV/XrB197r9RFWDiOwEkkucSx1+uYfw3UY+H1OmpJf+c8fo2TZvkoP/ch5zHBsLGq1V0dO/rP//o/",
-	"yLyDpjhxxN7icA5xgoc0poXoUdx7mA3CXFYbgY0Ntnjtw7OIxKTpGflIwqzpIdw8+RPjvFYPsiSqnW1E",
-	"sMxSc/higKMpZcXThKRTKgTlrLjc4ELznYvug+8pQc/reZeUXIHP9YpGY6IDutR7A/MgF0wqV1oJGosQ",
-	"zh7gHJjW+MiB3xpfWcCu8UkB8hU/cs9ixU9KB1Qnr5HRiITgVXRe9ZHgqdQy+Oq8UR/ycuPRqXrvuoQE",
-	"K+2mwjNguvIOfRdVnHMpwbuEGuUjL9bkAPtDLemKiPP0EMfxEIcXSxUql7S1W+Lr0Q7eHnZD4w9QP/0y",
-	"3buskefg/YpPdvfr5dqFNMjlaiXbXy935rowhsntWHWAeGnM/84GcRpO6GVJ/F1VjI+wBPMjiYAnKzbO",
-	"eKT/Ocdpv00JMX7AMBOST619GYtBxpJsGFMxIdHABIAUd0Tk9Xa3c+H+PYlDPiVoyCFKiEdkEPKMSbgi",
-	"yuJ+PqSNeDHbs+GVAFDr3fGiFI/gdiZ4CkPolzUWLodF4eLRrFdkFiTwJGfe+Vq6vqeWATfKzOt5SUov",
-	"jcOgjFGlA3qQktlD1WEsfi5iV9+mOJnMyQWLZPFGhK2TNlaWzBslfBfFP9V8uK4GME8VxWbte85uC2Kp",
-	"m9xSz/IwgTP95rVDYI3rrV2IS4gPCcnKhL8MDIXf2HOZQR1sXe6wwsDF24u0GxfL8+MrzVUcUEnzyfHA",
-	"dwII55GpmTxKmOyXuFpFlXJO2tBwCcpN99ptjKUCgYMN7FsmAL6HAg2eAMHV4KOggFKADLv2UaBWGKDg",
-	"U19ffn3g+n19KcIf18Fmn5nBeiiHTJD/U+TxnF2ER9IEh40VZ0LhhIQXYrPPypa2BVdv8TDkbETHXu8T",
-	"2BqGJPZ63pnEELRrQChTOh6TtD3FLMOx5Vj250EXAisEtej9Ea7ZmdK/8iH0be5dr37l11zlc7febXh3",
-	"OR6u469gWFkrhG4dvvc+pZLUMr/5rARFsOhqQlgZ1ahAgfou2Ae8AKLMDfTY+OpRxmJwdufebPUdZghU",
-	"QAX1FWLiahnvnfGhSih3mXpfZNrBvS4BK6Uo5MnsiQBNfh+ZEFPU9wKdTaN+1pk0qHXIk9lG0Pcqdut5",
-	"hEQt8jEhKZ0SJjfmsfNGaHPdsPVXVEiFITUq36HilqIIGIXoJfeMQ8yQIAS16JhxiDEFFJETkqIRjSVJ",
-	"BcSB14uUK8oMWjReU75Y8X1j31nh3Qo26Q/dCf1chs/314RtJ/qjNXHtPZUTnkkUGHYd+Dq1h6cXCvIK",
-	"DcF7wnAiJlzmqSmKAVoOj1lUXAEVNMzFgZ05hHMkhXVj82sBcJYzsEqqnAWd9gMRqR0+wxns1DxEOFSv",
-	"w+pNooeFvHsaNadQcFBYRDad4hTYyh8qzx2pPL9jLWb+YrCUqHM9k5RHGWAuMvKNQGnmxDgsVYAq4g0n",
-	"AmWJEhnJJUlnKFFrEYrsNTT1fa1D/G12pY2B/kOXqtOlFh1mjCURsjjTIhvmD92pTndquvsM1/1CPiaX",
-	"79cYpYWVg5aNUQhND9Q5pRb5LncZrCFlHKAEp5LiGOnD3AcpfigIAxamPgYxI2MaPSIfBYqyAxTGkPKK",
-	"9T8gl4gzsomCT9dBXWLdYgn4cvv3qJV9ES2plk6NqYiYINubyqpgnvBz7eGJmJNXwcQwJ4wuNO7fBjGW",
-	"7JfOJZTkxvTcGxNhNo4pG7fV4tQZESGARGG1qO+Rbt9DEqdjIrW6lLELxq8YUltAfY/t9b1yzojawBbs",
-	"dauzpb9UTF5d7No+bxI3CoN+7lQtc0Oz2DXYYbHxY/VxHVs0U1avxZdqCdpigJk6S5ERSLWx60YBLDtw",
-	"bslcrKuwTT2FbzfwYekp6cXOye7WATYf/WYPqeZZfhA1z4ozKPLKbc7NFU4hReTDMs+YncC3PjK7Gmf8",
-	"xi0XUskNYt3se8MZeKXW8ZlpDxQVA0epNsRu+PXfde0HheETrg5mhkI8TTAdu8JGb/vRhJ250FpPpr0f",
-	"Z08Z+HW6UaPKs8C4XyW9XACslTQdmFSkvdLqDAiWYPGNrOSv8JDEmpEyclWI4C0qUcS1UIFSAqE09qLZ",
-	"KIpLwO99z6wAGbOcrW5TL4kswuz526dR0ni6tqDRvbEdz+yv0arxG6S53yAZfVjpdL+g9lRBs0cSq1eR",
-	"eucNj8ahFvQcJwdmkfZfiH3jAunp6j4SioZBjiLiI/1sQKNgHwVwkmHQMzaZCY8jkqqX8gg3125poy60",
-	"DmDV8rDRZOkqDnN7UA+hSlatj88yxn10Zd8Dq2mACpVfICoXm1XrFqavtUaWrosjVJXMU4JDidSetKdx",
-	"E71NCEMa03q5wPzuGKoHQT00kwKgTgXcDSTaRBCUxsaUkSdGkxB91tLpC4hGwkcg6aAhkVeEMEQ+UgGb",
-	"B6nHR4yjcBbG6p8KkVBMp1SKDVMXBu1ub6PApI23YZ2B9oVW0kCi8RpCN8DrSKkONaK2kcbWGeqNEinr",
-	"pHZKrixrXjrIj/blObcZLMg3e6xjT8V+luBAhfVEa8eb+Z62ZtYL6vDoO8yimCy+Dox+VRulCI+WD1Jn",
-	"pzNry8dvhNUbo6OsDquVpUs19AsMrN4A2E0SOmj/gtv/7rT3Bu0Pn7r+s93r2kQh1+W+dMYT+3KOgfVF",
-	"1FhEUpJqYayViQzH8QwF2jEfbOxbkra+Hk3Um56/Sux8o+RZhslaIM+jFxZ+MzejCXRYO72Ls4HWKh01",
-	"U0iegMrIJGWZwqxhilk4qeXCUIBvZRyBKgOLj0wRPkh4iEbOkSBxRWWo7grtgqsUvVonXhSeLjy2U7up",
-	"1c9tiMMLPhoNNPPMizw9q5adKiRz13JPPmqQUe0VnhcUp/jjQFHUNJHlCZ6u7wkt089au/xYluF5Nowd",
-	"AV77JtQUs5Xeq5zLR0992HgwPzr3ypdase/9m/PpzTdnvq/bY6VWz+1tLoRFYP8ZXJCZ1/Oe/fyxw7bf",
-	"h+3npxd7yQ9dcb5z+e7p1U/PZ7/s4b9DjLdJPKRigCHa3kIU0nouSUpHtGEZXWcZRpV9jSlDSvxHOEm0",
-	"6HJJIzA7TglEtzk1gGCbMSVMDvSv6gc17a7X80h31IHXpV3QauHJkD5FpJK7hDMBhHp1t3d2nz57/vVe",
-	"p5SAC7L7QFvJwMLm2Nc9fuEtntqFAoBrNrAJkz9sT55fvJru/YQ7w8Od6Ojp6Nvnk+/3Ll51p292ktOn",
-	"nu9dkeGE84tBlsZez5tImYjellJZNw0ugGprCvqYl8WWguXW0rN9pJawhvpoVxOe1+ulch8p4Uin7ILH",
-	"W9dQE0hnT0S1UWAL1Psy3cxpbArgAWgDARRaGqegoKmb6oLMrMObsiHPWITMOaF3p682vUU2mZWDABzq",
-	"rLso5mn1QUaSNBo+CjaxchmyE/vJ9RxPWXGEM/3Vma6a5PKM1XVLhZ128U8EYpy19WJMZUOEhVUlW4IQ",
-	"VJpeT7ixjw6O80EEwvEVnpnKaQEVAxPkF9Qm6q3mBnRnzR2BDzgwwuGh61DijlvmA0mOEiwkFKbTVhS4",
-	"lyIsJkOOU4hXg5A2Q6x63motkDqqLfHsdRYYmqQsxRh0FZIxFdIUtYXlLZq4ThnJCSc3BBacwonbmOMP",
-	"ZZpZZDAsRajnRFI5pgr/LINoidxzIyu9LSUY6ODgCY8jYwQz5Gc4soXPPpCSBgyE+yli1t5EKI3OM1lv",
-	"m19ZoKkRZrzOqEu2o51wd/gUP9t7/vXXz/ee4afD3XAn2gb55i5klRq37MK7wjLhMkDfaSsWlLo1W6wo",
-	"XKsolnfDx9fn4WCqrEJz5SHMJ3N+1AptLcHjL2Qmd3fyhczkN1ZWIN9xJdWjVPTkW6KUX9Qqghw3ypQ5",
-	"hhfmlQ2cUCvfWTXj494P/76xmmF1hIzZxXorf7/ct9Ct+Ba6leKuJw6x1d5BLZxzrh56TYQgbExSHx3b",
-	"awnJScqz8QRhKMjro/cTLMVBkuyjtweZnOhb7Kf2d9mwfUbHDNKO29tPnwV9pu3fG757y6EWZs7or/iY",
-	"MjX7ho7JKYk5Adz9NPBRoI/L3JmYqUUlNAx89UOfmRcHCvexpMOYwDyK06eXJEUiIRhifN4mhB0cPxHo",
-	"4OTYqcarrX5oyiMSiw2TXWSMXoaF5zvwfE/P5vkFEuUryp86a6k1j80xqDOb8VymdIOE9RGgQqIRz9JS",
-	"5bIRT/PSunzk1Ih95rxmVSM5IekVFWSxMCNKxmnnnlhZPvwy2kSFp2kxRgN0aWhovRKwoLTGWreRPuz5",
-	"Kp2MIMKkjp1uEFN8nYaQIsblJtLDoUscZ0Q4XXpSIrOUaR13hb0ti8wsmY93O3vP6q/5OuQp7/A1Scck",
-	"gu0pTt1DWK8dpSSJcWj7EOmt+06oJ9jpLwhJwCdo9q13bM/YR4L3mQn+bKVkyi9xvKEkuZSMMkEiTfC7",
-	"29tz+YM51/fERTtJ+T/bjFy11S/axOrCottZCaRa3rgtRB2OMe9cJW3IRrHUPpwZmAYlIVN3OanXOXwU",
-	"mK3rtzQL7rOcB4NHU7d/IixMZwlk8UiUEiFhsDK67SMMPS1ANa1W864C/Sai8NpncR8au29jRBEeYwXM",
-	"EoGi1u72tkY1jEygnRWahzGZ7iPM+sw6lE26YoGkG5vmrIpzpFGAWpBwlCSIRj6K6JhKsZ9jvrpiwRs8",
-	"UKdpAj/+FvRZS2ThBOqqX253NzvBPuTOpTQiAgWvj84PBt+eHpx8Nzg4OR78eHR6dvz2TaAG08rE3wLU",
-	"KgqUAHIJtTxHZ+2z0iLdBdkxNmvucd+9xHuuDUPNaW4YyBfpM7cDydWEC21OOzgGVVmgTJB9NNXXO2c6",
-	"RMomPWZM2IhX5zx1OqB5Zx9x1mda6ERU2p/BNlAogKXznWCFE0jLo/lcMyI38q26koiC0RALohTdALUm",
-	"UiaKfYMd1y8doZY/FASCXz/pcxZJjGcDBfm/+QgKIH+UA90862/XH4KNJqKa1w/n8MPreYAUC3VH3/yi",
-	"6HmQF51cSHIN0SCKqHgmIZ7eXGkgwMQKiEBP+ygopOTANAtTR5pinSgI1OakhIcpibRvTJh4fjdYpCRx",
-	"g4leOzSXSWOPO17ti1jG/7BRPxwb9W/N2vvFTZpLtIM7SmqqTUpSApQWYAItIYCMHClqjglqCQ5CG2au",
-	"2uz3mf0IhBDIenF8BOquhJuOcelelhv7yLGYKjE9l9J1WFt+/4WYMS77Jt9qE70hVyVWDAqoWQE0eCxK",
-	"h0he4vFzt5dj3Vsgkt/UnLluheObmhoNStyBrXER4v0I1vVTIqCDWHPPmYMTiFmEPCfRQ7vb2s7REhsg",
-	"1uNLTGM8jOHuXM+hzy/yVlOOK7wmHF2vZi4+VN08cI+r2x+NeMYiH1GGeJaq1UYCtbAruJkkFUUK/8q4",
-	"tAqdNvSAfA5Kn5Kh68LI1rxdPvM1zi/qIERAVi2Jn7oZMImqIlBdUtMt7oMK3wUBypzkIhZbxy3ByPfu",
-	"9FUFS231WMogHErNF9GUhHKQpbQU6ZCUIx0yOdmyfrJqBULfK4dJCMFLH8dqLVscxlD/x1P6b/K3XGr+",
-	"Bg/DftbpbD+zLdAGajvfhDwi9vdikd/ALH/ZOfjL9su/bL+sLFT9ksnJX7Zf2sXqEUDa/kbhAI3+mqR8",
-	"RGPyVzLFNDbP1X6+UbvRf4eQ7DzBcUzYmHzz8/TlrO7BQLeN/uZs++kzr7EyPGULWuhOCILJ1f/PBIIw",
-	"4/qM8vJRfVpQwLEyFWXjGGTSTfQPQhJ1EbXUJWbgpshfENA3zyRP8ZhsgOgfpTwBQs/9o1oV1MuN6Ghk",
-	"iinNLaTWA6v4oqmCiXIsAJdry/6pFU4FYs1lTv5xeIQUbDfULSaIaZUzTPmVEp4lXx4bqpZSAZ0FlO8e",
-	"UB0NvW6IitSFb4wtG/hEUVEUuv+GUssBFd+l2mZ9Z4LOM+D1ldrzdTXgbd33gYkPK1ik8fle+x6+xBKn",
-	"2g/eWE5zG2b8ujwjUIQaLsL/n0NVsA1JUoZjpy6lKXJZ7yYCmp/3ER1EGL3il0TJVF59NeBKBWASUamb",
-	"m+kEC5MAsqI7Z67skDmCRYz5NTlQb1UAuSiY/MFW0J8aIWCOQkvH+elzhUIVSPHIdMxb1UTWzFZpDLar",
-	"pg8eME3e6D//+/8W+UZPBLQ42bjfOsoFKTne7FUqZVXmfTzaq4vvli5yRdYhc98WiXaV2xxcVTReFJNT",
-	"rjINfKf+jjkwLOmWXWU+ewuEBY3nn+TI3covJqjitRJe/5q3oCmydfIrb9m8NKqdcx3Lmk2HyI2aAp4X",
-	"V+yHlZIanFU7LR2cc61Dhzz+pHajCRiIbQwjH9miT0pBi6mQ82X2imiROqZchI7UPU3KpRLc2ldFYMSn",
-	"RQX16rp2Q891tQu9dl0h0Ld9qSkL4yxaaA2dm8kGYlTnCwmNW/AG2kL5kjf2UUc7GMg0kbPNNcr86WIN",
-	"bltxd36/ALYD2dpDzlnDodLC16kFXycw5VXq4S9Tpn6+T1XlEsupcE0LTdFB6unCBlJzYVvO9CsApdbG",
-	"AlDN38vhA3+z8aAOOI3gqI41R2+5I4pxBvYPM029zl+7hht3f6ssrn74xVA8ZiNeU9YwLGfKN/m6PzX3",
-	"LKvJOmvMyKzvGJZ/4Nv1lGdfvLFXVFTxooh4s/vzTBeHaoVbHCHbftloJG57rWInuqfJ9TzarBcFWDmO",
-	"m0YAltphV7a0oOty1SSYEBYRFjb5rFhulkTFu6j1tLNTb9tbaGO8Ikyiq5SzcW5e5FdMmxhrR7N9uD/V",
-	"xOcouIBlvNS9G/HUVKiGgkEl0WKFhtYv1RhHthd2VbS1SeKNQgeNrEs1zydP+RVq7Xb2UIBjhVGzNjwS",
-	"wcaK11nRLLw+f1Y3MleCWy0I55lEgxhRxBc4dXxjHF4Itf4dFIx4OqRRRFiw0dB/c0RSwsK6axeOX0ga",
-	"x6h4DSay5GWARFk7EyTYWPfgTu2otaqQ01R9ERBpBE3LqQZB4PYcDpDuLtywc5nOBth28W4w6nF0halE",
-	"Q11BBr5RCNLa3d7zUYWgautvzi/8u/PzE6RfqP/Y9IWvb7f6kUQIXrBIK+JsXLvB+mTgoK6nvK6io0bS",
-	"hXSCkr2rtg0947INTgdvVRkaduVYv3N7eE4spUNfwDwdgm8sGVYDO0xjEqHvz96+aZ8BIqILMlN8zEfB",
-	"FMeKrEnU/qeAYsxK0XeZEhgzl3DPRaXI5vrtK37/bK/TzaOcRimfaqsoj2Yo5VzCKoI/bf0rI+lsq1qB",
-	"PPDVM8VDGh5p5J9/WD5cXa0OCkNs7WzR5edZlD/LTxCAvuDACkKfO6+VzVIWnVdCtgb8OdUN21etgugI",
-	"JqbV+6Bo1ZkOdv613X5+dXQy65xfvNv7ofvzcHd6vs1/uPgl/fon9jT8cfjsO9F9FZ2MDubtl5UBy4Wm",
-	"utvr5d6XB6vfuebYJ2Wp1rVpg8DlBOsU4X26k1oOFNMjzdiIQYjT/9aN0Nwo/1KfufKwbpM2M7T6yR2v",
-	"aK5W/O2OWyPn+bVislizPVvRcW5ePyg3l6t/HhvJtv6p7RdX/7RoDTf/fHUB3ZHMb9YXzbTys/CrxSke",
-	"k3rlZJkG4obmLVRRVrWDFoLQosLgd6PS2YJg7h6q9cHKNsO51TVBc6FGNK8BQQRzdSk970fbatH8nbde",
-	"nIdSd5Hn5tZKU44gN1eXzgme3rBwQ6W8KU2FbMdQ8yRLEp5KCP85ytT+Nk2ZBsV2IaTYgY8pDQZH0OxV",
-	"My60OufY9Yf89zMz89HrowPvxq6vR98vYOU7v3wYnxrfWB0lFT69JrbsyFy9riZ+9Hj8I7XsqATHRb4O",
-	"C84mUlwxl7gUTbUWFdYRypcv0blS5yEHteadQI3+29u2w1iAA3rSxUtdnJhVG355WiQb2cKJuc/COfhM",
-	"QMsCxTif+3vzV0nxfJHrclEVprIJu1MhZ9/ThQPNC7a9cCmkxC6hCUZfKOVYTf3ISnK6S340wf9f4sL6",
-	"nV8xTZR2n4HgXvOFpE74AVaAhs75pyaGck5PD4kQuSGCzL6fDL8N6Vv6/fG7fx9339BjccxOn4aHx8+O",
-	"py87/9hOdqLD7/c2yU5nU9BxOViu1/1ax45q+0E5qHS39Oymlg/rPTeb/DvBKSgj4IxfHEsHwnC3IZZO",
-	"R6MV8QTmbz0LDP45Aui8ndF22CV7uL07fB61d8Muae/h7WG7G25HO2R39BQ/G3orh9gt0mdWD7zLtf27",
-	"D8OrMbC46FgboLY8dlZnq0GSJgyng0CQ+bQpiHYeZz8teK+h3lERU7uPCA4nyLxvsnJtyz3ofXNKMkHZ",
-	"GGEkEsKkTq8jl/zCCEMm9rbeGu8QQRGRYqihLqvO0sfiAMc5eaB0HqVpS0dRhUstPM0i6nj2O7M6lzH9",
-	"5mltAQVt3yKS9fcSm9ocRS4yQCyTWQlBljqrMklJG3I3FF0V9YQPXx1DUqZOJpZI0LF6ShmaEfkZKwI+",
-	"1jDYP8JMH1qYaROPfQHZDjydHTFZ2910ReZx+66bd4MDC/SJElTz2ZYC5gvp6DWH8/nLgs1fuQvs0JX7",
-	"6qYFstTGvyDMH4tBJGeftXFQNnaDfoQsAeGjCR1PiJBoRFNRatshsoSkA+hcoojE/HeKGdbRzrk0krt5",
-	"KkJbQcJ2TSsq2677W0s+dtZ5b/ZaF0rVV8njeovqexqZ1g4VayrDw5jUyBTfcSgJG8cGwNP6EE83VWa1",
-	"uEi92JvGhDYGL5hWj3VYYrbC8trHdhFuYsoKrfhcDmvUADunnwOyYYvNZ7LQUZkfjxa7QXRXmujgsuKY",
-	"hIYxubeyHsrVlDm9nnykHH5g372tw9Ig3E1ZjE57z1IqZxBgZHoYgI5nk0OqFqz3WOK3U1pWfFvfvz/3",
-	"0Xdn20+f+TouSEm4bcoQT62CuqFjlJxkJNQKriQf/Oe//0eH4sGuADeszcWsdyJlouUeatz386K5XZca",
-	"nWr1Vqm7IWcyxaHMe/BI590hDi8IpKFLga7IUC2dScJ0m58Ep5KRVGz22ZHJdpATNCQKCaA+Q4wh8coU",
-	"EzbVB9+dvkKBqc8ebPZZn/3pT0gBkzBJQ8gz7bMzBXUSIXXy8JNAEl8QFBy4+ag9pNVt0zQOYGZConp9",
-	"1kZffaVYlPjqK4C2jijU5RuNntJDwbdH52gr1H/qXGqdEw3licb00lgCKmmxOtO+zxASYG5oZ4Loug5E",
-	"VxU7+cfh0YZu8Z3DLOFC2nBLXSAMBSGPzBf2a8nVsMHJ27Pqwmyyr34/JSGB5fEsrSAb4BkClNvpoCll",
-	"mSRQEM0Wt1AzQAmh3DhS4Fuq8U1XwqlbhvkkQClXKxZFi/NMkE0N9xODGl99pX4sMFq4KJ2X4AFomqlw",
-	"Qtv61WAfYbOuPG1XISJAvUjQU6hpE/TCLE0Jk3AFw0pso1url7YicklinkwJkxtQUE9jGE8VmKTIZ8wT",
-	"iA9fHffgQIy6AWqsMEtH7TZoEqhk5kDtNtTnU8Jau63WgvSdrjvtstJwerp2G7Tj0jCaOI5wOCnIQFcd",
-	"q2Q2Q/kSQiKImQ0+tosnQTmbPHCSUoKN/T5TL+uOaC6lqbGg9VZeTUEj6Mc2LsiURIHiH+Ztda3p+O/i",
-	"o0100Gcm8FlxNhshXhpWXClo7na6PsI2jcPdWvHGDpxJnwXzsdTBJjqBbbi7gFqISg+FpmGmyqKubIBw",
-	"FKWKXlrBKZbklXqh/VXQZzrAUuyj3e09g5XQ46Z9MJIkhfpiwK4gVFVYtgfx8YrjBThJYsPDtkxc7V8h",
-	"/BS1bDbARg8FimtDCZvVYnf9PstLxhjO7YQc+yjQYZsBIh+TGFMmTOy4ID4KigDcQCd4GfQpx1X3mS3w",
-	"YCKsfX3kOvT/1w8BOISFNqiWQ/1Nab/vz96+ySNfW8GWQlSIuu2zPOA1l7Z1ecUEp3hKJEmFrmogF8b0",
-	"Qt0+YJf2FE7wmDIAts7nBUsui0zCWh/qS5t168tDza9IQt2/XT1n4Kyp1VVXVbfT8fMydttPNwyzVQy7",
-	"z4JPICr4CPQD3xQBzscwv2u9wUdWJ9H/UsrINTA1yApMsKmUqK4GKkzOmzpqnko4aIxCPp3itiAKUgqF",
-	"1WagjG0c8ysSQfM9Xx8KT7TYH89QkhIdVq4xuK2hrSQCwiLKxjAJwMhOgwVpUyYIExRubJENtUSrUcYC",
-	"/JAzzWHDWZ8pWU+gEKfpTPHR4OgcjwPUCvpeqjE4JdrKZ1u5Bhub6Aw2K0GwgAM9HrVfqykUMzFOPwEQ",
-	"N2X5ADElT4lQgBMSx8SUSM05Q3cbPqg6CaGYUkxDYjxuFJjOiEK969fH504LnuNzCPG33m7v7ZRRNRwj",
-	"sSmGTFJE2BiPyRSSZxRcD47bCb8iSkqBvKXNPCS+5zmylttp2etudjahcKexWXk9b2dTFx1UshNIl84N",
-	"qP40+lJTqYsncPmZy9U3zotIc2absWnElcA8HGCpjuINlCrVghnUadrU1Zo1/zxWMr5Ct4OEnuvFqDVa",
-	"gm00ERSvgJUALAQrvHemVPAV3rWrOYNeiB8ggBbYFsBqu9NpUgjy9/IhzPI8Q+rLP7SJXq5WAHBw9YFf",
-	"wQxToJLSq9B05khA0IFwDIqQc9JgQXazg7SjR6tJuumfrNM2lFBNQ2LECMNVQfTqNQnLVv7aRMeyLFm5",
-	"YtUMKmlrearPlBDzRFRLKCCMYiyheuiUG/EkTRVboFJXSTOFqKhJ5wGtwNwznMUzTaRlpNOSlT2lIoXk",
-	"7zyamc5/kjBTnb64btU1CzXT4NJYphfa4U34W8VkbELcK7jVvafZIz39PIWbghTF6QAwFZkaOUXNc4jD",
-	"CWkfKi2Ox00Tm/e34GX7LpSiCvGiVpL2u/y9a99z5YZl3/1kXj1+ofe429lbg858b3d7e63375eW9XGV",
-	"NPT1iDl3439sJyllIU1wLPI6BtCYxOH+W59odK1p3iYnVLP2kZA8EVDLDoQfqYuYghAENasUB88FAYf/",
-	"z/N6PUmJ7ErYX1N1/1SPV0HI2+DH/Z6fXi9YPfjoNkzZHMi1X387O/bgmksatVjl5t2YP40xkc1H0blz",
-	"RrSQAz2a8/2WyDs43PzGXUvYsZBUO/2g6LjWcgOW79qb/JAzkVnV3pqCWoqaN3xEPlrhFnCKR0SRurVp",
-	"5KYK0zYNSrOZIoSp7ghii6yhd6fHvn0m7AhPBDoFi5G5cKY4MWYqHhPfmDqgkGlM2YV+pDiW1hEhmVL0",
-	"2ZwZqsbAtIlOGzTy45M6WcBu/JBH5J4kAQODQ3tCK4kCK4iZRmiGS6+73qXX2Vnz/fu9VJ+uuZ7bEnmJ",
-	"pl9SRsUE4SKyRNvNXZo2BZysLasIDW+w6zaqVYcG03GTVRdXiKt1QRJpDNttQSMCEvjbg3fn3w3Ozg/O",
-	"jwbn568GZ0eHb9+8ONuwtKjD0GRT0cVNdVMXRRFNw7ZhfnEdHpy9ePv2dHB69OL49OjwfPDu9PgMtQzY",
-	"+yz49PL07ZvzozcvBu9OX11XbMcb69LgmEhdsTSN51XAuQKtqRMDRGwVTVsVUi1g325DszI2omOw9Lss",
-	"ClRRqkYEu1GhqVeLReYU7gTobnd2lzWqb1Ic74Sh5OVdG+7UsicBOKiS7RWS3aVofysx/TFxiDOJU3lX",
-	"DIJnsvmOPs0jQ6mYv+rARQaVyE3UKGppr4ipd2advvo6HOEpjWcbfi6zc9Zn+v2UAOrV0aJZ4SrC+ZmO",
-	"oDNtGh+F/KaWjPT+5o+u5HqwnugFelTpZHUYwBJTGmphI9ZU3LBPjINpY7WysnPs8zW5Txn+NWniNHpb",
-	"D4Wp3C/uvJ9whKfoeFXcmccRQ5nN5H+W5Bda2WtaOAgEhJZbPQ/8o5SzDW0LA0cgSBG6Hqku1qxbduGo",
-	"z6CfyyY6qIwOrbrkFQ2L0PQ5VgMqghJFFA5S1menRy9Pj86+G5wevTs7Gnx7enB4ZMUQxYnUAHZ1qLXb",
-	"6SqRAyZtQ3SSIBGJAt09L7RGf4kkHkI/wPUECDNybkW+Dym+Ugfk8Qnxd3olnloEsiq8WO021PXXmjjl",
-	"gfZb8RH4O5CeTqmRrbyxRoQltqEDTv2qEDMkCIGWzlRXG4OpfBRIgqeB/gvxUZ/pN9SvwvjnjH8aXtlH",
-	"EC4n1Gi2SmXMrzbRQRpO6KV1xQBR2S7FKGMxESL3oX6Dzbva+SUu1Fc8rb1uqZAvTU26L+/7OAOXHbxZ",
-	"YUw8lcYVWOPsQy+MLzNoF7HKpmRQEkNxJRsgWSNxC57KkqSdh13ZcMZSAHS7ORO9XfrLBLC1zX/zGlJt",
-	"868PC+tb7i4qb1mXJ6xmmIFrbsTTaQ0MT0lCsITGHznATHtsWBAaKvzOUacEPhMVVwc9u60a+C1iZwrp",
-	"ik5Exb53brbVuqVBnB2NFffwV2SyalU/Fp9dz0MxmJIAFckeul1C3ewgT9n6u3buBEtJUvX2f7Wm5P//",
-	"tdve+/Brp7334VPH7359vfHnukpWc1wqioTW2UUA7f0cPlHDk5oWaHynAxiotMqcUxuqmQvXvE/lEhBD",
-	"83nNYuYlvzKbFo9G+gdPqa0Aai8r/fe8qRYCmaCiUaNvtDDmwNErjMvTjQwOgJ+E4URMuNRyvLBxB6iL",
-	"Wn3vmFGIU7LBCJ4R5WwZOdPUmURIyDQLZZZCAAa0vAxMmEwbXg7qWmCC6XSj2QmqTvueBCY19JdxfsKm",
-	"mjQWExAIl3oZcY/O8XgZwsI7X8Kt+SDdlADFeloa8mimBXhbZ62ewkKLIVY4XOqTfAG/ay0J6M6aRgwJ",
-	"CRBPxpxHm+gti2dFfwWtGoF41+SdzOlhmfHjRdG48VHwPr3ehUc2fzhLvJBQIROyL9Ux5EEEwI2Ullm9",
-	"EKd4plMviRNb1dmttWjUH0Tns/CIW/KGh+2+XA8DbuaqVMAFNyUEnYWTek3PLcPRs23HTXsDpV5lpuGh",
-	"TgWo79d4gOw79sK0raL7zL0wN21LxB4CdU9MlHZm/6n73tnfNd7q9o/5b9D4GyrCU4kmWPRZxoqnZl3Q",
-	"0tFME6V4JANUvCUWsCMgDT1InwWF4AyibmBy8IJN9B1nPEvdoMa6q12D1FDQeid3PIJhTeDb/QgFtlvj",
-	"HVlQ1JDvqZxY8lvbWdndfsQRQxqYd3IVZ3kXzSRr4PYCT0mFcpVEe3Jwfvidj8BVabva5+W/nwhjvKu5",
-	"dJNM/oGmvzs0Ra2Td+cbd4OsZblxK8r0keuq0Te+tBoCaBJaaHsVRV9dlFpzC3kys0kUNjjLR0GS0kss",
-	"ocy2vhqcFoJAVnCB9ZkTmY66ddw93+I9624vclBeGxr4EuoaT2aPSE27ZxnensiaQly9jrVlBJN7oBSb",
-	"ExcYRA58xwiiEN6GkwKtYFswyaI9ZH7mohmV+ya6NB+tXwhV2hNgR3dtJxDTkmAhipbHotZuUmseMRPc",
-	"M42dmCOopbDPcak8qEvCQGNN7G64CXLB+x7w+4xIYSX9b4ygX7iSlEYwMLj6DcviuCYWOl/dAj33fo/+",
-	"nu97u7+7OUwg13u61TVjUDxiTC8J09wDIjSqnMo3fviEp1IYo79u9GHdkwJfmuqR5eO2679ndvKjmcZx",
-	"Ul/fsw3FTAl3Z/0Vfpm/YUD3aGxmFpwGh58Y09btBFdtUanitzFdruAZt1fdAu+4r27TUmGYeqfzj3bW",
-	"+/c937fHymxlZceVBfjj8l3leHhZnJyLiu3893sz59XfhwuFO/UbIx+lXbUW0rSRTQoSj5S2xLhEKWF4",
-	"qm3qTb4qc873yUP1DIXn6r5VH7ulBvbpCMYVZP1tKTcWh+oFhqWY3SQ4mM+2Ppl/XS8M08yZa8WZ0eSh",
-	"cNHx/rlb4w1bix6PwQ1hl/55+Zi/0psG6G8y3fnjw1LM2jJ1BG4upN5sYUvsVdLBayvCIMpMyaQys2YR",
-	"GmZTm5tlqitofl04O6yaHnEi+kwxbu25WNU9YcBUpp/b2H8fuin2vnNOAZy3pCiXf0IlTlPkZgWJFBxa",
-	"6RgzKuCbJwK5I/hoOIOiQiZMEpnyIwLPBOJyQtIrKsgmOtM1IsD1B3kKNpGJRD0UmAoSA0HUpxN+JdDV",
-	"hIYTeF0Q6VhTY6xEXyguMMEpDhXGqHXGnI2hbEVTIOaxu+/PEo9ZzeoF9yAVCOoXR5DW64IStUqeFRRz",
-	"KMVReiVLFLztABtN0Wf2hZVD8xzgnNhvrxv2YMLPW4FMMxJs6NJM+Y8Q1RZslJbdGCTnlMgt1jlfv/Cm",
-	"AatQQ+juIlUrMaeNgauLY0+3bxt7ep/alosHS9Ws6hH/9rNEQE+jZUZiGXHp53k+7DxeEnh4BuWKEHb5",
-	"RFHzTOQ+WJ3B4fLmTcVJpaRsLGxNQM1YA2CkeewEZIqY6lF2Em08rwkyNGXFNvZtPLMuyWKuhvxziKjQ",
-	"ftRNqL+Ys3vCwnSWSBIhrLRAIVHr4Oisvf30Wfvbw9e6PpYuaWBvhE30mkgMD46ZkHic4inCSSLQWAmX",
-	"fRZABu1MtyoIoA5fQFgEyx5ckFlg64HRFAVXZDjh/GKQpXGgpR24r6hAmtbsLi0YOnt9Vm3zbXwUTuvw",
-	"YGMTHWQRpLBggQLnfDc1L7A+QF3mTBfeg0CTEU/7zBZNagzedEjxnhRiZ4YvE8rpbrFB+3HB+kfhmi9e",
-	"uIaWkPIGrM/1VrqfrRUY6nyYx4cWXMZSFjrUJdiMFzETBCrHxTy8gFH0TJpGNdGbtvWoFVERcsZIKG0t",
-	"NMXIIiIVGkULKF+PWasY6UdVqv78kagPy5VkI1fvALVWiGd1Eccpi6WvzH2LOaCBaFatztdVTmptRQvP",
-	"dAWNtcQGP4t55g6gfTMjjbPV9UJIGzq55XpliBkaEsh9xyGJIN3KChU42jcxCDhJzCH3mcQXRCAyGpFQ",
-	"x7UJOmZYZmkeTmBS60tSlQ4c1XOAALaJ3pCrknwGpSv0+1B9kkiUl1+VHAUZM/U/oqCZkZgiu4XeayNh",
-	"HWmiz1pBLkZUe/rrLemnPspLRtFUl78UG82xpZ9V8rjjQLwKLT3ue9fG1d0BuTZZgHJzJx3N1jdt1pBz",
-	"rUrzGmgNo5heGupC9TrIwXH+h+jpcrXQVJZHJBb7TWpBT+kFfYYZELhbWcNW3w15alLveSZDrsR/VlAl",
-	"qErQmMdSJqS46lT6TODY5H31mavuBPyih7S5w+pNtpLyvqO9aekjxGBLBRYFQoSPJAWNIJO+U2daQMXj",
-	"EaaxyLMonnZ21MgJYRFh4aydMXyJaYyHsSkrNB8438BV9DnXiif60fKr7K7p/0eY95QIRUYNSoA9M1v1",
-	"RyHQHUpEn7v8zJK4BABIhejLJoDbs4BK35JagUkXJw9SIniWhqSHQwkl4Z3q6i1riyhaTkAJWJTQ8MLY",
-	"J+ctsSfO5PeIZMU00JyksciJxDEfZ0TXANc5nuoefTQOt/NyMf98Qw6WVHq4NFc0cV7cAjJrLmfyHgz0",
-	"hiR1cJVb1caJoI5xeCE20QFDGbtg/IrVFuiftz5JjmhNgAusq4pDdy+jFDNAENkaEsp9TL+YQabw9C6V",
-	"xIdlfwCJISkd+a1Qe0q2QpxgSMMyfYFqWeD7SiGSKZ6hiPdM/ZuY+EZ/UGJNqbZ1QtK2ZZwmK3lLKSJb",
-	"mglvaV21z6BUplNlIP8mr/+acyf1Z3cXXUFHIvB+wN0/IlpnGcV4LDbRy0rtKVsUTNe8z4Sp/lMsW6kn",
-	"Ladud57A9kRvcaOhpt/r2aELwXukhNI8jVy8eOfRMO7Xs9K6b4vUFnfE1ic5S8j1atX/9a0OTXh09+IG",
-	"BNxXaGX5d/7WskTfU/NimV0vLAJ5sIgIRBZOQKodxfwqyP2K0OQz9+SZrmZlXt1Q7fFp50vWeqwDz8Ji",
-	"bE+cwoEmjEOP8JiQ3hUTlASQb+LWFMBjsrjpRd5fMTes0LS0nhak7Jp3OItnDTLsKUx1n6jBY7JIbm3q",
-	"EvloRNbUQLDxxEuKTCZI6kRXu6eub8TF597dNhen2EeBaREY6Ixv53qf5C0Wa3or+igwfQyDIlXctpes",
-	"R5L3ZmX3iCZO98UGRDH7flS4EWExGXKcRnb1N+EMUARulQgnKBbn8IMpmQ5JikKeMVkEONUf8TlM8pso",
-	"73af0TKLQ2K6DzkkRp3w8lgYQKLHlW8gDepawtJ/N5JUk21XwcdEN+i6HhBT0drt7KFqFMVGU/C/GuOe",
-	"1Hg19JeJboBNNTXGIHj6hQP+H5YfOC86JTUq1CDlvDzgWjThxaVRBLrpnJjg1Ha1keY0UMupzPINlBXd",
-	"QEMCdmeT3d9UVirH3t9sWambHMoCNzzAO/e/6+tW1OqP9aBdpfIuEN/nyXVohk4DH11LVlA7uRNfeYO3",
-	"95557x37d+25PrCEaFsA5fbca8uQw/rOWBdRstr2AxC3oE3zRsZVIqwN7KSRrqoA0ZGmAmtdUGge1V9z",
-	"nQtNsq/NHu4PrcwMZ0TePWo9KNv3Wc5inuSs8iYYBm2nl/j6dPcCE7QaQ2ZF0Q/XmKl1u2oWLdCJoGn6",
-	"HyWvb1TyGuCrfrX/qCQdQJQCdCIyX5d/uP+y17VtdXhMVk41Udhxqj64bhpu9bSQuq9NPb3St2r1WGp/",
-	"+LNdD8BAp+owCiiAqxzSXu5Tm1S7X65NArE+Lm0yE2XGpP9uYEw6ASJnS1u6KxNPZ83mGu2t0s3zFbli",
-	"IeiYEd0RY4JZ1OajkYk7EH5eswPISDTzqRf5zA+JX903Bua7Xo6K+dEgwmRKSdkg9mgsiiDNRM5h1+Dp",
-	"ui2CNO4uUzlf80tS9Dx8IkyLCclRIFPMxIikA8mDvAFbz7FI75ur39TgnXChSwboCqO6sEKfUQZ6FLyo",
-	"NVZhVdYN34S5C2PbPDg5NiFxTo8YoWvfOG/CWk0cWZ9BS+YLQhJ4hBUInwiNA5BPk7ehC8FmqlNrJM/C",
-	"CSQDNajNChGXOQPzo7uacJSSkFALTD1GVALqft53X5baF9VeEwXs7/Sq+Ewx/A+rxeNnMkNkGmNWumJW",
-	"6LELOF5ndTCYub4KAR9+JqvDOsC4WbC+2k3ej7ZgdlsgnN2oXlc+YpMx+RUkDaKI2Dk0gUNsPqJMRw3P",
-	"n5l9+9YHt/ugQkEPzLbWPO05tc9UTyX3eHA5oy4SL4sGytBmvLbLuH7TdCETppmZ7gqO3vAhj2Z9Vqwb",
-	"OP9UkPhStxPO6wHYjmhZQtIBePDrr50vhicPLekK3ylmgf53K5zKall0PEPYPVQ0TjGDEHmUkinIVe5T",
-	"nuY2z9Jn+4gBKqGITLkVcBTe9Nk84hjPlXqse9m14efAdG4x4kYdxhb5Qu+pnPRZ3mf37aujwdnPbw6/",
-	"ATU974ytxKQpZnisY46tEKXnt0VMdfPgBck6uTp9P7Y2O/wdm3F/G3R0CNhmaMjES96ClNR/BnDBFl3m",
-	"FwW1aHy9pEohGEHYilmH/rZZ6bXN5h+Gkc6u5oyn8oY1f+wQZnmfp1qfAXZxzblNEosTnD9/eNDTpL++",
-	"VHaC5aROMqvBnqW6aYFFmofV4dHmAvXNwn0l7+epudgfi9lAr7fmoD//Oa9ORBorVtgm9JzXC4GW9p7C",
-	"m63LLlCg2d58T2g2jonukM3VRZbybDyxN5ePeJaWDAqghZver4U2bhRw6CNaY5kPeQJJ/OklDW37UbD4",
-	"JTiVjKQCtYIryQf/+e//0QEldrziKOZHBZeEI3EC0lMhi8oSZhTNs+cHgDiv3DS7b4w4JuvYjSfAeWyH",
-	"Y4+uG7E+t8DPy7uMUri/IyS5TkgHQyeNiDO2Gws3P8OPVGQ4RjiTfKpz3vWqW6dK/kMvY36lC8aJDQc0",
-	"MR2RcBbG7jy6Eu78DMfTaQZNL50K8IqFlCrqVsYpipXVQHm+2FieRummWLd0ImiSCB+5KaMbxnt1lVJJ",
-	"2pzFM7+mMITbpdHJnrv+cP3/AgAA//8=",
+	"7L3pctw4tjD4Kgjee8NSN1PKlGRXKRUVPWpZrlKVt5bkcnU7/SWRJDITLSbAIkBJ2R5F9K+Jb/7OvMLE",
+	"jbiv1U8ygQOABLdctNhWdfWPLitJYjk4OPvyyQv5LOGMMCm8/idvSnBEUvjnYRzzK/WPiIgwpYmknHl9",
+	"73xK0IzIKY8EklOCEiynCIchSaRAG5yhve7TzS3P90Q4JTOsBpDzhHh9T8iUsol3c+N7RzickiPOZMrj",
+	"+hQB4x0heUqCPkqJSDgTRE2GJQpxms6R5BeECcRTRCPCJJVzhFOCGLkkKQrV2NGyFRyf40nz5sYxv3oi",
+	"UEouqaCcISwQRkKmnE2QmUziiY+CgZcOsm53N7Svwl9k4AXlyRMsJUnV8P9r4KUfup39j38ceP/p+Q3L",
+	"eslDrNfStDQ8EjzOpAE6H8MBhCnBkkQKUjxLQ+IjysI4iyiboGAbJ3T7sgcrSsmvGU1J5PVlmpHF4DnF",
+	"krykMyrh/+qrOSW/ZkRIgbDCEhIhyvRisjQlTKIryiJ+1XgIlEkyIWl5mlMyw5Sp2dunislY3n0eQRq2",
+	"c0ZCziKBMiZpDBPogRVQiRTLxycynR+OJUnbx5YcXWEq0YiMeUpQqj5RZ7Sxt7Pvo6fd3c2l07x///4w",
+	"k1OFhSGWpD7XG3X9egozRgSnJO0IEmYpiRBPSAqIJfoo+DM8QyRNefrdwKPsEsc0GsKtqmFvHTd+MSdy",
+	"8rwZS1P9GNEIbZBwyknkq6s6IUytgUT6Rr17efJ88wBRiXAsOMJJQnAq1PnGfCIQZpFeYAX4M3z9krCJ",
+	"nHr9Z3v1G3TjewlO8YxIS8USeq721bbYw7cnmpwgCjSDqgfqenm+x/AMTiBaeHnGPJ1hqU/q2Z7nezPK",
+	"6Cybef2e33SIdkVnPG3CRJ5KdEHmwkdBJ0BjniL1AmHqPm+h52SMs1iioGOu/RBLODByncQ8Il5/jGNB",
+	"zD5+zUg6LzYi1Izu0qkkM4ASYWq9H7xiUM/3OqW/YizkMBP5w8rfMIXvdeC/H2sH46uDO9HT7QKIzB8F",
+	"jHCaYrXYjNFfM2IeK2Df+J6Q81i9o2CtBjvKUsHT5hMNGLmWwxDeCCyRTBSN5plAIyzDaX7QFQDpj9qI",
+	"94fDzt9w5x/dzv6w8/FTz995+uymmYofX5MwU0tqwzpiX/hsWPci5ldtq1Ec77Mu5GeSKn75OpuNSMsp",
+	"XupXEIN30BWVU0P6YbUbva0tttmyYvPtysve3Vm+7JPxK4U5LSinpIkAqSuBUoKjA4TRjIqZ+gJhJq5I",
+	"KtBebweoWjjFbEIEYlxtaZLvQYtexS5Oxh095Rrkz/dO1Jo1qW87blq88tlOvUWMgFuOEpIuvpcxfO3O",
+	"H2k66PWfdoG06Ll3ut2lK3mLJ6QZLr3OCAsSoQRPiMG7tgWpV5rX03OW0+vC/1Za0hn9B1kEHzXjotUM",
+	"hRqgcUk7T8trWmE9cvpOkLQNgTJB0nbMUU+H94w+ZwSnTZfvCAvSoUwQJqiklwSJbKQvAxLwCeJKJZAg",
+	"lWjx+Ikwj/AoJmhMSRyJNsDqF9suoMU2+3ev6T6eEzxrg6MkePbZbuDtD/SeF/IeU/nqrL6QH/gVipWS",
+	"ZQVlJfvAyWVM/UZYZGVnTVJBeO7+65//7666ZWgmNtvOUQ03nInm6+ESkN3Kfe027OBGAcMopa6EaQlL",
+	"yJkkDIgdTpKYaoVu++9Ca3XFCv4zJWOv7/3HdqGCb+unYrs0KMxZBtahplJ8XAiwgMWO/v5Lx8jpHX3s",
+	"TdOZ17cdkR4mO74kTJ7JlOBZZUuSXMttoh53RP6cXONZAgIaaDV9tNPtdgdswODFfiHubBmRcsBo1Ee9",
+	"AYuwxH30aeDlrwxpNPD6+92eP/AE+XXg9Xs3aqiFSkkNPmckvQT1h0kEi1B6j1mNVtoVamiFPfBRoJaj",
+	"f1dz5j/r5ekHP569eW2e3Cek7b6PNGTuDYPygZvAc26uFRZKARMSKwUVK/0Vrp66WVmiLl1grk51y66d",
+	"YtF28/eU3ngHMCmp8T2VU2u2uRcQqUHboKOkTB/ETkSlQIxcITV3BQx2OYu2Au/ccfuOVHdvu3fHbAGC",
+	"IykeIEHClEiBxJRfIc7iucKewPw6FERWcQSMfB3HyrdoxyWL4B2h9Tblo5jMFkAq0W/80UIsJ2CKL0hM",
+	"44opY4oF6iFjKNFCAyjdYKDw+h/UREr5dsQBvxhplgmJRgRhiWKidISeUgJSHKr7plie53sJV8BOvb63",
+	"DUzr5qNiZepmhmpcY8fbVmgpDDsmQio5q+91ez8+f/aX7l93//bTt3/95n33L9+c7/6y9/PO654imhLL",
+	"THj9PcXYJJVApn9W+9AaAOyh0GKzlPWvsMR8RvsGSv3L/O2OfvvGXxHH7Ek0cTAzta/Q6PTFEdrfe/oN",
+	"MlMiDbsqS8tN0ouwQb/kGv06ufax6LuKybM0QMk8udIgxReVgYz9ccVB1NvWvtjJDYwLPy5Mkdpi2Kma",
+	"DBd9XbUw3vEmntcFiNsTLBishVKBKJ1T6xlRytt9CkQgjIn724oa7tRIkU17epOl4FQRQgt3PsLAg1Iy",
+	"TomYGpMlZpG2huM41srq10B+laZxb5CCwVoOXakt93bGOU0rCfUV5uBYRPveTnfnWae72+n2zrv7/d1u",
+	"v9vd6na7f9PWWJoS4bzX2+ns9s676iXnPUW+dyu21T7L4tj9jSb2N6POHJ2+QmLOQs/3+BXT2nb/G99L",
+	"UjKm10rfkXz4y8Vusv8X/BKYxSW/KA0uQp4o7eWDpxhKPyVY6Xjw75gK6X28UaPxhKSSai3H3bmj80VY",
+	"ko6kYPstC+W+d92Z8I417iZUvbV1rl/NH3XoLDF2cFA6+96Eymk22gr5bNvwofy/PCFM8UEzGGiTLqS/",
+	"pnXRqFE3rmqT1bNfuIUPxR7UMXofP9Neyqj4qW01NxZBP9Wt/wWergQUi8mN1mqaKhFqp5ChhK9UlZSE",
+	"fMKoIEASgUBueQ2OCPc2fJXgtpfT8c/UNlHymWiThLXPfNAGG+OQMYPlIHWOonR5fG+Rt6eEASUQFq4e",
+	"Pvo7CUFascRTq7RA/6OIqiPE8VuHqhhXVfmIrYcL1jZH+10U4bk4UMLzjAuJDt+eDM/f/HT8evjq8Jfh",
+	"+fnL4fPDv56hjd1nTze30BlsF1mJe0riCI3maM6zFKU8JgcaMfp/QBQs8NZ/rV1oOZ1fRr//5jUR4/Wp",
+	"6trUy7ljjiWyt9QS2YhVrm8Ld/4x/PjHvvnvf3oLPXh2vjV8eBUULWPnciSKmmmBEongQA9QAP8N1Lkq",
+	"DZUhOaUCcRYSEJMgniTK9VasVLpp5dT/bbi770kt3JTGSndm3/xNdv862mPvv7086l0/f0pePJv88A39",
+	"8duLl/uz113vd7Hgd7HgqxAL/h24en5Lm4JwvhS/t4taRLKtJwTH8ZsxWMcW2ojwhLwiEns3/qcKdckh",
+	"lf9jFZ/JcvkIRqvv4GOJG0yxGDJyLXM5Rf2QpOSyiLHRq/rw0dcOYcUIC18s+F0llzjWfiT1r6F6LLx+",
+	"Vy3pz5zHr3DSLh/l5z7iPCYYNlZ1A6ljR//6v/4fZN5BM5w4Ym9xOEc4wSMa00L0KPgeZsMwl9XGYGOD",
+	"Ld748CwiMWl7pv02LQ+B8+RPTCyPepAlUeNsY4JllprDF0MczSgrniYknVEhKGcFcwOG5juM7qPvKUHP",
+	"63uXlFxBQMUVjSZEx7eq94bmQS6YVFhaCRqLEM4eYA1Ma3zkwG+Nryxg1/ikAPmKH7lnseInpQNqjHsa",
+	"j0kIjnrnVR8Jnkotg69OG/UhLzcenar3bkpIsNJuKjQDpivv0HdRxTmXErxLqFE+8mJNDrA/Nl5dEXGe",
+	"HuE4HuHwYqlC5V5t7Zb4dryLd0a90PgD1E9/m+1fNshz8H4lzGHv2+XahTTI5WolO98uj49wYQyT27Ea",
+	"AQHxecAsGtErwRPKJiaoA/ExIpcknSMd1ocUqdjyqjtWVH3GU9JMbp1YwvqUb7EQ4ASzwYY2YkF9pSOa",
+	"DpASMpTyqn4nLNpqF0RqOpIzt1+sswkwhbN3Zbabf3KWzWY4nTew30mKk+myC/M9vKREW5ZkchhhfTjN",
+	"CKpjR2rLZzwiwzwCYHWO/5pHxPFz14kEz6S7qDrGQMheYOM5OurFAKnlPBFIfwyxy+qAtupyRLHj8lT1",
+	"HS0TNnBCdfw1CMNajVMbVmRjgULa2wFFs3hTzSu8/o76jV2SVGATU2EHjTLtzx0q6H7TNT5M+3SMaVyM",
+	"0tV8Fb7e2zF/2GQHUG01OzXhlmYMhajWMWoFpUhHdFRwxCi8hxEG84LxoGKW4bgBhAqhsZRklugwuxXA",
+	"033aU+Ap7bm65SlmEYgLPJNGZ7cL9fqfLHKCn1WmdDIh6bBnVxfjEYm9vvcK1ozMc/vUHLj5tZNvTGMK",
+	"ILmZpQIJ88UKlojizdHc638D+Ali+zjls9wcIHG6Cpisp7iALMyQsVAbYLQY9rF2q0Y8mmtyQYgEH6n3",
+	"A4ljjsx2CvfMTTHJTrd743u/ZiRbYZsQVTTk43xHFzRJSni6wh677XsE0by4OlWo1sN01mHBpStUvgAX",
+	"ZH7FU4VaRCQpEYKjGQ6nlBHh1QXTfKA1Y+7WIc2NYUJPBIIR0Ma//u//b+fpM/QT/fOmj8IpCS9IhPAE",
+	"UyY0hzOgeyJQAJ+8AFYcNGokOd34VNNqbPS35Gr+A2SC9XRmDk8vFJcPeTLfWh5u6BJsC8GFLFQLGevp",
+	"sI5gclcttoEv35c2q8WcuvJaEnLUDSth/LGmlp9aJMW6mZgIYYBXt11bWvppVSHIyIR20GKIhWf4yizO",
+	"5rXktPeKjKacX5RGVJCPMhDvgdAoXCVCNmax5DNAmMVaZAAossth69K3fqd6Hd5PSUqMXHkFYXtA7cQB",
+	"wiMIcJwRzAQKnKF1SpDZvDuloZSNe7u1AHez6CjODMUtDkMTfQXtjDF99ibo0BVlPCuNaK0pJLH698Iz",
+	"sTemhqtl6arV1PghJxyO7bIsZnyVpsWa+PepgQfU5MH1wFCSodb7lFgCwhkxtNQsD15RBHMlgqgJ0Y0a",
+	"siynNm13EbNsebuQbFsHdFjWgg27EnCTUrnysmaGjK0EnleGpDgy1dfk+ShkuPWwpyLrNR2NK/x9nbb/",
+	"nAauxvn16zcVybRp62VRdR3INvkQ7KWpYHv1fhjEzPdVWYZfprd10uMgQ+myWFLh4nDpdCvUuEyVytCq",
+	"U8UK1ahiVpM88cKEm7qKehpO6WXJ3bqq29hyVhKBDwAkL32yHz7WLPvfK2VKx52HmZB8ZuMZsRhmLMlG",
+	"MRVTEg1NNmFJ1VaKhtEo35M45DOCRlxa2SnkGdNpL2X3cj5kRZ8vyGLP0Z+iFI/BG0TwzDEvaKvnclgU",
+	"IcXa1C8yCxJ4kjsL8rX0fE8tAzwYc6/vJSm9NAGqFV7vHtDXya6/Up+5xc+VrH0lbF3k+21F2DtxxlaP",
+	"soviTQRzXY9z/VYsZP2LZYjV+ICiOg4LsBdsPbbpXsSvCcnKF38ZGIo8hYrBoA5blzqsMHDx9iJvuovl",
+	"Drtz5ioOqORpd3hlwUXryNR+PUqY7JeoWsV175y0ucMlKLfxtbsE5wkEAd0QT2Xqz/RRoMETIGANPgoK",
+	"KAXIkGuTUheg4NNAM78BUP2BZorwx02wNWBmsD7KIRPk/xS5eahnctaUbgzOCm2TEluQLugm9bSz3uJh",
+	"yNmYTrSZ0lp2z0BbzkFYseUailUyDCdcUIve18Bm516/W6jImptrNWY1lt/Aymtc7y60u5zS3PVXCORZ",
+	"Kwt6Hbr3PqWSNBK/elEgdWHR1ZSwMqpRgQL1XXAAeAGXMg8IxSY3BGUshuSKPHtCfYcZgpADBfUVTKyN",
+	"hPfe6FClkkr59j7PdELFuhf4XO2XJ/MnAiJHCsvqwAuqebFo44gn881g4FXiJOsIiTbIdUJSOiNMbtax",
+	"81Zoc9Oy9ZdUSIUhDSEGR4paiiLnH7Ll3DMOMUOCELRBJ4xDAjmgiJySFI1pLEmqk8ibRcoVZQYtGq8p",
+	"X6z4voknWuHdCjbpD90J/VyGz/fXhm1v9Udr4tp7Kqc8kygw5Drwa/Z7iNZlOBFTLvPKUIoAWgqPWVSw",
+	"gAoa5uLAbg3hHElh3UIvjQAojJiVSnUWdDrumEgdYDyaw07NQ4RDyH13TLIW8u5pNJxCQUFhEa3mzd9V",
+	"ntuqPP/GWkydMdibqEstJimPMsBc69UTKM3Y1mK9w1WAKuINJwJliRIZdVhOotYi1LXX0NT8WldpsXW7",
+	"bM7977pUky616DBjLImQxZkWBY1+152adKc23meo7heKaXbpfkN8k7By0LIxCqHpKw2GVot8l4eoriFl",
+	"HKIEp5LiGOnDPAApXjtGDeRBzMiYRo/IR4G62QEKY6g4ifU/oBwUZ2QLBZ9ugqYqbYsl4Mudf0et7Ito",
+	"SY331JiKiEnqvq2sCuYJP9cenoiavGrCXrZWtjB8vLkLYizZL60VMMmN6Xn0b4TZJKZs0lGLc0If+rBa",
+	"NPBIb+AhidMJkVpdytgF41cMIiHRwGP7A69co0RtYBv2ut3d1l8qIq8Yu7bPm0IhhUE/D+IvU0Oz2DXI",
+	"YbHxE/VxE1k0U1bZ4gu1BG0xwEydpcgIlHax60YBLNsNV8rFugrZ1FP4dgMfl56SXuz9hNHkB9HwrDiD",
+	"IuLCutWucAoBFx+XRWLbCfx6/E0+fuuWC6nkFrmV9j2IvFvPZ6Y9UFQMHaXaXHZDr/+sy8cpDJ9ydTBz",
+	"FOJZgunEFTb6O48mzdGF1prxHA/i7CkDvzGgvk3lWWDcr169XABslDQdmFSkvdLqDAiWYPGtrOQv8YjE",
+	"Io/YykXwDSpRxLVQgVICqVuW0WwWtZ3h94FnVmDL1dni8s2SyCLMrnOfVknj6dqCRu/Wdjyzv1arxm/w",
+	"zv0Gr9HHlU73C2pPFTR7JLmhFam3bng0DrWg7zg5MIu0/0IcGBdIXxfXl9CzA2piIT7Wz4Y0Cg5QACcZ",
+	"Bn1jk5nyOCKpeinPqHTtljbqQusAVi0PW02W73W47SG0B9G4XKqyUdT8NAkieXyJCRJtqJjhfrOS9euW",
+	"0VcVxChNnA/ahv5241CotqVo+IhH87xAfVMOkrbDERaRyBbCrVD/lIREeyZsLqsz+QuezpZF8jpj8TQy",
+	"NkWvt7O75yZLJJhG3s3irf549uZ1Qyg/myP1BEU8zGaESej4MCJKbRbVjAEASGWHxarUomprKq/hJzKv",
+	"oJiJ9x5maez1vamUiehvK3K+ZV4Csm+KK5qXha6yuP3Lxc6//vnfdRQsjdlWlcScTIrenb48KLcguCBz",
+	"JCRPCtUSSyhUsuUtk8vdqZeg3jmQJ7c2L4ASKTAiAF7bnXWU/XoseqqrwwaNfnkrzBygK/seeDoCVJjp",
+	"BKJysSukiZh8b1MRV09eOUSnBIcSqT3p6IAt9CYhDOkb38+V3Hcn0HADWgiZMjGKkoKLkERbCBKX2YQy",
+	"8sRo/2LANnSJG0Qj4SPQTtCIyCtCGCLXVMDmQVPxEeMonIex+qci/giq2YtNU8Ua7e3soMCUFu3AOgMd",
+	"v1AhfNFkDUUZ4HWs1P0G9TiPJ119qNcmuLimaVNyZcWppYP8bF+uubpNRKbeYxNiF/tZggMVcSFaOyfZ",
+	"97QHolm5hkc/mJTBRSKcsYk0ZrLDo+WDNNnWzdry8Vth9drYFVaH1coaoRr6OQbxzAB4QZOUZ3s3jcWk",
+	"3DCZpTO+tS/nGNjcd4hFJCWpVqA2MpHhOJ6jQAfTBJsH9kpb/6y+1MupLl2oLZZhshbI84ij9dKlTXDS",
+	"2iXAOBvmuRiW/CpGpEO0JWWZwqxRilk4baTCqU16WglHdIrUwiNTFx+0MkQj50iQuKIyVLxCu80rXU/W",
+	"qSkATxce25JMrqZzG+Hwgo/HJhcm7x7wrNrto9ttkkfJtQYZ1ZEcdeVuhq+HJtO5PMHT9aMXyvdnrV1e",
+	"l/Vuno1iR+nW/kQ1xXyl9yrncu2pD1sP5meHr3ypFfveP7jOx7vd5sz3TXus1HO/u52UsAhstsMLJQJ7",
+	"z/563WU778PON6cX+8lfeuJ89/Ld06tfvpn/bR//GeqAmOJ0VAwxVGSxEIXST5ckpWPasoyeswxjfnqF",
+	"KUNKZUc4SbTockkjcBXMCESkOnXiYZsxJUwO9a/qBzXtntf3SG/chdelXdBqKQWQZkOkkruEM0Guzjx9",
+	"9s23+91SkUbQt4fasg1WcUdX9CBHdNHULhQAXPOhLar3l53pNxcvZ/u/4O7oaDc6fjr+/pvpj/sXL3uz",
+	"17vJ6dMiD3VNvUTBcnvp2T5S63VLW5qrKc9bXFJp6qlAWUfQjnXrGoF0hZ2oMXJzUW5i6d7UrCwK4AFo",
+	"AwEU45+kYFRRnEppcUZ3p2zEMxYhc05K5VtU5mWNACHndjYxivpd/Sqjv1qNlQWZWLlVxVv7yU2Npqw4",
+	"wpn+6kxX1ndpxnqFEezinwjEOOvoxdjaQ1hYVXJDEIJK0+sJNw/Q4Uk+iEA4vsJz010joGJoAnObSyes",
+	"ZtJyZ82d919xMJNDQ9e5ibtuKWgkOUqwkNC8RFs+gS9FWExHHKcQYwphqOay6nmr9aKbbu1Cu8+iBYam",
+	"cJciDLpS9YQKaboawvLWqAoFykh+cXLjfUEpnFirGn0o35lFRv5SVkl+SSrHVKGf/lL7lIORt/Ks2XYz",
+	"gQ7on/I4MoZrc/3ydp8aPgdwlTRgIERXXWYdAQDdhHkmm/1pKws0DcKM1x33yE60G+6NnuJn+998++03",
+	"+8/w09FeuBvtgHxzH7JKQyjFQl5hiXAZoO+0FQs6DJotVhSuVRTL+6Hj69NwMFVWobnyEOaTWuxD5W4t",
+	"weMv5Npyd/KFXFu3VlYgR3kl1aNUGPt7opRftFEEJm+Wb+YEXqgrGzihVr6zasb1/l/+cWs1w+oIGbOL",
+	"9Vb+frk/sFfxB/YqDcDeOpetkQdt4Jxy9dErIgRhE5L66MSyJSSnKc8mU4Shi6CP3k+xFIdJcoDeHGZy",
+	"qrnYL50fslHnjE4YlKbs7Dx9FgyYtn9v+i6XQxuYOaO/5BPK1OybOo6uJOYEwPtp4KNAH5fhmZipRSU0",
+	"DHz1w4CZF4cK97Gko5jAPIrSp5ckRSIhGJwnbxLCDk+eCHT49sTp2KatfmjGIxKLTZMRaMsBaRKe78Dz",
+	"PT2b5xdIlK8of+qspdE8ViNQZ7YqZvmmGyRsrUc45lla6m4x5mnefo2PnT5iz5zXrGokpyS9ooIsFmZE",
+	"yTjt8ImV5cMvo01UaJoWYzRAl4ZzNysBC8ovr8WN9GHXOzkxggiTOt+hRUzxdepQihiXW0gPhy5xnBHt",
+	"lWJKxkEpkVnKSNSoEdT3tiyaumQ+3uvuP2tm803IU97hK5JOSATbU5S6j7BeO0pJEuMQ/IJYmq37Tng2",
+	"2OkvCEnAJ2j2rXdsz9hHgg+YCdjeSMmMX+J4U0lyKRlngkT6wu/t7NRyfnOq74mLTpLyv3cYueqoX7SJ",
+	"1YVFr7sSSLW8cVeIOhSj7lwlHcggs7d9NDcwDUpCpi4126xz+CgwWy8K0h6eDFhOg8GjOQcwExam8wQy",
+	"7yRKiZAwWBndDhCGpuagmlY7PlaBfhtReO2zeAiNvbmcof0Cbezt7GhUw8gEx1qheRST2QHCbMCsQ9mk",
+	"GBdIurllzqo4RxoFaAOSBJME0chHEZ1QKQ5yzFcsFrzBQ3WaJljrT8GAbYgsnELZ4cud3lY3OIB815RG",
+	"RKDg1fH54fD708O3PwwP354Mfz4+PTt58zpQg2ll4k8B2iiKWANyCbU8R2cdsNIi3QXZMbYa+LjvMvG+",
+	"a8NQcxoOA6EQA+a2oL+acqHNaYcnoCoLlAlygGaavXOmwxptonLGhI1Sd85Tp/Cadw4QZwOmhU5Epf0Z",
+	"bAOFAlg63ylWOIG0PJrPNSdyM9+qK4koGI2wIErRDdDGVMpEkW+w4/qlI9Tyh4JA8OGTPmeRxHg+VJD/",
+	"k4+gSd61HF5RFvGrP918DDbbLlVdP6zhh9f3ACkW6o6++UXd52HemGjhlWuJBlGXimcScmAMSwMBJlZA",
+	"hPt0gIJCSg5QxiSN4UhTrJN74bY5ZRzClETaNyZMDo4bLFKSuMFErx2ay6Sxxx1j+kUs47/bqL8eG/Vv",
+	"zdr7xU2aS7SDe0pEbEwkVAKUFmACLSGAjByp2xwTtCE4CG2YuWqzP2D2IxBCIFPN8REoXgmcjnHpMsvN",
+	"A+RYTJWYnkvpOqwt538hZozLgcmR3EKvyVWJFIMCalaQEqWt5OV+JC/R+Br3cqx7C0Ty25oz1+2Cd1tT",
+	"o0GJe7A1LkK8n8G6fkpEFstFfckP30LMIgSQij7a29F2jg2xCWI9vsQ0xqMYeOd6Dn1+YeVn1xXekEKi",
+	"V1OvVWxaXQD3R2OeschHlCGepWq1kUAb2BXcTGKZugq/ZlxahU4bekA+B6VPydBNYWRrcpfPzMb5RWM1",
+	"Z5BVS+InNgHyVRGoKRHxDvygQndBgDInuYjENlFLMPK9O31ZC+nXHcYog3AoNV9EUxLKYZbSUqRDUo50",
+	"yOR02/rJql1qfK8cJiEEL30cq7VscxhD/R9P6T/In3Kp+Ts8CgdZt7vzzMbYQ2uG70IeEft7scjvYJb/",
+	"2j38r50X/7XzorJQ9Usmp/+188IuVo8A0vZ3Cgdo9Mck5WMakz+SGaaxea72853ajf47hAIFUxzHhE3I",
+	"d3+dvZg3PRjOiJzy6LuznafPvNbuobTBYXpGQs4irSfB5Or/5wJBmHFzFYjyUX1a0OSnMhVlkxhk0i30",
+	"EyGJYkQbiokZuKnrLwjom2eSp3hCNkH0j1KewEXP/aNaFdTLjeh4bAqg1RbSGnlvOiWhHAvA5bph/9QK",
+	"pwKxpjJvfzo6Rgq2m4qLCWLaqY9SfqWEZ8mXx4aqpVRAZwHluwfUdIdetURF6mJVxpYNdKLoOqWAi0Op",
+	"5YCK71Jts7l7bfcZ0PpKf9KmPqG2N+jQxIcVJNL4fG98D19iiVPtB28tgbsDM35bnhFuhBouwv+Hc6tg",
+	"G5KkDMdOLVlTmLbZTQR3vu4jOowweskviZKpvOaOcZUucSSiEpKjTVKUSdpa0Z1TKxVmjmARYX5FDtVb",
+	"FUAuCib/aruszowQULuhpeP89LlCoQqkeGQ65p365mliqzSGtyc6jsUHD5i+3uhf//t/ihzBJwLaYG8+",
+	"bK+94io53uxVqttV5n082quL7/Ze5Iqsc81920jQVW5zcFXReFFMTrkTIdCdZh5zaEjSHTuPf/Y2ufVb",
+	"kOP3kxy5N3LGBJX3VsLrD3mb8iJbx2kOsnheGjXOuY5lzaZD5EZNAc8LFvtxpaQGZ9VO21/nXJvQATrm",
+	"3VtDn8W9elrnd5sVuuLLms3d9ru15m67+2t1d/O0eO31ve+Pz2tqRjUaW+NVqSOcerXeDu6H8/O34AQg",
+	"QlaawelSkB31XakTnO2hlqeNV1uu7H67sJHag7d9qwk69rCae8189T1zvlw/m+IK3ujKkjYPsE54dCqW",
+	"LiQC+eCcX9xXZLm9Ak15dILHlyRCOj3N6CHWI52SCIfgT2jq51WtYZmnqjU/tqSwnqqW34wW+xLAQ0eC",
+	"KQkox1elyD3bQz/RPyu1M6ZCCrOBIH8n2NzyqndmzaY0q3ac+dzccyXLUIkIO2Xdijv/aVn5K13o0Zy+",
+	"e5ilc3eMSpZerNPPReNojgxFexhzZ8pH6G5gKeupdyUrmpE1tiAzzWLKvcoWtiVT851bVu82W5dkwtO5",
+	"1/eUnBfChLEiKN5/jJ/uk+4IjHJJSlz6WwtnwBd5/YSMIBPmAa8aqqHoRDRneEbDoQagyBXrEMaYUNkx",
+	"yZ6mjj0sqBNypp0eXlEH/8j5zbT/1Njk4EoB6ny+D58KDqwW6ox4nkLtNucFWL3zBpRr0xGTDuv5UCUJ",
+	"zhdvEpJirc0be0C+F4udPCm6ydrPjn/NcCx024QMbAL6BzV1gfQmGZfMkrh0MPbgSWyjaTVkCp98r6HH",
+	"vEWC5TdV4dCRef/kuWavMW8u/ubiTZOW3FiByP2+ijC1EFOzckpEgDYw7YQxFoKO55sKB4MQC3igEUln",
+	"8W7qJAh9zAJBsIC6sNrWDSxmCU8LW1bbwnjaeU4Nc9dKu3aAsnJ3anV4bzT5atBvWwLAVxnUrLe5KmwF",
+	"/5aWggIabkl2jpsG8hbfahV9y7OUkK+0tQJydQSrnkkb4XYvQZPq0nYhNIqsf8XacGgh4GAVq+zg5LnL",
+	"eYq20RCArFUENa5hD9ZrsZDL2KFfUlH1HDrx+pbR9Lqj/W97Xrl9SYk464LfWkS9S55C7fBum6VQbHXB",
+	"Fu9rtfewyjc5la0Gf7dRJ8N9luGcfs2e1cIl5EJ0eQnTSumRFWhnZQ25ALZ8ETmhqi3DBClodXYZZ1IA",
+	"Hz4QvWw/khm+dn4vCgPMKGv8vdXCm4sd6/KOpFz3pFi0GXG4oFoNRJboim6Nz4sTbZIVHEmn8XHFiiXJ",
+	"te4HeC1xSnSGHEhEvjfLYkk7+Z8GXH4+mu9dkHnH4vXfBdcRJNAR3RYjhP8oPecfnOmAILWLDoQv+p6O",
+	"YlxmNjPmWEuvjUSYv1FlcAUAmvA7z+Rq1KETCLW02cB8bFse4AkBpbTeZKbIu2qCdpGE1fQ0KZvn3M4P",
+	"RYrRp0XtZMo7OFEoimZYhlO1C7123R/HR4LgNJwiysI4ixbGFdZmsilN1flCQuMNeANto3zJmweoq0N1",
+	"leY431qjyY0uVVxsvjy/XwDbgWzjIedG9qMpCS/W6ffd5HrUBnzTT7WvAzO9Os+quINygrFmrNMMX5/o",
+	"T5/ql81fvSW8zZ1+BaA0RisBVPP3cvjA32wybAJOKziqY9XuWx7SzTiDSCIzTXP0TOMaPq3sDatxwtLi",
+	"modfDMUTNuYNTX3Cdi1tCa9s5UIpaeUWzaQy/8ARS93ZF29soSxq9+eBP96v9XfDkW7fVejyhffe3Qn8",
+	"fHc5tXIct5f/3uqMkIaWdS+O0P7e029szgjSkVeizgoikhAWERa2RX+zPMAPFe+ijafd3eYouYXReleE",
+	"SXSVcjbJA/X4FdPBeo2jFa3N65luCi4QY2oKGmoOiHhq+jNCufySk27hoWhIvVBjGJN5XRCy5RZb3Xc0",
+	"sskJeWXGlF+hjb3uPgpwrDBq3oFHIthckZ1BugwLWyvRge8HJVjH6NRJc41ItIgRRaaO08UuxuGFUOvf",
+	"RcGYpyMaRYQFzUefkjFJCQub2C4cv5A0jlHxmq40a66XARJlnUyQYHPdgzu1ozYGFWggtR6bBSKNfISF",
+	"Qk2ok/tLx3T46Jw8D5B2ibXsXKbzIWSWLAiP4+gKQ0VaqJ8O3ygE2djb2fdR5UI11hSuLxzcf/qF5o8l",
+	"lW0enzG9JhGCFyzSijibNG6wuaxekKWsb3wEfUNq+rqGvBpJl5EvV9n1mj5hXHYgfNdb1RsNu3JM/nlk",
+	"aX5ZSoe+gHg6F77VTd0AO7DVQ7nhzhkgIrogc0XHfBTMcKyuNYk6Sr8IfEWSsEuUICxwCfVc1IijWvcY",
+	"KXr/bL/by/MFc6PniEdzlHIuYRXBf2z/mpF0vl3tvxn46pmiIS2PNPLXH5YPV/dqgRKr27vbdPl5Fs0/",
+	"8hMEoC84sOKi185rZY9kiy+wGdla8OeUjFMipqv2ACpV0oYv8xpuVzId7v660/nm6vjtvHt+8W7/L72/",
+	"jvZm5zv8Lxd/S7/9hT0Nfx49+0H0XkZvx4d1a25lwHKbhd7OelUsy4M171xT7LdlqdYNrwhzE0Roau/Y",
+	"RFkQvAugkDArnoJqbf4NwlepXkbeqD/EbFgeVv1SGVr95I6n/nbHVH+74zbIeX6jmLyUIf2Z8/gVTrzK",
+	"SpuUaXfdbc9jI9k2P9Vbanua5clF9eerC+iOZO5syJm/NFlpV84W/Bx+jTjFY9KsnCz1IzlJrgtVlFUj",
+	"CgtBaFFbzPtR6Ww7DHcPVdtQOfqutro2aC7UiOoaENQCqC6l7/1MyRVxnJyX9u86lHqLYqDvrDTlCHJ7",
+	"demc4NktS6BWmnvRVMhODNWDsyThqYREuuNM7W/LuDoU2YXkfAc+pjEGHEF7fLoJRm8KM7/5mP9+ZmY+",
+	"fnV86N06iPzRd8tdmeeXD+NT6xuro6TCp1fE2uNrle/b6NHjiTRuJEclOC6KGrbgbLuKK1blK+UlrnUL",
+	"my7Kl29QtVLffQe16uHUrZkQd20GvQAH9KSLl7q4xFFjbNFpUbbHtg3KfRbOwWcCGrMowvmNv19nJcXz",
+	"RUkAi+qZl03Y3cp19j3dgsO8YBvglJKz7BLaYPSFivepqR9ZQyp3yY+mjMaXYFj/5iym7aY9ZEkFr50h",
+	"qRP+Cvsfnis9/tTG9VT19JAIkRsiyPzH6ej7kL6hP568+8dJ7zU9ESfs9Gl4dPLsZPai+9NOshsd/bi/",
+	"RXa7W4JOymmn/d63Ogtb2w/K6dl7pWe3tXzYPBSzyT8TnIIyAmkti7NSQRjutWSl6ljVIjPH/K1ngcE/",
+	"RyqqtzveCXtkH3f2Rt9Enb2wRzr7eGfU6YU70S7ZGz/Fz0beysmqi/SZ1VNYc23//hNaGwwsLjo2pnou",
+	"z0LXdZ+g3BkMp9OpkPm0LR29jrOfFrzXUjm8yE4/QASHU2TeN/XtBMLQrw06v5+STEA/NiQSwqQuVEUu",
+	"uY21NlnszdZ45xIUUTHmNjRF7tn7sThVuCYPlM6jNG3pKKpwaYSnWUQTzX5nVucSpt/8XVtwg3bukBP+",
+	"75Ll3V6PQWSAWKZGGaQr6/pkSUo6UAVF3auiM9fRyxMob6bL8kkk6EQ9pQzNifyMvTUea0L57wnbX1vC",
+	"dhuNfQ51Q3g6P2aySbValXjc1cxwXziwQJ8oQTWfbSlgvpCO3nA4n7/Afp3lLrBDV/jVbUvNq41/QZg/",
+	"FoNITj4b46Bs7Aa9hnobwkdTOpkSIdGYpqLUAFdkCUmH0LdbXRLz3xlmWOdk5NJI7uapCG3FFbZrWlHZ",
+	"dt3fWvKxs9a92WsxlKqvksfNFtX3NDJNUivWVIZHMWmQKX7g0Fwpjg2AZ80hnm0Zye1xkXqxt40JbQ1e",
+	"UIcmoF9A21ZY3kXMLsIt8dK0vQUU1qgBdk4/B2TLFtvPZKGjMj8eLXaD6K400eFlxTEJrZdzb2UzlKvF",
+	"p/R68pFy+IF9964OS4NwtyUxuoBkllI5hwAj0w0UdDxbZqVqwXqPJX4zo2XFd+PH9+c++uFs5+kzX8cF",
+	"KQm3QxniqVVQN3WMklPWB20EV5IP//XP/9aheLArwA1rczHrhfISIPdQ476vi+Z2XWp0qtVbpe6GnMkU",
+	"hzLvZi2dd0c4vCBQ0FEKdEVGaulMEqYbZic4lYykYmvAjk22g5yiEVFIAJVOYwwljExbLtPH493pSxSY",
+	"TofB1oAN2H/8B1LAJEzSELLBB+xMQZ1EiEOCL9RBk/iCoODQrezWR1rdRjoiCmBmQqL6A9ZBf/iDIlHi",
+	"D38AaOuIQt0IxegpfRR8f3yOtkP9p65KqKsLQqHvCb00loBKgTlds3LAEBJgbuhkgugKqUTX53/709Hx",
+	"pu4Dn8Ms4ULacEtdah8FIY/MF/ZrydWwwds3Z9WF2bJ5+n3TcF5AAG8Z2QDPEKDcbhfNKMskgdYCtkys",
+	"mgGKcefGkQLfUo1vuqZ00zLMJwFKuVqxQJyZjJFMkC0N97cGNf7wB/VjgdHCRem8mLUu16Cnwgnt6FeD",
+	"A4TNuvICeAoRAepFqSuFmrbUVZilKWESWDCs5L0pnmv10o2IXJKYJzPC5Ca0puAmhVyBSYp8xrwU39HL",
+	"kz4ciFE3QI0VZumo0wFNApXMHKjTgU4XSljrdNRakObpAfTHYaXh9HSdDmjHpWH05TjG4bS4Brp+f6VG",
+	"IBQCJiSCmNngulM8Ccp1GQMnKSXYPBgw9XI2imkYuDdNjQVN7PO6pBpBrzu4uKYkChT9MG8rtqbjv4uP",
+	"ttDhgJnAZ0XZbIR4aVhxpaC51+35CNs0DndrxRu7cCYDFtRjqYMt9Ba24e4CuoooPRTa75t+JbpGKMJR",
+	"lKr7shGcYkleqhc6fwgGzBTcOUB7O/sGK6FbdOdwLEkKlfqBXEGoqrBkD+LjFcULcJLEhoZtm7jaP0L4",
+	"Kdqw2QCbfRQoqg3FoFeL3fUHLC++bCi3E3Lso0CHbQaIXCcxpkyY2HFBfBQUAbiBTvAy6FOOqx4wm3Rs",
+	"Iqx9feQ69P/Dx0BXVtEG1XKov2mS8ePZm9d55OtGsK0QFaJuBywPeM2lbd2oJMEpnhFJUqHrg8qFMb3Q",
+	"AQPIpT2Ft3hCGQBbV8YDSy6LTMLaADq1mXVr5qHmV1dC8d+enjNw1rTRU6yq1+36eUOInaebhtgqgj1g",
+	"wScQFXwE+oFv2mnlY5jftd7gI6uT6H8pZeQGiBpkBSbY9BxRrIEKk/OmjpqnEg4ao5DPZrgjiIKUQmG1",
+	"GWgIFcf8ikQKNMLXh6LTQ6EBfpISHVauMbijoa0kAsIiyiYwCcDIToMF6VAmCBMUOLbIRlqi1ShjAX7E",
+	"maaw4XzAlKwnUIjTdK7oaHB8jicB2ggGXqoxOCXayqexeOAFm1voDDYrQbCAAz0Zd16pKRQxMU4/ARA3",
+	"ZQYAMSVPiVCAExLHxDQbyilDbwc+qDoJoSx5TENiPG4UiM6YQue4VyfnTjPrk3MI8bfebu/NjFE1HCOx",
+	"aStGUkTYBE/IDJJnFFwPTzoJvyJKSoG8pa08JL7vObKWbqFpenX0trpbXZ3MCzYrr+/tbun2HUp2AunS",
+	"4YDqT6MvtRWNfQLMzzBX3zgvIk2ZbcamEVcC83CIpTqK19D0RwtmUOlpS/c90/TzBMrDUCEPE3quF6PW",
+	"aC9sq4mgeAWsBK3FsSrvnSkVfIV37WrOeCpNuRZNtgBWO91um0KQv5cPYZbnZKUv+dAmerlaAcDB1Qc+",
+	"gBmmQCWlV6HZ3JGAFJrgCShCzkmDBdnNDtKOHq0mQeKBkE3ahhKqaUiMGGGoKohe/TZh2cpfW+hEliUr",
+	"V6yaQ086LU8NmBJinohqMVKEUYwl9OGZcSOepKkiC1TqfgOmpDs16TygFRg+w1k815e0jHRasrKnVKSQ",
+	"/NlUzIMGOsz0eSzYLWSR9z95Ra2XRXqhHd6Ev1VMxibEvYJbvQeaPdLT12+4Ke1anA4AU13TojCgd4TD",
+	"KekcKS2Ox20Tm/e34WX7LhR11+tf9l3+3o3vuXLDsu9+Ma+ePNd73Ovur3HPfG9vZ2et9x/2LuvjKmno",
+	"613m3I1/3UlSykKa4FjkFUGhxa9D/bc/0ehG33mbnFDN2kdC8kRAVwgQfqRuBwRCEFR/VxQ8FwQc+l+n",
+	"9XqS0rUrYX9D/8pTPV4FIe+CHw97fnq9YPXg47sQZXMgN34zd3bswQ1MGm2wCufdrJ/GhMj2o+jeOyFa",
+	"SIEezfl+T+Q9HG7OcdcSdiwk1U4/qnvcaLkBy3cjJz/iTGRWtbemoA11mzd9RK6tcKtLqEVEXXVr08hN",
+	"FSAna9MTMu08Ut1b17YrQO9OT3z7TNgRngh0ChYjw3BmODFmKh4T35g6oCVQTNmFfqQoltYRIZlSDFjN",
+	"DNVgYNpCpy0a+cnbJlnAbvxIFxp+CEnAwODIntBKosAKYqYRmoHp9dZjet3dNd9/WKb6dM313PWSl+70",
+	"C8qomCJcRJZou7l7p00pdGvLKkLDW+y6rWrVkcF03GbVxZXLtXFBEmkM2x1BIwIS+JvDd+c/DM/OD8+P",
+	"h+fnL4dnx0dvXj8/27R3UYehybb2JVuKUxftRQI0y4REo5xxHR2ePX/z5nR4evz85PT46Hz47vTkDG0Y",
+	"sA9Y8OnF6ZvX58evnw/fnb68qdiON9e9gxMide+fNK6rgLVWR6kTA0RsPxrbX0Ut4MBuo6gGCZZ+l0SB",
+	"KkrViGA3KjT1atuV/IY7Abo73b1vl0XofnxAnpo3SmrhqWVPAlBQJdsrJLtP0f5OYvpjohBnEqfyvggE",
+	"N+XzGnn0aR4ZSkWd1YGLDHr6mahRtKG9IqZzgHX6anY4xjMazzf9XGbnbMD0+ykB1Gu6i2aFqwjnZzqC",
+	"jmfy0chvaslI769+dCXXg/VEL9CjSierwwCWmNLQBjZiTcUN+8Q4mDZXa9BUI5+vyEPK8K9IG6XR2/pa",
+	"iMrD4s77KUd4hk5WxZ06jpib2X79z5KcoZW9poWDQEBoudXzwD9KOdvUtjBwBIIUoTv76LZnuvk9jgYM",
+	"OiNvocPK6ND0Xl7RsAhNr5EaUBGUKKJwkLIBOz1+cXp89sPw9Pjd2fHw+9PDo2MrhihKpAawq0Mbe92e",
+	"Ejlg0g5EJwkSkSjwQZoJrdFfIolHYnNrwNYTIMzIuRX5IaT4Sh2QxyfE3ytLPLUIZFV4sRo3JLZafrvn",
+	"4RCFWSp4mrui0owhPTMlwlf4nwe9+dCoXrv1wFnklLQKMQO030IvoMwk1AkfUUYOBgzbOTiLTcvTgvKO",
+	"zetUoisstPYZKURt5JdUyONiU+sq9UewjFX8EuBChhebxFaIlTJteyw2r5UYqwau5ewSLG3LV3KdxFAm",
+	"yQRoNawhr9JULGGlCKqGvhFFku6zFVJ0fU/Iua73z9NZK4xmWsVf7brni3qlvmoATzAjASqyDnQHzKZp",
+	"TSls2z+6mD7BUpJUffG/Nmbk//zQ6+x//NDt7H/81PV7395s/mdTWaXaKWVMoF8zolBUCXpp3vieCgSR",
+	"7y3LMg0uGtClPbR+yfym4tnSqSVff+KH1Kfys9a3Ubvt6gLPIRphGU4NSRKPRugFByFxaZQl1M6PdVtl",
+	"/rAPdX1aPYR/UYcvEAY6HWUpHsVzJehGinhgQaAyojZt/J2PoB4kI0immAldKUjHP1xhJTJkCTT/Vn8M",
+	"Z0KHFVA5YJIjiBJUUlbul88ptpoZA8EWErNIaGlI0cTcsqE4AVS3BEe+acdygAJoCDNUaw0GjArdZFrd",
+	"JSUqmfAJc4OfCPM61JITwRYC5FdvWPdIyJM5ylis9LbAOOUhAmJCLwlr90UW/cvWZSDvMZWvzvK+Ivct",
+	"9RRXY1035mJErowb3cZquLez/xW57k4VDgLOrXrBIFTOlkarSEfbQqamjFGLqoBnpuqfjkwh4YWAcBcd",
+	"41iMFBzk9yWQ5Fpuk0vCZEePH5Tu0BOB4KGA+OEBC/JRtkwcZWAjbaXaCMOx/gBtBPDffuCjgEZ9Ey0r",
+	"yK9FbUF1xeyDH8/evDZPDpReINN5H+10u91gwECuO0AYBX2UUDYJIERJTaJtF72nSGxuoaOYQyCf9kqo",
+	"vaCI69gcpJso2V013Tr9hXvrvprLs4LOcKxgfaYR5Dd0b4xTGc5S8QKNi/dym5b5uZ/D7wJhptgMiYCj",
+	"5FER0BguJSFPIx05plcGirTSTaDcrVG5i2jS/TYPeBntllnZ9NLu0wW+rjfnYc9f7w8g78BlTQllibv8",
+	"3MgIjSfqI55GEGQ3miPoJLel+DwEtn0H1VwDhCNjliHXOJSmxiuEr6dYERjdFkVobdT0CsQpdFIzPQQ3",
+	"il6BfWiwFmwe6NSAf/3zv00p1U/Q5y7f1ZBGNwHkK8spmWlzTIv7ZIH80CSAm92VpHCbOwZ7a2p88Vkk",
+	"8DZDo6LjjylI4G7ofLsAgRyIeYRAhQJua8aodc/bj9weKmj0QJ4i09EQbp2Sqm1bQ+uMOND6AoPAfd1h",
+	"QdAJw/od6+vg6QVJTQSS0gI2KOuMYzqZSh2erl48PAGDj47GxyNoX765hQ6X6QgHZWLv0u0mMR02sIBy",
+	"73zWu1DWdn6rrOFIy3F3u0sG55skgm0jYbRZIs+M190In0ow5mO9HFv0P2N98KbhuSiKcQMTQRu5LSZ4",
+	"iYXsgNTWOXkebBo1dszjmF+JAYvpJdGRLmHMhRJDjAmnKmdvobd5SD/I3SlR+AbmeVCqy1L5KKOxzJc1",
+	"YOYyqv0s4yPHVvZa6I1X2BjQKLCux1itzq4McseiA1dCT4mOQNL7ozI3EGl8LBhUCWBtRjNtK+v5+zf/",
+	"ubrBaC3J+oGdkRooLno/WVfqfXie0SqatF6bN4y4AlYhdY2zODYmFJOQqDs1Bo0+zXJf9wcUPsoTtRBd",
+	"Z0OPLlrRWfsXwSv/02KAusZzKMaS04Ea1nn19rm3dXg0YjvYIh5KQCqCvxi5Aja+Ecx4RL6DWQPfmEKG",
+	"fBxsAqexuWo8dSQo9Z1p3iLwjGhlZAu90CYb/cWQQdKvjdjaNKFQpgk1wF48KVRacBCDF9gmyalJcmpd",
+	"tEffEJsDBnpPsbIrkpJieQea3wTAAwNts4FsKbCZa7NqswtXpvOv3wwKuZrq7t6f1fOrErlgf7eSuOr2",
+	"F91rq93NCzmKfKxtP7mDV6eS8Uxqk6FNE684dgUh0AOa6s5SMJWPAgk2Te0K5mOFquoN9aswuZgmFxle",
+	"OUBQGkVJRMR2JIz51RY6TMOpEl7MSOp+xGQskVqVtu7n+bLfYfOuTnQUF4tdxS9M/7Evn+d2BumZDcT5",
+	"jKfSpH02JHai5yZvNegUdamCkofYFsNpchHzVDY7iK35oVTsqtNedbxT+ssUK+mY/+ae6I7518eFvQz3",
+	"FrUyXNHh3Oo7zwGmEUwvCI0Ufueo88AOdoV0Tb713fvzrUNNFRorErOqh12t6ufis7u42CF2rhr+cC/u",
+	"9cMoEjo+WwTaulfQiQaa1LZAY3AbwkClVebkvNz6vyjN85BmN0AMTfvbnd4umX5kTm/b7dEyMP13C+9a",
+	"7OUuZDc4eoVxeWlJgwPgvmA4EVMudcymsDnmqIc2Bt4Jo1CTwiaeeyZsz7YMGzDrfRYyzUKZpZBsv7G3",
+	"s6PUJiiJ0DEWaVMTwZZDgP6IQmRks93J/EL7Jh9CPlJDf5lEV9hUW3SqKf4CTL2MuMfneLIMYeGdL5HC",
+	"+lWmpFZd285dGvForoM1bU+t5hsWWgyxwuHKfjkb4Jebhs0VEiCeTDiPttAbFuvrCNxAR5yAeNfmh8vv",
+	"w+d3wX0el9qCI6sfzgouNLDfwDHkJh2jfB7WGOIMz3WZXeL6RPcaLT3NB9H9LDTijrThK/dCrYUBt7P0",
+	"KOBaqweW4bRZ03NbLvQRHoFN3bSyV+pVxnQaprZANLZkQIfIvmMZpo3WGjCXYW4ho5v1Eah7Yqq0M/tP",
+	"gTZw8bvGWygaUfymg4KnBMpeTbEYsIwVT826Ng+KaaIUj2WAirfEAnIEV0MPMmBBITiDqBuYeqvBFvqB",
+	"M56lbgGbJtauQWpu0HondzKGYR/MaKIWZcqG3lfkixryPZVTe/3WTkzt7Tzi6hAamPfCik0TR3XbsxZq",
+	"D8bF8s1VEu3bw/OjH3wEaamK+ZpkFd2r9YkwiRoNTDfJ5O9o+m+Hpmjj7bvzzftB1rLcuB1l+sjJ+vZ6",
+	"l2m1FEtIaKHtNWaVgIbBk7ktmGcLcfgoSFJ6iaUOewTW4DslFHKb/YA5VchQr4m651t8YN3teQ7KdtP2",
+	"w6trPJk/IjXtgWV4eyJrCnHNOta2EUwe4KbY+qd5uLvvGEFqsfHYer8s2kOV31w0o/LAVBLKRxsUQpX2",
+	"BNjRXdsJRPknWJibqKOhm+wmjeYRM8ED37G35ggab9jnYCpfFZMw0FgTu1s4QS54PwB+nxEprKT/nRH0",
+	"C1eS0giGBle/Y1kcN8Qy5KtboOc+7NE/ML+3+7ufw4Tr+kBcXRMGRSMgIUdTD8jGr1Iq3+RcJzzVoejp",
+	"XBtYkXVPCnxpOgWWj9uu/4HJyc9mGich+eaBbShmygVRMpf5GwZ0j8ZmZsFpcPiJMW3dTXDVFpUqfhvT",
+	"5QqeccvqFnjHy/nQW61O55/trA/ve35oj5XZysqOKwvwx+W7yvHwsjg5FxU7+e8PZs5r5ocLhTsIFCLX",
+	"0q7aycSkUpB4rLQlxiVKCcMzbVNv81WZc35IGqpnKDxXD6362C21BRkWgnEFWX9byo3FoWaBYSlmtwkO",
+	"5rPtT+ZfNwtL8uTEteLMaPNQuOj48NStlcM2osdjcEPYpX9eOuav9KYB+usMWvHr0NCFmLVtasbfXki9",
+	"3cKW2Kukg9dWhEGUmaTdMrFmERplM1uH01TS1/S6cHZYNT3iRAwYJNeC52JV94QBU/n+3MX++7WbYh86",
+	"PBPAeccb1UI/r8hoyvlF54LMH0D3+j5vdGTkmsCUVeiYeQNjGbog81K9K42ekE0CrZ10RkmiMJZnAl4v",
+	"1ageMJNjlrulrciMG+akLE81c65GngtW2I90jc5GHIcmRYBoetSfyPyhuYQz0wJZwgXbbzZL7BTArwmc",
+	"horCidsYISA3wDT3WUE7A+duOsGMCmySd9wRfDSaQzOlvCCIbrsi8FwgLqckvaKCbKEz3RsD3OBQn9EW",
+	"cCVRHwWmc8ZQEPXplF8JdDWl4RReF0Q6ngXIvhpDU4UpTnEIRaz4GMVcJ1mKtqDkE3ffnyU2uZowBK5y",
+	"KhD0bY6g1IoLSrRR8jKimEMLktIrWaLgbQfYbIvEtC+sHKbqAOet/famZQ+mBgDkepNgU7ekyn+ECM9g",
+	"s7Ts1oBRpzVwsc5638bbBm9D76T7i9quxF+3BnEvjsPeuWsc9kNaHlw8WGpyqB7xb786JtgsaJmQWAJc",
+	"+rlOh53HS4Jwz6BNE8IunSh6vYk8HkFXrnRp85aipFJSNhG2F6ImrAEQ0jyOyC37ZCfRjqSGgFvTTm3z",
+	"wMb261Y0hjXkn0N0kY4p2IK+kzm5JyxM54nUafFKVEYbh8dnnZ2nzzrfH73SdbF0KwfLEbbQKyIxPDhh",
+	"QuJJimcIJ4lAE6VoDVgAlcPnQyjKGED/wYCwCJY9vCDzwKZ40RQFhl8OszQOtOQP/IoKpO+a3aUFQ3d/",
+	"wAIcK41s3oEkaGEikQObEj2kUbC5hQ6zCEp3YqiZlZ+vqSNk/eG6vZtuOAhBV2OeDphtFtUayOxcxQcy",
+	"DjkzfJmwZneLLQKeC9bfG/Z88YY9tISUtyB9rufe/WytIGnnwzxWuqAy9mahI916znjUM0GgY17MwwsY",
+	"Rc+k76i+9JR1MgEZpVSEnDESStsDThGyiEiFRtGCm6/HbFSg9KPqrf69MJItjHRn1FohtttFHKcdmGaZ",
+	"BxZzQAPRpFqdr6ucNNpNF57pCtabEhn8THV77gzt2xksna2uF0590BIubQWNEDNdADOJcUgiSD20QgWO",
+	"DozVBSeJOeQBk/iCCETGYxLqGE8ozSOzNA+tyS0sjlSlg6j1HLpWFXpNrkryGbTs0O9D100iUd52VnIU",
+	"ZMz0PYmCdkJimgsXeq+NCnekiQHbCHIxAkoOqp9NyUG9Jf3UR3mrLJrqtp9isz3O+rNKHvcclFq5S4+b",
+	"79oY03u4rm0WoNz0T8e3sIc2XOdGleYV3DWMYnppbhdq1kEOT/I/RF/XRlcvzHhEYnHQphb0lV4wYJjB",
+	"BXc7itiuw7oEBNiyMhlyJf6z4laCqhRjIYf2ZkK6t24hkAkcmxzIAXPVnYBf9JE2d1i9yXaQPnC0Ny19",
+	"hBj8CrpGrxIifCgeLdR6fKe/toBOz2NMY5FbaJ92d9XICWERYeG8kzF8iWmMR7Fpp1RPImmhKvqcG8UT",
+	"/Wg5K7vv+/8zzHtKhLpGLUqAPTPb7Ugh0D1KRJ+77c6SGB0ASOXSl00AdycBjEekI+cJWdwbmbAJZcS0",
+	"XUzJhAqZzqFjLVTngmb8xl4LNSMho0hp+RlraYP8mkfkHOZdqYZjiCWZ8HT1fHs7/pH5EM744wPXVVIT",
+	"vqRCLiyrBNB+XNE5xbodjHNQZ2FTmOK9bXOKdAm2jYE75O+q616GXDs6HRUzfIaztsi16MyLfTzSM3d2",
+	"cLfT/6T+s1otNZg3ImPKqHoE1SszdsEU+aHR0hRbez4ttKVcdcusamGtLacd3rO9L9kML9/ZMgrzyEJm",
+	"8nXfAsWc3mGtmHUMJusgJYJnaUj6uhdD4PQdQxvWnp73KdPt21FCwwvjY6sTnrfO5A947sU0S2gNjvkk",
+	"I4o1p1LX7FBo/miw4bzUC67YkIMW7nGvihfbICq29xd4D05mI1bqYHm3I52TERfj8EJsocOCHjnLzelS",
+	"3YMiuakAWjHxq3VVcej+9exiBkgKWEPLfojpFwv5KTy9T0Pn12VDB603KR35nVB7RrZDnGBIq18kWb2v",
+	"FJab4TmKeN/0rouJb2xgSvhyxvfVHx1LOE2Vme2U4GhbKxLb2t46YNDm2qkalX+T927PqZP6s7eHrmg0",
+	"IdqDD/rrmGi72zjGE7GFXlT6RtqGnmC4QpkwnfuKZQsi0QYQbYH+9b//pyhI8ERvcbOlEPCr+ZELwQe8",
+	"CaV5Wql48c6jIdyv5qV13xWpLe4YqfFmhXajTwTSXF0grrsutSJgSZ7M31omVZ6aF8vkemHJ6MNFl0Bk",
+	"4RQsM+OYXwUtNWGNTLSSaPq0+yVF0ybwLGyk+sRp+mviHvUIjwnpXTFBSQD5Ju58A3i8RE0W9BqoWlH2",
+	"n6al9WxACRbzDmfxvEWGPYWpHhI1eLzQLgIr9NGUTqal5K5HI7KmBoKtJ14yxmWCpE62nHvqmiMuPvfe",
+	"jmGc4gDpijoxCXQFH4e9TzlUG2LzPBzHwQ0fBYThUUyioCj9oz+I42YkeW9W9oBooqdYhChm348KNyIs",
+	"piOOoTS8BeHalAGK+q4SpQvFfx16MCOzEUlRyDMmiyDd5iM+h0l+E+V6HzLic3FYZ+9rDutUJ7w8nhOQ",
+	"6HFZK6VBXXux9N+tV6rNP6ngYyL0dJ02iAvcgNSISiTgZlsypxrjgdR4NfSXidCDTbUQZQXrL5zA+ZV1",
+	"8rFFRKVGhQakrMsDrlcOXlwaCQfV1ZGYYsXb8/gQ9S3acCrtfQdl4jfRiIDv1FRraisTmmPvb7ZM6G0O",
+	"ZUEoGcA7jyHT7FY06o/NoF2la/5nadCjDfHt0Gmho2vJCmon9xLv1RKx9MC0955jlOy5fmUFbmxBu7tT",
+	"r21zHdYPKHIRpalk46mOvdOmeSPjKhHWJifQSFfJggh/U1G/KbEhz0xrYOdCX9lXZg8Ph1ZmhjMi7x+1",
+	"virb91lOYp7kpPI2GKZ+WObrU+/kiRcxZAdCyXrQLIyZeoZprNNOWnWid0Kv8fcWJuu3MAH4ql/tPyqJ",
+	"cxBpF/MJZebr8g8P38akaccpj8nKUUYKO07VBzdtw62e2tj0tamP7N2h79cDapNq98u1Sbisj0ubzESZ",
+	"MOm/WwiTTuLLydJ2RFMSSq4bqzWba7S3Cl6H64qFoBMGteMjNMUs6vDx2MQdCD/P6IdrJNrp1PN85q+J",
+	"Xj00Bua7Xo6K+dEgwmRKSdkg9mgsiiDNRM5hN+Bpg7QO6JtSFtIEx/n73kcHd5epnK+4LWuh3n8iTMsw",
+	"yVEgU8zEmKRDyYtWfH3HIn1gWL+pUjHlQpdt0BXjdaGsATMVKuBFrbEKq7Ju+iZVSxjb5uHbExPWPU6J",
+	"mGonsdC1DJ03Ya0mFnrAUrXgC0ISeIQVCJ8IjQOQE3qERcTVnQzBZqrTQyXPwikktLaozQoRV+kfC0d3",
+	"NeW2WIVwMtCiElAPkIGhA8K2/HkH9vfKKj5THtp6UdePO5UjN0NkGmNWYjFLMtreMIPjTVYHg5nrqxDw",
+	"4WeyOqwDjNslnKnd5F1/C2K3DcLZreqv5iO2GZNfQuI7ioidQ19wyC9DlJnuoLUzs2/f+eD2vqp0hkOz",
+	"rTVPu6b2mWr45AEPLifURfGAPAZJQPmlvIKSSQ103hTEeN91n9lLfkGiLfSaj3g0H7Bi3UD5Z4LEigmY",
+	"yFOoaWMqqIgsIekQPPjNbOeL4cnXljiM7xWzQP+7E05ljSQ6niPsHiqapBh67KcoJTOQq9ynPM1tnqXP",
+	"DhADVEIRmXEr4Ci8GbA64hjPlXrcgZ878HNgOvEZcaMJY4uc1/dUTgfs6PDs+Zs3p8PTNy+Ph2d/fX30",
+	"HajpOmyHx1BFY4YZnuiYYytEbTQUFVuQcJqr0w9ja7PD37MZ97dxj44A28wdMvGSd7hK6j9DYLAJ7WjK",
+	"uTCoRePrJVUKwRjCVsw69LftSu9hQs/18F+D0mtXc8ZTecsajnYIs7zPU33ZALtgc87ROydYP3940NdX",
+	"f32p7C2W0ybJrAF7luqmBRZpGtaER1sL1DcL95W8n6eGsT8Ws4Feb8NBf/5zXv0S5VhhKjcJW7/TLfF0",
+	"08CsmxsfPhFuyUS0oStZGtd58PbN2TlqKRAabLZE57oLuW0C2TPfbd784bDzN9z5R7ezP+x8/GNT1+b2",
+	"WuUSp6ZQeb2krQk/dmwv9eqg/ApyXSiUGdUignnnCeSnJ5mEvr3BpxmRUx75COwQPjI47SMlmfjWthEN",
+	"sbwJ0IZ5imJ+RdJOiAWJfIQzOdU565xfUGKHQFHKk4REBwgP2I9nb17DkCjBKXyVu+uUUAQA2dxCJwwF",
+	"dDYjEYVKGTNIJZvaeG4lmex0d4oAiTRjiEYHiLIB08n+jEfud3kd0StMJZRalBztdpGx1UIWGdzFDjQl",
+	"0Llr0PHQBJAXFWWgroA/YHZ3UIYYYDTGcawUiBEOL9T4O92d5orCsBanCOoDFog3MyiwA3VxR7vuXF1d",
+	"dcY8nXWyNCYs5JHC81sM/wK8Lze+J8m13E5iTG+3zHNy/Vn6gJjpDuFw22KgqjhhcG+jimCb98gxdro7",
+	"D7LRMCSJJFFrsHbG0BUW6u5nXxUHLLuaFTG0laPHKZ8hbKl/qWrCiGcssiTQMj5FPcPCaJ7iK2iCYuNx",
+	"V2C8JL20zChLY6/vKUlm+7IHMqGZvUa/KZvEBMxDHa5Uq5Rnk6nVpXzEs7Rk4ga7cJamhEnHPmw4k6Kv",
+	"Tb7ikCdQGi29pCGxJg1F1xKcSqZo1EZwJfnwX//8b8317HiFcFAfFZzkjg0ExDAqZFGvz4yitYj6ABB5",
+	"nDsLD4xbwdRyciPccB5t6HhIm0Zsznbz86KZ4xSuTaRoL5T5AtcbjYgzthudXZ/hZyoyHCtGxme6kphe",
+	"9cYpwaFE6kbpkvRi0wFNTMcknIexO48u2Vyf4WQ2yyQexcTpMaeE2lLPnso4RTn0BijXSzjnxWncwlUb",
+	"urxOkggfuYV4Nk08xVVKJelwFs/9hnJ7ju/brUlSX85pxmA/sH3fwAeYqa3To8AGpYLIpUJyIVMbmWzl",
+	"r2sSZnLBdvN0q3IRCV22BIqa5DVKzJBO1nl9SOjjFuYSgu3RB7RGnz6cNL5wahnB2stgqRCdm483/38A",
+	"AAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
