@@ -461,6 +461,15 @@ func (h *handlers) VerifyIntegration(ctx context.Context, req api.VerifyIntegrat
 	}
 	now := store.Now()
 	err = db.Tx(ctx, func(tx *gorm.DB) error {
+		cur, err := store.GetIntegrationForUpdate(ctx, tx, in.ID)
+		if err != nil {
+			return integrationErr(err)
+		}
+		// The outcome belongs to the credentials that were checked: if they were replaced meanwhile,
+		// recording it would vouch for ones never checked.
+		if !equalPtr(cur.SecretsCiphertext, in.SecretsCiphertext) || !sameJSON(cur.Settings, in.Settings) {
+			return conflict("invalid-state", "The integration's credentials changed while they were being checked; check again.")
+		}
 		if err := store.SetIntegrationVerified(ctx, tx, in.ID, status, now); err != nil {
 			return integrationErr(err)
 		}

@@ -902,3 +902,36 @@ func TestIntegrationKeyRotation(t *testing.T) {
 		t.Fatalf("A alone opened a row under B: %d", p.Status)
 	}
 }
+
+// Credentials replaced while the check runs: its outcome is not recorded for the new ones.
+func TestIntegrationsVerifyRecordsOnlyWhatItChecked(t *testing.T) {
+	arrived, release := make(chan struct{}), make(chan struct{})
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(arrived)
+		<-release
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"object":"list","data":[{"id":"gpt-4o","object":"model"}]}`))
+	}))
+	defer slow.Close()
+	x := newIxEnv(t, map[string]string{"OPENAI_BASE_URL": slow.URL})
+	_, tok := x.User(rbac.Admin)
+	in := x.create(t, tok, ixAIBody("openai", "racy", "sk-checked-key"))
+	done := make(chan struct{})
+	var resp *http.Response
+	var body []byte
+	go func() {
+		defer close(done)
+		resp, body = x.call(http.MethodPost, fmt.Sprintf("/integrations/%d/verify", in.Id), tok, nil)
+	}()
+	<-arrived
+	r, b := x.call(http.MethodPatch, fmt.Sprintf("/integrations/%d", in.Id), tok, map[string]any{"secrets": map[string]any{"api_key": "sk-replaced-key"}})
+	ixWant[api.Integration](t, r, b, http.StatusOK)
+	close(release)
+	<-done
+	if p := problemOf(t, resp, body); p.Status != http.StatusConflict || p.Type != "urn:wataomi:problem:invalid-state" {
+		t.Fatalf("verify across a secret change: %d %s", p.Status, body)
+	}
+	if got := x.get(t, tok, in.Id); got.Status != "unverified" || !got.LastVerifiedAt.IsNull() {
+		t.Fatalf("the outcome was recorded for credentials never checked: %+v", got)
+	}
+}

@@ -3376,7 +3376,8 @@ type ClientInterface interface {
 	// Makes a live check against the provider (AI providers: list the models; Meta and Instagram apps: get
 	// an app access token) and records the outcome in `status` and `last_verified_at`. A refusal by the
 	// provider is `ok: false` with a `detail`; a provider that cannot be reached, times out, rate-limits or
-	// fails answers 503 `dependency-unavailable` and changes nothing. Audited as `integration.verify`.
+	// fails answers 503 `dependency-unavailable` and changes nothing. If the credentials are replaced while
+	// the check runs, its outcome is not recorded (409 `invalid-state`). Audited as `integration.verify`.
 	//
 	// Corresponds with POST /integrations/{id}/verify (the `VerifyIntegration` operationId).
 	VerifyIntegration(ctx context.Context, id IntegrationID, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -4698,7 +4699,8 @@ func (c *Client) UpdateIntegration(ctx context.Context, id IntegrationID, body U
 // Makes a live check against the provider (AI providers: list the models; Meta and Instagram apps: get
 // an app access token) and records the outcome in `status` and `last_verified_at`. A refusal by the
 // provider is `ok: false` with a `detail`; a provider that cannot be reached, times out, rate-limits or
-// fails answers 503 `dependency-unavailable` and changes nothing. Audited as `integration.verify`.
+// fails answers 503 `dependency-unavailable` and changes nothing. If the credentials are replaced while
+// the check runs, its outcome is not recorded (409 `invalid-state`). Audited as `integration.verify`.
 //
 // Corresponds with POST /integrations/{id}/verify (the `VerifyIntegration` operationId).
 func (c *Client) VerifyIntegration(ctx context.Context, id IntegrationID, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -9116,7 +9118,8 @@ type ClientWithResponsesInterface interface {
 	// Makes a live check against the provider (AI providers: list the models; Meta and Instagram apps: get
 	// an app access token) and records the outcome in `status` and `last_verified_at`. A refusal by the
 	// provider is `ok: false` with a `detail`; a provider that cannot be reached, times out, rate-limits or
-	// fails answers 503 `dependency-unavailable` and changes nothing. Audited as `integration.verify`.
+	// fails answers 503 `dependency-unavailable` and changes nothing. If the credentials are replaced while
+	// the check runs, its outcome is not recorded (409 `invalid-state`). Audited as `integration.verify`.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -12730,6 +12733,17 @@ type VerifyIntegrationResponse200Headers struct {
 	XRequestID *string
 }
 
+// VerifyIntegrationResponse409Headers the declared response headers of an HTTP 409 response for VerifyIntegration
+type VerifyIntegrationResponse409Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
 // VerifyIntegrationResponse503Headers the declared response headers of an HTTP 503 response for VerifyIntegration
 type VerifyIntegrationResponse503Headers struct {
 	Allow              *string
@@ -12757,12 +12771,16 @@ type VerifyIntegrationResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *IntegrationVerifyResult
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Problem
 	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
 	ApplicationproblemJSONDefault *Problem
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *VerifyIntegrationResponse200Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *VerifyIntegrationResponse409Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *VerifyIntegrationResponse503Headers
 	// HeadersDefault the parsed response headers for an HTTP default response
@@ -12772,6 +12790,11 @@ type VerifyIntegrationResponse struct {
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r VerifyIntegrationResponse) GetJSON200() *IntegrationVerifyResult {
 	return r.JSON200
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r VerifyIntegrationResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
 }
 
 // GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
@@ -15613,7 +15636,8 @@ func (c *ClientWithResponses) UpdateIntegrationWithResponse(ctx context.Context,
 // Makes a live check against the provider (AI providers: list the models; Meta and Instagram apps: get
 // an app access token) and records the outcome in `status` and `last_verified_at`. A refusal by the
 // provider is `ok: false` with a `detail`; a provider that cannot be reached, times out, rate-limits or
-// fails answers 503 `dependency-unavailable` and changes nothing. Audited as `integration.verify`.
+// fails answers 503 `dependency-unavailable` and changes nothing. If the credentials are replaced while
+// the check runs, its outcome is not recorded (409 `invalid-state`). Audited as `integration.verify`.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -22149,6 +22173,13 @@ func ParseVerifyIntegrationResponse(rsp *http.Response) (*VerifyIntegrationRespo
 		}
 		response.JSON200 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -22176,6 +22207,58 @@ func ParseVerifyIntegrationResponse(rsp *http.Response) (*VerifyIntegrationRespo
 			headers.XRequestID = &value
 		}
 		response.Headers200 = &headers
+	case rsp.StatusCode == 409:
+		var headers VerifyIntegrationResponse409Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers409 = &headers
 	case rsp.StatusCode == 503:
 		var headers VerifyIntegrationResponse503Headers
 		if values := rsp.Header.Values("Allow"); len(values) > 0 {
@@ -31641,8 +31724,56 @@ func (response VerifyIntegration200JSONResponse) VisitVerifyIntegrationResponse(
 	return err
 }
 
-type VerifyIntegration503ApplicationProblemPlusJSONResponse struct {
+type VerifyIntegration409ApplicationProblemPlusJSONResponse struct {
 	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response VerifyIntegration409ApplicationProblemPlusJSONResponse) VisitVerifyIntegrationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type VerifyIntegration503ResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type VerifyIntegration503ApplicationProblemPlusJSONResponse struct {
+	Body    Problem
+	Headers VerifyIntegration503ResponseHeaders
 }
 
 func (response VerifyIntegration503ApplicationProblemPlusJSONResponse) VisitVerifyIntegrationResponse(w http.ResponseWriter) error {
@@ -36630,53 +36761,53 @@ var swaggerSpec = []string{
 	"ZMz0PYmCdkJimgsXeq+NCnekiQHbCHIxAkoOqp9NyUG9Jf3UR3mrLJrqtp9isz3O+rNKHvcclFq5S4+b",
 	"79oY03u4rm0WoNz0T8e3sIc2XOdGleYV3DWMYnppbhdq1kEOT/I/RF/XRlcvzHhEYnHQphb0lV4wYJjB",
 	"BXc7itiuw7oEBNiyMhlyJf6z4laCqhRjIYf2ZkK6t24hkAkcmxzIAXPVnYBf9JE2d1i9yXaQPnC0Ny19",
-	"hBj8CrpGrxIifCgeLdR6fKe/toBOz2NMY5FbaJ92d9XICWERYeG8kzF8iWmMR7Fpp1RPImmhKvqcG8UT",
-	"/Wg5K7vv+/8zzHtKhLpGLUqAPTPb7Ugh0D1KRJ+77c6SGB0ASOXSl00AdycBjEekI+cJWdwbmbAJZcS0",
-	"XUzJhAqZzqFjLVTngmb8xl4LNSMho0hp+RlraYP8mkfkHOZdqYZjiCWZ8HT1fHs7/pH5EM744wPXVVIT",
-	"vqRCLiyrBNB+XNE5xbodjHNQZ2FTmOK9bXOKdAm2jYE75O+q616GXDs6HRUzfIaztsi16MyLfTzSM3d2",
-	"cLfT/6T+s1otNZg3ImPKqHoE1SszdsEU+aHR0hRbez4ttKVcdcusamGtLacd3rO9L9kML9/ZMgrzyEJm",
-	"8nXfAsWc3mGtmHUMJusgJYJnaUj6uhdD4PQdQxvWnp73KdPt21FCwwvjY6sTnrfO5A947sU0S2gNjvkk",
-	"I4o1p1LX7FBo/miw4bzUC67YkIMW7nGvihfbICq29xd4D05mI1bqYHm3I52TERfj8EJsocOCHjnLzelS",
-	"3YMiuakAWjHxq3VVcej+9exiBkgKWEPLfojpFwv5KTy9T0Pn12VDB603KR35nVB7RrZDnGBIq18kWb2v",
-	"FJab4TmKeN/0rouJb2xgSvhyxvfVHx1LOE2Vme2U4GhbKxLb2t46YNDm2qkalX+T927PqZP6s7eHrmg0",
-	"IdqDD/rrmGi72zjGE7GFXlT6RtqGnmC4QpkwnfuKZQsi0QYQbYH+9b//pyhI8ERvcbOlEPCr+ZELwQe8",
-	"CaV5Wql48c6jIdyv5qV13xWpLe4YqfFmhXajTwTSXF0grrsutSJgSZ7M31omVZ6aF8vkemHJ6MNFl0Bk",
-	"4RQsM+OYXwUtNWGNTLSSaPq0+yVF0ybwLGyk+sRp+mviHvUIjwnpXTFBSQD5Ju58A3i8RE0W9BqoWlH2",
-	"n6al9WxACRbzDmfxvEWGPYWpHhI1eLzQLgIr9NGUTqal5K5HI7KmBoKtJ14yxmWCpE62nHvqmiMuPvfe",
-	"jmGc4gDpijoxCXQFH4e9TzlUG2LzPBzHwQ0fBYThUUyioCj9oz+I42YkeW9W9oBooqdYhChm348KNyIs",
-	"piOOoTS8BeHalAGK+q4SpQvFfx16MCOzEUlRyDMmiyDd5iM+h0l+E+V6HzLic3FYZ+9rDutUJ7w8nhOQ",
-	"6HFZK6VBXXux9N+tV6rNP6ngYyL0dJ02iAvcgNSISiTgZlsypxrjgdR4NfSXidCDTbUQZQXrL5zA+ZV1",
-	"8rFFRKVGhQakrMsDrlcOXlwaCQfV1ZGYYsXb8/gQ9S3acCrtfQdl4jfRiIDv1FRraisTmmPvb7ZM6G0O",
-	"ZUEoGcA7jyHT7FY06o/NoF2la/5nadCjDfHt0Gmho2vJCmon9xLv1RKx9MC0955jlOy5fmUFbmxBu7tT",
-	"r21zHdYPKHIRpalk46mOvdOmeSPjKhHWJifQSFfJggh/U1G/KbEhz0xrYOdCX9lXZg8Ph1ZmhjMi7x+1",
-	"virb91lOYp7kpPI2GKZ+WObrU+/kiRcxZAdCyXrQLIyZeoZprNNOWnWid0Kv8fcWJuu3MAH4ql/tPyqJ",
-	"cxBpF/MJZebr8g8P38akaccpj8nKUUYKO07VBzdtw62e2tj0tamP7N2h79cDapNq98u1Sbisj0ubzESZ",
-	"MOm/WwiTTuLLydJ2RFMSSq4bqzWba7S3Cl6H64qFoBMGteMjNMUs6vDx2MQdCD/P6IdrJNrp1PN85q+J",
-	"Xj00Bua7Xo6K+dEgwmRKSdkg9mgsiiDNRM5hN+Bpg7QO6JtSFtIEx/n73kcHd5epnK+4LWuh3n8iTMsw",
-	"yVEgU8zEmKRDyYtWfH3HIn1gWL+pUjHlQpdt0BXjdaGsATMVKuBFrbEKq7Ju+iZVSxjb5uHbExPWPU6J",
-	"mGonsdC1DJ03Ya0mFnrAUrXgC0ISeIQVCJ8IjQOQE3qERcTVnQzBZqrTQyXPwikktLaozQoRV+kfC0d3",
-	"NeW2WIVwMtCiElAPkIGhA8K2/HkH9vfKKj5THtp6UdePO5UjN0NkGmNWYjFLMtreMIPjTVYHg5nrqxDw",
-	"4WeyOqwDjNslnKnd5F1/C2K3DcLZreqv5iO2GZNfQuI7ioidQ19wyC9DlJnuoLUzs2/f+eD2vqp0hkOz",
-	"rTVPu6b2mWr45AEPLifURfGAPAZJQPmlvIKSSQ103hTEeN91n9lLfkGiLfSaj3g0H7Bi3UD5Z4LEigmY",
-	"yFOoaWMqqIgsIekQPPjNbOeL4cnXljiM7xWzQP+7E05ljSQ6niPsHiqapBh67KcoJTOQq9ynPM1tnqXP",
-	"DhADVEIRmXEr4Ci8GbA64hjPlXrcgZ878HNgOvEZcaMJY4uc1/dUTgfs6PDs+Zs3p8PTNy+Ph2d/fX30",
-	"HajpOmyHx1BFY4YZnuiYYytEbTQUFVuQcJqr0w9ja7PD37MZ97dxj44A28wdMvGSd7hK6j9DYLAJ7WjK",
-	"uTCoRePrJVUKwRjCVsw69LftSu9hQs/18F+D0mtXc8ZTecsajnYIs7zPU33ZALtgc87ROydYP3940NdX",
-	"f32p7C2W0ybJrAF7luqmBRZpGtaER1sL1DcL95W8n6eGsT8Ws4Feb8NBf/5zXv0S5VhhKjcJW7/TLfF0",
-	"08CsmxsfPhFuyUS0oStZGtd58PbN2TlqKRAabLZE57oLuW0C2TPfbd784bDzN9z5R7ezP+x8/GNT1+b2",
-	"WuUSp6ZQeb2krQk/dmwv9eqg/ApyXSiUGdUignnnCeSnJ5mEvr3BpxmRUx75COwQPjI47SMlmfjWthEN",
-	"sbwJ0IZ5imJ+RdJOiAWJfIQzOdU565xfUGKHQFHKk4REBwgP2I9nb17DkCjBKXyVu+uUUAQA2dxCJwwF",
-	"dDYjEYVKGTNIJZvaeG4lmex0d4oAiTRjiEYHiLIB08n+jEfud3kd0StMJZRalBztdpGx1UIWGdzFDjQl",
-	"0Llr0PHQBJAXFWWgroA/YHZ3UIYYYDTGcawUiBEOL9T4O92d5orCsBanCOoDFog3MyiwA3VxR7vuXF1d",
-	"dcY8nXWyNCYs5JHC81sM/wK8Lze+J8m13E5iTG+3zHNy/Vn6gJjpDuFw22KgqjhhcG+jimCb98gxdro7",
-	"D7LRMCSJJFFrsHbG0BUW6u5nXxUHLLuaFTG0laPHKZ8hbKl/qWrCiGcssiTQMj5FPcPCaJ7iK2iCYuNx",
-	"V2C8JL20zChLY6/vKUlm+7IHMqGZvUa/KZvEBMxDHa5Uq5Rnk6nVpXzEs7Rk4ga7cJamhEnHPmw4k6Kv",
-	"Tb7ikCdQGi29pCGxJg1F1xKcSqZo1EZwJfnwX//8b8317HiFcFAfFZzkjg0ExDAqZFGvz4yitYj6ABB5",
-	"nDsLD4xbwdRyciPccB5t6HhIm0Zsznbz86KZ4xSuTaRoL5T5AtcbjYgzthudXZ/hZyoyHCtGxme6kphe",
-	"9cYpwaFE6kbpkvRi0wFNTMcknIexO48u2Vyf4WQ2yyQexcTpMaeE2lLPnso4RTn0BijXSzjnxWncwlUb",
-	"urxOkggfuYV4Nk08xVVKJelwFs/9hnJ7ju/brUlSX85pxmA/sH3fwAeYqa3To8AGpYLIpUJyIVMbmWzl",
-	"r2sSZnLBdvN0q3IRCV22BIqa5DVKzJBO1nl9SOjjFuYSgu3RB7RGnz6cNL5wahnB2stgqRCdm483/38A",
-	"AAD//w==",
+	"hBj8CrpGrxIifCgeLdR6fKe/toBOz2NMY5FbaJ92d9XICWERYeG8kzF8iWmMR7Fpp1SjiiemLZBDlXT5",
+	"i5xy0ZhA4QBzGmnGhK9bwFv4WA+2Ah2JQC+q2okXCEIaoxoFIf1oOdO8b0rzM8x7SoS6sC3qht297auk",
+	"gPMFZa/P3RBoSfQQALBCjsrGibsTJ8Yj0pHzhCzu2kzYhDJiGkKmZEKFTOfQSxfqhkVUKvYHlmSoZgm5",
+	"TljmNc3r9uHXPCLnMO9K1SVDLMmEp6tXArDjH5kPASc+PnDFJzXhSyrkwoJPAO3HFTdUrNvBOAd1Frar",
+	"Kd7bNqdIl2DbGPhW/q4iD2XItaPTUTHDZzhri1yLzrzYxyM9c2cHdzv9T+o/q1V5g3kjMqaMqkdQVzNj",
+	"F0yRHxotTf6159NCW8r1wMyqFlYBcxr1Pdv7km368p0tozCPLJgnX/ctUMzpataKWcdgTA9SIniWhqSv",
+	"u0QETkc0tGEt/XkHNd1YHiU0vDDevzrheetM/oDnXkyzhNbgmE8yolhzKnU1EYXmjwYbzktd6ooNOWjh",
+	"HveqeLENomV754P34P42YqgO43d75Tm5ejEOL8QWOizokbPcnC7VfTuSm9qkFeeDWlcVh+7fAlDMAOkK",
+	"a+j/DzH9YqUghaf3qQZ8XdZ90ACT0pHfCbVnZDvECYaE/0WS1ftKybsZnqOI901XvZj4xjqnhC9nfF/9",
+	"0bGE09S/2U4Jjra1IrGtLcEDBg24nXpW+Td5V/mcOqk/e3voikYTomMLQLMeE20RHMd4IrbQi0pHS9tq",
+	"FExqKBOmp2CxbEEk2gCiLdC//vf/FKUSnugtbraUKH41P3Ih+IA3oTRPKxUv3nk0hPvVvLTuuyK1xR0j",
+	"Nd6s0Aj1iUCaqwvEdT+oVgQsyZP5W8ukylPzYplcLyxmfbjoEogsnIIlZxzzq6ClWq2RiVYSTZ92v6Ro",
+	"2gSehS1enzjtiE1Eph7hMSG9KyYoCSDfxJ1vAI+XqMmCXgNVKxoS0LS0ng0oDmPe4Syet8iwpzDVQ6IG",
+	"jxfaRWCFPprSybSUdvZoRNbUQLD1xEvGuEyQ1Mnjc09dc8TF597bMYxTHCBd6ycmga4t5LD3KYc6SGye",
+	"Bwo5uOGjgDA8ikkUFEWJ9Adx3Iwk783KHhBN9BSLEMXs+1HhRoTFdMQxFK23IFybMkC54VXih6EssUMP",
+	"ZmQ2IikKecZkET7cfMTnMMlvopDwQ8aiLg447X3NAafqhJdHmgISPS5rpTSoay+W/rv1SrV5ThV8TOyg",
+	"riAHEYvaGVeJUdxsSzNVYzyQGq+G/jKxg7CpFqKsYP2FU0u/sh5Dtryp1KjQgJR1ecD1ysGLS2P0oO47",
+	"ElOseHseuaK+RRtODcDvoID9JhoR8LWaOlJtBUxz7P3NFjC9zaEsCHIDeOfRbZrdikb9sRm0q/Tz/yyt",
+	"g7Qhvh06LXR0LVlB7eReItFaYqkemPbec/SUPdevrPSOLbV3d+q1ba7D+qFOLqI0FZM81bE12jRvZFwl",
+	"wtq0CRrp+l2Qe2Bq/TelXOQ5cw3sXOgr+8rs4eHQysxwRuT9o9ZXZfs+y0nMk5xU3gbD1A/LfH3qnTwl",
+	"JIa8RSimD5qFMVPPMI11QkyrTvRO6DX+3lxl/eYqAF/1q/1HJaUPYgBjPqHMfF3+4eEbrDTtOOUxWTnK",
+	"SGHHqfrgpm241ZMum742lZu9O3Qke0BtUu1+uTYJl/VxaZOZKBMm/XcLYdLphTlZ2o5oSkLJdcu3ZnON",
+	"9lbB63BdsRB0wqCqfYSmmEUdPh6buAPh57UG4BqJdjr1PJ/5a6JXD42B+a6Xo2J+NIgwmVJSNog9Gosi",
+	"SDORc9gNeNogrQP6ppSFNMFx/r730cHdZSrnK24Lbqj3nwjTzExyFMgUMzEm6VDyoklg37FIHxjWb+pn",
+	"TLnQBSV0LXsdAD1gpnYGvKg1VmFV1k3fJJEJY9s8fHtiAs7HKRFT7SQWusqi8yas1cROD1iqFnxBSAKP",
+	"sALhE6FxALJVj7CIuLqTIdhMdeKq5Fk4hVTbFrVZIeIqnW3h6K6m3JbREE5uXFQC6gEyMHRA2JbZ78D+",
+	"XlnFZ8qQWy/q+nEnmeRmiExjzEosZkmu3RtmcLzJ6mAwc30VAj78TFaHdYBxu1Q4tZu8H3FB7LZBOLtV",
+	"Zdh8xDZj8ktIyUcRsXPoCw6Zb4gy07e0dmb27Tsf3N5Xlc5waLa15mnX1D5Tp5884MHlhLooa5DHIAko",
+	"DJXXdjJJi86bghjvu04BuuQXJNpCr/mIR/MBK9YNlH8mSKyYgIk8hWo7praLyBKSDsGD38x2vhiefG0p",
+	"zfheMQv0vzvhVNZIouM5wu6hokmKoft/ilIyA7nKfcrT3OZZ+uwAMUAlFJEZtwKOwpsBqyOO8Vypxx34",
+	"uQM/B6ZHoBE3mjC2yMZ9T+V0wI4Oz56/eXM6PH3z8nh49tfXR9+Bmq7DdngMCWwzzPBExxxbIao5ja01",
+	"FTZXpx/G1maHv2cz7m/jHh0Btpk7ZOIl73CV1H+GwGAT2tGUc2FQi8bXS6oUgjGErZh16G/bld7DhJ7r",
+	"4b8Gpdeu5oyn8pbVJe0QZnmfpy60AXbB5pyjd06wfv7woK+v/vpS2Vssp02SWQP2LNVNCyzSNKwJj7YW",
+	"qG8W7it5P08NY38sZgO93oaD/vznvPolyrHC1JQStrKoW3zqpoFZN7dkfCLcYo5oQ9fYNK7z4O2bs3PU",
+	"Uro02GyJznUXctsEsme+21b6w2Hnb7jzj25nf9j5+MemftLtVdQlTk0J9XqxXRN+7Nhe6nVL+RXkulAo",
+	"gKpFBPPOE8hUTzIJHYWDTzMipzzyEdghfGRw2kdKMvGtbSMaYnkToA3zFMX8iqSdEAsS+Qhncqqz6Tm/",
+	"oMQOgaKUJwmJDhAesB/P3ryGIVGCU/gqd9cpoQgAsrmFThgK6GxGIgo1PGaQSja18dxKMtnp7hQBEmnG",
+	"EI0OEGUDpssQMB653+UVTq8wlVAEUnK020XGVgtZZHAXO9AuQeeuQS9GE0Be1LqBigf+gNndQYFkgNEY",
+	"x7FSIEY4vFDj73R3mmsdw1qc8qwPWLrezKDADtTFHe26c3V11RnzdNbJ0piwkEcKz28x/Avwvtz4niTX",
+	"cjuJMb3dMs/J9WfpUGKmO4TDbYuBquKEwb2NKoJt3iPH2OnuPMhGw5AkkkStwdoZQ1dYqLuffVUcsOxq",
+	"VsTQ1rQep3yGsKX+paoJI56xyJJAy/gU9QwLo3mKr6A9i43HXYHxkvTSMqMsjb2+pySZ7cseyIRm9hr9",
+	"pmwSEzAPdbhSrVKeTaZWl/IRz9KSiRvswlmaEiYd+7DhTIq+NvmKQ55A0bb0kobEmjQUXUtwKpmiURvB",
+	"leTDf/3zvzXXs+MVwkF9VHCSOzYQEMOokEUlQTOK1iLqA0Dkce4sPDBuBVNlyo1ww3m0oeMhbRqxOdvN",
+	"z8t5jlO4NpGivVCADFxvNCLO2G50dn2Gn6nIcKwYGZ/pGmd61RunBIcSqRuli+WLTQc0MR2TcB7G7jy6",
+	"mHR9hpPZLJN4FBOn+50SakvdhCrjFIXaG6BcLy6dl81xi9ds6MI/SSJ85JYI2jTxFFcplaTDWTz3GwoB",
+	"Or5vtyZJfTmnGYP9wPZ9Ax9gpraCkAIbFDEilwrJhUxtZLKVv65JmMkF283TrcpFJHTZEihqktcoMUM6",
+	"Wef1IaHDXJhLCLZ7INAaffpw0vjCqbIEay+DpUJ0bj7e/P8BAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

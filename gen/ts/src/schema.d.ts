@@ -899,7 +899,8 @@ export interface paths {
          * @description Makes a live check against the provider (AI providers: list the models; Meta and Instagram apps: get
          *     an app access token) and records the outcome in `status` and `last_verified_at`. A refusal by the
          *     provider is `ok: false` with a `detail`; a provider that cannot be reached, times out, rate-limits or
-         *     fails answers 503 `dependency-unavailable` and changes nothing. Audited as `integration.verify`.
+         *     fails answers 503 `dependency-unavailable` and changes nothing. If the credentials are replaced while
+         *     the check runs, its outcome is not recorded (409 `invalid-state`). Audited as `integration.verify`.
          */
         post: operations["verifyIntegration"];
         delete?: never;
@@ -4377,6 +4378,7 @@ export interface operations {
                     "application/json": components["schemas"]["IntegrationVerifyResult"];
                 };
             };
+            409: components["responses"]["Problem"];
             503: components["responses"]["Problem"];
             default: components["responses"]["Problem"];
         };
