@@ -381,10 +381,16 @@ func (s *Server) mutateFlow(ctx context.Context, id int64, ifMatch *string, owne
 		if cur.Status == "archived" {
 			return conflict("invalid-state", "The flow is archived; restore it first.")
 		}
+		wasStatus, wasVersion := cur.Status, cur.PublishedVersion
 		changed, err := fn(tx, cur)
 		if err != nil || !changed {
 			f = cur
 			return err
+		}
+		if cur.Status != wasStatus || !equalPtr(cur.PublishedVersion, wasVersion) {
+			if err := s.armTriggers(ctx, tx, cur); err != nil {
+				return err
+			}
 		}
 		cur.Revision++
 		f = cur
@@ -671,4 +677,23 @@ func (h *handlers) ValidateFlow(ctx context.Context, req api.ValidateFlowRequest
 		return nil, err
 	}
 	return api.ValidateFlow200JSONResponse{Body: validationOf(issues)}, nil
+}
+
+// armTriggers keeps the production triggers in step with what is published: the schedule row of a
+// trigger-schedule, and a webhook key for a trigger-webhook (created on first publish).
+func (s *Server) armTriggers(ctx context.Context, tx *gorm.DB, f *store.Flow) error {
+	var published []byte
+	if f.Status == "published" && f.PublishedVersion != nil {
+		fv, err := store.GetFlowVersion(ctx, tx, f.ID, *f.PublishedVersion)
+		if err != nil {
+			return err
+		}
+		published = fv.Data
+		if f.WebhookKey == nil && graphHasType(published, "trigger-webhook") {
+			k := newWebhookKey()
+			f.WebhookKey = &k
+		}
+	}
+	_, err := s.deps.Engine.Arm(ctx, tx, f.ID, published)
+	return err
 }

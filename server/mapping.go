@@ -61,7 +61,7 @@ func (s *Server) flowFull(f *store.Flow) (api.Flow, error) {
 		TeamId: sum.TeamId, OwnerId: sum.OwnerId, Revision: sum.Revision, Version: sum.Version,
 		PublishedVersion: sum.PublishedVersion, HasUnpublishedChanges: sum.HasUnpublishedChanges,
 		NodeCount: sum.NodeCount, ArchivedAt: sum.ArchivedAt, CreatedAt: sum.CreatedAt, UpdatedAt: sum.UpdatedAt,
-		Data: g, Validation: validationOf(issues),
+		Data: g, Validation: validationOf(issues), WebhookUrl: s.flowWebhookURL(f),
 	}, nil
 }
 
@@ -91,4 +91,11 @@ func pageParams(page, size *int) (int, int) {
 		s = *size
 	}
 	return p, s
+}
+
+func (s *Server) flowWebhookURL(f *store.Flow) nullable.Nullable[string] {
+	if f.WebhookKey == nil {
+		return nullable.NewNullNullable[string]()
+	}
+	return nullable.NewNullableWithValue(s.webhookURL(*f.WebhookKey))
 }

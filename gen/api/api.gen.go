@@ -728,22 +728,20 @@ type Execution struct {
 
 	// Graph A React Flow graph. Open schema: unknown UI keys are stored and ignored. The engine's checks
 	// (unique ids, edges between existing nodes, no cycles, size limits) answer 422 `invalid-graph`.
-	Graph          *Graph                 `json:"graph,omitempty"`
-	HasErrors      bool                   `json:"has_errors"`
-	Id             int64                  `json:"id"`
-	InputData      map[string]interface{} `json:"input_data"`
-	Mode           ExecutionMode          `json:"mode"`
-	NodeExecutions []NodeExecution        `json:"node_executions"`
-
-	// OutputData The last `response-data` node's output, or null.
-	OutputData   interface{}                     `json:"output_data"`
-	QueuedAt     apitime.Time                    `json:"queued_at"`
-	RetryOf      nullable.Nullable[int64]        `json:"retry_of"`
-	SkippedNodes int                             `json:"skipped_nodes"`
-	StartedAt    nullable.Nullable[apitime.Time] `json:"started_at"`
-	Status       ExecutionStatus                 `json:"status"`
-	TotalNodes   int                             `json:"total_nodes"`
-	TriggeredBy  nullable.Nullable[int64]        `json:"triggered_by"`
+	Graph          *Graph                          `json:"graph,omitempty"`
+	HasErrors      bool                            `json:"has_errors"`
+	Id             int64                           `json:"id"`
+	InputData      map[string]interface{}          `json:"input_data"`
+	Mode           ExecutionMode                   `json:"mode"`
+	NodeExecutions []NodeExecution                 `json:"node_executions"`
+	OutputData     nullable.Nullable[interface{}]  `json:"output_data"`
+	QueuedAt       apitime.Time                    `json:"queued_at"`
+	RetryOf        nullable.Nullable[int64]        `json:"retry_of"`
+	SkippedNodes   int                             `json:"skipped_nodes"`
+	StartedAt      nullable.Nullable[apitime.Time] `json:"started_at"`
+	Status         ExecutionStatus                 `json:"status"`
+	TotalNodes     int                             `json:"total_nodes"`
+	TriggeredBy    nullable.Nullable[int64]        `json:"triggered_by"`
 }
 
 // ExecutionCreate defines model for ExecutionCreate.
@@ -839,6 +837,10 @@ type Flow struct {
 
 	// Visibility `private`: the owner and admins; `team`: also the members of `team_id`; `public`: every holder of flow:read.
 	Visibility FlowVisibility `json:"visibility"`
+
+	// WebhookUrl The receiver URL of the flow's `trigger-webhook` once it has a key (the first publish with a webhook
+	// trigger creates one; `POST /flows/{id}/webhook-key` rotates it); null otherwise.
+	WebhookUrl nullable.Nullable[string] `json:"webhook_url"`
 }
 
 // FlowCreate Defaults applied on create: `status` draft, `visibility` private, `data` `{"nodes":[],"edges":[]}`.
@@ -1024,13 +1026,13 @@ type FlowWebhookAccepted struct {
 	Status      ExecutionStatus `json:"status"`
 }
 
-// FlowWebhookAnswer The `body` of the `response-data` node that ended the run.
+// FlowWebhookAnswer defines model for FlowWebhookAnswer.
 type FlowWebhookAnswer = interface{}
 
 // FlowWebhookForm defines model for FlowWebhookForm.
 type FlowWebhookForm map[string]interface{}
 
-// FlowWebhookJSON Any JSON document; it becomes the trigger's `body`.
+// FlowWebhookJSON defines model for FlowWebhookJSON.
 type FlowWebhookJSON = interface{}
 
 // FlowWebhookKey defines model for FlowWebhookKey.
@@ -1347,21 +1349,17 @@ type NodeExecution struct {
 	Error       nullable.Nullable[NodeError]    `json:"error"`
 
 	// Handle The branch the node took.
-	Handle nullable.Nullable[string] `json:"handle"`
-	Id     int64                     `json:"id"`
-
-	// Input The resolved config, with secrets redacted.
-	Input     interface{} `json:"input"`
-	NodeId    string      `json:"node_id"`
-	NodeLabel string      `json:"node_label"`
-	NodeType  string      `json:"node_type"`
-
-	// Output What the node produced (truncated to 64 KiB in lists, with `truncated`).
-	Output     interface{}              `json:"output"`
-	ReusedFrom nullable.Nullable[int64] `json:"reused_from"`
-	StartedAt  apitime.Time             `json:"started_at"`
-	Status     NodeExecutionStatus      `json:"status"`
-	Truncated  bool                     `json:"truncated"`
+	Handle     nullable.Nullable[string]      `json:"handle"`
+	Id         int64                          `json:"id"`
+	Input      nullable.Nullable[interface{}] `json:"input"`
+	NodeId     string                         `json:"node_id"`
+	NodeLabel  string                         `json:"node_label"`
+	NodeType   string                         `json:"node_type"`
+	Output     nullable.Nullable[interface{}] `json:"output"`
+	ReusedFrom nullable.Nullable[int64]       `json:"reused_from"`
+	StartedAt  apitime.Time                   `json:"started_at"`
+	Status     NodeExecutionStatus            `json:"status"`
+	Truncated  bool                           `json:"truncated"`
 }
 
 // NodeExecutionStatus defines model for NodeExecutionStatus.
@@ -14688,13 +14686,13 @@ func (r DeleteUserApiTokenResponse) ContentType() string {
 	return ""
 }
 
-// ReceiveFlowWebhookResponse200Headers the declared response headers of an HTTP 200 response for ReceiveFlowWebhook
-type ReceiveFlowWebhookResponse200Headers struct {
+// ReceiveFlowWebhookResponse202Headers the declared response headers of an HTTP 202 response for ReceiveFlowWebhook
+type ReceiveFlowWebhookResponse202Headers struct {
 	XRequestID *string
 }
 
-// ReceiveFlowWebhookResponse202Headers the declared response headers of an HTTP 202 response for ReceiveFlowWebhook
-type ReceiveFlowWebhookResponse202Headers struct {
+// ReceiveFlowWebhookResponse2XXHeaders the declared response headers of an HTTP 2XX response for ReceiveFlowWebhook
+type ReceiveFlowWebhookResponse2XXHeaders struct {
 	XRequestID *string
 }
 
@@ -14712,28 +14710,28 @@ type ReceiveFlowWebhookResponseDefaultHeaders struct {
 type ReceiveFlowWebhookResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
-	// JSON200 the response for an HTTP 200 `application/json` response
-	JSON200 *FlowWebhookAnswer
 	// JSON202 the response for an HTTP 202 `application/json` response
 	JSON202 *FlowWebhookAccepted
+	// JSON2XX the response for an HTTP 2XX `application/json` response
+	JSON2XX *FlowWebhookAnswer
 	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
 	ApplicationproblemJSONDefault *Problem
-	// Headers200 the parsed response headers for an HTTP 200 response
-	Headers200 *ReceiveFlowWebhookResponse200Headers
 	// Headers202 the parsed response headers for an HTTP 202 response
 	Headers202 *ReceiveFlowWebhookResponse202Headers
+	// Headers2XX the parsed response headers for an HTTP 2XX response
+	Headers2XX *ReceiveFlowWebhookResponse2XXHeaders
 	// HeadersDefault the parsed response headers for an HTTP default response
 	HeadersDefault *ReceiveFlowWebhookResponseDefaultHeaders
-}
-
-// GetJSON200 returns the response for an HTTP 200 `application/json` response
-func (r ReceiveFlowWebhookResponse) GetJSON200() *FlowWebhookAnswer {
-	return r.JSON200
 }
 
 // GetJSON202 returns the response for an HTTP 202 `application/json` response
 func (r ReceiveFlowWebhookResponse) GetJSON202() *FlowWebhookAccepted {
 	return r.JSON202
+}
+
+// GetJSON2XX returns the response for an HTTP 2XX `application/json` response
+func (r ReceiveFlowWebhookResponse) GetJSON2XX() *FlowWebhookAnswer {
+	return r.JSON2XX
 }
 
 // GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
@@ -25437,19 +25435,19 @@ func ParseReceiveFlowWebhookResponse(rsp *http.Response) (*ReceiveFlowWebhookRes
 	}
 
 	switch {
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
-		var dest FlowWebhookAnswer
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.JSON200 = &dest
-
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
 		var dest FlowWebhookAccepted
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
 		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode/100 == 2:
+		var dest FlowWebhookAnswer
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON2XX = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
 		var dest Problem
@@ -25461,16 +25459,6 @@ func ParseReceiveFlowWebhookResponse(rsp *http.Response) (*ReceiveFlowWebhookRes
 	}
 
 	switch {
-	case rsp.StatusCode == 200:
-		var headers ReceiveFlowWebhookResponse200Headers
-		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
-			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			}
-			headers.XRequestID = &value
-		}
-		response.Headers200 = &headers
 	case rsp.StatusCode == 202:
 		var headers ReceiveFlowWebhookResponse202Headers
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
@@ -25481,6 +25469,16 @@ func ParseReceiveFlowWebhookResponse(rsp *http.Response) (*ReceiveFlowWebhookRes
 			headers.XRequestID = &value
 		}
 		response.Headers202 = &headers
+	case rsp.StatusCode/100 == 2:
+		var headers ReceiveFlowWebhookResponse2XXHeaders
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers2XX = &headers
 	case true:
 		var headers ReceiveFlowWebhookResponseDefaultHeaders
 		if values := rsp.Header.Values("Allow"); len(values) > 0 {
@@ -34064,30 +34062,6 @@ type ReceiveFlowWebhookResponseObject interface {
 	VisitReceiveFlowWebhookResponse(w http.ResponseWriter) error
 }
 
-type ReceiveFlowWebhook200ResponseHeaders struct {
-	XRequestID *string
-}
-
-type ReceiveFlowWebhook200JSONResponse struct {
-	Body    FlowWebhookAnswer
-	Headers ReceiveFlowWebhook200ResponseHeaders
-}
-
-func (response ReceiveFlowWebhook200JSONResponse) VisitReceiveFlowWebhookResponse(w http.ResponseWriter) error {
-
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/json")
-	if response.Headers.XRequestID != nil {
-		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
-	}
-	w.WriteHeader(200)
-	_, err := buf.WriteTo(w)
-	return err
-}
-
 type ReceiveFlowWebhook202ResponseHeaders struct {
 	XRequestID *string
 }
@@ -34108,6 +34082,31 @@ func (response ReceiveFlowWebhook202JSONResponse) VisitReceiveFlowWebhookRespons
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
 	w.WriteHeader(202)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReceiveFlowWebhook2XXResponseHeaders struct {
+	XRequestID *string
+}
+
+type ReceiveFlowWebhook2XXJSONResponse struct {
+	Body       FlowWebhookAnswer
+	Headers    ReceiveFlowWebhook2XXResponseHeaders
+	StatusCode int
+}
+
+func (response ReceiveFlowWebhook2XXJSONResponse) VisitReceiveFlowWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -36470,344 +36469,345 @@ func (sh *strictHandler) ReceiveFlowWebhook(ctx echo.Context, endpointKey string
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L3pctw4tjD4Kgjee8NSN1PKlGRXKRUVPWpZrlKVt5bkcnU7/SWRJDITLSbAIkBJ2R5F9K+Jb/7OvMLE",
-	"jbiv1U8ygQOABLdctNhWdfWPLitJYjk4OPvyyQv5LOGMMCm8/idvSnBEUvjnYRzzK/WPiIgwpYmknHl9",
-	"73xK0IzIKY8EklOCEiynCIchSaRAG5yhve7TzS3P90Q4JTOsBpDzhHh9T8iUsol3c+N7RzickiPOZMrj",
-	"+hQB4x0heUqCPkqJSDgTRE2GJQpxms6R5BeECcRTRCPCJJVzhFOCGLkkKQrV2NGyFRyf40nz5sYxv3oi",
-	"UEouqaCcISwQRkKmnE2QmUziiY+CgZcOsm53N7Svwl9k4AXlyRMsJUnV8P9r4KUfup39j38ceP/p+Q3L",
-	"eslDrNfStDQ8EjzOpAE6H8MBhCnBkkQKUjxLQ+IjysI4iyiboGAbJ3T7sgcrSsmvGU1J5PVlmpHF4DnF",
-	"krykMyrh/+qrOSW/ZkRIgbDCEhIhyvRisjQlTKIryiJ+1XgIlEkyIWl5mlMyw5Sp2dunislY3n0eQRq2",
-	"c0ZCziKBMiZpDBPogRVQiRTLxycynR+OJUnbx5YcXWEq0YiMeUpQqj5RZ7Sxt7Pvo6fd3c2l07x///4w",
-	"k1OFhSGWpD7XG3X9egozRgSnJO0IEmYpiRBPSAqIJfoo+DM8QyRNefrdwKPsEsc0GsKtqmFvHTd+MSdy",
-	"8rwZS1P9GNEIbZBwyknkq6s6IUytgUT6Rr17efJ88wBRiXAsOMJJQnAq1PnGfCIQZpFeYAX4M3z9krCJ",
-	"nHr9Z3v1G3TjewlO8YxIS8USeq721bbYw7cnmpwgCjSDqgfqenm+x/AMTiBaeHnGPJ1hqU/q2Z7nezPK",
-	"6Cybef2e33SIdkVnPG3CRJ5KdEHmwkdBJ0BjniL1AmHqPm+h52SMs1iioGOu/RBLODByncQ8Il5/jGNB",
-	"zD5+zUg6LzYi1Izu0qkkM4ASYWq9H7xiUM/3OqW/YizkMBP5w8rfMIXvdeC/H2sH46uDO9HT7QKIzB8F",
-	"jHCaYrXYjNFfM2IeK2Df+J6Q81i9o2CtBjvKUsHT5hMNGLmWwxDeCCyRTBSN5plAIyzDaX7QFQDpj9qI",
-	"94fDzt9w5x/dzv6w8/FTz995+uymmYofX5MwU0tqwzpiX/hsWPci5ldtq1Ec77Mu5GeSKn75OpuNSMsp",
-	"XupXEIN30BWVU0P6YbUbva0tttmyYvPtysve3Vm+7JPxK4U5LSinpIkAqSuBUoKjA4TRjIqZ+gJhJq5I",
-	"KtBebweoWjjFbEIEYlxtaZLvQYtexS5Oxh095Rrkz/dO1Jo1qW87blq88tlOvUWMgFuOEpIuvpcxfO3O",
-	"H2k66PWfdoG06Ll3ut2lK3mLJ6QZLr3OCAsSoQRPiMG7tgWpV5rX03OW0+vC/1Za0hn9B1kEHzXjotUM",
-	"hRqgcUk7T8trWmE9cvpOkLQNgTJB0nbMUU+H94w+ZwSnTZfvCAvSoUwQJqiklwSJbKQvAxLwCeJKJZAg",
-	"lWjx+Ikwj/AoJmhMSRyJNsDqF9suoMU2+3ev6T6eEzxrg6MkePbZbuDtD/SeF/IeU/nqrL6QH/gVipWS",
-	"ZQVlJfvAyWVM/UZYZGVnTVJBeO7+65//7666ZWgmNtvOUQ03nInm6+ESkN3Kfe027OBGAcMopa6EaQlL",
-	"yJkkDIgdTpKYaoVu++9Ca3XFCv4zJWOv7/3HdqGCb+unYrs0KMxZBtahplJ8XAiwgMWO/v5Lx8jpHX3s",
-	"TdOZ17cdkR4mO74kTJ7JlOBZZUuSXMttoh53RP6cXONZAgIaaDV9tNPtdgdswODFfiHubBmRcsBo1Ee9",
-	"AYuwxH30aeDlrwxpNPD6+92eP/AE+XXg9Xs3aqiFSkkNPmckvQT1h0kEi1B6j1mNVtoVamiFPfBRoJaj",
-	"f1dz5j/r5ekHP569eW2e3Cek7b6PNGTuDYPygZvAc26uFRZKARMSKwUVK/0Vrp66WVmiLl1grk51y66d",
-	"YtF28/eU3ngHMCmp8T2VU2u2uRcQqUHboKOkTB/ETkSlQIxcITV3BQx2OYu2Au/ccfuOVHdvu3fHbAGC",
-	"IykeIEHClEiBxJRfIc7iucKewPw6FERWcQSMfB3HyrdoxyWL4B2h9Tblo5jMFkAq0W/80UIsJ2CKL0hM",
-	"44opY4oF6iFjKNFCAyjdYKDw+h/UREr5dsQBvxhplgmJRgRhiWKidISeUgJSHKr7plie53sJV8BOvb63",
-	"DUzr5qNiZepmhmpcY8fbVmgpDDsmQio5q+91ez8+f/aX7l93//bTt3/95n33L9+c7/6y9/PO654imhLL",
-	"THj9PcXYJJVApn9W+9AaAOyh0GKzlPWvsMR8RvsGSv3L/O2OfvvGXxHH7Ek0cTAzta/Q6PTFEdrfe/oN",
-	"MlMiDbsqS8tN0ouwQb/kGv06ufax6LuKybM0QMk8udIgxReVgYz9ccVB1NvWvtjJDYwLPy5Mkdpi2Kma",
-	"DBd9XbUw3vEmntcFiNsTLBishVKBKJ1T6xlRytt9CkQgjIn724oa7tRIkU17epOl4FQRQgt3PsLAg1Iy",
-	"TomYGpMlZpG2huM41srq10B+laZxb5CCwVoOXakt93bGOU0rCfUV5uBYRPveTnfnWae72+n2zrv7/d1u",
-	"v9vd6na7f9PWWJoS4bzX2+ns9s676iXnPUW+dyu21T7L4tj9jSb2N6POHJ2+QmLOQs/3+BXT2nb/G99L",
-	"UjKm10rfkXz4y8Vusv8X/BKYxSW/KA0uQp4o7eWDpxhKPyVY6Xjw75gK6X28UaPxhKSSai3H3bmj80VY",
-	"ko6kYPstC+W+d92Z8I417iZUvbV1rl/NH3XoLDF2cFA6+96Eymk22gr5bNvwofy/PCFM8UEzGGiTLqS/",
-	"pnXRqFE3rmqT1bNfuIUPxR7UMXofP9Neyqj4qW01NxZBP9Wt/wWergQUi8mN1mqaKhFqp5ChhK9UlZSE",
-	"fMKoIEASgUBueQ2OCPc2fJXgtpfT8c/UNlHymWiThLXPfNAGG+OQMYPlIHWOonR5fG+Rt6eEASUQFq4e",
-	"Pvo7CUFascRTq7RA/6OIqiPE8VuHqhhXVfmIrYcL1jZH+10U4bk4UMLzjAuJDt+eDM/f/HT8evjq8Jfh",
-	"+fnL4fPDv56hjd1nTze30BlsF1mJe0riCI3maM6zFKU8JgcaMfp/QBQs8NZ/rV1oOZ1fRr//5jUR4/Wp",
-	"6trUy7ljjiWyt9QS2YhVrm8Ld/4x/PjHvvnvf3oLPXh2vjV8eBUULWPnciSKmmmBEongQA9QAP8N1Lkq",
-	"DZUhOaUCcRYSEJMgniTK9VasVLpp5dT/bbi770kt3JTGSndm3/xNdv862mPvv7086l0/f0pePJv88A39",
-	"8duLl/uz113vd7Hgd7HgqxAL/h24en5Lm4JwvhS/t4taRLKtJwTH8ZsxWMcW2ojwhLwiEns3/qcKdckh",
-	"lf9jFZ/JcvkIRqvv4GOJG0yxGDJyLXM5Rf2QpOSyiLHRq/rw0dcOYcUIC18s+F0llzjWfiT1r6F6LLx+",
-	"Vy3pz5zHr3DSLh/l5z7iPCYYNlZ1A6ljR//6v/4fZN5BM5w4Ym9xOEc4wSMa00L0KPgeZsMwl9XGYGOD",
-	"Ld748CwiMWl7pv02LQ+B8+RPTCyPepAlUeNsY4JllprDF0MczSgrniYknVEhKGcFcwOG5juM7qPvKUHP",
-	"63uXlFxBQMUVjSZEx7eq94bmQS6YVFhaCRqLEM4eYA1Ma3zkwG+Nryxg1/ikAPmKH7lnseInpQNqjHsa",
-	"j0kIjnrnVR8Jnkotg69OG/UhLzcenar3bkpIsNJuKjQDpivv0HdRxTmXErxLqFE+8mJNDrA/Nl5dEXGe",
-	"HuE4HuHwYqlC5V5t7Zb4dryLd0a90PgD1E9/m+1fNshz8H4lzGHv2+XahTTI5WolO98uj49wYQyT27Ea",
-	"AQHxecAsGtErwRPKJiaoA/ExIpcknSMd1ocUqdjyqjtWVH3GU9JMbp1YwvqUb7EQ4ASzwYY2YkF9pSOa",
-	"DpASMpTyqn4nLNpqF0RqOpIzt1+sswkwhbN3Zbabf3KWzWY4nTew30mKk+myC/M9vKREW5ZkchhhfTjN",
-	"CKpjR2rLZzwiwzwCYHWO/5pHxPFz14kEz6S7qDrGQMheYOM5OurFAKnlPBFIfwyxy+qAtupyRLHj8lT1",
-	"HS0TNnBCdfw1CMNajVMbVmRjgULa2wFFs3hTzSu8/o76jV2SVGATU2EHjTLtzx0q6H7TNT5M+3SMaVyM",
-	"0tV8Fb7e2zF/2GQHUG01OzXhlmYMhajWMWoFpUhHdFRwxCi8hxEG84LxoGKW4bgBhAqhsZRklugwuxXA",
-	"033aU+Ap7bm65SlmEYgLPJNGZ7cL9fqfLHKCn1WmdDIh6bBnVxfjEYm9vvcK1ozMc/vUHLj5tZNvTGMK",
-	"ILmZpQIJ88UKlojizdHc638D+Ali+zjls9wcIHG6Cpisp7iALMyQsVAbYLQY9rF2q0Y8mmtyQYgEH6n3",
-	"A4ljjsx2CvfMTTHJTrd743u/ZiRbYZsQVTTk43xHFzRJSni6wh677XsE0by4OlWo1sN01mHBpStUvgAX",
-	"ZH7FU4VaRCQpEYKjGQ6nlBHh1QXTfKA1Y+7WIc2NYUJPBIIR0Ma//u//b+fpM/QT/fOmj8IpCS9IhPAE",
-	"UyY0hzOgeyJQAJ+8AFYcNGokOd34VNNqbPS35Gr+A2SC9XRmDk8vFJcPeTLfWh5u6BJsC8GFLFQLGevp",
-	"sI5gclcttoEv35c2q8WcuvJaEnLUDSth/LGmlp9aJMW6mZgIYYBXt11bWvppVSHIyIR20GKIhWf4yizO",
-	"5rXktPeKjKacX5RGVJCPMhDvgdAoXCVCNmax5DNAmMVaZAAossth69K3fqd6Hd5PSUqMXHkFYXtA7cQB",
-	"wiMIcJwRzAQKnKF1SpDZvDuloZSNe7u1AHez6CjODMUtDkMTfQXtjDF99ibo0BVlPCuNaK0pJLH698Iz",
-	"sTemhqtl6arV1PghJxyO7bIsZnyVpsWa+PepgQfU5MH1wFCSodb7lFgCwhkxtNQsD15RBHMlgqgJ0Y0a",
-	"siynNm13EbNsebuQbFsHdFjWgg27EnCTUrnysmaGjK0EnleGpDgy1dfk+ShkuPWwpyLrNR2NK/x9nbb/",
-	"nAauxvn16zcVybRp62VRdR3INvkQ7KWpYHv1fhjEzPdVWYZfprd10uMgQ+myWFLh4nDpdCvUuEyVytCq",
-	"U8UK1ahiVpM88cKEm7qKehpO6WXJ3bqq29hyVhKBDwAkL32yHz7WLPvfK2VKx52HmZB8ZuMZsRhmLMlG",
-	"MRVTEg1NNmFJ1VaKhtEo35M45DOCRlxa2SnkGdNpL2X3cj5kRZ8vyGLP0Z+iFI/BG0TwzDEvaKvnclgU",
-	"IcXa1C8yCxJ4kjsL8rX0fE8tAzwYc6/vJSm9NAGqFV7vHtDXya6/Up+5xc+VrH0lbF3k+21F2DtxxlaP",
-	"soviTQRzXY9z/VYsZP2LZYjV+ICiOg4LsBdsPbbpXsSvCcnKF38ZGIo8hYrBoA5blzqsMHDx9iJvuovl",
-	"Drtz5ioOqORpd3hlwUXryNR+PUqY7JeoWsV175y0ucMlKLfxtbsE5wkEAd0QT2Xqz/RRoMETIGANPgoK",
-	"KAXIkGuTUheg4NNAM78BUP2BZorwx02wNWBmsD7KIRPk/xS5eahnctaUbgzOCm2TEluQLugm9bSz3uJh",
-	"yNmYTrSZ0lp2z0BbzkFYseUailUyDCdcUIve18Bm516/W6jImptrNWY1lt/Aymtc7y60u5zS3PVXCORZ",
-	"Kwt6Hbr3PqWSNBK/elEgdWHR1ZSwMqpRgQL1XXAAeAGXMg8IxSY3BGUshuSKPHtCfYcZgpADBfUVTKyN",
-	"hPfe6FClkkr59j7PdELFuhf4XO2XJ/MnAiJHCsvqwAuqebFo44gn881g4FXiJOsIiTbIdUJSOiNMbtax",
-	"81Zoc9Oy9ZdUSIUhDSEGR4paiiLnH7Ll3DMOMUOCELRBJ4xDAjmgiJySFI1pLEmqk8ibRcoVZQYtGq8p",
-	"X6z4voknWuHdCjbpD90J/VyGz/fXhm1v9Udr4tp7Kqc8kygw5Drwa/Z7iNZlOBFTLvPKUIoAWgqPWVSw",
-	"gAoa5uLAbg3hHElh3UIvjQAojJiVSnUWdDrumEgdYDyaw07NQ4RDyH13TLIW8u5pNJxCQUFhEa3mzd9V",
-	"ntuqPP/GWkydMdibqEstJimPMsBc69UTKM3Y1mK9w1WAKuINJwJliRIZdVhOotYi1LXX0NT8WldpsXW7",
-	"bM7977pUky616DBjLImQxZkWBY1+152adKc23meo7heKaXbpfkN8k7By0LIxCqHpKw2GVot8l4eoriFl",
-	"HKIEp5LiGOnDPAApXjtGDeRBzMiYRo/IR4G62QEKY6g4ifU/oBwUZ2QLBZ9ugqYqbYsl4Mudf0et7Ito",
-	"SY331JiKiEnqvq2sCuYJP9cenoiavGrCXrZWtjB8vLkLYizZL60VMMmN6Xn0b4TZJKZs0lGLc0If+rBa",
-	"NPBIb+AhidMJkVpdytgF41cMIiHRwGP7A69co0RtYBv2ut3d1l8qIq8Yu7bPm0IhhUE/D+IvU0Oz2DXI",
-	"YbHxE/VxE1k0U1bZ4gu1BG0xwEydpcgIlHax60YBLNsNV8rFugrZ1FP4dgMfl56SXuz9hNHkB9HwrDiD",
-	"IuLCutWucAoBFx+XRWLbCfx6/E0+fuuWC6nkFrmV9j2IvFvPZ6Y9UFQMHaXaXHZDr/+sy8cpDJ9ydTBz",
-	"FOJZgunEFTb6O48mzdGF1prxHA/i7CkDvzGgvk3lWWDcr169XABslDQdmFSkvdLqDAiWYPGtrOQv8YjE",
-	"Io/YykXwDSpRxLVQgVICqVuW0WwWtZ3h94FnVmDL1dni8s2SyCLMrnOfVknj6dqCRu/Wdjyzv1arxm/w",
-	"zv0Gr9HHlU73C2pPFTR7JLmhFam3bng0DrWg7zg5MIu0/0IcGBdIXxfXl9CzA2piIT7Wz4Y0Cg5QACcZ",
-	"Bn1jk5nyOCKpeinPqHTtljbqQusAVi0PW02W73W47SG0B9G4XKqyUdT8NAkieXyJCRJtqJjhfrOS9euW",
-	"0VcVxChNnA/ahv5241CotqVo+IhH87xAfVMOkrbDERaRyBbCrVD/lIREeyZsLqsz+QuezpZF8jpj8TQy",
-	"NkWvt7O75yZLJJhG3s3irf549uZ1Qyg/myP1BEU8zGaESej4MCJKbRbVjAEASGWHxarUomprKq/hJzKv",
-	"oJiJ9x5maez1vamUiehvK3K+ZV4Csm+KK5qXha6yuP3Lxc6//vnfdRQsjdlWlcScTIrenb48KLcguCBz",
-	"JCRPCtUSSyhUsuUtk8vdqZeg3jmQJ7c2L4ASKTAiAF7bnXWU/XoseqqrwwaNfnkrzBygK/seeDoCVJjp",
-	"BKJysSukiZh8b1MRV09eOUSnBIcSqT3p6IAt9CYhDOkb38+V3Hcn0HADWgiZMjGKkoKLkERbCBKX2YQy",
-	"8sRo/2LANnSJG0Qj4SPQTtCIyCtCGCLXVMDmQVPxEeMonIex+qci/giq2YtNU8Ua7e3soMCUFu3AOgMd",
-	"v1AhfNFkDUUZ4HWs1P0G9TiPJ119qNcmuLimaVNyZcWppYP8bF+uubpNRKbeYxNiF/tZggMVcSFaOyfZ",
-	"97QHolm5hkc/mJTBRSKcsYk0ZrLDo+WDNNnWzdry8Vth9drYFVaH1coaoRr6OQbxzAB4QZOUZ3s3jcWk",
-	"3DCZpTO+tS/nGNjcd4hFJCWpVqA2MpHhOJ6jQAfTBJsH9kpb/6y+1MupLl2oLZZhshbI84ij9dKlTXDS",
-	"2iXAOBvmuRiW/CpGpEO0JWWZwqxRilk4baTCqU16WglHdIrUwiNTFx+0MkQj50iQuKIyVLxCu80rXU/W",
-	"qSkATxce25JMrqZzG+Hwgo/HJhcm7x7wrNrto9ttkkfJtQYZ1ZEcdeVuhq+HJtO5PMHT9aMXyvdnrV1e",
-	"l/Vuno1iR+nW/kQ1xXyl9yrncu2pD1sP5meHr3ypFfveP7jOx7vd5sz3TXus1HO/u52UsAhstsMLJQJ7",
-	"z/563WU778PON6cX+8lfeuJ89/Ld06tfvpn/bR//GeqAmOJ0VAwxVGSxEIXST5ckpWPasoyeswxjfnqF",
-	"KUNKZUc4SbTockkjcBXMCESkOnXiYZsxJUwO9a/qBzXtntf3SG/chdelXdBqKQWQZkOkkruEM0Guzjx9",
-	"9s23+91SkUbQt4fasg1WcUdX9CBHdNHULhQAXPOhLar3l53pNxcvZ/u/4O7oaDc6fjr+/pvpj/sXL3uz",
-	"17vJ6dMiD3VNvUTBcnvp2T5S63VLW5qrKc9bXFJp6qlAWUfQjnXrGoF0hZ2oMXJzUW5i6d7UrCwK4AFo",
-	"AwEU45+kYFRRnEppcUZ3p2zEMxYhc05K5VtU5mWNACHndjYxivpd/Sqjv1qNlQWZWLlVxVv7yU2Npqw4",
-	"wpn+6kxX1ndpxnqFEezinwjEOOvoxdjaQ1hYVXJDEIJK0+sJNw/Q4Uk+iEA4vsJz010joGJoAnObSyes",
-	"ZtJyZ82d919xMJNDQ9e5ibtuKWgkOUqwkNC8RFs+gS9FWExHHKcQYwphqOay6nmr9aKbbu1Cu8+iBYam",
-	"cJciDLpS9YQKaboawvLWqAoFykh+cXLjfUEpnFirGn0o35lFRv5SVkl+SSrHVKGf/lL7lIORt/Ks2XYz",
-	"gQ7on/I4MoZrc/3ydp8aPgdwlTRgIERXXWYdAQDdhHkmm/1pKws0DcKM1x33yE60G+6NnuJn+998++03",
-	"+8/w09FeuBvtgHxzH7JKQyjFQl5hiXAZoO+0FQs6DJotVhSuVRTL+6Hj69NwMFVWobnyEOaTWuxD5W4t",
-	"weMv5Npyd/KFXFu3VlYgR3kl1aNUGPt7opRftFEEJm+Wb+YEXqgrGzihVr6zasb1/l/+cWs1w+oIGbOL",
-	"9Vb+frk/sFfxB/YqDcDeOpetkQdt4Jxy9dErIgRhE5L66MSyJSSnKc8mU4Shi6CP3k+xFIdJcoDeHGZy",
-	"qrnYL50fslHnjE4YlKbs7Dx9FgyYtn9v+i6XQxuYOaO/5BPK1OybOo6uJOYEwPtp4KNAH5fhmZipRSU0",
-	"DHz1w4CZF4cK97Gko5jAPIrSp5ckRSIhGJwnbxLCDk+eCHT49sTp2KatfmjGIxKLTZMRaMsBaRKe78Dz",
-	"PT2b5xdIlK8of+qspdE8ViNQZ7YqZvmmGyRsrUc45lla6m4x5mnefo2PnT5iz5zXrGokpyS9ooIsFmZE",
-	"yTjt8ImV5cMvo01UaJoWYzRAl4ZzNysBC8ovr8WN9GHXOzkxggiTOt+hRUzxdepQihiXW0gPhy5xnBHt",
-	"lWJKxkEpkVnKSNSoEdT3tiyaumQ+3uvuP2tm803IU97hK5JOSATbU5S6j7BeO0pJEuMQ/IJYmq37Tng2",
-	"2OkvCEnAJ2j2rXdsz9hHgg+YCdjeSMmMX+J4U0lyKRlngkT6wu/t7NRyfnOq74mLTpLyv3cYueqoX7SJ",
-	"1YVFr7sSSLW8cVeIOhSj7lwlHcggs7d9NDcwDUpCpi4126xz+CgwWy8K0h6eDFhOg8GjOQcwExam8wQy",
-	"7yRKiZAwWBndDhCGpuagmlY7PlaBfhtReO2zeAiNvbmcof0Cbezt7GhUw8gEx1qheRST2QHCbMCsQ9mk",
-	"GBdIurllzqo4RxoFaAOSBJME0chHEZ1QKQ5yzFcsFrzBQ3WaJljrT8GAbYgsnELZ4cud3lY3OIB815RG",
-	"RKDg1fH54fD708O3PwwP354Mfz4+PTt58zpQg2ll4k8B2iiKWANyCbU8R2cdsNIi3QXZMbYa+LjvMvG+",
-	"a8NQcxoOA6EQA+a2oL+acqHNaYcnoCoLlAlygGaavXOmwxptonLGhI1Sd85Tp/Cadw4QZwOmhU5Epf0Z",
-	"bAOFAlg63ylWOIG0PJrPNSdyM9+qK4koGI2wIErRDdDGVMpEkW+w4/qlI9Tyh4JA8OGTPmeRxHg+VJD/",
-	"k4+gSd61HF5RFvGrP918DDbbLlVdP6zhh9f3ACkW6o6++UXd52HemGjhlWuJBlGXimcScmAMSwMBJlZA",
-	"hPt0gIJCSg5QxiSN4UhTrJN74bY5ZRzClETaNyZMDo4bLFKSuMFErx2ay6Sxxx1j+kUs47/bqL8eG/Vv",
-	"zdr7xU2aS7SDe0pEbEwkVAKUFmACLSGAjByp2xwTtCE4CG2YuWqzP2D2IxBCIFPN8REoXgmcjnHpMsvN",
-	"A+RYTJWYnkvpOqwt538hZozLgcmR3EKvyVWJFIMCalaQEqWt5OV+JC/R+Br3cqx7C0Ty25oz1+2Cd1tT",
-	"o0GJe7A1LkK8n8G6fkpEFstFfckP30LMIgSQij7a29F2jg2xCWI9vsQ0xqMYeOd6Dn1+YeVn1xXekEKi",
-	"V1OvVWxaXQD3R2OeschHlCGepWq1kUAb2BXcTGKZugq/ZlxahU4bekA+B6VPydBNYWRrcpfPzMb5RWM1",
-	"Z5BVS+InNgHyVRGoKRHxDvygQndBgDInuYjENlFLMPK9O31ZC+nXHcYog3AoNV9EUxLKYZbSUqRDUo50",
-	"yOR02/rJql1qfK8cJiEEL30cq7VscxhD/R9P6T/In3Kp+Ts8CgdZt7vzzMbYQ2uG70IeEft7scjvYJb/",
-	"2j38r50X/7XzorJQ9Usmp/+188IuVo8A0vZ3Cgdo9Mck5WMakz+SGaaxea72853ajf47hAIFUxzHhE3I",
-	"d3+dvZg3PRjOiJzy6LuznafPvNbuobTBYXpGQs4irSfB5Or/5wJBmHFzFYjyUX1a0OSnMhVlkxhk0i30",
-	"EyGJYkQbiokZuKnrLwjom2eSp3hCNkH0j1KewEXP/aNaFdTLjeh4bAqg1RbSGnlvOiWhHAvA5bph/9QK",
-	"pwKxpjJvfzo6Rgq2m4qLCWLaqY9SfqWEZ8mXx4aqpVRAZwHluwfUdIdetURF6mJVxpYNdKLoOqWAi0Op",
-	"5YCK71Jts7l7bfcZ0PpKf9KmPqG2N+jQxIcVJNL4fG98D19iiVPtB28tgbsDM35bnhFuhBouwv+Hc6tg",
-	"G5KkDMdOLVlTmLbZTQR3vu4jOowweskviZKpvOaOcZUucSSiEpKjTVKUSdpa0Z1TKxVmjmARYX5FDtVb",
-	"FUAuCib/aruszowQULuhpeP89LlCoQqkeGQ65p365mliqzSGtyc6jsUHD5i+3uhf//t/ihzBJwLaYG8+",
-	"bK+94io53uxVqttV5n082quL7/Ze5Iqsc81920jQVW5zcFXReFFMTrkTIdCdZh5zaEjSHTuPf/Y2ufVb",
-	"kOP3kxy5N3LGBJX3VsLrD3mb8iJbx2kOsnheGjXOuY5lzaZD5EZNAc8LFvtxpaQGZ9VO21/nXJvQATrm",
-	"3VtDn8W9elrnd5sVuuLLms3d9ru15m67+2t1d/O0eO31ve+Pz2tqRjUaW+NVqSOcerXeDu6H8/O34AQg",
-	"QlaawelSkB31XakTnO2hlqeNV1uu7H67sJHag7d9qwk69rCae8189T1zvlw/m+IK3ujKkjYPsE54dCqW",
-	"LiQC+eCcX9xXZLm9Ak15dILHlyRCOj3N6CHWI52SCIfgT2jq51WtYZmnqjU/tqSwnqqW34wW+xLAQ0eC",
-	"KQkox1elyD3bQz/RPyu1M6ZCCrOBIH8n2NzyqndmzaY0q3ac+dzccyXLUIkIO2Xdijv/aVn5K13o0Zy+",
-	"e5ilc3eMSpZerNPPReNojgxFexhzZ8pH6G5gKeupdyUrmpE1tiAzzWLKvcoWtiVT851bVu82W5dkwtO5",
-	"1/eUnBfChLEiKN5/jJ/uk+4IjHJJSlz6WwtnwBd5/YSMIBPmAa8aqqHoRDRneEbDoQagyBXrEMaYUNkx",
-	"yZ6mjj0sqBNypp0eXlEH/8j5zbT/1Njk4EoB6ny+D58KDqwW6ox4nkLtNucFWL3zBpRr0xGTDuv5UCUJ",
-	"zhdvEpJirc0be0C+F4udPCm6ydrPjn/NcCx024QMbAL6BzV1gfQmGZfMkrh0MPbgSWyjaTVkCp98r6HH",
-	"vEWC5TdV4dCRef/kuWavMW8u/ubiTZOW3FiByP2+ijC1EFOzckpEgDYw7YQxFoKO55sKB4MQC3igEUln",
-	"8W7qJAh9zAJBsIC6sNrWDSxmCU8LW1bbwnjaeU4Nc9dKu3aAsnJ3anV4bzT5atBvWwLAVxnUrLe5KmwF",
-	"/5aWggIabkl2jpsG8hbfahV9y7OUkK+0tQJydQSrnkkb4XYvQZPq0nYhNIqsf8XacGgh4GAVq+zg5LnL",
-	"eYq20RCArFUENa5hD9ZrsZDL2KFfUlH1HDrx+pbR9Lqj/W97Xrl9SYk464LfWkS9S55C7fBum6VQbHXB",
-	"Fu9rtfewyjc5la0Gf7dRJ8N9luGcfs2e1cIl5EJ0eQnTSumRFWhnZQ25ALZ8ETmhqi3DBClodXYZZ1IA",
-	"Hz4QvWw/khm+dn4vCgPMKGv8vdXCm4sd6/KOpFz3pFi0GXG4oFoNRJboim6Nz4sTbZIVHEmn8XHFiiXJ",
-	"te4HeC1xSnSGHEhEvjfLYkk7+Z8GXH4+mu9dkHnH4vXfBdcRJNAR3RYjhP8oPecfnOmAILWLDoQv+p6O",
-	"YlxmNjPmWEuvjUSYv1FlcAUAmvA7z+Rq1KETCLW02cB8bFse4AkBpbTeZKbIu2qCdpGE1fQ0KZvn3M4P",
-	"RYrRp0XtZMo7OFEoimZYhlO1C7123R/HR4LgNJwiysI4ixbGFdZmsilN1flCQuMNeANto3zJmweoq0N1",
-	"leY431qjyY0uVVxsvjy/XwDbgWzjIedG9qMpCS/W6ffd5HrUBnzTT7WvAzO9Os+quINygrFmrNMMX5/o",
-	"T5/ql81fvSW8zZ1+BaA0RisBVPP3cvjA32wybAJOKziqY9XuWx7SzTiDSCIzTXP0TOMaPq3sDatxwtLi",
-	"modfDMUTNuYNTX3Cdi1tCa9s5UIpaeUWzaQy/8ARS93ZF29soSxq9+eBP96v9XfDkW7fVejyhffe3Qn8",
-	"fHc5tXIct5f/3uqMkIaWdS+O0P7e029szgjSkVeizgoikhAWERa2RX+zPMAPFe+ijafd3eYouYXReleE",
-	"SXSVcjbJA/X4FdPBeo2jFa3N65luCi4QY2oKGmoOiHhq+jNCufySk27hoWhIvVBjGJN5XRCy5RZb3Xc0",
-	"sskJeWXGlF+hjb3uPgpwrDBq3oFHIthckZ1BugwLWyvRge8HJVjH6NRJc41ItIgRRaaO08UuxuGFUOvf",
-	"RcGYpyMaRYQFzUefkjFJCQub2C4cv5A0jlHxmq40a66XARJlnUyQYHPdgzu1ozYGFWggtR6bBSKNfISF",
-	"Qk2ok/tLx3T46Jw8D5B2ibXsXKbzIWSWLAiP4+gKQ0VaqJ8O3ygE2djb2fdR5UI11hSuLxzcf/qF5o8l",
-	"lW0enzG9JhGCFyzSijibNG6wuaxekKWsb3wEfUNq+rqGvBpJl5EvV9n1mj5hXHYgfNdb1RsNu3JM/nlk",
-	"aX5ZSoe+gHg6F77VTd0AO7DVQ7nhzhkgIrogc0XHfBTMcKyuNYk6Sr8IfEWSsEuUICxwCfVc1IijWvcY",
-	"KXr/bL/by/MFc6PniEdzlHIuYRXBf2z/mpF0vl3tvxn46pmiIS2PNPLXH5YPV/dqgRKr27vbdPl5Fs0/",
-	"8hMEoC84sOKi185rZY9kiy+wGdla8OeUjFMipqv2ACpV0oYv8xpuVzId7v660/nm6vjtvHt+8W7/L72/",
-	"jvZm5zv8Lxd/S7/9hT0Nfx49+0H0XkZvx4d1a25lwHKbhd7OelUsy4M171xT7LdlqdYNrwhzE0Roau/Y",
-	"RFkQvAugkDArnoJqbf4NwlepXkbeqD/EbFgeVv1SGVr95I6n/nbHVH+74zbIeX6jmLyUIf2Z8/gVTrzK",
-	"SpuUaXfdbc9jI9k2P9Vbanua5clF9eerC+iOZO5syJm/NFlpV84W/Bx+jTjFY9KsnCz1IzlJrgtVlFUj",
-	"CgtBaFFbzPtR6Ww7DHcPVdtQOfqutro2aC7UiOoaENQCqC6l7/1MyRVxnJyX9u86lHqLYqDvrDTlCHJ7",
-	"demc4NktS6BWmnvRVMhODNWDsyThqYREuuNM7W/LuDoU2YXkfAc+pjEGHEF7fLoJRm8KM7/5mP9+ZmY+",
-	"fnV86N06iPzRd8tdmeeXD+NT6xuro6TCp1fE2uNrle/b6NHjiTRuJEclOC6KGrbgbLuKK1blK+UlrnUL",
-	"my7Kl29QtVLffQe16uHUrZkQd20GvQAH9KSLl7q4xFFjbNFpUbbHtg3KfRbOwWcCGrMowvmNv19nJcXz",
-	"RUkAi+qZl03Y3cp19j3dgsO8YBvglJKz7BLaYPSFivepqR9ZQyp3yY+mjMaXYFj/5iym7aY9ZEkFr50h",
-	"qRP+Cvsfnis9/tTG9VT19JAIkRsiyPzH6ej7kL6hP568+8dJ7zU9ESfs9Gl4dPLsZPai+9NOshsd/bi/",
-	"RXa7W4JOymmn/d63Ogtb2w/K6dl7pWe3tXzYPBSzyT8TnIIyAmkti7NSQRjutWSl6ljVIjPH/K1ngcE/",
-	"RyqqtzveCXtkH3f2Rt9Enb2wRzr7eGfU6YU70S7ZGz/Fz0beysmqi/SZ1VNYc23//hNaGwwsLjo2pnou",
-	"z0LXdZ+g3BkMp9OpkPm0LR29jrOfFrzXUjm8yE4/QASHU2TeN/XtBMLQrw06v5+STEA/NiQSwqQuVEUu",
-	"uY21NlnszdZ45xIUUTHmNjRF7tn7sThVuCYPlM6jNG3pKKpwaYSnWUQTzX5nVucSpt/8XVtwg3bukBP+",
-	"75Ll3V6PQWSAWKZGGaQr6/pkSUo6UAVF3auiM9fRyxMob6bL8kkk6EQ9pQzNifyMvTUea0L57wnbX1vC",
-	"dhuNfQ51Q3g6P2aySbValXjc1cxwXziwQJ8oQTWfbSlgvpCO3nA4n7/Afp3lLrBDV/jVbUvNq41/QZg/",
-	"FoNITj4b46Bs7Aa9hnobwkdTOpkSIdGYpqLUAFdkCUmH0LdbXRLz3xlmWOdk5NJI7uapCG3FFbZrWlHZ",
-	"dt3fWvKxs9a92WsxlKqvksfNFtX3NDJNUivWVIZHMWmQKX7g0Fwpjg2AZ80hnm0Zye1xkXqxt40JbQ1e",
-	"UIcmoF9A21ZY3kXMLsIt8dK0vQUU1qgBdk4/B2TLFtvPZKGjMj8eLXaD6K400eFlxTEJrZdzb2UzlKvF",
-	"p/R68pFy+IF9964OS4NwtyUxuoBkllI5hwAj0w0UdDxbZqVqwXqPJX4zo2XFd+PH9+c++uFs5+kzX8cF",
-	"KQm3QxniqVVQN3WMklPWB20EV5IP//XP/9aheLArwA1rczHrhfISIPdQ476vi+Z2XWp0qtVbpe6GnMkU",
-	"hzLvZi2dd0c4vCBQ0FEKdEVGaulMEqYbZic4lYykYmvAjk22g5yiEVFIAJVOYwwljExbLtPH493pSxSY",
-	"TofB1oAN2H/8B1LAJEzSELLBB+xMQZ1EiEOCL9RBk/iCoODQrezWR1rdRjoiCmBmQqL6A9ZBf/iDIlHi",
-	"D38AaOuIQt0IxegpfRR8f3yOtkP9p65KqKsLQqHvCb00loBKgTlds3LAEBJgbuhkgugKqUTX53/709Hx",
-	"pu4Dn8Ms4ULacEtdah8FIY/MF/ZrydWwwds3Z9WF2bJ5+n3TcF5AAG8Z2QDPEKDcbhfNKMskgdYCtkys",
-	"mgGKcefGkQLfUo1vuqZ00zLMJwFKuVqxQJyZjJFMkC0N97cGNf7wB/VjgdHCRem8mLUu16Cnwgnt6FeD",
-	"A4TNuvICeAoRAepFqSuFmrbUVZilKWESWDCs5L0pnmv10o2IXJKYJzPC5Ca0puAmhVyBSYp8xrwU39HL",
-	"kz4ciFE3QI0VZumo0wFNApXMHKjTgU4XSljrdNRakObpAfTHYaXh9HSdDmjHpWH05TjG4bS4Brp+f6VG",
-	"IBQCJiSCmNngulM8Ccp1GQMnKSXYPBgw9XI2imkYuDdNjQVN7PO6pBpBrzu4uKYkChT9MG8rtqbjv4uP",
-	"ttDhgJnAZ0XZbIR4aVhxpaC51+35CNs0DndrxRu7cCYDFtRjqYMt9Ba24e4CuoooPRTa75t+JbpGKMJR",
-	"lKr7shGcYkleqhc6fwgGzBTcOUB7O/sGK6FbdOdwLEkKlfqBXEGoqrBkD+LjFcULcJLEhoZtm7jaP0L4",
-	"Kdqw2QCbfRQoqg3FoFeL3fUHLC++bCi3E3Lso0CHbQaIXCcxpkyY2HFBfBQUAbiBTvAy6FOOqx4wm3Rs",
-	"Iqx9feQ69P/Dx0BXVtEG1XKov2mS8ePZm9d55OtGsK0QFaJuBywPeM2lbd2oJMEpnhFJUqHrg8qFMb3Q",
-	"AQPIpT2Ft3hCGQBbV8YDSy6LTMLaADq1mXVr5qHmV1dC8d+enjNw1rTRU6yq1+36eUOInaebhtgqgj1g",
-	"wScQFXwE+oFv2mnlY5jftd7gI6uT6H8pZeQGiBpkBSbY9BxRrIEKk/OmjpqnEg4ao5DPZrgjiIKUQmG1",
-	"GWgIFcf8ikQKNMLXh6LTQ6EBfpISHVauMbijoa0kAsIiyiYwCcDIToMF6VAmCBMUOLbIRlqi1ShjAX7E",
-	"maaw4XzAlKwnUIjTdK7oaHB8jicB2ggGXqoxOCXayqexeOAFm1voDDYrQbCAAz0Zd16pKRQxMU4/ARA3",
-	"ZQYAMSVPiVCAExLHxDQbyilDbwc+qDoJoSx5TENiPG4UiM6YQue4VyfnTjPrk3MI8bfebu/NjFE1HCOx",
-	"aStGUkTYBE/IDJJnFFwPTzoJvyJKSoG8pa08JL7vObKWbqFpenX0trpbXZ3MCzYrr+/tbun2HUp2AunS",
-	"4YDqT6MvtRWNfQLMzzBX3zgvIk2ZbcamEVcC83CIpTqK19D0RwtmUOlpS/c90/TzBMrDUCEPE3quF6PW",
-	"aC9sq4mgeAWsBK3FsSrvnSkVfIV37WrOeCpNuRZNtgBWO91um0KQv5cPYZbnZKUv+dAmerlaAcDB1Qc+",
-	"gBmmQCWlV6HZ3JGAFJrgCShCzkmDBdnNDtKOHq0mQeKBkE3ahhKqaUiMGGGoKohe/TZh2cpfW+hEliUr",
-	"V6yaQ086LU8NmBJinohqMVKEUYwl9OGZcSOepKkiC1TqfgOmpDs16TygFRg+w1k815e0jHRasrKnVKSQ",
-	"/NlUzIMGOsz0eSzYLWSR9z95Ra2XRXqhHd6Ev1VMxibEvYJbvQeaPdLT12+4Ke1anA4AU13TojCgd4TD",
-	"KekcKS2Ox20Tm/e34WX7LhR11+tf9l3+3o3vuXLDsu9+Ma+ePNd73Ovur3HPfG9vZ2et9x/2LuvjKmno",
-	"613m3I1/3UlSykKa4FjkFUGhxa9D/bc/0ehG33mbnFDN2kdC8kRAVwgQfqRuBwRCEFR/VxQ8FwQc+l+n",
-	"9XqS0rUrYX9D/8pTPV4FIe+CHw97fnq9YPXg47sQZXMgN34zd3bswQ1MGm2wCufdrJ/GhMj2o+jeOyFa",
-	"SIEezfl+T+Q9HG7OcdcSdiwk1U4/qnvcaLkBy3cjJz/iTGRWtbemoA11mzd9RK6tcKtLqEVEXXVr08hN",
-	"FSAna9MTMu08Ut1b17YrQO9OT3z7TNgRngh0ChYjw3BmODFmKh4T35g6oCVQTNmFfqQoltYRIZlSDFjN",
-	"DNVgYNpCpy0a+cnbJlnAbvxIFxp+CEnAwODIntBKosAKYqYRmoHp9dZjet3dNd9/WKb6dM313PWSl+70",
-	"C8qomCJcRJZou7l7p00pdGvLKkLDW+y6rWrVkcF03GbVxZXLtXFBEmkM2x1BIwIS+JvDd+c/DM/OD8+P",
-	"h+fnL4dnx0dvXj8/27R3UYehybb2JVuKUxftRQI0y4REo5xxHR2ePX/z5nR4evz85PT46Hz47vTkDG0Y",
-	"sA9Y8OnF6ZvX58evnw/fnb68qdiON9e9gxMide+fNK6rgLVWR6kTA0RsPxrbX0Ut4MBuo6gGCZZ+l0SB",
-	"KkrViGA3KjT1atuV/IY7Abo73b1vl0XofnxAnpo3SmrhqWVPAlBQJdsrJLtP0f5OYvpjohBnEqfyvggE",
-	"N+XzGnn0aR4ZSkWd1YGLDHr6mahRtKG9IqZzgHX6anY4xjMazzf9XGbnbMD0+ykB1Gu6i2aFqwjnZzqC",
-	"jmfy0chvaslI769+dCXXg/VEL9CjSierwwCWmNLQBjZiTcUN+8Q4mDZXa9BUI5+vyEPK8K9IG6XR2/pa",
-	"iMrD4s77KUd4hk5WxZ06jpib2X79z5KcoZW9poWDQEBoudXzwD9KOdvUtjBwBIIUoTv76LZnuvk9jgYM",
-	"OiNvocPK6ND0Xl7RsAhNr5EaUBGUKKJwkLIBOz1+cXp89sPw9Pjd2fHw+9PDo2MrhihKpAawq0Mbe92e",
-	"Ejlg0g5EJwkSkSjwQZoJrdFfIolHYnNrwNYTIMzIuRX5IaT4Sh2QxyfE3ytLPLUIZFV4sRo3JLZafrvn",
-	"4RCFWSp4mrui0owhPTMlwlf4nwe9+dCoXrv1wFnklLQKMQO030IvoMwk1AkfUUYOBgzbOTiLTcvTgvKO",
-	"zetUoisstPYZKURt5JdUyONiU+sq9UewjFX8EuBChhebxFaIlTJteyw2r5UYqwau5ewSLG3LV3KdxFAm",
-	"yQRoNawhr9JULGGlCKqGvhFFku6zFVJ0fU/Iua73z9NZK4xmWsVf7brni3qlvmoATzAjASqyDnQHzKZp",
-	"TSls2z+6mD7BUpJUffG/Nmbk//zQ6+x//NDt7H/81PV7395s/mdTWaXaKWVMoF8zolBUCXpp3vieCgSR",
-	"7y3LMg0uGtClPbR+yfym4tnSqSVff+KH1Kfys9a3Ubvt6gLPIRphGU4NSRKPRugFByFxaZQl1M6PdVtl",
-	"/rAPdX1aPYR/UYcvEAY6HWUpHsVzJehGinhgQaAyojZt/J2PoB4kI0immAldKUjHP1xhJTJkCTT/Vn8M",
-	"Z0KHFVA5YJIjiBJUUlbul88ptpoZA8EWErNIaGlI0cTcsqE4AVS3BEe+acdygAJoCDNUaw0GjArdZFrd",
-	"JSUqmfAJc4OfCPM61JITwRYC5FdvWPdIyJM5ylis9LbAOOUhAmJCLwlr90UW/cvWZSDvMZWvzvK+Ivct",
-	"9RRXY1035mJErowb3cZquLez/xW57k4VDgLOrXrBIFTOlkarSEfbQqamjFGLqoBnpuqfjkwh4YWAcBcd",
-	"41iMFBzk9yWQ5Fpuk0vCZEePH5Tu0BOB4KGA+OEBC/JRtkwcZWAjbaXaCMOx/gBtBPDffuCjgEZ9Ey0r",
-	"yK9FbUF1xeyDH8/evDZPDpReINN5H+10u91gwECuO0AYBX2UUDYJIERJTaJtF72nSGxuoaOYQyCf9kqo",
-	"vaCI69gcpJso2V013Tr9hXvrvprLs4LOcKxgfaYR5Dd0b4xTGc5S8QKNi/dym5b5uZ/D7wJhptgMiYCj",
-	"5FER0BguJSFPIx05plcGirTSTaDcrVG5i2jS/TYPeBntllnZ9NLu0wW+rjfnYc9f7w8g78BlTQllibv8",
-	"3MgIjSfqI55GEGQ3miPoJLel+DwEtn0H1VwDhCNjliHXOJSmxiuEr6dYERjdFkVobdT0CsQpdFIzPQQ3",
-	"il6BfWiwFmwe6NSAf/3zv00p1U/Q5y7f1ZBGNwHkK8spmWlzTIv7ZIH80CSAm92VpHCbOwZ7a2p88Vkk",
-	"8DZDo6LjjylI4G7ofLsAgRyIeYRAhQJua8aodc/bj9weKmj0QJ4i09EQbp2Sqm1bQ+uMOND6AoPAfd1h",
-	"QdAJw/od6+vg6QVJTQSS0gI2KOuMYzqZSh2erl48PAGDj47GxyNoX765hQ6X6QgHZWLv0u0mMR02sIBy",
-	"73zWu1DWdn6rrOFIy3F3u0sG55skgm0jYbRZIs+M190In0ow5mO9HFv0P2N98KbhuSiKcQMTQRu5LSZ4",
-	"iYXsgNTWOXkebBo1dszjmF+JAYvpJdGRLmHMhRJDjAmnKmdvobd5SD/I3SlR+AbmeVCqy1L5KKOxzJc1",
-	"YOYyqv0s4yPHVvZa6I1X2BjQKLCux1itzq4McseiA1dCT4mOQNL7ozI3EGl8LBhUCWBtRjNtK+v5+zf/",
-	"ubrBaC3J+oGdkRooLno/WVfqfXie0SqatF6bN4y4AlYhdY2zODYmFJOQqDs1Bo0+zXJf9wcUPsoTtRBd",
-	"Z0OPLlrRWfsXwSv/02KAusZzKMaS04Ea1nn19rm3dXg0YjvYIh5KQCqCvxi5Aja+Ecx4RL6DWQPfmEKG",
-	"fBxsAqexuWo8dSQo9Z1p3iLwjGhlZAu90CYb/cWQQdKvjdjaNKFQpgk1wF48KVRacBCDF9gmyalJcmpd",
-	"tEffEJsDBnpPsbIrkpJieQea3wTAAwNts4FsKbCZa7NqswtXpvOv3wwKuZrq7t6f1fOrErlgf7eSuOr2",
-	"F91rq93NCzmKfKxtP7mDV6eS8Uxqk6FNE684dgUh0AOa6s5SMJWPAgk2Te0K5mOFquoN9aswuZgmFxle",
-	"OUBQGkVJRMR2JIz51RY6TMOpEl7MSOp+xGQskVqVtu7n+bLfYfOuTnQUF4tdxS9M/7Evn+d2BumZDcT5",
-	"jKfSpH02JHai5yZvNegUdamCkofYFsNpchHzVDY7iK35oVTsqtNedbxT+ssUK+mY/+ae6I7518eFvQz3",
-	"FrUyXNHh3Oo7zwGmEUwvCI0Ufueo88AOdoV0Tb713fvzrUNNFRorErOqh12t6ufis7u42CF2rhr+cC/u",
-	"9cMoEjo+WwTaulfQiQaa1LZAY3AbwkClVebkvNz6vyjN85BmN0AMTfvbnd4umX5kTm/b7dEyMP13C+9a",
-	"7OUuZDc4eoVxeWlJgwPgvmA4EVMudcymsDnmqIc2Bt4Jo1CTwiaeeyZsz7YMGzDrfRYyzUKZpZBsv7G3",
-	"s6PUJiiJ0DEWaVMTwZZDgP6IQmRks93J/EL7Jh9CPlJDf5lEV9hUW3SqKf4CTL2MuMfneLIMYeGdL5HC",
-	"+lWmpFZd285dGvForoM1bU+t5hsWWgyxwuHKfjkb4Jebhs0VEiCeTDiPttAbFuvrCNxAR5yAeNfmh8vv",
-	"w+d3wX0el9qCI6sfzgouNLDfwDHkJh2jfB7WGOIMz3WZXeL6RPcaLT3NB9H9LDTijrThK/dCrYUBt7P0",
-	"KOBaqweW4bRZ03NbLvQRHoFN3bSyV+pVxnQaprZANLZkQIfIvmMZpo3WGjCXYW4ho5v1Eah7Yqq0M/tP",
-	"gTZw8bvGWygaUfymg4KnBMpeTbEYsIwVT826Ng+KaaIUj2WAirfEAnIEV0MPMmBBITiDqBuYeqvBFvqB",
-	"M56lbgGbJtauQWpu0HondzKGYR/MaKIWZcqG3lfkixryPZVTe/3WTkzt7Tzi6hAamPfCik0TR3XbsxZq",
-	"D8bF8s1VEu3bw/OjH3wEaamK+ZpkFd2r9YkwiRoNTDfJ5O9o+m+Hpmjj7bvzzftB1rLcuB1l+sjJ+vZ6",
-	"l2m1FEtIaKHtNWaVgIbBk7ktmGcLcfgoSFJ6iaUOewTW4DslFHKb/YA5VchQr4m651t8YN3teQ7KdtP2",
-	"w6trPJk/IjXtgWV4eyJrCnHNOta2EUwe4KbY+qd5uLvvGEFqsfHYer8s2kOV31w0o/LAVBLKRxsUQpX2",
-	"BNjRXdsJRPknWJibqKOhm+wmjeYRM8ED37G35ggab9jnYCpfFZMw0FgTu1s4QS54PwB+nxEprKT/nRH0",
-	"C1eS0giGBle/Y1kcN8Qy5KtboOc+7NE/ML+3+7ufw4Tr+kBcXRMGRSMgIUdTD8jGr1Iq3+RcJzzVoejp",
-	"XBtYkXVPCnxpOgWWj9uu/4HJyc9mGich+eaBbShmygVRMpf5GwZ0j8ZmZsFpcPiJMW3dTXDVFpUqfhvT",
-	"5QqeccvqFnjHy/nQW61O55/trA/ve35oj5XZysqOKwvwx+W7yvHwsjg5FxU7+e8PZs5r5ocLhTsIFCLX",
-	"0q7aycSkUpB4rLQlxiVKCcMzbVNv81WZc35IGqpnKDxXD6362C21BRkWgnEFWX9byo3FoWaBYSlmtwkO",
-	"5rPtT+ZfNwtL8uTEteLMaPNQuOj48NStlcM2osdjcEPYpX9eOuav9KYB+usMWvHr0NCFmLVtasbfXki9",
-	"3cKW2Kukg9dWhEGUmaTdMrFmERplM1uH01TS1/S6cHZYNT3iRAwYJNeC52JV94QBU/n+3MX++7WbYh86",
-	"PBPAeccb1UI/r8hoyvlF54LMH0D3+j5vdGTkmsCUVeiYeQNjGbog81K9K42ekE0CrZ10RkmiMJZnAl4v",
-	"1ageMJNjlrulrciMG+akLE81c65GngtW2I90jc5GHIcmRYBoetSfyPyhuYQz0wJZwgXbbzZL7BTArwmc",
-	"horCidsYISA3wDT3WUE7A+duOsGMCmySd9wRfDSaQzOlvCCIbrsi8FwgLqckvaKCbKEz3RsD3OBQn9EW",
-	"cCVRHwWmc8ZQEPXplF8JdDWl4RReF0Q6ngXIvhpDU4UpTnEIRaz4GMVcJ1mKtqDkE3ffnyU2uZowBK5y",
-	"KhD0bY6g1IoLSrRR8jKimEMLktIrWaLgbQfYbIvEtC+sHKbqAOet/famZQ+mBgDkepNgU7ekyn+ECM9g",
-	"s7Ts1oBRpzVwsc5638bbBm9D76T7i9quxF+3BnEvjsPeuWsc9kNaHlw8WGpyqB7xb786JtgsaJmQWAJc",
-	"+rlOh53HS4Jwz6BNE8IunSh6vYk8HkFXrnRp85aipFJSNhG2F6ImrAEQ0jyOyC37ZCfRjqSGgFvTTm3z",
-	"wMb261Y0hjXkn0N0kY4p2IK+kzm5JyxM54nUafFKVEYbh8dnnZ2nzzrfH73SdbF0KwfLEbbQKyIxPDhh",
-	"QuJJimcIJ4lAE6VoDVgAlcPnQyjKGED/wYCwCJY9vCDzwKZ40RQFhl8OszQOtOQP/IoKpO+a3aUFQ3d/",
-	"wAIcK41s3oEkaGEikQObEj2kUbC5hQ6zCEp3YqiZlZ+vqSNk/eG6vZtuOAhBV2OeDphtFtUayOxcxQcy",
-	"DjkzfJmwZneLLQKeC9bfG/Z88YY9tISUtyB9rufe/WytIGnnwzxWuqAy9mahI916znjUM0GgY17MwwsY",
-	"Rc+k76i+9JR1MgEZpVSEnDESStsDThGyiEiFRtGCm6/HbFSg9KPqrf69MJItjHRn1FohtttFHKcdmGaZ",
-	"BxZzQAPRpFqdr6ucNNpNF57pCtabEhn8THV77gzt2xksna2uF0590BIubQWNEDNdADOJcUgiSD20QgWO",
-	"DozVBSeJOeQBk/iCCETGYxLqGE8ozSOzNA+tyS0sjlSlg6j1HLpWFXpNrkryGbTs0O9D100iUd52VnIU",
-	"ZMz0PYmCdkJimgsXeq+NCnekiQHbCHIxAkoOqp9NyUG9Jf3UR3mrLJrqtp9isz3O+rNKHvcclFq5S4+b",
-	"79oY03u4rm0WoNz0T8e3sIc2XOdGleYV3DWMYnppbhdq1kEOT/I/RF/XRlcvzHhEYnHQphb0lV4wYJjB",
-	"BXc7itiuw7oEBNiyMhlyJf6z4laCqhRjIYf2ZkK6t24hkAkcmxzIAXPVnYBf9JE2d1i9yXaQPnC0Ny19",
-	"hBj8CrpGrxIifCgeLdR6fKe/toBOz2NMY5FbaJ92d9XICWERYeG8kzF8iWmMR7Fpp1SjiiemLZBDlXT5",
-	"i5xy0ZhA4QBzGmnGhK9bwFv4WA+2Ah2JQC+q2okXCEIaoxoFIf1oOdO8b0rzM8x7SoS6sC3qht297auk",
-	"gPMFZa/P3RBoSfQQALBCjsrGibsTJ8Yj0pHzhCzu2kzYhDJiGkKmZEKFTOfQSxfqhkVUKvYHlmSoZgm5",
-	"TljmNc3r9uHXPCLnMO9K1SVDLMmEp6tXArDjH5kPASc+PnDFJzXhSyrkwoJPAO3HFTdUrNvBOAd1Frar",
-	"Kd7bNqdIl2DbGPhW/q4iD2XItaPTUTHDZzhri1yLzrzYxyM9c2cHdzv9T+o/q1V5g3kjMqaMqkdQVzNj",
-	"F0yRHxotTf6159NCW8r1wMyqFlYBcxr1Pdv7km368p0tozCPLJgnX/ctUMzpataKWcdgTA9SIniWhqSv",
-	"u0QETkc0tGEt/XkHNd1YHiU0vDDevzrheetM/oDnXkyzhNbgmE8yolhzKnU1EYXmjwYbzktd6ooNOWjh",
-	"HveqeLENomV754P34P42YqgO43d75Tm5ejEOL8QWOizokbPcnC7VfTuSm9qkFeeDWlcVh+7fAlDMAOkK",
-	"a+j/DzH9YqUghaf3qQZ8XdZ90ACT0pHfCbVnZDvECYaE/0WS1ftKybsZnqOI901XvZj4xjqnhC9nfF/9",
-	"0bGE09S/2U4Jjra1IrGtLcEDBg24nXpW+Td5V/mcOqk/e3voikYTomMLQLMeE20RHMd4IrbQi0pHS9tq",
-	"FExqKBOmp2CxbEEk2gCiLdC//vf/FKUSnugtbraUKH41P3Ih+IA3oTRPKxUv3nk0hPvVvLTuuyK1xR0j",
-	"Nd6s0Aj1iUCaqwvEdT+oVgQsyZP5W8ukylPzYplcLyxmfbjoEogsnIIlZxzzq6ClWq2RiVYSTZ92v6Ro",
-	"2gSehS1enzjtiE1Eph7hMSG9KyYoCSDfxJ1vAI+XqMmCXgNVKxoS0LS0ng0oDmPe4Syet8iwpzDVQ6IG",
-	"jxfaRWCFPprSybSUdvZoRNbUQLD1xEvGuEyQ1Mnjc09dc8TF597bMYxTHCBd6ycmga4t5LD3KYc6SGye",
-	"Bwo5uOGjgDA8ikkUFEWJ9Adx3Iwk783KHhBN9BSLEMXs+1HhRoTFdMQxFK23IFybMkC54VXih6EssUMP",
-	"ZmQ2IikKecZkET7cfMTnMMlvopDwQ8aiLg447X3NAafqhJdHmgISPS5rpTSoay+W/rv1SrV5ThV8TOyg",
-	"riAHEYvaGVeJUdxsSzNVYzyQGq+G/jKxg7CpFqKsYP2FU0u/sh5Dtryp1KjQgJR1ecD1ysGLS2P0oO47",
-	"ElOseHseuaK+RRtODcDvoID9JhoR8LWaOlJtBUxz7P3NFjC9zaEsCHIDeOfRbZrdikb9sRm0q/Tz/yyt",
-	"g7Qhvh06LXR0LVlB7eReItFaYqkemPbec/SUPdevrPSOLbV3d+q1ba7D+qFOLqI0FZM81bE12jRvZFwl",
-	"wtq0CRrp+l2Qe2Bq/TelXOQ5cw3sXOgr+8rs4eHQysxwRuT9o9ZXZfs+y0nMk5xU3gbD1A/LfH3qnTwl",
-	"JIa8RSimD5qFMVPPMI11QkyrTvRO6DX+3lxl/eYqAF/1q/1HJaUPYgBjPqHMfF3+4eEbrDTtOOUxWTnK",
-	"SGHHqfrgpm241ZMum742lZu9O3Qke0BtUu1+uTYJl/VxaZOZKBMm/XcLYdLphTlZ2o5oSkLJdcu3ZnON",
-	"9lbB63BdsRB0wqCqfYSmmEUdPh6buAPh57UG4BqJdjr1PJ/5a6JXD42B+a6Xo2J+NIgwmVJSNog9Gosi",
-	"SDORc9gNeNogrQP6ppSFNMFx/r730cHdZSrnK24Lbqj3nwjTzExyFMgUMzEm6VDyoklg37FIHxjWb+pn",
-	"TLnQBSV0LXsdAD1gpnYGvKg1VmFV1k3fJJEJY9s8fHtiAs7HKRFT7SQWusqi8yas1cROD1iqFnxBSAKP",
-	"sALhE6FxALJVj7CIuLqTIdhMdeKq5Fk4hVTbFrVZIeIqnW3h6K6m3JbREE5uXFQC6gEyMHRA2JbZ78D+",
-	"XlnFZ8qQWy/q+nEnmeRmiExjzEosZkmu3RtmcLzJ6mAwc30VAj78TFaHdYBxu1Q4tZu8H3FB7LZBOLtV",
-	"Zdh8xDZj8ktIyUcRsXPoCw6Zb4gy07e0dmb27Tsf3N5Xlc5waLa15mnX1D5Tp5884MHlhLooa5DHIAko",
-	"DJXXdjJJi86bghjvu04BuuQXJNpCr/mIR/MBK9YNlH8mSKyYgIk8hWo7praLyBKSDsGD38x2vhiefG0p",
-	"zfheMQv0vzvhVNZIouM5wu6hokmKoft/ilIyA7nKfcrT3OZZ+uwAMUAlFJEZtwKOwpsBqyOO8Vypxx34",
-	"uQM/B6ZHoBE3mjC2yMZ9T+V0wI4Oz56/eXM6PH3z8nh49tfXR9+Bmq7DdngMCWwzzPBExxxbIao5ja01",
-	"FTZXpx/G1maHv2cz7m/jHh0Btpk7ZOIl73CV1H+GwGAT2tGUc2FQi8bXS6oUgjGErZh16G/bld7DhJ7r",
-	"4b8Gpdeu5oyn8pbVJe0QZnmfpy60AXbB5pyjd06wfv7woK+v/vpS2Vssp02SWQP2LNVNCyzSNKwJj7YW",
-	"qG8W7it5P08NY38sZgO93oaD/vznvPolyrHC1JQStrKoW3zqpoFZN7dkfCLcYo5oQ9fYNK7z4O2bs3PU",
-	"Uro02GyJznUXctsEsme+21b6w2Hnb7jzj25nf9j5+MemftLtVdQlTk0J9XqxXRN+7Nhe6nVL+RXkulAo",
-	"gKpFBPPOE8hUTzIJHYWDTzMipzzyEdghfGRw2kdKMvGtbSMaYnkToA3zFMX8iqSdEAsS+Qhncqqz6Tm/",
-	"oMQOgaKUJwmJDhAesB/P3ryGIVGCU/gqd9cpoQgAsrmFThgK6GxGIgo1PGaQSja18dxKMtnp7hQBEmnG",
-	"EI0OEGUDpssQMB653+UVTq8wlVAEUnK020XGVgtZZHAXO9AuQeeuQS9GE0Be1LqBigf+gNndQYFkgNEY",
-	"x7FSIEY4vFDj73R3mmsdw1qc8qwPWLrezKDADtTFHe26c3V11RnzdNbJ0piwkEcKz28x/Avwvtz4niTX",
-	"cjuJMb3dMs/J9WfpUGKmO4TDbYuBquKEwb2NKoJt3iPH2OnuPMhGw5AkkkStwdoZQ1dYqLuffVUcsOxq",
-	"VsTQ1rQep3yGsKX+paoJI56xyJJAy/gU9QwLo3mKr6A9i43HXYHxkvTSMqMsjb2+pySZ7cseyIRm9hr9",
-	"pmwSEzAPdbhSrVKeTaZWl/IRz9KSiRvswlmaEiYd+7DhTIq+NvmKQ55A0bb0kobEmjQUXUtwKpmiURvB",
-	"leTDf/3zvzXXs+MVwkF9VHCSOzYQEMOokEUlQTOK1iLqA0Dkce4sPDBuBVNlyo1ww3m0oeMhbRqxOdvN",
-	"z8t5jlO4NpGivVCADFxvNCLO2G50dn2Gn6nIcKwYGZ/pGmd61RunBIcSqRuli+WLTQc0MR2TcB7G7jy6",
-	"mHR9hpPZLJN4FBOn+50SakvdhCrjFIXaG6BcLy6dl81xi9ds6MI/SSJ85JYI2jTxFFcplaTDWTz3GwoB",
-	"Or5vtyZJfTmnGYP9wPZ9Ax9gpraCkAIbFDEilwrJhUxtZLKVv65JmMkF283TrcpFJHTZEihqktcoMUM6",
-	"Wef1IaHDXJhLCLZ7INAaffpw0vjCqbIEay+DpUJ0bj7e/P8BAAD//w==",
+	"7L3pchzHtTD4Khl97w0CdjXQWEgJjVB4YJCUIHEzAImy1fy6squyu9OozixVZgFocxDhXxPf/J15hYkb",
+	"cV/LTzKRJ5fK2nrBQhKy/MMiuqpyOXny7MvHTsRnKWeESdHpf+xMCY5JBv88ShJ+pf4RExFlNJWUs06/",
+	"cz4laEbklMcCySlBKZZThKOIpFKgDc7Qfu/p5lYn6IhoSmZYDSDnKen0O0JmlE06NzdB5xhHU3LMmcx4",
+	"Up8iZLwrJM9I2EcZESlngqjJsEQRzrI5kvyCMIF4hmhMmKRyjnBGECOXJEORGjtetoIX53jSvLlxwq+e",
+	"CJSRSyooZwgLhJGQGWcTZCaTeBKgcNDJBnmvtxfZV+EvMuiE5clTLCXJ1PD/a9DJful1Dz78cdD5z07Q",
+	"sKxXPMJ6LU1LwyPBk1waoPMxHECUESxJrCDF8ywiAaIsSvKYsgkKt3FKty93YEUZ+TWnGYk7fZnlZDF4",
+	"TrEkr+iMSvi/+mpOya85EVIgrLCExIgyvZg8ywiT6IqymF81HgJlkkxIVp7mlMwwZWr29qkSMpZ3n0eQ",
+	"hu2ckYizWKCcSZrABHpgBVQixfLxiczmR2NJsvaxJUdXmEo0ImOeEZSpT9QZbezvHgToaW9vc+k079+/",
+	"P8rlVGFhhCWpz/VWXb8dhRkjgjOSdQWJ8ozEiKckA8QSfRT+GZ4hkmU8+2bQoewSJzQewq2qYW8dN342",
+	"J3LyvBlLM/0Y0RhtkGjKSRyoqzohTK2BxPpG/fjq5PnmIaIS4URwhNOU4Eyo8034RCDMYr3ACvBn+PoV",
+	"YRM57fSf7ddv0E3QSXGGZ0RaKpbSc7WvtsUevTvR5ARRoBlUPVDXqxN0GJ7BCcQLL8+YZzMs9Uk92+8E",
+	"nRlldJbPOv2doOkQ7YrOeNaEiTyT6ILMRYDCbojGPEPqBcLUfd5Cz8kY54lEYddc+yGWcGDkOk14TDr9",
+	"MU4EMfv4NSfZvNiIUDP6S6eSzABKhKn1/tIpBu0EnW7prwQLOcyFe1j5G6YIOl3474fawQTq4E70dHsA",
+	"IvNHASOcZVgtNmf015yYxwrYN0FHyHmi3lGwVoMd55ngWfOJhoxcy2EEb4SWSKaKRvNcoBGW0dQddAVA",
+	"+qM24v3LUfdvuPuPXvdg2P3wcSfYffrsppmKv7gmUa6W1IZ1xL7wybDuZcKv2lajON4nXchPJFP88k0+",
+	"G5GWU7zUryAG76ArKqeG9MNqN3a2tthmy4rNtysve293+bJPxq8V5rSgnJImQqSuBMoIjg8RRjMqZuoL",
+	"hJm4IplA+zu7QNWiKWYTIhDjaksTtwctehW7OBl39ZRrkL+gc6LWrEl923HT4pVPduotYgTccpSSbPG9",
+	"TOBrf/5Y08FO/2kPSIuee7fXW7qSd3hCmuGy0x1hQWKU4gkxeNe2IPVK83p2vOXs9OB/Ky3pjP6DLIKP",
+	"mnHRaoZCDdC4pN2n5TWtsB45/VGQrA2BckGydsxRT4f3jD5nBGdNl+8YC9KlTBAmqKSXBIl8pC8DEvAJ",
+	"4kolkCCVaPH4iTCP8CghaExJEos2wOoX2y6gxTb7907TfTwneNYGR0nw7JPdwNsf6D0v5D2m8vVZfSHf",
+	"8SuUKCXLCspK9oGTy5n6jbDYys6apILw3PvXP//fPXXL0Exstp2jGm44E83Xwycge5X72mvYwY0ChlFK",
+	"fQnTEpaIM0kYEDucpgnVCt3234XW6ooV/GdGxp1+5z+2CxV8Wz8V26VBYc4ysI40leLjQoAFLPb095+7",
+	"Rk7v6mNvms68vu2J9DDZi0vC5JnMCJ5VtiTJtdwm6nFXuOfkGs9SENBAq+mj3V6vN2ADBi/2C3Fny4iU",
+	"A0bjPtoZsBhL3EcfBx33ypDGg07/oLcTDDqC/Dro9Hdu1FALlZIafM5IdgnqD5MIFqH0HrMarbQr1NAK",
+	"exigUC1H/67mdD/r5ekH35+9fWOe3Cek7b6PNWTuDYPcwE3gOTfXCgulgAmJlYKKlf4KV0/drDxVly40",
+	"V6e6Zd9OsWi77j2lN94BTEpqfE/l1Jpt7gVEatA26CgpMwCxE1EpECNXSM1dAYNdzqKtwDt33L4n1d3b",
+	"7v0xW4DgSYqHSJAoI1IgMeVXiLNkrrAnNL8OBZFVHAEjX9ez8i3acckieEdovcv4KCGzBZBK9Rt/tBBz",
+	"BEzxBYlpUjFlTLFAO8gYSrTQAEo3GCg6/V/UREr59sSBoBhplguJRgRhiRKidIQdpQRkOFL3TbG8TtBJ",
+	"uQJ21ul3toFp3XxQrEzdzEiNa+x42wothWHHREglZ/U7vZ3vnz/7S++ve3/74eu/fvW+95evzvd+3v9p",
+	"982OIpoSy1x0+vuKsUkqgUz/pPahNQDYQ6HF5hnrX2GJ+Yz2DZT6l+7trn77JlgRx+xJNHEwM3Wg0Oj0",
+	"5TE62H/6FTJTIg27KktzJulF2KBf8o1+Xad9LPquYvIsDVAyT640SPFFZSBjf1xxEPW2tS92nYFx4ceF",
+	"KVJbDLtVk+Gir6sWxjvexPO6AHF7ggWDtVAqEKUdtZ4Rpbzdp0AEwpi4v62o4U6NFNm0p7d5Bk4VIbRw",
+	"FyAMPCgj44yIqTFZYhZrazhOEq2sfgnkV2ka9wYpGKzl0JXacm9n7GhaSaivMAfPItrv7PZ2n3V7e93e",
+	"znnvoL/X6/d6W71e72/aGkszIrz3dna7ezvnPfWS954i33sV22qf5Uni/0ZT+5tRZ45PXyMxZ1En6PAr",
+	"prXt/ldBJ83ImF4rfUfy4c8Xe+nBX/ArYBaX/KI0uIh4qrSXXzqKofQzgpWOB/9OqJCdDzdqNJ6STFKt",
+	"5fg793S+GEvSlRRsv2WhPOhcdye8a427KVVvbZ3rV92jLp2lxg4OSme/M6Fymo+2Ij7bNnzI/ZenhCk+",
+	"aAYDbdKH9Je0Lho36sZVbbJ69gu38EuxB3WMnQ+faC9lVPzYtpobi6Af69b/Ak9XAorF5EZrNc2UCLVb",
+	"yFAiUKpKRiI+YVQQIIlAILc6DY4I/zZ8keC2l9Pzz9Q2UfKZaJOEtc/8og02xiFjBnMg9Y6idHmCziJv",
+	"TwkDSiAsXD189HcSgbRiiadWaYH+xzFVR4iTdx5VMa6q8hFbDxesbY4OeijGc3GohOcZFxIdvTsZnr/9",
+	"4cWb4eujn4fn56+Gz4/+eoY29p493dxCZ7BdZCXuKUliNJqjOc8zlPGEHGrE6P8BUbDAW/+1dqE5Or+M",
+	"fv+t00SM16eqa1Mv7455lsidpZbIRqzyfVu4+4/hhz/2zX//s7PQg2fnW8OHV0HRMnYuR6K4mRYokQgO",
+	"9BCF8N9QnavSUBmSUyoQZxEBMQniSWKnt2Kl0k0rp/5vw92DjtTCTWmsbHf21d9k76+jffb+68vjnevn",
+	"T8nLZ5PvvqLff33x6mD2ptf5XSz4XSz4IsSCfweu7m5pUxDO5+L3dlGLSLb1hOAkeTsG69hCGxGekNdE",
+	"4s5N8LFCXRyk3D9W8Zksl49gtPoOPpS4wRSLISPX0skp6oc0I5dFjI1e1S8fAu0QVoyw8MWC31VyiRPt",
+	"R1L/GqrHotPvqSX9mfPkNU7b5SN37iPOE4JhY1U3kDp29K//6/9B5h00w6kn9haHc4xTPKIJLUSPgu9h",
+	"NoycrDYGGxts8SaAZzFJSNsz7bdpeQicxz0xsTzqQZ7GjbONCZZ5Zg5fDHE8o6x4mpJsRoWgnBXMDRha",
+	"4DG6D0FHCXqdfueSkisIqLii8YTo+Fb13tA8cIJJhaWVoLEI4ewB1sC0xkce/Nb4ygJ2jU8KkK/4kX8W",
+	"K35SOqDGuKfxmETgqPdeDZDgmdQy+Oq0UR/ycuPRqXrvpoQEK+2mQjNguvIOAx9VvHMpwbuEGuUjL9bk",
+	"AftD49UVMefZMU6SEY4ulipU/tXWbomvx3t4d7QTGX+A+ulvs4PLBnkO3q+EOex/vVy7kAa5fK1k9+vl",
+	"8RE+jGFyO1YjICA+D5hFI3qleELZxAR1ID5G5JJkc6TD+pAiFVud6o4VVZ/xjDSTWy+WsD7lOywEOMFs",
+	"sKGNWFBf6YimQ6SEDKW8qt8Ji7faBZGajuTNHRTrbAJM4exdme26T87y2Qxn8wb2O8lwOl12Yb6Fl5Ro",
+	"y9JcDmOsD6cZQXXsSG35jMdk6CIAVuf4b3hMPD93nUjwXPqLsoA3MwdOX/VOAkISA4cDzVIi+OrGOCIf",
+	"b+rSRQGH8gLq+1wmguCU6qhsEJG1cqfAoIjJAjV1ZxfUz+JNNa/o9HfVb+ySZAKbSAs7aJxrL+9Qwfyr",
+	"nvFs2qdjTJNilJ7mtvD1/q75w6ZAgMKrmawJwjRjKPS17lIrPsU6zqOCOUYNPooxGB2MXxWzHCcNIFRo",
+	"jqUks1QH360Ant7THQWe0p6rW55iFoMQwXNpNHm70E7/o0VZ8L7KjE4mJBvu2NUleESSTr/zGtaMzHP7",
+	"1By4+bXrNqYxBVDfzFKBhPliBftE8eZo3ul/BfgJwvw44zNnJJA4WwVM1n9cQBZmyFmkzTJaOPtQu2sj",
+	"Hs81ESFEgue08x1JEo7MdgqnzU0xyW6vdxN0fs1JvsI2IdZoyMduRxc0TUt4usIee+17BIG9uDpVqNaD",
+	"d9ZhzKUrVL4AF2R+xTOFWkSkGRGCoxmOppQR0amLq26gNSPx1iHYjcFDTwSCEdDGv/7v/2/36TP0A/3z",
+	"ZoCiKYkuSIzwBFMmNN8zoHsiUAifvAQGHTbqKY5ufKzpOjYmXHI1/yEyIXw6X4dnF4r3Rzydby0PQvQJ",
+	"toXgQsaqRY/1NFtPXLmrbtvAre9Lx9XCT12lLYk+6oaVMP6FppYfW+THuvGYCGGAV7doW1r6cVXRyEiK",
+	"dtBiiIVn+Noszma7ONp7RUZTzi9KIyrIxzkI/UBoFK4SIRtzW9wMEHyxFhkAiuxz2LpMrt+pXof3U5IR",
+	"I21eQTAfUDtxiPAIwh5nBDOBQm9onShkNu9PaShl495uLdbdLDqKM0Nxi8PQRF9BO2dMn70JRfRFmY6V",
+	"RrQuFZFE/XvhmdgbU8PVsnTVaoD8xREOz6JZFjO+SINjTfz72MADavLgemAoyVDrfUosAeGMGFpqlgev",
+	"KIK5EkHUhOhGDVmWU5u2u4hZtrxdSLatA3osa8GGfQm4SdVceVkzQ8ZWAs9rQ1I8mepL8ocUMtx62FOR",
+	"9ZqOxhf+vkyPgKOBq3F+/fpNRTJt2npZVF0Hsk2eBXtpKthevR8GMd2+KssIyvS2Tno8ZChdFksqfBwu",
+	"nW6FGpepUhladapYoRpVzGqSJ16aIFRfUc+iKb0sOWFXdSZbzkpi8AyA5KVP9pcPNXv/t0qZ0tHoUS4k",
+	"n9koRyyGOUvzUULFlMRDk2NYUrWVomE0yvckifiMoBGXVnaKeM50MkzZ6eyGrOjzBVnc8fSnOMNj8BER",
+	"PPPMC9oWuhwWRaCxdgCI3IIEnjgXglvLTtBRywC/xrzT76QZvdRWVyPSDfMsMdJrVawqndmXycG/UOe6",
+	"RdmVzIIlBF7kJG7F4Tsxy1bXs4/1TTR0Xdd0/aIslAYWixWrsQZFiDyuYO/cepzUv5tfEpKVacEyMBQJ",
+	"DRUbQh22PsFYYeDi7ZsKVWmufRERekky9OPpK1t7wBSUCa3JzwwS6uAkqrNLMLogc7QhXYCjQSgd1I6R",
+	"+WjAzCim7ItAnJFDFL57e3aOdHbI9kca32yb97sXZB6ijEt4l8pN45DgckqyKyrIFmTWrah2+4EG/t49",
+	"nu9Bt0DJUhCCJzAUokT9+rQThNLdDUp0vBLV4OG2oVolvCqfZxurv0sUo0AQ+Q6BZ+bE+ijUwAoRcMsA",
+	"hQXMQmQ4mMk9DFH4caDlgQEwwoGWE+CPm3BrwMxgfeTgFLp/Cmcx2zHJfQq9wKujzXRCn76f/dQujRQP",
+	"I87GdKItt9bYfQYGBAfCinnbUOySrTzlgtrrfQ2Sx7zT7xVWAy3gaM1uNSmoQbqpcf278K5y7ncvWCHi",
+	"aa108XXo/vuMStJI/OvVk9T1RVdTwsqoRhVNIngWHgJewBV1kbPYJNGgnCWQheLSTNR3mCGIzVBQX8Hq",
+	"3Mh4bk+Hm2JJ227v81xnnqx7gRUxj3g6fyIgxKYwNg86YTWBGG0c83S+GQ46lYDSOkKiDXKdkozOCJOb",
+	"dey8FdrctGz9FRVSYUhDLMaxop2iKI4AjMM/4wgzJAhBG3TCOGTaA4ooroHGNJEk09n2zSL1ijKT1hbW",
+	"lK9WfN8EXq3wbgWb9If+hIFTa9z+2rDtnf5oTVx7T+WU5xKFhlyHQc2lAWHNDKdiyqUroaUIoKXwmMUF",
+	"C6igoROH9moI50lK61bEaQRAYdetlPSzoNMB2kTqSOzRHHZqHiIcQZEAz0ptIe+fRsMpFBQUFtFq8f1d",
+	"5butyvdvrMXVGYO9ibomZZrxOAfMtY5OgbKcbS3Wu3wFsCLecCJQniqRUccvpWotQl17DU3Nr3U5G6tk",
+	"2OIEv+uSTbrkosNMlGokizMtKj/dp+7429Gk2nifobqfKfjbp/sNgWDCykHLxiiEpi80alwt8kcXy7uG",
+	"lHGEUpxJihOkD/MQpHjtKzaQBzEjZxo94gCF6maHKEqgNCfW/4C6WZyRLRR+vAmbytktloAvd/8dtbLP",
+	"oiU13lNjKiMm+/22siqYJwLfwFWVV00k0NbKFoYPN3dBjCX7pbVKL86/4MKkY8wmCWWTrlqcFw3Sh9Wi",
+	"QYfsDDpI4mxCpFaXcnbB+BVDagto0GEHg065mIvawDbsdbu3rb9URF4xdu2yMBVVCh+Hy3YoU0Oz2DXI",
+	"YbHxE/VxE1k0U1bZ4ku1BG0xwEydpcgJWCntulEIy/YjuJxYVyGbeorAbuDD0lPSi72fyCJ3EA3PijMo",
+	"glCsp/EKZxCD8mFZyLqdIKiHJLnxW7dcSCW3SEK170Ew4npuRO2Uo2LoKdXmsht6/WddZ09h+JSrg5mj",
+	"CM9STCe+sNHffTT5oD601gxxeRBnVxn4jZkHbSrPAudG9eo5AbBR0vRgUpH2SqszIFiCxbeykr/CI5II",
+	"F8TmRPANKlHMtVCBMgI5bpbRbBZFsOH3QceswNb1s1X4myWRRZhd5z6tksbTtQWNnVvb8cz+Wq0av8E7",
+	"9xu8Rh9WOt3PqD1V0OyRJNFWpN664dE41MK+5+TALNb+C3FoXCB93YVAQnMTKB6G+Fg/G9I4PEQhnGQU",
+	"9o1NZsqTmGTqJZd66tsti0AUNYRVy6NWk+V77Yg8gj4qGpdL5UiK4qgmZ8aF3Ji42YbSIv43K1m/bhmQ",
+	"VkGM0sRu0Db0txuHir6VbRtnehH38zD5W6WFvOTZbFmgs7dEnsXGvtjZ2d3b93NJUkzjzs3ibX9/9vZN",
+	"ZdPFiGrA1vEeFAg/kHllVaXAh85UylT0txW13zIvAVcwRSrNy8LEI/x8sfuvf/53HUOXBlPogndFQMVh",
+	"uZXDBZkjIXlaaJ5YQkzFVmeZ2L6K39/A4hyol1/jGE4IqdNBcCZtV9qzBdSj9zNdZTdsdNtbWecQXdn3",
+	"wBESosKKJxCViz0lTbTmW5vSuXq6zxE6JTiSSO1JBw9sobcpYUgThL7TgX88gcYl0IrJlNtRhBY8iCTe",
+	"QpAAziaUkSfGOCAGbEOXCkI0FgEC5QWNiLwihCFyTQVsHhSZADGOonmUqH8q3oCgK4DYNNXA0f7uLgpN",
+	"idYurDPU4Q0VuhhP1tCjAV4v4kmj9uwicFcf6o0Jx64p4pRcWWlr6SA/2ZdrnnATw6r32ITYxX6W4EBF",
+	"mojXzu0OOtpB0ax7w6PvTJLlIgnPmEwaKwLAo+WDNJnezdrc+K2wemPMDqvDamWFUQ39HIP0ZgC8oNnM",
+	"s/2bxqJcfhTN0hnf2ZcdBjbHsLGYZCTT+tVGLnKcJHMU6libcPPQXmnrvtWXejnVpQuVyTJM1gK5C0ha",
+	"L+3cxC6tXUqNs6HLXrHkVzEiHdQuKcsVZo0yzKJpIxXObJrYSjiik8oWHpm6+MDWEY29I0HiispoClGC",
+	"kBRZ7h6zTm0GeLrw2JbkvjWd2whHF3w8NtlDrgvDs2rXlF6vSVwl1xpkVAd61HW/Gb4emtzw8gRP1w9u",
+	"KN+ftXZ5XVbLeT5KPJ3cCGs3EP62wnuVc7nuqA9bD+Ynj698rhUHnX9wncF4u82Z75v2WKmLf3czKmEx",
+	"mHSHF0oE7jz763WP7b6Pul+dXhykf9kR53uXPz69+vmr+d8O8J+hnoop8kfFEENlGwtRKKF1STI6pi3L",
+	"2PGWYaxTrzFlSGn0CKepFl0uaQyehBmB8FWv3j5sM6GEyaH+Vf2gpt3v9DtkZ9yD16Vd0GpJGJCYRKSS",
+	"u4Q3gdNwnj776uuDXqnYJajjQ234BqO5p0p2IKt20dQ+FABc86EtTviX3elXF69mBz/j3uh4L37xdPzt",
+	"V9PvDy5e7cze7KWnT6tpHivrJQqW20vP9pEat1va+1xNuWsVSqUNA2cR0UEsugWQQLpSUdwY2Lkom7N0",
+	"b2pGGAXwELSBEJoaTDKwuShOpbQ4E8NC2YjnLLax7krlW1QuZ434Ie92NjGK+l39IoPDWm2ZBZlYueXH",
+	"O/vJTY2mrDjCmf7qTHco8GnGeqUk7OKfCMQ46+rF2BpOWFhVckMQgkrT6wk3D9HRiRtEIJxc4bnpUhJS",
+	"MTRxu83FJlazePmzOt/+Fxzr5NHQdW7inl9SG0mOUiwkNIHRhlHgSzEW0xHHGYSgQpSquax63mrd7aZb",
+	"u9Dus2iBkSmABsk1UPF7QoU03SFheVtr5rK4i+Ns+wWl8EKxavShfGcW+QBKKSjuklSOqUI/l+eleBh5",
+	"K8ebbdsT6nj/KU9iY9c218+1TdXwOYSrpAEDEbzqMusAAejKzHPZ7G5bWaBpEGY6vfEO2Y33ov3RU/zs",
+	"4Kuvv/7q4Bl+OtqP9uJdkG/uQ1ZpiLRYyCssES4D9EdtxYJOjWaLFYVrFcXyfuj4+jQcTJVVaK48hPmk",
+	"FhpRuVtL8Pgzeb78nXwmz9etlRXI6l5J9SgVGP+WKOUXbRRxy5vlmzmBF+rKBk6ple+smnF98Jd/3FrN",
+	"sDpCzuxiOyt/v9xduFNxF+5UGqm98y5bIw/awI5y9dFrIgRhE5IF6MSyJSSnGc8nU4ShG2OA3k+xFEdp",
+	"eojeHuVyqrnYz93v8lH3jE4YlPjs7j59Fg6Ytn9vBj6XQxuYeaO/4hPK1OybOsyuJOaEwPtpGKBQH5fh",
+	"mZipRaU0CgP1w4CZF4cK97Gko4TAPIrSZ5ckQyIlGJwnb1PCjk6eCHT07sTrfKetfmjGY5KITZMwaAso",
+	"aRLudtAJOnq2TlAgkVuRe+qtpdE8ViNQZ7a6aPmmGyRsDuoWEo15npW6hIx55trY8bHXj+2Z91otQ3ah",
+	"MCNKxmmPT6wsH34ebaJC07QYowG6NNq7WQlYUMZ6LW6kD7veEYsRRJjU6RAtYkqgM4syxLjcQno4dImT",
+	"nGivFFMyDsqIzDNG4kaNoL63ZcHWJfPxfu/gWTObb0Ke8g5fk2xCYtieotR9hPXaUUbSBEfgF8TSbD3w",
+	"orfBTn9BSAo+QbNvvWN7xgESfMBMPPdGRmb8EiebSpLLyDgXJNYXfn93t5YS7Kh+R1x004z/vcvIVVf9",
+	"ok2sPix2eiuBVMsbd4WoRzHqzlXShQQze9tHcwPTsCRk6pK9zTpHgEKz9aKw79HJgDkaDB7NOYCZsCib",
+	"p5CYJ1FGhITByuh2iDA0hwfVtNo5swr024jCa5/FQ2jszQUg7RdoY39315Y0MLGzVmgeJWR2iDAbMOtQ",
+	"NhnIBZJubpmzKs6RxqGumoDTFNE4QDGdUCkOHeYrFgve4KE6TRPL9adwwDZEHk2hfPPl7s5WLzyEdNiM",
+	"xkSg8PWL86Pht6dH774bHr07Gf704vTs5O2bUA2mlYk/hWijKAYOyCXU8jyddcBKi/QXZMfYauDjgc/E",
+	"+74NQ81pOAyEQgyY38r/asqFNqcdnYCqLFAuyCGaafbOmY56tHnMORM2iN07T53ha945RJwNmBY6EZX2",
+	"Z7ANFApg6XynWOEE0vKom2tO5Kbbqi+JKBiNsCBK0Q3RxlTKVJFvsOMGpSPU8oeCQPjLR33OIk3wfKgg",
+	"/6cAQbPBazm8oizmV3+6+RButl2qun5Yw49OvwNIsVB3DMwv6j4PXYOnhVeuJRpEXSqeS0iRMSwNBJhE",
+	"ARHu0yEKCyk5RDmTNIEjzbDO/YXb5lV5iDISa9+YMCk6frBISeIGE712aC6Txh53COpnsYz/bqP+cmzU",
+	"vzVr72c3aS7RDu4pT7Exz1AJUFqACbWEADJyrG5zQtCG4CC0YearzcGA2Y9ACIFENs9HoHglcDrGpc8s",
+	"Nw+RZzFVYrqT0nVYm+N/EWaMy4FJodxCb8hViRSDAmpWkBGlrbhqQJKXaHyNe3nWvQUi+W3Nmet2E7yt",
+	"qdGgxD3YGhch3k9gXT8lIk/kov7uR+8gZhECSEUf7e9qO8eG2ASxHl9imuBRArxzPYc+v7Dys+8Kb8gw",
+	"0aupV3c2LUOA+6Mxz1kcIMoQzzO12ligDewLbibvTF2FX3MurUKnDT0gn4PSp2TopjCyNbnLJ2bj/KKx",
+	"/jXIqiXxE5v4+aoI1JSneAd+UKG7IECZk1xEYpuoJRj5fjx9VYv4153aKINwKDVfTDMSyWGe0VKkQ1qO",
+	"dMjldNv6yardfoJOOUxCCF76OFFr2eYwhvo/ntF/kD85qfkbPIoGea+3+ywzncuhmcU3EY+J/b1Y5Dcw",
+	"y3/tHf3X7sv/2n1ZWaj6JZfT/9p9aRerRwBp+xuFAzT+Y5rxMU3IH8kM08Q8V/v5Ru1G/x1B/YIpThLC",
+	"JuSbv85ezpseDGdETnn8zdnu02ed1i6stMFhekYizmKtJ8Hk6v/nAkGYcXORiPJRfVzQLKkyFWWTBGTS",
+	"LfQDIaliRBuKiRm4qesvCOibZ5JneEI2QfSPM57CRXf+Ua0K6uXGdDw29dFqC2mNvDcdp5DDAnC5btg/",
+	"tcKpQKypzLsfjl8gBdtNxcUEMW3pRxm/UsKz5MtjQ9VSKqCzgAr8A2q6Q69boiJ1LStjywY6UXTvUsDF",
+	"kdRyQMV3qbbZ3AW49wxofaXPa1O/VdtjdWjiwwoSaXy+N0EHX2KJs6JEbWPR4F2Y8evyjHAj1HAx/j+8",
+	"WwXbkCRjOPGq75pSvs1uIrjzdR/RUYzRK35JlEzVae68V+m2R2IqIXfa5EyZnK4V3Tm1SmLmCBYR5tfk",
+	"SL1VAeSiYPIvtlvtzAgBtRtaOs6PnyoUqkCKR6Zj3qn/oCa2SmN4d6LjWALwgOnrjf71v/+nSCF8IqCd",
+	"+ObD9iwsrpLnzV6l+F1l3sejvfr4bu+FU2S9ax7Yhoy+cuvAVUXjRTE55Y6OQHeaecyRIUl37OD+ydsN",
+	"12+Bw+8nDrk3HGOCwnwr4fUvLvOwyNbx2qksnpfGjXOuY1mz6RDOqCngecFiP6yU1OCt2muf7J1rEzpA",
+	"58F7a4G0uLtR6/x+00dffFmzHd5Br9YOb+9grX54HS1ed/qdb1+c19SMajS2xqtSDz31ar2B3nfn5+/A",
+	"CUCErLTP05Uiu+q7Uu8823XOZZVXm9Tsfb2w9dyDN8qrCTr2sJq783zxXYY+Xweg4gre6MKTNg+wTnh0",
+	"KpauM6KUFsn5xX1Fltsr8FBp2bXmaNXqly6LrfmxpZL1LDZ3aR5q6aXLtGZ/n1Wb93xqtrqSyahEnb1y",
+	"cAUx+LisbJYuEGnO3j/K0ql71iZLSNZpjaOR16FC0WnHXKbyEfobWMqT6g3eir5ujd3cTN+dctu3hR3e",
+	"1HznVgbwu9lLMuHZvNPvKAEwggkTRWk6/zF+ekB6I7DWpRnxCXMtzgFfmER88HSb+A941ZATRUDiOcMz",
+	"Gg01AIXTuCMYY0Jl12SBmvr3sKBuxJn2hnSK+vnH3m+mk6rGJg9XClC7+X75WLBmtVBvxPMMar55L8Dq",
+	"vTegzJsOpfR40i9VCup98TYlGdZqvjEUuL1Y7ORp0ZjXfvbi1xwnQjdfyMFYoH9QUxdIb7J0ySxNSgdj",
+	"D54kNsxWQ6Zw1u80NPG3SLD8piocOjbvnzzXfDfhzUXjfLxpUp8bKxf531cRphZ7alZOiQjRBqbdKMFC",
+	"0PF8U+FgGGEBDzQi6fTeTZ0doY9ZIIgiUBdWG8EhNXoJs4taVtvCdto5Tg1z18rH9oCycvtvdXhvNflq",
+	"UHxbIsNXGdSst7mabAX/lpaQAhpuSbbDTQN5i2+1SsDlWUrIV9paAbk6glXPpI1w+5egSadpuxAaRda/",
+	"Ym04tBBwsIpVdnDy3Oc8RQduiEzWuoMa17AH685YyGXs0K+oqLoUvUB+y2h2eqODr3c65bYnJeKsC4Vr",
+	"2fUuCQy1w7tt+kKx1QVbvK/V3sMq3zoqW40Kb6NOhvsswzn9mj2rhUtwInR5CdNKTZIVaGdlDU4AW74I",
+	"R6hqyzDRC1rPXcaZFMCHD0Qv249khq+934uKATPKGn9vNf06sWNd3pGWC6IUizYjDheUsYGQE10JrvF5",
+	"caJNsoIn6TQ+rpi3JLnWrRWvJc6ITp1LtL42yxNJu+7PBm3tgsy7Fq//LrgOLYHm8raIIfxH6Tn/4Iw4",
+	"3a8LcY1BR4c3LrOnGTutpddGInRvVBlcAYAm/HYpXo0qfQoxmDZNmI9tqwQ8IUgttt6cpkjIaoJ2kZ3V",
+	"9DQt2+38jhFF7tHHRW1oyjs4USiKZlhGU7ULvXbdVydAguAsmiLKoiSPFwYc1mayuU7V+SJCkw14A20j",
+	"t+TNQ9TTMbxKc5xvrdEcR5c4LjZfnj8ogO1BtvGQnfX9eEqii3Vapzf5JLVl37Sm7euIzU6dZ1X8RI5g",
+	"rBkENcPXJ/rTp/pl89fOEt7mT78CUBrDmACq7j0HH/ibTYZNwGkFR3Ws2n1zsd6MMwgxMtM0h9U0ruHj",
+	"ym6yGicsLa55+MVQPGFj3tAMKGrX0pbwylYulJFWbtFMKt0Hnljqz754YwtlUbu/Djjqg1pfOBzrtl+F",
+	"Ll+49f2dwM93l1Mrx3F7+e+dThVpaHX38hgd7D/9yiaTIB2SJeqsICYpYTFhUVtYOHORf6h4F2087e01",
+	"h88tDOO7Ikyiq4yziYvg41dMR/E1jlZ0ia+nwCm4QPCpqXSoOSDimenrCGX2S967hYeiIfVSjWFs6XVB",
+	"yNZhbPXr0dhmLbiSjRm/Qhv7vQMU4kRh1LwLj0S4uSI7gzwaFrWWqAOnEEqxDt6pk+YakWgRI4oUHq/7",
+	"XYKjC6HWv4fCMc9GNI4JC5uPPiNjkhEWNbFdOH4haZKg4jWYyF4vAyTKurkg4ea6B3dqR22MNtBAaj02",
+	"C0QaBwgLhZpqZeHPXdMZpHvyPETaV9ayc5nNh5BysiBujqMrTCUa6brr8I1CkI393YMAVS5UYy3i+sLB",
+	"L6hfaP5YUtnmChrTaxIjeMEirUjySeMGm+vthXnG+sZH0Dekpq9rz6uRdPn5sBRS1mn6hHHZhbjezqpu",
+	"atiVZ/J3IafuspQOfQHx9C58q/+6AXZgq0ffn7190z0DREQXZK7oWIDCGU7UtSZxV+kXYaBIEvaJEsQL",
+	"LqGeixp4VLIEGFL0/tlBb8clEjqj54jHc5RxLmEV4X9s/5qTbL5d7dsZBuqZoiEtjzTy1x+WD1f3eIHa",
+	"q9t723T5eRZNQ9wJAtAXHFhx0WvntbKrssUT2IxsLfhzSsYZEdNVeweVinnDl66425XMhnu/7na/unrx",
+	"bt47v/jx4C87fx3tz853+V8u/pZ9/TN7Gv00evad2HkVvxsf1a25lQHL7Rl2dtcrb1kerHnnmmK/K0u1",
+	"ftxF5EwQkSnKYzNoQfAugEKivHgKqrX5NwhfpUIarvZ5hNmwPKz6pTK0+skfT/3tj6n+9sdtkPOCRjF5",
+	"KUP6M+fJa5x2KittUqb9dbc9T4xk2/xUb6ntae6yjurPVxfQPcnc25A3f2my0q68LQQOfo04xRPSrJws",
+	"9SN52a8LVZRVQw0LQWhRO837UelsGw1/D1XbUDksr7a6Nmgu1IjqGhAUCagupd/5iZIr4jk5L+3fdSjt",
+	"LAqOvrPS5BDk9urSOcGzW9ZGrTQFo5mQ3QTKCudpyjMJGXYvcrW/LePqUGQXsvY9+JiGGnAE7YHrJkq9",
+	"Kf785oP7/czM/OL1i6POraPLH32X3ZV5fvkwPra+sTpKKnx6Taw9vlYSv40ePZ4Q5EZyVILjonBiC862",
+	"q7hiub5SwuJat7Dponz+xlYr9ev3UKseZ92aInHXJtILcEBPunipi2sfNcYWnRb1fGy7Ieez8A4+F9AI",
+	"RhHOr4KDOispni/KDlhU6Lxswu5VrnPQ0b05zAsgh1aztuwS2mD0mar6qakfWSMrf8mPpr7G52BY/+Ys",
+	"pu2mPWSthU47Q1In/AX2TTxXevypjeup6ukREcIZIsj8++no24i+pd+f/PiPk5039EScsNOn0fHJs5PZ",
+	"y94Pu+lefPz9wRbZ620JOinno/Z3vtbp2dp+UM7b3i89u63lwyaomE3+meAMlBHId1mcrgrC8E5LuqqO",
+	"VS1SdszfehYY/FPkqHb2xrvRDjnA3f3RV3F3P9oh3QO8O+ruRLvxHtkfP8XPRp2Vs1gX6TOr57Y6bf/+",
+	"M10bDCw+OjbmgC5PT9cFoaAOGgyn86yQ+bQtT72Osx8XvNdSUrxIWz9EBEdTZN43he8EwtDIDTrGn5Jc",
+	"QKM2JFLCpK5gRS65jbU26e3N1njvEhRRMeY2NEXu2fuxOIe4Jg+UzqM0bekoqnBphKdZRBPN/lHU+h3+",
+	"9u/aghu0e4dk8X+X9O/2Qg0iB8Qyxcsgj1kXLksz0oXyKOpeFS27jl+dQN0zXa9PIkEn6illaE7kJ2y6",
+	"8VgzzX/P5P7SMrnbaOxzKCjCs/kLJptUq1WJx13NDPeFAwv0iRJU3WxLAfOZdPSGw/n0lffrLHeBHbrC",
+	"r25bg15t/DPC/LEYRBz5bIyDsrEb9BoKcYgATelkSoREY5qJUmdckackG0K/b3VJzH9nmGGdk+GkEefm",
+	"qQhtxRW2a1pR2fbd31rysbPWvdlrMZSqr5InzRbV9zQ23VMr1lSGRwlpkCm+49B1KUkMgGfNIZ5t+cjt",
+	"cZF6sbeNCW0NXlCHJqCRQNtWmGsvZhfh135p2t4CCmvUADtn4ADZssX2M1noqHTHo8VuEN2VJjq8rDgm",
+	"oSez81Y2Q7lalUqvx43k4Af23bs6LA3C3ZbE6MqSeUblHAKMTJtQ0PFs/ZWqBes9lvjtjJYV343v358H",
+	"6Luz3afPAh0XpCTcLmWIZ1ZB3dQxSl69H7QRXkk+/Nc//1uH4sGuADeszcWsF+pOgNxDjfu+LprbdanR",
+	"qVZvlbobcSYzHEnX5lp6745wdEGg0qMU6IqM1NKZJEx30k5xJhnJxNaAvTDZDnKKRkQhAZRATTDUNjL9",
+	"ukyDjx9PX6HQtEAMtwZswP7jP5ACJmGSRpANPmBnCuokRhwSfKFAmsQXBIVHfsm3PtLqNtIRUQAzExLV",
+	"H7Au+sMfFIkSf/gDQFtHFOoOKUZP6aPw2xfnaDvSf+pyhbrsIFQAn9BLYwmoVJ7TxSwHDCEB5oZuLogu",
+	"nUp04f53Pxy/2NQN4h3MUi6kDbfUNfhRGPHYfGG/llwNG757e1ZdmK2np983negFBPCWkQ3wDAHK7fXQ",
+	"jLJcEug5YOvHqhmgSrczjhT4lml808Wmm5ZhPglRxtWKBeLMZIzkgmxpuL8zqPGHP6gfC4wWPkq7KtcA",
+	"TTMVTmlXvxoeImzW5SrjKUQEqBc1sBRq2hpYUZ5lhElgwbCS96aqrtVLN2JySRKezgiTm9CzgpsUcgUm",
+	"KdyMrkbf8auTPhyIUTdAjRVm6ajbBU0ClcwcqNuFFhhKWOt21VqQ5ukhNM5hpeH0dN0uaMelYfTleIGj",
+	"aXENdGH/SvFAqBBMSAwxs+F1t3gSlgs2hl5SSrh5OGDq5XyU0Cj0b5oaC7rbu4KlGkGvu7i4piQOFf0w",
+	"byu2puO/i4+20NGAmcBnRdlshHhpWHGloLnf2wkQtmkc/taKN/bgTAYsrMdSh1voHWzD3wW0G1F6KPTl",
+	"N41MdPFQhOM4U/dlIzzFkrxSL3T/EA6YqcRziPZ3DwxWQhvp7tFYkgxK+AO5glBVYckexMcrihfiNE0M",
+	"Dds2cbV/hPBTtGGzATb7KFRUG6pErxa7GwyYq8psKLcXchygUIdthohcpwmmTJjYcUECFBYBuKFO8DLo",
+	"U46rHjCbdGwirAN95Dr0/5cPITiEhTaolkP9TfeM78/evnGRrxvhtkJUiLodMBfw6qRt3cEkxRmeEUky",
+	"oQuHyoUxvdAaA8ilPYV3eEIZAFuXzANLLotNwtoAWriZdWvmoeZXV0Lx3x09Z+itaWNHsaqdXi9wnSJ2",
+	"n24aYqsI9oCFH0FUCBDoB4Hps+XGML9rvSFAVifR/1LKyA0QNcgKTLFpRqJYAxUm500dNc8kHDRGEZ/N",
+	"cFcQBSmFwmoz0CkqSfgViRVoRKAPRaeHQmf8NCM6rFxjcFdDW0kEhMWUTWASgJGdBgvSpUwQJihwbJGP",
+	"tESrUcYC/JgzTWGj+YApWU+gCGfZXNHR8MU5noRoIxx0Mo3BGdFWPo3Fg064uYXOYLMSBAs40JNx97Wa",
+	"QhET4/QTAHFTZgAQU/KMCAU4IXFCTBciRxl2duGDqpMQ6pUnNCLG40aB6IwptJR7fXLudbk+OYcQf+vt",
+	"7rydMaqGYyQx/cZIhgib4AmZQfKMguvRSTflV0RJKZC3tOVC4vsdT9bSvTVNE4+drd5WTyfzgs2q0+/s",
+	"bem+Hkp2AunS44DqT6MvtVWTfQLMzzDXwDgvYk2ZbcamEVdC83CIpTqKN9ANSAtmUAp9SzdE0/TzBMrD",
+	"UCGPUnquF6PWaC9sq4mgeAWsBK1VsyrvnSkVfIV37WrOeCZNuRZNtgBWu71em0Lg3nNDmOV5WelLPrSJ",
+	"Xr5WAHDw9YFfwAxToJLSq9Bs7klACk3wBBQh76TBguxnB2lHj1aTIPFAyCZtQwnVNCJGjDBUFUSvfpuw",
+	"bOWvLXQiy5KVL1bNoVmdlqcGTAkxT0S1SinCKMESGvTMuBFPskyRBSp1IwJT652adB7QCgyf4SyZ60ta",
+	"RjotWdlTKlJI/mxK6UFnHWYaQBbsFrLI+x87Ra2XRXqhHd6Ev1VMxibEvYJbOw80e6ynr99wU/O1OB0A",
+	"prqmRcXAzjGOpqR7rLQ4nrRNbN7fhpftu1DtXa9/2XfuvZug48sNy7772bx68lzvcb93sMY9Czr7u7tr",
+	"vf+wd1kfV0lDX+8yOzf+dTfNKItoihPhSoVC71+P+m9/pPGNvvM2OaGatY+E5KmAdhEg/EjdJwiEICgL",
+	"ryi4EwQ8+l+n9XqS0rUrYX9DY8tTPV4FIe+CHw97fnq9YPXg47sQZXMgN0Ezd/bswQ1MGm2wCufdrJ/G",
+	"hMj2o+jdOyFaSIEezfl+S+Q9HK7juGsJOxaSaqcf1D1utNyA5buRkx9zJnKr2ltT0Ia6zZsBItdWuNUl",
+	"1GKirrq1aThTBcjJ2vSETJ+PTDfdtX0M0I+nJ4F9JuwITwQ6BYuRYTgznBozFU9IYEwd0CsooexCP1IU",
+	"S+uIkEwpBqxmhmowMG2h0xaN/ORdkyxgN36sKxA/hCRgYHBsT2glUWAFMdMIzcD0dtZjer29Nd9/WKb6",
+	"dM313PWSl+70S8qomCJcRJZou7l/p02NdGvLKkLDW+y6rWrVscF03GbVxZXLtXFBUmkM211BYwIS+Nuj",
+	"H8+/G56dH52/GJ6fvxqevTh+++b52aa9izoMTbb1NdlSnLroOxKiWS4kGjnGdXx09vzt29Ph6YvnJ6cv",
+	"js+HP56enKENA/YBCz++PH375vzFm+fDH09f3VRsx5vr3sEJkbopUJbUVcBaD6TMiwEitlGNbbyiFnBo",
+	"t1FUgwRLv0+iQBWlakSwGxWaerUfi7vhXoDubm//62URuh8ekKe6DkotPLXsSQAKqmR7hWT3KdrfSUx/",
+	"TBTiTOJM3heB4KZ8XiOPPnWRoVTUWR24yKDZn4kaRRvaK2JaClinr2aHYzyjyXwzcDI7ZwOm388IoF7T",
+	"XTQrXEU4P9MRdDyXj0Z+U0tGen/1oyu5HqwneoEeVTpZHQawxJSGNrARaypu2CfGwbS5WuemGvl8TR5S",
+	"hn9N2iiN3taXQlQeFnfeTznCM3SyKu7UccTczPbrf5Y6hlb2mhYOAgGh5VbPA/8o5WxT28LAEQhShG75",
+	"o/uh6a74OB4waJm8hY4qo0M3fHlFoyI0vUZqQEVQoojCQcoG7PTFy9MXZ98NT1/8ePZi+O3p0fELK4Yo",
+	"SqQGsKtDG/u9HSVywKRdiE4SJCZxGIA0E1mjv0QSj8Tm1oCtJ0CYkZ0V+SGk+EodkMcnxN8rSzy1CGRV",
+	"eLEaNyS2Wn675+EIRXkmeOZcUVnOkJ6ZEhEo/HdBbwF0sNduPXAWeSWtIswA7bfQSygzCXXCR5SRwwHD",
+	"dg7OEtMLtaC8Y/M6legKC619xgpRG/klFfJFsal1lfpjWMYqfglwIcOLTWIrxEqZfj4Wm9dKjFUD13J2",
+	"CZa2Fyy5ThMok2QCtBrW4Ko0FUtYKYKqoW9EkaT7bIUU3aAj5FzX++fZrBVGM63ir3bd3aJeq68awBPO",
+	"SIiKrAPdGrNpWlMK2zaWLqZPsZQkU1/8r40Z+T9/2ekefPil1z348LEX7Hx9s/mfTWWVaqeUM4F+zYlC",
+	"USXoZa4jPhUIIt9blmUaXDSgS3to/ZL5TcWzpVNLvv7ED6lPubPWt1G77eoCzxEaYRlNDUkSj0boBQch",
+	"8WmUJdTej3VbpXvYh7o+rR7Cv6jDFwgDnY7zDI+SuRJ0Y0U8sCBQGVGbNv7OR1APkhEkM8yErhSk4x+u",
+	"sBIZ8hS6gqs/hjOhwwqoHDDJEUQJKinL+eUdxVYzYyDYQmIWCy0NKZroLBuKE0B1S3Dkm3YshyiEhjBD",
+	"tdZwwKjQ3afVXVKikgmfMDf4iTCvQy05EW4hQH71hnWPRDydo5wlSm8LjVMeIiAm9JKwdl9k0dhsXQby",
+	"HlP5+sz1Fblvqae4Guu6MRcjcmXc+DZWw/3dgy/IdXeqcBBwbtULBqFytjRaRTraFjIzZYxaVAU8M1X/",
+	"dGQKiS4EhLvoGMdipPDQ3ZdQkmu5TS4Jk109fli6Q08EgocC4ocHLHSjbJk4ytBG2kq1EYYT/QHaCOG/",
+	"/TBAIY37JlpWkF+L2oLqitkH35+9fWOeHCq9QGbzPtrt9XrhgIFcd4gwCvsopWwSQoiSmkTbLnaeIrG5",
+	"hY4TDoF82iuh9oJirmNzkG6iZHfVdOv0F/6t+2Iuzwo6wwsF6zONIL+he2OcynCWihdoXLyX27TMz/0c",
+	"fhcIM8VmSAwcxUVFQAe9jEQ8i3XkmF4ZKNJKN4Fyt0blLqJJD9o84GW0W2Zl00u7Txf4ut6chz1/vT+A",
+	"vAeXNSWUJe7ycyMjNJ5ogHgWQ5DdaI6gk9yW4vMQ2PYNVHMNEY6NWYZc40iaGq8Qvp5hRWB0WxShtdFn",
+	"++gH+mcwu7j2cWgjdP/uQ4O1cPNQpwb865//bUqpfoQ+d25XQxrfhJCvLKdkps0xLe6TBfJDkwBudleS",
+	"wm3uGOytqfHFJ5HA2wyNio4/piCBu6Hz7QIEHBBdhECFAm5rxqh1z9uP3B4qaPRAniHT0RBunZKqbVtD",
+	"64w41PoCg8B93WFB0AnD+h3r6+DZBclMBJLSAjYo644TOplKHZ6uXjw6AYOPjsbHI+hrvrmFjpbpCIdl",
+	"Yu/T7SYxHTawgHLvftK7UNZ2fqus4VjLcXe7SwbnmySCbSNhtFkiz4zX3QifSjDmY70cW/Q/Z33wpuG5",
+	"KIpxAxNBG84WE77CQnZBauuePA83jRo75knCr8SAJfSS6EiXKOFCiSHGhFOVs7fQOxfSD3J3RhS+gXke",
+	"lOqyVD7KaSLdsgbMXEa1n2V85IWVvRZ64xU2hjQOresxUauzK4PcsfjQl9AzoiOQ9P6odAYijY8FgyoB",
+	"rM1opm1lO8HBzX+ubjBaS7J+YGekBoqP3k/WlXofnme0iiat1+YtI76AVUhd4zxJjAnFJCTqTo1ho0+z",
+	"3PD9AYWP8kQtRNfb0KOLVvTW/lnwKvi4GKC+8RyKsTg6UMO6Tr197m0dHo3YDraIhxKQiuAvRq6AjW+E",
+	"Mx6Tb2DWMDCmkCEfh5vAaWyuGs88CUp9Z5q3CDwjWhnZQi+1yUZ/MWSQ9GsjtjZNKJRpQg2wF08KlRYc",
+	"xOAFtklyahJHraXrI78hNgcM9J5iZVckI8XyDjW/CYEHhtpmA9lSYDPXZtVmF67M5l++GRRyNdXdvT+r",
+	"5xclcsH+biVx1e0vutdWu5sXchT5WNt+nINXp5LxXGqToU0Trzh2BSHQA5rqzlIwVYBCCTZN7QrmY4Wq",
+	"6g31qzC5mCYXGV45RFAaRUlExHYkTPjVFjrKoqkSXsxI6n4kZCyRWpW27rt82W+weVcnOoqLxa7il6b/",
+	"2OfPczuD9MwG4nzGM2nSPhsSO9Fzk7cadou6VGHJQ2yL4TS5iHkmmx3E1vxQKnbVba863i39ZYqVdM1/",
+	"nSe6a/71YWEvw/1FrQxXdDi3+s4dwDSC6QWhkcJvhzoP7GBXSNfkW9+7P9861FShiSIxq3rY1ap+Kj67",
+	"i4sdYueq4Q/34l4/imOh47NFqK17BZ1ooEltCzQGtyEMVFqlI+fl1v9FaZ6HNLsBYmja3+709sn0I3N6",
+	"226PloHpv1t412IvdyG7wdErjHOlJQ0OgPuC4VRMudQxm8LmmKMdtDHonDAKNSls4nnHhO3ZlmEDZr3P",
+	"QmZ5JPMMku039nd3ldoEJRG6xiJtaiLYcgjQH1GInGy2O5lfat/kQ8hHaujPk+gKm2qLTjXFX4CplxH3",
+	"xTmeLENYeOdzpLB+kSmpVde2d5dGPJ7rYE3bU6v5hkUWQ6xwuLJfzgb4OdOwuUICxJMJ5/EWessSfR2B",
+	"G+iIExDv2vxw7j58ehfcp3GpLTiy+uGs4EID+w0cgzPpGOXzqMYQZ3iuy+wS3ye632jpaT6I3iehEXek",
+	"DV+4F2otDLidpUcB11o9sIymzZqe33Khj/AIbOqmlb1Sr3Km0zC1BaKxJQM6QvYdyzBttNaA+QxzCxnd",
+	"rI9A3RNTpZ3Zfwq0gYvfNd5C0YjiNx0UPCVQ9mqKxYDlrHhq1rV5WEwTZ3gsQ1S8JRaQI7gaepABCwvB",
+	"GUTd0NRbDbfQd5zxPPML2DSxdg1Sc4PWO7mTMQz7YEYTtShTNvS+Il/UkO+pnNrrt3Zi6s7uI64OoYF5",
+	"L6zYNHFUtz1vofZgXCzfXCXRvjs6P/4uQJCWqpivSVbRvVqfCJOo0cB001z+jqb/dmiKNt79eL55P8ha",
+	"lhu341wfOVnfXu8zrZZiCSkttL3GrBLQMHg6twXzbCGOAIVpRi+x1GGPwBoCr4SCs9kPmFeFDO00UXe3",
+	"xQfW3Z47ULabth9eXePp/BGpaQ8sw9sTWVOIa9axto1g8gA3xdY/deHugWcEqcXGY+v9smgPVX6daEbl",
+	"oakk5EYbFEKV9gTY0X3bCUT5p1iYm6ijoZvsJo3mETPBA9+xd+YIGm/Yp2AqXxSTMNBYE7tbOIETvB8A",
+	"v8+IFFbS/8YI+oUrSWkEQ4Or37A8SRpiGdzqFui5D3v0D8zv7f7u5zDhuj4QV9eEQdEISMjR1AOy8auU",
+	"KjA51ynPdCh6NtcGVmTdkwJfmk6B5eO2639gcvKTmcZLSL55YBuKmXJBlMyle8OA7tHYzCw4DQ4/Maat",
+	"uwmu2qJSxW9julzBM25Z3QLveDkfeqvV6fyTnfXhfc8P7bEyW1nZcWUB/rh8Vw4PL4uT81Gx635/MHNe",
+	"Mz9cKNxBoBC5lnbVXiYmlYIkY6UtMS5RRhieaZt6m6/KnPND0lA9Q+G5emjVx26pLciwEIwryPrbUm4s",
+	"DjULDEsxu01wMJ9tfzT/ullYkscR14ozo81D4aPjw1O3Vg7biB6PwQ1hl/5p6Viw0psG6G9yaMWvQ0MX",
+	"Yta2qRl/eyH1dgtbYq+SHl5bEQZRZpJ2y8SaxWiUz2wdTlNJX9Prwtlh1fSYEzFgkFwLnotV3RMGTOX7",
+	"cxf775duin3o8EwA5x1vVAv9vCKjKecX3QsyfwDd61vX6MjINaEpq9A184bGMnRB5qV6Vxo9IZsEWjvp",
+	"jJJUYSzPBbxeqlE9YCbHzLmlrciMG+akzKWaeVfD5YIV9iNdo7MRx6FJESCaHvUHMn9oLuHNtECW8MH2",
+	"m80SOwXwawKnoaJw4jZGCMgNMM19VtDOwLmbTTCjApvkHX+EAI3m0EzJFQTRbVcEngvE5ZRkV1SQLXSm",
+	"e2OAGxzqM9oCriTuo9B0zhgKoj6d8iuBrqY0msLrgkjPswDZV2NoqjDFGY6giBUfo4TrJEvRFpR84u/7",
+	"k8QmVxOGwFVOBYK+zTGUWvFBiTZKXkaUcGhBUnolTxW87QCbbZGY9oWVw1Q94Lyz39607MHUAIBcbxJu",
+	"6pZU7keI8Aw3S8tuDRj1WgMX66z3bbxt8Db0Trq/qO1K/HVrEPfiOOzdu8ZhP6TlwceDpSaH6hH/9qtj",
+	"gs2ClgmJJcCln+t02Hu8JAj3DNo0IezTiaLXm3DxCLpypU+btxQllZKyibC9EDVhDYGQujgiv+yTnUQ7",
+	"khoCbk07tc1DG9uvW9EY1uA+h+giHVOwBX0nHbknLMrmqdRp8UpURhtHL866u0+fdb89fq3rYulWDpYj",
+	"bKHXRGJ4cMKExJMMzxBOU4EmStEasBAqh8+HUJQxhP6DIWExLHt4QeahTfGiGQoNvxzmWRJqyR/4FRVI",
+	"3zW7SwuG3sGAhThRGtm8C0nQwkQihzYlekjjcHMLHeUxlO7EUDPLna+pI2T94bq9m244CEFXY54NmG0W",
+	"1RrI7F3FBzIOeTN8nrBmf4stAp4P1t8b9nz2hj20hJS3IH2+597/bK0gae9DFytdUBl7s9Cxbj1nPOq5",
+	"INAxL+HRBYyiZ9J3VF96yrq5gIxSKiLOGImk7QGnCFlMpEKjeMHN12M2KlD6UfVW/14YyRZGujNqrRDb",
+	"7SOO1w5Ms8xDizmggWhSrc7XV04a7aYLz3QF602JDH6iuj13hvbtDJbeVtcLpz5sCZe2gkaEmS6AmSY4",
+	"IjGkHlqhAseHxuqC09Qc8oBJfEEEIuMxiXSMJ5TmkXnmQmuchcWTqnQQtZ5D16pCb8hVST6Dlh36fei6",
+	"SSRybWclR2HOTN+TOGwnJKa5cKH32qhwT5oYsI3QiRFQclD9bEoO6i3ppwFyrbJoptt+is32OOtPKnnc",
+	"c1Bq5S49br5rY0zv4bq2WYCc6Z+Ob2EPbbjOjSrNa7hrGCX00twu1KyDHJ24P0Rf10ZXL8x4TBJx2KYW",
+	"9JVeMGCYwQX3O4rYrsO6BATYsnIZcSX+s+JWgqqUYCGH9mZCurduIZALnJgcyAHz1Z2QX/SRNndYvcl2",
+	"kD70tDctfUQY/Aq6Rq8SIgIoHi3UegKvv7aATs9jTBPhLLRPe3tq5JSwmLBo3s0ZvsQ0waPEtFOqUcUT",
+	"0xbIo0q6/IWjXDQhUDjAnEaWMxHoFvAWPtaDrUBHYtCLqnbiBYKQxqhGQUg/Ws4075vS/ATznhKhLmyL",
+	"umF3b/sqKeB8RtnrUzcEWhI9BACskKOyceLuxInxmHTlPCWLuzYTNqGMmIaQGZlQIbM59NKFumExlYr9",
+	"gSUZqllCrhOWrqZ53T78hsfkHOZdqbpkhCWZ8Gz1SgB2/GPzIeDEhweu+KQmfEWFXFjwCaD9uOKGinV7",
+	"GOehzsJ2NcV72+YU6RJsGwPfcu8q8lCGXDs6HRczfIKztsi16MyLfTzSM/d2cLfT/6j+s1qVN5g3JmPK",
+	"qHoEdTVzdsEU+aHx0uRfez4ttKVcD8ysamEVMK9R37P9z9mmz+1sGYV5ZME8bt23QDGvq1krZr0AY3qY",
+	"EcHzLCJ93SUi9DqioQ1r6Xcd1HRjeZTS6MJ4/+qE5503+QOeezHNElqDEz7JiWLNmdTVRBSaPxpsOC91",
+	"qSs25KGFf9yr4sU2iJbtnQ/eg/vbiKE6jN/vlefl6iU4uhBb6KigR95yHV2q+3YkN7VJK84Hta4qDt2/",
+	"BaCYAdIV1tD/H2L6xUpBBk/vUw34sqz7oAGmpSO/E2rPyHaEUwwJ/4skq/eVknczPEcx75uuegkJjHVO",
+	"CV/e+IH6o2sJp6l/s50RHG9rRWJbW4IHDBpwe/Ws3Deuq7yjTurPnX10ReMJ0bEFoFmPibYIjhM8EVvo",
+	"ZaWjpW01CiY1lAvTU7BYtiASbQDRFuhf//t/ilIJT/QWN1tKFL+eH/sQfMCbUJqnlYoX7zwawv16Xlr3",
+	"XZHa4o6RGm9WaIT6RCDN1QXiuh9UKwKW5En31jKp8tS8WCbXC4tZHy26BCKPpmDJGSf8KmypVmtkopVE",
+	"06e9zymaNoFnYYvXJ147YhORqUd4TEjviwlKAnCbuPMN4MkSNVnQa6BqRUMCmpXWswHFYcw7nCXzFhn2",
+	"FKZ6SNTgyUK7CKwwQFM6mZbSzh6NyJoZCLaeeMkYlwuSeXl8/qlrjrj43Hd2DeMUh0jX+klIqGsLeex9",
+	"yqEOEpu7QCEPNwIUEoZHCYnDoiiR/iBJmpHkvVnZA6KJnmIRoph9PyrciLGYjjiGovUWhGtTBig3vEr8",
+	"MJQl9ujBjMxGJEMRz5kswoebj/gcJvlNFBJ+yFjUxQGnO19ywKk64eWRpoBEj8taKQ3q2oul/269Um2e",
+	"UwUfEzuoK8hBxKJ2xlViFDfb0kzVGA+kxquhP0/sIGyqhSgrWH/m1NIvrMeQLW8qNSo0IGVdHvC9cvDi",
+	"0hg9qPuOxBQr3u4iV9S3aMOrAfgNFLDfRCMCvlZTR6qtgKnD3t9sAdPbHMqCIDeAt4tu0+xWNOqPzaBd",
+	"pZ//J2kdpA3x7dBpoaNryQpqJ/cSidYSS/XAtPeeo6fsuX5hpXdsqb27U69tcx3WD3XyEaWpmOSpjq3R",
+	"pnkj4yoR1qZN0FjX74LcA1PrvynlwuXMNbBzoa/sa7OHh0MrM8MZkfePWl+U7fvMkZgnjlTeBsPUD8t8",
+	"feodlxKSQN4iFNMHzcKYqWeYJjohplUn+lHoNf7eXGX95ioAX/Wr/UclpQ9iABM+ocx8Xf7h4RusNO04",
+	"4wlZOcpIYcep+uCmbbjVky6bvjaVmzt36Ej2gNqk2v1ybRIu6+PSJnNRJkz67xbCpNMLHVnajmlGIsl1",
+	"y7dmc432VsHrcF2xEHTCoKp9jKaYxV0+Hpu4AxG4WgNwjUQ7nXruZv6S6NVDY6Db9XJUdEeDCJMZJWWD",
+	"2KOxKII0E3uH3YCnDdI6oG9GWURTnLj3Ox883F2mcr7mtuCGev+JMM3MJEehzDATY5INJS+aBPY9i/Sh",
+	"Yf2mfsaUC11QQtey1wHQA2ZqZ8CLWmMVVmXdDEwSmTC2zaN3JybgfJwRMdVOYqGrLHpvwlpN7PSAZWrB",
+	"F4Sk8AgrED4RGgcgW/UYi5irOxmBzVQnrkqeR1NItW1RmxUirtLZFo7uasptGQ3h5cbFJaAeIgNDD4Rt",
+	"mf0e7O+VVXyiDLn1oq4fd5KJM0PkGmNWYjFLcu3eMoPjTVYHg5nrqxDw4SeyOqwDjNulwqnduH7EBbHb",
+	"BuHsVpVh3YhtxuRXkJKPYmLn0BccMt8QZaZvae3M7Nt3Prj9Lyqd4chsa83Trql9pk4/ecCDc4S6KGvg",
+	"YpAEFIZytZ1M0qL3piDG+65TgC75BYm30Bs+4vF8wIp1A+WfCZIoJmAiT6HajqntIvKUZEPw4Deznc+G",
+	"J19aSjO+V8wC/e9OOJU3kuhkjrB/qGiSYej+n6GMzECu8p/yzNk8S58dIgaohGIy41bAUXgzYHXEMZ4r",
+	"9bgLP3fh59D0CDTiRhPGFtm476mcDtjx0dnzt29Ph6dvX70Ynv31zfE3oKbrsB2eQALbDDM80THHVohq",
+	"TmNrTYV16vTD2Nrs8Pdsxv1t3KNjwDZzh0y85B2ukvrPEBhsSruaci4MatH4ekmVQjCGsBWzDv1tu9J7",
+	"lNJzPfyXoPTa1ZzxTN6yuqQdwizv09SFNsAu2Jx39N4J1s8fHvT11V9fKnuH5bRJMmvAnqW6aYFFmoY1",
+	"4dHWAvXNwn0l7+epYeyPxWyg19tw0J/+nFe/RA4rTE0pYSuL+sWnbhqYdXNLxifCL+aINnSNTeM6D9+9",
+	"PTtHLaVLw82W6Fx/IbdNIHsW+G2lfznq/g13/9HrHgy7H/7Y1E+6vYq6xJkpoV4vtmvCjz3bS71uKb+C",
+	"XBcKBVC1iGDeeQKZ6mkuoaNw+HFG5JTHAQI7RIAMTgdISSaBtW3EQyxvQrRhnqKEX5GsG2FB4gDhXE51",
+	"Nj3nF5TYIVCc8TQl8SHCA/b92ds3MCRKcQZfOXedEooAIJtb6IShkM5mJKZQw2MGqWRTG8+tJJPd3m4R",
+	"IJHlDNH4EFE2YLoMAeOx/52rcHqFqYQikJKjvR4ytlrIIoO72IV2CTp3DXoxmgDyotYNVDwIBszuDgok",
+	"A4zGOEmUAjHC0YUaf7e321zrGNbilWd9wNL1ZgYFdqAu/mjX3aurq+6YZ7NuniWERTxWeH6L4V+C9+Um",
+	"6EhyLbfTBNPbLfOcXLd0KNl9CKgcRRFJJYlbY5hzhq6wUFciv1fGsPvzzw+yH0DWpt1UL4U24jZh/RNb",
+	"NaNA+d3ra4v2qIr1W+howKrj6JcVeRE0JvC9K4aR4DmJ++VLaS9Zw53WF+gL4cdlx7cizbbC9jjjM4Qt",
+	"LyrVcBjxnMWWIFs2rGh5VJjwM3wFzWJsdPAKYgDJLi1rzLOk0+8ouWr7cgckVDN7jZtQNkkIGKu6XCl6",
+	"Gc8nU6vZBYjnWcngDlbqPMsIk5612vBJRe2bPNcRT6GEXHZJI2INLIrKpjiTTB3zRngl+fBf//xvzYPt",
+	"eIWoUh8VXPaeRQaEQipkUdfQjKJ1mvoAEAftXJeHxslhal758XbYxT56/tqmEZtz7wJXXHScwe2OFSeA",
+	"cmjgCKQx8cb2Y8XrM/xERY4TxVb5TFdc06veOCU4kkhdfF26X2x6oEnomETzKPHn0aWt6zOczGa5xKOE",
+	"eL34lIhd6m1UGacoG98A5Xqpa1fExy+ls6HLEKWpCJBfsGjTRHdcZVSSLmfJPGgoS+h54v0KKfXlnOYM",
+	"9gPbDwx8gLXbekYKbFBSiVwqJBcys3HSVhq8JlEuF2zXJX+VS1roIipQYsVVTDFDejnw9SGh313kSKPt",
+	"ZQi0Rp8+nDS+8Go+wdrLYKkQnZsPN/9/AAAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -1406,8 +1406,7 @@ export interface components {
             input_data: {
                 [key: string]: unknown;
             };
-            /** @description The last `response-data` node's output, or null. */
-            output_data: unknown;
+            output_data: Record<string, never> | unknown[] | string | number | boolean | null;
             node_executions: components["schemas"]["NodeExecution"][];
             graph?: components["schemas"]["Graph"];
         };
@@ -1519,7 +1518,8 @@ export interface components {
          *       "validation": {
          *         "valid": true,
          *         "issues": []
-         *       }
+         *       },
+         *       "webhook_url": null
          *     }
          */
         Flow: {
@@ -1546,6 +1546,11 @@ export interface components {
             updated_at: string;
             data: components["schemas"]["Graph"];
             validation: components["schemas"]["FlowValidation"];
+            /**
+             * @description The receiver URL of the flow's `trigger-webhook` once it has a key (the first publish with a webhook
+             *     trigger creates one; `POST /flows/{id}/webhook-key` rotates it); null otherwise.
+             */
+            webhook_url: string | null;
         };
         /**
          * @description Defaults applied on create: `status` draft, `visibility` private, `data` `{"nodes":[],"edges":[]}`.
@@ -1789,12 +1794,11 @@ export interface components {
             status: components["schemas"]["ExecutionStatus"];
         };
         /**
-         * @description The `body` of the `response-data` node that ended the run.
          * @example {
          *       "received": true
          *     }
          */
-        FlowWebhookAnswer: unknown;
+        FlowWebhookAnswer: Record<string, never> | unknown[] | string | number | boolean | null;
         /**
          * @example {
          *       "order_id": "1234",
@@ -1805,13 +1809,12 @@ export interface components {
             [key: string]: unknown;
         };
         /**
-         * @description Any JSON document; it becomes the trigger's `body`.
          * @example {
          *       "order_id": 1234,
          *       "status": "paid"
          *     }
          */
-        FlowWebhookJSON: unknown;
+        FlowWebhookJSON: Record<string, never> | unknown[] | string | number | boolean | null;
         /**
          * @example {
          *       "webhook_url": "https://api.example.com/api/v1/webhooks/flows/Xk2…"
@@ -2251,10 +2254,8 @@ export interface components {
             completed_at: string | null;
             /** Format: int64 */
             duration_ms: number | null;
-            /** @description The resolved config, with secrets redacted. */
-            input: unknown;
-            /** @description What the node produced (truncated to 64 KiB in lists, with `truncated`). */
-            output: unknown;
+            input: Record<string, never> | unknown[] | string | number | boolean | null;
+            output: Record<string, never> | unknown[] | string | number | boolean | null;
             error: null | components["schemas"]["NodeError"];
             /** @description The branch the node took. */
             handle: string | null;
@@ -4696,16 +4697,6 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The `response-data` answer (`last_node` mode). */
-            200: {
-                headers: {
-                    "X-Request-ID": components["headers"]["XRequestID"];
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["FlowWebhookAnswer"];
-                };
-            };
             /** @description The run was queued. */
             202: {
                 headers: {
@@ -4714,6 +4705,19 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["FlowWebhookAccepted"];
+                };
+            };
+            /**
+             * @description `last_node` mode: the `response-data` node's answer with its 2xx status, headers and body. A
+             *     `response-data` status outside 2xx is not relayed: the receiver answers 202 with the run id.
+             */
+            "2XX": {
+                headers: {
+                    "X-Request-ID": components["headers"]["XRequestID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FlowWebhookAnswer"];
                 };
             };
             default: components["responses"]["Problem"];
