@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
 	"time"
 	"unicode/utf8"
 
@@ -123,14 +122,4 @@ func UpdateHints(meta store.JSON, secrets map[string]string, changed []string, n
 	}
 	b, err := json.Marshal(hints)
 	return store.JSON(b), err
-}
-
-// SortedNames returns a map's keys in order.
-func SortedNames[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
