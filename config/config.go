@@ -186,10 +186,22 @@ type Config struct {
 	// Audit log retention (PRODUCT §5.17, §9.2): entries older than this many days are purged
 	// (`wataomi audit purge`, and the maintenance.purge job).
 	AuditRetentionDays int `env:"AUDIT_RETENTION_DAYS" default:"365"`
+	// Secrets at rest and the endpoints integrations are verified against (PRODUCT §5.11, §8).
+	// EncryptionKey is 32 bytes in base64 (AES-256-GCM). Unset outside production, a key is derived
+	// from SECRET_KEY (HKDF-SHA256, info "wataomi-encryption") with a warning; production refuses to
+	// start without it. EncryptionKeysPrevious (base64, comma-separated) still open the ciphertexts of
+	// a rotation in progress. Use EncryptionKeys for the decoded keys.
+	EncryptionKey          string   `env:"ENCRYPTION_KEY"`
+	EncryptionKeysPrevious []string `env:"ENCRYPTION_KEYS_PREVIOUS"`
+	AnthropicBaseURL       string   `env:"ANTHROPIC_BASE_URL" default:"https://api.anthropic.com"`
+	MetaGraphBaseURL       string   `env:"META_GRAPH_BASE_URL" default:"https://graph.facebook.com"`
+	MetaGraphAPIVersion    string   `env:"META_GRAPH_API_VERSION" default:"v21.0"`
 
 	dbDialect    string
 	dbDSN        string
 	casdoorCerts []*x509.Certificate
+	encKey       []byte
+	encPrevious  [][]byte
 	warnings     []string
 }
 
@@ -710,6 +722,8 @@ func (c *Config) finish(v *viper.Viper, workDir string, problems *[]error, warni
 		{"QDRANT_URL", c.QdrantURL, false},
 		{"GEMINI_BASE_URL", c.GeminiBaseURL, true},
 		{"OPENAI_BASE_URL", c.OpenAIBaseURL, true},
+		{"ANTHROPIC_BASE_URL", c.AnthropicBaseURL, true},
+		{"META_GRAPH_BASE_URL", c.MetaGraphBaseURL, true},
 	} {
 		if u.val == "" && !u.required {
 			continue
@@ -781,6 +795,8 @@ func (c *Config) finish(v *viper.Viper, workDir string, problems *[]error, warni
 	} else if len(c.SecretKey) == 0 && prod {
 		bad("SECRET_KEY", "is required in production (at least %d bytes)", MinSecretKeyBytes)
 	}
+
+	c.finishEncryption(prod, bad, warn)
 
 	if prod && c.Debug {
 		warn("DEBUG=true in production: debug logging is on (SQL parameters, tokens and secrets are still never logged)")

@@ -57,6 +57,7 @@ func prodEnv(overrides map[string]string) map[string]string {
 		"CASDOOR_CLIENT_ID":     "client-id",
 		"CASDOOR_CLIENT_SECRET": "prod-casdoor-client-secret",
 		"CASDOOR_CERTIFICATE":   testCerts().pem1,
+		"ENCRYPTION_KEY":        testEncryptionKey,
 	}
 	for k, v := range overrides {
 		if v == "" {
@@ -88,6 +89,7 @@ func TestFieldsAreTheDocumentedVariables(t *testing.T) {
 		"EXECUTION_MAX_CONCURRENT_PER_USER", "SCHEDULE_MISFIRE_GRACE_SECONDS", "EXECUTION_RETENTION_DAYS",
 		"EXECUTION_EVENTS_RETENTION_HOURS", "HTTP_ALLOWED_HOSTS", "HTTP_BLOCK_PRIVATE_NETWORKS",
 		"AUDIT_RETENTION_DAYS",
+		"ENCRYPTION_KEY", "ENCRYPTION_KEYS_PREVIOUS", "ANTHROPIC_BASE_URL", "META_GRAPH_BASE_URL", "META_GRAPH_API_VERSION",
 	}
 	var got []string
 	for _, f := range fields {
@@ -159,7 +161,8 @@ func TestDefaults(t *testing.T) {
 		{"DatabaseDSN", c.DatabaseDSN(), filepath.Join(dir, "data", "wataomi.db")},
 		{"IsProduction", c.IsProduction(), false},
 		{"SecretKey length", len(c.SecretKey), 32},
-		{"Warnings", len(c.Warnings()), 0},
+		// Only the derived encryption key (PRODUCT §8: ENCRYPTION_KEY unset in development warns).
+		{"Warnings", c.Warnings(), []string{"ENCRYPTION_KEY is unset: secrets at rest are encrypted with a key derived from SECRET_KEY; production requires ENCRYPTION_KEY"}},
 	}
 	for _, ch := range checks {
 		if !reflect.DeepEqual(ch.got, ch.want) {
@@ -565,6 +568,9 @@ func TestRedaction(t *testing.T) {
 		"CLOUDINARY_API_KEY":    "plain-cloudinary-key",
 		"CLOUDINARY_API_SECRET": "plain-cloudinary-secret",
 		"QDRANT_API_KEY":        "plain-qdrant-key",
+		"ENCRYPTION_KEY":        testEncryptionKey,
+		// Two previous keys: each item is redacted, not only the first.
+		"ENCRYPTION_KEYS_PREVIOUS": testPreviousKey + "," + testPreviousKey2,
 	}
 	env := maps.Clone(secrets)
 	env["DATABASE_URL"] = "postgresql+asyncpg://dbuser:plain-db-pw@db:5432/wataomi?sslpassword=plain-ssl-pw"
@@ -578,7 +584,8 @@ func TestRedaction(t *testing.T) {
 		t.Fatal(err)
 	}
 	text := out.String()
-	plaintexts := []string{"plain-db-pw", "plain-ssl-pw", "plain-redis-pw", "plain-qdrant-token", pemBodyLine(t, testCerts().pem1)}
+	plaintexts := []string{"plain-db-pw", "plain-ssl-pw", "plain-redis-pw", "plain-qdrant-token", pemBodyLine(t, testCerts().pem1),
+		testPreviousKey, testPreviousKey2}
 	for _, v := range secrets {
 		plaintexts = append(plaintexts, v)
 	}
@@ -595,6 +602,8 @@ func TestRedaction(t *testing.T) {
 		"SUPABASE_KEY=(set)",
 		"CLOUDINARY_API_SECRET=(set)",
 		"QDRANT_API_KEY=(set)",
+		"ENCRYPTION_KEY=(set)",
+		"ENCRYPTION_KEYS_PREVIOUS=(set)",
 		"CASDOOR_CLIENT_ID=",
 		"DATABASE_URL=postgresql+asyncpg://dbuser:xxxxx@db:5432/wataomi?sslpassword=xxxxx",
 		"REDIS_URL=redis://:xxxxx@redis:6379/0",
@@ -777,7 +786,8 @@ func TestWarnings(t *testing.T) {
 		{"partial Casdoor in dev", map[string]string{"CASDOOR_ENDPOINT": "http://localhost:8030", "CASDOOR_CLIENT_ID": "id"}, nil,
 			"Casdoor SSO is partly configured (CASDOOR_CLIENT_SECRET, CASDOOR_CERTIFICATE unset)"},
 		{"complete Casdoor in dev", map[string]string{"CASDOOR_ENDPOINT": "http://localhost:8030", "CASDOOR_CLIENT_ID": "id",
-			"CASDOOR_CLIENT_SECRET": "s", "CASDOOR_CERTIFICATE": testCerts().pem1}, nil, ""},
+			"CASDOOR_CLIENT_SECRET": "s", "CASDOOR_CERTIFICATE": testCerts().pem1, "ENCRYPTION_KEY": testEncryptionKey}, nil, ""},
+		{"derived encryption key in dev", map[string]string{"SECRET_KEY": strongKey}, nil, "ENCRYPTION_KEY is unset"},
 		{"unknown yaml key", nil, map[string]string{"config.yaml": "databse_url: x\n"}, `unknown key "databse_url"`},
 	}
 	for _, tt := range tests {

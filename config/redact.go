@@ -83,7 +83,7 @@ func format(fv reflect.Value) string {
 	panic("config: unsupported field type " + fv.Type().String())
 }
 
-var secretSuffixes = []string{"_KEY", "_KEYS", "_SECRET", "_CERTIFICATE", "_PASSWORD", "_TOKEN"}
+var secretSuffixes = []string{"_KEY", "_KEYS", "_KEYS_PREVIOUS", "_SECRET", "_CERTIFICATE", "_PASSWORD", "_TOKEN"}
 
 func isSecretKey(key string) bool {
 	for _, s := range secretSuffixes {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/wataomi/wataomi/ai"
 	"github.com/wataomi/wataomi/config"
+	"github.com/wataomi/wataomi/integration"
 	"github.com/wataomi/wataomi/netguard"
 	"github.com/wataomi/wataomi/store"
 )
@@ -49,6 +50,12 @@ func FromConfig(ctx context.Context, cfg *config.Config, db *store.DB, rdb *redi
 	}
 	router := ai.New(ai.Options{GeminiBaseURL: cfg.GeminiBaseURL, GeminiKey: cfg.GoogleAPIKey, OpenAIBaseURL: cfg.OpenAIBaseURL,
 		OpenAIKey: cfg.OpenAIAPIKey, DefaultModel: cfg.AIDefaultModel, Timeout: cfg.AIRequestTimeout()})
+	// Keys come from the provider's active integration first, then the environment (PRODUCT §8).
+	ring, err := integration.KeyringFromConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	router.Keys = integration.NewSecrets(db.DB, ring).ProviderKey
 	defModel := cfg.AIDefaultModel
 	services := &Services{AI: router, HTTP: guard.Client(), Agent: opts.Agent,
 		DefaultModel: func(context.Context) string { return defModel }}

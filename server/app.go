@@ -49,6 +49,7 @@ type Server struct {
 	deps     Deps
 	limits   flow.Limits
 	draining atomic.Bool
+	integ    *integrations
 }
 
 // New builds the server. It refuses to start when the contract has an operation without a guard.
@@ -75,6 +76,9 @@ func New(d Deps) (*Server, error) {
 	oa.limiter, oa.publicLimit = d.Shared, d.Config.RateLimitPublicPerMinute
 	s := &Server{deps: d, limits: flow.Limits{MaxNodes: d.Config.FlowMaxNodes, MaxEdges: d.Config.FlowMaxEdges, MaxBytes: int(d.Config.FlowMaxBytes)}}
 	oa.denied = s.auditDenied
+	if s.integ, err = newIntegrations(d.Config); err != nil {
+		return nil, err
+	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler(d.Logger)

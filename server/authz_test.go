@@ -73,6 +73,8 @@ var azBodies = map[string]any{
 	"FlowCreate":     map[string]any{"name": "Authz matrix"},
 	"TemplateCreate": map[string]any{"name": "Authz matrix", "data": map[string]any{"nodes": []any{}, "edges": []any{}}},
 	"UserRoleUpdate": map[string]any{"role": "viewer"}, // granting super_admin is a role rule, not the guard
+	"IntegrationCreate": map[string]any{"provider": "openai_compatible", "name": "Authz matrix",
+		"settings": map[string]any{"base_url": "http://127.0.0.1:9/v1"}, "secrets": map[string]any{"api_key": "authz-matrix-key"}},
 }
 
 // azSample builds a minimal value that satisfies s: required members only, lower bounds, the first
@@ -267,6 +269,8 @@ func azIDs(t *testing.T, e *testEnv, o azOp, caller *store.User) map[string]int6
 		return map[string]int64{"flow_id": flowID}
 	case strings.HasPrefix(o.Path, "/audit-logs/"):
 		return map[string]int64{"id": azAuditRow(t, e, caller)}
+	case strings.HasPrefix(o.Path, "/integrations/"):
+		return map[string]int64{"id": azIntegration(t, e, caller)}
 	}
 	return map[string]int64{"id": azFlow(t, e, caller), "version": 1}
 }
@@ -289,6 +293,28 @@ func azAuditRow(t *testing.T, e *testEnv, actor *store.User) int64 {
 		t.Fatal(err)
 	}
 	return a.ID
+}
+
+// azIntegration stores an openai_compatible integration, sealed as the API seals it, and returns its
+// id. Its base URL is on loopback, which the outbound guard refuses here (no HTTP_ALLOWED_HOSTS), so a
+// verify answers 200 ok=false without any network traffic.
+func azIntegration(t *testing.T, e *testEnv, creator *store.User) int64 {
+	t.Helper()
+	ctx := context.Background()
+	in := &store.Integration{Provider: "openai_compatible", Name: fmt.Sprintf("authz %d", time.Now().UnixNano()), IsActive: true,
+		Settings: store.JSON(`{"base_url":"http://127.0.0.1:9/v1"}`), Status: "unverified", CreatedBy: &creator.ID}
+	if err := store.SaveIntegration(ctx, e.DB.DB, in); err != nil {
+		t.Fatal(err)
+	}
+	ct, err := e.Server.integ.box.Seal(in.ID, map[string]string{"api_key": "authz-matrix-key"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.SecretsCiphertext = ct
+	if err := store.SaveIntegration(ctx, e.DB.DB, in); err != nil {
+		t.Fatal(err)
+	}
+	return in.ID
 }
 
 // azAPIToken stores an API token of owner straight in the DB and returns its id.

@@ -21,7 +21,7 @@ import (
 var allModels = []any{&store.User{}, &store.Team{}, &store.TeamMember{}, &store.Flow{}, &store.FlowVersion{},
 	&store.RefreshToken{}, &store.APIToken{}, &store.AuditLog{},
 	&store.Execution{}, &store.NodeExecution{}, &store.ExecutionEvent{}, &store.FlowSchedule{},
-	&store.Template{}, &store.AgentConfig{}, &store.Settings{}}
+	&store.Template{}, &store.AgentConfig{}, &store.Settings{}, &store.Integration{}}
 
 // emptyDatabases runs fn on an unmigrated database of each available dialect.
 func emptyDatabases(t *testing.T, fn func(t *testing.T, db *store.DB)) {
@@ -183,6 +183,7 @@ func checkSchema(t *testing.T, db *store.DB) {
 		"flows.owner_id -> users RESTRICT",
 		"flows.team_id -> teams SET NULL",
 		"flows.template_id -> templates SET NULL",
+		"integrations.created_by -> users SET NULL",
 		"node_executions.execution_id -> executions CASCADE",
 		"refresh_tokens.replaced_by_id -> refresh_tokens SET NULL",
 		"refresh_tokens.user_id -> users CASCADE",
@@ -217,7 +218,7 @@ WHERE rc.constraint_schema = current_schema()`).Rows()
 		}
 	case store.SQLite:
 		for _, table := range []string{"users", "teams", "team_members", "flows", "flow_versions", "refresh_tokens", "api_tokens", "audit_logs",
-			"executions", "node_executions", "execution_events", "flow_schedules", "templates", "agent_configs", "settings"} {
+			"executions", "node_executions", "execution_events", "flow_schedules", "templates", "agent_configs", "settings", "integrations"} {
 			var list []struct {
 				Table    string `gorm:"column:table"`
 				From     string `gorm:"column:from"`
@@ -249,6 +250,8 @@ WHERE rc.constraint_schema = current_schema()`).Rows()
 			"audit_logs_action"},
 		"templates":     {"templates_system_key", "templates_created_at_id", "templates_source_flow_id", "templates_created_by"},
 		"agent_configs": {"agent_configs_flow_id"},
+		"integrations": {"integrations_provider_name", "integrations_endpoint_key", "integrations_provider_default",
+			"integrations_created_at", "integrations_created_by"},
 	}
 	for table, names := range wantIndexes {
 		for _, name := range names {

@@ -22,6 +22,7 @@ import (
 	"github.com/wataomi/wataomi/auth"
 	"github.com/wataomi/wataomi/config"
 	"github.com/wataomi/wataomi/engine"
+	"github.com/wataomi/wataomi/integration"
 	"github.com/wataomi/wataomi/openapi"
 	"github.com/wataomi/wataomi/rbac"
 	"github.com/wataomi/wataomi/server"
@@ -45,6 +46,8 @@ const usage = `usage: wataomi [command]
   seed [--force]                 insert the missing built-in templates; --force also resets
                                  the system templates to the shipped definitions
   config check                   print the effective configuration, secrets redacted
+  secrets rotate                 re-encrypt every stored secret under ENCRYPTION_KEY (run it after moving
+                                 the old key to ENCRYPTION_KEYS_PREVIOUS; then the old key can go)
   openapi [--format yaml|json]   print the embedded contract
   health [--url URL]             probe /health of a running server (for container HEALTHCHECKs)
   audit purge [--before T]       delete audit entries older than AUDIT_RETENTION_DAYS (or than the
@@ -76,6 +79,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return seedCmd(args, stdout, stderr)
 	case "config":
 		return configCmd(args, stdout)
+	case "secrets":
+		return secretsCmd(args, stdout)
 	case "openapi":
 		return openapiCmd(args, stdout, stderr)
 	case "health":
@@ -642,5 +647,36 @@ func auditCmd(args []string, stdout, stderr io.Writer) error {
 	defer db.Close()
 	n, err := store.PurgeAuditBefore(ctx, db.DB, cutoff)
 	fmt.Fprintf(stdout, "deleted %d audit entries that occurred before %s\n", n, cutoff.Format(time.RFC3339))
+	return err
+}
+
+// secretsCmd is the key rotation of PRODUCT §8: with the new key in ENCRYPTION_KEY and the old one in
+// ENCRYPTION_KEYS_PREVIOUS, it re-seals every integration's secrets under the new key, after which
+// the old key can be dropped. Rows are swapped one conditional UPDATE at a time, so it runs safely
+// beside live servers and can be rerun.
+func secretsCmd(args []string, stdout io.Writer) error {
+	if len(args) != 1 || args[0] != "rotate" {
+		return errors.New("secrets needs: rotate")
+	}
+	cfg, err := loadConfig()
+	if err != nil {
+		return err
+	}
+	ring, err := integration.KeyringFromConfig(cfg)
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	db, err := openMigrated(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	st, err := integration.Rotate(ctx, db, ring)
+	fmt.Fprintf(stdout, "re-encrypted %d integration(s) under key %s", st.Rotated, ring.CurrentKeyID())
+	if st.Changed > 0 {
+		fmt.Fprintf(stdout, "; %d changed meanwhile and were left as written (run again to check)", st.Changed)
+	}
+	fmt.Fprintln(stdout)
 	return err
 }

@@ -6,6 +6,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -20,7 +21,9 @@ import (
 	"github.com/wataomi/wataomi/auth"
 	"github.com/wataomi/wataomi/auth/casdoortest"
 	"github.com/wataomi/wataomi/config"
+	"github.com/wataomi/wataomi/integration"
 	"github.com/wataomi/wataomi/openapi"
+	"github.com/wataomi/wataomi/secretbox"
 	"github.com/wataomi/wataomi/store"
 )
 
@@ -394,6 +397,7 @@ func TestTokenRefusedInProduction(t *testing.T) {
 	t.Setenv("REDIS_URL", "redis://127.0.0.1:6379/0")
 	t.Setenv("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable")
 	t.Setenv("PUBLIC_BASE_URL", "https://api.example.com")
+	t.Setenv("ENCRYPTION_KEY", "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")
 	fake := casdoortest.New(t)
 	t.Setenv("CASDOOR_ENDPOINT", fake.URL)
 	t.Setenv("CASDOOR_CLIENT_ID", fake.ClientID)
@@ -961,5 +965,85 @@ func TestAuditPurge(t *testing.T) {
 		if _, _, err := cli(t, bad...); err == nil {
 			t.Errorf("%v succeeded", bad)
 		}
+	}
+}
+
+func TestSecretsRotate(t *testing.T) {
+	setupCLI(t)
+	keyA := base64.StdEncoding.EncodeToString([]byte("rotation-test-key-A-0123456789ab"))
+	keyB := base64.StdEncoding.EncodeToString([]byte("rotation-test-key-B-0123456789ab"))
+	t.Setenv("ENCRYPTION_KEY", keyA)
+	t.Setenv("ENCRYPTION_KEYS_PREVIOUS", "")
+	mustCLI(t, "migrate", "up")
+
+	// Two integrations sealed under A, as the API stores them.
+	cfg, err := config.Load(config.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ringA, err := integration.KeyringFromConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	db, err := store.Open(ctx, cfg.DatabaseDialect(), cfg.DatabaseDSN(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []int64
+	for _, name := range []string{"one", "two"} {
+		in := &store.Integration{Provider: integration.OpenAI, Name: name, IsActive: true, Status: integration.StatusUnverified}
+		if err := store.SaveIntegration(ctx, db.DB, in); err != nil {
+			t.Fatal(err)
+		}
+		if in.SecretsCiphertext, err = integration.NewBox(ringA).Seal(in.ID, map[string]string{"api_key": "sk-" + name}); err != nil {
+			t.Fatal(err)
+		}
+		if err := store.SaveIntegration(ctx, db.DB, in); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, in.ID)
+	}
+	db.Close()
+
+	// B alone cannot open A's rows: the rotation reports them and fails.
+	t.Setenv("ENCRYPTION_KEY", keyB)
+	if err := wantCLIError(t, "secrets", "rotate"); !strings.Contains(err.Error(), "ENCRYPTION_KEYS_PREVIOUS") {
+		t.Fatalf("rotate without the old key: %v", err)
+	}
+	// B current, A previous: every row is re-sealed under B.
+	t.Setenv("ENCRYPTION_KEYS_PREVIOUS", keyA)
+	out := mustCLI(t, "secrets", "rotate")
+	kidB := secretbox.KeyID([]byte("rotation-test-key-B-0123456789ab"))
+	if !strings.Contains(out, "re-encrypted 2 integration(s) under key "+kidB) {
+		t.Fatalf("output: %q", out)
+	}
+	if out := mustCLI(t, "secrets", "rotate"); !strings.Contains(out, "re-encrypted 0 integration(s)") {
+		t.Fatalf("second run: %q", out)
+	}
+	// Now B alone opens them.
+	t.Setenv("ENCRYPTION_KEYS_PREVIOUS", "")
+	cfg, err = config.Load(config.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ringB, _ := integration.KeyringFromConfig(cfg)
+	db, err = store.Open(ctx, cfg.DatabaseDialect(), cfg.DatabaseDSN(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for i, id := range ids {
+		in, err := store.GetIntegration(ctx, db.DB, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := integration.NewBox(ringB).Open(in)
+		if err != nil || s["api_key"] != "sk-"+[]string{"one", "two"}[i] {
+			t.Fatalf("row %d after rotation: %v, %v", id, s, err)
+		}
+	}
+	if err := wantCLIError(t, "secrets", "list"); !strings.Contains(err.Error(), "secrets needs: rotate") {
+		t.Fatalf("unknown subcommand: %v", err)
 	}
 }

@@ -210,16 +210,16 @@ func (e FlowStatus) Valid() bool {
 
 // Defines values for FlowValidationIssueSeverity.
 const (
-	Error   FlowValidationIssueSeverity = "error"
-	Warning FlowValidationIssueSeverity = "warning"
+	FlowValidationIssueSeverityError   FlowValidationIssueSeverity = "error"
+	FlowValidationIssueSeverityWarning FlowValidationIssueSeverity = "warning"
 )
 
 // Valid indicates whether the value is a known member of the FlowValidationIssueSeverity enum.
 func (e FlowValidationIssueSeverity) Valid() bool {
 	switch e {
-	case Error:
+	case FlowValidationIssueSeverityError:
 		return true
-	case Warning:
+	case FlowValidationIssueSeverityWarning:
 		return true
 	default:
 		return false
@@ -280,6 +280,57 @@ func (e GraphNodeDataOnError) Valid() bool {
 	case Continue:
 		return true
 	case Stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for IntegrationProvider.
+const (
+	Anthropic        IntegrationProvider = "anthropic"
+	Gemini           IntegrationProvider = "gemini"
+	Instagram        IntegrationProvider = "instagram"
+	Meta             IntegrationProvider = "meta"
+	Openai           IntegrationProvider = "openai"
+	OpenaiCompatible IntegrationProvider = "openai_compatible"
+)
+
+// Valid indicates whether the value is a known member of the IntegrationProvider enum.
+func (e IntegrationProvider) Valid() bool {
+	switch e {
+	case Anthropic:
+		return true
+	case Gemini:
+		return true
+	case Instagram:
+		return true
+	case Meta:
+		return true
+	case Openai:
+		return true
+	case OpenaiCompatible:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for IntegrationStatus.
+const (
+	IntegrationStatusError      IntegrationStatus = "error"
+	IntegrationStatusOk         IntegrationStatus = "ok"
+	IntegrationStatusUnverified IntegrationStatus = "unverified"
+)
+
+// Valid indicates whether the value is a known member of the IntegrationStatus enum.
+func (e IntegrationStatus) Valid() bool {
+	switch e {
+	case IntegrationStatusError:
+		return true
+	case IntegrationStatusOk:
+		return true
+	case IntegrationStatusUnverified:
 		return true
 	default:
 		return false
@@ -532,6 +583,30 @@ func (e ListFlowsParamsSort) Valid() bool {
 	case ListFlowsParamsSortStatus:
 		return true
 	case ListFlowsParamsSortUpdatedAt:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ListIntegrationsParamsSort.
+const (
+	ListIntegrationsParamsSortCreatedAt      ListIntegrationsParamsSort = "created_at"
+	ListIntegrationsParamsSortMinusCreatedAt ListIntegrationsParamsSort = "-created_at"
+	ListIntegrationsParamsSortMinusName      ListIntegrationsParamsSort = "-name"
+	ListIntegrationsParamsSortName           ListIntegrationsParamsSort = "name"
+)
+
+// Valid indicates whether the value is a known member of the ListIntegrationsParamsSort enum.
+func (e ListIntegrationsParamsSort) Valid() bool {
+	switch e {
+	case ListIntegrationsParamsSortCreatedAt:
+		return true
+	case ListIntegrationsParamsSortMinusCreatedAt:
+		return true
+	case ListIntegrationsParamsSortMinusName:
+		return true
+	case ListIntegrationsParamsSortName:
 		return true
 	default:
 		return false
@@ -1281,6 +1356,177 @@ type GraphViewport struct {
 	AdditionalProperties map[string]interface{} `json:"-"`
 }
 
+// Integration defines model for Integration.
+type Integration struct {
+	CreatedAt apitime.Time `json:"created_at"`
+
+	// CreatedBy The user who created it; null once that user is deleted.
+	CreatedBy nullable.Nullable[int64] `json:"created_by"`
+
+	// EndpointKey `meta` and `instagram`: the key of the inbound webhook URL.
+	EndpointKey    nullable.Nullable[string]       `json:"endpoint_key"`
+	Id             int64                           `json:"id"`
+	IsActive       bool                            `json:"is_active"`
+	LastVerifiedAt nullable.Nullable[apitime.Time] `json:"last_verified_at"`
+	Name           string                          `json:"name"`
+
+	// Provider `meta` (a Meta app: Messenger, Instagram through a page, WhatsApp; OAuth and `X-Hub-Signature-256`
+	// checks), `instagram` (an Instagram Login app), the AI providers `openai`, `gemini` and `anthropic`, and
+	// `openai_compatible` (any server speaking OpenAI's API, with its custom models).
+	Provider IntegrationProvider `json:"provider"`
+
+	// SecretsSet One entry per secret of the provider, set or not. Secret values are never returned.
+	SecretsSet IntegrationSecretsSet `json:"secrets_set"`
+
+	// Settings The provider's non-secret fields as stored (see IntegrationSettings); AI providers always show `is_default`.
+	Settings map[string]interface{} `json:"settings"`
+
+	// Status The outcome of the last live check; `unverified` until one ran and again after the credentials change.
+	Status    IntegrationStatus `json:"status"`
+	UpdatedAt apitime.Time      `json:"updated_at"`
+
+	// VerifyToken `meta` and `instagram`: the 32 characters to paste into the Meta dashboard as the webhook verify token.
+	VerifyToken nullable.Nullable[string] `json:"verify_token"`
+
+	// WebhookUrl `meta` and `instagram`: the callback URL to register with Meta.
+	WebhookUrl nullable.Nullable[string] `json:"webhook_url"`
+}
+
+// IntegrationCreate `secrets` must hold every secret of the provider; `is_active` is true when left out.
+type IntegrationCreate struct {
+	IsActive *bool `json:"is_active,omitempty"`
+
+	// Name Unique per provider.
+	Name string `json:"name"`
+
+	// Provider `meta` (a Meta app: Messenger, Instagram through a page, WhatsApp; OAuth and `X-Hub-Signature-256`
+	// checks), `instagram` (an Instagram Login app), the AI providers `openai`, `gemini` and `anthropic`, and
+	// `openai_compatible` (any server speaking OpenAI's API, with its custom models).
+	Provider IntegrationProvider `json:"provider"`
+
+	// Secrets Write-only secrets by name: `client_secret` for `meta` and `instagram`, `api_key` for the AI
+	// providers. They are encrypted at rest and never returned; a read shows `secrets_set`.
+	Secrets *IntegrationSecretsWrite `json:"secrets,omitempty"`
+
+	// Settings The provider's non-secret fields, checked against the provider (422 with a pointer per problem; an
+	// unknown member is refused). `meta`: `client_id` (the app id, digits; required), `graph_api_version?`
+	// (such as `v21.0`; overrides `META_GRAPH_API_VERSION`), `scopes?` (permission names). `instagram`:
+	// `client_id` (required), `scopes?`. `openai`, `gemini`, `anthropic`: `is_default?` (boolean; the
+	// integration whose key AI calls use; making one the default unsets the provider's other default; on
+	// create it defaults to true when the provider has no active default yet). `openai_compatible`:
+	// `base_url` (http or https, required), `models?` (`[{id, display_name?, context_window?}]`).
+	Settings *IntegrationSettings `json:"settings,omitempty"`
+}
+
+// IntegrationPage defines model for IntegrationPage.
+type IntegrationPage struct {
+	HasNext  bool                 `json:"has_next"`
+	HasPrev  bool                 `json:"has_prev"`
+	Items    []IntegrationSummary `json:"items"`
+	Page     int                  `json:"page"`
+	PageSize int                  `json:"page_size"`
+
+	// Total Items matching every filter, search included.
+	Total int64 `json:"total"`
+
+	// TotalPages ceil(total / page_size); 0 when empty.
+	TotalPages int `json:"total_pages"`
+}
+
+// IntegrationProvider `meta` (a Meta app: Messenger, Instagram through a page, WhatsApp; OAuth and `X-Hub-Signature-256`
+// checks), `instagram` (an Instagram Login app), the AI providers `openai`, `gemini` and `anthropic`, and
+// `openai_compatible` (any server speaking OpenAI's API, with its custom models).
+type IntegrationProvider string
+
+// IntegrationSecretState defines model for IntegrationSecretState.
+type IntegrationSecretState struct {
+	// Last4 The last four characters, for secrets of at least 16 characters; null otherwise.
+	Last4     nullable.Nullable[string]       `json:"last4"`
+	Set       bool                            `json:"set"`
+	UpdatedAt nullable.Nullable[apitime.Time] `json:"updated_at"`
+}
+
+// IntegrationSecretsSet One entry per secret of the provider, set or not. Secret values are never returned.
+type IntegrationSecretsSet map[string]IntegrationSecretState
+
+// IntegrationSecretsUpdate Merged per name: a value replaces that secret, an absent name keeps it. Secrets are required, so
+// `null` (removal) is refused with 422.
+type IntegrationSecretsUpdate map[string]*string
+
+// IntegrationSecretsWrite Write-only secrets by name: `client_secret` for `meta` and `instagram`, `api_key` for the AI
+// providers. They are encrypted at rest and never returned; a read shows `secrets_set`.
+type IntegrationSecretsWrite map[string]string
+
+// IntegrationSettings The provider's non-secret fields, checked against the provider (422 with a pointer per problem; an
+// unknown member is refused). `meta`: `client_id` (the app id, digits; required), `graph_api_version?`
+// (such as `v21.0`; overrides `META_GRAPH_API_VERSION`), `scopes?` (permission names). `instagram`:
+// `client_id` (required), `scopes?`. `openai`, `gemini`, `anthropic`: `is_default?` (boolean; the
+// integration whose key AI calls use; making one the default unsets the provider's other default; on
+// create it defaults to true when the provider has no active default yet). `openai_compatible`:
+// `base_url` (http or https, required), `models?` (`[{id, display_name?, context_window?}]`).
+type IntegrationSettings map[string]interface{}
+
+// IntegrationStatus The outcome of the last live check; `unverified` until one ran and again after the credentials change.
+type IntegrationStatus string
+
+// IntegrationSummary defines model for IntegrationSummary.
+type IntegrationSummary struct {
+	CreatedAt apitime.Time `json:"created_at"`
+
+	// CreatedBy The user who created it; null once that user is deleted.
+	CreatedBy      nullable.Nullable[int64]        `json:"created_by"`
+	Id             int64                           `json:"id"`
+	IsActive       bool                            `json:"is_active"`
+	LastVerifiedAt nullable.Nullable[apitime.Time] `json:"last_verified_at"`
+	Name           string                          `json:"name"`
+
+	// Provider `meta` (a Meta app: Messenger, Instagram through a page, WhatsApp; OAuth and `X-Hub-Signature-256`
+	// checks), `instagram` (an Instagram Login app), the AI providers `openai`, `gemini` and `anthropic`, and
+	// `openai_compatible` (any server speaking OpenAI's API, with its custom models).
+	Provider IntegrationProvider `json:"provider"`
+
+	// SecretsSet One entry per secret of the provider, set or not. Secret values are never returned.
+	SecretsSet IntegrationSecretsSet `json:"secrets_set"`
+
+	// Status The outcome of the last live check; `unverified` until one ran and again after the credentials change.
+	Status    IntegrationStatus `json:"status"`
+	UpdatedAt apitime.Time      `json:"updated_at"`
+}
+
+// IntegrationUpdate A partial update; `{}` changes nothing. `settings` is replaced whole (so for an AI provider,
+// settings without `is_default` make it not the default); `secrets` merge per name. The provider cannot
+// change. New credentials or settings reset `status` to `unverified`.
+type IntegrationUpdate struct {
+	IsActive *bool   `json:"is_active,omitempty"`
+	Name     *string `json:"name,omitempty"`
+
+	// Secrets Merged per name: a value replaces that secret, an absent name keeps it. Secrets are required, so
+	// `null` (removal) is refused with 422.
+	Secrets *IntegrationSecretsUpdate `json:"secrets,omitempty"`
+
+	// Settings The provider's non-secret fields, checked against the provider (422 with a pointer per problem; an
+	// unknown member is refused). `meta`: `client_id` (the app id, digits; required), `graph_api_version?`
+	// (such as `v21.0`; overrides `META_GRAPH_API_VERSION`), `scopes?` (permission names). `instagram`:
+	// `client_id` (required), `scopes?`. `openai`, `gemini`, `anthropic`: `is_default?` (boolean; the
+	// integration whose key AI calls use; making one the default unsets the provider's other default; on
+	// create it defaults to true when the provider has no active default yet). `openai_compatible`:
+	// `base_url` (http or https, required), `models?` (`[{id, display_name?, context_window?}]`).
+	Settings *IntegrationSettings `json:"settings,omitempty"`
+}
+
+// IntegrationVerifyResult defines model for IntegrationVerifyResult.
+type IntegrationVerifyResult struct {
+	// Detail What the check found, in our words (a provider's message is quoted with any secret removed).
+	Detail         string       `json:"detail"`
+	LastVerifiedAt apitime.Time `json:"last_verified_at"`
+
+	// Ok Whether the provider accepted the credentials.
+	Ok bool `json:"ok"`
+
+	// Status The outcome of the last live check; `unverified` until one ran and again after the credentials change.
+	Status IntegrationStatus `json:"status"`
+}
+
 // LoginURL defines model for LoginURL.
 type LoginURL struct {
 	// ExpiresIn Seconds the state stays valid.
@@ -1928,6 +2174,9 @@ type FlowVersionNumber = int32
 // IfMatch defines model for IfMatch.
 type IfMatch = string
 
+// IntegrationID defines model for IntegrationID.
+type IntegrationID = int64
+
 // Limit defines model for Limit.
 type Limit = int
 
@@ -2125,6 +2374,27 @@ type RestoreFlowVersionParams struct {
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
+// ListIntegrationsParams defines parameters for ListIntegrations.
+type ListIntegrationsParams struct {
+	// Page The 1-based page number.
+	Page *Page `form:"page,omitempty" json:"page,omitempty"`
+
+	// PageSize Items per page.
+	PageSize *PageSize `form:"page_size,omitempty" json:"page_size,omitempty"`
+
+	// Provider Only this provider's integrations (the reference looked integrations up by provider).
+	Provider *IntegrationProvider `form:"provider,omitempty" json:"provider,omitempty"`
+
+	// IsActive Only active (`true`) or inactive (`false`) integrations.
+	IsActive *bool `form:"is_active,omitempty" json:"is_active,omitempty"`
+
+	// Sort Sort keys, `-` for descending. Default `name`.
+	Sort *[]ListIntegrationsParamsSort `form:"sort,omitempty" json:"sort,omitempty"`
+}
+
+// ListIntegrationsParamsSort defines parameters for ListIntegrations.
+type ListIntegrationsParamsSort string
+
 // ListNodeTypesParams defines parameters for ListNodeTypes.
 type ListNodeTypesParams struct {
 	Category *NodeTypeCategoryID `form:"category,omitempty" json:"category,omitempty"`
@@ -2273,6 +2543,12 @@ type ValidateFlowJSONRequestBody = FlowValidateRequest
 
 // CreateFlowVersionJSONRequestBody defines body for CreateFlowVersion for application/json ContentType.
 type CreateFlowVersionJSONRequestBody = FlowVersionCreate
+
+// CreateIntegrationJSONRequestBody defines body for CreateIntegration for application/json ContentType.
+type CreateIntegrationJSONRequestBody = IntegrationCreate
+
+// UpdateIntegrationJSONRequestBody defines body for UpdateIntegration for application/json ContentType.
+type UpdateIntegrationJSONRequestBody = IntegrationUpdate
 
 // CheckPermissionsJSONRequestBody defines body for CheckPermissions for application/json ContentType.
 type CheckPermissionsJSONRequestBody = PermissionCheck
@@ -3605,6 +3881,92 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /flows/{id}/webhook-key (the `RotateFlowWebhookKey` operationId).
 	RotateFlowWebhookKey(ctx context.Context, id FlowID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListIntegrations List integrations
+	//
+	// A page of the organisation's integrations, by name unless `sort` says otherwise. Secrets are never
+	// returned: `secrets_set` shows which are set, with the last four characters of long ones.
+	//
+	// Corresponds with GET /integrations (the `ListIntegrations` operationId).
+	ListIntegrations(ctx context.Context, params *ListIntegrationsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateIntegrationWithBody Create an integration
+	//
+	// Stores a provider's credentials for the whole organisation. `settings` and `secrets` are checked
+	// against the provider (422 with a pointer per problem); every secret of the provider is required.
+	// Secrets are encrypted at rest (AES-256-GCM) and never returned. Meta and Instagram apps get a
+	// `verify_token`, an `endpoint_key` and their `webhook_url`. The name is unique per provider (409
+	// `already-exists` with `existing_id`). Audited as `integration.create`, with field names only for
+	// secrets.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /integrations (the `CreateIntegration` operationId).
+	CreateIntegrationWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateIntegration Create an integration
+	//
+	// Stores a provider's credentials for the whole organisation. `settings` and `secrets` are checked
+	// against the provider (422 with a pointer per problem); every secret of the provider is required.
+	// Secrets are encrypted at rest (AES-256-GCM) and never returned. Meta and Instagram apps get a
+	// `verify_token`, an `endpoint_key` and their `webhook_url`. The name is unique per provider (409
+	// `already-exists` with `existing_id`). Audited as `integration.create`, with field names only for
+	// secrets.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /integrations (the `CreateIntegration` operationId).
+	CreateIntegration(ctx context.Context, body CreateIntegrationJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteIntegration Delete an integration
+	//
+	// Deletes the integration and its encrypted secrets. Channels that use it block the delete with 409
+	// `in-use` (disconnected ones are detached). Audited as `integration.delete`.
+	//
+	// Corresponds with DELETE /integrations/{id} (the `DeleteIntegration` operationId).
+	DeleteIntegration(ctx context.Context, id IntegrationID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetIntegration Get an integration
+	//
+	// The integration with its settings; secrets show only as `secrets_set`.
+	//
+	// Corresponds with GET /integrations/{id} (the `GetIntegration` operationId).
+	GetIntegration(ctx context.Context, id IntegrationID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateIntegrationWithBody Update an integration
+	//
+	// A partial update; `{}` changes nothing. Secrets can be replaced but never read; a new app secret
+	// takes effect for signature checks at once. `settings` is replaced whole. New credentials or settings
+	// reset `status` to `unverified`. Audited as `integration.update` with the changed field names
+	// (`secrets.<name>` for secrets, never their values).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PATCH /integrations/{id} (the `UpdateIntegration` operationId).
+	UpdateIntegrationWithBody(ctx context.Context, id IntegrationID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateIntegration Update an integration
+	//
+	// A partial update; `{}` changes nothing. Secrets can be replaced but never read; a new app secret
+	// takes effect for signature checks at once. `settings` is replaced whole. New credentials or settings
+	// reset `status` to `unverified`. Audited as `integration.update` with the changed field names
+	// (`secrets.<name>` for secrets, never their values).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PATCH /integrations/{id} (the `UpdateIntegration` operationId).
+	UpdateIntegration(ctx context.Context, id IntegrationID, body UpdateIntegrationJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// VerifyIntegration Verify an integration's credentials
+	//
+	// Makes a live check against the provider (AI providers: list the models; Meta and Instagram apps: get
+	// an app access token) and records the outcome in `status` and `last_verified_at`. A refusal by the
+	// provider is `ok: false` with a `detail`; a provider that cannot be reached, times out, rate-limits or
+	// fails answers 503 `dependency-unavailable` and changes nothing. If the credentials are replaced while
+	// the check runs, its outcome is not recorded (409 `invalid-state`). Audited as `integration.verify`.
+	//
+	// Corresponds with POST /integrations/{id}/verify (the `VerifyIntegration` operationId).
+	VerifyIntegration(ctx context.Context, id IntegrationID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListNodeTypes List node types
 	//
@@ -5057,6 +5419,172 @@ func (c *Client) RestoreFlowVersion(ctx context.Context, id FlowID, version Flow
 // Corresponds with POST /flows/{id}/webhook-key (the `RotateFlowWebhookKey` operationId).
 func (c *Client) RotateFlowWebhookKey(ctx context.Context, id FlowID, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewRotateFlowWebhookKeyRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListIntegrations List integrations
+//
+// A page of the organisation's integrations, by name unless `sort` says otherwise. Secrets are never
+// returned: `secrets_set` shows which are set, with the last four characters of long ones.
+//
+// Corresponds with GET /integrations (the `ListIntegrations` operationId).
+func (c *Client) ListIntegrations(ctx context.Context, params *ListIntegrationsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListIntegrationsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateIntegrationWithBody Create an integration
+//
+// Stores a provider's credentials for the whole organisation. `settings` and `secrets` are checked
+// against the provider (422 with a pointer per problem); every secret of the provider is required.
+// Secrets are encrypted at rest (AES-256-GCM) and never returned. Meta and Instagram apps get a
+// `verify_token`, an `endpoint_key` and their `webhook_url`. The name is unique per provider (409
+// `already-exists` with `existing_id`). Audited as `integration.create`, with field names only for
+// secrets.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /integrations (the `CreateIntegration` operationId).
+func (c *Client) CreateIntegrationWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateIntegrationRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateIntegration Create an integration
+//
+// Stores a provider's credentials for the whole organisation. `settings` and `secrets` are checked
+// against the provider (422 with a pointer per problem); every secret of the provider is required.
+// Secrets are encrypted at rest (AES-256-GCM) and never returned. Meta and Instagram apps get a
+// `verify_token`, an `endpoint_key` and their `webhook_url`. The name is unique per provider (409
+// `already-exists` with `existing_id`). Audited as `integration.create`, with field names only for
+// secrets.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /integrations (the `CreateIntegration` operationId).
+func (c *Client) CreateIntegration(ctx context.Context, body CreateIntegrationJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateIntegrationRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteIntegration Delete an integration
+//
+// Deletes the integration and its encrypted secrets. Channels that use it block the delete with 409
+// `in-use` (disconnected ones are detached). Audited as `integration.delete`.
+//
+// Corresponds with DELETE /integrations/{id} (the `DeleteIntegration` operationId).
+func (c *Client) DeleteIntegration(ctx context.Context, id IntegrationID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteIntegrationRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetIntegration Get an integration
+//
+// The integration with its settings; secrets show only as `secrets_set`.
+//
+// Corresponds with GET /integrations/{id} (the `GetIntegration` operationId).
+func (c *Client) GetIntegration(ctx context.Context, id IntegrationID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetIntegrationRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateIntegrationWithBody Update an integration
+//
+// A partial update; `{}` changes nothing. Secrets can be replaced but never read; a new app secret
+// takes effect for signature checks at once. `settings` is replaced whole. New credentials or settings
+// reset `status` to `unverified`. Audited as `integration.update` with the changed field names
+// (`secrets.<name>` for secrets, never their values).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PATCH /integrations/{id} (the `UpdateIntegration` operationId).
+func (c *Client) UpdateIntegrationWithBody(ctx context.Context, id IntegrationID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateIntegrationRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateIntegration Update an integration
+//
+// A partial update; `{}` changes nothing. Secrets can be replaced but never read; a new app secret
+// takes effect for signature checks at once. `settings` is replaced whole. New credentials or settings
+// reset `status` to `unverified`. Audited as `integration.update` with the changed field names
+// (`secrets.<name>` for secrets, never their values).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PATCH /integrations/{id} (the `UpdateIntegration` operationId).
+func (c *Client) UpdateIntegration(ctx context.Context, id IntegrationID, body UpdateIntegrationJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateIntegrationRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// VerifyIntegration Verify an integration's credentials
+//
+// Makes a live check against the provider (AI providers: list the models; Meta and Instagram apps: get
+// an app access token) and records the outcome in `status` and `last_verified_at`. A refusal by the
+// provider is `ok: false` with a `detail`; a provider that cannot be reached, times out, rate-limits or
+// fails answers 503 `dependency-unavailable` and changes nothing. If the credentials are replaced while
+// the check runs, its outcome is not recorded (409 `invalid-state`). Audited as `integration.verify`.
+//
+// Corresponds with POST /integrations/{id}/verify (the `VerifyIntegration` operationId).
+func (c *Client) VerifyIntegration(ctx context.Context, id IntegrationID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewVerifyIntegrationRequest(c.Server, id)
 	if err != nil {
 		return nil, err
 	}
@@ -8030,6 +8558,297 @@ func NewRotateFlowWebhookKeyRequest(server string, id FlowID) (*http.Request, er
 	return req, nil
 }
 
+// NewListIntegrationsRequest constructs an http.Request for the ListIntegrations method
+func NewListIntegrationsRequest(server string, params *ListIntegrationsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/integrations")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Page != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "page", *params.Page, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.PageSize != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "page_size", *params.PageSize, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Provider != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "provider", *params.Provider, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.IsActive != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "is_active", *params.IsActive, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Sort != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "sort", *params.Sort, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "array", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCreateIntegrationRequest calls the generic CreateIntegration builder with application/json body
+func NewCreateIntegrationRequest(server string, body CreateIntegrationJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreateIntegrationRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewCreateIntegrationRequestWithBody constructs an http.Request for the CreateIntegration method, with any body, and a specified content type
+func NewCreateIntegrationRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/integrations")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewDeleteIntegrationRequest constructs an http.Request for the DeleteIntegration method
+func NewDeleteIntegrationRequest(server string, id IntegrationID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/integrations/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetIntegrationRequest constructs an http.Request for the GetIntegration method
+func NewGetIntegrationRequest(server string, id IntegrationID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/integrations/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewUpdateIntegrationRequest calls the generic UpdateIntegration builder with application/json body
+func NewUpdateIntegrationRequest(server string, id IntegrationID, body UpdateIntegrationJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewUpdateIntegrationRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewUpdateIntegrationRequestWithBody constructs an http.Request for the UpdateIntegration method, with any body, and a specified content type
+func NewUpdateIntegrationRequestWithBody(server string, id IntegrationID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/integrations/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPatch, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewVerifyIntegrationRequest constructs an http.Request for the VerifyIntegration method
+func NewVerifyIntegrationRequest(server string, id IntegrationID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/integrations/%s/verify", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewListNodeTypesRequest constructs an http.Request for the ListNodeTypes method
 func NewListNodeTypesRequest(server string, params *ListNodeTypesParams) (*http.Request, error) {
 	var err error
@@ -10276,6 +11095,100 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /flows/{id}/webhook-key (the `RotateFlowWebhookKey` operationId).
 	RotateFlowWebhookKeyWithResponse(ctx context.Context, id FlowID, reqEditors ...RequestEditorFn) (*RotateFlowWebhookKeyResponse, error)
+
+	// ListIntegrationsWithResponse List integrations
+	//
+	// A page of the organisation's integrations, by name unless `sort` says otherwise. Secrets are never
+	// returned: `secrets_set` shows which are set, with the last four characters of long ones.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /integrations (the `ListIntegrations` operationId).
+	ListIntegrationsWithResponse(ctx context.Context, params *ListIntegrationsParams, reqEditors ...RequestEditorFn) (*ListIntegrationsResponse, error)
+
+	// CreateIntegrationWithBodyWithResponse Create an integration
+	//
+	// Stores a provider's credentials for the whole organisation. `settings` and `secrets` are checked
+	// against the provider (422 with a pointer per problem); every secret of the provider is required.
+	// Secrets are encrypted at rest (AES-256-GCM) and never returned. Meta and Instagram apps get a
+	// `verify_token`, an `endpoint_key` and their `webhook_url`. The name is unique per provider (409
+	// `already-exists` with `existing_id`). Audited as `integration.create`, with field names only for
+	// secrets.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /integrations (the `CreateIntegration` operationId).
+	CreateIntegrationWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateIntegrationResponse, error)
+
+	// CreateIntegrationWithResponse Create an integration
+	//
+	// Stores a provider's credentials for the whole organisation. `settings` and `secrets` are checked
+	// against the provider (422 with a pointer per problem); every secret of the provider is required.
+	// Secrets are encrypted at rest (AES-256-GCM) and never returned. Meta and Instagram apps get a
+	// `verify_token`, an `endpoint_key` and their `webhook_url`. The name is unique per provider (409
+	// `already-exists` with `existing_id`). Audited as `integration.create`, with field names only for
+	// secrets.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /integrations (the `CreateIntegration` operationId).
+	CreateIntegrationWithResponse(ctx context.Context, body CreateIntegrationJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateIntegrationResponse, error)
+
+	// DeleteIntegrationWithResponse Delete an integration
+	//
+	// Deletes the integration and its encrypted secrets. Channels that use it block the delete with 409
+	// `in-use` (disconnected ones are detached). Audited as `integration.delete`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /integrations/{id} (the `DeleteIntegration` operationId).
+	DeleteIntegrationWithResponse(ctx context.Context, id IntegrationID, reqEditors ...RequestEditorFn) (*DeleteIntegrationResponse, error)
+
+	// GetIntegrationWithResponse Get an integration
+	//
+	// The integration with its settings; secrets show only as `secrets_set`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /integrations/{id} (the `GetIntegration` operationId).
+	GetIntegrationWithResponse(ctx context.Context, id IntegrationID, reqEditors ...RequestEditorFn) (*GetIntegrationResponse, error)
+
+	// UpdateIntegrationWithBodyWithResponse Update an integration
+	//
+	// A partial update; `{}` changes nothing. Secrets can be replaced but never read; a new app secret
+	// takes effect for signature checks at once. `settings` is replaced whole. New credentials or settings
+	// reset `status` to `unverified`. Audited as `integration.update` with the changed field names
+	// (`secrets.<name>` for secrets, never their values).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /integrations/{id} (the `UpdateIntegration` operationId).
+	UpdateIntegrationWithBodyWithResponse(ctx context.Context, id IntegrationID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateIntegrationResponse, error)
+
+	// UpdateIntegrationWithResponse Update an integration
+	//
+	// A partial update; `{}` changes nothing. Secrets can be replaced but never read; a new app secret
+	// takes effect for signature checks at once. `settings` is replaced whole. New credentials or settings
+	// reset `status` to `unverified`. Audited as `integration.update` with the changed field names
+	// (`secrets.<name>` for secrets, never their values).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /integrations/{id} (the `UpdateIntegration` operationId).
+	UpdateIntegrationWithResponse(ctx context.Context, id IntegrationID, body UpdateIntegrationJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateIntegrationResponse, error)
+
+	// VerifyIntegrationWithResponse Verify an integration's credentials
+	//
+	// Makes a live check against the provider (AI providers: list the models; Meta and Instagram apps: get
+	// an app access token) and records the outcome in `status` and `last_verified_at`. A refusal by the
+	// provider is `ok: false` with a `detail`; a provider that cannot be reached, times out, rate-limits or
+	// fails answers 503 `dependency-unavailable` and changes nothing. If the credentials are replaced while
+	// the check runs, its outcome is not recorded (409 `invalid-state`). Audited as `integration.verify`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /integrations/{id}/verify (the `VerifyIntegration` operationId).
+	VerifyIntegrationWithResponse(ctx context.Context, id IntegrationID, reqEditors ...RequestEditorFn) (*VerifyIntegrationResponse, error)
 
 	// ListNodeTypesWithResponse List node types
 	//
@@ -14053,6 +14966,552 @@ func (r RotateFlowWebhookKeyResponse) ContentType() string {
 	return ""
 }
 
+// ListIntegrationsResponse200Headers the declared response headers of an HTTP 200 response for ListIntegrations
+type ListIntegrationsResponse200Headers struct {
+	CacheControl *string
+	XRequestID   *string
+}
+
+// ListIntegrationsResponseDefaultHeaders the declared response headers of an HTTP default response for ListIntegrations
+type ListIntegrationsResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type ListIntegrationsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *IntegrationPage
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListIntegrationsResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ListIntegrationsResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListIntegrationsResponse) GetJSON200() *IntegrationPage {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ListIntegrationsResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ListIntegrationsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListIntegrationsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListIntegrationsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListIntegrationsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CreateIntegrationResponse201Headers the declared response headers of an HTTP 201 response for CreateIntegration
+type CreateIntegrationResponse201Headers struct {
+	CacheControl *string
+	Location     string
+	XRequestID   *string
+}
+
+// CreateIntegrationResponse409Headers the declared response headers of an HTTP 409 response for CreateIntegration
+type CreateIntegrationResponse409Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// CreateIntegrationResponse422Headers the declared response headers of an HTTP 422 response for CreateIntegration
+type CreateIntegrationResponse422Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// CreateIntegrationResponseDefaultHeaders the declared response headers of an HTTP default response for CreateIntegration
+type CreateIntegrationResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type CreateIntegrationResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *Integration
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *CreateIntegrationResponse201Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *CreateIntegrationResponse409Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *CreateIntegrationResponse422Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *CreateIntegrationResponseDefaultHeaders
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r CreateIntegrationResponse) GetJSON201() *Integration {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r CreateIntegrationResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r CreateIntegrationResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r CreateIntegrationResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateIntegrationResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateIntegrationResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateIntegrationResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateIntegrationResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// DeleteIntegrationResponse204Headers the declared response headers of an HTTP 204 response for DeleteIntegration
+type DeleteIntegrationResponse204Headers struct {
+	XRequestID *string
+}
+
+// DeleteIntegrationResponse409Headers the declared response headers of an HTTP 409 response for DeleteIntegration
+type DeleteIntegrationResponse409Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// DeleteIntegrationResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteIntegration
+type DeleteIntegrationResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type DeleteIntegrationResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers204 the parsed response headers for an HTTP 204 response
+	Headers204 *DeleteIntegrationResponse204Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *DeleteIntegrationResponse409Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *DeleteIntegrationResponseDefaultHeaders
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r DeleteIntegrationResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r DeleteIntegrationResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteIntegrationResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteIntegrationResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteIntegrationResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteIntegrationResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetIntegrationResponse200Headers the declared response headers of an HTTP 200 response for GetIntegration
+type GetIntegrationResponse200Headers struct {
+	CacheControl *string
+	XRequestID   *string
+}
+
+// GetIntegrationResponseDefaultHeaders the declared response headers of an HTTP default response for GetIntegration
+type GetIntegrationResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type GetIntegrationResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Integration
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetIntegrationResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetIntegrationResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetIntegrationResponse) GetJSON200() *Integration {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetIntegrationResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetIntegrationResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetIntegrationResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetIntegrationResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetIntegrationResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// UpdateIntegrationResponse200Headers the declared response headers of an HTTP 200 response for UpdateIntegration
+type UpdateIntegrationResponse200Headers struct {
+	CacheControl *string
+	XRequestID   *string
+}
+
+// UpdateIntegrationResponse409Headers the declared response headers of an HTTP 409 response for UpdateIntegration
+type UpdateIntegrationResponse409Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// UpdateIntegrationResponse422Headers the declared response headers of an HTTP 422 response for UpdateIntegration
+type UpdateIntegrationResponse422Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// UpdateIntegrationResponseDefaultHeaders the declared response headers of an HTTP default response for UpdateIntegration
+type UpdateIntegrationResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type UpdateIntegrationResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Integration
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *UpdateIntegrationResponse200Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *UpdateIntegrationResponse409Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *UpdateIntegrationResponse422Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *UpdateIntegrationResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r UpdateIntegrationResponse) GetJSON200() *Integration {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r UpdateIntegrationResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r UpdateIntegrationResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r UpdateIntegrationResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r UpdateIntegrationResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r UpdateIntegrationResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r UpdateIntegrationResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r UpdateIntegrationResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// VerifyIntegrationResponse200Headers the declared response headers of an HTTP 200 response for VerifyIntegration
+type VerifyIntegrationResponse200Headers struct {
+	XRequestID *string
+}
+
+// VerifyIntegrationResponse409Headers the declared response headers of an HTTP 409 response for VerifyIntegration
+type VerifyIntegrationResponse409Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// VerifyIntegrationResponse503Headers the declared response headers of an HTTP 503 response for VerifyIntegration
+type VerifyIntegrationResponse503Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// VerifyIntegrationResponseDefaultHeaders the declared response headers of an HTTP default response for VerifyIntegration
+type VerifyIntegrationResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type VerifyIntegrationResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *IntegrationVerifyResult
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *VerifyIntegrationResponse200Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *VerifyIntegrationResponse409Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *VerifyIntegrationResponse503Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *VerifyIntegrationResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r VerifyIntegrationResponse) GetJSON200() *IntegrationVerifyResult {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r VerifyIntegrationResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r VerifyIntegrationResponse) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r VerifyIntegrationResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r VerifyIntegrationResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r VerifyIntegrationResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r VerifyIntegrationResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r VerifyIntegrationResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // ListNodeTypesResponse200Headers the declared response headers of an HTTP 200 response for ListNodeTypes
 type ListNodeTypesResponse200Headers struct {
 	XRequestID *string
@@ -17652,6 +19111,148 @@ func (c *ClientWithResponses) RotateFlowWebhookKeyWithResponse(ctx context.Conte
 		return nil, err
 	}
 	return ParseRotateFlowWebhookKeyResponse(rsp)
+}
+
+// ListIntegrationsWithResponse List integrations
+//
+// A page of the organisation's integrations, by name unless `sort` says otherwise. Secrets are never
+// returned: `secrets_set` shows which are set, with the last four characters of long ones.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /integrations (the `ListIntegrations` operationId).
+func (c *ClientWithResponses) ListIntegrationsWithResponse(ctx context.Context, params *ListIntegrationsParams, reqEditors ...RequestEditorFn) (*ListIntegrationsResponse, error) {
+	rsp, err := c.ListIntegrations(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListIntegrationsResponse(rsp)
+}
+
+// CreateIntegrationWithBodyWithResponse Create an integration
+//
+// Stores a provider's credentials for the whole organisation. `settings` and `secrets` are checked
+// against the provider (422 with a pointer per problem); every secret of the provider is required.
+// Secrets are encrypted at rest (AES-256-GCM) and never returned. Meta and Instagram apps get a
+// `verify_token`, an `endpoint_key` and their `webhook_url`. The name is unique per provider (409
+// `already-exists` with `existing_id`). Audited as `integration.create`, with field names only for
+// secrets.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /integrations (the `CreateIntegration` operationId).
+func (c *ClientWithResponses) CreateIntegrationWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateIntegrationResponse, error) {
+	rsp, err := c.CreateIntegrationWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateIntegrationResponse(rsp)
+}
+
+// CreateIntegrationWithResponse Create an integration
+//
+// Stores a provider's credentials for the whole organisation. `settings` and `secrets` are checked
+// against the provider (422 with a pointer per problem); every secret of the provider is required.
+// Secrets are encrypted at rest (AES-256-GCM) and never returned. Meta and Instagram apps get a
+// `verify_token`, an `endpoint_key` and their `webhook_url`. The name is unique per provider (409
+// `already-exists` with `existing_id`). Audited as `integration.create`, with field names only for
+// secrets.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /integrations (the `CreateIntegration` operationId).
+func (c *ClientWithResponses) CreateIntegrationWithResponse(ctx context.Context, body CreateIntegrationJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateIntegrationResponse, error) {
+	rsp, err := c.CreateIntegration(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateIntegrationResponse(rsp)
+}
+
+// DeleteIntegrationWithResponse Delete an integration
+//
+// Deletes the integration and its encrypted secrets. Channels that use it block the delete with 409
+// `in-use` (disconnected ones are detached). Audited as `integration.delete`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /integrations/{id} (the `DeleteIntegration` operationId).
+func (c *ClientWithResponses) DeleteIntegrationWithResponse(ctx context.Context, id IntegrationID, reqEditors ...RequestEditorFn) (*DeleteIntegrationResponse, error) {
+	rsp, err := c.DeleteIntegration(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteIntegrationResponse(rsp)
+}
+
+// GetIntegrationWithResponse Get an integration
+//
+// The integration with its settings; secrets show only as `secrets_set`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /integrations/{id} (the `GetIntegration` operationId).
+func (c *ClientWithResponses) GetIntegrationWithResponse(ctx context.Context, id IntegrationID, reqEditors ...RequestEditorFn) (*GetIntegrationResponse, error) {
+	rsp, err := c.GetIntegration(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetIntegrationResponse(rsp)
+}
+
+// UpdateIntegrationWithBodyWithResponse Update an integration
+//
+// A partial update; `{}` changes nothing. Secrets can be replaced but never read; a new app secret
+// takes effect for signature checks at once. `settings` is replaced whole. New credentials or settings
+// reset `status` to `unverified`. Audited as `integration.update` with the changed field names
+// (`secrets.<name>` for secrets, never their values).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /integrations/{id} (the `UpdateIntegration` operationId).
+func (c *ClientWithResponses) UpdateIntegrationWithBodyWithResponse(ctx context.Context, id IntegrationID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateIntegrationResponse, error) {
+	rsp, err := c.UpdateIntegrationWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateIntegrationResponse(rsp)
+}
+
+// UpdateIntegrationWithResponse Update an integration
+//
+// A partial update; `{}` changes nothing. Secrets can be replaced but never read; a new app secret
+// takes effect for signature checks at once. `settings` is replaced whole. New credentials or settings
+// reset `status` to `unverified`. Audited as `integration.update` with the changed field names
+// (`secrets.<name>` for secrets, never their values).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /integrations/{id} (the `UpdateIntegration` operationId).
+func (c *ClientWithResponses) UpdateIntegrationWithResponse(ctx context.Context, id IntegrationID, body UpdateIntegrationJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateIntegrationResponse, error) {
+	rsp, err := c.UpdateIntegration(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateIntegrationResponse(rsp)
+}
+
+// VerifyIntegrationWithResponse Verify an integration's credentials
+//
+// Makes a live check against the provider (AI providers: list the models; Meta and Instagram apps: get
+// an app access token) and records the outcome in `status` and `last_verified_at`. A refusal by the
+// provider is `ok: false` with a `detail`; a provider that cannot be reached, times out, rate-limits or
+// fails answers 503 `dependency-unavailable` and changes nothing. If the credentials are replaced while
+// the check runs, its outcome is not recorded (409 `invalid-state`). Audited as `integration.verify`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /integrations/{id}/verify (the `VerifyIntegration` operationId).
+func (c *ClientWithResponses) VerifyIntegrationWithResponse(ctx context.Context, id IntegrationID, reqEditors ...RequestEditorFn) (*VerifyIntegrationResponse, error) {
+	rsp, err := c.VerifyIntegration(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseVerifyIntegrationResponse(rsp)
 }
 
 // ListNodeTypesWithResponse List node types
@@ -24342,6 +25943,1038 @@ func ParseRotateFlowWebhookKeyResponse(rsp *http.Response) (*RotateFlowWebhookKe
 	return response, nil
 }
 
+// ParseListIntegrationsResponse parses an HTTP response from a ListIntegrationsWithResponse call
+func ParseListIntegrationsResponse(rsp *http.Response) (*ListIntegrationsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListIntegrationsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest IntegrationPage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListIntegrationsResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers ListIntegrationsResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCreateIntegrationResponse parses an HTTP response from a CreateIntegrationWithResponse call
+func ParseCreateIntegrationResponse(rsp *http.Response) (*CreateIntegrationResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateIntegrationResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest Integration
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers CreateIntegrationResponse201Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 409:
+		var headers CreateIntegrationResponse409Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 422:
+		var headers CreateIntegrationResponse422Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers422 = &headers
+	case true:
+		var headers CreateIntegrationResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDeleteIntegrationResponse parses an HTTP response from a DeleteIntegrationWithResponse call
+func ParseDeleteIntegrationResponse(rsp *http.Response) (*DeleteIntegrationResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteIntegrationResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		var headers DeleteIntegrationResponse204Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers204 = &headers
+	case rsp.StatusCode == 409:
+		var headers DeleteIntegrationResponse409Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers409 = &headers
+	case true:
+		var headers DeleteIntegrationResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetIntegrationResponse parses an HTTP response from a GetIntegrationWithResponse call
+func ParseGetIntegrationResponse(rsp *http.Response) (*GetIntegrationResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetIntegrationResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Integration
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetIntegrationResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers GetIntegrationResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseUpdateIntegrationResponse parses an HTTP response from a UpdateIntegrationWithResponse call
+func ParseUpdateIntegrationResponse(rsp *http.Response) (*UpdateIntegrationResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &UpdateIntegrationResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Integration
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers UpdateIntegrationResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 409:
+		var headers UpdateIntegrationResponse409Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 422:
+		var headers UpdateIntegrationResponse422Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers422 = &headers
+	case true:
+		var headers UpdateIntegrationResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseVerifyIntegrationResponse parses an HTTP response from a VerifyIntegrationWithResponse call
+func ParseVerifyIntegrationResponse(rsp *http.Response) (*VerifyIntegrationResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &VerifyIntegrationResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest IntegrationVerifyResult
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers VerifyIntegrationResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 409:
+		var headers VerifyIntegrationResponse409Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 503:
+		var headers VerifyIntegrationResponse503Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers503 = &headers
+	case true:
+		var headers VerifyIntegrationResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
 // ParseListNodeTypesResponse parses an HTTP response from a ListNodeTypesWithResponse call
 func ParseListNodeTypesResponse(rsp *http.Response) (*ListNodeTypesResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -28989,6 +31622,24 @@ type ServerInterface interface {
 	// RotateFlowWebhookKey Rotate the webhook key
 	// (POST /flows/{id}/webhook-key)
 	RotateFlowWebhookKey(ctx echo.Context, id FlowID) error
+	// ListIntegrations List integrations
+	// (GET /integrations)
+	ListIntegrations(ctx echo.Context, params ListIntegrationsParams) error
+	// CreateIntegration Create an integration
+	// (POST /integrations)
+	CreateIntegration(ctx echo.Context) error
+	// DeleteIntegration Delete an integration
+	// (DELETE /integrations/{id})
+	DeleteIntegration(ctx echo.Context, id IntegrationID) error
+	// GetIntegration Get an integration
+	// (GET /integrations/{id})
+	GetIntegration(ctx echo.Context, id IntegrationID) error
+	// UpdateIntegration Update an integration
+	// (PATCH /integrations/{id})
+	UpdateIntegration(ctx echo.Context, id IntegrationID) error
+	// VerifyIntegration Verify an integration's credentials
+	// (POST /integrations/{id}/verify)
+	VerifyIntegration(ctx echo.Context, id IntegrationID) error
 	// ListNodeTypes List node types
 	// (GET /node-types)
 	ListNodeTypes(ctx echo.Context, params ListNodeTypesParams) error
@@ -30001,6 +32652,125 @@ func (w *ServerInterfaceWrapper) RotateFlowWebhookKey(ctx echo.Context) error {
 	return err
 }
 
+// ListIntegrations converts echo context to params.
+func (w *ServerInterfaceWrapper) ListIntegrations(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListIntegrationsParams
+	// ------------- Optional query parameter "page" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "page", ctx.QueryParams(), &params.Page, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter page: %s", err))
+	}
+
+	// ------------- Optional query parameter "page_size" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "page_size", ctx.QueryParams(), &params.PageSize, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter page_size: %s", err))
+	}
+
+	// ------------- Optional query parameter "provider" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "provider", ctx.QueryParams(), &params.Provider, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter provider: %s", err))
+	}
+
+	// ------------- Optional query parameter "is_active" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "is_active", ctx.QueryParams(), &params.IsActive, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter is_active: %s", err))
+	}
+
+	// ------------- Optional query parameter "sort" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", false, false, "sort", ctx.QueryParams(), &params.Sort, runtime.BindQueryParameterOptions{Type: "array", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter sort: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListIntegrations(ctx, params)
+	return err
+}
+
+// CreateIntegration converts echo context to params.
+func (w *ServerInterfaceWrapper) CreateIntegration(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CreateIntegration(ctx)
+	return err
+}
+
+// DeleteIntegration converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteIntegration(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id IntegrationID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteIntegration(ctx, id)
+	return err
+}
+
+// GetIntegration converts echo context to params.
+func (w *ServerInterfaceWrapper) GetIntegration(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id IntegrationID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetIntegration(ctx, id)
+	return err
+}
+
+// UpdateIntegration converts echo context to params.
+func (w *ServerInterfaceWrapper) UpdateIntegration(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id IntegrationID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UpdateIntegration(ctx, id)
+	return err
+}
+
+// VerifyIntegration converts echo context to params.
+func (w *ServerInterfaceWrapper) VerifyIntegration(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id IntegrationID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.VerifyIntegration(ctx, id)
+	return err
+}
+
 // ListNodeTypes converts echo context to params.
 func (w *ServerInterfaceWrapper) ListNodeTypes(ctx echo.Context) error {
 	var err error
@@ -30740,6 +33510,12 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/flows/:id/versions", wrapper.CreateFlowVersion, options.OperationMiddlewares["createFlowVersion"]...)
 	router.GET(options.BaseURL+"/flows/:id/versions/:version", wrapper.GetFlowVersion, options.OperationMiddlewares["getFlowVersion"]...)
 	router.POST(options.BaseURL+"/flows/:id/versions/:version/restore", wrapper.RestoreFlowVersion, options.OperationMiddlewares["restoreFlowVersion"]...)
+	router.GET(options.BaseURL+"/integrations", wrapper.ListIntegrations, options.OperationMiddlewares["listIntegrations"]...)
+	router.POST(options.BaseURL+"/integrations", wrapper.CreateIntegration, options.OperationMiddlewares["createIntegration"]...)
+	router.DELETE(options.BaseURL+"/integrations/:id", wrapper.DeleteIntegration, options.OperationMiddlewares["deleteIntegration"]...)
+	router.GET(options.BaseURL+"/integrations/:id", wrapper.GetIntegration, options.OperationMiddlewares["getIntegration"]...)
+	router.PATCH(options.BaseURL+"/integrations/:id", wrapper.UpdateIntegration, options.OperationMiddlewares["updateIntegration"]...)
+	router.POST(options.BaseURL+"/integrations/:id/verify", wrapper.VerifyIntegration, options.OperationMiddlewares["verifyIntegration"]...)
 	router.GET(options.BaseURL+"/executions", wrapper.ListExecutions, options.OperationMiddlewares["listExecutions"]...)
 	router.POST(options.BaseURL+"/executions", wrapper.CreateExecution, options.OperationMiddlewares["createExecution"]...)
 	router.POST(options.BaseURL+"/executions/stream", wrapper.StreamExecution, options.OperationMiddlewares["streamExecution"]...)
@@ -30809,6 +33585,16 @@ type FlowWithETagJSONResponse struct {
 	Body Flow
 
 	Headers FlowWithETagResponseHeaders
+}
+
+type IntegrationResponseHeaders struct {
+	CacheControl *string
+	XRequestID   *string
+}
+type IntegrationJSONResponse struct {
+	Body Integration
+
+	Headers IntegrationResponseHeaders
 }
 
 type ProblemResponseHeaders struct {
@@ -35252,6 +38038,759 @@ func (response RotateFlowWebhookKeydefaultApplicationProblemPlusJSONResponse) Vi
 	return err
 }
 
+type ListIntegrationsRequestObject struct {
+	Params ListIntegrationsParams
+}
+
+type ListIntegrationsResponseObject interface {
+	VisitListIntegrationsResponse(w http.ResponseWriter) error
+}
+
+type ListIntegrations200ResponseHeaders struct {
+	CacheControl *string
+	XRequestID   *string
+}
+
+type ListIntegrations200JSONResponse struct {
+	Body    IntegrationPage
+	Headers ListIntegrations200ResponseHeaders
+}
+
+func (response ListIntegrations200JSONResponse) VisitListIntegrationsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListIntegrationsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response ListIntegrationsdefaultApplicationProblemPlusJSONResponse) VisitListIntegrationsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateIntegrationRequestObject struct {
+	Body *CreateIntegrationJSONRequestBody
+}
+
+type CreateIntegrationResponseObject interface {
+	VisitCreateIntegrationResponse(w http.ResponseWriter) error
+}
+
+type CreateIntegration201ResponseHeaders struct {
+	CacheControl *string
+	Location     string
+	XRequestID   *string
+}
+
+type CreateIntegration201JSONResponse struct {
+	Body    Integration
+	Headers CreateIntegration201ResponseHeaders
+}
+
+func (response CreateIntegration201JSONResponse) VisitCreateIntegrationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateIntegration409ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response CreateIntegration409ApplicationProblemPlusJSONResponse) VisitCreateIntegrationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateIntegration422ResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type CreateIntegration422ApplicationProblemPlusJSONResponse struct {
+	Body    Problem
+	Headers CreateIntegration422ResponseHeaders
+}
+
+func (response CreateIntegration422ApplicationProblemPlusJSONResponse) VisitCreateIntegrationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateIntegrationdefaultResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type CreateIntegrationdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    CreateIntegrationdefaultResponseHeaders
+	StatusCode int
+}
+
+func (response CreateIntegrationdefaultApplicationProblemPlusJSONResponse) VisitCreateIntegrationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteIntegrationRequestObject struct {
+	Id IntegrationID `json:"id"`
+}
+
+type DeleteIntegrationResponseObject interface {
+	VisitDeleteIntegrationResponse(w http.ResponseWriter) error
+}
+
+type DeleteIntegration204ResponseHeaders struct {
+	XRequestID *string
+}
+
+type DeleteIntegration204Response struct {
+	Headers DeleteIntegration204ResponseHeaders
+}
+
+func (response DeleteIntegration204Response) VisitDeleteIntegrationResponse(w http.ResponseWriter) error {
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(204)
+	return nil
+}
+
+type DeleteIntegration409ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteIntegration409ApplicationProblemPlusJSONResponse) VisitDeleteIntegrationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteIntegrationdefaultResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type DeleteIntegrationdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    DeleteIntegrationdefaultResponseHeaders
+	StatusCode int
+}
+
+func (response DeleteIntegrationdefaultApplicationProblemPlusJSONResponse) VisitDeleteIntegrationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetIntegrationRequestObject struct {
+	Id IntegrationID `json:"id"`
+}
+
+type GetIntegrationResponseObject interface {
+	VisitGetIntegrationResponse(w http.ResponseWriter) error
+}
+
+type GetIntegration200JSONResponse struct{ IntegrationJSONResponse }
+
+func (response GetIntegration200JSONResponse) VisitGetIntegrationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetIntegrationdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response GetIntegrationdefaultApplicationProblemPlusJSONResponse) VisitGetIntegrationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateIntegrationRequestObject struct {
+	Id   IntegrationID `json:"id"`
+	Body *UpdateIntegrationJSONRequestBody
+}
+
+type UpdateIntegrationResponseObject interface {
+	VisitUpdateIntegrationResponse(w http.ResponseWriter) error
+}
+
+type UpdateIntegration200JSONResponse struct{ IntegrationJSONResponse }
+
+func (response UpdateIntegration200JSONResponse) VisitUpdateIntegrationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateIntegration409ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateIntegration409ApplicationProblemPlusJSONResponse) VisitUpdateIntegrationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateIntegration422ResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type UpdateIntegration422ApplicationProblemPlusJSONResponse struct {
+	Body    Problem
+	Headers UpdateIntegration422ResponseHeaders
+}
+
+func (response UpdateIntegration422ApplicationProblemPlusJSONResponse) VisitUpdateIntegrationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateIntegrationdefaultResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type UpdateIntegrationdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UpdateIntegrationdefaultResponseHeaders
+	StatusCode int
+}
+
+func (response UpdateIntegrationdefaultApplicationProblemPlusJSONResponse) VisitUpdateIntegrationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type VerifyIntegrationRequestObject struct {
+	Id IntegrationID `json:"id"`
+}
+
+type VerifyIntegrationResponseObject interface {
+	VisitVerifyIntegrationResponse(w http.ResponseWriter) error
+}
+
+type VerifyIntegration200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type VerifyIntegration200JSONResponse struct {
+	Body    IntegrationVerifyResult
+	Headers VerifyIntegration200ResponseHeaders
+}
+
+func (response VerifyIntegration200JSONResponse) VisitVerifyIntegrationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type VerifyIntegration409ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response VerifyIntegration409ApplicationProblemPlusJSONResponse) VisitVerifyIntegrationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type VerifyIntegration503ResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type VerifyIntegration503ApplicationProblemPlusJSONResponse struct {
+	Body    Problem
+	Headers VerifyIntegration503ResponseHeaders
+}
+
+func (response VerifyIntegration503ApplicationProblemPlusJSONResponse) VisitVerifyIntegrationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type VerifyIntegrationdefaultResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type VerifyIntegrationdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    VerifyIntegrationdefaultResponseHeaders
+	StatusCode int
+}
+
+func (response VerifyIntegrationdefaultApplicationProblemPlusJSONResponse) VisitVerifyIntegrationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListNodeTypesRequestObject struct {
 	Params ListNodeTypesParams
 }
@@ -38647,6 +42186,24 @@ type StrictServerInterface interface {
 	// RotateFlowWebhookKey Rotate the webhook key
 	// (POST /flows/{id}/webhook-key)
 	RotateFlowWebhookKey(ctx context.Context, request RotateFlowWebhookKeyRequestObject) (RotateFlowWebhookKeyResponseObject, error)
+	// ListIntegrations List integrations
+	// (GET /integrations)
+	ListIntegrations(ctx context.Context, request ListIntegrationsRequestObject) (ListIntegrationsResponseObject, error)
+	// CreateIntegration Create an integration
+	// (POST /integrations)
+	CreateIntegration(ctx context.Context, request CreateIntegrationRequestObject) (CreateIntegrationResponseObject, error)
+	// DeleteIntegration Delete an integration
+	// (DELETE /integrations/{id})
+	DeleteIntegration(ctx context.Context, request DeleteIntegrationRequestObject) (DeleteIntegrationResponseObject, error)
+	// GetIntegration Get an integration
+	// (GET /integrations/{id})
+	GetIntegration(ctx context.Context, request GetIntegrationRequestObject) (GetIntegrationResponseObject, error)
+	// UpdateIntegration Update an integration
+	// (PATCH /integrations/{id})
+	UpdateIntegration(ctx context.Context, request UpdateIntegrationRequestObject) (UpdateIntegrationResponseObject, error)
+	// VerifyIntegration Verify an integration's credentials
+	// (POST /integrations/{id}/verify)
+	VerifyIntegration(ctx context.Context, request VerifyIntegrationRequestObject) (VerifyIntegrationResponseObject, error)
 	// ListNodeTypes List node types
 	// (GET /node-types)
 	ListNodeTypes(ctx context.Context, request ListNodeTypesRequestObject) (ListNodeTypesResponseObject, error)
@@ -40095,6 +43652,200 @@ func (sh *strictHandler) RotateFlowWebhookKey(ctx echo.Context, id FlowID) error
 	return nil
 }
 
+// ListIntegrations operation middleware
+func (sh *strictHandler) ListIntegrations(ctx echo.Context, params ListIntegrationsParams) error {
+	var request ListIntegrationsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListIntegrations(ctx.Request().Context(), request.(ListIntegrationsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListIntegrations")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListIntegrationsResponseObject); ok {
+		return validResponse.VisitListIntegrationsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// CreateIntegration operation middleware
+func (sh *strictHandler) CreateIntegration(ctx echo.Context) error {
+	var request CreateIntegrationRequestObject
+
+	var body CreateIntegrationJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateIntegration(ctx.Request().Context(), request.(CreateIntegrationRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateIntegration")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CreateIntegrationResponseObject); ok {
+		return validResponse.VisitCreateIntegrationResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// DeleteIntegration operation middleware
+func (sh *strictHandler) DeleteIntegration(ctx echo.Context, id IntegrationID) error {
+	var request DeleteIntegrationRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteIntegration(ctx.Request().Context(), request.(DeleteIntegrationRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteIntegration")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeleteIntegrationResponseObject); ok {
+		return validResponse.VisitDeleteIntegrationResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetIntegration operation middleware
+func (sh *strictHandler) GetIntegration(ctx echo.Context, id IntegrationID) error {
+	var request GetIntegrationRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetIntegration(ctx.Request().Context(), request.(GetIntegrationRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetIntegration")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetIntegrationResponseObject); ok {
+		return validResponse.VisitGetIntegrationResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// UpdateIntegration operation middleware
+func (sh *strictHandler) UpdateIntegration(ctx echo.Context, id IntegrationID) error {
+	var request UpdateIntegrationRequestObject
+
+	request.Id = id
+
+	var body UpdateIntegrationJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UpdateIntegration(ctx.Request().Context(), request.(UpdateIntegrationRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpdateIntegration")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UpdateIntegrationResponseObject); ok {
+		return validResponse.VisitUpdateIntegrationResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// VerifyIntegration operation middleware
+func (sh *strictHandler) VerifyIntegration(ctx echo.Context, id IntegrationID) error {
+	var request VerifyIntegrationRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.VerifyIntegration(ctx.Request().Context(), request.(VerifyIntegrationRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "VerifyIntegration")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(VerifyIntegrationResponseObject); ok {
+		return validResponse.VisitVerifyIntegrationResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // ListNodeTypes operation middleware
 func (sh *strictHandler) ListNodeTypes(ctx echo.Context, params ListNodeTypesParams) error {
 	var request ListNodeTypesRequestObject
@@ -41216,386 +44967,437 @@ func (sh *strictHandler) ReceiveFlowWebhook(ctx echo.Context, endpointKey string
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7P1pcyM3tj8IfxUE771RUneSopYqu6hwPI+sUrVl19aSqsvdZv2ZYCZI4ioJ0AmkJLpGEf1qYubtzFeY",
-	"uBHztfqTTOBgSeTGRVtJbveLdomZifXg4Ky/86UV8emMM8KkaPW+tCYExySFfx4kCb9U/4iJiFI6k5Sz",
-	"Vq91NiFoSuSExwLJCUEzLCcIRxGZSYE2OEN73eebnVbQEtGETLFqQM5npNVrCZlSNm5dXwetQxxNyCFn",
-	"MuVJtYuQ8baQPCVhD6VEzDgTRHWGJYpwms6R5OeECcRTRGPCJJVzhFOCGLkgKYpU2/GyERyd4XH95EYJ",
-	"v3wmUEouqKCcISwQRkKmnI2R6UzicYDCfivtZ93ubmRfhb9IvxUWO59hKUmqmv9f/Vb6S7f98vOf+63/",
-	"bAU1w3rDI6zHUjc0PBQ8yaRZdD6CDYhSgiWJ1UrxLI1IgCiLkiymbIzCLTyjWxfbMKKU/JrRlMStnkwz",
-	"snh5TrAkb+iUSvi/6mhOyK8ZEVIgrKiExIgyPZgsTQmT6JKymF/WbgJlkoxJWuzmhEwxZar35q4SMpK3",
-	"70eQmumckoizWKCMSZpAB7phtahEiuXtE5nOD0aSpM1tS44uMZVoSEY8JShVn6g92tjbeRmg593dzaXd",
-	"fPr06SCTE0WFEZak2td7dfy2FWUMCU5J2hYkylISIz4jKRCW6KHwe3iGSJry9Lt+i7ILnNB4AKeqQr1V",
-	"2vjZ7Mjxq3oqTfVjRGO0QaIJJ3GgjuqYMDUGEusT9fHN8avNfUQlwongCM9mBKdC7W/CxwJhFusBlhZ/",
-	"iq/eEDaWk1bvxV71BF0HrRlO8ZRIy8XGhMlDzkZ0/Drhl01jprE9Tur4o8sJFwRh9S2K4GMkJ1QgCqOh",
-	"6it1BFtBi+GpGoD6akDjhadsxNMplnpLX+y1gtaUMjrNpq3edlC32wczeqa2pGnMBx+ONSdENG4Y1j2N",
-	"6JSndYeIpxKdk7kIUNgO0YinSL1AmGJFHfSKjHCWSBS2DccaYAm0Rq5mCY9JqzfCiSBmHr9mJJ3nExGq",
-	"R3/oVJIpbDBhary/tPJGW0GrXfgrwUIOMuEelv6GLoJWG/77uUJTgaK5Y93dLiyR+SNfI5ymWA02Y/TX",
-	"jJjHarGvg5aQ8wQohKdT1dhBFlP5ho+bdhWr5+qiSecPtq+HWSp4Wj+ekJErOYjgjdAekpm68ngm0BDL",
-	"aOIGWdo0/VHTXfjLQfsfuP1bt/1y0P78ZTvYef7iuv5SPLoiUaaG1LRmxL7wYCu2iJcAB3nIgfyNpEr8",
-	"eJdNh6RhFy/0K4jBO+iSyom5SWG0G9udDttsGLH5duVh7+4sH/bx6K2inAaSU8JZiNQxRSnB8T7CaErF",
-	"VH2BMBOXJBVob3sHLologtmYCMS4mtLYzUFLsvksjkdt3eUat0nQahB/4IijGUkXH4AEvvY7jDUTbPWe",
-	"d4Gv6DXa6XaXrtgHPCb1y7XdHmJBYjTDY2I2uGlA6pX68Wx7w9nuwv9WGtIp/Y0sWh/V46LRDIRqoHZI",
-	"O8+LY1phPHLyUZC06WBmgqTNB1M9vesr/JTgtI7KD7EgbcoEYYJKekGQyIaa6pCATxBXqowEaUqL9c+E",
-	"eYSHCUEjSpJYNC2sfrGJ0i212b+36wj/jOBp0zpKgqcPxuDOyHSWYEmaB6OfP9iAbk5hdzyQT5jKt6fV",
-	"gfzAL1GitFWrcShJDEgpY+o3wmKrhGhmClpI91///L931bFHU7HZRFiqucFU1J9Xn6PtlhhIt2YG12ox",
-	"jHYPorqRLi2niziThAH3xbNZQrVmvPXfQqvH+Qj+MyWjVq/1H1u5LWNLPxVbhUahz+JiHWi2yUe5OA3H",
-	"yjOE/Nw2Ck9bb3tdd+b1LU83gs6OLgiTpzIleFqakiRXcouox23hnpMrPJ2BuAjqYQ/tdLvdPuszeLGX",
-	"CzodI+D2GY17aLvPYixxD33pt9wrAxr3W72X3e2g3xLk136rt32tmlqo3VXW55SkF6BHMolgEEqBNKPR",
-	"1g9FGtryEQYoVMPRv6s+3c96ePrBj6fv35knd7nSdt6HemXujIJcw3XLc2aOFRZKkxUSK00fj6SSsTCV",
-	"6mRlM3XoQnN0ylP2DT6LpuveUwr4LZZJyYufqJxY+9edLJFqtGl1lHwZgMCJqBSIkUuk+i4tgx3OoqnA",
-	"O7ec/oeUDxMyXTDzmX7jz3YF3JFUnE5impSsHBMs0DYyNhR9L4NSC7aLVu8X1ZFSbr0bN8hbmmZCoiFB",
-	"WKKEKHl3Wwm0KY4UBSkm3gpaM654ZtrqtbaADV9/VsxZ0Vqk2jUmvi210MJcMERIJcr0Wt3tH1+9+Gv3",
-	"77v/+Onbv3/zqfvXb852f9772867bcUGJJaZaPX2FKuWVALj+ZuaByyFtr/kGlmWst4llphPac+sUu/C",
-	"vd3Wb18HK9KM3Yk6nmy6DtSxOnl9iF7uPf8GmS6RXrsyk3bW6kXUoF/y7YFtJ+Av+q5kDS00ULBcrtRI",
-	"/kWpIWOaXLER9bY1Pbad7XHhx7mVUhsT22Vr4qKvy8bHW57EUyIVexR3xoRcgw2MiKdjzKjQpC3My3d4",
-	"AZ1V7/ibTwYaa5gIiN+OoU6JUvjudCIgBN3dVFRzJ0bQq5vT+ywFB5IQWv4KEIZrIiWjlIiJsXEqXR8s",
-	"/zhJtILrTRf8SW3PobRovgXn0y2pWCkDd7ZS0FjDpivN4s722DHpsom8dOF5VtRea6e786Ld3W13t8+6",
-	"L3u73V632+l2u/9oBc763dvbCZSW03setBLMxhlI8i2iZM4pvtIeBtHqsSxJgtaUx0TdgWOi1IT2Tud5",
-	"e5Rg4SlMBxdY3X8kFZzhhMq5UqlSPiJCUPWLusPmQpLpYJby6UyN8u88A1/gwQUOgF5ENpvxVCIsBFV3",
-	"plSy/pGeIzqd8FkHHYAWhIYpJaNkDpSmXYmUKUEX8TQmKVIirNoBpXCSFMssJa1et7MbtCRn1sILY8pm",
-	"8QrLdh2oucxIKqnWf/zV9rRB1VZbUrBRF8X1oHXVHvO2NULPqHqrc6ZfdY/adDoz9npQR3utMZWTbNiJ",
-	"+HTL3Ofuv3xGmJInTGOgZ7rdrVFRy0qd3v6VXswJ5Eutyd1Ri338i/s6aCkKan2+dkSUv+PWxr2iiamm",
-	"kwJhLVEj1Rn54L1/XSG9mg4KpOJvKc+GSb6fv7S01c4ftKapFQZ1pl68LhLd46Gea9/g8Yu2gOS+MuN5",
-	"8ffBzNwjj/JCF5e1QCqWHIKiN8hbmty9w4f/TSKQoDz+p3VH4OJxTCUwmQ/eITUeqiJ7No4tgYDzkxhx",
-	"ZpzyPRR6cwvRKKWExck8QKGaZYgo00wjQKGdb4gI66DQm2MY9FmYzzIEBhXCTEMEcRKIcWTMMD10OSEM",
-	"AYcF/ndwjBiPiUAjnCRoiKNzpY7KkkDUZ1YichetAM3ftis6YDnwLocC0/+35fYVLu5xywbXEEgx2qk8",
-	"JErHU3LPPsL6qdInsURTLiTijKCNve5LFOIkJTiet8kVFVKEYKBby15Y5LdlG9j3hx/Q3jfIvqIDXEQW",
-	"TZQGFhIWIp6icCbb35+AAcOzJu8+LxiTd4IaH9/nLzvB7vVGO3f5ff6yHXx7vfmnGodfmfk7m+K32y93",
-	"6ia5+F4oTzWawOrGJLHOzINjFGGJEz7O1HLv7JjD1c7YOeOXavJyQtJLKshmafLbTab0RffQKt/f4y3l",
-	"df9td4X+l15iuRurzuB7B5db6RKp3B/FKS5h8R/hMliTxR+gGU4lxQnSd8k+wgzhIVhFzfGfIypQxrQ7",
-	"Mg5QqGYboiiBsBas/wG+G85IB4VfrsM636XHYA0Ja/ZpuI69MKp8xz/eT+h4/nGYHv4w1R+PD8WlsXE1",
-	"VmZpBeXLOMIiw0ltxEzen9+S1Y8cEdd+ahw2N1RFydWMpkR4723vtHe3z7rqJe89dUPvlkKDzFHLf6Mz",
-	"+5sRUQ5P3iIxZ1EraPFLpv3FvW/UypARvWr1WpeSD34+3529/Ct+A7bYC35eaFxEfKYOrGZjPXWrG5G4",
-	"l1AhYUefhlror/RjGtcaCqi/9wunUOFADzSXIineSMnN6XSlRbGUXCu90lRItL2TuyhEoJSJlER8zKgg",
-	"IE7B1dCpuzj80/Aol9seTi+8sMrB/ZC/Wv3WSiW6Mbek3lYUDk9JWS0FJxYooLCEtXKOYZ630WMRjG2O",
-	"XnZRjOdi32kjBx+OB2fvfzp6N3h78PPg7OzN4NXB30/Rxu6L55sddArTRdahNSFJjIZzNOdZilKekH1N",
-	"GL0/KTmJcWkjx0tCzzL+/Y9WHTNen6uuzb1uLnPUUJUvg+H2b4PPf+6Z/zZJXDbm1PS3RghqiUSL1Lmc",
-	"iBo0WUYu9YbuoxD+G6p9FRN+yXSoNGcRAeUaLBQx4kwp20oSnmAxKe36v83trsQ1EG4KbaU702/+Ibt/",
-	"H+6xT99eHG5fvXpOXr8Y//AN/fHb8zcvp++6rT/Egj/EgkchFvw73OrulNalv3yt+94OahHLtqFzOEne",
-	"jyD4ZGEIBh6Tt0Ti1nXwpcRd3Eq5f6wSZLdcPoLWqjP4XLgNJlgMGLmSTk5RP8xScpGniOhR/fI50CHN",
-	"6iLMo4khclhyiROtOqt/DdRj0ep1r20OxkEk63IePk04UrJt3EEfWUxShFkeGhig0IQJw3XnxN1nAsFm",
-	"d1plNo1nVBtLFp+1WiNJTMUswfOGPBE1/GcCKepDGzxFZIppsqnN/2pgOoXkEgt0mVIp1U19TmbSRKdJ",
-	"F60qUEwSIrUk1nAwlmy/W84z9fZ14GKp15pwiVbgvcALyy4sZb46teehOCLPCKGa89ty5sNW0Lokwwnn",
-	"5/VmCdXiKx16VEc0WBprXtzTBn79hw4Ig03KPSsu+DY2m3GBk4wIxEeIcdYWJEqJRCLCCU5NpHefbWgn",
-	"BUbmMU/RlAiBx+BMkITJzQ4KXZ5fGKBwSoWgbDyYkRT+yZnxHaUEC/WHnsSQ9FlKRpnAiR7jCNMkS4lA",
-	"G2H+aScmjJJYtYszOekkfEzZQL1K4nBTe4dKpG9jkup1EB3+XNk6vThrf6aXaT0mX12fxZepW9z6E+ke",
-	"H8c6WVmdPVhY/2zVNaz3o46s5mBolpJMZxLpxQ5MRvKEpxJFPCZoY6SOv3FyheqndkrUwsDOLOi5bFjX",
-	"a+j2IDBb6M+8dtXcDBrP4hteji3BkZmkko472qyuerRcucg4tXjtGGLrIMboDb8gCY48idIcbsd9vrm2",
-	"oZZFgjTy/ieSRHxK0MVOkfCKj33qMurT53ra0YP0qET/YHdX/WUE0b3toKVEt9ZOd7fT7Wxv73a+Ucsc",
-	"QV7zcj1o9RhPmz4Cr27veD+YNVPL78WCtkQGoVh2GSEHttVrveW/0STBW887NbqI3csy/b726dLb57D2",
-	"qnFbv9pd0ypu7tKPLPNeRxfQ4nX1qEcJJUwiHMcpEYpP/tx+zdNLnMYkVv/S0kGaCWk131HKpyg8O/l4",
-	"enb0avDh5P3Px0eni09niR4ekzLl09+XhYzNo771hJ8Sndawc0uyK+z9qX71ukjUX1ZljCBv+JthiTWw",
-	"pF8eb3Hqbqw5xQJtFYZTWNVFjHQ9IV/n9t6NmG85+d2J+VNguVWp3ks6NozTLsCp2/USaIhhXEpAMQJM",
-	"iDa82xOuZHuF2tgGjAQdszZlm4BREBohB22Ye7uHMNrr7gYIo5SoH4pRqXB+rWiZc07TP2y3aq9Wovye",
-	"8+QtnjVLOo7kh5wnBLNWTfISSP//+t//L2TeQVM885hrTjyHeIaHNKG5/TM3vmE2iJzBGO4DvSPXATzT",
-	"6kH9M51t1PAQzF/uicmHVw8y54MvfjQi4BnVFCkGOJ5Slj/Nr9rcwgZWtcCztn0OWimHRIYLSi6BpVzS",
-	"eExkHpxjHjjraMmuVliNRcfBbmBlmdb4yFu/Nb6yC7vGJ/mSr/iRvxcrflLYoNo8/dGIRJDv6r0aIMFT",
-	"o36uLrvrTV4eT32i3rsuEMFKsylxNOiuOMPAJxVvXwrrXSCN4pbnY/IW+3Pt0RUx5+khTpIhjs6XenX8",
-	"o61Tj74d7eKd4XZkLiL10z+mLy9qjMrwfilbeO/b5S4OaYjLd43sfLs8zdhfY+jctlW7EPlVVkteMzym",
-	"bGw0ZqVNK415jvQ1ghSrqNpn8kuojt0WrqFylx+wEBAfZ8ExbJ6t+koDA+xDICbC0lhk4jW0Mb/vIB9n",
-	"3cLkKYoriwXuk9NsOsXpvEY4GKd4Nll2YP4CLylRmc0yOYix3py1dHfGYzJweauryyPveEy87Mwqk+CZ",
-	"9AdlF970HDinmbcTJrrG0kC9qRry8UY4Il+uq7JPvg7FAVTnuUxAqlOB1TKAta5ZR9zeAR0xfxPifyGi",
-	"KOLsgqQ65NfXqzOtsQ7Umn/TNdmL9qmWmWwr3VK6B/xhEdDA66YvWQMaYtpQ5GtTIq20F+vs5BLl2GDg",
-	"GLdMnFir15pilkHoUIVUfvnSMgIecJgVlqf7fFstT2HO5SlPMItBiOCZNO5EO9BW74slWdC+ZUrHY5IO",
-	"tu3oEjyEQOe3MGZkntunZsPNr203MU0pQPqml9JKmC9WMA7kbw7n2gaiRdeB0kGdp1LidJVlcnYBt7LQ",
-	"Q8Yi7RvWwtnnylkb8niumQghErIjWz+QJOHITCfPY/I0uZ1u9zpo/ZqRbCUbiEznAz5yMzqns1mBTleY",
-	"Y7d5juA1yI9OeVWrKefrXMzFjKnCATgn80ueKtIiYpYSITia4mhCGRGt60Xh5mvGg6/OsGtT3p8JBC2g",
-	"jX/9n//PzvMX6Cf6/WaAogmJzkmM8BhTJvS9Z5bumUAhfPIaLuiwVk9xfKMauW0xjCRX/e/bzAQN18fT",
-	"c3X3R3w27yyHzqgLJ154sWrR46tp3jW39VfRwN04jjS3/NIgP1YjWLSrovaZ46Ur22OMpGgbzZtYuIdv",
-	"zeCsvu54r/X7+C2qlY+zhFhGA6kgQtZq8q4HSLBeiw0AR/Zv2JqEEnin6hogKTHS5iVAUAC3E/s2LH1K",
-	"MBPaFGKaDn1jhd+l4ZS1c7uxWHe9aCtyI44dj2b6arUzxvTeGwANX5RpWWlE61IRSZIG60rlxFRo9Tae",
-	"2aKY8SijHiri35eaO6AiD67poPZlqPU+JZaBcEYMLzXDg1cUw1yJIWpGdK2aLMqpddNdL5O1JNk2Nuhd",
-	"WQsm7EvAdarmysOaGja20vK8NSzFk6kelx/BynDrUU9J1qvbGl/4e5xhSSu5L8os87okmdZNvSiq3iIE",
-	"o5SuW6D28vkwhOm5OgrDqIRvlFmPRwyFw2JZhU/Dhd0tceMiVyquVpUrlrhGmbLq5InXBmjGV9TTaEIv",
-	"CpGgq0a02puVxBCeBJKX3tlfPlfs/X9RypTGUIoyIfnUAn9gMcjYLBsmVExIPDB5ZQVVWykaJb/3kEsr",
-	"O0U8YxrCrRj56pos6fM5W9z29Kc4xSOdoI2nnnnBQvR5P60GkRC0cnwh7RMQmV0leOK8Cm5420FLjQxc",
-	"HTqBmF5oQ6yR8gZZmjhffEki8LfxcV7qjzTo11LxSpbCAk0v8h43kvWt7s/GkFj/INSx1XVDZqtn58ti",
-	"h/ciSWO120LxJu+isMdwvcu1cFwXQm7meOlYuDoESl8xdm/IAQC/a47SWQg3XGdYjxPgosyilu1ODq9W",
-	"snZUt9znYys0nL99XWJ29SD9EaEXJEUfT9740PfPBAqtcdI0Eup9pBrrDqNzMkcb0uWDGTrXiFQYmY/6",
-	"zLRi6EIgzsg+Cj+8Pz1DGqtu6wuNr7fM++1zMg9RyiW8S+WmJSGbeq8jDNcJ2DBx2f7cPenEW938pBRi",
-	"tj3RJhd6qqe6mU8VWEpQuF6Kp6wZr8Sw1gKVFXe3SUS5eygTvXQhgls+QGG+giEy16xB+gxR+KWv5Zg+",
-	"3NZ9Ld/AH9dhp89MYz3kVi10/xTO0rftBSuDN0qbF6tYJAukqPxhZCGuIINCG+lPwfDhlrBkljfXSsHG",
-	"P+OC2sN+BRLTvNXr5tYOLZhpjXQ16a1GKquIJre5YIvQz901s+p3VslwW/ly+pRSSWpvqGrRF3WYdTh7",
-	"gdSo4lAET8N9jWKjDqxLO8QGDw9lLAFAOYcYp77DDEFMyYroKbXX0M25cl0iXtPpfZVpELl1DzAEJ/LZ",
-	"3CQG5Ebyfissw/WijUM+m2+G/VYpG69KkGiDXM1ISqeEyc0qdd6IbK4bpv6GCgjyqokhOVScVOTY6HCN",
-	"+HscYYYEIWiDjhkHXGsgEXWHoBFNJEk1tnW93L+iYKe1nDWFwBXfN1krK7xbzpaAD/0OA6eOufk1UdsH",
-	"/dGatPaJygnPJAoNuw6DiisGckIZnokJl67yj2KAlsNjFudXQIkMnXC0WyE4T25at/JE7QI0BhXapdPZ",
-	"rUTqYN7hHGZqHiIdA+pb1+3K+7tRsws5B4VBNFqq/9BLb6qX/hurmtWLwZ5ErZLNUh5nQLnWQStQmrHO",
-	"srDsXEstiTecCJTNlMio465maiwQAa9XU9/XOiraqhwWCvwPhfcJKbyLaEzNWcic1PJ6NHep4P5e1b2m",
-	"C9pcDV8pvde/nGqi7IQV1pa1kUt2jzQvWA3y6eDD1YjpOpPt3011/CqqXO05NdY9YtC2bypQgw0l8G1y",
-	"ZaHahFl1VjaDfL6+DWEsmS+tlMpwnhoXgx5jNk4oG7fV4LxQmx6MFvVbZLvfQhKnYyK1TmfgNwG+FvVb",
-	"7GW/VayGoSawBXPd6m7pLxXLV9KHdv6YkhS5t8ilkhS5oRnsGuwwn/ix+riOLZouKzmRagjarIGZ2kuR",
-	"ETCs2nGjEIbth8c52bPENnUXgZ3A56W7pAd7N2FbbiPqUvPcHuQRPtaNe4lTCPD5vCwfwHYQVOO9XPuN",
-	"U85llBvADNn3INJzPR+tdm9SMfA0f3PYDb/+Xmf/KwqfcLUxcxTh6QzTsS969HaeDOKPv1prxg/di9uw",
-	"uPi1aR1NetkCf0z56DlxsFbu9NakJO0VRmeWYAkV38iU/wYPSSJchKATyDeoRDHXQgVKCSQQ2otmM6/S",
-	"C7/3W2YEttSXrXBeL4ksouzq7dMoaTxfW9DYvrGx0cyv0fTyOzxzv8Nj9Hml3f2K2lOJzJ4ITFJJ6q1a",
-	"R43XL+x5nhhAtYmnlIl946fp6Qrv6hVTrAjxkX42oHG4j0LYySjsGcPRhCcxSdVLLq/XN67mIT2qCauk",
-	"R4121U/aW3oQRWRm8AwLgJN5vUSTkOTimUxQcg14pP/NSia6G0b7lQij0LFrtIn87cSh4EFp2sb/n0dQ",
-	"3U9yXGEgr3k6XRZF7g0RCjHoJKvtnd09P1Fnhmncul487R9P378rTTpvUTXY2N69LsJPZF4aVSFWozWR",
-	"ciZ6W4rbd8xLcCuYKn/mZWFCKH4+3/nXP/+nSqFL4z90ga08BmS/WNf9nMyRkHyWa55YgnWz01omtq8S",
-	"nGDW4gy4l1/2VBffULuDYE+ajrRnC6imRqS68GZYG1tgZZ19gEWD98BbE6LcpicQlYvdOXW85i82X3b1",
-	"XKoDdEJwJJGak45w6KD3M8KQZgg9pwN/PFZbIqDYiQFUVYwW3Jwk7iDIrmdjysgzYxwQfbahwWARjUWA",
-	"QHlBQyIvCWEI6oioyYMiEyDGUTSPEvVPdTcgqFwuNk2BYARFMUyNyzaMM6xD/DIK0ooXI6zXUTyu1Z5d",
-	"ePPqTb0zse4VRZySSyttLW3kb/blirveBAjrOdYRdj6fJTRQkibitRPng5b2otTr3vDoB5PBukjCMyaT",
-	"WrgFeLS8kTpDvBmba79xrd4Zs8Pqa7WywqiafoVBejMLXC170W2/HLQ/f9kOXuxd18Iu+6E+S3v8YF/2",
-	"QBPrwu5YTFKSGtjGTGQ4SeYo1AFB4ea+PdLWx6wP9XKuSxcqk8U1WWvJXdTUejn9JsBqbbBszgYuNcgB",
-	"60g+0xkDkrJMUdYwxSya1HLh1ObgrUQjOmNv4Zapgw/XOqKxtyVIXFIZTSCwsVQV6MXeesAX8HThti1J",
-	"LKzbtyGOzvloZFKzXFmRF6XC7Nvdbp24Sq70klGc1Ot+U3w1MIn3xQ6erx+BUTw/a83yalFdPSusXUOM",
-	"3grvlfblqqU+bNyYv3n3ytcacdD6jev00JtNznxfN8c3fEzZx5M3FX1JIxlTBsSkGo1pSiI5yFJakF9n",
-	"Rfk1k5OtyGLYlIBoglZR+BWCFz4GsNEtDm2o/+Mp/Y38/zQK34DG3+Fh1M+63Z0XqakzCzgL30U8Jvb3",
-	"fJDfQS//tXvwXzuv/2vndWmg6pdMTv5r57UdrG4B4J2/4zPCaPznWcpHNCF/Bsxd81zN5zs1G/13BL7g",
-	"CU4Swsbku79PX8/rHgymRE54/N3pzvMXrcYqBbTG235KIs5iLdBC5+r/5wKBkFbvcC9u1ZcFOD6lrigb",
-	"J4AX3EE/ETJDVBZBRylDQlcGOpU8xWOyCeJpnPIZeDnsUqLLCRd2uDEdjUwIbGUgjXqLAUNCjgoggH3D",
-	"/qmrOwMqKsSjf/jp8Aiptd1EkiNBLAJvyi8FSZHky29WNZTS0tmFCvwNqjtDbxvuFB2uaMrig+KVA0up",
-	"xcWRFPCwZGhV06yvktF9AY6MUh2EunoEtgbBwBRJyE2VBhH5OmjhCyxxmqdK1eaz7UCP3xZ7hBOhmovx",
-	"/987VTANJX/hxMsCM1lmVAwwwIJZjgkg6BpgOM+oy+FQfOTXOlC4EhAcianGajQWJ2MRu2GVXrsFi8SL",
-	"t+RAvVVayEWi+KOt5qC3s4ZVFLZzoR15ZbDVnAzqJI4SUTzKOMhFpYZvAY2nmW0RiJ5KgfTxRv/6P/7f",
-	"3AD7TEC5nc37hdPLj5Knoa8S31zq9+lULfbp3Z4L57XwjnlgsQJzcvaWq0zGizJ/imCDwHfq75gDw5Ju",
-	"WeHowctxVE+Bo+9njrg33MUEsdcr0fUvzm7rVUnMkT4W90vj2j7XCihdVnTg80oqoTdqr7yIt6915ACg",
-	"eHeGzrMYeKexfx+P0Bdf1kRqe9mtILXtvlwLqq2lxetWr/WXo7OKmlG2sWu6KsC7qVer2G4/nJ19QAau",
-	"uYTsppMB2uq7AqybBURzPrkyfsrutwtR0e4dw60i6NjNqgeOefQAOF8PnCY/gtc6t8BaUauMRxuydJSG",
-	"Ulok5+eLMeFXF6fsEbgvp1YFt6uc4OBsgPWPG4Hd80NzX0MvHKY1oWdWxZV56Gt1JQdzgTt7wbQ5M/iy",
-	"LOhQB9ubvfe3srDrXui9ZSTroLZo4nWkkIPAmMNU3EJ/AkvvpCr2WA45Vgs0ZiBhiohkC8HHVH+u8JAP",
-	"tC7JmKfzVq+lBMAIOkwUp2n9x+j5S9IdQgDMLCU+Y66keOJz48ZUyjIymMPwqmEnioHEc4anNBroBRRO",
-	"446gjTGVbWNDNynOMKB2xJm2Y7byFOlD7zcD8qmpyaOVfKldf798ya9mNVCvxbMUIma9F2D03hsQJAvx",
-	"Lv6d9EuZg3pfvIeqK0AixlDg5mKpk89yzFj72dGvGYZqDFCCqdVrEf2D6joneuPjMCkc+cbYjSeJDc/R",
-	"K5OnYW3X4MtbIlh+UhUNHZr3j1/pezfh9SG3Pt0srRxQ932ZYCrRPmbklIgQbWDajhIsBB3NN6FyQoQF",
-	"PNCEpJ0jmzowSG+zQJCmAIVQIGUXHEtLLruoYbQN107zjVOh3LW8Wd6irIxMrTbvvWZfNYpvQ0TZKo2a",
-	"8dbn4pTob2kAHvBwy7IdbZqVt/RWyaoq9lIgvsLU8pWrElh5T5oYt38I6nSapgNB45sdsSYaWrhwMIpV",
-	"ZnD8yr95cnBoTP1iMvZ6sO6MhbeMbfoNFbKchmGUjS/5RbPdHb78drtVRLYoMGedC6pl19sEPlY276Zh",
-	"j/lUF0zxrkZ7B6N877hscUDN3MncPstoTr9m92rhEJwIXS53UIzoWIF3lsbgBLDlg3CMqjIMg0qh9dxl",
-	"N5Na8ME98cvmLZliv9xt7m+dUlb7e3Ol3dn6VQ08Kqora6BbHCwIApolOCI6jrahaK/d0TpZwZN0ah+X",
-	"zFuSXOkU1yuJU4IhPyfR+to0SyRtuz9rtLVzMm9buv5vwTWwD+Ce2xBw+I/Sc37jjDjdr21K/7i62gup",
-	"1thpLb92NbrMG+ULLl+AOvp2oeHrVCGZ4TFZUIOEmVDI6mrnUd11T2dFu50PCpAHen9ZhDRSnAFUjkdT",
-	"LKOJmoUeu4ZOCZAgOI0miLIoyeKFCe2Vnmxgebm/iNBkA95AW8gNeXMfdXWOnNIc55018E90glg++WL/",
-	"Qb7Y3srWbrKzvh9OyHpVd+p8kq4eEPxlCgJV76ySn8gxjDWjqKb46lh/+ly/bP7aXnK3+d2vsCgnRGgu",
-	"Xk5L8KtimvWpFszMF6dxOcptVc6b0oCBThhngLVguqlLnmwYw+oVYys3oSgWQa1rfvEqHrMRr8F7iZq1",
-	"tCV3ZeMtZMsRLr/gDat0H3hiqd/74oktlEVd6VdTL6sM/YVjjeyU6/K5W9+fia4ed2s5tbQdN5f/PqR8",
-	"mJAasP6T14fo5d7zb9BMv4FMFcjqVRCTGWExYVFD1e+M4QtME8AJyN9FG8+7u5u1gTS6p4aK1ZeESXSZ",
-	"cjYOEGWIZynilwxd8jSuD8vJAcyLrb1Xh0+SKZqRFJk4cVP6mqcGug+SlAveu4WbolcKSoUYW3pVELJR",
-	"7I1+PRpboBkX8J7yS7Sx132JQpwoipq34ZEIN1e8zigTErOoMcAXnEJohnXwTpU11xadrhEj3HMf4CzB",
-	"0blQ499F4YinQxrHhIX1W5+SEUkJi0hTwXIhaZKg/DXoyB4vs0iUtTNBws11N+7EtlobbVAoH9u8iFQX",
-	"u6Z6CcKf2wZXoX38KkTaV9Ywc5nOB67cc0PcHEeXmEpbjR2+UQSysbfzMkClA1WbyVUdOPgF9Qv1H0sq",
-	"m1xBI3pFYgQvWKIVSTZeWJW/ZKHLUtYzPoKeYTU9nbmrWtLJu2EhpKxV9wnjsj3iGYtbq7qpYVaVKrct",
-	"77AsrW5bPfCN/uuatQNbPfrx9P279ikQIjJllAIUTnGijjWJ20q/CKHQK/aZEsQLLuGei+APSjk9DCl+",
-	"/+JldxuZl3Kj55DHc5RyLnW52f/Y+jUj6XyrDM0YBuqZ4iENjzTxVx8WN1cjZEDmytbuFl2+nznkgttB",
-	"WPQFG5Yf9Mp+reyqbPAE1hNbA/2c6Lq8qyKvFFIh4UsTmtFrXcp0sPvrTvuby6MP8+7Z+ceXf93++3Bv",
-	"erbD/3r+j/Tbn9nz6G/DFz+I7Tfxh9FB1ZpbarCY3L69s15yQLGx+plrjv2hKNVWau17Ce15NpquWesW",
-	"xVSjNWGYIMTpf+uSs/rftpasV9G32KxfDtc0rX7y28vL2OZ/++3WyHn1VefFmoVw89q+Vf2gWMa3/nli",
-	"JNv6p7Yyb/3TvAhv9fnqAronmd+sAq2xnNj1q6UpnpB65WSpH4mKWYLng2bsQ/Ng1VDDXBBahJh4Nyqd",
-	"BSHw51C2DRXD8iqja1rNhRpRVQNqc5bMy0Pptf5mi1qbv12R6+oqbS8Kjr610uQI5Obq0imRSiKvMKtM",
-	"8sEEs5iPRgPOdHX8QUpmydyyBnhFHYPkgmgxbzDhWaqrPg65HIxMvsEgR5k65Wk6D5DgUwJgap7y00EH",
-	"DEE36FJLxLNkjsSEpzIB21OhVk1K+Iww2+HOXmCt2QNMB1MeExczb39PMBtnButKq9H6d2fT7LWOMrUX",
-	"Wx9wSoUJsCNsrOaVTbFdA4nHjp/ydGxp4iCaEnSazSB+BBgJkQO1CjBYWCS7cIKwGHjEAHK/IXfLNHjz",
-	"cPjm3aoRjeD5M2HWWH0orDfYLbEGePZkJpnj0qh51Bt3momier7gpUKfAtE4IUhOqEAJZ+N91NVFDsxm",
-	"bSIqEB+N6sX6epqrah6KwgD5S03qmdBYoiNrCqjwqgV0Vy2PabqFtBHQmKhAU8zmCL5QKgUsDsTAIN1Y",
-	"denzhd7Zq59qldjrBHILOw6vqL4PjnWqOeQFhVuYbv0p3LcgiKZW4cHx4NXR64OPb84Gb9+/OnoTLg4O",
-	"qB6v6qJ8f/gB7X2D7CtI4nE+xZCwsEHsLx/QGko+Pnh3gNQb6DdAbHStfjw7rG92wamuIZXYsCR1UigR",
-	"iGdS0Jigt7aVZwLt7LXV7qJLymJ+macT/fDx7cG7wcFfjt6dFacMh73+/OQcpd58WMNU6g8WoEUUD/SY",
-	"XgCoAoIkMMnXOdd1POtLfd2KRdN7EpkGbg9qaLCG4GtOY7CQIzdsZAMDW8SAFvDb2i1bRP1LIXCtpPAw",
-	"2KyaRS3HX22+cPa+XX7Jr3uT3ubC6yKZpUwg9cUUSxr5V4G51FwC97ffvPATxLvr3HdFN9VyP9XCC26t",
-	"ES2/lg5QhCVO+Dgj5lqiMdoI/3J0htR1BD+JcNNdSpkgTXfSKt64O7yxAiSyaIKwgBsLDEcz2f7+pDyW",
-	"3edBAeYCt3/7/GUn2L3eaOeQF+qXb683//Sfd3TxeYPz6TssWtMxw235WxUmYb07cvGltSbycNOVtuoN",
-	"VBMmXWFcZwRPb4hBWkKNpamQ7QRwJ7Skj0Y8RXrFOyaaa0ct33RIUk8FNIhroGU25+aaRNy6FNvrz+53",
-	"o2Ogo7dHB60bawxPvlbE6pV6C5vxpfGN1bVuRU9viQ05qmAmNUlvTyfLstbiUljHRRmTdjk/NxzFFYFU",
-	"fUTt9U5h3UH5+sinK1Wd8kirmkramAV+21IoC2hAd7p4qOKUrAuyfkIgNk54eJQuLMvb+EwAUqBinN8E",
-	"L6vWsvz5ogToRUg4xSidbuk4By0N3mZeAFN7GZjCDqFpjb4S4Knq+okhnfpDfjIYwF/jwvo3v2KaTtod",
-	"KaYrKJ0VsPlHCKx9ZqJn7wd9X/uVW2Q7hxosVui0sIY2d/v6EVQDDWo6rs9N96LSW284P0fZTIN7pDE4",
-	"emrSzO3AXK56aVQ7e2tUKT0Q5wZTasJnzwRAIxj0EQ3OilmMUqINCgBC4sJdTHLha3o64bMZZeNDvZwa",
-	"cBcQMcRcSDItl0R4Dw3rhlDC+Xk2axVi2MF9ZQIZtnVUg17GLYMyqwlhMEr4pYcvpHsbnJP5unXnM6Eu",
-	"D8MId59oKYaa8EFBUnQ54a52GZWmcpna4mFGE9mmzBUvE+sCX9xTQYfozm44jwSrppfK/AMkCIlzME5B",
-	"0guS7iMqUYQZ41By1pAU4qlf6G0NtPwindfFjvqxRAJRJrmts4wlDAwSKATCeoOhGO6IJokpnwybra3y",
-	"2uFkPGt95qrUFdDcQnPSdsonLdwEpOE5wBC7oszgzTPlevW7Zjx9BqXw1MsJGUkdy6+BpjUmF8KK2Yx0",
-	"CvNUIwqvjllUPvO1gWFqvnn5aCjbx2e0qWofvH7zin0+v6lFeygT2DNgn8OEoHMyX+zteqzVAAucsqIw",
-	"Q4Fev1CiTlw3018hr6NZZDMZqiUq8I94YUOKI11UWqKu/HrhjH5eIPPcqFbL0RWOZDJHnEHopz3bLEah",
-	"WjM7OShC647aBoByZ2yW8ogIoagozMvl65Pqohz7zFQMQ0KmWSSzFHCHE3pODFd4JkyLRZjvzaW11u9a",
-	"HtPYDxAHqt+A45Rj93s5/yA2mOKNpVx9I8EppRGEnD9EvHsV8RYIcl+rIKF/cupKic+oMQLpMwIh11SH",
-	"ZATockINLI8JvHcF5hWzlhzZoiRrmnysKFNxqqgHGhTccUl9Rz4T+pkg0nO1vKb/wLNb+aJuWrN9RWOi",
-	"5oaK/9+II9oSFYYz6WRKFy0geihUfYeF28TUvA9QmBd2DJGpFhOg0OshLIo/z0Qnr0dTYLIQrVNojwpT",
-	"1qbCGM0ZMMXU0YwLCVkGPEvRMOHjYhXanqtjs4YGf09FOL1ammVj6fJ12K89Jta0mrGECDhnWmrETFcH",
-	"WvHsPEDdTkurp4TEtQmNlAmSQjL0jhMONKctWUnde+Vl/L6iWGlx85KkxGYsAtOd4AuChoQwZBurD8Jy",
-	"o6jEDYHA4/VjAZehpkBMRpTBETTgy75QJiYAcwRCiBqLkpXBR4o2oOg9BBeFI55GJNxcRXKzy5EPdxGr",
-	"eOIl2L6Crv2H+jz+Qw38Qw18ADVwBb711XxtRe750P62m1v1H6nR+Z4Nycv9k9sl/+T2tUdsj7A4fZ9Z",
-	"RxU6AJHdWC/yIuVFk4PeSc8Hb1jyhCekIlLrzS3g/9dsG9q42Nn8anqmvV4fWhGrciR+TtiJRQwrZwBG",
-	"RAiX4kjmP06Gf4noe/rj8cffjrff0WNxzE6eR4fHL46nr7s/7cx248MfX3bIbrcj6LhY6aK3/a0u/KIz",
-	"E4sVYfYKz26aU2mhr80kvyc4hTsWkLQXF8KAY7jdUAhDk1IOBm7+1r1A4w9R/aK1O9qJtslL3N4bfhO3",
-	"96Jt0n6Jd4bt7Wgn3iV7o+f4xbC1cn2MRfxn9aoZLo/w7mto1KRu+uRYW11ieeGbjEmaAAvRzWkEd2Q+",
-	"baqAU6XZLwvecyNsKoizjwiOJsi87+4oDKwQmOUJybR+h8RMsVylX6XkglsUV1M4pz7P3zsEOd6WOQ11",
-	"mID2fCyuTlIRCwr7Uei2sBXldaldTzOIOpnpo6jUof39n7UFJ2jnFmVo/l0KyzSXgBIZEJanVBv/5ywl",
-	"7VnKL6g6V7n6efjmGPTxCdbF7wUdq6eUoTmRdwW6/juuYfNHjZjHViOmice+glJlPJ0fMVlnUluVedw2",
-	"uveuaGCBMaCwqq63pQvzldT1ms15eI29euUuSP8o3Vc3VWDVxL/imj+VOGTHPmsR1iwqFL2CEl8iQBM6",
-	"nhAI9klFoWK5yGYkHYCnRR0S898pZljbKp004gAkSkJbfoTtmFa0PfjAOlrysb1WcXLWulDKKCjqx7pz",
-	"/onGpqp1KYmB4WFS5zP5gSexQDhJzAJP6w3QTZVOmlOm9WBvijbZCItkHGB1VGKmwuaWVpwj0xtE3fQW",
-	"cFijBtg+A7eQDVNs3pOFEChue7TYDaI7WOEuSpAnUCvf4aDUr3K53qUej2vJrR+kVdwWCsUQ3E1ZDCQY",
-	"RllK5Rygy0z5ZtDxbGW3skHvE5b4/ZQWFd+NHz+dBeiH053nLwJtZFcSbpsyxFOroG5q9DOvkiDaCC8l",
-	"H/zrn/+jvXowK6ANa3Mx49VxKNeAgKiBgaqiuR2Xap1q9VapuxFnMsWRREMiLwnRcH723SGOzgmLdUXD",
-	"SzJUQ2cS8A9YDKZLRlLR6bMjg6MsJ2hIjIcmJQmGqokGU0C7mKAmbKiEta2L7bDTZ332H/+B1GISJmkE",
-	"6cZ9dqpWncSIQ+kQwACR+Jyg8MAvJttDWt1GGmsN1syArfX6rI3+9CfFosSf/gSrrbEKU56NJ1ZP6SGd",
-	"YxzpP3UhZF3QOEuT0GAjgBmjWNMWHK64zxASYG5oZ4KgECrP6uCwDz8dHm1q97tbMxN1AEdfZqlScMKI",
-	"x+YL+7Xkqtnww/vT8sBspd7QGGojAsPjWVoiNqAzBCS320VTyjJJhFK1LGCK6kG1gZ1xJKe3VNOb9rbV",
-	"DcN8EqKUS/Bjc2awqDNBOnrdPxjS+NOf1I85RQufpJ3XSbuvdVd4Rtv61XAfYTMuV3NXESKsel5dU5Gm",
-	"ra4ZZWkKuBzaYN1Gn6ic8Ew6vXQjJhck4bMpYXIzAB+GKU6jlkkK16OD6zh8c9yDDTHqBqix1mGG2m3Q",
-	"JFDBzIHabYgWUsJau63GYuKFwkA1yQrN6e7abdCOC83ow3GEo0l+DCCKRpTKEiMqESMkBjTO8KqdPwlL",
-	"wcMe3HW4ud9n6uVsmNAo9E+aagsxcI7Hus68JtCrNs6PKYlDxT/M2+pa08iy+UcddNBnNoKC59izhWbF",
-	"pVrNve52gLALt/Cmlr+xC3vSZ2EVpTXsIIjsifxZ4JSgVOmhCZ1Sqa9ZpMuSIxzHqTovG+EJluSNeqH9",
-	"p7DPTI2/fbS389JQJZT3bx+MJEkh4BLYFYBgCsv2AHkXgm7wbJYYHrZlEDv/DMCWaMPiDG/2UKi4to7S",
-	"WQkVNOizUDtVQsu5PTBTiJ6SmCYhIlezBFMLHYQFCVCYQ3uGGjrekE8RsbXPbDkTg90a6C3XoMK/fA4h",
-	"D1Nog2oRRFizQsD3dJiaG+EWxICpG63PHJSmk7ZDMAnNcIqnRJJU6JLkciFaKMTWAbu0u/ABjymDxdbF",
-	"eG2kjobC77MPFtbfXh6qf3Uk1P27rfsMvTFtbKurarvbDRxG0s7zTc+/2WfhFxAVAgT6QQCo+EGOjW9+",
-	"13pDgKxOov+llJFrYGpQb2CGhU4QUFcDFQZNX201TyVsNEYRn05xWxC1UoqE1WSU+IiThF+SWC2NCPSm",
-	"6MIT4MabpUQD1moKbuvVVhIBYTFlY+gE1sh2gwVpUyYIExRubJENtUSrScYu+CFnmsNG8z4zgQM4TeeK",
-	"j4ZHZ3gcoo2w30o1BadEW/k0Ffdb4WYHAXaSxRpSG3o8ar9VXShmYnygGofKFDACwpQ8JUItnJA4MRkV",
-	"OWfY3oEPyrl54K9MaESMx40C0xlRkrZ6rbfHZ7nUqv5Qkp6Ncmq9nzKqmmMkQTpUl6SIsDEek6lGopMT",
-	"dHDcnvFLHaellqLjwHZ7LU/WUiKtrfjU2u50O11dJgRsVq1ea7ez3elCVQQ5AelyC2A12jpOWRce4KIm",
-	"cOMvcPmbtBF1CWpIqhlJBWfYhsmqBwV8LwOgl43HRGhGqW5t5CJxTJRgnxlB3EpvJohwY6+7p4+EutLA",
-	"7axNuFNAvt7ctyOaYIGwRFMupJUzR3TcZw343igEkJfQi1KMJtgDKVNjODj2cGJ0RDw8b2fsnPFLZiPi",
-	"3S1wrDQVfVUfqNU51MHfDvD4e1P4NQIJTaereywcap70vrTyymSLdA2vBxNXW7JEGkxWy2lhb3e62/cx",
-	"AN11VQmwElde4C0va9t6w3W3Tf2YV7fce9dBy79Fln33s3n1+JUe3l73ZdMnbo0sZrnqa29nZ63380pG",
-	"q37j6Xug+Pqa3i9gYMuZhN7jPENDH7/IUpjEY1B2i6cZHAU+vHyhAonqv3j8t76YaJdrzQAs/m05FHjK",
-	"raKiPzSahx6ZO/8jnCQFmDdhwLvMtQn6mVk10UHvQKYEfYWOJ1J9pA69a1qf+E7lwOlhlg9cgej36nDi",
-	"XECfR5O3oa/73X893rvd/6BlzGM1J1dn7414Aveu4uum4zzk2jHfS6P2AAYUT4EB+5HgeK69bIQEnoS9",
-	"V93KMZEL97H7oMyrjmk9XgL5C5F3Qx1gKoOqUVZebrTQ56/4C6pENTXnz0HLVJ5bHIXWsyFoplCWUqUa",
-	"I9BCSaZAM1kKAPhTfDUwCryW/vXFHjRD963KaGrudj3eB73bP1pevcLd/qDHw0Zr3/kxeVz3rl7/e7h3",
-	"neFJDbyZDwMLfQY2J2PTCkzMUKwNIrYEm7EShubhAEsl574j6pLVl2+UEimqTFdpeQczeqYHs+65B1de",
-	"Uxn80nun9LeV3rWjOeWpNPWXq3S+eK9tE2Z490wkb5SiPJ17hkefNPKdrtIFPMhZbq3qdQCyEo2Isd4Z",
-	"YwZYPHtNNmpr9uygY1k0aPrWzDnPUmvG7LOUJ+SZ8B1EARIcYZRgCaLalBurYJpqqUBrcpq0lHJv0aad",
-	"eYezZL5ASzK7dF9s1DT/lfSjQu9xEx+FPQ283YHFLPHTQxxNSPuQM5nyZBlDhZftu9fBH4rWjRQtzzG2",
-	"3mF20bNX7VlKWURnOBEWpa31ucT9t74s0baOJRKSzwS65Ok52Bylzk8CJUriuQA7nbO/efy/UVfyj90y",
-	"RelEt/dk5GA9XgugcAumbDakSUvywjBqLmm0wUo372a9utO4Fd07Z0QLOdCT0nNuv7k3VHLMSoJ2A+c4",
-	"i6lsJ3zcLMUdqPtV8DS3pqtvEGEypUQEiJFLF7eDNoZzFNI4tPZUq3+HPIJb2op1R14x3j6z97EiNtXL",
-	"Pgo1YoQxuGsLvTauow1wy3Vy94z+W3MtpVHBn8ZrF6B//fN/lCoUMnIlB3omIZjhqTYHUzYmqeJz0p4G",
-	"PSrRQ6kJd6fGhG0SjUHRg1c8Y0C3z7DMq6CZjjroSC8T6ITnZCZRePDx1fHZ4OTo7Ojd2fH7d4NXB38/",
-	"DdHG7gvjO8nzSS2Iu/HC9xkYdT8cd9AJGWUCJ8ZrRyKeKgE6tx9HkLYOjmzw4zk+Dj24Q9xnG2FOW52Y",
-	"MErU3jkPdbk4I1KSW9UvqA3lWOgWcSYnHR3yqd1T9XZmENsVKb1R1LcuJR/CAq8ijIO7UmOaFJFqzM7o",
-	"tHIcSe2UBPEPvMsbOBEcSXh8mVIpCUMZi0lqj680qdEmy0+fWF1eUnUAlJC7TaCHgUE6tdEpeG2s1QUT",
-	"KYwR5uGG1TioGR24FKI7HNMBBCEAJj/E6Jg/9EEOUMXL3tFY8Gp1OkqKHxjaDxespk6azYe8OGuthCbf",
-	"bb8cdD7/+T/r6gjW6bHnlMW28EyWRqRmDor3qAmo/wKcRIBCt77qD2s+bpyUbdzmq9TO7fkqU1tjZrbT",
-	"ZwLReOnI7pZMVP88kxGfkqaeXSHOFWUFxVFO9TcLzgpE69g7CSTS1CDMwbnRtT6lDkPY3d19GZhIxJEw",
-	"glDdUEcp5OzUrE5zgP/KYzS1XW8xPMnXH9zn+xTrDPPXJo6qaHeAhnDhl0WOJyPpgVVFDz3hYzt8X85T",
-	"z2pEPPjdiHhFKc1pW40ifb5U83qB3ax66wF2tklgL43x6bgnWGk752tu5tryullIJ6/XBjg2Bz0cciYy",
-	"GwFnIyY3lHy4GSByZT0L2hEaE8UIbeifi+gzgDsffjo8QhckhZAQJfH1WUpiSABBH0+OA/tM2BaeCXQC",
-	"gZXGQDTFM+O04AkJjGtdIFAsmMFMUNen9nxANWPRZ5VozZo4zA46aQhcO/5QJ3naiR/ymNyT5c6swaHd",
-	"odXdH4tJ1xi5wUi1vZ6Rqru75vv3awR7vuZ4bnu6C4f5NWVUTBDOEzB1eHnhOMuJOc0QK5kXLmgIf27k",
-	"yoeG0nFT8DMuHa4NUBR1fEEbCuUpWfP9wcezHwanZwdnR4OzszeD06PD9+9enW7as6iztaWXVVoIwu6g",
-	"0J7XQZbSPHLIKDOHB6ev3r8/GZwcvTo+OTo8G3w8OT5FG2bZ+yz88vrk/buzo3evBh9P3lyXQqw31z2D",
-	"Y6L4GmUfIdutxBXLBf5J6qXKEltnc5jyS6WnqQHs+zqZ9mJBQLzPokSzcJuvS5PUvdPd+3YZkMV9Ckt6",
-	"sU7eNF+pfsA9cFCDLUPu0hT/kH7Rr8ohAFz1rhgE11EE9Xf0iQNQoKJ61UEmyYQnDlwBbWjTjH7F5Ubp",
-	"63CEpzSZbwbOxs5Zn+n3ofZmhGstMXqEqxjTT3WiOc/kkxHc1JCRnl916woR+jZha4Hfo7CzOltuiesb",
-	"bWAj1pSylZ6ZPIzNXNTyHJeIel7PWkH+LblPEf4taQwrgmk9FqZyv7TzacIRnqLjVWmnSiPmZDYf/9OZ",
-	"u9CKyUU+Thgjl84vA2lElDMDiw35MiBFRDoWXYL3D+zCOO4zPMaUddBBqfVMkBjJSxrlCC4VVgMqghJF",
-	"dB3mPjs5en1ydPrD4OTo4+nR4C8nB4dHVgxRnEg1YEeHNva620rkgE7bkMQrSAzmZSXNRDY2XiKJh2Kz",
-	"02frCRCmZRf1cR9S/Inuw5DcExTi7/RKPLEEZF1uYrXbkFyRCOqzruFjSjOGdM8VH1Oga6rbYDfhR2pG",
-	"mGk4a/TaeGgiPh1SRvb7DNs+NAQsT89FznmtQ4dKQNQE7TNWhNrkuTjKJ/UQrotac6MDiLwze+wJmREM",
-	"aQq6VtMsUSqyzWNezTq7UqKxWz5rqvVLyL1YoYBc0BJyDskjasqNazTVKv5qx90N6q36qmZ5wikBP4UB",
-	"52k2lxvQfQvGmXfvmeo3puR/+2W7/fLzL1DKthtsf3u9uZLV/iRjAv2akazOdA0AMfdroPb7983Si7p+",
-	"bMZnt9f6NK5gg04z9sRMz8TnUZZRez9WbZXuYU/xuOaIvr+qzRcIA5+OsxQPk7kSdGPFPLBQUsmlMW38",
-	"Nx8iynRIfYqZ0I67TYPLrUSGbIYkR6H6YzAVOvuOyj6THEEyvZKynKfdcWzVMwaGLSRmsajmZMFNAClX",
-	"4Fbn01lCoDQdVOUYALZnn3ngniAqmSxDc4KfCfO6LuIRdhAQv3rDhjNFfDa32PChyV2DuIUxvSCsOXbQ",
-	"UeDaF8gnTOXbUxNYevdST3401g07XEzIpXbjm1gN93ZePqJQuxNFg0Bzqx4wCKPWb5g46vz1LSFTU2S7",
-	"QVXAU4KGPJ6bBE4SnQvICtVQAHlL4b47L6EkV3KLXBAm27r9sHCGngkEDwXAbPRZ6FoxETVxaLOfpJoI",
-	"w4n+AG2E8N9eGKCQxj0DKiHIrzYNW8Pn2gc/nr5/Z57sK71ApvMe2ul2u2GfgVy3jzAKe2hG2TiETF7V",
-	"ibZdbD9HYrODDhMO8TjaK6HmgmKuEyOU5BeRxM6q7tTpL/xT92gOzwo6w5Fa61NNIL+jc2OCQGEv1V2g",
-	"afFOTtOyuFSdkCYQZuqaITHcKC6KmfHYRlbp+CY9MlCklW4ioSadVrnzKLCXTRGrRbJ7+Ny+db05D5ML",
-	"yHIRZX0JZUl465mREWp3NNBY7BpQU0icyo665yER5TtdLQzh2JhlyBWOpMH2hpiMFCsG8z6Ts0wKrY2+",
-	"2EM/0e91McE0Y2ASQhuh+3dP/UzCzX2NoPOvf/6PKUz4Rf1n4GY1oPF1CMngkCPuQYlX7H8L5Ic6AdzM",
-	"riCFW4g1mFsNYtrDSOBNhkbFx59YdMAtyPlmAQJuEV2EQIkDbumLUeueN2+5ObXH6IE8BWleXc/q1Cmp",
-	"GjpOjI7KIrKv9QUG+DaMqHcEHTOs37G+Dp6eAyg+nwnQAjYoa48SyHMEFBf1IgAbJCb8FQ95Kkm82UEH",
-	"y3SE/SKz9/l2nZgOE1jAuXce9CwUtZ3f69VwqOW4250lQ/N1EsGWkTCaLJGnxutuhE8lGPORHg4Vlrx7",
-	"uuzDXHglp8BfuOFsMeEbLGQbpLb28atw06ixJh6+zxJ6QXSkS5RwocQQY8Ipy9kd9MEh34DcnRJFb2Ce",
-	"B6W6KJVDQR6vLK45jGo+y+6RIyt7LfTGK2oMaRxa12OiRmdHBhBr8b4voadERyDp+VHpDESaHvMLqrBg",
-	"TUYzbSvbDl5e/+fqBqO1JOt7dkbqRfHJ+9m6Uu/93xmNosnCyENPwMqlrlGWJMaEYnD7OMhNYa1P8x2P",
-	"F4nKdyd8FDtqYLrehJ5cdpE39q9CV7Wh3j6FeMZzwCx3fKBCdTU1cW/q8KildrBF3JeAlAd/MXIJ1/gG",
-	"IDx8B72GgTGFDPgo3ISbxkK68dSToNR3XGONCjw1hYY66LU22egvBgywMW3E1qYJhdJWz1hD2jzLVVpw",
-	"EIMX2GLJqU4ct9Y3jvpoQ2ya6uf5yKDaoxvevr5vQrgDQ22zAagKsJlrs2q9C1em88dvBgVIQ3V2787q",
-	"+ahELpjfjSSuqv0FPLIL3LwA5cdH2vbjHLwa+oFn0lTcMmiqJceuIKSnfqMp5KlCVzbVxriC+QiS5GiK",
-	"1K/CQBYayE54ZV/XbFUSETHWRcg/QgdpNFHCi2nJVfpXo9LWfQcr+R027+r0RHG+2FUMyH+PApfiFFAM",
-	"a5jzKU+lQUeswT+0tYpR2M7LN4QFD7HFjK9zEXMoYlfjILbmh0JNiHZzAft24S+D6d02/3We6Lb5Vx0A",
-	"fO5j3oObwvyxfTOHc6Pv3C2YJjBT4W2o6NuRzj072BXR1fnWd+/Ot+7VLl7Vw14tYnxjFzvEzpXDH+7E",
-	"vf6eJXPDBUp1PqkoFPqs9XOb53edTxnHQseMi1BbHHPeVcMnm0ZnjIADaKgwPnfFmJNcQdW/T1MgEKtX",
-	"fLTWEe9fHU/MET8yN4C9VPXfDffpYs97Lk/C1qtT4KpCGRoAlwrDMzHhUseRCgsPi7bRRr91zCigl1nM",
-	"2JYJJdQmbir6rLbcpUYQNWjGbWMlN3DGFsl4ps6sEBlZAC36WvtL70Nm84r0PzBYDkxqCYooCBpFwj06",
-	"w+NlBAvvfA0YnMeLH1p/loY8nusAUnOWWvUnLLIUYgXWlX2FDmHPmqvNERIgMo05jzsIrg8oF6FuKB0F",
-	"AyJnk2/QnYffNeTnquxvBbce2JQccCfsg1GIDyoXoofduRS6s34jug/CI27JG54CrOeqFHAz65MP2oll",
-	"NLklbOcC+M0DB8xiL0wbQdZn/oXZQUZf7CFQQcVEaYz2nwJt4Px3V6c/JflvOlB5QqBixQSLPstY/tSM",
-	"a3M/7yZO8UiGKH9LLGBHcDR0I30W5sK8RuIwpdLCDvqBM56lPvZ8M7KoOUHr7dzxCJq9N0OOGtTaKKSL",
-	"T4Jq8hOVE3v81k6W3d55wghzBUjR213FOZJzLdLumTV4Fk+ukmg/HJwd/hBoTCV1+ZoEGpISBlgmOnmk",
-	"5tKdZfIPMv23I1O08eHj2ebdEGtRbtyKM73lZH0fgn9pNQA4zGiu7dVmumio79nc1rqxYH4BCmcpvTCg",
-	"aPpqCDxYB+dH6DOvgAjaruPubor3rLu9ckvZbG6/f3WNz+ZPSE27Zxne7siaQly9jrVlBJN7OCm2dJkL",
-	"wQ88I0glXh9bj5wleyjQ50QzKvcNGqlrrZ8LVdo7YVv3bSeQeTDDwpxEHaFdZzepNY+YDu75jH0wW1B7",
-	"wh7iUnlUl4RZjTWpu+EmcIL3PdD3KZHCSvrfGUE/d28pjWBgaPU7qDdQFXzc6Bboufe79fd839v53c1m",
-	"wnG9p1tdMwbFIyBJSHMPQAgoc6rAVqHiqQ6PT+fawOqKlgh8odTSynbb8d8zO/mb6cZLkr6+ZxuK6XJB",
-	"5M6Fe8Ms3ZOxmdnlzAs26ODsWwmuOZKcT9/GdLmCt95edQs89sUc7U6jI/xvttf794fft8fKTGVlx5Vd",
-	"8CeGX+jqJuU755Ni2/1+b+a8+vtwoXAHwUvkStpRe9mhVAqSjJS2xLhEKWF4qm3qTb4qs8/3yUN1D7nn",
-	"6r5VHzulpsDHXDD+yjXv7jka1/K1WoFhKWU3CQ7ms60v5l/XC2GCHHMtOTOaPBQ+Od4/d2u8YWvJ4ym4",
-	"IezQH5aPBSu9aRb9XTYdktQEZy+krC1T7vXmQurNBrbEXiU9urYiDKLMJBIXmTWL0TCbWmxQUwRX8+vc",
-	"2WHV9JgT0Qd8fO25WNU9YZapeH5uY/997KbY+w4ZheW85Ylq4J+XZDjh/Lx9Tub3oHvpOsBeuc/QQD20",
-	"Tb+hsQydk3kBg0uTJ2S4pOjjyRud5TJTFMszAa8X6txAQQjOIuLc0lZkxjV9UubS37yj4fLTcvuRxg2t",
-	"pXEujcTySbf6E5nf9y3h9bRAlvCX7XebuXYCy68ZnF4VRRM3MUIwHpO2nM/I4tJ6hI0pI6ZqT0rGVMh0",
-	"DgXPIFksppKnSEz4pdApzOBMxtIB2VQVtHc8JmfQ70opxRGWZMzT1cM/bfuH5kPYyM/3nOajOnxDLXxb",
-	"Q1IKrPbTUszycXs05pHOQozC/L0ts4t0CbWN6AVB+btKoS2uXDM5HeY9PMBeW+JatOf5PJ7onnszuN3u",
-	"f1H/WS21D/qNyYgyqh5BMrWpJI9ovDS6yu5PA28pJoGZUS1M/fLQmV/sfU1sZjezZRzmiWlLbtw3IDEP",
-	"yraRsnQRsNDWlunZml/5t2jDhnY42Fxd/RPNaHRO0s16xvPB6/we9z3vZgmvwQkfZ0RdzanU4dqKzJ8M",
-	"NZwVoInzCXlk4W/3qnSxBf7RZrirT1BBzqSZaz+JD5DsBUMkODoXHXSQ8yNvuI4v7eyUo9UlNwnpJdOf",
-	"GleZhu7e8pf3AP6ghy6RXer+hAhFQU34E/D0d1skG1bAp67bkvaUbEV4hiGicpFk9amU5zjFcxTznoFS",
-	"TkiAyGhENMxUoazxjKRtyzhNgsFWSnC8pRWJLR1G3WdQdcVLGHLfuNKfjjupP7f30CWNx0RnA4L+OyJQ",
-	"qx6NEjwWHfS6BGNu8eUvcJJBARcNJJ0PWxCJNrySzS4W9Zme4mYDLsXb+aG/gvd4Egr9NHLx/J0nw7jf",
-	"zgvjvi1RW9oxUuP1aoXf9a0uENcgoI0EWJAn3VvLpMoT82KRXS9EMDlYdAhEFk0AUxEq+jVAFBiZaCXR",
-	"tFqu7yFF07rlWYjr/8yrQWFMXrqFp0T0vpigJAA3iVufAJ4sUZMFvQKulqNQ0bQwng2IvjfvcJbMG2TY",
-	"E+jqPkmDJwvtIjDCAE3oeFLw6z8ZkTU1K9i44wUrXCZI6gVK+Luub8TF+769Yy5OsY90MkVCQp284V3v",
-	"Ew6JJkzdw5p3eLQRoJAwPExIHOZZH/qDJKknkk9mZPdIJrqLRYRi5v2kaCPGYjLkGJCK7BKuzRlsPdcl",
-	"DIGNoaSGfhfx4X+TyNSapgLFZJbw+ZQwWXu9ndoubuJzch8/iL0A5Lp0jBkVOvJK5GO3S+t+qp4/+8jz",
-	"s66UxbXfkKUVmhkPMB1MeUwSU/FMXeEI51c+gocQpNtnAM2TtI0UAnCdEEyJRgA3OMTROWCVHxwPXh29",
-	"Pvj45mzw9v2rozdhnhUGkCBZDEVMlBxh52UrkveZC8G3aWQ2/0zj8NDUgupDrhbApoFwLZrzrgpkcvea",
-	"qm3+jtNTfPp8lKkjd0XSvnMHgGlWiLnTADaeEDEl0yFJUcQzJkXgG5Gq98IZdPK7gJxRk7xDrJkCasxi",
-	"iJjt20LE3Kdgr3Z4ecghENHTcnFIQ7r2fOm/G+/hJje/Wh84IDavV20W2gBXOk7UHTNvA6SnCDebgv9U",
-	"G/fEUVXTXweoAibVIMmptf7KAX+PDI3Wgk5ITQo1RFlVIircfim8BCCEITHBSiFw4oH6Fm14mdnfAdTZ",
-	"JhqSiE8JMtl9TbASjnp/t7ASN9mUBbASsN4uCFNft6JWKq9f2lUqvz0IyKz23jWvTgMfXUtWUDNZD26h",
-	"QVBvkGjvmffesSRr9/WRJUTZBOjbc68tcxzWD8jzCSWrLX87S3BkQvKMjKtE2H2b7BQX9DZAhduo8eVx",
-	"OSHpJRWk5joX+si+NXO4P7IyPZwSefek9agUpFPHYp45VnkzCtNweatpRPrdBVlIHXRmGwSxz1fe2pc0",
-	"Jj1DVROexIpoRn1mmwXgNSQIsWl29kGgQdXbuoqZQAZEL27C+3RD+APz80aYnyVgz0zgMRmA2gsYoN6f",
-	"i/W33TuH+AQsHUcMjnZ1oRcSbiJbXbRsODBBmhshrJnWOGrxGcVAzIUkxSqND4rFaKl35bQ2twxPTc/M",
-	"T2nOtuxvVdZVYBOr4DM6dgXgodgkQWxYhGOe5sUj9CON/t2A89FnG6F6f2CqvoYBuoT4GK0MCBRqD5d7",
-	"vrnvon45s57OaRHosR63CiX03Ms/rYUv2NdO/ulMeq6MiLMRHRtjpdVSoAqFXYtnAoVw3Wv+K8JmlEhL",
-	"h/d2W+vmv5YSbia3BDHSR5v9mkr540SClDmJNJzgFRKk3bn2EUtcM1uCKHpoClE7ZoKkJgW15l4AnBAl",
-	"h0B3bByo+xaA3VCo+fzgnMzDfVcWiUqNlo+obhhSnbQ/4xPAkYx4GpHv4LaBlxPBUUoEcdgAutmc+VxO",
-	"uCAIsnViL3gXxXQ0Iqnos7yCzYTOZjA4gjbUfRQgb7IBopH6f4NU4B/izX0UercygKKfk5ns9Fke+R0g",
-	"tUUaNzPiTItnBpgxJjGak9r6NOrpAnmqdCe51dATKi6Fi2iwE81XQzQWTOY6aOCR4CS7u5mQuDleD2LK",
-	"oIo5EJHBMoR1eTJXtJphw6la8b5ucL7Yc70O4mt+kzuQ19dVeHCqpGkysylcBmor9ADBQ8SyJOn02fdV",
-	"VhFhyGocEqRHFBtbtSZiF+pXDxxkDX7ejflHiUlnJFx2SdRfByvg0OZMtpC5rbGkPAbZYENs2q3ug4kZ",
-	"DeLFY89LuOmW3iyD2y7iIiPW3UHLMnK5TDyvFcgdIrVPeKbKj5pXpg47amQ8fTbM4xEaOM8+cjCAujop",
-	"ZUISHDeHJTyQDL+2MfdBDpcpVnIfh+xpQ655Zum7lN+b7/nbIHSWT/8y1AN3J2CB+q1Q1z5X0qSufY42",
-	"Dvlsvhn2W4GTHgrVG6zY4CxB32mTUdBnRSG76+p25Uie1Zun4cSDnGEXJV6I+Nl8Tz2gOlxF5Pz9omze",
-	"9Har11+B/l1VrvugfWfwAlDC5rIknl/bGYNyqi3KyYJIAL7rs8ZCJvvltorHY8yJQNlMjQFqDXvF82SK",
-	"mdBZCZ0+O8tz5aFCKxbnwgFK38JudY+we34XD4cZ9Ud1k4eqbmItxmtyggrubibMPizIvlXvmDtnRBMJ",
-	"QiOLkQCvkUkcm2KawK/NAYcfhXYA/uHvWt/fBeurfrX/KDnAEizkIOFjyszXxR/uv85d3YxTnpCVcT8U",
-	"dZyoD66bmqNigCFdcLHjq+FrU6ziFgXX7tNqp2a/3I0Gh/VpudAyUfT6678bvP7abebY0lZMUxJJrivv",
-	"1nv+df4ovA7HFQtBx4zowPgJZnGbj0YGCUAEDl4JjpFo5lOvXM+PiV/dNwW6WS8nRbc1iDCpjfdPEbIA",
-	"QoVib7Nr6LQmFA7IN6UsojOcuPdbnz3aXWY8fsstxph6/5kw1SQlRyEInyOSDiTPazX3PDl538TVGMgw",
-	"cN8wcmnK92jU0j4zcGHwovUAm3jQzcCYkIVJHDj4cGw8AKOUiIlO2xYaWNp7E8baQQdZTGWfpWrAYM9W",
-	"j7BawmdC0wC4kA+xiLk6kxEI3GpgGZM8iyYN+iR0pAhxmRfHbd3lhFvkMD1Aaxn3F3UfmTX0lrCxNme+",
-	"9nd6VTyQeX13PZvPk7YROfN9pilmpStmicn+PTM0XmeON5S5fnwefPhAhu91FuNmxm41G1D3i8xuC4Sz",
-	"GxnQXItNBoQ3RIL1gNg+9AFH6q5XersuH1/ZM/v2rTdu3YN1vxt9YKa15m77xk9v2/JFvYeNc4w6T1x0",
-	"qCACsDAdnKVBwvTeFMTkw2sXxQU/J3EHveNDHs/7LB83cP6pIIm6BIxVRuk/CBt0kWxG0gHk1NdfO1+N",
-	"Th6bPxTfKWWB/ncrmspqWXQyR9jfVDROMZOw9SmZglzlP+Wpc6IVPttHDEgJxWTKrYCj6KbPqoRjHF7q",
-	"cRt+bsPPoSmLbMSNOopFDuL1E5WTPjs8OH31/v3J4OT9m6PB6d/fHX4HaroG0uAJJAdPMcNjbR21QtRG",
-	"DcLrZrNbzanT92NetM3fcY7E7+McHeokb2ypwthBbnqU1H8GcMHOaFtzzoVoAppeL6hSCEYAJGHGob9t",
-	"VnoPZvRMN/8YlF47mlOeyhsCatsmzPAephSGWez8mvO23tvBGi+NetDTR399qewDlpM6yayGepbqpjkV",
-	"aR5WR0edBeqbXfeVooxOzMX+VMwGerw1G/3w+7z6IXJUYWCnhQVTJyyG7KjBOZlf11zW9VWonwkfvxpt",
-	"aFhxk5cafnh/eoYa0Nq9vIYiXpY/kJtCur6ARENJUtX8//rloP0P3P6t2345aH/+83+2alG1GgrHSGxD",
-	"dqv1BQwgmGd7qUK180tAn4Qo17kWEcw7zwTimZxlElHRZ+GXKZETHgcI7BABMjQdICWZBNa2EQ+wvA7R",
-	"hnmKEn5J0naEBYkDhDOp/aMR5+eU2CZQnPLZjMT7CPfZj6fv30GTaIZT+MrlwimhCBZks4OOGQrpdEpi",
-	"qsQLgD3Rth1AWFOSyU53J/fSphlDNN5HlPUZiEYDxmP/OwfqfompBF+r5Gi3i4ytFnBd4Sy2IeNBo8kC",
-	"pImBdHNRc7qoXdBndnZQEwLWaISTRCkQFnllp7tTX94BxuIh0t9jtR7Tg1p24C5+a1fty8vL9oin03aW",
-	"JoRFPNbx42s3/xq8L9dBS5IruTVLML3ZMM/IVUNRtp37WJWDKCIzSeJGVLGMQWzyrxnJ7vRi2Pn553uZ",
-	"DxBr3WzKh0Ibceuo/pmwh8yR/M7VlSV7VKb6Djros3I7+mXFXgSNCXzvKlgleE7iXvFQ2kNWc6b1AXok",
-	"93Ex6lux5pIT/NKdZ3sBUzbkGYstQ7bXsOLlUW7CT/ElhI9ZvK4VxACSXtirMUuTVq+l5Kqti22QUE3v",
-	"ldvEwHvRMWtzpeilPBtPrGYXIJ6lBYM7WKmzNCVMetZqc08qbl/nuY74jMRIjY9GxBpYFJed4VQytc0b",
-	"4aXkg3/983/0HWzby0WVaqvgsvcsMiAUUiE1W/Va0TpNtQEAGXKuy33j5DDRZT6YBXbAIp6/tq7FejTc",
-	"wIXjjFI43bG6CcSEX2pHII2J17aP3lbt4W9UZDhR1yqfakgnPeqNE4IjCWH9OihJbHpLk9ARieZR4vej",
-	"Y6qqPRxPp5nEw4R45YddZt8zr7iX105eKafa3knGoAHoLzADgrs0JRFPDW5YQi8IIheKqoRMLeqPFb+u",
-	"SJTJhvYLEOXFqg66jghUGXFFQ0yTHgx8tUmoqRs5XmTrJcPh1ssNS4vPCZql/ILGGp3YVOu3EQHlU14/",
-	"dDxWc56RVHCGCwt9cAxTEQEEgM1I6iKU7OlQn7Z10mLtypNMwEZqgvDSwO1Brqb46kM+qmaHQPKlfwJs",
-	"HE/DtLKYSpTwsZqSsXAFmstQJqw7LxM4EQX+EVPZ0GItjpn3rcMxu/58/f8FAAD//w==",
+	"7P3rcts4tjAM3wpKe++KPUPZ8iHpjlxd+3M7Trdnchrb6fRMK48IkZDEbQpQE6AddT5X7V9fPd/f972F",
+	"t3bVc1tzJW9hLQAEKVIHHxK7p+fHdCySOCwsrPPhcysSk6ngjCvZ6n5ujRmNWQb/PExTcaX/ETMZZclU",
+	"JYK3uq3zMSMTpsYilkSNGZlSNSY0ithUSbIhONnvPN3cagUtGY3ZhOoB1GzKWt2WVFnCR63r66B1RKMx",
+	"OxJcZSKdnyLkoi2VyFjYJRmTU8El05NRRSKaZTOixAXjkoiMJDHjKlEzQjNGOLtkGYn02PGyFRyf01H9",
+	"5oapuHoiScYuE5kITqgklEiVCT4iZjJFRwEJe62sl3c6e5F9Ff5ivVZYnnxKlWKZHv5/9VrZL532849/",
+	"7rX+vRXULOuViCiupW5pdCBFmisDdDGEA4gyRhWLNaREnkUsIAmP0jxO+IiE23SabF/uwIoy9mueZCxu",
+	"dVWWs8XgOaWKvUomiYL/m1/NKfs1Z1JJQjWWsJgkHBeTZxnjilwlPBZXtYeQcMVGLCtPc8omNOF69uap",
+	"UjZUt59HsprtnLFI8FiSnKskhQlwYA1UpuTy8ZnKZodDxbLmsZUgVzRRZMCGImMk05/oM9rY330ekKed",
+	"vc2l03z48OEwV2ONhRFVbH6ut/r67WjMGDCasawtWZRnLCZiyjJALNkl4ffwjLAsE9l3vVbCL2maxH24",
+	"VXPYO48bP5sTOXlRj6UZPiZJTDZYNBYsDvRVHTGu18BivFHvX5282DwgiSI0lYLQ6ZTRTOrzTcVIEspj",
+	"XGAF+BP66RXjIzVudZ/tz9+g66A1pRmdMGWp2IhxdST4MBm9TMVV05qT2F4nff3J1VhIRqj+lkTwMVHj",
+	"RJIEVpPor/QVbAUtTid6AfqrfhIvvGVDkU2owiN9tt8KWpOEJ5N80uruBHWnfThNzvWRNK358N0JUkKS",
+	"xA3LuqcVnYms7hKJTJELNpMBCdshGYqM6BcY16Roi7xgQ5qnioRtQ7H6VAGusU/TVMSs1R3SVDKzj19z",
+	"ls2KjUg9o7/0RLEJHDDjer2/tIpBW0GrXforpVL1c+keVv6GKYJWG/77cQ6nAo1zJzjdHoDI/FHAiGYZ",
+	"1YvNefJrzsxjDezroCXVLAUMEdlED3aYx4l6JUZNp0r1c81ostkXO9ejPJMiq19PyNkn1Y/gjdBekqlm",
+	"eSKXZEBVNHaLrBwaftTEC385bP+Dtn/rtJ/32x8/7wS7T59d1zPF408syvWSmmDG7AtfDGKLaAlQkC+5",
+	"kJ9YpsWPN/lkwBpO8RJfIRzeIVeJGhtOCqvd2Nna4psNKzbfrrzsvd3lyz4ZvtaY04ByWjgLib6mJGM0",
+	"PiCUTBI50V8QyuUVyyTZ39kFJhGNKR8xSbjQWxq5PaAkW+ziZNjGKdfgJkHrRK8ZOWcj6yhe+WKn3iCV",
+	"AeUhU5YtvpcpfO3PHyNtbnWfdoDc4dy7nc7SlbyjI1YPl532gEoWkykdMYN3TQvSr9SvZ8dbzk4H/rfS",
+	"ks6S39gi+OgZF62mL/UAtUvafVpe0wrrUeP3kmVNCJRLljVjjn5615LFGaNZ3eU7opK1Ey4Zl4lKLhmR",
+	"+QAvA5HwCRFaw1Ig5KG28USaR3SQMjJMWBrLJsDii00X0GKb/Xun7j6eMzppgqNidPLFbuA5m0xTqljz",
+	"YvD5F1vQzTHsjhfygSbq9dn8Qn4UVyTVSrRVhLSACKiUc/0b47HVjZDGg3LU+ed//997+tqTidxsQiw9",
+	"XH8i6++rT9H2KgSkU7ODaw0MY3QADcIIvZbSRYIrxoH60uk0TVBh3/4viVp7sYJ/z9iw1W3923ZhYtnG",
+	"p3K7NCjMWQbWIZJNMSykfLhWnn3m57bRw9p47HXTmde3PZUNJju+ZFydqYzRSWVLin1S20w/bkv3nH2i",
+	"kylIsaC1dslup9Pp8R6HF7uF/LVl5O4eT+Iu2enxmCraJZ97LfdKP4l7re7zzk7Qa0n2a6/V3bnWQy1U",
+	"Oufgc8ayS1BvuSKwCK3XmtWgUUajBhpkwoCEejn4u57T/YzLwwd/OXv7xjy5S0jbfR8hZO4Mg9zAdeA5",
+	"N9eKSq1gS0V5LAkdKi360UTpm5VP9aULzdWpbtm3Qy3arnvvOrgVmLQY+yFRY2uWuxMQ6UGboKPF3gDk",
+	"YJIoSTi7InruChjschZtBd655fY9MfPOdu+P2QAET3Q9IJJFGVOSyLG4IoKnM409ofm1L5mq4ggYcdue",
+	"FXfRjksW31tC610mBimbLIDUFN/4s4WYI2CaLyiapBVT1ZhKskOMIQylGLBMgAGq1f1FTxRrilTIJ0Ex",
+	"0iSXigwYoYqkTCstO1oryWik75tmea2gNRUa2Fmr29oGpnX9UbMyfTMjPa6x025rtJSGHTOptODXbXV2",
+	"/vLi2d86f9/7x1+//fs3Hzp/++Z87+f9n3bf7GiiqajKZau7rxmbShSQ6Z/0PlAlgT0UanWe8e4VVVRM",
+	"kq6BUvfSvd3Gt6+DFXHMnkQdBzNTBxqNTl8ekef7T78hZkqCsKuyNOdyWIQN+JJv1G07dWjRdxWTdmmA",
+	"kvl5pUGKLyoDGfvyioPot639uO0MyAs/LkzNaBFuV03Ci76uWpBveRPPmNLMRN4Z0XIDNlAskY0oTySi",
+	"tjQv3yG7Pp+XiG6+GRisYSOgrDj2M2FaPb7TjYDIeHdb0cOdGrG4bk9v8wy8gFKitBoQCkw1Y8OMybEx",
+	"VFMeo/uGpimaAx4CP9Gq051BCgZrOHSth93ZGTsiXfVzVBieZwrvtnY7u8/anb12Z+e887y71+l2Olud",
+	"TucfrcC5MLr7u4HWCbtPg1ZK+SgHvafFtIQ+oZ/QTSRbXZ6nadCaiJhpHjhiWqlq7249bQ9TKj318vCS",
+	"av7HMik4TRM10wpoJoZMykT/onnYTCo26U8zMZnqVf5d5ODQPbykAeCLzKdTkSlCpUw0z1RaMzrGPZKz",
+	"sZhukUPQGckgS9hQyy48Nv7ghGu1gIgsZhnRAr8+Aa2es4yqPGOtbmdrL2gpwa2ZHtaUT+MVwHYd6L1M",
+	"WaYS1BZ9aHu6sx6rrRJwNJSVm6D1qT0SbetJmCb6ra1zfNU9aieTqXG6gPLebY0SNc4HW5GYbBt+7v4r",
+	"poxrecIMBlq5O90ahb6qAuPxr/RigSCfa/0mDlvs41/c10FLY1Dr47VDouIdBxv3CiJTzSQlxFqidOs7",
+	"8s57/3oO9WomKKGKf6QiH6TFef7SQhunv2jEqRUWda5fvC4j3cPBnmvfPPQL2osKh6dxn/nnYHbuoUcV",
+	"0GWwllDFokNQdul5oCl8dGLwXywCCcqjf6hpAxWP40QBkXnnXVLjZiyTZ+OdlAQoP4uJ4CayoktCb28h",
+	"GWYJ43E6C0iodxmShCPRCEho9xsSxrdI6O0xDHo8LHYZAoEKYachgWAXwgUxRqsuuRozToDCAv07PCFc",
+	"xEySIU1TMqDRhVbeVUUg6nErETlGK8FOYseVW2Bn8ZhDiej/y1L7OSruUcsG/x5IMRgZMGBax9NyzwGh",
+	"+FTrk1SRiZCKCM7Ixn7nOQlpmjEaz9rsUyKVDMGcuZZ1tUxvqxbD74/ekf1viH0Fo5RkHo1BkWc8JCIj",
+	"4VS1vz8FVd6zve89LZned4MaR+3Hz7vB3vVGu/Dbfvy8E3x7vfmnGq9tlfg7C+y3O8936za5mC9UtxqN",
+	"AboxS61H+vCERFTRVIxyDe7dXXO52jm/4OJKb16NWXaVSLZZ2fxOk+NhER9a5ft75FLe9N92Vph/KRMr",
+	"nH515vE7YG4VJjLHP8pbXELi3wMzWJPEH5IpzVRCU4K85IBQTugAbMjm+s9IIknO0accByTUuw1JlEJs",
+	"EsV/gKdLcLZFws/XYZ0D2iOwBoWRfBqqYxnGPN3xr/cjup5/XKYvf5nqr8e7MmhscJSVWVpBlRlHVOY0",
+	"rQ17KubzR7L6kUPi2k+Ne+uGqij7NE0yJr33dnbbezvnHf2S957m0HuV+C5z1Yrfkqn9zYgoR6eviZzx",
+	"qBW0xBVH73r3Gw0ZNkw+tbqtKyX6P1/sTZ//jb4CW+yluCgNLiMx1RcWyVhXc3UjEnfTRCo40cehFvqQ",
+	"fkjrWkMB9c9+4RbmKNAX2ksZFW+k5BZ4uhJQLCbXSq9JJhXZ2S1cFDLQykTGIjHiiWQgTgFr2KpjHP5t",
+	"eJDgtpfTixGdp+B+3GatfmulEhzMgdQ7itLlqSirlQjTEgaUQFgr5xjieRs9lsDaZuR5h8R0Jg+cNnL4",
+	"7qR//vavx2/6rw9/7p+fv+q/OPz7GdnYe/Z0c4ucwXaJdWiNWRqTwYzMRJ6RTKTsABGj+yctJ3GhbPh/",
+	"RehZRr//0aojxutT1bWp181ljhqs8mUw2v6t//HPXfPfJonLBg6b+daII66gaBk7lyNRgybL2RUe6AEJ",
+	"4b+hPlc5Flcc490Fjxgo12ChiJ1bmGoNd1w59X8Z7q7FNRBuSmNlu5Nv/qE6fx/s8w/fXh7tfHrxlL18",
+	"Nvrxm+Qv3168ej5502n9IRb8IRY8CLHgX4Gru1tal8P0tfi9XdQikm0DDWmavh1C8MnCEAw6Yq+Zoq3r",
+	"4HOFujhIuX+sEpK4XD6C0eZ38LHEDcZU9jn7pJycon+YZuyyyPPBVf3yMcAAcM0Ii9hriLNWQtEUVWf9",
+	"r75+LFvdzrVNpDmMVF3iyoexIFq2jbfIex6zjFBeBFIGJDRB1cDunLj7RBI47K1WlUzTaYLGksV3rdZI",
+	"EidymtJZQ7KPXv4TSTT2kQ2RETahSbqJ5n+9MMwDuqKSXGWJUppTX7CpMrF8ysX2ShKzlCmUxBouxpLj",
+	"d+A8129fBy7yfK0NV3AF3gu8IPYSKAvo1N6H8oo8I4Qezh/LmQ9bQeuKDcZCXNSbJfSILzD0qA5pqDLW",
+	"vLiLBn78AwPC4JAKz4oLVY7NYVzSNGeSiCHhgrcxbo7IiKY0M3HxPb6BTgpqgu2IyMiESUlH4ExQjKvN",
+	"LRK6ZM0wIOEkkTLho/6UZfBPwY3vKGNU6j9wEwPW4xkb5pKmuMYhTdI8Y5JshMWnWzHjCYv1uDRX461U",
+	"jBLe16+yONxE71AF9W1MUr0OgsHic0eHwFn7MwTTekR+Hj6LmakDbv2NdI9PYsw413cPAOvfrbqB8Tzq",
+	"0GoGhmal2GSqCAI7MGnlY5EpEomYkY2hvv7GyRXqn9oZ04CBk1kwc9WwjjB0ZxCYI/R3Xgs1t4PGu/hK",
+	"VGNLaGQ2qaXjLTSr6xktVS4TThSvHUFsHcaUvBKXLKWRJ1Gay+2ozzfXNtSyjJBG3v/A0khMGLncLSNe",
+	"+bGPXUZ9+liPO7hID0vwB3u6+i8jiO7vBC0turV2O3tbna2dnb2tbzSYI0hOX64HrR7jaZNt4NWdXe8H",
+	"AzMNfi8WtCVzCMWyYIRE5la39Vr8lqQp3X66VaOL2LOs4u9LHy+9cw5rWY07+tV4Tat8uEs/ssR7HV0A",
+	"xev5qx6lCeOK0DjOmNR08uf2S5Fd0Sxmsf4XSgdZLpXVfIeZmJDw/PT92fnxi/6707c/nxyfLb6dFXx4",
+	"SMqUj3+fFxI2D/vWE34qeFpDzi3KrnD2Z/jqdRmpP69KGEHe8A/DImtgUb+63vLW3VoLjAXcKi2nBNVF",
+	"hHQ9IR8TtO9GzLeU/O7E/AmQ3Hmp3sscN4TTAuDMnXql8oshXFpAMQJMSDY87gks2bJQG9tAiUxGvJ3w",
+	"TSg0ERohh2wYvt0llOx39gJCScb0D+WoVLi/VrQsKKeZH45bj1crUX4vRPqaTpslHYfyAyFSRnmrJtUL",
+	"pP9//v/+L2LeIRM69YhrgTxHdEoHSZoU9s/C+EZ5P3IGY+AHeCLXATxD9aD+GeZmNTwE85d7Yooa6Ae5",
+	"88GXPxoy8IwiRso+jScJL54WrLawsIFVLfCsbR+DViYgkeEyYVdAUq6SeMRUEZxjHjjraMWuVoLGoutg",
+	"D3AOTGt85MFvja8sYNf4pAD5ih/5Z7HiJ6UDqi22MByyCLKDvVcDIkVm1M/VZXc85OXx1Kf6vesSEqy0",
+	"mwpFg+nKOwx8VPHOpQTvEmqUj7xYkwfsj7VXV8ZCZEc0TQc0uljq1fGvNqYefTvco7uDncgwIv3TPybP",
+	"L2uMyvB+Jbd6/9vlLg5lkMt3jex+uzwp24cxTG7HqgVEwcpq0WtKRwkfGY1Za9NaY54RZCNEk4p5+0zB",
+	"hOrIbYkNVad8R6WE+Dhb4cRmJeuvsIzCAQRiEqqMRSZeQxvz5w6KddYBpkjoXFkscJ+c5ZMJzWY1wsEo",
+	"o9PxsgvzA7ykRWU+zVU/png4a+nuXMSs77J8V5dH3oiYebms80RC5MpflAW8mTlwTjPvJEx0jcWBelM1",
+	"5OMNacQ+X8/LPgUcyguY3+cyAalOBdZgAGtds464sws6YvEmxP9CRFEk+CXLMOTX16tz1Fj7GubfdEz2",
+	"on2KMpMdpVNJ94A/bBk78LohkzWVX8wYGn1tSqSV9mLM5a5gjg0GjmnLxIm1uq0J5TmEDs2hyi+fW0bA",
+	"AwqzAng6T3c0eEp7rm55THkMQoTIlXEn2oW2up8tyoL2rbJkNGJZf8euLqUDCHR+DWsm5rl9ag7c/Np2",
+	"G0NMAdQ3s1QgYb5YwThQvDmYoQ0ERde+1kGdp1LRbBUwObuAgyzMkPMIfcMonH2cu2sDEc+QiDCmIDuy",
+	"9SNLU0HMdoo8Jk+T2+10roPWrznLV7KBqGzWF0O3o4tkOi3h6Qp77DTvEbwGxdWpQnU+QX8dxlzOmCpd",
+	"gAs2uxKZRi0mpxmTUpAJjcYJZ7J1vSjcfM148NUJdm2BgCeSwAhk45////9n9+kz8tfk+82ARGMWXbCY",
+	"0BFNuES+Z0D3RJIQPnkJDDqs1VMc3ZiP3LaFqJTQ8x/YzASsuSiyC837IzGdbS0vNFIXTryQsaLo8dU0",
+	"7xpu/VU0cLeOY6SWnxvkx/kIFnRV1D5ztHRle4yRFO2gxRALz/C1WZzV1x3ttX4ff0QN+ThPmSU0kAoi",
+	"Va0m72aABOu1yABQZJ/D1iSUwDvzrgGWMSNtXkHBDqB28sCGpU8Y5RJNIWbo0DdW+FMaSlm7txuLddeL",
+	"jqIw4tj1INHX0M45x7M35UZ8UaZlpRHUpSKWpg3WlbkbM4ert/HMlsWMBxn1MCf+fa7hAXPy4JoOal+G",
+	"Wu9TZgmI4MzQUrM8eEUTzJUIIhKiaz1kWU6t2+56mawVybZxQI9lLdiwLwHXqZorL2tiyNhK4HltSIon",
+	"Uz0sP4KV4dbDnoqsV3c0vvD3MMOSVnJfVEnmdUUyrdt6WVS9RQhGJV23hO3V+2EQ03N1lJYxF75RJT0e",
+	"MpQuiyUVPg6XTrdCjctUqQyteapYoRpVzKqTJ16aQjO+op5F4+SyFAm6akSr5awshvAkkLzwZH/5OGfv",
+	"/0ErU1hxKsqlEhNb+IPKfs6n+SBN5JjFfZNXVlK1taJR8XsPhLKyUyRyjgXvypGvbsiKPl+QxR1Pf4oz",
+	"OsQEbTrxzAu2oKH302olEoJWUV8IfQIyt1CCJ86r4Ja3E7T0ysDVgQnEySUaYo2U18+z1PniKxKBf4wP",
+	"k6k/0KBfi8UrWQpLOL3Ie9yI1rfin40hsf5FqCOr64bMzt+dz4sd3oskjdW4haZNHqOw13A95lq6rgsL",
+	"lBZF76l0zSS0vmLs3pADAH7XoqZpKdxwnWU9zAIXVRK17HSK8moVa8f8kft0bIWBi7evK8SuvtNCxJJL",
+	"lpH3p6/8/gVPJAmtcdIMEuI5JljrjpILNiMbyuWDGTzHilSUmI963Ixi8EISwdkBCd+9PTsnWKtu+3MS",
+	"X2+b99sXbBaSTCh4N1GbFoVs6j1GGK4TsGHisv29e9KJB93ippRitj3RphB65m91M50qkZSgxF7Kt6y5",
+	"XokhrSUsK59uk4hy96VMEHQhAS4fkLCAYEgMmzV1UUMSfu6hHNMDbt1D+Qb+uA63etwM1iUOaqH7p3SW",
+	"vh0vWBm8UWhenK9FskCKKh5GtsQVZFCgkf4MDB8OhBWzvGErJRv/VMjEXvZPIDHNWt1OYe1AwQw10tWk",
+	"txqpbE40uQ2DLRfK7qyZVb+7SobbyszpQ5YoVsuh5jv36MuM4ewlVEs0hWJ0Eh5gFRt9YV3aITX18EjO",
+	"Uygo5yrG6e8oJxBTsmL1lFo2dHOqXJeI13R7X+RYRG7dCwzBiWI6M4kBhZG81wqrxY3JxpGYzjbDXquS",
+	"jTePkGSDfZqyLJkwrjbnsfNGaHPdsPVXiYQgr5oYkiNNSWVRSR7YiH/GEeVEMkY2khEXUAUcUETzEDJM",
+	"UsUyrAReL/evKNihlrOmELji+yZrZYV3q9kS8KE/YeDUMbe/Jmx7hx+tiWsfEjUWuSKhIddhMOeKgZxQ",
+	"TqdyLJRr36QJoKXwlMcFC6igoROO9uYQzpOb1m0fUguAxqBCCzrMbmUKg3kHM9ipeUgwBtS3rlvI+6dR",
+	"cwoFBYVFNFqq/9BLb6qX/gurmvOMwd5EVMmmmYhzwFzroJUky/nWsrDsQkutiDeCSZJPtciIcVdTvRaI",
+	"gEdoIr/GqGirctjC6X8ovI9I4V2EY3rPUhWoVnTvuUsF9/eq7jUxaMMavlJ6r8+caqLspBXWlo1RSHYP",
+	"NC9YL/Lx1IerEdMxk+1fTXX8Kqpc7T011j1mqm3fVKAGG0rg2+SqQrUJs9pa2Qzy8fo2iLFkv8lcqwzn",
+	"qXEx6DHlozTho7ZenBdq04XVkl6L7fRaRNFsxBTqdKb8JpSvJb0Wf95rlbth6A1sw163O9v4pSb5WvpA",
+	"549pSVF4i1wqSZkamsWuQQ6LjZ/oj+vIoplyLidSLwHNGpTrs5Q5A8OqXTcJYdl+eJyTPStkE6cI7AY+",
+	"Lj0lXOzdhG25g6hLzXNnUET4WDfuFc0gwOfjsnwAO0EwH+/lxm/cciGj3KDMkH0PIj3X89GiezORfU/z",
+	"N5fd0OvvMftfY/hY6IOZkYhOpjQZ+aJHd/fRVPzxobVm/NC9uA3LwK9N62jSyxb4Y6pXz4mDtXKnB5OK",
+	"tFdanQHBEiy+kSn/FR2wVLoIQSeQbySKxAKFCpIxSCC0jGazaLUMv/daZgW2MZptU18viSzC7Hnu0yhp",
+	"PF1b0Ni5sbHR7K/R9PI7vHO/w2v0caXT/YraUwXNHkmZpIrUO28dNV6/sOt5YqCqTTxJuDwwfpoutunX",
+	"r5hmRUQM8Vk/icMDEsJJRmHXGI7GIo1Zpl9yeb2+cbUI6dFDWCU9arSrfkBv6WEUsampZ1gqOFl0lzQJ",
+	"SS6eyQQl1xSP9L9ZyUR3w2i/CmKUJnaDNqG/3Tg0PKhs2/j/iwiq+0mOKy3kpcgmy6LIvSVCIwZMstrZ",
+	"3dv3E3WmNIlb14u3/Zezt28qmy5G1AM2jnevQPgrm1VWVYrVaI2Vmsrutqb2W+Yl4Aqmy595WZoQip8v",
+	"dv/53/8zj6FL4z+wwVYRA3JQbs5/wWZEKjEtNE+qwLq51Vomtq8SnGBgcQ7Uy28Si8039OkQOJOmK+3Z",
+	"AuZTIzJsUxrWxhZYWecAyqLBe+CtCUlh05MkUYvdOXW05gebL7t6LtUhOWU0UkTvCSMctsjbKeMECULX",
+	"6cDvT/SRSGh2YgqqakILbk4WbxHIruejhLMnxjgge3wDi8GSJJYBAeWFDJi6YowT6COiNw+KTEC4INEs",
+	"SvU/NW8g0Oddbpp2ygSaYpgel21YZ1hX8csoSCsyRoDXcTyq1Z5dePPqQ70xse5zinjCrqy0tXSQn+zL",
+	"c+56EyCMe6xD7GI/S3CgIk3EayfOBy30otTr3vDoR5PBukjCMyaT2nIL8Gj5IHWGeLM2N34jrN4Ys8Pq",
+	"sFpZYdRDv6AgvRkAz7e96LSf99sfP+8Ez/ava8su+6E+S2d8Z1/2iibWhd3xmGUsM2Ubc5nTNJ2REAOC",
+	"ws0De6Wtjxkv9XKqmyxUJsswWQvkLmpqvZx+E2C1drFswfsuNcgV1lFiihkDKuG5xqxBRnk0rqXCmc3B",
+	"WwlHMGNv4ZHpiw9snSSxdyREXiUqGkNgY6Ur0LP99QpfwNOFx7YksbDu3AY0uhDDoUnNcm1FnlXa2O90",
+	"OnXiKvuEIEtoWq/7Teinvkm8L0/wdP0IjPL9WWuXnxb11bPC2jXE6K3wXuVcPrX0h40H85PHV77WioPW",
+	"bwLTQ2+2OfN93R4rjcVvb0ZlPAaTbv9Ci8CtZ3//1OG7H6L2N6cXz6d/25Hne5fvn179/M3sH8/p91Cs",
+	"xpRxT2SfQtkgC1EoknzJsmSYNCxjx1uGsU69pgknWqMndDpF0eUyicGTMGEQY+s1LIdtQpG/Pv6KLZak",
+	"2m91W2xn2IHXlV3Qih0/wTLutT3GCZyG8/TZN98+75TaGYA63kfDNxjNPVWyBSnLi6b2oQDgmvVt+fm/",
+	"7Y6/uXg1ef4z7QyO9uLjp8Mfvhn/5fnFq53Jm73p6dNqwszKeomG5fbSs32kxu36vrzkaixcNEii5mJB",
+	"auosr5UqW7o3c0YYDXBT1xe6wo8ysLloTqW1OBNok/CByHlsw/O1yre49uTqNTKL21nHKObv6oOMYGtu",
+	"EuvIxGKRwiOX7+wn13M0ZcURzvCrM2zx7tOM9ep02MU/kX5laVMgi0qrSm5Ixkhpepxw84AcnrhBJKHp",
+	"FZ1hlw8SJrJvgovrK3msZvHyZy2KdD7cyCePhq5zE/f8pklECTKlUulbaXqxAl+KqRwPBM0gThZCac1l",
+	"xXmrnZXqbu1Cu8+iBUamuhzkA0FPp1EilaZtiRrD8rbWTL9xF8fZ9gtK4QVmzdGH8p1Z5AMo5cm4S1I5",
+	"pgr9XJ4842HkjRxvoVl+iEkJY5HGxq5tK7cPja0N4XMAVwkBY+sGmwCBlA0VEbmqd7etLNDUCDOtznCH",
+	"7cZ70f7gKX32/Jtvv/3m+TP6dLAf7cW7IN/chaxSE2mxkFdYIlwG6Hu0Yk1Z5mC2ahvWO6fj69NwMFVW",
+	"obnyEOaTudCIyt1agsdfyfPl7+Qreb5urKxAyvxKqkephdQP0N2abBTB1Zvlm4ntr+eVDTpNrHxn1YxP",
+	"z//2243VDKsj5NwutrXy98vdhTsVd+HOdQXhvMtWy4M2qKNcXfKaScn4iGUBObFsiahxJvLRmFCi5wjI",
+	"hzFV8nA6PSBvD3M1Ri72c/vHfNA+S0Yc6qe2d58+C3sc7d+bgc/loBR0MforMUq4nn3TdUkvxJwQeH8S",
+	"BiTE4zI8k3K9qGkShYH+ocfNi32N+1QlgxRLTs9s73Q5ZRScJ2+njB+ePJHk8N1JgCw1UdKkAWI3aml6",
+	"aLjqVEjC3Q6wCwOnGnccErkVuafeWmrNY3ME6syWbq22EwYkrA/xlooMRZ6V+kAORWYYHLh3qSIp0y/u",
+	"PPNem0vqXSjMyJJx2uMTK8uHX0ebqNA0FGMQoEujveuVgAU1wtfiRnjYc5mpb7ltF6SZbL2YEmD6U0a4",
+	"UFsEh7ONa2jGTA/9jKk846VeQov2tizYumQ+3u88f7Z6g+jyDl+zbMRi2J6m1F1Cce0kY9OURuAXpMps",
+	"PfCit8FOf8HYFHyCZt+4Y3vGAZGix00890bGJuKSpptakjNF5PHC7+/uzuUtO6rfkhftaSb+q83ZVVv/",
+	"giZWHxY7nZVAivLGbSHqUYx55yprQxacve2DmYFpWBIysR5yvc4RkNBsvaiafHjS444Gg0dzBmBmPMpm",
+	"U8geVCRjUsFgZXQ7gPr8NAbVVJLQY67hHNBvIgqvfRb3obHXV9e0X5CN/d1dW4XBxM5aoXmQsskBobzH",
+	"rUPZpEkXSLq5Zc6qOMckDrHQA51OSRIHJE5GiZIHDvM1iwVvcF+fponl+s+wxzdsf4XwcndnqxMeQM5u",
+	"lsRMkvD18flh/4fTw3c/9g/fnfR/Oj49O3n7JtSDoTLxnyHZKCqtY/MsvTxPZ+3x0iL9Bdkxtmr4eOAz",
+	"8a5vw9BzGg4DoRA9nhTHSa7GQqI57fAEVGVJcskOyATZu+AY9WiTrXMubRC7d56YhmzeOSCC9zgKnSRR",
+	"9mewDRQKYOl8x1TjBEF51M01Y7bxV0US0TAaUMm0ohuSjbFSU02+wY4blI4Q5Q8NgfCXz3jO0GepryH/",
+	"nwH2F/uk+lcJj8XVf15/tP2+5i/VvH44hx+tbguQYqHuGJhf9H3uuxa+C69cQzQIdObKFaTIGJYGAkyq",
+	"gQj36YCEhZQckpyrJIUjzSgmKMNt80pRRBmL0TcmTYqOHyxSkrjBRI8OzWXS2OMOQf0qlvE/bNQPx0b9",
+	"e7P2fnWT5hLt4I7yFGvzDLUAhQJMiBICyMixvs0pIxtSgNBGua82Bz1uPwIhBBLZPB+B5pXA6bhQPrPc",
+	"PCCexVSL6U5Kx7A2x/8iyrlQPZNCuUXesKsSKQYF1KwgY1pbcSWLlCjR+Dnu5Vn3FojkNzVnrtsv/qam",
+	"RoMSd2BrXIR4P4F1/ZTJPFWVwABsbmbo/+E7iFmEAFLZJfu7aOfYkJsg1tNLmqR0kALvXM+hLy6s/Oy7",
+	"wmsyTHA1tc1asUcriy7IUOQ8DkjCicgzvdpYkg3qC262z2oiya+5UFahQ0MPyOeg9GkZui6MbE3u8oXZ",
+	"uLioLS4OsmpJ/KQmfr4qAtXlKd6CH1ToLghQ5iQXkdg6aglGvvenr+Yi/rEXd8IhHErPFycZi1Q/z5JS",
+	"pMO0HOmQq/G29ZNVWykFrXKYhJSi9DG0y90WMIb+P5Elv7H/dFLzd3QQ9fJOZ/dZxuRUcImdQr6LRMzs",
+	"78Uiv4NZ/mPv8D92X/7H7svKQvUvuRr/x+5Lu1gcAaTt7zQOJPGfp5kYJin7M3SNNs/1fr7Tu8G/I6hm",
+	"MKZpyviIfff3yctZ3YP+hKmxiL872336rC5VogB2Fc3OWCR4jHoSTK7/fyYJhBnXl4woH9XnBZ2oKlMl",
+	"fJSCTLpF/srYVDOiUtvchBPJQN88UyKjI7YJon+ciSlcdOcfRVUQlxsnw6Ep4ja3kMbIe9POizgsAJfr",
+	"hv0TFU7o6wtU5t1fj46Jhu2m5mKS2R7SmbjSwrMSy2ND9VIqoLOACvwDqrtDrxuiIrHglrFlA50oWqNp",
+	"4NJIoRxQ8V3qbfp44dH6Z0DrO92O75YpVMRSj7+icP9e4VFyPb2vgxa9pIpmRbHf2orMuzDjt+UZ4Ubo",
+	"4WL6//FuFWxDsYzT1KtjbOok17uJsEX2nI+o0ru4rq1hpZUhixPsNmpypkxO14runLlyZ+YIFhHm1+xQ",
+	"v1UB5KJg8oeqpprjrCEVpeP8/KVCoQqkeGQ65q2aOyKx1RrDuxOMYwnAA4bXm/zzf/+fIoXwiSQa7zfv",
+	"tyFkcZU8b/YqFfoq8z4e7dXHd3svnCLrXfPAdrv0lVsHrioaL4rJKbfLBLpTz2MODUmqlx0eGkmxPKnu",
+	"Fjj8fuKQe8MxJqgeuBJe/+IyD4tsHa9XzeJ5k7h2zrVKopl0CGfUxM76BYv9uFJSg7dqB7bAP9c6dIC2",
+	"jnfWX2px66jG+f2Omr74smavweeduV6De8/XajbYQvG61W39cHw+p2ZUo7ERr0oNCvWr890Jfzw/f0dM",
+	"w/FKb0IsZ9nW35UaE9qWfi6rvNoBaO/bhX397r0L4ZygYw+rvvXRg2/h9PXaKxVX8BqrY9o8wHnCg6lY",
+	"WGdEKy1KiIu7iiy3V+C+0rLnOs9VS3S6LLb6x5ZKzmexuUtzX0svXaY1myet2hnpS7PVlUxGJerslYMr",
+	"iMHnZWWzsFykOXv/KEun7lmbLCFZp+8QIq9DhaKNkblM5SP0N7CUJ813zyua5tW2yjNNjco99Ra2z9Pz",
+	"nVsZwPPyUsVGIpu1ui0tAEYwYaopTevfhk+fs84ArHXTjPmEeS7OgV6YRHzwdJv4D3jVkBNNQOIZp5Mk",
+	"6iMApdO4IxhjlKi2yQI1RfphQe1IcPSGtIoi/0feb6ZNLWKThysFqN18v3wuWLNeqDfieQY137wXYPXe",
+	"G1DmDUMpPZ70S5WCel+8nbKMoppvDAVuLxY7xbToemw/O/41p6nEDhE5GAvwBz11gfQmS9cUIS0Oxh48",
+	"S22YLUKmcNbvzKdqOSRYflM1Dh2Z909eIN9NRX3ROB9v6tTn2spF/vdVhJmLPTUrT5gMyQZN2lFKpUyG",
+	"s02Ng2FEJTxARML03k3MjsBjlgSiCPSFRSM4pEYvYXZRw2ob2E4zx5nD3LXysT2grNxbXR/eWyRfNYpv",
+	"Q2T4KoOa9dZXk63g39ISUkDDLcl2uGkgb/Ftri5weZYS8pW2VkBuHsGqZ9JEuP1LUKfTNF0IRJH1r1gT",
+	"Di0EHKxilR2cvPA5T9HeHCKTUXfQ4xr2YN0ZC7mMHfpVIqsuRS+Q3zKanc7g+bc7rXJvlhJxxmrmKLve",
+	"JoFh7vBumr5QbHXBFu9qtXewyreOylajwpuok+E+y3AOX7NntXAJToQuL2FcqUmyAu2srMEJYMsX4QjV",
+	"3DJM9ALqucs4kwZ4/57oZfORTOgn7/eiYsAk4bW/N5p+ndixLu+YlguiFIs2I/YXlLGBkBOsBFf7vDjR",
+	"OlnBk3RqH1fMW4p9wiLtnxTNGKbOpaivTfJUJW33Z422dsFmbYvX/yUFhpZA535bxBD+o/Wc3wRnTvdr",
+	"Q1xj0MLwxmX2NGOntfTaSITujSqDKwBQh98uxatWpZ9CDKZNExZD28+BjhjRi53voFMkZNVBu8jOqns6",
+	"Ldvt/LYWRe7R50W9cso7ONEoSiZURWO9C1w7Nv8JiGQ0i8Yk4VGaxwsDDudmsrlO1fkilqQb8AbZJm7J",
+	"mwekgzG8WnOcba3RwQdLHBebL88fFMD2IFt7yM76fjRm0cU6fenrfJJo2Td9f7sYsdma51kVP5EjGGsG",
+	"QU3opxP89Cm+bP7aWcLb/OlXAEptGBNA1b3n4AN/81G/DjiN4KiONXffXKw3FxxCjMw09WE1tWv4vLKb",
+	"bI4TlhZXP/xiKJ7woajpWBQ1a2lLeGUjF8pYI7eoJ5XuA08s9WdfvLGFsqjdXwsc9cFc8zoaY2+yQpcv",
+	"3Pr+TuDn28upleO4ufz3DlNFavrxvTwiz/effmOTSQiGZMl5VhCzKeMx41FTWDh3kX+keJdsPO3s1YfP",
+	"LQzju2JckatM8JGL4BNXHKP4akcrWvDPp8BpuEDwqal0iByQiMw0n4Qy+yXv3cJDQUi91GMYW/q8IGTr",
+	"MDb69ZLYZi24ko2ZuCIb+53nJKSpxqhZGx7JcHNFdgZ5NDxqLFEHTiEypRi8M0+a54hEgxhRpPB4LfpS",
+	"Gl1Ivf49Eg5FNkjimPGw/ugzNmQZ41Ed24XjlypJU1K8BhPZ62WAlPB2Llm4ue7BndpRa6MNEEiNx2aB",
+	"mMQBoVKjpl5Z+HPbdAZpn7wICfrKGnauslkfUk4WxM0JckUTRQZYdx2+0Qiysb/7PCCVC1Vbi3h+4eAX",
+	"xBfqP1aJanIFDZNPLCbwgkVameaj2g3W19sL84x3jY+ga0hNF2vP65Gw/HxYCilr1X3ChWpDXG9rVTc1",
+	"7Moz+buQU3dZSoe+gHh6F77Rf10DO7DVk7+cvX3TPgNEJBdspulYQMIJTfW1ZnFb6xdhoEkS9YkSxAsu",
+	"oZ6LGnhUsgQ40fT+2fPOjkskdEbPgYhnJBNCwSrCf9v+NWfZbLvaXDQM9DNNQxoeIfLPPywfLvZ4gdqr",
+	"23vbyfLzLJqGuBMEoC84sOKiz53Xyq7KBk9gPbI14M8pG2ZMjlftHVQq5g1fuuJuVyrr7/262/7m6vjd",
+	"rHN+8f7533b+PtifnO+Kv138I/v2Z/40+mnw7Ee58yp+Nzyct+ZWBiy3Z9jZXa+8ZXmw+p0jxX5Xlmr9",
+	"uIvImSAiU5THZtCC4F0AhUV58RRUa/NvEL5KhTRc7fOI8n55WP1LZWj9kz+e/tsfU//tj1sj5wW1YvJS",
+	"hvS9EOlrOm1VVlqnTPvrbnqeGsm2/iluqelp7rKO5p+vLqB7krm3IW/+0mSlXXlbCBz8anFKpKxeOVnq",
+	"R/KyXxeqKKuGGhaC0KKen3ej0tk2Gv4eqrahclje3OqaoLlQI5rXgKBIQHUp3dZPCbtinpPz0v49D6Wd",
+	"RcHRt1aaHILcXF3y0/zLMe6iP6Y8FsNhX/A+HTGu+hmbpjNLGuAVfQ3SS4ZiXn8scq2YdILWQKj+0OQb",
+	"9Is+aWciy2YBkWLCIE3PU362yCEnMA25Qol4ms6IHItMpWB7igS/ZJnE+ISMiSnjdsLd/cBas/s06UOS",
+	"lnW2299Tyke56daGajT+7mya3dZxrs9i+x3NEmkC7KCmT3+cT6iFgaIjR09FNrI4cRhNGDnLpxA/AoSE",
+	"qb6GAiwWgOQyvhiPgUb0oXsBVB82A948HL75tGpEI3j+RBoY6w+l9QY7EGOLck9mUkVnJb2PeuNOM1LM",
+	"3y94qTSnJEmcMqLGiSSp4KMD0sHqDTbRkiSSiOGwXqyvx7l5zUNjGPSu05t6IrEb7tCaAuZo1QK8mwOt",
+	"y7O7SjR+404mlM8IfKFVCgAOxMAQHGwe9AWgd/frtzqP7HUCua2vAK/ouQ9PsFkC1jLZpsn2n8ID28Zz",
+	"wiiXJDw86b84fnn4/tV5//XbF8evwsXBAfPXax4o3x+9I/vfEPsKUXRUbDFkPGwQ+6sXtAaTTw7fHBL9",
+	"BvkNeo66Ud+fH9UPu+BW16BKbEiSvikJk0TkSiYxK+p9PZFkd789hrxLqC1RpBP9+P714Zv+4Q/Hb87L",
+	"W4bLXn9/CopSbz6sISr1Fwv6nZQv9Ci5hLYgBJLATNXOFe91Hc2qTrzC9h5FpoE7gxocrEH4mtsYLKTI",
+	"DQfZQMAWEaAF9Lb2yBZh/9LEfSspfJnuwkiilncQbmY4+98uZ/LrctLbMLwOUXnGJdFfTKhKIp8VGKbm",
+	"WhB8+80zv8VBZx1+V3ZTLfdTLWRwa61oOVs6JBFVNBWjnBm2lMRkI/zh+JxodoRlfMJNx5RyyZp40ire",
+	"uDvkWAFxBaEYD8FwNFXt70+ra9l7GpQatdD2bx8/7wZ71xvtommL/uXb680//fsdMT5vcT5+h2VrOuW0",
+	"rX6bb/SxHo9czLTW7J3dxNJW5UA1YdJzhOuc0ckN2z9U+h4nmVTtFDqnoKQPRUQQ4lsmmmtXg28yYJmn",
+	"ApqegaBlNufmmkTcuhTb64/ud6NjkOPXx4etG2sMDzXVdfXWnquaNcuH8bnxjdW1bo1Pr5kNOZrr+tUk",
+	"vT2eLMtai0sJjosyJi04PzZcxRUrkpdqsqx1C+suytfv3Ttn4WqCj0Gt+VTSxizwle9CA24uwAGcdPFS",
+	"F5d3rRUHT4uSpbajqgvL8g4+l9DrUhPOb4Ln89ay4vmiBOhFvZzKUTqdynUOWth+0LwApvZqYQq7hCYY",
+	"faXC5XrqR9ar11/yoykh+DUY1r84i2m6afdZTq7VzJD0CT/A1vDnJnr2bhqf2a6Vpj3qL+hXbrGdolmm",
+	"y2OATG3bmNPmboMEiw1RfymaYLrOjEUUeOtMUTChmx2ZQdsTynOaWnZXmstvcvkJiMtMkxQ3BNaoB5I6",
+	"N3F9broXld56JcQFyadY3CPD0ok1aeZ2YS5XvbKq3f3Gdc3X+j6UF6am1FhMsea+rVeI7YUpj03laIlF",
+	"SFy4i0kufJmcjcV0mvDREYITW0ZDRQw5k4pN3IUw8tJbGBgHIqkQFzl0ZCli2MF9ZQIZdjCqAcG4bfrQ",
+	"ICL0h6m48uoL4WxYkBB/WU1nCVq51MzDEMK9f4F+a/qIB3mSqnbCiQ1/l+sWvli5w2xrLf4V3RmH81Bw",
+	"3vQyt/+ASMbiop0sNqY4IIky5TTJgBniDYGOXiHe5nqWi3I1ZH3sqB9LJLHtVahBHRJTi9F2EsADhs5J",
+	"wyRNTdVlOGy0yqPDyXjWetxutFzNLTQ3bbd608JNr7K8nheCqMCbh0zWJHWa9fQ4lCnWL0MvJojlx1bp",
+	"WJOLUE1sTAn7CdYVXb1mUfXO1waG6f26lZIrKkkkpgmLAQhzFZXh9ZtXVPbpTW21hyqCPQHyOUihOvpi",
+	"b9dD7epWopRzCnMqrqQjNs6ja7e/Ql5Hs8hmMlQrWOBf8dKBlFe6cmM0oGiVO/pxgcxzo6Znx59opNIZ",
+	"lE0XQ3e3eUxCDTO7OVNO2Fw1aFgQ5nyaiYhJSaF/jusNgzfVRTmatj4sJlJleaTyDDpnp8kFM1ThiTQj",
+	"lhvVz9eqv295DGs/QBwovoH1hEH46HtZt1ZsSOJWTa6+keC00ghCzh8i3r2KeAsEuesbt6GvERLKNv6F",
+	"6ox/c+Yp05HmAtJjDRBynWBIRkCuxokpy2MC74GnDhgBYg0dHmk9e1hs8rGizJxTRT/AdjmOSiKPfCLx",
+	"mWTKc7W8TP5Bp7fyRd3Ia7K6MRGpoab/N6KI0DqeXVnKhMmULlpAdkmo5w5L3OSJBAAGJLxMZDJI0kTN",
+	"QjLNkksQ5UJvhrAs/jyRWyQ0NfrKRBaidUrjJRJfnS+Dbu7Au3yQJnJMpkJiQxKRZ2SQCg39YqBWt2VW",
+	"to6BeBnO39AVZrZeF9CxHA4HtdfEmlZznjIJ9wylRsoJjScJX/Hu1IpZPhQXkxGNfz8Vby+0VpwxFtcm",
+	"NCZcsgySoXedcICUtmIlde9Vwfj9nGKF4uYVy5jNWASiO6aXjAwY48QOVh+E5VYxFzcEAo83jy24DJ2K",
+	"YzZMOFxBU3zZF8rkGMocgRCi16JlZWwEsAENqyC4KByKLGLh5iqSmwVHsdxFpOJfqIPLHenaf6jPoz/U",
+	"wD/UwC+gBq5At76ar61MPR9Nh+CHanS+Z0PyDZsD22P+MgGQgQ2Bi1JGM0ko/gMIFIQ6+36qHnd9jw5B",
+	"ZDfWi0SSWpMDnqTngzckeSxSNidS4+GW6v/XHBvZuNzd/Gp6pmWvX1oRm6dI4oLxU1sxrJoBGDEpXYoj",
+	"m/1lPPghSt4mfzl5/9vJzpvkRJ7w06fR0cmzk8nLzl93p3vx0V+eb7G9zpZMRuVOF92db7HxC2YmljvC",
+	"7Jee3TSn0pa+Npv8ntEMeCxU0l7cCAOu4U5DIwxEpaIYuPkbZ4HBv0T3i9becDfaYc9pe3/wTdzej3ZY",
+	"+zndHbR3ot14j+0Pn9Jng9bK/TEW0Z/Vu2a4PMK776FRk7rpo2Ntd4nljW+w1SR0WIXhsII7MZ82dcCZ",
+	"x9nPC95zK2xqiHNAGI3GxLzveBQFUgjE8pTlqN8ROdUkF3pjskthq7iaxjn1ef7eJSjqbZnbUFcT0N6P",
+	"xd1J5sSC0nmUpi0dRRUutfA0i6iTmd6b1fmE6Xd/1xbcoN1btKH5V2ks09wCSuaAWJ5Sbfyf04y1ofGa",
+	"vleF+nn06gT0cewErIhMRvppwsmMqbsquv477mHzR4+Yh9YjponGvoBWZSKbHXNVZ1JblXjcNrr3rnBg",
+	"gTGgBFU321LAfCV1veZwvrzGPs9yF6R/VPjVTRVYvfGvCPPHEofsyGdthTVbFSr5BC2+ZEDGyWjMINgn",
+	"MxHsRkSU+ZRlffC06Eti/juhnKKt0kkjroBERWgrrrBd04q2B7+wDko+dtb5OjlrMZRqFRT9Y909/5DE",
+	"I1ZT+phxOkjrfCY/ijSWhKapAfCk3gDd1OmkOWUaF3vTapONZZGMA6wOS8xW+MziinNkeouo294CCmvU",
+	"ADtn4ADZsMXmM1lYAsUdD4rdILqDFe6yUvLkZSquiKuDUg/lar9LXI8bycEP0ipuWwrFINxNSQz2rM6z",
+	"RM2gdBkuYQA6nu3sVjXofaCKvp0kZcV34y8fzgPy49nu02cBGtm1hNtOOBGZVVA3sfqZ10mQbIRXSvT/",
+	"+d//g1492BXghrW5mPViHMo1VEDEwkDzorldlx49QfVWq7uR4CqjkSIDpq4Yw3J+9t0BjS4Y9JBWklyx",
+	"gV46V1D/gMdguuQsk1s9fmzqKKsxGTDjoclYSqFroqkpgC4m6AkbamFt+3In3OrxHv+3fyMamIyrJIJ0",
+	"4x4/01BnMRHQOgRqgCh6wUh46DeT7RJUtwnWWgOYmWJr3R5vkz/9SZMo+ac/AbSxVmEm8tHY6ildgjnG",
+	"Ef6JjZCxoXGepaGpjQBmjHJPW2yT3eOESDA3tHPJsCk7w+Cwd389Ot5E97uDmYk6gKuv8kwrOGEkYvOF",
+	"/VoJPWz47u1ZdWG2U29oDLURg+WJPKsgG+AZAZTb65BJwnPFpFa1bMEUPYMegzrjSIFvGeIbetvqlmE+",
+	"CUkmFPixBTe1qHPJthDu7wxq/OlP+scCo6WP0s7rhO5rnIpOkza+Gh4Qatbleu5qRASoF901NWra7ppR",
+	"nmVQlwMN1m3ywfTrt3rpRswuWSqmE8bVZgA+DNOcRoNJSTejK9dx9OqkCwdi1A1QY63DjLTboEmQkpmD",
+	"tNsQLaSFtXZbr8XEC4WBHpKXhsPp2m3QjkvD4OU4ptG4uAYQRSMrbYlJoghnLIZqnOGndvEkrAQPe+Wu",
+	"w82DHtcv54M0iUL/pumxCBdeK3RE0E9tWlxTFoeafpi3NVvDyrLFR1vksMdtBIUoas+WhpVXGpr7nZ2A",
+	"UBdu4W2teGMPzqTHw/kqreEWgcieyN8FzRjJtB6aJpNEIZsl2Jac0DjO9H3ZCE+pYq/0C+0/hT1uevwd",
+	"kP3d5wYrT5nKZu3DoWIZBFwCuYIimNKSPai8C0E3dDpNDQ3bNhU7/wyFLcmGrTO82SWhptoYpbNSVdCg",
+	"x0N0qoSWcnvFTCF6StEkDQn7NE1pYksHUckCEhalPUMsHW/Qp1yxtcdtOxNTuzXAI8eiwr98DCEPU6JB",
+	"tVxEGEkh1Pd0NTU3wm2IAdMcrcddKU0nbYdgEprSjE6YYpnEluRqYbVQiK0DcmlP4R0dJRyAjc14baQO",
+	"lsLv8Xe2rL9lHnp+fSU0/93BOUNvTRs7mlXtdDqBq5G0+3TT82/2ePgZRIWAgH4QQFX8oKiNb35HvSEg",
+	"VifBf2ll5BqIGvQbmFKJCQKaNSTSVNPXRy0yBQdNSSQmE9qWTENKo7DejBYfaZqKKxZr0MgADwUbT4Ab",
+	"b5oxLFiLGNxGaGuJgPE44SOYBGBkp6GStRMuGZcJcGyZD1CiRZSxAD8SHClsNOtxEzhAs2ym6Wh4fE5H",
+	"IdkIe60MMThjaOVDLO61ws0tArWTbK0hfaAnw/ZrPYUmJsYHinWoTAMjQEwlMiY14KSiqcmoKCjDzi58",
+	"UM3NA39lmkTMeNwSIDrDhGWtbuv1yXkhteo/tKRno5xabyc80cNxlhIM1WUZYXxER2yClejUmByetKfi",
+	"CuO0NCi2XLHdbsuTtbRIazs+tXa2OlsdbBMCNqtWt7W3tbPVga4IagzS5TaU1WhjnDI2HhCyJnDjB2D+",
+	"Jm1EM0EsSTVlmRSc2jBZ/aBU38sU0MtHIyaRUGquTVwkjokS7HEjiFvpzQQRbux39vFKaJYGbmc04U6g",
+	"8vXmgV3RmEpCFZkIqaycOUxGPd5Q35uEUOQl9KIUozH1ipTpNRyeeHViMCIenrdzfsHFFbcR8Y4LnGhN",
+	"BVn1oYbOEQZ/u4LH35vGrxFIaJiu7pFw6HnS/dwqOpMt0jW8GUxcbcUSaWqyWkoLZ7vb2bmPBeDU80qA",
+	"lbiKBm9FW9vWK4HTNs1jXt12710HLZ+LLPvuZ/PqyQtc3n7nedMnDka2Zrmea393d633i05Gq37j6Xug",
+	"+Pqa3i9gYCuIBJ5xkaGB1y+yGKboCJTd8m0GR4FfXr7UgUTPX77+259NtMs1EgBb/7YaCjwRVlHBD43m",
+	"gStz939I07RU5k2a4l2GbYJ+ZqAmt8gbkClBX0lGY6U/0pfeDY03fmvuwuEyqxeuhPT7dXXiXECfh5O3",
+	"wa/7PX9c792ef9Ay5rGam4vZe0ORAt/VdN1MXIRcO+J7ZdQeqAElMiDAfiQ4naGXjbHAk7D3549yxNTC",
+	"c+x8UeJVR7QeLoL8wNTdYAeYyqBrlJWXGy30xSs+QLWopvf8MWiZznOLo9C6NgTNNMrSqlRjBFqo2ARw",
+	"Js+gAP6EfuobBR6lf2TsQXPpvlUJTQ1vx/V+Ud7+3tLqFXj7F70eNlr7zq/Jw+K7CP974LvO8KQX3kyH",
+	"gYQ+AZuTsWkFJmYoRoOIbcFmrIShedinSsu5b5hmssh8o4wpOU90tZZ3OE3OcTHr3ntw5TW1wa+8d5b8",
+	"ttK7djVnIlOm//I8ni8+azuEWd49I8krrShPZp7h0UeN4qTn8QIeFCS3VvU6BFkpiZix3hljBlg8u002",
+	"amv23CInqmzQ9K2ZM5Fn1ozZ45lI2RPpO4gCIgWhJKUKRLWJMFbBLEOpADU5RC2t3Ntq0868I3g6W6Al",
+	"mVO6LzJqhv9K+lFp9riJjsKZBt7pADAr9PSIRmPWPhJcZSJdRlDhZfvudfCHonUjRctzjK13mV307Kf2",
+	"NEt4lExpKm2VttbHCvXf/rxE2zpRRCoxleRKZBdgc1SYnwRKlKIzCXY6Z3/z6H+jruRfu2WK0imO92jk",
+	"YFyvLaBwC6JsDqRJS/LCMGqYNNngFc67Wa/uNB5F584J0UIK9Kj0nNsf7g2VHANJ0G7gHudxotqpGDVL",
+	"cYeav0qRFdZ0/Q1hXGUJkwHh7MrF7ZCNwYyESRxae6rVv0MRAZe2Yt2x14y3xy0/1simZzkgIVaMMAZ3",
+	"tNCjcZ1sgFtuq3DP4N9ItbRGBX8ar11A/vnf/6NVoZCzT6qPOwnBDJ+gOTjhI5ZpOqfsbcBVyS7JTLh7",
+	"YkzYJtEYFD14xTMGdHqcqqILmploixwjmEAnvGBTRcLD9y9Ozvunx+fHb85P3r7pvzj8+1lINvaeGd9J",
+	"kU9qi7gbL3yPg1H33ckWOWXDXNLUeO1YJDItQBf24wjS1sGRDX48R8dhBneJe3wjLHBrK2Y8YfrsnIe6",
+	"2pyRaMlt3i+IhnIqcUSaq/EWhnyie6rezgxiu0alVxr71sXkIwDwKsI4uCuxpkm5Uo05GUwrp5FCpySI",
+	"f+Bd3qCpFETB46ssUYpxkvOYZfb6KpMabbL88MZie0k9AWBC4TaBGfqm0qmNTqFr11pdsJHSGmEfblmN",
+	"i5omfZdCdIdrOoQgBKjJDzE65g+8yAGZ87JvYS14DZ0tLcX3De6HC6CJSbPFkhdnrVWqyXfaz/tbH//8",
+	"73V9BOv02IuEx7bxTJ5FrGYPmvboDej/QjmJgIQOvvoPaz5u3JQd3Oar1O7t6SpbW2NndtInkiTx0pXd",
+	"LZro+UWuIjFhTTO7RpwrygqaopzhNwvuCkTrWJ4EEmlmKszBvcFenwrDEPb29p4HJhJxKI0gVLfUYQY5",
+	"OzXQaQ7wX3mNprfrLZanxPqL+3ifYp0h/mjimBftDskAGH5V5Hg0kh5YVXDpqRjZ5ftynn5WI+LB70bE",
+	"K0tpTttqFOkLUM3qBXYD9dYXONkmgb2yxsfjnuCV45yteZhry+sGkE5erw1wbA56OBJc5jYCzkZMbmj5",
+	"cDMg7JP1LKAjNGaaENrQPxfRZwruvPvr0TG5ZBmEhGiJr8czFkMCCHl/ehLYZ9KO8ESSUwisNAaiCZ0a",
+	"p4VIWWBc65KAYsFNzQTNPtHzAd2MZY/PRWvWxGFukdOGwLWTd3WSp934kYjZPVnuDAyO7Amt7v5YjLrG",
+	"yA1Gqp31jFSdvTXfv18j2NM113Pb2126zC8TnsgxoUUCJoaXl66zGpvbDLGSReOChvDnRqp8ZDCdNgU/",
+	"08rl2gBFEeML2tAoT8uabw/fn//YPzs/PD/un5+/6p8dH7198+Js095FzNZWXlZpKQh7i4T2vvbzLCki",
+	"h4wyc3R49uLt29P+6fGLk9Pjo/P++9OTM7JhwN7j4eeXp2/fnB+/edF/f/rquhJivbnuHRwxTdcS/h6y",
+	"3SpUsdrgn2VeqiyzfTYHmbjSeppewIGvk6EXCwLifRIlm4XbAi5NUvduZ//bZYUs7lNYQmCdvmpmqX7A",
+	"PVBQU1uG3aUp/kv6Rb8qhYDiqndFIARGEdTz6FNXQCGR86wOMknGInXFFcgGmmbwFZcbhexwSCdJOtsM",
+	"nI1d8B7H96H3ZkRrLTG4wlWM6WeYaC5y9WgEN71kgvubP7pShL5N2Frg9yidLGbLLXF9kw1qxJpKttIT",
+	"k4exWYhanuOSJJ7Xs1aQf83uU4R/zRrDimBbD4Wo3C/ufBgLQifkZFXcmccRczObr//Z1DG0cnKRXyeM",
+	"syvnl4E0okRwUxYb8mVAiogwFl2B9w/swjTucTqiCd8ih5XRc8lioq6SqKjgMkdqQEXQogj2Ye7x0+OX",
+	"p8dnP/ZPj9+fHfd/OD08OrZiiKZEegC7OrKx39nRIgdM2oYkXsliMC9raSaysfGKKDqQm1s9vp4AYUZ2",
+	"UR/3IcWf4hwG5R6hEH+nLPHUIpB1ucnVuCH7xCLoz7qGjynLOcGZ53xMAfZUt8Fu0o/UjCjHctbkpfHQ",
+	"RGIySDg76HFq58ASsCK7kAXltQ6dREFFTdA+Y42oTZ6L42JTX8J1UWtudAUi78wee8qmjEKaAvZqmqZa",
+	"RbZ5zKtZZ1dKNHbgs6Zav4XcsxUayAUtqWaQPKK33AijCar4q113t6jX+qsa8IQTBn4KU5yn2Vxuiu7b",
+	"YpzF9J6pfmPC/r+/7LSff/wFWtl2gp1vrzdXstqf5lySX3OW15muoUDM/Rqo/fl9s/SiqR+a8dmdNd7G",
+	"FWzQWc4fmemZ+TTKEmrvx3lbpXvY1TSuOaLvb/rwJaFAp+M8o4N0pgXdWBMPKrVUcmVMG/8lBiThGFKf",
+	"US7Rcbdp6nJrkSGfEiVIqP/oTyRm3yWqx5UgkEyvpSznaXcUW89MgWBLRXks53OygBNAyhW41cVkmjJo",
+	"TQddOfpQ27PHveKeICqZLENzg59I8zo28Qi3CCC/fsOGM0ViOrO14UOTuwZxC6PkkvHm2EGHgWszkA80",
+	"Ua/PTGDp3Us9xdVYN+xwMSJXxo1vYjXc333+gELtTjUOAs6tesEgjBrfMHHUxevbUmWmyXaDqkAnjAxE",
+	"PDMJnCy6kJAViqUAipHCA3dfQsU+qW12ybhq4/hh6Q49kQQeSiiz0eOhG8VE1MShzX5SeiOcpvgB2Qjh",
+	"v90wIGESd01RCcl+tWnYWD7XPvjL2ds35smB1gtUNuuS3U6nE/Y4yHUHhJKwS6YJH4WQyasnQdvFzlMi",
+	"N7fIUSogHge9EnovJBaYGKElv4ildld1tw6/8G/dg7k8K+gMxxrWZ4ggv6N7Y4JA4Sw1L0BcvJPbtCwu",
+	"FRPSJKFcsxkWA0dxUcxcxDayCuObcGWgSGvdREFPOlS5iyiw500Rq2W0+/K5fet6c75MLiAvRJT1JZQl",
+	"4a3nRkaoPdEAa7FjQU2paKa2NJ+HRJTvsFsYobExy7BPNFKmtjfEZGRUE5i3uZrmSqI2+myf/DX5HpsJ",
+	"ZjkHkxDZCN2/u/pnFm4eYAWdf/73/5jGhJ/1f/puV/0kvg4hGRxyxL1S4nP2vwXyQ50AbnZXksJtiTXY",
+	"W03FtC8jgTcZGjUdf2TRAbdA55sFCDggugiBCgXcRsaIuufNR25O7TF6oMhAmtfsWd86LVXDxKnRUXnE",
+	"DlBf4FDfhjP9jkxGnOI71tchsgsoii+mErSAjYS3hynkOUIVF/0iFDZITfgrHYhMsXhzixwu0xEOysTe",
+	"p9t1YjpsYAHl3v2id6Gs7fxeWcMRynG3u0sG5+skgm0jYTRZIs+M190In1owFkNcTiItenex7cNMei2n",
+	"wF+44Wwx4SsqVRuktvbJi3DTqLEmHr7H0+SSYaRLlAqpxRBjwqnK2Vvknat8A3J3xjS+gXkelOqyVA4N",
+	"eby2uOYy6v0s4yPHVvZa6I3X2BgmcWhdj6lenV0ZlFiLD3wJPWMYgYT7S5QzECE+FgyqBLAmoxnaynaC",
+	"59f/vrrBaC3J+p6dkQgUH72frCv13j/PaBRNFkYeegJWIXUN8zQ1JhRTt0+A3BTW+jTfiHiRqHx3wkd5",
+	"ogai623o0WUXeWv/KnhVG+rtY4hnPIea5Y4OzGFdTU/cmzo8arEdbBH3JSAVwV+cXQEb34AKD9/BrGFg",
+	"TCF9MQw3gdPYkm4i8yQo/Z3AWqOSTkyjoS3yEk02+EWfQ21MG7G1aUKh0OoZY0mbJ4VKCw5i8ALbWnJ6",
+	"EketkePojzbkpul+XqwMuj265R0gvwmBB4Zos4FSFWAzR7NqvQtXZbOHbwaFkob67t6d1fNBiVywvxtJ",
+	"XPP2F/DILnDzQik/MUTbj3PwYukHkSvTcctUU604diVjXf1bkkGeKkxlU22MK1gMIUkuyYj+VZqShaZk",
+	"J7xygD1btUTEjHUR8o/IYRaNtfBiRnKd/vWq0Lrvykp+R827mJ4oLxa7iqHy34OoS3EGVQxriPOZyJSp",
+	"jlhT/9D2KiZhu2jfEJY8xLZmfJ2LWEATuxoHsTU/lHpCtJsb2LdLf5ma3m3zX+eJbpt/1RWAL3zM+8Ap",
+	"zB87N3M4N/rOHcAQwUyHt4HGb4c69+xg10hX51vfuzvfute7eFUP+3wT4xu72CF2rhr+cCfu9bc8nRkq",
+	"UOnzmchSo89aP7d5ftf5lHEsMWZchmhxLGhXDZ1sWp0xAvZhoNL6HIsxN3muqv59mgIBWb3mo7WOeJ91",
+	"PDJH/NBwAMtU8e8GfrrY817Ik3D0+ha4rlAGB8ClwulUjoXCOFJpy8OSHbLRa53wBKqX2ZqxLRNKiCbu",
+	"RPZ4bbtLrCBqqhm3jZXclDO2lYyn+s5KmbMFpUVfor/0PmQ2r0n/Fy6WA5taUkUUBI0y4h6f09EyhIV3",
+	"vkYZnIdbP7T+Lg1EPMMAUnOXWvU3LLIYYgXWlX2FrsKeNVebKyRBZBoJEW8RYB/QLkJzKIyCAZGzyTfo",
+	"7sPvuuTnquRvBbce2JRc4U44B6MQH84xRK9259LSnfUH0fkiNOKWtOExlPVcFQNuZn3yi3ZSFY1vWbZz",
+	"QfnNQ1eYxTJMG0HW4z7D3CJGX+wSUEHlWGuM9p+SbNDid9enP2PFbxioPGbQsWJMZY/nvHhq1rV5UEwT",
+	"Z3SoQlK8JReQI7gaOEiPh4Uwj5U4TKu0cIv8KLjIM7/2fHNlUXOD1ju5kyEMe2+GHL2otauQLr4JesgP",
+	"iRrb67d2suzO7iOuMFcqKXo7VlxUcq6ttHtuDZ7lm6sl2neH50c/BlhTSTNfk0DDMsahlgkmj9Qw3Wmu",
+	"/kDTfzk0JRvv3p9v3g2yluXG7TjHI2fr+xB8ptVQwGGaFNpebaYLlvqezmyvG1vMLyDhNEsuTVE0ZA2B",
+	"V9bB+RF63GsgQnbqqLvb4j3rbi8cKJvN7fevronp7BGpafcsw9sTWVOIq9exto1gcg83xbYucyH4gWcE",
+	"mYvXp9YjZ9EeGvQ50SxRB6YaqRutVwhV6J2wo/u2E8g8mFJpbiJGaNfZTWrNI2aCe75j78wR1N6wL8FU",
+	"HhSTMNBYE7sbOIETvO8Bv8+YklbS/84I+oV7S2sEfYOr30G/gXnBx61ugZ57v0d/z/ze7u9uDhOu6z1x",
+	"dSQMmkZAkhBSD6gQUKVUge1CJTIMj89maGB1TUskvdRq6dxx2/XfMzn5yUzjJUlf37MNxUy5IHLn0r1h",
+	"QPdobGYWnEXDBgzOvpXgWlSS8/HbmC5X8NZbVrfAY1/O0d5qdIT/ZGe9f3/4fXuszFZWdlxZgD+y+oWu",
+	"b1Jxcj4qtt3v92bOq+eHC4U7CF5in5RdtZcdmijJ0qHWlrhQJGOcTtCm3uSrMud8nzQUZyg8V/et+tgt",
+	"NQU+FoLxV+55d8/RuJau1QoMSzG7SXAwn21/Nv+6XlgmyBHXijOjyUPho+P9U7dGDluLHo/BDWGX/mXp",
+	"WLDSmwbob/LJgGUmOHshZm2bdq83F1JvtrAl9irl4bUVYUjCTSJxmVjzmAzyia0NaprgIr0unB1WTY8F",
+	"kz2oj4+ei1XdEwZM5ftzG/vvQzfF3nfIKIDzljeqgX5escFYiIv2BZvdg+6FfYC9dp+hKfXQNvOGxjJ0",
+	"wWalGlyInpDhkpH3p68wy2WqMVbkEl4v9bmBhhCCR8y5pa3ITGvmTLhLf/OuhstPK+xHWDe0FseFMhLL",
+	"Bxz1r2x231zCm2mBLOGD7XebuXYK4EcCh1DROHETIwTEAZq+/CtoZ+DczUaUJ5KahCJ/hIAMZkQLua5I",
+	"CXZMl3QmiVBjll0lkm2RM+yvB25wqBlpi8qyuEtC032vL5n+dCyupOnwol+XTHmeBcgIG0JjtjHNaASF",
+	"tcSQpAITP2VToPSJv+8vEi9dE/gJUZ7TTFwmMZR/8UFJNkpeRpIKaGNYeiWfanjbARqL8dsXVg6d9YDz",
+	"zn7bFLxq6hJA/jnDri0Jdz9ChGe4WVp2Y8Co7ON3pXXOBYfeOKBcT3OHkeSVmPDGwPLFseG7t40Nv0/L",
+	"g48HS00O1SP+/VfsBJtFUiYklgCXfp6nw97jJUG4Z1r4wcZUjk5EGYsZVwlNpYtHwGqaPm3e8rrAoPne",
+	"ENYQCKmLI/JLUdlJ0JFUE3A7RUBtHth8A2xnaViD+xyiizCmYKvHfXLPeJTNpgpT9bWoTDYOj8/au0+f",
+	"tX84eo21urAdnOUIW+Q1UxQenHCp6CijE0KnU0lGWtHq8RCqmc9c8xvKSch4DMvuX7BZaNPOkoyEhl/2",
+	"8ywNUfIHfpVIgnfN7tKCofO8x0Oaao1s1obEbGkikUObpt1P4nBzi0ADBb0vqOPlzrfoFgZfQQAYzCkx",
+	"6Goosh63DWcbA5m9q3hPxiFvhq8T1uxvsUHA88H6R9PPr970Mykh5Q1In++59z9bK0ja+9DFShdUxt4s",
+	"cjSmnLPUeNRzyUiiyCAV0QWMgjPhHcVLn/B2LiHLNZGR4JxFyvaR1oQsZkqjUbzg5uOYtQoUPqre6j+K",
+	"NdliTbdGrRViu33E8VoKI8s8sJgDGgiSan2+vnJSazddeKYrWG9KZPAL1RK6NbRvZrD0trpeOPVBQ7i0",
+	"FTQiyrEo5zSlEYshHdIKFTQ+MFYXOp2aQ+5xRS+YJGw4ZBHGeEK5IJVnLrTGWVg8qQqDqHEOrJ9F3rCr",
+	"knwGbUTwfa3kSqZsZAUUOwxzbnqxxGEzITEdRgu910aFe9JEj2+EToyAMoj6Z1MGEbeETwPi2u0mGbmk",
+	"ac7kZnOc9ReVPO44KLVylx4337UxpndwXZssQM70nwxvYA+tuc61Ks1ruGuUpMmluV2kXgc5PHF/yC7W",
+	"a9cvTETMUnnQpBZ0tV7Q45TDBfe7nGwaIyuWpVBFQ0iS8OJWgqqUUqn69mZCCjq2NcglTU0OZI/76k4o",
+	"LroEzR1Wbwq1iJCk4YGnvaH0UfTdzRgIEQEUtJZ6PQHJXHMCTT56fEiTtOj/+7Szp0eeMh4zHs3aOaeX",
+	"NEnpIDUtnuao4olpVeRRJSzJ4ShXkjLs+IunkeVcBsANHXysB9u0/92osRMvEIQQo2oFIXy0nGneNaX5",
+	"CeY9ZVJf2AZ1w+7e9nrSwPmKsteXblK0JHoIAFghR2XjxO2JExcxa6vZlMmFfm3GRwlnpql8xkaJVNks",
+	"IBJ9gCxOlGZ/YEmGCpuQ60SVq7M+bx9+I2J2DvOuVPEyooqNRLZ6dQI7/pH5EHDi4z1XodITvkqkWliE",
+	"CqD9uOKGinV7GOehzsIWOsV72+YUkyXYNgS+5d7V5KEMuWZ0Oipm+AJnbZFr0ZkX+3ikZ+7t4Han/1n/",
+	"Z7XKczBvzIYJT/QjqPWZ8wuuyU8SL03+tefTQFvKNcrMqhZWJvOaBz7b/5qtA93OllGYRxbM49Z9AxTz",
+	"Oq01YtYxGNND2/q8i50rQq9LG9mwln7X1Y3ISEwZmSbRhfH+zROed97k93juxTRLaA1NxShnmjVnCquJ",
+	"aDR/NNhwXuqcV2zIQwv/uFfFi20QLZu7MXwA97cRQzGM3+/f5+XqpTS6kFvksKBH3nIdXZr37Shh6qVW",
+	"nA96XVUcunsLQDEDpCusof/fx/SLlYIMnt6lGvCwrPugAU5LR34r1J6w7YhOKST8L5KsPlTK8E3ojMSi",
+	"azr9pSww1jktfHnjB/qPtiWcpv7NdsZovI2KxDZagnscmoJ79azcN1a9K6iT/nNnn1wl8YhhbAFo1kOG",
+	"FsFhSkdyi7ysdNm07U/BpEZyafocFsuWTJENINqS/PN//5+iVMIT3OJmQ9nk17MjH4L3eBNK8zRS8eKd",
+	"R0O4X89K674tUlvcMVLj9QrNWZ9IglxdEoE9qhoRsCRPureWSZWn5sUyuV5YYPtw0SWQeTQGS84wFVdh",
+	"QwVdIxOtJJo+7XxN0bQOPAvbzj7xWiSbiEwc4TEhvS8maAnAbeLWN0CkS9RkmXwCqlY0SUiy0no2oDiM",
+	"eUfwdNYgw57CVPeJGiJdaBeBFQZknIzGpbSzRyOyZgaCjSdeMsblkmVeHp9/6sgRF5/7zq5hnPKAYK2f",
+	"lIVYW8hj72MBdZD4zAUKebgRkJBxOkhZHBZFifCDNK1Hkg9mZfeIJjjFIkQx+35UuBFTOR4ICoX0LQjX",
+	"pgzWxbmEIPARdHzGd4kY/BeLTOxYIknMpqmYTRhXteztzE5xE0eg+/iL2AuqUdJuyx5o3U/z988+8rzq",
+	"t/KKh2bHfZr0wXcWYvEICHyjBctHxxqE/vU4VI5P20YKgW5SkOtPhtANZ0CjC/BfH570Xxy/PHz/6rz/",
+	"+u2L41dhUbQMKlZ7HiG7L+vO7vF6f7b04vVMz1coJQZdPdBf3eyuLqHJ3Wuqdvg7dlT7+Pkgvc53hdK+",
+	"cwfqpq+SdAD11T0hYsImA5aRSORcFTkH9XzhHCb5XVREv88A9sVR6jsPOUpdn/Dy8HRAosfl4lAGde39",
+	"wr8b+XBTuIWGjwk4xrKTEOaMHvxKYPNmU266HuOeKKoe+usEHMOmGiQ5DeuvnI/+wJql2ZrIClGhBinn",
+	"lYg5ar80sBcaWBA5plohcOKB/pZseIVDv4NOHJtkwCBAwxSfa6p67LD3d1v1+CaHsiAyFuDtQmKR3cpa",
+	"qbwetCtIPOdfpAcaeu+aodNAR9eSFfRO7iR8tUGivWfae8eSrD3XB1avy9bnvD312jbXYf34SB9R6irQ",
+	"nmJAHvrzjIyrRViba5XEJb0NmpbU5Wm5RNsadi7xyr42e7g/tDIznDF196j1oBSkM0dinjhSeTMMw24u",
+	"q2lE+O6CIllb5NwOCGKfr7y1r5KYdQ1WjUUaa6QZ9rgdFlISiWTMVoGzDwLs+dlOOObBmB4vcVOWtVvC",
+	"Hy2pbtSSqpJjnEs6Yn1Qe6FFlffnYv1t7847UEHut0MGh7ulPHDhysGXKwaIK16khi/IBpczqdhkcTb4",
+	"/SqWuKuVq645MDw2PbO4pQXZsr/Nk64SmVilfZAjV9DbipoaPRu2AZ/Iit7G+AibUzaUoe7xjVC/39cv",
+	"9JM4DEx5CFQGoOhEnkXMPd88cFG/gltP56Tch6i+rQJJkwuvPGJtdd0DdPJPpspzZUSCD5ORMVZaLQVy",
+	"BiwsnkgSArtH+ivD5txfi4f3xq1x+K+lhJvNLWlo5DdD+5pK+cNsVKQKFGm4wSvU73T32k/LdcNsS6bx",
+	"oSlE7YRLlpkKiTV8AdJetBwC0/FRoPktpNOSEOk8ZOofuK79icKkIJLgwFCJC/0ZHyD7fiiyiH0H3AZe",
+	"TqUgkF9nhRYctiA+V2MhGYFiUrEXvEviZDhkmezxosH6OJlOMdeXbGh+FBBvswFJIv3/ppCuf4k3D0jo",
+	"cWVIELxgU7XV40Xkd0D0EWGqciS4qYKDfYNiFpMZq22frp8ukKcqPMlBAzdUBoWLaLAbLaDRWJ0FwP1w",
+	"2vg53sxY3ByvBzFlV1QaJDKtdgAuj4ZF6x023KoV+XWD88Xe63Vy7QtO7nqQvZzvXploaZpNbYUxU/ki",
+	"9PpVhoTnabrV49/Pk4oiOQ5XZLPNEIldqF99XXtr8PM45h9J9c5IuIxJ1LODFVLpCyJbKiyKrQ48Atlg",
+	"Q2w6rc4XEzMaxIuHnpdw0yO9Wb6+BeIiI9bddT7j7GqZeF4rkLsiID7imYxXva9cX3bSSHh6fFDEIzRQ",
+	"ngPiutSALqH5i2I0bg5L+EIy/NrG3C9yuUwv7fu4ZL+PlP47lt+b+fxtGkhVb/+yoryOJ1BJeq2wWpOC",
+	"bByJ6Wwz7LUCJz2UmgtbscFZgr5Dk1HQ42Uhu2PjhbxGU/Ocp+HGg5xhgRIvbEjVzKe+oDo83zDq99sE",
+	"6qbcrV5/BfzHwqj3hPvO4AU9c5q7Znt+bWcMKrC2LCdDvVPKNedr6rN9UB2rfD1GgtlSoVqhTXhxVVRG",
+	"ucSshK0ePy9y5dWYcULlRVFf8BZ2q3vsCuNP8eVaGvzRfPtLNd+2FuM1KcFcW7hcmnNYkH2r33FFGlOo",
+	"JAzt7cFrZBLHJjRJsURlY8Dhe4kOwD/8Xev7uwC++lf7j4oDDKrypGKUcPN1+YfFTrD9O3CC1e04Eylb",
+	"ue6Hxo5T/cF103Crl0Gu+9r0Ui59q1dPFVZZebbfAjAkE30YBRSgAAuUeb5Pq53e/XI3GlzWx+VCy2XZ",
+	"649/N3j90W3myNJ2nGQsUiKbNXv+MX8UXofrSqVMRpxhYPyY8rgthkNTCUAGrvo/XCPZTKdeuJkfEr26",
+	"bwx0u16Oiu5oCOMKjfePsWQBhArF3mHX4GlNKBygb5bwKJnS1L3f+ujh7jLj8WthW2Do959I4OrgfwhB",
+	"+ByyrK9ESDYMELqenHxg4mpMRwtw33B2ZbrLY0myHjfdLOBF6wE28aCbgTEhS5M4cPjuxHgAhhmTY0zb",
+	"ltj30HsT1mqqmfV4phcM9mz9iGoQPpGIA+BCPqIyFvpORiBwYylpJfJo3KBPwkQaEZd5cdzRXY2FbWwh",
+	"vWq1cQmoB8TA0ANhkzfHg/2dsoovZF5frw7a47YROfN9jhizEotZYrJ/yw2O15njDWauH58HH34hw/c6",
+	"wLiZsVvvBtT9MrHbBuHsRgY0N2KTAeEVFMknMbNz4AWHWrRabweH+PyZ2bdvfXD7D6rA4KHZ1pqn7Rs/",
+	"vWMrgHoPB+cIdZG46KqCSGjV5LotmTLC3puSmXx4dFFcigsWb5E3YiDiWY8X6wbKP5Es1UzAWGWg/43p",
+	"tiLzKcv6kFNfz3a+Gp48NH8ovVPMAv3vVjiV15LodEaof6hklFEOJWFJxiYgV/lPReacaKXPDggHVCIx",
+	"mwgr4Gi86fF5xDEOL/24DT+34WcIJy5kuDqMLepjf0jUuMePDs9evH172j99++q4f/b3N0ffgZqOhTRE",
+	"CsnBE8rpCK2jVoiqLyzb6FZz6vT9mBft8HecI/H7uEdHmORNLVYYO8hNr5L+Tx8Y7DRpI+VcWE0A8fUy",
+	"0QrBEApJmHXgt81K7+E0OcfhH4LSa1dzJjJ1w36PdgizvC/TqdkAu2Bz3tF7J1jjpdEPunj115fK3lE1",
+	"rpPMarBnqW5aYBHSsDo82lqgvlm4rxRldGoY+2MxG+B6aw76y5/z6pfIYYXp8iRtr0+/HdR1DbOuKfKL",
+	"Id9ee0WygV0vTV5q+O7t2TlpaCbq5TWU62X5C7lpSddnkGioWKaH/1+/HLb/Qdu/ddrP/1/mriW3bR4I",
+	"X4UwfiAOfipJ1V2yyqZAumiLtCiycBAzIu0QoUiVD8tGYaCn6cF6koJDUqIspUiLBuja1vAhcmY0j++7",
+	"K27//282iar1FLcYSSW7Y/rbCAiWxV7GTKKqBfRJqHLdBRch/ucIsOMbZxE3C7n8WjP7oChGEIfAKJ5p",
+	"jLxnglNsg94Ru1+iefwVCdUyXVTEMIoRcTbkRyulHjlLIhDVqmkYvUBkId9+fP8ORKKGaHiq64XzThFs",
+	"yPEJupJoyeuaUQ6sGjWAuz4khDXvmZRnZZ+l1U4iTi8QlwsZiAGkovlzHedoS7iFXKtV6PUZirFawHWF",
+	"u1hAx0NAkwVIkwjp1rPPAAcBXsi0OqAshj1aESH8B0RCXinPymn2YZhLRpj6gmTycQS/7aBdcmnbom3b",
+	"YqV0XTgtmKwUDfXjvy3+DWRf9nhm2daeNoLwP5vmJ7a10+nh8iV25bKqWGMZfRJVzEmoTf7imPurhqG8",
+	"uXmR9cBhnVrN4aUIQdypU3+UeCz6I19ut+nYo8NTf4IuF/JQTvizVy+GUwbPd/QUguwYPR9eynTJJu50",
+	"uED/iD0eVn171XyQBG+7+9yzKtwrJ2lSyMkMe11e9SF8TVooH0t4Xc9wA5jeJNPotJidz7xfdbp5BR5q",
+	"HH1kTSK8F1/LQvkPPa3c+iF92WGknB4E3CFK7bRm0mbR6mgnvbafylxXqgFSN73hFUsBFq9lG6Kt9K95",
+	"vmytuvvx7XuwwUle76qMpULKPovIgFPIje2ZBqOU8E0zFgAgQ13q8iImOWJ1WQ5mQTpgkSxfOyVxGg0X",
+	"d+U4Kw23m3pLAARlkAjklGWyc/S28QifuXFEeLOq6gDpFGY9v2akslDWH4qSzHG2NYKvWLWrRD5OqKka",
+	"j3BV186Se9Hz85u+sy+VPB3I6YncJ3Z53Era0erk5DbzQAzUNAajnELoOFZ3tJpbVigpdniCKDDLxOec",
+	"JePpXDsJ64Hl47g/YNoTw5DfNiA5Yht/yI3VCYQoeYNbVjn7i+X22GwDkolAawKkJx2HSRSZodKPRX4A",
+	"zdCpxtiWZUDXhLcPb5o8ZixMMPfhthwonempk7Vfc8O0UZIM3vvlFSzFYKhHa5juCqbSZfWPFqGHcnLn",
+	"mTNwrsL5zLrSk14ZdxwHnbMaN6tAL2h+IVNZ0RPLcpRbJNTaLykG3HBQelyalF10hggzUGeU22cc6Q5W",
+	"LXu2g1Xb3+5/BgAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

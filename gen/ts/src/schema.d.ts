@@ -817,6 +817,98 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/integrations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List integrations
+         * @description A page of the organisation's integrations, by name unless `sort` says otherwise. Secrets are never
+         *     returned: `secrets_set` shows which are set, with the last four characters of long ones.
+         */
+        get: operations["listIntegrations"];
+        put?: never;
+        /**
+         * Create an integration
+         * @description Stores a provider's credentials for the whole organisation. `settings` and `secrets` are checked
+         *     against the provider (422 with a pointer per problem); every secret of the provider is required.
+         *     Secrets are encrypted at rest (AES-256-GCM) and never returned. Meta and Instagram apps get a
+         *     `verify_token`, an `endpoint_key` and their `webhook_url`. The name is unique per provider (409
+         *     `already-exists` with `existing_id`). Audited as `integration.create`, with field names only for
+         *     secrets.
+         */
+        post: operations["createIntegration"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/integrations/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The integration id. */
+                id: components["parameters"]["IntegrationID"];
+            };
+            cookie?: never;
+        };
+        /**
+         * Get an integration
+         * @description The integration with its settings; secrets show only as `secrets_set`.
+         */
+        get: operations["getIntegration"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete an integration
+         * @description Deletes the integration and its encrypted secrets. Channels that use it block the delete with 409
+         *     `in-use` (disconnected ones are detached). Audited as `integration.delete`.
+         */
+        delete: operations["deleteIntegration"];
+        options?: never;
+        head?: never;
+        /**
+         * Update an integration
+         * @description A partial update; `{}` changes nothing. Secrets can be replaced but never read; a new app secret
+         *     takes effect for signature checks at once. `settings` is replaced whole. New credentials or settings
+         *     reset `status` to `unverified`. Audited as `integration.update` with the changed field names
+         *     (`secrets.<name>` for secrets, never their values).
+         */
+        patch: operations["updateIntegration"];
+        trace?: never;
+    };
+    "/integrations/{id}/verify": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The integration id. */
+                id: components["parameters"]["IntegrationID"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Verify an integration's credentials
+         * @description Makes a live check against the provider (AI providers: list the models; Meta and Instagram apps: get
+         *     an app access token) and records the outcome in `status` and `last_verified_at`. A refusal by the
+         *     provider is `ok: false` with a `detail`; a provider that cannot be reached, times out, rate-limits or
+         *     fails answers 503 `dependency-unavailable` and changes nothing. If the credentials are replaced while
+         *     the check runs, its outcome is not recorded (409 `invalid-state`). Audited as `integration.verify`.
+         */
+        post: operations["verifyIntegration"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/executions": {
         parameters: {
             query?: never;
@@ -2270,6 +2362,238 @@ export interface components {
         };
         /**
          * @example {
+         *       "id": 3,
+         *       "provider": "meta",
+         *       "name": "Main Meta app",
+         *       "is_active": true,
+         *       "status": "ok",
+         *       "last_verified_at": "2026-03-01T09:31:00.000Z",
+         *       "secrets_set": {
+         *         "client_secret": {
+         *           "set": true,
+         *           "last4": "e1f0",
+         *           "updated_at": "2026-03-01T09:30:00.000Z"
+         *         }
+         *       },
+         *       "created_by": 7,
+         *       "created_at": "2026-03-01T09:30:00.000Z",
+         *       "updated_at": "2026-03-01T09:31:00.000Z",
+         *       "settings": {
+         *         "client_id": "1234567890",
+         *         "scopes": [
+         *           "pages_messaging"
+         *         ]
+         *       },
+         *       "verify_token": "Q2h7kLm9Xa0bC3dE5fG7hJ9kL1mN3pR5",
+         *       "endpoint_key": "6Yx0n2Wc-7Rk9pQ1sT3vU5wX7yZ9aB1c",
+         *       "webhook_url": "https://api.example.com/api/v1/webhooks/meta/6Yx0n2Wc-7Rk9pQ1sT3vU5wX7yZ9aB1c"
+         *     }
+         */
+        Integration: {
+            /** Format: int64 */
+            id: number;
+            provider: components["schemas"]["IntegrationProvider"];
+            name: string;
+            is_active: boolean;
+            status: components["schemas"]["IntegrationStatus"];
+            /** Format: date-time */
+            last_verified_at: string | null;
+            secrets_set: components["schemas"]["IntegrationSecretsSet"];
+            /**
+             * Format: int64
+             * @description The user who created it; null once that user is deleted.
+             */
+            created_by: number | null;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+            /** @description The provider's non-secret fields as stored (see IntegrationSettings); AI providers always show `is_default`. */
+            settings: {
+                [key: string]: unknown;
+            };
+            /** @description `meta` and `instagram`: the 32 characters to paste into the Meta dashboard as the webhook verify token. */
+            verify_token: string | null;
+            /** @description `meta` and `instagram`: the key of the inbound webhook URL. */
+            endpoint_key: string | null;
+            /** @description `meta` and `instagram`: the callback URL to register with Meta. */
+            webhook_url: string | null;
+        };
+        /**
+         * @description `secrets` must hold every secret of the provider; `is_active` is true when left out.
+         * @example {
+         *       "provider": "meta",
+         *       "name": "Main Meta app",
+         *       "settings": {
+         *         "client_id": "1234567890",
+         *         "scopes": [
+         *           "pages_messaging"
+         *         ]
+         *       },
+         *       "secrets": {
+         *         "client_secret": "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
+         *       }
+         *     }
+         */
+        IntegrationCreate: {
+            provider: components["schemas"]["IntegrationProvider"];
+            /** @description Unique per provider. */
+            name: string;
+            is_active?: boolean;
+            settings?: components["schemas"]["IntegrationSettings"];
+            secrets?: components["schemas"]["IntegrationSecretsWrite"];
+        };
+        /**
+         * @example {
+         *       "items": [
+         *         {
+         *           "id": 4,
+         *           "provider": "gemini",
+         *           "name": "Gemini (production)",
+         *           "is_active": true,
+         *           "status": "unverified",
+         *           "last_verified_at": null,
+         *           "secrets_set": {
+         *             "api_key": {
+         *               "set": true,
+         *               "last4": "x9Qz",
+         *               "updated_at": "2026-03-01T09:30:00.000Z"
+         *             }
+         *           },
+         *           "created_by": 7,
+         *           "created_at": "2026-03-01T09:30:00.000Z",
+         *           "updated_at": "2026-03-01T09:30:00.000Z"
+         *         }
+         *       ],
+         *       "total": 1,
+         *       "page": 1,
+         *       "page_size": 25,
+         *       "total_pages": 1,
+         *       "has_next": false,
+         *       "has_prev": false
+         *     }
+         */
+        IntegrationPage: components["schemas"]["PageMeta"] & {
+            items: components["schemas"]["IntegrationSummary"][];
+        };
+        /**
+         * @description `meta` (a Meta app: Messenger, Instagram through a page, WhatsApp; OAuth and `X-Hub-Signature-256`
+         *     checks), `instagram` (an Instagram Login app), the AI providers `openai`, `gemini` and `anthropic`, and
+         *     `openai_compatible` (any server speaking OpenAI's API, with its custom models).
+         * @enum {string}
+         */
+        IntegrationProvider: "meta" | "instagram" | "openai" | "gemini" | "anthropic" | "openai_compatible";
+        IntegrationSecretState: {
+            set: boolean;
+            /** @description The last four characters, for secrets of at least 16 characters; null otherwise. */
+            last4: string | null;
+            /** Format: date-time */
+            updated_at: string | null;
+        };
+        /** @description One entry per secret of the provider, set or not. Secret values are never returned. */
+        IntegrationSecretsSet: {
+            [key: string]: components["schemas"]["IntegrationSecretState"];
+        };
+        /**
+         * @description Merged per name: a value replaces that secret, an absent name keeps it. Secrets are required, so
+         *     `null` (removal) is refused with 422.
+         * @example {
+         *       "api_key": "sk-proj-new-key"
+         *     }
+         */
+        IntegrationSecretsUpdate: {
+            [key: string]: string | null;
+        };
+        /**
+         * @description Write-only secrets by name: `client_secret` for `meta` and `instagram`, `api_key` for the AI
+         *     providers. They are encrypted at rest and never returned; a read shows `secrets_set`.
+         * @example {
+         *       "client_secret": "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
+         *     }
+         */
+        IntegrationSecretsWrite: {
+            [key: string]: string;
+        };
+        /**
+         * @description The provider's non-secret fields, checked against the provider (422 with a pointer per problem; an
+         *     unknown member is refused). `meta`: `client_id` (the app id, digits; required), `graph_api_version?`
+         *     (such as `v21.0`; overrides `META_GRAPH_API_VERSION`), `scopes?` (permission names). `instagram`:
+         *     `client_id` (required), `scopes?`. `openai`, `gemini`, `anthropic`: `is_default?` (boolean; the
+         *     integration whose key AI calls use; making one the default unsets the provider's other default; on
+         *     create it defaults to true when the provider has no active default yet). `openai_compatible`:
+         *     `base_url` (http or https, required), `models?` (`[{id, display_name?, context_window?}]`).
+         * @example {
+         *       "client_id": "1234567890",
+         *       "graph_api_version": "v21.0",
+         *       "scopes": [
+         *         "pages_messaging",
+         *         "pages_show_list"
+         *       ]
+         *     }
+         */
+        IntegrationSettings: {
+            [key: string]: unknown;
+        };
+        /**
+         * @description The outcome of the last live check; `unverified` until one ran and again after the credentials change.
+         * @enum {string}
+         */
+        IntegrationStatus: "unverified" | "ok" | "error";
+        IntegrationSummary: {
+            /** Format: int64 */
+            id: number;
+            provider: components["schemas"]["IntegrationProvider"];
+            name: string;
+            is_active: boolean;
+            status: components["schemas"]["IntegrationStatus"];
+            /** Format: date-time */
+            last_verified_at: string | null;
+            secrets_set: components["schemas"]["IntegrationSecretsSet"];
+            /**
+             * Format: int64
+             * @description The user who created it; null once that user is deleted.
+             */
+            created_by: number | null;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+        };
+        /**
+         * @description A partial update; `{}` changes nothing. `settings` is replaced whole (so for an AI provider,
+         *     settings without `is_default` make it not the default); `secrets` merge per name. The provider cannot
+         *     change. New credentials or settings reset `status` to `unverified`.
+         * @example {
+         *       "secrets": {
+         *         "api_key": "sk-proj-new-key"
+         *       }
+         *     }
+         */
+        IntegrationUpdate: {
+            name?: string;
+            is_active?: boolean;
+            settings?: components["schemas"]["IntegrationSettings"];
+            secrets?: components["schemas"]["IntegrationSecretsUpdate"];
+        };
+        /**
+         * @example {
+         *       "ok": true,
+         *       "detail": "The API key works: 42 model(s) are available.",
+         *       "status": "ok",
+         *       "last_verified_at": "2026-03-01T09:31:00.000Z"
+         *     }
+         */
+        IntegrationVerifyResult: {
+            /** @description Whether the provider accepted the credentials. */
+            ok: boolean;
+            /** @description What the check found, in our words (a provider's message is quoted with any secret removed). */
+            detail: string;
+            status: components["schemas"]["IntegrationStatus"];
+            /** Format: date-time */
+            last_verified_at: string;
+        };
+        /**
+         * @example {
          *       "url": "https://sso.example.com/login/oauth/authorize?client_id=abc&response_type=code&redirect_uri=https%3A%2F%2Fapp.example.com%2Fauth%2Fcallback&scope=openid+profile+email&state=Zm9v&code_challenge=YmFy&code_challenge_method=S256",
          *       "redirect_uri": "https://app.example.com/auth/callback",
          *       "state": "Zm9v",
@@ -3348,6 +3672,17 @@ export interface components {
                 "application/json": components["schemas"]["Settings"];
             };
         };
+        /** @description The integration; secrets show only as `secrets_set`. */
+        Integration: {
+            headers: {
+                "X-Request-ID": components["headers"]["XRequestID"];
+                "Cache-Control": components["headers"]["CacheControl"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Integration"];
+            };
+        };
         /** @description The flow, with its new ETag. */
         FlowWithETag: {
             headers: {
@@ -3414,6 +3749,8 @@ export interface components {
         TeamID: number;
         /** @description The flow id. */
         FlowID: number;
+        /** @description The integration id. */
+        IntegrationID: number;
         /** @description The execution id. */
         ExecutionID: number;
         /** @description The audit entry id. */
@@ -3514,6 +3851,19 @@ export type SchemaGraphNodeData = components['schemas']['GraphNodeData'];
 export type SchemaGraphNodeRetry = components['schemas']['GraphNodeRetry'];
 export type SchemaGraphPosition = components['schemas']['GraphPosition'];
 export type SchemaGraphViewport = components['schemas']['GraphViewport'];
+export type SchemaIntegration = components['schemas']['Integration'];
+export type SchemaIntegrationCreate = components['schemas']['IntegrationCreate'];
+export type SchemaIntegrationPage = components['schemas']['IntegrationPage'];
+export type SchemaIntegrationProvider = components['schemas']['IntegrationProvider'];
+export type SchemaIntegrationSecretState = components['schemas']['IntegrationSecretState'];
+export type SchemaIntegrationSecretsSet = components['schemas']['IntegrationSecretsSet'];
+export type SchemaIntegrationSecretsUpdate = components['schemas']['IntegrationSecretsUpdate'];
+export type SchemaIntegrationSecretsWrite = components['schemas']['IntegrationSecretsWrite'];
+export type SchemaIntegrationSettings = components['schemas']['IntegrationSettings'];
+export type SchemaIntegrationStatus = components['schemas']['IntegrationStatus'];
+export type SchemaIntegrationSummary = components['schemas']['IntegrationSummary'];
+export type SchemaIntegrationUpdate = components['schemas']['IntegrationUpdate'];
+export type SchemaIntegrationVerifyResult = components['schemas']['IntegrationVerifyResult'];
 export type SchemaLoginUrl = components['schemas']['LoginURL'];
 export type SchemaMe = components['schemas']['Me'];
 export type SchemaMeAuth = components['schemas']['MeAuth'];
@@ -3572,6 +3922,7 @@ export type ResponseUser = components['responses']['User'];
 export type ResponseTeam = components['responses']['Team'];
 export type ResponseApiTokenPage = components['responses']['ApiTokenPage'];
 export type ResponseSettings = components['responses']['Settings'];
+export type ResponseIntegration = components['responses']['Integration'];
 export type ResponseFlowWithETag = components['responses']['FlowWithETag'];
 export type ResponseProblem = components['responses']['Problem'];
 export type ParameterPage = components['parameters']['Page'];
@@ -3584,6 +3935,7 @@ export type ParameterApiTokenId = components['parameters']['ApiTokenID'];
 export type ParameterApiTokenSort = components['parameters']['ApiTokenSort'];
 export type ParameterTeamId = components['parameters']['TeamID'];
 export type ParameterFlowId = components['parameters']['FlowID'];
+export type ParameterIntegrationId = components['parameters']['IntegrationID'];
 export type ParameterExecutionId = components['parameters']['ExecutionID'];
 export type ParameterAuditLogId = components['parameters']['AuditLogID'];
 export type ParameterCursor = components['parameters']['Cursor'];
@@ -4709,6 +5061,159 @@ export interface operations {
             200: components["responses"]["FlowWithETag"];
             409: components["responses"]["Problem"];
             412: components["responses"]["Problem"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    listIntegrations: {
+        parameters: {
+            query?: {
+                /** @description The 1-based page number. */
+                page?: components["parameters"]["Page"];
+                /** @description Items per page. */
+                page_size?: components["parameters"]["PageSize"];
+                /** @description Only this provider's integrations (the reference looked integrations up by provider). */
+                provider?: components["schemas"]["IntegrationProvider"];
+                /** @description Only active (`true`) or inactive (`false`) integrations. */
+                is_active?: boolean;
+                /** @description Sort keys, `-` for descending. Default `name`. */
+                sort?: ("name" | "-name" | "created_at" | "-created_at")[];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of integrations. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["XRequestID"];
+                    "Cache-Control": components["headers"]["CacheControl"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IntegrationPage"];
+                };
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
+    createIntegration: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["IntegrationCreate"];
+            };
+        };
+        responses: {
+            /** @description The integration. */
+            201: {
+                headers: {
+                    "X-Request-ID": components["headers"]["XRequestID"];
+                    Location: components["headers"]["Location"];
+                    "Cache-Control": components["headers"]["CacheControl"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Integration"];
+                };
+            };
+            409: components["responses"]["Problem"];
+            422: components["responses"]["Problem"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    getIntegration: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The integration id. */
+                id: components["parameters"]["IntegrationID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["Integration"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    deleteIntegration: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The integration id. */
+                id: components["parameters"]["IntegrationID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted. */
+            204: {
+                headers: {
+                    "X-Request-ID": components["headers"]["XRequestID"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            409: components["responses"]["Problem"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    updateIntegration: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The integration id. */
+                id: components["parameters"]["IntegrationID"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["IntegrationUpdate"];
+            };
+        };
+        responses: {
+            200: components["responses"]["Integration"];
+            409: components["responses"]["Problem"];
+            422: components["responses"]["Problem"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    verifyIntegration: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The integration id. */
+                id: components["parameters"]["IntegrationID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The outcome of the check. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["XRequestID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IntegrationVerifyResult"];
+                };
+            };
+            409: components["responses"]["Problem"];
+            503: components["responses"]["Problem"];
             default: components["responses"]["Problem"];
         };
     };
