@@ -36,7 +36,11 @@ type Config struct {
 	ExecutionRetention     time.Duration // EXECUTION_RETENTION_DAYS
 	FetchPollInterval      time.Duration // 200 ms; 50 ms in tests
 	TickInterval           time.Duration // schedule.tick period (30 s)
-	DefaultTimezone        func(ctx context.Context) string
+	// DefaultTimezone is the organisation's timezone for schedules without one,
+	// read in the transaction that arms them.
+	DefaultTimezone func(ctx context.Context, tx *gorm.DB) string
+	// AuditRetention is AUDIT_RETENTION_DAYS; maintenance.purge applies it (0: never).
+	AuditRetention time.Duration
 	// Clock is the scheduler's and the executor's time source (tests inject one).
 	Clock  func() time.Time
 	Logger *slog.Logger
