@@ -121,7 +121,8 @@ func checkGuards(doc *openapi3.T) error {
 			switch {
 			case !ok:
 				problems = append(problems, fmt.Sprintf("%s %s (%s) has no guard", method, path, op.OperationID))
-			case g.Method != method || g.Path != path:
+			case g.Method != method || g.Path != path || g.Idempotent != (op.Extensions["x-idempotent"] == true) ||
+				g.RateLimit != stringExt(op, "x-rate-limit"):
 				problems = append(problems, fmt.Sprintf("%s: guard table is stale", op.OperationID))
 			case btoi(g.Permission != "")+btoi(g.Public)+btoi(g.Authenticated) != 1:
 				problems = append(problems, fmt.Sprintf("%s: needs exactly one guard", op.OperationID))
@@ -139,6 +140,12 @@ func checkGuards(doc *openapi3.T) error {
 		return fmt.Errorf("operation guards: %s", strings.Join(problems, "; "))
 	}
 	return nil
+}
+
+// stringExt is a string extension of op, or "".
+func stringExt(op *openapi3.Operation, key string) string {
+	s, _ := op.Extensions[key].(string)
+	return s
 }
 
 func btoi(b bool) int {

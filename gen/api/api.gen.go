@@ -1056,6 +1056,9 @@ type FlowID = int64
 // FlowVersionNumber defines model for FlowVersionNumber.
 type FlowVersionNumber = int32
 
+// IdempotencyKey defines model for IdempotencyKey.
+type IdempotencyKey = string
+
 // IfMatch defines model for IfMatch.
 type IfMatch = string
 
@@ -1098,6 +1101,12 @@ type ListApiTokensParams struct {
 // ListApiTokensParamsSort defines parameters for ListApiTokens.
 type ListApiTokensParamsSort string
 
+// CreateApiTokenParams defines parameters for CreateApiToken.
+type CreateApiTokenParams struct {
+	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // GetLoginUrlParams defines parameters for GetLoginUrl.
 type GetLoginUrlParams struct {
 	// RedirectUri Where Casdoor sends the browser back; one of the configured redirect URIs.
@@ -1132,6 +1141,12 @@ type ListFlowsParams struct {
 // ListFlowsParamsSort defines parameters for ListFlows.
 type ListFlowsParamsSort string
 
+// CreateFlowParams defines parameters for CreateFlow.
+type CreateFlowParams struct {
+	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // UpdateFlowParams defines parameters for UpdateFlow.
 type UpdateFlowParams struct {
 	// IfMatch The `ETag` last read; a mismatch answers 412 and changes nothing.
@@ -1144,6 +1159,12 @@ type PutFlowParams struct {
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
+// DuplicateFlowParams defines parameters for DuplicateFlow.
+type DuplicateFlowParams struct {
+	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // ListFlowVersionsParams defines parameters for ListFlowVersions.
 type ListFlowVersionsParams struct {
 	// Page The 1-based page number.
@@ -1151,6 +1172,12 @@ type ListFlowVersionsParams struct {
 
 	// PageSize Items per page.
 	PageSize *PageSize `form:"page_size,omitempty" json:"page_size,omitempty"`
+}
+
+// CreateFlowVersionParams defines parameters for CreateFlowVersion.
+type CreateFlowVersionParams struct {
+	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
 // RestoreFlowVersionParams defines parameters for RestoreFlowVersion.
@@ -1176,6 +1203,12 @@ type ListTeamsParams struct {
 
 // ListTeamsParamsSort defines parameters for ListTeams.
 type ListTeamsParamsSort string
+
+// CreateTeamParams defines parameters for CreateTeam.
+type CreateTeamParams struct {
+	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
 
 // ListUsersParams defines parameters for ListUsers.
 type ListUsersParams struct {
@@ -2089,7 +2122,7 @@ type ClientInterface interface {
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /api-tokens (the `CreateApiToken` operationId).
-	CreateApiTokenWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateApiTokenWithBody(ctx context.Context, params *CreateApiTokenParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateApiToken Create an API token
 	//
@@ -2099,7 +2132,7 @@ type ClientInterface interface {
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /api-tokens (the `CreateApiToken` operationId).
-	CreateApiToken(ctx context.Context, body CreateApiTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateApiToken(ctx context.Context, params *CreateApiTokenParams, body CreateApiTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// DeleteApiToken Revoke one of my API tokens
 	//
@@ -2202,7 +2235,7 @@ type ClientInterface interface {
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /flows (the `CreateFlow` operationId).
-	CreateFlowWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateFlowWithBody(ctx context.Context, params *CreateFlowParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateFlow Create a flow
 	//
@@ -2212,7 +2245,7 @@ type ClientInterface interface {
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /flows (the `CreateFlow` operationId).
-	CreateFlow(ctx context.Context, body CreateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateFlow(ctx context.Context, params *CreateFlowParams, body CreateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// DeleteFlow Delete a flow
 	//
@@ -2278,7 +2311,7 @@ type ClientInterface interface {
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /flows/{id}/duplicate (the `DuplicateFlow` operationId).
-	DuplicateFlowWithBody(ctx context.Context, id FlowID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	DuplicateFlowWithBody(ctx context.Context, id FlowID, params *DuplicateFlowParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// DuplicateFlow Duplicate a flow
 	//
@@ -2288,7 +2321,7 @@ type ClientInterface interface {
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /flows/{id}/duplicate (the `DuplicateFlow` operationId).
-	DuplicateFlow(ctx context.Context, id FlowID, body DuplicateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	DuplicateFlow(ctx context.Context, id FlowID, params *DuplicateFlowParams, body DuplicateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// PublishFlowWithBody Publish a flow
 	//
@@ -2349,7 +2382,7 @@ type ClientInterface interface {
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /flows/{id}/versions (the `CreateFlowVersion` operationId).
-	CreateFlowVersionWithBody(ctx context.Context, id FlowID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateFlowVersionWithBody(ctx context.Context, id FlowID, params *CreateFlowVersionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateFlowVersion Snapshot a flow
 	//
@@ -2358,7 +2391,7 @@ type ClientInterface interface {
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /flows/{id}/versions (the `CreateFlowVersion` operationId).
-	CreateFlowVersion(ctx context.Context, id FlowID, body CreateFlowVersionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateFlowVersion(ctx context.Context, id FlowID, params *CreateFlowVersionParams, body CreateFlowVersionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetFlowVersion Get a flow version
 	//
@@ -2444,7 +2477,7 @@ type ClientInterface interface {
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /teams (the `CreateTeam` operationId).
-	CreateTeamWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateTeamWithBody(ctx context.Context, params *CreateTeamParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateTeam Create a team
 	//
@@ -2453,7 +2486,7 @@ type ClientInterface interface {
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /teams (the `CreateTeam` operationId).
-	CreateTeam(ctx context.Context, body CreateTeamJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateTeam(ctx context.Context, params *CreateTeamParams, body CreateTeamJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// DeleteTeam Delete a team
 	//
@@ -2612,8 +2645,8 @@ func (c *Client) ListApiTokens(ctx context.Context, params *ListApiTokensParams,
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /api-tokens (the `CreateApiToken` operationId).
-func (c *Client) CreateApiTokenWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateApiTokenRequestWithBody(c.Server, contentType, body)
+func (c *Client) CreateApiTokenWithBody(ctx context.Context, params *CreateApiTokenParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateApiTokenRequestWithBody(c.Server, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -2632,8 +2665,8 @@ func (c *Client) CreateApiTokenWithBody(ctx context.Context, contentType string,
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /api-tokens (the `CreateApiToken` operationId).
-func (c *Client) CreateApiToken(ctx context.Context, body CreateApiTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateApiTokenRequest(c.Server, body)
+func (c *Client) CreateApiToken(ctx context.Context, params *CreateApiTokenParams, body CreateApiTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateApiTokenRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -2845,8 +2878,8 @@ func (c *Client) ListFlows(ctx context.Context, params *ListFlowsParams, reqEdit
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /flows (the `CreateFlow` operationId).
-func (c *Client) CreateFlowWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateFlowRequestWithBody(c.Server, contentType, body)
+func (c *Client) CreateFlowWithBody(ctx context.Context, params *CreateFlowParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateFlowRequestWithBody(c.Server, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -2865,8 +2898,8 @@ func (c *Client) CreateFlowWithBody(ctx context.Context, contentType string, bod
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /flows (the `CreateFlow` operationId).
-func (c *Client) CreateFlow(ctx context.Context, body CreateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateFlowRequest(c.Server, body)
+func (c *Client) CreateFlow(ctx context.Context, params *CreateFlowParams, body CreateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateFlowRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -3001,8 +3034,8 @@ func (c *Client) PutFlow(ctx context.Context, id FlowID, params *PutFlowParams, 
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /flows/{id}/duplicate (the `DuplicateFlow` operationId).
-func (c *Client) DuplicateFlowWithBody(ctx context.Context, id FlowID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewDuplicateFlowRequestWithBody(c.Server, id, contentType, body)
+func (c *Client) DuplicateFlowWithBody(ctx context.Context, id FlowID, params *DuplicateFlowParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDuplicateFlowRequestWithBody(c.Server, id, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -3021,8 +3054,8 @@ func (c *Client) DuplicateFlowWithBody(ctx context.Context, id FlowID, contentTy
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /flows/{id}/duplicate (the `DuplicateFlow` operationId).
-func (c *Client) DuplicateFlow(ctx context.Context, id FlowID, body DuplicateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewDuplicateFlowRequest(c.Server, id, body)
+func (c *Client) DuplicateFlow(ctx context.Context, id FlowID, params *DuplicateFlowParams, body DuplicateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDuplicateFlowRequest(c.Server, id, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -3152,8 +3185,8 @@ func (c *Client) ListFlowVersions(ctx context.Context, id FlowID, params *ListFl
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /flows/{id}/versions (the `CreateFlowVersion` operationId).
-func (c *Client) CreateFlowVersionWithBody(ctx context.Context, id FlowID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateFlowVersionRequestWithBody(c.Server, id, contentType, body)
+func (c *Client) CreateFlowVersionWithBody(ctx context.Context, id FlowID, params *CreateFlowVersionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateFlowVersionRequestWithBody(c.Server, id, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -3171,8 +3204,8 @@ func (c *Client) CreateFlowVersionWithBody(ctx context.Context, id FlowID, conte
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /flows/{id}/versions (the `CreateFlowVersion` operationId).
-func (c *Client) CreateFlowVersion(ctx context.Context, id FlowID, body CreateFlowVersionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateFlowVersionRequest(c.Server, id, body)
+func (c *Client) CreateFlowVersion(ctx context.Context, id FlowID, params *CreateFlowVersionParams, body CreateFlowVersionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateFlowVersionRequest(c.Server, id, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -3367,8 +3400,8 @@ func (c *Client) ListTeams(ctx context.Context, params *ListTeamsParams, reqEdit
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /teams (the `CreateTeam` operationId).
-func (c *Client) CreateTeamWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateTeamRequestWithBody(c.Server, contentType, body)
+func (c *Client) CreateTeamWithBody(ctx context.Context, params *CreateTeamParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateTeamRequestWithBody(c.Server, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -3386,8 +3419,8 @@ func (c *Client) CreateTeamWithBody(ctx context.Context, contentType string, bod
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /teams (the `CreateTeam` operationId).
-func (c *Client) CreateTeam(ctx context.Context, body CreateTeamJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateTeamRequest(c.Server, body)
+func (c *Client) CreateTeam(ctx context.Context, params *CreateTeamParams, body CreateTeamJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateTeamRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -3768,18 +3801,18 @@ func NewListApiTokensRequest(server string, params *ListApiTokensParams) (*http.
 }
 
 // NewCreateApiTokenRequest calls the generic CreateApiToken builder with application/json body
-func NewCreateApiTokenRequest(server string, body CreateApiTokenJSONRequestBody) (*http.Request, error) {
+func NewCreateApiTokenRequest(server string, params *CreateApiTokenParams, body CreateApiTokenJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewCreateApiTokenRequestWithBody(server, "application/json", bodyReader)
+	return NewCreateApiTokenRequestWithBody(server, params, "application/json", bodyReader)
 }
 
 // NewCreateApiTokenRequestWithBody constructs an http.Request for the CreateApiToken method, with any body, and a specified content type
-func NewCreateApiTokenRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+func NewCreateApiTokenRequestWithBody(server string, params *CreateApiTokenParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -3803,6 +3836,21 @@ func NewCreateApiTokenRequestWithBody(server string, contentType string, body io
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -4202,18 +4250,18 @@ func NewListFlowsRequest(server string, params *ListFlowsParams) (*http.Request,
 }
 
 // NewCreateFlowRequest calls the generic CreateFlow builder with application/json body
-func NewCreateFlowRequest(server string, body CreateFlowJSONRequestBody) (*http.Request, error) {
+func NewCreateFlowRequest(server string, params *CreateFlowParams, body CreateFlowJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewCreateFlowRequestWithBody(server, "application/json", bodyReader)
+	return NewCreateFlowRequestWithBody(server, params, "application/json", bodyReader)
 }
 
 // NewCreateFlowRequestWithBody constructs an http.Request for the CreateFlow method, with any body, and a specified content type
-func NewCreateFlowRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+func NewCreateFlowRequestWithBody(server string, params *CreateFlowParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -4237,6 +4285,21 @@ func NewCreateFlowRequestWithBody(server string, contentType string, body io.Rea
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -4434,18 +4497,18 @@ func NewPutFlowRequestWithBody(server string, id FlowID, params *PutFlowParams, 
 }
 
 // NewDuplicateFlowRequest calls the generic DuplicateFlow builder with application/json body
-func NewDuplicateFlowRequest(server string, id FlowID, body DuplicateFlowJSONRequestBody) (*http.Request, error) {
+func NewDuplicateFlowRequest(server string, id FlowID, params *DuplicateFlowParams, body DuplicateFlowJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewDuplicateFlowRequestWithBody(server, id, "application/json", bodyReader)
+	return NewDuplicateFlowRequestWithBody(server, id, params, "application/json", bodyReader)
 }
 
 // NewDuplicateFlowRequestWithBody constructs an http.Request for the DuplicateFlow method, with any body, and a specified content type
-func NewDuplicateFlowRequestWithBody(server string, id FlowID, contentType string, body io.Reader) (*http.Request, error) {
+func NewDuplicateFlowRequestWithBody(server string, id FlowID, params *DuplicateFlowParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -4476,6 +4539,21 @@ func NewDuplicateFlowRequestWithBody(server string, id FlowID, contentType strin
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -4682,18 +4760,18 @@ func NewListFlowVersionsRequest(server string, id FlowID, params *ListFlowVersio
 }
 
 // NewCreateFlowVersionRequest calls the generic CreateFlowVersion builder with application/json body
-func NewCreateFlowVersionRequest(server string, id FlowID, body CreateFlowVersionJSONRequestBody) (*http.Request, error) {
+func NewCreateFlowVersionRequest(server string, id FlowID, params *CreateFlowVersionParams, body CreateFlowVersionJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewCreateFlowVersionRequestWithBody(server, id, "application/json", bodyReader)
+	return NewCreateFlowVersionRequestWithBody(server, id, params, "application/json", bodyReader)
 }
 
 // NewCreateFlowVersionRequestWithBody constructs an http.Request for the CreateFlowVersion method, with any body, and a specified content type
-func NewCreateFlowVersionRequestWithBody(server string, id FlowID, contentType string, body io.Reader) (*http.Request, error) {
+func NewCreateFlowVersionRequestWithBody(server string, id FlowID, params *CreateFlowVersionParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -4724,6 +4802,21 @@ func NewCreateFlowVersionRequestWithBody(server string, id FlowID, contentType s
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -5098,18 +5191,18 @@ func NewListTeamsRequest(server string, params *ListTeamsParams) (*http.Request,
 }
 
 // NewCreateTeamRequest calls the generic CreateTeam builder with application/json body
-func NewCreateTeamRequest(server string, body CreateTeamJSONRequestBody) (*http.Request, error) {
+func NewCreateTeamRequest(server string, params *CreateTeamParams, body CreateTeamJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewCreateTeamRequestWithBody(server, "application/json", bodyReader)
+	return NewCreateTeamRequestWithBody(server, params, "application/json", bodyReader)
 }
 
 // NewCreateTeamRequestWithBody constructs an http.Request for the CreateTeam method, with any body, and a specified content type
-func NewCreateTeamRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+func NewCreateTeamRequestWithBody(server string, params *CreateTeamParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -5133,6 +5226,21 @@ func NewCreateTeamRequestWithBody(server string, contentType string, body io.Rea
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -5900,7 +6008,7 @@ type ClientWithResponsesInterface interface {
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /api-tokens (the `CreateApiToken` operationId).
-	CreateApiTokenWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateApiTokenResponse, error)
+	CreateApiTokenWithBodyWithResponse(ctx context.Context, params *CreateApiTokenParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateApiTokenResponse, error)
 
 	// CreateApiTokenWithResponse Create an API token
 	//
@@ -5910,7 +6018,7 @@ type ClientWithResponsesInterface interface {
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /api-tokens (the `CreateApiToken` operationId).
-	CreateApiTokenWithResponse(ctx context.Context, body CreateApiTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateApiTokenResponse, error)
+	CreateApiTokenWithResponse(ctx context.Context, params *CreateApiTokenParams, body CreateApiTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateApiTokenResponse, error)
 
 	// DeleteApiTokenWithResponse Revoke one of my API tokens
 	//
@@ -6025,7 +6133,7 @@ type ClientWithResponsesInterface interface {
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /flows (the `CreateFlow` operationId).
-	CreateFlowWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateFlowResponse, error)
+	CreateFlowWithBodyWithResponse(ctx context.Context, params *CreateFlowParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateFlowResponse, error)
 
 	// CreateFlowWithResponse Create a flow
 	//
@@ -6035,7 +6143,7 @@ type ClientWithResponsesInterface interface {
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /flows (the `CreateFlow` operationId).
-	CreateFlowWithResponse(ctx context.Context, body CreateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateFlowResponse, error)
+	CreateFlowWithResponse(ctx context.Context, params *CreateFlowParams, body CreateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateFlowResponse, error)
 
 	// DeleteFlowWithResponse Delete a flow
 	//
@@ -6105,7 +6213,7 @@ type ClientWithResponsesInterface interface {
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /flows/{id}/duplicate (the `DuplicateFlow` operationId).
-	DuplicateFlowWithBodyWithResponse(ctx context.Context, id FlowID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*DuplicateFlowResponse, error)
+	DuplicateFlowWithBodyWithResponse(ctx context.Context, id FlowID, params *DuplicateFlowParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*DuplicateFlowResponse, error)
 
 	// DuplicateFlowWithResponse Duplicate a flow
 	//
@@ -6115,7 +6223,7 @@ type ClientWithResponsesInterface interface {
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /flows/{id}/duplicate (the `DuplicateFlow` operationId).
-	DuplicateFlowWithResponse(ctx context.Context, id FlowID, body DuplicateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*DuplicateFlowResponse, error)
+	DuplicateFlowWithResponse(ctx context.Context, id FlowID, params *DuplicateFlowParams, body DuplicateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*DuplicateFlowResponse, error)
 
 	// PublishFlowWithBodyWithResponse Publish a flow
 	//
@@ -6180,7 +6288,7 @@ type ClientWithResponsesInterface interface {
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /flows/{id}/versions (the `CreateFlowVersion` operationId).
-	CreateFlowVersionWithBodyWithResponse(ctx context.Context, id FlowID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateFlowVersionResponse, error)
+	CreateFlowVersionWithBodyWithResponse(ctx context.Context, id FlowID, params *CreateFlowVersionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateFlowVersionResponse, error)
 
 	// CreateFlowVersionWithResponse Snapshot a flow
 	//
@@ -6189,7 +6297,7 @@ type ClientWithResponsesInterface interface {
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /flows/{id}/versions (the `CreateFlowVersion` operationId).
-	CreateFlowVersionWithResponse(ctx context.Context, id FlowID, body CreateFlowVersionJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateFlowVersionResponse, error)
+	CreateFlowVersionWithResponse(ctx context.Context, id FlowID, params *CreateFlowVersionParams, body CreateFlowVersionJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateFlowVersionResponse, error)
 
 	// GetFlowVersionWithResponse Get a flow version
 	//
@@ -6291,7 +6399,7 @@ type ClientWithResponsesInterface interface {
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /teams (the `CreateTeam` operationId).
-	CreateTeamWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTeamResponse, error)
+	CreateTeamWithBodyWithResponse(ctx context.Context, params *CreateTeamParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTeamResponse, error)
 
 	// CreateTeamWithResponse Create a team
 	//
@@ -6300,7 +6408,7 @@ type ClientWithResponsesInterface interface {
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /teams (the `CreateTeam` operationId).
-	CreateTeamWithResponse(ctx context.Context, body CreateTeamJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTeamResponse, error)
+	CreateTeamWithResponse(ctx context.Context, params *CreateTeamParams, body CreateTeamJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTeamResponse, error)
 
 	// DeleteTeamWithResponse Delete a team
 	//
@@ -6462,6 +6570,7 @@ type ListApiTokensResponse200Headers struct {
 // ListApiTokensResponseDefaultHeaders the declared response headers of an HTTP default response for ListApiTokens
 type ListApiTokensResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -6524,14 +6633,16 @@ func (r ListApiTokensResponse) ContentType() string {
 
 // CreateApiTokenResponse201Headers the declared response headers of an HTTP 201 response for CreateApiToken
 type CreateApiTokenResponse201Headers struct {
-	CacheControl *string
-	Location     string
-	XRequestID   *string
+	CacheControl       *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 // CreateApiTokenResponse409Headers the declared response headers of an HTTP 409 response for CreateApiToken
 type CreateApiTokenResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -6543,6 +6654,7 @@ type CreateApiTokenResponse409Headers struct {
 // CreateApiTokenResponse422Headers the declared response headers of an HTTP 422 response for CreateApiToken
 type CreateApiTokenResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -6554,6 +6666,7 @@ type CreateApiTokenResponse422Headers struct {
 // CreateApiTokenResponseDefaultHeaders the declared response headers of an HTTP default response for CreateApiToken
 type CreateApiTokenResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -6640,6 +6753,7 @@ type DeleteApiTokenResponse204Headers struct {
 // DeleteApiTokenResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteApiToken
 type DeleteApiTokenResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -6701,6 +6815,7 @@ type GetApiTokenResponse200Headers struct {
 // GetApiTokenResponseDefaultHeaders the declared response headers of an HTTP default response for GetApiToken
 type GetApiTokenResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -6770,6 +6885,7 @@ type ExchangeCodeResponse200Headers struct {
 // ExchangeCodeResponse401Headers the declared response headers of an HTTP 401 response for ExchangeCode
 type ExchangeCodeResponse401Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -6781,6 +6897,7 @@ type ExchangeCodeResponse401Headers struct {
 // ExchangeCodeResponse403Headers the declared response headers of an HTTP 403 response for ExchangeCode
 type ExchangeCodeResponse403Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -6792,6 +6909,7 @@ type ExchangeCodeResponse403Headers struct {
 // ExchangeCodeResponse409Headers the declared response headers of an HTTP 409 response for ExchangeCode
 type ExchangeCodeResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -6803,6 +6921,7 @@ type ExchangeCodeResponse409Headers struct {
 // ExchangeCodeResponse422Headers the declared response headers of an HTTP 422 response for ExchangeCode
 type ExchangeCodeResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -6814,6 +6933,7 @@ type ExchangeCodeResponse422Headers struct {
 // ExchangeCodeResponse503Headers the declared response headers of an HTTP 503 response for ExchangeCode
 type ExchangeCodeResponse503Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -6825,6 +6945,7 @@ type ExchangeCodeResponse503Headers struct {
 // ExchangeCodeResponseDefaultHeaders the declared response headers of an HTTP default response for ExchangeCode
 type ExchangeCodeResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -6939,6 +7060,7 @@ type GetLoginUrlResponse200Headers struct {
 // GetLoginUrlResponse422Headers the declared response headers of an HTTP 422 response for GetLoginUrl
 type GetLoginUrlResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -6950,6 +7072,7 @@ type GetLoginUrlResponse422Headers struct {
 // GetLoginUrlResponse503Headers the declared response headers of an HTTP 503 response for GetLoginUrl
 type GetLoginUrlResponse503Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -6961,6 +7084,7 @@ type GetLoginUrlResponse503Headers struct {
 // GetLoginUrlResponseDefaultHeaders the declared response headers of an HTTP default response for GetLoginUrl
 type GetLoginUrlResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -7047,6 +7171,7 @@ type LogoutResponse204Headers struct {
 // LogoutResponseDefaultHeaders the declared response headers of an HTTP default response for Logout
 type LogoutResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -7109,6 +7234,7 @@ type GetMeResponse200Headers struct {
 // GetMeResponseDefaultHeaders the declared response headers of an HTTP default response for GetMe
 type GetMeResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -7178,6 +7304,7 @@ type RefreshTokensResponse200Headers struct {
 // RefreshTokensResponse401Headers the declared response headers of an HTTP 401 response for RefreshTokens
 type RefreshTokensResponse401Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -7189,6 +7316,7 @@ type RefreshTokensResponse401Headers struct {
 // RefreshTokensResponse403Headers the declared response headers of an HTTP 403 response for RefreshTokens
 type RefreshTokensResponse403Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -7200,6 +7328,7 @@ type RefreshTokensResponse403Headers struct {
 // RefreshTokensResponseDefaultHeaders the declared response headers of an HTTP default response for RefreshTokens
 type RefreshTokensResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -7286,6 +7415,7 @@ type ListFlowsResponse200Headers struct {
 // ListFlowsResponseDefaultHeaders the declared response headers of an HTTP default response for ListFlows
 type ListFlowsResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -7348,14 +7478,16 @@ func (r ListFlowsResponse) ContentType() string {
 
 // CreateFlowResponse201Headers the declared response headers of an HTTP 201 response for CreateFlow
 type CreateFlowResponse201Headers struct {
-	ETag       *string
-	Location   string
-	XRequestID *string
+	ETag               *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 // CreateFlowResponse422Headers the declared response headers of an HTTP 422 response for CreateFlow
 type CreateFlowResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -7367,6 +7499,7 @@ type CreateFlowResponse422Headers struct {
 // CreateFlowResponseDefaultHeaders the declared response headers of an HTTP default response for CreateFlow
 type CreateFlowResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -7444,6 +7577,7 @@ type DeleteFlowResponse204Headers struct {
 // DeleteFlowResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteFlow
 type DeleteFlowResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -7506,6 +7640,7 @@ type GetFlowResponse200Headers struct {
 // GetFlowResponseDefaultHeaders the declared response headers of an HTTP default response for GetFlow
 type GetFlowResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -7575,6 +7710,7 @@ type UpdateFlowResponse200Headers struct {
 // UpdateFlowResponse409Headers the declared response headers of an HTTP 409 response for UpdateFlow
 type UpdateFlowResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -7586,6 +7722,7 @@ type UpdateFlowResponse409Headers struct {
 // UpdateFlowResponse412Headers the declared response headers of an HTTP 412 response for UpdateFlow
 type UpdateFlowResponse412Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -7597,6 +7734,7 @@ type UpdateFlowResponse412Headers struct {
 // UpdateFlowResponse422Headers the declared response headers of an HTTP 422 response for UpdateFlow
 type UpdateFlowResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -7608,6 +7746,7 @@ type UpdateFlowResponse422Headers struct {
 // UpdateFlowResponseDefaultHeaders the declared response headers of an HTTP default response for UpdateFlow
 type UpdateFlowResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -7704,6 +7843,7 @@ type PutFlowResponse200Headers struct {
 // PutFlowResponse409Headers the declared response headers of an HTTP 409 response for PutFlow
 type PutFlowResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -7715,6 +7855,7 @@ type PutFlowResponse409Headers struct {
 // PutFlowResponse412Headers the declared response headers of an HTTP 412 response for PutFlow
 type PutFlowResponse412Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -7726,6 +7867,7 @@ type PutFlowResponse412Headers struct {
 // PutFlowResponse422Headers the declared response headers of an HTTP 422 response for PutFlow
 type PutFlowResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -7737,6 +7879,7 @@ type PutFlowResponse422Headers struct {
 // PutFlowResponseDefaultHeaders the declared response headers of an HTTP default response for PutFlow
 type PutFlowResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -7826,14 +7969,16 @@ func (r PutFlowResponse) ContentType() string {
 
 // DuplicateFlowResponse201Headers the declared response headers of an HTTP 201 response for DuplicateFlow
 type DuplicateFlowResponse201Headers struct {
-	ETag       *string
-	Location   string
-	XRequestID *string
+	ETag               *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 // DuplicateFlowResponseDefaultHeaders the declared response headers of an HTTP default response for DuplicateFlow
 type DuplicateFlowResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -7903,6 +8048,7 @@ type PublishFlowResponse200Headers struct {
 // PublishFlowResponse409Headers the declared response headers of an HTTP 409 response for PublishFlow
 type PublishFlowResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -7914,6 +8060,7 @@ type PublishFlowResponse409Headers struct {
 // PublishFlowResponse422Headers the declared response headers of an HTTP 422 response for PublishFlow
 type PublishFlowResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -7925,6 +8072,7 @@ type PublishFlowResponse422Headers struct {
 // PublishFlowResponseDefaultHeaders the declared response headers of an HTTP default response for PublishFlow
 type PublishFlowResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -8012,6 +8160,7 @@ type UnpublishFlowResponse200Headers struct {
 // UnpublishFlowResponse409Headers the declared response headers of an HTTP 409 response for UnpublishFlow
 type UnpublishFlowResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -8023,6 +8172,7 @@ type UnpublishFlowResponse409Headers struct {
 // UnpublishFlowResponseDefaultHeaders the declared response headers of an HTTP default response for UnpublishFlow
 type UnpublishFlowResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -8100,6 +8250,7 @@ type ValidateFlowResponse200Headers struct {
 // ValidateFlowResponseDefaultHeaders the declared response headers of an HTTP default response for ValidateFlow
 type ValidateFlowResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -8168,6 +8319,7 @@ type ListFlowVersionsResponse200Headers struct {
 // ListFlowVersionsResponseDefaultHeaders the declared response headers of an HTTP default response for ListFlowVersions
 type ListFlowVersionsResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -8230,13 +8382,15 @@ func (r ListFlowVersionsResponse) ContentType() string {
 
 // CreateFlowVersionResponse201Headers the declared response headers of an HTTP 201 response for CreateFlowVersion
 type CreateFlowVersionResponse201Headers struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 // CreateFlowVersionResponseDefaultHeaders the declared response headers of an HTTP default response for CreateFlowVersion
 type CreateFlowVersionResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -8305,6 +8459,7 @@ type GetFlowVersionResponse200Headers struct {
 // GetFlowVersionResponseDefaultHeaders the declared response headers of an HTTP default response for GetFlowVersion
 type GetFlowVersionResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -8374,6 +8529,7 @@ type RestoreFlowVersionResponse200Headers struct {
 // RestoreFlowVersionResponse409Headers the declared response headers of an HTTP 409 response for RestoreFlowVersion
 type RestoreFlowVersionResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -8385,6 +8541,7 @@ type RestoreFlowVersionResponse409Headers struct {
 // RestoreFlowVersionResponse412Headers the declared response headers of an HTTP 412 response for RestoreFlowVersion
 type RestoreFlowVersionResponse412Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -8396,6 +8553,7 @@ type RestoreFlowVersionResponse412Headers struct {
 // RestoreFlowVersionResponseDefaultHeaders the declared response headers of an HTTP default response for RestoreFlowVersion
 type RestoreFlowVersionResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -8482,6 +8640,7 @@ type ListPermissionsResponse200Headers struct {
 // ListPermissionsResponseDefaultHeaders the declared response headers of an HTTP default response for ListPermissions
 type ListPermissionsResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -8550,6 +8709,7 @@ type CheckPermissionsResponse200Headers struct {
 // CheckPermissionsResponse422Headers the declared response headers of an HTTP 422 response for CheckPermissions
 type CheckPermissionsResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -8561,6 +8721,7 @@ type CheckPermissionsResponse422Headers struct {
 // CheckPermissionsResponseDefaultHeaders the declared response headers of an HTTP default response for CheckPermissions
 type CheckPermissionsResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -8638,6 +8799,7 @@ type GetMyCapabilitiesResponse200Headers struct {
 // GetMyCapabilitiesResponseDefaultHeaders the declared response headers of an HTTP default response for GetMyCapabilities
 type GetMyCapabilitiesResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -8706,6 +8868,7 @@ type GetResourcePermissionsResponse200Headers struct {
 // GetResourcePermissionsResponseDefaultHeaders the declared response headers of an HTTP default response for GetResourcePermissions
 type GetResourcePermissionsResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -8774,6 +8937,7 @@ type ListRolesResponse200Headers struct {
 // ListRolesResponseDefaultHeaders the declared response headers of an HTTP default response for ListRoles
 type ListRolesResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -8842,6 +9006,7 @@ type ListWidgetsResponse200Headers struct {
 // ListWidgetsResponseDefaultHeaders the declared response headers of an HTTP default response for ListWidgets
 type ListWidgetsResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -8910,6 +9075,7 @@ type ListTeamsResponse200Headers struct {
 // ListTeamsResponseDefaultHeaders the declared response headers of an HTTP default response for ListTeams
 type ListTeamsResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -8972,13 +9138,15 @@ func (r ListTeamsResponse) ContentType() string {
 
 // CreateTeamResponse201Headers the declared response headers of an HTTP 201 response for CreateTeam
 type CreateTeamResponse201Headers struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 // CreateTeamResponse409Headers the declared response headers of an HTTP 409 response for CreateTeam
 type CreateTeamResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -8990,6 +9158,7 @@ type CreateTeamResponse409Headers struct {
 // CreateTeamResponseDefaultHeaders the declared response headers of an HTTP default response for CreateTeam
 type CreateTeamResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -9067,6 +9236,7 @@ type DeleteTeamResponse204Headers struct {
 // DeleteTeamResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteTeam
 type DeleteTeamResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -9128,6 +9298,7 @@ type GetTeamResponse200Headers struct {
 // GetTeamResponseDefaultHeaders the declared response headers of an HTTP default response for GetTeam
 type GetTeamResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -9196,6 +9367,7 @@ type UpdateTeamResponse200Headers struct {
 // UpdateTeamResponse409Headers the declared response headers of an HTTP 409 response for UpdateTeam
 type UpdateTeamResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -9207,6 +9379,7 @@ type UpdateTeamResponse409Headers struct {
 // UpdateTeamResponseDefaultHeaders the declared response headers of an HTTP default response for UpdateTeam
 type UpdateTeamResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -9284,6 +9457,7 @@ type SetTeamMembersResponse200Headers struct {
 // SetTeamMembersResponse422Headers the declared response headers of an HTTP 422 response for SetTeamMembers
 type SetTeamMembersResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -9295,6 +9469,7 @@ type SetTeamMembersResponse422Headers struct {
 // SetTeamMembersResponseDefaultHeaders the declared response headers of an HTTP default response for SetTeamMembers
 type SetTeamMembersResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -9372,6 +9547,7 @@ type ListUsersResponse200Headers struct {
 // ListUsersResponseDefaultHeaders the declared response headers of an HTTP default response for ListUsers
 type ListUsersResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -9440,6 +9616,7 @@ type ListUserDirectoryResponse200Headers struct {
 // ListUserDirectoryResponseDefaultHeaders the declared response headers of an HTTP default response for ListUserDirectory
 type ListUserDirectoryResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -9508,6 +9685,7 @@ type DeleteUserResponse204Headers struct {
 // DeleteUserResponse403Headers the declared response headers of an HTTP 403 response for DeleteUser
 type DeleteUserResponse403Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -9519,6 +9697,7 @@ type DeleteUserResponse403Headers struct {
 // DeleteUserResponse409Headers the declared response headers of an HTTP 409 response for DeleteUser
 type DeleteUserResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -9530,6 +9709,7 @@ type DeleteUserResponse409Headers struct {
 // DeleteUserResponse422Headers the declared response headers of an HTTP 422 response for DeleteUser
 type DeleteUserResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -9541,6 +9721,7 @@ type DeleteUserResponse422Headers struct {
 // DeleteUserResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteUser
 type DeleteUserResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -9629,6 +9810,7 @@ type GetUserResponse200Headers struct {
 // GetUserResponseDefaultHeaders the declared response headers of an HTTP default response for GetUser
 type GetUserResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -9697,6 +9879,7 @@ type ActivateUserResponse200Headers struct {
 // ActivateUserResponse403Headers the declared response headers of an HTTP 403 response for ActivateUser
 type ActivateUserResponse403Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -9708,6 +9891,7 @@ type ActivateUserResponse403Headers struct {
 // ActivateUserResponseDefaultHeaders the declared response headers of an HTTP default response for ActivateUser
 type ActivateUserResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -9785,6 +9969,7 @@ type DeactivateUserResponse200Headers struct {
 // DeactivateUserResponse403Headers the declared response headers of an HTTP 403 response for DeactivateUser
 type DeactivateUserResponse403Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -9796,6 +9981,7 @@ type DeactivateUserResponse403Headers struct {
 // DeactivateUserResponse409Headers the declared response headers of an HTTP 409 response for DeactivateUser
 type DeactivateUserResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -9807,6 +9993,7 @@ type DeactivateUserResponse409Headers struct {
 // DeactivateUserResponseDefaultHeaders the declared response headers of an HTTP default response for DeactivateUser
 type DeactivateUserResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -9893,6 +10080,7 @@ type UpdateUserRoleResponse200Headers struct {
 // UpdateUserRoleResponse403Headers the declared response headers of an HTTP 403 response for UpdateUserRole
 type UpdateUserRoleResponse403Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -9904,6 +10092,7 @@ type UpdateUserRoleResponse403Headers struct {
 // UpdateUserRoleResponse409Headers the declared response headers of an HTTP 409 response for UpdateUserRole
 type UpdateUserRoleResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -9915,6 +10104,7 @@ type UpdateUserRoleResponse409Headers struct {
 // UpdateUserRoleResponseDefaultHeaders the declared response headers of an HTTP default response for UpdateUserRole
 type UpdateUserRoleResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -10001,6 +10191,7 @@ type ListUserApiTokensResponse200Headers struct {
 // ListUserApiTokensResponseDefaultHeaders the declared response headers of an HTTP default response for ListUserApiTokens
 type ListUserApiTokensResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -10069,6 +10260,7 @@ type DeleteUserApiTokenResponse204Headers struct {
 // DeleteUserApiTokenResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteUserApiToken
 type DeleteUserApiTokenResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -10145,8 +10337,8 @@ func (c *ClientWithResponses) ListApiTokensWithResponse(ctx context.Context, par
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /api-tokens (the `CreateApiToken` operationId).
-func (c *ClientWithResponses) CreateApiTokenWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateApiTokenResponse, error) {
-	rsp, err := c.CreateApiTokenWithBody(ctx, contentType, body, reqEditors...)
+func (c *ClientWithResponses) CreateApiTokenWithBodyWithResponse(ctx context.Context, params *CreateApiTokenParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateApiTokenResponse, error) {
+	rsp, err := c.CreateApiTokenWithBody(ctx, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -10161,8 +10353,8 @@ func (c *ClientWithResponses) CreateApiTokenWithBodyWithResponse(ctx context.Con
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /api-tokens (the `CreateApiToken` operationId).
-func (c *ClientWithResponses) CreateApiTokenWithResponse(ctx context.Context, body CreateApiTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateApiTokenResponse, error) {
-	rsp, err := c.CreateApiToken(ctx, body, reqEditors...)
+func (c *ClientWithResponses) CreateApiTokenWithResponse(ctx context.Context, params *CreateApiTokenParams, body CreateApiTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateApiTokenResponse, error) {
+	rsp, err := c.CreateApiToken(ctx, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -10342,8 +10534,8 @@ func (c *ClientWithResponses) ListFlowsWithResponse(ctx context.Context, params 
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /flows (the `CreateFlow` operationId).
-func (c *ClientWithResponses) CreateFlowWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateFlowResponse, error) {
-	rsp, err := c.CreateFlowWithBody(ctx, contentType, body, reqEditors...)
+func (c *ClientWithResponses) CreateFlowWithBodyWithResponse(ctx context.Context, params *CreateFlowParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateFlowResponse, error) {
+	rsp, err := c.CreateFlowWithBody(ctx, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -10358,8 +10550,8 @@ func (c *ClientWithResponses) CreateFlowWithBodyWithResponse(ctx context.Context
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /flows (the `CreateFlow` operationId).
-func (c *ClientWithResponses) CreateFlowWithResponse(ctx context.Context, body CreateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateFlowResponse, error) {
-	rsp, err := c.CreateFlow(ctx, body, reqEditors...)
+func (c *ClientWithResponses) CreateFlowWithResponse(ctx context.Context, params *CreateFlowParams, body CreateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateFlowResponse, error) {
+	rsp, err := c.CreateFlow(ctx, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -10470,8 +10662,8 @@ func (c *ClientWithResponses) PutFlowWithResponse(ctx context.Context, id FlowID
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /flows/{id}/duplicate (the `DuplicateFlow` operationId).
-func (c *ClientWithResponses) DuplicateFlowWithBodyWithResponse(ctx context.Context, id FlowID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*DuplicateFlowResponse, error) {
-	rsp, err := c.DuplicateFlowWithBody(ctx, id, contentType, body, reqEditors...)
+func (c *ClientWithResponses) DuplicateFlowWithBodyWithResponse(ctx context.Context, id FlowID, params *DuplicateFlowParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*DuplicateFlowResponse, error) {
+	rsp, err := c.DuplicateFlowWithBody(ctx, id, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -10486,8 +10678,8 @@ func (c *ClientWithResponses) DuplicateFlowWithBodyWithResponse(ctx context.Cont
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /flows/{id}/duplicate (the `DuplicateFlow` operationId).
-func (c *ClientWithResponses) DuplicateFlowWithResponse(ctx context.Context, id FlowID, body DuplicateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*DuplicateFlowResponse, error) {
-	rsp, err := c.DuplicateFlow(ctx, id, body, reqEditors...)
+func (c *ClientWithResponses) DuplicateFlowWithResponse(ctx context.Context, id FlowID, params *DuplicateFlowParams, body DuplicateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*DuplicateFlowResponse, error) {
+	rsp, err := c.DuplicateFlow(ctx, id, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -10593,8 +10785,8 @@ func (c *ClientWithResponses) ListFlowVersionsWithResponse(ctx context.Context, 
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /flows/{id}/versions (the `CreateFlowVersion` operationId).
-func (c *ClientWithResponses) CreateFlowVersionWithBodyWithResponse(ctx context.Context, id FlowID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateFlowVersionResponse, error) {
-	rsp, err := c.CreateFlowVersionWithBody(ctx, id, contentType, body, reqEditors...)
+func (c *ClientWithResponses) CreateFlowVersionWithBodyWithResponse(ctx context.Context, id FlowID, params *CreateFlowVersionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateFlowVersionResponse, error) {
+	rsp, err := c.CreateFlowVersionWithBody(ctx, id, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -10608,8 +10800,8 @@ func (c *ClientWithResponses) CreateFlowVersionWithBodyWithResponse(ctx context.
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /flows/{id}/versions (the `CreateFlowVersion` operationId).
-func (c *ClientWithResponses) CreateFlowVersionWithResponse(ctx context.Context, id FlowID, body CreateFlowVersionJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateFlowVersionResponse, error) {
-	rsp, err := c.CreateFlowVersion(ctx, id, body, reqEditors...)
+func (c *ClientWithResponses) CreateFlowVersionWithResponse(ctx context.Context, id FlowID, params *CreateFlowVersionParams, body CreateFlowVersionJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateFlowVersionResponse, error) {
+	rsp, err := c.CreateFlowVersion(ctx, id, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -10776,8 +10968,8 @@ func (c *ClientWithResponses) ListTeamsWithResponse(ctx context.Context, params 
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /teams (the `CreateTeam` operationId).
-func (c *ClientWithResponses) CreateTeamWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTeamResponse, error) {
-	rsp, err := c.CreateTeamWithBody(ctx, contentType, body, reqEditors...)
+func (c *ClientWithResponses) CreateTeamWithBodyWithResponse(ctx context.Context, params *CreateTeamParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTeamResponse, error) {
+	rsp, err := c.CreateTeamWithBody(ctx, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -10791,8 +10983,8 @@ func (c *ClientWithResponses) CreateTeamWithBodyWithResponse(ctx context.Context
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /teams (the `CreateTeam` operationId).
-func (c *ClientWithResponses) CreateTeamWithResponse(ctx context.Context, body CreateTeamJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTeamResponse, error) {
-	rsp, err := c.CreateTeam(ctx, body, reqEditors...)
+func (c *ClientWithResponses) CreateTeamWithResponse(ctx context.Context, params *CreateTeamParams, body CreateTeamJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTeamResponse, error) {
+	rsp, err := c.CreateTeam(ctx, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -11096,6 +11288,13 @@ func ParseListApiTokensResponse(rsp *http.Response) (*ListApiTokensResponse, err
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -11198,6 +11397,13 @@ func ParseCreateApiTokenResponse(rsp *http.Response) (*CreateApiTokenResponse, e
 			}
 			headers.CacheControl = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -11221,6 +11427,13 @@ func ParseCreateApiTokenResponse(rsp *http.Response) (*CreateApiTokenResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -11274,6 +11487,13 @@ func ParseCreateApiTokenResponse(rsp *http.Response) (*CreateApiTokenResponse, e
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -11325,6 +11545,13 @@ func ParseCreateApiTokenResponse(rsp *http.Response) (*CreateApiTokenResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -11419,6 +11646,13 @@ func ParseDeleteApiTokenResponse(rsp *http.Response) (*DeleteApiTokenResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -11517,6 +11751,13 @@ func ParseGetApiTokenResponse(rsp *http.Response) (*GetApiTokenResponse, error) 
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -11658,6 +11899,13 @@ func ParseExchangeCodeResponse(rsp *http.Response) (*ExchangeCodeResponse, error
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -11709,6 +11957,13 @@ func ParseExchangeCodeResponse(rsp *http.Response) (*ExchangeCodeResponse, error
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -11762,6 +12017,13 @@ func ParseExchangeCodeResponse(rsp *http.Response) (*ExchangeCodeResponse, error
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -11813,6 +12075,13 @@ func ParseExchangeCodeResponse(rsp *http.Response) (*ExchangeCodeResponse, error
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -11866,6 +12135,13 @@ func ParseExchangeCodeResponse(rsp *http.Response) (*ExchangeCodeResponse, error
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -11917,6 +12193,13 @@ func ParseExchangeCodeResponse(rsp *http.Response) (*ExchangeCodeResponse, error
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -12037,6 +12320,13 @@ func ParseGetLoginUrlResponse(rsp *http.Response) (*GetLoginUrlResponse, error) 
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -12089,6 +12379,13 @@ func ParseGetLoginUrlResponse(rsp *http.Response) (*GetLoginUrlResponse, error) 
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -12140,6 +12437,13 @@ func ParseGetLoginUrlResponse(rsp *http.Response) (*GetLoginUrlResponse, error) 
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -12234,6 +12538,13 @@ func ParseLogoutResponse(rsp *http.Response) (*LogoutResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -12339,6 +12650,13 @@ func ParseGetMeResponse(rsp *http.Response) (*GetMeResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -12459,6 +12777,13 @@ func ParseRefreshTokensResponse(rsp *http.Response) (*RefreshTokensResponse, err
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -12511,6 +12836,13 @@ func ParseRefreshTokensResponse(rsp *http.Response) (*RefreshTokensResponse, err
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -12562,6 +12894,13 @@ func ParseRefreshTokensResponse(rsp *http.Response) (*RefreshTokensResponse, err
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -12661,6 +13000,13 @@ func ParseListFlowsResponse(rsp *http.Response) (*ListFlowsResponse, error) {
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -12756,6 +13102,13 @@ func ParseCreateFlowResponse(rsp *http.Response) (*CreateFlowResponse, error) {
 			}
 			headers.ETag = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -12779,6 +13132,13 @@ func ParseCreateFlowResponse(rsp *http.Response) (*CreateFlowResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -12831,6 +13191,13 @@ func ParseCreateFlowResponse(rsp *http.Response) (*CreateFlowResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -12925,6 +13292,13 @@ func ParseDeleteFlowResponse(rsp *http.Response) (*DeleteFlowResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -13030,6 +13404,13 @@ func ParseGetFlowResponse(rsp *http.Response) (*GetFlowResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -13157,6 +13538,13 @@ func ParseUpdateFlowResponse(rsp *http.Response) (*UpdateFlowResponse, error) {
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -13208,6 +13596,13 @@ func ParseUpdateFlowResponse(rsp *http.Response) (*UpdateFlowResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -13261,6 +13656,13 @@ func ParseUpdateFlowResponse(rsp *http.Response) (*UpdateFlowResponse, error) {
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -13312,6 +13714,13 @@ func ParseUpdateFlowResponse(rsp *http.Response) (*UpdateFlowResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -13439,6 +13848,13 @@ func ParsePutFlowResponse(rsp *http.Response) (*PutFlowResponse, error) {
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -13490,6 +13906,13 @@ func ParsePutFlowResponse(rsp *http.Response) (*PutFlowResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -13543,6 +13966,13 @@ func ParsePutFlowResponse(rsp *http.Response) (*PutFlowResponse, error) {
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -13594,6 +14024,13 @@ func ParsePutFlowResponse(rsp *http.Response) (*PutFlowResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -13683,6 +14120,13 @@ func ParseDuplicateFlowResponse(rsp *http.Response) (*DuplicateFlowResponse, err
 			}
 			headers.ETag = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -13706,6 +14150,13 @@ func ParseDuplicateFlowResponse(rsp *http.Response) (*DuplicateFlowResponse, err
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -13826,6 +14277,13 @@ func ParsePublishFlowResponse(rsp *http.Response) (*PublishFlowResponse, error) 
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -13878,6 +14336,13 @@ func ParsePublishFlowResponse(rsp *http.Response) (*PublishFlowResponse, error) 
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -13929,6 +14394,13 @@ func ParsePublishFlowResponse(rsp *http.Response) (*PublishFlowResponse, error) 
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -14042,6 +14514,13 @@ func ParseUnpublishFlowResponse(rsp *http.Response) (*UnpublishFlowResponse, err
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -14093,6 +14572,13 @@ func ParseUnpublishFlowResponse(rsp *http.Response) (*UnpublishFlowResponse, err
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -14192,6 +14678,13 @@ func ParseValidateFlowResponse(rsp *http.Response) (*ValidateFlowResponse, error
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -14290,6 +14783,13 @@ func ParseListFlowVersionsResponse(rsp *http.Response) (*ListFlowVersionsRespons
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -14371,6 +14871,13 @@ func ParseCreateFlowVersionResponse(rsp *http.Response) (*CreateFlowVersionRespo
 	switch {
 	case rsp.StatusCode == 201:
 		var headers CreateFlowVersionResponse201Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -14394,6 +14901,13 @@ func ParseCreateFlowVersionResponse(rsp *http.Response) (*CreateFlowVersionRespo
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -14492,6 +15006,13 @@ func ParseGetFlowVersionResponse(rsp *http.Response) (*GetFlowVersionResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -14612,6 +15133,13 @@ func ParseRestoreFlowVersionResponse(rsp *http.Response) (*RestoreFlowVersionRes
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -14664,6 +15192,13 @@ func ParseRestoreFlowVersionResponse(rsp *http.Response) (*RestoreFlowVersionRes
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -14715,6 +15250,13 @@ func ParseRestoreFlowVersionResponse(rsp *http.Response) (*RestoreFlowVersionRes
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -14813,6 +15355,13 @@ func ParseListPermissionsResponse(rsp *http.Response) (*ListPermissionsResponse,
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -14919,6 +15468,13 @@ func ParseCheckPermissionsResponse(rsp *http.Response) (*CheckPermissionsRespons
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -14970,6 +15526,13 @@ func ParseCheckPermissionsResponse(rsp *http.Response) (*CheckPermissionsRespons
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -15069,6 +15632,13 @@ func ParseGetMyCapabilitiesResponse(rsp *http.Response) (*GetMyCapabilitiesRespo
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -15166,6 +15736,13 @@ func ParseGetResourcePermissionsResponse(rsp *http.Response) (*GetResourcePermis
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -15265,6 +15842,13 @@ func ParseListRolesResponse(rsp *http.Response) (*ListRolesResponse, error) {
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -15362,6 +15946,13 @@ func ParseListWidgetsResponse(rsp *http.Response) (*ListWidgetsResponse, error) 
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -15461,6 +16052,13 @@ func ParseListTeamsResponse(rsp *http.Response) (*ListTeamsResponse, error) {
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -15549,6 +16147,13 @@ func ParseCreateTeamResponse(rsp *http.Response) (*CreateTeamResponse, error) {
 	switch {
 	case rsp.StatusCode == 201:
 		var headers CreateTeamResponse201Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -15572,6 +16177,13 @@ func ParseCreateTeamResponse(rsp *http.Response) (*CreateTeamResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -15624,6 +16236,13 @@ func ParseCreateTeamResponse(rsp *http.Response) (*CreateTeamResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -15718,6 +16337,13 @@ func ParseDeleteTeamResponse(rsp *http.Response) (*DeleteTeamResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -15816,6 +16442,13 @@ func ParseGetTeamResponse(rsp *http.Response) (*GetTeamResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -15922,6 +16555,13 @@ func ParseUpdateTeamResponse(rsp *http.Response) (*UpdateTeamResponse, error) {
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -15973,6 +16613,13 @@ func ParseUpdateTeamResponse(rsp *http.Response) (*UpdateTeamResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -16079,6 +16726,13 @@ func ParseSetTeamMembersResponse(rsp *http.Response) (*SetTeamMembersResponse, e
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -16130,6 +16784,13 @@ func ParseSetTeamMembersResponse(rsp *http.Response) (*SetTeamMembersResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -16229,6 +16890,13 @@ func ParseListUsersResponse(rsp *http.Response) (*ListUsersResponse, error) {
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -16326,6 +16994,13 @@ func ParseListUserDirectoryResponse(rsp *http.Response) (*ListUserDirectoryRespo
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -16442,6 +17117,13 @@ func ParseDeleteUserResponse(rsp *http.Response) (*DeleteUserResponse, error) {
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -16493,6 +17175,13 @@ func ParseDeleteUserResponse(rsp *http.Response) (*DeleteUserResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -16546,6 +17235,13 @@ func ParseDeleteUserResponse(rsp *http.Response) (*DeleteUserResponse, error) {
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -16597,6 +17293,13 @@ func ParseDeleteUserResponse(rsp *http.Response) (*DeleteUserResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -16695,6 +17398,13 @@ func ParseGetUserResponse(rsp *http.Response) (*GetUserResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -16801,6 +17511,13 @@ func ParseActivateUserResponse(rsp *http.Response) (*ActivateUserResponse, error
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -16852,6 +17569,13 @@ func ParseActivateUserResponse(rsp *http.Response) (*ActivateUserResponse, error
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -16965,6 +17689,13 @@ func ParseDeactivateUserResponse(rsp *http.Response) (*DeactivateUserResponse, e
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -17017,6 +17748,13 @@ func ParseDeactivateUserResponse(rsp *http.Response) (*DeactivateUserResponse, e
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -17068,6 +17806,13 @@ func ParseDeactivateUserResponse(rsp *http.Response) (*DeactivateUserResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -17181,6 +17926,13 @@ func ParseUpdateUserRoleResponse(rsp *http.Response) (*UpdateUserRoleResponse, e
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -17233,6 +17985,13 @@ func ParseUpdateUserRoleResponse(rsp *http.Response) (*UpdateUserRoleResponse, e
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -17284,6 +18043,13 @@ func ParseUpdateUserRoleResponse(rsp *http.Response) (*UpdateUserRoleResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -17383,6 +18149,13 @@ func ParseListUserApiTokensResponse(rsp *http.Response) (*ListUserApiTokensRespo
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -17477,6 +18250,13 @@ func ParseDeleteUserApiTokenResponse(rsp *http.Response) (*DeleteUserApiTokenRes
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -17532,7 +18312,7 @@ type ServerInterface interface {
 	ListApiTokens(ctx echo.Context, params ListApiTokensParams) error
 	// CreateApiToken Create an API token
 	// (POST /api-tokens)
-	CreateApiToken(ctx echo.Context) error
+	CreateApiToken(ctx echo.Context, params CreateApiTokenParams) error
 	// DeleteApiToken Revoke one of my API tokens
 	// (DELETE /api-tokens/{id})
 	DeleteApiToken(ctx echo.Context, id ApiTokenID) error
@@ -17559,7 +18339,7 @@ type ServerInterface interface {
 	ListFlows(ctx echo.Context, params ListFlowsParams) error
 	// CreateFlow Create a flow
 	// (POST /flows)
-	CreateFlow(ctx echo.Context) error
+	CreateFlow(ctx echo.Context, params CreateFlowParams) error
 	// DeleteFlow Delete a flow
 	// (DELETE /flows/{id})
 	DeleteFlow(ctx echo.Context, id FlowID) error
@@ -17574,7 +18354,7 @@ type ServerInterface interface {
 	PutFlow(ctx echo.Context, id FlowID, params PutFlowParams) error
 	// DuplicateFlow Duplicate a flow
 	// (POST /flows/{id}/duplicate)
-	DuplicateFlow(ctx echo.Context, id FlowID) error
+	DuplicateFlow(ctx echo.Context, id FlowID, params DuplicateFlowParams) error
 	// PublishFlow Publish a flow
 	// (POST /flows/{id}/publish)
 	PublishFlow(ctx echo.Context, id FlowID) error
@@ -17589,7 +18369,7 @@ type ServerInterface interface {
 	ListFlowVersions(ctx echo.Context, id FlowID, params ListFlowVersionsParams) error
 	// CreateFlowVersion Snapshot a flow
 	// (POST /flows/{id}/versions)
-	CreateFlowVersion(ctx echo.Context, id FlowID) error
+	CreateFlowVersion(ctx echo.Context, id FlowID, params CreateFlowVersionParams) error
 	// GetFlowVersion Get a flow version
 	// (GET /flows/{id}/versions/{version})
 	GetFlowVersion(ctx echo.Context, id FlowID, version FlowVersionNumber) error
@@ -17619,7 +18399,7 @@ type ServerInterface interface {
 	ListTeams(ctx echo.Context, params ListTeamsParams) error
 	// CreateTeam Create a team
 	// (POST /teams)
-	CreateTeam(ctx echo.Context) error
+	CreateTeam(ctx echo.Context, params CreateTeamParams) error
 	// DeleteTeam Delete a team
 	// (DELETE /teams/{id})
 	DeleteTeam(ctx echo.Context, id TeamID) error
@@ -17702,8 +18482,28 @@ func (w *ServerInterfaceWrapper) ListApiTokens(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) CreateApiToken(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateApiTokenParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateApiToken(ctx)
+	err = w.Handler.CreateApiToken(ctx, params)
 	return err
 }
 
@@ -17864,8 +18664,28 @@ func (w *ServerInterfaceWrapper) ListFlows(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) CreateFlow(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateFlowParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateFlow(ctx)
+	err = w.Handler.CreateFlow(ctx, params)
 	return err
 }
 
@@ -17984,8 +18804,28 @@ func (w *ServerInterfaceWrapper) DuplicateFlow(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params DuplicateFlowParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.DuplicateFlow(ctx, id)
+	err = w.Handler.DuplicateFlow(ctx, id, params)
 	return err
 }
 
@@ -18080,8 +18920,28 @@ func (w *ServerInterfaceWrapper) CreateFlowVersion(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateFlowVersionParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateFlowVersion(ctx, id)
+	err = w.Handler.CreateFlowVersion(ctx, id, params)
 	return err
 }
 
@@ -18257,8 +19117,28 @@ func (w *ServerInterfaceWrapper) ListTeams(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) CreateTeam(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateTeamParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateTeam(ctx)
+	err = w.Handler.CreateTeam(ctx, params)
 	return err
 }
 
@@ -18685,6 +19565,7 @@ type FlowWithETagJSONResponse struct {
 
 type ProblemResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18767,6 +19648,9 @@ func (response ListApiTokensdefaultApplicationProblemPlusJSONResponse) VisitList
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -18791,7 +19675,8 @@ func (response ListApiTokensdefaultApplicationProblemPlusJSONResponse) VisitList
 }
 
 type CreateApiTokenRequestObject struct {
-	Body *CreateApiTokenJSONRequestBody
+	Params CreateApiTokenParams
+	Body   *CreateApiTokenJSONRequestBody
 }
 
 type CreateApiTokenResponseObject interface {
@@ -18799,9 +19684,10 @@ type CreateApiTokenResponseObject interface {
 }
 
 type CreateApiToken201ResponseHeaders struct {
-	CacheControl *string
-	Location     string
-	XRequestID   *string
+	CacheControl       *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 type CreateApiToken201JSONResponse struct {
@@ -18818,6 +19704,9 @@ func (response CreateApiToken201JSONResponse) VisitCreateApiTokenResponse(w http
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.XRequestID != nil {
@@ -18841,6 +19730,9 @@ func (response CreateApiToken409ApplicationProblemPlusJSONResponse) VisitCreateA
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -18867,6 +19759,7 @@ func (response CreateApiToken409ApplicationProblemPlusJSONResponse) VisitCreateA
 
 type CreateApiToken422ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18889,6 +19782,9 @@ func (response CreateApiToken422ApplicationProblemPlusJSONResponse) VisitCreateA
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -18915,6 +19811,7 @@ func (response CreateApiToken422ApplicationProblemPlusJSONResponse) VisitCreateA
 
 type CreateApiTokendefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18938,6 +19835,9 @@ func (response CreateApiTokendefaultApplicationProblemPlusJSONResponse) VisitCre
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -19001,6 +19901,9 @@ func (response DeleteApiTokendefaultApplicationProblemPlusJSONResponse) VisitDel
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -19073,6 +19976,9 @@ func (response GetApiTokendefaultApplicationProblemPlusJSONResponse) VisitGetApi
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -19138,6 +20044,9 @@ func (response ExchangeCode401ApplicationProblemPlusJSONResponse) VisitExchangeC
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -19163,6 +20072,7 @@ func (response ExchangeCode401ApplicationProblemPlusJSONResponse) VisitExchangeC
 
 type ExchangeCode403ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -19185,6 +20095,9 @@ func (response ExchangeCode403ApplicationProblemPlusJSONResponse) VisitExchangeC
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -19211,6 +20124,7 @@ func (response ExchangeCode403ApplicationProblemPlusJSONResponse) VisitExchangeC
 
 type ExchangeCode409ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -19233,6 +20147,9 @@ func (response ExchangeCode409ApplicationProblemPlusJSONResponse) VisitExchangeC
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -19259,6 +20176,7 @@ func (response ExchangeCode409ApplicationProblemPlusJSONResponse) VisitExchangeC
 
 type ExchangeCode422ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -19281,6 +20199,9 @@ func (response ExchangeCode422ApplicationProblemPlusJSONResponse) VisitExchangeC
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -19307,6 +20228,7 @@ func (response ExchangeCode422ApplicationProblemPlusJSONResponse) VisitExchangeC
 
 type ExchangeCode503ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -19329,6 +20251,9 @@ func (response ExchangeCode503ApplicationProblemPlusJSONResponse) VisitExchangeC
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -19355,6 +20280,7 @@ func (response ExchangeCode503ApplicationProblemPlusJSONResponse) VisitExchangeC
 
 type ExchangeCodedefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -19378,6 +20304,9 @@ func (response ExchangeCodedefaultApplicationProblemPlusJSONResponse) VisitExcha
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -19452,6 +20381,9 @@ func (response GetLoginUrl422ApplicationProblemPlusJSONResponse) VisitGetLoginUr
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -19477,6 +20409,7 @@ func (response GetLoginUrl422ApplicationProblemPlusJSONResponse) VisitGetLoginUr
 
 type GetLoginUrl503ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -19499,6 +20432,9 @@ func (response GetLoginUrl503ApplicationProblemPlusJSONResponse) VisitGetLoginUr
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -19525,6 +20461,7 @@ func (response GetLoginUrl503ApplicationProblemPlusJSONResponse) VisitGetLoginUr
 
 type GetLoginUrldefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -19548,6 +20485,9 @@ func (response GetLoginUrldefaultApplicationProblemPlusJSONResponse) VisitGetLog
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -19610,6 +20550,9 @@ func (response LogoutdefaultApplicationProblemPlusJSONResponse) VisitLogoutRespo
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -19685,6 +20628,9 @@ func (response GetMedefaultApplicationProblemPlusJSONResponse) VisitGetMeRespons
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -19750,6 +20696,9 @@ func (response RefreshTokens401ApplicationProblemPlusJSONResponse) VisitRefreshT
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -19775,6 +20724,7 @@ func (response RefreshTokens401ApplicationProblemPlusJSONResponse) VisitRefreshT
 
 type RefreshTokens403ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -19797,6 +20747,9 @@ func (response RefreshTokens403ApplicationProblemPlusJSONResponse) VisitRefreshT
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -19823,6 +20776,7 @@ func (response RefreshTokens403ApplicationProblemPlusJSONResponse) VisitRefreshT
 
 type RefreshTokensdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -19846,6 +20800,9 @@ func (response RefreshTokensdefaultApplicationProblemPlusJSONResponse) VisitRefr
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -19918,6 +20875,9 @@ func (response ListFlowsdefaultApplicationProblemPlusJSONResponse) VisitListFlow
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -19942,7 +20902,8 @@ func (response ListFlowsdefaultApplicationProblemPlusJSONResponse) VisitListFlow
 }
 
 type CreateFlowRequestObject struct {
-	Body *CreateFlowJSONRequestBody
+	Params CreateFlowParams
+	Body   *CreateFlowJSONRequestBody
 }
 
 type CreateFlowResponseObject interface {
@@ -19950,9 +20911,10 @@ type CreateFlowResponseObject interface {
 }
 
 type CreateFlow201ResponseHeaders struct {
-	ETag       *string
-	Location   string
-	XRequestID *string
+	ETag               *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 type CreateFlow201JSONResponse struct {
@@ -19969,6 +20931,9 @@ func (response CreateFlow201JSONResponse) VisitCreateFlowResponse(w http.Respons
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.ETag != nil {
 		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.XRequestID != nil {
@@ -19992,6 +20957,9 @@ func (response CreateFlow422ApplicationProblemPlusJSONResponse) VisitCreateFlowR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -20018,6 +20986,7 @@ func (response CreateFlow422ApplicationProblemPlusJSONResponse) VisitCreateFlowR
 
 type CreateFlowdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -20041,6 +21010,9 @@ func (response CreateFlowdefaultApplicationProblemPlusJSONResponse) VisitCreateF
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -20104,6 +21076,9 @@ func (response DeleteFlowdefaultApplicationProblemPlusJSONResponse) VisitDeleteF
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -20180,6 +21155,9 @@ func (response GetFlowdefaultApplicationProblemPlusJSONResponse) VisitGetFlowRes
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -20247,6 +21225,9 @@ func (response UpdateFlow409ApplicationProblemPlusJSONResponse) VisitUpdateFlowR
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -20272,6 +21253,7 @@ func (response UpdateFlow409ApplicationProblemPlusJSONResponse) VisitUpdateFlowR
 
 type UpdateFlow412ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -20294,6 +21276,9 @@ func (response UpdateFlow412ApplicationProblemPlusJSONResponse) VisitUpdateFlowR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -20320,6 +21305,7 @@ func (response UpdateFlow412ApplicationProblemPlusJSONResponse) VisitUpdateFlowR
 
 type UpdateFlow422ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -20342,6 +21328,9 @@ func (response UpdateFlow422ApplicationProblemPlusJSONResponse) VisitUpdateFlowR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -20368,6 +21357,7 @@ func (response UpdateFlow422ApplicationProblemPlusJSONResponse) VisitUpdateFlowR
 
 type UpdateFlowdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -20391,6 +21381,9 @@ func (response UpdateFlowdefaultApplicationProblemPlusJSONResponse) VisitUpdateF
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -20459,6 +21452,9 @@ func (response PutFlow409ApplicationProblemPlusJSONResponse) VisitPutFlowRespons
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -20484,6 +21480,7 @@ func (response PutFlow409ApplicationProblemPlusJSONResponse) VisitPutFlowRespons
 
 type PutFlow412ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -20506,6 +21503,9 @@ func (response PutFlow412ApplicationProblemPlusJSONResponse) VisitPutFlowRespons
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -20532,6 +21532,7 @@ func (response PutFlow412ApplicationProblemPlusJSONResponse) VisitPutFlowRespons
 
 type PutFlow422ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -20554,6 +21555,9 @@ func (response PutFlow422ApplicationProblemPlusJSONResponse) VisitPutFlowRespons
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -20580,6 +21584,7 @@ func (response PutFlow422ApplicationProblemPlusJSONResponse) VisitPutFlowRespons
 
 type PutFlowdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -20603,6 +21608,9 @@ func (response PutFlowdefaultApplicationProblemPlusJSONResponse) VisitPutFlowRes
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -20628,8 +21636,9 @@ func (response PutFlowdefaultApplicationProblemPlusJSONResponse) VisitPutFlowRes
 }
 
 type DuplicateFlowRequestObject struct {
-	Id   FlowID `json:"id"`
-	Body *DuplicateFlowJSONRequestBody
+	Id     FlowID `json:"id"`
+	Params DuplicateFlowParams
+	Body   *DuplicateFlowJSONRequestBody
 }
 
 type DuplicateFlowResponseObject interface {
@@ -20637,9 +21646,10 @@ type DuplicateFlowResponseObject interface {
 }
 
 type DuplicateFlow201ResponseHeaders struct {
-	ETag       *string
-	Location   string
-	XRequestID *string
+	ETag               *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 type DuplicateFlow201JSONResponse struct {
@@ -20656,6 +21666,9 @@ func (response DuplicateFlow201JSONResponse) VisitDuplicateFlowResponse(w http.R
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.ETag != nil {
 		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.XRequestID != nil {
@@ -20681,6 +21694,9 @@ func (response DuplicateFlowdefaultApplicationProblemPlusJSONResponse) VisitDupl
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -20748,6 +21764,9 @@ func (response PublishFlow409ApplicationProblemPlusJSONResponse) VisitPublishFlo
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -20773,6 +21792,7 @@ func (response PublishFlow409ApplicationProblemPlusJSONResponse) VisitPublishFlo
 
 type PublishFlow422ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -20795,6 +21815,9 @@ func (response PublishFlow422ApplicationProblemPlusJSONResponse) VisitPublishFlo
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -20821,6 +21844,7 @@ func (response PublishFlow422ApplicationProblemPlusJSONResponse) VisitPublishFlo
 
 type PublishFlowdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -20844,6 +21868,9 @@ func (response PublishFlowdefaultApplicationProblemPlusJSONResponse) VisitPublis
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -20910,6 +21937,9 @@ func (response UnpublishFlow409ApplicationProblemPlusJSONResponse) VisitUnpublis
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -20935,6 +21965,7 @@ func (response UnpublishFlow409ApplicationProblemPlusJSONResponse) VisitUnpublis
 
 type UnpublishFlowdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -20958,6 +21989,9 @@ func (response UnpublishFlowdefaultApplicationProblemPlusJSONResponse) VisitUnpu
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -21031,6 +22065,9 @@ func (response ValidateFlowdefaultApplicationProblemPlusJSONResponse) VisitValid
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -21103,6 +22140,9 @@ func (response ListFlowVersionsdefaultApplicationProblemPlusJSONResponse) VisitL
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -21127,8 +22167,9 @@ func (response ListFlowVersionsdefaultApplicationProblemPlusJSONResponse) VisitL
 }
 
 type CreateFlowVersionRequestObject struct {
-	Id   FlowID `json:"id"`
-	Body *CreateFlowVersionJSONRequestBody
+	Id     FlowID `json:"id"`
+	Params CreateFlowVersionParams
+	Body   *CreateFlowVersionJSONRequestBody
 }
 
 type CreateFlowVersionResponseObject interface {
@@ -21136,8 +22177,9 @@ type CreateFlowVersionResponseObject interface {
 }
 
 type CreateFlowVersion201ResponseHeaders struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 type CreateFlowVersion201JSONResponse struct {
@@ -21152,6 +22194,9 @@ func (response CreateFlowVersion201JSONResponse) VisitCreateFlowVersionResponse(
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
@@ -21176,6 +22221,9 @@ func (response CreateFlowVersiondefaultApplicationProblemPlusJSONResponse) Visit
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -21249,6 +22297,9 @@ func (response GetFlowVersiondefaultApplicationProblemPlusJSONResponse) VisitGet
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -21316,6 +22367,9 @@ func (response RestoreFlowVersion409ApplicationProblemPlusJSONResponse) VisitRes
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -21341,6 +22395,7 @@ func (response RestoreFlowVersion409ApplicationProblemPlusJSONResponse) VisitRes
 
 type RestoreFlowVersion412ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -21363,6 +22418,9 @@ func (response RestoreFlowVersion412ApplicationProblemPlusJSONResponse) VisitRes
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -21389,6 +22447,7 @@ func (response RestoreFlowVersion412ApplicationProblemPlusJSONResponse) VisitRes
 
 type RestoreFlowVersiondefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -21412,6 +22471,9 @@ func (response RestoreFlowVersiondefaultApplicationProblemPlusJSONResponse) Visi
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -21483,6 +22545,9 @@ func (response ListPermissionsdefaultApplicationProblemPlusJSONResponse) VisitLi
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -21552,6 +22617,9 @@ func (response CheckPermissions422ApplicationProblemPlusJSONResponse) VisitCheck
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -21577,6 +22645,7 @@ func (response CheckPermissions422ApplicationProblemPlusJSONResponse) VisitCheck
 
 type CheckPermissionsdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -21600,6 +22669,9 @@ func (response CheckPermissionsdefaultApplicationProblemPlusJSONResponse) VisitC
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -21670,6 +22742,9 @@ func (response GetMyCapabilitiesdefaultApplicationProblemPlusJSONResponse) Visit
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -21742,6 +22817,9 @@ func (response GetResourcePermissionsdefaultApplicationProblemPlusJSONResponse) 
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -21812,6 +22890,9 @@ func (response ListRolesdefaultApplicationProblemPlusJSONResponse) VisitListRole
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -21881,6 +22962,9 @@ func (response ListWidgetsdefaultApplicationProblemPlusJSONResponse) VisitListWi
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -21953,6 +23037,9 @@ func (response ListTeamsdefaultApplicationProblemPlusJSONResponse) VisitListTeam
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -21977,7 +23064,8 @@ func (response ListTeamsdefaultApplicationProblemPlusJSONResponse) VisitListTeam
 }
 
 type CreateTeamRequestObject struct {
-	Body *CreateTeamJSONRequestBody
+	Params CreateTeamParams
+	Body   *CreateTeamJSONRequestBody
 }
 
 type CreateTeamResponseObject interface {
@@ -21985,8 +23073,9 @@ type CreateTeamResponseObject interface {
 }
 
 type CreateTeam201ResponseHeaders struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 type CreateTeam201JSONResponse struct {
@@ -22001,6 +23090,9 @@ func (response CreateTeam201JSONResponse) VisitCreateTeamResponse(w http.Respons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
@@ -22023,6 +23115,9 @@ func (response CreateTeam409ApplicationProblemPlusJSONResponse) VisitCreateTeamR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -22049,6 +23144,7 @@ func (response CreateTeam409ApplicationProblemPlusJSONResponse) VisitCreateTeamR
 
 type CreateTeamdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -22072,6 +23168,9 @@ func (response CreateTeamdefaultApplicationProblemPlusJSONResponse) VisitCreateT
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -22135,6 +23234,9 @@ func (response DeleteTeamdefaultApplicationProblemPlusJSONResponse) VisitDeleteT
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -22200,6 +23302,9 @@ func (response GetTeamdefaultApplicationProblemPlusJSONResponse) VisitGetTeamRes
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -22263,6 +23368,9 @@ func (response UpdateTeam409ApplicationProblemPlusJSONResponse) VisitUpdateTeamR
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -22288,6 +23396,7 @@ func (response UpdateTeam409ApplicationProblemPlusJSONResponse) VisitUpdateTeamR
 
 type UpdateTeamdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -22311,6 +23420,9 @@ func (response UpdateTeamdefaultApplicationProblemPlusJSONResponse) VisitUpdateT
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -22375,6 +23487,9 @@ func (response SetTeamMembers422ApplicationProblemPlusJSONResponse) VisitSetTeam
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -22400,6 +23515,7 @@ func (response SetTeamMembers422ApplicationProblemPlusJSONResponse) VisitSetTeam
 
 type SetTeamMembersdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -22423,6 +23539,9 @@ func (response SetTeamMembersdefaultApplicationProblemPlusJSONResponse) VisitSet
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -22495,6 +23614,9 @@ func (response ListUsersdefaultApplicationProblemPlusJSONResponse) VisitListUser
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -22566,6 +23688,9 @@ func (response ListUserDirectorydefaultApplicationProblemPlusJSONResponse) Visit
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -22628,6 +23753,9 @@ func (response DeleteUser403ApplicationProblemPlusJSONResponse) VisitDeleteUserR
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -22653,6 +23781,7 @@ func (response DeleteUser403ApplicationProblemPlusJSONResponse) VisitDeleteUserR
 
 type DeleteUser409ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -22675,6 +23804,9 @@ func (response DeleteUser409ApplicationProblemPlusJSONResponse) VisitDeleteUserR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -22701,6 +23833,7 @@ func (response DeleteUser409ApplicationProblemPlusJSONResponse) VisitDeleteUserR
 
 type DeleteUser422ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -22723,6 +23856,9 @@ func (response DeleteUser422ApplicationProblemPlusJSONResponse) VisitDeleteUserR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -22749,6 +23885,7 @@ func (response DeleteUser422ApplicationProblemPlusJSONResponse) VisitDeleteUserR
 
 type DeleteUserdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -22772,6 +23909,9 @@ func (response DeleteUserdefaultApplicationProblemPlusJSONResponse) VisitDeleteU
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -22837,6 +23977,9 @@ func (response GetUserdefaultApplicationProblemPlusJSONResponse) VisitGetUserRes
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -22899,6 +24042,9 @@ func (response ActivateUser403ApplicationProblemPlusJSONResponse) VisitActivateU
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -22924,6 +24070,7 @@ func (response ActivateUser403ApplicationProblemPlusJSONResponse) VisitActivateU
 
 type ActivateUserdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -22947,6 +24094,9 @@ func (response ActivateUserdefaultApplicationProblemPlusJSONResponse) VisitActiv
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -23010,6 +24160,9 @@ func (response DeactivateUser403ApplicationProblemPlusJSONResponse) VisitDeactiv
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -23035,6 +24188,7 @@ func (response DeactivateUser403ApplicationProblemPlusJSONResponse) VisitDeactiv
 
 type DeactivateUser409ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -23057,6 +24211,9 @@ func (response DeactivateUser409ApplicationProblemPlusJSONResponse) VisitDeactiv
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -23083,6 +24240,7 @@ func (response DeactivateUser409ApplicationProblemPlusJSONResponse) VisitDeactiv
 
 type DeactivateUserdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -23106,6 +24264,9 @@ func (response DeactivateUserdefaultApplicationProblemPlusJSONResponse) VisitDea
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -23170,6 +24331,9 @@ func (response UpdateUserRole403ApplicationProblemPlusJSONResponse) VisitUpdateU
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -23195,6 +24359,7 @@ func (response UpdateUserRole403ApplicationProblemPlusJSONResponse) VisitUpdateU
 
 type UpdateUserRole409ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -23217,6 +24382,9 @@ func (response UpdateUserRole409ApplicationProblemPlusJSONResponse) VisitUpdateU
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -23243,6 +24411,7 @@ func (response UpdateUserRole409ApplicationProblemPlusJSONResponse) VisitUpdateU
 
 type UpdateUserRoledefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -23266,6 +24435,9 @@ func (response UpdateUserRoledefaultApplicationProblemPlusJSONResponse) VisitUpd
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -23332,6 +24504,9 @@ func (response ListUserApiTokensdefaultApplicationProblemPlusJSONResponse) Visit
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -23395,6 +24570,9 @@ func (response DeleteUserApiTokendefaultApplicationProblemPlusJSONResponse) Visi
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -23593,8 +24771,10 @@ func (sh *strictHandler) ListApiTokens(ctx echo.Context, params ListApiTokensPar
 }
 
 // CreateApiToken operation middleware
-func (sh *strictHandler) CreateApiToken(ctx echo.Context) error {
+func (sh *strictHandler) CreateApiToken(ctx echo.Context, params CreateApiTokenParams) error {
 	var request CreateApiTokenRequestObject
+
+	request.Params = params
 
 	var body CreateApiTokenJSONRequestBody
 	var err error
@@ -23877,8 +25057,10 @@ func (sh *strictHandler) ListFlows(ctx echo.Context, params ListFlowsParams) err
 }
 
 // CreateFlow operation middleware
-func (sh *strictHandler) CreateFlow(ctx echo.Context) error {
+func (sh *strictHandler) CreateFlow(ctx echo.Context, params CreateFlowParams) error {
 	var request CreateFlowRequestObject
+
+	request.Params = params
 
 	var body CreateFlowJSONRequestBody
 	var err error
@@ -24071,10 +25253,11 @@ func (sh *strictHandler) PutFlow(ctx echo.Context, id FlowID, params PutFlowPara
 }
 
 // DuplicateFlow operation middleware
-func (sh *strictHandler) DuplicateFlow(ctx echo.Context, id FlowID) error {
+func (sh *strictHandler) DuplicateFlow(ctx echo.Context, id FlowID, params DuplicateFlowParams) error {
 	var request DuplicateFlowRequestObject
 
 	request.Id = id
+	request.Params = params
 
 	var body DuplicateFlowJSONRequestBody
 	var err error
@@ -24275,10 +25458,11 @@ func (sh *strictHandler) ListFlowVersions(ctx echo.Context, id FlowID, params Li
 }
 
 // CreateFlowVersion operation middleware
-func (sh *strictHandler) CreateFlowVersion(ctx echo.Context, id FlowID) error {
+func (sh *strictHandler) CreateFlowVersion(ctx echo.Context, id FlowID, params CreateFlowVersionParams) error {
 	var request CreateFlowVersionRequestObject
 
 	request.Id = id
+	request.Params = params
 
 	var body CreateFlowVersionJSONRequestBody
 	var err error
@@ -24567,8 +25751,10 @@ func (sh *strictHandler) ListTeams(ctx echo.Context, params ListTeamsParams) err
 }
 
 // CreateTeam operation middleware
-func (sh *strictHandler) CreateTeam(ctx echo.Context) error {
+func (sh *strictHandler) CreateTeam(ctx echo.Context, params CreateTeamParams) error {
 	var request CreateTeamRequestObject
+
+	request.Params = params
 
 	var body CreateTeamJSONRequestBody
 	var err error
@@ -25014,216 +26200,226 @@ func (sh *strictHandler) DeleteUserApiToken(ctx echo.Context, userId PathUserID,
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L3rcts49iD+KijOTMXuoWzJdtIduVL/v8dxpt2d29hOp7ujrAiRkIRfKEBDgLbVWVftp639vA+xVfta",
-	"8yRbOABIkAJ18SWxuzsfYkkEcTk4ODj38zmI+WTKGWFSBN3PwZjghGTw8SBN+YX6kBARZ3QqKWdBNzgb",
-	"EzQhcswTgeSYoCmWY4TjmEylQBucob32482tIAxEPCYTrDqQsykJuoGQGWWj4OoqDA5xPCaHnMmMp/ND",
-	"RIy3hOQZibooI2LKmSBqMCxRjLNshiT/RJhAPEM0IUxSOUM4I4iRc5KhWPWdLJvB0Rke+Rc3TPnFI4Ey",
-	"ck4F5QxhgTASMuNshMxgEo9CFPWCrJe327uxbQrfSC+IqoNPsZQkU93/t16QfWi3nn78ey/4axB6pvWS",
-	"x1jPxTc1PBA8zaUBOh/CBsQZwZIkClI8z2ISIsriNE8oG6FoG0/p9nkHZpSRf+c0I0nQlVlOFoPnBEvy",
-	"kk6ohP/mZ3NC/p0TIQXCCktIgijTk8mzjDCJLihL+IV3EyiTZESy6jAnZIIpU6M3D5WSobz5OIJ4lnNK",
-	"Ys4SgXImaQoD6I4VUIkUy/snMpsdDCXJmvuWHF1gKtGADHlGUKZeUXu0sbfzNESP27ubS4d5//79QS7H",
-	"CgtjLMn8WG/U8esozBgQnJGsJUicZyRBfEoyQCzRRdE/4BkiWcazZ72AsnOc0qQPp2oOe+dx42ezI8fP",
-	"/Via6ceIJmiDxGNOklAd1RFhag4k0Sfq3cvj55v7iEqEU8ERnk4JzoTa35SPBMIs0ROsAX+CL18SNpLj",
-	"oPtkb/4EXYXBFGd4QqSlYlN6ptbVNNmDt8eanCAKNIOqB+p4BWHA8AR2IFl4eIY8m2Cpd+rJXhAGE8ro",
-	"JJ8E3U7o20Q7o1Oe+TCRZxJ9IjMRoqgVoSHPkGpAmDrPW+g5GeI8lShqmWPfxxI2jFxOU56QoDvEqSBm",
-	"Hf/OSTYrFyLUiO7UqSQTgBJhar4fgrLTIAxalW8pFrKfi+Jh7TsMEQYt+PtxbmNCtXHHerhdAJH5UsII",
-	"ZxlWk80Z/XdOzGMF7KswEHKWqjYK1qqzFym/aNpRRb+/2GaqifxEMkX9X+eTge/8qzmd6yaIQRt0QeXY",
-	"EDKY7UZna4ttNszYvLvytHd3lk/7ePgKy3jsn2yk7sYIqQ1GGcHJPsJoQsVEvYEwExckE2ivswNnNB5j",
-	"NiICMa6WNCrWoBmJchXHw5Yeco3DHAZv8Yj4J9lpDbAgCZriETFgLcauob1qUhk20YcIgDPBlwZQbfi3",
-	"FHRqSqf0N8+0AGXRlGQwqUWz6QvVgXdKO4+rc1phPnL8TpCs6TjkgmTNx0E97d/ymTglOPPh1iEWpEWZ",
-	"IExQSc8JEvlA7zUS8Ariin+TcIVoXuaRMI/wICVoSEmaiCbA6oZN+LVjQGm/d3zodkbwpAmOkuDJFyMr",
-	"19/QW53IlerK8N/uZWqPZcyZJAxuMTydplTzrtv/JTQDWw7714wMg27wl+1S2tjWT8V2pVMYs7rmA33G",
-	"+bC8qwEHHFHl55ZhSVoaaL7hTPNth3u5shT8PZVjKxDcyppUp7612PsphCsAUSkQIxdIjV1bkp3OoqVA",
-	"G8WQ3WD5bzM+SMlkwcqnusXfLQTIJZ5MU0P/JKZpje0bY4E6yDCV+swCgwLMXND9oAZSjIpzGsOyp0ku",
-	"FIuMsEQpUTdQR10xGY4lyVDK2SgIgylXKJoF3WAbsP7qozoKQmIWq36NzLOtAC3MaSBCKjLXDdqdH54/",
-	"+Vf7l91ff/zul2/ft//17dnuz3s/7bzuKMohscxF0N1TxEJSCTzHT2odAArNkJZyW56x7gWWmE9o10Cp",
-	"e160bunWV+GKOGN3wncEzNChYp1PXhyip3uPv0VmSKRhVz8Thfi+CBt0I1dAahUC36L3auJhpYOKKLdS",
-	"J+UbtY6MrLZiJ6q1lcVahTC28OVSbNPSVasuXi16uy6N3fAkqsvn1ggQdNZAgOAmK+jPhCje6TYpKlBz",
-	"cXtLUd2dmGvIt6Y3eQYKKCH07RAiDFQ1I8OMiLER7xSzCpoDnKaaV3SWC/qolqOQWrTeivLqhpuuLvpb",
-	"gxR01rDpimu4tT0uaFqFK6hdDo702A122jtPWu3dVrtz1n7a3W132+2tdrv9q5ZcaUaE066z09rtnLVV",
-	"I6edIt+7NTm0y/I0dX+jU/ub4YcOT14hMWNxEAb8gmlmt/ttGEwzMqSXQTe4kLz/86fd6dN/4ZdwWZzz",
-	"T5XORcyniv35EKgLpaskoiDUn1MqZPDxSvXGpySTVLNJ7sodlivBkrQkBTm5ynuGwWVrxFtWEJ5S1Wrr",
-	"TDctHrXoZGp0BsDzdYMRleN8sBXzyba5h4q/fEqYugdNZ8BVupC+T/NSW+JhTevsaH3vFy7hQ7kGtY3B",
-	"xy+0lioqfm6azZVF0M/zmpIST1cCisVkry6EZoqF2il5KBEiyVFGYj5iVBAgiUAgtwKP0sY9DfcS3PZw",
-	"OrqsuUVU9EtaprHi0QctLxnllemsAKmzFZXDEwaLNGMVDKiAsFSL8cF/kRi4FUs8D6FHoP9JQtUW4vSt",
-	"Q1WMWq+6xVYbCHOboadtlOCZ2FfM84QLqQSm/tmbH49e918d/Nw/O3vZf37wyyna2H3yeHMLncJykeW4",
-	"xyRN0GCGZjzPUMZTsq8Ro/sNoqDfsbp+rW4s6Pwy+v1r4CPG61PVtamXc8YcRUBnqSLAi1WOEecDbv3W",
-	"//j3rvn712ChttOOt4a+s4aiVexcjkSJnxYolgg2dB9F8DdS+yrG/IIhOaYCcRYTYJPA9pYgztKZ1tWP",
-	"sRjXdv0Pc7uHgdTMTaWvbGfy7a+y/ctgj73/7vywc/n8MXnxZPT9t/SH7z69fDp53Q7+ZAv+ZAvuBVvw",
-	"R7jVi1PqM1h+rfveTmoRybaqVJymb4agHVuoI8Ij8opIHFyFn2vUpYBU8WEVpety/gh6m1/Bx8ptMMai",
-	"z8ilLPgU9cM0I+elPVLP6sPHUNtj1EVYmkLA7CG5xGnQbZtPffVYBN22mtI/OE9f4Wkzf1Ts+4DzlGBY",
-	"WF2PrLYd/ed//m9k2qAJnjpsb7k5h3iKBzSlJetR3nuY9eOCVxuCjg2WeBXCs4SkpOkZuSRx3vQQbp7i",
-	"ibF7qgf5NPGONiRY5pnZfNHHyYSy8umUZBMqBOWsvNzgQgudi+5jGChGL+gG55RcgLnugiYjon2BVLu+",
-	"eVAwJrUrrQKNRQhnN3AOTGu85MBvjbcsYNd4pQT5ii+5e7HiK5UN8vFrZDgkMdjJnKYhEjyTmgdfnTbq",
-	"TV6uPDpR7a4qSLDSamo0A4arrjB0UcXZlwq8K6hR3fJyTg6wP3qPrkg4zw5xmg5w/GmpQOUebW2W+G64",
-	"i3cGndjYA9RPv06ennv4OWhfszLufbdcupAGuVypZOe75eZJF8YwuO3LB4gXRv3vLBBn8ZieV9jfVdn4",
-	"BEtQP5IEaLIi44wn+uMcpf1nRoixbMW5kHxi9ctY9HM2zQcpFWOS9I3vQHlHJEF3b6dg7t+TNOYTggYc",
-	"HEx4Qvoxz5mEK6LK7hddWmcJszzrmQcAtdadIMnwEG5ngifQhW6ssXA5LEoTjya9IrcggScF8S7m0gkD",
-	"NQ24UWZBN5hm9NwYDKoYVdmge8mZ3VcZxuLnInL1zwxPx3N8wSJevBFhfdzGypx5I4fvovhnz4vrSgDz",
-	"p6JcrG3nrLY8LL7B7elZbvg+1S2vnAPWOF/vRNyDeJ+QrHrwl4GhtBsHLjHwwdalDit0XLZeJN24WF5s",
-	"X2WscoMqkk+BB6HjezaPTM3Ho4LJYYWq1UQpZ6fNGa5Aueleu4myVCAwsIF+y/hOd1GkwRMhuBpCFJVQ",
-	"ipAh1yGK1AwjFH3u6cuvB1S/py9F+HIVbfWY6ayLCshExUdRuAJ2EB5K4+40UpQJxWMSfxJbPVbVtC24",
-	"esuHMWdDOgq6n0HXMCBp0A1OJQZ/TwNCmdHRiGStCWY5Ti3Fsj/3O+BYIahF70u4ZmdK/iq60Ld5cLX6",
-	"le+5yuduvZvQ7qqHVztcQbGyllPYOnTvfUYl8RK/eYd2dWDRxZiwKqpRgSL1XrQPeAGHslDQY2OrRzlL",
-	"wdhdWLPVe5ghEAEV1Ffw8vIS3lujQzUv4OrpfZ5rA/e6B1gJRTGfzh4JkOT3kXGaRL0g0oEY6mcdhIE2",
-	"Dvl0thn1gpreeh4h0Qa5nJKMTgiTm/PYeS20uWpY+ksqpMIQj8h3qKilKF0gwXvJ3eMYMyQIQRt0xDh4",
-	"TQKKyDHJ0JCmkmQCXIj9LOWKPINmjdfkL1Zsb/Q7K7StYZN+0R0wLHj4Yn1N2PZWv7Qmrr2ncsxziSJD",
-	"rqNQR4Xw7JOCvEJDsJ4wPBVjLouoBkUALYXHLCmvgBoaFuzA7hzCOZzCum7dXgCcFgSsFmVlQaftQERq",
-	"g89gBis1DxGOVXOYvYkRsJB3d8OzCyUFhUnkkwnOgKz8KfLcksjzB5Zi5i8GexJ1mOA040kOmIsMfyNQ",
-	"ljs+DksFoBp7w4lA+VSxjOScZDM0VXMR6thraOr7Wjut28A869X7pyzlk6UWbWaKJRGy3NMyvuNP2ckn",
-	"OzXdfYbqfiUbk0v3PUppYfmgZX2UTNM9NU6pSb4rTAZrcBkHaIozSXGK9GbuAxc/EIQBCVMvA5uRM40e",
-	"SYgidbIjFKcQLYn1B4iO4YxsoejzVeSLyVrMAZ/v/BGlsq8iJXnPqVEVEeNke11eFdQTYSE9PBJz/Cqo",
-	"GOaY0YXK/ZsgxpL10rmAkkKZXlhjEsxGKWWjlpqc2iMiBBxRmC3qBaTTC5DE2YhILS7l7BPjFwypJaBe",
-	"wJ72gmrMiFrANqx1u72t31REXl3sWj9vAjdKhX5hVK1SQzPZNchhufBj9bKPLJoh69fiCzUFrTHATO2l",
-	"yAmE2th5owimHTm3ZMHW1cimHiK0C/i4dJf0ZOd4d2sAm/d+s5vkeVZshOdZuQdlSLKNubnAGYSIfFxm",
-	"GbMDhNZGZmfj9N+45JIruYavm203mIFVah2bmbZAUdF3hGpz2A29/odOG6AwfMzVxsxQjCdTTEcus9Hd",
-	"eTBuZy601uNp78bYUwW+TzZqFHkWKPfrR69gAL2cpgOTGrdXmZ0BwRIsvpaW/CUekFQTUkYuShZ8g0qU",
-	"cM1UoIyAK429aDbLvATwey8wM0BGLWcTo/g5kUWYPX/7NHIaj9dmNDrX1uOZ9TVqNX6HZ+53eIw+rrS7",
-	"X1F6qqHZA/HVq3G984pHY1CLuo6RA7NE2y/EvjGBdHViGAn5piBGEfGhftanSbSPItjJOOoancyYpwnJ",
-	"VKPCw83VW1qvCy0DWLE8blRZuoLD3BrUQ0iw5LXxWcK4jy5sO9CaRqgU+QWicrFa1Tcxfa01knQd7l8X",
-	"Mk8IjiVSa9KWxi30ZkoY0pjWLRjmd8eQeAZSaZkQALUrYG4gyRYCpzQ2oow8MpKE6LENHb6AaCJCBJwO",
-	"GhB5QQhD5JIKWDxwPSFiHMWzOFUfFSKhlE6oFJsmpQja29lBkQkbb8E8I20LrYWBJKM1mG6A15ESHTys",
-	"tuHG1unqtWIpfVw7JReWNC/t5CfbeM5sBhMKzRp95KlczxIcqJGeZG1/szDQ2kw/ow6PvscsScni68DI",
-	"V14vRXi0vBOfns7Mrei/EVavjYyyOqxW5i5V188xkHoDYDdI6KD1K2791m497bc+fu6ET/auvIFCrsl9",
-	"6YhvbeMCA/35t1hCMpJpZmwjFzlO0xmKtGE+2ty3R9raevSh3grCVXznGznPKkzWAnnhvbDwnbkRjaPD",
-	"2uFdnPW1VOmImULyKYiMTFKWK8waZJjFYy8VhtxtK+MIZBlYvGXq4AOHh2jibAkSF1TG6q7QJrhavqR1",
-	"/EXh6cJtO7GLWn3fBjj+xIfDviaeRdqiJ/VESiVn7mruyaUGGdVW4XlGcYIv++pETaayOsDj9S2h1fOz",
-	"1iovqzw8zwepw8Br24QaYrZSu9q+XAbqxcaN+cm5V77WjMPgN84n11+ced+3xpd8RNm7k5c1hYuNvaEM",
-	"kEl1mtCMxLKfZzToBmMpp6K7vY2n0y3zGohAOJfj7di6ftf8t8Mgz1LnZSF45eVUzWWbQx/qP57R38j/",
-	"F6eUMNmnyTM8iJUcu/PEpkTqq+U8i3lC7O/lJJ/BKH/bPfjbzou/7byoTVT9ksvx33Ze2MnqHiAg6ZkS",
-	"3Gjy92nGhzQlfycTTFPzXK3nmVqN/h6DqWiM05SwEXn2y+TFzPegr/O1PjvdefwkaIyrpWxB7sqxYgmx",
-	"hP9nAgGT5rfHVbfq8wL399pQlI1SyFOxhX4kZIqoRBtDniEDN0QZEgTCCU4lz/CIbAJ7mmR8CipRC0p0",
-	"MebCTjehw6FxRZubCKCDjxqbGAJUYAF6d/ISbdivOheQArHOovL2x8MjpGC7iSRHgphEI4OMXwiSIcmX",
-	"36xqKjXQWUCF7gb5ztCrhjtFuw2ZTFOQqbeMx4C0m7EU8LCmlVHL9Md1t5+A1rMWueuLoLVRs30T1lvq",
-	"NXSWUTVvfI4lzvqwC43BCDsw4nfVEeFEqO4S/P87pwqWofgvnDpe/SZEgIo+hmgaSzEhbA/OvBMOYTRS",
-	"BwlGL/k5SXFcD2SpL9PET5GESp0aSounRnxeLaRgPg7AbMEi9uIVOVCtaoBcxIrf2/hjvZ0eUlHZzoVK",
-	"p1W9SRw08HEcNaS4l/5Ijeqzm0WUaWKLWZllL4T8UPp4o//8r/9bamseCUgQsXm3UWjlUXIk9FX8DGvj",
-	"3k8XGJ9s5eK7PReFitM55qENsSvR2QFXHY0X+dxXY/SA7vjvmANDkm6Yk+OLB5AvyPj8qEDujeJiAh/I",
-	"lfD6Q5HAo9R1FFfesnFp4h1zHYW8FSatAJsLeF5esR9XEgmdWTsB8c6++tChUHJ7FzrFI8pGJlsr4kPr",
-	"ModHBKVUyHkn5VIl7SPKpX7a93RaNTS7noOlyvrzIndkXxZfSHasVqHnrv2rQ5unVifY134Uqzo+WxV5",
-	"fbyY0HQDWqBtVEx5cx+1tbVfSb+zrTWcpLWp200z7I4flsB2IOvd5II0HI7JepG0PoapiPGFbybIdz7L",
-	"T+0SK07hmiqeMv/O44Xpd+acB5zhVwDKCRGQtflz3cBS9lPAB76zUd8HnEZw1PuaO29ZbrxCGGcEUYHM",
-	"MD43kIY5XDt3Vm1y/u4XQ/GYDbnHKTyu2hmdCXntkJ6MTx6dXaM+259vqXghtPOpjr54YS+pqOOFNauV",
-	"6wtMDHw9PggnyCavNRKJm5yoXInOCHE1jzbrmRpr23FdM2MlmXBtSQty1tbt+1PCEsLiWUP2a4bPMU3B",
-	"47FsizZs/QwPwkgjXtQseGMs0QXUEMk4G4WIMsTzTDG46IJniV9nYLMYzxfeIEjBBdK/V3IfQ+kLiO8D",
-	"d6sKa7FCOuAXqo8jm0m4ztpaE1sj00ET641eWOMyfoE29tpPUYRThVGzFjwS0eaK11mZanlR9Q/FuHlB",
-	"OE8kGtiI4rkbBZXi+JNQ899F0ZBnA5okhEWbDdkLhyQjLPZdu7D9QtI0RWWzSu55AyTKWrkg0ea6G3di",
-	"e/WKQk5K6sUlVCDls6kVEbkZWyOkc7M2rFxmsz6+jYI0i6IX5if+/dnZW6Qb+F82WbX9ySovSYKggUVa",
-	"keYj7wL9ppTIl5Fb+yCpnrQbUlTRd3mTeDMuW0OesyRYlYeGVTmRAobqOIelsukLiKdz4BsdLj2wwzQl",
-	"Cfrh9M3r1ikgIvpEZoqOhSia4FQda5K0/ktAKJsS9F2iBMrMJdRzkSPnXLZyRe+fPG13kGmEhhmfaK0o",
-	"T2Yo41zCLKK/bEMVh+16/GYUqmeKhjQ80sg//7C6udrXF8zq27vbdPl+ls6jxQ4C0BdsWHnQ5/ZrZbWU",
-	"ReeVkK0Bf050uutVfcgdxsQkyu6XiQ6z/u6/d1rfXhy9nbXPPr17+q/OL4O9ydkO/9enX7PvfmaP458G",
-	"T74XnZfJ2+HBvP6y1mHVTa+zs57lstqZf+WaYr+tcrWuThsYLsc1r3SV0XmoCqCYDFNGRwxMnP6s00jp",
-	"zzY/lJOlq9qtm+LKdK1+cvsrU1OV391+PXxe6GWTxZrJrcp8XfPyQTU1l/95ajhb/1Obbcv/tEysNf98",
-	"dQbd4cyvl1XKJEKz8PPiFE+JXzhZJoEkVExTPOs3B0iaB6vqQUtGaFFY5e2IdNad0l1D3buyqjOcm10T",
-	"NBdKRPMSUIuzdFafSjf4ySaqs9Wx7Pd5KHUWWW5uLDQVCHJ9cclWfLhGqEEtOIRmQrZS8BjJp1OeSSgc",
-	"d5Sr9W2Z7LqK7IIfpQMf41gJW9BsVTMmNJ9x7Opj8fupGfno1dFBcG3T14OPtl75zq9uxufGFqujpMKn",
-	"V8Q6bcx5OzbRo4djH/GSowocF9k6LDibjuKK8RKV+kdrnULfQfn6AQ4r5W1xUGveCNRov71pMoEFOKAH",
-	"XTxVcUrWjaU8IVNF14Tjdl7YLJyNN2XzFOH8Nnw6f5WUzxeZLhf5sFVV2O31s8YXU2iC0VeKa1BDP7CA",
-	"BnfKDybU52tcWH/wK6bppN1SboAVYvvnYkrvYfxctZ5XXU6PiRCFIoLMfhgP/hnTN/SH43e/HXde02Nx",
-	"zE4ex4fHT44nL9o/7kx3k8Mfnm6R3faWoKOqs1y38532HdX6g6pT6V7l2XU1H9Z6bhapC2srpDBlvRb4",
-	"0gEz3GnwpdPeaKU/gfluyg4Kfdru3IEu2B3uxB3yFLf2Bt8mrb24Q1pP8c6g1Yl3kl2yN3yMnwyClV3s",
-	"FskzqzveFdL+7bvheRQsLjp6HdSW+86WNeXdInXIvNrkRDuPs58XtCtm2ORTu48IjsdFSbyMyDxjNmEZ",
-	"ZA45IbmgbIQwElPCpPoR6VoGxv1X+976tfHOISg9Usxp8AVQ2POx2MFxjh+o7Edl2MpW1OHihaeZhI9m",
-	"26J8LmH63Z+1BSdo5waerH8U39RmL3KRA2LtI7VYkAixruE8zUhrmnGdMKqMxjp8eYwuxhySezAukaAj",
-	"9ZQyNCNyKwj/dINd7Ab7p5vpfXMzbaKxzyHagWezIya9uSFXJB43z1l4OziwQJ6oQLUYbSlgvpKM7tmc",
-	"Ly2q+67cBXro2n11tVzS79Qk/Y4tx/sVYf5QFCIF+fT6QVnfDXoJUQIiRGM6GhMhdTlSN+mByKckM6WL",
-	"wsD+nWCGtbdzwY0UZp4a01YeYTunFYVt1/ytOR876rw1e60LxVcLx3fO30M9G482leFB6qvh+D1PE4Fw",
-	"mhoAT/wunm6ozGp+kXqy1/UJbXReMInyfFhilsJmFlfsJNzAlBUSmbkU1ogBdsywAGTDEpv3ZKGhstge",
-	"zXYD6+4WyirIE6TbKKyVfijXQ+b0fIqeCviBfvemBkuDcNclMZCeLc4zKmfgYGQiwEHGs8EhdQ3Weyzx",
-	"mwmtCr4bP7w/C9H3pzuPn4TaL0hxuC3KEM+sgLqpfZScYCS0EV1I3v/P//g/2hUPVgW4YXUuZr5jKaea",
-	"76HGfD/Pmtt5qd6pFm+VuBtzJjMcyyKDiXTaDnD8ibBEB0VdkIGaOpOE6SQpU5xJRjKx1WNHJtpBjtGA",
-	"KCSgAmUkxRB4JbkRprNzkkFYaaSYte3zTrTVYz32l78gBUzCpCkB32OnCuokQWrn4SeBJP5EUHTgxqN2",
-	"kRa3TcotgJlxier2WAt9840iUeKbbwDa2qMw4/lobOWULor+eXSGtmP9VcdS65joPEsjNKLnRhNQC4uF",
-	"+FLcYwgJUDe0ckF0QQ0SAWze/nh4tKkTJBcwm3IhrbulzDMl4EQxT8wb9m3JVbfR2zen9YnZYF/dPiMx",
-	"genxPKshG+AZApTbbaMJZbkkQolapnjAphoBkg8VypES3zKNbzqntG8a5pUIZVzNWJQJonNBtjTc3xrU",
-	"+OYb9WOJ0cJFaVOJJNHRumYoPKUt3TTaR9jMqwjbVYgIUC8D9BRq2gC9OM8ywiRcwTATmybUyqUbCTkn",
-	"KZ9C3YNQHTaNYTxTYJKiGLEIID58edyFDTHiBoixwkwdtVogSaCKmgO1WpCFRDFrrZaaC9J3us5Tyird",
-	"6eFaLZCOK93ow3GE43F5DCC9iahFNiMqESMkAZ/Z6LJVPomq0eSRE5QSbe73mGqs80m5J031BYmLMpLo",
-	"VBUaQS9buDymJIkU/TCt1bWm/b/Ll7bQQY8Zx2dF2ayHeKVbcaGgudfuhAjbMA53aWWLXdiTHovmfamj",
-	"LQQVD2J3FTgjKFNyKKRc0tcs0pkNEE6STJ2XjegES/JSNWh9E/WYdrAU+2hv56nBSsgQ0joYSpJFm5Zc",
-	"gauqsGQP/OOhjAlU2dE0bNv41f4d3E/Rho0G2OyiSFFtXfdkJd/dsCivE1nK7bgchyjSbpsRIpfTFFNm",
-	"K2gIEqKodMCNdICXQZ+qX3WP2QQPxsM61FuuXf8/fIzAICy0QrXq6q9JIXjhFp6vG9G2QlTwuu2xwuG1",
-	"4LYjUAlNcYYnBGp4wGhyoU8vwsKQS7sLb/GIMgC2jucFTS5LTMBaD8rMmnnry0ONr46Eun87eszImdNG",
-	"R11VnXY7LKqs7DzeNMRWEeweiz4DqxAikA9CiF0Lywg287uWG0JkZRL9SQkjV0DUICpwioU0aW8Sta06",
-	"5k1tNc8kbDRGMZ9McEsQBSmFwmoxin00RekhdVmoN4VPNdufzpCu7FvQ1ZaGtuIICEsoG8EgACM7DBak",
-	"RZkgTFC4sUU+0BytRhkL8EPONIWNZz32Amq1xDjLZoqORkdneBShjagXZBqDbVp4mwgz2txCp7BYCYwF",
-	"bOjxsPVKDaGIiTH6CYC4yXYIiCl5RoQCnJA4JYrQ5KSkDJ0deKFuJIQ0aimNibG4USA6Qwr5kF8dn5Vc",
-	"q/qiOD1r7Q7eTBhV3TGSFpWdEGEjPCITCJ5RcD04bk35BVFcCsQtbRUu8d3A4bXcPLVBZ6u9BUXSjc4q",
-	"6Aa7W52tNsQuyjFwl84NqL4aeakp1cUjuPzM5Roa40WiKbON2DTsSlRWaVZb8ZrYqjuCxBmRsICCfh4r",
-	"Hl+hmy2aDG6PxYFtVBGUTUBLABqCFdqdKhF8hbZ2NqeQSe4jONAC2QJY7bTbTQJB0W67UoQafAbgqC9/",
-	"0QZ6uVIBwMGVBz6AGqZEJSVXocnM4YAgf9sIBCFnp0GD7EYHaUOPFpN0yjTpkzYUU01jYtgIQ1WB9eo2",
-	"McuW/9pCx7LKWbls1UyxlYaf6jHFxDwS9RQKCEPVCkVbJtywJ1mmyAKVOnWiRi1FZYD5BqnA3DOcpTN9",
-	"SKtIpzmrolZ3EULyD57MTN40SbQzhnvdqmtW/aYlv1VLgRv3t5rK2Li413Crc0ejJ3r4+RNuElKUuwPA",
-	"hKKymk9R4xzieExah0qK42nTwKb9NjS2bSEVVbywtKN9r2h3FQYu37DsvZ9N0+Pneo177adrnLMw2NvZ",
-	"Wav93Z5lvV0VCX29w1yY8S9b04yymE5xKoo8BpD00aH+259pcqXPvA1OqEftIyH5tKx4gCXiLCaaCYKc",
-	"Vamu1zNH/+dpvR6kcuwq2L/nq+kH/dUQ8ib4cbf7p+cLWg8+vAlRNhtyFfpvZ0cf7Lmk0Qar3byb87sx",
-	"IrJ5K9q3TogWUqAHs7//JPIWNre4cddidiwk1Uo/qnPs1dyA5tt7kx9yJnIr2ltV0IY6zZshIpeWuQWc",
-	"4glRR93qNApVhclfDKnZzkkGvK6iBYqH1knW0LuT49A+E7aHRwKdgMbIXDgTPDVqKp6S0Kg6hBLhU8o+",
-	"mYIjwsqIuqBGj82poTwKpi100iCRH7/18QJ24Ye6qMVdcAL12vkrsQIrsJmGaYZLr7PepdfeXbP93V6q",
-	"j9ecz00PeeVMv6CMijHCpWeJ1pu7Z9okcLK6rNI1vEGv2yhWHRpMx01aXVw7XBufyFQaxXZL0IQAB/7m",
-	"4N3Z9/3Ts4Ozo/7Z2cv+6dHhm9fPTzftWdRuaLIp6eKWuqnLpIhRUQvX0LbDg9Pnb96c9E+Onh+fHB2e",
-	"9d+dHJ+iDQP2Hos+vzh58/rs6PXz/ruTl1c13fHmumdwRKTOWJql8yJgPb8AyRwfIGKzaNqskGoC+3YZ",
-	"mpSxIR2Bpt8lUSCKUtUj6I1KSb2eLLI44ZVKWnvL0nw3CY63QlCK9K4Nd2rVkgAUVPH2Csluk7W/EZv+",
-	"kCgEVPy+LQLBc9l8R58UnqFUzF91YCIb87TwGkUb2ipi8p1Zo6++Dod4QtPZZljw7Jz1mG6fEUA931k0",
-	"M1yFOT/VHnQ8lw+Gf1NTRnp981tXMT1YS/QCOaqys9oNYIkqDW1gw9bUzLCPjIFpc7W0snPk8xW5Sx7+",
-	"FWmiNHpZ94Wo3C3uvB9zhCfoeFXcmccRczKbj//ptLjQqlbT0kAgwLXcynlgH6WcbWpdGBgCgYvQ+Uh1",
-	"smYwUxGc9BgeYcq20EGt91yQBMkLGpeu6XOkBkQExYooHKSsx06OXpwcnX7fPzl6d3rU/+fJweGRZUMU",
-	"JVId2Nmhjb12R7EcMGgLvJMESUgShcDNxFbpL5HEA7G51WPrMRCm50KLfBdcfC0PyMNj4m/1SjyxCGRF",
-	"eLHabajzrzVRygNttzKlhpAeTomRYF4oi3Ea14H5Kv5Q+ojqbGMwVGiqHpm6/3zYY7qF+lUY+5yxT0OT",
-	"fVMuSfVms1Sm/GILHZiSwaYndahSMpTqNkE5S4kQhQ31WaUEPBaf1Fs88163VMgXJifd17d9nILJDlrW",
-	"CBPPpDEFeox9RZm6qFX6KpuUQdMUkitZB0kPxy14JiucduF2Zd0ZKw7QreZI9Fblm3Fga5m/RQ6plvn0",
-	"cWF+y71F6S19ccJqhBmY5oY8m3hgeEKmBEs8SEkJMI1gekJooPC7QJ0K+IxXnA96dlke+K1eBb1c9+71",
-	"luqbWqWs92pEdr6y71wusgmJUBnsocsl+EZ3qoeXYzuVhDYm5L9/6LSefvzQbj39+Lkddr672vyrL5PV",
-	"HJVKEqFldhEhfk4yh054aFLTBI3ttK8LdruzLCi1OTVz7pp3KVzWC5x7OL8qmRYPhvsHS6nNAGovK/19",
-	"XlULjkyQ0ajRNloqc2DrFcYV4UYGB8BOYop9aj5eWL8D1EEbveCYUfBTss4IgWHlbBq5HjPFpZGQWR7L",
-	"PAMHjA1PWTfrJ2NdZCBnphA52Ww2gqrdviOGSXX9dYyfsKgmicU4BMKlXkXcozM8Woaw0OZrmDXvpZkS",
-	"oOg/SwOezDQDb/Os+U9YbDHEModLbZLP4feyGmShGjFHSAB7MuI82UJvWDrzVsNssk4W52GZ8kPP4uFY",
-	"JvV8F27Z/OYssUJChkyIvlTbUDgRmGKYB3MX4gTPdOglcXyr2ntejYZ/I9pfhEbckDbcb/PlehhwPVOl",
-	"Ai6YKcHpLB77JT03DUcX4YFQAr4pb6DEq5xp05wOBfCm6UAHyLaxFyYy92WPuRfmFjKyWRd5S8tu4PJ3",
-	"jbfgSFT+xhUlgYzwVKIxFj1W1pwtPAM398th5ivTLiBHcDR0Jz0WlYwzsLpFbd4t9D1nPM9cp0bf1a5B",
-	"ak7Qejt3PIRujePb3TAFJpTstjQoUFSYyrE9fmsbKzs7D9hjSAPzVq5ik9hTnfa8gdoLPCG1k6s42rcH",
-	"Z4ffhwhMleryNQpMnb/3kTDKO8+lO83ln2j6h0NTtPH23dnm7SBrlW/cTnK95Tpr9LUvrQYHmiktpb2a",
-	"oA9l0UFyi/l0ZoMorHNWiIrq7KEtWu6UEIRjBRdYjzme6ajjo+7FEu9YdntegPLKnIGvIa7x6ewBiWl3",
-	"zMPbHVmTifPLWNuGMbmDk2Jj4iKDyFHoKEEUwlt3Ujgr2CZMsmgPkZ9OPf99411a9NZzyv2DJcD27upO",
-	"wKdlioU5iVBY36s38apHzAB3fMbemi3wnrAvcancq0vCQGNN7G64CQrG+w7w+5RIYTn9Z4bRL01JSiLo",
-	"G1x9xvI09fhCF7NbIOfe7dbf8X1v13c7mwnH9Y5udU0YFI0Y0XPCNPUAD406pQqNHX7KMymM0l8X+rDm",
-	"SYHPTfbI6nbb+d8xOfnJDOMYqa/uWIdihoS703+FnxctDOgejM7MgtPg8COj2roZ46o1KnX8NqrLFSzj",
-	"9qpbYB0P1W1aSQzjNzr/ZEe9e9vzXVuszFJWNlxZgD8s21WBh+flzrmo2Cp+vzN1nv8+XMjcqd8YuZR2",
-	"1ppJ00o2KUg6VNIS4xJlhOGJ1qk32arMPt8lDdUjlJaruxZ97JIayKfDGNeQ9fcl3Fgc8jMMSzG7iXEw",
-	"r21/Np+uFrppFsS1ZsxoslC46Hj31K3xhvWix0MwQ9ipf1k6Fq7U0gD9da4rf3xcilnbJo/A9ZnU601s",
-	"ib5KOnhtWRhEmUmZVCXWLEGDfGJjs0x2BU2vS2OHFdMTTkSPKcKtLRermicMmKrn5yb63/uuir3rmFMA",
-	"5w1PlEs/aynrvNRS56WJbM2wri76FbmJdTasKaDMNgbR/2hK408k2/Qzpm8rZbDujKzWSgo3+rdLnPJR",
-	"TnT6F+3eo5iUB0NrayVfiwU5+FFL39fszO403I5t8fIGDeCYxmMbkaLlajegoV55dgsdMJSzT4xfMG9u",
-	"pp2duneT5Ih6ZBuYVx2Hbp9TrFdxX91KdBfDm3rpDUicwdNbxNh75oykIICq1fNuhNoTsh3jKQYLvEkJ",
-	"6SWB72s+6BM8QwnvmtCHlISIDIdER2JU0ppMSdYqyiFr2WZbcTTbmghva7ebHoMoacfBtHinCP0vqJP6",
-	"2tlDF5CMEjy14TIfEizzTAlbeCS20Ita2JGNB9PpjnJhAj/KaQsi0YaTsqXwXXikl7jZEM75anboQvAO",
-	"T0JlnEYqXrZ5MIT71awy75sitcUdsf1ZzqbkarXET6aUJ+LMFK5oQMB9hVaWfhetlvl4+QrMLon/PVh0",
-	"CEQejyHll+JoosLvGvK7F27XJqFtlVY3BPo+bn/NMF8feBbG4T1yYkYrNdcfEtK7bILiAJBTlvZmJ4Cn",
-	"ZHG+syK1dmGZp1llPhvgrWXacJbOGnjYExjqLlHDFn5tuvIbEoQ/GJY1MxBs3PGKBJMLkjmKdXfX9Y24",
-	"eN87O+biFPsoMtmhI+3s51zv4yK7tietdogik8I6Kr0EbWZxP5K8NzO7QzRxEm83IIpZ94PCjQSL8YDj",
-	"LLGzvw5lgPi/FcwtOk7QoQemeiUUrROhKw/Ob/EZDPK7iOyDZKu3F9JXCc5bHInXuWkk3l3e0UXFz4XW",
-	"JkCih2VqkgZ17cHS3xuPVJMOUsHHZJTWLt1qs9DGXvspinCqSPasRS6pkCLabLL7QD3vuxHjnfrEXzhG",
-	"CRbVlBON4MlXtvXcL2+SIt5IalTwIOU8P+BqNKHh0sginW9YjHFmExpKsxtow3HKfwYR5ZtoQGI+Icg4",
-	"djZFFBXY+7uNKLrOpiyIKAJ4F/Y3U13cKz/6QbtK0gU4fF/GzNUMnQY6uhavoFayXqRNc8FbXxDJHdPe",
-	"W/axt/t6z3zhrO/7zanXti22v7aJ0UWU3Jt5yl+hfd/6uSXaoRbKTpjg+w2PWp7LMckuqCCe61zoI2uq",
-	"yN8hWjl16m8dte6V7vu0IDGPClJ5HQyDiiNLbH06cRVs95CmCqmcUghGTa0rlbBkgUwE9XL+zHZyrWwn",
-	"tqZkq1Zc0uY4qVeObFV/uPuMJ96MirrY5Wqn1y345u/OLZpZ9jlf0cz/tgmlrLw7V5ByQhmdqM3ozBen",
-	"vFNpsqiTuFCahMP6sKTJXFQJk/7eQJh00o2CLG0ntmRms7pGW6t03SQoBSygvK9OhjbGLGnx4dD4HYiw",
-	"cNeGYySa6VRRrPNe0au7xsBqmdSFqFhsDSJMZpRUFWIPRqMI3EzibLYHT9fNDqlxd5nI+Yrb8m+q/SNh",
-	"sotJjiKZYSaGJOtLHhW5d7uORnrfXP0m/cKYC+0tqoPLtU9tj1EGchQ01BKrsCLrZoiSMpkGzcAwrEMc",
-	"nPSAQoc9OC1hrlvoIE8oFO64EOgTIVNTjF9Cum/AAeQW7MYx6EzVxHImeR6PSeKNb4SBoG7rEmNgsXUX",
-	"Y14Wq1Oz0H0kFaDuFyWXZCVzpfeaKGF/q1fFFxH771t27y+khsg1xqx0xaxQXgFw3Kd1MJi5vghhSxF/",
-	"Ca3DOsC4njOtWk1RiqAkdtvAnF0rVKvosUmZ/JJA+cSE2DH0AS9Kb+r0pnN7ZlvfeOO+dMbNxRt9YJa1",
-	"5m7PiX0mcJ7c4cYVhNrU4DNXjcliKySfegvM6JYmAa0pt2gKwqDXfMCTWY+V8wbKPxEkPdeVJBSVV/JP",
-	"kQy3LIrtv3a+Gp7cL3XV8wIQt4NZts739XEq95LodIawu6lolGEmhS53PAG+yn3Ks0LnWXltHzFAJV1h",
-	"zPAPCm96bB5xjOVKPdZpjFvwc2SS9hl2w4exFrG3oGBsjxUlFt68POqf/vL68BmI6UVRFMUm6dLp4HNc",
-	"VJeF8W38uq4bsdmcA6gQp+9G11YrDn9burbfxzk6BGwzZ8j4S97gKKk/fbhgVyveqPH1nCqBYAhuK2Ye",
-	"+t1moffPcoy3EahpgH3dElH66K/Plb3FcuzjzDzYs1Q2LbEoM2XN5vFoa4H49keo9Da/0V9+n8M1S4et",
-	"sEwoN6QnAtWMAlNNH06gWd58ORA2SokujsLn6uCHUETeVSiAFG7S/pfSuBHAIYW8RzMf8ylJqiVJRaUm",
-	"qVv93e2v3Ir5XsEk4XCcgPRUSI3VTi+aZs93AH5ehWp23yhxYszQgFT8CXDh2+Hoo309+mMLwiK7WlHx",
-	"X3IkxiYJ6pgmxOnb9YWbH+EnKnKcIpxLPtHZGfSsN04U/4depPxCxwqWpbNphlI6JPEsTt1xdBKE+RGO",
-	"J5Mc8p07yX8UCakkU6j1U8apXX28+n8BAAD//w==",
+	"7L1pc9s4+iD+VVCcmYrdQ9mS46Q7cnX9/x7HmXZ3rrGdTh/KijAJSfiZAjgEaFudddW+2trX+yG2ar/W",
+	"fJItPABIkAJ1+EicPl50LJHC8eDBcx8fg5hPM84IkyLofwwmBCckhz/305Rfqj8SIuKcZpJyFvSD0wlB",
+	"UyInPBFITgjKsJwgHMckkwJtcIZ2u082t4IwEPGETLEaQM4yEvQDIXPKxsH1dRgc4HhCDjiTOU/np4gY",
+	"7wjJcxL1UU5ExpkgajIsUYzzfIYkPydMIJ4jmhAmqZwhnBPEyAXJUazGTpat4PAUj/2bG6X88pFAObmg",
+	"gnKGsEAYCZlzNkZmMonHIYoGQT4out3HsX0VPpFBENUnz7CUJFfD/7dBkP/a7Tz78PdB8Ncg9CzrKCHT",
+	"jEvC5DHJUjwjiQc8Mi9IhC4nhMEJWBAhqk8EQJcgzMQlyZHkCDNEcJ5SkqOc/LsgQqJLKif6ZTwlKCqn",
+	"jWedH8gsQpgl1eMznszgm38XJJ/twQOekRyrBaGEJohxifKCITzGlHlBf8Z5SjCDTb7kMdZ78cEfnwme",
+	"FtJgFh/BdHFOsCSJ2isv8piEiLI4LRLKxijaxhndvugB2NUGaa7ApqC0GAeOsSQv6ZRK+N/8ao41sATC",
+	"6iqQBFEN8LjIc8IUEFnCL73bpUySMcnr0xyTKaZMzd4+VUpG8vbzCOLZzgmJOUsEKpikKUygB1ZAJVIs",
+	"H5/IfLY/kiRvH1tydImpRGdkxHOFmjKfqTPa2N15FqIn3cebS6d5//79fiEn6qrFWJL5ud4oGtNTmHFG",
+	"cE7yjiBxoTC+xEnRR9E/4Bkiec7zbwcBZRc4pckQSMfcFZ3HjZ/MiRw992OpvUg0QRsknnCShIoejQlT",
+	"a1DXT5GNdy+Pnm/uISoRTgVHOMsIzoU635SPBdwpWGAD+FN89ZKwsZwE/ae782TiOgwynOMpkZZUZ/RU",
+	"7attsftvjzTNRBQII1UP1PUKwoDhKZxAsvDyjHg+xVKf1NPdIAymlNFpMQ36vdB3iHZFJzz3YSLPJTon",
+	"MxGiqBOhEc+ReoEwdZ+30HMywkUqUdQx136IJRwYucpSnpCgP8KpIGYfQJSqjQg1o7t0KskUoESYWu+v",
+	"QTVoEAad2qcUCzksRPmw8RmmCIMO/Pth7mBCdXBHerrHACLzoYIRznOsFlsw+u+CmMcK2NdhIOQsVe8o",
+	"WKvBXqT8su1EFZP6ZIepFvIjyRWLe11Mz3z3X63pQr+CGLwDLMYQMljtRm9ri222rNj8duVlP95ZvmyH",
+	"qf1AZvNr3kdxSgmTnXjCBWEKIdEGRu/eHT0PASfJFZ5mKdnUoscUnxN1p4GmIYFHZAvBUdBcyJLbqjep",
+	"AIaI0ZOrK/XhnGQSBoyOnh++evvm9PD1wc/D09OXw+/evDs+idDGzu4mykB2SVOSh0bAAvqg4LRX8WK1",
+	"yDrzrnNnlIPcIBTNgfcq3i47VqboIxAh9Prrw2KU0NGIAN+BkXluBtY7FGh3ZwdF1BEYzsmskxN1S6I9",
+	"dDmhKdGHDnCxdFJImqZKRhAh2u0+q49AWSfL+TgnQkQlgmhRtEKRhozSJmL9Ohhc7fQ6g8HV14cfPvbC",
+	"nSdPrltkrdErLOOJH5kjJSBGSBEAlBOc7CGMplRM1S8qUPR2APLxBLMxgVOfKArWuoVRR0+5BrEPg7d4",
+	"TPyL7HXOsCAKR8bEXLty7gZZVK/Upk00kYXLM8VX5iJ14b+lV0st6YT+5lkWkDTAZTXjotUMhRrAu6Sd",
+	"J/U1rbAeOXknSN5GLgtB8nZyqZ4O75hmnhCc+3DrAAvSoUwQJqikFwSJ4kyfNRLwE8QvgI6QUtZ9JMwj",
+	"fJaqa0XSRLQBVr/Yhl87BpT2c8+HbqcET9vgKAmefjK2c/MDvdOFXKuhjBLqClv2WsacKeKq/sRZllKt",
+	"22z/l9AKTjXtX3MyCvrBX7YrlXtbPxXbtUFhziavgjvOR5UsBzjg6Os/dYzI2tFA801nXt92pNtry+Hf",
+	"UzmxWvGd7EkN6tuLlV9CzXGoFIiRS6TmbmzJLmfRVuAdJbDfYvtvc36WkumCnWf6jb9bCBjRQCOnxDRt",
+	"qAUTLFAPGaVD31kQYEHYD/q/qomUIOvcxrAaaVoIpUIhLFFKFAfqKRaT41iSHKWcjYMwyLhC0TzoB9uA",
+	"9dcf1FUQErNYjWt04m0FaGFuAxFSkbl+0O19//zpv7o/P/7lh29+/vp9919fnz7+affHndc9RTkkloUI",
+	"+ruKWEgqQSb9Ue1D6/uwh4qhFjnrX2KJ+ZT2DZT6F+XbHf32dbgiztiT8F0BM3WoVKvjFwfo2e6Tr5GZ",
+	"EmnYNe9EacNahA36pZrxpeNaXxb91mOvcTXxTmlZWDRIww5RG6BmM1hpkOoXjYGMUWDFQdTbVunvlFr/",
+	"wh9X9gGtxneaevyiXzfV/lteacXF7oySwWAtlAxYYknIpkQJYXdJmoEtiLvbihru2PAz357eFDmYc4XQ",
+	"bCZEGMhzTkY5ERNjR7D2Qa2wNLYL1t2OY95dtN+aKfiWh64khjuDFAzWcuhK/LizMy6JY028aHAZx0zR",
+	"D3a6O0873cedbu+0+6z/uNvvdre63e4v2kRCcyKc93o7nce90656yXlP8YHHDYNHnxVp6n5HM/udEawO",
+	"jl8hMWNxEAb8kmmpuf91GGQ5GdGroB9cSj786fxx9uxf+CVwnQt+XhtcxDxTctSvgeJMfaVaBaH+O6VC",
+	"Bh+u1Wg8I7mkWt5yd+7IbgmWpCMpGGTqQmwYXHXGvGMtLhlVb22d6lfLRx06zYxxCoTHfjCmclKcbcV8",
+	"um0YWvkvzwhTDNUMBuKpC+mHtC6aeGXcplzbPPuFW/i12oM6xuDDJ9pLHRU/tq3m2iLox3mTXIWnKwHF",
+	"YrLX6AYWjd5OJYyJEEmOchLzMaNC2z2AQG4FHuugexseJLjt5XSMpnObqBkytXJk9axfteJlrKRmsBKk",
+	"zlHULk8YLDLB1jCgBsLK/srP/ovEIK1Y4nkAIwL9TxKqjhCnbx2qYuzH9SO2ZmdY2ww966IEz8SeksKn",
+	"XEileQ1P3/xw+Hr4av8nMN893//5BG08fvpkcwudwHaRFd0nJE3Q2QzNeJGjnKdkTyNG/6vSPKidStqu",
+	"XdL5ZfT7l8BHjNenqmtTL+eOORaF3lKLgherXHsd7vw2/PD3vvn3r8FCs7qdbw3DegNF69i5HIkSPy1Q",
+	"IhEc6B6K4N9InauY8EuG5IQKxFlMQEwy7ljO0pl2Ck2wmDRO/Q/D3cNAauGmNla+M/36F9n9+WyXvf/m",
+	"4qB39fwJefF0/N3X9Ptvzl8+m77uBn+KBX+KBQ9CLPgjcPXylvo845+L39tFLSLZ1iaL0/TNCMxsC41N",
+	"eExeEYmD6/Bjg7qUkCr/WMV6u1w+gtHmd/Chxg0mWAwZuZKlnKK+yHJyUTm+9ap+/RBqx45ihJVPBfwn",
+	"kkucBv2u+WuoHoug31VL+gfn6SuctctH82E78wZpdezoP//zfyPzDprizBF7q8M5wBk+oymtRI+K72E2",
+	"jEtZbQTGOtjidQjPEpKStmfkisRF20PgPOUT42BXD4os8c42IlgWuTl8McTJlLLqaUbyKRWCclYxN2Bo",
+	"ocPoPoSBEvSCfnBBySX4/S5pMiY6sk69NzQPSsGkwdJq0FiEcPYA58C0xo8c+K3xKwvYNX5SgXzFH7ln",
+	"seJPagfkk9fIaERicLg5r4ZI8FxqGXx12qgPebnx6Fi9d11DgpV206AZMF19h6GLKs651OBdQ436kVdr",
+	"coD9wXt1RcJ5foDT9AzH50sVKvdqa//GN6PHeOesFxvHgvrql+mzC488B+833JW73yzXLqRBLlcr2flm",
+	"uZ/ThTFMbsfyAeKF8SM4G8R5PKEXNfF3VTE+wRLMjyQBmqzIOOOJ/nOO0v4zJ8S4yOJCSD619mUshgXL",
+	"irOUiglJhiYIoeIRSdDf3SmF+/ckjTmEi0AkE0/IMOYFk8Ai6uJ+OaSNyjHbs3GuAFDrJgqSHI+AOxM8",
+	"hSH0yxoLl8Oi8hVp0isKCxJ4UhLvci29MFDLAI4yC/pBltML4zCoY1TtgB6kZPZQdRiLn4vI1T9znE3m",
+	"5IJFsngrwvqkjZUl81YJ30Xxj54frqsBzN+KarP2PWe31WXxTW5vz3IP+ol+89q5YK3r9S7EvYgPCcnq",
+	"F38ZGCoHdOASAx9sXeqwwsDV24u0GxfLy+OrzVUdUE3zKfEgdIIc55Gp/XrUMDmsUbWGKuWctLnDNSi3",
+	"8bXbGEsFAgcb2LdMkH4fRRo8EQLWEKKoglKEDLkOUaRWGKHo40AzvwFQ/YFmivDhOtoaMDNYH5WQico/",
+	"RRlz2kN4JE3c1FhRJhRPSHwutgasbmlbwHqrhzFnIzoO+h/B1nBG0qAfnEgMgcUGhDKn4zHJO1PMCpxa",
+	"imW/HvYgQkNQi95XwGZnSv8qh9DcPLheneV7WPkc17sN7a6HinXDFQwra0WXrUP33udUEi/xm8+cUBdW",
+	"58PUUI0KFKnfRSZlRV3K0kCPja8eFSwFZ3fpzVa/wwyBCqigvkK4mJfw3hkdaoSb12/v80I7uNe9wEop",
+	"ink2eyRAk99DJvoSDYJIpzWpr3VKE9o44NlsMxoEDbv1PEKiDXKVkZxOCZOb89h5I7S5btn6SyqkwhCP",
+	"ynegqKWoYikhDMo94xgzJAhBG3TMOIRfAorICcnRiKaS5AJi1f0i5YoygxaN15QvVnzf2HdWeLeBTfqH",
+	"7oRhKcOX+2vDtrf6R2vi2nsqJ7yQKDLkOgp1+hHPzxXkFRqC94ThTEy4LNNnFAG0FB5i4e2SG2hYigOP",
+	"5xDOkRTWzR/wAuCkJGCNpDwLOu0HIlI7fM5msFPzEOFYvQ6rN8koFvLuaXhOoaKgsIhiOsU5kJU/VZ47",
+	"Unn+wFrMPGOwN1Hns2Q5TwrAXGTkG4HywolxWKoANcQbTgQqMiUykguSz1Cm1iLUtdfQNPkuEP1uM0Bt",
+	"ePCfupRPl1p0mCmWkIFjz7RKFPlTd/LpTm28z1Ddz+Rjcum+xygtrBy0bIxKaHqgzim1yHely2ANKWMf",
+	"ZTiXFKdIH+YeSPFngjAgYerHIGYUTKNHEqJI3ewIxSmk5WL9B6TZcEa2UPTxOvIldy2WgC92/oha2WfR",
+	"krz31JiKiAmyvamsCuaJsNQeHok5eRVMDHPC6ELj/m0QY8l+6VxmSmlML70xCWbjlLJxRy1OnRERAq4o",
+	"rBYNAtIbBEjifEykVpcKds74JUNqC2gQsGeDoJ58ojawDXvd7m7rXyoirxi7ts+bDJDKoF86VevU0Cx2",
+	"DXJYbfxI/dhHFs2UTbb4Qi1BWwwwU2cpCgI5O3bdKIJlRw6XdCtYuGRTTxHaDXxYekp6sXOyu3WAzUe/",
+	"2UPyPCsPwvOsOoMq990m71ziHFJEPizzjNkJQusjs6txxm/dciWV3CDWzb53NgOv1Do+M+2BomLoKNXm",
+	"sht6/Q9dn0Jh+ISrg5mhGE8zTMeusNHf+WLCzlxorSfT3o+zpw58n27UqvIsMO43r14pAHolTQcmDWmv",
+	"tjoDgiVYfCMr+Ut8RlJNSBm5rETwDSpRwrVQgXICoTSW0WxWBTDg+0FgVoCMWc6WGfJLIoswe577tEoa",
+	"T9YWNHo3tuOZ/bVaNX6Hd+53eI0+rHS6n1F7aqDZFxKr15B65w2PxqEW9R0nB2aJ9l+IPeMC6esKRBKq",
+	"t0GOIuIj/WxIk2gPRXCScdQ3NpkJTxOSq5fKCDfXbmmjLrQOYNXyuNVk6SoOc3tQD6GSl9fHZwnjHrq0",
+	"74HVNEKVyi8QlYvNqr6FabbWStJ13YCmknlMcCyR2pP2NG6hNxlhSGNavxSY3x1BhSMoTFdWZEsQuBtI",
+	"okuvEDamjDwymoQYsA2dvoBoIkIEkg46I/KSEIbIFRWweZB6QsQ4imdxqv5UiIRSOqVSbNpCNLpKi84/",
+	"78A6I+0LbaSBJOM1hG6A16FSHTyitpHG1hnqtRIpfVI7JZeWNC8d5Ef78pzbDBYUmj36yFO1nyU40CA9",
+	"ydrxZmGgrZl+QR0efYdZkpLF7MDoV94oRXi0fBCfnc6srRy/FVavjY6yOqxWli7V0M8xkHoDYDdJaL/z",
+	"C+781u08G3Y+fOyFT3evvYlCrst96Yxv7cslBvoLvbGE5CTXwthGIQqcpjMUacd8tLlnr7T19ehLvRWE",
+	"q8TOt0qedZisBfIyemHhb+ZmNIEOa6d3cTbUWqWjZgrJM1AZmaSsUJh1lmMWT7xUGApqrYwjUGVg8ZGp",
+	"iw8SHqKJcyRIXFIZK16hXXCNwkvrxIvC04XHdmw3tfq5neH4nI9GQ008y/pHT5sVmSrJ3LXckysNMqq9",
+	"wvOC4hRfDdWNmmayPsGT9T2h9fuz1i6v6jI8L85SR4DXvgk1xWyl9xrnchWoH7YezI8OX/lcKw6D3zif",
+	"3nxz5ve+Pb7kY8reHb9sGFxs7g1lgExq0ITmJJbDIqdBP5hImYn+9jbOsi3zM1CBcCEn27EN/W7Eb4dB",
+	"kafOj4XgtR+nai3bHMZQ/+M5/Y38f7rg3pAm3+KzWOmxO09tbaWh2s63MU+I/b5a5Lcwy98e7/9t58Xf",
+	"dl40Fqq+KeTkbzsv7GL1CJCQ9K1S3Gjy9yznI5qSv5Mppql5rvbzrdqN/hyDq2iC05SwMfn25+mLme/B",
+	"UBfn+/Zk58nToDWvlrIFRVKhSC+W8P+ZQCCk+f1x9aP6uCD8vTEVZeMU6lRsoR8IyRCVaMOpaYgoQ4JA",
+	"OsGJ5Dkek00QT5OcZ2AStaBElxMu7HJ1aUDhTW4HdPBRY5NDgEosQO+OX6IN+1EXFVIg1lVU3v5wcIgU",
+	"bDeR5EgQU2jkLOeXAsoZL+esaikN0FlAhe4B+e7QqxaeYiszlrUXnXwMqO8aSwEPG1YZtU1/Xnf3KVg9",
+	"G5m7vgxamzU7NGm9lV1Dl7NV68YXWOJ8CKfQmoywAzN+U58RboQaLsH/v3OrYBtK/sKpE9VvUgSoGGLI",
+	"prEUE9L24M476RDGIrWfYPSSX5AUx81EluY2Tf4USajUNaa0emrU59VSCubzAMwRLBIvXpF99VYDkItE",
+	"8Qebf6yP00Mqase50Oi0ajSJgwY+iaOBFA8yHqnVfHa7jDJNbDGryvWFUB9KX2/0n//1fytrzSMBBSI2",
+	"7zcLrbpKjoa+SpxhY96HGQLj061cfLf3ojRxOtc8tCl2FTo74Gqi8aKY+3qOHtAdP4/ZNyTpljU5PnkC",
+	"+YLS4o9K5N4oGRPEQK6E17+WBTwqW0fJ8pbNSxPvnOsY5K0yaRXYQsDzisV+WEkldFbtJMQ75+pDh9LI",
+	"7d1ohseUjU3ZV8RHNmQOjwlKqZDzQcqVSdpHlCv7tO9pVnc0u5GDlcn646JwZF85YKiarHah167jq0Nb",
+	"8FZ3ctBxFKsGPlsTeXO+mNB0A95A26hc8uYe6mpvv9J+Z1trBElrV7dbr9idP6yA7UDWe8glaTiYkPUy",
+	"aX0CU5njC59Mku98lZ8GEytv4Zomnqr+zpOF5Xfmggec6VcAyjERUP75Y9PBUo1Twgc+s/HQB5xWcDTH",
+	"mrtveWGiQhhn0E/FTOMLA2lZw41rZzUW5x9+MRSP2Ih7gsLjup/RWZDXD+mp+OSx2bXas/31lsofhHY9",
+	"9dkXb+wlFU28sG61an+ByYFv5gfhBNkquEYjcYsTVTvRFSGu59FmPVdj4zhu6masVSVubGlB8dumfz8j",
+	"LCEsnrWU0Wb4AtMUIh6rd9GGbdTiQRhp1IuGB2+CJbqEZjU5Z+MQUYZ4kSsBF13yPPHbDGw55PkOLwQp",
+	"uEAd+VoRZeixAvl9EG5VEy1WqCv8Qo1xaEsSN0Vb62JrFTpoYqPRS29czi/RBjQ0wKnCqFkHHoloc0V2",
+	"VtVsXtRmRgluXhDOE4kWMaJ87mZBpTg+F2r9j1E04vkZTRLCos2W6oXQFiL2sV04ftPioXytVsTeAImy",
+	"TiFItLnuwR3bUb2qkFPbenGvHqgdbZqSRG7F1gjp2qwtO5f5bIjvovPRouyF+YV/d3r6FukX/D825bn9",
+	"xSqvSILgBYu0Ii3G3g36XSmRr7S3jkFSI+kwpKhm7/JWA2dcdka8YEmwqgwNu3IyBQzVcS5L7dAXEE/n",
+	"wrcGXHpgh2lKEvT9yZvXnRNARHROZoqOhSia4lRda5J0/ktAKptS9F2iBMbMJdRzUSDnXNlzRe+fPuv2",
+	"kHkJjXI+1VZRnsxQzrmEVUR/2YZ2ENvN/M0oVM8UDWl5pJF//mH9cHWsL7jVtx9v0+XnWQWPlicIQF9w",
+	"YNVFnzuvlc1SFp1XQrYW/DnW5a5XjSF3BBNTKHtYFTrMh4//vdP5+vLw7ax7ev7u2b96P5/tTk93+L/O",
+	"f8m/+Yk9iX88e/qd6L1M3o725+2XjQHrYXq9nfU8l/XB/DvXFPttXap1bdogcDmheVWojK5DVQLFVJgy",
+	"NmIQ4vTfuoyU/tvWh3KqdNWHdUtcmaHVV+54VWmq6rM7rkfOC71islizuFVVr2teP6iX5vI/T41k639q",
+	"q235n1aFteafry6gO5L5zapKmUJoFn5enOIp8SsnyzSQhIosxbNhe4KkebCqHbQShBalVd6NSmfDKd09",
+	"NKMr6zbDudW1QXOhRjSvAXU4S2fNpfSDH22hOtuGzX6eh1Jvkefm1kpTiSA3V5dsx4cbpBo0kkNoLmQn",
+	"hYiRIst4rpu3HRZqf1umuq4iuxBH6cDHBFbCEbR71YwLzeccu/5Qfn9iZj58dbgf3Nj19cVnW6/M8+uH",
+	"8bH1jdVRUuHTK2KDNuaiHdvo0ZfjH/GSoxocF/k6LDjbruKK+RK1Rkpr3ULfRfn8CQ4r1W1xUGveCdTq",
+	"v71tMYEFOKAnXbxUcULWzaWEnkjWEmDK7VifhXPwpv+eIpxfh8/mWUn1fJHrclEMW92E3V2/any5hDYY",
+	"faa8BjX1F5bQ4C75i0n1+RwM6w/OYtpu2h3VBlght38up/QB5s/V+3k19fSYCFEaIsjs+8nZP2P6hn5/",
+	"9O63o95reiSO2PGT+ODo6dH0RfeHnexxcvD9sy3yuLsl6LgeLNfvfaNjR7X9oB5Uult7dlPLh/Wem03q",
+	"Du4KKUxbrwWxdCAM91pi6XQ0WhVPYD6b/oVC37Z7D6ALHo924h55hju7Z18nnd24RzrP8M5ZpxfvJI/J",
+	"7ugJfnoWrBxit0ifWT3wrtT27z4Mz2NgcdHRG6C2PHa2YJKmuqaW06QOmZ+2BdHO4+zHBe+VK2yLqd1D",
+	"BMeTsiVeTmSRM1uwDCqHHJNCUDZGGImMMKm+RLqXgQn/1bG3fmu8cwmqiBRzG3wJFPZ+LA5wnJMHaudR",
+	"m7Z2FE24eOFpFuGj2bYpn0uYfvd3bcEN2rlFJOsfJTa1PYpcFIBYe0htFjRCrJtBZznpZDnXBaOqbKyD",
+	"l0focsKhuAfjEgk6Vk8pQzMit4LwzzDYxWGwf4aZPrQw0zYa+xyyHXg+O2TSWxtyReJx+5qFd4MDC/SJ",
+	"GlTL2ZYC5jPp6J7D+dSquo/lLrBDN/jV9XJNv9fQ9Hu2He9nhPmXYhApyac3DsrGbtAryBIQIZrQ8YQI",
+	"qduRukUPRJGR3LQuCgP77xQzrKOdS2mkdPM0hLbqCts1rahsu+5vLfnYWee92WsxFF8vHN89fw/9bDzW",
+	"VIbPUl8Px+94mgiE09QAeOoP8XRTZVaLi9SLvWlMaGvwgimU58MSsxU2s7hiF+EmpqxQyMylsEYNsHOG",
+	"JSBbtth+JgsdleXxaLEbRHe3UVZJnqDcRumt9EO5mTKn11OOVMIP7Lu3dVgahLspiYHybHGRUzmDACOT",
+	"AQ46nk0OaVqw3mOJ30xpXfHd+P79aYi+O9l58jTUcUFKwu1QhnhuFdRNHaPkJCOhjehS8uF//sf/0aF4",
+	"sCvADWtzMeudSJlpuYca9/28aG7XpUanWr1V6m7MmcxxLMsKJtJ59wzH54QlOinqkpyppTNJmC6SkuFc",
+	"MpKLrQE7NNkOcoLOiEICKlBOUgyJV5IbZTq/IDmklUZKWNu+6EVbAzZgf/kLUsAkTJoW8AN2oqBOEqRO",
+	"Hr4SSOJzgqJ9Nx+1j7S6bUpuAcxMSFR/wDroq68UiRJffQXQ1hGFOS/GE6un9FH0z8NTtB3rjzqXWudE",
+	"F3kaoTG9MJaARlos5JfiAUNIgLmhUwiiG2qQCGDz9oeDw01dILmEWcaFtOGWssiVghPFPDG/sL+WXA0b",
+	"vX1z0lyYTfbV7+ckJrA8XuQNZAM8Q4Byj7toSlkhiVCqlmkesKlmgOJDpXGkwrdc45uuKe1bhvlJhHKu",
+	"ViyqAtGFIFsa7m8Nanz1lfqywmjhorTpRJLobF0zFc5oR78a7SFs1lWm7SpEBKhXCXoKNW2CXlzkOWES",
+	"WDCsxJYJtXrpRkIuSMoz6HsQqsumMYznCkxSlDOWCcQHL4/6cCBG3QA1Vpilo04HNAlUM3OgTgeqkChh",
+	"rdNRa0Gap+s6paw2nJ6u0wHtuDaMvhyHOJ5U1wDKm4hGZjOiEjFCEoiZja461ZOonk0eOUkp0ebegKmX",
+	"dT0p96apsaBwUU4SXapCI+hVB1fXlCSRoh/mbcXWdPx39aMttD9gJvBZUTYbIV4bVlwqaO52eyHCNo3D",
+	"3Vr1xmM4kwGL5mOpSzJyrM5El1gaMGiCELsbw7l5qpku0nUOEE6SnAgR6ivhblHvEF7VkdgbcEw8Vxg9",
+	"YKaz9P6RM0mIpjg/JwCuXKnBMGEfYRqFaIIvCMJITPVoZ4XiTkYeoBCGv7mFgJYOmF2orbyAYpznlAgU",
+	"qV2+VE878P8odL86VgjJKBsbquI+EURGA7YhtJF2c69qvAGTaUKnC1NRgXZ3nqGo2oI6cH1RoWhKZ38k",
+	"SV5C/igh04xLwuLZgL2pQF4Bg9o3ZATkKpPq+kXODzs/kFkZ4Y2ObWh2eRWFulTnZBYOGETUqv1BJC3K",
+	"SZbimalBBu3/zTY0oa4mUVBQr5Kkj5SAEW0iyoQkGFIG4FKDPXjANJDKwHi7TwhSFpbhQWYENLCB/kqa",
+	"e22biOq/Q+Ax2rB5IJt9FCl+rTverBS1HZaNlSLLs51g8xBFOmA3QuQqSzFltneKICGKqtDrSKf2GcJR",
+	"j6gfsBLBNOT1NdCFdcWvHyIIBRDalF5P8tBMEOKvy5jnjWhbkSiItx6wMtS51LMiMAZmOMdTAt1bYDa5",
+	"MJobYWEYpT2Ft3hMGQBbZ3LDmbHEpCoOoMGwWbcWG9T8ihgqyaun54ycNW30lJDS63bDsr/OzpNNw2YV",
+	"qx6w6CMIiSECzTCErMWwyl0032uNUV10rY3qv5Qaeg3sDPJBMyykKXiUqGPV2Y7qqHku4aAxivl0ijuC",
+	"KEgpKqA2o1AUpym/JAkUrQv1ofBMK3zpDOmeziVH7WhoK1mQsISyMUwCMLLTYEE6lAnCBAVZTRRnWpfR",
+	"KGMBfsCZ5q3qer+ALj2KHM3gCh+e4nGENqJBkGsMtg0BbAnUaHMLncBmJYiUcKBHo84rNYViI8bdKwDi",
+	"ps4lIKbkOREKcELilCgWU5CKJ/R24AdN9zAU0EtpTIyvlQK7GVGohP3q6LTSV9QHJePbOIfgzZRRNRwj",
+	"adnTCxE2xmMyhbQpBdf9o07GL4mSTyFjbatMhugHjpTtVigOelvdLWiPb6yVQT94vNXb6kLWqpyAXuHI",
+	"Puqj0ZTbipw8ArHHiFWhcVsZjmVzdS39q/pzq6N4TSzZFyTOiYQNlBzsSGl3Ct1su2wIeC0vbKtxqHoF",
+	"7ENgG1rhvRP620rv2tWcQA3BDxA6DWQLYLXT7bapguV727X24xAtAld9+Q9tip+rDwIcXE3wVzDAVaik",
+	"NGo0nTmyL1TuG4MK7Jw0+A7cvDDt4tMKsi6WJ316plKnaEyMAGmoKgjd/TY1yUreW+hI1mVqV6CeKYXC",
+	"SNIDpsTXR6JZPANh6FeiaMuUG8E0zxVZoFIXzdSopagMqF2gDxo+w1k605e0jnRapi67tK+LdY4k8QOZ",
+	"GRwBPvcPnsxMyT0lA4CdzOHXik+r77TRYNUu8iZysuFtMNkRDeTs3dPsiZ5+nkSYWibV8cJpQD9iYPKw",
+	"rgMcT0jngDOZ87RtYvP+Nrxs370OA49ItWyI6iflL6AcWrywvaj9dfnedRi4Esyy3/1kXj16roG12322",
+	"xo0Pg92dnbXev1+qos+9ZiVaQFYqmdva7rykpgwvuepkOWUxzXAqyvoaUIzU4U3bH2lyrSmSTZppVpNA",
+	"QvKs6sSBJeIsJlpEg1pqqe4jNced5jmRnsQhCo2rtevrNQnjNbD9Njhzv2eq1wvWOD66DcswB3Id+mUH",
+	"x0/hESHQBmvIBZvzpzEmsv0oundO5RaSty/mfP9J5B0cbikPrMUULSTVTj+oe+y1KIJHxitnHHAmCmty",
+	"sibKDXWbN0NErqzoDTjFE6KuurW1VXq7rqsNJQMvSA6SuKIFSsLXxf/Qu+Oj0D4TdoRHAh2DJdNwsynO",
+	"jPmUpyQ0JjiBeI5Sys5NIxxhNVjd6GXA5syjHsPnFliOOh7b0NFbn6RiN36gm63ch5hhYHBgT2glOWMF",
+	"IdiI9MAIe+sxwu7jNd+/X0b7ZM313PaS1+70C8qomCBcRTxpf457p01hMWtjrVIWWvwNrUrfgcF03OZt",
+	"wI3LtXFOMmkcLh1BEwL6wZv9d6ffDU9O908Ph6enL4cnhwdvXj8/2bR3UYdHyrZioFuKU1fFOqOyR7Oh",
+	"bQf7J8/fvDkeHh8+Pzo+PDgdvjs+OkEbBuwDFn18cfzm9enh6+fDd8cvrxs+jc117+CYSF1JN0/nVYVm",
+	"3QuSO7FpxFZ3tdVK1QL27DY0KWMjOgYPlEuiQFGmakSwalV2hGYR0/KG1zq87S4rP9+m1t4JQSnLDrfw",
+	"1LqHCyioUhwUkt2l3nAr0f1LohDQif6uCAQvZDuPPi4jlqmYZ3Xgup3wtIxmRhvaW2fq8NlgBM0OR3hK",
+	"09lmWMrsnA2Yfj8ngHq+u2hWuIpwfqIjO3khvxj5TS0Z6f3NH13NX+RoWW16VO1kdXjKEkMf2sBGrGmE",
+	"Bzwyjs/N1codz5HPV+Q+ZfhXpI3S6G09FKJyv7jzfsIRnqKjVXFnHkfMzWy//idZydDq3vzKfSEg5cHq",
+	"eeC3p5xtaksdOKhBitB1cnURcQzVkXAyYHiMKdtC+43RC0ESJC9pXKVMzJEaUBGUKKJwkLIBOz58cXx4",
+	"8t3w+PDdyeHwn8f7B4dWDFGUSA1gV4c2drs9JXLApB2ImhMkIUkUgjQTW5eERBKfic2tAVtPgDAjlzbu",
+	"+5DiG/Vpvjwh/k5Z4rFFIKvCi9W4oa4L2EYp97VXzbTAQno6pUaC86NqEmtCWpy6ajFmSBDSr9zv2qET",
+	"mm5c+hPiowHTb6hvhfEemrgJeGXPtPFSo9nqqSm/3EL7ppW1GQkCEMhIKm6CCpYSIUoP77e27bV2zYlz",
+	"9Suee9ktFfKFqZX4+T0zJ+BQhDcbhInn0jgqPa7Isn1i1Kli6E0pqyyFol82cNcjcQuey5qkXYYD2jDb",
+	"WmB+p71CQqf2yQRWdsy/ZW2zjvnrw8K6q7uLyq768tfVDDNwHI54PvXA8JhkBEt8lpIKYBrB9ILQmcLv",
+	"EnVq4DPRmj7o2W154Ld6d/5q349vtlXf0mrt5lcjsvMdp+dq5E1JhKokJN3Gwze709W+mtvpcLUxJf/9",
+	"117n2Ydfu51nHz52w94315t/9VVYm6NSSSK0zi4iHXdT0QkPTWpboPHsDnUjeXeVJaU2t2YujPg+lctm",
+	"432P5Fcn0+KLkf7Bj2sr01pmpT/Pm2ohwA4qbbV6bitjDhy9wrgyDc7gAPhJTBNaLccLGxWBemhjEBwx",
+	"CvFzNlQiMKKcLW84YKbpORIyL2JZ5BAesuFpN2ijeGwAD9RyFaIgm+0uWnXaD9U9q9b2eVyzAJU2lcdE",
+	"uoJUUMf8w1M8Xobx8M4X7XR9kE5UOA7/rT7jyUyrErYS4Ur+VDdbvxJdl3pMn8P3VQ/V0nBjLrgA4WnM",
+	"ebKF3rB05u0h2+Y7Nbd1uWlGr+LL8Zvq9S48xvnDWeIjhbqykLOsjqGMnzAtZPfn2PUUz3TCMnHi0rq7",
+	"XnuL/yC6n4QA3ZLwPGzn6noYcDNHqgIuOFEhYC+e+PVQt3hNH+EzQZi0TUGU8lcw7TjUCTTe4jZoH9l3",
+	"LDtHhpsPmMvOt5DRHPvI25B5A1ffa7yFIKzqO64oCfRRoBJNsBiwqlNzGVW5uVdNM9/PeQE5gquhBxmw",
+	"qBLrQRAvO1pvoe8440XuBoT6BA8N0psJHiMY9l4lDpOAeVf2HWjFTeXEXr+1Xam9nS84xkkD8wbsef6u",
+	"m3K46rYXLdQesgrqN1fJ22/3Tw++CxE4UhXzNeZVXfX6kTCmRQ/TzQr5J5r+4dAUbbx9d7p5N8halxu3",
+	"k0Ifua61fmOm1RLek9FKF22YIRSj1HplzLOZTUCxoWMhirKcXmAJxek1awgbyTrAwAbMiepHPR91L7f4",
+	"0DXL5+VZXJtL9DmUSZ7N/ohK5D1rE/ZoFzKe22iA20Zsuod7bPNcI3PNotAxIKnraENx4SZjWwTNXkrI",
+	"5i4FRyr3TGRuOdqgEvm0F8WO7tqdIB4ow8LQCSWzCq/NyWtaMhOUStL9XOC35gi81/dTsLwHxcIMNNZU",
+	"oFr4VKkW3AN+nxAprB7yrVFDKjec0leGBle/ZUWaeuLIy9Ut0MLv9+jvWRqx+7ubw4Trek8yhyYMikaM",
+	"6QVhmnpAdEuTUoUmhiHjuRTGYaKb91jXrsAXpiJs/bjt+u+ZnPxopnEc/Nf3bOExUwI/9csHF+UbBnRf",
+	"jEXPgtPg8CNjeLudWK3tPU38NobVFaIKLKtbEFkQKm5aK/bkd9j/aGe9f7/9fXv7zFZWdvpZgH9Zfr8S",
+	"Dy+qk3NRsVN+f2/GRj8/XCjcqe8YuZJ21VpI0yZAKUg6Uroc4xLlhOGptvi3+fnMOT9kpcwssfL63bdi",
+	"ZmHSQn8dybqB7X+qXv4AW0thvaJL446tpoG1iTVmqO2P5q/rhQG4JelvOILavDvVZfkUtLeV/3tx70tw",
+	"4dilf1oqG670pgH660L3GvqwFLO2Tf2Km4vQN1vYElufdPDaCliIMlOkrc5KWILOiqnNujNVPTQ3qRxF",
+	"1oiQcCIGTLEV7fVZ1bVjwHQrZlOznT90M/Z9ZxMDOG95o1z62SiS6aWWuh5SZMsl9XWbwcgt5bVh3ShV",
+	"fUOoOoEyGp+TfNMvNr+tNd67N7LaaGLemrkgccrHBdFlh3TglhKhvhha22gyXW7IwY9GwdD2NAXnxW2w",
+	"9rXnKLyf0Hhic4201u+mqjR7XW+hfYYKds74JfNWg9vZacatSY6oR/OCdTVx6O7F0GoGsG6s4WG7j+mP",
+	"iVAY1ILEOTy9Q4x9YMFdCgKo3q/zVqg9JdsxzjBEL5gitF4S+L6RXTDFM5TwvklqSUmIyGhEdI5NrZxO",
+	"RvJO2YBda17bSqLZ1kR4W4csDRjkvzuhw+VvyqIOJXVSH3u76BLK30IMPjDzEcGyyJUqiMdiC71oJJTZ",
+	"TD9dZqsQJqWnWrYgEm04pYLKuI9HeoubLYm6r2YHLgTv8SbU5mml4tU7XwzhfjWrrfu2SG1xR2x/lLOM",
+	"XK9WcMw0D0acmVY5LQi4p9DK0u/yrWXxcb6W1ksyu/cXXQJRxBMoNackmqiMqIeOEmVAvSmhXafVLSnc",
+	"T7qfM4HbB56FGZaPnGxgI8GbYpZfENK7YoKSAJDTCPt2N4CnZHGdvbKYfxnVQPPaejYg0s28w1k6a5Fh",
+	"j2Gq+0QN22q6jeW3tCT4YkTW3ECw9cRrGkwhSO6Y/d1T1xxx8bn3dgzjFHsoMvXoIx0o6bD3SVnP31PI",
+	"P0SRKZofVRGWtpeBH0nem5XdI5o4pf5bEMXs+4vCjQSLyRnHeWJXfxPKAJmdKziDdAaoQw9Mv1xokylC",
+	"Vx+cP+JTmOR3kbMJRX7vLlmzlna5OMeyd9scy/vk0WWP4YW+MECiL8sRJg3q2oulP7deqTYbpIKPqWGv",
+	"w+HVYaGN3e4zFOFUkexZh1xRIUW02eaVUmM8VHeU01L9E2efAVTayuURPP29eKIeVtRNmUkmNVJ6rsdS",
+	"fxVIK669FX68NGdMV+EWE5zbQprSHDXacNItvoVKBpvojMR8SpAJ2W3LFTN363ecK9Z+UO2HsiBXDOBd",
+	"ege1MCC82q0ftKsU+4Cb/WmccO3QaaHyaxFhtZP1cqjaG4D70oNKEN8PYb/j7Al7rg8sjtBmNdzkotSp",
+	"17a5Dus7QF1EKbwVz7IUx8aZaSRwJWDv2RjBRAcjQxseU/Rhw+M04HJC8ksqiEfYEPrKvjJ7uD+0MjOc",
+	"EHn3qPWgLPMnJYl5VJLKm2AYdGBa4onUBdPguEc0VUjlNAgxRnTduYklCzQ26B/2Z5WdG1XZsT12O41m",
+	"u7a2TrOTbqf+xf1X2vFW8tTNf1e7vW4DTP9wbhPhasz5Do/+X5sk2dpv5xr0TimjU3UYvflmvfeq65Z9",
+	"YxfqunBZvyxdtxB1wqQ/txAmXeylJEvbiW0h3G5M0r403UcOWqMLaHeui/BNMEs6fDQyUREiLEPd4RqJ",
+	"djpVNi9+UPTqvjGw3jZ6ISqWR4MIkzkldXPdF2PvBGkmcQ7bg6frViXVuLtM5XzFbTtM9f4jYaraSY4i",
+	"mWMmRiQfSh6VNZ/7jr18z7B+U1hjwoUOlNVlA3Q88oBRBnoUvKg1VmFV1s0QJVWZFAot+Ex6iFOW0nTx",
+	"c96EtW6h/SKh0M7mUqBzQjLd7E6B8JHQOABhbWXl6xgsumphBZO8iCck8WauwkTQx3qJq7I8ussJr5p3",
+	"qlXoMZIaUPfKRmSyVjHVyyYq2N8pq/gkav9Dqyr/icwQhcaYlVjMCm09AMd9VgeDmeurELY1+6ewOqwD",
+	"jJuF+qrdlC0wKmK3DcLZjdLcyhHbTN0vCbSTTYidQ1/wshWxLqs7d2b27Vsf3Keu9Lr4oPfNttY87Tm1",
+	"z5REIPd4cCWhNp0pDasx1ZOF5Jm3sZF+0xQ+FqZ+sm5EhF7zM57MBqxaN1D+qSDphe5gAk1YsZBlEeYi",
+	"I/kQ4gv8bOez4cnDMlc9LwFxN5gF+t+tcKrwkuh0hrB7qGicYyaFbv8+BbnKfcrz0uZZ+9keYoBKuu+e",
+	"kR8U3gzYPOIYv5p6rMtnd+DryBSLNOKGD2MtYm9BA+0BK1t7vHl5ODz5+fXBt6Cml814lJg0xQyPdUR0",
+	"2W0b5re5/7pfyWZ7dadSnb4fW5sd/o7NuL+Pe3QA2GbukInmvMVVUv8MgcGu1tJU4+sFVQrBCIJqzDr0",
+	"b9uV3j+blN5FkqsB9k1bk+mrv75U9hbLiU8y82DPUt20wqLctNObx6OtBerbH6HD4PxBf/pzDtdsWbfC",
+	"NqHNlV4IdNGCZpXbFz24gWZ7821o2DgluikPV4ws58V4YjlXiHiR1wwKoIWbdhOVNm4UcGhd4LHMxzwj",
+	"Sb1Rr6h16kUbke3Ju+mOVx3F/KjgknAkTkB6KqTGamcUTbPnB4AotNI0u2eMODFm6IzU4glwGTji2KN9",
+	"I/ozH8Kybt4oB/6dIMmRmJjythOaEGdsN1JvfoYfqShwinAh+VRXttCr3jhW8h96kfJLnclYNZSnOUrp",
+	"iMSzOHXn0QUk5mc4mk4LqLPvFE5SJKRWiKIxTpVFd/3h+v8FAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

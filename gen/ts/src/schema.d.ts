@@ -1876,6 +1876,7 @@ export interface components {
                 "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
                 "RateLimit-Reset": components["headers"]["RateLimitReset"];
                 "WWW-Authenticate": components["headers"]["WWWAuthenticate"];
+                "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
                 [name: string]: unknown;
             };
             content: {
@@ -1907,6 +1908,8 @@ export interface components {
         PageSize: number;
         /** @description Case-insensitive substring search over the resource's searchable fields. */
         Search: string;
+        /** @description A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`. */
+        IdempotencyKey: string;
         /** @description The `ETag` last read; a mismatch answers 412 and changes nothing. */
         IfMatch: string;
         /** @description The user id. */
@@ -1946,6 +1949,8 @@ export interface components {
         RateLimitRemaining: number;
         /** @description Seconds until the window resets. */
         RateLimitReset: number;
+        /** @description `true` when the response is the stored answer to an earlier request with the same `Idempotency-Key` and the same body and query; the operation did not run again. */
+        IdempotentReplayed: boolean;
     };
     pathItems: never;
 }
@@ -2021,6 +2026,7 @@ export type ResponseProblem = components['responses']['Problem'];
 export type ParameterPage = components['parameters']['Page'];
 export type ParameterPageSize = components['parameters']['PageSize'];
 export type ParameterSearch = components['parameters']['Search'];
+export type ParameterIdempotencyKey = components['parameters']['IdempotencyKey'];
 export type ParameterIfMatch = components['parameters']['IfMatch'];
 export type ParameterUserId = components['parameters']['UserID'];
 export type ParameterPathUserId = components['parameters']['PathUserID'];
@@ -2039,6 +2045,7 @@ export type HeaderRetryAfter = components['headers']['RetryAfter'];
 export type HeaderRateLimitLimit = components['headers']['RateLimitLimit'];
 export type HeaderRateLimitRemaining = components['headers']['RateLimitRemaining'];
 export type HeaderRateLimitReset = components['headers']['RateLimitReset'];
+export type HeaderIdempotentReplayed = components['headers']['IdempotentReplayed'];
 export type $defs = Record<string, never>;
 export interface operations {
     getLoginUrl: {
@@ -2176,7 +2183,10 @@ export interface operations {
     createApiToken: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -2192,6 +2202,7 @@ export interface operations {
                     "X-Request-ID": components["headers"]["XRequestID"];
                     Location: components["headers"]["Location"];
                     "Cache-Control": components["headers"]["CacheControl"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2498,7 +2509,10 @@ export interface operations {
     createTeam: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -2513,6 +2527,7 @@ export interface operations {
                 headers: {
                     "X-Request-ID": components["headers"]["XRequestID"];
                     Location: components["headers"]["Location"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2785,7 +2800,10 @@ export interface operations {
     createFlow: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -2801,6 +2819,7 @@ export interface operations {
                     "X-Request-ID": components["headers"]["XRequestID"];
                     Location: components["headers"]["Location"];
                     ETag: components["headers"]["ETag"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2954,7 +2973,10 @@ export interface operations {
     duplicateFlow: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path: {
                 /** @description The flow id. */
                 id: components["parameters"]["FlowID"];
@@ -2973,6 +2995,7 @@ export interface operations {
                     "X-Request-ID": components["headers"]["XRequestID"];
                     Location: components["headers"]["Location"];
                     ETag: components["headers"]["ETag"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3044,7 +3067,10 @@ export interface operations {
     createFlowVersion: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path: {
                 /** @description The flow id. */
                 id: components["parameters"]["FlowID"];
@@ -3062,6 +3088,7 @@ export interface operations {
                 headers: {
                     "X-Request-ID": components["headers"]["XRequestID"];
                     Location: components["headers"]["Location"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
                     [name: string]: unknown;
                 };
                 content: {
