@@ -12,6 +12,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 
 	"github.com/wataomi/wataomi/gen/permissions"
+	"github.com/wataomi/wataomi/openapi"
 	"github.com/wataomi/wataomi/rbac"
 )
 
@@ -269,4 +270,24 @@ func TestContractIdempotencyKey(t *testing.T) {
 		t.Error("the Problem response does not declare Idempotent-Replayed (a replayed 4xx carries it)")
 	}
 	t.Logf("%d x-idempotent operations", n)
+
+	// The startup check refuses a table that disagrees with the markers.
+	for _, tc := range []struct{ id, path, method, key string }{
+		{"createTeam", "/teams", http.MethodPost, "x-idempotent"},
+		{"listFlows", "/flows", http.MethodGet, "x-rate-limit"},
+	} {
+		stale, err := loadSpec(openapi.BundledJSON)
+		if err != nil {
+			t.Fatal(err)
+		}
+		op := stale.Paths.Value(tc.path).GetOperation(tc.method)
+		if tc.key == "x-idempotent" {
+			delete(op.Extensions, tc.key)
+		} else {
+			op.Extensions[tc.key] = "ai"
+		}
+		if err := checkGuards(stale); err == nil || !strings.Contains(err.Error(), tc.id+": guard table is stale") {
+			t.Errorf("checkGuards with %s changed on %s: %v", tc.key, tc.id, err)
+		}
+	}
 }
