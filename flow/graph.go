@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -141,7 +142,13 @@ func IsTrigger(typ string) bool { return strings.HasPrefix(typ, "trigger-") }
 
 // CheckStructure runs the structural checks of PRODUCT §6.2 that every save must pass. size is the
 // compact JSON size of the graph. base is the pointer of the graph in the request body ("/data").
+// Every issue it returns is an error; the warnings (a reference to a node that is not upstream) come
+// only from Validate.
 func (g *Graph) CheckStructure(base string, size int, lim Limits) []Issue {
+	return g.structure(base, size, lim, false)
+}
+
+func (g *Graph) structure(base string, size int, lim Limits, warnings bool) []Issue {
 	var issues []Issue
 	add := func(ptr, code, format string, args ...any) {
 		issues = append(issues, Issue{Pointer: base + ptr, Code: code, Message: fmt.Sprintf(format, args...), Severity: SeverityError})
@@ -160,6 +167,7 @@ func (g *Graph) CheckStructure(base string, size int, lim Limits) []Issue {
 	}
 
 	index := make(map[string]int, len(g.Nodes))
+	types := make([]*NodeType, len(g.Nodes))
 	triggers := 0
 	for i, n := range g.Nodes {
 		id := str(n["id"])
@@ -172,7 +180,11 @@ func (g *Graph) CheckStructure(base string, size int, lim Limits) []Issue {
 		default:
 			index[id] = i + 1
 		}
-		if IsTrigger(nodeType(n)) {
+		typ := nodeType(n)
+		if types[i] = lookup(typ); types[i] == nil {
+			add(p+"/data/type", "unknown-node-type", "%s", unknownTypeMessage(typ))
+		}
+		if IsTrigger(typ) {
 			triggers++
 			if triggers > 1 {
 				add(p+"/data/type", "multiple-triggers", "a flow has at most one trigger node")
@@ -182,6 +194,7 @@ func (g *Graph) CheckStructure(base string, size int, lim Limits) []Issue {
 	edgeIDs := map[string]int{}
 	seen := map[string]bool{}
 	adj := map[string][]string{}
+	handles := make([][]string, len(g.Nodes)) // OutputHandles per source node, computed on first use
 	for i, e := range g.Edges {
 		id, src, dst := str(e["id"]), str(e["source"]), str(e["target"])
 		p := "/edges/" + strconv.Itoa(i)
@@ -202,12 +215,40 @@ func (g *Graph) CheckStructure(base string, size int, lim Limits) []Issue {
 			add(p+"/target", "dangling-edge", "edge %q loops from node %q to itself", id, src)
 			continue
 		}
-		key := src + "\x00" + str(e["sourceHandle"]) + "\x00" + dst
+		s := index[src] - 1
+		handle, handleOK := e["sourceHandle"].(string)
+		if !handleOK && e["sourceHandle"] != nil {
+			add(p+"/sourceHandle", "bad-handle", "edge %q: sourceHandle must be a string or absent", id)
+			continue
+		}
+		var hs []string
+		if types[s] != nil {
+			if handles[s] == nil {
+				handles[s] = outputHandles(g.Nodes[s], types[s])
+			}
+			hs = handles[s]
+			if handle == "" && len(hs) == 1 {
+				handle = hs[0] // an absent handle on a single-output node means that output
+			}
+		}
+		key := src + "\x00" + handle + "\x00" + dst
 		if seen[key] {
 			add(p, "bad-handle", "edge %q duplicates another edge from %q to %q", id, src, dst)
 			continue
 		}
 		seen[key] = true
+		if types[s] != nil {
+			switch {
+			case handle == "" && len(hs) == 0:
+				add(p+"/source", "bad-handle", "edge %q leaves node %q, which has no outputs", id, src)
+			case handle == "":
+				add(p+"/sourceHandle", "bad-handle", "edge %q leaves node %q without a sourceHandle; node %q has several outputs, so name one of %s",
+					id, src, src, strings.Join(hs, ", "))
+			case !slices.Contains(hs, handle):
+				add(p+"/sourceHandle", "bad-handle", "edge %q leaves node %q by the handle %q, which it does not have; its outputs are %s",
+					id, src, handle, strings.Join(hs, ", "))
+			}
+		}
 		if IsTrigger(nodeType(g.Nodes[index[dst]-1])) {
 			add(p+"/target", "multiple-triggers", "edge %q enters the trigger node %q", id, dst)
 		}
@@ -216,7 +257,13 @@ func (g *Graph) CheckStructure(base string, size int, lim Limits) []Issue {
 	if cyc := findCycle(g.Nodes, adj); cyc != "" {
 		add("/nodes/"+strconv.Itoa(index[cyc]-1)+"/id", "cycle", "node %q is part of a cycle; flows must be acyclic", cyc)
 	}
-	return issues
+	c := checker{g: g, base: base, warnings: warnings, index: index, adj: adj, issues: issues}
+	for i, n := range g.Nodes {
+		if types[i] != nil {
+			c.node(i, n, types[i])
+		}
+	}
+	return c.issues
 }
 
 // findCycle returns a node on a cycle, or "" (iterative three-colour DFS, safe on deep graphs).
@@ -260,7 +307,7 @@ func findCycle(nodes []map[string]any, adj map[string][]string) string {
 }
 
 // CheckCompleteness reports what a draft may lack but publishing and executing need: exactly one
-// trigger, and every other node reachable from it.
+// trigger, every other node reachable from it, and every required config value (missing-config).
 func (g *Graph) CheckCompleteness(base string) []Issue {
 	var issues []Issue
 	trigger := -1
@@ -269,35 +316,42 @@ func (g *Graph) CheckCompleteness(base string) []Issue {
 			trigger = i
 		}
 	}
+	var reached map[string]bool
 	if trigger < 0 {
-		return []Issue{{Pointer: base + "/nodes", Code: "missing-trigger", Message: "the flow needs exactly one trigger node", Severity: SeverityError}}
-	}
-	adj := map[string][]string{}
-	for _, e := range g.Edges {
-		adj[str(e["source"])] = append(adj[str(e["source"])], str(e["target"]))
-	}
-	reached := map[string]bool{}
-	queue := []string{str(g.Nodes[trigger]["id"])}
-	for len(queue) > 0 {
-		id := queue[0]
-		queue = queue[1:]
-		if reached[id] {
-			continue
+		issues = append(issues, Issue{Pointer: base + "/nodes", Code: "missing-trigger", Message: "the flow needs exactly one trigger node", Severity: SeverityError})
+	} else {
+		adj := map[string][]string{}
+		for _, e := range g.Edges {
+			adj[str(e["source"])] = append(adj[str(e["source"])], str(e["target"]))
 		}
-		reached[id] = true
-		queue = append(queue, adj[id]...)
+		reached = map[string]bool{}
+		queue := []string{str(g.Nodes[trigger]["id"])}
+		for len(queue) > 0 {
+			id := queue[0]
+			queue = queue[1:]
+			if reached[id] {
+				continue
+			}
+			reached[id] = true
+			queue = append(queue, adj[id]...)
+		}
 	}
 	for i, n := range g.Nodes {
-		if id := str(n["id"]); !reached[id] {
+		if id := str(n["id"]); reached != nil && !reached[id] {
 			issues = append(issues, Issue{Pointer: base + "/nodes/" + strconv.Itoa(i), Code: "unreachable",
 				Message: fmt.Sprintf("node %q is not reachable from the trigger", id), Severity: SeverityError})
+		}
+		if t := lookup(nodeType(n)); t != nil {
+			issues = missingConfig(base, i, n, t, issues)
 		}
 	}
 	return issues
 }
 
-// Validate runs both kinds of checks: what flow.validation and POST /flows/{id}/validate report.
+// Validate runs both kinds of checks: what flow.validation and POST /flows/{id}/validate report. Unlike
+// CheckStructure, it also reports warnings (severity "warning"): references to nodes that are not
+// upstream of the node using them.
 func (g *Graph) Validate(base string, size int, lim Limits) []Issue {
-	issues := g.CheckStructure(base, size, lim)
+	issues := g.structure(base, size, lim, true)
 	return append(issues, g.CheckCompleteness(base)...)
 }

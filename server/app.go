@@ -18,6 +18,7 @@ import (
 
 	"github.com/wataomi/wataomi/auth"
 	"github.com/wataomi/wataomi/config"
+	"github.com/wataomi/wataomi/engine"
 	"github.com/wataomi/wataomi/flow"
 	"github.com/wataomi/wataomi/gen/api"
 	"github.com/wataomi/wataomi/openapi"
@@ -42,6 +43,8 @@ type Deps struct {
 	// Idempotency holds Idempotency-Key claims and answers; nil chooses by Redis: shared through
 	// Redis when it is configured, in-process otherwise.
 	Idempotency idempotency.Store
+	// Engine runs flows (River workers, the executor and the event bus).
+	Engine *engine.Engine
 }
 
 // Server is the HTTP application.
@@ -65,6 +68,9 @@ func New(d Deps) (*Server, error) {
 	flowBody := d.Config.FlowMaxBytes + 256<<10
 	if d.Shared == nil {
 		return nil, fmt.Errorf("server: Deps.Shared is required")
+	}
+	if d.Engine == nil {
+		return nil, fmt.Errorf("server: Deps.Engine is required")
 	}
 	oa, err := newOpenAPI(doc, &tokenAuthenticator{tokens: d.Tokens, db: d.DB, shared: d.Shared},
 		map[string]int64{"": d.Config.APIMaxBodyBytes, "flow": flowBody})

@@ -232,7 +232,7 @@ func bnSetup(b *testing.B) *bnFixture {
 	fx.token = tok
 
 	logger := slog.New(slog.NewJSONHandler(io.Discard, nil))
-	srv, err := New(Deps{Config: cfg, DB: db, Tokens: tokens, Logger: logger, Shared: auth.NewMemoryShared()})
+	srv, err := New(Deps{Config: cfg, DB: db, Tokens: tokens, Logger: logger, Shared: auth.NewMemoryShared(), Engine: testEngine(b, cfg, db, nil, logger)})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -300,13 +300,14 @@ func bnGraph(i int) []byte {
 		{"id": "start", "type": "custom", "position": map[string]any{"x": 0, "y": 0},
 			"data": map[string]any{"type": "trigger-manual", "label": "Start"}},
 		{"id": "http_1", "type": "custom", "position": map[string]any{"x": 240, "y": 0},
-			"data": map[string]any{"type": "http-request", "label": "Fetch", "config": map[string]any{
+			"data": map[string]any{"type": "action-http", "label": "Fetch", "config": map[string]any{
 				"method": "GET", "url": fmt.Sprintf("https://api.example.com/items/%d", i)}}},
 	}
 	edges := []map[string]any{{"id": "e1", "source": "start", "target": "http_1"}}
 	if i%2 == 1 {
 		nodes = append(nodes, map[string]any{"id": "check", "type": "custom", "position": map[string]any{"x": 480, "y": 0},
-			"data": map[string]any{"type": "condition", "label": "Ok?", "config": map[string]any{"expression": "{{nodes.http_1.status}} == 200"}}})
+			"data": map[string]any{"type": "logic-condition", "label": "Ok?", "config": map[string]any{
+				"condition_type": "equals", "value1": "{{nodes.http_1.status}}", "value2": 200}}})
 		edges = append(edges, map[string]any{"id": "e2", "source": "http_1", "target": "check"})
 	}
 	raw, _ := json.Marshal(map[string]any{"nodes": nodes, "edges": edges, "viewport": map[string]any{"x": 0, "y": 0, "zoom": 1}})
@@ -413,7 +414,8 @@ func TestBenchListQueryCount(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		srv, err := New(Deps{Config: cfg, DB: db, Tokens: tokens, Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), Shared: auth.NewMemoryShared()})
+		lg := slog.New(slog.NewJSONHandler(io.Discard, nil))
+		srv, err := New(Deps{Config: cfg, DB: db, Tokens: tokens, Logger: lg, Shared: auth.NewMemoryShared(), Engine: testEngine(t, cfg, db, nil, lg)})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -89,7 +89,7 @@ func TestFlowsAuditRows(t *testing.T) {
 	// A refused change writes nothing.
 	other := send("POST", "/api/v1/flows", `{"name":"Other"}`, 201)
 	oid := int64(other["id"].(float64))
-	send("PATCH", fmt.Sprintf("/api/v1/flows/%d", oid), `{"data":{"nodes":[{"id":"a","data":{"type":"x"}},{"id":"a","data":{"type":"y"}}],"edges":[]}}`, 422)
+	send("PATCH", fmt.Sprintf("/api/v1/flows/%d", oid), `{"data":{"nodes":[{"id":"a","data":{"type":"response-data"}},{"id":"a","data":{"type":"response-data"}}],"edges":[]}}`, 422)
 	if n := len(rows(oid)); n != 1 {
 		t.Fatalf("a refused update wrote an audit row (%d rows)", n)
 	}

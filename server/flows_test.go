@@ -31,11 +31,11 @@ var flCtx = context.Background()
 // flGraphOK is a complete graph: one trigger and one action it reaches.
 const flGraphOK = `{"nodes":[` +
 	`{"id":"t1","type":"custom","position":{"x":0,"y":0},"data":{"type":"trigger-manual","label":"Start","config":{}}},` +
-	`{"id":"a1","type":"custom","position":{"x":200,"y":0},"data":{"type":"action-log","config":{"message":"hi"}}}` +
+	`{"id":"a1","type":"custom","position":{"x":200,"y":0},"data":{"type":"response-data","config":{"body":{"message":"hi"}}}}` +
 	`],"edges":[{"id":"e1","source":"t1","target":"a1"}]}`
 
 // flGraphLoose is structurally valid but incomplete: no trigger, and a1 unreachable.
-const flGraphLoose = `{"nodes":[{"id":"a1","data":{"type":"action-log"}},{"id":"a2","data":{"type":"action-log"}}],` +
+const flGraphLoose = `{"nodes":[{"id":"a1","data":{"type":"response-data"}},{"id":"a2","data":{"type":"response-data"}}],` +
 	`"edges":[{"id":"e1","source":"a1","target":"a2"}]}`
 
 func flGraph(t *testing.T, s string) *api.Graph {
@@ -586,7 +586,7 @@ func TestFlowsPublishUnpublish(t *testing.T) {
 	flSame(t, before, flSnap(t, e, loose.Id))
 	// Unreachable nodes block publishing too.
 	unreach := flCreate(t, e, tok, api.FlowCreate{Name: "Unreach", Data: flGraph(t,
-		`{"nodes":[{"id":"t","data":{"type":"trigger-manual"}},{"id":"x","data":{"type":"action-log"}}],"edges":[]}`)})
+		`{"nodes":[{"id":"t","data":{"type":"trigger-manual"}},{"id":"x","data":{"type":"response-data"}}],"edges":[]}`)})
 	if unreach.Validation.Valid || unreach.Validation.Issues[0].Code != "unreachable" || unreach.Validation.Issues[0].Pointer != "/data/nodes/1" {
 		t.Fatalf("validation %+v", unreach.Validation)
 	}
@@ -833,7 +833,7 @@ func TestFlowsValidate(t *testing.T) {
 	}
 	before := flSnap(t, e, f.Id)
 	// A given graph is checked, structural and completeness issues alike, and nothing is saved.
-	bad := `{"data":{"nodes":[{"id":"a","data":{"type":"action-log"}},{"id":"a","data":{"type":"action-log"}}],"edges":[{"id":"e","source":"a","target":"zz"}]}}`
+	bad := `{"data":{"nodes":[{"id":"a","data":{"type":"response-data"}},{"id":"a","data":{"type":"response-data"}}],"edges":[{"id":"e","source":"a","target":"zz"}]}}`
 	raw, body := flReq(t, e, http.MethodPost, flPath(f.Id, "/validate"), tok, bad, nil)
 	if raw.StatusCode != http.StatusOK {
 		t.Fatalf("validate: %d %s", raw.StatusCode, body)
@@ -1485,7 +1485,7 @@ func TestFlowsBadInputs(t *testing.T) {
 	fp := flowsPath + "/" + id
 	long := func(n int) string { return strings.Repeat("x", n) }
 	node := func(extra string) string {
-		return `{"name":"g","data":{"nodes":[{"id":"n1","data":{"type":"action-log"` + extra + `}}],"edges":[]}}`
+		return `{"name":"g","data":{"nodes":[{"id":"n1","data":{"type":"response-data"` + extra + `}}],"edges":[]}}`
 	}
 
 	cases := []struct {
@@ -1517,8 +1517,8 @@ func TestFlowsBadInputs(t *testing.T) {
 		{"several errors", "POST", flowsPath, `{"name":5,"visibility":"x","bogus":1}`, "", 400, "validation-error", []string{"/name type", "/visibility enum", "/bogus additionalProperties"}},
 		{"data not an object", "POST", flowsPath, `{"name":"x","data":[]}`, "", 400, "validation-error", []string{"/data type"}},
 		{"data without edges", "PATCH", fp, `{"data":{"nodes":[]}}`, "", 400, "validation-error", []string{"/data/edges required"}},
-		{"node without id", "POST", flowsPath, `{"name":"g","data":{"nodes":[{"data":{"type":"x"}}],"edges":[]}}`, "", 400, "validation-error", []string{"/data/nodes/0/id required"}},
-		{"node id pattern", "POST", flowsPath, `{"name":"g","data":{"nodes":[{"id":"a b","data":{"type":"x"}}],"edges":[]}}`, "", 400, "validation-error", []string{"/data/nodes/0/id pattern"}},
+		{"node without id", "POST", flowsPath, `{"name":"g","data":{"nodes":[{"data":{"type":"response-data"}}],"edges":[]}}`, "", 400, "validation-error", []string{"/data/nodes/0/id required"}},
+		{"node id pattern", "POST", flowsPath, `{"name":"g","data":{"nodes":[{"id":"a b","data":{"type":"response-data"}}],"edges":[]}}`, "", 400, "validation-error", []string{"/data/nodes/0/id pattern"}},
 		{"node data type missing", "POST", flowsPath, `{"name":"g","data":{"nodes":[{"id":"a","data":{}}],"edges":[]}}`, "", 400, "validation-error", []string{"/data/nodes/0/data/type required"}},
 		{"node label too long", "POST", flowsPath, node(`,"label":"` + long(101) + `"`), "", 400, "validation-error", []string{"/data/nodes/0/data/label maxLength"}},
 		{"node on_error enum", "POST", flowsPath, node(`,"on_error":"explode"`), "", 400, "validation-error", []string{"/data/nodes/0/data/on_error enum"}},
@@ -1646,26 +1646,26 @@ func TestFlowsInvalidGraphs(t *testing.T) {
 	nodes := func(k int) []string {
 		var out []string
 		for i := 0; i < k; i++ {
-			out = append(out, n(fmt.Sprintf("n%d", i), "action-log"))
+			out = append(out, n(fmt.Sprintf("n%d", i), "response-data"))
 		}
 		return out
 	}
 	cases := []struct {
 		name, graph, pointer, code string
 	}{
-		{"reserved id", g([]string{n("a", "action-log"), n("trigger", "action-log")}, nil), "/data/nodes/1/id", "reserved-id"},
-		{"reserved id nodes", g([]string{n("nodes", "action-log")}, nil), "/data/nodes/0/id", "reserved-id"},
-		{"duplicate node id", g([]string{n("a", "action-log"), n("b", "action-log"), n("a", "action-log")}, nil), "/data/nodes/2/id", "duplicate-id"},
-		{"duplicate node id at 0", g([]string{n("a", "action-log"), n("a", "action-log")}, nil), "/data/nodes/1/id", "duplicate-id"},
-		{"duplicate edge id", g([]string{n("a", "x"), n("b", "x"), n("c", "x")}, []string{ed("e", "a", "b"), ed("e", "b", "c")}), "/data/edges/1/id", "duplicate-id"},
-		{"dangling source", g([]string{n("a", "x")}, []string{ed("e", "zz", "a")}), "/data/edges/0/source", "dangling-edge"},
-		{"dangling target", g([]string{n("a", "x")}, []string{ed("e", "a", "zz")}), "/data/edges/0/target", "dangling-edge"},
-		{"self loop", g([]string{n("a", "x"), n("b", "x")}, []string{ed("e0", "a", "b"), ed("e1", "b", "b")}), "/data/edges/1/target", "dangling-edge"},
-		{"duplicate edge", g([]string{n("a", "x"), n("b", "x")}, []string{ed("e0", "a", "b"), ed("e1", "a", "b")}), "/data/edges/1", "bad-handle"},
-		{"two triggers", g([]string{n("t1", "trigger-manual"), n("a", "x"), n("t2", "trigger-webhook")}, nil), "/data/nodes/2/data/type", "multiple-triggers"},
-		{"edge into trigger", g([]string{n("a", "x"), n("t", "trigger-manual")}, []string{ed("e", "a", "t")}), "/data/edges/0/target", "multiple-triggers"},
-		{"cycle", g([]string{n("a", "x"), n("b", "x"), n("c", "x")}, []string{ed("e0", "a", "b"), ed("e1", "b", "c"), ed("e2", "c", "a")}), "/data/nodes/0/id", "cycle"},
-		{"two-node cycle", g([]string{n("t", "trigger-manual"), n("a", "x"), n("b", "x")}, []string{ed("e0", "t", "a"), ed("e1", "a", "b"), ed("e2", "b", "a")}), "/data/nodes/1/id", "cycle"},
+		{"reserved id", g([]string{n("a", "response-data"), n("trigger", "response-data")}, nil), "/data/nodes/1/id", "reserved-id"},
+		{"reserved id nodes", g([]string{n("nodes", "response-data")}, nil), "/data/nodes/0/id", "reserved-id"},
+		{"duplicate node id", g([]string{n("a", "response-data"), n("b", "response-data"), n("a", "response-data")}, nil), "/data/nodes/2/id", "duplicate-id"},
+		{"duplicate node id at 0", g([]string{n("a", "response-data"), n("a", "response-data")}, nil), "/data/nodes/1/id", "duplicate-id"},
+		{"duplicate edge id", g([]string{n("a", "response-data"), n("b", "response-data"), n("c", "response-data")}, []string{ed("e", "a", "b"), ed("e", "b", "c")}), "/data/edges/1/id", "duplicate-id"},
+		{"dangling source", g([]string{n("a", "response-data")}, []string{ed("e", "zz", "a")}), "/data/edges/0/source", "dangling-edge"},
+		{"dangling target", g([]string{n("a", "response-data")}, []string{ed("e", "a", "zz")}), "/data/edges/0/target", "dangling-edge"},
+		{"self loop", g([]string{n("a", "response-data"), n("b", "response-data")}, []string{ed("e0", "a", "b"), ed("e1", "b", "b")}), "/data/edges/1/target", "dangling-edge"},
+		{"duplicate edge", g([]string{n("a", "response-data"), n("b", "response-data")}, []string{ed("e0", "a", "b"), ed("e1", "a", "b")}), "/data/edges/1", "bad-handle"},
+		{"two triggers", g([]string{n("t1", "trigger-manual"), n("a", "response-data"), n("t2", "trigger-webhook")}, nil), "/data/nodes/2/data/type", "multiple-triggers"},
+		{"edge into trigger", g([]string{n("a", "response-data"), n("t", "trigger-manual")}, []string{ed("e", "a", "t")}), "/data/edges/0/target", "multiple-triggers"},
+		{"cycle", g([]string{n("a", "response-data"), n("b", "response-data"), n("c", "response-data")}, []string{ed("e0", "a", "b"), ed("e1", "b", "c"), ed("e2", "c", "a")}), "/data/nodes/0/id", "cycle"},
+		{"two-node cycle", g([]string{n("t", "trigger-manual"), n("a", "response-data"), n("b", "response-data")}, []string{ed("e0", "t", "a"), ed("e1", "a", "b"), ed("e2", "b", "a")}), "/data/nodes/1/id", "cycle"},
 		{"too many nodes", g(nodes(5), nil), "/data/nodes", "too-large"},
 		{"too many edges", g(nodes(4), []string{ed("e0", "n0", "n1"), ed("e1", "n1", "n2"), ed("e2", "n2", "n3"), ed("e3", "n0", "n3")}), "/data/edges", "too-large"},
 		{"too many bytes", `{"nodes":[],"edges":[],"pad":"` + strings.Repeat("p", 2100) + `"}`, "/data", "too-large"},
@@ -1703,9 +1703,9 @@ func TestFlowsInvalidGraphs(t *testing.T) {
 	// gives jsonb back with spaces: the size is measured as compact JSON, so it can be published.
 	var cfg []string
 	for i := 0; len(strings.Join(cfg, ",")) < 1700; i++ {
-		cfg = append(cfg, fmt.Sprintf(`"k%03d":[%d,%d]`, i, i, i))
+		cfg = append(cfg, fmt.Sprintf(`"_k%03d":[%d,%d]`, i, i, i)) // UI keys (_…): kept and not checked
 	}
-	near := `{"nodes":[{"id":"t","data":{"type":"trigger-manual","config":{` + strings.Join(cfg, ",") + `}}},` + n("a", "x") +
+	near := `{"nodes":[{"id":"t","data":{"type":"trigger-manual","config":{` + strings.Join(cfg, ",") + `}}},` + n("a", "response-data") +
 		`],"edges":[` + ed("e", "t", "a") + `]}`
 	r, body := flReq(t, e, http.MethodPost, BasePath+"/flows", tok, `{"name":"near","data":`+near+`}`, nil)
 	if r.StatusCode != http.StatusCreated {
@@ -1721,8 +1721,10 @@ func TestFlowsInvalidGraphs(t *testing.T) {
 		t.Fatalf("validate near the limit: %d %s", r.StatusCode, body)
 	}
 	// Distinct handles make distinct edges; an edge out of the trigger is fine.
-	branches := `{"nodes":[` + n("t", "trigger-manual") + `,` + n("a", "x") + `],"edges":[` +
-		`{"id":"e0","source":"t","target":"a","sourceHandle":"yes"},{"id":"e1","source":"t","target":"a","sourceHandle":"no"}]}`
+	branches := `{"nodes":[` + n("t", "trigger-manual") + `,` +
+		`{"id":"c","data":{"type":"logic-condition","config":{"condition_type":"is_empty","value1":"x"}}},` + n("a", "response-data") + `],"edges":[` +
+		`{"id":"et","source":"t","target":"c"},` +
+		`{"id":"e0","source":"c","target":"a","sourceHandle":"true"},{"id":"e1","source":"c","target":"a","sourceHandle":"false"}]}`
 	if r, body := flReq(t, e, http.MethodPost, BasePath+"/flows", tok, `{"name":"branches","data":`+branches+`}`, nil); r.StatusCode != http.StatusCreated {
 		t.Fatalf("branches: %d %s", r.StatusCode, body)
 	}
@@ -1737,9 +1739,9 @@ func TestFlowsGraphRoundTrip(t *testing.T) {
 	in := `{
 	  "nodes": [
 	    {"id":"t1","type":"custom","position":{"x":123.5,"y":-7.25,"z_ui":1},"width":150,"selected":true,"_ui":{"collapsed":false},
-	     "data":{"type":"trigger-manual","label":"Start","config":{"_note":"kept","x":[1,2,{"deep":null}]},
+	     "data":{"type":"trigger-manual","label":"Start","config":{"_note":"kept","_x":[1,2,{"deep":null}]},
 	             "executionStatus":"running","executionError":"boom","executionOutput":{"a":1},"_meta":{"color":"red"},"custom":"yes"}},
-	    {"id":"a1","position":{"x":0,"y":0},"data":{"type":"action-log","on_error":"continue","retry":{"max_attempts":3,"backoff_ms":500,"exponential":false,"jitter":true},
+	    {"id":"a1","position":{"x":0,"y":0},"data":{"type":"response-data","on_error":"continue","retry":{"max_attempts":3,"backoff_ms":500,"exponential":false,"jitter":true},
 	     "executionStatus":"success"}}
 	  ],
 	  "edges": [{"id":"e1","source":"t1","target":"a1","sourceHandle":null,"targetHandle":"in","type":"smoothstep","label":"go","animated":true,"style":{"stroke":"#f00"}}],
@@ -1749,8 +1751,8 @@ func TestFlowsGraphRoundTrip(t *testing.T) {
 	want := `{
 	  "nodes": [
 	    {"id":"t1","type":"custom","position":{"x":123.5,"y":-7.25,"z_ui":1},"width":150,"selected":true,"_ui":{"collapsed":false},
-	     "data":{"type":"trigger-manual","label":"Start","config":{"_note":"kept","x":[1,2,{"deep":null}]},"_meta":{"color":"red"},"custom":"yes"}},
-	    {"id":"a1","position":{"x":0,"y":0},"data":{"type":"action-log","on_error":"continue","retry":{"max_attempts":3,"backoff_ms":500,"exponential":false,"jitter":true}}}
+	     "data":{"type":"trigger-manual","label":"Start","config":{"_note":"kept","_x":[1,2,{"deep":null}]},"_meta":{"color":"red"},"custom":"yes"}},
+	    {"id":"a1","position":{"x":0,"y":0},"data":{"type":"response-data","on_error":"continue","retry":{"max_attempts":3,"backoff_ms":500,"exponential":false,"jitter":true}}}
 	  ],
 	  "edges": [{"id":"e1","source":"t1","target":"a1","sourceHandle":null,"targetHandle":"in","type":"smoothstep","label":"go","animated":true,"style":{"stroke":"#f00"}}],
 	  "viewport": {"x":10.5,"y":-20,"zoom":0.75,"extra":"v"},
@@ -1810,7 +1812,7 @@ func TestFlowsGraphFloatPositions(t *testing.T) {
 	}
 	e := newTestEnv(t)
 	_, tok := e.User(rbac.Editor)
-	in := `{"nodes":[{"id":"a","position":{"x":123.456789,"y":-98765.4321},"data":{"type":"action-log"}}],"edges":[],"viewport":{"x":0.1,"y":1e-7,"zoom":1.23456789}}`
+	in := `{"nodes":[{"id":"a","position":{"x":123.456789,"y":-98765.4321},"data":{"type":"response-data"}}],"edges":[],"viewport":{"x":0.1,"y":1e-7,"zoom":1.23456789}}`
 	r, body := flReq(t, e, http.MethodPost, BasePath+"/flows", tok, `{"name":"f","data":`+in+`}`, nil)
 	if r.StatusCode != http.StatusCreated {
 		t.Fatalf("create: %d %s", r.StatusCode, body)

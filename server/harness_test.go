@@ -97,7 +97,8 @@ func newTestEnv(t *testing.T, extraEnv ...map[string]string) *testEnv {
 
 	logs := &syncBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, nil))
-	srv, err := New(Deps{Config: cfg, DB: db, Redis: rdb, Tokens: tokens, Logger: logger, Shared: shared, Casdoor: cd})
+	srv, err := New(Deps{Config: cfg, DB: db, Redis: rdb, Tokens: tokens, Logger: logger, Shared: shared, Casdoor: cd,
+		Engine: testEngine(t, cfg, db, rdb, logger)})
 	if err != nil {
 		t.Fatal(err)
 	}

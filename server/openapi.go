@@ -226,6 +226,7 @@ func (o *openAPI) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 			}
 			buffered = true
 			ctx = httpx.WithRawBody(ctx, raw)
+			ctx = httpx.WithRequestHead(ctx, &httpx.RequestHead{Header: req.Header.Clone(), Query: req.URL.Query()})
 			req.Body = io.NopCloser(bytes.NewReader(raw))
 			opts := o.options
 			opts.ExcludeRequestBody = true

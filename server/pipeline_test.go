@@ -226,7 +226,8 @@ func TestPipelineCORS(t *testing.T) {
 	// An empty origin list allows no origin (Echo alone would read it as "*").
 	cfg := testConfig(t, nil)
 	cfg.CORSOrigins = nil
-	srv, err := New(Deps{Config: cfg, DB: e.DB, Tokens: e.Tokens, Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), Shared: auth.NewMemoryShared()})
+	lg := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	srv, err := New(Deps{Config: cfg, DB: e.DB, Tokens: e.Tokens, Logger: lg, Shared: auth.NewMemoryShared(), Engine: testEngine(t, cfg, e.DB, nil, lg)})
 	if err != nil {
 		t.Fatal(err)
 	}

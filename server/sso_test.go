@@ -751,6 +751,9 @@ var ssoContract = sync.OnceValues(func() (*openapi3.T, routers.Router) {
 // with another environment.
 func ssoServe(t *testing.T, d Deps, logs *syncBuffer) *testEnv {
 	t.Helper()
+	if d.Engine == nil {
+		d.Engine = testEngine(t, d.Config, d.DB, d.Redis, d.Logger)
+	}
 	srv, err := New(d)
 	if err != nil {
 		t.Fatal(err)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
+	"github.com/riverqueue/river/rivermigrate"
 )
 
 // The migrations of each dialect live in migrations/<dialect>; the two folders
@@ -85,7 +86,7 @@ func MigrateUp(ctx context.Context, db *DB) error {
 	if err != nil {
 		return fmt.Errorf("store: migrate up: %w", err)
 	}
-	return nil
+	return migrateRiver(ctx, db, rivermigrate.DirectionUp)
 }
 
 // MigrateDown rolls back the most recent migration.
@@ -116,7 +117,7 @@ func MigrateDownAll(ctx context.Context, db *DB) error {
 	if err != nil {
 		return fmt.Errorf("store: migrate down to 0: %w", err)
 	}
-	return nil
+	return migrateRiver(ctx, db, rivermigrate.DirectionDown)
 }
 
 // MigrationStatus writes one line per migration: version, applied or

@@ -19,7 +19,8 @@ import (
 )
 
 var allModels = []any{&store.User{}, &store.Team{}, &store.TeamMember{}, &store.Flow{}, &store.FlowVersion{},
-	&store.RefreshToken{}, &store.APIToken{}, &store.AuditLog{}}
+	&store.RefreshToken{}, &store.APIToken{}, &store.AuditLog{},
+	&store.Execution{}, &store.NodeExecution{}, &store.ExecutionEvent{}, &store.FlowSchedule{}}
 
 // emptyDatabases runs fn on an unmigrated database of each available dialect.
 func emptyDatabases(t *testing.T, fn func(t *testing.T, db *store.DB)) {

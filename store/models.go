@@ -73,6 +73,7 @@ type Flow struct {
 	ContentHash      string     `gorm:"column:content_hash;not null"`
 	PublishedHash    *string    `gorm:"column:published_hash"`
 	ArchivedAt       *time.Time `gorm:"column:archived_at"`
+	WebhookKey       *string    `gorm:"column:webhook_key"`          // the trigger-webhook endpoint key; unique
 	SearchText       string     `gorm:"column:search_text;not null"` // SearchText(name, description)
 	CreatedAt        time.Time  `gorm:"column:created_at;not null"`
 	UpdatedAt        time.Time  `gorm:"column:updated_at;not null"`

@@ -21,6 +21,7 @@ import (
 
 	"github.com/wataomi/wataomi/auth"
 	"github.com/wataomi/wataomi/config"
+	"github.com/wataomi/wataomi/engine"
 	"github.com/wataomi/wataomi/openapi"
 	"github.com/wataomi/wataomi/rbac"
 	"github.com/wataomi/wataomi/server"
@@ -173,10 +174,18 @@ func serve(args []string, stderr io.Writer) error {
 	if casdoor == nil {
 		log.Warn("Casdoor is not configured: the sign-in endpoints answer 503; mint tokens with 'wataomi token'")
 	}
-	srv, err := server.New(server.Deps{Config: cfg, DB: db, Redis: rdb, Tokens: tokens, Logger: log, Shared: shared, Casdoor: casdoor})
+	eng, err := engine.FromConfig(ctx, cfg, db, rdb, log, engine.Options{})
+	if err != nil {
+		return fmt.Errorf("engine: %w", err)
+	}
+	srv, err := server.New(server.Deps{Config: cfg, DB: db, Redis: rdb, Tokens: tokens, Logger: log, Shared: shared, Casdoor: casdoor, Engine: eng})
 	if err != nil {
 		return err
 	}
+	if err := eng.Start(context.WithoutCancel(ctx)); err != nil {
+		return fmt.Errorf("engine: %w", err)
+	}
+	defer eng.Bus().Close()
 	hs := &http.Server{Addr: cfg.ListenAddr(), Handler: srv.Echo, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.ListenAndServe() }()
@@ -190,7 +199,12 @@ func serve(args []string, stderr io.Writer) error {
 	log.Info("shutting down", "timeout_s", cfg.ShutdownTimeoutSeconds)
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout())
 	defer cancel()
-	return hs.Shutdown(sctx)
+	herr := hs.Shutdown(sctx)
+	// Running jobs get the rest of the timeout; what is still running is cancelled and resumed by another worker.
+	if err := eng.Stop(sctx); err != nil {
+		log.Warn("engine stop", "error", err.Error())
+	}
+	return herr
 }
 
 func migrate(args []string, stdout io.Writer) error {

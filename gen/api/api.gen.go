@@ -25,6 +25,84 @@ import (
 	"github.com/wataomi/wataomi/openapi/apitime"
 )
 
+// Defines values for ExecutionMode.
+const (
+	Manual   ExecutionMode = "manual"
+	Message  ExecutionMode = "message"
+	Retry    ExecutionMode = "retry"
+	Schedule ExecutionMode = "schedule"
+	Test     ExecutionMode = "test"
+	Webhook  ExecutionMode = "webhook"
+)
+
+// Valid indicates whether the value is a known member of the ExecutionMode enum.
+func (e ExecutionMode) Valid() bool {
+	switch e {
+	case Manual:
+		return true
+	case Message:
+		return true
+	case Retry:
+		return true
+	case Schedule:
+		return true
+	case Test:
+		return true
+	case Webhook:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ExecutionRetryFrom.
+const (
+	FailedNode ExecutionRetryFrom = "failed_node"
+	Start      ExecutionRetryFrom = "start"
+)
+
+// Valid indicates whether the value is a known member of the ExecutionRetryFrom enum.
+func (e ExecutionRetryFrom) Valid() bool {
+	switch e {
+	case FailedNode:
+		return true
+	case Start:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ExecutionStatus.
+const (
+	ExecutionStatusCancelled ExecutionStatus = "cancelled"
+	ExecutionStatusCompleted ExecutionStatus = "completed"
+	ExecutionStatusFailed    ExecutionStatus = "failed"
+	ExecutionStatusQueued    ExecutionStatus = "queued"
+	ExecutionStatusRunning   ExecutionStatus = "running"
+	ExecutionStatusWaiting   ExecutionStatus = "waiting"
+)
+
+// Valid indicates whether the value is a known member of the ExecutionStatus enum.
+func (e ExecutionStatus) Valid() bool {
+	switch e {
+	case ExecutionStatusCancelled:
+		return true
+	case ExecutionStatusCompleted:
+		return true
+	case ExecutionStatusFailed:
+		return true
+	case ExecutionStatusQueued:
+		return true
+	case ExecutionStatusRunning:
+		return true
+	case ExecutionStatusWaiting:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for FlowStatus.
 const (
 	FlowStatusArchived  FlowStatus = "archived"
@@ -142,6 +220,114 @@ func (e MeAuthType) Valid() bool {
 	}
 }
 
+// Defines values for NodeExecutionStatus.
+const (
+	NodeExecutionStatusCancelled NodeExecutionStatus = "cancelled"
+	NodeExecutionStatusCompleted NodeExecutionStatus = "completed"
+	NodeExecutionStatusFailed    NodeExecutionStatus = "failed"
+	NodeExecutionStatusRunning   NodeExecutionStatus = "running"
+	NodeExecutionStatusSkipped   NodeExecutionStatus = "skipped"
+	NodeExecutionStatusWaiting   NodeExecutionStatus = "waiting"
+)
+
+// Valid indicates whether the value is a known member of the NodeExecutionStatus enum.
+func (e NodeExecutionStatus) Valid() bool {
+	switch e {
+	case NodeExecutionStatusCancelled:
+		return true
+	case NodeExecutionStatusCompleted:
+		return true
+	case NodeExecutionStatusFailed:
+		return true
+	case NodeExecutionStatusRunning:
+		return true
+	case NodeExecutionStatusSkipped:
+		return true
+	case NodeExecutionStatusWaiting:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for NodeTypeCategoryID.
+const (
+	Action   NodeTypeCategoryID = "action"
+	Ai       NodeTypeCategoryID = "ai"
+	Logic    NodeTypeCategoryID = "logic"
+	Response NodeTypeCategoryID = "response"
+	Trigger  NodeTypeCategoryID = "trigger"
+)
+
+// Valid indicates whether the value is a known member of the NodeTypeCategoryID enum.
+func (e NodeTypeCategoryID) Valid() bool {
+	switch e {
+	case Action:
+		return true
+	case Ai:
+		return true
+	case Logic:
+		return true
+	case Response:
+		return true
+	case Trigger:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for NodeTypePropertyType.
+const (
+	Boolean     NodeTypePropertyType = "boolean"
+	Cron        NodeTypePropertyType = "cron"
+	Expression  NodeTypePropertyType = "expression"
+	Json        NodeTypePropertyType = "json"
+	KeyValue    NodeTypePropertyType = "key-value"
+	List        NodeTypePropertyType = "list"
+	MultiSelect NodeTypePropertyType = "multi-select"
+	Number      NodeTypePropertyType = "number"
+	Select      NodeTypePropertyType = "select"
+	StringList  NodeTypePropertyType = "string-list"
+	Text        NodeTypePropertyType = "text"
+	Textarea    NodeTypePropertyType = "textarea"
+	Timezone    NodeTypePropertyType = "timezone"
+)
+
+// Valid indicates whether the value is a known member of the NodeTypePropertyType enum.
+func (e NodeTypePropertyType) Valid() bool {
+	switch e {
+	case Boolean:
+		return true
+	case Cron:
+		return true
+	case Expression:
+		return true
+	case Json:
+		return true
+	case KeyValue:
+		return true
+	case List:
+		return true
+	case MultiSelect:
+		return true
+	case Number:
+		return true
+	case Select:
+		return true
+	case StringList:
+		return true
+	case Text:
+		return true
+	case Textarea:
+		return true
+	case Timezone:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for TokenResponseTokenType.
 const (
 	Bearer TokenResponseTokenType = "Bearer"
@@ -211,6 +397,21 @@ func (e ListApiTokensParamsSort) Valid() bool {
 	case ListApiTokensParamsSortMinusName:
 		return true
 	case ListApiTokensParamsSortName:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for GetExecutionParamsInclude.
+const (
+	GetExecutionParamsIncludeGraph GetExecutionParamsInclude = "graph"
+)
+
+// Valid indicates whether the value is a known member of the GetExecutionParamsInclude enum.
+func (e GetExecutionParamsInclude) Valid() bool {
+	switch e {
+	case GetExecutionParamsIncludeGraph:
 		return true
 	default:
 		return false
@@ -429,6 +630,114 @@ type CasdoorCallback struct {
 	State string `json:"state"`
 }
 
+// CursorMeta The paging fields of every cursor list.
+type CursorMeta struct {
+	HasMore bool `json:"has_more"`
+
+	// NextCursor Pass as `cursor` for the next batch; null at the end.
+	NextCursor nullable.Nullable[string] `json:"next_cursor"`
+}
+
+// Execution defines model for Execution.
+type Execution struct {
+	ApiTokenId     nullable.Nullable[int64]          `json:"api_token_id"`
+	CompletedAt    nullable.Nullable[apitime.Time]   `json:"completed_at"`
+	CompletedNodes int                               `json:"completed_nodes"`
+	ConversationId nullable.Nullable[int64]          `json:"conversation_id"`
+	DurationMs     nullable.Nullable[int64]          `json:"duration_ms"`
+	Error          nullable.Nullable[ExecutionError] `json:"error"`
+	FailedNodes    int                               `json:"failed_nodes"`
+	FlowId         int64                             `json:"flow_id"`
+	FlowRevision   int                               `json:"flow_revision"`
+	FlowVersion    nullable.Nullable[int]            `json:"flow_version"`
+
+	// Graph A React Flow graph. Open schema: unknown UI keys are stored and ignored. The engine's checks
+	// (unique ids, edges between existing nodes, no cycles, size limits) answer 422 `invalid-graph`.
+	Graph          *Graph                 `json:"graph,omitempty"`
+	HasErrors      bool                   `json:"has_errors"`
+	Id             int64                  `json:"id"`
+	InputData      map[string]interface{} `json:"input_data"`
+	Mode           ExecutionMode          `json:"mode"`
+	NodeExecutions []NodeExecution        `json:"node_executions"`
+
+	// OutputData The last `response-data` node's output, or null.
+	OutputData   interface{}                     `json:"output_data"`
+	QueuedAt     apitime.Time                    `json:"queued_at"`
+	RetryOf      nullable.Nullable[int64]        `json:"retry_of"`
+	SkippedNodes int                             `json:"skipped_nodes"`
+	StartedAt    nullable.Nullable[apitime.Time] `json:"started_at"`
+	Status       ExecutionStatus                 `json:"status"`
+	TotalNodes   int                             `json:"total_nodes"`
+	TriggeredBy  nullable.Nullable[int64]        `json:"triggered_by"`
+}
+
+// ExecutionCreate defines model for ExecutionCreate.
+type ExecutionCreate struct {
+	FlowId int64 `json:"flow_id"`
+
+	// InputData The run's input (≤256 KiB), checked against the trigger's `inputFields`.
+	InputData *map[string]interface{} `json:"input_data,omitempty"`
+
+	// Version A version to run; default the working copy.
+	Version *int `json:"version,omitempty"`
+}
+
+// ExecutionCursorPage defines model for ExecutionCursorPage.
+type ExecutionCursorPage struct {
+	HasMore bool               `json:"has_more"`
+	Items   []ExecutionSummary `json:"items"`
+
+	// NextCursor Pass as `cursor` for the next batch; null at the end.
+	NextCursor nullable.Nullable[string] `json:"next_cursor"`
+}
+
+// ExecutionError defines model for ExecutionError.
+type ExecutionError struct {
+	Code    string                    `json:"code"`
+	Message string                    `json:"message"`
+	NodeId  nullable.Nullable[string] `json:"node_id"`
+}
+
+// ExecutionMode defines model for ExecutionMode.
+type ExecutionMode string
+
+// ExecutionRetry defines model for ExecutionRetry.
+type ExecutionRetry struct {
+	// From Where the new run starts; absent means `failed_node`.
+	From      *ExecutionRetryFrom     `json:"from,omitempty"`
+	InputData *map[string]interface{} `json:"input_data,omitempty"`
+}
+
+// ExecutionRetryFrom Where the new run starts; absent means `failed_node`.
+type ExecutionRetryFrom string
+
+// ExecutionStatus defines model for ExecutionStatus.
+type ExecutionStatus string
+
+// ExecutionSummary defines model for ExecutionSummary.
+type ExecutionSummary struct {
+	ApiTokenId     nullable.Nullable[int64]          `json:"api_token_id"`
+	CompletedAt    nullable.Nullable[apitime.Time]   `json:"completed_at"`
+	CompletedNodes int                               `json:"completed_nodes"`
+	ConversationId nullable.Nullable[int64]          `json:"conversation_id"`
+	DurationMs     nullable.Nullable[int64]          `json:"duration_ms"`
+	Error          nullable.Nullable[ExecutionError] `json:"error"`
+	FailedNodes    int                               `json:"failed_nodes"`
+	FlowId         int64                             `json:"flow_id"`
+	FlowRevision   int                               `json:"flow_revision"`
+	FlowVersion    nullable.Nullable[int]            `json:"flow_version"`
+	HasErrors      bool                              `json:"has_errors"`
+	Id             int64                             `json:"id"`
+	Mode           ExecutionMode                     `json:"mode"`
+	QueuedAt       apitime.Time                      `json:"queued_at"`
+	RetryOf        nullable.Nullable[int64]          `json:"retry_of"`
+	SkippedNodes   int                               `json:"skipped_nodes"`
+	StartedAt      nullable.Nullable[apitime.Time]   `json:"started_at"`
+	Status         ExecutionStatus                   `json:"status"`
+	TotalNodes     int                               `json:"total_nodes"`
+	TriggeredBy    nullable.Nullable[int64]          `json:"triggered_by"`
+}
+
 // Flow defines model for Flow.
 type Flow struct {
 	ArchivedAt nullable.Nullable[apitime.Time] `json:"archived_at"`
@@ -634,6 +943,30 @@ type FlowVersionSummaryPage struct {
 // FlowVisibility `private`: the owner and admins; `team`: also the members of `team_id`; `public`: every holder of flow:read.
 type FlowVisibility string
 
+// FlowWebhookAccepted defines model for FlowWebhookAccepted.
+type FlowWebhookAccepted struct {
+	ExecutionId int64           `json:"execution_id"`
+	Status      ExecutionStatus `json:"status"`
+}
+
+// FlowWebhookAnswer The `body` of the `response-data` node that ended the run.
+type FlowWebhookAnswer = interface{}
+
+// FlowWebhookForm defines model for FlowWebhookForm.
+type FlowWebhookForm map[string]interface{}
+
+// FlowWebhookJSON Any JSON document; it becomes the trigger's `body`.
+type FlowWebhookJSON = interface{}
+
+// FlowWebhookKey defines model for FlowWebhookKey.
+type FlowWebhookKey struct {
+	// WebhookUrl The new receiver URL; the previous key stops working at once.
+	WebhookUrl string `json:"webhook_url"`
+}
+
+// FlowWebhookText defines model for FlowWebhookText.
+type FlowWebhookText = string
+
 // FlowWriteStatus Writing `published` publishes the flow; writing `draft` unpublishes it.
 type FlowWriteStatus string
 
@@ -753,6 +1086,110 @@ type MeAuth struct {
 
 // MeAuthType defines model for MeAuth.Type.
 type MeAuthType string
+
+// NodeError defines model for NodeError.
+type NodeError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// NodeExecution defines model for NodeExecution.
+type NodeExecution struct {
+	Attempt     int                             `json:"attempt"`
+	CompletedAt nullable.Nullable[apitime.Time] `json:"completed_at"`
+	DurationMs  nullable.Nullable[int64]        `json:"duration_ms"`
+	Error       nullable.Nullable[NodeError]    `json:"error"`
+
+	// Handle The branch the node took.
+	Handle nullable.Nullable[string] `json:"handle"`
+	Id     int64                     `json:"id"`
+
+	// Input The resolved config, with secrets redacted.
+	Input     interface{} `json:"input"`
+	NodeId    string      `json:"node_id"`
+	NodeLabel string      `json:"node_label"`
+	NodeType  string      `json:"node_type"`
+
+	// Output What the node produced (truncated to 64 KiB in lists, with `truncated`).
+	Output     interface{}              `json:"output"`
+	ReusedFrom nullable.Nullable[int64] `json:"reused_from"`
+	StartedAt  apitime.Time             `json:"started_at"`
+	Status     NodeExecutionStatus      `json:"status"`
+	Truncated  bool                     `json:"truncated"`
+}
+
+// NodeExecutionStatus defines model for NodeExecutionStatus.
+type NodeExecutionStatus string
+
+// NodeType defines model for NodeType.
+type NodeType struct {
+	Category    NodeTypeCategoryID `json:"category"`
+	Color       string             `json:"color"`
+	Deprecated  bool               `json:"deprecated"`
+	Description string             `json:"description"`
+
+	// DynamicOutputs `categories` (ai-classify) or `cases` (logic-switch): the handles come from the config.
+	DynamicOutputs nullable.Nullable[string] `json:"dynamic_outputs"`
+	Icon           string                    `json:"icon"`
+	Id             string                    `json:"id"`
+	Label          string                    `json:"label"`
+	OutputSchema   map[string]interface{}    `json:"output_schema"`
+	Outputs        []NodeTypeOutput          `json:"outputs"`
+	Properties     []NodeTypeProperty        `json:"properties"`
+	SchemaVersion  int                       `json:"schema_version"`
+}
+
+// NodeTypeCategory defines model for NodeTypeCategory.
+type NodeTypeCategory struct {
+	Color string             `json:"color"`
+	Id    NodeTypeCategoryID `json:"id"`
+	Label string             `json:"label"`
+}
+
+// NodeTypeCategoryID defines model for NodeTypeCategoryID.
+type NodeTypeCategoryID string
+
+// NodeTypeCategoryList defines model for NodeTypeCategoryList.
+type NodeTypeCategoryList struct {
+	Items []NodeTypeCategory `json:"items"`
+}
+
+// NodeTypeList defines model for NodeTypeList.
+type NodeTypeList struct {
+	Items []NodeType `json:"items"`
+}
+
+// NodeTypeOption defines model for NodeTypeOption.
+type NodeTypeOption struct {
+	Label string `json:"label"`
+	Value string `json:"value"`
+}
+
+// NodeTypeOutput defines model for NodeTypeOutput.
+type NodeTypeOutput struct {
+	Handle string `json:"handle"`
+	Label  string `json:"label"`
+}
+
+// NodeTypeProperty defines model for NodeTypeProperty.
+type NodeTypeProperty struct {
+	Default        interface{}          `json:"default,omitempty"`
+	Description    string               `json:"description"`
+	ItemProperties *[]NodeTypeProperty  `json:"item_properties,omitempty"`
+	Label          string               `json:"label"`
+	Max            *float32             `json:"max,omitempty"`
+	Min            *float32             `json:"min,omitempty"`
+	Name           string               `json:"name"`
+	Options        *[]NodeTypeOption    `json:"options,omitempty"`
+	OptionsSource  *string              `json:"options_source,omitempty"`
+	Placeholder    *string              `json:"placeholder,omitempty"`
+	Required       bool                 `json:"required"`
+	Templated      bool                 `json:"templated"`
+	Type           NodeTypePropertyType `json:"type"`
+}
+
+// NodeTypePropertyType defines model for NodeTypeProperty.Type.
+type NodeTypePropertyType string
 
 // PageMeta The paging fields of every page list.
 type PageMeta struct {
@@ -1050,6 +1487,12 @@ type ApiTokenID = int64
 // ApiTokenSort defines model for ApiTokenSort.
 type ApiTokenSort = []string
 
+// Cursor defines model for Cursor.
+type Cursor = string
+
+// ExecutionID defines model for ExecutionID.
+type ExecutionID = int64
+
 // FlowID defines model for FlowID.
 type FlowID = int64
 
@@ -1061,6 +1504,9 @@ type IdempotencyKey = string
 
 // IfMatch defines model for IfMatch.
 type IfMatch = string
+
+// Limit defines model for Limit.
+type Limit = int
 
 // Page defines model for Page.
 type Page = int
@@ -1079,6 +1525,12 @@ type TeamID = int64
 
 // UserID defines model for UserID.
 type UserID = int64
+
+// WaitMS defines model for WaitMS.
+type WaitMS = int
+
+// ExecutionCreated defines model for ExecutionCreated.
+type ExecutionCreated = Execution
 
 // FlowWithETag defines model for FlowWithETag.
 type FlowWithETag = Flow
@@ -1111,6 +1563,55 @@ type CreateApiTokenParams struct {
 type GetLoginUrlParams struct {
 	// RedirectUri Where Casdoor sends the browser back; one of the configured redirect URIs.
 	RedirectUri *string `form:"redirect_uri,omitempty" json:"redirect_uri,omitempty"`
+}
+
+// ListExecutionsParams defines parameters for ListExecutions.
+type ListExecutionsParams struct {
+	// Cursor The `next_cursor` of the previous batch.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// Limit Items per batch.
+	Limit  *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+	FlowId *int64 `form:"flow_id,omitempty" json:"flow_id,omitempty"`
+
+	// Status Repeatable.
+	Status *[]ExecutionStatus `form:"status,omitempty" json:"status,omitempty"`
+	Mode   *ExecutionMode     `form:"mode,omitempty" json:"mode,omitempty"`
+
+	// TriggeredBy `me` or a user id.
+	TriggeredBy *string `form:"triggered_by,omitempty" json:"triggered_by,omitempty"`
+
+	// From Runs queued at or after this time.
+	From *time.Time `form:"from,omitempty" json:"from,omitempty"`
+
+	// To Runs queued before this time.
+	To *time.Time `form:"to,omitempty" json:"to,omitempty"`
+}
+
+// CreateExecutionParams defines parameters for CreateExecution.
+type CreateExecutionParams struct {
+	// WaitMs How long to wait for the run to end before answering (0–30000 ms).
+	WaitMs *WaitMS `form:"wait_ms,omitempty" json:"wait_ms,omitempty"`
+}
+
+// GetExecutionParams defines parameters for GetExecution.
+type GetExecutionParams struct {
+	Include *GetExecutionParamsInclude `form:"include,omitempty" json:"include,omitempty"`
+}
+
+// GetExecutionParamsInclude defines parameters for GetExecution.
+type GetExecutionParamsInclude string
+
+// GetExecutionEventsParams defines parameters for GetExecutionEvents.
+type GetExecutionEventsParams struct {
+	// LastEventID The `id` of the last event received; the stream resumes after it.
+	LastEventID *string `json:"Last-Event-ID,omitempty"`
+}
+
+// RetryExecutionParams defines parameters for RetryExecution.
+type RetryExecutionParams struct {
+	// WaitMs How long to wait for the run to end before answering (0–30000 ms).
+	WaitMs *WaitMS `form:"wait_ms,omitempty" json:"wait_ms,omitempty"`
 }
 
 // ListFlowsParams defines parameters for ListFlows.
@@ -1184,6 +1685,11 @@ type CreateFlowVersionParams struct {
 type RestoreFlowVersionParams struct {
 	// IfMatch The `ETag` last read; a mismatch answers 412 and changes nothing.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
+}
+
+// ListNodeTypesParams defines parameters for ListNodeTypes.
+type ListNodeTypesParams struct {
+	Category *NodeTypeCategoryID `form:"category,omitempty" json:"category,omitempty"`
 }
 
 // ListTeamsParams defines parameters for ListTeams.
@@ -1273,6 +1779,15 @@ type ExchangeCodeJSONRequestBody = CasdoorCallback
 // RefreshTokensJSONRequestBody defines body for RefreshTokens for application/json ContentType.
 type RefreshTokensJSONRequestBody = RefreshRequest
 
+// CreateExecutionJSONRequestBody defines body for CreateExecution for application/json ContentType.
+type CreateExecutionJSONRequestBody = ExecutionCreate
+
+// StreamExecutionJSONRequestBody defines body for StreamExecution for application/json ContentType.
+type StreamExecutionJSONRequestBody = ExecutionCreate
+
+// RetryExecutionJSONRequestBody defines body for RetryExecution for application/json ContentType.
+type RetryExecutionJSONRequestBody = ExecutionRetry
+
 // CreateFlowJSONRequestBody defines body for CreateFlow for application/json ContentType.
 type CreateFlowJSONRequestBody = FlowCreate
 
@@ -1308,6 +1823,15 @@ type SetTeamMembersJSONRequestBody = TeamMembersSet
 
 // UpdateUserRoleJSONRequestBody defines body for UpdateUserRole for application/json ContentType.
 type UpdateUserRoleJSONRequestBody = UserRoleUpdate
+
+// ReceiveFlowWebhookJSONRequestBody defines body for ReceiveFlowWebhook for application/json ContentType.
+type ReceiveFlowWebhookJSONRequestBody = FlowWebhookJSON
+
+// ReceiveFlowWebhookFormdataRequestBody defines body for ReceiveFlowWebhook for application/x-www-form-urlencoded ContentType.
+type ReceiveFlowWebhookFormdataRequestBody = FlowWebhookForm
+
+// ReceiveFlowWebhookTextRequestBody defines body for ReceiveFlowWebhook for text/plain ContentType.
+type ReceiveFlowWebhookTextRequestBody = FlowWebhookText
 
 // Getter for additional properties for Graph. Returns the specified
 // element and whether it was found
@@ -2218,6 +2742,119 @@ type ClientInterface interface {
 	// Corresponds with POST /casdoor/auth/refresh (the `RefreshTokens` operationId).
 	RefreshTokens(ctx context.Context, body RefreshTokensJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ListExecutions List executions
+	//
+	// A cursor list of run summaries, newest first, over the flows the caller can read. Filters combine;
+	// a cursor only works with the filters it was issued for.
+	//
+	// Corresponds with GET /executions (the `ListExecutions` operationId).
+	ListExecutions(ctx context.Context, params *ListExecutionsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateExecutionWithBody Run a flow
+	//
+	// Queues a run durably (a database row and a job in one transaction) and waits up to `wait_ms` for it
+	// to end, then answers with the run as it stands. The flow must be readable and complete; `input_data`
+	// is checked against the trigger's `inputFields`. Runs the working copy unless `version` is given.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /executions (the `CreateExecution` operationId).
+	CreateExecutionWithBody(ctx context.Context, params *CreateExecutionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateExecution Run a flow
+	//
+	// Queues a run durably (a database row and a job in one transaction) and waits up to `wait_ms` for it
+	// to end, then answers with the run as it stands. The flow must be readable and complete; `input_data`
+	// is checked against the trigger's `inputFields`. Runs the working copy unless `version` is given.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /executions (the `CreateExecution` operationId).
+	CreateExecution(ctx context.Context, params *CreateExecutionParams, body CreateExecutionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// StreamExecutionWithBody Run a flow and stream its events
+	//
+	// Same body and checks as `POST /executions`; answers `text/event-stream` with the run's events from
+	// `execution.created` to the terminal event (`event:`, `id: <seq>`, `data: <JSON>`; `retry: 2000`
+	// first; a `: ping` comment every 15 s). Closing the stream does not cancel the run.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /executions/stream (the `StreamExecution` operationId).
+	StreamExecutionWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// StreamExecution Run a flow and stream its events
+	//
+	// Same body and checks as `POST /executions`; answers `text/event-stream` with the run's events from
+	// `execution.created` to the terminal event (`event:`, `id: <seq>`, `data: <JSON>`; `retry: 2000`
+	// first; a `: ping` comment every 15 s). Closing the stream does not cancel the run.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /executions/stream (the `StreamExecution` operationId).
+	StreamExecution(ctx context.Context, body StreamExecutionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteExecution Delete an execution
+	//
+	// Deletes an ended run with its node records and events. A run still active answers 409.
+	//
+	// Corresponds with DELETE /executions/{id} (the `DeleteExecution` operationId).
+	DeleteExecution(ctx context.Context, id ExecutionID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetExecution Get an execution
+	//
+	// The run with its node records, ordered by start. `include=graph` adds the exact graph that ran.
+	// Outputs over 64 KiB are truncated (`truncated: true`); `GET …/nodes/{node_execution_id}` has them whole.
+	//
+	// Corresponds with GET /executions/{id} (the `GetExecution` operationId).
+	GetExecution(ctx context.Context, id ExecutionID, params *GetExecutionParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CancelExecution Cancel an execution
+	//
+	// A queued or waiting run is cancelled at once; a running one is signalled and its worker stops it
+	// (in-flight HTTP and AI calls are aborted). Answers with the run as it stands; an ended run answers 409.
+	//
+	// Corresponds with POST /executions/{id}/cancel (the `CancelExecution` operationId).
+	CancelExecution(ctx context.Context, id ExecutionID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetExecutionEvents Stream an execution's events
+	//
+	// Server-sent events of an existing run: replays from the start (or after `Last-Event-ID`), then follows
+	// live, and closes after the terminal event. Past the event retention, one terminal event built from the
+	// run is sent.
+	//
+	// Corresponds with GET /executions/{id}/events (the `GetExecutionEvents` operationId).
+	GetExecutionEvents(ctx context.Context, id ExecutionID, params *GetExecutionEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetNodeExecution Get one node record
+	//
+	// One node record with its full `input` and `output`.
+	//
+	// Corresponds with GET /executions/{id}/nodes/{node_execution_id} (the `GetNodeExecution` operationId).
+	GetNodeExecution(ctx context.Context, id ExecutionID, nodeExecutionId int64, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RetryExecutionWithBody Retry an execution
+	//
+	// Creates a new run (`mode=retry`, `retry_of`) of a failed or cancelled run on the same graph. From
+	// `failed_node` (default) the completed nodes' records are reused and the run resumes at the node(s)
+	// that failed or were cancelled; from `start` everything runs again.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /executions/{id}/retry (the `RetryExecution` operationId).
+	RetryExecutionWithBody(ctx context.Context, id ExecutionID, params *RetryExecutionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RetryExecution Retry an execution
+	//
+	// Creates a new run (`mode=retry`, `retry_of`) of a failed or cancelled run on the same graph. From
+	// `failed_node` (default) the completed nodes' records are reused and the run resumes at the node(s)
+	// that failed or were cancelled; from `start` everything runs again.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /executions/{id}/retry (the `RetryExecution` operationId).
+	RetryExecution(ctx context.Context, id ExecutionID, params *RetryExecutionParams, body RetryExecutionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListFlows List flows
 	//
 	// A page of flow summaries (without `data`) that the caller can see: their own flows, `team` flows of
@@ -2407,6 +3044,35 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /flows/{id}/versions/{version}/restore (the `RestoreFlowVersion` operationId).
 	RestoreFlowVersion(ctx context.Context, id FlowID, version FlowVersionNumber, params *RestoreFlowVersionParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RotateFlowWebhookKey Rotate the webhook key
+	//
+	// Gives the flow's `trigger-webhook` a new key and returns the receiver URL; the previous key stops working
+	// at once. A flow without a `trigger-webhook` in its working copy answers 409 `invalid-state`.
+	//
+	// Corresponds with POST /flows/{id}/webhook-key (the `RotateFlowWebhookKey` operationId).
+	RotateFlowWebhookKey(ctx context.Context, id FlowID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListNodeTypes List node types
+	//
+	// The engine's own registry, so the editor shows exactly what runs.
+	//
+	// Corresponds with GET /node-types (the `ListNodeTypes` operationId).
+	ListNodeTypes(ctx context.Context, params *ListNodeTypesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListNodeTypeCategories List node type categories
+	//
+	// The five categories of node types.
+	//
+	// Corresponds with GET /node-types/categories (the `ListNodeTypeCategories` operationId).
+	ListNodeTypeCategories(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetNodeType Get a node type
+	//
+	// One node type definition; an unknown id answers 404.
+	//
+	// Corresponds with GET /node-types/{type_id} (the `GetNodeType` operationId).
+	GetNodeType(ctx context.Context, typeId string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListPermissions The permission catalogue
 	//
@@ -2618,6 +3284,58 @@ type ClientInterface interface {
 	//
 	// Corresponds with DELETE /users/{user_id}/api-tokens/{id} (the `DeleteUserApiToken` operationId).
 	DeleteUserApiToken(ctx context.Context, userId PathUserID, id ApiTokenID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ReceiveFlowWebhookWithBody Start a flow from a webhook
+	//
+	// Starts the published version of the flow whose `trigger-webhook` owns this key. The trigger's output is
+	// `{method, query, headers, body, received_at}` (headers lower-cased, auth and cookie headers dropped; a
+	// JSON body parsed, otherwise a string). In `immediate` mode the answer is 202 with the run id; in
+	// `last_node` mode the receiver waits up to 30 s for a `response-data` node and answers with its status,
+	// headers and body, falling back to 202.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
+	ReceiveFlowWebhookWithBody(ctx context.Context, endpointKey string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ReceiveFlowWebhook Start a flow from a webhook
+	//
+	// Starts the published version of the flow whose `trigger-webhook` owns this key. The trigger's output is
+	// `{method, query, headers, body, received_at}` (headers lower-cased, auth and cookie headers dropped; a
+	// JSON body parsed, otherwise a string). In `immediate` mode the answer is 202 with the run id; in
+	// `last_node` mode the receiver waits up to 30 s for a `response-data` node and answers with its status,
+	// headers and body, falling back to 202.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
+	ReceiveFlowWebhook(ctx context.Context, endpointKey string, body ReceiveFlowWebhookJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ReceiveFlowWebhookWithFormdataBody Start a flow from a webhook
+	//
+	// Starts the published version of the flow whose `trigger-webhook` owns this key. The trigger's output is
+	// `{method, query, headers, body, received_at}` (headers lower-cased, auth and cookie headers dropped; a
+	// JSON body parsed, otherwise a string). In `immediate` mode the answer is 202 with the run id; in
+	// `last_node` mode the receiver waits up to 30 s for a `response-data` node and answers with its status,
+	// headers and body, falling back to 202.
+	//
+	// Takes a body of the `application/x-www-form-urlencoded` content type.
+	//
+	// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
+	ReceiveFlowWebhookWithFormdataBody(ctx context.Context, endpointKey string, body ReceiveFlowWebhookFormdataRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ReceiveFlowWebhookWithTextBody Start a flow from a webhook
+	//
+	// Starts the published version of the flow whose `trigger-webhook` owns this key. The trigger's output is
+	// `{method, query, headers, body, received_at}` (headers lower-cased, auth and cookie headers dropped; a
+	// JSON body parsed, otherwise a string). In `immediate` mode the answer is 202 with the run id; in
+	// `last_node` mode the receiver waits up to 30 s for a `response-data` node and answers with its status,
+	// headers and body, falling back to 202.
+	//
+	// Takes a body of the `text/plain` content type.
+	//
+	// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
+	ReceiveFlowWebhookWithTextBody(ctx context.Context, endpointKey string, body ReceiveFlowWebhookTextRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 }
 
 // ListApiTokens List my API tokens
@@ -2841,6 +3559,239 @@ func (c *Client) RefreshTokensWithBody(ctx context.Context, contentType string, 
 // Corresponds with POST /casdoor/auth/refresh (the `RefreshTokens` operationId).
 func (c *Client) RefreshTokens(ctx context.Context, body RefreshTokensJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewRefreshTokensRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListExecutions List executions
+//
+// A cursor list of run summaries, newest first, over the flows the caller can read. Filters combine;
+// a cursor only works with the filters it was issued for.
+//
+// Corresponds with GET /executions (the `ListExecutions` operationId).
+func (c *Client) ListExecutions(ctx context.Context, params *ListExecutionsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListExecutionsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateExecutionWithBody Run a flow
+//
+// Queues a run durably (a database row and a job in one transaction) and waits up to `wait_ms` for it
+// to end, then answers with the run as it stands. The flow must be readable and complete; `input_data`
+// is checked against the trigger's `inputFields`. Runs the working copy unless `version` is given.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /executions (the `CreateExecution` operationId).
+func (c *Client) CreateExecutionWithBody(ctx context.Context, params *CreateExecutionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateExecutionRequestWithBody(c.Server, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateExecution Run a flow
+//
+// Queues a run durably (a database row and a job in one transaction) and waits up to `wait_ms` for it
+// to end, then answers with the run as it stands. The flow must be readable and complete; `input_data`
+// is checked against the trigger's `inputFields`. Runs the working copy unless `version` is given.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /executions (the `CreateExecution` operationId).
+func (c *Client) CreateExecution(ctx context.Context, params *CreateExecutionParams, body CreateExecutionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateExecutionRequest(c.Server, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// StreamExecutionWithBody Run a flow and stream its events
+//
+// Same body and checks as `POST /executions`; answers `text/event-stream` with the run's events from
+// `execution.created` to the terminal event (`event:`, `id: <seq>`, `data: <JSON>`; `retry: 2000`
+// first; a `: ping` comment every 15 s). Closing the stream does not cancel the run.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /executions/stream (the `StreamExecution` operationId).
+func (c *Client) StreamExecutionWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewStreamExecutionRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// StreamExecution Run a flow and stream its events
+//
+// Same body and checks as `POST /executions`; answers `text/event-stream` with the run's events from
+// `execution.created` to the terminal event (`event:`, `id: <seq>`, `data: <JSON>`; `retry: 2000`
+// first; a `: ping` comment every 15 s). Closing the stream does not cancel the run.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /executions/stream (the `StreamExecution` operationId).
+func (c *Client) StreamExecution(ctx context.Context, body StreamExecutionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewStreamExecutionRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteExecution Delete an execution
+//
+// Deletes an ended run with its node records and events. A run still active answers 409.
+//
+// Corresponds with DELETE /executions/{id} (the `DeleteExecution` operationId).
+func (c *Client) DeleteExecution(ctx context.Context, id ExecutionID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteExecutionRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetExecution Get an execution
+//
+// The run with its node records, ordered by start. `include=graph` adds the exact graph that ran.
+// Outputs over 64 KiB are truncated (`truncated: true`); `GET …/nodes/{node_execution_id}` has them whole.
+//
+// Corresponds with GET /executions/{id} (the `GetExecution` operationId).
+func (c *Client) GetExecution(ctx context.Context, id ExecutionID, params *GetExecutionParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetExecutionRequest(c.Server, id, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CancelExecution Cancel an execution
+//
+// A queued or waiting run is cancelled at once; a running one is signalled and its worker stops it
+// (in-flight HTTP and AI calls are aborted). Answers with the run as it stands; an ended run answers 409.
+//
+// Corresponds with POST /executions/{id}/cancel (the `CancelExecution` operationId).
+func (c *Client) CancelExecution(ctx context.Context, id ExecutionID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCancelExecutionRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetExecutionEvents Stream an execution's events
+//
+// Server-sent events of an existing run: replays from the start (or after `Last-Event-ID`), then follows
+// live, and closes after the terminal event. Past the event retention, one terminal event built from the
+// run is sent.
+//
+// Corresponds with GET /executions/{id}/events (the `GetExecutionEvents` operationId).
+func (c *Client) GetExecutionEvents(ctx context.Context, id ExecutionID, params *GetExecutionEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetExecutionEventsRequest(c.Server, id, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetNodeExecution Get one node record
+//
+// One node record with its full `input` and `output`.
+//
+// Corresponds with GET /executions/{id}/nodes/{node_execution_id} (the `GetNodeExecution` operationId).
+func (c *Client) GetNodeExecution(ctx context.Context, id ExecutionID, nodeExecutionId int64, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetNodeExecutionRequest(c.Server, id, nodeExecutionId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RetryExecutionWithBody Retry an execution
+//
+// Creates a new run (`mode=retry`, `retry_of`) of a failed or cancelled run on the same graph. From
+// `failed_node` (default) the completed nodes' records are reused and the run resumes at the node(s)
+// that failed or were cancelled; from `start` everything runs again.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /executions/{id}/retry (the `RetryExecution` operationId).
+func (c *Client) RetryExecutionWithBody(ctx context.Context, id ExecutionID, params *RetryExecutionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRetryExecutionRequestWithBody(c.Server, id, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RetryExecution Retry an execution
+//
+// Creates a new run (`mode=retry`, `retry_of`) of a failed or cancelled run on the same graph. From
+// `failed_node` (default) the completed nodes' records are reused and the run resumes at the node(s)
+// that failed or were cancelled; from `start` everything runs again.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /executions/{id}/retry (the `RetryExecution` operationId).
+func (c *Client) RetryExecution(ctx context.Context, id ExecutionID, params *RetryExecutionParams, body RetryExecutionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRetryExecutionRequest(c.Server, id, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -3241,6 +4192,75 @@ func (c *Client) GetFlowVersion(ctx context.Context, id FlowID, version FlowVers
 // Corresponds with POST /flows/{id}/versions/{version}/restore (the `RestoreFlowVersion` operationId).
 func (c *Client) RestoreFlowVersion(ctx context.Context, id FlowID, version FlowVersionNumber, params *RestoreFlowVersionParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewRestoreFlowVersionRequest(c.Server, id, version, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RotateFlowWebhookKey Rotate the webhook key
+//
+// Gives the flow's `trigger-webhook` a new key and returns the receiver URL; the previous key stops working
+// at once. A flow without a `trigger-webhook` in its working copy answers 409 `invalid-state`.
+//
+// Corresponds with POST /flows/{id}/webhook-key (the `RotateFlowWebhookKey` operationId).
+func (c *Client) RotateFlowWebhookKey(ctx context.Context, id FlowID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRotateFlowWebhookKeyRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListNodeTypes List node types
+//
+// The engine's own registry, so the editor shows exactly what runs.
+//
+// Corresponds with GET /node-types (the `ListNodeTypes` operationId).
+func (c *Client) ListNodeTypes(ctx context.Context, params *ListNodeTypesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListNodeTypesRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListNodeTypeCategories List node type categories
+//
+// The five categories of node types.
+//
+// Corresponds with GET /node-types/categories (the `ListNodeTypeCategories` operationId).
+func (c *Client) ListNodeTypeCategories(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListNodeTypeCategoriesRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetNodeType Get a node type
+//
+// One node type definition; an unknown id answers 404.
+//
+// Corresponds with GET /node-types/{type_id} (the `GetNodeType` operationId).
+func (c *Client) GetNodeType(ctx context.Context, typeId string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetNodeTypeRequest(c.Server, typeId)
 	if err != nil {
 		return nil, err
 	}
@@ -3722,6 +4742,98 @@ func (c *Client) DeleteUserApiToken(ctx context.Context, userId PathUserID, id A
 	return c.Client.Do(req)
 }
 
+// ReceiveFlowWebhookWithBody Start a flow from a webhook
+//
+// Starts the published version of the flow whose `trigger-webhook` owns this key. The trigger's output is
+// `{method, query, headers, body, received_at}` (headers lower-cased, auth and cookie headers dropped; a
+// JSON body parsed, otherwise a string). In `immediate` mode the answer is 202 with the run id; in
+// `last_node` mode the receiver waits up to 30 s for a `response-data` node and answers with its status,
+// headers and body, falling back to 202.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
+func (c *Client) ReceiveFlowWebhookWithBody(ctx context.Context, endpointKey string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewReceiveFlowWebhookRequestWithBody(c.Server, endpointKey, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ReceiveFlowWebhook Start a flow from a webhook
+//
+// Starts the published version of the flow whose `trigger-webhook` owns this key. The trigger's output is
+// `{method, query, headers, body, received_at}` (headers lower-cased, auth and cookie headers dropped; a
+// JSON body parsed, otherwise a string). In `immediate` mode the answer is 202 with the run id; in
+// `last_node` mode the receiver waits up to 30 s for a `response-data` node and answers with its status,
+// headers and body, falling back to 202.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
+func (c *Client) ReceiveFlowWebhook(ctx context.Context, endpointKey string, body ReceiveFlowWebhookJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewReceiveFlowWebhookRequest(c.Server, endpointKey, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ReceiveFlowWebhookWithFormdataBody Start a flow from a webhook
+//
+// Starts the published version of the flow whose `trigger-webhook` owns this key. The trigger's output is
+// `{method, query, headers, body, received_at}` (headers lower-cased, auth and cookie headers dropped; a
+// JSON body parsed, otherwise a string). In `immediate` mode the answer is 202 with the run id; in
+// `last_node` mode the receiver waits up to 30 s for a `response-data` node and answers with its status,
+// headers and body, falling back to 202.
+//
+// Takes a body of the `application/x-www-form-urlencoded` content type.
+//
+// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
+func (c *Client) ReceiveFlowWebhookWithFormdataBody(ctx context.Context, endpointKey string, body ReceiveFlowWebhookFormdataRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewReceiveFlowWebhookRequestWithFormdataBody(c.Server, endpointKey, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ReceiveFlowWebhookWithTextBody Start a flow from a webhook
+//
+// Starts the published version of the flow whose `trigger-webhook` owns this key. The trigger's output is
+// `{method, query, headers, body, received_at}` (headers lower-cased, auth and cookie headers dropped; a
+// JSON body parsed, otherwise a string). In `immediate` mode the answer is 202 with the run id; in
+// `last_node` mode the receiver waits up to 30 s for a `response-data` node and answers with its status,
+// headers and body, falling back to 202.
+//
+// Takes a body of the `text/plain` content type.
+//
+// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
+func (c *Client) ReceiveFlowWebhookWithTextBody(ctx context.Context, endpointKey string, body ReceiveFlowWebhookTextRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewReceiveFlowWebhookRequestWithTextBody(c.Server, endpointKey, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // NewListApiTokensRequest constructs an http.Request for the ListApiTokens method
 func NewListApiTokensRequest(server string, params *ListApiTokensParams) (*http.Request, error) {
 	var err error
@@ -4099,6 +5211,544 @@ func NewRefreshTokensRequestWithBody(server string, contentType string, body io.
 	queryURL, err := serverURL.Parse(operationPath)
 	if err != nil {
 		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewListExecutionsRequest constructs an http.Request for the ListExecutions method
+func NewListExecutionsRequest(server string, params *ListExecutionsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/executions")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.FlowId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "flow_id", *params.FlowId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Status != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "status", *params.Status, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "array", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Mode != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "mode", *params.Mode, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.TriggeredBy != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "triggered_by", *params.TriggeredBy, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.From != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "from", *params.From, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.To != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "to", *params.To, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCreateExecutionRequest calls the generic CreateExecution builder with application/json body
+func NewCreateExecutionRequest(server string, params *CreateExecutionParams, body CreateExecutionJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreateExecutionRequestWithBody(server, params, "application/json", bodyReader)
+}
+
+// NewCreateExecutionRequestWithBody constructs an http.Request for the CreateExecution method, with any body, and a specified content type
+func NewCreateExecutionRequestWithBody(server string, params *CreateExecutionParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/executions")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.WaitMs != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "wait_ms", *params.WaitMs, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewStreamExecutionRequest calls the generic StreamExecution builder with application/json body
+func NewStreamExecutionRequest(server string, body StreamExecutionJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewStreamExecutionRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewStreamExecutionRequestWithBody constructs an http.Request for the StreamExecution method, with any body, and a specified content type
+func NewStreamExecutionRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/executions/stream")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewDeleteExecutionRequest constructs an http.Request for the DeleteExecution method
+func NewDeleteExecutionRequest(server string, id ExecutionID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/executions/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetExecutionRequest constructs an http.Request for the GetExecution method
+func NewGetExecutionRequest(server string, id ExecutionID, params *GetExecutionParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/executions/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Include != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "include", *params.Include, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCancelExecutionRequest constructs an http.Request for the CancelExecution method
+func NewCancelExecutionRequest(server string, id ExecutionID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/executions/%s/cancel", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetExecutionEventsRequest constructs an http.Request for the GetExecutionEvents method
+func NewGetExecutionEventsRequest(server string, id ExecutionID, params *GetExecutionEventsParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/executions/%s/events", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.LastEventID != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Last-Event-ID", *params.LastEventID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Last-Event-ID", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewGetNodeExecutionRequest constructs an http.Request for the GetNodeExecution method
+func NewGetNodeExecutionRequest(server string, id ExecutionID, nodeExecutionId int64) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "node_execution_id", nodeExecutionId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/executions/%s/nodes/%s", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewRetryExecutionRequest calls the generic RetryExecution builder with application/json body
+func NewRetryExecutionRequest(server string, id ExecutionID, params *RetryExecutionParams, body RetryExecutionJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewRetryExecutionRequestWithBody(server, id, params, "application/json", bodyReader)
+}
+
+// NewRetryExecutionRequestWithBody constructs an http.Request for the RetryExecution method, with any body, and a specified content type
+func NewRetryExecutionRequestWithBody(server string, id ExecutionID, params *RetryExecutionParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/executions/%s/retry", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.WaitMs != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "wait_ms", *params.WaitMs, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
 	}
 
 	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
@@ -4913,6 +6563,155 @@ func NewRestoreFlowVersionRequest(server string, id FlowID, version FlowVersionN
 			req.Header.Set("If-Match", headerParam0)
 		}
 
+	}
+
+	return req, nil
+}
+
+// NewRotateFlowWebhookKeyRequest constructs an http.Request for the RotateFlowWebhookKey method
+func NewRotateFlowWebhookKeyRequest(server string, id FlowID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/flows/%s/webhook-key", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewListNodeTypesRequest constructs an http.Request for the ListNodeTypes method
+func NewListNodeTypesRequest(server string, params *ListNodeTypesParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/node-types")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Category != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "category", *params.Category, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewListNodeTypeCategoriesRequest constructs an http.Request for the ListNodeTypeCategories method
+func NewListNodeTypeCategoriesRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/node-types/categories")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetNodeTypeRequest constructs an http.Request for the GetNodeType method
+func NewGetNodeTypeRequest(server string, typeId string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "type_id", typeId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/node-types/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
 	}
 
 	return req, nil
@@ -5947,6 +7746,75 @@ func NewDeleteUserApiTokenRequest(server string, userId PathUserID, id ApiTokenI
 	return req, nil
 }
 
+// NewReceiveFlowWebhookRequest calls the generic ReceiveFlowWebhook builder with application/json body
+func NewReceiveFlowWebhookRequest(server string, endpointKey string, body ReceiveFlowWebhookJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewReceiveFlowWebhookRequestWithBody(server, endpointKey, "application/json", bodyReader)
+}
+
+// NewReceiveFlowWebhookRequestWithFormdataBody calls the generic ReceiveFlowWebhook builder with application/x-www-form-urlencoded body
+func NewReceiveFlowWebhookRequestWithFormdataBody(server string, endpointKey string, body ReceiveFlowWebhookFormdataRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	bodyStr, err := runtime.MarshalForm(body, nil)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = strings.NewReader(bodyStr.Encode())
+	return NewReceiveFlowWebhookRequestWithBody(server, endpointKey, "application/x-www-form-urlencoded", bodyReader)
+}
+
+// NewReceiveFlowWebhookRequestWithTextBody calls the generic ReceiveFlowWebhook builder with text/plain body
+func NewReceiveFlowWebhookRequestWithTextBody(server string, endpointKey string, body ReceiveFlowWebhookTextRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	if stringer, ok := interface{}(body).(fmt.Stringer); ok {
+		bodyReader = strings.NewReader(stringer.String())
+	} else {
+		bodyReader = strings.NewReader(fmt.Sprint(body))
+	}
+	return NewReceiveFlowWebhookRequestWithBody(server, endpointKey, "text/plain", bodyReader)
+}
+
+// NewReceiveFlowWebhookRequestWithBody constructs an http.Request for the ReceiveFlowWebhook method, with any body, and a specified content type
+func NewReceiveFlowWebhookRequestWithBody(server string, endpointKey string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "endpoint_key", endpointKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/webhooks/flows/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 func (c *Client) applyEditors(ctx context.Context, req *http.Request, additionalEditors []RequestEditorFn) error {
 	for _, r := range c.RequestEditors {
 		if err := r(ctx, req); err != nil {
@@ -6113,6 +7981,131 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /casdoor/auth/refresh (the `RefreshTokens` operationId).
 	RefreshTokensWithResponse(ctx context.Context, body RefreshTokensJSONRequestBody, reqEditors ...RequestEditorFn) (*RefreshTokensResponse, error)
+
+	// ListExecutionsWithResponse List executions
+	//
+	// A cursor list of run summaries, newest first, over the flows the caller can read. Filters combine;
+	// a cursor only works with the filters it was issued for.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /executions (the `ListExecutions` operationId).
+	ListExecutionsWithResponse(ctx context.Context, params *ListExecutionsParams, reqEditors ...RequestEditorFn) (*ListExecutionsResponse, error)
+
+	// CreateExecutionWithBodyWithResponse Run a flow
+	//
+	// Queues a run durably (a database row and a job in one transaction) and waits up to `wait_ms` for it
+	// to end, then answers with the run as it stands. The flow must be readable and complete; `input_data`
+	// is checked against the trigger's `inputFields`. Runs the working copy unless `version` is given.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /executions (the `CreateExecution` operationId).
+	CreateExecutionWithBodyWithResponse(ctx context.Context, params *CreateExecutionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateExecutionResponse, error)
+
+	// CreateExecutionWithResponse Run a flow
+	//
+	// Queues a run durably (a database row and a job in one transaction) and waits up to `wait_ms` for it
+	// to end, then answers with the run as it stands. The flow must be readable and complete; `input_data`
+	// is checked against the trigger's `inputFields`. Runs the working copy unless `version` is given.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /executions (the `CreateExecution` operationId).
+	CreateExecutionWithResponse(ctx context.Context, params *CreateExecutionParams, body CreateExecutionJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateExecutionResponse, error)
+
+	// StreamExecutionWithBodyWithResponse Run a flow and stream its events
+	//
+	// Same body and checks as `POST /executions`; answers `text/event-stream` with the run's events from
+	// `execution.created` to the terminal event (`event:`, `id: <seq>`, `data: <JSON>`; `retry: 2000`
+	// first; a `: ping` comment every 15 s). Closing the stream does not cancel the run.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /executions/stream (the `StreamExecution` operationId).
+	StreamExecutionWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*StreamExecutionResponse, error)
+
+	// StreamExecutionWithResponse Run a flow and stream its events
+	//
+	// Same body and checks as `POST /executions`; answers `text/event-stream` with the run's events from
+	// `execution.created` to the terminal event (`event:`, `id: <seq>`, `data: <JSON>`; `retry: 2000`
+	// first; a `: ping` comment every 15 s). Closing the stream does not cancel the run.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /executions/stream (the `StreamExecution` operationId).
+	StreamExecutionWithResponse(ctx context.Context, body StreamExecutionJSONRequestBody, reqEditors ...RequestEditorFn) (*StreamExecutionResponse, error)
+
+	// DeleteExecutionWithResponse Delete an execution
+	//
+	// Deletes an ended run with its node records and events. A run still active answers 409.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /executions/{id} (the `DeleteExecution` operationId).
+	DeleteExecutionWithResponse(ctx context.Context, id ExecutionID, reqEditors ...RequestEditorFn) (*DeleteExecutionResponse, error)
+
+	// GetExecutionWithResponse Get an execution
+	//
+	// The run with its node records, ordered by start. `include=graph` adds the exact graph that ran.
+	// Outputs over 64 KiB are truncated (`truncated: true`); `GET …/nodes/{node_execution_id}` has them whole.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /executions/{id} (the `GetExecution` operationId).
+	GetExecutionWithResponse(ctx context.Context, id ExecutionID, params *GetExecutionParams, reqEditors ...RequestEditorFn) (*GetExecutionResponse, error)
+
+	// CancelExecutionWithResponse Cancel an execution
+	//
+	// A queued or waiting run is cancelled at once; a running one is signalled and its worker stops it
+	// (in-flight HTTP and AI calls are aborted). Answers with the run as it stands; an ended run answers 409.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /executions/{id}/cancel (the `CancelExecution` operationId).
+	CancelExecutionWithResponse(ctx context.Context, id ExecutionID, reqEditors ...RequestEditorFn) (*CancelExecutionResponse, error)
+
+	// GetExecutionEventsWithResponse Stream an execution's events
+	//
+	// Server-sent events of an existing run: replays from the start (or after `Last-Event-ID`), then follows
+	// live, and closes after the terminal event. Past the event retention, one terminal event built from the
+	// run is sent.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /executions/{id}/events (the `GetExecutionEvents` operationId).
+	GetExecutionEventsWithResponse(ctx context.Context, id ExecutionID, params *GetExecutionEventsParams, reqEditors ...RequestEditorFn) (*GetExecutionEventsResponse, error)
+
+	// GetNodeExecutionWithResponse Get one node record
+	//
+	// One node record with its full `input` and `output`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /executions/{id}/nodes/{node_execution_id} (the `GetNodeExecution` operationId).
+	GetNodeExecutionWithResponse(ctx context.Context, id ExecutionID, nodeExecutionId int64, reqEditors ...RequestEditorFn) (*GetNodeExecutionResponse, error)
+
+	// RetryExecutionWithBodyWithResponse Retry an execution
+	//
+	// Creates a new run (`mode=retry`, `retry_of`) of a failed or cancelled run on the same graph. From
+	// `failed_node` (default) the completed nodes' records are reused and the run resumes at the node(s)
+	// that failed or were cancelled; from `start` everything runs again.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /executions/{id}/retry (the `RetryExecution` operationId).
+	RetryExecutionWithBodyWithResponse(ctx context.Context, id ExecutionID, params *RetryExecutionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RetryExecutionResponse, error)
+
+	// RetryExecutionWithResponse Retry an execution
+	//
+	// Creates a new run (`mode=retry`, `retry_of`) of a failed or cancelled run on the same graph. From
+	// `failed_node` (default) the completed nodes' records are reused and the run resumes at the node(s)
+	// that failed or were cancelled; from `start` everything runs again.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /executions/{id}/retry (the `RetryExecution` operationId).
+	RetryExecutionWithResponse(ctx context.Context, id ExecutionID, params *RetryExecutionParams, body RetryExecutionJSONRequestBody, reqEditors ...RequestEditorFn) (*RetryExecutionResponse, error)
 
 	// ListFlowsWithResponse List flows
 	//
@@ -6317,6 +8310,43 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /flows/{id}/versions/{version}/restore (the `RestoreFlowVersion` operationId).
 	RestoreFlowVersionWithResponse(ctx context.Context, id FlowID, version FlowVersionNumber, params *RestoreFlowVersionParams, reqEditors ...RequestEditorFn) (*RestoreFlowVersionResponse, error)
+
+	// RotateFlowWebhookKeyWithResponse Rotate the webhook key
+	//
+	// Gives the flow's `trigger-webhook` a new key and returns the receiver URL; the previous key stops working
+	// at once. A flow without a `trigger-webhook` in its working copy answers 409 `invalid-state`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /flows/{id}/webhook-key (the `RotateFlowWebhookKey` operationId).
+	RotateFlowWebhookKeyWithResponse(ctx context.Context, id FlowID, reqEditors ...RequestEditorFn) (*RotateFlowWebhookKeyResponse, error)
+
+	// ListNodeTypesWithResponse List node types
+	//
+	// The engine's own registry, so the editor shows exactly what runs.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /node-types (the `ListNodeTypes` operationId).
+	ListNodeTypesWithResponse(ctx context.Context, params *ListNodeTypesParams, reqEditors ...RequestEditorFn) (*ListNodeTypesResponse, error)
+
+	// ListNodeTypeCategoriesWithResponse List node type categories
+	//
+	// The five categories of node types.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /node-types/categories (the `ListNodeTypeCategories` operationId).
+	ListNodeTypeCategoriesWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListNodeTypeCategoriesResponse, error)
+
+	// GetNodeTypeWithResponse Get a node type
+	//
+	// One node type definition; an unknown id answers 404.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /node-types/{type_id} (the `GetNodeType` operationId).
+	GetNodeTypeWithResponse(ctx context.Context, typeId string, reqEditors ...RequestEditorFn) (*GetNodeTypeResponse, error)
 
 	// ListPermissionsWithResponse The permission catalogue
 	//
@@ -6560,6 +8590,58 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with DELETE /users/{user_id}/api-tokens/{id} (the `DeleteUserApiToken` operationId).
 	DeleteUserApiTokenWithResponse(ctx context.Context, userId PathUserID, id ApiTokenID, reqEditors ...RequestEditorFn) (*DeleteUserApiTokenResponse, error)
+
+	// ReceiveFlowWebhookWithBodyWithResponse Start a flow from a webhook
+	//
+	// Starts the published version of the flow whose `trigger-webhook` owns this key. The trigger's output is
+	// `{method, query, headers, body, received_at}` (headers lower-cased, auth and cookie headers dropped; a
+	// JSON body parsed, otherwise a string). In `immediate` mode the answer is 202 with the run id; in
+	// `last_node` mode the receiver waits up to 30 s for a `response-data` node and answers with its status,
+	// headers and body, falling back to 202.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
+	ReceiveFlowWebhookWithBodyWithResponse(ctx context.Context, endpointKey string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ReceiveFlowWebhookResponse, error)
+
+	// ReceiveFlowWebhookWithResponse Start a flow from a webhook
+	//
+	// Starts the published version of the flow whose `trigger-webhook` owns this key. The trigger's output is
+	// `{method, query, headers, body, received_at}` (headers lower-cased, auth and cookie headers dropped; a
+	// JSON body parsed, otherwise a string). In `immediate` mode the answer is 202 with the run id; in
+	// `last_node` mode the receiver waits up to 30 s for a `response-data` node and answers with its status,
+	// headers and body, falling back to 202.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
+	ReceiveFlowWebhookWithResponse(ctx context.Context, endpointKey string, body ReceiveFlowWebhookJSONRequestBody, reqEditors ...RequestEditorFn) (*ReceiveFlowWebhookResponse, error)
+
+	// ReceiveFlowWebhookWithFormdataBodyWithResponse Start a flow from a webhook
+	//
+	// Starts the published version of the flow whose `trigger-webhook` owns this key. The trigger's output is
+	// `{method, query, headers, body, received_at}` (headers lower-cased, auth and cookie headers dropped; a
+	// JSON body parsed, otherwise a string). In `immediate` mode the answer is 202 with the run id; in
+	// `last_node` mode the receiver waits up to 30 s for a `response-data` node and answers with its status,
+	// headers and body, falling back to 202.
+	//
+	// Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
+	ReceiveFlowWebhookWithFormdataBodyWithResponse(ctx context.Context, endpointKey string, body ReceiveFlowWebhookFormdataRequestBody, reqEditors ...RequestEditorFn) (*ReceiveFlowWebhookResponse, error)
+
+	// ReceiveFlowWebhookWithTextBodyWithResponse Start a flow from a webhook
+	//
+	// Starts the published version of the flow whose `trigger-webhook` owns this key. The trigger's output is
+	// `{method, query, headers, body, received_at}` (headers lower-cased, auth and cookie headers dropped; a
+	// JSON body parsed, otherwise a string). In `immediate` mode the answer is 202 with the run id; in
+	// `last_node` mode the receiver waits up to 30 s for a `response-data` node and answers with its status,
+	// headers and body, falling back to 202.
+	//
+	// Takes a body of the `text/plain` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
+	ReceiveFlowWebhookWithTextBodyWithResponse(ctx context.Context, endpointKey string, body ReceiveFlowWebhookTextRequestBody, reqEditors ...RequestEditorFn) (*ReceiveFlowWebhookResponse, error)
 }
 
 // ListApiTokensResponse200Headers the declared response headers of an HTTP 200 response for ListApiTokens
@@ -7401,6 +9483,755 @@ func (r RefreshTokensResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r RefreshTokensResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListExecutionsResponse200Headers the declared response headers of an HTTP 200 response for ListExecutions
+type ListExecutionsResponse200Headers struct {
+	XRequestID *string
+}
+
+// ListExecutionsResponseDefaultHeaders the declared response headers of an HTTP default response for ListExecutions
+type ListExecutionsResponseDefaultHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type ListExecutionsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ExecutionCursorPage
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListExecutionsResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ListExecutionsResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListExecutionsResponse) GetJSON200() *ExecutionCursorPage {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ListExecutionsResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ListExecutionsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListExecutionsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListExecutionsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListExecutionsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CreateExecutionResponse201Headers the declared response headers of an HTTP 201 response for CreateExecution
+type CreateExecutionResponse201Headers struct {
+	Location   string
+	XRequestID *string
+}
+
+// CreateExecutionResponse422Headers the declared response headers of an HTTP 422 response for CreateExecution
+type CreateExecutionResponse422Headers struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// CreateExecutionResponse429Headers the declared response headers of an HTTP 429 response for CreateExecution
+type CreateExecutionResponse429Headers struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// CreateExecutionResponseDefaultHeaders the declared response headers of an HTTP default response for CreateExecution
+type CreateExecutionResponseDefaultHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type CreateExecutionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *ExecutionCreated
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *CreateExecutionResponse201Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *CreateExecutionResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *CreateExecutionResponse429Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *CreateExecutionResponseDefaultHeaders
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r CreateExecutionResponse) GetJSON201() *ExecutionCreated {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r CreateExecutionResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r CreateExecutionResponse) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r CreateExecutionResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateExecutionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateExecutionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateExecutionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateExecutionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// StreamExecutionResponse200Headers the declared response headers of an HTTP 200 response for StreamExecution
+type StreamExecutionResponse200Headers struct {
+	XRequestID *string
+}
+
+// StreamExecutionResponse422Headers the declared response headers of an HTTP 422 response for StreamExecution
+type StreamExecutionResponse422Headers struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// StreamExecutionResponse429Headers the declared response headers of an HTTP 429 response for StreamExecution
+type StreamExecutionResponse429Headers struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// StreamExecutionResponseDefaultHeaders the declared response headers of an HTTP default response for StreamExecution
+type StreamExecutionResponseDefaultHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type StreamExecutionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *StreamExecutionResponse200Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *StreamExecutionResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *StreamExecutionResponse429Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *StreamExecutionResponseDefaultHeaders
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r StreamExecutionResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r StreamExecutionResponse) GetApplicationproblemJSON429() *Problem {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r StreamExecutionResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r StreamExecutionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r StreamExecutionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r StreamExecutionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r StreamExecutionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// DeleteExecutionResponse204Headers the declared response headers of an HTTP 204 response for DeleteExecution
+type DeleteExecutionResponse204Headers struct {
+	XRequestID *string
+}
+
+// DeleteExecutionResponse409Headers the declared response headers of an HTTP 409 response for DeleteExecution
+type DeleteExecutionResponse409Headers struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// DeleteExecutionResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteExecution
+type DeleteExecutionResponseDefaultHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type DeleteExecutionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers204 the parsed response headers for an HTTP 204 response
+	Headers204 *DeleteExecutionResponse204Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *DeleteExecutionResponse409Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *DeleteExecutionResponseDefaultHeaders
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r DeleteExecutionResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r DeleteExecutionResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteExecutionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteExecutionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteExecutionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteExecutionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetExecutionResponse200Headers the declared response headers of an HTTP 200 response for GetExecution
+type GetExecutionResponse200Headers struct {
+	XRequestID *string
+}
+
+// GetExecutionResponseDefaultHeaders the declared response headers of an HTTP default response for GetExecution
+type GetExecutionResponseDefaultHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type GetExecutionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Execution
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetExecutionResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetExecutionResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetExecutionResponse) GetJSON200() *Execution {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetExecutionResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetExecutionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetExecutionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetExecutionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetExecutionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CancelExecutionResponse202Headers the declared response headers of an HTTP 202 response for CancelExecution
+type CancelExecutionResponse202Headers struct {
+	XRequestID *string
+}
+
+// CancelExecutionResponse409Headers the declared response headers of an HTTP 409 response for CancelExecution
+type CancelExecutionResponse409Headers struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// CancelExecutionResponseDefaultHeaders the declared response headers of an HTTP default response for CancelExecution
+type CancelExecutionResponseDefaultHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type CancelExecutionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *Execution
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers202 the parsed response headers for an HTTP 202 response
+	Headers202 *CancelExecutionResponse202Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *CancelExecutionResponse409Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *CancelExecutionResponseDefaultHeaders
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r CancelExecutionResponse) GetJSON202() *Execution {
+	return r.JSON202
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r CancelExecutionResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r CancelExecutionResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r CancelExecutionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CancelExecutionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CancelExecutionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CancelExecutionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetExecutionEventsResponse200Headers the declared response headers of an HTTP 200 response for GetExecutionEvents
+type GetExecutionEventsResponse200Headers struct {
+	XRequestID *string
+}
+
+// GetExecutionEventsResponseDefaultHeaders the declared response headers of an HTTP default response for GetExecutionEvents
+type GetExecutionEventsResponseDefaultHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type GetExecutionEventsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetExecutionEventsResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetExecutionEventsResponseDefaultHeaders
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetExecutionEventsResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetExecutionEventsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetExecutionEventsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetExecutionEventsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetExecutionEventsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetNodeExecutionResponse200Headers the declared response headers of an HTTP 200 response for GetNodeExecution
+type GetNodeExecutionResponse200Headers struct {
+	XRequestID *string
+}
+
+// GetNodeExecutionResponseDefaultHeaders the declared response headers of an HTTP default response for GetNodeExecution
+type GetNodeExecutionResponseDefaultHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type GetNodeExecutionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *NodeExecution
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetNodeExecutionResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetNodeExecutionResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetNodeExecutionResponse) GetJSON200() *NodeExecution {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetNodeExecutionResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetNodeExecutionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetNodeExecutionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetNodeExecutionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetNodeExecutionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// RetryExecutionResponse201Headers the declared response headers of an HTTP 201 response for RetryExecution
+type RetryExecutionResponse201Headers struct {
+	Location   string
+	XRequestID *string
+}
+
+// RetryExecutionResponse409Headers the declared response headers of an HTTP 409 response for RetryExecution
+type RetryExecutionResponse409Headers struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// RetryExecutionResponseDefaultHeaders the declared response headers of an HTTP default response for RetryExecution
+type RetryExecutionResponseDefaultHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type RetryExecutionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *ExecutionCreated
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *RetryExecutionResponse201Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *RetryExecutionResponse409Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *RetryExecutionResponseDefaultHeaders
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r RetryExecutionResponse) GetJSON201() *ExecutionCreated {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r RetryExecutionResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r RetryExecutionResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r RetryExecutionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RetryExecutionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RetryExecutionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RetryExecutionResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -8626,6 +11457,303 @@ func (r RestoreFlowVersionResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r RestoreFlowVersionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// RotateFlowWebhookKeyResponse200Headers the declared response headers of an HTTP 200 response for RotateFlowWebhookKey
+type RotateFlowWebhookKeyResponse200Headers struct {
+	XRequestID *string
+}
+
+// RotateFlowWebhookKeyResponse409Headers the declared response headers of an HTTP 409 response for RotateFlowWebhookKey
+type RotateFlowWebhookKeyResponse409Headers struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// RotateFlowWebhookKeyResponseDefaultHeaders the declared response headers of an HTTP default response for RotateFlowWebhookKey
+type RotateFlowWebhookKeyResponseDefaultHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type RotateFlowWebhookKeyResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *FlowWebhookKey
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *RotateFlowWebhookKeyResponse200Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *RotateFlowWebhookKeyResponse409Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *RotateFlowWebhookKeyResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RotateFlowWebhookKeyResponse) GetJSON200() *FlowWebhookKey {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r RotateFlowWebhookKeyResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r RotateFlowWebhookKeyResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r RotateFlowWebhookKeyResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RotateFlowWebhookKeyResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RotateFlowWebhookKeyResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RotateFlowWebhookKeyResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListNodeTypesResponse200Headers the declared response headers of an HTTP 200 response for ListNodeTypes
+type ListNodeTypesResponse200Headers struct {
+	XRequestID *string
+}
+
+// ListNodeTypesResponseDefaultHeaders the declared response headers of an HTTP default response for ListNodeTypes
+type ListNodeTypesResponseDefaultHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type ListNodeTypesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *NodeTypeList
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListNodeTypesResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ListNodeTypesResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListNodeTypesResponse) GetJSON200() *NodeTypeList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ListNodeTypesResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ListNodeTypesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListNodeTypesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListNodeTypesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListNodeTypesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListNodeTypeCategoriesResponse200Headers the declared response headers of an HTTP 200 response for ListNodeTypeCategories
+type ListNodeTypeCategoriesResponse200Headers struct {
+	XRequestID *string
+}
+
+// ListNodeTypeCategoriesResponseDefaultHeaders the declared response headers of an HTTP default response for ListNodeTypeCategories
+type ListNodeTypeCategoriesResponseDefaultHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type ListNodeTypeCategoriesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *NodeTypeCategoryList
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListNodeTypeCategoriesResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ListNodeTypeCategoriesResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListNodeTypeCategoriesResponse) GetJSON200() *NodeTypeCategoryList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ListNodeTypeCategoriesResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ListNodeTypeCategoriesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListNodeTypeCategoriesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListNodeTypeCategoriesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListNodeTypeCategoriesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetNodeTypeResponse200Headers the declared response headers of an HTTP 200 response for GetNodeType
+type GetNodeTypeResponse200Headers struct {
+	XRequestID *string
+}
+
+// GetNodeTypeResponseDefaultHeaders the declared response headers of an HTTP default response for GetNodeType
+type GetNodeTypeResponseDefaultHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type GetNodeTypeResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *NodeType
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetNodeTypeResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetNodeTypeResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetNodeTypeResponse) GetJSON200() *NodeType {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetNodeTypeResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetNodeTypeResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetNodeTypeResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetNodeTypeResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetNodeTypeResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -10314,6 +13442,89 @@ func (r DeleteUserApiTokenResponse) ContentType() string {
 	return ""
 }
 
+// ReceiveFlowWebhookResponse200Headers the declared response headers of an HTTP 200 response for ReceiveFlowWebhook
+type ReceiveFlowWebhookResponse200Headers struct {
+	XRequestID *string
+}
+
+// ReceiveFlowWebhookResponse202Headers the declared response headers of an HTTP 202 response for ReceiveFlowWebhook
+type ReceiveFlowWebhookResponse202Headers struct {
+	XRequestID *string
+}
+
+// ReceiveFlowWebhookResponseDefaultHeaders the declared response headers of an HTTP default response for ReceiveFlowWebhook
+type ReceiveFlowWebhookResponseDefaultHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type ReceiveFlowWebhookResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *FlowWebhookAnswer
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *FlowWebhookAccepted
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ReceiveFlowWebhookResponse200Headers
+	// Headers202 the parsed response headers for an HTTP 202 response
+	Headers202 *ReceiveFlowWebhookResponse202Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ReceiveFlowWebhookResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ReceiveFlowWebhookResponse) GetJSON200() *FlowWebhookAnswer {
+	return r.JSON200
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r ReceiveFlowWebhookResponse) GetJSON202() *FlowWebhookAccepted {
+	return r.JSON202
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ReceiveFlowWebhookResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ReceiveFlowWebhookResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ReceiveFlowWebhookResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ReceiveFlowWebhookResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ReceiveFlowWebhookResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // ListApiTokensWithResponse List my API tokens
 //
 // The caller's own tokens, revoked ones included (with `revoked_at`). Never the secrets.
@@ -10507,6 +13718,203 @@ func (c *ClientWithResponses) RefreshTokensWithResponse(ctx context.Context, bod
 		return nil, err
 	}
 	return ParseRefreshTokensResponse(rsp)
+}
+
+// ListExecutionsWithResponse List executions
+//
+// A cursor list of run summaries, newest first, over the flows the caller can read. Filters combine;
+// a cursor only works with the filters it was issued for.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /executions (the `ListExecutions` operationId).
+func (c *ClientWithResponses) ListExecutionsWithResponse(ctx context.Context, params *ListExecutionsParams, reqEditors ...RequestEditorFn) (*ListExecutionsResponse, error) {
+	rsp, err := c.ListExecutions(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListExecutionsResponse(rsp)
+}
+
+// CreateExecutionWithBodyWithResponse Run a flow
+//
+// Queues a run durably (a database row and a job in one transaction) and waits up to `wait_ms` for it
+// to end, then answers with the run as it stands. The flow must be readable and complete; `input_data`
+// is checked against the trigger's `inputFields`. Runs the working copy unless `version` is given.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /executions (the `CreateExecution` operationId).
+func (c *ClientWithResponses) CreateExecutionWithBodyWithResponse(ctx context.Context, params *CreateExecutionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateExecutionResponse, error) {
+	rsp, err := c.CreateExecutionWithBody(ctx, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateExecutionResponse(rsp)
+}
+
+// CreateExecutionWithResponse Run a flow
+//
+// Queues a run durably (a database row and a job in one transaction) and waits up to `wait_ms` for it
+// to end, then answers with the run as it stands. The flow must be readable and complete; `input_data`
+// is checked against the trigger's `inputFields`. Runs the working copy unless `version` is given.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /executions (the `CreateExecution` operationId).
+func (c *ClientWithResponses) CreateExecutionWithResponse(ctx context.Context, params *CreateExecutionParams, body CreateExecutionJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateExecutionResponse, error) {
+	rsp, err := c.CreateExecution(ctx, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateExecutionResponse(rsp)
+}
+
+// StreamExecutionWithBodyWithResponse Run a flow and stream its events
+//
+// Same body and checks as `POST /executions`; answers `text/event-stream` with the run's events from
+// `execution.created` to the terminal event (`event:`, `id: <seq>`, `data: <JSON>`; `retry: 2000`
+// first; a `: ping` comment every 15 s). Closing the stream does not cancel the run.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /executions/stream (the `StreamExecution` operationId).
+func (c *ClientWithResponses) StreamExecutionWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*StreamExecutionResponse, error) {
+	rsp, err := c.StreamExecutionWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseStreamExecutionResponse(rsp)
+}
+
+// StreamExecutionWithResponse Run a flow and stream its events
+//
+// Same body and checks as `POST /executions`; answers `text/event-stream` with the run's events from
+// `execution.created` to the terminal event (`event:`, `id: <seq>`, `data: <JSON>`; `retry: 2000`
+// first; a `: ping` comment every 15 s). Closing the stream does not cancel the run.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /executions/stream (the `StreamExecution` operationId).
+func (c *ClientWithResponses) StreamExecutionWithResponse(ctx context.Context, body StreamExecutionJSONRequestBody, reqEditors ...RequestEditorFn) (*StreamExecutionResponse, error) {
+	rsp, err := c.StreamExecution(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseStreamExecutionResponse(rsp)
+}
+
+// DeleteExecutionWithResponse Delete an execution
+//
+// Deletes an ended run with its node records and events. A run still active answers 409.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /executions/{id} (the `DeleteExecution` operationId).
+func (c *ClientWithResponses) DeleteExecutionWithResponse(ctx context.Context, id ExecutionID, reqEditors ...RequestEditorFn) (*DeleteExecutionResponse, error) {
+	rsp, err := c.DeleteExecution(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteExecutionResponse(rsp)
+}
+
+// GetExecutionWithResponse Get an execution
+//
+// The run with its node records, ordered by start. `include=graph` adds the exact graph that ran.
+// Outputs over 64 KiB are truncated (`truncated: true`); `GET …/nodes/{node_execution_id}` has them whole.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /executions/{id} (the `GetExecution` operationId).
+func (c *ClientWithResponses) GetExecutionWithResponse(ctx context.Context, id ExecutionID, params *GetExecutionParams, reqEditors ...RequestEditorFn) (*GetExecutionResponse, error) {
+	rsp, err := c.GetExecution(ctx, id, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetExecutionResponse(rsp)
+}
+
+// CancelExecutionWithResponse Cancel an execution
+//
+// A queued or waiting run is cancelled at once; a running one is signalled and its worker stops it
+// (in-flight HTTP and AI calls are aborted). Answers with the run as it stands; an ended run answers 409.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /executions/{id}/cancel (the `CancelExecution` operationId).
+func (c *ClientWithResponses) CancelExecutionWithResponse(ctx context.Context, id ExecutionID, reqEditors ...RequestEditorFn) (*CancelExecutionResponse, error) {
+	rsp, err := c.CancelExecution(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCancelExecutionResponse(rsp)
+}
+
+// GetExecutionEventsWithResponse Stream an execution's events
+//
+// Server-sent events of an existing run: replays from the start (or after `Last-Event-ID`), then follows
+// live, and closes after the terminal event. Past the event retention, one terminal event built from the
+// run is sent.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /executions/{id}/events (the `GetExecutionEvents` operationId).
+func (c *ClientWithResponses) GetExecutionEventsWithResponse(ctx context.Context, id ExecutionID, params *GetExecutionEventsParams, reqEditors ...RequestEditorFn) (*GetExecutionEventsResponse, error) {
+	rsp, err := c.GetExecutionEvents(ctx, id, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetExecutionEventsResponse(rsp)
+}
+
+// GetNodeExecutionWithResponse Get one node record
+//
+// One node record with its full `input` and `output`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /executions/{id}/nodes/{node_execution_id} (the `GetNodeExecution` operationId).
+func (c *ClientWithResponses) GetNodeExecutionWithResponse(ctx context.Context, id ExecutionID, nodeExecutionId int64, reqEditors ...RequestEditorFn) (*GetNodeExecutionResponse, error) {
+	rsp, err := c.GetNodeExecution(ctx, id, nodeExecutionId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetNodeExecutionResponse(rsp)
+}
+
+// RetryExecutionWithBodyWithResponse Retry an execution
+//
+// Creates a new run (`mode=retry`, `retry_of`) of a failed or cancelled run on the same graph. From
+// `failed_node` (default) the completed nodes' records are reused and the run resumes at the node(s)
+// that failed or were cancelled; from `start` everything runs again.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /executions/{id}/retry (the `RetryExecution` operationId).
+func (c *ClientWithResponses) RetryExecutionWithBodyWithResponse(ctx context.Context, id ExecutionID, params *RetryExecutionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RetryExecutionResponse, error) {
+	rsp, err := c.RetryExecutionWithBody(ctx, id, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRetryExecutionResponse(rsp)
+}
+
+// RetryExecutionWithResponse Retry an execution
+//
+// Creates a new run (`mode=retry`, `retry_of`) of a failed or cancelled run on the same graph. From
+// `failed_node` (default) the completed nodes' records are reused and the run resumes at the node(s)
+// that failed or were cancelled; from `start` everything runs again.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /executions/{id}/retry (the `RetryExecution` operationId).
+func (c *ClientWithResponses) RetryExecutionWithResponse(ctx context.Context, id ExecutionID, params *RetryExecutionParams, body RetryExecutionJSONRequestBody, reqEditors ...RequestEditorFn) (*RetryExecutionResponse, error) {
+	rsp, err := c.RetryExecution(ctx, id, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRetryExecutionResponse(rsp)
 }
 
 // ListFlowsWithResponse List flows
@@ -10837,6 +14245,67 @@ func (c *ClientWithResponses) RestoreFlowVersionWithResponse(ctx context.Context
 		return nil, err
 	}
 	return ParseRestoreFlowVersionResponse(rsp)
+}
+
+// RotateFlowWebhookKeyWithResponse Rotate the webhook key
+//
+// Gives the flow's `trigger-webhook` a new key and returns the receiver URL; the previous key stops working
+// at once. A flow without a `trigger-webhook` in its working copy answers 409 `invalid-state`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /flows/{id}/webhook-key (the `RotateFlowWebhookKey` operationId).
+func (c *ClientWithResponses) RotateFlowWebhookKeyWithResponse(ctx context.Context, id FlowID, reqEditors ...RequestEditorFn) (*RotateFlowWebhookKeyResponse, error) {
+	rsp, err := c.RotateFlowWebhookKey(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRotateFlowWebhookKeyResponse(rsp)
+}
+
+// ListNodeTypesWithResponse List node types
+//
+// The engine's own registry, so the editor shows exactly what runs.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /node-types (the `ListNodeTypes` operationId).
+func (c *ClientWithResponses) ListNodeTypesWithResponse(ctx context.Context, params *ListNodeTypesParams, reqEditors ...RequestEditorFn) (*ListNodeTypesResponse, error) {
+	rsp, err := c.ListNodeTypes(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListNodeTypesResponse(rsp)
+}
+
+// ListNodeTypeCategoriesWithResponse List node type categories
+//
+// The five categories of node types.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /node-types/categories (the `ListNodeTypeCategories` operationId).
+func (c *ClientWithResponses) ListNodeTypeCategoriesWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListNodeTypeCategoriesResponse, error) {
+	rsp, err := c.ListNodeTypeCategories(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListNodeTypeCategoriesResponse(rsp)
+}
+
+// GetNodeTypeWithResponse Get a node type
+//
+// One node type definition; an unknown id answers 404.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /node-types/{type_id} (the `GetNodeType` operationId).
+func (c *ClientWithResponses) GetNodeTypeWithResponse(ctx context.Context, typeId string, reqEditors ...RequestEditorFn) (*GetNodeTypeResponse, error) {
+	rsp, err := c.GetNodeType(ctx, typeId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetNodeTypeResponse(rsp)
 }
 
 // ListPermissionsWithResponse The permission catalogue
@@ -11236,6 +14705,82 @@ func (c *ClientWithResponses) DeleteUserApiTokenWithResponse(ctx context.Context
 		return nil, err
 	}
 	return ParseDeleteUserApiTokenResponse(rsp)
+}
+
+// ReceiveFlowWebhookWithBodyWithResponse Start a flow from a webhook
+//
+// Starts the published version of the flow whose `trigger-webhook` owns this key. The trigger's output is
+// `{method, query, headers, body, received_at}` (headers lower-cased, auth and cookie headers dropped; a
+// JSON body parsed, otherwise a string). In `immediate` mode the answer is 202 with the run id; in
+// `last_node` mode the receiver waits up to 30 s for a `response-data` node and answers with its status,
+// headers and body, falling back to 202.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
+func (c *ClientWithResponses) ReceiveFlowWebhookWithBodyWithResponse(ctx context.Context, endpointKey string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ReceiveFlowWebhookResponse, error) {
+	rsp, err := c.ReceiveFlowWebhookWithBody(ctx, endpointKey, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseReceiveFlowWebhookResponse(rsp)
+}
+
+// ReceiveFlowWebhookWithResponse Start a flow from a webhook
+//
+// Starts the published version of the flow whose `trigger-webhook` owns this key. The trigger's output is
+// `{method, query, headers, body, received_at}` (headers lower-cased, auth and cookie headers dropped; a
+// JSON body parsed, otherwise a string). In `immediate` mode the answer is 202 with the run id; in
+// `last_node` mode the receiver waits up to 30 s for a `response-data` node and answers with its status,
+// headers and body, falling back to 202.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
+func (c *ClientWithResponses) ReceiveFlowWebhookWithResponse(ctx context.Context, endpointKey string, body ReceiveFlowWebhookJSONRequestBody, reqEditors ...RequestEditorFn) (*ReceiveFlowWebhookResponse, error) {
+	rsp, err := c.ReceiveFlowWebhook(ctx, endpointKey, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseReceiveFlowWebhookResponse(rsp)
+}
+
+// ReceiveFlowWebhookWithFormdataBodyWithResponse Start a flow from a webhook
+//
+// Starts the published version of the flow whose `trigger-webhook` owns this key. The trigger's output is
+// `{method, query, headers, body, received_at}` (headers lower-cased, auth and cookie headers dropped; a
+// JSON body parsed, otherwise a string). In `immediate` mode the answer is 202 with the run id; in
+// `last_node` mode the receiver waits up to 30 s for a `response-data` node and answers with its status,
+// headers and body, falling back to 202.
+//
+// Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
+func (c *ClientWithResponses) ReceiveFlowWebhookWithFormdataBodyWithResponse(ctx context.Context, endpointKey string, body ReceiveFlowWebhookFormdataRequestBody, reqEditors ...RequestEditorFn) (*ReceiveFlowWebhookResponse, error) {
+	rsp, err := c.ReceiveFlowWebhookWithFormdataBody(ctx, endpointKey, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseReceiveFlowWebhookResponse(rsp)
+}
+
+// ReceiveFlowWebhookWithTextBodyWithResponse Start a flow from a webhook
+//
+// Starts the published version of the flow whose `trigger-webhook` owns this key. The trigger's output is
+// `{method, query, headers, body, received_at}` (headers lower-cased, auth and cookie headers dropped; a
+// JSON body parsed, otherwise a string). In `immediate` mode the answer is 202 with the run id; in
+// `last_node` mode the receiver waits up to 30 s for a `response-data` node and answers with its status,
+// headers and body, falling back to 202.
+//
+// Takes a body of the `text/plain` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
+func (c *ClientWithResponses) ReceiveFlowWebhookWithTextBodyWithResponse(ctx context.Context, endpointKey string, body ReceiveFlowWebhookTextRequestBody, reqEditors ...RequestEditorFn) (*ReceiveFlowWebhookResponse, error) {
+	rsp, err := c.ReceiveFlowWebhookWithTextBody(ctx, endpointKey, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseReceiveFlowWebhookResponse(rsp)
 }
 
 // ParseListApiTokensResponse parses an HTTP response from a ListApiTokensWithResponse call
@@ -12888,6 +16433,1409 @@ func ParseRefreshTokensResponse(rsp *http.Response) (*RefreshTokensResponse, err
 		response.Headers403 = &headers
 	case true:
 		var headers RefreshTokensResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListExecutionsResponse parses an HTTP response from a ListExecutionsWithResponse call
+func ParseListExecutionsResponse(rsp *http.Response) (*ListExecutionsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListExecutionsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ExecutionCursorPage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListExecutionsResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers ListExecutionsResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCreateExecutionResponse parses an HTTP response from a CreateExecutionWithResponse call
+func ParseCreateExecutionResponse(rsp *http.Response) (*CreateExecutionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateExecutionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest ExecutionCreated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers CreateExecutionResponse201Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 422:
+		var headers CreateExecutionResponse422Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers CreateExecutionResponse429Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers429 = &headers
+	case true:
+		var headers CreateExecutionResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseStreamExecutionResponse parses an HTTP response from a StreamExecutionWithResponse call
+func ParseStreamExecutionResponse(rsp *http.Response) (*StreamExecutionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &StreamExecutionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers StreamExecutionResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 422:
+		var headers StreamExecutionResponse422Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers StreamExecutionResponse429Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers429 = &headers
+	case true:
+		var headers StreamExecutionResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDeleteExecutionResponse parses an HTTP response from a DeleteExecutionWithResponse call
+func ParseDeleteExecutionResponse(rsp *http.Response) (*DeleteExecutionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteExecutionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		var headers DeleteExecutionResponse204Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers204 = &headers
+	case rsp.StatusCode == 409:
+		var headers DeleteExecutionResponse409Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers409 = &headers
+	case true:
+		var headers DeleteExecutionResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetExecutionResponse parses an HTTP response from a GetExecutionWithResponse call
+func ParseGetExecutionResponse(rsp *http.Response) (*GetExecutionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetExecutionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Execution
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetExecutionResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers GetExecutionResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCancelExecutionResponse parses an HTTP response from a CancelExecutionWithResponse call
+func ParseCancelExecutionResponse(rsp *http.Response) (*CancelExecutionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CancelExecutionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest Execution
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 202:
+		var headers CancelExecutionResponse202Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers202 = &headers
+	case rsp.StatusCode == 409:
+		var headers CancelExecutionResponse409Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers409 = &headers
+	case true:
+		var headers CancelExecutionResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetExecutionEventsResponse parses an HTTP response from a GetExecutionEventsWithResponse call
+func ParseGetExecutionEventsResponse(rsp *http.Response) (*GetExecutionEventsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetExecutionEventsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetExecutionEventsResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers GetExecutionEventsResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetNodeExecutionResponse parses an HTTP response from a GetNodeExecutionWithResponse call
+func ParseGetNodeExecutionResponse(rsp *http.Response) (*GetNodeExecutionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetNodeExecutionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest NodeExecution
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetNodeExecutionResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers GetNodeExecutionResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseRetryExecutionResponse parses an HTTP response from a RetryExecutionWithResponse call
+func ParseRetryExecutionResponse(rsp *http.Response) (*RetryExecutionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RetryExecutionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest ExecutionCreated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers RetryExecutionResponse201Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 409:
+		var headers RetryExecutionResponse409Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers409 = &headers
+	case true:
+		var headers RetryExecutionResponseDefaultHeaders
 		if values := rsp.Header.Values("Allow"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -15244,6 +20192,492 @@ func ParseRestoreFlowVersionResponse(rsp *http.Response) (*RestoreFlowVersionRes
 		response.Headers412 = &headers
 	case true:
 		var headers RestoreFlowVersionResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseRotateFlowWebhookKeyResponse parses an HTTP response from a RotateFlowWebhookKeyWithResponse call
+func ParseRotateFlowWebhookKeyResponse(rsp *http.Response) (*RotateFlowWebhookKeyResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RotateFlowWebhookKeyResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest FlowWebhookKey
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers RotateFlowWebhookKeyResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 409:
+		var headers RotateFlowWebhookKeyResponse409Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers409 = &headers
+	case true:
+		var headers RotateFlowWebhookKeyResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListNodeTypesResponse parses an HTTP response from a ListNodeTypesWithResponse call
+func ParseListNodeTypesResponse(rsp *http.Response) (*ListNodeTypesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListNodeTypesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest NodeTypeList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListNodeTypesResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers ListNodeTypesResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListNodeTypeCategoriesResponse parses an HTTP response from a ListNodeTypeCategoriesWithResponse call
+func ParseListNodeTypeCategoriesResponse(rsp *http.Response) (*ListNodeTypeCategoriesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListNodeTypeCategoriesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest NodeTypeCategoryList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListNodeTypeCategoriesResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers ListNodeTypeCategoriesResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetNodeTypeResponse parses an HTTP response from a GetNodeTypeWithResponse call
+func ParseGetNodeTypeResponse(rsp *http.Response) (*GetNodeTypeResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetNodeTypeResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest NodeType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetNodeTypeResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers GetNodeTypeResponseDefaultHeaders
 		if values := rsp.Header.Values("Allow"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -18305,6 +23739,128 @@ func ParseDeleteUserApiTokenResponse(rsp *http.Response) (*DeleteUserApiTokenRes
 	return response, nil
 }
 
+// ParseReceiveFlowWebhookResponse parses an HTTP response from a ReceiveFlowWebhookWithResponse call
+func ParseReceiveFlowWebhookResponse(rsp *http.Response) (*ReceiveFlowWebhookResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ReceiveFlowWebhookResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest FlowWebhookAnswer
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest FlowWebhookAccepted
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ReceiveFlowWebhookResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 202:
+		var headers ReceiveFlowWebhookResponse202Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers202 = &headers
+	case true:
+		var headers ReceiveFlowWebhookResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
 	// ListApiTokens List my API tokens
@@ -18334,6 +23890,33 @@ type ServerInterface interface {
 	// RefreshTokens Refresh the tokens
 	// (POST /casdoor/auth/refresh)
 	RefreshTokens(ctx echo.Context) error
+	// ListExecutions List executions
+	// (GET /executions)
+	ListExecutions(ctx echo.Context, params ListExecutionsParams) error
+	// CreateExecution Run a flow
+	// (POST /executions)
+	CreateExecution(ctx echo.Context, params CreateExecutionParams) error
+	// StreamExecution Run a flow and stream its events
+	// (POST /executions/stream)
+	StreamExecution(ctx echo.Context) error
+	// DeleteExecution Delete an execution
+	// (DELETE /executions/{id})
+	DeleteExecution(ctx echo.Context, id ExecutionID) error
+	// GetExecution Get an execution
+	// (GET /executions/{id})
+	GetExecution(ctx echo.Context, id ExecutionID, params GetExecutionParams) error
+	// CancelExecution Cancel an execution
+	// (POST /executions/{id}/cancel)
+	CancelExecution(ctx echo.Context, id ExecutionID) error
+	// GetExecutionEvents Stream an execution's events
+	// (GET /executions/{id}/events)
+	GetExecutionEvents(ctx echo.Context, id ExecutionID, params GetExecutionEventsParams) error
+	// GetNodeExecution Get one node record
+	// (GET /executions/{id}/nodes/{node_execution_id})
+	GetNodeExecution(ctx echo.Context, id ExecutionID, nodeExecutionId int64) error
+	// RetryExecution Retry an execution
+	// (POST /executions/{id}/retry)
+	RetryExecution(ctx echo.Context, id ExecutionID, params RetryExecutionParams) error
 	// ListFlows List flows
 	// (GET /flows)
 	ListFlows(ctx echo.Context, params ListFlowsParams) error
@@ -18376,6 +23959,18 @@ type ServerInterface interface {
 	// RestoreFlowVersion Restore a flow version
 	// (POST /flows/{id}/versions/{version}/restore)
 	RestoreFlowVersion(ctx echo.Context, id FlowID, version FlowVersionNumber, params RestoreFlowVersionParams) error
+	// RotateFlowWebhookKey Rotate the webhook key
+	// (POST /flows/{id}/webhook-key)
+	RotateFlowWebhookKey(ctx echo.Context, id FlowID) error
+	// ListNodeTypes List node types
+	// (GET /node-types)
+	ListNodeTypes(ctx echo.Context, params ListNodeTypesParams) error
+	// ListNodeTypeCategories List node type categories
+	// (GET /node-types/categories)
+	ListNodeTypeCategories(ctx echo.Context) error
+	// GetNodeType Get a node type
+	// (GET /node-types/{type_id})
+	GetNodeType(ctx echo.Context, typeId string) error
 	// ListPermissions The permission catalogue
 	// (GET /permissions)
 	ListPermissions(ctx echo.Context) error
@@ -18439,6 +24034,9 @@ type ServerInterface interface {
 	// DeleteUserApiToken Revoke a user's API token
 	// (DELETE /users/{user_id}/api-tokens/{id})
 	DeleteUserApiToken(ctx echo.Context, userId PathUserID, id ApiTokenID) error
+	// ReceiveFlowWebhook Start a flow from a webhook
+	// (POST /webhooks/flows/{endpoint_key})
+	ReceiveFlowWebhook(ctx echo.Context, endpointKey string) error
 }
 
 // ServerInterfaceWrapper converts echo contexts to parameters.
@@ -18590,6 +24188,242 @@ func (w *ServerInterfaceWrapper) RefreshTokens(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.RefreshTokens(ctx)
+	return err
+}
+
+// ListExecutions converts echo context to params.
+func (w *ServerInterfaceWrapper) ListExecutions(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListExecutionsParams
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "flow_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "flow_id", ctx.QueryParams(), &params.FlowId, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter flow_id: %s", err))
+	}
+
+	// ------------- Optional query parameter "status" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "status", ctx.QueryParams(), &params.Status, runtime.BindQueryParameterOptions{Type: "array", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter status: %s", err))
+	}
+
+	// ------------- Optional query parameter "mode" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "mode", ctx.QueryParams(), &params.Mode, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter mode: %s", err))
+	}
+
+	// ------------- Optional query parameter "triggered_by" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "triggered_by", ctx.QueryParams(), &params.TriggeredBy, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter triggered_by: %s", err))
+	}
+
+	// ------------- Optional query parameter "from" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "from", ctx.QueryParams(), &params.From, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter from: %s", err))
+	}
+
+	// ------------- Optional query parameter "to" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "to", ctx.QueryParams(), &params.To, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter to: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListExecutions(ctx, params)
+	return err
+}
+
+// CreateExecution converts echo context to params.
+func (w *ServerInterfaceWrapper) CreateExecution(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateExecutionParams
+	// ------------- Optional query parameter "wait_ms" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "wait_ms", ctx.QueryParams(), &params.WaitMs, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter wait_ms: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CreateExecution(ctx, params)
+	return err
+}
+
+// StreamExecution converts echo context to params.
+func (w *ServerInterfaceWrapper) StreamExecution(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.StreamExecution(ctx)
+	return err
+}
+
+// DeleteExecution converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteExecution(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id ExecutionID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteExecution(ctx, id)
+	return err
+}
+
+// GetExecution converts echo context to params.
+func (w *ServerInterfaceWrapper) GetExecution(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id ExecutionID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetExecutionParams
+	// ------------- Optional query parameter "include" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "include", ctx.QueryParams(), &params.Include, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter include: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetExecution(ctx, id, params)
+	return err
+}
+
+// CancelExecution converts echo context to params.
+func (w *ServerInterfaceWrapper) CancelExecution(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id ExecutionID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CancelExecution(ctx, id)
+	return err
+}
+
+// GetExecutionEvents converts echo context to params.
+func (w *ServerInterfaceWrapper) GetExecutionEvents(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id ExecutionID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetExecutionEventsParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Last-Event-ID" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Last-Event-ID")]; found {
+		var LastEventID string
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Last-Event-ID, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Last-Event-ID", valueList[0], &LastEventID, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Last-Event-ID: %s", err))
+		}
+
+		params.LastEventID = &LastEventID
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetExecutionEvents(ctx, id, params)
+	return err
+}
+
+// GetNodeExecution converts echo context to params.
+func (w *ServerInterfaceWrapper) GetNodeExecution(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id ExecutionID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// ------------- Path parameter "node_execution_id" -------------
+	var nodeExecutionId int64
+
+	err = runtime.BindStyledParameterWithOptions("simple", "node_execution_id", ctx.Param("node_execution_id"), &nodeExecutionId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter node_execution_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetNodeExecution(ctx, id, nodeExecutionId)
+	return err
+}
+
+// RetryExecution converts echo context to params.
+func (w *ServerInterfaceWrapper) RetryExecution(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id ExecutionID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params RetryExecutionParams
+	// ------------- Optional query parameter "wait_ms" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "wait_ms", ctx.QueryParams(), &params.WaitMs, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter wait_ms: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RetryExecution(ctx, id, params)
 	return err
 }
 
@@ -19010,6 +24844,65 @@ func (w *ServerInterfaceWrapper) RestoreFlowVersion(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.RestoreFlowVersion(ctx, id, version, params)
+	return err
+}
+
+// RotateFlowWebhookKey converts echo context to params.
+func (w *ServerInterfaceWrapper) RotateFlowWebhookKey(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id FlowID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RotateFlowWebhookKey(ctx, id)
+	return err
+}
+
+// ListNodeTypes converts echo context to params.
+func (w *ServerInterfaceWrapper) ListNodeTypes(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListNodeTypesParams
+	// ------------- Optional query parameter "category" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "category", ctx.QueryParams(), &params.Category, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter category: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListNodeTypes(ctx, params)
+	return err
+}
+
+// ListNodeTypeCategories converts echo context to params.
+func (w *ServerInterfaceWrapper) ListNodeTypeCategories(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListNodeTypeCategories(ctx)
+	return err
+}
+
+// GetNodeType converts echo context to params.
+func (w *ServerInterfaceWrapper) GetNodeType(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "type_id" -------------
+	var typeId string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "type_id", ctx.Param("type_id"), &typeId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter type_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetNodeType(ctx, typeId)
 	return err
 }
 
@@ -19450,6 +25343,22 @@ func (w *ServerInterfaceWrapper) DeleteUserApiToken(ctx echo.Context) error {
 	return err
 }
 
+// ReceiveFlowWebhook converts echo context to params.
+func (w *ServerInterfaceWrapper) ReceiveFlowWebhook(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "endpoint_key" -------------
+	var endpointKey string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "endpoint_key", ctx.Param("endpoint_key"), &endpointKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter endpoint_key: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ReceiveFlowWebhook(ctx, endpointKey)
+	return err
+}
+
 // This is a simple interface which specifies echo.Route addition functions which
 // are present on both echo.Echo and echo.Group, since we want to allow using
 // either of them for path registration
@@ -19537,10 +25446,24 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/flows/:id/unpublish", wrapper.UnpublishFlow, options.OperationMiddlewares["unpublishFlow"]...)
 	router.POST(options.BaseURL+"/flows/:id/duplicate", wrapper.DuplicateFlow, options.OperationMiddlewares["duplicateFlow"]...)
 	router.POST(options.BaseURL+"/flows/:id/validate", wrapper.ValidateFlow, options.OperationMiddlewares["validateFlow"]...)
+	router.POST(options.BaseURL+"/flows/:id/webhook-key", wrapper.RotateFlowWebhookKey, options.OperationMiddlewares["rotateFlowWebhookKey"]...)
 	router.GET(options.BaseURL+"/flows/:id/versions", wrapper.ListFlowVersions, options.OperationMiddlewares["listFlowVersions"]...)
 	router.POST(options.BaseURL+"/flows/:id/versions", wrapper.CreateFlowVersion, options.OperationMiddlewares["createFlowVersion"]...)
 	router.GET(options.BaseURL+"/flows/:id/versions/:version", wrapper.GetFlowVersion, options.OperationMiddlewares["getFlowVersion"]...)
 	router.POST(options.BaseURL+"/flows/:id/versions/:version/restore", wrapper.RestoreFlowVersion, options.OperationMiddlewares["restoreFlowVersion"]...)
+	router.GET(options.BaseURL+"/executions", wrapper.ListExecutions, options.OperationMiddlewares["listExecutions"]...)
+	router.POST(options.BaseURL+"/executions", wrapper.CreateExecution, options.OperationMiddlewares["createExecution"]...)
+	router.POST(options.BaseURL+"/executions/stream", wrapper.StreamExecution, options.OperationMiddlewares["streamExecution"]...)
+	router.DELETE(options.BaseURL+"/executions/:id", wrapper.DeleteExecution, options.OperationMiddlewares["deleteExecution"]...)
+	router.GET(options.BaseURL+"/executions/:id", wrapper.GetExecution, options.OperationMiddlewares["getExecution"]...)
+	router.GET(options.BaseURL+"/executions/:id/events", wrapper.GetExecutionEvents, options.OperationMiddlewares["getExecutionEvents"]...)
+	router.GET(options.BaseURL+"/executions/:id/nodes/:node_execution_id", wrapper.GetNodeExecution, options.OperationMiddlewares["getNodeExecution"]...)
+	router.POST(options.BaseURL+"/executions/:id/cancel", wrapper.CancelExecution, options.OperationMiddlewares["cancelExecution"]...)
+	router.POST(options.BaseURL+"/executions/:id/retry", wrapper.RetryExecution, options.OperationMiddlewares["retryExecution"]...)
+	router.GET(options.BaseURL+"/node-types", wrapper.ListNodeTypes, options.OperationMiddlewares["listNodeTypes"]...)
+	router.GET(options.BaseURL+"/node-types/categories", wrapper.ListNodeTypeCategories, options.OperationMiddlewares["listNodeTypeCategories"]...)
+	router.GET(options.BaseURL+"/node-types/:type_id", wrapper.GetNodeType, options.OperationMiddlewares["getNodeType"]...)
+	router.POST(options.BaseURL+"/webhooks/flows/:endpoint_key", wrapper.ReceiveFlowWebhook, options.OperationMiddlewares["receiveFlowWebhook"]...)
 
 }
 
@@ -19551,6 +25474,26 @@ type ApiTokenPageJSONResponse struct {
 	Body ApiTokenPage
 
 	Headers ApiTokenPageResponseHeaders
+}
+
+type EventStreamResponseHeaders struct {
+	XRequestID *string
+}
+type EventStreamTexteventStreamResponse struct {
+	Body io.Reader
+
+	Headers       EventStreamResponseHeaders
+	ContentLength int64
+}
+
+type ExecutionCreatedResponseHeaders struct {
+	Location   string
+	XRequestID *string
+}
+type ExecutionCreatedJSONResponse struct {
+	Body Execution
+
+	Headers ExecutionCreatedResponseHeaders
 }
 
 type FlowWithETagResponseHeaders struct {
@@ -20792,6 +26735,1059 @@ type RefreshTokensdefaultApplicationProblemPlusJSONResponse struct {
 }
 
 func (response RefreshTokensdefaultApplicationProblemPlusJSONResponse) VisitRefreshTokensResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListExecutionsRequestObject struct {
+	Params ListExecutionsParams
+}
+
+type ListExecutionsResponseObject interface {
+	VisitListExecutionsResponse(w http.ResponseWriter) error
+}
+
+type ListExecutions200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type ListExecutions200JSONResponse struct {
+	Body    ExecutionCursorPage
+	Headers ListExecutions200ResponseHeaders
+}
+
+func (response ListExecutions200JSONResponse) VisitListExecutionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListExecutionsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response ListExecutionsdefaultApplicationProblemPlusJSONResponse) VisitListExecutionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateExecutionRequestObject struct {
+	Params CreateExecutionParams
+	Body   *CreateExecutionJSONRequestBody
+}
+
+type CreateExecutionResponseObject interface {
+	VisitCreateExecutionResponse(w http.ResponseWriter) error
+}
+
+type CreateExecution201JSONResponse struct{ ExecutionCreatedJSONResponse }
+
+func (response CreateExecution201JSONResponse) VisitCreateExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateExecution422ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response CreateExecution422ApplicationProblemPlusJSONResponse) VisitCreateExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateExecution429ResponseHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type CreateExecution429ApplicationProblemPlusJSONResponse struct {
+	Body    Problem
+	Headers CreateExecution429ResponseHeaders
+}
+
+func (response CreateExecution429ApplicationProblemPlusJSONResponse) VisitCreateExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateExecutiondefaultResponseHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type CreateExecutiondefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    CreateExecutiondefaultResponseHeaders
+	StatusCode int
+}
+
+func (response CreateExecutiondefaultApplicationProblemPlusJSONResponse) VisitCreateExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StreamExecutionRequestObject struct {
+	Body *StreamExecutionJSONRequestBody
+}
+
+type StreamExecutionResponseObject interface {
+	VisitStreamExecutionResponse(w http.ResponseWriter) error
+}
+
+type StreamExecution200TexteventStreamResponse struct {
+	EventStreamTexteventStreamResponse
+}
+
+func (response StreamExecution200TexteventStreamResponse) VisitStreamExecutionResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/event-stream")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	flusher, ok := w.(http.Flusher)
+	if !ok {
+		// If w doesn't support flushing, fall back to io.Copy.
+		_, err := io.Copy(w, response.Body)
+		return err
+	}
+	// text/event-stream messages are typically small; use a
+	// modest buffer and flush after each chunk so clients see
+	// events immediately instead of waiting on OS buffering.
+	buf := make([]byte, 4096)
+	for {
+		n, err := response.Body.Read(buf)
+		if n > 0 {
+			if _, writeErr := w.Write(buf[:n]); writeErr != nil {
+				return writeErr
+			}
+			flusher.Flush()
+		}
+		if err != nil {
+			if err == io.EOF {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+type StreamExecution422ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response StreamExecution422ApplicationProblemPlusJSONResponse) VisitStreamExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StreamExecution429ResponseHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type StreamExecution429ApplicationProblemPlusJSONResponse struct {
+	Body    Problem
+	Headers StreamExecution429ResponseHeaders
+}
+
+func (response StreamExecution429ApplicationProblemPlusJSONResponse) VisitStreamExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StreamExecutiondefaultResponseHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type StreamExecutiondefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    StreamExecutiondefaultResponseHeaders
+	StatusCode int
+}
+
+func (response StreamExecutiondefaultApplicationProblemPlusJSONResponse) VisitStreamExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteExecutionRequestObject struct {
+	Id ExecutionID `json:"id"`
+}
+
+type DeleteExecutionResponseObject interface {
+	VisitDeleteExecutionResponse(w http.ResponseWriter) error
+}
+
+type DeleteExecution204ResponseHeaders struct {
+	XRequestID *string
+}
+
+type DeleteExecution204Response struct {
+	Headers DeleteExecution204ResponseHeaders
+}
+
+func (response DeleteExecution204Response) VisitDeleteExecutionResponse(w http.ResponseWriter) error {
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(204)
+	return nil
+}
+
+type DeleteExecution409ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteExecution409ApplicationProblemPlusJSONResponse) VisitDeleteExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteExecutiondefaultResponseHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type DeleteExecutiondefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    DeleteExecutiondefaultResponseHeaders
+	StatusCode int
+}
+
+func (response DeleteExecutiondefaultApplicationProblemPlusJSONResponse) VisitDeleteExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetExecutionRequestObject struct {
+	Id     ExecutionID `json:"id"`
+	Params GetExecutionParams
+}
+
+type GetExecutionResponseObject interface {
+	VisitGetExecutionResponse(w http.ResponseWriter) error
+}
+
+type GetExecution200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type GetExecution200JSONResponse struct {
+	Body    Execution
+	Headers GetExecution200ResponseHeaders
+}
+
+func (response GetExecution200JSONResponse) VisitGetExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetExecutiondefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response GetExecutiondefaultApplicationProblemPlusJSONResponse) VisitGetExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelExecutionRequestObject struct {
+	Id ExecutionID `json:"id"`
+}
+
+type CancelExecutionResponseObject interface {
+	VisitCancelExecutionResponse(w http.ResponseWriter) error
+}
+
+type CancelExecution202ResponseHeaders struct {
+	XRequestID *string
+}
+
+type CancelExecution202JSONResponse struct {
+	Body    Execution
+	Headers CancelExecution202ResponseHeaders
+}
+
+func (response CancelExecution202JSONResponse) VisitCancelExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(202)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelExecution409ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response CancelExecution409ApplicationProblemPlusJSONResponse) VisitCancelExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelExecutiondefaultResponseHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type CancelExecutiondefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    CancelExecutiondefaultResponseHeaders
+	StatusCode int
+}
+
+func (response CancelExecutiondefaultApplicationProblemPlusJSONResponse) VisitCancelExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetExecutionEventsRequestObject struct {
+	Id     ExecutionID `json:"id"`
+	Params GetExecutionEventsParams
+}
+
+type GetExecutionEventsResponseObject interface {
+	VisitGetExecutionEventsResponse(w http.ResponseWriter) error
+}
+
+type GetExecutionEvents200TexteventStreamResponse struct {
+	EventStreamTexteventStreamResponse
+}
+
+func (response GetExecutionEvents200TexteventStreamResponse) VisitGetExecutionEventsResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/event-stream")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	flusher, ok := w.(http.Flusher)
+	if !ok {
+		// If w doesn't support flushing, fall back to io.Copy.
+		_, err := io.Copy(w, response.Body)
+		return err
+	}
+	// text/event-stream messages are typically small; use a
+	// modest buffer and flush after each chunk so clients see
+	// events immediately instead of waiting on OS buffering.
+	buf := make([]byte, 4096)
+	for {
+		n, err := response.Body.Read(buf)
+		if n > 0 {
+			if _, writeErr := w.Write(buf[:n]); writeErr != nil {
+				return writeErr
+			}
+			flusher.Flush()
+		}
+		if err != nil {
+			if err == io.EOF {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+type GetExecutionEventsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response GetExecutionEventsdefaultApplicationProblemPlusJSONResponse) VisitGetExecutionEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetNodeExecutionRequestObject struct {
+	Id              ExecutionID `json:"id"`
+	NodeExecutionId int64       `json:"node_execution_id"`
+}
+
+type GetNodeExecutionResponseObject interface {
+	VisitGetNodeExecutionResponse(w http.ResponseWriter) error
+}
+
+type GetNodeExecution200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type GetNodeExecution200JSONResponse struct {
+	Body    NodeExecution
+	Headers GetNodeExecution200ResponseHeaders
+}
+
+func (response GetNodeExecution200JSONResponse) VisitGetNodeExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetNodeExecutiondefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response GetNodeExecutiondefaultApplicationProblemPlusJSONResponse) VisitGetNodeExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetryExecutionRequestObject struct {
+	Id     ExecutionID `json:"id"`
+	Params RetryExecutionParams
+	Body   *RetryExecutionJSONRequestBody
+}
+
+type RetryExecutionResponseObject interface {
+	VisitRetryExecutionResponse(w http.ResponseWriter) error
+}
+
+type RetryExecution201JSONResponse struct{ ExecutionCreatedJSONResponse }
+
+func (response RetryExecution201JSONResponse) VisitRetryExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetryExecution409ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response RetryExecution409ApplicationProblemPlusJSONResponse) VisitRetryExecutionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetryExecutiondefaultResponseHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type RetryExecutiondefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    RetryExecutiondefaultResponseHeaders
+	StatusCode int
+}
+
+func (response RetryExecutiondefaultApplicationProblemPlusJSONResponse) VisitRetryExecutionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -22463,6 +29459,352 @@ type RestoreFlowVersiondefaultApplicationProblemPlusJSONResponse struct {
 }
 
 func (response RestoreFlowVersiondefaultApplicationProblemPlusJSONResponse) VisitRestoreFlowVersionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateFlowWebhookKeyRequestObject struct {
+	Id FlowID `json:"id"`
+}
+
+type RotateFlowWebhookKeyResponseObject interface {
+	VisitRotateFlowWebhookKeyResponse(w http.ResponseWriter) error
+}
+
+type RotateFlowWebhookKey200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type RotateFlowWebhookKey200JSONResponse struct {
+	Body    FlowWebhookKey
+	Headers RotateFlowWebhookKey200ResponseHeaders
+}
+
+func (response RotateFlowWebhookKey200JSONResponse) VisitRotateFlowWebhookKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateFlowWebhookKey409ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response RotateFlowWebhookKey409ApplicationProblemPlusJSONResponse) VisitRotateFlowWebhookKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateFlowWebhookKeydefaultResponseHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type RotateFlowWebhookKeydefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    RotateFlowWebhookKeydefaultResponseHeaders
+	StatusCode int
+}
+
+func (response RotateFlowWebhookKeydefaultApplicationProblemPlusJSONResponse) VisitRotateFlowWebhookKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListNodeTypesRequestObject struct {
+	Params ListNodeTypesParams
+}
+
+type ListNodeTypesResponseObject interface {
+	VisitListNodeTypesResponse(w http.ResponseWriter) error
+}
+
+type ListNodeTypes200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type ListNodeTypes200JSONResponse struct {
+	Body    NodeTypeList
+	Headers ListNodeTypes200ResponseHeaders
+}
+
+func (response ListNodeTypes200JSONResponse) VisitListNodeTypesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListNodeTypesdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response ListNodeTypesdefaultApplicationProblemPlusJSONResponse) VisitListNodeTypesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListNodeTypeCategoriesRequestObject struct {
+}
+
+type ListNodeTypeCategoriesResponseObject interface {
+	VisitListNodeTypeCategoriesResponse(w http.ResponseWriter) error
+}
+
+type ListNodeTypeCategories200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type ListNodeTypeCategories200JSONResponse struct {
+	Body    NodeTypeCategoryList
+	Headers ListNodeTypeCategories200ResponseHeaders
+}
+
+func (response ListNodeTypeCategories200JSONResponse) VisitListNodeTypeCategoriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListNodeTypeCategoriesdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response ListNodeTypeCategoriesdefaultApplicationProblemPlusJSONResponse) VisitListNodeTypeCategoriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetNodeTypeRequestObject struct {
+	TypeId string `json:"type_id"`
+}
+
+type GetNodeTypeResponseObject interface {
+	VisitGetNodeTypeResponse(w http.ResponseWriter) error
+}
+
+type GetNodeType200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type GetNodeType200JSONResponse struct {
+	Body    NodeType
+	Headers GetNodeType200ResponseHeaders
+}
+
+func (response GetNodeType200JSONResponse) VisitGetNodeTypeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetNodeTypedefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response GetNodeTypedefaultApplicationProblemPlusJSONResponse) VisitGetNodeTypeResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -24597,6 +31939,107 @@ func (response DeleteUserApiTokendefaultApplicationProblemPlusJSONResponse) Visi
 	return err
 }
 
+type ReceiveFlowWebhookRequestObject struct {
+	EndpointKey  string `json:"endpoint_key"`
+	JSONBody     *ReceiveFlowWebhookJSONRequestBody
+	FormdataBody *ReceiveFlowWebhookFormdataRequestBody
+	TextBody     *ReceiveFlowWebhookTextRequestBody
+}
+
+type ReceiveFlowWebhookResponseObject interface {
+	VisitReceiveFlowWebhookResponse(w http.ResponseWriter) error
+}
+
+type ReceiveFlowWebhook200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type ReceiveFlowWebhook200JSONResponse struct {
+	Body    FlowWebhookAnswer
+	Headers ReceiveFlowWebhook200ResponseHeaders
+}
+
+func (response ReceiveFlowWebhook200JSONResponse) VisitReceiveFlowWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReceiveFlowWebhook202ResponseHeaders struct {
+	XRequestID *string
+}
+
+type ReceiveFlowWebhook202JSONResponse struct {
+	Body    FlowWebhookAccepted
+	Headers ReceiveFlowWebhook202ResponseHeaders
+}
+
+func (response ReceiveFlowWebhook202JSONResponse) VisitReceiveFlowWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(202)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReceiveFlowWebhookdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response ReceiveFlowWebhookdefaultApplicationProblemPlusJSONResponse) VisitReceiveFlowWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
 	// ListApiTokens List my API tokens
@@ -24626,6 +32069,33 @@ type StrictServerInterface interface {
 	// RefreshTokens Refresh the tokens
 	// (POST /casdoor/auth/refresh)
 	RefreshTokens(ctx context.Context, request RefreshTokensRequestObject) (RefreshTokensResponseObject, error)
+	// ListExecutions List executions
+	// (GET /executions)
+	ListExecutions(ctx context.Context, request ListExecutionsRequestObject) (ListExecutionsResponseObject, error)
+	// CreateExecution Run a flow
+	// (POST /executions)
+	CreateExecution(ctx context.Context, request CreateExecutionRequestObject) (CreateExecutionResponseObject, error)
+	// StreamExecution Run a flow and stream its events
+	// (POST /executions/stream)
+	StreamExecution(ctx context.Context, request StreamExecutionRequestObject) (StreamExecutionResponseObject, error)
+	// DeleteExecution Delete an execution
+	// (DELETE /executions/{id})
+	DeleteExecution(ctx context.Context, request DeleteExecutionRequestObject) (DeleteExecutionResponseObject, error)
+	// GetExecution Get an execution
+	// (GET /executions/{id})
+	GetExecution(ctx context.Context, request GetExecutionRequestObject) (GetExecutionResponseObject, error)
+	// CancelExecution Cancel an execution
+	// (POST /executions/{id}/cancel)
+	CancelExecution(ctx context.Context, request CancelExecutionRequestObject) (CancelExecutionResponseObject, error)
+	// GetExecutionEvents Stream an execution's events
+	// (GET /executions/{id}/events)
+	GetExecutionEvents(ctx context.Context, request GetExecutionEventsRequestObject) (GetExecutionEventsResponseObject, error)
+	// GetNodeExecution Get one node record
+	// (GET /executions/{id}/nodes/{node_execution_id})
+	GetNodeExecution(ctx context.Context, request GetNodeExecutionRequestObject) (GetNodeExecutionResponseObject, error)
+	// RetryExecution Retry an execution
+	// (POST /executions/{id}/retry)
+	RetryExecution(ctx context.Context, request RetryExecutionRequestObject) (RetryExecutionResponseObject, error)
 	// ListFlows List flows
 	// (GET /flows)
 	ListFlows(ctx context.Context, request ListFlowsRequestObject) (ListFlowsResponseObject, error)
@@ -24668,6 +32138,18 @@ type StrictServerInterface interface {
 	// RestoreFlowVersion Restore a flow version
 	// (POST /flows/{id}/versions/{version}/restore)
 	RestoreFlowVersion(ctx context.Context, request RestoreFlowVersionRequestObject) (RestoreFlowVersionResponseObject, error)
+	// RotateFlowWebhookKey Rotate the webhook key
+	// (POST /flows/{id}/webhook-key)
+	RotateFlowWebhookKey(ctx context.Context, request RotateFlowWebhookKeyRequestObject) (RotateFlowWebhookKeyResponseObject, error)
+	// ListNodeTypes List node types
+	// (GET /node-types)
+	ListNodeTypes(ctx context.Context, request ListNodeTypesRequestObject) (ListNodeTypesResponseObject, error)
+	// ListNodeTypeCategories List node type categories
+	// (GET /node-types/categories)
+	ListNodeTypeCategories(ctx context.Context, request ListNodeTypeCategoriesRequestObject) (ListNodeTypeCategoriesResponseObject, error)
+	// GetNodeType Get a node type
+	// (GET /node-types/{type_id})
+	GetNodeType(ctx context.Context, request GetNodeTypeRequestObject) (GetNodeTypeResponseObject, error)
 	// ListPermissions The permission catalogue
 	// (GET /permissions)
 	ListPermissions(ctx context.Context, request ListPermissionsRequestObject) (ListPermissionsResponseObject, error)
@@ -24731,6 +32213,9 @@ type StrictServerInterface interface {
 	// DeleteUserApiToken Revoke a user's API token
 	// (DELETE /users/{user_id}/api-tokens/{id})
 	DeleteUserApiToken(ctx context.Context, request DeleteUserApiTokenRequestObject) (DeleteUserApiTokenResponseObject, error)
+	// ReceiveFlowWebhook Start a flow from a webhook
+	// (POST /webhooks/flows/{endpoint_key})
+	ReceiveFlowWebhook(ctx context.Context, request ReceiveFlowWebhookRequestObject) (ReceiveFlowWebhookResponseObject, error)
 }
 
 type StrictHandlerFunc func(ctx echo.Context, request any) (any, error)
@@ -25025,6 +32510,305 @@ func (sh *strictHandler) RefreshTokens(ctx echo.Context) error {
 		return err
 	} else if validResponse, ok := response.(RefreshTokensResponseObject); ok {
 		return validResponse.VisitRefreshTokensResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListExecutions operation middleware
+func (sh *strictHandler) ListExecutions(ctx echo.Context, params ListExecutionsParams) error {
+	var request ListExecutionsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListExecutions(ctx.Request().Context(), request.(ListExecutionsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListExecutions")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListExecutionsResponseObject); ok {
+		return validResponse.VisitListExecutionsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// CreateExecution operation middleware
+func (sh *strictHandler) CreateExecution(ctx echo.Context, params CreateExecutionParams) error {
+	var request CreateExecutionRequestObject
+
+	request.Params = params
+
+	var body CreateExecutionJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateExecution(ctx.Request().Context(), request.(CreateExecutionRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateExecution")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CreateExecutionResponseObject); ok {
+		return validResponse.VisitCreateExecutionResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// StreamExecution operation middleware
+func (sh *strictHandler) StreamExecution(ctx echo.Context) error {
+	var request StreamExecutionRequestObject
+
+	var body StreamExecutionJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.StreamExecution(ctx.Request().Context(), request.(StreamExecutionRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "StreamExecution")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(StreamExecutionResponseObject); ok {
+		return validResponse.VisitStreamExecutionResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// DeleteExecution operation middleware
+func (sh *strictHandler) DeleteExecution(ctx echo.Context, id ExecutionID) error {
+	var request DeleteExecutionRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteExecution(ctx.Request().Context(), request.(DeleteExecutionRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteExecution")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeleteExecutionResponseObject); ok {
+		return validResponse.VisitDeleteExecutionResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetExecution operation middleware
+func (sh *strictHandler) GetExecution(ctx echo.Context, id ExecutionID, params GetExecutionParams) error {
+	var request GetExecutionRequestObject
+
+	request.Id = id
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetExecution(ctx.Request().Context(), request.(GetExecutionRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetExecution")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetExecutionResponseObject); ok {
+		return validResponse.VisitGetExecutionResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// CancelExecution operation middleware
+func (sh *strictHandler) CancelExecution(ctx echo.Context, id ExecutionID) error {
+	var request CancelExecutionRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CancelExecution(ctx.Request().Context(), request.(CancelExecutionRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CancelExecution")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CancelExecutionResponseObject); ok {
+		return validResponse.VisitCancelExecutionResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetExecutionEvents operation middleware
+func (sh *strictHandler) GetExecutionEvents(ctx echo.Context, id ExecutionID, params GetExecutionEventsParams) error {
+	var request GetExecutionEventsRequestObject
+
+	request.Id = id
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetExecutionEvents(ctx.Request().Context(), request.(GetExecutionEventsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetExecutionEvents")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetExecutionEventsResponseObject); ok {
+		return validResponse.VisitGetExecutionEventsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetNodeExecution operation middleware
+func (sh *strictHandler) GetNodeExecution(ctx echo.Context, id ExecutionID, nodeExecutionId int64) error {
+	var request GetNodeExecutionRequestObject
+
+	request.Id = id
+	request.NodeExecutionId = nodeExecutionId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetNodeExecution(ctx.Request().Context(), request.(GetNodeExecutionRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetNodeExecution")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetNodeExecutionResponseObject); ok {
+		return validResponse.VisitGetNodeExecutionResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// RetryExecution operation middleware
+func (sh *strictHandler) RetryExecution(ctx echo.Context, id ExecutionID, params RetryExecutionParams) error {
+	var request RetryExecutionRequestObject
+
+	request.Id = id
+	request.Params = params
+
+	var body RetryExecutionJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		if !errors.Is(err, io.EOF) {
+			return err
+		}
+	} else {
+		request.Body = &body
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.RetryExecution(ctx.Request().Context(), request.(RetryExecutionRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RetryExecution")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(RetryExecutionResponseObject); ok {
+		return validResponse.VisitRetryExecutionResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -25556,6 +33340,104 @@ func (sh *strictHandler) RestoreFlowVersion(ctx echo.Context, id FlowID, version
 		return err
 	} else if validResponse, ok := response.(RestoreFlowVersionResponseObject); ok {
 		return validResponse.VisitRestoreFlowVersionResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// RotateFlowWebhookKey operation middleware
+func (sh *strictHandler) RotateFlowWebhookKey(ctx echo.Context, id FlowID) error {
+	var request RotateFlowWebhookKeyRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.RotateFlowWebhookKey(ctx.Request().Context(), request.(RotateFlowWebhookKeyRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RotateFlowWebhookKey")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(RotateFlowWebhookKeyResponseObject); ok {
+		return validResponse.VisitRotateFlowWebhookKeyResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListNodeTypes operation middleware
+func (sh *strictHandler) ListNodeTypes(ctx echo.Context, params ListNodeTypesParams) error {
+	var request ListNodeTypesRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListNodeTypes(ctx.Request().Context(), request.(ListNodeTypesRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListNodeTypes")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListNodeTypesResponseObject); ok {
+		return validResponse.VisitListNodeTypesResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListNodeTypeCategories operation middleware
+func (sh *strictHandler) ListNodeTypeCategories(ctx echo.Context) error {
+	var request ListNodeTypeCategoriesRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListNodeTypeCategories(ctx.Request().Context(), request.(ListNodeTypeCategoriesRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListNodeTypeCategories")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListNodeTypeCategoriesResponseObject); ok {
+		return validResponse.VisitListNodeTypeCategoriesResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetNodeType operation middleware
+func (sh *strictHandler) GetNodeType(ctx echo.Context, typeId string) error {
+	var request GetNodeTypeRequestObject
+
+	request.TypeId = typeId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetNodeType(ctx.Request().Context(), request.(GetNodeTypeRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetNodeType")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetNodeTypeResponseObject); ok {
+		return validResponse.VisitGetNodeTypeResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -26195,231 +34077,382 @@ func (sh *strictHandler) DeleteUserApiToken(ctx echo.Context, userId PathUserID,
 	return nil
 }
 
+// ReceiveFlowWebhook operation middleware
+func (sh *strictHandler) ReceiveFlowWebhook(ctx echo.Context, endpointKey string) error {
+	var request ReceiveFlowWebhookRequestObject
+
+	request.EndpointKey = endpointKey
+	if strings.HasPrefix(ctx.Request().Header.Get("Content-Type"), "application/json") {
+		var body ReceiveFlowWebhookJSONRequestBody
+		var err error
+		if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+			// A request validator built on kin-openapi's openapi3filter with
+			// KeepValidatedValue leaves the value it validated on the body. Bind
+			// that value, matching member names exactly, so the handler receives
+			// what was validated instead of a second, case-insensitive decode.
+			// Otherwise bind only the request body, so that path and query
+			// parameters are not also bound into the body struct.
+			if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+				err = binder.BindBody(ctx, &body)
+			}
+		} else {
+			// A custom binder is installed on the Echo instance; defer to it
+			// entirely, since echo.Binder does not expose body-only binding and
+			// the binder may do more than decode (for example call ctx.Validate).
+			err = ctx.Bind(&body)
+		}
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				return err
+			}
+		} else {
+			request.JSONBody = &body
+		}
+	}
+	if strings.HasPrefix(ctx.Request().Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
+		if form, err := ctx.FormParams(); err == nil {
+			var body ReceiveFlowWebhookFormdataRequestBody
+			if err := runtime.BindForm(&body, form, nil, nil); err != nil {
+				return err
+			}
+			request.FormdataBody = &body
+		} else {
+			return err
+		}
+	}
+	if strings.HasPrefix(ctx.Request().Header.Get("Content-Type"), "text/plain") {
+		data, err := io.ReadAll(ctx.Request().Body)
+		if err != nil {
+			return err
+		}
+		if len(data) > 0 {
+			body := ReceiveFlowWebhookTextRequestBody(data)
+			request.TextBody = &body
+		}
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ReceiveFlowWebhook(ctx.Request().Context(), request.(ReceiveFlowWebhookRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ReceiveFlowWebhook")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ReceiveFlowWebhookResponseObject); ok {
+		return validResponse.VisitReceiveFlowWebhookResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // Base64 encoded, compressed with deflate, json marshaled OpenAPI spec.
 // Stored as a slice of fixed-width chunks rather than one concatenated
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L1pc9s4+iD+VVCcmYrdQ9mS46Q7cnX9/x7HmXZ3rrGdTh/KijAJSfiZAjgEaFudddW+2trX+yG2ar/W",
-	"fJItPABIkAJ1+EicPl50LJHC8eDBcx8fg5hPM84IkyLofwwmBCckhz/305Rfqj8SIuKcZpJyFvSD0wlB",
-	"UyInPBFITgjKsJwgHMckkwJtcIZ2u082t4IwEPGETLEaQM4yEvQDIXPKxsH1dRgc4HhCDjiTOU/np4gY",
-	"7wjJcxL1UU5ExpkgajIsUYzzfIYkPydMIJ4jmhAmqZwhnBPEyAXJUazGTpat4PAUj/2bG6X88pFAObmg",
-	"gnKGsEAYCZlzNkZmMonHIYoGQT4out3HsX0VPpFBENUnz7CUJFfD/7dBkP/a7Tz78PdB8Ncg9CzrKCHT",
-	"jEvC5DHJUjwjiQc8Mi9IhC4nhMEJWBAhqk8EQJcgzMQlyZHkCDNEcJ5SkqOc/LsgQqJLKif6ZTwlKCqn",
-	"jWedH8gsQpgl1eMznszgm38XJJ/twQOekRyrBaGEJohxifKCITzGlHlBf8Z5SjCDTb7kMdZ78cEfnwme",
-	"FtJgFh/BdHFOsCSJ2isv8piEiLI4LRLKxijaxhndvugB2NUGaa7ApqC0GAeOsSQv6ZRK+N/8ao41sATC",
-	"6iqQBFEN8LjIc8IUEFnCL73bpUySMcnr0xyTKaZMzd4+VUpG8vbzCOLZzgmJOUsEKpikKUygB1ZAJVIs",
-	"H5/IfLY/kiRvH1tydImpRGdkxHOFmjKfqTPa2N15FqIn3cebS6d5//79fiEn6qrFWJL5ud4oGtNTmHFG",
-	"cE7yjiBxoTC+xEnRR9E/4Bkiec7zbwcBZRc4pckQSMfcFZ3HjZ/MiRw992OpvUg0QRsknnCShIoejQlT",
-	"a1DXT5GNdy+Pnm/uISoRTgVHOMsIzoU635SPBdwpWGAD+FN89ZKwsZwE/ae782TiOgwynOMpkZZUZ/RU",
-	"7attsftvjzTNRBQII1UP1PUKwoDhKZxAsvDyjHg+xVKf1NPdIAymlNFpMQ36vdB3iHZFJzz3YSLPJTon",
-	"MxGiqBOhEc+ReoEwdZ+30HMywkUqUdQx136IJRwYucpSnpCgP8KpIGYfQJSqjQg1o7t0KskUoESYWu+v",
-	"QTVoEAad2qcUCzksRPmw8RmmCIMO/Pth7mBCdXBHerrHACLzoYIRznOsFlsw+u+CmMcK2NdhIOQsVe8o",
-	"WKvBXqT8su1EFZP6ZIepFvIjyRWLe11Mz3z3X63pQr+CGLwDLMYQMljtRm9ri222rNj8duVlP95ZvmyH",
-	"qf1AZvNr3kdxSgmTnXjCBWEKIdEGRu/eHT0PASfJFZ5mKdnUoscUnxN1p4GmIYFHZAvBUdBcyJLbqjep",
-	"AIaI0ZOrK/XhnGQSBoyOnh++evvm9PD1wc/D09OXw+/evDs+idDGzu4mykB2SVOSh0bAAvqg4LRX8WK1",
-	"yDrzrnNnlIPcIBTNgfcq3i47VqboIxAh9Prrw2KU0NGIAN+BkXluBtY7FGh3ZwdF1BEYzsmskxN1S6I9",
-	"dDmhKdGHDnCxdFJImqZKRhAh2u0+q49AWSfL+TgnQkQlgmhRtEKRhozSJmL9Ohhc7fQ6g8HV14cfPvbC",
-	"nSdPrltkrdErLOOJH5kjJSBGSBEAlBOc7CGMplRM1S8qUPR2APLxBLMxgVOfKArWuoVRR0+5BrEPg7d4",
-	"TPyL7HXOsCAKR8bEXLty7gZZVK/Upk00kYXLM8VX5iJ14b+lV0st6YT+5lkWkDTAZTXjotUMhRrAu6Sd",
-	"J/U1rbAeOXknSN5GLgtB8nZyqZ4O75hmnhCc+3DrAAvSoUwQJqikFwSJ4kyfNRLwE8QvgI6QUtZ9JMwj",
-	"fJaqa0XSRLQBVr/Yhl87BpT2c8+HbqcET9vgKAmefjK2c/MDvdOFXKuhjBLqClv2WsacKeKq/sRZllKt",
-	"22z/l9AKTjXtX3MyCvrBX7YrlXtbPxXbtUFhziavgjvOR5UsBzjg6Os/dYzI2tFA801nXt92pNtry+Hf",
-	"UzmxWvGd7EkN6tuLlV9CzXGoFIiRS6TmbmzJLmfRVuAdJbDfYvtvc36WkumCnWf6jb9bCBjRQCOnxDRt",
-	"qAUTLFAPGaVD31kQYEHYD/q/qomUIOvcxrAaaVoIpUIhLFFKFAfqKRaT41iSHKWcjYMwyLhC0TzoB9uA",
-	"9dcf1FUQErNYjWt04m0FaGFuAxFSkbl+0O19//zpv7o/P/7lh29+/vp9919fnz7+affHndc9RTkkloUI",
-	"+ruKWEgqQSb9Ue1D6/uwh4qhFjnrX2KJ+ZT2DZT6F+XbHf32dbgiztiT8F0BM3WoVKvjFwfo2e6Tr5GZ",
-	"EmnYNe9EacNahA36pZrxpeNaXxb91mOvcTXxTmlZWDRIww5RG6BmM1hpkOoXjYGMUWDFQdTbVunvlFr/",
-	"wh9X9gGtxneaevyiXzfV/lteacXF7oySwWAtlAxYYknIpkQJYXdJmoEtiLvbihru2PAz357eFDmYc4XQ",
-	"bCZEGMhzTkY5ERNjR7D2Qa2wNLYL1t2OY95dtN+aKfiWh64khjuDFAzWcuhK/LizMy6JY028aHAZx0zR",
-	"D3a6O0873cedbu+0+6z/uNvvdre63e4v2kRCcyKc93o7nce90656yXlP8YHHDYNHnxVp6n5HM/udEawO",
-	"jl8hMWNxEAb8kmmpuf91GGQ5GdGroB9cSj786fxx9uxf+CVwnQt+XhtcxDxTctSvgeJMfaVaBaH+O6VC",
-	"Bh+u1Wg8I7mkWt5yd+7IbgmWpCMpGGTqQmwYXHXGvGMtLhlVb22d6lfLRx06zYxxCoTHfjCmclKcbcV8",
-	"um0YWvkvzwhTDNUMBuKpC+mHtC6aeGXcplzbPPuFW/i12oM6xuDDJ9pLHRU/tq3m2iLox3mTXIWnKwHF",
-	"YrLX6AYWjd5OJYyJEEmOchLzMaNC2z2AQG4FHuugexseJLjt5XSMpnObqBkytXJk9axfteJlrKRmsBKk",
-	"zlHULk8YLDLB1jCgBsLK/srP/ovEIK1Y4nkAIwL9TxKqjhCnbx2qYuzH9SO2ZmdY2ww966IEz8SeksKn",
-	"XEileQ1P3/xw+Hr4av8nMN893//5BG08fvpkcwudwHaRFd0nJE3Q2QzNeJGjnKdkTyNG/6vSPKidStqu",
-	"XdL5ZfT7l8BHjNenqmtTL+eOORaF3lKLgherXHsd7vw2/PD3vvn3r8FCs7qdbw3DegNF69i5HIkSPy1Q",
-	"IhEc6B6K4N9InauY8EuG5IQKxFlMQEwy7ljO0pl2Ck2wmDRO/Q/D3cNAauGmNla+M/36F9n9+WyXvf/m",
-	"4qB39fwJefF0/N3X9Ptvzl8+m77uBn+KBX+KBQ9CLPgjcPXylvo845+L39tFLSLZ1iaL0/TNCMxsC41N",
-	"eExeEYmD6/Bjg7qUkCr/WMV6u1w+gtHmd/Chxg0mWAwZuZKlnKK+yHJyUTm+9ap+/RBqx45ihJVPBfwn",
-	"kkucBv2u+WuoHoug31VL+gfn6SuctctH82E78wZpdezoP//zfyPzDprizBF7q8M5wBk+oymtRI+K72E2",
-	"jEtZbQTGOtjidQjPEpKStmfkisRF20PgPOUT42BXD4os8c42IlgWuTl8McTJlLLqaUbyKRWCclYxN2Bo",
-	"ocPoPoSBEvSCfnBBySX4/S5pMiY6sk69NzQPSsGkwdJq0FiEcPYA58C0xo8c+K3xKwvYNX5SgXzFH7ln",
-	"seJPagfkk9fIaERicLg5r4ZI8FxqGXx12qgPebnx6Fi9d11DgpV206AZMF19h6GLKs651OBdQ436kVdr",
-	"coD9wXt1RcJ5foDT9AzH50sVKvdqa//GN6PHeOesFxvHgvrql+mzC488B+833JW73yzXLqRBLlcr2flm",
-	"uZ/ThTFMbsfyAeKF8SM4G8R5PKEXNfF3VTE+wRLMjyQBmqzIOOOJ/nOO0v4zJ8S4yOJCSD619mUshgXL",
-	"irOUiglJhiYIoeIRSdDf3SmF+/ckjTmEi0AkE0/IMOYFk8Ai6uJ+OaSNyjHbs3GuAFDrJgqSHI+AOxM8",
-	"hSH0yxoLl8Oi8hVp0isKCxJ4UhLvci29MFDLAI4yC/pBltML4zCoY1TtgB6kZPZQdRiLn4vI1T9znE3m",
-	"5IJFsngrwvqkjZUl81YJ30Xxj54frqsBzN+KarP2PWe31WXxTW5vz3IP+ol+89q5YK3r9S7EvYgPCcnq",
-	"F38ZGCoHdOASAx9sXeqwwsDV24u0GxfLy+OrzVUdUE3zKfEgdIIc55Gp/XrUMDmsUbWGKuWctLnDNSi3",
-	"8bXbGEsFAgcb2LdMkH4fRRo8EQLWEKKoglKEDLkOUaRWGKHo40AzvwFQ/YFmivDhOtoaMDNYH5WQico/",
-	"RRlz2kN4JE3c1FhRJhRPSHwutgasbmlbwHqrhzFnIzoO+h/B1nBG0qAfnEgMgcUGhDKn4zHJO1PMCpxa",
-	"imW/HvYgQkNQi95XwGZnSv8qh9DcPLheneV7WPkc17sN7a6HinXDFQwra0WXrUP33udUEi/xm8+cUBdW",
-	"58PUUI0KFKnfRSZlRV3K0kCPja8eFSwFZ3fpzVa/wwyBCqigvkK4mJfw3hkdaoSb12/v80I7uNe9wEop",
-	"ink2eyRAk99DJvoSDYJIpzWpr3VKE9o44NlsMxoEDbv1PEKiDXKVkZxOCZOb89h5I7S5btn6SyqkwhCP",
-	"ynegqKWoYikhDMo94xgzJAhBG3TMOIRfAorICcnRiKaS5AJi1f0i5YoygxaN15QvVnzf2HdWeLeBTfqH",
-	"7oRhKcOX+2vDtrf6R2vi2nsqJ7yQKDLkOgp1+hHPzxXkFRqC94ThTEy4LNNnFAG0FB5i4e2SG2hYigOP",
-	"5xDOkRTWzR/wAuCkJGCNpDwLOu0HIlI7fM5msFPzEOFYvQ6rN8koFvLuaXhOoaKgsIhiOsU5kJU/VZ47",
-	"Unn+wFrMPGOwN1Hns2Q5TwrAXGTkG4HywolxWKoANcQbTgQqMiUykguSz1Cm1iLUtdfQNPkuEP1uM0Bt",
-	"ePCfupRPl1p0mCmWkIFjz7RKFPlTd/LpTm28z1Ddz+Rjcum+xygtrBy0bIxKaHqgzim1yHely2ANKWMf",
-	"ZTiXFKdIH+YeSPFngjAgYerHIGYUTKNHEqJI3ewIxSmk5WL9B6TZcEa2UPTxOvIldy2WgC92/oha2WfR",
-	"krz31JiKiAmyvamsCuaJsNQeHok5eRVMDHPC6ELj/m0QY8l+6VxmSmlML70xCWbjlLJxRy1OnRERAq4o",
-	"rBYNAtIbBEjifEykVpcKds74JUNqC2gQsGeDoJ58ojawDXvd7m7rXyoirxi7ts+bDJDKoF86VevU0Cx2",
-	"DXJYbfxI/dhHFs2UTbb4Qi1BWwwwU2cpCgI5O3bdKIJlRw6XdCtYuGRTTxHaDXxYekp6sXOyu3WAzUe/",
-	"2UPyPCsPwvOsOoMq990m71ziHFJEPizzjNkJQusjs6txxm/dciWV3CDWzb53NgOv1Do+M+2BomLoKNXm",
-	"sht6/Q9dn0Jh+ISrg5mhGE8zTMeusNHf+WLCzlxorSfT3o+zpw58n27UqvIsMO43r14pAHolTQcmDWmv",
-	"tjoDgiVYfCMr+Ut8RlJNSBm5rETwDSpRwrVQgXICoTSW0WxWBTDg+0FgVoCMWc6WGfJLIoswe577tEoa",
-	"T9YWNHo3tuOZ/bVaNX6Hd+53eI0+rHS6n1F7aqDZFxKr15B65w2PxqEW9R0nB2aJ9l+IPeMC6esKRBKq",
-	"t0GOIuIj/WxIk2gPRXCScdQ3NpkJTxOSq5fKCDfXbmmjLrQOYNXyuNVk6SoOc3tQD6GSl9fHZwnjHrq0",
-	"74HVNEKVyi8QlYvNqr6FabbWStJ13YCmknlMcCyR2pP2NG6hNxlhSGNavxSY3x1BhSMoTFdWZEsQuBtI",
-	"okuvEDamjDwymoQYsA2dvoBoIkIEkg46I/KSEIbIFRWweZB6QsQ4imdxqv5UiIRSOqVSbNpCNLpKi84/",
-	"78A6I+0LbaSBJOM1hG6A16FSHTyitpHG1hnqtRIpfVI7JZeWNC8d5Ef78pzbDBYUmj36yFO1nyU40CA9",
-	"ydrxZmGgrZl+QR0efYdZkpLF7MDoV94oRXi0fBCfnc6srRy/FVavjY6yOqxWli7V0M8xkHoDYDdJaL/z",
-	"C+781u08G3Y+fOyFT3evvYlCrst96Yxv7cslBvoLvbGE5CTXwthGIQqcpjMUacd8tLlnr7T19ehLvRWE",
-	"q8TOt0qedZisBfIyemHhb+ZmNIEOa6d3cTbUWqWjZgrJM1AZmaSsUJh1lmMWT7xUGApqrYwjUGVg8ZGp",
-	"iw8SHqKJcyRIXFIZK16hXXCNwkvrxIvC04XHdmw3tfq5neH4nI9GQ008y/pHT5sVmSrJ3LXckysNMqq9",
-	"wvOC4hRfDdWNmmayPsGT9T2h9fuz1i6v6jI8L85SR4DXvgk1xWyl9xrnchWoH7YezI8OX/lcKw6D3zif",
-	"3nxz5ve+Pb7kY8reHb9sGFxs7g1lgExq0ITmJJbDIqdBP5hImYn+9jbOsi3zM1CBcCEn27EN/W7Eb4dB",
-	"kafOj4XgtR+nai3bHMZQ/+M5/Y38f7rg3pAm3+KzWOmxO09tbaWh2s63MU+I/b5a5Lcwy98e7/9t58Xf",
-	"dl40Fqq+KeTkbzsv7GL1CJCQ9K1S3Gjy9yznI5qSv5Mppql5rvbzrdqN/hyDq2iC05SwMfn25+mLme/B",
-	"UBfn+/Zk58nToDWvlrIFRVKhSC+W8P+ZQCCk+f1x9aP6uCD8vTEVZeMU6lRsoR8IyRCVaMOpaYgoQ4JA",
-	"OsGJ5Dkek00QT5OcZ2AStaBElxMu7HJ1aUDhTW4HdPBRY5NDgEosQO+OX6IN+1EXFVIg1lVU3v5wcIgU",
-	"bDeR5EgQU2jkLOeXAsoZL+esaikN0FlAhe4B+e7QqxaeYiszlrUXnXwMqO8aSwEPG1YZtU1/Xnf3KVg9",
-	"G5m7vgxamzU7NGm9lV1Dl7NV68YXWOJ8CKfQmoywAzN+U58RboQaLsH/v3OrYBtK/sKpE9VvUgSoGGLI",
-	"prEUE9L24M476RDGIrWfYPSSX5AUx81EluY2Tf4USajUNaa0emrU59VSCubzAMwRLBIvXpF99VYDkItE",
-	"8Qebf6yP00Mqase50Oi0ajSJgwY+iaOBFA8yHqnVfHa7jDJNbDGryvWFUB9KX2/0n//1fytrzSMBBSI2",
-	"7zcLrbpKjoa+SpxhY96HGQLj061cfLf3ojRxOtc8tCl2FTo74Gqi8aKY+3qOHtAdP4/ZNyTpljU5PnkC",
-	"+YLS4o9K5N4oGRPEQK6E17+WBTwqW0fJ8pbNSxPvnOsY5K0yaRXYQsDzisV+WEkldFbtJMQ75+pDh9LI",
-	"7d1ohseUjU3ZV8RHNmQOjwlKqZDzQcqVSdpHlCv7tO9pVnc0u5GDlcn646JwZF85YKiarHah167jq0Nb",
-	"8FZ3ctBxFKsGPlsTeXO+mNB0A95A26hc8uYe6mpvv9J+Z1trBElrV7dbr9idP6yA7UDWe8glaTiYkPUy",
-	"aX0CU5njC59Mku98lZ8GEytv4Zomnqr+zpOF5Xfmggec6VcAyjERUP75Y9PBUo1Twgc+s/HQB5xWcDTH",
-	"mrtveWGiQhhn0E/FTOMLA2lZw41rZzUW5x9+MRSP2Ih7gsLjup/RWZDXD+mp+OSx2bXas/31lsofhHY9",
-	"9dkXb+wlFU28sG61an+ByYFv5gfhBNkquEYjcYsTVTvRFSGu59FmPVdj4zhu6masVSVubGlB8dumfz8j",
-	"LCEsnrWU0Wb4AtMUIh6rd9GGbdTiQRhp1IuGB2+CJbqEZjU5Z+MQUYZ4kSsBF13yPPHbDGw55PkOLwQp",
-	"uEAd+VoRZeixAvl9EG5VEy1WqCv8Qo1xaEsSN0Vb62JrFTpoYqPRS29czi/RBjQ0wKnCqFkHHoloc0V2",
-	"VtVsXtRmRgluXhDOE4kWMaJ87mZBpTg+F2r9j1E04vkZTRLCos2W6oXQFiL2sV04ftPioXytVsTeAImy",
-	"TiFItLnuwR3bUb2qkFPbenGvHqgdbZqSRG7F1gjp2qwtO5f5bIjvovPRouyF+YV/d3r6FukX/D825bn9",
-	"xSqvSILgBYu0Ii3G3g36XSmRr7S3jkFSI+kwpKhm7/JWA2dcdka8YEmwqgwNu3IyBQzVcS5L7dAXEE/n",
-	"wrcGXHpgh2lKEvT9yZvXnRNARHROZoqOhSia4lRda5J0/ktAKptS9F2iBMbMJdRzUSDnXNlzRe+fPuv2",
-	"kHkJjXI+1VZRnsxQzrmEVUR/2YZ2ENvN/M0oVM8UDWl5pJF//mH9cHWsL7jVtx9v0+XnWQWPlicIQF9w",
-	"YNVFnzuvlc1SFp1XQrYW/DnW5a5XjSF3BBNTKHtYFTrMh4//vdP5+vLw7ax7ev7u2b96P5/tTk93+L/O",
-	"f8m/+Yk9iX88e/qd6L1M3o725+2XjQHrYXq9nfU8l/XB/DvXFPttXap1bdogcDmheVWojK5DVQLFVJgy",
-	"NmIQ4vTfuoyU/tvWh3KqdNWHdUtcmaHVV+54VWmq6rM7rkfOC71islizuFVVr2teP6iX5vI/T41k639q",
-	"q235n1aFteafry6gO5L5zapKmUJoFn5enOIp8SsnyzSQhIosxbNhe4KkebCqHbQShBalVd6NSmfDKd09",
-	"NKMr6zbDudW1QXOhRjSvAXU4S2fNpfSDH22hOtuGzX6eh1Jvkefm1kpTiSA3V5dsx4cbpBo0kkNoLmQn",
-	"hYiRIst4rpu3HRZqf1umuq4iuxBH6cDHBFbCEbR71YwLzeccu/5Qfn9iZj58dbgf3Nj19cVnW6/M8+uH",
-	"8bH1jdVRUuHTK2KDNuaiHdvo0ZfjH/GSoxocF/k6LDjbruKK+RK1Rkpr3ULfRfn8CQ4r1W1xUGveCdTq",
-	"v71tMYEFOKAnXbxUcULWzaWEnkjWEmDK7VifhXPwpv+eIpxfh8/mWUn1fJHrclEMW92E3V2/any5hDYY",
-	"faa8BjX1F5bQ4C75i0n1+RwM6w/OYtpu2h3VBlght38up/QB5s/V+3k19fSYCFEaIsjs+8nZP2P6hn5/",
-	"9O63o95reiSO2PGT+ODo6dH0RfeHnexxcvD9sy3yuLsl6LgeLNfvfaNjR7X9oB5Uult7dlPLh/Wem03q",
-	"Du4KKUxbrwWxdCAM91pi6XQ0WhVPYD6b/oVC37Z7D6ALHo924h55hju7Z18nnd24RzrP8M5ZpxfvJI/J",
-	"7ugJfnoWrBxit0ifWT3wrtT27z4Mz2NgcdHRG6C2PHa2YJKmuqaW06QOmZ+2BdHO4+zHBe+VK2yLqd1D",
-	"BMeTsiVeTmSRM1uwDCqHHJNCUDZGGImMMKm+RLqXgQn/1bG3fmu8cwmqiBRzG3wJFPZ+LA5wnJMHaudR",
-	"m7Z2FE24eOFpFuGj2bYpn0uYfvd3bcEN2rlFJOsfJTa1PYpcFIBYe0htFjRCrJtBZznpZDnXBaOqbKyD",
-	"l0focsKhuAfjEgk6Vk8pQzMit4LwzzDYxWGwf4aZPrQw0zYa+xyyHXg+O2TSWxtyReJx+5qFd4MDC/SJ",
-	"GlTL2ZYC5jPp6J7D+dSquo/lLrBDN/jV9XJNv9fQ9Hu2He9nhPmXYhApyac3DsrGbtAryBIQIZrQ8YQI",
-	"qduRukUPRJGR3LQuCgP77xQzrKOdS2mkdPM0hLbqCts1rahsu+5vLfnYWee92WsxFF8vHN89fw/9bDzW",
-	"VIbPUl8Px+94mgiE09QAeOoP8XRTZVaLi9SLvWlMaGvwgimU58MSsxU2s7hiF+EmpqxQyMylsEYNsHOG",
-	"JSBbtth+JgsdleXxaLEbRHe3UVZJnqDcRumt9EO5mTKn11OOVMIP7Lu3dVgahLspiYHybHGRUzmDACOT",
-	"AQ46nk0OaVqw3mOJ30xpXfHd+P79aYi+O9l58jTUcUFKwu1QhnhuFdRNHaPkJCOhjehS8uF//sf/0aF4",
-	"sCvADWtzMeudSJlpuYca9/28aG7XpUanWr1V6m7MmcxxLMsKJtJ59wzH54QlOinqkpyppTNJmC6SkuFc",
-	"MpKLrQE7NNkOcoLOiEICKlBOUgyJV5IbZTq/IDmklUZKWNu+6EVbAzZgf/kLUsAkTJoW8AN2oqBOEqRO",
-	"Hr4SSOJzgqJ9Nx+1j7S6bUpuAcxMSFR/wDroq68UiRJffQXQ1hGFOS/GE6un9FH0z8NTtB3rjzqXWudE",
-	"F3kaoTG9MJaARlos5JfiAUNIgLmhUwiiG2qQCGDz9oeDw01dILmEWcaFtOGWssiVghPFPDG/sL+WXA0b",
-	"vX1z0lyYTfbV7+ckJrA8XuQNZAM8Q4Byj7toSlkhiVCqlmkesKlmgOJDpXGkwrdc45uuKe1bhvlJhHKu",
-	"ViyqAtGFIFsa7m8Nanz1lfqywmjhorTpRJLobF0zFc5oR78a7SFs1lWm7SpEBKhXCXoKNW2CXlzkOWES",
-	"WDCsxJYJtXrpRkIuSMoz6HsQqsumMYznCkxSlDOWCcQHL4/6cCBG3QA1Vpilo04HNAlUM3OgTgeqkChh",
-	"rdNRa0Gap+s6paw2nJ6u0wHtuDaMvhyHOJ5U1wDKm4hGZjOiEjFCEoiZja461ZOonk0eOUkp0ebegKmX",
-	"dT0p96apsaBwUU4SXapCI+hVB1fXlCSRoh/mbcXWdPx39aMttD9gJvBZUTYbIV4bVlwqaO52eyHCNo3D",
-	"3Vr1xmM4kwGL5mOpSzJyrM5El1gaMGiCELsbw7l5qpku0nUOEE6SnAgR6ivhblHvEF7VkdgbcEw8Vxg9",
-	"YKaz9P6RM0mIpjg/JwCuXKnBMGEfYRqFaIIvCMJITPVoZ4XiTkYeoBCGv7mFgJYOmF2orbyAYpznlAgU",
-	"qV2+VE878P8odL86VgjJKBsbquI+EURGA7YhtJF2c69qvAGTaUKnC1NRgXZ3nqGo2oI6cH1RoWhKZ38k",
-	"SV5C/igh04xLwuLZgL2pQF4Bg9o3ZATkKpPq+kXODzs/kFkZ4Y2ObWh2eRWFulTnZBYOGETUqv1BJC3K",
-	"SZbimalBBu3/zTY0oa4mUVBQr5Kkj5SAEW0iyoQkGFIG4FKDPXjANJDKwHi7TwhSFpbhQWYENLCB/kqa",
-	"e22biOq/Q+Ax2rB5IJt9FCl+rTverBS1HZaNlSLLs51g8xBFOmA3QuQqSzFltneKICGKqtDrSKf2GcJR",
-	"j6gfsBLBNOT1NdCFdcWvHyIIBRDalF5P8tBMEOKvy5jnjWhbkSiItx6wMtS51LMiMAZmOMdTAt1bYDa5",
-	"MJobYWEYpT2Ft3hMGQBbZ3LDmbHEpCoOoMGwWbcWG9T8ihgqyaun54ycNW30lJDS63bDsr/OzpNNw2YV",
-	"qx6w6CMIiSECzTCErMWwyl0032uNUV10rY3qv5Qaeg3sDPJBMyykKXiUqGPV2Y7qqHku4aAxivl0ijuC",
-	"KEgpKqA2o1AUpym/JAkUrQv1ofBMK3zpDOmeziVH7WhoK1mQsISyMUwCMLLTYEE6lAnCBAVZTRRnWpfR",
-	"KGMBfsCZ5q3qer+ALj2KHM3gCh+e4nGENqJBkGsMtg0BbAnUaHMLncBmJYiUcKBHo84rNYViI8bdKwDi",
-	"ps4lIKbkOREKcELilCgWU5CKJ/R24AdN9zAU0EtpTIyvlQK7GVGohP3q6LTSV9QHJePbOIfgzZRRNRwj",
-	"adnTCxE2xmMyhbQpBdf9o07GL4mSTyFjbatMhugHjpTtVigOelvdLWiPb6yVQT94vNXb6kLWqpyAXuHI",
-	"Puqj0ZTbipw8ArHHiFWhcVsZjmVzdS39q/pzq6N4TSzZFyTOiYQNlBzsSGl3Ct1su2wIeC0vbKtxqHoF",
-	"7ENgG1rhvRP620rv2tWcQA3BDxA6DWQLYLXT7bapguV727X24xAtAld9+Q9tip+rDwIcXE3wVzDAVaik",
-	"NGo0nTmyL1TuG4MK7Jw0+A7cvDDt4tMKsi6WJ316plKnaEyMAGmoKgjd/TY1yUreW+hI1mVqV6CeKYXC",
-	"SNIDpsTXR6JZPANh6FeiaMuUG8E0zxVZoFIXzdSopagMqF2gDxo+w1k605e0jnRapi67tK+LdY4k8QOZ",
-	"GRwBPvcPnsxMyT0lA4CdzOHXik+r77TRYNUu8iZysuFtMNkRDeTs3dPsiZ5+nkSYWibV8cJpQD9iYPKw",
-	"rgMcT0jngDOZ87RtYvP+Nrxs370OA49ItWyI6iflL6AcWrywvaj9dfnedRi4Esyy3/1kXj16roG12322",
-	"xo0Pg92dnbXev1+qos+9ZiVaQFYqmdva7rykpgwvuepkOWUxzXAqyvoaUIzU4U3bH2lyrSmSTZppVpNA",
-	"QvKs6sSBJeIsJlpEg1pqqe4jNced5jmRnsQhCo2rtevrNQnjNbD9Njhzv2eq1wvWOD66DcswB3Id+mUH",
-	"x0/hESHQBmvIBZvzpzEmsv0oundO5RaSty/mfP9J5B0cbikPrMUULSTVTj+oe+y1KIJHxitnHHAmCmty",
-	"sibKDXWbN0NErqzoDTjFE6KuurW1VXq7rqsNJQMvSA6SuKIFSsLXxf/Qu+Oj0D4TdoRHAh2DJdNwsynO",
-	"jPmUpyQ0JjiBeI5Sys5NIxxhNVjd6GXA5syjHsPnFliOOh7b0NFbn6RiN36gm63ch5hhYHBgT2glOWMF",
-	"IdiI9MAIe+sxwu7jNd+/X0b7ZM313PaS1+70C8qomCBcRTxpf457p01hMWtjrVIWWvwNrUrfgcF03OZt",
-	"wI3LtXFOMmkcLh1BEwL6wZv9d6ffDU9O908Ph6enL4cnhwdvXj8/2bR3UYdHyrZioFuKU1fFOqOyR7Oh",
-	"bQf7J8/fvDkeHh8+Pzo+PDgdvjs+OkEbBuwDFn18cfzm9enh6+fDd8cvrxs+jc117+CYSF1JN0/nVYVm",
-	"3QuSO7FpxFZ3tdVK1QL27DY0KWMjOgYPlEuiQFGmakSwalV2hGYR0/KG1zq87S4rP9+m1t4JQSnLDrfw",
-	"1LqHCyioUhwUkt2l3nAr0f1LohDQif6uCAQvZDuPPi4jlqmYZ3Xgup3wtIxmRhvaW2fq8NlgBM0OR3hK",
-	"09lmWMrsnA2Yfj8ngHq+u2hWuIpwfqIjO3khvxj5TS0Z6f3NH13NX+RoWW16VO1kdXjKEkMf2sBGrGmE",
-	"Bzwyjs/N1codz5HPV+Q+ZfhXpI3S6G09FKJyv7jzfsIRnqKjVXFnHkfMzWy//idZydDq3vzKfSEg5cHq",
-	"eeC3p5xtaksdOKhBitB1cnURcQzVkXAyYHiMKdtC+43RC0ESJC9pXKVMzJEaUBGUKKJwkLIBOz58cXx4",
-	"8t3w+PDdyeHwn8f7B4dWDFGUSA1gV4c2drs9JXLApB2ImhMkIUkUgjQTW5eERBKfic2tAVtPgDAjlzbu",
-	"+5DiG/Vpvjwh/k5Z4rFFIKvCi9W4oa4L2EYp97VXzbTAQno6pUaC86NqEmtCWpy6ajFmSBDSr9zv2qET",
-	"mm5c+hPiowHTb6hvhfEemrgJeGXPtPFSo9nqqSm/3EL7ppW1GQkCEMhIKm6CCpYSIUoP77e27bV2zYlz",
-	"9Suee9ktFfKFqZX4+T0zJ+BQhDcbhInn0jgqPa7Isn1i1Kli6E0pqyyFol82cNcjcQuey5qkXYYD2jDb",
-	"WmB+p71CQqf2yQRWdsy/ZW2zjvnrw8K6q7uLyq768tfVDDNwHI54PvXA8JhkBEt8lpIKYBrB9ILQmcLv",
-	"EnVq4DPRmj7o2W154Ld6d/5q349vtlXf0mrt5lcjsvMdp+dq5E1JhKokJN3Gwze709W+mtvpcLUxJf/9",
-	"117n2Ydfu51nHz52w94315t/9VVYm6NSSSK0zi4iHXdT0QkPTWpboPHsDnUjeXeVJaU2t2YujPg+lctm",
-	"432P5Fcn0+KLkf7Bj2sr01pmpT/Pm2ohwA4qbbV6bitjDhy9wrgyDc7gAPhJTBNaLccLGxWBemhjEBwx",
-	"CvFzNlQiMKKcLW84YKbpORIyL2JZ5BAesuFpN2ijeGwAD9RyFaIgm+0uWnXaD9U9q9b2eVyzAJU2lcdE",
-	"uoJUUMf8w1M8Xobx8M4X7XR9kE5UOA7/rT7jyUyrErYS4Ur+VDdbvxJdl3pMn8P3VQ/V0nBjLrgA4WnM",
-	"ebKF3rB05u0h2+Y7Nbd1uWlGr+LL8Zvq9S48xvnDWeIjhbqykLOsjqGMnzAtZPfn2PUUz3TCMnHi0rq7",
-	"XnuL/yC6n4QA3ZLwPGzn6noYcDNHqgIuOFEhYC+e+PVQt3hNH+EzQZi0TUGU8lcw7TjUCTTe4jZoH9l3",
-	"LDtHhpsPmMvOt5DRHPvI25B5A1ffa7yFIKzqO64oCfRRoBJNsBiwqlNzGVW5uVdNM9/PeQE5gquhBxmw",
-	"qBLrQRAvO1pvoe8440XuBoT6BA8N0psJHiMY9l4lDpOAeVf2HWjFTeXEXr+1Xam9nS84xkkD8wbsef6u",
-	"m3K46rYXLdQesgrqN1fJ22/3Tw++CxE4UhXzNeZVXfX6kTCmRQ/TzQr5J5r+4dAUbbx9d7p5N8halxu3",
-	"k0Ifua61fmOm1RLek9FKF22YIRSj1HplzLOZTUCxoWMhirKcXmAJxek1awgbyTrAwAbMiepHPR91L7f4",
-	"0DXL5+VZXJtL9DmUSZ7N/ohK5D1rE/ZoFzKe22iA20Zsuod7bPNcI3PNotAxIKnraENx4SZjWwTNXkrI",
-	"5i4FRyr3TGRuOdqgEvm0F8WO7tqdIB4ow8LQCSWzCq/NyWtaMhOUStL9XOC35gi81/dTsLwHxcIMNNZU",
-	"oFr4VKkW3AN+nxAprB7yrVFDKjec0leGBle/ZUWaeuLIy9Ut0MLv9+jvWRqx+7ubw4Trek8yhyYMikaM",
-	"6QVhmnpAdEuTUoUmhiHjuRTGYaKb91jXrsAXpiJs/bjt+u+ZnPxopnEc/Nf3bOExUwI/9csHF+UbBnRf",
-	"jEXPgtPg8CNjeLudWK3tPU38NobVFaIKLKtbEFkQKm5aK/bkd9j/aGe9f7/9fXv7zFZWdvpZgH9Zfr8S",
-	"Dy+qk3NRsVN+f2/GRj8/XCjcqe8YuZJ21VpI0yZAKUg6Uroc4xLlhOGptvi3+fnMOT9kpcwssfL63bdi",
-	"ZmHSQn8dybqB7X+qXv4AW0thvaJL446tpoG1iTVmqO2P5q/rhQG4JelvOILavDvVZfkUtLeV/3tx70tw",
-	"4dilf1oqG670pgH660L3GvqwFLO2Tf2Km4vQN1vYElufdPDaCliIMlOkrc5KWILOiqnNujNVPTQ3qRxF",
-	"1oiQcCIGTLEV7fVZ1bVjwHQrZlOznT90M/Z9ZxMDOG95o1z62SiS6aWWuh5SZMsl9XWbwcgt5bVh3ShV",
-	"fUOoOoEyGp+TfNMvNr+tNd67N7LaaGLemrkgccrHBdFlh3TglhKhvhha22gyXW7IwY9GwdD2NAXnxW2w",
-	"9rXnKLyf0Hhic4201u+mqjR7XW+hfYYKds74JfNWg9vZacatSY6oR/OCdTVx6O7F0GoGsG6s4WG7j+mP",
-	"iVAY1ILEOTy9Q4x9YMFdCgKo3q/zVqg9JdsxzjBEL5gitF4S+L6RXTDFM5TwvklqSUmIyGhEdI5NrZxO",
-	"RvJO2YBda17bSqLZ1kR4W4csDRjkvzuhw+VvyqIOJXVSH3u76BLK30IMPjDzEcGyyJUqiMdiC71oJJTZ",
-	"TD9dZqsQJqWnWrYgEm04pYLKuI9HeoubLYm6r2YHLgTv8SbU5mml4tU7XwzhfjWrrfu2SG1xR2x/lLOM",
-	"XK9WcMw0D0acmVY5LQi4p9DK0u/yrWXxcb6W1ksyu/cXXQJRxBMoNackmqiMqIeOEmVAvSmhXafVLSnc",
-	"T7qfM4HbB56FGZaPnGxgI8GbYpZfENK7YoKSAJDTCPt2N4CnZHGdvbKYfxnVQPPaejYg0s28w1k6a5Fh",
-	"j2Gq+0QN22q6jeW3tCT4YkTW3ECw9cRrGkwhSO6Y/d1T1xxx8bn3dgzjFHsoMvXoIx0o6bD3SVnP31PI",
-	"P0SRKZofVRGWtpeBH0nem5XdI5o4pf5bEMXs+4vCjQSLyRnHeWJXfxPKAJmdKziDdAaoQw9Mv1xokylC",
-	"Vx+cP+JTmOR3kbMJRX7vLlmzlna5OMeyd9scy/vk0WWP4YW+MECiL8sRJg3q2oulP7deqTYbpIKPqWGv",
-	"w+HVYaGN3e4zFOFUkexZh1xRIUW02eaVUmM8VHeU01L9E2efAVTayuURPP29eKIeVtRNmUkmNVJ6rsdS",
-	"fxVIK669FX68NGdMV+EWE5zbQprSHDXacNItvoVKBpvojMR8SpAJ2W3LFTN363ecK9Z+UO2HsiBXDOBd",
-	"ege1MCC82q0ftKsU+4Cb/WmccO3QaaHyaxFhtZP1cqjaG4D70oNKEN8PYb/j7Al7rg8sjtBmNdzkotSp",
-	"17a5Dus7QF1EKbwVz7IUx8aZaSRwJWDv2RjBRAcjQxseU/Rhw+M04HJC8ksqiEfYEPrKvjJ7uD+0MjOc",
-	"EHn3qPWgLPMnJYl5VJLKm2AYdGBa4onUBdPguEc0VUjlNAgxRnTduYklCzQ26B/2Z5WdG1XZsT12O41m",
-	"u7a2TrOTbqf+xf1X2vFW8tTNf1e7vW4DTP9wbhPhasz5Do/+X5sk2dpv5xr0TimjU3UYvflmvfeq65Z9",
-	"YxfqunBZvyxdtxB1wqQ/txAmXeylJEvbiW0h3G5M0r403UcOWqMLaHeui/BNMEs6fDQyUREiLEPd4RqJ",
-	"djpVNi9+UPTqvjGw3jZ6ISqWR4MIkzkldXPdF2PvBGkmcQ7bg6frViXVuLtM5XzFbTtM9f4jYaraSY4i",
-	"mWMmRiQfSh6VNZ/7jr18z7B+U1hjwoUOlNVlA3Q88oBRBnoUvKg1VmFV1s0QJVWZFAot+Ex6iFOW0nTx",
-	"c96EtW6h/SKh0M7mUqBzQjLd7E6B8JHQOABhbWXl6xgsumphBZO8iCck8WauwkTQx3qJq7I8ussJr5p3",
-	"qlXoMZIaUPfKRmSyVjHVyyYq2N8pq/gkav9Dqyr/icwQhcaYlVjMCm09AMd9VgeDmeurELY1+6ewOqwD",
-	"jJuF+qrdlC0wKmK3DcLZjdLcyhHbTN0vCbSTTYidQ1/wshWxLqs7d2b27Vsf3Keu9Lr4oPfNttY87Tm1",
-	"z5REIPd4cCWhNp0pDasx1ZOF5Jm3sZF+0xQ+FqZ+sm5EhF7zM57MBqxaN1D+qSDphe5gAk1YsZBlEeYi",
-	"I/kQ4gv8bOez4cnDMlc9LwFxN5gF+t+tcKrwkuh0hrB7qGicYyaFbv8+BbnKfcrz0uZZ+9keYoBKuu+e",
-	"kR8U3gzYPOIYv5p6rMtnd+DryBSLNOKGD2MtYm9BA+0BK1t7vHl5ODz5+fXBt6Cml814lJg0xQyPdUR0",
-	"2W0b5re5/7pfyWZ7dadSnb4fW5sd/o7NuL+Pe3QA2GbukInmvMVVUv8MgcGu1tJU4+sFVQrBCIJqzDr0",
-	"b9uV3j+blN5FkqsB9k1bk+mrv75U9hbLiU8y82DPUt20wqLctNObx6OtBerbH6HD4PxBf/pzDtdsWbfC",
-	"NqHNlV4IdNGCZpXbFz24gWZ7821o2DgluikPV4ws58V4YjlXiHiR1wwKoIWbdhOVNm4UcGhd4LHMxzwj",
-	"Sb1Rr6h16kUbke3Ju+mOVx3F/KjgknAkTkB6KqTGamcUTbPnB4AotNI0u2eMODFm6IzU4glwGTji2KN9",
-	"I/ozH8Kybt4oB/6dIMmRmJjythOaEGdsN1JvfoYfqShwinAh+VRXttCr3jhW8h96kfJLnclYNZSnOUrp",
-	"iMSzOHXn0QUk5mc4mk4LqLPvFE5SJKRWiKIxTpVFd/3h+v8FAAD//w==",
+	"7L1pcxu52QD4V1BM3rKUNCXqsGdM1dSuIssZzfiKJI+TDL1ssBsk8aoJ9ABoSRyvqvJpa/fr7l/Yeqv2",
+	"b+WXbOEB0I2+eOiw5cnkQ8Zid+N48OC5j0+diM9SzghTstP/1JkSHBMB/zxMEn6l/xETGQmaKspZp985",
+	"nxI0I2rKY4nUlKAUqynCUURSJdEGZ2i/93RzqxN0ZDQlM6wHUPOUdPodqQRlk87NTdA5wtGUHHGmBE/q",
+	"U4SMd6XigoR9JIhMOZNET4YVirAQc6T4BWEScYFoTJiiao6wIIiRSyJQpMeOl63g+BxPmjc3TvjVE4kE",
+	"uaSScoawRBhJJTibIDuZwpMAhYOOGGS93l7kXoW/yKATlidPsVJE6OH/t0FH/NzrPv/450Hnj52gYVkn",
+	"MZmlXBGmTkma4DmJG8CjREZCdDUlDE7AgQhRcyIAuhhhJq+IQIojzBDBIqFEIEF+yYhU6IqqqXkZzwgK",
+	"82mjefdHMg8RZnHxeMTjOfzyS0bE/AAe8JQIrBeEYhojxhUSGUN4gilrBP2I84RgBpt8xSNs9tIEfzyS",
+	"PMmUxSw+hukiQbAisd4rz0REAkRZlGQxZRMUbuOUbl/uANj1BqnQYNNQWowDp1iRV3RGFfxffTWnBlgS",
+	"YX0VSIyoAXiUCUGYBiKL+VXjdilTZEJEeZpTMsOU6dnbp0rIWN19HkkatnNGIs5iiTKmaAITmIE1UImS",
+	"y8cnSswPx4qI9rEVR1eYKjQiYy40aiox12e0sb/7PEBPe3ubS6f58OHDYaam+qpFWJH6XG81jdnRmDEi",
+	"WBDRlSTKNMbnOCn7KPwLPENECC6+G3Qou8QJjYdAOmpXtI4bf7cncvKiGUvdRaIx2iDRlJM40PRoQphe",
+	"g75+mmy8f3XyYvMAUYVwIjnCaUqwkPp8Ez6RcKdggRXgz/D1K8ImatrpP9uvk4mboJNigWdEOVKd0nO9",
+	"r7bFHr47MTQTUSCMVD/Q16sTdBiewQnECy/PmIsZVuaknu13gs6MMjrLZp3+TtB0iG5FZ1w0YSIXCl2Q",
+	"uQxQ2A3RmAukXyBM3+ct9IKMcZYoFHbttR9iBQdGrtOEx6TTH+NEErsPIErFRqSe0V86VWQGUCJMr/fn",
+	"TjFoJ+h0S38lWKphJvOHlb9hiqDThf9+rB1MoA/uxEy3ByCyfxQwwkJgvdiM0V8yYh9rYN8EHanmiX5H",
+	"w1oPdpQJyUXziYaMXKthBG+EjkimmhHxTKIRVtE0P+gKgMxHbRzq58PuP3H31173+bD78dNOsPv02U0z",
+	"qzq+JlGml9SGdcS98Nmw7mXCr9pWo9n6Z13IT0RooeBNNhuRllO8NK8gBu8AU7akH1a7sbO1xTZbVmy/",
+	"XXnZe7vLl+2JAT+SeX3NhyhKKGGqG025JExfYbSB0fv3Jy8CuMXkGs/ShGwaYW2GL4imgsAFkMRjsoXg",
+	"KKiQKpdP9JtUggiB0dPra/3HBUkVDBievDh+/e7t+fGbo38Mz89fDb9/+/70LEQbu/ubKAVpL0mICKxI",
+	"ChRVw+mgkF70IsviTlmeQQIkLampNLxXSEOq66SwPgKhy6y/PCxGMR2PCXBqGJkLO7DZoUT7u7sopJ6I",
+	"dUHmXUE0XQkP0NWUJsQcOsDFcRapaJJoqUoGaL/3vDwCZd1U8IkgUoY5ghjhvUCRilTXeuUHg+vdne5g",
+	"cP3NsbnyT1uu/Mn4taYsLSRJi9Qh0iQTCYLjA4TRjMqZ/qIAxc4uQD6aYjYhcOpTTfNbtzDuminXYI9B",
+	"p0WeA3ILWLOQQCbwtT9hbBhSp/+0BzTe3KHdXm/pjXqHJ6QZXDvdEZZEY+uEWALQtiD9SvN6drzl7PTg",
+	"fyst6Yz+ShbBR8+4aDVDqQdoXNLu0/KaVliPmr6XRLQR7kwS0U649dPhPVPvM4JFE5YfYUm6lEnCJFX0",
+	"kiCZjQzWIQmfIH4JFI3kesoTaR/hUaIvOEli2QZY82Ibpjtsc3/vNCH+OcGzNjgqgmefjQHe/kDveSEf",
+	"MFWvz+oL+Z5foUSr9E5j0dwGTi5j+jfCYqfEGNoFWkzv3//6f/b0LUMzudl2jnq44Uw2Xw+fgOxV7muv",
+	"YQc3GhjWBOKL+o6wRJxpRqX/idM0oUaz3v5vadTrYgV/FGTc6Xf+sF0YfLbNU7ldGhTmrPJ9oFJ8XGgS",
+	"gMWetejvXaswdc2xN01nX9/2dCuY7PiSMHWmBMGzypYUuVbbRD/uyvy5FTI6/Q4IFn202+v1BmzA4MV+",
+	"IXduWdl+wGjcRzsDFmOF++jToJO/MqTxoNN/3tsJBh1Jfhl0+js3eqiF2mENPmdEXIIeyhSCRWgF1K7G",
+	"mIg0ahjzUBhoTu5+13PmP5vlmQc/nL19Y5/cJ6Tdvo8MZO4Ng/KBm8Bzbq8VBhlLKsxiifBYaZEXU6Vv",
+	"VpbqSxfaq1Pdsm8wWrTd/D2twN8BTFp8/0DV1BkJ7wVEetA26GhxPzDiJFUSMXKF9NwVMLjlLNoKvHPH",
+	"7b8TfJSQ2YKdp+aNPzsI5FdSUzqFaVKxkkyxRDvI2mAMGwR9Hmwfnf7PeiKt13sMLihGmmVSoRFBWKGE",
+	"aPFyR8uPAkcagzQR7wSdlGuaKTr9zjaQ4ZuPmjhrXIv0uNZEuK0BLS2DIVJpyaHf6e388OLZ33r/2Pvn",
+	"j9/+45sPvb99c7739/2fdt/saDKgsMpkp7+vSbWiCgjPT3ofxvwJeyik5Uyw/hVWmM9o30Kpf5m/3TVv",
+	"3wQr4ow7iSaabKcO9LU6fXmEnu8//QbZKZGBXZVI5yb9RdhgXirZoru+MXrRtw3ma98w2c0F80WDVMyy",
+	"pQFKJtSVBim+qAxkbaQrDqLfdjbQbm4EXfhxYS41Vs1u1ay56OuqFfSOV/q8zltvT8lgsBZKBlJmTshm",
+	"ROs19ykrgJwi728rerhTK2A17eltJsC7JaWRewKEgTwLMhZETq1Z1blLjDWisl1wdnU9b9ei/ZY8Y3c8",
+	"dC2E3xukYLCWQ9cS/b2dcU4cS/Juhct4Vtt+Z7e3+6zb2+v2ds57z/t7vX6vt9Xr9f5pLMZUEOm9t7Pb",
+	"3ds57+mXvPc0H9ir2H/7LEsS/zeaut+spH90+hrJOYs6QYdfMaOI9r8JOqkgY3qtVQHFh3+/2Euf/w2/",
+	"Aq5zyS9Kg8uIp1qw/7mjOVNfEKzVH/h3QqXqfLzRo/GUCEWNAuDv3FOHYqxIV1GwT5fl1aBz3Z3wrjNA",
+	"p1S/tXVuXs0fdekstbZ60Mf6nQlV02y0FfHZtmVo+X95SphmqHYwULR8SD+mddG4UW2sKlrVs1+4hZ+L",
+	"Pehj7Hz8THspo+KnttXcOAT9VPdQFHi6ElAcJjda1MFcubNbCGMy0FK8IBGfMCqNURMI5FanwVni34ZH",
+	"CW53OT0fUm0TJb+O0dad6eJnY8uwTiM7WA5S7yhKlyfoLPJIlTCgBMLCHcVH/00ikFYc8TTaHtD/OKb6",
+	"CHHyzqMq1p1WPmLnhYO1zdHzHorxXB5oKXzGpUKH706G529/PH4zfH34d7DNvzj8xxna2Hv2dHMLncF2",
+	"kRPdpySJ0WiO5jwTSPCEHBjE6P8pt/0bH7tx8+V0fhn9/meniRivT1XXpl7eHfOMdDtLjXSNWOUb43H3",
+	"1+HHP/ftf//YWehldPOt4WesoGgZO5cjUdxMC7RIBAd6gEL4b6jPVU75FUNqSiXiLCIgJtnoFM6SufGR",
+	"T7GcVk79P4a7Bx1lhJvSWGJ39s0/Ve8fo3324dvLo53rF0/Jy2eT77+hP3x78er57E2v87tY8LtY8CjE",
+	"gv8Erp7f0qZAoS/F792iFpFs5yTASfJ2DGa2hcYmPCGvicKdm+BThbrkkMr/sYo7Ybl8BKPVd/CxxA2m",
+	"WA4ZuVa5nKJ/SAW5LOKAzKp+/hgYX6lmhIWbElySiiucGBeL/tdQP5adfk8v6S+cJ69x2i4f1aMY6x4S",
+	"fezo3//H/43sO2iGU0/sLQ7nCKd4RBNaiB4F38NsGOWy2hiMdbDFmwCexSQhbc+MS6PlIXCe/ImNN9IP",
+	"sjRunG1MsMqEPXw5xPGMsuJpSsSMSkk5K5gbMLTAY3Qfg44W9Dr9ziUlV+DUv6LxhJhAY/3e0D7IBZMK",
+	"SytBYxHCuQOsgWmNjzz4rfGVA+wanxQgX/Ej/yxW/KR0QI2xWeMxicCH7b0aIMmFMjL46rTRHPJy49Gp",
+	"fu+mhAQr7aZCM2C68g4DH1W8cynBu4Qa5SMv1uQB+2Pj1ZUx5+IIJ8kIRxdLFSr/ahv/xrfjPbw72oms",
+	"Y0H/9M/Z88sGeQ7er0QA7H+7XLtQFrl8rWT32+WhAz6MYXI3ViMgIIYQmEUjeqV4QtnExjsgPkbkkog5",
+	"MqGHSJOKrU51x5qqz7ggzeTWi3esT/kOS6mVidAFRDpnvv7KBPscIC1kaOVV/05YvNUuiNR0JG/uoFhn",
+	"E2AKP+jKbDf/5CybzbCYN7DficDpdNmF+Su8pEVblmZqGGNzOM0IasIqastnPCbD3Dm+Osd/w2PiuYDr",
+	"RIJnyl9UHWMgbCx0oQ5d/WKI9HKeSGQ+hvhqfUBbdTmi2HF5qvqOlgkbOKUmRhyEYaPG6Q1rsrFAId3Z",
+	"BUWzeFPPKzv9Xf0buyRCYhtu4AaNMxOrPtTQ/aZnnaHu6RjTpBilZ/gqfL2/a/9wWSeg2hp2akNC7Rga",
+	"UZ2H1QlKsQl2qOCIVXgPYwzmBeuKxSzDSQMINUJjpcgsNRFoK4Cn93RHg6e05+qWp5jFIC7wTFmd3S20",
+	"0//kkBMctkrQyYSI4Y5bXYJHJOn0O69hzcg+d0/tgdtfu/nGDKYAkttZKpCwX6xgiSjeHM07/W8AP0Fs",
+	"Hws+y80BCotVwORczgVkYYaMRcYAY8Swj7VbNeLx3JALQhT4SDvfkyThyG6ncM/cFJPs9no3QeeXjGQr",
+	"bBMCboZ8nO/ogqZpCU9X2GOvfY8gmhdXpwrVegTLOiy4dIXKF+CCzK+40KhFZCqIlBzNcDSljMhOXTDN",
+	"B1ozHG0d0twYQfNEIhgBbfz7//p/d58+Qz/Sv2wGKJqS6ILEJvtKGg5nQfdEohA+eQmsOGzUSHK6UY/3",
+	"dhHqiuv5D5CNYzPZQ1xcaC4f8XS+tTwSzyfYDoILWagRMtbTYT3B5K5abANfvi9t1og5deW1JOToG1bC",
+	"+GNDLT+1SIp1MzGR0gKvbrt2tPTTqkKQlQndoMUQC8/wtV2cy73Jae8VGU05vyiNqCEfZyDeA6HRuEqk",
+	"asy0yWeAMIu1yABQZJ/D1qVv8071OnyYEkGsXHkFEW1A7eQBwiOI/ZsRzCQKvaFN2pLdvD+lpZSNe7u1",
+	"AHez6CjOLMUtDsMQfQ3tjDFz9jYezxdlOk4aMVpTRBL974Vn4m5MDVfL0lWrqfHnnHB4tsuymPEoTYs1",
+	"8e9TAw+oyYPrgaEkQ633KXEEhDNiaaldHryiCeZKBNEQohs9ZFlObdruImbZ8nYh2bYO6LGsBRv2JeAm",
+	"pXLlZc0sGVsJPK8tSfFkqsfk+ShkuPWwpyLrNR2NL/w9Ttt/TgNX4/zm9ZuKZNq09bKoug5km3wI7tJU",
+	"sL16Pyxi5vuqLCMo09s66fGQoXRZHKnwcbh0uhVqXKZKZWjVqWKFalQxq0meeGnjVn1FXURTellyt67q",
+	"NnaclcTgAwDJy5zszx9rlv2/amXKhGRHmVR85uIZsRxmLM1GCZVTEg9tRltJ1daKhtUoP5Ak4pB7qJzs",
+	"FPGMmYyQsns5H7KizxdkccfTn2KBx+ANInjmmReM1XM5LIrYZGPql5kDCTzJnQX5WnaCjl4GeDDmnX4n",
+	"FfTSBqhWeL1/QI+TXT9Sn7nDz5WsfSVsXeT7bUXYO3HGVo+yj+JNBHNdj3P9Vixk/YtliNX4gKY6Hgtw",
+	"F2w9tulfxMeEZOWLvwwMRcJDxWBQh61PHVYYuHh7kTfdx3KP3XlzFQdU8rR7vLLgonVkar8eJUwOSlSt",
+	"4rr3Ttre4RKU2/jaXYLzJIKAboinsjVy+ig04AkRsIYAhQWUQmTJtc02C1H4aWCY3wCo/sAwRfjjJtwa",
+	"MDtYH+WQCfN/ytw8tGPTubRuDM4KY5OSW5BJ52cHtbPe4mHE2ZhOjJnSWXbPQFvOQVix5VqKVTIMp1xS",
+	"h97XwGbnnX6vUJENNzdqzGosv4GV17jeXWh3Odu3F6wQyLNWgvA6dO+DoIo0Er964SJ9YU05qhKqUYlC",
+	"/V1oK0bpS5kHhGKbG4IylkByRZ49ob/DDEHIgYb6CibWRsJ7b3SoUu2lfHtfZCahYt0LfK73y9P5EwmR",
+	"I4VlddAJqymjaOOIp/PNcNCpxEnWERJtkOuUCDojTG3WsfNWaHPTsvVXVCqNIQ0hBkeaWsoiHR7S7vwz",
+	"jjBDkhC0QSeMQ241oIiaEoHGNFFEmPzqZpFyRZnBiMZryhcrvm/jiVZ4t4JN5kN/wiCX4fP9tWHbO/PR",
+	"mrj2gaopzxQKLbkOg5r9HqJ1GU7llKu8epUmgI7CQ2EVt+QKGubiwF4N4TxJYd1iNI0AKIyYlZp4DnQm",
+	"7pgoE2A8msNO7UOEI0gL90yyDvL+aTScQkFBYRGt5s3fVZ7bqjz/wVpMnTG4m2iKI6WCxxlgrvPqSSQy",
+	"trVY7/AVoIp4w4lEWapFRhOWk+q1SH3tDTRt8SQoYOJqi7l09N91qSZdatFhJlhBOSd3pkWtn991pybd",
+	"qY33War7hWKafbrfEN8knRy0bIxCaHqkwdB6ke/zENU1pIxDlGKhKE6QOcwDkOKNY9RCHsSMjBn0iAMU",
+	"6psdoiiBqpjY/AMqJXFGtlD46SZsqhS2WAK+3P1P1Mq+iJbUeE+tqYjYpO7byqpgnghy7eGJrMmrNuxl",
+	"a2ULw8ebuyDGkv3SWiWU3JieR//GmE0SyiZdvTgv9KEPq0WDDtkZdJDCYkKUUZcydsH4FYNISDTosOeD",
+	"TrnYid7ANux1u7dtvtREXjN2Y5+3FUcKg34exF+mhnaxa5DDYuMn+uMmsminrLLFl3oJxmKAmT5LmRGo",
+	"EePWjUJYth+u5BeQ9smmmSJwG/i49JTMYu8njCY/iIZnxRkUERfOrXaFBQRcfFwWie0mCOrxN/n4rVsu",
+	"pJJb5Fa69yDybj2fmfFAUTn0lGp72S29/ouprKYxfMr1wcxRhGcpphNf2OjvfjVpjj601ozneBBnTxn4",
+	"jQH1bSrPAuN+9erlAmCjpOnBpCLtlVZnQbAEi29lJX+FRySRecRWLoJvUIViboQKJAikbjlGs1nUn4bf",
+	"Bx27AlfJzVX5b5ZEFmF2nfu0ShpP1xY0dm5tx7P7a7Vq/Abv3G/wGn1c6XS/oPZUQbOvJDe0IvXWDY/W",
+	"oRb2PScHZrHxX8gD6wLpmwYACpqnQE0sxMfm2ZDG4QEK4SSjsG9tMlOexETol/KMSt9u6aIujA7g1PKo",
+	"1WT5wYTbHkKfFoPLpSobRTlMmyCSx5fYINGGihn+NytZv24ZfVVBjNLE+aBt6O82DjVcWwpXj3g8z4vo",
+	"N+UgGTscYTGJXY3YCvUXJCLGM+FyWb3JX3IxWxbJ643FRWxtip2d3b19P1kixTTu3Cze6g9nb980hPKz",
+	"OdJPUMyjbEaYgq4UI6LVZlnNGACAVHZYrEovqram8hps9XjvcxvvPcxE0ul3pkqlsr+tyfmWfQnIvq3S",
+	"aF+Wplzj9t8vdv/9r/+po2BpzLaqJPZkBHp/+uqg3CbhgsyRVDwtVEusoFDJVmeZXO5PvQT1zoE8+WVr",
+	"AZRIgxEB8NrurKfs12PRhSmcGjb65Z0wc4Cu3Hvg6QhRYaaTiKrFrpAmYvJXl4q4evLKITolOFJI78lE",
+	"B2yhtylhyNz4fq7kvj+BpiDQyylvYhQjcBGS2NTeJ2xCGXlitX85YBumxA2isQwQaCdoRNQVIQyRayph",
+	"86CpBIhxFM2jRP9TE38Ehd7lputEYMr0mxqlXVhnaOIXKoQvnqyhKAO8jrW636Ae5/Gkqw/1xgYX1zRt",
+	"Sq6cOLV0kJ/cyzVXt43INHtsQuxiP0twoCIuxGvnJAcd44FoVq7h0fc2ZXCRCGdtIo2Z7PBo+SBNtnW7",
+	"tnz8Vli9sXaF1WG1skaoh36BQTyzAF7QyOXZ/k1jMSk/TGbpjO/cyzkGNvdGYjERRBgFaiOTGU6SOQpN",
+	"ME24eeCutPPPmku9nOrShdpiGSZrgTyPOFovXdoGJ61dAoyzYZ6L4civZkQmRFtRlmnMGgnMomkjFRYu",
+	"6WklHDEpUguPTF980MoQjb0jQfKKqkjzCuM2r3TeWKemADxdeGxLMrmazm2Eows+HttcmLyw/rNqI4xe",
+	"r0keJdcGZNREctSVuxm+HtpM5/IET9ePXijfn7V2eV3Wu3k2Sjyl2/gT9RTzld6rnMt1R3/YejA/eXzl",
+	"S6046PzKTT7e7TZnv2/a4ys+oez96auaQmTqM1EGyKQHjakgkRpmgpbk17Qsv2Zquh258iCVGh9Bpyz8",
+	"SslLHyd6LdscxtD/xwX9lfwvpuPSkMbf4VE0yHq93WdOQ4HE9u8iHhP3e7HI72CW/9o7/K/dl/+1+7Ky",
+	"UP1Lpqb/tfvSLdaMAEWrvuMpYTT+cyr4mCbkz2SGaWKf6/18p3dj/o7AvTvFSULYhHz3j9nLedODoenO",
+	"9N3Z7tNnndbai5Qt6CsIfS2xgv+fSwRCWrMPvXxUnxaUSKlMRdkkgVrGW+hHQlKtH214Ta0QZUgSKDlz",
+	"prjAE7IJ4mkseApuDAdKdDXl0i3X9IaSjQVQW/UWW2cG5ViglRe04f40hec1iE2l7Xc/Hh0jDdtNpDiS",
+	"xBajHgl+JaED6HLOqpdSAZ0DVOAfUNMdet3CU1xrrrz5llezB1oiRkrCw4qmqbfZXPuz9ww8FZXqjk1V",
+	"Fl1lxaEt/VjYIk0+lF43vsQKC6M9tiYQ7cKM35ZnhBuhh4vx/+rdKtiGlr9w4mXi2LQeKocYKi45igml",
+	"3eDOeylMRf0J9IpfkgRH1WJH1W3aGlskpsr0ITAmJWvyWi0NqJ67Y49gkXjxmhzqtyqAXCSKP9oaleY4",
+	"G0hF6TgXGopXtYF5aNAkcVSQ4lHGELaavO9WdcwQW8yKHkMB9BAw1xv9+//8/woL6xMJRYQ3H7ZSWXGV",
+	"PA19ldjgyryPM2ytSbfy8d3di9wt4V3zwJVhK9DZA1cVjRflyZTruAHdaeYxh5Yk3bFu82cvMrqgG++T",
+	"HLk3csYEccsr4fXPeZHnwtbhlVZYPC+NG+dcx4nmlEmnwGYSnhcs9uNKKqG3aq9oqneuTegA9cburRzK",
+	"4konrfP7pd588WXN0ljPe7XSWHvP16qN1THidaff+evxeU3NqNrYDV6V6mnpV+vFtL4/P3/nOjhVSmmZ",
+	"QPqu/q5UR8tVoMqdbtWCFXvfLixD9eBFs2qCjjus5kodj77iyJerBlJcwRsTl++sqHXCYwxZJgwDvGmc",
+	"Xywqv7iOOOWuQJMVUvLkksTIGPesHiJJJIiSSJAYR1DrtKkaUjUDIDf0NT92pLBu6MtvRrWSkC1ECfAw",
+	"Af5aAsrxVStyz/bRj/Qv0CyeSiXtBsL8nXBzq1O9M2uW9Fi1Xsfn5p4rOYpLRNgLii3u/KdlwYMmTN6e",
+	"vn+YpXP3guYdvVinGobB0RwZiuIa9s6Uj9DfwFLWU6/pVJRyaizgZEttlCs9LSzqpOc7d6zeL1WtyISL",
+	"eaff0XJeBBMmmqB0/jB++pz0RhDIkgri099aFiR0CDfe54wgW7UVXrVUQ9OJeM7wjEZDA0CZK9YRjDGh",
+	"qmtN5TYLGBbUjTgz5spOkUV85P1miyfW2nwWoM7n+/lTwYH1Qr0RzwVEvnovwOq9NyDYFeJWfNbzc5Uk",
+	"eF+8TYnARpt3Pfvduh128rSoxek+O/4lw4k0SecZ2ATMD3rqakNdjcVJ6WDcwZPEhdkYyBSZSjsNFbod",
+	"Eiy/qRqHjuz7Jy8Me014c+isjzdLa683fV9FmFrUjl05JTJEG5h2owRLScfzTY2DYYQlPDCIZHwgmybA",
+	"xxyzRJBuoC+syWoFFrOEp0Utq21hPO08p4a5azmtPKCsXNtXH95bQ74a9NuWyLBVBrXrbc6pqeDf0kA6",
+	"oOGOZOe4aSHv8K2WD1WepYR8pa0VkKsjWPVM2gi3fwmaVJe2C0Hj212xNhxaCDhYxSo7MJ39HOcpiu5i",
+	"qv8vcrTXsgfntVjIZdzQr6hU1XQKq1N8KhjNTm/0/NudTrn4Q4k4m3RJI6LeJYCxdni3DV8strpgi/e1",
+	"2ntY5ducypYX1E6dLPdZhnPmNXdWC5eQC9HVgvHlwI0VaGdlDbkAtnwROaGqLSNv7f5pBc6kAT58IHrZ",
+	"fiQz7PfqKdyqM8oaf29vE5SuXxfew6KmwvBmxOGCWJ80wREx8bAtHYfciTbJCp6k0/i4YsVS5NpUU7tW",
+	"WBAMeTYgEQWdWZYo2s3/tOAK8tGCzgWZdx1eQ3dVMGQJ4zQEMyj8R+s5v3JmCvfpXXRt85S8KdhCrLXm",
+	"WEevrUSYv1FlcAUAmvA7D/Fep49DiidkQRcHZiMe69AuorObnqZl85yfN18EbH9aVIyjvANoe4dmWEVT",
+	"vQuzdlNdJECSYBFNEWVRksUmi3DVsh8uQLw6X0RosgFvoG2UL3nzAPVMrpvWHOdba5QIMYlexebL8wcF",
+	"sD3INh5ybmQ/mpL1+pY0uR7zjirwl22pUudZFXdQTjDWDJYquh0+XdjssJY6502/AlBOiTRUvJpeUIyT",
+	"wwf+ZpNhE3BawVEdq3bftAYMeMI4I4hKZKdpSoJsWcOtO5VWFtc8/GIonrAxbyiJErVraUt4ZSsXEqSV",
+	"WzSTyvwDTyz1Z1+8sYWyqNtfx3YcqlbHwrEpflTo8n4ryGInpv/WneXUynHcXv57J/goIQ1F0E9fHqHn",
+	"+0+/Qal5A8VEYZrIOiuISUpYTFg0b2YuGcOXmCaQ71+8izae9vY2G+NlzEwt1tQrwhS6EpxNAkQZ4plA",
+	"/IqhKy7i5uibojB0peO7vnyKzFBKBLLh4IYDIi5sdTtINi456RYeioEUtGCwJvO6IOSC1VvddzR2KSp5",
+	"XLvgV2hjv/cchTjRGDXvwiMZbq7IziiTCrOoNY4XfD8oxSZGp06aa0SiRYzIn/s1wBIcXUi9/j0UjrkY",
+	"0TgmLNxs6RU9JoKwqIntwvFLRZMEFa+ZPB17vSyQKOtmkoSb6x7cqRu1MajAAKn12BwQaRwgLDVqQpaR",
+	"3x8/RMYl1rJzJeZDKK+4IDyOoysM+TyQfQrfaATZ2N99HqDKhWrMyKovHNx/5oXmjxVVbR6fMb0mMYIX",
+	"HNLKJJs0brA5KDnMBOtbH0Hfkpq+ycDVI5kk3HKOUqfpE8ZVd8wzFndW9UbDrjyTv6U63mUpHfoC4uld",
+	"+FY3dQPswFYPyVrdM0BEZNvTBCic4URfaxJ3tX4RQk8s7BMlCAtcQj0XlTGoZo0hTe+fPe/tIPtSYfQc",
+	"8XiOBOemM1f4h+1fMiLm29XqhWGgn2ka0vLIIH/9YflwTaULSFDZ3tumy8+zKJ2QnyAAfcGBFRe9dl4r",
+	"eyRbfIHNyNaCP6dkLIicrlpBpZSHCF8Oi7bSYrj3y273m6vjd/Pe+cX753/b+cdof3a+y/928U/x7d/Z",
+	"0+in0bPv5c6r+N34sG7NrQxYTlLf2V0vB6A8WPPODcV+V5Zq/fCKKDdBuOagLunMdP3MgWL7edpoSxDi",
+	"zL9N007zb9eN0+uJWh7Wbyhqh9Y/+eMVjUCLv/1xG+S8oFFMlmu2Ei26o9b1g3Ij1ObniZVsm5+63qbN",
+	"T4s2pvXnqwvonmR+ux6e1nLi4NeIUzwhzcrJUj8SlWmC58P28oD2waoRhYUgtKio4P2odK6YgL+Hqm2o",
+	"HH1XW10bNBdqRHUNqMtZMq8upd/5ybUFtn/nbYLrUNpZFAN9Z6UpR5Dbq0vnBM9uWWinUhqJCqm6CeRe",
+	"ZWnKhYJmpseZ3t+WdXVosgtVBDz42LICcATt8ek2GL0pzPzmY/77mZ35+PXxYefWQeRffa3R1dsDlQ7j",
+	"U+sbq6OkxqfXxNnja3nDbfTo64k0biRHJTguihp24Gy7ius3h1zzFjZdlC9f3melquUeatXDqVszIe5a",
+	"SncBDphJFy9VnpF1KwmeEnAcSa/oSu6z8A4+k1DWQhPOb4LndVZSPF+UBLC47advwu5VrnPQMQUM7Auu",
+	"fEgpOcstoQ1GX6iqj576Kyvn4y/5qyl09SUY1n84i2m7afdUGXeFyra1ioqPsHrcudbjT11cT1VPj4iU",
+	"uSGCzH+Yjv4a0bf0h5P3v57svKEn8oSdPo2OTp6dzF72ftxN9+KjH55vkb3elqSTctppf+dbk4Vt7Afl",
+	"9Oz90rPbWj5cHord5F8IFqCMQFrL4qxUEIZ3WrJSTaxqtaW8nQUG/xypqJ298W60Q57j7v7om7i7H+2Q",
+	"7nO8O+ruRLvxHtkfP8XPRp2Vk1UX6TOrp7Dm2v79J7Q2GFh8dGxM9VyehZ4xRRPTUQKGM+lUyH7alo5e",
+	"x9lPC97LV9iWnX6ACI6myL6PBFGZYK5dB9TNPiWZhGpWSKaEKf0jEuSSu1hrm8XebI33LkERFWNvQ1Pk",
+	"nrsfi1OFa/JA6TxK05aOogqXRnjaRTTR7Pd2dT5h+s3ftQU3aPcOOeH/KVne7fUYZAaIdYD0ZkEjxPpG",
+	"CpQK0k0FN+0SirpGR69O0NWUQ2lrxhWSdKKfUobmRN1XBtRvOKH894Ttx5aw3UZjX0DdEC7mx0w1dkZa",
+	"kXjcvWPP/eDAAn2iBNV8tqWA+UI6esPhfG5VvYnlLrBDV/jVzXJNf6ei6e/cWOB/QZh/LQaRnHw2xkG5",
+	"2A16DfU2ZICmdDIlUqExFbJUPlRmKRFDqHqsL4n97wwzbHIycmkkd/NUhLbiCrs1rahs++5vI/m4Weve",
+	"7LUYStVXqX9suucfaGxLTFasqQyPEtIgU3zPk1ginCQWwLPmEM+2jOT2uEiz2NvGhLYGL9g2MU1YYrfC",
+	"5g5X3CL8Ei8rtPHwKaxVA9ycQQ7Ili22n8lCR2V+PEbsBtHdtNuvOCahcG3urWyGcrX4lFlPPlIOP7Dv",
+	"3tVhaRHutiQGmpNEmaBqDgFGtpYi6HiuzErVgvUBK/x2RsuK78YPH84D9P3Z7tNngYkL0hJulzLEhVNQ",
+	"N02MklfWB22EV4oP//2v/zGheLArwA1nc7HrhfISIPdQ676vi+ZuXXp0atRbre5GnCmBI5XXAlbeuyMc",
+	"XRAWm/JCV2Skl84UYabccIqFYkTIrQE7ttkOaopGRCMBlUiQBEMJI8WtMi1sdWkU2vrV4daADdgf/oA0",
+	"MAlTNIJs8AE701AnMeKQ4At10BS+ICg89Cu79ZFRt23DCYCZDYnqD1gX/elPmkTJP/0JoG0iCgXPJlOn",
+	"p/RR+Nfjc7QdmT9NVUJTXTATSYgm9NJaAioF5qDAAB4whCSYG7qZJKadNAkBNu9+PDreNFW0c5ilXCoX",
+	"bqkyoRWcMOKx/cJ9rbgeNnz39qy6MFc2z7xvy3VLCOAtIxvgGQKU2+uhGWWZIlKrWjYDa1PPAKX3c+NI",
+	"gW/C4Jup5N60DPtJiATXK5ZFe8RMki0D93cWNf70J/1jgdHSR2nbhzu25RrMVDilXfNqeICwXVdeAE8j",
+	"IkC9KHWlUdOVuooyIQhTwIJhJa5JltNLN2JySRKeQtffQF82blPINZiUzGfMS/EdvTrpw4FYdQPUWGmX",
+	"jrpd0CRQycyBul2o56uFtW5XrwUZnm66dLHScGa6bhe049Iw5nIc42haXAMoFCwrNQIRVYgREkPMbHjd",
+	"LZ6E5bqMoZeUEm4eDJh+2XRT8G+aHgtKgAsSm6KvBkGvu7i4piQONf2wb2u2ZuK/i4+20OGA2cBnTdlc",
+	"hHhpWHmlobnf2wkQdmkc/taKN/bgTAYsrMdS52TkVJ+JKVY+YNACOPI3hoV9apguMhVDEY5jQaQMzJXw",
+	"t2h2CK+aSOwNOCYuNEYPGJzdATo88SYJ0AyLCwLgEloNhgn7CNMwQFN8SRBGcmZGG2WaO1l5gEIY/uYW",
+	"Alo6YG6hLhsYRVgISiQK9S5f6add+P8w8H861QjJKJtYquI/kUSFA7YhjZF286BoOw2TGUJnSrxTifZ3",
+	"n6Ow2II+cHNRofxw93CsiMghfxKTWcoVYdF8wN4WIC+AQd0bKgRylSp9/ULvw+6PZJ5HeKNTF5qdX0Wp",
+	"L9UFmQcDBhG1en8QSYsESRM8t9X8tbzttmEIdTGJhoJ+lcR9KKQRbiLKpCIYUgbgUoM9eMAMkPLAeLdP",
+	"CFKWjuFBZgS0b8ep6W5OOdu2EdV/hsBjtOHyQDb7KNT82vR7XylqOxiw0IRXh45ne8HmAQpNwG6IyHWa",
+	"YMpc53BJAhQWodehSe2zhKMcUT9gOYIZyJtrYNrKyZ8/hqamjjGll5M8DBM0zTJczPNGuK1JFMRbD1ge",
+	"6pzrWSEYA1Ms8IxA73KYTS2M5kZYWkbpTuEdnlAGwDY1EeHMWGxTFQfsnUu7dGKDnl8TQy157Zg5Q29N",
+	"GztaSNnp9YK8u/zu003LZjWrHrDwEwiJAQLNMICsxaDIXbS/G41RX3SjjZp/aTX0BtgZ5IOmWCpbOjzW",
+	"x2qyHfVRc6HgoDGK+GyGu5JoSGkqoDejURQnCb8iMbR/CMyhmMRgKByfCmISCgzadw20tSxIWEzZBCYB",
+	"GLlpsCRdyiRhkoKsJrOR0WUMyjiAH3FmeKu+3i+hR70mR3O4wsfneBKijXDQEQaDXTtc1wAs3NxCZ7BZ",
+	"BSIlHOjJuPtaT6HZiHX3SoC4LTABiKm4IFIDTiqcEAQpwwVP2NmFD6ruYWhFkdCIWF8rBXYzptAH8vXJ",
+	"eaGv6D+0jO/iHDpvZ4zq4RhJkCnCTwQibIInZAZpUxquhyfdlF8RLZ9CxtpWngzR73hStt+fr7Oz1dvq",
+	"mTRusFZ2+p29rZ2tHmStqinoFZ7so/+0mnJbueAnIPZYsSqwbivLsVyurqN/9uEQK30Ub4gj+7bG1xbU",
+	"ybE0+wQKA1GpDlN6bhaj1+gubKtxqHgF7EOtZdEq753RX1d6163mDLpxfCyqZACsdnu9NlUwfy8fwi7P",
+	"q0ew5EOX4ufrgwAHXxP8GQxwBSppjRrN5p7sCz0wJqACeycNvgM/L8y4+IyCbNpOqCY9U6tTNCJWgLRU",
+	"FYTufpua5CTvLXSiyjK1L1DPtUJhJekB0+LrE1ktQ4swdOvWtGXGrWAqhCYLVJn2Mwa1NJUBtQv0Qctn",
+	"OEvm5pKWkc7I1O6U1sY6T5L4kczzYk5Eqr/YYosRKGImPM7j11CAoP+pU5QJWmRScOuzkZMVb4PNjqgg",
+	"584DzR6b6eskwlYFLo4XTkPf86KmZOcIR1PSPeJMCZ60TWzf34aX3bs3QadBpFo2RPFJ/gU0FojworYq",
+	"7uv8vZug40swy777u3315IUB1n7v+Ro3Pujs7+6u9f7DUhVz7iUr0QKyUsjcznbXSGry8JLrbiooi2iK",
+	"E5lXqoW2Ph5v2v5E4xtDkVzSTLWaRHOzMCOiQVcCzV9yMcXjTnVOZCbxiELlau03JF6b8SrYfhecedgz",
+	"NesFaxwf34Vl2AO5CZplB89P0SBCoA1WkQs266cxIar9KHr3TuUWkrev5nz/StQ9HG4uD6zFFB0k9U4/",
+	"6nvcaFEEj0yjnHHEmcycycmZKDf0bd4MELl2orcp7RcTfdWdra3Q202HOmi+cUkESOKaFmgJ37TRQO9P",
+	"TwL3TLoRnkh0CpZMy81mOLXmU56QwJrgJOICJZRd2Dbw0mmwps35gNXMow2Gzy2wHHUbbEMn75okFbfx",
+	"I1MA+yHEDAuDI3dCK8kZKwjBVqQHRrizHiPs7a35/sMy2qdrrueul7x0p19SRuUU4SLiyfhz/DttS/Q7",
+	"G2uRstDib2hV+o4spuM2bwOuXK6NC5Iq63DpShoT0A/eHr4//354dn54fjw8P381PDs+evvmxdmmu4sm",
+	"PFK1tdXZ0py6aHsTolkmFRrljOvo8OzF27enw9PjFyenx0fnw/enJ2dow4J9wMJPL0/fvjk/fvNi+P70",
+	"1U3Fp7G57h2cEGV6UomkripU614Q4cWmEdcnyfX90Qs4cNsoqpSCB8onUaAoU2Z6/ULBTGtHqLYDym+4",
+	"Fzi+29tf1sixTa29F4KSN/Bq4allDxdQUK04aCS7T73hTqL710QhzhQW6r4IBLdlHRt59GkesUxlndWB",
+	"63bKkzyaGW0Yb53taOGCEQw7HOMZTeabQS6zczZg5n1BAPWa7qJd4SrC+ZmJ7OSZ+mrkN71kZPZXP7qS",
+	"v8jTstr0qNLJmvCUJYY+tIGtWFMJD3hiHZ+bqzUOq5HP1+QhZfjXpI3SmG09FqLysLjzYcoRnqGTVXGn",
+	"jiP2ZrZf/7M0Z2hlb37hvpCQ8uD0PPDbU842jaUOHNQgRZiOU6YdH4bqSDgeMDzBlG2hw8romSQxUlc0",
+	"KlImaqQGVAQtimgcpGzATo9fnh6ffT88PX5/djz86+nh0bETQzQl0gO41aGN/d6OFjlg0i5EzUkSkzgM",
+	"QJqJnEtCIYVHcnNrwNYTIOzIuY37IaT4Sn2ar0+Iv1eWeOoQyKnwcjVuSFwXh3a/yCGKMiG5yB1lImPI",
+	"zEyhozm5yoMxg8LvDf4bv9RahBmg/RZ6CeVPoX79iDJyMGDYzcFZMgfjliwo79i+ThW6wtJon7FG1EZ+",
+	"SaU6Lja1rlJ/BMtYxWsCnn94sUlshRg+207KYfNaCdt64FouOcEKjxJisjTTBMp32cDBhjXk1cOKJawU",
+	"2dfQz6RIHn+2Qup40JFqbvpQcDFrhdHMqPirXfd8Ua+h+XwdPOGMhKjIhjGdWZumtSXaSTwczUvTe43L",
+	"N2bkf/95p/v848+97vOPn3rBzrc3m39sKvdVO6WMSfRLRjSKakFPICibZyRIyMhoWZZtvNKALu0pH0vm",
+	"t5X4lk6t+PoTP6Q+lZ+1uY3GqVgXeA7RCKtoakmS/GqEXnBfEp9GOULt/Vi3VeYP+1BvqtV/+Td9+BJh",
+	"oNNxJvAomWtBN9bEA0sCFTuNaeO/+QjqlDKClMBMmgpWJjrjCmuRIUuR4ijUfwxn0gQ9UDVgiiOIXtVS",
+	"Vh41kFNsPTMGgi0VZrE00pCmibllQ3MCqLoKYQa2TdABCqFR0VCvNRwwKlE0JdGFvktaVLLBHfYGP5H2",
+	"dahxKMMtBMiv33DukYinc5SxROttoQ0ZgPiMCb0krN1TWvTVW5eBfMBUvT57MBdpcTXW9ZEuRuTKuPFt",
+	"rIb7u88fkTvvVOMg4NyqFwxCOF3Jvop0tC2VsOW1WlQFPLPVKE3cDIkuJATjmNjbYqTwIL8voSLXaptc",
+	"Eqa6ZvywdIeeSAQPJcS1D1iYj7Jl43tDFwGu9EYYTswHaCOE//bDAIU07tsobkl+KWpe6ivmHvxw9vaN",
+	"fXKg9QIl5n202+v1wgEDue4AYRT2UQrBjxGfQcSOsV3sPEVycwsdJRwCTI1XQu8FxdxEDiHT3MvtqunW",
+	"mS/8W/doLs8KOsOxhvWZQZDf0L2xTmU4S80LDC7ey21a5ud+Ab9LhJlmMyQGjpKHXEDDQkEiLmIT12ZW",
+	"Boq01k2gDLNVuYso5+dtHvAy2i2zspml3acLfF1vzsOev9kfQN6Dy5oSyhJ3+bmVERpPNEBcxBACOJoj",
+	"6HC4pfk8hN19B1WGQ4Rja5Yh1zhStvYwpFUIrAmMadcjjTZqe1hiAR3+bG/LjaKHpYtXPjApK//+1//Y",
+	"Er+foP9ivqshjW9CyKNXUzIz5pgW98kC+aFJALe7K0nhLqcR9tbUkOWzSOBthkZNx7+mIIG7ofPtAgRy",
+	"IOYRAhUKuG0Yo9E9bz9yeyCj1QO5QLbTJtw6LVW7dpvOGXFg9AUGCSWm84ekE4bNO87XwcUFETYCSWsB",
+	"G5R1xwmdTJUJntcvHp6AwcekhOARtNXf3EKHy3SEgzKx9+l2k5gOG1hAuXc/610oazu/VdZwZOS4u90l",
+	"i/NNEsG2lTDaLJFn1utuhU8tGPOxWY5rRpGxfp6ykheJByaCNnJbTPgKS9UFqa178iLctGrsmCcJv5ID",
+	"ltBLYiJdooRLLYZYE05Vzt5C7/KEA5C7BdH4BuZ5UKrLUvkoo4nKlzVg9jLq/SzjI8dO9lrojdfYGNI4",
+	"dK7HRK/OrQxyGuMDX0IXxEQgmf1RlRuIDD4WDKoEsDajmbGV7QTPb/64usFoLcn6gZ2RBig+ej9ZV+p9",
+	"eJ7RKpq0Xpu3jPgCViF1jbMksSYUm9JmOoiGjT7NUtPnh3RvlidqIbrehr66aEVv7V8Er4JPiwHqG8+h",
+	"SFBOB2pY16m3db6tw6MR28EW8VACUhH8xcgVsPGNcMZj8h3MGgbWFDLk43ATOI3LpOPCk6D0d7apEKRR",
+	"gsC+hV4ak435YsggGd1FbG3aUCjbHB1gL58UKi04iMEL7FL49CQ5tS7a9m/IzQEDvadY2RURpFjegeE3",
+	"IfDA0NhsIJcLbObGrNrswlVi/vjNoJDKqu/u/Vk9H5XIBfu7lcRVt7+YHnDtbl7IoORjY/vJHbwm0Y1n",
+	"ypgMXfmCimNXEtIvUq2N8zdAoQKbpnEF87FGVf2G/lXaTFGbIw+vHCAo2aMlIuI6ZSb8agsdimiqhRc7",
+	"EiSbk7FCelXGup9n836H7bsmDVNeLHYVv7R98b58Ft4ZJI82EOczLpRNSm1IO0UvbFZt2C3qpYUlD7Er",
+	"0tTkIuZCNTuInfmhVISt214Nv1v6yxbR6dr/5p7orv3Xx4U9NvcXtdhc0eHc6jvPAWYQzCwIjTR+56jz",
+	"wA52jXRNvvW9+/OtQ60fmmgSs6qHXa/qp+Kzu7jYIXauGv5wL+71wziWJj5bhsa6V9CJBprUtkBrcBvC",
+	"QKVV5uTc3ppayaiHNLsBYhja3+709sn0V+b0dl1IHQMzf7fwrsVe7kJ2g6PXGJeXPLU4AO4LhlM55crE",
+	"bEqXAY920Magc8Io1EpxafEdG7bnWtkNmPM+SyWySGUCSgFs7O/uarUJCjZ0rUXaVmxwxRqgb6eUGdls",
+	"dzK/NL7JR5mKq9f2ZdJwASpt4a22qhFIBWXMPz7Hk2UYD+981Qm2jzJhtupk9271iMdzEzbqus6tlDvr",
+	"V2YvRNeVvYYu/DA3XNsLLkF4mnAeb6G3LDHEAniViYcB4bPNS2hv65dwEH4eh9+CY6wfzgoOPrAuwTHk",
+	"BierGh/W2PUMz01xauJ7bPcb7VDNB9H7LATojoTnkfvI1sKA29mhNHCdTQaraNqsh/qNSvoIj8DiD5WR",
+	"jPKXMZMkauwjjY1M0CFy7zh27mLJBsxn51vIao59BMqonGrd0f1Tog1c/G7wFgpuFL+ZkOUpgWJxUywH",
+	"LGPFU7uuzYNimljgsQpR8ZZcQI7gaphBBiwsxHoQxENbpTjcQt9zxjPhF/9pEjwMSG8neIxh2AeVOGyx",
+	"3fuKy9FDfqBq6q7f2mmzO7tfcT0LA8xbsOf6XbetT/Vtz1qoPZg+yzdXy9vvDs+Pvg8QJM1q5mtTaUyH",
+	"4yfSppE0MN00U7+j6X8cmqKNd+/PN+8HWcty43acmSMn63sTfKbVUsohpYUu2pjzAuoLT+eu2KArExKg",
+	"MBX0EisTlAmsIagUZgQGNmBeBTe000Td8y0+ds3yRX4W7Zb7h1cmeTr/T1QiH1ibcEe7kPHcRQPctmLT",
+	"A9xjV9M4TxUIPANSLa8AO8+hu5RQuTsXHKk6sFWY8tEGhchnvChudN/uBBkSKZaWTphI8iabU6NpyU6Q",
+	"K0kPc4Hf2SNovL6fg+U9KhZmobGmAtXCp3K14AHw+4wo6fSQ76waUrjhtL4ytLj6HcuSpCEOJF/dAi38",
+	"YY/+gaURt7/7OUy4rg8kcxjCoGkEJDMZ6gGVDKqUKrD56ikXJoxfzI1xGjnXrsSXtvtn+bjd+h+YnPxk",
+	"p/GSuW8e2MJjp1wQYXSZv2FB99VY9Bw4LQ4/sYa3u4nVxt5TxW9rWF0hqsCxugWRBeVc8q1Wh/1PbtaH",
+	"99s/tLfPbmVlp58D+Nfl98vx8LI4OR8Vu/nvD2ZsbOaHC4U7CLIi18qt2stipUqSZKx1OcYVEoThmbH4",
+	"t/n57Dk/ZqXMLrHw+j20YuZg0hbhWUjWFWz/XfVqjl92FLZRdKncsdU0sDaxxg61/cn+62ZhsaWc9Fcc",
+	"QW3eneKyfA7a28r/G3Hva3DhuKV/XiobrPSmBfqbbDYiwoa4L8Ssbdur4PYi9O0WtsTWpzy8dgIWosym",
+	"Y5dZCYvRKJu5Cqu2g4PhJoWjyBkRYk7kgEHaNHh9VnXtWDDdidmUbOeP3Yz90IG3AM473qgW+nlFRlPO",
+	"L7oXZP4AmuFf89ZqVuoKbcGMrp03tHarCzIvVTIz6Al5QtBMzuQKpRpjeSbh9VL18QGz2YO5S98J9Lhh",
+	"TsryJELvauRZfoV1y1RfbcRxaIsGiGZG1TLRA3MJb6YFgooPtt9s/t8pgN8QOAMVjRO3MZEwHhNoR724",
+	"HQthE8qIraUuyIRKJebQJANS7qDzG5JTfiVNIjg44rHKywHV1cc3PCbnMO9KidkRVmTCxepBtG78I/sh",
+	"HOTHB06W0hNCl9FFuVIA7a9LbSzW7eGYhzoLKz0W723bU6RLsG1MLwkq3tXqdhly7eh0VMzwGc7aIdei",
+	"My/28ZWeubeDu53+J/2f1RIkYd6YjCmDTs+Qkp6xC6bJD42XRqa582mhLeVUOruqhQl0Xo3rZ/tfssJ1",
+	"vrNlFOYr05bydd8CxSoNrhsxy/QyDF2rw74psBb6bTg3XFhM0ZsYOkahlEYXRGw2E5533uQPeO7FNEto",
+	"DU74JCOmZaAJxNdo/tVgw3m562u+IQ8tKs2+V8KLbfDethcN+zClpn5h4cXxy0x7gSQJji7kFjos6FFT",
+	"J9fd3WoeguI2rb9imNTrquLQ/ZsVixnAW7VGxNRDTH9KpMagtioe8PQ+ZffHFayvIeBj111Re0a2I5xi",
+	"iEZdJFl9qGSLzvAcxbxvC1InJEBkPCamWFepFV5KRNcRTpv5sS0IjreNIrFtQtAHDHrXeKlg+Td5Q6ac",
+	"Ouk/d/bRFbSuh5xK0H/HBKtMaHUZT+QWelkpBu+q9JsWmZm05biLZUui0IbX5i+P431itrjZUt3j9fzI",
+	"h+AD3oTSPK1UvHjnqyHcr+eldd8VqR3uWKnxZrVmoYarQ7d2zkg7ApbkyfytZVLlqX2xTK4X1oE5XHQJ",
+	"ZBZNoTKl1srDlkIPViZaSTR92vuSomkTeBZ2R3jidfKwJi/biPorQnpfTNASQL6JO98AnixRkyW9BqpW",
+	"1PKiorSeDchcsO9wlsxbZNhTmOohUYMnC+0isMIATelkWoo6+GpEVmEh2HriJStcJonwwjj8UzcccfG5",
+	"7+xaxikPkElESUhoEl889j7lkKTDNB82tMPDjQCFhOFRAg3vXcaM+SBJmpHkg13ZA6KJmWIRoth9f1W4",
+	"EWM5HXEM9Z4cCNemDFCpY4XgHlPRw6MHMzIbEYEinjElA18frB/xOUzym6jBAQ3676/4RqmMxuKaGTt3",
+	"rZnxkDxan/Dy2CZAoq/LWqks6rqLZf5uvVJtHjsNH7ggLr1RHxbaAK8YTjTJnnehxqEMN9uijPQYjzW8",
+	"SK/ty1QTAKi0tbolePZbiSx6ZIVCXWUAZZCy4XosjT8CacX3GcLHS2sAQEEnJKdYuCbYyh412vDSZ7+D",
+	"ylSbaEQiPiPIpmC15f7bu/Ubzv1vP6j2Q1mQ+w/wzqO9jDAgG7XbZtCu0qjrs9QENW6Cdui0UPm1iLDe",
+	"yXo58QfNOe8t6d45iB+GsN9zNqw710eWF+KyVG9zUcrUa9teh/Ujf3xEyRq7laYJjmzsj5XAtYB94HI+",
+	"YpNcpiUNV8Rro8FpwNWUiCsqSYOwIc2VfW338HBoZWc4I+r+UetRWebPchLzJCeVt8Ew/cMyT6RpdgrH",
+	"7brqQZUs0HusEX2GaQK/tmts76VZ4+9VE9evmgjw1b+6f1RqJSZYqiE0Lrdfl394+MqJjV24ebJ6qz6N",
+	"Haf6g5u24agcmvYspTFrpfZavrZFT+7QW/EhdV29++W6LlzWr0vXzWSZMJm/WwiTKd6Xk6Vt08Sdm1rO",
+	"zcYk40uD1+G6YinphBHTIW6KWdzl47GNipBBHmoK10i206kX+cyPiV49NAbmu16OivnRIMKUaen6NYZv",
+	"gDQTe4fdgKfrdhQ3uLtM5XzNXby1fv+JdK1vOQqhq+KYiKHiRfXvvmcvP7Cs34ZPT7k08cSmDJTJLxsw",
+	"GzoNLxqNVTqVdTNAcVH2jgpwW5ugbq+ltDQpwN6bsNYtdJjFVA2Y0Au+ICSFR1iD8Ik0OABpCq7TPo7A",
+	"oqsXljHFs2hK4sZKJDCRRsRVWlbA0V1NuYuiNgs0Y8QloB4gC0MPhO19XnPY3yur+Ew9wfbWbD79NRdQ",
+	"yM0QmcGYlVjMkhKEb5nF8Sarg8XM9VUI+PAzWR3WAcbtUrf0bvJGIwWx2wbh7FZlC/IR20zdr4iSCKOY",
+	"uDnMBYduU4gy25Cgdmbu7Tsf3Ofu0r74oA/tttY87ZraZ0tckQc8uJxQ25YUltUY9gJ5QXlqj80K8t6U",
+	"xMYGmNYWl/yCxFvoDR/xeD5gxbpNaz1JEs0EbFwsNDGy3RxllhIxhPiCZrbzxfDksTVxxPeKWaD/3Qmn",
+	"skYSncwR9g8VTQSGtl4CCTIDucp/ykVu8yx9doAYoBKKyYw7AUfjzYDVEcf61fTjLvzchZ9DW/zbihtN",
+	"GIvydLcPVE0H7Ojw7MXbt6fD07evjodn/3hz9B2o6SaoiCfQRW+GGZ6YiGgnRG00ZLtttlfrzNXph7G1",
+	"ueHv2Yz727hHR4Bt9g7ZaM47XCX9nyEw2JR2DeVcGHJj8PWSaoVgDEE1dh3m23al9zCl52b4x6D0utWc",
+	"caFumVzshrDL+zxFSyywCzbnHb13gvXzhwd9c/XXl8reYTVtkswasGepblpgkaFhTXi0tUB9c3Bfyft5",
+	"ahn712I2MOttOOjPf86rX6IcK2wKrnSJ5YTF4MAZXpD5TQOzbq5m/kT6ubxow6RYW9e5bV7fnLluQlEa",
+	"Yof9hdw2ve1ZUOosedj9J+7+2us+H3Y//rmlu2RLiR+Fha3vU6+1YIOjPdtLPW2dX0EmDoX8dyMi2Hee",
+	"SGT6JUKrkPDTjKgpjwMEdogAWZwOkJZMgrwB5xCrmxBt2Kco4VdEdCMsSRwgnKmp6TvK+QUlbggUC56m",
+	"JD5AeMB+OHv7BoZEKRbwVe6u00IRAGRzC50wFNLZjMRUixdoBoluUxdtriWT3d5uuRsvjQ8QZQMGopHt",
+	"WJd/lye4X2GqJMpSpDja6yFrq4UcN7iLXajlZTLroIy53/hXf2rKDwYD5nYH9TEARmOcJFqBGOHoQo+/",
+	"29ttLnUBa/Gy8x+wNp2dQYMdqIs/2nX36uqqO+Zi1s1EQljEYxMwtPbwL8H7chN0FLlW22mC6e2WeU6u",
+	"P0v5PDud6ercFmBVxQmLextVBNu8R45xn52f/Y1GEUmhQ2B7D+grLG3H7UfEASsdbrHIiwRBX0jsqL/H",
+	"8igb8YzFjgQ6xged+gqjucBXUDvQRQuvwHihfbNhRplIOv2OlmS2L3dAJrSz1+g3ZZOEgHmoC102Bc8m",
+	"U6dLBYhnomTiBrtwJgRhyrMPW86k6WuTrzjiKYmRXh+NiDNpaLqWYqGYplEb4ZXiw3//638M13PjFcJB",
+	"fVRwkns2EBDDqFSGkHmjGC2ioSsrBFU7Z+GBdStEmKERKUW44TyU0fOQNo3YnIsX5JX5xwKuTaxpr5za",
+	"BjpTGhNvbD92vD7DT1RmONGMjM9M7Uyz6o1TgiOF9I0ytZLkpgeahI5JNI8Sfx5TS6Q+w8lslkEnP680",
+	"s+nN6pW6rIxT1OlpaA2YMZm3UwvsgrxmuOYIE3rpenyb3tnSm8Lrw9ncWzfPvirXlDBVTKDGSV6yxGu0",
+	"a5PQ60NCveEoZ8muljRcbtshU4MWXxCUCn5JY5Mbafss5C3wKrf85uPN/x8AAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -4,6 +4,8 @@ package httpx
 
 import (
 	"context"
+	"net/http"
+	"net/url"
 	"slices"
 	"time"
 
@@ -19,6 +21,7 @@ const (
 	keyOperation
 	keyRawBody
 	keyClientIP
+	keyRequestHead
 )
 
 // Principal kinds.
@@ -116,4 +119,20 @@ func WithClientIP(ctx context.Context, ip string) context.Context {
 func ClientIP(ctx context.Context) string {
 	s, _ := ctx.Value(keyClientIP).(string)
 	return s
+}
+
+// RequestHead is what a raw-body receiver reads of its request besides the body.
+type RequestHead struct {
+	Header http.Header
+	Query  url.Values
+}
+
+func WithRequestHead(ctx context.Context, h *RequestHead) context.Context {
+	return context.WithValue(ctx, keyRequestHead, h)
+}
+
+// RequestHeadFrom returns the headers and query of an x-raw-body operation's request.
+func RequestHeadFrom(ctx context.Context) *RequestHead {
+	h, _ := ctx.Value(keyRequestHead).(*RequestHead)
+	return h
 }

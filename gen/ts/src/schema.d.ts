@@ -715,6 +715,30 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/flows/{id}/webhook-key": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The flow id. */
+                id: components["parameters"]["FlowID"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Rotate the webhook key
+         * @description Gives the flow's `trigger-webhook` a new key and returns the receiver URL; the previous key stops working
+         *     at once. A flow without a `trigger-webhook` in its working copy answers 409 `invalid-state`.
+         */
+        post: operations["rotateFlowWebhookKey"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/flows/{id}/versions": {
         parameters: {
             query?: never;
@@ -787,6 +811,269 @@ export interface paths {
          *     not change. Honours `If-Match`.
          */
         post: operations["restoreFlowVersion"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/executions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List executions
+         * @description A cursor list of run summaries, newest first, over the flows the caller can read. Filters combine;
+         *     a cursor only works with the filters it was issued for.
+         */
+        get: operations["listExecutions"];
+        put?: never;
+        /**
+         * Run a flow
+         * @description Queues a run durably (a database row and a job in one transaction) and waits up to `wait_ms` for it
+         *     to end, then answers with the run as it stands. The flow must be readable and complete; `input_data`
+         *     is checked against the trigger's `inputFields`. Runs the working copy unless `version` is given.
+         */
+        post: operations["createExecution"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/executions/stream": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Run a flow and stream its events
+         * @description Same body and checks as `POST /executions`; answers `text/event-stream` with the run's events from
+         *     `execution.created` to the terminal event (`event:`, `id: <seq>`, `data: <JSON>`; `retry: 2000`
+         *     first; a `: ping` comment every 15 s). Closing the stream does not cancel the run.
+         */
+        post: operations["streamExecution"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/executions/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The execution id. */
+                id: components["parameters"]["ExecutionID"];
+            };
+            cookie?: never;
+        };
+        /**
+         * Get an execution
+         * @description The run with its node records, ordered by start. `include=graph` adds the exact graph that ran.
+         *     Outputs over 64 KiB are truncated (`truncated: true`); `GET …/nodes/{node_execution_id}` has them whole.
+         */
+        get: operations["getExecution"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete an execution
+         * @description Deletes an ended run with its node records and events. A run still active answers 409.
+         */
+        delete: operations["deleteExecution"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/executions/{id}/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The execution id. */
+                id: components["parameters"]["ExecutionID"];
+            };
+            cookie?: never;
+        };
+        /**
+         * Stream an execution's events
+         * @description Server-sent events of an existing run: replays from the start (or after `Last-Event-ID`), then follows
+         *     live, and closes after the terminal event. Past the event retention, one terminal event built from the
+         *     run is sent.
+         */
+        get: operations["getExecutionEvents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/executions/{id}/nodes/{node_execution_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The execution id. */
+                id: components["parameters"]["ExecutionID"];
+                /** @description The node record id. */
+                node_execution_id: number;
+            };
+            cookie?: never;
+        };
+        /**
+         * Get one node record
+         * @description One node record with its full `input` and `output`.
+         */
+        get: operations["getNodeExecution"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/executions/{id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The execution id. */
+                id: components["parameters"]["ExecutionID"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Cancel an execution
+         * @description A queued or waiting run is cancelled at once; a running one is signalled and its worker stops it
+         *     (in-flight HTTP and AI calls are aborted). Answers with the run as it stands; an ended run answers 409.
+         */
+        post: operations["cancelExecution"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/executions/{id}/retry": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The execution id. */
+                id: components["parameters"]["ExecutionID"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Retry an execution
+         * @description Creates a new run (`mode=retry`, `retry_of`) of a failed or cancelled run on the same graph. From
+         *     `failed_node` (default) the completed nodes' records are reused and the run resumes at the node(s)
+         *     that failed or were cancelled; from `start` everything runs again.
+         */
+        post: operations["retryExecution"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/node-types": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List node types
+         * @description The engine's own registry, so the editor shows exactly what runs.
+         */
+        get: operations["listNodeTypes"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/node-types/categories": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List node type categories
+         * @description The five categories of node types.
+         */
+        get: operations["listNodeTypeCategories"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/node-types/{type_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get a node type
+         * @description One node type definition; an unknown id answers 404.
+         */
+        get: operations["getNodeType"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/webhooks/flows/{endpoint_key}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The flow's webhook key (rotated with `POST /flows/{id}/webhook-key`). */
+                endpoint_key: string;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Start a flow from a webhook
+         * @description Starts the published version of the flow whose `trigger-webhook` owns this key. The trigger's output is
+         *     `{method, query, headers, body, received_at}` (headers lower-cased, auth and cookie headers dropped; a
+         *     JSON body parsed, otherwise a string). In `immediate` mode the answer is 202 with the run id; in
+         *     `last_node` mode the receiver waits up to 30 s for a `response-data` node and answers with its status,
+         *     headers and body, falling back to 202.
+         */
+        post: operations["receiveFlowWebhook"];
         delete?: never;
         options?: never;
         head?: never;
@@ -957,6 +1244,164 @@ export interface components {
         CasdoorCallback: {
             code: string;
             state: string;
+        };
+        /** @description The paging fields of every cursor list. */
+        CursorMeta: {
+            /** @description Pass as `cursor` for the next batch; null at the end. */
+            next_cursor: string | null;
+            has_more: boolean;
+        };
+        /**
+         * @example {
+         *       "id": 901,
+         *       "flow_id": 42,
+         *       "flow_version": null,
+         *       "flow_revision": 3,
+         *       "mode": "manual",
+         *       "status": "completed",
+         *       "triggered_by": 7,
+         *       "api_token_id": null,
+         *       "conversation_id": null,
+         *       "retry_of": null,
+         *       "has_errors": false,
+         *       "error": null,
+         *       "queued_at": "2026-03-01T09:30:00.000Z",
+         *       "started_at": "2026-03-01T09:30:00.050Z",
+         *       "completed_at": "2026-03-01T09:30:00.120Z",
+         *       "duration_ms": 70,
+         *       "total_nodes": 2,
+         *       "completed_nodes": 2,
+         *       "failed_nodes": 0,
+         *       "skipped_nodes": 0,
+         *       "input_data": {
+         *         "name": "Ada"
+         *       },
+         *       "output_data": {
+         *         "status": 200,
+         *         "body": {
+         *           "greeting": "Hello Ada"
+         *         },
+         *         "headers": {}
+         *       },
+         *       "node_executions": [
+         *         {
+         *           "id": 1,
+         *           "node_id": "trigger_1",
+         *           "node_type": "trigger-manual",
+         *           "node_label": "Manual trigger",
+         *           "status": "completed",
+         *           "attempt": 1,
+         *           "started_at": "2026-03-01T09:30:00.051Z",
+         *           "completed_at": "2026-03-01T09:30:00.051Z",
+         *           "duration_ms": 0,
+         *           "input": {},
+         *           "output": {
+         *             "input": {
+         *               "name": "Ada"
+         *             },
+         *             "triggered_by": 7,
+         *             "triggered_at": "2026-03-01T09:30:00.000Z"
+         *           },
+         *           "error": null,
+         *           "handle": "out",
+         *           "reused_from": null,
+         *           "truncated": false
+         *         }
+         *       ]
+         *     }
+         */
+        Execution: components["schemas"]["ExecutionSummary"] & {
+            input_data: {
+                [key: string]: unknown;
+            };
+            /** @description The last `response-data` node's output, or null. */
+            output_data: unknown;
+            node_executions: components["schemas"]["NodeExecution"][];
+            graph?: components["schemas"]["Graph"];
+        };
+        /**
+         * @example {
+         *       "flow_id": 42,
+         *       "input_data": {
+         *         "keyword": "espresso machines"
+         *       }
+         *     }
+         */
+        ExecutionCreate: {
+            /** Format: int64 */
+            flow_id: number;
+            /** @description The run's input (≤256 KiB), checked against the trigger's `inputFields`. */
+            input_data?: {
+                [key: string]: unknown;
+            };
+            /** @description A version to run; default the working copy. */
+            version?: number;
+        };
+        /**
+         * @example {
+         *       "items": [],
+         *       "next_cursor": null,
+         *       "has_more": false
+         *     }
+         */
+        ExecutionCursorPage: components["schemas"]["CursorMeta"] & {
+            items: components["schemas"]["ExecutionSummary"][];
+        };
+        ExecutionError: {
+            code: string;
+            message: string;
+            node_id: string | null;
+        };
+        /** @enum {string} */
+        ExecutionMode: "manual" | "webhook" | "message" | "schedule" | "retry" | "test";
+        /**
+         * @example {
+         *       "from": "failed_node"
+         *     }
+         */
+        ExecutionRetry: {
+            /**
+             * @description Where the new run starts; absent means `failed_node`.
+             * @enum {string}
+             */
+            from?: "failed_node" | "start";
+            input_data?: {
+                [key: string]: unknown;
+            };
+        };
+        /** @enum {string} */
+        ExecutionStatus: "queued" | "running" | "waiting" | "completed" | "failed" | "cancelled";
+        ExecutionSummary: {
+            /** Format: int64 */
+            id: number;
+            /** Format: int64 */
+            flow_id: number;
+            flow_version: number | null;
+            flow_revision: number;
+            mode: components["schemas"]["ExecutionMode"];
+            status: components["schemas"]["ExecutionStatus"];
+            /** Format: int64 */
+            triggered_by: number | null;
+            /** Format: int64 */
+            api_token_id: number | null;
+            /** Format: int64 */
+            conversation_id: number | null;
+            /** Format: int64 */
+            retry_of: number | null;
+            has_errors: boolean;
+            error: null | components["schemas"]["ExecutionError"];
+            /** Format: date-time */
+            queued_at: string;
+            /** Format: date-time */
+            started_at: string | null;
+            /** Format: date-time */
+            completed_at: string | null;
+            /** Format: int64 */
+            duration_ms: number | null;
+            total_nodes: number;
+            completed_nodes: number;
+            failed_nodes: number;
+            skipped_nodes: number;
         };
         /**
          * @example {
@@ -1241,6 +1686,52 @@ export interface components {
          */
         FlowVisibility: "private" | "team" | "public";
         /**
+         * @example {
+         *       "execution_id": 901,
+         *       "status": "queued"
+         *     }
+         */
+        FlowWebhookAccepted: {
+            /** Format: int64 */
+            execution_id: number;
+            status: components["schemas"]["ExecutionStatus"];
+        };
+        /**
+         * @description The `body` of the `response-data` node that ended the run.
+         * @example {
+         *       "received": true
+         *     }
+         */
+        FlowWebhookAnswer: unknown;
+        /**
+         * @example {
+         *       "order_id": "1234",
+         *       "status": "paid"
+         *     }
+         */
+        FlowWebhookForm: {
+            [key: string]: unknown;
+        };
+        /**
+         * @description Any JSON document; it becomes the trigger's `body`.
+         * @example {
+         *       "order_id": 1234,
+         *       "status": "paid"
+         *     }
+         */
+        FlowWebhookJSON: unknown;
+        /**
+         * @example {
+         *       "webhook_url": "https://api.example.com/api/v1/webhooks/flows/Xk2…"
+         *     }
+         */
+        FlowWebhookKey: {
+            /** @description The new receiver URL; the previous key stops working at once. */
+            webhook_url: string;
+        };
+        /** @example order 1234 paid */
+        FlowWebhookText: string;
+        /**
          * @description Writing `published` publishes the flow; writing `draft` unpublishes it.
          * @enum {string}
          */
@@ -1388,6 +1879,178 @@ export interface components {
             scopes: string[] | null;
             /** Format: date-time */
             expires_at: string;
+        };
+        NodeError: {
+            code: string;
+            message: string;
+        };
+        /**
+         * @example {
+         *       "id": 1,
+         *       "node_id": "http_1",
+         *       "node_type": "action-http",
+         *       "node_label": "HTTP request",
+         *       "status": "completed",
+         *       "attempt": 1,
+         *       "started_at": "2026-03-01T09:30:00.051Z",
+         *       "completed_at": "2026-03-01T09:30:00.090Z",
+         *       "duration_ms": 39,
+         *       "input": {
+         *         "url": "https://api.example.com/items",
+         *         "method": "GET"
+         *       },
+         *       "output": {
+         *         "status": 200,
+         *         "headers": {},
+         *         "body": {
+         *           "items": []
+         *         },
+         *         "duration_ms": 38
+         *       },
+         *       "error": null,
+         *       "handle": "out",
+         *       "reused_from": null,
+         *       "truncated": false
+         *     }
+         */
+        NodeExecution: {
+            /** Format: int64 */
+            id: number;
+            node_id: string;
+            node_type: string;
+            node_label: string;
+            status: components["schemas"]["NodeExecutionStatus"];
+            attempt: number;
+            /** Format: date-time */
+            started_at: string;
+            /** Format: date-time */
+            completed_at: string | null;
+            /** Format: int64 */
+            duration_ms: number | null;
+            /** @description The resolved config, with secrets redacted. */
+            input: unknown;
+            /** @description What the node produced (truncated to 64 KiB in lists, with `truncated`). */
+            output: unknown;
+            error: null | components["schemas"]["NodeError"];
+            /** @description The branch the node took. */
+            handle: string | null;
+            /** Format: int64 */
+            reused_from: number | null;
+            truncated: boolean;
+        };
+        /** @enum {string} */
+        NodeExecutionStatus: "running" | "completed" | "failed" | "skipped" | "waiting" | "cancelled";
+        /**
+         * @example {
+         *       "id": "logic-condition",
+         *       "label": "Condition",
+         *       "category": "logic",
+         *       "icon": "git-branch",
+         *       "color": "#f59e0b",
+         *       "description": "Takes the true or the false branch.",
+         *       "schema_version": 1,
+         *       "deprecated": false,
+         *       "properties": [
+         *         {
+         *           "name": "condition_type",
+         *           "label": "Operator",
+         *           "type": "select",
+         *           "required": true,
+         *           "description": "",
+         *           "templated": false,
+         *           "options": [
+         *             {
+         *               "value": "equals",
+         *               "label": "Equals"
+         *             }
+         *           ]
+         *         }
+         *       ],
+         *       "outputs": [
+         *         {
+         *           "handle": "true",
+         *           "label": "True"
+         *         },
+         *         {
+         *           "handle": "false",
+         *           "label": "False"
+         *         }
+         *       ],
+         *       "dynamic_outputs": null,
+         *       "output_schema": {
+         *         "type": "object"
+         *       }
+         *     }
+         */
+        NodeType: {
+            id: string;
+            label: string;
+            category: components["schemas"]["NodeTypeCategoryID"];
+            icon: string;
+            color: string;
+            description: string;
+            schema_version: number;
+            deprecated: boolean;
+            properties: components["schemas"]["NodeTypeProperty"][];
+            outputs: components["schemas"]["NodeTypeOutput"][];
+            /** @description `categories` (ai-classify) or `cases` (logic-switch): the handles come from the config. */
+            dynamic_outputs: string | null;
+            output_schema: {
+                [key: string]: unknown;
+            };
+        };
+        NodeTypeCategory: {
+            id: components["schemas"]["NodeTypeCategoryID"];
+            label: string;
+            color: string;
+        };
+        /** @enum {string} */
+        NodeTypeCategoryID: "trigger" | "ai" | "action" | "logic" | "response";
+        /**
+         * @example {
+         *       "items": [
+         *         {
+         *           "id": "trigger",
+         *           "label": "Triggers",
+         *           "color": "#10b981"
+         *         }
+         *       ]
+         *     }
+         */
+        NodeTypeCategoryList: {
+            items: components["schemas"]["NodeTypeCategory"][];
+        };
+        /**
+         * @example {
+         *       "items": []
+         *     }
+         */
+        NodeTypeList: {
+            items: components["schemas"]["NodeType"][];
+        };
+        NodeTypeOption: {
+            value: string;
+            label: string;
+        };
+        NodeTypeOutput: {
+            handle: string;
+            label: string;
+        };
+        NodeTypeProperty: {
+            name: string;
+            label: string;
+            /** @enum {string} */
+            type: "text" | "textarea" | "select" | "multi-select" | "number" | "boolean" | "key-value" | "json" | "expression" | "cron" | "timezone" | "string-list" | "list";
+            required: boolean;
+            default?: unknown;
+            placeholder?: string;
+            description: string;
+            options?: components["schemas"]["NodeTypeOption"][];
+            options_source?: string;
+            min?: number;
+            max?: number;
+            templated: boolean;
+            item_properties?: components["schemas"]["NodeTypeProperty"][];
         };
         /** @description The paging fields of every page list. */
         PageMeta: {
@@ -1814,6 +2477,34 @@ export interface components {
         };
     };
     responses: {
+        /** @description The run as it stands after waiting up to `wait_ms`. */
+        ExecutionCreated: {
+            headers: {
+                "X-Request-ID": components["headers"]["XRequestID"];
+                Location: components["headers"]["Location"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Execution"];
+            };
+        };
+        /** @description Server-sent events: `event: <name>`, `id: <seq>`, `data: <JSON>`. */
+        EventStream: {
+            headers: {
+                "X-Request-ID": components["headers"]["XRequestID"];
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example retry: 2000
+                 *
+                 *     event: execution.created
+                 *     id: 1
+                 *     data: {"execution_id":901,"seq":1}
+                 */
+                "text/event-stream": string;
+            };
+        };
         /** @description Our access token, a new refresh token and the caller. */
         Tokens: {
             headers: {
@@ -1924,6 +2615,14 @@ export interface components {
         TeamID: number;
         /** @description The flow id. */
         FlowID: number;
+        /** @description The execution id. */
+        ExecutionID: number;
+        /** @description The `next_cursor` of the previous batch. */
+        Cursor: string;
+        /** @description Items per batch. */
+        Limit: number;
+        /** @description How long to wait for the run to end before answering (0–30000 ms). */
+        WaitMS: number;
         /** @description The version number within the flow (1..n). */
         FlowVersionNumber: number;
     };
@@ -1961,6 +2660,15 @@ export type SchemaApiTokenPage = components['schemas']['ApiTokenPage'];
 export type SchemaBoolMap = components['schemas']['BoolMap'];
 export type SchemaCapabilities = components['schemas']['Capabilities'];
 export type SchemaCasdoorCallback = components['schemas']['CasdoorCallback'];
+export type SchemaCursorMeta = components['schemas']['CursorMeta'];
+export type SchemaExecution = components['schemas']['Execution'];
+export type SchemaExecutionCreate = components['schemas']['ExecutionCreate'];
+export type SchemaExecutionCursorPage = components['schemas']['ExecutionCursorPage'];
+export type SchemaExecutionError = components['schemas']['ExecutionError'];
+export type SchemaExecutionMode = components['schemas']['ExecutionMode'];
+export type SchemaExecutionRetry = components['schemas']['ExecutionRetry'];
+export type SchemaExecutionStatus = components['schemas']['ExecutionStatus'];
+export type SchemaExecutionSummary = components['schemas']['ExecutionSummary'];
 export type SchemaFlow = components['schemas']['Flow'];
 export type SchemaFlowCreate = components['schemas']['FlowCreate'];
 export type SchemaFlowDuplicate = components['schemas']['FlowDuplicate'];
@@ -1978,6 +2686,12 @@ export type SchemaFlowVersionCreate = components['schemas']['FlowVersionCreate']
 export type SchemaFlowVersionSummary = components['schemas']['FlowVersionSummary'];
 export type SchemaFlowVersionSummaryPage = components['schemas']['FlowVersionSummaryPage'];
 export type SchemaFlowVisibility = components['schemas']['FlowVisibility'];
+export type SchemaFlowWebhookAccepted = components['schemas']['FlowWebhookAccepted'];
+export type SchemaFlowWebhookAnswer = components['schemas']['FlowWebhookAnswer'];
+export type SchemaFlowWebhookForm = components['schemas']['FlowWebhookForm'];
+export type SchemaFlowWebhookJson = components['schemas']['FlowWebhookJSON'];
+export type SchemaFlowWebhookKey = components['schemas']['FlowWebhookKey'];
+export type SchemaFlowWebhookText = components['schemas']['FlowWebhookText'];
 export type SchemaFlowWriteStatus = components['schemas']['FlowWriteStatus'];
 export type SchemaGraph = components['schemas']['Graph'];
 export type SchemaGraphEdge = components['schemas']['GraphEdge'];
@@ -1989,6 +2703,17 @@ export type SchemaGraphViewport = components['schemas']['GraphViewport'];
 export type SchemaLoginUrl = components['schemas']['LoginURL'];
 export type SchemaMe = components['schemas']['Me'];
 export type SchemaMeAuth = components['schemas']['MeAuth'];
+export type SchemaNodeError = components['schemas']['NodeError'];
+export type SchemaNodeExecution = components['schemas']['NodeExecution'];
+export type SchemaNodeExecutionStatus = components['schemas']['NodeExecutionStatus'];
+export type SchemaNodeType = components['schemas']['NodeType'];
+export type SchemaNodeTypeCategory = components['schemas']['NodeTypeCategory'];
+export type SchemaNodeTypeCategoryId = components['schemas']['NodeTypeCategoryID'];
+export type SchemaNodeTypeCategoryList = components['schemas']['NodeTypeCategoryList'];
+export type SchemaNodeTypeList = components['schemas']['NodeTypeList'];
+export type SchemaNodeTypeOption = components['schemas']['NodeTypeOption'];
+export type SchemaNodeTypeOutput = components['schemas']['NodeTypeOutput'];
+export type SchemaNodeTypeProperty = components['schemas']['NodeTypeProperty'];
 export type SchemaPageMeta = components['schemas']['PageMeta'];
 export type SchemaPermissionCheck = components['schemas']['PermissionCheck'];
 export type SchemaPermissionCheckResult = components['schemas']['PermissionCheckResult'];
@@ -2017,6 +2742,8 @@ export type SchemaUserRole = components['schemas']['UserRole'];
 export type SchemaUserRoleUpdate = components['schemas']['UserRoleUpdate'];
 export type SchemaWidget = components['schemas']['Widget'];
 export type SchemaWidgetList = components['schemas']['WidgetList'];
+export type ResponseExecutionCreated = components['responses']['ExecutionCreated'];
+export type ResponseEventStream = components['responses']['EventStream'];
 export type ResponseTokens = components['responses']['Tokens'];
 export type ResponseUser = components['responses']['User'];
 export type ResponseTeam = components['responses']['Team'];
@@ -2034,6 +2761,10 @@ export type ParameterApiTokenId = components['parameters']['ApiTokenID'];
 export type ParameterApiTokenSort = components['parameters']['ApiTokenSort'];
 export type ParameterTeamId = components['parameters']['TeamID'];
 export type ParameterFlowId = components['parameters']['FlowID'];
+export type ParameterExecutionId = components['parameters']['ExecutionID'];
+export type ParameterCursor = components['parameters']['Cursor'];
+export type ParameterLimit = components['parameters']['Limit'];
+export type ParameterWaitMs = components['parameters']['WaitMS'];
 export type ParameterFlowVersionNumber = components['parameters']['FlowVersionNumber'];
 export type HeaderXRequestId = components['headers']['XRequestID'];
 export type HeaderETag = components['headers']['ETag'];
@@ -3034,6 +3765,32 @@ export interface operations {
             default: components["responses"]["Problem"];
         };
     };
+    rotateFlowWebhookKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The flow id. */
+                id: components["parameters"]["FlowID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The new receiver URL. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["XRequestID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FlowWebhookKey"];
+                };
+            };
+            409: components["responses"]["Problem"];
+            default: components["responses"]["Problem"];
+        };
+    };
     listFlowVersions: {
         parameters: {
             query?: {
@@ -3145,6 +3902,342 @@ export interface operations {
             200: components["responses"]["FlowWithETag"];
             409: components["responses"]["Problem"];
             412: components["responses"]["Problem"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    listExecutions: {
+        parameters: {
+            query?: {
+                /** @description The `next_cursor` of the previous batch. */
+                cursor?: components["parameters"]["Cursor"];
+                /** @description Items per batch. */
+                limit?: components["parameters"]["Limit"];
+                flow_id?: number;
+                /** @description Repeatable. */
+                status?: components["schemas"]["ExecutionStatus"][];
+                mode?: components["schemas"]["ExecutionMode"];
+                /** @description `me` or a user id. */
+                triggered_by?: string;
+                /** @description Runs queued at or after this time. */
+                from?: string;
+                /** @description Runs queued before this time. */
+                to?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A batch of runs. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["XRequestID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ExecutionCursorPage"];
+                };
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
+    createExecution: {
+        parameters: {
+            query?: {
+                /** @description How long to wait for the run to end before answering (0–30000 ms). */
+                wait_ms?: components["parameters"]["WaitMS"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ExecutionCreate"];
+            };
+        };
+        responses: {
+            201: components["responses"]["ExecutionCreated"];
+            422: components["responses"]["Problem"];
+            429: components["responses"]["Problem"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    streamExecution: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ExecutionCreate"];
+            };
+        };
+        responses: {
+            200: components["responses"]["EventStream"];
+            422: components["responses"]["Problem"];
+            429: components["responses"]["Problem"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    getExecution: {
+        parameters: {
+            query?: {
+                include?: "graph";
+            };
+            header?: never;
+            path: {
+                /** @description The execution id. */
+                id: components["parameters"]["ExecutionID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The run. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["XRequestID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Execution"];
+                };
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
+    deleteExecution: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The execution id. */
+                id: components["parameters"]["ExecutionID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted. */
+            204: {
+                headers: {
+                    "X-Request-ID": components["headers"]["XRequestID"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            409: components["responses"]["Problem"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    getExecutionEvents: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The `id` of the last event received; the stream resumes after it. */
+                "Last-Event-ID"?: string;
+            };
+            path: {
+                /** @description The execution id. */
+                id: components["parameters"]["ExecutionID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["EventStream"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    getNodeExecution: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The execution id. */
+                id: components["parameters"]["ExecutionID"];
+                /** @description The node record id. */
+                node_execution_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The node record. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["XRequestID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NodeExecution"];
+                };
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
+    cancelExecution: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The execution id. */
+                id: components["parameters"]["ExecutionID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The run as it stands. */
+            202: {
+                headers: {
+                    "X-Request-ID": components["headers"]["XRequestID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Execution"];
+                };
+            };
+            409: components["responses"]["Problem"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    retryExecution: {
+        parameters: {
+            query?: {
+                /** @description How long to wait for the run to end before answering (0–30000 ms). */
+                wait_ms?: components["parameters"]["WaitMS"];
+            };
+            header?: never;
+            path: {
+                /** @description The execution id. */
+                id: components["parameters"]["ExecutionID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["ExecutionRetry"];
+            };
+        };
+        responses: {
+            201: components["responses"]["ExecutionCreated"];
+            409: components["responses"]["Problem"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    listNodeTypes: {
+        parameters: {
+            query?: {
+                category?: components["schemas"]["NodeTypeCategoryID"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The node types. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["XRequestID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NodeTypeList"];
+                };
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
+    listNodeTypeCategories: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The categories. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["XRequestID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NodeTypeCategoryList"];
+                };
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
+    getNodeType: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                type_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The node type. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["XRequestID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NodeType"];
+                };
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
+    receiveFlowWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The flow's webhook key (rotated with `POST /flows/{id}/webhook-key`). */
+                endpoint_key: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["FlowWebhookJSON"];
+                "application/x-www-form-urlencoded": components["schemas"]["FlowWebhookForm"];
+                "text/plain": components["schemas"]["FlowWebhookText"];
+            };
+        };
+        responses: {
+            /** @description The `response-data` answer (`last_node` mode). */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["XRequestID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FlowWebhookAnswer"];
+                };
+            };
+            /** @description The run was queued. */
+            202: {
+                headers: {
+                    "X-Request-ID": components["headers"]["XRequestID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FlowWebhookAccepted"];
+                };
+            };
             default: components["responses"]["Problem"];
         };
     };
