@@ -1592,6 +1592,9 @@ type ListExecutionsParams struct {
 type CreateExecutionParams struct {
 	// WaitMs How long to wait for the run to end before answering (0–30000 ms).
 	WaitMs *WaitMS `form:"wait_ms,omitempty" json:"wait_ms,omitempty"`
+
+	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
 // GetExecutionParams defines parameters for GetExecution.
@@ -1612,6 +1615,9 @@ type GetExecutionEventsParams struct {
 type RetryExecutionParams struct {
 	// WaitMs How long to wait for the run to end before answering (0–30000 ms).
 	WaitMs *WaitMS `form:"wait_ms,omitempty" json:"wait_ms,omitempty"`
+
+	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
 // ListFlowsParams defines parameters for ListFlows.
@@ -5425,6 +5431,21 @@ func NewCreateExecutionRequestWithBody(server string, params *CreateExecutionPar
 
 	req.Header.Add("Content-Type", contentType)
 
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
+
 	return req, nil
 }
 
@@ -5757,6 +5778,21 @@ func NewRetryExecutionRequestWithBody(server string, id ExecutionID, params *Ret
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -9560,8 +9596,9 @@ func (r ListExecutionsResponse) ContentType() string {
 
 // CreateExecutionResponse201Headers the declared response headers of an HTTP 201 response for CreateExecution
 type CreateExecutionResponse201Headers struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 // CreateExecutionResponse422Headers the declared response headers of an HTTP 422 response for CreateExecution
@@ -10149,8 +10186,9 @@ func (r GetNodeExecutionResponse) ContentType() string {
 
 // RetryExecutionResponse201Headers the declared response headers of an HTTP 201 response for RetryExecution
 type RetryExecutionResponse201Headers struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 // RetryExecutionResponse409Headers the declared response headers of an HTTP 409 response for RetryExecution
@@ -16647,6 +16685,13 @@ func ParseCreateExecutionResponse(rsp *http.Response) (*CreateExecutionResponse,
 	switch {
 	case rsp.StatusCode == 201:
 		var headers CreateExecutionResponse201Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -17760,6 +17805,13 @@ func ParseRetryExecutionResponse(rsp *http.Response) (*RetryExecutionResponse, e
 	switch {
 	case rsp.StatusCode == 201:
 		var headers RetryExecutionResponse201Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -24271,6 +24323,23 @@ func (w *ServerInterfaceWrapper) CreateExecution(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter wait_ms: %s", err))
 	}
 
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.CreateExecution(ctx, params)
 	return err
@@ -24420,6 +24489,23 @@ func (w *ServerInterfaceWrapper) RetryExecution(ctx echo.Context) error {
 	err = runtime.BindQueryParameterWithOptions("form", true, false, "wait_ms", ctx.QueryParams(), &params.WaitMs, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
 	if err != nil {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter wait_ms: %s", err))
+	}
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
 	}
 
 	// Invoke the callback with all the unmarshaled arguments
@@ -25487,8 +25573,9 @@ type EventStreamTexteventStreamResponse struct {
 }
 
 type ExecutionCreatedResponseHeaders struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 type ExecutionCreatedJSONResponse struct {
 	Body Execution
@@ -26862,6 +26949,9 @@ func (response CreateExecution201JSONResponse) VisitCreateExecutionResponse(w ht
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
@@ -27721,6 +27811,9 @@ func (response RetryExecution201JSONResponse) VisitRetryExecutionResponse(w http
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
@@ -34155,304 +34248,304 @@ func (sh *strictHandler) ReceiveFlowWebhook(ctx echo.Context, endpointKey string
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L1pcxu52QD4V1BM3rKUNCXqsGdM1dSuIssZzfiKJI+TDL1ssBsk8aoJ9ABoSRyvqvJpa/fr7l/Yeqv2",
-	"b+WXbOEB0I2+eOiw5cnkQ8Zid+N48OC5j0+diM9SzghTstP/1JkSHBMB/zxMEn6l/xETGQmaKspZp985",
-	"nxI0I2rKY4nUlKAUqynCUURSJdEGZ2i/93RzqxN0ZDQlM6wHUPOUdPodqQRlk87NTdA5wtGUHHGmBE/q",
-	"U4SMd6XigoR9JIhMOZNET4YVirAQc6T4BWEScYFoTJiiao6wIIiRSyJQpMeOl63g+BxPmjc3TvjVE4kE",
-	"uaSScoawRBhJJTibIDuZwpMAhYOOGGS93l7kXoW/yKATlidPsVJE6OH/t0FH/NzrPv/450Hnj52gYVkn",
-	"MZmlXBGmTkma4DmJG8CjREZCdDUlDE7AgQhRcyIAuhhhJq+IQIojzBDBIqFEIEF+yYhU6IqqqXkZzwgK",
-	"82mjefdHMg8RZnHxeMTjOfzyS0bE/AAe8JQIrBeEYhojxhUSGUN4gilrBP2I84RgBpt8xSNs9tIEfzyS",
-	"PMmUxSw+hukiQbAisd4rz0REAkRZlGQxZRMUbuOUbl/uANj1BqnQYNNQWowDp1iRV3RGFfxffTWnBlgS",
-	"YX0VSIyoAXiUCUGYBiKL+VXjdilTZEJEeZpTMsOU6dnbp0rIWN19HkkatnNGIs5iiTKmaAITmIE1UImS",
-	"y8cnSswPx4qI9rEVR1eYKjQiYy40aiox12e0sb/7PEBPe3ubS6f58OHDYaam+qpFWJH6XG81jdnRmDEi",
-	"WBDRlSTKNMbnOCn7KPwLPENECC6+G3Qou8QJjYdAOmpXtI4bf7cncvKiGUvdRaIx2iDRlJM40PRoQphe",
-	"g75+mmy8f3XyYvMAUYVwIjnCaUqwkPp8Ez6RcKdggRXgz/D1K8ImatrpP9uvk4mboJNigWdEOVKd0nO9",
-	"r7bFHr47MTQTUSCMVD/Q16sTdBiewQnECy/PmIsZVuaknu13gs6MMjrLZp3+TtB0iG5FZ1w0YSIXCl2Q",
-	"uQxQ2A3RmAukXyBM3+ct9IKMcZYoFHbttR9iBQdGrtOEx6TTH+NEErsPIErFRqSe0V86VWQGUCJMr/fn",
-	"TjFoJ+h0S38lWKphJvOHlb9hiqDThf9+rB1MoA/uxEy3ByCyfxQwwkJgvdiM0V8yYh9rYN8EHanmiX5H",
-	"w1oPdpQJyUXziYaMXKthBG+EjkimmhHxTKIRVtE0P+gKgMxHbRzq58PuP3H31173+bD78dNOsPv02U0z",
-	"qzq+JlGml9SGdcS98Nmw7mXCr9pWo9n6Z13IT0RooeBNNhuRllO8NK8gBu8AU7akH1a7sbO1xTZbVmy/",
-	"XXnZe7vLl+2JAT+SeX3NhyhKKGGqG025JExfYbSB0fv3Jy8CuMXkGs/ShGwaYW2GL4imgsAFkMRjsoXg",
-	"KKiQKpdP9JtUggiB0dPra/3HBUkVDBievDh+/e7t+fGbo38Mz89fDb9/+/70LEQbu/ubKAVpL0mICKxI",
-	"ChRVw+mgkF70IsviTlmeQQIkLampNLxXSEOq66SwPgKhy6y/PCxGMR2PCXBqGJkLO7DZoUT7u7sopJ6I",
-	"dUHmXUE0XQkP0NWUJsQcOsDFcRapaJJoqUoGaL/3vDwCZd1U8IkgUoY5ghjhvUCRilTXeuUHg+vdne5g",
-	"cP3NsbnyT1uu/Mn4taYsLSRJi9Qh0iQTCYLjA4TRjMqZ/qIAxc4uQD6aYjYhcOpTTfNbtzDuminXYI9B",
-	"p0WeA3ILWLOQQCbwtT9hbBhSp/+0BzTe3KHdXm/pjXqHJ6QZXDvdEZZEY+uEWALQtiD9SvN6drzl7PTg",
-	"fyst6Yz+ShbBR8+4aDVDqQdoXNLu0/KaVliPmr6XRLQR7kwS0U649dPhPVPvM4JFE5YfYUm6lEnCJFX0",
-	"kiCZjQzWIQmfIH4JFI3kesoTaR/hUaIvOEli2QZY82Ibpjtsc3/vNCH+OcGzNjgqgmefjQHe/kDveSEf",
-	"MFWvz+oL+Z5foUSr9E5j0dwGTi5j+jfCYqfEGNoFWkzv3//6f/b0LUMzudl2jnq44Uw2Xw+fgOxV7muv",
-	"YQc3GhjWBOKL+o6wRJxpRqX/idM0oUaz3v5vadTrYgV/FGTc6Xf+sF0YfLbNU7ldGhTmrPJ9oFJ8XGgS",
-	"gMWetejvXaswdc2xN01nX9/2dCuY7PiSMHWmBMGzypYUuVbbRD/uyvy5FTI6/Q4IFn202+v1BmzA4MV+",
-	"IXduWdl+wGjcRzsDFmOF++jToJO/MqTxoNN/3tsJBh1Jfhl0+js3eqiF2mENPmdEXIIeyhSCRWgF1K7G",
-	"mIg0ahjzUBhoTu5+13PmP5vlmQc/nL19Y5/cJ6Tdvo8MZO4Ng/KBm8Bzbq8VBhlLKsxiifBYaZEXU6Vv",
-	"VpbqSxfaq1Pdsm8wWrTd/D2twN8BTFp8/0DV1BkJ7wVEetA26GhxPzDiJFUSMXKF9NwVMLjlLNoKvHPH",
-	"7b8TfJSQ2YKdp+aNPzsI5FdSUzqFaVKxkkyxRDvI2mAMGwR9Hmwfnf7PeiKt13sMLihGmmVSoRFBWKGE",
-	"aPFyR8uPAkcagzQR7wSdlGuaKTr9zjaQ4ZuPmjhrXIv0uNZEuK0BLS2DIVJpyaHf6e388OLZ33r/2Pvn",
-	"j9/+45sPvb99c7739/2fdt/saDKgsMpkp7+vSbWiCgjPT3ofxvwJeyik5Uyw/hVWmM9o30Kpf5m/3TVv",
-	"3wQr4ow7iSaabKcO9LU6fXmEnu8//QbZKZGBXZVI5yb9RdhgXirZoru+MXrRtw3ma98w2c0F80WDVMyy",
-	"pQFKJtSVBim+qAxkbaQrDqLfdjbQbm4EXfhxYS41Vs1u1ay56OuqFfSOV/q8zltvT8lgsBZKBlJmTshm",
-	"ROs19ykrgJwi728rerhTK2A17eltJsC7JaWRewKEgTwLMhZETq1Z1blLjDWisl1wdnU9b9ei/ZY8Y3c8",
-	"dC2E3xukYLCWQ9cS/b2dcU4cS/Juhct4Vtt+Z7e3+6zb2+v2ds57z/t7vX6vt9Xr9f5pLMZUEOm9t7Pb",
-	"3ds57+mXvPc0H9ir2H/7LEsS/zeaut+spH90+hrJOYs6QYdfMaOI9r8JOqkgY3qtVQHFh3+/2Euf/w2/",
-	"Aq5zyS9Kg8uIp1qw/7mjOVNfEKzVH/h3QqXqfLzRo/GUCEWNAuDv3FOHYqxIV1GwT5fl1aBz3Z3wrjNA",
-	"p1S/tXVuXs0fdekstbZ60Mf6nQlV02y0FfHZtmVo+X95SphmqHYwULR8SD+mddG4UW2sKlrVs1+4hZ+L",
-	"Pehj7Hz8THspo+KnttXcOAT9VPdQFHi6ElAcJjda1MFcubNbCGMy0FK8IBGfMCqNURMI5FanwVni34ZH",
-	"CW53OT0fUm0TJb+O0dad6eJnY8uwTiM7WA5S7yhKlyfoLPJIlTCgBMLCHcVH/00ikFYc8TTaHtD/OKb6",
-	"CHHyzqMq1p1WPmLnhYO1zdHzHorxXB5oKXzGpUKH706G529/PH4zfH34d7DNvzj8xxna2Hv2dHMLncF2",
-	"kRPdpySJ0WiO5jwTSPCEHBjE6P8pt/0bH7tx8+V0fhn9/meniRivT1XXpl7eHfOMdDtLjXSNWOUb43H3",
-	"1+HHP/ftf//YWehldPOt4WesoGgZO5cjUdxMC7RIBAd6gEL4b6jPVU75FUNqSiXiLCIgJtnoFM6SufGR",
-	"T7GcVk79P4a7Bx1lhJvSWGJ39s0/Ve8fo3324dvLo53rF0/Jy2eT77+hP3x78er57E2v87tY8LtY8CjE",
-	"gv8Erp7f0qZAoS/F792iFpFs5yTASfJ2DGa2hcYmPCGvicKdm+BThbrkkMr/sYo7Ybl8BKPVd/CxxA2m",
-	"WA4ZuVa5nKJ/SAW5LOKAzKp+/hgYX6lmhIWbElySiiucGBeL/tdQP5adfk8v6S+cJ69x2i4f1aMY6x4S",
-	"fezo3//H/43sO2iGU0/sLQ7nCKd4RBNaiB4F38NsGOWy2hiMdbDFmwCexSQhbc+MS6PlIXCe/ImNN9IP",
-	"sjRunG1MsMqEPXw5xPGMsuJpSsSMSkk5K5gbMLTAY3Qfg44W9Dr9ziUlV+DUv6LxhJhAY/3e0D7IBZMK",
-	"SytBYxHCuQOsgWmNjzz4rfGVA+wanxQgX/Ej/yxW/KR0QI2xWeMxicCH7b0aIMmFMjL46rTRHPJy49Gp",
-	"fu+mhAQr7aZCM2C68g4DH1W8cynBu4Qa5SMv1uQB+2Pj1ZUx5+IIJ8kIRxdLFSr/ahv/xrfjPbw72oms",
-	"Y0H/9M/Z88sGeQ7er0QA7H+7XLtQFrl8rWT32+WhAz6MYXI3ViMgIIYQmEUjeqV4QtnExjsgPkbkkog5",
-	"MqGHSJOKrU51x5qqz7ggzeTWi3esT/kOS6mVidAFRDpnvv7KBPscIC1kaOVV/05YvNUuiNR0JG/uoFhn",
-	"E2AKP+jKbDf/5CybzbCYN7DficDpdNmF+Su8pEVblmZqGGNzOM0IasIqastnPCbD3Dm+Osd/w2PiuYDr",
-	"RIJnyl9UHWMgbCx0oQ5d/WKI9HKeSGQ+hvhqfUBbdTmi2HF5qvqOlgkbOKUmRhyEYaPG6Q1rsrFAId3Z",
-	"BUWzeFPPKzv9Xf0buyRCYhtu4AaNMxOrPtTQ/aZnnaHu6RjTpBilZ/gqfL2/a/9wWSeg2hp2akNC7Rga",
-	"UZ2H1QlKsQl2qOCIVXgPYwzmBeuKxSzDSQMINUJjpcgsNRFoK4Cn93RHg6e05+qWp5jFIC7wTFmd3S20",
-	"0//kkBMctkrQyYSI4Y5bXYJHJOn0O69hzcg+d0/tgdtfu/nGDKYAkttZKpCwX6xgiSjeHM07/W8AP0Fs",
-	"Hws+y80BCotVwORczgVkYYaMRcYAY8Swj7VbNeLx3JALQhT4SDvfkyThyG6ncM/cFJPs9no3QeeXjGQr",
-	"bBMCboZ8nO/ogqZpCU9X2GOvfY8gmhdXpwrVegTLOiy4dIXKF+CCzK+40KhFZCqIlBzNcDSljMhOXTDN",
-	"B1ozHG0d0twYQfNEIhgBbfz7//p/d58+Qz/Sv2wGKJqS6ILEJvtKGg5nQfdEohA+eQmsOGzUSHK6UY/3",
-	"dhHqiuv5D5CNYzPZQ1xcaC4f8XS+tTwSzyfYDoILWagRMtbTYT3B5K5abANfvi9t1og5deW1JOToG1bC",
-	"+GNDLT+1SIp1MzGR0gKvbrt2tPTTqkKQlQndoMUQC8/wtV2cy73Jae8VGU05vyiNqCEfZyDeA6HRuEqk",
-	"asy0yWeAMIu1yABQZJ/D1qVv8071OnyYEkGsXHkFEW1A7eQBwiOI/ZsRzCQKvaFN2pLdvD+lpZSNe7u1",
-	"AHez6CjOLMUtDsMQfQ3tjDFz9jYezxdlOk4aMVpTRBL974Vn4m5MDVfL0lWrqfHnnHB4tsuymPEoTYs1",
-	"8e9TAw+oyYPrgaEkQ633KXEEhDNiaaldHryiCeZKBNEQohs9ZFlObdruImbZ8nYh2bYO6LGsBRv2JeAm",
-	"pXLlZc0sGVsJPK8tSfFkqsfk+ShkuPWwpyLrNR2NL/w9Ttt/TgNX4/zm9ZuKZNq09bKoug5km3wI7tJU",
-	"sL16Pyxi5vuqLCMo09s66fGQoXRZHKnwcbh0uhVqXKZKZWjVqWKFalQxq0meeGnjVn1FXURTellyt67q",
-	"NnaclcTgAwDJy5zszx9rlv2/amXKhGRHmVR85uIZsRxmLM1GCZVTEg9tRltJ1daKhtUoP5Ak4pB7qJzs",
-	"FPGMmYyQsns5H7KizxdkccfTn2KBx+ANInjmmReM1XM5LIrYZGPql5kDCTzJnQX5WnaCjl4GeDDmnX4n",
-	"FfTSBqhWeL1/QI+TXT9Sn7nDz5WsfSVsXeT7bUXYO3HGVo+yj+JNBHNdj3P9Vixk/YtliNX4gKY6Hgtw",
-	"F2w9tulfxMeEZOWLvwwMRcJDxWBQh61PHVYYuHh7kTfdx3KP3XlzFQdU8rR7vLLgonVkar8eJUwOSlSt",
-	"4rr3Ttre4RKU2/jaXYLzJIKAboinsjVy+ig04AkRsIYAhQWUQmTJtc02C1H4aWCY3wCo/sAwRfjjJtwa",
-	"MDtYH+WQCfN/ytw8tGPTubRuDM4KY5OSW5BJ52cHtbPe4mHE2ZhOjJnSWXbPQFvOQVix5VqKVTIMp1xS",
-	"h97XwGbnnX6vUJENNzdqzGosv4GV17jeXWh3Odu3F6wQyLNWgvA6dO+DoIo0Er964SJ9YU05qhKqUYlC",
-	"/V1oK0bpS5kHhGKbG4IylkByRZ49ob/DDEHIgYb6CibWRsJ7b3SoUu2lfHtfZCahYt0LfK73y9P5EwmR",
-	"I4VlddAJqymjaOOIp/PNcNCpxEnWERJtkOuUCDojTG3WsfNWaHPTsvVXVCqNIQ0hBkeaWsoiHR7S7vwz",
-	"jjBDkhC0QSeMQ241oIiaEoHGNFFEmPzqZpFyRZnBiMZryhcrvm/jiVZ4t4JN5kN/wiCX4fP9tWHbO/PR",
-	"mrj2gaopzxQKLbkOg5r9HqJ1GU7llKu8epUmgI7CQ2EVt+QKGubiwF4N4TxJYd1iNI0AKIyYlZp4DnQm",
-	"7pgoE2A8msNO7UOEI0gL90yyDvL+aTScQkFBYRGt5s3fVZ7bqjz/wVpMnTG4m2iKI6WCxxlgrvPqSSQy",
-	"trVY7/AVoIp4w4lEWapFRhOWk+q1SH3tDTRt8SQoYOJqi7l09N91qSZdatFhJlhBOSd3pkWtn991pybd",
-	"qY33War7hWKafbrfEN8knRy0bIxCaHqkwdB6ke/zENU1pIxDlGKhKE6QOcwDkOKNY9RCHsSMjBn0iAMU",
-	"6psdoiiBqpjY/AMqJXFGtlD46SZsqhS2WAK+3P1P1Mq+iJbUeE+tqYjYpO7byqpgnghy7eGJrMmrNuxl",
-	"a2ULw8ebuyDGkv3SWiWU3JieR//GmE0SyiZdvTgv9KEPq0WDDtkZdJDCYkKUUZcydsH4FYNISDTosOeD",
-	"TrnYid7ANux1u7dtvtREXjN2Y5+3FUcKg34exF+mhnaxa5DDYuMn+uMmsminrLLFl3oJxmKAmT5LmRGo",
-	"EePWjUJYth+u5BeQ9smmmSJwG/i49JTMYu8njCY/iIZnxRkUERfOrXaFBQRcfFwWie0mCOrxN/n4rVsu",
-	"pJJb5Fa69yDybj2fmfFAUTn0lGp72S29/ouprKYxfMr1wcxRhGcpphNf2OjvfjVpjj601ozneBBnTxn4",
-	"jQH1bSrPAuN+9erlAmCjpOnBpCLtlVZnQbAEi29lJX+FRySRecRWLoJvUIViboQKJAikbjlGs1nUn4bf",
-	"Bx27AlfJzVX5b5ZEFmF2nfu0ShpP1xY0dm5tx7P7a7Vq/Abv3G/wGn1c6XS/oPZUQbOvJDe0IvXWDY/W",
-	"oRb2PScHZrHxX8gD6wLpmwYACpqnQE0sxMfm2ZDG4QEK4SSjsG9tMlOexETol/KMSt9u6aIujA7g1PKo",
-	"1WT5wYTbHkKfFoPLpSobRTlMmyCSx5fYINGGihn+NytZv24ZfVVBjNLE+aBt6O82DjVcWwpXj3g8z4vo",
-	"N+UgGTscYTGJXY3YCvUXJCLGM+FyWb3JX3IxWxbJ643FRWxtip2d3b19P1kixTTu3Cze6g9nb980hPKz",
-	"OdJPUMyjbEaYgq4UI6LVZlnNGACAVHZYrEovqram8hps9XjvcxvvPcxE0ul3pkqlsr+tyfmWfQnIvq3S",
-	"aF+Wplzj9t8vdv/9r/+po2BpzLaqJPZkBHp/+uqg3CbhgsyRVDwtVEusoFDJVmeZXO5PvQT1zoE8+WVr",
-	"AZRIgxEB8NrurKfs12PRhSmcGjb65Z0wc4Cu3Hvg6QhRYaaTiKrFrpAmYvJXl4q4evLKITolOFJI78lE",
-	"B2yhtylhyNz4fq7kvj+BpiDQyylvYhQjcBGS2NTeJ2xCGXlitX85YBumxA2isQwQaCdoRNQVIQyRayph",
-	"86CpBIhxFM2jRP9TE38Ehd7lputEYMr0mxqlXVhnaOIXKoQvnqyhKAO8jrW636Ae5/Gkqw/1xgYX1zRt",
-	"Sq6cOLV0kJ/cyzVXt43INHtsQuxiP0twoCIuxGvnJAcd44FoVq7h0fc2ZXCRCGdtIo2Z7PBo+SBNtnW7",
-	"tnz8Vli9sXaF1WG1skaoh36BQTyzAF7QyOXZ/k1jMSk/TGbpjO/cyzkGNvdGYjERRBgFaiOTGU6SOQpN",
-	"ME24eeCutPPPmku9nOrShdpiGSZrgTyPOFovXdoGJ61dAoyzYZ6L4civZkQmRFtRlmnMGgnMomkjFRYu",
-	"6WklHDEpUguPTF980MoQjb0jQfKKqkjzCuM2r3TeWKemADxdeGxLMrmazm2Eows+HttcmLyw/rNqI4xe",
-	"r0keJdcGZNREctSVuxm+HtpM5/IET9ePXijfn7V2eV3Wu3k2Sjyl2/gT9RTzld6rnMt1R3/YejA/eXzl",
-	"S6046PzKTT7e7TZnv2/a4ys+oez96auaQmTqM1EGyKQHjakgkRpmgpbk17Qsv2Zquh258iCVGh9Bpyz8",
-	"SslLHyd6LdscxtD/xwX9lfwvpuPSkMbf4VE0yHq93WdOQ4HE9u8iHhP3e7HI72CW/9o7/K/dl/+1+7Ky",
-	"UP1Lpqb/tfvSLdaMAEWrvuMpYTT+cyr4mCbkz2SGaWKf6/18p3dj/o7AvTvFSULYhHz3j9nLedODoenO",
-	"9N3Z7tNnndbai5Qt6CsIfS2xgv+fSwRCWrMPvXxUnxaUSKlMRdkkgVrGW+hHQlKtH214Ta0QZUgSKDlz",
-	"prjAE7IJ4mkseApuDAdKdDXl0i3X9IaSjQVQW/UWW2cG5ViglRe04f40hec1iE2l7Xc/Hh0jDdtNpDiS",
-	"xBajHgl+JaED6HLOqpdSAZ0DVOAfUNMdet3CU1xrrrz5llezB1oiRkrCw4qmqbfZXPuz9ww8FZXqjk1V",
-	"Fl1lxaEt/VjYIk0+lF43vsQKC6M9tiYQ7cKM35ZnhBuhh4vx/+rdKtiGlr9w4mXi2LQeKocYKi45igml",
-	"3eDOeylMRf0J9IpfkgRH1WJH1W3aGlskpsr0ITAmJWvyWi0NqJ67Y49gkXjxmhzqtyqAXCSKP9oaleY4",
-	"G0hF6TgXGopXtYF5aNAkcVSQ4lHGELaavO9WdcwQW8yKHkMB9BAw1xv9+//8/woL6xMJRYQ3H7ZSWXGV",
-	"PA19ldjgyryPM2ytSbfy8d3di9wt4V3zwJVhK9DZA1cVjRflyZTruAHdaeYxh5Yk3bFu82cvMrqgG++T",
-	"HLk3csYEccsr4fXPeZHnwtbhlVZYPC+NG+dcx4nmlEmnwGYSnhcs9uNKKqG3aq9oqneuTegA9cburRzK",
-	"4konrfP7pd588WXN0ljPe7XSWHvP16qN1THidaff+evxeU3NqNrYDV6V6mnpV+vFtL4/P3/nOjhVSmmZ",
-	"QPqu/q5UR8tVoMqdbtWCFXvfLixD9eBFs2qCjjus5kodj77iyJerBlJcwRsTl++sqHXCYwxZJgwDvGmc",
-	"Xywqv7iOOOWuQJMVUvLkksTIGPesHiJJJIiSSJAYR1DrtKkaUjUDIDf0NT92pLBu6MtvRrWSkC1ECfAw",
-	"Af5aAsrxVStyz/bRj/Qv0CyeSiXtBsL8nXBzq1O9M2uW9Fi1Xsfn5p4rOYpLRNgLii3u/KdlwYMmTN6e",
-	"vn+YpXP3guYdvVinGobB0RwZiuIa9s6Uj9DfwFLWU6/pVJRyaizgZEttlCs9LSzqpOc7d6zeL1WtyISL",
-	"eaff0XJeBBMmmqB0/jB++pz0RhDIkgri099aFiR0CDfe54wgW7UVXrVUQ9OJeM7wjEZDA0CZK9YRjDGh",
-	"qmtN5TYLGBbUjTgz5spOkUV85P1miyfW2nwWoM7n+/lTwYH1Qr0RzwVEvnovwOq9NyDYFeJWfNbzc5Uk",
-	"eF+8TYnARpt3Pfvduh128rSoxek+O/4lw4k0SecZ2ATMD3rqakNdjcVJ6WDcwZPEhdkYyBSZSjsNFbod",
-	"Eiy/qRqHjuz7Jy8Me014c+isjzdLa683fV9FmFrUjl05JTJEG5h2owRLScfzTY2DYYQlPDCIZHwgmybA",
-	"xxyzRJBuoC+syWoFFrOEp0Utq21hPO08p4a5azmtPKCsXNtXH95bQ74a9NuWyLBVBrXrbc6pqeDf0kA6",
-	"oOGOZOe4aSHv8K2WD1WepYR8pa0VkKsjWPVM2gi3fwmaVJe2C0Hj212xNhxaCDhYxSo7MJ39HOcpiu5i",
-	"qv8vcrTXsgfntVjIZdzQr6hU1XQKq1N8KhjNTm/0/NudTrn4Q4k4m3RJI6LeJYCxdni3DV8strpgi/e1",
-	"2ntY5ducypYX1E6dLPdZhnPmNXdWC5eQC9HVgvHlwI0VaGdlDbkAtnwROaGqLSNv7f5pBc6kAT58IHrZ",
-	"fiQz7PfqKdyqM8oaf29vE5SuXxfew6KmwvBmxOGCWJ80wREx8bAtHYfciTbJCp6k0/i4YsVS5NpUU7tW",
-	"WBAMeTYgEQWdWZYo2s3/tOAK8tGCzgWZdx1eQ3dVMGQJ4zQEMyj8R+s5v3JmCvfpXXRt85S8KdhCrLXm",
-	"WEevrUSYv1FlcAUAmvA7D/Fep49DiidkQRcHZiMe69AuorObnqZl85yfN18EbH9aVIyjvANoe4dmWEVT",
-	"vQuzdlNdJECSYBFNEWVRksUmi3DVsh8uQLw6X0RosgFvoG2UL3nzAPVMrpvWHOdba5QIMYlexebL8wcF",
-	"sD3INh5ybmQ/mpL1+pY0uR7zjirwl22pUudZFXdQTjDWDJYquh0+XdjssJY6502/AlBOiTRUvJpeUIyT",
-	"wwf+ZpNhE3BawVEdq3bftAYMeMI4I4hKZKdpSoJsWcOtO5VWFtc8/GIonrAxbyiJErVraUt4ZSsXEqSV",
-	"WzSTyvwDTyz1Z1+8sYWyqNtfx3YcqlbHwrEpflTo8n4ryGInpv/WneXUynHcXv57J/goIQ1F0E9fHqHn",
-	"+0+/Qal5A8VEYZrIOiuISUpYTFg0b2YuGcOXmCaQ71+8izae9vY2G+NlzEwt1tQrwhS6EpxNAkQZ4plA",
-	"/IqhKy7i5uibojB0peO7vnyKzFBKBLLh4IYDIi5sdTtINi456RYeioEUtGCwJvO6IOSC1VvddzR2KSp5",
-	"XLvgV2hjv/cchTjRGDXvwiMZbq7IziiTCrOoNY4XfD8oxSZGp06aa0SiRYzIn/s1wBIcXUi9/j0UjrkY",
-	"0TgmLNxs6RU9JoKwqIntwvFLRZMEFa+ZPB17vSyQKOtmkoSb6x7cqRu1MajAAKn12BwQaRwgLDVqQpaR",
-	"3x8/RMYl1rJzJeZDKK+4IDyOoysM+TyQfQrfaATZ2N99HqDKhWrMyKovHNx/5oXmjxVVbR6fMb0mMYIX",
-	"HNLKJJs0brA5KDnMBOtbH0Hfkpq+ycDVI5kk3HKOUqfpE8ZVd8wzFndW9UbDrjyTv6U63mUpHfoC4uld",
-	"+FY3dQPswFYPyVrdM0BEZNvTBCic4URfaxJ3tX4RQk8s7BMlCAtcQj0XlTGoZo0hTe+fPe/tIPtSYfQc",
-	"8XiOBOemM1f4h+1fMiLm29XqhWGgn2ka0vLIIH/9YflwTaULSFDZ3tumy8+zKJ2QnyAAfcGBFRe9dl4r",
-	"eyRbfIHNyNaCP6dkLIicrlpBpZSHCF8Oi7bSYrj3y273m6vjd/Pe+cX753/b+cdof3a+y/928U/x7d/Z",
-	"0+in0bPv5c6r+N34sG7NrQxYTlLf2V0vB6A8WPPODcV+V5Zq/fCKKDdBuOagLunMdP3MgWL7edpoSxDi",
-	"zL9N007zb9eN0+uJWh7Wbyhqh9Y/+eMVjUCLv/1xG+S8oFFMlmu2Ei26o9b1g3Ij1ObniZVsm5+63qbN",
-	"T4s2pvXnqwvonmR+ux6e1nLi4NeIUzwhzcrJUj8SlWmC58P28oD2waoRhYUgtKio4P2odK6YgL+Hqm2o",
-	"HH1XW10bNBdqRHUNqMtZMq8upd/5ybUFtn/nbYLrUNpZFAN9Z6UpR5Dbq0vnBM9uWWinUhqJCqm6CeRe",
-	"ZWnKhYJmpseZ3t+WdXVosgtVBDz42LICcATt8ek2GL0pzPzmY/77mZ35+PXxYefWQeRffa3R1dsDlQ7j",
-	"U+sbq6OkxqfXxNnja3nDbfTo64k0biRHJTguihp24Gy7ius3h1zzFjZdlC9f3melquUeatXDqVszIe5a",
-	"SncBDphJFy9VnpF1KwmeEnAcSa/oSu6z8A4+k1DWQhPOb4LndVZSPF+UBLC47advwu5VrnPQMQUM7Auu",
-	"fEgpOcstoQ1GX6iqj576Kyvn4y/5qyl09SUY1n84i2m7afdUGXeFyra1ioqPsHrcudbjT11cT1VPj4iU",
-	"uSGCzH+Yjv4a0bf0h5P3v57svKEn8oSdPo2OTp6dzF72ftxN9+KjH55vkb3elqSTctppf+dbk4Vt7Afl",
-	"9Oz90rPbWj5cHord5F8IFqCMQFrL4qxUEIZ3WrJSTaxqtaW8nQUG/xypqJ298W60Q57j7v7om7i7H+2Q",
-	"7nO8O+ruRLvxHtkfP8XPRp2Vk1UX6TOrp7Dm2v79J7Q2GFh8dGxM9VyehZ4xRRPTUQKGM+lUyH7alo5e",
-	"x9lPC97LV9iWnX6ACI6myL6PBFGZYK5dB9TNPiWZhGpWSKaEKf0jEuSSu1hrm8XebI33LkERFWNvQ1Pk",
-	"nrsfi1OFa/JA6TxK05aOogqXRnjaRTTR7Pd2dT5h+s3ftQU3aPcOOeH/KVne7fUYZAaIdYD0ZkEjxPpG",
-	"CpQK0k0FN+0SirpGR69O0NWUQ2lrxhWSdKKfUobmRN1XBtRvOKH894Ttx5aw3UZjX0DdEC7mx0w1dkZa",
-	"kXjcvWPP/eDAAn2iBNV8tqWA+UI6esPhfG5VvYnlLrBDV/jVzXJNf6ei6e/cWOB/QZh/LQaRnHw2xkG5",
-	"2A16DfU2ZICmdDIlUqExFbJUPlRmKRFDqHqsL4n97wwzbHIycmkkd/NUhLbiCrs1rahs++5vI/m4Weve",
-	"7LUYStVXqX9suucfaGxLTFasqQyPEtIgU3zPk1ginCQWwLPmEM+2jOT2uEiz2NvGhLYGL9g2MU1YYrfC",
-	"5g5X3CL8Ei8rtPHwKaxVA9ycQQ7Ili22n8lCR2V+PEbsBtHdtNuvOCahcG3urWyGcrX4lFlPPlIOP7Dv",
-	"3tVhaRHutiQGmpNEmaBqDgFGtpYi6HiuzErVgvUBK/x2RsuK78YPH84D9P3Z7tNngYkL0hJulzLEhVNQ",
-	"N02MklfWB22EV4oP//2v/zGheLArwA1nc7HrhfISIPdQ676vi+ZuXXp0atRbre5GnCmBI5XXAlbeuyMc",
-	"XRAWm/JCV2Skl84UYabccIqFYkTIrQE7ttkOaopGRCMBlUiQBEMJI8WtMi1sdWkU2vrV4daADdgf/oA0",
-	"MAlTNIJs8AE701AnMeKQ4At10BS+ICg89Cu79ZFRt23DCYCZDYnqD1gX/elPmkTJP/0JoG0iCgXPJlOn",
-	"p/RR+Nfjc7QdmT9NVUJTXTATSYgm9NJaAioF5qDAAB4whCSYG7qZJKadNAkBNu9+PDreNFW0c5ilXCoX",
-	"bqkyoRWcMOKx/cJ9rbgeNnz39qy6MFc2z7xvy3VLCOAtIxvgGQKU2+uhGWWZIlKrWjYDa1PPAKX3c+NI",
-	"gW/C4Jup5N60DPtJiATXK5ZFe8RMki0D93cWNf70J/1jgdHSR2nbhzu25RrMVDilXfNqeICwXVdeAE8j",
-	"IkC9KHWlUdOVuooyIQhTwIJhJa5JltNLN2JySRKeQtffQF82blPINZiUzGfMS/EdvTrpw4FYdQPUWGmX",
-	"jrpd0CRQycyBul2o56uFtW5XrwUZnm66dLHScGa6bhe049Iw5nIc42haXAMoFCwrNQIRVYgREkPMbHjd",
-	"LZ6E5bqMoZeUEm4eDJh+2XRT8G+aHgtKgAsSm6KvBkGvu7i4piQONf2wb2u2ZuK/i4+20OGA2cBnTdlc",
-	"hHhpWHmlobnf2wkQdmkc/taKN/bgTAYsrMdS52TkVJ+JKVY+YNACOPI3hoV9apguMhVDEY5jQaQMzJXw",
-	"t2h2CK+aSOwNOCYuNEYPGJzdATo88SYJ0AyLCwLgEloNhgn7CNMwQFN8SRBGcmZGG2WaO1l5gEIY/uYW",
-	"Alo6YG6hLhsYRVgISiQK9S5f6add+P8w8H861QjJKJtYquI/kUSFA7YhjZF286BoOw2TGUJnSrxTifZ3",
-	"n6Ow2II+cHNRofxw93CsiMghfxKTWcoVYdF8wN4WIC+AQd0bKgRylSp9/ULvw+6PZJ5HeKNTF5qdX0Wp",
-	"L9UFmQcDBhG1en8QSYsESRM8t9X8tbzttmEIdTGJhoJ+lcR9KKQRbiLKpCIYUgbgUoM9eMAMkPLAeLdP",
-	"CFKWjuFBZgS0b8ep6W5OOdu2EdV/hsBjtOHyQDb7KNT82vR7XylqOxiw0IRXh45ne8HmAQpNwG6IyHWa",
-	"YMpc53BJAhQWodehSe2zhKMcUT9gOYIZyJtrYNrKyZ8/hqamjjGll5M8DBM0zTJczPNGuK1JFMRbD1ge",
-	"6pzrWSEYA1Ms8IxA73KYTS2M5kZYWkbpTuEdnlAGwDY1EeHMWGxTFQfsnUu7dGKDnl8TQy157Zg5Q29N",
-	"GztaSNnp9YK8u/zu003LZjWrHrDwEwiJAQLNMICsxaDIXbS/G41RX3SjjZp/aTX0BtgZ5IOmWCpbOjzW",
-	"x2qyHfVRc6HgoDGK+GyGu5JoSGkqoDejURQnCb8iMbR/CMyhmMRgKByfCmISCgzadw20tSxIWEzZBCYB",
-	"GLlpsCRdyiRhkoKsJrOR0WUMyjiAH3FmeKu+3i+hR70mR3O4wsfneBKijXDQEQaDXTtc1wAs3NxCZ7BZ",
-	"BSIlHOjJuPtaT6HZiHX3SoC4LTABiKm4IFIDTiqcEAQpwwVP2NmFD6ruYWhFkdCIWF8rBXYzptAH8vXJ",
-	"eaGv6D+0jO/iHDpvZ4zq4RhJkCnCTwQibIInZAZpUxquhyfdlF8RLZ9CxtpWngzR73hStt+fr7Oz1dvq",
-	"mTRusFZ2+p29rZ2tHmStqinoFZ7so/+0mnJbueAnIPZYsSqwbivLsVyurqN/9uEQK30Ub4gj+7bG1xbU",
-	"ybE0+wQKA1GpDlN6bhaj1+gubKtxqHgF7EOtZdEq753RX1d6163mDLpxfCyqZACsdnu9NlUwfy8fwi7P",
-	"q0ew5EOX4ufrgwAHXxP8GQxwBSppjRrN5p7sCz0wJqACeycNvgM/L8y4+IyCbNpOqCY9U6tTNCJWgLRU",
-	"FYTufpua5CTvLXSiyjK1L1DPtUJhJekB0+LrE1ktQ4swdOvWtGXGrWAqhCYLVJn2Mwa1NJUBtQv0Qctn",
-	"OEvm5pKWkc7I1O6U1sY6T5L4kczzYk5Eqr/YYosRKGImPM7j11CAoP+pU5QJWmRScOuzkZMVb4PNjqgg",
-	"584DzR6b6eskwlYFLo4XTkPf86KmZOcIR1PSPeJMCZ60TWzf34aX3bs3QadBpFo2RPFJ/gU0FojworYq",
-	"7uv8vZug40swy777u3315IUB1n7v+Ro3Pujs7+6u9f7DUhVz7iUr0QKyUsjcznbXSGry8JLrbiooi2iK",
-	"E5lXqoW2Ph5v2v5E4xtDkVzSTLWaRHOzMCOiQVcCzV9yMcXjTnVOZCbxiELlau03JF6b8SrYfhecedgz",
-	"NesFaxwf34Vl2AO5CZplB89P0SBCoA1WkQs266cxIar9KHr3TuUWkrev5nz/StQ9HG4uD6zFFB0k9U4/",
-	"6nvcaFEEj0yjnHHEmcycycmZKDf0bd4MELl2orcp7RcTfdWdra3Q202HOmi+cUkESOKaFmgJ37TRQO9P",
-	"TwL3TLoRnkh0CpZMy81mOLXmU56QwJrgJOICJZRd2Dbw0mmwps35gNXMow2Gzy2wHHUbbEMn75okFbfx",
-	"I1MA+yHEDAuDI3dCK8kZKwjBVqQHRrizHiPs7a35/sMy2qdrrueul7x0p19SRuUU4SLiyfhz/DttS/Q7",
-	"G2uRstDib2hV+o4spuM2bwOuXK6NC5Iq63DpShoT0A/eHr4//354dn54fjw8P381PDs+evvmxdmmu4sm",
-	"PFK1tdXZ0py6aHsTolkmFRrljOvo8OzF27enw9PjFyenx0fnw/enJ2dow4J9wMJPL0/fvjk/fvNi+P70",
-	"1U3Fp7G57h2cEGV6UomkripU614Q4cWmEdcnyfX90Qs4cNsoqpSCB8onUaAoU2Z6/ULBTGtHqLYDym+4",
-	"Fzi+29tf1sixTa29F4KSN/Bq4allDxdQUK04aCS7T73hTqL710QhzhQW6r4IBLdlHRt59GkesUxlndWB",
-	"63bKkzyaGW0Yb53taOGCEQw7HOMZTeabQS6zczZg5n1BAPWa7qJd4SrC+ZmJ7OSZ+mrkN71kZPZXP7qS",
-	"v8jTstr0qNLJmvCUJYY+tIGtWFMJD3hiHZ+bqzUOq5HP1+QhZfjXpI3SmG09FqLysLjzYcoRnqGTVXGn",
-	"jiP2ZrZf/7M0Z2hlb37hvpCQ8uD0PPDbU842jaUOHNQgRZiOU6YdH4bqSDgeMDzBlG2hw8romSQxUlc0",
-	"KlImaqQGVAQtimgcpGzATo9fnh6ffT88PX5/djz86+nh0bETQzQl0gO41aGN/d6OFjlg0i5EzUkSkzgM",
-	"QJqJnEtCIYVHcnNrwNYTIOzIuY37IaT4Sn2ar0+Iv1eWeOoQyKnwcjVuSFwXh3a/yCGKMiG5yB1lImPI",
-	"zEyhozm5yoMxg8LvDf4bv9RahBmg/RZ6CeVPoX79iDJyMGDYzcFZMgfjliwo79i+ThW6wtJon7FG1EZ+",
-	"SaU6Lja1rlJ/BMtYxWsCnn94sUlshRg+207KYfNaCdt64FouOcEKjxJisjTTBMp32cDBhjXk1cOKJawU",
-	"2dfQz6RIHn+2Qup40JFqbvpQcDFrhdHMqPirXfd8Ua+h+XwdPOGMhKjIhjGdWZumtSXaSTwczUvTe43L",
-	"N2bkf/95p/v848+97vOPn3rBzrc3m39sKvdVO6WMSfRLRjSKakFPICibZyRIyMhoWZZtvNKALu0pH0vm",
-	"t5X4lk6t+PoTP6Q+lZ+1uY3GqVgXeA7RCKtoakmS/GqEXnBfEp9GOULt/Vi3VeYP+1BvqtV/+Td9+BJh",
-	"oNNxJvAomWtBN9bEA0sCFTuNaeO/+QjqlDKClMBMmgpWJjrjCmuRIUuR4ijUfwxn0gQ9UDVgiiOIXtVS",
-	"Vh41kFNsPTMGgi0VZrE00pCmibllQ3MCqLoKYQa2TdABCqFR0VCvNRwwKlE0JdGFvktaVLLBHfYGP5H2",
-	"dahxKMMtBMiv33DukYinc5SxROttoQ0ZgPiMCb0krN1TWvTVW5eBfMBUvT57MBdpcTXW9ZEuRuTKuPFt",
-	"rIb7u88fkTvvVOMg4NyqFwxCOF3Jvop0tC2VsOW1WlQFPLPVKE3cDIkuJATjmNjbYqTwIL8voSLXaptc",
-	"Eqa6ZvywdIeeSAQPJcS1D1iYj7Jl43tDFwGu9EYYTswHaCOE//bDAIU07tsobkl+KWpe6ivmHvxw9vaN",
-	"fXKg9QIl5n202+v1wgEDue4AYRT2UQrBjxGfQcSOsV3sPEVycwsdJRwCTI1XQu8FxdxEDiHT3MvtqunW",
-	"mS/8W/doLs8KOsOxhvWZQZDf0L2xTmU4S80LDC7ey21a5ud+Ab9LhJlmMyQGjpKHXEDDQkEiLmIT12ZW",
-	"Boq01k2gDLNVuYso5+dtHvAy2i2zspml3acLfF1vzsOev9kfQN6Dy5oSyhJ3+bmVERpPNEBcxBACOJoj",
-	"6HC4pfk8hN19B1WGQ4Rja5Yh1zhStvYwpFUIrAmMadcjjTZqe1hiAR3+bG/LjaKHpYtXPjApK//+1//Y",
-	"Er+foP9ivqshjW9CyKNXUzIz5pgW98kC+aFJALe7K0nhLqcR9tbUkOWzSOBthkZNx7+mIIG7ofPtAgRy",
-	"IOYRAhUKuG0Yo9E9bz9yeyCj1QO5QLbTJtw6LVW7dpvOGXFg9AUGCSWm84ekE4bNO87XwcUFETYCSWsB",
-	"G5R1xwmdTJUJntcvHp6AwcekhOARtNXf3EKHy3SEgzKx9+l2k5gOG1hAuXc/610oazu/VdZwZOS4u90l",
-	"i/NNEsG2lTDaLJFn1utuhU8tGPOxWY5rRpGxfp6ykheJByaCNnJbTPgKS9UFqa178iLctGrsmCcJv5ID",
-	"ltBLYiJdooRLLYZYE05Vzt5C7/KEA5C7BdH4BuZ5UKrLUvkoo4nKlzVg9jLq/SzjI8dO9lrojdfYGNI4",
-	"dK7HRK/OrQxyGuMDX0IXxEQgmf1RlRuIDD4WDKoEsDajmbGV7QTPb/64usFoLcn6gZ2RBig+ej9ZV+p9",
-	"eJ7RKpq0Xpu3jPgCViF1jbMksSYUm9JmOoiGjT7NUtPnh3RvlidqIbrehr66aEVv7V8Er4JPiwHqG8+h",
-	"SFBOB2pY16m3db6tw6MR28EW8VACUhH8xcgVsPGNcMZj8h3MGgbWFDLk43ATOI3LpOPCk6D0d7apEKRR",
-	"gsC+hV4ak435YsggGd1FbG3aUCjbHB1gL58UKi04iMEL7FL49CQ5tS7a9m/IzQEDvadY2RURpFjegeE3",
-	"IfDA0NhsIJcLbObGrNrswlVi/vjNoJDKqu/u/Vk9H5XIBfu7lcRVt7+YHnDtbl7IoORjY/vJHbwm0Y1n",
-	"ypgMXfmCimNXEtIvUq2N8zdAoQKbpnEF87FGVf2G/lXaTFGbIw+vHCAo2aMlIuI6ZSb8agsdimiqhRc7",
-	"EiSbk7FCelXGup9n836H7bsmDVNeLHYVv7R98b58Ft4ZJI82EOczLpRNSm1IO0UvbFZt2C3qpYUlD7Er",
-	"0tTkIuZCNTuInfmhVISt214Nv1v6yxbR6dr/5p7orv3Xx4U9NvcXtdhc0eHc6jvPAWYQzCwIjTR+56jz",
-	"wA52jXRNvvW9+/OtQ60fmmgSs6qHXa/qp+Kzu7jYIXauGv5wL+71wziWJj5bhsa6V9CJBprUtkBrcBvC",
-	"QKVV5uTc3ppayaiHNLsBYhja3+709sn0V+b0dl1IHQMzf7fwrsVe7kJ2g6PXGJeXPLU4AO4LhlM55crE",
-	"bEqXAY920Magc8Io1EpxafEdG7bnWtkNmPM+SyWySGUCSgFs7O/uarUJCjZ0rUXaVmxwxRqgb6eUGdls",
-	"dzK/NL7JR5mKq9f2ZdJwASpt4a22qhFIBWXMPz7Hk2UYD+981Qm2jzJhtupk9271iMdzEzbqus6tlDvr",
-	"V2YvRNeVvYYu/DA3XNsLLkF4mnAeb6G3LDHEAniViYcB4bPNS2hv65dwEH4eh9+CY6wfzgoOPrAuwTHk",
-	"BierGh/W2PUMz01xauJ7bPcb7VDNB9H7LATojoTnkfvI1sKA29mhNHCdTQaraNqsh/qNSvoIj8DiD5WR",
-	"jPKXMZMkauwjjY1M0CFy7zh27mLJBsxn51vIao59BMqonGrd0f1Tog1c/G7wFgpuFL+ZkOUpgWJxUywH",
-	"LGPFU7uuzYNimljgsQpR8ZZcQI7gaphBBiwsxHoQxENbpTjcQt9zxjPhF/9pEjwMSG8neIxh2AeVOGyx",
-	"3fuKy9FDfqBq6q7f2mmzO7tfcT0LA8xbsOf6XbetT/Vtz1qoPZg+yzdXy9vvDs+Pvg8QJM1q5mtTaUyH",
-	"4yfSppE0MN00U7+j6X8cmqKNd+/PN+8HWcty43acmSMn63sTfKbVUsohpYUu2pjzAuoLT+eu2KArExKg",
-	"MBX0EisTlAmsIagUZgQGNmBeBTe000Td8y0+ds3yRX4W7Zb7h1cmeTr/T1QiH1ibcEe7kPHcRQPctmLT",
-	"A9xjV9M4TxUIPANSLa8AO8+hu5RQuTsXHKk6sFWY8tEGhchnvChudN/uBBkSKZaWTphI8iabU6NpyU6Q",
-	"K0kPc4Hf2SNovL6fg+U9KhZmobGmAtXCp3K14AHw+4wo6fSQ76waUrjhtL4ytLj6HcuSpCEOJF/dAi38",
-	"YY/+gaURt7/7OUy4rg8kcxjCoGkEJDMZ6gGVDKqUKrD56ikXJoxfzI1xGjnXrsSXtvtn+bjd+h+YnPxk",
-	"p/GSuW8e2MJjp1wQYXSZv2FB99VY9Bw4LQ4/sYa3u4nVxt5TxW9rWF0hqsCxugWRBeVc8q1Wh/1PbtaH",
-	"99s/tLfPbmVlp58D+Nfl98vx8LI4OR8Vu/nvD2ZsbOaHC4U7CLIi18qt2stipUqSZKx1OcYVEoThmbH4",
-	"t/n57Dk/ZqXMLrHw+j20YuZg0hbhWUjWFWz/XfVqjl92FLZRdKncsdU0sDaxxg61/cn+62ZhsaWc9Fcc",
-	"QW3eneKyfA7a28r/G3Hva3DhuKV/XiobrPSmBfqbbDYiwoa4L8Ssbdur4PYi9O0WtsTWpzy8dgIWosym",
-	"Y5dZCYvRKJu5Cqu2g4PhJoWjyBkRYk7kgEHaNHh9VnXtWDDdidmUbOeP3Yz90IG3AM473qgW+nlFRlPO",
-	"L7oXZP4AmuFf89ZqVuoKbcGMrp03tHarCzIvVTIz6Al5QtBMzuQKpRpjeSbh9VL18QGz2YO5S98J9Lhh",
-	"TsryJELvauRZfoV1y1RfbcRxaIsGiGZG1TLRA3MJb6YFgooPtt9s/t8pgN8QOAMVjRO3MZEwHhNoR724",
-	"HQthE8qIraUuyIRKJebQJANS7qDzG5JTfiVNIjg44rHKywHV1cc3PCbnMO9KidkRVmTCxepBtG78I/sh",
-	"HOTHB06W0hNCl9FFuVIA7a9LbSzW7eGYhzoLKz0W723bU6RLsG1MLwkq3tXqdhly7eh0VMzwGc7aIdei",
-	"My/28ZWeubeDu53+J/2f1RIkYd6YjCmDTs+Qkp6xC6bJD42XRqa582mhLeVUOruqhQl0Xo3rZ/tfssJ1",
-	"vrNlFOYr05bydd8CxSoNrhsxy/QyDF2rw74psBb6bTg3XFhM0ZsYOkahlEYXRGw2E5533uQPeO7FNEto",
-	"DU74JCOmZaAJxNdo/tVgw3m562u+IQ8tKs2+V8KLbfDethcN+zClpn5h4cXxy0x7gSQJji7kFjos6FFT",
-	"J9fd3WoeguI2rb9imNTrquLQ/ZsVixnAW7VGxNRDTH9KpMagtioe8PQ+ZffHFayvIeBj111Re0a2I5xi",
-	"iEZdJFl9qGSLzvAcxbxvC1InJEBkPCamWFepFV5KRNcRTpv5sS0IjreNIrFtQtAHDHrXeKlg+Td5Q6ac",
-	"Ouk/d/bRFbSuh5xK0H/HBKtMaHUZT+QWelkpBu+q9JsWmZm05biLZUui0IbX5i+P431itrjZUt3j9fzI",
-	"h+AD3oTSPK1UvHjnqyHcr+eldd8VqR3uWKnxZrVmoYarQ7d2zkg7ApbkyfytZVLlqX2xTK4X1oE5XHQJ",
-	"ZBZNoTKl1srDlkIPViZaSTR92vuSomkTeBZ2R3jidfKwJi/biPorQnpfTNASQL6JO98AnixRkyW9BqpW",
-	"1PKiorSeDchcsO9wlsxbZNhTmOohUYMnC+0isMIATelkWoo6+GpEVmEh2HriJStcJonwwjj8UzcccfG5",
-	"7+xaxikPkElESUhoEl889j7lkKTDNB82tMPDjQCFhOFRAg3vXcaM+SBJmpHkg13ZA6KJmWIRoth9f1W4",
-	"EWM5HXEM9Z4cCNemDFCpY4XgHlPRw6MHMzIbEYEinjElA18frB/xOUzym6jBAQ3676/4RqmMxuKaGTt3",
-	"rZnxkDxan/Dy2CZAoq/LWqks6rqLZf5uvVJtHjsNH7ggLr1RHxbaAK8YTjTJnnehxqEMN9uijPQYjzW8",
-	"SK/ty1QTAKi0tbolePZbiSx6ZIVCXWUAZZCy4XosjT8CacX3GcLHS2sAQEEnJKdYuCbYyh412vDSZ7+D",
-	"ylSbaEQiPiPIpmC15f7bu/Ubzv1vP6j2Q1mQ+w/wzqO9jDAgG7XbZtCu0qjrs9QENW6Cdui0UPm1iLDe",
-	"yXo58QfNOe8t6d45iB+GsN9zNqw710eWF+KyVG9zUcrUa9teh/Ujf3xEyRq7laYJjmzsj5XAtYB94HI+",
-	"YpNcpiUNV8Rro8FpwNWUiCsqSYOwIc2VfW338HBoZWc4I+r+UetRWebPchLzJCeVt8Ew/cMyT6RpdgrH",
-	"7brqQZUs0HusEX2GaQK/tmts76VZ4+9VE9evmgjw1b+6f1RqJSZYqiE0Lrdfl394+MqJjV24ebJ6qz6N",
-	"Haf6g5u24agcmvYspTFrpfZavrZFT+7QW/EhdV29++W6LlzWr0vXzWSZMJm/WwiTKd6Xk6Vt08Sdm1rO",
-	"zcYk40uD1+G6YinphBHTIW6KWdzl47GNipBBHmoK10i206kX+cyPiV49NAbmu16OivnRIMKUaen6NYZv",
-	"gDQTe4fdgKfrdhQ3uLtM5XzNXby1fv+JdK1vOQqhq+KYiKHiRfXvvmcvP7Cs34ZPT7k08cSmDJTJLxsw",
-	"GzoNLxqNVTqVdTNAcVH2jgpwW5ugbq+ltDQpwN6bsNYtdJjFVA2Y0Au+ICSFR1iD8Ik0OABpCq7TPo7A",
-	"oqsXljHFs2hK4sZKJDCRRsRVWlbA0V1NuYuiNgs0Y8QloB4gC0MPhO19XnPY3yur+Ew9wfbWbD79NRdQ",
-	"yM0QmcGYlVjMkhKEb5nF8Sarg8XM9VUI+PAzWR3WAcbtUrf0bvJGIwWx2wbh7FZlC/IR20zdr4iSCKOY",
-	"uDnMBYduU4gy25Cgdmbu7Tsf3Ofu0r74oA/tttY87ZraZ0tckQc8uJxQ25YUltUY9gJ5QXlqj80K8t6U",
-	"xMYGmNYWl/yCxFvoDR/xeD5gxbpNaz1JEs0EbFwsNDGy3RxllhIxhPiCZrbzxfDksTVxxPeKWaD/3Qmn",
-	"skYSncwR9g8VTQSGtl4CCTIDucp/ykVu8yx9doAYoBKKyYw7AUfjzYDVEcf61fTjLvzchZ9DW/zbihtN",
-	"GIvydLcPVE0H7Ojw7MXbt6fD07evjodn/3hz9B2o6SaoiCfQRW+GGZ6YiGgnRG00ZLtttlfrzNXph7G1",
-	"ueHv2Yz727hHR4Bt9g7ZaM47XCX9nyEw2JR2DeVcGHJj8PWSaoVgDEE1dh3m23al9zCl52b4x6D0utWc",
-	"caFumVzshrDL+zxFSyywCzbnHb13gvXzhwd9c/XXl8reYTVtkswasGepblpgkaFhTXi0tUB9c3Bfyft5",
-	"ahn712I2MOttOOjPf86rX6IcK2wKrnSJ5YTF4MAZXpD5TQOzbq5m/kT6ubxow6RYW9e5bV7fnLluQlEa",
-	"Yof9hdw2ve1ZUOosedj9J+7+2us+H3Y//rmlu2RLiR+Fha3vU6+1YIOjPdtLPW2dX0EmDoX8dyMi2Hee",
-	"SGT6JUKrkPDTjKgpjwMEdogAWZwOkJZMgrwB5xCrmxBt2Kco4VdEdCMsSRwgnKmp6TvK+QUlbggUC56m",
-	"JD5AeMB+OHv7BoZEKRbwVe6u00IRAGRzC50wFNLZjMRUixdoBoluUxdtriWT3d5uuRsvjQ8QZQMGopHt",
-	"WJd/lye4X2GqJMpSpDja6yFrq4UcN7iLXajlZTLroIy53/hXf2rKDwYD5nYH9TEARmOcJFqBGOHoQo+/",
-	"29ttLnUBa/Gy8x+wNp2dQYMdqIs/2nX36uqqO+Zi1s1EQljEYxMwtPbwL8H7chN0FLlW22mC6e2WeU6u",
-	"P0v5PDud6ercFmBVxQmLextVBNu8R45xn52f/Y1GEUmhQ2B7D+grLG3H7UfEASsdbrHIiwRBX0jsqL/H",
-	"8igb8YzFjgQ6xged+gqjucBXUDvQRQuvwHihfbNhRplIOv2OlmS2L3dAJrSz1+g3ZZOEgHmoC102Bc8m",
-	"U6dLBYhnomTiBrtwJgRhyrMPW86k6WuTrzjiKYmRXh+NiDNpaLqWYqGYplEb4ZXiw3//638M13PjFcJB",
-	"fVRwkns2EBDDqFSGkHmjGC2ioSsrBFU7Z+GBdStEmKERKUW44TyU0fOQNo3YnIsX5JX5xwKuTaxpr5za",
-	"BjpTGhNvbD92vD7DT1RmONGMjM9M7Uyz6o1TgiOF9I0ytZLkpgeahI5JNI8Sfx5TS6Q+w8lslkEnP680",
-	"s+nN6pW6rIxT1OlpaA2YMZm3UwvsgrxmuOYIE3rpenyb3tnSm8Lrw9ncWzfPvirXlDBVTKDGSV6yxGu0",
-	"a5PQ60NCveEoZ8muljRcbtshU4MWXxCUCn5JY5Mbafss5C3wKrf85uPN/x8AAP//",
+	"7L1pcxu52QD4V1BM3rKUNCVSlj1jqqZ2FVnOaMZXJHmcZOhlg90giVdNoAdAS+J4VZVPW7tfd//C1lu1",
+	"fyu/ZAsPgG70xUOHj8nkQ8Zid+N48OC5j4+diM9TzghTsjP42JkRHBMB/zxMEn6l/xETGQmaKspZZ9A5",
+	"nxE0J2rGY4nUjKAUqxnCUURSJdEWZ2i/92R7pxN0ZDQjc6wHUIuUdAYdqQRl087NTdA5wtGMHHGmBE/q",
+	"U4SMd6XigoQDJIhMOZNET4YVirAQC6T4BWEScYFoTJiiaoGwIIiRSyJQpMeOV63g+BxPmzc3SfjVI4kE",
+	"uaSScoawRBhJJTibIjuZwtMAhcOOGGa93uPIvQp/kWEnLE+eYqWI0MP/b8OO+LnXffbhz8POHztBw7JO",
+	"YjJPuSJMnZI0wQsSN4BHiYyE6GpGGJyAAxGi5kQAdDHCTF4RgRRHmCGCRUKJQIL8khGp0BVVM/MynhMU",
+	"5tNGi+6PZBEizOLi8ZjHC/jll4yIxQE84CkRWC8IxTRGjCskMobwFFPWCPox5wnBDDb5kkfY7KUJ/ngs",
+	"eZIpi1l8AtNFgmBFYr1XnomIBIiyKMliyqYo3MUp3b3sA9j1BqnQYNNQWo4Dp1iRl3ROFfxffTWnBlgS",
+	"YX0VSIyoAXiUCUGYBiKL+VXjdilTZEpEeZpTMseU6dnbp0rIRN19HkkatnNGIs5iiTKmaAITmIE1UImS",
+	"q8cnSiwOJ4qI9rEVR1eYKjQmEy40aiqx0Ge0tb/3LEBPeo+3V07z/v37w0zN9FWLsCL1ud5oGtPXmDEm",
+	"WBDRlSTKNMbnOCkHKPwLPENECC6+G3You8QJjUdAOmpXtI4bf7cncvK8GUvdRaIx2iLRjJM40PRoSphe",
+	"g75+mmy8e3nyfPsAUYVwIjnCaUqwkPp8Ez6VcKdggRXgz/H1S8KmatYZPN2vk4mboJNigedEOVKd0nO9",
+	"r7bFHr49MTQTUSCMVD/Q16sTdBiewwnESy/PhIs5Vuaknu53gs6cMjrP5p1BP2g6RLeiMy6aMJELhS7I",
+	"QgYo7IZowgXSLxCm7/MOek4mOEsUCrv22o+wggMj12nCY9IZTHAiid0HEKViI1LP6C+dKjIHKBGm1/tz",
+	"pxi0E3S6pb8SLNUok/nDyt8wRdDpwn8/1A4m0Ad3YqZ7DCCyfxQwwkJgvdiM0V8yYh9rYN8EHakWiX5H",
+	"w1oPdpQJyUXziYaMXKtRBG+EjkimmhHxTKIxVtEsP+gKgMxHbRzq58PuP3H311732aj74WM/2Hvy9KaZ",
+	"VR1fkyjTS2rDOuJe+GRY9yLhV22r0Wz9ky7kJyK0UPA6m49JyylemlcQg3eAKVvSD6vd6u/ssO2WFdtv",
+	"1172473Vy/bEgB/Jor7mQxQllDDVjWZcEqavMNrC6N27k+cB3GJyjedpQraNsDbHF0RTQeACSOIJ2UFw",
+	"FFRIlcsn+k0qQYTA6Mn1tf7jgqQKBgxPnh+/evvm/Pj10T9G5+cvR9+/eXd6FqKtvf1tlIK0lyREBFYk",
+	"BYqq4XRQSC96kWVxpyzPIAGSltRUGt4rpCHVdVLYAIHQZdZfHhajmE4mBDg1jMyFHdjsUKL9vT0UUk/E",
+	"uiCLriCaroQH6GpGE2IOHeDiOItUNEm0VCUDtN97Vh6Bsm4q+FQQKcMcQYzwXqBIRaprvfLD4fVevzsc",
+	"Xn9zbK78k5YrfzJ5pSlLC0nSInWINMlEguD4AGE0p3KuvyhA0d8DyEczzKYETn2maX7rFiZdM+UG7DHo",
+	"tMhzQG4Ba5YSyAS+9ieMDUPqDJ70gMabO7TX6628UW/xlDSDq98dY0k0tk6JJQBtC9KvNK+n7y2n34P/",
+	"rbWkM/orWQYfPeOy1YykHqBxSXtPymtaYz1q9k4S0Ua4M0lEO+HWT0f3TL3PCBZNWH6EJelSJgmTVNFL",
+	"gmQ2NliHJHyC+CVQNJLrKY+kfYTHib7gJIllG2DNi22Y7rDN/d1vQvxzgudtcFQEzz8ZA7z9gd7zQt5j",
+	"ql6d1RfyPb9CiVbpncaiuQ2cXMb0b4TFTokxtAu0mN6///X/PNa3DM3ldts56uFGc9l8PXwC8rhyX3sN",
+	"O7jRwLAmEF/Ud4Ql4kwzKv1PnKYJNZr17n9Lo14XK/ijIJPOoPOH3cLgs2ueyt3SoDBnle8DleKTQpMA",
+	"LPasRX/vWoWpa469aTr7+q6nW8Fkx5eEqTMlCJ5XtqTItdol+nFX5s+tkNEZdECwGKC9Xq83ZEMGLw4K",
+	"uXPHyvZDRuMB6g9ZjBUeoI/DTv7KiMbDzuBZrx8MO5L8MuwM+jd6qKXaYQ0+Z0Rcgh7KFIJFaAXUrsaY",
+	"iDRqGPNQGGhO7n7Xc+Y/m+WZBz+cvXltn9wnpN2+jwxk7g2D8oGbwHNurxUGGUsqzGKJ8ERpkRdTpW9W",
+	"lupLF9qrU91yg0C2aucNhrSK5WnZ1/l7N8Gd4K31gPdUzZy18V5grQdtA7PWGwIjl1IlESNXSM9dgadb",
+	"zrKtwDt33P5bwccJmS/ZeWre+LODQH63NclUmCYVc8sMS9RH1phj+CkYBsCI0hn8rCeK9WUtOGVQjDTP",
+	"pEJjgrBCCdFyal8LogJHGhU1N+gEnZRr4is6g84u0PObD5rKa6SN9LjW1rirAS0tpyJSaRFk0On1f3j+",
+	"9G+9fzz+54/f/uOb972/fXP++O/7P+297mt6orDKZGewr2m+ogoo2E96H8aOCnsoxO5MsMEVVpjP6cBC",
+	"aXCZv901b98Ea+KMO4km4m6nDvT9PH1xhJ7tP/kG2SmRgV2V2ue+gWXYYF4qGbXveH1zC2c3l/CXDVKx",
+	"75YGKNli1xqk+KIykDW2rjmIftsZU7u5NXXpx4Xd1ZhHu1X76LKvq+bUO17p8zqTvj0lg8FaKBmIqzkh",
+	"mxOtIN2n0AECj7y/rejhTq2k1rSnN5kAN5mURoAKEAbyLMhEEDmz9lnndzFmjcp2wWvW9dxmy/ZbcrHd",
+	"8dC1NH9vkILBWg5dqwb3dsY5cSwJzhUu45l/B5293t7Tbu9xt9c/7z0bPO4Ner2dXq/3T2N6poJI773+",
+	"Xvdx/7ynX/Le03zgccWQPGBZkvi/0dT9ZlWGo9NXSC5Y1Ak6/IoZjXbwTdBJBZnQa61TKD76+8Xj9Nnf",
+	"8EvgOpf8ojS4jHiqNYSfO5ozDQTBWo+CfydUqs6HGz0aT4lQ1GgS/s49vSrGinQVBUN3WfANOtfdKe86",
+	"S3ZK9Vs75+bV/FGXzlNr9AfFbtCZUjXLxjsRn+9ahpb/l6eEaYZqBwONzYf0l7QuGjfqn1WNrXr2S7fw",
+	"c7EHfYydD59oL2VU/Ni2mhuHoB/rro4CT9cCisPkRtM82D37e4UwJgOtDggS8Smj0lhHgUDudBq8Lv5t",
+	"+CLB7S6n54yqbaLkIDJqv7OB/GyMItb7ZAfLQeodRenyBJ1lrq0SBpRAWPi1+Pi/SQTSiiOeRm0E+h/H",
+	"VB8hTt56VMX65cpH7Nx5sLYFetZDMV7IAy2Fz7lU6PDtyej8zY/Hr0evDv8ORv7nh/84Q1uPnz7Z3kFn",
+	"sF3kRPcZSWI0XqAFzwQSPCEHBjEGf8qdCMZZb/yFOZ1fRb//2WkixptT1Y2pl3fHPGtff6W1rxGrfKs+",
+	"7v46+vDngf3vHztL3ZVuvg0clhUULWPnaiSKm2mBFongQA9QCP8N9bnKGb9iSM2oRJxFBMQkG+bCWbIw",
+	"zvYZlrPKqf/HcPego4xwUxpL7M2/+afq/WO8z95/e3nUv37+hLx4Ov3+G/rDtxcvn81f9zq/iwW/iwVf",
+	"hFjwn8DV81vaFHH0ufi9W9Qyku28DThJ3kzAzLbU2ISn5BVRuHMTfKxQlxxS+T/W8Uuslo9gtPoOPpS4",
+	"wQzLESPXKpdT9A+pIJdFQJFZ1c8fAuN01Yyw8HeCb1NxhRPjq9H/GunHsjPo6SX9hfPkFU7b5aN6OGTd",
+	"1aKPHf37//i/kX0HzXHqib3F4RzhFI9pQgvRo+B7mI2iXFabgLEOtngTwLOYJKTtmfGNtDwEzpM/sYFL",
+	"+kGWxo2zTQhWmbCHL0c4nlNWPE2JmFMpKWcFcwOGFniM7kPQ0YJeZ9C5pOQKogOuaDwlJmJZvzeyD3LB",
+	"pMLSStBYhnDuAGtg2uAjD34bfOUAu8EnBcjX/Mg/izU/KR1QY5DXZEIicIZ7rwZIcqGMDL4+bTSHvNp4",
+	"dKrfuykhwVq7qdAMmK68w8BHFe9cSvAuoUb5yIs1ecD+0Hh1Zcy5OMJJMsbRxUqFyr/axr/x7eQx3hv3",
+	"I+tY0D/9c/7sskGeg/croQT7367WLpRFLl8r2ft2dQyCD2OY3I3VCAgIRgRm0YheKZ5SNrWBE4hPELkk",
+	"YoFMDCPSpGKnU92xpupzLkgzufUCJ+tTvsVSamUidJGVLipAf2Wihg6QFjK08qp/JyzeaRdEajqSN3dQ",
+	"rLMJMIVDdW22m39yls3nWCwa2O9U4HS26sL8FV7Soi1LMzWKsTmcZgQ18Rm15TMek1HuZV+f47/mMfF8",
+	"yXUiwTPlL6qOMRB/FrqYia5+MUR6OY8kMh9DoLY+oJ26HFHsuDxVfUerhA2cUhNsDsKwUeP0hjXZWKKQ",
+	"9vdA0Sze1PPKzmBP/8YuiZDYxi24QePMBL2PNHS/6VlnqHs6wTQpRukZvgpf7+/ZP1z6Cqi2hp3a2FI7",
+	"hkZU52F1glJsoiYqOGIV3sMYg3nBumIxy3DSAEKN0FgpMk9NKNsa4Ok96WvwlPZc3fIMsxjEBZ4pq7O7",
+	"hXYGHx1ygsNWCTqdEjHqu9UleEySzqDzCtaM7HP31B64/bWbb8xgCiC5naUCCfvFGpaI4s3xojP4BvAT",
+	"xPaJ4PPcHKCwWAdMzuVcQBZmyFhkDDBGDPtQu1VjHi8MuSBEgY+08z1JEo7sdgr3zE0xyV6vdxN0fslI",
+	"tsY2IXJnxCf5ji5ompbwdI099tr3CKJ5cXWqUK2HwmzCgktXqHwBLsjiiguNWkSmgkjJ0RxHM8qI7NQF",
+	"03ygDePaNiHNjaE4jySCEdDWv/+v/3fvyVP0I/3LdoCiGYkuSGzSuKThcBZ0jyQK4ZMXwIrDRo0kpxv1",
+	"wHEX6q64nv8A2YA4k4bExYXm8hFPFzurQ/p8gu0guJSFGiFjMx3WE0zuqsU28OX70maNmFNXXktCjr5h",
+	"JYw/NtTyY4ukWDcTEykt8Oq2a0dLP64rBFmZ0A1aDLH0DF/Zxbkknpz2XpHxjPOL0oga8nEG4j0QGo2r",
+	"RKrGlJ18Bgiz2IgMAEX2OWxd+jbvVK/D+xkRxMqVVxAaB9ROHiA8hiDCOcFMotAb2uQ/2c37U1pK2bi3",
+	"WwtwN8uO4sxS3OIwDNHX0M4YM2dvA/t8UabjpBGjNUUk0f9eeibuxtRwtSxdtZoaf84Jh2e7LIsZX6Rp",
+	"sSb+fWzgATV5cDMwlGSozT4ljoBwRiwttcuDVzTBXIsgGkJ0o4csy6lN213GLFveLiTb1gE9lrVkw74E",
+	"3KRUrr2suSVja4HnlSUpnkz1JXk+ChluM+ypyHpNR+MLf1+m7T+ngetxfvP6TUUybdp6WVTdBLJNPgR3",
+	"aSrYXr0fFjHzfVWWEZTpbZ30eMhQuiyOVPg4XDrdCjUuU6UytOpUsUI1qpjVJE+8sHGrvqIuohm9LLlb",
+	"13UbO85KYvABgORlTvbnDzXL/l+1MmVCsqNMKj538YxYjjKWZuOEyhmJRzY1rqRqa0XDapTvSRJxSGJU",
+	"TnaKeMZMaknZvZwPWdHnC7LY9/SnWOAJeIMInnvmBWP1XA2LIjbZmPpl5kACT3JnQb6WftDRywAPxqIz",
+	"6KSCXtoA1Qqv9w/oy2TXX6jP3OHnWta+ErYu8/22IuydOGOrR9lH8SaCuanHuX4rlrL+5TLEenxAUx2P",
+	"BbgLthnb9C/il4Rk5Yu/CgxFwkPFYFCHrU8d1hi4eHuZN93Hco/deXMVB1TytHu8suCidWRqvx4lTA5K",
+	"VK3iuvdO2t7hEpTb+NpdgvMkgoBuiKeyxXYGKDTgCRGwhgCFBZRCZMm1TVsLUfhxaJjfEKj+0DBF+OMm",
+	"3BkyO9gA5ZAJ83/K3DzUt3lhWjcGZ4WxSckdSMnzs4PaWW/xMOJsQqfGTOksu2egLecgrNhyLcUqGYZT",
+	"LqlD72tgs4vOoFeoyIabGzVmPZbfwMprXO8utLucNtwL1gjk2SjTeBO6915QRRqJX70Ckr6wpq5VCdWo",
+	"RKH+LrSlp/SlzANCsc0NQRlLILkiz57Q32GGIORAQ30NE2sj4b03OlQpG1O+vc8zk1Cx6QU+1/vl6eKR",
+	"hMiRwrI67ITV3FO0dcTTxXY47FTiJOsIibbIdUoEnROmtuvYeSu0uWnZ+ksqlcaQhhCDI00tZZFXD2l3",
+	"/hlHmCFJCNqiU8YhSRtQRM2IQBOaKCJMonazSLmmzGBE4w3lizXft/FEa7xbwSbzoT9hkMvw+f7asO2t",
+	"+WhDXHtP1YxnCoWWXIdBzX4P0boMp3LGVV4GSxNAR+GhQotbcgUNc3HgcQ3hPElh06o2jQAojJiV4noO",
+	"dCbumCgTYDxewE7tQ4QjyC/3TLIO8v5pNJxCQUFhEa3mzd9VntuqPP/BWkydMbibaKospYLHGWCu8+pJ",
+	"JDK2s1zv8BWginjDiURZqkVGE5aT6rVIfe0NNG0VJqiE4oqUuXT033WpJl1q2WEmWEFdKHemRdGg33Wn",
+	"Jt2pjfdZqvuZYpp9ut8Q3ySdHLRqjEJo+kKDofUi3+UhqhtIGYcoxUJRnCBzmAcgxRvHqIU8iBkZM+gR",
+	"ByjUNztEUQLlNbH5B5Rc4ozsoPDjTdhUcmy5BHy595+olX0WLanxnlpTEbFJ3beVVcE8EeTawyNZk1dt",
+	"2MvO2haGDzd3QYwV+6W1Sii5MT2P/o0xmyaUTbt6cV7owwBWi4Yd0h92kMJiSpRRlzJ2wfgVg0hINOyw",
+	"Z8NOudiJ3sAu7HW3t2u+1EReM3Zjn7cVRwqDfh7EX6aGdrEbkMNi4yf64yayaKesssUXegnGYoCZPkuZ",
+	"EagR49aNQli2H67kV6L2yaaZInAb+LDylMxi7yeMJj+IhmfFGRQRF86tdoUFBFx8WBWJ7SYI6vE3+fit",
+	"Wy6kklvkVrr3IPJuM5+Z8UBROfKUanvZLb3+iynRpjF8xvXBLFCE5ymmU1/YGOx9NWmOPrQ2jOd4EGdP",
+	"GfiNAfVtKs8S43716uUCYKOk6cGkIu2VVmdBsAKLb2Ulf4nHJJF5xFYugm9RhWJuhAokCKRuOUazXRSy",
+	"ht+HHbsCVxLOtQtolkSWYXad+7RKGk82FjT6t7bj2f21WjV+g3fuN3iNPqx1up9Re6qg2VeSG1qReuuG",
+	"R+tQCweekwOz2Pgv5IF1gQxMJwEFXVigJhbiE/NsROPwAIVwklE4sDaZGU9iIvRLeUalb7d0URdGB3Bq",
+	"edRqsnxvwm0PoeGLweVSlY2irqZNEMnjS2yQaEPFDP+btaxft4y+qiBGaeJ80Db0dxuHYrAtFbDHPF7k",
+	"1fibcpCMHY6wmMSu2GyF+gsSEeOZcLms3uQvuJiviuT1xuIitjbFTn/v8b6fLJFiGndulm/1h7M3rxtC",
+	"+dkC6Sco5lE2J0xBe4sx0WqzrGYMAEAqOyxWpRdVW1N5DbYMvfe5jfceZSLpDDozpVI52NXkfMe+BGTf",
+	"Vmm0L0tTrnH37xd7//7X/9RRsDRmW1USezICvTt9eVDut3BBFkgqnhaqJVZQqGSns0ou96degXrnQJ78",
+	"+rcASqTBiAB4bXfWU/brsejCVGANG/3yTpg5QFfuPfB0hKgw00lE1XJXSBMx+atLRVw/eeUQnRIcKaT3",
+	"ZKIDdtCblDBkbvwgV3LfnUB3EWgKlXdDihG4CElsivgTNqWMPLLavxyyLVPiBtFYBgi0EzQm6ooQhsg1",
+	"lbB50FQCxDiKFlGi/6mJP4KK8XLbtTQw9f5NjdIurDM08QsVwhdPN1CUAV7HWt1vUI/zeNL1h3ptg4tr",
+	"mjYlV06cWjnIT+7lmqvbRmSaPTYhdrGfFThQERfijXOSg47xQDQr1/Doe5syuEyEszaRxkx2eLR6kCbb",
+	"ul1bPn4rrF5bu8L6sFpbI9RDP8cgnlkAL+kI83T/prGYlB8ms3LGt+7lHAObmyyxmAgijAK1lckMJ8kC",
+	"hSaYJtw+cFfa+WfNpV5NdelSbbEMk41AnkccbZYubYOTNi4Bxtkoz8Vw5FczIhOirSjLNGaNBWbRrJEK",
+	"C5f0tBaOmBSppUemLz5oZYjG3pEgeUVVpHmFcZtXWnhsUlMAni49thWZXE3nNsbRBZ9MbC5MXqH/abWj",
+	"Rq/XJI+SawMyaiI56srdHF+PbKZzeYInm0cvlO/PRru8LuvdPBsnntJt/Il6isVa71XO5bqjP2w9mJ88",
+	"vvK5Vhx0fuUmH+92m7PfN+3xJZ9S9u70ZU0hMvWZKANk0oPGVJBIjTJBS/JrWpZfMzXbjVx5kEqNj6BT",
+	"Fn6l5KWPE72WXQ5j6P/jgv5K/hfTumlE4+/wOBpmvd7eU6ehQGL7dxGPifu9WOR3MMt/PT78r70X/7X3",
+	"orJQ/UumZv+198It1owARau+4ylhNP5zKviEJuTPZI5pYp/r/Xynd2P+jsC9O8NJQtiUfPeP+YtF04OR",
+	"afP03dnek6ed1tqLlC1pUAgNMrGC/19IBEJasw+9fFQfl5RIqUxF2TSBWsY76EdCUq0fbXndsRBlSBIo",
+	"OXOmuMBTsg3iaSx4Cm4MB0p0NePSLdc0mZKNBVBb9RZbZwblWKCVF7Tl/jSF5zWITaXttz8eHSMN222k",
+	"OJLEFqMeC34loZXoas6ql1IBnQNU4B9Q0x161cJTXI+vvIuXV7MHeitGSsLDiqapt9lc+7P3FDwVleqO",
+	"TVUWXWXFkS39WNgiTT6UXje+xAoLoz22JhDtwYzflmeEG6GHi/H/6t0q2IaWv3DiZeLYtB4qRxgqLjmK",
+	"CaXd4M57KUxF/Qn0kl+SBEfVYkfVbdoaWySmyvQhMCYla/JaLw2onrtjj2CZePGKHOq3KoBcJop/sTUq",
+	"zXE2kIrScS41FK9rA/PQoEniqCDFFxlD2GryvlvVMUNsMSuaFQXQQ8Bcb/Tv//P/KyysjyQUEd5+2Epl",
+	"xVXyNPR1YoMr836ZYWtNupWP7+5e5G4J75oHrgxbgc4euKpovCxPplzHDehOM485tCTpjnWbP3mR0SVt",
+	"fR/lyL2VMyaIW14Lr3/OizwXtg6vtMLyeWncOOcmTjSnTDoFNpPwvGCxH9ZSCb1Ve0VTvXNtQgeoN3Zv",
+	"5VCWVzppnd8v9eaLLxuWxnrWq5XGevxso9pYHSNedwadvx6f19SMqo3d4FWpnpZ+tV5M6/vz87eug1Ol",
+	"lJYJpO/q70p1tFwFqtzpVi1Y8fjbpWWoHrxoVk3QcYfVXKnji6848vmqgRRX8MbE5Tsrap3wGEOWCcMA",
+	"bxrnF8vKL24iTrkr0GSFlDy5JDEyxj2rh0gSCaIkEiTGEdQ6baqGVM0AyA19zY8dKawb+vKbUa0kZAtR",
+	"AjxMgL+WgHJ81Yrc0330I/0LdJ2nUkm7gTB/J9ze6VTvzIYlPdat1/GpuedajuISEfaCYos7/3FV8KAJ",
+	"k7en7x9m6dy9oHlHLzaphmFwNEeGoriGvTPlI/Q3sJL11Gs6FaWcGgs42VIb5UpPS4s66fnOHav3S1Ur",
+	"MuVi0Rl0tJwXwYSJJiidP0yePCO9MQSypIL49LeWBQmtxo33OSPIVm2FVy3V0HQiXjA8p9HIAFDminUE",
+	"Y0yp6lpTuc0ChgV1I86MubJTZBEfeb/Z4om1fqEFqPP5fv5YcGC9UG/EcwGRr94LsHrvDQh2hbgVn/X8",
+	"XCUJ3hdvUiKw0eZd83+3boedPC1qcbrPjn/JcCJN0nkGNgHzg5662plXY3FSOhh38CRxYTYGMkWmUr+h",
+	"QrdDgtU3VePQkX3/5LlhrwlvDp318WZl7fWm76sIU4vasSunRIZoC9NulGAp6WSxrXEwjLCEBwaRjA9k",
+	"2wT4mGOWCNIN9IU1Wa3AYlbwtKhltS2Mp53n1DB3I6eVB5S1a/vqw3tjyFeDftsSGbbOoHa9zTk1Ffxb",
+	"GUgHNNyR7Bw3LeQdvtXyocqzlJCvtLUCcnUEq55JG+H2L0GT6tJ2IWh8uyvWhkNLAQerWGcHprOf4zxF",
+	"0V1M9f9FjvZa9uC8Fku5jBv6JZWqmk5hdYqPBaPp98bPvu13ysUfSsTZpEsaEfUuAYy1w7tt+GKx1SVb",
+	"vK/V3sMq3+RUtrygdupkuc8qnDOvubNauoRciK4WjC8HbqxBOytryAWw1YvICVVtGXmP+I9rcCYN8NED",
+	"0cv2I5ljv1dP4VadU9b4e3uboHTzuvAeFjUVhjcjjpbE+qQJjoiJh23pOOROtElW8CSdxscVK5Yi16aa",
+	"2rXCgmDIswGJKOjMs0TRbv6nBVeQjxZ0Lsii6/AauquCIUsYpyGYQeE/Ws/5lTNTuE/vomubp+RNwZZi",
+	"rTXHOnptJcL8jSqDKwDQhN95iPcmfRxSPCVLujgwG/FYh3YRnd30NC2b5/y8+SJg++OyYhzlHUDbOzTH",
+	"KprpXZi1m+oiAZIEi2iGKIuSLDZZhOuW/XAB4tX5IkKTLXgD7aJ8ydsHqGdy3bTmuNjZoESISfQqNl+e",
+	"PyiA7UG28ZBzI/vRjGzWt6TJ9Zh3VIG/bEuVOs+quINygrFhsFTR7fDJ0maHtdQ5b/o1gHJKpKHi1fSC",
+	"YpwcPvA3m46agNMKjupYtfumNWDAE8YZQVQiO01TEmTLGm7dqbSyuObhl0PxhE14Q0mUqF1LW8ErW7mQ",
+	"IK3coplU5h94Yqk/+/KNLZVF3f46tuNQtToWjk3xo0KX91tBFjsx/bfuLKdWjuP28t9bwccJaSiCfvri",
+	"CD3bf/INSs0bKCYK00TWWUFMUsJiwqJFM3PJGL7ENIF8/+JdtPWk93i7MV7GzNRiTb0iTKErwdk0QJQh",
+	"ngnErxi64iJujr4pCkNXOr7ry6fIHKVEIBsObjgg4sJWt4Nk45KTbumhGEhBCwZrMq8LQi5YvdV9R2OX",
+	"opLHtQt+hbb2e89QiBONUYsuPJLh9prsjDKpMIta43jB94NSbGJ06qS5RiRaxIj8uV8DLMHRhdTrf4zC",
+	"CRdjGseEhdstvaInRBAWNbFdOH6paJKg4jWTp2OvlwUSZd1MknB704M7daM2BhUYILUemwMijQOEpUZN",
+	"yDLy++OHyLjEWnauxGIE5RWXhMdxdIUhnweyT+EbjSBb+3vPAlS5UI0ZWfWFg/vPvND8saKqzeMzodck",
+	"RvCCQ1qZZNPGDTYHJYeZYAPrIxhYUjMwGbh6JJOEW85R6jR9wrjqTnjG4s663mjYlWfyt1THuyylQ19C",
+	"PL0L3+qmboAd2OohWat7BoiIbHuaAIVznOhrTeKu1i9C6ImFfaIEYYErqOeyMgbVrDGk6f3TZ70+si8V",
+	"Rs8xjxdIcG46c4V/2P0lI2KxW61eGAb6maYhLY8M8tcflg/XVLqABJXdx7t09XkWpRPyEwSgLzmw4qLX",
+	"zmttj2SLL7AZ2Vrw55RMBJGzdSuolPIQ4ctR0VZajB7/stf95ur47aJ3fvHu2d/6/xjvz8/3+N8u/im+",
+	"/Tt7Ev00fvq97L+M304O69bcyoDlJPX+3mY5AOXBmnduKPbbslTrh1dEuQnCNQd1SWem62cOFNvP00Zb",
+	"ghBn/m2adpp/u26cXk/U8rB+Q1E7tP7JH69oBFr87Y/bIOcFjWKy3LCVaNEdta4flBuhNj9PrGTb/NT1",
+	"Nm1+WrQxrT9fX0D3JPPb9fC0lhMHv0ac4glpVk5W+pGoTBO8GLWXB7QP1o0oLAShZUUF70elc8UE/D1U",
+	"bUPl6Lva6tqguVQjqmtAXc6SRXUpg85Pri2w/TtvE1yHUn9ZDPSdlaYcQW6vLp0TPL9loZ1KaSQqpOom",
+	"kHuVpSkXCpqZHmd6fzvW1aHJLlQR8OBjywrAEbTHp9tg9KYw85sP+e9ndubjV8eHnVsHkX/1tUbXbw9U",
+	"OoyPrW+sj5Ian14RZ4+v5Q230aOvJ9K4kRyV4LgsatiBs+0qbt4ccsNb2HRRPn95n7WqlnuoVQ+nbs2E",
+	"uGsp3SU4YCZdvlR5RjatJHhKwHEkvaIruc/CO/hMQlkLTTi/CZ7VWUnxfFkSwPK2n74Ju1e5zkHHFDCw",
+	"L7jyIaXkLLeENhh9pqo+euqvrJyPv+SvptDV52BY/+Espu2m3VNl3DUq29YqKn6B1ePOtR5/6uJ6qnp6",
+	"RKTMDRFk8cNs/NeIvqE/nLz79aT/mp7IE3b6JDo6eXoyf9H7cS99HB/98GyHPO7tSDotp50O+t+aLGxj",
+	"PyinZ++Xnt3W8uHyUOwm/0KwAGUE0lqWZ6WCMNxvyUo1sarVlvJ2Fhj8U6Sidh5P9qI+eYa7++Nv4u5+",
+	"1CfdZ3hv3O1He/Fjsj95gp+OO2snqy7TZ9ZPYc21/ftPaG0wsPjo2JjquToLPWOKJqajBAxn0qmQ/bQt",
+	"Hb2Osx+XvJevsC07/QARHM2QfR8JojLBXLsOqJt9SjIJ1ayQTAlT+kckyCV3sdY2i73ZGu9dgiIqxt6G",
+	"psg9dz+WpwrX5IHSeZSmLR1FFS6N8LSLaKLZ7+zqfML0m79rS27Q3h1ywv9Tsrzb6zHIDBDrAOnNgkaI",
+	"9Y0UKBWkmwpu2iUUdY2OXp6gqxmH0taMKyTpVD+lDC2Iuq8MqN9wQvnvCdtfWsJ2G419DnVDuFgcM9XY",
+	"GWlN4nH3jj33gwNL9IkSVPPZVgLmM+noDYfzqVX1Jpa7xA5d4Vc3qzX9fkXT799Y4H9GmH8tBpGcfDbG",
+	"QbnYDXoN9TZkgGZ0OiNSoQkVslQ+VGYpESOoeqwvif3vHDNscjJyaSR381SEtuIKuzWtqWz77m8j+bhZ",
+	"697sjRhK1Vepf2y65+9pbEtMVqypDI8T0iBTfM+TWCKcJBbA8+YQz7aM5Pa4SLPY28aEtgYv2DYxTVhi",
+	"t8IWDlfcIvwSL2u08fAprFUD3JxBDsiWLbafyVJHZX48RuwG0d202684JqFwbe6tbIZytfiUWU8+Ug4/",
+	"sO/e1WFpEe62JAaak0SZoGoBAUa2liLoeK7MStWC9R4r/GZOy4rv1g/vzwP0/dnek6eBiQvSEm6XMsSF",
+	"U1C3TYySV9YHbYVXio/+/a//MaF4sCvADWdzseuF8hIg91Drvq+L5m5denRq1Fut7kacKYEjldcCVt67",
+	"YxxdEBab8kJXZKyXzhRhptxwioViRMidITu22Q5qhsZEIwGVSJAEQwkjxa0yLWx1aRTa+tXhzpAN2R/+",
+	"gDQwCVM0gmzwITvTUCcx4pDgC3XQFL4gKDz0K7sNkFG3bcMJgJkNiRoMWRf96U+aRMk//QmgbSIKBc+m",
+	"M6enDFD41+NztBuZP01VQlNdMBNJiKb00loCKgXmoMAAHjKEJJgbupkkpp00CQE2b388Ot42VbRzmKVc",
+	"KhduqTKhFZww4rH9wn2tuB42fPvmrLowVzbPvG/LdUsI4C0jG+AZApR73ENzyjJFpFa1bAbWtp4BSu/n",
+	"xpEC34TBN1PJvWkZ9pMQCa5XLIv2iJkkOwbuby1q/OlP+scCo6WP0rYPd2zLNZipcEq75tXwAGG7rrwA",
+	"nkZEgHpR6kqjpit1FWVCEKaABcNKXJMsp5duxeSSJDyFrr+BvmzcppBrMCmZz5iX4jt6eTKAA7HqBqix",
+	"0i4ddbugSaCSmQN1u1DPVwtr3a5eCzI83XTpYqXhzHTdLmjHpWHM5TjG0ay4BlAoWFZqBCKqECMkhpjZ",
+	"8LpbPAnLdRlDLykl3D4YMv2y6abg3zQ9FpQAFyQ2RV8Ngl53cXFNSRxq+mHf1mzNxH8XH+2gwyGzgc+a",
+	"srkI8dKw8kpDc7/XDxB2aRz+1oo3HsOZDFlYj6XOycipPhNTrHzIoAVw5G8MC/vUMF1kKoYiHMeCSBmY",
+	"K+Fv0ewQXjWR2FtwTFxojB4yOLsDdHjiTRKgORYXBMAltBoMEw4QpmGAZviSIIzk3Iw2zjR3svIAhTD8",
+	"7R0EtHTI3EJdNjCKsBCUSBTqXb7UT7vw/2Hg/3SqEZJRNrVUxX8iiQqHbEsaI+32QdF2GiYzhM6UeKcS",
+	"7e89Q2GxBX3g5qJC+eHu4UQRkUP+JCbzlCvCosWQvSlAXgCDujdUCOQqVfr6hd6H3R/JIo/wRqcuNDu/",
+	"ilJfqguyCIYMImr1/iCSFgmSJnhhq/lredttwxDqYhINBf0qiQdQSCPcRpRJRTCkDMClBnvwkBkg5YHx",
+	"bp8QpCwdw4PMCGjfjlPT3Zxytmsjqv8Mgcdoy+WBbA9QqPm16fe+VtR2MGShCa8OHc/2gs0DFJqA3RCR",
+	"6zTBlLnO4ZIEKCxCr0OT2mcJRzmifshyBDOQN9fAtJWTP38ITU0dY0ovJ3kYJmiaZbiY561wV5MoiLce",
+	"sjzUOdezQjAGpljgOYHe5TCbWhrNjbC0jNKdwls8pQyAbWoiwpmx2KYqDtlbl3bpxAY9vyaGWvLqmzlD",
+	"b01bfS2k9Hu9IO8uv/dk27JZzaqHLPwIQmKAQDMMIGsxKHIX7e9GY9QX3Wij5l9aDb0Bdgb5oCmWypYO",
+	"j/WxmmxHfdRcKDhojCI+n+OuJBpSmgrozWgUxUnCr0gM7R8CcygmMRgKx6eCmIQCg/ZdA20tCxIWUzaF",
+	"SQBGbhosSZcySZikIKvJbGx0GYMyDuBHnBneqq/3C+hRr8nRAq7w8TmehmgrHHaEwWDXDtc1AAu3d9AZ",
+	"bFaBSAkHejLpvtJTaDZi3b0SIG4LTABiKi6I1ICTCicEQcpwwRP6e/BB1T0MrSgSGhHra6XAbiYU+kC+",
+	"Ojkv9BX9h5bxXZxD582cUT0cIwkyRfiJQIRN8ZTMIW1Kw/XwpJvyK6LlU8hY28mTIQYdT8r2+/N1+ju9",
+	"nZ5J4wZrZWfQebzT3+lB1qqagV7hyT76T6spt5ULfgRijxWrAuu2shzL5eo6+mcfjrDSR/GaOLJva3zt",
+	"QJ0cS7NPoDAQleowpedmMXqN7sK2GoeKV8A+1FoWrfLeGf11rXfdas6gG8eHokoGwGqv12tTBfP38iHs",
+	"8rx6BCs+dCl+vj4IcPA1wZ/BAFegktao0Xzhyb7QA2MKKrB30uA78PPCjIvPKMim7YRq0jO1OkUjYgVI",
+	"S1VB6B60qUlO8t5BJ6osU/sC9UIrFFaSHjItvj6S1TK0CEO3bk1b5twKpkJoskCVaT9jUEtTGVC7QB+0",
+	"fIazZGEuaRnpjEztTmljrPMkiR/JIi/mRKT6iy22GIEiZsLjPH4NBQgGHztFmaBlJgW3Phs5WfE22OyI",
+	"CnL2H2j22ExfJxG2KnBxvHAa+p4XNSU7Rziake4RZ0rwpG1i+/4uvOzevQk6DSLVqiGKT/IvoLFAhJe1",
+	"VXFf5+/dBB1fgln13d/tqyfPDbD2e882uPFBZ39vb6P3H5aqmHMvWYmWkJVC5na2u0ZSk4eXXHdTQVlE",
+	"U5zIvFIttPXxeNPuRxrfGIrkkmaq1SSam4UZEQ26Emj+kospHneqcyIziUcUKldrvyHx2oxXwfa74MzD",
+	"nqlZL1jj+OQuLMMeyE3QLDt4fooGEQJtsYpcsF0/jSlR7UfRu3cqt5S8fTXn+1ei7uFwc3lgI6boIKl3",
+	"+kHf40aLInhkGuWMI85k5kxOzkS5pW/zdoDItRO9TWm/mOir7mxthd5uOtRB841LIkAS17RAS/imjQZ6",
+	"d3oSuGfSjfBIolOwZFpuNsepNZ/yhATWBCcRFyih7MK2gZdOgzVtzoesZh5tMHzugOWo22AbOnnbJKm4",
+	"jR+ZAtgPIWZYGBy5E1pLzlhDCLYiPTDC/maMsPd4w/cfltE+2XA9d73kpTv9gjIqZwgXEU/Gn+PfaVui",
+	"39lYi5SFFn9Dq9J3ZDEdt3kbcOVybV2QVFmHS1fSmIB+8Obw3fn3o7Pzw/Pj0fn5y9HZ8dGb18/Ptt1d",
+	"NOGRqq2tzo7m1EXbmxDNM6nQOGdcR4dnz9+8OR2dHj8/OT0+Oh+9Oz05Q1sW7EMWfnxx+ub1+fHr56N3",
+	"py9vKj6N7U3v4JQo05NKJHVVoVr3gggvNo24Pkmu749ewIHbRlGlFDxQPokCRZky0+sXCmZaO0K1HVB+",
+	"w73A8b3e/qpGjm1q7b0QlLyBVwtPLXu4gIJqxUEj2X3qDXcS3b8mCnGmsFD3RSC4LevYyKNP84hlKuus",
+	"Dly3M57k0cxoy3jrbEcLF4xg2OEEz2my2A5ymZ2zITPvCwKo13QX7QrXEc7PTGQnz9RXI7/pJSOzv/rR",
+	"lfxFnpbVpkeVTtaEp6ww9KEtbMWaSnjAI+v43F6vcViNfL4iDynDvyJtlMZs60shKg+LO+9nHOE5OlkX",
+	"d+o4Ym9m+/U/S3OGVvbmF+4LCSkPTs8Dvz3lbNtY6sBBDVKE6Thl2vFhqI6E4yHDU0zZDjqsjJ5JEiN1",
+	"RaMiZaJGakBF0KKIxkHKhuz0+MXp8dn3o9Pjd2fHo7+eHh4dOzFEUyI9gFsd2trv9bXIAZN2IWpOkpjE",
+	"YQDSTORcEgopPJbbO0O2mQBhR85t3A8hxVfq03x9Qvy9ssRTh0BOhZfrcUPiuji0+0UOUZQJyUXuKBMZ",
+	"Q2ZmCh3NyVUejBkUfm/w3/il1iLMAO130Asofwr168eUkYMhw24OzpIFGLdkQXkn9nWq0BWWRvuMNaI2",
+	"8ksq1XGxqU2V+iNYxjpeE/D8w4tNYivE8Nl2Ug6bN0rY1gPXcskJVnicEJOlmSZQvssGDjasIa8eVixh",
+	"rci+hn4mRfL40zVSx4OOVAvTh4KLeSuM5kbFX++654t6Bc3n6+AJ5yRERTaM6czaNK0t0U7i0XhRmt5r",
+	"XL41J//7z/3usw8/97rPPnzsBf1vb7b/2FTuq3ZKGZPol4xoFNWCnkBQNs9IkJCR0bIs23ilAV3aUz5W",
+	"zG8r8a2cWvHNJ35IfSo/a3MbjVOxLvAcojFW0cySJPnVCL3gviQ+jXKE2vuxbqvMHw6g3lSr//Jv+vAl",
+	"wkCn40zgcbLQgm6siQeWBCp2GtPGf/Mx1CllBCmBmTQVrEx0xhXWIkOWIsVRqP8YzaUJeqBqyBRHEL2q",
+	"paw8aiCn2HpmDARbKsxiaaQhTRNzy4bmBFB1FcIMbJugAxRCo6KRXms4ZFSiaEaiC32XtKhkgzvsDX4k",
+	"7etQ41CGOwiQX7/h3CMRTxcoY4nW20IbMgDxGVN6SVi7p7Toq3dXV+lqRvIeU/Xq7MGcqsVl2tSruhz1",
+	"K+PGt7Ez7u89+4IcgKcaawFLl1zJlX4/CAR1hf8qMtauVMIW6WpROPDc1rQ00TckupAQ0mMieIuRwoP8",
+	"1oWKXKtdckmY6prxw9JNfCQRPJQQHT9kYT7Kjo0SDl0cudIbYTgxH6CtEP47CAMU0nhgY8El+aWonKkv",
+	"qnvww9mb1/bJgdYulFgM0F6v1wuHDKTDA4RROEAphFBGfA5xP8YC0n+C5PYOOko4hKka34beC4q5iT9C",
+	"pkWY21XT3TVf+Hf3i7lQa2gexxrWZwZBfkN3ybqm4Sw1RzG4uC7TW3qbVnnLn8PvEmGmmRWJgS/lgRvQ",
+	"9lCQiIvYRMeZlYE6rjUcKOZsFfciVvpZmx+9jHarbHVmaffpSN/UJ/Sw52/2B5D34LKhnLPC6X5uJY3G",
+	"Ew0QFzEEEo4XCPok7mhpAYL3voNaxSHCsTXukGscKVvBGJIzBNYExjT9kUantZ0wsYA+gbZD5lbRCdNF",
+	"PR+YxJd//+t/bKHgj9DFMd/ViMY3IWTjqxmZG6NOixNmiRTSJMbb3ZVkeZcZCXtrauvySeT4NnOlpuNf",
+	"U6jB3dD5dmEGORDzOIMKBdw1jNFosLcfuT0c0mqTXCDbrxNunZbNXdNO59I4MFoHg7QU0z9E0inD5h3n",
+	"MeHigggbx6R1iS3KupOETmfKhODrFw9PwGxkEkvwGJrzb++gw1WaxkGZ2Pt0u0nYhw0sodx7n/QulHWm",
+	"3yprODJy3N3uksX5Jolg10oYbfbMM+u7t8KnFoz5xCzHtbTI2CBPfMlLzQMTQVu5RSd8iaXqgtTWPXke",
+	"bltleMKThF/JIUvoJTHxMlHCpRZDrCGoKmfvoLd52gLI3YJofAMjP6jmZal8nNFE5csaMnsZ9X5W8ZFj",
+	"J3st9elrbAxpHDoHZqJX51YGmZHxgS+hC2LimMz+qMrNTAYfCwZVAlib6c1Y3PrBs5s/rm922kiyfmCX",
+	"pgGKj96PNpV6H55ntIomrdfmDSO+gFVIXZMsSawhxibGmT6kYaNntNQ6+iGdpOWJWoiut6GvLubRW/tn",
+	"wavg43KA+iZ4KDWU04Ea1nXqzaFv6zZpxHawRTyUgFSEkDFyBWx8K5zzmHwHs4aBNYWM+CTcBk7j8vG4",
+	"8CQo/Z1tTQTJmCCw76AXxmRjvhgxSGl3cV/bNqDKtlgH2MtHhUoLbmbwJbtEQD1JTq2L5v9bcnvIQO8p",
+	"VnZFBCmWd2D4TQg8MDQ2G8gIA8u7Mc42O4KVWPwWjamQQqtv+/3ZTr8oIQ32t66MdgubqOlH1+5yhmxO",
+	"PjEWpNzZbJLueKaM4dGVUqg4mSUhgyLt2ziiAxQqsIwatzSfaITXb+hfpc1atfn68MoBgvJBWq4irmtn",
+	"wq920KGIZloEsiNB4juZKKRXZTwNeWbxd9i+a1JC5cVyt/UL26Pv82cEnkEiawOJP+NC2QTZhhRY9Nxm",
+	"+IbdonZbWPJWu4JRTe5qLlSzs9oZMUoF4brtlfm7pb9sQZ+u/W/uFe/af31Y2u9zf1m7zzWd361+/Bxg",
+	"BsHMgtBY43eOOg/s7NdI1+Tnf3x/fn6oO0QTTXbW9fbrVf1UfHYXdz/E8VVDMe7F1X8Yx9LEisvQ2AgL",
+	"OtFAk9oWaM12IxiotMqcxNtbUytf9ZDGO0AMww/aHfA+mf7KHPCuI6pjaubvFg/Eco97IQHC0WuMy8uv",
+	"WhwAJwjDqZxxZeJHpcvGR320NeycMAp1W1yKfseGELq2ekPmPOFSiSxSmYCyBFv7e3ta+YLiEV1r17bV",
+	"I1zhCOghKmVGttsd3i+M1/OLTAvWa/s8KcEAlbZQW1thCaSCMuYfn+PpKoyHd77qZN8vMnm36r73bvWY",
+	"xwsTwuo64K0vu0YO/Zzourbv0YVC5uZve8ElCE9TzuMd9IYlhlgArzKxOSB8tvka7W39HG7GT+M2XHKM",
+	"9cNZw00INio4htxsZRXswxq7nuOFKZRNfL/vfqM1q/kgep+EAN2R8HzhnraNMOB21iwNXGfZwSqaNeuh",
+	"ftOUAcJj8BtAlSaj/GXMJKwaK0tjUxV0iNw7jp27uLYh89n5DrKa4wCBMipnWnd0/5RoCxe/G7yF4h/F",
+	"byZ8ekagcN0MyyHLWPHUrmv7oJgmFniiQlS8JZeQI7gaZpAhCwuxHgTx0FZMDnfQ95zxTPiFiJoEDwPS",
+	"2wkeExj2QSUOW/j3vqJ79JDvqZq567dxCm9/7yuurWGAeQv2XL/rtg2rvu1ZC7UHA2r55mp5++3h+dH3",
+	"AYIEXs18bVqP6bb8SNqUlgamm2bqdzT9j0NTtPX23fn2/SBrWW7cjTNz5GRzn4TPtFrKSqS00EUb829A",
+	"feHpwhU+dCVLAhSmgl5iZUI7gTUElSKRwMCGzKsmh/pN1D3f4peuWT7Pz6Ldmv/wyiRPF/+JSuQDaxPu",
+	"aJcynrtogLtWbHqAe+zqK+dpC4FnQKrlOGDnf3SXEqqI54IjVQe2IlQ+2rAQ+YwXxY3u250gWyPF0tIJ",
+	"E4/eZHNqNC3ZCXIl6WEu8Ft7BI3X91OwvC+KhVlobKhAtfCpXC14APw+I0o6PeQ7q4YUbjitr4wsrn7H",
+	"siRpiCbJV7dEC3/Yo39gacTt734OE67rA8kchjBoGgGJVYZ6QFWFKqUKbO58yoVJBhALY5xGzrUr8aXt",
+	"RFo+brf+ByYnP9lpvMTymwe28Ngpl8QpXeZvWNB9NRY9B06Lw4+s4e1uYrWx91Tx2xpW14gqcKxuSWRB",
+	"Oa99p9Vh/5Ob9eH99g/t7bNbWdvp5wD+dfn9cjy8LE7OR8Vu/vuDGRub+eFS4Q5Ctci1cqv2MmqpkiSZ",
+	"aF2OcYUEYXhuLP5tfj57zl+yUmaXWHj9HloxczBpixMtJOsKtv+uejVHQTsK2yi6VO7YehpYm1hjh9r9",
+	"aP91s7TwU076K46gNu9OcVk+Be1t5f+NuPc1uHDc0j8tlQ3WetMC/XU2HxNhA+WXYtau7ZtwexH6dgtb",
+	"YetTHl47AQtRZpO6y6yExWiczV21V9tNwnCTwlHkjAgxJ3LIIPkavD7runYsmO7EbEq28y/djP3QwbgA",
+	"zjveqBb6eUXGM84vuhdk8QCa4V/zNm9W6gpt8Y6unTe0dqsLsihVVTPoCdlG0NjOZBylGmN5JuH1UiX0",
+	"IbM5iLlL3wn0uGFOyvJURO9q5LmChXXLVIJtxHFo0QaIZkbVMtEDcwlvpiWCig+232wW4SmA3xA4AxWN",
+	"E7cxkTAeE2iNvbw1DGFTyoit6y7IlEolFtCwAxL3oAsdkjN+JU06OTjiscpLE9XVx9c8Jucw71rp3RFW",
+	"ZMrF+kG0bvwj+yEc5IcHTrnSE0LH02UZVwDtr0ttLNbt4ZiHOkurThbv7dpTpCuwbUIvCSre1ep2GXLt",
+	"6HRUzPAJztoh17IzL/bxlZ65t4O7nf5H/Z/10ixh3phMKIOu05DYnrELpskPjVdGprnzaaEt5YQ8u6ql",
+	"aXheve2n+5+z2na+s1UU5ivTlvJ13wLFKs22GzHL9FUMXdvFgSn2FvotQbdcWEzRJxm6V6GURhdEbDcT",
+	"nrfe5A947sU0K2gNTvg0I6Z9oQnE12j+1WDDebkDbb4hDy0qjcfXwotd8N62lx57P6OmlmLhxfFLXnuB",
+	"JAmOLuQOOizoUVNX2b29ah6C4rY4QMUwqddVxaH7NysWM4C3aoOIqYeY/pRIjUFttUDg6X3K7l9WsL6G",
+	"gI9dd0XtOdmNcIohGnWZZPW+ki06xwsU84Etjp2QAJHJhJiSX6W2fCkRXUc4bebHriA43jWKxK4JQR8y",
+	"6KPjpYLl3+TNoXLqpP/s76MraKMPOZWg/04IVpnQ6jKeyh30olKY3nUMMO06M2lLgxfLlkShLa/lYB7H",
+	"+8hscbulRsirxZEPwQe8CaV5Wql48c5XQ7hfLUrrvitSO9yxUuPNeo1LDVeHzvGckXYELMmT+VurpMpT",
+	"+2KZXC+tJnO47BLILJpBfUutlYct5SKsTLSWaPqk9zlF0ybwLO3U8MjrKmJNXrYp9leE9L6YoCWAfBN3",
+	"vgE8WaEmS3oNVK2oCEZFaT1bkLlg3+EsWbTIsKcw1UOiBk+W2kVghQGa0emsFHXw1YiswkKw9cRLVrhM",
+	"EuGFcfinbjji8nPv71nGKQ+QSURJSGgSXzz2PuOQpMM0Hza0w8ONAIWE4XECzfddxoz5IEmakeS9XdkD",
+	"oomZYhmi2H1/VbgRYzkbcwxVoxwIN6YMUKljjeAeU9HDowdzMh8TgSKeMSUDXx+sH/E5TPKbqMGhN3mP",
+	"xTdKZTSW18zo37VmxkPyaH3Cq2ObAIm+LmulsqjrLpb5u/VKtXnsNHzggrj0Rn1YaAu8YjjRJHvRhUqJ",
+	"MtxuizLSY3yp4UV6bZ+nmgBApa3tLsHz30pk0RdWbtRVBlAGKRuux8r4I5BWfJ8hfLyyBgAUdEJyhoVr",
+	"yK3sUaMtL332O6hMtY3GJOJzgmwKVlvuv71bv+Hc//aDaj+UJbn/AO882ssIA7JRu20G7TpNwz5JZVHj",
+	"JmiHTguV34gI651slhN/0Jzz3pLunYP4YQj7PWfDunP9wvJCXJbqbS5KmXrt2uuweeSPjyhZY+fUNMGR",
+	"jf2xErgWsA9czkdsksu0pOGKeG01OA24mhFxRSVpEDakubKv7B4eDq3sDGdE3T9qfVGW+bOcxDzKSeVt",
+	"MEz/sMoTaRqvwnG7Dn9QJQv0HmtEn2OawK/tGts7adb4e9XEzasmAnz1r+4flVqJCZZqBE3U7dflHx6+",
+	"cmJjR3CerN82UGPHqf7gpm04KkemyUtpzFqpvZavbdGTO/R5fEhdV+9+ta4Ll/Xr0nUzWSZM5u8WwmSK",
+	"9+Vkadc0lOemInSzMcn40uB1uK5YSjplxHSrm2EWd/lkYqMiZJCHmsI1ku106nk+85dErx4aA/Ndr0bF",
+	"/GgQYcq0l/0awzdAmom9w27A0027mxvcXaVyvuIu3lq//0i6NrwchdDhcULESPGihvjAs5cfWNZvw6dn",
+	"XJp4YlMGyuSXDZkNnYYXjcYqncq6HaC4KHtHBbitTVC3195amhRg701Y6w46zGKqhkzoBV8QksIjrEH4",
+	"SBocgDQF1/UfR2DR1QvLmOJZNCNxYyUSmEgj4jqNL+DormbcRVGbBZox4hJQD5CFoQfC9p6zOezvlVV8",
+	"os5ijzdshP01F1DIzRCZwZi1WMyKEoRvmMXxJquDxczNVQj48BNZHTYBxu1St/Ru8nYlBbHbBeHsVmUL",
+	"8hHbTN0viZIIo5i4OcwFh55ViDLb1qB2Zu7tOx/cp+4Yv/ygD+22NjztmtpnS1yRBzy4nFDbxhaW1Rj2",
+	"AnlBeWqPzQry3pTExgaYBhmX/ILEO+g1H/N4MWTFuk2DPkkSzQRsXCy0QrI9IWWWEjGC+IJmtvPZ8ORL",
+	"awWJ7xWzQP+7E05ljSQ6WSDsHyqaCgzNwQQSZA5ylf+Ui9zmWfrsADFAJRSTOXcCjsabIasjjvWr6cdd",
+	"+LkLP4e2+LcVN5owFuXpbu+pmg3Z0eHZ8zdvTkenb14ej87+8froO1DTTVART6AX3xwzPDUR0U6I2mrI",
+	"dttur9aZq9MPY2tzw9+zGfe3cY+OANvsHbLRnHe4Svo/I2CwKe0ayrk05Mbg6yXVCsEEgmrsOsy37Urv",
+	"YUrPzfBfgtLrVnPGhbplcrEbwi7v0xQtscAu2Jx39N4J1s8fHgzM1d9cKnuL1axJMmvAnpW6aYFFhoY1",
+	"4dHOEvXNwX0t7+epZexfi9nArLfhoD/9Oa9/iXKssCm40iWWExaDA2d0QRY3Dcy6uZr5I+nn8qItk2Jt",
+	"Xee2BX5z5roJRWmIHfYXctv0tqdBqT/lYfefuPtrr/ts1P3w55YelS0lfhQWtr5PvdaCDY72bC/1tHV+",
+	"BZk4FPLfjYhg33kkkem6CK1Cwo9zomY8DhDYIQJkcTpAWjIJ8jaeI6xuQrRln6KEXxHRjbAkcYBwpmam",
+	"eynnF5S4IVAseJqS+ADhIfvh7M1rGBKlWMBXubtOC0UAkO0ddMJQSOdzElMtXqA5JLrNXLS5lkz2envl",
+	"nr40PkCUDRmIRrbvXf5dnuB+hamSKEuR4uhxD1lbLeS4wV3sQi0vk1kHZcz99sH6U1N+MBgytzuojwEw",
+	"muAk0QrEGEcXevy93l5zqQtYi5ed/4C16ewMGuxAXfzRrrtXV1fdCRfzbiYSwiIem4ChjYd/Ad6Xm6Cj",
+	"yLXaTRNMb7fMc3L9Scrn2elMb+i2AKsqTljc26oi2PY9coz77B/tbzSKSApdA9s7SV9haft2f0EcsNIn",
+	"F4u8SBB0l8SO+nssj7Ixz1jsSKBjfNCprzCaC3wFtQNdtPAajBeaQBtmlImkM+hoSWb3sg8yoZ29Rr8p",
+	"myYEzENd6NUpeDadOV0qQDwTJRM32IUzIQhTnn3YciZNX5t8xRFPSYz0+mhEnElD07UUC8U0jdoKrxQf",
+	"/ftf/2O4nhuvEA7qo4KT3LOBgBhGpTKEzBvFaBENvV0hqNo5Cw+sWyHCDI1JKcIN56GMnoe0acTmXLwg",
+	"r8w/EXBtYk175cw20JnRmHhj+7Hj9Rl+ojLDiWZkfG5qZ5pVb50SHCmkb5SplSS3PdAkdEKiRZT485ha",
+	"IvUZTubzDDr5eaWZTYdXr9RlZZyiTk9Da8CMybydWmAX5LXUNUeY0EvXKdx04JbeFF5vzuYOvXn2Vbmm",
+	"hKliAjVO8pIlXrtem4ReHxLqDUc5S3a1pOFy2w6ZGrT4gqBU8Esam9xI22chb4FXueU3H27+/wAAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -2482,6 +2482,7 @@ export interface components {
             headers: {
                 "X-Request-ID": components["headers"]["XRequestID"];
                 Location: components["headers"]["Location"];
+                "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
                 [name: string]: unknown;
             };
             content: {
@@ -3948,7 +3949,10 @@ export interface operations {
                 /** @description How long to wait for the run to end before answering (0–30000 ms). */
                 wait_ms?: components["parameters"]["WaitMS"];
             };
-            header?: never;
+            header?: {
+                /** @description A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -4112,7 +4116,10 @@ export interface operations {
                 /** @description How long to wait for the run to end before answering (0–30000 ms). */
                 wait_ms?: components["parameters"]["WaitMS"];
             };
-            header?: never;
+            header?: {
+                /** @description A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path: {
                 /** @description The execution id. */
                 id: components["parameters"]["ExecutionID"];
