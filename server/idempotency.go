@@ -71,8 +71,9 @@ func newIdempotencyKeeper(store idempotency.Store, secret []byte, ttl time.Durat
 // The scope is (principal, method, concrete path, key) and the fingerprint is fp (the raw body and
 // the sorted query). A stored answer with the same fingerprint is replayed with Idempotent-Replayed;
 // another fingerprint is 422 idempotency-key-reused; a claim still running is 409
-// idempotency-in-progress. Otherwise the handler runs with its response captured; an answer below 500
-// is kept for IDEMPOTENCY_TTL_HOURS, and a 5xx (or a panic) releases the claim so a retry can run.
+// idempotency-in-progress. Otherwise the handler runs with its response captured; its answer is kept
+// for IDEMPOTENCY_TTL_HOURS, except a 5xx, a panic or a 429 (an answer that asks for a retry, such as
+// EXECUTION_MAX_CONCURRENT_PER_USER), which release the claim so that a retry can run.
 func (k *idempotencyKeeper) run(c echo.Context, p *httpx.Principal, key, fp string, next echo.HandlerFunc) error {
 	req := c.Request()
 	ctx := req.Context()
@@ -87,7 +88,7 @@ func (k *idempotencyKeeper) run(c echo.Context, p *httpx.Principal, key, fp stri
 
 	kept := false
 	defer func() {
-		if !kept { // a 5xx, an unwritten response or a panic: free the key for a retry
+		if !kept { // a 5xx, a 429, an unwritten response or a panic: free the key for a retry
 			bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 			defer cancel()
 			if err := k.store.Release(bg, lock); err != nil {
@@ -105,7 +106,7 @@ func (k *idempotencyKeeper) run(c echo.Context, p *httpx.Principal, key, fp stri
 		c.Error(err) // render the problem now, so that the answer the client gets is the one kept
 	}
 	res.Writer = capture.ResponseWriter
-	if !res.Committed || res.Status >= 500 {
+	if !res.Committed || res.Status >= 500 || res.Status == http.StatusTooManyRequests {
 		return nil
 	}
 	stored := storedResponse{Status: res.Status, Header: map[string]string{}, Body: capture.body.Bytes()}

@@ -16,9 +16,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/labstack/echo/v4"
+
 	"github.com/wataomi/wataomi/auth"
 	"github.com/wataomi/wataomi/gen/api"
 	"github.com/wataomi/wataomi/rbac"
+	"github.com/wataomi/wataomi/server/httpx"
 	"github.com/wataomi/wataomi/server/idempotency"
 	"github.com/wataomi/wataomi/store"
 )
@@ -573,5 +576,49 @@ func TestIdempotencyOnlyOnMarkedOperations(t *testing.T) {
 		if r.StatusCode != http.StatusOK || r.Header.Get("Idempotent-Replayed") != "" {
 			t.Fatalf("PATCH %d with a key: %d %s", i, r.StatusCode, b)
 		}
+	}
+}
+
+// Answers that ask for a retry (429, such as too many concurrent runs; 5xx) are not kept: the next
+// attempt with the key runs. Driven through the keeper directly, with a handler that answers 429 once.
+func TestIdempotencyRetryLaterNotKept(t *testing.T) {
+	e := newTestEnv(t)
+	k := e.Server.oa.idem
+	p := &httpx.Principal{Kind: httpx.KindUser, UserID: rlID()}
+	key := ikKey()
+	calls := 0
+	next := func(c echo.Context) error {
+		calls++
+		switch calls {
+		case 1:
+			pr := problem(http.StatusTooManyRequests, "rate-limited", "Too many runs at once.")
+			pr.RetryAfter = 1
+			return pr
+		case 2:
+			return internalError(fmt.Errorf("boom"))
+		}
+		c.Response().Header().Set("Location", BasePath+"/executions/7")
+		return c.JSON(http.StatusCreated, map[string]int{"id": 7})
+	}
+	do := func() *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodPost, BasePath+"/executions", strings.NewReader(`{"flow_id":1}`))
+		rec := httptest.NewRecorder()
+		c := e.Server.Echo.NewContext(req, rec)
+		if err := k.run(c, p, key, "fp", next); err != nil {
+			e.Server.Echo.HTTPErrorHandler(err, c)
+		}
+		return rec
+	}
+	for i, want := range []int{http.StatusTooManyRequests, http.StatusInternalServerError, http.StatusCreated} {
+		rec := do()
+		if rec.Code != want || rec.Header().Get("Idempotent-Replayed") != "" {
+			t.Fatalf("attempt %d: %d (replayed %q) %s, want %d run", i+1, rec.Code, rec.Header().Get("Idempotent-Replayed"), rec.Body, want)
+		}
+	}
+	rec := do()
+	if rec.Code != http.StatusCreated || rec.Header().Get("Idempotent-Replayed") != "true" ||
+		rec.Header().Get("Location") != BasePath+"/executions/7" || calls != 3 {
+		t.Fatalf("after the 201: %d replayed %q Location %q, handler ran %d times", rec.Code,
+			rec.Header().Get("Idempotent-Replayed"), rec.Header().Get("Location"), calls)
 	}
 }
