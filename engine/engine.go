@@ -72,6 +72,20 @@ func (w *executeWorker) Timeout(*river.Job[ExecuteArgs]) time.Duration {
 }
 
 func (w *executeWorker) Work(ctx context.Context, job *river.Job[ExecuteArgs]) error {
+	// A waiting run is resumed only by its timer job (job_id). Another job of
+	// the run delivered meanwhile (River rescues a job whose completion was
+	// lost in a crash) would otherwise end the wait early.
+	var row struct {
+		Status string
+		JobID  *int64
+	}
+	if err := w.e.db.WithContext(ctx).Model(&store.Execution{}).Where("id = ?", job.Args.ExecutionID).
+		Select("status", "job_id").Scan(&row).Error; err != nil {
+		return err
+	}
+	if row.Status == store.ExecWaiting && row.JobID != nil && *row.JobID != job.ID {
+		return nil
+	}
 	return w.e.Run(ctx, job.Args.ExecutionID)
 }
 
@@ -360,10 +374,10 @@ func (e *Engine) Run(ctx context.Context, id int64) error {
 	sink := &dbSink{e: e, ex: &ex}
 	now := e.now()
 	if ex.CancelRequestedAt != nil {
-		return sink.finish(ctx, Outcome{Status: store.ExecCancelled}, 0)
+		return sink.finishUnrun(ctx, Outcome{Status: store.ExecCancelled})
 	}
 	if now.After(ex.QueuedAt.Add(e.exec.Limits.withDefaults().MaxLifetime)) {
-		return sink.finish(ctx, Outcome{Status: store.ExecFailed, Error: nodeErr("limit-exceeded", "the run passed EXECUTION_MAX_LIFETIME_SECONDS")}, 0)
+		return sink.finishUnrun(ctx, Outcome{Status: store.ExecFailed, Error: nodeErr("limit-exceeded", "the run passed EXECUTION_MAX_LIFETIME_SECONDS")})
 	}
 	plan, err := Compile(ex.Graph)
 	if err != nil {
@@ -690,6 +704,44 @@ func (s *dbSink) finish(ctx context.Context, out Outcome, usedMS int64) error {
 	}
 	s.committed(ctx)
 	return nil
+}
+
+// finishUnrun ends a run before it executes again (a cancel that no worker
+// received, as when its worker died; the lifetime limit): the node records
+// left running or waiting become cancelled (failed, for a failed run), and
+// the counts and output come from the stored records.
+func (s *dbSink) finishUnrun(ctx context.Context, out Outcome) error {
+	var rows []store.NodeExecution
+	if err := s.e.db.WithContext(ctx).Where("execution_id = ?", s.ex.ID).Order("id").Find(&rows).Error; err != nil {
+		return err
+	}
+	now := s.e.now()
+	for i := range rows {
+		rec := recordFromRow(&rows[i])
+		if rec.Status == NodeRunning || rec.Status == NodeWaiting {
+			rec.Status, rec.Error = NodeCancelled, nodeErr("cancelled", "the run was cancelled")
+			if out.Status == store.ExecFailed {
+				rec.Status, rec.Error, out.ErrorNode = NodeFailed, out.Error, rec.NodeID
+			}
+			rec.CompletedAt = &now
+			d := now.Sub(rec.StartedAt).Milliseconds()
+			rec.DurationMS = &d
+			s.Record(rec)
+		}
+		switch rec.Status {
+		case NodeCompleted:
+			out.Completed++
+			if rec.NodeType == "response-data" {
+				out.OutputData = rec.Output
+			}
+		case NodeFailed:
+			out.Failed++
+			out.HasErrors = out.HasErrors || rec.Handle != ""
+		case NodeSkipped:
+			out.Skipped++
+		}
+	}
+	return s.finish(ctx, out, 0)
 }
 
 func nilIfEmpty(s string) any {
