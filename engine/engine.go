@@ -72,21 +72,31 @@ func (w *executeWorker) Timeout(*river.Job[ExecuteArgs]) time.Duration {
 }
 
 func (w *executeWorker) Work(ctx context.Context, job *river.Job[ExecuteArgs]) error {
-	// A waiting run is resumed only by its timer job (job_id). Another job of
-	// the run delivered meanwhile (River rescues a job whose completion was
-	// lost in a crash) would otherwise end the wait early.
-	var row struct {
-		Status string
-		JobID  *int64
+	err := w.e.run(ctx, job.Args.ExecutionID, job.ID)
+	if err != nil && job.Attempt >= job.MaxAttempts {
+		// River gives up on the job after this attempt: end the run instead of
+		// leaving it running for ever.
+		w.e.log.ErrorContext(ctx, "execution abandoned after its last attempt", "execution_id", job.Args.ExecutionID, "error", err.Error())
+		return w.e.abandon(context.WithoutCancel(ctx), job.Args.ExecutionID, err)
 	}
-	if err := w.e.db.WithContext(ctx).Model(&store.Execution{}).Where("id = ?", job.Args.ExecutionID).
-		Select("status", "job_id").Scan(&row).Error; err != nil {
+	return err
+}
+
+// abandon fails a run whose job cannot run any more (worker-lost).
+func (e *Engine) abandon(ctx context.Context, id int64, cause error) error {
+	var ex store.Execution
+	if err := e.db.WithContext(ctx).First(&ex, id).Error; err != nil {
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return nil
+		}
 		return err
 	}
-	if row.Status == store.ExecWaiting && row.JobID != nil && *row.JobID != job.ID {
+	if store.IsTerminal(ex.Status) {
 		return nil
 	}
-	return w.e.Run(ctx, job.Args.ExecutionID)
+	sink := &dbSink{e: e, ex: &ex}
+	return sink.finishUnrun(ctx, Outcome{Status: store.ExecFailed,
+		Error: nodeErr("worker-lost", "the run was interrupted on every attempt; the last error: %v", cause)})
 }
 
 // New builds an engine; Start starts its workers.
@@ -134,7 +144,7 @@ func New(db *store.DB, bus Bus, services *Services, cfg Config) (*Engine, error)
 		},
 		Workers:              workers,
 		FetchPollInterval:    cfg.FetchPollInterval,
-		FetchCooldown:        min(cfg.FetchPollInterval/4, 50*time.Millisecond),
+		FetchCooldown:        min(cfg.FetchPollInterval/4, 5*time.Millisecond),
 		JobTimeout:           cfg.MaxRunTime + 30*time.Second,
 		RescueStuckJobsAfter: 2 * (cfg.MaxRunTime + 30*time.Second),
 		MaxAttempts:          3,
@@ -360,7 +370,12 @@ func terminalEvent(execID int64, seq int, at time.Time, status string, hasErrors
 
 // Run executes (or resumes) one run; it is what the River job calls. An error
 // makes River retry the job later (crash recovery).
-func (e *Engine) Run(ctx context.Context, id int64) error {
+func (e *Engine) Run(ctx context.Context, id int64) error { return e.run(ctx, id, 0) }
+
+// run is Run for the River job jobID (0: any). A waiting run is resumed only
+// by its timer job (job_id): another job of the run delivered meanwhile (River
+// rescues a job whose completion was lost in a crash) would end the wait early.
+func (e *Engine) run(ctx context.Context, id, jobID int64) error {
 	var ex store.Execution
 	if err := e.db.WithContext(ctx).First(&ex, id).Error; err != nil {
 		if errors.Is(err, gorm.ErrRecordNotFound) {
@@ -369,6 +384,9 @@ func (e *Engine) Run(ctx context.Context, id int64) error {
 		return err
 	}
 	if store.IsTerminal(ex.Status) {
+		return nil
+	}
+	if jobID != 0 && ex.Status == store.ExecWaiting && ex.JobID != nil && *ex.JobID != jobID {
 		return nil
 	}
 	sink := &dbSink{e: e, ex: &ex}
@@ -473,11 +491,13 @@ func recordFromRow(r *store.NodeExecution) *Record {
 // dbSink persists what the executor produces, in batches: one transaction per
 // checkpoint, holding every buffered record and event.
 type dbSink struct {
-	e       *Engine
-	ex      *store.Execution
-	known   int
-	events  []builtEvent
-	records []*Record
+	e     *Engine
+	ex    *store.Execution
+	known int
+	// startUpd is the pending move to running, written with the next batch.
+	startUpd map[string]any
+	events   []builtEvent
+	records  []*Record
 }
 
 func (s *dbSink) Event(name string, data map[string]any) {
@@ -520,6 +540,16 @@ func rowFromRecord(execID int64, r *Record) store.NodeExecution {
 
 // flush writes the buffered records and events in tx.
 func (s *dbSink) flush(ctx context.Context, tx *gorm.DB) error {
+	if s.startUpd != nil {
+		res := tx.WithContext(ctx).Model(&store.Execution{}).Where("id = ? AND status IN ?", s.ex.ID,
+			[]string{store.ExecQueued, store.ExecWaiting}).Updates(s.startUpd)
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			return errStateChanged
+		}
+	}
 	var inserts []store.NodeExecution
 	var insertRecs []*Record
 	for _, r := range s.records {
@@ -557,6 +587,7 @@ func (s *dbSink) flush(ctx context.Context, tx *gorm.DB) error {
 }
 
 func (s *dbSink) committed(ctx context.Context) {
+	s.startUpd = nil
 	for _, r := range s.records {
 		r.dirty = false
 	}
@@ -586,6 +617,9 @@ func (s *dbSink) Checkpoint(ctx context.Context) error {
 		return tx.WithContext(ctx).Model(&store.Execution{}).Where("id = ?", s.ex.ID).
 			Updates(map[string]any{"event_seq": s.ex.EventSeq, "updated_at": s.e.now()}).Error
 	})
+	if errors.Is(err, errStateChanged) {
+		return ErrCancelRequested
+	}
 	if err != nil {
 		return err
 	}
@@ -596,40 +630,27 @@ func (s *dbSink) Checkpoint(ctx context.Context) error {
 	return nil
 }
 
-// start moves the run to running and announces it (once per run).
-func (s *dbSink) start(ctx context.Context, total int) error {
-	now := s.e.now()
+// start moves the run to running and announces it. The change is written
+// with the first batch (checkpoint, wait or finish), so a run of pure nodes
+// costs one transaction; a worker that dies before that batch leaves the run
+// queued, and River's retry runs it again from the start.
+func (s *dbSink) start(_ context.Context, total int) error {
 	if s.ex.Status == store.ExecRunning {
 		return nil // resumed after a crash
 	}
-	first := s.ex.StartedAt == nil
-	return s.e.db.Tx(ctx, func(tx *gorm.DB) error {
-		upd := map[string]any{"status": store.ExecRunning, "updated_at": now, "total_nodes": total}
-		if first {
-			upd["started_at"] = now
-			s.ex.StartedAt = &now
-		}
-		res := tx.WithContext(ctx).Model(&store.Execution{}).Where("id = ? AND status IN ?", s.ex.ID, []string{store.ExecQueued, store.ExecWaiting}).Updates(upd)
-		if res.Error != nil {
-			return res.Error
-		}
-		if res.RowsAffected == 0 {
-			return fmt.Errorf("engine: execution %d changed state meanwhile", s.ex.ID)
-		}
-		s.ex.Status = store.ExecRunning
-		if first {
-			s.Event("execution.started", map[string]any{"started_at": rfc3339(now), "total_nodes": total})
-			if err := s.flush(ctx, tx); err != nil {
-				return err
-			}
-			if err := tx.WithContext(ctx).Model(&store.Execution{}).Where("id = ?", s.ex.ID).Update("event_seq", s.ex.EventSeq).Error; err != nil {
-				return err
-			}
-			defer s.committed(ctx)
-		}
-		return nil
-	})
+	now := s.e.now()
+	s.startUpd = map[string]any{"status": store.ExecRunning, "updated_at": now, "total_nodes": total}
+	if s.ex.StartedAt == nil {
+		s.startUpd["started_at"] = now
+		s.ex.StartedAt = &now
+		s.Event("execution.started", map[string]any{"started_at": rfc3339(now), "total_nodes": total})
+	}
+	s.ex.Status = store.ExecRunning
+	return nil
 }
+
+// errStateChanged: the run left queued or waiting before its start was written (the API cancelled it).
+var errStateChanged = errors.New("engine: the run changed state meanwhile")
 
 // wait parks the run on a durable timer: a River job scheduled at the wake-up time.
 func (s *dbSink) wait(ctx context.Context, out Outcome, usedMS int64) error {
@@ -653,7 +674,7 @@ func (s *dbSink) wait(ctx context.Context, out Outcome, usedMS int64) error {
 		}
 		return nil
 	})
-	if errors.Is(err, errTerminalMeanwhile) {
+	if errors.Is(err, errTerminalMeanwhile) || errors.Is(err, errStateChanged) {
 		return nil
 	}
 	if err != nil {
@@ -696,7 +717,7 @@ func (s *dbSink) finish(ctx context.Context, out Outcome, usedMS int64) error {
 		}
 		return nil
 	})
-	if errors.Is(err, errTerminalMeanwhile) {
+	if errors.Is(err, errTerminalMeanwhile) || errors.Is(err, errStateChanged) {
 		return nil
 	}
 	if err != nil {
@@ -755,7 +776,8 @@ func nilIfEmpty(s string) any {
 // from "start", or from the node(s) that failed or were cancelled, with the
 // records of every node that completed upstream of them copied (reused_from).
 func (e *Engine) Retry(ctx context.Context, tx *gorm.DB, orig *store.Execution, fromStart bool, input []byte, by, tokenID *int64) (*store.Execution, error) {
-	if input == nil {
+	newInput := input != nil
+	if !newInput {
 		input = orig.InputData
 	}
 	origID := orig.ID
@@ -790,7 +812,8 @@ func (e *Engine) Retry(ctx context.Context, tx *gorm.DB, orig *store.Execution, 
 				bad = true
 			}
 		}
-		tainted[i] = bad
+		// New input makes the trigger, and so everything, run again with it.
+		tainted[i] = bad || (newInput && i == plan.Trigger)
 	}
 	var copies []store.NodeExecution
 	for _, i := range plan.Order {

@@ -216,6 +216,10 @@ func (x *Executor) Execute(ctx context.Context, st *State, sink Sink) Outcome {
 	p := st.Plan
 	for _, i := range p.Order {
 		n := p.Nodes[i]
+		if ctx.Err() != nil {
+			// Between nodes: a cancel, the run-time limit or a shutdown stops the run here.
+			return st.outcome(stoppedBetween(ctx))
+		}
 		if rec := st.Records[i]; rec != nil {
 			switch rec.Status {
 			case NodeCompleted, NodeSkipped:
@@ -485,6 +489,18 @@ func (x *Executor) interrupted(ctx context.Context, st *State, n *node, rec *Rec
 	default:
 		// Shutdown or a lost database: leave the record as it is; the run resumes elsewhere.
 		return Outcome{Status: "interrupted", Error: nodeErr("interrupted", "%v", err)}, true
+	}
+}
+
+// stoppedBetween is how a run whose context ended between two nodes stops.
+func stoppedBetween(ctx context.Context) Outcome {
+	switch cause := context.Cause(ctx); {
+	case errors.Is(cause, ErrCancelRequested):
+		return Outcome{Status: "cancelled"}
+	case errors.Is(cause, ErrRunTimeLimit):
+		return Outcome{Status: "failed", Error: nodeErr("limit-exceeded", "the run used up EXECUTION_MAX_RUN_SECONDS of running time")}
+	default:
+		return Outcome{Status: "interrupted", Error: nodeErr("interrupted", "%v", ctx.Err())}
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/wataomi/wataomi/ai"
 	"github.com/wataomi/wataomi/flow/expr"
@@ -145,13 +146,36 @@ func (st *State) resolveConfig(n *node) (map[string]any, error) {
 
 var secretKey = regexp.MustCompile(`(?i)(authorization|secret|password|passwd|token|api[-_]?key|cookie|signature)`)
 
+// secretWords are secretKey's alternatives in lower case, for the fast path of isSecretKey.
+var secretWords = []string{"authorization", "secret", "password", "passwd", "token", "apikey", "api-key", "api_key", "cookie", "signature"}
+
+// isSecretKey reports whether secretKey matches k. An ASCII key (every real
+// header or field name) is checked by lower-case substrings, several times
+// cheaper than the regexp, which redact runs on every config key of every
+// node; other keys use the regexp, whose case folding also covers Unicode
+// look-alikes such as the Kelvin sign.
+func isSecretKey(k string) bool {
+	for i := 0; i < len(k); i++ {
+		if k[i] >= utf8.RuneSelf {
+			return secretKey.MatchString(k)
+		}
+	}
+	l := strings.ToLower(k)
+	for _, w := range secretWords {
+		if strings.Contains(l, w) {
+			return true
+		}
+	}
+	return false
+}
+
 // redact copies v with the values of secret-looking keys replaced.
 func redact(v any) any {
 	switch t := v.(type) {
 	case map[string]any:
 		out := make(map[string]any, len(t))
 		for k, e := range t {
-			if secretKey.MatchString(k) {
+			if isSecretKey(k) {
 				out[k] = "[redacted]"
 			} else {
 				out[k] = redact(e)

@@ -574,3 +574,38 @@ func TestRegistryCoverage(t *testing.T) {
 		}
 	}
 }
+
+func TestRedact(t *testing.T) {
+	keys := []struct {
+		key    string
+		secret bool
+	}{
+		{"Authorization", true}, {"authorization", true}, {"X-Api-Key", true}, {"api_key", true}, {"APIKEY", true},
+		{"api key", false}, {"client_secret", true}, {"PASSWORD", true}, {"passwd", true}, {"access_token", true},
+		{"Cookie", true}, {"Set-Cookie", true}, {"X-Hub-Signature-256", true}, {"name", false}, {"url", false},
+		{"Content-Type", false}, {"apix", false}, {"", false}, {"tökenized", false}, {"secrét", false}, {"mot_de_passe_secret_é", true},
+		{"\u212Aey", false}, {"api\u212Aey", true}, // the Kelvin sign folds to k
+		{"pa\u017F\u017Fword", true}, // long s folds to s
+	}
+	for _, tc := range keys {
+		if got := isSecretKey(tc.key); got != tc.secret {
+			t.Errorf("isSecretKey(%q) = %v, want %v", tc.key, got, tc.secret)
+		}
+		if got, re := isSecretKey(tc.key), secretKey.MatchString(tc.key); got != re {
+			t.Errorf("isSecretKey(%q) = %v, the regexp says %v", tc.key, got, re)
+		}
+	}
+	in := map[string]any{
+		"headers": map[string]any{"Authorization": "Bearer x", "Accept": "a"},
+		"list":    []any{map[string]any{"token": "t", "keep": 1}, "plain"},
+		"Secret":  map[string]any{"nested": "gone"},
+	}
+	jsonEqual(t, "redacted", redact(in), map[string]any{
+		"headers": map[string]any{"Authorization": "[redacted]", "Accept": "a"},
+		"list":    []any{map[string]any{"token": "[redacted]", "keep": 1}, "plain"},
+		"Secret":  "[redacted]",
+	})
+	if in["headers"].(map[string]any)["Authorization"] != "Bearer x" {
+		t.Errorf("redact changed its input")
+	}
+}

@@ -71,6 +71,7 @@ func azOperations(doc *openapi3.T) []azOp {
 // keyed by component name. Anything not listed is generated from the schema's required members.
 var azBodies = map[string]any{
 	"FlowCreate":     map[string]any{"name": "Authz matrix"},
+	"TemplateCreate": map[string]any{"name": "Authz matrix", "data": map[string]any{"nodes": []any{}, "edges": []any{}}},
 	"UserRoleUpdate": map[string]any{"role": "viewer"}, // granting super_admin is a role rule, not the guard
 }
 
@@ -255,8 +256,27 @@ func azIDs(t *testing.T, e *testEnv, o azOp, caller *store.User) map[string]int6
 		return map[string]int64{"id": target.ID, "user_id": target.ID}
 	case strings.HasPrefix(o.Path, "/api-tokens/"):
 		return map[string]int64{"id": azAPIToken(t, e, caller)}
+	case strings.HasPrefix(o.Path, "/templates/"):
+		return map[string]int64{"id": azTemplate(t, e, caller)}
+	case strings.HasPrefix(o.Path, "/agent-configs/"):
+		flowID := azFlow(t, e, caller)
+		if err := store.SaveAgentConfig(t.Context(), e.DB.DB, &store.AgentConfig{FlowID: flowID, Name: "authz",
+			Personality: "friendly", Tone: "informal", Language: "en", SystemPrompt: "authz"}); err != nil {
+			t.Fatal(err)
+		}
+		return map[string]int64{"flow_id": flowID}
 	}
 	return map[string]int64{"id": azFlow(t, e, caller), "version": 1}
+}
+
+// azTemplate stores a (non-system, so changeable) template created by creator straight in the DB.
+func azTemplate(t *testing.T, e *testEnv, creator *store.User) int64 {
+	t.Helper()
+	tpl := &store.Template{Name: "authz", Data: store.DefaultFlowData(), CreatedBy: &creator.ID}
+	if err := store.SaveTemplate(t.Context(), e.DB.DB, tpl); err != nil {
+		t.Fatal(err)
+	}
+	return tpl.ID
 }
 
 // azAPIToken stores an API token of owner straight in the DB and returns its id.

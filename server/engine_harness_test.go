@@ -8,12 +8,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/wataomi/wataomi/config"
 	"github.com/wataomi/wataomi/engine"
 	"github.com/wataomi/wataomi/store"
 )
+
+func init() {
+	// The response validator reads event streams as text.
+	openapi3filter.RegisterBodyDecoder("text/event-stream", openapi3filter.PlainBodyDecoder)
+}
 
 // testEngine starts a flow engine on db for one test (50 ms fetch poll, a Redis
 // bus namespace of its own), stopped when the test ends.

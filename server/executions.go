@@ -89,13 +89,13 @@ func nodeExecution(r *store.NodeExecution, full bool) api.NodeExecution {
 	out := api.NodeExecution{Id: r.ID, NodeId: r.NodeID, NodeType: r.NodeType, NodeLabel: r.NodeLabel, Status: api.NodeExecutionStatus(r.Status),
 		Attempt: r.Attempt, StartedAt: apitime.From(r.StartedAt), CompletedAt: nullTime(r.CompletedAt), DurationMs: NullableFrom(r.DurationMS),
 		Handle: NullableFrom(r.Handle), ReusedFrom: NullableFrom(r.ReusedFrom), Error: nullable.NewNullNullable[api.NodeError]()}
-	out.Input, out.Output = decodeAny(r.Input), decodeAny(r.Output)
+	out.Input, out.Output = nullAny(decodeAny(r.Input)), nullAny(decodeAny(r.Output))
 	if !full {
 		if r.Input != nil && len(*r.Input) > eventOutputCap {
-			out.Input, out.Truncated = string((*r.Input)[:eventOutputCap]), true
+			out.Input, out.Truncated = nullAny(string((*r.Input)[:eventOutputCap])), true
 		}
 		if r.Output != nil && len(*r.Output) > eventOutputCap {
-			out.Output, out.Truncated = string((*r.Output)[:eventOutputCap]), true
+			out.Output, out.Truncated = nullAny(string((*r.Output)[:eventOutputCap])), true
 		}
 	}
 	if r.Error != nil {
@@ -119,7 +119,7 @@ func (s *Server) executionFull(ctx context.Context, ex *store.Execution, withGra
 		TriggeredBy: sum.TriggeredBy, ApiTokenId: sum.ApiTokenId, ConversationId: sum.ConversationId, RetryOf: sum.RetryOf,
 		HasErrors: sum.HasErrors, Error: sum.Error, QueuedAt: sum.QueuedAt, StartedAt: sum.StartedAt, CompletedAt: sum.CompletedAt,
 		DurationMs: sum.DurationMs, TotalNodes: sum.TotalNodes, CompletedNodes: sum.CompletedNodes, FailedNodes: sum.FailedNodes,
-		SkippedNodes: sum.SkippedNodes, InputData: decodeMap(ex.InputData), OutputData: decodeAny(ex.OutputData),
+		SkippedNodes: sum.SkippedNodes, InputData: decodeMap(ex.InputData), OutputData: nullAny(decodeAny(ex.OutputData)),
 		NodeExecutions: make([]api.NodeExecution, 0, len(rows)),
 	}
 	for i := range rows {
@@ -230,7 +230,7 @@ func (s *Server) startRun(ctx context.Context, body *api.ExecutionCreate) (*stor
 		for i, is := range issues {
 			errs[i] = FieldError{Pointer: "/input_data", Detail: is, Code: "input"}
 		}
-		return nil, unprocessable("invalid-input", "input_data does not match the trigger's input fields.", errs...)
+		return nil, unprocessable("unprocessable", "input_data does not match the trigger's input fields.", errs...)
 	}
 	ex := &store.Execution{FlowID: f.ID, FlowVersion: version, FlowRevision: revision, Graph: graph, Mode: "manual", InputData: rawInput}
 	uid := p.UserID
@@ -248,7 +248,7 @@ func (s *Server) startRun(ctx context.Context, body *api.ExecutionCreate) (*stor
 			return err
 		}
 		if limit > 0 && active >= int64(limit) {
-			pr := problem(http.StatusTooManyRequests, "too-many-executions",
+			pr := problem(http.StatusTooManyRequests, "rate-limited",
 				fmt.Sprintf("You have %d runs queued or running; the limit is %d.", active, limit))
 			pr.Header = http.Header{"Retry-After": {"5"}}
 			return pr
@@ -483,7 +483,7 @@ func (h *handlers) RetryExecution(ctx context.Context, req api.RetryExecutionReq
 			for i, is := range issues {
 				errs[i] = FieldError{Pointer: "/input_data", Detail: is, Code: "input"}
 			}
-			return nil, unprocessable("invalid-input", "input_data does not match the trigger's input fields.", errs...)
+			return nil, unprocessable("unprocessable", "input_data does not match the trigger's input fields.", errs...)
 		}
 	}
 	uid := p.UserID
@@ -659,7 +659,9 @@ func (h *handlers) ReceiveFlowWebhook(ctx context.Context, req api.ReceiveFlowWe
 	if mode == "last_node" {
 		cur, err := h.s.waitTerminal(ctx, ex.ID, lastNodeWait)
 		if err == nil && cur.Status == store.ExecCompleted && cur.OutputData != nil {
-			return webhookAnswer{v: decodeAny(cur.OutputData)}, nil
+			if a := (webhookAnswer{v: decodeAny(cur.OutputData)}); a.status() < 300 {
+				return a, nil
+			}
 		}
 		if err == nil {
 			ex = cur
@@ -673,12 +675,7 @@ type webhookAnswer struct{ v any }
 
 func (a webhookAnswer) VisitReceiveFlowWebhookResponse(w http.ResponseWriter) error {
 	m, _ := a.v.(map[string]any)
-	status := http.StatusOK
-	if n, ok := m["status"].(json.Number); ok {
-		if v, err := n.Int64(); err == nil && v >= 200 && v <= 599 {
-			status = int(v)
-		}
-	}
+	status := a.status()
 	if hs, ok := m["headers"].(map[string]any); ok {
 		for k, v := range hs {
 			if s, ok := v.(string); ok && safeResponseHeader(k) {
@@ -691,6 +688,16 @@ func (a webhookAnswer) VisitReceiveFlowWebhookResponse(w http.ResponseWriter) er
 	return json.NewEncoder(w).Encode(m["body"])
 }
 
+func (a webhookAnswer) status() int {
+	m, _ := a.v.(map[string]any)
+	if n, ok := m["status"].(json.Number); ok {
+		if v, err := n.Int64(); err == nil && v >= 200 && v <= 599 {
+			return int(v)
+		}
+	}
+	return http.StatusOK
+}
+
 // safeResponseHeader keeps a flow from setting headers that belong to the server.
 func safeResponseHeader(k string) bool {
 	switch strings.ToLower(k) {
@@ -699,4 +706,11 @@ func safeResponseHeader(k string) bool {
 		return false
 	}
 	return true
+}
+
+func nullAny(v any) nullable.Nullable[any] {
+	if v == nil {
+		return nullable.NewNullNullable[any]()
+	}
+	return nullable.NewNullableWithValue(v)
 }

@@ -215,6 +215,9 @@ func (h *handlers) ListFlows(ctx context.Context, req api.ListFlowsRequestObject
 			f.OwnerID, _ = strconv.ParseInt(*prm.OwnerId, 10, 64) // the contract's pattern guarantees digits
 		}
 	}
+	if prm.TemplateId != nil {
+		f.TemplateID = *prm.TemplateId
+	}
 	if prm.Search != nil {
 		f.Search = *prm.Search
 	}
@@ -288,9 +291,16 @@ func (h *handlers) CreateFlow(ctx context.Context, req api.CreateFlowRequestObje
 	return api.CreateFlow201JSONResponse{Body: out, Headers: api.CreateFlow201ResponseHeaders{Location: flowLocation(f.ID), ETag: &tag}}, nil
 }
 
-// insertFlow stores a new flow with its version 1 ("Initial version") in one transaction.
-func (s *Server) insertFlow(ctx context.Context, p *httpx.Principal, f *store.Flow, action string, from int64) (api.Flow, string, error) {
+// insertFlow stores a new flow with its version 1 ("Initial version") in one transaction; also runs
+// first in that transaction (creating a flow from a template counts the use there).
+func (s *Server) insertFlow(ctx context.Context, p *httpx.Principal, f *store.Flow, action string, from int64,
+	also ...func(tx *gorm.DB) error) (api.Flow, string, error) {
 	err := s.deps.DB.Tx(ctx, func(tx *gorm.DB) error {
+		for _, fn := range also {
+			if err := fn(tx); err != nil {
+				return err
+			}
+		}
 		if err := store.SaveFlow(ctx, tx, f); err != nil {
 			return err
 		}
@@ -299,6 +309,9 @@ func (s *Server) insertFlow(ctx context.Context, p *httpx.Principal, f *store.Fl
 			return err
 		}
 		e := auditEntry{Action: action, ResourceType: "flow", ResourceID: f.ID, After: map[string]any{"name": f.Name, "status": f.Status}}
+		if f.TemplateID != nil {
+			e.After["template_id"] = *f.TemplateID
+		}
 		if from != 0 {
 			e.Before = map[string]any{"source_flow_id": from}
 		}
@@ -381,10 +394,16 @@ func (s *Server) mutateFlow(ctx context.Context, id int64, ifMatch *string, owne
 		if cur.Status == "archived" {
 			return conflict("invalid-state", "The flow is archived; restore it first.")
 		}
+		wasStatus, wasVersion := cur.Status, cur.PublishedVersion
 		changed, err := fn(tx, cur)
 		if err != nil || !changed {
 			f = cur
 			return err
+		}
+		if cur.Status != wasStatus || !equalPtr(cur.PublishedVersion, wasVersion) {
+			if err := s.armTriggers(ctx, tx, cur); err != nil {
+				return err
+			}
 		}
 		cur.Revision++
 		f = cur
@@ -635,7 +654,7 @@ func (h *handlers) DuplicateFlow(ctx context.Context, req api.DuplicateFlowReque
 		name = *req.Body.Name
 	}
 	f := &store.Flow{Name: name, Description: src.Description, Status: "draft", Visibility: "private", OwnerID: p.UserID,
-		Data: src.Data, ContentHash: src.ContentHash, NodeCount: src.NodeCount, Revision: 1, Version: 1}
+		Data: src.Data, ContentHash: src.ContentHash, NodeCount: src.NodeCount, TemplateID: src.TemplateID, Revision: 1, Version: 1}
 	out, tag, err := h.s.insertFlow(ctx, p, f, "flow.duplicate", src.ID)
 	if err != nil {
 		return nil, err
@@ -671,4 +690,23 @@ func (h *handlers) ValidateFlow(ctx context.Context, req api.ValidateFlowRequest
 		return nil, err
 	}
 	return api.ValidateFlow200JSONResponse{Body: validationOf(issues)}, nil
+}
+
+// armTriggers keeps the production triggers in step with what is published: the schedule row of a
+// trigger-schedule, and a webhook key for a trigger-webhook (created on first publish).
+func (s *Server) armTriggers(ctx context.Context, tx *gorm.DB, f *store.Flow) error {
+	var published []byte
+	if f.Status == "published" && f.PublishedVersion != nil {
+		fv, err := store.GetFlowVersion(ctx, tx, f.ID, *f.PublishedVersion)
+		if err != nil {
+			return err
+		}
+		published = fv.Data
+		if f.WebhookKey == nil && graphHasType(published, "trigger-webhook") {
+			k := newWebhookKey()
+			f.WebhookKey = &k
+		}
+	}
+	_, err := s.deps.Engine.Arm(ctx, tx, f.ID, published)
+	return err
 }

@@ -37,7 +37,8 @@ func flowSummary(f *store.Flow) api.FlowSummary {
 		Visibility: api.FlowVisibility(f.Visibility), TeamId: NullableFrom(f.TeamID), OwnerId: f.OwnerID,
 		Revision: f.Revision, Version: f.Version, PublishedVersion: NullableFrom(f.PublishedVersion),
 		HasUnpublishedChanges: hasUnpublishedChanges(f), NodeCount: f.NodeCount,
-		ArchivedAt: NullableFrom(apitime.FromPtr(f.ArchivedAt)), CreatedAt: apitime.From(f.CreatedAt), UpdatedAt: apitime.From(f.UpdatedAt),
+		ArchivedAt: NullableFrom(apitime.FromPtr(f.ArchivedAt)), TemplateId: NullableFrom(f.TemplateID),
+		CreatedAt: apitime.From(f.CreatedAt), UpdatedAt: apitime.From(f.UpdatedAt),
 	}
 }
 
@@ -60,8 +61,8 @@ func (s *Server) flowFull(f *store.Flow) (api.Flow, error) {
 		Id: sum.Id, Name: sum.Name, Description: sum.Description, Status: sum.Status, Visibility: sum.Visibility,
 		TeamId: sum.TeamId, OwnerId: sum.OwnerId, Revision: sum.Revision, Version: sum.Version,
 		PublishedVersion: sum.PublishedVersion, HasUnpublishedChanges: sum.HasUnpublishedChanges,
-		NodeCount: sum.NodeCount, ArchivedAt: sum.ArchivedAt, CreatedAt: sum.CreatedAt, UpdatedAt: sum.UpdatedAt,
-		Data: g, Validation: validationOf(issues),
+		NodeCount: sum.NodeCount, ArchivedAt: sum.ArchivedAt, TemplateId: sum.TemplateId, CreatedAt: sum.CreatedAt, UpdatedAt: sum.UpdatedAt,
+		Data: g, Validation: validationOf(issues), WebhookUrl: s.flowWebhookURL(f),
 	}, nil
 }
 
@@ -91,4 +92,11 @@ func pageParams(page, size *int) (int, int) {
 		s = *size
 	}
 	return p, s
+}
+
+func (s *Server) flowWebhookURL(f *store.Flow) nullable.Nullable[string] {
+	if f.WebhookKey == nil {
+		return nullable.NewNullNullable[string]()
+	}
+	return nullable.NewNullableWithValue(s.webhookURL(*f.WebhookKey))
 }

@@ -8,11 +8,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/glebarez/sqlite"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
@@ -42,6 +44,10 @@ type DB struct {
 	Dialect string
 
 	sqlDB *sql.DB
+	dsn   string
+
+	listenerOnce sync.Once
+	listener     *pgxpool.Pool // River's LISTEN/NOTIFY connections (PostgreSQL)
 }
 
 // Now is the current time as the store writes it: UTC, truncated to the
@@ -105,7 +111,7 @@ func Open(ctx context.Context, dialect, dsn string, maxConns int) (*DB, error) {
 	if dialect == Postgres {
 		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
 	}
-	db := &DB{DB: gdb, Dialect: dialect, sqlDB: sqlDB}
+	db := &DB{DB: gdb, Dialect: dialect, sqlDB: sqlDB, dsn: dsn}
 	if err := db.Ping(ctx); err != nil {
 		_ = sqlDB.Close()
 		return nil, err
@@ -154,4 +160,9 @@ func (db *DB) Ping(ctx context.Context) error {
 func (db *DB) SQLDB() *sql.DB { return db.sqlDB }
 
 // Close closes the pool.
-func (db *DB) Close() error { return db.sqlDB.Close() }
+func (db *DB) Close() error {
+	if db.listener != nil {
+		db.listener.Close()
+	}
+	return db.sqlDB.Close()
+}

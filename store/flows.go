@@ -34,6 +34,7 @@ type FlowFilter struct {
 	Statuses   []string
 	Visibility string
 	OwnerID    int64
+	TemplateID int64
 	Search     string
 	Sort       []string // signed keys from the contract's allow-list, e.g. "-created_at"
 	Page       int
@@ -52,7 +53,7 @@ var flowSortColumns = map[string]string{
 // summaryColumns leaves out the heavy data column.
 var summaryColumns = []string{
 	"id", "name", "description", "status", "visibility", "team_id", "owner_id", "revision", "version",
-	"published_version", "content_hash", "published_hash", "node_count", "archived_at", "created_at", "updated_at",
+	"published_version", "content_hash", "published_hash", "node_count", "archived_at", "template_id", "created_at", "updated_at",
 }
 
 // ListFlows returns one page of flow summaries (Data is nil) and the total over every filter.
@@ -68,6 +69,9 @@ func ListFlows(ctx context.Context, db *gorm.DB, v Viewer, f FlowFilter) ([]Flow
 	}
 	if f.OwnerID > 0 {
 		q = q.Where("flows.owner_id = ?", f.OwnerID)
+	}
+	if f.TemplateID > 0 {
+		q = q.Where("flows.template_id = ?", f.TemplateID)
 	}
 	if f.Search != "" {
 		q = q.Where(`flows.search_text LIKE ? ESCAPE '\'`, LikeContains(f.Search))

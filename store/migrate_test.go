@@ -20,7 +20,8 @@ import (
 
 var allModels = []any{&store.User{}, &store.Team{}, &store.TeamMember{}, &store.Flow{}, &store.FlowVersion{},
 	&store.RefreshToken{}, &store.APIToken{}, &store.AuditLog{},
-	&store.Execution{}, &store.NodeExecution{}, &store.ExecutionEvent{}, &store.FlowSchedule{}}
+	&store.Execution{}, &store.NodeExecution{}, &store.ExecutionEvent{}, &store.FlowSchedule{},
+	&store.Template{}, &store.AgentConfig{}}
 
 // emptyDatabases runs fn on an unmigrated database of each available dialect.
 func emptyDatabases(t *testing.T, fn func(t *testing.T, db *store.DB)) {
@@ -169,15 +170,26 @@ func checkSchema(t *testing.T, db *store.DB) {
 
 	// audit_logs has no foreign key on purpose (PRODUCT §9.2).
 	wantFKs := []string{
+		"agent_configs.flow_id -> flows CASCADE",
 		"api_tokens.owner_id -> users CASCADE",
+		"execution_events.execution_id -> executions CASCADE",
+		"executions.api_token_id -> api_tokens SET NULL",
+		"executions.flow_id -> flows CASCADE",
+		"executions.retry_of -> executions SET NULL",
+		"executions.triggered_by -> users SET NULL",
+		"flow_schedules.flow_id -> flows CASCADE",
 		"flow_versions.created_by -> users SET NULL",
 		"flow_versions.flow_id -> flows CASCADE",
 		"flows.owner_id -> users RESTRICT",
 		"flows.team_id -> teams SET NULL",
+		"flows.template_id -> templates SET NULL",
+		"node_executions.execution_id -> executions CASCADE",
 		"refresh_tokens.replaced_by_id -> refresh_tokens SET NULL",
 		"refresh_tokens.user_id -> users CASCADE",
 		"team_members.team_id -> teams CASCADE",
 		"team_members.user_id -> users CASCADE",
+		"templates.created_by -> users SET NULL",
+		"templates.source_flow_id -> flows SET NULL",
 	}
 	var gotFKs []string
 	switch db.Dialect {
@@ -204,7 +216,8 @@ WHERE rc.constraint_schema = current_schema()`).Rows()
 			t.Fatal(err)
 		}
 	case store.SQLite:
-		for _, table := range []string{"users", "teams", "team_members", "flows", "flow_versions", "refresh_tokens", "api_tokens", "audit_logs"} {
+		for _, table := range []string{"users", "teams", "team_members", "flows", "flow_versions", "refresh_tokens", "api_tokens", "audit_logs",
+			"executions", "node_executions", "execution_events", "flow_schedules", "templates", "agent_configs"} {
 			var list []struct {
 				Table    string `gorm:"column:table"`
 				From     string `gorm:"column:from"`
@@ -227,12 +240,14 @@ WHERE rc.constraint_schema = current_schema()`).Rows()
 		"users":         {"users_external_id", "users_email_lower"},
 		"teams":         {"teams_name"},
 		"team_members":  {"team_members_user_id"},
-		"flows":         {"flows_owner_id", "flows_status", "flows_created_at_id", "flows_updated_at_id", "flows_team_id"},
+		"flows":         {"flows_owner_id", "flows_status", "flows_created_at_id", "flows_updated_at_id", "flows_team_id", "flows_template_id"},
 		"flow_versions": {"flow_versions_flow_id_version", "flow_versions_created_by"},
 		"refresh_tokens": {"refresh_tokens_token_hash", "refresh_tokens_family_id", "refresh_tokens_user_id",
 			"refresh_tokens_replaced_by_id", "refresh_tokens_expires_at"},
-		"api_tokens": {"api_tokens_token_hash", "api_tokens_owner_id_name"},
-		"audit_logs": {"audit_logs_occurred_at", "audit_logs_resource", "audit_logs_actor_user_id", "audit_logs_api_token_id"},
+		"api_tokens":    {"api_tokens_token_hash", "api_tokens_owner_id_name"},
+		"audit_logs":    {"audit_logs_occurred_at", "audit_logs_resource", "audit_logs_actor_user_id", "audit_logs_api_token_id"},
+		"templates":     {"templates_system_key", "templates_created_at_id", "templates_source_flow_id", "templates_created_by"},
+		"agent_configs": {"agent_configs_flow_id"},
 	}
 	for table, names := range wantIndexes {
 		for _, name := range names {

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river/riverdriver"
 	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
 	"github.com/riverqueue/river/riverdriver/riversqlite"
@@ -15,11 +16,27 @@ import (
 // driver on PostgreSQL and its SQLite driver on SQLite. Both take *sql.Tx, so
 // a job is inserted in the same transaction as the row that needs it
 // (DESIGN §4).
+//
+// On PostgreSQL a small pgx pool (2 connections) carries River's LISTEN/NOTIFY,
+// so a committed job wakes a worker at once instead of at the next poll.
 func (db *DB) RiverDriver() riverdriver.Driver[*sql.Tx] {
 	if db.Dialect == SQLite {
 		return riversqlite.New(db.sqlDB)
 	}
-	return riverdatabasesql.New(db.sqlDB)
+	db.listenerOnce.Do(func() {
+		cfg, err := pgxpool.ParseConfig(db.dsn)
+		if err != nil {
+			return
+		}
+		cfg.MaxConns = 2
+		if pool, err := pgxpool.NewWithConfig(context.Background(), cfg); err == nil {
+			db.listener = pool
+		}
+	})
+	if db.listener == nil {
+		return riverdatabasesql.New(db.sqlDB) // polling only
+	}
+	return riverdatabasesql.NewWithPgxListener(db.sqlDB, db.listener)
 }
 
 // migrateRiver applies River's own schema (its job, leader and queue tables).

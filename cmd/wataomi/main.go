@@ -42,6 +42,8 @@ const usage = `usage: wataomi [command]
   token --user EMAIL [--role R] [--ttl 1h] [--refresh]
                                  mint an access token (refused in production); --refresh also starts
                                  a session and prints {access_token, refresh_token} as JSON
+  seed [--force]                 insert the missing built-in templates; --force also resets
+                                 the system templates to the shipped definitions
   config check                   print the effective configuration, secrets redacted
   openapi [--format yaml|json]   print the embedded contract
   health [--url URL]             probe /health of a running server (for container HEALTHCHECKs)
@@ -68,6 +70,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return users(args, stdout, stderr)
 	case "token":
 		return token(args, stdout, stderr)
+	case "seed":
+		return seedCmd(args, stdout, stderr)
 	case "config":
 		return configCmd(args, stdout)
 	case "openapi":
@@ -150,6 +154,9 @@ func serve(args []string, stderr io.Writer) error {
 		return err
 	}
 	defer db.Close()
+	if err := seedOnStart(ctx, cfg, db, log); err != nil {
+		return err
+	}
 	var rdb *redis.Client
 	shared := auth.NewMemoryShared()
 	if cfg.RedisURL != "" {
@@ -365,6 +372,51 @@ func token(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	return json.NewEncoder(stdout).Encode(map[string]string{"access_token": tok, "refresh_token": refresh})
+}
+
+// seedOnStart inserts the missing built-in templates when SEED_ON_START holds (the default), so a
+// fresh install has its catalogue. Existing rows are left alone: resetting them is `seed --force`.
+func seedOnStart(ctx context.Context, cfg *config.Config, db *store.DB, log *slog.Logger) error {
+	if !cfg.SeedOnStart {
+		return nil
+	}
+	res, err := server.SeedTemplates(ctx, db, false)
+	if err != nil {
+		return fmt.Errorf("seed (SEED_ON_START): %w", err)
+	}
+	if res.Inserted > 0 {
+		log.Info("seeded the built-in templates", "inserted", res.Inserted)
+	}
+	return nil
+}
+
+// seedCmd is `wataomi seed [--force]` (PRODUCT §3.6): the same seed as POST /templates/seed, audited
+// with the system as the actor.
+func seedCmd(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("seed", stderr)
+	force := fs.Bool("force", false, "also reset the system templates to the shipped definitions")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("seed takes no arguments, got %q", fs.Args())
+	}
+	cfg, err := loadConfig()
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	db, err := openMigrated(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	res, err := server.SeedTemplates(ctx, db, *force)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "templates: %d inserted, %d updated\n", res.Inserted, res.Updated)
+	return nil
 }
 
 func configCmd(args []string, stdout io.Writer) error {

@@ -25,6 +25,45 @@ import (
 	"github.com/wataomi/wataomi/openapi/apitime"
 )
 
+// Defines values for AgentPersonality.
+const (
+	Casual       AgentPersonality = "casual"
+	Friendly     AgentPersonality = "friendly"
+	Professional AgentPersonality = "professional"
+)
+
+// Valid indicates whether the value is a known member of the AgentPersonality enum.
+func (e AgentPersonality) Valid() bool {
+	switch e {
+	case Casual:
+		return true
+	case Friendly:
+		return true
+	case Professional:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for AgentTone.
+const (
+	Formal   AgentTone = "formal"
+	Informal AgentTone = "informal"
+)
+
+// Valid indicates whether the value is a known member of the AgentTone enum.
+func (e AgentTone) Valid() bool {
+	switch e {
+	case Formal:
+		return true
+	case Informal:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ExecutionMode.
 const (
 	Manual   ExecutionMode = "manual"
@@ -472,6 +511,36 @@ func (e ListTeamsParamsSort) Valid() bool {
 	}
 }
 
+// Defines values for ListTemplatesParamsSort.
+const (
+	ListTemplatesParamsSortCreatedAt       ListTemplatesParamsSort = "created_at"
+	ListTemplatesParamsSortMinusCreatedAt  ListTemplatesParamsSort = "-created_at"
+	ListTemplatesParamsSortMinusName       ListTemplatesParamsSort = "-name"
+	ListTemplatesParamsSortMinusUsageCount ListTemplatesParamsSort = "-usage_count"
+	ListTemplatesParamsSortName            ListTemplatesParamsSort = "name"
+	ListTemplatesParamsSortUsageCount      ListTemplatesParamsSort = "usage_count"
+)
+
+// Valid indicates whether the value is a known member of the ListTemplatesParamsSort enum.
+func (e ListTemplatesParamsSort) Valid() bool {
+	switch e {
+	case ListTemplatesParamsSortCreatedAt:
+		return true
+	case ListTemplatesParamsSortMinusCreatedAt:
+		return true
+	case ListTemplatesParamsSortMinusName:
+		return true
+	case ListTemplatesParamsSortMinusUsageCount:
+		return true
+	case ListTemplatesParamsSortName:
+		return true
+	case ListTemplatesParamsSortUsageCount:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ListUsersParamsSort.
 const (
 	ListUsersParamsSortCreatedAt        ListUsersParamsSort = "created_at"
@@ -537,6 +606,60 @@ func (e ListUserApiTokensParamsSort) Valid() bool {
 		return false
 	}
 }
+
+// AgentConfig defines model for AgentConfig.
+type AgentConfig struct {
+	CreatedAt    apitime.Time               `json:"created_at"`
+	FlowId       int64                      `json:"flow_id"`
+	Id           int64                      `json:"id"`
+	Language     string                     `json:"language"`
+	MaxTokens    nullable.Nullable[int]     `json:"max_tokens"`
+	Model        nullable.Nullable[string]  `json:"model"`
+	Name         string                     `json:"name"`
+	Personality  AgentPersonality           `json:"personality"`
+	SystemPrompt string                     `json:"system_prompt"`
+	Temperature  nullable.Nullable[float64] `json:"temperature"`
+	Tone         AgentTone                  `json:"tone"`
+	UpdatedAt    apitime.Time               `json:"updated_at"`
+}
+
+// AgentConfigCreate Defaults applied on create: `personality` friendly, `tone` informal, `language` en. `temperature`,
+// `max_tokens` and `model` store no default: when null, the AI nodes fall back to the organisation
+// settings and the server defaults.
+type AgentConfigCreate struct {
+	// FlowId The flow the config belongs to; a flow has at most one (409 `already-exists`).
+	FlowId int64 `json:"flow_id"`
+
+	// Language A BCP 47 language tag, such as `en` or `pt-BR`.
+	Language  *string                `json:"language,omitempty"`
+	MaxTokens nullable.Nullable[int] `json:"max_tokens,omitempty"`
+
+	// Model A chat model of the AI catalogue (422 `model-unknown` otherwise).
+	Model        nullable.Nullable[string]  `json:"model,omitempty"`
+	Name         string                     `json:"name"`
+	Personality  *AgentPersonality          `json:"personality,omitempty"`
+	SystemPrompt string                     `json:"system_prompt"`
+	Temperature  nullable.Nullable[float64] `json:"temperature,omitempty"`
+	Tone         *AgentTone                 `json:"tone,omitempty"`
+}
+
+// AgentConfigUpdate A partial update; an absent property is unchanged, `null` clears a clearable one. `{}` changes nothing.
+type AgentConfigUpdate struct {
+	Language     *string                    `json:"language,omitempty"`
+	MaxTokens    nullable.Nullable[int]     `json:"max_tokens,omitempty"`
+	Model        nullable.Nullable[string]  `json:"model,omitempty"`
+	Name         *string                    `json:"name,omitempty"`
+	Personality  *AgentPersonality          `json:"personality,omitempty"`
+	SystemPrompt *string                    `json:"system_prompt,omitempty"`
+	Temperature  nullable.Nullable[float64] `json:"temperature,omitempty"`
+	Tone         *AgentTone                 `json:"tone,omitempty"`
+}
+
+// AgentPersonality defines model for AgentPersonality.
+type AgentPersonality string
+
+// AgentTone defines model for AgentTone.
+type AgentTone string
 
 // ApiToken defines model for ApiToken.
 type ApiToken struct {
@@ -653,22 +776,20 @@ type Execution struct {
 
 	// Graph A React Flow graph. Open schema: unknown UI keys are stored and ignored. The engine's checks
 	// (unique ids, edges between existing nodes, no cycles, size limits) answer 422 `invalid-graph`.
-	Graph          *Graph                 `json:"graph,omitempty"`
-	HasErrors      bool                   `json:"has_errors"`
-	Id             int64                  `json:"id"`
-	InputData      map[string]interface{} `json:"input_data"`
-	Mode           ExecutionMode          `json:"mode"`
-	NodeExecutions []NodeExecution        `json:"node_executions"`
-
-	// OutputData The last `response-data` node's output, or null.
-	OutputData   interface{}                     `json:"output_data"`
-	QueuedAt     apitime.Time                    `json:"queued_at"`
-	RetryOf      nullable.Nullable[int64]        `json:"retry_of"`
-	SkippedNodes int                             `json:"skipped_nodes"`
-	StartedAt    nullable.Nullable[apitime.Time] `json:"started_at"`
-	Status       ExecutionStatus                 `json:"status"`
-	TotalNodes   int                             `json:"total_nodes"`
-	TriggeredBy  nullable.Nullable[int64]        `json:"triggered_by"`
+	Graph          *Graph                          `json:"graph,omitempty"`
+	HasErrors      bool                            `json:"has_errors"`
+	Id             int64                           `json:"id"`
+	InputData      map[string]interface{}          `json:"input_data"`
+	Mode           ExecutionMode                   `json:"mode"`
+	NodeExecutions []NodeExecution                 `json:"node_executions"`
+	OutputData     nullable.Nullable[interface{}]  `json:"output_data"`
+	QueuedAt       apitime.Time                    `json:"queued_at"`
+	RetryOf        nullable.Nullable[int64]        `json:"retry_of"`
+	SkippedNodes   int                             `json:"skipped_nodes"`
+	StartedAt      nullable.Nullable[apitime.Time] `json:"started_at"`
+	Status         ExecutionStatus                 `json:"status"`
+	TotalNodes     int                             `json:"total_nodes"`
+	TriggeredBy    nullable.Nullable[int64]        `json:"triggered_by"`
 }
 
 // ExecutionCreate defines model for ExecutionCreate.
@@ -756,14 +877,21 @@ type Flow struct {
 	Revision              int                       `json:"revision"`
 
 	// Status `archived` is set only by the archive action.
-	Status     FlowStatus               `json:"status"`
-	TeamId     nullable.Nullable[int64] `json:"team_id"`
+	Status FlowStatus               `json:"status"`
+	TeamId nullable.Nullable[int64] `json:"team_id"`
+
+	// TemplateId The template the flow was created from; null once that template is deleted.
+	TemplateId nullable.Nullable[int64] `json:"template_id"`
 	UpdatedAt  apitime.Time             `json:"updated_at"`
 	Validation FlowValidation           `json:"validation"`
 	Version    int                      `json:"version"`
 
 	// Visibility `private`: the owner and admins; `team`: also the members of `team_id`; `public`: every holder of flow:read.
 	Visibility FlowVisibility `json:"visibility"`
+
+	// WebhookUrl The receiver URL of the flow's `trigger-webhook` once it has a key (the first publish with a webhook
+	// trigger creates one; `POST /flows/{id}/webhook-key` rotates it); null otherwise.
+	WebhookUrl nullable.Nullable[string] `json:"webhook_url"`
 }
 
 // FlowCreate Defaults applied on create: `status` draft, `visibility` private, `data` `{"nodes":[],"edges":[]}`.
@@ -824,9 +952,12 @@ type FlowSummary struct {
 	Revision int `json:"revision"`
 
 	// Status `archived` is set only by the archive action.
-	Status    FlowStatus               `json:"status"`
-	TeamId    nullable.Nullable[int64] `json:"team_id"`
-	UpdatedAt apitime.Time             `json:"updated_at"`
+	Status FlowStatus               `json:"status"`
+	TeamId nullable.Nullable[int64] `json:"team_id"`
+
+	// TemplateId The template the flow was created from; null once that template is deleted.
+	TemplateId nullable.Nullable[int64] `json:"template_id"`
+	UpdatedAt  apitime.Time             `json:"updated_at"`
 
 	// Version The latest snapshot number.
 	Version int `json:"version"`
@@ -949,13 +1080,13 @@ type FlowWebhookAccepted struct {
 	Status      ExecutionStatus `json:"status"`
 }
 
-// FlowWebhookAnswer The `body` of the `response-data` node that ended the run.
+// FlowWebhookAnswer defines model for FlowWebhookAnswer.
 type FlowWebhookAnswer = interface{}
 
 // FlowWebhookForm defines model for FlowWebhookForm.
 type FlowWebhookForm map[string]interface{}
 
-// FlowWebhookJSON Any JSON document; it becomes the trigger's `body`.
+// FlowWebhookJSON defines model for FlowWebhookJSON.
 type FlowWebhookJSON = interface{}
 
 // FlowWebhookKey defines model for FlowWebhookKey.
@@ -1101,21 +1232,17 @@ type NodeExecution struct {
 	Error       nullable.Nullable[NodeError]    `json:"error"`
 
 	// Handle The branch the node took.
-	Handle nullable.Nullable[string] `json:"handle"`
-	Id     int64                     `json:"id"`
-
-	// Input The resolved config, with secrets redacted.
-	Input     interface{} `json:"input"`
-	NodeId    string      `json:"node_id"`
-	NodeLabel string      `json:"node_label"`
-	NodeType  string      `json:"node_type"`
-
-	// Output What the node produced (truncated to 64 KiB in lists, with `truncated`).
-	Output     interface{}              `json:"output"`
-	ReusedFrom nullable.Nullable[int64] `json:"reused_from"`
-	StartedAt  apitime.Time             `json:"started_at"`
-	Status     NodeExecutionStatus      `json:"status"`
-	Truncated  bool                     `json:"truncated"`
+	Handle     nullable.Nullable[string]      `json:"handle"`
+	Id         int64                          `json:"id"`
+	Input      nullable.Nullable[interface{}] `json:"input"`
+	NodeId     string                         `json:"node_id"`
+	NodeLabel  string                         `json:"node_label"`
+	NodeType   string                         `json:"node_type"`
+	Output     nullable.Nullable[interface{}] `json:"output"`
+	ReusedFrom nullable.Nullable[int64]       `json:"reused_from"`
+	StartedAt  apitime.Time                   `json:"started_at"`
+	Status     NodeExecutionStatus            `json:"status"`
+	Truncated  bool                           `json:"truncated"`
 }
 
 // NodeExecutionStatus defines model for NodeExecutionStatus.
@@ -1378,6 +1505,129 @@ type TeamUpdate struct {
 	Name        *string                   `json:"name,omitempty"`
 }
 
+// Template defines model for Template.
+type Template struct {
+	CreatedAt apitime.Time `json:"created_at"`
+
+	// CreatedBy The user who created it; null for built-in templates.
+	CreatedBy nullable.Nullable[int64] `json:"created_by"`
+
+	// Data A React Flow graph. Open schema: unknown UI keys are stored and ignored. The engine's checks
+	// (unique ids, edges between existing nodes, no cycles, size limits) answer 422 `invalid-graph`.
+	Data        Graph                     `json:"data"`
+	Description nullable.Nullable[string] `json:"description"`
+	Icon        nullable.Nullable[string] `json:"icon"`
+	Id          int64                     `json:"id"`
+
+	// IsSystem A built-in template, seeded by the server; it cannot be updated or deleted.
+	IsSystem bool   `json:"is_system"`
+	Name     string `json:"name"`
+
+	// Placeholders RFC 6901 pointers into `data` at the values a user must fill after creating a flow from the
+	// template (for example `/nodes/2/data/config/url`). They are the graph's required config values
+	// that are left empty; the editor asks for them.
+	Placeholders []string `json:"placeholders"`
+
+	// SourceFlowId The flow the graph was copied from; null once that flow is deleted.
+	SourceFlowId nullable.Nullable[int64] `json:"source_flow_id"`
+
+	// SystemKey The built-in template's stable key.
+	SystemKey nullable.Nullable[string] `json:"system_key"`
+	UpdatedAt apitime.Time              `json:"updated_at"`
+
+	// UsageCount Flows created from the template.
+	UsageCount int `json:"usage_count"`
+}
+
+// TemplateCreate Exactly one of `data` and `from_flow_id` is required (422 `unprocessable` otherwise). The graph is
+// checked structurally like a flow's (422 `invalid-graph`).
+type TemplateCreate struct {
+	// Data A React Flow graph. Open schema: unknown UI keys are stored and ignored. The engine's checks
+	// (unique ids, edges between existing nodes, no cycles, size limits) answer 422 `invalid-graph`.
+	Data        *Graph                    `json:"data,omitempty"`
+	Description nullable.Nullable[string] `json:"description,omitempty"`
+
+	// FromFlowId Copies the graph of this flow, which the caller must be able to read.
+	FromFlowId *int64 `json:"from_flow_id,omitempty"`
+
+	// Icon An icon name from the editor's icon set, such as `FiZap`.
+	Icon nullable.Nullable[string] `json:"icon,omitempty"`
+	Name string                    `json:"name"`
+}
+
+// TemplateFlowCreate The new flow's fields. Defaults: `name` the template's name, `visibility` private, `description` the
+// template's. `team_id` is required when `visibility` is `team`.
+type TemplateFlowCreate struct {
+	Description nullable.Nullable[string] `json:"description,omitempty"`
+	Name        *string                   `json:"name,omitempty"`
+
+	// TeamId Required when `visibility` is `team`; the caller must be a member unless they are an admin.
+	TeamId nullable.Nullable[int64] `json:"team_id,omitempty"`
+
+	// Visibility `private`: the owner and admins; `team`: also the members of `team_id`; `public`: every holder of flow:read.
+	Visibility *FlowVisibility `json:"visibility,omitempty"`
+}
+
+// TemplateSeedResult defines model for TemplateSeedResult.
+type TemplateSeedResult struct {
+	// Inserted Built-in templates that were missing and have been inserted.
+	Inserted int `json:"inserted"`
+
+	// Updated System templates whose stored definition differed from the shipped one and was reset (only with `force`).
+	Updated int `json:"updated"`
+}
+
+// TemplateSummary defines model for TemplateSummary.
+type TemplateSummary struct {
+	CreatedAt apitime.Time `json:"created_at"`
+
+	// CreatedBy The user who created it; null for built-in templates.
+	CreatedBy   nullable.Nullable[int64]  `json:"created_by"`
+	Description nullable.Nullable[string] `json:"description"`
+	Icon        nullable.Nullable[string] `json:"icon"`
+	Id          int64                     `json:"id"`
+
+	// IsSystem A built-in template, seeded by the server; it cannot be updated or deleted.
+	IsSystem bool   `json:"is_system"`
+	Name     string `json:"name"`
+
+	// SourceFlowId The flow the graph was copied from; null once that flow is deleted.
+	SourceFlowId nullable.Nullable[int64] `json:"source_flow_id"`
+
+	// SystemKey The built-in template's stable key.
+	SystemKey nullable.Nullable[string] `json:"system_key"`
+	UpdatedAt apitime.Time              `json:"updated_at"`
+
+	// UsageCount Flows created from the template.
+	UsageCount int `json:"usage_count"`
+}
+
+// TemplateSummaryPage defines model for TemplateSummaryPage.
+type TemplateSummaryPage struct {
+	HasNext  bool              `json:"has_next"`
+	HasPrev  bool              `json:"has_prev"`
+	Items    []TemplateSummary `json:"items"`
+	Page     int               `json:"page"`
+	PageSize int               `json:"page_size"`
+
+	// Total Items matching every filter, search included.
+	Total int64 `json:"total"`
+
+	// TotalPages ceil(total / page_size); 0 when empty.
+	TotalPages int `json:"total_pages"`
+}
+
+// TemplateUpdate A partial update; an absent property is unchanged, `null` clears a clearable one. `{}` changes
+// nothing. A new `data` is checked structurally and replaces the graph whole.
+type TemplateUpdate struct {
+	// Data A React Flow graph. Open schema: unknown UI keys are stored and ignored. The engine's checks
+	// (unique ids, edges between existing nodes, no cycles, size limits) answer 422 `invalid-graph`.
+	Data        *Graph                    `json:"data,omitempty"`
+	Description nullable.Nullable[string] `json:"description,omitempty"`
+	Icon        nullable.Nullable[string] `json:"icon,omitempty"`
+	Name        *string                   `json:"name,omitempty"`
+}
+
 // TokenResponse defines model for TokenResponse.
 type TokenResponse struct {
 	AccessToken string `json:"access_token"`
@@ -1481,6 +1731,9 @@ type WidgetList struct {
 	Items []Widget `json:"items"`
 }
 
+// AgentConfigFlowID defines model for AgentConfigFlowID.
+type AgentConfigFlowID = int64
+
 // ApiTokenID defines model for ApiTokenID.
 type ApiTokenID = int64
 
@@ -1522,6 +1775,9 @@ type Search = string
 
 // TeamID defines model for TeamID.
 type TeamID = int64
+
+// TemplateID defines model for TemplateID.
+type TemplateID = int64
 
 // UserID defines model for UserID.
 type UserID = int64
@@ -1641,6 +1897,9 @@ type ListFlowsParams struct {
 	// OwnerId `me` or a user id.
 	OwnerId *string `form:"owner_id,omitempty" json:"owner_id,omitempty"`
 
+	// TemplateId Only flows created from this template.
+	TemplateId *int64 `form:"template_id,omitempty" json:"template_id,omitempty"`
+
 	// IncludeStats Adds `stats` over every flow the caller can see.
 	IncludeStats *bool `form:"include_stats,omitempty" json:"include_stats,omitempty"`
 }
@@ -1722,6 +1981,33 @@ type CreateTeamParams struct {
 	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
+// ListTemplatesParams defines parameters for ListTemplates.
+type ListTemplatesParams struct {
+	// Page The 1-based page number.
+	Page *Page `form:"page,omitempty" json:"page,omitempty"`
+
+	// PageSize Items per page.
+	PageSize *PageSize `form:"page_size,omitempty" json:"page_size,omitempty"`
+
+	// Search Case-insensitive substring search over the resource's searchable fields.
+	Search *Search `form:"search,omitempty" json:"search,omitempty"`
+
+	// Sort Sort keys, `-` for descending. Default `-created_at`.
+	Sort *[]ListTemplatesParamsSort `form:"sort,omitempty" json:"sort,omitempty"`
+
+	// IsSystem Only built-in templates (`true`) or only the organisation's own (`false`).
+	IsSystem *bool `form:"is_system,omitempty" json:"is_system,omitempty"`
+}
+
+// ListTemplatesParamsSort defines parameters for ListTemplates.
+type ListTemplatesParamsSort string
+
+// SeedTemplatesParams defines parameters for SeedTemplates.
+type SeedTemplatesParams struct {
+	// Force Also reset the system templates to the shipped definitions.
+	Force *bool `form:"force,omitempty" json:"force,omitempty"`
+}
+
 // ListUsersParams defines parameters for ListUsers.
 type ListUsersParams struct {
 	// Page The 1-based page number.
@@ -1776,6 +2062,12 @@ type ListUserApiTokensParams struct {
 // ListUserApiTokensParamsSort defines parameters for ListUserApiTokens.
 type ListUserApiTokensParamsSort string
 
+// CreateAgentConfigJSONRequestBody defines body for CreateAgentConfig for application/json ContentType.
+type CreateAgentConfigJSONRequestBody = AgentConfigCreate
+
+// UpdateAgentConfigJSONRequestBody defines body for UpdateAgentConfig for application/json ContentType.
+type UpdateAgentConfigJSONRequestBody = AgentConfigUpdate
+
 // CreateApiTokenJSONRequestBody defines body for CreateApiToken for application/json ContentType.
 type CreateApiTokenJSONRequestBody = ApiTokenCreate
 
@@ -1826,6 +2118,15 @@ type UpdateTeamJSONRequestBody = TeamUpdate
 
 // SetTeamMembersJSONRequestBody defines body for SetTeamMembers for application/json ContentType.
 type SetTeamMembersJSONRequestBody = TeamMembersSet
+
+// CreateTemplateJSONRequestBody defines body for CreateTemplate for application/json ContentType.
+type CreateTemplateJSONRequestBody = TemplateCreate
+
+// UpdateTemplateJSONRequestBody defines body for UpdateTemplate for application/json ContentType.
+type UpdateTemplateJSONRequestBody = TemplateUpdate
+
+// CreateTemplateFlowJSONRequestBody defines body for CreateTemplateFlow for application/json ContentType.
+type CreateTemplateFlowJSONRequestBody = TemplateFlowCreate
 
 // UpdateUserRoleJSONRequestBody defines body for UpdateUserRole for application/json ContentType.
 type UpdateUserRoleJSONRequestBody = UserRoleUpdate
@@ -2637,6 +2938,62 @@ func WithRequestEditorFn(fn RequestEditorFn) ClientOption {
 // The interface specification for the client above.
 type ClientInterface interface {
 
+	// CreateAgentConfigWithBody Create a flow's agent config
+	//
+	// Gives a flow its agent persona, which its AI nodes and reply suggestions use. The flow must be
+	// visible to the caller (404) and editable by them (403); a flow has at most one config
+	// (409 `already-exists`). `model` must be a chat model of the AI catalogue (422 `model-unknown`).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /agent-configs (the `CreateAgentConfig` operationId).
+	CreateAgentConfigWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateAgentConfig Create a flow's agent config
+	//
+	// Gives a flow its agent persona, which its AI nodes and reply suggestions use. The flow must be
+	// visible to the caller (404) and editable by them (403); a flow has at most one config
+	// (409 `already-exists`). `model` must be a chat model of the AI catalogue (422 `model-unknown`).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /agent-configs (the `CreateAgentConfig` operationId).
+	CreateAgentConfig(ctx context.Context, body CreateAgentConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteAgentConfig Delete a flow's agent config
+	//
+	// Removes the config; the flow's AI nodes fall back to the settings and server defaults. Needs the right to edit the flow (403).
+	//
+	// Corresponds with DELETE /agent-configs/{flow_id} (the `DeleteAgentConfig` operationId).
+	DeleteAgentConfig(ctx context.Context, flowId AgentConfigFlowID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetAgentConfig Get a flow's agent config
+	//
+	// The config follows its flow's visibility; a flow without one, or one the caller may not see, answers 404.
+	//
+	// Corresponds with GET /agent-configs/{flow_id} (the `GetAgentConfig` operationId).
+	GetAgentConfig(ctx context.Context, flowId AgentConfigFlowID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateAgentConfigWithBody Update a flow's agent config
+	//
+	// A partial update: absent fields are unchanged, `null` clears `temperature`, `max_tokens` or
+	// `model`, and `{}` changes nothing. Needs the right to edit the flow (403).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PUT /agent-configs/{flow_id} (the `UpdateAgentConfig` operationId).
+	UpdateAgentConfigWithBody(ctx context.Context, flowId AgentConfigFlowID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateAgentConfig Update a flow's agent config
+	//
+	// A partial update: absent fields are unchanged, `null` clears `temperature`, `max_tokens` or
+	// `model`, and `{}` changes nothing. Needs the right to edit the flow (403).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PUT /agent-configs/{flow_id} (the `UpdateAgentConfig` operationId).
+	UpdateAgentConfig(ctx context.Context, flowId AgentConfigFlowID, body UpdateAgentConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListApiTokens List my API tokens
 	//
 	// The caller's own tokens, revoked ones included (with `revoked_at`). Never the secrets.
@@ -3210,6 +3567,115 @@ type ClientInterface interface {
 	// Corresponds with PUT /teams/{id}/members (the `SetTeamMembers` operationId).
 	SetTeamMembers(ctx context.Context, id TeamID, body SetTeamMembersJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ListTemplates List templates
+	//
+	// A page of template summaries (without `data`). Templates are organisation-wide: every holder of
+	// template:list sees every template, built-in ones included.
+	//
+	// Corresponds with GET /templates (the `ListTemplates` operationId).
+	ListTemplates(ctx context.Context, params *ListTemplatesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateTemplateWithBody Create a template
+	//
+	// Creates a template from a graph (`data`) or from the graph of a flow the caller can read
+	// (`from_flow_id`, which becomes `source_flow_id`); exactly one of them. The graph is checked
+	// structurally like a flow's (422 `invalid-graph`); its empty required config values become the
+	// template's `placeholders`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /templates (the `CreateTemplate` operationId).
+	CreateTemplateWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateTemplate Create a template
+	//
+	// Creates a template from a graph (`data`) or from the graph of a flow the caller can read
+	// (`from_flow_id`, which becomes `source_flow_id`); exactly one of them. The graph is checked
+	// structurally like a flow's (422 `invalid-graph`); its empty required config values become the
+	// template's `placeholders`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /templates (the `CreateTemplate` operationId).
+	CreateTemplate(ctx context.Context, body CreateTemplateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SeedTemplates Seed the built-in templates
+	//
+	// Inserts the built-in templates that are missing, keyed on `system_key`; running it again inserts
+	// nothing. With `force=true` it also resets every system template whose stored definition differs
+	// from the shipped one (name, description, icon, graph, placeholders); `usage_count` is kept.
+	// Categories, tags and icons are not seeded yet.
+	//
+	// Corresponds with POST /templates/seed (the `SeedTemplates` operationId).
+	SeedTemplates(ctx context.Context, params *SeedTemplatesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteTemplate Delete a template
+	//
+	// Deletes the template for good. Flows created from it keep working, with `template_id` null.
+	// Built-in templates cannot be deleted (409 `system-resource`).
+	//
+	// Corresponds with DELETE /templates/{id} (the `DeleteTemplate` operationId).
+	DeleteTemplate(ctx context.Context, id TemplateID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetTemplate Get a template
+	//
+	// The template with its graph and placeholders.
+	//
+	// Corresponds with GET /templates/{id} (the `GetTemplate` operationId).
+	GetTemplate(ctx context.Context, id TemplateID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateTemplateWithBody Update a template
+	//
+	// A partial update: absent fields are unchanged and `{}` changes nothing. A new graph is checked
+	// structurally (422 `invalid-graph`) and its placeholders are recomputed. Built-in templates cannot
+	// be changed (409 `system-resource`); duplicate them instead.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PUT /templates/{id} (the `UpdateTemplate` operationId).
+	UpdateTemplateWithBody(ctx context.Context, id TemplateID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateTemplate Update a template
+	//
+	// A partial update: absent fields are unchanged and `{}` changes nothing. A new graph is checked
+	// structurally (422 `invalid-graph`) and its placeholders are recomputed. Built-in templates cannot
+	// be changed (409 `system-resource`); duplicate them instead.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PUT /templates/{id} (the `UpdateTemplate` operationId).
+	UpdateTemplate(ctx context.Context, id TemplateID, body UpdateTemplateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DuplicateTemplate Duplicate a template
+	//
+	// Copies the template as "`<name> (Copy)`", created by the caller, with `is_system=false`,
+	// `usage_count` 0 and the same graph and placeholders. Built-in templates can be duplicated.
+	//
+	// Corresponds with POST /templates/{id}/duplicate (the `DuplicateTemplate` operationId).
+	DuplicateTemplate(ctx context.Context, id TemplateID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateTemplateFlowWithBody Create a flow from a template
+	//
+	// Creates a draft flow owned by the caller with the template's graph and `template_id` set, and
+	// snapshots it as version 1; the template's `usage_count` goes up by one in the same transaction.
+	// The editor then asks for the template's `placeholders`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /templates/{id}/flows (the `CreateTemplateFlow` operationId).
+	CreateTemplateFlowWithBody(ctx context.Context, id TemplateID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateTemplateFlow Create a flow from a template
+	//
+	// Creates a draft flow owned by the caller with the template's graph and `template_id` set, and
+	// snapshots it as version 1; the template's `usage_count` goes up by one in the same transaction.
+	// The editor then asks for the template's `placeholders`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /templates/{id}/flows (the `CreateTemplateFlow` operationId).
+	CreateTemplateFlow(ctx context.Context, id TemplateID, body CreateTemplateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListUsers List users
 	//
 	// Every user, with filters and search over email and name.
@@ -3342,6 +3808,122 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
 	ReceiveFlowWebhookWithTextBody(ctx context.Context, endpointKey string, body ReceiveFlowWebhookTextRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+}
+
+// CreateAgentConfigWithBody Create a flow's agent config
+//
+// Gives a flow its agent persona, which its AI nodes and reply suggestions use. The flow must be
+// visible to the caller (404) and editable by them (403); a flow has at most one config
+// (409 `already-exists`). `model` must be a chat model of the AI catalogue (422 `model-unknown`).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /agent-configs (the `CreateAgentConfig` operationId).
+func (c *Client) CreateAgentConfigWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateAgentConfigRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateAgentConfig Create a flow's agent config
+//
+// Gives a flow its agent persona, which its AI nodes and reply suggestions use. The flow must be
+// visible to the caller (404) and editable by them (403); a flow has at most one config
+// (409 `already-exists`). `model` must be a chat model of the AI catalogue (422 `model-unknown`).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /agent-configs (the `CreateAgentConfig` operationId).
+func (c *Client) CreateAgentConfig(ctx context.Context, body CreateAgentConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateAgentConfigRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteAgentConfig Delete a flow's agent config
+//
+// Removes the config; the flow's AI nodes fall back to the settings and server defaults. Needs the right to edit the flow (403).
+//
+// Corresponds with DELETE /agent-configs/{flow_id} (the `DeleteAgentConfig` operationId).
+func (c *Client) DeleteAgentConfig(ctx context.Context, flowId AgentConfigFlowID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteAgentConfigRequest(c.Server, flowId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetAgentConfig Get a flow's agent config
+//
+// The config follows its flow's visibility; a flow without one, or one the caller may not see, answers 404.
+//
+// Corresponds with GET /agent-configs/{flow_id} (the `GetAgentConfig` operationId).
+func (c *Client) GetAgentConfig(ctx context.Context, flowId AgentConfigFlowID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetAgentConfigRequest(c.Server, flowId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateAgentConfigWithBody Update a flow's agent config
+//
+// A partial update: absent fields are unchanged, `null` clears `temperature`, `max_tokens` or
+// `model`, and `{}` changes nothing. Needs the right to edit the flow (403).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PUT /agent-configs/{flow_id} (the `UpdateAgentConfig` operationId).
+func (c *Client) UpdateAgentConfigWithBody(ctx context.Context, flowId AgentConfigFlowID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateAgentConfigRequestWithBody(c.Server, flowId, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateAgentConfig Update a flow's agent config
+//
+// A partial update: absent fields are unchanged, `null` clears `temperature`, `max_tokens` or
+// `model`, and `{}` changes nothing. Needs the right to edit the flow (403).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PUT /agent-configs/{flow_id} (the `UpdateAgentConfig` operationId).
+func (c *Client) UpdateAgentConfig(ctx context.Context, flowId AgentConfigFlowID, body UpdateAgentConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateAgentConfigRequest(c.Server, flowId, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
 }
 
 // ListApiTokens List my API tokens
@@ -4567,6 +5149,225 @@ func (c *Client) SetTeamMembers(ctx context.Context, id TeamID, body SetTeamMemb
 	return c.Client.Do(req)
 }
 
+// ListTemplates List templates
+//
+// A page of template summaries (without `data`). Templates are organisation-wide: every holder of
+// template:list sees every template, built-in ones included.
+//
+// Corresponds with GET /templates (the `ListTemplates` operationId).
+func (c *Client) ListTemplates(ctx context.Context, params *ListTemplatesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListTemplatesRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateTemplateWithBody Create a template
+//
+// Creates a template from a graph (`data`) or from the graph of a flow the caller can read
+// (`from_flow_id`, which becomes `source_flow_id`); exactly one of them. The graph is checked
+// structurally like a flow's (422 `invalid-graph`); its empty required config values become the
+// template's `placeholders`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /templates (the `CreateTemplate` operationId).
+func (c *Client) CreateTemplateWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateTemplateRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateTemplate Create a template
+//
+// Creates a template from a graph (`data`) or from the graph of a flow the caller can read
+// (`from_flow_id`, which becomes `source_flow_id`); exactly one of them. The graph is checked
+// structurally like a flow's (422 `invalid-graph`); its empty required config values become the
+// template's `placeholders`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /templates (the `CreateTemplate` operationId).
+func (c *Client) CreateTemplate(ctx context.Context, body CreateTemplateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateTemplateRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SeedTemplates Seed the built-in templates
+//
+// Inserts the built-in templates that are missing, keyed on `system_key`; running it again inserts
+// nothing. With `force=true` it also resets every system template whose stored definition differs
+// from the shipped one (name, description, icon, graph, placeholders); `usage_count` is kept.
+// Categories, tags and icons are not seeded yet.
+//
+// Corresponds with POST /templates/seed (the `SeedTemplates` operationId).
+func (c *Client) SeedTemplates(ctx context.Context, params *SeedTemplatesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSeedTemplatesRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteTemplate Delete a template
+//
+// Deletes the template for good. Flows created from it keep working, with `template_id` null.
+// Built-in templates cannot be deleted (409 `system-resource`).
+//
+// Corresponds with DELETE /templates/{id} (the `DeleteTemplate` operationId).
+func (c *Client) DeleteTemplate(ctx context.Context, id TemplateID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteTemplateRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetTemplate Get a template
+//
+// The template with its graph and placeholders.
+//
+// Corresponds with GET /templates/{id} (the `GetTemplate` operationId).
+func (c *Client) GetTemplate(ctx context.Context, id TemplateID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetTemplateRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateTemplateWithBody Update a template
+//
+// A partial update: absent fields are unchanged and `{}` changes nothing. A new graph is checked
+// structurally (422 `invalid-graph`) and its placeholders are recomputed. Built-in templates cannot
+// be changed (409 `system-resource`); duplicate them instead.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PUT /templates/{id} (the `UpdateTemplate` operationId).
+func (c *Client) UpdateTemplateWithBody(ctx context.Context, id TemplateID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateTemplateRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateTemplate Update a template
+//
+// A partial update: absent fields are unchanged and `{}` changes nothing. A new graph is checked
+// structurally (422 `invalid-graph`) and its placeholders are recomputed. Built-in templates cannot
+// be changed (409 `system-resource`); duplicate them instead.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PUT /templates/{id} (the `UpdateTemplate` operationId).
+func (c *Client) UpdateTemplate(ctx context.Context, id TemplateID, body UpdateTemplateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateTemplateRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DuplicateTemplate Duplicate a template
+//
+// Copies the template as "`<name> (Copy)`", created by the caller, with `is_system=false`,
+// `usage_count` 0 and the same graph and placeholders. Built-in templates can be duplicated.
+//
+// Corresponds with POST /templates/{id}/duplicate (the `DuplicateTemplate` operationId).
+func (c *Client) DuplicateTemplate(ctx context.Context, id TemplateID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDuplicateTemplateRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateTemplateFlowWithBody Create a flow from a template
+//
+// Creates a draft flow owned by the caller with the template's graph and `template_id` set, and
+// snapshots it as version 1; the template's `usage_count` goes up by one in the same transaction.
+// The editor then asks for the template's `placeholders`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /templates/{id}/flows (the `CreateTemplateFlow` operationId).
+func (c *Client) CreateTemplateFlowWithBody(ctx context.Context, id TemplateID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateTemplateFlowRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateTemplateFlow Create a flow from a template
+//
+// Creates a draft flow owned by the caller with the template's graph and `template_id` set, and
+// snapshots it as version 1; the template's `usage_count` goes up by one in the same transaction.
+// The editor then asks for the template's `placeholders`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /templates/{id}/flows (the `CreateTemplateFlow` operationId).
+func (c *Client) CreateTemplateFlow(ctx context.Context, id TemplateID, body CreateTemplateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateTemplateFlowRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // ListUsers List users
 //
 // Every user, with filters and search over email and name.
@@ -4838,6 +5639,161 @@ func (c *Client) ReceiveFlowWebhookWithTextBody(ctx context.Context, endpointKey
 		return nil, err
 	}
 	return c.Client.Do(req)
+}
+
+// NewCreateAgentConfigRequest calls the generic CreateAgentConfig builder with application/json body
+func NewCreateAgentConfigRequest(server string, body CreateAgentConfigJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreateAgentConfigRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewCreateAgentConfigRequestWithBody constructs an http.Request for the CreateAgentConfig method, with any body, and a specified content type
+func NewCreateAgentConfigRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/agent-configs")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewDeleteAgentConfigRequest constructs an http.Request for the DeleteAgentConfig method
+func NewDeleteAgentConfigRequest(server string, flowId AgentConfigFlowID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "flow_id", flowId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/agent-configs/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetAgentConfigRequest constructs an http.Request for the GetAgentConfig method
+func NewGetAgentConfigRequest(server string, flowId AgentConfigFlowID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "flow_id", flowId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/agent-configs/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewUpdateAgentConfigRequest calls the generic UpdateAgentConfig builder with application/json body
+func NewUpdateAgentConfigRequest(server string, flowId AgentConfigFlowID, body UpdateAgentConfigJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewUpdateAgentConfigRequestWithBody(server, flowId, "application/json", bodyReader)
+}
+
+// NewUpdateAgentConfigRequestWithBody constructs an http.Request for the UpdateAgentConfig method, with any body, and a specified content type
+func NewUpdateAgentConfigRequestWithBody(server string, flowId AgentConfigFlowID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "flow_id", flowId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/agent-configs/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPut, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
 }
 
 // NewListApiTokensRequest constructs an http.Request for the ListApiTokens method
@@ -5900,6 +6856,18 @@ func NewListFlowsRequest(server string, params *ListFlowsParams) (*http.Request,
 		if params.OwnerId != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "owner_id", *params.OwnerId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.TemplateId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "template_id", *params.TemplateId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -7242,6 +8210,398 @@ func NewSetTeamMembersRequestWithBody(server string, id TeamID, contentType stri
 	return req, nil
 }
 
+// NewListTemplatesRequest constructs an http.Request for the ListTemplates method
+func NewListTemplatesRequest(server string, params *ListTemplatesParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/templates")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Page != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "page", *params.Page, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.PageSize != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "page_size", *params.PageSize, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Search != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "search", *params.Search, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Sort != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "sort", *params.Sort, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "array", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.IsSystem != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "is_system", *params.IsSystem, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCreateTemplateRequest calls the generic CreateTemplate builder with application/json body
+func NewCreateTemplateRequest(server string, body CreateTemplateJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreateTemplateRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewCreateTemplateRequestWithBody constructs an http.Request for the CreateTemplate method, with any body, and a specified content type
+func NewCreateTemplateRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/templates")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewSeedTemplatesRequest constructs an http.Request for the SeedTemplates method
+func NewSeedTemplatesRequest(server string, params *SeedTemplatesParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/templates/seed")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Force != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "force", *params.Force, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewDeleteTemplateRequest constructs an http.Request for the DeleteTemplate method
+func NewDeleteTemplateRequest(server string, id TemplateID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/templates/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetTemplateRequest constructs an http.Request for the GetTemplate method
+func NewGetTemplateRequest(server string, id TemplateID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/templates/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewUpdateTemplateRequest calls the generic UpdateTemplate builder with application/json body
+func NewUpdateTemplateRequest(server string, id TemplateID, body UpdateTemplateJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewUpdateTemplateRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewUpdateTemplateRequestWithBody constructs an http.Request for the UpdateTemplate method, with any body, and a specified content type
+func NewUpdateTemplateRequestWithBody(server string, id TemplateID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/templates/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPut, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewDuplicateTemplateRequest constructs an http.Request for the DuplicateTemplate method
+func NewDuplicateTemplateRequest(server string, id TemplateID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/templates/%s/duplicate", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCreateTemplateFlowRequest calls the generic CreateTemplateFlow builder with application/json body
+func NewCreateTemplateFlowRequest(server string, id TemplateID, body CreateTemplateFlowJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreateTemplateFlowRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewCreateTemplateFlowRequestWithBody constructs an http.Request for the CreateTemplateFlow method, with any body, and a specified content type
+func NewCreateTemplateFlowRequestWithBody(server string, id TemplateID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/templates/%s/flows", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewListUsersRequest constructs an http.Request for the ListUsers method
 func NewListUsersRequest(server string, params *ListUsersParams) (*http.Request, error) {
 	var err error
@@ -7895,6 +9255,66 @@ func WithBaseURL(baseURL string) ClientOption {
 // ClientWithResponsesInterface is the interface specification for the client with responses above.
 type ClientWithResponsesInterface interface {
 
+	// CreateAgentConfigWithBodyWithResponse Create a flow's agent config
+	//
+	// Gives a flow its agent persona, which its AI nodes and reply suggestions use. The flow must be
+	// visible to the caller (404) and editable by them (403); a flow has at most one config
+	// (409 `already-exists`). `model` must be a chat model of the AI catalogue (422 `model-unknown`).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /agent-configs (the `CreateAgentConfig` operationId).
+	CreateAgentConfigWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateAgentConfigResponse, error)
+
+	// CreateAgentConfigWithResponse Create a flow's agent config
+	//
+	// Gives a flow its agent persona, which its AI nodes and reply suggestions use. The flow must be
+	// visible to the caller (404) and editable by them (403); a flow has at most one config
+	// (409 `already-exists`). `model` must be a chat model of the AI catalogue (422 `model-unknown`).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /agent-configs (the `CreateAgentConfig` operationId).
+	CreateAgentConfigWithResponse(ctx context.Context, body CreateAgentConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateAgentConfigResponse, error)
+
+	// DeleteAgentConfigWithResponse Delete a flow's agent config
+	//
+	// Removes the config; the flow's AI nodes fall back to the settings and server defaults. Needs the right to edit the flow (403).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /agent-configs/{flow_id} (the `DeleteAgentConfig` operationId).
+	DeleteAgentConfigWithResponse(ctx context.Context, flowId AgentConfigFlowID, reqEditors ...RequestEditorFn) (*DeleteAgentConfigResponse, error)
+
+	// GetAgentConfigWithResponse Get a flow's agent config
+	//
+	// The config follows its flow's visibility; a flow without one, or one the caller may not see, answers 404.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /agent-configs/{flow_id} (the `GetAgentConfig` operationId).
+	GetAgentConfigWithResponse(ctx context.Context, flowId AgentConfigFlowID, reqEditors ...RequestEditorFn) (*GetAgentConfigResponse, error)
+
+	// UpdateAgentConfigWithBodyWithResponse Update a flow's agent config
+	//
+	// A partial update: absent fields are unchanged, `null` clears `temperature`, `max_tokens` or
+	// `model`, and `{}` changes nothing. Needs the right to edit the flow (403).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /agent-configs/{flow_id} (the `UpdateAgentConfig` operationId).
+	UpdateAgentConfigWithBodyWithResponse(ctx context.Context, flowId AgentConfigFlowID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateAgentConfigResponse, error)
+
+	// UpdateAgentConfigWithResponse Update a flow's agent config
+	//
+	// A partial update: absent fields are unchanged, `null` clears `temperature`, `max_tokens` or
+	// `model`, and `{}` changes nothing. Needs the right to edit the flow (403).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /agent-configs/{flow_id} (the `UpdateAgentConfig` operationId).
+	UpdateAgentConfigWithResponse(ctx context.Context, flowId AgentConfigFlowID, body UpdateAgentConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateAgentConfigResponse, error)
+
 	// ListApiTokensWithResponse List my API tokens
 	//
 	// The caller's own tokens, revoked ones included (with `revoked_at`). Never the secrets.
@@ -8530,6 +9950,125 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with PUT /teams/{id}/members (the `SetTeamMembers` operationId).
 	SetTeamMembersWithResponse(ctx context.Context, id TeamID, body SetTeamMembersJSONRequestBody, reqEditors ...RequestEditorFn) (*SetTeamMembersResponse, error)
 
+	// ListTemplatesWithResponse List templates
+	//
+	// A page of template summaries (without `data`). Templates are organisation-wide: every holder of
+	// template:list sees every template, built-in ones included.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /templates (the `ListTemplates` operationId).
+	ListTemplatesWithResponse(ctx context.Context, params *ListTemplatesParams, reqEditors ...RequestEditorFn) (*ListTemplatesResponse, error)
+
+	// CreateTemplateWithBodyWithResponse Create a template
+	//
+	// Creates a template from a graph (`data`) or from the graph of a flow the caller can read
+	// (`from_flow_id`, which becomes `source_flow_id`); exactly one of them. The graph is checked
+	// structurally like a flow's (422 `invalid-graph`); its empty required config values become the
+	// template's `placeholders`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /templates (the `CreateTemplate` operationId).
+	CreateTemplateWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTemplateResponse, error)
+
+	// CreateTemplateWithResponse Create a template
+	//
+	// Creates a template from a graph (`data`) or from the graph of a flow the caller can read
+	// (`from_flow_id`, which becomes `source_flow_id`); exactly one of them. The graph is checked
+	// structurally like a flow's (422 `invalid-graph`); its empty required config values become the
+	// template's `placeholders`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /templates (the `CreateTemplate` operationId).
+	CreateTemplateWithResponse(ctx context.Context, body CreateTemplateJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTemplateResponse, error)
+
+	// SeedTemplatesWithResponse Seed the built-in templates
+	//
+	// Inserts the built-in templates that are missing, keyed on `system_key`; running it again inserts
+	// nothing. With `force=true` it also resets every system template whose stored definition differs
+	// from the shipped one (name, description, icon, graph, placeholders); `usage_count` is kept.
+	// Categories, tags and icons are not seeded yet.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /templates/seed (the `SeedTemplates` operationId).
+	SeedTemplatesWithResponse(ctx context.Context, params *SeedTemplatesParams, reqEditors ...RequestEditorFn) (*SeedTemplatesResponse, error)
+
+	// DeleteTemplateWithResponse Delete a template
+	//
+	// Deletes the template for good. Flows created from it keep working, with `template_id` null.
+	// Built-in templates cannot be deleted (409 `system-resource`).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /templates/{id} (the `DeleteTemplate` operationId).
+	DeleteTemplateWithResponse(ctx context.Context, id TemplateID, reqEditors ...RequestEditorFn) (*DeleteTemplateResponse, error)
+
+	// GetTemplateWithResponse Get a template
+	//
+	// The template with its graph and placeholders.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /templates/{id} (the `GetTemplate` operationId).
+	GetTemplateWithResponse(ctx context.Context, id TemplateID, reqEditors ...RequestEditorFn) (*GetTemplateResponse, error)
+
+	// UpdateTemplateWithBodyWithResponse Update a template
+	//
+	// A partial update: absent fields are unchanged and `{}` changes nothing. A new graph is checked
+	// structurally (422 `invalid-graph`) and its placeholders are recomputed. Built-in templates cannot
+	// be changed (409 `system-resource`); duplicate them instead.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /templates/{id} (the `UpdateTemplate` operationId).
+	UpdateTemplateWithBodyWithResponse(ctx context.Context, id TemplateID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateTemplateResponse, error)
+
+	// UpdateTemplateWithResponse Update a template
+	//
+	// A partial update: absent fields are unchanged and `{}` changes nothing. A new graph is checked
+	// structurally (422 `invalid-graph`) and its placeholders are recomputed. Built-in templates cannot
+	// be changed (409 `system-resource`); duplicate them instead.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /templates/{id} (the `UpdateTemplate` operationId).
+	UpdateTemplateWithResponse(ctx context.Context, id TemplateID, body UpdateTemplateJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateTemplateResponse, error)
+
+	// DuplicateTemplateWithResponse Duplicate a template
+	//
+	// Copies the template as "`<name> (Copy)`", created by the caller, with `is_system=false`,
+	// `usage_count` 0 and the same graph and placeholders. Built-in templates can be duplicated.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /templates/{id}/duplicate (the `DuplicateTemplate` operationId).
+	DuplicateTemplateWithResponse(ctx context.Context, id TemplateID, reqEditors ...RequestEditorFn) (*DuplicateTemplateResponse, error)
+
+	// CreateTemplateFlowWithBodyWithResponse Create a flow from a template
+	//
+	// Creates a draft flow owned by the caller with the template's graph and `template_id` set, and
+	// snapshots it as version 1; the template's `usage_count` goes up by one in the same transaction.
+	// The editor then asks for the template's `placeholders`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /templates/{id}/flows (the `CreateTemplateFlow` operationId).
+	CreateTemplateFlowWithBodyWithResponse(ctx context.Context, id TemplateID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTemplateFlowResponse, error)
+
+	// CreateTemplateFlowWithResponse Create a flow from a template
+	//
+	// Creates a draft flow owned by the caller with the template's graph and `template_id` set, and
+	// snapshots it as version 1; the template's `usage_count` goes up by one in the same transaction.
+	// The editor then asks for the template's `placeholders`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /templates/{id}/flows (the `CreateTemplateFlow` operationId).
+	CreateTemplateFlowWithResponse(ctx context.Context, id TemplateID, body CreateTemplateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTemplateFlowResponse, error)
+
 	// ListUsersWithResponse List users
 	//
 	// Every user, with filters and search over email and name.
@@ -8678,6 +10217,339 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /webhooks/flows/{endpoint_key} (the `ReceiveFlowWebhook` operationId).
 	ReceiveFlowWebhookWithTextBodyWithResponse(ctx context.Context, endpointKey string, body ReceiveFlowWebhookTextRequestBody, reqEditors ...RequestEditorFn) (*ReceiveFlowWebhookResponse, error)
+}
+
+// CreateAgentConfigResponse201Headers the declared response headers of an HTTP 201 response for CreateAgentConfig
+type CreateAgentConfigResponse201Headers struct {
+	Location   string
+	XRequestID *string
+}
+
+// CreateAgentConfigResponse409Headers the declared response headers of an HTTP 409 response for CreateAgentConfig
+type CreateAgentConfigResponse409Headers struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// CreateAgentConfigResponse422Headers the declared response headers of an HTTP 422 response for CreateAgentConfig
+type CreateAgentConfigResponse422Headers struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// CreateAgentConfigResponseDefaultHeaders the declared response headers of an HTTP default response for CreateAgentConfig
+type CreateAgentConfigResponseDefaultHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type CreateAgentConfigResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *AgentConfig
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *CreateAgentConfigResponse201Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *CreateAgentConfigResponse409Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *CreateAgentConfigResponse422Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *CreateAgentConfigResponseDefaultHeaders
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r CreateAgentConfigResponse) GetJSON201() *AgentConfig {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r CreateAgentConfigResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r CreateAgentConfigResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r CreateAgentConfigResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateAgentConfigResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateAgentConfigResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateAgentConfigResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateAgentConfigResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// DeleteAgentConfigResponse204Headers the declared response headers of an HTTP 204 response for DeleteAgentConfig
+type DeleteAgentConfigResponse204Headers struct {
+	XRequestID *string
+}
+
+// DeleteAgentConfigResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteAgentConfig
+type DeleteAgentConfigResponseDefaultHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type DeleteAgentConfigResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers204 the parsed response headers for an HTTP 204 response
+	Headers204 *DeleteAgentConfigResponse204Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *DeleteAgentConfigResponseDefaultHeaders
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r DeleteAgentConfigResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteAgentConfigResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteAgentConfigResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteAgentConfigResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteAgentConfigResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetAgentConfigResponse200Headers the declared response headers of an HTTP 200 response for GetAgentConfig
+type GetAgentConfigResponse200Headers struct {
+	XRequestID *string
+}
+
+// GetAgentConfigResponseDefaultHeaders the declared response headers of an HTTP default response for GetAgentConfig
+type GetAgentConfigResponseDefaultHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type GetAgentConfigResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AgentConfig
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetAgentConfigResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetAgentConfigResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetAgentConfigResponse) GetJSON200() *AgentConfig {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetAgentConfigResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetAgentConfigResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetAgentConfigResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetAgentConfigResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetAgentConfigResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// UpdateAgentConfigResponse200Headers the declared response headers of an HTTP 200 response for UpdateAgentConfig
+type UpdateAgentConfigResponse200Headers struct {
+	XRequestID *string
+}
+
+// UpdateAgentConfigResponse422Headers the declared response headers of an HTTP 422 response for UpdateAgentConfig
+type UpdateAgentConfigResponse422Headers struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// UpdateAgentConfigResponseDefaultHeaders the declared response headers of an HTTP default response for UpdateAgentConfig
+type UpdateAgentConfigResponseDefaultHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type UpdateAgentConfigResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AgentConfig
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *UpdateAgentConfigResponse200Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *UpdateAgentConfigResponse422Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *UpdateAgentConfigResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r UpdateAgentConfigResponse) GetJSON200() *AgentConfig {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r UpdateAgentConfigResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r UpdateAgentConfigResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r UpdateAgentConfigResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r UpdateAgentConfigResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r UpdateAgentConfigResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r UpdateAgentConfigResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
 }
 
 // ListApiTokensResponse200Headers the declared response headers of an HTTP 200 response for ListApiTokens
@@ -12705,6 +14577,660 @@ func (r SetTeamMembersResponse) ContentType() string {
 	return ""
 }
 
+// ListTemplatesResponse200Headers the declared response headers of an HTTP 200 response for ListTemplates
+type ListTemplatesResponse200Headers struct {
+	XRequestID *string
+}
+
+// ListTemplatesResponseDefaultHeaders the declared response headers of an HTTP default response for ListTemplates
+type ListTemplatesResponseDefaultHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type ListTemplatesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *TemplateSummaryPage
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListTemplatesResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ListTemplatesResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListTemplatesResponse) GetJSON200() *TemplateSummaryPage {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ListTemplatesResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ListTemplatesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListTemplatesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListTemplatesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListTemplatesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CreateTemplateResponse201Headers the declared response headers of an HTTP 201 response for CreateTemplate
+type CreateTemplateResponse201Headers struct {
+	Location   string
+	XRequestID *string
+}
+
+// CreateTemplateResponse422Headers the declared response headers of an HTTP 422 response for CreateTemplate
+type CreateTemplateResponse422Headers struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// CreateTemplateResponseDefaultHeaders the declared response headers of an HTTP default response for CreateTemplate
+type CreateTemplateResponseDefaultHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type CreateTemplateResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *Template
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *CreateTemplateResponse201Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *CreateTemplateResponse422Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *CreateTemplateResponseDefaultHeaders
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r CreateTemplateResponse) GetJSON201() *Template {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r CreateTemplateResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r CreateTemplateResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateTemplateResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateTemplateResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateTemplateResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateTemplateResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// SeedTemplatesResponse200Headers the declared response headers of an HTTP 200 response for SeedTemplates
+type SeedTemplatesResponse200Headers struct {
+	XRequestID *string
+}
+
+// SeedTemplatesResponseDefaultHeaders the declared response headers of an HTTP default response for SeedTemplates
+type SeedTemplatesResponseDefaultHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type SeedTemplatesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *TemplateSeedResult
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *SeedTemplatesResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *SeedTemplatesResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r SeedTemplatesResponse) GetJSON200() *TemplateSeedResult {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r SeedTemplatesResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r SeedTemplatesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r SeedTemplatesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r SeedTemplatesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r SeedTemplatesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// DeleteTemplateResponse204Headers the declared response headers of an HTTP 204 response for DeleteTemplate
+type DeleteTemplateResponse204Headers struct {
+	XRequestID *string
+}
+
+// DeleteTemplateResponse409Headers the declared response headers of an HTTP 409 response for DeleteTemplate
+type DeleteTemplateResponse409Headers struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// DeleteTemplateResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteTemplate
+type DeleteTemplateResponseDefaultHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type DeleteTemplateResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers204 the parsed response headers for an HTTP 204 response
+	Headers204 *DeleteTemplateResponse204Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *DeleteTemplateResponse409Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *DeleteTemplateResponseDefaultHeaders
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r DeleteTemplateResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r DeleteTemplateResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteTemplateResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteTemplateResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteTemplateResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteTemplateResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetTemplateResponse200Headers the declared response headers of an HTTP 200 response for GetTemplate
+type GetTemplateResponse200Headers struct {
+	XRequestID *string
+}
+
+// GetTemplateResponseDefaultHeaders the declared response headers of an HTTP default response for GetTemplate
+type GetTemplateResponseDefaultHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type GetTemplateResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Template
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetTemplateResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetTemplateResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetTemplateResponse) GetJSON200() *Template {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetTemplateResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetTemplateResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetTemplateResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetTemplateResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetTemplateResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// UpdateTemplateResponse200Headers the declared response headers of an HTTP 200 response for UpdateTemplate
+type UpdateTemplateResponse200Headers struct {
+	XRequestID *string
+}
+
+// UpdateTemplateResponse409Headers the declared response headers of an HTTP 409 response for UpdateTemplate
+type UpdateTemplateResponse409Headers struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// UpdateTemplateResponse422Headers the declared response headers of an HTTP 422 response for UpdateTemplate
+type UpdateTemplateResponse422Headers struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// UpdateTemplateResponseDefaultHeaders the declared response headers of an HTTP default response for UpdateTemplate
+type UpdateTemplateResponseDefaultHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type UpdateTemplateResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Template
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *UpdateTemplateResponse200Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *UpdateTemplateResponse409Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *UpdateTemplateResponse422Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *UpdateTemplateResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r UpdateTemplateResponse) GetJSON200() *Template {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r UpdateTemplateResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r UpdateTemplateResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r UpdateTemplateResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r UpdateTemplateResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r UpdateTemplateResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r UpdateTemplateResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r UpdateTemplateResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// DuplicateTemplateResponse201Headers the declared response headers of an HTTP 201 response for DuplicateTemplate
+type DuplicateTemplateResponse201Headers struct {
+	Location   string
+	XRequestID *string
+}
+
+// DuplicateTemplateResponseDefaultHeaders the declared response headers of an HTTP default response for DuplicateTemplate
+type DuplicateTemplateResponseDefaultHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type DuplicateTemplateResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *Template
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *DuplicateTemplateResponse201Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *DuplicateTemplateResponseDefaultHeaders
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r DuplicateTemplateResponse) GetJSON201() *Template {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r DuplicateTemplateResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r DuplicateTemplateResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DuplicateTemplateResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DuplicateTemplateResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DuplicateTemplateResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CreateTemplateFlowResponse201Headers the declared response headers of an HTTP 201 response for CreateTemplateFlow
+type CreateTemplateFlowResponse201Headers struct {
+	ETag       *string
+	Location   string
+	XRequestID *string
+}
+
+// CreateTemplateFlowResponse422Headers the declared response headers of an HTTP 422 response for CreateTemplateFlow
+type CreateTemplateFlowResponse422Headers struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// CreateTemplateFlowResponseDefaultHeaders the declared response headers of an HTTP default response for CreateTemplateFlow
+type CreateTemplateFlowResponseDefaultHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type CreateTemplateFlowResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *Flow
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *CreateTemplateFlowResponse201Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *CreateTemplateFlowResponse422Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *CreateTemplateFlowResponseDefaultHeaders
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r CreateTemplateFlowResponse) GetJSON201() *Flow {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r CreateTemplateFlowResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r CreateTemplateFlowResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateTemplateFlowResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateTemplateFlowResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateTemplateFlowResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateTemplateFlowResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // ListUsersResponse200Headers the declared response headers of an HTTP 200 response for ListUsers
 type ListUsersResponse200Headers struct {
 	XRequestID *string
@@ -13480,13 +16006,13 @@ func (r DeleteUserApiTokenResponse) ContentType() string {
 	return ""
 }
 
-// ReceiveFlowWebhookResponse200Headers the declared response headers of an HTTP 200 response for ReceiveFlowWebhook
-type ReceiveFlowWebhookResponse200Headers struct {
+// ReceiveFlowWebhookResponse202Headers the declared response headers of an HTTP 202 response for ReceiveFlowWebhook
+type ReceiveFlowWebhookResponse202Headers struct {
 	XRequestID *string
 }
 
-// ReceiveFlowWebhookResponse202Headers the declared response headers of an HTTP 202 response for ReceiveFlowWebhook
-type ReceiveFlowWebhookResponse202Headers struct {
+// ReceiveFlowWebhookResponse2XXHeaders the declared response headers of an HTTP 2XX response for ReceiveFlowWebhook
+type ReceiveFlowWebhookResponse2XXHeaders struct {
 	XRequestID *string
 }
 
@@ -13505,28 +16031,28 @@ type ReceiveFlowWebhookResponseDefaultHeaders struct {
 type ReceiveFlowWebhookResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
-	// JSON200 the response for an HTTP 200 `application/json` response
-	JSON200 *FlowWebhookAnswer
 	// JSON202 the response for an HTTP 202 `application/json` response
 	JSON202 *FlowWebhookAccepted
+	// JSON2XX the response for an HTTP 2XX `application/json` response
+	JSON2XX *FlowWebhookAnswer
 	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
 	ApplicationproblemJSONDefault *Problem
-	// Headers200 the parsed response headers for an HTTP 200 response
-	Headers200 *ReceiveFlowWebhookResponse200Headers
 	// Headers202 the parsed response headers for an HTTP 202 response
 	Headers202 *ReceiveFlowWebhookResponse202Headers
+	// Headers2XX the parsed response headers for an HTTP 2XX response
+	Headers2XX *ReceiveFlowWebhookResponse2XXHeaders
 	// HeadersDefault the parsed response headers for an HTTP default response
 	HeadersDefault *ReceiveFlowWebhookResponseDefaultHeaders
-}
-
-// GetJSON200 returns the response for an HTTP 200 `application/json` response
-func (r ReceiveFlowWebhookResponse) GetJSON200() *FlowWebhookAnswer {
-	return r.JSON200
 }
 
 // GetJSON202 returns the response for an HTTP 202 `application/json` response
 func (r ReceiveFlowWebhookResponse) GetJSON202() *FlowWebhookAccepted {
 	return r.JSON202
+}
+
+// GetJSON2XX returns the response for an HTTP 2XX `application/json` response
+func (r ReceiveFlowWebhookResponse) GetJSON2XX() *FlowWebhookAnswer {
+	return r.JSON2XX
 }
 
 // GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
@@ -13561,6 +16087,102 @@ func (r ReceiveFlowWebhookResponse) ContentType() string {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
 	return ""
+}
+
+// CreateAgentConfigWithBodyWithResponse Create a flow's agent config
+//
+// Gives a flow its agent persona, which its AI nodes and reply suggestions use. The flow must be
+// visible to the caller (404) and editable by them (403); a flow has at most one config
+// (409 `already-exists`). `model` must be a chat model of the AI catalogue (422 `model-unknown`).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /agent-configs (the `CreateAgentConfig` operationId).
+func (c *ClientWithResponses) CreateAgentConfigWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateAgentConfigResponse, error) {
+	rsp, err := c.CreateAgentConfigWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateAgentConfigResponse(rsp)
+}
+
+// CreateAgentConfigWithResponse Create a flow's agent config
+//
+// Gives a flow its agent persona, which its AI nodes and reply suggestions use. The flow must be
+// visible to the caller (404) and editable by them (403); a flow has at most one config
+// (409 `already-exists`). `model` must be a chat model of the AI catalogue (422 `model-unknown`).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /agent-configs (the `CreateAgentConfig` operationId).
+func (c *ClientWithResponses) CreateAgentConfigWithResponse(ctx context.Context, body CreateAgentConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateAgentConfigResponse, error) {
+	rsp, err := c.CreateAgentConfig(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateAgentConfigResponse(rsp)
+}
+
+// DeleteAgentConfigWithResponse Delete a flow's agent config
+//
+// Removes the config; the flow's AI nodes fall back to the settings and server defaults. Needs the right to edit the flow (403).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /agent-configs/{flow_id} (the `DeleteAgentConfig` operationId).
+func (c *ClientWithResponses) DeleteAgentConfigWithResponse(ctx context.Context, flowId AgentConfigFlowID, reqEditors ...RequestEditorFn) (*DeleteAgentConfigResponse, error) {
+	rsp, err := c.DeleteAgentConfig(ctx, flowId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteAgentConfigResponse(rsp)
+}
+
+// GetAgentConfigWithResponse Get a flow's agent config
+//
+// The config follows its flow's visibility; a flow without one, or one the caller may not see, answers 404.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /agent-configs/{flow_id} (the `GetAgentConfig` operationId).
+func (c *ClientWithResponses) GetAgentConfigWithResponse(ctx context.Context, flowId AgentConfigFlowID, reqEditors ...RequestEditorFn) (*GetAgentConfigResponse, error) {
+	rsp, err := c.GetAgentConfig(ctx, flowId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetAgentConfigResponse(rsp)
+}
+
+// UpdateAgentConfigWithBodyWithResponse Update a flow's agent config
+//
+// A partial update: absent fields are unchanged, `null` clears `temperature`, `max_tokens` or
+// `model`, and `{}` changes nothing. Needs the right to edit the flow (403).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /agent-configs/{flow_id} (the `UpdateAgentConfig` operationId).
+func (c *ClientWithResponses) UpdateAgentConfigWithBodyWithResponse(ctx context.Context, flowId AgentConfigFlowID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateAgentConfigResponse, error) {
+	rsp, err := c.UpdateAgentConfigWithBody(ctx, flowId, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateAgentConfigResponse(rsp)
+}
+
+// UpdateAgentConfigWithResponse Update a flow's agent config
+//
+// A partial update: absent fields are unchanged, `null` clears `temperature`, `max_tokens` or
+// `model`, and `{}` changes nothing. Needs the right to edit the flow (403).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /agent-configs/{flow_id} (the `UpdateAgentConfig` operationId).
+func (c *ClientWithResponses) UpdateAgentConfigWithResponse(ctx context.Context, flowId AgentConfigFlowID, body UpdateAgentConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateAgentConfigResponse, error) {
+	rsp, err := c.UpdateAgentConfig(ctx, flowId, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateAgentConfigResponse(rsp)
 }
 
 // ListApiTokensWithResponse List my API tokens
@@ -14588,6 +17210,191 @@ func (c *ClientWithResponses) SetTeamMembersWithResponse(ctx context.Context, id
 	return ParseSetTeamMembersResponse(rsp)
 }
 
+// ListTemplatesWithResponse List templates
+//
+// A page of template summaries (without `data`). Templates are organisation-wide: every holder of
+// template:list sees every template, built-in ones included.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /templates (the `ListTemplates` operationId).
+func (c *ClientWithResponses) ListTemplatesWithResponse(ctx context.Context, params *ListTemplatesParams, reqEditors ...RequestEditorFn) (*ListTemplatesResponse, error) {
+	rsp, err := c.ListTemplates(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListTemplatesResponse(rsp)
+}
+
+// CreateTemplateWithBodyWithResponse Create a template
+//
+// Creates a template from a graph (`data`) or from the graph of a flow the caller can read
+// (`from_flow_id`, which becomes `source_flow_id`); exactly one of them. The graph is checked
+// structurally like a flow's (422 `invalid-graph`); its empty required config values become the
+// template's `placeholders`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /templates (the `CreateTemplate` operationId).
+func (c *ClientWithResponses) CreateTemplateWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTemplateResponse, error) {
+	rsp, err := c.CreateTemplateWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateTemplateResponse(rsp)
+}
+
+// CreateTemplateWithResponse Create a template
+//
+// Creates a template from a graph (`data`) or from the graph of a flow the caller can read
+// (`from_flow_id`, which becomes `source_flow_id`); exactly one of them. The graph is checked
+// structurally like a flow's (422 `invalid-graph`); its empty required config values become the
+// template's `placeholders`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /templates (the `CreateTemplate` operationId).
+func (c *ClientWithResponses) CreateTemplateWithResponse(ctx context.Context, body CreateTemplateJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTemplateResponse, error) {
+	rsp, err := c.CreateTemplate(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateTemplateResponse(rsp)
+}
+
+// SeedTemplatesWithResponse Seed the built-in templates
+//
+// Inserts the built-in templates that are missing, keyed on `system_key`; running it again inserts
+// nothing. With `force=true` it also resets every system template whose stored definition differs
+// from the shipped one (name, description, icon, graph, placeholders); `usage_count` is kept.
+// Categories, tags and icons are not seeded yet.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /templates/seed (the `SeedTemplates` operationId).
+func (c *ClientWithResponses) SeedTemplatesWithResponse(ctx context.Context, params *SeedTemplatesParams, reqEditors ...RequestEditorFn) (*SeedTemplatesResponse, error) {
+	rsp, err := c.SeedTemplates(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSeedTemplatesResponse(rsp)
+}
+
+// DeleteTemplateWithResponse Delete a template
+//
+// Deletes the template for good. Flows created from it keep working, with `template_id` null.
+// Built-in templates cannot be deleted (409 `system-resource`).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /templates/{id} (the `DeleteTemplate` operationId).
+func (c *ClientWithResponses) DeleteTemplateWithResponse(ctx context.Context, id TemplateID, reqEditors ...RequestEditorFn) (*DeleteTemplateResponse, error) {
+	rsp, err := c.DeleteTemplate(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteTemplateResponse(rsp)
+}
+
+// GetTemplateWithResponse Get a template
+//
+// The template with its graph and placeholders.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /templates/{id} (the `GetTemplate` operationId).
+func (c *ClientWithResponses) GetTemplateWithResponse(ctx context.Context, id TemplateID, reqEditors ...RequestEditorFn) (*GetTemplateResponse, error) {
+	rsp, err := c.GetTemplate(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetTemplateResponse(rsp)
+}
+
+// UpdateTemplateWithBodyWithResponse Update a template
+//
+// A partial update: absent fields are unchanged and `{}` changes nothing. A new graph is checked
+// structurally (422 `invalid-graph`) and its placeholders are recomputed. Built-in templates cannot
+// be changed (409 `system-resource`); duplicate them instead.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /templates/{id} (the `UpdateTemplate` operationId).
+func (c *ClientWithResponses) UpdateTemplateWithBodyWithResponse(ctx context.Context, id TemplateID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateTemplateResponse, error) {
+	rsp, err := c.UpdateTemplateWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateTemplateResponse(rsp)
+}
+
+// UpdateTemplateWithResponse Update a template
+//
+// A partial update: absent fields are unchanged and `{}` changes nothing. A new graph is checked
+// structurally (422 `invalid-graph`) and its placeholders are recomputed. Built-in templates cannot
+// be changed (409 `system-resource`); duplicate them instead.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /templates/{id} (the `UpdateTemplate` operationId).
+func (c *ClientWithResponses) UpdateTemplateWithResponse(ctx context.Context, id TemplateID, body UpdateTemplateJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateTemplateResponse, error) {
+	rsp, err := c.UpdateTemplate(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateTemplateResponse(rsp)
+}
+
+// DuplicateTemplateWithResponse Duplicate a template
+//
+// Copies the template as "`<name> (Copy)`", created by the caller, with `is_system=false`,
+// `usage_count` 0 and the same graph and placeholders. Built-in templates can be duplicated.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /templates/{id}/duplicate (the `DuplicateTemplate` operationId).
+func (c *ClientWithResponses) DuplicateTemplateWithResponse(ctx context.Context, id TemplateID, reqEditors ...RequestEditorFn) (*DuplicateTemplateResponse, error) {
+	rsp, err := c.DuplicateTemplate(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDuplicateTemplateResponse(rsp)
+}
+
+// CreateTemplateFlowWithBodyWithResponse Create a flow from a template
+//
+// Creates a draft flow owned by the caller with the template's graph and `template_id` set, and
+// snapshots it as version 1; the template's `usage_count` goes up by one in the same transaction.
+// The editor then asks for the template's `placeholders`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /templates/{id}/flows (the `CreateTemplateFlow` operationId).
+func (c *ClientWithResponses) CreateTemplateFlowWithBodyWithResponse(ctx context.Context, id TemplateID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTemplateFlowResponse, error) {
+	rsp, err := c.CreateTemplateFlowWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateTemplateFlowResponse(rsp)
+}
+
+// CreateTemplateFlowWithResponse Create a flow from a template
+//
+// Creates a draft flow owned by the caller with the template's graph and `template_id` set, and
+// snapshots it as version 1; the template's `usage_count` goes up by one in the same transaction.
+// The editor then asks for the template's `placeholders`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /templates/{id}/flows (the `CreateTemplateFlow` operationId).
+func (c *ClientWithResponses) CreateTemplateFlowWithResponse(ctx context.Context, id TemplateID, body CreateTemplateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTemplateFlowResponse, error) {
+	rsp, err := c.CreateTemplateFlow(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateTemplateFlowResponse(rsp)
+}
+
 // ListUsersWithResponse List users
 //
 // Every user, with filters and search over email and name.
@@ -14819,6 +17626,627 @@ func (c *ClientWithResponses) ReceiveFlowWebhookWithTextBodyWithResponse(ctx con
 		return nil, err
 	}
 	return ParseReceiveFlowWebhookResponse(rsp)
+}
+
+// ParseCreateAgentConfigResponse parses an HTTP response from a CreateAgentConfigWithResponse call
+func ParseCreateAgentConfigResponse(rsp *http.Response) (*CreateAgentConfigResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateAgentConfigResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest AgentConfig
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers CreateAgentConfigResponse201Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 409:
+		var headers CreateAgentConfigResponse409Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 422:
+		var headers CreateAgentConfigResponse422Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers422 = &headers
+	case true:
+		var headers CreateAgentConfigResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDeleteAgentConfigResponse parses an HTTP response from a DeleteAgentConfigWithResponse call
+func ParseDeleteAgentConfigResponse(rsp *http.Response) (*DeleteAgentConfigResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteAgentConfigResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		var headers DeleteAgentConfigResponse204Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers204 = &headers
+	case true:
+		var headers DeleteAgentConfigResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetAgentConfigResponse parses an HTTP response from a GetAgentConfigWithResponse call
+func ParseGetAgentConfigResponse(rsp *http.Response) (*GetAgentConfigResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetAgentConfigResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AgentConfig
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetAgentConfigResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers GetAgentConfigResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseUpdateAgentConfigResponse parses an HTTP response from a UpdateAgentConfigWithResponse call
+func ParseUpdateAgentConfigResponse(rsp *http.Response) (*UpdateAgentConfigResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &UpdateAgentConfigResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AgentConfig
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers UpdateAgentConfigResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 422:
+		var headers UpdateAgentConfigResponse422Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers422 = &headers
+	case true:
+		var headers UpdateAgentConfigResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
 }
 
 // ParseListApiTokensResponse parses an HTTP response from a ListApiTokensWithResponse call
@@ -22326,6 +25754,1200 @@ func ParseSetTeamMembersResponse(rsp *http.Response) (*SetTeamMembersResponse, e
 	return response, nil
 }
 
+// ParseListTemplatesResponse parses an HTTP response from a ListTemplatesWithResponse call
+func ParseListTemplatesResponse(rsp *http.Response) (*ListTemplatesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListTemplatesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest TemplateSummaryPage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListTemplatesResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers ListTemplatesResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCreateTemplateResponse parses an HTTP response from a CreateTemplateWithResponse call
+func ParseCreateTemplateResponse(rsp *http.Response) (*CreateTemplateResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateTemplateResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest Template
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers CreateTemplateResponse201Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 422:
+		var headers CreateTemplateResponse422Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers422 = &headers
+	case true:
+		var headers CreateTemplateResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseSeedTemplatesResponse parses an HTTP response from a SeedTemplatesWithResponse call
+func ParseSeedTemplatesResponse(rsp *http.Response) (*SeedTemplatesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &SeedTemplatesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest TemplateSeedResult
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers SeedTemplatesResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers SeedTemplatesResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDeleteTemplateResponse parses an HTTP response from a DeleteTemplateWithResponse call
+func ParseDeleteTemplateResponse(rsp *http.Response) (*DeleteTemplateResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteTemplateResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		var headers DeleteTemplateResponse204Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers204 = &headers
+	case rsp.StatusCode == 409:
+		var headers DeleteTemplateResponse409Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers409 = &headers
+	case true:
+		var headers DeleteTemplateResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetTemplateResponse parses an HTTP response from a GetTemplateWithResponse call
+func ParseGetTemplateResponse(rsp *http.Response) (*GetTemplateResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetTemplateResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Template
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetTemplateResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers GetTemplateResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseUpdateTemplateResponse parses an HTTP response from a UpdateTemplateWithResponse call
+func ParseUpdateTemplateResponse(rsp *http.Response) (*UpdateTemplateResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &UpdateTemplateResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Template
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers UpdateTemplateResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 409:
+		var headers UpdateTemplateResponse409Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 422:
+		var headers UpdateTemplateResponse422Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers422 = &headers
+	case true:
+		var headers UpdateTemplateResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDuplicateTemplateResponse parses an HTTP response from a DuplicateTemplateWithResponse call
+func ParseDuplicateTemplateResponse(rsp *http.Response) (*DuplicateTemplateResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DuplicateTemplateResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest Template
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers DuplicateTemplateResponse201Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers201 = &headers
+	case true:
+		var headers DuplicateTemplateResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCreateTemplateFlowResponse parses an HTTP response from a CreateTemplateFlowWithResponse call
+func ParseCreateTemplateFlowResponse(rsp *http.Response) (*CreateTemplateFlowResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateTemplateFlowResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest Flow
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers CreateTemplateFlowResponse201Headers
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = &value
+		}
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 422:
+		var headers CreateTemplateFlowResponse422Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers422 = &headers
+	case true:
+		var headers CreateTemplateFlowResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
 // ParseListUsersResponse parses an HTTP response from a ListUsersWithResponse call
 func ParseListUsersResponse(rsp *http.Response) (*ListUsersResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -23805,19 +28427,19 @@ func ParseReceiveFlowWebhookResponse(rsp *http.Response) (*ReceiveFlowWebhookRes
 	}
 
 	switch {
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
-		var dest FlowWebhookAnswer
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.JSON200 = &dest
-
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
 		var dest FlowWebhookAccepted
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
 		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode/100 == 2:
+		var dest FlowWebhookAnswer
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON2XX = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
 		var dest Problem
@@ -23829,16 +28451,6 @@ func ParseReceiveFlowWebhookResponse(rsp *http.Response) (*ReceiveFlowWebhookRes
 	}
 
 	switch {
-	case rsp.StatusCode == 200:
-		var headers ReceiveFlowWebhookResponse200Headers
-		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
-			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			}
-			headers.XRequestID = &value
-		}
-		response.Headers200 = &headers
 	case rsp.StatusCode == 202:
 		var headers ReceiveFlowWebhookResponse202Headers
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
@@ -23849,6 +28461,16 @@ func ParseReceiveFlowWebhookResponse(rsp *http.Response) (*ReceiveFlowWebhookRes
 			headers.XRequestID = &value
 		}
 		response.Headers202 = &headers
+	case rsp.StatusCode/100 == 2:
+		var headers ReceiveFlowWebhookResponse2XXHeaders
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers2XX = &headers
 	case true:
 		var headers ReceiveFlowWebhookResponseDefaultHeaders
 		if values := rsp.Header.Values("Allow"); len(values) > 0 {
@@ -23915,6 +28537,18 @@ func ParseReceiveFlowWebhookResponse(rsp *http.Response) (*ReceiveFlowWebhookRes
 
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
+	// CreateAgentConfig Create a flow's agent config
+	// (POST /agent-configs)
+	CreateAgentConfig(ctx echo.Context) error
+	// DeleteAgentConfig Delete a flow's agent config
+	// (DELETE /agent-configs/{flow_id})
+	DeleteAgentConfig(ctx echo.Context, flowId AgentConfigFlowID) error
+	// GetAgentConfig Get a flow's agent config
+	// (GET /agent-configs/{flow_id})
+	GetAgentConfig(ctx echo.Context, flowId AgentConfigFlowID) error
+	// UpdateAgentConfig Update a flow's agent config
+	// (PUT /agent-configs/{flow_id})
+	UpdateAgentConfig(ctx echo.Context, flowId AgentConfigFlowID) error
 	// ListApiTokens List my API tokens
 	// (GET /api-tokens)
 	ListApiTokens(ctx echo.Context, params ListApiTokensParams) error
@@ -24059,6 +28693,30 @@ type ServerInterface interface {
 	// SetTeamMembers Set a team's members
 	// (PUT /teams/{id}/members)
 	SetTeamMembers(ctx echo.Context, id TeamID) error
+	// ListTemplates List templates
+	// (GET /templates)
+	ListTemplates(ctx echo.Context, params ListTemplatesParams) error
+	// CreateTemplate Create a template
+	// (POST /templates)
+	CreateTemplate(ctx echo.Context) error
+	// SeedTemplates Seed the built-in templates
+	// (POST /templates/seed)
+	SeedTemplates(ctx echo.Context, params SeedTemplatesParams) error
+	// DeleteTemplate Delete a template
+	// (DELETE /templates/{id})
+	DeleteTemplate(ctx echo.Context, id TemplateID) error
+	// GetTemplate Get a template
+	// (GET /templates/{id})
+	GetTemplate(ctx echo.Context, id TemplateID) error
+	// UpdateTemplate Update a template
+	// (PUT /templates/{id})
+	UpdateTemplate(ctx echo.Context, id TemplateID) error
+	// DuplicateTemplate Duplicate a template
+	// (POST /templates/{id}/duplicate)
+	DuplicateTemplate(ctx echo.Context, id TemplateID) error
+	// CreateTemplateFlow Create a flow from a template
+	// (POST /templates/{id}/flows)
+	CreateTemplateFlow(ctx echo.Context, id TemplateID) error
 	// ListUsers List users
 	// (GET /users)
 	ListUsers(ctx echo.Context, params ListUsersParams) error
@@ -24094,6 +28752,63 @@ type ServerInterface interface {
 // ServerInterfaceWrapper converts echo contexts to parameters.
 type ServerInterfaceWrapper struct {
 	Handler ServerInterface
+}
+
+// CreateAgentConfig converts echo context to params.
+func (w *ServerInterfaceWrapper) CreateAgentConfig(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CreateAgentConfig(ctx)
+	return err
+}
+
+// DeleteAgentConfig converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteAgentConfig(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "flow_id" -------------
+	var flowId AgentConfigFlowID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "flow_id", ctx.Param("flow_id"), &flowId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter flow_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteAgentConfig(ctx, flowId)
+	return err
+}
+
+// GetAgentConfig converts echo context to params.
+func (w *ServerInterfaceWrapper) GetAgentConfig(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "flow_id" -------------
+	var flowId AgentConfigFlowID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "flow_id", ctx.Param("flow_id"), &flowId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter flow_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetAgentConfig(ctx, flowId)
+	return err
+}
+
+// UpdateAgentConfig converts echo context to params.
+func (w *ServerInterfaceWrapper) UpdateAgentConfig(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "flow_id" -------------
+	var flowId AgentConfigFlowID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "flow_id", ctx.Param("flow_id"), &flowId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter flow_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UpdateAgentConfig(ctx, flowId)
+	return err
 }
 
 // ListApiTokens converts echo context to params.
@@ -24566,6 +29281,13 @@ func (w *ServerInterfaceWrapper) ListFlows(ctx echo.Context) error {
 	err = runtime.BindQueryParameterWithOptions("form", true, false, "owner_id", ctx.QueryParams(), &params.OwnerId, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
 	if err != nil {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter owner_id: %s", err))
+	}
+
+	// ------------- Optional query parameter "template_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "template_id", ctx.QueryParams(), &params.TemplateId, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter template_id: %s", err))
 	}
 
 	// ------------- Optional query parameter "include_stats" -------------
@@ -25185,6 +29907,159 @@ func (w *ServerInterfaceWrapper) SetTeamMembers(ctx echo.Context) error {
 	return err
 }
 
+// ListTemplates converts echo context to params.
+func (w *ServerInterfaceWrapper) ListTemplates(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListTemplatesParams
+	// ------------- Optional query parameter "page" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "page", ctx.QueryParams(), &params.Page, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter page: %s", err))
+	}
+
+	// ------------- Optional query parameter "page_size" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "page_size", ctx.QueryParams(), &params.PageSize, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter page_size: %s", err))
+	}
+
+	// ------------- Optional query parameter "search" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "search", ctx.QueryParams(), &params.Search, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter search: %s", err))
+	}
+
+	// ------------- Optional query parameter "sort" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", false, false, "sort", ctx.QueryParams(), &params.Sort, runtime.BindQueryParameterOptions{Type: "array", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter sort: %s", err))
+	}
+
+	// ------------- Optional query parameter "is_system" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "is_system", ctx.QueryParams(), &params.IsSystem, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter is_system: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListTemplates(ctx, params)
+	return err
+}
+
+// CreateTemplate converts echo context to params.
+func (w *ServerInterfaceWrapper) CreateTemplate(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CreateTemplate(ctx)
+	return err
+}
+
+// SeedTemplates converts echo context to params.
+func (w *ServerInterfaceWrapper) SeedTemplates(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params SeedTemplatesParams
+	// ------------- Optional query parameter "force" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "force", ctx.QueryParams(), &params.Force, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter force: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.SeedTemplates(ctx, params)
+	return err
+}
+
+// DeleteTemplate converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteTemplate(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id TemplateID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteTemplate(ctx, id)
+	return err
+}
+
+// GetTemplate converts echo context to params.
+func (w *ServerInterfaceWrapper) GetTemplate(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id TemplateID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetTemplate(ctx, id)
+	return err
+}
+
+// UpdateTemplate converts echo context to params.
+func (w *ServerInterfaceWrapper) UpdateTemplate(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id TemplateID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UpdateTemplate(ctx, id)
+	return err
+}
+
+// DuplicateTemplate converts echo context to params.
+func (w *ServerInterfaceWrapper) DuplicateTemplate(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id TemplateID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DuplicateTemplate(ctx, id)
+	return err
+}
+
+// CreateTemplateFlow converts echo context to params.
+func (w *ServerInterfaceWrapper) CreateTemplateFlow(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id TemplateID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CreateTemplateFlow(ctx, id)
+	return err
+}
+
 // ListUsers converts echo context to params.
 func (w *ServerInterfaceWrapper) ListUsers(ctx echo.Context) error {
 	var err error
@@ -25550,6 +30425,18 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/node-types/categories", wrapper.ListNodeTypeCategories, options.OperationMiddlewares["listNodeTypeCategories"]...)
 	router.GET(options.BaseURL+"/node-types/:type_id", wrapper.GetNodeType, options.OperationMiddlewares["getNodeType"]...)
 	router.POST(options.BaseURL+"/webhooks/flows/:endpoint_key", wrapper.ReceiveFlowWebhook, options.OperationMiddlewares["receiveFlowWebhook"]...)
+	router.POST(options.BaseURL+"/agent-configs", wrapper.CreateAgentConfig, options.OperationMiddlewares["createAgentConfig"]...)
+	router.DELETE(options.BaseURL+"/agent-configs/:flow_id", wrapper.DeleteAgentConfig, options.OperationMiddlewares["deleteAgentConfig"]...)
+	router.GET(options.BaseURL+"/agent-configs/:flow_id", wrapper.GetAgentConfig, options.OperationMiddlewares["getAgentConfig"]...)
+	router.PUT(options.BaseURL+"/agent-configs/:flow_id", wrapper.UpdateAgentConfig, options.OperationMiddlewares["updateAgentConfig"]...)
+	router.GET(options.BaseURL+"/templates", wrapper.ListTemplates, options.OperationMiddlewares["listTemplates"]...)
+	router.POST(options.BaseURL+"/templates", wrapper.CreateTemplate, options.OperationMiddlewares["createTemplate"]...)
+	router.POST(options.BaseURL+"/templates/seed", wrapper.SeedTemplates, options.OperationMiddlewares["seedTemplates"]...)
+	router.DELETE(options.BaseURL+"/templates/:id", wrapper.DeleteTemplate, options.OperationMiddlewares["deleteTemplate"]...)
+	router.GET(options.BaseURL+"/templates/:id", wrapper.GetTemplate, options.OperationMiddlewares["getTemplate"]...)
+	router.PUT(options.BaseURL+"/templates/:id", wrapper.UpdateTemplate, options.OperationMiddlewares["updateTemplate"]...)
+	router.POST(options.BaseURL+"/templates/:id/duplicate", wrapper.DuplicateTemplate, options.OperationMiddlewares["duplicateTemplate"]...)
+	router.POST(options.BaseURL+"/templates/:id/flows", wrapper.CreateTemplateFlow, options.OperationMiddlewares["createTemplateFlow"]...)
 
 }
 
@@ -25635,6 +30522,451 @@ type UserJSONResponse struct {
 	Body User
 
 	Headers UserResponseHeaders
+}
+
+type CreateAgentConfigRequestObject struct {
+	Body *CreateAgentConfigJSONRequestBody
+}
+
+type CreateAgentConfigResponseObject interface {
+	VisitCreateAgentConfigResponse(w http.ResponseWriter) error
+}
+
+type CreateAgentConfig201ResponseHeaders struct {
+	Location   string
+	XRequestID *string
+}
+
+type CreateAgentConfig201JSONResponse struct {
+	Body    AgentConfig
+	Headers CreateAgentConfig201ResponseHeaders
+}
+
+func (response CreateAgentConfig201JSONResponse) VisitCreateAgentConfigResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateAgentConfig409ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response CreateAgentConfig409ApplicationProblemPlusJSONResponse) VisitCreateAgentConfigResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateAgentConfig422ResponseHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type CreateAgentConfig422ApplicationProblemPlusJSONResponse struct {
+	Body    Problem
+	Headers CreateAgentConfig422ResponseHeaders
+}
+
+func (response CreateAgentConfig422ApplicationProblemPlusJSONResponse) VisitCreateAgentConfigResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateAgentConfigdefaultResponseHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type CreateAgentConfigdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    CreateAgentConfigdefaultResponseHeaders
+	StatusCode int
+}
+
+func (response CreateAgentConfigdefaultApplicationProblemPlusJSONResponse) VisitCreateAgentConfigResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteAgentConfigRequestObject struct {
+	FlowId AgentConfigFlowID `json:"flow_id"`
+}
+
+type DeleteAgentConfigResponseObject interface {
+	VisitDeleteAgentConfigResponse(w http.ResponseWriter) error
+}
+
+type DeleteAgentConfig204ResponseHeaders struct {
+	XRequestID *string
+}
+
+type DeleteAgentConfig204Response struct {
+	Headers DeleteAgentConfig204ResponseHeaders
+}
+
+func (response DeleteAgentConfig204Response) VisitDeleteAgentConfigResponse(w http.ResponseWriter) error {
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(204)
+	return nil
+}
+
+type DeleteAgentConfigdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response DeleteAgentConfigdefaultApplicationProblemPlusJSONResponse) VisitDeleteAgentConfigResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAgentConfigRequestObject struct {
+	FlowId AgentConfigFlowID `json:"flow_id"`
+}
+
+type GetAgentConfigResponseObject interface {
+	VisitGetAgentConfigResponse(w http.ResponseWriter) error
+}
+
+type GetAgentConfig200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type GetAgentConfig200JSONResponse struct {
+	Body    AgentConfig
+	Headers GetAgentConfig200ResponseHeaders
+}
+
+func (response GetAgentConfig200JSONResponse) VisitGetAgentConfigResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAgentConfigdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response GetAgentConfigdefaultApplicationProblemPlusJSONResponse) VisitGetAgentConfigResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateAgentConfigRequestObject struct {
+	FlowId AgentConfigFlowID `json:"flow_id"`
+	Body   *UpdateAgentConfigJSONRequestBody
+}
+
+type UpdateAgentConfigResponseObject interface {
+	VisitUpdateAgentConfigResponse(w http.ResponseWriter) error
+}
+
+type UpdateAgentConfig200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type UpdateAgentConfig200JSONResponse struct {
+	Body    AgentConfig
+	Headers UpdateAgentConfig200ResponseHeaders
+}
+
+func (response UpdateAgentConfig200JSONResponse) VisitUpdateAgentConfigResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateAgentConfig422ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateAgentConfig422ApplicationProblemPlusJSONResponse) VisitUpdateAgentConfigResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateAgentConfigdefaultResponseHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type UpdateAgentConfigdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UpdateAgentConfigdefaultResponseHeaders
+	StatusCode int
+}
+
+func (response UpdateAgentConfigdefaultApplicationProblemPlusJSONResponse) VisitUpdateAgentConfigResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
 }
 
 type ListApiTokensRequestObject struct {
@@ -31001,6 +36333,858 @@ func (response SetTeamMembersdefaultApplicationProblemPlusJSONResponse) VisitSet
 	return err
 }
 
+type ListTemplatesRequestObject struct {
+	Params ListTemplatesParams
+}
+
+type ListTemplatesResponseObject interface {
+	VisitListTemplatesResponse(w http.ResponseWriter) error
+}
+
+type ListTemplates200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type ListTemplates200JSONResponse struct {
+	Body    TemplateSummaryPage
+	Headers ListTemplates200ResponseHeaders
+}
+
+func (response ListTemplates200JSONResponse) VisitListTemplatesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListTemplatesdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response ListTemplatesdefaultApplicationProblemPlusJSONResponse) VisitListTemplatesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateTemplateRequestObject struct {
+	Body *CreateTemplateJSONRequestBody
+}
+
+type CreateTemplateResponseObject interface {
+	VisitCreateTemplateResponse(w http.ResponseWriter) error
+}
+
+type CreateTemplate201ResponseHeaders struct {
+	Location   string
+	XRequestID *string
+}
+
+type CreateTemplate201JSONResponse struct {
+	Body    Template
+	Headers CreateTemplate201ResponseHeaders
+}
+
+func (response CreateTemplate201JSONResponse) VisitCreateTemplateResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateTemplate422ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response CreateTemplate422ApplicationProblemPlusJSONResponse) VisitCreateTemplateResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateTemplatedefaultResponseHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type CreateTemplatedefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    CreateTemplatedefaultResponseHeaders
+	StatusCode int
+}
+
+func (response CreateTemplatedefaultApplicationProblemPlusJSONResponse) VisitCreateTemplateResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SeedTemplatesRequestObject struct {
+	Params SeedTemplatesParams
+}
+
+type SeedTemplatesResponseObject interface {
+	VisitSeedTemplatesResponse(w http.ResponseWriter) error
+}
+
+type SeedTemplates200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type SeedTemplates200JSONResponse struct {
+	Body    TemplateSeedResult
+	Headers SeedTemplates200ResponseHeaders
+}
+
+func (response SeedTemplates200JSONResponse) VisitSeedTemplatesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SeedTemplatesdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response SeedTemplatesdefaultApplicationProblemPlusJSONResponse) VisitSeedTemplatesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteTemplateRequestObject struct {
+	Id TemplateID `json:"id"`
+}
+
+type DeleteTemplateResponseObject interface {
+	VisitDeleteTemplateResponse(w http.ResponseWriter) error
+}
+
+type DeleteTemplate204ResponseHeaders struct {
+	XRequestID *string
+}
+
+type DeleteTemplate204Response struct {
+	Headers DeleteTemplate204ResponseHeaders
+}
+
+func (response DeleteTemplate204Response) VisitDeleteTemplateResponse(w http.ResponseWriter) error {
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(204)
+	return nil
+}
+
+type DeleteTemplate409ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteTemplate409ApplicationProblemPlusJSONResponse) VisitDeleteTemplateResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteTemplatedefaultResponseHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type DeleteTemplatedefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    DeleteTemplatedefaultResponseHeaders
+	StatusCode int
+}
+
+func (response DeleteTemplatedefaultApplicationProblemPlusJSONResponse) VisitDeleteTemplateResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetTemplateRequestObject struct {
+	Id TemplateID `json:"id"`
+}
+
+type GetTemplateResponseObject interface {
+	VisitGetTemplateResponse(w http.ResponseWriter) error
+}
+
+type GetTemplate200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type GetTemplate200JSONResponse struct {
+	Body    Template
+	Headers GetTemplate200ResponseHeaders
+}
+
+func (response GetTemplate200JSONResponse) VisitGetTemplateResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetTemplatedefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response GetTemplatedefaultApplicationProblemPlusJSONResponse) VisitGetTemplateResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateTemplateRequestObject struct {
+	Id   TemplateID `json:"id"`
+	Body *UpdateTemplateJSONRequestBody
+}
+
+type UpdateTemplateResponseObject interface {
+	VisitUpdateTemplateResponse(w http.ResponseWriter) error
+}
+
+type UpdateTemplate200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type UpdateTemplate200JSONResponse struct {
+	Body    Template
+	Headers UpdateTemplate200ResponseHeaders
+}
+
+func (response UpdateTemplate200JSONResponse) VisitUpdateTemplateResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateTemplate409ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateTemplate409ApplicationProblemPlusJSONResponse) VisitUpdateTemplateResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateTemplate422ResponseHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type UpdateTemplate422ApplicationProblemPlusJSONResponse struct {
+	Body    Problem
+	Headers UpdateTemplate422ResponseHeaders
+}
+
+func (response UpdateTemplate422ApplicationProblemPlusJSONResponse) VisitUpdateTemplateResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateTemplatedefaultResponseHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type UpdateTemplatedefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UpdateTemplatedefaultResponseHeaders
+	StatusCode int
+}
+
+func (response UpdateTemplatedefaultApplicationProblemPlusJSONResponse) VisitUpdateTemplateResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DuplicateTemplateRequestObject struct {
+	Id TemplateID `json:"id"`
+}
+
+type DuplicateTemplateResponseObject interface {
+	VisitDuplicateTemplateResponse(w http.ResponseWriter) error
+}
+
+type DuplicateTemplate201ResponseHeaders struct {
+	Location   string
+	XRequestID *string
+}
+
+type DuplicateTemplate201JSONResponse struct {
+	Body    Template
+	Headers DuplicateTemplate201ResponseHeaders
+}
+
+func (response DuplicateTemplate201JSONResponse) VisitDuplicateTemplateResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DuplicateTemplatedefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response DuplicateTemplatedefaultApplicationProblemPlusJSONResponse) VisitDuplicateTemplateResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateTemplateFlowRequestObject struct {
+	Id   TemplateID `json:"id"`
+	Body *CreateTemplateFlowJSONRequestBody
+}
+
+type CreateTemplateFlowResponseObject interface {
+	VisitCreateTemplateFlowResponse(w http.ResponseWriter) error
+}
+
+type CreateTemplateFlow201ResponseHeaders struct {
+	ETag       *string
+	Location   string
+	XRequestID *string
+}
+
+type CreateTemplateFlow201JSONResponse struct {
+	Body    Flow
+	Headers CreateTemplateFlow201ResponseHeaders
+}
+
+func (response CreateTemplateFlow201JSONResponse) VisitCreateTemplateFlowResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateTemplateFlow422ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response CreateTemplateFlow422ApplicationProblemPlusJSONResponse) VisitCreateTemplateFlowResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateTemplateFlowdefaultResponseHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type CreateTemplateFlowdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    CreateTemplateFlowdefaultResponseHeaders
+	StatusCode int
+}
+
+func (response CreateTemplateFlowdefaultApplicationProblemPlusJSONResponse) VisitCreateTemplateFlowResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListUsersRequestObject struct {
 	Params ListUsersParams
 }
@@ -32043,30 +38227,6 @@ type ReceiveFlowWebhookResponseObject interface {
 	VisitReceiveFlowWebhookResponse(w http.ResponseWriter) error
 }
 
-type ReceiveFlowWebhook200ResponseHeaders struct {
-	XRequestID *string
-}
-
-type ReceiveFlowWebhook200JSONResponse struct {
-	Body    FlowWebhookAnswer
-	Headers ReceiveFlowWebhook200ResponseHeaders
-}
-
-func (response ReceiveFlowWebhook200JSONResponse) VisitReceiveFlowWebhookResponse(w http.ResponseWriter) error {
-
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/json")
-	if response.Headers.XRequestID != nil {
-		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
-	}
-	w.WriteHeader(200)
-	_, err := buf.WriteTo(w)
-	return err
-}
-
 type ReceiveFlowWebhook202ResponseHeaders struct {
 	XRequestID *string
 }
@@ -32087,6 +38247,31 @@ func (response ReceiveFlowWebhook202JSONResponse) VisitReceiveFlowWebhookRespons
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
 	w.WriteHeader(202)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReceiveFlowWebhook2XXResponseHeaders struct {
+	XRequestID *string
+}
+
+type ReceiveFlowWebhook2XXJSONResponse struct {
+	Body       FlowWebhookAnswer
+	Headers    ReceiveFlowWebhook2XXResponseHeaders
+	StatusCode int
+}
+
+func (response ReceiveFlowWebhook2XXJSONResponse) VisitReceiveFlowWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -32135,6 +38320,18 @@ func (response ReceiveFlowWebhookdefaultApplicationProblemPlusJSONResponse) Visi
 
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
+	// CreateAgentConfig Create a flow's agent config
+	// (POST /agent-configs)
+	CreateAgentConfig(ctx context.Context, request CreateAgentConfigRequestObject) (CreateAgentConfigResponseObject, error)
+	// DeleteAgentConfig Delete a flow's agent config
+	// (DELETE /agent-configs/{flow_id})
+	DeleteAgentConfig(ctx context.Context, request DeleteAgentConfigRequestObject) (DeleteAgentConfigResponseObject, error)
+	// GetAgentConfig Get a flow's agent config
+	// (GET /agent-configs/{flow_id})
+	GetAgentConfig(ctx context.Context, request GetAgentConfigRequestObject) (GetAgentConfigResponseObject, error)
+	// UpdateAgentConfig Update a flow's agent config
+	// (PUT /agent-configs/{flow_id})
+	UpdateAgentConfig(ctx context.Context, request UpdateAgentConfigRequestObject) (UpdateAgentConfigResponseObject, error)
 	// ListApiTokens List my API tokens
 	// (GET /api-tokens)
 	ListApiTokens(ctx context.Context, request ListApiTokensRequestObject) (ListApiTokensResponseObject, error)
@@ -32279,6 +38476,30 @@ type StrictServerInterface interface {
 	// SetTeamMembers Set a team's members
 	// (PUT /teams/{id}/members)
 	SetTeamMembers(ctx context.Context, request SetTeamMembersRequestObject) (SetTeamMembersResponseObject, error)
+	// ListTemplates List templates
+	// (GET /templates)
+	ListTemplates(ctx context.Context, request ListTemplatesRequestObject) (ListTemplatesResponseObject, error)
+	// CreateTemplate Create a template
+	// (POST /templates)
+	CreateTemplate(ctx context.Context, request CreateTemplateRequestObject) (CreateTemplateResponseObject, error)
+	// SeedTemplates Seed the built-in templates
+	// (POST /templates/seed)
+	SeedTemplates(ctx context.Context, request SeedTemplatesRequestObject) (SeedTemplatesResponseObject, error)
+	// DeleteTemplate Delete a template
+	// (DELETE /templates/{id})
+	DeleteTemplate(ctx context.Context, request DeleteTemplateRequestObject) (DeleteTemplateResponseObject, error)
+	// GetTemplate Get a template
+	// (GET /templates/{id})
+	GetTemplate(ctx context.Context, request GetTemplateRequestObject) (GetTemplateResponseObject, error)
+	// UpdateTemplate Update a template
+	// (PUT /templates/{id})
+	UpdateTemplate(ctx context.Context, request UpdateTemplateRequestObject) (UpdateTemplateResponseObject, error)
+	// DuplicateTemplate Duplicate a template
+	// (POST /templates/{id}/duplicate)
+	DuplicateTemplate(ctx context.Context, request DuplicateTemplateRequestObject) (DuplicateTemplateResponseObject, error)
+	// CreateTemplateFlow Create a flow from a template
+	// (POST /templates/{id}/flows)
+	CreateTemplateFlow(ctx context.Context, request CreateTemplateFlowRequestObject) (CreateTemplateFlowResponseObject, error)
 	// ListUsers List users
 	// (GET /users)
 	ListUsers(ctx context.Context, request ListUsersRequestObject) (ListUsersResponseObject, error)
@@ -32321,6 +38542,150 @@ func NewStrictHandler(ssi StrictServerInterface, middlewares []StrictMiddlewareF
 type strictHandler struct {
 	ssi         StrictServerInterface
 	middlewares []StrictMiddlewareFunc
+}
+
+// CreateAgentConfig operation middleware
+func (sh *strictHandler) CreateAgentConfig(ctx echo.Context) error {
+	var request CreateAgentConfigRequestObject
+
+	var body CreateAgentConfigJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateAgentConfig(ctx.Request().Context(), request.(CreateAgentConfigRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateAgentConfig")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CreateAgentConfigResponseObject); ok {
+		return validResponse.VisitCreateAgentConfigResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// DeleteAgentConfig operation middleware
+func (sh *strictHandler) DeleteAgentConfig(ctx echo.Context, flowId AgentConfigFlowID) error {
+	var request DeleteAgentConfigRequestObject
+
+	request.FlowId = flowId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteAgentConfig(ctx.Request().Context(), request.(DeleteAgentConfigRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteAgentConfig")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeleteAgentConfigResponseObject); ok {
+		return validResponse.VisitDeleteAgentConfigResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetAgentConfig operation middleware
+func (sh *strictHandler) GetAgentConfig(ctx echo.Context, flowId AgentConfigFlowID) error {
+	var request GetAgentConfigRequestObject
+
+	request.FlowId = flowId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetAgentConfig(ctx.Request().Context(), request.(GetAgentConfigRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetAgentConfig")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetAgentConfigResponseObject); ok {
+		return validResponse.VisitGetAgentConfigResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// UpdateAgentConfig operation middleware
+func (sh *strictHandler) UpdateAgentConfig(ctx echo.Context, flowId AgentConfigFlowID) error {
+	var request UpdateAgentConfigRequestObject
+
+	request.FlowId = flowId
+
+	var body UpdateAgentConfigJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UpdateAgentConfig(ctx.Request().Context(), request.(UpdateAgentConfigRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpdateAgentConfig")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UpdateAgentConfigResponseObject); ok {
+		return validResponse.VisitUpdateAgentConfigResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
 }
 
 // ListApiTokens operation middleware
@@ -33919,6 +40284,276 @@ func (sh *strictHandler) SetTeamMembers(ctx echo.Context, id TeamID) error {
 	return nil
 }
 
+// ListTemplates operation middleware
+func (sh *strictHandler) ListTemplates(ctx echo.Context, params ListTemplatesParams) error {
+	var request ListTemplatesRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListTemplates(ctx.Request().Context(), request.(ListTemplatesRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListTemplates")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListTemplatesResponseObject); ok {
+		return validResponse.VisitListTemplatesResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// CreateTemplate operation middleware
+func (sh *strictHandler) CreateTemplate(ctx echo.Context) error {
+	var request CreateTemplateRequestObject
+
+	var body CreateTemplateJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateTemplate(ctx.Request().Context(), request.(CreateTemplateRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateTemplate")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CreateTemplateResponseObject); ok {
+		return validResponse.VisitCreateTemplateResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// SeedTemplates operation middleware
+func (sh *strictHandler) SeedTemplates(ctx echo.Context, params SeedTemplatesParams) error {
+	var request SeedTemplatesRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.SeedTemplates(ctx.Request().Context(), request.(SeedTemplatesRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "SeedTemplates")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(SeedTemplatesResponseObject); ok {
+		return validResponse.VisitSeedTemplatesResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// DeleteTemplate operation middleware
+func (sh *strictHandler) DeleteTemplate(ctx echo.Context, id TemplateID) error {
+	var request DeleteTemplateRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteTemplate(ctx.Request().Context(), request.(DeleteTemplateRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteTemplate")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeleteTemplateResponseObject); ok {
+		return validResponse.VisitDeleteTemplateResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetTemplate operation middleware
+func (sh *strictHandler) GetTemplate(ctx echo.Context, id TemplateID) error {
+	var request GetTemplateRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetTemplate(ctx.Request().Context(), request.(GetTemplateRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetTemplate")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetTemplateResponseObject); ok {
+		return validResponse.VisitGetTemplateResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// UpdateTemplate operation middleware
+func (sh *strictHandler) UpdateTemplate(ctx echo.Context, id TemplateID) error {
+	var request UpdateTemplateRequestObject
+
+	request.Id = id
+
+	var body UpdateTemplateJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UpdateTemplate(ctx.Request().Context(), request.(UpdateTemplateRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpdateTemplate")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UpdateTemplateResponseObject); ok {
+		return validResponse.VisitUpdateTemplateResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// DuplicateTemplate operation middleware
+func (sh *strictHandler) DuplicateTemplate(ctx echo.Context, id TemplateID) error {
+	var request DuplicateTemplateRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DuplicateTemplate(ctx.Request().Context(), request.(DuplicateTemplateRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DuplicateTemplate")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DuplicateTemplateResponseObject); ok {
+		return validResponse.VisitDuplicateTemplateResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// CreateTemplateFlow operation middleware
+func (sh *strictHandler) CreateTemplateFlow(ctx echo.Context, id TemplateID) error {
+	var request CreateTemplateFlowRequestObject
+
+	request.Id = id
+
+	var body CreateTemplateFlowJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		if !errors.Is(err, io.EOF) {
+			return err
+		}
+	} else {
+		request.Body = &body
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateTemplateFlow(ctx.Request().Context(), request.(CreateTemplateFlowRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateTemplateFlow")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CreateTemplateFlowResponseObject); ok {
+		return validResponse.VisitCreateTemplateFlowResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // ListUsers operation middleware
 func (sh *strictHandler) ListUsers(ctx echo.Context, params ListUsersParams) error {
 	var request ListUsersRequestObject
@@ -34248,304 +40883,357 @@ func (sh *strictHandler) ReceiveFlowWebhook(ctx echo.Context, endpointKey string
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L1pcxu52QD4V1BM3rKUNCVSlj1jqqZ2FVnOaMZXJHmcZOhlg90giVdNoAdAS+J4VZVPW7tfd//C1lu1",
-	"fyu/ZAsPgG70xUOHj8nkQ8Zid+N48OC5j4+diM9TzghTsjP42JkRHBMB/zxMEn6l/xETGQmaKspZZ9A5",
-	"nxE0J2rGY4nUjKAUqxnCUURSJdEWZ2i/92R7pxN0ZDQjc6wHUIuUdAYdqQRl087NTdA5wtGMHHGmBE/q",
-	"U4SMd6XigoQDJIhMOZNET4YVirAQC6T4BWEScYFoTJiiaoGwIIiRSyJQpMeOV63g+BxPmzc3SfjVI4kE",
-	"uaSScoawRBhJJTibIjuZwtMAhcOOGGa93uPIvQp/kWEnLE+eYqWI0MP/b8OO+LnXffbhz8POHztBw7JO",
-	"YjJPuSJMnZI0wQsSN4BHiYyE6GpGGJyAAxGi5kQAdDHCTF4RgRRHmCGCRUKJQIL8khGp0BVVM/MynhMU",
-	"5tNGi+6PZBEizOLi8ZjHC/jll4yIxQE84CkRWC8IxTRGjCskMobwFFPWCPox5wnBDDb5kkfY7KUJ/ngs",
-	"eZIpi1l8AtNFgmBFYr1XnomIBIiyKMliyqYo3MUp3b3sA9j1BqnQYNNQWo4Dp1iRl3ROFfxffTWnBlgS",
-	"YX0VSIyoAXiUCUGYBiKL+VXjdilTZEpEeZpTMseU6dnbp0rIRN19HkkatnNGIs5iiTKmaAITmIE1UImS",
-	"q8cnSiwOJ4qI9rEVR1eYKjQmEy40aiqx0Ge0tb/3LEBPeo+3V07z/v37w0zN9FWLsCL1ud5oGtPXmDEm",
-	"WBDRlSTKNMbnOCkHKPwLPENECC6+G3You8QJjUdAOmpXtI4bf7cncvK8GUvdRaIx2iLRjJM40PRoSphe",
-	"g75+mmy8e3nyfPsAUYVwIjnCaUqwkPp8Ez6VcKdggRXgz/H1S8KmatYZPN2vk4mboJNigedEOVKd0nO9",
-	"r7bFHr49MTQTUSCMVD/Q16sTdBiewwnESy/PhIs5Vuaknu53gs6cMjrP5p1BP2g6RLeiMy6aMJELhS7I",
-	"QgYo7IZowgXSLxCm7/MOek4mOEsUCrv22o+wggMj12nCY9IZTHAiid0HEKViI1LP6C+dKjIHKBGm1/tz",
-	"pxi0E3S6pb8SLNUok/nDyt8wRdDpwn8/1A4m0Ad3YqZ7DCCyfxQwwkJgvdiM0V8yYh9rYN8EHakWiX5H",
-	"w1oPdpQJyUXziYaMXKtRBG+EjkimmhHxTKIxVtEsP+gKgMxHbRzq58PuP3H311732aj74WM/2Hvy9KaZ",
-	"VR1fkyjTS2rDOuJe+GRY9yLhV22r0Wz9ky7kJyK0UPA6m49JyylemlcQg3eAKVvSD6vd6u/ssO2WFdtv",
-	"1172473Vy/bEgB/Jor7mQxQllDDVjWZcEqavMNrC6N27k+cB3GJyjedpQraNsDbHF0RTQeACSOIJ2UFw",
-	"FFRIlcsn+k0qQYTA6Mn1tf7jgqQKBgxPnh+/evvm/Pj10T9G5+cvR9+/eXd6FqKtvf1tlIK0lyREBFYk",
-	"BYqq4XRQSC96kWVxpyzPIAGSltRUGt4rpCHVdVLYAIHQZdZfHhajmE4mBDg1jMyFHdjsUKL9vT0UUk/E",
-	"uiCLriCaroQH6GpGE2IOHeDiOItUNEm0VCUDtN97Vh6Bsm4q+FQQKcMcQYzwXqBIRaprvfLD4fVevzsc",
-	"Xn9zbK78k5YrfzJ5pSlLC0nSInWINMlEguD4AGE0p3KuvyhA0d8DyEczzKYETn2maX7rFiZdM+UG7DHo",
-	"tMhzQG4Ba5YSyAS+9ieMDUPqDJ70gMabO7TX6628UW/xlDSDq98dY0k0tk6JJQBtC9KvNK+n7y2n34P/",
-	"rbWkM/orWQYfPeOy1YykHqBxSXtPymtaYz1q9k4S0Ua4M0lEO+HWT0f3TL3PCBZNWH6EJelSJgmTVNFL",
-	"gmQ2NliHJHyC+CVQNJLrKY+kfYTHib7gJIllG2DNi22Y7rDN/d1vQvxzgudtcFQEzz8ZA7z9gd7zQt5j",
-	"ql6d1RfyPb9CiVbpncaiuQ2cXMb0b4TFTokxtAu0mN6///X/PNa3DM3ldts56uFGc9l8PXwC8rhyX3sN",
-	"O7jRwLAmEF/Ud4Ql4kwzKv1PnKYJNZr17n9Lo14XK/ijIJPOoPOH3cLgs2ueyt3SoDBnle8DleKTQpMA",
-	"LPasRX/vWoWpa469aTr7+q6nW8Fkx5eEqTMlCJ5XtqTItdol+nFX5s+tkNEZdECwGKC9Xq83ZEMGLw4K",
-	"uXPHyvZDRuMB6g9ZjBUeoI/DTv7KiMbDzuBZrx8MO5L8MuwM+jd6qKXaYQ0+Z0Rcgh7KFIJFaAXUrsaY",
-	"iDRqGPNQGGhO7n7Xc+Y/m+WZBz+cvXltn9wnpN2+jwxk7g2D8oGbwHNurxUGGUsqzGKJ8ERpkRdTpW9W",
-	"lupLF9qrU91yg0C2aucNhrSK5WnZ1/l7N8Gd4K31gPdUzZy18V5grQdtA7PWGwIjl1IlESNXSM9dgadb",
-	"zrKtwDt33P5bwccJmS/ZeWre+LODQH63NclUmCYVc8sMS9RH1phj+CkYBsCI0hn8rCeK9WUtOGVQjDTP",
-	"pEJjgrBCCdFyal8LogJHGhU1N+gEnZRr4is6g84u0PObD5rKa6SN9LjW1rirAS0tpyJSaRFk0On1f3j+",
-	"9G+9fzz+54/f/uOb972/fXP++O/7P+297mt6orDKZGewr2m+ogoo2E96H8aOCnsoxO5MsMEVVpjP6cBC",
-	"aXCZv901b98Ea+KMO4km4m6nDvT9PH1xhJ7tP/kG2SmRgV2V2ue+gWXYYF4qGbXveH1zC2c3l/CXDVKx",
-	"75YGKNli1xqk+KIykDW2rjmIftsZU7u5NXXpx4Xd1ZhHu1X76LKvq+bUO17p8zqTvj0lg8FaKBmIqzkh",
-	"mxOtIN2n0AECj7y/rejhTq2k1rSnN5kAN5mURoAKEAbyLMhEEDmz9lnndzFmjcp2wWvW9dxmy/ZbcrHd",
-	"8dC1NH9vkILBWg5dqwb3dsY5cSwJzhUu45l/B5293t7Tbu9xt9c/7z0bPO4Ner2dXq/3T2N6poJI773+",
-	"Xvdx/7ynX/Le03zgccWQPGBZkvi/0dT9ZlWGo9NXSC5Y1Ak6/IoZjXbwTdBJBZnQa61TKD76+8Xj9Nnf",
-	"8EvgOpf8ojS4jHiqNYSfO5ozDQTBWo+CfydUqs6HGz0aT4lQ1GgS/s49vSrGinQVBUN3WfANOtfdKe86",
-	"S3ZK9Vs75+bV/FGXzlNr9AfFbtCZUjXLxjsRn+9ahpb/l6eEaYZqBwONzYf0l7QuGjfqn1WNrXr2S7fw",
-	"c7EHfYydD59oL2VU/Ni2mhuHoB/rro4CT9cCisPkRtM82D37e4UwJgOtDggS8Smj0lhHgUDudBq8Lv5t",
-	"+CLB7S6n54yqbaLkIDJqv7OB/GyMItb7ZAfLQeodRenyBJ1lrq0SBpRAWPi1+Pi/SQTSiiOeRm0E+h/H",
-	"VB8hTt56VMX65cpH7Nx5sLYFetZDMV7IAy2Fz7lU6PDtyej8zY/Hr0evDv8ORv7nh/84Q1uPnz7Z3kFn",
-	"sF3kRPcZSWI0XqAFzwQSPCEHBjEGf8qdCMZZb/yFOZ1fRb//2WkixptT1Y2pl3fHPGtff6W1rxGrfKs+",
-	"7v46+vDngf3vHztL3ZVuvg0clhUULWPnaiSKm2mBFongQA9QCP8N9bnKGb9iSM2oRJxFBMQkG+bCWbIw",
-	"zvYZlrPKqf/HcPego4xwUxpL7M2/+afq/WO8z95/e3nUv37+hLx4Ov3+G/rDtxcvn81f9zq/iwW/iwVf",
-	"hFjwn8DV81vaFHH0ufi9W9Qyku28DThJ3kzAzLbU2ISn5BVRuHMTfKxQlxxS+T/W8Uuslo9gtPoOPpS4",
-	"wQzLESPXKpdT9A+pIJdFQJFZ1c8fAuN01Yyw8HeCb1NxhRPjq9H/GunHsjPo6SX9hfPkFU7b5aN6OGTd",
-	"1aKPHf37//i/kX0HzXHqib3F4RzhFI9pQgvRo+B7mI2iXFabgLEOtngTwLOYJKTtmfGNtDwEzpM/sYFL",
-	"+kGWxo2zTQhWmbCHL0c4nlNWPE2JmFMpKWcFcwOGFniM7kPQ0YJeZ9C5pOQKogOuaDwlJmJZvzeyD3LB",
-	"pMLSStBYhnDuAGtg2uAjD34bfOUAu8EnBcjX/Mg/izU/KR1QY5DXZEIicIZ7rwZIcqGMDL4+bTSHvNp4",
-	"dKrfuykhwVq7qdAMmK68w8BHFe9cSvAuoUb5yIs1ecD+0Hh1Zcy5OMJJMsbRxUqFyr/axr/x7eQx3hv3",
-	"I+tY0D/9c/7sskGeg/croQT7367WLpRFLl8r2ft2dQyCD2OY3I3VCAgIRgRm0YheKZ5SNrWBE4hPELkk",
-	"YoFMDCPSpGKnU92xpupzLkgzufUCJ+tTvsVSamUidJGVLipAf2Wihg6QFjK08qp/JyzeaRdEajqSN3dQ",
-	"rLMJMIVDdW22m39yls3nWCwa2O9U4HS26sL8FV7Soi1LMzWKsTmcZgQ18Rm15TMek1HuZV+f47/mMfF8",
-	"yXUiwTPlL6qOMRB/FrqYia5+MUR6OY8kMh9DoLY+oJ26HFHsuDxVfUerhA2cUhNsDsKwUeP0hjXZWKKQ",
-	"9vdA0Sze1PPKzmBP/8YuiZDYxi24QePMBL2PNHS/6VlnqHs6wTQpRukZvgpf7+/ZP1z6Cqi2hp3a2FI7",
-	"hkZU52F1glJsoiYqOGIV3sMYg3nBumIxy3DSAEKN0FgpMk9NKNsa4Ok96WvwlPZc3fIMsxjEBZ4pq7O7",
-	"hXYGHx1ygsNWCTqdEjHqu9UleEySzqDzCtaM7HP31B64/bWbb8xgCiC5naUCCfvFGpaI4s3xojP4BvAT",
-	"xPaJ4PPcHKCwWAdMzuVcQBZmyFhkDDBGDPtQu1VjHi8MuSBEgY+08z1JEo7sdgr3zE0xyV6vdxN0fslI",
-	"tsY2IXJnxCf5ji5ompbwdI099tr3CKJ5cXWqUK2HwmzCgktXqHwBLsjiiguNWkSmgkjJ0RxHM8qI7NQF",
-	"03ygDePaNiHNjaE4jySCEdDWv/+v/3fvyVP0I/3LdoCiGYkuSGzSuKThcBZ0jyQK4ZMXwIrDRo0kpxv1",
-	"wHEX6q64nv8A2YA4k4bExYXm8hFPFzurQ/p8gu0guJSFGiFjMx3WE0zuqsU28OX70maNmFNXXktCjr5h",
-	"JYw/NtTyY4ukWDcTEykt8Oq2a0dLP64rBFmZ0A1aDLH0DF/Zxbkknpz2XpHxjPOL0oga8nEG4j0QGo2r",
-	"RKrGlJ18Bgiz2IgMAEX2OWxd+jbvVK/D+xkRxMqVVxAaB9ROHiA8hiDCOcFMotAb2uQ/2c37U1pK2bi3",
-	"WwtwN8uO4sxS3OIwDNHX0M4YM2dvA/t8UabjpBGjNUUk0f9eeibuxtRwtSxdtZoaf84Jh2e7LIsZX6Rp",
-	"sSb+fWzgATV5cDMwlGSozT4ljoBwRiwttcuDVzTBXIsgGkJ0o4csy6lN213GLFveLiTb1gE9lrVkw74E",
-	"3KRUrr2suSVja4HnlSUpnkz1JXk+ChluM+ypyHpNR+MLf1+m7T+ngetxfvP6TUUybdp6WVTdBLJNPgR3",
-	"aSrYXr0fFjHzfVWWEZTpbZ30eMhQuiyOVPg4XDrdCjUuU6UytOpUsUI1qpjVJE+8sHGrvqIuohm9LLlb",
-	"13UbO85KYvABgORlTvbnDzXL/l+1MmVCsqNMKj538YxYjjKWZuOEyhmJRzY1rqRqa0XDapTvSRJxSGJU",
-	"TnaKeMZMaknZvZwPWdHnC7LY9/SnWOAJeIMInnvmBWP1XA2LIjbZmPpl5kACT3JnQb6WftDRywAPxqIz",
-	"6KSCXtoA1Qqv9w/oy2TXX6jP3OHnWta+ErYu8/22IuydOGOrR9lH8SaCuanHuX4rlrL+5TLEenxAUx2P",
-	"BbgLthnb9C/il4Rk5Yu/CgxFwkPFYFCHrU8d1hi4eHuZN93Hco/deXMVB1TytHu8suCidWRqvx4lTA5K",
-	"VK3iuvdO2t7hEpTb+NpdgvMkgoBuiKeyxXYGKDTgCRGwhgCFBZRCZMm1TVsLUfhxaJjfEKj+0DBF+OMm",
-	"3BkyO9gA5ZAJ83/K3DzUt3lhWjcGZ4WxSckdSMnzs4PaWW/xMOJsQqfGTOksu2egLecgrNhyLcUqGYZT",
-	"LqlD72tgs4vOoFeoyIabGzVmPZbfwMprXO8utLucNtwL1gjk2SjTeBO6915QRRqJX70Ckr6wpq5VCdWo",
-	"RKH+LrSlp/SlzANCsc0NQRlLILkiz57Q32GGIORAQ30NE2sj4b03OlQpG1O+vc8zk1Cx6QU+1/vl6eKR",
-	"hMiRwrI67ITV3FO0dcTTxXY47FTiJOsIibbIdUoEnROmtuvYeSu0uWnZ+ksqlcaQhhCDI00tZZFXD2l3",
-	"/hlHmCFJCNqiU8YhSRtQRM2IQBOaKCJMonazSLmmzGBE4w3lizXft/FEa7xbwSbzoT9hkMvw+f7asO2t",
-	"+WhDXHtP1YxnCoWWXIdBzX4P0boMp3LGVV4GSxNAR+GhQotbcgUNc3HgcQ3hPElh06o2jQAojJiV4noO",
-	"dCbumCgTYDxewE7tQ4QjyC/3TLIO8v5pNJxCQUFhEa3mzd9VntuqPP/BWkydMbibaKospYLHGWCu8+pJ",
-	"JDK2s1zv8BWginjDiURZqkVGE5aT6rVIfe0NNG0VJqiE4oqUuXT033WpJl1q2WEmWEFdKHemRdGg33Wn",
-	"Jt2pjfdZqvuZYpp9ut8Q3ySdHLRqjEJo+kKDofUi3+UhqhtIGYcoxUJRnCBzmAcgxRvHqIU8iBkZM+gR",
-	"ByjUNztEUQLlNbH5B5Rc4ozsoPDjTdhUcmy5BHy595+olX0WLanxnlpTEbFJ3beVVcE8EeTawyNZk1dt",
-	"2MvO2haGDzd3QYwV+6W1Sii5MT2P/o0xmyaUTbt6cV7owwBWi4Yd0h92kMJiSpRRlzJ2wfgVg0hINOyw",
-	"Z8NOudiJ3sAu7HW3t2u+1EReM3Zjn7cVRwqDfh7EX6aGdrEbkMNi4yf64yayaKesssUXegnGYoCZPkuZ",
-	"EagR49aNQli2H67kV6L2yaaZInAb+LDylMxi7yeMJj+IhmfFGRQRF86tdoUFBFx8WBWJ7SYI6vE3+fit",
-	"Wy6kklvkVrr3IPJuM5+Z8UBROfKUanvZLb3+iynRpjF8xvXBLFCE5ymmU1/YGOx9NWmOPrQ2jOd4EGdP",
-	"GfiNAfVtKs8S43716uUCYKOk6cGkIu2VVmdBsAKLb2Ulf4nHJJF5xFYugm9RhWJuhAokCKRuOUazXRSy",
-	"ht+HHbsCVxLOtQtolkSWYXad+7RKGk82FjT6t7bj2f21WjV+g3fuN3iNPqx1up9Re6qg2VeSG1qReuuG",
-	"R+tQCweekwOz2Pgv5IF1gQxMJwEFXVigJhbiE/NsROPwAIVwklE4sDaZGU9iIvRLeUalb7d0URdGB3Bq",
-	"edRqsnxvwm0PoeGLweVSlY2irqZNEMnjS2yQaEPFDP+btaxft4y+qiBGaeJ80Db0dxuHYrAtFbDHPF7k",
-	"1fibcpCMHY6wmMSu2GyF+gsSEeOZcLms3uQvuJiviuT1xuIitjbFTn/v8b6fLJFiGndulm/1h7M3rxtC",
-	"+dkC6Sco5lE2J0xBe4sx0WqzrGYMAEAqOyxWpRdVW1N5DbYMvfe5jfceZSLpDDozpVI52NXkfMe+BGTf",
-	"Vmm0L0tTrnH37xd7//7X/9RRsDRmW1USezICvTt9eVDut3BBFkgqnhaqJVZQqGSns0ou96degXrnQJ78",
-	"+rcASqTBiAB4bXfWU/brsejCVGANG/3yTpg5QFfuPfB0hKgw00lE1XJXSBMx+atLRVw/eeUQnRIcKaT3",
-	"ZKIDdtCblDBkbvwgV3LfnUB3EWgKlXdDihG4CElsivgTNqWMPLLavxyyLVPiBtFYBgi0EzQm6ooQhsg1",
-	"lbB50FQCxDiKFlGi/6mJP4KK8XLbtTQw9f5NjdIurDM08QsVwhdPN1CUAV7HWt1vUI/zeNL1h3ptg4tr",
-	"mjYlV06cWjnIT+7lmqvbRmSaPTYhdrGfFThQERfijXOSg47xQDQr1/Doe5syuEyEszaRxkx2eLR6kCbb",
-	"ul1bPn4rrF5bu8L6sFpbI9RDP8cgnlkAL+kI83T/prGYlB8ms3LGt+7lHAObmyyxmAgijAK1lckMJ8kC",
-	"hSaYJtw+cFfa+WfNpV5NdelSbbEMk41AnkccbZYubYOTNi4Bxtkoz8Vw5FczIhOirSjLNGaNBWbRrJEK",
-	"C5f0tBaOmBSppUemLz5oZYjG3pEgeUVVpHmFcZtXWnhsUlMAni49thWZXE3nNsbRBZ9MbC5MXqH/abWj",
-	"Rq/XJI+SawMyaiI56srdHF+PbKZzeYInm0cvlO/PRru8LuvdPBsnntJt/Il6isVa71XO5bqjP2w9mJ88",
-	"vvK5Vhx0fuUmH+92m7PfN+3xJZ9S9u70ZU0hMvWZKANk0oPGVJBIjTJBS/JrWpZfMzXbjVx5kEqNj6BT",
-	"Fn6l5KWPE72WXQ5j6P/jgv5K/hfTumlE4+/wOBpmvd7eU6ehQGL7dxGPifu9WOR3MMt/PT78r70X/7X3",
-	"orJQ/UumZv+198It1owARau+4ylhNP5zKviEJuTPZI5pYp/r/Xynd2P+jsC9O8NJQtiUfPeP+YtF04OR",
-	"afP03dnek6ed1tqLlC1pUAgNMrGC/19IBEJasw+9fFQfl5RIqUxF2TSBWsY76EdCUq0fbXndsRBlSBIo",
-	"OXOmuMBTsg3iaSx4Cm4MB0p0NePSLdc0mZKNBVBb9RZbZwblWKCVF7Tl/jSF5zWITaXttz8eHSMN222k",
-	"OJLEFqMeC34loZXoas6ql1IBnQNU4B9Q0x161cJTXI+vvIuXV7MHeitGSsLDiqapt9lc+7P3FDwVleqO",
-	"TVUWXWXFkS39WNgiTT6UXje+xAoLoz22JhDtwYzflmeEG6GHi/H/6t0q2IaWv3DiZeLYtB4qRxgqLjmK",
-	"CaXd4M57KUxF/Qn0kl+SBEfVYkfVbdoaWySmyvQhMCYla/JaLw2onrtjj2CZePGKHOq3KoBcJop/sTUq",
-	"zXE2kIrScS41FK9rA/PQoEniqCDFFxlD2GryvlvVMUNsMSuaFQXQQ8Bcb/Tv//P/KyysjyQUEd5+2Epl",
-	"xVXyNPR1YoMr836ZYWtNupWP7+5e5G4J75oHrgxbgc4euKpovCxPplzHDehOM485tCTpjnWbP3mR0SVt",
-	"fR/lyL2VMyaIW14Lr3/OizwXtg6vtMLyeWncOOcmTjSnTDoFNpPwvGCxH9ZSCb1Ve0VTvXNtQgeoN3Zv",
-	"5VCWVzppnd8v9eaLLxuWxnrWq5XGevxso9pYHSNedwadvx6f19SMqo3d4FWpnpZ+tV5M6/vz87eug1Ol",
-	"lJYJpO/q70p1tFwFqtzpVi1Y8fjbpWWoHrxoVk3QcYfVXKnji6848vmqgRRX8MbE5Tsrap3wGEOWCcMA",
-	"bxrnF8vKL24iTrkr0GSFlDy5JDEyxj2rh0gSCaIkEiTGEdQ6baqGVM0AyA19zY8dKawb+vKbUa0kZAtR",
-	"AjxMgL+WgHJ81Yrc0330I/0LdJ2nUkm7gTB/J9ze6VTvzIYlPdat1/GpuedajuISEfaCYos7/3FV8KAJ",
-	"k7en7x9m6dy9oHlHLzaphmFwNEeGoriGvTPlI/Q3sJL11Gs6FaWcGgs42VIb5UpPS4s66fnOHav3S1Ur",
-	"MuVi0Rl0tJwXwYSJJiidP0yePCO9MQSypIL49LeWBQmtxo33OSPIVm2FVy3V0HQiXjA8p9HIAFDminUE",
-	"Y0yp6lpTuc0ChgV1I86MubJTZBEfeb/Z4om1fqEFqPP5fv5YcGC9UG/EcwGRr94LsHrvDQh2hbgVn/X8",
-	"XCUJ3hdvUiKw0eZd83+3boedPC1qcbrPjn/JcCJN0nkGNgHzg5662plXY3FSOhh38CRxYTYGMkWmUr+h",
-	"QrdDgtU3VePQkX3/5LlhrwlvDp318WZl7fWm76sIU4vasSunRIZoC9NulGAp6WSxrXEwjLCEBwaRjA9k",
-	"2wT4mGOWCNIN9IU1Wa3AYlbwtKhltS2Mp53n1DB3I6eVB5S1a/vqw3tjyFeDftsSGbbOoHa9zTk1Ffxb",
-	"GUgHNNyR7Bw3LeQdvtXyocqzlJCvtLUCcnUEq55JG+H2L0GT6tJ2IWh8uyvWhkNLAQerWGcHprOf4zxF",
-	"0V1M9f9FjvZa9uC8Fku5jBv6JZWqmk5hdYqPBaPp98bPvu13ysUfSsTZpEsaEfUuAYy1w7tt+GKx1SVb",
-	"vK/V3sMq3+RUtrygdupkuc8qnDOvubNauoRciK4WjC8HbqxBOytryAWw1YvICVVtGXmP+I9rcCYN8NED",
-	"0cv2I5ljv1dP4VadU9b4e3uboHTzuvAeFjUVhjcjjpbE+qQJjoiJh23pOOROtElW8CSdxscVK5Yi16aa",
-	"2rXCgmDIswGJKOjMs0TRbv6nBVeQjxZ0Lsii6/AauquCIUsYpyGYQeE/Ws/5lTNTuE/vomubp+RNwZZi",
-	"rTXHOnptJcL8jSqDKwDQhN95iPcmfRxSPCVLujgwG/FYh3YRnd30NC2b5/y8+SJg++OyYhzlHUDbOzTH",
-	"KprpXZi1m+oiAZIEi2iGKIuSLDZZhOuW/XAB4tX5IkKTLXgD7aJ8ydsHqGdy3bTmuNjZoESISfQqNl+e",
-	"PyiA7UG28ZBzI/vRjGzWt6TJ9Zh3VIG/bEuVOs+quINygrFhsFTR7fDJ0maHtdQ5b/o1gHJKpKHi1fSC",
-	"YpwcPvA3m46agNMKjupYtfumNWDAE8YZQVQiO01TEmTLGm7dqbSyuObhl0PxhE14Q0mUqF1LW8ErW7mQ",
-	"IK3coplU5h94Yqk/+/KNLZVF3f46tuNQtToWjk3xo0KX91tBFjsx/bfuLKdWjuP28t9bwccJaSiCfvri",
-	"CD3bf/INSs0bKCYK00TWWUFMUsJiwqJFM3PJGL7ENIF8/+JdtPWk93i7MV7GzNRiTb0iTKErwdk0QJQh",
-	"ngnErxi64iJujr4pCkNXOr7ry6fIHKVEIBsObjgg4sJWt4Nk45KTbumhGEhBCwZrMq8LQi5YvdV9R2OX",
-	"opLHtQt+hbb2e89QiBONUYsuPJLh9prsjDKpMIta43jB94NSbGJ06qS5RiRaxIj8uV8DLMHRhdTrf4zC",
-	"CRdjGseEhdstvaInRBAWNbFdOH6paJKg4jWTp2OvlwUSZd1MknB704M7daM2BhUYILUemwMijQOEpUZN",
-	"yDLy++OHyLjEWnauxGIE5RWXhMdxdIUhnweyT+EbjSBb+3vPAlS5UI0ZWfWFg/vPvND8saKqzeMzodck",
-	"RvCCQ1qZZNPGDTYHJYeZYAPrIxhYUjMwGbh6JJOEW85R6jR9wrjqTnjG4s663mjYlWfyt1THuyylQ19C",
-	"PL0L3+qmboAd2OohWat7BoiIbHuaAIVznOhrTeKu1i9C6ImFfaIEYYErqOeyMgbVrDGk6f3TZ70+si8V",
-	"Rs8xjxdIcG46c4V/2P0lI2KxW61eGAb6maYhLY8M8tcflg/XVLqABJXdx7t09XkWpRPyEwSgLzmw4qLX",
-	"zmttj2SLL7AZ2Vrw55RMBJGzdSuolPIQ4ctR0VZajB7/stf95ur47aJ3fvHu2d/6/xjvz8/3+N8u/im+",
-	"/Tt7Ev00fvq97L+M304O69bcyoDlJPX+3mY5AOXBmnduKPbbslTrh1dEuQnCNQd1SWem62cOFNvP00Zb",
-	"ghBn/m2adpp/u26cXk/U8rB+Q1E7tP7JH69oBFr87Y/bIOcFjWKy3LCVaNEdta4flBuhNj9PrGTb/NT1",
-	"Nm1+WrQxrT9fX0D3JPPb9fC0lhMHv0ac4glpVk5W+pGoTBO8GLWXB7QP1o0oLAShZUUF70elc8UE/D1U",
-	"bUPl6Lva6tqguVQjqmtAXc6SRXUpg85Pri2w/TtvE1yHUn9ZDPSdlaYcQW6vLp0TPL9loZ1KaSQqpOom",
-	"kHuVpSkXCpqZHmd6fzvW1aHJLlQR8OBjywrAEbTHp9tg9KYw85sP+e9ndubjV8eHnVsHkX/1tUbXbw9U",
-	"OoyPrW+sj5Ian14RZ4+v5Q230aOvJ9K4kRyV4LgsatiBs+0qbt4ccsNb2HRRPn95n7WqlnuoVQ+nbs2E",
-	"uGsp3SU4YCZdvlR5RjatJHhKwHEkvaIruc/CO/hMQlkLTTi/CZ7VWUnxfFkSwPK2n74Ju1e5zkHHFDCw",
-	"L7jyIaXkLLeENhh9pqo+euqvrJyPv+SvptDV52BY/+Espu2m3VNl3DUq29YqKn6B1ePOtR5/6uJ6qnp6",
-	"RKTMDRFk8cNs/NeIvqE/nLz79aT/mp7IE3b6JDo6eXoyf9H7cS99HB/98GyHPO7tSDotp50O+t+aLGxj",
-	"PyinZ++Xnt3W8uHyUOwm/0KwAGUE0lqWZ6WCMNxvyUo1sarVlvJ2Fhj8U6Sidh5P9qI+eYa7++Nv4u5+",
-	"1CfdZ3hv3O1He/Fjsj95gp+OO2snqy7TZ9ZPYc21/ftPaG0wsPjo2JjquToLPWOKJqajBAxn0qmQ/bQt",
-	"Hb2Osx+XvJevsC07/QARHM2QfR8JojLBXLsOqJt9SjIJ1ayQTAlT+kckyCV3sdY2i73ZGu9dgiIqxt6G",
-	"psg9dz+WpwrX5IHSeZSmLR1FFS6N8LSLaKLZ7+zqfML0m79rS27Q3h1ywv9Tsrzb6zHIDBDrAOnNgkaI",
-	"9Y0UKBWkmwpu2iUUdY2OXp6gqxmH0taMKyTpVD+lDC2Iuq8MqN9wQvnvCdtfWsJ2G419DnVDuFgcM9XY",
-	"GWlN4nH3jj33gwNL9IkSVPPZVgLmM+noDYfzqVX1Jpa7xA5d4Vc3qzX9fkXT799Y4H9GmH8tBpGcfDbG",
-	"QbnYDXoN9TZkgGZ0OiNSoQkVslQ+VGYpESOoeqwvif3vHDNscjJyaSR381SEtuIKuzWtqWz77m8j+bhZ",
-	"697sjRhK1Vepf2y65+9pbEtMVqypDI8T0iBTfM+TWCKcJBbA8+YQz7aM5Pa4SLPY28aEtgYv2DYxTVhi",
-	"t8IWDlfcIvwSL2u08fAprFUD3JxBDsiWLbafyVJHZX48RuwG0d202684JqFwbe6tbIZytfiUWU8+Ug4/",
-	"sO/e1WFpEe62JAaak0SZoGoBAUa2liLoeK7MStWC9R4r/GZOy4rv1g/vzwP0/dnek6eBiQvSEm6XMsSF",
-	"U1C3TYySV9YHbYVXio/+/a//MaF4sCvADWdzseuF8hIg91Drvq+L5m5denRq1Fut7kacKYEjldcCVt67",
-	"YxxdEBab8kJXZKyXzhRhptxwioViRMidITu22Q5qhsZEIwGVSJAEQwkjxa0yLWx1aRTa+tXhzpAN2R/+",
-	"gDQwCVM0gmzwITvTUCcx4pDgC3XQFL4gKDz0K7sNkFG3bcMJgJkNiRoMWRf96U+aRMk//QmgbSIKBc+m",
-	"M6enDFD41+NztBuZP01VQlNdMBNJiKb00loCKgXmoMAAHjKEJJgbupkkpp00CQE2b388Ot42VbRzmKVc",
-	"KhduqTKhFZww4rH9wn2tuB42fPvmrLowVzbPvG/LdUsI4C0jG+AZApR73ENzyjJFpFa1bAbWtp4BSu/n",
-	"xpEC34TBN1PJvWkZ9pMQCa5XLIv2iJkkOwbuby1q/OlP+scCo6WP0rYPd2zLNZipcEq75tXwAGG7rrwA",
-	"nkZEgHpR6kqjpit1FWVCEKaABcNKXJMsp5duxeSSJDyFrr+BvmzcppBrMCmZz5iX4jt6eTKAA7HqBqix",
-	"0i4ddbugSaCSmQN1u1DPVwtr3a5eCzI83XTpYqXhzHTdLmjHpWHM5TjG0ay4BlAoWFZqBCKqECMkhpjZ",
-	"8LpbPAnLdRlDLykl3D4YMv2y6abg3zQ9FpQAFyQ2RV8Ngl53cXFNSRxq+mHf1mzNxH8XH+2gwyGzgc+a",
-	"srkI8dKw8kpDc7/XDxB2aRz+1oo3HsOZDFlYj6XOycipPhNTrHzIoAVw5G8MC/vUMF1kKoYiHMeCSBmY",
-	"K+Fv0ewQXjWR2FtwTFxojB4yOLsDdHjiTRKgORYXBMAltBoMEw4QpmGAZviSIIzk3Iw2zjR3svIAhTD8",
-	"7R0EtHTI3EJdNjCKsBCUSBTqXb7UT7vw/2Hg/3SqEZJRNrVUxX8iiQqHbEsaI+32QdF2GiYzhM6UeKcS",
-	"7e89Q2GxBX3g5qJC+eHu4UQRkUP+JCbzlCvCosWQvSlAXgCDujdUCOQqVfr6hd6H3R/JIo/wRqcuNDu/",
-	"ilJfqguyCIYMImr1/iCSFgmSJnhhq/lredttwxDqYhINBf0qiQdQSCPcRpRJRTCkDMClBnvwkBkg5YHx",
-	"bp8QpCwdw4PMCGjfjlPT3Zxytmsjqv8Mgcdoy+WBbA9QqPm16fe+VtR2MGShCa8OHc/2gs0DFJqA3RCR",
-	"6zTBlLnO4ZIEKCxCr0OT2mcJRzmifshyBDOQN9fAtJWTP38ITU0dY0ovJ3kYJmiaZbiY561wV5MoiLce",
-	"sjzUOdezQjAGpljgOYHe5TCbWhrNjbC0jNKdwls8pQyAbWoiwpmx2KYqDtlbl3bpxAY9vyaGWvLqmzlD",
-	"b01bfS2k9Hu9IO8uv/dk27JZzaqHLPwIQmKAQDMMIGsxKHIX7e9GY9QX3Wij5l9aDb0Bdgb5oCmWypYO",
-	"j/WxmmxHfdRcKDhojCI+n+OuJBpSmgrozWgUxUnCr0gM7R8CcygmMRgKx6eCmIQCg/ZdA20tCxIWUzaF",
-	"SQBGbhosSZcySZikIKvJbGx0GYMyDuBHnBneqq/3C+hRr8nRAq7w8TmehmgrHHaEwWDXDtc1AAu3d9AZ",
-	"bFaBSAkHejLpvtJTaDZi3b0SIG4LTABiKi6I1ICTCicEQcpwwRP6e/BB1T0MrSgSGhHra6XAbiYU+kC+",
-	"Ojkv9BX9h5bxXZxD582cUT0cIwkyRfiJQIRN8ZTMIW1Kw/XwpJvyK6LlU8hY28mTIQYdT8r2+/N1+ju9",
-	"nZ5J4wZrZWfQebzT3+lB1qqagV7hyT76T6spt5ULfgRijxWrAuu2shzL5eo6+mcfjrDSR/GaOLJva3zt",
-	"QJ0cS7NPoDAQleowpedmMXqN7sK2GoeKV8A+1FoWrfLeGf11rXfdas6gG8eHokoGwGqv12tTBfP38iHs",
-	"8rx6BCs+dCl+vj4IcPA1wZ/BAFegktao0Xzhyb7QA2MKKrB30uA78PPCjIvPKMim7YRq0jO1OkUjYgVI",
-	"S1VB6B60qUlO8t5BJ6osU/sC9UIrFFaSHjItvj6S1TK0CEO3bk1b5twKpkJoskCVaT9jUEtTGVC7QB+0",
-	"fIazZGEuaRnpjEztTmljrPMkiR/JIi/mRKT6iy22GIEiZsLjPH4NBQgGHztFmaBlJgW3Phs5WfE22OyI",
-	"CnL2H2j22ExfJxG2KnBxvHAa+p4XNSU7Rziake4RZ0rwpG1i+/4uvOzevQk6DSLVqiGKT/IvoLFAhJe1",
-	"VXFf5+/dBB1fgln13d/tqyfPDbD2e882uPFBZ39vb6P3H5aqmHMvWYmWkJVC5na2u0ZSk4eXXHdTQVlE",
-	"U5zIvFIttPXxeNPuRxrfGIrkkmaq1SSam4UZEQ26Emj+kospHneqcyIziUcUKldrvyHx2oxXwfa74MzD",
-	"nqlZL1jj+OQuLMMeyE3QLDt4fooGEQJtsYpcsF0/jSlR7UfRu3cqt5S8fTXn+1ei7uFwc3lgI6boIKl3",
-	"+kHf40aLInhkGuWMI85k5kxOzkS5pW/zdoDItRO9TWm/mOir7mxthd5uOtRB841LIkAS17RAS/imjQZ6",
-	"d3oSuGfSjfBIolOwZFpuNsepNZ/yhATWBCcRFyih7MK2gZdOgzVtzoesZh5tMHzugOWo22AbOnnbJKm4",
-	"jR+ZAtgPIWZYGBy5E1pLzlhDCLYiPTDC/maMsPd4w/cfltE+2XA9d73kpTv9gjIqZwgXEU/Gn+PfaVui",
-	"39lYi5SFFn9Dq9J3ZDEdt3kbcOVybV2QVFmHS1fSmIB+8Obw3fn3o7Pzw/Pj0fn5y9HZ8dGb18/Ptt1d",
-	"NOGRqq2tzo7m1EXbmxDNM6nQOGdcR4dnz9+8OR2dHj8/OT0+Oh+9Oz05Q1sW7EMWfnxx+ub1+fHr56N3",
-	"py9vKj6N7U3v4JQo05NKJHVVoVr3gggvNo24Pkmu749ewIHbRlGlFDxQPokCRZky0+sXCmZaO0K1HVB+",
-	"w73A8b3e/qpGjm1q7b0QlLyBVwtPLXu4gIJqxUEj2X3qDXcS3b8mCnGmsFD3RSC4LevYyKNP84hlKuus",
-	"Dly3M57k0cxoy3jrbEcLF4xg2OEEz2my2A5ymZ2zITPvCwKo13QX7QrXEc7PTGQnz9RXI7/pJSOzv/rR",
-	"lfxFnpbVpkeVTtaEp6ww9KEtbMWaSnjAI+v43F6vcViNfL4iDynDvyJtlMZs60shKg+LO+9nHOE5OlkX",
-	"d+o4Ym9m+/U/S3OGVvbmF+4LCSkPTs8Dvz3lbNtY6sBBDVKE6Thl2vFhqI6E4yHDU0zZDjqsjJ5JEiN1",
-	"RaMiZaJGakBF0KKIxkHKhuz0+MXp8dn3o9Pjd2fHo7+eHh4dOzFEUyI9gFsd2trv9bXIAZN2IWpOkpjE",
-	"YQDSTORcEgopPJbbO0O2mQBhR85t3A8hxVfq03x9Qvy9ssRTh0BOhZfrcUPiuji0+0UOUZQJyUXuKBMZ",
-	"Q2ZmCh3NyVUejBkUfm/w3/il1iLMAO130Asofwr168eUkYMhw24OzpIFGLdkQXkn9nWq0BWWRvuMNaI2",
-	"8ksq1XGxqU2V+iNYxjpeE/D8w4tNYivE8Nl2Ug6bN0rY1gPXcskJVnicEJOlmSZQvssGDjasIa8eVixh",
-	"rci+hn4mRfL40zVSx4OOVAvTh4KLeSuM5kbFX++654t6Bc3n6+AJ5yRERTaM6czaNK0t0U7i0XhRmt5r",
-	"XL41J//7z/3usw8/97rPPnzsBf1vb7b/2FTuq3ZKGZPol4xoFNWCnkBQNs9IkJCR0bIs23ilAV3aUz5W",
-	"zG8r8a2cWvHNJ35IfSo/a3MbjVOxLvAcojFW0cySJPnVCL3gviQ+jXKE2vuxbqvMHw6g3lSr//Jv+vAl",
-	"wkCn40zgcbLQgm6siQeWBCp2GtPGf/Mx1CllBCmBmTQVrEx0xhXWIkOWIsVRqP8YzaUJeqBqyBRHEL2q",
-	"paw8aiCn2HpmDARbKsxiaaQhTRNzy4bmBFB1FcIMbJugAxRCo6KRXms4ZFSiaEaiC32XtKhkgzvsDX4k",
-	"7etQ41CGOwiQX7/h3CMRTxcoY4nW20IbMgDxGVN6SVi7p7Toq3dXV+lqRvIeU/Xq7MGcqsVl2tSruhz1",
-	"K+PGt7Ez7u89+4IcgKcaawFLl1zJlX4/CAR1hf8qMtauVMIW6WpROPDc1rQ00TckupAQ0mMieIuRwoP8",
-	"1oWKXKtdckmY6prxw9JNfCQRPJQQHT9kYT7Kjo0SDl0cudIbYTgxH6CtEP47CAMU0nhgY8El+aWonKkv",
-	"qnvww9mb1/bJgdYulFgM0F6v1wuHDKTDA4RROEAphFBGfA5xP8YC0n+C5PYOOko4hKka34beC4q5iT9C",
-	"pkWY21XT3TVf+Hf3i7lQa2gexxrWZwZBfkN3ybqm4Sw1RzG4uC7TW3qbVnnLn8PvEmGmmRWJgS/lgRvQ",
-	"9lCQiIvYRMeZlYE6rjUcKOZsFfciVvpZmx+9jHarbHVmaffpSN/UJ/Sw52/2B5D34LKhnLPC6X5uJY3G",
-	"Ew0QFzEEEo4XCPok7mhpAYL3voNaxSHCsTXukGscKVvBGJIzBNYExjT9kUantZ0wsYA+gbZD5lbRCdNF",
-	"PR+YxJd//+t/bKHgj9DFMd/ViMY3IWTjqxmZG6NOixNmiRTSJMbb3ZVkeZcZCXtrauvySeT4NnOlpuNf",
-	"U6jB3dD5dmEGORDzOIMKBdw1jNFosLcfuT0c0mqTXCDbrxNunZbNXdNO59I4MFoHg7QU0z9E0inD5h3n",
-	"MeHigggbx6R1iS3KupOETmfKhODrFw9PwGxkEkvwGJrzb++gw1WaxkGZ2Pt0u0nYhw0sodx7n/QulHWm",
-	"3yprODJy3N3uksX5Jolg10oYbfbMM+u7t8KnFoz5xCzHtbTI2CBPfMlLzQMTQVu5RSd8iaXqgtTWPXke",
-	"bltleMKThF/JIUvoJTHxMlHCpRZDrCGoKmfvoLd52gLI3YJofAMjP6jmZal8nNFE5csaMnsZ9X5W8ZFj",
-	"J3st9elrbAxpHDoHZqJX51YGmZHxgS+hC2LimMz+qMrNTAYfCwZVAlib6c1Y3PrBs5s/rm922kiyfmCX",
-	"pgGKj96PNpV6H55ntIomrdfmDSO+gFVIXZMsSawhxibGmT6kYaNntNQ6+iGdpOWJWoiut6GvLubRW/tn",
-	"wavg43KA+iZ4KDWU04Ea1nXqzaFv6zZpxHawRTyUgFSEkDFyBWx8K5zzmHwHs4aBNYWM+CTcBk7j8vG4",
-	"8CQo/Z1tTQTJmCCw76AXxmRjvhgxSGl3cV/bNqDKtlgH2MtHhUoLbmbwJbtEQD1JTq2L5v9bcnvIQO8p",
-	"VnZFBCmWd2D4TQg8MDQ2G8gIA8u7Mc42O4KVWPwWjamQQqtv+/3ZTr8oIQ32t66MdgubqOlH1+5yhmxO",
-	"PjEWpNzZbJLueKaM4dGVUqg4mSUhgyLt2ziiAxQqsIwatzSfaITXb+hfpc1atfn68MoBgvJBWq4irmtn",
-	"wq920KGIZloEsiNB4juZKKRXZTwNeWbxd9i+a1JC5cVyt/UL26Pv82cEnkEiawOJP+NC2QTZhhRY9Nxm",
-	"+IbdonZbWPJWu4JRTe5qLlSzs9oZMUoF4brtlfm7pb9sQZ+u/W/uFe/af31Y2u9zf1m7zzWd361+/Bxg",
-	"BsHMgtBY43eOOg/s7NdI1+Tnf3x/fn6oO0QTTXbW9fbrVf1UfHYXdz/E8VVDMe7F1X8Yx9LEisvQ2AgL",
-	"OtFAk9oWaM12IxiotMqcxNtbUytf9ZDGO0AMww/aHfA+mf7KHPCuI6pjaubvFg/Eco97IQHC0WuMy8uv",
-	"WhwAJwjDqZxxZeJHpcvGR320NeycMAp1W1yKfseGELq2ekPmPOFSiSxSmYCyBFv7e3ta+YLiEV1r17bV",
-	"I1zhCOghKmVGttsd3i+M1/OLTAvWa/s8KcEAlbZQW1thCaSCMuYfn+PpKoyHd77qZN8vMnm36r73bvWY",
-	"xwsTwuo64K0vu0YO/Zzourbv0YVC5uZve8ElCE9TzuMd9IYlhlgArzKxOSB8tvka7W39HG7GT+M2XHKM",
-	"9cNZw00INio4htxsZRXswxq7nuOFKZRNfL/vfqM1q/kgep+EAN2R8HzhnraNMOB21iwNXGfZwSqaNeuh",
-	"ftOUAcJj8BtAlSaj/GXMJKwaK0tjUxV0iNw7jp27uLYh89n5DrKa4wCBMipnWnd0/5RoCxe/G7yF4h/F",
-	"byZ8ekagcN0MyyHLWPHUrmv7oJgmFniiQlS8JZeQI7gaZpAhCwuxHgTx0FZMDnfQ95zxTPiFiJoEDwPS",
-	"2wkeExj2QSUOW/j3vqJ79JDvqZq567dxCm9/7yuurWGAeQv2XL/rtg2rvu1ZC7UHA2r55mp5++3h+dH3",
-	"AYIEXs18bVqP6bb8SNqUlgamm2bqdzT9j0NTtPX23fn2/SBrWW7cjTNz5GRzn4TPtFrKSqS00EUb829A",
-	"feHpwhU+dCVLAhSmgl5iZUI7gTUElSKRwMCGzKsmh/pN1D3f4peuWT7Pz6Ldmv/wyiRPF/+JSuQDaxPu",
-	"aJcynrtogLtWbHqAe+zqK+dpC4FnQKrlOGDnf3SXEqqI54IjVQe2IlQ+2rAQ+YwXxY3u250gWyPF0tIJ",
-	"E4/eZHNqNC3ZCXIl6WEu8Ft7BI3X91OwvC+KhVlobKhAtfCpXC14APw+I0o6PeQ7q4YUbjitr4wsrn7H",
-	"siRpiCbJV7dEC3/Yo39gacTt734OE67rA8kchjBoGgGJVYZ6QFWFKqUKbO58yoVJBhALY5xGzrUr8aXt",
-	"RFo+brf+ByYnP9lpvMTymwe28Ngpl8QpXeZvWNB9NRY9B06Lw4+s4e1uYrWx91Tx2xpW14gqcKxuSWRB",
-	"Oa99p9Vh/5Ob9eH99g/t7bNbWdvp5wD+dfn9cjy8LE7OR8Vu/vuDGRub+eFS4Q5Ctci1cqv2MmqpkiSZ",
-	"aF2OcYUEYXhuLP5tfj57zl+yUmaXWHj9HloxczBpixMtJOsKtv+uejVHQTsK2yi6VO7YehpYm1hjh9r9",
-	"aP91s7TwU076K46gNu9OcVk+Be1t5f+NuPc1uHDc0j8tlQ3WetMC/XU2HxNhA+WXYtau7ZtwexH6dgtb",
-	"YetTHl47AQtRZpO6y6yExWiczV21V9tNwnCTwlHkjAgxJ3LIIPkavD7runYsmO7EbEq28y/djP3QwbgA",
-	"zjveqBb6eUXGM84vuhdk8QCa4V/zNm9W6gpt8Y6unTe0dqsLsihVVTPoCdlG0NjOZBylGmN5JuH1UiX0",
-	"IbM5iLlL3wn0uGFOyvJURO9q5LmChXXLVIJtxHFo0QaIZkbVMtEDcwlvpiWCig+232wW4SmA3xA4AxWN",
-	"E7cxkTAeE2iNvbw1DGFTyoit6y7IlEolFtCwAxL3oAsdkjN+JU06OTjiscpLE9XVx9c8Jucw71rp3RFW",
-	"ZMrF+kG0bvwj+yEc5IcHTrnSE0LH02UZVwDtr0ttLNbt4ZiHOkurThbv7dpTpCuwbUIvCSre1ep2GXLt",
-	"6HRUzPAJztoh17IzL/bxlZ65t4O7nf5H/Z/10ixh3phMKIOu05DYnrELpskPjVdGprnzaaEt5YQ8u6ql",
-	"aXheve2n+5+z2na+s1UU5ivTlvJ13wLFKs22GzHL9FUMXdvFgSn2FvotQbdcWEzRJxm6V6GURhdEbDcT",
-	"nrfe5A947sU0K2gNTvg0I6Z9oQnE12j+1WDDebkDbb4hDy0qjcfXwotd8N62lx57P6OmlmLhxfFLXnuB",
-	"JAmOLuQOOizoUVNX2b29ah6C4rY4QMUwqddVxaH7NysWM4C3aoOIqYeY/pRIjUFttUDg6X3K7l9WsL6G",
-	"gI9dd0XtOdmNcIohGnWZZPW+ki06xwsU84Etjp2QAJHJhJiSX6W2fCkRXUc4bebHriA43jWKxK4JQR8y",
-	"6KPjpYLl3+TNoXLqpP/s76MraKMPOZWg/04IVpnQ6jKeyh30olKY3nUMMO06M2lLgxfLlkShLa/lYB7H",
-	"+8hscbulRsirxZEPwQe8CaV5Wql48c5XQ7hfLUrrvitSO9yxUuPNeo1LDVeHzvGckXYELMmT+VurpMpT",
-	"+2KZXC+tJnO47BLILJpBfUutlYct5SKsTLSWaPqk9zlF0ybwLO3U8MjrKmJNXrYp9leE9L6YoCWAfBN3",
-	"vgE8WaEmS3oNVK2oCEZFaT1bkLlg3+EsWbTIsKcw1UOiBk+W2kVghQGa0emsFHXw1YiswkKw9cRLVrhM",
-	"EuGFcfinbjji8nPv71nGKQ+QSURJSGgSXzz2PuOQpMM0Hza0w8ONAIWE4XECzfddxoz5IEmakeS9XdkD",
-	"oomZYhmi2H1/VbgRYzkbcwxVoxwIN6YMUKljjeAeU9HDowdzMh8TgSKeMSUDXx+sH/E5TPKbqMGhN3mP",
-	"xTdKZTSW18zo37VmxkPyaH3Cq2ObAIm+LmulsqjrLpb5u/VKtXnsNHzggrj0Rn1YaAu8YjjRJHvRhUqJ",
-	"MtxuizLSY3yp4UV6bZ+nmgBApa3tLsHz30pk0RdWbtRVBlAGKRuux8r4I5BWfJ8hfLyyBgAUdEJyhoVr",
-	"yK3sUaMtL332O6hMtY3GJOJzgmwKVlvuv71bv+Hc//aDaj+UJbn/AO882ssIA7JRu20G7TpNwz5JZVHj",
-	"JmiHTguV34gI651slhN/0Jzz3pLunYP4YQj7PWfDunP9wvJCXJbqbS5KmXrt2uuweeSPjyhZY+fUNMGR",
-	"jf2xErgWsA9czkdsksu0pOGKeG01OA24mhFxRSVpEDakubKv7B4eDq3sDGdE3T9qfVGW+bOcxDzKSeVt",
-	"MEz/sMoTaRqvwnG7Dn9QJQv0HmtEn2OawK/tGts7adb4e9XEzasmAnz1r+4flVqJCZZqBE3U7dflHx6+",
-	"cmJjR3CerN82UGPHqf7gpm04KkemyUtpzFqpvZavbdGTO/R5fEhdV+9+ta4Ll/Xr0nUzWSZM5u8WwmSK",
-	"9+Vkadc0lOemInSzMcn40uB1uK5YSjplxHSrm2EWd/lkYqMiZJCHmsI1ku106nk+85dErx4aA/Ndr0bF",
-	"/GgQYcq0l/0awzdAmom9w27A0027mxvcXaVyvuIu3lq//0i6NrwchdDhcULESPGihvjAs5cfWNZvw6dn",
-	"XJp4YlMGyuSXDZkNnYYXjcYqncq6HaC4KHtHBbitTVC3195amhRg701Y6w46zGKqhkzoBV8QksIjrEH4",
-	"SBocgDQF1/UfR2DR1QvLmOJZNCNxYyUSmEgj4jqNL+DormbcRVGbBZox4hJQD5CFoQfC9p6zOezvlVV8",
-	"os5ijzdshP01F1DIzRCZwZi1WMyKEoRvmMXxJquDxczNVQj48BNZHTYBxu1St/Ru8nYlBbHbBeHsVmUL",
-	"8hHbTN0viZIIo5i4OcwFh55ViDLb1qB2Zu7tOx/cp+4Yv/ygD+22NjztmtpnS1yRBzy4nFDbxhaW1Rj2",
-	"AnlBeWqPzQry3pTExgaYBhmX/ILEO+g1H/N4MWTFuk2DPkkSzQRsXCy0QrI9IWWWEjGC+IJmtvPZ8ORL",
-	"awWJ7xWzQP+7E05ljSQ6WSDsHyqaCgzNwQQSZA5ylf+Ui9zmWfrsADFAJRSTOXcCjsabIasjjvWr6cdd",
-	"+LkLP4e2+LcVN5owFuXpbu+pmg3Z0eHZ8zdvTkenb14ej87+8froO1DTTVART6AX3xwzPDUR0U6I2mrI",
-	"dttur9aZq9MPY2tzw9+zGfe3cY+OANvsHbLRnHe4Svo/I2CwKe0ayrk05Mbg6yXVCsEEgmrsOsy37Urv",
-	"YUrPzfBfgtLrVnPGhbplcrEbwi7v0xQtscAu2Jx39N4J1s8fHgzM1d9cKnuL1axJMmvAnpW6aYFFhoY1",
-	"4dHOEvXNwX0t7+epZexfi9nArLfhoD/9Oa9/iXKssCm40iWWExaDA2d0QRY3Dcy6uZr5I+nn8qItk2Jt",
-	"Xee2BX5z5roJRWmIHfYXctv0tqdBqT/lYfefuPtrr/ts1P3w55YelS0lfhQWtr5PvdaCDY72bC/1tHV+",
-	"BZk4FPLfjYhg33kkkem6CK1Cwo9zomY8DhDYIQJkcTpAWjIJ8jaeI6xuQrRln6KEXxHRjbAkcYBwpmam",
-	"eynnF5S4IVAseJqS+ADhIfvh7M1rGBKlWMBXubtOC0UAkO0ddMJQSOdzElMtXqA5JLrNXLS5lkz2envl",
-	"nr40PkCUDRmIRrbvXf5dnuB+hamSKEuR4uhxD1lbLeS4wV3sQi0vk1kHZcz99sH6U1N+MBgytzuojwEw",
-	"muAk0QrEGEcXevy93l5zqQtYi5ed/4C16ewMGuxAXfzRrrtXV1fdCRfzbiYSwiIem4ChjYd/Ad6Xm6Cj",
-	"yLXaTRNMb7fMc3L9Scrn2elMb+i2AKsqTljc26oi2PY9coz77B/tbzSKSApdA9s7SV9haft2f0EcsNIn",
-	"F4u8SBB0l8SO+nssj7Ixz1jsSKBjfNCprzCaC3wFtQNdtPAajBeaQBtmlImkM+hoSWb3sg8yoZ29Rr8p",
-	"myYEzENd6NUpeDadOV0qQDwTJRM32IUzIQhTnn3YciZNX5t8xRFPSYz0+mhEnElD07UUC8U0jdoKrxQf",
-	"/ftf/2O4nhuvEA7qo4KT3LOBgBhGpTKEzBvFaBENvV0hqNo5Cw+sWyHCDI1JKcIN56GMnoe0acTmXLwg",
-	"r8w/EXBtYk175cw20JnRmHhj+7Hj9Rl+ojLDiWZkfG5qZ5pVb50SHCmkb5SplSS3PdAkdEKiRZT485ha",
-	"IvUZTubzDDr5eaWZTYdXr9RlZZyiTk9Da8CMybydWmAX5LXUNUeY0EvXKdx04JbeFF5vzuYOvXn2Vbmm",
-	"hKliAjVO8pIlXrtem4ReHxLqDUc5S3a1pOFy2w6ZGrT4gqBU8Esam9xI22chb4FXueU3H27+/wAAAP//",
+	"7L3pchtHtj/4Khm494bI7gIJUpRsgeGYoSmqTVtbk5TlbkMXlahKAHlZyCxXZpFEaxhxP03MfJ15hYkb",
+	"Ma/VT/KPPLlU1oaFi0S63R/aIqoq15Mnz/o7nzsRn6WcESZFp/+5MyU4Jhn88yBJ+KX6R0xElNFUUs46",
+	"/c7ZlKAZkVMeCySnBKVYThGOIpJKgTY4Q3u9Z5tbnaAjoimZYdWAnKek0+8ImVE26VxfB51DHE3JIWcy",
+	"40m9i5DxrpA8I2EfZUSknAmiOsMSRTjL5kjyc8IE4hmiMWGSyjnCGUGMXJAMRarteNkIjs7wpHly44Rf",
+	"PhEoIxdUUM4QFggjITPOJsh0JvEkQOGgkw3yXu9pZF+Fv8igE5Y7T7GUJFPN/+egk/3a67749OdB5987",
+	"QcOwjmMyS7kkTJ6QNMFzEjcsj8xyEqLLKWGwA3aJENU7AksXI8zEJcmQ5AgzRHCWUJKhjPyWEyHRJZVT",
+	"/TKeERS6bqN59ycyDxFmcfF4xOM5/PJbTrL5PjzgKcmwGhCKaYwYlyjLGcITTFnj0o84TwhmMMnXPMJ6",
+	"Lk3rj0eCJ7k0lMXH0F2UESxJrObK8ywiAaIsSvKYsgkKt3FKty92YNnVBGmmlk2t0mIaOMGSvKYzKuH/",
+	"6qM50YslEFZHgcSI6gWP8iwjTC0ii/ll43Qpk2RCsnI3J2SGKVO9t3eVkLG8fT+CNEznlEScxQLlTNIE",
+	"OtANq0UlUixvn8hsfjCWJGtvW3J0ialEIzLmmSJNmc3VHm3s7b4I0LPe082l3Xz8+PEgl1N11CIsSb2v",
+	"d4rH7CjKGBGckawrSJQrinc0Kfoo/B6eIZJlPPtu0KHsAic0HgLrqB3ROm38Ynbk+GUzldqDRGO0QaIp",
+	"J3Gg+NGEMDUGdfwU2/jw+vjl5j6iEuFEcITTlOBMqP1N+ETAmYIBVhZ/hq9eEzaR007/+V6dTVwHnRRn",
+	"eEakZdUTwuQhZ2M6eZXwy7Yx09geJ8Xj0OWUC4Kw+hZF8DGSUyoQhdFQ9ZU6gp2gw/BMDUB9NaTxwlM2",
+	"5tkMS72lz/c6QWdGGZ3ls05/J2ja7YOUnqktaRvzwftjze4RjVuGdU8jOuVZ0yHimUTnZC4CFHZDNOYZ",
+	"Ui8QpljRFnpJxjhPJAq7hmMNsQRaI1dpwmPS6Y9xIoiZB/DTYiJC9egPnUoygw0mTI33107RaCfodEt/",
+	"JVjIYS7cw8rf0EXQ6cJ/P9VoKlA0d6y7ewpLZP4o1ghnGVaDzRn9LSfmsVrs66Aj5DwBCuHZTDV2mGeC",
+	"Z807GjJyJYcRvBFagkzVHcpzgUZYRlO30ZUF0h+1Xa6/HnT/jrv/6HVfDLufPu8Eu8+eXzffskdXJMrV",
+	"kNqojtgXvhjVLTq3cFq/5EB+JpmSZ97msxFp2cUL/Qpi8A7IE+bWgtFu7Gxtsc2WEZtvVx72093lw/Yk",
+	"mJ/IvD7mAxQllDDZjRTXY+oIow2MPnw4fhnAKSZXeJYmZFPLmTN8ThQDhwsMCTwmWwi2gmZCOtFKvUkF",
+	"SD8YPbu6Un+ck1RCg+Hxy6M379+dHb09/Nvw7Oz18Id3H05OQ7Sxu7eJUhBUk4RkgZGm4TJQ67RfCF5q",
+	"kGVJrSyKoQyERKEuGHivEORk1wqQfQTyoh5/uVmMYjoeExAyoGWemYb1DAXa291FIfWkw3My72ZE8ZVw",
+	"H11OaUL0psO62EtRSJokSiAUAdrrvSi3QFk3zfgkI0KEjkC03lGQSEUgbT3yg8HV7k53MLj65kgf+Wct",
+	"R/54/EZxlhaWpLSBECmWiTKC432E0YyKmfqiWIqdXVj5aIrZhMCuTxXPb53CuKu7XONmDzotoiiwW6Ca",
+	"hQwyga/9DmN9IXX6z3rA4/UZ2u31lp6o93hCmpdrpzvCgihqnRDDANoGpF5pHs+ON5ydHvxvpSGd0n+Q",
+	"Reujelw0mqFQDTQOafdZeUwrjEdOPwiStTHuXJCsnXGrp3ctTp0SnDVR+SEWpEuZIExQSS8IEvlIUx0S",
+	"8AniF8DRiFOxngjzCI8SdcBJEou2hdUvtlG6pTb7904T4Z8RPGtbR0nw7ItdgGdkliZYkvbB6OdfbEA3",
+	"p7A7HshHTOWb0/pAfuCXKOFs4rQ/df0BKeVM/UZYbBVCzUxBI+z987//36fq2KOZ2GwjLNXccCaaz6vP",
+	"0Z5WGEivYQbXajGMOQnUJiPpW04XcaZuTvVPnKYJ1VaK7f8S2lRRjODfMzLu9Dv/tl0Yz7b1U7FdahT6",
+	"rAoiwDb5uFBt4Fh5lrdfukb57Optb+rOvL7t6anQ2dEFYfJUZgTPKlOS5EpuE/W4K9xzI/V0+h2QdPpo",
+	"t9frDdiAwYv9QhDeMsrGgNG4j3YGLMYS99HnQce9MqTxoNN/0dsJBh1Bfht0+jvXqqmFmnZtfU5JdgE6",
+	"PZMIBqGUeTMabW5TpKFNbWGgRAv7u+rT/ayHpx/8ePrurXlylytt532oV+bOKMg13LQ8Z+ZYYRD6hMQs",
+	"FgiPpZLBMZXqZOWpOnShOTrVKTdIiMtm3mCUrFjxFn3t3rsObrXeSjH5SOXUWm7vZK1Vo23LrBSZQAvK",
+	"VArEyCVSfVfW0w5n0VTgnVtO/33GRwmZLZh5qt/4s10Bd7YVy5SYJhXT1RQLtIOMYUxf8GCpAINUp/+r",
+	"6ihWh7W4uoOipVkuJBoRhCVKiBKcd5RknOFIkaK6DTpBJ+WK+Wadfmcb+Pn1J8XlFdFGql1jt91WCy3M",
+	"TUWEVDJRv9Pb+fHl87/2/vb07z99+7dvPvb++s3Z01/2ft59u6P4icQyF53+nuL5kkrgYD+reWibNMyh",
+	"0APyjPUvscR8RvtmlfoX7u2ufvs6WJFm7E40MXfTdaDO58mrQ/Ri79k3yHSJ9NpVub3zsyyiBv1SyUFw",
+	"y+PrrMVdp3IsaqRiKy81ULJrr9RI8UWlIWO4XrER9bY1THedZXrhx4UNW5uau1Vb86Kvq6bpWx7ps/ol",
+	"fXNOBo21cDKQnx0jmxGlsd2l0AECj7i7qajmToyk1jSnd3kGLkchtAAVIAzsOSPjjIipMRhbH5a2s1Sm",
+	"Cx7IrueCXDTfkrvylpuupPk7WylorGXTlWpwZ3vsmGPV31C5aDyTdL+z29t93u097fZ2znov+k97/V5v",
+	"q9fr/b0TOFdCf283UGpK/1nQSTCb5CCKd4gSGmf4SrtrRKfP8iQJOjMeE3X3TIiS87u7W8+64wQLT+M5",
+	"uMDq3iGZ4AwnVM6VTpTxMRGCql/U3TEXksyGacZnqRrl33gO3uODCxxoQ1uepjyTCAtB1V0llbB+pOeI",
+	"Tqc83UIH2gA4yigZJ9ogp53PlClJFfEsJhlSMqjaAaUxkgzLPCOdfm/radCRnFlzOYwpT+MVlu06UHNJ",
+	"SSapVmD81fbUOdVWV1Iw+Jfl7aBz1Z3wrrXop1S9tXWmX3WPunSWGucH6JP9zoTKaT7aivhs29yj7r88",
+	"JUzd46YxUBTd7jbomFWtTG//Si8WBPK50X/hqMU+/tV9HXQUBXU+XTsiKt5xa+Ne0cTU0EmJsJbogeqM",
+	"vPfev66RXkMHJVLxt5Tno6TYz1872uzmD1rT1AqDOlMvXpeJ7uFQz7VvsfhVmzAKx6NxY/n7YGbukUd1",
+	"ocvLWiIVSw5B2bXmLU3hK+Oj/yIRCBwe/9PKH3DxOKYSmMx775Aad1+ZPRsvoUDA+UmMODMRDn0UenML",
+	"0TijhMXJPEChmmWIKNNMI0ChnW+ICNtCoTfHMBiwsJilDucIYaahDg9BjCNjR+nrSBLgsMD/Do4R4zER",
+	"aIyTBI1wdK70SQj6yCaYUQE31YAJIpW+KYpgEVDdbbtiC1R/73IoMf1/WW5f4+Iet2zx/YEUoz30I6J0",
+	"KyX37COsnyo9Dks040IizgjaAJcLTjKC43mXXFEhRQgWtrUMfmV+WzVifX/4Hu19g+wrOiRK5NFUaT4h",
+	"YSHiGQpT2f3+BCwQnjn46bOSNXg3aHDifvq8Gzy93ugWPt1Pn3eCb683/9Tg3qkyf2cU/HbnxW7TJBff",
+	"CzXHITgE1VPrrT44RhGWOOGTXC337q45XN2cnTN+qSYvpyS7pIJsVia/02YLX3QPrfL9Pd5SXvff9lbo",
+	"f+klVvihmiy2d3C5VS6R2v1RnuISFv8BLoM1WfwBSnEmKU6Qvkv2EWYIj8CsaY7/HFGBcqb9iXGAQjXb",
+	"EEUJxAhh/Q9wvnBGtlD4+Tpscj56DNaQsGafhuvYC6POd/zj/YiO5x+H6csfpubj8b68NDZIycosnaB6",
+	"GUdY5DhpDD8q+vNbsvqRI+LGT43H5YaqKLlKaUaE997ObvfpzllPveS9p27op5U4K3PUit9oan8zIsrh",
+	"yRsk5izqBB1+ybTDt/+NWhkypledfudS8uEv50/TF3/Fr8EGesHPS42LiKfqwGo21le3uhGJ+wkVEnb0",
+	"caiF/ko/pHGtoYD6e79wCjUO9IXmUibFGym5BZ2utCiWkhulVwgL2tktXAMiUMpERiI+YVTo4CG4Graa",
+	"Lg7/NDzI5baH04vVrHNwP36yUb+1UoluzC2ptxWlw1NRViuRniUKKC1ho5xjmOdt9FgEY5ujFz0U47nY",
+	"d9rIwfvj4dm7n47eDt8c/AIxcC8P/naKNp4+f7a5hU5husg6kqYkidFojuY8z1DGE7KvCaP/Jxdjp8Pw",
+	"K0LPMv79904TM16fq67NvW4uczRQlS+D4e4/hp/+3Df/bZO4bACv6W+NeN4KiZapczkRtWiyjFzqDd1H",
+	"Ifw3VPsqpvyS6bhzziICyrVJYOFMKdtKEp5iMa3s+r/M7a7ENRBuSm1lu7Nv/i57fxvtsY/fXhzuXL18",
+	"Rl49n/zwDf3x2/PXL2Zve50/xII/xIIHIRb8K9zq7pQ25RJ9rfveDmoRy7axbzhJ3o0h6GNh6AOekDdE",
+	"4s518LnCXdxKuX+sEiW3XD6C1uoz+FS6DaZYDBm5kk5OUT+kGbko8m30qH79FOiYZHURFuHAEPorucSJ",
+	"Vp3Vv4bqsej0e2pI33OevMFpu3xUT3SsW4TUtqN//p//DzLvoBlOPbG32JxDnOIRTWghehT3HmbDyMlq",
+	"YwgdgSleB/AsJglpe6Yj9Voews3jnpi8HvUgd+av8kdjAkYJvediiOMZZcXTlGQzCpp/cbnBhRZ4F92n",
+	"oKMEvU6/c0HJJRgpLmk8IbKwi5sHTjCpXGml1VhEcHYDa8u0xkfe+q3xlV3YNT4plnzFj/y9WPGT0gY1",
+	"5kCNxySCWHHv1QAJnkktg6/OG/UmLw9lOFHvXZeIYKXZVHgGdFeeYeCTircvpfUukUZ5y4sxeYv9qfHo",
+	"ipjz7BAnyQhH50sVKv9o62i7b8dP8e5oJzJhbuqnv89eXDTIc/B+JdJ+79vl2oU0xOVrJbvfLg/R99cY",
+	"OrdtNS4E5OrBZdFIXimeUDYxeQWIjxG5INkc6RQ/pFjFVqc6Y8XVZzwjzezWyyusd/keCwGuKZt4aGPU",
+	"1Vc6qWYffKBKeVW/ExZvtQsiNR3J6zsoxtm0MEV478rXrvvkNJ/NcDZvuH4nGU6nyw7MX+AlJdqyNJfD",
+	"GOvNaSZQnS1QGz7jMRm6mO/Vb/y3PCZeZHOdSfBc+oOyC296Dpy+6u2EMWxbGmiWEiEEdYwj8vm6Ll0U",
+	"61AeQH2ey0QQnFLt4wARWSt3ahkUM1mgpu7sgvpZvAmudzDmR5xdkEx7271G41wnuQ/Vmn/TMwG79ukY",
+	"06RopVeJtII/LFwFKLz6kjUJmaYNRb42CtiKT7GO7K9QjvXDx7hjXDSdfmeGWQ5W+xqp/Pq5g6Uk4AnZ",
+	"WWl5es921PKU5lyd8hSzGIQInkujyduBdvqfLclCULHM6GRCsuGOHV2CRxBj8AbGjMxz+9RsuPm16yam",
+	"KQVI3/RSWQnzxQr2ieLN0bzT/wboE4T5ccZnzkggcbbKMtmw6GJloYecRdoso4WzT7WzNuLxXDMRQiTE",
+	"8XZ+IEnCkZlOEUJ4XXSy2+tdB53fcpKvME3ILhnysZvROU3TEp2uMMde+xxBYC+OTnVV6+ka61zM5WDF",
+	"0gE4J/NLninSIiLNiBAczXA0pYyIzvWiSI81QzFWZ9iN6SJPBIIW0MY//+//b/fZc/QT/X4zQNGUROck",
+	"1rAtQt97ZumeCBTCJ6/ggg4b9RTHN+pBEzY/XHLV/74NCtKwIzw7V3d/xNP51vK0syZP/sKLVYse62m2",
+	"nrhyW9224ba+Kx1XCz91lbYk+qgTVqL4I80tP7fIj3XjMRGiLczS8dLPq4pGRlK0jRZNLNzDN2Zw1hXs",
+	"eO8lGU05Py+1qFY+zkHoB0YDUVhCNnqLXQ+QCrAWGwCO7N+wDbFc8E71OHyckowYafMS0reA24l9GxEy",
+	"I5gJFHpNa9AQ6wf3ujScsnFuNxbrrhdtxanhuMVmaKavVjtnTO+9ST7zRZmOlUa0LhWRRP174Z7YE1Oj",
+	"1bJ01WqAbIwcKYsZD9LgWBP/PjfcATV5cL1lKMlQ631KLAPhjBheaoYHryiGuRJD1IzoWjVZllObprte",
+	"EHlFsm1t0LuyFkzYl4CbVM2VhzUzbGyl5XljWIonUz0kf0ghw61HPRVZr2lrfOHvYXoEHA9c7ebXr19X",
+	"JNOmqZdF1XVWdnGkfInaq+fDEKabV2UYQZnf1lmPRwylw2JZhU/Dpd2tcOMyVyqvVp0rVrhGlbKa5IlX",
+	"JrfSV9SzaEovSk7YVZ3J9mYlMXgGQPLSO/vrp5q9/y9KmdJpw1EuJJ/ZnDsshjlL81FCxZTEQxPSWVK1",
+	"laJhNMqPJIk4IP9IKztFPGca/qDsdHZNVvT5gi3uePpTnOGxzo3AM8+8YOEtvJ9Wy04KOkVKrfYJiNyu",
+	"EjxxXgU3vJ2go0YGrg4du08vtCHWSHnDPDPxrDVJq7SND/NSf6D+dkvFK1kKSzS9yG/cSta3uj9bvdH+",
+	"QWhiq+t6q+tnZ6GAsFjSWO22ULzJuyjsMVzvci0d14VwNQXuIxYOT1XpK8buDeE3AGlWINwIpL0hcWP2",
+	"yIJhPczcsiqLWrY7BaJAxdpR33Kfj63QcPH2dYXZNYONRoRekAx9OHntQ3g+ESi0xknTSKj3kWp4B6xx",
+	"7gqENkPnFv7NfDRgphVDFwJxRvZR+P7d6RnS8Azbn2l8vW3e756TeYgyLuFdKjctCdmsF536taKBwA+J",
+	"8OfuSSfe6hYnpRQu4Yk2hdBTP9XtfKrEUoLS9VI+Ze2pgoa1lqisvLttIsrdZxHqpQsR3PIBCosVDJG5",
+	"Zg1KTojCzwMtxwzgth5o+Qb+uA63Bsw01kdu1UL3T+EsfTsGhkYRG3ijtHmxnga4QIoqHkY2uxyCl7SR",
+	"/hQMH24JK2Z5c62UbPwpF9Qe9iuQmOadfq+wdmjBTGukq0lvDVJZTTS5zQVbhk3rrZnQsrtKcOnKl9PH",
+	"jErSeEPVwavVYdaJpCVSo4pDETwLDWq4OrAu4hcbKAqUswSwHBxYg/oOMwQxJSsmLjZeQzfnyk0xsG2n",
+	"92Wu8RvWPcBnkNaZzp8ICA0qjOSDTliFukIbhzydb4aDTiUQtk6QaINcpSSjM8LkZp06b0Q21y1Tf02F",
+	"VBTSEENyqDipKHAF4Rrx9zjCDAlC0AadMA6YcEAi6g5BY5pIkmlcuGa5f0XBTms5awqBK75vAsZWeLdC",
+	"TfpDv8PAqWNufm3U9l5/tCatfaRyynOJQsOuw6DmioFwbIZTMeXSIZgrBmg5PCDU2iFXyNAJR09rBOfJ",
+	"Teui+jYuQGGPrtRFsEunA8uJ1BHkoznM1DxEOAI4O8+6blfe342GXSg4KAyi1VL9h156U730X1jVrF8M",
+	"9iRqlSzNeJwD5VoHrUBZzrYWa2G+lloRbzgRKE+VyKjjrlI1FqGOvV5Ng0INSLBW5bDod38ovI9I4V1E",
+	"Y2rOQhakVmA536WC+3tV99ouaHM1fKXIev9yaoiyE1ZYW9ZGIdk90JB8NcjHA83QIKZf7P4rqo5fRZVr",
+	"PKfGukcM0N1NBWqwoQS+Ta4qVJswq62VzSCfrm9DGEvmS2vosM5T42LQY8wmCWWTrhqcF2rTh9GiQYfs",
+	"DDpI4mxCpNbpDPINIEehQYe9GHTKALBqAtsw1+3etv5SsXwlfWjnj0FhLbxFLpWkzA3NYNdgh8XEj9XH",
+	"TWzRdFm9JF+pIWizBmZqL0VOwLBqx41CGLYfHudXOvPZpu4isBP4tHSX9GDvJmzLbUTDs2IPiggf68a9",
+	"xBkE+Hxalg9gOwjq8V6u/dYpFzLKDTJ87XsQ6bmej1a7N6kYepq/OeyGX3+vYesVhU+52pg5ivAsxXTi",
+	"ix793UeTbOuv1prxQ/fiNiwvfmNaR5tetsAfUz16ThxslDu9NalIe6XRmSVYQsU3MuW/xiOSCBch6ATy",
+	"DSpRzLVQgTICCYT2otksqo3B74OOGYGFybflKJslkUWUXb99WiWNZ2sLGjs3Njaa+bWaXn6HZ+53eIw+",
+	"rbS7X1F7qpDZI8lQrki9deuo8fqFfc8Tg1msnSxi3/hp+rpSpYQqv4ATjvhYPxvSONxHIexkFPaN4WjK",
+	"k5hk6iWX1+sbV4uQHtWEVdKjVrvqR+0tPYCCwpqWS1gvRa0Rk5Dk4plMUHIDbov/zUomuhtG+1UIo9Sx",
+	"a7SN/O3EAWu0Mm3j/y8iqO4nOa40kFc8my2LIveGCBioOslqZ/fpnp+ok2Iad64XT/vH03dvK5MuWlQN",
+	"trZ3r4tgSgl6oyrFanSmUqaiv624/ZZ5CW4FU9jCvCxMCMUv57v//O//qVPo0vgPjW1fxIDsl2tmnpM5",
+	"EpKnheaJJVg3tzrLxPZVghPMWpwB9/JLBmncW7U7CPak7Uh7toB6akSmi9aEjbEFVtbZR5f2PfDWhKiw",
+	"6QlE5WJ3ThOv+YvNl109l+oAnRAcSaTmpCMcttC7lDCkGULf6cAfjqFCLOAMu2LcMQI3J4l1IUbCJpSR",
+	"J8Y4IAZsQ+MwIRqLAIHygkZEXhLCEED4qsmDIhMgxlE0jxL1T3U3IKj6JzZtWUpds1GXdenCOEMdg1Hh",
+	"i/FkDT0a1usonjRqzy68efWm3ppY95oiTsmllbaWNvKzfbnmrjcBwnqOTYRdzGcJDVSkiXjtxPmgo70o",
+	"zbo3PPrBZLAukvCMyaQRbgEeLW+kyRBvxubab12rt8bssPparawwqqZfYpDezAIvqOr7fO+6EfHMD/VZ",
+	"2uN7+7KjwOawOxaTjGRav9rIRY6TZI5CHRAUbu7bI219zPpQL+e6dKEyWV6TtZbcRU2tl9NvAqzWxqnj",
+	"bOhSgyz7VReRzhiQlOWKskYZZtG0kQtnNgdvJRrRGXsLt0wdfLjWEY29LUHikspoCoGNFUDu53vrAV/A",
+	"04XbtiSxsGnfRjg65+OxSc1yiL7Pq1VRe70mcZVc6SWjOGnW/Wb4amgS78sdPFs/AqN8ftaa5dWikhZW",
+	"WLuGGL0V3qvsy1VHfdi6MT9798rXGnHQ+QfX6aE3m5z5vmmOr/mEsg8nr2v6kgYRowyISTUa04xEcphn",
+	"tCS/pmX5NZfT7chi2FSAaIJOWfgVgpc+TtRYtjm0of6PZ/Qf5H/T5beHNP4Oj6JB3uvtPrfFOAFn4buI",
+	"x8T+XgzyO+jlP54e/Mfuq//YfVUZqPoll9P/2H1lB6tbAGS173hKGI3/nGZ8TBPyZzLDNDHP1Xy+U7PR",
+	"f0fgC57iJCFsQr772+zVvOnBUJfq/u5099nzTitAKG3wtp+SiLNYC7TQufr/uUAgpDU73Mtb9XkBjk+l",
+	"K8omCZR/2kI/EZIiKtGGV+EcUYaEBuU+lTzDE7IJ4mmc8RS8HHYp0eWUCztcXShcNKL0tuotBgwJOSqA",
+	"APYN+6eu1aeWWMejv//p8Aiptd1EkiNBTFmRUcYvBcmQ5MtvVjWUytLZhQr8DWo6Q29a7hRbp91VYveA",
+	"pdTi4kgKeFgxtKppNgPU9p6DI6MCQdoEBWrhP4cGn7QwVer0PDVufIElzopUqcZ8tl3o8dtyj3AiVHMx",
+	"/t+9UwXTUPIXTrwsMJNlRsUQAyyY5ZiAPwhn3suoK+BQ0Gt+QRIcVRG5qtM0QHAkplKXbtQWJ2MRu2GB",
+	"LLsFi8SLN+RAvVVZyEWi+IMFUtXb2cAqStu50I68ctGuggyaJI4KUTzIOMhFVb5uAY2nmS1mRX3nAMou",
+	"6uON/vl//f+FAfaJAKTrzfuF0yuOkqehrxLfXOn38RQM8+ndngvntfCOeWCxAgty9parSsaLMn/KYIPA",
+	"d5rvmAPDkm4JLv7FkXDrp8DR9xNH3BvuYoLY65Xo+ldnt/UKlBRIH4v7pXFjn2sFlBpl0iqwuYDnxRX7",
+	"aSWV0Bu1h+zr7WsTOQAo3p2h8ywG3mnt38cj9MWXNZHaXvRqSG1PX6wF1dbR4nWn3/nL0VlNzaja2DVd",
+	"leDd1Kt1bLcfzs7e26LXFWQ3nQzQVd+VYN0sIJrzyVXxU55+uxAV7d4x3GqCjt2sZuCYBw+A8/XAaYoj",
+	"eK1zC6wVtc54tCFLR2kopUVyfr4II3QdccoegftyatVwu6oJDs4G2PzYcsm6DdAdmvsaeukwrQk9syqu",
+	"zJe+VldyMJe4sxdMWzCDz8uCDnWwvdl7fytLu+6F3ltGsg5qiyZeRwoFCIw5TOUt9Cew9E6qY48VkGON",
+	"QGMGEqaMSLYQfEz1d2ZlAB9oXZIJz+adfkcJgBF0mChO0/m38bMXpDeCAJg0Iz5jrqV44nPjxlTKMjKY",
+	"w/CqYSeKgcRzhmc0GuoFdAVQaQRtTKjsGhu6SXGGAXUjzrQds1OkSB96vxmQz6KSeG2pXX+/fi6uZjVQ",
+	"r8WzDCJmvRdg9N4bECQL8S7+nfRrlYN6X7yDinZAIsZQ4OZiqZOnBWas/ezotxwnQufX52As0D+orgui",
+	"Nz4Ok8JRbIzdeJLY8By9MkUa1k4DvrwlguUnVdHQoXn/+KW+dxPeHHLr083SygFN31cJphbtY0ZOiQjR",
+	"BqbdKMFC0PF8E+qyRljAA01I2jmyqQOD9DYLBGkK6sB61WeXXHZRy2hbrp32G6dGuWt5s7xFWRmZWm3e",
+	"O82+GhTfloiyVRo1423OxanQ39IAPODhlmU72jQrb+mtllVV7qVEfKWpFStXJ7DqnrQxbv8QNOk0bQeC",
+	"xjc7Ym00tHDhYBSrzOD4pX/zFODQmKr/iyzvNdeDdWcsvGVs06+pkNU0DKNsfC4ump3e6MW3O50yskWJ",
+	"OetcUC273ibwsbZ5Nw17LKa6YIp3Ndo7GOU7x2Wr1XHbuJO5fZbRnH7N7tXCITgRulruoBzRsQLvrIzB",
+	"CWDLB+EYVW0YBpVC67nLbiZqqt3eB79s35IZ9itNFf7WGWWNv7cXuUrXr2rgUVFTWQPd4nBBEFCa4Ijo",
+	"ONqWell2R5tkBU/SaXxcMW9JcqVTXK8kzgiG/JxE62uzPJG06/5s0NbOybxr6fq/BNfAPoB7bkPA4T9K",
+	"z/kHZ8Tpfl1T+seVtFtItcZOa/m1kQjdG9ULrliAJvp2oeHrVCFJ8YQsqEHCTChkfbWLqO6mp2nZbueD",
+	"AhSB3p8XIY2UZwBFG9EMy2iqZqHHrqFTAiQIzqIpoixK8nhhQnutJxtYXu0vIjTZgDfQNnJD3txHPZ0j",
+	"pzTH+dYa+Cc6QayYfLn/oFhsb2UbN9lZ3w+nZL2qO00+SVcPCP4yBYHqd1bFT+QYxppRVEWtzmcLS3XW",
+	"Uu687ldYlBMiNBevpiUU7bj1gb/ZZNi0OK3LUW2rdt6UBgx0wjgDrAXTTVPyZMsYblxntzK45uYXr+Ix",
+	"G/MGvJeoXUtbcle23kIZab0tmlml+8ATS/3eF09soSxq59cx9bKq0F841shOhS7vFzItZqKrx91aTq1s",
+	"x83lv/cZHyWkAaz/5NUherH37BuU6jdQTCSmiahfBTFJCYsJi+bNl0vO8AWmCeAEFO+ijWe9p5uNgTS6",
+	"p6b6AViiS8Ikusw4mwSIMsTzDPFLhi55FjeH5RQA5uXW3qnDJ8kMpSRDJk5c34CIZwa6D5KUS967hZui",
+	"VwpKhRhbel0QslHsrX49GlugGRfwnvFLtLHXe4FCnCiKmnfhkQg3V7zOKBMSs6g1wBecQijFOninzppr",
+	"TKJFjHDPfYCzBEfnQo3/KQrHPBvROCYs3GypdD4mGWFR07UL2y8kTRJUvAYd2eNlFomybi5IuLnuxp3Y",
+	"VhujDfQitW6bXUQaBwgLRZpqZOEvXYOr0D1+GSLtK2uZuczmQ8COXBA3x9ElphKNdNYqfKMIZGNv90WA",
+	"KgeqMZOrPnDwC+oXmj+WVLa5gsb0isQIXrBEK5J80jjB5mjlMM9Y3/gI+obV9HXmrmpJJ++GpZCyTtMn",
+	"jMvumOcs7qzqpoZZeSZ/w3W8w1La9AXM0zvwrf7rhrUDWz368fTd2+4pECIyZZQCFM5woo41ibtKvwgD",
+	"xZKwz5QgXnAJ91wEf1DJ6WFI8fvnL3o7yLxUGD1HPJ6jjHMJowj/bfu3nGTz7So0YxioZ4qHtDzSxF9/",
+	"WN5cjZABmSvbT7fp8v0sIBfcDsKiL9iw4qDX9mtlV2WLJ7CZ2Fro54SMMyKmqyKvlFIh4cthURQ9Gz79",
+	"bbf7zeXR+3nv7PzDi7/u/G20Nzvb5X89/3v27S/sWfTz6PkPYud1/H58ULfmVhosJ7fv7K6XHFBurHnm",
+	"mmO/L0u1ftxF5EwQtrStzUbTNWvdophqtCYME4Q4/W9dclb/29aS9Sr6lpv1y+GaptVPfntFGdvib7/d",
+	"BjkvaBSTxZqFcIvavnX9oFzGt/l5YiTb5qe2Mm/z06IIb/356gK6J5nfrAKtsZzY9WukKZ6QZuVkqR+J",
+	"ijTB82E79qF5sGqoYSEILUJMvBuVzoIQ+HOo2obKYXm10bWt5kKNqK4BdTlL5tWh9Ds/26LW5m9X5Lq+",
+	"SjuLgqNvrTQ5Arm5unRG8OyGAD0VSCWaCdlNICkrT1OeSSjFe5Sr+W0ZV4diu4A+4K2PgSOALWgPXDdR",
+	"6k3x59ef3O+npuejN0cHnRtHlz96INXVy1iVNuNz6xurk6SipzfE2uNrCcVt/OjxhCA3sqPSOi4KJ7bL",
+	"2XYU1y9iuuYpbDooXx8WaCVIdo+06nHWrSkSt8UJXkADutPFQxWnZF0EwhMCjiPhgbU4n4W38bkAGA3F",
+	"OL8JXtSvkuL5ouyAxeVpfRN2r3Kcg45GNjAvgBxazdqyQ2hbo6+EBqS6fmQwQP6QHw1A1te4sP7Fr5i2",
+	"k3ZHiLorIOLWkBgfIOrcmXEt3w80pTa6dMhOgcNRLl9jMT9sYsP1AyiVEzR03Jy44YVsdF5zfo7yVGe+",
+	"ZTFoQQ05GHZgLpGjMqrdvTVK+ByIc5NwPeXpEwF5QyY1TyMXYRajjMg8gzxe4dmCTeTtK3o65WlK2eRQ",
+	"L6dGo4J0MTEXksyqeKHvoGHdEEo4P8/TTinAA3Q7Y+Xb0SY/vYzbBoJJE8LQVb812SPQ2/CczNctypgL",
+	"dXkYRvj0keKUNvjWBMnQ5ZQ7YH8qDay/2uJRThPZpcwh+4t1s8LuCe00urMbziPBevX92vwDJAiJC6Qa",
+	"QbILku0jKlGEGeNQj8mQFOKZXwVhDSjJMp03OVZ9Q7tAlElui5BhCQOD6CKBsN5gqBQ1pkliaovBZgPA",
+	"ma7sYE31A+ZKOJSgDkJz0narJy3cBBiuOWB0uYplTwSyl6yJeDbjGTCoE6FeTshY6kAXjcKmE9YRVsxm",
+	"rOP7Zxpua/WE3uqZb/SaqPkWtdWgpgVPaVtJC3j95uUsfH7TmApVJbAnwD5HCUHnZL44Tvyhlsooccqa",
+	"wgzVq/wqIjqrw0x/haCndpHNhG9XqMA/4qUNKY90Ee5qU23C0hn9tEDmuRGQ8dEVjmQyR5yBX9SebRaj",
+	"UK2ZnRxUaHJHbQMQ63KWZjwiQigqCotakvqkOhfggBk4fSRklkcyzwCUK6HnxHCFJ8K0WMbA21xaiPCu",
+	"5TGdGAVOUv0GHKcC2NJLiAGxwVQ2qSSyGAlOKY0g5Pwh4t2riLdAkPta1Tr8k9NUZy+lxgikzwjEI1AB",
+	"ZyFAl1NqclZNVIqrvqiYteTIIvauafKxokzNn64eaMQ8xyX1HflE6GeCyACJPJoiLFD4iv4dp2EFlK1V",
+	"W7uzYiarGxM1N7xxlVaL32o4k440dtDtoo9C1XdYuk1MQcj2sq1FD2FZ/Hkitgqw5hKTXVCbs8YYzRkw",
+	"lQZRyoWEEByeZ2iU8EmnpW77Ghr8PVWouYMapdVjUi9SqqXGr16ftJVWTwmJG6N9KRMkg0yBXSccaE5b",
+	"sZK696rL+H1NsdLi5iXJiA3nBaY7xRcEjQhhyDbWHGPlRlGL/AKBx+vHopEB4GZMxpTBETTIZL5QJqaQ",
+	"AwxCiBqLkpUzIohEG1AREoC8wjHPIhJuriK52eUohruIVTzy+gRfQdf+Q32e/KEG/qEGfgE1cAW+9dV8",
+	"bWXu+aX9bTe36j9Qo/M9G5KX+yd3Kv7JnWuP2B5g5cYBs44qdAAiu7FeFBX8yiYHvZOeD96w5ClPSE2k",
+	"1ptbAsds2Da0cbG7+dX0THu9fmlFrM6R+DlhJzadvhoeGxEhXPwvmf84Hf0lou/oj8cf/nG885Yei2N2",
+	"8iw6PH5+PHvV+2k3fRof/vhiizztbQk6KcPA9ne+1ajIOmy3DJe8V3p204BjiwtnJvk9wRncsQAztxgl",
+	"Fo7hTgtKrCalAinP/K17gca/BDRs5+l4N9ohL3B3b/RN3N2Ldkj3Bd4ddXei3fgp2Rs/w89HnZXBYxfx",
+	"n9UhZV2Q7d0DzDbENfvk2Ai9uhwVOmeSJrpKPTSn4Q2R+bQNHrpOs58XvOdG2IYWvY8IjqbIvO/uKAys",
+	"EJjlCcm1fodEqliu0q8ycsEtxJFBlW5OgvEOQZGMbk5DE2CGPR+LoXtrYkFpP0rdlraiui6N62kG0SQz",
+	"fRC1Ik2//7O24ATt3gKj+V8FdbkdH13kQFieUm38n2lGumnGda3zQv08fH0M+vgU68qQgk7UU8rQnMi7",
+	"QiT8HQM8/wGg/NAAlNt47EvA8efZ/IjJJpPaqszjttG9d0UDC4wBpVV1vS1dmK+krjdszpfX2OtX7oL0",
+	"j8p9dVMFVk38K675Y4lDduyzEX7ApkzTK8C/FwGa0smUQLBPJkrl/ESekmwInhZ1SMx/Z5hhbat00ojL",
+	"rqoIbcURtmNa0fbgZ51qycf2Wk8iXetCqaYIqh+bzvlHGpuSb5UkBoZHSZPP5AeexALhJDELPGs2QLfB",
+	"ALfDkejB3hSKpTVn2DjAmqjETIXNLa04R6Y3iBWq7vsc1qgBts/ALWTLFNv3ZGF+oNseLXaD6A5WuItK",
+	"PiAUknRJgs2rXC0Go8fjWnLrB2kVt80TNAR3UxZzHXQEifKMyjnk9ZvaZqDj2bIHVYPeRyzxuxktK74b",
+	"P348C9APp7vPngfayK4k3C5liGdWQd3U0ABemQ20EV5KPvznf/+P9urBrIA2rM3FjFfHoVwDPIjOmq2L",
+	"5nZcqnWq1Vul7kacyQxH0tXmlN67IxydExbrch+XZKSGziRhuvxnijPJSCa2BuzIgIzJKRoR46HJSIKh",
+	"pIjknosJCiaFpp5suDVgA/Zv/4bUYhImaQQgzAN2qladxIgDri7UJZL4nKDwwK+01Eda3Tb14WHNDBJB",
+	"f8C66E9/UixK/OlPsNoayCPj+WRq9ZQ+Cv9ydIa2I/2nrhKmq33lWRKiCb0wloBKwSdwuOIBQ0iAuaGb",
+	"C4JCKMukg8Pe/3R4tKnd727NTNQBHH2ZZ0rBCSMemy/s15KrZsP3706rA7NlrEJjqIXyuQJiGMrEBnSG",
+	"gOSe9tCMslwSoVQtA3y4qXqAStnOOFLQW6bpTXvbmoZhPglRxiX4sTkzQG25IFt63d8b0vjTn9SPBUUL",
+	"n6Sd10m7r3VXOKVd/Wq4j7AZlytIpQgRVr0oPaNI05aeifIsI0zCFQwj+UjllOfS6aUbMbkgCU9nhMnN",
+	"AHwYBrlZLZMUrkdXGuvw9XEfNsSoG6DGWocZ6nZBk0AlMwfqdiFaSAlr3a4ai4kXCgPVJCs1p7vrdkE7",
+	"LjWjD8cRjqbFMYAoGlGp2YWoRIyQGKBqwqtu8SSsBA97WHDh5v6AqZd18XP/pKm2oCRvRmJdhFET6FUX",
+	"F8eUxKHiH+Ztda1p2KXioy10MGA2goIXwEylZsWlWs293k6AsAu38KZWvPEU9mTAwjqEkWMjJ2pPdPHg",
+	"AYNgn8ifGEQ7q6f60kW6gh/CcZwRIQJ9JPwp6hnCqzqGZgO2iWeKogcM9m4fHRx7nQRohrNzAsuVKTUY",
+	"OuwjTMNAx5BgJGa6tVGubicjD1BAv9rcQsBLB8wO1ILwoghnGSUChWqWr9XTLvx/GPg/nSiCZJRNDFfx",
+	"nwgiwwHbENpIu7mPuGLIipigM83odMllKtDe7gsUFlNQG64PKpQD7R6MJcncyh/HZJZySVg0H7B3xZIX",
+	"i0HtGzIEdpVKdfxC78PuT2TugJXQiUVEckdRqEN1TubBgAGQjZofANhop9XcVNdW8radhmbURSdqFdSr",
+	"JO4Dfn24iSgTkmBA6iqC8QdML5LDo7LzBGwgYS88ACSDcCucpom5vbYNkNGfAe8HbVj4tc0+CtV9reOz",
+	"VgJLCgYs1O600N7ZHsYTxM1JTJMQkas0wZQJE+8lSIDCAvEo1IiahnGUgawGzBGYXnl9DEKNtfbrpxAy",
+	"cIU2pZex1fQlCLBHDmpoI9yG6D8lywyYQxhyelYIxsAUZ3hGJMmErtQoF4IoQVQlXJR2F97jCWWw2LpG",
+	"mY3R0gihA/beop1asUH1r5ihkrx2dJ+hN6aNHSWk7PR6gb0i0e6zTc+zPWDhZxASAwSaYQBgoUEBGWp+",
+	"1xqjOuhaG9X/UmroNVxnAMOaYiFNKd9YbasGGVVbzTMJG41RxGcz3BVErZTiAmoyikRxkvBLEkM59kBv",
+	"isbjBQdumhGN46XJvqtXW8mChMWUTaATWCPbDRakS5kgTFCQ1UQ+0rqMJhm74Iec6btVHW8TMoKzbA5H",
+	"+OgMT0K0EQ46mabgjGj7rqbiQSfc3EKnMFkJIiVs6PG4+0Z1oa4R4/0WsOIG1x0IU/KMCLVwQuLE5NIU",
+	"d8LOLnxQzcoET3VCI2J8rRSumzElWaffeXN8Vugr6g8l49v4ts67GaOqOUYSpIO0SYYIm+AJmQFaoVrX",
+	"g+Nuyi91hJ5aii2HQdbveFK2UmYsEH5nZ6u31dPoyWCt7PQ7T7d2tnoAFiunoFds44niUDpCXeOxctEQ",
+	"svMXEPtMwpASf+A7dU0JzrANkFYPDo51hX3n2Z8jkU8mRGjmDBVVXQyWiQ8dMKOCWbndXn17vT19JJQw",
+	"AwEH2ng/A0DAzX07oikWCEs040JaDWNMJwPWAnuIwhmPSRJ68anRFL6PiVX71UQiLHHCJzkxuRDwvJuz",
+	"c8Yvmc2FcPfwsdJRtZB2oFbnUIf9Oxy47009rAhkcw1U4LFwgILuf+4UBRsWaZleDyaiumKDNlBVltPC",
+	"3u72du5jALrrhpqvRtYu6l4U1b46r7nutq0f8+q2e+866Pi3yLLvfjGvHr/Uw9vrvWj7xK2RhXJUfe3t",
+	"7q71fgHwvuo3nqYPJg9fx/8VTKsFk9B7XOTm6OMXWQqTeAJmjvJpBheRj7pZAmZW/ZeP//ZnE+d0rRmA",
+	"hQWrBoHPuFVR9YdG59Qjc+d/jJNEs16njEt1awpzbYJmblZNbKG3oE2ApkonU6k+UofeNa1P/FbtwOlh",
+	"Vg9ciej36pN4WYRyejR5G/q63/3X473b/Q86xjDacHJ13uaYJ3DvKr5uOi6C7R3zvTQKL2cEzEmKAfs5",
+	"AHiu/auEBJ5utVffygmRC/ex90WZVxPTergE8hci74Y6wEgKYPpWXm71zRSv+AuqRDU1509BxxTkWBx/",
+	"2LfBh6Z+gNKYW2MPQ0lmQDN5BrigM3w1NKYbLf3ri90oFE34Gasymoa7XY/3i97tHyyvXuFu/6LHw8bp",
+	"3/kxeVj3rl7/e7h3nclRDbydDwMLfQLWRmPNDEy0mDEU2coU1uxgHg6xVHLuW2KtLYJEGZGiznSVlneQ",
+	"0jM9mHXPPThx26qDVt47pf9Y6V07mlOeSVOWrk7ni/faNmGGd89E8lopyrO5Z3L2SaPY6TpdwIOC5Taq",
+	"XgcgK9GIGLutMWaArbvf5p2wBu8tdCzLpmzfjj3neWYN2AOW8YQ8EdVq7AijBEsQ1Wbc2IOzTEsFWpPT",
+	"pKWUe/B2gBvGmHc4S+YLtCSzS2tTnWfA+4nMXenCO+fDZnxfScEq9R63MWJTHL/YXtiNCkM+xNGUdA85",
+	"kxlPlnFkeNm+ex10GiyZy5ooPnFfXAd/qHw3Uvk85+wCtlKYuq3LvJHVuKjuq26aURbRFCfCFWz/VLmb",
+	"tj8v0QWPJRKSpwJd8uwcLKJS582BiifxXIAV0VkHvdupVZMrmMJyNe5Et/dopHQ9XgvscYsrw2xImw7n",
+	"hQc1iBBog1Xkgs1mZax1K3p3zuUWsrdHpYXdfnNvqIKZlQTdS53jRkd+u4n3kDORW0+vjQzYUKd5M0Dk",
+	"yupR2uwTE3XUrYu7cJfpxPL3Px0eoQuSgQFc8YIBy0gMgY7ow8lxYJ8J28ITgU4ggMDcZjOcGhWNJyQw",
+	"hkSBeIYSykxuoOJYWs+DkhZiwGpRCQ3xBlvgsO02uGSP3zdJKnbihzwm96TumTU4tDu0urK3mIKNSA8X",
+	"4c56F2Hv6Zrv3+9F+2zN8dz2kJfO9CvKqJgiXCQa6DAq/0wrZqBPMwQAFAC9LWE+rUrfoaF03BbkgyuH",
+	"a+OcpNJYU7uCxgT0g3cHH85+GJ6eHZwdDc/OXg9Pjw7fvX15umnPos5Kkl72RCnYaEvd1Pq8DvOMFn4S",
+	"w9sOD05fvnt3Mjw5enl8cnR4NvxwcnyKNsyyD1j4+dXJu7dnR29fDj+cvL6uhBJtrnsGJ0S+Viv3IUvq",
+	"qkK1yhPJvJQQwoypZ6Q0FpKBPXrfTqOwYEPgl8+idC6xahGcyYX7zl8XVxe6lq+59+2yhM1P93in6sU6",
+	"ed12p5YDy4CDmhxqcpd6w5e0An1VDgEgYnfFILgpYtx4R5+4REEq6lcdRExOeeKSCNGGDpLTr7gYYH0d",
+	"jvGMJvPNwMnsnA2Yfj8jQHpNZ9GMcBXh/FQnVPFcPhr5TQ0Z6fnVt64UpuVpWW16VGlndVT4EkMf2sBG",
+	"rKlE5T4x8YabhajlmWkQ9Ww8jZL8G3KfMvwb0upEgWk9FKZyv7TzccoRnqHjVWmnTiPmZLYf/9PUXWjl",
+	"IFofD4ORS6fnQbgs5czAP0JcKEgRkY68kWBhgFqAOB4wPMGUbaGDSuu5IDGSlzQqMpVrrAZUBCWKKBqk",
+	"bMBOjl6dHJ3+MDw5+nB6NPzLycHhkRVDFCdSDdjRoY293o4SOaDTLiSrCBKTOAxAmolsJJBEEo/E5taA",
+	"rSdAmJadjfs+pPhKNbbHJ8Tf6ZV4YgnIqvBitdtQ12OzuTGN7PIARXkmeObi07KcId0zJSJQ9O9yoIIi",
+	"3BTCpny/dISZhm1Er6DYt0ARn40oI/sDhm0fGuqMZ+ei4Lxj8zqVgBwF2mesCLXxvqRCHhWTWlepP4Rh",
+	"rOI1gYBbeLFJbC2AkApqXgurEvBMq5VTCIagLF2TIE2gWKXJ12kYg6uVWQxhpYQat3ynuoFSqZTnKxRK",
+	"CTpCziFUTk25dY1mWsVf7bi7Qb1RXzUsTzgjISqS0GncplEYcFkLOlV0n2IpSaa++M+NGfk/ft3pvvj0",
+	"a6/74tPnXrDz7fXmvzcVt6ztUs4E+i0nikSVoJcZEHCQICERumVY4wzAExrIpT3Tekn/pu7s0q4lX7/j",
+	"+9Sn3F7r06idinWB5wCNsIymhiWJRyP0gvuS+DzKMmrvx7qt0j3sQ3XFVv/lX9XmC4SBT8d5hkfJXAm6",
+	"sWIeWBCoT61NG//FR1CVmxEkM8yEhjzeNPiTSmTIUyQ5CtUfw5nQscZUDpjkCJLGlJTlgowcx1Y9Y2DY",
+	"QmIWi3oEKtwEEGAK0b18liYESrAA+vQQMKwGzAOxAlHJxFSbE/xEmNc1WHW4hYD41RvWPRLxdG4xUEMT",
+	"qQth0RN6QVi7p9RR4K1dpcsvko+Yyjen9+ZULQ7Tul7VxaRfaTe+iZ1xb/fFA3IAniiqBSpdcCSX+v0g",
+	"9MSWua3IWNtCZqYkZYvCgWemgrMOeifRuYBIep04V7QU7rtTF0pyJbfJBWGyq9sPSyfxiUDwUEBS6oCF",
+	"rpUtEzAc2ohRqSbCcKI/QBsh/LcfBiikcd+kYAryW1EnWh1U++DH03dvzZN9pV3IbN5Hu71eLxwwkA73",
+	"EUZhH6WQuRTxGYTbawvIzjMkNrfQYcIhO0z7NtRcUMx1MJmSHyOS2Fk1nV39hX92H8yBWkHzOFJrfaoJ",
+	"5Hd0loxrGvZS3SiaFle99BaepmXech3EKxBm6rIiMdxLLnCD8VhdQxHPYh0irUcG6rjScCRUcNGKexFG",
+	"+6LNj14muy8fD72uT+jLxE+zQtBZX85Z4nQ/M5JG444GGrlUw08JiTO5paQFCN77TtfWQDg2xh1yhSNp",
+	"kDAhJzrDisG8y2WaS6F12ud76Cf6vS69k+VM545uhO7fNtlwX+eb//O//8eU8fms/jN0sxrS+DqEBBrI",
+	"q/GAN2tWxAVSSJMYb2ZXkuUtIAnMrQFf5MvI8W3mSsXHH1XA963I+WZhBm4RXZxBhQNu64tRa7A3b7k9",
+	"HNJokzwDnUBdz+rUKdkcOk6Mpssisq+1DgbZ4IyodwSdMKzfsR4Tnp0DhCxPBegSG5R1xwnEhkPmq3oR",
+	"ksGSREen4xHPJIk3t9DBMk1jv8zsfb7dJOzDBBZw7t0vehbKOtPv9Wo41HLc7c6SofkmiWDbSBht9sxT",
+	"47s3wqcSjPlYD4cKS959l29eFGgAr+OGs+iEr7GQXZDauscvw02jDJscngFL6AXR8TJRwoUSQ4whqCpn",
+	"b6H3LlsY5O6MKHoDIz+o5mWpHODrvSJy5jCq+Sy7R46s7LXQp6+oMaRxaB2YiRqdHRkAksT7voSeER3H",
+	"pOdHpTMzaXosLqjSgrWZ3rTFbSd4cf3vq5ud1pKs79mlqRfFJ+8n60q9939ntIomrcfmHSO+gFVIXeM8",
+	"SYwhxuBRcJCbwkbP6FseLxKV7074KHfUwnS9CT26mEdv7F+FroLPixfUN8EDwqfjAzWqa6ggd1O3SSO1",
+	"gy3ivgSkIoSMkUu4xjcgK+476DUMjClkyMfhJtw0FgaDZ54Epb7jrMBAAYF9C73SJhv9xZABkpSN+9o0",
+	"AVXadhrrNOAnhUoLbmbwJVv8DdWJ49b6xlEfbYhNUyu0GBnURnLD29f3TQh3YKhtNpDeB5Z3bZxtdgTL",
+	"bP57NKYCco067XdnO31QQhrMb1UZ7QY2UfAOL3A5A4gKH2sLknM266Q7nktT5cIgmFWczIKQfoG2pB3R",
+	"gamWZtzSfKwIXr2hfhUGLMbAZMEr+7pOmpKriLFRqt+30EEWTZUIZFpy1XXVqLSnwQH6fIfNuxqJRZwv",
+	"dlsD5sqDyAg8BfyYBhZ/yjNpcGkakGdsfUAUdgvI5LDkrbY4rU3uag6FYxqc1daIUcJh7rYXje2W/jI4",
+	"ml3zX+cV75p/NYGuFv7uPbhvzB87N3N+t/rx3YJpAjNVVUaKvh3p3LOzXxFdk5//6d35+b16gat6++uF",
+	"A2/s7oc4vmooxp24+t+xZG64QKW2FhWl4lqNPnfz/I6DRA7iWOj4dRFqu2XBuxr4ZNvojClxCA2Vxueu",
+	"HXOSa0i292lQBGL1Cn41BgX4V8cjCwoYmxvAXrT67xavyOIogEIqha1Xp8BVYjA0AI4ZhlMx5VLHtAoL",
+	"zIV20Magc8wo4EZYtK7OalWtm+pYWyA5iyGXAv6gyMkCUKdX2hP7IFOVvcq6XzhNGVZlCQAUSCplyj86",
+	"w5NlFA/vPOoE5IeLIdV8qkc8nuuwWnOqO6vL05ElPytOr+wPdcgr1iRvDrgAgW7CebyF4HIDAGl1f+p4",
+	"IRCI2/yf5rT+zqGgVmXOK7guwW7mAJ1gH4zSf1C7rj1Mp6WQTs0b0fsiDOiWjOcxwD2tSgE3s7D5YE5Y",
+	"RtNbwjktgGU6QPYde53bWLsB86/zLWS02T5KdWl1pc/afwq0gYvfXeXejBS/6ZDuKQEM6ykWA5az4qkZ",
+	"1+Z+0U2c4bEMUfGWWMCO4GjoRgasVCGdZ0VR+S30A2c8z3xM0nbEqZsJHmNo9l4ljrXRqRafBNXkRyqn",
+	"9vitnVa8s/uI8T5KUFPrXM+LEP4aEdjOrFG3fHKVvP3+4OzwhwBBUrG6fE2qEckIi8gTYdJsGi7dNJd/",
+	"kOm/HJmijfcfzjbvhljLcuN2nOstJ+v7SfxLqwXqIqWFLtqYE6QhINO5xUC3MCoBCtOMXmCpw03haggq",
+	"ePFwgQ2YByyNdpq4u5viQ9csX7q9aPcw3L8yydP5v6ISec/ahN3ahRfPbTTAbSM23cM5tqVWXCpF4BmQ",
+	"ankX2PpE7aGEgkJOcKRy36BUudYGhcinPTu2dd/uBBkkKRaGT+gY+SabU6NpyXTglKT7OcDvzRY0Ht8v",
+	"ceU9qCvMrMaaClTLPeXUgnug71MihdVDvjNqSOEaVPrK0NDqd4CSWxfL3OgWaOH3u/X3LI3Y+d3NZsJx",
+	"vSeZQzMGxSMg2UtzD0B6qHKqwNZO4JlOUMjm2jjtoLYFvlBKc2277fjvmZ38bLrxkt2v79nCY7pcEDt1",
+	"4d4wS/doLHp2OQuYYR0efyuxWtt7qvRtDKsrRDrYq25BtEM5136rNYjgZ9vr/ccS3Le3z0xlZaefXfDH",
+	"5fdzdHhR7JxPil33+70ZG5vvw4XCHYSPkStpR+1l+VIpSDJWuhzjEmWE4Zm2+Lf5+cw+P2SlzAyx8Prd",
+	"t2Jm16QtdrWQrCvU/ofq1RyZbTlso+hSOWOraWBtYo1pavuz+df1QjAqx/orjqA2705xWL4E7229/xtp",
+	"7zG4cOzQvyyXDVZ60yz623w2IpkJ3l9IWdumhNrNReibDWyJrU96dG0FLESZSTQvXyUsRqN8ZhFoTWE5",
+	"fZsUjiJrRIg5EQMGCeHg9VnVtWOW6VaXTcl2/tDN2PcdIAzLecsT1cI/L8loyvl595zM70Ez/Iur+Gyk",
+	"rtAAinRNv6GxW52TeQnpTZMnZEBBjWudBZUqiuW5gNdL6OwDZvIinUvfCvS4oU/KXHqkdzRc/mJh3dLo",
+	"tI00DtWagdB0q0omuudbwutpgaDiL9vvNrPxBJZfMzi9KoombmIiYTwmXTlPyeJyNYRNKCMGaz4jEypk",
+	"NociIpBMCAWpkZjyS6FT3MERj6WDS6qrj295TM6g35VSziMsyYRnqwf22vYPzYewkZ/uOQ1MdfiaWpDA",
+	"lqQlWO3HpTYW4/ZozCOdhUiYxXvbZhfpEmob0wuCineVul1euXZyOix6+AJ7bYlr0Z4X83ike+7N4Ha7",
+	"/1n9Z7XUT+g3JmPKqHoEyfamOiui8dLINLs/LbylnCRoRrUwNdDDAH++9zURwN3MlnGYR6YtuXHfgMQ8",
+	"wORWytIl1kNbgb2vAehCD2wZbdiwGAfOrCtqoZRG5yTbbGY8773O73Hfi26W8Bpd1lhXMteB+IrMHw01",
+	"nJUAsIsJeWThb/eqdLEN3tt2OLSPUOXawBBoL44Pw+0FkiQ4Ohdb6KDgR95wHV/a3a3mIUhuAAsqhkk1",
+	"rioN3b1ZsegBvFVfuuxkpfsTIhQFteGTwNPfbeFJWAGfum5L2jOyHeEUQzTqIsnqYyWDdYbnKOZ9A9id",
+	"kACR8ZhoGLJSqcCUZF3LOE3mx3ZGcLytFYltHYI+YFDbx0sFc9+4glWOO6k/d/bQJY0nROd5gv47JlD/",
+	"FY0TPBFb6FUFLN9WMdCV+3Nh4MqLYQsi0YZXBtHF8T7RU9xswS15Mz/0V/AeT0Kpn1YuXrzzaBj3m3lp",
+	"3Lclaks7Rmq8Xq2Yqr7VBeIaaraVAEvypHtrmVR5Yl4ss+uFCDcHiw6ByKMpYG4qrTxsgbAwMtFKoumz",
+	"3tcUTZuWZ2H1iCdepRNj8tItPCai98UEJQG4Sdz6BPBkiZos6BVwtQKljGal8WxA5oJ5h7Nk3iLDnkBX",
+	"90kaPFloF4ERBmhKJ9NS1MGjEVkzs4KtO16ywuWCZF4Yh7/r+kZcvO87u+biFPtIJ6IkJNSJL971PuWQ",
+	"pMPUPax5h0cbAQoJw6OExGGRMaM/SJJmIvloRnaPZKK7WEQoZt6PijZiLKYjjgHJyi7h2pwB0ENWCO7R",
+	"KCMeP5iR2YhkKOI5kyLw9cH6Fp9BJ78LXBA1yTsEBClBeyzG8di5LY7Hfd7RaoeXxzYBET0ua6U0pGsP",
+	"lv679Ui1eezU+sABsemNarPQBnjFcKJY9rwL6I0i3GyLMlJtPNTwIjW2r4MmAKvSVgqY4NnvJbLogUGg",
+	"WmQAqYmy4XgsjT8CacX3GcLHSzEAAGQKiSnObJFwabYabXjps98BWtYmGpGIzwgyKVhtuf/mbP2Oc//b",
+	"N6p9Uxbk/sN6u2gvLQyIRu22eWlXKWT2RdBOtZugfXVauPxaTFjNZL2c+P3mnPeWdG+3xPfD2O84G9bu",
+	"6wPLC7FZqjc5KGXutW2Ow/qRPz6h5I3VXNMERyb2x0jgSsDetzkfsU4uU5KGBRbbaHAacDkl2SUVpEHY",
+	"EPrIvjFzuD+yMj2cEnn3pPWgLPOnjsU8cazyZhSmEddW09f0uwuSMbbQmW0QhFKeTTCjAraze0lj0jdU",
+	"pRR4RTTjAbPNAnYXEoTYbCP7INDo3l1dlEsgg8MWt0FGuiH8ARt5I9jICjZkLvCEDEEpBxhJ78/F2uXT",
+	"O0eJBMATRwyOdnXFERJuIlssE5wpHu2ZaLCNENZM60ONEH9iKOZCknLRwS8K52epd+XsHrcMj00LLk5p",
+	"wbbsb3XWVWITq0D8OXYF+JPYRFtvWJBcnhVVDPQjDUPdAsYwYBuhen9oipiGAboER7xWBgQKtSndPd/c",
+	"d+GFRaX/WRkrsBlcCCX03EvDa8zi3tfexFkqPZtpxNmYTrTLUVgtBcoh2LV4IlAI173mvyJsBxq0dHhv",
+	"t7Vu/mtp+GZySzADfcBS72j9AeFnxFpHIi0neIU8UXeufeAG18y2INqa0nzaj5kgmcnEa7gXAC5BySHQ",
+	"HZsE6r4F9C0Uaj4/PCfzcN/V56FSw7YjqhuGnAoNDfYRUBnGPIvId3DbwMuJ4CgjgrgUad1swXwup1wQ",
+	"BGkBsRcliGI6HpNMDFhRSmVK0xQGR9CGuo8C5E02QDRS/28Stv1DvLmPQu9WBlztc5LKrQErQkwDpLZI",
+	"gxtGnGnxzKDnxSRGc9JYKEU9XSBPVe4ktxp6QuWlcK5TO9FiNURr/V+uvZMPBGrX3c2ExO2BQRC8AkW5",
+	"gYgM4Bysy6O5otUMW07Vive1IFJSNhHN6sZasJzFTe6QOF/VEaapkqZJanNFDB5S6GFKh4jlSbI1YN/X",
+	"WUWEIX1qRJAeUWws6ZqIXUxRM36KNfh5N+YftQ6dkXDZJdF8HawAFlow2VKKqIbU8Rhkiw2xbbd6X0zM",
+	"aBEvHnoA9E239GaponYRFxmx7g7/k5HLZeJ5o0DuYIN9wjPlZtS8cnXYUSvjGbARcdijLZxnHzmsNl0m",
+	"kzIhCY7bMTu/kAy/tjH3ixwuU+/iPg7Z40ae8szSdym/t9/zt4FRrJ7+ZenV7k7AAg06oS7CraRJXYQb",
+	"bRzydL4ZDjqBkx5KBQCs2OAsQd9pk1EwYGUhu+cKSBVwi/Wbp+XEg5xhFyVeCMvYfk99QXW4jnr4+wUg",
+	"vOnt1qy/Av27wk73QfvO4AXYbO2VLTy/tjMGFVRblpMFkYD/NWCttTD2q22Vj8eEE4HyVI0Bit56Vdxk",
+	"hpnQ4c9bA3ZWJOVCqVAszoVD/b2F3eoe0cf8Lr4c8s0917f4w6ZVAAobi/GanKAGP5oLsw8L0vzUO+bO",
+	"GdNEgtDIYiTAa2QyVGaYJvBrezjkB6EdgH/4u9b3d8H6ql/tPyoOsAQLOUz4hDLzdfmH+y+V1jTjjCdk",
+	"ZYABRR0n6oPrtuaoGGLIS1rs+Gr52lQUuEXNrvu02qnZL3ejwWF9XC60XJS9/vrvFq+/dps5trQd04xE",
+	"kusSsM2ef52oBq/DccVC0AmDaisxmmIWd/l4bFKOReBwXOAYiXY+9dL1/JD41X1ToJv1clJ0W4MIk9p4",
+	"/xhzoyFUKPY2u4FOG0LhgHwzyiKa4sS93/nk0e4y4/EbbsGM1PtPhClIKDkKQfgck2woeVE0uO/Jyfsm",
+	"rsZgE4H7hpFLU2NFgzcOmMElghetB9jEg24GxoQsTFrDwftj4wEYZ0RMdX6o0Pi63psw1i10kMdUDlim",
+	"Bgz2bPUIqyV8IjQNgAv5EIuYqzMZgcCtBpYzyfNo2qJPQkeKEFepdA9bdznlFqJID9Baxv1F3UdmDb0l",
+	"bC3vWKz9nV4VX8i8/nQ9m8+jthE5832uKWalK2aJyf4dMzTeZI43lLl+fB58+IUM3+ssxs2M3Wo2oO6X",
+	"md02CGc3MqC5FtsMCK+JBOsBsX3oA47UXa/0dl3HvLZn9u1bb9y6B+t+N/rATGvN3faNn962FYt6Dxvn",
+	"GLUxRJqrRl8vALrncPMM5J73piAm8Va7KC74OYm30Fs+4vF8wIpxA+efCZKoS8BYZZT+g7CBMchTkg0h",
+	"ebf52vlqdPLQ/KH4TikL9L9b0VTeyKKTOcL+pqJJhpmErc/IDOQq/ynPnBOt9Nk+YkBKKCYzbgUcRTcD",
+	"Vicc4/BSj7vwcxd+Dk1lXSNuNFEscliSH6mcDtjhwenLd+9OhifvXh8NT//29vA7UNN1xj5PiBKTZpjh",
+	"ibaOWiFqowFKcrPdrebU6fsxL9rm7zhH4vdxjg6B2swZMlAptzhK6j9DuGBT2tWcc2E+u6bXC6oUgjFk",
+	"rJtx6G/bld6DlJ7p5h+C0mtHc8ozeUPkXtuEGd6XqQhgFru45ryt93awwUujHvT10V9fKnuP5bRJMmug",
+	"nqW6aUFFmoc10dHWAvXNrvtKUUYn5mJ/LGYDPd6Gjf7y+7z6IXJUYfBthUVtJiyG7KjhOZlfN1zWzaWC",
+	"nwgfKBdtaPxik5cavn93eoZaYKG9vIYyMI8/kJtiRz6HRENJMtX8f/560P077v6j130x7H768793GuF7",
+	"WupnSGxDdutA5gZ5yLO91DGh+SXA3EGU61yLCOadJwLxXKa5hDr84ecZkVMeBwjsEAEyNB0gJZkE1rYR",
+	"D7G8DtGGeYoSfkmyboQFiQOEc6n9oxHn55TYJlCc8TQl8T7CA/bj6bu30CRKcQZfuVw4JRTBgmxuoWOG",
+	"QjqbkZgq8QLNAEVyaqGclGSy29stvLRZzhCN9xFlAwai0ZDx2P/OoUdfYirB1yo5etpDxlYLAJJwFruQ",
+	"8aBhK6FGsMGOclFzurZXMGB2dgA+D2s0xkmiFIgRjs5V+7u93WYceRiLB319j4WfTA9q2YG7+K1ddS8v",
+	"L7tjns26eZYQFvFYx4+v3fwr8L5cBx1JruR2mmB6s2GekauW2lS797EqB1FEUkniVviinEFs8m85ye/0",
+	"Ytj95Zd7mQ8Qa9NsqodCG3GbqP6JsIfMkfzu1ZUle1Sl+i10MGDVdvTLir0IGhP43hXyAQCHfvlQ2kPW",
+	"cKb1AXog93E56lux5ooT/NKdZ3sBUzbiOYstQ7bXsOLlUWHCz/AlhI9ZYKAVxACSXdirMc+STr+j5Krt",
+	"ix2QUE3vtduEsklCwFjV5UrRy3g+mVrNLkA8z0oGd7BS51lGmPSs1eaeVNy+yXMd8ZTESI2PRsQaWBSX",
+	"TXEmmdrmjfBS8uE///t/9B1s2ytElXqr4LL3LDIgFFIhNVv1WtE6Tb0BgEByrst94+Qw0WU+mAV2qCWe",
+	"v7apxWbYzcCF44wzON2xugnElF9qRyCNide2DxNV7+FnKnKcqGuVz3SZPD3qjROCIwlh/TooSWx6S5PQ",
+	"MYnmUeL3o2Oq6j0cz2a5xKOEeFVYXWbfE6+KkNdOUZKj3t5JzqAB6C8wA4K7NCMRz2K9hQm9IIhcKKoS",
+	"MrOYRFb8uiJRLlvaL2Ehl+HjdcECKGfgqhOYJj286XqTUFo0crzIlo2Fw62XG5YWnxOUZvyCxhoG1ZRU",
+	"txEB1VPePHQ8UXNOSSY4w6WFPjiGqYgAAsBSkrkIJXs61KddnbTYuPIkF7CRmiC8NHB7kOspvvqQj+vZ",
+	"IZB86Z8AG8dz/en6fwUAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -1080,10 +1080,289 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/agent-configs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Create a flow's agent config
+         * @description Gives a flow its agent persona, which its AI nodes and reply suggestions use. The flow must be
+         *     visible to the caller (404) and editable by them (403); a flow has at most one config
+         *     (409 `already-exists`). `model` must be a chat model of the AI catalogue (422 `model-unknown`).
+         */
+        post: operations["createAgentConfig"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/agent-configs/{flow_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The id of the flow whose agent config this is. */
+                flow_id: components["parameters"]["AgentConfigFlowID"];
+            };
+            cookie?: never;
+        };
+        /**
+         * Get a flow's agent config
+         * @description The config follows its flow's visibility; a flow without one, or one the caller may not see, answers 404.
+         */
+        get: operations["getAgentConfig"];
+        /**
+         * Update a flow's agent config
+         * @description A partial update: absent fields are unchanged, `null` clears `temperature`, `max_tokens` or
+         *     `model`, and `{}` changes nothing. Needs the right to edit the flow (403).
+         */
+        put: operations["updateAgentConfig"];
+        post?: never;
+        /**
+         * Delete a flow's agent config
+         * @description Removes the config; the flow's AI nodes fall back to the settings and server defaults. Needs the right to edit the flow (403).
+         */
+        delete: operations["deleteAgentConfig"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/templates": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List templates
+         * @description A page of template summaries (without `data`). Templates are organisation-wide: every holder of
+         *     template:list sees every template, built-in ones included.
+         */
+        get: operations["listTemplates"];
+        put?: never;
+        /**
+         * Create a template
+         * @description Creates a template from a graph (`data`) or from the graph of a flow the caller can read
+         *     (`from_flow_id`, which becomes `source_flow_id`); exactly one of them. The graph is checked
+         *     structurally like a flow's (422 `invalid-graph`); its empty required config values become the
+         *     template's `placeholders`.
+         */
+        post: operations["createTemplate"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/templates/seed": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Seed the built-in templates
+         * @description Inserts the built-in templates that are missing, keyed on `system_key`; running it again inserts
+         *     nothing. With `force=true` it also resets every system template whose stored definition differs
+         *     from the shipped one (name, description, icon, graph, placeholders); `usage_count` is kept.
+         *     Categories, tags and icons are not seeded yet.
+         */
+        post: operations["seedTemplates"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/templates/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The template id. */
+                id: components["parameters"]["TemplateID"];
+            };
+            cookie?: never;
+        };
+        /**
+         * Get a template
+         * @description The template with its graph and placeholders.
+         */
+        get: operations["getTemplate"];
+        /**
+         * Update a template
+         * @description A partial update: absent fields are unchanged and `{}` changes nothing. A new graph is checked
+         *     structurally (422 `invalid-graph`) and its placeholders are recomputed. Built-in templates cannot
+         *     be changed (409 `system-resource`); duplicate them instead.
+         */
+        put: operations["updateTemplate"];
+        post?: never;
+        /**
+         * Delete a template
+         * @description Deletes the template for good. Flows created from it keep working, with `template_id` null.
+         *     Built-in templates cannot be deleted (409 `system-resource`).
+         */
+        delete: operations["deleteTemplate"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/templates/{id}/duplicate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The template id. */
+                id: components["parameters"]["TemplateID"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Duplicate a template
+         * @description Copies the template as "`<name> (Copy)`", created by the caller, with `is_system=false`,
+         *     `usage_count` 0 and the same graph and placeholders. Built-in templates can be duplicated.
+         */
+        post: operations["duplicateTemplate"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/templates/{id}/flows": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The template id. */
+                id: components["parameters"]["TemplateID"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Create a flow from a template
+         * @description Creates a draft flow owned by the caller with the template's graph and `template_id` set, and
+         *     snapshots it as version 1; the template's `usage_count` goes up by one in the same transaction.
+         *     The editor then asks for the template's `placeholders`.
+         */
+        post: operations["createTemplateFlow"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /**
+         * @example {
+         *       "id": 5,
+         *       "flow_id": 42,
+         *       "name": "Ava",
+         *       "personality": "professional",
+         *       "tone": "formal",
+         *       "language": "en",
+         *       "system_prompt": "You are Ava, the support assistant of Example Shop. Answer briefly and never invent order data.",
+         *       "temperature": 0.3,
+         *       "max_tokens": null,
+         *       "model": "gemini-2.5-flash",
+         *       "created_at": "2026-03-01T09:30:00.000Z",
+         *       "updated_at": "2026-03-01T09:30:00.000Z"
+         *     }
+         */
+        AgentConfig: {
+            /** Format: int64 */
+            id: number;
+            /** Format: int64 */
+            flow_id: number;
+            name: string;
+            personality: components["schemas"]["AgentPersonality"];
+            tone: components["schemas"]["AgentTone"];
+            language: string;
+            system_prompt: string;
+            /** Format: double */
+            temperature: number | null;
+            max_tokens: number | null;
+            model: string | null;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+        };
+        /**
+         * @description Defaults applied on create: `personality` friendly, `tone` informal, `language` en. `temperature`,
+         *     `max_tokens` and `model` store no default: when null, the AI nodes fall back to the organisation
+         *     settings and the server defaults.
+         * @example {
+         *       "flow_id": 42,
+         *       "name": "Ava",
+         *       "personality": "professional",
+         *       "tone": "formal",
+         *       "language": "en",
+         *       "system_prompt": "You are Ava, the support assistant of Example Shop. Answer briefly and never invent order data.",
+         *       "temperature": 0.3,
+         *       "max_tokens": null,
+         *       "model": "gemini-2.5-flash"
+         *     }
+         */
+        AgentConfigCreate: {
+            /**
+             * Format: int64
+             * @description The flow the config belongs to; a flow has at most one (409 `already-exists`).
+             */
+            flow_id: number;
+            name: string;
+            personality?: components["schemas"]["AgentPersonality"];
+            tone?: components["schemas"]["AgentTone"];
+            /** @description A BCP 47 language tag, such as `en` or `pt-BR`. */
+            language?: string;
+            system_prompt: string;
+            /** Format: double */
+            temperature?: number | null;
+            max_tokens?: number | null;
+            /** @description A chat model of the AI catalogue (422 `model-unknown` otherwise). */
+            model?: string | null;
+        };
+        /**
+         * @description A partial update; an absent property is unchanged, `null` clears a clearable one. `{}` changes nothing.
+         * @example {
+         *       "tone": "informal",
+         *       "model": null
+         *     }
+         */
+        AgentConfigUpdate: {
+            name?: string;
+            personality?: components["schemas"]["AgentPersonality"];
+            tone?: components["schemas"]["AgentTone"];
+            language?: string;
+            system_prompt?: string;
+            /** Format: double */
+            temperature?: number | null;
+            max_tokens?: number | null;
+            model?: string | null;
+        };
+        /** @enum {string} */
+        AgentPersonality: "friendly" | "professional" | "casual";
+        /** @enum {string} */
+        AgentTone: "formal" | "informal";
         /**
          * @example {
          *       "id": 3,
@@ -1314,8 +1593,7 @@ export interface components {
             input_data: {
                 [key: string]: unknown;
             };
-            /** @description The last `response-data` node's output, or null. */
-            output_data: unknown;
+            output_data: Record<string, never> | unknown[] | string | number | boolean | null;
             node_executions: components["schemas"]["NodeExecution"][];
             graph?: components["schemas"]["Graph"];
         };
@@ -1418,6 +1696,7 @@ export interface components {
          *       "has_unpublished_changes": false,
          *       "node_count": 0,
          *       "archived_at": null,
+         *       "template_id": null,
          *       "created_at": "2026-03-01T09:30:00.000Z",
          *       "updated_at": "2026-03-01T09:30:00.000Z",
          *       "data": {
@@ -1427,7 +1706,8 @@ export interface components {
          *       "validation": {
          *         "valid": true,
          *         "issues": []
-         *       }
+         *       },
+         *       "webhook_url": null
          *     }
          */
         Flow: {
@@ -1448,12 +1728,22 @@ export interface components {
             node_count: number;
             /** Format: date-time */
             archived_at: string | null;
+            /**
+             * Format: int64
+             * @description The template the flow was created from; null once that template is deleted.
+             */
+            template_id: number | null;
             /** Format: date-time */
             created_at: string;
             /** Format: date-time */
             updated_at: string;
             data: components["schemas"]["Graph"];
             validation: components["schemas"]["FlowValidation"];
+            /**
+             * @description The receiver URL of the flow's `trigger-webhook` once it has a key (the first publish with a webhook
+             *     trigger creates one; `POST /flows/{id}/webhook-key` rotates it); null otherwise.
+             */
+            webhook_url: string | null;
         };
         /**
          * @description Defaults applied on create: `status` draft, `visibility` private, `data` `{"nodes":[],"edges":[]}`.
@@ -1549,6 +1839,11 @@ export interface components {
             node_count: number;
             /** Format: date-time */
             archived_at: string | null;
+            /**
+             * Format: int64
+             * @description The template the flow was created from; null once that template is deleted.
+             */
+            template_id: number | null;
             /** Format: date-time */
             created_at: string;
             /** Format: date-time */
@@ -1697,12 +1992,11 @@ export interface components {
             status: components["schemas"]["ExecutionStatus"];
         };
         /**
-         * @description The `body` of the `response-data` node that ended the run.
          * @example {
          *       "received": true
          *     }
          */
-        FlowWebhookAnswer: unknown;
+        FlowWebhookAnswer: Record<string, never> | unknown[] | string | number | boolean | null;
         /**
          * @example {
          *       "order_id": "1234",
@@ -1713,13 +2007,12 @@ export interface components {
             [key: string]: unknown;
         };
         /**
-         * @description Any JSON document; it becomes the trigger's `body`.
          * @example {
          *       "order_id": 1234,
          *       "status": "paid"
          *     }
          */
-        FlowWebhookJSON: unknown;
+        FlowWebhookJSON: Record<string, never> | unknown[] | string | number | boolean | null;
         /**
          * @example {
          *       "webhook_url": "https://api.example.com/api/v1/webhooks/flows/Xk2…"
@@ -1927,10 +2220,8 @@ export interface components {
             completed_at: string | null;
             /** Format: int64 */
             duration_ms: number | null;
-            /** @description The resolved config, with secrets redacted. */
-            input: unknown;
-            /** @description What the node produced (truncated to 64 KiB in lists, with `truncated`). */
-            output: unknown;
+            input: Record<string, never> | unknown[] | string | number | boolean | null;
+            output: Record<string, never> | unknown[] | string | number | boolean | null;
             error: null | components["schemas"]["NodeError"];
             /** @description The branch the node took. */
             handle: string | null;
@@ -2313,6 +2604,267 @@ export interface components {
         };
         /**
          * @example {
+         *       "id": 12,
+         *       "name": "Order status lookup",
+         *       "description": "Asks the shop's API for an order and returns its status.",
+         *       "icon": "FiShoppingCart",
+         *       "source_flow_id": null,
+         *       "is_system": false,
+         *       "system_key": null,
+         *       "usage_count": 3,
+         *       "created_by": 7,
+         *       "created_at": "2026-03-01T09:30:00.000Z",
+         *       "updated_at": "2026-03-01T09:30:00.000Z",
+         *       "data": {
+         *         "nodes": [
+         *           {
+         *             "id": "trigger_1",
+         *             "type": "custom",
+         *             "position": {
+         *               "x": 0,
+         *               "y": 0
+         *             },
+         *             "data": {
+         *               "type": "trigger-manual",
+         *               "label": "Start",
+         *               "config": {}
+         *             }
+         *           },
+         *           {
+         *             "id": "http_1",
+         *             "type": "custom",
+         *             "position": {
+         *               "x": 240,
+         *               "y": 0
+         *             },
+         *             "data": {
+         *               "type": "action-http",
+         *               "label": "Look up the order",
+         *               "config": {
+         *                 "url": "",
+         *                 "method": "GET"
+         *               }
+         *             }
+         *           }
+         *         ],
+         *         "edges": [
+         *           {
+         *             "id": "e1",
+         *             "source": "trigger_1",
+         *             "target": "http_1"
+         *           }
+         *         ]
+         *       },
+         *       "placeholders": [
+         *         "/nodes/1/data/config/url"
+         *       ]
+         *     }
+         */
+        Template: {
+            /** Format: int64 */
+            id: number;
+            name: string;
+            description: string | null;
+            icon: string | null;
+            /**
+             * Format: int64
+             * @description The flow the graph was copied from; null once that flow is deleted.
+             */
+            source_flow_id: number | null;
+            /** @description A built-in template, seeded by the server; it cannot be updated or deleted. */
+            is_system: boolean;
+            /** @description The built-in template's stable key. */
+            system_key: string | null;
+            /** @description Flows created from the template. */
+            usage_count: number;
+            /**
+             * Format: int64
+             * @description The user who created it; null for built-in templates.
+             */
+            created_by: number | null;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+            data: components["schemas"]["Graph"];
+            /**
+             * @description RFC 6901 pointers into `data` at the values a user must fill after creating a flow from the
+             *     template (for example `/nodes/2/data/config/url`). They are the graph's required config values
+             *     that are left empty; the editor asks for them.
+             */
+            placeholders: string[];
+        };
+        /**
+         * @description Exactly one of `data` and `from_flow_id` is required (422 `unprocessable` otherwise). The graph is
+         *     checked structurally like a flow's (422 `invalid-graph`).
+         * @example {
+         *       "name": "Order status lookup",
+         *       "description": "Asks the shop's API for an order and returns its status.",
+         *       "icon": "FiShoppingCart",
+         *       "data": {
+         *         "nodes": [
+         *           {
+         *             "id": "trigger_1",
+         *             "type": "custom",
+         *             "position": {
+         *               "x": 0,
+         *               "y": 0
+         *             },
+         *             "data": {
+         *               "type": "trigger-manual",
+         *               "label": "Start",
+         *               "config": {
+         *                 "inputFields": [
+         *                   {
+         *                     "key": "order_id",
+         *                     "label": "Order id",
+         *                     "type": "text",
+         *                     "required": true
+         *                   }
+         *                 ]
+         *               }
+         *             }
+         *           },
+         *           {
+         *             "id": "http_1",
+         *             "type": "custom",
+         *             "position": {
+         *               "x": 240,
+         *               "y": 0
+         *             },
+         *             "data": {
+         *               "type": "action-http",
+         *               "label": "Look up the order",
+         *               "config": {
+         *                 "url": "",
+         *                 "method": "GET"
+         *               }
+         *             }
+         *           }
+         *         ],
+         *         "edges": [
+         *           {
+         *             "id": "e1",
+         *             "source": "trigger_1",
+         *             "target": "http_1"
+         *           }
+         *         ]
+         *       }
+         *     }
+         */
+        TemplateCreate: {
+            name: string;
+            description?: string | null;
+            /** @description An icon name from the editor's icon set, such as `FiZap`. */
+            icon?: string | null;
+            data?: components["schemas"]["Graph"];
+            /**
+             * Format: int64
+             * @description Copies the graph of this flow, which the caller must be able to read.
+             */
+            from_flow_id?: number;
+        };
+        /**
+         * @description The new flow's fields. Defaults: `name` the template's name, `visibility` private, `description` the
+         *     template's. `team_id` is required when `visibility` is `team`.
+         * @example {
+         *       "name": "Publish posts to our blog",
+         *       "visibility": "private"
+         *     }
+         */
+        TemplateFlowCreate: {
+            name?: string;
+            description?: string | null;
+            visibility?: components["schemas"]["FlowVisibility"];
+            /**
+             * Format: int64
+             * @description Required when `visibility` is `team`; the caller must be a member unless they are an admin.
+             */
+            team_id?: number | null;
+        };
+        /**
+         * @example {
+         *       "inserted": 2,
+         *       "updated": 0
+         *     }
+         */
+        TemplateSeedResult: {
+            /** @description Built-in templates that were missing and have been inserted. */
+            inserted: number;
+            /** @description System templates whose stored definition differed from the shipped one and was reset (only with `force`). */
+            updated: number;
+        };
+        TemplateSummary: {
+            /** Format: int64 */
+            id: number;
+            name: string;
+            description: string | null;
+            icon: string | null;
+            /**
+             * Format: int64
+             * @description The flow the graph was copied from; null once that flow is deleted.
+             */
+            source_flow_id: number | null;
+            /** @description A built-in template, seeded by the server; it cannot be updated or deleted. */
+            is_system: boolean;
+            /** @description The built-in template's stable key. */
+            system_key: string | null;
+            /** @description Flows created from the template. */
+            usage_count: number;
+            /**
+             * Format: int64
+             * @description The user who created it; null for built-in templates.
+             */
+            created_by: number | null;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+        };
+        /**
+         * @example {
+         *       "items": [
+         *         {
+         *           "id": 12,
+         *           "name": "Order status lookup",
+         *           "description": "Asks the shop's API for an order and returns its status.",
+         *           "icon": "FiShoppingCart",
+         *           "source_flow_id": null,
+         *           "is_system": false,
+         *           "system_key": null,
+         *           "usage_count": 3,
+         *           "created_by": 7,
+         *           "created_at": "2026-03-01T09:30:00.000Z",
+         *           "updated_at": "2026-03-01T09:30:00.000Z"
+         *         }
+         *       ],
+         *       "total": 1,
+         *       "page": 1,
+         *       "page_size": 25,
+         *       "total_pages": 1,
+         *       "has_next": false,
+         *       "has_prev": false
+         *     }
+         */
+        TemplateSummaryPage: components["schemas"]["PageMeta"] & {
+            items: components["schemas"]["TemplateSummary"][];
+        };
+        /**
+         * @description A partial update; an absent property is unchanged, `null` clears a clearable one. `{}` changes
+         *     nothing. A new `data` is checked structurally and replaces the graph whole.
+         * @example {
+         *       "name": "Order status lookup (v2)",
+         *       "icon": null
+         *     }
+         */
+        TemplateUpdate: {
+            name?: string;
+            description?: string | null;
+            icon?: string | null;
+            data?: components["schemas"]["Graph"];
+        };
+        /**
+         * @example {
          *       "access_token": "eyJhbGciOiJIUzI1NiIsInR5cCI6ImF0K2p3dCJ9.e30.sig",
          *       "token_type": "Bearer",
          *       "expires_in": 1800,
@@ -2626,6 +3178,10 @@ export interface components {
         WaitMS: number;
         /** @description The version number within the flow (1..n). */
         FlowVersionNumber: number;
+        /** @description The template id. */
+        TemplateID: number;
+        /** @description The id of the flow whose agent config this is. */
+        AgentConfigFlowID: number;
     };
     requestBodies: never;
     headers: {
@@ -2654,6 +3210,11 @@ export interface components {
     };
     pathItems: never;
 }
+export type SchemaAgentConfig = components['schemas']['AgentConfig'];
+export type SchemaAgentConfigCreate = components['schemas']['AgentConfigCreate'];
+export type SchemaAgentConfigUpdate = components['schemas']['AgentConfigUpdate'];
+export type SchemaAgentPersonality = components['schemas']['AgentPersonality'];
+export type SchemaAgentTone = components['schemas']['AgentTone'];
 export type SchemaApiToken = components['schemas']['ApiToken'];
 export type SchemaApiTokenCreate = components['schemas']['ApiTokenCreate'];
 export type SchemaApiTokenCreated = components['schemas']['ApiTokenCreated'];
@@ -2734,6 +3295,13 @@ export type SchemaTeamMembersSet = components['schemas']['TeamMembersSet'];
 export type SchemaTeamPage = components['schemas']['TeamPage'];
 export type SchemaTeamSummary = components['schemas']['TeamSummary'];
 export type SchemaTeamUpdate = components['schemas']['TeamUpdate'];
+export type SchemaTemplate = components['schemas']['Template'];
+export type SchemaTemplateCreate = components['schemas']['TemplateCreate'];
+export type SchemaTemplateFlowCreate = components['schemas']['TemplateFlowCreate'];
+export type SchemaTemplateSeedResult = components['schemas']['TemplateSeedResult'];
+export type SchemaTemplateSummary = components['schemas']['TemplateSummary'];
+export type SchemaTemplateSummaryPage = components['schemas']['TemplateSummaryPage'];
+export type SchemaTemplateUpdate = components['schemas']['TemplateUpdate'];
 export type SchemaTokenResponse = components['schemas']['TokenResponse'];
 export type SchemaUser = components['schemas']['User'];
 export type SchemaUserDirectoryEntry = components['schemas']['UserDirectoryEntry'];
@@ -2767,6 +3335,8 @@ export type ParameterCursor = components['parameters']['Cursor'];
 export type ParameterLimit = components['parameters']['Limit'];
 export type ParameterWaitMs = components['parameters']['WaitMS'];
 export type ParameterFlowVersionNumber = components['parameters']['FlowVersionNumber'];
+export type ParameterTemplateId = components['parameters']['TemplateID'];
+export type ParameterAgentConfigFlowId = components['parameters']['AgentConfigFlowID'];
 export type HeaderXRequestId = components['headers']['XRequestID'];
 export type HeaderETag = components['headers']['ETag'];
 export type HeaderLocation = components['headers']['Location'];
@@ -3507,6 +4077,8 @@ export interface operations {
                 visibility?: components["schemas"]["FlowVisibility"];
                 /** @description `me` or a user id. */
                 owner_id?: string;
+                /** @description Only flows created from this template. */
+                template_id?: number;
                 /** @description Adds `stats` over every flow the caller can see. */
                 include_stats?: boolean;
             };
@@ -4225,16 +4797,6 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The `response-data` answer (`last_node` mode). */
-            200: {
-                headers: {
-                    "X-Request-ID": components["headers"]["XRequestID"];
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["FlowWebhookAnswer"];
-                };
-            };
             /** @description The run was queued. */
             202: {
                 headers: {
@@ -4245,6 +4807,350 @@ export interface operations {
                     "application/json": components["schemas"]["FlowWebhookAccepted"];
                 };
             };
+            /**
+             * @description `last_node` mode: the `response-data` node's answer with its 2xx status, headers and body. A
+             *     `response-data` status outside 2xx is not relayed: the receiver answers 202 with the run id.
+             */
+            "2XX": {
+                headers: {
+                    "X-Request-ID": components["headers"]["XRequestID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FlowWebhookAnswer"];
+                };
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
+    createAgentConfig: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AgentConfigCreate"];
+            };
+        };
+        responses: {
+            /** @description The created config. */
+            201: {
+                headers: {
+                    "X-Request-ID": components["headers"]["XRequestID"];
+                    Location: components["headers"]["Location"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentConfig"];
+                };
+            };
+            409: components["responses"]["Problem"];
+            422: components["responses"]["Problem"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    getAgentConfig: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The id of the flow whose agent config this is. */
+                flow_id: components["parameters"]["AgentConfigFlowID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The config. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["XRequestID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentConfig"];
+                };
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
+    updateAgentConfig: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The id of the flow whose agent config this is. */
+                flow_id: components["parameters"]["AgentConfigFlowID"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AgentConfigUpdate"];
+            };
+        };
+        responses: {
+            /** @description The updated config. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["XRequestID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentConfig"];
+                };
+            };
+            422: components["responses"]["Problem"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    deleteAgentConfig: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The id of the flow whose agent config this is. */
+                flow_id: components["parameters"]["AgentConfigFlowID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted. */
+            204: {
+                headers: {
+                    "X-Request-ID": components["headers"]["XRequestID"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
+    listTemplates: {
+        parameters: {
+            query?: {
+                /** @description The 1-based page number. */
+                page?: components["parameters"]["Page"];
+                /** @description Items per page. */
+                page_size?: components["parameters"]["PageSize"];
+                /** @description Case-insensitive substring search over the resource's searchable fields. */
+                search?: components["parameters"]["Search"];
+                /** @description Sort keys, `-` for descending. Default `-created_at`. */
+                sort?: ("created_at" | "-created_at" | "name" | "-name" | "usage_count" | "-usage_count")[];
+                /** @description Only built-in templates (`true`) or only the organisation's own (`false`). */
+                is_system?: boolean;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of templates. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["XRequestID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TemplateSummaryPage"];
+                };
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
+    createTemplate: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TemplateCreate"];
+            };
+        };
+        responses: {
+            /** @description The created template. */
+            201: {
+                headers: {
+                    "X-Request-ID": components["headers"]["XRequestID"];
+                    Location: components["headers"]["Location"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Template"];
+                };
+            };
+            422: components["responses"]["Problem"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    seedTemplates: {
+        parameters: {
+            query?: {
+                /** @description Also reset the system templates to the shipped definitions. */
+                force?: boolean;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description What was inserted and reset. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["XRequestID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TemplateSeedResult"];
+                };
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
+    getTemplate: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The template id. */
+                id: components["parameters"]["TemplateID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The template. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["XRequestID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Template"];
+                };
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
+    updateTemplate: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The template id. */
+                id: components["parameters"]["TemplateID"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TemplateUpdate"];
+            };
+        };
+        responses: {
+            /** @description The updated template. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["XRequestID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Template"];
+                };
+            };
+            409: components["responses"]["Problem"];
+            422: components["responses"]["Problem"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    deleteTemplate: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The template id. */
+                id: components["parameters"]["TemplateID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted. */
+            204: {
+                headers: {
+                    "X-Request-ID": components["headers"]["XRequestID"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            409: components["responses"]["Problem"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    duplicateTemplate: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The template id. */
+                id: components["parameters"]["TemplateID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The copy. */
+            201: {
+                headers: {
+                    "X-Request-ID": components["headers"]["XRequestID"];
+                    Location: components["headers"]["Location"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Template"];
+                };
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
+    createTemplateFlow: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The template id. */
+                id: components["parameters"]["TemplateID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["TemplateFlowCreate"];
+            };
+        };
+        responses: {
+            /** @description The created flow. */
+            201: {
+                headers: {
+                    "X-Request-ID": components["headers"]["XRequestID"];
+                    Location: components["headers"]["Location"];
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Flow"];
+                };
+            };
+            422: components["responses"]["Problem"];
             default: components["responses"]["Problem"];
         };
     };
