@@ -1794,6 +1794,12 @@ type FlowWithETag = Flow
 // Tokens defines model for Tokens.
 type Tokens = TokenResponse
 
+// CreateAgentConfigParams defines parameters for CreateAgentConfig.
+type CreateAgentConfigParams struct {
+	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // ListApiTokensParams defines parameters for ListApiTokens.
 type ListApiTokensParams struct {
 	// Page The 1-based page number.
@@ -2002,10 +2008,28 @@ type ListTemplatesParams struct {
 // ListTemplatesParamsSort defines parameters for ListTemplates.
 type ListTemplatesParamsSort string
 
+// CreateTemplateParams defines parameters for CreateTemplate.
+type CreateTemplateParams struct {
+	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // SeedTemplatesParams defines parameters for SeedTemplates.
 type SeedTemplatesParams struct {
 	// Force Also reset the system templates to the shipped definitions.
 	Force *bool `form:"force,omitempty" json:"force,omitempty"`
+}
+
+// DuplicateTemplateParams defines parameters for DuplicateTemplate.
+type DuplicateTemplateParams struct {
+	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// CreateTemplateFlowParams defines parameters for CreateTemplateFlow.
+type CreateTemplateFlowParams struct {
+	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
 // ListUsersParams defines parameters for ListUsers.
@@ -2947,7 +2971,7 @@ type ClientInterface interface {
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /agent-configs (the `CreateAgentConfig` operationId).
-	CreateAgentConfigWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateAgentConfigWithBody(ctx context.Context, params *CreateAgentConfigParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateAgentConfig Create a flow's agent config
 	//
@@ -2958,7 +2982,7 @@ type ClientInterface interface {
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /agent-configs (the `CreateAgentConfig` operationId).
-	CreateAgentConfig(ctx context.Context, body CreateAgentConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateAgentConfig(ctx context.Context, params *CreateAgentConfigParams, body CreateAgentConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// DeleteAgentConfig Delete a flow's agent config
 	//
@@ -3585,7 +3609,7 @@ type ClientInterface interface {
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /templates (the `CreateTemplate` operationId).
-	CreateTemplateWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateTemplateWithBody(ctx context.Context, params *CreateTemplateParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateTemplate Create a template
 	//
@@ -3597,7 +3621,7 @@ type ClientInterface interface {
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /templates (the `CreateTemplate` operationId).
-	CreateTemplate(ctx context.Context, body CreateTemplateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateTemplate(ctx context.Context, params *CreateTemplateParams, body CreateTemplateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// SeedTemplates Seed the built-in templates
 	//
@@ -3652,7 +3676,7 @@ type ClientInterface interface {
 	// `usage_count` 0 and the same graph and placeholders. Built-in templates can be duplicated.
 	//
 	// Corresponds with POST /templates/{id}/duplicate (the `DuplicateTemplate` operationId).
-	DuplicateTemplate(ctx context.Context, id TemplateID, reqEditors ...RequestEditorFn) (*http.Response, error)
+	DuplicateTemplate(ctx context.Context, id TemplateID, params *DuplicateTemplateParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateTemplateFlowWithBody Create a flow from a template
 	//
@@ -3663,7 +3687,7 @@ type ClientInterface interface {
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /templates/{id}/flows (the `CreateTemplateFlow` operationId).
-	CreateTemplateFlowWithBody(ctx context.Context, id TemplateID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateTemplateFlowWithBody(ctx context.Context, id TemplateID, params *CreateTemplateFlowParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateTemplateFlow Create a flow from a template
 	//
@@ -3674,7 +3698,7 @@ type ClientInterface interface {
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /templates/{id}/flows (the `CreateTemplateFlow` operationId).
-	CreateTemplateFlow(ctx context.Context, id TemplateID, body CreateTemplateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateTemplateFlow(ctx context.Context, id TemplateID, params *CreateTemplateFlowParams, body CreateTemplateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListUsers List users
 	//
@@ -3819,8 +3843,8 @@ type ClientInterface interface {
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /agent-configs (the `CreateAgentConfig` operationId).
-func (c *Client) CreateAgentConfigWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateAgentConfigRequestWithBody(c.Server, contentType, body)
+func (c *Client) CreateAgentConfigWithBody(ctx context.Context, params *CreateAgentConfigParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateAgentConfigRequestWithBody(c.Server, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -3840,8 +3864,8 @@ func (c *Client) CreateAgentConfigWithBody(ctx context.Context, contentType stri
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /agent-configs (the `CreateAgentConfig` operationId).
-func (c *Client) CreateAgentConfig(ctx context.Context, body CreateAgentConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateAgentConfigRequest(c.Server, body)
+func (c *Client) CreateAgentConfig(ctx context.Context, params *CreateAgentConfigParams, body CreateAgentConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateAgentConfigRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -5177,8 +5201,8 @@ func (c *Client) ListTemplates(ctx context.Context, params *ListTemplatesParams,
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /templates (the `CreateTemplate` operationId).
-func (c *Client) CreateTemplateWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateTemplateRequestWithBody(c.Server, contentType, body)
+func (c *Client) CreateTemplateWithBody(ctx context.Context, params *CreateTemplateParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateTemplateRequestWithBody(c.Server, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -5199,8 +5223,8 @@ func (c *Client) CreateTemplateWithBody(ctx context.Context, contentType string,
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /templates (the `CreateTemplate` operationId).
-func (c *Client) CreateTemplate(ctx context.Context, body CreateTemplateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateTemplateRequest(c.Server, body)
+func (c *Client) CreateTemplate(ctx context.Context, params *CreateTemplateParams, body CreateTemplateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateTemplateRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -5314,8 +5338,8 @@ func (c *Client) UpdateTemplate(ctx context.Context, id TemplateID, body UpdateT
 // `usage_count` 0 and the same graph and placeholders. Built-in templates can be duplicated.
 //
 // Corresponds with POST /templates/{id}/duplicate (the `DuplicateTemplate` operationId).
-func (c *Client) DuplicateTemplate(ctx context.Context, id TemplateID, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewDuplicateTemplateRequest(c.Server, id)
+func (c *Client) DuplicateTemplate(ctx context.Context, id TemplateID, params *DuplicateTemplateParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDuplicateTemplateRequest(c.Server, id, params)
 	if err != nil {
 		return nil, err
 	}
@@ -5335,8 +5359,8 @@ func (c *Client) DuplicateTemplate(ctx context.Context, id TemplateID, reqEditor
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /templates/{id}/flows (the `CreateTemplateFlow` operationId).
-func (c *Client) CreateTemplateFlowWithBody(ctx context.Context, id TemplateID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateTemplateFlowRequestWithBody(c.Server, id, contentType, body)
+func (c *Client) CreateTemplateFlowWithBody(ctx context.Context, id TemplateID, params *CreateTemplateFlowParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateTemplateFlowRequestWithBody(c.Server, id, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -5356,8 +5380,8 @@ func (c *Client) CreateTemplateFlowWithBody(ctx context.Context, id TemplateID, 
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /templates/{id}/flows (the `CreateTemplateFlow` operationId).
-func (c *Client) CreateTemplateFlow(ctx context.Context, id TemplateID, body CreateTemplateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateTemplateFlowRequest(c.Server, id, body)
+func (c *Client) CreateTemplateFlow(ctx context.Context, id TemplateID, params *CreateTemplateFlowParams, body CreateTemplateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateTemplateFlowRequest(c.Server, id, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -5642,18 +5666,18 @@ func (c *Client) ReceiveFlowWebhookWithTextBody(ctx context.Context, endpointKey
 }
 
 // NewCreateAgentConfigRequest calls the generic CreateAgentConfig builder with application/json body
-func NewCreateAgentConfigRequest(server string, body CreateAgentConfigJSONRequestBody) (*http.Request, error) {
+func NewCreateAgentConfigRequest(server string, params *CreateAgentConfigParams, body CreateAgentConfigJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewCreateAgentConfigRequestWithBody(server, "application/json", bodyReader)
+	return NewCreateAgentConfigRequestWithBody(server, params, "application/json", bodyReader)
 }
 
 // NewCreateAgentConfigRequestWithBody constructs an http.Request for the CreateAgentConfig method, with any body, and a specified content type
-func NewCreateAgentConfigRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+func NewCreateAgentConfigRequestWithBody(server string, params *CreateAgentConfigParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -5677,6 +5701,21 @@ func NewCreateAgentConfigRequestWithBody(server string, contentType string, body
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -8313,18 +8352,18 @@ func NewListTemplatesRequest(server string, params *ListTemplatesParams) (*http.
 }
 
 // NewCreateTemplateRequest calls the generic CreateTemplate builder with application/json body
-func NewCreateTemplateRequest(server string, body CreateTemplateJSONRequestBody) (*http.Request, error) {
+func NewCreateTemplateRequest(server string, params *CreateTemplateParams, body CreateTemplateJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewCreateTemplateRequestWithBody(server, "application/json", bodyReader)
+	return NewCreateTemplateRequestWithBody(server, params, "application/json", bodyReader)
 }
 
 // NewCreateTemplateRequestWithBody constructs an http.Request for the CreateTemplate method, with any body, and a specified content type
-func NewCreateTemplateRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+func NewCreateTemplateRequestWithBody(server string, params *CreateTemplateParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -8348,6 +8387,21 @@ func NewCreateTemplateRequestWithBody(server string, contentType string, body io
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -8522,7 +8576,7 @@ func NewUpdateTemplateRequestWithBody(server string, id TemplateID, contentType 
 }
 
 // NewDuplicateTemplateRequest constructs an http.Request for the DuplicateTemplate method
-func NewDuplicateTemplateRequest(server string, id TemplateID) (*http.Request, error) {
+func NewDuplicateTemplateRequest(server string, id TemplateID, params *DuplicateTemplateParams) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -8552,22 +8606,37 @@ func NewDuplicateTemplateRequest(server string, id TemplateID) (*http.Request, e
 		return nil, err
 	}
 
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
+
 	return req, nil
 }
 
 // NewCreateTemplateFlowRequest calls the generic CreateTemplateFlow builder with application/json body
-func NewCreateTemplateFlowRequest(server string, id TemplateID, body CreateTemplateFlowJSONRequestBody) (*http.Request, error) {
+func NewCreateTemplateFlowRequest(server string, id TemplateID, params *CreateTemplateFlowParams, body CreateTemplateFlowJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewCreateTemplateFlowRequestWithBody(server, id, "application/json", bodyReader)
+	return NewCreateTemplateFlowRequestWithBody(server, id, params, "application/json", bodyReader)
 }
 
 // NewCreateTemplateFlowRequestWithBody constructs an http.Request for the CreateTemplateFlow method, with any body, and a specified content type
-func NewCreateTemplateFlowRequestWithBody(server string, id TemplateID, contentType string, body io.Reader) (*http.Request, error) {
+func NewCreateTemplateFlowRequestWithBody(server string, id TemplateID, params *CreateTemplateFlowParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -8598,6 +8667,21 @@ func NewCreateTemplateFlowRequestWithBody(server string, id TemplateID, contentT
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -9264,7 +9348,7 @@ type ClientWithResponsesInterface interface {
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /agent-configs (the `CreateAgentConfig` operationId).
-	CreateAgentConfigWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateAgentConfigResponse, error)
+	CreateAgentConfigWithBodyWithResponse(ctx context.Context, params *CreateAgentConfigParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateAgentConfigResponse, error)
 
 	// CreateAgentConfigWithResponse Create a flow's agent config
 	//
@@ -9275,7 +9359,7 @@ type ClientWithResponsesInterface interface {
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /agent-configs (the `CreateAgentConfig` operationId).
-	CreateAgentConfigWithResponse(ctx context.Context, body CreateAgentConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateAgentConfigResponse, error)
+	CreateAgentConfigWithResponse(ctx context.Context, params *CreateAgentConfigParams, body CreateAgentConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateAgentConfigResponse, error)
 
 	// DeleteAgentConfigWithResponse Delete a flow's agent config
 	//
@@ -9970,7 +10054,7 @@ type ClientWithResponsesInterface interface {
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /templates (the `CreateTemplate` operationId).
-	CreateTemplateWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTemplateResponse, error)
+	CreateTemplateWithBodyWithResponse(ctx context.Context, params *CreateTemplateParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTemplateResponse, error)
 
 	// CreateTemplateWithResponse Create a template
 	//
@@ -9982,7 +10066,7 @@ type ClientWithResponsesInterface interface {
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /templates (the `CreateTemplate` operationId).
-	CreateTemplateWithResponse(ctx context.Context, body CreateTemplateJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTemplateResponse, error)
+	CreateTemplateWithResponse(ctx context.Context, params *CreateTemplateParams, body CreateTemplateJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTemplateResponse, error)
 
 	// SeedTemplatesWithResponse Seed the built-in templates
 	//
@@ -10045,7 +10129,7 @@ type ClientWithResponsesInterface interface {
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /templates/{id}/duplicate (the `DuplicateTemplate` operationId).
-	DuplicateTemplateWithResponse(ctx context.Context, id TemplateID, reqEditors ...RequestEditorFn) (*DuplicateTemplateResponse, error)
+	DuplicateTemplateWithResponse(ctx context.Context, id TemplateID, params *DuplicateTemplateParams, reqEditors ...RequestEditorFn) (*DuplicateTemplateResponse, error)
 
 	// CreateTemplateFlowWithBodyWithResponse Create a flow from a template
 	//
@@ -10056,7 +10140,7 @@ type ClientWithResponsesInterface interface {
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /templates/{id}/flows (the `CreateTemplateFlow` operationId).
-	CreateTemplateFlowWithBodyWithResponse(ctx context.Context, id TemplateID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTemplateFlowResponse, error)
+	CreateTemplateFlowWithBodyWithResponse(ctx context.Context, id TemplateID, params *CreateTemplateFlowParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTemplateFlowResponse, error)
 
 	// CreateTemplateFlowWithResponse Create a flow from a template
 	//
@@ -10067,7 +10151,7 @@ type ClientWithResponsesInterface interface {
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /templates/{id}/flows (the `CreateTemplateFlow` operationId).
-	CreateTemplateFlowWithResponse(ctx context.Context, id TemplateID, body CreateTemplateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTemplateFlowResponse, error)
+	CreateTemplateFlowWithResponse(ctx context.Context, id TemplateID, params *CreateTemplateFlowParams, body CreateTemplateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTemplateFlowResponse, error)
 
 	// ListUsersWithResponse List users
 	//
@@ -10221,8 +10305,9 @@ type ClientWithResponsesInterface interface {
 
 // CreateAgentConfigResponse201Headers the declared response headers of an HTTP 201 response for CreateAgentConfig
 type CreateAgentConfigResponse201Headers struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 // CreateAgentConfigResponse409Headers the declared response headers of an HTTP 409 response for CreateAgentConfig
@@ -14648,8 +14733,9 @@ func (r ListTemplatesResponse) ContentType() string {
 
 // CreateTemplateResponse201Headers the declared response headers of an HTTP 201 response for CreateTemplate
 type CreateTemplateResponse201Headers struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 // CreateTemplateResponse422Headers the declared response headers of an HTTP 422 response for CreateTemplate
@@ -15071,8 +15157,9 @@ func (r UpdateTemplateResponse) ContentType() string {
 
 // DuplicateTemplateResponse201Headers the declared response headers of an HTTP 201 response for DuplicateTemplate
 type DuplicateTemplateResponse201Headers struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 // DuplicateTemplateResponseDefaultHeaders the declared response headers of an HTTP default response for DuplicateTemplate
@@ -15141,9 +15228,10 @@ func (r DuplicateTemplateResponse) ContentType() string {
 
 // CreateTemplateFlowResponse201Headers the declared response headers of an HTTP 201 response for CreateTemplateFlow
 type CreateTemplateFlowResponse201Headers struct {
-	ETag       *string
-	Location   string
-	XRequestID *string
+	ETag               *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 // CreateTemplateFlowResponse422Headers the declared response headers of an HTTP 422 response for CreateTemplateFlow
@@ -16098,8 +16186,8 @@ func (r ReceiveFlowWebhookResponse) ContentType() string {
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /agent-configs (the `CreateAgentConfig` operationId).
-func (c *ClientWithResponses) CreateAgentConfigWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateAgentConfigResponse, error) {
-	rsp, err := c.CreateAgentConfigWithBody(ctx, contentType, body, reqEditors...)
+func (c *ClientWithResponses) CreateAgentConfigWithBodyWithResponse(ctx context.Context, params *CreateAgentConfigParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateAgentConfigResponse, error) {
+	rsp, err := c.CreateAgentConfigWithBody(ctx, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -16115,8 +16203,8 @@ func (c *ClientWithResponses) CreateAgentConfigWithBodyWithResponse(ctx context.
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /agent-configs (the `CreateAgentConfig` operationId).
-func (c *ClientWithResponses) CreateAgentConfigWithResponse(ctx context.Context, body CreateAgentConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateAgentConfigResponse, error) {
-	rsp, err := c.CreateAgentConfig(ctx, body, reqEditors...)
+func (c *ClientWithResponses) CreateAgentConfigWithResponse(ctx context.Context, params *CreateAgentConfigParams, body CreateAgentConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateAgentConfigResponse, error) {
+	rsp, err := c.CreateAgentConfig(ctx, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -17236,8 +17324,8 @@ func (c *ClientWithResponses) ListTemplatesWithResponse(ctx context.Context, par
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /templates (the `CreateTemplate` operationId).
-func (c *ClientWithResponses) CreateTemplateWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTemplateResponse, error) {
-	rsp, err := c.CreateTemplateWithBody(ctx, contentType, body, reqEditors...)
+func (c *ClientWithResponses) CreateTemplateWithBodyWithResponse(ctx context.Context, params *CreateTemplateParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTemplateResponse, error) {
+	rsp, err := c.CreateTemplateWithBody(ctx, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -17254,8 +17342,8 @@ func (c *ClientWithResponses) CreateTemplateWithBodyWithResponse(ctx context.Con
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /templates (the `CreateTemplate` operationId).
-func (c *ClientWithResponses) CreateTemplateWithResponse(ctx context.Context, body CreateTemplateJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTemplateResponse, error) {
-	rsp, err := c.CreateTemplate(ctx, body, reqEditors...)
+func (c *ClientWithResponses) CreateTemplateWithResponse(ctx context.Context, params *CreateTemplateParams, body CreateTemplateJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTemplateResponse, error) {
+	rsp, err := c.CreateTemplate(ctx, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -17353,8 +17441,8 @@ func (c *ClientWithResponses) UpdateTemplateWithResponse(ctx context.Context, id
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /templates/{id}/duplicate (the `DuplicateTemplate` operationId).
-func (c *ClientWithResponses) DuplicateTemplateWithResponse(ctx context.Context, id TemplateID, reqEditors ...RequestEditorFn) (*DuplicateTemplateResponse, error) {
-	rsp, err := c.DuplicateTemplate(ctx, id, reqEditors...)
+func (c *ClientWithResponses) DuplicateTemplateWithResponse(ctx context.Context, id TemplateID, params *DuplicateTemplateParams, reqEditors ...RequestEditorFn) (*DuplicateTemplateResponse, error) {
+	rsp, err := c.DuplicateTemplate(ctx, id, params, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -17370,8 +17458,8 @@ func (c *ClientWithResponses) DuplicateTemplateWithResponse(ctx context.Context,
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /templates/{id}/flows (the `CreateTemplateFlow` operationId).
-func (c *ClientWithResponses) CreateTemplateFlowWithBodyWithResponse(ctx context.Context, id TemplateID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTemplateFlowResponse, error) {
-	rsp, err := c.CreateTemplateFlowWithBody(ctx, id, contentType, body, reqEditors...)
+func (c *ClientWithResponses) CreateTemplateFlowWithBodyWithResponse(ctx context.Context, id TemplateID, params *CreateTemplateFlowParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTemplateFlowResponse, error) {
+	rsp, err := c.CreateTemplateFlowWithBody(ctx, id, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -17387,8 +17475,8 @@ func (c *ClientWithResponses) CreateTemplateFlowWithBodyWithResponse(ctx context
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /templates/{id}/flows (the `CreateTemplateFlow` operationId).
-func (c *ClientWithResponses) CreateTemplateFlowWithResponse(ctx context.Context, id TemplateID, body CreateTemplateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTemplateFlowResponse, error) {
-	rsp, err := c.CreateTemplateFlow(ctx, id, body, reqEditors...)
+func (c *ClientWithResponses) CreateTemplateFlowWithResponse(ctx context.Context, id TemplateID, params *CreateTemplateFlowParams, body CreateTemplateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTemplateFlowResponse, error) {
+	rsp, err := c.CreateTemplateFlow(ctx, id, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -17675,6 +17763,13 @@ func ParseCreateAgentConfigResponse(rsp *http.Response) (*CreateAgentConfigRespo
 	switch {
 	case rsp.StatusCode == 201:
 		var headers CreateAgentConfigResponse201Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -25899,6 +25994,13 @@ func ParseCreateTemplateResponse(rsp *http.Response) (*CreateTemplateResponse, e
 	switch {
 	case rsp.StatusCode == 201:
 		var headers CreateTemplateResponse201Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -26684,6 +26786,13 @@ func ParseDuplicateTemplateResponse(rsp *http.Response) (*DuplicateTemplateRespo
 	switch {
 	case rsp.StatusCode == 201:
 		var headers DuplicateTemplateResponse201Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -26809,6 +26918,13 @@ func ParseCreateTemplateFlowResponse(rsp *http.Response) (*CreateTemplateFlowRes
 				return nil, err
 			}
 			headers.ETag = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
@@ -28539,7 +28655,7 @@ func ParseReceiveFlowWebhookResponse(rsp *http.Response) (*ReceiveFlowWebhookRes
 type ServerInterface interface {
 	// CreateAgentConfig Create a flow's agent config
 	// (POST /agent-configs)
-	CreateAgentConfig(ctx echo.Context) error
+	CreateAgentConfig(ctx echo.Context, params CreateAgentConfigParams) error
 	// DeleteAgentConfig Delete a flow's agent config
 	// (DELETE /agent-configs/{flow_id})
 	DeleteAgentConfig(ctx echo.Context, flowId AgentConfigFlowID) error
@@ -28698,7 +28814,7 @@ type ServerInterface interface {
 	ListTemplates(ctx echo.Context, params ListTemplatesParams) error
 	// CreateTemplate Create a template
 	// (POST /templates)
-	CreateTemplate(ctx echo.Context) error
+	CreateTemplate(ctx echo.Context, params CreateTemplateParams) error
 	// SeedTemplates Seed the built-in templates
 	// (POST /templates/seed)
 	SeedTemplates(ctx echo.Context, params SeedTemplatesParams) error
@@ -28713,10 +28829,10 @@ type ServerInterface interface {
 	UpdateTemplate(ctx echo.Context, id TemplateID) error
 	// DuplicateTemplate Duplicate a template
 	// (POST /templates/{id}/duplicate)
-	DuplicateTemplate(ctx echo.Context, id TemplateID) error
+	DuplicateTemplate(ctx echo.Context, id TemplateID, params DuplicateTemplateParams) error
 	// CreateTemplateFlow Create a flow from a template
 	// (POST /templates/{id}/flows)
-	CreateTemplateFlow(ctx echo.Context, id TemplateID) error
+	CreateTemplateFlow(ctx echo.Context, id TemplateID, params CreateTemplateFlowParams) error
 	// ListUsers List users
 	// (GET /users)
 	ListUsers(ctx echo.Context, params ListUsersParams) error
@@ -28758,8 +28874,28 @@ type ServerInterfaceWrapper struct {
 func (w *ServerInterfaceWrapper) CreateAgentConfig(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateAgentConfigParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateAgentConfig(ctx)
+	err = w.Handler.CreateAgentConfig(ctx, params)
 	return err
 }
 
@@ -29957,8 +30093,28 @@ func (w *ServerInterfaceWrapper) ListTemplates(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) CreateTemplate(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateTemplateParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateTemplate(ctx)
+	err = w.Handler.CreateTemplate(ctx, params)
 	return err
 }
 
@@ -30039,8 +30195,28 @@ func (w *ServerInterfaceWrapper) DuplicateTemplate(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params DuplicateTemplateParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.DuplicateTemplate(ctx, id)
+	err = w.Handler.DuplicateTemplate(ctx, id, params)
 	return err
 }
 
@@ -30055,8 +30231,28 @@ func (w *ServerInterfaceWrapper) CreateTemplateFlow(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateTemplateFlowParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateTemplateFlow(ctx, id)
+	err = w.Handler.CreateTemplateFlow(ctx, id, params)
 	return err
 }
 
@@ -30525,7 +30721,8 @@ type UserJSONResponse struct {
 }
 
 type CreateAgentConfigRequestObject struct {
-	Body *CreateAgentConfigJSONRequestBody
+	Params CreateAgentConfigParams
+	Body   *CreateAgentConfigJSONRequestBody
 }
 
 type CreateAgentConfigResponseObject interface {
@@ -30533,8 +30730,9 @@ type CreateAgentConfigResponseObject interface {
 }
 
 type CreateAgentConfig201ResponseHeaders struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 type CreateAgentConfig201JSONResponse struct {
@@ -30549,6 +30747,9 @@ func (response CreateAgentConfig201JSONResponse) VisitCreateAgentConfigResponse(
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
@@ -36408,7 +36609,8 @@ func (response ListTemplatesdefaultApplicationProblemPlusJSONResponse) VisitList
 }
 
 type CreateTemplateRequestObject struct {
-	Body *CreateTemplateJSONRequestBody
+	Params CreateTemplateParams
+	Body   *CreateTemplateJSONRequestBody
 }
 
 type CreateTemplateResponseObject interface {
@@ -36416,8 +36618,9 @@ type CreateTemplateResponseObject interface {
 }
 
 type CreateTemplate201ResponseHeaders struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 type CreateTemplate201JSONResponse struct {
@@ -36432,6 +36635,9 @@ func (response CreateTemplate201JSONResponse) VisitCreateTemplateResponse(w http
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
@@ -36978,7 +37184,8 @@ func (response UpdateTemplatedefaultApplicationProblemPlusJSONResponse) VisitUpd
 }
 
 type DuplicateTemplateRequestObject struct {
-	Id TemplateID `json:"id"`
+	Id     TemplateID `json:"id"`
+	Params DuplicateTemplateParams
 }
 
 type DuplicateTemplateResponseObject interface {
@@ -36986,8 +37193,9 @@ type DuplicateTemplateResponseObject interface {
 }
 
 type DuplicateTemplate201ResponseHeaders struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 type DuplicateTemplate201JSONResponse struct {
@@ -37002,6 +37210,9 @@ func (response DuplicateTemplate201JSONResponse) VisitDuplicateTemplateResponse(
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
@@ -37054,8 +37265,9 @@ func (response DuplicateTemplatedefaultApplicationProblemPlusJSONResponse) Visit
 }
 
 type CreateTemplateFlowRequestObject struct {
-	Id   TemplateID `json:"id"`
-	Body *CreateTemplateFlowJSONRequestBody
+	Id     TemplateID `json:"id"`
+	Params CreateTemplateFlowParams
+	Body   *CreateTemplateFlowJSONRequestBody
 }
 
 type CreateTemplateFlowResponseObject interface {
@@ -37063,9 +37275,10 @@ type CreateTemplateFlowResponseObject interface {
 }
 
 type CreateTemplateFlow201ResponseHeaders struct {
-	ETag       *string
-	Location   string
-	XRequestID *string
+	ETag               *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 type CreateTemplateFlow201JSONResponse struct {
@@ -37082,6 +37295,9 @@ func (response CreateTemplateFlow201JSONResponse) VisitCreateTemplateFlowRespons
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.ETag != nil {
 		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.XRequestID != nil {
@@ -38545,8 +38761,10 @@ type strictHandler struct {
 }
 
 // CreateAgentConfig operation middleware
-func (sh *strictHandler) CreateAgentConfig(ctx echo.Context) error {
+func (sh *strictHandler) CreateAgentConfig(ctx echo.Context, params CreateAgentConfigParams) error {
 	var request CreateAgentConfigRequestObject
+
+	request.Params = params
 
 	var body CreateAgentConfigJSONRequestBody
 	var err error
@@ -40310,8 +40528,10 @@ func (sh *strictHandler) ListTemplates(ctx echo.Context, params ListTemplatesPar
 }
 
 // CreateTemplate operation middleware
-func (sh *strictHandler) CreateTemplate(ctx echo.Context) error {
+func (sh *strictHandler) CreateTemplate(ctx echo.Context, params CreateTemplateParams) error {
 	var request CreateTemplateRequestObject
+
+	request.Params = params
 
 	var body CreateTemplateJSONRequestBody
 	var err error
@@ -40479,10 +40699,11 @@ func (sh *strictHandler) UpdateTemplate(ctx echo.Context, id TemplateID) error {
 }
 
 // DuplicateTemplate operation middleware
-func (sh *strictHandler) DuplicateTemplate(ctx echo.Context, id TemplateID) error {
+func (sh *strictHandler) DuplicateTemplate(ctx echo.Context, id TemplateID, params DuplicateTemplateParams) error {
 	var request DuplicateTemplateRequestObject
 
 	request.Id = id
+	request.Params = params
 
 	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
 		return sh.ssi.DuplicateTemplate(ctx.Request().Context(), request.(DuplicateTemplateRequestObject))
@@ -40504,10 +40725,11 @@ func (sh *strictHandler) DuplicateTemplate(ctx echo.Context, id TemplateID) erro
 }
 
 // CreateTemplateFlow operation middleware
-func (sh *strictHandler) CreateTemplateFlow(ctx echo.Context, id TemplateID) error {
+func (sh *strictHandler) CreateTemplateFlow(ctx echo.Context, id TemplateID, params CreateTemplateFlowParams) error {
 	var request CreateTemplateFlowRequestObject
 
 	request.Id = id
+	request.Params = params
 
 	var body CreateTemplateFlowJSONRequestBody
 	var err error
@@ -40883,357 +41105,357 @@ func (sh *strictHandler) ReceiveFlowWebhook(ctx echo.Context, endpointKey string
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L3pchtHtj/4Khm494bI7gIJUpRsgeGYoSmqTVtbk5TlbkMXlahKAHlZyCxXZpFEaxhxP03MfJ15hYkb",
-	"Ma/VT/KPPLlU1oaFi0S63R/aIqoq15Mnz/o7nzsRn6WcESZFp/+5MyU4Jhn88yBJ+KX6R0xElNFUUs46",
-	"/c7ZlKAZkVMeCySnBKVYThGOIpJKgTY4Q3u9Z5tbnaAjoimZYdWAnKek0+8ImVE26VxfB51DHE3JIWcy",
-	"40m9i5DxrpA8I2EfZUSknAmiOsMSRTjL5kjyc8IE4hmiMWGSyjnCGUGMXJAMRarteNkIjs7wpHly44Rf",
-	"PhEoIxdUUM4QFggjITPOJsh0JvEkQOGgkw3yXu9pZF+Fv8igE5Y7T7GUJFPN/+egk/3a67749OdB5987",
-	"QcOwjmMyS7kkTJ6QNMFzEjcsj8xyEqLLKWGwA3aJENU7AksXI8zEJcmQ5AgzRHCWUJKhjPyWEyHRJZVT",
-	"/TKeERS6bqN59ycyDxFmcfF4xOM5/PJbTrL5PjzgKcmwGhCKaYwYlyjLGcITTFnj0o84TwhmMMnXPMJ6",
-	"Lk3rj0eCJ7k0lMXH0F2UESxJrObK8ywiAaIsSvKYsgkKt3FKty92YNnVBGmmlk2t0mIaOMGSvKYzKuH/",
-	"6qM50YslEFZHgcSI6gWP8iwjTC0ii/ll43Qpk2RCsnI3J2SGKVO9t3eVkLG8fT+CNEznlEScxQLlTNIE",
-	"OtANq0UlUixvn8hsfjCWJGtvW3J0ialEIzLmmSJNmc3VHm3s7b4I0LPe082l3Xz8+PEgl1N11CIsSb2v",
-	"d4rH7CjKGBGckawrSJQrinc0Kfoo/B6eIZJlPPtu0KHsAic0HgLrqB3ROm38Ynbk+GUzldqDRGO0QaIp",
-	"J3Gg+NGEMDUGdfwU2/jw+vjl5j6iEuFEcITTlOBMqP1N+ETAmYIBVhZ/hq9eEzaR007/+V6dTVwHnRRn",
-	"eEakZdUTwuQhZ2M6eZXwy7Yx09geJ8Xj0OWUC4Kw+hZF8DGSUyoQhdFQ9ZU6gp2gw/BMDUB9NaTxwlM2",
-	"5tkMS72lz/c6QWdGGZ3ls05/J2ja7YOUnqktaRvzwftjze4RjVuGdU8jOuVZ0yHimUTnZC4CFHZDNOYZ",
-	"Ui8QpljRFnpJxjhPJAq7hmMNsQRaI1dpwmPS6Y9xIoiZB/DTYiJC9egPnUoygw0mTI33107RaCfodEt/",
-	"JVjIYS7cw8rf0EXQ6cJ/P9VoKlA0d6y7ewpLZP4o1ghnGVaDzRn9LSfmsVrs66Aj5DwBCuHZTDV2mGeC",
-	"Z807GjJyJYcRvBFagkzVHcpzgUZYRlO30ZUF0h+1Xa6/HnT/jrv/6HVfDLufPu8Eu8+eXzffskdXJMrV",
-	"kNqojtgXvhjVLTq3cFq/5EB+JpmSZ97msxFp2cUL/Qpi8A7IE+bWgtFu7Gxtsc2WEZtvVx72093lw/Yk",
-	"mJ/IvD7mAxQllDDZjRTXY+oIow2MPnw4fhnAKSZXeJYmZFPLmTN8ThQDhwsMCTwmWwi2gmZCOtFKvUkF",
-	"SD8YPbu6Un+ck1RCg+Hxy6M379+dHb09/Nvw7Oz18Id3H05OQ7Sxu7eJUhBUk4RkgZGm4TJQ67RfCF5q",
-	"kGVJrSyKoQyERKEuGHivEORk1wqQfQTyoh5/uVmMYjoeExAyoGWemYb1DAXa291FIfWkw3My72ZE8ZVw",
-	"H11OaUL0psO62EtRSJokSiAUAdrrvSi3QFk3zfgkI0KEjkC03lGQSEUgbT3yg8HV7k53MLj65kgf+Wct",
-	"R/54/EZxlhaWpLSBECmWiTKC432E0YyKmfqiWIqdXVj5aIrZhMCuTxXPb53CuKu7XONmDzotoiiwW6Ca",
-	"hQwyga/9DmN9IXX6z3rA4/UZ2u31lp6o93hCmpdrpzvCgihqnRDDANoGpF5pHs+ON5ydHvxvpSGd0n+Q",
-	"Reujelw0mqFQDTQOafdZeUwrjEdOPwiStTHuXJCsnXGrp3ctTp0SnDVR+SEWpEuZIExQSS8IEvlIUx0S",
-	"8AniF8DRiFOxngjzCI8SdcBJEou2hdUvtlG6pTb7904T4Z8RPGtbR0nw7ItdgGdkliZYkvbB6OdfbEA3",
-	"p7A7HshHTOWb0/pAfuCXKOFs4rQ/df0BKeVM/UZYbBVCzUxBI+z987//36fq2KOZ2GwjLNXccCaaz6vP",
-	"0Z5WGEivYQbXajGMOQnUJiPpW04XcaZuTvVPnKYJ1VaK7f8S2lRRjODfMzLu9Dv/tl0Yz7b1U7FdahT6",
-	"rAoiwDb5uFBt4Fh5lrdfukb57Optb+rOvL7t6anQ2dEFYfJUZgTPKlOS5EpuE/W4K9xzI/V0+h2QdPpo",
-	"t9frDdiAwYv9QhDeMsrGgNG4j3YGLMYS99HnQce9MqTxoNN/0dsJBh1Bfht0+jvXqqmFmnZtfU5JdgE6",
-	"PZMIBqGUeTMabW5TpKFNbWGgRAv7u+rT/ayHpx/8ePrurXlylytt532oV+bOKMg13LQ8Z+ZYYRD6hMQs",
-	"FgiPpZLBMZXqZOWpOnShOTrVKTdIiMtm3mCUrFjxFn3t3rsObrXeSjH5SOXUWm7vZK1Vo23LrBSZQAvK",
-	"VArEyCVSfVfW0w5n0VTgnVtO/33GRwmZLZh5qt/4s10Bd7YVy5SYJhXT1RQLtIOMYUxf8GCpAINUp/+r",
-	"6ihWh7W4uoOipVkuJBoRhCVKiBKcd5RknOFIkaK6DTpBJ+WK+Wadfmcb+Pn1J8XlFdFGql1jt91WCy3M",
-	"TUWEVDJRv9Pb+fHl87/2/vb07z99+7dvPvb++s3Z01/2ft59u6P4icQyF53+nuL5kkrgYD+reWibNMyh",
-	"0APyjPUvscR8RvtmlfoX7u2ufvs6WJFm7E40MXfTdaDO58mrQ/Ri79k3yHSJ9NpVub3zsyyiBv1SyUFw",
-	"y+PrrMVdp3IsaqRiKy81ULJrr9RI8UWlIWO4XrER9bY1THedZXrhx4UNW5uau1Vb86Kvq6bpWx7ps/ol",
-	"fXNOBo21cDKQnx0jmxGlsd2l0AECj7i7qajmToyk1jSnd3kGLkchtAAVIAzsOSPjjIipMRhbH5a2s1Sm",
-	"Cx7IrueCXDTfkrvylpuupPk7WylorGXTlWpwZ3vsmGPV31C5aDyTdL+z29t93u097fZ2znov+k97/V5v",
-	"q9fr/b0TOFdCf283UGpK/1nQSTCb5CCKd4gSGmf4SrtrRKfP8iQJOjMeE3X3TIiS87u7W8+64wQLT+M5",
-	"uMDq3iGZ4AwnVM6VTpTxMRGCql/U3TEXksyGacZnqRrl33gO3uODCxxoQ1uepjyTCAtB1V0llbB+pOeI",
-	"Tqc83UIH2gA4yigZJ9ogp53PlClJFfEsJhlSMqjaAaUxkgzLPCOdfm/radCRnFlzOYwpT+MVlu06UHNJ",
-	"SSapVmD81fbUOdVWV1Iw+Jfl7aBz1Z3wrrXop1S9tXWmX3WPunSWGucH6JP9zoTKaT7aivhs29yj7r88",
-	"JUzd46YxUBTd7jbomFWtTG//Si8WBPK50X/hqMU+/tV9HXQUBXU+XTsiKt5xa+Ne0cTU0EmJsJbogeqM",
-	"vPfev66RXkMHJVLxt5Tno6TYz1872uzmD1rT1AqDOlMvXpeJ7uFQz7VvsfhVmzAKx6NxY/n7YGbukUd1",
-	"ocvLWiIVSw5B2bXmLU3hK+Oj/yIRCBwe/9PKH3DxOKYSmMx775Aad1+ZPRsvoUDA+UmMODMRDn0UenML",
-	"0TijhMXJPEChmmWIKNNMI0ChnW+ICNtCoTfHMBiwsJilDucIYaahDg9BjCNjR+nrSBLgsMD/Do4R4zER",
-	"aIyTBI1wdK70SQj6yCaYUQE31YAJIpW+KYpgEVDdbbtiC1R/73IoMf1/WW5f4+Iet2zx/YEUoz30I6J0",
-	"KyX37COsnyo9Dks040IizgjaAJcLTjKC43mXXFEhRQgWtrUMfmV+WzVifX/4Hu19g+wrOiRK5NFUaT4h",
-	"YSHiGQpT2f3+BCwQnjn46bOSNXg3aHDifvq8Gzy93ugWPt1Pn3eCb683/9Tg3qkyf2cU/HbnxW7TJBff",
-	"CzXHITgE1VPrrT44RhGWOOGTXC337q45XN2cnTN+qSYvpyS7pIJsVia/02YLX3QPrfL9Pd5SXvff9lbo",
-	"f+klVvihmiy2d3C5VS6R2v1RnuISFv8BLoM1WfwBSnEmKU6Qvkv2EWYIj8CsaY7/HFGBcqb9iXGAQjXb",
-	"EEUJxAhh/Q9wvnBGtlD4+Tpscj56DNaQsGafhuvYC6POd/zj/YiO5x+H6csfpubj8b68NDZIycosnaB6",
-	"GUdY5DhpDD8q+vNbsvqRI+LGT43H5YaqKLlKaUaE997ObvfpzllPveS9p27op5U4K3PUit9oan8zIsrh",
-	"yRsk5izqBB1+ybTDt/+NWhkypledfudS8uEv50/TF3/Fr8EGesHPS42LiKfqwGo21le3uhGJ+wkVEnb0",
-	"caiF/ko/pHGtoYD6e79wCjUO9IXmUibFGym5BZ2utCiWkhulVwgL2tktXAMiUMpERiI+YVTo4CG4Graa",
-	"Lg7/NDzI5baH04vVrHNwP36yUb+1UoluzC2ptxWlw1NRViuRniUKKC1ho5xjmOdt9FgEY5ujFz0U47nY",
-	"d9rIwfvj4dm7n47eDt8c/AIxcC8P/naKNp4+f7a5hU5husg6kqYkidFojuY8z1DGE7KvCaP/Jxdjp8Pw",
-	"K0LPMv79904TM16fq67NvW4uczRQlS+D4e4/hp/+3Df/bZO4bACv6W+NeN4KiZapczkRtWiyjFzqDd1H",
-	"Ifw3VPsqpvyS6bhzziICyrVJYOFMKdtKEp5iMa3s+r/M7a7ENRBuSm1lu7Nv/i57fxvtsY/fXhzuXL18",
-	"Rl49n/zwDf3x2/PXL2Zve50/xII/xIIHIRb8K9zq7pQ25RJ9rfveDmoRy7axbzhJ3o0h6GNh6AOekDdE",
-	"4s518LnCXdxKuX+sEiW3XD6C1uoz+FS6DaZYDBm5kk5OUT+kGbko8m30qH79FOiYZHURFuHAEPorucSJ",
-	"Vp3Vv4bqsej0e2pI33OevMFpu3xUT3SsW4TUtqN//p//DzLvoBlOPbG32JxDnOIRTWghehT3HmbDyMlq",
-	"YwgdgSleB/AsJglpe6Yj9Voews3jnpi8HvUgd+av8kdjAkYJvediiOMZZcXTlGQzCpp/cbnBhRZ4F92n",
-	"oKMEvU6/c0HJJRgpLmk8IbKwi5sHTjCpXGml1VhEcHYDa8u0xkfe+q3xlV3YNT4plnzFj/y9WPGT0gY1",
-	"5kCNxySCWHHv1QAJnkktg6/OG/UmLw9lOFHvXZeIYKXZVHgGdFeeYeCTircvpfUukUZ5y4sxeYv9qfHo",
-	"ipjz7BAnyQhH50sVKv9o62i7b8dP8e5oJzJhbuqnv89eXDTIc/B+JdJ+79vl2oU0xOVrJbvfLg/R99cY",
-	"OrdtNS4E5OrBZdFIXimeUDYxeQWIjxG5INkc6RQ/pFjFVqc6Y8XVZzwjzezWyyusd/keCwGuKZt4aGPU",
-	"1Vc6qWYffKBKeVW/ExZvtQsiNR3J6zsoxtm0MEV478rXrvvkNJ/NcDZvuH4nGU6nyw7MX+AlJdqyNJfD",
-	"GOvNaSZQnS1QGz7jMRm6mO/Vb/y3PCZeZHOdSfBc+oOyC296Dpy+6u2EMWxbGmiWEiEEdYwj8vm6Ll0U",
-	"61AeQH2ey0QQnFLt4wARWSt3ahkUM1mgpu7sgvpZvAmudzDmR5xdkEx7271G41wnuQ/Vmn/TMwG79ukY",
-	"06RopVeJtII/LFwFKLz6kjUJmaYNRb42CtiKT7GO7K9QjvXDx7hjXDSdfmeGWQ5W+xqp/Pq5g6Uk4AnZ",
-	"WWl5es921PKU5lyd8hSzGIQInkujyduBdvqfLclCULHM6GRCsuGOHV2CRxBj8AbGjMxz+9RsuPm16yam",
-	"KQVI3/RSWQnzxQr2ieLN0bzT/wboE4T5ccZnzkggcbbKMtmw6GJloYecRdoso4WzT7WzNuLxXDMRQiTE",
-	"8XZ+IEnCkZlOEUJ4XXSy2+tdB53fcpKvME3ILhnysZvROU3TEp2uMMde+xxBYC+OTnVV6+ka61zM5WDF",
-	"0gE4J/NLninSIiLNiBAczXA0pYyIzvWiSI81QzFWZ9iN6SJPBIIW0MY//+//b/fZc/QT/X4zQNGUROck",
-	"1rAtQt97ZumeCBTCJ6/ggg4b9RTHN+pBEzY/XHLV/74NCtKwIzw7V3d/xNP51vK0syZP/sKLVYse62m2",
-	"nrhyW9224ba+Kx1XCz91lbYk+qgTVqL4I80tP7fIj3XjMRGiLczS8dLPq4pGRlK0jRZNLNzDN2Zw1hXs",
-	"eO8lGU05Py+1qFY+zkHoB0YDUVhCNnqLXQ+QCrAWGwCO7N+wDbFc8E71OHyckowYafMS0reA24l9GxEy",
-	"I5gJFHpNa9AQ6wf3ujScsnFuNxbrrhdtxanhuMVmaKavVjtnTO+9ST7zRZmOlUa0LhWRRP174Z7YE1Oj",
-	"1bJ01WqAbIwcKYsZD9LgWBP/PjfcATV5cL1lKMlQ631KLAPhjBheaoYHryiGuRJD1IzoWjVZllObprte",
-	"EHlFsm1t0LuyFkzYl4CbVM2VhzUzbGyl5XljWIonUz0kf0ghw61HPRVZr2lrfOHvYXoEHA9c7ebXr19X",
-	"JNOmqZdF1XVWdnGkfInaq+fDEKabV2UYQZnf1lmPRwylw2JZhU/Dpd2tcOMyVyqvVp0rVrhGlbKa5IlX",
-	"JrfSV9SzaEovSk7YVZ3J9mYlMXgGQPLSO/vrp5q9/y9KmdJpw1EuJJ/ZnDsshjlL81FCxZTEQxPSWVK1",
-	"laJhNMqPJIk4IP9IKztFPGca/qDsdHZNVvT5gi3uePpTnOGxzo3AM8+8YOEtvJ9Wy04KOkVKrfYJiNyu",
-	"EjxxXgU3vJ2go0YGrg4du08vtCHWSHnDPDPxrDVJq7SND/NSf6D+dkvFK1kKSzS9yG/cSta3uj9bvdH+",
-	"QWhiq+t6q+tnZ6GAsFjSWO22ULzJuyjsMVzvci0d14VwNQXuIxYOT1XpK8buDeE3AGlWINwIpL0hcWP2",
-	"yIJhPczcsiqLWrY7BaJAxdpR33Kfj63QcPH2dYXZNYONRoRekAx9OHntQ3g+ESi0xknTSKj3kWp4B6xx",
-	"7gqENkPnFv7NfDRgphVDFwJxRvZR+P7d6RnS8Azbn2l8vW3e756TeYgyLuFdKjctCdmsF536taKBwA+J",
-	"8OfuSSfe6hYnpRQu4Yk2hdBTP9XtfKrEUoLS9VI+Ze2pgoa1lqisvLttIsrdZxHqpQsR3PIBCosVDJG5",
-	"Zg1KTojCzwMtxwzgth5o+Qb+uA63Bsw01kdu1UL3T+EsfTsGhkYRG3ijtHmxnga4QIoqHkY2uxyCl7SR",
-	"/hQMH24JK2Z5c62UbPwpF9Qe9iuQmOadfq+wdmjBTGukq0lvDVJZTTS5zQVbhk3rrZnQsrtKcOnKl9PH",
-	"jErSeEPVwavVYdaJpCVSo4pDETwLDWq4OrAu4hcbKAqUswSwHBxYg/oOMwQxJSsmLjZeQzfnyk0xsG2n",
-	"92Wu8RvWPcBnkNaZzp8ICA0qjOSDTliFukIbhzydb4aDTiUQtk6QaINcpSSjM8LkZp06b0Q21y1Tf02F",
-	"VBTSEENyqDipKHAF4Rrx9zjCDAlC0AadMA6YcEAi6g5BY5pIkmlcuGa5f0XBTms5awqBK75vAsZWeLdC",
-	"TfpDv8PAqWNufm3U9l5/tCatfaRyynOJQsOuw6DmioFwbIZTMeXSIZgrBmg5PCDU2iFXyNAJR09rBOfJ",
-	"Teui+jYuQGGPrtRFsEunA8uJ1BHkoznM1DxEOAI4O8+6blfe342GXSg4KAyi1VL9h156U730X1jVrF8M",
-	"9iRqlSzNeJwD5VoHrUBZzrYWa2G+lloRbzgRKE+VyKjjrlI1FqGOvV5Ng0INSLBW5bDod38ovI9I4V1E",
-	"Y2rOQhakVmA536WC+3tV99ouaHM1fKXIev9yaoiyE1ZYW9ZGIdk90JB8NcjHA83QIKZf7P4rqo5fRZVr",
-	"PKfGukcM0N1NBWqwoQS+Ta4qVJswq62VzSCfrm9DGEvmS2vosM5T42LQY8wmCWWTrhqcF2rTh9GiQYfs",
-	"DDpI4mxCpNbpDPINIEehQYe9GHTKALBqAtsw1+3etv5SsXwlfWjnj0FhLbxFLpWkzA3NYNdgh8XEj9XH",
-	"TWzRdFm9JF+pIWizBmZqL0VOwLBqx41CGLYfHudXOvPZpu4isBP4tHSX9GDvJmzLbUTDs2IPiggf68a9",
-	"xBkE+Hxalg9gOwjq8V6u/dYpFzLKDTJ87XsQ6bmej1a7N6kYepq/OeyGX3+vYesVhU+52pg5ivAsxXTi",
-	"ix793UeTbOuv1prxQ/fiNiwvfmNaR5tetsAfUz16ThxslDu9NalIe6XRmSVYQsU3MuW/xiOSCBch6ATy",
-	"DSpRzLVQgTICCYT2otksqo3B74OOGYGFybflKJslkUWUXb99WiWNZ2sLGjs3Njaa+bWaXn6HZ+53eIw+",
-	"rbS7X1F7qpDZI8lQrki9deuo8fqFfc8Tg1msnSxi3/hp+rpSpYQqv4ATjvhYPxvSONxHIexkFPaN4WjK",
-	"k5hk6iWX1+sbV4uQHtWEVdKjVrvqR+0tPYCCwpqWS1gvRa0Rk5Dk4plMUHIDbov/zUomuhtG+1UIo9Sx",
-	"a7SN/O3EAWu0Mm3j/y8iqO4nOa40kFc8my2LIveGCBioOslqZ/fpnp+ok2Iad64XT/vH03dvK5MuWlQN",
-	"trZ3r4tgSgl6oyrFanSmUqaiv624/ZZ5CW4FU9jCvCxMCMUv57v//O//qVPo0vgPjW1fxIDsl2tmnpM5",
-	"EpKnheaJJVg3tzrLxPZVghPMWpwB9/JLBmncW7U7CPak7Uh7toB6akSmi9aEjbEFVtbZR5f2PfDWhKiw",
-	"6QlE5WJ3ThOv+YvNl109l+oAnRAcSaTmpCMcttC7lDCkGULf6cAfjqFCLOAMu2LcMQI3J4l1IUbCJpSR",
-	"J8Y4IAZsQ+MwIRqLAIHygkZEXhLCEED4qsmDIhMgxlE0jxL1T3U3IKj6JzZtWUpds1GXdenCOEMdg1Hh",
-	"i/FkDT0a1usonjRqzy68efWm3ppY95oiTsmllbaWNvKzfbnmrjcBwnqOTYRdzGcJDVSkiXjtxPmgo70o",
-	"zbo3PPrBZLAukvCMyaQRbgEeLW+kyRBvxubab12rt8bssPparawwqqZfYpDezAIvqOr7fO+6EfHMD/VZ",
-	"2uN7+7KjwOawOxaTjGRav9rIRY6TZI5CHRAUbu7bI219zPpQL+e6dKEyWV6TtZbcRU2tl9NvAqzWxqnj",
-	"bOhSgyz7VReRzhiQlOWKskYZZtG0kQtnNgdvJRrRGXsLt0wdfLjWEY29LUHikspoCoGNFUDu53vrAV/A",
-	"04XbtiSxsGnfRjg65+OxSc1yiL7Pq1VRe70mcZVc6SWjOGnW/Wb4amgS78sdPFs/AqN8ftaa5dWikhZW",
-	"WLuGGL0V3qvsy1VHfdi6MT9798rXGnHQ+QfX6aE3m5z5vmmOr/mEsg8nr2v6kgYRowyISTUa04xEcphn",
-	"tCS/pmX5NZfT7chi2FSAaIJOWfgVgpc+TtRYtjm0of6PZ/Qf5H/T5beHNP4Oj6JB3uvtPrfFOAFn4buI",
-	"x8T+XgzyO+jlP54e/Mfuq//YfVUZqPoll9P/2H1lB6tbAGS173hKGI3/nGZ8TBPyZzLDNDHP1Xy+U7PR",
-	"f0fgC57iJCFsQr772+zVvOnBUJfq/u5099nzTitAKG3wtp+SiLNYC7TQufr/uUAgpDU73Mtb9XkBjk+l",
-	"K8omCZR/2kI/EZIiKtGGV+EcUYaEBuU+lTzDE7IJ4mmc8RS8HHYp0eWUCztcXShcNKL0tuotBgwJOSqA",
-	"APYN+6eu1aeWWMejv//p8Aiptd1EkiNBTFmRUcYvBcmQ5MtvVjWUytLZhQr8DWo6Q29a7hRbp91VYveA",
-	"pdTi4kgKeFgxtKppNgPU9p6DI6MCQdoEBWrhP4cGn7QwVer0PDVufIElzopUqcZ8tl3o8dtyj3AiVHMx",
-	"/t+9UwXTUPIXTrwsMJNlRsUQAyyY5ZiAPwhn3suoK+BQ0Gt+QRIcVRG5qtM0QHAkplKXbtQWJ2MRu2GB",
-	"LLsFi8SLN+RAvVVZyEWi+IMFUtXb2cAqStu50I68ctGuggyaJI4KUTzIOMhFVb5uAY2nmS1mRX3nAMou",
-	"6uON/vl//f+FAfaJAKTrzfuF0yuOkqehrxLfXOn38RQM8+ndngvntfCOeWCxAgty9parSsaLMn/KYIPA",
-	"d5rvmAPDkm4JLv7FkXDrp8DR9xNH3BvuYoLY65Xo+ldnt/UKlBRIH4v7pXFjn2sFlBpl0iqwuYDnxRX7",
-	"aSWV0Bu1h+zr7WsTOQAo3p2h8ywG3mnt38cj9MWXNZHaXvRqSG1PX6wF1dbR4nWn3/nL0VlNzaja2DVd",
-	"leDd1Kt1bLcfzs7e26LXFWQ3nQzQVd+VYN0sIJrzyVXxU55+uxAV7d4x3GqCjt2sZuCYBw+A8/XAaYoj",
-	"eK1zC6wVtc54tCFLR2kopUVyfr4II3QdccoegftyatVwu6oJDs4G2PzYcsm6DdAdmvsaeukwrQk9syqu",
-	"zJe+VldyMJe4sxdMWzCDz8uCDnWwvdl7fytLu+6F3ltGsg5qiyZeRwoFCIw5TOUt9Cew9E6qY48VkGON",
-	"QGMGEqaMSLYQfEz1d2ZlAB9oXZIJz+adfkcJgBF0mChO0/m38bMXpDeCAJg0Iz5jrqV44nPjxlTKMjKY",
-	"w/CqYSeKgcRzhmc0GuoFdAVQaQRtTKjsGhu6SXGGAXUjzrQds1OkSB96vxmQz6KSeG2pXX+/fi6uZjVQ",
-	"r8WzDCJmvRdg9N4bECQL8S7+nfRrlYN6X7yDinZAIsZQ4OZiqZOnBWas/ezotxwnQufX52As0D+orgui",
-	"Nz4Ok8JRbIzdeJLY8By9MkUa1k4DvrwlguUnVdHQoXn/+KW+dxPeHHLr083SygFN31cJphbtY0ZOiQjR",
-	"BqbdKMFC0PF8E+qyRljAA01I2jmyqQOD9DYLBGkK6sB61WeXXHZRy2hbrp32G6dGuWt5s7xFWRmZWm3e",
-	"O82+GhTfloiyVRo1423OxanQ39IAPODhlmU72jQrb+mtllVV7qVEfKWpFStXJ7DqnrQxbv8QNOk0bQeC",
-	"xjc7Ym00tHDhYBSrzOD4pX/zFODQmKr/iyzvNdeDdWcsvGVs06+pkNU0DKNsfC4ump3e6MW3O50yskWJ",
-	"OetcUC273ibwsbZ5Nw17LKa6YIp3Ndo7GOU7x2Wr1XHbuJO5fZbRnH7N7tXCITgRulruoBzRsQLvrIzB",
-	"CWDLB+EYVW0YBpVC67nLbiZqqt3eB79s35IZ9itNFf7WGWWNv7cXuUrXr2rgUVFTWQPd4nBBEFCa4Ijo",
-	"ONqWell2R5tkBU/SaXxcMW9JcqVTXK8kzgiG/JxE62uzPJG06/5s0NbOybxr6fq/BNfAPoB7bkPA4T9K",
-	"z/kHZ8Tpfl1T+seVtFtItcZOa/m1kQjdG9ULrliAJvp2oeHrVCFJ8YQsqEHCTChkfbWLqO6mp2nZbueD",
-	"AhSB3p8XIY2UZwBFG9EMy2iqZqHHrqFTAiQIzqIpoixK8nhhQnutJxtYXu0vIjTZgDfQNnJD3txHPZ0j",
-	"pzTH+dYa+Cc6QayYfLn/oFhsb2UbN9lZ3w+nZL2qO00+SVcPCP4yBYHqd1bFT+QYxppRVEWtzmcLS3XW",
-	"Uu687ldYlBMiNBevpiUU7bj1gb/ZZNi0OK3LUW2rdt6UBgx0wjgDrAXTTVPyZMsYblxntzK45uYXr+Ix",
-	"G/MGvJeoXUtbcle23kIZab0tmlml+8ATS/3eF09soSxq59cx9bKq0F841shOhS7vFzItZqKrx91aTq1s",
-	"x83lv/cZHyWkAaz/5NUherH37BuU6jdQTCSmiahfBTFJCYsJi+bNl0vO8AWmCeAEFO+ijWe9p5uNgTS6",
-	"p6b6AViiS8Ikusw4mwSIMsTzDPFLhi55FjeH5RQA5uXW3qnDJ8kMpSRDJk5c34CIZwa6D5KUS967hZui",
-	"VwpKhRhbel0QslHsrX49GlugGRfwnvFLtLHXe4FCnCiKmnfhkQg3V7zOKBMSs6g1wBecQijFOninzppr",
-	"TKJFjHDPfYCzBEfnQo3/KQrHPBvROCYs3GypdD4mGWFR07UL2y8kTRJUvAYd2eNlFomybi5IuLnuxp3Y",
-	"VhujDfQitW6bXUQaBwgLRZpqZOEvXYOr0D1+GSLtK2uZuczmQ8COXBA3x9ElphKNdNYqfKMIZGNv90WA",
-	"KgeqMZOrPnDwC+oXmj+WVLa5gsb0isQIXrBEK5J80jjB5mjlMM9Y3/gI+obV9HXmrmpJJ++GpZCyTtMn",
-	"jMvumOcs7qzqpoZZeSZ/w3W8w1La9AXM0zvwrf7rhrUDWz368fTd2+4pECIyZZQCFM5woo41ibtKvwgD",
-	"xZKwz5QgXnAJ91wEf1DJ6WFI8fvnL3o7yLxUGD1HPJ6jjHMJowj/bfu3nGTz7So0YxioZ4qHtDzSxF9/",
-	"WN5cjZABmSvbT7fp8v0sIBfcDsKiL9iw4qDX9mtlV2WLJ7CZ2Fro54SMMyKmqyKvlFIh4cthURQ9Gz79",
-	"bbf7zeXR+3nv7PzDi7/u/G20Nzvb5X89/3v27S/sWfTz6PkPYud1/H58ULfmVhosJ7fv7K6XHFBurHnm",
-	"mmO/L0u1ftxF5EwQtrStzUbTNWvdophqtCYME4Q4/W9dclb/29aS9Sr6lpv1y+GaptVPfntFGdvib7/d",
-	"BjkvaBSTxZqFcIvavnX9oFzGt/l5YiTb5qe2Mm/z06IIb/356gK6J5nfrAKtsZzY9WukKZ6QZuVkqR+J",
-	"ijTB82E79qF5sGqoYSEILUJMvBuVzoIQ+HOo2obKYXm10bWt5kKNqK4BdTlL5tWh9Ds/26LW5m9X5Lq+",
-	"SjuLgqNvrTQ5Arm5unRG8OyGAD0VSCWaCdlNICkrT1OeSSjFe5Sr+W0ZV4diu4A+4K2PgSOALWgPXDdR",
-	"6k3x59ef3O+npuejN0cHnRtHlz96INXVy1iVNuNz6xurk6SipzfE2uNrCcVt/OjxhCA3sqPSOi4KJ7bL",
-	"2XYU1y9iuuYpbDooXx8WaCVIdo+06nHWrSkSt8UJXkADutPFQxWnZF0EwhMCjiPhgbU4n4W38bkAGA3F",
-	"OL8JXtSvkuL5ouyAxeVpfRN2r3Kcg45GNjAvgBxazdqyQ2hbo6+EBqS6fmQwQP6QHw1A1te4sP7Fr5i2",
-	"k3ZHiLorIOLWkBgfIOrcmXEt3w80pTa6dMhOgcNRLl9jMT9sYsP1AyiVEzR03Jy44YVsdF5zfo7yVGe+",
-	"ZTFoQQ05GHZgLpGjMqrdvTVK+ByIc5NwPeXpEwF5QyY1TyMXYRajjMg8gzxe4dmCTeTtK3o65WlK2eRQ",
-	"L6dGo4J0MTEXksyqeKHvoGHdEEo4P8/TTinAA3Q7Y+Xb0SY/vYzbBoJJE8LQVb812SPQ2/CczNctypgL",
-	"dXkYRvj0keKUNvjWBMnQ5ZQ7YH8qDay/2uJRThPZpcwh+4t1s8LuCe00urMbziPBevX92vwDJAiJC6Qa",
-	"QbILku0jKlGEGeNQj8mQFOKZXwVhDSjJMp03OVZ9Q7tAlElui5BhCQOD6CKBsN5gqBQ1pkliaovBZgPA",
-	"ma7sYE31A+ZKOJSgDkJz0narJy3cBBiuOWB0uYplTwSyl6yJeDbjGTCoE6FeTshY6kAXjcKmE9YRVsxm",
-	"rOP7Zxpua/WE3uqZb/SaqPkWtdWgpgVPaVtJC3j95uUsfH7TmApVJbAnwD5HCUHnZL44Tvyhlsooccqa",
-	"wgzVq/wqIjqrw0x/haCndpHNhG9XqMA/4qUNKY90Ee5qU23C0hn9tEDmuRGQ8dEVjmQyR5yBX9SebRaj",
-	"UK2ZnRxUaHJHbQMQ63KWZjwiQigqCotakvqkOhfggBk4fSRklkcyzwCUK6HnxHCFJ8K0WMbA21xaiPCu",
-	"5TGdGAVOUv0GHKcC2NJLiAGxwVQ2qSSyGAlOKY0g5Pwh4t2riLdAkPta1Tr8k9NUZy+lxgikzwjEI1AB",
-	"ZyFAl1NqclZNVIqrvqiYteTIIvauafKxokzNn64eaMQ8xyX1HflE6GeCyACJPJoiLFD4iv4dp2EFlK1V",
-	"W7uzYiarGxM1N7xxlVaL32o4k440dtDtoo9C1XdYuk1MQcj2sq1FD2FZ/Hkitgqw5hKTXVCbs8YYzRkw",
-	"lQZRyoWEEByeZ2iU8EmnpW77Ghr8PVWouYMapdVjUi9SqqXGr16ftJVWTwmJG6N9KRMkg0yBXSccaE5b",
-	"sZK696rL+H1NsdLi5iXJiA3nBaY7xRcEjQhhyDbWHGPlRlGL/AKBx+vHopEB4GZMxpTBETTIZL5QJqaQ",
-	"AwxCiBqLkpUzIohEG1AREoC8wjHPIhJuriK52eUohruIVTzy+gRfQdf+Q32e/KEG/qEGfgE1cAW+9dV8",
-	"bWXu+aX9bTe36j9Qo/M9G5KX+yd3Kv7JnWuP2B5g5cYBs44qdAAiu7FeFBX8yiYHvZOeD96w5ClPSE2k",
-	"1ptbAsds2Da0cbG7+dX0THu9fmlFrM6R+DlhJzadvhoeGxEhXPwvmf84Hf0lou/oj8cf/nG885Yei2N2",
-	"8iw6PH5+PHvV+2k3fRof/vhiizztbQk6KcPA9ne+1ajIOmy3DJe8V3p204BjiwtnJvk9wRncsQAztxgl",
-	"Fo7hTgtKrCalAinP/K17gca/BDRs5+l4N9ohL3B3b/RN3N2Ldkj3Bd4ddXei3fgp2Rs/w89HnZXBYxfx",
-	"n9UhZV2Q7d0DzDbENfvk2Ai9uhwVOmeSJrpKPTSn4Q2R+bQNHrpOs58XvOdG2IYWvY8IjqbIvO/uKAys",
-	"EJjlCcm1fodEqliu0q8ycsEtxJFBlW5OgvEOQZGMbk5DE2CGPR+LoXtrYkFpP0rdlraiui6N62kG0SQz",
-	"fRC1Ik2//7O24ATt3gKj+V8FdbkdH13kQFieUm38n2lGumnGda3zQv08fH0M+vgU68qQgk7UU8rQnMi7",
-	"QiT8HQM8/wGg/NAAlNt47EvA8efZ/IjJJpPaqszjttG9d0UDC4wBpVV1vS1dmK+krjdszpfX2OtX7oL0",
-	"j8p9dVMFVk38K675Y4lDduyzEX7ApkzTK8C/FwGa0smUQLBPJkrl/ESekmwInhZ1SMx/Z5hhbat00ojL",
-	"rqoIbcURtmNa0fbgZ51qycf2Wk8iXetCqaYIqh+bzvlHGpuSb5UkBoZHSZPP5AeexALhJDELPGs2QLfB",
-	"ALfDkejB3hSKpTVn2DjAmqjETIXNLa04R6Y3iBWq7vsc1qgBts/ALWTLFNv3ZGF+oNseLXaD6A5WuItK",
-	"PiAUknRJgs2rXC0Go8fjWnLrB2kVt80TNAR3UxZzHXQEifKMyjnk9ZvaZqDj2bIHVYPeRyzxuxktK74b",
-	"P348C9APp7vPngfayK4k3C5liGdWQd3U0ABemQ20EV5KPvznf/+P9urBrIA2rM3FjFfHoVwDPIjOmq2L",
-	"5nZcqnWq1Vul7kacyQxH0tXmlN67IxydExbrch+XZKSGziRhuvxnijPJSCa2BuzIgIzJKRoR46HJSIKh",
-	"pIjknosJCiaFpp5suDVgA/Zv/4bUYhImaQQgzAN2qladxIgDri7UJZL4nKDwwK+01Eda3Tb14WHNDBJB",
-	"f8C66E9/UixK/OlPsNoayCPj+WRq9ZQ+Cv9ydIa2I/2nrhKmq33lWRKiCb0wloBKwSdwuOIBQ0iAuaGb",
-	"C4JCKMukg8Pe/3R4tKnd727NTNQBHH2ZZ0rBCSMemy/s15KrZsP3706rA7NlrEJjqIXyuQJiGMrEBnSG",
-	"gOSe9tCMslwSoVQtA3y4qXqAStnOOFLQW6bpTXvbmoZhPglRxiX4sTkzQG25IFt63d8b0vjTn9SPBUUL",
-	"n6Sd10m7r3VXOKVd/Wq4j7AZlytIpQgRVr0oPaNI05aeifIsI0zCFQwj+UjllOfS6aUbMbkgCU9nhMnN",
-	"AHwYBrlZLZMUrkdXGuvw9XEfNsSoG6DGWocZ6nZBk0AlMwfqdiFaSAlr3a4ai4kXCgPVJCs1p7vrdkE7",
-	"LjWjD8cRjqbFMYAoGlGp2YWoRIyQGKBqwqtu8SSsBA97WHDh5v6AqZd18XP/pKm2oCRvRmJdhFET6FUX",
-	"F8eUxKHiH+Ztda1p2KXioy10MGA2goIXwEylZsWlWs293k6AsAu38KZWvPEU9mTAwjqEkWMjJ2pPdPHg",
-	"AYNgn8ifGEQ7q6f60kW6gh/CcZwRIQJ9JPwp6hnCqzqGZgO2iWeKogcM9m4fHRx7nQRohrNzAsuVKTUY",
-	"OuwjTMNAx5BgJGa6tVGubicjD1BAv9rcQsBLB8wO1ILwoghnGSUChWqWr9XTLvx/GPg/nSiCZJRNDFfx",
-	"nwgiwwHbENpIu7mPuGLIipigM83odMllKtDe7gsUFlNQG64PKpQD7R6MJcncyh/HZJZySVg0H7B3xZIX",
-	"i0HtGzIEdpVKdfxC78PuT2TugJXQiUVEckdRqEN1TubBgAGQjZofANhop9XcVNdW8radhmbURSdqFdSr",
-	"JO4Dfn24iSgTkmBA6iqC8QdML5LDo7LzBGwgYS88ACSDcCucpom5vbYNkNGfAe8HbVj4tc0+CtV9reOz",
-	"VgJLCgYs1O600N7ZHsYTxM1JTJMQkas0wZQJE+8lSIDCAvEo1IiahnGUgawGzBGYXnl9DEKNtfbrpxAy",
-	"cIU2pZex1fQlCLBHDmpoI9yG6D8lywyYQxhyelYIxsAUZ3hGJMmErtQoF4IoQVQlXJR2F97jCWWw2LpG",
-	"mY3R0gihA/beop1asUH1r5ihkrx2dJ+hN6aNHSWk7PR6gb0i0e6zTc+zPWDhZxASAwSaYQBgoUEBGWp+",
-	"1xqjOuhaG9X/UmroNVxnAMOaYiFNKd9YbasGGVVbzTMJG41RxGcz3BVErZTiAmoyikRxkvBLEkM59kBv",
-	"isbjBQdumhGN46XJvqtXW8mChMWUTaATWCPbDRakS5kgTFCQ1UQ+0rqMJhm74Iec6btVHW8TMoKzbA5H",
-	"+OgMT0K0EQ46mabgjGj7rqbiQSfc3EKnMFkJIiVs6PG4+0Z1oa4R4/0WsOIG1x0IU/KMCLVwQuLE5NIU",
-	"d8LOLnxQzcoET3VCI2J8rRSumzElWaffeXN8Vugr6g8l49v4ts67GaOqOUYSpIO0SYYIm+AJmQFaoVrX",
-	"g+Nuyi91hJ5aii2HQdbveFK2UmYsEH5nZ6u31dPoyWCt7PQ7T7d2tnoAFiunoFds44niUDpCXeOxctEQ",
-	"svMXEPtMwpASf+A7dU0JzrANkFYPDo51hX3n2Z8jkU8mRGjmDBVVXQyWiQ8dMKOCWbndXn17vT19JJQw",
-	"AwEH2ng/A0DAzX07oikWCEs040JaDWNMJwPWAnuIwhmPSRJ68anRFL6PiVX71UQiLHHCJzkxuRDwvJuz",
-	"c8Yvmc2FcPfwsdJRtZB2oFbnUIf9Oxy47009rAhkcw1U4LFwgILuf+4UBRsWaZleDyaiumKDNlBVltPC",
-	"3u72du5jALrrhpqvRtYu6l4U1b46r7nutq0f8+q2e+866Pi3yLLvfjGvHr/Uw9vrvWj7xK2RhXJUfe3t",
-	"7q71fgHwvuo3nqYPJg9fx/8VTKsFk9B7XOTm6OMXWQqTeAJmjvJpBheRj7pZAmZW/ZeP//ZnE+d0rRmA",
-	"hQWrBoHPuFVR9YdG59Qjc+d/jJNEs16njEt1awpzbYJmblZNbKG3oE2ApkonU6k+UofeNa1P/FbtwOlh",
-	"Vg9ciej36pN4WYRyejR5G/q63/3X473b/Q86xjDacHJ13uaYJ3DvKr5uOi6C7R3zvTQKL2cEzEmKAfs5",
-	"AHiu/auEBJ5utVffygmRC/ex90WZVxPTergE8hci74Y6wEgKYPpWXm71zRSv+AuqRDU1509BxxTkWBx/",
-	"2LfBh6Z+gNKYW2MPQ0lmQDN5BrigM3w1NKYbLf3ri90oFE34Gasymoa7XY/3i97tHyyvXuFu/6LHw8bp",
-	"3/kxeVj3rl7/e7h3nclRDbydDwMLfQLWRmPNDEy0mDEU2coU1uxgHg6xVHLuW2KtLYJEGZGiznSVlneQ",
-	"0jM9mHXPPThx26qDVt47pf9Y6V07mlOeSVOWrk7ni/faNmGGd89E8lopyrO5Z3L2SaPY6TpdwIOC5Taq",
-	"XgcgK9GIGLutMWaArbvf5p2wBu8tdCzLpmzfjj3neWYN2AOW8YQ8EdVq7AijBEsQ1Wbc2IOzTEsFWpPT",
-	"pKWUe/B2gBvGmHc4S+YLtCSzS2tTnWfA+4nMXenCO+fDZnxfScEq9R63MWJTHL/YXtiNCkM+xNGUdA85",
-	"kxlPlnFkeNm+ex10GiyZy5ooPnFfXAd/qHw3Uvk85+wCtlKYuq3LvJHVuKjuq26aURbRFCfCFWz/VLmb",
-	"tj8v0QWPJRKSpwJd8uwcLKJS582BiifxXIAV0VkHvdupVZMrmMJyNe5Et/dopHQ9XgvscYsrw2xImw7n",
-	"hQc1iBBog1Xkgs1mZax1K3p3zuUWsrdHpYXdfnNvqIKZlQTdS53jRkd+u4n3kDORW0+vjQzYUKd5M0Dk",
-	"yupR2uwTE3XUrYu7cJfpxPL3Px0eoQuSgQFc8YIBy0gMgY7ow8lxYJ8J28ITgU4ggMDcZjOcGhWNJyQw",
-	"hkSBeIYSykxuoOJYWs+DkhZiwGpRCQ3xBlvgsO02uGSP3zdJKnbihzwm96TumTU4tDu0urK3mIKNSA8X",
-	"4c56F2Hv6Zrv3+9F+2zN8dz2kJfO9CvKqJgiXCQa6DAq/0wrZqBPMwQAFAC9LWE+rUrfoaF03BbkgyuH",
-	"a+OcpNJYU7uCxgT0g3cHH85+GJ6eHZwdDc/OXg9Pjw7fvX15umnPos5Kkl72RCnYaEvd1Pq8DvOMFn4S",
-	"w9sOD05fvnt3Mjw5enl8cnR4NvxwcnyKNsyyD1j4+dXJu7dnR29fDj+cvL6uhBJtrnsGJ0S+Viv3IUvq",
-	"qkK1yhPJvJQQwoypZ6Q0FpKBPXrfTqOwYEPgl8+idC6xahGcyYX7zl8XVxe6lq+59+2yhM1P93in6sU6",
-	"ed12p5YDy4CDmhxqcpd6w5e0An1VDgEgYnfFILgpYtx4R5+4REEq6lcdRExOeeKSCNGGDpLTr7gYYH0d",
-	"jvGMJvPNwMnsnA2Yfj8jQHpNZ9GMcBXh/FQnVPFcPhr5TQ0Z6fnVt64UpuVpWW16VGlndVT4EkMf2sBG",
-	"rKlE5T4x8YabhajlmWkQ9Ww8jZL8G3KfMvwb0upEgWk9FKZyv7TzccoRnqHjVWmnTiPmZLYf/9PUXWjl",
-	"IFofD4ORS6fnQbgs5czAP0JcKEgRkY68kWBhgFqAOB4wPMGUbaGDSuu5IDGSlzQqMpVrrAZUBCWKKBqk",
-	"bMBOjl6dHJ3+MDw5+nB6NPzLycHhkRVDFCdSDdjRoY293o4SOaDTLiSrCBKTOAxAmolsJJBEEo/E5taA",
-	"rSdAmJadjfs+pPhKNbbHJ8Tf6ZV4YgnIqvBitdtQ12OzuTGN7PIARXkmeObi07KcId0zJSJQ9O9yoIIi",
-	"3BTCpny/dISZhm1Er6DYt0ARn40oI/sDhm0fGuqMZ+ei4Lxj8zqVgBwF2mesCLXxvqRCHhWTWlepP4Rh",
-	"rOI1gYBbeLFJbC2AkApqXgurEvBMq5VTCIagLF2TIE2gWKXJ12kYg6uVWQxhpYQat3ynuoFSqZTnKxRK",
-	"CTpCziFUTk25dY1mWsVf7bi7Qb1RXzUsTzgjISqS0GncplEYcFkLOlV0n2IpSaa++M+NGfk/ft3pvvj0",
-	"a6/74tPnXrDz7fXmvzcVt6ztUs4E+i0nikSVoJcZEHCQICERumVY4wzAExrIpT3Tekn/pu7s0q4lX7/j",
-	"+9Sn3F7r06idinWB5wCNsIymhiWJRyP0gvuS+DzKMmrvx7qt0j3sQ3XFVv/lX9XmC4SBT8d5hkfJXAm6",
-	"sWIeWBCoT61NG//FR1CVmxEkM8yEhjzeNPiTSmTIUyQ5CtUfw5nQscZUDpjkCJLGlJTlgowcx1Y9Y2DY",
-	"QmIWi3oEKtwEEGAK0b18liYESrAA+vQQMKwGzAOxAlHJxFSbE/xEmNc1WHW4hYD41RvWPRLxdG4xUEMT",
-	"qQth0RN6QVi7p9RR4K1dpcsvko+Yyjen9+ZULQ7Tul7VxaRfaTe+iZ1xb/fFA3IAniiqBSpdcCSX+v0g",
-	"9MSWua3IWNtCZqYkZYvCgWemgrMOeifRuYBIep04V7QU7rtTF0pyJbfJBWGyq9sPSyfxiUDwUEBS6oCF",
-	"rpUtEzAc2ohRqSbCcKI/QBsh/LcfBiikcd+kYAryW1EnWh1U++DH03dvzZN9pV3IbN5Hu71eLxwwkA73",
-	"EUZhH6WQuRTxGYTbawvIzjMkNrfQYcIhO0z7NtRcUMx1MJmSHyOS2Fk1nV39hX92H8yBWkHzOFJrfaoJ",
-	"5Hd0loxrGvZS3SiaFle99BaepmXech3EKxBm6rIiMdxLLnCD8VhdQxHPYh0irUcG6rjScCRUcNGKexFG",
-	"+6LNj14muy8fD72uT+jLxE+zQtBZX85Z4nQ/M5JG444GGrlUw08JiTO5paQFCN77TtfWQDg2xh1yhSNp",
-	"kDAhJzrDisG8y2WaS6F12ud76Cf6vS69k+VM545uhO7fNtlwX+eb//O//8eU8fms/jN0sxrS+DqEBBrI",
-	"q/GAN2tWxAVSSJMYb2ZXkuUtIAnMrQFf5MvI8W3mSsXHH1XA963I+WZhBm4RXZxBhQNu64tRa7A3b7k9",
-	"HNJokzwDnUBdz+rUKdkcOk6Mpssisq+1DgbZ4IyodwSdMKzfsR4Tnp0DhCxPBegSG5R1xwnEhkPmq3oR",
-	"ksGSREen4xHPJIk3t9DBMk1jv8zsfb7dJOzDBBZw7t0vehbKOtPv9Wo41HLc7c6SofkmiWDbSBht9sxT",
-	"47s3wqcSjPlYD4cKS959l29eFGgAr+OGs+iEr7GQXZDauscvw02jDJscngFL6AXR8TJRwoUSQ4whqCpn",
-	"b6H3LlsY5O6MKHoDIz+o5mWpHODrvSJy5jCq+Sy7R46s7LXQp6+oMaRxaB2YiRqdHRkAksT7voSeER3H",
-	"pOdHpTMzaXosLqjSgrWZ3rTFbSd4cf3vq5ud1pKs79mlqRfFJ+8n60q9939ntIomrcfmHSO+gFVIXeM8",
-	"SYwhxuBRcJCbwkbP6FseLxKV7074KHfUwnS9CT26mEdv7F+FroLPixfUN8EDwqfjAzWqa6ggd1O3SSO1",
-	"gy3ivgSkIoSMkUu4xjcgK+476DUMjClkyMfhJtw0FgaDZ54Epb7jrMBAAYF9C73SJhv9xZABkpSN+9o0",
-	"AVXadhrrNOAnhUoLbmbwJVv8DdWJ49b6xlEfbYhNUyu0GBnURnLD29f3TQh3YKhtNpDeB5Z3bZxtdgTL",
-	"bP57NKYCco067XdnO31QQhrMb1UZ7QY2UfAOL3A5A4gKH2sLknM266Q7nktT5cIgmFWczIKQfoG2pB3R",
-	"gamWZtzSfKwIXr2hfhUGLMbAZMEr+7pOmpKriLFRqt+30EEWTZUIZFpy1XXVqLSnwQH6fIfNuxqJRZwv",
-	"dlsD5sqDyAg8BfyYBhZ/yjNpcGkakGdsfUAUdgvI5LDkrbY4rU3uag6FYxqc1daIUcJh7rYXje2W/jI4",
-	"ml3zX+cV75p/NYGuFv7uPbhvzB87N3N+t/rx3YJpAjNVVUaKvh3p3LOzXxFdk5//6d35+b16gat6++uF",
-	"A2/s7oc4vmooxp24+t+xZG64QKW2FhWl4lqNPnfz/I6DRA7iWOj4dRFqu2XBuxr4ZNvojClxCA2Vxueu",
-	"HXOSa0i292lQBGL1Cn41BgX4V8cjCwoYmxvAXrT67xavyOIogEIqha1Xp8BVYjA0AI4ZhlMx5VLHtAoL",
-	"zIV20Magc8wo4EZYtK7OalWtm+pYWyA5iyGXAv6gyMkCUKdX2hP7IFOVvcq6XzhNGVZlCQAUSCplyj86",
-	"w5NlFA/vPOoE5IeLIdV8qkc8nuuwWnOqO6vL05ElPytOr+wPdcgr1iRvDrgAgW7CebyF4HIDAGl1f+p4",
-	"IRCI2/yf5rT+zqGgVmXOK7guwW7mAJ1gH4zSf1C7rj1Mp6WQTs0b0fsiDOiWjOcxwD2tSgE3s7D5YE5Y",
-	"RtNbwjktgGU6QPYde53bWLsB86/zLWS02T5KdWl1pc/afwq0gYvfXeXejBS/6ZDuKQEM6ykWA5az4qkZ",
-	"1+Z+0U2c4bEMUfGWWMCO4GjoRgasVCGdZ0VR+S30A2c8z3xM0nbEqZsJHmNo9l4ljrXRqRafBNXkRyqn",
-	"9vitnVa8s/uI8T5KUFPrXM+LEP4aEdjOrFG3fHKVvP3+4OzwhwBBUrG6fE2qEckIi8gTYdJsGi7dNJd/",
-	"kOm/HJmijfcfzjbvhljLcuN2nOstJ+v7SfxLqwXqIqWFLtqYE6QhINO5xUC3MCoBCtOMXmCpw03haggq",
-	"ePFwgQ2YByyNdpq4u5viQ9csX7q9aPcw3L8yydP5v6ISec/ahN3ahRfPbTTAbSM23cM5tqVWXCpF4BmQ",
-	"ankX2PpE7aGEgkJOcKRy36BUudYGhcinPTu2dd/uBBkkKRaGT+gY+SabU6NpyXTglKT7OcDvzRY0Ht8v",
-	"ceU9qCvMrMaaClTLPeXUgnug71MihdVDvjNqSOEaVPrK0NDqd4CSWxfL3OgWaOH3u/X3LI3Y+d3NZsJx",
-	"vSeZQzMGxSMg2UtzD0B6qHKqwNZO4JlOUMjm2jjtoLYFvlBKc2277fjvmZ38bLrxkt2v79nCY7pcEDt1",
-	"4d4wS/doLHp2OQuYYR0efyuxWtt7qvRtDKsrRDrYq25BtEM5136rNYjgZ9vr/ccS3Le3z0xlZaefXfDH",
-	"5fdzdHhR7JxPil33+70ZG5vvw4XCHYSPkStpR+1l+VIpSDJWuhzjEmWE4Zm2+Lf5+cw+P2SlzAyx8Prd",
-	"t2Jm16QtdrWQrCvU/ofq1RyZbTlso+hSOWOraWBtYo1pavuz+df1QjAqx/orjqA2705xWL4E7229/xtp",
-	"7zG4cOzQvyyXDVZ60yz623w2IpkJ3l9IWdumhNrNReibDWyJrU96dG0FLESZSTQvXyUsRqN8ZhFoTWE5",
-	"fZsUjiJrRIg5EQMGCeHg9VnVtWOW6VaXTcl2/tDN2PcdIAzLecsT1cI/L8loyvl595zM70Ez/Iur+Gyk",
-	"rtAAinRNv6GxW52TeQnpTZMnZEBBjWudBZUqiuW5gNdL6OwDZvIinUvfCvS4oU/KXHqkdzRc/mJh3dLo",
-	"tI00DtWagdB0q0omuudbwutpgaDiL9vvNrPxBJZfMzi9KoombmIiYTwmXTlPyeJyNYRNKCMGaz4jEypk",
-	"NociIpBMCAWpkZjyS6FT3MERj6WDS6qrj295TM6g35VSziMsyYRnqwf22vYPzYewkZ/uOQ1MdfiaWpDA",
-	"lqQlWO3HpTYW4/ZozCOdhUiYxXvbZhfpEmob0wuCineVul1euXZyOix6+AJ7bYlr0Z4X83ike+7N4Ha7",
-	"/1n9Z7XUT+g3JmPKqHoEyfamOiui8dLINLs/LbylnCRoRrUwNdDDAH++9zURwN3MlnGYR6YtuXHfgMQ8",
-	"wORWytIl1kNbgb2vAehCD2wZbdiwGAfOrCtqoZRG5yTbbGY8773O73Hfi26W8Bpd1lhXMteB+IrMHw01",
-	"nJUAsIsJeWThb/eqdLEN3tt2OLSPUOXawBBoL44Pw+0FkiQ4Ohdb6KDgR95wHV/a3a3mIUhuAAsqhkk1",
-	"rioN3b1ZsegBvFVfuuxkpfsTIhQFteGTwNPfbeFJWAGfum5L2jOyHeEUQzTqIsnqYyWDdYbnKOZ9A9id",
-	"kACR8ZhoGLJSqcCUZF3LOE3mx3ZGcLytFYltHYI+YFDbx0sFc9+4glWOO6k/d/bQJY0nROd5gv47JlD/",
-	"FY0TPBFb6FUFLN9WMdCV+3Nh4MqLYQsi0YZXBtHF8T7RU9xswS15Mz/0V/AeT0Kpn1YuXrzzaBj3m3lp",
-	"3Lclaks7Rmq8Xq2Yqr7VBeIaaraVAEvypHtrmVR5Yl4ss+uFCDcHiw6ByKMpYG4qrTxsgbAwMtFKoumz",
-	"3tcUTZuWZ2H1iCdepRNj8tItPCai98UEJQG4Sdz6BPBkiZos6BVwtQKljGal8WxA5oJ5h7Nk3iLDnkBX",
-	"90kaPFloF4ERBmhKJ9NS1MGjEVkzs4KtO16ywuWCZF4Yh7/r+kZcvO87u+biFPtIJ6IkJNSJL971PuWQ",
-	"pMPUPax5h0cbAQoJw6OExGGRMaM/SJJmIvloRnaPZKK7WEQoZt6PijZiLKYjjgHJyi7h2pwB0ENWCO7R",
-	"KCMeP5iR2YhkKOI5kyLw9cH6Fp9BJ78LXBA1yTsEBClBeyzG8di5LY7Hfd7RaoeXxzYBET0ua6U0pGsP",
-	"lv679Ui1eezU+sABsemNarPQBnjFcKJY9rwL6I0i3GyLMlJtPNTwIjW2r4MmAKvSVgqY4NnvJbLogUGg",
-	"WmQAqYmy4XgsjT8CacX3GcLHSzEAAGQKiSnObJFwabYabXjps98BWtYmGpGIzwgyKVhtuf/mbP2Oc//b",
-	"N6p9Uxbk/sN6u2gvLQyIRu22eWlXKWT2RdBOtZugfXVauPxaTFjNZL2c+P3mnPeWdG+3xPfD2O84G9bu",
-	"6wPLC7FZqjc5KGXutW2Ow/qRPz6h5I3VXNMERyb2x0jgSsDetzkfsU4uU5KGBRbbaHAacDkl2SUVpEHY",
-	"EPrIvjFzuD+yMj2cEnn3pPWgLPOnjsU8cazyZhSmEddW09f0uwuSMbbQmW0QhFKeTTCjAraze0lj0jdU",
-	"pRR4RTTjAbPNAnYXEoTYbCP7INDo3l1dlEsgg8MWt0FGuiH8ARt5I9jICjZkLvCEDEEpBxhJ78/F2uXT",
-	"O0eJBMATRwyOdnXFERJuIlssE5wpHu2ZaLCNENZM60ONEH9iKOZCknLRwS8K52epd+XsHrcMj00LLk5p",
-	"wbbsb3XWVWITq0D8OXYF+JPYRFtvWJBcnhVVDPQjDUPdAsYwYBuhen9oipiGAboER7xWBgQKtSndPd/c",
-	"d+GFRaX/WRkrsBlcCCX03EvDa8zi3tfexFkqPZtpxNmYTrTLUVgtBcoh2LV4IlAI173mvyJsBxq0dHhv",
-	"t7Vu/mtp+GZySzADfcBS72j9AeFnxFpHIi0neIU8UXeufeAG18y2INqa0nzaj5kgmcnEa7gXAC5BySHQ",
-	"HZsE6r4F9C0Uaj4/PCfzcN/V56FSw7YjqhuGnAoNDfYRUBnGPIvId3DbwMuJ4CgjgrgUad1swXwup1wQ",
-	"BGkBsRcliGI6HpNMDFhRSmVK0xQGR9CGuo8C5E02QDRS/28Stv1DvLmPQu9WBlztc5LKrQErQkwDpLZI",
-	"gxtGnGnxzKDnxSRGc9JYKEU9XSBPVe4ktxp6QuWlcK5TO9FiNURr/V+uvZMPBGrX3c2ExO2BQRC8AkW5",
-	"gYgM4Bysy6O5otUMW07Vive1IFJSNhHN6sZasJzFTe6QOF/VEaapkqZJanNFDB5S6GFKh4jlSbI1YN/X",
-	"WUWEIX1qRJAeUWws6ZqIXUxRM36KNfh5N+YftQ6dkXDZJdF8HawAFlow2VKKqIbU8Rhkiw2xbbd6X0zM",
-	"aBEvHnoA9E239GaponYRFxmx7g7/k5HLZeJ5o0DuYIN9wjPlZtS8cnXYUSvjGbARcdijLZxnHzmsNl0m",
-	"kzIhCY7bMTu/kAy/tjH3ixwuU+/iPg7Z40ae8szSdym/t9/zt4FRrJ7+ZenV7k7AAg06oS7CraRJXYQb",
-	"bRzydL4ZDjqBkx5KBQCs2OAsQd9pk1EwYGUhu+cKSBVwi/Wbp+XEg5xhFyVeCMvYfk99QXW4jnr4+wUg",
-	"vOnt1qy/Av27wk73QfvO4AXYbO2VLTy/tjMGFVRblpMFkYD/NWCttTD2q22Vj8eEE4HyVI0Bit56Vdxk",
-	"hpnQ4c9bA3ZWJOVCqVAszoVD/b2F3eoe0cf8Lr4c8s0917f4w6ZVAAobi/GanKAGP5oLsw8L0vzUO+bO",
-	"GdNEgtDIYiTAa2QyVGaYJvBrezjkB6EdgH/4u9b3d8H6ql/tPyoOsAQLOUz4hDLzdfmH+y+V1jTjjCdk",
-	"ZYABRR0n6oPrtuaoGGLIS1rs+Gr52lQUuEXNrvu02qnZL3ejwWF9XC60XJS9/vrvFq+/dps5trQd04xE",
-	"kusSsM2ef52oBq/DccVC0AmDaisxmmIWd/l4bFKOReBwXOAYiXY+9dL1/JD41X1ToJv1clJ0W4MIk9p4",
-	"/xhzoyFUKPY2u4FOG0LhgHwzyiKa4sS93/nk0e4y4/EbbsGM1PtPhClIKDkKQfgck2woeVE0uO/Jyfsm",
-	"rsZgE4H7hpFLU2NFgzcOmMElghetB9jEg24GxoQsTFrDwftj4wEYZ0RMdX6o0Pi63psw1i10kMdUDlim",
-	"Bgz2bPUIqyV8IjQNgAv5EIuYqzMZgcCtBpYzyfNo2qJPQkeKEFepdA9bdznlFqJID9Baxv1F3UdmDb0l",
-	"bC3vWKz9nV4VX8i8/nQ9m8+jthE5832uKWalK2aJyf4dMzTeZI43lLl+fB58+IUM3+ssxs2M3Wo2oO6X",
-	"md02CGc3MqC5FtsMCK+JBOsBsX3oA47UXa/0dl3HvLZn9u1bb9y6B+t+N/rATGvN3faNn962FYt6Dxvn",
-	"GLUxRJqrRl8vALrncPMM5J73piAm8Va7KC74OYm30Fs+4vF8wIpxA+efCZKoS8BYZZT+g7CBMchTkg0h",
-	"ebf52vlqdPLQ/KH4TikL9L9b0VTeyKKTOcL+pqJJhpmErc/IDOQq/ynPnBOt9Nk+YkBKKCYzbgUcRTcD",
-	"Vicc4/BSj7vwcxd+Dk1lXSNuNFEscliSH6mcDtjhwenLd+9OhifvXh8NT//29vA7UNN1xj5PiBKTZpjh",
-	"ibaOWiFqowFKcrPdrebU6fsxL9rm7zhH4vdxjg6B2swZMlAptzhK6j9DuGBT2tWcc2E+u6bXC6oUgjFk",
-	"rJtx6G/bld6DlJ7p5h+C0mtHc8ozeUPkXtuEGd6XqQhgFru45ryt93awwUujHvT10V9fKnuP5bRJMmug",
-	"nqW6aUFFmoc10dHWAvXNrvtKUUYn5mJ/LGYDPd6Gjf7y+7z6IXJUYfBthUVtJiyG7KjhOZlfN1zWzaWC",
-	"nwgfKBdtaPxik5cavn93eoZaYKG9vIYyMI8/kJtiRz6HRENJMtX8f/560P077v6j130x7H768793GuF7",
-	"WupnSGxDdutA5gZ5yLO91DGh+SXA3EGU61yLCOadJwLxXKa5hDr84ecZkVMeBwjsEAEyNB0gJZkE1rYR",
-	"D7G8DtGGeYoSfkmyboQFiQOEc6n9oxHn55TYJlCc8TQl8T7CA/bj6bu30CRKcQZfuVw4JRTBgmxuoWOG",
-	"QjqbkZgq8QLNAEVyaqGclGSy29stvLRZzhCN9xFlAwai0ZDx2P/OoUdfYirB1yo5etpDxlYLAJJwFruQ",
-	"8aBhK6FGsMGOclFzurZXMGB2dgA+D2s0xkmiFIgRjs5V+7u93WYceRiLB319j4WfTA9q2YG7+K1ddS8v",
-	"L7tjns26eZYQFvFYx4+v3fwr8L5cBx1JruR2mmB6s2GekauW2lS797EqB1FEUkniVviinEFs8m85ye/0",
-	"Ytj95Zd7mQ8Qa9NsqodCG3GbqP6JsIfMkfzu1ZUle1Sl+i10MGDVdvTLir0IGhP43hXyAQCHfvlQ2kPW",
-	"cKb1AXog93E56lux5ooT/NKdZ3sBUzbiOYstQ7bXsOLlUWHCz/AlhI9ZYKAVxACSXdirMc+STr+j5Krt",
-	"ix2QUE3vtduEsklCwFjV5UrRy3g+mVrNLkA8z0oGd7BS51lGmPSs1eaeVNy+yXMd8ZTESI2PRsQaWBSX",
-	"TXEmmdrmjfBS8uE///t/9B1s2ytElXqr4LL3LDIgFFIhNVv1WtE6Tb0BgEByrst94+Qw0WU+mAV2qCWe",
-	"v7apxWbYzcCF44wzON2xugnElF9qRyCNide2DxNV7+FnKnKcqGuVz3SZPD3qjROCIwlh/TooSWx6S5PQ",
-	"MYnmUeL3o2Oq6j0cz2a5xKOEeFVYXWbfE6+KkNdOUZKj3t5JzqAB6C8wA4K7NCMRz2K9hQm9IIhcKKoS",
-	"MrOYRFb8uiJRLlvaL2Ehl+HjdcECKGfgqhOYJj286XqTUFo0crzIlo2Fw62XG5YWnxOUZvyCxhoG1ZRU",
-	"txEB1VPePHQ8UXNOSSY4w6WFPjiGqYgAAsBSkrkIJXs61KddnbTYuPIkF7CRmiC8NHB7kOspvvqQj+vZ",
-	"IZB86Z8AG8dz/en6fwUAAP//",
+	"7L3rchw3lj/4KoiamRDZnUUWKUq2iuHYpSmqTVu3JinL3S5NJSoTVYVhFpAGkCSrtYyYTxu7X3dfYWMi",
+	"9rX6Sf6BAyATeasLLxLpdn9oi5WZuB4cnOvvfO5EfJZyRpiSnf7nzpTgmAj450GS8Ev9j5jISNBUUc46",
+	"/c7ZlKAZUVMeS6SmBKVYTRGOIpIqiTY4Q3u9Z5tbnaAjoymZYd2Amqek0+9IJSibdK6vg84hjqbkkDMl",
+	"eFLvImS8KxUXJOwjQWTKmSS6M6xQhIWYI8XPCZOIC0RjwhRVc4QFQYxcEIEi3Xa8bARHZ3jSPLlxwi+f",
+	"SCTIBZWUM4QlwkgqwdkE2c4UngQoHHTEIOv1nkbuVfiLDDphufMUK0WEbv4/Bx3xa6/74tOfB51/7wQN",
+	"wzqOySzlijB1QtIEz0ncsDxKZCREl1PCYAfcEiFqdgSWLkaYyUsikOIIM0SwSCgRSJDfMiIVuqRqal7G",
+	"M4LCvNto3v2JzEOEWVw8HvF4Dr/8lhEx34cHPCUC6wGhmMaIcYVExhCeYMoal37EeUIwg0m+5hE2c2la",
+	"fzySPMmUpSw+hu4iQbAisZ4rz0REAkRZlGQxZRMUbuOUbl/swLLrCVKhl02v0mIaOMGKvKYzquD/6qM5",
+	"MYslEdZHgcSImgWPMiEI04vIYn7ZOF3KFJkQUe7mhMwwZbr39q4SMla370eShumckoizWKKMKZpAB6Zh",
+	"vahEyeXtEyXmB2NFRHvbiqNLTBUakTEXmjSVmOs92tjbfRGgZ72nm0u7+fjx40GmpvqoRViRel/vNI/Z",
+	"0ZQxIlgQ0ZUkyjTF5zQp+yj8Hp4hIgQX3w06lF3ghMZDYB21I1qnjV/sjhy/bKZSd5BojDZINOUkDjQ/",
+	"mhCmx6CPn2YbH14fv9zcR1QhnEiOcJoSLKTe34RPJJwpGGBl8Wf46jVhEzXt9J/v1dnEddBJscAzohyr",
+	"nhCmDjkb08mrhF+2jZnG7jhpHocup1wShPW3KIKPkZpSiSiMhuqv9BHsBB2GZ3oA+qshjReesjEXM6zM",
+	"lj7f6wSdGWV0ls06/Z2gabcPUnqmt6RtzAfvjw27RzRuGdY9jeiUi6ZDxIVC52QuAxR2QzTmAukXCNOs",
+	"aAu9JGOcJQqFXcuxhlgBrZGrNOEx6fTHOJHEzgP4aTERqXv0h04VmcEGE6bH+2unaLQTdLqlvxIs1TCT",
+	"+cPK39BF0OnCfz/VaCrQNHdsunsKS2T/KNYIC4H1YDNGf8uIfawX+zroSDVPgEK4mOnGDjMhuWje0ZCR",
+	"KzWM4I3QEWSq71CeSTTCKprmG11ZIPNR2+X660H377j7j173xbD76fNOsPvs+XXzLXt0RaJMD6mN6oh7",
+	"4YtR3aJzC6f1Sw7kZyK0PPM2m41Iyy5emFcQg3dAnrC3Fox2Y2dri222jNh+u/Kwn+4uH7YnwfxE5vUx",
+	"H6AooYSpbqS5HtNHGG1g9OHD8csATjG5wrM0IZtGzpzhc6IZOFxgSOIx2UKwFVRIlYtW+k0qQfrB6NnV",
+	"lf7jnKQKGgyPXx69ef/u7Ojt4d+GZ2evhz+8+3ByGqKN3b1NlIKgmiREBFaahstAr9N+IXjpQZYltbIo",
+	"hgQIiVJfMPBeIciprhMg+wjkRTP+crMYxXQ8JiBkQMtc2IbNDCXa291FIfWkw3My7wqi+Uq4jy6nNCFm",
+	"02Fd3KUoFU0SLRDKAO31XpRboKybCj4RRMowJxCjdxQkUhFIW4/8YHC1u9MdDK6+OTJH/lnLkT8ev9Gc",
+	"pYUlaW0gRJplIkFwvI8wmlE5018US7GzCysfTTGbENj1qeb5rVMYd02Xa9zsQadFFAV2C1SzkEEm8LXf",
+	"YWwupE7/WQ94vDlDu73e0hP1Hk9I83LtdEdYEk2tE2IZQNuA9CvN49nxhrPTg/+tNKRT+g+yaH10j4tG",
+	"M5S6gcYh7T4rj2mF8ajpB0lEG+POJBHtjFs/vWtx6pRg0UTlh1iSLmWSMEkVvSBIZiNDdUjCJ4hfAEcj",
+	"uYr1RNpHeJToA06SWLYtrHmxjdIdtbm/d5oI/4zgWds6KoJnX+wCPCOzNMGKtA/GPP9iA7o5hd3xQD5i",
+	"qt6c1gfyA79ECWeTXPvT1x+QUsb0b4TFTiE0zBQ0wt4///v/faqPPZrJzTbC0s0NZ7L5vPoc7WmFgfQa",
+	"ZnCtF8Oak0BtspK+43QRZ/rm1P/EaZpQY6XY/i9pTBXFCP5dkHGn3/m37cJ4tm2eyu1So9BnVRABtsnH",
+	"hWoDx8qzvP3Stcpn12x7U3f29W1PT4XOji4IU6dKEDyrTEmRK7VN9OOuzJ9bqafT74Ck00e7vV5vwAYM",
+	"XuwXgvCWVTYGjMZ9tDNgMVa4jz4POvkrQxoPOv0XvZ1g0JHkt0Gnv3Otm1qoadfW55SIC9DpmUIwCK3M",
+	"29EYc5smDWNqCwMtWrjfdZ/5z2Z45sGPp+/e2id3udJu3odmZe6MgvKGm5bnzB4rDEKfVJjFEuGx0jI4",
+	"pkqfrCzVhy60R6c65QYJcdnMG4ySFSveoq/z966DW623Vkw+UjV1lts7WWvdaNsya0UmMIIyVRIxcol0",
+	"35X1dMNZNBV455bTfy/4KCGzBTNPzRt/diuQn23NMhWmScV0NcUS7SBrGDMXPFgqwCDV6f+qO4r1YS2u",
+	"7qBoaZZJhUYEYYUSogXnHS0ZCxxpUtS3QSfopFwzX9Hpd7aBn19/0lxeE22k27V222290NLeVEQqLRP1",
+	"O72dH18+/2vvb0///tO3f/vmY++v35w9/WXv5923O5qfKKwy2envaZ6vqAIO9rOeh7FJwxwKPSATrH+J",
+	"FeYz2rer1L/I3+6at6+DFWnG7UQTc7ddB/p8nrw6RC/2nn2DbJfIrF2V2+d+lkXUYF4qOQhueXxza3E3",
+	"VzkWNVKxlZcaKNm1V2qk+KLSkDVcr9iIftsZpru5ZXrhx4UN25iau1Vb86Kvq6bpWx7ps/olfXNOBo21",
+	"cDKQn3NGNiNaY7tLoQMEHnl3U9HNnVhJrWlO7zIBLkcpjQAVIAzsWZCxIHJqDcbOh2XsLJXpggey67kg",
+	"F8235K685aZraf7OVgoaa9l0rRrc2R7nzLHqb6hcNJ5Jut/Z7e0+7/aedns7Z70X/ae9fq+31ev1/t4J",
+	"cldCf2830GpK/1nQSTCbZCCKd4gWGmf4yrhrZKfPsiQJOjMeE333TIiW87u7W8+64wRLT+M5uMD63iFC",
+	"coYTquZaJxJ8TKSk+hd9d8ylIrNhKvgs1aP8G8/Ae3xwgQNjaMvSlAuFsJRU31VKC+tHZo7odMrTLXRg",
+	"DIAjQck4MQY543ymTEuqiIuYCKRlUL0DWmMkAqtMkE6/t/U06CjOnLkcxpSl8QrLdh3ouaREKGoUGH+1",
+	"PXVOt9VVFAz+ZXk76Fx1J7zrLPop1W9tnZlX80ddOkut8wP0yX5nQtU0G21FfLZt79H8vzwlTN/jtjFQ",
+	"FPPdbdAxq1qZ2f6VXiwI5HOj/yKnFvf41/zroKMpqPPpOiei4p18bfJXDDE1dFIirCV6oD4j7733r2uk",
+	"19BBiVT8LeXZKCn289eOMbv5gzY0tcKgzvSL12WiezjUc+1bLH41JozC8WjdWP4+2Jl75FFd6PKylkjF",
+	"kUNQdq15S1P4yvjov0gEAofH/4zyB1w8jqkCJvPeO6TW3Vdmz9ZLKBFwfhIjzmyEQx+F3txCNBaUsDiZ",
+	"ByjUswwRZYZpBCh08w0RYVso9OYYBgMWFrM04RwhzDQ04SGIcWTtKH0TSQIcFvjfwTFiPCYSjXGSoBGO",
+	"zrU+CUEfYoIZlXBTDZgkSuubsggWAdXdtSu3QPX3LocS0/+X5fY1Lu5xyxbfH0gxxkM/Ilq30nLPPsLm",
+	"qdbjsEIzLhXijKANcLngRBAcz7vkikolQ7CwrWXwK/PbqhHr+8P3aO8b5F4xIVEyi6Za8wkJCxEXKExV",
+	"9/sTsEB45uCnz0rW4N2gwYn76fNu8PR6o1v4dD993gm+vd78U4N7p8r8c6PgtzsvdpsmufheqDkOwSGo",
+	"nzpv9cExirDCCZ9kerl3d+3h6mbsnPFLPXk1JeKSSrJZmfxOmy180T20yvf3eEt53X/bW6H/pZdY4Ydq",
+	"stjeweVWuURq90d5iktY/Ae4DNZk8QcoxUJRnCBzl+wjzBAegVnTHv85ohJlzPgT4wCFerYhihKIEcLm",
+	"H+B84YxsofDzddjkfPQYrCVhwz4t13EXRp3v+Mf7ER3PPw7Tlz9MzcfjfXlpXJCSk1k6QfUyjrDMcNIY",
+	"flT057fk9KOciBs/tR6XG6qi5CqlgkjvvZ3d7tOds55+yXtP39BPK3FW9qgVv9HU/WZFlMOTN0jOWdQJ",
+	"OvySGYdv/xu9MmRMrzr9zqXiw1/On6Yv/opfgw30gp+XGpcRT/WBNWysr291KxL3EyoV7OjjUAv9lX5I",
+	"41pDAfX3fuEUahzoC82lTIo3UnILOl1pURwlN0qvEBa0s1u4BmSglQlBIj5hVJrgIbgatpouDv80PMjl",
+	"dofTi9Wsc3A/frJRv3VSiWksX1JvK0qHp6KsViI9SxRQWsJGOccyz9vosQjGNkcveijGc7mfayMH74+H",
+	"Z+9+Ono7fHPwC8TAvTz42ynaePr82eYWOoXpIudImpIkRqM5mvNMIMETsm8Io/+nPMbOhOFXhJ5l/Pvv",
+	"nSZmvD5XXZt73VzmaKAqXwbD3X8MP/25b//bJnG5AF7b3xrxvBUSLVPnciJq0WQZuTQbuo9C+G+o91VO",
+	"+SUzceecRQSUa5vAwplWtrUkPMVyWtn1f5nbXYtrINyU2hK7s2/+rnp/G+2xj99eHO5cvXxGXj2f/PAN",
+	"/fHb89cvZm97nT/Egj/EggchFvwr3Or5KW3KJfpa970b1CKW7WLfcJK8G0PQx8LQBzwhb4jCnevgc4W7",
+	"5CuV/2OVKLnl8hG0Vp/Bp9JtMMVyyMiVyuUU/UMqyEWRb2NG9eunwMQk64uwCAeG0F/FFU6M6qz/NdSP",
+	"Zaff00P6nvPkDU7b5aN6omPdIqS3Hf3z//x/kH0HzXDqib3F5hziFI9oQgvRo7j3MBtGuaw2htARmOJ1",
+	"AM9ikpC2ZyZSr+Uh3Dz5E5vXox9kufmr/NGYgFHC7Lkc4nhGWfE0JWJGQfMvLje40ALvovsUdLSg1+l3",
+	"Lii5BCPFJY0nRBV2cfsgF0wqV1ppNRYRnNvA2jKt8ZG3fmt85RZ2jU+KJV/xI38vVvyktEGNOVDjMYkg",
+	"Vtx7NUCSC2Vk8NV5o9nk5aEMJ/q96xIRrDSbCs+A7sozDHxS8faltN4l0ihveTEmb7E/NR5dGXMuDnGS",
+	"jHB0vlSh8o+2ibb7dvwU7452Ihvmpn/6++zFRYM8B+9XIu33vl2uXShLXL5Wsvvt8hB9f42hc9dW40JA",
+	"rh5cFo3kleIJZRObV4D4GJELIubIpPghzSq2OtUZa64+44I0s1svr7De5XssJbimXOKhi1HXX5mkmn3w",
+	"gWrlVf9OWLzVLojUdCSv76AYZ9PCFOG9K1+7+Sen2WyGxbzh+p0InE6XHZi/wEtatGVppoYxNpvTTKAm",
+	"W6A2fMZjMsxjvle/8d/ymHiRzXUmwTPlD8otvO05yPVVbyesYdvRQLOUCCGoYxyRz9d16aJYh/IA6vNc",
+	"JoLglBofB4jIRrnTy6CZyQI1dWcX1M/iTXC9gzE/4uyCCONt9xqNM5PkPtRr/k3PBuy6p2NMk6KVXiXS",
+	"Cv5wcBWg8JpL1iZk2jY0+booYCc+xSayv0I5zg8f44510XT6nRlmGVjta6Ty6+cOVoqAJ2RnpeXpPdvR",
+	"y1Oac3XKU8xiECJ4pqwm7wba6X92JAtBxUrQyYSI4Y4bXYJHEGPwBsaM7HP31G64/bWbT8xQCpC+7aWy",
+	"EvaLFewTxZujeaf/DdAnCPNjwWe5kUBhscoyubDoYmWhh4xFxixjhLNPtbM24vHcMBFCFMTxdn4gScKR",
+	"nU4RQnhddLLb610Hnd8ykq0wTcguGfJxPqNzmqYlOl1hjr32OYLAXhyd6qrW0zXWuZjLwYqlA3BO5pdc",
+	"aNIiMhVESo5mOJpSRmTnelGkx5qhGKsz7MZ0kScSQQto45//9/+3++w5+ol+vxmgaEqicxIb2BZp7j27",
+	"dE8kCuGTV3BBh416Ss436kETLj9ccd3/vgsKMrAjXJzruz/i6XxredpZkyd/4cVqRI/1NFtPXLmtbttw",
+	"W9+VjmuEn7pKWxJ99AkrUfyR4ZafW+THuvGYSNkWZpnz0s+rikZWUnSNFk0s3MM3dnDOFZzz3ksymnJ+",
+	"XmpRr3ycgdAPjAaisKRq9BbnPUAqwFpsADiyf8M2xHLBO9Xj8HFKBLHS5iWkbwG3k/suImRGMJMo9Jo2",
+	"oCHOD+51aTll49xuLNZdL9qKU8txi80wTF+vdsaY2XubfOaLMh0njRhdKiKJ/vfCPXEnpkarZemq1QDZ",
+	"GDlSFjMepMGxJv59brgDavLgestQkqHW+5Q4BsIZsbzUDg9e0QxzJYZoGNG1brIspzZNd70g8opk29qg",
+	"d2UtmLAvATepmisPa2bZ2ErL88ayFE+mekj+kEKGW496KrJe09b4wt/D9AjkPHC1m9+8fl2RTJumXhZV",
+	"11nZxZHyJWqvng9LmPm8KsMIyvy2zno8YigdFscqfBou7W6FG5e5Unm16lyxwjWqlNUkT7yyuZW+oi6i",
+	"Kb0oOWFXdSa7m5XE4BkAycvs7K+favb+v2hlyqQNR5lUfOZy7rAcZizNRgmVUxIPbUhnSdXWiobVKD+S",
+	"JOKA/KOc7BTxjBn4g7LTOW+yos8XbHHH059igccmNwLPPPOCg7fwflotOynoFCm1xicgM7dK8CT3KuTD",
+	"2wk6emTg6jCx+/TCGGKtlDfMhI1nrUlapW18mJf6A/W3OypeyVJYoulFfuNWsr7V/dnqjfYPQhNbXddb",
+	"XT87CwWExZLGareF5k3eReGO4XqXa+m4LoSrKXAfsczxVLW+Yu3eEH4DkGYFwo1ExhsSN2aPLBjWw8wt",
+	"q7KoZbtTIApUrB31Lff52AoNF29fV5hdM9hoROgFEejDyWsfwvOJRKEzTtpGQrOP1MA7YINzVyC0WTp3",
+	"8G/2owGzrVi6kIgzso/C9+9Oz5CBZ9j+TOPrbft+95zMQyS4gnep2nQk5LJeTOrXigYCPyTCn7snnXir",
+	"W5yUUriEJ9oUQk/9VLfzqRJLCUrXS/mUtacKWtZaorLy7raJKHefRWiWLkRwywcoLFYwRPaatSg5IQo/",
+	"D4wcM4DbemDkG/jjOtwaMNtYH+WrFub/lLmlb8fC0GhiA2+UMS/W0wAXSFHFw8hll0PwkjHSn4LhI1/C",
+	"ilneXislG3/KJXWH/Qokpnmn3yusHUYwMxrpatJbg1RWE01uc8GWYdN6aya07K4SXLry5fRRUEUab6g6",
+	"eLU+zCaRtERqVHMogmehRQ3XBzaP+MUWigJlLAEshxysQX+HGYKYkhUTFxuvoZtz5aYY2LbT+zIz+A3r",
+	"HuAzSOtM508khAYVRvJBJ6xCXaGNQ57ON8NBpxIIWydItEGuUiLojDC1WafOG5HNdcvUX1OpNIU0xJAc",
+	"ak4qC1xBuEb8PY4wQ5IQtEEnjAMmHJCIvkPQmCaKCIML1yz3ryjYGS1nTSFwxfdtwNgK71aoyXzodxjk",
+	"6lg+vzZqe28+WpPWPlI15ZlCoWXXYVBzxUA4NsOpnHKVI5hrBug4PCDUuiFXyDAXjp7WCM6Tm9ZF9W1c",
+	"gMIeXamL4JbOBJYTZSLIR3OYqX2IcARwdp513a28vxsNu1BwUBhEq6X6D730pnrpv7CqWb8Y3Ek0Klkq",
+	"eJwB5ToHrUQiY1uLtTBfS62IN5xIlKVaZDRxV6kei9TH3qymRaEGJFincjj0uz8U3kek8C6iMT1nqQpS",
+	"K7Cc71LB/b2qe20XtL0avlJkvX85NUTZSSesLWujkOweaEi+HuTjgWZoENMvdv8VVcevoso1nlNr3SMW",
+	"6O6mAjXYUALfJlcVqm2Y1dbKZpBP17chjCXzpTV02NxTk8egx5hNEsomXT04L9SmD6NFgw7ZGXSQwmJC",
+	"lNHpLPINIEehQYe9GHTKALB6Atsw1+3etvlSs3wtfRjnj0VhLbxFeSpJmRvawa7BDouJH+uPm9ii7bJ6",
+	"Sb7SQzBmDcz0XsqMgGHVjRuFMGw/PM6vdOazTdNF4CbwaekumcHeTdhWvhENz4o9KCJ8nBv3EgsI8Pm0",
+	"LB/AdRDU473y9lunXMgoN8jwde9BpOd6Plrj3qRy6Gn+9rBbfv29ga3XFD7lemPmKMKzFNOJL3r0dx9N",
+	"sq2/WmvGD92L27C8+I1pHW162QJ/TPXo5eJgo9zprUlF2iuNzi7BEiq+kSn/NR6RROYRgrlAvkEVirkR",
+	"KpAgkEDoLprNotoY/D7o2BE4mHxXjrJZEllE2fXbp1XSeLa2oLFzY2OjnV+r6eV3eOZ+h8fo00q7+xW1",
+	"pwqZPZIM5YrUW7eOWq9f2Pc8MZjFxski962fpm8qVSqo8gs44YiPzbMhjcN9FMJORmHfGo6mPImJ0C/l",
+	"eb2+cbUI6dFNOCU9arWrfjTe0gMoKGxouYT1UtQasQlJeTyTDUpuwG3xv1nJRHfDaL8KYZQ6zhttI383",
+	"ccAarUzb+v+LCKr7SY4rDeQVF7NlUeTeEAED1SRZ7ew+3fMTdVJM48714mn/ePrubWXSRYu6wdb27nUR",
+	"bClBb1SlWI3OVKlU9rc1t9+yL8GtYAtb2JelDaH45Xz3n//9P3UKXRr/YbDtixiQ/XLNzHMyR1LxtNA8",
+	"sQLr5lZnmdi+SnCCXYsz4F5+ySCDe6t3B8GetB1pzxZQT40QpmhN2Bhb4GSdfXTp3gNvTYgKm55EVC12",
+	"5zTxmr+4fNnVc6kO0AnBkUJ6TibCYQu9SwlDhiH0cx34wzFUiAWc4bwYd4zAzUliU4iRsAll5Ik1DsgB",
+	"2zA4TIjGMkCgvKARUZeEMAQQvnryoMgEiHEUzaNE/1PfDQiq/slNV5bS1Gw0ZV26MM7QxGBU+GI8WUOP",
+	"hvU6iieN2nMe3rx6U29trHtNEafk0klbSxv52b1cc9fbAGEzxybCLuazhAYq0kS8duJ80DFelGbdGx79",
+	"YDNYF0l41mTSCLcAj5Y30mSIt2PL229dq7fW7LD6Wq2sMOqmX2KQ3uwCL6jq+3zvuhHxzA/1Wdrje/dy",
+	"ToHNYXcsJoIIo19tZDLDSTJHoQkICjf33ZF2PmZzqJdzXbpQmSyvyVpLnkdNrZfTbwOs1sap42yYpwY5",
+	"9qsvIpMxoCjLNGWNBGbRtJELC5eDtxKNmIy9hVumDz5c64jG3pYgeUlVNIXAxgog9/O99YAv4OnCbVuS",
+	"WNi0byMcnfPx2KZm5Yi+z6tVUXu9JnGVXJklozhp1v1m+GpoE+/LHTxbPwKjfH7WmuXVopIWTli7hhi9",
+	"Fd6r7MtVR3/YujE/e/fK1xpx0PkHN+mhN5uc/b5pjq/5hLIPJ69r+pIBEaMMiEk3GlNBIjXMBC3Jr2lZ",
+	"fs3UdDtyGDYVIJqgUxZ+peSljxM9lm0Obej/44L+g/xvpvz2kMbf4VE0yHq93eeuGCfgLHwX8Zi434tB",
+	"fge9/MfTg//YffUfu68qA9W/ZGr6H7uv3GBNC4Cs9h1PCaPxn1PBxzQhfyYzTBP7XM/nOz0b83cEvuAp",
+	"ThLCJuS7v81ezZseDE2p7u9Od58977QChNIGb/spiTiLjUALnev/n0sEQlqzw728VZ8X4PhUuqJskkD5",
+	"py30EyEpogpteBXOEWVIGlDuU8UFnpBNEE9jwVPwcrilRJdTLt1wTaFw2YjS26q3WDAklFMBBLBvuD9N",
+	"rT69xCYe/f1Ph0dIr+0mUhxJYsuKjAS/lEQgxZffrHoolaVzCxX4G9R0ht603CmuTnteid0DltKLiyMl",
+	"4WHF0Kqn2QxQ23sOjowKBGkTFKiD/xxafNLCVGnS8/S48QVWWBSpUo35bLvQ47flHuFE6OZi/L97pwqm",
+	"oeUvnHhZYDbLjMohBlgwxzEBfxDOvJdRV8ChoNf8giQ4qiJyVadpgeBITJUp3WgsTtYidsMCWW4LFokX",
+	"b8iBfquykItE8QcLpGq2s4FVlLZzoR155aJdBRk0SRwVoniQcZCLqnzdAhrPMFvMivrOAZRdNMcb/fP/",
+	"+v8LA+wTCUjXm/cLp1ccJU9DXyW+udLv4ykY5tO7Oxe518I75oHDCizI2VuuKhkvyvwpgw0C32m+Yw4s",
+	"S7oluPgXR8Ktn4Kcvp/kxL2RX0wQe70SXf+a2229AiUF0sfifmnc2OdaAaVWmXQKbCbheXHFflpJJfRG",
+	"7SH7evvaRA4Aindn6DyLgXda+/fxCH3xZU2kthe9GlLb0xdrQbV1jHjd6Xf+cnRWUzOqNnZDVyV4N/1q",
+	"Hdvth7Oz967odQXZzSQDdPV3JVg3B4iW++Sq+ClPv12IinbvGG41QcdtVjNwzIMHwPl64DTFEbw2uQXO",
+	"ilpnPMaQZaI0tNKiOD9fhBG6jjjljsB9ObVquF3VBIfcBtj82HHJug0wPzT3NfTSYVoTemZVXJkvfa2u",
+	"5GAucWcvmLZgBp+XBR2aYHu79/5WlnbdC713jGQd1BZDvDkpFCAw9jCVt9CfwNI7qY49VkCONQKNWUiY",
+	"MiLZQvAx3d+ZkwF8oHVFJlzMO/2OFgAj6DDRnKbzb+NnL0hvBAEwqSA+Y66leOJz68bUyjKymMPwqmUn",
+	"moHEc4ZnNBqaBcwLoNII2phQ1bU2dJviDAPqRpwZO2anSJE+9H6zIJ9FJfHaUuf9/fq5uJr1QL0WzwRE",
+	"zHovwOi9NyBIFuJd/Dvp1yoH9b54BxXtgESsoSCfi6NOnhaYse6zo98ynEiTX5+BscD8oLsuiN76OGwK",
+	"R7ExbuNJ4sJzzMoUaVg7DfjyjgiWn1RNQ4f2/eOX5t5NeHPIrU83SysHNH1fJZhatI8dOSUyRBuYdqME",
+	"S0nH802oyxphCQ8MIRnnyKYJDDLbLBGkKegD61WfXXLZRS2jbbl22m+cGuWu5c3yFmVlZGq9ee8M+2pQ",
+	"fFsiylZp1I63ORenQn9LA/CAhzuWndOmXXlHb7WsqnIvJeIrTa1YuTqBVfekjXH7h6BJp2k7EDS+2RFr",
+	"o6GFCwejWGUGxy/9m6cAh8ZU/1/keK+9Hpw7Y+Et45p+TaWqpmFYZeNzcdHs9EYvvt3plJEtSszZ5IIa",
+	"2fU2gY+1zbtp2GMx1QVTvKvR3sEo3+Vctlodt4072dtnGc2Z19xeLRxCLkJXyx2UIzpW4J2VMeQC2PJB",
+	"5IyqNgyLSmH03GU3E7XVbu+DX7ZvyQz7laYKf+uMssbf24tcpetXNfCoqKmsgWlxuCAIKE1wREwcbUu9",
+	"LLejTbKCJ+k0Pq6YtxS5MimuVwoLgiE/JzH62ixLFO3mfzZoa+dk3nV0/V+SG2AfwD13IeDwH63n/IMz",
+	"kut+XVv6Jy9pt5BqrZ3W8WsrEeZvVC+4YgGa6DsPDV+nCkmKJ2RBDRJmQyHrq11EdTc9Tct2Ox8UoAj0",
+	"/rwIaaQ8AyjaiGZYRVM9CzN2A50SIEmwiKaIsijJ4oUJ7bWeXGB5tb+I0GQD3kDbKB/y5j7qmRw5rTnO",
+	"t9bAPzEJYsXky/0HxWJ7K9u4ybn1/XBK1qu60+STzOsBwV+2IFD9zqr4iXKGsWYUVVGr89nCUp21lDuv",
+	"+xUW5YRIw8WraQlFO/n6wN9sMmxanNblqLZVO29aAwY6YZwB1oLtpil5smUMN66zWxlcc/OLV/GYjXkD",
+	"3kvUrqUtuStbbyFBWm+LZlaZf+CJpX7viye2UBZ18+vYellV6C8cG2SnQpf3C5kWMzHV424tp1a24+by",
+	"33vBRwlpAOs/eXWIXuw9+wal5g0UE4VpIutXQUxSwmLConnz5ZIxfIFpAjgBxbto41nv6WZjII3pqal+",
+	"AFbokjCFLgVnkwBRhngmEL9k6JKLuDkspwAwL7f2Th8+RWYoJQLZOHFzAyIuLHQfJCmXvHcLN8WsFJQK",
+	"sbb0uiDkothb/Xo0dkAzecC74JdoY6/3AoU40RQ178IjGW6ueJ1RJhVmUWuALziFUIpN8E6dNdeYRIsY",
+	"kT/3Ac4SHJ1LPf6nKBxzMaJxTFi42VLpfEwEYVHTtQvbLxVNElS8Bh2542UXibJuJkm4ue7GnbhWG6MN",
+	"zCK1bptbRBoHCEtNmnpk4S9di6vQPX4ZIuMra5m5EvMhYEcuiJvj6BJThUYmaxW+0QSysbf7IkCVA9WY",
+	"yVUfOPgFzQvNHyuq2lxBY3pFYgQvOKKVSTZpnGBztHKYCda3PoK+ZTV9k7mrWzLJu2EppKzT9Anjqjvm",
+	"GYs7q7qpYVaeyd9yHe+wlDZ9AfP0Dnyr/7ph7cBWj348ffe2ewqEiGwZpQCFM5zoY03irtYvwkCzJOwz",
+	"JYgXXMI9F8EfVHJ6GNL8/vmL3g6yLxVGzxGP50hwrmAU4b9t/5YRMd+uQjOGgX6meUjLI0P89YflzTUI",
+	"GZC5sv10my7fzwJyId9BWPQFG1Yc9Np+reyqbPEENhNbC/2ckLEgcroq8kopFRK+HBZF0cXw6W+73W8u",
+	"j97Pe2fnH178dedvo73Z2S7/6/nfxbe/sGfRz6PnP8id1/H78UHdmltpsJzcvrO7XnJAubHmmRuO/b4s",
+	"1fpxF1FugnClbV02mqlZmy+KrUZrwzBBiDP/NiVnzb9dLVmvom+5Wb8crm1a/+S3V5SxLf72222Q84JG",
+	"MVmuWQi3qO1b1w/KZXybnydWsm1+6irzNj8tivDWn68uoHuS+c0q0FrLiVu/RpriCWlWTpb6kahMEzwf",
+	"tmMf2gerhhoWgtAixMS7UekcCIE/h6ptqByWVxtd22ou1IjqGlCXs2ReHUq/87Mram3/zotc11dpZ1Fw",
+	"9K2VppxAbq4unRE8uyFATwVSiQqpugkkZWVpyoWCUrxHmZ7flnV1aLYL6APe+lg4AtiC9sB1G6XeFH9+",
+	"/Sn//dT2fPTm6KBz4+jyRw+kunoZq9JmfG59Y3WS1PT0hjh7fC2huI0fPZ4Q5EZ2VFrHReHEbjnbjuL6",
+	"RUzXPIVNB+XrwwKtBMnukVY9zro1ReK2OMELaMB0unio8pSsi0B4QsBxJD2wltxn4W18JgFGQzPOb4IX",
+	"9aukeL4oO2BxeVrfhN2rHOegY5AN7Asgh1azttwQ2tboK6EB6a4fGQyQP+RHA5D1NS6sf/Erpu2k3RGi",
+	"7gqIuDUkxgeIOndmXcv3A01pjC4dslPgcJTL1zjMD5fYcP0ASuUEDR03J254IRud15yfoyw1mW8iBi2o",
+	"IQfDDSxP5KiMandvjRI+B/LcJlxPefpEQt6QTc0zyEWYxUgQlQnI45WeLdhG3r6ip1OeppRNDs1yGjQq",
+	"SBeTc6nIrIoX+g4aNg2hhPPzLO2UAjxAt7NWvh1j8jPLuG0hmAwhDPPqtzZ7BHobnpP5ukUZM6kvD8sI",
+	"nz5SnNIG35okAl1OeQ7sT5WF9ddbPMpoorqU5cj+ct2ssHtCO43u7IbzSLBefb82/wBJQuICqUYScUHE",
+	"PqIKRZgxDvWYLEkhLvwqCGtASZbpvMmx6hvaJaJMcVeEDCsYGEQXSYTNBkOlqDFNEltbDDYbAM5MZQdn",
+	"qh+wvIRDCeogtCdtt3rSwk2A4ZoDRldeseyJRO6StRHPdjwDBnUi9MsJGSsT6GJQ2EzCOsKa2YxNfP/M",
+	"wG2tntBbPfONXhM936K2GtS04CltK2kBr9+8nIXPbxpToaoE9gTY5ygh6JzMF8eJP9RSGSVOWVOYoXqV",
+	"X0XEZHXY6a8Q9NQustnw7QoV+Ee8tCHlkS7CXW2qTVg6o58WyDw3AjI+usKRSuaIM/CLurPNYhTqNXOT",
+	"gwpN+VHbAMS6jKWCR0RKTUVhUUvSnNTcBThgFk4fSSWySGUCQLkSek4sV3gibYtlDLzNpYUI71oeM4lR",
+	"4CQ1b8BxKoAtvYQYEBtsZZNKIouV4LTSCELOHyLevYp4CwS5r1Wtwz85TXX2UmqNQOaMQDwClXAWAnQ5",
+	"pTZn1Ual5NUXNbNWHDnE3jVNPk6UqfnT9QODmJdzSXNHPpHmmSQqQDKLpghLFL6if8dpWAFla9XW7qyY",
+	"yerGRMMNb1yl1eG3Ws5kIo1z6HbZR6HuOyzdJrYgZHvZ1qKHsCz+PJFbBVhzickuqM1ZY4z2DNhKgyjl",
+	"UkEIDs8EGiV80mmp276GBn9PFWruoEZp9ZjUi5QaqfGr1ydtpdVTQuLGaF/KJBGQKbCbCweG01aspPl7",
+	"1WX8vqZYGXHzkgjiwnmB6U7xBUEjQhhyjTXHWOWjqEV+gcDj9ePQyABwMyZjyuAIWmQyXyiTU8gBBiFE",
+	"j0XLyoJIotAGVIQEIK9wzEVEws1VJDe3HMVwF7GKR16f4Cvo2n+oz5M/1MA/1MAvoAauwLe+mq+tzD2/",
+	"tL/t5lb9B2p0vmdD8nL/5E7FP7lz7RHbA6zcOGDOUYUOQGS31ouigl/Z5GB20vPBW5Y85QmpidRmc0vg",
+	"mA3bhjYudje/mp7prtcvrYjVORI/J+zEpdNXw2MjImUe/0vmP05Hf4noO/rj8Yd/HO+8pcfymJ08iw6P",
+	"nx/PXvV+2k2fxoc/vtgiT3tbkk7KMLD9nW8NKrIJ2y3DJe+Vnt004NjhwtlJfk+wgDsWYOYWo8TCMdxp",
+	"QYk1pFQg5dm/TS/Q+JeAhu08He9GO+QF7u6Nvom7e9EO6b7Au6PuTrQbPyV742f4+aizMnjsIv6zOqRs",
+	"HmR79wCzDXHNPjk2Qq8uR4XOmKKJqVIPzRl4Q2Q/bYOHrtPs5wXv5SNsQ4veRwRHU2Tfz+8oDKwQmOUJ",
+	"yYx+h2SqWa7WrwS54A7iyKJKNyfBeIegSEa3p6EJMMOdj8XQvTWxoLQfpW5LW1Fdl8b1tINokpk+yFqR",
+	"pt//WVtwgnZvgdH8r4K63I6PLjMgLE+ptv7PVJBuKripdV6on4evj0Efn2JTGVLSiX5KGZoTdVeIhL9j",
+	"gOc/AJQfGoByG499CTj+XMyPmGoyqa3KPG4b3XtXNLDAGFBa1by3pQvzldT1hs358hp7/cpdkP5Rua9u",
+	"qsDqiX/FNX8sccg5+2yEH3Ap0/QK8O9lgKZ0MiUQ7CNkqZyfzFIihuBp0YfE/neGGTa2ylwaybOrKkJb",
+	"cYTdmFa0PfhZp0bycb3Wk0jXulCqKYL6x6Zz/pHGtuRbJYmB4VHS5DP5gSexRDhJ7ALPmg3QbTDA7XAk",
+	"ZrA3hWJpzRm2DrAmKrFTYXNHK7kj0xvEClX3fQ5r1QDXZ5AvZMsU2/dkYX5gvj1G7AbRHaxwF5V8QCgk",
+	"mScJNq9ytRiMGU/eUr5+kFZx2zxBS3A3ZTHXQUeSKBNUzSGv39Y2Ax3PlT2oGvQ+YoXfzWhZ8d348eNZ",
+	"gH443X32PDBGdi3hdilDXDgFddNAA3hlNtBGeKn48J///T/GqwezAtpwNhc7XhOHcg3wICZrti6au3Hp",
+	"1qlRb7W6G3GmBI5UXptTee+OcHROWGzKfVySkR46U4SZ8p8pFooRIbcG7MiCjKkpGhHroREkwVBSRHHP",
+	"xQQFk0JbTzbcGrAB+7d/Q3oxCVM0AhDmATvVq05ixAFXF+oSKXxOUHjgV1rqI6Nu2/rwsGYWiaA/YF30",
+	"pz9pFiX/9CdYbQPkIXg2mTo9pY/Cvxydoe3I/GmqhJlqX5lIQjShF9YSUCn4BA5XPGAISTA3dDNJUAhl",
+	"mUxw2PufDo82jfs9XzMbdQBHX2VCKzhhxGP7hftacd1s+P7daXVgroxVaA21UD5XQgxDmdiAzhCQ3NMe",
+	"mlGWKSK1qmWBDzd1D1ApOzeOFPQmDL0Zb1vTMOwnIRJcgR+bMwvUlkmyZdb9vSWNP/1J/1hQtPRJOvc6",
+	"Gfe16QqntGteDfcRtuPKC1JpQoRVL0rPaNJ0pWeiTAjCFFzBMJKPVE15pnK9dCMmFyTh6YwwtRmAD8Mi",
+	"N+tlUjLvMS+Ndfj6uA8bYtUNUGOdwwx1u6BJoJKZA3W7EC2khbVuV4/FxguFgW6SlZoz3XW7oB2XmjGH",
+	"4whH0+IYQBSNrNTsQlQhRkgMUDXhVbd4ElaChz0suHBzf8D0y6b4uX/SdFtQkleQ2BRhNAR61cXFMSVx",
+	"qPmHfVtfawZ2qfhoCx0MmIug4AUwU6lZealXc6+3EyCch1t4UyveeAp7MmBhHcIoZyMnek9M8eABg2Cf",
+	"yJ8YRDvrp+bSRaaCH8JxLIiUgTkS/hTNDOFVE0OzAdvEhaboAYO920cHx14nAZphcU5guYRWg6HDPsI0",
+	"DEwMCUZyZlobZfp2svIABfSrzS0EvHTA3EAdCC+KsBCUSBTqWb7WT7vw/2Hg/3SiCZJRNrFcxX8iiQoH",
+	"bEMaI+3mPuKaIWtigs4MozMll6lEe7svUFhMQW+4OahQDrR7MFZE5Ct/HJNZyhVh0XzA3hVLXiwGdW+o",
+	"ENhVqvTxC70Puz+ReQ6shE4cIlJ+FKU+VOdkHgwYANno+QGAjXFazW11bS1vu2kYRl10oldBv0riPuDX",
+	"h5uIMqkIBqSuIhh/wMwi5XhUbp6ADSTdhQeAZBBuhdM0sbfXtgUy+jPg/aANB7+22Uehvq9NfNZKYEnB",
+	"gIXGnRa6O9vDeIK4OYVpEiJylSaYMmnjvSQJUFggHoUGUdMyjjKQ1YDlBGZW3hyD0GCt/fophAxcaUzp",
+	"ZWw1cwkC7FEONbQRbkP0n5ZlBixHGMr1rBCMgSkWeEYUEdJUalQLQZQgqhIuSrcL7/GEMlhsU6PMxWgZ",
+	"hNABe+/QTp3YoPvXzFBLXjumz9Ab08aOFlJ2er3AXZFo99mm59kesPAzCIkBAs0wALDQoIAMtb8bjVEf",
+	"dKONmn9pNfQarjOAYU2xVLaUb6y31YCM6q3mQsFGYxTx2Qx3JdErpbmAnowmUZwk/JLEUI49MJti8HjB",
+	"gZsKYnC8DNl3zWprWZCwmLIJdAJr5LrBknQpk4RJCrKazEZGlzEk4xb8kDNzt+rjbUNGsBBzOMJHZ3gS",
+	"oo1w0BGGggUx9l1DxYNOuLmFTmGyCkRK2NDjcfeN7kJfI9b7LWHFLa47EKbigki9cFLhxObSFHfCzi58",
+	"UM3KBE91QiNifa0UrpsxJaLT77w5Piv0Ff2HlvFdfFvn3YxR3RwjCTJB2kQgwiZ4QmaAVqjX9eC4m/JL",
+	"E6Gnl2IrxyDrdzwpWyszDgi/s7PV2+oZ9GSwVnb6nadbO1s9AItVU9ArtvFEcygToW7wWLlsCNn5C4h9",
+	"NmFIiz/wnb6mJGfYBUjrBwfHpsJ+7tmfI5lNJkQa5gwVVfMYLBsfOmBWBXNyu7v69np75khoYQYCDozx",
+	"fgaAgJv7bkRTLBFWaMalchrGmE4GrAX2EIUzHpMk9OJToyl8HxOn9uuJRFjhhE8yYnMh4Hk3Y+eMXzKX",
+	"C5Hfw8daRzVC2oFenUMT9q9X27GeVjNX8cq2dzv9ROZ5XQ4i1fe2oFYEwr1BOvDuAMCS7n/uFBUfFqmp",
+	"3hBtSHbFiG2xrhyrBuLY7e3cxwBM1w1FY62wXhTOKMqFdRou2LYu7VfF0qr8Cyj7bMa/7Ov8veug499n",
+	"y777xb56/NLMc6/3ou2TfLEdqKTua293d633C6j5Vb/xbA5Aob614Vcw8hbsyhBLkSVkGEHkaF3hCRhc",
+	"ynwFnFWFNOasOr7e4DBvLYiXHlOZOW1/tlFY14Y9OdCyaoj6jDsF2nxoNWIz2pw7jXGSmIshNxUofadL",
+	"e6mD3cCupNxCb0HXAT2aTqZKf6RZUt604UdbNXZghllmB5UTtVefxMsi0NQj+NvQ3P3ShBnvTWiiff+D",
+	"jjXbNrAFk1U65glIBfrWsR0XqQD51XBp1XHOCBi79PXgZyjgufH+EhJ4mt9efSsnRC3cx94X5YxNHPHh",
+	"EshfiLob6gAT7vW6V6q3oFqQ1HP+FHRsuZDF0ZF9Fxppqxtofb41MjJUZAY0kwlALZ3hq6E1LBndxIgd",
+	"Vt1pQvdYldE0SB5mvFUSvVfB4YPj1SsIDl/0eLgsgjs/Jg/rLjbrf7d8F+7d3CCqB97Oh4GFPgFbqLW1",
+	"BjaWzZqxXN0MZxSxD4dYaSn8LXG2IEkiQZSsM12tgx6k9MwMZt1zDy7mttqllfdO6T9WeteN5pQLZYXz",
+	"Op0v3mvXhB3ePRPJa63Gz+aeQdwnjWKn63QBDwqW26gYHoCsRCNircrW1AKW+H6b78SZ47fQsSob2n0r",
+	"+5xnwpnXB0zwhDyR1VrxCKMEKxDVZtxaq4UwUoHRMw1pIWpB1cFJZI1PnCXzBTqc3aUHq8DZ8X0l7a3U",
+	"e9zGiG3p/mJ7YTcqDPkQR1PSPeRMCZ4s48jwsnv3OvhDDfy6aqDnOl7AVpaqfobV5DHnV91UUBbRFCcy",
+	"Lyf/qXI3bX9eogseKyQVTyW65OIc7LXKZPWBiqfwXIKNM7dderdTqyZXMIXlatyJae/RSOlmvA525BZX",
+	"ht2QNh3OC15qECHQBqvIBZvNyljrVvTunMstZG+PSgu7/ebeUAWzKwm6lz7HjWEG7QboQ85k5vzQLm5h",
+	"Q5/mzQCRK6dHGbNPTPRRdw74wpln0t7f/3R4hC6IAPO85gUDJkgMYZjow8lx4J5J18ITiU4gvMHeZjOc",
+	"WhWNJySwVkqJuEAJZTZzUXMso+dBwQ05YLWYiYZoiC1wJ3cbHMbH75skFTfxQx6Te1L37Bocuh1aXdlb",
+	"TMFWpIeLcGe9i7D3dM337/eifbbmeG57yEtn+hVlVE4RLtIgTJCXf6Y1MzCnGcITCvjgliCkVqXv0FI6",
+	"bgtBwpXDtXFOUmWtqV1JYwL6wbuDD2c/DE/PDs6Ohmdnr4enR4fv3r483XRn0eRMKS+3oxQKtaVvanNe",
+	"h5mghRfH8rbDg9OX796dDE+OXh6fHB2eDT+cHJ+iDbvsAxZ+fnXy7u3Z0duXww8nr68rgU6b657BCVGv",
+	"9cp9EEldVajWoCLCS1ghzJp6RlpjIQLs0ftuGoUFG8LSfBZlMp11i+DqLpyL/rrkVatr2aR73y5LJ/10",
+	"j3eqWayT1213ajnsDTiozfAmd6k3fEkr0FflEABxdlcMgtsSy4139Emexkhl/aqDeM4pT/IUR7RhQvjM",
+	"K3mEsrkOx3hGk/lmkMvsnA2YeV8QIL2ms2hHuIpwfmrSvXimHo38poeMzPzqW1cKIvO0rDY9qrSzJmZ9",
+	"iaEPbWAr1lRihp/YaMjNQtTyzDSIejaeRkn+DblPGf4NaXWiwLQeClO5X9r5OOUIz9DxqrRTpxF7MtuP",
+	"/2maX2jlEF8frYORy1zPg2BeypkFp4SoVZAiIhMXpMDCAJUKcTxgeIIp20IHldYzSWKkLmlU5FHXWA2o",
+	"CFoU0TRI2YCdHL06OTr9YXhy9OH0aPiXk4PDIyeGaE6kG3CjQxt7vR0tckCnXUilkSQmcRiANBO5OCWF",
+	"FB7Jza0BW0+AsC3nNu77kOIrteIenxB/p1fiiSMgp8LL1W5DUy3OZe40sssDFGVCcpFHz4mMIdMzJTLQ",
+	"9J9naAVFMCwEdfl+6QgzAyqJXkEpcokiPhtRRvYHDLs+DBAbF+ey4Lxj+zpVgGsF2mesCbXxvqRSHRWT",
+	"WlepP4RhrOI1gXBgeLFJbC1gmgpqXgtJE9BWq3VdCIaQMVMxIU2glKbNJmoYQ17JsxjCSuk++fKdmgZK",
+	"hVyer1DGJehINYdAPj3l1jWaGRV/teOeD+qN/qphecIZCVGRIk/jNo3CQt86SKyi+xQrRYT+4j83ZuT/",
+	"+HWn++LTr73ui0+fe8HOt9eb/95UerO2SxmT6LeMaBLVgp6wEOUgQUKadsuwxgKgHRrIpT0PfEn/tiru",
+	"0q4VX7/j+9Sn8r02p9E4FesCzwEaYRVNLUuSj0boBfcl8XmUY9Tej3VbZf6wD7UfW/2Xf9WbLxEGPh1n",
+	"Ao+SuRZ0Y808sCRQPduYNv6Lj6BmOCNICcykAWTetOiYWmTIUqQ4CvUfw5k0kdBUDZjiCFLatJSVBxnl",
+	"HFv3jIFhS4VZLOvxsXATQPgrxB7zWZoQKBAD2NhDQNgaMA9iC0QlG/FtT/ATaV83UNrhFgLi128490jE",
+	"07lDaA1tHDEEbU/oBWHtntKcAm/tKl1+kXzEVL05vTenanGY1vWqLib9SrvxTeyMe7svHpAD8ERTLVDp",
+	"giO5WsinK8JbkbG2pRK2YGaLwoFntr60Cckn0bmEOH+T1le0FO7npy5U5EptkwvCVNe0H5ZO4hOJ4KGE",
+	"lNkBC/NWtmw0cugiRpWeCMOJ+QBthPDffhigkMZ9myAqyW9FFWt9UN2DH0/fvbVP9rV2ocS8j3Z7vV44",
+	"YCAd7iOMwj5KIa8q4jNIBjAWkJ1nSG5uocOEQ+6a8W3ouaCYm2AyLT9GJHGzajq75gv/7D6YA7WC5nGk",
+	"1/rUEMjv6CxZ1zTspb5RDC2ueuktPE3LvOUmiFcizPRlRWK4l/LADcZjfQ1FXMQmRNqMDNRxreEoqC9j",
+	"FPcijPZFmx+9THZfPh56XZ/Ql4mfZoWgs76cs8TpfmYljcYdDQyuqgHHkgoLtaWlBQje+85U/kA4tsYd",
+	"coUjZXE6IWNbYM1g3mUqzZQ0Ou3zPfQT/d4UBhIZM5mtG2H+b5cKuW+y4f/53/9jiwx91v8Z5rMa0vg6",
+	"hPQeyPrxYEFrVsQFUkiTGG9nV5LlHVwKzK0B/eTLyPFt5krNxx9VwPetyPlmYQb5IuZxBhUOuG0uRqPB",
+	"3rzl9nBIq01yATqBvp71qdOyOXScWE2XRWTfaB0MctUZ0e9IOmHYvOM8JlycA8AtTyXoEhuUdccJxIZD",
+	"Xq5+EVLVksREp+MRF4rEm1voYJmmsV9m9j7fbhL2YQILOPfuFz0LZZ3p93o1HBo57nZnydJ8k0SwbSWM",
+	"NnvmqfXdW+FTC8Z8bIZDpSPvfp4NX5SPAK/jRm7RCV9jqbogtXWPX4abVhm2OTwDltALYuJlooRLLYZY",
+	"Q1BVzt5C7/NcZpC7BdH0BkZ+UM3LUjmA63sl7uxh1PNZdo8cOdlroU9fU2NI49A5MBM9OjcygEuJ930J",
+	"XRATx2TmR1VuZjL0WFxQpQVrM70Zi9tO8OL631c3O60lWd+zS9Msik/eT9aVeu//zmgVTVqPzTtGfAGr",
+	"kLrGWZJYQ4xFy+AgN4WNntG3PF4kKt+d8FHuqIXpehN6dDGP3ti/Cl0FnxcvqG+CB/zRnA/UqK6hvt1N",
+	"3SaN1A62iPsSkIoQMkYu4RrfgKy476DXMLCmkCEfh5tw0ziQDi48CUp/x1mB0AIC+xZ6ZUw25oshA5wr",
+	"F/e1aQOqjO00NmnATwqVFtzM4Et26CC6k5xbmxtHf7QhN20l02JkULkpH96+uW9CuANDY7OB9D6wvBvj",
+	"bLMjWIn579GYCrg6+rTfne30QQlpML9VZbQb2ETBO7zA5QwQL3xsLEi5s9kk3fFM2RocFl+t4mSWhPQL",
+	"LCjjiA5sLTfrluZjTfD6Df2rtFA2FsQLXtk3Vdy0XEWsjVL/voUORDTVIpBtKa/9q0dlPA053NB32L5r",
+	"cGLk+WK3NSDCPIiMwFNAt2lg8adcKIua04CL46oXorBbADqHJW+1Q5FtcldzKGvT4Kx2RowSSnS3vaRt",
+	"t/SXRfns2v/mXvGu/VcTJGzh796D+8b+sXMz53erHz9fMENgtubLSNN3Tjr37OzXRNfk5396d35+r5rh",
+	"qt7+elnDG7v7IY6vGopxJ67+dyyZWy5QqfxFZan0V6PP3T6/4yCRgziWJn5dhsZuWfCuBj7ZNjprShxC",
+	"Q6Xx5deOPck1nN37NCgCsXrlyBqDAvyr45EFBYztDeAuWvN3i1dkcRRAIZXC1utTkNeJsDQAjhmGUznl",
+	"ysS0SgcbhnbQxqBzzCjgRjgssc5qNbebqmw7mDuHcJcCOqLMyALIqVfGE/sgU5W9ur9fOE0ZVmUJuhRI",
+	"KmXKPzrDk2UUD+886gTkh4sr1XyqRzyem7Bae6o7q8vTkSM/J06v7A/NkVecSd4ecAkC3YTzeAvB5Qbw",
+	"1vr+NPFCIBC3+T/taf2dQ0GtypxXcF2C3SwHdIJ9sEr/Qe269jCdlkI6NW9E74swoFsynscA97QqBdzM",
+	"wuaDOWEVTW8J57QAlukAuXfcde5i7QbMv863kNVm+yg1hd+1Puv+KdEGLn7P6woLUvxmQrqnBBC2p1gO",
+	"WMaKp3Zcm/tFN7HAYxWi4i25gB3B0TCNDFipfjsXRcn7LfQDZzwTPmJqO+LUzQSPMTR7rxLH2uhUi0+C",
+	"bvIjVVN3/NZOK97ZfcR4HyWoqXWu50UIf40IbGfOqFs+uVrefn9wdvhDgCCpWF++NtWICMIi8kTaNJuG",
+	"SzfN1B9k+i9Hpmjj/Yezzbsh1rLcuB1nZsvJ+n4S/9JqgbpIaaGLNuYEGQjIdO4Q2h2MSoDCVNALrEy4",
+	"KVwNQQXNHi6wAfNgr9FOE3fPp/jQNcuX+V60exjuX5nk6fxfUYm8Z23Cbe3Ci+c2GuC2FZvu4Ry7QjB5",
+	"KkXgGZBqeRfY+UTdoYRyR7ngSNW+RanKWxsUIp/x7LjWfbsTZJCkWFo+YWLkm2xOjaYl20GuJN3PAX5v",
+	"t6Dx+H6JK+9BXWF2NdZUoFruqVwtuAf6PiVKOj3kO6uGFK5Bra8MLa1+Byi5dbEsH90CLfx+t/6epRE3",
+	"v7vZTDiu9yRzGMageQQkexnuAUgPVU4VuMoOXJgEBTE3xukcalviC60017bbjf+e2cnPthsv2f36ni08",
+	"tssFsVMX+Rt26R6NRc8tZwEzbMLjbyVWG3tPlb6tYXWFSAd31S2Idijn2m+1BhH87Hq9/1iC+/b22ams",
+	"7PRzC/64/H45HV4UO+eTYjf//d6Mjc334ULhDsLHyJVyo/ayfKmSJBlrXY5xhQRheGYs/m1+PrvPD1kp",
+	"s0MsvH73rZi5NWmLXS0k699LHZl7jsx2HLZRdKmcsfVLuzSw/e3P9l/XC8GoctZfcQS1eXeKw/IleG/r",
+	"/d9Ie4/BheOG/mW5bLDSm3bR32azERE2eH8hZW3bAm83F6FvNrAltj7l0bUTsBBlNtG8fJWwGI2ymUOg",
+	"tWXvzG1SOIqcESHmRA4YJISD12dV145dpltdNiXb+UM3Y993gDAs5y1PVAv/vCSjKefn3XMyvwfN8C95",
+	"PWordYUWUKRr+w2t3eqczEtIb4Y8IQMKKnCbLKhUUyzPJLxeQmcfMJsXmbv0nUCPG/qkLE+P9I5Gnr9Y",
+	"WLcMOm0jjUMtaSA006qWie75lvB6WiCo+Mv2u81sPIHlNwzOrIqmiZuYSBiPSVfNU7K4XA1hE8qIxZoX",
+	"ZEKlEnMoIgLJhFAuG8kpv5QmxR0c8VjlcEl19fEtj8kZ9LtSynmEFZlwsXpgr2v/0H4IG/npntPAdIev",
+	"qQMJbElagtV+XGpjMW6PxjzSWYiEWby3bXeRLqG2Mb0gqHhXq9vllWsnp8Oihy+w1464Fu15MY9Huufe",
+	"DG63+5/1f1ZL/YR+YzKmjOpHkGxva8ciGi+NTHP708JbykmCdlQLUwM9DPDne18TATyf2TIO88i0pXzc",
+	"NyAxDzC5lbJMAfjQ1YfvGwC60ANbRhsuLCYHZzYVtVBKo3MiNpsZz3uv83vc96KbJbzGFF02ddZNIL4m",
+	"80dDDWclAOxiQh5Z+Nu9Kl1sg/e2HQ7tI9TgtjAExovjw3B7gSQJjs7lFjoo+JE33Jwv7e5W8xAUt4AF",
+	"FcOkHleVhu7erFj0AN6qL112stL9CZGagtrwSeDp77bwJKyAT123Je0Z2Y5wiiEadZFk9bGSwTrDcxTz",
+	"vgXsTkiAyHhMDAxZqVRgSkTXMU6b+bEtCI63jSKxbULQBwxq+3ipYPk3ecGqnDvpP3f20CWNJ8TkeYL+",
+	"OyZQ/xWNEzyRW+hVBSzfVTG4wEkGZYIMXHkxbEkU2vDKIOZxvE/MFDdbcEvezA/9FbzHk1Dqp5WLF+88",
+	"Gsb9Zl4a922J2tGOlRqvVyumam51ibiBmm0lwJI8mb+1TKo8sS+W2fVChJuDRYdAZtEUMDe1Vh62QFhY",
+	"mWgl0fRZ72uKpk3Ls7B6xBOv0ok1eZkWHhPR+2KClgDySdz6BPBkiZos6RVwtQKljIrSeDYgc8G+w1ky",
+	"b5FhT6Cr+yQNniy0i8AIAzSlk2kp6uDRiKzCrmDrjpescJkkwgvj8Hfd3IiL931n116cch+ZRJSEhCbx",
+	"xbvepxySdJi+hw3v8GgjQCFheJSQOCwyZswHSdJMJB/tyO6RTEwXiwjFzvtR0UaM5XTEMSBZuSVcmzMA",
+	"esgKwT0GZcTjBzMyGxGBIp4xJQNfH6xv8Rl08rvABdGTvENAkBK0x2Icj53b4njc5x2td3h5bBMQ0eOy",
+	"VipLuu5gmb9bj1Sbx06vDxwQl96oNwttgFcMJ5plz7uA3ijDzbYoI93GQw0v0mP7OmgCsCptpYAJnv1e",
+	"IoseGASqQwZQhigbjsfS+COQVnyfIXy8FAMAQKaQnGLhioQru9Vow0uf/Q7QsjbRiER8RpBNwWrL/bdn",
+	"63ec+9++Ue2bsiD3H9Y7j/YywoBs1G6bl3aVQmZfBO3UuAnaV6eFy6/FhPVM1suJ32/OeW9J986X+H4Y",
+	"+x1nw7p9fWB5IS5L9SYHpcy9tu1xWD/yxyeUrLGaa5rgyMb+WAlcC9j7LucjNsllWtJwwGIbDU4DrqZE",
+	"XFJJGoQNaY7sGzuH+yMr28MpUXdPWg/KMn+as5gnOau8GYUZxLXV9DXz7oJkjC105hoEoZSLCWZUwnZ2",
+	"L2lM+paqtAKviWY8YK5ZwO5CkhCXbeQeBAbdu2uKcklkcdjiNsjIfAh/wEbeCDaygg2ZSTwhQ1DKAUbS",
+	"+3Oxdvn0zlEiAfAkJ4acdk3FERJuIlcsE5wpHu3ZaLCNENbM6EONEH9yKOdSkXLRwS8K5+eod+XsnnwZ",
+	"HpsWXJzSgm253+qsq8QmVoH4y9kV4E9iG2294UByuSiqGJhHBoa6BYxhwDZC/f7QFjENA3QJjnijDEgU",
+	"GlN6/nxzPw8vLCr9z8pYgc3gQiih514aXmMW977xJs5S5dlMI87GdGJcjtJpKVAOwa3FE4lCuO4N/5Vh",
+	"O9Cgo8OHax4w4/taJgK7OktAB33E09+FyeBhggmqglhbeMkNQQVzruPDSuRNb0tiNq6ZFx0zSYTNE2y4",
+	"tQDMQUtJ0B2bBFoaAGwwFJpbaHhO5uF+Xj2IKgMqj6hpGDI+DHDZR8CMGHMRke/gLoSXE8mRIJLkCdym",
+	"2YI1Xk65JAiSFmIvhhHFdDwmQg5YUehlStMUBkfQhr4tA+RNNkA00v9v08l9FrO5j0JPZgDU73OSqq0B",
+	"KwJgA6S3zUAvRpwZ4dFi+8UkRnPSWMZFP10g7VVuzHw1zITKS5E7dt1Ei9WQrdWJufGdPhAg4FxyICRu",
+	"D1uC0BooGQ5EZOHwYF0ejQChZ9hyqlaUJiRRirKJbFaG1gINLeSMHCf0VR3/mmpZn6Quk8WiNYUe4nWI",
+	"WJYkWwP2fZ1VRBiSu0YEmRHF1s5viDiPeGpGd3HmyJxF/lGJ0TNhLrs4mq+DFaBMCyZbSmA1gD8eg2yx",
+	"cLbtVu+LyTAtsstDD8++6ZbeLJHVLeIiE9vdoZMycrlMeWhUF3JQY5/wbDEcPa9MH3bUyngGbERyZNQW",
+	"zrOPciQ5U8STMqkIjtsRRUs0fn8Kwtqm5i9yuGw1jvs4ZI8bF8szmt9Mpm8+3e33/G1AHqunf1nyd34n",
+	"YIkGndCUCNfSpCkRjjYOeTrfDAedIJceSuUJnNiQ26m+MwatYMDKQnYvL29VgEHWb56WEw9yhluUeCFo",
+	"5N1aCb6Wsl4HdfwDLWQpUOPy83lb7RpOZ14U6z5OZm4sBFy79qogXkxAbkgrzlRZipdEAXbagLXWEdmv",
+	"tlU+vBNOJMpSPQYoGOxVwFMCM2lCx7cG7KxIaIYyq1ieyxwx+RY2v4cMBeuP8cvBDv1RXOTRFRdxdv87",
+	"4FM1YNlM2k1ekMCp37H39ZgmCgRuFiMJ/kCbezTDNIFf2wNdP0jj2v3Dk7m+JxPWV//q/lFxbSZYqmHC",
+	"J5TZr8s/3H8RvKYZC56QlaEjNHWc6A+u25qjcogh42yxS7Pla1sr4hbV2O7T4qlnv9xBCof1cTlHM1mO",
+	"5zB/t8RzGIdozpa2YypIpLgp7tsc02FSEOF1OK5YSjphUEcnRlPM4i4fj20yuQxyhB44RrKdT73Me35I",
+	"/Oq+KTCf9XJSzLcGEaaM4+MxZr1DEFjsbXYDnTYEOQL5CsoimuIkf7/zyaPdZYb3N9zBVOn3n0hbalJx",
+	"FIJoPCZiqHhRDrrvSfH7NmLKok6B64uRS1s9x8ByDphFnIIXnW/fRvpuBtb8Lm3CysH7Y+s9GQsipybz",
+	"VxrkZO9NGOsWOshiqgZM6AGDL0A/wnoJn0hDAxAccIhlzPWZjEAd0APLmOJZNG3RxaEjTYjLPGD51l1O",
+	"uQOfMgN0XgV/UfeRXUNvCVsLdxZrf6dXxRdyTTxdz172qO1ruesjMxSz0hWzxN3xjlkab3JlWMpcP/IS",
+	"PvxCToN1FuNmjgI9GzBGlJndNghnNzI+5i22mTdeEwW2DeL6MAcc6bseUWYr1Nf2zL19641b92Dd70Yf",
+	"2Gmtudu+4djbtmJR72HjckZtjbj2qjHXC8Ap5oiIFkzRe1MSm1Jt3DsX/JzEW+gtH/F4PmDFuIHzzyRJ",
+	"9CVgbUZa/0HYAlRkKRFDSMtuvna+Gp08NF8yvlPKAv3vVjSVNbLoZI6wv6loIjBTsPWCzECu8p9ykTsg",
+	"S5/tIwakhGIy407A0XQzYHXCsc5C/bgLP3fh59DWTLbiRhPFohwl9CNV0wE7PDh9+e7dyfDk3euj4enf",
+	"3h5+B2q6wWLgCdFi0gwzPDG2WydEbTSAhG62uyRzdfp+bJeu+TvOfvl9nKNDoDZ7hiwIzi2Okv7PEC7Y",
+	"lHYN51yIVGDo9YJqhWAMWAR2HObbdqX3IKVnpvmHoPS60ZxyoW6IyeyasMP7MrUe7GIX15y39d4ONsRv",
+	"6Ad9c/TXl8reYzVtkswaqGepblpQkeFhTXS0tUB9c+u+UoTWib3YH4vZwIy3YaO//D6vfohyqrDIxdLh",
+	"cRMWQ97b8JzMrxsu6+Yi0E+kD4GMNgwytc04Dt+/Oz1DLYDfXsZKGXLJH8hNUUGfQwqpIkI3/5+/HnT/",
+	"jrv/6HVfDLuf/vzvnUZgppbKKAq7cOc6RL3FlPJsL3W0b34JAIYQITw3IoJ954lEPFNpphCVAxZ+nhE1",
+	"5XGAwA4RIEvTAdKSSeBsG/EQq+sQbdinKOGXRHQjLEkcIJwp472NOD+nxDWBYsHTlMT7CA/Yj6fv3kKT",
+	"KMUCvsqzHLVQBAuyuYWOGQrpbEZiqsULNAN80KkD6dKSyW5vt/Ahi4whGu8jygYMRKMh47H/XY4Lfomp",
+	"Ak+w4uhpD1lbLUCDwlnsQi6LASSF6s8WFSyPODRV24IBc7ODsgKwRmOcJFqBGOHoXLe/29ttrhAAY/FA",
+	"ze+xpJftQS87cBe/tavu5eVld8zFrJuJhLCIx8ZJunbzr8D7ch10FLlS22mC6c2GeUauWqqO7d7HqhxE",
+	"EUkViVuBqTIGcd2/ZSS704th95df7mU+QKxNs6keCmPEbaL6J9Idspzkd6+uHNmjKtVvoYMBq7ZjXtbs",
+	"RdKYwPd5iSbwq/fLh9IdsoYzbQ7QA7mPyxHzmjVXHOOX+Xl2FzBlI56x2DFkdw1rXh4VJnyBLyH0zkE+",
+	"rSAGEHHhrsZMJJ1+R8tV2xc7IKHa3mu3CWWThICxqsu1oid4Npk6zS5APBMlgztYqTMhCFOetdrek5rb",
+	"N3muI56SGOnx0Yg4A4vmsikWiult3ggvFR/+87//x9zBrr1CVKm3Ci57zyIDQiGVyrBVrxWj09QbAHCr",
+	"3HW5b50cNjLPhynBOR6N569tarEZUDXIg4XGAk53rG8COeWXxhFIY+K17QOA1Xv4mcoMJ/pa5TNTANGM",
+	"euOE4EhBSoQJmZKb3tIkdEyieZT4/ZiIr3oPx7NZpvAoIV593Txn84lXH8prpyi2Um/vJGPQAPQX2AHB",
+	"XSpIxEVstjChFwSRC01VUgmHNuXErysSZaql/RLKdbkwgClFAYUq8roTtkkPSbzeJBSNjXJe5AoCw+E2",
+	"yw1Li88JSgW/oLEBuLXF8l1EQPWUNw8dT/ScUyIkZ7i00AfHMBUZQHhaSkQe/uROh/60a9JRG1eeZBI2",
+	"0hCEl+DvDnI9edsc8nE9swbSav0T4GJ7rj9d/68AAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
