@@ -2171,6 +2171,9 @@ type FlowID = int64
 // FlowVersionNumber defines model for FlowVersionNumber.
 type FlowVersionNumber = int32
 
+// IdempotencyKey defines model for IdempotencyKey.
+type IdempotencyKey = string
+
 // IfMatch defines model for IfMatch.
 type IfMatch = string
 
@@ -2213,6 +2216,12 @@ type FlowWithETag = Flow
 // Tokens defines model for Tokens.
 type Tokens = TokenResponse
 
+// CreateAgentConfigParams defines parameters for CreateAgentConfig.
+type CreateAgentConfigParams struct {
+	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // ListApiTokensParams defines parameters for ListApiTokens.
 type ListApiTokensParams struct {
 	// Page The 1-based page number.
@@ -2227,6 +2236,12 @@ type ListApiTokensParams struct {
 
 // ListApiTokensParamsSort defines parameters for ListApiTokens.
 type ListApiTokensParamsSort string
+
+// CreateApiTokenParams defines parameters for CreateApiToken.
+type CreateApiTokenParams struct {
+	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
 
 // ListAuditLogsParams defines parameters for ListAuditLogs.
 type ListAuditLogsParams struct {
@@ -2294,6 +2309,9 @@ type ListExecutionsParams struct {
 type CreateExecutionParams struct {
 	// WaitMs How long to wait for the run to end before answering (0–30000 ms).
 	WaitMs *WaitMS `form:"wait_ms,omitempty" json:"wait_ms,omitempty"`
+
+	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
 // GetExecutionParams defines parameters for GetExecution.
@@ -2314,6 +2332,9 @@ type GetExecutionEventsParams struct {
 type RetryExecutionParams struct {
 	// WaitMs How long to wait for the run to end before answering (0–30000 ms).
 	WaitMs *WaitMS `form:"wait_ms,omitempty" json:"wait_ms,omitempty"`
+
+	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
 // ListFlowsParams defines parameters for ListFlows.
@@ -2347,6 +2368,12 @@ type ListFlowsParams struct {
 // ListFlowsParamsSort defines parameters for ListFlows.
 type ListFlowsParamsSort string
 
+// CreateFlowParams defines parameters for CreateFlow.
+type CreateFlowParams struct {
+	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // UpdateFlowParams defines parameters for UpdateFlow.
 type UpdateFlowParams struct {
 	// IfMatch The `ETag` last read; a mismatch answers 412 and changes nothing.
@@ -2359,6 +2386,12 @@ type PutFlowParams struct {
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
+// DuplicateFlowParams defines parameters for DuplicateFlow.
+type DuplicateFlowParams struct {
+	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // ListFlowVersionsParams defines parameters for ListFlowVersions.
 type ListFlowVersionsParams struct {
 	// Page The 1-based page number.
@@ -2366,6 +2399,12 @@ type ListFlowVersionsParams struct {
 
 	// PageSize Items per page.
 	PageSize *PageSize `form:"page_size,omitempty" json:"page_size,omitempty"`
+}
+
+// CreateFlowVersionParams defines parameters for CreateFlowVersion.
+type CreateFlowVersionParams struct {
+	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
 // RestoreFlowVersionParams defines parameters for RestoreFlowVersion.
@@ -2418,6 +2457,12 @@ type ListTeamsParams struct {
 // ListTeamsParamsSort defines parameters for ListTeams.
 type ListTeamsParamsSort string
 
+// CreateTeamParams defines parameters for CreateTeam.
+type CreateTeamParams struct {
+	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // ListTemplatesParams defines parameters for ListTemplates.
 type ListTemplatesParams struct {
 	// Page The 1-based page number.
@@ -2439,10 +2484,28 @@ type ListTemplatesParams struct {
 // ListTemplatesParamsSort defines parameters for ListTemplates.
 type ListTemplatesParamsSort string
 
+// CreateTemplateParams defines parameters for CreateTemplate.
+type CreateTemplateParams struct {
+	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // SeedTemplatesParams defines parameters for SeedTemplates.
 type SeedTemplatesParams struct {
 	// Force Also reset the system templates to the shipped definitions.
 	Force *bool `form:"force,omitempty" json:"force,omitempty"`
+}
+
+// DuplicateTemplateParams defines parameters for DuplicateTemplate.
+type DuplicateTemplateParams struct {
+	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// CreateTemplateFlowParams defines parameters for CreateTemplateFlow.
+type CreateTemplateFlowParams struct {
+	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
 // ListUsersParams defines parameters for ListUsers.
@@ -3393,7 +3456,7 @@ type ClientInterface interface {
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /agent-configs (the `CreateAgentConfig` operationId).
-	CreateAgentConfigWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateAgentConfigWithBody(ctx context.Context, params *CreateAgentConfigParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateAgentConfig Create a flow's agent config
 	//
@@ -3404,7 +3467,7 @@ type ClientInterface interface {
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /agent-configs (the `CreateAgentConfig` operationId).
-	CreateAgentConfig(ctx context.Context, body CreateAgentConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateAgentConfig(ctx context.Context, params *CreateAgentConfigParams, body CreateAgentConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// DeleteAgentConfig Delete a flow's agent config
 	//
@@ -3455,7 +3518,7 @@ type ClientInterface interface {
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /api-tokens (the `CreateApiToken` operationId).
-	CreateApiTokenWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateApiTokenWithBody(ctx context.Context, params *CreateApiTokenParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateApiToken Create an API token
 	//
@@ -3465,7 +3528,7 @@ type ClientInterface interface {
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /api-tokens (the `CreateApiToken` operationId).
-	CreateApiToken(ctx context.Context, body CreateApiTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateApiToken(ctx context.Context, params *CreateApiTokenParams, body CreateApiTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// DeleteApiToken Revoke one of my API tokens
 	//
@@ -3701,7 +3764,7 @@ type ClientInterface interface {
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /flows (the `CreateFlow` operationId).
-	CreateFlowWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateFlowWithBody(ctx context.Context, params *CreateFlowParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateFlow Create a flow
 	//
@@ -3711,7 +3774,7 @@ type ClientInterface interface {
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /flows (the `CreateFlow` operationId).
-	CreateFlow(ctx context.Context, body CreateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateFlow(ctx context.Context, params *CreateFlowParams, body CreateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// DeleteFlow Delete a flow
 	//
@@ -3777,7 +3840,7 @@ type ClientInterface interface {
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /flows/{id}/duplicate (the `DuplicateFlow` operationId).
-	DuplicateFlowWithBody(ctx context.Context, id FlowID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	DuplicateFlowWithBody(ctx context.Context, id FlowID, params *DuplicateFlowParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// DuplicateFlow Duplicate a flow
 	//
@@ -3787,7 +3850,7 @@ type ClientInterface interface {
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /flows/{id}/duplicate (the `DuplicateFlow` operationId).
-	DuplicateFlow(ctx context.Context, id FlowID, body DuplicateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	DuplicateFlow(ctx context.Context, id FlowID, params *DuplicateFlowParams, body DuplicateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// PublishFlowWithBody Publish a flow
 	//
@@ -3848,7 +3911,7 @@ type ClientInterface interface {
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /flows/{id}/versions (the `CreateFlowVersion` operationId).
-	CreateFlowVersionWithBody(ctx context.Context, id FlowID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateFlowVersionWithBody(ctx context.Context, id FlowID, params *CreateFlowVersionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateFlowVersion Snapshot a flow
 	//
@@ -3857,7 +3920,7 @@ type ClientInterface interface {
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /flows/{id}/versions (the `CreateFlowVersion` operationId).
-	CreateFlowVersion(ctx context.Context, id FlowID, body CreateFlowVersionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateFlowVersion(ctx context.Context, id FlowID, params *CreateFlowVersionParams, body CreateFlowVersionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetFlowVersion Get a flow version
 	//
@@ -4087,7 +4150,7 @@ type ClientInterface interface {
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /teams (the `CreateTeam` operationId).
-	CreateTeamWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateTeamWithBody(ctx context.Context, params *CreateTeamParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateTeam Create a team
 	//
@@ -4096,7 +4159,7 @@ type ClientInterface interface {
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /teams (the `CreateTeam` operationId).
-	CreateTeam(ctx context.Context, body CreateTeamJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateTeam(ctx context.Context, params *CreateTeamParams, body CreateTeamJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// DeleteTeam Delete a team
 	//
@@ -4166,7 +4229,7 @@ type ClientInterface interface {
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /templates (the `CreateTemplate` operationId).
-	CreateTemplateWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateTemplateWithBody(ctx context.Context, params *CreateTemplateParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateTemplate Create a template
 	//
@@ -4178,7 +4241,7 @@ type ClientInterface interface {
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /templates (the `CreateTemplate` operationId).
-	CreateTemplate(ctx context.Context, body CreateTemplateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateTemplate(ctx context.Context, params *CreateTemplateParams, body CreateTemplateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// SeedTemplates Seed the built-in templates
 	//
@@ -4233,7 +4296,7 @@ type ClientInterface interface {
 	// `usage_count` 0 and the same graph and placeholders. Built-in templates can be duplicated.
 	//
 	// Corresponds with POST /templates/{id}/duplicate (the `DuplicateTemplate` operationId).
-	DuplicateTemplate(ctx context.Context, id TemplateID, reqEditors ...RequestEditorFn) (*http.Response, error)
+	DuplicateTemplate(ctx context.Context, id TemplateID, params *DuplicateTemplateParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateTemplateFlowWithBody Create a flow from a template
 	//
@@ -4244,7 +4307,7 @@ type ClientInterface interface {
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /templates/{id}/flows (the `CreateTemplateFlow` operationId).
-	CreateTemplateFlowWithBody(ctx context.Context, id TemplateID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateTemplateFlowWithBody(ctx context.Context, id TemplateID, params *CreateTemplateFlowParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateTemplateFlow Create a flow from a template
 	//
@@ -4255,7 +4318,7 @@ type ClientInterface interface {
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /templates/{id}/flows (the `CreateTemplateFlow` operationId).
-	CreateTemplateFlow(ctx context.Context, id TemplateID, body CreateTemplateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateTemplateFlow(ctx context.Context, id TemplateID, params *CreateTemplateFlowParams, body CreateTemplateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListUsers List users
 	//
@@ -4400,8 +4463,8 @@ type ClientInterface interface {
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /agent-configs (the `CreateAgentConfig` operationId).
-func (c *Client) CreateAgentConfigWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateAgentConfigRequestWithBody(c.Server, contentType, body)
+func (c *Client) CreateAgentConfigWithBody(ctx context.Context, params *CreateAgentConfigParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateAgentConfigRequestWithBody(c.Server, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -4421,8 +4484,8 @@ func (c *Client) CreateAgentConfigWithBody(ctx context.Context, contentType stri
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /agent-configs (the `CreateAgentConfig` operationId).
-func (c *Client) CreateAgentConfig(ctx context.Context, body CreateAgentConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateAgentConfigRequest(c.Server, body)
+func (c *Client) CreateAgentConfig(ctx context.Context, params *CreateAgentConfigParams, body CreateAgentConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateAgentConfigRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -4532,8 +4595,8 @@ func (c *Client) ListApiTokens(ctx context.Context, params *ListApiTokensParams,
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /api-tokens (the `CreateApiToken` operationId).
-func (c *Client) CreateApiTokenWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateApiTokenRequestWithBody(c.Server, contentType, body)
+func (c *Client) CreateApiTokenWithBody(ctx context.Context, params *CreateApiTokenParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateApiTokenRequestWithBody(c.Server, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -4552,8 +4615,8 @@ func (c *Client) CreateApiTokenWithBody(ctx context.Context, contentType string,
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /api-tokens (the `CreateApiToken` operationId).
-func (c *Client) CreateApiToken(ctx context.Context, body CreateApiTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateApiTokenRequest(c.Server, body)
+func (c *Client) CreateApiToken(ctx context.Context, params *CreateApiTokenParams, body CreateApiTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateApiTokenRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -5038,8 +5101,8 @@ func (c *Client) ListFlows(ctx context.Context, params *ListFlowsParams, reqEdit
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /flows (the `CreateFlow` operationId).
-func (c *Client) CreateFlowWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateFlowRequestWithBody(c.Server, contentType, body)
+func (c *Client) CreateFlowWithBody(ctx context.Context, params *CreateFlowParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateFlowRequestWithBody(c.Server, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -5058,8 +5121,8 @@ func (c *Client) CreateFlowWithBody(ctx context.Context, contentType string, bod
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /flows (the `CreateFlow` operationId).
-func (c *Client) CreateFlow(ctx context.Context, body CreateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateFlowRequest(c.Server, body)
+func (c *Client) CreateFlow(ctx context.Context, params *CreateFlowParams, body CreateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateFlowRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -5194,8 +5257,8 @@ func (c *Client) PutFlow(ctx context.Context, id FlowID, params *PutFlowParams, 
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /flows/{id}/duplicate (the `DuplicateFlow` operationId).
-func (c *Client) DuplicateFlowWithBody(ctx context.Context, id FlowID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewDuplicateFlowRequestWithBody(c.Server, id, contentType, body)
+func (c *Client) DuplicateFlowWithBody(ctx context.Context, id FlowID, params *DuplicateFlowParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDuplicateFlowRequestWithBody(c.Server, id, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -5214,8 +5277,8 @@ func (c *Client) DuplicateFlowWithBody(ctx context.Context, id FlowID, contentTy
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /flows/{id}/duplicate (the `DuplicateFlow` operationId).
-func (c *Client) DuplicateFlow(ctx context.Context, id FlowID, body DuplicateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewDuplicateFlowRequest(c.Server, id, body)
+func (c *Client) DuplicateFlow(ctx context.Context, id FlowID, params *DuplicateFlowParams, body DuplicateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDuplicateFlowRequest(c.Server, id, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -5345,8 +5408,8 @@ func (c *Client) ListFlowVersions(ctx context.Context, id FlowID, params *ListFl
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /flows/{id}/versions (the `CreateFlowVersion` operationId).
-func (c *Client) CreateFlowVersionWithBody(ctx context.Context, id FlowID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateFlowVersionRequestWithBody(c.Server, id, contentType, body)
+func (c *Client) CreateFlowVersionWithBody(ctx context.Context, id FlowID, params *CreateFlowVersionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateFlowVersionRequestWithBody(c.Server, id, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -5364,8 +5427,8 @@ func (c *Client) CreateFlowVersionWithBody(ctx context.Context, id FlowID, conte
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /flows/{id}/versions (the `CreateFlowVersion` operationId).
-func (c *Client) CreateFlowVersion(ctx context.Context, id FlowID, body CreateFlowVersionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateFlowVersionRequest(c.Server, id, body)
+func (c *Client) CreateFlowVersion(ctx context.Context, id FlowID, params *CreateFlowVersionParams, body CreateFlowVersionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateFlowVersionRequest(c.Server, id, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -5854,8 +5917,8 @@ func (c *Client) ListTeams(ctx context.Context, params *ListTeamsParams, reqEdit
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /teams (the `CreateTeam` operationId).
-func (c *Client) CreateTeamWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateTeamRequestWithBody(c.Server, contentType, body)
+func (c *Client) CreateTeamWithBody(ctx context.Context, params *CreateTeamParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateTeamRequestWithBody(c.Server, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -5873,8 +5936,8 @@ func (c *Client) CreateTeamWithBody(ctx context.Context, contentType string, bod
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /teams (the `CreateTeam` operationId).
-func (c *Client) CreateTeam(ctx context.Context, body CreateTeamJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateTeamRequest(c.Server, body)
+func (c *Client) CreateTeam(ctx context.Context, params *CreateTeamParams, body CreateTeamJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateTeamRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -6023,8 +6086,8 @@ func (c *Client) ListTemplates(ctx context.Context, params *ListTemplatesParams,
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /templates (the `CreateTemplate` operationId).
-func (c *Client) CreateTemplateWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateTemplateRequestWithBody(c.Server, contentType, body)
+func (c *Client) CreateTemplateWithBody(ctx context.Context, params *CreateTemplateParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateTemplateRequestWithBody(c.Server, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -6045,8 +6108,8 @@ func (c *Client) CreateTemplateWithBody(ctx context.Context, contentType string,
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /templates (the `CreateTemplate` operationId).
-func (c *Client) CreateTemplate(ctx context.Context, body CreateTemplateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateTemplateRequest(c.Server, body)
+func (c *Client) CreateTemplate(ctx context.Context, params *CreateTemplateParams, body CreateTemplateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateTemplateRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -6160,8 +6223,8 @@ func (c *Client) UpdateTemplate(ctx context.Context, id TemplateID, body UpdateT
 // `usage_count` 0 and the same graph and placeholders. Built-in templates can be duplicated.
 //
 // Corresponds with POST /templates/{id}/duplicate (the `DuplicateTemplate` operationId).
-func (c *Client) DuplicateTemplate(ctx context.Context, id TemplateID, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewDuplicateTemplateRequest(c.Server, id)
+func (c *Client) DuplicateTemplate(ctx context.Context, id TemplateID, params *DuplicateTemplateParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDuplicateTemplateRequest(c.Server, id, params)
 	if err != nil {
 		return nil, err
 	}
@@ -6181,8 +6244,8 @@ func (c *Client) DuplicateTemplate(ctx context.Context, id TemplateID, reqEditor
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /templates/{id}/flows (the `CreateTemplateFlow` operationId).
-func (c *Client) CreateTemplateFlowWithBody(ctx context.Context, id TemplateID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateTemplateFlowRequestWithBody(c.Server, id, contentType, body)
+func (c *Client) CreateTemplateFlowWithBody(ctx context.Context, id TemplateID, params *CreateTemplateFlowParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateTemplateFlowRequestWithBody(c.Server, id, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -6202,8 +6265,8 @@ func (c *Client) CreateTemplateFlowWithBody(ctx context.Context, id TemplateID, 
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /templates/{id}/flows (the `CreateTemplateFlow` operationId).
-func (c *Client) CreateTemplateFlow(ctx context.Context, id TemplateID, body CreateTemplateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateTemplateFlowRequest(c.Server, id, body)
+func (c *Client) CreateTemplateFlow(ctx context.Context, id TemplateID, params *CreateTemplateFlowParams, body CreateTemplateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateTemplateFlowRequest(c.Server, id, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -6488,18 +6551,18 @@ func (c *Client) ReceiveFlowWebhookWithTextBody(ctx context.Context, endpointKey
 }
 
 // NewCreateAgentConfigRequest calls the generic CreateAgentConfig builder with application/json body
-func NewCreateAgentConfigRequest(server string, body CreateAgentConfigJSONRequestBody) (*http.Request, error) {
+func NewCreateAgentConfigRequest(server string, params *CreateAgentConfigParams, body CreateAgentConfigJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewCreateAgentConfigRequestWithBody(server, "application/json", bodyReader)
+	return NewCreateAgentConfigRequestWithBody(server, params, "application/json", bodyReader)
 }
 
 // NewCreateAgentConfigRequestWithBody constructs an http.Request for the CreateAgentConfig method, with any body, and a specified content type
-func NewCreateAgentConfigRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+func NewCreateAgentConfigRequestWithBody(server string, params *CreateAgentConfigParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -6523,6 +6586,21 @@ func NewCreateAgentConfigRequestWithBody(server string, contentType string, body
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -6721,18 +6799,18 @@ func NewListApiTokensRequest(server string, params *ListApiTokensParams) (*http.
 }
 
 // NewCreateApiTokenRequest calls the generic CreateApiToken builder with application/json body
-func NewCreateApiTokenRequest(server string, body CreateApiTokenJSONRequestBody) (*http.Request, error) {
+func NewCreateApiTokenRequest(server string, params *CreateApiTokenParams, body CreateApiTokenJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewCreateApiTokenRequestWithBody(server, "application/json", bodyReader)
+	return NewCreateApiTokenRequestWithBody(server, params, "application/json", bodyReader)
 }
 
 // NewCreateApiTokenRequestWithBody constructs an http.Request for the CreateApiToken method, with any body, and a specified content type
-func NewCreateApiTokenRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+func NewCreateApiTokenRequestWithBody(server string, params *CreateApiTokenParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -6756,6 +6834,21 @@ func NewCreateApiTokenRequestWithBody(server string, contentType string, body io
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -7414,6 +7507,21 @@ func NewCreateExecutionRequestWithBody(server string, params *CreateExecutionPar
 
 	req.Header.Add("Content-Type", contentType)
 
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
+
 	return req, nil
 }
 
@@ -7747,6 +7855,21 @@ func NewRetryExecutionRequestWithBody(server string, id ExecutionID, params *Ret
 
 	req.Header.Add("Content-Type", contentType)
 
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
+
 	return req, nil
 }
 
@@ -7901,18 +8024,18 @@ func NewListFlowsRequest(server string, params *ListFlowsParams) (*http.Request,
 }
 
 // NewCreateFlowRequest calls the generic CreateFlow builder with application/json body
-func NewCreateFlowRequest(server string, body CreateFlowJSONRequestBody) (*http.Request, error) {
+func NewCreateFlowRequest(server string, params *CreateFlowParams, body CreateFlowJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewCreateFlowRequestWithBody(server, "application/json", bodyReader)
+	return NewCreateFlowRequestWithBody(server, params, "application/json", bodyReader)
 }
 
 // NewCreateFlowRequestWithBody constructs an http.Request for the CreateFlow method, with any body, and a specified content type
-func NewCreateFlowRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+func NewCreateFlowRequestWithBody(server string, params *CreateFlowParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -7936,6 +8059,21 @@ func NewCreateFlowRequestWithBody(server string, contentType string, body io.Rea
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -8133,18 +8271,18 @@ func NewPutFlowRequestWithBody(server string, id FlowID, params *PutFlowParams, 
 }
 
 // NewDuplicateFlowRequest calls the generic DuplicateFlow builder with application/json body
-func NewDuplicateFlowRequest(server string, id FlowID, body DuplicateFlowJSONRequestBody) (*http.Request, error) {
+func NewDuplicateFlowRequest(server string, id FlowID, params *DuplicateFlowParams, body DuplicateFlowJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewDuplicateFlowRequestWithBody(server, id, "application/json", bodyReader)
+	return NewDuplicateFlowRequestWithBody(server, id, params, "application/json", bodyReader)
 }
 
 // NewDuplicateFlowRequestWithBody constructs an http.Request for the DuplicateFlow method, with any body, and a specified content type
-func NewDuplicateFlowRequestWithBody(server string, id FlowID, contentType string, body io.Reader) (*http.Request, error) {
+func NewDuplicateFlowRequestWithBody(server string, id FlowID, params *DuplicateFlowParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -8175,6 +8313,21 @@ func NewDuplicateFlowRequestWithBody(server string, id FlowID, contentType strin
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -8381,18 +8534,18 @@ func NewListFlowVersionsRequest(server string, id FlowID, params *ListFlowVersio
 }
 
 // NewCreateFlowVersionRequest calls the generic CreateFlowVersion builder with application/json body
-func NewCreateFlowVersionRequest(server string, id FlowID, body CreateFlowVersionJSONRequestBody) (*http.Request, error) {
+func NewCreateFlowVersionRequest(server string, id FlowID, params *CreateFlowVersionParams, body CreateFlowVersionJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewCreateFlowVersionRequestWithBody(server, id, "application/json", bodyReader)
+	return NewCreateFlowVersionRequestWithBody(server, id, params, "application/json", bodyReader)
 }
 
 // NewCreateFlowVersionRequestWithBody constructs an http.Request for the CreateFlowVersion method, with any body, and a specified content type
-func NewCreateFlowVersionRequestWithBody(server string, id FlowID, contentType string, body io.Reader) (*http.Request, error) {
+func NewCreateFlowVersionRequestWithBody(server string, id FlowID, params *CreateFlowVersionParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -8423,6 +8576,21 @@ func NewCreateFlowVersionRequestWithBody(server string, id FlowID, contentType s
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -9304,18 +9472,18 @@ func NewListTeamsRequest(server string, params *ListTeamsParams) (*http.Request,
 }
 
 // NewCreateTeamRequest calls the generic CreateTeam builder with application/json body
-func NewCreateTeamRequest(server string, body CreateTeamJSONRequestBody) (*http.Request, error) {
+func NewCreateTeamRequest(server string, params *CreateTeamParams, body CreateTeamJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewCreateTeamRequestWithBody(server, "application/json", bodyReader)
+	return NewCreateTeamRequestWithBody(server, params, "application/json", bodyReader)
 }
 
 // NewCreateTeamRequestWithBody constructs an http.Request for the CreateTeam method, with any body, and a specified content type
-func NewCreateTeamRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+func NewCreateTeamRequestWithBody(server string, params *CreateTeamParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -9339,6 +9507,21 @@ func NewCreateTeamRequestWithBody(server string, contentType string, body io.Rea
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -9608,18 +9791,18 @@ func NewListTemplatesRequest(server string, params *ListTemplatesParams) (*http.
 }
 
 // NewCreateTemplateRequest calls the generic CreateTemplate builder with application/json body
-func NewCreateTemplateRequest(server string, body CreateTemplateJSONRequestBody) (*http.Request, error) {
+func NewCreateTemplateRequest(server string, params *CreateTemplateParams, body CreateTemplateJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewCreateTemplateRequestWithBody(server, "application/json", bodyReader)
+	return NewCreateTemplateRequestWithBody(server, params, "application/json", bodyReader)
 }
 
 // NewCreateTemplateRequestWithBody constructs an http.Request for the CreateTemplate method, with any body, and a specified content type
-func NewCreateTemplateRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+func NewCreateTemplateRequestWithBody(server string, params *CreateTemplateParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -9643,6 +9826,21 @@ func NewCreateTemplateRequestWithBody(server string, contentType string, body io
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -9817,7 +10015,7 @@ func NewUpdateTemplateRequestWithBody(server string, id TemplateID, contentType 
 }
 
 // NewDuplicateTemplateRequest constructs an http.Request for the DuplicateTemplate method
-func NewDuplicateTemplateRequest(server string, id TemplateID) (*http.Request, error) {
+func NewDuplicateTemplateRequest(server string, id TemplateID, params *DuplicateTemplateParams) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -9847,22 +10045,37 @@ func NewDuplicateTemplateRequest(server string, id TemplateID) (*http.Request, e
 		return nil, err
 	}
 
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
+
 	return req, nil
 }
 
 // NewCreateTemplateFlowRequest calls the generic CreateTemplateFlow builder with application/json body
-func NewCreateTemplateFlowRequest(server string, id TemplateID, body CreateTemplateFlowJSONRequestBody) (*http.Request, error) {
+func NewCreateTemplateFlowRequest(server string, id TemplateID, params *CreateTemplateFlowParams, body CreateTemplateFlowJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewCreateTemplateFlowRequestWithBody(server, id, "application/json", bodyReader)
+	return NewCreateTemplateFlowRequestWithBody(server, id, params, "application/json", bodyReader)
 }
 
 // NewCreateTemplateFlowRequestWithBody constructs an http.Request for the CreateTemplateFlow method, with any body, and a specified content type
-func NewCreateTemplateFlowRequestWithBody(server string, id TemplateID, contentType string, body io.Reader) (*http.Request, error) {
+func NewCreateTemplateFlowRequestWithBody(server string, id TemplateID, params *CreateTemplateFlowParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -9893,6 +10106,21 @@ func NewCreateTemplateFlowRequestWithBody(server string, id TemplateID, contentT
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -10559,7 +10787,7 @@ type ClientWithResponsesInterface interface {
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /agent-configs (the `CreateAgentConfig` operationId).
-	CreateAgentConfigWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateAgentConfigResponse, error)
+	CreateAgentConfigWithBodyWithResponse(ctx context.Context, params *CreateAgentConfigParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateAgentConfigResponse, error)
 
 	// CreateAgentConfigWithResponse Create a flow's agent config
 	//
@@ -10570,7 +10798,7 @@ type ClientWithResponsesInterface interface {
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /agent-configs (the `CreateAgentConfig` operationId).
-	CreateAgentConfigWithResponse(ctx context.Context, body CreateAgentConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateAgentConfigResponse, error)
+	CreateAgentConfigWithResponse(ctx context.Context, params *CreateAgentConfigParams, body CreateAgentConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateAgentConfigResponse, error)
 
 	// DeleteAgentConfigWithResponse Delete a flow's agent config
 	//
@@ -10627,7 +10855,7 @@ type ClientWithResponsesInterface interface {
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /api-tokens (the `CreateApiToken` operationId).
-	CreateApiTokenWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateApiTokenResponse, error)
+	CreateApiTokenWithBodyWithResponse(ctx context.Context, params *CreateApiTokenParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateApiTokenResponse, error)
 
 	// CreateApiTokenWithResponse Create an API token
 	//
@@ -10637,7 +10865,7 @@ type ClientWithResponsesInterface interface {
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /api-tokens (the `CreateApiToken` operationId).
-	CreateApiTokenWithResponse(ctx context.Context, body CreateApiTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateApiTokenResponse, error)
+	CreateApiTokenWithResponse(ctx context.Context, params *CreateApiTokenParams, body CreateApiTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateApiTokenResponse, error)
 
 	// DeleteApiTokenWithResponse Revoke one of my API tokens
 	//
@@ -10901,7 +11129,7 @@ type ClientWithResponsesInterface interface {
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /flows (the `CreateFlow` operationId).
-	CreateFlowWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateFlowResponse, error)
+	CreateFlowWithBodyWithResponse(ctx context.Context, params *CreateFlowParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateFlowResponse, error)
 
 	// CreateFlowWithResponse Create a flow
 	//
@@ -10911,7 +11139,7 @@ type ClientWithResponsesInterface interface {
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /flows (the `CreateFlow` operationId).
-	CreateFlowWithResponse(ctx context.Context, body CreateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateFlowResponse, error)
+	CreateFlowWithResponse(ctx context.Context, params *CreateFlowParams, body CreateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateFlowResponse, error)
 
 	// DeleteFlowWithResponse Delete a flow
 	//
@@ -10981,7 +11209,7 @@ type ClientWithResponsesInterface interface {
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /flows/{id}/duplicate (the `DuplicateFlow` operationId).
-	DuplicateFlowWithBodyWithResponse(ctx context.Context, id FlowID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*DuplicateFlowResponse, error)
+	DuplicateFlowWithBodyWithResponse(ctx context.Context, id FlowID, params *DuplicateFlowParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*DuplicateFlowResponse, error)
 
 	// DuplicateFlowWithResponse Duplicate a flow
 	//
@@ -10991,7 +11219,7 @@ type ClientWithResponsesInterface interface {
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /flows/{id}/duplicate (the `DuplicateFlow` operationId).
-	DuplicateFlowWithResponse(ctx context.Context, id FlowID, body DuplicateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*DuplicateFlowResponse, error)
+	DuplicateFlowWithResponse(ctx context.Context, id FlowID, params *DuplicateFlowParams, body DuplicateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*DuplicateFlowResponse, error)
 
 	// PublishFlowWithBodyWithResponse Publish a flow
 	//
@@ -11056,7 +11284,7 @@ type ClientWithResponsesInterface interface {
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /flows/{id}/versions (the `CreateFlowVersion` operationId).
-	CreateFlowVersionWithBodyWithResponse(ctx context.Context, id FlowID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateFlowVersionResponse, error)
+	CreateFlowVersionWithBodyWithResponse(ctx context.Context, id FlowID, params *CreateFlowVersionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateFlowVersionResponse, error)
 
 	// CreateFlowVersionWithResponse Snapshot a flow
 	//
@@ -11065,7 +11293,7 @@ type ClientWithResponsesInterface interface {
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /flows/{id}/versions (the `CreateFlowVersion` operationId).
-	CreateFlowVersionWithResponse(ctx context.Context, id FlowID, body CreateFlowVersionJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateFlowVersionResponse, error)
+	CreateFlowVersionWithResponse(ctx context.Context, id FlowID, params *CreateFlowVersionParams, body CreateFlowVersionJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateFlowVersionResponse, error)
 
 	// GetFlowVersionWithResponse Get a flow version
 	//
@@ -11329,7 +11557,7 @@ type ClientWithResponsesInterface interface {
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /teams (the `CreateTeam` operationId).
-	CreateTeamWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTeamResponse, error)
+	CreateTeamWithBodyWithResponse(ctx context.Context, params *CreateTeamParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTeamResponse, error)
 
 	// CreateTeamWithResponse Create a team
 	//
@@ -11338,7 +11566,7 @@ type ClientWithResponsesInterface interface {
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /teams (the `CreateTeam` operationId).
-	CreateTeamWithResponse(ctx context.Context, body CreateTeamJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTeamResponse, error)
+	CreateTeamWithResponse(ctx context.Context, params *CreateTeamParams, body CreateTeamJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTeamResponse, error)
 
 	// DeleteTeamWithResponse Delete a team
 	//
@@ -11414,7 +11642,7 @@ type ClientWithResponsesInterface interface {
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /templates (the `CreateTemplate` operationId).
-	CreateTemplateWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTemplateResponse, error)
+	CreateTemplateWithBodyWithResponse(ctx context.Context, params *CreateTemplateParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTemplateResponse, error)
 
 	// CreateTemplateWithResponse Create a template
 	//
@@ -11426,7 +11654,7 @@ type ClientWithResponsesInterface interface {
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /templates (the `CreateTemplate` operationId).
-	CreateTemplateWithResponse(ctx context.Context, body CreateTemplateJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTemplateResponse, error)
+	CreateTemplateWithResponse(ctx context.Context, params *CreateTemplateParams, body CreateTemplateJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTemplateResponse, error)
 
 	// SeedTemplatesWithResponse Seed the built-in templates
 	//
@@ -11489,7 +11717,7 @@ type ClientWithResponsesInterface interface {
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /templates/{id}/duplicate (the `DuplicateTemplate` operationId).
-	DuplicateTemplateWithResponse(ctx context.Context, id TemplateID, reqEditors ...RequestEditorFn) (*DuplicateTemplateResponse, error)
+	DuplicateTemplateWithResponse(ctx context.Context, id TemplateID, params *DuplicateTemplateParams, reqEditors ...RequestEditorFn) (*DuplicateTemplateResponse, error)
 
 	// CreateTemplateFlowWithBodyWithResponse Create a flow from a template
 	//
@@ -11500,7 +11728,7 @@ type ClientWithResponsesInterface interface {
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /templates/{id}/flows (the `CreateTemplateFlow` operationId).
-	CreateTemplateFlowWithBodyWithResponse(ctx context.Context, id TemplateID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTemplateFlowResponse, error)
+	CreateTemplateFlowWithBodyWithResponse(ctx context.Context, id TemplateID, params *CreateTemplateFlowParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTemplateFlowResponse, error)
 
 	// CreateTemplateFlowWithResponse Create a flow from a template
 	//
@@ -11511,7 +11739,7 @@ type ClientWithResponsesInterface interface {
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /templates/{id}/flows (the `CreateTemplateFlow` operationId).
-	CreateTemplateFlowWithResponse(ctx context.Context, id TemplateID, body CreateTemplateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTemplateFlowResponse, error)
+	CreateTemplateFlowWithResponse(ctx context.Context, id TemplateID, params *CreateTemplateFlowParams, body CreateTemplateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTemplateFlowResponse, error)
 
 	// ListUsersWithResponse List users
 	//
@@ -11665,13 +11893,15 @@ type ClientWithResponsesInterface interface {
 
 // CreateAgentConfigResponse201Headers the declared response headers of an HTTP 201 response for CreateAgentConfig
 type CreateAgentConfigResponse201Headers struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 // CreateAgentConfigResponse409Headers the declared response headers of an HTTP 409 response for CreateAgentConfig
 type CreateAgentConfigResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -11683,6 +11913,7 @@ type CreateAgentConfigResponse409Headers struct {
 // CreateAgentConfigResponse422Headers the declared response headers of an HTTP 422 response for CreateAgentConfig
 type CreateAgentConfigResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -11694,6 +11925,7 @@ type CreateAgentConfigResponse422Headers struct {
 // CreateAgentConfigResponseDefaultHeaders the declared response headers of an HTTP default response for CreateAgentConfig
 type CreateAgentConfigResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -11780,6 +12012,7 @@ type DeleteAgentConfigResponse204Headers struct {
 // DeleteAgentConfigResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteAgentConfig
 type DeleteAgentConfigResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -11841,6 +12074,7 @@ type GetAgentConfigResponse200Headers struct {
 // GetAgentConfigResponseDefaultHeaders the declared response headers of an HTTP default response for GetAgentConfig
 type GetAgentConfigResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -11909,6 +12143,7 @@ type UpdateAgentConfigResponse200Headers struct {
 // UpdateAgentConfigResponse422Headers the declared response headers of an HTTP 422 response for UpdateAgentConfig
 type UpdateAgentConfigResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -11920,6 +12155,7 @@ type UpdateAgentConfigResponse422Headers struct {
 // UpdateAgentConfigResponseDefaultHeaders the declared response headers of an HTTP default response for UpdateAgentConfig
 type UpdateAgentConfigResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -11997,6 +12233,7 @@ type ListApiTokensResponse200Headers struct {
 // ListApiTokensResponseDefaultHeaders the declared response headers of an HTTP default response for ListApiTokens
 type ListApiTokensResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -12059,14 +12296,16 @@ func (r ListApiTokensResponse) ContentType() string {
 
 // CreateApiTokenResponse201Headers the declared response headers of an HTTP 201 response for CreateApiToken
 type CreateApiTokenResponse201Headers struct {
-	CacheControl *string
-	Location     string
-	XRequestID   *string
+	CacheControl       *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 // CreateApiTokenResponse409Headers the declared response headers of an HTTP 409 response for CreateApiToken
 type CreateApiTokenResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -12078,6 +12317,7 @@ type CreateApiTokenResponse409Headers struct {
 // CreateApiTokenResponse422Headers the declared response headers of an HTTP 422 response for CreateApiToken
 type CreateApiTokenResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -12089,6 +12329,7 @@ type CreateApiTokenResponse422Headers struct {
 // CreateApiTokenResponseDefaultHeaders the declared response headers of an HTTP default response for CreateApiToken
 type CreateApiTokenResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -12175,6 +12416,7 @@ type DeleteApiTokenResponse204Headers struct {
 // DeleteApiTokenResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteApiToken
 type DeleteApiTokenResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -12236,6 +12478,7 @@ type GetApiTokenResponse200Headers struct {
 // GetApiTokenResponseDefaultHeaders the declared response headers of an HTTP default response for GetApiToken
 type GetApiTokenResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -12304,6 +12547,7 @@ type ListAuditLogsResponse200Headers struct {
 // ListAuditLogsResponseDefaultHeaders the declared response headers of an HTTP default response for ListAuditLogs
 type ListAuditLogsResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -12372,6 +12616,7 @@ type GetAuditLogResponse200Headers struct {
 // GetAuditLogResponseDefaultHeaders the declared response headers of an HTTP default response for GetAuditLog
 type GetAuditLogResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -12441,6 +12686,7 @@ type ExchangeCodeResponse200Headers struct {
 // ExchangeCodeResponse401Headers the declared response headers of an HTTP 401 response for ExchangeCode
 type ExchangeCodeResponse401Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -12452,6 +12698,7 @@ type ExchangeCodeResponse401Headers struct {
 // ExchangeCodeResponse403Headers the declared response headers of an HTTP 403 response for ExchangeCode
 type ExchangeCodeResponse403Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -12463,6 +12710,7 @@ type ExchangeCodeResponse403Headers struct {
 // ExchangeCodeResponse409Headers the declared response headers of an HTTP 409 response for ExchangeCode
 type ExchangeCodeResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -12474,6 +12722,7 @@ type ExchangeCodeResponse409Headers struct {
 // ExchangeCodeResponse422Headers the declared response headers of an HTTP 422 response for ExchangeCode
 type ExchangeCodeResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -12485,6 +12734,7 @@ type ExchangeCodeResponse422Headers struct {
 // ExchangeCodeResponse503Headers the declared response headers of an HTTP 503 response for ExchangeCode
 type ExchangeCodeResponse503Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -12496,6 +12746,7 @@ type ExchangeCodeResponse503Headers struct {
 // ExchangeCodeResponseDefaultHeaders the declared response headers of an HTTP default response for ExchangeCode
 type ExchangeCodeResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -12610,6 +12861,7 @@ type GetLoginUrlResponse200Headers struct {
 // GetLoginUrlResponse422Headers the declared response headers of an HTTP 422 response for GetLoginUrl
 type GetLoginUrlResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -12621,6 +12873,7 @@ type GetLoginUrlResponse422Headers struct {
 // GetLoginUrlResponse503Headers the declared response headers of an HTTP 503 response for GetLoginUrl
 type GetLoginUrlResponse503Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -12632,6 +12885,7 @@ type GetLoginUrlResponse503Headers struct {
 // GetLoginUrlResponseDefaultHeaders the declared response headers of an HTTP default response for GetLoginUrl
 type GetLoginUrlResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -12718,6 +12972,7 @@ type LogoutResponse204Headers struct {
 // LogoutResponseDefaultHeaders the declared response headers of an HTTP default response for Logout
 type LogoutResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -12780,6 +13035,7 @@ type GetMeResponse200Headers struct {
 // GetMeResponseDefaultHeaders the declared response headers of an HTTP default response for GetMe
 type GetMeResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -12849,6 +13105,7 @@ type RefreshTokensResponse200Headers struct {
 // RefreshTokensResponse401Headers the declared response headers of an HTTP 401 response for RefreshTokens
 type RefreshTokensResponse401Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -12860,6 +13117,7 @@ type RefreshTokensResponse401Headers struct {
 // RefreshTokensResponse403Headers the declared response headers of an HTTP 403 response for RefreshTokens
 type RefreshTokensResponse403Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -12871,6 +13129,7 @@ type RefreshTokensResponse403Headers struct {
 // RefreshTokensResponseDefaultHeaders the declared response headers of an HTTP default response for RefreshTokens
 type RefreshTokensResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -12957,6 +13216,7 @@ type ListExecutionsResponse200Headers struct {
 // ListExecutionsResponseDefaultHeaders the declared response headers of an HTTP default response for ListExecutions
 type ListExecutionsResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13019,13 +13279,15 @@ func (r ListExecutionsResponse) ContentType() string {
 
 // CreateExecutionResponse201Headers the declared response headers of an HTTP 201 response for CreateExecution
 type CreateExecutionResponse201Headers struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 // CreateExecutionResponse422Headers the declared response headers of an HTTP 422 response for CreateExecution
 type CreateExecutionResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13037,6 +13299,7 @@ type CreateExecutionResponse422Headers struct {
 // CreateExecutionResponse429Headers the declared response headers of an HTTP 429 response for CreateExecution
 type CreateExecutionResponse429Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13048,6 +13311,7 @@ type CreateExecutionResponse429Headers struct {
 // CreateExecutionResponseDefaultHeaders the declared response headers of an HTTP default response for CreateExecution
 type CreateExecutionResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13134,6 +13398,7 @@ type StreamExecutionResponse200Headers struct {
 // StreamExecutionResponse422Headers the declared response headers of an HTTP 422 response for StreamExecution
 type StreamExecutionResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13145,6 +13410,7 @@ type StreamExecutionResponse422Headers struct {
 // StreamExecutionResponse429Headers the declared response headers of an HTTP 429 response for StreamExecution
 type StreamExecutionResponse429Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13156,6 +13422,7 @@ type StreamExecutionResponse429Headers struct {
 // StreamExecutionResponseDefaultHeaders the declared response headers of an HTTP default response for StreamExecution
 type StreamExecutionResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13235,6 +13502,7 @@ type DeleteExecutionResponse204Headers struct {
 // DeleteExecutionResponse409Headers the declared response headers of an HTTP 409 response for DeleteExecution
 type DeleteExecutionResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13246,6 +13514,7 @@ type DeleteExecutionResponse409Headers struct {
 // DeleteExecutionResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteExecution
 type DeleteExecutionResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13316,6 +13585,7 @@ type GetExecutionResponse200Headers struct {
 // GetExecutionResponseDefaultHeaders the declared response headers of an HTTP default response for GetExecution
 type GetExecutionResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13384,6 +13654,7 @@ type CancelExecutionResponse202Headers struct {
 // CancelExecutionResponse409Headers the declared response headers of an HTTP 409 response for CancelExecution
 type CancelExecutionResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13395,6 +13666,7 @@ type CancelExecutionResponse409Headers struct {
 // CancelExecutionResponseDefaultHeaders the declared response headers of an HTTP default response for CancelExecution
 type CancelExecutionResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13472,6 +13744,7 @@ type GetExecutionEventsResponse200Headers struct {
 // GetExecutionEventsResponseDefaultHeaders the declared response headers of an HTTP default response for GetExecutionEvents
 type GetExecutionEventsResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13533,6 +13806,7 @@ type GetNodeExecutionResponse200Headers struct {
 // GetNodeExecutionResponseDefaultHeaders the declared response headers of an HTTP default response for GetNodeExecution
 type GetNodeExecutionResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13595,13 +13869,15 @@ func (r GetNodeExecutionResponse) ContentType() string {
 
 // RetryExecutionResponse201Headers the declared response headers of an HTTP 201 response for RetryExecution
 type RetryExecutionResponse201Headers struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 // RetryExecutionResponse409Headers the declared response headers of an HTTP 409 response for RetryExecution
 type RetryExecutionResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13613,6 +13889,7 @@ type RetryExecutionResponse409Headers struct {
 // RetryExecutionResponseDefaultHeaders the declared response headers of an HTTP default response for RetryExecution
 type RetryExecutionResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13690,6 +13967,7 @@ type ListFlowsResponse200Headers struct {
 // ListFlowsResponseDefaultHeaders the declared response headers of an HTTP default response for ListFlows
 type ListFlowsResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13752,14 +14030,16 @@ func (r ListFlowsResponse) ContentType() string {
 
 // CreateFlowResponse201Headers the declared response headers of an HTTP 201 response for CreateFlow
 type CreateFlowResponse201Headers struct {
-	ETag       *string
-	Location   string
-	XRequestID *string
+	ETag               *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 // CreateFlowResponse422Headers the declared response headers of an HTTP 422 response for CreateFlow
 type CreateFlowResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13771,6 +14051,7 @@ type CreateFlowResponse422Headers struct {
 // CreateFlowResponseDefaultHeaders the declared response headers of an HTTP default response for CreateFlow
 type CreateFlowResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13848,6 +14129,7 @@ type DeleteFlowResponse204Headers struct {
 // DeleteFlowResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteFlow
 type DeleteFlowResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13910,6 +14192,7 @@ type GetFlowResponse200Headers struct {
 // GetFlowResponseDefaultHeaders the declared response headers of an HTTP default response for GetFlow
 type GetFlowResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13979,6 +14262,7 @@ type UpdateFlowResponse200Headers struct {
 // UpdateFlowResponse409Headers the declared response headers of an HTTP 409 response for UpdateFlow
 type UpdateFlowResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13990,6 +14274,7 @@ type UpdateFlowResponse409Headers struct {
 // UpdateFlowResponse412Headers the declared response headers of an HTTP 412 response for UpdateFlow
 type UpdateFlowResponse412Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14001,6 +14286,7 @@ type UpdateFlowResponse412Headers struct {
 // UpdateFlowResponse422Headers the declared response headers of an HTTP 422 response for UpdateFlow
 type UpdateFlowResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14012,6 +14298,7 @@ type UpdateFlowResponse422Headers struct {
 // UpdateFlowResponseDefaultHeaders the declared response headers of an HTTP default response for UpdateFlow
 type UpdateFlowResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14108,6 +14395,7 @@ type PutFlowResponse200Headers struct {
 // PutFlowResponse409Headers the declared response headers of an HTTP 409 response for PutFlow
 type PutFlowResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14119,6 +14407,7 @@ type PutFlowResponse409Headers struct {
 // PutFlowResponse412Headers the declared response headers of an HTTP 412 response for PutFlow
 type PutFlowResponse412Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14130,6 +14419,7 @@ type PutFlowResponse412Headers struct {
 // PutFlowResponse422Headers the declared response headers of an HTTP 422 response for PutFlow
 type PutFlowResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14141,6 +14431,7 @@ type PutFlowResponse422Headers struct {
 // PutFlowResponseDefaultHeaders the declared response headers of an HTTP default response for PutFlow
 type PutFlowResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14230,14 +14521,16 @@ func (r PutFlowResponse) ContentType() string {
 
 // DuplicateFlowResponse201Headers the declared response headers of an HTTP 201 response for DuplicateFlow
 type DuplicateFlowResponse201Headers struct {
-	ETag       *string
-	Location   string
-	XRequestID *string
+	ETag               *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 // DuplicateFlowResponseDefaultHeaders the declared response headers of an HTTP default response for DuplicateFlow
 type DuplicateFlowResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14307,6 +14600,7 @@ type PublishFlowResponse200Headers struct {
 // PublishFlowResponse409Headers the declared response headers of an HTTP 409 response for PublishFlow
 type PublishFlowResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14318,6 +14612,7 @@ type PublishFlowResponse409Headers struct {
 // PublishFlowResponse422Headers the declared response headers of an HTTP 422 response for PublishFlow
 type PublishFlowResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14329,6 +14624,7 @@ type PublishFlowResponse422Headers struct {
 // PublishFlowResponseDefaultHeaders the declared response headers of an HTTP default response for PublishFlow
 type PublishFlowResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14416,6 +14712,7 @@ type UnpublishFlowResponse200Headers struct {
 // UnpublishFlowResponse409Headers the declared response headers of an HTTP 409 response for UnpublishFlow
 type UnpublishFlowResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14427,6 +14724,7 @@ type UnpublishFlowResponse409Headers struct {
 // UnpublishFlowResponseDefaultHeaders the declared response headers of an HTTP default response for UnpublishFlow
 type UnpublishFlowResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14504,6 +14802,7 @@ type ValidateFlowResponse200Headers struct {
 // ValidateFlowResponseDefaultHeaders the declared response headers of an HTTP default response for ValidateFlow
 type ValidateFlowResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14572,6 +14871,7 @@ type ListFlowVersionsResponse200Headers struct {
 // ListFlowVersionsResponseDefaultHeaders the declared response headers of an HTTP default response for ListFlowVersions
 type ListFlowVersionsResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14634,13 +14934,15 @@ func (r ListFlowVersionsResponse) ContentType() string {
 
 // CreateFlowVersionResponse201Headers the declared response headers of an HTTP 201 response for CreateFlowVersion
 type CreateFlowVersionResponse201Headers struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 // CreateFlowVersionResponseDefaultHeaders the declared response headers of an HTTP default response for CreateFlowVersion
 type CreateFlowVersionResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14709,6 +15011,7 @@ type GetFlowVersionResponse200Headers struct {
 // GetFlowVersionResponseDefaultHeaders the declared response headers of an HTTP default response for GetFlowVersion
 type GetFlowVersionResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14778,6 +15081,7 @@ type RestoreFlowVersionResponse200Headers struct {
 // RestoreFlowVersionResponse409Headers the declared response headers of an HTTP 409 response for RestoreFlowVersion
 type RestoreFlowVersionResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14789,6 +15093,7 @@ type RestoreFlowVersionResponse409Headers struct {
 // RestoreFlowVersionResponse412Headers the declared response headers of an HTTP 412 response for RestoreFlowVersion
 type RestoreFlowVersionResponse412Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14800,6 +15105,7 @@ type RestoreFlowVersionResponse412Headers struct {
 // RestoreFlowVersionResponseDefaultHeaders the declared response headers of an HTTP default response for RestoreFlowVersion
 type RestoreFlowVersionResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14886,6 +15192,7 @@ type RotateFlowWebhookKeyResponse200Headers struct {
 // RotateFlowWebhookKeyResponse409Headers the declared response headers of an HTTP 409 response for RotateFlowWebhookKey
 type RotateFlowWebhookKeyResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14897,6 +15204,7 @@ type RotateFlowWebhookKeyResponse409Headers struct {
 // RotateFlowWebhookKeyResponseDefaultHeaders the declared response headers of an HTTP default response for RotateFlowWebhookKey
 type RotateFlowWebhookKeyResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14975,6 +15283,7 @@ type ListIntegrationsResponse200Headers struct {
 // ListIntegrationsResponseDefaultHeaders the declared response headers of an HTTP default response for ListIntegrations
 type ListIntegrationsResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15045,6 +15354,7 @@ type CreateIntegrationResponse201Headers struct {
 // CreateIntegrationResponse409Headers the declared response headers of an HTTP 409 response for CreateIntegration
 type CreateIntegrationResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15056,6 +15366,7 @@ type CreateIntegrationResponse409Headers struct {
 // CreateIntegrationResponse422Headers the declared response headers of an HTTP 422 response for CreateIntegration
 type CreateIntegrationResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15067,6 +15378,7 @@ type CreateIntegrationResponse422Headers struct {
 // CreateIntegrationResponseDefaultHeaders the declared response headers of an HTTP default response for CreateIntegration
 type CreateIntegrationResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15153,6 +15465,7 @@ type DeleteIntegrationResponse204Headers struct {
 // DeleteIntegrationResponse409Headers the declared response headers of an HTTP 409 response for DeleteIntegration
 type DeleteIntegrationResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15164,6 +15477,7 @@ type DeleteIntegrationResponse409Headers struct {
 // DeleteIntegrationResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteIntegration
 type DeleteIntegrationResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15235,6 +15549,7 @@ type GetIntegrationResponse200Headers struct {
 // GetIntegrationResponseDefaultHeaders the declared response headers of an HTTP default response for GetIntegration
 type GetIntegrationResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15304,6 +15619,7 @@ type UpdateIntegrationResponse200Headers struct {
 // UpdateIntegrationResponse409Headers the declared response headers of an HTTP 409 response for UpdateIntegration
 type UpdateIntegrationResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15315,6 +15631,7 @@ type UpdateIntegrationResponse409Headers struct {
 // UpdateIntegrationResponse422Headers the declared response headers of an HTTP 422 response for UpdateIntegration
 type UpdateIntegrationResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15326,6 +15643,7 @@ type UpdateIntegrationResponse422Headers struct {
 // UpdateIntegrationResponseDefaultHeaders the declared response headers of an HTTP default response for UpdateIntegration
 type UpdateIntegrationResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15412,6 +15730,7 @@ type VerifyIntegrationResponse200Headers struct {
 // VerifyIntegrationResponse409Headers the declared response headers of an HTTP 409 response for VerifyIntegration
 type VerifyIntegrationResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15423,6 +15742,7 @@ type VerifyIntegrationResponse409Headers struct {
 // VerifyIntegrationResponse503Headers the declared response headers of an HTTP 503 response for VerifyIntegration
 type VerifyIntegrationResponse503Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15434,6 +15754,7 @@ type VerifyIntegrationResponse503Headers struct {
 // VerifyIntegrationResponseDefaultHeaders the declared response headers of an HTTP default response for VerifyIntegration
 type VerifyIntegrationResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15520,6 +15841,7 @@ type ListNodeTypesResponse200Headers struct {
 // ListNodeTypesResponseDefaultHeaders the declared response headers of an HTTP default response for ListNodeTypes
 type ListNodeTypesResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15588,6 +15910,7 @@ type ListNodeTypeCategoriesResponse200Headers struct {
 // ListNodeTypeCategoriesResponseDefaultHeaders the declared response headers of an HTTP default response for ListNodeTypeCategories
 type ListNodeTypeCategoriesResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15656,6 +15979,7 @@ type GetNodeTypeResponse200Headers struct {
 // GetNodeTypeResponseDefaultHeaders the declared response headers of an HTTP default response for GetNodeType
 type GetNodeTypeResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15724,6 +16048,7 @@ type ListPermissionsResponse200Headers struct {
 // ListPermissionsResponseDefaultHeaders the declared response headers of an HTTP default response for ListPermissions
 type ListPermissionsResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15792,6 +16117,7 @@ type CheckPermissionsResponse200Headers struct {
 // CheckPermissionsResponse422Headers the declared response headers of an HTTP 422 response for CheckPermissions
 type CheckPermissionsResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15803,6 +16129,7 @@ type CheckPermissionsResponse422Headers struct {
 // CheckPermissionsResponseDefaultHeaders the declared response headers of an HTTP default response for CheckPermissions
 type CheckPermissionsResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15880,6 +16207,7 @@ type GetMyCapabilitiesResponse200Headers struct {
 // GetMyCapabilitiesResponseDefaultHeaders the declared response headers of an HTTP default response for GetMyCapabilities
 type GetMyCapabilitiesResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15948,6 +16276,7 @@ type GetResourcePermissionsResponse200Headers struct {
 // GetResourcePermissionsResponseDefaultHeaders the declared response headers of an HTTP default response for GetResourcePermissions
 type GetResourcePermissionsResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16016,6 +16345,7 @@ type ListRolesResponse200Headers struct {
 // ListRolesResponseDefaultHeaders the declared response headers of an HTTP default response for ListRoles
 type ListRolesResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16084,6 +16414,7 @@ type ListWidgetsResponse200Headers struct {
 // ListWidgetsResponseDefaultHeaders the declared response headers of an HTTP default response for ListWidgets
 type ListWidgetsResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16152,6 +16483,7 @@ type GetSettingsResponse200Headers struct {
 // GetSettingsResponseDefaultHeaders the declared response headers of an HTTP default response for GetSettings
 type GetSettingsResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16220,6 +16552,7 @@ type UpdateSettingsResponse200Headers struct {
 // UpdateSettingsResponse422Headers the declared response headers of an HTTP 422 response for UpdateSettings
 type UpdateSettingsResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16231,6 +16564,7 @@ type UpdateSettingsResponse422Headers struct {
 // UpdateSettingsResponseDefaultHeaders the declared response headers of an HTTP default response for UpdateSettings
 type UpdateSettingsResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16308,6 +16642,7 @@ type ListTeamsResponse200Headers struct {
 // ListTeamsResponseDefaultHeaders the declared response headers of an HTTP default response for ListTeams
 type ListTeamsResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16370,13 +16705,15 @@ func (r ListTeamsResponse) ContentType() string {
 
 // CreateTeamResponse201Headers the declared response headers of an HTTP 201 response for CreateTeam
 type CreateTeamResponse201Headers struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 // CreateTeamResponse409Headers the declared response headers of an HTTP 409 response for CreateTeam
 type CreateTeamResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16388,6 +16725,7 @@ type CreateTeamResponse409Headers struct {
 // CreateTeamResponseDefaultHeaders the declared response headers of an HTTP default response for CreateTeam
 type CreateTeamResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16465,6 +16803,7 @@ type DeleteTeamResponse204Headers struct {
 // DeleteTeamResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteTeam
 type DeleteTeamResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16526,6 +16865,7 @@ type GetTeamResponse200Headers struct {
 // GetTeamResponseDefaultHeaders the declared response headers of an HTTP default response for GetTeam
 type GetTeamResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16594,6 +16934,7 @@ type UpdateTeamResponse200Headers struct {
 // UpdateTeamResponse409Headers the declared response headers of an HTTP 409 response for UpdateTeam
 type UpdateTeamResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16605,6 +16946,7 @@ type UpdateTeamResponse409Headers struct {
 // UpdateTeamResponseDefaultHeaders the declared response headers of an HTTP default response for UpdateTeam
 type UpdateTeamResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16682,6 +17024,7 @@ type SetTeamMembersResponse200Headers struct {
 // SetTeamMembersResponse422Headers the declared response headers of an HTTP 422 response for SetTeamMembers
 type SetTeamMembersResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16693,6 +17036,7 @@ type SetTeamMembersResponse422Headers struct {
 // SetTeamMembersResponseDefaultHeaders the declared response headers of an HTTP default response for SetTeamMembers
 type SetTeamMembersResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16770,6 +17114,7 @@ type ListTemplatesResponse200Headers struct {
 // ListTemplatesResponseDefaultHeaders the declared response headers of an HTTP default response for ListTemplates
 type ListTemplatesResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16832,13 +17177,15 @@ func (r ListTemplatesResponse) ContentType() string {
 
 // CreateTemplateResponse201Headers the declared response headers of an HTTP 201 response for CreateTemplate
 type CreateTemplateResponse201Headers struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 // CreateTemplateResponse422Headers the declared response headers of an HTTP 422 response for CreateTemplate
 type CreateTemplateResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16850,6 +17197,7 @@ type CreateTemplateResponse422Headers struct {
 // CreateTemplateResponseDefaultHeaders the declared response headers of an HTTP default response for CreateTemplate
 type CreateTemplateResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16927,6 +17275,7 @@ type SeedTemplatesResponse200Headers struct {
 // SeedTemplatesResponseDefaultHeaders the declared response headers of an HTTP default response for SeedTemplates
 type SeedTemplatesResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16995,6 +17344,7 @@ type DeleteTemplateResponse204Headers struct {
 // DeleteTemplateResponse409Headers the declared response headers of an HTTP 409 response for DeleteTemplate
 type DeleteTemplateResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17006,6 +17356,7 @@ type DeleteTemplateResponse409Headers struct {
 // DeleteTemplateResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteTemplate
 type DeleteTemplateResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17076,6 +17427,7 @@ type GetTemplateResponse200Headers struct {
 // GetTemplateResponseDefaultHeaders the declared response headers of an HTTP default response for GetTemplate
 type GetTemplateResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17144,6 +17496,7 @@ type UpdateTemplateResponse200Headers struct {
 // UpdateTemplateResponse409Headers the declared response headers of an HTTP 409 response for UpdateTemplate
 type UpdateTemplateResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17155,6 +17508,7 @@ type UpdateTemplateResponse409Headers struct {
 // UpdateTemplateResponse422Headers the declared response headers of an HTTP 422 response for UpdateTemplate
 type UpdateTemplateResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17166,6 +17520,7 @@ type UpdateTemplateResponse422Headers struct {
 // UpdateTemplateResponseDefaultHeaders the declared response headers of an HTTP default response for UpdateTemplate
 type UpdateTemplateResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17246,13 +17601,15 @@ func (r UpdateTemplateResponse) ContentType() string {
 
 // DuplicateTemplateResponse201Headers the declared response headers of an HTTP 201 response for DuplicateTemplate
 type DuplicateTemplateResponse201Headers struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 // DuplicateTemplateResponseDefaultHeaders the declared response headers of an HTTP default response for DuplicateTemplate
 type DuplicateTemplateResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17315,14 +17672,16 @@ func (r DuplicateTemplateResponse) ContentType() string {
 
 // CreateTemplateFlowResponse201Headers the declared response headers of an HTTP 201 response for CreateTemplateFlow
 type CreateTemplateFlowResponse201Headers struct {
-	ETag       *string
-	Location   string
-	XRequestID *string
+	ETag               *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 // CreateTemplateFlowResponse422Headers the declared response headers of an HTTP 422 response for CreateTemplateFlow
 type CreateTemplateFlowResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17334,6 +17693,7 @@ type CreateTemplateFlowResponse422Headers struct {
 // CreateTemplateFlowResponseDefaultHeaders the declared response headers of an HTTP default response for CreateTemplateFlow
 type CreateTemplateFlowResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17411,6 +17771,7 @@ type ListUsersResponse200Headers struct {
 // ListUsersResponseDefaultHeaders the declared response headers of an HTTP default response for ListUsers
 type ListUsersResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17479,6 +17840,7 @@ type ListUserDirectoryResponse200Headers struct {
 // ListUserDirectoryResponseDefaultHeaders the declared response headers of an HTTP default response for ListUserDirectory
 type ListUserDirectoryResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17547,6 +17909,7 @@ type DeleteUserResponse204Headers struct {
 // DeleteUserResponse403Headers the declared response headers of an HTTP 403 response for DeleteUser
 type DeleteUserResponse403Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17558,6 +17921,7 @@ type DeleteUserResponse403Headers struct {
 // DeleteUserResponse409Headers the declared response headers of an HTTP 409 response for DeleteUser
 type DeleteUserResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17569,6 +17933,7 @@ type DeleteUserResponse409Headers struct {
 // DeleteUserResponse422Headers the declared response headers of an HTTP 422 response for DeleteUser
 type DeleteUserResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17580,6 +17945,7 @@ type DeleteUserResponse422Headers struct {
 // DeleteUserResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteUser
 type DeleteUserResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17668,6 +18034,7 @@ type GetUserResponse200Headers struct {
 // GetUserResponseDefaultHeaders the declared response headers of an HTTP default response for GetUser
 type GetUserResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17736,6 +18103,7 @@ type ActivateUserResponse200Headers struct {
 // ActivateUserResponse403Headers the declared response headers of an HTTP 403 response for ActivateUser
 type ActivateUserResponse403Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17747,6 +18115,7 @@ type ActivateUserResponse403Headers struct {
 // ActivateUserResponseDefaultHeaders the declared response headers of an HTTP default response for ActivateUser
 type ActivateUserResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17824,6 +18193,7 @@ type DeactivateUserResponse200Headers struct {
 // DeactivateUserResponse403Headers the declared response headers of an HTTP 403 response for DeactivateUser
 type DeactivateUserResponse403Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17835,6 +18205,7 @@ type DeactivateUserResponse403Headers struct {
 // DeactivateUserResponse409Headers the declared response headers of an HTTP 409 response for DeactivateUser
 type DeactivateUserResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17846,6 +18217,7 @@ type DeactivateUserResponse409Headers struct {
 // DeactivateUserResponseDefaultHeaders the declared response headers of an HTTP default response for DeactivateUser
 type DeactivateUserResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17932,6 +18304,7 @@ type UpdateUserRoleResponse200Headers struct {
 // UpdateUserRoleResponse403Headers the declared response headers of an HTTP 403 response for UpdateUserRole
 type UpdateUserRoleResponse403Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17943,6 +18316,7 @@ type UpdateUserRoleResponse403Headers struct {
 // UpdateUserRoleResponse409Headers the declared response headers of an HTTP 409 response for UpdateUserRole
 type UpdateUserRoleResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17954,6 +18328,7 @@ type UpdateUserRoleResponse409Headers struct {
 // UpdateUserRoleResponseDefaultHeaders the declared response headers of an HTTP default response for UpdateUserRole
 type UpdateUserRoleResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18040,6 +18415,7 @@ type ListUserApiTokensResponse200Headers struct {
 // ListUserApiTokensResponseDefaultHeaders the declared response headers of an HTTP default response for ListUserApiTokens
 type ListUserApiTokensResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18108,6 +18484,7 @@ type DeleteUserApiTokenResponse204Headers struct {
 // DeleteUserApiTokenResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteUserApiToken
 type DeleteUserApiTokenResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18174,6 +18551,7 @@ type ReceiveFlowWebhookResponse2XXHeaders struct {
 // ReceiveFlowWebhookResponseDefaultHeaders the declared response headers of an HTTP default response for ReceiveFlowWebhook
 type ReceiveFlowWebhookResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18252,8 +18630,8 @@ func (r ReceiveFlowWebhookResponse) ContentType() string {
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /agent-configs (the `CreateAgentConfig` operationId).
-func (c *ClientWithResponses) CreateAgentConfigWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateAgentConfigResponse, error) {
-	rsp, err := c.CreateAgentConfigWithBody(ctx, contentType, body, reqEditors...)
+func (c *ClientWithResponses) CreateAgentConfigWithBodyWithResponse(ctx context.Context, params *CreateAgentConfigParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateAgentConfigResponse, error) {
+	rsp, err := c.CreateAgentConfigWithBody(ctx, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -18269,8 +18647,8 @@ func (c *ClientWithResponses) CreateAgentConfigWithBodyWithResponse(ctx context.
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /agent-configs (the `CreateAgentConfig` operationId).
-func (c *ClientWithResponses) CreateAgentConfigWithResponse(ctx context.Context, body CreateAgentConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateAgentConfigResponse, error) {
-	rsp, err := c.CreateAgentConfig(ctx, body, reqEditors...)
+func (c *ClientWithResponses) CreateAgentConfigWithResponse(ctx context.Context, params *CreateAgentConfigParams, body CreateAgentConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateAgentConfigResponse, error) {
+	rsp, err := c.CreateAgentConfig(ctx, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -18362,8 +18740,8 @@ func (c *ClientWithResponses) ListApiTokensWithResponse(ctx context.Context, par
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /api-tokens (the `CreateApiToken` operationId).
-func (c *ClientWithResponses) CreateApiTokenWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateApiTokenResponse, error) {
-	rsp, err := c.CreateApiTokenWithBody(ctx, contentType, body, reqEditors...)
+func (c *ClientWithResponses) CreateApiTokenWithBodyWithResponse(ctx context.Context, params *CreateApiTokenParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateApiTokenResponse, error) {
+	rsp, err := c.CreateApiTokenWithBody(ctx, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -18378,8 +18756,8 @@ func (c *ClientWithResponses) CreateApiTokenWithBodyWithResponse(ctx context.Con
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /api-tokens (the `CreateApiToken` operationId).
-func (c *ClientWithResponses) CreateApiTokenWithResponse(ctx context.Context, body CreateApiTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateApiTokenResponse, error) {
-	rsp, err := c.CreateApiToken(ctx, body, reqEditors...)
+func (c *ClientWithResponses) CreateApiTokenWithResponse(ctx context.Context, params *CreateApiTokenParams, body CreateApiTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateApiTokenResponse, error) {
+	rsp, err := c.CreateApiToken(ctx, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -18792,8 +19170,8 @@ func (c *ClientWithResponses) ListFlowsWithResponse(ctx context.Context, params 
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /flows (the `CreateFlow` operationId).
-func (c *ClientWithResponses) CreateFlowWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateFlowResponse, error) {
-	rsp, err := c.CreateFlowWithBody(ctx, contentType, body, reqEditors...)
+func (c *ClientWithResponses) CreateFlowWithBodyWithResponse(ctx context.Context, params *CreateFlowParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateFlowResponse, error) {
+	rsp, err := c.CreateFlowWithBody(ctx, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -18808,8 +19186,8 @@ func (c *ClientWithResponses) CreateFlowWithBodyWithResponse(ctx context.Context
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /flows (the `CreateFlow` operationId).
-func (c *ClientWithResponses) CreateFlowWithResponse(ctx context.Context, body CreateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateFlowResponse, error) {
-	rsp, err := c.CreateFlow(ctx, body, reqEditors...)
+func (c *ClientWithResponses) CreateFlowWithResponse(ctx context.Context, params *CreateFlowParams, body CreateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateFlowResponse, error) {
+	rsp, err := c.CreateFlow(ctx, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -18920,8 +19298,8 @@ func (c *ClientWithResponses) PutFlowWithResponse(ctx context.Context, id FlowID
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /flows/{id}/duplicate (the `DuplicateFlow` operationId).
-func (c *ClientWithResponses) DuplicateFlowWithBodyWithResponse(ctx context.Context, id FlowID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*DuplicateFlowResponse, error) {
-	rsp, err := c.DuplicateFlowWithBody(ctx, id, contentType, body, reqEditors...)
+func (c *ClientWithResponses) DuplicateFlowWithBodyWithResponse(ctx context.Context, id FlowID, params *DuplicateFlowParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*DuplicateFlowResponse, error) {
+	rsp, err := c.DuplicateFlowWithBody(ctx, id, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -18936,8 +19314,8 @@ func (c *ClientWithResponses) DuplicateFlowWithBodyWithResponse(ctx context.Cont
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /flows/{id}/duplicate (the `DuplicateFlow` operationId).
-func (c *ClientWithResponses) DuplicateFlowWithResponse(ctx context.Context, id FlowID, body DuplicateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*DuplicateFlowResponse, error) {
-	rsp, err := c.DuplicateFlow(ctx, id, body, reqEditors...)
+func (c *ClientWithResponses) DuplicateFlowWithResponse(ctx context.Context, id FlowID, params *DuplicateFlowParams, body DuplicateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*DuplicateFlowResponse, error) {
+	rsp, err := c.DuplicateFlow(ctx, id, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -19043,8 +19421,8 @@ func (c *ClientWithResponses) ListFlowVersionsWithResponse(ctx context.Context, 
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /flows/{id}/versions (the `CreateFlowVersion` operationId).
-func (c *ClientWithResponses) CreateFlowVersionWithBodyWithResponse(ctx context.Context, id FlowID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateFlowVersionResponse, error) {
-	rsp, err := c.CreateFlowVersionWithBody(ctx, id, contentType, body, reqEditors...)
+func (c *ClientWithResponses) CreateFlowVersionWithBodyWithResponse(ctx context.Context, id FlowID, params *CreateFlowVersionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateFlowVersionResponse, error) {
+	rsp, err := c.CreateFlowVersionWithBody(ctx, id, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -19058,8 +19436,8 @@ func (c *ClientWithResponses) CreateFlowVersionWithBodyWithResponse(ctx context.
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /flows/{id}/versions (the `CreateFlowVersion` operationId).
-func (c *ClientWithResponses) CreateFlowVersionWithResponse(ctx context.Context, id FlowID, body CreateFlowVersionJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateFlowVersionResponse, error) {
-	rsp, err := c.CreateFlowVersion(ctx, id, body, reqEditors...)
+func (c *ClientWithResponses) CreateFlowVersionWithResponse(ctx context.Context, id FlowID, params *CreateFlowVersionParams, body CreateFlowVersionJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateFlowVersionResponse, error) {
+	rsp, err := c.CreateFlowVersion(ctx, id, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -19478,8 +19856,8 @@ func (c *ClientWithResponses) ListTeamsWithResponse(ctx context.Context, params 
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /teams (the `CreateTeam` operationId).
-func (c *ClientWithResponses) CreateTeamWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTeamResponse, error) {
-	rsp, err := c.CreateTeamWithBody(ctx, contentType, body, reqEditors...)
+func (c *ClientWithResponses) CreateTeamWithBodyWithResponse(ctx context.Context, params *CreateTeamParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTeamResponse, error) {
+	rsp, err := c.CreateTeamWithBody(ctx, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -19493,8 +19871,8 @@ func (c *ClientWithResponses) CreateTeamWithBodyWithResponse(ctx context.Context
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /teams (the `CreateTeam` operationId).
-func (c *ClientWithResponses) CreateTeamWithResponse(ctx context.Context, body CreateTeamJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTeamResponse, error) {
-	rsp, err := c.CreateTeam(ctx, body, reqEditors...)
+func (c *ClientWithResponses) CreateTeamWithResponse(ctx context.Context, params *CreateTeamParams, body CreateTeamJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTeamResponse, error) {
+	rsp, err := c.CreateTeam(ctx, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -19617,8 +19995,8 @@ func (c *ClientWithResponses) ListTemplatesWithResponse(ctx context.Context, par
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /templates (the `CreateTemplate` operationId).
-func (c *ClientWithResponses) CreateTemplateWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTemplateResponse, error) {
-	rsp, err := c.CreateTemplateWithBody(ctx, contentType, body, reqEditors...)
+func (c *ClientWithResponses) CreateTemplateWithBodyWithResponse(ctx context.Context, params *CreateTemplateParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTemplateResponse, error) {
+	rsp, err := c.CreateTemplateWithBody(ctx, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -19635,8 +20013,8 @@ func (c *ClientWithResponses) CreateTemplateWithBodyWithResponse(ctx context.Con
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /templates (the `CreateTemplate` operationId).
-func (c *ClientWithResponses) CreateTemplateWithResponse(ctx context.Context, body CreateTemplateJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTemplateResponse, error) {
-	rsp, err := c.CreateTemplate(ctx, body, reqEditors...)
+func (c *ClientWithResponses) CreateTemplateWithResponse(ctx context.Context, params *CreateTemplateParams, body CreateTemplateJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTemplateResponse, error) {
+	rsp, err := c.CreateTemplate(ctx, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -19734,8 +20112,8 @@ func (c *ClientWithResponses) UpdateTemplateWithResponse(ctx context.Context, id
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /templates/{id}/duplicate (the `DuplicateTemplate` operationId).
-func (c *ClientWithResponses) DuplicateTemplateWithResponse(ctx context.Context, id TemplateID, reqEditors ...RequestEditorFn) (*DuplicateTemplateResponse, error) {
-	rsp, err := c.DuplicateTemplate(ctx, id, reqEditors...)
+func (c *ClientWithResponses) DuplicateTemplateWithResponse(ctx context.Context, id TemplateID, params *DuplicateTemplateParams, reqEditors ...RequestEditorFn) (*DuplicateTemplateResponse, error) {
+	rsp, err := c.DuplicateTemplate(ctx, id, params, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -19751,8 +20129,8 @@ func (c *ClientWithResponses) DuplicateTemplateWithResponse(ctx context.Context,
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /templates/{id}/flows (the `CreateTemplateFlow` operationId).
-func (c *ClientWithResponses) CreateTemplateFlowWithBodyWithResponse(ctx context.Context, id TemplateID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTemplateFlowResponse, error) {
-	rsp, err := c.CreateTemplateFlowWithBody(ctx, id, contentType, body, reqEditors...)
+func (c *ClientWithResponses) CreateTemplateFlowWithBodyWithResponse(ctx context.Context, id TemplateID, params *CreateTemplateFlowParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTemplateFlowResponse, error) {
+	rsp, err := c.CreateTemplateFlowWithBody(ctx, id, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -19768,8 +20146,8 @@ func (c *ClientWithResponses) CreateTemplateFlowWithBodyWithResponse(ctx context
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /templates/{id}/flows (the `CreateTemplateFlow` operationId).
-func (c *ClientWithResponses) CreateTemplateFlowWithResponse(ctx context.Context, id TemplateID, body CreateTemplateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTemplateFlowResponse, error) {
-	rsp, err := c.CreateTemplateFlow(ctx, id, body, reqEditors...)
+func (c *ClientWithResponses) CreateTemplateFlowWithResponse(ctx context.Context, id TemplateID, params *CreateTemplateFlowParams, body CreateTemplateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTemplateFlowResponse, error) {
+	rsp, err := c.CreateTemplateFlow(ctx, id, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -20056,6 +20434,13 @@ func ParseCreateAgentConfigResponse(rsp *http.Response) (*CreateAgentConfigRespo
 	switch {
 	case rsp.StatusCode == 201:
 		var headers CreateAgentConfigResponse201Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -20079,6 +20464,13 @@ func ParseCreateAgentConfigResponse(rsp *http.Response) (*CreateAgentConfigRespo
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -20132,6 +20524,13 @@ func ParseCreateAgentConfigResponse(rsp *http.Response) (*CreateAgentConfigRespo
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -20183,6 +20582,13 @@ func ParseCreateAgentConfigResponse(rsp *http.Response) (*CreateAgentConfigRespo
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -20277,6 +20683,13 @@ func ParseDeleteAgentConfigResponse(rsp *http.Response) (*DeleteAgentConfigRespo
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -20375,6 +20788,13 @@ func ParseGetAgentConfigResponse(rsp *http.Response) (*GetAgentConfigResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -20481,6 +20901,13 @@ func ParseUpdateAgentConfigResponse(rsp *http.Response) (*UpdateAgentConfigRespo
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -20532,6 +20959,13 @@ func ParseUpdateAgentConfigResponse(rsp *http.Response) (*UpdateAgentConfigRespo
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -20630,6 +21064,13 @@ func ParseListApiTokensResponse(rsp *http.Response) (*ListApiTokensResponse, err
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -20733,6 +21174,13 @@ func ParseCreateApiTokenResponse(rsp *http.Response) (*CreateApiTokenResponse, e
 			}
 			headers.CacheControl = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -20756,6 +21204,13 @@ func ParseCreateApiTokenResponse(rsp *http.Response) (*CreateApiTokenResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -20809,6 +21264,13 @@ func ParseCreateApiTokenResponse(rsp *http.Response) (*CreateApiTokenResponse, e
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -20860,6 +21322,13 @@ func ParseCreateApiTokenResponse(rsp *http.Response) (*CreateApiTokenResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -20954,6 +21423,13 @@ func ParseDeleteApiTokenResponse(rsp *http.Response) (*DeleteApiTokenResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -21053,6 +21529,13 @@ func ParseGetApiTokenResponse(rsp *http.Response) (*GetApiTokenResponse, error) 
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -21151,6 +21634,13 @@ func ParseListAuditLogsResponse(rsp *http.Response) (*ListAuditLogsResponse, err
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -21248,6 +21738,13 @@ func ParseGetAuditLogResponse(rsp *http.Response) (*GetAuditLogResponse, error) 
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -21389,6 +21886,13 @@ func ParseExchangeCodeResponse(rsp *http.Response) (*ExchangeCodeResponse, error
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -21440,6 +21944,13 @@ func ParseExchangeCodeResponse(rsp *http.Response) (*ExchangeCodeResponse, error
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -21493,6 +22004,13 @@ func ParseExchangeCodeResponse(rsp *http.Response) (*ExchangeCodeResponse, error
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -21544,6 +22062,13 @@ func ParseExchangeCodeResponse(rsp *http.Response) (*ExchangeCodeResponse, error
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -21597,6 +22122,13 @@ func ParseExchangeCodeResponse(rsp *http.Response) (*ExchangeCodeResponse, error
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -21648,6 +22180,13 @@ func ParseExchangeCodeResponse(rsp *http.Response) (*ExchangeCodeResponse, error
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -21768,6 +22307,13 @@ func ParseGetLoginUrlResponse(rsp *http.Response) (*GetLoginUrlResponse, error) 
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -21820,6 +22366,13 @@ func ParseGetLoginUrlResponse(rsp *http.Response) (*GetLoginUrlResponse, error) 
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -21871,6 +22424,13 @@ func ParseGetLoginUrlResponse(rsp *http.Response) (*GetLoginUrlResponse, error) 
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -21965,6 +22525,13 @@ func ParseLogoutResponse(rsp *http.Response) (*LogoutResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -22070,6 +22637,13 @@ func ParseGetMeResponse(rsp *http.Response) (*GetMeResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -22190,6 +22764,13 @@ func ParseRefreshTokensResponse(rsp *http.Response) (*RefreshTokensResponse, err
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -22242,6 +22823,13 @@ func ParseRefreshTokensResponse(rsp *http.Response) (*RefreshTokensResponse, err
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -22293,6 +22881,13 @@ func ParseRefreshTokensResponse(rsp *http.Response) (*RefreshTokensResponse, err
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -22392,6 +22987,13 @@ func ParseListExecutionsResponse(rsp *http.Response) (*ListExecutionsResponse, e
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -22487,6 +23089,13 @@ func ParseCreateExecutionResponse(rsp *http.Response) (*CreateExecutionResponse,
 	switch {
 	case rsp.StatusCode == 201:
 		var headers CreateExecutionResponse201Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -22510,6 +23119,13 @@ func ParseCreateExecutionResponse(rsp *http.Response) (*CreateExecutionResponse,
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -22563,6 +23179,13 @@ func ParseCreateExecutionResponse(rsp *http.Response) (*CreateExecutionResponse,
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -22614,6 +23237,13 @@ func ParseCreateExecutionResponse(rsp *http.Response) (*CreateExecutionResponse,
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -22720,6 +23350,13 @@ func ParseStreamExecutionResponse(rsp *http.Response) (*StreamExecutionResponse,
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -22772,6 +23409,13 @@ func ParseStreamExecutionResponse(rsp *http.Response) (*StreamExecutionResponse,
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -22823,6 +23467,13 @@ func ParseStreamExecutionResponse(rsp *http.Response) (*StreamExecutionResponse,
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -22925,6 +23576,13 @@ func ParseDeleteExecutionResponse(rsp *http.Response) (*DeleteExecutionResponse,
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -22976,6 +23634,13 @@ func ParseDeleteExecutionResponse(rsp *http.Response) (*DeleteExecutionResponse,
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -23074,6 +23739,13 @@ func ParseGetExecutionResponse(rsp *http.Response) (*GetExecutionResponse, error
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -23180,6 +23852,13 @@ func ParseCancelExecutionResponse(rsp *http.Response) (*CancelExecutionResponse,
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -23231,6 +23910,13 @@ func ParseCancelExecutionResponse(rsp *http.Response) (*CancelExecutionResponse,
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -23322,6 +24008,13 @@ func ParseGetExecutionEventsResponse(rsp *http.Response) (*GetExecutionEventsRes
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -23421,6 +24114,13 @@ func ParseGetNodeExecutionResponse(rsp *http.Response) (*GetNodeExecutionRespons
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -23509,6 +24209,13 @@ func ParseRetryExecutionResponse(rsp *http.Response) (*RetryExecutionResponse, e
 	switch {
 	case rsp.StatusCode == 201:
 		var headers RetryExecutionResponse201Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -23532,6 +24239,13 @@ func ParseRetryExecutionResponse(rsp *http.Response) (*RetryExecutionResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -23584,6 +24298,13 @@ func ParseRetryExecutionResponse(rsp *http.Response) (*RetryExecutionResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -23683,6 +24404,13 @@ func ParseListFlowsResponse(rsp *http.Response) (*ListFlowsResponse, error) {
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -23778,6 +24506,13 @@ func ParseCreateFlowResponse(rsp *http.Response) (*CreateFlowResponse, error) {
 			}
 			headers.ETag = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -23801,6 +24536,13 @@ func ParseCreateFlowResponse(rsp *http.Response) (*CreateFlowResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -23853,6 +24595,13 @@ func ParseCreateFlowResponse(rsp *http.Response) (*CreateFlowResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -23947,6 +24696,13 @@ func ParseDeleteFlowResponse(rsp *http.Response) (*DeleteFlowResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -24052,6 +24808,13 @@ func ParseGetFlowResponse(rsp *http.Response) (*GetFlowResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -24179,6 +24942,13 @@ func ParseUpdateFlowResponse(rsp *http.Response) (*UpdateFlowResponse, error) {
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -24230,6 +25000,13 @@ func ParseUpdateFlowResponse(rsp *http.Response) (*UpdateFlowResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -24283,6 +25060,13 @@ func ParseUpdateFlowResponse(rsp *http.Response) (*UpdateFlowResponse, error) {
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -24334,6 +25118,13 @@ func ParseUpdateFlowResponse(rsp *http.Response) (*UpdateFlowResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -24461,6 +25252,13 @@ func ParsePutFlowResponse(rsp *http.Response) (*PutFlowResponse, error) {
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -24512,6 +25310,13 @@ func ParsePutFlowResponse(rsp *http.Response) (*PutFlowResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -24565,6 +25370,13 @@ func ParsePutFlowResponse(rsp *http.Response) (*PutFlowResponse, error) {
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -24616,6 +25428,13 @@ func ParsePutFlowResponse(rsp *http.Response) (*PutFlowResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -24705,6 +25524,13 @@ func ParseDuplicateFlowResponse(rsp *http.Response) (*DuplicateFlowResponse, err
 			}
 			headers.ETag = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -24728,6 +25554,13 @@ func ParseDuplicateFlowResponse(rsp *http.Response) (*DuplicateFlowResponse, err
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -24848,6 +25681,13 @@ func ParsePublishFlowResponse(rsp *http.Response) (*PublishFlowResponse, error) 
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -24900,6 +25740,13 @@ func ParsePublishFlowResponse(rsp *http.Response) (*PublishFlowResponse, error) 
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -24951,6 +25798,13 @@ func ParsePublishFlowResponse(rsp *http.Response) (*PublishFlowResponse, error) 
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -25064,6 +25918,13 @@ func ParseUnpublishFlowResponse(rsp *http.Response) (*UnpublishFlowResponse, err
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -25115,6 +25976,13 @@ func ParseUnpublishFlowResponse(rsp *http.Response) (*UnpublishFlowResponse, err
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -25214,6 +26082,13 @@ func ParseValidateFlowResponse(rsp *http.Response) (*ValidateFlowResponse, error
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -25312,6 +26187,13 @@ func ParseListFlowVersionsResponse(rsp *http.Response) (*ListFlowVersionsRespons
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -25393,6 +26275,13 @@ func ParseCreateFlowVersionResponse(rsp *http.Response) (*CreateFlowVersionRespo
 	switch {
 	case rsp.StatusCode == 201:
 		var headers CreateFlowVersionResponse201Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -25416,6 +26305,13 @@ func ParseCreateFlowVersionResponse(rsp *http.Response) (*CreateFlowVersionRespo
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -25514,6 +26410,13 @@ func ParseGetFlowVersionResponse(rsp *http.Response) (*GetFlowVersionResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -25634,6 +26537,13 @@ func ParseRestoreFlowVersionResponse(rsp *http.Response) (*RestoreFlowVersionRes
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -25686,6 +26596,13 @@ func ParseRestoreFlowVersionResponse(rsp *http.Response) (*RestoreFlowVersionRes
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -25737,6 +26654,13 @@ func ParseRestoreFlowVersionResponse(rsp *http.Response) (*RestoreFlowVersionRes
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -25843,6 +26767,13 @@ func ParseRotateFlowWebhookKeyResponse(rsp *http.Response) (*RotateFlowWebhookKe
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -25894,6 +26825,13 @@ func ParseRotateFlowWebhookKeyResponse(rsp *http.Response) (*RotateFlowWebhookKe
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -25999,6 +26937,13 @@ func ParseListIntegrationsResponse(rsp *http.Response) (*ListIntegrationsRespons
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -26126,6 +27071,13 @@ func ParseCreateIntegrationResponse(rsp *http.Response) (*CreateIntegrationRespo
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -26178,6 +27130,13 @@ func ParseCreateIntegrationResponse(rsp *http.Response) (*CreateIntegrationRespo
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -26229,6 +27188,13 @@ func ParseCreateIntegrationResponse(rsp *http.Response) (*CreateIntegrationRespo
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -26331,6 +27297,13 @@ func ParseDeleteIntegrationResponse(rsp *http.Response) (*DeleteIntegrationRespo
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -26382,6 +27355,13 @@ func ParseDeleteIntegrationResponse(rsp *http.Response) (*DeleteIntegrationRespo
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -26487,6 +27467,13 @@ func ParseGetIntegrationResponse(rsp *http.Response) (*GetIntegrationResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -26607,6 +27594,13 @@ func ParseUpdateIntegrationResponse(rsp *http.Response) (*UpdateIntegrationRespo
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -26659,6 +27653,13 @@ func ParseUpdateIntegrationResponse(rsp *http.Response) (*UpdateIntegrationRespo
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -26710,6 +27711,13 @@ func ParseUpdateIntegrationResponse(rsp *http.Response) (*UpdateIntegrationRespo
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -26823,6 +27831,13 @@ func ParseVerifyIntegrationResponse(rsp *http.Response) (*VerifyIntegrationRespo
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -26875,6 +27890,13 @@ func ParseVerifyIntegrationResponse(rsp *http.Response) (*VerifyIntegrationRespo
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -26926,6 +27948,13 @@ func ParseVerifyIntegrationResponse(rsp *http.Response) (*VerifyIntegrationRespo
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -27025,6 +28054,13 @@ func ParseListNodeTypesResponse(rsp *http.Response) (*ListNodeTypesResponse, err
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -27122,6 +28158,13 @@ func ParseListNodeTypeCategoriesResponse(rsp *http.Response) (*ListNodeTypeCateg
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -27221,6 +28264,13 @@ func ParseGetNodeTypeResponse(rsp *http.Response) (*GetNodeTypeResponse, error) 
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -27318,6 +28368,13 @@ func ParseListPermissionsResponse(rsp *http.Response) (*ListPermissionsResponse,
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -27424,6 +28481,13 @@ func ParseCheckPermissionsResponse(rsp *http.Response) (*CheckPermissionsRespons
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -27475,6 +28539,13 @@ func ParseCheckPermissionsResponse(rsp *http.Response) (*CheckPermissionsRespons
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -27574,6 +28645,13 @@ func ParseGetMyCapabilitiesResponse(rsp *http.Response) (*GetMyCapabilitiesRespo
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -27671,6 +28749,13 @@ func ParseGetResourcePermissionsResponse(rsp *http.Response) (*GetResourcePermis
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -27770,6 +28855,13 @@ func ParseListRolesResponse(rsp *http.Response) (*ListRolesResponse, error) {
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -27868,6 +28960,13 @@ func ParseListWidgetsResponse(rsp *http.Response) (*ListWidgetsResponse, error) 
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -27965,6 +29064,13 @@ func ParseGetSettingsResponse(rsp *http.Response) (*GetSettingsResponse, error) 
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -28071,6 +29177,13 @@ func ParseUpdateSettingsResponse(rsp *http.Response) (*UpdateSettingsResponse, e
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -28122,6 +29235,13 @@ func ParseUpdateSettingsResponse(rsp *http.Response) (*UpdateSettingsResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -28221,6 +29341,13 @@ func ParseListTeamsResponse(rsp *http.Response) (*ListTeamsResponse, error) {
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -28309,6 +29436,13 @@ func ParseCreateTeamResponse(rsp *http.Response) (*CreateTeamResponse, error) {
 	switch {
 	case rsp.StatusCode == 201:
 		var headers CreateTeamResponse201Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -28332,6 +29466,13 @@ func ParseCreateTeamResponse(rsp *http.Response) (*CreateTeamResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -28384,6 +29525,13 @@ func ParseCreateTeamResponse(rsp *http.Response) (*CreateTeamResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -28478,6 +29626,13 @@ func ParseDeleteTeamResponse(rsp *http.Response) (*DeleteTeamResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -28576,6 +29731,13 @@ func ParseGetTeamResponse(rsp *http.Response) (*GetTeamResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -28682,6 +29844,13 @@ func ParseUpdateTeamResponse(rsp *http.Response) (*UpdateTeamResponse, error) {
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -28733,6 +29902,13 @@ func ParseUpdateTeamResponse(rsp *http.Response) (*UpdateTeamResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -28839,6 +30015,13 @@ func ParseSetTeamMembersResponse(rsp *http.Response) (*SetTeamMembersResponse, e
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -28890,6 +30073,13 @@ func ParseSetTeamMembersResponse(rsp *http.Response) (*SetTeamMembersResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -28989,6 +30179,13 @@ func ParseListTemplatesResponse(rsp *http.Response) (*ListTemplatesResponse, err
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -29077,6 +30274,13 @@ func ParseCreateTemplateResponse(rsp *http.Response) (*CreateTemplateResponse, e
 	switch {
 	case rsp.StatusCode == 201:
 		var headers CreateTemplateResponse201Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -29100,6 +30304,13 @@ func ParseCreateTemplateResponse(rsp *http.Response) (*CreateTemplateResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -29152,6 +30363,13 @@ func ParseCreateTemplateResponse(rsp *http.Response) (*CreateTemplateResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -29250,6 +30468,13 @@ func ParseSeedTemplatesResponse(rsp *http.Response) (*SeedTemplatesResponse, err
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -29352,6 +30577,13 @@ func ParseDeleteTemplateResponse(rsp *http.Response) (*DeleteTemplateResponse, e
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -29403,6 +30635,13 @@ func ParseDeleteTemplateResponse(rsp *http.Response) (*DeleteTemplateResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -29501,6 +30740,13 @@ func ParseGetTemplateResponse(rsp *http.Response) (*GetTemplateResponse, error) 
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -29614,6 +30860,13 @@ func ParseUpdateTemplateResponse(rsp *http.Response) (*UpdateTemplateResponse, e
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -29666,6 +30919,13 @@ func ParseUpdateTemplateResponse(rsp *http.Response) (*UpdateTemplateResponse, e
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -29717,6 +30977,13 @@ func ParseUpdateTemplateResponse(rsp *http.Response) (*UpdateTemplateResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -29799,6 +31066,13 @@ func ParseDuplicateTemplateResponse(rsp *http.Response) (*DuplicateTemplateRespo
 	switch {
 	case rsp.StatusCode == 201:
 		var headers DuplicateTemplateResponse201Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -29822,6 +31096,13 @@ func ParseDuplicateTemplateResponse(rsp *http.Response) (*DuplicateTemplateRespo
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -29918,6 +31199,13 @@ func ParseCreateTemplateFlowResponse(rsp *http.Response) (*CreateTemplateFlowRes
 			}
 			headers.ETag = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -29941,6 +31229,13 @@ func ParseCreateTemplateFlowResponse(rsp *http.Response) (*CreateTemplateFlowRes
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -29993,6 +31288,13 @@ func ParseCreateTemplateFlowResponse(rsp *http.Response) (*CreateTemplateFlowRes
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -30092,6 +31394,13 @@ func ParseListUsersResponse(rsp *http.Response) (*ListUsersResponse, error) {
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -30189,6 +31498,13 @@ func ParseListUserDirectoryResponse(rsp *http.Response) (*ListUserDirectoryRespo
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -30305,6 +31621,13 @@ func ParseDeleteUserResponse(rsp *http.Response) (*DeleteUserResponse, error) {
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -30356,6 +31679,13 @@ func ParseDeleteUserResponse(rsp *http.Response) (*DeleteUserResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -30409,6 +31739,13 @@ func ParseDeleteUserResponse(rsp *http.Response) (*DeleteUserResponse, error) {
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -30460,6 +31797,13 @@ func ParseDeleteUserResponse(rsp *http.Response) (*DeleteUserResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -30558,6 +31902,13 @@ func ParseGetUserResponse(rsp *http.Response) (*GetUserResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -30664,6 +32015,13 @@ func ParseActivateUserResponse(rsp *http.Response) (*ActivateUserResponse, error
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -30715,6 +32073,13 @@ func ParseActivateUserResponse(rsp *http.Response) (*ActivateUserResponse, error
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -30828,6 +32193,13 @@ func ParseDeactivateUserResponse(rsp *http.Response) (*DeactivateUserResponse, e
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -30880,6 +32252,13 @@ func ParseDeactivateUserResponse(rsp *http.Response) (*DeactivateUserResponse, e
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -30931,6 +32310,13 @@ func ParseDeactivateUserResponse(rsp *http.Response) (*DeactivateUserResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -31044,6 +32430,13 @@ func ParseUpdateUserRoleResponse(rsp *http.Response) (*UpdateUserRoleResponse, e
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -31096,6 +32489,13 @@ func ParseUpdateUserRoleResponse(rsp *http.Response) (*UpdateUserRoleResponse, e
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -31147,6 +32547,13 @@ func ParseUpdateUserRoleResponse(rsp *http.Response) (*UpdateUserRoleResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -31246,6 +32653,13 @@ func ParseListUserApiTokensResponse(rsp *http.Response) (*ListUserApiTokensRespo
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -31339,6 +32753,13 @@ func ParseDeleteUserApiTokenResponse(rsp *http.Response) (*DeleteUserApiTokenRes
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -31455,6 +32876,13 @@ func ParseReceiveFlowWebhookResponse(rsp *http.Response) (*ReceiveFlowWebhookRes
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -31507,7 +32935,7 @@ func ParseReceiveFlowWebhookResponse(rsp *http.Response) (*ReceiveFlowWebhookRes
 type ServerInterface interface {
 	// CreateAgentConfig Create a flow's agent config
 	// (POST /agent-configs)
-	CreateAgentConfig(ctx echo.Context) error
+	CreateAgentConfig(ctx echo.Context, params CreateAgentConfigParams) error
 	// DeleteAgentConfig Delete a flow's agent config
 	// (DELETE /agent-configs/{flow_id})
 	DeleteAgentConfig(ctx echo.Context, flowId AgentConfigFlowID) error
@@ -31522,7 +32950,7 @@ type ServerInterface interface {
 	ListApiTokens(ctx echo.Context, params ListApiTokensParams) error
 	// CreateApiToken Create an API token
 	// (POST /api-tokens)
-	CreateApiToken(ctx echo.Context) error
+	CreateApiToken(ctx echo.Context, params CreateApiTokenParams) error
 	// DeleteApiToken Revoke one of my API tokens
 	// (DELETE /api-tokens/{id})
 	DeleteApiToken(ctx echo.Context, id ApiTokenID) error
@@ -31582,7 +33010,7 @@ type ServerInterface interface {
 	ListFlows(ctx echo.Context, params ListFlowsParams) error
 	// CreateFlow Create a flow
 	// (POST /flows)
-	CreateFlow(ctx echo.Context) error
+	CreateFlow(ctx echo.Context, params CreateFlowParams) error
 	// DeleteFlow Delete a flow
 	// (DELETE /flows/{id})
 	DeleteFlow(ctx echo.Context, id FlowID) error
@@ -31597,7 +33025,7 @@ type ServerInterface interface {
 	PutFlow(ctx echo.Context, id FlowID, params PutFlowParams) error
 	// DuplicateFlow Duplicate a flow
 	// (POST /flows/{id}/duplicate)
-	DuplicateFlow(ctx echo.Context, id FlowID) error
+	DuplicateFlow(ctx echo.Context, id FlowID, params DuplicateFlowParams) error
 	// PublishFlow Publish a flow
 	// (POST /flows/{id}/publish)
 	PublishFlow(ctx echo.Context, id FlowID) error
@@ -31612,7 +33040,7 @@ type ServerInterface interface {
 	ListFlowVersions(ctx echo.Context, id FlowID, params ListFlowVersionsParams) error
 	// CreateFlowVersion Snapshot a flow
 	// (POST /flows/{id}/versions)
-	CreateFlowVersion(ctx echo.Context, id FlowID) error
+	CreateFlowVersion(ctx echo.Context, id FlowID, params CreateFlowVersionParams) error
 	// GetFlowVersion Get a flow version
 	// (GET /flows/{id}/versions/{version})
 	GetFlowVersion(ctx echo.Context, id FlowID, version FlowVersionNumber) error
@@ -31678,7 +33106,7 @@ type ServerInterface interface {
 	ListTeams(ctx echo.Context, params ListTeamsParams) error
 	// CreateTeam Create a team
 	// (POST /teams)
-	CreateTeam(ctx echo.Context) error
+	CreateTeam(ctx echo.Context, params CreateTeamParams) error
 	// DeleteTeam Delete a team
 	// (DELETE /teams/{id})
 	DeleteTeam(ctx echo.Context, id TeamID) error
@@ -31696,7 +33124,7 @@ type ServerInterface interface {
 	ListTemplates(ctx echo.Context, params ListTemplatesParams) error
 	// CreateTemplate Create a template
 	// (POST /templates)
-	CreateTemplate(ctx echo.Context) error
+	CreateTemplate(ctx echo.Context, params CreateTemplateParams) error
 	// SeedTemplates Seed the built-in templates
 	// (POST /templates/seed)
 	SeedTemplates(ctx echo.Context, params SeedTemplatesParams) error
@@ -31711,10 +33139,10 @@ type ServerInterface interface {
 	UpdateTemplate(ctx echo.Context, id TemplateID) error
 	// DuplicateTemplate Duplicate a template
 	// (POST /templates/{id}/duplicate)
-	DuplicateTemplate(ctx echo.Context, id TemplateID) error
+	DuplicateTemplate(ctx echo.Context, id TemplateID, params DuplicateTemplateParams) error
 	// CreateTemplateFlow Create a flow from a template
 	// (POST /templates/{id}/flows)
-	CreateTemplateFlow(ctx echo.Context, id TemplateID) error
+	CreateTemplateFlow(ctx echo.Context, id TemplateID, params CreateTemplateFlowParams) error
 	// ListUsers List users
 	// (GET /users)
 	ListUsers(ctx echo.Context, params ListUsersParams) error
@@ -31756,8 +33184,28 @@ type ServerInterfaceWrapper struct {
 func (w *ServerInterfaceWrapper) CreateAgentConfig(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateAgentConfigParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateAgentConfig(ctx)
+	err = w.Handler.CreateAgentConfig(ctx, params)
 	return err
 }
 
@@ -31845,8 +33293,28 @@ func (w *ServerInterfaceWrapper) ListApiTokens(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) CreateApiToken(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateApiTokenParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateApiToken(ctx)
+	err = w.Handler.CreateApiToken(ctx, params)
 	return err
 }
 
@@ -32113,6 +33581,23 @@ func (w *ServerInterfaceWrapper) CreateExecution(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter wait_ms: %s", err))
 	}
 
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.CreateExecution(ctx, params)
 	return err
@@ -32264,6 +33749,23 @@ func (w *ServerInterfaceWrapper) RetryExecution(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter wait_ms: %s", err))
 	}
 
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.RetryExecution(ctx, id, params)
 	return err
@@ -32347,8 +33849,28 @@ func (w *ServerInterfaceWrapper) ListFlows(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) CreateFlow(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateFlowParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateFlow(ctx)
+	err = w.Handler.CreateFlow(ctx, params)
 	return err
 }
 
@@ -32467,8 +33989,28 @@ func (w *ServerInterfaceWrapper) DuplicateFlow(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params DuplicateFlowParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.DuplicateFlow(ctx, id)
+	err = w.Handler.DuplicateFlow(ctx, id, params)
 	return err
 }
 
@@ -32563,8 +34105,28 @@ func (w *ServerInterfaceWrapper) CreateFlowVersion(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateFlowVersionParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateFlowVersion(ctx, id)
+	err = w.Handler.CreateFlowVersion(ctx, id, params)
 	return err
 }
 
@@ -32936,8 +34498,28 @@ func (w *ServerInterfaceWrapper) ListTeams(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) CreateTeam(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateTeamParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateTeam(ctx)
+	err = w.Handler.CreateTeam(ctx, params)
 	return err
 }
 
@@ -33055,8 +34637,28 @@ func (w *ServerInterfaceWrapper) ListTemplates(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) CreateTemplate(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateTemplateParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateTemplate(ctx)
+	err = w.Handler.CreateTemplate(ctx, params)
 	return err
 }
 
@@ -33137,8 +34739,28 @@ func (w *ServerInterfaceWrapper) DuplicateTemplate(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params DuplicateTemplateParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.DuplicateTemplate(ctx, id)
+	err = w.Handler.DuplicateTemplate(ctx, id, params)
 	return err
 }
 
@@ -33153,8 +34775,28 @@ func (w *ServerInterfaceWrapper) CreateTemplateFlow(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateTemplateFlowParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateTemplateFlow(ctx, id)
+	err = w.Handler.CreateTemplateFlow(ctx, id, params)
 	return err
 }
 
@@ -33568,8 +35210,9 @@ type EventStreamTexteventStreamResponse struct {
 }
 
 type ExecutionCreatedResponseHeaders struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 type ExecutionCreatedJSONResponse struct {
 	Body Execution
@@ -33599,6 +35242,7 @@ type IntegrationJSONResponse struct {
 
 type ProblemResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -33650,7 +35294,8 @@ type UserJSONResponse struct {
 }
 
 type CreateAgentConfigRequestObject struct {
-	Body *CreateAgentConfigJSONRequestBody
+	Params CreateAgentConfigParams
+	Body   *CreateAgentConfigJSONRequestBody
 }
 
 type CreateAgentConfigResponseObject interface {
@@ -33658,8 +35303,9 @@ type CreateAgentConfigResponseObject interface {
 }
 
 type CreateAgentConfig201ResponseHeaders struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 type CreateAgentConfig201JSONResponse struct {
@@ -33674,6 +35320,9 @@ func (response CreateAgentConfig201JSONResponse) VisitCreateAgentConfigResponse(
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
@@ -33696,6 +35345,9 @@ func (response CreateAgentConfig409ApplicationProblemPlusJSONResponse) VisitCrea
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -33722,6 +35374,7 @@ func (response CreateAgentConfig409ApplicationProblemPlusJSONResponse) VisitCrea
 
 type CreateAgentConfig422ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -33744,6 +35397,9 @@ func (response CreateAgentConfig422ApplicationProblemPlusJSONResponse) VisitCrea
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -33770,6 +35426,7 @@ func (response CreateAgentConfig422ApplicationProblemPlusJSONResponse) VisitCrea
 
 type CreateAgentConfigdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -33793,6 +35450,9 @@ func (response CreateAgentConfigdefaultApplicationProblemPlusJSONResponse) Visit
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -33856,6 +35516,9 @@ func (response DeleteAgentConfigdefaultApplicationProblemPlusJSONResponse) Visit
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -33928,6 +35591,9 @@ func (response GetAgentConfigdefaultApplicationProblemPlusJSONResponse) VisitGet
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -33998,6 +35664,9 @@ func (response UpdateAgentConfig422ApplicationProblemPlusJSONResponse) VisitUpda
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -34023,6 +35692,7 @@ func (response UpdateAgentConfig422ApplicationProblemPlusJSONResponse) VisitUpda
 
 type UpdateAgentConfigdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -34046,6 +35716,9 @@ func (response UpdateAgentConfigdefaultApplicationProblemPlusJSONResponse) Visit
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -34111,6 +35784,9 @@ func (response ListApiTokensdefaultApplicationProblemPlusJSONResponse) VisitList
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -34135,7 +35811,8 @@ func (response ListApiTokensdefaultApplicationProblemPlusJSONResponse) VisitList
 }
 
 type CreateApiTokenRequestObject struct {
-	Body *CreateApiTokenJSONRequestBody
+	Params CreateApiTokenParams
+	Body   *CreateApiTokenJSONRequestBody
 }
 
 type CreateApiTokenResponseObject interface {
@@ -34143,9 +35820,10 @@ type CreateApiTokenResponseObject interface {
 }
 
 type CreateApiToken201ResponseHeaders struct {
-	CacheControl *string
-	Location     string
-	XRequestID   *string
+	CacheControl       *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 type CreateApiToken201JSONResponse struct {
@@ -34162,6 +35840,9 @@ func (response CreateApiToken201JSONResponse) VisitCreateApiTokenResponse(w http
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.XRequestID != nil {
@@ -34185,6 +35866,9 @@ func (response CreateApiToken409ApplicationProblemPlusJSONResponse) VisitCreateA
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -34211,6 +35895,7 @@ func (response CreateApiToken409ApplicationProblemPlusJSONResponse) VisitCreateA
 
 type CreateApiToken422ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -34233,6 +35918,9 @@ func (response CreateApiToken422ApplicationProblemPlusJSONResponse) VisitCreateA
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -34259,6 +35947,7 @@ func (response CreateApiToken422ApplicationProblemPlusJSONResponse) VisitCreateA
 
 type CreateApiTokendefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -34282,6 +35971,9 @@ func (response CreateApiTokendefaultApplicationProblemPlusJSONResponse) VisitCre
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -34345,6 +36037,9 @@ func (response DeleteApiTokendefaultApplicationProblemPlusJSONResponse) VisitDel
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -34417,6 +36112,9 @@ func (response GetApiTokendefaultApplicationProblemPlusJSONResponse) VisitGetApi
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -34487,6 +36185,9 @@ func (response ListAuditLogsdefaultApplicationProblemPlusJSONResponse) VisitList
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -34559,6 +36260,9 @@ func (response GetAuditLogdefaultApplicationProblemPlusJSONResponse) VisitGetAud
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -34624,6 +36328,9 @@ func (response ExchangeCode401ApplicationProblemPlusJSONResponse) VisitExchangeC
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -34649,6 +36356,7 @@ func (response ExchangeCode401ApplicationProblemPlusJSONResponse) VisitExchangeC
 
 type ExchangeCode403ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -34671,6 +36379,9 @@ func (response ExchangeCode403ApplicationProblemPlusJSONResponse) VisitExchangeC
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -34697,6 +36408,7 @@ func (response ExchangeCode403ApplicationProblemPlusJSONResponse) VisitExchangeC
 
 type ExchangeCode409ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -34719,6 +36431,9 @@ func (response ExchangeCode409ApplicationProblemPlusJSONResponse) VisitExchangeC
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -34745,6 +36460,7 @@ func (response ExchangeCode409ApplicationProblemPlusJSONResponse) VisitExchangeC
 
 type ExchangeCode422ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -34767,6 +36483,9 @@ func (response ExchangeCode422ApplicationProblemPlusJSONResponse) VisitExchangeC
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -34793,6 +36512,7 @@ func (response ExchangeCode422ApplicationProblemPlusJSONResponse) VisitExchangeC
 
 type ExchangeCode503ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -34815,6 +36535,9 @@ func (response ExchangeCode503ApplicationProblemPlusJSONResponse) VisitExchangeC
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -34841,6 +36564,7 @@ func (response ExchangeCode503ApplicationProblemPlusJSONResponse) VisitExchangeC
 
 type ExchangeCodedefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -34864,6 +36588,9 @@ func (response ExchangeCodedefaultApplicationProblemPlusJSONResponse) VisitExcha
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -34938,6 +36665,9 @@ func (response GetLoginUrl422ApplicationProblemPlusJSONResponse) VisitGetLoginUr
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -34963,6 +36693,7 @@ func (response GetLoginUrl422ApplicationProblemPlusJSONResponse) VisitGetLoginUr
 
 type GetLoginUrl503ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -34985,6 +36716,9 @@ func (response GetLoginUrl503ApplicationProblemPlusJSONResponse) VisitGetLoginUr
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -35011,6 +36745,7 @@ func (response GetLoginUrl503ApplicationProblemPlusJSONResponse) VisitGetLoginUr
 
 type GetLoginUrldefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -35034,6 +36769,9 @@ func (response GetLoginUrldefaultApplicationProblemPlusJSONResponse) VisitGetLog
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -35096,6 +36834,9 @@ func (response LogoutdefaultApplicationProblemPlusJSONResponse) VisitLogoutRespo
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -35171,6 +36912,9 @@ func (response GetMedefaultApplicationProblemPlusJSONResponse) VisitGetMeRespons
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -35236,6 +36980,9 @@ func (response RefreshTokens401ApplicationProblemPlusJSONResponse) VisitRefreshT
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -35261,6 +37008,7 @@ func (response RefreshTokens401ApplicationProblemPlusJSONResponse) VisitRefreshT
 
 type RefreshTokens403ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -35283,6 +37031,9 @@ func (response RefreshTokens403ApplicationProblemPlusJSONResponse) VisitRefreshT
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -35309,6 +37060,7 @@ func (response RefreshTokens403ApplicationProblemPlusJSONResponse) VisitRefreshT
 
 type RefreshTokensdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -35332,6 +37084,9 @@ func (response RefreshTokensdefaultApplicationProblemPlusJSONResponse) VisitRefr
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -35404,6 +37159,9 @@ func (response ListExecutionsdefaultApplicationProblemPlusJSONResponse) VisitLis
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -35445,6 +37203,9 @@ func (response CreateExecution201JSONResponse) VisitCreateExecutionResponse(w ht
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
@@ -35467,6 +37228,9 @@ func (response CreateExecution422ApplicationProblemPlusJSONResponse) VisitCreate
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -35493,6 +37257,7 @@ func (response CreateExecution422ApplicationProblemPlusJSONResponse) VisitCreate
 
 type CreateExecution429ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -35515,6 +37280,9 @@ func (response CreateExecution429ApplicationProblemPlusJSONResponse) VisitCreate
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -35541,6 +37309,7 @@ func (response CreateExecution429ApplicationProblemPlusJSONResponse) VisitCreate
 
 type CreateExecutiondefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -35564,6 +37333,9 @@ func (response CreateExecutiondefaultApplicationProblemPlusJSONResponse) VisitCr
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -35655,6 +37427,9 @@ func (response StreamExecution422ApplicationProblemPlusJSONResponse) VisitStream
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -35680,6 +37455,7 @@ func (response StreamExecution422ApplicationProblemPlusJSONResponse) VisitStream
 
 type StreamExecution429ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -35702,6 +37478,9 @@ func (response StreamExecution429ApplicationProblemPlusJSONResponse) VisitStream
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -35728,6 +37507,7 @@ func (response StreamExecution429ApplicationProblemPlusJSONResponse) VisitStream
 
 type StreamExecutiondefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -35751,6 +37531,9 @@ func (response StreamExecutiondefaultApplicationProblemPlusJSONResponse) VisitSt
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -35813,6 +37596,9 @@ func (response DeleteExecution409ApplicationProblemPlusJSONResponse) VisitDelete
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -35838,6 +37624,7 @@ func (response DeleteExecution409ApplicationProblemPlusJSONResponse) VisitDelete
 
 type DeleteExecutiondefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -35861,6 +37648,9 @@ func (response DeleteExecutiondefaultApplicationProblemPlusJSONResponse) VisitDe
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -35934,6 +37724,9 @@ func (response GetExecutiondefaultApplicationProblemPlusJSONResponse) VisitGetEx
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -36003,6 +37796,9 @@ func (response CancelExecution409ApplicationProblemPlusJSONResponse) VisitCancel
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -36028,6 +37824,7 @@ func (response CancelExecution409ApplicationProblemPlusJSONResponse) VisitCancel
 
 type CancelExecutiondefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -36051,6 +37848,9 @@ func (response CancelExecutiondefaultApplicationProblemPlusJSONResponse) VisitCa
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -36145,6 +37945,9 @@ func (response GetExecutionEventsdefaultApplicationProblemPlusJSONResponse) Visi
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -36217,6 +38020,9 @@ func (response GetNodeExecutiondefaultApplicationProblemPlusJSONResponse) VisitG
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -36259,6 +38065,9 @@ func (response RetryExecution201JSONResponse) VisitRetryExecutionResponse(w http
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
@@ -36281,6 +38090,9 @@ func (response RetryExecution409ApplicationProblemPlusJSONResponse) VisitRetryEx
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -36307,6 +38119,7 @@ func (response RetryExecution409ApplicationProblemPlusJSONResponse) VisitRetryEx
 
 type RetryExecutiondefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -36330,6 +38143,9 @@ func (response RetryExecutiondefaultApplicationProblemPlusJSONResponse) VisitRet
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -36402,6 +38218,9 @@ func (response ListFlowsdefaultApplicationProblemPlusJSONResponse) VisitListFlow
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -36426,7 +38245,8 @@ func (response ListFlowsdefaultApplicationProblemPlusJSONResponse) VisitListFlow
 }
 
 type CreateFlowRequestObject struct {
-	Body *CreateFlowJSONRequestBody
+	Params CreateFlowParams
+	Body   *CreateFlowJSONRequestBody
 }
 
 type CreateFlowResponseObject interface {
@@ -36434,9 +38254,10 @@ type CreateFlowResponseObject interface {
 }
 
 type CreateFlow201ResponseHeaders struct {
-	ETag       *string
-	Location   string
-	XRequestID *string
+	ETag               *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 type CreateFlow201JSONResponse struct {
@@ -36453,6 +38274,9 @@ func (response CreateFlow201JSONResponse) VisitCreateFlowResponse(w http.Respons
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.ETag != nil {
 		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.XRequestID != nil {
@@ -36476,6 +38300,9 @@ func (response CreateFlow422ApplicationProblemPlusJSONResponse) VisitCreateFlowR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -36502,6 +38329,7 @@ func (response CreateFlow422ApplicationProblemPlusJSONResponse) VisitCreateFlowR
 
 type CreateFlowdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -36525,6 +38353,9 @@ func (response CreateFlowdefaultApplicationProblemPlusJSONResponse) VisitCreateF
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -36588,6 +38419,9 @@ func (response DeleteFlowdefaultApplicationProblemPlusJSONResponse) VisitDeleteF
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -36664,6 +38498,9 @@ func (response GetFlowdefaultApplicationProblemPlusJSONResponse) VisitGetFlowRes
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -36731,6 +38568,9 @@ func (response UpdateFlow409ApplicationProblemPlusJSONResponse) VisitUpdateFlowR
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -36756,6 +38596,7 @@ func (response UpdateFlow409ApplicationProblemPlusJSONResponse) VisitUpdateFlowR
 
 type UpdateFlow412ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -36778,6 +38619,9 @@ func (response UpdateFlow412ApplicationProblemPlusJSONResponse) VisitUpdateFlowR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -36804,6 +38648,7 @@ func (response UpdateFlow412ApplicationProblemPlusJSONResponse) VisitUpdateFlowR
 
 type UpdateFlow422ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -36826,6 +38671,9 @@ func (response UpdateFlow422ApplicationProblemPlusJSONResponse) VisitUpdateFlowR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -36852,6 +38700,7 @@ func (response UpdateFlow422ApplicationProblemPlusJSONResponse) VisitUpdateFlowR
 
 type UpdateFlowdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -36875,6 +38724,9 @@ func (response UpdateFlowdefaultApplicationProblemPlusJSONResponse) VisitUpdateF
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -36943,6 +38795,9 @@ func (response PutFlow409ApplicationProblemPlusJSONResponse) VisitPutFlowRespons
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -36968,6 +38823,7 @@ func (response PutFlow409ApplicationProblemPlusJSONResponse) VisitPutFlowRespons
 
 type PutFlow412ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -36990,6 +38846,9 @@ func (response PutFlow412ApplicationProblemPlusJSONResponse) VisitPutFlowRespons
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -37016,6 +38875,7 @@ func (response PutFlow412ApplicationProblemPlusJSONResponse) VisitPutFlowRespons
 
 type PutFlow422ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -37038,6 +38898,9 @@ func (response PutFlow422ApplicationProblemPlusJSONResponse) VisitPutFlowRespons
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -37064,6 +38927,7 @@ func (response PutFlow422ApplicationProblemPlusJSONResponse) VisitPutFlowRespons
 
 type PutFlowdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -37087,6 +38951,9 @@ func (response PutFlowdefaultApplicationProblemPlusJSONResponse) VisitPutFlowRes
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -37112,8 +38979,9 @@ func (response PutFlowdefaultApplicationProblemPlusJSONResponse) VisitPutFlowRes
 }
 
 type DuplicateFlowRequestObject struct {
-	Id   FlowID `json:"id"`
-	Body *DuplicateFlowJSONRequestBody
+	Id     FlowID `json:"id"`
+	Params DuplicateFlowParams
+	Body   *DuplicateFlowJSONRequestBody
 }
 
 type DuplicateFlowResponseObject interface {
@@ -37121,9 +38989,10 @@ type DuplicateFlowResponseObject interface {
 }
 
 type DuplicateFlow201ResponseHeaders struct {
-	ETag       *string
-	Location   string
-	XRequestID *string
+	ETag               *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 type DuplicateFlow201JSONResponse struct {
@@ -37140,6 +39009,9 @@ func (response DuplicateFlow201JSONResponse) VisitDuplicateFlowResponse(w http.R
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.ETag != nil {
 		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.XRequestID != nil {
@@ -37165,6 +39037,9 @@ func (response DuplicateFlowdefaultApplicationProblemPlusJSONResponse) VisitDupl
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -37232,6 +39107,9 @@ func (response PublishFlow409ApplicationProblemPlusJSONResponse) VisitPublishFlo
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -37257,6 +39135,7 @@ func (response PublishFlow409ApplicationProblemPlusJSONResponse) VisitPublishFlo
 
 type PublishFlow422ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -37279,6 +39158,9 @@ func (response PublishFlow422ApplicationProblemPlusJSONResponse) VisitPublishFlo
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -37305,6 +39187,7 @@ func (response PublishFlow422ApplicationProblemPlusJSONResponse) VisitPublishFlo
 
 type PublishFlowdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -37328,6 +39211,9 @@ func (response PublishFlowdefaultApplicationProblemPlusJSONResponse) VisitPublis
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -37394,6 +39280,9 @@ func (response UnpublishFlow409ApplicationProblemPlusJSONResponse) VisitUnpublis
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -37419,6 +39308,7 @@ func (response UnpublishFlow409ApplicationProblemPlusJSONResponse) VisitUnpublis
 
 type UnpublishFlowdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -37442,6 +39332,9 @@ func (response UnpublishFlowdefaultApplicationProblemPlusJSONResponse) VisitUnpu
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -37515,6 +39408,9 @@ func (response ValidateFlowdefaultApplicationProblemPlusJSONResponse) VisitValid
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -37587,6 +39483,9 @@ func (response ListFlowVersionsdefaultApplicationProblemPlusJSONResponse) VisitL
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -37611,8 +39510,9 @@ func (response ListFlowVersionsdefaultApplicationProblemPlusJSONResponse) VisitL
 }
 
 type CreateFlowVersionRequestObject struct {
-	Id   FlowID `json:"id"`
-	Body *CreateFlowVersionJSONRequestBody
+	Id     FlowID `json:"id"`
+	Params CreateFlowVersionParams
+	Body   *CreateFlowVersionJSONRequestBody
 }
 
 type CreateFlowVersionResponseObject interface {
@@ -37620,8 +39520,9 @@ type CreateFlowVersionResponseObject interface {
 }
 
 type CreateFlowVersion201ResponseHeaders struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 type CreateFlowVersion201JSONResponse struct {
@@ -37636,6 +39537,9 @@ func (response CreateFlowVersion201JSONResponse) VisitCreateFlowVersionResponse(
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
@@ -37660,6 +39564,9 @@ func (response CreateFlowVersiondefaultApplicationProblemPlusJSONResponse) Visit
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -37733,6 +39640,9 @@ func (response GetFlowVersiondefaultApplicationProblemPlusJSONResponse) VisitGet
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -37800,6 +39710,9 @@ func (response RestoreFlowVersion409ApplicationProblemPlusJSONResponse) VisitRes
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -37825,6 +39738,7 @@ func (response RestoreFlowVersion409ApplicationProblemPlusJSONResponse) VisitRes
 
 type RestoreFlowVersion412ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -37847,6 +39761,9 @@ func (response RestoreFlowVersion412ApplicationProblemPlusJSONResponse) VisitRes
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -37873,6 +39790,7 @@ func (response RestoreFlowVersion412ApplicationProblemPlusJSONResponse) VisitRes
 
 type RestoreFlowVersiondefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -37896,6 +39814,9 @@ func (response RestoreFlowVersiondefaultApplicationProblemPlusJSONResponse) Visi
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -37966,6 +39887,9 @@ func (response RotateFlowWebhookKey409ApplicationProblemPlusJSONResponse) VisitR
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -37991,6 +39915,7 @@ func (response RotateFlowWebhookKey409ApplicationProblemPlusJSONResponse) VisitR
 
 type RotateFlowWebhookKeydefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -38014,6 +39939,9 @@ func (response RotateFlowWebhookKeydefaultApplicationProblemPlusJSONResponse) Vi
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -38090,6 +40018,9 @@ func (response ListIntegrationsdefaultApplicationProblemPlusJSONResponse) VisitL
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -38165,6 +40096,9 @@ func (response CreateIntegration409ApplicationProblemPlusJSONResponse) VisitCrea
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -38190,6 +40124,7 @@ func (response CreateIntegration409ApplicationProblemPlusJSONResponse) VisitCrea
 
 type CreateIntegration422ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -38212,6 +40147,9 @@ func (response CreateIntegration422ApplicationProblemPlusJSONResponse) VisitCrea
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -38238,6 +40176,7 @@ func (response CreateIntegration422ApplicationProblemPlusJSONResponse) VisitCrea
 
 type CreateIntegrationdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -38261,6 +40200,9 @@ func (response CreateIntegrationdefaultApplicationProblemPlusJSONResponse) Visit
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -38323,6 +40265,9 @@ func (response DeleteIntegration409ApplicationProblemPlusJSONResponse) VisitDele
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -38348,6 +40293,7 @@ func (response DeleteIntegration409ApplicationProblemPlusJSONResponse) VisitDele
 
 type DeleteIntegrationdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -38371,6 +40317,9 @@ func (response DeleteIntegrationdefaultApplicationProblemPlusJSONResponse) Visit
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -38439,6 +40388,9 @@ func (response GetIntegrationdefaultApplicationProblemPlusJSONResponse) VisitGet
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -38505,6 +40457,9 @@ func (response UpdateIntegration409ApplicationProblemPlusJSONResponse) VisitUpda
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -38530,6 +40485,7 @@ func (response UpdateIntegration409ApplicationProblemPlusJSONResponse) VisitUpda
 
 type UpdateIntegration422ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -38552,6 +40508,9 @@ func (response UpdateIntegration422ApplicationProblemPlusJSONResponse) VisitUpda
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -38578,6 +40537,7 @@ func (response UpdateIntegration422ApplicationProblemPlusJSONResponse) VisitUpda
 
 type UpdateIntegrationdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -38601,6 +40561,9 @@ func (response UpdateIntegrationdefaultApplicationProblemPlusJSONResponse) Visit
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -38671,6 +40634,9 @@ func (response VerifyIntegration409ApplicationProblemPlusJSONResponse) VisitVeri
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -38696,6 +40662,7 @@ func (response VerifyIntegration409ApplicationProblemPlusJSONResponse) VisitVeri
 
 type VerifyIntegration503ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -38718,6 +40685,9 @@ func (response VerifyIntegration503ApplicationProblemPlusJSONResponse) VisitVeri
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -38744,6 +40714,7 @@ func (response VerifyIntegration503ApplicationProblemPlusJSONResponse) VisitVeri
 
 type VerifyIntegrationdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -38767,6 +40738,9 @@ func (response VerifyIntegrationdefaultApplicationProblemPlusJSONResponse) Visit
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -38839,6 +40813,9 @@ func (response ListNodeTypesdefaultApplicationProblemPlusJSONResponse) VisitList
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -38908,6 +40885,9 @@ func (response ListNodeTypeCategoriesdefaultApplicationProblemPlusJSONResponse) 
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -38980,6 +40960,9 @@ func (response GetNodeTypedefaultApplicationProblemPlusJSONResponse) VisitGetNod
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -39050,6 +41033,9 @@ func (response ListPermissionsdefaultApplicationProblemPlusJSONResponse) VisitLi
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -39119,6 +41105,9 @@ func (response CheckPermissions422ApplicationProblemPlusJSONResponse) VisitCheck
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -39144,6 +41133,7 @@ func (response CheckPermissions422ApplicationProblemPlusJSONResponse) VisitCheck
 
 type CheckPermissionsdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -39167,6 +41157,9 @@ func (response CheckPermissionsdefaultApplicationProblemPlusJSONResponse) VisitC
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -39237,6 +41230,9 @@ func (response GetMyCapabilitiesdefaultApplicationProblemPlusJSONResponse) Visit
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -39309,6 +41305,9 @@ func (response GetResourcePermissionsdefaultApplicationProblemPlusJSONResponse) 
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -39378,6 +41377,9 @@ func (response ListRolesdefaultApplicationProblemPlusJSONResponse) VisitListRole
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -39449,6 +41451,9 @@ func (response ListWidgetsdefaultApplicationProblemPlusJSONResponse) VisitListWi
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -39512,6 +41517,9 @@ func (response GetSettingsdefaultApplicationProblemPlusJSONResponse) VisitGetSet
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -39574,6 +41582,9 @@ func (response UpdateSettings422ApplicationProblemPlusJSONResponse) VisitUpdateS
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -39599,6 +41610,7 @@ func (response UpdateSettings422ApplicationProblemPlusJSONResponse) VisitUpdateS
 
 type UpdateSettingsdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -39622,6 +41634,9 @@ func (response UpdateSettingsdefaultApplicationProblemPlusJSONResponse) VisitUpd
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -39694,6 +41709,9 @@ func (response ListTeamsdefaultApplicationProblemPlusJSONResponse) VisitListTeam
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -39718,7 +41736,8 @@ func (response ListTeamsdefaultApplicationProblemPlusJSONResponse) VisitListTeam
 }
 
 type CreateTeamRequestObject struct {
-	Body *CreateTeamJSONRequestBody
+	Params CreateTeamParams
+	Body   *CreateTeamJSONRequestBody
 }
 
 type CreateTeamResponseObject interface {
@@ -39726,8 +41745,9 @@ type CreateTeamResponseObject interface {
 }
 
 type CreateTeam201ResponseHeaders struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 type CreateTeam201JSONResponse struct {
@@ -39742,6 +41762,9 @@ func (response CreateTeam201JSONResponse) VisitCreateTeamResponse(w http.Respons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
@@ -39764,6 +41787,9 @@ func (response CreateTeam409ApplicationProblemPlusJSONResponse) VisitCreateTeamR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -39790,6 +41816,7 @@ func (response CreateTeam409ApplicationProblemPlusJSONResponse) VisitCreateTeamR
 
 type CreateTeamdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -39813,6 +41840,9 @@ func (response CreateTeamdefaultApplicationProblemPlusJSONResponse) VisitCreateT
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -39876,6 +41906,9 @@ func (response DeleteTeamdefaultApplicationProblemPlusJSONResponse) VisitDeleteT
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -39941,6 +41974,9 @@ func (response GetTeamdefaultApplicationProblemPlusJSONResponse) VisitGetTeamRes
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -40004,6 +42040,9 @@ func (response UpdateTeam409ApplicationProblemPlusJSONResponse) VisitUpdateTeamR
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -40029,6 +42068,7 @@ func (response UpdateTeam409ApplicationProblemPlusJSONResponse) VisitUpdateTeamR
 
 type UpdateTeamdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -40052,6 +42092,9 @@ func (response UpdateTeamdefaultApplicationProblemPlusJSONResponse) VisitUpdateT
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -40116,6 +42159,9 @@ func (response SetTeamMembers422ApplicationProblemPlusJSONResponse) VisitSetTeam
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -40141,6 +42187,7 @@ func (response SetTeamMembers422ApplicationProblemPlusJSONResponse) VisitSetTeam
 
 type SetTeamMembersdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -40164,6 +42211,9 @@ func (response SetTeamMembersdefaultApplicationProblemPlusJSONResponse) VisitSet
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -40236,6 +42286,9 @@ func (response ListTemplatesdefaultApplicationProblemPlusJSONResponse) VisitList
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -40260,7 +42313,8 @@ func (response ListTemplatesdefaultApplicationProblemPlusJSONResponse) VisitList
 }
 
 type CreateTemplateRequestObject struct {
-	Body *CreateTemplateJSONRequestBody
+	Params CreateTemplateParams
+	Body   *CreateTemplateJSONRequestBody
 }
 
 type CreateTemplateResponseObject interface {
@@ -40268,8 +42322,9 @@ type CreateTemplateResponseObject interface {
 }
 
 type CreateTemplate201ResponseHeaders struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 type CreateTemplate201JSONResponse struct {
@@ -40284,6 +42339,9 @@ func (response CreateTemplate201JSONResponse) VisitCreateTemplateResponse(w http
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
@@ -40306,6 +42364,9 @@ func (response CreateTemplate422ApplicationProblemPlusJSONResponse) VisitCreateT
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -40332,6 +42393,7 @@ func (response CreateTemplate422ApplicationProblemPlusJSONResponse) VisitCreateT
 
 type CreateTemplatedefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -40355,6 +42417,9 @@ func (response CreateTemplatedefaultApplicationProblemPlusJSONResponse) VisitCre
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -40427,6 +42492,9 @@ func (response SeedTemplatesdefaultApplicationProblemPlusJSONResponse) VisitSeed
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -40488,6 +42556,9 @@ func (response DeleteTemplate409ApplicationProblemPlusJSONResponse) VisitDeleteT
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -40513,6 +42584,7 @@ func (response DeleteTemplate409ApplicationProblemPlusJSONResponse) VisitDeleteT
 
 type DeleteTemplatedefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -40536,6 +42608,9 @@ func (response DeleteTemplatedefaultApplicationProblemPlusJSONResponse) VisitDel
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -40608,6 +42683,9 @@ func (response GetTemplatedefaultApplicationProblemPlusJSONResponse) VisitGetTem
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -40678,6 +42756,9 @@ func (response UpdateTemplate409ApplicationProblemPlusJSONResponse) VisitUpdateT
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -40703,6 +42784,7 @@ func (response UpdateTemplate409ApplicationProblemPlusJSONResponse) VisitUpdateT
 
 type UpdateTemplate422ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -40725,6 +42807,9 @@ func (response UpdateTemplate422ApplicationProblemPlusJSONResponse) VisitUpdateT
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -40751,6 +42836,7 @@ func (response UpdateTemplate422ApplicationProblemPlusJSONResponse) VisitUpdateT
 
 type UpdateTemplatedefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -40774,6 +42860,9 @@ func (response UpdateTemplatedefaultApplicationProblemPlusJSONResponse) VisitUpd
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -40799,7 +42888,8 @@ func (response UpdateTemplatedefaultApplicationProblemPlusJSONResponse) VisitUpd
 }
 
 type DuplicateTemplateRequestObject struct {
-	Id TemplateID `json:"id"`
+	Id     TemplateID `json:"id"`
+	Params DuplicateTemplateParams
 }
 
 type DuplicateTemplateResponseObject interface {
@@ -40807,8 +42897,9 @@ type DuplicateTemplateResponseObject interface {
 }
 
 type DuplicateTemplate201ResponseHeaders struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 type DuplicateTemplate201JSONResponse struct {
@@ -40823,6 +42914,9 @@ func (response DuplicateTemplate201JSONResponse) VisitDuplicateTemplateResponse(
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
@@ -40848,6 +42942,9 @@ func (response DuplicateTemplatedefaultApplicationProblemPlusJSONResponse) Visit
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -40872,8 +42969,9 @@ func (response DuplicateTemplatedefaultApplicationProblemPlusJSONResponse) Visit
 }
 
 type CreateTemplateFlowRequestObject struct {
-	Id   TemplateID `json:"id"`
-	Body *CreateTemplateFlowJSONRequestBody
+	Id     TemplateID `json:"id"`
+	Params CreateTemplateFlowParams
+	Body   *CreateTemplateFlowJSONRequestBody
 }
 
 type CreateTemplateFlowResponseObject interface {
@@ -40881,9 +42979,10 @@ type CreateTemplateFlowResponseObject interface {
 }
 
 type CreateTemplateFlow201ResponseHeaders struct {
-	ETag       *string
-	Location   string
-	XRequestID *string
+	ETag               *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 type CreateTemplateFlow201JSONResponse struct {
@@ -40900,6 +42999,9 @@ func (response CreateTemplateFlow201JSONResponse) VisitCreateTemplateFlowRespons
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.ETag != nil {
 		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.XRequestID != nil {
@@ -40923,6 +43025,9 @@ func (response CreateTemplateFlow422ApplicationProblemPlusJSONResponse) VisitCre
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -40949,6 +43054,7 @@ func (response CreateTemplateFlow422ApplicationProblemPlusJSONResponse) VisitCre
 
 type CreateTemplateFlowdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -40972,6 +43078,9 @@ func (response CreateTemplateFlowdefaultApplicationProblemPlusJSONResponse) Visi
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -41044,6 +43153,9 @@ func (response ListUsersdefaultApplicationProblemPlusJSONResponse) VisitListUser
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -41115,6 +43227,9 @@ func (response ListUserDirectorydefaultApplicationProblemPlusJSONResponse) Visit
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -41177,6 +43292,9 @@ func (response DeleteUser403ApplicationProblemPlusJSONResponse) VisitDeleteUserR
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -41202,6 +43320,7 @@ func (response DeleteUser403ApplicationProblemPlusJSONResponse) VisitDeleteUserR
 
 type DeleteUser409ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -41224,6 +43343,9 @@ func (response DeleteUser409ApplicationProblemPlusJSONResponse) VisitDeleteUserR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -41250,6 +43372,7 @@ func (response DeleteUser409ApplicationProblemPlusJSONResponse) VisitDeleteUserR
 
 type DeleteUser422ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -41272,6 +43395,9 @@ func (response DeleteUser422ApplicationProblemPlusJSONResponse) VisitDeleteUserR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -41298,6 +43424,7 @@ func (response DeleteUser422ApplicationProblemPlusJSONResponse) VisitDeleteUserR
 
 type DeleteUserdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -41321,6 +43448,9 @@ func (response DeleteUserdefaultApplicationProblemPlusJSONResponse) VisitDeleteU
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -41386,6 +43516,9 @@ func (response GetUserdefaultApplicationProblemPlusJSONResponse) VisitGetUserRes
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -41448,6 +43581,9 @@ func (response ActivateUser403ApplicationProblemPlusJSONResponse) VisitActivateU
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -41473,6 +43609,7 @@ func (response ActivateUser403ApplicationProblemPlusJSONResponse) VisitActivateU
 
 type ActivateUserdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -41496,6 +43633,9 @@ func (response ActivateUserdefaultApplicationProblemPlusJSONResponse) VisitActiv
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -41559,6 +43699,9 @@ func (response DeactivateUser403ApplicationProblemPlusJSONResponse) VisitDeactiv
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -41584,6 +43727,7 @@ func (response DeactivateUser403ApplicationProblemPlusJSONResponse) VisitDeactiv
 
 type DeactivateUser409ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -41606,6 +43750,9 @@ func (response DeactivateUser409ApplicationProblemPlusJSONResponse) VisitDeactiv
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -41632,6 +43779,7 @@ func (response DeactivateUser409ApplicationProblemPlusJSONResponse) VisitDeactiv
 
 type DeactivateUserdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -41655,6 +43803,9 @@ func (response DeactivateUserdefaultApplicationProblemPlusJSONResponse) VisitDea
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -41719,6 +43870,9 @@ func (response UpdateUserRole403ApplicationProblemPlusJSONResponse) VisitUpdateU
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -41744,6 +43898,7 @@ func (response UpdateUserRole403ApplicationProblemPlusJSONResponse) VisitUpdateU
 
 type UpdateUserRole409ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -41766,6 +43921,9 @@ func (response UpdateUserRole409ApplicationProblemPlusJSONResponse) VisitUpdateU
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -41792,6 +43950,7 @@ func (response UpdateUserRole409ApplicationProblemPlusJSONResponse) VisitUpdateU
 
 type UpdateUserRoledefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -41815,6 +43974,9 @@ func (response UpdateUserRoledefaultApplicationProblemPlusJSONResponse) VisitUpd
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -41881,6 +44043,9 @@ func (response ListUserApiTokensdefaultApplicationProblemPlusJSONResponse) Visit
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -41944,6 +44109,9 @@ func (response DeleteUserApiTokendefaultApplicationProblemPlusJSONResponse) Visi
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -42043,6 +44211,9 @@ func (response ReceiveFlowWebhookdefaultApplicationProblemPlusJSONResponse) Visi
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -42324,8 +44495,10 @@ type strictHandler struct {
 }
 
 // CreateAgentConfig operation middleware
-func (sh *strictHandler) CreateAgentConfig(ctx echo.Context) error {
+func (sh *strictHandler) CreateAgentConfig(ctx echo.Context, params CreateAgentConfigParams) error {
 	var request CreateAgentConfigRequestObject
+
+	request.Params = params
 
 	var body CreateAgentConfigJSONRequestBody
 	var err error
@@ -42493,8 +44666,10 @@ func (sh *strictHandler) ListApiTokens(ctx echo.Context, params ListApiTokensPar
 }
 
 // CreateApiToken operation middleware
-func (sh *strictHandler) CreateApiToken(ctx echo.Context) error {
+func (sh *strictHandler) CreateApiToken(ctx echo.Context, params CreateApiTokenParams) error {
 	var request CreateApiTokenRequestObject
+
+	request.Params = params
 
 	var body CreateApiTokenJSONRequestBody
 	var err error
@@ -43126,8 +45301,10 @@ func (sh *strictHandler) ListFlows(ctx echo.Context, params ListFlowsParams) err
 }
 
 // CreateFlow operation middleware
-func (sh *strictHandler) CreateFlow(ctx echo.Context) error {
+func (sh *strictHandler) CreateFlow(ctx echo.Context, params CreateFlowParams) error {
 	var request CreateFlowRequestObject
+
+	request.Params = params
 
 	var body CreateFlowJSONRequestBody
 	var err error
@@ -43320,10 +45497,11 @@ func (sh *strictHandler) PutFlow(ctx echo.Context, id FlowID, params PutFlowPara
 }
 
 // DuplicateFlow operation middleware
-func (sh *strictHandler) DuplicateFlow(ctx echo.Context, id FlowID) error {
+func (sh *strictHandler) DuplicateFlow(ctx echo.Context, id FlowID, params DuplicateFlowParams) error {
 	var request DuplicateFlowRequestObject
 
 	request.Id = id
+	request.Params = params
 
 	var body DuplicateFlowJSONRequestBody
 	var err error
@@ -43524,10 +45702,11 @@ func (sh *strictHandler) ListFlowVersions(ctx echo.Context, id FlowID, params Li
 }
 
 // CreateFlowVersion operation middleware
-func (sh *strictHandler) CreateFlowVersion(ctx echo.Context, id FlowID) error {
+func (sh *strictHandler) CreateFlowVersion(ctx echo.Context, id FlowID, params CreateFlowVersionParams) error {
 	var request CreateFlowVersionRequestObject
 
 	request.Id = id
+	request.Params = params
 
 	var body CreateFlowVersionJSONRequestBody
 	var err error
@@ -44177,8 +46356,10 @@ func (sh *strictHandler) ListTeams(ctx echo.Context, params ListTeamsParams) err
 }
 
 // CreateTeam operation middleware
-func (sh *strictHandler) CreateTeam(ctx echo.Context) error {
+func (sh *strictHandler) CreateTeam(ctx echo.Context, params CreateTeamParams) error {
 	var request CreateTeamRequestObject
+
+	request.Params = params
 
 	var body CreateTeamJSONRequestBody
 	var err error
@@ -44394,8 +46575,10 @@ func (sh *strictHandler) ListTemplates(ctx echo.Context, params ListTemplatesPar
 }
 
 // CreateTemplate operation middleware
-func (sh *strictHandler) CreateTemplate(ctx echo.Context) error {
+func (sh *strictHandler) CreateTemplate(ctx echo.Context, params CreateTemplateParams) error {
 	var request CreateTemplateRequestObject
+
+	request.Params = params
 
 	var body CreateTemplateJSONRequestBody
 	var err error
@@ -44563,10 +46746,11 @@ func (sh *strictHandler) UpdateTemplate(ctx echo.Context, id TemplateID) error {
 }
 
 // DuplicateTemplate operation middleware
-func (sh *strictHandler) DuplicateTemplate(ctx echo.Context, id TemplateID) error {
+func (sh *strictHandler) DuplicateTemplate(ctx echo.Context, id TemplateID, params DuplicateTemplateParams) error {
 	var request DuplicateTemplateRequestObject
 
 	request.Id = id
+	request.Params = params
 
 	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
 		return sh.ssi.DuplicateTemplate(ctx.Request().Context(), request.(DuplicateTemplateRequestObject))
@@ -44588,10 +46772,11 @@ func (sh *strictHandler) DuplicateTemplate(ctx echo.Context, id TemplateID) erro
 }
 
 // CreateTemplateFlow operation middleware
-func (sh *strictHandler) CreateTemplateFlow(ctx echo.Context, id TemplateID) error {
+func (sh *strictHandler) CreateTemplateFlow(ctx echo.Context, id TemplateID, params CreateTemplateFlowParams) error {
 	var request CreateTemplateFlowRequestObject
 
 	request.Id = id
+	request.Params = params
 
 	var body CreateTemplateFlowJSONRequestBody
 	var err error
@@ -44967,437 +47152,447 @@ func (sh *strictHandler) ReceiveFlowWebhook(ctx echo.Context, endpointKey string
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7P3rcts4tjAM3wpKe++KPUPZ8iHpjlxd+3M7Trdnchrb6fRMK48IkZDEbQpQE6AddT5X7V9fPd/f972F",
-	"t3bVc1tzJW9hLQAEKVIHHxK7p+fHdCySOCwsrPPhcysSk6ngjCvZ6n5ujRmNWQb/PExTcaX/ETMZZclU",
-	"JYK3uq3zMSMTpsYilkSNGZlSNSY0ithUSbIhONnvPN3cagUtGY3ZhOoB1GzKWt2WVFnCR63r66B1RKMx",
-	"OxJcZSKdnyLkoi2VyFjYJRmTU8El05NRRSKaZTOixAXjkoiMJDHjKlEzQjNGOLtkGYn02PGyFRyf01H9",
-	"5oapuHoiScYuE5kITqgklEiVCT4iZjJFRwEJe62sl3c6e5F9Ff5ivVZYnnxKlWKZHv5/9VrZL532849/",
-	"7rX+vRXULOuViCiupW5pdCBFmisDdDGEA4gyRhWLNaREnkUsIAmP0jxO+IiE23SabF/uwIoy9mueZCxu",
-	"dVWWs8XgOaWKvUomiYL/m1/NKfs1Z1JJQjWWsJgkHBeTZxnjilwlPBZXtYeQcMVGLCtPc8omNOF69uap",
-	"UjZUt59HsprtnLFI8FiSnKskhQlwYA1UpuTy8ZnKZodDxbLmsZUgVzRRZMCGImMk05/oM9rY330ekKed",
-	"vc2l03z48OEwV2ONhRFVbH6ut/r67WjMGDCasawtWZRnLCZiyjJALNkl4ffwjLAsE9l3vVbCL2maxH24",
-	"VXPYO48bP5sTOXlRj6UZPiZJTDZYNBYsDvRVHTGu18BivFHvX5282DwgiSI0lYLQ6ZTRTOrzTcVIEspj",
-	"XGAF+BP66RXjIzVudZ/tz9+g66A1pRmdMGWp2IhxdST4MBm9TMVV05qT2F4nff3J1VhIRqj+lkTwMVHj",
-	"RJIEVpPor/QVbAUtTid6AfqrfhIvvGVDkU2owiN9tt8KWpOEJ5N80uruBHWnfThNzvWRNK358N0JUkKS",
-	"xA3LuqcVnYms7hKJTJELNpMBCdshGYqM6BcY16Roi7xgQ5qnioRtQ7H6VAGusU/TVMSs1R3SVDKzj19z",
-	"ls2KjUg9o7/0RLEJHDDjer2/tIpBW0GrXforpVL1c+keVv6GKYJWG/77cQ6nAo1zJzjdHoDI/FHAiGYZ",
-	"1YvNefJrzsxjDezroCXVLAUMEdlED3aYx4l6JUZNp0r1c81ostkXO9ejPJMiq19PyNkn1Y/gjdBekqlm",
-	"eSKXZEBVNHaLrBwaftTEC385bP+Dtn/rtJ/32x8/7wS7T59d1zPF408syvWSmmDG7AtfDGKLaAlQkC+5",
-	"kJ9YpsWPN/lkwBpO8RJfIRzeIVeJGhtOCqvd2Nna4psNKzbfrrzsvd3lyz4ZvtaY04ByWjgLib6mJGM0",
-	"PiCUTBI50V8QyuUVyyTZ39kFJhGNKR8xSbjQWxq5PaAkW+ziZNjGKdfgJkHrRK8ZOWcj6yhe+WKn3iCV",
-	"AeUhU5YtvpcpfO3PHyNtbnWfdoDc4dy7nc7SlbyjI1YPl532gEoWkykdMYN3TQvSr9SvZ8dbzk4H/rfS",
-	"ks6S39gi+OgZF62mL/UAtUvafVpe0wrrUeP3kmVNCJRLljVjjn5615LFGaNZ3eU7opK1Ey4Zl4lKLhmR",
-	"+QAvA5HwCRFaw1Ig5KG28USaR3SQMjJMWBrLJsDii00X0GKb/Xun7j6eMzppgqNidPLFbuA5m0xTqljz",
-	"YvD5F1vQzTHsjhfygSbq9dn8Qn4UVyTVSrRVhLSACKiUc/0b47HVjZDGg3LU+ed//997+tqTidxsQiw9",
-	"XH8i6++rT9H2KgSkU7ODaw0MY3QADcIIvZbSRYIrxoH60uk0TVBh3/4viVp7sYJ/z9iw1W3923ZhYtnG",
-	"p3K7NCjMWQbWIZJNMSykfLhWnn3m57bRw9p47HXTmde3PZUNJju+ZFydqYzRSWVLin1S20w/bkv3nH2i",
-	"kylIsaC1dslup9Pp8R6HF7uF/LVl5O4eT+Iu2enxmCraJZ97LfdKP4l7re7zzk7Qa0n2a6/V3bnWQy1U",
-	"Oufgc8ayS1BvuSKwCK3XmtWgUUajBhpkwoCEejn4u57T/YzLwwd/OXv7xjy5S0jbfR8hZO4Mg9zAdeA5",
-	"N9eKSq1gS0V5LAkdKi360UTpm5VP9aULzdWpbtm3Qy3arnvvOrgVmLQY+yFRY2uWuxMQ6UGboKPF3gDk",
-	"YJIoSTi7InruChjschZtBd655fY9MfPOdu+P2QAET3Q9IJJFGVOSyLG4IoKnM409ofm1L5mq4ggYcdue",
-	"FXfRjksW31tC610mBimbLIDUFN/4s4WYI2CaLyiapBVT1ZhKskOMIQylGLBMgAGq1f1FTxRrilTIJ0Ex",
-	"0iSXigwYoYqkTCstO1oryWik75tmea2gNRUa2Fmr29oGpnX9UbMyfTMjPa6x025rtJSGHTOptODXbXV2",
-	"/vLi2d86f9/7x1+//fs3Hzp/++Z87+f9n3bf7GiiqajKZau7rxmbShSQ6Z/0PlAlgT0UanWe8e4VVVRM",
-	"kq6BUvfSvd3Gt6+DFXHMnkQdBzNTBxqNTl8ekef7T78hZkqCsKuyNOdyWIQN+JJv1G07dWjRdxWTdmmA",
-	"kvl5pUGKLyoDGfvyioPot639uO0MyAs/LkzNaBFuV03Ci76uWpBveRPPmNLMRN4Z0XIDNlAskY0oTySi",
-	"tjQv3yG7Pp+XiG6+GRisYSOgrDj2M2FaPb7TjYDIeHdb0cOdGrG4bk9v8wy8gFKitBoQCkw1Y8OMybEx",
-	"VFMeo/uGpimaAx4CP9Gq051BCgZrOHSth93ZGTsiXfVzVBieZwrvtnY7u8/anb12Z+e887y71+l2Olud",
-	"TucfrcC5MLr7u4HWCbtPg1ZK+SgHvafFtIQ+oZ/QTSRbXZ6nadCaiJhpHjhiWqlq7249bQ9TKj318vCS",
-	"av7HMik4TRM10wpoJoZMykT/onnYTCo26U8zMZnqVf5d5ODQPbykAeCLzKdTkSlCpUw0z1RaMzrGPZKz",
-	"sZhukUPQGckgS9hQyy48Nv7ghGu1gIgsZhnRAr8+Aa2es4yqPGOtbmdrL2gpwa2ZHtaUT+MVwHYd6L1M",
-	"WaYS1BZ9aHu6sx6rrRJwNJSVm6D1qT0SbetJmCb6ra1zfNU9aieTqXG6gPLebY0SNc4HW5GYbBt+7v4r",
-	"poxrecIMBlq5O90ahb6qAuPxr/RigSCfa/0mDlvs41/c10FLY1Dr47VDouIdBxv3CiJTzSQlxFqidOs7",
-	"8s57/3oO9WomKKGKf6QiH6TFef7SQhunv2jEqRUWda5fvC4j3cPBnmvfPPQL2osKh6dxn/nnYHbuoUcV",
-	"0GWwllDFokNQdul5oCl8dGLwXywCCcqjf6hpAxWP40QBkXnnXVLjZiyTZ+OdlAQoP4uJ4CayoktCb28h",
-	"GWYJ43E6C0iodxmShCPRCEho9xsSxrdI6O0xDHo8LHYZAoEKYachgWAXwgUxRqsuuRozToDCAv07PCFc",
-	"xEySIU1TMqDRhVbeVUUg6nErETlGK8FOYseVW2Bn8ZhDiej/y1L7OSruUcsG/x5IMRgZMGBax9NyzwGh",
-	"+FTrk1SRiZCKCM7Ixn7nOQlpmjEaz9rsUyKVDMGcuZZ1tUxvqxbD74/ekf1viH0Fo5RkHo1BkWc8JCIj",
-	"4VS1vz8FVd6zve89LZned4MaR+3Hz7vB3vVGu/Dbfvy8E3x7vfmnGq9tlfg7C+y3O8936za5mC9UtxqN",
-	"AboxS61H+vCERFTRVIxyDe7dXXO52jm/4OJKb16NWXaVSLZZ2fxOk+NhER9a5ft75FLe9N92Vph/KRMr",
-	"nH515vE7YG4VJjLHP8pbXELi3wMzWJPEH5IpzVRCU4K85IBQTugAbMjm+s9IIknO0accByTUuw1JlEJs",
-	"EsV/gKdLcLZFws/XYZ0D2iOwBoWRfBqqYxnGPN3xr/cjup5/XKYvf5nqr8e7MmhscJSVWVpBlRlHVOY0",
-	"rQ17KubzR7L6kUPi2k+Ne+uGqij7NE0yJr33dnbbezvnHf2S957m0HuV+C5z1Yrfkqn9zYgoR6eviZzx",
-	"qBW0xBVH73r3Gw0ZNkw+tbqtKyX6P1/sTZ//jb4CW+yluCgNLiMx1RcWyVhXc3UjEnfTRCo40cehFvqQ",
-	"fkjrWkMB9c9+4RbmKNAX2ksZFW+k5BZ4uhJQLCbXSq9JJhXZ2S1cFDLQykTGIjHiiWQgTgFr2KpjHP5t",
-	"eJDgtpfTixGdp+B+3GatfmulEhzMgdQ7itLlqSirlQjTEgaUQFgr5xjieRs9lsDaZuR5h8R0Jg+cNnL4",
-	"7qR//vavx2/6rw9/7p+fv+q/OPz7GdnYe/Z0c4ucwXaJdWiNWRqTwYzMRJ6RTKTsABGj+yctJ3GhbPh/",
-	"RehZRr//0aojxutT1bWp181ljhqs8mUw2v6t//HPXfPfJonLBg6b+daII66gaBk7lyNRgybL2RUe6AEJ",
-	"4b+hPlc5Flcc490Fjxgo12ChiJ1bmGoNd1w59X8Z7q7FNRBuSmNlu5Nv/qE6fx/s8w/fXh7tfHrxlL18",
-	"Nvrxm+Qv3168ej5502n9IRb8IRY8CLHgX4Gru1tal8P0tfi9XdQikm0DDWmavh1C8MnCEAw6Yq+Zoq3r",
-	"4HOFujhIuX+sEpK4XD6C0eZ38LHEDcZU9jn7pJycon+YZuyyyPPBVf3yMcAAcM0Ii9hriLNWQtEUVWf9",
-	"r75+LFvdzrVNpDmMVF3iyoexIFq2jbfIex6zjFBeBFIGJDRB1cDunLj7RBI47K1WlUzTaYLGksV3rdZI",
-	"EidymtJZQ7KPXv4TSTT2kQ2RETahSbqJ5n+9MMwDuqKSXGWJUppTX7CpMrF8ysX2ShKzlCmUxBouxpLj",
-	"d+A8129fBy7yfK0NV3AF3gu8IPYSKAvo1N6H8oo8I4Qezh/LmQ9bQeuKDcZCXNSbJfSILzD0qA5pqDLW",
-	"vLiLBn78AwPC4JAKz4oLVY7NYVzSNGeSiCHhgrcxbo7IiKY0M3HxPb6BTgpqgu2IyMiESUlH4ExQjKvN",
-	"LRK6ZM0wIOEkkTLho/6UZfBPwY3vKGNU6j9wEwPW4xkb5pKmuMYhTdI8Y5JshMWnWzHjCYv1uDRX461U",
-	"jBLe16+yONxE71AF9W1MUr0OgsHic0eHwFn7MwTTekR+Hj6LmakDbv2NdI9PYsw413cPAOvfrbqB8Tzq",
-	"0GoGhmal2GSqCAI7MGnlY5EpEomYkY2hvv7GyRXqn9oZ04CBk1kwc9WwjjB0ZxCYI/R3Xgs1t4PGu/hK",
-	"VGNLaGQ2qaXjLTSr6xktVS4TThSvHUFsHcaUvBKXLKWRJ1Gay+2ozzfXNtSyjJBG3v/A0khMGLncLSNe",
-	"+bGPXUZ9+liPO7hID0vwB3u6+i8jiO7vBC0turV2O3tbna2dnb2tbzSYI0hOX64HrR7jaZNt4NWdXe8H",
-	"AzMNfi8WtCVzCMWyYIRE5la39Vr8lqQp3X66VaOL2LOs4u9LHy+9cw5rWY07+tV4Tat8uEs/ssR7HV0A",
-	"xev5qx6lCeOK0DjOmNR08uf2S5Fd0Sxmsf4XSgdZLpXVfIeZmJDw/PT92fnxi/6707c/nxyfLb6dFXx4",
-	"SMqUj3+fFxI2D/vWE34qeFpDzi3KrnD2Z/jqdRmpP69KGEHe8A/DImtgUb+63vLW3VoLjAXcKi2nBNVF",
-	"hHQ9IR8TtO9GzLeU/O7E/AmQ3Hmp3sscN4TTAuDMnXql8oshXFpAMQJMSDY87gks2bJQG9tAiUxGvJ3w",
-	"TSg0ERohh2wYvt0llOx39gJCScb0D+WoVLi/VrQsKKeZH45bj1crUX4vRPqaTpslHYfyAyFSRnmrJtUL",
-	"pP9//v/+L2LeIRM69YhrgTxHdEoHSZoU9s/C+EZ5P3IGY+AHeCLXATxD9aD+GeZmNTwE85d7Yooa6Ae5",
-	"88GXPxoy8IwiRso+jScJL54WrLawsIFVLfCsbR+DViYgkeEyYVdAUq6SeMRUEZxjHjjraMWuVoLGoutg",
-	"D3AOTGt85MFvja8sYNf4pAD5ih/5Z7HiJ6UDqi22MByyCLKDvVcDIkVm1M/VZXc85OXx1Kf6vesSEqy0",
-	"mwpFg+nKOwx8VPHOpQTvEmqUj7xYkwfsj7VXV8ZCZEc0TQc0uljq1fGvNqYefTvco7uDncgwIv3TPybP",
-	"L2uMyvB+Jbd6/9vlLg5lkMt3jex+uzwp24cxTG7HqgVEwcpq0WtKRwkfGY1Za9NaY54RZCNEk4p5+0zB",
-	"hOrIbYkNVad8R6WE+Dhb4cRmJeuvsIzCAQRiEqqMRSZeQxvz5w6KddYBpkjoXFkscJ+c5ZMJzWY1wsEo",
-	"o9PxsgvzA7ykRWU+zVU/png4a+nuXMSs77J8V5dH3oiYebms80RC5MpflAW8mTlwTjPvJEx0jcWBelM1",
-	"5OMNacQ+X8/LPgUcyguY3+cyAalOBdZgAGtds464sws6YvEmxP9CRFEk+CXLMOTX16tz1Fj7GubfdEz2",
-	"on2KMpMdpVNJ94A/bBk78LohkzWVX8wYGn1tSqSV9mLM5a5gjg0GjmnLxIm1uq0J5TmEDs2hyi+fW0bA",
-	"AwqzAng6T3c0eEp7rm55THkMQoTIlXEn2oW2up8tyoL2rbJkNGJZf8euLqUDCHR+DWsm5rl9ag7c/Np2",
-	"G0NMAdQ3s1QgYb5YwThQvDmYoQ0ERde+1kGdp1LRbBUwObuAgyzMkPMIfcMonH2cu2sDEc+QiDCmIDuy",
-	"9SNLU0HMdoo8Jk+T2+10roPWrznLV7KBqGzWF0O3o4tkOi3h6Qp77DTvEbwGxdWpQnU+QX8dxlzOmCpd",
-	"gAs2uxKZRi0mpxmTUpAJjcYJZ7J1vSjcfM148NUJdm2BgCeSwAhk45////9n9+kz8tfk+82ARGMWXbCY",
-	"0BFNuES+Z0D3RJIQPnkJDDqs1VMc3ZiP3LaFqJTQ8x/YzASsuSiyC837IzGdbS0vNFIXTryQsaLo8dU0",
-	"7xpu/VU0cLeOY6SWnxvkx/kIFnRV1D5ztHRle4yRFO2gxRALz/C1WZzV1x3ttX4ff0QN+ThPmSU0kAoi",
-	"Va0m72aABOu1yABQZJ/D1iSUwDvzrgGWMSNtXkHBDqB28sCGpU8Y5RJNIWbo0DdW+FMaSlm7txuLddeL",
-	"jqIw4tj1INHX0M45x7M35UZ8UaZlpRHUpSKWpg3WlbkbM4ert/HMlsWMBxn1MCf+fa7hAXPy4JoOal+G",
-	"Wu9TZgmI4MzQUrM8eEUTzJUIIhKiaz1kWU6t2+56mawVybZxQI9lLdiwLwHXqZorL2tiyNhK4HltSIon",
-	"Uz0sP4KV4dbDnoqsV3c0vvD3MMOSVnJfVEnmdUUyrdt6WVS9RQhGJV23hO3V+2EQ03N1lJYxF75RJT0e",
-	"MpQuiyUVPg6XTrdCjctUqQyteapYoRpVzKqTJ16aQjO+op5F4+SyFAm6akSr5awshvAkkLzwZH/5OGfv",
-	"/0ErU1hxKsqlEhNb+IPKfs6n+SBN5JjFfZNXVlK1taJR8XsPhLKyUyRyjgXvypGvbsiKPl+QxR1Pf4oz",
-	"OsQEbTrxzAu2oKH302olEoJWUV8IfQIyt1CCJ86r4Ja3E7T0ysDVgQnEySUaYo2U18+z1PniKxKBf4wP",
-	"k6k/0KBfi8UrWQpLOL3Ie9yI1rfin40hsf5FqCOr64bMzt+dz4sd3oskjdW4haZNHqOw13A95lq6rgsL",
-	"lBZF76l0zSS0vmLs3pADAH7XoqZpKdxwnWU9zAIXVRK17HSK8moVa8f8kft0bIWBi7evK8SuvtNCxJJL",
-	"lpH3p6/8/gVPJAmtcdIMEuI5JljrjpILNiMbyuWDGTzHilSUmI963Ixi8EISwdkBCd+9PTsnWKtu+3MS",
-	"X2+b99sXbBaSTCh4N1GbFoVs6j1GGK4TsGHisv29e9KJB93ippRitj3RphB65m91M50qkZSgxF7Kt6y5",
-	"XokhrSUsK59uk4hy96VMEHQhAS4fkLCAYEgMmzV1UUMSfu6hHNMDbt1D+Qb+uA63etwM1iUOaqH7p3SW",
-	"vh0vWBm8UWhenK9FskCKKh5GtsQVZFCgkf4MDB8OhBWzvGErJRv/VMjEXvZPIDHNWt1OYe1AwQw10tWk",
-	"txqpbE40uQ2DLRfK7qyZVb+7SobbyszpQ5YoVsuh5jv36MuM4ewlVEs0hWJ0Eh5gFRt9YV3aITX18EjO",
-	"Uygo5yrG6e8oJxBTsmL1lFo2dHOqXJeI13R7X+RYRG7dCwzBiWI6M4kBhZG81wqrxY3JxpGYzjbDXquS",
-	"jTePkGSDfZqyLJkwrjbnsfNGaHPdsPVXiYQgr5oYkiNNSWVRSR7YiH/GEeVEMkY2khEXUAUcUETzEDJM",
-	"UsUyrAReL/evKNihlrOmELji+yZrZYV3q9kS8KE/YeDUMbe/Jmx7hx+tiWsfEjUWuSKhIddhMOeKgZxQ",
-	"TqdyLJRr36QJoKXwlMcFC6igoROO9uYQzpOb1m0fUguAxqBCCzrMbmUKg3kHM9ipeUgwBtS3rlvI+6dR",
-	"cwoFBYVFNFqq/9BLb6qX/gurmvOMwd5EVMmmmYhzwFzroJUky/nWsrDsQkutiDeCSZJPtciIcVdTvRaI",
-	"gEdoIr/GqGirctjC6X8ovI9I4V2EY3rPUhWoVnTvuUsF9/eq7jUxaMMavlJ6r8+caqLspBXWlo1RSHYP",
-	"NC9YL/Lx1IerEdMxk+1fTXX8Kqpc7T011j1mqm3fVKAGG0rg2+SqQrUJs9pa2Qzy8fo2iLFkv8lcqwzn",
-	"qXEx6DHlozTho7ZenBdq04XVkl6L7fRaRNFsxBTqdKb8JpSvJb0Wf95rlbth6A1sw163O9v4pSb5WvpA",
-	"549pSVF4i1wqSZkamsWuQQ6LjZ/oj+vIoplyLidSLwHNGpTrs5Q5A8OqXTcJYdl+eJyTPStkE6cI7AY+",
-	"Lj0lXOzdhG25g6hLzXNnUET4WDfuFc0gwOfjsnwAO0EwH+/lxm/cciGj3KDMkH0PIj3X89GiezORfU/z",
-	"N5fd0OvvMftfY/hY6IOZkYhOpjQZ+aJHd/fRVPzxobVm/NC9uA3LwK9N62jSyxb4Y6pXz4mDtXKnB5OK",
-	"tFdanQHBEiy+kSn/FR2wVLoIQSeQbySKxAKFCpIxSCC0jGazaLUMv/daZgW2MZptU18viSzC7Hnu0yhp",
-	"PF1b0Ni5sbHR7K/R9PI7vHO/w2v0caXT/YraUwXNHkmZpIrUO28dNV6/sOt5YqCqTTxJuDwwfpoutunX",
-	"r5hmRUQM8Vk/icMDEsJJRmHXGI7GIo1Zpl9yeb2+cbUI6dFDWCU9arSrfkBv6WEUsampZ1gqOFl0lzQJ",
-	"SS6eyQQl1xSP9L9ZyUR3w2i/CmKUJnaDNqG/3Tg0PKhs2/j/iwiq+0mOKy3kpcgmy6LIvSVCIwZMstrZ",
-	"3dv3E3WmNIlb14u3/Zezt28qmy5G1AM2jnevQPgrm1VWVYrVaI2Vmsrutqb2W+Yl4Aqmy595WZoQip8v",
-	"dv/53/8zj6FL4z+wwVYRA3JQbs5/wWZEKjEtNE+qwLq51Vomtq8SnGBgcQ7Uy28Si8039OkQOJOmK+3Z",
-	"AuZTIzJsUxrWxhZYWecAyqLBe+CtCUlh05MkUYvdOXW05gebL7t6LtUhOWU0UkTvCSMctsjbKeMECULX",
-	"6cDvT/SRSGh2YgqqakILbk4WbxHIruejhLMnxjgge3wDi8GSJJYBAeWFDJi6YowT6COiNw+KTEC4INEs",
-	"SvU/NW8g0Oddbpp2ygSaYpgel21YZ1hX8csoSCsyRoDXcTyq1Z5dePPqQ70xse5zinjCrqy0tXSQn+zL",
-	"c+56EyCMe6xD7GI/S3CgIk3EayfOBy30otTr3vDoR5PBukjCMyaT2nIL8Gj5IHWGeLM2N34jrN4Ys8Pq",
-	"sFpZYdRDv6AgvRkAz7e96LSf99sfP+8Ez/ava8su+6E+S2d8Z1/2iibWhd3xmGUsM2Ubc5nTNJ2REAOC",
-	"ws0De6Wtjxkv9XKqmyxUJsswWQvkLmpqvZx+E2C1drFswfsuNcgV1lFiihkDKuG5xqxBRnk0rqXCmc3B",
-	"WwlHMGNv4ZHpiw9snSSxdyREXiUqGkNgY6Ur0LP99QpfwNOFx7YksbDu3AY0uhDDoUnNcm1FnlXa2O90",
-	"OnXiKvuEIEtoWq/7Teinvkm8L0/wdP0IjPL9WWuXnxb11bPC2jXE6K3wXuVcPrX0h40H85PHV77WioPW",
-	"bwLTQ2+2OfN93R4rjcVvb0ZlPAaTbv9Ci8CtZ3//1OG7H6L2N6cXz6d/25Hne5fvn179/M3sH8/p91Cs",
-	"xpRxT2SfQtkgC1EoknzJsmSYNCxjx1uGsU69pgknWqMndDpF0eUyicGTMGEQY+s1LIdtQpG/Pv6KLZak",
-	"2m91W2xn2IHXlV3Qih0/wTLutT3GCZyG8/TZN98+75TaGYA63kfDNxjNPVWyBSnLi6b2oQDgmvVt+fm/",
-	"7Y6/uXg1ef4z7QyO9uLjp8Mfvhn/5fnFq53Jm73p6dNqwszKeomG5fbSs32kxu36vrzkaixcNEii5mJB",
-	"auosr5UqW7o3c0YYDXBT1xe6wo8ysLloTqW1OBNok/CByHlsw/O1yre49uTqNTKL21nHKObv6oOMYGtu",
-	"EuvIxGKRwiOX7+wn13M0ZcURzvCrM2zx7tOM9ep02MU/kX5laVMgi0qrSm5Ixkhpepxw84AcnrhBJKHp",
-	"FZ1hlw8SJrJvgovrK3msZvHyZy2KdD7cyCePhq5zE/f8pklECTKlUulbaXqxAl+KqRwPBM0gThZCac1l",
-	"xXmrnZXqbu1Cu8+iBUamuhzkA0FPp1EilaZtiRrD8rbWTL9xF8fZ9gtK4QVmzdGH8p1Z5AMo5cm4S1I5",
-	"pgr9XJ4842HkjRxvoVl+iEkJY5HGxq5tK7cPja0N4XMAVwkBY+sGmwCBlA0VEbmqd7etLNDUCDOtznCH",
-	"7cZ70f7gKX32/Jtvv/3m+TP6dLAf7cW7IN/chaxSE2mxkFdYIlwG6Hu0Yk1Z5mC2ahvWO6fj69NwMFVW",
-	"obnyEOaTudCIyt1agsdfyfPl7+Qreb5urKxAyvxKqkephdQP0N2abBTB1Zvlm4ntr+eVDTpNrHxn1YxP",
-	"z//2243VDKsj5NwutrXy98vdhTsVd+HOdQXhvMtWy4M2qKNcXfKaScn4iGUBObFsiahxJvLRmFCi5wjI",
-	"hzFV8nA6PSBvD3M1Ri72c/vHfNA+S0Yc6qe2d58+C3sc7d+bgc/loBR0MforMUq4nn3TdUkvxJwQeH8S",
-	"BiTE4zI8k3K9qGkShYH+ocfNi32N+1QlgxRLTs9s73Q5ZRScJ2+njB+ePJHk8N1JgCw1UdKkAWI3aml6",
-	"aLjqVEjC3Q6wCwOnGnccErkVuafeWmrNY3ME6syWbq22EwYkrA/xlooMRZ6V+kAORWYYHLh3qSIp0y/u",
-	"PPNem0vqXSjMyJJx2uMTK8uHX0ebqNA0FGMQoEujveuVgAU1wtfiRnjYc5mpb7ltF6SZbL2YEmD6U0a4",
-	"UFsEh7ONa2jGTA/9jKk846VeQov2tizYumQ+3u88f7Z6g+jyDl+zbMRi2J6m1F1Cce0kY9OURuAXpMps",
-	"PfCit8FOf8HYFHyCZt+4Y3vGAZGix00890bGJuKSpptakjNF5PHC7+/uzuUtO6rfkhftaSb+q83ZVVv/",
-	"giZWHxY7nZVAivLGbSHqUYx55yprQxacve2DmYFpWBIysR5yvc4RkNBsvaiafHjS444Gg0dzBmBmPMpm",
-	"U8geVCRjUsFgZXQ7gPr8NAbVVJLQY67hHNBvIgqvfRb3obHXV9e0X5CN/d1dW4XBxM5aoXmQsskBobzH",
-	"rUPZpEkXSLq5Zc6qOMckDrHQA51OSRIHJE5GiZIHDvM1iwVvcF+fponl+s+wxzdsf4XwcndnqxMeQM5u",
-	"lsRMkvD18flh/4fTw3c/9g/fnfR/Oj49O3n7JtSDoTLxnyHZKCqtY/MsvTxPZ+3x0iL9Bdkxtmr4eOAz",
-	"8a5vw9BzGg4DoRA9nhTHSa7GQqI57fAEVGVJcskOyATZu+AY9WiTrXMubRC7d56YhmzeOSCC9zgKnSRR",
-	"9mewDRQKYOl8x1TjBEF51M01Y7bxV0US0TAaUMm0ohuSjbFSU02+wY4blI4Q5Q8NgfCXz3jO0GepryH/",
-	"nwH2F/uk+lcJj8XVf15/tP2+5i/VvH44hx+tbguQYqHuGJhf9H3uuxa+C69cQzQIdObKFaTIGJYGAkyq",
-	"gQj36YCEhZQckpyrJIUjzSgmKMNt80pRRBmL0TcmTYqOHyxSkrjBRI8OzWXS2OMOQf0qlvE/bNQPx0b9",
-	"e7P2fnWT5hLt4I7yFGvzDLUAhQJMiBICyMixvs0pIxtSgNBGua82Bz1uPwIhBBLZPB+B5pXA6bhQPrPc",
-	"PCCexVSL6U5Kx7A2x/8iyrlQPZNCuUXesKsSKQYF1KwgY1pbcSWLlCjR+Dnu5Vn3FojkNzVnrtsv/qam",
-	"RoMSd2BrXIR4P4F1/ZTJPFWVwABsbmbo/+E7iFmEAFLZJfu7aOfYkJsg1tNLmqR0kALvXM+hLy6s/Oy7",
-	"wmsyTHA1tc1asUcriy7IUOQ8DkjCicgzvdpYkg3qC262z2oiya+5UFahQ0MPyOeg9GkZui6MbE3u8oXZ",
-	"uLioLS4OsmpJ/KQmfr4qAtXlKd6CH1ToLghQ5iQXkdg6aglGvvenr+Yi/rEXd8IhHErPFycZi1Q/z5JS",
-	"pMO0HOmQq/G29ZNVWykFrXKYhJSi9DG0y90WMIb+P5Elv7H/dFLzd3QQ9fJOZ/dZxuRUcImdQr6LRMzs",
-	"78Uiv4NZ/mPv8D92X/7H7svKQvUvuRr/x+5Lu1gcAaTt7zQOJPGfp5kYJin7M3SNNs/1fr7Tu8G/I6hm",
-	"MKZpyviIfff3yctZ3YP+hKmxiL872336rC5VogB2Fc3OWCR4jHoSTK7/fyYJhBnXl4woH9XnBZ2oKlMl",
-	"fJSCTLpF/srYVDOiUtvchBPJQN88UyKjI7YJon+ciSlcdOcfRVUQlxsnw6Ep4ja3kMbIe9POizgsAJfr",
-	"hv0TFU7o6wtU5t1fj46Jhu2m5mKS2R7SmbjSwrMSy2ND9VIqoLOACvwDqrtDrxuiIrHglrFlA50oWqNp",
-	"4NJIoRxQ8V3qbfp44dH6Z0DrO92O75YpVMRSj7+icP9e4VFyPb2vgxa9pIpmRbHf2orMuzDjt+UZ4Ubo",
-	"4WL6//FuFWxDsYzT1KtjbOok17uJsEX2nI+o0ru4rq1hpZUhixPsNmpypkxO14runLlyZ+YIFhHm1+xQ",
-	"v1UB5KJg8oeqpprjrCEVpeP8/KVCoQqkeGQ65q2aOyKx1RrDuxOMYwnAA4bXm/zzf/+fIoXwiSQa7zfv",
-	"tyFkcZU8b/YqFfoq8z4e7dXHd3svnCLrXfPAdrv0lVsHrioaL4rJKbfLBLpTz2MODUmqlx0eGkmxPKnu",
-	"Fjj8fuKQe8MxJqgeuBJe/+IyD4tsHa9XzeJ5k7h2zrVKopl0CGfUxM76BYv9uFJSg7dqB7bAP9c6dIC2",
-	"jnfWX2px66jG+f2Omr74smavweeduV6De8/XajbYQvG61W39cHw+p2ZUo7ERr0oNCvWr890Jfzw/f0dM",
-	"w/FKb0IsZ9nW35UaE9qWfi6rvNoBaO/bhX397r0L4ZygYw+rvvXRg2/h9PXaKxVX8BqrY9o8wHnCg6lY",
-	"WGdEKy1KiIu7iiy3V+C+0rLnOs9VS3S6LLb6x5ZKzmexuUtzX0svXaY1myet2hnpS7PVlUxGJerslYMr",
-	"iMHnZWWzsFykOXv/KEun7lmbLCFZp+8QIq9DhaKNkblM5SP0N7CUJ813zyua5tW2yjNNjco99Ra2z9Pz",
-	"nVsZwPPyUsVGIpu1ui0tAEYwYaopTevfhk+fs84ArHXTjPmEeS7OgV6YRHzwdJv4D3jVkBNNQOIZp5Mk",
-	"6iMApdO4IxhjlKi2yQI1RfphQe1IcPSGtIoi/0feb6ZNLWKThysFqN18v3wuWLNeqDfieQY137wXYPXe",
-	"G1DmDUMpPZ70S5WCel+8nbKMoppvDAVuLxY7xbToemw/O/41p6nEDhE5GAvwBz11gfQmS9cUIS0Oxh48",
-	"S22YLUKmcNbvzKdqOSRYflM1Dh2Z909eIN9NRX3ROB9v6tTn2spF/vdVhJmLPTUrT5gMyQZN2lFKpUyG",
-	"s02Ng2FEJTxARML03k3MjsBjlgSiCPSFRSM4pEYvYXZRw2ob2E4zx5nD3LXysT2grNxbXR/eWyRfNYpv",
-	"Q2T4KoOa9dZXk63g39ISUkDDLcl2uGkgb/Ftri5weZYS8pW2VkBuHsGqZ9JEuP1LUKfTNF0IRJH1r1gT",
-	"Di0EHKxilR2cvPA5T9HeHCKTUXfQ4xr2YN0ZC7mMHfpVIqsuRS+Q3zKanc7g+bc7rXJvlhJxxmrmKLve",
-	"JoFh7vBumr5QbHXBFu9qtXewyreOylajwpuok+E+y3AOX7NntXAJToQuL2FcqUmyAu2srMEJYMsX4QjV",
-	"3DJM9ALqucs4kwZ4/57oZfORTOgn7/eiYsAk4bW/N5p+ndixLu+YlguiFIs2I/YXlLGBkBOsBFf7vDjR",
-	"OlnBk3RqH1fMW4p9wiLtnxTNGKbOpaivTfJUJW33Z422dsFmbYvX/yUFhpZA535bxBD+o/Wc3wRnTvdr",
-	"Q1xj0MLwxmX2NGOntfTaSITujSqDKwBQh98uxatWpZ9CDKZNExZD28+BjhjRi53voFMkZNVBu8jOqns6",
-	"Ldvt/LYWRe7R50W9cso7ONEoSiZURWO9C1w7Nv8JiGQ0i8Yk4VGaxwsDDudmsrlO1fkilqQb8AbZJm7J",
-	"mwekgzG8WnOcba3RwQdLHBebL88fFMD2IFt7yM76fjRm0cU6fenrfJJo2Td9f7sYsdma51kVP5EjGGsG",
-	"QU3opxP89Cm+bP7aWcLb/OlXAEptGBNA1b3n4AN/81G/DjiN4KiONXffXKw3FxxCjMw09WE1tWv4vLKb",
-	"bI4TlhZXP/xiKJ7woajpWBQ1a2lLeGUjF8pYI7eoJ5XuA08s9WdfvLGFsqjdXwsc9cFc8zoaY2+yQpcv",
-	"3Pr+TuDn28upleO4ufz3DlNFavrxvTwiz/effmOTSQiGZMl5VhCzKeMx41FTWDh3kX+keJdsPO3s1YfP",
-	"LQzju2JckatM8JGL4BNXHKP4akcrWvDPp8BpuEDwqal0iByQiMw0n4Qy+yXv3cJDQUi91GMYW/q8IGTr",
-	"MDb69ZLYZi24ko2ZuCIb+53nJKSpxqhZGx7JcHNFdgZ5NDxqLFEHTiEypRi8M0+a54hEgxhRpPB4LfpS",
-	"Gl1Ivf49Eg5FNkjimPGw/ugzNmQZ41Ed24XjlypJU1K8BhPZ62WAlPB2Llm4ue7BndpRa6MNEEiNx2aB",
-	"mMQBoVKjpl5Z+HPbdAZpn7wICfrKGnauslkfUk4WxM0JckUTRQZYdx2+0Qiysb/7PCCVC1Vbi3h+4eAX",
-	"xBfqP1aJanIFDZNPLCbwgkVameaj2g3W19sL84x3jY+ga0hNF2vP65Gw/HxYCilr1X3ChWpDXG9rVTc1",
-	"7Moz+buQU3dZSoe+gHh6F77Rf10DO7DVk7+cvX3TPgNEJBdspulYQMIJTfW1ZnFb6xdhoEkS9YkSxAsu",
-	"oZ6LGnhUsgQ40fT+2fPOjkskdEbPgYhnJBNCwSrCf9v+NWfZbLvaXDQM9DNNQxoeIfLPPywfLvZ4gdqr",
-	"23vbyfLzLJqGuBMEoC84sOKiz53Xyq7KBk9gPbI14M8pG2ZMjlftHVQq5g1fuuJuVyrr7/262/7m6vjd",
-	"rHN+8f7533b+PtifnO+Kv138I/v2Z/40+mnw7Ee58yp+Nzyct+ZWBiy3Z9jZXa+8ZXmw+p0jxX5Xlmr9",
-	"uIvImSAiU5THZtCC4F0AhUV58RRUa/NvEL5KhTRc7fOI8n55WP1LZWj9kz+e/tsfU//tj1sj5wW1YvJS",
-	"hvS9EOlrOm1VVlqnTPvrbnqeGsm2/iluqelp7rKO5p+vLqB7krm3IW/+0mSlXXlbCBz8anFKpKxeOVnq",
-	"R/KyXxeqKKuGGhaC0KKen3ej0tk2Gv4eqrahclje3OqaoLlQI5rXgKBIQHUp3dZPCbtinpPz0v49D6Wd",
-	"RcHRt1aaHILcXF3y0/zLMe6iP6Y8FsNhX/A+HTGu+hmbpjNLGuAVfQ3SS4ZiXn8scq2YdILWQKj+0OQb",
-	"9Is+aWciy2YBkWLCIE3PU362yCEnMA25Qol4ms6IHItMpWB7igS/ZJnE+ISMiSnjdsLd/cBas/s06UOS",
-	"lnW2299Tyke56daGajT+7mya3dZxrs9i+x3NEmkC7KCmT3+cT6iFgaIjR09FNrI4cRhNGDnLpxA/AoSE",
-	"qb6GAiwWgOQyvhiPgUb0oXsBVB82A948HL75tGpEI3j+RBoY6w+l9QY7EGOLck9mUkVnJb2PeuNOM1LM",
-	"3y94qTSnJEmcMqLGiSSp4KMD0sHqDTbRkiSSiOGwXqyvx7l5zUNjGPSu05t6IrEb7tCaAuZo1QK8mwOt",
-	"y7O7SjR+404mlM8IfKFVCgAOxMAQHGwe9AWgd/frtzqP7HUCua2vAK/ouQ9PsFkC1jLZpsn2n8ID28Zz",
-	"wiiXJDw86b84fnn4/tV5//XbF8evwsXBAfPXax4o3x+9I/vfEPsKUXRUbDFkPGwQ+6sXtAaTTw7fHBL9",
-	"BvkNeo66Ud+fH9UPu+BW16BKbEiSvikJk0TkSiYxK+p9PZFkd789hrxLqC1RpBP9+P714Zv+4Q/Hb87L",
-	"W4bLXn9/CopSbz6sISr1Fwv6nZQv9Ci5hLYgBJLATNXOFe91Hc2qTrzC9h5FpoE7gxocrEH4mtsYLKTI",
-	"DQfZQMAWEaAF9Lb2yBZh/9LEfSspfJnuwkiilncQbmY4+98uZ/LrctLbMLwOUXnGJdFfTKhKIp8VGKbm",
-	"WhB8+80zv8VBZx1+V3ZTLfdTLWRwa61oOVs6JBFVNBWjnBm2lMRkI/zh+JxodoRlfMJNx5RyyZp40ire",
-	"uDvkWAFxBaEYD8FwNFXt70+ra9l7GpQatdD2bx8/7wZ71xvtommL/uXb680//fsdMT5vcT5+h2VrOuW0",
-	"rX6bb/SxHo9czLTW7J3dxNJW5UA1YdJzhOuc0ckN2z9U+h4nmVTtFDqnoKQPRUQQ4lsmmmtXg28yYJmn",
-	"ApqegaBlNufmmkTcuhTb64/ud6NjkOPXx4etG2sMDzXVdfXWnquaNcuH8bnxjdW1bo1Pr5kNOZrr+tUk",
-	"vT2eLMtai0sJjosyJi04PzZcxRUrkpdqsqx1C+suytfv3Ttn4WqCj0Gt+VTSxizwle9CA24uwAGcdPFS",
-	"F5d3rRUHT4uSpbajqgvL8g4+l9DrUhPOb4Ln89ay4vmiBOhFvZzKUTqdynUOWth+0LwApvZqYQq7hCYY",
-	"faXC5XrqR9ar11/yoykh+DUY1r84i2m6afdZTq7VzJD0CT/A1vDnJnr2bhqf2a6Vpj3qL+hXbrGdolmm",
-	"y2OATG3bmNPmboMEiw1RfymaYLrOjEUUeOtMUTChmx2ZQdsTynOaWnZXmstvcvkJiMtMkxQ3BNaoB5I6",
-	"N3F9broXld56JcQFyadY3CPD0ok1aeZ2YS5XvbKq3f3Gdc3X+j6UF6am1FhMsea+rVeI7YUpj03laIlF",
-	"SFy4i0kufJmcjcV0mvDREYITW0ZDRQw5k4pN3IUw8tJbGBgHIqkQFzl0ZCli2MF9ZQIZdjCqAcG4bfrQ",
-	"ICL0h6m48uoL4WxYkBB/WU1nCVq51MzDEMK9f4F+a/qIB3mSqnbCiQ1/l+sWvli5w2xrLf4V3RmH81Bw",
-	"3vQyt/+ASMbiop0sNqY4IIky5TTJgBniDYGOXiHe5nqWi3I1ZH3sqB9LJLHtVahBHRJTi9F2EsADhs5J",
-	"wyRNTdVlOGy0yqPDyXjWetxutFzNLTQ3bbd608JNr7K8nheCqMCbh0zWJHWa9fQ4lCnWL0MvJojlx1bp",
-	"WJOLUE1sTAn7CdYVXb1mUfXO1waG6f26lZIrKkkkpgmLAQhzFZXh9ZtXVPbpTW21hyqCPQHyOUihOvpi",
-	"b9dD7epWopRzCnMqrqQjNs6ja7e/Ql5Hs8hmMlQrWOBf8dKBlFe6cmM0oGiVO/pxgcxzo6Znx59opNIZ",
-	"lE0XQ3e3eUxCDTO7OVNO2Fw1aFgQ5nyaiYhJSaF/jusNgzfVRTmatj4sJlJleaTyDDpnp8kFM1ThiTQj",
-	"lhvVz9eqv295DGs/QBwovoH1hEH46HtZt1ZsSOJWTa6+keC00ghCzh8i3r2KeAsEuesbt6GvERLKNv6F",
-	"6ox/c+Yp05HmAtJjDRBynWBIRkCuxokpy2MC74GnDhgBYg0dHmk9e1hs8rGizJxTRT/AdjmOSiKPfCLx",
-	"mWTKc7W8TP5Bp7fyRd3Ia7K6MRGpoab/N6KI0DqeXVnKhMmULlpAdkmo5w5L3OSJBAAGJLxMZDJI0kTN",
-	"QjLNkksQ5UJvhrAs/jyRWyQ0NfrKRBaidUrjJRJfnS+Dbu7Au3yQJnJMpkJiQxKRZ2SQCg39YqBWt2VW",
-	"to6BeBnO39AVZrZeF9CxHA4HtdfEmlZznjIJ9wylRsoJjScJX/Hu1IpZPhQXkxGNfz8Vby+0VpwxFtcm",
-	"NCZcsgySoXedcICUtmIlde9Vwfj9nGKF4uYVy5jNWASiO6aXjAwY48QOVh+E5VYxFzcEAo83jy24DJ2K",
-	"YzZMOFxBU3zZF8rkGMocgRCi16JlZWwEsAENqyC4KByKLGLh5iqSmwVHsdxFpOJfqIPLHenaf6jPoz/U",
-	"wD/UwC+gBq5At76ar61MPR9Nh+CHanS+Z0PyDZsD22P+MgGQgQ2Bi1JGM0ko/gMIFIQ6+36qHnd9jw5B",
-	"ZDfWi0SSWpMDnqTngzckeSxSNidS4+GW6v/XHBvZuNzd/Gp6pmWvX1oRm6dI4oLxU1sxrJoBGDEpXYoj",
-	"m/1lPPghSt4mfzl5/9vJzpvkRJ7w06fR0cmzk8nLzl93p3vx0V+eb7G9zpZMRuVOF92db7HxC2YmljvC",
-	"7Jee3TSn0pa+Npv8ntEMeCxU0l7cCAOu4U5DIwxEpaIYuPkbZ4HBv0T3i9becDfaYc9pe3/wTdzej3ZY",
-	"+zndHbR3ot14j+0Pn9Jng9bK/TEW0Z/Vu2a4PMK776FRk7rpo2Ntd4nljW+w1SR0WIXhsII7MZ82dcCZ",
-	"x9nPC95zK2xqiHNAGI3GxLzveBQFUgjE8pTlqN8ROdUkF3pjskthq7iaxjn1ef7eJSjqbZnbUFcT0N6P",
-	"xd1J5sSC0nmUpi0dRRUutfA0i6iTmd6b1fmE6Xd/1xbcoN1btKH5V2ks09wCSuaAWJ5Sbfyf04y1ofGa",
-	"vleF+nn06gT0cewErIhMRvppwsmMqbsquv477mHzR4+Yh9YjponGvoBWZSKbHXNVZ1JblXjcNrr3rnBg",
-	"gTGgBFU321LAfCV1veZwvrzGPs9yF6R/VPjVTRVYvfGvCPPHEofsyGdthTVbFSr5BC2+ZEDGyWjMINgn",
-	"MxHsRkSU+ZRlffC06Eti/juhnKKt0kkjroBERWgrrrBd04q2B7+wDko+dtb5OjlrMZRqFRT9Y909/5DE",
-	"I1ZT+phxOkjrfCY/ijSWhKapAfCk3gDd1OmkOWUaF3vTapONZZGMA6wOS8xW+MziinNkeouo294CCmvU",
-	"ADtn4ADZsMXmM1lYAsUdD4rdILqDFe6yUvLkZSquiKuDUg/lar9LXI8bycEP0ipuWwrFINxNSQz2rM6z",
-	"RM2gdBkuYQA6nu3sVjXofaCKvp0kZcV34y8fzgPy49nu02cBGtm1hNtOOBGZVVA3sfqZ10mQbIRXSvT/",
-	"+d//g1492BXghrW5mPViHMo1VEDEwkDzorldlx49QfVWq7uR4CqjkSIDpq4Yw3J+9t0BjS4Y9JBWklyx",
-	"gV46V1D/gMdguuQsk1s9fmzqKKsxGTDjoclYSqFroqkpgC4m6AkbamFt+3In3OrxHv+3fyMamIyrJIJ0",
-	"4x4/01BnMRHQOgRqgCh6wUh46DeT7RJUtwnWWgOYmWJr3R5vkz/9SZMo+ac/AbSxVmEm8tHY6ildgjnG",
-	"Ef6JjZCxoXGepaGpjQBmjHJPW2yT3eOESDA3tHPJsCk7w+Cwd389Ot5E97uDmYk6gKuv8kwrOGEkYvOF",
-	"/VoJPWz47u1ZdWG2U29oDLURg+WJPKsgG+AZAZTb65BJwnPFpFa1bMEUPYMegzrjSIFvGeIbetvqlmE+",
-	"CUkmFPixBTe1qHPJthDu7wxq/OlP+scCo6WP0s7rhO5rnIpOkza+Gh4Qatbleu5qRASoF901NWra7ppR",
-	"nmVQlwMN1m3ywfTrt3rpRswuWSqmE8bVZgA+DNOcRoNJSTejK9dx9OqkCwdi1A1QY63DjLTboEmQkpmD",
-	"tNsQLaSFtXZbr8XEC4WBHpKXhsPp2m3QjkvD4OU4ptG4uAYQRSMrbYlJoghnLIZqnOGndvEkrAQPe+Wu",
-	"w82DHtcv54M0iUL/pumxCBdeK3RE0E9tWlxTFoeafpi3NVvDyrLFR1vksMdtBIUoas+WhpVXGpr7nZ2A",
-	"UBdu4W2teGMPzqTHw/kqreEWgcieyN8FzRjJtB6aJpNEIZsl2Jac0DjO9H3ZCE+pYq/0C+0/hT1uevwd",
-	"kP3d5wYrT5nKZu3DoWIZBFwCuYIimNKSPai8C0E3dDpNDQ3bNhU7/wyFLcmGrTO82SWhptoYpbNSVdCg",
-	"x0N0qoSWcnvFTCF6StEkDQn7NE1pYksHUckCEhalPUMsHW/Qp1yxtcdtOxNTuzXAI8eiwr98DCEPU6JB",
-	"tVxEGEkh1Pd0NTU3wm2IAdMcrcddKU0nbYdgEprSjE6YYpnEluRqYbVQiK0DcmlP4R0dJRyAjc14baQO",
-	"lsLv8Xe2rL9lHnp+fSU0/93BOUNvTRs7mlXtdDqBq5G0+3TT82/2ePgZRIWAgH4QQFX8oKiNb35HvSEg",
-	"VifBf2ll5BqIGvQbmFKJCQKaNSTSVNPXRy0yBQdNSSQmE9qWTENKo7DejBYfaZqKKxZr0MgADwUbT4Ab",
-	"b5oxLFiLGNxGaGuJgPE44SOYBGBkp6GStRMuGZcJcGyZD1CiRZSxAD8SHClsNOtxEzhAs2ym6Wh4fE5H",
-	"IdkIe60MMThjaOVDLO61ws0tArWTbK0hfaAnw/ZrPYUmJsYHinWoTAMjQEwlMiY14KSiqcmoKCjDzi58",
-	"UM3NA39lmkTMeNwSIDrDhGWtbuv1yXkhteo/tKRno5xabyc80cNxlhIM1WUZYXxER2yClejUmByetKfi",
-	"CuO0NCi2XLHdbsuTtbRIazs+tXa2OlsdbBMCNqtWt7W3tbPVga4IagzS5TaU1WhjnDI2HhCyJnDjB2D+",
-	"Jm1EM0EsSTVlmRSc2jBZ/aBU38sU0MtHIyaRUGquTVwkjokS7HEjiFvpzQQRbux39vFKaJYGbmc04U6g",
-	"8vXmgV3RmEpCFZkIqaycOUxGPd5Q35uEUOQl9KIUozH1ipTpNRyeeHViMCIenrdzfsHFFbcR8Y4LnGhN",
-	"BVn1oYbOEQZ/u4LH35vGrxFIaJiu7pFw6HnS/dwqOpMt0jW8GUxcbcUSaWqyWkoLZ7vb2bmPBeDU80qA",
-	"lbiKBm9FW9vWK4HTNs1jXt12710HLZ+LLPvuZ/PqyQtc3n7nedMnDka2Zrmea393d633i05Gq37j6Xug",
-	"+Pqa3i9gYCuIBJ5xkaGB1y+yGKboCJTd8m0GR4FfXr7UgUTPX77+259NtMs1EgBb/7YaCjwRVlHBD43m",
-	"gStz939I07RU5k2a4l2GbYJ+ZqAmt8gbkClBX0lGY6U/0pfeDY03fmvuwuEyqxeuhPT7dXXiXECfh5O3",
-	"wa/7PX9c792ef9Ay5rGam4vZe0ORAt/VdN1MXIRcO+J7ZdQeqAElMiDAfiQ4naGXjbHAk7D3549yxNTC",
-	"c+x8UeJVR7QeLoL8wNTdYAeYyqBrlJWXGy30xSs+QLWopvf8MWiZznOLo9C6NgTNNMrSqlRjBFqo2ARw",
-	"Js+gAP6EfuobBR6lf2TsQXPpvlUJTQ1vx/V+Ud7+3tLqFXj7F70eNlr7zq/Jw+K7CP974LvO8KQX3kyH",
-	"gYQ+AZuTsWkFJmYoRoOIbcFmrIShedinSsu5b5hmssh8o4wpOU90tZZ3OE3OcTHr3ntw5TW1wa+8d5b8",
-	"ttK7djVnIlOm//I8ni8+azuEWd49I8krrShPZp7h0UeN4qTn8QIeFCS3VvU6BFkpiZix3hljBlg8u002",
-	"amv23CInqmzQ9K2ZM5Fn1ozZ45lI2RPpO4gCIgWhJKUKRLWJMFbBLEOpADU5RC2t3Ntq0868I3g6W6Al",
-	"mVO6LzJqhv9K+lFp9riJjsKZBt7pADAr9PSIRmPWPhJcZSJdRlDhZfvudfCHonUjRctzjK13mV307Kf2",
-	"NEt4lExpKm2VttbHCvXf/rxE2zpRRCoxleRKZBdgc1SYnwRKlKIzCXY6Z3/z6H+jruRfu2WK0imO92jk",
-	"YFyvLaBwC6JsDqRJS/LCMGqYNNngFc67Wa/uNB5F584J0UIK9Kj0nNsf7g2VHANJ0G7gHudxotqpGDVL",
-	"cYeav0qRFdZ0/Q1hXGUJkwHh7MrF7ZCNwYyESRxae6rVv0MRAZe2Yt2x14y3xy0/1simZzkgIVaMMAZ3",
-	"tNCjcZ1sgFtuq3DP4N9ItbRGBX8ar11A/vnf/6NVoZCzT6qPOwnBDJ+gOTjhI5ZpOqfsbcBVyS7JTLh7",
-	"YkzYJtEYFD14xTMGdHqcqqILmploixwjmEAnvGBTRcLD9y9Ozvunx+fHb85P3r7pvzj8+1lINvaeGd9J",
-	"kU9qi7gbL3yPg1H33ckWOWXDXNLUeO1YJDItQBf24wjS1sGRDX48R8dhBneJe3wjLHBrK2Y8YfrsnIe6",
-	"2pyRaMlt3i+IhnIqcUSaq/EWhnyie6rezgxiu0alVxr71sXkIwDwKsI4uCuxpkm5Uo05GUwrp5FCpySI",
-	"f+Bd3qCpFETB46ssUYpxkvOYZfb6KpMabbL88MZie0k9AWBC4TaBGfqm0qmNTqFr11pdsJHSGmEfblmN",
-	"i5omfZdCdIdrOoQgBKjJDzE65g+8yAGZ87JvYS14DZ0tLcX3De6HC6CJSbPFkhdnrVWqyXfaz/tbH//8",
-	"73V9BOv02IuEx7bxTJ5FrGYPmvboDej/QjmJgIQOvvoPaz5u3JQd3Oar1O7t6SpbW2NndtInkiTx0pXd",
-	"LZro+UWuIjFhTTO7RpwrygqaopzhNwvuCkTrWJ4EEmlmKszBvcFenwrDEPb29p4HJhJxKI0gVLfUYQY5",
-	"OzXQaQ7wX3mNprfrLZanxPqL+3ifYp0h/mjimBftDskAGH5V5Hg0kh5YVXDpqRjZ5ftynn5WI+LB70bE",
-	"K0tpTttqFOkLUM3qBXYD9dYXONkmgb2yxsfjnuCV45yteZhry+sGkE5erw1wbA56OBJc5jYCzkZMbmj5",
-	"cDMg7JP1LKAjNGaaENrQPxfRZwruvPvr0TG5ZBmEhGiJr8czFkMCCHl/ehLYZ9KO8ESSUwisNAaiCZ0a",
-	"p4VIWWBc65KAYsFNzQTNPtHzAd2MZY/PRWvWxGFukdOGwLWTd3WSp934kYjZPVnuDAyO7Amt7v5YjLrG",
-	"yA1Gqp31jFSdvTXfv18j2NM113Pb2126zC8TnsgxoUUCJoaXl66zGpvbDLGSReOChvDnRqp8ZDCdNgU/",
-	"08rl2gBFEeML2tAoT8uabw/fn//YPzs/PD/un5+/6p8dH7198+Js095FzNZWXlZpKQh7i4T2vvbzLCki",
-	"h4wyc3R49uLt29P+6fGLk9Pjo/P++9OTM7JhwN7j4eeXp2/fnB+/edF/f/rquhJivbnuHRwxTdcS/h6y",
-	"3SpUsdrgn2VeqiyzfTYHmbjSeppewIGvk6EXCwLifRIlm4XbAi5NUvduZ//bZYUs7lNYQmCdvmpmqX7A",
-	"PVBQU1uG3aUp/kv6Rb8qhYDiqndFIARGEdTz6FNXQCGR86wOMknGInXFFcgGmmbwFZcbhexwSCdJOtsM",
-	"nI1d8B7H96H3ZkRrLTG4wlWM6WeYaC5y9WgEN71kgvubP7pShL5N2Frg9yidLGbLLXF9kw1qxJpKttIT",
-	"k4exWYhanuOSJJ7Xs1aQf83uU4R/zRrDimBbD4Wo3C/ufBgLQifkZFXcmccRczObr//Z1DG0cnKRXyeM",
-	"syvnl4E0okRwUxYb8mVAiogwFl2B9w/swjTucTqiCd8ih5XRc8lioq6SqKjgMkdqQEXQogj2Ye7x0+OX",
-	"p8dnP/ZPj9+fHfd/OD08OrZiiKZEegC7OrKx39nRIgdM2oYkXsliMC9raSaysfGKKDqQm1s9vp4AYUZ2",
-	"UR/3IcWf4hwG5R6hEH+nLPHUIpB1ucnVuCH7xCLoz7qGjynLOcGZ53xMAfZUt8Fu0o/UjCjHctbkpfHQ",
-	"RGIySDg76HFq58ASsCK7kAXltQ6dREFFTdA+Y42oTZ6L42JTX8J1UWtudAUi78wee8qmjEKaAvZqmqZa",
-	"RbZ5zKtZZ1dKNHbgs6Zav4XcsxUayAUtqWaQPKK33AijCar4q113t6jX+qsa8IQTBn4KU5yn2Vxuiu7b",
-	"YpzF9J6pfmPC/r+/7LSff/wFWtl2gp1vrzdXstqf5lySX3OW15muoUDM/Rqo/fl9s/SiqR+a8dmdNd7G",
-	"FWzQWc4fmemZ+TTKEmrvx3lbpXvY1TSuOaLvb/rwJaFAp+M8o4N0pgXdWBMPKrVUcmVMG/8lBiThGFKf",
-	"US7Rcbdp6nJrkSGfEiVIqP/oTyRm3yWqx5UgkEyvpSznaXcUW89MgWBLRXks53OygBNAyhW41cVkmjJo",
-	"TQddOfpQ27PHveKeICqZLENzg59I8zo28Qi3CCC/fsOGM0ViOrO14UOTuwZxC6PkkvHm2EGHgWszkA80",
-	"Ua/PTGDp3Us9xdVYN+xwMSJXxo1vYjXc333+gELtTjUOAs6tesEgjBrfMHHUxevbUmWmyXaDqkAnjAxE",
-	"PDMJnCy6kJAViqUAipHCA3dfQsU+qW12ybhq4/hh6Q49kQQeSiiz0eOhG8VE1MShzX5SeiOcpvgB2Qjh",
-	"v90wIGESd01RCcl+tWnYWD7XPvjL2ds35smB1gtUNuuS3U6nE/Y4yHUHhJKwS6YJH4WQyasnQdvFzlMi",
-	"N7fIUSogHge9EnovJBaYGKElv4ildld1tw6/8G/dg7k8K+gMxxrWZ4ggv6N7Y4JA4Sw1L0BcvJPbtCwu",
-	"FRPSJKFcsxkWA0dxUcxcxDayCuObcGWgSGvdREFPOlS5iyiw500Rq2W0+/K5fet6c75MLiAvRJT1JZQl",
-	"4a3nRkaoPdEAa7FjQU2paKa2NJ+HRJTvsFsYobExy7BPNFKmtjfEZGRUE5i3uZrmSqI2+myf/DX5HpsJ",
-	"ZjkHkxDZCN2/u/pnFm4eYAWdf/73/5jGhJ/1f/puV/0kvg4hGRxyxL1S4nP2vwXyQ50AbnZXksJtiTXY",
-	"W03FtC8jgTcZGjUdf2TRAbdA55sFCDggugiBCgXcRsaIuufNR25O7TF6oMhAmtfsWd86LVXDxKnRUXnE",
-	"DlBf4FDfhjP9jkxGnOI71tchsgsoii+mErSAjYS3hynkOUIVF/0iFDZITfgrHYhMsXhzixwu0xEOysTe",
-	"p9t1YjpsYAHl3v2id6Gs7fxeWcMRynG3u0sG5+skgm0jYTRZIs+M190In1owFkNcTiItenex7cNMei2n",
-	"wF+44Wwx4SsqVRuktvbJi3DTqLEmHr7H0+SSYaRLlAqpxRBjwqnK2Vvknat8A3J3xjS+gXkelOqyVA4N",
-	"eby2uOYy6v0s4yPHVvZa6I3X2BgmcWhdj6lenV0ZlFiLD3wJPWMYgYT7S5QzECE+FgyqBLAmoxnaynaC",
-	"59f/vrrBaC3J+p6dkQgUH72frCv13j/PaBRNFkYeegJWIXUN8zQ1JhRTt0+A3BTW+jTfiHiRqHx3wkd5",
-	"ogai623o0WUXeWv/KnhVG+rtY4hnPIea5Y4OzGFdTU/cmzo8arEdbBH3JSAVwV+cXQEb34AKD9/BrGFg",
-	"TCF9MQw3gdPYkm4i8yQo/Z3AWqOSTkyjoS3yEk02+EWfQ21MG7G1aUKh0OoZY0mbJ4VKCw5i8ALbWnJ6",
-	"EketkePojzbkpul+XqwMuj265R0gvwmBB4Zos4FSFWAzR7NqvQtXZbOHbwaFkob67t6d1fNBiVywvxtJ",
-	"XPP2F/DILnDzQik/MUTbj3PwYukHkSvTcctUU604diVjXf1bkkGeKkxlU22MK1gMIUkuyYj+VZqShaZk",
-	"J7xygD1btUTEjHUR8o/IYRaNtfBiRnKd/vWq0Lrvykp+R827mJ4oLxa7iqHy34OoS3EGVQxriPOZyJSp",
-	"jlhT/9D2KiZhu2jfEJY8xLZmfJ2LWEATuxoHsTU/lHpCtJsb2LdLf5ma3m3zX+eJbpt/1RWAL3zM+8Ap",
-	"zB87N3M4N/rOHcAQwUyHt4HGb4c69+xg10hX51vfuzvfute7eFUP+3wT4xu72CF2rhr+cCfu9bc8nRkq",
-	"UOnzmchSo89aP7d5ftf5lHEsMWZchmhxLGhXDZ1sWp0xAvZhoNL6HIsxN3muqv59mgIBWb3mo7WOeJ91",
-	"PDJH/NBwAMtU8e8GfrrY817Ik3D0+ha4rlAGB8ClwulUjoXCOFJpy8OSHbLRa53wBKqX2ZqxLRNKiCbu",
-	"RPZ4bbtLrCBqqhm3jZXclDO2lYyn+s5KmbMFpUVfor/0PmQ2r0n/Fy6WA5taUkUUBI0y4h6f09EyhIV3",
-	"vkYZnIdbP7T+Lg1EPMMAUnOXWvU3LLIYYgXWlX2FrsKeNVebKyRBZBoJEW8RYB/QLkJzKIyCAZGzyTfo",
-	"7sPvuuTnquRvBbce2JRc4U44B6MQH84xRK9259LSnfUH0fkiNOKWtOExlPVcFQNuZn3yi3ZSFY1vWbZz",
-	"QfnNQ1eYxTJMG0HW4z7D3CJGX+wSUEHlWGuM9p+SbNDid9enP2PFbxioPGbQsWJMZY/nvHhq1rV5UEwT",
-	"Z3SoQlK8JReQI7gaOEiPh4Uwj5U4TKu0cIv8KLjIM7/2fHNlUXOD1ju5kyEMe2+GHL2otauQLr4JesgP",
-	"iRrb67d2suzO7iOuMFcqKXo7VlxUcq6ttHtuDZ7lm6sl2neH50c/BlhTSTNfk0DDMsahlgkmj9Qw3Wmu",
-	"/kDTfzk0JRvv3p9v3g2yluXG7TjHI2fr+xB8ptVQwGGaFNpebaYLlvqezmyvG1vMLyDhNEsuTVE0ZA2B",
-	"V9bB+RF63GsgQnbqqLvb4j3rbi8cKJvN7fevronp7BGpafcsw9sTWVOIq9exto1gcg83xbYucyH4gWcE",
-	"mYvXp9YjZ9EeGvQ50SxRB6YaqRutVwhV6J2wo/u2E8g8mFJpbiJGaNfZTWrNI2aCe75j78wR1N6wL8FU",
-	"HhSTMNBYE7sbOIETvO8Bv8+YklbS/84I+oV7S2sEfYOr30G/gXnBx61ugZ57v0d/z/ze7u9uDhOu6z1x",
-	"dSQMmkZAkhBSD6gQUKVUge1CJTIMj89maGB1TUskvdRq6dxx2/XfMzn5yUzjJUlf37MNxUy5IHLn0r1h",
-	"QPdobGYWnEXDBgzOvpXgWlSS8/HbmC5X8NZbVrfAY1/O0d5qdIT/ZGe9f3/4fXuszFZWdlxZgD+y+oWu",
-	"b1Jxcj4qtt3v92bOq+eHC4U7CF5in5RdtZcdmijJ0qHWlrhQJGOcTtCm3uSrMud8nzQUZyg8V/et+tgt",
-	"NQU+FoLxV+55d8/RuJau1QoMSzG7SXAwn21/Nv+6XlgmyBHXijOjyUPho+P9U7dGDluLHo/BDWGX/mXp",
-	"WLDSmwbob/LJgGUmOHshZm2bdq83F1JvtrAl9irl4bUVYUjCTSJxmVjzmAzyia0NaprgIr0unB1WTY8F",
-	"kz2oj4+ei1XdEwZM5ftzG/vvQzfF3nfIKIDzljeqgX5escFYiIv2BZvdg+6FfYC9dp+hKfXQNvOGxjJ0",
-	"wWalGlyInpDhkpH3p68wy2WqMVbkEl4v9bmBhhCCR8y5pa3ITGvmTLhLf/OuhstPK+xHWDe0FseFMhLL",
-	"Bxz1r2x231zCm2mBLOGD7XebuXYK4EcCh1DROHETIwTEAZq+/CtoZ+DczUaUJ5KahCJ/hIAMZkQLua5I",
-	"CXZMl3QmiVBjll0lkm2RM+yvB25wqBlpi8qyuEtC032vL5n+dCyupOnwol+XTHmeBcgIG0JjtjHNaASF",
-	"tcSQpAITP2VToPSJv+8vEi9dE/gJUZ7TTFwmMZR/8UFJNkpeRpIKaGNYeiWfanjbARqL8dsXVg6d9YDz",
-	"zn7bFLxq6hJA/jnDri0Jdz9ChGe4WVp2Y8Co7ON3pXXOBYfeOKBcT3OHkeSVmPDGwPLFseG7t40Nv0/L",
-	"g48HS00O1SP+/VfsBJtFUiYklgCXfp6nw97jJUG4Z1r4wcZUjk5EGYsZVwlNpYtHwGqaPm3e8rrAoPne",
-	"ENYQCKmLI/JLUdlJ0JFUE3A7RUBtHth8A2xnaViD+xyiizCmYKvHfXLPeJTNpgpT9bWoTDYOj8/au0+f",
-	"tX84eo21urAdnOUIW+Q1UxQenHCp6CijE0KnU0lGWtHq8RCqmc9c8xvKSch4DMvuX7BZaNPOkoyEhl/2",
-	"8ywNUfIHfpVIgnfN7tKCofO8x0Oaao1s1obEbGkikUObpt1P4nBzi0ADBb0vqOPlzrfoFgZfQQAYzCkx",
-	"6Goosh63DWcbA5m9q3hPxiFvhq8T1uxvsUHA88H6R9PPr970Mykh5Q1In++59z9bK0ja+9DFShdUxt4s",
-	"cjSmnLPUeNRzyUiiyCAV0QWMgjPhHcVLn/B2LiHLNZGR4JxFyvaR1oQsZkqjUbzg5uOYtQoUPqre6j+K",
-	"NdliTbdGrRViu33E8VoKI8s8sJgDGgiSan2+vnJSazddeKYrWG9KZPAL1RK6NbRvZrD0trpeOPVBQ7i0",
-	"FTQiyrEo5zSlEYshHdIKFTQ+MFYXOp2aQ+5xRS+YJGw4ZBHGeEK5IJVnLrTGWVg8qQqDqHEOrJ9F3rCr",
-	"knwGbUTwfa3kSqZsZAUUOwxzbnqxxGEzITEdRgu910aFe9JEj2+EToyAMoj6Z1MGEbeETwPi2u0mGbmk",
-	"ac7kZnOc9ReVPO44KLVylx4337UxpndwXZssQM70nwxvYA+tuc61Ks1ruGuUpMmluV2kXgc5PHF/yC7W",
-	"a9cvTETMUnnQpBZ0tV7Q45TDBfe7nGwaIyuWpVBFQ0iS8OJWgqqUUqn69mZCCjq2NcglTU0OZI/76k4o",
-	"LroEzR1Wbwq1iJCk4YGnvaH0UfTdzRgIEQEUtJZ6PQHJXHMCTT56fEiTtOj/+7Szp0eeMh4zHs3aOaeX",
-	"NEnpIDUtnuao4olpVeRRJSzJ4ShXkjLs+IunkeVcBsANHXysB9u0/92osRMvEIQQo2oFIXy0nGneNaX5",
-	"CeY9ZVJf2AZ1w+7e9nrSwPmKsteXblK0JHoIAFghR2XjxO2JExcxa6vZlMmFfm3GRwlnpql8xkaJVNks",
-	"IBJ9gCxOlGZ/YEmGCpuQ60SVq7M+bx9+I2J2DvOuVPEyooqNRLZ6dQI7/pH5EHDi4z1XodITvkqkWliE",
-	"CqD9uOKGinV7GOehzsIWOsV72+YUkyXYNgS+5d7V5KEMuWZ0Oipm+AJnbZFr0ZkX+3ikZ+7t4Han/1n/",
-	"Z7XKczBvzIYJT/QjqPWZ8wuuyU8SL03+tefTQFvKNcrMqhZWJvOaBz7b/5qtA93OllGYRxbM49Z9AxTz",
-	"Oq01YtYxGNND2/q8i50rQq9LG9mwln7X1Y3ISEwZmSbRhfH+zROed97k93juxTRLaA1NxShnmjVnCquJ",
-	"aDR/NNhwXuqcV2zIQwv/uFfFi20QLZu7MXwA97cRQzGM3+/f5+XqpTS6kFvksKBH3nIdXZr37Shh6qVW",
-	"nA96XVUcunsLQDEDpCusof/fx/SLlYIMnt6lGvCwrPugAU5LR34r1J6w7YhOKST8L5KsPlTK8E3ojMSi",
-	"azr9pSww1jktfHnjB/qPtiWcpv7NdsZovI2KxDZagnscmoJ79azcN1a9K6iT/nNnn1wl8YhhbAFo1kOG",
-	"FsFhSkdyi7ysdNm07U/BpEZyafocFsuWTJENINqS/PN//5+iVMIT3OJmQ9nk17MjH4L3eBNK8zRS8eKd",
-	"R0O4X89K674tUlvcMVLj9QrNWZ9IglxdEoE9qhoRsCRPureWSZWn5sUyuV5YYPtw0SWQeTQGS84wFVdh",
-	"QwVdIxOtJJo+7XxN0bQOPAvbzj7xWiSbiEwc4TEhvS8maAnAbeLWN0CkS9RkmXwCqlY0SUiy0no2oDiM",
-	"eUfwdNYgw57CVPeJGiJdaBeBFQZknIzGpbSzRyOyZgaCjSdeMsblkmVeHp9/6sgRF5/7zq5hnPKAYK2f",
-	"lIVYW8hj72MBdZD4zAUKebgRkJBxOkhZHBZFifCDNK1Hkg9mZfeIJjjFIkQx+35UuBFTOR4ICoX0LQjX",
-	"pgzWxbmEIPARdHzGd4kY/BeLTOxYIknMpqmYTRhXteztzE5xE0eg+/iL2AuqUdJuyx5o3U/z988+8rzq",
-	"t/KKh2bHfZr0wXcWYvEICHyjBctHxxqE/vU4VI5P20YKgW5SkOtPhtANZ0CjC/BfH570Xxy/PHz/6rz/",
-	"+u2L41dhUbQMKlZ7HiG7L+vO7vF6f7b04vVMz1coJQZdPdBf3eyuLqHJ3Wuqdvg7dlT7+Pkgvc53hdK+",
-	"cwfqpq+SdAD11T0hYsImA5aRSORcFTkH9XzhHCb5XVREv88A9sVR6jsPOUpdn/Dy8HRAosfl4lAGde39",
-	"wr8b+XBTuIWGjwk4xrKTEOaMHvxKYPNmU266HuOeKKoe+usEHMOmGiQ5DeuvnI/+wJql2ZrIClGhBinn",
-	"lYg5ar80sBcaWBA5plohcOKB/pZseIVDv4NOHJtkwCBAwxSfa6p67LD3d1v1+CaHsiAyFuDtQmKR3cpa",
-	"qbwetCtIPOdfpAcaeu+aodNAR9eSFfRO7iR8tUGivWfae8eSrD3XB1avy9bnvD312jbXYf34SB9R6irQ",
-	"nmJAHvrzjIyrRViba5XEJb0NmpbU5Wm5RNsadi7xyr42e7g/tDIznDF196j1oBSkM0dinjhSeTMMw24u",
-	"q2lE+O6CIllb5NwOCGKfr7y1r5KYdQ1WjUUaa6QZ9rgdFlISiWTMVoGzDwLs+dlOOObBmB4vcVOWtVvC",
-	"Hy2pbtSSqpJjnEs6Yn1Qe6FFlffnYv1t7847UEHut0MGh7ulPHDhysGXKwaIK16khi/IBpczqdhkcTb4",
-	"/SqWuKuVq645MDw2PbO4pQXZsr/Nk64SmVilfZAjV9DbipoaPRu2AZ/Iit7G+AibUzaUoe7xjVC/39cv",
-	"9JM4DEx5CFQGoOhEnkXMPd88cFG/gltP56Tch6i+rQJJkwuvPGJtdd0DdPJPpspzZUSCD5ORMVZaLQVy",
-	"BiwsnkgSArtH+ivD5txfi4f3xq1x+K+lhJvNLWlo5DdD+5pK+cNsVKQKFGm4wSvU73T32k/LdcNsS6bx",
-	"oSlE7YRLlpkKiTV8AdJetBwC0/FRoPktpNOSEOk8ZOofuK79icKkIJLgwFCJC/0ZHyD7fiiyiH0H3AZe",
-	"TqUgkF9nhRYctiA+V2MhGYFiUrEXvEviZDhkmezxosH6OJlOMdeXbGh+FBBvswFJIv3/ppCuf4k3D0jo",
-	"cWVIELxgU7XV40Xkd0D0EWGqciS4qYKDfYNiFpMZq22frp8ukKcqPMlBAzdUBoWLaLAbLaDRWJ0FwP1w",
-	"2vg53sxY3ByvBzFlV1QaJDKtdgAuj4ZF6x023KoV+XWD88Xe63Vy7QtO7nqQvZzvXploaZpNbYUxU/ki",
-	"9PpVhoTnabrV49/Pk4oiOQ5XZLPNEIldqF99XXtr8PM45h9J9c5IuIxJ1LODFVLpCyJbKiyKrQ48Atlg",
-	"Q2w6rc4XEzMaxIuHnpdw0yO9Wb6+BeIiI9bddT7j7GqZeF4rkLsiID7imYxXva9cX3bSSHh6fFDEIzRQ",
-	"ngPiutSALqH5i2I0bg5L+EIy/NrG3C9yuUwv7fu4ZL+PlP47lt+b+fxtGkhVb/+yoryOJ1BJeq2wWpOC",
-	"bByJ6Wwz7LUCJz2UmgtbscFZgr5Dk1HQ42Uhu2PjhbxGU/Ocp+HGg5xhgRIvbEjVzKe+oDo83zDq99sE",
-	"6qbcrV5/BfzHwqj3hPvO4AU9c5q7Znt+bWcMKrC2LCdDvVPKNedr6rN9UB2rfD1GgtlSoVqhTXhxVVRG",
-	"ucSshK0ePy9y5dWYcULlRVFf8BZ2q3vsCuNP8eVaGvzRfPtLNd+2FuM1KcFcW7hcmnNYkH2r33FFGlOo",
-	"JAzt7cFrZBLHJjRJsURlY8Dhe4kOwD/8Xev7uwC++lf7j4oDDKrypGKUcPN1+YfFTrD9O3CC1e04Eylb",
-	"ue6Hxo5T/cF103Crl0Gu+9r0Ui59q1dPFVZZebbfAjAkE30YBRSgAAuUeb5Pq53e/XI3GlzWx+VCy2XZ",
-	"649/N3j90W3myNJ2nGQsUiKbNXv+MX8UXofrSqVMRpxhYPyY8rgthkNTCUAGrvo/XCPZTKdeuJkfEr26",
-	"bwx0u16Oiu5oCOMKjfePsWQBhArF3mHX4GlNKBygb5bwKJnS1L3f+ujh7jLj8WthW2Do959I4OrgfwhB",
-	"+ByyrK9ESDYMELqenHxg4mpMRwtw33B2ZbrLY0myHjfdLOBF6wE28aCbgTEhS5M4cPjuxHgAhhmTY0zb",
-	"ltj30HsT1mqqmfV4phcM9mz9iGoQPpGIA+BCPqIyFvpORiBwYylpJfJo3KBPwkQaEZd5cdzRXY2FbWwh",
-	"vWq1cQmoB8TA0ANhkzfHg/2dsoovZF5frw7a47YROfN9jhizEotZYrJ/yw2O15njDWauH58HH34hw/c6",
-	"wLiZsVvvBtT9MrHbBuHsRgY0N2KTAeEVFMknMbNz4AWHWrRabweH+PyZ2bdvfXD7D6rA4KHZ1pqn7Rs/",
-	"vWMrgHoPB+cIdZG46KqCSGjV5LotmTLC3puSmXx4dFFcigsWb5E3YiDiWY8X6wbKP5Es1UzAWGWg/43p",
-	"tiLzKcv6kFNfz3a+Gp48NH8ovVPMAv3vVjiV15LodEaof6hklFEOJWFJxiYgV/lPReacaKXPDggHVCIx",
-	"mwgr4Gi86fF5xDEOL/24DT+34WcIJy5kuDqMLepjf0jUuMePDs9evH172j99++q4f/b3N0ffgZqOhTRE",
-	"CsnBE8rpCK2jVoiqLyzb6FZz6vT9mBft8HecI/H7uEdHmORNLVYYO8hNr5L+Tx8Y7DRpI+VcWE0A8fUy",
-	"0QrBEApJmHXgt81K7+E0OcfhH4LSa1dzJjJ1w36PdgizvC/TqdkAu2Bz3tF7J1jjpdEPunj115fK3lE1",
-	"rpPMarBnqW5aYBHSsDo82lqgvlm4rxRldGoY+2MxG+B6aw76y5/z6pfIYYXp8iRtr0+/HdR1DbOuKfKL",
-	"Id9ee0WygV0vTV5q+O7t2TlpaCbq5TWU62X5C7lpSddnkGioWKaH/1+/HLb/Qdu/ddrP/1/mriW3bR4I",
-	"X4UwfiAOfipJ1V2yyqZAumiLtCiycBAzIu0QoUiVD8tGYaCn6cF6koJDUqIspUiLBuja1vAhcmY0j++7",
-	"K27//282iar1FLcYSSW7Y/rbCAiWxV7GTKKqBfRJqHLdBRch/ucIsOMbZxE3C7n8WjP7oChGEIfAKJ5p",
-	"jLxnglNsg94Ru1+iefwVCdUyXVTEMIoRcTbkRyulHjlLIhDVqmkYvUBkId9+fP8ORKKGaHiq64XzThFs",
-	"yPEJupJoyeuaUQ6sGjWAuz4khDXvmZRnZZ+l1U4iTi8QlwsZiAGkovlzHedoS7iFXKtV6PUZirFawHWF",
-	"u1hAx0NAkwVIkwjp1rPPAAcBXsi0OqAshj1aESH8B0RCXinPymn2YZhLRpj6gmTycQS/7aBdcmnbom3b",
-	"YqV0XTgtmKwUDfXjvy3+DWRf9nhm2daeNoLwP5vmJ7a10+nh8iV25bKqWGMZfRJVzEmoTf7imPurhqG8",
-	"uXmR9cBhnVrN4aUIQdypU3+UeCz6I19ut+nYo8NTf4IuF/JQTvizVy+GUwbPd/QUguwYPR9eynTJJu50",
-	"uED/iD0eVn171XyQBG+7+9yzKtwrJ2lSyMkMe11e9SF8TVooH0t4Xc9wA5jeJNPotJidz7xfdbp5BR5q",
-	"HH1kTSK8F1/LQvkPPa3c+iF92WGknB4E3CFK7bRm0mbR6mgnvbafylxXqgFSN73hFUsBFq9lG6Kt9K95",
-	"vmytuvvx7XuwwUle76qMpULKPovIgFPIje2ZBqOU8E0zFgAgQ13q8iImOWJ1WQ5mQTpgkSxfOyVxGg0X",
-	"d+U4Kw23m3pLAARlkAjklGWyc/S28QifuXFEeLOq6gDpFGY9v2akslDWH4qSzHG2NYKvWLWrRD5OqKka",
-	"j3BV186Se9Hz85u+sy+VPB3I6YncJ3Z53Era0erk5DbzQAzUNAajnELoOFZ3tJpbVigpdniCKDDLxOec",
-	"JePpXDsJ64Hl47g/YNoTw5DfNiA5Yht/yI3VCYQoeYNbVjn7i+X22GwDkolAawKkJx2HSRSZodKPRX4A",
-	"zdCpxtiWZUDXhLcPb5o8ZixMMPfhthwonempk7Vfc8O0UZIM3vvlFSzFYKhHa5juCqbSZfWPFqGHcnLn",
-	"mTNwrsL5zLrSk14ZdxwHnbMaN6tAL2h+IVNZ0RPLcpRbJNTaLykG3HBQelyalF10hggzUGeU22cc6Q5W",
-	"LXu2g1Xb3+5/BgAA//8=",
+	"7P3rcts4tjiKvwpKe++KPUPZ8iXpjlxd++92nG5P5za20+mZVv4iREIStylAQ4B21Dmu2p9O/c7Xc17h",
+	"1K76vdY8ySmsBYAgReriS2L39HyYjkUSl4WFdb98bkViMhWccSVb3c+tMaMxy+Cfh2kqrvQ/YiajLJmq",
+	"RPBWt3U+ZmTC1FjEkqgxI1OqxoRGEZsqSTYEJ/udp5tbraAlozGbUD2Amk1Zq9uSKkv4qHV9HbSOaDRm",
+	"R4KrTKTzU4RctKUSGQu7JGNyKrhkejKqSESzbEaUuGBcEpGRJGZcJWpGaMYIZ5csI5EeO162guNzOqrf",
+	"3DAVV08kydhlIhPBCZWEEqkywUfETKboKCBhr5X18k5nL7Kvwl+s1wrLk0+pUizTw///e63s1077+cc/",
+	"91r/3gpqlnUSs8lUKMbVKZumdMbiGvCoLGchuRozDidgQUQSPBEAXUwol1csI0oQygmjWZqwjGTsHzmT",
+	"ilwlaowv0wkjoZs2mrV/YrOQUB4XjwcinsEv/8hZNjuAB2LKMqoXROIkJlwokuWc0BFNeC3oB0KkjHLY",
+	"5CsRUdxLHfzpQIo0VwazxBCmizJGFYv1XkWeRSwgCY/SPE74iITbdJpsX+4A2PUGk0yDTUNpMQ6cUsVe",
+	"JZNEwf/Nr+YUgSUJ1VeBxSRBgEd5ljGugchjcVW73YQrNmJZeZpTNqEJ17M3T5Wyobr9PJLVbOeMRYLH",
+	"kuRcJSlMgANroDIll4/PVDY7HCqWNY+tBLmiiSIDNhSZRk2VzfQZbezvPg/I087e5tJpPnz4cJirsb5q",
+	"EVVsfq63msbsaMwYMJqxrC1ZlGuMdzgpuyT8Hp4RlmUi+67XSvglTZO4D6Rj7orO48Yv5kROXtRjqb1I",
+	"SUw2WDQWLA40PRoxrtegr58mG+9fnbzYPCCJIjSVgtDplNFM6vNNxUjCnYIFVoA/oZ9eMT5S41b32f48",
+	"mbgOWlOa0QlTllSPGFdHgg+T0ctUXDWtOYntddI0jlyNhWSE6m9JBB8TNU4kSWA1if5KX8FW0OJ0oheg",
+	"v+on8cJbNhTZhCo80mf7raA1SXgyySet7k5Qd9qH0+RcH0nTmg/fnSC5J0ncsKx7WtGZyOoukcgUuWAz",
+	"GZCwHZKhyIh+gXFNirbICzakeapI2DYUq08V4Br7NE1FzFrdIU0lM/sAelpsROoZ/aUnik3ggBnX6/21",
+	"VQzaClrt0l8plaqfS/ew8jdMEbTa8N+PczgVaJw7wen2AETmjwJGNMuoXmzOk3/kzDzWwL4OWlLNUsAQ",
+	"kU30YId5nKhXYtR0qlQ/19w0m32xcz3KMymy+vWEnH1S/QjeCO0lmWq+LnJJBlRFY7fIyqHhR00M/9fD",
+	"9t9p+7dO+3m//fHzTrD79Nl1Pec//sSiXC+pCWbMvvDFILaIlgAF+ZIL+ZllWsZ6k08GrOEUL/EVwuEd",
+	"kHEMJ4XVbuxsbfHNhhWbb1de9t7u8mV7UtVPbDa/5kMSpQnjqh1pSsw1WSEblLx/f/IiAMrCPtHJNGWb",
+	"KPtO6AXTTAWYKpF0yLYIHEWSSeXEPf1mIkEio+Tpp0/6jws2VTBgePLi+PW7t+fHb47+1j8/f9X/8e37",
+	"07OQbOzub5IpCM9pyrLASPjAoDScDgphUC+yLD2WxUOSgeAqNdOD9wrhUrWtUNslIMPi+svDUhInwyED",
+	"wQdGFpkZGHcoyf7uLgkTT2K9YLN2xjStCw/I1ThJGR46wMUyaqmSNNVCqgzIfud5eYSEt6eZGGVMytAh",
+	"COpCBYpUhOTGK9/rfdrdafd6n745xiv/tOHKnwxfa8rSQJK0hhISTcZJxmh8QCiZJHKivyhAsbMLkI/G",
+	"lI8YnPpY86HGLQzbOOUa0kbQOtE4jZJVo2hRvPLFqEKD1A6cCZB5Id1O4Wt//hh5d6v7tAPsEOfe7XSW",
+	"ruQdHbF6uOy0B1QyfYlGzNClpgXpV+rXs+MtZ6cD/1tpSWfJb2wRfPSMi1bTl3qA2iXtPi2vaYX1qPF7",
+	"ybImBMoly5oxRz+9a8nzjNGs7vIdUcnaCZeMy0Qll4zIfICXgUj4hIhLILTMaaNPpHlEB6mmOyyNZRNg",
+	"8cWmC2ixzf69U3cfzxmdNMFRMTr5YjfwnE2mKVWseTH4/Ist6OYYdscL+UAT9fpsfiE/iiuSCj5yirLm",
+	"yoBKOde/MR5b3RlpPCjPnX/+9/+zp689mcjNJsTSw/Unsv6++hRtr0JAOjU7uNbAMJY30DCNUmQpXSS4",
+	"Zuj6n3Q6TRM06Gz/l0SrTrGCf8/YsNVt/dt2YWfcxqdyuzQozFmVj4BsimGhBcK18oyUv7SNnt7GY6+b",
+	"zry+7an0MNnxJePqTGWMTipbUuyT2mb6cVu650YYa3VbIIB1yW6n0+nxHocXu4V8vmX0sh5P4i7Z6fGY",
+	"Ktoln3st90o/iXut7vPOTtBrSfaPXqu7c62HWmiUmIPPGcsuwfzBFYFFyC4JzWrQMqlRA62SYaAlHvu7",
+	"ntP9jMvDB385e/vGPLlLSNt9HyFk7gyD3MB14Dk314qCLCoV5bEkdKi0akATpW9WPtWXLjRXp7rlGsF1",
+	"2c5r7LcVg+eir91718Gt4K31pQ+JGlsj953AWg/aBGatXwUovydKEs6uiJ67Ak+7nEVbgXduuX1PXr2z",
+	"3ftjNgDBk4EPiGRRxpQkciyuiODpTKNhaH7tS6aqyAYukbbnE1m045L/5JbQepeJQcomCyA1xTf+bCHm",
+	"KKFmMIomacUmOqaS7BBjcUVxCExgYOlsdX/VE8WatBWCTlCMNMmlIgNGqCIp09rPjlZvMhrpi6t5Zyto",
+	"TYUGdtbqtraB+11/1DxRX/FIj2scAtsaLaXh60wqLUF2W52dv7x49tfO3/b+/tO3f/vmQ+ev35zv/bL/",
+	"8+6bHU19FVW5bHX3NYdUiQJ6/7PeB+o2sIdCmcsz3r2iiopJ0jVQ6l66t9v49nWwIo7Zk6hjhWbqQKPR",
+	"6csj8nz/6TfETEkQdlXe6Bx4i7ABXyp5nm5J7Jwbou0UtEWDVJwwpQFKDpOVBim+qAxkPCIrDqLfth6P",
+	"tnN5LPy4cI6gD6NddWIs+rrq87jllT5jSrM3eWfUzw3YQPpENqI8kXhHpHn5DgWI83kZ7eabgcEaNgLq",
+	"k+NjE6YV9jvdCAixd7cVPdypEdTr9vQ2z8A5LyXKzwGhwJ0zNsyYHBvXivX2ovXvoTAmrczdGaRgsIZD",
+	"15rhnZ2xo/ZVz1yFc3rOm25rt7P7rN3Za3d2zjvPu3udbqez1el0/t4KnNOtu78baC21+zRopZSPctDE",
+	"WkzrDBP6CR2bstXleZoGrYmImWamI6bVvPbu1tP2MKXSU3gPL6lmpCyTgtM0UTOtEmdiyKRM9C+aGc6k",
+	"YpP+NBOTqV7l30QOcRaHlzRA828+nYpMESplopmv0rraMe6RnI3FdIscoll6kCVsmKKZGMM0Eq4VFSKy",
+	"mGVEqyD6BBSbgA83z1ir29naC1pKcOtYgjXl03gFsF0Hei9TlqkE9Vcf2p42r8dqqwRcY2V1K2h9ao9E",
+	"2/q+pol+a+scX3WP2slkatyEYE7otkaJGueDrUhMto1g4P4rpoxrwcQMBnYCd7o1JoaqUo7Hv9KLBYJ8",
+	"rvX0OWyxj391XwctjUGtj9cOiYp3HGzcK4hMNZOUEGuJGUDfkXfe+9dzqFczQQlV/CMV+SAtzvPXFlpd",
+	"/UUjTq2wqHP94nUZ6R4O9lz7Bqtf0YJVuOiNw9c/B7NzDz2qgC6DtYQqFh2CshPaA03hVRaD/2IRSFAe",
+	"/UPdH6h4HCcKiMw775Iax3iZPBt/uiRA+VlMBDexQF0SensLyTBLGI/TWUBCvcuQJByJRkBCu9+QML5F",
+	"Qm+PYdDjYbFLDHwKYachBlIRLogxo3Ux5gooLNC/wxPCRcwkGdI0JQMaXRAlMDzKE4h63EpERVgVWG7s",
+	"uHILLD8ecygR/X9Zaj9HxT1q2eCRBikGY1kGTCuLWu45IBSfasWUKjIRUhHBGdkARyBNM0bjWZt9SqSS",
+	"IRhY17L3lult1Yb5/dE7sv8Nsa9g8KDMozFYBBgPichIOFXt70/BJuB5A/aelpwBu0FNaMHHz7vB3vVG",
+	"u4g0+Ph5J/j2evNPNU7HKvF3NuFvd57v1m1yMV+Yc2eDm1o/tTEUhyckooqmYpRrcO/umsvVzvkFF1d6",
+	"82rMsqtEss3K5neaXCGL+NAq398jl/Km/7azwvxLmVjhhqwz2N8Bc6swkTn+Ud7iEhL/HpjBmiT+kExp",
+	"phKaEuQlB4RyQgdg1TbXf0YSSXKOXu44IKHebUiiFKLpKP4DfG+Csy0Sfr4O61ziHoE1KIzk01AdyzDm",
+	"6Y5/vR/R9fzjMn35y1R/Pd6VQWPD+azM0gqqzDiiMqdpbaBeMZ8/ktWPHBLXfmocbjdURdmnaZIx6b23",
+	"s9ve2znv6Je89zSH3qtEJJqrVvyWTO1vRkQ5On1N5IxHraAlrjj6+7vfaMiwYfKp1W1dKdH/5WJv+vyv",
+	"9BUYdS/FRWlwGYmpvrBIxrqaqxuRuJsmUsGJPg610If0Q1rXGgqof/YLtzBHgb7QXsqoeCMlt8DTlYBi",
+	"MblWeoVgtZ3dwtchA61MZCwSI55IDGkD1rBVxzj82/AgwW0vpxfVPE/B/UjjWv3WSiU4mAOpdxSly1NR",
+	"Visx0SUMKIGwVs4xxPM2eiyBtc3I8w6J6UweOG3k8N1J//ztT8dv+q8Pf4HIzBeHfzsjG3vPnm5ukTPY",
+	"LrGesTFLYzKYkZnIM5KJlB0gYnT/5CI/MWGlIvQso99/b9UR4/Wp6trU6+YyRw1W+TIYbf/W//jnrvlv",
+	"k8RlQ93NfGtEvldQtIydy5GoQZPl7AoP9ICE8N9Qn6sciyuOGRqCRwyUa5PqZf3LVGu448qp/8twdy2u",
+	"gXBTGivbnXzzd9X522Cff/j28mjn04un7OWz0Y/fJH/59uLV88mbTusPseAPseBBiAX/Clzd3dK6rLuv",
+	"xe/tohaRbBv6SNP07RCiWBbGctARe80UbV0HnyvUxUHK/WOVIMnl8hGMNr+DjyVuMKayz9kn5eQU/cM0",
+	"Y5dFZhqu6tePAYaka0ZYRIND5LcSiqaoOut/9fVj2ep2rm3q12Gk6lKtPowF0bJtvEXe85hlhPIitDMg",
+	"oQnzDm0mM/z+RBI47K1WlUzTaYLGksV3rdZIEidymtJZQ3qaXv4TSTT2kQ2RETahSbpZpFxj5toVleQq",
+	"S5TSnBpybDC6ULloY0liljKFkljDxVhy/A6c5/rt68DFwq+14QquwHuBF1ZfAmUBndr7UF6RZ4TQw/lj",
+	"OfNhK2hdscFYiIt6s4Qe8QXGMNUhDVXGmhd30cCPf2BkGRxS4VlxwdOxOYxLmuZMEjEkXPA2BuARGdGU",
+	"ZiZSv8c30ElBTdQeERmZMCnpCJwJinG1uUVCl14cBiScJFImfNSfsgz+KbjxHWWMSv0HbmLAejxjw1zS",
+	"FNc4pEmaZ0ySjbD4dCtmPGGxHpfmaryVilHC+/pVFoeb6B2qoL6NSarXQTB8fe7oEDhrf4ZgWo/Iz8Nn",
+	"MTN1wK2/ke7xSYwpbvruAWD9u1U3MJ5HHVrNwNCsFJtMFUFgB6baw1hkikQiZmTDy8Mjof6pnTENGDiZ",
+	"BTNXDesIQ3cGgTlCf+e1UHM7aLyLr0Q1toRGZpNaOt5Cs7qe0VLlMuFE8doRxNZhTMkrcclSGnkSpbnc",
+	"jvp8c21jNssIaeT9DyyNxISRy90y4pUf+9hl1KeP9biDi/SwBH+wp6v/MoLo/k7Q0qJba7ezt9XZ2tnZ",
+	"2/pGgzmCcgrL9aDVg0Vt+g+8urPr/WBgpsHvBZW2ZA6hWBaMkHrf6rZei9+SNKXbT7dqdBF7llX8fenj",
+	"pXfOYS2rcUe/Gq9plQ936UeWeK+jC6B4PX/VMSeW0DjOmNR08pf2S5Fd0Sxmsf4XSgdZLpXVfIeZmJDw",
+	"/PT92fnxi/6707e/nByfLb6dFXx4SMqUj3+fFxI2D/vWE34qeFpDzi3KrnD2Z/jqdRmpP69KGEHe8A/D",
+	"ImtgUb+63vLW3VoLjAXcKi2nBNVFhHQ9IR9LCtyNmG8p+d2J+RMgufNSvVfrwBBOC4Azd+qVikOGcGkB",
+	"xQgwIdnwuCewZMtCbWwDJTIZ8XbCN6E0SmiEHLJh+HaXULLf2QsgpV3/UI5KhftrRcuCcpr54bj1eLUS",
+	"5fdCpK/ptFnSma9LNO+WBun/n//n/03MO2RCpx5xLZDniE7pIEmTwv5ZGN8o70fOYAz8AE/kOoBnqB7U",
+	"P8NssYaHYP5yT0wZDv0gdz748kdDBp5RxEjZp/Ek4cXTgtUWFjawqgWete1j0MoEZERcJuwKSMpVEo+Y",
+	"KoJzzANnHa3Y1UrQWHQd7AHOgWmNjzz4rfGVBewanxQgX/Ej/yxW/KR0QLXlQYZDFkG+svdqQKTIjPq5",
+	"uuyOh7w8nvpUv3ddQoKVdlOhaDBdeYeBjyreuZTgXUKN8pEXa/KA/bH26spYiOyIpumARhdLvTr+1cYc",
+	"pm+He3R3sBMZRqR/+vvk+WWNURner2R773+73MWhDHL5rpHdb5enifswhsntWLWAKFhZLXpN6SjhI6Mx",
+	"a21aa8wzgmyEaFIxb58pmFAduS2xoeqU76iUEB9na/LYPGn9FRZ2OIBATEKVscjEa2hj/txBsc46wBQp",
+	"piuLBe6Ts3wyodmsRjgYZXQ6XnZhfoCXtKjMp7nqxxQPZy3dnYuY9V3e8eryyBsRMy+7dp5IiFz5i7KA",
+	"NzMHzmnmnYSJrrE4UG+qhsS+IY3Y5+t52aeAQ3kB8/tcJiDVqcAaDGCta9YRd3ZBRyzehPhfiCiKBL9k",
+	"GYb8+np1jhprX8P8m45Jg7RPUWayo3Qq6R7wh60uCV43ZLKmVpEZQ6Ovza200l6M2eUVzLHBwDFtmTix",
+	"Vrc1oTyH0KE5VPn1c8sIeEBhVgBP5+mOBk9pz9UtjymPQYgQuTLuRLvQVvezRVnQvlWWjEYs6+/Y1aV0",
+	"AIHOr2HNxDy3T82Bm1/bbmOIKYD6ZpYKJMwXKxgHijcHM7SBoOja1zqo81Qqmq0CJmcXcJCFGXIeoW8Y",
+	"hbOPc3dtIOIZEhHGFGRHtn5kaSqI2U6Rx+RpcrudznXQ+kfO8pVsICqb9cXQ7egimU5LeLrCHjvNewSv",
+	"QXF1qlCdLxmwDmMuZ0yVLsAFm12JTKMWk9OMSSnIhEbjhDPZul4Ubr5mPPjqBLu2ZMETSWAEsvHP/+v/",
+	"3X36jPyUfL8ZkGjMogsWY5VViXzPgO6JJCF88hIYdFirpzi6MR+5bUunKaHnP7CZCVglVGQXmvdHYjrb",
+	"Wl76pC6ceCFjRdHjq2neNdz6q2jgbh3HSC0/N8iP8xEs6KqofeZo6cr2GCMp2kGLIRae4WuzOKuvO9pr",
+	"/T7+iBrycZ4yS2ggFUSqWk3ezQAJ1muRAaDIPoetSSiBd+ZdAyxjRtq8ghIiQO3kgQ1LnzDKJZpCzNCh",
+	"b6zwpzSUsnZvNxbrrhcdRWHEsetBoq+hnXOOZ28KoPiiTMtKI6hLRSxNG6wrczdmDldv45ktixkPMuph",
+	"Tvz7XMMD5uTBNR3Uvgy13qfMEhDBmaGlZnnwiiaYKxFEJETXesiynFq33fUyWSuSbeOAHstasGFfAq5T",
+	"NVde1sSQsZXA89qQFE+melh+BCvDrYc9FVmv7mh84e9hhiWt5L6okszrimRat/WyqHqLEIxKum4J26v3",
+	"wyCm5+ooLWMufKNKejxkKF0WSyp8HC6dboUal6lSGVrzVLFCNaqYVSdPvDQVa3xFPYvGyWUpEnTViFbL",
+	"WVkM4UkgeeHJ/vpxzt7/g1amsHRVlEslJrbwB5X9nE/zQZrIMYv7Jq+spGprRaPi9x4IZWWnSOQcS/CV",
+	"I1/dkBV9viCLO57+FGd0iAnadOKZF2yJRe+n1UokBK2iUBH6BGRuoQRPnFfBLW8naOmVgasDE4iTSzTE",
+	"Gimvn2ep88VXJAL/GB8mU3+gQb8Wi1eyFJZwepH3uBGtb8U/G0Ni/YtQR1bXDZmdvzufFzu8F0kaq3EL",
+	"TZs8RmGv4XrMtXRdF5ZMLdo0UOnan2h9xdi9IQcA/K5FldVSuOE6y3qYBS6qJGrZ6RR12irWjvkj9+nY",
+	"CgMXb19XiF19b5CIJZcsI+9PX/kdN55IElrjpBkkxHNMsGgexRLwRfFyg+e2Mrr5qMfNKAYvJBGcHZDw",
+	"3duzc4JF77Y/J/H1tnm/fcFmIcmEgncTtWlRyKbeY4ThOgEbJi7b37snnXjQLW5KKWbbE20KoWf+VjfT",
+	"qRJJCUrspXzLmuuVGNJawrLy6TaJKHdfygRBFxLg8gEJCwiGxLBZU6k1JOHnHsoxPeDWPZRv4I/rcKvH",
+	"zWBd4qAWun9KZ+nb8YKVwRuF5sX5WiQLpKjiYWRLXEEGBRrpz8Dw4UBYMcsbtlKy8U+FTOxl/wQS06zV",
+	"7RTWDhTMUCNdTXqrkcrmRJPbMNhy6e7Omln1u6tkuK3MnD5kiWK1HGq+15S+zBjOXkK1RFMoRiehafKl",
+	"L6xLO6SmHh7JeQoF5VzFOP0d5QRiSlasnlLLhm5OlesS8Zpu74sci8ite4EhOFFMZyYxoDCS91phtdwy",
+	"2TgS09lm2GtVsvHmEZJssE9TliUTxtXmPHbeCG2uG7b+KpEQ5FUTQ3KkKaksatsDG/HPOKKcSMbIRjLi",
+	"AuqSA4poHkKGSapYhrXJ6+X+FQU71HLWFAJXfN9krazwbjVbAj70JwycOub214Rt7/CjNXHtQ6LGIlck",
+	"NOQ6DOZcMZATyulUjoVyDcc0AbQUHpq32CVX0NAJR3tzCOfJTes2vKkFQGNQoQUdZrcyhcG8gxns1Dwk",
+	"GAPqW9ct5P3TqDmFgoLCIhot1X/opTfVS/+FVc15xmBvIqpk00zEOWCuddBKkuV8a1lYdqGlVsQbwSTJ",
+	"p1pkxLirqV4LRMAjNE2DJoiKtiqHrcD+h8L7iBTeRTim9yxVgWpFP6G7VHB/r+peE4M2rOErpff6zKkm",
+	"yk5aYW3ZGIVk90DzgvUiH099uBoxHTPZ/tVUx6+iytXeU2PdY6ba9k0FarChBL5NripUmzCrrZXNIB+v",
+	"b4MYS/abzPXccJ4aF4MeUz5KEz5q68V5oTZdWC3ptdhOr0UUzUZMoU5nym9C+VrSa/HnvVa5rYbewDbs",
+	"dbuzjV9qkq+lD3T+mN4WhbfIpZKUqaFZ7BrksNj4if64jiyaKedyIvUS0KxBuT5LmTMwrNp1kxCW7YfH",
+	"+Y3JfbKJUwR2Ax+XnhIu9m7CttxB1KXmuTMoInysG/eKZhDg83FZPoCdIJiP93LjN265kFFuUGbIvgeR",
+	"nuv5aNG9mci+p/mby27o9feY/a8xfCz0wcxIRCdTmox80aO7+2gq/vjQWjN+6F7chmXg16Z1NOllC/wx",
+	"1avnxMFaudODSUXaK63OgGAJFt/IlP+KDlgqXYSgE8g3EkVigUIFyRgkEFpGs1k0B4ffey2zAtuqDQ2H",
+	"TQbDRZg9z30aJY2nawsaOzc2Npr9NZpefod37nd4jT6udLpfUXuqoNkjKZNUkXrnraPG6xd2PU8MVLWJ",
+	"JwmXB8ZP0yU0ldhywDQrImKIz/pJHB6QEE4yCrvGcDQWacwy/ZLL6/WNq0VIjx7CKulRo131A3pLD6OI",
+	"TU09w1LByaLfpUlIcvFMJii5pnik/81KJrobRvtVEKM0sRu0Cf3txqHhQWXbxv9fRFDdT3JcaSEvRTZZ",
+	"FkXuLREaMWCS1c7u3r6fqDOlSdy6Xrztv5y9fVPZdDGiHrBxvHsFgumy762qFKvRGis1ld1tTe23zEvA",
+	"FUy7QPOyNCEUv1zs/vO//2ceQ5fGf2CDrSIGBI2zmnokIpcQ4yGVmBaaJ1Vg3dxqLRPbVwlOMLA4B+rl",
+	"t63F5hv6dAicSdOV9mwB86kRGTZODWtjC6yscwBl0eA98NaEpLDpSZKoxe6cOlrzg82XXT2X6pCcMhop",
+	"oveEEQ5b5O2UcYIEoet04Pcn+kgkNDsxBVU1oQU3J4u3CGTX81HC2RNjHJA9voHFYEkSy4CA8kIGTF0x",
+	"xgn0EdGbB0UmIFyQaBal+p+aNxDoPC83TYNnAk0xTLPMNqwzrKv4ZRSkFRkjwOs4HtVqzy68efWh3phY",
+	"9zlFPGFXVtpaOsjP9uU5d70JEMY91iF2sZ8lOFCRJuK1E+eDFnpR6nVvePSjyWBdJOEZk0ltuQV4tHyQ",
+	"OkO8WZsbvxFWb4zZYXVYraww6qFfUJDeDIDn21502s/77Y+fd4Jn+9e1ZZf9UJ+lM76zL3tFE+vC7njM",
+	"MpaZso25zGmazkiIAUHh5oG90tbHjJd6OdVNFiqTZZisBXIXNbVeTr8JsFq7WLbgfZca5ArrKDHFjAGV",
+	"8Fxj1iCjPBrXUuHM5uCthCOYsbfwyPTFB7ZOktg7EiKvEhWNIbCx0hXo2f56hS/g6cJjW5JYWHduAxpd",
+	"iOHQpGa5tiLPKo31dzqdOnGVfUKQJTSt1/0m9FPfJN6XJ3i6fgRG+f6stctPi/rqWWHtGmL0Vnivci6f",
+	"WvrDxoP52eMrX2vFQes3gemhN9uc+b5uj5UO5bc3ozIeg0m3f6FF4Nazv33q8N0PUfub04vn07/uyPO9",
+	"y/dPr375Zvb35/R7KFZjyrgnsk+hbJCFKBRJvmRZMkwalrHjLcNYp17ThBOt0RM6naLocpnE4EmYMIix",
+	"9TqfwzahyF8ff8UWS1Ltt7ottjPswOvKLmjFjp9gGffaHuMETsN5+uybb593Su0MQB3vo+EbjOaeKtmC",
+	"lOVFU/tQAHDN+rb8/F93x99cvJo8/4V2Bkd78fHT4Q/fjP/y/OLVzuTN3vT0aTVhZmW9RMNye+nZPlLj",
+	"dn1fXnI1Fi4aJFFzsSA1dZbXSpUt3Zs5I4wGuKnrC+3lRxnYXDSn0lqcCbRJ+EDkPLbh+VrlW1x7cvUa",
+	"mcXtrGMU83f1QUawNTeJdWRisUjhkct39pPrOZqy4ghn+NUZtnj3acZ6dTrs4p9Iv7K0KZBFpVUlNyRj",
+	"pDQ9Trh5QA5P3CCS0PSKzrDLBwkT2TfBxfWVPFazePmzFkU6H27kk0dD17mJe37TJKIEmVKp9K00vViB",
+	"L8VUjgeCZhAnC6G05rLivNXOSnW3dqHdZ9ECI1NdDvKBoKfTKJFK07ZEjWF5W2um37iL42z7BaXwArPm",
+	"6EP5zizyAZTyZNwlqRxThX4uT57xMPJGjrfQLD/EpISxSGNj17aV24fG1obwOYCrhICxdYNNgEDKhoqI",
+	"XNW721YWaGqEmVZnuMN2471of/CUPnv+zbfffvP8GX062I/24l2Qb+5CVqmJtFjIKywRLgP0PVqxpixz",
+	"MFu1Deud0/H1aTiYKqvQXHkI88lcaETlbi3B46/k+fJ38pU8XzdWViBlfiXVo9RC6gfobk02iuDqzfLN",
+	"xPbX88oGnSZWvrNqxqfnf/3txmqG1RFybhfbWvn75e7CnYq7cOe6gnDeZavlQRvUUa4uec2kZHzEsoCc",
+	"WLZE1DgT+WhMKNFzBOTDmCp5OJ0ekLeHuRojF/ul/WM+aJ8lIw71U9u7T5+FPY72783A53JQCroY/ZUY",
+	"JVzPvum6pBdiTgi8PwkDEuJxGZ5JuV7UNInCQP/Q4+bFvsZ9qpJBiiWnZ7Z3upwyCs6Tt1PGD0+eSHL4",
+	"7iRAlpooadIAsRu1ND00XHUqJOFuB9iFgVONOw6J3IrcU28tteaxOQJ1Zku3VtsJAxLWh3hLRYYiz0p9",
+	"IIciMwwO3LtUkZTpF3eeea/NJfUuFGZkyTjt8YmV5cOvo01UaBqKMQjQpdHe9UrAghrha3EjPOy5zNS3",
+	"3LYL0ky2XkwJMP0pI1yoLYLD2cY1NGOmh37GVJ7xUi+hRXtbFmxdMh/vd54/W71BdHmHr1k2YjFsT1Pq",
+	"LqG4dpKxaUoj8AtSZbYeeNHbYKe/YGwKPkGzb9yxPeOASNHjJp57I2MTcUnTTS3JmSLyeOH3d3fn8pYd",
+	"1W/Ji/Y0E//V5uyqrX9BE6sPi53OSiBFeeO2EPUoxrxzlbUhC87e9sHMwDQsCZlYD7le5whIaLZeVE0+",
+	"POlxR4PBozkDMDMeZbMpZA8qkjGpYLAyuh1AfX4ag2oqSegx13AO6DcRhdc+i/vQ2Oura9ovyMb+7q6t",
+	"wmBiZ63QPEjZ5IBQ3uPWoWzSpAsk3dwyZ1WcYxKHWOiBTqckiQMSJ6NEyQOH+ZrFgje4r0/TxHL9Z9jj",
+	"G7a/Qni5u7PVCQ8gZzdLYiZJ+Pr4/LD/w+nhux/7h+9O+j8fn56dvH0T6sFQmfjPkGwUldaxeZZenqez",
+	"9nhpkf6C7BhbNXw88Jl417dh6DkNh4FQiB5PiuMkV2Mh0Zx2eAKqsiS5ZAdkguxdcIx6tMnWOZc2iN07",
+	"T0xDNu8cEMF7HIVOkij7M9gGCgWwdL5jqnGCoDzq5pox2/irIoloGA2oZFrRDcnGWKmpJt9gxw1KR4jy",
+	"h4ZA+OtnPGfos9TXkP/PAPuLfVL9q4TH4uo/rz/afl/zl2peP5zDj1a3BUixUHcMzC/6PvddC9+FV64h",
+	"GgQ6c+UKUmQMSwMBJtVAhPt0QMJCSg5JzlWSwpFmFBOU4bZ5pSiijMXoG5MmRccPFilJ3GCiR4fmMmns",
+	"cYegfhXL+B826odjo/69WXu/uklziXZwR3mKtXmGWoBCASZECQFk5Fjf5pSRDSlAaKPcV5uDHrcfgRAC",
+	"iWyej0DzSuB0XCifWW4eEM9iqsV0J6VjWJvjfxHlXKieSaHcIm/YVYkUgwJqVpAxra24kkVKlGj8HPfy",
+	"rHsLRPKbmjPX7Rd/U1OjQYk7sDUuQryfwbp+ymSeqkpgADY3M/T/8B3ELEIAqeyS/V20c2zITRDr6SVN",
+	"UjpIgXeu59AXF1Z+9l3hNRkmuJraZq3Yo5VFF2Qoch4HJOFE5JlebSzJBvUFN9tnNZHkH7lQVqFDQw/I",
+	"56D0aRm6LoxsTe7yhdm4uKgtLg6yakn8pCZ+vioC1eUp3oIfVOguCFDmJBeR2DpqCUa+96ev5iL+sRd3",
+	"wiEcSs8XJxmLVD/PklKkw7Qc6ZCr8bb1k1VbKQWtcpiElKL0MbTL3RYwhv4/kSW/sf90UvN3dBD18k5n",
+	"91nG5FRwiZ1CvotEzOzvxSK/g1n+Y+/wP3Zf/sfuy8pC9S+5Gv/H7ku7WBwBpO3vNA4k8Z+nmRgmKfsz",
+	"dI02z/V+vtO7wb8jqGYwpmnK+Ih997fJy1ndg/6EqbGIvzvbffqsLlWiAHYVzc5YJHiMehJMrv9/JgmE",
+	"GdeXjCgf1ecFnagqUyV8lIJMukV+YmyqGVGpbW7CiWSgb54pkdER2wTRP87EFC6684+iKojLjZPh0BRx",
+	"m1tIY+S9aedFHBaAy3XD/okKJ/T1BSrz7qejY6Jhu6m5mGS2h3QmrrTwrMTy2FC9lAroLKAC/4Dq7tDr",
+	"hqhILLhlbNlAJ4rWaBq4NFIoB1R8l3qbPl54tP4Z0PpOt+O7ZQoVsdTjryjcv1d4lFxP7+ugRS+pollR",
+	"7Le2IvMuzPhteUa4EXq4mP7/vFsF21As4zT16hibOsn1biJskT3nI6r0Lq5ra1hpZcjiBLuNmpwpk9O1",
+	"ojtnrtyZOYJFhPk1O9RvVQC5KJj8oaqp5jhrSEXpOD9/qVCoAikemY55q+aOSGy1xvDuBONYAvCA4fUm",
+	"//xf/7tIIXwiicb7zfttCFlcJc+bvUqFvsq8j0d79fHd3gunyHrXPLDdLn3l1oGrisaLYnLK7TKB7tTz",
+	"mENDkuplh4dGUixPqrsFDr+fOOTecIwJqgeuhNe/uszDIlvH61WzeN4krp1zrZJoJh3CGTWxs37BYj+u",
+	"lNTgrdqBLfDPtQ4doK3jnfWXWtw6qnF+v6OmL76s2WvweWeu1+De87WaDbZQvG51Wz8cn8+pGdVobMSr",
+	"UoNC/ep8d8Ifz8/fEdNwvNKbEMtZtvV3pcaEtqWfyyqvdgDa+3ZhX79770I4J+jYw6pvffTgWzh9vfZK",
+	"xRW8xuqYNg9wnvBgKhbWGdFKixLi4q4iy+0VuK+07LnOc9USnS6Lrf6xpZLzWWzu0tzX0kuXac3mSat2",
+	"RvrSbHUlk1GJOnvl4Api8HlZ2SwsF2nO3j/K0ql71iZLSNbpO4TI61ChaGNkLlP5CP0NLOVJ893ziqZ5",
+	"ta3yTFOjck+9he3z9HznVgbwvLxUsZHIZq1uSwuAEUyYakrT+rfh0+esMwBr3TRjPmGei3OgFyYRHzzd",
+	"Jv4DXjXkRBOQeMbpJIn6CEDpNO4Ixhglqm2yQE2RflhQOxIcvSGtosj/kfebaVOL2OThSgFqN9+vnwvW",
+	"rBfqjXieQc037wVYvfcGlHnDUEqPJ/1apaDeF2+nLKOo5htDgduLxU4xLboe28+O/5HTVGKHiByMBfiD",
+	"nrpAepOla4qQFgdjD56lNswWIVM463fmU7UcEiy/qRqHjsz7Jy+Q76aivmicjzd16nNt5SL/+yrCzMWe",
+	"mpUnTIZkgybtKKVSJsPZpsbBMKISHiAiYXrvJmZH4DFLAlEE+sKiERxSo5cwu6hhtQ1sp5njzGHuWvnY",
+	"HlBW7q2uD+8tkq8axbchMnyVQc1666vJVvBvaQkpoOGWZDvcNJC3+DZXF7g8Swn5SlsrIDePYNUzaSLc",
+	"/iWo02maLgSiyPpXrAmHFgIOVrHKDk5e+JynaG8OkcmoO+hxDXuw7oyFXMYO/SqRVZeiF8hvGc1OZ/D8",
+	"251WuTdLiThjNXOUXW+TwDB3eDdNXyi2umCLd7XaO1jlW0dlq1HhTdTJcJ9lOIev2bNauAQnQpeXMK7U",
+	"JFmBdlbW4ASw5YtwhGpuGSZ6AfXcZZxJA7x/T/Sy+Ugm9JP3e1ExYJLw2t8bTb9O7FiXd0zLBVGKRZsR",
+	"+wvK2EDICVaCq31enGidrOBJOrWPK+YtxT5hkfZPimYMU+dS1NcmeaqStvuzRlu7YLO2xev/kgJDS6Bz",
+	"vy1iCP/Res5vgjOn+7UhrjFoYXjjMnuasdNaem0kQvdGlcEVAKjDb5fiVavSTyEG06YJi6Ht50BHjOjF",
+	"znfQKRKy6qBdZGfVPZ2W7XZ+W4si9+jzol455R2caBQlE6qisd4Frh2b/wREMppFY5LwKM3jhQGHczPZ",
+	"XKfqfBFL0g14g2wTt+TNA9LBGF6tOc621ujggyWOi82X5w8KYHuQrT1kZ30/GrPoYp2+9HU+SbTsm76/",
+	"XYzYbM3zrIqfyBGMNYOgJvTTCX76FF82f+0s4W3+9CsApTaMCaDq3nPwgb/5qF8HnEZwVMeau28u1psL",
+	"DiFGZpr6sJraNXxe2U02xwlLi6sffjEUT/hQ1HQsipq1tCW8spELZayRW9STSveBJ5b6sy/e2EJZ1O6v",
+	"BY76YK55HY2xN1mhyxdufX8n8PPt5dTKcdxc/nuHqSI1/fheHpHn+0+/sckkBEOy5DwriNmU8ZjxqCks",
+	"nLvIP1K8Szaedvbqw+cWhvFdMa7IVSb4yEXwiSuOUXy1oxUt+OdT4DRcIPjUVDpEDkhEZppPQpn9kvdu",
+	"4aEgpF7qMYwtfV4QsnUYG/16SWyzFlzJxkxckY39znMS0lRj1KwNj2S4uSI7gzwaHjWWqAOnEJlSDN6Z",
+	"J81zRKJBjChSeLwWfSmNLqRe/x4JhyIbJHHMeFh/9BkbsozxqI7twvFLlaQpKV6Diez1MkBKeDuXLNxc",
+	"9+BO7ai10QYIpMZjs0BM4oBQqVFTryz8pW06g7RPXoQEfWUNO1fZrA8pJwvi5gS5ookiA6y7Dt9oBNnY",
+	"330ekMqFqq1FPL9w8AviC/Ufq0Q1uYKGyScWE3jBIq1M81HtBuvr7YV5xrvGR9A1pKaLtef1SFh+PiyF",
+	"lLXqPuFCtSGut7Wqmxp25Zn8XcipuyylQ19APL0L3+i/roEd2OrJX87evmmfASKSCzbTdCwg4YSm+lqz",
+	"uK31izDQJIn6RAniBZdQz0UNPCpZApxoev/seWfHJRI6o+dAxDOSCaFgFeG/bf8jZ9lsu9pcNAz0M01D",
+	"Gh4h8s8/LB8u9niB2qvbe9vJ8vMsmoa4EwSgLziw4qLPndfKrsoGT2A9sjXgzykbZkyOV+0dVCrmDV+6",
+	"4m5XKuvv/WO3/c3V8btZ5/zi/fO/7vxtsD853xV/vfh79u0v/Gn08+DZj3LnVfxueDhvza0MWG7PsLO7",
+	"XnnL8mD1O0eK/a4s1fpxF5EzQUSmKI/NoAXBuwAKi/LiKajW5t8gfJUKabja5xHl/fKw+pfK0Ponfzz9",
+	"tz+m/tsft0bOC2rF5KUM6Xsh0td02qqstE6Z9tfd9Dw1km39U9xS09PcZR3NP19dQPckc29D3vylyUq7",
+	"8rYQOPjV4pRIWb1ystSP5GW/LlRRVg01LAShRT0/70als200/D1UbUPlsLy51TVBc6FGNK8BQZGA6lK6",
+	"rZ8TdsU8J+el/XseSjuLgqNvrTQ5BLm5uuSn+Zdj3EV/THkshsO+4H06Ylz1MzZNZ5Y0wCv6GqSXDMW8",
+	"/ljkWjHpBK2BUP2hyTfoF33SzkSWzQIixYRBmp6n/GyRQ05gGnKFEvE0nRE5FplKwfYUCX7JMonxCRkT",
+	"U8bthLv7gbVm92nShyQt62y3v6eUj3LTrQ3VaPzd2TS7reNcn8X2O5ol0gTYQU2f/jifUAsDRUeOnops",
+	"ZHHiMJowcpZPIX4ECAlTfQ0FWCwAyWV8MR4DjehD9wKoPmwGvHk4fPNp1YhG8PyJNDDWH0rrDXYgxhbl",
+	"nsykis5Keh/1xp1mpJi/X/BSaU5JkjhlRI0TSVLBRwekg9UbbKIlSSQRw2G9WF+Pc/Oah8Yw6F2nN/VE",
+	"YjfcoTUFzNGqBXg3B1qXZ3eVaPzGnUwonxH4QqsUAByIgSE42DzoC0Dv7tdvdR7Z6wRyW18BXtFzH55g",
+	"swSsZbJNk+0/hQe2jeeEUS5JeHjSf3H88vD9q/P+67cvjl+Fi4MD5q/XPFC+P3pH9r8h9hWi6KjYYsh4",
+	"2CD2Vy9oDSafHL45JPoN8hv0HHWjvj8/qh92wa2uQZXYkCR9UxImiciVTGJW1Pt6IsnufnsMeZdQW6JI",
+	"J/rx/evDN/3DH47fnJe3DJe9/v4UFKXefFhDVOovFvQ7KV/oUXIJbUEIJIGZqp0r3us6mlWdeIXtPYpM",
+	"A3cGNThYg/A1tzFYSJEbDrKBgC0iQAvobe2RLcL+pYn7VlL4Mt2FkUQt7yDczHD2v13O5NflpLdheB2i",
+	"8oxLor+YUJVEPiswTM21IPj2m2d+i4POOvyu7KZa7qdayODWWtFytnRIIqpoKkY5M2wpiclG+MPxOdHs",
+	"CMv4hJuOKeWSNfGkVbxxd8ixAuIKQjEeguFoqtrfn1bXsvc0KDVqoe3fPn7eDfauN9pF0xb9y7fXm3/6",
+	"9ztifN7ifPwOy9Z0ymlb/Tbf6GM9HrmYaa3ZO7uJpa3KgWrCpOcI1zmjkxu2f6j0PU4yqdopdE5BSR+K",
+	"iCDEt0w0164G32TAMk8FND0DQctszs01ibh1KbbXH93vRscgx6+PD1s31hgeaqrr6q09VzVrlg/jc+Mb",
+	"q2vdGp9eMxtyNNf1q0l6ezxZlrUWlxIcF2VMWnB+bLiKK1YkL9VkWesW1l2Ur9+7d87C1QQfg1rzqaSN",
+	"WeAr34UG3FyAAzjp4qUuLu9aKw6eFiVLbUdVF5blHXwuodelJpzfBM/nrWXF80UJ0It6OZWjdDqV6xy0",
+	"sP2geQFM7dXCFHYJTTD6SoXL9dSPrFevv+RHU0LwazCsf3EW03TT7rOcXKuZIekTfoCt4c9N9OzdND6z",
+	"XStNe9Rf0a/cYjtFs0yXxwCZ2rYxp83dBgkWG6L+WjTBdJ0Ziyjw1pmiYEI3OzKDtieU5zS17K40l9/k",
+	"8hMQl5kmKW4IrFEPJHVu4vrcdC8qvfVKiAuST7G4R4alE2vSzO3CXK56ZVW7+43rmq/1fSgvTE2psZhi",
+	"zX1brxDbC1Mem8rREouQuHAXk1z4Mjkbi+k04aMjBCe2jIaKGHImFZu4C2HkpbcwMA5EUiEucujIUsSw",
+	"g/vKBDLsYFQDgnHb9KFBROgPU3Hl1RfC2bAgIf6yms4StHKpmYchhHv/Av3W9BEP8iRV7YQTG/4u1y18",
+	"sXKH2dZa/Cu6Mw7noeC86WVu/wGRjMVFO1lsTHFAEmXKaZIBM8QbAh29QrzN9SwX5WrI+thRP5ZIYtur",
+	"UIM6JKYWo+0kgAcMnZOGSZqaqstw2GiVR4eT8az1uN1ouZpbaG7abvWmhZteZXk9LwRRgTcPmaxJ6jTr",
+	"6XEoU6xfhl5MEMuPrdKxJhehmtiYEvYTrCu6es2i6p2vDQzT+3UrJVdUkkhMExYDEOYqKsPrN6+o7NOb",
+	"2moPVQR7AuRzkEJ19MXerofa1a1EKecU5lRcSUdsnEfXbn+FvI5mkc1kqFawwL/ipQMpr3TlxmhA0Sp3",
+	"9OMCmedGTc+OP9FIpTMomy6G7m7zmIQaZnZzppywuWrQsCDM+TQTEZOSQv8c1xsGb6qLcjRtfVhMpMry",
+	"SOUZdM5OkwtmqMITaUYsN6qfr1V/3/IY1n6AOFB8A+sJg/DR97JurdiQxK2aXH0jwWmlEYScP0S8exXx",
+	"Fghy1zduQ18jJJRt/AvVGf/mzFOmI80FpMcaIOQ6wZCMgFyNE1OWxwTeA08dMALEGjo80nr2sNjkY0WZ",
+	"OaeKfoDtchyVRB75ROIzyZTnanmZ/J1Ob+WLupHXZHVjIlJDTf9vRBGhdTy7spQJkyldtIDsklDPHZa4",
+	"yRMJAAxIeJnIZJCkiZqFZJollyDKhd4MYVn8eSK3SGhq9JWJLETrlMZLJL46Xwbd3IF3+SBN5JhMhcSG",
+	"JCLPyCAVGvrFQK1uy6xsHQPxMpy/oSvMbL0uoGM5HA5qr4k1reY8ZRLuGUqNlBMaTxK+4t2pFbN8KC4m",
+	"Ixr/fi7eXmitOGMsrk1oTLhkGSRD7zrhACltxUrq3quC8fs5xQrFzSuWMZuxCER3TC8ZGTDGiR2sPgjL",
+	"rWIubggEHm8eW3AZOhXHbJhwuIKm+LIvlMkxlDkCIUSvRcvK2AhgAxpWQXBROBRZxMLNVSQ3C45iuYtI",
+	"xb9QB5c70rX/UJ9Hf6iBf6iBX0ANXIFufTVfW5l6PpoOwQ/V6HzPhuQbNge2x/xlAiADGwIXpYxmklD8",
+	"BxAoCHX2/VQ97voeHYLIbqwXiSS1Jgc8Sc8Hb0jyWKRsTqTGwy3V/685NrJxubv51fRMy16/tCI2T5HE",
+	"BeOntmJYNQMwYlK6FEc2+8t48EOUvE3+cvL+t5OdN8mJPOGnT6Ojk2cnk5edn3ane/HRX55vsb3OlkxG",
+	"5U4X3Z1vsfELZiaWO8Lsl57dNKfSlr42m/ye0Qx4LFTSXtwIA67hTkMjDESlohi4+RtngcG/RPeL1t5w",
+	"N9phz2l7f/BN3N6Pdlj7Od0dtHei3XiP7Q+f0meD1sr9MRbRn9W7Zrg8wrvvoVGTuumjY213ieWNb7DV",
+	"JHRYheGwgjsxnzZ1wJnH2c8L3nMrbGqIc0AYjcbEvO94FAVSCMTylOWo3xE51SQXemOyS2GruJrGOfV5",
+	"/t4lKOptmdtQVxPQ3o/F3UnmxILSeZSmLR1FFS618DSLqJOZ3pvV+YTpd3/XFtyg3Vu0oflXaSzT3AJK",
+	"5oBYnlJt/J/TjLWh8Zq+V4X6efTqBPRx7ASsiExG+mnCyYypuyq6/jvuYfNHj5iH1iOmica+gFZlIpsd",
+	"c1VnUluVeNw2uveucGCBMaAEVTfbUsB8JXW95nC+vMY+z3IXpH9U+NVNFVi98a8I88cSh+zIZ22FNVsV",
+	"KvkELb5kQMbJaMwg2CczEexGRJT5lGV98LToS2L+O6Gcoq3SSSOugERFaCuusF3TirYHv7AOSj521vk6",
+	"OWsxlGoVFP1j3T3/kMQjVlP6mHE6SOt8Jj+KNJaEpqkB8KTeAN3U6aQ5ZRoXe9Nqk41lkYwDrA5LzFb4",
+	"zOKKc2R6i6jb3gIKa9QAO2fgANmwxeYzWVgCxR0Pit0guoMV7rJS8uRlKq6Iq4NSD+Vqv0tcjxvJwQ/S",
+	"Km5bCsUg3E1JDPaszrNEzaB0GS5hADqe7exWNeh9oIq+nSRlxXfjLx/OA/Lj2e7TZwEa2bWE2044EZlV",
+	"UDex+pnXSZBshFdK9P/53/+DXj3YFeCGtbmY9WIcyjVUQMTCQPOiuV2XHj1B9Varu5HgKqORIgOmrhjD",
+	"cn723QGNLhj0kFaSXLGBXjpXUP+Ax2C65CyTWz1+bOooqzEZMOOhyVhKoWuiqSmALiboCRtqYW37cifc",
+	"6vEe/7d/IxqYjKskgnTjHj/TUGcxEdA6BGqAKHrBSHjoN5PtElS3CdZaA5iZYmvdHm+TP/1Jkyj5pz8B",
+	"tLFWYSby0djqKV2COcYR/omNkLGhcZ6loamNAGaMck9bbJPd44RIMDe0c8mwKTvD4LB3Px0db6L73cHM",
+	"RB3A1Vd5phWcMBKx+cJ+rYQeNnz39qy6MNupNzSG2ojB8kSeVZAN8IwAyu11yCThuWJSq1q2YIqeQY9B",
+	"nXGkwLcM8Q29bXXLMJ+EJBMK/NiCm1rUuWRbCPd3BjX+9Cf9Y4HR0kdp53VC9zVORadJG18NDwg163I9",
+	"dzUiAtSL7poaNW13zSjPMqjLgQbrNvlg+vVbvXQjZpcsFdMJ42ozAB+GaU6jwaSkm9GV6zh6ddKFAzHq",
+	"Bqix1mFG2m3QJEjJzEHabYgW0sJau63XYuKFwkAPyUvD4XTtNmjHpWHwchzTaFxcA4iikZW2xCRRhDMW",
+	"QzXO8FO7eBJWgoe9ctfh5kGP65fzQZpEoX/T9FiEC68VOiLopzYtrimLQ00/zNuarWFl2eKjLXLY4zaC",
+	"QhS1Z0vDyisNzf3OTkCoC7fwtla8sQdn0uPhfJVWR0ZO9ZmkyQSwBIJ9In9jEO2snyLTJdiknNA4zpiU",
+	"AV4Jf4u4Q3gVY2g24JhEpjG6x+HsDsjhiTdJQCY0u2AArkyrwTBhl9AkDDCGhBI5wdEGueZORh5IoMDv",
+	"5hYBWtrjdqG2zwiJaJYlTJJQ7/KVftqG/w8D/6dTjZA84SNDVfwnkqmwxzckGmk3D7CYk0YmmAwJHQBc",
+	"0+/93eckLLagDxwv6ilT2ax9OFQsc5A/idlkKhTj0azH3xYgL4CR2DdUaDru6+sXeh+2f2IzVzuWnNqi",
+	"r+4qSn2pLtgs6HGo1an3BzU60Wk1w3sB8rbdBhLqYhINBf0qi7tQ1ibcJAmXilEoRlwE4/c4AsmV3LX7",
+	"hPKn0jI8qLkM4VZ0Ok0N99o2tVr/DCVNyYatML3ZJaHm1xiftVI92KDHQ3SnhZZne2VsIW5O0SQNCfs0",
+	"TWlii0ZRyQISFkVdQ2waYAhHuVZvjzsEQ8jjNQixnPSvH0PIwJVoSi+Xj0YmCJVdXTXVjXAbov+0LNPj",
+	"roiq07NCMAZOaUYnTLFMYjN6tbBOLERVAqO0p/COjhIOwMY2zDZGC5sg9Pg729DBig16fk0MteS1g3OG",
+	"3po2drSQstPpBK461u7TTc+z3ePhZxASAwKaYQD9EIKiK4L5HTVGfdFRG8V/aTX0GtgZdJqYUol3TQsF",
+	"iTR9FPRRi0zBQVMSicmEtiXTkNJUQG9GoyhNU3HFYg0aGeChYMsRcOBOM4alihHt2whtLQsyHid8BJMA",
+	"jOw0VLJ2wiXjMgFZTeYD1GUQZSzAjwRH3qqvtwkZoVk2gyt8fE5HIdkIe60MMThjaN9FLO61ws0tAlWz",
+	"bJUpfaAnw/ZrPYVmI8b7jRXITOsqQEwlMiY14KSiqcmlKXjCzi58UM3KBE91mkTM+FoTYDfDhGWtbuv1",
+	"yXmhr+g/tIxv49tabyc80cNxlhIM0mYZYXxER2yCNQjVmByetKfiCiP0NCi2XJnlbsuTsrUyY3t9tXa2",
+	"OlsdbBAD1spWt7W3tbPVgX4Yagx6xTYUVGljhDq2nBCyJmTnBxD7TMKQFn+wGNmUZVJwagOk9YNSZTdT",
+	"OjEfjZhE4qzlNeJisEx8aI8bFczK7Zb17Xf28UpoYQYCDtB4P4Ga55sHdkVjKglVZCKkshrGMBn1eENl",
+	"dxJCeZ/Qi0+NxtQrT6fXcHjiVQjCXAh43s75BRdX3OZCOD58onVUFNIONXSOMOxfQ9uSnkYzV/HKtsed",
+	"fmIz13qQSfW96RkcgXCPlQ48HgDtcrqfW0VTu0VqqrdEE5JdMWKbcr6WVANy7HZ27mMBOPW8/miF9aI3",
+	"YNERuVXDYJumNF8VoFXui+ug9Urg+pd97d67Dlo+P1v23S/m1ZMXuM/9zvOmTxywbd18Pdf+7u5a7xfd",
+	"tFb9xrM5AIb61oZfwchbkCtEliJLCAlBZHFd0REYXMp0BZxVhTRmrTq+3mDbepg6xXpNZeK0/dlEYV0j",
+	"ebJ1mash6hNhFWj80GjEuFpHnYY0TUvlB6UpKmeYOtgNDCTlFnkDug7o0clorPRHmiS5oZEebc2RA1xm",
+	"mRxUbtR+Xf1CF2jqIfxtcO5+cQLXexOcaD7/oGXMtjVkAbNKhyIFqUBzHTNxkQrgWMOVUcehNpnIgD34",
+	"GQp0ht5fxgJP89ufP8oRUwvPsfNFKWMdRXy4CPIDU3eDHWDCvV6XpXoA1YKk3vPHoGU6Ii6Ojuza0EjT",
+	"wE3r842RkaFiE8CZPIPGDBP6qW8MS6iboNgRNJeUXJXQ1EgeuN4qit6r4PDe0uoVBIcvej1sFsGdX5OH",
+	"xYsR/ndLd4HvOoOoXngzHQYS+gRsocbWGphYNmPGsq0BrVHEPOxTpaXwN8zagiSLMqbkPNHVOujhNDnH",
+	"xax778HFfB2s9N5Z8ttK79rVnIlMGeF8Hs8Xn7UdwizvnpHklVbjJzPPIO6jRnHS83gBDwqSW6sYHoKs",
+	"lETMWJWNqQUs8d0m34k1x2+RE1U2tPtW9pnIM2te7/FMpOyJ9B2XAZGCUJJSBaLaRBhrdZahVIB6JqIW",
+	"SUzfKHASGeOT4OlsgQ5nTunBKnBmfV9JeyvNHjcRYkCKwDteOI0KQT6i0Zi1jwRXmUiXUWR42b57Hfyh",
+	"Bn5dNdBzHS8gK0tVPyQ1Lub8U3uaJTxKpjSVtrZh62OFN21/XqILnigilZhKciWyC7DXKszqAxVP0ZkE",
+	"G6ezXXrcqVGTK4jCcjXuFMd7NFI6rteWHbkFyzAH0qTDecFLNSIE2eAVuWCzXhlrPIrOnVO5heTtUWlh",
+	"tz/cG6pgBpKge8E9zuNEtVMxapYxDzX3lyIrPBH6G8K4yhImA8LZlYt2IxuDGQmTOLS2aGsdCEUEMoQV",
+	"Oo+9FtY9bqUFdEhKdUBCrLNinBXo3UDHBNkAZ/ZW4drCv5FqaX0P/jS+7oD887//RytqIWefVB93EjqP",
+	"KiXDhI9YpumcdceaVckuyUySSGLM/yY9H9RQeMUzVXR6nKqid6CZaIscI5hAY71gU0XCw/cvTs77p8fn",
+	"x2/OT96+6b84/NtZSDb2nhm/U5GFbVsfmNiVHgeD+LuTLXLKhrmkKQ6bsUhkWrwvbO8RFHuA8A9wYjs6",
+	"DjO4S9zjG2GBW1sx4wnTZ+fiOqotTYmWK+f858bJQCWOSHM13sJAaXTt1dvoQanQqPRKY9+6mHwEAF5F",
+	"VQAfOFYCKtd3MieDxRhopNChC8IpOPs3aCoFUfD4KkuUYpzkPGaZvb7KFBQwubF4Y7Epq54AMKFwOcEM",
+	"fVMf2MZ00bUrFC/YSGmNsA+3rMZFTZO+S7y7wzUdQugOdLKAyDbzB17kgMzFpmxhBwUNnS2tY/QN7ocL",
+	"oImp5sWSF+d6VnowdNrP+1sf//zvdd0367Tsi4THtl1TnkWsZg+a9ugN6P9CEZaAhA6++g9r3G7clB3c",
+	"ZnnV7u3pKltbY2d20ieSJPHSld0tmuj5Ra4iMWFNM7v2tSvKCpqinOE3C+4KxLhZngQSaWbqMsK9wQ65",
+	"CkM49vb2ngcmfncojSBUt9RhBpluNdBpTotZeY2mI/ItlqfE+ov7eJ9inSH+aICZF+0OyQAYflXkeDSS",
+	"Hth8cOmpGNnl+3KeflYj4sHvRsQrS2lO22oU6QtQzeoFdgP11hc42SaBvbLGx+M84ZXjnK15mGvL6waQ",
+	"Tl6vDQtuDhg5ElzmNm7UxhlvaPlwMyDsk/V7oJs2ZpoQ2oDZIvgOy1S9++nomFyyDMJptMTX4xmLIW2K",
+	"vD89CewzaUd4IskphCMb69OETo1LRaQsMFEFkoBiwU2lEc0+0S8DPcBlj8/FONdEL29B+Ge7JsDz5F2d",
+	"5Gk3fiRidk/uGQODI3tCqztnFqOuMcGD4WpnPcNVZ2/N9+/XMPZ0zfXc9naXLvPLhCdyTGiRtoxJGaXr",
+	"rMbmNkM4cdHuoyFpoJEqHxlMp00pA7RyuTZAUcTohza0l9Sy5tvD9+c/9s/OD8+P++fnr/pnx0dv37w4",
+	"27R3EWscKC8Xu5S6sEVCe1/7eZYUUVdGmTk6PHvx9u1p//T4xcnp8dF5//3pyRnZMGDv8fDzy9O3b86P",
+	"37zovz99dV1JTNhc9w6OmKZrCX8POaIVqliG34cxy7wEc2a70w4ycaX1NL2AA18nQx8bpJH4JEo2C7cF",
+	"XJqk7t3O/rfLyr/cp7CEwDp91cxS/TQVoKCmIhO7Szv/l/TaflUKASWJ74pACIxxqOfRp67sSCLnWR3k",
+	"X41F6kqSkA00zeArLqMQ2eGQTpJ0thk4G7vgPY7vQ8faiNZaYnCFqxjTz7A8g8jVoxHc9JIJ7m/+6EpJ",
+	"H55XpMnvUTpZzDFd4pgnG9SINZUcvycme2mzELU8typJPJ9srSD/mt2nCP+aNQY9wbYeClG5X9z5MBaE",
+	"TsjJqrgzjyPmZjZf/7OpY2jllDy/uh5nV84vA8l3ieCmmDxkmYEUEWEcvwKPINiFadzjdEQTvkUOK6Pn",
+	"ksVEXSVRUfdojtSAiqBFEexe3uOnxy9Pj89+7J8evz877v9wenh0bMUQTYn0AHZ1ZGO/s6NFDpi0Danv",
+	"ksVgXtbSTGTzChRRdCA3t3p8PQHCjOxiUu5Dij/FOQzKPUIh/k5Z4qlFIOtyk6txQ/aJRdDVeA0fU5Zz",
+	"gjPP+ZiCInkNkjD8ONKIciwCT14aD00kJoOEs4Mep3YOLJwssgtZUF7r0EkU1KEF7TPWiNrkuTguNvUl",
+	"XBe15kZXVvXO7LGnbMoopHhgh7NpqlVkm/2/mnV2pfR8Bz5rqvUbLz5boe1i0JJqBok3esuNMJqgir/a",
+	"dXeLeq2/qgFPOGHgpzAlrZrN5aZVhS1hW0zvmeo3Juz/+HWn/fzjr9AAuhPsfHu9uZLV/jTnkvwjZ3md",
+	"6RrKKt2vgdqf3zdLL5r6oRmf3VnjbVzBBp3l/JGZnplPoyyh9n6ct1W6h11N45rjDf+qD18SCnQ6zjM6",
+	"SGda0I018aBSSyVXxrTxX2JAEo4B/xnlEh13m6aavRYZ8ilRgoT6j/5EYuZionpcCQIlKLSU5TztjmLr",
+	"mSkQbKkoj+V8PhtwAkhXA7e6mExTBg0doZdNHyri9rhXEhdEJZOhaW7wE2lex9Y34RYB5Ndv2HCmSExn",
+	"tqNCaPL+IG5hlFwy3hzZ6DDw1qGNyxnJB5qo12f3FgRZXKZ1oyAXo35l3Pgmdsb93ecPKGDvVGMtYOmC",
+	"K7laihZ+ZWLFiyG2pcpMg/sGhYNOGHFp9ID7EvJysQxHMVJ44G5dqNgntc0uGVdtHD8s3cQnksBDCSVu",
+	"ejx0o5i4nDi0GV5Kb4TTFD8gGyH8txsGJEzirinoItk/bCI8lq62D/5y9vaNeXKgtQuVzbpkt9PphD0O",
+	"0uEBoSTskinUQYjEBJJ30QKy85TIzS1ylAqI6kHfht4LiQUmf2j5MWKp3VXd3cUv/Lv7YC7UCprHsYb1",
+	"GSLI7+gumVBSOEvNURAXV2V6C2/TsuhWTLqThHLNrFgMfMkFWnMR2/gsjJLClYE6rjUcBf0gUXEvYsme",
+	"N8W9ltHuy+cvrusT+jL5jrwQdNaXc5YEyZ4bSaP2RAPsg4DFbKWimdrS0gIk23yHnfoIjY1xh32ikTJ1",
+	"9SGyI6OawLzN1TRXEnXaZ/vkp+R7bOSZ5Rwr0WyE7t+2dMkBVq/653//j2kK+ln/p+921U/i6xDS8SFL",
+	"3yvjP2dFXCCF1InxZnclWd6WN4S91VQr/DJyfJO5UtPxRxZjcAt0vlmYgQOiizOoUMBtZIyowd585Ob0",
+	"JaNNigx0As2e9a3TsjlMnBpNl0fsALUODrWlONPvyGTEKb5jPSYiu4CGFGIqQZfYSHh7mEIuJ9TR0S9C",
+	"aYnUBNHSgcgUize3yOEyTeOgTOx9ul0n7MMGFlDu3S96F8o60++VNRyhHHe7u2Rwvk4i2DYSRpM988z4",
+	"7o3wqQVjMcTlJNKid9dVryravYHXccNZdMJXVKo2SG3tkxfhplGGTVR9j6fJJcN4mSgVUoshxhBUlbO3",
+	"yDtXewjk7oxpfAMjP6jmZakcmmF5LanNZdT7WcZHjq3stdCnr7ExTOLQOjBTvTq7MihvGB/4EnrGMI4J",
+	"95coZ2ZCfCwYVAlgTaY3tLjtBM+v/311s9NakvU9uzQRKD56P1lX6r1/ntEomiyMX/QErELqGuZpagwx",
+	"prqdALkprPWMvhHxIlH57oSP8kQNRNfb0KPLUfLW/lXwqjZg3McQzwQP/QIcHZjDupp+1Dd1m9RiO9gi",
+	"7ktAKkLIOLsCNr4BVSy+g1nDwJhC+mIYbgKnsUX1ROZJUPo7wYuKiiCwb5GXaLLBL/oc6tLauK9NE1CF",
+	"ttMYy/Y8KVRacDODL9lW89OTOGqNHEd/tCE3exz7OLqVQadVt7wD5Dch8MAQbTZQjgMs72icrXcEq2z2",
+	"ezSmQh1Mfdvvznb6oIQ02N+qMtoNbKLgHV7gcoaSjGKIFiTnbMYiGSJXpmeeqYdccTJLxrpF7VZ0RNu0",
+	"H+OWFkNI2Esyon+VpvSkKboLrxxg12UtVzFjo4RcKHKYRWMtApmRoHotGyqiV4WeBlce9Dtq3sVUSXmx",
+	"2G0NFRwfRAWPM6hGWUPiz0SmTJXLmjqWtts4CdtFA5aw5K22XR/q3NUC2lDWOKutEaPU1aXd1OMlaLVL",
+	"f5mq/G3zX+cVb5t/1bVwKPzd+8BvzB87N3N+N/rxHcAQwUyPxoHGb4c69+zs10hX5+ffuzs/v9d9fFVv",
+	"/3wb8hu7+yGOrxqKcSeu/rc8nRkqUOnUm8hSq95an7t5fte5nXEsMX5dhmi3LGhXDZ1sWp0xJfZhoNL6",
+	"HNsxN3muL8Z9GhQBWb32wbVBAT7reGRBAUPDASyjxb8bvCKLowAKqRSOXt8C19fN4AA4ZjidyrFQGNMq",
+	"bZlfskM2eq0TnkCdN1v7t2XCGtFQnsger21Yi5VgTVXqtrG1m7LUtiL1FKqZy5wtKBH7Ej2xD7K0kF7b",
+	"1ykrBFBZUg0WJJUy5h+f09EyjId3HnXBoIdbB7b+Vg9EPMOwWnOrW6vL05FFPytOr+wPdZUSrUneXHAJ",
+	"At1IiHiLAHODdjSaf2K8EAjETf5Pc1t/56VbVyXOK7guwW7mCrDCORil/3COXXs1WJeWYK0/iM4XIUC3",
+	"JDyPoTzrqhhwMwubX3yVqmh8y/KrC8qoHroSNpad21i7HvfZ+RYx2myXgIIsx1qftf+UZIMWv5vi95Jk",
+	"rPgNQ7rHDDrijKns8ZwXT826Ng+KaeKMDlVIirfkAnIEVwMH6fGwUDWwZolpxRhukR8FF3nmdzhorhB7",
+	"M8FjCMPeq8SxdjXZxTdBD/khUWN7/dZOK97ZfcT1+UqlYddhz4sqctdWTD63Rt3yzdXy9rvD86MfA6w+",
+	"pZmvSTViGeNQ9QXTbGqY7jRXf6Dpvxyako1378837wZZy3LjdpzjkbP1/SQ+02oodTFNCl20NicIS7ZP",
+	"Z7ajki17GJBwmiWXpnwcsoag0n0KGFiPe21qyE4ddXdbfOia5Qt3Fs0ehvtXJsV09q+oRN6zNmGPdiHj",
+	"uY0GuG3Epnu4x7Zxo0ulCDwD0lzeBbU+UXspoT2pExwTdWCqyrrReoXIh54dO7pvd4IMkimVhk5gjHyd",
+	"zanWtGQmcErS/Vzgd+YIaq/vl2B5D4qFGWisqUA18CmnFtwDfp8xJa0e8p1RQwrXoNZX+gZXv4OuFvNi",
+	"mVvdAi38fo/+nqURu7+7OUy4rvckcyBh0DQCkr2QekClhyqlCmwnNpFhgkI2Q+O0a40j6aVWmueO267/",
+	"nsnJz2YaL9n9+p4tPGbKBbFTl+4NA7pHY9Gz4CzagmB4/K3E6qIioI/fxrC6QqSDZXULoh3KufZbjUEE",
+	"P9tZ7z+W4L69fWYrKzv9LMAfWR1K152rODkfFdvu93szNtbzw4XCHYSPsU/KrtrL8k2UZOlQ63JcKJIx",
+	"Tido8W/y85lzfshKmVli4fW7b8XMwqQpdrWQrH8vfR/vOTLbUtha0aVyx9ZvxVhD9rc/m39dLyxG5Uh/",
+	"xRHU5N0pLsuXoL2N/L8W9x6DC8cu/ctS2WClNw3Q3+STActM8P5CzNo2DZlvLkLfbGFLbH3Kw2srYJGE",
+	"m0TzMivhMRnkE1uB1rSpRm5SOIqsESEWTPagCwN6fVZ17Rgw3YrZlGznD92Mfd8BwgDOW96oBvp5xQZj",
+	"IS7aF2x2D5ohdur2Wt6GpqBI28wbGrvVBZuVKr0hekIGVEben77CLKipxliRS3i91E0J2o4IHjHn0rcC",
+	"Pa2ZM+EuPdK7Gi5/sbBuYXXaWhwXyshTH3BULRPdM5fwZlogqPhg+91mNp4C+JHAIVQ0TtzERAIRnniw",
+	"q+iO4BjPRpQnkpqEM3+EgAxmRIvgrhSOFJkKiaQzSYQas+wqkWyLnGGPSQghgMqktnQxi7skNB0o+5Lp",
+	"T8fiSpo+Qvp1yZTnlYGMwSE0JxzTjEZQvk0MSSowMVg2hcCf+Pv+IpHwNSG9EL87zcRlEkORIR+UZKPk",
+	"oSWpgFaepVfyqYa3HaCx5YN9YeWgaA847+y3TWHJpm4F1Cdg2Bso4e5HiN0NN0vLbgwFln38rrTOubDf",
+	"G6cK6GnuMEegEu3fmDKwOOp/97ZR//dpF/HxYKlBpHrEv/+6sGBRScqExBLg0s/zdNh7vCS8+kwLP9j+",
+	"zNGJKGMx4yqhqXSxHFiz1afNW16vIXQuGMIaAiF1MVh+wTM7Cbq5akKppwiozQObSYItXQ1rcJ9DZBbG",
+	"Y2z1uE/uGY+y2VRhKQctKpONw+Oz9u7TZ+0fjl5jRThsOmg5whZ5zRSFBydcKjrK6ITQ6VSSkVa0ejyE",
+	"mvkz12KJchIyHsOy+xdsFtq0xCQjoeGX/TxLQ5T8gV8lkuBds7u0YOg87/GQplojm7UhcV+aGPPQpvH3",
+	"kzjc3CLQpkPvC6rFufMtetLBVxA8B3NKDFgbiqzHbdPlxhB17yrek/nfm+HrxJv7W2wQ8Hyw3iGJ+aPd",
+	"7M3azSYlpLwB6fPjCvzP1gow9z50ceYFlbE3ixyNKecsNf7+XDKSKDJIRXQBo+BMeEfx0ie8nUvIgk5k",
+	"JDhnkbK91DUhi5nSaBQvuPk4Zq0ChY+qt/qPYl62mNetUWuFuHgfcbyu2MgyDyzmgAaCpFqfr6+c1NpN",
+	"F57pCtabEhn8QrWmbg3tmxksva2uF4p+0BBqbgWNiHIs/TpNacRiSHS1QgWND4zVhU6n5pB7XNELJgkb",
+	"DlmE8bFQTkrlmQv8cRYWT6rCAHScA+urkTfsqiSfQbMafF8ruZIpG/cBxTDDnJuOP3HYTEhMH9tC77UR",
+	"9Z400eMboRMjoEym/tmUycQt4dOAuKbOSUYuaZozudkco/5FJY87Duit3KXHzXdtfO4dXNcmC5Az/SfD",
+	"G9hDa65zrUrzGu4aJWlyaW4XqddBDk/cH7KLXQH0CxMRs1QeNKkFXa0X9DjlcMH9XjqbxsiKZUtU0XaU",
+	"JLy4laAqpVSqvr2ZUFwAm2fkkqYmu7XHfXUnFBddguYOqzeFWkRI0vDA095Q+ii6O2cMhIgAyqZLvZ6A",
+	"ZK4FhiYfPT6kSVp0mX7a2dMjTxmPGY9m7ZzTS5qkdJCaRmJzVPHENMTyqBKWbHGUK0kZ9pXG08hyLgPg",
+	"hg4+1r9umkxv1NiJFwhCiFG1ghA+Ws4075rS/AzznjKpL2yDumF3bzuKaeB8RdnrS7fCWhLbBACskKOy",
+	"ceL2xImLmLXVbMrkQr8246OEM+ylRDI2SqTKZgGR6ANkcaI0+wNLMlRghTwxqlw1/3n78BsRs3OYd6WK",
+	"qBFVbCSy1etO2PGPzIeAEx/vuUqZnvBVItXCImUA7ccV1VSs28M4D3UWNmoq3ts2p5gswbYh8C33riYP",
+	"Zcg1o9NRMcMXOGuLXIvOvNjHIz1zbwe3O/3P+j+rVSaEeWM2THiiH0Et2JxfcE1+knhp4rQ9nwbaUq5h",
+	"Z1a1sHKd16Ly2f7XbFDpdraMwjyyYB637hugmNfPrxGzjsGYHtoG+13sjxJ6vQDJhrX0u96BREZiysg0",
+	"iS6M92+e8LzzJr/Hcy+mWUJraCpGOdOsOVNYJ0aj+aPBhvNSf8ZiQx5a+Me9Kl5sg2jZ3K3jA7i/jRiK",
+	"SQZ+l0gvzzGl0YXcIocFPfKW6+jSvG9HCVNPt+J80Ouq4tDdWwCKGSCZYg39/z6mX6wUZPD0LtWAh2Xd",
+	"Bw1wWjryW6H2hG1HdEqhWMIiyepDpcDihM5ILLqmn2TKAmOd08KXN36g/2hbwmkKE21njMbbqEhsoyW4",
+	"x6H1vFepzH1j1buCOuk/d/bJVRKPGMYWgGY9ZGgRHKZ0JLfIy0ovV9tkF0xqJJemm2axbMkU2QCiLck/",
+	"/9f/LspMPMEtbjaU1X49O/IheI83oTRPIxUv3nk0hPv1rLTu2yK1xR0jNV6v0AL4iSTI1SUR2AmtEQFL",
+	"8qR7a5lUeWpeLJPrhQXYDxddAplHY7DkDFNxFTZUWDYy0Uqi6dPO1xRN68CzsLnxE68Rt4nIxBEeE9L7",
+	"YoKWANwmbn0DRLpETZbJJ6BqRRONJCutZwMK65h3BE9nDTLsKUx1n6gh0oV2EVhhQMbJaFxKins0Imtm",
+	"INh44iVjXC5Z5mUZ+qeOHHHxue/sGsYpDwjWSUpZiHWZPPY+FlBDis9coJCHGwEJGaeDlMVhUdAJP0jT",
+	"eiT5YFZ2j2iCUyxCFLPvR4UbMZXjgaDQaMGCcG3KYF2cSwgCH0FfcXyXiMF/scjEjiWSxGyaitmEcVXL",
+	"3s7sFDdxBLqPv4i9oBol7bbsgdb9NH//7CPPq34rr3hodtynSR98ZyGWtoDAN1qwfHSsQehfj0NngbRt",
+	"pBDoNgaVCMgQuiUNaHQB/uvDk/6L45eH71+d91+/fXH8KiwKvkEtcs8jZPdl3dk9Xu/Pll68nuksDGXY",
+	"oOsL+qub3dUlNLl7TdUOf8eOah8/H6TX+a5Q2nfuQEX8VZIOoHK+J0RM2GTAMhKJnKsi56CeL5zDJL+L",
+	"Wvf3GcC+OEp95yFHqesTXh6eDkj0uFwcyqCuvV/4dyMfbgq30PAxAcdYshPCnNGDXwls3mzKnNdjPNSU",
+	"eb22rxOxDFBpEAX1Yf1esuUfWFs/W+1aIVLWXI+lOfWg4szxoqVhx9A4hcgx1eqKE170t2TDKwn7HXSA",
+	"2SQDBuEjpqxgUz1rc7d+x/Wsmw+q+VAWxO0CvF3ALgoDslZnqAftCvLY+Rfp4Ie+xWboNFD5tYiw3smd",
+	"BNc2yNsOxPdD2O9Yzrbn+sBqndnKqze5KGXqtW2uw/rRmz6i1NUWPsVwQfQ2GglcC9g2EyyJS1olNMup",
+	"yyJzacA1wobEK/va7OH+0MrMcMbU3aPWg1LfzhyJeeJI5c0wDLsIraav4bsLCoxtkXM7IAilvmrZvkpi",
+	"1jVYNRZprJFm2ON2WEiYJJIxW0HPPgiwY2074ZilY3oLxU054G4Jf7RCu1ErtEoGdC7piPVBKYfWaN6f",
+	"i7XLvTvvfAaZ6Q4ZHO6WstSFK/RfrmcgrniRuL4gV13OpGKTxbnq96v24q5WrljnwPDYtODilhZky/42",
+	"T7pKZGKVtlWOXEFPNWoqCG3Yxo8iKzpz4yNsrdpQYLzHN0L9fl+/0E/iMDDFK1AZgJIYeRYx93zzwMUk",
+	"C279sJNy/6v6hhkkTS680pK1lYkPMARhMlWeoyUSfJiMjCnVaimQ0WBh8USSENg90l8ZNmcmWzx8uOYB",
+	"XN/XMhEY6CxppOV38ftdmAweZoMsVSBrAy25YaMsR3X8lGY39LZkeHD1tOiES5aZ2pc1XAtShrSUBNPx",
+	"UaClAUhFJiFyIahycECynPOEj6DD3ogmnCQ4MFQxQ1/QB6hcMBRZxL4DXggvp1IQyE20IhUOW5DGq7GQ",
+	"jEAhrtgLfCZxMhyyTPa4I5FynEynmCdNNjS3DIi32YAkkf5/UyLZJzGbByT0ZAZIrrxgU7XV40XUfED0",
+	"sWGadyS4qSCE/apiFpMZU3WUSj9dIO1VOKaDBm6oDAoXDWI3WkCjsbINgPvhNLd0kgNjcXOsI8TjXVFp",
+	"kMi0eAK4PBoBQu+w4VatKE00OK7svV6nTkEhZ7jedy/ne7omWtZnU1udzVQNCb0uriHheZpu9fj386Si",
+	"SCzEFdlMPURiFyZZ37HAmiMdifyjIIFnwlzGOOrZwQplCAoiWyrKik0sPALZYOFsOq3OF5NhGmSXh57T",
+	"cdMjvVmtAwvERSa2u+u4x9nVMuWhVl1wBVR8xDPZwnpfub7spJHw9PigiOVooDwHxHVHAk1H8xfFaNwc",
+	"0lHC8ftTENY2NX+Ry2U6zN/HJft9lEO4sUxff7ub+fxtGpdVb/+ygsaOJ1BJeq2wWs+DbByJ6Wwz7LUC",
+	"Jz2UWm5bscHZqb5Dg1bQ42Uhu2NjrbwGZ/Ocp+HGg5xhgRIvbIR2t1aCr6Wszzcq+6MC/tLmY8vv5221",
+	"a7idWPL2nm6mMxZCr6bmTvdeTIAzpBV3qizFQyVbyjVfbuqNf1Adq3x5R4LZIrBa3U54cZFVRrnEfJOt",
+	"Hj8vqiCoMeOEyouicuQtbH4Pub2hv8Yv10rjj4b5j65hvrX73wGdmmuWmEtzyAuyvvU7rjhoChWsNbGQ",
+	"4A80CYsTmqRYGrUx0PW9RNfuH57M9T2ZAF/9q/1HxbUJ1aBSMUq4+br8w2L35v4duDfrdpyJlK1cb0Zj",
+	"x6n+4LppuNXLb9d9bfqfl77Vq6cKq/s8228BGJKJPowCClD4B8qL36fFU+9+uYMULuvjco7mshzPgX83",
+	"xHOgQ9SRpe04yVikRDZrjunAvGV4Ha4rlTIZcYYJGWPK47YYDk0FChm4rhNwjWQznXrhZn5I9Oq+MdDt",
+	"ejkquqMhjCt0fDzGUhkQBBZ7h12DpzVBjoC+WcKjZEr/P+6ud7eRGoi/ilUhNRW7vRIQEo34EBWQio5L",
+	"1VZwQEri7jqJ1V17sb1JCqrE0/BgPAny+M86Wadtcm3p8alSs+u1x+PxeGb8+xX++b2rQHcfCrz/wB31",
+	"in5+X8JOD7mbMbjGEyJGio9RxwrhOPDie7ZiyjKpQOqLEePwCwuFN2SWRQUedLl9W+l7kNjwu7QXVvpn",
+	"pzZ7MhFEzgxcgDRsoMGT0FeLojdkQncYcgH6J6xFuC+NDkBxwAmWOddrMoPjgIEwV7zOZhvO4vAhrYgP",
+	"ZcD81C1m3BGqyAAlOV8Rag9ZGQYi3JQJC2T/pFvFC6UmtsPf+7jjaz71URuNedQW80C6Y8CsjsdSGVYz",
+	"t6+8hBdfKGmwjTB2SxTo0UAwYtXYvQHnbKfgo29xU3jjLZAzoJy4b5gFDhjIiDJTTNCeM/f0B0/cF68K",
+	"2LJvh7XlbIeB42DaGqE+w8R5Q91cmPVoNBIowjzLl4WvDp6UxOIwmPTOnN+Q/BC949c8vx2ypt9g+UtJ",
+	"Cr0J2JgR8C5Zlh9ZV0SMAMshvu38Z3ry2nLJ+Ek1C85/H6RTddREF7cIh5OKpgIzgCJGgpTgV4W/cuET",
+	"kCuv9RADVUI5KblzcLTeDFlbcWyyUP+cwr9T+DcUijc+XExjG1z2n6iaDdlJ/+KbweB8dD54++3o4ud3",
+	"J1/DMd0AuPACLqWXmOGpid06JyoOaLwxJemP088Tu3TNP/Htl//HOjox4ALYaYWNg+y6lPSfEWywFU2N",
+	"5bwXxcLo65zqA8EEAExsP8y7mw+9/YpemuZfw6HX9eaCC7Ujz6hrwnbvZfjLrbCbbS6Y+mAGI/Ub+odj",
+	"s/S398rOsJrFPLOI9jx4Nm20yNiwmB4d3nN8c3J/VIXWud3YP5awgelvZKJffp4fv4i8Vlh2Mek4ZkMa",
+	"srvIZh0BlzbF/AGtJ+oYtlV743h8Nri4RBtIbIMbK6s4bWFHdoUS/hKukCoidPO//dpPf8HpH0fpV6P0",
+	"6tNP9qJobps47bArd27TLlsguiD20maw5QtAPYUK4VvjIthn9oGzoKoVonLIxn+WRM14niCIQyTI6nSC",
+	"tGeSuNhGPsLqbow69ldU8AURaYYlyROEa2WytxnnN5S4JlAueFWRvIfwkH1/MXgHTaIKC3jL33LUThEI",
+	"5OAQnTI0pmVJcgpsLiWACs8csp/2TLpH3SaHLGqGaN5DlA2ZIaRgPA/f81y3C0wVZIIVR58fIRurBTxh",
+	"WIsp3GUxKMYApWOhBBvWI+C+SIbMjQ6oskFGE1wU+gDhEH+6R9046zX0JSDqfSbfKPiCFjtYl7C1ZbpY",
+	"LNIJF2Vai4KwjOcmSbp1899B9uUu2VNkqd5UBaa7dfOSLFU899x9Dqn0s4xUiuQb0exqBnXdv9ekftKN",
+	"ofv+/bOMB5Q1Npr1RWGCuDGt33f8KY3Kd5dLp/ZoXesPUX/I1tsxD2vzImlO4H1PiwJ59ePVRekWWWRN",
+	"mwX0Svbj1Yp5bZrXEuMLv54bNo9rXrPcGWS3DWtbnjUhfIEXUHrncOIe4QYQMXdbYy2KveM97Ve9mX8G",
+	"Hqr9ems3sbBydMpSrg96gtfTmTvZJYjXYiXgDlHqWgjCVBCttvuktvaxzHXGKyATFHOaERdg0Va2wkIx",
+	"Pc2d8ULx0T9//W32YNde46q0W4WUfRCRAaeQStUwXNpWzJmm3QCAW/nUZc8mOWxlXghTgj0eTZCvjbUY",
+	"R2FOfLHQRMDqzvVOAMR4kAikOQnaDlED21/4kcoaF3pb5aWBEjO97pwTnCm4EmFKpuRBIJqCTkh2mxXh",
+	"d0zFV/sLp2VZK3ytdcIXVvk7m64ga62d1LofUSm3Lwl7OqeQVKljCKmqSiYopK46sNUdC0EVSTkrbpMI",
+	"QWWQiQ+5ctrdOa8ZjAeGn1j5wNbumK202IBci8y1kkslHPiV8waXJKvVPcNtMAFXyE0MnQ6Q7XjuHNtk",
+	"wIbQbvIMLIM3jfZKmwRbY2YfZhrfBOxf0PdVsawZnXjX8VSPuSJCcoZX5r1/CkORCVTLVUT4aiy3WPWr",
+	"qbkdG5U8qSXoldHPAG/A2ZX2XXJjcybtiz5wyzdckK7UaMOw6pwqVPCpHpINuCXG6FEmXXaxlriQK+Ys",
+	"p+oRKu3h/IJ3PZzf3dXdvwEAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
