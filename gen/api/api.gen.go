@@ -2434,6 +2434,12 @@ type ListIntegrationsParams struct {
 // ListIntegrationsParamsSort defines parameters for ListIntegrations.
 type ListIntegrationsParamsSort string
 
+// CreateIntegrationParams defines parameters for CreateIntegration.
+type CreateIntegrationParams struct {
+	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // ListNodeTypesParams defines parameters for ListNodeTypes.
 type ListNodeTypesParams struct {
 	Category *NodeTypeCategoryID `form:"category,omitempty" json:"category,omitempty"`
@@ -3965,7 +3971,7 @@ type ClientInterface interface {
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /integrations (the `CreateIntegration` operationId).
-	CreateIntegrationWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateIntegrationWithBody(ctx context.Context, params *CreateIntegrationParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateIntegration Create an integration
 	//
@@ -3979,7 +3985,7 @@ type ClientInterface interface {
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /integrations (the `CreateIntegration` operationId).
-	CreateIntegration(ctx context.Context, body CreateIntegrationJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateIntegration(ctx context.Context, params *CreateIntegrationParams, body CreateIntegrationJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// DeleteIntegration Delete an integration
 	//
@@ -5522,8 +5528,8 @@ func (c *Client) ListIntegrations(ctx context.Context, params *ListIntegrationsP
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /integrations (the `CreateIntegration` operationId).
-func (c *Client) CreateIntegrationWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateIntegrationRequestWithBody(c.Server, contentType, body)
+func (c *Client) CreateIntegrationWithBody(ctx context.Context, params *CreateIntegrationParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateIntegrationRequestWithBody(c.Server, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -5546,8 +5552,8 @@ func (c *Client) CreateIntegrationWithBody(ctx context.Context, contentType stri
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /integrations (the `CreateIntegration` operationId).
-func (c *Client) CreateIntegration(ctx context.Context, body CreateIntegrationJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateIntegrationRequest(c.Server, body)
+func (c *Client) CreateIntegration(ctx context.Context, params *CreateIntegrationParams, body CreateIntegrationJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateIntegrationRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -8829,18 +8835,18 @@ func NewListIntegrationsRequest(server string, params *ListIntegrationsParams) (
 }
 
 // NewCreateIntegrationRequest calls the generic CreateIntegration builder with application/json body
-func NewCreateIntegrationRequest(server string, body CreateIntegrationJSONRequestBody) (*http.Request, error) {
+func NewCreateIntegrationRequest(server string, params *CreateIntegrationParams, body CreateIntegrationJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewCreateIntegrationRequestWithBody(server, "application/json", bodyReader)
+	return NewCreateIntegrationRequestWithBody(server, params, "application/json", bodyReader)
 }
 
 // NewCreateIntegrationRequestWithBody constructs an http.Request for the CreateIntegration method, with any body, and a specified content type
-func NewCreateIntegrationRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+func NewCreateIntegrationRequestWithBody(server string, params *CreateIntegrationParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -8864,6 +8870,21 @@ func NewCreateIntegrationRequestWithBody(server string, contentType string, body
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -11346,7 +11367,7 @@ type ClientWithResponsesInterface interface {
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /integrations (the `CreateIntegration` operationId).
-	CreateIntegrationWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateIntegrationResponse, error)
+	CreateIntegrationWithBodyWithResponse(ctx context.Context, params *CreateIntegrationParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateIntegrationResponse, error)
 
 	// CreateIntegrationWithResponse Create an integration
 	//
@@ -11360,7 +11381,7 @@ type ClientWithResponsesInterface interface {
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /integrations (the `CreateIntegration` operationId).
-	CreateIntegrationWithResponse(ctx context.Context, body CreateIntegrationJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateIntegrationResponse, error)
+	CreateIntegrationWithResponse(ctx context.Context, params *CreateIntegrationParams, body CreateIntegrationJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateIntegrationResponse, error)
 
 	// DeleteIntegrationWithResponse Delete an integration
 	//
@@ -15346,9 +15367,10 @@ func (r ListIntegrationsResponse) ContentType() string {
 
 // CreateIntegrationResponse201Headers the declared response headers of an HTTP 201 response for CreateIntegration
 type CreateIntegrationResponse201Headers struct {
-	CacheControl *string
-	Location     string
-	XRequestID   *string
+	CacheControl       *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 // CreateIntegrationResponse409Headers the declared response headers of an HTTP 409 response for CreateIntegration
@@ -19519,8 +19541,8 @@ func (c *ClientWithResponses) ListIntegrationsWithResponse(ctx context.Context, 
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /integrations (the `CreateIntegration` operationId).
-func (c *ClientWithResponses) CreateIntegrationWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateIntegrationResponse, error) {
-	rsp, err := c.CreateIntegrationWithBody(ctx, contentType, body, reqEditors...)
+func (c *ClientWithResponses) CreateIntegrationWithBodyWithResponse(ctx context.Context, params *CreateIntegrationParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateIntegrationResponse, error) {
+	rsp, err := c.CreateIntegrationWithBody(ctx, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -19539,8 +19561,8 @@ func (c *ClientWithResponses) CreateIntegrationWithBodyWithResponse(ctx context.
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /integrations (the `CreateIntegration` operationId).
-func (c *ClientWithResponses) CreateIntegrationWithResponse(ctx context.Context, body CreateIntegrationJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateIntegrationResponse, error) {
-	rsp, err := c.CreateIntegration(ctx, body, reqEditors...)
+func (c *ClientWithResponses) CreateIntegrationWithResponse(ctx context.Context, params *CreateIntegrationParams, body CreateIntegrationJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateIntegrationResponse, error) {
+	rsp, err := c.CreateIntegration(ctx, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -27047,6 +27069,13 @@ func ParseCreateIntegrationResponse(rsp *http.Response) (*CreateIntegrationRespo
 			}
 			headers.CacheControl = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -33055,7 +33084,7 @@ type ServerInterface interface {
 	ListIntegrations(ctx echo.Context, params ListIntegrationsParams) error
 	// CreateIntegration Create an integration
 	// (POST /integrations)
-	CreateIntegration(ctx echo.Context) error
+	CreateIntegration(ctx echo.Context, params CreateIntegrationParams) error
 	// DeleteIntegration Delete an integration
 	// (DELETE /integrations/{id})
 	DeleteIntegration(ctx echo.Context, id IntegrationID) error
@@ -34264,8 +34293,28 @@ func (w *ServerInterfaceWrapper) ListIntegrations(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) CreateIntegration(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateIntegrationParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateIntegration(ctx)
+	err = w.Handler.CreateIntegration(ctx, params)
 	return err
 }
 
@@ -40045,7 +40094,8 @@ func (response ListIntegrationsdefaultApplicationProblemPlusJSONResponse) VisitL
 }
 
 type CreateIntegrationRequestObject struct {
-	Body *CreateIntegrationJSONRequestBody
+	Params CreateIntegrationParams
+	Body   *CreateIntegrationJSONRequestBody
 }
 
 type CreateIntegrationResponseObject interface {
@@ -40053,9 +40103,10 @@ type CreateIntegrationResponseObject interface {
 }
 
 type CreateIntegration201ResponseHeaders struct {
-	CacheControl *string
-	Location     string
-	XRequestID   *string
+	CacheControl       *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 type CreateIntegration201JSONResponse struct {
@@ -40072,6 +40123,9 @@ func (response CreateIntegration201JSONResponse) VisitCreateIntegrationResponse(
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.XRequestID != nil {
@@ -45857,8 +45911,10 @@ func (sh *strictHandler) ListIntegrations(ctx echo.Context, params ListIntegrati
 }
 
 // CreateIntegration operation middleware
-func (sh *strictHandler) CreateIntegration(ctx echo.Context) error {
+func (sh *strictHandler) CreateIntegration(ctx echo.Context, params CreateIntegrationParams) error {
 	var request CreateIntegrationRequestObject
+
+	request.Params = params
 
 	var body CreateIntegrationJSONRequestBody
 	var err error
@@ -47516,83 +47572,83 @@ var swaggerSpec = []string{
 	"zNGJKGMx4yqhqXSxHFiz1afNW16vIXQuGMIaAiF1MVh+wTM7Cbq5akKppwiozQObSYItXQ1rcJ9DZBbG",
 	"Y2z1uE/uGY+y2VRhKQctKpONw+Oz9u7TZ+0fjl5jRThsOmg5whZ5zRSFBydcKjrK6ITQ6VSSkVa0ejyE",
 	"mvkz12KJchIyHsOy+xdsFtq0xCQjoeGX/TxLQ5T8gV8lkuBds7u0YOg87/GQplojm7UhcV+aGPPQpvH3",
-	"kzjc3CLQpkPvC6rFufMtetLBVxA8B3NKDFgbiqzHbdPlxhB17yrek/nfm+HrxJv7W2wQ8Hyw3iGJ+aPd",
-	"7M3azSYlpLwB6fPjCvzP1gow9z50ceYFlbE3ixyNKecsNf7+XDKSKDJIRXQBo+BMeEfx0ie8nUvIgk5k",
-	"JDhnkbK91DUhi5nSaBQvuPk4Zq0ChY+qt/qPYl62mNetUWuFuHgfcbyu2MgyDyzmgAaCpFqfr6+c1NpN",
-	"F57pCtabEhn8QrWmbg3tmxksva2uF4p+0BBqbgWNiHIs/TpNacRiSHS1QgWND4zVhU6n5pB7XNELJgkb",
-	"DlmE8bFQTkrlmQv8cRYWT6rCAHScA+urkTfsqiSfQbMafF8ruZIpG/cBxTDDnJuOP3HYTEhMH9tC77UR",
-	"9Z400eMboRMjoEym/tmUycQt4dOAuKbOSUYuaZozudkco/5FJY87Duit3KXHzXdtfO4dXNcmC5Az/SfD",
-	"G9hDa65zrUrzGu4aJWlyaW4XqddBDk/cH7KLXQH0CxMRs1QeNKkFXa0X9DjlcMH9XjqbxsiKZUtU0XaU",
-	"JLy4laAqpVSqvr2ZUFwAm2fkkqYmu7XHfXUnFBddguYOqzeFWkRI0vDA095Q+ii6O2cMhIgAyqZLvZ6A",
-	"ZK4FhiYfPT6kSVp0mX7a2dMjTxmPGY9m7ZzTS5qkdJCaRmJzVPHENMTyqBKWbHGUK0kZ9pXG08hyLgPg",
-	"hg4+1r9umkxv1NiJFwhCiFG1ghA+Ws4075rS/AzznjKpL2yDumF3bzuKaeB8RdnrS7fCWhLbBACskKOy",
-	"ceL2xImLmLXVbMrkQr8246OEM+ylRDI2SqTKZgGR6ANkcaI0+wNLMlRghTwxqlw1/3n78BsRs3OYd6WK",
-	"qBFVbCSy1etO2PGPzIeAEx/vuUqZnvBVItXCImUA7ccV1VSs28M4D3UWNmoq3ts2p5gswbYh8C33riYP",
-	"Zcg1o9NRMcMXOGuLXIvOvNjHIz1zbwe3O/3P+j+rVSaEeWM2THiiH0Et2JxfcE1+knhp4rQ9nwbaUq5h",
-	"Z1a1sHKd16Ly2f7XbFDpdraMwjyyYB637hugmNfPrxGzjsGYHtoG+13sjxJ6vQDJhrX0u96BREZiysg0",
-	"iS6M92+e8LzzJr/Hcy+mWUJraCpGOdOsOVNYJ0aj+aPBhvNSf8ZiQx5a+Me9Kl5sg2jZ3K3jA7i/jRiK",
-	"SQZ+l0gvzzGl0YXcIocFPfKW6+jSvG9HCVNPt+J80Ouq4tDdWwCKGSCZYg39/z6mX6wUZPD0LtWAh2Xd",
-	"Bw1wWjryW6H2hG1HdEqhWMIiyepDpcDihM5ILLqmn2TKAmOd08KXN36g/2hbwmkKE21njMbbqEhsoyW4",
-	"x6H1vFepzH1j1buCOuk/d/bJVRKPGMYWgGY9ZGgRHKZ0JLfIy0ovV9tkF0xqJJemm2axbMkU2QCiLck/",
-	"/9f/LspMPMEtbjaU1X49O/IheI83oTRPIxUv3nk0hPv1rLTu2yK1xR0jNV6v0AL4iSTI1SUR2AmtEQFL",
-	"8qR7a5lUeWpeLJPrhQXYDxddAplHY7DkDFNxFTZUWDYy0Uqi6dPO1xRN68CzsLnxE68Rt4nIxBEeE9L7",
-	"YoKWANwmbn0DRLpETZbJJ6BqRRONJCutZwMK65h3BE9nDTLsKUx1n6gh0oV2EVhhQMbJaFxKins0Imtm",
-	"INh44iVjXC5Z5mUZ+qeOHHHxue/sGsYpDwjWSUpZiHWZPPY+FlBDis9coJCHGwEJGaeDlMVhUdAJP0jT",
-	"eiT5YFZ2j2iCUyxCFLPvR4UbMZXjgaDQaMGCcG3KYF2cSwgCH0FfcXyXiMF/scjEjiWSxGyaitmEcVXL",
-	"3s7sFDdxBLqPv4i9oBol7bbsgdb9NH//7CPPq34rr3hodtynSR98ZyGWtoDAN1qwfHSsQehfj0NngbRt",
-	"pBDoNgaVCMgQuiUNaHQB/uvDk/6L45eH71+d91+/fXH8KiwKvkEtcs8jZPdl3dk9Xu/Pll68nuksDGXY",
-	"oOsL+qub3dUlNLl7TdUOf8eOah8/H6TX+a5Q2nfuQEX8VZIOoHK+J0RM2GTAMhKJnKsi56CeL5zDJL+L",
-	"Wvf3GcC+OEp95yFHqesTXh6eDkj0uFwcyqCuvV/4dyMfbgq30PAxAcdYshPCnNGDXwls3mzKnNdjPNSU",
-	"eb22rxOxDFBpEAX1Yf1esuUfWFs/W+1aIVLWXI+lOfWg4szxoqVhx9A4hcgx1eqKE170t2TDKwn7HXSA",
-	"2SQDBuEjpqxgUz1rc7d+x/Wsmw+q+VAWxO0CvF3ALgoDslZnqAftCvLY+Rfp4Ie+xWboNFD5tYiw3smd",
-	"BNc2yNsOxPdD2O9Yzrbn+sBqndnKqze5KGXqtW2uw/rRmz6i1NUWPsVwQfQ2GglcC9g2EyyJS1olNMup",
-	"yyJzacA1wobEK/va7OH+0MrMcMbU3aPWg1LfzhyJeeJI5c0wDLsIraav4bsLCoxtkXM7IAilvmrZvkpi",
-	"1jVYNRZprJFm2ON2WEiYJJIxW0HPPgiwY2074ZilY3oLxU054G4Jf7RCu1ErtEoGdC7piPVBKYfWaN6f",
-	"i7XLvTvvfAaZ6Q4ZHO6WstSFK/RfrmcgrniRuL4gV13OpGKTxbnq96v24q5WrljnwPDYtODilhZky/42",
-	"T7pKZGKVtlWOXEFPNWoqCG3Yxo8iKzpz4yNsrdpQYLzHN0L9fl+/0E/iMDDFK1AZgJIYeRYx93zzwMUk",
-	"C279sJNy/6v6hhkkTS680pK1lYkPMARhMlWeoyUSfJiMjCnVaimQ0WBh8USSENg90l8ZNmcmWzx8uOYB",
-	"XN/XMhEY6CxppOV38ftdmAweZoMsVSBrAy25YaMsR3X8lGY39LZkeHD1tOiES5aZ2pc1XAtShrSUBNPx",
-	"UaClAUhFJiFyIahycECynPOEj6DD3ogmnCQ4MFQxQ1/QB6hcMBRZxL4DXggvp1IQyE20IhUOW5DGq7GQ",
-	"jEAhrtgLfCZxMhyyTPa4I5FynEynmCdNNjS3DIi32YAkkf5/UyLZJzGbByT0ZAZIrrxgU7XV40XUfED0",
-	"sWGadyS4qSCE/apiFpMZU3WUSj9dIO1VOKaDBm6oDAoXDWI3WkCjsbINgPvhNLd0kgNjcXOsI8TjXVFp",
-	"kMi0eAK4PBoBQu+w4VatKE00OK7svV6nTkEhZ7jedy/ne7omWtZnU1udzVQNCb0uriHheZpu9fj386Si",
-	"SCzEFdlMPURiFyZZ37HAmiMdifyjIIFnwlzGOOrZwQplCAoiWyrKik0sPALZYOFsOq3OF5NhGmSXh57T",
-	"cdMjvVmtAwvERSa2u+u4x9nVMuWhVl1wBVR8xDPZwnpfub7spJHw9PigiOVooDwHxHVHAk1H8xfFaNwc",
-	"0lHC8ftTENY2NX+Ry2U6zN/HJft9lEO4sUxff7ub+fxtGpdVb/+ygsaOJ1BJeq2wWs+DbByJ6Wwz7LUC",
-	"Jz2UWm5bscHZqb5Dg1bQ42Uhu2NjrbwGZ/Ocp+HGg5xhgRIvbIR2t1aCr6Wszzcq+6MC/tLmY8vv5221",
-	"a7idWPL2nm6mMxZCr6bmTvdeTIAzpBV3qizFQyVbyjVfbuqNf1Adq3x5R4LZIrBa3U54cZFVRrnEfJOt",
-	"Hj8vqiCoMeOEyouicuQtbH4Pub2hv8Yv10rjj4b5j65hvrX73wGdmmuWmEtzyAuyvvU7rjhoChWsNbGQ",
-	"4A80CYsTmqRYGrUx0PW9RNfuH57M9T2ZAF/9q/1HxbUJ1aBSMUq4+br8w2L35v4duDfrdpyJlK1cb0Zj",
-	"x6n+4LppuNXLb9d9bfqfl77Vq6cKq/s8228BGJKJPowCClD4B8qL36fFU+9+uYMULuvjco7mshzPgX83",
-	"xHOgQ9SRpe04yVikRDZrjunAvGV4Ha4rlTIZcYYJGWPK47YYDk0FChm4rhNwjWQznXrhZn5I9Oq+MdDt",
-	"ejkquqMhjCt0fDzGUhkQBBZ7h12DpzVBjoC+WcKjZEr/P+6ud7eRGoi/ilUhNRW7vRIQEo34EBWQio5L",
-	"1VZwQEri7jqJ1V17sb1JCqrE0/BgPAny+M86Wadtcm3p8alSs+u1x+PxeGb8+xX++b2rQHcfCrz/wB31",
-	"in5+X8JOD7mbMbjGEyJGio9RxwrhOPDie7ZiyjKpQOqLEePwCwuFN2SWRQUedLl9W+l7kNjwu7QXVvpn",
-	"pzZ7MhFEzgxcgDRsoMGT0FeLojdkQncYcgH6J6xFuC+NDkBxwAmWOddrMoPjgIEwV7zOZhvO4vAhrYgP",
-	"ZcD81C1m3BGqyAAlOV8Rag9ZGQYi3JQJC2T/pFvFC6UmtsPf+7jjaz71URuNedQW80C6Y8CsjsdSGVYz",
-	"t6+8hBdfKGmwjTB2SxTo0UAwYtXYvQHnbKfgo29xU3jjLZAzoJy4b5gFDhjIiDJTTNCeM/f0B0/cF68K",
-	"2LJvh7XlbIeB42DaGqE+w8R5Q91cmPVoNBIowjzLl4WvDp6UxOIwmPTOnN+Q/BC949c8vx2ypt9g+UtJ",
-	"Cr0J2JgR8C5Zlh9ZV0SMAMshvu38Z3ry2nLJ+Ek1C85/H6RTddREF7cIh5OKpgIzgCJGgpTgV4W/cuET",
-	"kCuv9RADVUI5KblzcLTeDFlbcWyyUP+cwr9T+DcUijc+XExjG1z2n6iaDdlJ/+KbweB8dD54++3o4ud3",
-	"J1/DMd0AuPACLqWXmOGpid06JyoOaLwxJemP088Tu3TNP/Htl//HOjox4ALYaYWNg+y6lPSfEWywFU2N",
-	"5bwXxcLo65zqA8EEAExsP8y7mw+9/YpemuZfw6HX9eaCC7Ujz6hrwnbvZfjLrbCbbS6Y+mAGI/Ub+odj",
-	"s/S398rOsJrFPLOI9jx4Nm20yNiwmB4d3nN8c3J/VIXWud3YP5awgelvZKJffp4fv4i8Vlh2Mek4ZkMa",
-	"srvIZh0BlzbF/AGtJ+oYtlV743h8Nri4RBtIbIMbK6s4bWFHdoUS/hKukCoidPO//dpPf8HpH0fpV6P0",
-	"6tNP9qJobps47bArd27TLlsguiD20maw5QtAPYUK4VvjIthn9oGzoKoVonLIxn+WRM14niCIQyTI6nSC",
-	"tGeSuNhGPsLqbow69ldU8AURaYYlyROEa2WytxnnN5S4JlAueFWRvIfwkH1/MXgHTaIKC3jL33LUThEI",
-	"5OAQnTI0pmVJcgpsLiWACs8csp/2TLpH3SaHLGqGaN5DlA2ZIaRgPA/f81y3C0wVZIIVR58fIRurBTxh",
-	"WIsp3GUxKMYApWOhBBvWI+C+SIbMjQ6oskFGE1wU+gDhEH+6R9046zX0JSDqfSbfKPiCFjtYl7C1ZbpY",
-	"LNIJF2Vai4KwjOcmSbp1899B9uUu2VNkqd5UBaa7dfOSLFU899x9Dqn0s4xUiuQb0exqBnXdv9ekftKN",
-	"ofv+/bOMB5Q1Npr1RWGCuDGt33f8KY3Kd5dLp/ZoXesPUX/I1tsxD2vzImlO4H1PiwJ59ePVRekWWWRN",
-	"mwX0Svbj1Yp5bZrXEuMLv54bNo9rXrPcGWS3DWtbnjUhfIEXUHrncOIe4QYQMXdbYy2KveM97Ve9mX8G",
-	"Hqr9ems3sbBydMpSrg96gtfTmTvZJYjXYiXgDlHqWgjCVBCttvuktvaxzHXGKyATFHOaERdg0Va2wkIx",
-	"Pc2d8ULx0T9//W32YNde46q0W4WUfRCRAaeQStUwXNpWzJmm3QCAW/nUZc8mOWxlXghTgj0eTZCvjbUY",
-	"R2FOfLHQRMDqzvVOAMR4kAikOQnaDlED21/4kcoaF3pb5aWBEjO97pwTnCm4EmFKpuRBIJqCTkh2mxXh",
-	"d0zFV/sLp2VZK3ytdcIXVvk7m64ga62d1LofUSm3Lwl7OqeQVKljCKmqSiYopK46sNUdC0EVSTkrbpMI",
-	"QWWQiQ+5ctrdOa8ZjAeGn1j5wNbumK202IBci8y1kkslHPiV8waXJKvVPcNtMAFXyE0MnQ6Q7XjuHNtk",
-	"wIbQbvIMLIM3jfZKmwRbY2YfZhrfBOxf0PdVsawZnXjX8VSPuSJCcoZX5r1/CkORCVTLVUT4aiy3WPWr",
-	"qbkdG5U8qSXoldHPAG/A2ZX2XXJjcybtiz5wyzdckK7UaMOw6pwqVPCpHpINuCXG6FEmXXaxlriQK+Ys",
-	"p+oRKu3h/IJ3PZzf3dXdvwEAAP//",
+	"kzjc3CLQpkPvC6rFufMtetLBVxA8B3NKDFgbiqzHbdPlxhB17yo+VNOVt8SvE7Duw6hBQvTP5Y/Gt7+f",
+	"xrdJ6Xo0E+GlxjafMPtRD/5Qa4W/ex+6KPiCBtp7T47GlHOWmmiEXDKSKDJIRXQBo+BMSEGQJCW8nUvI",
+	"0U5kJDhnkbKd3jWZjZnSOBovoEs4Zq16h4/KNOePUmNFqbFV0a0RtVaI2vcRx+vZjQz9wGIO6EfISPT5",
+	"+qpTrVV34ZmuYFsq0dgvVAnr1tC+mTnV2+p6gfIHDYHwVgyKKMfCtNOURiyGNFwr8tD4wNiE6HRqDrnH",
+	"Fb1gkrDhkEUYvQvFrlSeubAkZ//xZD4Mj8c5sPobecOuStIjtNLB97UKLpmyUSlQqjPMuelHFIfNhMR0",
+	"2S20chvv78k6Pb4ROiEHinjqn00RT9wSPg2IazmdZOSSpjmTm80R9FV8vlex5o7DjSt36XHzYhs9fAfX",
+	"tck+5RwTyfAG1tqa61yrcL2Gu0ZJmlya20XqNaTDE/eH7GLPAv3CRMQslQdNSktXay09TjlccL/Tz6Yx",
+	"AWNRFVU0RSUJL24lKHIplapvbyaUPsDWHrmkqcm97XFfGQvFRZegMcZqdaEWEZI0PPB0S5Q+it7TGQMh",
+	"IoCi7lKvJyCZa9ChyUePD2mSFj2wn3b29MhTxmOtb7RzTi9pktJBatqczVHFE9Ouy6NKWFDGUa4kZdj1",
+	"Gk8jy7kMgBs6+Fjvv2mBvVFjxV4gCCFG1QpC+Gg507xrSvMzzHvKpL6wDbqM3b3td6aB8xVlry/dqGtJ",
+	"5BUAsEKOyqaT2xMnLmLWVrMpkwu97oyPEs6w0xPJ2CiRKpsFRKKHksWJ0uwP7NxQHxay2KhyvQbmrddv",
+	"RMzOYd6V6rVGVLGRyFavimHHPzIfAk58vOcaanrCV4lUC0uoAbQfV8xVsW4P4zzUWdhGqnhv25xisgTb",
+	"hsC33LuaPJQh14xOR8UMX+CsLXItOvNiH4/0zL0d3O70P+v/rFY3EeaN2TDhiX4ElWpzfsE1+UnipWnd",
+	"9nwaaEu5wp5Z1cK6el4DzWf7X7N9ptvZMgrzyEKN3LpvgGJet8FGzDoGU39o2/93sXtL6HUqJBvWD+E6",
+	"GxIZiSkj0yS6ML7JecLzzpv8Hs+9mGYJraGpGOVMs+ZMYRUbjeaPBhvOS90jiw15aOEf96p4sQ2iZXMv",
+	"kQ/gnDdiKKZA+D0svSzMlEYXcoscFvTIW66jS/OeJyVMtd+Ka0Svq4pDd28BKGaAVI819P/7mH6xUpDB",
+	"07tUAx6WxR80wGnpyG+F2hO2HdEphVIOiySrD5XyjxM6I7Homm6XKQuMdU4LX974gf6jbQmnKZu0nTEa",
+	"b6MisY2W4B6HxvheHTX3jVXvCuqk/9zZJ1dJPGIY+QCa9ZChRXCY0pHcIi8rnWZtC2AwqZFcml6fxbIl",
+	"U2QDiLYk//xf/7sogvEEt7jZUPT79ezIh+A93oTSPI1UvHjn0RDu17PSum+L1BZ3jNR4vUKD4ieSIFeX",
+	"RGCftkYELMmT7q1lUuWpebFMrheWhz9cdAlkHo3BkjNMxVXYUP/ZyEQriaZPO19TNK0Dz8LWy0+8NuEm",
+	"XhRHeExI74sJWgJwm7j1DRDpEjVZJp+AqhUtPpKstJ4NKPtj3hE8nTXIsKcw1X2ihkgX2kVghQEZJ6Nx",
+	"KWXv0YismYFg44mXjHG5ZJmXA+mfOnLExee+s2sYpzwgWMUpZSFWjfLY+1hAhSs+c2FMHm4EJGScDlIW",
+	"h0W5KfwgTeuR5INZ2T2iCU6xCFHMvh8VbsRUjgeCQhsIC8K1KYN1cS4hCHwEXc/xXSIG/8UiE9mWSBKz",
+	"aSpmE8ZVLXs7s1PcxBHoPv4i9oJqDLfbsgda99P8/bOPPK/6rbziodlxnyZ98J2FWHgDwvJowfLRsQaB",
+	"iT0OfQ/StpFCoBca1EkgQ+jlNKDRBfivD0/6L45fHr5/dd5//fbF8auwKEcHldI9j5Ddl3Vn93i9P1t6",
+	"0YSm7zEUiYOeNOivbnZXl9Dk7jVVO/wdO6p9/HyQXue7QmnfuQP1+ldJiYC6/p4QMWGTActIJHKuioyI",
+	"er5wDpP8Lirx32d4/eIY+p2HHEOvT3h58Dwg0eNycSiDuvZ+4d+NfLgp3ELDx4RDY0FRCMJGD34l7Hqz",
+	"Ka9fj/FQo6L12r5OODRApUEU1If1e8nlf2BNB20tboVIWXM9lgYhg4ozx4uWhh1DWxcix1SrK0540d+S",
+	"Da9g7XfQn2aTDBiEj5iih03Vts3d+h1X224+qOZDWRC3C/B2AbsoDMhanaEetCvIY+dfpL8g+habodNA",
+	"5dciwnondxJc2yBvOxDfD2G/YznbnusDq8Rm68Le5KKUqde2uQ7rR2/6iFJX+fgUwwXR22gkcC1g2zy1",
+	"JC5pldDKpy7HzSUp1wgbEq/sa7OH+0MrM8MZU3ePWg9KfTtzJOaJI5U3wzDscbSavobvLih/tkXO7YAg",
+	"lPqqZfsqiVnXYNVYpLFGmmGP22EhnZNIxmx9P/sgwH667YRjlo7pfBQ3Zai7JfzRqO1Gjdoq+dm5pCPW",
+	"B6UcGrd5fy7WLvfuvC8b5M07ZHC4W8qhF64NQbnagrjiRVr9gkx6OZOKTRZn0t+v2ou7WrmengPDY9OC",
+	"i1takC372zzpKpGJVZpqOXIFHd+oqW+0YdtSiqzoG46PsPFrQ/nzHt8I9ft9/UI/icPAlNZAZQAKduRZ",
+	"xNzzzQMXkyy49cNOyt256tt5kDS58Apf1tZNPsAQhMlUeY6WSPBhMjKmVKulQEaDhcUTSUJg90h/Zdic",
+	"N23x8OGaB3B9X8tEYKCzpM2X32Pwd2EyeJjtu1SBrA205IZtvBzV8VOa3dDbkuHB1dOiEy5ZZipz1nAt",
+	"SBnSUhJMx0eBlgYgFZmEyIWgBsMByXLOEz6C/n8jmnCS4MBQYw19QR+grsJQZBH7DnghvJxKQSA30YpU",
+	"OGxBGq/GQjICZcJiL/CZxMlwyDLZ445EynEynWKeNNnQ3DIg3mYDkkT6/00BZ5/EbB6Q0JMZILnygk3V",
+	"Vo8XUfMB0ceGad6R4Ka+EXbTillMZkzVUSr9dIG0V+GYDhq4oTIoXDSI3WgBjca6OwDuh9N600kOjMXN",
+	"sY4Qj3dFpUEi04AK4PJoBAi9w4ZbtaI00eC4svd6nToFhZzhOvO9nO84m2hZn01t7ThT0yT0esyGhOdp",
+	"utXj38+TiiKxEFdkM/UQiV2YZH0/BWuOdCTyj4IEnglzGeOoZwcrlCEoiGypZCy22PAIZIOFs+m0Ol9M",
+	"hmmQXR56TsdNj/RmtQ4sEBeZ2O6uHyBnV8uUh1p1wRVQ8RHPZAvrfeX6spNGwtPjgyKWo4HyHBDXuwk0",
+	"Hc1fFKNxc0hHCcfvT0FY29T8RS6X6X9/H5fs91EO4cYyff3tbubzt2mrVr39y8otO55AJem1wmo9D7Jx",
+	"JKazzbDXCpz0UGoIbsUGZ6f6Dg1aQY+XheyOjbXy2q/Nc56GGw9yhgVKvLBN291aCb6Wsj7fRu2P+vxL",
+	"W6Mtv5+31a7hdmJB3nu6mc5YCJ2kmvvwezEBzpBW3KmyFA91dinXfLmpc/9Bdazy5R0JZkvUanU74cVF",
+	"VhnlEvNNtnr8vKiCoMaMEyovirqWt7D5PeTmi/4av1yjjz/a+T+6dv7W7n8HdGqulWMuzSEvyPrW77jS",
+	"pSnU19bEQoI/0CQsTmiSYuHWxkDX9xJdu394Mtf3ZAJ89a/2HxXXJlSDSsUo4ebr8g+L3Zv7d+DerNtx",
+	"JlK2cr0ZjR2n+oPrpuFWLw5e97Xpzl76Vq+eKqzu82y/BWBIJvowCihA4R8ofn6fFk+9++UOUrisj8s5",
+	"mstyPAf+3RDPgQ5RR5a24yRjkRLZrDmmA/OW4XW4rlTKZMQZJmSMKY/bYjg0FShk4HpiwDWSzXTqhZv5",
+	"IdGr+8ZAt+vlqOiOhjCu0PHxGEtlQBBY7B12DZ7WBDkC+mYJj5Ip/f+4u97dRmog/ipWhdRU7PZKQEg0",
+	"4kNUQCo6LlVbwQEpibvrJFZ37cX2JimoEk/Dg/EkyOM/62Sdtsm1pcenSs2u1x6Px+OZ8e9X+Of3rgLd",
+	"fSjw/gN3xDD6+X0JOz3kbsbgGk+IGCk+Rh0rhOPAi+/ZiinL8wKpL0aMwy8sFN6QWY4XeNDl9m2l70Fi",
+	"w+/SXljpn53a7MlEEDkzcAHScJUGT0JfLYrekAndYcgF6J+wFuG+NDoAxQEnWOZcr8kMjgMGYF3xOptt",
+	"OIvDh7QiPpQB81O3mHFH9yIDlOR8Rag9ZGUYiHBTJiyQ/ZNuFS+UmtgOf+/jjq/51EdtNOZRW8wD6Y4B",
+	"szoeS2VYzdy+8hJefKGkwTbC2C1RoEcDwYhVY/cGnLOdgo++xU3hjbdAHYFy4r5hFjhgICPKTDFBe87c",
+	"0x88cV+8KmDLvh3WlrMdBo6DaWuE+gwT5w11c2HWo9FIIDDzHGQWvjp4UhKLw2DSO3N+Q/JD9I5f8/x2",
+	"yJp+g+UvJSn0JmBjRsAKZTmIZF0RMQIsh/i285/pyWvLJeMn1Sw4/32QTtVRE13cIhxOKpoKzACKGAlS",
+	"gl8V/sqFT0CuvNZDDFQJ5aTkzsHRejNkbcWxyUL9cwr/TuHfUCje+HAxjW1w2X+iajZkJ/2LbwaD89H5",
+	"4O23o4uf3518Dcd0A+DCC7iUXmKGpyZ265yoOKDxxpSkP04/T+zSNf/Et1/+H+voxIALYKcVNg6y61LS",
+	"f0awwVY0NZbzXhQLo69zqg8EEwAwsf0w724+9PYremmafw2HXtebCy7UjiyorgnbvZdhV7fCbra5YOqD",
+	"GYzUb+gfjs3S394rO8NqFvPMItrz4Nm00SJjw2J6dHjP8c3J/VEVWud2Y/9Ywgamv5GJfvl5fvwi8lph",
+	"uc+kY8ANSdLuIpt1BFzaFPMHpKOoY7hg7Y3j8dng4hJtoNgNbqys4rSFHdkVSvhLuEKqiNDN//ZrP/0F",
+	"p38cpV+N0qtPP9mLorltYtzDrty5TQptgeiC2EubX5cvAPUUKoRvjYtgn9kHzoKqVojKIRv/WRI143mC",
+	"IA6RIKvTCdKeSeJiG/kIq7sx6thfUcEXRKQZliRPEK6Vyd5mnN9Q4ppAueBVRfIewkP2/cXgHTSJKizg",
+	"LX/LUTtFIJCDQ3TK0JiWJckpsLmUACo8c8h+2jPpHnWbHLKoGaJ5D1E2ZIaQgvE8fM8z8S4wVZAJVhx9",
+	"foRsrBbwhGEtpnCXxaAYA5SOhRJsWI+A+yIZMjc6IPIGGU1wUegDhEP86R5145zc0JeARviZfKPgC1rs",
+	"YF3C1pbpYrFIJ1yUaS0KwjKemyTp1s1/B9mXu2RPkaV6UxWY7tbNS7JU8dxz9zmk0s8yUimSb0SzqxnU",
+	"df9ek/pJN4bu+/fPMh5Q1tho1heFCeLGtH7f8ac0Kt9dLp3ao3WtP0T9IVtvxzyszYukOYH3PS0K5NWP",
+	"VxelW2SRNW0W0CvZj1cr5rVpXkuML/x6btg8rnnNcmeQ3TasbXnWhPAFXkDpncOJe4QbQMTcbY21KPaO",
+	"97Rf9Wb+GXio9uut3cTCytEpS7k+6AleT2fuZJcgXouVgDtEqWshCFNBtNruk9raxzLXGa+ATFDMaUZc",
+	"gEVb2QoLxfQ0d8YLxUf//PW32YNde42r0m4VUvZBRAacQipVQ59pWzFnmnYDAG7lU5c9m+SwlXkhTAn2",
+	"eDRBvjbWYhyFOfHFQhMBqzvXOwEQ40EikOYkaDtEDWx/4Ucqa1zobZWXBkrM9LpzTnCm4EqEKZmSB4Fo",
+	"Cjoh2W1WhN8xFV/tL5yWZa3wtdYJX1jl72y6gqy1dlLrfkSl3L4k7OmcQlKljiGkqiqZoJC66sBWdywE",
+	"VSTlrLhNIgSVQSY+5Mppd+e8ZjAeGH5i5QNbu2O20mIDci0y10oulXDgV84bXJKsVvcMt8EEXCE3MXQ6",
+	"QLbjuXNskwEbQrvJM7AM3jTaK20SbI2ZfZhpfBOwf0HfV8WyZnTiXcdTPeaKCMkZXpn3/ikMRSZQLVcR",
+	"4aux3GLVr6bmdmxU8qSWoFdGPwO8AWdX2nfJjc2ZtC/6wC3fcEG6UqMNw6pzqlDBp3pINuCWGKNHmXTZ",
+	"xVriQq6Ys5yqR6i0h/ML3vVwfndXd/8GAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
