@@ -211,7 +211,12 @@ func (o *openAPI) serve(next echo.HandlerFunc) echo.HandlerFunc {
 
 		input := &openapi3filter.RequestValidationInput{Request: req, PathParams: pathParams, Route: route, Options: &o.options}
 		if guard.Public && o.limiter != nil {
-			if err := o.limiter.limit(ctx, c.Response().Header(), bucketPublic+httpx.ClientIP(ctx), o.publicLimit); err != nil {
+			// The flow webhook receiver is limited per endpoint key instead of per address (PRODUCT §2.3).
+			bucket := bucketPublic + httpx.ClientIP(ctx)
+			if key := pathParams["endpoint_key"]; key != "" && route.Operation.OperationID == "receiveFlowWebhook" {
+				bucket = bucketFlowWebhook + key
+			}
+			if err := o.limiter.limit(ctx, c.Response().Header(), bucket, o.publicLimit); err != nil {
 				return err
 			}
 		}

@@ -13,9 +13,10 @@ import (
 
 // Rate-limit bucket namespaces. Every bucket of one namespace shares that namespace's limit.
 const (
-	bucketPublic    = "public:"    // per client IP on x-public operations
-	bucketPrincipal = "principal:" // per user or API token
-	bucketAI        = "ai:"        // per user or API token on x-rate-limit: ai operations
+	bucketPublic      = "public:"       // per client IP on x-public operations
+	bucketPrincipal   = "principal:"    // per user or API token
+	bucketAI          = "ai:"           // per user or API token on x-rate-limit: ai operations
+	bucketFlowWebhook = "flow-webhook:" // per endpoint key on POST /webhooks/flows/{endpoint_key}
 )
 
 // rateLimiter counts requests in fixed windows (RATE_LIMIT_*_PER_MINUTE: one minute) in the store every
