@@ -575,3 +575,7 @@ func MetadataCounts(ctx context.Context, db *gorm.DB) (tags, categories, icons i
 	err = q.Model(&Icon{}).Count(&icons).Error
 	return tags, categories, icons, Classify(err)
 }
+
+// ForUpdate locks the rows a query reads on PostgreSQL until the transaction ends (SQLite has one
+// writer already).
+func ForUpdate(q *gorm.DB) *gorm.DB { return forUpdate(q) }
