@@ -2470,6 +2470,9 @@ type FlowID = int64
 // FlowVersionNumber defines model for FlowVersionNumber.
 type FlowVersionNumber = int32
 
+// IdempotencyKey defines model for IdempotencyKey.
+type IdempotencyKey = string
+
 // IfMatch defines model for IfMatch.
 type IfMatch = string
 
@@ -2512,6 +2515,12 @@ type FlowWithETag = Flow
 // Tokens defines model for Tokens.
 type Tokens = TokenResponse
 
+// CreateAgentConfigParams defines parameters for CreateAgentConfig.
+type CreateAgentConfigParams struct {
+	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // ListApiTokensParams defines parameters for ListApiTokens.
 type ListApiTokensParams struct {
 	// Page The 1-based page number.
@@ -2526,6 +2535,12 @@ type ListApiTokensParams struct {
 
 // ListApiTokensParamsSort defines parameters for ListApiTokens.
 type ListApiTokensParamsSort string
+
+// CreateApiTokenParams defines parameters for CreateApiToken.
+type CreateApiTokenParams struct {
+	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
 
 // ListAuditLogsParams defines parameters for ListAuditLogs.
 type ListAuditLogsParams struct {
@@ -2593,6 +2608,9 @@ type ListExecutionsParams struct {
 type CreateExecutionParams struct {
 	// WaitMs How long to wait for the run to end before answering (0–30000 ms).
 	WaitMs *WaitMS `form:"wait_ms,omitempty" json:"wait_ms,omitempty"`
+
+	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
 // GetExecutionParams defines parameters for GetExecution.
@@ -2613,6 +2631,9 @@ type GetExecutionEventsParams struct {
 type RetryExecutionParams struct {
 	// WaitMs How long to wait for the run to end before answering (0–30000 ms).
 	WaitMs *WaitMS `form:"wait_ms,omitempty" json:"wait_ms,omitempty"`
+
+	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
 // ListFlowsParams defines parameters for ListFlows.
@@ -2652,6 +2673,12 @@ type ListFlowsParams struct {
 // ListFlowsParamsSort defines parameters for ListFlows.
 type ListFlowsParamsSort string
 
+// CreateFlowParams defines parameters for CreateFlow.
+type CreateFlowParams struct {
+	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // UpdateFlowParams defines parameters for UpdateFlow.
 type UpdateFlowParams struct {
 	// IfMatch The `ETag` last read; a mismatch answers 412 and changes nothing.
@@ -2664,6 +2691,12 @@ type PutFlowParams struct {
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
+// DuplicateFlowParams defines parameters for DuplicateFlow.
+type DuplicateFlowParams struct {
+	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // ListFlowVersionsParams defines parameters for ListFlowVersions.
 type ListFlowVersionsParams struct {
 	// Page The 1-based page number.
@@ -2671,6 +2704,12 @@ type ListFlowVersionsParams struct {
 
 	// PageSize Items per page.
 	PageSize *PageSize `form:"page_size,omitempty" json:"page_size,omitempty"`
+}
+
+// CreateFlowVersionParams defines parameters for CreateFlowVersion.
+type CreateFlowVersionParams struct {
+	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
 // RestoreFlowVersionParams defines parameters for RestoreFlowVersion.
@@ -2700,6 +2739,12 @@ type ListIntegrationsParams struct {
 // ListIntegrationsParamsSort defines parameters for ListIntegrations.
 type ListIntegrationsParamsSort string
 
+// CreateIntegrationParams defines parameters for CreateIntegration.
+type CreateIntegrationParams struct {
+	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // ListCategoriesParams defines parameters for ListCategories.
 type ListCategoriesParams struct {
 	// Page The 1-based page number.
@@ -2719,6 +2764,12 @@ type ListCategoriesParams struct {
 // ListCategoriesParamsSort defines parameters for ListCategories.
 type ListCategoriesParamsSort string
 
+// CreateCategoryParams defines parameters for CreateCategory.
+type CreateCategoryParams struct {
+	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // ListIconsParams defines parameters for ListIcons.
 type ListIconsParams struct {
 	// Page The 1-based page number.
@@ -2733,6 +2784,12 @@ type ListIconsParams struct {
 
 	// FavoritesOnly Only favourite icons.
 	FavoritesOnly *bool `form:"favorites_only,omitempty" json:"favorites_only,omitempty"`
+}
+
+// CreateIconParams defines parameters for CreateIcon.
+type CreateIconParams struct {
+	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
 // ListTagsParams defines parameters for ListTags.
@@ -2752,6 +2809,12 @@ type ListTagsParams struct {
 
 // ListTagsParamsSort defines parameters for ListTags.
 type ListTagsParamsSort string
+
+// CreateTagParams defines parameters for CreateTag.
+type CreateTagParams struct {
+	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
 
 // ListNodeTypesParams defines parameters for ListNodeTypes.
 type ListNodeTypesParams struct {
@@ -2775,6 +2838,12 @@ type ListTeamsParams struct {
 
 // ListTeamsParamsSort defines parameters for ListTeams.
 type ListTeamsParamsSort string
+
+// CreateTeamParams defines parameters for CreateTeam.
+type CreateTeamParams struct {
+	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
 
 // ListTemplatesParams defines parameters for ListTemplates.
 type ListTemplatesParams struct {
@@ -2803,10 +2872,28 @@ type ListTemplatesParams struct {
 // ListTemplatesParamsSort defines parameters for ListTemplates.
 type ListTemplatesParamsSort string
 
+// CreateTemplateParams defines parameters for CreateTemplate.
+type CreateTemplateParams struct {
+	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // SeedTemplatesParams defines parameters for SeedTemplates.
 type SeedTemplatesParams struct {
 	// Force Also reset the system templates to the shipped definitions.
 	Force *bool `form:"force,omitempty" json:"force,omitempty"`
+}
+
+// DuplicateTemplateParams defines parameters for DuplicateTemplate.
+type DuplicateTemplateParams struct {
+	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// CreateTemplateFlowParams defines parameters for CreateTemplateFlow.
+type CreateTemplateFlowParams struct {
+	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
 // ListUsersParams defines parameters for ListUsers.
@@ -3781,7 +3868,7 @@ type ClientInterface interface {
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /agent-configs (the `CreateAgentConfig` operationId).
-	CreateAgentConfigWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateAgentConfigWithBody(ctx context.Context, params *CreateAgentConfigParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateAgentConfig Create a flow's agent config
 	//
@@ -3792,7 +3879,7 @@ type ClientInterface interface {
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /agent-configs (the `CreateAgentConfig` operationId).
-	CreateAgentConfig(ctx context.Context, body CreateAgentConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateAgentConfig(ctx context.Context, params *CreateAgentConfigParams, body CreateAgentConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// DeleteAgentConfig Delete a flow's agent config
 	//
@@ -3843,7 +3930,7 @@ type ClientInterface interface {
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /api-tokens (the `CreateApiToken` operationId).
-	CreateApiTokenWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateApiTokenWithBody(ctx context.Context, params *CreateApiTokenParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateApiToken Create an API token
 	//
@@ -3853,7 +3940,7 @@ type ClientInterface interface {
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /api-tokens (the `CreateApiToken` operationId).
-	CreateApiToken(ctx context.Context, body CreateApiTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateApiToken(ctx context.Context, params *CreateApiTokenParams, body CreateApiTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// DeleteApiToken Revoke one of my API tokens
 	//
@@ -4089,7 +4176,7 @@ type ClientInterface interface {
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /flows (the `CreateFlow` operationId).
-	CreateFlowWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateFlowWithBody(ctx context.Context, params *CreateFlowParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateFlow Create a flow
 	//
@@ -4099,7 +4186,7 @@ type ClientInterface interface {
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /flows (the `CreateFlow` operationId).
-	CreateFlow(ctx context.Context, body CreateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateFlow(ctx context.Context, params *CreateFlowParams, body CreateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// DeleteFlow Delete a flow
 	//
@@ -4165,7 +4252,7 @@ type ClientInterface interface {
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /flows/{id}/duplicate (the `DuplicateFlow` operationId).
-	DuplicateFlowWithBody(ctx context.Context, id FlowID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	DuplicateFlowWithBody(ctx context.Context, id FlowID, params *DuplicateFlowParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// DuplicateFlow Duplicate a flow
 	//
@@ -4175,7 +4262,7 @@ type ClientInterface interface {
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /flows/{id}/duplicate (the `DuplicateFlow` operationId).
-	DuplicateFlow(ctx context.Context, id FlowID, body DuplicateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	DuplicateFlow(ctx context.Context, id FlowID, params *DuplicateFlowParams, body DuplicateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// PublishFlowWithBody Publish a flow
 	//
@@ -4258,7 +4345,7 @@ type ClientInterface interface {
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /flows/{id}/versions (the `CreateFlowVersion` operationId).
-	CreateFlowVersionWithBody(ctx context.Context, id FlowID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateFlowVersionWithBody(ctx context.Context, id FlowID, params *CreateFlowVersionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateFlowVersion Snapshot a flow
 	//
@@ -4267,7 +4354,7 @@ type ClientInterface interface {
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /flows/{id}/versions (the `CreateFlowVersion` operationId).
-	CreateFlowVersion(ctx context.Context, id FlowID, body CreateFlowVersionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateFlowVersion(ctx context.Context, id FlowID, params *CreateFlowVersionParams, body CreateFlowVersionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetFlowVersion Get a flow version
 	//
@@ -4312,7 +4399,7 @@ type ClientInterface interface {
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /integrations (the `CreateIntegration` operationId).
-	CreateIntegrationWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateIntegrationWithBody(ctx context.Context, params *CreateIntegrationParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateIntegration Create an integration
 	//
@@ -4326,7 +4413,7 @@ type ClientInterface interface {
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /integrations (the `CreateIntegration` operationId).
-	CreateIntegration(ctx context.Context, body CreateIntegrationJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateIntegration(ctx context.Context, params *CreateIntegrationParams, body CreateIntegrationJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// DeleteIntegration Delete an integration
 	//
@@ -4395,7 +4482,7 @@ type ClientInterface interface {
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /metadata/categories (the `CreateCategory` operationId).
-	CreateCategoryWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateCategoryWithBody(ctx context.Context, params *CreateCategoryParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateCategory Create a category
 	//
@@ -4406,7 +4493,7 @@ type ClientInterface interface {
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /metadata/categories (the `CreateCategory` operationId).
-	CreateCategory(ctx context.Context, body CreateCategoryJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateCategory(ctx context.Context, params *CreateCategoryParams, body CreateCategoryJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// DeleteCategory Delete a category
 	//
@@ -4460,7 +4547,7 @@ type ClientInterface interface {
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /metadata/icons (the `CreateIcon` operationId).
-	CreateIconWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateIconWithBody(ctx context.Context, params *CreateIconParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateIcon Create an icon
 	//
@@ -4469,7 +4556,7 @@ type ClientInterface interface {
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /metadata/icons (the `CreateIcon` operationId).
-	CreateIcon(ctx context.Context, body CreateIconJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateIcon(ctx context.Context, params *CreateIconParams, body CreateIconJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// DeleteIcon Delete an icon
 	//
@@ -4524,7 +4611,7 @@ type ClientInterface interface {
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /metadata/tags (the `CreateTag` operationId).
-	CreateTagWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateTagWithBody(ctx context.Context, params *CreateTagParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateTag Create a tag
 	//
@@ -4533,7 +4620,7 @@ type ClientInterface interface {
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /metadata/tags (the `CreateTag` operationId).
-	CreateTag(ctx context.Context, body CreateTagJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateTag(ctx context.Context, params *CreateTagParams, body CreateTagJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// DeleteTag Delete a tag
 	//
@@ -4688,7 +4775,7 @@ type ClientInterface interface {
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /teams (the `CreateTeam` operationId).
-	CreateTeamWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateTeamWithBody(ctx context.Context, params *CreateTeamParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateTeam Create a team
 	//
@@ -4697,7 +4784,7 @@ type ClientInterface interface {
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /teams (the `CreateTeam` operationId).
-	CreateTeam(ctx context.Context, body CreateTeamJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateTeam(ctx context.Context, params *CreateTeamParams, body CreateTeamJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// DeleteTeam Delete a team
 	//
@@ -4767,7 +4854,7 @@ type ClientInterface interface {
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /templates (the `CreateTemplate` operationId).
-	CreateTemplateWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateTemplateWithBody(ctx context.Context, params *CreateTemplateParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateTemplate Create a template
 	//
@@ -4779,7 +4866,7 @@ type ClientInterface interface {
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /templates (the `CreateTemplate` operationId).
-	CreateTemplate(ctx context.Context, body CreateTemplateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateTemplate(ctx context.Context, params *CreateTemplateParams, body CreateTemplateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// SeedTemplates Seed the built-in templates
 	//
@@ -4835,7 +4922,7 @@ type ClientInterface interface {
 	// `usage_count` 0 and the same graph and placeholders. Built-in templates can be duplicated.
 	//
 	// Corresponds with POST /templates/{id}/duplicate (the `DuplicateTemplate` operationId).
-	DuplicateTemplate(ctx context.Context, id TemplateID, reqEditors ...RequestEditorFn) (*http.Response, error)
+	DuplicateTemplate(ctx context.Context, id TemplateID, params *DuplicateTemplateParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateTemplateFlowWithBody Create a flow from a template
 	//
@@ -4846,7 +4933,7 @@ type ClientInterface interface {
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /templates/{id}/flows (the `CreateTemplateFlow` operationId).
-	CreateTemplateFlowWithBody(ctx context.Context, id TemplateID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateTemplateFlowWithBody(ctx context.Context, id TemplateID, params *CreateTemplateFlowParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateTemplateFlow Create a flow from a template
 	//
@@ -4857,7 +4944,7 @@ type ClientInterface interface {
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /templates/{id}/flows (the `CreateTemplateFlow` operationId).
-	CreateTemplateFlow(ctx context.Context, id TemplateID, body CreateTemplateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateTemplateFlow(ctx context.Context, id TemplateID, params *CreateTemplateFlowParams, body CreateTemplateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// SetTemplateTagsWithBody Set a template's tags
 	//
@@ -5022,8 +5109,8 @@ type ClientInterface interface {
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /agent-configs (the `CreateAgentConfig` operationId).
-func (c *Client) CreateAgentConfigWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateAgentConfigRequestWithBody(c.Server, contentType, body)
+func (c *Client) CreateAgentConfigWithBody(ctx context.Context, params *CreateAgentConfigParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateAgentConfigRequestWithBody(c.Server, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -5043,8 +5130,8 @@ func (c *Client) CreateAgentConfigWithBody(ctx context.Context, contentType stri
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /agent-configs (the `CreateAgentConfig` operationId).
-func (c *Client) CreateAgentConfig(ctx context.Context, body CreateAgentConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateAgentConfigRequest(c.Server, body)
+func (c *Client) CreateAgentConfig(ctx context.Context, params *CreateAgentConfigParams, body CreateAgentConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateAgentConfigRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -5154,8 +5241,8 @@ func (c *Client) ListApiTokens(ctx context.Context, params *ListApiTokensParams,
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /api-tokens (the `CreateApiToken` operationId).
-func (c *Client) CreateApiTokenWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateApiTokenRequestWithBody(c.Server, contentType, body)
+func (c *Client) CreateApiTokenWithBody(ctx context.Context, params *CreateApiTokenParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateApiTokenRequestWithBody(c.Server, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -5174,8 +5261,8 @@ func (c *Client) CreateApiTokenWithBody(ctx context.Context, contentType string,
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /api-tokens (the `CreateApiToken` operationId).
-func (c *Client) CreateApiToken(ctx context.Context, body CreateApiTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateApiTokenRequest(c.Server, body)
+func (c *Client) CreateApiToken(ctx context.Context, params *CreateApiTokenParams, body CreateApiTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateApiTokenRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -5660,8 +5747,8 @@ func (c *Client) ListFlows(ctx context.Context, params *ListFlowsParams, reqEdit
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /flows (the `CreateFlow` operationId).
-func (c *Client) CreateFlowWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateFlowRequestWithBody(c.Server, contentType, body)
+func (c *Client) CreateFlowWithBody(ctx context.Context, params *CreateFlowParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateFlowRequestWithBody(c.Server, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -5680,8 +5767,8 @@ func (c *Client) CreateFlowWithBody(ctx context.Context, contentType string, bod
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /flows (the `CreateFlow` operationId).
-func (c *Client) CreateFlow(ctx context.Context, body CreateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateFlowRequest(c.Server, body)
+func (c *Client) CreateFlow(ctx context.Context, params *CreateFlowParams, body CreateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateFlowRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -5816,8 +5903,8 @@ func (c *Client) PutFlow(ctx context.Context, id FlowID, params *PutFlowParams, 
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /flows/{id}/duplicate (the `DuplicateFlow` operationId).
-func (c *Client) DuplicateFlowWithBody(ctx context.Context, id FlowID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewDuplicateFlowRequestWithBody(c.Server, id, contentType, body)
+func (c *Client) DuplicateFlowWithBody(ctx context.Context, id FlowID, params *DuplicateFlowParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDuplicateFlowRequestWithBody(c.Server, id, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -5836,8 +5923,8 @@ func (c *Client) DuplicateFlowWithBody(ctx context.Context, id FlowID, contentTy
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /flows/{id}/duplicate (the `DuplicateFlow` operationId).
-func (c *Client) DuplicateFlow(ctx context.Context, id FlowID, body DuplicateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewDuplicateFlowRequest(c.Server, id, body)
+func (c *Client) DuplicateFlow(ctx context.Context, id FlowID, params *DuplicateFlowParams, body DuplicateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDuplicateFlowRequest(c.Server, id, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -6009,8 +6096,8 @@ func (c *Client) ListFlowVersions(ctx context.Context, id FlowID, params *ListFl
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /flows/{id}/versions (the `CreateFlowVersion` operationId).
-func (c *Client) CreateFlowVersionWithBody(ctx context.Context, id FlowID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateFlowVersionRequestWithBody(c.Server, id, contentType, body)
+func (c *Client) CreateFlowVersionWithBody(ctx context.Context, id FlowID, params *CreateFlowVersionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateFlowVersionRequestWithBody(c.Server, id, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -6028,8 +6115,8 @@ func (c *Client) CreateFlowVersionWithBody(ctx context.Context, id FlowID, conte
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /flows/{id}/versions (the `CreateFlowVersion` operationId).
-func (c *Client) CreateFlowVersion(ctx context.Context, id FlowID, body CreateFlowVersionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateFlowVersionRequest(c.Server, id, body)
+func (c *Client) CreateFlowVersion(ctx context.Context, id FlowID, params *CreateFlowVersionParams, body CreateFlowVersionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateFlowVersionRequest(c.Server, id, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -6123,8 +6210,8 @@ func (c *Client) ListIntegrations(ctx context.Context, params *ListIntegrationsP
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /integrations (the `CreateIntegration` operationId).
-func (c *Client) CreateIntegrationWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateIntegrationRequestWithBody(c.Server, contentType, body)
+func (c *Client) CreateIntegrationWithBody(ctx context.Context, params *CreateIntegrationParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateIntegrationRequestWithBody(c.Server, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -6147,8 +6234,8 @@ func (c *Client) CreateIntegrationWithBody(ctx context.Context, contentType stri
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /integrations (the `CreateIntegration` operationId).
-func (c *Client) CreateIntegration(ctx context.Context, body CreateIntegrationJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateIntegrationRequest(c.Server, body)
+func (c *Client) CreateIntegration(ctx context.Context, params *CreateIntegrationParams, body CreateIntegrationJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateIntegrationRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -6286,8 +6373,8 @@ func (c *Client) ListCategories(ctx context.Context, params *ListCategoriesParam
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /metadata/categories (the `CreateCategory` operationId).
-func (c *Client) CreateCategoryWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateCategoryRequestWithBody(c.Server, contentType, body)
+func (c *Client) CreateCategoryWithBody(ctx context.Context, params *CreateCategoryParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateCategoryRequestWithBody(c.Server, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -6307,8 +6394,8 @@ func (c *Client) CreateCategoryWithBody(ctx context.Context, contentType string,
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /metadata/categories (the `CreateCategory` operationId).
-func (c *Client) CreateCategory(ctx context.Context, body CreateCategoryJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateCategoryRequest(c.Server, body)
+func (c *Client) CreateCategory(ctx context.Context, params *CreateCategoryParams, body CreateCategoryJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateCategoryRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -6421,8 +6508,8 @@ func (c *Client) ListIcons(ctx context.Context, params *ListIconsParams, reqEdit
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /metadata/icons (the `CreateIcon` operationId).
-func (c *Client) CreateIconWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateIconRequestWithBody(c.Server, contentType, body)
+func (c *Client) CreateIconWithBody(ctx context.Context, params *CreateIconParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateIconRequestWithBody(c.Server, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -6440,8 +6527,8 @@ func (c *Client) CreateIconWithBody(ctx context.Context, contentType string, bod
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /metadata/icons (the `CreateIcon` operationId).
-func (c *Client) CreateIcon(ctx context.Context, body CreateIconJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateIconRequest(c.Server, body)
+func (c *Client) CreateIcon(ctx context.Context, params *CreateIconParams, body CreateIconJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateIconRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -6565,8 +6652,8 @@ func (c *Client) ListTags(ctx context.Context, params *ListTagsParams, reqEditor
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /metadata/tags (the `CreateTag` operationId).
-func (c *Client) CreateTagWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateTagRequestWithBody(c.Server, contentType, body)
+func (c *Client) CreateTagWithBody(ctx context.Context, params *CreateTagParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateTagRequestWithBody(c.Server, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -6584,8 +6671,8 @@ func (c *Client) CreateTagWithBody(ctx context.Context, contentType string, body
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /metadata/tags (the `CreateTag` operationId).
-func (c *Client) CreateTag(ctx context.Context, body CreateTagJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateTagRequest(c.Server, body)
+func (c *Client) CreateTag(ctx context.Context, params *CreateTagParams, body CreateTagJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateTagRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -6929,8 +7016,8 @@ func (c *Client) ListTeams(ctx context.Context, params *ListTeamsParams, reqEdit
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /teams (the `CreateTeam` operationId).
-func (c *Client) CreateTeamWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateTeamRequestWithBody(c.Server, contentType, body)
+func (c *Client) CreateTeamWithBody(ctx context.Context, params *CreateTeamParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateTeamRequestWithBody(c.Server, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -6948,8 +7035,8 @@ func (c *Client) CreateTeamWithBody(ctx context.Context, contentType string, bod
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /teams (the `CreateTeam` operationId).
-func (c *Client) CreateTeam(ctx context.Context, body CreateTeamJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateTeamRequest(c.Server, body)
+func (c *Client) CreateTeam(ctx context.Context, params *CreateTeamParams, body CreateTeamJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateTeamRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -7098,8 +7185,8 @@ func (c *Client) ListTemplates(ctx context.Context, params *ListTemplatesParams,
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /templates (the `CreateTemplate` operationId).
-func (c *Client) CreateTemplateWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateTemplateRequestWithBody(c.Server, contentType, body)
+func (c *Client) CreateTemplateWithBody(ctx context.Context, params *CreateTemplateParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateTemplateRequestWithBody(c.Server, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -7120,8 +7207,8 @@ func (c *Client) CreateTemplateWithBody(ctx context.Context, contentType string,
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /templates (the `CreateTemplate` operationId).
-func (c *Client) CreateTemplate(ctx context.Context, body CreateTemplateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateTemplateRequest(c.Server, body)
+func (c *Client) CreateTemplate(ctx context.Context, params *CreateTemplateParams, body CreateTemplateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateTemplateRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -7236,8 +7323,8 @@ func (c *Client) UpdateTemplate(ctx context.Context, id TemplateID, body UpdateT
 // `usage_count` 0 and the same graph and placeholders. Built-in templates can be duplicated.
 //
 // Corresponds with POST /templates/{id}/duplicate (the `DuplicateTemplate` operationId).
-func (c *Client) DuplicateTemplate(ctx context.Context, id TemplateID, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewDuplicateTemplateRequest(c.Server, id)
+func (c *Client) DuplicateTemplate(ctx context.Context, id TemplateID, params *DuplicateTemplateParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDuplicateTemplateRequest(c.Server, id, params)
 	if err != nil {
 		return nil, err
 	}
@@ -7257,8 +7344,8 @@ func (c *Client) DuplicateTemplate(ctx context.Context, id TemplateID, reqEditor
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /templates/{id}/flows (the `CreateTemplateFlow` operationId).
-func (c *Client) CreateTemplateFlowWithBody(ctx context.Context, id TemplateID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateTemplateFlowRequestWithBody(c.Server, id, contentType, body)
+func (c *Client) CreateTemplateFlowWithBody(ctx context.Context, id TemplateID, params *CreateTemplateFlowParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateTemplateFlowRequestWithBody(c.Server, id, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -7278,8 +7365,8 @@ func (c *Client) CreateTemplateFlowWithBody(ctx context.Context, id TemplateID, 
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /templates/{id}/flows (the `CreateTemplateFlow` operationId).
-func (c *Client) CreateTemplateFlow(ctx context.Context, id TemplateID, body CreateTemplateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateTemplateFlowRequest(c.Server, id, body)
+func (c *Client) CreateTemplateFlow(ctx context.Context, id TemplateID, params *CreateTemplateFlowParams, body CreateTemplateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateTemplateFlowRequest(c.Server, id, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -7604,18 +7691,18 @@ func (c *Client) ReceiveFlowWebhookWithTextBody(ctx context.Context, endpointKey
 }
 
 // NewCreateAgentConfigRequest calls the generic CreateAgentConfig builder with application/json body
-func NewCreateAgentConfigRequest(server string, body CreateAgentConfigJSONRequestBody) (*http.Request, error) {
+func NewCreateAgentConfigRequest(server string, params *CreateAgentConfigParams, body CreateAgentConfigJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewCreateAgentConfigRequestWithBody(server, "application/json", bodyReader)
+	return NewCreateAgentConfigRequestWithBody(server, params, "application/json", bodyReader)
 }
 
 // NewCreateAgentConfigRequestWithBody constructs an http.Request for the CreateAgentConfig method, with any body, and a specified content type
-func NewCreateAgentConfigRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+func NewCreateAgentConfigRequestWithBody(server string, params *CreateAgentConfigParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -7639,6 +7726,21 @@ func NewCreateAgentConfigRequestWithBody(server string, contentType string, body
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -7837,18 +7939,18 @@ func NewListApiTokensRequest(server string, params *ListApiTokensParams) (*http.
 }
 
 // NewCreateApiTokenRequest calls the generic CreateApiToken builder with application/json body
-func NewCreateApiTokenRequest(server string, body CreateApiTokenJSONRequestBody) (*http.Request, error) {
+func NewCreateApiTokenRequest(server string, params *CreateApiTokenParams, body CreateApiTokenJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewCreateApiTokenRequestWithBody(server, "application/json", bodyReader)
+	return NewCreateApiTokenRequestWithBody(server, params, "application/json", bodyReader)
 }
 
 // NewCreateApiTokenRequestWithBody constructs an http.Request for the CreateApiToken method, with any body, and a specified content type
-func NewCreateApiTokenRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+func NewCreateApiTokenRequestWithBody(server string, params *CreateApiTokenParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -7872,6 +7974,21 @@ func NewCreateApiTokenRequestWithBody(server string, contentType string, body io
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -8530,6 +8647,21 @@ func NewCreateExecutionRequestWithBody(server string, params *CreateExecutionPar
 
 	req.Header.Add("Content-Type", contentType)
 
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
+
 	return req, nil
 }
 
@@ -8863,6 +8995,21 @@ func NewRetryExecutionRequestWithBody(server string, id ExecutionID, params *Ret
 
 	req.Header.Add("Content-Type", contentType)
 
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
+
 	return req, nil
 }
 
@@ -9041,18 +9188,18 @@ func NewListFlowsRequest(server string, params *ListFlowsParams) (*http.Request,
 }
 
 // NewCreateFlowRequest calls the generic CreateFlow builder with application/json body
-func NewCreateFlowRequest(server string, body CreateFlowJSONRequestBody) (*http.Request, error) {
+func NewCreateFlowRequest(server string, params *CreateFlowParams, body CreateFlowJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewCreateFlowRequestWithBody(server, "application/json", bodyReader)
+	return NewCreateFlowRequestWithBody(server, params, "application/json", bodyReader)
 }
 
 // NewCreateFlowRequestWithBody constructs an http.Request for the CreateFlow method, with any body, and a specified content type
-func NewCreateFlowRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+func NewCreateFlowRequestWithBody(server string, params *CreateFlowParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -9076,6 +9223,21 @@ func NewCreateFlowRequestWithBody(server string, contentType string, body io.Rea
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -9273,18 +9435,18 @@ func NewPutFlowRequestWithBody(server string, id FlowID, params *PutFlowParams, 
 }
 
 // NewDuplicateFlowRequest calls the generic DuplicateFlow builder with application/json body
-func NewDuplicateFlowRequest(server string, id FlowID, body DuplicateFlowJSONRequestBody) (*http.Request, error) {
+func NewDuplicateFlowRequest(server string, id FlowID, params *DuplicateFlowParams, body DuplicateFlowJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewDuplicateFlowRequestWithBody(server, id, "application/json", bodyReader)
+	return NewDuplicateFlowRequestWithBody(server, id, params, "application/json", bodyReader)
 }
 
 // NewDuplicateFlowRequestWithBody constructs an http.Request for the DuplicateFlow method, with any body, and a specified content type
-func NewDuplicateFlowRequestWithBody(server string, id FlowID, contentType string, body io.Reader) (*http.Request, error) {
+func NewDuplicateFlowRequestWithBody(server string, id FlowID, params *DuplicateFlowParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -9315,6 +9477,21 @@ func NewDuplicateFlowRequestWithBody(server string, id FlowID, contentType strin
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -9568,18 +9745,18 @@ func NewListFlowVersionsRequest(server string, id FlowID, params *ListFlowVersio
 }
 
 // NewCreateFlowVersionRequest calls the generic CreateFlowVersion builder with application/json body
-func NewCreateFlowVersionRequest(server string, id FlowID, body CreateFlowVersionJSONRequestBody) (*http.Request, error) {
+func NewCreateFlowVersionRequest(server string, id FlowID, params *CreateFlowVersionParams, body CreateFlowVersionJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewCreateFlowVersionRequestWithBody(server, id, "application/json", bodyReader)
+	return NewCreateFlowVersionRequestWithBody(server, id, params, "application/json", bodyReader)
 }
 
 // NewCreateFlowVersionRequestWithBody constructs an http.Request for the CreateFlowVersion method, with any body, and a specified content type
-func NewCreateFlowVersionRequestWithBody(server string, id FlowID, contentType string, body io.Reader) (*http.Request, error) {
+func NewCreateFlowVersionRequestWithBody(server string, id FlowID, params *CreateFlowVersionParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -9610,6 +9787,21 @@ func NewCreateFlowVersionRequestWithBody(server string, id FlowID, contentType s
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -9848,18 +10040,18 @@ func NewListIntegrationsRequest(server string, params *ListIntegrationsParams) (
 }
 
 // NewCreateIntegrationRequest calls the generic CreateIntegration builder with application/json body
-func NewCreateIntegrationRequest(server string, body CreateIntegrationJSONRequestBody) (*http.Request, error) {
+func NewCreateIntegrationRequest(server string, params *CreateIntegrationParams, body CreateIntegrationJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewCreateIntegrationRequestWithBody(server, "application/json", bodyReader)
+	return NewCreateIntegrationRequestWithBody(server, params, "application/json", bodyReader)
 }
 
 // NewCreateIntegrationRequestWithBody constructs an http.Request for the CreateIntegration method, with any body, and a specified content type
-func NewCreateIntegrationRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+func NewCreateIntegrationRequestWithBody(server string, params *CreateIntegrationParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -9883,6 +10075,21 @@ func NewCreateIntegrationRequestWithBody(server string, contentType string, body
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -10139,18 +10346,18 @@ func NewListCategoriesRequest(server string, params *ListCategoriesParams) (*htt
 }
 
 // NewCreateCategoryRequest calls the generic CreateCategory builder with application/json body
-func NewCreateCategoryRequest(server string, body CreateCategoryJSONRequestBody) (*http.Request, error) {
+func NewCreateCategoryRequest(server string, params *CreateCategoryParams, body CreateCategoryJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewCreateCategoryRequestWithBody(server, "application/json", bodyReader)
+	return NewCreateCategoryRequestWithBody(server, params, "application/json", bodyReader)
 }
 
 // NewCreateCategoryRequestWithBody constructs an http.Request for the CreateCategory method, with any body, and a specified content type
-func NewCreateCategoryRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+func NewCreateCategoryRequestWithBody(server string, params *CreateCategoryParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -10174,6 +10381,21 @@ func NewCreateCategoryRequestWithBody(server string, contentType string, body io
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -10396,18 +10618,18 @@ func NewListIconsRequest(server string, params *ListIconsParams) (*http.Request,
 }
 
 // NewCreateIconRequest calls the generic CreateIcon builder with application/json body
-func NewCreateIconRequest(server string, body CreateIconJSONRequestBody) (*http.Request, error) {
+func NewCreateIconRequest(server string, params *CreateIconParams, body CreateIconJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewCreateIconRequestWithBody(server, "application/json", bodyReader)
+	return NewCreateIconRequestWithBody(server, params, "application/json", bodyReader)
 }
 
 // NewCreateIconRequestWithBody constructs an http.Request for the CreateIcon method, with any body, and a specified content type
-func NewCreateIconRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+func NewCreateIconRequestWithBody(server string, params *CreateIconParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -10431,6 +10653,21 @@ func NewCreateIconRequestWithBody(server string, contentType string, body io.Rea
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -10668,18 +10905,18 @@ func NewListTagsRequest(server string, params *ListTagsParams) (*http.Request, e
 }
 
 // NewCreateTagRequest calls the generic CreateTag builder with application/json body
-func NewCreateTagRequest(server string, body CreateTagJSONRequestBody) (*http.Request, error) {
+func NewCreateTagRequest(server string, params *CreateTagParams, body CreateTagJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewCreateTagRequestWithBody(server, "application/json", bodyReader)
+	return NewCreateTagRequestWithBody(server, params, "application/json", bodyReader)
 }
 
 // NewCreateTagRequestWithBody constructs an http.Request for the CreateTag method, with any body, and a specified content type
-func NewCreateTagRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+func NewCreateTagRequestWithBody(server string, params *CreateTagParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -10703,6 +10940,21 @@ func NewCreateTagRequestWithBody(server string, contentType string, body io.Read
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -11277,18 +11529,18 @@ func NewListTeamsRequest(server string, params *ListTeamsParams) (*http.Request,
 }
 
 // NewCreateTeamRequest calls the generic CreateTeam builder with application/json body
-func NewCreateTeamRequest(server string, body CreateTeamJSONRequestBody) (*http.Request, error) {
+func NewCreateTeamRequest(server string, params *CreateTeamParams, body CreateTeamJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewCreateTeamRequestWithBody(server, "application/json", bodyReader)
+	return NewCreateTeamRequestWithBody(server, params, "application/json", bodyReader)
 }
 
 // NewCreateTeamRequestWithBody constructs an http.Request for the CreateTeam method, with any body, and a specified content type
-func NewCreateTeamRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+func NewCreateTeamRequestWithBody(server string, params *CreateTeamParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -11312,6 +11564,21 @@ func NewCreateTeamRequestWithBody(server string, contentType string, body io.Rea
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -11605,18 +11872,18 @@ func NewListTemplatesRequest(server string, params *ListTemplatesParams) (*http.
 }
 
 // NewCreateTemplateRequest calls the generic CreateTemplate builder with application/json body
-func NewCreateTemplateRequest(server string, body CreateTemplateJSONRequestBody) (*http.Request, error) {
+func NewCreateTemplateRequest(server string, params *CreateTemplateParams, body CreateTemplateJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewCreateTemplateRequestWithBody(server, "application/json", bodyReader)
+	return NewCreateTemplateRequestWithBody(server, params, "application/json", bodyReader)
 }
 
 // NewCreateTemplateRequestWithBody constructs an http.Request for the CreateTemplate method, with any body, and a specified content type
-func NewCreateTemplateRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+func NewCreateTemplateRequestWithBody(server string, params *CreateTemplateParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -11640,6 +11907,21 @@ func NewCreateTemplateRequestWithBody(server string, contentType string, body io
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -11814,7 +12096,7 @@ func NewUpdateTemplateRequestWithBody(server string, id TemplateID, contentType 
 }
 
 // NewDuplicateTemplateRequest constructs an http.Request for the DuplicateTemplate method
-func NewDuplicateTemplateRequest(server string, id TemplateID) (*http.Request, error) {
+func NewDuplicateTemplateRequest(server string, id TemplateID, params *DuplicateTemplateParams) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -11844,22 +12126,37 @@ func NewDuplicateTemplateRequest(server string, id TemplateID) (*http.Request, e
 		return nil, err
 	}
 
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
+
 	return req, nil
 }
 
 // NewCreateTemplateFlowRequest calls the generic CreateTemplateFlow builder with application/json body
-func NewCreateTemplateFlowRequest(server string, id TemplateID, body CreateTemplateFlowJSONRequestBody) (*http.Request, error) {
+func NewCreateTemplateFlowRequest(server string, id TemplateID, params *CreateTemplateFlowParams, body CreateTemplateFlowJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewCreateTemplateFlowRequestWithBody(server, id, "application/json", bodyReader)
+	return NewCreateTemplateFlowRequestWithBody(server, id, params, "application/json", bodyReader)
 }
 
 // NewCreateTemplateFlowRequestWithBody constructs an http.Request for the CreateTemplateFlow method, with any body, and a specified content type
-func NewCreateTemplateFlowRequestWithBody(server string, id TemplateID, contentType string, body io.Reader) (*http.Request, error) {
+func NewCreateTemplateFlowRequestWithBody(server string, id TemplateID, params *CreateTemplateFlowParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -11890,6 +12187,21 @@ func NewCreateTemplateFlowRequestWithBody(server string, id TemplateID, contentT
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -12603,7 +12915,7 @@ type ClientWithResponsesInterface interface {
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /agent-configs (the `CreateAgentConfig` operationId).
-	CreateAgentConfigWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateAgentConfigResponse, error)
+	CreateAgentConfigWithBodyWithResponse(ctx context.Context, params *CreateAgentConfigParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateAgentConfigResponse, error)
 
 	// CreateAgentConfigWithResponse Create a flow's agent config
 	//
@@ -12614,7 +12926,7 @@ type ClientWithResponsesInterface interface {
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /agent-configs (the `CreateAgentConfig` operationId).
-	CreateAgentConfigWithResponse(ctx context.Context, body CreateAgentConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateAgentConfigResponse, error)
+	CreateAgentConfigWithResponse(ctx context.Context, params *CreateAgentConfigParams, body CreateAgentConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateAgentConfigResponse, error)
 
 	// DeleteAgentConfigWithResponse Delete a flow's agent config
 	//
@@ -12671,7 +12983,7 @@ type ClientWithResponsesInterface interface {
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /api-tokens (the `CreateApiToken` operationId).
-	CreateApiTokenWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateApiTokenResponse, error)
+	CreateApiTokenWithBodyWithResponse(ctx context.Context, params *CreateApiTokenParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateApiTokenResponse, error)
 
 	// CreateApiTokenWithResponse Create an API token
 	//
@@ -12681,7 +12993,7 @@ type ClientWithResponsesInterface interface {
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /api-tokens (the `CreateApiToken` operationId).
-	CreateApiTokenWithResponse(ctx context.Context, body CreateApiTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateApiTokenResponse, error)
+	CreateApiTokenWithResponse(ctx context.Context, params *CreateApiTokenParams, body CreateApiTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateApiTokenResponse, error)
 
 	// DeleteApiTokenWithResponse Revoke one of my API tokens
 	//
@@ -12945,7 +13257,7 @@ type ClientWithResponsesInterface interface {
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /flows (the `CreateFlow` operationId).
-	CreateFlowWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateFlowResponse, error)
+	CreateFlowWithBodyWithResponse(ctx context.Context, params *CreateFlowParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateFlowResponse, error)
 
 	// CreateFlowWithResponse Create a flow
 	//
@@ -12955,7 +13267,7 @@ type ClientWithResponsesInterface interface {
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /flows (the `CreateFlow` operationId).
-	CreateFlowWithResponse(ctx context.Context, body CreateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateFlowResponse, error)
+	CreateFlowWithResponse(ctx context.Context, params *CreateFlowParams, body CreateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateFlowResponse, error)
 
 	// DeleteFlowWithResponse Delete a flow
 	//
@@ -13025,7 +13337,7 @@ type ClientWithResponsesInterface interface {
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /flows/{id}/duplicate (the `DuplicateFlow` operationId).
-	DuplicateFlowWithBodyWithResponse(ctx context.Context, id FlowID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*DuplicateFlowResponse, error)
+	DuplicateFlowWithBodyWithResponse(ctx context.Context, id FlowID, params *DuplicateFlowParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*DuplicateFlowResponse, error)
 
 	// DuplicateFlowWithResponse Duplicate a flow
 	//
@@ -13035,7 +13347,7 @@ type ClientWithResponsesInterface interface {
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /flows/{id}/duplicate (the `DuplicateFlow` operationId).
-	DuplicateFlowWithResponse(ctx context.Context, id FlowID, body DuplicateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*DuplicateFlowResponse, error)
+	DuplicateFlowWithResponse(ctx context.Context, id FlowID, params *DuplicateFlowParams, body DuplicateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*DuplicateFlowResponse, error)
 
 	// PublishFlowWithBodyWithResponse Publish a flow
 	//
@@ -13122,7 +13434,7 @@ type ClientWithResponsesInterface interface {
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /flows/{id}/versions (the `CreateFlowVersion` operationId).
-	CreateFlowVersionWithBodyWithResponse(ctx context.Context, id FlowID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateFlowVersionResponse, error)
+	CreateFlowVersionWithBodyWithResponse(ctx context.Context, id FlowID, params *CreateFlowVersionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateFlowVersionResponse, error)
 
 	// CreateFlowVersionWithResponse Snapshot a flow
 	//
@@ -13131,7 +13443,7 @@ type ClientWithResponsesInterface interface {
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /flows/{id}/versions (the `CreateFlowVersion` operationId).
-	CreateFlowVersionWithResponse(ctx context.Context, id FlowID, body CreateFlowVersionJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateFlowVersionResponse, error)
+	CreateFlowVersionWithResponse(ctx context.Context, id FlowID, params *CreateFlowVersionParams, body CreateFlowVersionJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateFlowVersionResponse, error)
 
 	// GetFlowVersionWithResponse Get a flow version
 	//
@@ -13184,7 +13496,7 @@ type ClientWithResponsesInterface interface {
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /integrations (the `CreateIntegration` operationId).
-	CreateIntegrationWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateIntegrationResponse, error)
+	CreateIntegrationWithBodyWithResponse(ctx context.Context, params *CreateIntegrationParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateIntegrationResponse, error)
 
 	// CreateIntegrationWithResponse Create an integration
 	//
@@ -13198,7 +13510,7 @@ type ClientWithResponsesInterface interface {
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /integrations (the `CreateIntegration` operationId).
-	CreateIntegrationWithResponse(ctx context.Context, body CreateIntegrationJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateIntegrationResponse, error)
+	CreateIntegrationWithResponse(ctx context.Context, params *CreateIntegrationParams, body CreateIntegrationJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateIntegrationResponse, error)
 
 	// DeleteIntegrationWithResponse Delete an integration
 	//
@@ -13275,7 +13587,7 @@ type ClientWithResponsesInterface interface {
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /metadata/categories (the `CreateCategory` operationId).
-	CreateCategoryWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateCategoryResponse, error)
+	CreateCategoryWithBodyWithResponse(ctx context.Context, params *CreateCategoryParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateCategoryResponse, error)
 
 	// CreateCategoryWithResponse Create a category
 	//
@@ -13286,7 +13598,7 @@ type ClientWithResponsesInterface interface {
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /metadata/categories (the `CreateCategory` operationId).
-	CreateCategoryWithResponse(ctx context.Context, body CreateCategoryJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateCategoryResponse, error)
+	CreateCategoryWithResponse(ctx context.Context, params *CreateCategoryParams, body CreateCategoryJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateCategoryResponse, error)
 
 	// DeleteCategoryWithResponse Delete a category
 	//
@@ -13346,7 +13658,7 @@ type ClientWithResponsesInterface interface {
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /metadata/icons (the `CreateIcon` operationId).
-	CreateIconWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateIconResponse, error)
+	CreateIconWithBodyWithResponse(ctx context.Context, params *CreateIconParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateIconResponse, error)
 
 	// CreateIconWithResponse Create an icon
 	//
@@ -13355,7 +13667,7 @@ type ClientWithResponsesInterface interface {
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /metadata/icons (the `CreateIcon` operationId).
-	CreateIconWithResponse(ctx context.Context, body CreateIconJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateIconResponse, error)
+	CreateIconWithResponse(ctx context.Context, params *CreateIconParams, body CreateIconJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateIconResponse, error)
 
 	// DeleteIconWithResponse Delete an icon
 	//
@@ -13418,7 +13730,7 @@ type ClientWithResponsesInterface interface {
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /metadata/tags (the `CreateTag` operationId).
-	CreateTagWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTagResponse, error)
+	CreateTagWithBodyWithResponse(ctx context.Context, params *CreateTagParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTagResponse, error)
 
 	// CreateTagWithResponse Create a tag
 	//
@@ -13427,7 +13739,7 @@ type ClientWithResponsesInterface interface {
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /metadata/tags (the `CreateTag` operationId).
-	CreateTagWithResponse(ctx context.Context, body CreateTagJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTagResponse, error)
+	CreateTagWithResponse(ctx context.Context, params *CreateTagParams, body CreateTagJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTagResponse, error)
 
 	// DeleteTagWithResponse Delete a tag
 	//
@@ -13606,7 +13918,7 @@ type ClientWithResponsesInterface interface {
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /teams (the `CreateTeam` operationId).
-	CreateTeamWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTeamResponse, error)
+	CreateTeamWithBodyWithResponse(ctx context.Context, params *CreateTeamParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTeamResponse, error)
 
 	// CreateTeamWithResponse Create a team
 	//
@@ -13615,7 +13927,7 @@ type ClientWithResponsesInterface interface {
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /teams (the `CreateTeam` operationId).
-	CreateTeamWithResponse(ctx context.Context, body CreateTeamJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTeamResponse, error)
+	CreateTeamWithResponse(ctx context.Context, params *CreateTeamParams, body CreateTeamJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTeamResponse, error)
 
 	// DeleteTeamWithResponse Delete a team
 	//
@@ -13691,7 +14003,7 @@ type ClientWithResponsesInterface interface {
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /templates (the `CreateTemplate` operationId).
-	CreateTemplateWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTemplateResponse, error)
+	CreateTemplateWithBodyWithResponse(ctx context.Context, params *CreateTemplateParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTemplateResponse, error)
 
 	// CreateTemplateWithResponse Create a template
 	//
@@ -13703,7 +14015,7 @@ type ClientWithResponsesInterface interface {
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /templates (the `CreateTemplate` operationId).
-	CreateTemplateWithResponse(ctx context.Context, body CreateTemplateJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTemplateResponse, error)
+	CreateTemplateWithResponse(ctx context.Context, params *CreateTemplateParams, body CreateTemplateJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTemplateResponse, error)
 
 	// SeedTemplatesWithResponse Seed the built-in templates
 	//
@@ -13767,7 +14079,7 @@ type ClientWithResponsesInterface interface {
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /templates/{id}/duplicate (the `DuplicateTemplate` operationId).
-	DuplicateTemplateWithResponse(ctx context.Context, id TemplateID, reqEditors ...RequestEditorFn) (*DuplicateTemplateResponse, error)
+	DuplicateTemplateWithResponse(ctx context.Context, id TemplateID, params *DuplicateTemplateParams, reqEditors ...RequestEditorFn) (*DuplicateTemplateResponse, error)
 
 	// CreateTemplateFlowWithBodyWithResponse Create a flow from a template
 	//
@@ -13778,7 +14090,7 @@ type ClientWithResponsesInterface interface {
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /templates/{id}/flows (the `CreateTemplateFlow` operationId).
-	CreateTemplateFlowWithBodyWithResponse(ctx context.Context, id TemplateID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTemplateFlowResponse, error)
+	CreateTemplateFlowWithBodyWithResponse(ctx context.Context, id TemplateID, params *CreateTemplateFlowParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTemplateFlowResponse, error)
 
 	// CreateTemplateFlowWithResponse Create a flow from a template
 	//
@@ -13789,7 +14101,7 @@ type ClientWithResponsesInterface interface {
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /templates/{id}/flows (the `CreateTemplateFlow` operationId).
-	CreateTemplateFlowWithResponse(ctx context.Context, id TemplateID, body CreateTemplateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTemplateFlowResponse, error)
+	CreateTemplateFlowWithResponse(ctx context.Context, id TemplateID, params *CreateTemplateFlowParams, body CreateTemplateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTemplateFlowResponse, error)
 
 	// SetTemplateTagsWithBodyWithResponse Set a template's tags
 	//
@@ -13963,13 +14275,15 @@ type ClientWithResponsesInterface interface {
 
 // CreateAgentConfigResponse201Headers the declared response headers of an HTTP 201 response for CreateAgentConfig
 type CreateAgentConfigResponse201Headers struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 // CreateAgentConfigResponse409Headers the declared response headers of an HTTP 409 response for CreateAgentConfig
 type CreateAgentConfigResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13981,6 +14295,7 @@ type CreateAgentConfigResponse409Headers struct {
 // CreateAgentConfigResponse422Headers the declared response headers of an HTTP 422 response for CreateAgentConfig
 type CreateAgentConfigResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13992,6 +14307,7 @@ type CreateAgentConfigResponse422Headers struct {
 // CreateAgentConfigResponseDefaultHeaders the declared response headers of an HTTP default response for CreateAgentConfig
 type CreateAgentConfigResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14078,6 +14394,7 @@ type DeleteAgentConfigResponse204Headers struct {
 // DeleteAgentConfigResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteAgentConfig
 type DeleteAgentConfigResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14139,6 +14456,7 @@ type GetAgentConfigResponse200Headers struct {
 // GetAgentConfigResponseDefaultHeaders the declared response headers of an HTTP default response for GetAgentConfig
 type GetAgentConfigResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14207,6 +14525,7 @@ type UpdateAgentConfigResponse200Headers struct {
 // UpdateAgentConfigResponse422Headers the declared response headers of an HTTP 422 response for UpdateAgentConfig
 type UpdateAgentConfigResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14218,6 +14537,7 @@ type UpdateAgentConfigResponse422Headers struct {
 // UpdateAgentConfigResponseDefaultHeaders the declared response headers of an HTTP default response for UpdateAgentConfig
 type UpdateAgentConfigResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14295,6 +14615,7 @@ type ListApiTokensResponse200Headers struct {
 // ListApiTokensResponseDefaultHeaders the declared response headers of an HTTP default response for ListApiTokens
 type ListApiTokensResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14357,14 +14678,16 @@ func (r ListApiTokensResponse) ContentType() string {
 
 // CreateApiTokenResponse201Headers the declared response headers of an HTTP 201 response for CreateApiToken
 type CreateApiTokenResponse201Headers struct {
-	CacheControl *string
-	Location     string
-	XRequestID   *string
+	CacheControl       *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 // CreateApiTokenResponse409Headers the declared response headers of an HTTP 409 response for CreateApiToken
 type CreateApiTokenResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14376,6 +14699,7 @@ type CreateApiTokenResponse409Headers struct {
 // CreateApiTokenResponse422Headers the declared response headers of an HTTP 422 response for CreateApiToken
 type CreateApiTokenResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14387,6 +14711,7 @@ type CreateApiTokenResponse422Headers struct {
 // CreateApiTokenResponseDefaultHeaders the declared response headers of an HTTP default response for CreateApiToken
 type CreateApiTokenResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14473,6 +14798,7 @@ type DeleteApiTokenResponse204Headers struct {
 // DeleteApiTokenResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteApiToken
 type DeleteApiTokenResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14534,6 +14860,7 @@ type GetApiTokenResponse200Headers struct {
 // GetApiTokenResponseDefaultHeaders the declared response headers of an HTTP default response for GetApiToken
 type GetApiTokenResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14602,6 +14929,7 @@ type ListAuditLogsResponse200Headers struct {
 // ListAuditLogsResponseDefaultHeaders the declared response headers of an HTTP default response for ListAuditLogs
 type ListAuditLogsResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14670,6 +14998,7 @@ type GetAuditLogResponse200Headers struct {
 // GetAuditLogResponseDefaultHeaders the declared response headers of an HTTP default response for GetAuditLog
 type GetAuditLogResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14739,6 +15068,7 @@ type ExchangeCodeResponse200Headers struct {
 // ExchangeCodeResponse401Headers the declared response headers of an HTTP 401 response for ExchangeCode
 type ExchangeCodeResponse401Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14750,6 +15080,7 @@ type ExchangeCodeResponse401Headers struct {
 // ExchangeCodeResponse403Headers the declared response headers of an HTTP 403 response for ExchangeCode
 type ExchangeCodeResponse403Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14761,6 +15092,7 @@ type ExchangeCodeResponse403Headers struct {
 // ExchangeCodeResponse409Headers the declared response headers of an HTTP 409 response for ExchangeCode
 type ExchangeCodeResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14772,6 +15104,7 @@ type ExchangeCodeResponse409Headers struct {
 // ExchangeCodeResponse422Headers the declared response headers of an HTTP 422 response for ExchangeCode
 type ExchangeCodeResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14783,6 +15116,7 @@ type ExchangeCodeResponse422Headers struct {
 // ExchangeCodeResponse503Headers the declared response headers of an HTTP 503 response for ExchangeCode
 type ExchangeCodeResponse503Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14794,6 +15128,7 @@ type ExchangeCodeResponse503Headers struct {
 // ExchangeCodeResponseDefaultHeaders the declared response headers of an HTTP default response for ExchangeCode
 type ExchangeCodeResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14908,6 +15243,7 @@ type GetLoginUrlResponse200Headers struct {
 // GetLoginUrlResponse422Headers the declared response headers of an HTTP 422 response for GetLoginUrl
 type GetLoginUrlResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14919,6 +15255,7 @@ type GetLoginUrlResponse422Headers struct {
 // GetLoginUrlResponse503Headers the declared response headers of an HTTP 503 response for GetLoginUrl
 type GetLoginUrlResponse503Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14930,6 +15267,7 @@ type GetLoginUrlResponse503Headers struct {
 // GetLoginUrlResponseDefaultHeaders the declared response headers of an HTTP default response for GetLoginUrl
 type GetLoginUrlResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15016,6 +15354,7 @@ type LogoutResponse204Headers struct {
 // LogoutResponseDefaultHeaders the declared response headers of an HTTP default response for Logout
 type LogoutResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15078,6 +15417,7 @@ type GetMeResponse200Headers struct {
 // GetMeResponseDefaultHeaders the declared response headers of an HTTP default response for GetMe
 type GetMeResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15147,6 +15487,7 @@ type RefreshTokensResponse200Headers struct {
 // RefreshTokensResponse401Headers the declared response headers of an HTTP 401 response for RefreshTokens
 type RefreshTokensResponse401Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15158,6 +15499,7 @@ type RefreshTokensResponse401Headers struct {
 // RefreshTokensResponse403Headers the declared response headers of an HTTP 403 response for RefreshTokens
 type RefreshTokensResponse403Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15169,6 +15511,7 @@ type RefreshTokensResponse403Headers struct {
 // RefreshTokensResponseDefaultHeaders the declared response headers of an HTTP default response for RefreshTokens
 type RefreshTokensResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15255,6 +15598,7 @@ type ListExecutionsResponse200Headers struct {
 // ListExecutionsResponseDefaultHeaders the declared response headers of an HTTP default response for ListExecutions
 type ListExecutionsResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15317,13 +15661,15 @@ func (r ListExecutionsResponse) ContentType() string {
 
 // CreateExecutionResponse201Headers the declared response headers of an HTTP 201 response for CreateExecution
 type CreateExecutionResponse201Headers struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 // CreateExecutionResponse422Headers the declared response headers of an HTTP 422 response for CreateExecution
 type CreateExecutionResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15335,6 +15681,7 @@ type CreateExecutionResponse422Headers struct {
 // CreateExecutionResponse429Headers the declared response headers of an HTTP 429 response for CreateExecution
 type CreateExecutionResponse429Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15346,6 +15693,7 @@ type CreateExecutionResponse429Headers struct {
 // CreateExecutionResponseDefaultHeaders the declared response headers of an HTTP default response for CreateExecution
 type CreateExecutionResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15432,6 +15780,7 @@ type StreamExecutionResponse200Headers struct {
 // StreamExecutionResponse422Headers the declared response headers of an HTTP 422 response for StreamExecution
 type StreamExecutionResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15443,6 +15792,7 @@ type StreamExecutionResponse422Headers struct {
 // StreamExecutionResponse429Headers the declared response headers of an HTTP 429 response for StreamExecution
 type StreamExecutionResponse429Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15454,6 +15804,7 @@ type StreamExecutionResponse429Headers struct {
 // StreamExecutionResponseDefaultHeaders the declared response headers of an HTTP default response for StreamExecution
 type StreamExecutionResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15533,6 +15884,7 @@ type DeleteExecutionResponse204Headers struct {
 // DeleteExecutionResponse409Headers the declared response headers of an HTTP 409 response for DeleteExecution
 type DeleteExecutionResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15544,6 +15896,7 @@ type DeleteExecutionResponse409Headers struct {
 // DeleteExecutionResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteExecution
 type DeleteExecutionResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15614,6 +15967,7 @@ type GetExecutionResponse200Headers struct {
 // GetExecutionResponseDefaultHeaders the declared response headers of an HTTP default response for GetExecution
 type GetExecutionResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15682,6 +16036,7 @@ type CancelExecutionResponse202Headers struct {
 // CancelExecutionResponse409Headers the declared response headers of an HTTP 409 response for CancelExecution
 type CancelExecutionResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15693,6 +16048,7 @@ type CancelExecutionResponse409Headers struct {
 // CancelExecutionResponseDefaultHeaders the declared response headers of an HTTP default response for CancelExecution
 type CancelExecutionResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15770,6 +16126,7 @@ type GetExecutionEventsResponse200Headers struct {
 // GetExecutionEventsResponseDefaultHeaders the declared response headers of an HTTP default response for GetExecutionEvents
 type GetExecutionEventsResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15831,6 +16188,7 @@ type GetNodeExecutionResponse200Headers struct {
 // GetNodeExecutionResponseDefaultHeaders the declared response headers of an HTTP default response for GetNodeExecution
 type GetNodeExecutionResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15893,13 +16251,15 @@ func (r GetNodeExecutionResponse) ContentType() string {
 
 // RetryExecutionResponse201Headers the declared response headers of an HTTP 201 response for RetryExecution
 type RetryExecutionResponse201Headers struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 // RetryExecutionResponse409Headers the declared response headers of an HTTP 409 response for RetryExecution
 type RetryExecutionResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15911,6 +16271,7 @@ type RetryExecutionResponse409Headers struct {
 // RetryExecutionResponseDefaultHeaders the declared response headers of an HTTP default response for RetryExecution
 type RetryExecutionResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15988,6 +16349,7 @@ type ListFlowsResponse200Headers struct {
 // ListFlowsResponseDefaultHeaders the declared response headers of an HTTP default response for ListFlows
 type ListFlowsResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16050,14 +16412,16 @@ func (r ListFlowsResponse) ContentType() string {
 
 // CreateFlowResponse201Headers the declared response headers of an HTTP 201 response for CreateFlow
 type CreateFlowResponse201Headers struct {
-	ETag       *string
-	Location   string
-	XRequestID *string
+	ETag               *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 // CreateFlowResponse422Headers the declared response headers of an HTTP 422 response for CreateFlow
 type CreateFlowResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16069,6 +16433,7 @@ type CreateFlowResponse422Headers struct {
 // CreateFlowResponseDefaultHeaders the declared response headers of an HTTP default response for CreateFlow
 type CreateFlowResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16146,6 +16511,7 @@ type DeleteFlowResponse204Headers struct {
 // DeleteFlowResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteFlow
 type DeleteFlowResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16208,6 +16574,7 @@ type GetFlowResponse200Headers struct {
 // GetFlowResponseDefaultHeaders the declared response headers of an HTTP default response for GetFlow
 type GetFlowResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16277,6 +16644,7 @@ type UpdateFlowResponse200Headers struct {
 // UpdateFlowResponse409Headers the declared response headers of an HTTP 409 response for UpdateFlow
 type UpdateFlowResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16288,6 +16656,7 @@ type UpdateFlowResponse409Headers struct {
 // UpdateFlowResponse412Headers the declared response headers of an HTTP 412 response for UpdateFlow
 type UpdateFlowResponse412Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16299,6 +16668,7 @@ type UpdateFlowResponse412Headers struct {
 // UpdateFlowResponse422Headers the declared response headers of an HTTP 422 response for UpdateFlow
 type UpdateFlowResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16310,6 +16680,7 @@ type UpdateFlowResponse422Headers struct {
 // UpdateFlowResponseDefaultHeaders the declared response headers of an HTTP default response for UpdateFlow
 type UpdateFlowResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16406,6 +16777,7 @@ type PutFlowResponse200Headers struct {
 // PutFlowResponse409Headers the declared response headers of an HTTP 409 response for PutFlow
 type PutFlowResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16417,6 +16789,7 @@ type PutFlowResponse409Headers struct {
 // PutFlowResponse412Headers the declared response headers of an HTTP 412 response for PutFlow
 type PutFlowResponse412Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16428,6 +16801,7 @@ type PutFlowResponse412Headers struct {
 // PutFlowResponse422Headers the declared response headers of an HTTP 422 response for PutFlow
 type PutFlowResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16439,6 +16813,7 @@ type PutFlowResponse422Headers struct {
 // PutFlowResponseDefaultHeaders the declared response headers of an HTTP default response for PutFlow
 type PutFlowResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16528,14 +16903,16 @@ func (r PutFlowResponse) ContentType() string {
 
 // DuplicateFlowResponse201Headers the declared response headers of an HTTP 201 response for DuplicateFlow
 type DuplicateFlowResponse201Headers struct {
-	ETag       *string
-	Location   string
-	XRequestID *string
+	ETag               *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 // DuplicateFlowResponseDefaultHeaders the declared response headers of an HTTP default response for DuplicateFlow
 type DuplicateFlowResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16605,6 +16982,7 @@ type PublishFlowResponse200Headers struct {
 // PublishFlowResponse409Headers the declared response headers of an HTTP 409 response for PublishFlow
 type PublishFlowResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16616,6 +16994,7 @@ type PublishFlowResponse409Headers struct {
 // PublishFlowResponse422Headers the declared response headers of an HTTP 422 response for PublishFlow
 type PublishFlowResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16627,6 +17006,7 @@ type PublishFlowResponse422Headers struct {
 // PublishFlowResponseDefaultHeaders the declared response headers of an HTTP default response for PublishFlow
 type PublishFlowResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16714,6 +17094,7 @@ type SetFlowTagsResponse200Headers struct {
 // SetFlowTagsResponse409Headers the declared response headers of an HTTP 409 response for SetFlowTags
 type SetFlowTagsResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16725,6 +17106,7 @@ type SetFlowTagsResponse409Headers struct {
 // SetFlowTagsResponse422Headers the declared response headers of an HTTP 422 response for SetFlowTags
 type SetFlowTagsResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16736,6 +17118,7 @@ type SetFlowTagsResponse422Headers struct {
 // SetFlowTagsResponseDefaultHeaders the declared response headers of an HTTP default response for SetFlowTags
 type SetFlowTagsResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16823,6 +17206,7 @@ type UnpublishFlowResponse200Headers struct {
 // UnpublishFlowResponse409Headers the declared response headers of an HTTP 409 response for UnpublishFlow
 type UnpublishFlowResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16834,6 +17218,7 @@ type UnpublishFlowResponse409Headers struct {
 // UnpublishFlowResponseDefaultHeaders the declared response headers of an HTTP default response for UnpublishFlow
 type UnpublishFlowResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16911,6 +17296,7 @@ type ValidateFlowResponse200Headers struct {
 // ValidateFlowResponseDefaultHeaders the declared response headers of an HTTP default response for ValidateFlow
 type ValidateFlowResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16979,6 +17365,7 @@ type ListFlowVersionsResponse200Headers struct {
 // ListFlowVersionsResponseDefaultHeaders the declared response headers of an HTTP default response for ListFlowVersions
 type ListFlowVersionsResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17041,13 +17428,15 @@ func (r ListFlowVersionsResponse) ContentType() string {
 
 // CreateFlowVersionResponse201Headers the declared response headers of an HTTP 201 response for CreateFlowVersion
 type CreateFlowVersionResponse201Headers struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 // CreateFlowVersionResponseDefaultHeaders the declared response headers of an HTTP default response for CreateFlowVersion
 type CreateFlowVersionResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17116,6 +17505,7 @@ type GetFlowVersionResponse200Headers struct {
 // GetFlowVersionResponseDefaultHeaders the declared response headers of an HTTP default response for GetFlowVersion
 type GetFlowVersionResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17185,6 +17575,7 @@ type RestoreFlowVersionResponse200Headers struct {
 // RestoreFlowVersionResponse409Headers the declared response headers of an HTTP 409 response for RestoreFlowVersion
 type RestoreFlowVersionResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17196,6 +17587,7 @@ type RestoreFlowVersionResponse409Headers struct {
 // RestoreFlowVersionResponse412Headers the declared response headers of an HTTP 412 response for RestoreFlowVersion
 type RestoreFlowVersionResponse412Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17207,6 +17599,7 @@ type RestoreFlowVersionResponse412Headers struct {
 // RestoreFlowVersionResponseDefaultHeaders the declared response headers of an HTTP default response for RestoreFlowVersion
 type RestoreFlowVersionResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17293,6 +17686,7 @@ type RotateFlowWebhookKeyResponse200Headers struct {
 // RotateFlowWebhookKeyResponse409Headers the declared response headers of an HTTP 409 response for RotateFlowWebhookKey
 type RotateFlowWebhookKeyResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17304,6 +17698,7 @@ type RotateFlowWebhookKeyResponse409Headers struct {
 // RotateFlowWebhookKeyResponseDefaultHeaders the declared response headers of an HTTP default response for RotateFlowWebhookKey
 type RotateFlowWebhookKeyResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17382,6 +17777,7 @@ type ListIntegrationsResponse200Headers struct {
 // ListIntegrationsResponseDefaultHeaders the declared response headers of an HTTP default response for ListIntegrations
 type ListIntegrationsResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17444,14 +17840,16 @@ func (r ListIntegrationsResponse) ContentType() string {
 
 // CreateIntegrationResponse201Headers the declared response headers of an HTTP 201 response for CreateIntegration
 type CreateIntegrationResponse201Headers struct {
-	CacheControl *string
-	Location     string
-	XRequestID   *string
+	CacheControl       *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 // CreateIntegrationResponse409Headers the declared response headers of an HTTP 409 response for CreateIntegration
 type CreateIntegrationResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17463,6 +17861,7 @@ type CreateIntegrationResponse409Headers struct {
 // CreateIntegrationResponse422Headers the declared response headers of an HTTP 422 response for CreateIntegration
 type CreateIntegrationResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17474,6 +17873,7 @@ type CreateIntegrationResponse422Headers struct {
 // CreateIntegrationResponseDefaultHeaders the declared response headers of an HTTP default response for CreateIntegration
 type CreateIntegrationResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17560,6 +17960,7 @@ type DeleteIntegrationResponse204Headers struct {
 // DeleteIntegrationResponse409Headers the declared response headers of an HTTP 409 response for DeleteIntegration
 type DeleteIntegrationResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17571,6 +17972,7 @@ type DeleteIntegrationResponse409Headers struct {
 // DeleteIntegrationResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteIntegration
 type DeleteIntegrationResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17642,6 +18044,7 @@ type GetIntegrationResponse200Headers struct {
 // GetIntegrationResponseDefaultHeaders the declared response headers of an HTTP default response for GetIntegration
 type GetIntegrationResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17711,6 +18114,7 @@ type UpdateIntegrationResponse200Headers struct {
 // UpdateIntegrationResponse409Headers the declared response headers of an HTTP 409 response for UpdateIntegration
 type UpdateIntegrationResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17722,6 +18126,7 @@ type UpdateIntegrationResponse409Headers struct {
 // UpdateIntegrationResponse422Headers the declared response headers of an HTTP 422 response for UpdateIntegration
 type UpdateIntegrationResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17733,6 +18138,7 @@ type UpdateIntegrationResponse422Headers struct {
 // UpdateIntegrationResponseDefaultHeaders the declared response headers of an HTTP default response for UpdateIntegration
 type UpdateIntegrationResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17819,6 +18225,7 @@ type VerifyIntegrationResponse200Headers struct {
 // VerifyIntegrationResponse409Headers the declared response headers of an HTTP 409 response for VerifyIntegration
 type VerifyIntegrationResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17830,6 +18237,7 @@ type VerifyIntegrationResponse409Headers struct {
 // VerifyIntegrationResponse503Headers the declared response headers of an HTTP 503 response for VerifyIntegration
 type VerifyIntegrationResponse503Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17841,6 +18249,7 @@ type VerifyIntegrationResponse503Headers struct {
 // VerifyIntegrationResponseDefaultHeaders the declared response headers of an HTTP default response for VerifyIntegration
 type VerifyIntegrationResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17927,6 +18336,7 @@ type ListCategoriesResponse200Headers struct {
 // ListCategoriesResponseDefaultHeaders the declared response headers of an HTTP default response for ListCategories
 type ListCategoriesResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17989,13 +18399,15 @@ func (r ListCategoriesResponse) ContentType() string {
 
 // CreateCategoryResponse201Headers the declared response headers of an HTTP 201 response for CreateCategory
 type CreateCategoryResponse201Headers struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 // CreateCategoryResponse409Headers the declared response headers of an HTTP 409 response for CreateCategory
 type CreateCategoryResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18007,6 +18419,7 @@ type CreateCategoryResponse409Headers struct {
 // CreateCategoryResponse422Headers the declared response headers of an HTTP 422 response for CreateCategory
 type CreateCategoryResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18018,6 +18431,7 @@ type CreateCategoryResponse422Headers struct {
 // CreateCategoryResponseDefaultHeaders the declared response headers of an HTTP default response for CreateCategory
 type CreateCategoryResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18104,6 +18518,7 @@ type DeleteCategoryResponse204Headers struct {
 // DeleteCategoryResponse409Headers the declared response headers of an HTTP 409 response for DeleteCategory
 type DeleteCategoryResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18115,6 +18530,7 @@ type DeleteCategoryResponse409Headers struct {
 // DeleteCategoryResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteCategory
 type DeleteCategoryResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18185,6 +18601,7 @@ type GetCategoryResponse200Headers struct {
 // GetCategoryResponseDefaultHeaders the declared response headers of an HTTP default response for GetCategory
 type GetCategoryResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18253,6 +18670,7 @@ type UpdateCategoryResponse200Headers struct {
 // UpdateCategoryResponse409Headers the declared response headers of an HTTP 409 response for UpdateCategory
 type UpdateCategoryResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18264,6 +18682,7 @@ type UpdateCategoryResponse409Headers struct {
 // UpdateCategoryResponse422Headers the declared response headers of an HTTP 422 response for UpdateCategory
 type UpdateCategoryResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18275,6 +18694,7 @@ type UpdateCategoryResponse422Headers struct {
 // UpdateCategoryResponseDefaultHeaders the declared response headers of an HTTP default response for UpdateCategory
 type UpdateCategoryResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18361,6 +18781,7 @@ type ListIconsResponse200Headers struct {
 // ListIconsResponseDefaultHeaders the declared response headers of an HTTP default response for ListIcons
 type ListIconsResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18423,13 +18844,15 @@ func (r ListIconsResponse) ContentType() string {
 
 // CreateIconResponse201Headers the declared response headers of an HTTP 201 response for CreateIcon
 type CreateIconResponse201Headers struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 // CreateIconResponse409Headers the declared response headers of an HTTP 409 response for CreateIcon
 type CreateIconResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18441,6 +18864,7 @@ type CreateIconResponse409Headers struct {
 // CreateIconResponseDefaultHeaders the declared response headers of an HTTP default response for CreateIcon
 type CreateIconResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18518,6 +18942,7 @@ type DeleteIconResponse204Headers struct {
 // DeleteIconResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteIcon
 type DeleteIconResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18579,6 +19004,7 @@ type GetIconResponse200Headers struct {
 // GetIconResponseDefaultHeaders the declared response headers of an HTTP default response for GetIcon
 type GetIconResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18647,6 +19073,7 @@ type UpdateIconResponse200Headers struct {
 // UpdateIconResponseDefaultHeaders the declared response headers of an HTTP default response for UpdateIcon
 type UpdateIconResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18715,6 +19142,7 @@ type GetMetadataStatsResponse200Headers struct {
 // GetMetadataStatsResponseDefaultHeaders the declared response headers of an HTTP default response for GetMetadataStats
 type GetMetadataStatsResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18783,6 +19211,7 @@ type ListTagsResponse200Headers struct {
 // ListTagsResponseDefaultHeaders the declared response headers of an HTTP default response for ListTags
 type ListTagsResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18845,13 +19274,15 @@ func (r ListTagsResponse) ContentType() string {
 
 // CreateTagResponse201Headers the declared response headers of an HTTP 201 response for CreateTag
 type CreateTagResponse201Headers struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 // CreateTagResponse409Headers the declared response headers of an HTTP 409 response for CreateTag
 type CreateTagResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18863,6 +19294,7 @@ type CreateTagResponse409Headers struct {
 // CreateTagResponseDefaultHeaders the declared response headers of an HTTP default response for CreateTag
 type CreateTagResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18940,6 +19372,7 @@ type DeleteTagResponse204Headers struct {
 // DeleteTagResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteTag
 type DeleteTagResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -19001,6 +19434,7 @@ type GetTagResponse200Headers struct {
 // GetTagResponseDefaultHeaders the declared response headers of an HTTP default response for GetTag
 type GetTagResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -19069,6 +19503,7 @@ type UpdateTagResponse200Headers struct {
 // UpdateTagResponse409Headers the declared response headers of an HTTP 409 response for UpdateTag
 type UpdateTagResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -19080,6 +19515,7 @@ type UpdateTagResponse409Headers struct {
 // UpdateTagResponseDefaultHeaders the declared response headers of an HTTP default response for UpdateTag
 type UpdateTagResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -19157,6 +19593,7 @@ type ListNodeTypesResponse200Headers struct {
 // ListNodeTypesResponseDefaultHeaders the declared response headers of an HTTP default response for ListNodeTypes
 type ListNodeTypesResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -19225,6 +19662,7 @@ type ListNodeTypeCategoriesResponse200Headers struct {
 // ListNodeTypeCategoriesResponseDefaultHeaders the declared response headers of an HTTP default response for ListNodeTypeCategories
 type ListNodeTypeCategoriesResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -19293,6 +19731,7 @@ type GetNodeTypeResponse200Headers struct {
 // GetNodeTypeResponseDefaultHeaders the declared response headers of an HTTP default response for GetNodeType
 type GetNodeTypeResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -19361,6 +19800,7 @@ type ListPermissionsResponse200Headers struct {
 // ListPermissionsResponseDefaultHeaders the declared response headers of an HTTP default response for ListPermissions
 type ListPermissionsResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -19429,6 +19869,7 @@ type CheckPermissionsResponse200Headers struct {
 // CheckPermissionsResponse422Headers the declared response headers of an HTTP 422 response for CheckPermissions
 type CheckPermissionsResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -19440,6 +19881,7 @@ type CheckPermissionsResponse422Headers struct {
 // CheckPermissionsResponseDefaultHeaders the declared response headers of an HTTP default response for CheckPermissions
 type CheckPermissionsResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -19517,6 +19959,7 @@ type GetMyCapabilitiesResponse200Headers struct {
 // GetMyCapabilitiesResponseDefaultHeaders the declared response headers of an HTTP default response for GetMyCapabilities
 type GetMyCapabilitiesResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -19585,6 +20028,7 @@ type GetResourcePermissionsResponse200Headers struct {
 // GetResourcePermissionsResponseDefaultHeaders the declared response headers of an HTTP default response for GetResourcePermissions
 type GetResourcePermissionsResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -19653,6 +20097,7 @@ type ListRolesResponse200Headers struct {
 // ListRolesResponseDefaultHeaders the declared response headers of an HTTP default response for ListRoles
 type ListRolesResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -19721,6 +20166,7 @@ type ListWidgetsResponse200Headers struct {
 // ListWidgetsResponseDefaultHeaders the declared response headers of an HTTP default response for ListWidgets
 type ListWidgetsResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -19789,6 +20235,7 @@ type GetSettingsResponse200Headers struct {
 // GetSettingsResponseDefaultHeaders the declared response headers of an HTTP default response for GetSettings
 type GetSettingsResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -19857,6 +20304,7 @@ type UpdateSettingsResponse200Headers struct {
 // UpdateSettingsResponse422Headers the declared response headers of an HTTP 422 response for UpdateSettings
 type UpdateSettingsResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -19868,6 +20316,7 @@ type UpdateSettingsResponse422Headers struct {
 // UpdateSettingsResponseDefaultHeaders the declared response headers of an HTTP default response for UpdateSettings
 type UpdateSettingsResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -19945,6 +20394,7 @@ type ListTeamsResponse200Headers struct {
 // ListTeamsResponseDefaultHeaders the declared response headers of an HTTP default response for ListTeams
 type ListTeamsResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -20007,13 +20457,15 @@ func (r ListTeamsResponse) ContentType() string {
 
 // CreateTeamResponse201Headers the declared response headers of an HTTP 201 response for CreateTeam
 type CreateTeamResponse201Headers struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 // CreateTeamResponse409Headers the declared response headers of an HTTP 409 response for CreateTeam
 type CreateTeamResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -20025,6 +20477,7 @@ type CreateTeamResponse409Headers struct {
 // CreateTeamResponseDefaultHeaders the declared response headers of an HTTP default response for CreateTeam
 type CreateTeamResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -20102,6 +20555,7 @@ type DeleteTeamResponse204Headers struct {
 // DeleteTeamResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteTeam
 type DeleteTeamResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -20163,6 +20617,7 @@ type GetTeamResponse200Headers struct {
 // GetTeamResponseDefaultHeaders the declared response headers of an HTTP default response for GetTeam
 type GetTeamResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -20231,6 +20686,7 @@ type UpdateTeamResponse200Headers struct {
 // UpdateTeamResponse409Headers the declared response headers of an HTTP 409 response for UpdateTeam
 type UpdateTeamResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -20242,6 +20698,7 @@ type UpdateTeamResponse409Headers struct {
 // UpdateTeamResponseDefaultHeaders the declared response headers of an HTTP default response for UpdateTeam
 type UpdateTeamResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -20319,6 +20776,7 @@ type SetTeamMembersResponse200Headers struct {
 // SetTeamMembersResponse422Headers the declared response headers of an HTTP 422 response for SetTeamMembers
 type SetTeamMembersResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -20330,6 +20788,7 @@ type SetTeamMembersResponse422Headers struct {
 // SetTeamMembersResponseDefaultHeaders the declared response headers of an HTTP default response for SetTeamMembers
 type SetTeamMembersResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -20407,6 +20866,7 @@ type ListTemplatesResponse200Headers struct {
 // ListTemplatesResponseDefaultHeaders the declared response headers of an HTTP default response for ListTemplates
 type ListTemplatesResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -20469,13 +20929,15 @@ func (r ListTemplatesResponse) ContentType() string {
 
 // CreateTemplateResponse201Headers the declared response headers of an HTTP 201 response for CreateTemplate
 type CreateTemplateResponse201Headers struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 // CreateTemplateResponse422Headers the declared response headers of an HTTP 422 response for CreateTemplate
 type CreateTemplateResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -20487,6 +20949,7 @@ type CreateTemplateResponse422Headers struct {
 // CreateTemplateResponseDefaultHeaders the declared response headers of an HTTP default response for CreateTemplate
 type CreateTemplateResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -20564,6 +21027,7 @@ type SeedTemplatesResponse200Headers struct {
 // SeedTemplatesResponseDefaultHeaders the declared response headers of an HTTP default response for SeedTemplates
 type SeedTemplatesResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -20632,6 +21096,7 @@ type DeleteTemplateResponse204Headers struct {
 // DeleteTemplateResponse409Headers the declared response headers of an HTTP 409 response for DeleteTemplate
 type DeleteTemplateResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -20643,6 +21108,7 @@ type DeleteTemplateResponse409Headers struct {
 // DeleteTemplateResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteTemplate
 type DeleteTemplateResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -20713,6 +21179,7 @@ type GetTemplateResponse200Headers struct {
 // GetTemplateResponseDefaultHeaders the declared response headers of an HTTP default response for GetTemplate
 type GetTemplateResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -20781,6 +21248,7 @@ type UpdateTemplateResponse200Headers struct {
 // UpdateTemplateResponse409Headers the declared response headers of an HTTP 409 response for UpdateTemplate
 type UpdateTemplateResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -20792,6 +21260,7 @@ type UpdateTemplateResponse409Headers struct {
 // UpdateTemplateResponse422Headers the declared response headers of an HTTP 422 response for UpdateTemplate
 type UpdateTemplateResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -20803,6 +21272,7 @@ type UpdateTemplateResponse422Headers struct {
 // UpdateTemplateResponseDefaultHeaders the declared response headers of an HTTP default response for UpdateTemplate
 type UpdateTemplateResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -20883,13 +21353,15 @@ func (r UpdateTemplateResponse) ContentType() string {
 
 // DuplicateTemplateResponse201Headers the declared response headers of an HTTP 201 response for DuplicateTemplate
 type DuplicateTemplateResponse201Headers struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 // DuplicateTemplateResponseDefaultHeaders the declared response headers of an HTTP default response for DuplicateTemplate
 type DuplicateTemplateResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -20952,14 +21424,16 @@ func (r DuplicateTemplateResponse) ContentType() string {
 
 // CreateTemplateFlowResponse201Headers the declared response headers of an HTTP 201 response for CreateTemplateFlow
 type CreateTemplateFlowResponse201Headers struct {
-	ETag       *string
-	Location   string
-	XRequestID *string
+	ETag               *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 // CreateTemplateFlowResponse422Headers the declared response headers of an HTTP 422 response for CreateTemplateFlow
 type CreateTemplateFlowResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -20971,6 +21445,7 @@ type CreateTemplateFlowResponse422Headers struct {
 // CreateTemplateFlowResponseDefaultHeaders the declared response headers of an HTTP default response for CreateTemplateFlow
 type CreateTemplateFlowResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -21048,6 +21523,7 @@ type SetTemplateTagsResponse200Headers struct {
 // SetTemplateTagsResponse409Headers the declared response headers of an HTTP 409 response for SetTemplateTags
 type SetTemplateTagsResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -21059,6 +21535,7 @@ type SetTemplateTagsResponse409Headers struct {
 // SetTemplateTagsResponse422Headers the declared response headers of an HTTP 422 response for SetTemplateTags
 type SetTemplateTagsResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -21070,6 +21547,7 @@ type SetTemplateTagsResponse422Headers struct {
 // SetTemplateTagsResponseDefaultHeaders the declared response headers of an HTTP default response for SetTemplateTags
 type SetTemplateTagsResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -21156,6 +21634,7 @@ type ListUsersResponse200Headers struct {
 // ListUsersResponseDefaultHeaders the declared response headers of an HTTP default response for ListUsers
 type ListUsersResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -21224,6 +21703,7 @@ type ListUserDirectoryResponse200Headers struct {
 // ListUserDirectoryResponseDefaultHeaders the declared response headers of an HTTP default response for ListUserDirectory
 type ListUserDirectoryResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -21292,6 +21772,7 @@ type DeleteUserResponse204Headers struct {
 // DeleteUserResponse403Headers the declared response headers of an HTTP 403 response for DeleteUser
 type DeleteUserResponse403Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -21303,6 +21784,7 @@ type DeleteUserResponse403Headers struct {
 // DeleteUserResponse409Headers the declared response headers of an HTTP 409 response for DeleteUser
 type DeleteUserResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -21314,6 +21796,7 @@ type DeleteUserResponse409Headers struct {
 // DeleteUserResponse422Headers the declared response headers of an HTTP 422 response for DeleteUser
 type DeleteUserResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -21325,6 +21808,7 @@ type DeleteUserResponse422Headers struct {
 // DeleteUserResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteUser
 type DeleteUserResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -21413,6 +21897,7 @@ type GetUserResponse200Headers struct {
 // GetUserResponseDefaultHeaders the declared response headers of an HTTP default response for GetUser
 type GetUserResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -21481,6 +21966,7 @@ type ActivateUserResponse200Headers struct {
 // ActivateUserResponse403Headers the declared response headers of an HTTP 403 response for ActivateUser
 type ActivateUserResponse403Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -21492,6 +21978,7 @@ type ActivateUserResponse403Headers struct {
 // ActivateUserResponseDefaultHeaders the declared response headers of an HTTP default response for ActivateUser
 type ActivateUserResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -21569,6 +22056,7 @@ type DeactivateUserResponse200Headers struct {
 // DeactivateUserResponse403Headers the declared response headers of an HTTP 403 response for DeactivateUser
 type DeactivateUserResponse403Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -21580,6 +22068,7 @@ type DeactivateUserResponse403Headers struct {
 // DeactivateUserResponse409Headers the declared response headers of an HTTP 409 response for DeactivateUser
 type DeactivateUserResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -21591,6 +22080,7 @@ type DeactivateUserResponse409Headers struct {
 // DeactivateUserResponseDefaultHeaders the declared response headers of an HTTP default response for DeactivateUser
 type DeactivateUserResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -21677,6 +22167,7 @@ type UpdateUserRoleResponse200Headers struct {
 // UpdateUserRoleResponse403Headers the declared response headers of an HTTP 403 response for UpdateUserRole
 type UpdateUserRoleResponse403Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -21688,6 +22179,7 @@ type UpdateUserRoleResponse403Headers struct {
 // UpdateUserRoleResponse409Headers the declared response headers of an HTTP 409 response for UpdateUserRole
 type UpdateUserRoleResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -21699,6 +22191,7 @@ type UpdateUserRoleResponse409Headers struct {
 // UpdateUserRoleResponseDefaultHeaders the declared response headers of an HTTP default response for UpdateUserRole
 type UpdateUserRoleResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -21785,6 +22278,7 @@ type ListUserApiTokensResponse200Headers struct {
 // ListUserApiTokensResponseDefaultHeaders the declared response headers of an HTTP default response for ListUserApiTokens
 type ListUserApiTokensResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -21853,6 +22347,7 @@ type DeleteUserApiTokenResponse204Headers struct {
 // DeleteUserApiTokenResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteUserApiToken
 type DeleteUserApiTokenResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -21919,6 +22414,7 @@ type ReceiveFlowWebhookResponse2XXHeaders struct {
 // ReceiveFlowWebhookResponseDefaultHeaders the declared response headers of an HTTP default response for ReceiveFlowWebhook
 type ReceiveFlowWebhookResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -21997,8 +22493,8 @@ func (r ReceiveFlowWebhookResponse) ContentType() string {
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /agent-configs (the `CreateAgentConfig` operationId).
-func (c *ClientWithResponses) CreateAgentConfigWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateAgentConfigResponse, error) {
-	rsp, err := c.CreateAgentConfigWithBody(ctx, contentType, body, reqEditors...)
+func (c *ClientWithResponses) CreateAgentConfigWithBodyWithResponse(ctx context.Context, params *CreateAgentConfigParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateAgentConfigResponse, error) {
+	rsp, err := c.CreateAgentConfigWithBody(ctx, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -22014,8 +22510,8 @@ func (c *ClientWithResponses) CreateAgentConfigWithBodyWithResponse(ctx context.
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /agent-configs (the `CreateAgentConfig` operationId).
-func (c *ClientWithResponses) CreateAgentConfigWithResponse(ctx context.Context, body CreateAgentConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateAgentConfigResponse, error) {
-	rsp, err := c.CreateAgentConfig(ctx, body, reqEditors...)
+func (c *ClientWithResponses) CreateAgentConfigWithResponse(ctx context.Context, params *CreateAgentConfigParams, body CreateAgentConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateAgentConfigResponse, error) {
+	rsp, err := c.CreateAgentConfig(ctx, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -22107,8 +22603,8 @@ func (c *ClientWithResponses) ListApiTokensWithResponse(ctx context.Context, par
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /api-tokens (the `CreateApiToken` operationId).
-func (c *ClientWithResponses) CreateApiTokenWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateApiTokenResponse, error) {
-	rsp, err := c.CreateApiTokenWithBody(ctx, contentType, body, reqEditors...)
+func (c *ClientWithResponses) CreateApiTokenWithBodyWithResponse(ctx context.Context, params *CreateApiTokenParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateApiTokenResponse, error) {
+	rsp, err := c.CreateApiTokenWithBody(ctx, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -22123,8 +22619,8 @@ func (c *ClientWithResponses) CreateApiTokenWithBodyWithResponse(ctx context.Con
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /api-tokens (the `CreateApiToken` operationId).
-func (c *ClientWithResponses) CreateApiTokenWithResponse(ctx context.Context, body CreateApiTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateApiTokenResponse, error) {
-	rsp, err := c.CreateApiToken(ctx, body, reqEditors...)
+func (c *ClientWithResponses) CreateApiTokenWithResponse(ctx context.Context, params *CreateApiTokenParams, body CreateApiTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateApiTokenResponse, error) {
+	rsp, err := c.CreateApiToken(ctx, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -22537,8 +23033,8 @@ func (c *ClientWithResponses) ListFlowsWithResponse(ctx context.Context, params 
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /flows (the `CreateFlow` operationId).
-func (c *ClientWithResponses) CreateFlowWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateFlowResponse, error) {
-	rsp, err := c.CreateFlowWithBody(ctx, contentType, body, reqEditors...)
+func (c *ClientWithResponses) CreateFlowWithBodyWithResponse(ctx context.Context, params *CreateFlowParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateFlowResponse, error) {
+	rsp, err := c.CreateFlowWithBody(ctx, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -22553,8 +23049,8 @@ func (c *ClientWithResponses) CreateFlowWithBodyWithResponse(ctx context.Context
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /flows (the `CreateFlow` operationId).
-func (c *ClientWithResponses) CreateFlowWithResponse(ctx context.Context, body CreateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateFlowResponse, error) {
-	rsp, err := c.CreateFlow(ctx, body, reqEditors...)
+func (c *ClientWithResponses) CreateFlowWithResponse(ctx context.Context, params *CreateFlowParams, body CreateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateFlowResponse, error) {
+	rsp, err := c.CreateFlow(ctx, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -22665,8 +23161,8 @@ func (c *ClientWithResponses) PutFlowWithResponse(ctx context.Context, id FlowID
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /flows/{id}/duplicate (the `DuplicateFlow` operationId).
-func (c *ClientWithResponses) DuplicateFlowWithBodyWithResponse(ctx context.Context, id FlowID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*DuplicateFlowResponse, error) {
-	rsp, err := c.DuplicateFlowWithBody(ctx, id, contentType, body, reqEditors...)
+func (c *ClientWithResponses) DuplicateFlowWithBodyWithResponse(ctx context.Context, id FlowID, params *DuplicateFlowParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*DuplicateFlowResponse, error) {
+	rsp, err := c.DuplicateFlowWithBody(ctx, id, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -22681,8 +23177,8 @@ func (c *ClientWithResponses) DuplicateFlowWithBodyWithResponse(ctx context.Cont
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /flows/{id}/duplicate (the `DuplicateFlow` operationId).
-func (c *ClientWithResponses) DuplicateFlowWithResponse(ctx context.Context, id FlowID, body DuplicateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*DuplicateFlowResponse, error) {
-	rsp, err := c.DuplicateFlow(ctx, id, body, reqEditors...)
+func (c *ClientWithResponses) DuplicateFlowWithResponse(ctx context.Context, id FlowID, params *DuplicateFlowParams, body DuplicateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*DuplicateFlowResponse, error) {
+	rsp, err := c.DuplicateFlow(ctx, id, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -22822,8 +23318,8 @@ func (c *ClientWithResponses) ListFlowVersionsWithResponse(ctx context.Context, 
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /flows/{id}/versions (the `CreateFlowVersion` operationId).
-func (c *ClientWithResponses) CreateFlowVersionWithBodyWithResponse(ctx context.Context, id FlowID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateFlowVersionResponse, error) {
-	rsp, err := c.CreateFlowVersionWithBody(ctx, id, contentType, body, reqEditors...)
+func (c *ClientWithResponses) CreateFlowVersionWithBodyWithResponse(ctx context.Context, id FlowID, params *CreateFlowVersionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateFlowVersionResponse, error) {
+	rsp, err := c.CreateFlowVersionWithBody(ctx, id, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -22837,8 +23333,8 @@ func (c *ClientWithResponses) CreateFlowVersionWithBodyWithResponse(ctx context.
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /flows/{id}/versions (the `CreateFlowVersion` operationId).
-func (c *ClientWithResponses) CreateFlowVersionWithResponse(ctx context.Context, id FlowID, body CreateFlowVersionJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateFlowVersionResponse, error) {
-	rsp, err := c.CreateFlowVersion(ctx, id, body, reqEditors...)
+func (c *ClientWithResponses) CreateFlowVersionWithResponse(ctx context.Context, id FlowID, params *CreateFlowVersionParams, body CreateFlowVersionJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateFlowVersionResponse, error) {
+	rsp, err := c.CreateFlowVersion(ctx, id, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -22920,8 +23416,8 @@ func (c *ClientWithResponses) ListIntegrationsWithResponse(ctx context.Context, 
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /integrations (the `CreateIntegration` operationId).
-func (c *ClientWithResponses) CreateIntegrationWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateIntegrationResponse, error) {
-	rsp, err := c.CreateIntegrationWithBody(ctx, contentType, body, reqEditors...)
+func (c *ClientWithResponses) CreateIntegrationWithBodyWithResponse(ctx context.Context, params *CreateIntegrationParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateIntegrationResponse, error) {
+	rsp, err := c.CreateIntegrationWithBody(ctx, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -22940,8 +23436,8 @@ func (c *ClientWithResponses) CreateIntegrationWithBodyWithResponse(ctx context.
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /integrations (the `CreateIntegration` operationId).
-func (c *ClientWithResponses) CreateIntegrationWithResponse(ctx context.Context, body CreateIntegrationJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateIntegrationResponse, error) {
-	rsp, err := c.CreateIntegration(ctx, body, reqEditors...)
+func (c *ClientWithResponses) CreateIntegrationWithResponse(ctx context.Context, params *CreateIntegrationParams, body CreateIntegrationJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateIntegrationResponse, error) {
+	rsp, err := c.CreateIntegration(ctx, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -23059,8 +23555,8 @@ func (c *ClientWithResponses) ListCategoriesWithResponse(ctx context.Context, pa
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /metadata/categories (the `CreateCategory` operationId).
-func (c *ClientWithResponses) CreateCategoryWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateCategoryResponse, error) {
-	rsp, err := c.CreateCategoryWithBody(ctx, contentType, body, reqEditors...)
+func (c *ClientWithResponses) CreateCategoryWithBodyWithResponse(ctx context.Context, params *CreateCategoryParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateCategoryResponse, error) {
+	rsp, err := c.CreateCategoryWithBody(ctx, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -23076,8 +23572,8 @@ func (c *ClientWithResponses) CreateCategoryWithBodyWithResponse(ctx context.Con
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /metadata/categories (the `CreateCategory` operationId).
-func (c *ClientWithResponses) CreateCategoryWithResponse(ctx context.Context, body CreateCategoryJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateCategoryResponse, error) {
-	rsp, err := c.CreateCategory(ctx, body, reqEditors...)
+func (c *ClientWithResponses) CreateCategoryWithResponse(ctx context.Context, params *CreateCategoryParams, body CreateCategoryJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateCategoryResponse, error) {
+	rsp, err := c.CreateCategory(ctx, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -23172,8 +23668,8 @@ func (c *ClientWithResponses) ListIconsWithResponse(ctx context.Context, params 
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /metadata/icons (the `CreateIcon` operationId).
-func (c *ClientWithResponses) CreateIconWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateIconResponse, error) {
-	rsp, err := c.CreateIconWithBody(ctx, contentType, body, reqEditors...)
+func (c *ClientWithResponses) CreateIconWithBodyWithResponse(ctx context.Context, params *CreateIconParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateIconResponse, error) {
+	rsp, err := c.CreateIconWithBody(ctx, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -23187,8 +23683,8 @@ func (c *ClientWithResponses) CreateIconWithBodyWithResponse(ctx context.Context
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /metadata/icons (the `CreateIcon` operationId).
-func (c *ClientWithResponses) CreateIconWithResponse(ctx context.Context, body CreateIconJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateIconResponse, error) {
-	rsp, err := c.CreateIcon(ctx, body, reqEditors...)
+func (c *ClientWithResponses) CreateIconWithResponse(ctx context.Context, params *CreateIconParams, body CreateIconJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateIconResponse, error) {
+	rsp, err := c.CreateIcon(ctx, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -23292,8 +23788,8 @@ func (c *ClientWithResponses) ListTagsWithResponse(ctx context.Context, params *
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /metadata/tags (the `CreateTag` operationId).
-func (c *ClientWithResponses) CreateTagWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTagResponse, error) {
-	rsp, err := c.CreateTagWithBody(ctx, contentType, body, reqEditors...)
+func (c *ClientWithResponses) CreateTagWithBodyWithResponse(ctx context.Context, params *CreateTagParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTagResponse, error) {
+	rsp, err := c.CreateTagWithBody(ctx, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -23307,8 +23803,8 @@ func (c *ClientWithResponses) CreateTagWithBodyWithResponse(ctx context.Context,
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /metadata/tags (the `CreateTag` operationId).
-func (c *ClientWithResponses) CreateTagWithResponse(ctx context.Context, body CreateTagJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTagResponse, error) {
-	rsp, err := c.CreateTag(ctx, body, reqEditors...)
+func (c *ClientWithResponses) CreateTagWithResponse(ctx context.Context, params *CreateTagParams, body CreateTagJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTagResponse, error) {
+	rsp, err := c.CreateTag(ctx, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -23600,8 +24096,8 @@ func (c *ClientWithResponses) ListTeamsWithResponse(ctx context.Context, params 
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /teams (the `CreateTeam` operationId).
-func (c *ClientWithResponses) CreateTeamWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTeamResponse, error) {
-	rsp, err := c.CreateTeamWithBody(ctx, contentType, body, reqEditors...)
+func (c *ClientWithResponses) CreateTeamWithBodyWithResponse(ctx context.Context, params *CreateTeamParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTeamResponse, error) {
+	rsp, err := c.CreateTeamWithBody(ctx, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -23615,8 +24111,8 @@ func (c *ClientWithResponses) CreateTeamWithBodyWithResponse(ctx context.Context
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /teams (the `CreateTeam` operationId).
-func (c *ClientWithResponses) CreateTeamWithResponse(ctx context.Context, body CreateTeamJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTeamResponse, error) {
-	rsp, err := c.CreateTeam(ctx, body, reqEditors...)
+func (c *ClientWithResponses) CreateTeamWithResponse(ctx context.Context, params *CreateTeamParams, body CreateTeamJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTeamResponse, error) {
+	rsp, err := c.CreateTeam(ctx, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -23739,8 +24235,8 @@ func (c *ClientWithResponses) ListTemplatesWithResponse(ctx context.Context, par
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /templates (the `CreateTemplate` operationId).
-func (c *ClientWithResponses) CreateTemplateWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTemplateResponse, error) {
-	rsp, err := c.CreateTemplateWithBody(ctx, contentType, body, reqEditors...)
+func (c *ClientWithResponses) CreateTemplateWithBodyWithResponse(ctx context.Context, params *CreateTemplateParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTemplateResponse, error) {
+	rsp, err := c.CreateTemplateWithBody(ctx, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -23757,8 +24253,8 @@ func (c *ClientWithResponses) CreateTemplateWithBodyWithResponse(ctx context.Con
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /templates (the `CreateTemplate` operationId).
-func (c *ClientWithResponses) CreateTemplateWithResponse(ctx context.Context, body CreateTemplateJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTemplateResponse, error) {
-	rsp, err := c.CreateTemplate(ctx, body, reqEditors...)
+func (c *ClientWithResponses) CreateTemplateWithResponse(ctx context.Context, params *CreateTemplateParams, body CreateTemplateJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTemplateResponse, error) {
+	rsp, err := c.CreateTemplate(ctx, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -23857,8 +24353,8 @@ func (c *ClientWithResponses) UpdateTemplateWithResponse(ctx context.Context, id
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /templates/{id}/duplicate (the `DuplicateTemplate` operationId).
-func (c *ClientWithResponses) DuplicateTemplateWithResponse(ctx context.Context, id TemplateID, reqEditors ...RequestEditorFn) (*DuplicateTemplateResponse, error) {
-	rsp, err := c.DuplicateTemplate(ctx, id, reqEditors...)
+func (c *ClientWithResponses) DuplicateTemplateWithResponse(ctx context.Context, id TemplateID, params *DuplicateTemplateParams, reqEditors ...RequestEditorFn) (*DuplicateTemplateResponse, error) {
+	rsp, err := c.DuplicateTemplate(ctx, id, params, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -23874,8 +24370,8 @@ func (c *ClientWithResponses) DuplicateTemplateWithResponse(ctx context.Context,
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /templates/{id}/flows (the `CreateTemplateFlow` operationId).
-func (c *ClientWithResponses) CreateTemplateFlowWithBodyWithResponse(ctx context.Context, id TemplateID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTemplateFlowResponse, error) {
-	rsp, err := c.CreateTemplateFlowWithBody(ctx, id, contentType, body, reqEditors...)
+func (c *ClientWithResponses) CreateTemplateFlowWithBodyWithResponse(ctx context.Context, id TemplateID, params *CreateTemplateFlowParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTemplateFlowResponse, error) {
+	rsp, err := c.CreateTemplateFlowWithBody(ctx, id, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -23891,8 +24387,8 @@ func (c *ClientWithResponses) CreateTemplateFlowWithBodyWithResponse(ctx context
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /templates/{id}/flows (the `CreateTemplateFlow` operationId).
-func (c *ClientWithResponses) CreateTemplateFlowWithResponse(ctx context.Context, id TemplateID, body CreateTemplateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTemplateFlowResponse, error) {
-	rsp, err := c.CreateTemplateFlow(ctx, id, body, reqEditors...)
+func (c *ClientWithResponses) CreateTemplateFlowWithResponse(ctx context.Context, id TemplateID, params *CreateTemplateFlowParams, body CreateTemplateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTemplateFlowResponse, error) {
+	rsp, err := c.CreateTemplateFlow(ctx, id, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -24211,6 +24707,13 @@ func ParseCreateAgentConfigResponse(rsp *http.Response) (*CreateAgentConfigRespo
 	switch {
 	case rsp.StatusCode == 201:
 		var headers CreateAgentConfigResponse201Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -24234,6 +24737,13 @@ func ParseCreateAgentConfigResponse(rsp *http.Response) (*CreateAgentConfigRespo
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -24287,6 +24797,13 @@ func ParseCreateAgentConfigResponse(rsp *http.Response) (*CreateAgentConfigRespo
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -24338,6 +24855,13 @@ func ParseCreateAgentConfigResponse(rsp *http.Response) (*CreateAgentConfigRespo
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -24432,6 +24956,13 @@ func ParseDeleteAgentConfigResponse(rsp *http.Response) (*DeleteAgentConfigRespo
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -24530,6 +25061,13 @@ func ParseGetAgentConfigResponse(rsp *http.Response) (*GetAgentConfigResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -24636,6 +25174,13 @@ func ParseUpdateAgentConfigResponse(rsp *http.Response) (*UpdateAgentConfigRespo
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -24687,6 +25232,13 @@ func ParseUpdateAgentConfigResponse(rsp *http.Response) (*UpdateAgentConfigRespo
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -24785,6 +25337,13 @@ func ParseListApiTokensResponse(rsp *http.Response) (*ListApiTokensResponse, err
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -24888,6 +25447,13 @@ func ParseCreateApiTokenResponse(rsp *http.Response) (*CreateApiTokenResponse, e
 			}
 			headers.CacheControl = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -24911,6 +25477,13 @@ func ParseCreateApiTokenResponse(rsp *http.Response) (*CreateApiTokenResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -24964,6 +25537,13 @@ func ParseCreateApiTokenResponse(rsp *http.Response) (*CreateApiTokenResponse, e
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -25015,6 +25595,13 @@ func ParseCreateApiTokenResponse(rsp *http.Response) (*CreateApiTokenResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -25109,6 +25696,13 @@ func ParseDeleteApiTokenResponse(rsp *http.Response) (*DeleteApiTokenResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -25208,6 +25802,13 @@ func ParseGetApiTokenResponse(rsp *http.Response) (*GetApiTokenResponse, error) 
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -25306,6 +25907,13 @@ func ParseListAuditLogsResponse(rsp *http.Response) (*ListAuditLogsResponse, err
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -25403,6 +26011,13 @@ func ParseGetAuditLogResponse(rsp *http.Response) (*GetAuditLogResponse, error) 
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -25544,6 +26159,13 @@ func ParseExchangeCodeResponse(rsp *http.Response) (*ExchangeCodeResponse, error
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -25595,6 +26217,13 @@ func ParseExchangeCodeResponse(rsp *http.Response) (*ExchangeCodeResponse, error
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -25648,6 +26277,13 @@ func ParseExchangeCodeResponse(rsp *http.Response) (*ExchangeCodeResponse, error
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -25699,6 +26335,13 @@ func ParseExchangeCodeResponse(rsp *http.Response) (*ExchangeCodeResponse, error
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -25752,6 +26395,13 @@ func ParseExchangeCodeResponse(rsp *http.Response) (*ExchangeCodeResponse, error
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -25803,6 +26453,13 @@ func ParseExchangeCodeResponse(rsp *http.Response) (*ExchangeCodeResponse, error
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -25923,6 +26580,13 @@ func ParseGetLoginUrlResponse(rsp *http.Response) (*GetLoginUrlResponse, error) 
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -25975,6 +26639,13 @@ func ParseGetLoginUrlResponse(rsp *http.Response) (*GetLoginUrlResponse, error) 
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -26026,6 +26697,13 @@ func ParseGetLoginUrlResponse(rsp *http.Response) (*GetLoginUrlResponse, error) 
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -26120,6 +26798,13 @@ func ParseLogoutResponse(rsp *http.Response) (*LogoutResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -26225,6 +26910,13 @@ func ParseGetMeResponse(rsp *http.Response) (*GetMeResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -26345,6 +27037,13 @@ func ParseRefreshTokensResponse(rsp *http.Response) (*RefreshTokensResponse, err
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -26397,6 +27096,13 @@ func ParseRefreshTokensResponse(rsp *http.Response) (*RefreshTokensResponse, err
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -26448,6 +27154,13 @@ func ParseRefreshTokensResponse(rsp *http.Response) (*RefreshTokensResponse, err
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -26547,6 +27260,13 @@ func ParseListExecutionsResponse(rsp *http.Response) (*ListExecutionsResponse, e
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -26642,6 +27362,13 @@ func ParseCreateExecutionResponse(rsp *http.Response) (*CreateExecutionResponse,
 	switch {
 	case rsp.StatusCode == 201:
 		var headers CreateExecutionResponse201Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -26665,6 +27392,13 @@ func ParseCreateExecutionResponse(rsp *http.Response) (*CreateExecutionResponse,
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -26718,6 +27452,13 @@ func ParseCreateExecutionResponse(rsp *http.Response) (*CreateExecutionResponse,
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -26769,6 +27510,13 @@ func ParseCreateExecutionResponse(rsp *http.Response) (*CreateExecutionResponse,
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -26875,6 +27623,13 @@ func ParseStreamExecutionResponse(rsp *http.Response) (*StreamExecutionResponse,
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -26927,6 +27682,13 @@ func ParseStreamExecutionResponse(rsp *http.Response) (*StreamExecutionResponse,
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -26978,6 +27740,13 @@ func ParseStreamExecutionResponse(rsp *http.Response) (*StreamExecutionResponse,
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -27080,6 +27849,13 @@ func ParseDeleteExecutionResponse(rsp *http.Response) (*DeleteExecutionResponse,
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -27131,6 +27907,13 @@ func ParseDeleteExecutionResponse(rsp *http.Response) (*DeleteExecutionResponse,
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -27229,6 +28012,13 @@ func ParseGetExecutionResponse(rsp *http.Response) (*GetExecutionResponse, error
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -27335,6 +28125,13 @@ func ParseCancelExecutionResponse(rsp *http.Response) (*CancelExecutionResponse,
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -27386,6 +28183,13 @@ func ParseCancelExecutionResponse(rsp *http.Response) (*CancelExecutionResponse,
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -27477,6 +28281,13 @@ func ParseGetExecutionEventsResponse(rsp *http.Response) (*GetExecutionEventsRes
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -27576,6 +28387,13 @@ func ParseGetNodeExecutionResponse(rsp *http.Response) (*GetNodeExecutionRespons
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -27664,6 +28482,13 @@ func ParseRetryExecutionResponse(rsp *http.Response) (*RetryExecutionResponse, e
 	switch {
 	case rsp.StatusCode == 201:
 		var headers RetryExecutionResponse201Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -27687,6 +28512,13 @@ func ParseRetryExecutionResponse(rsp *http.Response) (*RetryExecutionResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -27739,6 +28571,13 @@ func ParseRetryExecutionResponse(rsp *http.Response) (*RetryExecutionResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -27838,6 +28677,13 @@ func ParseListFlowsResponse(rsp *http.Response) (*ListFlowsResponse, error) {
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -27933,6 +28779,13 @@ func ParseCreateFlowResponse(rsp *http.Response) (*CreateFlowResponse, error) {
 			}
 			headers.ETag = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -27956,6 +28809,13 @@ func ParseCreateFlowResponse(rsp *http.Response) (*CreateFlowResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -28008,6 +28868,13 @@ func ParseCreateFlowResponse(rsp *http.Response) (*CreateFlowResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -28102,6 +28969,13 @@ func ParseDeleteFlowResponse(rsp *http.Response) (*DeleteFlowResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -28207,6 +29081,13 @@ func ParseGetFlowResponse(rsp *http.Response) (*GetFlowResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -28334,6 +29215,13 @@ func ParseUpdateFlowResponse(rsp *http.Response) (*UpdateFlowResponse, error) {
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -28385,6 +29273,13 @@ func ParseUpdateFlowResponse(rsp *http.Response) (*UpdateFlowResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -28438,6 +29333,13 @@ func ParseUpdateFlowResponse(rsp *http.Response) (*UpdateFlowResponse, error) {
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -28489,6 +29391,13 @@ func ParseUpdateFlowResponse(rsp *http.Response) (*UpdateFlowResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -28616,6 +29525,13 @@ func ParsePutFlowResponse(rsp *http.Response) (*PutFlowResponse, error) {
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -28667,6 +29583,13 @@ func ParsePutFlowResponse(rsp *http.Response) (*PutFlowResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -28720,6 +29643,13 @@ func ParsePutFlowResponse(rsp *http.Response) (*PutFlowResponse, error) {
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -28771,6 +29701,13 @@ func ParsePutFlowResponse(rsp *http.Response) (*PutFlowResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -28860,6 +29797,13 @@ func ParseDuplicateFlowResponse(rsp *http.Response) (*DuplicateFlowResponse, err
 			}
 			headers.ETag = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -28883,6 +29827,13 @@ func ParseDuplicateFlowResponse(rsp *http.Response) (*DuplicateFlowResponse, err
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -29003,6 +29954,13 @@ func ParsePublishFlowResponse(rsp *http.Response) (*PublishFlowResponse, error) 
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -29055,6 +30013,13 @@ func ParsePublishFlowResponse(rsp *http.Response) (*PublishFlowResponse, error) 
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -29106,6 +30071,13 @@ func ParsePublishFlowResponse(rsp *http.Response) (*PublishFlowResponse, error) 
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -29226,6 +30198,13 @@ func ParseSetFlowTagsResponse(rsp *http.Response) (*SetFlowTagsResponse, error) 
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -29278,6 +30257,13 @@ func ParseSetFlowTagsResponse(rsp *http.Response) (*SetFlowTagsResponse, error) 
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -29329,6 +30315,13 @@ func ParseSetFlowTagsResponse(rsp *http.Response) (*SetFlowTagsResponse, error) 
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -29442,6 +30435,13 @@ func ParseUnpublishFlowResponse(rsp *http.Response) (*UnpublishFlowResponse, err
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -29493,6 +30493,13 @@ func ParseUnpublishFlowResponse(rsp *http.Response) (*UnpublishFlowResponse, err
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -29592,6 +30599,13 @@ func ParseValidateFlowResponse(rsp *http.Response) (*ValidateFlowResponse, error
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -29690,6 +30704,13 @@ func ParseListFlowVersionsResponse(rsp *http.Response) (*ListFlowVersionsRespons
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -29771,6 +30792,13 @@ func ParseCreateFlowVersionResponse(rsp *http.Response) (*CreateFlowVersionRespo
 	switch {
 	case rsp.StatusCode == 201:
 		var headers CreateFlowVersionResponse201Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -29794,6 +30822,13 @@ func ParseCreateFlowVersionResponse(rsp *http.Response) (*CreateFlowVersionRespo
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -29892,6 +30927,13 @@ func ParseGetFlowVersionResponse(rsp *http.Response) (*GetFlowVersionResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -30012,6 +31054,13 @@ func ParseRestoreFlowVersionResponse(rsp *http.Response) (*RestoreFlowVersionRes
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -30064,6 +31113,13 @@ func ParseRestoreFlowVersionResponse(rsp *http.Response) (*RestoreFlowVersionRes
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -30115,6 +31171,13 @@ func ParseRestoreFlowVersionResponse(rsp *http.Response) (*RestoreFlowVersionRes
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -30221,6 +31284,13 @@ func ParseRotateFlowWebhookKeyResponse(rsp *http.Response) (*RotateFlowWebhookKe
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -30272,6 +31342,13 @@ func ParseRotateFlowWebhookKeyResponse(rsp *http.Response) (*RotateFlowWebhookKe
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -30378,6 +31455,13 @@ func ParseListIntegrationsResponse(rsp *http.Response) (*ListIntegrationsRespons
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -30480,6 +31564,13 @@ func ParseCreateIntegrationResponse(rsp *http.Response) (*CreateIntegrationRespo
 			}
 			headers.CacheControl = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -30503,6 +31594,13 @@ func ParseCreateIntegrationResponse(rsp *http.Response) (*CreateIntegrationRespo
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -30556,6 +31654,13 @@ func ParseCreateIntegrationResponse(rsp *http.Response) (*CreateIntegrationRespo
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -30607,6 +31712,13 @@ func ParseCreateIntegrationResponse(rsp *http.Response) (*CreateIntegrationRespo
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -30709,6 +31821,13 @@ func ParseDeleteIntegrationResponse(rsp *http.Response) (*DeleteIntegrationRespo
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -30760,6 +31879,13 @@ func ParseDeleteIntegrationResponse(rsp *http.Response) (*DeleteIntegrationRespo
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -30865,6 +31991,13 @@ func ParseGetIntegrationResponse(rsp *http.Response) (*GetIntegrationResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -30985,6 +32118,13 @@ func ParseUpdateIntegrationResponse(rsp *http.Response) (*UpdateIntegrationRespo
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -31037,6 +32177,13 @@ func ParseUpdateIntegrationResponse(rsp *http.Response) (*UpdateIntegrationRespo
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -31088,6 +32235,13 @@ func ParseUpdateIntegrationResponse(rsp *http.Response) (*UpdateIntegrationRespo
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -31201,6 +32355,13 @@ func ParseVerifyIntegrationResponse(rsp *http.Response) (*VerifyIntegrationRespo
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -31253,6 +32414,13 @@ func ParseVerifyIntegrationResponse(rsp *http.Response) (*VerifyIntegrationRespo
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -31304,6 +32472,13 @@ func ParseVerifyIntegrationResponse(rsp *http.Response) (*VerifyIntegrationRespo
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -31403,6 +32578,13 @@ func ParseListCategoriesResponse(rsp *http.Response) (*ListCategoriesResponse, e
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -31498,6 +32680,13 @@ func ParseCreateCategoryResponse(rsp *http.Response) (*CreateCategoryResponse, e
 	switch {
 	case rsp.StatusCode == 201:
 		var headers CreateCategoryResponse201Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -31521,6 +32710,13 @@ func ParseCreateCategoryResponse(rsp *http.Response) (*CreateCategoryResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -31574,6 +32770,13 @@ func ParseCreateCategoryResponse(rsp *http.Response) (*CreateCategoryResponse, e
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -31625,6 +32828,13 @@ func ParseCreateCategoryResponse(rsp *http.Response) (*CreateCategoryResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -31727,6 +32937,13 @@ func ParseDeleteCategoryResponse(rsp *http.Response) (*DeleteCategoryResponse, e
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -31778,6 +32995,13 @@ func ParseDeleteCategoryResponse(rsp *http.Response) (*DeleteCategoryResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -31876,6 +33100,13 @@ func ParseGetCategoryResponse(rsp *http.Response) (*GetCategoryResponse, error) 
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -31989,6 +33220,13 @@ func ParseUpdateCategoryResponse(rsp *http.Response) (*UpdateCategoryResponse, e
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -32041,6 +33279,13 @@ func ParseUpdateCategoryResponse(rsp *http.Response) (*UpdateCategoryResponse, e
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -32092,6 +33337,13 @@ func ParseUpdateCategoryResponse(rsp *http.Response) (*UpdateCategoryResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -32191,6 +33443,13 @@ func ParseListIconsResponse(rsp *http.Response) (*ListIconsResponse, error) {
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -32279,6 +33538,13 @@ func ParseCreateIconResponse(rsp *http.Response) (*CreateIconResponse, error) {
 	switch {
 	case rsp.StatusCode == 201:
 		var headers CreateIconResponse201Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -32302,6 +33568,13 @@ func ParseCreateIconResponse(rsp *http.Response) (*CreateIconResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -32354,6 +33627,13 @@ func ParseCreateIconResponse(rsp *http.Response) (*CreateIconResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -32448,6 +33728,13 @@ func ParseDeleteIconResponse(rsp *http.Response) (*DeleteIconResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -32547,6 +33834,13 @@ func ParseGetIconResponse(rsp *http.Response) (*GetIconResponse, error) {
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -32644,6 +33938,13 @@ func ParseUpdateIconResponse(rsp *http.Response) (*UpdateIconResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -32743,6 +34044,13 @@ func ParseGetMetadataStatsResponse(rsp *http.Response) (*GetMetadataStatsRespons
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -32841,6 +34149,13 @@ func ParseListTagsResponse(rsp *http.Response) (*ListTagsResponse, error) {
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -32929,6 +34244,13 @@ func ParseCreateTagResponse(rsp *http.Response) (*CreateTagResponse, error) {
 	switch {
 	case rsp.StatusCode == 201:
 		var headers CreateTagResponse201Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -32952,6 +34274,13 @@ func ParseCreateTagResponse(rsp *http.Response) (*CreateTagResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -33004,6 +34333,13 @@ func ParseCreateTagResponse(rsp *http.Response) (*CreateTagResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -33098,6 +34434,13 @@ func ParseDeleteTagResponse(rsp *http.Response) (*DeleteTagResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -33196,6 +34539,13 @@ func ParseGetTagResponse(rsp *http.Response) (*GetTagResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -33302,6 +34652,13 @@ func ParseUpdateTagResponse(rsp *http.Response) (*UpdateTagResponse, error) {
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -33353,6 +34710,13 @@ func ParseUpdateTagResponse(rsp *http.Response) (*UpdateTagResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -33452,6 +34816,13 @@ func ParseListNodeTypesResponse(rsp *http.Response) (*ListNodeTypesResponse, err
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -33549,6 +34920,13 @@ func ParseListNodeTypeCategoriesResponse(rsp *http.Response) (*ListNodeTypeCateg
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -33648,6 +35026,13 @@ func ParseGetNodeTypeResponse(rsp *http.Response) (*GetNodeTypeResponse, error) 
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -33745,6 +35130,13 @@ func ParseListPermissionsResponse(rsp *http.Response) (*ListPermissionsResponse,
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -33851,6 +35243,13 @@ func ParseCheckPermissionsResponse(rsp *http.Response) (*CheckPermissionsRespons
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -33902,6 +35301,13 @@ func ParseCheckPermissionsResponse(rsp *http.Response) (*CheckPermissionsRespons
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -34001,6 +35407,13 @@ func ParseGetMyCapabilitiesResponse(rsp *http.Response) (*GetMyCapabilitiesRespo
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -34098,6 +35511,13 @@ func ParseGetResourcePermissionsResponse(rsp *http.Response) (*GetResourcePermis
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -34197,6 +35617,13 @@ func ParseListRolesResponse(rsp *http.Response) (*ListRolesResponse, error) {
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -34295,6 +35722,13 @@ func ParseListWidgetsResponse(rsp *http.Response) (*ListWidgetsResponse, error) 
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -34392,6 +35826,13 @@ func ParseGetSettingsResponse(rsp *http.Response) (*GetSettingsResponse, error) 
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -34498,6 +35939,13 @@ func ParseUpdateSettingsResponse(rsp *http.Response) (*UpdateSettingsResponse, e
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -34549,6 +35997,13 @@ func ParseUpdateSettingsResponse(rsp *http.Response) (*UpdateSettingsResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -34648,6 +36103,13 @@ func ParseListTeamsResponse(rsp *http.Response) (*ListTeamsResponse, error) {
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -34736,6 +36198,13 @@ func ParseCreateTeamResponse(rsp *http.Response) (*CreateTeamResponse, error) {
 	switch {
 	case rsp.StatusCode == 201:
 		var headers CreateTeamResponse201Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -34759,6 +36228,13 @@ func ParseCreateTeamResponse(rsp *http.Response) (*CreateTeamResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -34811,6 +36287,13 @@ func ParseCreateTeamResponse(rsp *http.Response) (*CreateTeamResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -34905,6 +36388,13 @@ func ParseDeleteTeamResponse(rsp *http.Response) (*DeleteTeamResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -35003,6 +36493,13 @@ func ParseGetTeamResponse(rsp *http.Response) (*GetTeamResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -35109,6 +36606,13 @@ func ParseUpdateTeamResponse(rsp *http.Response) (*UpdateTeamResponse, error) {
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -35160,6 +36664,13 @@ func ParseUpdateTeamResponse(rsp *http.Response) (*UpdateTeamResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -35266,6 +36777,13 @@ func ParseSetTeamMembersResponse(rsp *http.Response) (*SetTeamMembersResponse, e
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -35317,6 +36835,13 @@ func ParseSetTeamMembersResponse(rsp *http.Response) (*SetTeamMembersResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -35416,6 +36941,13 @@ func ParseListTemplatesResponse(rsp *http.Response) (*ListTemplatesResponse, err
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -35504,6 +37036,13 @@ func ParseCreateTemplateResponse(rsp *http.Response) (*CreateTemplateResponse, e
 	switch {
 	case rsp.StatusCode == 201:
 		var headers CreateTemplateResponse201Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -35527,6 +37066,13 @@ func ParseCreateTemplateResponse(rsp *http.Response) (*CreateTemplateResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -35579,6 +37125,13 @@ func ParseCreateTemplateResponse(rsp *http.Response) (*CreateTemplateResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -35677,6 +37230,13 @@ func ParseSeedTemplatesResponse(rsp *http.Response) (*SeedTemplatesResponse, err
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -35779,6 +37339,13 @@ func ParseDeleteTemplateResponse(rsp *http.Response) (*DeleteTemplateResponse, e
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -35830,6 +37397,13 @@ func ParseDeleteTemplateResponse(rsp *http.Response) (*DeleteTemplateResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -35928,6 +37502,13 @@ func ParseGetTemplateResponse(rsp *http.Response) (*GetTemplateResponse, error) 
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -36041,6 +37622,13 @@ func ParseUpdateTemplateResponse(rsp *http.Response) (*UpdateTemplateResponse, e
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -36093,6 +37681,13 @@ func ParseUpdateTemplateResponse(rsp *http.Response) (*UpdateTemplateResponse, e
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -36144,6 +37739,13 @@ func ParseUpdateTemplateResponse(rsp *http.Response) (*UpdateTemplateResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -36226,6 +37828,13 @@ func ParseDuplicateTemplateResponse(rsp *http.Response) (*DuplicateTemplateRespo
 	switch {
 	case rsp.StatusCode == 201:
 		var headers DuplicateTemplateResponse201Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -36249,6 +37858,13 @@ func ParseDuplicateTemplateResponse(rsp *http.Response) (*DuplicateTemplateRespo
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -36345,6 +37961,13 @@ func ParseCreateTemplateFlowResponse(rsp *http.Response) (*CreateTemplateFlowRes
 			}
 			headers.ETag = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -36368,6 +37991,13 @@ func ParseCreateTemplateFlowResponse(rsp *http.Response) (*CreateTemplateFlowRes
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -36420,6 +38050,13 @@ func ParseCreateTemplateFlowResponse(rsp *http.Response) (*CreateTemplateFlowRes
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -36533,6 +38170,13 @@ func ParseSetTemplateTagsResponse(rsp *http.Response) (*SetTemplateTagsResponse,
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -36585,6 +38229,13 @@ func ParseSetTemplateTagsResponse(rsp *http.Response) (*SetTemplateTagsResponse,
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -36636,6 +38287,13 @@ func ParseSetTemplateTagsResponse(rsp *http.Response) (*SetTemplateTagsResponse,
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -36735,6 +38393,13 @@ func ParseListUsersResponse(rsp *http.Response) (*ListUsersResponse, error) {
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -36832,6 +38497,13 @@ func ParseListUserDirectoryResponse(rsp *http.Response) (*ListUserDirectoryRespo
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -36948,6 +38620,13 @@ func ParseDeleteUserResponse(rsp *http.Response) (*DeleteUserResponse, error) {
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -36999,6 +38678,13 @@ func ParseDeleteUserResponse(rsp *http.Response) (*DeleteUserResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -37052,6 +38738,13 @@ func ParseDeleteUserResponse(rsp *http.Response) (*DeleteUserResponse, error) {
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -37103,6 +38796,13 @@ func ParseDeleteUserResponse(rsp *http.Response) (*DeleteUserResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -37201,6 +38901,13 @@ func ParseGetUserResponse(rsp *http.Response) (*GetUserResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -37307,6 +39014,13 @@ func ParseActivateUserResponse(rsp *http.Response) (*ActivateUserResponse, error
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -37358,6 +39072,13 @@ func ParseActivateUserResponse(rsp *http.Response) (*ActivateUserResponse, error
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -37471,6 +39192,13 @@ func ParseDeactivateUserResponse(rsp *http.Response) (*DeactivateUserResponse, e
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -37523,6 +39251,13 @@ func ParseDeactivateUserResponse(rsp *http.Response) (*DeactivateUserResponse, e
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -37574,6 +39309,13 @@ func ParseDeactivateUserResponse(rsp *http.Response) (*DeactivateUserResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -37687,6 +39429,13 @@ func ParseUpdateUserRoleResponse(rsp *http.Response) (*UpdateUserRoleResponse, e
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -37739,6 +39488,13 @@ func ParseUpdateUserRoleResponse(rsp *http.Response) (*UpdateUserRoleResponse, e
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -37790,6 +39546,13 @@ func ParseUpdateUserRoleResponse(rsp *http.Response) (*UpdateUserRoleResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -37889,6 +39652,13 @@ func ParseListUserApiTokensResponse(rsp *http.Response) (*ListUserApiTokensRespo
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -37982,6 +39752,13 @@ func ParseDeleteUserApiTokenResponse(rsp *http.Response) (*DeleteUserApiTokenRes
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -38098,6 +39875,13 @@ func ParseReceiveFlowWebhookResponse(rsp *http.Response) (*ReceiveFlowWebhookRes
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -38150,7 +39934,7 @@ func ParseReceiveFlowWebhookResponse(rsp *http.Response) (*ReceiveFlowWebhookRes
 type ServerInterface interface {
 	// CreateAgentConfig Create a flow's agent config
 	// (POST /agent-configs)
-	CreateAgentConfig(ctx echo.Context) error
+	CreateAgentConfig(ctx echo.Context, params CreateAgentConfigParams) error
 	// DeleteAgentConfig Delete a flow's agent config
 	// (DELETE /agent-configs/{flow_id})
 	DeleteAgentConfig(ctx echo.Context, flowId AgentConfigFlowID) error
@@ -38165,7 +39949,7 @@ type ServerInterface interface {
 	ListApiTokens(ctx echo.Context, params ListApiTokensParams) error
 	// CreateApiToken Create an API token
 	// (POST /api-tokens)
-	CreateApiToken(ctx echo.Context) error
+	CreateApiToken(ctx echo.Context, params CreateApiTokenParams) error
 	// DeleteApiToken Revoke one of my API tokens
 	// (DELETE /api-tokens/{id})
 	DeleteApiToken(ctx echo.Context, id ApiTokenID) error
@@ -38225,7 +40009,7 @@ type ServerInterface interface {
 	ListFlows(ctx echo.Context, params ListFlowsParams) error
 	// CreateFlow Create a flow
 	// (POST /flows)
-	CreateFlow(ctx echo.Context) error
+	CreateFlow(ctx echo.Context, params CreateFlowParams) error
 	// DeleteFlow Delete a flow
 	// (DELETE /flows/{id})
 	DeleteFlow(ctx echo.Context, id FlowID) error
@@ -38240,7 +40024,7 @@ type ServerInterface interface {
 	PutFlow(ctx echo.Context, id FlowID, params PutFlowParams) error
 	// DuplicateFlow Duplicate a flow
 	// (POST /flows/{id}/duplicate)
-	DuplicateFlow(ctx echo.Context, id FlowID) error
+	DuplicateFlow(ctx echo.Context, id FlowID, params DuplicateFlowParams) error
 	// PublishFlow Publish a flow
 	// (POST /flows/{id}/publish)
 	PublishFlow(ctx echo.Context, id FlowID) error
@@ -38258,7 +40042,7 @@ type ServerInterface interface {
 	ListFlowVersions(ctx echo.Context, id FlowID, params ListFlowVersionsParams) error
 	// CreateFlowVersion Snapshot a flow
 	// (POST /flows/{id}/versions)
-	CreateFlowVersion(ctx echo.Context, id FlowID) error
+	CreateFlowVersion(ctx echo.Context, id FlowID, params CreateFlowVersionParams) error
 	// GetFlowVersion Get a flow version
 	// (GET /flows/{id}/versions/{version})
 	GetFlowVersion(ctx echo.Context, id FlowID, version FlowVersionNumber) error
@@ -38273,7 +40057,7 @@ type ServerInterface interface {
 	ListIntegrations(ctx echo.Context, params ListIntegrationsParams) error
 	// CreateIntegration Create an integration
 	// (POST /integrations)
-	CreateIntegration(ctx echo.Context) error
+	CreateIntegration(ctx echo.Context, params CreateIntegrationParams) error
 	// DeleteIntegration Delete an integration
 	// (DELETE /integrations/{id})
 	DeleteIntegration(ctx echo.Context, id IntegrationID) error
@@ -38291,7 +40075,7 @@ type ServerInterface interface {
 	ListCategories(ctx echo.Context, params ListCategoriesParams) error
 	// CreateCategory Create a category
 	// (POST /metadata/categories)
-	CreateCategory(ctx echo.Context) error
+	CreateCategory(ctx echo.Context, params CreateCategoryParams) error
 	// DeleteCategory Delete a category
 	// (DELETE /metadata/categories/{id})
 	DeleteCategory(ctx echo.Context, id int64) error
@@ -38306,7 +40090,7 @@ type ServerInterface interface {
 	ListIcons(ctx echo.Context, params ListIconsParams) error
 	// CreateIcon Create an icon
 	// (POST /metadata/icons)
-	CreateIcon(ctx echo.Context) error
+	CreateIcon(ctx echo.Context, params CreateIconParams) error
 	// DeleteIcon Delete an icon
 	// (DELETE /metadata/icons/{id})
 	DeleteIcon(ctx echo.Context, id int64) error
@@ -38324,7 +40108,7 @@ type ServerInterface interface {
 	ListTags(ctx echo.Context, params ListTagsParams) error
 	// CreateTag Create a tag
 	// (POST /metadata/tags)
-	CreateTag(ctx echo.Context) error
+	CreateTag(ctx echo.Context, params CreateTagParams) error
 	// DeleteTag Delete a tag
 	// (DELETE /metadata/tags/{id})
 	DeleteTag(ctx echo.Context, id int64) error
@@ -38372,7 +40156,7 @@ type ServerInterface interface {
 	ListTeams(ctx echo.Context, params ListTeamsParams) error
 	// CreateTeam Create a team
 	// (POST /teams)
-	CreateTeam(ctx echo.Context) error
+	CreateTeam(ctx echo.Context, params CreateTeamParams) error
 	// DeleteTeam Delete a team
 	// (DELETE /teams/{id})
 	DeleteTeam(ctx echo.Context, id TeamID) error
@@ -38390,7 +40174,7 @@ type ServerInterface interface {
 	ListTemplates(ctx echo.Context, params ListTemplatesParams) error
 	// CreateTemplate Create a template
 	// (POST /templates)
-	CreateTemplate(ctx echo.Context) error
+	CreateTemplate(ctx echo.Context, params CreateTemplateParams) error
 	// SeedTemplates Seed the built-in templates
 	// (POST /templates/seed)
 	SeedTemplates(ctx echo.Context, params SeedTemplatesParams) error
@@ -38405,10 +40189,10 @@ type ServerInterface interface {
 	UpdateTemplate(ctx echo.Context, id TemplateID) error
 	// DuplicateTemplate Duplicate a template
 	// (POST /templates/{id}/duplicate)
-	DuplicateTemplate(ctx echo.Context, id TemplateID) error
+	DuplicateTemplate(ctx echo.Context, id TemplateID, params DuplicateTemplateParams) error
 	// CreateTemplateFlow Create a flow from a template
 	// (POST /templates/{id}/flows)
-	CreateTemplateFlow(ctx echo.Context, id TemplateID) error
+	CreateTemplateFlow(ctx echo.Context, id TemplateID, params CreateTemplateFlowParams) error
 	// SetTemplateTags Set a template's tags
 	// (PUT /templates/{id}/tags)
 	SetTemplateTags(ctx echo.Context, id TemplateID) error
@@ -38453,8 +40237,28 @@ type ServerInterfaceWrapper struct {
 func (w *ServerInterfaceWrapper) CreateAgentConfig(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateAgentConfigParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateAgentConfig(ctx)
+	err = w.Handler.CreateAgentConfig(ctx, params)
 	return err
 }
 
@@ -38542,8 +40346,28 @@ func (w *ServerInterfaceWrapper) ListApiTokens(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) CreateApiToken(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateApiTokenParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateApiToken(ctx)
+	err = w.Handler.CreateApiToken(ctx, params)
 	return err
 }
 
@@ -38810,6 +40634,23 @@ func (w *ServerInterfaceWrapper) CreateExecution(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter wait_ms: %s", err))
 	}
 
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.CreateExecution(ctx, params)
 	return err
@@ -38961,6 +40802,23 @@ func (w *ServerInterfaceWrapper) RetryExecution(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter wait_ms: %s", err))
 	}
 
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.RetryExecution(ctx, id, params)
 	return err
@@ -39058,8 +40916,28 @@ func (w *ServerInterfaceWrapper) ListFlows(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) CreateFlow(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateFlowParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateFlow(ctx)
+	err = w.Handler.CreateFlow(ctx, params)
 	return err
 }
 
@@ -39178,8 +41056,28 @@ func (w *ServerInterfaceWrapper) DuplicateFlow(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params DuplicateFlowParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.DuplicateFlow(ctx, id)
+	err = w.Handler.DuplicateFlow(ctx, id, params)
 	return err
 }
 
@@ -39290,8 +41188,28 @@ func (w *ServerInterfaceWrapper) CreateFlowVersion(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateFlowVersionParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateFlowVersion(ctx, id)
+	err = w.Handler.CreateFlowVersion(ctx, id, params)
 	return err
 }
 
@@ -39429,8 +41347,28 @@ func (w *ServerInterfaceWrapper) ListIntegrations(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) CreateIntegration(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateIntegrationParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateIntegration(ctx)
+	err = w.Handler.CreateIntegration(ctx, params)
 	return err
 }
 
@@ -39548,8 +41486,28 @@ func (w *ServerInterfaceWrapper) ListCategories(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) CreateCategory(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateCategoryParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateCategory(ctx)
+	err = w.Handler.CreateCategory(ctx, params)
 	return err
 }
 
@@ -39651,8 +41609,28 @@ func (w *ServerInterfaceWrapper) ListIcons(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) CreateIcon(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateIconParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateIcon(ctx)
+	err = w.Handler.CreateIcon(ctx, params)
 	return err
 }
 
@@ -39756,8 +41734,28 @@ func (w *ServerInterfaceWrapper) ListTags(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) CreateTag(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateTagParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateTag(ctx)
+	err = w.Handler.CreateTag(ctx, params)
 	return err
 }
 
@@ -39974,8 +41972,28 @@ func (w *ServerInterfaceWrapper) ListTeams(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) CreateTeam(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateTeamParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateTeam(ctx)
+	err = w.Handler.CreateTeam(ctx, params)
 	return err
 }
 
@@ -40107,8 +42125,28 @@ func (w *ServerInterfaceWrapper) ListTemplates(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) CreateTemplate(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateTemplateParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateTemplate(ctx)
+	err = w.Handler.CreateTemplate(ctx, params)
 	return err
 }
 
@@ -40189,8 +42227,28 @@ func (w *ServerInterfaceWrapper) DuplicateTemplate(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params DuplicateTemplateParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.DuplicateTemplate(ctx, id)
+	err = w.Handler.DuplicateTemplate(ctx, id, params)
 	return err
 }
 
@@ -40205,8 +42263,28 @@ func (w *ServerInterfaceWrapper) CreateTemplateFlow(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateTemplateFlowParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateTemplateFlow(ctx, id)
+	err = w.Handler.CreateTemplateFlow(ctx, id, params)
 	return err
 }
 
@@ -40654,8 +42732,9 @@ type EventStreamTexteventStreamResponse struct {
 }
 
 type ExecutionCreatedResponseHeaders struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 type ExecutionCreatedJSONResponse struct {
 	Body Execution
@@ -40685,6 +42764,7 @@ type IntegrationJSONResponse struct {
 
 type ProblemResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -40736,7 +42816,8 @@ type UserJSONResponse struct {
 }
 
 type CreateAgentConfigRequestObject struct {
-	Body *CreateAgentConfigJSONRequestBody
+	Params CreateAgentConfigParams
+	Body   *CreateAgentConfigJSONRequestBody
 }
 
 type CreateAgentConfigResponseObject interface {
@@ -40744,8 +42825,9 @@ type CreateAgentConfigResponseObject interface {
 }
 
 type CreateAgentConfig201ResponseHeaders struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 type CreateAgentConfig201JSONResponse struct {
@@ -40760,6 +42842,9 @@ func (response CreateAgentConfig201JSONResponse) VisitCreateAgentConfigResponse(
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
@@ -40782,6 +42867,9 @@ func (response CreateAgentConfig409ApplicationProblemPlusJSONResponse) VisitCrea
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -40808,6 +42896,7 @@ func (response CreateAgentConfig409ApplicationProblemPlusJSONResponse) VisitCrea
 
 type CreateAgentConfig422ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -40830,6 +42919,9 @@ func (response CreateAgentConfig422ApplicationProblemPlusJSONResponse) VisitCrea
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -40856,6 +42948,7 @@ func (response CreateAgentConfig422ApplicationProblemPlusJSONResponse) VisitCrea
 
 type CreateAgentConfigdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -40879,6 +42972,9 @@ func (response CreateAgentConfigdefaultApplicationProblemPlusJSONResponse) Visit
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -40942,6 +43038,9 @@ func (response DeleteAgentConfigdefaultApplicationProblemPlusJSONResponse) Visit
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -41014,6 +43113,9 @@ func (response GetAgentConfigdefaultApplicationProblemPlusJSONResponse) VisitGet
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -41084,6 +43186,9 @@ func (response UpdateAgentConfig422ApplicationProblemPlusJSONResponse) VisitUpda
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -41109,6 +43214,7 @@ func (response UpdateAgentConfig422ApplicationProblemPlusJSONResponse) VisitUpda
 
 type UpdateAgentConfigdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -41132,6 +43238,9 @@ func (response UpdateAgentConfigdefaultApplicationProblemPlusJSONResponse) Visit
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -41197,6 +43306,9 @@ func (response ListApiTokensdefaultApplicationProblemPlusJSONResponse) VisitList
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -41221,7 +43333,8 @@ func (response ListApiTokensdefaultApplicationProblemPlusJSONResponse) VisitList
 }
 
 type CreateApiTokenRequestObject struct {
-	Body *CreateApiTokenJSONRequestBody
+	Params CreateApiTokenParams
+	Body   *CreateApiTokenJSONRequestBody
 }
 
 type CreateApiTokenResponseObject interface {
@@ -41229,9 +43342,10 @@ type CreateApiTokenResponseObject interface {
 }
 
 type CreateApiToken201ResponseHeaders struct {
-	CacheControl *string
-	Location     string
-	XRequestID   *string
+	CacheControl       *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 type CreateApiToken201JSONResponse struct {
@@ -41248,6 +43362,9 @@ func (response CreateApiToken201JSONResponse) VisitCreateApiTokenResponse(w http
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.XRequestID != nil {
@@ -41271,6 +43388,9 @@ func (response CreateApiToken409ApplicationProblemPlusJSONResponse) VisitCreateA
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -41297,6 +43417,7 @@ func (response CreateApiToken409ApplicationProblemPlusJSONResponse) VisitCreateA
 
 type CreateApiToken422ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -41319,6 +43440,9 @@ func (response CreateApiToken422ApplicationProblemPlusJSONResponse) VisitCreateA
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -41345,6 +43469,7 @@ func (response CreateApiToken422ApplicationProblemPlusJSONResponse) VisitCreateA
 
 type CreateApiTokendefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -41368,6 +43493,9 @@ func (response CreateApiTokendefaultApplicationProblemPlusJSONResponse) VisitCre
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -41431,6 +43559,9 @@ func (response DeleteApiTokendefaultApplicationProblemPlusJSONResponse) VisitDel
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -41503,6 +43634,9 @@ func (response GetApiTokendefaultApplicationProblemPlusJSONResponse) VisitGetApi
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -41573,6 +43707,9 @@ func (response ListAuditLogsdefaultApplicationProblemPlusJSONResponse) VisitList
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -41645,6 +43782,9 @@ func (response GetAuditLogdefaultApplicationProblemPlusJSONResponse) VisitGetAud
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -41710,6 +43850,9 @@ func (response ExchangeCode401ApplicationProblemPlusJSONResponse) VisitExchangeC
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -41735,6 +43878,7 @@ func (response ExchangeCode401ApplicationProblemPlusJSONResponse) VisitExchangeC
 
 type ExchangeCode403ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -41757,6 +43901,9 @@ func (response ExchangeCode403ApplicationProblemPlusJSONResponse) VisitExchangeC
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -41783,6 +43930,7 @@ func (response ExchangeCode403ApplicationProblemPlusJSONResponse) VisitExchangeC
 
 type ExchangeCode409ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -41805,6 +43953,9 @@ func (response ExchangeCode409ApplicationProblemPlusJSONResponse) VisitExchangeC
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -41831,6 +43982,7 @@ func (response ExchangeCode409ApplicationProblemPlusJSONResponse) VisitExchangeC
 
 type ExchangeCode422ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -41853,6 +44005,9 @@ func (response ExchangeCode422ApplicationProblemPlusJSONResponse) VisitExchangeC
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -41879,6 +44034,7 @@ func (response ExchangeCode422ApplicationProblemPlusJSONResponse) VisitExchangeC
 
 type ExchangeCode503ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -41901,6 +44057,9 @@ func (response ExchangeCode503ApplicationProblemPlusJSONResponse) VisitExchangeC
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -41927,6 +44086,7 @@ func (response ExchangeCode503ApplicationProblemPlusJSONResponse) VisitExchangeC
 
 type ExchangeCodedefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -41950,6 +44110,9 @@ func (response ExchangeCodedefaultApplicationProblemPlusJSONResponse) VisitExcha
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -42024,6 +44187,9 @@ func (response GetLoginUrl422ApplicationProblemPlusJSONResponse) VisitGetLoginUr
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -42049,6 +44215,7 @@ func (response GetLoginUrl422ApplicationProblemPlusJSONResponse) VisitGetLoginUr
 
 type GetLoginUrl503ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -42071,6 +44238,9 @@ func (response GetLoginUrl503ApplicationProblemPlusJSONResponse) VisitGetLoginUr
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -42097,6 +44267,7 @@ func (response GetLoginUrl503ApplicationProblemPlusJSONResponse) VisitGetLoginUr
 
 type GetLoginUrldefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -42120,6 +44291,9 @@ func (response GetLoginUrldefaultApplicationProblemPlusJSONResponse) VisitGetLog
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -42182,6 +44356,9 @@ func (response LogoutdefaultApplicationProblemPlusJSONResponse) VisitLogoutRespo
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -42257,6 +44434,9 @@ func (response GetMedefaultApplicationProblemPlusJSONResponse) VisitGetMeRespons
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -42322,6 +44502,9 @@ func (response RefreshTokens401ApplicationProblemPlusJSONResponse) VisitRefreshT
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -42347,6 +44530,7 @@ func (response RefreshTokens401ApplicationProblemPlusJSONResponse) VisitRefreshT
 
 type RefreshTokens403ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -42369,6 +44553,9 @@ func (response RefreshTokens403ApplicationProblemPlusJSONResponse) VisitRefreshT
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -42395,6 +44582,7 @@ func (response RefreshTokens403ApplicationProblemPlusJSONResponse) VisitRefreshT
 
 type RefreshTokensdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -42418,6 +44606,9 @@ func (response RefreshTokensdefaultApplicationProblemPlusJSONResponse) VisitRefr
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -42490,6 +44681,9 @@ func (response ListExecutionsdefaultApplicationProblemPlusJSONResponse) VisitLis
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -42531,6 +44725,9 @@ func (response CreateExecution201JSONResponse) VisitCreateExecutionResponse(w ht
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
@@ -42553,6 +44750,9 @@ func (response CreateExecution422ApplicationProblemPlusJSONResponse) VisitCreate
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -42579,6 +44779,7 @@ func (response CreateExecution422ApplicationProblemPlusJSONResponse) VisitCreate
 
 type CreateExecution429ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -42601,6 +44802,9 @@ func (response CreateExecution429ApplicationProblemPlusJSONResponse) VisitCreate
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -42627,6 +44831,7 @@ func (response CreateExecution429ApplicationProblemPlusJSONResponse) VisitCreate
 
 type CreateExecutiondefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -42650,6 +44855,9 @@ func (response CreateExecutiondefaultApplicationProblemPlusJSONResponse) VisitCr
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -42741,6 +44949,9 @@ func (response StreamExecution422ApplicationProblemPlusJSONResponse) VisitStream
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -42766,6 +44977,7 @@ func (response StreamExecution422ApplicationProblemPlusJSONResponse) VisitStream
 
 type StreamExecution429ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -42788,6 +45000,9 @@ func (response StreamExecution429ApplicationProblemPlusJSONResponse) VisitStream
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -42814,6 +45029,7 @@ func (response StreamExecution429ApplicationProblemPlusJSONResponse) VisitStream
 
 type StreamExecutiondefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -42837,6 +45053,9 @@ func (response StreamExecutiondefaultApplicationProblemPlusJSONResponse) VisitSt
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -42899,6 +45118,9 @@ func (response DeleteExecution409ApplicationProblemPlusJSONResponse) VisitDelete
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -42924,6 +45146,7 @@ func (response DeleteExecution409ApplicationProblemPlusJSONResponse) VisitDelete
 
 type DeleteExecutiondefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -42947,6 +45170,9 @@ func (response DeleteExecutiondefaultApplicationProblemPlusJSONResponse) VisitDe
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -43020,6 +45246,9 @@ func (response GetExecutiondefaultApplicationProblemPlusJSONResponse) VisitGetEx
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -43089,6 +45318,9 @@ func (response CancelExecution409ApplicationProblemPlusJSONResponse) VisitCancel
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -43114,6 +45346,7 @@ func (response CancelExecution409ApplicationProblemPlusJSONResponse) VisitCancel
 
 type CancelExecutiondefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -43137,6 +45370,9 @@ func (response CancelExecutiondefaultApplicationProblemPlusJSONResponse) VisitCa
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -43231,6 +45467,9 @@ func (response GetExecutionEventsdefaultApplicationProblemPlusJSONResponse) Visi
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -43303,6 +45542,9 @@ func (response GetNodeExecutiondefaultApplicationProblemPlusJSONResponse) VisitG
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -43345,6 +45587,9 @@ func (response RetryExecution201JSONResponse) VisitRetryExecutionResponse(w http
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
@@ -43367,6 +45612,9 @@ func (response RetryExecution409ApplicationProblemPlusJSONResponse) VisitRetryEx
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -43393,6 +45641,7 @@ func (response RetryExecution409ApplicationProblemPlusJSONResponse) VisitRetryEx
 
 type RetryExecutiondefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -43416,6 +45665,9 @@ func (response RetryExecutiondefaultApplicationProblemPlusJSONResponse) VisitRet
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -43488,6 +45740,9 @@ func (response ListFlowsdefaultApplicationProblemPlusJSONResponse) VisitListFlow
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -43512,7 +45767,8 @@ func (response ListFlowsdefaultApplicationProblemPlusJSONResponse) VisitListFlow
 }
 
 type CreateFlowRequestObject struct {
-	Body *CreateFlowJSONRequestBody
+	Params CreateFlowParams
+	Body   *CreateFlowJSONRequestBody
 }
 
 type CreateFlowResponseObject interface {
@@ -43520,9 +45776,10 @@ type CreateFlowResponseObject interface {
 }
 
 type CreateFlow201ResponseHeaders struct {
-	ETag       *string
-	Location   string
-	XRequestID *string
+	ETag               *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 type CreateFlow201JSONResponse struct {
@@ -43539,6 +45796,9 @@ func (response CreateFlow201JSONResponse) VisitCreateFlowResponse(w http.Respons
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.ETag != nil {
 		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.XRequestID != nil {
@@ -43562,6 +45822,9 @@ func (response CreateFlow422ApplicationProblemPlusJSONResponse) VisitCreateFlowR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -43588,6 +45851,7 @@ func (response CreateFlow422ApplicationProblemPlusJSONResponse) VisitCreateFlowR
 
 type CreateFlowdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -43611,6 +45875,9 @@ func (response CreateFlowdefaultApplicationProblemPlusJSONResponse) VisitCreateF
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -43674,6 +45941,9 @@ func (response DeleteFlowdefaultApplicationProblemPlusJSONResponse) VisitDeleteF
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -43750,6 +46020,9 @@ func (response GetFlowdefaultApplicationProblemPlusJSONResponse) VisitGetFlowRes
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -43817,6 +46090,9 @@ func (response UpdateFlow409ApplicationProblemPlusJSONResponse) VisitUpdateFlowR
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -43842,6 +46118,7 @@ func (response UpdateFlow409ApplicationProblemPlusJSONResponse) VisitUpdateFlowR
 
 type UpdateFlow412ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -43864,6 +46141,9 @@ func (response UpdateFlow412ApplicationProblemPlusJSONResponse) VisitUpdateFlowR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -43890,6 +46170,7 @@ func (response UpdateFlow412ApplicationProblemPlusJSONResponse) VisitUpdateFlowR
 
 type UpdateFlow422ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -43912,6 +46193,9 @@ func (response UpdateFlow422ApplicationProblemPlusJSONResponse) VisitUpdateFlowR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -43938,6 +46222,7 @@ func (response UpdateFlow422ApplicationProblemPlusJSONResponse) VisitUpdateFlowR
 
 type UpdateFlowdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -43961,6 +46246,9 @@ func (response UpdateFlowdefaultApplicationProblemPlusJSONResponse) VisitUpdateF
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -44029,6 +46317,9 @@ func (response PutFlow409ApplicationProblemPlusJSONResponse) VisitPutFlowRespons
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -44054,6 +46345,7 @@ func (response PutFlow409ApplicationProblemPlusJSONResponse) VisitPutFlowRespons
 
 type PutFlow412ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -44076,6 +46368,9 @@ func (response PutFlow412ApplicationProblemPlusJSONResponse) VisitPutFlowRespons
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -44102,6 +46397,7 @@ func (response PutFlow412ApplicationProblemPlusJSONResponse) VisitPutFlowRespons
 
 type PutFlow422ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -44124,6 +46420,9 @@ func (response PutFlow422ApplicationProblemPlusJSONResponse) VisitPutFlowRespons
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -44150,6 +46449,7 @@ func (response PutFlow422ApplicationProblemPlusJSONResponse) VisitPutFlowRespons
 
 type PutFlowdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -44173,6 +46473,9 @@ func (response PutFlowdefaultApplicationProblemPlusJSONResponse) VisitPutFlowRes
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -44198,8 +46501,9 @@ func (response PutFlowdefaultApplicationProblemPlusJSONResponse) VisitPutFlowRes
 }
 
 type DuplicateFlowRequestObject struct {
-	Id   FlowID `json:"id"`
-	Body *DuplicateFlowJSONRequestBody
+	Id     FlowID `json:"id"`
+	Params DuplicateFlowParams
+	Body   *DuplicateFlowJSONRequestBody
 }
 
 type DuplicateFlowResponseObject interface {
@@ -44207,9 +46511,10 @@ type DuplicateFlowResponseObject interface {
 }
 
 type DuplicateFlow201ResponseHeaders struct {
-	ETag       *string
-	Location   string
-	XRequestID *string
+	ETag               *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 type DuplicateFlow201JSONResponse struct {
@@ -44226,6 +46531,9 @@ func (response DuplicateFlow201JSONResponse) VisitDuplicateFlowResponse(w http.R
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.ETag != nil {
 		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.XRequestID != nil {
@@ -44251,6 +46559,9 @@ func (response DuplicateFlowdefaultApplicationProblemPlusJSONResponse) VisitDupl
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -44318,6 +46629,9 @@ func (response PublishFlow409ApplicationProblemPlusJSONResponse) VisitPublishFlo
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -44343,6 +46657,7 @@ func (response PublishFlow409ApplicationProblemPlusJSONResponse) VisitPublishFlo
 
 type PublishFlow422ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -44365,6 +46680,9 @@ func (response PublishFlow422ApplicationProblemPlusJSONResponse) VisitPublishFlo
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -44391,6 +46709,7 @@ func (response PublishFlow422ApplicationProblemPlusJSONResponse) VisitPublishFlo
 
 type PublishFlowdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -44414,6 +46733,9 @@ func (response PublishFlowdefaultApplicationProblemPlusJSONResponse) VisitPublis
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -44481,6 +46803,9 @@ func (response SetFlowTags409ApplicationProblemPlusJSONResponse) VisitSetFlowTag
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -44506,6 +46831,7 @@ func (response SetFlowTags409ApplicationProblemPlusJSONResponse) VisitSetFlowTag
 
 type SetFlowTags422ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -44528,6 +46854,9 @@ func (response SetFlowTags422ApplicationProblemPlusJSONResponse) VisitSetFlowTag
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -44554,6 +46883,7 @@ func (response SetFlowTags422ApplicationProblemPlusJSONResponse) VisitSetFlowTag
 
 type SetFlowTagsdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -44577,6 +46907,9 @@ func (response SetFlowTagsdefaultApplicationProblemPlusJSONResponse) VisitSetFlo
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -44643,6 +46976,9 @@ func (response UnpublishFlow409ApplicationProblemPlusJSONResponse) VisitUnpublis
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -44668,6 +47004,7 @@ func (response UnpublishFlow409ApplicationProblemPlusJSONResponse) VisitUnpublis
 
 type UnpublishFlowdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -44691,6 +47028,9 @@ func (response UnpublishFlowdefaultApplicationProblemPlusJSONResponse) VisitUnpu
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -44764,6 +47104,9 @@ func (response ValidateFlowdefaultApplicationProblemPlusJSONResponse) VisitValid
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -44836,6 +47179,9 @@ func (response ListFlowVersionsdefaultApplicationProblemPlusJSONResponse) VisitL
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -44860,8 +47206,9 @@ func (response ListFlowVersionsdefaultApplicationProblemPlusJSONResponse) VisitL
 }
 
 type CreateFlowVersionRequestObject struct {
-	Id   FlowID `json:"id"`
-	Body *CreateFlowVersionJSONRequestBody
+	Id     FlowID `json:"id"`
+	Params CreateFlowVersionParams
+	Body   *CreateFlowVersionJSONRequestBody
 }
 
 type CreateFlowVersionResponseObject interface {
@@ -44869,8 +47216,9 @@ type CreateFlowVersionResponseObject interface {
 }
 
 type CreateFlowVersion201ResponseHeaders struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 type CreateFlowVersion201JSONResponse struct {
@@ -44885,6 +47233,9 @@ func (response CreateFlowVersion201JSONResponse) VisitCreateFlowVersionResponse(
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
@@ -44909,6 +47260,9 @@ func (response CreateFlowVersiondefaultApplicationProblemPlusJSONResponse) Visit
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -44982,6 +47336,9 @@ func (response GetFlowVersiondefaultApplicationProblemPlusJSONResponse) VisitGet
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -45049,6 +47406,9 @@ func (response RestoreFlowVersion409ApplicationProblemPlusJSONResponse) VisitRes
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -45074,6 +47434,7 @@ func (response RestoreFlowVersion409ApplicationProblemPlusJSONResponse) VisitRes
 
 type RestoreFlowVersion412ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -45096,6 +47457,9 @@ func (response RestoreFlowVersion412ApplicationProblemPlusJSONResponse) VisitRes
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -45122,6 +47486,7 @@ func (response RestoreFlowVersion412ApplicationProblemPlusJSONResponse) VisitRes
 
 type RestoreFlowVersiondefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -45145,6 +47510,9 @@ func (response RestoreFlowVersiondefaultApplicationProblemPlusJSONResponse) Visi
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -45215,6 +47583,9 @@ func (response RotateFlowWebhookKey409ApplicationProblemPlusJSONResponse) VisitR
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -45240,6 +47611,7 @@ func (response RotateFlowWebhookKey409ApplicationProblemPlusJSONResponse) VisitR
 
 type RotateFlowWebhookKeydefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -45263,6 +47635,9 @@ func (response RotateFlowWebhookKeydefaultApplicationProblemPlusJSONResponse) Vi
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -45339,6 +47714,9 @@ func (response ListIntegrationsdefaultApplicationProblemPlusJSONResponse) VisitL
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -45363,7 +47741,8 @@ func (response ListIntegrationsdefaultApplicationProblemPlusJSONResponse) VisitL
 }
 
 type CreateIntegrationRequestObject struct {
-	Body *CreateIntegrationJSONRequestBody
+	Params CreateIntegrationParams
+	Body   *CreateIntegrationJSONRequestBody
 }
 
 type CreateIntegrationResponseObject interface {
@@ -45371,9 +47750,10 @@ type CreateIntegrationResponseObject interface {
 }
 
 type CreateIntegration201ResponseHeaders struct {
-	CacheControl *string
-	Location     string
-	XRequestID   *string
+	CacheControl       *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 type CreateIntegration201JSONResponse struct {
@@ -45390,6 +47770,9 @@ func (response CreateIntegration201JSONResponse) VisitCreateIntegrationResponse(
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.XRequestID != nil {
@@ -45413,6 +47796,9 @@ func (response CreateIntegration409ApplicationProblemPlusJSONResponse) VisitCrea
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -45439,6 +47825,7 @@ func (response CreateIntegration409ApplicationProblemPlusJSONResponse) VisitCrea
 
 type CreateIntegration422ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -45461,6 +47848,9 @@ func (response CreateIntegration422ApplicationProblemPlusJSONResponse) VisitCrea
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -45487,6 +47877,7 @@ func (response CreateIntegration422ApplicationProblemPlusJSONResponse) VisitCrea
 
 type CreateIntegrationdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -45510,6 +47901,9 @@ func (response CreateIntegrationdefaultApplicationProblemPlusJSONResponse) Visit
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -45572,6 +47966,9 @@ func (response DeleteIntegration409ApplicationProblemPlusJSONResponse) VisitDele
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -45597,6 +47994,7 @@ func (response DeleteIntegration409ApplicationProblemPlusJSONResponse) VisitDele
 
 type DeleteIntegrationdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -45620,6 +48018,9 @@ func (response DeleteIntegrationdefaultApplicationProblemPlusJSONResponse) Visit
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -45688,6 +48089,9 @@ func (response GetIntegrationdefaultApplicationProblemPlusJSONResponse) VisitGet
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -45754,6 +48158,9 @@ func (response UpdateIntegration409ApplicationProblemPlusJSONResponse) VisitUpda
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -45779,6 +48186,7 @@ func (response UpdateIntegration409ApplicationProblemPlusJSONResponse) VisitUpda
 
 type UpdateIntegration422ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -45801,6 +48209,9 @@ func (response UpdateIntegration422ApplicationProblemPlusJSONResponse) VisitUpda
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -45827,6 +48238,7 @@ func (response UpdateIntegration422ApplicationProblemPlusJSONResponse) VisitUpda
 
 type UpdateIntegrationdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -45850,6 +48262,9 @@ func (response UpdateIntegrationdefaultApplicationProblemPlusJSONResponse) Visit
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -45920,6 +48335,9 @@ func (response VerifyIntegration409ApplicationProblemPlusJSONResponse) VisitVeri
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -45945,6 +48363,7 @@ func (response VerifyIntegration409ApplicationProblemPlusJSONResponse) VisitVeri
 
 type VerifyIntegration503ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -45967,6 +48386,9 @@ func (response VerifyIntegration503ApplicationProblemPlusJSONResponse) VisitVeri
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -45993,6 +48415,7 @@ func (response VerifyIntegration503ApplicationProblemPlusJSONResponse) VisitVeri
 
 type VerifyIntegrationdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -46016,6 +48439,9 @@ func (response VerifyIntegrationdefaultApplicationProblemPlusJSONResponse) Visit
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -46088,6 +48514,9 @@ func (response ListCategoriesdefaultApplicationProblemPlusJSONResponse) VisitLis
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -46112,7 +48541,8 @@ func (response ListCategoriesdefaultApplicationProblemPlusJSONResponse) VisitLis
 }
 
 type CreateCategoryRequestObject struct {
-	Body *CreateCategoryJSONRequestBody
+	Params CreateCategoryParams
+	Body   *CreateCategoryJSONRequestBody
 }
 
 type CreateCategoryResponseObject interface {
@@ -46120,8 +48550,9 @@ type CreateCategoryResponseObject interface {
 }
 
 type CreateCategory201ResponseHeaders struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 type CreateCategory201JSONResponse struct {
@@ -46136,6 +48567,9 @@ func (response CreateCategory201JSONResponse) VisitCreateCategoryResponse(w http
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
@@ -46158,6 +48592,9 @@ func (response CreateCategory409ApplicationProblemPlusJSONResponse) VisitCreateC
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -46184,6 +48621,7 @@ func (response CreateCategory409ApplicationProblemPlusJSONResponse) VisitCreateC
 
 type CreateCategory422ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -46206,6 +48644,9 @@ func (response CreateCategory422ApplicationProblemPlusJSONResponse) VisitCreateC
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -46232,6 +48673,7 @@ func (response CreateCategory422ApplicationProblemPlusJSONResponse) VisitCreateC
 
 type CreateCategorydefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -46255,6 +48697,9 @@ func (response CreateCategorydefaultApplicationProblemPlusJSONResponse) VisitCre
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -46317,6 +48762,9 @@ func (response DeleteCategory409ApplicationProblemPlusJSONResponse) VisitDeleteC
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -46342,6 +48790,7 @@ func (response DeleteCategory409ApplicationProblemPlusJSONResponse) VisitDeleteC
 
 type DeleteCategorydefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -46365,6 +48814,9 @@ func (response DeleteCategorydefaultApplicationProblemPlusJSONResponse) VisitDel
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -46437,6 +48889,9 @@ func (response GetCategorydefaultApplicationProblemPlusJSONResponse) VisitGetCat
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -46507,6 +48962,9 @@ func (response UpdateCategory409ApplicationProblemPlusJSONResponse) VisitUpdateC
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -46532,6 +48990,7 @@ func (response UpdateCategory409ApplicationProblemPlusJSONResponse) VisitUpdateC
 
 type UpdateCategory422ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -46554,6 +49013,9 @@ func (response UpdateCategory422ApplicationProblemPlusJSONResponse) VisitUpdateC
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -46580,6 +49042,7 @@ func (response UpdateCategory422ApplicationProblemPlusJSONResponse) VisitUpdateC
 
 type UpdateCategorydefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -46603,6 +49066,9 @@ func (response UpdateCategorydefaultApplicationProblemPlusJSONResponse) VisitUpd
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -46675,6 +49141,9 @@ func (response ListIconsdefaultApplicationProblemPlusJSONResponse) VisitListIcon
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -46699,7 +49168,8 @@ func (response ListIconsdefaultApplicationProblemPlusJSONResponse) VisitListIcon
 }
 
 type CreateIconRequestObject struct {
-	Body *CreateIconJSONRequestBody
+	Params CreateIconParams
+	Body   *CreateIconJSONRequestBody
 }
 
 type CreateIconResponseObject interface {
@@ -46707,8 +49177,9 @@ type CreateIconResponseObject interface {
 }
 
 type CreateIcon201ResponseHeaders struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 type CreateIcon201JSONResponse struct {
@@ -46723,6 +49194,9 @@ func (response CreateIcon201JSONResponse) VisitCreateIconResponse(w http.Respons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
@@ -46745,6 +49219,9 @@ func (response CreateIcon409ApplicationProblemPlusJSONResponse) VisitCreateIconR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -46771,6 +49248,7 @@ func (response CreateIcon409ApplicationProblemPlusJSONResponse) VisitCreateIconR
 
 type CreateIcondefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -46794,6 +49272,9 @@ func (response CreateIcondefaultApplicationProblemPlusJSONResponse) VisitCreateI
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -46857,6 +49338,9 @@ func (response DeleteIcondefaultApplicationProblemPlusJSONResponse) VisitDeleteI
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -46928,6 +49412,9 @@ func (response GetIcondefaultApplicationProblemPlusJSONResponse) VisitGetIconRes
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -47001,6 +49488,9 @@ func (response UpdateIcondefaultApplicationProblemPlusJSONResponse) VisitUpdateI
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -47070,6 +49560,9 @@ func (response GetMetadataStatsdefaultApplicationProblemPlusJSONResponse) VisitG
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -47142,6 +49635,9 @@ func (response ListTagsdefaultApplicationProblemPlusJSONResponse) VisitListTagsR
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -47166,7 +49662,8 @@ func (response ListTagsdefaultApplicationProblemPlusJSONResponse) VisitListTagsR
 }
 
 type CreateTagRequestObject struct {
-	Body *CreateTagJSONRequestBody
+	Params CreateTagParams
+	Body   *CreateTagJSONRequestBody
 }
 
 type CreateTagResponseObject interface {
@@ -47174,8 +49671,9 @@ type CreateTagResponseObject interface {
 }
 
 type CreateTag201ResponseHeaders struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 type CreateTag201JSONResponse struct {
@@ -47190,6 +49688,9 @@ func (response CreateTag201JSONResponse) VisitCreateTagResponse(w http.ResponseW
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
@@ -47212,6 +49713,9 @@ func (response CreateTag409ApplicationProblemPlusJSONResponse) VisitCreateTagRes
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -47238,6 +49742,7 @@ func (response CreateTag409ApplicationProblemPlusJSONResponse) VisitCreateTagRes
 
 type CreateTagdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -47261,6 +49766,9 @@ func (response CreateTagdefaultApplicationProblemPlusJSONResponse) VisitCreateTa
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -47324,6 +49832,9 @@ func (response DeleteTagdefaultApplicationProblemPlusJSONResponse) VisitDeleteTa
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -47396,6 +49907,9 @@ func (response GetTagdefaultApplicationProblemPlusJSONResponse) VisitGetTagRespo
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -47466,6 +49980,9 @@ func (response UpdateTag409ApplicationProblemPlusJSONResponse) VisitUpdateTagRes
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -47491,6 +50008,7 @@ func (response UpdateTag409ApplicationProblemPlusJSONResponse) VisitUpdateTagRes
 
 type UpdateTagdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -47514,6 +50032,9 @@ func (response UpdateTagdefaultApplicationProblemPlusJSONResponse) VisitUpdateTa
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -47586,6 +50107,9 @@ func (response ListNodeTypesdefaultApplicationProblemPlusJSONResponse) VisitList
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -47655,6 +50179,9 @@ func (response ListNodeTypeCategoriesdefaultApplicationProblemPlusJSONResponse) 
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -47727,6 +50254,9 @@ func (response GetNodeTypedefaultApplicationProblemPlusJSONResponse) VisitGetNod
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -47797,6 +50327,9 @@ func (response ListPermissionsdefaultApplicationProblemPlusJSONResponse) VisitLi
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -47866,6 +50399,9 @@ func (response CheckPermissions422ApplicationProblemPlusJSONResponse) VisitCheck
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -47891,6 +50427,7 @@ func (response CheckPermissions422ApplicationProblemPlusJSONResponse) VisitCheck
 
 type CheckPermissionsdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -47914,6 +50451,9 @@ func (response CheckPermissionsdefaultApplicationProblemPlusJSONResponse) VisitC
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -47984,6 +50524,9 @@ func (response GetMyCapabilitiesdefaultApplicationProblemPlusJSONResponse) Visit
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -48056,6 +50599,9 @@ func (response GetResourcePermissionsdefaultApplicationProblemPlusJSONResponse) 
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -48125,6 +50671,9 @@ func (response ListRolesdefaultApplicationProblemPlusJSONResponse) VisitListRole
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -48196,6 +50745,9 @@ func (response ListWidgetsdefaultApplicationProblemPlusJSONResponse) VisitListWi
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -48259,6 +50811,9 @@ func (response GetSettingsdefaultApplicationProblemPlusJSONResponse) VisitGetSet
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -48321,6 +50876,9 @@ func (response UpdateSettings422ApplicationProblemPlusJSONResponse) VisitUpdateS
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -48346,6 +50904,7 @@ func (response UpdateSettings422ApplicationProblemPlusJSONResponse) VisitUpdateS
 
 type UpdateSettingsdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -48369,6 +50928,9 @@ func (response UpdateSettingsdefaultApplicationProblemPlusJSONResponse) VisitUpd
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -48441,6 +51003,9 @@ func (response ListTeamsdefaultApplicationProblemPlusJSONResponse) VisitListTeam
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -48465,7 +51030,8 @@ func (response ListTeamsdefaultApplicationProblemPlusJSONResponse) VisitListTeam
 }
 
 type CreateTeamRequestObject struct {
-	Body *CreateTeamJSONRequestBody
+	Params CreateTeamParams
+	Body   *CreateTeamJSONRequestBody
 }
 
 type CreateTeamResponseObject interface {
@@ -48473,8 +51039,9 @@ type CreateTeamResponseObject interface {
 }
 
 type CreateTeam201ResponseHeaders struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 type CreateTeam201JSONResponse struct {
@@ -48489,6 +51056,9 @@ func (response CreateTeam201JSONResponse) VisitCreateTeamResponse(w http.Respons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
@@ -48511,6 +51081,9 @@ func (response CreateTeam409ApplicationProblemPlusJSONResponse) VisitCreateTeamR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -48537,6 +51110,7 @@ func (response CreateTeam409ApplicationProblemPlusJSONResponse) VisitCreateTeamR
 
 type CreateTeamdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -48560,6 +51134,9 @@ func (response CreateTeamdefaultApplicationProblemPlusJSONResponse) VisitCreateT
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -48623,6 +51200,9 @@ func (response DeleteTeamdefaultApplicationProblemPlusJSONResponse) VisitDeleteT
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -48688,6 +51268,9 @@ func (response GetTeamdefaultApplicationProblemPlusJSONResponse) VisitGetTeamRes
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -48751,6 +51334,9 @@ func (response UpdateTeam409ApplicationProblemPlusJSONResponse) VisitUpdateTeamR
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -48776,6 +51362,7 @@ func (response UpdateTeam409ApplicationProblemPlusJSONResponse) VisitUpdateTeamR
 
 type UpdateTeamdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -48799,6 +51386,9 @@ func (response UpdateTeamdefaultApplicationProblemPlusJSONResponse) VisitUpdateT
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -48863,6 +51453,9 @@ func (response SetTeamMembers422ApplicationProblemPlusJSONResponse) VisitSetTeam
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -48888,6 +51481,7 @@ func (response SetTeamMembers422ApplicationProblemPlusJSONResponse) VisitSetTeam
 
 type SetTeamMembersdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -48911,6 +51505,9 @@ func (response SetTeamMembersdefaultApplicationProblemPlusJSONResponse) VisitSet
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -48983,6 +51580,9 @@ func (response ListTemplatesdefaultApplicationProblemPlusJSONResponse) VisitList
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -49007,7 +51607,8 @@ func (response ListTemplatesdefaultApplicationProblemPlusJSONResponse) VisitList
 }
 
 type CreateTemplateRequestObject struct {
-	Body *CreateTemplateJSONRequestBody
+	Params CreateTemplateParams
+	Body   *CreateTemplateJSONRequestBody
 }
 
 type CreateTemplateResponseObject interface {
@@ -49015,8 +51616,9 @@ type CreateTemplateResponseObject interface {
 }
 
 type CreateTemplate201ResponseHeaders struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 type CreateTemplate201JSONResponse struct {
@@ -49031,6 +51633,9 @@ func (response CreateTemplate201JSONResponse) VisitCreateTemplateResponse(w http
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
@@ -49053,6 +51658,9 @@ func (response CreateTemplate422ApplicationProblemPlusJSONResponse) VisitCreateT
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -49079,6 +51687,7 @@ func (response CreateTemplate422ApplicationProblemPlusJSONResponse) VisitCreateT
 
 type CreateTemplatedefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -49102,6 +51711,9 @@ func (response CreateTemplatedefaultApplicationProblemPlusJSONResponse) VisitCre
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -49174,6 +51786,9 @@ func (response SeedTemplatesdefaultApplicationProblemPlusJSONResponse) VisitSeed
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -49235,6 +51850,9 @@ func (response DeleteTemplate409ApplicationProblemPlusJSONResponse) VisitDeleteT
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -49260,6 +51878,7 @@ func (response DeleteTemplate409ApplicationProblemPlusJSONResponse) VisitDeleteT
 
 type DeleteTemplatedefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -49283,6 +51902,9 @@ func (response DeleteTemplatedefaultApplicationProblemPlusJSONResponse) VisitDel
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -49355,6 +51977,9 @@ func (response GetTemplatedefaultApplicationProblemPlusJSONResponse) VisitGetTem
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -49425,6 +52050,9 @@ func (response UpdateTemplate409ApplicationProblemPlusJSONResponse) VisitUpdateT
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -49450,6 +52078,7 @@ func (response UpdateTemplate409ApplicationProblemPlusJSONResponse) VisitUpdateT
 
 type UpdateTemplate422ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -49472,6 +52101,9 @@ func (response UpdateTemplate422ApplicationProblemPlusJSONResponse) VisitUpdateT
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -49498,6 +52130,7 @@ func (response UpdateTemplate422ApplicationProblemPlusJSONResponse) VisitUpdateT
 
 type UpdateTemplatedefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -49521,6 +52154,9 @@ func (response UpdateTemplatedefaultApplicationProblemPlusJSONResponse) VisitUpd
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -49546,7 +52182,8 @@ func (response UpdateTemplatedefaultApplicationProblemPlusJSONResponse) VisitUpd
 }
 
 type DuplicateTemplateRequestObject struct {
-	Id TemplateID `json:"id"`
+	Id     TemplateID `json:"id"`
+	Params DuplicateTemplateParams
 }
 
 type DuplicateTemplateResponseObject interface {
@@ -49554,8 +52191,9 @@ type DuplicateTemplateResponseObject interface {
 }
 
 type DuplicateTemplate201ResponseHeaders struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 type DuplicateTemplate201JSONResponse struct {
@@ -49570,6 +52208,9 @@ func (response DuplicateTemplate201JSONResponse) VisitDuplicateTemplateResponse(
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
@@ -49595,6 +52236,9 @@ func (response DuplicateTemplatedefaultApplicationProblemPlusJSONResponse) Visit
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -49619,8 +52263,9 @@ func (response DuplicateTemplatedefaultApplicationProblemPlusJSONResponse) Visit
 }
 
 type CreateTemplateFlowRequestObject struct {
-	Id   TemplateID `json:"id"`
-	Body *CreateTemplateFlowJSONRequestBody
+	Id     TemplateID `json:"id"`
+	Params CreateTemplateFlowParams
+	Body   *CreateTemplateFlowJSONRequestBody
 }
 
 type CreateTemplateFlowResponseObject interface {
@@ -49628,9 +52273,10 @@ type CreateTemplateFlowResponseObject interface {
 }
 
 type CreateTemplateFlow201ResponseHeaders struct {
-	ETag       *string
-	Location   string
-	XRequestID *string
+	ETag               *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 type CreateTemplateFlow201JSONResponse struct {
@@ -49647,6 +52293,9 @@ func (response CreateTemplateFlow201JSONResponse) VisitCreateTemplateFlowRespons
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.ETag != nil {
 		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.XRequestID != nil {
@@ -49670,6 +52319,9 @@ func (response CreateTemplateFlow422ApplicationProblemPlusJSONResponse) VisitCre
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -49696,6 +52348,7 @@ func (response CreateTemplateFlow422ApplicationProblemPlusJSONResponse) VisitCre
 
 type CreateTemplateFlowdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -49719,6 +52372,9 @@ func (response CreateTemplateFlowdefaultApplicationProblemPlusJSONResponse) Visi
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -49790,6 +52446,9 @@ func (response SetTemplateTags409ApplicationProblemPlusJSONResponse) VisitSetTem
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -49815,6 +52474,7 @@ func (response SetTemplateTags409ApplicationProblemPlusJSONResponse) VisitSetTem
 
 type SetTemplateTags422ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -49837,6 +52497,9 @@ func (response SetTemplateTags422ApplicationProblemPlusJSONResponse) VisitSetTem
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -49863,6 +52526,7 @@ func (response SetTemplateTags422ApplicationProblemPlusJSONResponse) VisitSetTem
 
 type SetTemplateTagsdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -49886,6 +52550,9 @@ func (response SetTemplateTagsdefaultApplicationProblemPlusJSONResponse) VisitSe
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -49958,6 +52625,9 @@ func (response ListUsersdefaultApplicationProblemPlusJSONResponse) VisitListUser
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -50029,6 +52699,9 @@ func (response ListUserDirectorydefaultApplicationProblemPlusJSONResponse) Visit
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -50091,6 +52764,9 @@ func (response DeleteUser403ApplicationProblemPlusJSONResponse) VisitDeleteUserR
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -50116,6 +52792,7 @@ func (response DeleteUser403ApplicationProblemPlusJSONResponse) VisitDeleteUserR
 
 type DeleteUser409ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -50138,6 +52815,9 @@ func (response DeleteUser409ApplicationProblemPlusJSONResponse) VisitDeleteUserR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -50164,6 +52844,7 @@ func (response DeleteUser409ApplicationProblemPlusJSONResponse) VisitDeleteUserR
 
 type DeleteUser422ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -50186,6 +52867,9 @@ func (response DeleteUser422ApplicationProblemPlusJSONResponse) VisitDeleteUserR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -50212,6 +52896,7 @@ func (response DeleteUser422ApplicationProblemPlusJSONResponse) VisitDeleteUserR
 
 type DeleteUserdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -50235,6 +52920,9 @@ func (response DeleteUserdefaultApplicationProblemPlusJSONResponse) VisitDeleteU
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -50300,6 +52988,9 @@ func (response GetUserdefaultApplicationProblemPlusJSONResponse) VisitGetUserRes
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -50362,6 +53053,9 @@ func (response ActivateUser403ApplicationProblemPlusJSONResponse) VisitActivateU
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -50387,6 +53081,7 @@ func (response ActivateUser403ApplicationProblemPlusJSONResponse) VisitActivateU
 
 type ActivateUserdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -50410,6 +53105,9 @@ func (response ActivateUserdefaultApplicationProblemPlusJSONResponse) VisitActiv
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -50473,6 +53171,9 @@ func (response DeactivateUser403ApplicationProblemPlusJSONResponse) VisitDeactiv
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -50498,6 +53199,7 @@ func (response DeactivateUser403ApplicationProblemPlusJSONResponse) VisitDeactiv
 
 type DeactivateUser409ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -50520,6 +53222,9 @@ func (response DeactivateUser409ApplicationProblemPlusJSONResponse) VisitDeactiv
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -50546,6 +53251,7 @@ func (response DeactivateUser409ApplicationProblemPlusJSONResponse) VisitDeactiv
 
 type DeactivateUserdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -50569,6 +53275,9 @@ func (response DeactivateUserdefaultApplicationProblemPlusJSONResponse) VisitDea
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -50633,6 +53342,9 @@ func (response UpdateUserRole403ApplicationProblemPlusJSONResponse) VisitUpdateU
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -50658,6 +53370,7 @@ func (response UpdateUserRole403ApplicationProblemPlusJSONResponse) VisitUpdateU
 
 type UpdateUserRole409ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -50680,6 +53393,9 @@ func (response UpdateUserRole409ApplicationProblemPlusJSONResponse) VisitUpdateU
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -50706,6 +53422,7 @@ func (response UpdateUserRole409ApplicationProblemPlusJSONResponse) VisitUpdateU
 
 type UpdateUserRoledefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -50729,6 +53446,9 @@ func (response UpdateUserRoledefaultApplicationProblemPlusJSONResponse) VisitUpd
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -50795,6 +53515,9 @@ func (response ListUserApiTokensdefaultApplicationProblemPlusJSONResponse) Visit
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -50858,6 +53581,9 @@ func (response DeleteUserApiTokendefaultApplicationProblemPlusJSONResponse) Visi
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -50957,6 +53683,9 @@ func (response ReceiveFlowWebhookdefaultApplicationProblemPlusJSONResponse) Visi
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -51292,8 +54021,10 @@ type strictHandler struct {
 }
 
 // CreateAgentConfig operation middleware
-func (sh *strictHandler) CreateAgentConfig(ctx echo.Context) error {
+func (sh *strictHandler) CreateAgentConfig(ctx echo.Context, params CreateAgentConfigParams) error {
 	var request CreateAgentConfigRequestObject
+
+	request.Params = params
 
 	var body CreateAgentConfigJSONRequestBody
 	var err error
@@ -51461,8 +54192,10 @@ func (sh *strictHandler) ListApiTokens(ctx echo.Context, params ListApiTokensPar
 }
 
 // CreateApiToken operation middleware
-func (sh *strictHandler) CreateApiToken(ctx echo.Context) error {
+func (sh *strictHandler) CreateApiToken(ctx echo.Context, params CreateApiTokenParams) error {
 	var request CreateApiTokenRequestObject
+
+	request.Params = params
 
 	var body CreateApiTokenJSONRequestBody
 	var err error
@@ -52094,8 +54827,10 @@ func (sh *strictHandler) ListFlows(ctx echo.Context, params ListFlowsParams) err
 }
 
 // CreateFlow operation middleware
-func (sh *strictHandler) CreateFlow(ctx echo.Context) error {
+func (sh *strictHandler) CreateFlow(ctx echo.Context, params CreateFlowParams) error {
 	var request CreateFlowRequestObject
+
+	request.Params = params
 
 	var body CreateFlowJSONRequestBody
 	var err error
@@ -52288,10 +55023,11 @@ func (sh *strictHandler) PutFlow(ctx echo.Context, id FlowID, params PutFlowPara
 }
 
 // DuplicateFlow operation middleware
-func (sh *strictHandler) DuplicateFlow(ctx echo.Context, id FlowID) error {
+func (sh *strictHandler) DuplicateFlow(ctx echo.Context, id FlowID, params DuplicateFlowParams) error {
 	var request DuplicateFlowRequestObject
 
 	request.Id = id
+	request.Params = params
 
 	var body DuplicateFlowJSONRequestBody
 	var err error
@@ -52540,10 +55276,11 @@ func (sh *strictHandler) ListFlowVersions(ctx echo.Context, id FlowID, params Li
 }
 
 // CreateFlowVersion operation middleware
-func (sh *strictHandler) CreateFlowVersion(ctx echo.Context, id FlowID) error {
+func (sh *strictHandler) CreateFlowVersion(ctx echo.Context, id FlowID, params CreateFlowVersionParams) error {
 	var request CreateFlowVersionRequestObject
 
 	request.Id = id
+	request.Params = params
 
 	var body CreateFlowVersionJSONRequestBody
 	var err error
@@ -52694,8 +55431,10 @@ func (sh *strictHandler) ListIntegrations(ctx echo.Context, params ListIntegrati
 }
 
 // CreateIntegration operation middleware
-func (sh *strictHandler) CreateIntegration(ctx echo.Context) error {
+func (sh *strictHandler) CreateIntegration(ctx echo.Context, params CreateIntegrationParams) error {
 	var request CreateIntegrationRequestObject
+
+	request.Params = params
 
 	var body CreateIntegrationJSONRequestBody
 	var err error
@@ -52888,8 +55627,10 @@ func (sh *strictHandler) ListCategories(ctx echo.Context, params ListCategoriesP
 }
 
 // CreateCategory operation middleware
-func (sh *strictHandler) CreateCategory(ctx echo.Context) error {
+func (sh *strictHandler) CreateCategory(ctx echo.Context, params CreateCategoryParams) error {
 	var request CreateCategoryRequestObject
+
+	request.Params = params
 
 	var body CreateCategoryJSONRequestBody
 	var err error
@@ -53057,8 +55798,10 @@ func (sh *strictHandler) ListIcons(ctx echo.Context, params ListIconsParams) err
 }
 
 // CreateIcon operation middleware
-func (sh *strictHandler) CreateIcon(ctx echo.Context) error {
+func (sh *strictHandler) CreateIcon(ctx echo.Context, params CreateIconParams) error {
 	var request CreateIconRequestObject
+
+	request.Params = params
 
 	var body CreateIconJSONRequestBody
 	var err error
@@ -53249,8 +55992,10 @@ func (sh *strictHandler) ListTags(ctx echo.Context, params ListTagsParams) error
 }
 
 // CreateTag operation middleware
-func (sh *strictHandler) CreateTag(ctx echo.Context) error {
+func (sh *strictHandler) CreateTag(ctx echo.Context, params CreateTagParams) error {
 	var request CreateTagRequestObject
+
+	request.Params = params
 
 	var body CreateTagJSONRequestBody
 	var err error
@@ -53723,8 +56468,10 @@ func (sh *strictHandler) ListTeams(ctx echo.Context, params ListTeamsParams) err
 }
 
 // CreateTeam operation middleware
-func (sh *strictHandler) CreateTeam(ctx echo.Context) error {
+func (sh *strictHandler) CreateTeam(ctx echo.Context, params CreateTeamParams) error {
 	var request CreateTeamRequestObject
+
+	request.Params = params
 
 	var body CreateTeamJSONRequestBody
 	var err error
@@ -53940,8 +56687,10 @@ func (sh *strictHandler) ListTemplates(ctx echo.Context, params ListTemplatesPar
 }
 
 // CreateTemplate operation middleware
-func (sh *strictHandler) CreateTemplate(ctx echo.Context) error {
+func (sh *strictHandler) CreateTemplate(ctx echo.Context, params CreateTemplateParams) error {
 	var request CreateTemplateRequestObject
+
+	request.Params = params
 
 	var body CreateTemplateJSONRequestBody
 	var err error
@@ -54109,10 +56858,11 @@ func (sh *strictHandler) UpdateTemplate(ctx echo.Context, id TemplateID) error {
 }
 
 // DuplicateTemplate operation middleware
-func (sh *strictHandler) DuplicateTemplate(ctx echo.Context, id TemplateID) error {
+func (sh *strictHandler) DuplicateTemplate(ctx echo.Context, id TemplateID, params DuplicateTemplateParams) error {
 	var request DuplicateTemplateRequestObject
 
 	request.Id = id
+	request.Params = params
 
 	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
 		return sh.ssi.DuplicateTemplate(ctx.Request().Context(), request.(DuplicateTemplateRequestObject))
@@ -54134,10 +56884,11 @@ func (sh *strictHandler) DuplicateTemplate(ctx echo.Context, id TemplateID) erro
 }
 
 // CreateTemplateFlow operation middleware
-func (sh *strictHandler) CreateTemplateFlow(ctx echo.Context, id TemplateID) error {
+func (sh *strictHandler) CreateTemplateFlow(ctx echo.Context, id TemplateID, params CreateTemplateFlowParams) error {
 	var request CreateTemplateFlowRequestObject
 
 	request.Id = id
+	request.Params = params
 
 	var body CreateTemplateFlowJSONRequestBody
 	var err error
@@ -54561,492 +57312,502 @@ func (sh *strictHandler) ReceiveFlowWebhook(ctx echo.Context, endpointKey string
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7P3pchtHujAI30oGzjkhsrtAgotkCwzH+WiKstmtrUnKcrehD5WsSgB5WMiEK7NIwRpGnF8T7/yduYWJ",
-	"E/HeVl/JRD5PZlXWhoUiJcrt/tEWUVW5Pvv6sRPJ6UwKJrTq9D92JozGLIV/HiaJvDb/iJmKUj7TXIpO",
-	"v3M+YWTK9ETGiugJIzOqJ4RGEZtpRTakIPu9x5tbnaCjogmbUjOAns9Yp99ROuVi3Lm5CTpHNJqwIyl0",
-	"KpP6FKGQXaVlysI+SZmaSaGYmYxqEtE0nRMtL5lQRKaEx0xorueEpowIdsVSEpmx42UrOD6n4+bNjRJ5",
-	"/UiRlF1xxaUgVBFKlE6lGBM7mabjgISDTjrIer29yL0Kf7FBJyxPPqNas9QM//8fdNJfet2n7/886Px7",
-	"J2hY1gsZUVxL09LohZJJpu2hyxFcQJQyqllsTkpmacQCwkWUZDEXYxJu0xnfvtqBFaXs14ynLO70dZqx",
-	"xcdzSjV7wadcw//VV3PKfs2Y0opQAyUsJlzgYrI0ZUKTay5ied14CVxoNmZpeZpTNqVcmNnbp0rYSH/6",
-	"PIo1bOeMRVLEimRC8wQmwIHNoTKtlo/PdDo/HGmWto+tJbmmXJMLNpIpI6n5xNzRxv7u04A87u1tLp3m",
-	"3bt3h5meGCiMqGb1uV4b9NsxkHHBaMrSrmJRlrKYyBlLAbBUn4TfwzPC0lSm3w06XFzRhMdDwKoa9NZh",
-	"42d7IyfPmqE0xceEx2SDRRPJ4sCg6pgJswYWI0a9fXHybPOAcE1ooiShsxmjqTL3m8ixIlTEuMDK4U/p",
-	"hxdMjPWk03+yX8egm6AzoymdMu2o2JgJfSTFiI+fJ/K6bc08duhk0J9cT6RihJpvSQQfEz3hinBYDTdf",
-	"GRTsBB1Bp2YB5qshjxdi2UimU6rxSp/sd4LOlAs+zaad/k7QdNuHM35urqRtzYdvTpASEh63LOueVnQm",
-	"0yYkkqkml2yuAhJ2QzKSKTEvMGFI0RZ5xkY0SzQJu5ZiDakGWGMfZomMWac/oolidh+/ZiydFxtRZkZ/",
-	"6VyzKVwwE2a9v3SKQTtBp1v6K6FKDzOVP6z8DVMEnS78930NpgIDcyc43R4ckf2jOCOaptQsNhP814zZ",
-	"x+awb4KO0vMEIESmUzPYYRZz/UKO226VmueG0aTzz3avR1mqZNq8nlCwD3oYwRuhQ5KZYXkyU+SC6miS",
-	"L7JyafhRGy/85bD7D9r9rdd9Ouy+/7gT7D5+ctPMFI8/sCgzS2o7M+Ze+GwntoiWAAX5nAv5iaVG/HiV",
-	"TS9Yyy1e4StEwDvkmuuJ5aSw2o2drS2x2bJi++3Ky97bXb7sk9FLAzktIGeEs5AYNCUpo/EBoWTK1dR8",
-	"QahQ1yxVZH9nF5hENKFizBQR0mxpnO8BJdliFyejLk65BjcJOidmzcg5W1lH8cpnu/UWqQwoD5mxdDFe",
-	"JvC1P3+MtLnTf9wDcodz7/Z6S1fyho5Z87nsdC+oYjGZ0TGzcNe2IPNK83p2vOXs9OB/Ky3pjP/GFp2P",
-	"mXHRaobKDNC4pN3H5TWtsB49eatY2gZAmWJpO+SYp3ctWZwxmjYh3xFVrMuFYkJxza8YUdkFIgNR8AmR",
-	"RsPSIOShtvFI2Uf0ImFkxFkSq7aDxRfbENBBm/t7pwkfzxmdtp2jZnT62TDwnE1nCdWsfTH4/LMt6PYQ",
-	"dscLeUe5fnlWX8iP8pokRol2ipAREAGUMmF+YyJ2uhHSeFCOev/87/9nz6A9marNNsAyww2nqhlffYq2",
-	"VyEgvYYd3JjDsEYH0CCs0OsoXSSFZgKoL53NEo4K+/Z/KdTaixX8e8pGnX7n37YLE8s2PlXbpUFhzvJh",
-	"HSLZlKNCyge08uwzP3etHtbFa2+azr6+7alsMNnxFRP6TKeMTitb0uyD3mbmcVflz9kHOp2BFAtaa5/s",
-	"9nq9gRgIeLFfyF9bVu4eCB73yc5AxFTTPvk46OSvDHk86PSf9naCQUexXwed/s6NGWqh0lk7nzOWXoF6",
-	"KzSBRRi91q4GjTIGNNAgEwYkNMvB382c+c+4PHzwl7PXr+yTuzxpt+8jPJk7g6B84KbjObdoRZVRsJWm",
-	"IlaEjrQR/SjXBrOymUG60KJOdcu+HWrRdvP3boJPOiYjxr7jeuLMcndyRGbQttMxYm8AcjDhWhHBromZ",
-	"u3IMbjmLtgLvfOL2PTHzznbvj9lyCJ7oekAUi1KmFVETeU2kSOYGekL761AxXYURMOJ2PSvuoh2XLL6f",
-	"eFpvUnmRsOmCk5rhG392J5YTMMMXNOVJxVQ1oYrsEGsIQykGLBNggOr0fzETxYYiFfJJUIw0zZQmF4xQ",
-	"TRJmlJYdo5WkNDL4ZlheJ+jMpDnstNPvbAPTunlvWJnBzMiMa+202wYslWXHTGkj+PU7vZ2/PHvyt97f",
-	"9/7x12///s273t++Od/7ef+n3Vc7hmhqqjPV6e8bxqa5BjL9k9kHqiSwh0KtzlLRv6aayinv21PqX+Vv",
-	"d/Htm2BFGHM30cTB7NSBAaPT50fk6f7jb4idkuDZVVla7nJYBA34km/U7ebq0KLvKibt0gAl8/NKgxRf",
-	"VAay9uUVBzFvO/txNzcgL/y4MDWjRbhbNQkv+rpqQf5ETDxj2jATdWdEKx+whWLJdEwFVwjayr58h+z6",
-	"vC4R3X4zMFjLRkBZydnPlBn1+E43AiLj3W3FDHdqxeKmPb3OUvACKoXSakAoMNWUjVKmJtZQTUWM7hua",
-	"JGgOeAj8xKhOd3ZSMFjLpRs97M7uOCfSVT9HheF5pvB+Z7e3+6Tb2+v2ds57T/t7vX6vt9Xr9f7RCXIX",
-	"Rn9/NzA6Yf9x0EmoGGeg93SYkdCn9AO6iVSnL7IkCTpTGTPDA8fMKFXd3a3H3VFCladeHl5Rw/9YqqSg",
-	"Cddzo4CmcsSU4uYXw8PmSrPpcJbK6cys8u8yA4fu4RUNAF5UNpvJVBOqFDc8UxvN6Bj3SM4mcrZFDkFn",
-	"JBcpZyMju4jY+oO5MGoBkWnMUmIEfnMDRj1nKdVZyjr93tZe0NFSODM9rCmbxSsc201g9jJjqeaoLfqn",
-	"7enOZqyu5uBoKCs3QedDdyy7zpMw4+atrXN8NX/U5dOZdbqA8t7vjLmeZBdbkZxuW36e/1fOmDDyhB0M",
-	"tPL8dhsU+qoKjNe/0osFgHxs9Jvk0OIe/5J/HXQMBHXe3+RAVLyTn03+CgJTwyQlwFqidBsceeO9f1MD",
-	"vYYJSqDiX6nMLpLiPn/poI3TXzTC1AqLOjcv3pSB7uFAz41vHvoF7UWFw9O6z/x7sDv3wKN60OVjLYGK",
-	"A4eg7NLzjqbw0cmL/2IRSFAe/UNNG6h4HHMNROaNh6TWzVgmz9Y7qQhQfhYTKWxkRZ+E3t5CMko5E3Ey",
-	"D0hodhkSLpBoBCR0+w0JE1sk9PYYBgMRFrsMgUCFsNOQQLALEZJYo1WfXE+YIEBhgf4dnhAhY6bIiCYJ",
-	"uaDRpVHedUUgGggnEeWMVoGdxI2rtsDO4jGHEtH/l6X2NSruUcsW/x5IMRgZcMGMjmfkngNC8anRJ6km",
-	"U6k0kYKRjf3eUxLSJGU0nnfZB660CsGcuZZ1tUxvqxbD74/ekP1viHsFo5RUFk1AkWciJDIl4Ux3vz8F",
-	"Vd6zve89Lpned4MGR+37j7vB3s1Gt/Dbvv+4E3x7s/mnBq9tlfjnFthvd57uNm1yMV+objWawOnGLHEe",
-	"6cMTElFNEznOzHHv7lrk6mbiUshrs3k9Yek1V2yzsvmdNsfDIj60yvf3yKW86b/trTD/UiZWOP2azON3",
-	"wNwqTKTGP8pbXELi3wIzWJPEH5IZTTWnCUFeckCoIPQCbMgW/eeEK5IJ9CnHAQnNbkMSJRCbRPEf4OmS",
-	"gm2R8ONN2OSA9gisBWEkn5bqOIZRpzs+en9F6PkHMn1+ZGpGjzflo3HBUU5m6QRVZhxRldGkMeypmM8f",
-	"yelHORA3fmrdW7dURdmHGU+Z8t7b2e3u7Zz3zEvee4ZD71XiuyyqFb/xmfvNiihHpy+JmouoE3TktUDv",
-	"ev8bczJsxD90+p1rLYc/X+7Nnv6NvgBb7JW8LA2uIjkzCItkrG+4uhWJ+wlXGm7061AL/ZN+SOtaQwH1",
-	"737hFmoU6DPtpQyKt1JyCzhd6VAcJDdKrzxVmuzsFi4KFRhlImWRHAuuGIhTwBq2mhiHjw0P8rgdcnox",
-	"onUK7sdtNuq3TirBwfIj9a6ihDwVZbUSYVqCgNIRNso5lnh+ih5LYG1z8rRHYjpXB7k2cvjmZHj++q/H",
-	"r4YvD38enp+/GD47/PsZ2dh78nhzi5zBdolzaE1YEpOLOZnLLCWpTNgBAkb/T0ZOElK78P+K0LOMfv+j",
-	"00SM16eqa1Ov28scDVDly2C0+9vw/Z/79r9tEpcLHLbzrRFHXAHRMnQuB6IWTVawa7zQAxLCf0Nzr2oi",
-	"rwXGu0sRMVCuwUIR525hajTcSeXW/2W4uxHXQLgpjZXuTr/5h+79/WJfvPv26mjnw7PH7PmT8Y/f8L98",
-	"e/ni6fRVr/OHWPCHWPAgxIJ/Ba6eY2lTDtOX4vduUYtItgs0pEnyegTBJwtDMOiYvWSadm6CjxXqkp9U",
-	"/o9VQhKXy0cwWn0H70vcYELVULAPOpdTzA+zlF0VeT64ql/eBxgAbhhhEXsNcdZaapqg6mz+NTSPVaff",
-	"u3GJNIeRbkpceTeRxMi28RZ5K2KWEiqKQMqAhDaoGthdLu4+UgQue6tTJdN0xtFYshjXGo0kMVezhM5b",
-	"kn3M8h8pYqCPbMiUsCnlySaa/83CMA/omipynXKtDae+ZDNtY/l0HturSMwSplESa0GMJdefH+e5efsm",
-	"yCPP19pwBVbgvcALYi8dZXE6jfhQXpFnhDDD+WPl5sNO0LlmFxMpL5vNEmbEZxh61AQ0VFtrXtxHAz/+",
-	"gQFhcEmFZyUPVY7tZVzRJGOKyBERUnQxbo6oiCY0tXHxA7GBTgpqg+2ITMmUKUXH4EzQTOjNLRLmyZph",
-	"QMIpV4qL8XDGUvinFNZ3lDKqzB+4iQs2ECkbZYomuMYR5UmWMkU2wuLTrZgJzmIzLs30ZCuRYy6G5lUW",
-	"h5voHaqAvotJatZBMFi8dnV4OGt/hse0HpGvn89iZpofbjNG5o9PYsw4N7gHB+vjVtPAeB9NYDUHQ7PW",
-	"bDrTBA87sGnlE5lqEsmYkY2RQX/r5ArNT92UmYOBm1kwc9WwjmeY30Fgr9DfeeOp5TtoxcUXshpbQiO7",
-	"SSMdb6FZ3czoqHKZcKJ4nRPEzmFMyQt5xRIaeRKlRe6c+nxz40ItywBp5f13LInklJGr3TLglR/70GXV",
-	"p/fNsIOL9KAEf3C3a/6yguj+TtAxoltnt7e31dva2dnb+sYccwTJ6cv1oNVjPF2yDby6s+v9YM/MHL8X",
-	"C9pRGYRiuWOEROZOv/NS/saThG4/3mrQRdxdVuH3uQ+X3j2Hjawmv/rVeE2nfLlLP3LEex1dAMXrOqpH",
-	"CWdCExrHKVOGTv7cfS7Ta5rGLDb/QukgzZR2mu8olVMSnp++PTs/fjZ8c/r655Pjs8XYWYGHh6RM+fD3",
-	"cSFh86BvPeGnAqcN5NyB7Ap3f4av3pSB+uOqhBHkDf8yHLAGDvSr6y1vPV9rAbEAW6XllE51ESFdT8jH",
-	"BO27EfMdJb87MX8KJLcu1XuZ45ZwugM4y2+9UvnFEi4joFgBJiQbHvcEluxYqIttoETxsehysQmFJkIr",
-	"5JANy7f7hJL93l5AKEmZ+aEclQr460TLgnLa+eG6zXiNEuX3UiYv6axd0slB/kLKhFHRaUj1Aun/n//n",
-	"/03sO2RKZx5xLYDniM7oBU94Yf8sjG9UDKPcYAz8AG/kJoBnqB40P8PcrJaHYP7Kn9iiBuZBlvvgyx+N",
-	"GHhGESLVkMZTLoqnBastLGxgVQs8a9v7oJNKSGS44uwaSMo1j8dMF8E59kFuHa3Y1UqnsQgd3AXWjmmN",
-	"j7zzW+Mrd7BrfFIc+Yof+Xex4ielC2ostjAasQiyg71XA6JkatXP1WV3vOTl8dSn5r2bEhCstJsKRYPp",
-	"yjsMfFDx7qV03iXQKF95sSbvsN83oq6KpUyPaJJc0OhyqVfHR21MPfp2tEd3L3Yiy4jMT/+YPr1qMCrD",
-	"+5Xc6v1vl7s4tAUu3zWy++3ypGz/jGFyN1bzQWg2lum8Sr9kYrhE59+e7D15MtopG9gWitElCEVhHct0",
-	"OeHYpWIb0IxQpOU/MhrPJlKArc8Gu3M1tFYEq586j0KmtJyylJxhXKIRI9LYEJ8eVBtiQnvqjUqyMdQ+",
-	"wY+6Kv9otYhyI07QMRtGMjPizV7D9SYoYdcusOxNWJjOwafsuVGHauxokSBYOtYlAou95WP4xFmU8PgX",
-	"TbG6UF9cVj088CLjie5yQSK7jIAoxmIGzswiLBaqT0VUCAneTmftgbpFVWOax77bzfEIFR+bTO8FmKwn",
-	"QSM4NUxWDhVf+bJLwNUW3WqtXBZvVF50zZ7mVqcx8b/Vpm62UIYeCwqBBeYyDPqn5Q7Vv/DyJtYLE3dw",
-	"eSvfegirDfNoakigtgTLGuVgtaF50NsioTkA+8AcQghhzujchSokoXcm4UC0RAmTQxLmJxKicx5ERprf",
-	"iIuCVebn0qhBbrDUKWMDwYvA5D2SsCuWKBIzNoOY2c1afHiZklozQ05F3yTUq8LwWlxImsaI0RYXdtsp",
-	"pCxeb6dxC2kMvFQnYB77etzrBZ+DoH3mAMic0CyojdPNf1qXGq0Y/ekoU3XtlbAIKHe50c3/2RiP2hLe",
-	"UCcci3Dau5pm275Pw8g4ldlM+aqfhW5PXLiQQF8mVAjWHOjo5v5CPrtcmPrcPrs/BLZ2gW25P3On4s/c",
-	"ufFA6QHGtg+EC24vMxcnPOFrhlEJdl1mVnROrHhVwj6uFUtGRtSSghE5GgiulSsXSYVWZb5FlKbz9TiX",
-	"vfGd2o1/KWbzB6+4M15RZwHuCmuJQjKRWQoJUP92evrDD99/D24Lb95/+6XXfXrYfU67o/cfGytQuvqY",
-	"QLEbZeYZHXMxtl5eI4uxK5bOCZo+ScKVrscUFIbTJhNhyXRanfINVQq25Kpyukpa5iss/XcAyYPEMj0m",
-	"4jU8iP7cQbHOJtZbFCFamffln5xl0ykF1lXlgeOUzibLEPIHeMnglZhlehhTvJy1/M1CxmyYV6Zane2+",
-	"kjHz6i/VDVsy0/6i3MHbmYM80NO7CZsR4mCgObwKasiMaMQ+3tRZfHEO5QXU97lMDmhy25pjAKW4nR3u",
-	"7AI7LN6EnFVQAiIprliKaaq+LzhDL+vQnPk3PVtxxz1FO78bpVcpUQB/uNLrECmKhmFbrdSOYcDXlfFx",
-	"MkyM9ccqkOMSWGPasblNnX5nSkUG6S41UPnlY8c6JYD4rXA8vcc7IP74e65ueUJFDIZvmWkr6LiFdvof",
-	"HciCx1infDxm6XDHrS6hF5Cc+xLWTOxz99TJVvhrN98YQgqAvp2lchL2ixXkoOLNizn67dHdMhylcpqL",
-	"W5qmqxxT7svOTxZmyESE8czoUHhfw7ULGc+RiDCmoaJP50eWJJLY7RS1Nzzv426vdxN0fs1YtpLfXqfz",
-	"oRzlO7rks1kJTlfYY699jyAZFqhTPdV6Ubl1jMnlKh8lBLhk82uZGtBiapYypSSZ0mjCjcx9syhFes0c",
-	"5tUJdmNRu0eKwAhk45//1/+7+/gJ+Sv/fjMg0YRFlywmdEy5UNqKjnB0jxQJ4ROwgqmw0beW0426EOGK",
-	"J2tp5j9w9h/sEyDTS8P7IzkDu9iS4phNKbALGSuKHl/MW9zArb+I1zhfxzFSy48tPo961gWG1zU+y2np",
-	"yjEE1rvhBi2GWHiHL+3inKEhp70uVtEf0Zx8nCXMERqwSCjdaH3IZ4CiYGuRAaDIPodtKIIA79QtKSxl",
-	"Vtq8hiKTQO3UgVM3p4wKhe57O3RYsrJ4U1pK2bi3W4t1N4uuogg8cOtBom9OOxMC796WyPRFmY6TRtD/",
-	"F7EkaYkIqGFMDVY/JZq4LGY8yEj9mvjX5A+pyYNrBlX7MtR6nzJHQKRglpba5cErhmCuRBCREN2YIcty",
-	"atN216u+VJFsWwf0WNaCDfsScJOqufKyppaMrXQ8Ly1J8WSqhxX75mS4Nd1xZVmv6Wp84e9hptKsFHJX",
-	"JZk3Fcm0aetlUfUT0gYqJaZK0F7FDwuYXnheaRm1lIMq6fGAoYQsjlT4MFy63Qo1LlOl8mnVqWKFalQh",
-	"q0meeG6Lo/qKehpN+FUpe9GZWFHIX8Mqbzkti8EkDZIY3vQv72sxaz8Y5QqrJju7ORavpGqYiVl2kXA1",
-	"YfHQ2o9LqrdRPCqx2+hnAVnKWtF71ezNfMiKfl+QyR1Pn4pTOoJkKzpu81bY7FKn655038hrAzMgqmpG",
-	"p56ZwjkkvJ9W9Q0UtXUxHk5l7nThSR5Rl29rJ+iYHUGYHxbP4lfoC7HS4jBLkxZLdgkcHqZw4EPngu57",
-	"7j1rx4R8KI51moUUrLFy1iKx6YHm2TqkW8nQuXKcTisWfhL7bw178fG2iSusm6VaR/WPi2PMFwlKqzE7",
-	"Q1o9PkfHS784p+MXXGksB2SJxXqiRImoLGwhUrSloypv92i0M4sdkKUPkdFF15FSQuA6y3qYJSirhHTZ",
-	"ZRYF0Cu2nTqE+NR2hYGLt28qJLm5F2LE+BVLydvTF36HwUeKhM4UawcJ8R4tlaPkks3Jhs4rtli0wJrR",
-	"lNiPBsKOYuFCESnYAQnfvD47J1hNfvsjj2+27fvdSzYPSSo1xnXpTQdCrjge+lHXSamwwRrlCK5cFvNO",
-	"t8CUUla1J8gVIl6dCLSTtRIFCkpMsIxlZfZj8bw9fsyS5xLola+8TUq7+wqkeJ4hAcEmIGFxrCGxEoJt",
-	"ZxKS8OMARbcBCBoDFOngj5twayDsYH2SH2WY/1Plxs4dL8cYHHJoYa2XEF0gOBYPI1eZGgofoJ/iDGw/",
-	"+RFWPBOWNZXcHDOpuKMAH0BInHf6vcLgg7IoKuWrCawNgmhDMsECmeWwiGkAzCzHR0C+XIj1KMv1J2/r",
-	"Sf8UiaHcbKu3ZrDB7ipVclbmtu9SrpnHcgseWu/+a8gNioAluOeGhjI6DQ+wEq4hKXnpImpr6pNMJFCU",
-	"Pq86b76jgkBeyqfcxO35RlO0WxspeZZhIfp1qQkkOMrZ3BYXKJwWg05YbZBENo7kbL4ZDjqVij517CAb",
-	"7MOMpXzKhN6so8qtwOamZetGvjIQ0pCHcmRovSq60WHQsnfHERVEMUY2+FhI6CQGIGJQkIx4olmK3cSa",
-	"9acVJVXUMteUald830aKrfButeICfOhPGOTqcL6/Nmh7gx+tCWvvuJ7ITJPQ8o4wqLnGoK6UoDM1kTpv",
-	"AW2osWM3VMQFP6qAYS6+1ZMhPMlu3RakjQfQmpjojg4rZDGNCcE2ncA+JJhH6ns73Mn7t9FwCwUFhUW0",
-	"eg7+0O+/Mv3+X1hlr9+9IwCoq85SGWeAMM5Pr0iaia1lGeWFtl8R8SRTJJsZsRnD72ZmLZC8j6eJYgIm",
-	"dDtdzPV8+8Nw8Ps1HCwCSchv0gVkFn2K79JQ8C+lNrfJFparfaFMCZ+vNgRsKidnLhujEEofaFk0s8iv",
-	"pzx+g4aBhXz+UMG/oAr+RVTiRqJh7bjMdj67rWIChrHAt75WlRMbPri1sm3rfT0kcg3AWLJfXmtbmnsO",
-	"83oAMRXjhItx1yzOCyHrw2rJoMN2Bh2iaTpmGnVj2woFWgmRQUc8HXTKnUnNBrZhr9u9bfzSMCUjTqEz",
-	"0rYHLbyXeVmPMmm2i12DNhcbPzEfN9FoO2WtPpVZAmoQVJi7VBkDRcKtm4Sw7LApm7tCw3GKwG3g/dJb",
-	"wsXeTThifhFNZZLyOygi11x4wjVNIXDt/bK0SjdBUI9jzMdv3XIhRd2i5LN7DyKY14s1QHc7V0PPgmKR",
-	"3TKP77ESo4HwiTQXMycRnc4oH/vCUX/3q6m+7J/WmnFx9+JPLh/+x3VKIizwvFVRLxdYGyVj70wqomdp",
-	"dfYIlkDxrfwzL+gFS1Qe+ZqrDBtck1iihENSBpn5jtFsbhFXkB9+H3TsClyTejTAthleF0F2nfvcNjHx",
-	"VomFN4tPuNWE9TvEud8hGr1f6Xa/oCpXAbOvpGR1ReqtW5mtKzfsex4tqDAcT7lQB9bf1Sc0Udj+0TaO",
-	"JnKEz4Y8Dg9ICDcZhX1rCZvIJGapeSmvseYbqYsQMzOEMyNErfbpd+gCP4wiNrO9JUrNP2zg6DBPtMvj",
-	"8mywfUMjD/+blWyOt4xirQBGaeJ80DbwdxuH5pOVbdtIjyKi736SPksLeS7T6bLsiGpKPCYP7uzu7fsJ",
-	"aDPK487N4m3/5ez1q8qmixHNgK3j3esh/JVVa4mVonI6E61nqr9tqP2WfQm4guEAVzsuMEbZYJmfL3f/",
-	"+d//U4fQpZE+2Oy8iPZBa7OhHlxmCqJ5lJazQvOkGuyvW0uroawScWLP4hyol3cYeEPE3A6BO2lDac8W",
-	"UE/5SSEfxpKVasCIk3UOoEQ9vAder5AUVkdFuF7sFmuiNT+4PPDVcwQPySmjkSZmTxi2skVez5ggSBD6",
-	"uQ789sRciYKKTLa5jSG04C5m8RaBSodizAV7ZI0DaiA2bO0mHquAgPJCLpi+ZkwQqNZkNg+KTECEJNE8",
-	"Ssw/DW8gCZ9yrTYJxca10KCUC9A3u7DOsKn6ulWQVmSMcF7H8bhRe87D9lcf6pXN4agp4pxdO2lr6SA/",
-	"uZdrYQ828B332ATYxX6WwEBFmojXLmIYdNAt1Kx7w6MfbWb2IgnPmkwaS1/Co+WDNLkK7Nry8VvP6pU1",
-	"O6x+VisrjGboZxSkN3vA9Rakve7TYff9x53gyX5zHQ0/fmvpjG/cy14Di6YASxGzlKW2hUamMpokcxJi",
-	"lFe4eeBQ2vnqEamXU12+UJksn8laR56Hwq1Xq8JGza1f/0UM85S3vMixljPMhNFcZFDpKqUimjRS4dTl",
-	"lq4EI5iJuvDKDOIDWyc89q6EqGuuowmEsFY6ND/ZX68IaWupsMoy17q3CxpdytHIphzm1XSeVGrp7DSX",
-	"0WEf8Mg4RvXUdb8p/TC0BSXKEzxeP5KljD9r7fJDc0fbPEUShLUbCLxc4b3KvXzomA9bL+Ynj698qRUH",
-	"nd8kpj3fbnP2+6Y9nkR1+2leDLczZoKl2JJ3RaMqqFeguI/olTQCnDughF+kYH3ppEYa6vJICrU94kXA",
-	"63P+DzorEqQ6IwoluGmm5RTdD+9vWf9st9V5d5c1a9epE1ucThPe5Wf1sb1XZAM3H6/Zpua+yrXaw+Ws",
-	"WrMVwjoy287VAMCaVVvduRTe/8L17x/qp1RjNRhxu0qsdnWVWqxlaA8DErq1Q0nW0OKYeWB2gj/+8t6W",
-	"aPV2BU9gZtQEQLgA3zfI/y2FWivtMJtwexH6vV+IOSV77lKuvw7YrylQtJmLG+XBll6oqwRKGeA4N++t",
-	"HC9tvvhCNkmg7V+gCOcD4R+3Zxa3LJaZA4d/QeuhSNGPd7dXp9dmgjsJo3GRhuYMHyksOwvmH+jRdiUz",
-	"c/BklNDxQXPAjKNVXJGUzRIaQTKETFiF3tTu8XOSk7URuo68hielTaEPt3QyMxGDw3t4yQwkP/n7h57Y",
-	"fRd1vzm9fDr7244637t6+/j652/m/3hKv4e2CjYlnKshhQYXOTpQpYdXLOUj3rKMHW8ZFkNeUi6IoS2E",
-	"zmZo2LniUIqzM2WQVoY9ANVQockA21EN8Vfzg5l2v9PvsJ1RD17XbkGr4RrUemBac4F3YyfI7b+Pn3zz",
-	"7dNeqfE2oNgQwwIgpMAztHegUNGiqf1TgOOaD12j5L/tTr65fDF9+jPtXRztxcePRz98M/nL08sXO9NX",
-	"e7PTx9X09pWttuYst5fe7Vfq+q+Le9Dt83oi82hermuxvA0dQdcqkFPCm5qLyhy4E5iE0nScgkfKkLhL",
-	"lhei5+JCZiJ2aark7emLxV3S1hHoHXY2yjU1XH2QeRKtmkVBJpYQ04JcvnGf3NRoyoojnOFXZ0x3KjRj",
-	"vep8bvGPlN8D1ZbFpcoZ2jcUY6Q0PU64eUAOT/JBFKHJNZ1jP3qQzq2s31y/bzV/oD9r0U7u4UauezR0",
-	"HUzc2zViREojbc5RSzKjShus1Og2Br4UUzWBFgzmaiBhyyIrzovN0RZj7UKv2KIFRrYPEuTFa0lSNuZK",
-	"G9rG9QSWt7VmGnqOOLkGW1AKL7C+Rh/KOLMoQqKUGp4jSeWaKvRzeb64B5G3U4Xt8m1jkIlMYuv1dz2G",
-	"R9YTiedzAKiEB+M6XNrwyYSNNJGZbg5GWlmgaRBmOr3RDtuN96L9i8f0ydNvvv32m6dP6OOL/Wgv3gX5",
-	"5i5klYY41IW8whHh8oG+LfqzuC1WzNGraMl3Q8fXp+HgyK2e5spD2E9qgaMV3FoCx19KB/d28oXigm6t",
-	"rNhiXSuoHhgPa3HyBzblgpONIpdus4yZY3ihrmzQGXfynVMzPjz922+3VjOcjpAJt9iV+2fc2gTQgDlt",
-	"PGiD5pSrT14ypZgYszQgJ44tET1JZTaeEErMHAF5N6FaHc5mB+T1YaYnyMV+7v6YXXTP+FhAp7/u7uMn",
-	"4UBgdMBm4HM5aFpajP5Cjrkws29iEkJJzAmB94O5Eq/L8kwqzKJmPMImTgNhXxwa2KeaXyTYHHVu25kR",
-	"NWMUQktez5g4PHmkyOGbkwBZKtfKVr4gUxmzRLmOGa4mLZLwfAfYL1xQAzs5EOUryp96a2l0HtYI1Jlr",
-	"MljGdAuEzSl6SpORzFJPpAmg5YGFacPhqCYJMy/uPPFeqxW3WSjMqJLr3uMTK8uHX0abqNA0FGPwQJdb",
-	"4BuVgAXdbNfiRnjZtWIsrwUjTGhM0W0RUwJMsk+JkHqL4HDkiiYZw5gdYWQckjKdpaLUqG/R3pYZ9Epm",
-	"sf3e0yerd2cp7/AlS8cshu0ZSt0nFNfuLHjWPYNbD7xEO3A0XDI2g4gpu2/csbvjgCg5EDb1biNlU3lF",
-	"k000D0K7Y0T4/d3dWqmenOp31GV3lsr/6gp23TW/oD3UP4ud3kpH+s7ZBD/pRD2KUQ89Y12oteCw/WJu",
-	"zzQsCZnYBaVZ5whIaLde9Eo5PBmInAaDl2cOx8xElM5nUKNCk5QpDYOVwe0AOknTGFRTRUKPuYa1Q7+N",
-	"KLz2XdyHxt5cU999gRmVthqZzSxyQvNFwqYHhIqBcOF2thhPAaSbW/auinvkcYgFz+hsRngckJiPuVYH",
-	"OeQbFguxckNzmzbS/T/DgdhwncDDq92drV54AJVhUh4zRcKXx+eHwx9OD9/8ODx8czL86fj07OT1q9AM",
-	"hsrEf4Zko+gJDMClzPI8nXUgSov0F+TG2Grg44HPxPu+DcPMaTkMBIoOBC+uk1xPpEJz2uEJqMqKZIod",
-	"kCmydynQq+tK+mRCuRQ/7z6x2I1954BIMRAodBKuS27TQgEs3S/W4iAoj+ZzzZnezLfqSyLmjC6oYkbR",
-	"DcnGROuZId9gxw1KV4jyhzmB8JePeM9qltD50Jz8fwYkkkKzD3p4zUUsr//z5n242YZUdf2wBh+dfgeA",
-	"YqHuGNhfDD4PoR35+yU+irZYWYNUMtOQzWxZGggwiTlEwKcDEhZSckgyoXkCV5pSLIMD2OZVX4tSFmPk",
-	"kHKd1jzBrSRxg4kew72WSWNfd4LOF7GM/2Gjfjg26t+btfeLmzSXaAd3VFKixcPtjFUNXm6yoSQIbVT4",
-	"anMwEO4jEEIgzd/zERheCZxOSO0zy80D4llMjZieS+kY6pPzP+xtORCuueUrdl0ixaCA2hWkzGgreZVO",
-	"LUs0vsa9POveApH8tubMNS2VtzY1WpC4A1vjIsD7Cazrp0xlia4EBsRMU55Y+n/4BjI6IL1G9cn+Lto5",
-	"NtQmiPX0ivKEXmDUxHoOfXnp5GffFd6Qf4uraW89bLg/GclMxAHhgsgsNauNFdmgvuBms/INKvyaSe0U",
-	"OjT0gHwOSp+RoZtiq9bkLp+ZjZvDbGgpBLJqSfykNruwKgI19+S/NT+o0F0QoOxNLiKxTdQSjHxvT1/U",
-	"8iFnPGVqyAUEi5v5Yp6ySA+zlJciHWblSIdMT7adn8wuxkz4j+nTK0O6S2ESSsnSx4lZy7aEMcz/yZT/",
-	"xv4zl5q/oxfRIOv1dp+kTM2kUNgf8LtIxsz9XizyO5jlP/YO/2P3+X/sPq8s1PyS6cl/7D53i8URQNr+",
-	"zsAAj/88S+WIJ+zPbEp5Yp+b/XxndoN/R1CNakKThIkx++7v0+fzpgfDKdMTGX93tvv4SVMiaXHYVTA7",
-	"Y5EUMepJMLntKgxJWM0lv8pX9bG52k6DD+mMi3ECMukW+StjM8OINgwTs+dm0F8x0DfPtEzpmG2C6B+n",
-	"cgaInvtHURXE5cZ8NLJ1i2sLac1LPKIqloZ9OigAl+uG+xMVTnPESGXe/PXomJiz3TRcTDHbhPkilddG",
-	"eNZyeeaMWUrl6NxBBf4FNeHQS9YW5pwkLLW2bKATucKuzOHSSKMcUPFdmm36cOHR+idA63v9nu+WKVTE",
-	"PFMa1pm369orPEqurYxZN72imqZFa47GKMxdmPHb8oyAEWa4mP7/PKyCbWiWCpp4XUdsN5RmNxHgfN1H",
-	"dBhT8kJeMSNTGaGyOLjaNlOZYP0grqGyjM0oXyvCs96UxF7BIsL8kh2atyoHuSjV7qGqqfY6G0hF6To/",
-	"fq5QqAIovjId0wfTJorARiOGpinv1YAomRqhYcNpDG9OMI4lAA8Yojf55//630WBhUeKGLgHYWr1fA5E",
-	"lcVQ/Vax9NS8d+OjkufNXqUO9MI8koesvfrw7vAiV2Q9NLdnWVZu8+OqgvGimBwfZgKkO8085tCSpGbZ",
-	"4aGRFMeTmrAgh+9HOXBv5IwJalSvBNe/5HUZilxmr0Pl4nl53DjnWiVtbbJobtRU8Lxgse9XSvn0Vp0f",
-	"W+DfazM4aBpTTfNS8/UcHnTCPA46kAhhEwYg4v3btiB73tYjzw7R2D7PBtEvq/Bu668WE7lRm7YHverv",
-	"rGnu4n64rfPnvfIr7evWbKD+tFdroL73dK0O6h3UHjr9zg/H5zUtqhpsjmhT6rpuXq23XP/x/PwN+DiY",
-	"0pWG61gTvmu+K3Vbd33K85JC1bame98ubFZ+763Va3Kcu6zmfq4Pvi/tl+sZW6DgDdZ6d0Ug6nQV8/Cx",
-	"yJzRybSUl3cVOO9Q4L5q8tTaaVcLzuclDJofOyZQL2GQI819Lb2ETGt2hF213evnlhpWsoiVqLNXC7gg",
-	"Bh+X1UzFpGF79/5Vlm7dM6Y5QrJOM1UE3hwUit6sFpnKV+hvYClPqrcELzqBN/b/tp1ay43CF/YEN/Od",
-	"OxGnMUPYyLcRTGj7lI4eP2W9CzBGzlLmE+ZaGAe9tFWYwJFvw1vgVUtODAGJ54JOeTTEA1S5QQFqEhjY",
-	"6toSILbtFiyoG0mBzp5O0bbryPsNRxsiNHmwUhx1Pt8vHwvWbBbqjXieQsFf7wVYvfcG1PjFSFGPJ/1S",
-	"paDeF69nLKVoxbB2kHwvDjolfIbjuM+Of81oorDnWwa2EPzBTF0AvS3RYnPti4txF88SF0WMJ1PEIuws",
-	"TMpchqkGho7s+yfPkO8msrlisA83TdaBxrKV/vdVgKmF1hYCaEg2KO9GCVWKj+abBgbDiCp4gICEtV02",
-	"MfkDr1kRCJIwCIs2fqiLs4TZRS2rbWE77RynBrlrFePxDmWl0HR3ea+RfDXo9S2B76sMatfb3NegAn8f",
-	"VyoB4Ui2V/kBTt7BW61tRXmWEvCVtlacXB3AqnfSRrh9JGjSadoQAkFkfRRrg6GFBwerWGUHJ898zmMb",
-	"4RgmCfHWkaO9lj04b81CLuOGhjYzlSryRZ6CYzQ7vYun37qG2N4CCuKMvXlQdv2U/Iza5d02O6PY6oIt",
-	"3tVq72CVr3MqWw16b6NOlvssgzl8zd3VwiXkInR5CZNKQboVaGdlDbkAtnwROaGqLcMGZ6Ceu4wzmQMf",
-	"3hO9bL+SKf3g/V6Ui5py0fh7q2U7FzvW5R2zcjW8YtF2xOGCGoYQUYNlgBufFzfaWN2hkHQaH1esd5p9",
-	"wB5CHzRNGWYGJqivTbNE827+Z4O2dsnmXQfX/6UkRs7MUnSWgvkX/mP0nN+kYLnu14WwzaCD0ZvLzIWu",
-	"yJGl11YizN+oMrjiAJrgO89ga1TpZxBi6rKg5ch1J6NjRsxi620oi3yzptMuks+ans7Kdju/SVuRWvVx",
-	"UcPJ8g6gRAqZUh1NzC5w7dhBMyCK0TSaEC6iJIsXxlPWZnKpXNX5IsaTDXiDbJN8yZsHpIchykZznG+t",
-	"0QYT+1sUmy/PHxSH7Z1s4yXnzoWjCYsul0bCeSypyeWKjgtzYOYvDEhtqABVcYM1lbpZJcarqHVji73Y",
-	"v3aW8DZ/+hUOpTFKC041fy8/H/hbjIdNh9N6HNWxaviWh7ILKSCCyk7THDXUuIbVq7rVOGFpcc3DLz7F",
-	"EzGSDW0/o3YtbQmvbOVCKWvlFs2kMv/AE0v92RdvbKEs6vbXgTiEoNYBmsbY4LfQ5YuoBX8n8POny6mV",
-	"67i9/PcGM2Eamlo/PyJP9x9/43JlCEacqToriNmMiZiJqC3qXeSBjaR4l2w87u01RwcujFK8ZkKT61SK",
-	"cR6gKK8FBik2jgZWuAYq/togn2ZTiK21Za6RAxKZ2nby0GOp5JxceCl4UlAY0drS64KQK8Ld6rbksUvK",
-	"yOt1p/J6QT2/lezqSlMRtdYnBqcQmVGMTaqT5hqRaBEjigwlr891QqNLZda/R8KRTC94HDMRNl99ykYs",
-	"ZSJqYrtw/UrzJCHFazCRQy97SFx0M8XCzXUv7tSN2hhMgYfUem3uEHkcEKoMaJqVhT93bVu47smzkKCv",
-	"rGXnOp0PIaNmQVigJNeUa3KBTXfgGwMgG/u7TwNSQajGRhT1hYNfEF9o/lhz3eYKGvEPLCbwggNalWTj",
-	"xg02F1sOs1T0rY+gb0lNHxsPmZGw91BYipjrNH0ipO5C2HJnVS887Moz+ecRtTmylC59AfH0EL7Vf91w",
-	"dmCrJ385e/2qewaASC7Z3NCxgIRTmhi0ZnHX6BdhYEgS9YkShEMuoZ6LurdVkiAEMfT+ydPeTp4nmRs9",
-	"L2Q8J6mUGlYR/tv2rxlL59vVDv1hYJ4ZGtLyCIG//rB8udjgDwrvb+9t8+X3WXSMy28QDn3BhRWIXruv",
-	"lV2VLZ7AZmBrgZ9TNkqZmqzaOLLUyQW+zGvXXet0uPfrbveb6+M389755dunf9v5+8X+9HxX/u3yH+m3",
-	"P4vH0U8XT35UOy/iN6PDujW3MmC5+OLO7nq1zcuDNe8cKfabslTrx11EuQkisjWHXIIwCN7FobAo88uC",
-	"qrw2CAhfpTohedHJiIpheVjzS2Vo85M/nvnbH9P87Y/bIOcFjWLyUob0vZTJSzrrVFbapEz76257nljJ",
-	"tvkpbqntaZYnVdWfry6ge5K5tyFv/tJkpV15Wwjy82uEKZmwZuVkqR/JS+5dqKKsGklZCEKLOtjfjUrn",
-	"eqj5e6jahspRh7XVtZ3mQo2orgFBDYTqUvqdnzi7Zp6T88r9XT+lnUWx35+sNOUAcnt1ya9iUA7hl8MJ",
-	"FbEcjYZSDOmYCT1M2SyZO9IArxg0SK4YinnDicyMYtILOhdSD0c2nWJYNMk9k2k6D4iSUwZZiJ7ys0UO",
-	"BYFpyDVKxLNkTtREpjoB21MkxRVLFcYnpEzOmHAT7u4Hzpo9pHwIOWjO2e5+T6gYZ7ZVL6rR+Htu0+x3",
-	"jjNzF9tvaMqVDbCDkkXDSTal7gw0Hef0VKZjBxOH0ZSRs2wG8SNASJgemlOAxcIh5QltTMRAI4bQugpa",
-	"T9gBbx/t335bDaIRPH+k7BmbD5XzBudHDNUcfJlJF201zT6ajTvtQFHHL3ipNKciPE4Y0ROuSCLF+ID0",
-	"sDiFyyMlXBE5GjWL9c0wV9c8DIRB42KzqUcKzBwgvDar2wvgrt4U3aURXnMD37iTKRVzAl8YlQIOB2Jg",
-	"CA5WP/rioHf3m7daB/YmgdyVj4BXzNyHJ9gpC0u1bFO+/afwwDWUnzIqFAkPT4bPjp8fvn1xPnz5+tnx",
-	"i3BxcEAdveqH8v3RG7L/DXGvEE3HxRZDJsIWsb+KoA2QfHL46pCYN8hv0P0+H/Xt+VHzsAuwugFUYkuS",
-	"DKZwpojMtOIxK8qZPVJkd787gbRSKJ1RZEv9+Pbl4avh4Q/Hr87LW8YeB434U1CUZvNhA1FpRiyodl5G",
-	"6DG/gp5wBHLcbFHSFfG6iWZVJ15he19FIkV+Bw0w2ADwDdgYLKTILRfZQsAWEaAF9LbxyhZB/9K6BE5S",
-	"uKOiBEX5LcvL5tjrAzP/sTFgY+GCWq5hC8PZ/3Y5k1+Xk34Kw+sRnaVCEdfuJ/JZgWVqef+pb7954ve3",
-	"6q3D78puquV+qoUMbq0VLWdLhySimiZynDHLlnhMNsIfjs+JYUdYpSjczJlSplgbT1rFG3eHHCsgeb0r",
-	"JkIwHM109/vT6lr2Hpe7stDub+8/7gZ7Nxtdr0PLx93g25vNP/37HTE+b3E+fIdlazoVtKt/q3d5W49H",
-	"LmZa3tC7K8BeG0tblQM1hEnXCNc5rtuPAXZxWE/2njwZ7azRvqVStViBLGXkKoDcraKfhVMLTrpv5DVL",
-	"1yjNWunWstPQ26s13O6Wjb1W76a+qjGxVYa5r5Zc4Kts6sYV0TTFJpRGBluvHVdz4OXtW2+d0/Htyo3D",
-	"Qip9tyzwhk3NsgISUcW6XCgmFNf8iiXzFRto1VBjOcjXYb0dZBfd+BG8VIfHUtuc3iLa3kCFljbaWbXR",
-	"1TkdnzxTa96cuRqsqCTYtYFAopgG4QdiaiAWyVaWUTbOx4Kpdyeajm1BgL3gm7rNKH+8KMl5UTfLhW2Z",
-	"gg6ClH0O5uZ6biQsoOXUnNGtwTOs2fSRMjtWgSsxSjao0ViVJru91R2e53R8ykbLO0yd0/EXKpRuuNAX",
-	"qIx+N5yuKIRxx6ztlmXI7XU3SG4GxShWJ5nNGE0VkYJQtPGAy9Gxh6V0r3W3a/DjT+WXS3lTC8p9Hh0t",
-	"cFJ6lMBJo6UuH3JrFf2tGhL/lXGO+uEzOr1lK7XybTznqdLdBHo0o1kZCvKheO8EzV0jq08vWOr5G/AH",
-	"RP/2Oje2qE1TuRqDlPZ3a9Amxy+PDzu3Nk8/1LIxdy/2li/jY+sba7ANRqcvmYtvr7KzFcXsh1yxpNG9",
-	"VzrHRdVH3HG+b0HFFcXtUn3DtbCwCVEaqhTeHVVaHnm8skBbgFa9LEtrRaV7ZGk46eKlLm6V0MjXTovy",
-	"/8zVRHc5AN7FZ4qlVsz+JnhaF7OL53chZ3sXv7qgnS+h7Yy+lGzL6PRLdf9ZLkH2KhJk78ae1ldXjvtL",
-	"MKx/cRbThmn3WZq5086QzA1/efbScCKoVLXUWoAY48fBbft0xRTTvFg8thUIIG2WGS0tD0+zSbRQJkjT",
-	"dAxtP2zhIJBoZezKF9jhMPcd0x9d4u2ZphC/YXdoB+1Oqcho4thfaa6ZVNyd/AcgNnNDYvIhsP8TkNja",
-	"xM2FkbyUyM4LKS9JNsPCeSmWJW+oceQWlhdKqqxqd791XfU+Oofq0tZrncgZ9rNytcBhCWBlxa4sCgv8",
-	"5bHWtrLFc342kbMZF+MjPE4oCLUL1ebUXGk2zRHEyk+vYWAciCRSXmbQ7bBIoITYKRtFu4MhtXiM27bH",
-	"IwLC0Cj6Xu1OnA2LfeMvtnn6ehr/bVut77VWnmgNu3f2iUeKuHdtSwUIWuHa9ggRbN16b7+/JhMGKi8y",
-	"nuguF4Xdf91zcWi5SML5IaWzyXqukujOmLSHNXWDV23/AVGMxSwmF+j2wD51BwZysLo+uWCW/0BikNeX",
-	"o728/aLcZtWca+XH3ivsghuaow6JLc3uGovhBUMj1RFPEtuEBS4bo1gwQMtGog2E22i5uHNoicNulTiE",
-	"m16jKTMvJB1A9BvKCbYIil3PQIDbyLwMrVnBTn+A6UtQopdQQx9tR6spthlYvYRplUy1+bKKlZJrqkgk",
-	"Z5zFcAi1Bivw+u0brPgksrE6WhXAHgHFv0igWdLi6DBXXHGJYRw8BA+4J/RC7+Nz8Dw62pQHTPp25jVc",
-	"jmUh1RaAqQBNUOIigatNWZCJ0qW2OSyX9FoGqljB8/cLRL9bOTaPP9BIJ3PoxCRHOX0QMQnNQbod2w4l",
-	"Fl2hB1qYiVkqI6YUhZacebtJxPY8s8h2CmUxUTrNIp2lNEnmJOGXzFKWR8qOaFMmu/BpQ/ur+xZDsd4a",
-	"uLzxDWxRAjLX0Kt046QlHnca6mNZwdXoziDb/SHZ3qtku0B+XU/2O8zFPYwgDZnQXM+hblpIQkdOQgRW",
-	"D9ybyH3dCnXnkk850Gehmumjcn3jR4a1KY/fQd4lx7jsgFxPuK3NabNvQVC4YAQ4EHSxp/GKh1AtCdwY",
-	"WWUeoCc6p+XI+B8pfKaY9uKtnvN/0NknBaTdKnRqdSMvwo3hUrci0RBcwq4dqcSKKnnIsOqT0Mwdlnje",
-	"IwUHGJDwiit+wROu5yGZpfwK5NPQmyEsy3SP1JaBdahDXqb6oP2UxuMKX623erJI+Sa7SLiakJlUGDMj",
-	"s5RcJNKcfjFQp9+xK1vHcL8M5m8ZD2e33hTVvfwcDhrRxJm8M5EwBXiGojAVhMZTLj6FgPinuJiMGPj7",
-	"qXh7oRXpjLG4saoJF4qlUBFpN5dWkPRXrNf5e9Vj/L6mLaIMbfR8V7YEuMCEXjFywYzGbQdrzsTIV1FL",
-	"HgAJzJvHNZWR5hZjNuICUNA2mPFFRzWBWqcgFZm1GAUAm51tQFNe5A8jmUYs3FxFvnTHUSx3EaloN4v/",
-	"Ybt4cLaLP8wR4z/U6j/U6q9ErV6B7H4xF26Z+H+BUEWfu7S281rJX/RA3Rlruihu73S4bVSlhYEvEz1I",
-	"8R9AASGX0/eNDkTet/YQ1BFrKuKKNNp38E69uA9L8ycyYTV1Aa+51L+t4QLJxtXu5h9KfVWg+Nxab51+",
-	"5nkiD4q5nctLJk5d6ehqKZiIKZXXumHzv0wufoj4a/6Xk7e/ney84ifqRJw+jo5OnpxMn/f+ujvbi4/+",
-	"8nSL7fW2FB+XOzr2d77FBqdYoqbc+XS/9Oy2xXVciyd7Zt8zmgLMQceoxQ0fgVzttDR8tOQub3pl/8ZZ",
-	"YPDP0eWxszfajXbYU9rdv/gm7u5HO6z7lO5edHei3XiP7Y8e0ycXnZX7QC6i06t3h8wLytx9r8iGGj4+",
-	"ODZ2UVze4DUTmidAanE47FRG7KdtnV7rMPtxwXv5Ctsavx4QRqMJse/nXJ0CywCmcsoy1PGJmhnWZHTs",
-	"lF1J187DNohtLvjmIUFReNliQ1NxeIcfi7tw1mSr0n2Upi1dRfVcGs/TLqJJ8HxrV+cTpt89ri3AoN1P",
-	"aLf6r9JAtb3VscoAsDzrhnXsz1LWhQbjBq8KO8DRixMwjKBFSBPFx+YpF2TO9F113/od92r9oxfqQ+uF",
-	"2kZjn0FLbpnOj4VuMquuSjw+Pfn6bmBggZmldKr5bEsP5gvZPBou5/ObPeosd0FqVoVf3VbRNxv/gmf+",
-	"teQI5OSzsdS2Kw/MP0AraxWQCR9PGESxpTa7xIqIKpuxdAjeNoMk9r9TKijq7rk0klcSrAhtBQq7Na1o",
-	"o/ErrKLk42atF0xdi6FUy2GaH5vw/B2Px6yhBw4T9CJp8pv9KJNYEZok9oCnzZ6AtpaX7bWzcLG3bTvQ",
-	"Wh/XOkGboMRuRcwdrOTObG8RTdtbQGGtGuDmDPKDbNli+50srIWZXw+K3SC6g93yqlL78nkir0leELP5",
-	"lH8pK7F2PflI+flBytOn1sS0AHdbEgOVZqIs5XoONaxxCReg47kO5lUb3zuq6espLyu+G395dx6QH892",
-	"Hz8J0H1hJNwuF0SmTkHdxDLYXsd8shFeazn853//D3p2YVcAG87mYteLwVE3UAofK8TWRXO3LjM6R/XW",
-	"qLuRFDqlkSYXTF8zhnXd3bsXNLpkIsbO/dfswixdaCiEJ2Iw8QqWqq2BOLYNdfSEXDDrKktZQo385IrL",
-	"oa+PvD19QUIjrG1f7YRbAzEQ//ZvxBwmE5pHUHdqIM7MqbOYSOghCcUgNb1kJDQvypT/Bj/2CarbBItu",
-	"w5nZqtv9geiSP/3JkCj1pz/BaWPR+lRm44nTU/oEi01F+Oc2zfRkG4Q7iBW2RfLAjGHnZbD+DbDf0oEg",
-	"RIG5oZspRkKlwXxrzubNX4+ONzEEIz8zG3kCqK+z1Cg4YSRj+4X7WkszbPjm9Vl1YZEt7xVag3bEYHky",
-	"SyvABnBGAOT2emTKRaaZMqqWq5xpZjBj0Nw4UsBbivCGbs+mZdhPQpJKDbEMUthiJZliW3jubyxo/OlP",
-	"5scCopUP0rk/D63hOBWd8S6+Gh4QatdFIwN/5i2uFZw6Ntr/5//63wCa8lpA8cUoS1Mo0IiG/S55x/VE",
-	"ZjrXSzdidsUSOZsyoTcD8PrYLqXmmLTKZ8zrNh69OOnDhVh1A9RY54ok3S5oEqRk5iDdLkSMGWGt2zVr",
-	"sTFjYWCGFKXhcLpuF7Tj0jCIHMc0mhRoAJFUCENeNwquiWAshrYM4Ydu8SSsRMV7fY/CzYOBMC9nFwmP",
-	"Qh/TzFhEQJRCbJCSJgigH7q0QFMWh4Z+2LcNW8MWI8VHW+RwIFwUjSyakJSGVdfmNPd7OwGheciNt7Xi",
-	"jT24k4EI6+06wi0C0V2RvwuaMpIaPTThU66RzZIo4QY+aBynBl82wlOq2QvzQvdP4UDYZu8HZH/3qYXK",
-	"U6bTefdwpFkKUcBArqAbgnJkD1qwQOAVnc0SS8O2beuGP0OHA7LhGs5s9kmIDh/zwUrtIYKBCNH5FDrK",
-	"7XW1gAg6TXkSEvZhllDuashSxQISFj0eQuwhZsGn3LpjIFxfS9vEI8Arx+4yv7wPIUdaoUG13E0GSSE0",
-	"esibK2yE2xAHaDjaQOQ9FXJpOwST0IymdMo0S9Um1upa2DYC4iuBXLpbeEPHXMBhB0TJVLtoLeyJNhBv",
-	"XH83xzzM/AYlDP/dwTlDb00bO4ZV7fR6QV4sd/fxpucRHojwI4gKAQH9IID2aEHRJM3+jnpDQJxOgv8y",
-	"ysgNEDVoPDejCjNfDGvgyrZVM1ctUw0XTUkkp1PaVcyclAFhKBAlR0YgltcsNkejArwU7EAI7s5ZyrBz",
-	"CUJwF0/bSARMxFyMYRI4IzdNpTwYUdkFSrQIMu7Aj6RAChvNB8KGZEBBNSpIeHxOxyHZCAedFCE4ZWjl",
-	"QygedMLNLQJFdF3RWXOhJ6PuSzOFISbWV4yF22wnWwBMLVOmzMEpTRObKlRQhp1d+KCaNwt+3YRHzHrc",
-	"OBCdEWdpp995eXJeSK3mDyPpuUi3zuup4GY4wRKC8eMsJUyM6ZhNsSS5npDDk+4MMwKx3NxW3nWl3/Fk",
-	"LSPSuta/nZ2t3lYP+0WCzarT7+xt7Wz1oD2enoB0uQ31FbsYPI8d6GRTyawfgPnbfCjDBLE28YylSgrq",
-	"QqXNg1KhZ1tJPRuPmUJCabg2yUOibKToQFhB3ElvNpB0Y7+3jyhhWBq459GEO4UWSJsHbkUTqoir3WXl",
-	"zBEfD0RL3TkSQgG50ItUjSbUq1Zt1nB44hUMxTQNeN7NxKWQ18KlaeRc4MRoKsiqD83pHGFGQt755nsZ",
-	"z22mgmYYd+STcGh+2f/YKVpUL9I1vBlsbHXFEmmbczhKC3e729u5jwXg1HUlwElcRadvy/LM2C8kTts2",
-	"j311O3/vJuj4XGTZdz/bV0+e4fL2e0/bPsnPyDWvMnPt7+6u9X7R0nbVbzx9DxRfX9P7BQxsBZHAOy7S",
-	"hhD9IgdhNmynU8ZmcBT4fcZKrSjN/GX03/5o44NukAC4RijVcHAsGVj0cLeaB64sx/8RTZJSvW9lqzhb",
-	"tgn6mSsruUVegUwJ+gofT7T5yCB9PjRi/FYN4XCZVYQrAf1+U8HwPLLSg8lPga/7vX9c793ef9Cx5rEG",
-	"zMW01JFMgO8aum4nLsLuc+J7bdUeKAYsUyDAfjYAnaOXjbHAk7D361c5ZnrhPfY+K/FqIloPF0B+YPpu",
-	"oANMZdA+2MnLrRb64hX/QI2oZvb8PujYFuSLo/X6LlTPdkw2qlRrpB7ErRmYyVLohDalH4ZWgUfpHxl7",
-	"0F7DfVVC08Dbcb2flbe/dbR6Bd7+WdHDhc3fOZo8LL6L538PfDc3PJmFt9NhIKGPwOZkbVqBjRmK0SDi",
-	"enFbK2FoHw6pNnLuK2aYLDLfKGVa1Ymu0fIOZ/wcF7Mu3oMr7yZY6b0z/ttK77rVnMkUHW9NcL74rt0Q",
-	"dnn3DCQvjKI8nXuGRx80ipuuwwU8KEhuo+p1CLISj5i13lljBlg8+202amf23CInumzQ9K2Zc5mlzow5",
-	"EKlM2CPlO4gCoiShJKEaRLWptFbBNEWpADU5BC2j3Lu2Q7l5R4pkvkBLsrd0X2TUDv+F9KPS7HEbHYU7",
-	"DbzbgcOs0NMjGk1Y90gKncpkGUGFl927N8EfitatFC3PMbYeMufRsx+6s5SLiM9oolwFxc77CvXf/rhE",
-	"2zrRRGk5U+Rappdgc9SYKAZKlKZzBXa63P7m0f9WXclHu2WK0imO99XIwbheV9XjE4iyvZA2LckLw2hg",
-	"0mRDVDjvZrO603oVvTsnRAsp0Fel53z65d5SybEnCdoN4HEWc91N5Lhdijs0/FXJtLCmm28IEzrlTAVE",
-	"sOs8bodsXMxJyOPQ2VOd/h3KCLi0E+vQEzTiiWbpQDh+bIDNzHJAQixjYg3uaKFH4zrZALfcVuGewb+R",
-	"ahmNCv60XruA/PO//8eoQqFgH/QQdxKCGZ6jOZiLMUsNndMOG3BVqk9SG+7OrQnbJpuDogeveMaA3kBQ",
-	"XbTDthNtkWM8JtAJL9lMk/Dw7bOT8+Hp8fnxq/OT16+Gzw7/fhaSjb0n1ndSJPa6bl7WCz8QYNR9c7JF",
-	"TtkoUzSxXjsWydQI0IX9OILSBeDIBj9eTsdhhhyJB2IjLGBrK2aCM3N3uYe62qWfGMmt7hdEQzlVOCLN",
-	"9GQLQz7RPdVsZwax3YDSCzleX2w/ggNeRRgHdyUW2imXT7I3g6UFaKTRKQniH3iXN2iiJNHw+DrlWjNB",
-	"MhGz1KGvtjnqNi8SMRbbbpgJABIKtwnMMLRViF10Cl27DvKCjZTWCPvIl9W6qBkf5ilEd7imQwhCgOZs",
-	"EKNj/0BEDkjNy76FTcHM6WwZKX5oYT9ccJqYjlwseXEyXaWtWK/7dLj1/s//3tRQvkmPveQGcbADaZZG",
-	"rGEPhvaYDZj/QkmRgIT5+Zo/nPm4dVNucJev0ri3x6tsbY2duUkfKcLjpSu7WzAx88tMR3LK2mZGr31p",
-	"0oWygqEoZ/jNAlyBaB3Hk0AiTW3pRMAbLpSmQmMYwt7e3tPARiKOlBWEmpY6SiFnp+F02gP8V17jBRvJ",
-	"lH3K8rRcf3Hv71Oss8QfTRx10e6QXADDr4ocX42kB1YVXHoix275vpxnnjWIePC7FfHKUlqubbWK9MVR",
-	"zZsFdnvqnc9ws20Ce2WNX497QlSuc77mZa4tr9uDzOX1xgDH9qCHIylU5iLgXMTkhpEPNwPCPjjPAjpC",
-	"Y2YIoQv9yyP6bNGlN389OiZXLIWQECPxDUTKYkgAIW9PTwL3TLkRHilyCoGV1kA0pTPrtJAJC6xrXRFQ",
-	"LIStMmHYJ3o+uFJQT7YWrdkQh7lFTlsC107eNEmebuNHMmb3ZLmzZ3Dkbmh198di0LVGbjBS7axnpOrt",
-	"rfn+/RrBHq+5nk/F7hIyP+eCqwmhRQImhpeX0FlPLDZDrGTRVKQl/LmVKh9ZSKdtwc+0glwboChifEEX",
-	"OqYbWfP14dvzH4dn54fnx8Pz8xfDs+Oj16+enW06XMRsbe1llZaCsLdI6PB1mKW8iByyyszR4dmz169P",
-	"h6fHz05Oj4/Oh29PT87Ihj32gQg/Pj99/er8+NWz4dvTFzeVEOvNdXFwzAxd4+ItZLtVqGL5/N5NWOql",
-	"yjJhnZ8Xqbw2eppZwIGvk6EXCwLifRKl2oXb4lzapO7d3v63y+pr3KewhId1+qKdpfoB90BBbTUedpem",
-	"+M/pF/2iFAIq/t4VgZAYRdDMo0/zAgpc1VkdZJJAD1RbXIFs2E6n8EqeG4XscESnPJlvBrmNXYqBwPdT",
-	"BqDXaInBFa5iTD/DRHOZ6a9GcDNLJri/+tWVIvRdwtYCv0fpZjFbbonrm2xQK9ZUspUe2TyMzULU8hyX",
-	"0ITTeT0bBfmX7D5F+JesNawItvVQiMr9ws67iSR0Sk5WhZ06jFjMbEf/s1nO0MrJRX5lNeh/bP0ykEbE",
-	"pbC12iFfBqSICGPRNXj/wC5M44GgY8rFFjmsjJ4pFhN9zaOigkuN1ICKYEQRA4NcDMTp8fPT47Mfh6fH",
-	"b8+Ohz+cHh4dOzHEUCIzgFsd2djv7RiRAybtQhKvYjGYl400E7nYeE00vVCbWwOxngBhR86jPu5Dij/F",
-	"OSzIfYVC/J2yxFMHQM7lplbjhuwDizLtcoZX8zGlmSA4c83HFBDpHJPYt96L1IyowJLm5Ln10ERyesEF",
-	"OxgI6ubAMsAyvVQF5XUOHa6htClon7EB1DbPxXGxqc/humg0N+alN+/MHnvKZoxCmgL2UZslRkV2ecyr",
-	"WWdXSjTOj8+Zav32jk9WaO4YdJSeQ/KI2XLrGU1RxV8N3fNFvTRfNRxPOGUhKYrztJvLbScIV9G0mN4z",
-	"1W9M2f/xy0736ftfet2n7z/2gp1vbzZXstqfZkKRXzOWNZmuoUDM/Rqo/fl9s/SiqR+a8Tm/a8TGFWzQ",
-	"aSa+MtMz82mUI9Tej3VbZf6wn9jyx81Cy9/M5StCgU7HWUovkrkRdGNDPKgyUsm1NW38l7wgXGBIfUqF",
-	"Qsfdpq3NbkSGbEa0JKH5YzhVmH3H9UBoSSCZ3khZuac9p9hmZuxVrzQVsarnZAEngJQrcKvL6Sxh0DYS",
-	"WsUMoQbqQHhFUEFUslmGFoMfKfs6dpYJtwgAv3nDhTNFcjZ3/QFCm7sGcQtjfsVEe+xgDoFrM5B3lOuX",
-	"Zzaw9O6lngI11g07XAzIlXHj21gN93efPqBQu1MDgwBzqyIYhFHjGzaOunh9W+nUNsBvURXolJELGc9t",
-	"AieLLhVkhWIpgGKk8CDHl1CzD3qbXTGhuzh+WMKhR4rAQwVlNgYizEexETVx6LKftNmIoAl+QDZC+G8/",
-	"DEjI474tKqHYry4NG8sMuwd/OXv9yj45MHqBTud9stvr9cKBALnugFAS9smMi3EImbxmErRd7DwmanOL",
-	"HCUS4nHQK2H2QmKJiRFG8otY4nbVhHX4hY91DwZ5VtAZjs1ZnyGA/I7wxgaBwl0aXoCweCfYtCwuFRPS",
-	"FKHCsBkWA0fJo5iFjF1kFcY34cpAkTa6iYZmi6hyF1FgT9siVstg9/lz+9b15nyeXEBRiCjrSyhLwlvP",
-	"rYzQeKMBVq/HgppK01RvGT4PiSjfYQs7QmNrlmEfaKRtDXSIyUipITCvMz3LtEJt9Mk++Sv/HrtkppkA",
-	"kxDZCPN/983PLNw8wAo6//zv/7EdNz+a/wzzXQ15fBNCMjjkiHsl12v2vwXyQ5MAbndXksJdiTXYW0PF",
-	"tM8jgbcZGg0d/8qiAz4BnG8XIJAfYh4hUKGA28gYUfe8/cjtqT1WD5QpSPOGPRusM1I1TJxYHVVE7AD1",
-	"BQH1bQQz7yg+FhTfcb4OmV5C8wA5U6AFbHDRHSWQ5whVXMyLUNggseGv9EKmmsWbW+RwmY5wUCb2Pt1u",
-	"EtNhAwso9+5nxYWytvN7ZQ1HKMd9Gi5ZmG+SCLathNFmiTyzXncrfBrBWI5wOVw58O5je4y58tqOgb9w",
-	"I7fFhC+o0l2Q2ronz8JNq8baePiBSPgVw0iXKJHKiCHWhFOVs7fIm7zyDcjdKTPwBuZ5UKrLUjl0RvL6",
-	"PVtkNPtZxkeOney10BtvoDHkcehcj4lZnVsZlFiLD3wJPWUYgYT74zo3ECE8FgyqdGBtRjO0le0ET2/+",
-	"fXWD0VqS9T07I/FQfPB+tK7Ue/88o1U0WRh56AlYhdQ1ypLEmlBs3T4JclPY6NN8JeNFovLdCR/liVqI",
-	"rrehry67yFv7F4GrxlBvH0I84znULM/pQA3qGho139bh0QjtYIu4LwGpCP4S7BrY+AZUePgOZg0DawoZ",
-	"ylG4CZzGlXSTqSdBme8k1hpVdGobMm2R52iywS+GAmpjuoitTRsKhVbPGEvaPCpUWnAQgxfY1ZIzk+TU",
-	"GjmO+WhDbdq2/sXKoONnvrwD5Dch8MAQbTZQqgJs5mhWbXbh6nT+8M2gUNLQ4O7dWT0flMgF+7uVxFW3",
-	"v4BHdoGbF0r5yRHafnIHL5Z+kJm2nclsNdWKY1cx1je/8RTyVGEql2pjXcFyBElyPCXmV2VLFtqSnfDK",
-	"AfbtNRIRs9ZFyD8ih2k0McKLHcngR8JGmphVoXU/Lyv5HbXvYnqiulzsKobKfw+iLsUZVDFsIM5nMtW2",
-	"OmJD/UPXr5qE3aJ9Q1jyELua8U0uYglt/xocxM78UOoJ0W3rEBF0uqW/bE3vrv1v7onu2n81FYAvfMz7",
-	"wCnsHzu3czi3+s7zA0MAs53wLgx856Bzzw52A3RNvvW9u/Ote/2rV/Ww1xtZ39rFDrFz1fCHO3GvvxbJ",
-	"3FIBVw7ENSJsW0y59+mdhWN4K7E2Da6IpuNWJzsd398KKt1kzUq8drKNy7HP7zq3NI4Vxs+rEK2vBR1v",
-	"4Bltq7MG0SEMVFpfzm4tVat1GLhPsyggrtfNtjEowWejX1lQwshyQydg4N8tssXiKIRCtoarNxQh75Bl",
-	"YQDcS4LO1ERqjKlVrlQu2SEbg86J4FDJzdXP7diwSjT3czUQjS1SsZqqrezctR4DW9rZVXWeGfqlVMYW",
-	"lFl9jr7j+5BfzdBfpnAQbGpJRVUQusqAe3xOx8sAFt75EiWBHm4t1WZcupDxHINpLS51mjEschDihPeV",
-	"/aZ5tUFnurcopEB8HEsZbxFgH9A6w3BrjAgC8bvNT5rjw++6/Omq5G8FFyfY1/IipnAP1jhwWGOIXh3T",
-	"pWVMmy+i91loxCfShq+hxOmqEHA7S5xfwJTqaPKJJUwXlCI9zIvUOIbpoukGwmeYW8Tqzn0C6riaGO3Z",
-	"/VORDVr8bku0K5Ky4jcM2p4w6N4xoWogMlE8tevaPCimiVM60iEp3lILyBGgBg4yEGGh2GBVEts2Ltwi",
-	"P0ohs9Svw99eZdVi0Ho3dzKCYe/NqGUWtXZF1sWYYIZ8x/XEod/aicM7u19xtb1SedVPY8VFVevGqsPn",
-	"zvhbxlwj0b45PD/6McD6Uob52mQiljIBdV0wkaaB6c4y/QeY/suBKdl48/Z8826AtSw3bscZXjlb35/i",
-	"M62WYhYzXmh7jVk/WPZ8Nnd9f1xhw4CEs5Rf2QJxyBoCr8RF7lMZCK+ZCtlpou75Fu9Zd3uWH2W76+H+",
-	"1TU5m39Fato9y/DuRtYU4pp1rG0rmNwDprg2bnk6QuAZQWq5C9R5Jx3YQ7PCXDTj+sBWZs1HGxRCFXpq",
-	"3Oi+7QSyMGZUWUzEaPUmu0mjecROcM849sZeQSOGfQ6m8qCYhD2NNaG7hRPgt58C2lljsYRZQiPP+vAI",
-	"DOJEMU02XP3L3R6mF10yNlPWOKzp+JEiYabomA0jmQkdEi6I0my2RQ4F4TFA8kBgx0AhYdhcS97d9XUd",
-	"M9tFNp2VlhG6Bl4h2QCzowRtHBt92d6WhtEMhPl87aYOB4RWPJSwNgL9oRxCYVGZxuwHVOnP6fi+kqXP",
-	"6fjkmXo48tqDQq0zv7mJxkv4FOzK1dp74B5nTCunR39n1ejCkW707aHlBN9BZ5O6WpGvboEV6X5v/56l",
-	"abe/uyGVgLv3JDMj2zVEBNIRkTdDLZKqHBC4fncy1Y5qgvsib4+k6JUhVbXrduu/Z2b9k53GK8dwc88W",
-	"SjvlghjBq/wNe3RfjUXaHWdBlzAN5JPUwqJmpQ/f1jGwQlyQEyQXxAaVq0FstYbc/ORmvf/Im/v2B9ut",
-	"rOwWdgf+lVVKzTu0FTfng2I3//3ejOXN/HCh6gRhkuyDdqv28tC5ViwZEY4ZqikzomW8tcATbO/5Pmko",
-	"zlD4he/bsOC21BZiXaidX7i75j3Lf46uNQoMSyG7TXCwn21/tP+6WViQLCeuFVdhm//PB8f7p26tHLYR",
-	"PL4GJ59b+uelY8FKb9pDf5VNL1hq00AWQta2bSx9eyH1dgtbYg3WHlw7EYZwYUsWlIm1iD2t3WnrSK8L",
-	"V6IzgsWSqQF04kBVfVXnnz2mMv58infloTs67js4HY7zEzGqhX5es4uJlJfdSza/B90LO477FiJbVKZr",
-	"5w2t3fWSzUvV/hA8IZcuJW9PX6DtaGYgVmYKXi911ILWM1JELA/6cCIzbZiTizzR1kONPBN2FWMSFPkD",
-	"EH+Ho/6Vze+bS3gzLZAl/GP73ebInsLxI4HDUzEwcRsjBETZ4sWuop1B6EQ6poIralMX/RECcjEnRsjN",
-	"yyEpmeqQKDpXROoJS6+5YlvkDDt5QpAJVKd15atZ3Ceh7fM5VMx8OoHgZ+glZV5XTHt+O8g9HUELyAlN",
-	"aQQl/OSIJBJTzFVbSsaJv+/PkpnREFYNMdSzVF7xGApN+UdJNko+fJJIaJhaeiWbmfN2A7S2/XAvrByk",
-	"7x3OG/dtW2i4rYAClS4Y9ofiIv8R4qfDzdKyW8Ox1RC/K62zFnp969QVM80d5qxUsk9aU1gWZ6HsfmoW",
-	"yn1aHnw4WGpyqF7x7782MNgseJmQOAJc+rlOh73HS0Lcz4zwgy3wcjoRpSxmQnOaqDzaB+v2+rR5y+s3",
-	"heZ7S1hDIKR5lJ5f9M5Ngm7ahnD2GR7U5oHLbMLGuZY15J9D7B56gLYGwif3TETpfKaxKIgRlcnG4fFZ",
-	"d/fxk+4PRy/RbYeNJx1H2CIvmabw4EQoTccpnRI6mykyNorWQITQN2Get9migoRMxLDs4SWbhy7Black",
-	"tPxymKVJiJI/8CuuCOKa26U7ht7TgQhpYjSyeRdKQCgb5x+6ghBDHoebWwRatZh9QcXA/H6LvoTwFYRX",
-	"EvQxQkjjSKYD4Vpbt6YJeKh4T8Yhb4YvkzTgb7FFwPOP9Y/2wl+8vTAvAeUtSJ8fF+N/tlYKgvdhnolQ",
-	"UBmHWeRoQoVgiY1XyRQjXJOLREaXMArOhDiKSM9FN1OQT89VJIVgkXYd6w0hi5k2YBQvwHwcs1GBwkdV",
-	"rP6jLJwrC/fJoLVC5oQPOF7zcmSZBw5yQANBUm3u11dOGu2mC+90BetNiQx+pqpln3zatzNYeltdL1nh",
-	"oCUZwQkaERVY/hdihWJIvHZCBY0PrNWFzmb2kgdC00umCBuNWIQR1FCYTGdpHriWW1g8qQpTFHAOrNRH",
-	"XrHrknwGDYvwfaPkKqZdZAWUVQ0zYbs+xWE7IbG9jAu918UhedLEQGyEuRgBBVfNz7bgKm4JnwYkb+zN",
-	"U3JFk4ypzfYshs8qedxxyHcFl75uvusiuO8AXdssQLnpn49uYQ9tQOdGleYl4BolCb+y2EWadZDDk/wP",
-	"1cfOEOaFqYxZog7a1IK+0QsGggpAcL+f0qY1smIBHF20niVcFFgJqlJClR46zIRiF9hAJVM0sRnGA+Gr",
-	"O6G87BM0dzi9KTQiAk/CA097Q+mj6PCdMhAiAiidr8x6ApLmbVAM+RiIEeVJ0Wn8cW/PjDxjImYimncz",
-	"Qa8oT+hFYpvJ1ajiiW2K5lElLP6TUy6eMOwtjreRZkIFwA3z83EebNtofKPBTrxAEEKIahSE8NFypnnX",
-	"lOYnmPeUKYOwLeqG273rKmcO5wvKXp+7HdqS6CE4wAo5KhsnPp04TZmmMdV029bX4GwVK3Xxct4Gpk9C",
-	"syg9h87aYWDjGWnKhDb6O9kIhRSWUWo56ybsiiXeSAGgIoU4YWdziSY8iVPXhA3wGquAbG6RM6hJakiF",
-	"vQbzzxCKDgdoiWyxTB8VO/0sdukm66d3VCsbje2658fw7bn5tKm6C57yRtMRb2LZF3eI5qQ3DBFyx9xu",
-	"4HbX2FoKxsx6y2Iwq5qX/au9MyMzDNoJOl33j5LV+Ss2LTtoabMr2770WaK/rhC2yMdeR/wcFWsgfO5R",
-	"oUEtKXSSY4cBRFsBzZXZUQG5kCA0gBAgWKK2rN/DGoCTbBza1G5n7ByIEmW0rL1i8dwEGQbQDNN64PeA",
-	"TOgVKxLoGkgsdlJhbGBEtDloUZChsUcA+xWJGZuBtXlBjRQHLPfWqhmH/zJmz3xz62DBHxbLW1VLiQpA",
-	"Wgc3fTNlg0SyeqOJoowY+T7jie5y4VEMTy3AkZycreZKs2k3ZUpmaQRNBATjemIzX+lA5FQBVI9CLrFd",
-	"3G1txLSgFBgEksvxaOlEt0buc1bNiXm4thJOLrVbSsF+90bL20LXEkvla8FI+XqhZZYysi6ksbVU9W6/",
-	"oN6XpV0PPXDzltfYYgJtap+by7ctBZDvtuLxJ1tVF5MqZ4oskSowdVpi5XlZISsyycbECAO+wxUFB2IW",
-	"3yqAgG0IRZA0S5gy2hgmQO7utpsvP5PssLbh8uvEv9+HBfW2KN5omeDRaqFz8F6fjOiVNKtlyjWzhbYQ",
-	"aNdU4Jh0HQ9tLB14HGgaTUIyNYhs3Z4OodBwZ7bRGusWfbYgt9XLDy8qolrSiaf0wwsmxuY+H/eA1rk/",
-	"d1Yu5erOHC+htTkqvZJwM0MpkvnDKQhq7u/3pifzqBwv9ekqMhSFpQJGdg0LFdNb5BXE2nhKbzODWRB7",
-	"E92f6yv6YtE20YJeQ1+jyvnZgl6iktft1vojYMBS1fGUTaVLIgDILvoNGdgujMVobcnVOzBHY2SbhjIY",
-	"Oc9YEI0SrRqGcrfq3GeLKVn/5lbQzeBW1tDLmk+59+UQ+8H31LvFva2sjMHtfWlF7MhqXNrTDgPixDqy",
-	"UY4x2XS1GwqxZpTQcYv21h7Xcb9c7csoRL8j4PfCPdaH/0ZNBevct2kqP8prMqUCCiWpwNf1IajScCu0",
-	"+rfQtZd2mjNbTf/e7rg80e/jso8MwyD5zd6G2JWu2tXeWpbOZbTGdvWyzYvd9YpoLXZm22pTv4fGN/U9",
-	"35mX1xsamtyU/vy9eHzP6fj3psRWynjdpZtX03GD5hpRxbpcKCYU1/yKQR+KBmW2MUGlVb89p+P7qwj3",
-	"ZbRbyHz/Q7ld1z+qARI+WbU1A6yVwoGVFmObU5ZwcUm0JFz380qHvm6bSMXcZ+3arIPq36Uye4ubWkGV",
-	"NdewhibbeMK9L4bDD92vuP6VrazFmot7aN5EFzVrVhGQSCYyw4YL3mcHrU0lrHcDagbA9qDjQ6lKRYXn",
-	"tWu698rfvoye+zlx44FV3nQ+vPXRyVeKhYxZ10C3Wlgwi4kxF+yRgn6jKRv/f+xd627jOJZ+FSJYoBKs",
-	"nFSlGw1sgvqRrQuQRd2QpLd6d1xjMxJtcyKTGpKK42kUMD/nSQaY1+onGfAckqJsSXYSO5UU6ld3xRLF",
-	"y+Hh4bl8H9dGzROiMbzAMm6kchAV7IamBihKqIEM+mZgwg8yYxfw3aV9vXZIbBWvtW3fh4ZhFb9smUjb",
-	"fvAd16aTRxtm+2kZ+FW/I1GLRAeEjZZmwoQBXHi/9esitk72OmAGQkFM5XiRo4WZaxenWtb41tfaC1fX",
-	"mkdJ+E9zzZtzee+w+r/b/6xHng/fzdiIC47nIxWkFFfCqh+ereTs8uvTolvqdoHrVadxEAXff/l5VfD9",
-	"IbTMSg3zxIzC0O87iFh1yrWrlTdwoxr6bKwjmhoAqK/eJbu+nOXk0ynWyRGdyoKRgqdXDlZoWfF8ij6+",
-	"xXWvPrNC19Bcjktmj2bvsQQP5lORBoAgrNYkDCgSi3i515WLA6hZg2qYZp4QwNVyljrig0dvxxQ7OU2v",
-	"NBAleH0UdTdiSVgEjYF7fAPkre3Xogxt3kCvvgA46A9tpi98vrvacPOG++NKwofS0qK25PcS7Sk7SGlB",
-	"gaevy7L6bA3yBRLMTB6Bk0PJnCWu7N8aX1H7if1HyLl3tLUH9sp5gBeJA/So9MWUFjqmoQ7v+LrRSjvZ",
-	"f774mcx4NmYYdoAr8Ygh1MAoh4DMW2lvypU+7gtsGGr1SamBk0dH3QbyE1Damvzxj39VDIfPcIh7bTG7",
-	"+at4BreaqRp9p1WLV888GcX9fl7r932F2suOsxq74Zw9uRnBU10TKYgUrF0Aa/ZkeGqVVXnmHqyr606n",
-	"1EnXJtBlOoES8VEuZ8MWr5WzidYyTVfnhW7TNG2anlYJDwvmUAkc1Cu28JSEPjYTrAUQBnHvHSDzFddk",
-	"zW9Aq+mAh8JVrT+7wOnqnpEin7fYsGfwqW2Khsw7/SLQw4RM+HhS47N4MiarcjPYuuI1T1ypmYqyFeJV",
-	"xxOxe91fHLqDUx8TpOjN2RApgaPjfSKBvljMAwJhJBsJGTJBL3OWDSsuYXwhz5uF5LPr2RbFBD/RJShu",
-	"3E9KNjKqJ5eSqsz3/i6awWMnrVAIYpyzgLNE5OVfWOpAKbkmGStyOZ8yYRqPt3P/ibsgDIWXH8RfsAi/",
-	"HIYcTW340/L+8z9FgaV7FYYN3YgHlA8AlGeIxeEYvKmOfETsgSrvvhjCP3rOChnuHZMhkIiREc1zTS5p",
-	"CsHf4cnp4PWbtye/vrsYvP/4+s27YcW/R7gmNIKa8ePyOFl90QyUpSMg0Es2AlR5kRE6shdVBMJqjyLV",
-	"xGTzN1Xf/IYRsGL5fJTFWJsS6Ti4YxidrpX+Zp+LjYgpm14yhUHvCsy8+Vy4gI98F7lt20TG7s5Ye/Go",
-	"M9YYna7GvQYhemJ5a050/f7Cf7eew23ZanZ+HJLx6uqqttwzRqfbCs4zOv1G2Wd2UC2WnJ3rH8lnjcln",
-	"KAoNQrl8iVjS9ivTzd5CIpmeUHshCOaBfZfs4mWC59zMX9q/DPfIJQPkN8cZv9+WY+al9+GBex8qz+wO",
-	"i9IBuQvzHVLM8LjVjVZ589SuYfHg5nuglK7W2WnRo7eyFexINoKL25YXtV3du2FL1q/rY01Hurf2OnDb",
-	"4fbAq7GgrORMdzauNWE9iQPPavc228dGAojA4NNwnGvcsu/dGLYnVu4L58xsXrQeIWO4lY9nQVXeTcJc",
-	"4vRaNyJ8toN9d59chExsa/bFl7fejGfsyEnVROaZFZpRX/hmgeuEaMYCKb/7ISGXHmQGAPa5SPMyA/KQ",
-	"lsuXH9P3UVxU8QVt8B7WSkmULJIXdRQgdd/ffrrv/a2FGCuGKQMfXgBOa8Hu8L8vgoDeLrt5VW+c3ciB",
-	"wb+tK4aOt9GLsEGq7sSkWxIJxZbo2eRMVDxcHdRbCNzUTb213cs2jmptiuswDU/t7l1prkqV+78tq/Oa",
-	"6lyrcsyrcECKoI4QdddpbysqAUICf5Ijz60ZRVFSKoAroS92h/b5gX1gwLNh4rj48IIEDH+lSln4fe84",
-	"ZEJL4aO/U8QAc9ysuuKe0kaVqSkVzfM5yflVxEUPBkiAGIdXbeOQ+DAtTBTeSaUY8bFz4PqbGwC0+7l4",
-	"pskQTCA8k5qLBbxDAl/ZmgWDzX8rx4QbXFt8Gs+IIEPf2lHxOFFETSUiLTv4UmZzRPB3nJs77fs6rqAL",
-	"zRxoZuWhLW3vVGimHB19w7kA4C/WNoPPiXFibRDgLvIAfUCLdkxUKQQXY8INMjAQjg0D7THGeD5DJelI",
-	"qpS9hNMGHs61JEBm4g05bLZSPrOJ1IwAc28WJTSTjI9GTOm+qHBsJrwokFiJ7GKxUDTYBJAHElQdCYk3",
-	"8d4xGUaWCrCxXLHC7PfFqesij+bJzcXyfMUZ97tpqY2cMtXTZVFIZRKiKcTo3f5L+oKWRk5BvvcI1X7k",
-	"C3gJI55bI5daTbn0wVIAaYSJzJoGfWRFoMPOXTgXw4rgpNaXI2Sa+MmuVqQdDU1iMscjAUEL9gFjWXse",
-	"JeT6zah2K88yx/ih2dPJq7AjbNnZa9oMLUExr1tuVZkbrAmpyFjKbJ+gJ9UfFbCPPcaUo5R2VIdD/zIQ",
-	"LIgyz/f74r+X1dXasMcdxb7xqf2DRS04b1cdVM1H0hrcaZWi985cNO7sdouVdItvt221nj+YqdNi4jz6",
-	"IuI7LundCNr8JHY5Fxd90EeEXmomTEi5gNCgz8MAGoK2ml82W3VFaLwUBNbHWPAcxZEdV2k3O2lVPH3R",
-	"hmIcA65nJUoi3Cym9nwxjGYdRccPc4/4RuXHKzYXTkG2jU32nSAQb/YO0X7OHwS5vUtYob77mx0PsuCL",
-	"tgLVpL8zXCQhJLuvZDHfG/Z3kmA9IJOaczp4syF4o16i2yrpi7qh/zxQiwDtSMvJ07Ljwc7wk9K4gcOv",
-	"7efUA17JZTH/xtfwLVsrQbHe/XRrvkOD/AOAzLZkPzjdMkVHBp1ociYWBTvONwgOqUpq63ayZiZBXG8t",
-	"aKEn0mi4cmtyzRRU2704Xmyrvj3GkmlSFrYP9lLNRbVVjKJCY7XIfl9cVBgGADhO9VVFKH8P39lb1Fbb",
-	"PPfsJyof2jZ9ZjCYFf4yu/ALm/TNBR2v2mjwzLfgH3+cfjXYPs5rfUtNYF/t0gIeD3Hz5m8tth7tGUPH",
-	"WJbnGa8On6Ohai/KIfxJx0u7lwuiDSug1JYDur9Dcra2skPKCtW2HWYtWW3VNnudwvXMgTduCTjn9LV+",
-	"bGbr8qXWXkkAJPOHAVtPSojl/NahrNhcLbWb0w74AvuMMw5HSOeJTDIQdneVt1PKc/hre8b2rxozKH4k",
-	"DNw+YQDm1/7V/89CBgHwJedyzIV7u/6H7iyCnzeQRdA0YiXz9flLrXSc2Re+tjXH9YBCvXV3lLzlbcPo",
-	"9H55Adt0r9vRr465w2Z9WvH2UtfTpvDfLWlTGGMPaukg44qlRqp5e+oUFuDD47BdqdZ8LBhWFk2oyHpy",
-	"NHJQKhqVmCwN6ivdrqdehy8/Jn21bQkMo14timFpCBMGCZqfIuYL5Fpm0WI3yGlDLjGIr+Ii5QXNw/M7",
-	"XyLZXRXleR94Rezzz7SDWjWSDOGWOGJqYOSQ7LpJOIoutMcuMRFNdoz1WlMJMCccWXxfAMWkxgd9uohL",
-	"qN9LXKxHu8qrk0+nLlQ3UkxPEPdCJw4wsopH2b46nvm+ULbDgdyE2il8ph1yuZ3cV1Rn0u7JFGxr27FS",
-	"GFmmkxbHD3zICuLOGqCbsHSziSSKpYz7yfQhrHhSjwN6ejWFrdlj1dxv9Kh4oDjY7Rjqn7YtHOJsJUrM",
-	"WkfMGjC8IONNcTMnmbdPcIYXHyhCdZvJuFtUyo4GruR1ZXcAxtmdPN2hxTZP3ztmwM3H/DdwgxN71tsb",
-	"O2TPLK+Zf/reC3fbjbXdhT5xw7rlai9d+1yEgm1x4YKiriq/A6ySJtrIkLRAqCFSpCx6UjMHKIKxxGt5",
-	"xbJ98kFeymzeF1W/QfNPNcvtIeDcp/b+Q6iDZyoLpgYAStJ87HwzOXlsiQt0o5IF9797yVTZqKLzOaHx",
-	"opKxogJ595Xja4t/dXT8Y4gURD8cEwGiRDI2ld7AsXLTF8uC43x49uce/LkHf/b0us7caJJYL9iYy9cX",
-	"r07OX3/8eDY4+/juzeD8/z68egnXdEQikjmgK0ypoGMMY3gjylOFY+hdG2paPIi4GOE6vR0Hom9+w0Vm",
-	"38c+Qj4xt4ccBNw9tpL9zwAO2IL3UHN2wrGgvF5zeyEYARKP6we+237pPSn4BTb/GC69vjfnUpnWq2/3",
-	"6vkmXPcewt8RFr065qKlj1awwT9rfzjCrX97q+wTNZMmy6xBelbeTSspQh3WJEf7Hdc3P+9rpQOeuYP9",
-	"qbgNsL8NC/3w67z+JgpSMWOXEymvNAbmD35nIoPy0sEVm39tOKwbUNKxPsQ1RK7YnOwqacAoxwSSTx/P",
-	"L4j/gBU992zvis2jIqg64GDckbtiYv8CldqGKdv8n/900vt/2vvb895/DXpf/vM/dhphCZvN1nNDfd56",
-	"UV7mXE9YFuL/DlEx8r0MjeLjMVM9N9AhkTOA74WU+DmaCO6ZZ5rI0hSlIVz3xfD3KTMTmSUE/BAJcTKd",
-	"EGuZJN63kQ2o+Toku+5XkssZU72UAlk5LQ0mMqRSXnHmmyCZkkXBsmNC++J/zj9+gCZJQRW8FYqJrVEE",
-	"E7K3T04FGfLplGXcmheAG4W+HWT655ocPj+s0ilUKQjPjgkXfQGm0UDILH7PdV+RGQVOm4IYSX56Tpyv",
-	"FoCxYS/2oDwK4bgBE8rFWEMk0Bo8pU76wo/OPoVzNKJ5DpUFDrrq8Plhk13k+vI2l7PPuExbso2iL9hp",
-	"B+0St3bTm81mvZFU016pciZSmWGxya2bfwvRl6/JjmE35qDIKb9bNy/YjWnO4zjcxqycpCkrDMtaYRlL",
-	"AUUEfy1ZudGD4fC337YyHhDWptEsbgp04jZJ/TPtN1kQ+cObGy/2ZFHq98lJXyy2gw9b9aJ5xuB99AUT",
-	"xXI6Z9lRfVP6Tdawp3EDPZLzuB4Bt6p5IVtlFvazP4C5uJSlyLxC9sew1eVp5cJXdAZ5nh7wcA0zgKlr",
-	"fzSWKt852rF21cH1C7BQ3deXThOHj8jHoiftRU/JcjzxN7uEyFLVHO7gpS6VYsJE3mp3Tlpt3xS5TmXB",
-	"MmL7x1PmHSxWyxZUGWGXeXc4M3Lwx9//iWewb68yVZZbhZB95JEBo5Brg2o1agXvNMsNAEpbCF0euyCH",
-	"SwON0YBoQGaK4rVNLTbDiSchb26kYHdn9iTQEznDQCDPWNR2DH+5/IX/5bqkOanqzFyvd88YTQ3U32D2",
-	"oN6LpibnI5bO0zz+DiY/Ln/hdDotDb20MhFyDEMZsM9NXGin58yPxllerjsvlLzmGVMkVSxjwnCaa7L7",
-	"nhlKaFHohJychmf0nsvumCluWE+KfJ4QJlI1t1qaaJYqB37qI/HCsDHKQFN3zkoB44HhJ25+4GhXLJXK",
-	"4UDm/JoRdm2FXBvlUdy8NXjD0tJ0DLcCt6yx9CAvFLBGBRIo12RE67Hc5CfQDEE1uhpODbom4kCkV6ya",
-	"Weh7fVoWlE5z1+nYjrlgSktBa+t+cgpD0QkkjhZMhcxGv1ntqz0suG6ceVZqkCuUzwjWw+uVZXgC1Dmj",
-	"5aoyKByPN6RPLWoZVplxQ3I5tkNyDrcElR4X2kcXS01zXVNnGTdriHTApYze1RW45tLr7STasLKuaRZk",
-	"1A/OGt4GH7djEKzW20Bz9vXL138HAAD//w==",
+	"7P3pchs5tjiIvwqC996w1J2UqcV2mYqK+1fJcpW6vLUkV1V30X8mmAmSuEoC7ARSMsujiPtp4jdfZ15h",
+	"4kb8XqufZALnAJnIjYsseamu/tBlMTOxHBycffnQieRsLgUTWnX6HzpTRmOWwj+PkkRem3/ETEUpn2su",
+	"RaffuZgyMmN6KmNF9JSROdVTQqOIzbUiW1KQg96j7Z1O0FHRlM2oGUAv5qzT7yidcjHp3NwEnWMaTdmx",
+	"FDqVSX2KUMiu0jJlYZ+kTM2lUMxMRjWJaJouiJaXTCgiU8JjJjTXC0JTRgS7YimJzNjxqhWcXNBJ8+bG",
+	"ibx+oEjKrrjiUhCqCCVKp1JMiJ1M00lAwkEnHWS93n7kXoW/2KATliefU61Zaob//w866a+97tN3fx50",
+	"/r0TNCzrNGazudRM6DM2T+iCxQ3g0WnGQnI9ZQJOwIGIcDwRAF1MqFDXLCVaEioIo2nCWUpS9o+MKU2u",
+	"uZ7iy3TGSJhPGy26P7JFSKiIi8cjGS/gl39kLF0cwgM5Zyk1CyIxj4mQmqSZIHRCuWgE/UjKhFEBm3wh",
+	"I4p7aYI/HSmZZNpilhzDdFHKqGax2avM0ogFhIsoyWIuJiR8SOf84dUugN1skKcGbAZKy3HgjGr2gs+4",
+	"hv+rr+YMgaUINVeBxYQjwKMsTZkwQBSxvG7cLheaTVhanuaMzSgXZvb2qRI21h8/j2IN2zlnkRSxIpnQ",
+	"PIEJcGADVKbV6vGZThdHY83S9rG1JNeUazJiY5ka1NTpwpzR1sHe04A86u1vr5zm559/Psr01Fy1iGpW",
+	"n+u1oTG7BjNGjKYs7SoWZQbjc5xUfRJ+B88IS1OZfjvocHFFEx4PgXTUrmgdN36xJ3L6rBlL3UXiMdli",
+	"0VSyODD0aMKEWYO5foZsvH1x+mz7kHBNaKIkofM5o6ky55vIiYI7BQusAH9G379gYqKnnf7jgzqZuAk6",
+	"c5rSGdOOVE+Y0MdSjPnkeSKv29bMY3edDI0j11OpGKHmWxLBx0RPuSIcVsPNV+YKdoKOoDOzAPPVkMdL",
+	"b9lYpjOq8UgfH3SCzowLPstmnf5u0HTaR3N+YY6kbc1Hb06R3BMetyzrnlZ0LtOmSyRTTS7ZQgUk7IZk",
+	"LFNiXmDCkKId8oyNaZZoEnYtxRpSDbjG3s8TGbNOf0wTxew+gJ4WG1FmRn/pXLMZHDATZr2/dopBO0Gn",
+	"W/oroUoPM5U/rPwNUwSdLvz3XQ2nAoNzpzjdPoDI/lHAiKYpNYvNBP9HxuxjA+yboKP0IgEMkenMDHaU",
+	"xVy/kJO2U6XmueGm6eKTnetxliqZNq8nFOy9HkbwRuguydzwdZkpMqI6muaLrBwaftTG8H896v6ddn/r",
+	"dZ8Ou+8+7AZ7jx7fNHP+k/csysyS2mDG3AufDGLLaAlQkE+5kJ9YamSsV9lsxFpO8QpfIQLeARnHclJY",
+	"7dbuzo7Yblmx/XbtZe/vrV62J1X9yBb1NR+RKOFM6G5kKLEwZIVsUfL27emzACgLe09n84Rto+w7o5fM",
+	"MBVgqkTRMdshcBQ8VToX98ybXIFERsmj9+/NH5dsrmHA8PTZycs3ry9OXh3/bXhx8WL4w+u3Z+ch2do7",
+	"2CZzEJ6ThKWBlfCBQRk4HRbCoFlkWXosi4ckBcFVGaYH7xXCpe46obZPQIbF9ZeHpSTm4zEDwQdGlqkd",
+	"GHeoyMHeHgm5J7FeskU3ZYbWhYfkesoThocOcHGMWmmeJEZIVQE56D0tj8BFd57KScqUCnMEQV2oQJGK",
+	"kNx65QeD93u73cHg/ZMTvPKPWq786filoSwtJMloKCExZJykjMaHhJIZVzPzRQGK3T2AfDSlYsLg1KeG",
+	"D7VuYdzFKTeQNoLOqcFplKxaRYvilU9GFVqkduBMgMxL6XYCX/vzx8i7O/1HPWCHOPder7dyJW/ohDXD",
+	"Zbc7ooqZSzRhli61Lci80ryeXW85uz3431pLOue/sWXwMTMuW81QmQEal7T3qLymNdajp28VS9sQKFMs",
+	"bccc8/SuJc9zRtOmy3dMFetyoZhQXPMrRlQ2wstAFHxC5BUQWpZrow+UfURHiaE7LIlVG2DxxbYL6LDN",
+	"/b3bdB8vGJ21wVEzOvtkN/CCzeYJ1ax9Mfj8ky3o9hh2xwv5mXL98ry+kB/kNUmkmOSKsuHKgEqZML8x",
+	"ETvdGWk8KM+9f/73/7Nvrj2Zqe02xDLDDWeq+b76FG2/QkB6DTu4McCwljfQMK1S5ChdJIVh6OafdD5P",
+	"OBp0Hv6XQqtOsYJ/T9m40+/828PCzvgQn6qHpUFhzqp8BGRTjgstEK6VZ6T8pWv19C4ee9N09vWHnkoP",
+	"k51cMaHPdcrorLIlzd7rh8w87qr8uRXGOv0OCGB9stfr9QZiIODFfiGf71i9bCB43Ce7AxFTTfvkw6CT",
+	"vzLk8aDTf9rbDQYdxf4x6PR3b8xQS40SNfics/QKzB9CE1iE6pPQrgYtkwY10CoZBkbicb+bOfOfcXn4",
+	"4C/nr1/ZJ3cJabfvY4TMnWFQPnATeC7staIgiypNRawIHWujGlCuzc3K5ubShfbqVLfcILiu2nmD/bZi",
+	"8Fz2df7eTfBR8Db60s9cT52R+05gbQZtA7PRrwKU37lWRLBrYuauwNMtZ9lW4J2P3L4nr97Z7v0xW4Dg",
+	"ycCHRLEoZVoRNZXXRIpkYdAwtL8OFdNVZAOXSNfziSzbccl/8pHQepPKUcJmSyA1xzf+7CCWU0LDYDTl",
+	"ScUmOqWK7BJrcUVxCExgYOns9H81E8WGtBWCTlCMNMuUJiNGqCYJM9rPrlFvUhqZi2t4ZyfozKUBdtrp",
+	"dx4C97t5Z3iiueKRGdc6BB4atFSWrzOljQTZ7/R2//Ls8V97f9v/+4/f/O3Jz72/PrnY/+Xgp71Xu4b6",
+	"aqoz1ekfGA6puQZ6/5PZB+o2sIdCmctS0b+mmsoZ71so9a/yt7v49k2wJo65k2hihXbqwKDR2fNj8vTg",
+	"0RNipyQIuypvzB14y7ABXyp5nj6S2OVuiG6uoC0bpOKEKQ1QcpisNUjxRWUg6xFZcxDztvN4dHOXx9KP",
+	"C+cI+jC6VSfGsq+rPo+PvNLnTBv2pu6M+uUDtpA+mU6o4ArviLIv36EAcVGX0W6/GRisZSOgPuV8bMaM",
+	"wn6nGwEh9u62YoY7s4J6055eZyk455VC+TkgFLhzysYpU1PrWnHeXrT+fSmMyShzdwYpGKzl0I1meGdn",
+	"nFP7qmeuwjk9502/s9fbe9zt7Xd7uxe9p/39Xr/X2+n1en/vBLnTrX+wFxgttf8o6CRUTDLQxDrM6Awz",
+	"+h4dm6rTF1mSBJ2ZjJlhphNm1Lzu3s6j7jihylN4j66oYaQsVVLQhOuFUYlTOWZKcfOLYYYLpdlsOE/l",
+	"bG5W+TeZQZzF0RUN0Pybzecy1YQqxQ3z1UZXO8E9kvOpnO+QIzRLj1LOxgmaiTFMgwujqBCZxiwlRgUx",
+	"J6DZDHy4Wco6/d7OftDRUjjHEqwpm8drgO0mMHuZs1Rz1F99aHvavBmrqzm4xsrqVtB5353IrvN9zbl5",
+	"a+cCX80fdflsbt2EYE7odyZcT7PRTiRnD61gkP9XzpkwgokdDOwE+ek2mBiqSjke/1ovFgjyodHTl2OL",
+	"e/xr/nXQMRjUeXeTI1HxTg6b/BVEpoZJSoi1wgxg7sgb7/2bGuo1TFBCFf9IZTZKivP8tYNWV3/RiFNr",
+	"LOrCvHhTRrovB3tufIPVr2jBKlz01uHrn4PduYceVUCXwVpCFYcOQdkJ7YGm8CrL0X+xCCQoj/6h7g9U",
+	"PI65BiLzxruk1jFeJs/Wn64IUH4WEylsLFCfhN7eQjJOORNxsghIaHYZEi6QaAQkdPsNCRM7JPT2GAYD",
+	"ERa7xMCnEHYaYiAVEZJYM1ofY66AwgL9OzolQsZMkTFNEjKi0SXREsOjPIFoIJxEVIRVgeXGjat2wPLj",
+	"MYcS0f+XpfY1Ku5RyxaPNEgxGMsyYkZZNHLPIaH41CimVJOZVJpIwcgWOAJpkjIaL7rsPVdahWBg3cje",
+	"W6a3VRvmd8dvyMET4l7B4EGVRVOwCDAREpmScK67352BTcDzBuw/KjkD9oKG0IJ3H/aC/ZutbhFp8O7D",
+	"bvDNzfafGpyOVeKf24S/2X2617TJ5Xyh5s4GN7V56mIojk5JRDVN5CQz4N7bs5erm4lLIa/N5vWUpddc",
+	"se3K5nfbXCHL+NA6398jl/Km/6a3xvwrmVjhhmwy2N8Bc6swkRr/KG9xBYl/C8xgQxJ/ROY01ZwmBHnJ",
+	"IaGC0BFYte31XxCuSCbQyx0HJDS7DUmUQDQdxX+A700KtkPCDzdhk0vcI7AWhZF8WqrjGEad7vjX+yu6",
+	"nn9cpk9/mZqvx5syaFw4n5NZOkGVGUdUZTRpDNQr5vNHcvpRjsSNn1qH2y1VUfZ+zlOmvPd297r7uxc9",
+	"85L3nuHQ+5WIRHvVit/43P1mRZTjs5dELUTUCTryWqC/v//EQIaN+ftOv3Ot5fCXy/3507/SF2DUvZKX",
+	"pcFVJOfmwiIZ6xuubkXifsKVhhP9OtRCH9Jf0ro2UED9s1+6hRoF+kR7KaPirZTcAk/XAorD5EbpFYLV",
+	"dvcKX4cKjDKRskhOBFcY0gasYaeJcfi34YsEt7ucXlRznYL7kcaN+q2TSnCwHKTeUZQuT0VZrcRElzCg",
+	"BMJGOccSz4/RYwmsbUGe9khMF+ow10aO3pwOL17/ePJq+PLoF4jMfHb0t3Oytf/40fYOOYftEucZm7Ik",
+	"JqMFWcgsJalM2CEiRv9PeeQnJqxUhJ5V9PvvnSZivDlV3Zh63V7maMAqXwaj3d+G7/7ct/9tk7hcqLud",
+	"b4PI9wqKlrFzNRK1aLKCXeOBHpIQ/huac1VTeS0wQ0OKiIFybVO9nH+ZGg13Wjn1fxnubsQ1EG5KY6V7",
+	"syd/172/jQ7Ez99cHe++f/aIPX88+eEJ/8s3ly+ezl71On+IBX+IBV+EWPCvwNXzW9qUdfe5+L1b1DKS",
+	"7UIfaZK8HkMUy9JYDjphL5mmnZvgQ4W65JDK/7FOkORq+QhGq+/gXYkbTKkaCvZe53KK+WGesqsiMw1X",
+	"9eu7AEPSDSMsosEh8ltLTRNUnc2/huax6vR7Ny716yjSTalWP08lMbJtvEPeipilhIoitDMgoQ3zDl0m",
+	"M/z+QBE47J1OlUzTOUdjyfK71mgkibmaJ3TRkp5mlv9AEYN9ZEumhM0oT7aLlGvMXLumilynXGvDqSHH",
+	"BqMLdR5trEjMEqZREmu5GCuOPwfnhXn7Jshj4TfacAVX4L3AC6svgbKATuN9KK/IM0KY4fyxcvNhJ+hc",
+	"s9FUystms4QZ8RnGMDUhDdXWmhf30cCPf2BkGRxS4VnJg6djexhXNMmYInJMhBRdDMAjKqIJTW2k/kBs",
+	"oZOC2qg9IlMyY0rRCTgTNBN6e4eEeXpxGJBwxpXiYjKcsxT+KYX1HaWMKvMHbmLEBiJl40zRBNc4pjzJ",
+	"UqbIVlh8uhMzwVlsxqWZnu4kcsLF0LzK4nAbvUMV1HcxSc06CIav144OgbPxZwimzYh8HT7LmWkO3OYb",
+	"mT8+jTHFzdw9AKx/t5oGxvNoQqsFGJq1ZrO5JgjswFZ7mMpUk0jGjGx5eXgkND91U2YAAyezZOaqYR1h",
+	"mJ9BYI/Q33kj1PIdtN7FF7IaW0Iju0kjHe+gWd3M6KhymXCieJ0TxM5RTMkLecUSGnkSpb3cOfV5cuNi",
+	"NssIaeX9n1kSyRkjV3tlxCs/9rHLqk/vmnEHF+lhCf7gTtf8ZQXRg92gY0S3zl5vf6e3s7u7v/PEgDmC",
+	"cgqr9aD1g0Vd+g+8urvn/WBhZsDvBZV2VAahWA6MkHrf6Xdeyt94ktCHj3YadBF3llX8fe7jpXfOYSOr",
+	"yY9+PV7TKR/uyo8c8d5EF0Dxun7VMSeW0DhOmTJ08pfuc5le0zRmsfkXSgdpprTTfMepnJHw4uzt+cXJ",
+	"s+Gbs9e/nJ6cL7+dFXz4kpQpH/8+LCVsHvZtJvxU8LSBnDuUXePsz/HVmzJSf1iXMIK84R+GQ9bAoX51",
+	"veWt52stMBZwq7ScElSXEdLNhHwsKXA3Yr6j5Hcn5s+A5Naleq/WgSWcDgDn+alXKg5ZwmUEFCvAhGTL",
+	"457Akh0LdbENlCg+EV0utqE0SmiFHLJl+XafUHLQ2w8gpd38UI5KhfvrRMuCctr54bjNeI0S5XdSJi/p",
+	"vF3SqdclqrulQfr/5//5fxP7DpnRuUdcC+Q5pnM64gkv7J+F8Y2KYZQbjIEf4IncBPAM1YPmZ5gt1vIQ",
+	"zF/5E1uGwzzIch98+aMxA88oYqQa0njGRfG0YLWFhQ2saoFnbXsXdFIJGRFXnF0DSbnm8YTpIjjHPsit",
+	"oxW7Wgkay66DO8AamDb4yIPfBl85wG7wSQHyNT/yz2LNT0oH1FgeZDxmEeQre68GRMnUqp/ry+54yKvj",
+	"qc/MezclJFhrNxWKBtOVdxj4qOKdSwneJdQoH3mxJg/Y7xqvroqlTI9pkoxodLnSq+Nfbcxh+ma8T/dG",
+	"u5FlROanv8+eXjUYleH9Srb3wTerXRzaIpfvGtn7ZnWauA9jmNyN1QwIzSYyXVTpl0wMl+j82+P9x4/H",
+	"u2UD21IxuoShKKxj9TwnHLvkcIOaEYq0/AdG4/lUCrD12WB3robWimD1U+dRyJSWM5aSc4xLNGJEGhvi",
+	"04P6WExoT71RSTaBaj34UVflH60XUW7ECTphw0hmRrzZbzjeBCXs2gGWvQlL0zn4jD036lCNHS0TBEtg",
+	"XSGw2FM+gU+cRQnBv2yK9YX64rDq4YGjjCe6ywWJ7DICohiLGTgzi7BYqJcWUSEkeDudtQcqbVWNaR77",
+	"bjfHI1Z8aDK9F2iymQSN6NQwWTlUfO3DLiFXW3SrtXLZe6PyMoEWmjudxlIErTZ1s4Uy9lhUCCwyl3HQ",
+	"h5YDqn/g5U1sFibu8PJWvvUQVhvm0dSQ0m0JljXKwWpD86C3Q0IDAPvAACGEMGd07kJdlNCDSTgQLVHC",
+	"5IiEOURCdM6DyEjzE3FRsFhk0x81yA2WOmVsIHgRmLxPEnbFEkVixuYQM7tdiw8vU1JrZsip6JuEenUh",
+	"XouRpGmMN9rehb12CimL19tp3FIaAy/VCZjHvh71esGnIGifOAAyJzRLqvV08582pUZrRn86ylRdeyUs",
+	"AqrQbnXzfzbGo7aEN9QJx7I77R1Ns23fp2FkkspsrnzVz2K3Jy6MJNCXKRWCNQc6urk/k88uF6Y+tc/u",
+	"D4GtXWBb7c/crfgzd288VPoCY9sHwgW3l5mLE57wNcOoBLsuMyu6IFa8Kt0+rhVLxkbUkoIROR4IrpUr",
+	"cEqFVmW+RZSmi804lz3x3dqJfy5m8wevuDNeUWcB7ghriUIykVkKCVD/dnb2/ffffQduC2/ef/u11316",
+	"1H1Ou+N3HxprprqKrkCxG2XmOZ1wMbFeXiOLsSuWLgiaPknCla7HFBSG0yYTYcl0Wp3yDVUKtuTqyLra",
+	"XuYrLEZ4CMmDxDI9JuINPIj+3EGxzibWW5RFWpv35Z+cZ7MZBdZV5YGTlM6nqy7k9/CSuVdinulhTPFw",
+	"NvI3CxmzYV4ra322+0rGzKsIVTdsyUz7i3KAtzMHeaCndxI2I8ThQHN4FRSjGdOIfbips/gCDuUF1Pe5",
+	"Sg5octsaMIBS3M4Od/eAHRZvQs4qKAGRFFcsxTRV3xecoZd1aGD+pGdL97inaOd3o/QqJQrgD9cRASJF",
+	"0TBs6+vaMQz6unpAToaJsSJaBXNcAmtMOza3qdPvzKjIIN2lhiq/fuhYpwQQvzXA03u0C+KPv+fqlqdU",
+	"xGD4lpm2go5baKf/waEseIx1yicTlg533eoSOoLk3JewZmKfu6dOtsJfu/nGEFMA9e0sFUjYL9aQg4o3",
+	"Rwv026O7ZThO5SwXtzRN1wFT7svOIQszZCLCeGZ0KLyr3bWRjBdIRBjTUNGn8wNLEknsdoraG573ca/X",
+	"uwk6/8hYtpbfXqeLoRznO7rk83kJT9fYY699jyAZFlenCtV6mbtNjMnlKh+lC3DJFtcyNajF1DxlSkky",
+	"o9GUG5n7ZlmK9IY5zOsT7MYyew8UgRHI1j//r/9379Fj8iP/bjsg0ZRFlyzGziBKW9ERQPdAkRA+ASuY",
+	"Cht9azndqAsRrty3lmb+Q2f/wc4WMr00vD+Sc7CLrSjX2ZQCu5Sxoujx2bzFDdz6s3iN83WcILX80OLz",
+	"qGddYHhd47Oclq4dQ2C9G27QYoilZ/jSLs4ZGnLa62IV/REN5OMsYY7QgEVC6UbrQz4DFAXbiAwARfY5",
+	"bEMRBHinbklhKbPS5jWUvQRqpw6dujljVCh039uhw5KVxZvSUsrGvd1arLtZdhRF4IFbDxJ9A+1MCDx7",
+	"W7TTF2U6ThpB/1/EkqQlIqB2Y2q4+jHRxGUx44uM1K+Jf03+kJo8uGFQtS9DbfYpcwRECmZpqV0evGII",
+	"5loEEQnRjRmyLKc2bXez6ksVybZ1QI9lLdmwLwE3qZprL2tmydha4HlpSYonU31ZsW9OhtvQHVeW9ZqO",
+	"xhf+vsxUmrVC7qok86YimTZtvSyqfkTaQKXEVAnbq/fDIqYXnldaRi3loEp6PGQoXRZHKnwcLp1uhRqX",
+	"qVIZWnWqWKEaVcxqkiee2yqrvqKeRlN+VcpedCZWFPI3sMpbTstiMEmDJIYn/eu7Wsza90a5wvLLzm6O",
+	"xSupGmZino0SrqYsHlr7cUn1NopHJXYb/SwgS1kreq+avZkPWdHvCzK56+lTcUrHkGxFJ23eCptd6nTd",
+	"0+4beW1wBkRVzejMM1M4h4T307q+gaJIL8bDqcxBF57kEXX5tnaDjtkRhPlh8Sx+hb4QKy0OszRpsWSX",
+	"0OHLFA587FzSFNO9Z+2YkA/FseCzkII1Vs5aJjZ9oXm27tKtZehcO06n9RZ+FPtvDXvx720TV9g0S7V+",
+	"1T8sjzFfJiitx+wMafX4HJ2s/OKCTl5wpbEckCUWm4kSJaKytKlJ0UiRqrxBqdHO7O2ALH2IjC76oJQS",
+	"AjdZ1pdZgrJKSFcdZlFJvWLbqWOIT23XGLh4+6ZCkpu7d0aMX7GUvD174ffEfKBI6EyxdpAQz9FSOYpN",
+	"2or2YvZauN5l9qOBsKNYvFBECnZIwjevzy8IlqV/+IHHNw/t+91LtghJKjXGdelth0KuOB76UTdJqbDB",
+	"GuUIrlwW86Bb3JRSVrUnyBUiXp0ItJO1EgUKSkywfMvK7Mfe8/b4MUueS6hXPvI2Ke3uK5AiPEMCgk1A",
+	"wgKsIbESgm2wEpLwwwBFtwEIGgMU6eCPm3BnIOxgfZKDMsz/qXJj566XYwwOObSw1kuILhEci4eRq0wN",
+	"hQ/QT3EOtp8chBXPhGVNJTfHXCruKMB7EBIXnX6vMPigLIpK+XoCa4Mg2pBMsERmOSpiGrAJYSk+AvLl",
+	"QqxHWa4/eVtP+sdIDOX2X70Ngw321qmSsza3/Tnlmnkst+Ch9X7VhtygCFjCe25oKKOz0DYKNyQlL11E",
+	"bU19kokEitLnVefNd1QQyEv5mJO4Pd9oinZrIyXPMixEvyk1gQRHOV/Y4gKF02LQCastm8jWsZwvtsNB",
+	"p1LRp347yBZ7P2cpnzGht+tX5VZoc9OydSNfGQxpyEM5NrReFf3xMGjZO+OICqIYI1t8IiT0NgMUMVeQ",
+	"jHmiWYr9zZr1pzUlVdQyN5Rq13zfRoqt8W614gJ86E8Y5Opwvr82bHuDH22Iaz9zPZWZJqHlHWFQc41B",
+	"XSlB52oqdd603FBjx26gAaxbcgUNc/GtngzhSXabNs1tBEBrYqIDHVbIYhoTgm06gX1IMI/U93Y4yPun",
+	"0XAKBQWFRbR6Dv7Q778y/f5fWGWvn70jAKirzlMZZ3BhnJ9ekTQTO6syygttvyLiSaZINjdiM4bfzc1a",
+	"IHkfoWl7S0NCt9PFXPO4PwwHv1/DwTKUhPwmXWBm0Tn5Lg0F/1Jqc5tsYbnaZ8qU8PlqQ8CmcnLmqjEK",
+	"ofQLLYtmFvn1lMdv0DCwkM8fKvhnVME/i0rcSDSsHZfZzme3VUzAMBb41teqcmLDB3fWtm29q4dEboAY",
+	"K/bLa/1Pc89hXg8gpmKScDHpmsV5IWR9WC0ZdNjuoEM0TSdMo25sW6FAKyEy6Iing065xanZwEPY68Pe",
+	"Q/zSMCUjTqEz0vYZLbyXeVmPMmm2i92ANhcbPzUfN9FoO2WtPpVZAmoQVJizVBkDRcKtm4Sw7LApm7tC",
+	"w3GKwG3g3cpTwsXeTThifhBNZZLyMygi11x4wjVNIXDt3aq0SjdBUI9jzMdv3XIhRd2i5LN7DyKYN4s1",
+	"QHc7V0PPgmIvu2Ue32ElRoPhU2kOZkEiOptTPvGFo/7eV1N92YfWhnFx9+JPLgP/wyYlEZZ43qpXLxdY",
+	"GyVjDyYV0bO0OguCFVh8K//MCzpiicojX3OVYYtrEkuUcEjKIDPfMZrtHeIK8sPvg45dgWubjwbYNsPr",
+	"Msyuc5/bJibeKrHwZjmEW01Yv8M79zu8Ru/WOt3PqMpV0OwrKVldkXrrVmbryg37nkcLKgzHMy7UofV3",
+	"9QlNFLZ/tI2jiRzjsyGPw0MSwklGYd9awqYyiVlqXsprrPlG6iLEzAzhzAhRq336Z3SBH0URm9veEqXm",
+	"HzZwdJgn2uVxeTbYvqGRh//NWjbHW0axVhCjNHE+aBv6u41D88nKtm2kRxHRdz9Jn6WFPJfpbFV2RDUl",
+	"HpMHd/f2D/wEtDnlcedm+bb/cv76VWXTxYhmwNbx7hUIP7JqLbFSVE5nqvVc9R8aar9jXwKuYDjA1a4L",
+	"jFE2WOaXy71//vf/1DF0ZaQPNjsvon3Q2myoB5eZgmgepeW80DypBvvrzspqKOtEnFhYXAD18oCBJ0TM",
+	"6RA4k7Yr7dkC6ik/KeTDWLJSDRhxss4hlKiH98DrFZLC6qgI18vdYk205nuXB75+juAROWM00sTsCcNW",
+	"dsjrORMECUI/14HfnpojUVCRyTa3MYQW3MUs3iFQ6VBMuGAPrHFADcSWrd3EYxUQUF7IiOlrxgSBak1m",
+	"86DIBERIEi2ixPzT8AaS8BnXaptQbFwLDUq5AH2zC+sMm6qvWwVpTcYI8DqJJ43acx62v/5Qr2wOR00R",
+	"5+zaSVsrB/nJvVwLe7CB77jHJsQu9rMCByrSRLxxEcOgg26hZt0bHv1gM7OXSXjWZNJY+hIerR6kyVVg",
+	"15aP3wqrV9bssD6s1lYYzdDPKEhvFsD1FqS97tNh992H3eDxQXMdDT9+a+WMb9zLXgOLpgBLEbOUpbaF",
+	"RqYymiQLEmKUV7h96K6089XjpV5NdflSZbIMk41AnofCbVarwkbNbV7/RQzzlLe8yLGWc8yE0VxkUOkq",
+	"pSKaNlLh1OWWroUjmIm69MjMxQe2TnjsHQlR11xHUwhhrXRofnywWRHS1lJhlWVudG4jGl3K8dimHObV",
+	"dB5XaunsNpfRYe8RZByjeuq634y+H9qCEuUJHm0eyVK+Pxvt8n1zR9s8RRKEtRsIvFzjvcq5vO+YD1sP",
+	"5iePr3yuFQed3ySmPd9uc/b7pj2eRnX7aV4MtzNhgqXYkndNoyqoV6C4j+mVNAKcA1DCRylYXzqpkYa6",
+	"PJJCPRzzIuD1Of87nRcJUp0xhRLcNNNyhu6Hd7esf7bX6ry7y5q1m9SJLaDTdO9yWH1o7xXZwM0nG7ap",
+	"ua9yrRa4nFVrtkJYR2bbuRoE2LBqq4NL4f0vXP8+UD+mGqu5EberxGpXV6nFWsb2MCChWzuUZA3tHTMP",
+	"zE7wx1/f2RKt3q7gCcyMmgAIF+D7Bvm/pVBrpR1m091edv3eLb05JXvuSq6/CdpvKFC0mYsb5cGWXqjr",
+	"BEoZ5Lgw760dL22++Ew2SaDtn6EI5xfCP27PLG5ZLDNHDv+ANrsiRT/evV6dXpsJ7iSMxkUaGhg+UFh2",
+	"Fsw/0KPtSmYG8GSc0Mlhc8CMo1VckZTNExpBMoRMWIXe1M7xU5KTjS90/fIanpQ2hT7c0snMRAwO7+El",
+	"M5j8+G/ve2Lv56j75Ozy6fyvu+pi/+rto+tfniz+/pR+B20VbEo4V0MKDS7y60CVHl6xlI95yzJ2vWXY",
+	"G/KSckEMbSF0PkfDzhWHUpydGYO0MuwBqIYKTQbYjmqIv5ofzLQHnX6H7Y578Lp2C1rvrkGtB6Y1F3g2",
+	"doLc/vvo8ZNvnvZKjbfhig0xLABCCjxDewcKFS2b2ocCgGsxdI2S/7o3fXL5Yvb0F9obHe/HJ4/G3z+Z",
+	"/uXp5Yvd2av9+dmjanr72lZbA8uHK8/2K3X918U96PZ5PZV5NC/XtVjeho6gGxXIKd2bmovKANwJTEJp",
+	"OknBI2VI3CXLC9FzMZKZiF2aKnl79mJ5l7RNBHp3Oxvlmtpd/SLzJFo1i4JMrCCmBbl84z65qdGUNUc4",
+	"x6/Ome5UaMZm1fnc4h8ovweqLYtLlTO0bynGSGl6nHD7kByd5oMoQpNrusB+9CCdW1m/uX7fev5Af9ai",
+	"ndyXG7nu0dBNbuL+nhEjUhppA0ctyZwqbW6lRrcx8KWYqim0YDBHAwlb9rLivNgcbfmtXeoVW7bAyPZB",
+	"grx4LUnKJlxpQ9u4nsLydjZMQ88vTq7BFpTCC6yv0YfynVkWIVFKDc8vSeWYKvRzdb64h5G3U4Xt8m1j",
+	"kKlMYuv1dz2Gx9YTifA5hKuEgHEdLm34ZMLGmshMNwcjrS3QNAgznd54l+3F+9HB6BF9/PTJN988efqY",
+	"PhodRPvxHsg3dyGrNMShLuUVjgiXAfq26M/itlgxR6+jJd8NHd+choMjtwrNtYewn9QCRyt3awUefy4d",
+	"3NvJZ4oLurWyYot1raF6YDysvZPfsxkXnGwVuXTb5Zs5gRfqygadcyffOTXj/dO//nZrNcPpCJlwi127",
+	"f8atTQANN6eNB23RnHL1yUumFBMTlgbk1LEloqepzCZTQomZIyA/T6lWR/P5IXl9lOkpcrFfuj9ko+45",
+	"nwjo9Nfde/Q4HAiMDtgOfC4HTUuL0V/ICRdm9m1MQiiJOSHwfjBX4nFZnkmFWdScR9jEaSDsi0OD+1Tz",
+	"UYLNURe2nRlRc0YhtOT1nImj0weKHL05DZClcq1s5QsykzFLlOuY4WrSIgnPd4D9wgU1uJMjUb6i/Km3",
+	"lkbnYY1Anbsmg+WbbpGwOUVPaTKWWeqJNAG0PLA4bTgc1SRh5sXdx95rteI2S4UZVXLde3xibfnw82gT",
+	"FZqGYgwCdLUFvlEJWNLNdiNuhIddK8byWjDChMYU3RYxJcAk+5QIqXcIDkeuaJIxjNkRRsYhKdNZKkqN",
+	"+pbtbZVBr2QWO+g9fbx+d5byDl+ydMJi2J6h1H1Cce3OgmfdM7j1wEu0A0fDJWNziJiy+8YduzMOiJID",
+	"YVPvtlI2k1c02UbzILQ7xgt/sLdXK9WTU/2OuuzOU/lfXcGuu+YXtIf6sNjtrQXSn51N8KMg6lGMeugZ",
+	"60KtBXfbRwsL07AkZGIXlGadIyCh3XrRK+XodCByGgxengWAmYkoXcyhRoUmKVMaBiuj2yF0kqYxqKaK",
+	"hB5zDWtAv40ovPFZ3IfG3lxT332BGZW2GpnNLHJC8yhhs0NCxUC4cDtbjKdA0u0de1bFOfI4xIJndD4n",
+	"PA5IzCdcq8Mc8w2LhVi5oTlNG+n+n+FAbLlO4OHV3u5OLzyEyjApj5ki4cuTi6Ph92dHb34YHr05Hf50",
+	"cnZ++vpVaAZDZeI/Q7JV9AQG5FJmeZ7OOhClRfoLcmPsNPDxwGfifd+GYea0HAYCRQeCF8dJrqdSoTnt",
+	"6BRUZUUyxQ7JDNm7FOjVdSV9MqFcip93nljsxr5zSKQYCBQ6Cdclt2mhAJbOF2txEJRH87kWTG/nW/Ul",
+	"EQOjEVXMKLoh2ZpqPTfkG+y4QekIUf4wEAh//YDnrOYJXQwN5P8zIJEUmr3Xw2suYnn9nzfvwu22S1XX",
+	"D2v40el3ACmW6o6B/cXc5yG0I3+3wkfRFitrLpXMNGQzW5YGAkxigAj36ZCEhZQckkxonsCRphTL4MBt",
+	"86qvRSmLMXJIuU5rnuBWkrjBRI/hXquksa87QeezWMb/sFF/OTbq35u197ObNFdoB3dUUqLFw+2MVQ1e",
+	"brKlJAhtVPhqczAQ7iMQQiDN3/MRGF4JnE5I7TPL7UPiWUyNmJ5L6Rjqk/M/7G05EK655St2XSLFoIDa",
+	"FaTMaCt5lU4tSzS+xr08694Skfy25swNLZW3NjValLgDW+MyxPsJrOtnTGWJrgQGxExTnlj6f/QGMjog",
+	"vUb1ycEe2jm21DaI9fSK8oSOMGpiM4e+vHTys+8Kb8i/xdW0tx423J+MZSbigHBBZJaa1caKbFFfcLNZ",
+	"+eYq/COT2il0aOgB+RyUPiNDN8VWbchdPjEbN8BsaCkEsmpJ/KQ2u7AqAjX35L81P6jQXRCg7EkuI7FN",
+	"1BKMfG/PXtTyIec8ZWrIBQSLm/linrJID7OUlyId5uVIh0xPHzo/mV2MmfDvs6dXhnSXwiSUkqWPE7OW",
+	"hxLGMP8nU/4b+89cav6WjqJB1uvtPU6ZmkuhsD/gt5GMmfu9WOS3MMt/7B/9x97z/9h7Xlmo+SXT0//Y",
+	"e+4WiyOAtP2twQEe/3meyjFP2J/ZjPLEPjf7+dbsBv+OoBrVlCYJExP27d9mzxdND4Yzpqcy/vZ879Hj",
+	"pkTSAthVNDtnkRQx6kkwue0qDElYzSW/ykf1obnaToMP6ZyLSQIy6Q75kbG5YURbholZuJnrrxjom+da",
+	"pnTCtkH0j1M5h4ue+0dRFcTlxnw8tnWLawtpzUs8piqWhn06LACX65b7ExVOA2KkMm9+PD4hBrbbhosp",
+	"Zpswj1J5bYRnLVdnzpilVEDnABX4B9R0h16ytjDnJGGptWUDncgVdmWASyONckDFd2m26eOFR+sfA63v",
+	"9Xu+W6ZQEfNMaVhn3q5rv/AoubYyZt30imqaFq05GqMw92DGb8ozwo0ww8X0/+fdKtiGZqmgidd1xHZD",
+	"aXYTwZ2v+4iOYkpeyCtmZCojVBaAq20zlQnWD+IaKsvYjPKNIjzrTUnsESwjzC/ZkXmrAshlqXZfqppq",
+	"j7OBVJSO88OnCoUqkOIr0zF9NG2iCGw8Zmia8l4NiJKpERq2nMbw5hTjWALwgOH1Jv/8X/+7KLDwQBGD",
+	"9yBMrZ/PgVdlOVa/VSw9M+/d+FfJ82avUwd6aR7Jl6y9+vju7kWuyHrX3MKyrNzm4Kqi8bKYHB9nAqQ7",
+	"zTzmyJKkZtnhSyMpjic13YIcvx/kyL2VMyaoUb0WXv+a12Uocpm9DpXL5+Vx45wblbS1yaK5UVPB84LF",
+	"vlsr5dNbdQ62wD/XZnTQNKaa5qXm6zk86IR5FHQgEcImDEDE+zdtQfa8rUeeHaKxfZ4Nol9V4d3WXy0m",
+	"cqM2bQ961d9Z09zl/XBb58975Vfa123YQP1pr9ZAff/pRh3UO6g9dPqd708ualpUNdgcr02p67p5td5y",
+	"/YeLizfg42BKVxquY034rvmu1G3d9SnPSwpV25ruf7O0Wfm9t1avyXHusJr7uX7xfWk/X8/Y4greYK13",
+	"VwSiTlcxDx+LzBmdTEt5eVeB8+4K3FdNnlo77WrB+byEQfNjxwTqJQzyS3NfSy9dpg07wq7b7vVTSw1r",
+	"WcRK1NmrBVwQgw+raqZi0rA9e/8oS6fuGdMcIdmkmSoib44KRW9We5nKR+hvYCVPqrcELzqBN/b/tp1a",
+	"y43Cl/YEN/NdOBGnMUPYyLcRTGj7lI4fPWW9ERgj5ynzCXMtjINe2ipM4Mi34S3wqiUnhoDEC0FnPBoi",
+	"AFVuUICaBAa3urYEiG27BQvqRlKgs6dTtO069n7D0YaITR6uFKDO5/v1Q8GazUK9ES9SKPjrvQCr996A",
+	"Gr8YKerxpF+rFNT74vWcpRStGNYOku/FYaeEz3Ac99nJPzKaKOz5loEtBH8wUxdIb0u02Fz74mDcwbPE",
+	"RREjZIpYhN2lSZmrbqrBoWP7/ukz5LuJbK4Y7ONNk3WgsWyl/30VYWqhtYUAGpItyrtRQpXi48W2wcEw",
+	"ogoeICJhbZdtTP7AY1YEgiTMhUUbP9TFWcHsopbVtrCddo5Tw9yNivF4QFkrNN0d3mskXw16fUvg+zqD",
+	"2vU29zWo4N+HtUpAOJLtVX4AyDt8q7WtKM9SQr7S1grI1RGseiZthNu/BE06TduFQBTZ/Iq14dBSwMEq",
+	"1tnB6TOf89hGOIZJQrx15GivZQ/OW7OUy7ihoc1MpYp8kafgGM1ub/T0G9cQ21tAQZyxNw/Krh+Tn1E7",
+	"vNtmZxRbXbLFu1rtHazydU5lq0HvbdTJcp9VOIevubNauoRchC4vYVopSLcG7aysIRfAVi8iJ1S1Zdjg",
+	"DNRzV3EmA/DhPdHL9iOZ0ffe70W5qBkXjb+3WrZzsWNT3jEvV8MrFm1HHC6pYQgRNVgGuPF5caKN1R0K",
+	"SafxccV6p9l77CH0XtOUYWZggvraLEs07+Z/Nmhrl2zRdXj9X0pi5Mw8RWcpmH/hP0bP+U0Klut+XQjb",
+	"DDoYvbnKXOiKHFl6bSXC/I0qgysA0ITfeQZbo0o/hxBTlwUtx647GZ0wYhZbb0NZ5Js1QbtIPmt6Oi/b",
+	"7fwmbUVq1YdlDSfLO4ASKWRGdTQ1u8C1YwfNgChG02hKuIiSLF4aT1mbyaVyVeeLGE+24A3ykORL3j4k",
+	"PQxRNprjYmeDNpjY36LYfHn+oAC2B9nGQ86dC8dTFl2ujITzWFKTyxUdFwZg5i8MSG2oAFVxgzWVulkn",
+	"xquodWOLvdi/dlfwNn/6NYDSGKUFUM3fy+EDf4vJsAk4reCojlW7b3kou5ACIqjsNM1RQ41rWL+qW40T",
+	"lhbXPPxyKJ6KsWxo+xm1a2kreGUrF0pZK7doJpX5B55Y6s++fGNLZVG3vw7EIQS1DtA0xga/hS5fRC34",
+	"O4GfP15OrRzH7eW/N5gJ09DU+vkxeXrw6InLlSEYcabqrCBmcyZiJqK2qHeRBzaS4l2y9ai33xwduDRK",
+	"8ZoJTa5TKSZ5gKK8Fhik2DgaWOEaqPhrc/k0m0FsrS1zjRyQyNS2k4ceSyXn5NJDQUhBYURrS68LQq4I",
+	"d6vbkscuKSOv153K6yX1/NayqytNRdRanxicQmROMTapTpprRKJFjCgylLw+1wmNLpVZ/z4JxzId8Thm",
+	"Imw++pSNWcpE1MR24fiV5klCitdgIne9LJC46GaKhdubHtyZG7UxmAKB1HpsDog8DghVBjXNysJfurYt",
+	"XPf0WUjQV9ayc50uhpBRsyQsUJJryjUZYdMd+MYgyNbB3tOAVC5UYyOK+sLBL4gvNH+suW5zBY35exYT",
+	"eMEhrUqySeMGm4sth1kq+tZH0Lekpo+Nh8xI2HsoLEXMdZo+EVJ3IWy5s64XHnblmfzziNr8spQOfQnx",
+	"9C58q/+6AXZgqyd/OX/9qnsOiEgu2cLQsYCEM5qYa83irtEvwsCQJOoTJQiHXEE9l3VvqyRBCGLo/eOn",
+	"vd08TzI3eo5kvCCplBpWEf7bw39kLF08tN2h6IzZQwrMM0NDWh4h8tcflg8XG/xB4f2H+w/56vMsOsbl",
+	"JwhAX3JgxUWvndfarsoWT2AzsrXgzxkbp0xN120cWerkAl/mteuudTrc/8de98n1yZtF7+Ly7dO/7v5t",
+	"dDC72JN/vfx7+s0v4lH00+jxD2r3RfxmfFS35lYGLBdf3N3brLZ5ebDmnSPFflOWav24iyg3QUS25pBL",
+	"EAbBuwAKizK/LKjKa4OA8FWqE5IXnYyoGJaHNb9UhjY/+eOZv/0xzd/+uA1yXtAoJq9kSN9Jmbyk805l",
+	"pU3KtL/utueJlWybn+KW2p5meVJV/fn6AronmXsb8uYvTVbalbeFIIdfI07JhDUrJyv9SF5y71IVZd1I",
+	"ykIQWtbB/m5UOtdDzd9D1TZUjjqsra4Nmks1oroGBDUQqkvpd37i7Jp5Ts4r93cdSrvLYr8/WmnKEeT2",
+	"6pJfxaAcwi+HUypiOR4PpRjSCRN6mLJ5snCkAV4x1yC5YijmDacyM4pJL+iMpB6ObTrFsGiSey7TdBEQ",
+	"JWcMshA95WeHHAkC05BrlIjnyYKoqUx1AranSIorliqMT0iZnDPhJtw7CJw1e0j5EHLQnLPd/Z5QMcls",
+	"q15Uo/H33KbZ75xk5iwevqEpVzbADkoWDafZjDoYaDrJ6alMJw4njqIZI+fZHOJHgJAwPTRQgMUCkPKE",
+	"NiZioBFDaF0FrSfsgLeP9m8/rQbRCJ4/UBbG5kPlvME5iKGagy8z6aKtptlHs3GnHSnq9wteKs2pCI8T",
+	"RvSUK5JIMTkkPSxO4fJICVdEjsfNYn0zztU1D4Nh0LjYbOqBAjMHCK/N6vYSvKs3RXdphNfc4DfuZEbF",
+	"gsAXRqUA4EAMDMHB6qAvAL130LzVOrI3CeSufAS8YuY+OsVOWViq5SHlD/8UHrqG8jNGhSLh0enw2cnz",
+	"o7cvLoYvXz87eREuDw6oX686UL47fkMOnhD3CtF0UmwxZCJsEfurF7QBk0+PXh0R8wb5Dbrf56O+vThu",
+	"HnbJrW5AldiSJHNTOFNEZlrxmBXlzB4osnfQnUJaKZTOKLKlfnj78ujV8Oj7k1cX5S1jj4PG+1NQlGbz",
+	"YQNRab5YUO28fKEn/Ap6whHIcbNFSde81000qzrxGtv7KhIp8jNowMEGhG+4jcFSitxykC0EbBkBWkJv",
+	"G49sGfavrEvgJIU7KkpQlN+yvGyBvT4w8x8bAzYWLqjlGrYwnINvVjP5TTnpxzC8HtFZKhRx7X4inxVY",
+	"ppb3n/rmyWO/v1VvE35XdlOt9lMtZXAbrWg1WzoiEdU0kZOMWbbEY7IVfn9yQQw7wipF4XbOlDLF2njS",
+	"Ot64O+RYAcnrXTERguForrvfnVXXsv+o3JWFdn9792Ev2L/Z6nodWj7sBd/cbP/p3++I8XmL8/E7LFvT",
+	"qaBd/Vu9y9tmPHI50/KG3lsD99pY2rocqCFMuka4LnDdfgywi8N6vP/48Xh3g/YtlarFCmQpI1cB5u4U",
+	"/SycWnDafSOvWbpBadZKt5bdht5ereF2t2zstX439XWNia0yzH215AJfZVM3roimKTahNDLYZu24mgMv",
+	"b99664JOblduHBZS6btlkTdsapYVkIgq1uVCMaG45lcsWazZQKt2NVajfB3X21F22Ykfw0t1fCy1zekt",
+	"o+0NVGhlo511G11d0MnpM7XhyZmjwYpKgl0bDCSKaRB+IKYGYpFsZRll43wsmnpnounEFgTYD57UbUb5",
+	"42VJzsu6WS5tyxR0EKXsczA313MjYQEtUHNGtwbPsGazB8rsWAWuxCjZokZjVZrs9dZ3eF7QyRkbr+4w",
+	"dUEnn6lQuuFCn6Ey+t1wuqIQxh2ztluWIbfH3SC5mStGsTrJfM5oqogUhKKNB1yOjj2spHutu92AH38s",
+	"v1zJm1qu3KfR0QInpUcJQBotdfmQO+vob9WQ+K+Mc9SBz+jslq3UyqfxnKdKdxPo0YxmZSjIh+K9EzT3",
+	"jKw+G7HU8zfgD3j92+vc2KI2TeVqzKW0v1uDNjl5eXLUubV5+kstG3P3Ym/5MD60vrEB22B09pK5+PYq",
+	"O1tTzP6SK5Y0uvdKcFxWfcSB813LVVxT3C7VN9zoFjZdlIYqhXdHlVZHHq8t0BaoVS/L0lpR6R5ZGk66",
+	"fKnLWyU08rWzovw/czXRXQ6Ad/CZYqkVs58ET+tidvH8LuRs7+DXF7TzJbTB6HPJtozOPlf3n9USZK8i",
+	"QfZuLLS+unLcn4Nh/YuzmLabdp+lmTvtDMmc8OdnLw0QQaWqpdYCxBg/Cm7bpyummObF4omtQABps8xo",
+	"aXl4mk2ihTJBmqYTaPthCweBRCtjV77ADoe575j+6BJvzzWF+A27Qztod0ZFRhPH/kpzzaXiDvLvgdgs",
+	"DInJh8D+T0BiaxM3F0byUiI7L6S8JNkcC+elWJa8ocaRW1heKKmyqr2D1nXV++gcqUtbr3Uq59jPytUC",
+	"hyWAlRW7sigs8JfHWtvKFs/5+VTO51xMjhGcUBBqD6rNqYXSbJZfECs/vYaBcSCSSHmZQbfDIoESYqds",
+	"FO0uhtQiGB/aHo+ICEOj6Hu1O3E2LPaNv9jm6Ztp/Ldttb7fWnmiNeze2SceKOLetS0VIGiFa9sjRLBN",
+	"6739/ppMGKwcZTzRXS4Ku/+mcHHXcpmE831K59PNXCXRnTFp79bUDV61/QdEMRazmIzQ7YF96g4N5mB1",
+	"fTJilv9AYpDXl6O9vP2y3GbVnGvlx94r7IIbGlCHxJZmd43F8IChkeqYJ4ltwgKHjVEsGKBlI9EGwm20",
+	"XNw5tMRhr0ocwm2v0ZSZF5IOIPoN5QRbBMWuZyDAbWRehtasYKc/xPQlKNFLqKGPtqPVDNsMrF/CtEqm",
+	"2nxZxUrJNVUkknPOYgBCrcEKvH77Bis+iWysjlZFsAdA8UcJNEtaHh3miiuuMIyDh+AL7gm91Pv4HDyP",
+	"jjblAZO+nXkDl2NZSLUFYCpIE5S4SOBqUxZkonSobQ7LFb2WgSpW7vm7JaLfrRybJ+9ppJMFdGKS45w+",
+	"iJiEBpBux7ZDib2u0AMtzMQ8lRFTikJLzrzdJN72PLPIdgplMVE6zSKdpTRJFiThl8xSlgfKjmhTJrvw",
+	"aUP7q/sWQ7HeGri88Q1sUQIy19CrdOOkJR53GupjWcHV6M4g2/0h2d6rZLtEft1M9jvKxT2MIA2Z0Fwv",
+	"oG5aSEJHTkJEVg/dm8h93Qp155JPOdBnqZrpX+X6xo8Na1Mev4O8S45x2QG5nnJbm9Nm34KgMGIEOBB0",
+	"safxmkColgRujKwyD9ATndNyZPwPFD5TTHvxVs/53+n8owLSbhU6tb6RF/HGcKlbkWgILmHXjlRiRZU8",
+	"ZFj1SWjmDks874ECAAYkvOKKj3jC9SIk85RfgXwaejOEZZnugdoxuA51yMtUH7Sf0nhc4av1Vk/2Ur7J",
+	"RglXUzKXCmNmZJaSUSIN9IuBOv2OXdkmhvtVOH/LeDi79aao7tVwOGy8Js7knYmEKbhnKApTQWg84+Jj",
+	"CIgPxeVkxODfT8XbS61I54zFjVVNuFAshYpIe7m0gqS/Yr3O36uC8buatogytNHzXdkS4AJTesXIiBmN",
+	"2w7WnImRr6KWPAASmDePayojzSnGbMwFXEHbYMYXHdUUap2CVGTWYhQAbHa2BU15kT+MZRqxcHsd+dKB",
+	"o1juMlLRbhb/w3bxxdku/jBHTP5Qq/9Qq78StXoNsvvZXLhl4v8ZQhV97tLazmstf9EX6s7Y0EVxe6fD",
+	"baMqLQ58nuhBiv8ACgi5nL5vdCDyvrVHoI5YUxFXpNG+g2fqxX1Ymj+VCaupC3jMpf5tDQdItq72tv9Q",
+	"6qsCxafWeuv0M88T+aKY24W8ZOLMlY6uloKJmFJ5rRu2+Mt09H3EX/O/nL797XT3FT9Vp+LsUXR8+vh0",
+	"9rz34958Pz7+y9Mdtt/bUXxS7ujY3/0GG5xiiZpy59OD0rPbFtdxLZ4szL5jNAWcg45Ryxs+ArnabWn4",
+	"aMld3vTK/o2zwOCfostjZ3+8F+2yp7R7MHoSdw+iXdZ9SvdG3d1oL95nB+NH9PGos3YfyGV0ev3ukHlB",
+	"mbvvFdlQw8dHx8YuiqsbvGZC8wRILQ6HncqI/bSt02sdZz8seS9fYVvj10PCaDQl9v2cq1NgGcBUzliG",
+	"Oj5Rc8OajI6dsivp2nnYBrHNBd+8S1AUXra3oak4vLsfy7tw1mSr0nmUpi0dRRUujfC0i2gSPN/a1fmE",
+	"6Xd/15bcoL2PaLf6r9JAtb3VscoAsTzrhnXsz1PWhQbj5l4VdoDjF6dgGEGLkCaKT8xTLsiC6bvqvvU7",
+	"7tX6Ry/UL60XahuNfQYtuWW6OBG6yay6LvH4+OTru8GBJWaWElTz2VYC5jPZPBoO59ObPeosd0lqVoVf",
+	"3VbRNxv/jDD/WnIEcvLZWGrblQfm76GVtQrIlE+mDKLYUptdYkVElc1ZOgRvm7kk9r8zKijq7rk0klcS",
+	"rAhtxRV2a1rTRuNXWEXJx81aL5i6EUOplsM0Pzbd8595PGENPXCYoKOkyW/2g0xiRWiSWADPmj0BbS0v",
+	"22tn4WJv23agtT6udYI2YYndilg4XMmd2d4imra3hMJaNcDNGeSAbNli+5ksrYWZHw+K3SC6g93yqlL7",
+	"8nkir0leELMZyr+WlVi7nnykHH6Q8vSxNTEtwt2WxEClmShLuV5ADWtcwgh0PNfBvGrj+5lq+nrGy4rv",
+	"1l9+vgjID+d7jx4H6L4wEm6XCyJTp6BuYxlsr2M+2QqvtRz+87//Bz27sCvADWdzsevF4KgbKIWPFWLr",
+	"orlblxmdo3pr1N1ICp3SSJMR09eMYV139+6IRpdMxNi5/5qNzNKFhkJ4IgYTr2Cp2hmIE9tQR0/JiFlX",
+	"WcoSauQnV1wOfX3k7dkLEhph7eHVbrgzEAPxb/9GDDCZ0DyCulMDcW6gzmIioYckFIPU9JKR0LwoU/4b",
+	"/NgnqG4TLLoNMLNVt/sD0SV/+pMhUepPfwJoY9H6VGaTqdNT+gSLTUX450Oa6elDEO4gVtgWyQMzhp2X",
+	"wfq3wH5LB4IQBeaGbqYYCZUG862BzZsfj0+2MQQjh5mNPIGrr7PUKDhhJGP7hftaSzNs+Ob1eXVhkS3v",
+	"FVqDdsRgeTJLK8gGeEYA5fZ7ZMZFppkyqparnGlmMGPQ3DhS4FuK+IZuz6Zl2E9CkkoNsQxS2GIlmWI7",
+	"CPc3FjX+9CfzY4HRykfp3J+H1nCcis55F18NDwm166KRwT/zFtcKoI6N9v/5v/43oKa8FlB8McrSFAo0",
+	"omG/S37meiozneulWzG7Yomcz5jQ2wF4fWyXUgMmrfIZ87qNxy9O+3AgVt0ANda5Ikm3C5oEKZk5SLcL",
+	"EWNGWOt2zVpszFgYmCFFaTicrtsF7bg0DF6OExpNi2sAkVSIQ143Cq6JYCyGtgzh+27xJKxExXt9j8Lt",
+	"w4EwL2ejhEehf9PMWERAlEJsLiVNEEHfd2lxTVkcGvph3zZsDVuMFB/tkKOBcFE0smhCUhpWXRtoHvR2",
+	"A0LzkBtva8Ub+3AmAxHW23XkZOTMnEnCZ4AlEPAV+RuDMH7zFJkuiRJusIXGccqUCvBK+FvEHcKrGEe1",
+	"BcckU4PRAwFnd0iOTr1JAjKj6SUDcKVGDYYJ+4TyMMA4IkrUDEcbZYY7WXmAQ6eX7R0CtHQg3EJdw0mo",
+	"XcWZIqHZ5QvztAv/Hwb+T2cGIQUXE0tV/CeK6XAgthQaabcPsaqvQSaYDAkdANzQ74O9pyQstmAOHC/q",
+	"GdPpons01izNIX8as9lcaiaixUC8LkBeAIO7N3QI5GquzfULvQ+7P7JF3kSEnLnuH/lVVOZSXbJFMBDQ",
+	"tMHsD5o1oHNvgfcC5G23DSTUxSQGCuZVFvehvmm4TbhQmlHoSlNkmQwEAinvveL2CX0wlGN40HwHQu7o",
+	"fJ5Y7vXQNu34M/S2IFuu1dB2n4To6jMfrNUYJBiIEN2OoePZXj8TiJ3UlCchYe/nCeWuejBVLCBh0d0j",
+	"xO5xlnCUm7YMRI5gCHm8BiH2Ffr1XQjZ8QpN6eU+QsgEocVH3lZjK3wIEaBGlhmIvJtGrmeFYAyc05TO",
+	"mGap2sYqbUsbhkBkLTBKdwpv6IQLAHZAlEy1i9PDbngD8cZ19nNig5nfEEMjee3inKG3pq1dI6Ts9npB",
+	"XiZ579G2FwswEOEHEBIDApphAI3xgqI9nv0dNUZz0VEbxX8ZNfQG2Bm0HJxThXfNCAVc2YZ65qhlquGg",
+	"KYnkbEa7ihlIGSoApcHk2KhC8prFBjQqwEPB3pPg6J6nDHvWINp3EdpGFmQi5mICkwCM3DSVwnBEZSPU",
+	"ZRBlHMCPpUDeaq63DcaBUnrmCp9c0ElItsJBJ0UMThnadxGLB51we4dA+WRXbtgc6Om4+9JMYdiIjRLA",
+	"kn22hzEgppYpUwZwStPEJokVPGF3Dz6oZkyDRz/hEbO+Vg7sZsxZ2ul3Xp5eFPqK+cPI+C7GsfN6JrgZ",
+	"TrCEYOYASwkTEzphMyxGr6fk6LQ7x1xQLDS4k/fb6Xc8KdsoM67pc2d3p7fTw06hYK3s9Dv7O7s7PWiM",
+	"qKegVzyEyppdTJvA3oOyqVja9yD22Uw4I/5gVeo5S5UU1AXJmwelEt+2hn42mTCFxNnIayQPhrMxwgNh",
+	"VTAntzvWd9A7wCthhBkIzEDj/QyaX20fuhVNqSKuapvVMMZ8MhAtFQdJCKUDQy9GOZpSr065WcPRqVcq",
+	"FhN04Hk3E5dCXguXoJPz4VOjo6KQdmSgc4y5KAbajvS0mrmKVx563OlHtsh70DOlv5Pxwia5GL4CtheP",
+	"B0Df1P6HTtHdfJma6i3RhuVXjNi2r4sj1YAce73d+1gATl3XH52wXjSJR34Ba2lgsG1T2q8K0Or8i5ug",
+	"80Li+ld9nb93E3R8frbqu1/sq6fPcJ8Hvadtn+TAdg3UzFwHe3sbvV+0VV73G8/mABjqWxt+BSNvQa4Q",
+	"WYrUNSQEkcN1GzrWKdMVcFYV0piz6vh6g+vvaBvWmDWVidPDDzZu7QbJk2vQU01TwFKWtqXBmE+sRoyr",
+	"zanTmCZJqQ69stXFLVMHu4Erd7pDXoGuA3o0n0y1+ciQpHxopEc7NXKAyyyTg8qNOmgqZJ9H/HoI/zE4",
+	"d784geu9DU60n3/QsWbbBrKA6dJjmYBUYLiOnbhIB8lZw7VVx6FItUyBPfhZKnSB3l/GAk/zO6gf5YTp",
+	"pefY+6SUsYkifrkI8j3Td4MdYMK92ZSlegA1gqTZ87ugY1vjL48i7bsQUtvJ2+jzrRGkEE9pcCZLoUPf",
+	"jL4fWsMS6iYodgTtvQXWJTQNkgeut4qi9yo4vHW0eg3B4ZNeD5fOcefX5MvixQj/u6W7wHdzg6hZeDsd",
+	"BhL6AGyh1tYa2Fg2a8ZyPeKdUcQ+HFJtpPBXzNmCFItSplWd6Bod9GjOL3Axm957cDHfBGu9d85/W+td",
+	"t5pzmWornNfxfPlZuyHs8u4ZSV4YNX628AziPmoUJ13HC3hQkNxGxfAIZCUeMWtVtqYWsMT323wnzhy/",
+	"Q0512dDuW9kXMkudeX0gUpmwB8p3XAZESUJJQjWIajNprdVpilIB6pmIWoTbBsLgJLLGJymSxRIdzp7S",
+	"F6vA2fV9Ju2tNHvcRogBKQLveOE0KgT5mEZT1j2WQqcyWUWR4WX37k3whxr4edVAz3W8hKysVP2Q1OQx",
+	"5++785SLiM9polzd0c67Cm96+GGFLniqidJyrsi1TC/BXqsxvRJUPE0XCmycue3S406tmlxBFFarcWc4",
+	"3lcjpeN6XS2cj2AZ9kDadDgveKlBhCBboiIXbDcrY61H0btzKreUvH1VWtjHH+4tVTALSdC94B5nMdfd",
+	"RE7aZcwjw/2VTAtPhPmGMKFTzlRABLvOo93I1mhBQh6HzhbtrAOhjECGcEInetHGPNEsHQgnLaBDUulD",
+	"EmLxH+usQO8GOibIFjizdwrXFv6NVMvoe/Cn9XUH5J///T9GUQsFe6+HuJMw96hSMuZiwlJD55w71q5K",
+	"9Ulqk0S4Nf/bEg2ghsIrnqmiNxBUF03k7UQ75ATBBBrrJZtrEh69fXZ6MTw7uTh5dXH6+tXw2dHfzkOy",
+	"tf/Y+p2KdHjXA8/GrgwEGMTfnO6QMzbOFE1w2JRFMjXifWF7j6DgB4R/gBM7p+MwQ36JB2IrLHBrJ2aC",
+	"M3N2eVzHQW8fKkyMeBwzEW4TI1fW/OfWyUAVjkgzPd3BQGl07TXb6EGpMKj0Qk42VyqOAcDrqArgA8fy",
+	"VOWiY/ZksCAHjTQ6dEE4BWf/Fk2UJBoeX6dcayZIJmKWuuurbWUHm02MNxab1ZgJABMKlxPMMLS1u11M",
+	"F924eviSjZTWCPvIl9W6qDkf5ol3d7imIwjdgZaGENlm/8CLHJBabMoOttIz0NkxOsbQ4n64BJqYxF8s",
+	"eXkKaqUZX6/7dLjz7s8NnffqmzE85pKL2PXtzdKINezB0B6zAfNfKMQTkDCHr/nDGbdbN+UGd1lejXt7",
+	"tM7WNtiZm/SBIjxeubK7RRMzv8x0JGesbWaMeChNulRWMBTlHL9Zclcgxs3xJJBIU1twFO4NF0pToTGE",
+	"Y39//2lg43fHygpCTUsdp5Dp1gCd9rSYtdc4YmOZso9ZnpabL+7dfYp1lvijAaYu2h2RETD8qsjx1Uh6",
+	"YPPBpSdy4pbvy3nmWYOIB79bEa8speXaVqtIX4Bq0SywW6h3PsHJtgnslTV+Pc4TUTnOxYaHubG8bgGZ",
+	"y+uNYcHtASPHUqjMxY26OOMtIx9uB4S9d34PdNPGzBBCFzBbBN9hqbI3Px6fkCuWQjiNkfgGImUxpE2R",
+	"t2engXum3AgPFDmDcGRrfZrRuXWpyIQFNqpAEVAshK3NYtgn+mW4UlCFuRbj3BC9vAPhn92GAM/TN02S",
+	"p9v4sYzZPblnLAyO3Qmt75xZjrrWBA+Gq93NDFe9/Q3fv1/D2KMN1/Oxt7t0mZ9zwdWU0CJtGZMyStdZ",
+	"T+1thnDiohVPS9JAK1U+tphO21IGaOVybYGiiNEPXcVjBrLm66O3Fz8Mzy+OLk6GFxcvhucnx69fPTvf",
+	"dncRaxxoLxe7lLqwQ0J3X4dZyouoK6vMHB+dP3v9+mx4dvLs9Ozk+GL49uz0nGxZsA9E+OH52etXFyev",
+	"ng3fnr24qSQmbG96ByfM0DUu3kKOaIUqluH385SlXoI5E9Y1O0rltdHTzAIOfZ0MfWyQRuKTKNUu3BZw",
+	"aZO693oH36yqSnOfwhIC6+xFO0v101SAgtoaVuwu7fyf0mv7WSkE1Mm+KwIhMcahmUef5WVHuKqzOsi/",
+	"gs7BtiQJ2bL9geGVPKMQ2eGYzniy2A5yG7sUA4HvpwxQr9ESgytcx5h+juUZZKa/GsHNLJng/upHV0r6",
+	"8LwibX6P0slijukKxzzZolasqeT4PbDZS9uFqOW5VaF1rfPJNgryL9l9ivAvWWvQE2zrSyEq94s7P08l",
+	"oTNyui7u1HHE3sz2638+zxlaOSXPr0cIXcOtXwaS77gUtsMBZJmBFBFhHL8GjyDYhWk8EHRCudghR5XR",
+	"M8Vioq95VNQ9qpEaUBGMKGJwkIuBODt5fnZy/sPw7OTt+cnw+7Oj4xMnhhhKZAZwqyNbB71dI3LApF1I",
+	"fVcsBvOykWYil1egiaYjtb0zEJsJEHbkPCblPqT4M5zDotxXKMTfKUs8cwjkXG5qPW7I3rMo0y7Tfj0f",
+	"U5oJgjPXfExBkbwGSRh+HGlEBTYCIM+thyaSsxEX7HAgqJsDi2fL9FIVlNc5dLiGgsCgfcYGUds8FyfF",
+	"pj6F66LR3JgXrL0ze+wZmzMKKR7YfXCeGBXZZf+vZ51dKz0/B58z1fpNUR+v0RI16Ci9gMQbs+VWGM1Q",
+	"xV/vuueLemm+agBPOGMhKUpatZvLbf8UVwe4mN4z1W/N2P/x62736btfe92n7z70gt1vbrbXstqfZUKR",
+	"f2QsazJdQ1ml+zVQ+/P7ZullU39pxuf8rPE2rmGDTjPxlZmemU+jHKH2fqzbKvOH/cQWDW8WWv5qDl8R",
+	"CnQ6zlI6ShZG0I0N8aDKSCXX1rTxX3JEuMCA/5QKhY67bdvRwIgM2ZxoSULzx3CmMHOR64HQkkAJCiNl",
+	"5Z72nGKbmSkQbKWpiFU9nw04AaSrgVtdzuYJg2ar0GBpCJWDB8IrHQyiks3QtDf4gbKvYz+mcIcA8ps3",
+	"XDhTJOcL11UjtHl/ELcw4VdMtEc25hj40aGNqxnJz5Trl+f3FgRZXKZNoyCXo35l3Pg2dsaDvadfUMDe",
+	"mcFawNIlV3K9FC38ysaKF0M8VDpldLZE4aAzRvI0esB9BXm5WIajGCk8zG9dqNl7/ZBdMaG7OH5YuokP",
+	"FIGHCkrcDESYj2LjcuLQZXhpsxFBE/yAbIXw334YkJDHfVvQRbF/uER4LPHtHvzl/PUr++TQaBc6XfTJ",
+	"Xq/XCwcCpMNDQknYJ3OogxDJGSTvogVk9xFR2zvkOJEQ1YO+DbMXEktM/jDyY8QSt6umu4tf+Hf3i7lQ",
+	"a2geJwbW54ggv6O7ZENJ4SwNR0FcXJfpLb1Nq6JbMelOESoMs2Ix8KU80FrI2MVnYZQUrgzUcaPhaGh0",
+	"iop7EUv2tC3utYx2nz5/cVOf0KfJdxSFoLO5nLMiSPbCShqNJxpg5wgsZqs0TfWOkRYg2eZbbB9JaGyN",
+	"O+w9jbTtPwCRHSk1BOZ1pueZVqjTPj4gP/LvsENtmgmsRLMV5v92pUsOsXrVP//7f2y32w/mP8N8V0Me",
+	"34SQjg9Z+l67g5oVcYkU0iTG292VZHlX3hD21lCt8NPI8W3mSkPHv7IYg49A59uFGeRAzOMMKhTwITJG",
+	"1GBvP3J7+pLVJmUKOoFhz+bWGdkcJk6spisidohah4DaUoKZdxSfCIrvOI+JTC+hcYecK9AltrjojhPI",
+	"5YQ6OuZFKC2R2CBaOpKpZvH2DjlapWkclom9T7ebhH3YwBLKvfdJ70JZZ/q9soZjlOM+7i5ZnG+SCB5a",
+	"CaPNnnluffdW+DSCsRzjcrhy6N3Pq1cVLf/A67iVW3TCF1TpLkht3dNn4bZVhm1U/UAk/IphvEyUSGXE",
+	"EGsIqsrZO+RNXnsI5O6UGXwDIz+o5mWpHLqSeb3W7WU0+1nFR06c7LXUp2+wMeRx6ByYiVmdWxmUN4wP",
+	"fQk9ZRjHhPvjOjczIT4WDKoEsDbTG1rcdoOnN/++vtlpI8n6nl2aCBQfvR9sKvXeP89oFU2Wxi96AlYh",
+	"dY2zJLGGGFvdToLcFDZ6Rl/JeJmofHfCR3miFqLrbeiry1Hy1v5Z8KoxYNzHEM8ED/0CcjpQw7qGJum3",
+	"dZs0YjvYIu5LQCpCyAS7Bja+BVUsvoVZw8CaQoZyHG4Dp3FF9WTqSVDmOymKioogsO+Q52iywS+GAurS",
+	"urivbRtQhbbTGMv2PChUWnAzgy/ZVfMzk+TUGjmO+WhLbQ8ENtTMVwbddvPlHSK/CYEHhmizgXIcYHlH",
+	"42yzI1ini9+jMRXqYJrbfne20y9KSIP9rSuj3cImCt7hJS5nKMkox2hByp3NWCRDZtr2FrT1kCtOZsVY",
+	"v6jdio5ol/Zj3dJyDAl7PCXmV2VLT9qiu/DKIXbeNnIVszZKyIUiR2k0NSKQHQmq17KxJmZV6GnIy4N+",
+	"S+27mCqpLpe7raGC4xdRweMcqlE2kPhzmWpb5bKhjqXrOE/CbtGAJSx5q13XhyZ3tYTGnQ3OamfEKHV1",
+	"6bb1eAk63dJftip/1/4394p37b+aWjgU/u4D4Df2j93bOb9b/fg5wBDBbC/LkcHvHHXu2dlvkK7Jz79/",
+	"d35+rwP9ut7+eiv6W7v7IY6vGopxJ67+1yJZWCrgCqe4VqJtiyl3L76z0BBvJdYywhXRdNLq8KeT+1tB",
+	"pR+0WYnXELpxOfb5Xee5xrHCWH4Vog23oOMNPKNtddasOoSBSuvLWbClarUeIfdpXIWL6/WjbgyQ8Nno",
+	"VxYgMbbc0Akd+HeLh2h5REQhocPRG4qQ97izOABOKkHnaio1xvcqV/KY7JKtQedUcKh55+ogd2yIJzoN",
+	"uBqIxibHWBXXVujuWr+DLdHtqnPPobK7ytiScrnP0Sv9RZZZMmv7PCWWACorKuOC1FbG/JMLOlmF8fDO",
+	"V1086cutidt8q0cyXmCIsb3VnfV1i8ihn1Mt1vYN51UjnXvCXnAFwu1EyniHAHOD1jxGlsDYKVAO2nzB",
+	"9rb+zsvYrkuc13Djgg0xL0YL52ANIEc1du3Vo11Zjrb5IHqfhAB9JOH5GkrVrosBt7M2+oVoqY6mH1mK",
+	"dklJ2aO8nI9j5y7ucCB8dr5DrGbfJ2AsUFOj27t/KrJFi99tIwBFUlb8huHtUwbdgaZUDUQmiqd2XduH",
+	"xTRxSsc6JMVbagk5gquBgwxEWKhdWL/FtqUMd8gPUsgs9bs9tFfLvZ3gMYZh71Xi2Liy7vKbYIb8meup",
+	"u34bp1jv7n3FtQpLZXI3Yc/LqpM3Vo++cAbu8s018vabo4vjHwKsxGWYr027YikTUAEHU44amO4803+g",
+	"6b8cmpKtN28vtu8GWcty48M4wyNnm/uMfKbVUvZjzgtdtDE/CsvXzxeuu5QrARmQcJ7yK1tKD1lDUOnE",
+	"BQxsILyWPWS3ibrnW/zSNctn+Vm0e1vuX5mU88W/ohJ5z9qEO9qljOdjNMCHVmy6h3vsmljmaSWBZ0Cq",
+	"5aBQ5x92lxJateaCI9eHtsJuPtqgEPnQy+VG9+1OkE0zp8rSCcwXaLI5NZqW7AS5knQ/F/iNPYLG6/sp",
+	"WN4XxcIsNDZUoFr4FH77MaidNRa9mCc08mwjD8CZQBTTZMvVMd3rYZrYJWNzZQ3rmk4eKBJmik7YMJKZ",
+	"0CHhgijN5jvkSBAeAyYPBPZLFRKGzXX4vT1fEzOzjbLZvLSM0DWxC8kWmGwl2Aqw2Z3t7GvY4ECYzzdu",
+	"HXJIaMW7iw0roUeau1BYHKgx/wQNDhd0cl9J7xd0cvpMfTnS5Bd1tc79FjoaD+FjbleudN8D9zhnWjkt",
+	"/1ur5BdBCGrK4qHlBN9C/5y60pOvbomN635P/55lfbe/uyGVcHfvSaJHtmuICKSVIm+GmjJVOSBwPR9l",
+	"qh3VBNdP3oRL0StDqmrH7dZ/z8z6JzuNV1bj5p7tp3bKJVGaV/kbFnRfjb3cgbOgS5iI81FKa1F71Mdv",
+	"67ZYI6bKCZJL4qrKVT12WsOVfnKz3n/U0n370u1W1napO4B/ZRVv8z6Axcn5qNjNf783U34zP1yqOkGg",
+	"Knuv3aq9egJcK5aMCccc4ZQZ0TLeWeJFt+f8JZs87BILn/p9mz0cTNqi5Au99ffSYfaeJVFHYRtFl8od",
+	"27zpawPZf/jB/utmadm7nPRX3KxtvtPisnwK2tvK/xtx72twkLqlf1oqG6z1pgX6q2w2YqlNE1qKWQ9t",
+	"6/fbi9C3W9gKS7r28NoJWIQLW9KizEpE7NkUnC0BuUnhhnUmulgyNYB+L2hIWNdxasH0Ucym5Jn60p1E",
+	"952KAOD8yBvVQj+v2Wgq5WX3ki3uQTP8nl+VzWihLV3UtfOG1ip8yRalmpKInpBrmZK3Zy/QsjU3GCsz",
+	"Ba+X+rZBgyMpIpYHzDiBnjbMyUWeiO1djTxTeh1TF5SSBBT/GUc1MtE9cwlvpiWCig+2320O9RmAHwkc",
+	"QsXgxG1MJBA/jQe7ju4IYSfphAquqE1t9UcIyGhBjAieF91SMtUhUXShiNRTll5zxXbIOXazhQAdqIHs",
+	"iqSzuE9C2+t2qJj5dAph7dCxzLyumPZ8npCbPIY2qFOa0ggKRcoxSSSWIFBtyTan/r4/Sc5NQ8A8RMfP",
+	"U3nFYyhn5oOSbJXiH0gioWlw6ZVsbuDtBmhtLuNeWDv9wgPOG/dtW9C/rZADlVAYdiHjIv8RIuPD7dKy",
+	"WwPt1RC/K62zFlR/66QkM80dZiNV8opak5OW5xftfWx+0X3aRXw8WGkQqR7x778CNVhUeJmQOAJc+rlO",
+	"h73HK5IXzo3wg40WczoRpSxmQnOaqDxSCqtD+7R5x+tqhs4FS1hDIKR5hKNfWtFNgk7khkSFOQJq+9Dl",
+	"rGHzaMsa8s8h7hH9UzsD4ZN7JqJ0MddYNMaIymTr6OS8u/focff745foVMT2po4j7JCXTFN4cCqUppOU",
+	"zgidzxWZGEVrIELozrHIm7lRQUImYlj28JItQpcAzVMSWn45zNIkRMkf+BVXBO+a26UDQ+/pQIQ0MRrZ",
+	"ogslQpTN4AhdwZAhj8PtHQINgcy+oC5lfr5F90v4CkJTCXpAIRx0LNOBcO3dWxNAvKv4pZquvCV+nnQQ",
+	"H0YtEqJ/Ln+02P79tNjmpevRToRXGtt8wuzHFPlDbZRc4n2Y55gUNNDde3I8pUKwxMb6ZIoRrskokdEl",
+	"jIIzIQVBksRFN1NQDYKrSArBIg0B5rafbcy0wdF4CV3CMRvVO3xUpjl/FDUsihqui26tqLVGToyPOLm5",
+	"1jH0Q4c5oB8hIzHn66tOjVbdpWe6hm2pRGM/Uc29j4b27cyp3lY3S0M5bEkzcWJQRAWWwIY4qxgS/p3I",
+	"Q+NDaxOi87k95IHQ9JIpwsZjFmFsPJTV01maB/3l9h9P5sPkE5wD60ySV+y6JD1C0y5836jgimkXlQJF",
+	"gcNM2M5ncdhOSGw/70IrdzFcnqwzEFthLuRAuWDzsy0XjFvCpwHJm9vzlFzRJGNquz0/pYrP9yrW3HEw",
+	"f+Uufd282MXm38F1bbNP5Y4JPr6FtbbhOjcqXC/hrlGS8Ct7u0izhnR0mv+h+tgdxbwwkzFL1GGb0tI3",
+	"WstAUAEX3O8ptm1NwFi+SRftlwkXxa0ERS6hSg/dzYQiK9hEKFM0sZntA+ErY6G87BM0xjitLjQiAk/C",
+	"Q0+3ROmj6HKfMhAiAmgfocx6ApLmrYAM+RiIMeVJ0W3/UW/fjDxnIjb6RjcT9IryhI4S21CxRhVPbWNA",
+	"jyph6aqccvGEYX99PI00EyoAbpjDx3n/bbP9rQYr9hJBCDGqURDCR6uZ5l1Tmp9g3jOmzIVt0WXc7l1n",
+	"RQOczyh7feqWgCsirwCAFXJUNp18PHGaMU1jqulDW9eFs3Vs6MXLeSukPgnNovQCusuHgY0FpSkTesjj",
+	"kGyFQgrLKLWcdxN2xRJvpACuIoUYa2cRiqY8iVPXiBDuNVaf2d4h51BR15AKewzmnyGUzA7QTtpiNz8u",
+	"dvpJrOZNtlkPVGubtO26Fyfw7YX5tKmqEEJ5qwnE21huyAHRQHrLECEH5nbzuzvG1hJEZtZbFiFa1/jt",
+	"H+2dmcBh0E7Q6bp/lGziX7Hh22FLm9UbCjYDcf66wv8i//Y64ueoWAPhc48KDWpFgZ38dhhEtJX3XHkn",
+	"FZCRBKEBhADBErVjvTLWPJ1kk9Am7TtT7ECUKKNl7RV77DbIMHDNMCUKfg/IlF6xIjWygcRiNyHGBkZE",
+	"W4AWBdkt+wRuvyIxY3OwhS+pzeOQ5Uu1y7r1fR6jbA6dTa7RH/bUz1ulJypQuplKrLSj5pTDN6I2yEvr",
+	"N3EpiuuR7zKe6C4XHj3zlBYcyWkBaqE0m3VTpmSWRtCgQzCupzbjmg5ETrNAMSqkptQ6bLBiaFrQMQyg",
+	"ybUMtMOiSyj316v/j71r3W0d186vQgQFdoLKSXZmeoAmmB/pvqAp9g1JTue09dRmJNpmI5MqScVxBxvo",
+	"zz5Jgb7WPEnBxYsoW5QvsRM7Z/+a2bFE8bLW4rp+q7nk0swtkBhLeFU5I6/epbqY4pqpa4Ef9SsjqH68",
+	"0NROak0cChQjiPnxAzp9WcG460mvax5jxEHb1ODaa98RcPHNook/2efbLqqco7QmqsARa4VVEKGGete8",
+	"HCKtqoTBaqPWID35qHoEniujIIkyJ1Lbiqa09ews7lytscH2FJOV3ar7yX+vw7+7Los3+k1oulzaITx3",
+	"jgb4gevZEunaTUPLFeN1lRA2dT1JbR4ixEOwSEd9NNaMbIOyjqGMW1EvI5onmD5bguDyoNxt0MI1i32M",
+	"Hz8RNtTn+XenIOvcP98uDXDs9twcQrR9MX7gcDI9zvLp7sDk6vN7bVY8Teu5Zk834AEqGTMY2TUDlUQd",
+	"oy+QpxSY5M0XTEveUrrDCUvpi2UqpS2NwP6qDeJnSxhKa9HJjVq3wJ8LDdtrMuauPAT4ruo0pjmvcrQb",
+	"T5U3PsGVb3IWFcCv+ButJZMnXTaFZ7PG5rPl47Sd5tqWI5zKClZj8y6fvpzU2Plummuc29KmIpzeS5uJ",
+	"76w9qALbNUFO6USH9fycI4cZUildgxwPI7ZlPCcm3V4yTLpGFswP4o+myqxO/412lOlNEbOj/pFP0Bgz",
+	"AOiSSeiJgIRUfVuZiElErn22n7mxHTC2dsb1D72Ow36nLwzkT3YdYVc7aof5tqhQT9u0ceM3lgHQCcDb",
+	"2hMBLMrZa2hWNb/mjUXIg6GhMVXtn68lWn6Lh6/NxJ6Bj9tkiFzhYYNdnWJJOpRJwiRV9IFA75gGU7ux",
+	"9Chqfd/i4a4a37d4+DK2N4Ai/DC9Xyy2rIAmt2J460FXKs4x+KOZrWXMKbtHiiOqzj3+Z2h551wS91rc",
+	"1jY890pN7dbTW9vQ1sewgp3duMOnLyYgdj0mu/qRLW1j64PbtUisy4fWs0hQynNemiYpwWsX0UYwNjIE",
+	"WBWwPOjSUkNHmbmR43a4o9OtXJ4vY4U/J2/sGB6ti3+uzk6hyc54RjqaumUrUBthQ8rIGwkdjAUZUqnE",
+	"NEHShGZIRhUXFhqFPOJUQVshrKA2ohmu8wvPyC18d46vlw4nLuq3r8d3YXU4xd+23OBff/ATlaq1vz/s",
+	"9n6ZH9W8A1ILSAeIDZdqRJiCDgqO9esktkxdAiBpQqlT5Rbig5mdi5NTrR5g62ftiKvtzIPyiv088+Ys",
+	"7TVO/3f9n55Vh6PKV/XdjAwoo+Z+xAyV7J5p8UOzhX323PlEZEtdL7CzalUOgsSFP/28KHHhOaTMQgmz",
+	"Z0qhn/caJFbdcnGx8gEsqr7LZDvHqYK2DdW76NAVKl1+uzIVkEimvCCooOm9hbOaFzzfgo9v8dyrzyyQ",
+	"NTjnw5Loq9n5U8G/ui/UANCX1Zn4BQVkER73snRxAtWIUOfU3D0H8Nyspm5Q84O3w7ZYOU7vJbQPcfIo",
+	"mG7QO2QWrAjs+AYgaD2vWRravIJefQG6Azy3mj7z+fY60s0r7rtV1ABFw0XtyJ9E2mNykuICQ2/NNs3q",
+	"V62QzzSuzfg5ODkEz0liAR208hWMn+h/+HoF28f6RJucJ8aQODEelS4b40KGje39O64iuJJO+p9vf0YT",
+	"mg2JCYqASTwgBkRikEO46CPXlnIlj7vMDAwoDKiU0KlKBtOGlkAgtCX643/+r+pK+sYs8SgWUZy+C3dw",
+	"q1m+wXeiUrx6Zm8E9+dpbd5PJWpHO1ZrbIcRdw0JkbnVJeIMcUbiBFjTJ/1Ti7TKa/tgXVy3OqUu25hA",
+	"lukIiv8HOZ/0I14rqxMtpZouzqndpmratD1RCvcHZvEmLMSwGWGfiD5UE7QG4BfxZA7g+QIzWdJHkGrS",
+	"I91QUZvPIfRhts9wlk8jOuw1fGqbpMHzVr8IzDBBIzoc1bq87I3KKuwORk+85okrJRFBLkV46uZGbD/3",
+	"t2f24pQXyLTVzknftPEOrvcRh5bjbOqRLwPaSFCfMHyXk6xf9f82L+R5M5H8ame2RTIxn2gjFLvuvaKN",
+	"DMvRHccic7NfRzI4VKwFAoENc+IRtBC/+w+SWjBUKlFGipxPx4Spxuvtxn1iHewo//Kz+AtmYb/9koOt",
+	"9X+a5z/3UxBYelJRXd+uuIdpD+CW+qbs3wRvqivfYDFB/X6X9eEfHauF9I8uUB9a66EBznOJ7nAKwd/+",
+	"5VXv/YePl3/+dNv7/PX9h0/9qislohLhAETIrcshoHVZMwSaDABo78gAuhmwDOGBNlQNxFk8ilQjk81b",
+	"qm74DWObhfS5k4VsmyLpMLijCB4vlZynnwuViDEZ3xFhgt4ViH7zvXALH3kVmXfbRGRvz6d7u9P5dASP",
+	"F+OtAxHtWVadJV3HX+bf0Xs4lkun98ciaC+uTItlxhE83tnUOILHL5Qbp3clogrqw/qRGrfd1DhDlA3s",
+	"sTAxDkycubtoYTLcR0hzkyOszRWvvOh30aExdWhO1fQX/Zf+EbojgDhYCPqAVcP9ZDPgzDJeAjD6ubLg",
+	"ogcVP5QWqGfYb58AZ5QB2WgzNG/tEvqY4exnSjiL7k5Eyq8khPVKNoLHHMvaclu8HcG+YT3bneuuJkut",
+	"wSh16XVi2WF1wN+QUErVVIALtXcm2mg1cK1gu9YmNKtZlXqOjW1RfF+rBmVDGpb9bNewPbKyX7ghavOk",
+	"tYNd/jV9vPGicj0Ks2ndS9lr5tmWjtnH6NbniWulNDQtOxOakXNLVSOeZ5poBl3mhoUOQEgS4lrCux8S",
+	"dOfgg6CxA2VpXmbQUidiGro1vY7CrKqL1gatxGijrmS2pVdL8Va7dfnTU63LSLu4EIAOPIweEi+CyuJ+",
+	"nwWfXS33etFsrN5IJRRGRKai8HAbs/AMUk0nbEXHTZu9uaaFfMKq7nQtDekMJFd7Q7rtugLMqpZuS++3",
+	"Yd88A5XkqkS5+9u8OK+JzqWq7pwIB5QNbNsEH1rprUnFw2+Yn/jAdZwNYjwpZtCjo8sO+/r5nn6gR7N+",
+	"YjtUGgMJ+l6WIiX+96MLn6fNmYtNjw26m+1YLKuObFKJMlWlwHk+RTm9J1XfflBAPLQ9vKoHh7SMcaGC",
+	"4FPK2YAOrXvZWW7QGMDtxRuJ+qACmTupuZTBuUvMK7vrMjHzeym3id2dWPjdXDKeCF+NG2U30WtVRawR",
+	"WXLHs6npYWF74h4s5WTxUiesPvRDn0hiDq5ZFl0xSYQy1kbDrQWwPlpzhM+xYaI1JOjo5YAhoZXhBRIl",
+	"Y5QNEVWmLwmiZmBoVW7iY79CjfCAi5T8AnchPJxLjqDFj1MzzbCVaJyMuCQIum1nQTI4yuhgQITssgqh",
+	"aESLwrQbQ4em0CpYbAKYEokRbAkKRczRBeoHehT0KLonhTrusis7RRrsk92L+f0KqxUO01IqPiaiI8ui",
+	"4EIlSGLIb7DMnXQZLhUfA80fISzdymeQMAY01yo41nJ87oMlg1YqKlC6GqSlJoEWLXzm1vYnYja1fhw+",
+	"S8dtdnUicRQ+bhJhdgR8z2svhGTxHFTIk5xgaU+eZLYPjiT7k5OiVxjh7CU1mkhA0cmWlaqava7DBRpy",
+	"nh0j4+d19xDwsUMPs23gbXvSvnsZ2o6wMs+Pu+wf5sXV0nDbLYXSlZj+0VswcC0vuryar6QlOgpWgt65",
+	"mo3qqdktFNIRz3PstE6fTY+K6E87X4C95pGu17bQbWKb63PWQ36O8J0kTPl0FQiruhwWaM4Rq5cmk0UG",
+	"TKPJ4nuhhoRnG3/pdZWa2VFU8HRZDD07BPrPSkOJYPeM9f2iCM5aCrZDGt+ekfJCpdsLmMtsQbYNJnsl",
+	"yNfr2hXN3B2/50883a4T9Khzf7NbhBd0VlfAEnUP+rOtOdHhO15Mj/rdg8RrD6a/oHWJOLXB+8p+MU61",
+	"pMvqiv6pb7gDzXgiN0+E40HPcJvSyMD+1816Kl7KYcCL6WtxEmxZb/Iifhn+fKqFD9wJ0EDb4kzvsMwE",
+	"HijjgOQTNst2Ya6Gd+ZVPFXX4iVRiUG7lwwXcsSVBIeARA9EQB3l24vZserMO+REorLQc9AmP2UVIyuB",
+	"mTR1QMdddluhUwAMP5b30jckfILf8aORpTvte9RzrPyP2/Q3wm4s8DVqypkRIR9u8XAR98Iz35MfPskN",
+	"+ySBkW3sYQNySg/XJqMcSujmTYda1kTA0QoPTTmo66F3dmqU/HtCCh/YxsM52UIZkooUUOJNoSOHxTfX",
+	"doZFaPNV3i0mAVpsETR77LxpayFNtwTYdPVe7prKP+8Q0OYcQMf+UP7r6SYhna8cpAxV/VLaPW2BzdDP",
+	"WMV6YBoEm+5PkFBhK77HmObw13ilwJ+lyY35kQqyeioI7K/+q/ufmdwQ6MCe8yFl9u36H9rzQ37eQH5I",
+	"04oFz5fviKyp41q/8D02HJU9DHX+7fkPkbcVweOnZXxsMzShV784mwKYdb8yKUpZT4gz/44kxJnsCS+W",
+	"TjIqSKq4mMaT4gzwAzwO7IqlpENGTEXbCLOswwcDC+EjjRDjpTLySsbl1Hv/5V2SV9umQL/qxaTojwYR",
+	"pkzL933EGoIs2iw47AY6bcgSB/IVlKW0wLl//uC3gHYXRcg++247+vk30kL8Ko76YMMOiOgp3keHdhPO",
+	"A3P7wqacGjXexMm1qgRYJ4iCR7zLoC2sNA+6RCBbKnGU2DiZtBV/l9+ubJhzIIgcGbwVmVig0iqWp+d6",
+	"jC7LjKouE3rCvuUP1lv4Rlo8f72577DMuObJFHRrPbGSKV6mo4jTDD6kCfFgCbBXOLrJiCNBUkLdZrrw",
+	"X7ipF76nQLWF0bzAau83elU8Uwzxp9V0273WhX2MsjQUs9QVswT8M9B4U8zRUubqqevw4jNF91bZjPUi",
+	"eno1YJLXhd0JKGdrRQn8iDE/5CeiwAlJ3DcMgyN912uLHTKP5s/MPf3kg1uVsbZ70Jd2WSue9pzZZ6M7",
+	"ZIsH5wV1hTjg4bwkkor7hA+EFeIsJcGTklggGxOHfeD3JDtGX/gdz6ZdVs0bJP9YklxfAta5q+0fhC0s",
+	"WFkQ0QMwnOZr58XoZNeSPvBGKQvsvyfRVNkoovMpwuGhoqHATMHRC9vFMPyVC58pUHvtAjEgJZSRMXcK",
+	"jqabLpsnHOvD0z934M8d+LNriW3VjSaKdYRt8iC77N3lzfuvX697118/fejd/MuXd7+AmW4QsHgOqB5j",
+	"zPDQBFmcEuXa+5u0BamwingQzWF4c3o7DkQ3/IbLB18HH5kue5aHLPTgE1hJ/6cHF2xBO0ZytsIAGXp9",
+	"oNogGAAClJ2HeTdu9F4W9NYMvwtGr5vNDRcqavq2n54bwk7vOfwd/tCray44+uAEG/yz+odzw/qra2Xf",
+	"sBo1aWYN1LPQNq2oyMiwJjo6bjHf3L4vlUp5bS/2fXEbmPk2HPTzn/PyTOSpYkLuRpzfS5M2cPI7YRkU",
+	"DvfuyfR7w2XdgM5vKn/sQOieTNGh4AqUcpN88+3rzS1yH9CkZ5/t3JNpUN5WB7oMJ7IuFvufoAZfEaGH",
+	"//d/u+z8K+7812nn73ud3/72bw4a4TCb1dYbhV3Of1He5VSOSOazEyySZ+B76StBh0MiOnahfcQnABsN",
+	"5QRToyLYZ95IxEtVlApR2WX938dEjXiWIPBDJMjSdIK0ZpI430bWw+p7Hx3aX1HOJ0R0UixJliBcKpNm",
+	"kXJ+T4kbAmWCFwXJLhDusn+6+foFhkQFFvCWLxPXShFsyNExumKoT8djklGtXgBemfHtQMhTayZnp2dV",
+	"socoGaLZBaKsy0A16jGehe/Z6Qs0wdBLqUCKo59OkfXVAiA78GIHCt8MDDxgkdkYq48EaoWnlEmXudXp",
+	"p8weDXCeQ1WGhUw7Oz1r0ovsXD7mfPKrOaYt6UbBF/S2g3QJR3vsTCaTzoCLcacUOWEpz0w2w8rDf4To",
+	"y/fkQJFHdVLkmK43zVvyqJqTRM62sSuXaUoKRbIoHGjJoADjP0tSbvRiOPvLX7ayHiDWptXMMoVx4jZR",
+	"/RvpmMyT/NnjoyN7NEv1x+iyy2bHMQ9r8SJpRuB94wtGgkACzHmdKR2TNfC0YaAduY/rEXAtmmcyWCae",
+	"n90FTNkdL1nmBLK7hrUsTysXvsATyJF1QJtLqAFEPLirsRT5wfmB1qtOHt6Chmq/PnebWFxOOmQdrg09",
+	"wcvhyFl2CeKlqDncwUtdCkGYCrzV9p7U0r4pcp3ygmRIz4+mxDlYtJQtsFBMH/Nhf6J474///l9zB7vx",
+	"KlVlflQI2QceGVAKqVRGrAajGJtmfgBAB/Shywsb5LAptCHOE/aAXkG8tmnEZhj7xGf1DQRwd6ZvAjni",
+	"ExMIpBkJxg5hV+e/8M9UljhHVY2enfXhNcGpgtolk9soj4KtyemApNM0D79jUjPnv3A1HpcK32ma8BmQ",
+	"vsDbZU7OjNOx6kfjLs8jChSCP9CMCJQKkhGmKM4lOvxMFEa4KGSCLq/8M/LIZndMBFWkw1k+TRBhqZhq",
+	"KY0kSYUF3XWReKbI0NBA03SuSwbrgeUndn/gahck5cLij+b0gSDyoIlcKuHQA502+EjSUrUstwJVrXWH",
+	"Mv3IoFuZbz5mhwzaycwP+Q0kgxeNtv5VgqwJem/ie1LtLMy9vi0zQqd56nio11wQITnDtXO/vIKlyATS",
+	"WgsifNqkY1b9aseU0jfuPCkl0JWhzwCwxcmVeeAJI3MG8xV5AAkQMqRLLYosq8yoQjkf6iVZh1tihB5l",
+	"0kUXS4lzWRNnGVVLkLTHQw3elRWo69zr8dbycLJ2aOJp1C1OK97KPK7XwEhttr693vffvv9/AAAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
