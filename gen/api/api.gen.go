@@ -109,6 +109,30 @@ func (e AuditStatus) Valid() bool {
 	}
 }
 
+// Defines values for CategoryEntityType.
+const (
+	CategoryEntityTypeBot      CategoryEntityType = "bot"
+	CategoryEntityTypeChannel  CategoryEntityType = "channel"
+	CategoryEntityTypeFlow     CategoryEntityType = "flow"
+	CategoryEntityTypeTemplate CategoryEntityType = "template"
+)
+
+// Valid indicates whether the value is a known member of the CategoryEntityType enum.
+func (e CategoryEntityType) Valid() bool {
+	switch e {
+	case CategoryEntityTypeBot:
+		return true
+	case CategoryEntityTypeChannel:
+		return true
+	case CategoryEntityTypeFlow:
+		return true
+	case CategoryEntityTypeTemplate:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ExecutionMode.
 const (
 	ExecutionModeManual   ExecutionMode = "manual"
@@ -613,6 +637,54 @@ func (e ListIntegrationsParamsSort) Valid() bool {
 	}
 }
 
+// Defines values for ListCategoriesParamsSort.
+const (
+	ListCategoriesParamsSortMinusName  ListCategoriesParamsSort = "-name"
+	ListCategoriesParamsSortMinusOrder ListCategoriesParamsSort = "-order"
+	ListCategoriesParamsSortName       ListCategoriesParamsSort = "name"
+	ListCategoriesParamsSortOrder      ListCategoriesParamsSort = "order"
+)
+
+// Valid indicates whether the value is a known member of the ListCategoriesParamsSort enum.
+func (e ListCategoriesParamsSort) Valid() bool {
+	switch e {
+	case ListCategoriesParamsSortMinusName:
+		return true
+	case ListCategoriesParamsSortMinusOrder:
+		return true
+	case ListCategoriesParamsSortName:
+		return true
+	case ListCategoriesParamsSortOrder:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ListTagsParamsSort.
+const (
+	ListTagsParamsSortMinusName       ListTagsParamsSort = "-name"
+	ListTagsParamsSortMinusUsageCount ListTagsParamsSort = "-usage_count"
+	ListTagsParamsSortName            ListTagsParamsSort = "name"
+	ListTagsParamsSortUsageCount      ListTagsParamsSort = "usage_count"
+)
+
+// Valid indicates whether the value is a known member of the ListTagsParamsSort enum.
+func (e ListTagsParamsSort) Valid() bool {
+	switch e {
+	case ListTagsParamsSortMinusName:
+		return true
+	case ListTagsParamsSortMinusUsageCount:
+		return true
+	case ListTagsParamsSortName:
+		return true
+	case ListTagsParamsSortUsageCount:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ListTeamsParamsSort.
 const (
 	ListTeamsParamsSortMinusName ListTeamsParamsSort = "-name"
@@ -940,6 +1012,81 @@ type CasdoorCallback struct {
 	State string `json:"state"`
 }
 
+// Category defines model for Category.
+type Category struct {
+	Color       string                    `json:"color"`
+	CreatedAt   TimeField                 `json:"created_at"`
+	Description nullable.Nullable[string] `json:"description"`
+
+	// EntityType What the category groups.
+	EntityType CategoryEntityType        `json:"entity_type"`
+	Icon       nullable.Nullable[string] `json:"icon"`
+	Id         int64                     `json:"id"`
+
+	// IsSystem A built-in category, seeded by the server; it cannot be changed or deleted.
+	IsSystem  bool                     `json:"is_system"`
+	Name      string                   `json:"name"`
+	Order     int                      `json:"order"`
+	ParentId  nullable.Nullable[int64] `json:"parent_id"`
+	Slug      string                   `json:"slug"`
+	UpdatedAt TimeField                `json:"updated_at"`
+
+	// UsageCount The flows and templates in the category.
+	UsageCount int `json:"usage_count"`
+}
+
+// CategoryCreate `color` defaults to `#6366f1` and `order` to 0. `name` and `slug` are unique per `entity_type`
+// (409 `already-exists`). A `parent_id` must name a category of the same `entity_type`, and the tree
+// is at most 3 levels deep (422).
+type CategoryCreate struct {
+	// Color A colour as `#RRGGBB`.
+	Color       *Color                    `json:"color,omitempty"`
+	Description nullable.Nullable[string] `json:"description,omitempty"`
+
+	// EntityType What the category groups.
+	EntityType CategoryEntityType        `json:"entity_type"`
+	Icon       nullable.Nullable[string] `json:"icon,omitempty"`
+	Name       string                    `json:"name"`
+	Order      *int                      `json:"order,omitempty"`
+	ParentId   nullable.Nullable[int64]  `json:"parent_id,omitempty"`
+	Slug       string                    `json:"slug"`
+}
+
+// CategoryEntityType What the category groups.
+type CategoryEntityType string
+
+// CategoryPage defines model for CategoryPage.
+type CategoryPage struct {
+	HasNext  bool       `json:"has_next"`
+	HasPrev  bool       `json:"has_prev"`
+	Items    []Category `json:"items"`
+	Page     int        `json:"page"`
+	PageSize int        `json:"page_size"`
+
+	// Total Items matching every filter, search included.
+	Total int64 `json:"total"`
+
+	// TotalPages ceil(total / page_size); 0 when empty.
+	TotalPages int `json:"total_pages"`
+}
+
+// CategoryUpdate A partial update; an absent property is unchanged, `null` clears a clearable one. `{}` changes
+// nothing. `entity_type` cannot change. A new `parent_id` may not be the category itself or one of
+// its descendants, and the tree stays at most 3 levels deep (422).
+type CategoryUpdate struct {
+	// Color A colour as `#RRGGBB`.
+	Color       *Color                    `json:"color,omitempty"`
+	Description nullable.Nullable[string] `json:"description,omitempty"`
+	Icon        nullable.Nullable[string] `json:"icon,omitempty"`
+	Name        *string                   `json:"name,omitempty"`
+	Order       *int                      `json:"order,omitempty"`
+	ParentId    nullable.Nullable[int64]  `json:"parent_id,omitempty"`
+	Slug        *string                   `json:"slug,omitempty"`
+}
+
+// Color A colour as `#RRGGBB`.
+type Color = string
+
 // CursorMeta The paging fields of every cursor list.
 type CursorMeta struct {
 	HasMore bool `json:"has_more"`
@@ -1049,7 +1196,10 @@ type ExecutionSummary struct {
 // Flow defines model for Flow.
 type Flow struct {
 	ArchivedAt nullable.Nullable[apitime.Time] `json:"archived_at"`
-	CreatedAt  apitime.Time                    `json:"created_at"`
+
+	// CategoryId The flow's category; null when it has none.
+	CategoryId nullable.Nullable[int64] `json:"category_id"`
+	CreatedAt  apitime.Time             `json:"created_at"`
 
 	// Data A React Flow graph. Open schema: unknown UI keys are stored and ignored. The engine's checks
 	// (unique ids, edges between existing nodes, no cycles, size limits) answer 422 `invalid-graph`.
@@ -1064,7 +1214,10 @@ type Flow struct {
 	Revision              int                       `json:"revision"`
 
 	// Status `archived` is set only by the archive action.
-	Status FlowStatus               `json:"status"`
+	Status FlowStatus `json:"status"`
+
+	// Tags The item's tags, by name (at most 20).
+	Tags   TagList                  `json:"tags"`
 	TeamId nullable.Nullable[int64] `json:"team_id"`
 
 	// TemplateId The template the flow was created from; null once that template is deleted.
@@ -1084,6 +1237,9 @@ type Flow struct {
 // FlowCreate Defaults applied on create: `status` draft, `visibility` private, `data` `{"nodes":[],"edges":[]}`.
 // `status: published` publishes version 1 after the graph checks.
 type FlowCreate struct {
+	// CategoryId A category with `entity_type` `flow` (422 otherwise).
+	CategoryId nullable.Nullable[int64] `json:"category_id,omitempty"`
+
 	// Data A React Flow graph. Open schema: unknown UI keys are stored and ignored. The engine's checks
 	// (unique ids, edges between existing nodes, no cycles, size limits) answer 422 `invalid-graph`.
 	Data        *Graph                    `json:"data,omitempty"`
@@ -1123,14 +1279,17 @@ type FlowStatus string
 
 // FlowSummary defines model for FlowSummary.
 type FlowSummary struct {
-	ArchivedAt            nullable.Nullable[apitime.Time] `json:"archived_at"`
-	CreatedAt             apitime.Time                    `json:"created_at"`
-	Description           nullable.Nullable[string]       `json:"description"`
-	HasUnpublishedChanges bool                            `json:"has_unpublished_changes"`
-	Id                    int64                           `json:"id"`
-	Name                  string                          `json:"name"`
-	NodeCount             int                             `json:"node_count"`
-	OwnerId               int64                           `json:"owner_id"`
+	ArchivedAt nullable.Nullable[apitime.Time] `json:"archived_at"`
+
+	// CategoryId The flow's category; null when it has none.
+	CategoryId            nullable.Nullable[int64]  `json:"category_id"`
+	CreatedAt             apitime.Time              `json:"created_at"`
+	Description           nullable.Nullable[string] `json:"description"`
+	HasUnpublishedChanges bool                      `json:"has_unpublished_changes"`
+	Id                    int64                     `json:"id"`
+	Name                  string                    `json:"name"`
+	NodeCount             int                       `json:"node_count"`
+	OwnerId               int64                     `json:"owner_id"`
 
 	// PublishedVersion The snapshot that production triggers run.
 	PublishedVersion nullable.Nullable[int] `json:"published_version"`
@@ -1139,7 +1298,10 @@ type FlowSummary struct {
 	Revision int `json:"revision"`
 
 	// Status `archived` is set only by the archive action.
-	Status FlowStatus               `json:"status"`
+	Status FlowStatus `json:"status"`
+
+	// Tags The item's tags, by name (at most 20).
+	Tags   TagList                  `json:"tags"`
 	TeamId nullable.Nullable[int64] `json:"team_id"`
 
 	// TemplateId The template the flow was created from; null once that template is deleted.
@@ -1173,6 +1335,9 @@ type FlowSummaryPage struct {
 
 // FlowUpdate A partial update; an absent property is unchanged, `null` clears a clearable one. `{}` changes nothing.
 type FlowUpdate struct {
+	// CategoryId A category with `entity_type` `flow` (422 otherwise).
+	CategoryId nullable.Nullable[int64] `json:"category_id,omitempty"`
+
 	// Data A React Flow graph. Open schema: unknown UI keys are stored and ignored. The engine's checks
 	// (unique ids, edges between existing nodes, no cycles, size limits) answer 422 `invalid-graph`.
 	Data        *Graph                    `json:"data,omitempty"`
@@ -1354,6 +1519,55 @@ type GraphViewport struct {
 	Y                    float64                `json:"y"`
 	Zoom                 float64                `json:"zoom"`
 	AdditionalProperties map[string]interface{} `json:"-"`
+}
+
+// Icon defines model for Icon.
+type Icon struct {
+	Category   string    `json:"category"`
+	CreatedAt  TimeField `json:"created_at"`
+	Id         int64     `json:"id"`
+	IsFavorite bool      `json:"is_favorite"`
+	Library    string    `json:"library"`
+	Name       string    `json:"name"`
+	Tags       []string  `json:"tags"`
+	UpdatedAt  TimeField `json:"updated_at"`
+
+	// UsageCount The categories and templates that use the icon.
+	UsageCount int `json:"usage_count"`
+}
+
+// IconCreate `library` defaults to `react-icons/fi`, `category` to `general`, `tags` to `[]` and `is_favorite` to false. The name is unique (409 `already-exists`).
+type IconCreate struct {
+	Category   *string   `json:"category,omitempty"`
+	IsFavorite *bool     `json:"is_favorite,omitempty"`
+	Library    *string   `json:"library,omitempty"`
+	Name       string    `json:"name"`
+	Tags       *IconTags `json:"tags,omitempty"`
+}
+
+// IconPage defines model for IconPage.
+type IconPage struct {
+	HasNext  bool   `json:"has_next"`
+	HasPrev  bool   `json:"has_prev"`
+	Items    []Icon `json:"items"`
+	Page     int    `json:"page"`
+	PageSize int    `json:"page_size"`
+
+	// Total Items matching every filter, search included.
+	Total int64 `json:"total"`
+
+	// TotalPages ceil(total / page_size); 0 when empty.
+	TotalPages int `json:"total_pages"`
+}
+
+// IconTags defines model for IconTags.
+type IconTags = []string
+
+// IconUpdate A partial update of the icon's grouping and favourite flag; `{}` changes nothing. `tags` is replaced whole.
+type IconUpdate struct {
+	Category   *string   `json:"category,omitempty"`
+	IsFavorite *bool     `json:"is_favorite,omitempty"`
+	Tags       *IconTags `json:"tags,omitempty"`
 }
 
 // Integration defines model for Integration.
@@ -1575,6 +1789,13 @@ type MeAuth struct {
 
 // MeAuthType defines model for MeAuth.Type.
 type MeAuthType string
+
+// MetadataStats defines model for MetadataStats.
+type MetadataStats struct {
+	Categories int `json:"categories"`
+	Icons      int `json:"icons"`
+	Tags       int `json:"tags"`
+}
 
 // NodeError defines model for NodeError.
 type NodeError struct {
@@ -1861,6 +2082,65 @@ type SettingsUpdate struct {
 	SendReadReceipts       *bool   `json:"send_read_receipts,omitempty"`
 }
 
+// Tag defines model for Tag.
+type Tag struct {
+	Color       string                    `json:"color"`
+	CreatedAt   TimeField                 `json:"created_at"`
+	Description nullable.Nullable[string] `json:"description"`
+	Id          int64                     `json:"id"`
+	Name        string                    `json:"name"`
+	UpdatedAt   TimeField                 `json:"updated_at"`
+
+	// UsageCount The flows and templates that carry the tag.
+	UsageCount int `json:"usage_count"`
+}
+
+// TagCreate `color` defaults to `#6366f1`. The name is unique, case-insensitively (409 `already-exists`).
+type TagCreate struct {
+	// Color A colour as `#RRGGBB`.
+	Color       *Color                    `json:"color,omitempty"`
+	Description nullable.Nullable[string] `json:"description,omitempty"`
+	Name        string                    `json:"name"`
+}
+
+// TagIDs The whole new tag set; an empty list removes every tag.
+type TagIDs struct {
+	TagIds []int64 `json:"tag_ids"`
+}
+
+// TagList The item's tags, by name (at most 20).
+type TagList = []TagRef
+
+// TagPage defines model for TagPage.
+type TagPage struct {
+	HasNext  bool  `json:"has_next"`
+	HasPrev  bool  `json:"has_prev"`
+	Items    []Tag `json:"items"`
+	Page     int   `json:"page"`
+	PageSize int   `json:"page_size"`
+
+	// Total Items matching every filter, search included.
+	Total int64 `json:"total"`
+
+	// TotalPages ceil(total / page_size); 0 when empty.
+	TotalPages int `json:"total_pages"`
+}
+
+// TagRef A tag as it appears on a flow or a template.
+type TagRef struct {
+	Color string `json:"color"`
+	Id    int64  `json:"id"`
+	Name  string `json:"name"`
+}
+
+// TagUpdate A partial update; an absent property is unchanged, `null` clears the description. `{}` changes nothing.
+type TagUpdate struct {
+	// Color A colour as `#RRGGBB`.
+	Color       *Color                    `json:"color,omitempty"`
+	Description nullable.Nullable[string] `json:"description,omitempty"`
+	Name        *string                   `json:"name,omitempty"`
+}
+
 // Team defines model for Team.
 type Team struct {
 	CreatedAt   apitime.Time              `json:"created_at"`
@@ -1923,7 +2203,9 @@ type TeamUpdate struct {
 
 // Template defines model for Template.
 type Template struct {
-	CreatedAt apitime.Time `json:"created_at"`
+	// CategoryId The template's category; null when it has none.
+	CategoryId nullable.Nullable[int64] `json:"category_id"`
+	CreatedAt  apitime.Time             `json:"created_at"`
 
 	// CreatedBy The user who created it; null for built-in templates.
 	CreatedBy nullable.Nullable[int64] `json:"created_by"`
@@ -1949,7 +2231,10 @@ type Template struct {
 
 	// SystemKey The built-in template's stable key.
 	SystemKey nullable.Nullable[string] `json:"system_key"`
-	UpdatedAt apitime.Time              `json:"updated_at"`
+
+	// Tags The item's tags, by name (at most 20).
+	Tags      TagList      `json:"tags"`
+	UpdatedAt apitime.Time `json:"updated_at"`
 
 	// UsageCount Flows created from the template.
 	UsageCount int `json:"usage_count"`
@@ -1958,6 +2243,9 @@ type Template struct {
 // TemplateCreate Exactly one of `data` and `from_flow_id` is required (422 `unprocessable` otherwise). The graph is
 // checked structurally like a flow's (422 `invalid-graph`).
 type TemplateCreate struct {
+	// CategoryId A category with `entity_type` `template` (422 otherwise).
+	CategoryId nullable.Nullable[int64] `json:"category_id,omitempty"`
+
 	// Data A React Flow graph. Open schema: unknown UI keys are stored and ignored. The engine's checks
 	// (unique ids, edges between existing nodes, no cycles, size limits) answer 422 `invalid-graph`.
 	Data        *Graph                    `json:"data,omitempty"`
@@ -1995,7 +2283,9 @@ type TemplateSeedResult struct {
 
 // TemplateSummary defines model for TemplateSummary.
 type TemplateSummary struct {
-	CreatedAt apitime.Time `json:"created_at"`
+	// CategoryId The template's category; null when it has none.
+	CategoryId nullable.Nullable[int64] `json:"category_id"`
+	CreatedAt  apitime.Time             `json:"created_at"`
 
 	// CreatedBy The user who created it; null for built-in templates.
 	CreatedBy   nullable.Nullable[int64]  `json:"created_by"`
@@ -2012,7 +2302,10 @@ type TemplateSummary struct {
 
 	// SystemKey The built-in template's stable key.
 	SystemKey nullable.Nullable[string] `json:"system_key"`
-	UpdatedAt apitime.Time              `json:"updated_at"`
+
+	// Tags The item's tags, by name (at most 20).
+	Tags      TagList      `json:"tags"`
+	UpdatedAt apitime.Time `json:"updated_at"`
 
 	// UsageCount Flows created from the template.
 	UsageCount int `json:"usage_count"`
@@ -2036,6 +2329,9 @@ type TemplateSummaryPage struct {
 // TemplateUpdate A partial update; an absent property is unchanged, `null` clears a clearable one. `{}` changes
 // nothing. A new `data` is checked structurally and replaces the graph whole.
 type TemplateUpdate struct {
+	// CategoryId A category with `entity_type` `template` (422 otherwise).
+	CategoryId nullable.Nullable[int64] `json:"category_id,omitempty"`
+
 	// Data A React Flow graph. Open schema: unknown UI keys are stored and ignored. The engine's checks
 	// (unique ids, edges between existing nodes, no cycles, size limits) answer 422 `invalid-graph`.
 	Data        *Graph                    `json:"data,omitempty"`
@@ -2043,6 +2339,9 @@ type TemplateUpdate struct {
 	Icon        nullable.Nullable[string] `json:"icon,omitempty"`
 	Name        *string                   `json:"name,omitempty"`
 }
+
+// TimeField defines model for TimeField.
+type TimeField = apitime.Time
 
 // TokenResponse defines model for TokenResponse.
 type TokenResponse struct {
@@ -2358,6 +2657,12 @@ type ListFlowsParams struct {
 	// OwnerId `me` or a user id.
 	OwnerId *string `form:"owner_id,omitempty" json:"owner_id,omitempty"`
 
+	// CategoryId Only flows in this category.
+	CategoryId *int64 `form:"category_id,omitempty" json:"category_id,omitempty"`
+
+	// TagId Only flows with this tag.
+	TagId *int64 `form:"tag_id,omitempty" json:"tag_id,omitempty"`
+
 	// TemplateId Only flows created from this template.
 	TemplateId *int64 `form:"template_id,omitempty" json:"template_id,omitempty"`
 
@@ -2440,6 +2745,77 @@ type CreateIntegrationParams struct {
 	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
+// ListCategoriesParams defines parameters for ListCategories.
+type ListCategoriesParams struct {
+	// Page The 1-based page number.
+	Page *Page `form:"page,omitempty" json:"page,omitempty"`
+
+	// PageSize Items per page.
+	PageSize   *PageSize           `form:"page_size,omitempty" json:"page_size,omitempty"`
+	EntityType *CategoryEntityType `form:"entity_type,omitempty" json:"entity_type,omitempty"`
+
+	// ParentId `none` (top-level categories) or a category id (its children).
+	ParentId *string `form:"parent_id,omitempty" json:"parent_id,omitempty"`
+
+	// Sort Sort keys, `-` for descending. Default `order,name`.
+	Sort *[]ListCategoriesParamsSort `form:"sort,omitempty" json:"sort,omitempty"`
+}
+
+// ListCategoriesParamsSort defines parameters for ListCategories.
+type ListCategoriesParamsSort string
+
+// CreateCategoryParams defines parameters for CreateCategory.
+type CreateCategoryParams struct {
+	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// ListIconsParams defines parameters for ListIcons.
+type ListIconsParams struct {
+	// Page The 1-based page number.
+	Page *Page `form:"page,omitempty" json:"page,omitempty"`
+
+	// PageSize Items per page.
+	PageSize *PageSize `form:"page_size,omitempty" json:"page_size,omitempty"`
+
+	// Search Case-insensitive substring search over the resource's searchable fields.
+	Search   *Search `form:"search,omitempty" json:"search,omitempty"`
+	Category *string `form:"category,omitempty" json:"category,omitempty"`
+
+	// FavoritesOnly Only favourite icons.
+	FavoritesOnly *bool `form:"favorites_only,omitempty" json:"favorites_only,omitempty"`
+}
+
+// CreateIconParams defines parameters for CreateIcon.
+type CreateIconParams struct {
+	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// ListTagsParams defines parameters for ListTags.
+type ListTagsParams struct {
+	// Page The 1-based page number.
+	Page *Page `form:"page,omitempty" json:"page,omitempty"`
+
+	// PageSize Items per page.
+	PageSize *PageSize `form:"page_size,omitempty" json:"page_size,omitempty"`
+
+	// Search Case-insensitive substring search over the resource's searchable fields.
+	Search *Search `form:"search,omitempty" json:"search,omitempty"`
+
+	// Sort Sort keys, `-` for descending. Default `-usage_count,name`.
+	Sort *[]ListTagsParamsSort `form:"sort,omitempty" json:"sort,omitempty"`
+}
+
+// ListTagsParamsSort defines parameters for ListTags.
+type ListTagsParamsSort string
+
+// CreateTagParams defines parameters for CreateTag.
+type CreateTagParams struct {
+	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // ListNodeTypesParams defines parameters for ListNodeTypes.
 type ListNodeTypesParams struct {
 	Category *NodeTypeCategoryID `form:"category,omitempty" json:"category,omitempty"`
@@ -2482,6 +2858,12 @@ type ListTemplatesParams struct {
 
 	// Sort Sort keys, `-` for descending. Default `-created_at`.
 	Sort *[]ListTemplatesParamsSort `form:"sort,omitempty" json:"sort,omitempty"`
+
+	// CategoryId Only templates in this category.
+	CategoryId *int64 `form:"category_id,omitempty" json:"category_id,omitempty"`
+
+	// TagId Only templates with this tag.
+	TagId *int64 `form:"tag_id,omitempty" json:"tag_id,omitempty"`
 
 	// IsSystem Only built-in templates (`true`) or only the organisation's own (`false`).
 	IsSystem *bool `form:"is_system,omitempty" json:"is_system,omitempty"`
@@ -2607,6 +2989,9 @@ type DuplicateFlowJSONRequestBody = FlowDuplicate
 // PublishFlowJSONRequestBody defines body for PublishFlow for application/json ContentType.
 type PublishFlowJSONRequestBody = FlowPublish
 
+// SetFlowTagsJSONRequestBody defines body for SetFlowTags for application/json ContentType.
+type SetFlowTagsJSONRequestBody = TagIDs
+
 // ValidateFlowJSONRequestBody defines body for ValidateFlow for application/json ContentType.
 type ValidateFlowJSONRequestBody = FlowValidateRequest
 
@@ -2618,6 +3003,24 @@ type CreateIntegrationJSONRequestBody = IntegrationCreate
 
 // UpdateIntegrationJSONRequestBody defines body for UpdateIntegration for application/json ContentType.
 type UpdateIntegrationJSONRequestBody = IntegrationUpdate
+
+// CreateCategoryJSONRequestBody defines body for CreateCategory for application/json ContentType.
+type CreateCategoryJSONRequestBody = CategoryCreate
+
+// UpdateCategoryJSONRequestBody defines body for UpdateCategory for application/json ContentType.
+type UpdateCategoryJSONRequestBody = CategoryUpdate
+
+// CreateIconJSONRequestBody defines body for CreateIcon for application/json ContentType.
+type CreateIconJSONRequestBody = IconCreate
+
+// UpdateIconJSONRequestBody defines body for UpdateIcon for application/json ContentType.
+type UpdateIconJSONRequestBody = IconUpdate
+
+// CreateTagJSONRequestBody defines body for CreateTag for application/json ContentType.
+type CreateTagJSONRequestBody = TagCreate
+
+// UpdateTagJSONRequestBody defines body for UpdateTag for application/json ContentType.
+type UpdateTagJSONRequestBody = TagUpdate
 
 // CheckPermissionsJSONRequestBody defines body for CheckPermissions for application/json ContentType.
 type CheckPermissionsJSONRequestBody = PermissionCheck
@@ -2642,6 +3045,9 @@ type UpdateTemplateJSONRequestBody = TemplateUpdate
 
 // CreateTemplateFlowJSONRequestBody defines body for CreateTemplateFlow for application/json ContentType.
 type CreateTemplateFlowJSONRequestBody = TemplateFlowCreate
+
+// SetTemplateTagsJSONRequestBody defines body for SetTemplateTags for application/json ContentType.
+type SetTemplateTagsJSONRequestBody = TagIDs
 
 // UpdateUserRoleJSONRequestBody defines body for UpdateUserRole for application/json ContentType.
 type UpdateUserRoleJSONRequestBody = UserRoleUpdate
@@ -3878,6 +4284,28 @@ type ClientInterface interface {
 	// Corresponds with POST /flows/{id}/publish (the `PublishFlow` operationId).
 	PublishFlow(ctx context.Context, id FlowID, body PublishFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// SetFlowTagsWithBody Set a flow's tags
+	//
+	// Replaces the flow's tag set (at most 20) and keeps every tag's `usage_count` in step. An id that
+	// names no tag answers 422. A changed set bumps the flow's `revision` (and so its `ETag`); the same
+	// set changes nothing. Needs the right to edit the flow; archived flows answer 409 `invalid-state`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PUT /flows/{id}/tags (the `SetFlowTags` operationId).
+	SetFlowTagsWithBody(ctx context.Context, id FlowID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SetFlowTags Set a flow's tags
+	//
+	// Replaces the flow's tag set (at most 20) and keeps every tag's `usage_count` in step. An id that
+	// names no tag answers 422. A changed set bumps the flow's `revision` (and so its `ETag`); the same
+	// set changes nothing. Needs the right to edit the flow; archived flows answer 409 `invalid-state`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PUT /flows/{id}/tags (the `SetFlowTags` operationId).
+	SetFlowTags(ctx context.Context, id FlowID, body SetFlowTagsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// UnpublishFlow Unpublish a flow
 	//
 	// Sets `status=draft` and `published_version=null`.
@@ -4036,6 +4464,197 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /integrations/{id}/verify (the `VerifyIntegration` operationId).
 	VerifyIntegration(ctx context.Context, id IntegrationID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListCategories List categories
+	//
+	// A page of categories. Filters: `entity_type`, and `parent_id` (`none` for top-level categories, or
+	// an id for the children of that category). Sorted by default by `order,name`.
+	//
+	// Corresponds with GET /metadata/categories (the `ListCategories` operationId).
+	ListCategories(ctx context.Context, params *ListCategoriesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateCategoryWithBody Create a category
+	//
+	// Creates a category for flows, templates, bots or channels. `name` and `slug` are unique per
+	// `entity_type` (409 `already-exists`); a parent must exist, have the same `entity_type`, and the tree
+	// stays at most 3 levels deep (422).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /metadata/categories (the `CreateCategory` operationId).
+	CreateCategoryWithBody(ctx context.Context, params *CreateCategoryParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateCategory Create a category
+	//
+	// Creates a category for flows, templates, bots or channels. `name` and `slug` are unique per
+	// `entity_type` (409 `already-exists`); a parent must exist, have the same `entity_type`, and the tree
+	// stays at most 3 levels deep (422).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /metadata/categories (the `CreateCategory` operationId).
+	CreateCategory(ctx context.Context, params *CreateCategoryParams, body CreateCategoryJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteCategory Delete a category
+	//
+	// Deletes a category. Built-in categories cannot be deleted (409 `system-resource`); neither can a
+	// category with children or with flows or templates in it (409 `in-use` with `references`).
+	//
+	// Corresponds with DELETE /metadata/categories/{id} (the `DeleteCategory` operationId).
+	DeleteCategory(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetCategory Get a category
+	//
+	// One category with its usage count.
+	//
+	// Corresponds with GET /metadata/categories/{id} (the `GetCategory` operationId).
+	GetCategory(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateCategoryWithBody Update a category
+	//
+	// A partial update; `{}` changes nothing. Built-in categories cannot be changed (409 `system-
+	// resource`). The name and slug stay unique per entity type (409 `already-exists`); the parent rules
+	// answer 422.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PATCH /metadata/categories/{id} (the `UpdateCategory` operationId).
+	UpdateCategoryWithBody(ctx context.Context, id int64, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateCategory Update a category
+	//
+	// A partial update; `{}` changes nothing. Built-in categories cannot be changed (409 `system-
+	// resource`). The name and slug stay unique per entity type (409 `already-exists`); the parent rules
+	// answer 422.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PATCH /metadata/categories/{id} (the `UpdateCategory` operationId).
+	UpdateCategory(ctx context.Context, id int64, body UpdateCategoryJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListIcons List icons
+	//
+	// A page of icons: favourites first, then the most used, then by name. `search` matches the name and
+	// the tags.
+	//
+	// Corresponds with GET /metadata/icons (the `ListIcons` operationId).
+	ListIcons(ctx context.Context, params *ListIconsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateIconWithBody Create an icon
+	//
+	// Adds an icon to the set. Names are unique (409 `already-exists`).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /metadata/icons (the `CreateIcon` operationId).
+	CreateIconWithBody(ctx context.Context, params *CreateIconParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateIcon Create an icon
+	//
+	// Adds an icon to the set. Names are unique (409 `already-exists`).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /metadata/icons (the `CreateIcon` operationId).
+	CreateIcon(ctx context.Context, params *CreateIconParams, body CreateIconJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteIcon Delete an icon
+	//
+	// Removes the icon from the set. Categories and templates that name it keep the name.
+	//
+	// Corresponds with DELETE /metadata/icons/{id} (the `DeleteIcon` operationId).
+	DeleteIcon(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetIcon Get an icon
+	//
+	// One icon with its usage count.
+	//
+	// Corresponds with GET /metadata/icons/{id} (the `GetIcon` operationId).
+	GetIcon(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateIconWithBody Update an icon
+	//
+	// Changes the category, the tags (replaced whole) or the favourite flag; `{}` changes nothing.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PATCH /metadata/icons/{id} (the `UpdateIcon` operationId).
+	UpdateIconWithBody(ctx context.Context, id int64, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateIcon Update an icon
+	//
+	// Changes the category, the tags (replaced whole) or the favourite flag; `{}` changes nothing.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PATCH /metadata/icons/{id} (the `UpdateIcon` operationId).
+	UpdateIcon(ctx context.Context, id int64, body UpdateIconJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetMetadataStats Count metadata
+	//
+	// How many tags, categories and icons exist.
+	//
+	// Corresponds with GET /metadata/stats (the `GetMetadataStats` operationId).
+	GetMetadataStats(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListTags List tags
+	//
+	// A page of tags. `search` matches the name. Sorted by default by `-usage_count,name`.
+	//
+	// Corresponds with GET /metadata/tags (the `ListTags` operationId).
+	ListTags(ctx context.Context, params *ListTagsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateTagWithBody Create a tag
+	//
+	// Creates a tag. Names are unique case-insensitively (409 `already-exists` with `existing_id`).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /metadata/tags (the `CreateTag` operationId).
+	CreateTagWithBody(ctx context.Context, params *CreateTagParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateTag Create a tag
+	//
+	// Creates a tag. Names are unique case-insensitively (409 `already-exists` with `existing_id`).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /metadata/tags (the `CreateTag` operationId).
+	CreateTag(ctx context.Context, params *CreateTagParams, body CreateTagJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteTag Delete a tag
+	//
+	// Deletes the tag and every link to it: flows and templates lose the tag.
+	//
+	// Corresponds with DELETE /metadata/tags/{id} (the `DeleteTag` operationId).
+	DeleteTag(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetTag Get a tag
+	//
+	// One tag with its usage count.
+	//
+	// Corresponds with GET /metadata/tags/{id} (the `GetTag` operationId).
+	GetTag(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateTagWithBody Update a tag
+	//
+	// A partial update of the name, colour and description; `{}` changes nothing. A name another tag has
+	// answers 409 `already-exists`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PATCH /metadata/tags/{id} (the `UpdateTag` operationId).
+	UpdateTagWithBody(ctx context.Context, id int64, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateTag Update a tag
+	//
+	// A partial update of the name, colour and description; `{}` changes nothing. A name another tag has
+	// answers 409 `already-exists`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PATCH /metadata/tags/{id} (the `UpdateTag` operationId).
+	UpdateTag(ctx context.Context, id int64, body UpdateTagJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListNodeTypes List node types
 	//
@@ -4254,7 +4873,8 @@ type ClientInterface interface {
 	// Inserts the built-in templates that are missing, keyed on `system_key`; running it again inserts
 	// nothing. With `force=true` it also resets every system template whose stored definition differs
 	// from the shipped one (name, description, icon, graph, placeholders); `usage_count` is kept.
-	// Categories, tags and icons are not seeded yet.
+	// It also inserts the missing built-in template categories (customer-support, sales, content,
+	// automation) as system categories and files each built-in template under its category.
 	//
 	// Corresponds with POST /templates/seed (the `SeedTemplates` operationId).
 	SeedTemplates(ctx context.Context, params *SeedTemplatesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -4325,6 +4945,26 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /templates/{id}/flows (the `CreateTemplateFlow` operationId).
 	CreateTemplateFlow(ctx context.Context, id TemplateID, params *CreateTemplateFlowParams, body CreateTemplateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SetTemplateTagsWithBody Set a template's tags
+	//
+	// Replaces the template's tag set (at most 20) and keeps every tag's `usage_count` in step. An id
+	// that names no tag answers 422. Built-in templates cannot be changed (409 `system-resource`).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PUT /templates/{id}/tags (the `SetTemplateTags` operationId).
+	SetTemplateTagsWithBody(ctx context.Context, id TemplateID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SetTemplateTags Set a template's tags
+	//
+	// Replaces the template's tag set (at most 20) and keeps every tag's `usage_count` in step. An id
+	// that names no tag answers 422. Built-in templates cannot be changed (409 `system-resource`).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PUT /templates/{id}/tags (the `SetTemplateTags` operationId).
+	SetTemplateTags(ctx context.Context, id TemplateID, body SetTemplateTagsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListUsers List users
 	//
@@ -5335,6 +5975,48 @@ func (c *Client) PublishFlow(ctx context.Context, id FlowID, body PublishFlowJSO
 	return c.Client.Do(req)
 }
 
+// SetFlowTagsWithBody Set a flow's tags
+//
+// Replaces the flow's tag set (at most 20) and keeps every tag's `usage_count` in step. An id that
+// names no tag answers 422. A changed set bumps the flow's `revision` (and so its `ETag`); the same
+// set changes nothing. Needs the right to edit the flow; archived flows answer 409 `invalid-state`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PUT /flows/{id}/tags (the `SetFlowTags` operationId).
+func (c *Client) SetFlowTagsWithBody(ctx context.Context, id FlowID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSetFlowTagsRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SetFlowTags Set a flow's tags
+//
+// Replaces the flow's tag set (at most 20) and keeps every tag's `usage_count` in step. An id that
+// names no tag answers 422. A changed set bumps the flow's `revision` (and so its `ETag`); the same
+// set changes nothing. Needs the right to edit the flow; archived flows answer 409 `invalid-state`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PUT /flows/{id}/tags (the `SetFlowTags` operationId).
+func (c *Client) SetFlowTags(ctx context.Context, id FlowID, body SetFlowTagsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSetFlowTagsRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // UnpublishFlow Unpublish a flow
 //
 // Sets `status=draft` and `published_version=null`.
@@ -5654,6 +6336,417 @@ func (c *Client) UpdateIntegration(ctx context.Context, id IntegrationID, body U
 // Corresponds with POST /integrations/{id}/verify (the `VerifyIntegration` operationId).
 func (c *Client) VerifyIntegration(ctx context.Context, id IntegrationID, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewVerifyIntegrationRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListCategories List categories
+//
+// A page of categories. Filters: `entity_type`, and `parent_id` (`none` for top-level categories, or
+// an id for the children of that category). Sorted by default by `order,name`.
+//
+// Corresponds with GET /metadata/categories (the `ListCategories` operationId).
+func (c *Client) ListCategories(ctx context.Context, params *ListCategoriesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListCategoriesRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateCategoryWithBody Create a category
+//
+// Creates a category for flows, templates, bots or channels. `name` and `slug` are unique per
+// `entity_type` (409 `already-exists`); a parent must exist, have the same `entity_type`, and the tree
+// stays at most 3 levels deep (422).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /metadata/categories (the `CreateCategory` operationId).
+func (c *Client) CreateCategoryWithBody(ctx context.Context, params *CreateCategoryParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateCategoryRequestWithBody(c.Server, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateCategory Create a category
+//
+// Creates a category for flows, templates, bots or channels. `name` and `slug` are unique per
+// `entity_type` (409 `already-exists`); a parent must exist, have the same `entity_type`, and the tree
+// stays at most 3 levels deep (422).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /metadata/categories (the `CreateCategory` operationId).
+func (c *Client) CreateCategory(ctx context.Context, params *CreateCategoryParams, body CreateCategoryJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateCategoryRequest(c.Server, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteCategory Delete a category
+//
+// Deletes a category. Built-in categories cannot be deleted (409 `system-resource`); neither can a
+// category with children or with flows or templates in it (409 `in-use` with `references`).
+//
+// Corresponds with DELETE /metadata/categories/{id} (the `DeleteCategory` operationId).
+func (c *Client) DeleteCategory(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteCategoryRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetCategory Get a category
+//
+// One category with its usage count.
+//
+// Corresponds with GET /metadata/categories/{id} (the `GetCategory` operationId).
+func (c *Client) GetCategory(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetCategoryRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateCategoryWithBody Update a category
+//
+// A partial update; `{}` changes nothing. Built-in categories cannot be changed (409 `system-
+// resource`). The name and slug stay unique per entity type (409 `already-exists`); the parent rules
+// answer 422.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PATCH /metadata/categories/{id} (the `UpdateCategory` operationId).
+func (c *Client) UpdateCategoryWithBody(ctx context.Context, id int64, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateCategoryRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateCategory Update a category
+//
+// A partial update; `{}` changes nothing. Built-in categories cannot be changed (409 `system-
+// resource`). The name and slug stay unique per entity type (409 `already-exists`); the parent rules
+// answer 422.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PATCH /metadata/categories/{id} (the `UpdateCategory` operationId).
+func (c *Client) UpdateCategory(ctx context.Context, id int64, body UpdateCategoryJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateCategoryRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListIcons List icons
+//
+// A page of icons: favourites first, then the most used, then by name. `search` matches the name and
+// the tags.
+//
+// Corresponds with GET /metadata/icons (the `ListIcons` operationId).
+func (c *Client) ListIcons(ctx context.Context, params *ListIconsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListIconsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateIconWithBody Create an icon
+//
+// Adds an icon to the set. Names are unique (409 `already-exists`).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /metadata/icons (the `CreateIcon` operationId).
+func (c *Client) CreateIconWithBody(ctx context.Context, params *CreateIconParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateIconRequestWithBody(c.Server, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateIcon Create an icon
+//
+// Adds an icon to the set. Names are unique (409 `already-exists`).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /metadata/icons (the `CreateIcon` operationId).
+func (c *Client) CreateIcon(ctx context.Context, params *CreateIconParams, body CreateIconJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateIconRequest(c.Server, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteIcon Delete an icon
+//
+// Removes the icon from the set. Categories and templates that name it keep the name.
+//
+// Corresponds with DELETE /metadata/icons/{id} (the `DeleteIcon` operationId).
+func (c *Client) DeleteIcon(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteIconRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetIcon Get an icon
+//
+// One icon with its usage count.
+//
+// Corresponds with GET /metadata/icons/{id} (the `GetIcon` operationId).
+func (c *Client) GetIcon(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetIconRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateIconWithBody Update an icon
+//
+// Changes the category, the tags (replaced whole) or the favourite flag; `{}` changes nothing.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PATCH /metadata/icons/{id} (the `UpdateIcon` operationId).
+func (c *Client) UpdateIconWithBody(ctx context.Context, id int64, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateIconRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateIcon Update an icon
+//
+// Changes the category, the tags (replaced whole) or the favourite flag; `{}` changes nothing.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PATCH /metadata/icons/{id} (the `UpdateIcon` operationId).
+func (c *Client) UpdateIcon(ctx context.Context, id int64, body UpdateIconJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateIconRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetMetadataStats Count metadata
+//
+// How many tags, categories and icons exist.
+//
+// Corresponds with GET /metadata/stats (the `GetMetadataStats` operationId).
+func (c *Client) GetMetadataStats(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetMetadataStatsRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListTags List tags
+//
+// A page of tags. `search` matches the name. Sorted by default by `-usage_count,name`.
+//
+// Corresponds with GET /metadata/tags (the `ListTags` operationId).
+func (c *Client) ListTags(ctx context.Context, params *ListTagsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListTagsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateTagWithBody Create a tag
+//
+// Creates a tag. Names are unique case-insensitively (409 `already-exists` with `existing_id`).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /metadata/tags (the `CreateTag` operationId).
+func (c *Client) CreateTagWithBody(ctx context.Context, params *CreateTagParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateTagRequestWithBody(c.Server, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateTag Create a tag
+//
+// Creates a tag. Names are unique case-insensitively (409 `already-exists` with `existing_id`).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /metadata/tags (the `CreateTag` operationId).
+func (c *Client) CreateTag(ctx context.Context, params *CreateTagParams, body CreateTagJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateTagRequest(c.Server, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteTag Delete a tag
+//
+// Deletes the tag and every link to it: flows and templates lose the tag.
+//
+// Corresponds with DELETE /metadata/tags/{id} (the `DeleteTag` operationId).
+func (c *Client) DeleteTag(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteTagRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetTag Get a tag
+//
+// One tag with its usage count.
+//
+// Corresponds with GET /metadata/tags/{id} (the `GetTag` operationId).
+func (c *Client) GetTag(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetTagRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateTagWithBody Update a tag
+//
+// A partial update of the name, colour and description; `{}` changes nothing. A name another tag has
+// answers 409 `already-exists`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PATCH /metadata/tags/{id} (the `UpdateTag` operationId).
+func (c *Client) UpdateTagWithBody(ctx context.Context, id int64, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateTagRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateTag Update a tag
+//
+// A partial update of the name, colour and description; `{}` changes nothing. A name another tag has
+// answers 409 `already-exists`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PATCH /metadata/tags/{id} (the `UpdateTag` operationId).
+func (c *Client) UpdateTag(ctx context.Context, id int64, body UpdateTagJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateTagRequest(c.Server, id, body)
 	if err != nil {
 		return nil, err
 	}
@@ -6131,7 +7224,8 @@ func (c *Client) CreateTemplate(ctx context.Context, params *CreateTemplateParam
 // Inserts the built-in templates that are missing, keyed on `system_key`; running it again inserts
 // nothing. With `force=true` it also resets every system template whose stored definition differs
 // from the shipped one (name, description, icon, graph, placeholders); `usage_count` is kept.
-// Categories, tags and icons are not seeded yet.
+// It also inserts the missing built-in template categories (customer-support, sales, content,
+// automation) as system categories and files each built-in template under its category.
 //
 // Corresponds with POST /templates/seed (the `SeedTemplates` operationId).
 func (c *Client) SeedTemplates(ctx context.Context, params *SeedTemplatesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -6273,6 +7367,46 @@ func (c *Client) CreateTemplateFlowWithBody(ctx context.Context, id TemplateID, 
 // Corresponds with POST /templates/{id}/flows (the `CreateTemplateFlow` operationId).
 func (c *Client) CreateTemplateFlow(ctx context.Context, id TemplateID, params *CreateTemplateFlowParams, body CreateTemplateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewCreateTemplateFlowRequest(c.Server, id, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SetTemplateTagsWithBody Set a template's tags
+//
+// Replaces the template's tag set (at most 20) and keeps every tag's `usage_count` in step. An id
+// that names no tag answers 422. Built-in templates cannot be changed (409 `system-resource`).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PUT /templates/{id}/tags (the `SetTemplateTags` operationId).
+func (c *Client) SetTemplateTagsWithBody(ctx context.Context, id TemplateID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSetTemplateTagsRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SetTemplateTags Set a template's tags
+//
+// Replaces the template's tag set (at most 20) and keeps every tag's `usage_count` in step. An id
+// that names no tag answers 422. Built-in templates cannot be changed (409 `system-resource`).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PUT /templates/{id}/tags (the `SetTemplateTags` operationId).
+func (c *Client) SetTemplateTags(ctx context.Context, id TemplateID, body SetTemplateTagsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSetTemplateTagsRequest(c.Server, id, body)
 	if err != nil {
 		return nil, err
 	}
@@ -7991,6 +9125,30 @@ func NewListFlowsRequest(server string, params *ListFlowsParams) (*http.Request,
 
 		}
 
+		if params.CategoryId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "category_id", *params.CategoryId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.TagId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "tag_id", *params.TagId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
 		if params.TemplateId != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "template_id", *params.TemplateId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
@@ -8376,6 +9534,53 @@ func NewPublishFlowRequestWithBody(server string, id FlowID, contentType string,
 	}
 
 	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewSetFlowTagsRequest calls the generic SetFlowTags builder with application/json body
+func NewSetFlowTagsRequest(server string, id FlowID, body SetFlowTagsJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewSetFlowTagsRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewSetFlowTagsRequestWithBody constructs an http.Request for the SetFlowTags method, with any body, and a specified content type
+func NewSetFlowTagsRequestWithBody(server string, id FlowID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/flows/%s/tags", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPut, queryURL.String(), body)
 	if err != nil {
 		return nil, err
 	}
@@ -9034,6 +10239,837 @@ func NewVerifyIntegrationRequest(server string, id IntegrationID) (*http.Request
 	if err != nil {
 		return nil, err
 	}
+
+	return req, nil
+}
+
+// NewListCategoriesRequest constructs an http.Request for the ListCategories method
+func NewListCategoriesRequest(server string, params *ListCategoriesParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/metadata/categories")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Page != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "page", *params.Page, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.PageSize != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "page_size", *params.PageSize, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.EntityType != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "entity_type", *params.EntityType, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.ParentId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "parent_id", *params.ParentId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Sort != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "sort", *params.Sort, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "array", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCreateCategoryRequest calls the generic CreateCategory builder with application/json body
+func NewCreateCategoryRequest(server string, params *CreateCategoryParams, body CreateCategoryJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreateCategoryRequestWithBody(server, params, "application/json", bodyReader)
+}
+
+// NewCreateCategoryRequestWithBody constructs an http.Request for the CreateCategory method, with any body, and a specified content type
+func NewCreateCategoryRequestWithBody(server string, params *CreateCategoryParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/metadata/categories")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewDeleteCategoryRequest constructs an http.Request for the DeleteCategory method
+func NewDeleteCategoryRequest(server string, id int64) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/metadata/categories/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetCategoryRequest constructs an http.Request for the GetCategory method
+func NewGetCategoryRequest(server string, id int64) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/metadata/categories/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewUpdateCategoryRequest calls the generic UpdateCategory builder with application/json body
+func NewUpdateCategoryRequest(server string, id int64, body UpdateCategoryJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewUpdateCategoryRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewUpdateCategoryRequestWithBody constructs an http.Request for the UpdateCategory method, with any body, and a specified content type
+func NewUpdateCategoryRequestWithBody(server string, id int64, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/metadata/categories/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPatch, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewListIconsRequest constructs an http.Request for the ListIcons method
+func NewListIconsRequest(server string, params *ListIconsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/metadata/icons")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Page != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "page", *params.Page, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.PageSize != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "page_size", *params.PageSize, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Search != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "search", *params.Search, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Category != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "category", *params.Category, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.FavoritesOnly != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "favorites_only", *params.FavoritesOnly, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCreateIconRequest calls the generic CreateIcon builder with application/json body
+func NewCreateIconRequest(server string, params *CreateIconParams, body CreateIconJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreateIconRequestWithBody(server, params, "application/json", bodyReader)
+}
+
+// NewCreateIconRequestWithBody constructs an http.Request for the CreateIcon method, with any body, and a specified content type
+func NewCreateIconRequestWithBody(server string, params *CreateIconParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/metadata/icons")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewDeleteIconRequest constructs an http.Request for the DeleteIcon method
+func NewDeleteIconRequest(server string, id int64) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/metadata/icons/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetIconRequest constructs an http.Request for the GetIcon method
+func NewGetIconRequest(server string, id int64) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/metadata/icons/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewUpdateIconRequest calls the generic UpdateIcon builder with application/json body
+func NewUpdateIconRequest(server string, id int64, body UpdateIconJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewUpdateIconRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewUpdateIconRequestWithBody constructs an http.Request for the UpdateIcon method, with any body, and a specified content type
+func NewUpdateIconRequestWithBody(server string, id int64, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/metadata/icons/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPatch, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewGetMetadataStatsRequest constructs an http.Request for the GetMetadataStats method
+func NewGetMetadataStatsRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/metadata/stats")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewListTagsRequest constructs an http.Request for the ListTags method
+func NewListTagsRequest(server string, params *ListTagsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/metadata/tags")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Page != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "page", *params.Page, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.PageSize != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "page_size", *params.PageSize, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Search != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "search", *params.Search, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Sort != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "sort", *params.Sort, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "array", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCreateTagRequest calls the generic CreateTag builder with application/json body
+func NewCreateTagRequest(server string, params *CreateTagParams, body CreateTagJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreateTagRequestWithBody(server, params, "application/json", bodyReader)
+}
+
+// NewCreateTagRequestWithBody constructs an http.Request for the CreateTag method, with any body, and a specified content type
+func NewCreateTagRequestWithBody(server string, params *CreateTagParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/metadata/tags")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewDeleteTagRequest constructs an http.Request for the DeleteTag method
+func NewDeleteTagRequest(server string, id int64) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/metadata/tags/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetTagRequest constructs an http.Request for the GetTag method
+func NewGetTagRequest(server string, id int64) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/metadata/tags/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewUpdateTagRequest calls the generic UpdateTag builder with application/json body
+func NewUpdateTagRequest(server string, id int64, body UpdateTagJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewUpdateTagRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewUpdateTagRequestWithBody constructs an http.Request for the UpdateTag method, with any body, and a specified content type
+func NewUpdateTagRequestWithBody(server string, id int64, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/metadata/tags/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPatch, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
 
 	return req, nil
 }
@@ -9785,6 +11821,30 @@ func NewListTemplatesRequest(server string, params *ListTemplatesParams) (*http.
 
 		}
 
+		if params.CategoryId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "category_id", *params.CategoryId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.TagId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "tag_id", *params.TagId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
 		if params.IsSystem != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "is_system", *params.IsSystem, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "boolean", Format: ""}); err != nil {
@@ -10142,6 +12202,53 @@ func NewCreateTemplateFlowRequestWithBody(server string, id TemplateID, params *
 		}
 
 	}
+
+	return req, nil
+}
+
+// NewSetTemplateTagsRequest calls the generic SetTemplateTags builder with application/json body
+func NewSetTemplateTagsRequest(server string, id TemplateID, body SetTemplateTagsJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewSetTemplateTagsRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewSetTemplateTagsRequestWithBody constructs an http.Request for the SetTemplateTags method, with any body, and a specified content type
+func NewSetTemplateTagsRequestWithBody(server string, id TemplateID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/templates/%s/tags", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPut, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
 
 	return req, nil
 }
@@ -11262,6 +13369,28 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /flows/{id}/publish (the `PublishFlow` operationId).
 	PublishFlowWithResponse(ctx context.Context, id FlowID, body PublishFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*PublishFlowResponse, error)
 
+	// SetFlowTagsWithBodyWithResponse Set a flow's tags
+	//
+	// Replaces the flow's tag set (at most 20) and keeps every tag's `usage_count` in step. An id that
+	// names no tag answers 422. A changed set bumps the flow's `revision` (and so its `ETag`); the same
+	// set changes nothing. Needs the right to edit the flow; archived flows answer 409 `invalid-state`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /flows/{id}/tags (the `SetFlowTags` operationId).
+	SetFlowTagsWithBodyWithResponse(ctx context.Context, id FlowID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SetFlowTagsResponse, error)
+
+	// SetFlowTagsWithResponse Set a flow's tags
+	//
+	// Replaces the flow's tag set (at most 20) and keeps every tag's `usage_count` in step. An id that
+	// names no tag answers 422. A changed set bumps the flow's `revision` (and so its `ETag`); the same
+	// set changes nothing. Needs the right to edit the flow; archived flows answer 409 `invalid-state`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /flows/{id}/tags (the `SetFlowTags` operationId).
+	SetFlowTagsWithResponse(ctx context.Context, id FlowID, body SetFlowTagsJSONRequestBody, reqEditors ...RequestEditorFn) (*SetFlowTagsResponse, error)
+
 	// UnpublishFlowWithResponse Unpublish a flow
 	//
 	// Sets `status=draft` and `published_version=null`.
@@ -11438,6 +13567,217 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /integrations/{id}/verify (the `VerifyIntegration` operationId).
 	VerifyIntegrationWithResponse(ctx context.Context, id IntegrationID, reqEditors ...RequestEditorFn) (*VerifyIntegrationResponse, error)
+
+	// ListCategoriesWithResponse List categories
+	//
+	// A page of categories. Filters: `entity_type`, and `parent_id` (`none` for top-level categories, or
+	// an id for the children of that category). Sorted by default by `order,name`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /metadata/categories (the `ListCategories` operationId).
+	ListCategoriesWithResponse(ctx context.Context, params *ListCategoriesParams, reqEditors ...RequestEditorFn) (*ListCategoriesResponse, error)
+
+	// CreateCategoryWithBodyWithResponse Create a category
+	//
+	// Creates a category for flows, templates, bots or channels. `name` and `slug` are unique per
+	// `entity_type` (409 `already-exists`); a parent must exist, have the same `entity_type`, and the tree
+	// stays at most 3 levels deep (422).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /metadata/categories (the `CreateCategory` operationId).
+	CreateCategoryWithBodyWithResponse(ctx context.Context, params *CreateCategoryParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateCategoryResponse, error)
+
+	// CreateCategoryWithResponse Create a category
+	//
+	// Creates a category for flows, templates, bots or channels. `name` and `slug` are unique per
+	// `entity_type` (409 `already-exists`); a parent must exist, have the same `entity_type`, and the tree
+	// stays at most 3 levels deep (422).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /metadata/categories (the `CreateCategory` operationId).
+	CreateCategoryWithResponse(ctx context.Context, params *CreateCategoryParams, body CreateCategoryJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateCategoryResponse, error)
+
+	// DeleteCategoryWithResponse Delete a category
+	//
+	// Deletes a category. Built-in categories cannot be deleted (409 `system-resource`); neither can a
+	// category with children or with flows or templates in it (409 `in-use` with `references`).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /metadata/categories/{id} (the `DeleteCategory` operationId).
+	DeleteCategoryWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*DeleteCategoryResponse, error)
+
+	// GetCategoryWithResponse Get a category
+	//
+	// One category with its usage count.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /metadata/categories/{id} (the `GetCategory` operationId).
+	GetCategoryWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*GetCategoryResponse, error)
+
+	// UpdateCategoryWithBodyWithResponse Update a category
+	//
+	// A partial update; `{}` changes nothing. Built-in categories cannot be changed (409 `system-
+	// resource`). The name and slug stay unique per entity type (409 `already-exists`); the parent rules
+	// answer 422.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /metadata/categories/{id} (the `UpdateCategory` operationId).
+	UpdateCategoryWithBodyWithResponse(ctx context.Context, id int64, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateCategoryResponse, error)
+
+	// UpdateCategoryWithResponse Update a category
+	//
+	// A partial update; `{}` changes nothing. Built-in categories cannot be changed (409 `system-
+	// resource`). The name and slug stay unique per entity type (409 `already-exists`); the parent rules
+	// answer 422.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /metadata/categories/{id} (the `UpdateCategory` operationId).
+	UpdateCategoryWithResponse(ctx context.Context, id int64, body UpdateCategoryJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateCategoryResponse, error)
+
+	// ListIconsWithResponse List icons
+	//
+	// A page of icons: favourites first, then the most used, then by name. `search` matches the name and
+	// the tags.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /metadata/icons (the `ListIcons` operationId).
+	ListIconsWithResponse(ctx context.Context, params *ListIconsParams, reqEditors ...RequestEditorFn) (*ListIconsResponse, error)
+
+	// CreateIconWithBodyWithResponse Create an icon
+	//
+	// Adds an icon to the set. Names are unique (409 `already-exists`).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /metadata/icons (the `CreateIcon` operationId).
+	CreateIconWithBodyWithResponse(ctx context.Context, params *CreateIconParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateIconResponse, error)
+
+	// CreateIconWithResponse Create an icon
+	//
+	// Adds an icon to the set. Names are unique (409 `already-exists`).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /metadata/icons (the `CreateIcon` operationId).
+	CreateIconWithResponse(ctx context.Context, params *CreateIconParams, body CreateIconJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateIconResponse, error)
+
+	// DeleteIconWithResponse Delete an icon
+	//
+	// Removes the icon from the set. Categories and templates that name it keep the name.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /metadata/icons/{id} (the `DeleteIcon` operationId).
+	DeleteIconWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*DeleteIconResponse, error)
+
+	// GetIconWithResponse Get an icon
+	//
+	// One icon with its usage count.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /metadata/icons/{id} (the `GetIcon` operationId).
+	GetIconWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*GetIconResponse, error)
+
+	// UpdateIconWithBodyWithResponse Update an icon
+	//
+	// Changes the category, the tags (replaced whole) or the favourite flag; `{}` changes nothing.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /metadata/icons/{id} (the `UpdateIcon` operationId).
+	UpdateIconWithBodyWithResponse(ctx context.Context, id int64, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateIconResponse, error)
+
+	// UpdateIconWithResponse Update an icon
+	//
+	// Changes the category, the tags (replaced whole) or the favourite flag; `{}` changes nothing.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /metadata/icons/{id} (the `UpdateIcon` operationId).
+	UpdateIconWithResponse(ctx context.Context, id int64, body UpdateIconJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateIconResponse, error)
+
+	// GetMetadataStatsWithResponse Count metadata
+	//
+	// How many tags, categories and icons exist.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /metadata/stats (the `GetMetadataStats` operationId).
+	GetMetadataStatsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetMetadataStatsResponse, error)
+
+	// ListTagsWithResponse List tags
+	//
+	// A page of tags. `search` matches the name. Sorted by default by `-usage_count,name`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /metadata/tags (the `ListTags` operationId).
+	ListTagsWithResponse(ctx context.Context, params *ListTagsParams, reqEditors ...RequestEditorFn) (*ListTagsResponse, error)
+
+	// CreateTagWithBodyWithResponse Create a tag
+	//
+	// Creates a tag. Names are unique case-insensitively (409 `already-exists` with `existing_id`).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /metadata/tags (the `CreateTag` operationId).
+	CreateTagWithBodyWithResponse(ctx context.Context, params *CreateTagParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTagResponse, error)
+
+	// CreateTagWithResponse Create a tag
+	//
+	// Creates a tag. Names are unique case-insensitively (409 `already-exists` with `existing_id`).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /metadata/tags (the `CreateTag` operationId).
+	CreateTagWithResponse(ctx context.Context, params *CreateTagParams, body CreateTagJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTagResponse, error)
+
+	// DeleteTagWithResponse Delete a tag
+	//
+	// Deletes the tag and every link to it: flows and templates lose the tag.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /metadata/tags/{id} (the `DeleteTag` operationId).
+	DeleteTagWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*DeleteTagResponse, error)
+
+	// GetTagWithResponse Get a tag
+	//
+	// One tag with its usage count.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /metadata/tags/{id} (the `GetTag` operationId).
+	GetTagWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*GetTagResponse, error)
+
+	// UpdateTagWithBodyWithResponse Update a tag
+	//
+	// A partial update of the name, colour and description; `{}` changes nothing. A name another tag has
+	// answers 409 `already-exists`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /metadata/tags/{id} (the `UpdateTag` operationId).
+	UpdateTagWithBodyWithResponse(ctx context.Context, id int64, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateTagResponse, error)
+
+	// UpdateTagWithResponse Update a tag
+	//
+	// A partial update of the name, colour and description; `{}` changes nothing. A name another tag has
+	// answers 409 `already-exists`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /metadata/tags/{id} (the `UpdateTag` operationId).
+	UpdateTagWithResponse(ctx context.Context, id int64, body UpdateTagJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateTagResponse, error)
 
 	// ListNodeTypesWithResponse List node types
 	//
@@ -11682,7 +14022,8 @@ type ClientWithResponsesInterface interface {
 	// Inserts the built-in templates that are missing, keyed on `system_key`; running it again inserts
 	// nothing. With `force=true` it also resets every system template whose stored definition differs
 	// from the shipped one (name, description, icon, graph, placeholders); `usage_count` is kept.
-	// Categories, tags and icons are not seeded yet.
+	// It also inserts the missing built-in template categories (customer-support, sales, content,
+	// automation) as system categories and files each built-in template under its category.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -11761,6 +14102,26 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /templates/{id}/flows (the `CreateTemplateFlow` operationId).
 	CreateTemplateFlowWithResponse(ctx context.Context, id TemplateID, params *CreateTemplateFlowParams, body CreateTemplateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTemplateFlowResponse, error)
+
+	// SetTemplateTagsWithBodyWithResponse Set a template's tags
+	//
+	// Replaces the template's tag set (at most 20) and keeps every tag's `usage_count` in step. An id
+	// that names no tag answers 422. Built-in templates cannot be changed (409 `system-resource`).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /templates/{id}/tags (the `SetTemplateTags` operationId).
+	SetTemplateTagsWithBodyWithResponse(ctx context.Context, id TemplateID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SetTemplateTagsResponse, error)
+
+	// SetTemplateTagsWithResponse Set a template's tags
+	//
+	// Replaces the template's tag set (at most 20) and keeps every tag's `usage_count` in step. An id
+	// that names no tag answers 422. Built-in templates cannot be changed (409 `system-resource`).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /templates/{id}/tags (the `SetTemplateTags` operationId).
+	SetTemplateTagsWithResponse(ctx context.Context, id TemplateID, body SetTemplateTagsJSONRequestBody, reqEditors ...RequestEditorFn) (*SetTemplateTagsResponse, error)
 
 	// ListUsersWithResponse List users
 	//
@@ -14724,6 +17085,118 @@ func (r PublishFlowResponse) ContentType() string {
 	return ""
 }
 
+// SetFlowTagsResponse200Headers the declared response headers of an HTTP 200 response for SetFlowTags
+type SetFlowTagsResponse200Headers struct {
+	ETag       *string
+	XRequestID *string
+}
+
+// SetFlowTagsResponse409Headers the declared response headers of an HTTP 409 response for SetFlowTags
+type SetFlowTagsResponse409Headers struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// SetFlowTagsResponse422Headers the declared response headers of an HTTP 422 response for SetFlowTags
+type SetFlowTagsResponse422Headers struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// SetFlowTagsResponseDefaultHeaders the declared response headers of an HTTP default response for SetFlowTags
+type SetFlowTagsResponseDefaultHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type SetFlowTagsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *FlowWithETag
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *SetFlowTagsResponse200Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *SetFlowTagsResponse409Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *SetFlowTagsResponse422Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *SetFlowTagsResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r SetFlowTagsResponse) GetJSON200() *FlowWithETag {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r SetFlowTagsResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r SetFlowTagsResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r SetFlowTagsResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r SetFlowTagsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r SetFlowTagsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r SetFlowTagsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r SetFlowTagsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // UnpublishFlowResponse200Headers the declared response headers of an HTTP 200 response for UnpublishFlow
 type UnpublishFlowResponse200Headers struct {
 	ETag       *string
@@ -15849,6 +18322,1263 @@ func (r VerifyIntegrationResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r VerifyIntegrationResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListCategoriesResponse200Headers the declared response headers of an HTTP 200 response for ListCategories
+type ListCategoriesResponse200Headers struct {
+	XRequestID *string
+}
+
+// ListCategoriesResponseDefaultHeaders the declared response headers of an HTTP default response for ListCategories
+type ListCategoriesResponseDefaultHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type ListCategoriesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *CategoryPage
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListCategoriesResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ListCategoriesResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListCategoriesResponse) GetJSON200() *CategoryPage {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ListCategoriesResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ListCategoriesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListCategoriesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListCategoriesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListCategoriesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CreateCategoryResponse201Headers the declared response headers of an HTTP 201 response for CreateCategory
+type CreateCategoryResponse201Headers struct {
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
+}
+
+// CreateCategoryResponse409Headers the declared response headers of an HTTP 409 response for CreateCategory
+type CreateCategoryResponse409Headers struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// CreateCategoryResponse422Headers the declared response headers of an HTTP 422 response for CreateCategory
+type CreateCategoryResponse422Headers struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// CreateCategoryResponseDefaultHeaders the declared response headers of an HTTP default response for CreateCategory
+type CreateCategoryResponseDefaultHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type CreateCategoryResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *Category
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *CreateCategoryResponse201Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *CreateCategoryResponse409Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *CreateCategoryResponse422Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *CreateCategoryResponseDefaultHeaders
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r CreateCategoryResponse) GetJSON201() *Category {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r CreateCategoryResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r CreateCategoryResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r CreateCategoryResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateCategoryResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateCategoryResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateCategoryResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateCategoryResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// DeleteCategoryResponse204Headers the declared response headers of an HTTP 204 response for DeleteCategory
+type DeleteCategoryResponse204Headers struct {
+	XRequestID *string
+}
+
+// DeleteCategoryResponse409Headers the declared response headers of an HTTP 409 response for DeleteCategory
+type DeleteCategoryResponse409Headers struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// DeleteCategoryResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteCategory
+type DeleteCategoryResponseDefaultHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type DeleteCategoryResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers204 the parsed response headers for an HTTP 204 response
+	Headers204 *DeleteCategoryResponse204Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *DeleteCategoryResponse409Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *DeleteCategoryResponseDefaultHeaders
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r DeleteCategoryResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r DeleteCategoryResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteCategoryResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteCategoryResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteCategoryResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteCategoryResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetCategoryResponse200Headers the declared response headers of an HTTP 200 response for GetCategory
+type GetCategoryResponse200Headers struct {
+	XRequestID *string
+}
+
+// GetCategoryResponseDefaultHeaders the declared response headers of an HTTP default response for GetCategory
+type GetCategoryResponseDefaultHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type GetCategoryResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Category
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetCategoryResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetCategoryResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetCategoryResponse) GetJSON200() *Category {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetCategoryResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetCategoryResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetCategoryResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetCategoryResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetCategoryResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// UpdateCategoryResponse200Headers the declared response headers of an HTTP 200 response for UpdateCategory
+type UpdateCategoryResponse200Headers struct {
+	XRequestID *string
+}
+
+// UpdateCategoryResponse409Headers the declared response headers of an HTTP 409 response for UpdateCategory
+type UpdateCategoryResponse409Headers struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// UpdateCategoryResponse422Headers the declared response headers of an HTTP 422 response for UpdateCategory
+type UpdateCategoryResponse422Headers struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// UpdateCategoryResponseDefaultHeaders the declared response headers of an HTTP default response for UpdateCategory
+type UpdateCategoryResponseDefaultHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type UpdateCategoryResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Category
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *UpdateCategoryResponse200Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *UpdateCategoryResponse409Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *UpdateCategoryResponse422Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *UpdateCategoryResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r UpdateCategoryResponse) GetJSON200() *Category {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r UpdateCategoryResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r UpdateCategoryResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r UpdateCategoryResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r UpdateCategoryResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r UpdateCategoryResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r UpdateCategoryResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r UpdateCategoryResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListIconsResponse200Headers the declared response headers of an HTTP 200 response for ListIcons
+type ListIconsResponse200Headers struct {
+	XRequestID *string
+}
+
+// ListIconsResponseDefaultHeaders the declared response headers of an HTTP default response for ListIcons
+type ListIconsResponseDefaultHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type ListIconsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *IconPage
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListIconsResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ListIconsResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListIconsResponse) GetJSON200() *IconPage {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ListIconsResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ListIconsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListIconsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListIconsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListIconsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CreateIconResponse201Headers the declared response headers of an HTTP 201 response for CreateIcon
+type CreateIconResponse201Headers struct {
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
+}
+
+// CreateIconResponse409Headers the declared response headers of an HTTP 409 response for CreateIcon
+type CreateIconResponse409Headers struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// CreateIconResponseDefaultHeaders the declared response headers of an HTTP default response for CreateIcon
+type CreateIconResponseDefaultHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type CreateIconResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *Icon
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *CreateIconResponse201Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *CreateIconResponse409Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *CreateIconResponseDefaultHeaders
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r CreateIconResponse) GetJSON201() *Icon {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r CreateIconResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r CreateIconResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateIconResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateIconResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateIconResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateIconResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// DeleteIconResponse204Headers the declared response headers of an HTTP 204 response for DeleteIcon
+type DeleteIconResponse204Headers struct {
+	XRequestID *string
+}
+
+// DeleteIconResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteIcon
+type DeleteIconResponseDefaultHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type DeleteIconResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers204 the parsed response headers for an HTTP 204 response
+	Headers204 *DeleteIconResponse204Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *DeleteIconResponseDefaultHeaders
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r DeleteIconResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteIconResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteIconResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteIconResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteIconResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetIconResponse200Headers the declared response headers of an HTTP 200 response for GetIcon
+type GetIconResponse200Headers struct {
+	XRequestID *string
+}
+
+// GetIconResponseDefaultHeaders the declared response headers of an HTTP default response for GetIcon
+type GetIconResponseDefaultHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type GetIconResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Icon
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetIconResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetIconResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetIconResponse) GetJSON200() *Icon {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetIconResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetIconResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetIconResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetIconResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetIconResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// UpdateIconResponse200Headers the declared response headers of an HTTP 200 response for UpdateIcon
+type UpdateIconResponse200Headers struct {
+	XRequestID *string
+}
+
+// UpdateIconResponseDefaultHeaders the declared response headers of an HTTP default response for UpdateIcon
+type UpdateIconResponseDefaultHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type UpdateIconResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Icon
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *UpdateIconResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *UpdateIconResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r UpdateIconResponse) GetJSON200() *Icon {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r UpdateIconResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r UpdateIconResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r UpdateIconResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r UpdateIconResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r UpdateIconResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetMetadataStatsResponse200Headers the declared response headers of an HTTP 200 response for GetMetadataStats
+type GetMetadataStatsResponse200Headers struct {
+	XRequestID *string
+}
+
+// GetMetadataStatsResponseDefaultHeaders the declared response headers of an HTTP default response for GetMetadataStats
+type GetMetadataStatsResponseDefaultHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type GetMetadataStatsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *MetadataStats
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetMetadataStatsResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetMetadataStatsResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetMetadataStatsResponse) GetJSON200() *MetadataStats {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetMetadataStatsResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetMetadataStatsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetMetadataStatsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetMetadataStatsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetMetadataStatsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListTagsResponse200Headers the declared response headers of an HTTP 200 response for ListTags
+type ListTagsResponse200Headers struct {
+	XRequestID *string
+}
+
+// ListTagsResponseDefaultHeaders the declared response headers of an HTTP default response for ListTags
+type ListTagsResponseDefaultHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type ListTagsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *TagPage
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListTagsResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ListTagsResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListTagsResponse) GetJSON200() *TagPage {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ListTagsResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ListTagsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListTagsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListTagsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListTagsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CreateTagResponse201Headers the declared response headers of an HTTP 201 response for CreateTag
+type CreateTagResponse201Headers struct {
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
+}
+
+// CreateTagResponse409Headers the declared response headers of an HTTP 409 response for CreateTag
+type CreateTagResponse409Headers struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// CreateTagResponseDefaultHeaders the declared response headers of an HTTP default response for CreateTag
+type CreateTagResponseDefaultHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type CreateTagResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *Tag
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *CreateTagResponse201Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *CreateTagResponse409Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *CreateTagResponseDefaultHeaders
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r CreateTagResponse) GetJSON201() *Tag {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r CreateTagResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r CreateTagResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateTagResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateTagResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateTagResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateTagResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// DeleteTagResponse204Headers the declared response headers of an HTTP 204 response for DeleteTag
+type DeleteTagResponse204Headers struct {
+	XRequestID *string
+}
+
+// DeleteTagResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteTag
+type DeleteTagResponseDefaultHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type DeleteTagResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers204 the parsed response headers for an HTTP 204 response
+	Headers204 *DeleteTagResponse204Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *DeleteTagResponseDefaultHeaders
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r DeleteTagResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteTagResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteTagResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteTagResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteTagResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetTagResponse200Headers the declared response headers of an HTTP 200 response for GetTag
+type GetTagResponse200Headers struct {
+	XRequestID *string
+}
+
+// GetTagResponseDefaultHeaders the declared response headers of an HTTP default response for GetTag
+type GetTagResponseDefaultHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type GetTagResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Tag
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetTagResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetTagResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetTagResponse) GetJSON200() *Tag {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetTagResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetTagResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetTagResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetTagResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetTagResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// UpdateTagResponse200Headers the declared response headers of an HTTP 200 response for UpdateTag
+type UpdateTagResponse200Headers struct {
+	XRequestID *string
+}
+
+// UpdateTagResponse409Headers the declared response headers of an HTTP 409 response for UpdateTag
+type UpdateTagResponse409Headers struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// UpdateTagResponseDefaultHeaders the declared response headers of an HTTP default response for UpdateTag
+type UpdateTagResponseDefaultHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type UpdateTagResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Tag
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *UpdateTagResponse200Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *UpdateTagResponse409Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *UpdateTagResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r UpdateTagResponse) GetJSON200() *Tag {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r UpdateTagResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r UpdateTagResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r UpdateTagResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r UpdateTagResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r UpdateTagResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r UpdateTagResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -17785,6 +21515,117 @@ func (r CreateTemplateFlowResponse) ContentType() string {
 	return ""
 }
 
+// SetTemplateTagsResponse200Headers the declared response headers of an HTTP 200 response for SetTemplateTags
+type SetTemplateTagsResponse200Headers struct {
+	XRequestID *string
+}
+
+// SetTemplateTagsResponse409Headers the declared response headers of an HTTP 409 response for SetTemplateTags
+type SetTemplateTagsResponse409Headers struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// SetTemplateTagsResponse422Headers the declared response headers of an HTTP 422 response for SetTemplateTags
+type SetTemplateTagsResponse422Headers struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// SetTemplateTagsResponseDefaultHeaders the declared response headers of an HTTP default response for SetTemplateTags
+type SetTemplateTagsResponseDefaultHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type SetTemplateTagsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Template
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *SetTemplateTagsResponse200Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *SetTemplateTagsResponse409Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *SetTemplateTagsResponse422Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *SetTemplateTagsResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r SetTemplateTagsResponse) GetJSON200() *Template {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r SetTemplateTagsResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r SetTemplateTagsResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r SetTemplateTagsResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r SetTemplateTagsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r SetTemplateTagsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r SetTemplateTagsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r SetTemplateTagsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // ListUsersResponse200Headers the declared response headers of an HTTP 200 response for ListUsers
 type ListUsersResponse200Headers struct {
 	XRequestID *string
@@ -19376,6 +23217,40 @@ func (c *ClientWithResponses) PublishFlowWithResponse(ctx context.Context, id Fl
 	return ParsePublishFlowResponse(rsp)
 }
 
+// SetFlowTagsWithBodyWithResponse Set a flow's tags
+//
+// Replaces the flow's tag set (at most 20) and keeps every tag's `usage_count` in step. An id that
+// names no tag answers 422. A changed set bumps the flow's `revision` (and so its `ETag`); the same
+// set changes nothing. Needs the right to edit the flow; archived flows answer 409 `invalid-state`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /flows/{id}/tags (the `SetFlowTags` operationId).
+func (c *ClientWithResponses) SetFlowTagsWithBodyWithResponse(ctx context.Context, id FlowID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SetFlowTagsResponse, error) {
+	rsp, err := c.SetFlowTagsWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSetFlowTagsResponse(rsp)
+}
+
+// SetFlowTagsWithResponse Set a flow's tags
+//
+// Replaces the flow's tag set (at most 20) and keeps every tag's `usage_count` in step. An id that
+// names no tag answers 422. A changed set bumps the flow's `revision` (and so its `ETag`); the same
+// set changes nothing. Needs the right to edit the flow; archived flows answer 409 `invalid-state`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /flows/{id}/tags (the `SetFlowTags` operationId).
+func (c *ClientWithResponses) SetFlowTagsWithResponse(ctx context.Context, id FlowID, body SetFlowTagsJSONRequestBody, reqEditors ...RequestEditorFn) (*SetFlowTagsResponse, error) {
+	rsp, err := c.SetFlowTags(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSetFlowTagsResponse(rsp)
+}
+
 // UnpublishFlowWithResponse Unpublish a flow
 //
 // Sets `status=draft` and `published_version=null`.
@@ -19653,6 +23528,349 @@ func (c *ClientWithResponses) VerifyIntegrationWithResponse(ctx context.Context,
 		return nil, err
 	}
 	return ParseVerifyIntegrationResponse(rsp)
+}
+
+// ListCategoriesWithResponse List categories
+//
+// A page of categories. Filters: `entity_type`, and `parent_id` (`none` for top-level categories, or
+// an id for the children of that category). Sorted by default by `order,name`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /metadata/categories (the `ListCategories` operationId).
+func (c *ClientWithResponses) ListCategoriesWithResponse(ctx context.Context, params *ListCategoriesParams, reqEditors ...RequestEditorFn) (*ListCategoriesResponse, error) {
+	rsp, err := c.ListCategories(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListCategoriesResponse(rsp)
+}
+
+// CreateCategoryWithBodyWithResponse Create a category
+//
+// Creates a category for flows, templates, bots or channels. `name` and `slug` are unique per
+// `entity_type` (409 `already-exists`); a parent must exist, have the same `entity_type`, and the tree
+// stays at most 3 levels deep (422).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /metadata/categories (the `CreateCategory` operationId).
+func (c *ClientWithResponses) CreateCategoryWithBodyWithResponse(ctx context.Context, params *CreateCategoryParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateCategoryResponse, error) {
+	rsp, err := c.CreateCategoryWithBody(ctx, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateCategoryResponse(rsp)
+}
+
+// CreateCategoryWithResponse Create a category
+//
+// Creates a category for flows, templates, bots or channels. `name` and `slug` are unique per
+// `entity_type` (409 `already-exists`); a parent must exist, have the same `entity_type`, and the tree
+// stays at most 3 levels deep (422).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /metadata/categories (the `CreateCategory` operationId).
+func (c *ClientWithResponses) CreateCategoryWithResponse(ctx context.Context, params *CreateCategoryParams, body CreateCategoryJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateCategoryResponse, error) {
+	rsp, err := c.CreateCategory(ctx, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateCategoryResponse(rsp)
+}
+
+// DeleteCategoryWithResponse Delete a category
+//
+// Deletes a category. Built-in categories cannot be deleted (409 `system-resource`); neither can a
+// category with children or with flows or templates in it (409 `in-use` with `references`).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /metadata/categories/{id} (the `DeleteCategory` operationId).
+func (c *ClientWithResponses) DeleteCategoryWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*DeleteCategoryResponse, error) {
+	rsp, err := c.DeleteCategory(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteCategoryResponse(rsp)
+}
+
+// GetCategoryWithResponse Get a category
+//
+// One category with its usage count.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /metadata/categories/{id} (the `GetCategory` operationId).
+func (c *ClientWithResponses) GetCategoryWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*GetCategoryResponse, error) {
+	rsp, err := c.GetCategory(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetCategoryResponse(rsp)
+}
+
+// UpdateCategoryWithBodyWithResponse Update a category
+//
+// A partial update; `{}` changes nothing. Built-in categories cannot be changed (409 `system-
+// resource`). The name and slug stay unique per entity type (409 `already-exists`); the parent rules
+// answer 422.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /metadata/categories/{id} (the `UpdateCategory` operationId).
+func (c *ClientWithResponses) UpdateCategoryWithBodyWithResponse(ctx context.Context, id int64, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateCategoryResponse, error) {
+	rsp, err := c.UpdateCategoryWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateCategoryResponse(rsp)
+}
+
+// UpdateCategoryWithResponse Update a category
+//
+// A partial update; `{}` changes nothing. Built-in categories cannot be changed (409 `system-
+// resource`). The name and slug stay unique per entity type (409 `already-exists`); the parent rules
+// answer 422.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /metadata/categories/{id} (the `UpdateCategory` operationId).
+func (c *ClientWithResponses) UpdateCategoryWithResponse(ctx context.Context, id int64, body UpdateCategoryJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateCategoryResponse, error) {
+	rsp, err := c.UpdateCategory(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateCategoryResponse(rsp)
+}
+
+// ListIconsWithResponse List icons
+//
+// A page of icons: favourites first, then the most used, then by name. `search` matches the name and
+// the tags.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /metadata/icons (the `ListIcons` operationId).
+func (c *ClientWithResponses) ListIconsWithResponse(ctx context.Context, params *ListIconsParams, reqEditors ...RequestEditorFn) (*ListIconsResponse, error) {
+	rsp, err := c.ListIcons(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListIconsResponse(rsp)
+}
+
+// CreateIconWithBodyWithResponse Create an icon
+//
+// Adds an icon to the set. Names are unique (409 `already-exists`).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /metadata/icons (the `CreateIcon` operationId).
+func (c *ClientWithResponses) CreateIconWithBodyWithResponse(ctx context.Context, params *CreateIconParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateIconResponse, error) {
+	rsp, err := c.CreateIconWithBody(ctx, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateIconResponse(rsp)
+}
+
+// CreateIconWithResponse Create an icon
+//
+// Adds an icon to the set. Names are unique (409 `already-exists`).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /metadata/icons (the `CreateIcon` operationId).
+func (c *ClientWithResponses) CreateIconWithResponse(ctx context.Context, params *CreateIconParams, body CreateIconJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateIconResponse, error) {
+	rsp, err := c.CreateIcon(ctx, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateIconResponse(rsp)
+}
+
+// DeleteIconWithResponse Delete an icon
+//
+// Removes the icon from the set. Categories and templates that name it keep the name.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /metadata/icons/{id} (the `DeleteIcon` operationId).
+func (c *ClientWithResponses) DeleteIconWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*DeleteIconResponse, error) {
+	rsp, err := c.DeleteIcon(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteIconResponse(rsp)
+}
+
+// GetIconWithResponse Get an icon
+//
+// One icon with its usage count.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /metadata/icons/{id} (the `GetIcon` operationId).
+func (c *ClientWithResponses) GetIconWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*GetIconResponse, error) {
+	rsp, err := c.GetIcon(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetIconResponse(rsp)
+}
+
+// UpdateIconWithBodyWithResponse Update an icon
+//
+// Changes the category, the tags (replaced whole) or the favourite flag; `{}` changes nothing.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /metadata/icons/{id} (the `UpdateIcon` operationId).
+func (c *ClientWithResponses) UpdateIconWithBodyWithResponse(ctx context.Context, id int64, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateIconResponse, error) {
+	rsp, err := c.UpdateIconWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateIconResponse(rsp)
+}
+
+// UpdateIconWithResponse Update an icon
+//
+// Changes the category, the tags (replaced whole) or the favourite flag; `{}` changes nothing.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /metadata/icons/{id} (the `UpdateIcon` operationId).
+func (c *ClientWithResponses) UpdateIconWithResponse(ctx context.Context, id int64, body UpdateIconJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateIconResponse, error) {
+	rsp, err := c.UpdateIcon(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateIconResponse(rsp)
+}
+
+// GetMetadataStatsWithResponse Count metadata
+//
+// How many tags, categories and icons exist.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /metadata/stats (the `GetMetadataStats` operationId).
+func (c *ClientWithResponses) GetMetadataStatsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetMetadataStatsResponse, error) {
+	rsp, err := c.GetMetadataStats(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetMetadataStatsResponse(rsp)
+}
+
+// ListTagsWithResponse List tags
+//
+// A page of tags. `search` matches the name. Sorted by default by `-usage_count,name`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /metadata/tags (the `ListTags` operationId).
+func (c *ClientWithResponses) ListTagsWithResponse(ctx context.Context, params *ListTagsParams, reqEditors ...RequestEditorFn) (*ListTagsResponse, error) {
+	rsp, err := c.ListTags(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListTagsResponse(rsp)
+}
+
+// CreateTagWithBodyWithResponse Create a tag
+//
+// Creates a tag. Names are unique case-insensitively (409 `already-exists` with `existing_id`).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /metadata/tags (the `CreateTag` operationId).
+func (c *ClientWithResponses) CreateTagWithBodyWithResponse(ctx context.Context, params *CreateTagParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTagResponse, error) {
+	rsp, err := c.CreateTagWithBody(ctx, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateTagResponse(rsp)
+}
+
+// CreateTagWithResponse Create a tag
+//
+// Creates a tag. Names are unique case-insensitively (409 `already-exists` with `existing_id`).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /metadata/tags (the `CreateTag` operationId).
+func (c *ClientWithResponses) CreateTagWithResponse(ctx context.Context, params *CreateTagParams, body CreateTagJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTagResponse, error) {
+	rsp, err := c.CreateTag(ctx, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateTagResponse(rsp)
+}
+
+// DeleteTagWithResponse Delete a tag
+//
+// Deletes the tag and every link to it: flows and templates lose the tag.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /metadata/tags/{id} (the `DeleteTag` operationId).
+func (c *ClientWithResponses) DeleteTagWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*DeleteTagResponse, error) {
+	rsp, err := c.DeleteTag(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteTagResponse(rsp)
+}
+
+// GetTagWithResponse Get a tag
+//
+// One tag with its usage count.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /metadata/tags/{id} (the `GetTag` operationId).
+func (c *ClientWithResponses) GetTagWithResponse(ctx context.Context, id int64, reqEditors ...RequestEditorFn) (*GetTagResponse, error) {
+	rsp, err := c.GetTag(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetTagResponse(rsp)
+}
+
+// UpdateTagWithBodyWithResponse Update a tag
+//
+// A partial update of the name, colour and description; `{}` changes nothing. A name another tag has
+// answers 409 `already-exists`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /metadata/tags/{id} (the `UpdateTag` operationId).
+func (c *ClientWithResponses) UpdateTagWithBodyWithResponse(ctx context.Context, id int64, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateTagResponse, error) {
+	rsp, err := c.UpdateTagWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateTagResponse(rsp)
+}
+
+// UpdateTagWithResponse Update a tag
+//
+// A partial update of the name, colour and description; `{}` changes nothing. A name another tag has
+// answers 409 `already-exists`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /metadata/tags/{id} (the `UpdateTag` operationId).
+func (c *ClientWithResponses) UpdateTagWithResponse(ctx context.Context, id int64, body UpdateTagJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateTagResponse, error) {
+	rsp, err := c.UpdateTag(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateTagResponse(rsp)
 }
 
 // ListNodeTypesWithResponse List node types
@@ -20048,7 +24266,8 @@ func (c *ClientWithResponses) CreateTemplateWithResponse(ctx context.Context, pa
 // Inserts the built-in templates that are missing, keyed on `system_key`; running it again inserts
 // nothing. With `force=true` it also resets every system template whose stored definition differs
 // from the shipped one (name, description, icon, graph, placeholders); `usage_count` is kept.
-// Categories, tags and icons are not seeded yet.
+// It also inserts the missing built-in template categories (customer-support, sales, content,
+// automation) as system categories and files each built-in template under its category.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -20174,6 +24393,38 @@ func (c *ClientWithResponses) CreateTemplateFlowWithResponse(ctx context.Context
 		return nil, err
 	}
 	return ParseCreateTemplateFlowResponse(rsp)
+}
+
+// SetTemplateTagsWithBodyWithResponse Set a template's tags
+//
+// Replaces the template's tag set (at most 20) and keeps every tag's `usage_count` in step. An id
+// that names no tag answers 422. Built-in templates cannot be changed (409 `system-resource`).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /templates/{id}/tags (the `SetTemplateTags` operationId).
+func (c *ClientWithResponses) SetTemplateTagsWithBodyWithResponse(ctx context.Context, id TemplateID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SetTemplateTagsResponse, error) {
+	rsp, err := c.SetTemplateTagsWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSetTemplateTagsResponse(rsp)
+}
+
+// SetTemplateTagsWithResponse Set a template's tags
+//
+// Replaces the template's tag set (at most 20) and keeps every tag's `usage_count` in step. An id
+// that names no tag answers 422. Built-in templates cannot be changed (409 `system-resource`).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /templates/{id}/tags (the `SetTemplateTags` operationId).
+func (c *ClientWithResponses) SetTemplateTagsWithResponse(ctx context.Context, id TemplateID, body SetTemplateTagsJSONRequestBody, reqEditors ...RequestEditorFn) (*SetTemplateTagsResponse, error) {
+	rsp, err := c.SetTemplateTags(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSetTemplateTagsResponse(rsp)
 }
 
 // ListUsersWithResponse List users
@@ -25876,6 +30127,250 @@ func ParsePublishFlowResponse(rsp *http.Response) (*PublishFlowResponse, error) 
 	return response, nil
 }
 
+// ParseSetFlowTagsResponse parses an HTTP response from a SetFlowTagsWithResponse call
+func ParseSetFlowTagsResponse(rsp *http.Response) (*SetFlowTagsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &SetFlowTagsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest FlowWithETag
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers SetFlowTagsResponse200Headers
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 409:
+		var headers SetFlowTagsResponse409Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 422:
+		var headers SetFlowTagsResponse422Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers422 = &headers
+	case true:
+		var headers SetFlowTagsResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
 // ParseUnpublishFlowResponse parses an HTTP response from a UnpublishFlowWithResponse call
 func ParseUnpublishFlowResponse(rsp *http.Response) (*UnpublishFlowResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -27971,6 +32466,2244 @@ func ParseVerifyIntegrationResponse(rsp *http.Response) (*VerifyIntegrationRespo
 		response.Headers503 = &headers
 	case true:
 		var headers VerifyIntegrationResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListCategoriesResponse parses an HTTP response from a ListCategoriesWithResponse call
+func ParseListCategoriesResponse(rsp *http.Response) (*ListCategoriesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListCategoriesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest CategoryPage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListCategoriesResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers ListCategoriesResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCreateCategoryResponse parses an HTTP response from a CreateCategoryWithResponse call
+func ParseCreateCategoryResponse(rsp *http.Response) (*CreateCategoryResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateCategoryResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest Category
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers CreateCategoryResponse201Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 409:
+		var headers CreateCategoryResponse409Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 422:
+		var headers CreateCategoryResponse422Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers422 = &headers
+	case true:
+		var headers CreateCategoryResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDeleteCategoryResponse parses an HTTP response from a DeleteCategoryWithResponse call
+func ParseDeleteCategoryResponse(rsp *http.Response) (*DeleteCategoryResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteCategoryResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		var headers DeleteCategoryResponse204Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers204 = &headers
+	case rsp.StatusCode == 409:
+		var headers DeleteCategoryResponse409Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers409 = &headers
+	case true:
+		var headers DeleteCategoryResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetCategoryResponse parses an HTTP response from a GetCategoryWithResponse call
+func ParseGetCategoryResponse(rsp *http.Response) (*GetCategoryResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetCategoryResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Category
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetCategoryResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers GetCategoryResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseUpdateCategoryResponse parses an HTTP response from a UpdateCategoryWithResponse call
+func ParseUpdateCategoryResponse(rsp *http.Response) (*UpdateCategoryResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &UpdateCategoryResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Category
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers UpdateCategoryResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 409:
+		var headers UpdateCategoryResponse409Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 422:
+		var headers UpdateCategoryResponse422Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers422 = &headers
+	case true:
+		var headers UpdateCategoryResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListIconsResponse parses an HTTP response from a ListIconsWithResponse call
+func ParseListIconsResponse(rsp *http.Response) (*ListIconsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListIconsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest IconPage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListIconsResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers ListIconsResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCreateIconResponse parses an HTTP response from a CreateIconWithResponse call
+func ParseCreateIconResponse(rsp *http.Response) (*CreateIconResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateIconResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest Icon
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers CreateIconResponse201Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 409:
+		var headers CreateIconResponse409Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers409 = &headers
+	case true:
+		var headers CreateIconResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDeleteIconResponse parses an HTTP response from a DeleteIconWithResponse call
+func ParseDeleteIconResponse(rsp *http.Response) (*DeleteIconResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteIconResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		var headers DeleteIconResponse204Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers204 = &headers
+	case true:
+		var headers DeleteIconResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetIconResponse parses an HTTP response from a GetIconWithResponse call
+func ParseGetIconResponse(rsp *http.Response) (*GetIconResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetIconResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Icon
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetIconResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers GetIconResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseUpdateIconResponse parses an HTTP response from a UpdateIconWithResponse call
+func ParseUpdateIconResponse(rsp *http.Response) (*UpdateIconResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &UpdateIconResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Icon
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers UpdateIconResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers UpdateIconResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetMetadataStatsResponse parses an HTTP response from a GetMetadataStatsWithResponse call
+func ParseGetMetadataStatsResponse(rsp *http.Response) (*GetMetadataStatsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetMetadataStatsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest MetadataStats
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetMetadataStatsResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers GetMetadataStatsResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListTagsResponse parses an HTTP response from a ListTagsWithResponse call
+func ParseListTagsResponse(rsp *http.Response) (*ListTagsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListTagsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest TagPage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListTagsResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers ListTagsResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCreateTagResponse parses an HTTP response from a CreateTagWithResponse call
+func ParseCreateTagResponse(rsp *http.Response) (*CreateTagResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateTagResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest Tag
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers CreateTagResponse201Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 409:
+		var headers CreateTagResponse409Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers409 = &headers
+	case true:
+		var headers CreateTagResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDeleteTagResponse parses an HTTP response from a DeleteTagWithResponse call
+func ParseDeleteTagResponse(rsp *http.Response) (*DeleteTagResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteTagResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		var headers DeleteTagResponse204Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers204 = &headers
+	case true:
+		var headers DeleteTagResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetTagResponse parses an HTTP response from a GetTagWithResponse call
+func ParseGetTagResponse(rsp *http.Response) (*GetTagResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetTagResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Tag
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetTagResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers GetTagResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseUpdateTagResponse parses an HTTP response from a UpdateTagWithResponse call
+func ParseUpdateTagResponse(rsp *http.Response) (*UpdateTagResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &UpdateTagResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Tag
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers UpdateTagResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 409:
+		var headers UpdateTagResponse409Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers409 = &headers
+	case true:
+		var headers UpdateTagResponseDefaultHeaders
 		if values := rsp.Header.Values("Allow"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -31373,6 +38106,243 @@ func ParseCreateTemplateFlowResponse(rsp *http.Response) (*CreateTemplateFlowRes
 	return response, nil
 }
 
+// ParseSetTemplateTagsResponse parses an HTTP response from a SetTemplateTagsWithResponse call
+func ParseSetTemplateTagsResponse(rsp *http.Response) (*SetTemplateTagsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &SetTemplateTagsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Template
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers SetTemplateTagsResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 409:
+		var headers SetTemplateTagsResponse409Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 422:
+		var headers SetTemplateTagsResponse422Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers422 = &headers
+	case true:
+		var headers SetTemplateTagsResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
 // ParseListUsersResponse parses an HTTP response from a ListUsersWithResponse call
 func ParseListUsersResponse(rsp *http.Response) (*ListUsersResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -33058,6 +40028,9 @@ type ServerInterface interface {
 	// PublishFlow Publish a flow
 	// (POST /flows/{id}/publish)
 	PublishFlow(ctx echo.Context, id FlowID) error
+	// SetFlowTags Set a flow's tags
+	// (PUT /flows/{id}/tags)
+	SetFlowTags(ctx echo.Context, id FlowID) error
 	// UnpublishFlow Unpublish a flow
 	// (POST /flows/{id}/unpublish)
 	UnpublishFlow(ctx echo.Context, id FlowID) error
@@ -33097,6 +40070,54 @@ type ServerInterface interface {
 	// VerifyIntegration Verify an integration's credentials
 	// (POST /integrations/{id}/verify)
 	VerifyIntegration(ctx echo.Context, id IntegrationID) error
+	// ListCategories List categories
+	// (GET /metadata/categories)
+	ListCategories(ctx echo.Context, params ListCategoriesParams) error
+	// CreateCategory Create a category
+	// (POST /metadata/categories)
+	CreateCategory(ctx echo.Context, params CreateCategoryParams) error
+	// DeleteCategory Delete a category
+	// (DELETE /metadata/categories/{id})
+	DeleteCategory(ctx echo.Context, id int64) error
+	// GetCategory Get a category
+	// (GET /metadata/categories/{id})
+	GetCategory(ctx echo.Context, id int64) error
+	// UpdateCategory Update a category
+	// (PATCH /metadata/categories/{id})
+	UpdateCategory(ctx echo.Context, id int64) error
+	// ListIcons List icons
+	// (GET /metadata/icons)
+	ListIcons(ctx echo.Context, params ListIconsParams) error
+	// CreateIcon Create an icon
+	// (POST /metadata/icons)
+	CreateIcon(ctx echo.Context, params CreateIconParams) error
+	// DeleteIcon Delete an icon
+	// (DELETE /metadata/icons/{id})
+	DeleteIcon(ctx echo.Context, id int64) error
+	// GetIcon Get an icon
+	// (GET /metadata/icons/{id})
+	GetIcon(ctx echo.Context, id int64) error
+	// UpdateIcon Update an icon
+	// (PATCH /metadata/icons/{id})
+	UpdateIcon(ctx echo.Context, id int64) error
+	// GetMetadataStats Count metadata
+	// (GET /metadata/stats)
+	GetMetadataStats(ctx echo.Context) error
+	// ListTags List tags
+	// (GET /metadata/tags)
+	ListTags(ctx echo.Context, params ListTagsParams) error
+	// CreateTag Create a tag
+	// (POST /metadata/tags)
+	CreateTag(ctx echo.Context, params CreateTagParams) error
+	// DeleteTag Delete a tag
+	// (DELETE /metadata/tags/{id})
+	DeleteTag(ctx echo.Context, id int64) error
+	// GetTag Get a tag
+	// (GET /metadata/tags/{id})
+	GetTag(ctx echo.Context, id int64) error
+	// UpdateTag Update a tag
+	// (PATCH /metadata/tags/{id})
+	UpdateTag(ctx echo.Context, id int64) error
 	// ListNodeTypes List node types
 	// (GET /node-types)
 	ListNodeTypes(ctx echo.Context, params ListNodeTypesParams) error
@@ -33172,6 +40193,9 @@ type ServerInterface interface {
 	// CreateTemplateFlow Create a flow from a template
 	// (POST /templates/{id}/flows)
 	CreateTemplateFlow(ctx echo.Context, id TemplateID, params CreateTemplateFlowParams) error
+	// SetTemplateTags Set a template's tags
+	// (PUT /templates/{id}/tags)
+	SetTemplateTags(ctx echo.Context, id TemplateID) error
 	// ListUsers List users
 	// (GET /users)
 	ListUsers(ctx echo.Context, params ListUsersParams) error
@@ -33855,6 +40879,20 @@ func (w *ServerInterfaceWrapper) ListFlows(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter owner_id: %s", err))
 	}
 
+	// ------------- Optional query parameter "category_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "category_id", ctx.QueryParams(), &params.CategoryId, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter category_id: %s", err))
+	}
+
+	// ------------- Optional query parameter "tag_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "tag_id", ctx.QueryParams(), &params.TagId, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter tag_id: %s", err))
+	}
+
 	// ------------- Optional query parameter "template_id" -------------
 
 	err = runtime.BindQueryParameterWithOptions("form", true, false, "template_id", ctx.QueryParams(), &params.TemplateId, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
@@ -34056,6 +41094,22 @@ func (w *ServerInterfaceWrapper) PublishFlow(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.PublishFlow(ctx, id)
+	return err
+}
+
+// SetFlowTags converts echo context to params.
+func (w *ServerInterfaceWrapper) SetFlowTags(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id FlowID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.SetFlowTags(ctx, id)
 	return err
 }
 
@@ -34382,6 +41436,377 @@ func (w *ServerInterfaceWrapper) VerifyIntegration(ctx echo.Context) error {
 	return err
 }
 
+// ListCategories converts echo context to params.
+func (w *ServerInterfaceWrapper) ListCategories(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListCategoriesParams
+	// ------------- Optional query parameter "page" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "page", ctx.QueryParams(), &params.Page, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter page: %s", err))
+	}
+
+	// ------------- Optional query parameter "page_size" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "page_size", ctx.QueryParams(), &params.PageSize, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter page_size: %s", err))
+	}
+
+	// ------------- Optional query parameter "entity_type" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "entity_type", ctx.QueryParams(), &params.EntityType, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter entity_type: %s", err))
+	}
+
+	// ------------- Optional query parameter "parent_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "parent_id", ctx.QueryParams(), &params.ParentId, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter parent_id: %s", err))
+	}
+
+	// ------------- Optional query parameter "sort" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", false, false, "sort", ctx.QueryParams(), &params.Sort, runtime.BindQueryParameterOptions{Type: "array", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter sort: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListCategories(ctx, params)
+	return err
+}
+
+// CreateCategory converts echo context to params.
+func (w *ServerInterfaceWrapper) CreateCategory(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateCategoryParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CreateCategory(ctx, params)
+	return err
+}
+
+// DeleteCategory converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteCategory(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id int64
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteCategory(ctx, id)
+	return err
+}
+
+// GetCategory converts echo context to params.
+func (w *ServerInterfaceWrapper) GetCategory(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id int64
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetCategory(ctx, id)
+	return err
+}
+
+// UpdateCategory converts echo context to params.
+func (w *ServerInterfaceWrapper) UpdateCategory(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id int64
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UpdateCategory(ctx, id)
+	return err
+}
+
+// ListIcons converts echo context to params.
+func (w *ServerInterfaceWrapper) ListIcons(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListIconsParams
+	// ------------- Optional query parameter "page" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "page", ctx.QueryParams(), &params.Page, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter page: %s", err))
+	}
+
+	// ------------- Optional query parameter "page_size" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "page_size", ctx.QueryParams(), &params.PageSize, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter page_size: %s", err))
+	}
+
+	// ------------- Optional query parameter "search" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "search", ctx.QueryParams(), &params.Search, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter search: %s", err))
+	}
+
+	// ------------- Optional query parameter "category" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "category", ctx.QueryParams(), &params.Category, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter category: %s", err))
+	}
+
+	// ------------- Optional query parameter "favorites_only" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "favorites_only", ctx.QueryParams(), &params.FavoritesOnly, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter favorites_only: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListIcons(ctx, params)
+	return err
+}
+
+// CreateIcon converts echo context to params.
+func (w *ServerInterfaceWrapper) CreateIcon(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateIconParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CreateIcon(ctx, params)
+	return err
+}
+
+// DeleteIcon converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteIcon(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id int64
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteIcon(ctx, id)
+	return err
+}
+
+// GetIcon converts echo context to params.
+func (w *ServerInterfaceWrapper) GetIcon(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id int64
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetIcon(ctx, id)
+	return err
+}
+
+// UpdateIcon converts echo context to params.
+func (w *ServerInterfaceWrapper) UpdateIcon(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id int64
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UpdateIcon(ctx, id)
+	return err
+}
+
+// GetMetadataStats converts echo context to params.
+func (w *ServerInterfaceWrapper) GetMetadataStats(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetMetadataStats(ctx)
+	return err
+}
+
+// ListTags converts echo context to params.
+func (w *ServerInterfaceWrapper) ListTags(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListTagsParams
+	// ------------- Optional query parameter "page" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "page", ctx.QueryParams(), &params.Page, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter page: %s", err))
+	}
+
+	// ------------- Optional query parameter "page_size" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "page_size", ctx.QueryParams(), &params.PageSize, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter page_size: %s", err))
+	}
+
+	// ------------- Optional query parameter "search" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "search", ctx.QueryParams(), &params.Search, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter search: %s", err))
+	}
+
+	// ------------- Optional query parameter "sort" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", false, false, "sort", ctx.QueryParams(), &params.Sort, runtime.BindQueryParameterOptions{Type: "array", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter sort: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListTags(ctx, params)
+	return err
+}
+
+// CreateTag converts echo context to params.
+func (w *ServerInterfaceWrapper) CreateTag(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateTagParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CreateTag(ctx, params)
+	return err
+}
+
+// DeleteTag converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteTag(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id int64
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteTag(ctx, id)
+	return err
+}
+
+// GetTag converts echo context to params.
+func (w *ServerInterfaceWrapper) GetTag(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id int64
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetTag(ctx, id)
+	return err
+}
+
+// UpdateTag converts echo context to params.
+func (w *ServerInterfaceWrapper) UpdateTag(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id int64
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UpdateTag(ctx, id)
+	return err
+}
+
 // ListNodeTypes converts echo context to params.
 func (w *ServerInterfaceWrapper) ListNodeTypes(ctx echo.Context) error {
 	var err error
@@ -34670,6 +42095,20 @@ func (w *ServerInterfaceWrapper) ListTemplates(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter sort: %s", err))
 	}
 
+	// ------------- Optional query parameter "category_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "category_id", ctx.QueryParams(), &params.CategoryId, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter category_id: %s", err))
+	}
+
+	// ------------- Optional query parameter "tag_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "tag_id", ctx.QueryParams(), &params.TagId, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter tag_id: %s", err))
+	}
+
 	// ------------- Optional query parameter "is_system" -------------
 
 	err = runtime.BindQueryParameterWithOptions("form", true, false, "is_system", ctx.QueryParams(), &params.IsSystem, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
@@ -34846,6 +42285,22 @@ func (w *ServerInterfaceWrapper) CreateTemplateFlow(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.CreateTemplateFlow(ctx, id, params)
+	return err
+}
+
+// SetTemplateTags converts echo context to params.
+func (w *ServerInterfaceWrapper) SetTemplateTags(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id TemplateID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.SetTemplateTags(ctx, id)
 	return err
 }
 
@@ -35197,6 +42652,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/flows/:id/duplicate", wrapper.DuplicateFlow, options.OperationMiddlewares["duplicateFlow"]...)
 	router.POST(options.BaseURL+"/flows/:id/validate", wrapper.ValidateFlow, options.OperationMiddlewares["validateFlow"]...)
 	router.POST(options.BaseURL+"/flows/:id/webhook-key", wrapper.RotateFlowWebhookKey, options.OperationMiddlewares["rotateFlowWebhookKey"]...)
+	router.PUT(options.BaseURL+"/flows/:id/tags", wrapper.SetFlowTags, options.OperationMiddlewares["setFlowTags"]...)
 	router.GET(options.BaseURL+"/flows/:id/versions", wrapper.ListFlowVersions, options.OperationMiddlewares["listFlowVersions"]...)
 	router.POST(options.BaseURL+"/flows/:id/versions", wrapper.CreateFlowVersion, options.OperationMiddlewares["createFlowVersion"]...)
 	router.GET(options.BaseURL+"/flows/:id/versions/:version", wrapper.GetFlowVersion, options.OperationMiddlewares["getFlowVersion"]...)
@@ -35232,10 +42688,27 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.PUT(options.BaseURL+"/templates/:id", wrapper.UpdateTemplate, options.OperationMiddlewares["updateTemplate"]...)
 	router.POST(options.BaseURL+"/templates/:id/duplicate", wrapper.DuplicateTemplate, options.OperationMiddlewares["duplicateTemplate"]...)
 	router.POST(options.BaseURL+"/templates/:id/flows", wrapper.CreateTemplateFlow, options.OperationMiddlewares["createTemplateFlow"]...)
+	router.PUT(options.BaseURL+"/templates/:id/tags", wrapper.SetTemplateTags, options.OperationMiddlewares["setTemplateTags"]...)
 	router.GET(options.BaseURL+"/audit-logs", wrapper.ListAuditLogs, options.OperationMiddlewares["listAuditLogs"]...)
 	router.GET(options.BaseURL+"/audit-logs/:id", wrapper.GetAuditLog, options.OperationMiddlewares["getAuditLog"]...)
 	router.GET(options.BaseURL+"/settings", wrapper.GetSettings, options.OperationMiddlewares["getSettings"]...)
 	router.PATCH(options.BaseURL+"/settings", wrapper.UpdateSettings, options.OperationMiddlewares["updateSettings"]...)
+	router.GET(options.BaseURL+"/metadata/tags", wrapper.ListTags, options.OperationMiddlewares["listTags"]...)
+	router.POST(options.BaseURL+"/metadata/tags", wrapper.CreateTag, options.OperationMiddlewares["createTag"]...)
+	router.DELETE(options.BaseURL+"/metadata/tags/:id", wrapper.DeleteTag, options.OperationMiddlewares["deleteTag"]...)
+	router.GET(options.BaseURL+"/metadata/tags/:id", wrapper.GetTag, options.OperationMiddlewares["getTag"]...)
+	router.PATCH(options.BaseURL+"/metadata/tags/:id", wrapper.UpdateTag, options.OperationMiddlewares["updateTag"]...)
+	router.GET(options.BaseURL+"/metadata/categories", wrapper.ListCategories, options.OperationMiddlewares["listCategories"]...)
+	router.POST(options.BaseURL+"/metadata/categories", wrapper.CreateCategory, options.OperationMiddlewares["createCategory"]...)
+	router.DELETE(options.BaseURL+"/metadata/categories/:id", wrapper.DeleteCategory, options.OperationMiddlewares["deleteCategory"]...)
+	router.GET(options.BaseURL+"/metadata/categories/:id", wrapper.GetCategory, options.OperationMiddlewares["getCategory"]...)
+	router.PATCH(options.BaseURL+"/metadata/categories/:id", wrapper.UpdateCategory, options.OperationMiddlewares["updateCategory"]...)
+	router.GET(options.BaseURL+"/metadata/icons", wrapper.ListIcons, options.OperationMiddlewares["listIcons"]...)
+	router.POST(options.BaseURL+"/metadata/icons", wrapper.CreateIcon, options.OperationMiddlewares["createIcon"]...)
+	router.DELETE(options.BaseURL+"/metadata/icons/:id", wrapper.DeleteIcon, options.OperationMiddlewares["deleteIcon"]...)
+	router.GET(options.BaseURL+"/metadata/icons/:id", wrapper.GetIcon, options.OperationMiddlewares["getIcon"]...)
+	router.PATCH(options.BaseURL+"/metadata/icons/:id", wrapper.UpdateIcon, options.OperationMiddlewares["updateIcon"]...)
+	router.GET(options.BaseURL+"/metadata/stats", wrapper.GetMetadataStats, options.OperationMiddlewares["getMetadataStats"]...)
 
 }
 
@@ -39287,6 +46760,180 @@ func (response PublishFlowdefaultApplicationProblemPlusJSONResponse) VisitPublis
 	return err
 }
 
+type SetFlowTagsRequestObject struct {
+	Id   FlowID `json:"id"`
+	Body *SetFlowTagsJSONRequestBody
+}
+
+type SetFlowTagsResponseObject interface {
+	VisitSetFlowTagsResponse(w http.ResponseWriter) error
+}
+
+type SetFlowTags200JSONResponse struct{ FlowWithETagJSONResponse }
+
+func (response SetFlowTags200JSONResponse) VisitSetFlowTagsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SetFlowTags409ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response SetFlowTags409ApplicationProblemPlusJSONResponse) VisitSetFlowTagsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SetFlowTags422ResponseHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type SetFlowTags422ApplicationProblemPlusJSONResponse struct {
+	Body    Problem
+	Headers SetFlowTags422ResponseHeaders
+}
+
+func (response SetFlowTags422ApplicationProblemPlusJSONResponse) VisitSetFlowTagsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SetFlowTagsdefaultResponseHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type SetFlowTagsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    SetFlowTagsdefaultResponseHeaders
+	StatusCode int
+}
+
+func (response SetFlowTagsdefaultApplicationProblemPlusJSONResponse) VisitSetFlowTagsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type UnpublishFlowRequestObject struct {
 	Id FlowID `json:"id"`
 }
@@ -40784,6 +48431,1599 @@ type VerifyIntegrationdefaultApplicationProblemPlusJSONResponse struct {
 }
 
 func (response VerifyIntegrationdefaultApplicationProblemPlusJSONResponse) VisitVerifyIntegrationResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListCategoriesRequestObject struct {
+	Params ListCategoriesParams
+}
+
+type ListCategoriesResponseObject interface {
+	VisitListCategoriesResponse(w http.ResponseWriter) error
+}
+
+type ListCategories200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type ListCategories200JSONResponse struct {
+	Body    CategoryPage
+	Headers ListCategories200ResponseHeaders
+}
+
+func (response ListCategories200JSONResponse) VisitListCategoriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListCategoriesdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response ListCategoriesdefaultApplicationProblemPlusJSONResponse) VisitListCategoriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateCategoryRequestObject struct {
+	Params CreateCategoryParams
+	Body   *CreateCategoryJSONRequestBody
+}
+
+type CreateCategoryResponseObject interface {
+	VisitCreateCategoryResponse(w http.ResponseWriter) error
+}
+
+type CreateCategory201ResponseHeaders struct {
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
+}
+
+type CreateCategory201JSONResponse struct {
+	Body    Category
+	Headers CreateCategory201ResponseHeaders
+}
+
+func (response CreateCategory201JSONResponse) VisitCreateCategoryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateCategory409ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response CreateCategory409ApplicationProblemPlusJSONResponse) VisitCreateCategoryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateCategory422ResponseHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type CreateCategory422ApplicationProblemPlusJSONResponse struct {
+	Body    Problem
+	Headers CreateCategory422ResponseHeaders
+}
+
+func (response CreateCategory422ApplicationProblemPlusJSONResponse) VisitCreateCategoryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateCategorydefaultResponseHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type CreateCategorydefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    CreateCategorydefaultResponseHeaders
+	StatusCode int
+}
+
+func (response CreateCategorydefaultApplicationProblemPlusJSONResponse) VisitCreateCategoryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteCategoryRequestObject struct {
+	Id int64 `json:"id"`
+}
+
+type DeleteCategoryResponseObject interface {
+	VisitDeleteCategoryResponse(w http.ResponseWriter) error
+}
+
+type DeleteCategory204ResponseHeaders struct {
+	XRequestID *string
+}
+
+type DeleteCategory204Response struct {
+	Headers DeleteCategory204ResponseHeaders
+}
+
+func (response DeleteCategory204Response) VisitDeleteCategoryResponse(w http.ResponseWriter) error {
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(204)
+	return nil
+}
+
+type DeleteCategory409ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteCategory409ApplicationProblemPlusJSONResponse) VisitDeleteCategoryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteCategorydefaultResponseHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type DeleteCategorydefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    DeleteCategorydefaultResponseHeaders
+	StatusCode int
+}
+
+func (response DeleteCategorydefaultApplicationProblemPlusJSONResponse) VisitDeleteCategoryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCategoryRequestObject struct {
+	Id int64 `json:"id"`
+}
+
+type GetCategoryResponseObject interface {
+	VisitGetCategoryResponse(w http.ResponseWriter) error
+}
+
+type GetCategory200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type GetCategory200JSONResponse struct {
+	Body    Category
+	Headers GetCategory200ResponseHeaders
+}
+
+func (response GetCategory200JSONResponse) VisitGetCategoryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCategorydefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response GetCategorydefaultApplicationProblemPlusJSONResponse) VisitGetCategoryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCategoryRequestObject struct {
+	Id   int64 `json:"id"`
+	Body *UpdateCategoryJSONRequestBody
+}
+
+type UpdateCategoryResponseObject interface {
+	VisitUpdateCategoryResponse(w http.ResponseWriter) error
+}
+
+type UpdateCategory200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type UpdateCategory200JSONResponse struct {
+	Body    Category
+	Headers UpdateCategory200ResponseHeaders
+}
+
+func (response UpdateCategory200JSONResponse) VisitUpdateCategoryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCategory409ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateCategory409ApplicationProblemPlusJSONResponse) VisitUpdateCategoryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCategory422ResponseHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type UpdateCategory422ApplicationProblemPlusJSONResponse struct {
+	Body    Problem
+	Headers UpdateCategory422ResponseHeaders
+}
+
+func (response UpdateCategory422ApplicationProblemPlusJSONResponse) VisitUpdateCategoryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCategorydefaultResponseHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type UpdateCategorydefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UpdateCategorydefaultResponseHeaders
+	StatusCode int
+}
+
+func (response UpdateCategorydefaultApplicationProblemPlusJSONResponse) VisitUpdateCategoryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListIconsRequestObject struct {
+	Params ListIconsParams
+}
+
+type ListIconsResponseObject interface {
+	VisitListIconsResponse(w http.ResponseWriter) error
+}
+
+type ListIcons200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type ListIcons200JSONResponse struct {
+	Body    IconPage
+	Headers ListIcons200ResponseHeaders
+}
+
+func (response ListIcons200JSONResponse) VisitListIconsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListIconsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response ListIconsdefaultApplicationProblemPlusJSONResponse) VisitListIconsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateIconRequestObject struct {
+	Params CreateIconParams
+	Body   *CreateIconJSONRequestBody
+}
+
+type CreateIconResponseObject interface {
+	VisitCreateIconResponse(w http.ResponseWriter) error
+}
+
+type CreateIcon201ResponseHeaders struct {
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
+}
+
+type CreateIcon201JSONResponse struct {
+	Body    Icon
+	Headers CreateIcon201ResponseHeaders
+}
+
+func (response CreateIcon201JSONResponse) VisitCreateIconResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateIcon409ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response CreateIcon409ApplicationProblemPlusJSONResponse) VisitCreateIconResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateIcondefaultResponseHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type CreateIcondefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    CreateIcondefaultResponseHeaders
+	StatusCode int
+}
+
+func (response CreateIcondefaultApplicationProblemPlusJSONResponse) VisitCreateIconResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteIconRequestObject struct {
+	Id int64 `json:"id"`
+}
+
+type DeleteIconResponseObject interface {
+	VisitDeleteIconResponse(w http.ResponseWriter) error
+}
+
+type DeleteIcon204ResponseHeaders struct {
+	XRequestID *string
+}
+
+type DeleteIcon204Response struct {
+	Headers DeleteIcon204ResponseHeaders
+}
+
+func (response DeleteIcon204Response) VisitDeleteIconResponse(w http.ResponseWriter) error {
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(204)
+	return nil
+}
+
+type DeleteIcondefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response DeleteIcondefaultApplicationProblemPlusJSONResponse) VisitDeleteIconResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetIconRequestObject struct {
+	Id int64 `json:"id"`
+}
+
+type GetIconResponseObject interface {
+	VisitGetIconResponse(w http.ResponseWriter) error
+}
+
+type GetIcon200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type GetIcon200JSONResponse struct {
+	Body    Icon
+	Headers GetIcon200ResponseHeaders
+}
+
+func (response GetIcon200JSONResponse) VisitGetIconResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetIcondefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response GetIcondefaultApplicationProblemPlusJSONResponse) VisitGetIconResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateIconRequestObject struct {
+	Id   int64 `json:"id"`
+	Body *UpdateIconJSONRequestBody
+}
+
+type UpdateIconResponseObject interface {
+	VisitUpdateIconResponse(w http.ResponseWriter) error
+}
+
+type UpdateIcon200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type UpdateIcon200JSONResponse struct {
+	Body    Icon
+	Headers UpdateIcon200ResponseHeaders
+}
+
+func (response UpdateIcon200JSONResponse) VisitUpdateIconResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateIcondefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response UpdateIcondefaultApplicationProblemPlusJSONResponse) VisitUpdateIconResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetMetadataStatsRequestObject struct {
+}
+
+type GetMetadataStatsResponseObject interface {
+	VisitGetMetadataStatsResponse(w http.ResponseWriter) error
+}
+
+type GetMetadataStats200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type GetMetadataStats200JSONResponse struct {
+	Body    MetadataStats
+	Headers GetMetadataStats200ResponseHeaders
+}
+
+func (response GetMetadataStats200JSONResponse) VisitGetMetadataStatsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetMetadataStatsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response GetMetadataStatsdefaultApplicationProblemPlusJSONResponse) VisitGetMetadataStatsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListTagsRequestObject struct {
+	Params ListTagsParams
+}
+
+type ListTagsResponseObject interface {
+	VisitListTagsResponse(w http.ResponseWriter) error
+}
+
+type ListTags200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type ListTags200JSONResponse struct {
+	Body    TagPage
+	Headers ListTags200ResponseHeaders
+}
+
+func (response ListTags200JSONResponse) VisitListTagsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListTagsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response ListTagsdefaultApplicationProblemPlusJSONResponse) VisitListTagsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateTagRequestObject struct {
+	Params CreateTagParams
+	Body   *CreateTagJSONRequestBody
+}
+
+type CreateTagResponseObject interface {
+	VisitCreateTagResponse(w http.ResponseWriter) error
+}
+
+type CreateTag201ResponseHeaders struct {
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
+}
+
+type CreateTag201JSONResponse struct {
+	Body    Tag
+	Headers CreateTag201ResponseHeaders
+}
+
+func (response CreateTag201JSONResponse) VisitCreateTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateTag409ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response CreateTag409ApplicationProblemPlusJSONResponse) VisitCreateTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateTagdefaultResponseHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type CreateTagdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    CreateTagdefaultResponseHeaders
+	StatusCode int
+}
+
+func (response CreateTagdefaultApplicationProblemPlusJSONResponse) VisitCreateTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteTagRequestObject struct {
+	Id int64 `json:"id"`
+}
+
+type DeleteTagResponseObject interface {
+	VisitDeleteTagResponse(w http.ResponseWriter) error
+}
+
+type DeleteTag204ResponseHeaders struct {
+	XRequestID *string
+}
+
+type DeleteTag204Response struct {
+	Headers DeleteTag204ResponseHeaders
+}
+
+func (response DeleteTag204Response) VisitDeleteTagResponse(w http.ResponseWriter) error {
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(204)
+	return nil
+}
+
+type DeleteTagdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response DeleteTagdefaultApplicationProblemPlusJSONResponse) VisitDeleteTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetTagRequestObject struct {
+	Id int64 `json:"id"`
+}
+
+type GetTagResponseObject interface {
+	VisitGetTagResponse(w http.ResponseWriter) error
+}
+
+type GetTag200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type GetTag200JSONResponse struct {
+	Body    Tag
+	Headers GetTag200ResponseHeaders
+}
+
+func (response GetTag200JSONResponse) VisitGetTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetTagdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response GetTagdefaultApplicationProblemPlusJSONResponse) VisitGetTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateTagRequestObject struct {
+	Id   int64 `json:"id"`
+	Body *UpdateTagJSONRequestBody
+}
+
+type UpdateTagResponseObject interface {
+	VisitUpdateTagResponse(w http.ResponseWriter) error
+}
+
+type UpdateTag200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type UpdateTag200JSONResponse struct {
+	Body    Tag
+	Headers UpdateTag200ResponseHeaders
+}
+
+func (response UpdateTag200JSONResponse) VisitUpdateTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateTag409ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateTag409ApplicationProblemPlusJSONResponse) VisitUpdateTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateTagdefaultResponseHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type UpdateTagdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UpdateTagdefaultResponseHeaders
+	StatusCode int
+}
+
+func (response UpdateTagdefaultApplicationProblemPlusJSONResponse) VisitUpdateTagResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -43159,6 +52399,184 @@ func (response CreateTemplateFlowdefaultApplicationProblemPlusJSONResponse) Visi
 	return err
 }
 
+type SetTemplateTagsRequestObject struct {
+	Id   TemplateID `json:"id"`
+	Body *SetTemplateTagsJSONRequestBody
+}
+
+type SetTemplateTagsResponseObject interface {
+	VisitSetTemplateTagsResponse(w http.ResponseWriter) error
+}
+
+type SetTemplateTags200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type SetTemplateTags200JSONResponse struct {
+	Body    Template
+	Headers SetTemplateTags200ResponseHeaders
+}
+
+func (response SetTemplateTags200JSONResponse) VisitSetTemplateTagsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SetTemplateTags409ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response SetTemplateTags409ApplicationProblemPlusJSONResponse) VisitSetTemplateTagsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SetTemplateTags422ResponseHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type SetTemplateTags422ApplicationProblemPlusJSONResponse struct {
+	Body    Problem
+	Headers SetTemplateTags422ResponseHeaders
+}
+
+func (response SetTemplateTags422ApplicationProblemPlusJSONResponse) VisitSetTemplateTagsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SetTemplateTagsdefaultResponseHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type SetTemplateTagsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    SetTemplateTagsdefaultResponseHeaders
+	StatusCode int
+}
+
+func (response SetTemplateTagsdefaultApplicationProblemPlusJSONResponse) VisitSetTemplateTagsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListUsersRequestObject struct {
 	Params ListUsersParams
 }
@@ -44390,6 +53808,9 @@ type StrictServerInterface interface {
 	// PublishFlow Publish a flow
 	// (POST /flows/{id}/publish)
 	PublishFlow(ctx context.Context, request PublishFlowRequestObject) (PublishFlowResponseObject, error)
+	// SetFlowTags Set a flow's tags
+	// (PUT /flows/{id}/tags)
+	SetFlowTags(ctx context.Context, request SetFlowTagsRequestObject) (SetFlowTagsResponseObject, error)
 	// UnpublishFlow Unpublish a flow
 	// (POST /flows/{id}/unpublish)
 	UnpublishFlow(ctx context.Context, request UnpublishFlowRequestObject) (UnpublishFlowResponseObject, error)
@@ -44429,6 +53850,54 @@ type StrictServerInterface interface {
 	// VerifyIntegration Verify an integration's credentials
 	// (POST /integrations/{id}/verify)
 	VerifyIntegration(ctx context.Context, request VerifyIntegrationRequestObject) (VerifyIntegrationResponseObject, error)
+	// ListCategories List categories
+	// (GET /metadata/categories)
+	ListCategories(ctx context.Context, request ListCategoriesRequestObject) (ListCategoriesResponseObject, error)
+	// CreateCategory Create a category
+	// (POST /metadata/categories)
+	CreateCategory(ctx context.Context, request CreateCategoryRequestObject) (CreateCategoryResponseObject, error)
+	// DeleteCategory Delete a category
+	// (DELETE /metadata/categories/{id})
+	DeleteCategory(ctx context.Context, request DeleteCategoryRequestObject) (DeleteCategoryResponseObject, error)
+	// GetCategory Get a category
+	// (GET /metadata/categories/{id})
+	GetCategory(ctx context.Context, request GetCategoryRequestObject) (GetCategoryResponseObject, error)
+	// UpdateCategory Update a category
+	// (PATCH /metadata/categories/{id})
+	UpdateCategory(ctx context.Context, request UpdateCategoryRequestObject) (UpdateCategoryResponseObject, error)
+	// ListIcons List icons
+	// (GET /metadata/icons)
+	ListIcons(ctx context.Context, request ListIconsRequestObject) (ListIconsResponseObject, error)
+	// CreateIcon Create an icon
+	// (POST /metadata/icons)
+	CreateIcon(ctx context.Context, request CreateIconRequestObject) (CreateIconResponseObject, error)
+	// DeleteIcon Delete an icon
+	// (DELETE /metadata/icons/{id})
+	DeleteIcon(ctx context.Context, request DeleteIconRequestObject) (DeleteIconResponseObject, error)
+	// GetIcon Get an icon
+	// (GET /metadata/icons/{id})
+	GetIcon(ctx context.Context, request GetIconRequestObject) (GetIconResponseObject, error)
+	// UpdateIcon Update an icon
+	// (PATCH /metadata/icons/{id})
+	UpdateIcon(ctx context.Context, request UpdateIconRequestObject) (UpdateIconResponseObject, error)
+	// GetMetadataStats Count metadata
+	// (GET /metadata/stats)
+	GetMetadataStats(ctx context.Context, request GetMetadataStatsRequestObject) (GetMetadataStatsResponseObject, error)
+	// ListTags List tags
+	// (GET /metadata/tags)
+	ListTags(ctx context.Context, request ListTagsRequestObject) (ListTagsResponseObject, error)
+	// CreateTag Create a tag
+	// (POST /metadata/tags)
+	CreateTag(ctx context.Context, request CreateTagRequestObject) (CreateTagResponseObject, error)
+	// DeleteTag Delete a tag
+	// (DELETE /metadata/tags/{id})
+	DeleteTag(ctx context.Context, request DeleteTagRequestObject) (DeleteTagResponseObject, error)
+	// GetTag Get a tag
+	// (GET /metadata/tags/{id})
+	GetTag(ctx context.Context, request GetTagRequestObject) (GetTagResponseObject, error)
+	// UpdateTag Update a tag
+	// (PATCH /metadata/tags/{id})
+	UpdateTag(ctx context.Context, request UpdateTagRequestObject) (UpdateTagResponseObject, error)
 	// ListNodeTypes List node types
 	// (GET /node-types)
 	ListNodeTypes(ctx context.Context, request ListNodeTypesRequestObject) (ListNodeTypesResponseObject, error)
@@ -44504,6 +53973,9 @@ type StrictServerInterface interface {
 	// CreateTemplateFlow Create a flow from a template
 	// (POST /templates/{id}/flows)
 	CreateTemplateFlow(ctx context.Context, request CreateTemplateFlowRequestObject) (CreateTemplateFlowResponseObject, error)
+	// SetTemplateTags Set a template's tags
+	// (PUT /templates/{id}/tags)
+	SetTemplateTags(ctx context.Context, request SetTemplateTagsRequestObject) (SetTemplateTagsResponseObject, error)
 	// ListUsers List users
 	// (GET /users)
 	ListUsers(ctx context.Context, request ListUsersRequestObject) (ListUsersResponseObject, error)
@@ -45653,6 +55125,54 @@ func (sh *strictHandler) PublishFlow(ctx echo.Context, id FlowID) error {
 	return nil
 }
 
+// SetFlowTags operation middleware
+func (sh *strictHandler) SetFlowTags(ctx echo.Context, id FlowID) error {
+	var request SetFlowTagsRequestObject
+
+	request.Id = id
+
+	var body SetFlowTagsJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.SetFlowTags(ctx.Request().Context(), request.(SetFlowTagsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "SetFlowTags")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(SetFlowTagsResponseObject); ok {
+		return validResponse.VisitSetFlowTagsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // UnpublishFlow operation middleware
 func (sh *strictHandler) UnpublishFlow(ctx echo.Context, id FlowID) error {
 	var request UnpublishFlowRequestObject
@@ -46075,6 +55595,542 @@ func (sh *strictHandler) VerifyIntegration(ctx echo.Context, id IntegrationID) e
 		return err
 	} else if validResponse, ok := response.(VerifyIntegrationResponseObject); ok {
 		return validResponse.VisitVerifyIntegrationResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListCategories operation middleware
+func (sh *strictHandler) ListCategories(ctx echo.Context, params ListCategoriesParams) error {
+	var request ListCategoriesRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListCategories(ctx.Request().Context(), request.(ListCategoriesRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListCategories")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListCategoriesResponseObject); ok {
+		return validResponse.VisitListCategoriesResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// CreateCategory operation middleware
+func (sh *strictHandler) CreateCategory(ctx echo.Context, params CreateCategoryParams) error {
+	var request CreateCategoryRequestObject
+
+	request.Params = params
+
+	var body CreateCategoryJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateCategory(ctx.Request().Context(), request.(CreateCategoryRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateCategory")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CreateCategoryResponseObject); ok {
+		return validResponse.VisitCreateCategoryResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// DeleteCategory operation middleware
+func (sh *strictHandler) DeleteCategory(ctx echo.Context, id int64) error {
+	var request DeleteCategoryRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteCategory(ctx.Request().Context(), request.(DeleteCategoryRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteCategory")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeleteCategoryResponseObject); ok {
+		return validResponse.VisitDeleteCategoryResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetCategory operation middleware
+func (sh *strictHandler) GetCategory(ctx echo.Context, id int64) error {
+	var request GetCategoryRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetCategory(ctx.Request().Context(), request.(GetCategoryRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetCategory")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetCategoryResponseObject); ok {
+		return validResponse.VisitGetCategoryResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// UpdateCategory operation middleware
+func (sh *strictHandler) UpdateCategory(ctx echo.Context, id int64) error {
+	var request UpdateCategoryRequestObject
+
+	request.Id = id
+
+	var body UpdateCategoryJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UpdateCategory(ctx.Request().Context(), request.(UpdateCategoryRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpdateCategory")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UpdateCategoryResponseObject); ok {
+		return validResponse.VisitUpdateCategoryResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListIcons operation middleware
+func (sh *strictHandler) ListIcons(ctx echo.Context, params ListIconsParams) error {
+	var request ListIconsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListIcons(ctx.Request().Context(), request.(ListIconsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListIcons")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListIconsResponseObject); ok {
+		return validResponse.VisitListIconsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// CreateIcon operation middleware
+func (sh *strictHandler) CreateIcon(ctx echo.Context, params CreateIconParams) error {
+	var request CreateIconRequestObject
+
+	request.Params = params
+
+	var body CreateIconJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateIcon(ctx.Request().Context(), request.(CreateIconRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateIcon")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CreateIconResponseObject); ok {
+		return validResponse.VisitCreateIconResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// DeleteIcon operation middleware
+func (sh *strictHandler) DeleteIcon(ctx echo.Context, id int64) error {
+	var request DeleteIconRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteIcon(ctx.Request().Context(), request.(DeleteIconRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteIcon")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeleteIconResponseObject); ok {
+		return validResponse.VisitDeleteIconResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetIcon operation middleware
+func (sh *strictHandler) GetIcon(ctx echo.Context, id int64) error {
+	var request GetIconRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetIcon(ctx.Request().Context(), request.(GetIconRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetIcon")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetIconResponseObject); ok {
+		return validResponse.VisitGetIconResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// UpdateIcon operation middleware
+func (sh *strictHandler) UpdateIcon(ctx echo.Context, id int64) error {
+	var request UpdateIconRequestObject
+
+	request.Id = id
+
+	var body UpdateIconJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UpdateIcon(ctx.Request().Context(), request.(UpdateIconRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpdateIcon")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UpdateIconResponseObject); ok {
+		return validResponse.VisitUpdateIconResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetMetadataStats operation middleware
+func (sh *strictHandler) GetMetadataStats(ctx echo.Context) error {
+	var request GetMetadataStatsRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetMetadataStats(ctx.Request().Context(), request.(GetMetadataStatsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetMetadataStats")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetMetadataStatsResponseObject); ok {
+		return validResponse.VisitGetMetadataStatsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListTags operation middleware
+func (sh *strictHandler) ListTags(ctx echo.Context, params ListTagsParams) error {
+	var request ListTagsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListTags(ctx.Request().Context(), request.(ListTagsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListTags")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListTagsResponseObject); ok {
+		return validResponse.VisitListTagsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// CreateTag operation middleware
+func (sh *strictHandler) CreateTag(ctx echo.Context, params CreateTagParams) error {
+	var request CreateTagRequestObject
+
+	request.Params = params
+
+	var body CreateTagJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateTag(ctx.Request().Context(), request.(CreateTagRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateTag")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CreateTagResponseObject); ok {
+		return validResponse.VisitCreateTagResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// DeleteTag operation middleware
+func (sh *strictHandler) DeleteTag(ctx echo.Context, id int64) error {
+	var request DeleteTagRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteTag(ctx.Request().Context(), request.(DeleteTagRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteTag")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeleteTagResponseObject); ok {
+		return validResponse.VisitDeleteTagResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetTag operation middleware
+func (sh *strictHandler) GetTag(ctx echo.Context, id int64) error {
+	var request GetTagRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetTag(ctx.Request().Context(), request.(GetTagRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetTag")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetTagResponseObject); ok {
+		return validResponse.VisitGetTagResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// UpdateTag operation middleware
+func (sh *strictHandler) UpdateTag(ctx echo.Context, id int64) error {
+	var request UpdateTagRequestObject
+
+	request.Id = id
+
+	var body UpdateTagJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UpdateTag(ctx.Request().Context(), request.(UpdateTagRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpdateTag")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UpdateTagResponseObject); ok {
+		return validResponse.VisitUpdateTagResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -46879,6 +56935,54 @@ func (sh *strictHandler) CreateTemplateFlow(ctx echo.Context, id TemplateID, par
 	return nil
 }
 
+// SetTemplateTags operation middleware
+func (sh *strictHandler) SetTemplateTags(ctx echo.Context, id TemplateID) error {
+	var request SetTemplateTagsRequestObject
+
+	request.Id = id
+
+	var body SetTemplateTagsJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.SetTemplateTags(ctx.Request().Context(), request.(SetTemplateTagsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "SetTemplateTags")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(SetTemplateTagsResponseObject); ok {
+		return validResponse.VisitSetTemplateTagsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // ListUsers operation middleware
 func (sh *strictHandler) ListUsers(ctx echo.Context, params ListUsersParams) error {
 	var request ListUsersRequestObject
@@ -47208,447 +57312,502 @@ func (sh *strictHandler) ReceiveFlowWebhook(ctx echo.Context, endpointKey string
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7P3rcts4tjiKvwpKe++KPUPZ8iXpjlxd++92nG5P5za20+mZVv4iREIStylAQ4B21Dmu2p9O/c7Xc17h",
-	"1K76vdY8ySmsBYAgReriS2L39HyYjkUSl4WFdb98bkViMhWccSVb3c+tMaMxy+Cfh2kqrvQ/YiajLJmq",
-	"RPBWt3U+ZmTC1FjEkqgxI1OqxoRGEZsqSTYEJ/udp5tbraAlozGbUD2Amk1Zq9uSKkv4qHV9HbSOaDRm",
-	"R4KrTKTzU4RctKUSGQu7JGNyKrhkejKqSESzbEaUuGBcEpGRJGZcJWpGaMYIZ5csI5EeO162guNzOqrf",
-	"3DAVV08kydhlIhPBCZWEEqkywUfETKboKCBhr5X18k5nL7Kvwl+s1wrLk0+pUizTw///e63s1077+cc/",
-	"91r/3gpqlnUSs8lUKMbVKZumdMbiGvCoLGchuRozDidgQUQSPBEAXUwol1csI0oQygmjWZqwjGTsHzmT",
-	"ilwlaowv0wkjoZs2mrV/YrOQUB4XjwcinsEv/8hZNjuAB2LKMqoXROIkJlwokuWc0BFNeC3oB0KkjHLY",
-	"5CsRUdxLHfzpQIo0VwazxBCmizJGFYv1XkWeRSwgCY/SPE74iITbdJpsX+4A2PUGk0yDTUNpMQ6cUsVe",
-	"JZNEwf/Nr+YUgSUJ1VeBxSRBgEd5ljGugchjcVW73YQrNmJZeZpTNqEJ17M3T5Wyobr9PJLVbOeMRYLH",
-	"kuRcJSlMgANroDIll4/PVDY7HCqWNY+tBLmiiSIDNhSZRk2VzfQZbezvPg/I087e5tJpPnz4cJirsb5q",
-	"EVVsfq63msbsaMwYMJqxrC1ZlGuMdzgpuyT8Hp4RlmUi+67XSvglTZO4D6Rj7orO48Yv5kROXtRjqb1I",
-	"SUw2WDQWLA40PRoxrtegr58mG+9fnbzYPCCJIjSVgtDplNFM6vNNxUjCnYIFVoA/oZ9eMT5S41b32f48",
-	"mbgOWlOa0QlTllSPGFdHgg+T0ctUXDWtOYntddI0jlyNhWSE6m9JBB8TNU4kSWA1if5KX8FW0OJ0oheg",
-	"v+on8cJbNhTZhCo80mf7raA1SXgyySet7k5Qd9qH0+RcH0nTmg/fnSC5J0ncsKx7WtGZyOoukcgUuWAz",
-	"GZCwHZKhyIh+gXFNirbICzakeapI2DYUq08V4Br7NE1FzFrdIU0lM/sAelpsROoZ/aUnik3ggBnX6/21",
-	"VQzaClrt0l8plaqfS/ew8jdMEbTa8N+PczgVaJw7wen2AETmjwJGNMuoXmzOk3/kzDzWwL4OWlLNUsAQ",
-	"kU30YId5nKhXYtR0qlQ/19w0m32xcz3KMymy+vWEnH1S/QjeCO0lmWq+LnJJBlRFY7fIyqHhR00M/9fD",
-	"9t9p+7dO+3m//fHzTrD79Nl1Pec//sSiXC+pCWbMvvDFILaIlgAF+ZIL+ZllWsZ6k08GrOEUL/EVwuEd",
-	"kHEMJ4XVbuxsbfHNhhWbb1de9t7u8mV7UtVPbDa/5kMSpQnjqh1pSsw1WSEblLx/f/IiAMrCPtHJNGWb",
-	"KPtO6AXTTAWYKpF0yLYIHEWSSeXEPf1mIkEio+Tpp0/6jws2VTBgePLi+PW7t+fHb47+1j8/f9X/8e37",
-	"07OQbOzub5IpCM9pyrLASPjAoDScDgphUC+yLD2WxUOSgeAqNdOD9wrhUrWtUNslIMPi+svDUhInwyED",
-	"wQdGFpkZGHcoyf7uLgkTT2K9YLN2xjStCw/I1ThJGR46wMUyaqmSNNVCqgzIfud5eYSEt6eZGGVMytAh",
-	"COpCBYpUhOTGK9/rfdrdafd6n745xiv/tOHKnwxfa8rSQJK0hhISTcZJxmh8QCiZJHKivyhAsbMLkI/G",
-	"lI8YnPpY86HGLQzbOOUa0kbQOtE4jZJVo2hRvPLFqEKD1A6cCZB5Id1O4Wt//hh5d6v7tAPsEOfe7XSW",
-	"ruQdHbF6uOy0B1QyfYlGzNClpgXpV+rXs+MtZ6cD/1tpSWfJb2wRfPSMi1bTl3qA2iXtPi2vaYX1qPF7",
-	"ybImBMoly5oxRz+9a8nzjNGs7vIdUcnaCZeMy0Qll4zIfICXgUj4hIhLILTMaaNPpHlEB6mmOyyNZRNg",
-	"8cWmC2ixzf69U3cfzxmdNMFRMTr5YjfwnE2mKVWseTH4/Ist6OYYdscL+UAT9fpsfiE/iiuSCj5yirLm",
-	"yoBKOde/MR5b3RlpPCjPnX/+9/+zp689mcjNJsTSw/Unsv6++hRtr0JAOjU7uNbAMJY30DCNUmQpXSS4",
-	"Zuj6n3Q6TRM06Gz/l0SrTrGCf8/YsNVt/dt2YWfcxqdyuzQozFmVj4BsimGhBcK18oyUv7SNnt7GY6+b",
-	"zry+7an0MNnxJePqTGWMTipbUuyT2mb6cVu650YYa3VbIIB1yW6n0+nxHocXu4V8vmX0sh5P4i7Z6fGY",
-	"Ktoln3st90o/iXut7vPOTtBrSfaPXqu7c62HWmiUmIPPGcsuwfzBFYFFyC4JzWrQMqlRA62SYaAlHvu7",
-	"ntP9jMvDB385e/vGPLlLSNt9HyFk7gyD3MB14Dk314qCLCoV5bEkdKi0akATpW9WPtWXLjRXp7rlGsF1",
-	"2c5r7LcVg+eir91718Gt4K31pQ+JGlsj953AWg/aBGatXwUovydKEs6uiJ67Ak+7nEVbgXduuX1PXr2z",
-	"3ftjNgDBk4EPiGRRxpQkciyuiODpTKNhaH7tS6aqyAYukbbnE1m045L/5JbQepeJQcomCyA1xTf+bCHm",
-	"KKFmMIomacUmOqaS7BBjcUVxCExgYOlsdX/VE8WatBWCTlCMNMmlIgNGqCIp09rPjlZvMhrpi6t5Zyto",
-	"TYUGdtbqtraB+11/1DxRX/FIj2scAtsaLaXh60wqLUF2W52dv7x49tfO3/b+/tO3f/vmQ+ev35zv/bL/",
-	"8+6bHU19FVW5bHX3NYdUiQJ6/7PeB+o2sIdCmcsz3r2iiopJ0jVQ6l66t9v49nWwIo7Zk6hjhWbqQKPR",
-	"6csj8nz/6TfETEkQdlXe6Bx4i7ABXyp5nm5J7Jwbou0UtEWDVJwwpQFKDpOVBim+qAxkPCIrDqLfth6P",
-	"tnN5LPy4cI6gD6NddWIs+rrq87jllT5jSrM3eWfUzw3YQPpENqI8kXhHpHn5DgWI83kZ7eabgcEaNgLq",
-	"k+NjE6YV9jvdCAixd7cVPdypEdTr9vQ2z8A5LyXKzwGhwJ0zNsyYHBvXivX2ovXvoTAmrczdGaRgsIZD",
-	"15rhnZ2xo/ZVz1yFc3rOm25rt7P7rN3Za3d2zjvPu3udbqez1el0/t4KnNOtu78baC21+zRopZSPctDE",
-	"WkzrDBP6CR2bstXleZoGrYmImWamI6bVvPbu1tP2MKXSU3gPL6lmpCyTgtM0UTOtEmdiyKRM9C+aGc6k",
-	"YpP+NBOTqV7l30QOcRaHlzRA828+nYpMESplopmv0rraMe6RnI3FdIscoll6kCVsmKKZGMM0Eq4VFSKy",
-	"mGVEqyD6BBSbgA83z1ir29naC1pKcOtYgjXl03gFsF0Hei9TlqkE9Vcf2p42r8dqqwRcY2V1K2h9ao9E",
-	"2/q+pol+a+scX3WP2slkatyEYE7otkaJGueDrUhMto1g4P4rpoxrwcQMBnYCd7o1JoaqUo7Hv9KLBYJ8",
-	"rvX0OWyxj391XwctjUGtj9cOiYp3HGzcK4hMNZOUEGuJGUDfkXfe+9dzqFczQQlV/CMV+SAtzvPXFlpd",
-	"/UUjTq2wqHP94nUZ6R4O9lz7Bqtf0YJVuOiNw9c/B7NzDz2qgC6DtYQqFh2CshPaA03hVRaD/2IRSFAe",
-	"/UPdH6h4HCcKiMw775Iax3iZPBt/uiRA+VlMBDexQF0SensLyTBLGI/TWUBCvcuQJByJRkBCu9+QML5F",
-	"Qm+PYdDjYbFLDHwKYachBlIRLogxo3Ux5gooLNC/wxPCRcwkGdI0JQMaXRAlMDzKE4h63EpERVgVWG7s",
-	"uHILLD8ecygR/X9Zaj9HxT1q2eCRBikGY1kGTCuLWu45IBSfasWUKjIRUhHBGdkARyBNM0bjWZt9SqSS",
-	"IRhY17L3lult1Yb5/dE7sv8Nsa9g8KDMozFYBBgPichIOFXt70/BJuB5A/aelpwBu0FNaMHHz7vB3vVG",
-	"u4g0+Ph5J/j2evNPNU7HKvF3NuFvd57v1m1yMV+Yc2eDm1o/tTEUhyckooqmYpRrcO/umsvVzvkFF1d6",
-	"82rMsqtEss3K5neaXCGL+NAq398jl/Km/7azwvxLmVjhhqwz2N8Bc6swkTn+Ud7iEhL/HpjBmiT+kExp",
-	"phKaEuQlB4RyQgdg1TbXf0YSSXKOXu44IKHebUiiFKLpKP4DfG+Csy0Sfr4O61ziHoE1KIzk01AdyzDm",
-	"6Y5/vR/R9fzjMn35y1R/Pd6VQWPD+azM0gqqzDiiMqdpbaBeMZ8/ktWPHBLXfmocbjdURdmnaZIx6b23",
-	"s9ve2znv6Je89zSH3qtEJJqrVvyWTO1vRkQ5On1N5IxHraAlrjj6+7vfaMiwYfKp1W1dKdH/5WJv+vyv",
-	"9BUYdS/FRWlwGYmpvrBIxrqaqxuRuJsmUsGJPg610If0Q1rXGgqof/YLtzBHgb7QXsqoeCMlt8DTlYBi",
-	"MblWeoVgtZ3dwtchA61MZCwSI55IDGkD1rBVxzj82/AgwW0vpxfVPE/B/UjjWv3WSiU4mAOpdxSly1NR",
-	"Visx0SUMKIGwVs4xxPM2eiyBtc3I8w6J6UweOG3k8N1J//ztT8dv+q8Pf4HIzBeHfzsjG3vPnm5ukTPY",
-	"LrGesTFLYzKYkZnIM5KJlB0gYnT/5CI/MWGlIvQso99/b9UR4/Wp6trU6+YyRw1W+TIYbf/W//jnrvlv",
-	"k8RlQ93NfGtEvldQtIydy5GoQZPl7AoP9ICE8N9Qn6sciyuOGRqCRwyUa5PqZf3LVGu448qp/8twdy2u",
-	"gXBTGivbnXzzd9X522Cff/j28mjn04un7OWz0Y/fJH/59uLV88mbTusPseAPseBBiAX/Clzd3dK6rLuv",
-	"xe/tohaRbBv6SNP07RCiWBbGctARe80UbV0HnyvUxUHK/WOVIMnl8hGMNr+DjyVuMKayz9kn5eQU/cM0",
-	"Y5dFZhqu6tePAYaka0ZYRIND5LcSiqaoOut/9fVj2ep2rm3q12Gk6lKtPowF0bJtvEXe85hlhPIitDMg",
-	"oQnzDm0mM/z+RBI47K1WlUzTaYLGksV3rdZIEidymtJZQ3qaXv4TSTT2kQ2RETahSbpZpFxj5toVleQq",
-	"S5TSnBpybDC6ULloY0liljKFkljDxVhy/A6c5/rt68DFwq+14QquwHuBF1ZfAmUBndr7UF6RZ4TQw/lj",
-	"OfNhK2hdscFYiIt6s4Qe8QXGMNUhDVXGmhd30cCPf2BkGRxS4VlxwdOxOYxLmuZMEjEkXPA2BuARGdGU",
-	"ZiZSv8c30ElBTdQeERmZMCnpCJwJinG1uUVCl14cBiScJFImfNSfsgz+KbjxHWWMSv0HbmLAejxjw1zS",
-	"FNc4pEmaZ0ySjbD4dCtmPGGxHpfmaryVilHC+/pVFoeb6B2qoL6NSarXQTB8fe7oEDhrf4ZgWo/Iz8Nn",
-	"MTN1wK2/ke7xSYwpbvruAWD9u1U3MJ5HHVrNwNCsFJtMFUFgB6baw1hkikQiZmTDy8Mjof6pnTENGDiZ",
-	"BTNXDesIQ3cGgTlCf+e1UHM7aLyLr0Q1toRGZpNaOt5Cs7qe0VLlMuFE8doRxNZhTMkrcclSGnkSpbnc",
-	"jvp8c21jNssIaeT9DyyNxISRy90y4pUf+9hl1KeP9biDi/SwBH+wp6v/MoLo/k7Q0qJba7ezt9XZ2tnZ",
-	"2/pGgzmCcgrL9aDVg0Vt+g+8urPr/WBgpsHvBZW2ZA6hWBaMkHrf6rZei9+SNKXbT7dqdBF7llX8fenj",
-	"pXfOYS2rcUe/Gq9plQ936UeWeK+jC6B4PX/VMSeW0DjOmNR08pf2S5Fd0Sxmsf4XSgdZLpXVfIeZmJDw",
-	"/PT92fnxi/6707e/nByfLb6dFXx4SMqUj3+fFxI2D/vWE34qeFpDzi3KrnD2Z/jqdRmpP69KGEHe8A/D",
-	"ImtgUb+63vLW3VoLjAXcKi2nBNVFhHQ9IR9LCtyNmG8p+d2J+RMgufNSvVfrwBBOC4Azd+qVikOGcGkB",
-	"xQgwIdnwuCewZMtCbWwDJTIZ8XbCN6E0SmiEHLJh+HaXULLf2QsgpV3/UI5KhftrRcuCcpr54bj1eLUS",
-	"5fdCpK/ptFnSma9LNO+WBun/n//n/03MO2RCpx5xLZDniE7pIEmTwv5ZGN8o70fOYAz8AE/kOoBnqB7U",
-	"P8NssYaHYP5yT0wZDv0gdz748kdDBp5RxEjZp/Ek4cXTgtUWFjawqgWete1j0MoEZERcJuwKSMpVEo+Y",
-	"KoJzzANnHa3Y1UrQWHQd7AHOgWmNjzz4rfGVBewanxQgX/Ej/yxW/KR0QLXlQYZDFkG+svdqQKTIjPq5",
-	"uuyOh7w8nvpUv3ddQoKVdlOhaDBdeYeBjyreuZTgXUKN8pEXa/KA/bH26spYiOyIpumARhdLvTr+1cYc",
-	"pm+He3R3sBMZRqR/+vvk+WWNURner2R773+73MWhDHL5rpHdb5enifswhsntWLWAKFhZLXpN6SjhI6Mx",
-	"a21aa8wzgmyEaFIxb58pmFAduS2xoeqU76iUEB9na/LYPGn9FRZ2OIBATEKVscjEa2hj/txBsc46wBQp",
-	"piuLBe6Ts3wyodmsRjgYZXQ6XnZhfoCXtKjMp7nqxxQPZy3dnYuY9V3e8eryyBsRMy+7dp5IiFz5i7KA",
-	"NzMHzmnmnYSJrrE4UG+qhsS+IY3Y5+t52aeAQ3kB8/tcJiDVqcAaDGCta9YRd3ZBRyzehPhfiCiKBL9k",
-	"GYb8+np1jhprX8P8m45Jg7RPUWayo3Qq6R7wh60uCV43ZLKmVpEZQ6Ovza200l6M2eUVzLHBwDFtmTix",
-	"Vrc1oTyH0KE5VPn1c8sIeEBhVgBP5+mOBk9pz9UtjymPQYgQuTLuRLvQVvezRVnQvlWWjEYs6+/Y1aV0",
-	"AIHOr2HNxDy3T82Bm1/bbmOIKYD6ZpYKJMwXKxgHijcHM7SBoOja1zqo81Qqmq0CJmcXcJCFGXIeoW8Y",
-	"hbOPc3dtIOIZEhHGFGRHtn5kaSqI2U6Rx+RpcrudznXQ+kfO8pVsICqb9cXQ7egimU5LeLrCHjvNewSv",
-	"QXF1qlCdLxmwDmMuZ0yVLsAFm12JTKMWk9OMSSnIhEbjhDPZul4Ubr5mPPjqBLu2ZMETSWAEsvHP/+v/",
-	"3X36jPyUfL8ZkGjMogsWY5VViXzPgO6JJCF88hIYdFirpzi6MR+5bUunKaHnP7CZCVglVGQXmvdHYjrb",
-	"Wl76pC6ceCFjRdHjq2neNdz6q2jgbh3HSC0/N8iP8xEs6KqofeZo6cr2GCMp2kGLIRae4WuzOKuvO9pr",
-	"/T7+iBrycZ4yS2ggFUSqWk3ezQAJ1muRAaDIPoetSSiBd+ZdAyxjRtq8ghIiQO3kgQ1LnzDKJZpCzNCh",
-	"b6zwpzSUsnZvNxbrrhcdRWHEsetBoq+hnXOOZ28KoPiiTMtKI6hLRSxNG6wrczdmDldv45ktixkPMuph",
-	"Tvz7XMMD5uTBNR3Uvgy13qfMEhDBmaGlZnnwiiaYKxFEJETXesiynFq33fUyWSuSbeOAHstasGFfAq5T",
-	"NVde1sSQsZXA89qQFE+melh+BCvDrYc9FVmv7mh84e9hhiWt5L6okszrimRat/WyqHqLEIxKum4J26v3",
-	"wyCm5+ooLWMufKNKejxkKF0WSyp8HC6dboUal6lSGVrzVLFCNaqYVSdPvDQVa3xFPYvGyWUpEnTViFbL",
-	"WVkM4UkgeeHJ/vpxzt7/g1amsHRVlEslJrbwB5X9nE/zQZrIMYv7Jq+spGprRaPi9x4IZWWnSOQcS/CV",
-	"I1/dkBV9viCLO57+FGd0iAnadOKZF2yJRe+n1UokBK2iUBH6BGRuoQRPnFfBLW8naOmVgasDE4iTSzTE",
-	"Gimvn2ep88VXJAL/GB8mU3+gQb8Wi1eyFJZwepH3uBGtb8U/G0Ni/YtQR1bXDZmdvzufFzu8F0kaq3EL",
-	"TZs8RmGv4XrMtXRdF5ZMLdo0UOnan2h9xdi9IQcA/K5FldVSuOE6y3qYBS6qJGrZ6RR12irWjvkj9+nY",
-	"CgMXb19XiF19b5CIJZcsI+9PX/kdN55IElrjpBkkxHNMsGgexRLwRfFyg+e2Mrr5qMfNKAYvJBGcHZDw",
-	"3duzc4JF77Y/J/H1tnm/fcFmIcmEgncTtWlRyKbeY4ThOgEbJi7b37snnXjQLW5KKWbbE20KoWf+VjfT",
-	"qRJJCUrspXzLmuuVGNJawrLy6TaJKHdfygRBFxLg8gEJCwiGxLBZU6k1JOHnHsoxPeDWPZRv4I/rcKvH",
-	"zWBd4qAWun9KZ+nb8YKVwRuF5sX5WiQLpKjiYWRLXEEGBRrpz8Dw4UBYMcsbtlKy8U+FTOxl/wQS06zV",
-	"7RTWDhTMUCNdTXqrkcrmRJPbMNhy6e7Omln1u6tkuK3MnD5kiWK1HGq+15S+zBjOXkK1RFMoRiehafKl",
-	"L6xLO6SmHh7JeQoF5VzFOP0d5QRiSlasnlLLhm5OlesS8Zpu74sci8ite4EhOFFMZyYxoDCS91phtdwy",
-	"2TgS09lm2GtVsvHmEZJssE9TliUTxtXmPHbeCG2uG7b+KpEQ5FUTQ3KkKaksatsDG/HPOKKcSMbIRjLi",
-	"AuqSA4poHkKGSapYhrXJ6+X+FQU71HLWFAJXfN9krazwbjVbAj70JwycOub214Rt7/CjNXHtQ6LGIlck",
-	"NOQ6DOZcMZATyulUjoVyDcc0AbQUHpq32CVX0NAJR3tzCOfJTes2vKkFQGNQoQUdZrcyhcG8gxns1Dwk",
-	"GAPqW9ct5P3TqDmFgoLCIhot1X/opTfVS/+FVc15xmBvIqpk00zEOWCuddBKkuV8a1lYdqGlVsQbwSTJ",
-	"p1pkxLirqV4LRMAjNE2DJoiKtiqHrcD+h8L7iBTeRTim9yxVgWpFP6G7VHB/r+peE4M2rOErpff6zKkm",
-	"yk5aYW3ZGIVk90DzgvUiH099uBoxHTPZ/tVUx6+iytXeU2PdY6ba9k0FarChBL5NripUmzCrrZXNIB+v",
-	"b4MYS/abzPXccJ4aF4MeUz5KEz5q68V5oTZdWC3ptdhOr0UUzUZMoU5nym9C+VrSa/HnvVa5rYbewDbs",
-	"dbuzjV9qkq+lD3T+mN4WhbfIpZKUqaFZ7BrksNj4if64jiyaKedyIvUS0KxBuT5LmTMwrNp1kxCW7YfH",
-	"+Y3JfbKJUwR2Ax+XnhIu9m7CttxB1KXmuTMoInysG/eKZhDg83FZPoCdIJiP93LjN265kFFuUGbIvgeR",
-	"nuv5aNG9mci+p/mby27o9feY/a8xfCz0wcxIRCdTmox80aO7+2gq/vjQWjN+6F7chmXg16Z1NOllC/wx",
-	"1avnxMFaudODSUXaK63OgGAJFt/IlP+KDlgqXYSgE8g3EkVigUIFyRgkEFpGs1k0B4ffey2zAtuqDQ2H",
-	"TQbDRZg9z30aJY2nawsaOzc2Npr9NZpefod37nd4jT6udLpfUXuqoNkjKZNUkXrnraPG6xd2PU8MVLWJ",
-	"JwmXB8ZP0yU0ldhywDQrImKIz/pJHB6QEE4yCrvGcDQWacwy/ZLL6/WNq0VIjx7CKulRo131A3pLD6OI",
-	"TU09w1LByaLfpUlIcvFMJii5pnik/81KJrobRvtVEKM0sRu0Cf3txqHhQWXbxv9fRFDdT3JcaSEvRTZZ",
-	"FkXuLREaMWCS1c7u3r6fqDOlSdy6Xrztv5y9fVPZdDGiHrBxvHsFgumy762qFKvRGis1ld1tTe23zEvA",
-	"FUy7QPOyNCEUv1zs/vO//2ceQ5fGf2CDrSIGBI2zmnokIpcQ4yGVmBaaJ1Vg3dxqLRPbVwlOMLA4B+rl",
-	"t63F5hv6dAicSdOV9mwB86kRGTZODWtjC6yscwBl0eA98NaEpLDpSZKoxe6cOlrzg82XXT2X6pCcMhop",
-	"oveEEQ5b5O2UcYIEoet04Pcn+kgkNDsxBVU1oQU3J4u3CGTX81HC2RNjHJA9voHFYEkSy4CA8kIGTF0x",
-	"xgn0EdGbB0UmIFyQaBal+p+aNxDoPC83TYNnAk0xTLPMNqwzrKv4ZRSkFRkjwOs4HtVqzy68efWh3phY",
-	"9zlFPGFXVtpaOsjP9uU5d70JEMY91iF2sZ8lOFCRJuK1E+eDFnpR6nVvePSjyWBdJOEZk0ltuQV4tHyQ",
-	"OkO8WZsbvxFWb4zZYXVYraww6qFfUJDeDIDn21502s/77Y+fd4Jn+9e1ZZf9UJ+lM76zL3tFE+vC7njM",
-	"MpaZso25zGmazkiIAUHh5oG90tbHjJd6OdVNFiqTZZisBXIXNbVeTr8JsFq7WLbgfZca5ArrKDHFjAGV",
-	"8Fxj1iCjPBrXUuHM5uCthCOYsbfwyPTFB7ZOktg7EiKvEhWNIbCx0hXo2f56hS/g6cJjW5JYWHduAxpd",
-	"iOHQpGa5tiLPKo31dzqdOnGVfUKQJTSt1/0m9FPfJN6XJ3i6fgRG+f6stctPi/rqWWHtGmL0Vnivci6f",
-	"WvrDxoP52eMrX2vFQes3gemhN9uc+b5uj5UO5bc3ozIeg0m3f6FF4Nazv33q8N0PUfub04vn07/uyPO9",
-	"y/dPr375Zvb35/R7KFZjyrgnsk+hbJCFKBRJvmRZMkwalrHjLcNYp17ThBOt0RM6naLocpnE4EmYMIix",
-	"9TqfwzahyF8ff8UWS1Ltt7ottjPswOvKLmjFjp9gGffaHuMETsN5+uybb593Su0MQB3vo+EbjOaeKtmC",
-	"lOVFU/tQAHDN+rb8/F93x99cvJo8/4V2Bkd78fHT4Q/fjP/y/OLVzuTN3vT0aTVhZmW9RMNye+nZPlLj",
-	"dn1fXnI1Fi4aJFFzsSA1dZbXSpUt3Zs5I4wGuKnrC+3lRxnYXDSn0lqcCbRJ+EDkPLbh+VrlW1x7cvUa",
-	"mcXtrGMU83f1QUawNTeJdWRisUjhkct39pPrOZqy4ghn+NUZtnj3acZ6dTrs4p9Iv7K0KZBFpVUlNyRj",
-	"pDQ9Trh5QA5P3CCS0PSKzrDLBwkT2TfBxfWVPFazePmzFkU6H27kk0dD17mJe37TJKIEmVKp9K00vViB",
-	"L8VUjgeCZhAnC6G05rLivNXOSnW3dqHdZ9ECI1NdDvKBoKfTKJFK07ZEjWF5W2um37iL42z7BaXwArPm",
-	"6EP5zizyAZTyZNwlqRxThX4uT57xMPJGjrfQLD/EpISxSGNj17aV24fG1obwOYCrhICxdYNNgEDKhoqI",
-	"XNW721YWaGqEmVZnuMN2471of/CUPnv+zbfffvP8GX062I/24l2Qb+5CVqmJtFjIKywRLgP0PVqxpixz",
-	"MFu1Deud0/H1aTiYKqvQXHkI88lcaETlbi3B46/k+fJ38pU8XzdWViBlfiXVo9RC6gfobk02iuDqzfLN",
-	"xPbX88oGnSZWvrNqxqfnf/3txmqG1RFybhfbWvn75e7CnYq7cOe6gnDeZavlQRvUUa4uec2kZHzEsoCc",
-	"WLZE1DgT+WhMKNFzBOTDmCp5OJ0ekLeHuRojF/ul/WM+aJ8lIw71U9u7T5+FPY72783A53JQCroY/ZUY",
-	"JVzPvum6pBdiTgi8PwkDEuJxGZ5JuV7UNInCQP/Q4+bFvsZ9qpJBiiWnZ7Z3upwyCs6Tt1PGD0+eSHL4",
-	"7iRAlpooadIAsRu1ND00XHUqJOFuB9iFgVONOw6J3IrcU28tteaxOQJ1Zku3VtsJAxLWh3hLRYYiz0p9",
-	"IIciMwwO3LtUkZTpF3eeea/NJfUuFGZkyTjt8YmV5cOvo01UaBqKMQjQpdHe9UrAghrha3EjPOy5zNS3",
-	"3LYL0ky2XkwJMP0pI1yoLYLD2cY1NGOmh37GVJ7xUi+hRXtbFmxdMh/vd54/W71BdHmHr1k2YjFsT1Pq",
-	"LqG4dpKxaUoj8AtSZbYeeNHbYKe/YGwKPkGzb9yxPeOASNHjJp57I2MTcUnTTS3JmSLyeOH3d3fn8pYd",
-	"1W/Ji/Y0E//V5uyqrX9BE6sPi53OSiBFeeO2EPUoxrxzlbUhC87e9sHMwDQsCZlYD7le5whIaLZeVE0+",
-	"POlxR4PBozkDMDMeZbMpZA8qkjGpYLAyuh1AfX4ag2oqSegx13AO6DcRhdc+i/vQ2Oura9ovyMb+7q6t",
-	"wmBiZ63QPEjZ5IBQ3uPWoWzSpAsk3dwyZ1WcYxKHWOiBTqckiQMSJ6NEyQOH+ZrFgje4r0/TxHL9Z9jj",
-	"G7a/Qni5u7PVCQ8gZzdLYiZJ+Pr4/LD/w+nhux/7h+9O+j8fn56dvH0T6sFQmfjPkGwUldaxeZZenqez",
-	"9nhpkf6C7BhbNXw88Jl417dh6DkNh4FQiB5PiuMkV2Mh0Zx2eAKqsiS5ZAdkguxdcIx6tMnWOZc2iN07",
-	"T0xDNu8cEMF7HIVOkij7M9gGCgWwdL5jqnGCoDzq5pox2/irIoloGA2oZFrRDcnGWKmpJt9gxw1KR4jy",
-	"h4ZA+OtnPGfos9TXkP/PAPuLfVL9q4TH4uo/rz/afl/zl2peP5zDj1a3BUixUHcMzC/6PvddC9+FV64h",
-	"GgQ6c+UKUmQMSwMBJtVAhPt0QMJCSg5JzlWSwpFmFBOU4bZ5pSiijMXoG5MmRccPFilJ3GCiR4fmMmns",
-	"cYegfhXL+B826odjo/69WXu/uklziXZwR3mKtXmGWoBCASZECQFk5Fjf5pSRDSlAaKPcV5uDHrcfgRAC",
-	"iWyej0DzSuB0XCifWW4eEM9iqsV0J6VjWJvjfxHlXKieSaHcIm/YVYkUgwJqVpAxra24kkVKlGj8HPfy",
-	"rHsLRPKbmjPX7Rd/U1OjQYk7sDUuQryfwbp+ymSeqkpgADY3M/T/8B3ELEIAqeyS/V20c2zITRDr6SVN",
-	"UjpIgXeu59AXF1Z+9l3hNRkmuJraZq3Yo5VFF2Qoch4HJOFE5JlebSzJBvUFN9tnNZHkH7lQVqFDQw/I",
-	"56D0aRm6LoxsTe7yhdm4uKgtLg6yakn8pCZ+vioC1eUp3oIfVOguCFDmJBeR2DpqCUa+96ev5iL+sRd3",
-	"wiEcSs8XJxmLVD/PklKkw7Qc6ZCr8bb1k1VbKQWtcpiElKL0MbTL3RYwhv4/kSW/sf90UvN3dBD18k5n",
-	"91nG5FRwiZ1CvotEzOzvxSK/g1n+Y+/wP3Zf/sfuy8pC9S+5Gv/H7ku7WBwBpO3vNA4k8Z+nmRgmKfsz",
-	"dI02z/V+vtO7wb8jqGYwpmnK+Ih997fJy1ndg/6EqbGIvzvbffqsLlWiAHYVzc5YJHiMehJMrv9/JgmE",
-	"GdeXjCgf1ecFnagqUyV8lIJMukV+YmyqGVGpbW7CiWSgb54pkdER2wTRP87EFC6684+iKojLjZPh0BRx",
-	"m1tIY+S9aedFHBaAy3XD/okKJ/T1BSrz7qejY6Jhu6m5mGS2h3QmrrTwrMTy2FC9lAroLKAC/4Dq7tDr",
-	"hqhILLhlbNlAJ4rWaBq4NFIoB1R8l3qbPl54tP4Z0PpOt+O7ZQoVsdTjryjcv1d4lFxP7+ugRS+pollR",
-	"7Le2IvMuzPhteUa4EXq4mP7/vFsF21As4zT16hibOsn1biJskT3nI6r0Lq5ra1hpZcjiBLuNmpwpk9O1",
-	"ojtnrtyZOYJFhPk1O9RvVQC5KJj8oaqp5jhrSEXpOD9/qVCoAikemY55q+aOSGy1xvDuBONYAvCA4fUm",
-	"//xf/7tIIXwiicb7zfttCFlcJc+bvUqFvsq8j0d79fHd3gunyHrXPLDdLn3l1oGrisaLYnLK7TKB7tTz",
-	"mENDkuplh4dGUixPqrsFDr+fOOTecIwJqgeuhNe/uszDIlvH61WzeN4krp1zrZJoJh3CGTWxs37BYj+u",
-	"lNTgrdqBLfDPtQ4doK3jnfWXWtw6qnF+v6OmL76s2WvweWeu1+De87WaDbZQvG51Wz8cn8+pGdVobMSr",
-	"UoNC/ep8d8Ifz8/fEdNwvNKbEMtZtvV3pcaEtqWfyyqvdgDa+3ZhX79770I4J+jYw6pvffTgWzh9vfZK",
-	"xRW8xuqYNg9wnvBgKhbWGdFKixLi4q4iy+0VuK+07LnOc9USnS6Lrf6xpZLzWWzu0tzX0kuXac3mSat2",
-	"RvrSbHUlk1GJOnvl4Api8HlZ2SwsF2nO3j/K0ql71iZLSNbpO4TI61ChaGNkLlP5CP0NLOVJ893ziqZ5",
-	"ta3yTFOjck+9he3z9HznVgbwvLxUsZHIZq1uSwuAEUyYakrT+rfh0+esMwBr3TRjPmGei3OgFyYRHzzd",
-	"Jv4DXjXkRBOQeMbpJIn6CEDpNO4Ixhglqm2yQE2RflhQOxIcvSGtosj/kfebaVOL2OThSgFqN9+vnwvW",
-	"rBfqjXieQc037wVYvfcGlHnDUEqPJ/1apaDeF2+nLKOo5htDgduLxU4xLboe28+O/5HTVGKHiByMBfiD",
-	"nrpAepOla4qQFgdjD56lNswWIVM463fmU7UcEiy/qRqHjsz7Jy+Q76aivmicjzd16nNt5SL/+yrCzMWe",
-	"mpUnTIZkgybtKKVSJsPZpsbBMKISHiAiYXrvJmZH4DFLAlEE+sKiERxSo5cwu6hhtQ1sp5njzGHuWvnY",
-	"HlBW7q2uD+8tkq8axbchMnyVQc1666vJVvBvaQkpoOGWZDvcNJC3+DZXF7g8Swn5SlsrIDePYNUzaSLc",
-	"/iWo02maLgSiyPpXrAmHFgIOVrHKDk5e+JynaG8OkcmoO+hxDXuw7oyFXMYO/SqRVZeiF8hvGc1OZ/D8",
-	"251WuTdLiThjNXOUXW+TwDB3eDdNXyi2umCLd7XaO1jlW0dlq1HhTdTJcJ9lOIev2bNauAQnQpeXMK7U",
-	"JFmBdlbW4ASw5YtwhGpuGSZ6AfXcZZxJA7x/T/Sy+Ugm9JP3e1ExYJLw2t8bTb9O7FiXd0zLBVGKRZsR",
-	"+wvK2EDICVaCq31enGidrOBJOrWPK+YtxT5hkfZPimYMU+dS1NcmeaqStvuzRlu7YLO2xev/kgJDS6Bz",
-	"vy1iCP/Res5vgjOn+7UhrjFoYXjjMnuasdNaem0kQvdGlcEVAKjDb5fiVavSTyEG06YJi6Ht50BHjOjF",
-	"znfQKRKy6qBdZGfVPZ2W7XZ+W4si9+jzol455R2caBQlE6qisd4Frh2b/wREMppFY5LwKM3jhQGHczPZ",
-	"XKfqfBFL0g14g2wTt+TNA9LBGF6tOc621ujggyWOi82X5w8KYHuQrT1kZ30/GrPoYp2+9HU+SbTsm76/",
-	"XYzYbM3zrIqfyBGMNYOgJvTTCX76FF82f+0s4W3+9CsApTaMCaDq3nPwgb/5qF8HnEZwVMeau28u1psL",
-	"DiFGZpr6sJraNXxe2U02xwlLi6sffjEUT/hQ1HQsipq1tCW8spELZayRW9STSveBJ5b6sy/e2EJZ1O6v",
-	"BY76YK55HY2xN1mhyxdufX8n8PPt5dTKcdxc/nuHqSI1/fheHpHn+0+/sckkBEOy5DwriNmU8ZjxqCks",
-	"nLvIP1K8Szaedvbqw+cWhvFdMa7IVSb4yEXwiSuOUXy1oxUt+OdT4DRcIPjUVDpEDkhEZppPQpn9kvdu",
-	"4aEgpF7qMYwtfV4QsnUYG/16SWyzFlzJxkxckY39znMS0lRj1KwNj2S4uSI7gzwaHjWWqAOnEJlSDN6Z",
-	"J81zRKJBjChSeLwWfSmNLqRe/x4JhyIbJHHMeFh/9BkbsozxqI7twvFLlaQpKV6Diez1MkBKeDuXLNxc",
-	"9+BO7ai10QYIpMZjs0BM4oBQqVFTryz8pW06g7RPXoQEfWUNO1fZrA8pJwvi5gS5ookiA6y7Dt9oBNnY",
-	"330ekMqFqq1FPL9w8AviC/Ufq0Q1uYKGyScWE3jBIq1M81HtBuvr7YV5xrvGR9A1pKaLtef1SFh+PiyF",
-	"lLXqPuFCtSGut7Wqmxp25Zn8XcipuyylQ19APL0L3+i/roEd2OrJX87evmmfASKSCzbTdCwg4YSm+lqz",
-	"uK31izDQJIn6RAniBZdQz0UNPCpZApxoev/seWfHJRI6o+dAxDOSCaFgFeG/bf8jZ9lsu9pcNAz0M01D",
-	"Gh4h8s8/LB8u9niB2qvbe9vJ8vMsmoa4EwSgLziw4qLPndfKrsoGT2A9sjXgzykbZkyOV+0dVCrmDV+6",
-	"4m5XKuvv/WO3/c3V8btZ5/zi/fO/7vxtsD853xV/vfh79u0v/Gn08+DZj3LnVfxueDhvza0MWG7PsLO7",
-	"XnnL8mD1O0eK/a4s1fpxF5EzQUSmKI/NoAXBuwAKi/LiKajW5t8gfJUKabja5xHl/fKw+pfK0Ponfzz9",
-	"tz+m/tsft0bOC2rF5KUM6Xsh0td02qqstE6Z9tfd9Dw1km39U9xS09PcZR3NP19dQPckc29D3vylyUq7",
-	"8rYQOPjV4pRIWb1ystSP5GW/LlRRVg01LAShRT0/70als200/D1UbUPlsLy51TVBc6FGNK8BQZGA6lK6",
-	"rZ8TdsU8J+el/XseSjuLgqNvrTQ5BLm5uuSn+Zdj3EV/THkshsO+4H06Ylz1MzZNZ5Y0wCv6GqSXDMW8",
-	"/ljkWjHpBK2BUP2hyTfoF33SzkSWzQIixYRBmp6n/GyRQ05gGnKFEvE0nRE5FplKwfYUCX7JMonxCRkT",
-	"U8bthLv7gbVm92nShyQt62y3v6eUj3LTrQ3VaPzd2TS7reNcn8X2O5ol0gTYQU2f/jifUAsDRUeOnops",
-	"ZHHiMJowcpZPIX4ECAlTfQ0FWCwAyWV8MR4DjehD9wKoPmwGvHk4fPNp1YhG8PyJNDDWH0rrDXYgxhbl",
-	"nsykis5Keh/1xp1mpJi/X/BSaU5JkjhlRI0TSVLBRwekg9UbbKIlSSQRw2G9WF+Pc/Oah8Yw6F2nN/VE",
-	"YjfcoTUFzNGqBXg3B1qXZ3eVaPzGnUwonxH4QqsUAByIgSE42DzoC0Dv7tdvdR7Z6wRyW18BXtFzH55g",
-	"swSsZbJNk+0/hQe2jeeEUS5JeHjSf3H88vD9q/P+67cvjl+Fi4MD5q/XPFC+P3pH9r8h9hWi6KjYYsh4",
-	"2CD2Vy9oDSafHL45JPoN8hv0HHWjvj8/qh92wa2uQZXYkCR9UxImiciVTGJW1Pt6IsnufnsMeZdQW6JI",
-	"J/rx/evDN/3DH47fnJe3DJe9/v4UFKXefFhDVOovFvQ7KV/oUXIJbUEIJIGZqp0r3us6mlWdeIXtPYpM",
-	"A3cGNThYg/A1tzFYSJEbDrKBgC0iQAvobe2RLcL+pYn7VlL4Mt2FkUQt7yDczHD2v13O5NflpLdheB2i",
-	"8oxLor+YUJVEPiswTM21IPj2m2d+i4POOvyu7KZa7qdayODWWtFytnRIIqpoKkY5M2wpiclG+MPxOdHs",
-	"CMv4hJuOKeWSNfGkVbxxd8ixAuIKQjEeguFoqtrfn1bXsvc0KDVqoe3fPn7eDfauN9pF0xb9y7fXm3/6",
-	"9ztifN7ifPwOy9Z0ymlb/Tbf6GM9HrmYaa3ZO7uJpa3KgWrCpOcI1zmjkxu2f6j0PU4yqdopdE5BSR+K",
-	"iCDEt0w0164G32TAMk8FND0DQctszs01ibh1KbbXH93vRscgx6+PD1s31hgeaqrr6q09VzVrlg/jc+Mb",
-	"q2vdGp9eMxtyNNf1q0l6ezxZlrUWlxIcF2VMWnB+bLiKK1YkL9VkWesW1l2Ur9+7d87C1QQfg1rzqaSN",
-	"WeAr34UG3FyAAzjp4qUuLu9aKw6eFiVLbUdVF5blHXwuodelJpzfBM/nrWXF80UJ0It6OZWjdDqV6xy0",
-	"sP2geQFM7dXCFHYJTTD6SoXL9dSPrFevv+RHU0LwazCsf3EW03TT7rOcXKuZIekTfoCt4c9N9OzdND6z",
-	"XStNe9Rf0a/cYjtFs0yXxwCZ2rYxp83dBgkWG6L+WjTBdJ0Ziyjw1pmiYEI3OzKDtieU5zS17K40l9/k",
-	"8hMQl5kmKW4IrFEPJHVu4vrcdC8qvfVKiAuST7G4R4alE2vSzO3CXK56ZVW7+43rmq/1fSgvTE2psZhi",
-	"zX1brxDbC1Mem8rREouQuHAXk1z4Mjkbi+k04aMjBCe2jIaKGHImFZu4C2HkpbcwMA5EUiEucujIUsSw",
-	"g/vKBDLsYFQDgnHb9KFBROgPU3Hl1RfC2bAgIf6yms4StHKpmYchhHv/Av3W9BEP8iRV7YQTG/4u1y18",
-	"sXKH2dZa/Cu6Mw7noeC86WVu/wGRjMVFO1lsTHFAEmXKaZIBM8QbAh29QrzN9SwX5WrI+thRP5ZIYtur",
-	"UIM6JKYWo+0kgAcMnZOGSZqaqstw2GiVR4eT8az1uN1ouZpbaG7abvWmhZteZXk9LwRRgTcPmaxJ6jTr",
-	"6XEoU6xfhl5MEMuPrdKxJhehmtiYEvYTrCu6es2i6p2vDQzT+3UrJVdUkkhMExYDEOYqKsPrN6+o7NOb",
-	"2moPVQR7AuRzkEJ19MXerofa1a1EKecU5lRcSUdsnEfXbn+FvI5mkc1kqFawwL/ipQMpr3TlxmhA0Sp3",
-	"9OMCmedGTc+OP9FIpTMomy6G7m7zmIQaZnZzppywuWrQsCDM+TQTEZOSQv8c1xsGb6qLcjRtfVhMpMry",
-	"SOUZdM5OkwtmqMITaUYsN6qfr1V/3/IY1n6AOFB8A+sJg/DR97JurdiQxK2aXH0jwWmlEYScP0S8exXx",
-	"Fghy1zduQ18jJJRt/AvVGf/mzFOmI80FpMcaIOQ6wZCMgFyNE1OWxwTeA08dMALEGjo80nr2sNjkY0WZ",
-	"OaeKfoDtchyVRB75ROIzyZTnanmZ/J1Ob+WLupHXZHVjIlJDTf9vRBGhdTy7spQJkyldtIDsklDPHZa4",
-	"yRMJAAxIeJnIZJCkiZqFZJollyDKhd4MYVn8eSK3SGhq9JWJLETrlMZLJL46Xwbd3IF3+SBN5JhMhcSG",
-	"JCLPyCAVGvrFQK1uy6xsHQPxMpy/oSvMbL0uoGM5HA5qr4k1reY8ZRLuGUqNlBMaTxK+4t2pFbN8KC4m",
-	"Ixr/fi7eXmitOGMsrk1oTLhkGSRD7zrhACltxUrq3quC8fs5xQrFzSuWMZuxCER3TC8ZGTDGiR2sPgjL",
-	"rWIubggEHm8eW3AZOhXHbJhwuIKm+LIvlMkxlDkCIUSvRcvK2AhgAxpWQXBROBRZxMLNVSQ3C45iuYtI",
-	"xb9QB5c70rX/UJ9Hf6iBf6iBX0ANXIFufTVfW5l6PpoOwQ/V6HzPhuQbNge2x/xlAiADGwIXpYxmklD8",
-	"BxAoCHX2/VQ97voeHYLIbqwXiSS1Jgc8Sc8Hb0jyWKRsTqTGwy3V/685NrJxubv51fRMy16/tCI2T5HE",
-	"BeOntmJYNQMwYlK6FEc2+8t48EOUvE3+cvL+t5OdN8mJPOGnT6Ojk2cnk5edn3ane/HRX55vsb3OlkxG",
-	"5U4X3Z1vsfELZiaWO8Lsl57dNKfSlr42m/ye0Qx4LFTSXtwIA67hTkMjDESlohi4+RtngcG/RPeL1t5w",
-	"N9phz2l7f/BN3N6Pdlj7Od0dtHei3XiP7Q+f0meD1sr9MRbRn9W7Zrg8wrvvoVGTuumjY213ieWNb7DV",
-	"JHRYheGwgjsxnzZ1wJnH2c8L3nMrbGqIc0AYjcbEvO94FAVSCMTylOWo3xE51SQXemOyS2GruJrGOfV5",
-	"/t4lKOptmdtQVxPQ3o/F3UnmxILSeZSmLR1FFS618DSLqJOZ3pvV+YTpd3/XFtyg3Vu0oflXaSzT3AJK",
-	"5oBYnlJt/J/TjLWh8Zq+V4X6efTqBPRx7ASsiExG+mnCyYypuyq6/jvuYfNHj5iH1iOmica+gFZlIpsd",
-	"c1VnUluVeNw2uveucGCBMaAEVTfbUsB8JXW95nC+vMY+z3IXpH9U+NVNFVi98a8I88cSh+zIZ22FNVsV",
-	"KvkELb5kQMbJaMwg2CczEexGRJT5lGV98LToS2L+O6Gcoq3SSSOugERFaCuusF3TirYHv7AOSj521vk6",
-	"OWsxlGoVFP1j3T3/kMQjVlP6mHE6SOt8Jj+KNJaEpqkB8KTeAN3U6aQ5ZRoXe9Nqk41lkYwDrA5LzFb4",
-	"zOKKc2R6i6jb3gIKa9QAO2fgANmwxeYzWVgCxR0Pit0guoMV7rJS8uRlKq6Iq4NSD+Vqv0tcjxvJwQ/S",
-	"Km5bCsUg3E1JDPaszrNEzaB0GS5hADqe7exWNeh9oIq+nSRlxXfjLx/OA/Lj2e7TZwEa2bWE2044EZlV",
-	"UDex+pnXSZBshFdK9P/53/+DXj3YFeCGtbmY9WIcyjVUQMTCQPOiuV2XHj1B9Varu5HgKqORIgOmrhjD",
-	"cn723QGNLhj0kFaSXLGBXjpXUP+Ax2C65CyTWz1+bOooqzEZMOOhyVhKoWuiqSmALiboCRtqYW37cifc",
-	"6vEe/7d/IxqYjKskgnTjHj/TUGcxEdA6BGqAKHrBSHjoN5PtElS3CdZaA5iZYmvdHm+TP/1Jkyj5pz8B",
-	"tLFWYSby0djqKV2COcYR/omNkLGhcZ6loamNAGaMck9bbJPd44RIMDe0c8mwKTvD4LB3Px0db6L73cHM",
-	"RB3A1Vd5phWcMBKx+cJ+rYQeNnz39qy6MNupNzSG2ojB8kSeVZAN8IwAyu11yCThuWJSq1q2YIqeQY9B",
-	"nXGkwLcM8Q29bXXLMJ+EJBMK/NiCm1rUuWRbCPd3BjX+9Cf9Y4HR0kdp53VC9zVORadJG18NDwg163I9",
-	"dzUiAtSL7poaNW13zSjPMqjLgQbrNvlg+vVbvXQjZpcsFdMJ42ozAB+GaU6jwaSkm9GV6zh6ddKFAzHq",
-	"Bqix1mFG2m3QJEjJzEHabYgW0sJau63XYuKFwkAPyUvD4XTtNmjHpWHwchzTaFxcA4iikZW2xCRRhDMW",
-	"QzXO8FO7eBJWgoe9ctfh5kGP65fzQZpEoX/T9FiEC68VOiLopzYtrimLQ00/zNuarWFl2eKjLXLY4zaC",
-	"QhS1Z0vDyisNzf3OTkCoC7fwtla8sQdn0uPhfJVWR0ZO9ZmkyQSwBIJ9In9jEO2snyLTJdiknNA4zpiU",
-	"AV4Jf4u4Q3gVY2g24JhEpjG6x+HsDsjhiTdJQCY0u2AArkyrwTBhl9AkDDCGhBI5wdEGueZORh5IoMDv",
-	"5hYBWtrjdqG2zwiJaJYlTJJQ7/KVftqG/w8D/6dTjZA84SNDVfwnkqmwxzckGmk3D7CYk0YmmAwJHQBc",
-	"0+/93eckLLagDxwv6ilT2ax9OFQsc5A/idlkKhTj0azH3xYgL4CR2DdUaDru6+sXeh+2f2IzVzuWnNqi",
-	"r+4qSn2pLtgs6HGo1an3BzU60Wk1w3sB8rbdBhLqYhINBf0qi7tQ1ibcJAmXilEoRlwE4/c4AsmV3LX7",
-	"hPKn0jI8qLkM4VZ0Ok0N99o2tVr/DCVNyYatML3ZJaHm1xiftVI92KDHQ3SnhZZne2VsIW5O0SQNCfs0",
-	"TWlii0ZRyQISFkVdQ2waYAhHuVZvjzsEQ8jjNQixnPSvH0PIwJVoSi+Xj0YmCJVdXTXVjXAbov+0LNPj",
-	"roiq07NCMAZOaUYnTLFMYjN6tbBOLERVAqO0p/COjhIOwMY2zDZGC5sg9Pg729DBig16fk0MteS1g3OG",
-	"3po2drSQstPpBK461u7TTc+z3ePhZxASAwKaYQD9EIKiK4L5HTVGfdFRG8V/aTX0GtgZdJqYUol3TQsF",
-	"iTR9FPRRi0zBQVMSicmEtiXTkNJUQG9GoyhNU3HFYg0aGeChYMsRcOBOM4alihHt2whtLQsyHid8BJMA",
-	"jOw0VLJ2wiXjMgFZTeYD1GUQZSzAjwRH3qqvtwkZoVk2gyt8fE5HIdkIe60MMThjaN9FLO61ws0tAlWz",
-	"bJUpfaAnw/ZrPYVmI8b7jRXITOsqQEwlMiY14KSiqcmlKXjCzi58UM3KBE91mkTM+FoTYDfDhGWtbuv1",
-	"yXmhr+g/tIxv49tabyc80cNxlhIM0mYZYXxER2yCNQjVmByetKfiCiP0NCi2XJnlbsuTsrUyY3t9tXa2",
-	"OlsdbBAD1spWt7W3tbPVgX4Yagx6xTYUVGljhDq2nBCyJmTnBxD7TMKQFn+wGNmUZVJwagOk9YNSZTdT",
-	"OjEfjZhE4qzlNeJisEx8aI8bFczK7Zb17Xf28UpoYQYCDtB4P4Ga55sHdkVjKglVZCKkshrGMBn1eENl",
-	"dxJCeZ/Qi0+NxtQrT6fXcHjiVQjCXAh43s75BRdX3OZCOD58onVUFNIONXSOMOxfQ9uSnkYzV/HKtsed",
-	"fmIz13qQSfW96RkcgXCPlQ48HgDtcrqfW0VTu0VqqrdEE5JdMWKbcr6WVANy7HZ27mMBOPW8/miF9aI3",
-	"YNERuVXDYJumNF8VoFXui+ug9Urg+pd97d67Dlo+P1v23S/m1ZMXuM/9zvOmTxywbd18Pdf+7u5a7xfd",
-	"tFb9xrM5AIb61oZfwchbkCtEliJLCAlBZHFd0REYXMp0BZxVhTRmrTq+3mDbepg6xXpNZeK0/dlEYV0j",
-	"ebJ1mash6hNhFWj80GjEuFpHnYY0TUvlB6UpKmeYOtgNDCTlFnkDug7o0clorPRHmiS5oZEebc2RA1xm",
-	"mRxUbtR+Xf1CF2jqIfxtcO5+cQLXexOcaD7/oGXMtjVkAbNKhyIFqUBzHTNxkQrgWMOVUcehNpnIgD34",
-	"GQp0ht5fxgJP89ufP8oRUwvPsfNFKWMdRXy4CPIDU3eDHWDCvV6XpXoA1YKk3vPHoGU6Ii6Ojuza0EjT",
-	"wE3r842RkaFiE8CZPIPGDBP6qW8MS6iboNgRNJeUXJXQ1EgeuN4qit6r4PDe0uoVBIcvej1sFsGdX5OH",
-	"xYsR/ndLd4HvOoOoXngzHQYS+gRsocbWGphYNmPGsq0BrVHEPOxTpaXwN8zagiSLMqbkPNHVOujhNDnH",
-	"xax778HFfB2s9N5Z8ttK79rVnIlMGeF8Hs8Xn7UdwizvnpHklVbjJzPPIO6jRnHS83gBDwqSW6sYHoKs",
-	"lETMWJWNqQUs8d0m34k1x2+RE1U2tPtW9pnIM2te7/FMpOyJ9B2XAZGCUJJSBaLaRBhrdZahVIB6JqIW",
-	"SUzfKHASGeOT4OlsgQ5nTunBKnBmfV9JeyvNHjcRYkCKwDteOI0KQT6i0Zi1jwRXmUiXUWR42b57Hfyh",
-	"Bn5dNdBzHS8gK0tVPyQ1Lub8U3uaJTxKpjSVtrZh62OFN21/XqILnigilZhKciWyC7DXKszqAxVP0ZkE",
-	"G6ezXXrcqVGTK4jCcjXuFMd7NFI6rteWHbkFyzAH0qTDecFLNSIE2eAVuWCzXhlrPIrOnVO5heTtUWlh",
-	"tz/cG6pgBpKge8E9zuNEtVMxapYxDzX3lyIrPBH6G8K4yhImA8LZlYt2IxuDGQmTOLS2aGsdCEUEMoQV",
-	"Oo+9FtY9bqUFdEhKdUBCrLNinBXo3UDHBNkAZ/ZW4drCv5FqaX0P/jS+7oD887//RytqIWefVB93EjqP",
-	"KiXDhI9YpumcdceaVckuyUySSGLM/yY9H9RQeMUzVXR6nKqid6CZaIscI5hAY71gU0XCw/cvTs77p8fn",
-	"x2/OT96+6b84/NtZSDb2nhm/U5GFbVsfmNiVHgeD+LuTLXLKhrmkKQ6bsUhkWrwvbO8RFHuA8A9wYjs6",
-	"DjO4S9zjG2GBW1sx4wnTZ+fiOqotTYmWK+f858bJQCWOSHM13sJAaXTt1dvoQanQqPRKY9+6mHwEAF5F",
-	"VQAfOFYCKtd3MieDxRhopNChC8IpOPs3aCoFUfD4KkuUYpzkPGaZvb7KFBQwubF4Y7Epq54AMKFwOcEM",
-	"fVMf2MZ00bUrFC/YSGmNsA+3rMZFTZO+S7y7wzUdQugOdLKAyDbzB17kgMzFpmxhBwUNnS2tY/QN7ocL",
-	"oImp5sWSF+d6VnowdNrP+1sf//zvdd0367Tsi4THtl1TnkWsZg+a9ugN6P9CEZaAhA6++g9r3G7clB3c",
-	"ZnnV7u3pKltbY2d20ieSJPHSld0tmuj5Ra4iMWFNM7v2tSvKCpqinOE3C+4KxLhZngQSaWbqMsK9wQ65",
-	"CkM49vb2ngcmfncojSBUt9RhBpluNdBpTotZeY2mI/ItlqfE+ov7eJ9inSH+aICZF+0OyQAYflXkeDSS",
-	"Hth8cOmpGNnl+3KeflYj4sHvRsQrS2lO22oU6QtQzeoFdgP11hc42SaBvbLGx+M84ZXjnK15mGvL6waQ",
-	"Tl6vDQtuDhg5ElzmNm7UxhlvaPlwMyDsk/V7oJs2ZpoQ2oDZIvgOy1S9++nomFyyDMJptMTX4xmLIW2K",
-	"vD89CewzaUd4IskphCMb69OETo1LRaQsMFEFkoBiwU2lEc0+0S8DPcBlj8/FONdEL29B+Ge7JsDz5F2d",
-	"5Gk3fiRidk/uGQODI3tCqztnFqOuMcGD4WpnPcNVZ2/N9+/XMPZ0zfXc9naXLvPLhCdyTGiRtoxJGaXr",
-	"rMbmNkM4cdHuoyFpoJEqHxlMp00pA7RyuTZAUcTohza0l9Sy5tvD9+c/9s/OD8+P++fnr/pnx0dv37w4",
-	"27R3EWscKC8Xu5S6sEVCe1/7eZYUUVdGmTk6PHvx9u1p//T4xcnp8dF5//3pyRnZMGDv8fDzy9O3b86P",
-	"37zovz99dV1JTNhc9w6OmKZrCX8POaIVqliG34cxy7wEc2a70w4ycaX1NL2AA18nQx8bpJH4JEo2C7cF",
-	"XJqk7t3O/rfLyr/cp7CEwDp91cxS/TQVoKCmIhO7Szv/l/TaflUKASWJ74pACIxxqOfRp67sSCLnWR3k",
-	"X41F6kqSkA00zeArLqMQ2eGQTpJ0thk4G7vgPY7vQ8faiNZaYnCFqxjTz7A8g8jVoxHc9JIJ7m/+6EpJ",
-	"H55XpMnvUTpZzDFd4pgnG9SINZUcvycme2mzELU8typJPJ9srSD/mt2nCP+aNQY9wbYeClG5X9z5MBaE",
-	"TsjJqrgzjyPmZjZf/7OpY2jllDy/uh5nV84vA8l3ieCmmDxkmYEUEWEcvwKPINiFadzjdEQTvkUOK6Pn",
-	"ksVEXSVRUfdojtSAiqBFEexe3uOnxy9Pj89+7J8evz877v9wenh0bMUQTYn0AHZ1ZGO/s6NFDpi0Danv",
-	"ksVgXtbSTGTzChRRdCA3t3p8PQHCjOxiUu5Dij/FOQzKPUIh/k5Z4qlFIOtyk6txQ/aJRdDVeA0fU5Zz",
-	"gjPP+ZiCInkNkjD8ONKIciwCT14aD00kJoOEs4Mep3YOLJwssgtZUF7r0EkU1KEF7TPWiNrkuTguNvUl",
-	"XBe15kZXVvXO7LGnbMoopHhgh7NpqlVkm/2/mnV2pfR8Bz5rqvUbLz5boe1i0JJqBok3esuNMJqgir/a",
-	"dXeLeq2/qgFPOGHgpzAlrZrN5aZVhS1hW0zvmeo3Juz/+HWn/fzjr9AAuhPsfHu9uZLV/jTnkvwjZ3md",
-	"6RrKKt2vgdqf3zdLL5r6oRmf3VnjbVzBBp3l/JGZnplPoyyh9n6ct1W6h11N45rjDf+qD18SCnQ6zjM6",
-	"SGda0I018aBSSyVXxrTxX2JAEo4B/xnlEh13m6aavRYZ8ilRgoT6j/5EYuZionpcCQIlKLSU5TztjmLr",
-	"mSkQbKkoj+V8PhtwAkhXA7e6mExTBg0doZdNHyri9rhXEhdEJZOhaW7wE2lex9Y34RYB5Ndv2HCmSExn",
-	"tqNCaPL+IG5hlFwy3hzZ6DDw1qGNyxnJB5qo12f3FgRZXKZ1oyAXo35l3Pgmdsb93ecPKGDvVGMtYOmC",
-	"K7laihZ+ZWLFiyG2pcpMg/sGhYNOGHFp9ID7EvJysQxHMVJ44G5dqNgntc0uGVdtHD8s3cQnksBDCSVu",
-	"ejx0o5i4nDi0GV5Kb4TTFD8gGyH8txsGJEzirinoItk/bCI8lq62D/5y9vaNeXKgtQuVzbpkt9PphD0O",
-	"0uEBoSTskinUQYjEBJJ30QKy85TIzS1ylAqI6kHfht4LiQUmf2j5MWKp3VXd3cUv/Lv7YC7UCprHsYb1",
-	"GSLI7+gumVBSOEvNURAXV2V6C2/TsuhWTLqThHLNrFgMfMkFWnMR2/gsjJLClYE6rjUcBf0gUXEvYsme",
-	"N8W9ltHuy+cvrusT+jL5jrwQdNaXc5YEyZ4bSaP2RAPsg4DFbKWimdrS0gIk23yHnfoIjY1xh32ikTJ1",
-	"9SGyI6OawLzN1TRXEnXaZ/vkp+R7bOSZ5Rwr0WyE7t+2dMkBVq/653//j2kK+ln/p+921U/i6xDS8SFL",
-	"3yvjP2dFXCCF1InxZnclWd6WN4S91VQr/DJyfJO5UtPxRxZjcAt0vlmYgQOiizOoUMBtZIyowd585Ob0",
-	"JaNNigx0As2e9a3TsjlMnBpNl0fsALUODrWlONPvyGTEKb5jPSYiu4CGFGIqQZfYSHh7mEIuJ9TR0S9C",
-	"aYnUBNHSgcgUize3yOEyTeOgTOx9ul0n7MMGFlDu3S96F8o60++VNRyhHHe7u2Rwvk4i2DYSRpM988z4",
-	"7o3wqQVjMcTlJNKid9dVryravYHXccNZdMJXVKo2SG3tkxfhplGGTVR9j6fJJcN4mSgVUoshxhBUlbO3",
-	"yDtXewjk7oxpfAMjP6jmZakcmmF5LanNZdT7WcZHjq3stdCnr7ExTOLQOjBTvTq7MihvGB/4EnrGMI4J",
-	"95coZ2ZCfCwYVAlgTaY3tLjtBM+v/311s9NakvU9uzQRKD56P1lX6r1/ntEomiyMX/QErELqGuZpagwx",
-	"prqdALkprPWMvhHxIlH57oSP8kQNRNfb0KPLUfLW/lXwqjZg3McQzwQP/QIcHZjDupp+1Dd1m9RiO9gi",
-	"7ktAKkLIOLsCNr4BVSy+g1nDwJhC+mIYbgKnsUX1ROZJUPo7wYuKiiCwb5GXaLLBL/oc6tLauK9NE1CF",
-	"ttMYy/Y8KVRacDODL9lW89OTOGqNHEd/tCE3exz7OLqVQadVt7wD5Dch8MAQbTZQjgMs72icrXcEq2z2",
-	"ezSmQh1Mfdvvznb6oIQ02N+qMtoNbKLgHV7gcoaSjGKIFiTnbMYiGSJXpmeeqYdccTJLxrpF7VZ0RNu0",
-	"H+OWFkNI2Esyon+VpvSkKboLrxxg12UtVzFjo4RcKHKYRWMtApmRoHotGyqiV4WeBlce9Dtq3sVUSXmx",
-	"2G0NFRwfRAWPM6hGWUPiz0SmTJXLmjqWtts4CdtFA5aw5K22XR/q3NUC2lDWOKutEaPU1aXd1OMlaLVL",
-	"f5mq/G3zX+cVb5t/1bVwKPzd+8BvzB87N3N+N/rxHcAQwUyPxoHGb4c69+zs10hX5+ffuzs/v9d9fFVv",
-	"/3wb8hu7+yGOrxqKcSeu/rc8nRkqUOnUm8hSq95an7t5fte5nXEsMX5dhmi3LGhXDZ1sWp0xJfZhoNL6",
-	"HNsxN3muL8Z9GhQBWb32wbVBAT7reGRBAUPDASyjxb8bvCKLowAKqRSOXt8C19fN4AA4ZjidyrFQGNMq",
-	"bZlfskM2eq0TnkCdN1v7t2XCGtFQnsger21Yi5VgTVXqtrG1m7LUtiL1FKqZy5wtKBH7Ej2xD7K0kF7b",
-	"1ykrBFBZUg0WJJUy5h+f09EyjId3HnXBoIdbB7b+Vg9EPMOwWnOrW6vL05FFPytOr+wPdZUSrUneXHAJ",
-	"At1IiHiLAHODdjSaf2K8EAjETf5Pc1t/56VbVyXOK7guwW7mCrDCORil/3COXXs1WJeWYK0/iM4XIUC3",
-	"JDyPoTzrqhhwMwubX3yVqmh8y/KrC8qoHroSNpad21i7HvfZ+RYx2myXgIIsx1qftf+UZIMWv5vi95Jk",
-	"rPgNQ7rHDDrijKns8ZwXT826Ng+KaeKMDlVIirfkAnIEVwMH6fGwUDWwZolpxRhukR8FF3nmdzhorhB7",
-	"M8FjCMPeq8SxdjXZxTdBD/khUWN7/dZOK97ZfcT1+UqlYddhz4sqctdWTD63Rt3yzdXy9rvD86MfA6w+",
-	"pZmvSTViGeNQ9QXTbGqY7jRXf6Dpvxyako1378837wZZy3LjdpzjkbP1/SQ+02oodTFNCl20NicIS7ZP",
-	"Z7ajki17GJBwmiWXpnwcsoag0n0KGFiPe21qyE4ddXdbfOia5Qt3Fs0ehvtXJsV09q+oRN6zNmGPdiHj",
-	"uY0GuG3Epnu4x7Zxo0ulCDwD0lzeBbU+UXspoT2pExwTdWCqyrrReoXIh54dO7pvd4IMkimVhk5gjHyd",
-	"zanWtGQmcErS/Vzgd+YIaq/vl2B5D4qFGWisqUA18CmnFtwDfp8xJa0e8p1RQwrXoNZX+gZXv4OuFvNi",
-	"mVvdAi38fo/+nqURu7+7OUy4rvckcyBh0DQCkr2QekClhyqlCmwnNpFhgkI2Q+O0a40j6aVWmueO267/",
-	"nsnJz2YaL9n9+p4tPGbKBbFTl+4NA7pHY9Gz4CzagmB4/K3E6qIioI/fxrC6QqSDZXULoh3KufZbjUEE",
-	"P9tZ7z+W4L69fWYrKzv9LMAfWR1K152rODkfFdvu93szNtbzw4XCHYSPsU/KrtrL8k2UZOlQ63JcKJIx",
-	"Tido8W/y85lzfshKmVli4fW7b8XMwqQpdrWQrH8vfR/vOTLbUtha0aVyx9ZvxVhD9rc/m39dLyxG5Uh/",
-	"xRHU5N0pLsuXoL2N/L8W9x6DC8cu/ctS2WClNw3Q3+STActM8P5CzNo2DZlvLkLfbGFLbH3Kw2srYJGE",
-	"m0TzMivhMRnkE1uB1rSpRm5SOIqsESEWTPagCwN6fVZ17Rgw3YrZlGznD92Mfd8BwgDOW96oBvp5xQZj",
-	"IS7aF2x2D5ohdur2Wt6GpqBI28wbGrvVBZuVKr0hekIGVEben77CLKipxliRS3i91E0J2o4IHjHn0rcC",
-	"Pa2ZM+EuPdK7Gi5/sbBuYXXaWhwXyshTH3BULRPdM5fwZlogqPhg+91mNp4C+JHAIVQ0TtzERAIRnniw",
-	"q+iO4BjPRpQnkpqEM3+EgAxmRIvgrhSOFJkKiaQzSYQas+wqkWyLnGGPSQghgMqktnQxi7skNB0o+5Lp",
-	"T8fiSpo+Qvp1yZTnlYGMwSE0JxzTjEZQvk0MSSowMVg2hcCf+Pv+IpHwNSG9EL87zcRlEkORIR+UZKPk",
-	"oSWpgFaepVfyqYa3HaCx5YN9YeWgaA847+y3TWHJpm4F1Cdg2Bso4e5HiN0NN0vLbgwFln38rrTOubDf",
-	"G6cK6GnuMEegEu3fmDKwOOp/97ZR//dpF/HxYKlBpHrEv/+6sGBRScqExBLg0s/zdNh7vCS8+kwLP9j+",
-	"zNGJKGMx4yqhqXSxHFiz1afNW16vIXQuGMIaAiF1MVh+wTM7Cbq5akKppwiozQObSYItXQ1rcJ9DZBbG",
-	"Y2z1uE/uGY+y2VRhKQctKpONw+Oz9u7TZ+0fjl5jRThsOmg5whZ5zRSFBydcKjrK6ITQ6VSSkVa0ejyE",
-	"mvkz12KJchIyHsOy+xdsFtq0xCQjoeGX/TxLQ5T8gV8lkuBds7u0YOg87/GQplojm7UhcV+aGPPQpvH3",
-	"kzjc3CLQpkPvC6rFufMtetLBVxA8B3NKDFgbiqzHbdPlxhB17yo+VNOVt8SvE7Duw6hBQvTP5Y/Gt7+f",
-	"xrdJ6Xo0E+GlxjafMPtRD/5Qa4W/ex+6KPiCBtp7T47GlHOWmmiEXDKSKDJIRXQBo+BMSEGQJCW8nUvI",
-	"0U5kJDhnkbKd3jWZjZnSOBovoEs4Zq16h4/KNOePUmNFqbFV0a0RtVaI2vcRx+vZjQz9wGIO6EfISPT5",
-	"+qpTrVV34ZmuYFsq0dgvVAnr1tC+mTnV2+p6gfIHDYHwVgyKKMfCtNOURiyGNFwr8tD4wNiE6HRqDrnH",
-	"Fb1gkrDhkEUYvQvFrlSeubAkZ//xZD4Mj8c5sPobecOuStIjtNLB97UKLpmyUSlQqjPMuelHFIfNhMR0",
-	"2S20chvv78k6Pb4ROiEHinjqn00RT9wSPg2IazmdZOSSpjmTm80R9FV8vlex5o7DjSt36XHzYhs9fAfX",
-	"tck+5RwTyfAG1tqa61yrcL2Gu0ZJmlya20XqNaTDE/eH7GLPAv3CRMQslQdNSktXay09TjlccL/Tz6Yx",
-	"AWNRFVU0RSUJL24lKHIplapvbyaUPsDWHrmkqcm97XFfGQvFRZegMcZqdaEWEZI0PPB0S5Q+it7TGQMh",
-	"IoCi7lKvJyCZa9ChyUePD2mSFj2wn3b29MhTxmOtb7RzTi9pktJBatqczVHFE9Ouy6NKWFDGUa4kZdj1",
-	"Gk8jy7kMgBs6+Fjvv2mBvVFjxV4gCCFG1QpC+Gg507xrSvMzzHvKpL6wDbqM3b3td6aB8xVlry/dqGtJ",
-	"5BUAsEKOyqaT2xMnLmLWVrMpkwu97oyPEs6w0xPJ2CiRKpsFRKKHksWJ0uwP7NxQHxay2KhyvQbmrddv",
-	"RMzOYd6V6rVGVLGRyFavimHHPzIfAk58vOcaanrCV4lUC0uoAbQfV8xVsW4P4zzUWdhGqnhv25xisgTb",
-	"hsC33LuaPJQh14xOR8UMX+CsLXItOvNiH4/0zL0d3O70P+v/rFY3EeaN2TDhiX4ElWpzfsE1+UnipWnd",
-	"9nwaaEu5wp5Z1cK6el4DzWf7X7N9ptvZMgrzyEKN3LpvgGJet8FGzDoGU39o2/93sXtL6HUqJBvWD+E6",
-	"GxIZiSkj0yS6ML7JecLzzpv8Hs+9mGYJraGpGOVMs+ZMYRUbjeaPBhvOS90jiw15aOEf96p4sQ2iZXMv",
-	"kQ/gnDdiKKZA+D0svSzMlEYXcoscFvTIW66jS/OeJyVMtd+Ka0Svq4pDd28BKGaAVI819P/7mH6xUpDB",
-	"07tUAx6WxR80wGnpyG+F2hO2HdEphVIOiySrD5XyjxM6I7Homm6XKQuMdU4LX974gf6jbQmnKZu0nTEa",
-	"b6MisY2W4B6HxvheHTX3jVXvCuqk/9zZJ1dJPGIY+QCa9ZChRXCY0pHcIi8rnWZtC2AwqZFcml6fxbIl",
-	"U2QDiLYk//xf/7sogvEEt7jZUPT79ezIh+A93oTSPI1UvHjn0RDu17PSum+L1BZ3jNR4vUKD4ieSIFeX",
-	"RGCftkYELMmT7q1lUuWpebFMrheWhz9cdAlkHo3BkjNMxVXYUP/ZyEQriaZPO19TNK0Dz8LWy0+8NuEm",
-	"XhRHeExI74sJWgJwm7j1DRDpEjVZJp+AqhUtPpKstJ4NKPtj3hE8nTXIsKcw1X2ihkgX2kVghQEZJ6Nx",
-	"KWXv0YismYFg44mXjHG5ZJmXA+mfOnLExee+s2sYpzwgWMUpZSFWjfLY+1hAhSs+c2FMHm4EJGScDlIW",
-	"h0W5KfwgTeuR5INZ2T2iCU6xCFHMvh8VbsRUjgeCQhsIC8K1KYN1cS4hCHwEXc/xXSIG/8UiE9mWSBKz",
-	"aSpmE8ZVLXs7s1PcxBHoPv4i9oJqDLfbsgda99P8/bOPPK/6rbziodlxnyZ98J2FWHgDwvJowfLRsQaB",
-	"iT0OfQ/StpFCoBca1EkgQ+jlNKDRBfivD0/6L45fHr5/dd5//fbF8auwKEcHldI9j5Ddl3Vn93i9P1t6",
-	"0YSm7zEUiYOeNOivbnZXl9Dk7jVVO/wdO6p9/HyQXue7QmnfuQP1+ldJiYC6/p4QMWGTActIJHKuioyI",
-	"er5wDpP8Lirx32d4/eIY+p2HHEOvT3h58Dwg0eNycSiDuvZ+4d+NfLgp3ELDx4RDY0FRCMJGD34l7Hqz",
-	"Ka9fj/FQo6L12r5OODRApUEU1If1e8nlf2BNB20tboVIWXM9lgYhg4ozx4uWhh1DWxcix1SrK0540d+S",
-	"Da9g7XfQn2aTDBiEj5iih03Vts3d+h1X224+qOZDWRC3C/B2AbsoDMhanaEetCvIY+dfpL8g+habodNA",
-	"5dciwnondxJc2yBvOxDfD2G/YznbnusDq8Rm68Le5KKUqde2uQ7rR2/6iFJX+fgUwwXR22gkcC1g2zy1",
-	"JC5pldDKpy7HzSUp1wgbEq/sa7OH+0MrM8MZU3ePWg9KfTtzJOaJI5U3wzDscbSavobvLih/tkXO7YAg",
-	"lPqqZfsqiVnXYNVYpLFGmmGP22EhnZNIxmx9P/sgwH667YRjlo7pfBQ3Zai7JfzRqO1Gjdoq+dm5pCPW",
-	"B6UcGrd5fy7WLvfuvC8b5M07ZHC4W8qhF64NQbnagrjiRVr9gkx6OZOKTRZn0t+v2ou7WrmengPDY9OC",
-	"i1takC372zzpKpGJVZpqOXIFHd+oqW+0YdtSiqzoG46PsPFrQ/nzHt8I9ft9/UI/icPAlNZAZQAKduRZ",
-	"xNzzzQMXkyy49cNOyt256tt5kDS58Apf1tZNPsAQhMlUeY6WSPBhMjKmVKulQEaDhcUTSUJg90h/Zdic",
-	"N23x8OGaB3B9X8tEYKCzpM2X32Pwd2EyeJjtu1SBrA205IZtvBzV8VOa3dDbkuHB1dOiEy5ZZipz1nAt",
-	"SBnSUhJMx0eBlgYgFZmEyIWgBsMByXLOEz6C/n8jmnCS4MBQYw19QR+grsJQZBH7DnghvJxKQSA30YpU",
-	"OGxBGq/GQjICZcJiL/CZxMlwyDLZ445EynEynWKeNNnQ3DIg3mYDkkT6/00BZ5/EbB6Q0JMZILnygk3V",
-	"Vo8XUfMB0ceGad6R4Ka+EXbTillMZkzVUSr9dIG0V+GYDhq4oTIoXDSI3WgBjca6OwDuh9N600kOjMXN",
-	"sY4Qj3dFpUEi04AK4PJoBAi9w4ZbtaI00eC4svd6nToFhZzhOvO9nO84m2hZn01t7ThT0yT0esyGhOdp",
-	"utXj38+TiiKxEFdkM/UQiV2YZH0/BWuOdCTyj4IEnglzGeOoZwcrlCEoiGypZCy22PAIZIOFs+m0Ol9M",
-	"hmmQXR56TsdNj/RmtQ4sEBeZ2O6uHyBnV8uUh1p1wRVQ8RHPZAvrfeX6spNGwtPjgyKWo4HyHBDXuwk0",
-	"Hc1fFKNxc0hHCcfvT0FY29T8RS6X6X9/H5fs91EO4cYyff3tbubzt2mrVr39y8otO55AJem1wmo9D7Jx",
-	"JKazzbDXCpz0UGoIbsUGZ6f6Dg1aQY+XheyOjbXy2q/Nc56GGw9yhgVKvLBN291aCb6Wsj7fRu2P+vxL",
-	"W6Mtv5+31a7hdmJB3nu6mc5YCJ2kmvvwezEBzpBW3KmyFA91dinXfLmpc/9Bdazy5R0JZkvUanU74cVF",
-	"VhnlEvNNtnr8vKiCoMaMEyovirqWt7D5PeTmi/4av1yjjz/a+T+6dv7W7n8HdGqulWMuzSEvyPrW77jS",
-	"pSnU19bEQoI/0CQsTmiSYuHWxkDX9xJdu394Mtf3ZAJ89a/2HxXXJlSDSsUo4ebr8g+L3Zv7d+DerNtx",
-	"JlK2cr0ZjR2n+oPrpuFWLw5e97Xpzl76Vq+eKqzu82y/BWBIJvowCihA4R8ofn6fFk+9++UOUrisj8s5",
-	"mstyPAf+3RDPgQ5RR5a24yRjkRLZrDmmA/OW4XW4rlTKZMQZJmSMKY/bYjg0FShk4HpiwDWSzXTqhZv5",
-	"IdGr+8ZAt+vlqOiOhjCu0PHxGEtlQBBY7B12DZ7WBDkC+mYJj5Ip/f+4u97dRmog/ipWhdRU7PZKQEg0",
-	"4kNUQCo6LlVbwQEpibvrJFZ37cX2JimoEk/Dg/EkyOM/62Sdtsm1pcenSs2u1x6Px+OZ8e9X+Of3rgLd",
-	"fSjw/gN3xDD6+X0JOz3kbsbgGk+IGCk+Rh0rhOPAi+/ZiinL8wKpL0aMwy8sFN6QWY4XeNDl9m2l70Fi",
-	"w+/SXljpn53a7MlEEDkzcAHScJUGT0JfLYrekAndYcgF6J+wFuG+NDoAxQEnWOZcr8kMjgMGYF3xOptt",
-	"OIvDh7QiPpQB81O3mHFH9yIDlOR8Rag9ZGUYiHBTJiyQ/ZNuFS+UmtgOf+/jjq/51EdtNOZRW8wD6Y4B",
-	"szoeS2VYzdy+8hJefKGkwTbC2C1RoEcDwYhVY/cGnLOdgo++xU3hjbdAHYFy4r5hFjhgICPKTDFBe87c",
-	"0x88cV+8KmDLvh3WlrMdBo6DaWuE+gwT5w11c2HWo9FIIDDzHGQWvjp4UhKLw2DSO3N+Q/JD9I5f8/x2",
-	"yJp+g+UvJSn0JmBjRsAKZTmIZF0RMQIsh/i285/pyWvLJeMn1Sw4/32QTtVRE13cIhxOKpoKzACKGAlS",
-	"gl8V/sqFT0CuvNZDDFQJ5aTkzsHRejNkbcWxyUL9cwr/TuHfUCje+HAxjW1w2X+iajZkJ/2LbwaD89H5",
-	"4O23o4uf3518Dcd0A+DCC7iUXmKGpyZ265yoOKDxxpSkP04/T+zSNf/Et1/+H+voxIALYKcVNg6y61LS",
-	"f0awwVY0NZbzXhQLo69zqg8EEwAwsf0w724+9PYremmafw2HXtebCy7UjiyorgnbvZdhV7fCbra5YOqD",
-	"GYzUb+gfjs3S394rO8NqFvPMItrz4Nm00SJjw2J6dHjP8c3J/VEVWud2Y/9Ywgamv5GJfvl5fvwi8lph",
-	"uc+kY8ANSdLuIpt1BFzaFPMHpKOoY7hg7Y3j8dng4hJtoNgNbqys4rSFHdkVSvhLuEKqiNDN//ZrP/0F",
-	"p38cpV+N0qtPP9mLorltYtzDrty5TQptgeiC2EubX5cvAPUUKoRvjYtgn9kHzoKqVojKIRv/WRI143mC",
-	"IA6RIKvTCdKeSeJiG/kIq7sx6thfUcEXRKQZliRPEK6Vyd5mnN9Q4ppAueBVRfIewkP2/cXgHTSJKizg",
-	"LX/LUTtFIJCDQ3TK0JiWJckpsLmUACo8c8h+2jPpHnWbHLKoGaJ5D1E2ZIaQgvE8fM8z8S4wVZAJVhx9",
-	"foRsrBbwhGEtpnCXxaAYA5SOhRJsWI+A+yIZMjc6IPIGGU1wUegDhEP86R5145zc0JeARviZfKPgC1rs",
-	"YF3C1pbpYrFIJ1yUaS0KwjKemyTp1s1/B9mXu2RPkaV6UxWY7tbNS7JU8dxz9zmk0s8yUimSb0SzqxnU",
-	"df9ek/pJN4bu+/fPMh5Q1tho1heFCeLGtH7f8ac0Kt9dLp3ao3WtP0T9IVtvxzyszYukOYH3PS0K5NWP",
-	"VxelW2SRNW0W0CvZj1cr5rVpXkuML/x6btg8rnnNcmeQ3TasbXnWhPAFXkDpncOJe4QbQMTcbY21KPaO",
-	"97Rf9Wb+GXio9uut3cTCytEpS7k+6AleT2fuZJcgXouVgDtEqWshCFNBtNruk9raxzLXGa+ATFDMaUZc",
-	"gEVb2QoLxfQ0d8YLxUf//PW32YNde42r0m4VUvZBRAacQipVQ59pWzFnmnYDAG7lU5c9m+SwlXkhTAn2",
-	"eDRBvjbWYhyFOfHFQhMBqzvXOwEQ40EikOYkaDtEDWx/4Ucqa1zobZWXBkrM9LpzTnCm4EqEKZmSB4Fo",
-	"Cjoh2W1WhN8xFV/tL5yWZa3wtdYJX1jl72y6gqy1dlLrfkSl3L4k7OmcQlKljiGkqiqZoJC66sBWdywE",
-	"VSTlrLhNIgSVQSY+5Mppd+e8ZjAeGH5i5QNbu2O20mIDci0y10oulXDgV84bXJKsVvcMt8EEXCE3MXQ6",
-	"QLbjuXNskwEbQrvJM7AM3jTaK20SbI2ZfZhpfBOwf0HfV8WyZnTiXcdTPeaKCMkZXpn3/ikMRSZQLVcR",
-	"4aux3GLVr6bmdmxU8qSWoFdGPwO8AWdX2nfJjc2ZtC/6wC3fcEG6UqMNw6pzqlDBp3pINuCWGKNHmXTZ",
-	"xVriQq6Ys5yqR6i0h/ML3vVwfndXd/8GAAD//w==",
+	"7P3pchs5tjiIvwqC996w1J2UqcV2mYqK+1fJcpW6vLUkV1V30X8mmAmSuEoC7ARSMsujiPtp4jdfZ15h",
+	"4kb8XqufZALnAJnIjYsseamu/tBlMTOxHBycffnQieRsLgUTWnX6HzpTRmOWwj+PkkRem3/ETEUpn2su",
+	"RaffuZgyMmN6KmNF9JSROdVTQqOIzbUiW1KQg96j7Z1O0FHRlM2oGUAv5qzT7yidcjHp3NwEnWMaTdmx",
+	"FDqVSX2KUMiu0jJlYZ+kTM2lUMxMRjWJaJouiJaXTCgiU8JjJjTXC0JTRgS7YimJzNjxqhWcXNBJ8+bG",
+	"ibx+oEjKrrjiUhCqCCVKp1JMiJ1M00lAwkEnHWS93n7kXoW/2KATliefU61Zaob//w866a+97tN3fx50",
+	"/r0TNCzrNGazudRM6DM2T+iCxQ3g0WnGQnI9ZQJOwIGIcDwRAF1MqFDXLCVaEioIo2nCWUpS9o+MKU2u",
+	"uZ7iy3TGSJhPGy26P7JFSKiIi8cjGS/gl39kLF0cwgM5Zyk1CyIxj4mQmqSZIHRCuWgE/UjKhFEBm3wh",
+	"I4p7aYI/HSmZZNpilhzDdFHKqGax2avM0ogFhIsoyWIuJiR8SOf84dUugN1skKcGbAZKy3HgjGr2gs+4",
+	"hv+rr+YMgaUINVeBxYQjwKMsTZkwQBSxvG7cLheaTVhanuaMzSgXZvb2qRI21h8/j2IN2zlnkRSxIpnQ",
+	"PIEJcGADVKbV6vGZThdHY83S9rG1JNeUazJiY5ka1NTpwpzR1sHe04A86u1vr5zm559/Psr01Fy1iGpW",
+	"n+u1oTG7BjNGjKYs7SoWZQbjc5xUfRJ+B88IS1OZfjvocHFFEx4PgXTUrmgdN36xJ3L6rBlL3UXiMdli",
+	"0VSyODD0aMKEWYO5foZsvH1x+mz7kHBNaKIkofM5o6ky55vIiYI7BQusAH9G379gYqKnnf7jgzqZuAk6",
+	"c5rSGdOOVE+Y0MdSjPnkeSKv29bMY3edDI0j11OpGKHmWxLBx0RPuSIcVsPNV+YKdoKOoDOzAPPVkMdL",
+	"b9lYpjOq8UgfH3SCzowLPstmnf5u0HTaR3N+YY6kbc1Hb06R3BMetyzrnlZ0LtOmSyRTTS7ZQgUk7IZk",
+	"LFNiXmDCkKId8oyNaZZoEnYtxRpSDbjG3s8TGbNOf0wTxew+gJ4WG1FmRn/pXLMZHDATZr2/dopBO0Gn",
+	"W/oroUoPM5U/rPwNUwSdLvz3XQ2nAoNzpzjdPoDI/lHAiKYpNYvNBP9HxuxjA+yboKP0IgEMkenMDHaU",
+	"xVy/kJO2U6XmueGm6eKTnetxliqZNq8nFOy9HkbwRuguydzwdZkpMqI6muaLrBwaftTG8H896v6ddn/r",
+	"dZ8Ou+8+7AZ7jx7fNHP+k/csysyS2mDG3AufDGLLaAlQkE+5kJ9YamSsV9lsxFpO8QpfIQLeARnHclJY",
+	"7dbuzo7Yblmx/XbtZe/vrV62J1X9yBb1NR+RKOFM6G5kKLEwZIVsUfL27emzACgLe09n84Rto+w7o5fM",
+	"MBVgqkTRMdshcBQ8VToX98ybXIFERsmj9+/NH5dsrmHA8PTZycs3ry9OXh3/bXhx8WL4w+u3Z+ch2do7",
+	"2CZzEJ6ThKWBlfCBQRk4HRbCoFlkWXosi4ckBcFVGaYH7xXCpe46obZPQIbF9ZeHpSTm4zEDwQdGlqkd",
+	"GHeoyMHeHgm5J7FeskU3ZYbWhYfkesoThocOcHGMWmmeJEZIVQE56D0tj8BFd57KScqUCnMEQV2oQJGK",
+	"kNx65QeD93u73cHg/ZMTvPKPWq786filoSwtJMloKCExZJykjMaHhJIZVzPzRQGK3T2AfDSlYsLg1KeG",
+	"D7VuYdzFKTeQNoLOqcFplKxaRYvilU9GFVqkduBMgMxL6XYCX/vzx8i7O/1HPWCHOPder7dyJW/ohDXD",
+	"Zbc7ooqZSzRhli61Lci80ryeXW85uz3431pLOue/sWXwMTMuW81QmQEal7T3qLymNdajp28VS9sQKFMs",
+	"bccc8/SuJc9zRtOmy3dMFetyoZhQXPMrRlQ2wstAFHxC5BUQWpZrow+UfURHiaE7LIlVG2DxxbYL6LDN",
+	"/b3bdB8vGJ21wVEzOvtkN/CCzeYJ1ax9Mfj8ky3o9hh2xwv5mXL98ry+kB/kNUmkmOSKsuHKgEqZML8x",
+	"ETvdGWk8KM+9f/73/7Nvrj2Zqe02xDLDDWeq+b76FG2/QkB6DTu4McCwljfQMK1S5ChdJIVh6OafdD5P",
+	"OBp0Hv6XQqtOsYJ/T9m40+/828PCzvgQn6qHpUFhzqp8BGRTjgstEK6VZ6T8pWv19C4ee9N09vWHnkoP",
+	"k51cMaHPdcrorLIlzd7rh8w87qr8uRXGOv0OCGB9stfr9QZiIODFfiGf71i9bCB43Ce7AxFTTfvkw6CT",
+	"vzLk8aDTf9rbDQYdxf4x6PR3b8xQS40SNfics/QKzB9CE1iE6pPQrgYtkwY10CoZBkbicb+bOfOfcXn4",
+	"4C/nr1/ZJ3cJabfvY4TMnWFQPnATeC7staIgiypNRawIHWujGlCuzc3K5ubShfbqVLfcILiu2nmD/bZi",
+	"8Fz2df7eTfBR8Db60s9cT52R+05gbQZtA7PRrwKU37lWRLBrYuauwNMtZ9lW4J2P3L4nr97Z7v0xW4Dg",
+	"ycCHRLEoZVoRNZXXRIpkYdAwtL8OFdNVZAOXSNfziSzbccl/8pHQepPKUcJmSyA1xzf+7CCWU0LDYDTl",
+	"ScUmOqWK7BJrcUVxCExgYOns9H81E8WGtBWCTlCMNMuUJiNGqCYJM9rPrlFvUhqZi2t4ZyfozKUBdtrp",
+	"dx4C97t5Z3iiueKRGdc6BB4atFSWrzOljQTZ7/R2//Ls8V97f9v/+4/f/O3Jz72/PrnY/+Xgp71Xu4b6",
+	"aqoz1ekfGA6puQZ6/5PZB+o2sIdCmctS0b+mmsoZ71so9a/yt7v49k2wJo65k2hihXbqwKDR2fNj8vTg",
+	"0RNipyQIuypvzB14y7ABXyp5nj6S2OVuiG6uoC0bpOKEKQ1QcpisNUjxRWUg6xFZcxDztvN4dHOXx9KP",
+	"C+cI+jC6VSfGsq+rPo+PvNLnTBv2pu6M+uUDtpA+mU6o4ArviLIv36EAcVGX0W6/GRisZSOgPuV8bMaM",
+	"wn6nGwEh9u62YoY7s4J6055eZyk455VC+TkgFLhzysYpU1PrWnHeXrT+fSmMyShzdwYpGKzl0I1meGdn",
+	"nFP7qmeuwjk9502/s9fbe9zt7Xd7uxe9p/39Xr/X2+n1en/vBLnTrX+wFxgttf8o6CRUTDLQxDrM6Awz",
+	"+h4dm6rTF1mSBJ2ZjJlhphNm1Lzu3s6j7jihylN4j66oYaQsVVLQhOuFUYlTOWZKcfOLYYYLpdlsOE/l",
+	"bG5W+TeZQZzF0RUN0Pybzecy1YQqxQ3z1UZXO8E9kvOpnO+QIzRLj1LOxgmaiTFMgwujqBCZxiwlRgUx",
+	"J6DZDHy4Wco6/d7OftDRUjjHEqwpm8drgO0mMHuZs1Rz1F99aHvavBmrqzm4xsrqVtB5353IrvN9zbl5",
+	"a+cCX80fdflsbt2EYE7odyZcT7PRTiRnD61gkP9XzpkwgokdDOwE+ek2mBiqSjke/1ovFgjyodHTl2OL",
+	"e/xr/nXQMRjUeXeTI1HxTg6b/BVEpoZJSoi1wgxg7sgb7/2bGuo1TFBCFf9IZTZKivP8tYNWV3/RiFNr",
+	"LOrCvHhTRrovB3tufIPVr2jBKlz01uHrn4PduYceVUCXwVpCFYcOQdkJ7YGm8CrL0X+xCCQoj/6h7g9U",
+	"PI65BiLzxruk1jFeJs/Wn64IUH4WEylsLFCfhN7eQjJOORNxsghIaHYZEi6QaAQkdPsNCRM7JPT2GAYD",
+	"ERa7xMCnEHYaYiAVEZJYM1ofY66AwgL9OzolQsZMkTFNEjKi0SXREsOjPIFoIJxEVIRVgeXGjat2wPLj",
+	"MYcS0f+XpfY1Ku5RyxaPNEgxGMsyYkZZNHLPIaH41CimVJOZVJpIwcgWOAJpkjIaL7rsPVdahWBg3cje",
+	"W6a3VRvmd8dvyMET4l7B4EGVRVOwCDAREpmScK67352BTcDzBuw/KjkD9oKG0IJ3H/aC/ZutbhFp8O7D",
+	"bvDNzfafGpyOVeKf24S/2X2617TJ5Xyh5s4GN7V56mIojk5JRDVN5CQz4N7bs5erm4lLIa/N5vWUpddc",
+	"se3K5nfbXCHL+NA6398jl/Km/6a3xvwrmVjhhmwy2N8Bc6swkRr/KG9xBYl/C8xgQxJ/ROY01ZwmBHnJ",
+	"IaGC0BFYte31XxCuSCbQyx0HJDS7DUmUQDQdxX+A700KtkPCDzdhk0vcI7AWhZF8WqrjGEad7vjX+yu6",
+	"nn9cpk9/mZqvx5syaFw4n5NZOkGVGUdUZTRpDNQr5vNHcvpRjsSNn1qH2y1VUfZ+zlOmvPd297r7uxc9",
+	"85L3nuHQ+5WIRHvVit/43P1mRZTjs5dELUTUCTryWqC/v//EQIaN+ftOv3Ot5fCXy/3507/SF2DUvZKX",
+	"pcFVJOfmwiIZ6xuubkXifsKVhhP9OtRCH9Jf0ro2UED9s1+6hRoF+kR7KaPirZTcAk/XAorD5EbpFYLV",
+	"dvcKX4cKjDKRskhOBFcY0gasYaeJcfi34YsEt7ucXlRznYL7kcaN+q2TSnCwHKTeUZQuT0VZrcRElzCg",
+	"BMJGOccSz4/RYwmsbUGe9khMF+ow10aO3pwOL17/ePJq+PLoF4jMfHb0t3Oytf/40fYOOYftEucZm7Ik",
+	"JqMFWcgsJalM2CEiRv9PeeQnJqxUhJ5V9PvvnSZivDlV3Zh63V7maMAqXwaj3d+G7/7ct/9tk7hcqLud",
+	"b4PI9wqKlrFzNRK1aLKCXeOBHpIQ/huac1VTeS0wQ0OKiIFybVO9nH+ZGg13Wjn1fxnubsQ1EG5KY6V7",
+	"syd/172/jQ7Ez99cHe++f/aIPX88+eEJ/8s3ly+ezl71On+IBX+IBV+EWPCvwNXzW9qUdfe5+L1b1DKS",
+	"7UIfaZK8HkMUy9JYDjphL5mmnZvgQ4W65JDK/7FOkORq+QhGq+/gXYkbTKkaCvZe53KK+WGesqsiMw1X",
+	"9eu7AEPSDSMsosEh8ltLTRNUnc2/huax6vR7Ny716yjSTalWP08lMbJtvEPeipilhIoitDMgoQ3zDl0m",
+	"M/z+QBE47J1OlUzTOUdjyfK71mgkibmaJ3TRkp5mlv9AEYN9ZEumhM0oT7aLlGvMXLumilynXGvDqSHH",
+	"BqMLdR5trEjMEqZREmu5GCuOPwfnhXn7Jshj4TfacAVX4L3AC6svgbKATuN9KK/IM0KY4fyxcvNhJ+hc",
+	"s9FUystms4QZ8RnGMDUhDdXWmhf30cCPf2BkGRxS4VnJg6djexhXNMmYInJMhBRdDMAjKqIJTW2k/kBs",
+	"oZOC2qg9IlMyY0rRCTgTNBN6e4eEeXpxGJBwxpXiYjKcsxT+KYX1HaWMKvMHbmLEBiJl40zRBNc4pjzJ",
+	"UqbIVlh8uhMzwVlsxqWZnu4kcsLF0LzK4nAbvUMV1HcxSc06CIav144OgbPxZwimzYh8HT7LmWkO3OYb",
+	"mT8+jTHFzdw9AKx/t5oGxvNoQqsFGJq1ZrO5JgjswFZ7mMpUk0jGjGx5eXgkND91U2YAAyezZOaqYR1h",
+	"mJ9BYI/Q33kj1PIdtN7FF7IaW0Iju0kjHe+gWd3M6KhymXCieJ0TxM5RTMkLecUSGnkSpb3cOfV5cuNi",
+	"NssIaeX9n1kSyRkjV3tlxCs/9rHLqk/vmnEHF+lhCf7gTtf8ZQXRg92gY0S3zl5vf6e3s7u7v/PEgDmC",
+	"cgqr9aD1g0Vd+g+8urvn/WBhZsDvBZV2VAahWA6MkHrf6Xdeyt94ktCHj3YadBF3llX8fe7jpXfOYSOr",
+	"yY9+PV7TKR/uyo8c8d5EF0Dxun7VMSeW0DhOmTJ08pfuc5le0zRmsfkXSgdpprTTfMepnJHw4uzt+cXJ",
+	"s+Gbs9e/nJ6cL7+dFXz4kpQpH/8+LCVsHvZtJvxU8LSBnDuUXePsz/HVmzJSf1iXMIK84R+GQ9bAoX51",
+	"veWt52stMBZwq7ScElSXEdLNhHwsKXA3Yr6j5Hcn5s+A5Naleq/WgSWcDgDn+alXKg5ZwmUEFCvAhGTL",
+	"457Akh0LdbENlCg+EV0utqE0SmiFHLJl+XafUHLQ2w8gpd38UI5KhfvrRMuCctr54bjNeI0S5XdSJi/p",
+	"vF3SqdclqrulQfr/5//5fxP7DpnRuUdcC+Q5pnM64gkv7J+F8Y2KYZQbjIEf4IncBPAM1YPmZ5gt1vIQ",
+	"zF/5E1uGwzzIch98+aMxA88oYqQa0njGRfG0YLWFhQ2saoFnbXsXdFIJGRFXnF0DSbnm8YTpIjjHPsit",
+	"oxW7Wgkay66DO8AamDb4yIPfBl85wG7wSQHyNT/yz2LNT0oH1FgeZDxmEeQre68GRMnUqp/ry+54yKvj",
+	"qc/MezclJFhrNxWKBtOVdxj4qOKdSwneJdQoH3mxJg/Y7xqvroqlTI9pkoxodLnSq+Nfbcxh+ma8T/dG",
+	"u5FlROanv8+eXjUYleH9Srb3wTerXRzaIpfvGtn7ZnWauA9jmNyN1QwIzSYyXVTpl0wMl+j82+P9x4/H",
+	"u2UD21IxuoShKKxj9TwnHLvkcIOaEYq0/AdG4/lUCrD12WB3robWimD1U+dRyJSWM5aSc4xLNGJEGhvi",
+	"04P6WExoT71RSTaBaj34UVflH60XUW7ECTphw0hmRrzZbzjeBCXs2gGWvQlL0zn4jD036lCNHS0TBEtg",
+	"XSGw2FM+gU+cRQnBv2yK9YX64rDq4YGjjCe6ywWJ7DICohiLGTgzi7BYqJcWUSEkeDudtQcqbVWNaR77",
+	"bjfHI1Z8aDK9F2iymQSN6NQwWTlUfO3DLiFXW3SrtXLZe6PyMoEWmjudxlIErTZ1s4Uy9lhUCCwyl3HQ",
+	"h5YDqn/g5U1sFibu8PJWvvUQVhvm0dSQ0m0JljXKwWpD86C3Q0IDAPvAACGEMGd07kJdlNCDSTgQLVHC",
+	"5IiEOURCdM6DyEjzE3FRsFhk0x81yA2WOmVsIHgRmLxPEnbFEkVixuYQM7tdiw8vU1JrZsip6JuEenUh",
+	"XouRpGmMN9rehb12CimL19tp3FIaAy/VCZjHvh71esGnIGifOAAyJzRLqvV08582pUZrRn86ylRdeyUs",
+	"AqrQbnXzfzbGo7aEN9QJx7I77R1Ns23fp2FkkspsrnzVz2K3Jy6MJNCXKRWCNQc6urk/k88uF6Y+tc/u",
+	"D4GtXWBb7c/crfgzd288VPoCY9sHwgW3l5mLE57wNcOoBLsuMyu6IFa8Kt0+rhVLxkbUkoIROR4IrpUr",
+	"cEqFVmW+RZSmi804lz3x3dqJfy5m8wevuDNeUWcB7ghriUIykVkKCVD/dnb2/ffffQduC2/ef/u11316",
+	"1H1Ou+N3HxprprqKrkCxG2XmOZ1wMbFeXiOLsSuWLgiaPknCla7HFBSG0yYTYcl0Wp3yDVUKtuTqyLra",
+	"XuYrLEZ4CMmDxDI9JuINPIj+3EGxzibWW5RFWpv35Z+cZ7MZBdZV5YGTlM6nqy7k9/CSuVdinulhTPFw",
+	"NvI3CxmzYV4ra322+0rGzKsIVTdsyUz7i3KAtzMHeaCndxI2I8ThQHN4FRSjGdOIfbips/gCDuUF1Pe5",
+	"Sg5octsaMIBS3M4Od/eAHRZvQs4qKAGRFFcsxTRV3xecoZd1aGD+pGdL97inaOd3o/QqJQrgD9cRASJF",
+	"0TBs6+vaMQz6unpAToaJsSJaBXNcAmtMOza3qdPvzKjIIN2lhiq/fuhYpwQQvzXA03u0C+KPv+fqlqdU",
+	"xGD4lpm2go5baKf/waEseIx1yicTlg533eoSOoLk3JewZmKfu6dOtsJfu/nGEFMA9e0sFUjYL9aQg4o3",
+	"Rwv026O7ZThO5SwXtzRN1wFT7svOIQszZCLCeGZ0KLyr3bWRjBdIRBjTUNGn8wNLEknsdoraG573ca/X",
+	"uwk6/8hYtpbfXqeLoRznO7rk83kJT9fYY699jyAZFlenCtV6mbtNjMnlKh+lC3DJFtcyNajF1DxlSkky",
+	"o9GUG5n7ZlmK9IY5zOsT7MYyew8UgRHI1j//r/9379Fj8iP/bjsg0ZRFlyzGziBKW9ERQPdAkRA+ASuY",
+	"Cht9azndqAsRrty3lmb+Q2f/wc4WMr00vD+Sc7CLrSjX2ZQCu5Sxoujx2bzFDdz6s3iN83WcILX80OLz",
+	"qGddYHhd47Oclq4dQ2C9G27QYoilZ/jSLs4ZGnLa62IV/REN5OMsYY7QgEVC6UbrQz4DFAXbiAwARfY5",
+	"bEMRBHinbklhKbPS5jWUvQRqpw6dujljVCh039uhw5KVxZvSUsrGvd1arLtZdhRF4IFbDxJ9A+1MCDx7",
+	"W7TTF2U6ThpB/1/EkqQlIqB2Y2q4+jHRxGUx44uM1K+Jf03+kJo8uGFQtS9DbfYpcwRECmZpqV0evGII",
+	"5loEEQnRjRmyLKc2bXez6ksVybZ1QI9lLdmwLwE3qZprL2tmydha4HlpSYonU31ZsW9OhtvQHVeW9ZqO",
+	"xhf+vsxUmrVC7qok86YimTZtvSyqfkTaQKXEVAnbq/fDIqYXnldaRi3loEp6PGQoXRZHKnwcLp1uhRqX",
+	"qVIZWnWqWKEaVcxqkiee2yqrvqKeRlN+VcpedCZWFPI3sMpbTstiMEmDJIYn/eu7Wsza90a5wvLLzm6O",
+	"xSupGmZino0SrqYsHlr7cUn1NopHJXYb/SwgS1kreq+avZkPWdHvCzK56+lTcUrHkGxFJ23eCptd6nTd",
+	"0+4beW1wBkRVzejMM1M4h4T307q+gaJIL8bDqcxBF57kEXX5tnaDjtkRhPlh8Sx+hb4QKy0OszRpsWSX",
+	"0OHLFA587FzSFNO9Z+2YkA/FseCzkII1Vs5aJjZ9oXm27tKtZehcO06n9RZ+FPtvDXvx720TV9g0S7V+",
+	"1T8sjzFfJiitx+wMafX4HJ2s/OKCTl5wpbEckCUWm4kSJaKytKlJ0UiRqrxBqdHO7O2ALH2IjC76oJQS",
+	"AjdZ1pdZgrJKSFcdZlFJvWLbqWOIT23XGLh4+6ZCkpu7d0aMX7GUvD174ffEfKBI6EyxdpAQz9FSOYpN",
+	"2or2YvZauN5l9qOBsKNYvFBECnZIwjevzy8IlqV/+IHHNw/t+91LtghJKjXGdelth0KuOB76UTdJqbDB",
+	"GuUIrlwW86Bb3JRSVrUnyBUiXp0ItJO1EgUKSkywfMvK7Mfe8/b4MUueS6hXPvI2Ke3uK5AiPEMCgk1A",
+	"wgKsIbESgm2wEpLwwwBFtwEIGgMU6eCPm3BnIOxgfZKDMsz/qXJj566XYwwOObSw1kuILhEci4eRq0wN",
+	"hQ/QT3EOtp8chBXPhGVNJTfHXCruKMB7EBIXnX6vMPigLIpK+XoCa4Mg2pBMsERmOSpiGrAJYSk+AvLl",
+	"QqxHWa4/eVtP+sdIDOX2X70Ngw321qmSsza3/Tnlmnkst+Ch9X7VhtygCFjCe25oKKOz0DYKNyQlL11E",
+	"bU19kokEitLnVefNd1QQyEv5mJO4Pd9oinZrIyXPMixEvyk1gQRHOV/Y4gKF02LQCastm8jWsZwvtsNB",
+	"p1LRp347yBZ7P2cpnzGht+tX5VZoc9OydSNfGQxpyEM5NrReFf3xMGjZO+OICqIYI1t8IiT0NgMUMVeQ",
+	"jHmiWYr9zZr1pzUlVdQyN5Rq13zfRoqt8W614gJ86E8Y5Opwvr82bHuDH22Iaz9zPZWZJqHlHWFQc41B",
+	"XSlB52oqdd603FBjx26gAaxbcgUNc/GtngzhSXabNs1tBEBrYqIDHVbIYhoTgm06gX1IMI/U93Y4yPun",
+	"0XAKBQWFRbR6Dv7Q778y/f5fWGWvn70jAKirzlMZZ3BhnJ9ekTQTO6syygttvyLiSaZINjdiM4bfzc1a",
+	"IHkfoWl7S0NCt9PFXPO4PwwHv1/DwTKUhPwmXWBm0Tn5Lg0F/1Jqc5tsYbnaZ8qU8PlqQ8CmcnLmqjEK",
+	"ofQLLYtmFvn1lMdv0DCwkM8fKvhnVME/i0rcSDSsHZfZzme3VUzAMBb41teqcmLDB3fWtm29q4dEboAY",
+	"K/bLa/1Pc89hXg8gpmKScDHpmsV5IWR9WC0ZdNjuoEM0TSdMo25sW6FAKyEy6Iing065xanZwEPY68Pe",
+	"Q/zSMCUjTqEz0vYZLbyXeVmPMmm2i92ANhcbPzUfN9FoO2WtPpVZAmoQVJizVBkDRcKtm4Sw7LApm7tC",
+	"w3GKwG3g3cpTwsXeTThifhBNZZLyMygi11x4wjVNIXDt3aq0SjdBUI9jzMdv3XIhRd2i5LN7DyKYN4s1",
+	"QHc7V0PPgmIvu2Ue32ElRoPhU2kOZkEiOptTPvGFo/7eV1N92YfWhnFx9+JPLgP/wyYlEZZ43qpXLxdY",
+	"GyVjDyYV0bO0OguCFVh8K//MCzpiicojX3OVYYtrEkuUcEjKIDPfMZrtHeIK8sPvg45dgWubjwbYNsPr",
+	"Msyuc5/bJibeKrHwZjmEW01Yv8M79zu8Ru/WOt3PqMpV0OwrKVldkXrrVmbryg37nkcLKgzHMy7UofV3",
+	"9QlNFLZ/tI2jiRzjsyGPw0MSwklGYd9awqYyiVlqXsprrPlG6iLEzAzhzAhRq336Z3SBH0URm9veEqXm",
+	"HzZwdJgn2uVxeTbYvqGRh//NWjbHW0axVhCjNHE+aBv6u41D88nKtm2kRxHRdz9Jn6WFPJfpbFV2RDUl",
+	"HpMHd/f2D/wEtDnlcedm+bb/cv76VWXTxYhmwNbx7hUIP7JqLbFSVE5nqvVc9R8aar9jXwKuYDjA1a4L",
+	"jFE2WOaXy71//vf/1DF0ZaQPNjsvon3Q2myoB5eZgmgepeW80DypBvvrzspqKOtEnFhYXAD18oCBJ0TM",
+	"6RA4k7Yr7dkC6ik/KeTDWLJSDRhxss4hlKiH98DrFZLC6qgI18vdYk205nuXB75+juAROWM00sTsCcNW",
+	"dsjrORMECUI/14HfnpojUVCRyTa3MYQW3MUs3iFQ6VBMuGAPrHFADcSWrd3EYxUQUF7IiOlrxgSBak1m",
+	"86DIBERIEi2ixPzT8AaS8BnXaptQbFwLDUq5AH2zC+sMm6qvWwVpTcYI8DqJJ43acx62v/5Qr2wOR00R",
+	"5+zaSVsrB/nJvVwLe7CB77jHJsQu9rMCByrSRLxxEcOgg26hZt0bHv1gM7OXSXjWZNJY+hIerR6kyVVg",
+	"15aP3wqrV9bssD6s1lYYzdDPKEhvFsD1FqS97tNh992H3eDxQXMdDT9+a+WMb9zLXgOLpgBLEbOUpbaF",
+	"RqYymiQLEmKUV7h96K6089XjpV5NdflSZbIMk41AnofCbVarwkbNbV7/RQzzlLe8yLGWc8yE0VxkUOkq",
+	"pSKaNlLh1OWWroUjmIm69MjMxQe2TnjsHQlR11xHUwhhrXRofnywWRHS1lJhlWVudG4jGl3K8dimHObV",
+	"dB5XaunsNpfRYe8RZByjeuq634y+H9qCEuUJHm0eyVK+Pxvt8n1zR9s8RRKEtRsIvFzjvcq5vO+YD1sP",
+	"5iePr3yuFQed3ySmPd9uc/b7pj2eRnX7aV4MtzNhgqXYkndNoyqoV6C4j+mVNAKcA1DCRylYXzqpkYa6",
+	"PJJCPRzzIuD1Of87nRcJUp0xhRLcNNNyhu6Hd7esf7bX6ry7y5q1m9SJLaDTdO9yWH1o7xXZwM0nG7ap",
+	"ua9yrRa4nFVrtkJYR2bbuRoE2LBqq4NL4f0vXP8+UD+mGqu5EberxGpXV6nFWsb2MCChWzuUZA3tHTMP",
+	"zE7wx1/f2RKt3q7gCcyMmgAIF+D7Bvm/pVBrpR1m091edv3eLb05JXvuSq6/CdpvKFC0mYsb5cGWXqjr",
+	"BEoZ5Lgw760dL22++Ew2SaDtn6EI5xfCP27PLG5ZLDNHDv+ANrsiRT/evV6dXpsJ7iSMxkUaGhg+UFh2",
+	"Fsw/0KPtSmYG8GSc0Mlhc8CMo1VckZTNExpBMoRMWIXe1M7xU5KTjS90/fIanpQ2hT7c0snMRAwO7+El",
+	"M5j8+G/ve2Lv56j75Ozy6fyvu+pi/+rto+tfniz+/pR+B20VbEo4V0MKDS7y60CVHl6xlI95yzJ2vWXY",
+	"G/KSckEMbSF0PkfDzhWHUpydGYO0MuwBqIYKTQbYjmqIv5ofzLQHnX6H7Y578Lp2C1rvrkGtB6Y1F3g2",
+	"doLc/vvo8ZNvnvZKjbfhig0xLABCCjxDewcKFS2b2ocCgGsxdI2S/7o3fXL5Yvb0F9obHe/HJ4/G3z+Z",
+	"/uXp5Yvd2av9+dmjanr72lZbA8uHK8/2K3X918U96PZ5PZV5NC/XtVjeho6gGxXIKd2bmovKANwJTEJp",
+	"OknBI2VI3CXLC9FzMZKZiF2aKnl79mJ5l7RNBHp3Oxvlmtpd/SLzJFo1i4JMrCCmBbl84z65qdGUNUc4",
+	"x6/Ome5UaMZm1fnc4h8ovweqLYtLlTO0bynGSGl6nHD7kByd5oMoQpNrusB+9CCdW1m/uX7fev5Af9ai",
+	"ndyXG7nu0dBNbuL+nhEjUhppA0ctyZwqbW6lRrcx8KWYqim0YDBHAwlb9rLivNgcbfmtXeoVW7bAyPZB",
+	"grx4LUnKJlxpQ9u4nsLydjZMQ88vTq7BFpTCC6yv0YfynVkWIVFKDc8vSeWYKvRzdb64h5G3U4Xt8m1j",
+	"kKlMYuv1dz2Gx9YTifA5hKuEgHEdLm34ZMLGmshMNwcjrS3QNAgznd54l+3F+9HB6BF9/PTJN988efqY",
+	"PhodRPvxHsg3dyGrNMShLuUVjgiXAfq26M/itlgxR6+jJd8NHd+choMjtwrNtYewn9QCRyt3awUefy4d",
+	"3NvJZ4oLurWyYot1raF6YDysvZPfsxkXnGwVuXTb5Zs5gRfqygadcyffOTXj/dO//nZrNcPpCJlwi127",
+	"f8atTQANN6eNB23RnHL1yUumFBMTlgbk1LEloqepzCZTQomZIyA/T6lWR/P5IXl9lOkpcrFfuj9ko+45",
+	"nwjo9Nfde/Q4HAiMDtgOfC4HTUuL0V/ICRdm9m1MQiiJOSHwfjBX4nFZnkmFWdScR9jEaSDsi0OD+1Tz",
+	"UYLNURe2nRlRc0YhtOT1nImj0weKHL05DZClcq1s5QsykzFLlOuY4WrSIgnPd4D9wgU1uJMjUb6i/Km3",
+	"lkbnYY1Anbsmg+WbbpGwOUVPaTKWWeqJNAG0PLA4bTgc1SRh5sXdx95rteI2S4UZVXLde3xibfnw82gT",
+	"FZqGYgwCdLUFvlEJWNLNdiNuhIddK8byWjDChMYU3RYxJcAk+5QIqXcIDkeuaJIxjNkRRsYhKdNZKkqN",
+	"+pbtbZVBr2QWO+g9fbx+d5byDl+ydMJi2J6h1H1Cce3OgmfdM7j1wEu0A0fDJWNziJiy+8YduzMOiJID",
+	"YVPvtlI2k1c02UbzILQ7xgt/sLdXK9WTU/2OuuzOU/lfXcGuu+YXtIf6sNjtrQXSn51N8KMg6lGMeugZ",
+	"60KtBXfbRwsL07AkZGIXlGadIyCh3XrRK+XodCByGgxengWAmYkoXcyhRoUmKVMaBiuj2yF0kqYxqKaK",
+	"hB5zDWtAv40ovPFZ3IfG3lxT332BGZW2GpnNLHJC8yhhs0NCxUC4cDtbjKdA0u0de1bFOfI4xIJndD4n",
+	"PA5IzCdcq8Mc8w2LhVi5oTlNG+n+n+FAbLlO4OHV3u5OLzyEyjApj5ki4cuTi6Ph92dHb34YHr05Hf50",
+	"cnZ++vpVaAZDZeI/Q7JV9AQG5FJmeZ7OOhClRfoLcmPsNPDxwGfifd+GYea0HAYCRQeCF8dJrqdSoTnt",
+	"6BRUZUUyxQ7JDNm7FOjVdSV9MqFcip93nljsxr5zSKQYCBQ6Cdclt2mhAJbOF2txEJRH87kWTG/nW/Ul",
+	"EQOjEVXMKLoh2ZpqPTfkG+y4QekIUf4wEAh//YDnrOYJXQwN5P8zIJEUmr3Xw2suYnn9nzfvwu22S1XX",
+	"D2v40el3ACmW6o6B/cXc5yG0I3+3wkfRFitrLpXMNGQzW5YGAkxigAj36ZCEhZQckkxonsCRphTL4MBt",
+	"86qvRSmLMXJIuU5rnuBWkrjBRI/hXquksa87QeezWMb/sFF/OTbq35u197ObNFdoB3dUUqLFw+2MVQ1e",
+	"brKlJAhtVPhqczAQ7iMQQiDN3/MRGF4JnE5I7TPL7UPiWUyNmJ5L6Rjqk/M/7G05EK655St2XSLFoIDa",
+	"FaTMaCt5lU4tSzS+xr08694Skfy25swNLZW3NjValLgDW+MyxPsJrOtnTGWJrgQGxExTnlj6f/QGMjog",
+	"vUb1ycEe2jm21DaI9fSK8oSOMGpiM4e+vHTys+8Kb8i/xdW0tx423J+MZSbigHBBZJaa1caKbFFfcLNZ",
+	"+eYq/COT2il0aOgB+RyUPiNDN8VWbchdPjEbN8BsaCkEsmpJ/KQ2u7AqAjX35L81P6jQXRCg7EkuI7FN",
+	"1BKMfG/PXtTyIec8ZWrIBQSLm/linrJID7OUlyId5uVIh0xPHzo/mV2MmfDvs6dXhnSXwiSUkqWPE7OW",
+	"hxLGMP8nU/4b+89cav6WjqJB1uvtPU6ZmkuhsD/gt5GMmfu9WOS3MMt/7B/9x97z/9h7Xlmo+SXT0//Y",
+	"e+4WiyOAtP2twQEe/3meyjFP2J/ZjPLEPjf7+dbsBv+OoBrVlCYJExP27d9mzxdND4Yzpqcy/vZ879Hj",
+	"pkTSAthVNDtnkRQx6kkwue0qDElYzSW/ykf1obnaToMP6ZyLSQIy6Q75kbG5YURbholZuJnrrxjom+da",
+	"pnTCtkH0j1M5h4ue+0dRFcTlxnw8tnWLawtpzUs8piqWhn06LACX65b7ExVOA2KkMm9+PD4hBrbbhosp",
+	"Zpswj1J5bYRnLVdnzpilVEDnABX4B9R0h16ytjDnJGGptWUDncgVdmWASyONckDFd2m26eOFR+sfA63v",
+	"9Xu+W6ZQEfNMaVhn3q5rv/AoubYyZt30imqaFq05GqMw92DGb8ozwo0ww8X0/+fdKtiGZqmgidd1xHZD",
+	"aXYTwZ2v+4iOYkpeyCtmZCojVBaAq20zlQnWD+IaKsvYjPKNIjzrTUnsESwjzC/ZkXmrAshlqXZfqppq",
+	"j7OBVJSO88OnCoUqkOIr0zF9NG2iCGw8Zmia8l4NiJKpERq2nMbw5hTjWALwgOH1Jv/8X/+7KLDwQBGD",
+	"9yBMrZ/PgVdlOVa/VSw9M+/d+FfJ82avUwd6aR7Jl6y9+vju7kWuyHrX3MKyrNzm4Kqi8bKYHB9nAqQ7",
+	"zTzmyJKkZtnhSyMpjic13YIcvx/kyL2VMyaoUb0WXv+a12Uocpm9DpXL5+Vx45wblbS1yaK5UVPB84LF",
+	"vlsr5dNbdQ62wD/XZnTQNKaa5qXm6zk86IR5FHQgEcImDEDE+zdtQfa8rUeeHaKxfZ4Nol9V4d3WXy0m",
+	"cqM2bQ961d9Z09zl/XBb58975Vfa123YQP1pr9ZAff/pRh3UO6g9dPqd708ualpUNdgcr02p67p5td5y",
+	"/YeLizfg42BKVxquY034rvmu1G3d9SnPSwpV25ruf7O0Wfm9t1avyXHusJr7uX7xfWk/X8/Y4greYK13",
+	"VwSiTlcxDx+LzBmdTEt5eVeB8+4K3FdNnlo77WrB+byEQfNjxwTqJQzyS3NfSy9dpg07wq7b7vVTSw1r",
+	"WcRK1NmrBVwQgw+raqZi0rA9e/8oS6fuGdMcIdmkmSoib44KRW9We5nKR+hvYCVPqrcELzqBN/b/tp1a",
+	"y43Cl/YEN/NdOBGnMUPYyLcRTGj7lI4fPWW9ERgj5ynzCXMtjINe2ipM4Mi34S3wqiUnhoDEC0FnPBoi",
+	"AFVuUICaBAa3urYEiG27BQvqRlKgs6dTtO069n7D0YaITR6uFKDO5/v1Q8GazUK9ES9SKPjrvQCr996A",
+	"Gr8YKerxpF+rFNT74vWcpRStGNYOku/FYaeEz3Ac99nJPzKaKOz5loEtBH8wUxdIb0u02Fz74mDcwbPE",
+	"RREjZIpYhN2lSZmrbqrBoWP7/ukz5LuJbK4Y7ONNk3WgsWyl/30VYWqhtYUAGpItyrtRQpXi48W2wcEw",
+	"ogoeICJhbZdtTP7AY1YEgiTMhUUbP9TFWcHsopbVtrCddo5Tw9yNivF4QFkrNN0d3mskXw16fUvg+zqD",
+	"2vU29zWo4N+HtUpAOJLtVX4AyDt8q7WtKM9SQr7S1grI1RGseiZthNu/BE06TduFQBTZ/Iq14dBSwMEq",
+	"1tnB6TOf89hGOIZJQrx15GivZQ/OW7OUy7ihoc1MpYp8kafgGM1ub/T0G9cQ21tAQZyxNw/Krh+Tn1E7",
+	"vNtmZxRbXbLFu1rtHazydU5lq0HvbdTJcp9VOIevubNauoRchC4vYVopSLcG7aysIRfAVi8iJ1S1Zdjg",
+	"DNRzV3EmA/DhPdHL9iOZ0ffe70W5qBkXjb+3WrZzsWNT3jEvV8MrFm1HHC6pYQgRNVgGuPF5caKN1R0K",
+	"SafxccV6p9l77CH0XtOUYWZggvraLEs07+Z/Nmhrl2zRdXj9X0pi5Mw8RWcpmH/hP0bP+U0Klut+XQjb",
+	"DDoYvbnKXOiKHFl6bSXC/I0qgysA0ITfeQZbo0o/hxBTlwUtx647GZ0wYhZbb0NZ5Js1QbtIPmt6Oi/b",
+	"7fwmbUVq1YdlDSfLO4ASKWRGdTQ1u8C1YwfNgChG02hKuIiSLF4aT1mbyaVyVeeLGE+24A3ykORL3j4k",
+	"PQxRNprjYmeDNpjY36LYfHn+oAC2B9nGQ86dC8dTFl2ujITzWFKTyxUdFwZg5i8MSG2oAFVxgzWVulkn",
+	"xquodWOLvdi/dlfwNn/6NYDSGKUFUM3fy+EDf4vJsAk4reCojlW7b3kou5ACIqjsNM1RQ41rWL+qW40T",
+	"lhbXPPxyKJ6KsWxo+xm1a2kreGUrF0pZK7doJpX5B55Y6s++fGNLZVG3vw7EIQS1DtA0xga/hS5fRC34",
+	"O4GfP15OrRzH7eW/N5gJ09DU+vkxeXrw6InLlSEYcabqrCBmcyZiJqK2qHeRBzaS4l2y9ai33xwduDRK",
+	"8ZoJTa5TKSZ5gKK8Fhik2DgaWOEaqPhrc/k0m0FsrS1zjRyQyNS2k4ceSyXn5NJDQUhBYURrS68LQq4I",
+	"d6vbkscuKSOv153K6yX1/NayqytNRdRanxicQmROMTapTpprRKJFjCgylLw+1wmNLpVZ/z4JxzId8Thm",
+	"Imw++pSNWcpE1MR24fiV5klCitdgIne9LJC46GaKhdubHtyZG7UxmAKB1HpsDog8DghVBjXNysJfurYt",
+	"XPf0WUjQV9ayc50uhpBRsyQsUJJryjUZYdMd+MYgyNbB3tOAVC5UYyOK+sLBL4gvNH+suW5zBY35exYT",
+	"eMEhrUqySeMGm4sth1kq+tZH0Lekpo+Nh8xI2HsoLEXMdZo+EVJ3IWy5s64XHnblmfzziNr8spQOfQnx",
+	"9C58q/+6AXZgqyd/OX/9qnsOiEgu2cLQsYCEM5qYa83irtEvwsCQJOoTJQiHXEE9l3VvqyRBCGLo/eOn",
+	"vd08TzI3eo5kvCCplBpWEf7bw39kLF08tN2h6IzZQwrMM0NDWh4h8tcflg8XG/xB4f2H+w/56vMsOsbl",
+	"JwhAX3JgxUWvndfarsoWT2AzsrXgzxkbp0xN120cWerkAl/mteuudTrc/8de98n1yZtF7+Ly7dO/7v5t",
+	"dDC72JN/vfx7+s0v4lH00+jxD2r3RfxmfFS35lYGLBdf3N3brLZ5ebDmnSPFflOWav24iyg3QUS25pBL",
+	"EAbBuwAKizK/LKjKa4OA8FWqE5IXnYyoGJaHNb9UhjY/+eOZv/0xzd/+uA1yXtAoJq9kSN9Jmbyk805l",
+	"pU3KtL/utueJlWybn+KW2p5meVJV/fn6AronmXsb8uYvTVbalbeFIIdfI07JhDUrJyv9SF5y71IVZd1I",
+	"ykIQWtbB/m5UOtdDzd9D1TZUjjqsra4Nmks1oroGBDUQqkvpd37i7Jp5Ts4r93cdSrvLYr8/WmnKEeT2",
+	"6pJfxaAcwi+HUypiOR4PpRjSCRN6mLJ5snCkAV4x1yC5YijmDacyM4pJL+iMpB6ObTrFsGiSey7TdBEQ",
+	"JWcMshA95WeHHAkC05BrlIjnyYKoqUx1AranSIorliqMT0iZnDPhJtw7CJw1e0j5EHLQnLPd/Z5QMcls",
+	"q15Uo/H33KbZ75xk5iwevqEpVzbADkoWDafZjDoYaDrJ6alMJw4njqIZI+fZHOJHgJAwPTRQgMUCkPKE",
+	"NiZioBFDaF0FrSfsgLeP9m8/rQbRCJ4/UBbG5kPlvME5iKGagy8z6aKtptlHs3GnHSnq9wteKs2pCI8T",
+	"RvSUK5JIMTkkPSxO4fJICVdEjsfNYn0zztU1D4Nh0LjYbOqBAjMHCK/N6vYSvKs3RXdphNfc4DfuZEbF",
+	"gsAXRqUA4EAMDMHB6qAvAL130LzVOrI3CeSufAS8YuY+OsVOWViq5SHlD/8UHrqG8jNGhSLh0enw2cnz",
+	"o7cvLoYvXz87eREuDw6oX686UL47fkMOnhD3CtF0UmwxZCJsEfurF7QBk0+PXh0R8wb5Dbrf56O+vThu",
+	"HnbJrW5AldiSJHNTOFNEZlrxmBXlzB4osnfQnUJaKZTOKLKlfnj78ujV8Oj7k1cX5S1jj4PG+1NQlGbz",
+	"YQNRab5YUO28fKEn/Ap6whHIcbNFSde81000qzrxGtv7KhIp8jNowMEGhG+4jcFSitxykC0EbBkBWkJv",
+	"G49sGfavrEvgJIU7KkpQlN+yvGyBvT4w8x8bAzYWLqjlGrYwnINvVjP5TTnpxzC8HtFZKhRx7X4inxVY",
+	"ppb3n/rmyWO/v1VvE35XdlOt9lMtZXAbrWg1WzoiEdU0kZOMWbbEY7IVfn9yQQw7wipF4XbOlDLF2njS",
+	"Ot64O+RYAcnrXTERguForrvfnVXXsv+o3JWFdn9792Ev2L/Z6nodWj7sBd/cbP/p3++I8XmL8/E7LFvT",
+	"qaBd/Vu9y9tmPHI50/KG3lsD99pY2rocqCFMuka4LnDdfgywi8N6vP/48Xh3g/YtlarFCmQpI1cB5u4U",
+	"/SycWnDafSOvWbpBadZKt5bdht5ereF2t2zstX439XWNia0yzH215AJfZVM3roimKTahNDLYZu24mgMv",
+	"b99664JOblduHBZS6btlkTdsapYVkIgq1uVCMaG45lcsWazZQKt2NVajfB3X21F22Ykfw0t1fCy1zekt",
+	"o+0NVGhlo511G11d0MnpM7XhyZmjwYpKgl0bDCSKaRB+IKYGYpFsZRll43wsmnpnounEFgTYD57UbUb5",
+	"42VJzsu6WS5tyxR0EKXsczA313MjYQEtUHNGtwbPsGazB8rsWAWuxCjZokZjVZrs9dZ3eF7QyRkbr+4w",
+	"dUEnn6lQuuFCn6Ey+t1wuqIQxh2ztluWIbfH3SC5mStGsTrJfM5oqogUhKKNB1yOjj2spHutu92AH38s",
+	"v1zJm1qu3KfR0QInpUcJQBotdfmQO+vob9WQ+K+Mc9SBz+jslq3UyqfxnKdKdxPo0YxmZSjIh+K9EzT3",
+	"jKw+G7HU8zfgD3j92+vc2KI2TeVqzKW0v1uDNjl5eXLUubV5+kstG3P3Ym/5MD60vrEB22B09pK5+PYq",
+	"O1tTzP6SK5Y0uvdKcFxWfcSB813LVVxT3C7VN9zoFjZdlIYqhXdHlVZHHq8t0BaoVS/L0lpR6R5ZGk66",
+	"fKnLWyU08rWzovw/czXRXQ6Ad/CZYqkVs58ET+tidvH8LuRs7+DXF7TzJbTB6HPJtozOPlf3n9USZK8i",
+	"QfZuLLS+unLcn4Nh/YuzmLabdp+lmTvtDMmc8OdnLw0QQaWqpdYCxBg/Cm7bpyummObF4omtQABps8xo",
+	"aXl4mk2ihTJBmqYTaPthCweBRCtjV77ADoe575j+6BJvzzWF+A27Qztod0ZFRhPH/kpzzaXiDvLvgdgs",
+	"DInJh8D+T0BiaxM3F0byUiI7L6S8JNkcC+elWJa8ocaRW1heKKmyqr2D1nXV++gcqUtbr3Uq59jPytUC",
+	"hyWAlRW7sigs8JfHWtvKFs/5+VTO51xMjhGcUBBqD6rNqYXSbJZfECs/vYaBcSCSSHmZQbfDIoESYqds",
+	"FO0uhtQiGB/aHo+ICEOj6Hu1O3E2LPaNv9jm6Ztp/Ldttb7fWnmiNeze2SceKOLetS0VIGiFa9sjRLBN",
+	"6739/ppMGKwcZTzRXS4Ku/+mcHHXcpmE831K59PNXCXRnTFp79bUDV61/QdEMRazmIzQ7YF96g4N5mB1",
+	"fTJilv9AYpDXl6O9vP2y3GbVnGvlx94r7IIbGlCHxJZmd43F8IChkeqYJ4ltwgKHjVEsGKBlI9EGwm20",
+	"XNw5tMRhr0ocwm2v0ZSZF5IOIPoN5QRbBMWuZyDAbWRehtasYKc/xPQlKNFLqKGPtqPVDNsMrF/CtEqm",
+	"2nxZxUrJNVUkknPOYgBCrcEKvH77Bis+iWysjlZFsAdA8UcJNEtaHh3miiuuMIyDh+AL7gm91Pv4HDyP",
+	"jjblAZO+nXkDl2NZSLUFYCpIE5S4SOBqUxZkonSobQ7LFb2WgSpW7vm7JaLfrRybJ+9ppJMFdGKS45w+",
+	"iJiEBpBux7ZDib2u0AMtzMQ8lRFTikJLzrzdJN72PLPIdgplMVE6zSKdpTRJFiThl8xSlgfKjmhTJrvw",
+	"aUP7q/sWQ7HeGri88Q1sUQIy19CrdOOkJR53GupjWcHV6M4g2/0h2d6rZLtEft1M9jvKxT2MIA2Z0Fwv",
+	"oG5aSEJHTkJEVg/dm8h93Qp155JPOdBnqZrpX+X6xo8Na1Mev4O8S45x2QG5nnJbm9Nm34KgMGIEOBB0",
+	"safxmkColgRujKwyD9ATndNyZPwPFD5TTHvxVs/53+n8owLSbhU6tb6RF/HGcKlbkWgILmHXjlRiRZU8",
+	"ZFj1SWjmDks874ECAAYkvOKKj3jC9SIk85RfgXwaejOEZZnugdoxuA51yMtUH7Sf0nhc4av1Vk/2Ur7J",
+	"RglXUzKXCmNmZJaSUSIN9IuBOv2OXdkmhvtVOH/LeDi79aao7tVwOGy8Js7knYmEKbhnKApTQWg84+Jj",
+	"CIgPxeVkxODfT8XbS61I54zFjVVNuFAshYpIe7m0gqS/Yr3O36uC8buatogytNHzXdkS4AJTesXIiBmN",
+	"2w7WnImRr6KWPAASmDePayojzSnGbMwFXEHbYMYXHdUUap2CVGTWYhQAbHa2BU15kT+MZRqxcHsd+dKB",
+	"o1juMlLRbhb/w3bxxdku/jBHTP5Qq/9Qq78StXoNsvvZXLhl4v8ZQhV97tLazmstf9EX6s7Y0EVxe6fD",
+	"baMqLQ58nuhBiv8ACgi5nL5vdCDyvrVHoI5YUxFXpNG+g2fqxX1Ymj+VCaupC3jMpf5tDQdItq72tv9Q",
+	"6qsCxafWeuv0M88T+aKY24W8ZOLMlY6uloKJmFJ5rRu2+Mt09H3EX/O/nL797XT3FT9Vp+LsUXR8+vh0",
+	"9rz34958Pz7+y9Mdtt/bUXxS7ujY3/0GG5xiiZpy59OD0rPbFtdxLZ4szL5jNAWcg45Ryxs+ArnabWn4",
+	"aMld3vTK/o2zwOCfostjZ3+8F+2yp7R7MHoSdw+iXdZ9SvdG3d1oL95nB+NH9PGos3YfyGV0ev3ukHlB",
+	"mbvvFdlQw8dHx8YuiqsbvGZC8wRILQ6HncqI/bSt02sdZz8seS9fYVvj10PCaDQl9v2cq1NgGcBUzliG",
+	"Oj5Rc8OajI6dsivp2nnYBrHNBd+8S1AUXra3oak4vLsfy7tw1mSr0nmUpi0dRRUujfC0i2gSPN/a1fmE",
+	"6Xd/15bcoL2PaLf6r9JAtb3VscoAsTzrhnXsz1PWhQbj5l4VdoDjF6dgGEGLkCaKT8xTLsiC6bvqvvU7",
+	"7tX6Ry/UL60XahuNfQYtuWW6OBG6yay6LvH4+OTru8GBJWaWElTz2VYC5jPZPBoO59ObPeosd0lqVoVf",
+	"3VbRNxv/jDD/WnIEcvLZWGrblQfm76GVtQrIlE+mDKLYUptdYkVElc1ZOgRvm7kk9r8zKijq7rk0klcS",
+	"rAhtxRV2a1rTRuNXWEXJx81aL5i6EUOplsM0Pzbd8595PGENPXCYoKOkyW/2g0xiRWiSWADPmj0BbS0v",
+	"22tn4WJv23agtT6udYI2YYndilg4XMmd2d4imra3hMJaNcDNGeSAbNli+5ksrYWZHw+K3SC6g93yqlL7",
+	"8nkir0leELMZyr+WlVi7nnykHH6Q8vSxNTEtwt2WxEClmShLuV5ADWtcwgh0PNfBvGrj+5lq+nrGy4rv",
+	"1l9+vgjID+d7jx4H6L4wEm6XCyJTp6BuYxlsr2M+2QqvtRz+87//Bz27sCvADWdzsevF4KgbKIWPFWLr",
+	"orlblxmdo3pr1N1ICp3SSJMR09eMYV139+6IRpdMxNi5/5qNzNKFhkJ4IgYTr2Cp2hmIE9tQR0/JiFlX",
+	"WcoSauQnV1wOfX3k7dkLEhph7eHVbrgzEAPxb/9GDDCZ0DyCulMDcW6gzmIioYckFIPU9JKR0LwoU/4b",
+	"/NgnqG4TLLoNMLNVt/sD0SV/+pMhUepPfwJoY9H6VGaTqdNT+gSLTUX450Oa6elDEO4gVtgWyQMzhp2X",
+	"wfq3wH5LB4IQBeaGbqYYCZUG862BzZsfj0+2MQQjh5mNPIGrr7PUKDhhJGP7hftaSzNs+Ob1eXVhkS3v",
+	"FVqDdsRgeTJLK8gGeEYA5fZ7ZMZFppkyqparnGlmMGPQ3DhS4FuK+IZuz6Zl2E9CkkoNsQxS2GIlmWI7",
+	"CPc3FjX+9CfzY4HRykfp3J+H1nCcis55F18NDwm166KRwT/zFtcKoI6N9v/5v/43oKa8FlB8McrSFAo0",
+	"omG/S37meiozneulWzG7Yomcz5jQ2wF4fWyXUgMmrfIZ87qNxy9O+3AgVt0ANda5Ikm3C5oEKZk5SLcL",
+	"EWNGWOt2zVpszFgYmCFFaTicrtsF7bg0DF6OExpNi2sAkVSIQ143Cq6JYCyGtgzh+27xJKxExXt9j8Lt",
+	"w4EwL2ejhEehf9PMWERAlEJsLiVNEEHfd2lxTVkcGvph3zZsDVuMFB/tkKOBcFE0smhCUhpWXRtoHvR2",
+	"A0LzkBtva8Ub+3AmAxHW23XkZOTMnEnCZ4AlEPAV+RuDMH7zFJkuiRJusIXGccqUCvBK+FvEHcKrGEe1",
+	"BcckU4PRAwFnd0iOTr1JAjKj6SUDcKVGDYYJ+4TyMMA4IkrUDEcbZYY7WXmAQ6eX7R0CtHQg3EJdw0mo",
+	"XcWZIqHZ5QvztAv/Hwb+T2cGIQUXE0tV/CeK6XAgthQaabcPsaqvQSaYDAkdANzQ74O9pyQstmAOHC/q",
+	"GdPpons01izNIX8as9lcaiaixUC8LkBeAIO7N3QI5GquzfULvQ+7P7JF3kSEnLnuH/lVVOZSXbJFMBDQ",
+	"tMHsD5o1oHNvgfcC5G23DSTUxSQGCuZVFvehvmm4TbhQmlHoSlNkmQwEAinvveL2CX0wlGN40HwHQu7o",
+	"fJ5Y7vXQNu34M/S2IFuu1dB2n4To6jMfrNUYJBiIEN2OoePZXj8TiJ3UlCchYe/nCeWuejBVLCBh0d0j",
+	"xO5xlnCUm7YMRI5gCHm8BiH2Ffr1XQjZ8QpN6eU+QsgEocVH3lZjK3wIEaBGlhmIvJtGrmeFYAyc05TO",
+	"mGap2sYqbUsbhkBkLTBKdwpv6IQLAHZAlEy1i9PDbngD8cZ19nNig5nfEEMjee3inKG3pq1dI6Ts9npB",
+	"XiZ579G2FwswEOEHEBIDApphAI3xgqI9nv0dNUZz0VEbxX8ZNfQG2Bm0HJxThXfNCAVc2YZ65qhlquGg",
+	"KYnkbEa7ihlIGSoApcHk2KhC8prFBjQqwEPB3pPg6J6nDHvWINp3EdpGFmQi5mICkwCM3DSVwnBEZSPU",
+	"ZRBlHMCPpUDeaq63DcaBUnrmCp9c0ElItsJBJ0UMThnadxGLB51we4dA+WRXbtgc6Om4+9JMYdiIjRLA",
+	"kn22hzEgppYpUwZwStPEJokVPGF3Dz6oZkyDRz/hEbO+Vg7sZsxZ2ul3Xp5eFPqK+cPI+C7GsfN6JrgZ",
+	"TrCEYOYASwkTEzphMyxGr6fk6LQ7x1xQLDS4k/fb6Xc8KdsoM67pc2d3p7fTw06hYK3s9Dv7O7s7PWiM",
+	"qKegVzyEyppdTJvA3oOyqVja9yD22Uw4I/5gVeo5S5UU1AXJmwelEt+2hn42mTCFxNnIayQPhrMxwgNh",
+	"VTAntzvWd9A7wCthhBkIzEDj/QyaX20fuhVNqSKuapvVMMZ8MhAtFQdJCKUDQy9GOZpSr065WcPRqVcq",
+	"FhN04Hk3E5dCXguXoJPz4VOjo6KQdmSgc4y5KAbajvS0mrmKVx563OlHtsh70DOlv5Pxwia5GL4CtheP",
+	"B0Df1P6HTtHdfJma6i3RhuVXjNi2r4sj1YAce73d+1gATl3XH52wXjSJR34Ba2lgsG1T2q8K0Or8i5ug",
+	"80Li+ld9nb93E3R8frbqu1/sq6fPcJ8Hvadtn+TAdg3UzFwHe3sbvV+0VV73G8/mABjqWxt+BSNvQa4Q",
+	"WYrUNSQEkcN1GzrWKdMVcFYV0piz6vh6g+vvaBvWmDWVidPDDzZu7QbJk2vQU01TwFKWtqXBmE+sRoyr",
+	"zanTmCZJqQ69stXFLVMHu4Erd7pDXoGuA3o0n0y1+ciQpHxopEc7NXKAyyyTg8qNOmgqZJ9H/HoI/zE4",
+	"d784geu9DU60n3/QsWbbBrKA6dJjmYBUYLiOnbhIB8lZw7VVx6FItUyBPfhZKnSB3l/GAk/zO6gf5YTp",
+	"pefY+6SUsYkifrkI8j3Td4MdYMK92ZSlegA1gqTZ87ugY1vjL48i7bsQUtvJ2+jzrRGkEE9pcCZLoUPf",
+	"jL4fWsMS6iYodgTtvQXWJTQNkgeut4qi9yo4vHW0eg3B4ZNeD5fOcefX5MvixQj/u6W7wHdzg6hZeDsd",
+	"BhL6AGyh1tYa2Fg2a8ZyPeKdUcQ+HFJtpPBXzNmCFItSplWd6Bod9GjOL3Axm957cDHfBGu9d85/W+td",
+	"t5pzmWornNfxfPlZuyHs8u4ZSV4YNX628AziPmoUJ13HC3hQkNxGxfAIZCUeMWtVtqYWsMT323wnzhy/",
+	"Q0512dDuW9kXMkudeX0gUpmwB8p3XAZESUJJQjWIajNprdVpilIB6pmIWoTbBsLgJLLGJymSxRIdzp7S",
+	"F6vA2fV9Ju2tNHvcRogBKQLveOE0KgT5mEZT1j2WQqcyWUWR4WX37k3whxr4edVAz3W8hKysVP2Q1OQx",
+	"5++785SLiM9polzd0c67Cm96+GGFLniqidJyrsi1TC/BXqsxvRJUPE0XCmycue3S406tmlxBFFarcWc4",
+	"3lcjpeN6XS2cj2AZ9kDadDgveKlBhCBboiIXbDcrY61H0btzKreUvH1VWtjHH+4tVTALSdC94B5nMdfd",
+	"RE7aZcwjw/2VTAtPhPmGMKFTzlRABLvOo93I1mhBQh6HzhbtrAOhjECGcEInetHGPNEsHQgnLaBDUulD",
+	"EmLxH+usQO8GOibIFjizdwrXFv6NVMvoe/Cn9XUH5J///T9GUQsFe6+HuJMw96hSMuZiwlJD55w71q5K",
+	"9Ulqk0S4Nf/bEg2ghsIrnqmiNxBUF03k7UQ75ATBBBrrJZtrEh69fXZ6MTw7uTh5dXH6+tXw2dHfzkOy",
+	"tf/Y+p2KdHjXA8/GrgwEGMTfnO6QMzbOFE1w2JRFMjXifWF7j6DgB4R/gBM7p+MwQ36JB2IrLHBrJ2aC",
+	"M3N2eVzHQW8fKkyMeBwzEW4TI1fW/OfWyUAVjkgzPd3BQGl07TXb6EGpMKj0Qk42VyqOAcDrqArgA8fy",
+	"VOWiY/ZksCAHjTQ6dEE4BWf/Fk2UJBoeX6dcayZIJmKWuuurbWUHm02MNxab1ZgJABMKlxPMMLS1u11M",
+	"F924eviSjZTWCPvIl9W6qDkf5ol3d7imIwjdgZaGENlm/8CLHJBabMoOttIz0NkxOsbQ4n64BJqYxF8s",
+	"eXkKaqUZX6/7dLjz7s8NnffqmzE85pKL2PXtzdKINezB0B6zAfNfKMQTkDCHr/nDGbdbN+UGd1lejXt7",
+	"tM7WNtiZm/SBIjxeubK7RRMzv8x0JGesbWaMeChNulRWMBTlHL9Zclcgxs3xJJBIU1twFO4NF0pToTGE",
+	"Y39//2lg43fHygpCTUsdp5Dp1gCd9rSYtdc4YmOZso9ZnpabL+7dfYp1lvijAaYu2h2RETD8qsjx1Uh6",
+	"YPPBpSdy4pbvy3nmWYOIB79bEa8speXaVqtIX4Bq0SywW6h3PsHJtgnslTV+Pc4TUTnOxYaHubG8bgGZ",
+	"y+uNYcHtASPHUqjMxY26OOMtIx9uB4S9d34PdNPGzBBCFzBbBN9hqbI3Px6fkCuWQjiNkfgGImUxpE2R",
+	"t2engXum3AgPFDmDcGRrfZrRuXWpyIQFNqpAEVAshK3NYtgn+mW4UlCFuRbj3BC9vAPhn92GAM/TN02S",
+	"p9v4sYzZPblnLAyO3Qmt75xZjrrWBA+Gq93NDFe9/Q3fv1/D2KMN1/Oxt7t0mZ9zwdWU0CJtGZMyStdZ",
+	"T+1thnDiohVPS9JAK1U+tphO21IGaOVybYGiiNEPXcVjBrLm66O3Fz8Mzy+OLk6GFxcvhucnx69fPTvf",
+	"dncRaxxoLxe7lLqwQ0J3X4dZyouoK6vMHB+dP3v9+mx4dvLs9Ozk+GL49uz0nGxZsA9E+OH52etXFyev",
+	"ng3fnr24qSQmbG96ByfM0DUu3kKOaIUqluH385SlXoI5E9Y1O0rltdHTzAIOfZ0MfWyQRuKTKNUu3BZw",
+	"aZO693oH36yqSnOfwhIC6+xFO0v101SAgtoaVuwu7fyf0mv7WSkE1Mm+KwIhMcahmUef5WVHuKqzOsi/",
+	"gs7BtiQJ2bL9geGVPKMQ2eGYzniy2A5yG7sUA4HvpwxQr9ESgytcx5h+juUZZKa/GsHNLJng/upHV0r6",
+	"8LwibX6P0slijukKxzzZolasqeT4PbDZS9uFqOW5VaF1rfPJNgryL9l9ivAvWWvQE2zrSyEq94s7P08l",
+	"oTNyui7u1HHE3sz2638+zxlaOSXPr0cIXcOtXwaS77gUtsMBZJmBFBFhHL8GjyDYhWk8EHRCudghR5XR",
+	"M8Vioq95VNQ9qpEaUBGMKGJwkIuBODt5fnZy/sPw7OTt+cnw+7Oj4xMnhhhKZAZwqyNbB71dI3LApF1I",
+	"fVcsBvOykWYil1egiaYjtb0zEJsJEHbkPCblPqT4M5zDotxXKMTfKUs8cwjkXG5qPW7I3rMo0y7Tfj0f",
+	"U5oJgjPXfExBkbwGSRh+HGlEBTYCIM+thyaSsxEX7HAgqJsDi2fL9FIVlNc5dLiGgsCgfcYGUds8FyfF",
+	"pj6F66LR3JgXrL0ze+wZmzMKKR7YfXCeGBXZZf+vZ51dKz0/B58z1fpNUR+v0RI16Ci9gMQbs+VWGM1Q",
+	"xV/vuueLemm+agBPOGMhKUpatZvLbf8UVwe4mN4z1W/N2P/x62736btfe92n7z70gt1vbrbXstqfZUKR",
+	"f2QsazJdQ1ml+zVQ+/P7ZullU39pxuf8rPE2rmGDTjPxlZmemU+jHKH2fqzbKvOH/cQWDW8WWv5qDl8R",
+	"CnQ6zlI6ShZG0I0N8aDKSCXX1rTxX3JEuMCA/5QKhY67bdvRwIgM2ZxoSULzx3CmMHOR64HQkkAJCiNl",
+	"5Z72nGKbmSkQbKWpiFU9nw04AaSrgVtdzuYJg2ar0GBpCJWDB8IrHQyiks3QtDf4gbKvYz+mcIcA8ps3",
+	"XDhTJOcL11UjtHl/ELcw4VdMtEc25hj40aGNqxnJz5Trl+f3FgRZXKZNoyCXo35l3Pg2dsaDvadfUMDe",
+	"mcFawNIlV3K9FC38ysaKF0M8VDpldLZE4aAzRvI0esB9BXm5WIajGCk8zG9dqNl7/ZBdMaG7OH5YuokP",
+	"FIGHCkrcDESYj2LjcuLQZXhpsxFBE/yAbIXw334YkJDHfVvQRbF/uER4LPHtHvzl/PUr++TQaBc6XfTJ",
+	"Xq/XCwcCpMNDQknYJ3OogxDJGSTvogVk9xFR2zvkOJEQ1YO+DbMXEktM/jDyY8QSt6umu4tf+Hf3i7lQ",
+	"a2geJwbW54ggv6O7ZENJ4SwNR0FcXJfpLb1Nq6JbMelOESoMs2Ix8KU80FrI2MVnYZQUrgzUcaPhaGh0",
+	"iop7EUv2tC3utYx2nz5/cVOf0KfJdxSFoLO5nLMiSPbCShqNJxpg5wgsZqs0TfWOkRYg2eZbbB9JaGyN",
+	"O+w9jbTtPwCRHSk1BOZ1pueZVqjTPj4gP/LvsENtmgmsRLMV5v92pUsOsXrVP//7f2y32w/mP8N8V0Me",
+	"34SQjg9Z+l67g5oVcYkU0iTG292VZHlX3hD21lCt8NPI8W3mSkPHv7IYg49A59uFGeRAzOMMKhTwITJG",
+	"1GBvP3J7+pLVJmUKOoFhz+bWGdkcJk6spisidohah4DaUoKZdxSfCIrvOI+JTC+hcYecK9AltrjojhPI",
+	"5YQ6OuZFKC2R2CBaOpKpZvH2DjlapWkclom9T7ebhH3YwBLKvfdJ70JZZ/q9soZjlOM+7i5ZnG+SCB5a",
+	"CaPNnnluffdW+DSCsRzjcrhy6N3Pq1cVLf/A67iVW3TCF1TpLkht3dNn4bZVhm1U/UAk/IphvEyUSGXE",
+	"EGsIqsrZO+RNXnsI5O6UGXwDIz+o5mWpHLqSeb3W7WU0+1nFR06c7LXUp2+wMeRx6ByYiVmdWxmUN4wP",
+	"fQk9ZRjHhPvjOjczIT4WDKoEsDbTG1rcdoOnN/++vtlpI8n6nl2aCBQfvR9sKvXeP89oFU2Wxi96AlYh",
+	"dY2zJLGGGFvdToLcFDZ6Rl/JeJmofHfCR3miFqLrbeiry1Hy1v5Z8KoxYNzHEM8ED/0CcjpQw7qGJum3",
+	"dZs0YjvYIu5LQCpCyAS7Bja+BVUsvoVZw8CaQoZyHG4Dp3FF9WTqSVDmOymKioogsO+Q52iywS+GAurS",
+	"urivbRtQhbbTGMv2PChUWnAzgy/ZVfMzk+TUGjmO+WhLbQ8ENtTMVwbddvPlHSK/CYEHhmizgXIcYHlH",
+	"42yzI1ini9+jMRXqYJrbfne20y9KSIP9rSuj3cImCt7hJS5nKMkox2hByp3NWCRDZtr2FrT1kCtOZsVY",
+	"v6jdio5ol/Zj3dJyDAl7PCXmV2VLT9qiu/DKIXbeNnIVszZKyIUiR2k0NSKQHQmq17KxJmZV6GnIy4N+",
+	"S+27mCqpLpe7raGC4xdRweMcqlE2kPhzmWpb5bKhjqXrOE/CbtGAJSx5q13XhyZ3tYTGnQ3OamfEKHV1",
+	"6bb1eAk63dJftip/1/4394p37b+aWjgU/u4D4Df2j93bOb9b/fg5wBDBbC/LkcHvHHXu2dlvkK7Jz79/",
+	"d35+rwP9ut7+eiv6W7v7IY6vGopxJ67+1yJZWCrgCqe4VqJtiyl3L76z0BBvJdYywhXRdNLq8KeT+1tB",
+	"pR+0WYnXELpxOfb5Xee5xrHCWH4Vog23oOMNPKNtddasOoSBSuvLWbClarUeIfdpXIWL6/WjbgyQ8Nno",
+	"VxYgMbbc0Akd+HeLh2h5REQhocPRG4qQ97izOABOKkHnaio1xvcqV/KY7JKtQedUcKh55+ogd2yIJzoN",
+	"uBqIxibHWBXXVujuWr+DLdHtqnPPobK7ytiScrnP0Sv9RZZZMmv7PCWWACorKuOC1FbG/JMLOlmF8fDO",
+	"V1086cutidt8q0cyXmCIsb3VnfV1i8ihn1Mt1vYN51UjnXvCXnAFwu1EyniHAHOD1jxGlsDYKVAO2nzB",
+	"9rb+zsvYrkuc13Djgg0xL0YL52ANIEc1du3Vo11Zjrb5IHqfhAB9JOH5GkrVrosBt7M2+oVoqY6mH1mK",
+	"dklJ2aO8nI9j5y7ucCB8dr5DrGbfJ2AsUFOj27t/KrJFi99tIwBFUlb8huHtUwbdgaZUDUQmiqd2XduH",
+	"xTRxSsc6JMVbagk5gquBgwxEWKhdWL/FtqUMd8gPUsgs9bs9tFfLvZ3gMYZh71Xi2Liy7vKbYIb8meup",
+	"u34bp1jv7n3FtQpLZXI3Yc/LqpM3Vo++cAbu8s018vabo4vjHwKsxGWYr027YikTUAEHU44amO4803+g",
+	"6b8cmpKtN28vtu8GWcty48M4wyNnm/uMfKbVUvZjzgtdtDE/CsvXzxeuu5QrARmQcJ7yK1tKD1lDUOnE",
+	"BQxsILyWPWS3ibrnW/zSNctn+Vm0e1vuX5mU88W/ohJ5z9qEO9qljOdjNMCHVmy6h3vsmljmaSWBZ0Cq",
+	"5aBQ5x92lxJateaCI9eHtsJuPtqgEPnQy+VG9+1OkE0zp8rSCcwXaLI5NZqW7AS5knQ/F/iNPYLG6/sp",
+	"WN4XxcIsNDZUoFr4FH77MaidNRa9mCc08mwjD8CZQBTTZMvVMd3rYZrYJWNzZQ3rmk4eKBJmik7YMJKZ",
+	"0CHhgijN5jvkSBAeAyYPBPZLFRKGzXX4vT1fEzOzjbLZvLSM0DWxC8kWmGwl2Aqw2Z3t7GvY4ECYzzdu",
+	"HXJIaMW7iw0roUeau1BYHKgx/wQNDhd0cl9J7xd0cvpMfTnS5Bd1tc79FjoaD+FjbleudN8D9zhnWjkt",
+	"/1ur5BdBCGrK4qHlBN9C/5y60pOvbomN635P/55lfbe/uyGVcHfvSaJHtmuICKSVIm+GmjJVOSBwPR9l",
+	"qh3VBNdP3oRL0StDqmrH7dZ/z8z6JzuNV1bj5p7tp3bKJVGaV/kbFnRfjb3cgbOgS5iI81FKa1F71Mdv",
+	"67ZYI6bKCZJL4qrKVT12WsOVfnKz3n/U0n370u1W1napO4B/ZRVv8z6Axcn5qNjNf783U34zP1yqOkGg",
+	"Knuv3aq9egJcK5aMCccc4ZQZ0TLeWeJFt+f8JZs87BILn/p9mz0cTNqi5Au99ffSYfaeJVFHYRtFl8od",
+	"27zpawPZf/jB/utmadm7nPRX3KxtvtPisnwK2tvK/xtx72twkLqlf1oqG6z1pgX6q2w2YqlNE1qKWQ9t",
+	"6/fbi9C3W9gKS7r28NoJWIQLW9KizEpE7NkUnC0BuUnhhnUmulgyNYB+L2hIWNdxasH0Ucym5Jn60p1E",
+	"952KAOD8yBvVQj+v2Wgq5WX3ki3uQTP8nl+VzWihLV3UtfOG1ip8yRalmpKInpBrmZK3Zy/QsjU3GCsz",
+	"Ba+X+rZBgyMpIpYHzDiBnjbMyUWeiO1djTxTeh1TF5SSBBT/GUc1MtE9cwlvpiWCig+2320O9RmAHwkc",
+	"QsXgxG1MJBA/jQe7ju4IYSfphAquqE1t9UcIyGhBjAieF91SMtUhUXShiNRTll5zxXbIOXazhQAdqIHs",
+	"iqSzuE9C2+t2qJj5dAph7dCxzLyumPZ8npCbPIY2qFOa0ggKRcoxSSSWIFBtyTan/r4/Sc5NQ8A8RMfP",
+	"U3nFYyhn5oOSbJXiH0gioWlw6ZVsbuDtBmhtLuNeWDv9wgPOG/dtW9C/rZADlVAYdiHjIv8RIuPD7dKy",
+	"WwPt1RC/K62zFlR/66QkM80dZiNV8opak5OW5xftfWx+0X3aRXw8WGkQqR7x778CNVhUeJmQOAJc+rlO",
+	"h73HK5IXzo3wg40WczoRpSxmQnOaqDxSCqtD+7R5x+tqhs4FS1hDIKR5hKNfWtFNgk7khkSFOQJq+9Dl",
+	"rGHzaMsa8s8h7hH9UzsD4ZN7JqJ0MddYNMaIymTr6OS8u/focff745foVMT2po4j7JCXTFN4cCqUppOU",
+	"zgidzxWZGEVrIELozrHIm7lRQUImYlj28JItQpcAzVMSWn45zNIkRMkf+BVXBO+a26UDQ+/pQIQ0MRrZ",
+	"ogslQpTN4AhdwZAhj8PtHQINgcy+oC5lfr5F90v4CkJTCXpAIRx0LNOBcO3dWxNAvKv4pZquvCV+nnQQ",
+	"H0YtEqJ/Ln+02P79tNjmpevRToRXGtt8wuzHFPlDbZRc4n2Y55gUNNDde3I8pUKwxMb6ZIoRrskokdEl",
+	"jIIzIQVBksRFN1NQDYKrSArBIg0B5rafbcy0wdF4CV3CMRvVO3xUpjl/FDUsihqui26tqLVGToyPOLm5",
+	"1jH0Q4c5oB8hIzHn66tOjVbdpWe6hm2pRGM/Uc29j4b27cyp3lY3S0M5bEkzcWJQRAWWwIY4qxgS/p3I",
+	"Q+NDaxOi87k95IHQ9JIpwsZjFmFsPJTV01maB/3l9h9P5sPkE5wD60ySV+y6JD1C0y5836jgimkXlQJF",
+	"gcNM2M5ncdhOSGw/70IrdzFcnqwzEFthLuRAuWDzsy0XjFvCpwHJm9vzlFzRJGNquz0/pYrP9yrW3HEw",
+	"f+Uufd282MXm38F1bbNP5Y4JPr6FtbbhOjcqXC/hrlGS8Ct7u0izhnR0mv+h+tgdxbwwkzFL1GGb0tI3",
+	"WstAUAEX3O8ptm1NwFi+SRftlwkXxa0ERS6hSg/dzYQiK9hEKFM0sZntA+ErY6G87BM0xjitLjQiAk/C",
+	"Q0+3ROmj6HKfMhAiAmgfocx6ApLmrYAM+RiIMeVJ0W3/UW/fjDxnIjb6RjcT9IryhI4S21CxRhVPbWNA",
+	"jyph6aqccvGEYX99PI00EyoAbpjDx3n/bbP9rQYr9hJBCDGqURDCR6uZ5l1Tmp9g3jOmzIVt0WXc7l1n",
+	"RQOczyh7feqWgCsirwCAFXJUNp18PHGaMU1jqulDW9eFs3Vs6MXLeSukPgnNovQCusuHgY0FpSkTesjj",
+	"kGyFQgrLKLWcdxN2xRJvpACuIoUYa2cRiqY8iVPXiBDuNVaf2d4h51BR15AKewzmnyGUzA7QTtpiNz8u",
+	"dvpJrOZNtlkPVGubtO26Fyfw7YX5tKmqEEJ5qwnE21huyAHRQHrLECEH5nbzuzvG1hJEZtZbFiFa1/jt",
+	"H+2dmcBh0E7Q6bp/lGziX7Hh22FLm9UbCjYDcf66wv8i//Y64ueoWAPhc48KDWpFgZ38dhhEtJX3XHkn",
+	"FZCRBKEBhADBErVjvTLWPJ1kk9Am7TtT7ECUKKNl7RV77DbIMHDNMCUKfg/IlF6xIjWygcRiNyHGBkZE",
+	"W4AWBdkt+wRuvyIxY3OwhS+pzeOQ5Uu1y7r1fR6jbA6dTa7RH/bUz1ulJypQuplKrLSj5pTDN6I2yEvr",
+	"N3EpiuuR7zKe6C4XHj3zlBYcyWkBaqE0m3VTpmSWRtCgQzCupzbjmg5ETrNAMSqkptQ6bLBiaFrQMQyg",
+	"ybUMtMOiSyj316v/j71r3W0d186vQgQFdoLKSXZmeoAmmB/pvqAp9g1JTue09dRmJNpmI5MqScVxBxvo",
+	"zz5Jgb7WPEnBxYsoW5QvsRM7Z/+a2bFE8bLW4rp+q7nk0swtkBhLeFU5I6/epbqY4pqpa4Ef9SsjqH68",
+	"0NROak0cChQjiPnxAzp9WcG460mvax5jxEHb1ODaa98RcPHNook/2efbLqqco7QmqsARa4VVEKGGete8",
+	"HCKtqoTBaqPWID35qHoEniujIIkyJ1Lbiqa09ews7lytscH2FJOV3ar7yX+vw7+7Los3+k1oulzaITx3",
+	"jgb4gevZEunaTUPLFeN1lRA2dT1JbR4ixEOwSEd9NNaMbIOyjqGMW1EvI5onmD5bguDyoNxt0MI1i32M",
+	"Hz8RNtTn+XenIOvcP98uDXDs9twcQrR9MX7gcDI9zvLp7sDk6vN7bVY8Teu5Zk834AEqGTMY2TUDlUQd",
+	"oy+QpxSY5M0XTEveUrrDCUvpi2UqpS2NwP6qDeJnSxhKa9HJjVq3wJ8LDdtrMuauPAT4ruo0pjmvcrQb",
+	"T5U3PsGVb3IWFcCv+ButJZMnXTaFZ7PG5rPl47Sd5tqWI5zKClZj8y6fvpzU2Plummuc29KmIpzeS5uJ",
+	"76w9qALbNUFO6USH9fycI4cZUildgxwPI7ZlPCcm3V4yTLpGFswP4o+myqxO/412lOlNEbOj/pFP0Bgz",
+	"AOiSSeiJgIRUfVuZiElErn22n7mxHTC2dsb1D72Ow36nLwzkT3YdYVc7aof5tqhQT9u0ceM3lgHQCcDb",
+	"2hMBLMrZa2hWNb/mjUXIg6GhMVXtn68lWn6Lh6/NxJ6Bj9tkiFzhYYNdnWJJOpRJwiRV9IFA75gGU7ux",
+	"9Chqfd/i4a4a37d4+DK2N4Ai/DC9Xyy2rIAmt2J460FXKs4x+KOZrWXMKbtHiiOqzj3+Z2h551wS91rc",
+	"1jY890pN7dbTW9vQ1sewgp3duMOnLyYgdj0mu/qRLW1j64PbtUisy4fWs0hQynNemiYpwWsX0UYwNjIE",
+	"WBWwPOjSUkNHmbmR43a4o9OtXJ4vY4U/J2/sGB6ti3+uzk6hyc54RjqaumUrUBthQ8rIGwkdjAUZUqnE",
+	"NEHShGZIRhUXFhqFPOJUQVshrKA2ohmu8wvPyC18d46vlw4nLuq3r8d3YXU4xd+23OBff/ATlaq1vz/s",
+	"9n6ZH9W8A1ILSAeIDZdqRJiCDgqO9esktkxdAiBpQqlT5Rbig5mdi5NTrR5g62ftiKvtzIPyiv088+Ys",
+	"7TVO/3f9n55Vh6PKV/XdjAwoo+Z+xAyV7J5p8UOzhX323PlEZEtdL7CzalUOgsSFP/28KHHhOaTMQgmz",
+	"Z0qhn/caJFbdcnGx8gEsqr7LZDvHqYK2DdW76NAVKl1+uzIVkEimvCCooOm9hbOaFzzfgo9v8dyrzyyQ",
+	"NTjnw5Loq9n5U8G/ui/UANCX1Zn4BQVkER73snRxAtWIUOfU3D0H8Nyspm5Q84O3w7ZYOU7vJbQPcfIo",
+	"mG7QO2QWrAjs+AYgaD2vWRravIJefQG6Azy3mj7z+fY60s0r7rtV1ABFw0XtyJ9E2mNykuICQ2/NNs3q",
+	"V62QzzSuzfg5ODkEz0liAR208hWMn+h/+HoF28f6RJucJ8aQODEelS4b40KGje39O64iuJJO+p9vf0YT",
+	"mg2JCYqASTwgBkRikEO46CPXlnIlj7vMDAwoDKiU0KlKBtOGlkAgtCX643/+r+pK+sYs8SgWUZy+C3dw",
+	"q1m+wXeiUrx6Zm8E9+dpbd5PJWpHO1ZrbIcRdw0JkbnVJeIMcUbiBFjTJ/1Ti7TKa/tgXVy3OqUu25hA",
+	"lukIiv8HOZ/0I14rqxMtpZouzqndpmratD1RCvcHZvEmLMSwGWGfiD5UE7QG4BfxZA7g+QIzWdJHkGrS",
+	"I91QUZvPIfRhts9wlk8jOuw1fGqbpMHzVr8IzDBBIzoc1bq87I3KKuwORk+85okrJRFBLkV46uZGbD/3",
+	"t2f24pQXyLTVzknftPEOrvcRh5bjbOqRLwPaSFCfMHyXk6xf9f82L+R5M5H8ame2RTIxn2gjFLvuvaKN",
+	"DMvRHccic7NfRzI4VKwFAoENc+IRtBC/+w+SWjBUKlFGipxPx4Spxuvtxn1iHewo//Kz+AtmYb/9koOt",
+	"9X+a5z/3UxBYelJRXd+uuIdpD+CW+qbs3wRvqivfYDFB/X6X9eEfHauF9I8uUB9a66EBznOJ7nAKwd/+",
+	"5VXv/YePl3/+dNv7/PX9h0/9qislohLhAETIrcshoHVZMwSaDABo78gAuhmwDOGBNlQNxFk8ilQjk81b",
+	"qm74DWObhfS5k4VsmyLpMLijCB4vlZynnwuViDEZ3xFhgt4ViH7zvXALH3kVmXfbRGRvz6d7u9P5dASP",
+	"F+OtAxHtWVadJV3HX+bf0Xs4lkun98ciaC+uTItlxhE83tnUOILHL5Qbp3clogrqw/qRGrfd1DhDlA3s",
+	"sTAxDkycubtoYTLcR0hzkyOszRWvvOh30aExdWhO1fQX/Zf+EbojgDhYCPqAVcP9ZDPgzDJeAjD6ubLg",
+	"ogcVP5QWqGfYb58AZ5QB2WgzNG/tEvqY4exnSjiL7k5Eyq8khPVKNoLHHMvaclu8HcG+YT3bneuuJkut",
+	"wSh16XVi2WF1wN+QUErVVIALtXcm2mg1cK1gu9YmNKtZlXqOjW1RfF+rBmVDGpb9bNewPbKyX7ghavOk",
+	"tYNd/jV9vPGicj0Ks2ndS9lr5tmWjtnH6NbniWulNDQtOxOakXNLVSOeZ5poBl3mhoUOQEgS4lrCux8S",
+	"dOfgg6CxA2VpXmbQUidiGro1vY7CrKqL1gatxGijrmS2pVdL8Va7dfnTU63LSLu4EIAOPIweEi+CyuJ+",
+	"nwWfXS33etFsrN5IJRRGRKai8HAbs/AMUk0nbEXHTZu9uaaFfMKq7nQtDekMJFd7Q7rtugLMqpZuS++3",
+	"Yd88A5XkqkS5+9u8OK+JzqWq7pwIB5QNbNsEH1rprUnFw2+Yn/jAdZwNYjwpZtCjo8sO+/r5nn6gR7N+",
+	"YjtUGgMJ+l6WIiX+96MLn6fNmYtNjw26m+1YLKuObFKJMlWlwHk+RTm9J1XfflBAPLQ9vKoHh7SMcaGC",
+	"4FPK2YAOrXvZWW7QGMDtxRuJ+qACmTupuZTBuUvMK7vrMjHzeym3id2dWPjdXDKeCF+NG2U30WtVRawR",
+	"WXLHs6npYWF74h4s5WTxUiesPvRDn0hiDq5ZFl0xSYQy1kbDrQWwPlpzhM+xYaI1JOjo5YAhoZXhBRIl",
+	"Y5QNEVWmLwmiZmBoVW7iY79CjfCAi5T8AnchPJxLjqDFj1MzzbCVaJyMuCQIum1nQTI4yuhgQITssgqh",
+	"aESLwrQbQ4em0CpYbAKYEokRbAkKRczRBeoHehT0KLonhTrusis7RRrsk92L+f0KqxUO01IqPiaiI8ui",
+	"4EIlSGLIb7DMnXQZLhUfA80fISzdymeQMAY01yo41nJ87oMlg1YqKlC6GqSlJoEWLXzm1vYnYja1fhw+",
+	"S8dtdnUicRQ+bhJhdgR8z2svhGTxHFTIk5xgaU+eZLYPjiT7k5OiVxjh7CU1mkhA0cmWlaqava7DBRpy",
+	"nh0j4+d19xDwsUMPs23gbXvSvnsZ2o6wMs+Pu+wf5sXV0nDbLYXSlZj+0VswcC0vuryar6QlOgpWgt65",
+	"mo3qqdktFNIRz3PstE6fTY+K6E87X4C95pGu17bQbWKb63PWQ36O8J0kTPl0FQiruhwWaM4Rq5cmk0UG",
+	"TKPJ4nuhhoRnG3/pdZWa2VFU8HRZDD07BPrPSkOJYPeM9f2iCM5aCrZDGt+ekfJCpdsLmMtsQbYNJnsl",
+	"yNfr2hXN3B2/50883a4T9Khzf7NbhBd0VlfAEnUP+rOtOdHhO15Mj/rdg8RrD6a/oHWJOLXB+8p+MU61",
+	"pMvqiv6pb7gDzXgiN0+E40HPcJvSyMD+1816Kl7KYcCL6WtxEmxZb/Iifhn+fKqFD9wJ0EDb4kzvsMwE",
+	"HijjgOQTNst2Ya6Gd+ZVPFXX4iVRiUG7lwwXcsSVBIeARA9EQB3l24vZserMO+REorLQc9AmP2UVIyuB",
+	"mTR1QMdddluhUwAMP5b30jckfILf8aORpTvte9RzrPyP2/Q3wm4s8DVqypkRIR9u8XAR98Iz35MfPskN",
+	"+ySBkW3sYQNySg/XJqMcSujmTYda1kTA0QoPTTmo66F3dmqU/HtCCh/YxsM52UIZkooUUOJNoSOHxTfX",
+	"doZFaPNV3i0mAVpsETR77LxpayFNtwTYdPVe7prKP+8Q0OYcQMf+UP7r6SYhna8cpAxV/VLaPW2BzdDP",
+	"WMV6YBoEm+5PkFBhK77HmObw13ilwJ+lyY35kQqyeioI7K/+q/ufmdwQ6MCe8yFl9u36H9rzQ37eQH5I",
+	"04oFz5fviKyp41q/8D02HJU9DHX+7fkPkbcVweOnZXxsMzShV784mwKYdb8yKUpZT4gz/44kxJnsCS+W",
+	"TjIqSKq4mMaT4gzwAzwO7IqlpENGTEXbCLOswwcDC+EjjRDjpTLySsbl1Hv/5V2SV9umQL/qxaTojwYR",
+	"pkzL933EGoIs2iw47AY6bcgSB/IVlKW0wLl//uC3gHYXRcg++247+vk30kL8Ko76YMMOiOgp3keHdhPO",
+	"A3P7wqacGjXexMm1qgRYJ4iCR7zLoC2sNA+6RCBbKnGU2DiZtBV/l9+ubJhzIIgcGbwVmVig0iqWp+d6",
+	"jC7LjKouE3rCvuUP1lv4Rlo8f72577DMuObJFHRrPbGSKV6mo4jTDD6kCfFgCbBXOLrJiCNBUkLdZrrw",
+	"X7ipF76nQLWF0bzAau83elU8Uwzxp9V0273WhX2MsjQUs9QVswT8M9B4U8zRUubqqevw4jNF91bZjPUi",
+	"eno1YJLXhd0JKGdrRQn8iDE/5CeiwAlJ3DcMgyN912uLHTKP5s/MPf3kg1uVsbZ70Jd2WSue9pzZZ6M7",
+	"ZIsH5wV1hTjg4bwkkor7hA+EFeIsJcGTklggGxOHfeD3JDtGX/gdz6ZdVs0bJP9YklxfAta5q+0fhC0s",
+	"WFkQ0QMwnOZr58XoZNeSPvBGKQvsvyfRVNkoovMpwuGhoqHATMHRC9vFMPyVC58pUHvtAjEgJZSRMXcK",
+	"jqabLpsnHOvD0z934M8d+LNriW3VjSaKdYRt8iC77N3lzfuvX697118/fejd/MuXd7+AmW4QsHgOqB5j",
+	"zPDQBFmcEuXa+5u0BamwingQzWF4c3o7DkQ3/IbLB18HH5kue5aHLPTgE1hJ/6cHF2xBO0ZytsIAGXp9",
+	"oNogGAAClJ2HeTdu9F4W9NYMvwtGr5vNDRcqavq2n54bwk7vOfwd/tCray44+uAEG/yz+odzw/qra2Xf",
+	"sBo1aWYN1LPQNq2oyMiwJjo6bjHf3L4vlUp5bS/2fXEbmPk2HPTzn/PyTOSpYkLuRpzfS5M2cPI7YRkU",
+	"DvfuyfR7w2XdgM5vKn/sQOieTNGh4AqUcpN88+3rzS1yH9CkZ5/t3JNpUN5WB7oMJ7IuFvufoAZfEaGH",
+	"//d/u+z8K+7812nn73ud3/72bw4a4TCb1dYbhV3Of1He5VSOSOazEyySZ+B76StBh0MiOnahfcQnABsN",
+	"5QRToyLYZ95IxEtVlApR2WX938dEjXiWIPBDJMjSdIK0ZpI430bWw+p7Hx3aX1HOJ0R0UixJliBcKpNm",
+	"kXJ+T4kbAmWCFwXJLhDusn+6+foFhkQFFvCWLxPXShFsyNExumKoT8djklGtXgBemfHtQMhTayZnp2dV",
+	"socoGaLZBaKsy0A16jGehe/Z6Qs0wdBLqUCKo59OkfXVAiA78GIHCt8MDDxgkdkYq48EaoWnlEmXudXp",
+	"p8weDXCeQ1WGhUw7Oz1r0ovsXD7mfPKrOaYt6UbBF/S2g3QJR3vsTCaTzoCLcacUOWEpz0w2w8rDf4To",
+	"y/fkQJFHdVLkmK43zVvyqJqTRM62sSuXaUoKRbIoHGjJoADjP0tSbvRiOPvLX7ayHiDWptXMMoVx4jZR",
+	"/RvpmMyT/NnjoyN7NEv1x+iyy2bHMQ9r8SJpRuB94wtGgkACzHmdKR2TNfC0YaAduY/rEXAtmmcyWCae",
+	"n90FTNkdL1nmBLK7hrUsTysXvsATyJF1QJtLqAFEPLirsRT5wfmB1qtOHt6Chmq/PnebWFxOOmQdrg09",
+	"wcvhyFl2CeKlqDncwUtdCkGYCrzV9p7U0r4pcp3ygmRIz4+mxDlYtJQtsFBMH/Nhf6J474///l9zB7vx",
+	"KlVlflQI2QceGVAKqVRGrAajGJtmfgBAB/Shywsb5LAptCHOE/aAXkG8tmnEZhj7xGf1DQRwd6ZvAjni",
+	"ExMIpBkJxg5hV+e/8M9UljhHVY2enfXhNcGpgtolk9soj4KtyemApNM0D79jUjPnv3A1HpcK32ma8BmQ",
+	"vsDbZU7OjNOx6kfjLs8jChSCP9CMCJQKkhGmKM4lOvxMFEa4KGSCLq/8M/LIZndMBFWkw1k+TRBhqZhq",
+	"KY0kSYUF3XWReKbI0NBA03SuSwbrgeUndn/gahck5cLij+b0gSDyoIlcKuHQA502+EjSUrUstwJVrXWH",
+	"Mv3IoFuZbz5mhwzaycwP+Q0kgxeNtv5VgqwJem/ie1LtLMy9vi0zQqd56nio11wQITnDtXO/vIKlyATS",
+	"WgsifNqkY1b9aseU0jfuPCkl0JWhzwCwxcmVeeAJI3MG8xV5AAkQMqRLLYosq8yoQjkf6iVZh1tihB5l",
+	"0kUXS4lzWRNnGVVLkLTHQw3elRWo69zr8dbycLJ2aOJp1C1OK97KPK7XwEhttr693vffvv9/AAAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
