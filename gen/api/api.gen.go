@@ -22,6 +22,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/oapi-codegen/nullable"
 	"github.com/oapi-codegen/runtime"
+	openapi_types "github.com/oapi-codegen/runtime/types"
 	"github.com/wataomi/wataomi/openapi/apitime"
 )
 
@@ -181,6 +182,39 @@ func (e ExecutionStatus) Valid() bool {
 	case ExecutionStatusRunning:
 		return true
 	case ExecutionStatusWaiting:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ExportDataset.
+const (
+	Executions ExportDataset = "executions"
+)
+
+// Valid indicates whether the value is a known member of the ExportDataset enum.
+func (e ExportDataset) Valid() bool {
+	switch e {
+	case Executions:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ExportFormat.
+const (
+	Csv    ExportFormat = "csv"
+	Ndjson ExportFormat = "ndjson"
+)
+
+// Valid indicates whether the value is a known member of the ExportFormat enum.
+func (e ExportFormat) Valid() bool {
+	switch e {
+	case Csv:
+		return true
+	case Ndjson:
 		return true
 	default:
 		return false
@@ -457,6 +491,24 @@ func (e NodeTypePropertyType) Valid() bool {
 	case Textarea:
 		return true
 	case Timezone:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for StatsGranularity.
+const (
+	Day  StatsGranularity = "day"
+	Week StatsGranularity = "week"
+)
+
+// Valid indicates whether the value is a known member of the StatsGranularity enum.
+func (e StatsGranularity) Valid() bool {
+	switch e {
+	case Day:
+		return true
+	case Week:
 		return true
 	default:
 		return false
@@ -948,6 +1000,33 @@ type CursorMeta struct {
 	NextCursor nullable.Nullable[string] `json:"next_cursor"`
 }
 
+// DashboardStats defines model for DashboardStats.
+type DashboardStats struct {
+	ActiveBots int64 `json:"active_bots"`
+
+	// Date Today in `timezone`.
+	Date openapi_types.Date `json:"date"`
+
+	// ExecutionsToday Runs of the flows the caller can see queued today.
+	ExecutionsToday int64 `json:"executions_today"`
+
+	// FailedExecutionsToday Of those, the failed ones.
+	FailedExecutionsToday int64 `json:"failed_executions_today"`
+	MessagesToday         int64 `json:"messages_today"`
+	OpenConversations     int64 `json:"open_conversations"`
+
+	// PublishedFlows Of those, the published ones.
+	PublishedFlows int64 `json:"published_flows"`
+
+	// Timezone The time zone that defined "today".
+	Timezone           string `json:"timezone"`
+	TotalConversations int64  `json:"total_conversations"`
+
+	// TotalFlows Flows the caller can see, archived ones left out.
+	TotalFlows              int64 `json:"total_flows"`
+	UnassignedConversations int64 `json:"unassigned_conversations"`
+}
+
 // Execution defines model for Execution.
 type Execution struct {
 	ApiTokenId     nullable.Nullable[int64]          `json:"api_token_id"`
@@ -977,6 +1056,13 @@ type Execution struct {
 	Status         ExecutionStatus                 `json:"status"`
 	TotalNodes     int                             `json:"total_nodes"`
 	TriggeredBy    nullable.Nullable[int64]        `json:"triggered_by"`
+}
+
+// ExecutionBucket defines model for ExecutionBucket.
+type ExecutionBucket struct {
+	// Date The local day, or the Monday of the local week.
+	Date    openapi_types.Date `json:"date"`
+	Figures RunFigures         `json:"figures"`
 }
 
 // ExecutionCreate defines model for ExecutionCreate.
@@ -1019,6 +1105,22 @@ type ExecutionRetry struct {
 // ExecutionRetryFrom Where the new run starts; absent means `failed_node`.
 type ExecutionRetryFrom string
 
+// ExecutionSeries defines model for ExecutionSeries.
+type ExecutionSeries struct {
+	// Buckets Every bucket of the range, oldest first.
+	Buckets []ExecutionBucket `json:"buckets"`
+
+	// FlowId The flow the series is limited to; `null` for every flow the caller can see.
+	FlowId nullable.Nullable[int64] `json:"flow_id"`
+	From   openapi_types.Date       `json:"from"`
+
+	// Granularity `day` (local days) or `week` (local weeks starting on Monday).
+	Granularity StatsGranularity   `json:"granularity"`
+	Timezone    string             `json:"timezone"`
+	To          openapi_types.Date `json:"to"`
+	Totals      RunFigures         `json:"totals"`
+}
+
 // ExecutionStatus defines model for ExecutionStatus.
 type ExecutionStatus string
 
@@ -1045,6 +1147,12 @@ type ExecutionSummary struct {
 	TotalNodes     int                               `json:"total_nodes"`
 	TriggeredBy    nullable.Nullable[int64]          `json:"triggered_by"`
 }
+
+// ExportDataset The rows to export. `executions` are the runs of the flows the caller can see, by `queued_at`.
+type ExportDataset string
+
+// ExportFormat `csv` (RFC 4180, UTF-8 with BOM) or `ndjson` (one JSON object per line).
+type ExportFormat string
 
 // Flow defines model for Flow.
 type Flow struct {
@@ -1116,6 +1224,33 @@ type FlowListStats struct {
 // FlowPublish Without `version`, the working copy is snapshotted as a new version and published.
 type FlowPublish struct {
 	Version *int32 `json:"version,omitempty"`
+}
+
+// FlowStats defines model for FlowStats.
+type FlowStats struct {
+	// Active Queued, running and waiting runs.
+	Active int64 `json:"active"`
+
+	// AvgDurationMs The mean duration of completed runs, rounded to the millisecond; `null` when there is none.
+	AvgDurationMs nullable.Nullable[int64] `json:"avg_duration_ms"`
+	Cancelled     int64                    `json:"cancelled"`
+	Completed     int64                    `json:"completed"`
+	Failed        int64                    `json:"failed"`
+	FlowId        int64                    `json:"flow_id"`
+	From          openapi_types.Date       `json:"from"`
+
+	// LastExecutionAt The newest `queued_at` among the counted runs; `null` when there is none.
+	LastExecutionAt nullable.Nullable[apitime.Time] `json:"last_execution_at"`
+
+	// SuccessRate completed / (completed + failed) in percent, 1 decimal; `null` when both are 0.
+	SuccessRate nullable.Nullable[float64] `json:"success_rate"`
+
+	// Timezone The time zone that defined the days.
+	Timezone string             `json:"timezone"`
+	To       openapi_types.Date `json:"to"`
+
+	// TotalExecutions Every run queued in the range.
+	TotalExecutions int64 `json:"total_executions"`
 }
 
 // FlowStatus `archived` is set only by the archive action.
@@ -1803,6 +1938,24 @@ type RoleList struct {
 	Items []RoleInfo `json:"items"`
 }
 
+// RunFigures defines model for RunFigures.
+type RunFigures struct {
+	// Active Queued, running and waiting runs.
+	Active int64 `json:"active"`
+
+	// AvgDurationMs The mean duration of completed runs, rounded to the millisecond; `null` when there is none.
+	AvgDurationMs nullable.Nullable[int64] `json:"avg_duration_ms"`
+	Cancelled     int64                    `json:"cancelled"`
+	Completed     int64                    `json:"completed"`
+	Failed        int64                    `json:"failed"`
+
+	// SuccessRate completed / (completed + failed) in percent, 1 decimal; `null` when both are 0.
+	SuccessRate nullable.Nullable[float64] `json:"success_rate"`
+
+	// TotalExecutions Every counted run.
+	TotalExecutions int64 `json:"total_executions"`
+}
+
 // Settings defines model for Settings.
 type Settings struct {
 	// AutoHandoffOnAgentReply An agent's reply hands the conversation over from the bot. Default true.
@@ -1860,6 +2013,9 @@ type SettingsUpdate struct {
 	ResetBotOnResolve      *bool   `json:"reset_bot_on_resolve,omitempty"`
 	SendReadReceipts       *bool   `json:"send_read_receipts,omitempty"`
 }
+
+// StatsGranularity `day` (local days) or `week` (local weeks starting on Monday).
+type StatsGranularity string
 
 // Team defines model for Team.
 type Team struct {
@@ -2192,6 +2348,15 @@ type PathUserID = int64
 // Search defines model for Search.
 type Search = string
 
+// StatsFrom defines model for StatsFrom.
+type StatsFrom = openapi_types.Date
+
+// StatsTimezone defines model for StatsTimezone.
+type StatsTimezone = string
+
+// StatsTo defines model for StatsTo.
+type StatsTo = openapi_types.Date
+
 // TeamID defines model for TeamID.
 type TeamID = int64
 
@@ -2398,6 +2563,64 @@ type ListIntegrationsParamsSort string
 // ListNodeTypesParams defines parameters for ListNodeTypes.
 type ListNodeTypesParams struct {
 	Category *NodeTypeCategoryID `form:"category,omitempty" json:"category,omitempty"`
+}
+
+// GetDashboardStatsParams defines parameters for GetDashboardStats.
+type GetDashboardStatsParams struct {
+	// Timezone The IANA time zone that defines days, weeks and "today" (for example `Europe/Paris`). Default: the
+	// organisation's `default_timezone` (`GET /settings`).
+	Timezone *StatsTimezone `form:"timezone,omitempty" json:"timezone,omitempty"`
+}
+
+// GetExecutionStatsParams defines parameters for GetExecutionStats.
+type GetExecutionStatsParams struct {
+	// Timezone The IANA time zone that defines days, weeks and "today" (for example `Europe/Paris`). Default: the
+	// organisation's `default_timezone` (`GET /settings`).
+	Timezone *StatsTimezone `form:"timezone,omitempty" json:"timezone,omitempty"`
+
+	// From The first day counted (`YYYY-MM-DD`, in `timezone`, inclusive). Default 29 days before `to`.
+	From *StatsFrom `form:"from,omitempty" json:"from,omitempty"`
+
+	// To The last day counted (`YYYY-MM-DD`, in `timezone`, inclusive). Default today.
+	To *StatsTo `form:"to,omitempty" json:"to,omitempty"`
+
+	// Granularity The bucket size.
+	Granularity *StatsGranularity `form:"granularity,omitempty" json:"granularity,omitempty"`
+
+	// FlowId Only the runs of this flow.
+	FlowId *int64 `form:"flow_id,omitempty" json:"flow_id,omitempty"`
+}
+
+// ExportStatsParams defines parameters for ExportStats.
+type ExportStatsParams struct {
+	// Timezone The IANA time zone that defines days, weeks and "today" (for example `Europe/Paris`). Default: the
+	// organisation's `default_timezone` (`GET /settings`).
+	Timezone *StatsTimezone `form:"timezone,omitempty" json:"timezone,omitempty"`
+
+	// From The first day counted (`YYYY-MM-DD`, in `timezone`, inclusive). Default 29 days before `to`.
+	From *StatsFrom `form:"from,omitempty" json:"from,omitempty"`
+
+	// To The last day counted (`YYYY-MM-DD`, in `timezone`, inclusive). Default today.
+	To *StatsTo `form:"to,omitempty" json:"to,omitempty"`
+
+	// Dataset What to export.
+	Dataset ExportDataset `form:"dataset" json:"dataset"`
+
+	// Format The file format.
+	Format *ExportFormat `form:"format,omitempty" json:"format,omitempty"`
+}
+
+// GetFlowStatsParams defines parameters for GetFlowStats.
+type GetFlowStatsParams struct {
+	// Timezone The IANA time zone that defines days, weeks and "today" (for example `Europe/Paris`). Default: the
+	// organisation's `default_timezone` (`GET /settings`).
+	Timezone *StatsTimezone `form:"timezone,omitempty" json:"timezone,omitempty"`
+
+	// From The first day counted (`YYYY-MM-DD`, in `timezone`, inclusive). Default 29 days before `to`.
+	From *StatsFrom `form:"from,omitempty" json:"from,omitempty"`
+
+	// To The last day counted (`YYYY-MM-DD`, in `timezone`, inclusive). Default today.
+	To *StatsTo `form:"to,omitempty" json:"to,omitempty"`
 }
 
 // ListTeamsParams defines parameters for ListTeams.
@@ -4072,6 +4295,63 @@ type ClientInterface interface {
 	//
 	// Corresponds with PATCH /settings (the `UpdateSettings` operationId).
 	UpdateSettings(ctx context.Context, body UpdateSettingsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetDashboardStats Get the dashboard figures
+	//
+	// Counts over what the caller can see (flows by PRODUCT §4.3 visibility; runs of those flows), never
+	// global counts. "Today" is the current day in `timezone`. `total_flows` leaves out archived flows.
+	// The inbox figures (`active_bots`, `open_conversations`, `unassigned_conversations`,
+	// `total_conversations`, `messages_today`) count bots, conversations and messages, of which this release
+	// stores none, so they are 0.
+	//
+	// Corresponds with GET /stats/dashboard (the `GetDashboardStats` operationId).
+	GetDashboardStats(ctx context.Context, params *GetDashboardStatsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetExecutionStats Get a time series of runs
+	//
+	// Runs of the flows the caller can see (or of one flow, `flow_id`), counted per local day or week of
+	// `timezone` by `queued_at`, from `from` to `to` (both inclusive, at most 366 days; default the last
+	// 30 days). Bucket boundaries are local midnights, so a bucket across a daylight-saving change is 23 or
+	// 25 hours long. Weeks start on Monday: a week bucket is keyed by its Monday, and the first and last
+	// weeks are cut at `from` and `to`. Every bucket of the range is listed, empty ones with zeros. Figures
+	// are as in `GET /stats/flows/{flow_id}`; `totals` covers the whole range. A `flow_id` the caller
+	// cannot read answers 404; `from` after `to`, or a longer range, answers 422.
+	//
+	// Corresponds with GET /stats/executions (the `GetExecutionStats` operationId).
+	GetExecutionStats(ctx context.Context, params *GetExecutionStatsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ExportStats Export rows
+	//
+	// Streams the rows of `dataset` that the caller can see, queued (or created) between `from` and `to`
+	// (local days of `timezone`, both inclusive, at most 92 days; default the last 30 days), oldest id first,
+	// read in id-ordered batches. The file name is in `Content-Disposition`. The export is audited as
+	// `analytics.export`. `from` after `to`, or a longer range, answers 422.
+	//
+	// Columns of `executions`: `id, flow_id, flow_name, flow_version, flow_revision, mode, status,
+	// triggered_by, api_token_id, conversation_id, retry_of, has_errors, error_code, queued_at, started_at,
+	// completed_at, duration_ms, total_nodes, completed_nodes, failed_nodes, skipped_nodes`. Inputs and
+	// outputs are never exported.
+	//
+	// CSV (`format=csv`, the default): RFC 4180, UTF-8 with a byte-order mark, comma separated, CRLF line
+	// ends, a header row, times in UTC RFC 3339 with milliseconds, empty cells for nulls, and a leading `'`
+	// on any cell that starts with `=`, `+`, `-`, `@`, a tab or a carriage return. NDJSON (`format=ndjson`):
+	// one JSON object per line with the same members (nulls as `null`); an error after the stream has started
+	// appends one line `{"error":{"type":…,"title":…,"detail":…}}`.
+	//
+	// Corresponds with GET /stats/export (the `ExportStats` operationId).
+	ExportStats(ctx context.Context, params *ExportStatsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetFlowStats Get a flow's run figures
+	//
+	// The runs of one flow queued between `from` and `to` (local days of `timezone`, both inclusive; default
+	// the last 30 days). `active` counts queued, running and waiting runs; `success_rate` is
+	// completed / (completed + failed) in percent, rounded to 1 decimal, `null` when both are 0;
+	// `avg_duration_ms` is the mean duration of completed runs (rounded to the millisecond), `null` when
+	// there is none; `last_execution_at` is the newest `queued_at` among the counted runs. An unknown flow,
+	// or one the caller cannot read, answers 404. `from` after `to` answers 422.
+	//
+	// Corresponds with GET /stats/flows/{flow_id} (the `GetFlowStats` operationId).
+	GetFlowStats(ctx context.Context, flowId int64, params *GetFlowStatsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListTeams List teams
 	//
@@ -5820,6 +6100,103 @@ func (c *Client) UpdateSettingsWithBody(ctx context.Context, contentType string,
 // Corresponds with PATCH /settings (the `UpdateSettings` operationId).
 func (c *Client) UpdateSettings(ctx context.Context, body UpdateSettingsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewUpdateSettingsRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetDashboardStats Get the dashboard figures
+//
+// Counts over what the caller can see (flows by PRODUCT §4.3 visibility; runs of those flows), never
+// global counts. "Today" is the current day in `timezone`. `total_flows` leaves out archived flows.
+// The inbox figures (`active_bots`, `open_conversations`, `unassigned_conversations`,
+// `total_conversations`, `messages_today`) count bots, conversations and messages, of which this release
+// stores none, so they are 0.
+//
+// Corresponds with GET /stats/dashboard (the `GetDashboardStats` operationId).
+func (c *Client) GetDashboardStats(ctx context.Context, params *GetDashboardStatsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetDashboardStatsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetExecutionStats Get a time series of runs
+//
+// Runs of the flows the caller can see (or of one flow, `flow_id`), counted per local day or week of
+// `timezone` by `queued_at`, from `from` to `to` (both inclusive, at most 366 days; default the last
+// 30 days). Bucket boundaries are local midnights, so a bucket across a daylight-saving change is 23 or
+// 25 hours long. Weeks start on Monday: a week bucket is keyed by its Monday, and the first and last
+// weeks are cut at `from` and `to`. Every bucket of the range is listed, empty ones with zeros. Figures
+// are as in `GET /stats/flows/{flow_id}`; `totals` covers the whole range. A `flow_id` the caller
+// cannot read answers 404; `from` after `to`, or a longer range, answers 422.
+//
+// Corresponds with GET /stats/executions (the `GetExecutionStats` operationId).
+func (c *Client) GetExecutionStats(ctx context.Context, params *GetExecutionStatsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetExecutionStatsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ExportStats Export rows
+//
+// Streams the rows of `dataset` that the caller can see, queued (or created) between `from` and `to`
+// (local days of `timezone`, both inclusive, at most 92 days; default the last 30 days), oldest id first,
+// read in id-ordered batches. The file name is in `Content-Disposition`. The export is audited as
+// `analytics.export`. `from` after `to`, or a longer range, answers 422.
+//
+// Columns of `executions`: `id, flow_id, flow_name, flow_version, flow_revision, mode, status,
+// triggered_by, api_token_id, conversation_id, retry_of, has_errors, error_code, queued_at, started_at,
+// completed_at, duration_ms, total_nodes, completed_nodes, failed_nodes, skipped_nodes`. Inputs and
+// outputs are never exported.
+//
+// CSV (`format=csv`, the default): RFC 4180, UTF-8 with a byte-order mark, comma separated, CRLF line
+// ends, a header row, times in UTC RFC 3339 with milliseconds, empty cells for nulls, and a leading `'`
+// on any cell that starts with `=`, `+`, `-`, `@`, a tab or a carriage return. NDJSON (`format=ndjson`):
+// one JSON object per line with the same members (nulls as `null`); an error after the stream has started
+// appends one line `{"error":{"type":…,"title":…,"detail":…}}`.
+//
+// Corresponds with GET /stats/export (the `ExportStats` operationId).
+func (c *Client) ExportStats(ctx context.Context, params *ExportStatsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewExportStatsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetFlowStats Get a flow's run figures
+//
+// The runs of one flow queued between `from` and `to` (local days of `timezone`, both inclusive; default
+// the last 30 days). `active` counts queued, running and waiting runs; `success_rate` is
+// completed / (completed + failed) in percent, rounded to 1 decimal, `null` when both are 0;
+// `avg_duration_ms` is the mean duration of completed runs (rounded to the millisecond), `null` when
+// there is none; `last_execution_at` is the newest `queued_at` among the counted runs. An unknown flow,
+// or one the caller cannot read, answers 404. `from` after `to` answers 422.
+//
+// Corresponds with GET /stats/flows/{flow_id} (the `GetFlowStats` operationId).
+func (c *Client) GetFlowStats(ctx context.Context, flowId int64, params *GetFlowStatsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetFlowStatsRequest(c.Server, flowId, params)
 	if err != nil {
 		return nil, err
 	}
@@ -9213,6 +9590,345 @@ func NewUpdateSettingsRequestWithBody(server string, contentType string, body io
 	return req, nil
 }
 
+// NewGetDashboardStatsRequest constructs an http.Request for the GetDashboardStats method
+func NewGetDashboardStatsRequest(server string, params *GetDashboardStatsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/stats/dashboard")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Timezone != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "timezone", *params.Timezone, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "iana-tz"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetExecutionStatsRequest constructs an http.Request for the GetExecutionStats method
+func NewGetExecutionStatsRequest(server string, params *GetExecutionStatsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/stats/executions")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Timezone != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "timezone", *params.Timezone, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "iana-tz"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.From != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "from", *params.From, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.To != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "to", *params.To, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Granularity != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "granularity", *params.Granularity, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.FlowId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "flow_id", *params.FlowId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewExportStatsRequest constructs an http.Request for the ExportStats method
+func NewExportStatsRequest(server string, params *ExportStatsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/stats/export")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Timezone != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "timezone", *params.Timezone, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "iana-tz"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.From != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "from", *params.From, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.To != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "to", *params.To, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if queryFrag, err := runtime.StyleParamWithOptions("form", true, "dataset", params.Dataset, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+			return nil, err
+		} else {
+			for _, qp := range strings.Split(queryFrag, "&") {
+				rawQueryFragments = append(rawQueryFragments, qp)
+			}
+		}
+
+		if params.Format != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "format", *params.Format, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetFlowStatsRequest constructs an http.Request for the GetFlowStats method
+func NewGetFlowStatsRequest(server string, flowId int64, params *GetFlowStatsParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "flow_id", flowId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/stats/flows/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Timezone != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "timezone", *params.Timezone, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "iana-tz"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.From != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "from", *params.From, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.To != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "to", *params.To, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewListTeamsRequest constructs an http.Request for the ListTeams method
 func NewListTeamsRequest(server string, params *ListTeamsParams) (*http.Request, error) {
 	var err error
@@ -11312,6 +12028,71 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with PATCH /settings (the `UpdateSettings` operationId).
 	UpdateSettingsWithResponse(ctx context.Context, body UpdateSettingsJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateSettingsResponse, error)
+
+	// GetDashboardStatsWithResponse Get the dashboard figures
+	//
+	// Counts over what the caller can see (flows by PRODUCT §4.3 visibility; runs of those flows), never
+	// global counts. "Today" is the current day in `timezone`. `total_flows` leaves out archived flows.
+	// The inbox figures (`active_bots`, `open_conversations`, `unassigned_conversations`,
+	// `total_conversations`, `messages_today`) count bots, conversations and messages, of which this release
+	// stores none, so they are 0.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /stats/dashboard (the `GetDashboardStats` operationId).
+	GetDashboardStatsWithResponse(ctx context.Context, params *GetDashboardStatsParams, reqEditors ...RequestEditorFn) (*GetDashboardStatsResponse, error)
+
+	// GetExecutionStatsWithResponse Get a time series of runs
+	//
+	// Runs of the flows the caller can see (or of one flow, `flow_id`), counted per local day or week of
+	// `timezone` by `queued_at`, from `from` to `to` (both inclusive, at most 366 days; default the last
+	// 30 days). Bucket boundaries are local midnights, so a bucket across a daylight-saving change is 23 or
+	// 25 hours long. Weeks start on Monday: a week bucket is keyed by its Monday, and the first and last
+	// weeks are cut at `from` and `to`. Every bucket of the range is listed, empty ones with zeros. Figures
+	// are as in `GET /stats/flows/{flow_id}`; `totals` covers the whole range. A `flow_id` the caller
+	// cannot read answers 404; `from` after `to`, or a longer range, answers 422.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /stats/executions (the `GetExecutionStats` operationId).
+	GetExecutionStatsWithResponse(ctx context.Context, params *GetExecutionStatsParams, reqEditors ...RequestEditorFn) (*GetExecutionStatsResponse, error)
+
+	// ExportStatsWithResponse Export rows
+	//
+	// Streams the rows of `dataset` that the caller can see, queued (or created) between `from` and `to`
+	// (local days of `timezone`, both inclusive, at most 92 days; default the last 30 days), oldest id first,
+	// read in id-ordered batches. The file name is in `Content-Disposition`. The export is audited as
+	// `analytics.export`. `from` after `to`, or a longer range, answers 422.
+	//
+	// Columns of `executions`: `id, flow_id, flow_name, flow_version, flow_revision, mode, status,
+	// triggered_by, api_token_id, conversation_id, retry_of, has_errors, error_code, queued_at, started_at,
+	// completed_at, duration_ms, total_nodes, completed_nodes, failed_nodes, skipped_nodes`. Inputs and
+	// outputs are never exported.
+	//
+	// CSV (`format=csv`, the default): RFC 4180, UTF-8 with a byte-order mark, comma separated, CRLF line
+	// ends, a header row, times in UTC RFC 3339 with milliseconds, empty cells for nulls, and a leading `'`
+	// on any cell that starts with `=`, `+`, `-`, `@`, a tab or a carriage return. NDJSON (`format=ndjson`):
+	// one JSON object per line with the same members (nulls as `null`); an error after the stream has started
+	// appends one line `{"error":{"type":…,"title":…,"detail":…}}`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /stats/export (the `ExportStats` operationId).
+	ExportStatsWithResponse(ctx context.Context, params *ExportStatsParams, reqEditors ...RequestEditorFn) (*ExportStatsResponse, error)
+
+	// GetFlowStatsWithResponse Get a flow's run figures
+	//
+	// The runs of one flow queued between `from` and `to` (local days of `timezone`, both inclusive; default
+	// the last 30 days). `active` counts queued, running and waiting runs; `success_rate` is
+	// completed / (completed + failed) in percent, rounded to 1 decimal, `null` when both are 0;
+	// `avg_duration_ms` is the mean duration of completed runs (rounded to the millisecond), `null` when
+	// there is none; `last_execution_at` is the newest `queued_at` among the counted runs. An unknown flow,
+	// or one the caller cannot read, answers 404. `from` after `to` answers 422.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /stats/flows/{flow_id} (the `GetFlowStats` operationId).
+	GetFlowStatsWithResponse(ctx context.Context, flowId int64, params *GetFlowStatsParams, reqEditors ...RequestEditorFn) (*GetFlowStatsResponse, error)
 
 	// ListTeamsWithResponse List teams
 	//
@@ -16300,6 +17081,372 @@ func (r UpdateSettingsResponse) ContentType() string {
 	return ""
 }
 
+// GetDashboardStatsResponse200Headers the declared response headers of an HTTP 200 response for GetDashboardStats
+type GetDashboardStatsResponse200Headers struct {
+	XRequestID *string
+}
+
+// GetDashboardStatsResponseDefaultHeaders the declared response headers of an HTTP default response for GetDashboardStats
+type GetDashboardStatsResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type GetDashboardStatsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *DashboardStats
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetDashboardStatsResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetDashboardStatsResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetDashboardStatsResponse) GetJSON200() *DashboardStats {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetDashboardStatsResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetDashboardStatsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetDashboardStatsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetDashboardStatsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetDashboardStatsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetExecutionStatsResponse200Headers the declared response headers of an HTTP 200 response for GetExecutionStats
+type GetExecutionStatsResponse200Headers struct {
+	XRequestID *string
+}
+
+// GetExecutionStatsResponse404Headers the declared response headers of an HTTP 404 response for GetExecutionStats
+type GetExecutionStatsResponse404Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// GetExecutionStatsResponse422Headers the declared response headers of an HTTP 422 response for GetExecutionStats
+type GetExecutionStatsResponse422Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// GetExecutionStatsResponseDefaultHeaders the declared response headers of an HTTP default response for GetExecutionStats
+type GetExecutionStatsResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type GetExecutionStatsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ExecutionSeries
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetExecutionStatsResponse200Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *GetExecutionStatsResponse404Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *GetExecutionStatsResponse422Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetExecutionStatsResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetExecutionStatsResponse) GetJSON200() *ExecutionSeries {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetExecutionStatsResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r GetExecutionStatsResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetExecutionStatsResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetExecutionStatsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetExecutionStatsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetExecutionStatsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetExecutionStatsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ExportStatsResponse200Headers the declared response headers of an HTTP 200 response for ExportStats
+type ExportStatsResponse200Headers struct {
+	ContentDisposition string
+	XRequestID         *string
+}
+
+// ExportStatsResponse422Headers the declared response headers of an HTTP 422 response for ExportStats
+type ExportStatsResponse422Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// ExportStatsResponseDefaultHeaders the declared response headers of an HTTP default response for ExportStats
+type ExportStatsResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type ExportStatsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ExportStatsResponse200Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *ExportStatsResponse422Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ExportStatsResponseDefaultHeaders
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r ExportStatsResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ExportStatsResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ExportStatsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ExportStatsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ExportStatsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ExportStatsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetFlowStatsResponse200Headers the declared response headers of an HTTP 200 response for GetFlowStats
+type GetFlowStatsResponse200Headers struct {
+	XRequestID *string
+}
+
+// GetFlowStatsResponse404Headers the declared response headers of an HTTP 404 response for GetFlowStats
+type GetFlowStatsResponse404Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// GetFlowStatsResponse422Headers the declared response headers of an HTTP 422 response for GetFlowStats
+type GetFlowStatsResponse422Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// GetFlowStatsResponseDefaultHeaders the declared response headers of an HTTP default response for GetFlowStats
+type GetFlowStatsResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type GetFlowStatsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *FlowStats
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetFlowStatsResponse200Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *GetFlowStatsResponse404Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *GetFlowStatsResponse422Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetFlowStatsResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetFlowStatsResponse) GetJSON200() *FlowStats {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetFlowStatsResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r GetFlowStatsResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetFlowStatsResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetFlowStatsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetFlowStatsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetFlowStatsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetFlowStatsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // ListTeamsResponse200Headers the declared response headers of an HTTP 200 response for ListTeams
 type ListTeamsResponse200Headers struct {
 	XRequestID *string
@@ -19454,6 +20601,95 @@ func (c *ClientWithResponses) UpdateSettingsWithResponse(ctx context.Context, bo
 		return nil, err
 	}
 	return ParseUpdateSettingsResponse(rsp)
+}
+
+// GetDashboardStatsWithResponse Get the dashboard figures
+//
+// Counts over what the caller can see (flows by PRODUCT §4.3 visibility; runs of those flows), never
+// global counts. "Today" is the current day in `timezone`. `total_flows` leaves out archived flows.
+// The inbox figures (`active_bots`, `open_conversations`, `unassigned_conversations`,
+// `total_conversations`, `messages_today`) count bots, conversations and messages, of which this release
+// stores none, so they are 0.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /stats/dashboard (the `GetDashboardStats` operationId).
+func (c *ClientWithResponses) GetDashboardStatsWithResponse(ctx context.Context, params *GetDashboardStatsParams, reqEditors ...RequestEditorFn) (*GetDashboardStatsResponse, error) {
+	rsp, err := c.GetDashboardStats(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetDashboardStatsResponse(rsp)
+}
+
+// GetExecutionStatsWithResponse Get a time series of runs
+//
+// Runs of the flows the caller can see (or of one flow, `flow_id`), counted per local day or week of
+// `timezone` by `queued_at`, from `from` to `to` (both inclusive, at most 366 days; default the last
+// 30 days). Bucket boundaries are local midnights, so a bucket across a daylight-saving change is 23 or
+// 25 hours long. Weeks start on Monday: a week bucket is keyed by its Monday, and the first and last
+// weeks are cut at `from` and `to`. Every bucket of the range is listed, empty ones with zeros. Figures
+// are as in `GET /stats/flows/{flow_id}`; `totals` covers the whole range. A `flow_id` the caller
+// cannot read answers 404; `from` after `to`, or a longer range, answers 422.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /stats/executions (the `GetExecutionStats` operationId).
+func (c *ClientWithResponses) GetExecutionStatsWithResponse(ctx context.Context, params *GetExecutionStatsParams, reqEditors ...RequestEditorFn) (*GetExecutionStatsResponse, error) {
+	rsp, err := c.GetExecutionStats(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetExecutionStatsResponse(rsp)
+}
+
+// ExportStatsWithResponse Export rows
+//
+// Streams the rows of `dataset` that the caller can see, queued (or created) between `from` and `to`
+// (local days of `timezone`, both inclusive, at most 92 days; default the last 30 days), oldest id first,
+// read in id-ordered batches. The file name is in `Content-Disposition`. The export is audited as
+// `analytics.export`. `from` after `to`, or a longer range, answers 422.
+//
+// Columns of `executions`: `id, flow_id, flow_name, flow_version, flow_revision, mode, status,
+// triggered_by, api_token_id, conversation_id, retry_of, has_errors, error_code, queued_at, started_at,
+// completed_at, duration_ms, total_nodes, completed_nodes, failed_nodes, skipped_nodes`. Inputs and
+// outputs are never exported.
+//
+// CSV (`format=csv`, the default): RFC 4180, UTF-8 with a byte-order mark, comma separated, CRLF line
+// ends, a header row, times in UTC RFC 3339 with milliseconds, empty cells for nulls, and a leading `'`
+// on any cell that starts with `=`, `+`, `-`, `@`, a tab or a carriage return. NDJSON (`format=ndjson`):
+// one JSON object per line with the same members (nulls as `null`); an error after the stream has started
+// appends one line `{"error":{"type":…,"title":…,"detail":…}}`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /stats/export (the `ExportStats` operationId).
+func (c *ClientWithResponses) ExportStatsWithResponse(ctx context.Context, params *ExportStatsParams, reqEditors ...RequestEditorFn) (*ExportStatsResponse, error) {
+	rsp, err := c.ExportStats(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseExportStatsResponse(rsp)
+}
+
+// GetFlowStatsWithResponse Get a flow's run figures
+//
+// The runs of one flow queued between `from` and `to` (local days of `timezone`, both inclusive; default
+// the last 30 days). `active` counts queued, running and waiting runs; `success_rate` is
+// completed / (completed + failed) in percent, rounded to 1 decimal, `null` when both are 0;
+// `avg_duration_ms` is the mean duration of completed runs (rounded to the millisecond), `null` when
+// there is none; `last_execution_at` is the newest `queued_at` among the counted runs. An unknown flow,
+// or one the caller cannot read, answers 404. `from` after `to` answers 422.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /stats/flows/{flow_id} (the `GetFlowStats` operationId).
+func (c *ClientWithResponses) GetFlowStatsWithResponse(ctx context.Context, flowId int64, params *GetFlowStatsParams, reqEditors ...RequestEditorFn) (*GetFlowStatsResponse, error) {
+	rsp, err := c.GetFlowStats(ctx, flowId, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetFlowStatsResponse(rsp)
 }
 
 // ListTeamsWithResponse List teams
@@ -28171,6 +29407,693 @@ func ParseUpdateSettingsResponse(rsp *http.Response) (*UpdateSettingsResponse, e
 	return response, nil
 }
 
+// ParseGetDashboardStatsResponse parses an HTTP response from a GetDashboardStatsWithResponse call
+func ParseGetDashboardStatsResponse(rsp *http.Response) (*GetDashboardStatsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetDashboardStatsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest DashboardStats
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetDashboardStatsResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers GetDashboardStatsResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetExecutionStatsResponse parses an HTTP response from a GetExecutionStatsWithResponse call
+func ParseGetExecutionStatsResponse(rsp *http.Response) (*GetExecutionStatsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetExecutionStatsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ExecutionSeries
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetExecutionStatsResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 404:
+		var headers GetExecutionStatsResponse404Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 422:
+		var headers GetExecutionStatsResponse422Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers422 = &headers
+	case true:
+		var headers GetExecutionStatsResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseExportStatsResponse parses an HTTP response from a ExportStatsWithResponse call
+func ParseExportStatsResponse(rsp *http.Response) (*ExportStatsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ExportStatsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ExportStatsResponse200Headers
+		if values := rsp.Header.Values("Content-Disposition"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Disposition", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentDisposition = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 422:
+		var headers ExportStatsResponse422Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers422 = &headers
+	case true:
+		var headers ExportStatsResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetFlowStatsResponse parses an HTTP response from a GetFlowStatsWithResponse call
+func ParseGetFlowStatsResponse(rsp *http.Response) (*GetFlowStatsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetFlowStatsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest FlowStats
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetFlowStatsResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 404:
+		var headers GetFlowStatsResponse404Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 422:
+		var headers GetFlowStatsResponse422Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers422 = &headers
+	case true:
+		var headers GetFlowStatsResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
 // ParseListTeamsResponse parses an HTTP response from a ListTeamsWithResponse call
 func ParseListTeamsResponse(rsp *http.Response) (*ListTeamsResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -31673,6 +33596,18 @@ type ServerInterface interface {
 	// UpdateSettings Update the organisation settings
 	// (PATCH /settings)
 	UpdateSettings(ctx echo.Context) error
+	// GetDashboardStats Get the dashboard figures
+	// (GET /stats/dashboard)
+	GetDashboardStats(ctx echo.Context, params GetDashboardStatsParams) error
+	// GetExecutionStats Get a time series of runs
+	// (GET /stats/executions)
+	GetExecutionStats(ctx echo.Context, params GetExecutionStatsParams) error
+	// ExportStats Export rows
+	// (GET /stats/export)
+	ExportStats(ctx echo.Context, params ExportStatsParams) error
+	// GetFlowStats Get a flow's run figures
+	// (GET /stats/flows/{flow_id})
+	GetFlowStats(ctx echo.Context, flowId int64, params GetFlowStatsParams) error
 	// ListTeams List teams
 	// (GET /teams)
 	ListTeams(ctx echo.Context, params ListTeamsParams) error
@@ -32893,6 +34828,155 @@ func (w *ServerInterfaceWrapper) UpdateSettings(ctx echo.Context) error {
 	return err
 }
 
+// GetDashboardStats converts echo context to params.
+func (w *ServerInterfaceWrapper) GetDashboardStats(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetDashboardStatsParams
+	// ------------- Optional query parameter "timezone" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "timezone", ctx.QueryParams(), &params.Timezone, runtime.BindQueryParameterOptions{Type: "string", Format: "iana-tz"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter timezone: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetDashboardStats(ctx, params)
+	return err
+}
+
+// GetExecutionStats converts echo context to params.
+func (w *ServerInterfaceWrapper) GetExecutionStats(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetExecutionStatsParams
+	// ------------- Optional query parameter "timezone" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "timezone", ctx.QueryParams(), &params.Timezone, runtime.BindQueryParameterOptions{Type: "string", Format: "iana-tz"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter timezone: %s", err))
+	}
+
+	// ------------- Optional query parameter "from" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "from", ctx.QueryParams(), &params.From, runtime.BindQueryParameterOptions{Type: "string", Format: "date"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter from: %s", err))
+	}
+
+	// ------------- Optional query parameter "to" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "to", ctx.QueryParams(), &params.To, runtime.BindQueryParameterOptions{Type: "string", Format: "date"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter to: %s", err))
+	}
+
+	// ------------- Optional query parameter "granularity" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "granularity", ctx.QueryParams(), &params.Granularity, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter granularity: %s", err))
+	}
+
+	// ------------- Optional query parameter "flow_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "flow_id", ctx.QueryParams(), &params.FlowId, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter flow_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetExecutionStats(ctx, params)
+	return err
+}
+
+// ExportStats converts echo context to params.
+func (w *ServerInterfaceWrapper) ExportStats(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ExportStatsParams
+	// ------------- Optional query parameter "timezone" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "timezone", ctx.QueryParams(), &params.Timezone, runtime.BindQueryParameterOptions{Type: "string", Format: "iana-tz"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter timezone: %s", err))
+	}
+
+	// ------------- Optional query parameter "from" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "from", ctx.QueryParams(), &params.From, runtime.BindQueryParameterOptions{Type: "string", Format: "date"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter from: %s", err))
+	}
+
+	// ------------- Optional query parameter "to" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "to", ctx.QueryParams(), &params.To, runtime.BindQueryParameterOptions{Type: "string", Format: "date"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter to: %s", err))
+	}
+
+	// ------------- Required query parameter "dataset" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, true, "dataset", ctx.QueryParams(), &params.Dataset, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter dataset: %s", err))
+	}
+
+	// ------------- Optional query parameter "format" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "format", ctx.QueryParams(), &params.Format, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter format: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ExportStats(ctx, params)
+	return err
+}
+
+// GetFlowStats converts echo context to params.
+func (w *ServerInterfaceWrapper) GetFlowStats(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "flow_id" -------------
+	var flowId int64
+
+	err = runtime.BindStyledParameterWithOptions("simple", "flow_id", ctx.Param("flow_id"), &flowId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter flow_id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetFlowStatsParams
+	// ------------- Optional query parameter "timezone" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "timezone", ctx.QueryParams(), &params.Timezone, runtime.BindQueryParameterOptions{Type: "string", Format: "iana-tz"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter timezone: %s", err))
+	}
+
+	// ------------- Optional query parameter "from" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "from", ctx.QueryParams(), &params.From, runtime.BindQueryParameterOptions{Type: "string", Format: "date"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter from: %s", err))
+	}
+
+	// ------------- Optional query parameter "to" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "to", ctx.QueryParams(), &params.To, runtime.BindQueryParameterOptions{Type: "string", Format: "date"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter to: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetFlowStats(ctx, flowId, params)
+	return err
+}
+
 // ListTeams converts echo context to params.
 func (w *ServerInterfaceWrapper) ListTeams(ctx echo.Context) error {
 	var err error
@@ -33545,6 +35629,10 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/audit-logs/:id", wrapper.GetAuditLog, options.OperationMiddlewares["getAuditLog"]...)
 	router.GET(options.BaseURL+"/settings", wrapper.GetSettings, options.OperationMiddlewares["getSettings"]...)
 	router.PATCH(options.BaseURL+"/settings", wrapper.UpdateSettings, options.OperationMiddlewares["updateSettings"]...)
+	router.GET(options.BaseURL+"/stats/dashboard", wrapper.GetDashboardStats, options.OperationMiddlewares["getDashboardStats"]...)
+	router.GET(options.BaseURL+"/stats/flows/:flow_id", wrapper.GetFlowStats, options.OperationMiddlewares["getFlowStats"]...)
+	router.GET(options.BaseURL+"/stats/executions", wrapper.GetExecutionStats, options.OperationMiddlewares["getExecutionStats"]...)
+	router.GET(options.BaseURL+"/stats/export", wrapper.ExportStats, options.OperationMiddlewares["exportStats"]...)
 
 }
 
@@ -39646,6 +41734,582 @@ func (response UpdateSettingsdefaultApplicationProblemPlusJSONResponse) VisitUpd
 	return err
 }
 
+type GetDashboardStatsRequestObject struct {
+	Params GetDashboardStatsParams
+}
+
+type GetDashboardStatsResponseObject interface {
+	VisitGetDashboardStatsResponse(w http.ResponseWriter) error
+}
+
+type GetDashboardStats200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type GetDashboardStats200JSONResponse struct {
+	Body    DashboardStats
+	Headers GetDashboardStats200ResponseHeaders
+}
+
+func (response GetDashboardStats200JSONResponse) VisitGetDashboardStatsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetDashboardStatsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response GetDashboardStatsdefaultApplicationProblemPlusJSONResponse) VisitGetDashboardStatsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetExecutionStatsRequestObject struct {
+	Params GetExecutionStatsParams
+}
+
+type GetExecutionStatsResponseObject interface {
+	VisitGetExecutionStatsResponse(w http.ResponseWriter) error
+}
+
+type GetExecutionStats200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type GetExecutionStats200JSONResponse struct {
+	Body    ExecutionSeries
+	Headers GetExecutionStats200ResponseHeaders
+}
+
+func (response GetExecutionStats200JSONResponse) VisitGetExecutionStatsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetExecutionStats404ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response GetExecutionStats404ApplicationProblemPlusJSONResponse) VisitGetExecutionStatsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetExecutionStats422ResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type GetExecutionStats422ApplicationProblemPlusJSONResponse struct {
+	Body    Problem
+	Headers GetExecutionStats422ResponseHeaders
+}
+
+func (response GetExecutionStats422ApplicationProblemPlusJSONResponse) VisitGetExecutionStatsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetExecutionStatsdefaultResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type GetExecutionStatsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    GetExecutionStatsdefaultResponseHeaders
+	StatusCode int
+}
+
+func (response GetExecutionStatsdefaultApplicationProblemPlusJSONResponse) VisitGetExecutionStatsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ExportStatsRequestObject struct {
+	Params ExportStatsParams
+}
+
+type ExportStatsResponseObject interface {
+	VisitExportStatsResponse(w http.ResponseWriter) error
+}
+
+type ExportStats200ResponseHeaders struct {
+	ContentDisposition string
+	XRequestID         *string
+}
+
+type ExportStats200ApplicationxNdjsonResponse struct {
+	Body          io.Reader
+	Headers       ExportStats200ResponseHeaders
+	ContentLength int64
+}
+
+func (response ExportStats200ApplicationxNdjsonResponse) VisitExportStatsResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.Header().Set("Content-Disposition", fmt.Sprint(response.Headers.ContentDisposition))
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	flusher, ok := w.(http.Flusher)
+	if !ok {
+		// If w doesn't support flushing, fall back to io.Copy.
+		_, err := io.Copy(w, response.Body)
+		return err
+	}
+	// text/event-stream messages are typically small; use a
+	// modest buffer and flush after each chunk so clients see
+	// events immediately instead of waiting on OS buffering.
+	buf := make([]byte, 4096)
+	for {
+		n, err := response.Body.Read(buf)
+		if n > 0 {
+			if _, writeErr := w.Write(buf[:n]); writeErr != nil {
+				return writeErr
+			}
+			flusher.Flush()
+		}
+		if err != nil {
+			if err == io.EOF {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+type ExportStats200TextcsvResponse struct {
+	Body          io.Reader
+	Headers       ExportStats200ResponseHeaders
+	ContentLength int64
+}
+
+func (response ExportStats200TextcsvResponse) VisitExportStatsResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/csv")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.Header().Set("Content-Disposition", fmt.Sprint(response.Headers.ContentDisposition))
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type ExportStats422ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response ExportStats422ApplicationProblemPlusJSONResponse) VisitExportStatsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ExportStatsdefaultResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type ExportStatsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ExportStatsdefaultResponseHeaders
+	StatusCode int
+}
+
+func (response ExportStatsdefaultApplicationProblemPlusJSONResponse) VisitExportStatsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetFlowStatsRequestObject struct {
+	FlowId int64 `json:"flow_id"`
+	Params GetFlowStatsParams
+}
+
+type GetFlowStatsResponseObject interface {
+	VisitGetFlowStatsResponse(w http.ResponseWriter) error
+}
+
+type GetFlowStats200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type GetFlowStats200JSONResponse struct {
+	Body    FlowStats
+	Headers GetFlowStats200ResponseHeaders
+}
+
+func (response GetFlowStats200JSONResponse) VisitGetFlowStatsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetFlowStats404ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response GetFlowStats404ApplicationProblemPlusJSONResponse) VisitGetFlowStatsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetFlowStats422ResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type GetFlowStats422ApplicationProblemPlusJSONResponse struct {
+	Body    Problem
+	Headers GetFlowStats422ResponseHeaders
+}
+
+func (response GetFlowStats422ApplicationProblemPlusJSONResponse) VisitGetFlowStatsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetFlowStatsdefaultResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type GetFlowStatsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    GetFlowStatsdefaultResponseHeaders
+	StatusCode int
+}
+
+func (response GetFlowStatsdefaultApplicationProblemPlusJSONResponse) VisitGetFlowStatsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListTeamsRequestObject struct {
 	Params ListTeamsParams
 }
@@ -42237,6 +44901,18 @@ type StrictServerInterface interface {
 	// UpdateSettings Update the organisation settings
 	// (PATCH /settings)
 	UpdateSettings(ctx context.Context, request UpdateSettingsRequestObject) (UpdateSettingsResponseObject, error)
+	// GetDashboardStats Get the dashboard figures
+	// (GET /stats/dashboard)
+	GetDashboardStats(ctx context.Context, request GetDashboardStatsRequestObject) (GetDashboardStatsResponseObject, error)
+	// GetExecutionStats Get a time series of runs
+	// (GET /stats/executions)
+	GetExecutionStats(ctx context.Context, request GetExecutionStatsRequestObject) (GetExecutionStatsResponseObject, error)
+	// ExportStats Export rows
+	// (GET /stats/export)
+	ExportStats(ctx context.Context, request ExportStatsRequestObject) (ExportStatsResponseObject, error)
+	// GetFlowStats Get a flow's run figures
+	// (GET /stats/flows/{flow_id})
+	GetFlowStats(ctx context.Context, request GetFlowStatsRequestObject) (GetFlowStatsResponseObject, error)
 	// ListTeams List teams
 	// (GET /teams)
 	ListTeams(ctx context.Context, request ListTeamsRequestObject) (ListTeamsResponseObject, error)
@@ -44151,6 +46827,107 @@ func (sh *strictHandler) UpdateSettings(ctx echo.Context) error {
 	return nil
 }
 
+// GetDashboardStats operation middleware
+func (sh *strictHandler) GetDashboardStats(ctx echo.Context, params GetDashboardStatsParams) error {
+	var request GetDashboardStatsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetDashboardStats(ctx.Request().Context(), request.(GetDashboardStatsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetDashboardStats")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetDashboardStatsResponseObject); ok {
+		return validResponse.VisitGetDashboardStatsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetExecutionStats operation middleware
+func (sh *strictHandler) GetExecutionStats(ctx echo.Context, params GetExecutionStatsParams) error {
+	var request GetExecutionStatsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetExecutionStats(ctx.Request().Context(), request.(GetExecutionStatsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetExecutionStats")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetExecutionStatsResponseObject); ok {
+		return validResponse.VisitGetExecutionStatsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ExportStats operation middleware
+func (sh *strictHandler) ExportStats(ctx echo.Context, params ExportStatsParams) error {
+	var request ExportStatsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ExportStats(ctx.Request().Context(), request.(ExportStatsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ExportStats")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ExportStatsResponseObject); ok {
+		return validResponse.VisitExportStatsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetFlowStats operation middleware
+func (sh *strictHandler) GetFlowStats(ctx echo.Context, flowId int64, params GetFlowStatsParams) error {
+	var request GetFlowStatsRequestObject
+
+	request.FlowId = flowId
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetFlowStats(ctx.Request().Context(), request.(GetFlowStatsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetFlowStats")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetFlowStatsResponseObject); ok {
+		return validResponse.VisitGetFlowStatsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // ListTeams operation middleware
 func (sh *strictHandler) ListTeams(ctx echo.Context, params ListTeamsParams) error {
 	var request ListTeamsRequestObject
@@ -44967,437 +47744,491 @@ func (sh *strictHandler) ReceiveFlowWebhook(ctx echo.Context, endpointKey string
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7P3rcts4tjAM3wpKe++KPUPZ8iHpjlxd+3M7Trdnchrb6fRMK48IkZDEbQpQE6AddT5X7V9fPd/f972F",
-	"t3bVc1tzJW9hLQAEKVIHHxK7p+fHdCySOCwsrPPhcysSk6ngjCvZ6n5ujRmNWQb/PExTcaX/ETMZZclU",
-	"JYK3uq3zMSMTpsYilkSNGZlSNSY0ithUSbIhONnvPN3cagUtGY3ZhOoB1GzKWt2WVFnCR63r66B1RKMx",
-	"OxJcZSKdnyLkoi2VyFjYJRmTU8El05NRRSKaZTOixAXjkoiMJDHjKlEzQjNGOLtkGYn02PGyFRyf01H9",
-	"5oapuHoiScYuE5kITqgklEiVCT4iZjJFRwEJe62sl3c6e5F9Ff5ivVZYnnxKlWKZHv5/9VrZL532849/",
-	"7rX+vRXULOuViCiupW5pdCBFmisDdDGEA4gyRhWLNaREnkUsIAmP0jxO+IiE23SabF/uwIoy9mueZCxu",
-	"dVWWs8XgOaWKvUomiYL/m1/NKfs1Z1JJQjWWsJgkHBeTZxnjilwlPBZXtYeQcMVGLCtPc8omNOF69uap",
-	"UjZUt59HsprtnLFI8FiSnKskhQlwYA1UpuTy8ZnKZodDxbLmsZUgVzRRZMCGImMk05/oM9rY330ekKed",
-	"vc2l03z48OEwV2ONhRFVbH6ut/r67WjMGDCasawtWZRnLCZiyjJALNkl4ffwjLAsE9l3vVbCL2maxH24",
-	"VXPYO48bP5sTOXlRj6UZPiZJTDZYNBYsDvRVHTGu18BivFHvX5282DwgiSI0lYLQ6ZTRTOrzTcVIEspj",
-	"XGAF+BP66RXjIzVudZ/tz9+g66A1pRmdMGWp2IhxdST4MBm9TMVV05qT2F4nff3J1VhIRqj+lkTwMVHj",
-	"RJIEVpPor/QVbAUtTid6AfqrfhIvvGVDkU2owiN9tt8KWpOEJ5N80uruBHWnfThNzvWRNK358N0JUkKS",
-	"xA3LuqcVnYms7hKJTJELNpMBCdshGYqM6BcY16Roi7xgQ5qnioRtQ7H6VAGusU/TVMSs1R3SVDKzj19z",
-	"ls2KjUg9o7/0RLEJHDDjer2/tIpBW0GrXforpVL1c+keVv6GKYJWG/77cQ6nAo1zJzjdHoDI/FHAiGYZ",
-	"1YvNefJrzsxjDezroCXVLAUMEdlED3aYx4l6JUZNp0r1c81ostkXO9ejPJMiq19PyNkn1Y/gjdBekqlm",
-	"eSKXZEBVNHaLrBwaftTEC385bP+Dtn/rtJ/32x8/7wS7T59d1zPF408syvWSmmDG7AtfDGKLaAlQkC+5",
-	"kJ9YpsWPN/lkwBpO8RJfIRzeIVeJGhtOCqvd2Nna4psNKzbfrrzsvd3lyz4ZvtaY04ByWjgLib6mJGM0",
-	"PiCUTBI50V8QyuUVyyTZ39kFJhGNKR8xSbjQWxq5PaAkW+ziZNjGKdfgJkHrRK8ZOWcj6yhe+WKn3iCV",
-	"AeUhU5YtvpcpfO3PHyNtbnWfdoDc4dy7nc7SlbyjI1YPl532gEoWkykdMYN3TQvSr9SvZ8dbzk4H/rfS",
-	"ks6S39gi+OgZF62mL/UAtUvafVpe0wrrUeP3kmVNCJRLljVjjn5615LFGaNZ3eU7opK1Ey4Zl4lKLhmR",
-	"+QAvA5HwCRFaw1Ig5KG28USaR3SQMjJMWBrLJsDii00X0GKb/Xun7j6eMzppgqNidPLFbuA5m0xTqljz",
-	"YvD5F1vQzTHsjhfygSbq9dn8Qn4UVyTVSrRVhLSACKiUc/0b47HVjZDGg3LU+ed//997+tqTidxsQiw9",
-	"XH8i6++rT9H2KgSkU7ODaw0MY3QADcIIvZbSRYIrxoH60uk0TVBh3/4viVp7sYJ/z9iw1W3923ZhYtnG",
-	"p3K7NCjMWQbWIZJNMSykfLhWnn3m57bRw9p47HXTmde3PZUNJju+ZFydqYzRSWVLin1S20w/bkv3nH2i",
-	"kylIsaC1dslup9Pp8R6HF7uF/LVl5O4eT+Iu2enxmCraJZ97LfdKP4l7re7zzk7Qa0n2a6/V3bnWQy1U",
-	"Oufgc8ayS1BvuSKwCK3XmtWgUUajBhpkwoCEejn4u57T/YzLwwd/OXv7xjy5S0jbfR8hZO4Mg9zAdeA5",
-	"N9eKSq1gS0V5LAkdKi360UTpm5VP9aULzdWpbtm3Qy3arnvvOrgVmLQY+yFRY2uWuxMQ6UGboKPF3gDk",
-	"YJIoSTi7InruChjschZtBd655fY9MfPOdu+P2QAET3Q9IJJFGVOSyLG4IoKnM409ofm1L5mq4ggYcdue",
-	"FXfRjksW31tC610mBimbLIDUFN/4s4WYI2CaLyiapBVT1ZhKskOMIQylGLBMgAGq1f1FTxRrilTIJ0Ex",
-	"0iSXigwYoYqkTCstO1oryWik75tmea2gNRUa2Fmr29oGpnX9UbMyfTMjPa6x025rtJSGHTOptODXbXV2",
-	"/vLi2d86f9/7x1+//fs3Hzp/++Z87+f9n3bf7GiiqajKZau7rxmbShSQ6Z/0PlAlgT0UanWe8e4VVVRM",
-	"kq6BUvfSvd3Gt6+DFXHMnkQdBzNTBxqNTl8ekef7T78hZkqCsKuyNOdyWIQN+JJv1G07dWjRdxWTdmmA",
-	"kvl5pUGKLyoDGfvyioPot639uO0MyAs/LkzNaBFuV03Ci76uWpBveRPPmNLMRN4Z0XIDNlAskY0oTySi",
-	"tjQv3yG7Pp+XiG6+GRisYSOgrDj2M2FaPb7TjYDIeHdb0cOdGrG4bk9v8wy8gFKitBoQCkw1Y8OMybEx",
-	"VFMeo/uGpimaAx4CP9Gq051BCgZrOHSth93ZGTsiXfVzVBieZwrvtnY7u8/anb12Z+e887y71+l2Olud",
-	"TucfrcC5MLr7u4HWCbtPg1ZK+SgHvafFtIQ+oZ/QTSRbXZ6nadCaiJhpHjhiWqlq7249bQ9TKj318vCS",
-	"av7HMik4TRM10wpoJoZMykT/onnYTCo26U8zMZnqVf5d5ODQPbykAeCLzKdTkSlCpUw0z1RaMzrGPZKz",
-	"sZhukUPQGckgS9hQyy48Nv7ghGu1gIgsZhnRAr8+Aa2es4yqPGOtbmdrL2gpwa2ZHtaUT+MVwHYd6L1M",
-	"WaYS1BZ9aHu6sx6rrRJwNJSVm6D1qT0SbetJmCb6ra1zfNU9aieTqXG6gPLebY0SNc4HW5GYbBt+7v4r",
-	"poxrecIMBlq5O90ahb6qAuPxr/RigSCfa/0mDlvs41/c10FLY1Dr47VDouIdBxv3CiJTzSQlxFqidOs7",
-	"8s57/3oO9WomKKGKf6QiH6TFef7SQhunv2jEqRUWda5fvC4j3cPBnmvfPPQL2osKh6dxn/nnYHbuoUcV",
-	"0GWwllDFokNQdul5oCl8dGLwXywCCcqjf6hpAxWP40QBkXnnXVLjZiyTZ+OdlAQoP4uJ4CayoktCb28h",
-	"GWYJ43E6C0iodxmShCPRCEho9xsSxrdI6O0xDHo8LHYZAoEKYachgWAXwgUxRqsuuRozToDCAv07PCFc",
-	"xEySIU1TMqDRhVbeVUUg6nErETlGK8FOYseVW2Bn8ZhDiej/y1L7OSruUcsG/x5IMRgZMGBax9NyzwGh",
-	"+FTrk1SRiZCKCM7Ixn7nOQlpmjEaz9rsUyKVDMGcuZZ1tUxvqxbD74/ekf1viH0Fo5RkHo1BkWc8JCIj",
-	"4VS1vz8FVd6zve89LZned4MaR+3Hz7vB3vVGu/Dbfvy8E3x7vfmnGq9tlfg7C+y3O8936za5mC9UtxqN",
-	"AboxS61H+vCERFTRVIxyDe7dXXO52jm/4OJKb16NWXaVSLZZ2fxOk+NhER9a5ft75FLe9N92Vph/KRMr",
-	"nH515vE7YG4VJjLHP8pbXELi3wMzWJPEH5IpzVRCU4K85IBQTugAbMjm+s9IIknO0accByTUuw1JlEJs",
-	"EsV/gKdLcLZFws/XYZ0D2iOwBoWRfBqqYxnGPN3xr/cjup5/XKYvf5nqr8e7MmhscJSVWVpBlRlHVOY0",
-	"rQ17KubzR7L6kUPi2k+Ne+uGqij7NE0yJr33dnbbezvnHf2S957m0HuV+C5z1Yrfkqn9zYgoR6eviZzx",
-	"qBW0xBVH73r3Gw0ZNkw+tbqtKyX6P1/sTZ//jb4CW+yluCgNLiMx1RcWyVhXc3UjEnfTRCo40cehFvqQ",
-	"fkjrWkMB9c9+4RbmKNAX2ksZFW+k5BZ4uhJQLCbXSq9JJhXZ2S1cFDLQykTGIjHiiWQgTgFr2KpjHP5t",
-	"eJDgtpfTixGdp+B+3GatfmulEhzMgdQ7itLlqSirlQjTEgaUQFgr5xjieRs9lsDaZuR5h8R0Jg+cNnL4",
-	"7qR//vavx2/6rw9/7p+fv+q/OPz7GdnYe/Z0c4ucwXaJdWiNWRqTwYzMRJ6RTKTsABGj+yctJ3GhbPh/",
-	"RehZRr//0aojxutT1bWp181ljhqs8mUw2v6t//HPXfPfJonLBg6b+daII66gaBk7lyNRgybL2RUe6AEJ",
-	"4b+hPlc5Flcc490Fjxgo12ChiJ1bmGoNd1w59X8Z7q7FNRBuSmNlu5Nv/qE6fx/s8w/fXh7tfHrxlL18",
-	"Nvrxm+Qv3168ej5502n9IRb8IRY8CLHgX4Gru1tal8P0tfi9XdQikm0DDWmavh1C8MnCEAw6Yq+Zoq3r",
-	"4HOFujhIuX+sEpK4XD6C0eZ38LHEDcZU9jn7pJycon+YZuyyyPPBVf3yMcAAcM0Ii9hriLNWQtEUVWf9",
-	"r75+LFvdzrVNpDmMVF3iyoexIFq2jbfIex6zjFBeBFIGJDRB1cDunLj7RBI47K1WlUzTaYLGksV3rdZI",
-	"EidymtJZQ7KPXv4TSTT2kQ2RETahSbqJ5n+9MMwDuqKSXGWJUppTX7CpMrF8ysX2ShKzlCmUxBouxpLj",
-	"d+A8129fBy7yfK0NV3AF3gu8IPYSKAvo1N6H8oo8I4Qezh/LmQ9bQeuKDcZCXNSbJfSILzD0qA5pqDLW",
-	"vLiLBn78AwPC4JAKz4oLVY7NYVzSNGeSiCHhgrcxbo7IiKY0M3HxPb6BTgpqgu2IyMiESUlH4ExQjKvN",
-	"LRK6ZM0wIOEkkTLho/6UZfBPwY3vKGNU6j9wEwPW4xkb5pKmuMYhTdI8Y5JshMWnWzHjCYv1uDRX461U",
-	"jBLe16+yONxE71AF9W1MUr0OgsHic0eHwFn7MwTTekR+Hj6LmakDbv2NdI9PYsw413cPAOvfrbqB8Tzq",
-	"0GoGhmal2GSqCAI7MGnlY5EpEomYkY2hvv7GyRXqn9oZ04CBk1kwc9WwjjB0ZxCYI/R3Xgs1t4PGu/hK",
-	"VGNLaGQ2qaXjLTSr6xktVS4TThSvHUFsHcaUvBKXLKWRJ1Gay+2ozzfXNtSyjJBG3v/A0khMGLncLSNe",
-	"+bGPXUZ9+liPO7hID0vwB3u6+i8jiO7vBC0turV2O3tbna2dnb2tbzSYI0hOX64HrR7jaZNt4NWdXe8H",
-	"AzMNfi8WtCVzCMWyYIRE5la39Vr8lqQp3X66VaOL2LOs4u9LHy+9cw5rWY07+tV4Tat8uEs/ssR7HV0A",
-	"xev5qx6lCeOK0DjOmNR08uf2S5Fd0Sxmsf4XSgdZLpXVfIeZmJDw/PT92fnxi/6707c/nxyfLb6dFXx4",
-	"SMqUj3+fFxI2D/vWE34qeFpDzi3KrnD2Z/jqdRmpP69KGEHe8A/DImtgUb+63vLW3VoLjAXcKi2nBNVF",
-	"hHQ9IR8TtO9GzLeU/O7E/AmQ3Hmp3sscN4TTAuDMnXql8oshXFpAMQJMSDY87gks2bJQG9tAiUxGvJ3w",
-	"TSg0ERohh2wYvt0llOx39gJCScb0D+WoVLi/VrQsKKeZH45bj1crUX4vRPqaTpslHYfyAyFSRnmrJtUL",
-	"pP9//v/+L2LeIRM69YhrgTxHdEoHSZoU9s/C+EZ5P3IGY+AHeCLXATxD9aD+GeZmNTwE85d7Yooa6Ae5",
-	"88GXPxoy8IwiRso+jScJL54WrLawsIFVLfCsbR+DViYgkeEyYVdAUq6SeMRUEZxjHjjraMWuVoLGoutg",
-	"D3AOTGt85MFvja8sYNf4pAD5ih/5Z7HiJ6UDqi22MByyCLKDvVcDIkVm1M/VZXc85OXx1Kf6vesSEqy0",
-	"mwpFg+nKOwx8VPHOpQTvEmqUj7xYkwfsj7VXV8ZCZEc0TQc0uljq1fGvNqYefTvco7uDncgwIv3TPybP",
-	"L2uMyvB+Jbd6/9vlLg5lkMt3jex+uzwp24cxTG7HqgVEwcpq0WtKRwkfGY1Za9NaY54RZCNEk4p5+0zB",
-	"hOrIbYkNVad8R6WE+Dhb4cRmJeuvsIzCAQRiEqqMRSZeQxvz5w6KddYBpkjoXFkscJ+c5ZMJzWY1wsEo",
-	"o9PxsgvzA7ykRWU+zVU/png4a+nuXMSs77J8V5dH3oiYebms80RC5MpflAW8mTlwTjPvJEx0jcWBelM1",
-	"5OMNacQ+X8/LPgUcyguY3+cyAalOBdZgAGtds464sws6YvEmxP9CRFEk+CXLMOTX16tz1Fj7GubfdEz2",
-	"on2KMpMdpVNJ94A/bBk78LohkzWVX8wYGn1tSqSV9mLM5a5gjg0GjmnLxIm1uq0J5TmEDs2hyi+fW0bA",
-	"AwqzAng6T3c0eEp7rm55THkMQoTIlXEn2oW2up8tyoL2rbJkNGJZf8euLqUDCHR+DWsm5rl9ag7c/Np2",
-	"G0NMAdQ3s1QgYb5YwThQvDmYoQ0ERde+1kGdp1LRbBUwObuAgyzMkPMIfcMonH2cu2sDEc+QiDCmIDuy",
-	"9SNLU0HMdoo8Jk+T2+10roPWrznLV7KBqGzWF0O3o4tkOi3h6Qp77DTvEbwGxdWpQnU+QX8dxlzOmCpd",
-	"gAs2uxKZRi0mpxmTUpAJjcYJZ7J1vSjcfM148NUJdm2BgCeSwAhk45////9n9+kz8tfk+82ARGMWXbCY",
-	"0BFNuES+Z0D3RJIQPnkJDDqs1VMc3ZiP3LaFqJTQ8x/YzASsuSiyC837IzGdbS0vNFIXTryQsaLo8dU0",
-	"7xpu/VU0cLeOY6SWnxvkx/kIFnRV1D5ztHRle4yRFO2gxRALz/C1WZzV1x3ttX4ff0QN+ThPmSU0kAoi",
-	"Va0m72aABOu1yABQZJ/D1iSUwDvzrgGWMSNtXkHBDqB28sCGpU8Y5RJNIWbo0DdW+FMaSlm7txuLddeL",
-	"jqIw4tj1INHX0M45x7M35UZ8UaZlpRHUpSKWpg3WlbkbM4ert/HMlsWMBxn1MCf+fa7hAXPy4JoOal+G",
-	"Wu9TZgmI4MzQUrM8eEUTzJUIIhKiaz1kWU6t2+56mawVybZxQI9lLdiwLwHXqZorL2tiyNhK4HltSIon",
-	"Uz0sP4KV4dbDnoqsV3c0vvD3MMOSVnJfVEnmdUUyrdt6WVS9RQhGJV23hO3V+2EQ03N1lJYxF75RJT0e",
-	"MpQuiyUVPg6XTrdCjctUqQyteapYoRpVzKqTJ16aQjO+op5F4+SyFAm6akSr5awshvAkkLzwZH/5OGfv",
-	"/0ErU1hxKsqlEhNb+IPKfs6n+SBN5JjFfZNXVlK1taJR8XsPhLKyUyRyjgXvypGvbsiKPl+QxR1Pf4oz",
-	"OsQEbTrxzAu2oKH302olEoJWUV8IfQIyt1CCJ86r4Ja3E7T0ysDVgQnEySUaYo2U18+z1PniKxKBf4wP",
-	"k6k/0KBfi8UrWQpLOL3Ie9yI1rfin40hsf5FqCOr64bMzt+dz4sd3oskjdW4haZNHqOw13A95lq6rgsL",
-	"lBZF76l0zSS0vmLs3pADAH7XoqZpKdxwnWU9zAIXVRK17HSK8moVa8f8kft0bIWBi7evK8SuvtNCxJJL",
-	"lpH3p6/8/gVPJAmtcdIMEuI5JljrjpILNiMbyuWDGTzHilSUmI963Ixi8EISwdkBCd+9PTsnWKtu+3MS",
-	"X2+b99sXbBaSTCh4N1GbFoVs6j1GGK4TsGHisv29e9KJB93ippRitj3RphB65m91M50qkZSgxF7Kt6y5",
-	"XokhrSUsK59uk4hy96VMEHQhAS4fkLCAYEgMmzV1UUMSfu6hHNMDbt1D+Qb+uA63etwM1iUOaqH7p3SW",
-	"vh0vWBm8UWhenK9FskCKKh5GtsQVZFCgkf4MDB8OhBWzvGErJRv/VMjEXvZPIDHNWt1OYe1AwQw10tWk",
-	"txqpbE40uQ2DLRfK7qyZVb+7SobbyszpQ5YoVsuh5jv36MuM4ewlVEs0hWJ0Eh5gFRt9YV3aITX18EjO",
-	"Uygo5yrG6e8oJxBTsmL1lFo2dHOqXJeI13R7X+RYRG7dCwzBiWI6M4kBhZG81wqrxY3JxpGYzjbDXquS",
-	"jTePkGSDfZqyLJkwrjbnsfNGaHPdsPVXiYQgr5oYkiNNSWVRSR7YiH/GEeVEMkY2khEXUAUcUETzEDJM",
-	"UsUyrAReL/evKNihlrOmELji+yZrZYV3q9kS8KE/YeDUMbe/Jmx7hx+tiWsfEjUWuSKhIddhMOeKgZxQ",
-	"TqdyLJRr36QJoKXwlMcFC6igoROO9uYQzpOb1m0fUguAxqBCCzrMbmUKg3kHM9ipeUgwBtS3rlvI+6dR",
-	"cwoFBYVFNFqq/9BLb6qX/gurmvOMwd5EVMmmmYhzwFzroJUky/nWsrDsQkutiDeCSZJPtciIcVdTvRaI",
-	"gEdoIr/GqGirctjC6X8ovI9I4V2EY3rPUhWoVnTvuUsF9/eq7jUxaMMavlJ6r8+caqLspBXWlo1RSHYP",
-	"NC9YL/Lx1IerEdMxk+1fTXX8Kqpc7T011j1mqm3fVKAGG0rg2+SqQrUJs9pa2Qzy8fo2iLFkv8lcqwzn",
-	"qXEx6DHlozTho7ZenBdq04XVkl6L7fRaRNFsxBTqdKb8JpSvJb0Wf95rlbth6A1sw163O9v4pSb5WvpA",
-	"549pSVF4i1wqSZkamsWuQQ6LjZ/oj+vIoplyLidSLwHNGpTrs5Q5A8OqXTcJYdl+eJyTPStkE6cI7AY+",
-	"Lj0lXOzdhG25g6hLzXNnUET4WDfuFc0gwOfjsnwAO0EwH+/lxm/cciGj3KDMkH0PIj3X89GiezORfU/z",
-	"N5fd0OvvMftfY/hY6IOZkYhOpjQZ+aJHd/fRVPzxobVm/NC9uA3LwK9N62jSyxb4Y6pXz4mDtXKnB5OK",
-	"tFdanQHBEiy+kSn/FR2wVLoIQSeQbySKxAKFCpIxSCC0jGazaLUMv/daZgW2MZptU18viSzC7Hnu0yhp",
-	"PF1b0Ni5sbHR7K/R9PI7vHO/w2v0caXT/YraUwXNHkmZpIrUO28dNV6/sOt5YqCqTTxJuDwwfpoutunX",
-	"r5hmRUQM8Vk/icMDEsJJRmHXGI7GIo1Zpl9yeb2+cbUI6dFDWCU9arSrfkBv6WEUsampZ1gqOFl0lzQJ",
-	"SS6eyQQl1xSP9L9ZyUR3w2i/CmKUJnaDNqG/3Tg0PKhs2/j/iwiq+0mOKy3kpcgmy6LIvSVCIwZMstrZ",
-	"3dv3E3WmNIlb14u3/Zezt28qmy5G1AM2jnevQPgrm1VWVYrVaI2Vmsrutqb2W+Yl4Aqmy595WZoQip8v",
-	"dv/53/8zj6FL4z+wwVYRA3JQbs5/wWZEKjEtNE+qwLq51Vomtq8SnGBgcQ7Uy28Si8039OkQOJOmK+3Z",
-	"AuZTIzJsUxrWxhZYWecAyqLBe+CtCUlh05MkUYvdOXW05gebL7t6LtUhOWU0UkTvCSMctsjbKeMECULX",
-	"6cDvT/SRSGh2YgqqakILbk4WbxHIruejhLMnxjgge3wDi8GSJJYBAeWFDJi6YowT6COiNw+KTEC4INEs",
-	"SvU/NW8g0Oddbpp2ygSaYpgel21YZ1hX8csoSCsyRoDXcTyq1Z5dePPqQ70xse5zinjCrqy0tXSQn+zL",
-	"c+56EyCMe6xD7GI/S3CgIk3EayfOBy30otTr3vDoR5PBukjCMyaT2nIL8Gj5IHWGeLM2N34jrN4Ys8Pq",
-	"sFpZYdRDv6AgvRkAz7e96LSf99sfP+8Ez/ava8su+6E+S2d8Z1/2iibWhd3xmGUsM2Ubc5nTNJ2REAOC",
-	"ws0De6Wtjxkv9XKqmyxUJsswWQvkLmpqvZx+E2C1drFswfsuNcgV1lFiihkDKuG5xqxBRnk0rqXCmc3B",
-	"WwlHMGNv4ZHpiw9snSSxdyREXiUqGkNgY6Ur0LP99QpfwNOFx7YksbDu3AY0uhDDoUnNcm1FnlXa2O90",
-	"OnXiKvuEIEtoWq/7Teinvkm8L0/wdP0IjPL9WWuXnxb11bPC2jXE6K3wXuVcPrX0h40H85PHV77WioPW",
-	"bwLTQ2+2OfN93R4rjcVvb0ZlPAaTbv9Ci8CtZ3//1OG7H6L2N6cXz6d/25Hne5fvn179/M3sH8/p91Cs",
-	"xpRxT2SfQtkgC1EoknzJsmSYNCxjx1uGsU69pgknWqMndDpF0eUyicGTMGEQY+s1LIdtQpG/Pv6KLZak",
-	"2m91W2xn2IHXlV3Qih0/wTLutT3GCZyG8/TZN98+75TaGYA63kfDNxjNPVWyBSnLi6b2oQDgmvVt+fm/",
-	"7Y6/uXg1ef4z7QyO9uLjp8Mfvhn/5fnFq53Jm73p6dNqwszKeomG5fbSs32kxu36vrzkaixcNEii5mJB",
-	"auosr5UqW7o3c0YYDXBT1xe6wo8ysLloTqW1OBNok/CByHlsw/O1yre49uTqNTKL21nHKObv6oOMYGtu",
-	"EuvIxGKRwiOX7+wn13M0ZcURzvCrM2zx7tOM9ep02MU/kX5laVMgi0qrSm5Ixkhpepxw84AcnrhBJKHp",
-	"FZ1hlw8SJrJvgovrK3msZvHyZy2KdD7cyCePhq5zE/f8pklECTKlUulbaXqxAl+KqRwPBM0gThZCac1l",
-	"xXmrnZXqbu1Cu8+iBUamuhzkA0FPp1EilaZtiRrD8rbWTL9xF8fZ9gtK4QVmzdGH8p1Z5AMo5cm4S1I5",
-	"pgr9XJ4842HkjRxvoVl+iEkJY5HGxq5tK7cPja0N4XMAVwkBY+sGmwCBlA0VEbmqd7etLNDUCDOtznCH",
-	"7cZ70f7gKX32/Jtvv/3m+TP6dLAf7cW7IN/chaxSE2mxkFdYIlwG6Hu0Yk1Z5mC2ahvWO6fj69NwMFVW",
-	"obnyEOaTudCIyt1agsdfyfPl7+Qreb5urKxAyvxKqkephdQP0N2abBTB1Zvlm4ntr+eVDTpNrHxn1YxP",
-	"z//2243VDKsj5NwutrXy98vdhTsVd+HOdQXhvMtWy4M2qKNcXfKaScn4iGUBObFsiahxJvLRmFCi5wjI",
-	"hzFV8nA6PSBvD3M1Ri72c/vHfNA+S0Yc6qe2d58+C3sc7d+bgc/loBR0MforMUq4nn3TdUkvxJwQeH8S",
-	"BiTE4zI8k3K9qGkShYH+ocfNi32N+1QlgxRLTs9s73Q5ZRScJ2+njB+ePJHk8N1JgCw1UdKkAWI3aml6",
-	"aLjqVEjC3Q6wCwOnGnccErkVuafeWmrNY3ME6syWbq22EwYkrA/xlooMRZ6V+kAORWYYHLh3qSIp0y/u",
-	"PPNem0vqXSjMyJJx2uMTK8uHX0ebqNA0FGMQoEujveuVgAU1wtfiRnjYc5mpb7ltF6SZbL2YEmD6U0a4",
-	"UFsEh7ONa2jGTA/9jKk846VeQov2tizYumQ+3u88f7Z6g+jyDl+zbMRi2J6m1F1Cce0kY9OURuAXpMps",
-	"PfCit8FOf8HYFHyCZt+4Y3vGAZGix00890bGJuKSpptakjNF5PHC7+/uzuUtO6rfkhftaSb+q83ZVVv/",
-	"giZWHxY7nZVAivLGbSHqUYx55yprQxacve2DmYFpWBIysR5yvc4RkNBsvaiafHjS444Gg0dzBmBmPMpm",
-	"U8geVCRjUsFgZXQ7gPr8NAbVVJLQY67hHNBvIgqvfRb3obHXV9e0X5CN/d1dW4XBxM5aoXmQsskBobzH",
-	"rUPZpEkXSLq5Zc6qOMckDrHQA51OSRIHJE5GiZIHDvM1iwVvcF+fponl+s+wxzdsf4XwcndnqxMeQM5u",
-	"lsRMkvD18flh/4fTw3c/9g/fnfR/Oj49O3n7JtSDoTLxnyHZKCqtY/MsvTxPZ+3x0iL9Bdkxtmr4eOAz",
-	"8a5vw9BzGg4DoRA9nhTHSa7GQqI57fAEVGVJcskOyATZu+AY9WiTrXMubRC7d56YhmzeOSCC9zgKnSRR",
-	"9mewDRQKYOl8x1TjBEF51M01Y7bxV0US0TAaUMm0ohuSjbFSU02+wY4blI4Q5Q8NgfCXz3jO0GepryH/",
-	"nwH2F/uk+lcJj8XVf15/tP2+5i/VvH44hx+tbguQYqHuGJhf9H3uuxa+C69cQzQIdObKFaTIGJYGAkyq",
-	"gQj36YCEhZQckpyrJIUjzSgmKMNt80pRRBmL0TcmTYqOHyxSkrjBRI8OzWXS2OMOQf0qlvE/bNQPx0b9",
-	"e7P2fnWT5hLt4I7yFGvzDLUAhQJMiBICyMixvs0pIxtSgNBGua82Bz1uPwIhBBLZPB+B5pXA6bhQPrPc",
-	"PCCexVSL6U5Kx7A2x/8iyrlQPZNCuUXesKsSKQYF1KwgY1pbcSWLlCjR+Dnu5Vn3FojkNzVnrtsv/qam",
-	"RoMSd2BrXIR4P4F1/ZTJPFWVwABsbmbo/+E7iFmEAFLZJfu7aOfYkJsg1tNLmqR0kALvXM+hLy6s/Oy7",
-	"wmsyTHA1tc1asUcriy7IUOQ8DkjCicgzvdpYkg3qC262z2oiya+5UFahQ0MPyOeg9GkZui6MbE3u8oXZ",
-	"uLioLS4OsmpJ/KQmfr4qAtXlKd6CH1ToLghQ5iQXkdg6aglGvvenr+Yi/rEXd8IhHErPFycZi1Q/z5JS",
-	"pMO0HOmQq/G29ZNVWykFrXKYhJSi9DG0y90WMIb+P5Elv7H/dFLzd3QQ9fJOZ/dZxuRUcImdQr6LRMzs",
-	"78Uiv4NZ/mPv8D92X/7H7svKQvUvuRr/x+5Lu1gcAaTt7zQOJPGfp5kYJin7M3SNNs/1fr7Tu8G/I6hm",
-	"MKZpyviIfff3yctZ3YP+hKmxiL872336rC5VogB2Fc3OWCR4jHoSTK7/fyYJhBnXl4woH9XnBZ2oKlMl",
-	"fJSCTLpF/srYVDOiUtvchBPJQN88UyKjI7YJon+ciSlcdOcfRVUQlxsnw6Ep4ja3kMbIe9POizgsAJfr",
-	"hv0TFU7o6wtU5t1fj46Jhu2m5mKS2R7SmbjSwrMSy2ND9VIqoLOACvwDqrtDrxuiIrHglrFlA50oWqNp",
-	"4NJIoRxQ8V3qbfp44dH6Z0DrO92O75YpVMRSj7+icP9e4VFyPb2vgxa9pIpmRbHf2orMuzDjt+UZ4Ubo",
-	"4WL6//FuFWxDsYzT1KtjbOok17uJsEX2nI+o0ru4rq1hpZUhixPsNmpypkxO14runLlyZ+YIFhHm1+xQ",
-	"v1UB5KJg8oeqpprjrCEVpeP8/KVCoQqkeGQ65q2aOyKx1RrDuxOMYwnAA4bXm/zzf/+fIoXwiSQa7zfv",
-	"tyFkcZU8b/YqFfoq8z4e7dXHd3svnCLrXfPAdrv0lVsHrioaL4rJKbfLBLpTz2MODUmqlx0eGkmxPKnu",
-	"Fjj8fuKQe8MxJqgeuBJe/+IyD4tsHa9XzeJ5k7h2zrVKopl0CGfUxM76BYv9uFJSg7dqB7bAP9c6dIC2",
-	"jnfWX2px66jG+f2Omr74smavweeduV6De8/XajbYQvG61W39cHw+p2ZUo7ERr0oNCvWr890Jfzw/f0dM",
-	"w/FKb0IsZ9nW35UaE9qWfi6rvNoBaO/bhX397r0L4ZygYw+rvvXRg2/h9PXaKxVX8BqrY9o8wHnCg6lY",
-	"WGdEKy1KiIu7iiy3V+C+0rLnOs9VS3S6LLb6x5ZKzmexuUtzX0svXaY1myet2hnpS7PVlUxGJerslYMr",
-	"iMHnZWWzsFykOXv/KEun7lmbLCFZp+8QIq9DhaKNkblM5SP0N7CUJ813zyua5tW2yjNNjco99Ra2z9Pz",
-	"nVsZwPPyUsVGIpu1ui0tAEYwYaopTevfhk+fs84ArHXTjPmEeS7OgV6YRHzwdJv4D3jVkBNNQOIZp5Mk",
-	"6iMApdO4IxhjlKi2yQI1RfphQe1IcPSGtIoi/0feb6ZNLWKThysFqN18v3wuWLNeqDfieQY137wXYPXe",
-	"G1DmDUMpPZ70S5WCel+8nbKMoppvDAVuLxY7xbToemw/O/41p6nEDhE5GAvwBz11gfQmS9cUIS0Oxh48",
-	"S22YLUKmcNbvzKdqOSRYflM1Dh2Z909eIN9NRX3ROB9v6tTn2spF/vdVhJmLPTUrT5gMyQZN2lFKpUyG",
-	"s02Ng2FEJTxARML03k3MjsBjlgSiCPSFRSM4pEYvYXZRw2ob2E4zx5nD3LXysT2grNxbXR/eWyRfNYpv",
-	"Q2T4KoOa9dZXk63g39ISUkDDLcl2uGkgb/Ftri5weZYS8pW2VkBuHsGqZ9JEuP1LUKfTNF0IRJH1r1gT",
-	"Di0EHKxilR2cvPA5T9HeHCKTUXfQ4xr2YN0ZC7mMHfpVIqsuRS+Q3zKanc7g+bc7rXJvlhJxxmrmKLve",
-	"JoFh7vBumr5QbHXBFu9qtXewyreOylajwpuok+E+y3AOX7NntXAJToQuL2FcqUmyAu2srMEJYMsX4QjV",
-	"3DJM9ALqucs4kwZ4/57oZfORTOgn7/eiYsAk4bW/N5p+ndixLu+YlguiFIs2I/YXlLGBkBOsBFf7vDjR",
-	"OlnBk3RqH1fMW4p9wiLtnxTNGKbOpaivTfJUJW33Z422dsFmbYvX/yUFhpZA535bxBD+o/Wc3wRnTvdr",
-	"Q1xj0MLwxmX2NGOntfTaSITujSqDKwBQh98uxatWpZ9CDKZNExZD28+BjhjRi53voFMkZNVBu8jOqns6",
-	"Ldvt/LYWRe7R50W9cso7ONEoSiZURWO9C1w7Nv8JiGQ0i8Yk4VGaxwsDDudmsrlO1fkilqQb8AbZJm7J",
-	"mwekgzG8WnOcba3RwQdLHBebL88fFMD2IFt7yM76fjRm0cU6fenrfJJo2Td9f7sYsdma51kVP5EjGGsG",
-	"QU3opxP89Cm+bP7aWcLb/OlXAEptGBNA1b3n4AN/81G/DjiN4KiONXffXKw3FxxCjMw09WE1tWv4vLKb",
-	"bI4TlhZXP/xiKJ7woajpWBQ1a2lLeGUjF8pYI7eoJ5XuA08s9WdfvLGFsqjdXwsc9cFc8zoaY2+yQpcv",
-	"3Pr+TuDn28upleO4ufz3DlNFavrxvTwiz/effmOTSQiGZMl5VhCzKeMx41FTWDh3kX+keJdsPO3s1YfP",
-	"LQzju2JckatM8JGL4BNXHKP4akcrWvDPp8BpuEDwqal0iByQiMw0n4Qy+yXv3cJDQUi91GMYW/q8IGTr",
-	"MDb69ZLYZi24ko2ZuCIb+53nJKSpxqhZGx7JcHNFdgZ5NDxqLFEHTiEypRi8M0+a54hEgxhRpPB4LfpS",
-	"Gl1Ivf49Eg5FNkjimPGw/ugzNmQZ41Ed24XjlypJU1K8BhPZ62WAlPB2Llm4ue7BndpRa6MNEEiNx2aB",
-	"mMQBoVKjpl5Z+HPbdAZpn7wICfrKGnauslkfUk4WxM0JckUTRQZYdx2+0Qiysb/7PCCVC1Vbi3h+4eAX",
-	"xBfqP1aJanIFDZNPLCbwgkVameaj2g3W19sL84x3jY+ga0hNF2vP65Gw/HxYCilr1X3ChWpDXG9rVTc1",
-	"7Moz+buQU3dZSoe+gHh6F77Rf10DO7DVk7+cvX3TPgNEJBdspulYQMIJTfW1ZnFb6xdhoEkS9YkSxAsu",
-	"oZ6LGnhUsgQ40fT+2fPOjkskdEbPgYhnJBNCwSrCf9v+NWfZbLvaXDQM9DNNQxoeIfLPPywfLvZ4gdqr",
-	"23vbyfLzLJqGuBMEoC84sOKiz53Xyq7KBk9gPbI14M8pG2ZMjlftHVQq5g1fuuJuVyrr7/262/7m6vjd",
-	"rHN+8f7533b+PtifnO+Kv138I/v2Z/40+mnw7Ee58yp+Nzyct+ZWBiy3Z9jZXa+8ZXmw+p0jxX5Xlmr9",
-	"uIvImSAiU5THZtCC4F0AhUV58RRUa/NvEL5KhTRc7fOI8n55WP1LZWj9kz+e/tsfU//tj1sj5wW1YvJS",
-	"hvS9EOlrOm1VVlqnTPvrbnqeGsm2/iluqelp7rKO5p+vLqB7krm3IW/+0mSlXXlbCBz8anFKpKxeOVnq",
-	"R/KyXxeqKKuGGhaC0KKen3ej0tk2Gv4eqrahclje3OqaoLlQI5rXgKBIQHUp3dZPCbtinpPz0v49D6Wd",
-	"RcHRt1aaHILcXF3y0/zLMe6iP6Y8FsNhX/A+HTGu+hmbpjNLGuAVfQ3SS4ZiXn8scq2YdILWQKj+0OQb",
-	"9Is+aWciy2YBkWLCIE3PU362yCEnMA25Qol4ms6IHItMpWB7igS/ZJnE+ISMiSnjdsLd/cBas/s06UOS",
-	"lnW2299Tyke56daGajT+7mya3dZxrs9i+x3NEmkC7KCmT3+cT6iFgaIjR09FNrI4cRhNGDnLpxA/AoSE",
-	"qb6GAiwWgOQyvhiPgUb0oXsBVB82A948HL75tGpEI3j+RBoY6w+l9QY7EGOLck9mUkVnJb2PeuNOM1LM",
-	"3y94qTSnJEmcMqLGiSSp4KMD0sHqDTbRkiSSiOGwXqyvx7l5zUNjGPSu05t6IrEb7tCaAuZo1QK8mwOt",
-	"y7O7SjR+404mlM8IfKFVCgAOxMAQHGwe9AWgd/frtzqP7HUCua2vAK/ouQ9PsFkC1jLZpsn2n8ID28Zz",
-	"wiiXJDw86b84fnn4/tV5//XbF8evwsXBAfPXax4o3x+9I/vfEPsKUXRUbDFkPGwQ+6sXtAaTTw7fHBL9",
-	"BvkNeo66Ud+fH9UPu+BW16BKbEiSvikJk0TkSiYxK+p9PZFkd789hrxLqC1RpBP9+P714Zv+4Q/Hb87L",
-	"W4bLXn9/CopSbz6sISr1Fwv6nZQv9Ci5hLYgBJLATNXOFe91Hc2qTrzC9h5FpoE7gxocrEH4mtsYLKTI",
-	"DQfZQMAWEaAF9Lb2yBZh/9LEfSspfJnuwkiilncQbmY4+98uZ/LrctLbMLwOUXnGJdFfTKhKIp8VGKbm",
-	"WhB8+80zv8VBZx1+V3ZTLfdTLWRwa61oOVs6JBFVNBWjnBm2lMRkI/zh+JxodoRlfMJNx5RyyZp40ire",
-	"uDvkWAFxBaEYD8FwNFXt70+ra9l7GpQatdD2bx8/7wZ71xvtommL/uXb680//fsdMT5vcT5+h2VrOuW0",
-	"rX6bb/SxHo9czLTW7J3dxNJW5UA1YdJzhOuc0ckN2z9U+h4nmVTtFDqnoKQPRUQQ4lsmmmtXg28yYJmn",
-	"ApqegaBlNufmmkTcuhTb64/ud6NjkOPXx4etG2sMDzXVdfXWnquaNcuH8bnxjdW1bo1Pr5kNOZrr+tUk",
-	"vT2eLMtai0sJjosyJi04PzZcxRUrkpdqsqx1C+suytfv3Ttn4WqCj0Gt+VTSxizwle9CA24uwAGcdPFS",
-	"F5d3rRUHT4uSpbajqgvL8g4+l9DrUhPOb4Ln89ay4vmiBOhFvZzKUTqdynUOWth+0LwApvZqYQq7hCYY",
-	"faXC5XrqR9ar11/yoykh+DUY1r84i2m6afdZTq7VzJD0CT/A1vDnJnr2bhqf2a6Vpj3qL+hXbrGdolmm",
-	"y2OATG3bmNPmboMEiw1RfymaYLrOjEUUeOtMUTChmx2ZQdsTynOaWnZXmstvcvkJiMtMkxQ3BNaoB5I6",
-	"N3F9broXld56JcQFyadY3CPD0ok1aeZ2YS5XvbKq3f3Gdc3X+j6UF6am1FhMsea+rVeI7YUpj03laIlF",
-	"SFy4i0kufJmcjcV0mvDREYITW0ZDRQw5k4pN3IUw8tJbGBgHIqkQFzl0ZCli2MF9ZQIZdjCqAcG4bfrQ",
-	"ICL0h6m48uoL4WxYkBB/WU1nCVq51MzDEMK9f4F+a/qIB3mSqnbCiQ1/l+sWvli5w2xrLf4V3RmH81Bw",
-	"3vQyt/+ASMbiop0sNqY4IIky5TTJgBniDYGOXiHe5nqWi3I1ZH3sqB9LJLHtVahBHRJTi9F2EsADhs5J",
-	"wyRNTdVlOGy0yqPDyXjWetxutFzNLTQ3bbd608JNr7K8nheCqMCbh0zWJHWa9fQ4lCnWL0MvJojlx1bp",
-	"WJOLUE1sTAn7CdYVXb1mUfXO1waG6f26lZIrKkkkpgmLAQhzFZXh9ZtXVPbpTW21hyqCPQHyOUihOvpi",
-	"b9dD7epWopRzCnMqrqQjNs6ja7e/Ql5Hs8hmMlQrWOBf8dKBlFe6cmM0oGiVO/pxgcxzo6Znx59opNIZ",
-	"lE0XQ3e3eUxCDTO7OVNO2Fw1aFgQ5nyaiYhJSaF/jusNgzfVRTmatj4sJlJleaTyDDpnp8kFM1ThiTQj",
-	"lhvVz9eqv295DGs/QBwovoH1hEH46HtZt1ZsSOJWTa6+keC00ghCzh8i3r2KeAsEuesbt6GvERLKNv6F",
-	"6ox/c+Yp05HmAtJjDRBynWBIRkCuxokpy2MC74GnDhgBYg0dHmk9e1hs8rGizJxTRT/AdjmOSiKPfCLx",
-	"mWTKc7W8TP5Bp7fyRd3Ia7K6MRGpoab/N6KI0DqeXVnKhMmULlpAdkmo5w5L3OSJBAAGJLxMZDJI0kTN",
-	"QjLNkksQ5UJvhrAs/jyRWyQ0NfrKRBaidUrjJRJfnS+Dbu7Au3yQJnJMpkJiQxKRZ2SQCg39YqBWt2VW",
-	"to6BeBnO39AVZrZeF9CxHA4HtdfEmlZznjIJ9wylRsoJjScJX/Hu1IpZPhQXkxGNfz8Vby+0VpwxFtcm",
-	"NCZcsgySoXedcICUtmIlde9Vwfj9nGKF4uYVy5jNWASiO6aXjAwY48QOVh+E5VYxFzcEAo83jy24DJ2K",
-	"YzZMOFxBU3zZF8rkGMocgRCi16JlZWwEsAENqyC4KByKLGLh5iqSmwVHsdxFpOJfqIPLHenaf6jPoz/U",
-	"wD/UwC+gBq5At76ar61MPR9Nh+CHanS+Z0PyDZsD22P+MgGQgQ2Bi1JGM0ko/gMIFIQ6+36qHnd9jw5B",
-	"ZDfWi0SSWpMDnqTngzckeSxSNidS4+GW6v/XHBvZuNzd/Gp6pmWvX1oRm6dI4oLxU1sxrJoBGDEpXYoj",
-	"m/1lPPghSt4mfzl5/9vJzpvkRJ7w06fR0cmzk8nLzl93p3vx0V+eb7G9zpZMRuVOF92db7HxC2YmljvC",
-	"7Jee3TSn0pa+Npv8ntEMeCxU0l7cCAOu4U5DIwxEpaIYuPkbZ4HBv0T3i9becDfaYc9pe3/wTdzej3ZY",
-	"+zndHbR3ot14j+0Pn9Jng9bK/TEW0Z/Vu2a4PMK776FRk7rpo2Ntd4nljW+w1SR0WIXhsII7MZ82dcCZ",
-	"x9nPC95zK2xqiHNAGI3GxLzveBQFUgjE8pTlqN8ROdUkF3pjskthq7iaxjn1ef7eJSjqbZnbUFcT0N6P",
-	"xd1J5sSC0nmUpi0dRRUutfA0i6iTmd6b1fmE6Xd/1xbcoN1btKH5V2ks09wCSuaAWJ5Sbfyf04y1ofGa",
-	"vleF+nn06gT0cewErIhMRvppwsmMqbsquv477mHzR4+Yh9YjponGvoBWZSKbHXNVZ1JblXjcNrr3rnBg",
-	"gTGgBFU321LAfCV1veZwvrzGPs9yF6R/VPjVTRVYvfGvCPPHEofsyGdthTVbFSr5BC2+ZEDGyWjMINgn",
-	"MxHsRkSU+ZRlffC06Eti/juhnKKt0kkjroBERWgrrrBd04q2B7+wDko+dtb5OjlrMZRqFRT9Y909/5DE",
-	"I1ZT+phxOkjrfCY/ijSWhKapAfCk3gDd1OmkOWUaF3vTapONZZGMA6wOS8xW+MziinNkeouo294CCmvU",
-	"ADtn4ADZsMXmM1lYAsUdD4rdILqDFe6yUvLkZSquiKuDUg/lar9LXI8bycEP0ipuWwrFINxNSQz2rM6z",
-	"RM2gdBkuYQA6nu3sVjXofaCKvp0kZcV34y8fzgPy49nu02cBGtm1hNtOOBGZVVA3sfqZ10mQbIRXSvT/",
-	"+d//g1492BXghrW5mPViHMo1VEDEwkDzorldlx49QfVWq7uR4CqjkSIDpq4Yw3J+9t0BjS4Y9JBWklyx",
-	"gV46V1D/gMdguuQsk1s9fmzqKKsxGTDjoclYSqFroqkpgC4m6AkbamFt+3In3OrxHv+3fyMamIyrJIJ0",
-	"4x4/01BnMRHQOgRqgCh6wUh46DeT7RJUtwnWWgOYmWJr3R5vkz/9SZMo+ac/AbSxVmEm8tHY6ildgjnG",
-	"Ef6JjZCxoXGepaGpjQBmjHJPW2yT3eOESDA3tHPJsCk7w+Cwd389Ot5E97uDmYk6gKuv8kwrOGEkYvOF",
-	"/VoJPWz47u1ZdWG2U29oDLURg+WJPKsgG+AZAZTb65BJwnPFpFa1bMEUPYMegzrjSIFvGeIbetvqlmE+",
-	"CUkmFPixBTe1qHPJthDu7wxq/OlP+scCo6WP0s7rhO5rnIpOkza+Gh4Qatbleu5qRASoF901NWra7ppR",
-	"nmVQlwMN1m3ywfTrt3rpRswuWSqmE8bVZgA+DNOcRoNJSTejK9dx9OqkCwdi1A1QY63DjLTboEmQkpmD",
-	"tNsQLaSFtXZbr8XEC4WBHpKXhsPp2m3QjkvD4OU4ptG4uAYQRSMrbYlJoghnLIZqnOGndvEkrAQPe+Wu",
-	"w82DHtcv54M0iUL/pumxCBdeK3RE0E9tWlxTFoeafpi3NVvDyrLFR1vksMdtBIUoas+WhpVXGpr7nZ2A",
-	"UBdu4W2teGMPzqTHw/kqreEWgcieyN8FzRjJtB6aJpNEIZsl2Jac0DjO9H3ZCE+pYq/0C+0/hT1uevwd",
-	"kP3d5wYrT5nKZu3DoWIZBFwCuYIimNKSPai8C0E3dDpNDQ3bNhU7/wyFLcmGrTO82SWhptoYpbNSVdCg",
-	"x0N0qoSWcnvFTCF6StEkDQn7NE1pYksHUckCEhalPUMsHW/Qp1yxtcdtOxNTuzXAI8eiwr98DCEPU6JB",
-	"tVxEGEkh1Pd0NTU3wm2IAdMcrcddKU0nbYdgEprSjE6YYpnEluRqYbVQiK0DcmlP4R0dJRyAjc14baQO",
-	"lsLv8Xe2rL9lHnp+fSU0/93BOUNvTRs7mlXtdDqBq5G0+3TT82/2ePgZRIWAgH4QQFX8oKiNb35HvSEg",
-	"VifBf2ll5BqIGvQbmFKJCQKaNSTSVNPXRy0yBQdNSSQmE9qWTENKo7DejBYfaZqKKxZr0MgADwUbT4Ab",
-	"b5oxLFiLGNxGaGuJgPE44SOYBGBkp6GStRMuGZcJcGyZD1CiRZSxAD8SHClsNOtxEzhAs2ym6Wh4fE5H",
-	"IdkIe60MMThjaOVDLO61ws0tArWTbK0hfaAnw/ZrPYUmJsYHinWoTAMjQEwlMiY14KSiqcmoKCjDzi58",
-	"UM3NA39lmkTMeNwSIDrDhGWtbuv1yXkhteo/tKRno5xabyc80cNxlhIM1WUZYXxER2yClejUmByetKfi",
-	"CuO0NCi2XLHdbsuTtbRIazs+tXa2OlsdbBMCNqtWt7W3tbPVga4IagzS5TaU1WhjnDI2HhCyJnDjB2D+",
-	"Jm1EM0EsSTVlmRSc2jBZ/aBU38sU0MtHIyaRUGquTVwkjokS7HEjiFvpzQQRbux39vFKaJYGbmc04U6g",
-	"8vXmgV3RmEpCFZkIqaycOUxGPd5Q35uEUOQl9KIUozH1ipTpNRyeeHViMCIenrdzfsHFFbcR8Y4LnGhN",
-	"BVn1oYbOEQZ/u4LH35vGrxFIaJiu7pFw6HnS/dwqOpMt0jW8GUxcbcUSaWqyWkoLZ7vb2bmPBeDU80qA",
-	"lbiKBm9FW9vWK4HTNs1jXt12710HLZ+LLPvuZ/PqyQtc3n7nedMnDka2Zrmea393d633i05Gq37j6Xug",
-	"+Pqa3i9gYCuIBJ5xkaGB1y+yGKboCJTd8m0GR4FfXr7UgUTPX77+259NtMs1EgBb/7YaCjwRVlHBD43m",
-	"gStz939I07RU5k2a4l2GbYJ+ZqAmt8gbkClBX0lGY6U/0pfeDY03fmvuwuEyqxeuhPT7dXXiXECfh5O3",
-	"wa/7PX9c792ef9Ay5rGam4vZe0ORAt/VdN1MXIRcO+J7ZdQeqAElMiDAfiQ4naGXjbHAk7D3549yxNTC",
-	"c+x8UeJVR7QeLoL8wNTdYAeYyqBrlJWXGy30xSs+QLWopvf8MWiZznOLo9C6NgTNNMrSqlRjBFqo2ARw",
-	"Js+gAP6EfuobBR6lf2TsQXPpvlUJTQ1vx/V+Ud7+3tLqFXj7F70eNlr7zq/Jw+K7CP974LvO8KQX3kyH",
-	"gYQ+AZuTsWkFJmYoRoOIbcFmrIShedinSsu5b5hmssh8o4wpOU90tZZ3OE3OcTHr3ntw5TW1wa+8d5b8",
-	"ttK7djVnIlOm//I8ni8+azuEWd49I8krrShPZp7h0UeN4qTn8QIeFCS3VvU6BFkpiZix3hljBlg8u002",
-	"amv23CInqmzQ9K2ZM5Fn1ozZ45lI2RPpO4gCIgWhJKUKRLWJMFbBLEOpADU5RC2t3Ntq0868I3g6W6Al",
-	"mVO6LzJqhv9K+lFp9riJjsKZBt7pADAr9PSIRmPWPhJcZSJdRlDhZfvudfCHonUjRctzjK13mV307Kf2",
-	"NEt4lExpKm2VttbHCvXf/rxE2zpRRCoxleRKZBdgc1SYnwRKlKIzCXY6Z3/z6H+jruRfu2WK0imO92jk",
-	"YFyvLaBwC6JsDqRJS/LCMGqYNNngFc67Wa/uNB5F584J0UIK9Kj0nNsf7g2VHANJ0G7gHudxotqpGDVL",
-	"cYeav0qRFdZ0/Q1hXGUJkwHh7MrF7ZCNwYyESRxae6rVv0MRAZe2Yt2x14y3xy0/1simZzkgIVaMMAZ3",
-	"tNCjcZ1sgFtuq3DP4N9ItbRGBX8ar11A/vnf/6NVoZCzT6qPOwnBDJ+gOTjhI5ZpOqfsbcBVyS7JTLh7",
-	"YkzYJtEYFD14xTMGdHqcqqILmploixwjmEAnvGBTRcLD9y9Ozvunx+fHb85P3r7pvzj8+1lINvaeGd9J",
-	"kU9qi7gbL3yPg1H33ckWOWXDXNLUeO1YJDItQBf24wjS1sGRDX48R8dhBneJe3wjLHBrK2Y8YfrsnIe6",
-	"2pyRaMlt3i+IhnIqcUSaq/EWhnyie6rezgxiu0alVxr71sXkIwDwKsI4uCuxpkm5Uo05GUwrp5FCpySI",
-	"f+Bd3qCpFETB46ssUYpxkvOYZfb6KpMabbL88MZie0k9AWBC4TaBGfqm0qmNTqFr11pdsJHSGmEfblmN",
-	"i5omfZdCdIdrOoQgBKjJDzE65g+8yAGZ87JvYS14DZ0tLcX3De6HC6CJSbPFkhdnrVWqyXfaz/tbH//8",
-	"73V9BOv02IuEx7bxTJ5FrGYPmvboDej/QjmJgIQOvvoPaz5u3JQd3Oar1O7t6SpbW2NndtInkiTx0pXd",
-	"LZro+UWuIjFhTTO7RpwrygqaopzhNwvuCkTrWJ4EEmlmKszBvcFenwrDEPb29p4HJhJxKI0gVLfUYQY5",
-	"OzXQaQ7wX3mNprfrLZanxPqL+3ifYp0h/mjimBftDskAGH5V5Hg0kh5YVXDpqRjZ5ftynn5WI+LB70bE",
-	"K0tpTttqFOkLUM3qBXYD9dYXONkmgb2yxsfjnuCV45yteZhry+sGkE5erw1wbA56OBJc5jYCzkZMbmj5",
-	"cDMg7JP1LKAjNGaaENrQPxfRZwruvPvr0TG5ZBmEhGiJr8czFkMCCHl/ehLYZ9KO8ESSUwisNAaiCZ0a",
-	"p4VIWWBc65KAYsFNzQTNPtHzAd2MZY/PRWvWxGFukdOGwLWTd3WSp934kYjZPVnuDAyO7Amt7v5YjLrG",
-	"yA1Gqp31jFSdvTXfv18j2NM113Pb2126zC8TnsgxoUUCJoaXl66zGpvbDLGSReOChvDnRqp8ZDCdNgU/",
-	"08rl2gBFEeML2tAoT8uabw/fn//YPzs/PD/un5+/6p8dH7198+Js095FzNZWXlZpKQh7i4T2vvbzLCki",
-	"h4wyc3R49uLt29P+6fGLk9Pjo/P++9OTM7JhwN7j4eeXp2/fnB+/edF/f/rquhJivbnuHRwxTdcS/h6y",
-	"3SpUsdrgn2VeqiyzfTYHmbjSeppewIGvk6EXCwLifRIlm4XbAi5NUvduZ//bZYUs7lNYQmCdvmpmqX7A",
-	"PVBQU1uG3aUp/kv6Rb8qhYDiqndFIARGEdTz6FNXQCGR86wOMknGInXFFcgGmmbwFZcbhexwSCdJOtsM",
-	"nI1d8B7H96H3ZkRrLTG4wlWM6WeYaC5y9WgEN71kgvubP7pShL5N2Frg9yidLGbLLXF9kw1qxJpKttIT",
-	"k4exWYhanuOSJJ7Xs1aQf83uU4R/zRrDimBbD4Wo3C/ufBgLQifkZFXcmccRczObr//Z1DG0cnKRXyeM",
-	"syvnl4E0okRwUxYb8mVAiogwFl2B9w/swjTucTqiCd8ih5XRc8lioq6SqKjgMkdqQEXQogj2Ye7x0+OX",
-	"p8dnP/ZPj9+fHfd/OD08OrZiiKZEegC7OrKx39nRIgdM2oYkXsliMC9raSaysfGKKDqQm1s9vp4AYUZ2",
-	"UR/3IcWf4hwG5R6hEH+nLPHUIpB1ucnVuCH7xCLoz7qGjynLOcGZ53xMAfZUt8Fu0o/UjCjHctbkpfHQ",
-	"RGIySDg76HFq58ASsCK7kAXltQ6dREFFTdA+Y42oTZ6L42JTX8J1UWtudAUi78wee8qmjEKaAvZqmqZa",
-	"RbZ5zKtZZ1dKNHbgs6Zav4XcsxUayAUtqWaQPKK33AijCar4q113t6jX+qsa8IQTBn4KU5yn2Vxuiu7b",
-	"YpzF9J6pfmPC/r+/7LSff/wFWtl2gp1vrzdXstqf5lySX3OW15muoUDM/Rqo/fl9s/SiqR+a8dmdNd7G",
-	"FWzQWc4fmemZ+TTKEmrvx3lbpXvY1TSuOaLvb/rwJaFAp+M8o4N0pgXdWBMPKrVUcmVMG/8lBiThGFKf",
-	"US7Rcbdp6nJrkSGfEiVIqP/oTyRm3yWqx5UgkEyvpSznaXcUW89MgWBLRXks53OygBNAyhW41cVkmjJo",
-	"TQddOfpQ27PHveKeICqZLENzg59I8zo28Qi3CCC/fsOGM0ViOrO14UOTuwZxC6PkkvHm2EGHgWszkA80",
-	"Ua/PTGDp3Us9xdVYN+xwMSJXxo1vYjXc333+gELtTjUOAs6tesEgjBrfMHHUxevbUmWmyXaDqkAnjAxE",
-	"PDMJnCy6kJAViqUAipHCA3dfQsU+qW12ybhq4/hh6Q49kQQeSiiz0eOhG8VE1MShzX5SeiOcpvgB2Qjh",
-	"v90wIGESd01RCcl+tWnYWD7XPvjL2ds35smB1gtUNuuS3U6nE/Y4yHUHhJKwS6YJH4WQyasnQdvFzlMi",
-	"N7fIUSogHge9EnovJBaYGKElv4ildld1tw6/8G/dg7k8K+gMxxrWZ4ggv6N7Y4JA4Sw1L0BcvJPbtCwu",
-	"FRPSJKFcsxkWA0dxUcxcxDayCuObcGWgSGvdREFPOlS5iyiw500Rq2W0+/K5fet6c75MLiAvRJT1JZQl",
-	"4a3nRkaoPdEAa7FjQU2paKa2NJ+HRJTvsFsYobExy7BPNFKmtjfEZGRUE5i3uZrmSqI2+myf/DX5HpsJ",
-	"ZjkHkxDZCN2/u/pnFm4eYAWdf/73/5jGhJ/1f/puV/0kvg4hGRxyxL1S4nP2vwXyQ50AbnZXksJtiTXY",
-	"W03FtC8jgTcZGjUdf2TRAbdA55sFCDggugiBCgXcRsaIuufNR25O7TF6oMhAmtfsWd86LVXDxKnRUXnE",
-	"DlBf4FDfhjP9jkxGnOI71tchsgsoii+mErSAjYS3hynkOUIVF/0iFDZITfgrHYhMsXhzixwu0xEOysTe",
-	"p9t1YjpsYAHl3v2id6Gs7fxeWcMRynG3u0sG5+skgm0jYTRZIs+M190In1owFkNcTiItenex7cNMei2n",
-	"wF+44Wwx4SsqVRuktvbJi3DTqLEmHr7H0+SSYaRLlAqpxRBjwqnK2Vvknat8A3J3xjS+gXkelOqyVA4N",
-	"eby2uOYy6v0s4yPHVvZa6I3X2BgmcWhdj6lenV0ZlFiLD3wJPWMYgYT7S5QzECE+FgyqBLAmoxnaynaC",
-	"59f/vrrBaC3J+p6dkQgUH72frCv13j/PaBRNFkYeegJWIXUN8zQ1JhRTt0+A3BTW+jTfiHiRqHx3wkd5",
-	"ogai623o0WUXeWv/KnhVG+rtY4hnPIea5Y4OzGFdTU/cmzo8arEdbBH3JSAVwV+cXQEb34AKD9/BrGFg",
-	"TCF9MQw3gdPYkm4i8yQo/Z3AWqOSTkyjoS3yEk02+EWfQ21MG7G1aUKh0OoZY0mbJ4VKCw5i8ALbWnJ6",
-	"EketkePojzbkpul+XqwMuj265R0gvwmBB4Zos4FSFWAzR7NqvQtXZbOHbwaFkob67t6d1fNBiVywvxtJ",
-	"XPP2F/DILnDzQik/MUTbj3PwYukHkSvTcctUU604diVjXf1bkkGeKkxlU22MK1gMIUkuyYj+VZqShaZk",
-	"J7xygD1btUTEjHUR8o/IYRaNtfBiRnKd/vWq0Lrvykp+R827mJ4oLxa7iqHy34OoS3EGVQxriPOZyJSp",
-	"jlhT/9D2KiZhu2jfEJY8xLZmfJ2LWEATuxoHsTU/lHpCtJsb2LdLf5ma3m3zX+eJbpt/1RWAL3zM+8Ap",
-	"zB87N3M4N/rOHcAQwUyHt4HGb4c69+xg10hX51vfuzvfute7eFUP+3wT4xu72CF2rhr+cCfu9bc8nRkq",
-	"UOnzmchSo89aP7d5ftf5lHEsMWZchmhxLGhXDZ1sWp0xAvZhoNL6HIsxN3muqv59mgIBWb3mo7WOeJ91",
-	"PDJH/NBwAMtU8e8GfrrY817Ik3D0+ha4rlAGB8ClwulUjoXCOFJpy8OSHbLRa53wBKqX2ZqxLRNKiCbu",
-	"RPZ4bbtLrCBqqhm3jZXclDO2lYyn+s5KmbMFpUVfor/0PmQ2r0n/Fy6WA5taUkUUBI0y4h6f09EyhIV3",
-	"vkYZnIdbP7T+Lg1EPMMAUnOXWvU3LLIYYgXWlX2FrsKeNVebKyRBZBoJEW8RYB/QLkJzKIyCAZGzyTfo",
-	"7sPvuuTnquRvBbce2JRc4U44B6MQH84xRK9259LSnfUH0fkiNOKWtOExlPVcFQNuZn3yi3ZSFY1vWbZz",
-	"QfnNQ1eYxTJMG0HW4z7D3CJGX+wSUEHlWGuM9p+SbNDid9enP2PFbxioPGbQsWJMZY/nvHhq1rV5UEwT",
-	"Z3SoQlK8JReQI7gaOEiPh4Uwj5U4TKu0cIv8KLjIM7/2fHNlUXOD1ju5kyEMe2+GHL2otauQLr4JesgP",
-	"iRrb67d2suzO7iOuMFcqKXo7VlxUcq6ttHtuDZ7lm6sl2neH50c/BlhTSTNfk0DDMsahlgkmj9Qw3Wmu",
-	"/kDTfzk0JRvv3p9v3g2yluXG7TjHI2fr+xB8ptVQwGGaFNpebaYLlvqezmyvG1vMLyDhNEsuTVE0ZA2B",
-	"V9bB+RF63GsgQnbqqLvb4j3rbi8cKJvN7fevronp7BGpafcsw9sTWVOIq9exto1gcg83xbYucyH4gWcE",
-	"mYvXp9YjZ9EeGvQ50SxRB6YaqRutVwhV6J2wo/u2E8g8mFJpbiJGaNfZTWrNI2aCe75j78wR1N6wL8FU",
-	"HhSTMNBYE7sbOIETvO8Bv8+YklbS/84I+oV7S2sEfYOr30G/gXnBx61ugZ57v0d/z/ze7u9uDhOu6z1x",
-	"dSQMmkZAkhBSD6gQUKVUge1CJTIMj89maGB1TUskvdRq6dxx2/XfMzn5yUzjJUlf37MNxUy5IHLn0r1h",
-	"QPdobGYWnEXDBgzOvpXgWlSS8/HbmC5X8NZbVrfAY1/O0d5qdIT/ZGe9f3/4fXuszFZWdlxZgD+y+oWu",
-	"b1Jxcj4qtt3v92bOq+eHC4U7CF5in5RdtZcdmijJ0qHWlrhQJGOcTtCm3uSrMud8nzQUZyg8V/et+tgt",
-	"NQU+FoLxV+55d8/RuJau1QoMSzG7SXAwn21/Nv+6XlgmyBHXijOjyUPho+P9U7dGDluLHo/BDWGX/mXp",
-	"WLDSmwbob/LJgGUmOHshZm2bdq83F1JvtrAl9irl4bUVYUjCTSJxmVjzmAzyia0NaprgIr0unB1WTY8F",
-	"kz2oj4+ei1XdEwZM5ftzG/vvQzfF3nfIKIDzljeqgX5escFYiIv2BZvdg+6FfYC9dp+hKfXQNvOGxjJ0",
-	"wWalGlyInpDhkpH3p68wy2WqMVbkEl4v9bmBhhCCR8y5pa3ITGvmTLhLf/OuhstPK+xHWDe0FseFMhLL",
-	"Bxz1r2x231zCm2mBLOGD7XebuXYK4EcCh1DROHETIwTEAZq+/CtoZ+DczUaUJ5KahCJ/hIAMZkQLua5I",
-	"CXZMl3QmiVBjll0lkm2RM+yvB25wqBlpi8qyuEtC032vL5n+dCyupOnwol+XTHmeBcgIG0JjtjHNaASF",
-	"tcSQpAITP2VToPSJv+8vEi9dE/gJUZ7TTFwmMZR/8UFJNkpeRpIKaGNYeiWfanjbARqL8dsXVg6d9YDz",
-	"zn7bFLxq6hJA/jnDri0Jdz9ChGe4WVp2Y8Co7ON3pXXOBYfeOKBcT3OHkeSVmPDGwPLFseG7t40Nv0/L",
-	"g48HS00O1SP+/VfsBJtFUiYklgCXfp6nw97jJUG4Z1r4wcZUjk5EGYsZVwlNpYtHwGqaPm3e8rrAoPne",
-	"ENYQCKmLI/JLUdlJ0JFUE3A7RUBtHth8A2xnaViD+xyiizCmYKvHfXLPeJTNpgpT9bWoTDYOj8/au0+f",
-	"tX84eo21urAdnOUIW+Q1UxQenHCp6CijE0KnU0lGWtHq8RCqmc9c8xvKSch4DMvuX7BZaNPOkoyEhl/2",
-	"8ywNUfIHfpVIgnfN7tKCofO8x0Oaao1s1obEbGkikUObpt1P4nBzi0ADBb0vqOPlzrfoFgZfQQAYzCkx",
-	"6Goosh63DWcbA5m9q3hPxiFvhq8T1uxvsUHA88H6R9PPr970Mykh5Q1In++59z9bK0ja+9DFShdUxt4s",
-	"cjSmnLPUeNRzyUiiyCAV0QWMgjPhHcVLn/B2LiHLNZGR4JxFyvaR1oQsZkqjUbzg5uOYtQoUPqre6j+K",
-	"NdliTbdGrRViu33E8VoKI8s8sJgDGgiSan2+vnJSazddeKYrWG9KZPAL1RK6NbRvZrD0trpeOPVBQ7i0",
-	"FTQiyrEo5zSlEYshHdIKFTQ+MFYXOp2aQ+5xRS+YJGw4ZBHGeEK5IJVnLrTGWVg8qQqDqHEOrJ9F3rCr",
-	"knwGbUTwfa3kSqZsZAUUOwxzbnqxxGEzITEdRgu910aFe9JEj2+EToyAMoj6Z1MGEbeETwPi2u0mGbmk",
-	"ac7kZnOc9ReVPO44KLVylx4337UxpndwXZssQM70nwxvYA+tuc61Ks1ruGuUpMmluV2kXgc5PHF/yC7W",
-	"a9cvTETMUnnQpBZ0tV7Q45TDBfe7nGwaIyuWpVBFQ0iS8OJWgqqUUqn69mZCCjq2NcglTU0OZI/76k4o",
-	"LroEzR1Wbwq1iJCk4YGnvaH0UfTdzRgIEQEUtJZ6PQHJXHMCTT56fEiTtOj/+7Szp0eeMh4zHs3aOaeX",
-	"NEnpIDUtnuao4olpVeRRJSzJ4ShXkjLs+IunkeVcBsANHXysB9u0/92osRMvEIQQo2oFIXy0nGneNaX5",
-	"CeY9ZVJf2AZ1w+7e9nrSwPmKsteXblK0JHoIAFghR2XjxO2JExcxa6vZlMmFfm3GRwlnpql8xkaJVNks",
-	"IBJ9gCxOlGZ/YEmGCpuQ60SVq7M+bx9+I2J2DvOuVPEyooqNRLZ6dQI7/pH5EHDi4z1XodITvkqkWliE",
-	"CqD9uOKGinV7GOehzsIWOsV72+YUkyXYNgS+5d7V5KEMuWZ0Oipm+AJnbZFr0ZkX+3ikZ+7t4Han/1n/",
-	"Z7XKczBvzIYJT/QjqPWZ8wuuyU8SL03+tefTQFvKNcrMqhZWJvOaBz7b/5qtA93OllGYRxbM49Z9AxTz",
-	"Oq01YtYxGNND2/q8i50rQq9LG9mwln7X1Y3ISEwZmSbRhfH+zROed97k93juxTRLaA1NxShnmjVnCquJ",
-	"aDR/NNhwXuqcV2zIQwv/uFfFi20QLZu7MXwA97cRQzGM3+/f5+XqpTS6kFvksKBH3nIdXZr37Shh6qVW",
-	"nA96XVUcunsLQDEDpCusof/fx/SLlYIMnt6lGvCwrPugAU5LR34r1J6w7YhOKST8L5KsPlTK8E3ojMSi",
-	"azr9pSww1jktfHnjB/qPtiWcpv7NdsZovI2KxDZagnscmoJ79azcN1a9K6iT/nNnn1wl8YhhbAFo1kOG",
-	"FsFhSkdyi7ysdNm07U/BpEZyafocFsuWTJENINqS/PN//5+iVMIT3OJmQ9nk17MjH4L3eBNK8zRS8eKd",
-	"R0O4X89K674tUlvcMVLj9QrNWZ9IglxdEoE9qhoRsCRPureWSZWn5sUyuV5YYPtw0SWQeTQGS84wFVdh",
-	"QwVdIxOtJJo+7XxN0bQOPAvbzj7xWiSbiEwc4TEhvS8maAnAbeLWN0CkS9RkmXwCqlY0SUiy0no2oDiM",
-	"eUfwdNYgw57CVPeJGiJdaBeBFQZknIzGpbSzRyOyZgaCjSdeMsblkmVeHp9/6sgRF5/7zq5hnPKAYK2f",
-	"lIVYW8hj72MBdZD4zAUKebgRkJBxOkhZHBZFifCDNK1Hkg9mZfeIJjjFIkQx+35UuBFTOR4ICoX0LQjX",
-	"pgzWxbmEIPARdHzGd4kY/BeLTOxYIknMpqmYTRhXteztzE5xE0eg+/iL2AuqUdJuyx5o3U/z988+8rzq",
-	"t/KKh2bHfZr0wXcWYvEICHyjBctHxxqE/vU4VI5P20YKgW5SkOtPhtANZ0CjC/BfH570Xxy/PHz/6rz/",
-	"+u2L41dhUbQMKlZ7HiG7L+vO7vF6f7b04vVMz1coJQZdPdBf3eyuLqHJ3Wuqdvg7dlT7+Pkgvc53hdK+",
-	"cwfqpq+SdAD11T0hYsImA5aRSORcFTkH9XzhHCb5XVREv88A9sVR6jsPOUpdn/Dy8HRAosfl4lAGde39",
-	"wr8b+XBTuIWGjwk4xrKTEOaMHvxKYPNmU266HuOeKKoe+usEHMOmGiQ5DeuvnI/+wJql2ZrIClGhBinn",
-	"lYg5ar80sBcaWBA5plohcOKB/pZseIVDv4NOHJtkwCBAwxSfa6p67LD3d1v1+CaHsiAyFuDtQmKR3cpa",
-	"qbwetCtIPOdfpAcaeu+aodNAR9eSFfRO7iR8tUGivWfae8eSrD3XB1avy9bnvD312jbXYf34SB9R6irQ",
-	"nmJAHvrzjIyrRViba5XEJb0NmpbU5Wm5RNsadi7xyr42e7g/tDIznDF196j1oBSkM0dinjhSeTMMw24u",
-	"q2lE+O6CIllb5NwOCGKfr7y1r5KYdQ1WjUUaa6QZ9rgdFlISiWTMVoGzDwLs+dlOOObBmB4vcVOWtVvC",
-	"Hy2pbtSSqpJjnEs6Yn1Qe6FFlffnYv1t7847UEHut0MGh7ulPHDhysGXKwaIK16khi/IBpczqdhkcTb4",
-	"/SqWuKuVq645MDw2PbO4pQXZsr/Nk64SmVilfZAjV9DbipoaPRu2AZ/Iit7G+AibUzaUoe7xjVC/39cv",
-	"9JM4DEx5CFQGoOhEnkXMPd88cFG/gltP56Tch6i+rQJJkwuvPGJtdd0DdPJPpspzZUSCD5ORMVZaLQVy",
-	"BiwsnkgSArtH+ivD5txfi4f3xq1x+K+lhJvNLWlo5DdD+5pK+cNsVKQKFGm4wSvU73T32k/LdcNsS6bx",
-	"oSlE7YRLlpkKiTV8AdJetBwC0/FRoPktpNOSEOk8ZOofuK79icKkIJLgwFCJC/0ZHyD7fiiyiH0H3AZe",
-	"TqUgkF9nhRYctiA+V2MhGYFiUrEXvEviZDhkmezxosH6OJlOMdeXbGh+FBBvswFJIv3/ppCuf4k3D0jo",
-	"cWVIELxgU7XV40Xkd0D0EWGqciS4qYKDfYNiFpMZq22frp8ukKcqPMlBAzdUBoWLaLAbLaDRWJ0FwP1w",
-	"2vg53sxY3ByvBzFlV1QaJDKtdgAuj4ZF6x023KoV+XWD88Xe63Vy7QtO7nqQvZzvXploaZpNbYUxU/ki",
-	"9PpVhoTnabrV49/Pk4oiOQ5XZLPNEIldqF99XXtr8PM45h9J9c5IuIxJ1LODFVLpCyJbKiyKrQ48Atlg",
-	"Q2w6rc4XEzMaxIuHnpdw0yO9Wb6+BeIiI9bddT7j7GqZeF4rkLsiID7imYxXva9cX3bSSHh6fFDEIzRQ",
-	"ngPiutSALqH5i2I0bg5L+EIy/NrG3C9yuUwv7fu4ZL+PlP47lt+b+fxtGkhVb/+yoryOJ1BJeq2wWpOC",
-	"bByJ6Wwz7LUCJz2UmgtbscFZgr5Dk1HQ42Uhu2PjhbxGU/Ocp+HGg5xhgRIvbEjVzKe+oDo83zDq99sE",
-	"6qbcrV5/BfzHwqj3hPvO4AU9c5q7Znt+bWcMKrC2LCdDvVPKNedr6rN9UB2rfD1GgtlSoVqhTXhxVVRG",
-	"ucSshK0ePy9y5dWYcULlRVFf8BZ2q3vsCuNP8eVaGvzRfPtLNd+2FuM1KcFcW7hcmnNYkH2r33FFGlOo",
-	"JAzt7cFrZBLHJjRJsURlY8Dhe4kOwD/8Xev7uwC++lf7j4oDDKrypGKUcPN1+YfFTrD9O3CC1e04Eylb",
-	"ue6Hxo5T/cF103Crl0Gu+9r0Ui59q1dPFVZZebbfAjAkE30YBRSgAAuUeb5Pq53e/XI3GlzWx+VCy2XZ",
-	"649/N3j90W3myNJ2nGQsUiKbNXv+MX8UXofrSqVMRpxhYPyY8rgthkNTCUAGrvo/XCPZTKdeuJkfEr26",
-	"bwx0u16Oiu5oCOMKjfePsWQBhArF3mHX4GlNKBygb5bwKJnS1L3f+ujh7jLj8WthW2Do959I4OrgfwhB",
-	"+ByyrK9ESDYMELqenHxg4mpMRwtw33B2ZbrLY0myHjfdLOBF6wE28aCbgTEhS5M4cPjuxHgAhhmTY0zb",
-	"ltj30HsT1mqqmfV4phcM9mz9iGoQPpGIA+BCPqIyFvpORiBwYylpJfJo3KBPwkQaEZd5cdzRXY2FbWwh",
-	"vWq1cQmoB8TA0ANhkzfHg/2dsoovZF5frw7a47YROfN9jhizEotZYrJ/yw2O15njDWauH58HH34hw/c6",
-	"wLiZsVvvBtT9MrHbBuHsRgY0N2KTAeEVFMknMbNz4AWHWrRabweH+PyZ2bdvfXD7D6rA4KHZ1pqn7Rs/",
-	"vWMrgHoPB+cIdZG46KqCSGjV5LotmTLC3puSmXx4dFFcigsWb5E3YiDiWY8X6wbKP5Es1UzAWGWg/43p",
-	"tiLzKcv6kFNfz3a+Gp48NH8ovVPMAv3vVjiV15LodEaof6hklFEOJWFJxiYgV/lPReacaKXPDggHVCIx",
-	"mwgr4Gi86fF5xDEOL/24DT+34WcIJy5kuDqMLepjf0jUuMePDs9evH172j99++q4f/b3N0ffgZqOhTRE",
-	"CsnBE8rpCK2jVoiqLyzb6FZz6vT9mBft8HecI/H7uEdHmORNLVYYO8hNr5L+Tx8Y7DRpI+VcWE0A8fUy",
-	"0QrBEApJmHXgt81K7+E0OcfhH4LSa1dzJjJ1w36PdgizvC/TqdkAu2Bz3tF7J1jjpdEPunj115fK3lE1",
-	"rpPMarBnqW5aYBHSsDo82lqgvlm4rxRldGoY+2MxG+B6aw76y5/z6pfIYYXp8iRtr0+/HdR1DbOuKfKL",
-	"Id9ee0WygV0vTV5q+O7t2TlpaCbq5TWU62X5C7lpSddnkGioWKaH/1+/HLb/Qdu/ddrP/1/mriW3bR4I",
-	"X4UwfiAOfipJ1V2yyqZAumiLtCiycBAzIu0QoUiVD8tGYaCn6cF6koJDUqIspUiLBuja1vAhcmY0j++7",
-	"K27//282iar1FLcYSSW7Y/rbCAiWxV7GTKKqBfRJqHLdBRch/ucIsOMbZxE3C7n8WjP7oChGEIfAKJ5p",
-	"jLxnglNsg94Ru1+iefwVCdUyXVTEMIoRcTbkRyulHjlLIhDVqmkYvUBkId9+fP8ORKKGaHiq64XzThFs",
-	"yPEJupJoyeuaUQ6sGjWAuz4khDXvmZRnZZ+l1U4iTi8QlwsZiAGkovlzHedoS7iFXKtV6PUZirFawHWF",
-	"u1hAx0NAkwVIkwjp1rPPAAcBXsi0OqAshj1aESH8B0RCXinPymn2YZhLRpj6gmTycQS/7aBdcmnbom3b",
-	"YqV0XTgtmKwUDfXjvy3+DWRf9nhm2daeNoLwP5vmJ7a10+nh8iV25bKqWGMZfRJVzEmoTf7imPurhqG8",
-	"uXmR9cBhnVrN4aUIQdypU3+UeCz6I19ut+nYo8NTf4IuF/JQTvizVy+GUwbPd/QUguwYPR9eynTJJu50",
-	"uED/iD0eVn171XyQBG+7+9yzKtwrJ2lSyMkMe11e9SF8TVooH0t4Xc9wA5jeJNPotJidz7xfdbp5BR5q",
-	"HH1kTSK8F1/LQvkPPa3c+iF92WGknB4E3CFK7bRm0mbR6mgnvbafylxXqgFSN73hFUsBFq9lG6Kt9K95",
-	"vmytuvvx7XuwwUle76qMpULKPovIgFPIje2ZBqOU8E0zFgAgQ13q8iImOWJ1WQ5mQTpgkSxfOyVxGg0X",
-	"d+U4Kw23m3pLAARlkAjklGWyc/S28QifuXFEeLOq6gDpFGY9v2akslDWH4qSzHG2NYKvWLWrRD5OqKka",
-	"j3BV186Se9Hz85u+sy+VPB3I6YncJ3Z53Era0erk5DbzQAzUNAajnELoOFZ3tJpbVigpdniCKDDLxOec",
-	"JePpXDsJ64Hl47g/YNoTw5DfNiA5Yht/yI3VCYQoeYNbVjn7i+X22GwDkolAawKkJx2HSRSZodKPRX4A",
-	"zdCpxtiWZUDXhLcPb5o8ZixMMPfhthwonempk7Vfc8O0UZIM3vvlFSzFYKhHa5juCqbSZfWPFqGHcnLn",
-	"mTNwrsL5zLrSk14ZdxwHnbMaN6tAL2h+IVNZ0RPLcpRbJNTaLykG3HBQelyalF10hggzUGeU22cc6Q5W",
-	"LXu2g1Xb3+5/BgAA//8=",
+	"7L3ZcuNGujD4Khk850RJ3SBFSqpFVDjOyCqVLbu2llQuu80aIgkkSbTATBqZkIquUcS5mvjnduYVJs7E",
+	"/xrzKP0kf+T3ZQKJjYtKqsXtvmiXCCDXb18/tAIxmwvOuJKt/ofWlNGQJfDPozgW1/ofIZNBEs1VJHir",
+	"37qYMjJjaipCSdSUkTlVU0KDgM2VJFuCk/3uw+1Oy2vJYMpmVA+gFnPW6rekSiI+ad3ceK1jGkzZseAq",
+	"EXF1Cp+LtlQiYX6fJEzOBZdMT0YVCWiSLIgSl4xLIhIShYyrSC0ITRjh7IolJNBjhytXILhiXD2N5FzI",
+	"CCcur+OIE/Z+LhL1QJJxFDPC6Yz1iU+VosF0xrg6hN/1z98MWoO0290LQqqoZAr+YG38bZyIWeEHJfDP",
+	"Dv7J3pv3By1fLzxhv6VRwsJWXyUpW76Rkws6qb+lcSyuH0iSsKtIRoITKgklUiWCT4g5NUUnHvEHrQTX",
+	"YV8tLCaffE6VYoke/n8ftJJfu+2Dd38dtP695dUs67kIaP2p6qXRkRRxqgz0iDFAUpAwqlior1ykScA8",
+	"EvEgTsOIT4i/Q+fRzlVv4+M5o4o9j2aRgv+rruaM/ZYyqSShGtxZSCKOi0mThHFFriMeiutaaIq4YhOW",
+	"FKc5YzMacT1781QxG6uPn0eymu2cs0DwUJKUqyiGCXBgfahMydXjM5UsjsaKJc1jK0GuaaTIiI1Fwkii",
+	"P9F3tLW/e+CRh9297ZXTvH379ihVUw2FAVWsOtcrTUd6GjJGjCYsaUsWpAkLiZizBABL9on/LTwjLElE",
+	"8s2gFfErGkfhEMhDBXqrsPGzuZHTp/VQmuBjEoVkiwVTwUJP05wJ43oNLESMevP89On2IYkUobEUhM7n",
+	"jCZS328sJpJQHuICS4c/o++fMz5R01b/0X4Vg2681pwmdMaUJccTxtWx4ONo8iwW101rjkKLThr9yfVU",
+	"SEao/pYE8DFR00iSCFYT6a80Cra8liZirX5LfzWMwqVYNhbJjCq80kf7La81i3g0S2etfs+ru+2jeXSh",
+	"r6RpzUevT5GkkyhsWNY9rehcJHVIJBJFLtlCesRv+2QsEqJfYFyTog55ysY0jRXx24ZiDakCWGPv57EI",
+	"Was/prFkZh+/pSxZ5BuRekZ36ZFiM7hgxvV6f23lg7a8VrvwV0ylGqYye1j6G6bwWm3477sKTHka5k5x",
+	"uj04IvNHfkY0SahebMqj31JmHuvDvvFaUi1igBCRzPRgR2kYqedi0nSrVD/XjCZZfLJ7PU4TKZL69fic",
+	"vVfDAN7wLZLMNcsTqSQjqoJptsjSpeFHTbzw16P232n79277YNh+96Hn7T58dFPPFE/esyDVS2o6M2Zf",
+	"+GQntoyWAAX5lAv5iSVa/HiZzkas4Rav8BXC4R1yHamp4aSw2q1ep8O3G1Zsvl172Xu7q5d9On6hIacB",
+	"5LRw5hONpiRhNDwklMwiOdNfEMrlNUsk2e/tApMIppRPmCRc6C1Nsj2gSJ7v4nTcxik34CZe61SvGTln",
+	"I+vIX/lkt94glQHlIXOWLMfLGL525w+RNrf6D7tA7nDu3W535Upe0wmrP5dee0QlC8mcTpiBu6YF6Vfq",
+	"19NzltPrwv/WWtJ59Dtbdj56xmWrGUo9QO2Sdh8W17TGetT0jWRJEwClkiXNkKOf3rVkcc5oUod8x1Sy",
+	"dsQl41q3u2JEpiNEBiLhEyK0qqhAyENt44E0j+goZmQcsTiUTQeLLzYhoIU2+3evDh/PFVXyWSJmDaQ3",
+	"SqQiIV2QQKRcy5pb/i+//PJL+8WL9tOnvlaNiK+iGftdcOYbTUlGV2w7l092D/QA0srpvhJ+04a0gtqq",
+	"vYhQi+eNG7gwK6jfxOnRyyOiF0n0O6jAh2wccSZhZR65ZuwSReRBS4mQLgYtsqXlLfaezuaxpqBpIuZs",
+	"5zVNIunnm+vruxtwkUwojyTQrAeS+Aa2h9nJkC3/u5MLsiOZUhGf6CEGvOEQ7Ef1BxFRTtvq95a3mtbi",
+	"0Yj6QwFm8HEXCyfVdJVKbHiRF4zOmjBaMTr7ZLzggs3mMVWseTH4/JMt6Pa07o4X8pZG6sV5dSHfi2sS",
+	"Cz7JVHKNOkDUUq5/Yzy02I/SBqjp3X/+1/+zpxkQmcntJjDSww1nsp5zuLx1r8TKujU7uNGHYex4oMsa",
+	"9cvy3ACNcfqfdD6PIzQd7fxDov0oX8G/J2zc6rf+bSe3Wu7gU7lTGBTmLFnzkIGLca5vAoF3TJ4/t41F",
+	"oI3XXjedeX3HMR7AZCdXjKtzlTA6K21Jsfdqh+nHbZk9NwSu1W+B/aRPdrvd7oAPOLzYzzWBjtEABzwK",
+	"+6Q34CFVtE8+DFrZK8MoHLT6B92eN2hJ9tug1e/d6KGWmj8q53POkiswtHBFYBGyT3yzGjQPatBA06Dv",
+	"EV8vB3/Xc2Y/4/LwwQ/nr16aJ3d50nbfx3gydwZB2cB1x3Nh0IpKEikiFeWhJHSstBJCI81cSDrXSOcb",
+	"1Clv2bWILttu9t6N91HHpBWqt5GaWgPxnRyRHrTpdLQC5oFGRiIlCWfXRM9dOga7nGVbgXc+cvuOwnNn",
+	"u3fHbDgER4k6JJIFCVOSyKm4JoLHCw09vvl1KJkqwwj4RdqOY2TZjgtOlI88rdeJGMVstuSk5vjGX+2J",
+	"ZQRM8wVFo7hkNJ1SSXrEmGRRngYbGZhCW/1f9UShpki5pOzlI81SqciIEapIzLTE1NP6cUIDjW+a5bW8",
+	"1lzow05a/dYOMK2bd5qVacwM9LjGY7CjwVIadsyk0ipIv9Xt/fD00d+6v+z9/ccnvzx+2/3b44u9n/d/",
+	"2n3Z00RTUZXKVn9fMzYVKSDTP+l9oHIMe8hlqTTh/WuqqJhFfXNK/avs7Ta+feOtCWP2Juo4mJna02B0",
+	"9uyYHOw/fEzMlATPrszSMi/eMmjAl1z3QjtTzJd9V3KuFAYoOELWGiT/ojSQ8XSsOYh+23oy2pkrY+nH",
+	"udMDfRPtsnNi2ddlX8ZHYuK50VTujGhlAzZQLFeHIlZPukN2fVGViG6/GRisYSOgrGTsZ8ZmI5bc6UZA",
+	"ZLy7rejhzoxYXLenV2kCjnUpUVr1CAWmmrBxwuTUuEy08gyORBrHaJj6EviJVp3u7KRgsIZL13rYnd1x",
+	"RqTLHrcSw3OcMv3Wbnf3Ubu71+72LroH/b1uv9vtdLvdv7e8zJnW39/1tE7Yf+i1YsonKeg9LcbRmoAO",
+	"S9nq8zSOvdZMhEzzwAnTSlV7t/OwPY6pdNTLoyuq+R9LpOA0jtRCK6CJGDMpI/2L5mELqdhsOE/EbK5X",
+	"+YtIIUbi6Ip6AC8ync9FogiVMtI8U2nN6MSYXc6nYt4hR6AzklESsbGWXXhoQiwirtUCIpKQJUQL/PoG",
+	"tHrOEqrShLX63c6e11JgGUJtV68pnYdrHNuNp/cyZ4mKUFt0T7tk0GiraFa1anit9+2JaFuf1jzSb3Uu",
+	"8NXsUTuazY37D5T3fmsSqWk66gRitmP4efZfMWdcyxNmMNDKs9utUejLKjBe/1ov5gDyodaDl0GLffxr",
+	"9rXX0hDUeneTAVH+TnY22SsITDWTFABrhdKtceS18/5NBfRqJiiAinulIh3F+X3+2kJru7toZayNKxd1",
+	"oV+8KQLdlwM9N6556Fe0F+Wud+PIde/B7NwBj/JBF4+1ACoWHLyic9k5mtxbLEb/YAFIUA79Q00bqHgY",
+	"QrQUjV87SGoc3kXybMyVkgDlZyER3MT49Inv7M0n4yRiPIwXHvEVWG0jjkTDI77dr08Y7xDf2aPvDbif",
+	"79IHAuXDTn0C8WOECxJag/H1lHECFBbo39Ep4SJkkoxpHJMRDS618q5KAtGAW4koY7QS7CR2XIn2ZIc5",
+	"FIj+vyy1r1Bxh1o2eJpBisEYlRHTOp6Wew4Jxadan6SKzIRURHBGtva7B8SnccJouGiz95FU0gdz5kbW",
+	"1SK9LVsMvz1+TfYfE/sKxsvJNJiCIs+4T0RC/Llqf3sGqrzjGth7WHAC7Xo1IQPvPux6ezdb7TyC4N2H",
+	"nvfkZvsvNfEDZeKfWWCf9A526za5nC+UtxpM4XRDFtvYiKNTElBFYzFJ9XHv7hrkaqf8kotrvXk1Zcl1",
+	"JNl2afO9JhfYMj60zvf3yKWc6Z9015h/JRPL3c915vE7YG4lJlLhH8UtriDxb4AZbEjij8icJiqiMUFe",
+	"ckgoJ3QENmSD/gsSSZJyjG4IPeLr3fokiCFKjuI/wOcqOOsQ/8ONXxcK4RBYA8JIPg3VsQyjSndc9P6K",
+	"0PNPZPr0yFSPHq+LR2PD9KzM0vLKzDigMqVxbQBePp87ktWPMiCu/dS4t26pirL38yhh0nmvt9ve6110",
+	"9UvOe5pD75UiDQ2q5b9Fc/ubEVGOz14QueBBy2uJa45xHv3H+mTYOHrf6reulRj+fLk3P/gbfQ622Ctx",
+	"WRhcBmKuERbJWF9zdSMS9+NIKrjRr0MtdE/6S1rXBgqoe/dLt1ChQJ9oL0VQvJWSm8PpWodiIbk5WKe3",
+	"m7sopKeViYQFYsIjyUCcAtbQqWMcLjZ8kcdtkdOJVq5ScDeCuFa/tVIJDpYdqXMVBeQpKaulWOcCBBSO",
+	"sFbOMcTzY/RYAmtbkIMuBC8dZtrI0evT4cWrH09eDl8c/Ty8uHg+fHr0yznZ2nv0cLtDzmG7xDq0piwO",
+	"yWhBFiJNSCJidoiA0f+LlpO4UDYRpST0rKLff2/VEePNqerG1Ov2MkcNVLkyGG3/Pnz31775b5PEZUPY",
+	"zXwbRLSXQLQInauBqEGT5ewaL/SQ+PBfX9+rnIprjpkXggcMlGuwUISZW5hqDXdauvV/Ge6uxTUQbgpj",
+	"Jbuzx39X3V9G+/ztk6vj3vunD9mzR5PvH0c/PLl8fjB72W39KRb8KRZ8EWLBvwJXz7C0Lpvuc/F7u6hl",
+	"JNsGGtI4fjWG4JOlIRh0wl4wRVs33ocSdclOKvvHOiGJq+UjGK26g3cFbjClcsjZe5XJKfqHecKu8owz",
+	"XNWv7zxMRdCMMM8CgIh/JRSNUXXW/xrqx7LV797YlK6jQNWlUL2dCqJl27BD3vCQJYTyPJDSI74J7wd2",
+	"l4m7DySBy+60ymSaziM0lizHtVojSRjJeUwXDWlnevkPJORqky2REDajUbyN5n+9MMxIu6aSXCeRUppT",
+	"X7K5MrF8KovtlSRkMVMoiTUgxorrz47zQr9942U5EBttuAQr8J7npFMUjjI/nVp8KK7IMULo4dyxMvNh",
+	"y2tds9FUiMt6s4Qe8SmGHtUBDVXGmhf20cCPf2BAGFxS7lnJQpVDcxlXNE6ZJGJMuOBtjJsjMqAxTUyG",
+	"xoBvoZOCmmA7IhIyY1LSCTgTFONqu0P8LG3Y94g/i6SM+GQ4Zwn8U3DjO0oYlfoP3MSIDXjCxqmkMa5x",
+	"TKM4TZgkW37+aSdkPGKhHpematqJxSTiQ/0qC222QQn0bUxSvQ6CweKVq8PD2fgzPKbNiHz1fJYz0+xw",
+	"6zEye3waYg6Ixj04WBe36gbG+6gDqwUYmpVis7kieNieKXAwFYkigQhZKZNE/9ROmD4YuJklM5cN63iG",
+	"2R145grdndeeWraDRlx8LsqxJTQwm9TScQfN6npGS5WLhBPF64wgto5CSp6LKxbTwJEoDXJn1OfxjQ21",
+	"LAKkkfffsjgQM0audouAV3zsQpdRn97Vww4u0oES/MHerv7LCKL7Pa+lRbfWbnev0+30enudx/qYAyiT",
+	"sFoPWj/G06Z9wau9XecHc2b6+J1Y0JZMIRTLHiOk1Lf6rRfi9yiO6c7DTo0uYu+yDL/PXLh07tmvZTXZ",
+	"1a/Ha1rFy135kSXem+gCKF5XUT2II8YVoWGYMKnp5M/tZyK5pknIQv0vlA6SVCqr+Y4TMSP+xdmb84uT",
+	"p8PXZ69+Pj05X46dJXj4kpQpF/4+LCVsDvRtJvyU4LSGnFuQXePuz/HVmyJQf1iXMIK84V6GBVbPgn55",
+	"vcWtZ2vNIRZgq7CcwqkuI6SbCflYKuBuxHxLye9OzJ8Bya1K9U4NA0M47QGcZ7deKqZkCJcWUIwA45Mt",
+	"h3sCS7Ys1MY2UCKjCW9HfBtKnvhGyCFbhm/3CSX73T2PUJIw/UMxKhXw14qWOeU088N16/FqJcpvhYhf",
+	"0HmzpJOB/EiImFHeqkn1Aun/n//n/03MO2RG5w5xzYHnmM7pKIqj3P6ZG98oHwaZwRj4Ad7IjQfPUD2o",
+	"f4a5WQ0PwfyVPTHlNfSDNPPBFz8aM/CMIkTKIQ1nEc+f5qw2t7CBVc1zrG3vvFYiIJHhKmLXQFKuo3DC",
+	"VB6cYx5k1tGSXa1wGsvQwV5g5Zg2+Mg5vw2+sge7wSf5ka/5kXsXa35SuKDash/jMQsgT9151SNSJEb9",
+	"XF92x0teHU99pt+7KQDBWrspUTSYrrhDzwUV514K510AjeKV52tyDvtdLerKUIjkmMbxiAaXK706Lmpj",
+	"6tGT8R7dHfUCw4j0T3+fHVzVGJXh/VKW//6T1S4OZYDLdY3sPlldHsA9Y5jcjlV7EDkrqwWvOZ1EfGI0",
+	"Zq1Na415QZCNEE0qqvaZnAnVkdsCGypP+ZpKCfFxttaOzUrWX2FBj0MIxCRUGYtMuIE25s7t5eusO5in",
+	"VE5HgiYhZOTXKFpXbDgS+knXwwR5V7sA86TJCJVDSLpv9Xv7XeRjLBxWn+55LWN8yH7qgubDh4HgVyzB",
+	"qFKccJ6O4khOWTjEFLX+Qy+vQdBvuZUPWtZaVx0FfzcjaEUm5VRq5s3Cytu1Ckp2BmtJ/mFtubYLvddi",
+	"6YJCJGZ98YG6860UzUu5dCuaSSfZhQSUE8kY+S1lKQvzughr7KPxCiuV6PTcQjKMo8XPiOBMrjlRGR7W",
+	"OuU6iFnPH1GGqeXbyV7fZEdqadGP2nofTn2PemtqHXCvteEC+Ff07AaA8QhNgml0ZfaNBRlFqtY8gGYM",
+	"W2PJZWtuXnTEIomzo+qFegWcrYWUJQusP+kKkNYgZjPG1BHePJN+bX0s++Q8nc1osqjRyiYJnU9XSSrf",
+	"wUs3Xivi81QNQ4pccSOjKRchcza6tiL4UoTMKSJQlc5EqtxFWY5nZvayaAWHBZqwRst8632EkAg9pgH7",
+	"cFNVOvNzKC6gus9Vmmmd7VEfA7hJmo1zvV0wzuVvQuIFhHK6gOgaNFM0FQ71mT/umrRx+9RAohmlW8qz",
+	"gz9sJVtgyajdmOJvZgwtN9hcdKtmh1hEowQ5NgsjpC0ToNvqt2aUpxCzWQGVXz+0jGYNot0ax9N92NPH",
+	"U9hzectTykPQ3kSqTByHXWir/8GCLJg9VRJNJiwZ9uzqYjqCDJMXsGZintun5sLNr+1sYwgpAPpmltJJ",
+	"mC/WsMrmb44WaHxGm8EQyk7ZEBFFk3WOKTPIZicLM6Q8wKAc1IrfVXBtJMIFEhHGFKSlt75ncSyI2U6e",
+	"QOqY0Ha7WmZC8WIN47NKFkMxznZ0Gc3nBThdY4/d5j0C5c5Rp3yqLtn9Ng0uMWm+SEEbpLcpI7EIaExC",
+	"ugB7j2aZLwTXQp2RvfD5NWOXawl242iyjpJ8lvJn5s0y2TIj24GWcpk1w/qakrSK+H7JFtci0ZjE5Dxh",
+	"Ugoyo8E04maRjWlNG+Ydrc+fagvRPJAERiBb//y//t/dh4/Ij9G32x4Jpiy4ZCGhExpxifqVgZQHkvjw",
+	"yTNQBP1ae1hGJqsZQrb0phJ6/kObAYdVpkVyqXXMQMxBAl9R0KoubWX5DYO+99ksvDXCyWex9GbrOEHm",
+	"8KHBTlGNlEQBr/ZZxjrWtvsbi4QdNB9i6R2+MIuzduGM1dj4AndEffJhGjNLVyHlUKpai3E2AxTy2IgM",
+	"AANyBYqaxMXaIo1vpyxhxqpxDYWhgLjLQ5v+NGOUSzS5m6F91yjuTmkYQ+3ebi3F3iy7inOWVO3dI2Aa",
+	"KMKUjCG7T1oFmo46CPA0ejUZFkSXJ90uGPQCFscaXLqOEAT0ALcO/zSugWEC0z3MzBmuQLV7o7G3vKCD",
+	"9Rdk5NSmFXXzFXXLK7I5ZuU1dW80Jme034ilCEyFM5sklKcxTTBrFxWpZTae8hZh6s9y5CUsyICjjAgn",
+	"YEvEx1ZYSCifMI+IOGRSYXpEwYq9Fqk1MkyNFrVeKrEEGCeRJFAmGOxDhzb9ECJDYOV56nHBRLDEFFDr",
+	"lrVUYqVkVICIFZV7FFXyO+f9kvGlxoyy1hJyoLqlbOYYLUzlWKg66m7NLWdgYSebeSmbyB2Zllai/K05",
+	"Qco58iVTcs/VKjMTRcvFhaX8wnLzCh/9mOjEosb3RUb+VjTxDzXyaUU13zBI0yVQm33KrHAjODNynlke",
+	"vKLZwVoUBIWkm3c3ZZNB3XY3q+ZSMjI0DuiI00s27Boj6twtay9rZkSstY7nhRF3HPX2y4qlser0ZtBT",
+	"UrvrrsbVw7/M0Py1QnjKJPOmZCSo23rRavARYcilkjUFaC/jhwFMJ9ynsIxKCHOZ9DjAUEAWSypcGC7c",
+	"bokaF6lS8bSqVLFENcqQVc/E9L0/xRZgDU2FwCUhTGexDvFzwcuHmi2mfvNKr5dHRgviZxsvaBe1Nl2X",
+	"Aeq5n5mrdwo7twJ51SobHPxAXvlk6+zZMdnvPel65M3Fs/YTrLT37asX2xAgxMN/QOj0luCM/HD+6iXB",
+	"U4EmBXHEWSEkCKfBb2pX+MxUrXSNz8Zl46SVrZseZ9UnFkKuA6jXiCK/vqsED32XMGbK1wapVGJmqwhS",
+	"OUx57o8xRSoK5uP9Xa8cRDsSyirIUPEdPcKFNLpsyJKNOucvPccmGCZ0jNWe6MzRPmx1dOen9eqtea28",
+	"WCkGGMnUnhI8yUKUsuX1vJZeGcRNYTWi6AplTaPKD9MkzgJ7S6KVe41fpnT0hWYQWihey/tVgOlloaiN",
+	"YP1Rgkhjfp2LCHX8adP8uyrufFgePbtMZFuP7Wra5HBci4abSSkFdF3a7SDv5UZl1iNRq10miAYSisHX",
+	"njdIKOQubbKsL7NaXplErbqdvFZzyaRdvXKXjq0xcP72TYnY1TcQDFh0xRLy5uy5y84fSOJbh5sZxMd7",
+	"jLBwNiWXbEG2VFZcwsA5Ml1KzEcDbkYxcCGJ4OyQ+K9fnV8QLHy98yEKb3bM++1LtvBJIhS8G6ltC0K2",
+	"jhemK20S/W2SPN29O2Kec7o5phQSQB0ZMZceq1jdTKcKJMUrsJciljUXPzSktQBlxdutk/U0PNx9XUQ8",
+	"Op8Al/eIn5+gTwybNU0WfOJ/GKAcMwBuPUD5Bv648TsDbgbr52E+fvZPmblzek7mI0RYoA+pWthwiRSV",
+	"PwxsvVxIx0bH8zlYt7MjLLmaDVsp+K3dnrzvQWJaYPiaGQIFM1Tt15PeaqSyimjyMQy22P+pu2GJrt11",
+	"ymWszZzeJpFitRyq2pBWIzPmxhZALdIUitGZf4glMTXCZjVMqCmuTVIeQ3XqXDeJJCTmhbOIr1mKsZYN",
+	"3Z4q11X1aMLepylWpN4UgSHTScwXJss494QOWn65UwrZOhbzxbaPgW8ONlUBkmyx93OWRDPG1XYVOm8F",
+	"NjcNW38eSZUFxZZ6p2lKKvMGaY1Rl1vRhAtoKQQgonkIGUexYgm2FaqX+9eNMwUtZ0MhcJOYwVsF68GH",
+	"7oRepo5l+2uCttf40Yaw9jZSU5Eq4hty7XsVfzsUmOF0LqdCZV2JNQG0FJ7yMGcBJTDMhKO9CsA5ctOm",
+	"XTFrD6A5CLveq9Xb3S26tXoFt9bj3K21Ww4Bcz1xuxjKDQUk8pZJq3Tiopvs8ePOk7Udd93dVp1TrdcU",
+	"fl1Fwb+BUccjxt8BF2ibDCUpXzdQt3Ki9b38KSf2LS2kZkcMU3kkESkPwXsGkDeL4jiS0Ao886bZ2goJ",
+	"wyJWfGP3mXPLa6GwAwcf1g/33sS4v74rYF3PXw0ENlSQYlK5lj1CZ8JQWds0UF/Nusf/BZm1C0hV3nwO",
+	"eDtkK//jrybofptEnMxZEjCuPNIjIQuiGY2LpzASWj9KGOkWj2CNwvK3iWrXVxLShWwIal/fG1uKNq5z",
+	"sScpt4kOpuMxuNnXogWNlYIbPLmVNa30s9q49DLprFKhOkR4t4Rl1Ca1Wm6L1dWYwmTy0QLOxTwkmIPs",
+	"2p0ts3YZeA3jLtqhm73Ef5oyb2vK/Be2TlaJixXekLbMExGmALk2cFNq3O+sKguQGzZLGrFgkqRzIriJ",
+	"eJnrtUAFBjxNVPEwK99aqWzjvj9tpF+RjXQZjOk9S5WDWt7H/C5ton9UC2Ejf0LW8JnKy7nMqSZMTlp9",
+	"a9UYuTHgC61Lpxf59fQnqLHsYCWlfzVr42ex/tXiqXEIMdPt7bY2GDC7e64bp2yHMekXnbUt5+9uPgYw",
+	"Vuw3qrRqzZz7WQ2EkPJJHPFJWy/OCcHvw2rJoMV6gxZRNJkwhWZA0/4F2ieRQYsfDFrFbqx6Azuw153u",
+	"Dn6pSb6WPjBewLREzQMMslImRWpoFrsBOcw3fqo/riOLZspKrrBeAiqRlOu7lCkDX5xdN/Fh2W7aTCZ7",
+	"lsgmTuHZDbxbeUu42LtJ58guoq40VHYHeXStDaG6pgkE175bVY/CTuBV80Cy8Ru3nMsotyhzbd+DhLfN",
+	"wnowIiaSQ8dYbJDd0OtvsfqkhvCp0BezIAGdzWk0cUWP/u5XU3HaPa0NY3fvJdKkePi1ZUWa9LIlLvwy",
+	"6mXiYK3c6ZxJSdorrM4cwQoovpX39zkdsVhmmUOZQL4VKRIKFCpIwqCAlWU02x1imxDA74OWWYFtzI++",
+	"piYf0zLIrnKfRknj4caCRu/W/imzv0bTyx8Q5/6AaPRurdv9jNpTCcy+kjLdJam3ah01gSJ+33HeQ1Xl",
+	"cBaB3wBc+31CY2mcOtgsm4gxPhtGoX9IfLjJwO8bw9FUxCFL9EtZXTnXuJpHgeohrJIeNNpV32KAzVEQ",
+	"sLnx5BQanlj7cFaXIQuBNQlBNc1L3G/WMtHdMtK+BBiFibNBm8Dfbhwabpa2bULG8qDb+6kRUljIM5HM",
+	"VmWXOkuERqBYa6K3u7fv1iuY0yhs3Szf9g/nr16WNp2PqAdsHO9eD+FHtiitqhDe15oqNZf9HU3tO+Yl",
+	"4AqaA1z1bISdNFF3P1/u/vO//rsKoStDBrHBex42iMZZTT0ikUoIC5RKzHPNkyqwbtZ4oEowuk48mzmL",
+	"C6BezmHgDRF9OwTupAmlHVtANWU6QQ+2XxuOZmWdQyjLD++Bt8YnuU1Pkkgtd+fU0ZrvbNmg9WssHJEz",
+	"RgNF9J4wKK5DXs0ZJ0gQ+pkO/OZUX4kEl6Np6KMJLUTGsLBDoLojn0ScPTDGATngW9iMiESh9AgoL2TE",
+	"1DVjnEAfW715UGQ8wgUJFkGs/6l5A6ayym1CsVkvNGWNOOibbVinX1dx3ihIazJGOK+TcFKrPWepResP",
+	"9dLkmVUU8YhdW2lr5SA/2ZcrEV4mOQf3WAfY+X5WwEBJmgg3LtzotdCLUq97w6PvTSGfZRKeMZnUZvjC",
+	"o9WD1Bnizdqy8RvP6qUxO6x/VmsrjHropxSkN3PA1bar3fbBsP3uQ897tH9T2/bLjQ5dOeNr+7LTtKMu",
+	"UpuHLGGJaRuSypTG8YL4GEPqbx9alLY+ZkTq1VQ3WqpMFs9koyPPAm03K21mYnI3btYm+DBLy80KOysx",
+	"x2w9FfFUQ9YooTyY1lLhxNbmWAtGsJLH0ivTiA9snUShcyVEXkcqmEIsfKkr9aP9zQqvwtOl17ai4Ejd",
+	"vY1ocCnGYxOPlbW1fdS1bXKNhTxXtl1xlb3HI4swgLGq+83o+6GpP1ac4OHmQXtF/Nlol+/ru/hmadwg",
+	"rN1AWPca75Xu5X1Lf9h4MT85fOVzrdhr/S7KYWGbbM58X7fHU31lSZ1x/5ZmVMZDMOkOL7UI3Hr0y/su",
+	"330btB+fXR7M/9aTF3tXbx5e//x48fcD+i0USzZtBCM5tBGMeKIQ2HPFkmgcNSyj5yzDWKde0IgTrdET",
+	"Op+j6HIVheBJmDFIy8DOPnJocmqxycQQf8UW31Ltt/ot1ht34XVlF7ReBiSEpjGl5S7pTJBpOA8fPX5y",
+	"0C200wR1fIiGbzCaO6pkC0oZLZvaPQU4rsXQtj/82+708eXz2cHPtDs63gtPHo6/ezz94eDyeW/2cm9+",
+	"9rCcY7m2XqLPcmfl3X6lxu0qd4AeXtdTkUWDRKoSC1LT52ujMhUFvKkYYfSBm75SEZeKThKwuWhOpbU4",
+	"E2gT8ZFIeWgzurTKt7z3yfo9WnLsrGMUVVz9IiPYGm2ZOZlYLlI45PK1/eSmQlPWHOEcvzrHukQuzdis",
+	"fp9d/APpdjYzBdqptKrklmSMFKbHCbcPydFpNogkNL6mC+wyS/xIDk0+Sn2Fv/UsXu6seZOYLzfyyaGh",
+	"m2Dintu0myhB5lQqjZUm2h34UmjLyOurgewLg6w4b7mzdx3WLrX7LFtgYLobQAop9BSfRFJp2hapKSyv",
+	"s2HGZoY4mW0/pxROYFaFPhRxZpkPoJBamSFJ6ZpK9HN1vqUDkbdyvPlm+T7msU1FHBq7tu0cODa2Njyf",
+	"Q0AlPBjbt8oECLj1wqvutrUFmhphptUd99huuBfsjx7SRwePnzx5fPCIPhztB3vhLsg3dyGr1ERaLOUV",
+	"lggXD/QNWrHmLMnOrKRwraNY3g0d35yGg6myfJprD2E+qYRGlHBrBRx/Js+Xu5PP5Pm6tbICKV5rqR6F",
+	"FubfMa38kq08uHq7iJkTeKGqbNB5ZOU7q2a8P/jb77dWM6yOkHK72Nba3692F/ZK7sLeTQngHGSr5UFb",
+	"NKNcffKCScn4hCUeObVsiahpItLJlFCi5/DI2ylV8mg+PySvjlI1RS72c/v7dNQ+jyYc+ve0dx8+8gcc",
+	"7d/bnsvloBVZPvpzMYm4nn0bw+wKYo4PvD/yPeLjdRmeSble1DwKfE//MODmxaGGfaqiUYwtzzSlT65Y",
+	"QuScUXCevJozfnT6QJKj16cestRISZM5TmYiZLE0PVyzqrVIwrMdmB4MVMNOBkTZirKnzlpqzWMVAnVu",
+	"WwcVMd0AYX2It1RkLNLEEWk8qHRpYFpzOKpIzPSLvUfOa5U6EEuFGVkwTjt8Ym358PNoEyWahmIMHujK",
+	"aO96JWBJj7qNuBFedqWYwStu21VrJlsvpniY/pQQLlSH4HC2cTJNGMH2yAlTacILvayX7W1VsHXBfLzf",
+	"PXhUz+brgKe4wxcsmbAQtqcpdZ9QXDtJ2DymAfgFqTJb95zobbDTXzI2B5+g2Tfu2N6xR6QYcBPPvZWw",
+	"mbii8baW5EwTQ0T4/d3dSqmLjOq35GV7noh/tDm7butf0MTqnkWvu9aRorzxsSfqUIyqc5W1IQvOYvto",
+	"Yc7ULwiZWPy2XufwiG+2nnftOjod8IwGg0dzAcfMeJAs5pBwrkjCpILBiuB2CP0haQiqqSS+w1z9yqHf",
+	"RhTe+C7uQ2Ovr7pvvyBb+7u7tnCPiZ21QvMoZrNDQvmAW4eyqayRA+l2x9xVfo9R6GNtIDqfkyj0SBhN",
+	"IiUPM8jXLBa8wUN9myaW6z/9Ad+y/T39q91ep+sfQpmHJAqZJP6Lk4uj4XdnR6+/Hx69Ph3+dHJ2fvrq",
+	"pa8HQ2XiP32ylXf6w+btenmOzjrghUW6C7JjdGr4uOcy8b5rw9BzGg4DoRADHuXXSa6nQqI57egUVGVJ",
+	"UskOyQzZO+brsqw+R8qlDWJ37hMrV5h3DongA45CJ4mU/RlsA7kCWLjfKdUwQVAezeZaMNt4viSJ6DMa",
+	"Ucm0ouuTralSc02+wY7rFa4Q5Q99Av6vH/Ceoc/3UJ/8f3rY3/69Gl5HPBTX/3nzzvabryJVVT+swEer",
+	"3wKgWKo7euYXjc9DaDL67mYFyjVEg0Bn+FRBioztMaLlklgfIuDTIfFzKdknKVdRDFeaUKxpAdjmVC8K",
+	"Ehaib0yaFB03WKQgcYOJHh2aq6SxrzsE9bNYxv+0UX85Nuo/mrX3s5s0V2gHd5SnWJtnqAUoFGB8lBBA",
+	"Rg41NseMbEkBQhvlrtrsDbj9CIQQSGRzfASaVwKn40K5zHL7kDgWUy2mZ1I6hrVl/C+gnAs1MCmUHfKS",
+	"XRdIMSigZgUJ09pKVuVOiQKNr3Avx7q3RCS/rTlzQ0vlrU2NBiTuwNa4DPB+Auv6GZNQybkQGIDN9Q39",
+	"P3oNMYsQQCr7ZH8X7RxbchvEenpFo5iOYuCdmzn0xaWVn11XeE2GCa6m2lLH9AMG7k/GIuWhRyJORJro",
+	"1YaSbFFXcDN5ZxoVfkuFsgodGnpAPgelT8vQjfV41ucun5iNi8vapkMgqxbET2ri58siUF2e4kfwgxLd",
+	"BQHK3OQyEltHLcHI9+bseSXifx4lTA4jDuFQer4wSlighmkSFSId5sVIh1RNd6yfrNzK22sVwySkFIWP",
+	"Y72WHQFj6P8TSfQ7+89Mav6GjoJB2u3uPkqYnAsusWHiN4EImf09X+Q3MMt/7B39x+6z/9h9Vlqo/iVV",
+	"0//YfWYXiyOAtP2NhoEo/Os8EeMoZn9lMxrF5rnezzd6N/h3ANUMpjSOGZ+wb36ZPVvUPRjOmJqK8Jvz",
+	"3YeP6lIl8sMug9k5VPdCPQkm1/+/kATCjOtLRhSv6sOSTuilqSI+iUEm7ZAfGZtrRrQFzXnw3DT6Swb6",
+	"5rkSCZ2wbRD9w0TMAdEz/yiqgrjcMBqPTd3PykIaI+9NO3mSQQG4XLfsn6hw6iNGKvP6x+MTos92W3Mx",
+	"yTgi4CgR11p4VmJ1bKheSuno7EF57gXV4dCLhqhIrNFobNlAJ/LW/PpwaaBQDij5LvU2XbhwaP0joPXd",
+	"frdQHy9TEbNcIFhn1jRnL/co2eYOWJOOKprk9eFri/jvwoxPijMCRujhQvq/OVgF21As4TR2St+b0vr1",
+	"biLA+aqP6Cik5Lm4Ylqm0kJlfnCVbSYixgz5SEHutMmZMjlda7pzKtUAzRUsI8wv2JF+q3SQy4LJv1Q1",
+	"1Vznh7qm8M51fvhUoVA5UHxlOqYLpnUUgY3HDE1TzqsekSLRQsOW1Rhen2IciwceMERv8s//8T/zFMIH",
+	"kmi43y60cqtmKJSyPBBVlkP1G8mSM/3ejYtKjjd7naKupXm/Hu3VhXeLF5ki66C5OcuicpsdVxmMl8Xk",
+	"uDDjId2p5zFHhiTVyw5fGkmxPKkOCzL4fpAB91bGmKB64Fpw/WuWeZhn6zh94pbPG4W1c25UEs2kQ2RG",
+	"TQnPcxb7bq2kBmfV2bF57r3WgQN0t7+zvrPLW8o2zp911y/VEd6w5fpBt9Jyfe9go57rLRSvW/3WdycX",
+	"FTWjHI2NcFXo065frTZp//7i4jU4AZhUpRbtWM6yrb8r9Ge3nc2zrPJy9729J0vbm997M/aKoGMv68Oy",
+	"yr5fLi/+fK0NcxS8weqYNg+wSngwFQvrjGilRQlxeVeR5RYF7istu9KRulyiM8tiq39sqWQ1iy1Dmvta",
+	"egGZNmxcuG5Xwk/NVtcyGRWos1MOLicGH1aVzcJykebu3ass3LpjbbKEZJOefwi8GSjkLQQNMhWv0N3A",
+	"Sp5U7VybN6ytLZ9sGgoW+9kubV2r57uwMoDj5aWKTUSyaPVbWgAMYMJYU5rWv40fHrDuCKx184S5hLkS",
+	"50AvTSI+eLpN/Ae8asiJJiDhgtNZFAzxALP+2lEAY0wi1TZZoKavCyyoHQiO3pBW3hfm2PkNRxsiNDmw",
+	"kh91Nt+vH3LWrBfqjHiRQM035wVYvfMGlHnDUEqHJ/1apqDOF6/mLKGo5htDQbYXC51ibip3//oh++zk",
+	"t5TGEpsKpWAswB/01DnQmyxdU4Q0vxh78Sy2YbZ4MrmzvldN1cqAYDWmahg6Nu+fPkW+G4v6onEu3NSp",
+	"z7WVi9zvywBTiT01K4+Y9MkWjdpBTKWMxgtsLRlQCQ8QkDC9dxuzI/CaJYEoAo2wpkg+H0eTFcwuaFht",
+	"A9tp5jgVyN0oH9s5lLVit+3lvULyVaP4NkSGrzOoWW99NdkS/K0sIQU03JLsDDbNyVt4q9QFLs5SAL7C",
+	"1vKTqwJY+U6aCLeLBHU6TRNCIIhsjmJNMLT04GAV6+zg9KnLeUzpcM0kI1OcH2mvYQ/WnbGUy9ihn0ey",
+	"7FJ0Avkto+l1RwdPeq1iO68CccZq5ii7fkwCQ+Xybpu+kG91yRbvarV3sMpXGZUtR4U3USfDfVbBHL5m",
+	"72rpEjIRuriEaakmyRq0s7SGTABbvYiMUFWWkbUy/rAGZ9IHPrwnetl8JTP63vk9rxgwi3jt742m30zs",
+	"2JR3zIsFUfJFmxGHS8rYQMgJVoKrfZ7faJ2s4Eg6tY9L5i3F3mOR9veKJgxT52LU12ZprKJ29meNtnbJ",
+	"Fm0L19BoGixcCXoTwT4K/3FaoOAu2hDX6LUwvHGVPc3YaS29NhJh9kaZweUHUAffWYpXrUo/hxhMmyYs",
+	"xrafA50wohdbbbqWJ2TVnXaenVX3dF6027ltLfLcow/L2qsVd3CqQZTMqAqmehe4duwX5xHJaBJMScSD",
+	"OA2XBhxWZrK5TpV2QiyKt+ANskOyJW8fki7G8GrNcdHZoOkbljjON1+c38sP2znZ2kvOrO/HUxZcrgwV",
+	"c1hSnU8SLfum534fIzZbVZ5V8hNlBGPDIKgZfX+Knz7El81fvRW8zZ1+jUOpDWOCU83ey84H/uaTYd3h",
+	"NB5HeawKvmWx3lxwCDEy09SH1dSu4cPabrIKJywsrn745ad4yseipmNR0KylreCVjVwoYY3cop5UZh84",
+	"Yqk7+/KNLZVF7f5a4Kj3Kv1OaYjtLHNdPnfruzuBnz9eTi1dx+3lv9eYKlLTwvXZMTnYf/jYJpMQDMmS",
+	"VVYQsjnjIeNBU1g4zyL/SP4u2XrY3asPn1saxnfNuCLXieCTLIJPXHOM4qsdDaxwNVT8lUY+xWYQfGoq",
+	"HSIHJCIx/YqhzH7Be7f0UvCknukxjC29KgjZOoyNfr0otFkLWcnGRFyTrf3uAfFprCFq0YZH0t9ek51B",
+	"Hg0PGkvUgVOIzCkG71RJc4VINIgReQqP09U1psGl1OvfI/5YJKMoDBn3668+YWOWMB7UsV24fqmiOCb5",
+	"a9iuzqCXOaSIt1PJ/O1NL+7MjlobbYCH1Hht9hCj0CNU2kZ6/s9t0xmkffrUJ+gra9i5ShZDSDlZEjcn",
+	"oFsnGWHddfhGA8jW/u6BR0oIVVuLuLpw8AviC/Ufq0g1uYLG0XsWEnjBAq2M00l908Laent+mvC+8RH0",
+	"DanpY+15PRKWn/cLIWWtuk+4UG2I622t66aGXTkm/yzkNEOWwqUvIZ4Owjf6r2vODmz15IfzVy/b5wCI",
+	"5JItNB3ziD+jsUZrFra1fuF7miRRlyhBvOAK6rmsgUcpS4ATTe8fHXR7WSJhZvQciXBBEiEUrML/t53f",
+	"UpYsdsr9qH1PP9M0pOERAn/1YfFysccL1F7d2duJVt9n3jQku0E49CUXliN65b7WdlU2eALrga0Bfs7Y",
+	"OGFyum7voEIxb/gyK+52rZLh3m+77cfXJ68X3YvLNwd/6/0y2p9d7Iq/Xf49efIzfxj8NHr0vew9D1+P",
+	"j6rW3NKAxfYMvd3NylsWB6vfOVLs10WpttS/2fwamKI8NoMWBO/8UFiQ5k9BtTb/BuGrUEgjq30eUD4s",
+	"Dqt/KQ2tf3LH03+7Y+q/3XFr5DyvVkxeyZC+FSJ+Qeet0krrlGl33U3PYyPZ1j/FLTU9TbOso+rz9QV0",
+	"RzJ3NuTMX5issCtnC152frUwJWJWr5ys9CM52a9LVZR1Qw1zQWhZz8+7UelsGw13D2XbUDEsr7K6ptNc",
+	"qhFVNSAoElBeSr/1U8SumePkvLJ/V0+ptyw4+qOVpgxAbq8unaX8WTRJE3Zv7eZr28P/2fL9q235/kV3",
+	"Jl+zQbjTG/42TcHvs+d3HZK6tTiKiShiOKU8FOPxUPAhnTCuhgmbxwvLv+EVzaviK4a62HAq0kQCXo+E",
+	"Go5NUtAwb2Z4LpJk4REpZgxyaR0LRYcccQLTkGtUW+fxgsipSFQMBuJA8CuWSNxNwsSccTvh7r5nXU5D",
+	"Gg0hk9JGxNjfY8onqWmpiLYu/D3vON86STWR2HlNk0iaKFgovDWcpjNqz0DRSSb0iGRiCfdRMGPkPJ1D",
+	"kBdwe6aG+hRgsXBIWVom4yEw8iG0GIES4WbA2+esNN9Wjf4Czx9Ic8b6Q2lDNrIjhpokrmKj8vZneh/1",
+	"FthmoKgyQXipMKckURgzoqaRJLHgk0PSxRIrNhtaUzkxHtfr3vUwVzUPaAiDBpN6Uw8ktqweW3tdRaBY",
+	"AneVo82SYa8jDd+4kxnlCwJfaCoPhwO4TXCw6tHnB727X7/VKrDXcRhbBAVe0XMfnWJHEyw4tEOjnb/4",
+	"GX3U/EgS/+h0+PTk2dGb5xfDF6+enjz3l0fwVNGreijfHr8m+4+JfYUoOsm36DPuN+jmZQStgeTTo5dH",
+	"RL9BfofGwNmoby6O64ddgtU1oBIakqQxJWKSiFTJKGR5Ub4Hkuzut6eQHA0FYPKcv+/fvDh6OTz67uTl",
+	"RXHLgOz1+JNTlHobfw1RqUcskF6KCD2JrqB3D4FMTSNVrInXdTSrPPEa2/sq0oGyO6iBwRqAr8FGbylF",
+	"brjIBgK2jAAtobe1V7YM+ldW17CSwqdpAY4kanWb72aGs/9kNZPflJN+DMPrEpUmXBL9xYyqKHBZgWFq",
+	"WZ+QJ48fuX1Iupvwu6IvebUzeSmD22hFq9nSEQmoorGYpMywpSgkW/53JxdEsyOsteVvZ0wplayJJ63j",
+	"Mr9DjuWRrGob4z5Yd+eq/e1ZeS17D71CNyXa/v3dh11v72arnXdW0r88udn+y7/fEeNzFufCt1/UQCin",
+	"bfV7tRvPZjxyOdPasMF9E0tblwPV5DJUCZeiSn6XUJ7GNMladZoAtVYI+SYlR0tIFxDqHNCYhHQhMQT6",
+	"mrHL7Gf9hySQ8YBF7sgLwUOKyYRZazyKNdXZZW2E5wWjs1t2jym1TY8SqdoxNF5CHQRqECEsdEww6K6+",
+	"WK3WOhYk03IUjFTNqf0mj78uQ//mXfa70X7IyYuTo9atdZkvNVN+/c7A61o7ipfxofGN9Y12Gp5eMBux",
+	"WGka2CRXfj1J2rUG28I5Lku4tsdZJ93oo1uzoUGhpNNGWFiHKJ+/9XfFQN50Pga0qpnojUUk1saFBthc",
+	"AgM46fKlLq8OXSuonuUVj21D5iyq07n4VEKrXE04H3sHVWN7/nxZ/YRlreCKQX7dEjp7Lexeal4AT125",
+	"ro1dQtMZfaa+B3rqr6zVt7vkr6YC6edgWP/iLKYJ0+6zGmWrmSHpG/787KXmRDD4/m76Jtqmt6a78q8Y",
+	"ltJivbzXbpYGBYUebF9fW/oBJFjsp/xr3kM3a+yaJ5FoRQKM+2ZHZtD2jPKUxpbdFeZye+S+B+Ky0CQl",
+	"GwJbXABJrUxcX9rCSWppPRfikqRzrA2UYOXVmioVdmFZqYvSqnb3G9dVbRVwJC9NSbqpmGPLDlvuFLuT",
+	"Ux6awvMSaxhl0XImN/lZdD4V83nEJ8d4nNhxHgrqyIVUbJYhhJGXXsHAOBCJhbhMoaFTngID3m8TB9XD",
+	"oCg8xh3TxgoBYTiOxbVTngxnw3qm+Mt6OovXSqVmHoYQ7v0LtGvUVzxKo1i1I05s9ozc1Nm8doPq1kb8",
+	"K7gzDueAYNUoVNm/RyRjYd6NGvvaHJJImWq8ZMQM8YY4aaeOd3M53GWpXrI+9NwNRZTYNc/XR+0TU8rV",
+	"NiLBC4bGa+Mojk3Rdrhs9BegK8z4/AbcbrRYDNI3mLZbxjR/22lMoeeFGEzwMyKTNTnhZj0DDlXO9cvQ",
+	"yg1SgQ4xmhtK+hGqiY3pgDHDssTrlzwr43xtXKneb7ZSck0lCcQ8YiEcQqUgO7x++4LsLr2pLRZTBrAH",
+	"QD5HMTRXWO6H+1KbQhYoZUVhjsW1zIhN5mu2218jLaxZZDMJ7iUocFG8cCHFla7dVxEoWglH3y2ReW7V",
+	"M/HkPQ1UvICuC2Kc4TYPia/PzG7OVCM3qAb9TvyUzxMRMCkptN/KWkshpmZB0qYrGAuJVEkaqDSBxvtx",
+	"dMkMVXggzYgm+6MNn9a0urhveQxLx0AYOb6B5chB+Bg6SftWbIjCVk2pDyPBaaURhJw/Rbx7FfGWCHJV",
+	"BeUjhISi92GpOuNiTpUyHWsuIB3WABkbEQaLeOR6GpmqXiZvB3jqiBEg1tAgltazh+UmHyvKVNw9+gF2",
+	"28qoJPLIBxKfSaYcJ9Cz6O90/lFeslv5c9Y3JiI11PT/VhRR0y7Ori1lwlzsLI5B9omv5/YL3OSBhAP0",
+	"iH8VyWgUxZFa+GSeRFcgyvnODH5R/HkgO8Q3JT6LRBbiiArjRRJfrXZRMDjwOh3FkZySuZDYz0ikCRnF",
+	"Qp9+PlCr3zIr28RAvArmb+mkM1uvCzVZfQ6HtWhiTaspj5kEPEOpkXJCw1nE18SdWjHLPcXlZETD30/5",
+	"20utFeeMhbX50BGXLFEmItkIB0hpS1bS7L3yMX5bUaxQ3LxmCbMJz0B0p/SKkRFjnNjB6sPDslVUIppA",
+	"4HHmsfXaodF5yMYRBxQ0tdtdoUxOoUoaCCEYFm37iGxBvzsIe/LHIgmYv72O5GaPI1/uMlLxL9QA6o50",
+	"7T/V58mfauCfauAnUAPXoFufzddWpJ5fTYPxL9XofM+G5Fv2FrfX/GlCMz0bnBfEjCaSUPwHECgIwnb9",
+	"VAOetU07ApHdWC8iSWpNDniTjg/ekOSpiFlFpMbLLbQPqbk2snW1u/3Z9EzLXj+1IlalSOKS8TNbcLCc",
+	"kQd5QzZDmi1+mI6+C6JX0Q+nb34/7b2MTuUpP3sYHJ8+Op096/64O98Lj3846LC9bkdGk2KjnH7vCfaN",
+	"wsTmYkOp/cKz26Zk28r5ZpPfMpoAj4VC/Mv76AAa9hr66CAo5b0EzN84Cwz+KZrntPbGu0GPHdD2/uhx",
+	"2N4Peqx9QHdH7V6wG+6x/fFD+mjUWru9zjL6s37TnSwN+e5b8NSkZ7rgWNucZnXfLOxUCw2aYThsAEHM",
+	"p00NtKow+2HJe9kKm/ppHRJGgykx72c8igIpBGJ5xlLU74ica5ILrXXZlbBFoE3frfoyIQ4S5OX6DDbU",
+	"BZxa/Fje3KgiFhTuozBt4SrK51J7nmYRdTLTG7M6lzD94XFtCQbtfkQXq3+VvlTNHeRkCoDlKNXG/zlP",
+	"WBv6Nmq8ytXP4+enoI9jI3FFZDTRTyNOFkzdVc+GP3ALrD9bTH1pLaaaaOxT6HQoksUJV3UmtXWJx8dG",
+	"994VDCwxBhRONZtt5cF8JnW95nI+vcZeZblL0j9K/Oq2Cqze+Gc8868lDjkjn7UFGm1Rueg9dAiUHplG",
+	"kymDYJ/ERLAbEVGmc5YMwdOikcT8d0Y5RVtlJo1k9WdKQluOwnZNa9oe3LpcKPnYWatltjZiKOUiSvrH",
+	"Ojx/G4UTVlM5nXE6iut8Jt+LOJSExrE54Fm9AbqpUVJzMjcu9rbFahurqhkHWB2UmK3whYWVzJHpLKJu",
+	"e0sorFED7JxedpANW2y+k6UVlLLrQbEbRHewwl2VKiY9i8U1ycoo1Z9yuV0uricbKTs/SKv42EpKBuBu",
+	"S2Kw5X2aRGoBlQ9xCSPQ8WxjyLJB7y1V9NUsKiq+Wz+8vfDI9+e7Dx95aGTXEm474kQkVkHdxuKJTiNS",
+	"suVfKzH853/9N3r1YFcAG9bmYtaLcSg3UEAV64pVRXO7Lj16hOqtVncDwVVCA0VGTF0zrGiUvTuiwSWD",
+	"FvRKkms20kvnCioz8BBMl5wlsjPgJ6YMu5qSETMemoTFFJqummoH6GKCltK+FtZ2rnp+Z8AH/N/+jejD",
+	"ZFxFASRCD/i5PnUWEgGdh6A6iaKXjPhHbi/qPkF1m2CpRjgzU6uxP+Bt8pe/aBIl//IXOG0sdZqIdDK1",
+	"ekqfYPZzgH9iH3Xsh54msW+qNoAZo9gSG7vsDzghEswN7VQy4kPjagwOe/3j8ck2ut+zMzNRB4D6Kk20",
+	"guMHIjRf2K+V0MP6r1+dlxdmG337xlAbMFieSJMSsAGcEQC5vS6ZRTxVTGpVy5Zy0TPoMWhmHMnhLUF4",
+	"Q29b3TLMJz5JhAI/tuCmlH0qWQfP/bUBjb/8Rf+YQ7R0QTrzOqH7Gqei86iNr/qHhJp1ZS27NSDCqefN",
+	"eTVo2ua8QZokUDEEDdZt8jZSU5GqTC/dCtkVi8V8xrja9sCHYXpb6WNSMpsxKyRy/Py0Dxdi1A1QY63D",
+	"jLTboEmQgpmDtNsQLaSFtXZbr8XEC/meHpIXhsPp2m3QjgvDIHKc0GCaowFE0chSV3MSKcIZC6GYr/++",
+	"nT/xS8HDTrV8f/twwPXL6SiOAt/FND0W4eAcDzVS0hgB9H2b5mjKQl/TD/O2ZmtYmDr/qEOOBtxGUIi8",
+	"dHVhWHmtT3O/2/MIzcItnK3lb+zBnQy4Xy3y7HcIRPYE7i5owkii9dA4mkUK2SwJ4kjDBw3DROPLln9G",
+	"FXuuX2j/xR9w0yL0kOzvHhioPGMqWbSPxoolEHAJ5Apq6EpL9qBwNwTd0Pk8NjRsxxT8/SvUxSVbtkz5",
+	"dp/4mmpjlM5aRYW9AffRqeJbyu3UQoboKUWj2Cfs/TymkS1qRCXziJ9XBvax84QBn2LB5wG33ZBM6WcP",
+	"rxxrkv/6zoc8TIkG1WINciSFUB44K8m75e9ADJjmaAOeVeLNpG0fTEJzmtAZUyyR2zCbWlpsGGLrgFza",
+	"W3hNJxGHw8Ze3jZSBztpDPhr2xXEMg89v0YJzX97OKfvrGmrp1lVr9v1supNuw+3Hf/mgPsfQFTwCOgH",
+	"HjTV8PLWGuZ31Bs8YnUS/JdWRm6AqEG7kjmVmCCgWUMkTTMOfdUiUXDRlARiNqNtyfRJaRDWm9HiI41j",
+	"cc1CfTTSw0vBvjXgxpsnDOtdIwS38bS1RMB4GPEJTAJnZKehkrUjLhmXEXBsmY5QokWQsQd+LDhS2GAx",
+	"4CZwgCbJQtNR/+SCTnyy5Q9aCUJwwtDKh1A8aPnbHQJVnWwVJH2hp+P2Cz2FJibGB4oVskz/MwBMJRIm",
+	"9cFJRWOTUZFTht4ufFDOzQN/ZRwFzHjcIiA644glrX7rxelFLrXqP6AAoolyar2a8UgPx1lMMFSXJYTx",
+	"CZ2wGdbIU1NydNqei2uM09JH0clqdfdbjqylRVrbMK7V63Q7XewyBDarVr+11+l1utBURU1ButyBgh9t",
+	"jFPGviVC1gRufAfM36SNaCaIxbLmLJGCUxsmqx8UKo+Z0n7pZMIkEkrNtUkWiWOiBAfcCOJWejNBhFv7",
+	"3X1ECc3SwO2MJtwZFM7fPrQrmlJJqCIzIZWVM8fRZMAb2gMQH8rP+E6UYjClTvk0vYajU6eCDUbEw/N2",
+	"yi+5uOY2Ij7jAqdaU0FWfaRP5xiDv7N66d+avtEBSGiYru6QcGiZ1P/QyhsbLtM1nBlMXG3JEmlKOltK",
+	"C3e72+3dxwJw6qoSYCWuvD9k3hW79VzgtE3zmFd3svduvJbLRVZ997N59fQpLm+/e9D0SXZGtuWBnmt/",
+	"d3ej9/NGaOt+4+h7oPi6mt6vYGDLiQTecZ6hgegXWAhTdALKbhGbwVHgdqcoNDDS8xfRf+eDiXa5QQJg",
+	"y2eXQ4Fnwioq+KHRPHBlGf6PaRwXCtBJU1bMsE3Qz8ypyQ55CTIl6CvRZKr0Rxrps6ER4zsVhMNllhGu",
+	"APT7dRXssoA+ByY/Br7u9/5xvXd7/17LmMdqMBez98YiBr6r6bqZOA+5zojvtVF7oDqVSIAAu5HgdIFe",
+	"NsY8R8Ler17lhKml99j9pMSrjmh9uQDyHVN3Ax1gKoOmc1ZebrTQ56+4B6pFNb3nd17LNK5cHoXWtyFo",
+	"ps+eVqUaI9B8xWYAM2kC/TNm9P3QKPAo/SNj95qLCq5LaGp4O673k/L2N5ZWr8HbPyl62GjtO0eTL4vv",
+	"4vnfA9/NDE964c10GEjoA7A5GZuWZ2KGQjSI2A6Oxkrom4dDqrSc+5JpJovMN0iYklWiq7W8o3l0gYvZ",
+	"FO/BlXfjrfXeefT7Wu/a1ZyLRJn27VU4X37XdgizvHsGkudaUZ4tHMOjCxr5TVfhAh7kJLdW9ToCWSkK",
+	"mLHeGWMGWDz7TTZqa/bskFNVNGi61syFSBNrxhzwRMTsgXQdRB6RglASUwWi2kwYq2CSoFSAmhyCllbu",
+	"bR3szLwjeLxYoiWZW7ovMmqG/0z6UWH2sImOwp16zu3AYZbo6TENpqx9LLhKRLyKoMLL9t0b709F61aK",
+	"luMY2wyZs+jZ9+15EvEgmtNY2iptrXcl6r/zYYW2daqIVGIuybVILsHmqDA/CZQoRRcS7HSZ/c2h/426",
+	"kot2qxSlMxzvq5GDcb22gMJHEGVzIU1akhOGUcOkyRYvcd7tenWn8Sq6d06IllKgr0rP+fjLvaWSY04S",
+	"tBvA4zSMVDsWk2Yp7kjzVymS3JquvyGMqyRi0iOcXWdxO2RrtCB+FPrWnmr1b18EwKWtWHfi9PIecMuP",
+	"NbDpWQ6JjxUjjMEdLfRoXCdb4Jbr5O4Z/Bupltao4E/jtfPIP//rv7Uq5HP2Xg1xJz6Y4SM0B0d8whJN",
+	"55TFBlyV7JPEhLtHxoRtEo1B0YNXHGNAd8Cpypsomok65ASPCXTCSzZXxD968/T0Ynh2cnHy8uL01cvh",
+	"06Nfzn2ytffI+E7yfFJbXt544QccjLqvTzvkjI1TSWPjtWOBSLQAnduPA0hbB0c2+PEyOg4zZEg84Ft+",
+	"DludkPGI6bvLPNTl3q5ES25VvyAayqnEEWmqph0M+UT3VL2dGcR2DUrPNfRtCsnHcMDrCOPgrsSaJsVK",
+	"NeZmMK2cBgqdkiD+gXd5i8ZSEAWPr5NIKcZJykOWWPRVJjXaZPkhxmJ3Wj0BQELuNoEZhqbSqY1OoRvX",
+	"Wl2ykcIaYR/ZshoXNY+GWQrRHa7pCIIQoFsAxOiYPxCRPVLxsnewSr0+nY6W4ocG9v0lp4lJs/mSl2et",
+	"lercd9sHw867v/57XRvSOj32MuKhbYmTJgGr2YOmPXoD+r9QTsIjfna++g9rPm7clB3c5qvU7u3hOlvb",
+	"YGd20geSROHKld0tmOj5RaoCMWNNM2d9fNeUFTRFOcdvluAKROtYngQSaWIqzAHeYKtghWEIe3t7B56J",
+	"RBxLIwjVLXWcQM5Ozek0B/ivvUbTGvojlqfE5ot7d59inSH+aOKoinZHZAQMvyxyfDWSHlhVcOmxmNjl",
+	"u3KeflYj4sHvRsQrSmmZttUo0udHtagX2M2ptz7BzTYJ7KU1fj3uCV66zsWGl7mxvG4OMpPXawMcm4Me",
+	"jgWXqY2AsxGTW1o+3PYIe289C+gIDZkmhDb0L4voMwV3Xv94fEKuWAIhIVriG/CEhZAAQt6cnXr2mbQj",
+	"PJDkDAIrjYFoRufGaSFi5hnXuiSgWHBTM0GzT/R8QDN0OeCVaM2aOMwOOWsIXDt9XSd52o0fi5Ddk+XO",
+	"nMGxvaH13R/LQdcYucFI1dvMSNXd2/D9+zWCPdxwPR+L3QVkfhbxSE4JzRMwMby8gM5qarAZYiXzxgUN",
+	"4c+NVPnYQDptCn6mJeTaAkUR4wva0MJPy5qvjt5cfD88vzi6OBleXDwfnp8cv3r59Hzb4iJmaysnq7QQ",
+	"hN0hvsXXYZpEeeSQUWaOj86fvnp1Njw7eXp6dnJ8MXxzdnpOtsyxD7j/4dnZq5cXJy+fDt+cPb8phVhv",
+	"b4qDE6bpWsTfQLZbiSoWz+8t9AzOborZDqCjRFxrPU0v4NDVydCLBQHxLomSzcJtfi5NUvdud//JqkIW",
+	"9yks4WGdPW9mqW7APVBQU1uG3aUp/lP6RT8rhYDiqndFIARGEdTz6LOsgEIkq6wOMkmmIs6KK5AtNM3g",
+	"K1luFLLDMZ1F8WLby2zsgg84vg9dQQNaa4nBFa5jTD/HRHORqq9GcNNLJri/6tUVIvRtwtYSv0fhZjFb",
+	"boXrm2xRI9aUspUemDyM7VzUchyXJHK8nrWC/At2nyL8C9YYVgTb+lKIyv3CztupIHRGTteFnSqMGMxs",
+	"Rv/zecbQislFbp0wzq4zvwykEUWCm7LYkC8DUkSAsegKvH9gF6bhgNMJjXiHHJVGTyULibqOgryCS4XU",
+	"gIqgRRHsED3gZyfPzk7Ovx+enbw5Pxl+d3Z0fGLFEE2J9AB2dWRrv9vTIgdM2oYkXslCMC9raSawsfGK",
+	"KDqS250B30yAMCNnUR/3IcWf4RwG5L5CIf5OWeKZBSDrcpPrcUP2ngXQOXYDH1OScoIzV3xMHnZ7t8Fu",
+	"0o3UDCjHctbkmfHQBGI2ijg7HHBq58ASsCK5lDnltQ6dSEFFTdA+Qw2oTZ6Lk3xTn8J1UWtuzApE3pk9",
+	"9ozNGYU0BezVNI+1imzzmNezzq6VaJwdnzXVui3kHq3RQM5rSbWA5BG95cYzmqGKvx66Z4t6ob+qOR5/",
+	"xsBPYYrzNJvLTdF9W4wzn94x1W/N2P/xa6998O5XaLLb9XpPbrbXstqfpVyS31KW1pmuoUDM/Rqo3fld",
+	"s/Syqb8043N214iNa9igk5R/ZaZn5tIoS6idH6u2yuxhX9O45oi+v+nLl4QCnQ7ThI7ihRZ0Q008qNRS",
+	"ybUxbfxDjEjEMaQ+oVyi427b1OXWIkM6J0oQX/8xnEnMvovUgCtBIJleS1mZpz2j2HpmCgRbKspDWc3J",
+	"Ak4AKVfgVhezecygNR105RhCbc8Bd4p7gqhksgwNBj+Q5nVs4uF3CAC/fsOGMwVivrC14X2TuwZxC5Po",
+	"ivHm2MEMAjdmIG9ppF6cm8DSu5d6ctTYNOxwOSCXxg1vYzXc3z34gkLtzjQMAsyti2AQRo1vmDjq/PUd",
+	"qRLTZLtBVaAzRkYiXJgEThZcSsgKxVIA+Uj+YYYvvmLv1Q67Yly1cXy/gEMPJIGHEspsDLifjWIiakLf",
+	"Zj8pvRFOY/yAbPnw377vET8K+6aohGS/2TRsLJ9rH/xw/uqleXKo9QKVLPpkt9vt+gMOct0hocTvk3nE",
+	"Jz5k8upJ0HbRe0jkdoccxwLicdArofdCQoGJEVryC1hsd1WHdfiFi3VfDPKsoTOc6LM+RwD5A+GNCQKF",
+	"u9S8AGHxTrBpVVwqJqRJQrlmMywEjpJFMXMR2sgqjG/ClYEirXUTBT3pUOXOo8AOmiJWi2D36XP7NvXm",
+	"fJpcQJ6LKJtLKCvCWy+MjFB7ox7WYseCmlLRRHU0n4dElG+wWxihoTHLsPc0UKa2N8RkJFQTmFepmqdK",
+	"ojb6aJ/8GH2LzQSTlINJiGz52b/7+mfmbx9iBZ1//td/m8aEH/R/htmuhlF440MyOOSIO6XEK/a/JfJD",
+	"nQBudleQwm2JNdhbTcW0TyOBNxkaNR3/yqIDPgKcbxcgkB1iFiFQooA7yBhR97z9yM2pPUYPFAlI85o9",
+	"a6zTUjVMHBsdlQfsEPUFDvVtONPvyGjCKb5jfR0iuYSi+GIuQQvYinh7HEOeI1Rx0S9CYYPYhL/SkUgU",
+	"C7c75GiVjnBYJPYu3a4T02EDSyj37ifFhaK280dlDccox30cLhmYr5MIdoyE0WSJPDdedyN8asFYjHE5",
+	"kbTg3ce2DwvptJwCf+FWZovxn1Op2iC1tU+f+ttGjTXx8AMeR1cMI12CWEgthhgTTlnO7pDXWeUbkLsT",
+	"puENzPOgVBelcmjI47TFNcio97OKj5xY2WupN15Dox+FvnU9xnp1dmVQYi08dCX0hGEEEu4vUpmBCOEx",
+	"Z1CFA2symqGtrOcd3Pz7+gajjSTre3ZG4qG44P1gU6n3/nlGo2iyNPLQEbByqWucxrExoZi6fQLkJr/W",
+	"p/lShMtE5bsTPooTNRBdZ0NfXXaRs/bPAle1od4uhDjGc6hZntGBCtTV9MS9rcOjFtrBFnFfAlIe/MXZ",
+	"NbDxLajw8A3M6nvGFDIUY38bOI0t6SYSR4LS3wmsNSrpzDQa6pBnaLLBL4YcamPaiK1tEwqFVs8QS9o8",
+	"yFVacBCDF9jWktOTZNQaOY7+aEtum+7n+cqg22O2vEPkNz7wQB9tNlCqAmzmaFatd+GqZPHlm0GhpKHG",
+	"3buzen5RIhfs71YSV9X+Ah7ZJW5eKOUnxmj7yRy8WPpBpMp03DLVVEuOXclYX/8WJZCnClPZVBvjChZj",
+	"SJKLEqJ/laZkoSnZCa8cYs9WLRExY12E/CNylARTLbyYkbJO/3pVaN3Pykp+Q827mJ4oL5e7iqHy3xdR",
+	"l+IcqhjWEOdzkShTHbGm/qHtVUz8dt6+wS94iG3N+DoXsYAmdjUOYmt+KPSEaDc3sG8X/jI1vdvmv5kn",
+	"um3+VVcAPvcx7wOnMH/0budwbvSdZweGAGY6vI00fGegc88Odg10db71vbvzrTu9i9f1sFebGN/axQ6x",
+	"c+Xwhztxr7/i8cJQgVKfz0gWGn3W+rnN87vOpwxDiTHj0keLY067auhk0+qMEXAIAxXWl7EYg8mVqvr3",
+	"aQoEYHWaj9Y64l3W8ZU54seGA1imin838NPlnvdcnoSr11iQdYUyMAAuFU7ncioUxpFKWx6W9MjWoHXK",
+	"I6heZmvGtkwoIZq4Izngte0usYKoqWbcNlZyU87YVjKea5yVMmVLSos+Q3/pfchsTpP+T1wsBza1oooo",
+	"CBpFwD25oJNVAAvvfI4yOF9u/dB6XBqJcIEBpAaXWvUYFlgIsQLr2r7CrMKeNVcbFJIgMk2ECDsE2Ae0",
+	"i9AcCqNgQORs8g1m+PCHLvm5Lvlbw60HNqWscCfcg1GIjyoM0andubJ0Z/1FdD8JjfhI2vA1lPVcFwJu",
+	"Z31yi3ZSFUw/smznkvKbR1lhFsswbQTZgLsMs0OMvtgnoILKqdYY7T8l2aL571mf/oTlv2Gg8pRBx4op",
+	"lQOe8vypWdf2YT5NmNCx8kn+llxCjgA1cJAB93NhHitxmFZpfod8L7hIE7f2fHNlUYNBm93c6RiGvTdD",
+	"jl7UxlVIl2OCHvJtpKYW/TZOlu3tfsUV5golRT+OFeeVnGsr7V5Yg2cRc7VE+/ro4vh7D2sqaeZrEmhY",
+	"wjjUMsHkkRqmO0/Vn2D6LwemZOv1m4vtuwHWoty4E6Z45WxzH4LLtBoKOMyjXNurzXTBUt/zhe11Y4v5",
+	"ecSfJ9GVKYqGrMFzyjpkfoQBdxqIkF4ddc+2eM+629PsKJvN7fevron54itS0+5Zhrc3sqEQV69j7RjB",
+	"5B4wxbYuy0LwPccIUonXp9YjZ8EeGvRlolmkDk010my0QS5UoXfCju7aTiDzYE6lwUSM0K6zm9SaR8wE",
+	"94xjr80V1GLYp2AqXxSTMKexIXQ3cIJM8L4H+D5nSlpJ/xsj6OfuLa0RDA2sfgP9BqqCT7a6JXru/V79",
+	"PfN7u7+7uUxA13vi6kgYNI2AJCGkHlAhoEypPNuFSiQYHp8s0MCaNS2R9EqrpZXrtuu/Z3Lyk5nGSZK+",
+	"uWcbiplySeTOVfaGObqvxmZmjzNv2IDB2R8luOaV5Fz4NqbLNbz1ltUt8dgXc7Q7jY7wn+ys9+8Pv2+P",
+	"ldnK2o4re+BfWf3CrG9SfnMuKLaz3+/NnFfPD5cKdxC8xN4ru2onOzRSksVjrS1xoUjCOJ2hTb3JV2Xu",
+	"+T5pKM6Qe67uW/WxW2oKfMwF48/c8+6eo3EtXasVGFZCdpPgYD7b+WD+dbO0TFBGXEvOjCYPhQuO90/d",
+	"GjlsLXh8DW4Iu/RPS8e8td40h/4ynY1YYoKzl0LWjmn3ensh9XYLW2GvUg5cWxGGRNwkEheJNQ/JKJ3Z",
+	"2qCmCS7S69zZYdX0UDA5gPr46LlY1z1hjqmIPx9j//3STbH3HTIKx/mRGNVAP6/ZaCrEZfuSLe5B98I+",
+	"wE67T9+UemibeX1jGbpki0INLgRPyHBJyJuz55jlMtcQK1IJrxf63EBDCMEDlrmlrchMa+aMeJb+5qBG",
+	"lp+W24+wbmgtjAtlJJa3OOqPbHHfXMKZaYks4R7bHzZz7QyOHwkcnoqGidsYISAO0PTlX0M7A+duMqE8",
+	"ktQkFLkjeGS0IFrIzYqUYMd0SReSCDVlyXUkWYecY389cINDzUhbVJaFfeKb7ntDyfSnU3EtTYcX/bpk",
+	"yvEsQEbYGBqzTWlCAyisJcYkFpj4KZsCpU/dfX+SeOmawE+I8pwn4ioKofyLe5Rkq+BlJLGANoaFV9K5",
+	"Pm87QGMxfvvC2qGzzuG8tt82Ba+augSQf86wa0vEsx8hwtPfLiy7MWBUDvG7wjorwaG3DijX09xhJHkp",
+	"JrwxsHx5bPjux8aG36flwYWDlSaH8hX/8St2gs0iKhISS4ALP1fpsPN4RRDuuRZ+sDFVRieChIWMq4jG",
+	"MotHwGqaLm3uOF1g0HxvCKsPhDSLI3JLUdlJ0JFUE3A7x4PaPrT5BtjO0rCG7HOILsKYgs6Au+Se8SBZ",
+	"zBWm6mtRmWwdnZy3dx8+an93/AJrdWE7OMsROuQFUxQenHKp6CShM0Lnc0kmWtEacB+qmS+y5jeUE5/x",
+	"EJY9vGQL36adRQnxDb8cpknso+QP/CqSBHHN7tIeQ/dgwH0aa41s0YbEbGkikX2bpj2MQn+7Q6CBgt4X",
+	"1PHK7jfvFgZfQQAYzCkx6GoskgG3DWcbA5kdVLwn45Azw+cJa3a32CDgucf6Z9PPz970MyoA5S1In+u5",
+	"dz/bKEja+TCLlc6pjMUscjylnLPYeNRTyUikyCgWwSWMgjMhjiLSR7ydSshyjWQgOGeBsn2kNSELmdJg",
+	"FC7BfByzVoHCR2Ws/rNYky3W9NGgtUZstws4TkthZJmHFnJAA0FSre/XVU5q7aZL73QN602BDH6iWkIf",
+	"fdq3M1g6W90snPqwIVzaChoB5ViUcx7TgIWQDmmFChoeGqsLnc/NJQ+4opdMEjYeswBjPKFckEqTLLQm",
+	"s7A4UhUGUeMcWD+LvGTXBfkM2ojg+1rJlUzZyAooduin3PRiCf1mQmI6jOZ6r40Kd6SJAd/yMzECyiDq",
+	"n00ZRNwSPvVI1m43SsgVjVMmt5vjrD+p5HHHQaklXPq6+a6NMb0DdG2yAGWm/2h8C3toDTrXqjQvANco",
+	"iaMrg12kXgc5Os3+kH2s165fmImQxfKwSS3oa71gwCkHBHe7nGwbIyuWpVB5Q0gS8RwrQVWKqVRDi5mQ",
+	"go5tDVJJY5MDOeCuuuOLyz5Bc4fVm3wtIkSxf+hobyh95H13EwZChAcFraVej0eSrDmBJh8DPqZRnPf/",
+	"fdjd0yPPGQ8ZDxbtlNMrGsV0FJsWTxWqeGpaFTlUCUtyZJQrihl2/MXbSFIuPeCG2flYD7Zp/7tVYyde",
+	"IgghRNUKQvhoNdO8a0rzE8x7xqRG2AZ1w+7e9nrSh/MZZa9P3aRoRfQQHGCJHBWNEx9PnLgIWVst5kwu",
+	"9WszPok4M03lEzaJpEoWHpHoA2RhpDT7A0syVNiEXCeqsjrrVfvwSxGyC5h3rYqXAVVsIpL1qxPY8Y/N",
+	"hwAT7+65CpWe8Hkk1dIiVHDaX1fcUL5uB+Ic0FnaQid/b8fcYrQC2sbAt7J3NXkonlwzOB3nM3yCu7bA",
+	"tezO8318pXfu7ODjbv+D/s96ledg3pCNIx7pR1DrM+WXXJOfKFyZ/Gvvp4G2FGuUmVUtrUzmNA98tP85",
+	"WwdmO1tFYb6yYJ5s3bcAMafTWiNknYAx3betz/vYucJ3urSRLWvpz7q6ERmIOSPzKLg03r8q4XntTH6P",
+	"955Ps4LW0FhMUqZZc6KwmogG868GGi4KnfPyDTlg4V73unCxA6JlczeGt+D+NmIohvG7/fucXL2YBpey",
+	"Q45yeuQsN6NLVd+OEqZeasn5oNdVhqG7twDkM0C6wgb6/31Mv1wpSODpXaoBX5Z1HzTAeeHKPwq0Z2wn",
+	"oHMKCf/LJKu3pTJ8M7ogoeibTn8x84x1Tgtfzvie/qNtCaepf7OTMBruoCKxg5bgAYem4E49q+wbq97l",
+	"1En/2dsn11E4YRhbAJr1mKFFcBzTieyQZ6Uum7b9KZjUSCpNn8N82ZIpsgVEW5J//o//mZdKeIBb3G4o",
+	"m/xiceye4D1iQmGeRiqev/PVEO4Xi8K6PxaoLewYqfFmjeasDyRBri6JwB5VjQBYkCezt1ZJlWfmxSK5",
+	"Xlpg+2gZEsg0mIIlZxyLa7+hgq6RidYSTR92P6doWnc8S9vOPnBaJJuITBzhawJ6V0zQEkC2iY/GABGv",
+	"UJNl9B6oWt4kIUoK69mC4jDmHcHjRYMMewZT3SdoiHipXQRW6JFpNJkW0s6+GpE1MSfYeOMFY1wqWeLk",
+	"8bm3jhxx+b33dg3jlIcEa/3EzMfaQg57nwqog8QXWaCQAxse8Rmno5iFfl6UCD+I43ogeWtWdo9gglMs",
+	"AxSz768KNkIqpyNBoZC+PcKNKYN1ca4gCHwCHZ/xXSJG/2CBiR2LJAnZPBaLGeOqlr2d2ylu4wjMPv4k",
+	"9oJylHS2Zedos5+q+GcfOV71j/KK+2bHQxoNwXfmY/EICHyjOctHxxqE/g04VI6P20YKgW5SkOtPxtAN",
+	"Z0SDS/BfH50On548O3rz/GL44tXTk+d+XrQMKlY7HiG7L+vOHvB6f7Z04vVMz1coJQZdPdBf3eyuLoDJ",
+	"3Wuqdvg7dlS78PlFep3vCqRd5w5UBt7J6E8j7TgWKbfNz67ri7WTLSyiPFqQ12evnr45viD///+339kj",
+	"ea25Q+wQANRGSNPQe9uz+QeTWIxoTAKYq0MGrQsR0sWglZU6Mh3kQ7oAb7GKZux3wZnfIb4SisZDGNAn",
+	"MaNX6MkltFDnvTPgGHU0Eu/JOJqkCZNky8eY9+FIKOl7xBdzxoeB4FcswZOGX1NOpYwmnIXlZwNupq98",
+	"M2NS0gmTQ6V34m/j3oieyCOFtwG97OuePiLMtwCynLCYUckGXGIkMhecWdfaAhzJ3Qa19am92XNTAnqz",
+	"cAL46sIc8/0GupdW2sDdc05pbu+rMmKruh242Atbr6Iu5TReqCiQjkiImLtGs/2zDOUaOugD7opEv6NV",
+	"Yv2OhxonRFV7CLQoHJJYBDQGDIS+IOwSmjDkqKjR38cmcUOqfM/0CtH/j8FWSvwv9q53t3Ejyb9Kwzhg",
+	"bITSyPZcbsfCAOf17CzmkGSCsbOzl2NObJMtiTDVLXST1iiBgX2afYn7cO+SF7hXOHRVdbMpkbLssT22",
+	"kS/JyCSbZLO6qrr+/H4J2z1X5ZQBOrlBYqySzZQp2eG339qxzZDRx/AdRrE8HMChvT77c5VeCLuKKpkh",
+	"PAXQN8CTzfJM5pOpXV9GMc7O8VyeamUM43YIYJfrIY5KYCYPDqHS4+Bf2RQ6TAtlDfcnIS4M0X0pyb5X",
+	"MuPLI8bx3Wn0HPoBMZael4bOijzVCuxW4Be+ygIGhQ4Aq6JKNz9Q9lKqpM8wGUHD08fT7kmtry2yiInZ",
+	"vFxiNSxY8V+FVqbP3qFcxRLo8gyoyr/+5YyRyFDrJX3fq2RIytMkLLX63QS9DBqbbo9rcQiEJ5ZUQ2OF",
+	"MgyNDP37IDdaqZIIQf7tnAqNw0ZhLPw6srI7UV/Rdhe802q29clnqoP8iL6dyX/thOefaC6rguubUCrA",
+	"Tf8aXHjV2dgmAmubGw853PYk9HW/gMLgQahDT4XeEBQ14o5T6K+w/vuJ1ipi1tQqZpoZKwlWIr7Q4MyV",
+	"Lrv5FIHwjrqnkaIHIYOgkbSD5idyrKLWClHb3h47F+VCCLmqG2O5620QDu9tT8S67Mrrgw6zwpxViZgq",
+	"MmFKlmeorqNYgl7LJcuznucPtttAYQhfJi/q1iWrZU9Q2ntvczNXBuoSqMEJp625G4tl4ue5jydYT/YW",
+	"qjOWJ6qoZrjYk4AY/ogleRYxWt70D/vE9E9q2adfDo0hgl1oREQ2USypfV1ko3Nr1eY59nnBkKEXC39w",
+	"BGcRm3IzElorbSIG/x+lMK53DyI0rPjvWHr2MjiUVWgLRjMTMfSvgdQsqlnO3B8CRjRr9y/y+dz9TPrs",
+	"vQTiZi6zWCpicfZdz/RloEculienf2O7CWq+N6m5TCJqTEGOtSP28d0Je7X/p0HEfjp71/uTS+GeL0uB",
+	"MsJmXF/AI844M8KaC7DVJx+/e8eKXIpYCpmZiHGGascuE1d6mkv209kJ3OTw8PA1jj7LiyI3IlVwGdr8",
+	"VBTUdyirojDoaXC778msU5O8SGIJyWY8lRAs7VyTq5C8sduTbxLo141Y8u+JfaKSn6OwpVzrnE8ENQD2",
+	"2Q9v/+P0ww/13MjMqvBk78jeRzA4SLEk8BJzKVawZ2didm4ldheeGIIREMzYQ5ZeKx4BKSqxiU65cSIS",
+	"Sz6f26kDJxVukPwW78CF8c7RbzHYpHjn6Pd//DOKd8q8LOpfWAWMP6+uWotgUQ6elp+B+VpFMtxl3En9",
+	"bkwRbTa/dvS3NMpVu7sDuhCFo9PJQIfiZrd9hxfd1MH43EMJbToZa1xQO6X4XL5MzSV0lX/mVq/sHO38",
+	"3//8b55FTmvWSrOhM5sqEzQmKcyGumxoy1Vl6XVloCoDTVkrykBPNrRkqCRDHbmqIhsasqEgYx3L14P9",
+	"6NVB9EkUqZqJ6DD6t2jGZcWLepxo/yCKogjb9aODwcG3vcFhb7B/Nnh9dDg4Ggz6g8Hg59YD+wetB/b7",
+	"h68GP0f7BweD6FX0KhpEA/ssbcgD/oN1pIYWVuuDxlhrzGsxyde2puIl4RXPiloHFxZM241cQXL9Amdw",
+	"ZSu5MfPg9iIuxOB8vg43j23t5XmnDtsnGl5dn1FsL6GoIt018sz09n4Bk70ZssRUkHIeaej3An4sT6v6",
+	"ku3WP74hx2PPGu650KmQZcS0qoByvlRsn2UizWe8iFzkHjJp8PwQtRtaH/ByMgqWceKinTPBpXeC7BTU",
+	"N4a53A1uBOfXfsJe434wL5oaSKQYUmdNzbnLS39TQvUMIjiMz5ScELssxoGgZD+sb4OQUSyVRoryhoPv",
+	"AgRRo3hi3c3dIhrgSA4frYG+d9K8TaFRwre6+7joc9gG0+ToSn5B2HULqnyEHO3iuq7DLHfKcA3kt9sg",
+	"R8HWPKgEQZ+cVGMUVgKvJ/fP4CbPgtb2PlGINkMN7T9mqCH7ha/HGAIhelp9KiWJrlvv+LuzmKKrZ9bO",
+	"D6HGIHcYYNVgG+YKOs1eF8CwHeOe0uJ26K+DGgMv1WGV7Fx/ZVDhx4Wv4YktSxSFFqFcrwQLU/Zw4rXo",
+	"LMBCzsyUa5HVkRh7LdsN2N/eAJ36HjsX0GVLDEJd1JVeep8tdeVtPsoGeBOYb49rQiGw1tKq9qndomwF",
+	"F98DJRM6Z6dDj97IV7BvcicYJB1lSfese++4HMl910dGuuJI1r5ce72k5XBzkItQUNpoBD8iqoLbRoOP",
+	"a11YB5iXZ43iO2CebwPb82ipLebc4JL9nt7h/sSK7nAqyrsXrUe1UTv1KuaFV5W3kzCk5N9uR4TnbmA6",
+	"6bMzNyC4fWEFXm+RZ+KIpGqqiswKzTiWbljAlWRGCEfl4w5E7LzKi7KXSyzfIKL+rAsq1z/C89iABdis",
+	"d7gP64R/jVaBYivDJ2IE21771/Dn5v3b4Zfu39prNbwweNltgPkqz+nbhH1WC1nj+26A9DVLU4rZZkjf",
+	"+91Y4lttTZ3jp+Gp7TPrVVqrLfe3ddXVUBPd8LO4YzCgHEldQVEdJ6KFXdJUVlTgQOkJCtV4A5doLHch",
+	"CjtytV0R1ZziZgCQwyudCn98b+ihW5R07WqzkBCxixubFflFwHHVSpE4xE5NyG/7fpRUyXE+oYpzt0sB",
+	"4Cc3Fy8MS8Dco/41STeAq5PDe7PWOPzX2oTTy3U11KE+9DL0tTfljxJP1c9O9wregoTNr+sQW9UP89II",
+	"kXXjDLyXRmiiuWqxC1DJYf0QuJ2cRFR5qiRLUM8D3PLQJ7jyEpHdWI4DA50KNqV8gkqQsdKpeAPWBk4u",
+	"jGIAkuicFhy2Vj4LqN2HUvQsQGBhWT4eC21i6ZWQmUKiGbTFLpYdBS8bsTy1/yU2xHAR7w1ZEljlBCts",
+	"52U/ljV8T8TsJ0K82RRK6LUAiDQ7wSJjS1G26QJ7dIM/tWKT/GzgCzWnwreluhetZ8NsqIJIm/D6XrTJ",
+	"+/k6tlmIrBt0AQpNFlBLbIVIZITiZ8TTacK0b9ixqra0160dNPW6vglgcm3JlWYTpbI+w4idU9OwhnLr",
+	"TYu5o4kh+PLEXQz12LIqin4s/7yuKmqEQ3wiBxmIQuzxGtrJiV3AL7CYfyAj+yDhdUai3RxsgYdcK9kG",
+	"OxzyVQcKsiOG2PW1Bg/mZnS4F48dXOq2n/R2oMtuEjcFsVZjnUeMnxshS9+fCSko17QJZTOtnafHgLN8",
+	"jXve6pB7JPdQ8Ai21L5XZRc761Q8sTyvm0o7NM+QZZ5w3u4lrH0pBc+6e0sfyIe/cTD3QRYXTkF2H4vs",
+	"eeAy37H/3m3nX3q5vU34urn6r2NW9DaBGxbvJKvA4mz3RM2Xe0m8E3nvAdGRacPv3AYfCXqDIaMolk0n",
+	"e+Ab1qBiu8PydKx48DPcpLQuYH+020494HZYzZfPmuz2rVest7du7ftXkH9kt7sn2fcBr0zzcYkBLLWQ",
+	"q4Id5rV9MKiW2qafDKR10ANiPJW03e56pmu2P1wdq7k8Jko4vje7oc1lvVRKzaVBaClqMSfA43IqJOPm",
+	"oiaJ+oK41T1S+4e3eDhe6utiVa5lMVikQKh6zUJzpKt/xLRKz9lKEeMbagLgqgy1QGXoO2yAULXneKat",
+	"Augg7XI0kDUi9L8ZzwvkGessOPzJYALwj3zXzfNdML/2r+4fKwkwKAAv1CSXdHXzD5uTYK/uIAnW9sZa",
+	"FWLr7iArHR/tBVddw23PZdl2dSn47PF2RNu3vz6NBov1aaXQKtPM+uPvjqw/ps28WnqZ5VqkpdLL7sw/",
+	"goDC6bBcCdIF0Y2mXGY9NR4TnLOJPIUzLCPTrafe+js/Jn113xLo3/p6UfSfhglZYvD+KeJOQ6lQFnzs",
+	"FjltKYUD8dW5TPM5L/z5O78Esntd8Ph75XjM7fkvjINyUSwB53Ms9AjapmgSjgI/eUh1NURLDukbKdCl",
+	"1sQrE0uiJIcTXQaY6kH3IgohG2ocOP7xPWUAxlqYKWLvUhtycCY8K1HSxBLwACCebQ9xO4UvDMoApJBP",
+	"uMmUXZMpoiQBH2ipqnTasZ+EG1lB3NmiMwM+3WKqHDu5CSgHs8akNlECcAq7sjnB3N+pqXig8PrNyGye",
+	"dozIh+8rlJitTMw1IfsPkmS8LRxPknnz+jy48IEC3zeZjNsFu+3bwHa/qexegnN2qwCaH7ErgPAdMB2z",
+	"TLh74AIHQkG7b4eE+Po3c2d/8Yd79ahYoo7ptW74tcPgZ/DZ6km9hw/nFXWNPumh3Q0zpfK5UMcFGZxp",
+	"BIEaY4riUl2IrM9+UOcqW8ayfm7Q/DMjCsAI1DUWDFHmm2ou9AiAkdvNzleTk8eWD+V3Klmw//simapa",
+	"VXSxZDz8qGyiOYBZaqbFDPyq8KjSPonWuGzIJIgSy8RMOQcH8dzWBYcSXvZwD/7cgz9DOXHtw7VJbE1y",
+	"+ikvp7E8OT59++HDx9HHD9/9ZXT6nz+cvIFtOiEsFdDWPeOSTzA66pyodnbAzrSa307fT3jRDX/HPRLP",
+	"Yx2dIAQhd1JBcZDbLiX7vxEY2HneQ825EZgB5fUytxuCMUAG0XPgtd2b3uN5fobDP4ZNr3uaU8Co+OU2",
+	"4uSGoMd7iHiH/+i1mQs+ffAFW7I09sARLv2be2U/8nLa5pm1SM+1e9NailCHtclRf8P2zc37VlVGH8mw",
+	"P5WwAT5vy4d++O+8/SLyUrEQ51OlLjzUi5AZdEeNLsTyqsVYd8JS0EDsQizZrlYlOOWYl/7xw+kZczew",
+	"okfn9i7EMuhraEIphA9yW16+b6HRsBTaDv/f/3Xc+5n3fh30Xo96v3zzLzut1CjtbuspIqsBc3J1XuRm",
+	"KjKfVgygdyn2khBAVI9eNGFqARRiiCOLLgKd8wJgrOdVCUA0yW8zUU5VBhh6ehkRhpyJmPVMIhfbyEa8",
+	"vErYLh1lhVoI3Uu5EVnEeFVifjRV6iIXbgiWaTWfi2zIeCwBzw2cnTnXcJXvhbNOEUzIXp+9lyzJZzOR",
+	"5QCVMwOGvqmjyQFQ3cFBnaXVlWR5NmS5jCVi0EiVhdfR42tA5IFca6nY4YBRrBbI+WAt9qDjASkBAfqO",
+	"sGN81ZyHLnRvZ8/CORrzorAbCAeffzBoxZuhZ3lXqMUn/Ez35BsFd7DTDtqlCWW2WCx6Y6VnvUoXQqYq",
+	"w/rxGw//DrIvDvVsXvD8do95Jj6X7enhg/uYleM0FfNSZJ34X5WE2mTELLpDw3Dw97/fy/uAsLa9zeqi",
+	"wCBum9S/cGTktcgffP7sxJ6tSn2fHcdydRw82aoXk2cCrvcc4wVfiuyouSjdImtZ07iAHok9blZ9A3J3",
+	"Mwm+8Ou5psYGMHGnkJ0Ztro8rUP4mi+gfMyRrmzhBgh96UxjpYudox3rV7283AcPle6+Zk2IoyWfyJ6y",
+	"Gz2tqsnU7ewipirdCLiH1Ah1tJrspNX2bZnrVM1Fxuzz5alwARarZedclxKAOpNFqUa//+OfaIPdeLWr",
+	"sj4qpOyDiAw4hbkpiYK+HgX3NC1IkoBQ5FKXQ0pyUHVZCGbBPbBIkK81nRCZq5SGkS/HGWtY3YCiZqZq",
+	"gYnAPBPB2CEFz/od/pabihfWrKoZYrXhU+9+FDwtoawfi5LMXjA1RT4W6TItwvtgTdX6Hd7PZlXJz61M",
+	"+NIl39nnSp5WxumR+2E64MlXWknnWl3mmdAhdTzb/V6UnPH53ETs+L0/x+xRdcdC56XoKVksIyZkqpdW",
+	"SzMjUk0ETC4THxLPrz+OIyiA149ofsC0a5EqTVw0RX4pmLi0Qo5Qj+EdAhqE9tetCXYaTOHITQ/M9Z6I",
+	"noYMqIXXh/wRNINXjSYA2KWvD1+aX4h6ZuHZm9OyonTaH51P7DvPhTZK8sZ3P37PCPJYSSDk9AVTbrHa",
+	"S3vYQ9k686IyIFcon0FXutMr6x3HqHPG680q0AsaLkhXVtTxWlWWl6xQE4A2xIBbhEovJzoULcaV4YVp",
+	"qLMsL7cQac+NE1xraoKfNbQcooLZxG8TuYq/lTnZBdcUGIH3EG79V6BngTdQCwLnbTwIwvj9cvX/AQAA",
+	"//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
