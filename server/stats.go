@@ -47,7 +47,9 @@ func (r statsRange) start(d time.Time) time.Time {
 // end is the instant after the range's last day: the exclusive upper bound.
 func (r statsRange) end() time.Time { return r.start(r.to.AddDate(0, 0, 1)) }
 
-func civilDay(t time.Time) time.Time { return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC) }
+func civilDay(t time.Time) time.Time {
+	return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+}
 
 func apiDate(d time.Time) openapi_types.Date { return openapi_types.Date{Time: d} }
 

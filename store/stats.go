@@ -49,13 +49,18 @@ func CountRunsByBucket(ctx context.Context, db *gorm.DB, v Viewer, flowID int64,
 	n := len(bounds) - 1
 	var sb strings.Builder
 	args := make([]any, 0, n)
-	sb.WriteString("CASE")
-	for i := 1; i < n; i++ {
-		sb.WriteString(" WHEN executions.queued_at < ? THEN ")
-		sb.WriteString(strconv.Itoa(i - 1))
-		args = append(args, bounds[i].UTC())
+	if n == 1 {
+		sb.WriteString("0")
+	} else {
+		sb.WriteString("CASE")
+		for i := 1; i < n; i++ {
+			sb.WriteString(" WHEN executions.queued_at < ? THEN ")
+			sb.WriteString(strconv.Itoa(i - 1))
+			args = append(args, bounds[i].UTC())
+		}
+		sb.WriteString(" ELSE " + strconv.Itoa(n-1) + " END")
 	}
-	sb.WriteString(" ELSE " + strconv.Itoa(n-1) + " END AS b, " +
+	sb.WriteString(" AS b, " +
 		"COUNT(*) AS total, " +
 		"SUM(CASE WHEN executions.status = 'completed' THEN 1 ELSE 0 END) AS completed, " +
 		"SUM(CASE WHEN executions.status = 'failed' THEN 1 ELSE 0 END) AS failed, " +
@@ -71,7 +76,7 @@ func CountRunsByBucket(ctx context.Context, db *gorm.DB, v Viewer, flowID int64,
 	}
 	err := visibleRuns(ctx, db, v, flowID).Select(sb.String(), args...).
 		Where("executions.queued_at >= ? AND executions.queued_at < ?", bounds[0].UTC(), bounds[n].UTC()).
-		Group("1").Scan(&rows).Error
+		Group("b").Scan(&rows).Error
 	if err != nil {
 		return nil, Classify(err)
 	}
