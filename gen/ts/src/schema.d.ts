@@ -6495,6 +6495,7 @@ export interface operations {
                      *     901,42,Welcome,3,7,manual,completed,12,,,,false,,2026-03-01T09:30:00.000Z,2026-03-01T09:30:00.120Z,2026-03-01T09:30:01.340Z,1220,4,4,0,0
                      */
                     "text/csv": string;
+                    /** @example {"id":901,"flow_id":42,"flow_name":"Welcome","flow_version":3,"flow_revision":7,"mode":"manual","status":"completed","triggered_by":12,"api_token_id":null,"conversation_id":null,"retry_of":null,"has_errors":false,"error_code":null,"queued_at":"2026-03-01T09:30:00.000Z","started_at":"2026-03-01T09:30:00.120Z","completed_at":"2026-03-01T09:30:01.340Z","duration_ms":1220,"total_nodes":4,"completed_nodes":4,"failed_nodes":0,"skipped_nodes":0} */
                     "application/x-ndjson": string;
                 };
             };
