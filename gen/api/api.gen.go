@@ -2327,6 +2327,9 @@ type FlowID = int64
 // FlowVersionNumber defines model for FlowVersionNumber.
 type FlowVersionNumber = int32
 
+// IdempotencyKey defines model for IdempotencyKey.
+type IdempotencyKey = string
+
 // IfMatch defines model for IfMatch.
 type IfMatch = string
 
@@ -2378,6 +2381,12 @@ type FlowWithETag = Flow
 // Tokens defines model for Tokens.
 type Tokens = TokenResponse
 
+// CreateAgentConfigParams defines parameters for CreateAgentConfig.
+type CreateAgentConfigParams struct {
+	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // ListApiTokensParams defines parameters for ListApiTokens.
 type ListApiTokensParams struct {
 	// Page The 1-based page number.
@@ -2392,6 +2401,12 @@ type ListApiTokensParams struct {
 
 // ListApiTokensParamsSort defines parameters for ListApiTokens.
 type ListApiTokensParamsSort string
+
+// CreateApiTokenParams defines parameters for CreateApiToken.
+type CreateApiTokenParams struct {
+	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
 
 // ListAuditLogsParams defines parameters for ListAuditLogs.
 type ListAuditLogsParams struct {
@@ -2459,6 +2474,9 @@ type ListExecutionsParams struct {
 type CreateExecutionParams struct {
 	// WaitMs How long to wait for the run to end before answering (0–30000 ms).
 	WaitMs *WaitMS `form:"wait_ms,omitempty" json:"wait_ms,omitempty"`
+
+	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
 // GetExecutionParams defines parameters for GetExecution.
@@ -2479,6 +2497,9 @@ type GetExecutionEventsParams struct {
 type RetryExecutionParams struct {
 	// WaitMs How long to wait for the run to end before answering (0–30000 ms).
 	WaitMs *WaitMS `form:"wait_ms,omitempty" json:"wait_ms,omitempty"`
+
+	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
 // ListFlowsParams defines parameters for ListFlows.
@@ -2512,6 +2533,12 @@ type ListFlowsParams struct {
 // ListFlowsParamsSort defines parameters for ListFlows.
 type ListFlowsParamsSort string
 
+// CreateFlowParams defines parameters for CreateFlow.
+type CreateFlowParams struct {
+	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // UpdateFlowParams defines parameters for UpdateFlow.
 type UpdateFlowParams struct {
 	// IfMatch The `ETag` last read; a mismatch answers 412 and changes nothing.
@@ -2524,6 +2551,12 @@ type PutFlowParams struct {
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
+// DuplicateFlowParams defines parameters for DuplicateFlow.
+type DuplicateFlowParams struct {
+	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // ListFlowVersionsParams defines parameters for ListFlowVersions.
 type ListFlowVersionsParams struct {
 	// Page The 1-based page number.
@@ -2531,6 +2564,12 @@ type ListFlowVersionsParams struct {
 
 	// PageSize Items per page.
 	PageSize *PageSize `form:"page_size,omitempty" json:"page_size,omitempty"`
+}
+
+// CreateFlowVersionParams defines parameters for CreateFlowVersion.
+type CreateFlowVersionParams struct {
+	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
 // RestoreFlowVersionParams defines parameters for RestoreFlowVersion.
@@ -2559,6 +2598,12 @@ type ListIntegrationsParams struct {
 
 // ListIntegrationsParamsSort defines parameters for ListIntegrations.
 type ListIntegrationsParamsSort string
+
+// CreateIntegrationParams defines parameters for CreateIntegration.
+type CreateIntegrationParams struct {
+	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
 
 // ListNodeTypesParams defines parameters for ListNodeTypes.
 type ListNodeTypesParams struct {
@@ -2641,6 +2686,12 @@ type ListTeamsParams struct {
 // ListTeamsParamsSort defines parameters for ListTeams.
 type ListTeamsParamsSort string
 
+// CreateTeamParams defines parameters for CreateTeam.
+type CreateTeamParams struct {
+	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // ListTemplatesParams defines parameters for ListTemplates.
 type ListTemplatesParams struct {
 	// Page The 1-based page number.
@@ -2662,10 +2713,28 @@ type ListTemplatesParams struct {
 // ListTemplatesParamsSort defines parameters for ListTemplates.
 type ListTemplatesParamsSort string
 
+// CreateTemplateParams defines parameters for CreateTemplate.
+type CreateTemplateParams struct {
+	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // SeedTemplatesParams defines parameters for SeedTemplates.
 type SeedTemplatesParams struct {
 	// Force Also reset the system templates to the shipped definitions.
 	Force *bool `form:"force,omitempty" json:"force,omitempty"`
+}
+
+// DuplicateTemplateParams defines parameters for DuplicateTemplate.
+type DuplicateTemplateParams struct {
+	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// CreateTemplateFlowParams defines parameters for CreateTemplateFlow.
+type CreateTemplateFlowParams struct {
+	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
 // ListUsersParams defines parameters for ListUsers.
@@ -3616,7 +3685,7 @@ type ClientInterface interface {
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /agent-configs (the `CreateAgentConfig` operationId).
-	CreateAgentConfigWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateAgentConfigWithBody(ctx context.Context, params *CreateAgentConfigParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateAgentConfig Create a flow's agent config
 	//
@@ -3627,7 +3696,7 @@ type ClientInterface interface {
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /agent-configs (the `CreateAgentConfig` operationId).
-	CreateAgentConfig(ctx context.Context, body CreateAgentConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateAgentConfig(ctx context.Context, params *CreateAgentConfigParams, body CreateAgentConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// DeleteAgentConfig Delete a flow's agent config
 	//
@@ -3678,7 +3747,7 @@ type ClientInterface interface {
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /api-tokens (the `CreateApiToken` operationId).
-	CreateApiTokenWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateApiTokenWithBody(ctx context.Context, params *CreateApiTokenParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateApiToken Create an API token
 	//
@@ -3688,7 +3757,7 @@ type ClientInterface interface {
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /api-tokens (the `CreateApiToken` operationId).
-	CreateApiToken(ctx context.Context, body CreateApiTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateApiToken(ctx context.Context, params *CreateApiTokenParams, body CreateApiTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// DeleteApiToken Revoke one of my API tokens
 	//
@@ -3924,7 +3993,7 @@ type ClientInterface interface {
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /flows (the `CreateFlow` operationId).
-	CreateFlowWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateFlowWithBody(ctx context.Context, params *CreateFlowParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateFlow Create a flow
 	//
@@ -3934,7 +4003,7 @@ type ClientInterface interface {
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /flows (the `CreateFlow` operationId).
-	CreateFlow(ctx context.Context, body CreateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateFlow(ctx context.Context, params *CreateFlowParams, body CreateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// DeleteFlow Delete a flow
 	//
@@ -4000,7 +4069,7 @@ type ClientInterface interface {
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /flows/{id}/duplicate (the `DuplicateFlow` operationId).
-	DuplicateFlowWithBody(ctx context.Context, id FlowID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	DuplicateFlowWithBody(ctx context.Context, id FlowID, params *DuplicateFlowParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// DuplicateFlow Duplicate a flow
 	//
@@ -4010,7 +4079,7 @@ type ClientInterface interface {
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /flows/{id}/duplicate (the `DuplicateFlow` operationId).
-	DuplicateFlow(ctx context.Context, id FlowID, body DuplicateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	DuplicateFlow(ctx context.Context, id FlowID, params *DuplicateFlowParams, body DuplicateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// PublishFlowWithBody Publish a flow
 	//
@@ -4071,7 +4140,7 @@ type ClientInterface interface {
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /flows/{id}/versions (the `CreateFlowVersion` operationId).
-	CreateFlowVersionWithBody(ctx context.Context, id FlowID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateFlowVersionWithBody(ctx context.Context, id FlowID, params *CreateFlowVersionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateFlowVersion Snapshot a flow
 	//
@@ -4080,7 +4149,7 @@ type ClientInterface interface {
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /flows/{id}/versions (the `CreateFlowVersion` operationId).
-	CreateFlowVersion(ctx context.Context, id FlowID, body CreateFlowVersionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateFlowVersion(ctx context.Context, id FlowID, params *CreateFlowVersionParams, body CreateFlowVersionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetFlowVersion Get a flow version
 	//
@@ -4125,7 +4194,7 @@ type ClientInterface interface {
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /integrations (the `CreateIntegration` operationId).
-	CreateIntegrationWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateIntegrationWithBody(ctx context.Context, params *CreateIntegrationParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateIntegration Create an integration
 	//
@@ -4139,7 +4208,7 @@ type ClientInterface interface {
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /integrations (the `CreateIntegration` operationId).
-	CreateIntegration(ctx context.Context, body CreateIntegrationJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateIntegration(ctx context.Context, params *CreateIntegrationParams, body CreateIntegrationJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// DeleteIntegration Delete an integration
 	//
@@ -4367,7 +4436,7 @@ type ClientInterface interface {
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /teams (the `CreateTeam` operationId).
-	CreateTeamWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateTeamWithBody(ctx context.Context, params *CreateTeamParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateTeam Create a team
 	//
@@ -4376,7 +4445,7 @@ type ClientInterface interface {
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /teams (the `CreateTeam` operationId).
-	CreateTeam(ctx context.Context, body CreateTeamJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateTeam(ctx context.Context, params *CreateTeamParams, body CreateTeamJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// DeleteTeam Delete a team
 	//
@@ -4446,7 +4515,7 @@ type ClientInterface interface {
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /templates (the `CreateTemplate` operationId).
-	CreateTemplateWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateTemplateWithBody(ctx context.Context, params *CreateTemplateParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateTemplate Create a template
 	//
@@ -4458,7 +4527,7 @@ type ClientInterface interface {
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /templates (the `CreateTemplate` operationId).
-	CreateTemplate(ctx context.Context, body CreateTemplateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateTemplate(ctx context.Context, params *CreateTemplateParams, body CreateTemplateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// SeedTemplates Seed the built-in templates
 	//
@@ -4513,7 +4582,7 @@ type ClientInterface interface {
 	// `usage_count` 0 and the same graph and placeholders. Built-in templates can be duplicated.
 	//
 	// Corresponds with POST /templates/{id}/duplicate (the `DuplicateTemplate` operationId).
-	DuplicateTemplate(ctx context.Context, id TemplateID, reqEditors ...RequestEditorFn) (*http.Response, error)
+	DuplicateTemplate(ctx context.Context, id TemplateID, params *DuplicateTemplateParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateTemplateFlowWithBody Create a flow from a template
 	//
@@ -4524,7 +4593,7 @@ type ClientInterface interface {
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /templates/{id}/flows (the `CreateTemplateFlow` operationId).
-	CreateTemplateFlowWithBody(ctx context.Context, id TemplateID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateTemplateFlowWithBody(ctx context.Context, id TemplateID, params *CreateTemplateFlowParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateTemplateFlow Create a flow from a template
 	//
@@ -4535,7 +4604,7 @@ type ClientInterface interface {
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /templates/{id}/flows (the `CreateTemplateFlow` operationId).
-	CreateTemplateFlow(ctx context.Context, id TemplateID, body CreateTemplateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateTemplateFlow(ctx context.Context, id TemplateID, params *CreateTemplateFlowParams, body CreateTemplateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListUsers List users
 	//
@@ -4680,8 +4749,8 @@ type ClientInterface interface {
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /agent-configs (the `CreateAgentConfig` operationId).
-func (c *Client) CreateAgentConfigWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateAgentConfigRequestWithBody(c.Server, contentType, body)
+func (c *Client) CreateAgentConfigWithBody(ctx context.Context, params *CreateAgentConfigParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateAgentConfigRequestWithBody(c.Server, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -4701,8 +4770,8 @@ func (c *Client) CreateAgentConfigWithBody(ctx context.Context, contentType stri
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /agent-configs (the `CreateAgentConfig` operationId).
-func (c *Client) CreateAgentConfig(ctx context.Context, body CreateAgentConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateAgentConfigRequest(c.Server, body)
+func (c *Client) CreateAgentConfig(ctx context.Context, params *CreateAgentConfigParams, body CreateAgentConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateAgentConfigRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -4812,8 +4881,8 @@ func (c *Client) ListApiTokens(ctx context.Context, params *ListApiTokensParams,
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /api-tokens (the `CreateApiToken` operationId).
-func (c *Client) CreateApiTokenWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateApiTokenRequestWithBody(c.Server, contentType, body)
+func (c *Client) CreateApiTokenWithBody(ctx context.Context, params *CreateApiTokenParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateApiTokenRequestWithBody(c.Server, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -4832,8 +4901,8 @@ func (c *Client) CreateApiTokenWithBody(ctx context.Context, contentType string,
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /api-tokens (the `CreateApiToken` operationId).
-func (c *Client) CreateApiToken(ctx context.Context, body CreateApiTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateApiTokenRequest(c.Server, body)
+func (c *Client) CreateApiToken(ctx context.Context, params *CreateApiTokenParams, body CreateApiTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateApiTokenRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -5318,8 +5387,8 @@ func (c *Client) ListFlows(ctx context.Context, params *ListFlowsParams, reqEdit
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /flows (the `CreateFlow` operationId).
-func (c *Client) CreateFlowWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateFlowRequestWithBody(c.Server, contentType, body)
+func (c *Client) CreateFlowWithBody(ctx context.Context, params *CreateFlowParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateFlowRequestWithBody(c.Server, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -5338,8 +5407,8 @@ func (c *Client) CreateFlowWithBody(ctx context.Context, contentType string, bod
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /flows (the `CreateFlow` operationId).
-func (c *Client) CreateFlow(ctx context.Context, body CreateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateFlowRequest(c.Server, body)
+func (c *Client) CreateFlow(ctx context.Context, params *CreateFlowParams, body CreateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateFlowRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -5474,8 +5543,8 @@ func (c *Client) PutFlow(ctx context.Context, id FlowID, params *PutFlowParams, 
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /flows/{id}/duplicate (the `DuplicateFlow` operationId).
-func (c *Client) DuplicateFlowWithBody(ctx context.Context, id FlowID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewDuplicateFlowRequestWithBody(c.Server, id, contentType, body)
+func (c *Client) DuplicateFlowWithBody(ctx context.Context, id FlowID, params *DuplicateFlowParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDuplicateFlowRequestWithBody(c.Server, id, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -5494,8 +5563,8 @@ func (c *Client) DuplicateFlowWithBody(ctx context.Context, id FlowID, contentTy
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /flows/{id}/duplicate (the `DuplicateFlow` operationId).
-func (c *Client) DuplicateFlow(ctx context.Context, id FlowID, body DuplicateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewDuplicateFlowRequest(c.Server, id, body)
+func (c *Client) DuplicateFlow(ctx context.Context, id FlowID, params *DuplicateFlowParams, body DuplicateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDuplicateFlowRequest(c.Server, id, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -5625,8 +5694,8 @@ func (c *Client) ListFlowVersions(ctx context.Context, id FlowID, params *ListFl
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /flows/{id}/versions (the `CreateFlowVersion` operationId).
-func (c *Client) CreateFlowVersionWithBody(ctx context.Context, id FlowID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateFlowVersionRequestWithBody(c.Server, id, contentType, body)
+func (c *Client) CreateFlowVersionWithBody(ctx context.Context, id FlowID, params *CreateFlowVersionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateFlowVersionRequestWithBody(c.Server, id, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -5644,8 +5713,8 @@ func (c *Client) CreateFlowVersionWithBody(ctx context.Context, id FlowID, conte
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /flows/{id}/versions (the `CreateFlowVersion` operationId).
-func (c *Client) CreateFlowVersion(ctx context.Context, id FlowID, body CreateFlowVersionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateFlowVersionRequest(c.Server, id, body)
+func (c *Client) CreateFlowVersion(ctx context.Context, id FlowID, params *CreateFlowVersionParams, body CreateFlowVersionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateFlowVersionRequest(c.Server, id, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -5739,8 +5808,8 @@ func (c *Client) ListIntegrations(ctx context.Context, params *ListIntegrationsP
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /integrations (the `CreateIntegration` operationId).
-func (c *Client) CreateIntegrationWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateIntegrationRequestWithBody(c.Server, contentType, body)
+func (c *Client) CreateIntegrationWithBody(ctx context.Context, params *CreateIntegrationParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateIntegrationRequestWithBody(c.Server, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -5763,8 +5832,8 @@ func (c *Client) CreateIntegrationWithBody(ctx context.Context, contentType stri
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /integrations (the `CreateIntegration` operationId).
-func (c *Client) CreateIntegration(ctx context.Context, body CreateIntegrationJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateIntegrationRequest(c.Server, body)
+func (c *Client) CreateIntegration(ctx context.Context, params *CreateIntegrationParams, body CreateIntegrationJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateIntegrationRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -6231,8 +6300,8 @@ func (c *Client) ListTeams(ctx context.Context, params *ListTeamsParams, reqEdit
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /teams (the `CreateTeam` operationId).
-func (c *Client) CreateTeamWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateTeamRequestWithBody(c.Server, contentType, body)
+func (c *Client) CreateTeamWithBody(ctx context.Context, params *CreateTeamParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateTeamRequestWithBody(c.Server, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -6250,8 +6319,8 @@ func (c *Client) CreateTeamWithBody(ctx context.Context, contentType string, bod
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /teams (the `CreateTeam` operationId).
-func (c *Client) CreateTeam(ctx context.Context, body CreateTeamJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateTeamRequest(c.Server, body)
+func (c *Client) CreateTeam(ctx context.Context, params *CreateTeamParams, body CreateTeamJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateTeamRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -6400,8 +6469,8 @@ func (c *Client) ListTemplates(ctx context.Context, params *ListTemplatesParams,
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /templates (the `CreateTemplate` operationId).
-func (c *Client) CreateTemplateWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateTemplateRequestWithBody(c.Server, contentType, body)
+func (c *Client) CreateTemplateWithBody(ctx context.Context, params *CreateTemplateParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateTemplateRequestWithBody(c.Server, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -6422,8 +6491,8 @@ func (c *Client) CreateTemplateWithBody(ctx context.Context, contentType string,
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /templates (the `CreateTemplate` operationId).
-func (c *Client) CreateTemplate(ctx context.Context, body CreateTemplateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateTemplateRequest(c.Server, body)
+func (c *Client) CreateTemplate(ctx context.Context, params *CreateTemplateParams, body CreateTemplateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateTemplateRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -6537,8 +6606,8 @@ func (c *Client) UpdateTemplate(ctx context.Context, id TemplateID, body UpdateT
 // `usage_count` 0 and the same graph and placeholders. Built-in templates can be duplicated.
 //
 // Corresponds with POST /templates/{id}/duplicate (the `DuplicateTemplate` operationId).
-func (c *Client) DuplicateTemplate(ctx context.Context, id TemplateID, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewDuplicateTemplateRequest(c.Server, id)
+func (c *Client) DuplicateTemplate(ctx context.Context, id TemplateID, params *DuplicateTemplateParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDuplicateTemplateRequest(c.Server, id, params)
 	if err != nil {
 		return nil, err
 	}
@@ -6558,8 +6627,8 @@ func (c *Client) DuplicateTemplate(ctx context.Context, id TemplateID, reqEditor
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /templates/{id}/flows (the `CreateTemplateFlow` operationId).
-func (c *Client) CreateTemplateFlowWithBody(ctx context.Context, id TemplateID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateTemplateFlowRequestWithBody(c.Server, id, contentType, body)
+func (c *Client) CreateTemplateFlowWithBody(ctx context.Context, id TemplateID, params *CreateTemplateFlowParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateTemplateFlowRequestWithBody(c.Server, id, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -6579,8 +6648,8 @@ func (c *Client) CreateTemplateFlowWithBody(ctx context.Context, id TemplateID, 
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /templates/{id}/flows (the `CreateTemplateFlow` operationId).
-func (c *Client) CreateTemplateFlow(ctx context.Context, id TemplateID, body CreateTemplateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateTemplateFlowRequest(c.Server, id, body)
+func (c *Client) CreateTemplateFlow(ctx context.Context, id TemplateID, params *CreateTemplateFlowParams, body CreateTemplateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateTemplateFlowRequest(c.Server, id, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -6865,18 +6934,18 @@ func (c *Client) ReceiveFlowWebhookWithTextBody(ctx context.Context, endpointKey
 }
 
 // NewCreateAgentConfigRequest calls the generic CreateAgentConfig builder with application/json body
-func NewCreateAgentConfigRequest(server string, body CreateAgentConfigJSONRequestBody) (*http.Request, error) {
+func NewCreateAgentConfigRequest(server string, params *CreateAgentConfigParams, body CreateAgentConfigJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewCreateAgentConfigRequestWithBody(server, "application/json", bodyReader)
+	return NewCreateAgentConfigRequestWithBody(server, params, "application/json", bodyReader)
 }
 
 // NewCreateAgentConfigRequestWithBody constructs an http.Request for the CreateAgentConfig method, with any body, and a specified content type
-func NewCreateAgentConfigRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+func NewCreateAgentConfigRequestWithBody(server string, params *CreateAgentConfigParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -6900,6 +6969,21 @@ func NewCreateAgentConfigRequestWithBody(server string, contentType string, body
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -7098,18 +7182,18 @@ func NewListApiTokensRequest(server string, params *ListApiTokensParams) (*http.
 }
 
 // NewCreateApiTokenRequest calls the generic CreateApiToken builder with application/json body
-func NewCreateApiTokenRequest(server string, body CreateApiTokenJSONRequestBody) (*http.Request, error) {
+func NewCreateApiTokenRequest(server string, params *CreateApiTokenParams, body CreateApiTokenJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewCreateApiTokenRequestWithBody(server, "application/json", bodyReader)
+	return NewCreateApiTokenRequestWithBody(server, params, "application/json", bodyReader)
 }
 
 // NewCreateApiTokenRequestWithBody constructs an http.Request for the CreateApiToken method, with any body, and a specified content type
-func NewCreateApiTokenRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+func NewCreateApiTokenRequestWithBody(server string, params *CreateApiTokenParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -7133,6 +7217,21 @@ func NewCreateApiTokenRequestWithBody(server string, contentType string, body io
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -7791,6 +7890,21 @@ func NewCreateExecutionRequestWithBody(server string, params *CreateExecutionPar
 
 	req.Header.Add("Content-Type", contentType)
 
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
+
 	return req, nil
 }
 
@@ -8124,6 +8238,21 @@ func NewRetryExecutionRequestWithBody(server string, id ExecutionID, params *Ret
 
 	req.Header.Add("Content-Type", contentType)
 
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
+
 	return req, nil
 }
 
@@ -8278,18 +8407,18 @@ func NewListFlowsRequest(server string, params *ListFlowsParams) (*http.Request,
 }
 
 // NewCreateFlowRequest calls the generic CreateFlow builder with application/json body
-func NewCreateFlowRequest(server string, body CreateFlowJSONRequestBody) (*http.Request, error) {
+func NewCreateFlowRequest(server string, params *CreateFlowParams, body CreateFlowJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewCreateFlowRequestWithBody(server, "application/json", bodyReader)
+	return NewCreateFlowRequestWithBody(server, params, "application/json", bodyReader)
 }
 
 // NewCreateFlowRequestWithBody constructs an http.Request for the CreateFlow method, with any body, and a specified content type
-func NewCreateFlowRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+func NewCreateFlowRequestWithBody(server string, params *CreateFlowParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -8313,6 +8442,21 @@ func NewCreateFlowRequestWithBody(server string, contentType string, body io.Rea
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -8510,18 +8654,18 @@ func NewPutFlowRequestWithBody(server string, id FlowID, params *PutFlowParams, 
 }
 
 // NewDuplicateFlowRequest calls the generic DuplicateFlow builder with application/json body
-func NewDuplicateFlowRequest(server string, id FlowID, body DuplicateFlowJSONRequestBody) (*http.Request, error) {
+func NewDuplicateFlowRequest(server string, id FlowID, params *DuplicateFlowParams, body DuplicateFlowJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewDuplicateFlowRequestWithBody(server, id, "application/json", bodyReader)
+	return NewDuplicateFlowRequestWithBody(server, id, params, "application/json", bodyReader)
 }
 
 // NewDuplicateFlowRequestWithBody constructs an http.Request for the DuplicateFlow method, with any body, and a specified content type
-func NewDuplicateFlowRequestWithBody(server string, id FlowID, contentType string, body io.Reader) (*http.Request, error) {
+func NewDuplicateFlowRequestWithBody(server string, id FlowID, params *DuplicateFlowParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -8552,6 +8696,21 @@ func NewDuplicateFlowRequestWithBody(server string, id FlowID, contentType strin
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -8758,18 +8917,18 @@ func NewListFlowVersionsRequest(server string, id FlowID, params *ListFlowVersio
 }
 
 // NewCreateFlowVersionRequest calls the generic CreateFlowVersion builder with application/json body
-func NewCreateFlowVersionRequest(server string, id FlowID, body CreateFlowVersionJSONRequestBody) (*http.Request, error) {
+func NewCreateFlowVersionRequest(server string, id FlowID, params *CreateFlowVersionParams, body CreateFlowVersionJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewCreateFlowVersionRequestWithBody(server, id, "application/json", bodyReader)
+	return NewCreateFlowVersionRequestWithBody(server, id, params, "application/json", bodyReader)
 }
 
 // NewCreateFlowVersionRequestWithBody constructs an http.Request for the CreateFlowVersion method, with any body, and a specified content type
-func NewCreateFlowVersionRequestWithBody(server string, id FlowID, contentType string, body io.Reader) (*http.Request, error) {
+func NewCreateFlowVersionRequestWithBody(server string, id FlowID, params *CreateFlowVersionParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -8800,6 +8959,21 @@ func NewCreateFlowVersionRequestWithBody(server string, id FlowID, contentType s
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -9038,18 +9212,18 @@ func NewListIntegrationsRequest(server string, params *ListIntegrationsParams) (
 }
 
 // NewCreateIntegrationRequest calls the generic CreateIntegration builder with application/json body
-func NewCreateIntegrationRequest(server string, body CreateIntegrationJSONRequestBody) (*http.Request, error) {
+func NewCreateIntegrationRequest(server string, params *CreateIntegrationParams, body CreateIntegrationJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewCreateIntegrationRequestWithBody(server, "application/json", bodyReader)
+	return NewCreateIntegrationRequestWithBody(server, params, "application/json", bodyReader)
 }
 
 // NewCreateIntegrationRequestWithBody constructs an http.Request for the CreateIntegration method, with any body, and a specified content type
-func NewCreateIntegrationRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+func NewCreateIntegrationRequestWithBody(server string, params *CreateIntegrationParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -9073,6 +9247,21 @@ func NewCreateIntegrationRequestWithBody(server string, contentType string, body
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -10020,18 +10209,18 @@ func NewListTeamsRequest(server string, params *ListTeamsParams) (*http.Request,
 }
 
 // NewCreateTeamRequest calls the generic CreateTeam builder with application/json body
-func NewCreateTeamRequest(server string, body CreateTeamJSONRequestBody) (*http.Request, error) {
+func NewCreateTeamRequest(server string, params *CreateTeamParams, body CreateTeamJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewCreateTeamRequestWithBody(server, "application/json", bodyReader)
+	return NewCreateTeamRequestWithBody(server, params, "application/json", bodyReader)
 }
 
 // NewCreateTeamRequestWithBody constructs an http.Request for the CreateTeam method, with any body, and a specified content type
-func NewCreateTeamRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+func NewCreateTeamRequestWithBody(server string, params *CreateTeamParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -10055,6 +10244,21 @@ func NewCreateTeamRequestWithBody(server string, contentType string, body io.Rea
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -10324,18 +10528,18 @@ func NewListTemplatesRequest(server string, params *ListTemplatesParams) (*http.
 }
 
 // NewCreateTemplateRequest calls the generic CreateTemplate builder with application/json body
-func NewCreateTemplateRequest(server string, body CreateTemplateJSONRequestBody) (*http.Request, error) {
+func NewCreateTemplateRequest(server string, params *CreateTemplateParams, body CreateTemplateJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewCreateTemplateRequestWithBody(server, "application/json", bodyReader)
+	return NewCreateTemplateRequestWithBody(server, params, "application/json", bodyReader)
 }
 
 // NewCreateTemplateRequestWithBody constructs an http.Request for the CreateTemplate method, with any body, and a specified content type
-func NewCreateTemplateRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+func NewCreateTemplateRequestWithBody(server string, params *CreateTemplateParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -10359,6 +10563,21 @@ func NewCreateTemplateRequestWithBody(server string, contentType string, body io
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -10533,7 +10752,7 @@ func NewUpdateTemplateRequestWithBody(server string, id TemplateID, contentType 
 }
 
 // NewDuplicateTemplateRequest constructs an http.Request for the DuplicateTemplate method
-func NewDuplicateTemplateRequest(server string, id TemplateID) (*http.Request, error) {
+func NewDuplicateTemplateRequest(server string, id TemplateID, params *DuplicateTemplateParams) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -10563,22 +10782,37 @@ func NewDuplicateTemplateRequest(server string, id TemplateID) (*http.Request, e
 		return nil, err
 	}
 
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
+
 	return req, nil
 }
 
 // NewCreateTemplateFlowRequest calls the generic CreateTemplateFlow builder with application/json body
-func NewCreateTemplateFlowRequest(server string, id TemplateID, body CreateTemplateFlowJSONRequestBody) (*http.Request, error) {
+func NewCreateTemplateFlowRequest(server string, id TemplateID, params *CreateTemplateFlowParams, body CreateTemplateFlowJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewCreateTemplateFlowRequestWithBody(server, id, "application/json", bodyReader)
+	return NewCreateTemplateFlowRequestWithBody(server, id, params, "application/json", bodyReader)
 }
 
 // NewCreateTemplateFlowRequestWithBody constructs an http.Request for the CreateTemplateFlow method, with any body, and a specified content type
-func NewCreateTemplateFlowRequestWithBody(server string, id TemplateID, contentType string, body io.Reader) (*http.Request, error) {
+func NewCreateTemplateFlowRequestWithBody(server string, id TemplateID, params *CreateTemplateFlowParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -10609,6 +10843,21 @@ func NewCreateTemplateFlowRequestWithBody(server string, id TemplateID, contentT
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -11275,7 +11524,7 @@ type ClientWithResponsesInterface interface {
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /agent-configs (the `CreateAgentConfig` operationId).
-	CreateAgentConfigWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateAgentConfigResponse, error)
+	CreateAgentConfigWithBodyWithResponse(ctx context.Context, params *CreateAgentConfigParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateAgentConfigResponse, error)
 
 	// CreateAgentConfigWithResponse Create a flow's agent config
 	//
@@ -11286,7 +11535,7 @@ type ClientWithResponsesInterface interface {
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /agent-configs (the `CreateAgentConfig` operationId).
-	CreateAgentConfigWithResponse(ctx context.Context, body CreateAgentConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateAgentConfigResponse, error)
+	CreateAgentConfigWithResponse(ctx context.Context, params *CreateAgentConfigParams, body CreateAgentConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateAgentConfigResponse, error)
 
 	// DeleteAgentConfigWithResponse Delete a flow's agent config
 	//
@@ -11343,7 +11592,7 @@ type ClientWithResponsesInterface interface {
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /api-tokens (the `CreateApiToken` operationId).
-	CreateApiTokenWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateApiTokenResponse, error)
+	CreateApiTokenWithBodyWithResponse(ctx context.Context, params *CreateApiTokenParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateApiTokenResponse, error)
 
 	// CreateApiTokenWithResponse Create an API token
 	//
@@ -11353,7 +11602,7 @@ type ClientWithResponsesInterface interface {
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /api-tokens (the `CreateApiToken` operationId).
-	CreateApiTokenWithResponse(ctx context.Context, body CreateApiTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateApiTokenResponse, error)
+	CreateApiTokenWithResponse(ctx context.Context, params *CreateApiTokenParams, body CreateApiTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateApiTokenResponse, error)
 
 	// DeleteApiTokenWithResponse Revoke one of my API tokens
 	//
@@ -11617,7 +11866,7 @@ type ClientWithResponsesInterface interface {
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /flows (the `CreateFlow` operationId).
-	CreateFlowWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateFlowResponse, error)
+	CreateFlowWithBodyWithResponse(ctx context.Context, params *CreateFlowParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateFlowResponse, error)
 
 	// CreateFlowWithResponse Create a flow
 	//
@@ -11627,7 +11876,7 @@ type ClientWithResponsesInterface interface {
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /flows (the `CreateFlow` operationId).
-	CreateFlowWithResponse(ctx context.Context, body CreateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateFlowResponse, error)
+	CreateFlowWithResponse(ctx context.Context, params *CreateFlowParams, body CreateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateFlowResponse, error)
 
 	// DeleteFlowWithResponse Delete a flow
 	//
@@ -11697,7 +11946,7 @@ type ClientWithResponsesInterface interface {
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /flows/{id}/duplicate (the `DuplicateFlow` operationId).
-	DuplicateFlowWithBodyWithResponse(ctx context.Context, id FlowID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*DuplicateFlowResponse, error)
+	DuplicateFlowWithBodyWithResponse(ctx context.Context, id FlowID, params *DuplicateFlowParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*DuplicateFlowResponse, error)
 
 	// DuplicateFlowWithResponse Duplicate a flow
 	//
@@ -11707,7 +11956,7 @@ type ClientWithResponsesInterface interface {
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /flows/{id}/duplicate (the `DuplicateFlow` operationId).
-	DuplicateFlowWithResponse(ctx context.Context, id FlowID, body DuplicateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*DuplicateFlowResponse, error)
+	DuplicateFlowWithResponse(ctx context.Context, id FlowID, params *DuplicateFlowParams, body DuplicateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*DuplicateFlowResponse, error)
 
 	// PublishFlowWithBodyWithResponse Publish a flow
 	//
@@ -11772,7 +12021,7 @@ type ClientWithResponsesInterface interface {
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /flows/{id}/versions (the `CreateFlowVersion` operationId).
-	CreateFlowVersionWithBodyWithResponse(ctx context.Context, id FlowID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateFlowVersionResponse, error)
+	CreateFlowVersionWithBodyWithResponse(ctx context.Context, id FlowID, params *CreateFlowVersionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateFlowVersionResponse, error)
 
 	// CreateFlowVersionWithResponse Snapshot a flow
 	//
@@ -11781,7 +12030,7 @@ type ClientWithResponsesInterface interface {
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /flows/{id}/versions (the `CreateFlowVersion` operationId).
-	CreateFlowVersionWithResponse(ctx context.Context, id FlowID, body CreateFlowVersionJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateFlowVersionResponse, error)
+	CreateFlowVersionWithResponse(ctx context.Context, id FlowID, params *CreateFlowVersionParams, body CreateFlowVersionJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateFlowVersionResponse, error)
 
 	// GetFlowVersionWithResponse Get a flow version
 	//
@@ -11834,7 +12083,7 @@ type ClientWithResponsesInterface interface {
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /integrations (the `CreateIntegration` operationId).
-	CreateIntegrationWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateIntegrationResponse, error)
+	CreateIntegrationWithBodyWithResponse(ctx context.Context, params *CreateIntegrationParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateIntegrationResponse, error)
 
 	// CreateIntegrationWithResponse Create an integration
 	//
@@ -11848,7 +12097,7 @@ type ClientWithResponsesInterface interface {
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /integrations (the `CreateIntegration` operationId).
-	CreateIntegrationWithResponse(ctx context.Context, body CreateIntegrationJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateIntegrationResponse, error)
+	CreateIntegrationWithResponse(ctx context.Context, params *CreateIntegrationParams, body CreateIntegrationJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateIntegrationResponse, error)
 
 	// DeleteIntegrationWithResponse Delete an integration
 	//
@@ -12110,7 +12359,7 @@ type ClientWithResponsesInterface interface {
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /teams (the `CreateTeam` operationId).
-	CreateTeamWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTeamResponse, error)
+	CreateTeamWithBodyWithResponse(ctx context.Context, params *CreateTeamParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTeamResponse, error)
 
 	// CreateTeamWithResponse Create a team
 	//
@@ -12119,7 +12368,7 @@ type ClientWithResponsesInterface interface {
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /teams (the `CreateTeam` operationId).
-	CreateTeamWithResponse(ctx context.Context, body CreateTeamJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTeamResponse, error)
+	CreateTeamWithResponse(ctx context.Context, params *CreateTeamParams, body CreateTeamJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTeamResponse, error)
 
 	// DeleteTeamWithResponse Delete a team
 	//
@@ -12195,7 +12444,7 @@ type ClientWithResponsesInterface interface {
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /templates (the `CreateTemplate` operationId).
-	CreateTemplateWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTemplateResponse, error)
+	CreateTemplateWithBodyWithResponse(ctx context.Context, params *CreateTemplateParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTemplateResponse, error)
 
 	// CreateTemplateWithResponse Create a template
 	//
@@ -12207,7 +12456,7 @@ type ClientWithResponsesInterface interface {
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /templates (the `CreateTemplate` operationId).
-	CreateTemplateWithResponse(ctx context.Context, body CreateTemplateJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTemplateResponse, error)
+	CreateTemplateWithResponse(ctx context.Context, params *CreateTemplateParams, body CreateTemplateJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTemplateResponse, error)
 
 	// SeedTemplatesWithResponse Seed the built-in templates
 	//
@@ -12270,7 +12519,7 @@ type ClientWithResponsesInterface interface {
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /templates/{id}/duplicate (the `DuplicateTemplate` operationId).
-	DuplicateTemplateWithResponse(ctx context.Context, id TemplateID, reqEditors ...RequestEditorFn) (*DuplicateTemplateResponse, error)
+	DuplicateTemplateWithResponse(ctx context.Context, id TemplateID, params *DuplicateTemplateParams, reqEditors ...RequestEditorFn) (*DuplicateTemplateResponse, error)
 
 	// CreateTemplateFlowWithBodyWithResponse Create a flow from a template
 	//
@@ -12281,7 +12530,7 @@ type ClientWithResponsesInterface interface {
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /templates/{id}/flows (the `CreateTemplateFlow` operationId).
-	CreateTemplateFlowWithBodyWithResponse(ctx context.Context, id TemplateID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTemplateFlowResponse, error)
+	CreateTemplateFlowWithBodyWithResponse(ctx context.Context, id TemplateID, params *CreateTemplateFlowParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTemplateFlowResponse, error)
 
 	// CreateTemplateFlowWithResponse Create a flow from a template
 	//
@@ -12292,7 +12541,7 @@ type ClientWithResponsesInterface interface {
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /templates/{id}/flows (the `CreateTemplateFlow` operationId).
-	CreateTemplateFlowWithResponse(ctx context.Context, id TemplateID, body CreateTemplateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTemplateFlowResponse, error)
+	CreateTemplateFlowWithResponse(ctx context.Context, id TemplateID, params *CreateTemplateFlowParams, body CreateTemplateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTemplateFlowResponse, error)
 
 	// ListUsersWithResponse List users
 	//
@@ -12446,13 +12695,15 @@ type ClientWithResponsesInterface interface {
 
 // CreateAgentConfigResponse201Headers the declared response headers of an HTTP 201 response for CreateAgentConfig
 type CreateAgentConfigResponse201Headers struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 // CreateAgentConfigResponse409Headers the declared response headers of an HTTP 409 response for CreateAgentConfig
 type CreateAgentConfigResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -12464,6 +12715,7 @@ type CreateAgentConfigResponse409Headers struct {
 // CreateAgentConfigResponse422Headers the declared response headers of an HTTP 422 response for CreateAgentConfig
 type CreateAgentConfigResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -12475,6 +12727,7 @@ type CreateAgentConfigResponse422Headers struct {
 // CreateAgentConfigResponseDefaultHeaders the declared response headers of an HTTP default response for CreateAgentConfig
 type CreateAgentConfigResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -12561,6 +12814,7 @@ type DeleteAgentConfigResponse204Headers struct {
 // DeleteAgentConfigResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteAgentConfig
 type DeleteAgentConfigResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -12622,6 +12876,7 @@ type GetAgentConfigResponse200Headers struct {
 // GetAgentConfigResponseDefaultHeaders the declared response headers of an HTTP default response for GetAgentConfig
 type GetAgentConfigResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -12690,6 +12945,7 @@ type UpdateAgentConfigResponse200Headers struct {
 // UpdateAgentConfigResponse422Headers the declared response headers of an HTTP 422 response for UpdateAgentConfig
 type UpdateAgentConfigResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -12701,6 +12957,7 @@ type UpdateAgentConfigResponse422Headers struct {
 // UpdateAgentConfigResponseDefaultHeaders the declared response headers of an HTTP default response for UpdateAgentConfig
 type UpdateAgentConfigResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -12778,6 +13035,7 @@ type ListApiTokensResponse200Headers struct {
 // ListApiTokensResponseDefaultHeaders the declared response headers of an HTTP default response for ListApiTokens
 type ListApiTokensResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -12840,14 +13098,16 @@ func (r ListApiTokensResponse) ContentType() string {
 
 // CreateApiTokenResponse201Headers the declared response headers of an HTTP 201 response for CreateApiToken
 type CreateApiTokenResponse201Headers struct {
-	CacheControl *string
-	Location     string
-	XRequestID   *string
+	CacheControl       *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 // CreateApiTokenResponse409Headers the declared response headers of an HTTP 409 response for CreateApiToken
 type CreateApiTokenResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -12859,6 +13119,7 @@ type CreateApiTokenResponse409Headers struct {
 // CreateApiTokenResponse422Headers the declared response headers of an HTTP 422 response for CreateApiToken
 type CreateApiTokenResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -12870,6 +13131,7 @@ type CreateApiTokenResponse422Headers struct {
 // CreateApiTokenResponseDefaultHeaders the declared response headers of an HTTP default response for CreateApiToken
 type CreateApiTokenResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -12956,6 +13218,7 @@ type DeleteApiTokenResponse204Headers struct {
 // DeleteApiTokenResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteApiToken
 type DeleteApiTokenResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13017,6 +13280,7 @@ type GetApiTokenResponse200Headers struct {
 // GetApiTokenResponseDefaultHeaders the declared response headers of an HTTP default response for GetApiToken
 type GetApiTokenResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13085,6 +13349,7 @@ type ListAuditLogsResponse200Headers struct {
 // ListAuditLogsResponseDefaultHeaders the declared response headers of an HTTP default response for ListAuditLogs
 type ListAuditLogsResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13153,6 +13418,7 @@ type GetAuditLogResponse200Headers struct {
 // GetAuditLogResponseDefaultHeaders the declared response headers of an HTTP default response for GetAuditLog
 type GetAuditLogResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13222,6 +13488,7 @@ type ExchangeCodeResponse200Headers struct {
 // ExchangeCodeResponse401Headers the declared response headers of an HTTP 401 response for ExchangeCode
 type ExchangeCodeResponse401Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13233,6 +13500,7 @@ type ExchangeCodeResponse401Headers struct {
 // ExchangeCodeResponse403Headers the declared response headers of an HTTP 403 response for ExchangeCode
 type ExchangeCodeResponse403Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13244,6 +13512,7 @@ type ExchangeCodeResponse403Headers struct {
 // ExchangeCodeResponse409Headers the declared response headers of an HTTP 409 response for ExchangeCode
 type ExchangeCodeResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13255,6 +13524,7 @@ type ExchangeCodeResponse409Headers struct {
 // ExchangeCodeResponse422Headers the declared response headers of an HTTP 422 response for ExchangeCode
 type ExchangeCodeResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13266,6 +13536,7 @@ type ExchangeCodeResponse422Headers struct {
 // ExchangeCodeResponse503Headers the declared response headers of an HTTP 503 response for ExchangeCode
 type ExchangeCodeResponse503Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13277,6 +13548,7 @@ type ExchangeCodeResponse503Headers struct {
 // ExchangeCodeResponseDefaultHeaders the declared response headers of an HTTP default response for ExchangeCode
 type ExchangeCodeResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13391,6 +13663,7 @@ type GetLoginUrlResponse200Headers struct {
 // GetLoginUrlResponse422Headers the declared response headers of an HTTP 422 response for GetLoginUrl
 type GetLoginUrlResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13402,6 +13675,7 @@ type GetLoginUrlResponse422Headers struct {
 // GetLoginUrlResponse503Headers the declared response headers of an HTTP 503 response for GetLoginUrl
 type GetLoginUrlResponse503Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13413,6 +13687,7 @@ type GetLoginUrlResponse503Headers struct {
 // GetLoginUrlResponseDefaultHeaders the declared response headers of an HTTP default response for GetLoginUrl
 type GetLoginUrlResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13499,6 +13774,7 @@ type LogoutResponse204Headers struct {
 // LogoutResponseDefaultHeaders the declared response headers of an HTTP default response for Logout
 type LogoutResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13561,6 +13837,7 @@ type GetMeResponse200Headers struct {
 // GetMeResponseDefaultHeaders the declared response headers of an HTTP default response for GetMe
 type GetMeResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13630,6 +13907,7 @@ type RefreshTokensResponse200Headers struct {
 // RefreshTokensResponse401Headers the declared response headers of an HTTP 401 response for RefreshTokens
 type RefreshTokensResponse401Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13641,6 +13919,7 @@ type RefreshTokensResponse401Headers struct {
 // RefreshTokensResponse403Headers the declared response headers of an HTTP 403 response for RefreshTokens
 type RefreshTokensResponse403Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13652,6 +13931,7 @@ type RefreshTokensResponse403Headers struct {
 // RefreshTokensResponseDefaultHeaders the declared response headers of an HTTP default response for RefreshTokens
 type RefreshTokensResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13738,6 +14018,7 @@ type ListExecutionsResponse200Headers struct {
 // ListExecutionsResponseDefaultHeaders the declared response headers of an HTTP default response for ListExecutions
 type ListExecutionsResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13800,13 +14081,15 @@ func (r ListExecutionsResponse) ContentType() string {
 
 // CreateExecutionResponse201Headers the declared response headers of an HTTP 201 response for CreateExecution
 type CreateExecutionResponse201Headers struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 // CreateExecutionResponse422Headers the declared response headers of an HTTP 422 response for CreateExecution
 type CreateExecutionResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13818,6 +14101,7 @@ type CreateExecutionResponse422Headers struct {
 // CreateExecutionResponse429Headers the declared response headers of an HTTP 429 response for CreateExecution
 type CreateExecutionResponse429Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13829,6 +14113,7 @@ type CreateExecutionResponse429Headers struct {
 // CreateExecutionResponseDefaultHeaders the declared response headers of an HTTP default response for CreateExecution
 type CreateExecutionResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13915,6 +14200,7 @@ type StreamExecutionResponse200Headers struct {
 // StreamExecutionResponse422Headers the declared response headers of an HTTP 422 response for StreamExecution
 type StreamExecutionResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13926,6 +14212,7 @@ type StreamExecutionResponse422Headers struct {
 // StreamExecutionResponse429Headers the declared response headers of an HTTP 429 response for StreamExecution
 type StreamExecutionResponse429Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13937,6 +14224,7 @@ type StreamExecutionResponse429Headers struct {
 // StreamExecutionResponseDefaultHeaders the declared response headers of an HTTP default response for StreamExecution
 type StreamExecutionResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14016,6 +14304,7 @@ type DeleteExecutionResponse204Headers struct {
 // DeleteExecutionResponse409Headers the declared response headers of an HTTP 409 response for DeleteExecution
 type DeleteExecutionResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14027,6 +14316,7 @@ type DeleteExecutionResponse409Headers struct {
 // DeleteExecutionResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteExecution
 type DeleteExecutionResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14097,6 +14387,7 @@ type GetExecutionResponse200Headers struct {
 // GetExecutionResponseDefaultHeaders the declared response headers of an HTTP default response for GetExecution
 type GetExecutionResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14165,6 +14456,7 @@ type CancelExecutionResponse202Headers struct {
 // CancelExecutionResponse409Headers the declared response headers of an HTTP 409 response for CancelExecution
 type CancelExecutionResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14176,6 +14468,7 @@ type CancelExecutionResponse409Headers struct {
 // CancelExecutionResponseDefaultHeaders the declared response headers of an HTTP default response for CancelExecution
 type CancelExecutionResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14253,6 +14546,7 @@ type GetExecutionEventsResponse200Headers struct {
 // GetExecutionEventsResponseDefaultHeaders the declared response headers of an HTTP default response for GetExecutionEvents
 type GetExecutionEventsResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14314,6 +14608,7 @@ type GetNodeExecutionResponse200Headers struct {
 // GetNodeExecutionResponseDefaultHeaders the declared response headers of an HTTP default response for GetNodeExecution
 type GetNodeExecutionResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14376,13 +14671,15 @@ func (r GetNodeExecutionResponse) ContentType() string {
 
 // RetryExecutionResponse201Headers the declared response headers of an HTTP 201 response for RetryExecution
 type RetryExecutionResponse201Headers struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 // RetryExecutionResponse409Headers the declared response headers of an HTTP 409 response for RetryExecution
 type RetryExecutionResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14394,6 +14691,7 @@ type RetryExecutionResponse409Headers struct {
 // RetryExecutionResponseDefaultHeaders the declared response headers of an HTTP default response for RetryExecution
 type RetryExecutionResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14471,6 +14769,7 @@ type ListFlowsResponse200Headers struct {
 // ListFlowsResponseDefaultHeaders the declared response headers of an HTTP default response for ListFlows
 type ListFlowsResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14533,14 +14832,16 @@ func (r ListFlowsResponse) ContentType() string {
 
 // CreateFlowResponse201Headers the declared response headers of an HTTP 201 response for CreateFlow
 type CreateFlowResponse201Headers struct {
-	ETag       *string
-	Location   string
-	XRequestID *string
+	ETag               *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 // CreateFlowResponse422Headers the declared response headers of an HTTP 422 response for CreateFlow
 type CreateFlowResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14552,6 +14853,7 @@ type CreateFlowResponse422Headers struct {
 // CreateFlowResponseDefaultHeaders the declared response headers of an HTTP default response for CreateFlow
 type CreateFlowResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14629,6 +14931,7 @@ type DeleteFlowResponse204Headers struct {
 // DeleteFlowResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteFlow
 type DeleteFlowResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14691,6 +14994,7 @@ type GetFlowResponse200Headers struct {
 // GetFlowResponseDefaultHeaders the declared response headers of an HTTP default response for GetFlow
 type GetFlowResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14760,6 +15064,7 @@ type UpdateFlowResponse200Headers struct {
 // UpdateFlowResponse409Headers the declared response headers of an HTTP 409 response for UpdateFlow
 type UpdateFlowResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14771,6 +15076,7 @@ type UpdateFlowResponse409Headers struct {
 // UpdateFlowResponse412Headers the declared response headers of an HTTP 412 response for UpdateFlow
 type UpdateFlowResponse412Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14782,6 +15088,7 @@ type UpdateFlowResponse412Headers struct {
 // UpdateFlowResponse422Headers the declared response headers of an HTTP 422 response for UpdateFlow
 type UpdateFlowResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14793,6 +15100,7 @@ type UpdateFlowResponse422Headers struct {
 // UpdateFlowResponseDefaultHeaders the declared response headers of an HTTP default response for UpdateFlow
 type UpdateFlowResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14889,6 +15197,7 @@ type PutFlowResponse200Headers struct {
 // PutFlowResponse409Headers the declared response headers of an HTTP 409 response for PutFlow
 type PutFlowResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14900,6 +15209,7 @@ type PutFlowResponse409Headers struct {
 // PutFlowResponse412Headers the declared response headers of an HTTP 412 response for PutFlow
 type PutFlowResponse412Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14911,6 +15221,7 @@ type PutFlowResponse412Headers struct {
 // PutFlowResponse422Headers the declared response headers of an HTTP 422 response for PutFlow
 type PutFlowResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14922,6 +15233,7 @@ type PutFlowResponse422Headers struct {
 // PutFlowResponseDefaultHeaders the declared response headers of an HTTP default response for PutFlow
 type PutFlowResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15011,14 +15323,16 @@ func (r PutFlowResponse) ContentType() string {
 
 // DuplicateFlowResponse201Headers the declared response headers of an HTTP 201 response for DuplicateFlow
 type DuplicateFlowResponse201Headers struct {
-	ETag       *string
-	Location   string
-	XRequestID *string
+	ETag               *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 // DuplicateFlowResponseDefaultHeaders the declared response headers of an HTTP default response for DuplicateFlow
 type DuplicateFlowResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15088,6 +15402,7 @@ type PublishFlowResponse200Headers struct {
 // PublishFlowResponse409Headers the declared response headers of an HTTP 409 response for PublishFlow
 type PublishFlowResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15099,6 +15414,7 @@ type PublishFlowResponse409Headers struct {
 // PublishFlowResponse422Headers the declared response headers of an HTTP 422 response for PublishFlow
 type PublishFlowResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15110,6 +15426,7 @@ type PublishFlowResponse422Headers struct {
 // PublishFlowResponseDefaultHeaders the declared response headers of an HTTP default response for PublishFlow
 type PublishFlowResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15197,6 +15514,7 @@ type UnpublishFlowResponse200Headers struct {
 // UnpublishFlowResponse409Headers the declared response headers of an HTTP 409 response for UnpublishFlow
 type UnpublishFlowResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15208,6 +15526,7 @@ type UnpublishFlowResponse409Headers struct {
 // UnpublishFlowResponseDefaultHeaders the declared response headers of an HTTP default response for UnpublishFlow
 type UnpublishFlowResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15285,6 +15604,7 @@ type ValidateFlowResponse200Headers struct {
 // ValidateFlowResponseDefaultHeaders the declared response headers of an HTTP default response for ValidateFlow
 type ValidateFlowResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15353,6 +15673,7 @@ type ListFlowVersionsResponse200Headers struct {
 // ListFlowVersionsResponseDefaultHeaders the declared response headers of an HTTP default response for ListFlowVersions
 type ListFlowVersionsResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15415,13 +15736,15 @@ func (r ListFlowVersionsResponse) ContentType() string {
 
 // CreateFlowVersionResponse201Headers the declared response headers of an HTTP 201 response for CreateFlowVersion
 type CreateFlowVersionResponse201Headers struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 // CreateFlowVersionResponseDefaultHeaders the declared response headers of an HTTP default response for CreateFlowVersion
 type CreateFlowVersionResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15490,6 +15813,7 @@ type GetFlowVersionResponse200Headers struct {
 // GetFlowVersionResponseDefaultHeaders the declared response headers of an HTTP default response for GetFlowVersion
 type GetFlowVersionResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15559,6 +15883,7 @@ type RestoreFlowVersionResponse200Headers struct {
 // RestoreFlowVersionResponse409Headers the declared response headers of an HTTP 409 response for RestoreFlowVersion
 type RestoreFlowVersionResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15570,6 +15895,7 @@ type RestoreFlowVersionResponse409Headers struct {
 // RestoreFlowVersionResponse412Headers the declared response headers of an HTTP 412 response for RestoreFlowVersion
 type RestoreFlowVersionResponse412Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15581,6 +15907,7 @@ type RestoreFlowVersionResponse412Headers struct {
 // RestoreFlowVersionResponseDefaultHeaders the declared response headers of an HTTP default response for RestoreFlowVersion
 type RestoreFlowVersionResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15667,6 +15994,7 @@ type RotateFlowWebhookKeyResponse200Headers struct {
 // RotateFlowWebhookKeyResponse409Headers the declared response headers of an HTTP 409 response for RotateFlowWebhookKey
 type RotateFlowWebhookKeyResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15678,6 +16006,7 @@ type RotateFlowWebhookKeyResponse409Headers struct {
 // RotateFlowWebhookKeyResponseDefaultHeaders the declared response headers of an HTTP default response for RotateFlowWebhookKey
 type RotateFlowWebhookKeyResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15756,6 +16085,7 @@ type ListIntegrationsResponse200Headers struct {
 // ListIntegrationsResponseDefaultHeaders the declared response headers of an HTTP default response for ListIntegrations
 type ListIntegrationsResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15818,14 +16148,16 @@ func (r ListIntegrationsResponse) ContentType() string {
 
 // CreateIntegrationResponse201Headers the declared response headers of an HTTP 201 response for CreateIntegration
 type CreateIntegrationResponse201Headers struct {
-	CacheControl *string
-	Location     string
-	XRequestID   *string
+	CacheControl       *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 // CreateIntegrationResponse409Headers the declared response headers of an HTTP 409 response for CreateIntegration
 type CreateIntegrationResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15837,6 +16169,7 @@ type CreateIntegrationResponse409Headers struct {
 // CreateIntegrationResponse422Headers the declared response headers of an HTTP 422 response for CreateIntegration
 type CreateIntegrationResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15848,6 +16181,7 @@ type CreateIntegrationResponse422Headers struct {
 // CreateIntegrationResponseDefaultHeaders the declared response headers of an HTTP default response for CreateIntegration
 type CreateIntegrationResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15934,6 +16268,7 @@ type DeleteIntegrationResponse204Headers struct {
 // DeleteIntegrationResponse409Headers the declared response headers of an HTTP 409 response for DeleteIntegration
 type DeleteIntegrationResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15945,6 +16280,7 @@ type DeleteIntegrationResponse409Headers struct {
 // DeleteIntegrationResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteIntegration
 type DeleteIntegrationResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16016,6 +16352,7 @@ type GetIntegrationResponse200Headers struct {
 // GetIntegrationResponseDefaultHeaders the declared response headers of an HTTP default response for GetIntegration
 type GetIntegrationResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16085,6 +16422,7 @@ type UpdateIntegrationResponse200Headers struct {
 // UpdateIntegrationResponse409Headers the declared response headers of an HTTP 409 response for UpdateIntegration
 type UpdateIntegrationResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16096,6 +16434,7 @@ type UpdateIntegrationResponse409Headers struct {
 // UpdateIntegrationResponse422Headers the declared response headers of an HTTP 422 response for UpdateIntegration
 type UpdateIntegrationResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16107,6 +16446,7 @@ type UpdateIntegrationResponse422Headers struct {
 // UpdateIntegrationResponseDefaultHeaders the declared response headers of an HTTP default response for UpdateIntegration
 type UpdateIntegrationResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16193,6 +16533,7 @@ type VerifyIntegrationResponse200Headers struct {
 // VerifyIntegrationResponse409Headers the declared response headers of an HTTP 409 response for VerifyIntegration
 type VerifyIntegrationResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16204,6 +16545,7 @@ type VerifyIntegrationResponse409Headers struct {
 // VerifyIntegrationResponse503Headers the declared response headers of an HTTP 503 response for VerifyIntegration
 type VerifyIntegrationResponse503Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16215,6 +16557,7 @@ type VerifyIntegrationResponse503Headers struct {
 // VerifyIntegrationResponseDefaultHeaders the declared response headers of an HTTP default response for VerifyIntegration
 type VerifyIntegrationResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16301,6 +16644,7 @@ type ListNodeTypesResponse200Headers struct {
 // ListNodeTypesResponseDefaultHeaders the declared response headers of an HTTP default response for ListNodeTypes
 type ListNodeTypesResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16369,6 +16713,7 @@ type ListNodeTypeCategoriesResponse200Headers struct {
 // ListNodeTypeCategoriesResponseDefaultHeaders the declared response headers of an HTTP default response for ListNodeTypeCategories
 type ListNodeTypeCategoriesResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16437,6 +16782,7 @@ type GetNodeTypeResponse200Headers struct {
 // GetNodeTypeResponseDefaultHeaders the declared response headers of an HTTP default response for GetNodeType
 type GetNodeTypeResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16505,6 +16851,7 @@ type ListPermissionsResponse200Headers struct {
 // ListPermissionsResponseDefaultHeaders the declared response headers of an HTTP default response for ListPermissions
 type ListPermissionsResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16573,6 +16920,7 @@ type CheckPermissionsResponse200Headers struct {
 // CheckPermissionsResponse422Headers the declared response headers of an HTTP 422 response for CheckPermissions
 type CheckPermissionsResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16584,6 +16932,7 @@ type CheckPermissionsResponse422Headers struct {
 // CheckPermissionsResponseDefaultHeaders the declared response headers of an HTTP default response for CheckPermissions
 type CheckPermissionsResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16661,6 +17010,7 @@ type GetMyCapabilitiesResponse200Headers struct {
 // GetMyCapabilitiesResponseDefaultHeaders the declared response headers of an HTTP default response for GetMyCapabilities
 type GetMyCapabilitiesResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16729,6 +17079,7 @@ type GetResourcePermissionsResponse200Headers struct {
 // GetResourcePermissionsResponseDefaultHeaders the declared response headers of an HTTP default response for GetResourcePermissions
 type GetResourcePermissionsResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16797,6 +17148,7 @@ type ListRolesResponse200Headers struct {
 // ListRolesResponseDefaultHeaders the declared response headers of an HTTP default response for ListRoles
 type ListRolesResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16865,6 +17217,7 @@ type ListWidgetsResponse200Headers struct {
 // ListWidgetsResponseDefaultHeaders the declared response headers of an HTTP default response for ListWidgets
 type ListWidgetsResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16933,6 +17286,7 @@ type GetSettingsResponse200Headers struct {
 // GetSettingsResponseDefaultHeaders the declared response headers of an HTTP default response for GetSettings
 type GetSettingsResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17001,6 +17355,7 @@ type UpdateSettingsResponse200Headers struct {
 // UpdateSettingsResponse422Headers the declared response headers of an HTTP 422 response for UpdateSettings
 type UpdateSettingsResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17012,6 +17367,7 @@ type UpdateSettingsResponse422Headers struct {
 // UpdateSettingsResponseDefaultHeaders the declared response headers of an HTTP default response for UpdateSettings
 type UpdateSettingsResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17089,6 +17445,7 @@ type GetDashboardStatsResponse200Headers struct {
 // GetDashboardStatsResponseDefaultHeaders the declared response headers of an HTTP default response for GetDashboardStats
 type GetDashboardStatsResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17157,6 +17514,7 @@ type GetExecutionStatsResponse200Headers struct {
 // GetExecutionStatsResponse404Headers the declared response headers of an HTTP 404 response for GetExecutionStats
 type GetExecutionStatsResponse404Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17168,6 +17526,7 @@ type GetExecutionStatsResponse404Headers struct {
 // GetExecutionStatsResponse422Headers the declared response headers of an HTTP 422 response for GetExecutionStats
 type GetExecutionStatsResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17179,6 +17538,7 @@ type GetExecutionStatsResponse422Headers struct {
 // GetExecutionStatsResponseDefaultHeaders the declared response headers of an HTTP default response for GetExecutionStats
 type GetExecutionStatsResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17266,6 +17626,7 @@ type ExportStatsResponse200Headers struct {
 // ExportStatsResponse422Headers the declared response headers of an HTTP 422 response for ExportStats
 type ExportStatsResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17277,6 +17638,7 @@ type ExportStatsResponse422Headers struct {
 // ExportStatsResponseDefaultHeaders the declared response headers of an HTTP default response for ExportStats
 type ExportStatsResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17347,6 +17709,7 @@ type GetFlowStatsResponse200Headers struct {
 // GetFlowStatsResponse404Headers the declared response headers of an HTTP 404 response for GetFlowStats
 type GetFlowStatsResponse404Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17358,6 +17721,7 @@ type GetFlowStatsResponse404Headers struct {
 // GetFlowStatsResponse422Headers the declared response headers of an HTTP 422 response for GetFlowStats
 type GetFlowStatsResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17369,6 +17733,7 @@ type GetFlowStatsResponse422Headers struct {
 // GetFlowStatsResponseDefaultHeaders the declared response headers of an HTTP default response for GetFlowStats
 type GetFlowStatsResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17455,6 +17820,7 @@ type ListTeamsResponse200Headers struct {
 // ListTeamsResponseDefaultHeaders the declared response headers of an HTTP default response for ListTeams
 type ListTeamsResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17517,13 +17883,15 @@ func (r ListTeamsResponse) ContentType() string {
 
 // CreateTeamResponse201Headers the declared response headers of an HTTP 201 response for CreateTeam
 type CreateTeamResponse201Headers struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 // CreateTeamResponse409Headers the declared response headers of an HTTP 409 response for CreateTeam
 type CreateTeamResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17535,6 +17903,7 @@ type CreateTeamResponse409Headers struct {
 // CreateTeamResponseDefaultHeaders the declared response headers of an HTTP default response for CreateTeam
 type CreateTeamResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17612,6 +17981,7 @@ type DeleteTeamResponse204Headers struct {
 // DeleteTeamResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteTeam
 type DeleteTeamResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17673,6 +18043,7 @@ type GetTeamResponse200Headers struct {
 // GetTeamResponseDefaultHeaders the declared response headers of an HTTP default response for GetTeam
 type GetTeamResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17741,6 +18112,7 @@ type UpdateTeamResponse200Headers struct {
 // UpdateTeamResponse409Headers the declared response headers of an HTTP 409 response for UpdateTeam
 type UpdateTeamResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17752,6 +18124,7 @@ type UpdateTeamResponse409Headers struct {
 // UpdateTeamResponseDefaultHeaders the declared response headers of an HTTP default response for UpdateTeam
 type UpdateTeamResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17829,6 +18202,7 @@ type SetTeamMembersResponse200Headers struct {
 // SetTeamMembersResponse422Headers the declared response headers of an HTTP 422 response for SetTeamMembers
 type SetTeamMembersResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17840,6 +18214,7 @@ type SetTeamMembersResponse422Headers struct {
 // SetTeamMembersResponseDefaultHeaders the declared response headers of an HTTP default response for SetTeamMembers
 type SetTeamMembersResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17917,6 +18292,7 @@ type ListTemplatesResponse200Headers struct {
 // ListTemplatesResponseDefaultHeaders the declared response headers of an HTTP default response for ListTemplates
 type ListTemplatesResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17979,13 +18355,15 @@ func (r ListTemplatesResponse) ContentType() string {
 
 // CreateTemplateResponse201Headers the declared response headers of an HTTP 201 response for CreateTemplate
 type CreateTemplateResponse201Headers struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 // CreateTemplateResponse422Headers the declared response headers of an HTTP 422 response for CreateTemplate
 type CreateTemplateResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17997,6 +18375,7 @@ type CreateTemplateResponse422Headers struct {
 // CreateTemplateResponseDefaultHeaders the declared response headers of an HTTP default response for CreateTemplate
 type CreateTemplateResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18074,6 +18453,7 @@ type SeedTemplatesResponse200Headers struct {
 // SeedTemplatesResponseDefaultHeaders the declared response headers of an HTTP default response for SeedTemplates
 type SeedTemplatesResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18142,6 +18522,7 @@ type DeleteTemplateResponse204Headers struct {
 // DeleteTemplateResponse409Headers the declared response headers of an HTTP 409 response for DeleteTemplate
 type DeleteTemplateResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18153,6 +18534,7 @@ type DeleteTemplateResponse409Headers struct {
 // DeleteTemplateResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteTemplate
 type DeleteTemplateResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18223,6 +18605,7 @@ type GetTemplateResponse200Headers struct {
 // GetTemplateResponseDefaultHeaders the declared response headers of an HTTP default response for GetTemplate
 type GetTemplateResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18291,6 +18674,7 @@ type UpdateTemplateResponse200Headers struct {
 // UpdateTemplateResponse409Headers the declared response headers of an HTTP 409 response for UpdateTemplate
 type UpdateTemplateResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18302,6 +18686,7 @@ type UpdateTemplateResponse409Headers struct {
 // UpdateTemplateResponse422Headers the declared response headers of an HTTP 422 response for UpdateTemplate
 type UpdateTemplateResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18313,6 +18698,7 @@ type UpdateTemplateResponse422Headers struct {
 // UpdateTemplateResponseDefaultHeaders the declared response headers of an HTTP default response for UpdateTemplate
 type UpdateTemplateResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18393,13 +18779,15 @@ func (r UpdateTemplateResponse) ContentType() string {
 
 // DuplicateTemplateResponse201Headers the declared response headers of an HTTP 201 response for DuplicateTemplate
 type DuplicateTemplateResponse201Headers struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 // DuplicateTemplateResponseDefaultHeaders the declared response headers of an HTTP default response for DuplicateTemplate
 type DuplicateTemplateResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18462,14 +18850,16 @@ func (r DuplicateTemplateResponse) ContentType() string {
 
 // CreateTemplateFlowResponse201Headers the declared response headers of an HTTP 201 response for CreateTemplateFlow
 type CreateTemplateFlowResponse201Headers struct {
-	ETag       *string
-	Location   string
-	XRequestID *string
+	ETag               *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 // CreateTemplateFlowResponse422Headers the declared response headers of an HTTP 422 response for CreateTemplateFlow
 type CreateTemplateFlowResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18481,6 +18871,7 @@ type CreateTemplateFlowResponse422Headers struct {
 // CreateTemplateFlowResponseDefaultHeaders the declared response headers of an HTTP default response for CreateTemplateFlow
 type CreateTemplateFlowResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18558,6 +18949,7 @@ type ListUsersResponse200Headers struct {
 // ListUsersResponseDefaultHeaders the declared response headers of an HTTP default response for ListUsers
 type ListUsersResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18626,6 +19018,7 @@ type ListUserDirectoryResponse200Headers struct {
 // ListUserDirectoryResponseDefaultHeaders the declared response headers of an HTTP default response for ListUserDirectory
 type ListUserDirectoryResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18694,6 +19087,7 @@ type DeleteUserResponse204Headers struct {
 // DeleteUserResponse403Headers the declared response headers of an HTTP 403 response for DeleteUser
 type DeleteUserResponse403Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18705,6 +19099,7 @@ type DeleteUserResponse403Headers struct {
 // DeleteUserResponse409Headers the declared response headers of an HTTP 409 response for DeleteUser
 type DeleteUserResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18716,6 +19111,7 @@ type DeleteUserResponse409Headers struct {
 // DeleteUserResponse422Headers the declared response headers of an HTTP 422 response for DeleteUser
 type DeleteUserResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18727,6 +19123,7 @@ type DeleteUserResponse422Headers struct {
 // DeleteUserResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteUser
 type DeleteUserResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18815,6 +19212,7 @@ type GetUserResponse200Headers struct {
 // GetUserResponseDefaultHeaders the declared response headers of an HTTP default response for GetUser
 type GetUserResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18883,6 +19281,7 @@ type ActivateUserResponse200Headers struct {
 // ActivateUserResponse403Headers the declared response headers of an HTTP 403 response for ActivateUser
 type ActivateUserResponse403Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18894,6 +19293,7 @@ type ActivateUserResponse403Headers struct {
 // ActivateUserResponseDefaultHeaders the declared response headers of an HTTP default response for ActivateUser
 type ActivateUserResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18971,6 +19371,7 @@ type DeactivateUserResponse200Headers struct {
 // DeactivateUserResponse403Headers the declared response headers of an HTTP 403 response for DeactivateUser
 type DeactivateUserResponse403Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18982,6 +19383,7 @@ type DeactivateUserResponse403Headers struct {
 // DeactivateUserResponse409Headers the declared response headers of an HTTP 409 response for DeactivateUser
 type DeactivateUserResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18993,6 +19395,7 @@ type DeactivateUserResponse409Headers struct {
 // DeactivateUserResponseDefaultHeaders the declared response headers of an HTTP default response for DeactivateUser
 type DeactivateUserResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -19079,6 +19482,7 @@ type UpdateUserRoleResponse200Headers struct {
 // UpdateUserRoleResponse403Headers the declared response headers of an HTTP 403 response for UpdateUserRole
 type UpdateUserRoleResponse403Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -19090,6 +19494,7 @@ type UpdateUserRoleResponse403Headers struct {
 // UpdateUserRoleResponse409Headers the declared response headers of an HTTP 409 response for UpdateUserRole
 type UpdateUserRoleResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -19101,6 +19506,7 @@ type UpdateUserRoleResponse409Headers struct {
 // UpdateUserRoleResponseDefaultHeaders the declared response headers of an HTTP default response for UpdateUserRole
 type UpdateUserRoleResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -19187,6 +19593,7 @@ type ListUserApiTokensResponse200Headers struct {
 // ListUserApiTokensResponseDefaultHeaders the declared response headers of an HTTP default response for ListUserApiTokens
 type ListUserApiTokensResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -19255,6 +19662,7 @@ type DeleteUserApiTokenResponse204Headers struct {
 // DeleteUserApiTokenResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteUserApiToken
 type DeleteUserApiTokenResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -19321,6 +19729,7 @@ type ReceiveFlowWebhookResponse2XXHeaders struct {
 // ReceiveFlowWebhookResponseDefaultHeaders the declared response headers of an HTTP default response for ReceiveFlowWebhook
 type ReceiveFlowWebhookResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -19399,8 +19808,8 @@ func (r ReceiveFlowWebhookResponse) ContentType() string {
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /agent-configs (the `CreateAgentConfig` operationId).
-func (c *ClientWithResponses) CreateAgentConfigWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateAgentConfigResponse, error) {
-	rsp, err := c.CreateAgentConfigWithBody(ctx, contentType, body, reqEditors...)
+func (c *ClientWithResponses) CreateAgentConfigWithBodyWithResponse(ctx context.Context, params *CreateAgentConfigParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateAgentConfigResponse, error) {
+	rsp, err := c.CreateAgentConfigWithBody(ctx, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -19416,8 +19825,8 @@ func (c *ClientWithResponses) CreateAgentConfigWithBodyWithResponse(ctx context.
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /agent-configs (the `CreateAgentConfig` operationId).
-func (c *ClientWithResponses) CreateAgentConfigWithResponse(ctx context.Context, body CreateAgentConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateAgentConfigResponse, error) {
-	rsp, err := c.CreateAgentConfig(ctx, body, reqEditors...)
+func (c *ClientWithResponses) CreateAgentConfigWithResponse(ctx context.Context, params *CreateAgentConfigParams, body CreateAgentConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateAgentConfigResponse, error) {
+	rsp, err := c.CreateAgentConfig(ctx, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -19509,8 +19918,8 @@ func (c *ClientWithResponses) ListApiTokensWithResponse(ctx context.Context, par
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /api-tokens (the `CreateApiToken` operationId).
-func (c *ClientWithResponses) CreateApiTokenWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateApiTokenResponse, error) {
-	rsp, err := c.CreateApiTokenWithBody(ctx, contentType, body, reqEditors...)
+func (c *ClientWithResponses) CreateApiTokenWithBodyWithResponse(ctx context.Context, params *CreateApiTokenParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateApiTokenResponse, error) {
+	rsp, err := c.CreateApiTokenWithBody(ctx, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -19525,8 +19934,8 @@ func (c *ClientWithResponses) CreateApiTokenWithBodyWithResponse(ctx context.Con
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /api-tokens (the `CreateApiToken` operationId).
-func (c *ClientWithResponses) CreateApiTokenWithResponse(ctx context.Context, body CreateApiTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateApiTokenResponse, error) {
-	rsp, err := c.CreateApiToken(ctx, body, reqEditors...)
+func (c *ClientWithResponses) CreateApiTokenWithResponse(ctx context.Context, params *CreateApiTokenParams, body CreateApiTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateApiTokenResponse, error) {
+	rsp, err := c.CreateApiToken(ctx, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -19939,8 +20348,8 @@ func (c *ClientWithResponses) ListFlowsWithResponse(ctx context.Context, params 
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /flows (the `CreateFlow` operationId).
-func (c *ClientWithResponses) CreateFlowWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateFlowResponse, error) {
-	rsp, err := c.CreateFlowWithBody(ctx, contentType, body, reqEditors...)
+func (c *ClientWithResponses) CreateFlowWithBodyWithResponse(ctx context.Context, params *CreateFlowParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateFlowResponse, error) {
+	rsp, err := c.CreateFlowWithBody(ctx, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -19955,8 +20364,8 @@ func (c *ClientWithResponses) CreateFlowWithBodyWithResponse(ctx context.Context
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /flows (the `CreateFlow` operationId).
-func (c *ClientWithResponses) CreateFlowWithResponse(ctx context.Context, body CreateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateFlowResponse, error) {
-	rsp, err := c.CreateFlow(ctx, body, reqEditors...)
+func (c *ClientWithResponses) CreateFlowWithResponse(ctx context.Context, params *CreateFlowParams, body CreateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateFlowResponse, error) {
+	rsp, err := c.CreateFlow(ctx, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -20067,8 +20476,8 @@ func (c *ClientWithResponses) PutFlowWithResponse(ctx context.Context, id FlowID
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /flows/{id}/duplicate (the `DuplicateFlow` operationId).
-func (c *ClientWithResponses) DuplicateFlowWithBodyWithResponse(ctx context.Context, id FlowID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*DuplicateFlowResponse, error) {
-	rsp, err := c.DuplicateFlowWithBody(ctx, id, contentType, body, reqEditors...)
+func (c *ClientWithResponses) DuplicateFlowWithBodyWithResponse(ctx context.Context, id FlowID, params *DuplicateFlowParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*DuplicateFlowResponse, error) {
+	rsp, err := c.DuplicateFlowWithBody(ctx, id, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -20083,8 +20492,8 @@ func (c *ClientWithResponses) DuplicateFlowWithBodyWithResponse(ctx context.Cont
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /flows/{id}/duplicate (the `DuplicateFlow` operationId).
-func (c *ClientWithResponses) DuplicateFlowWithResponse(ctx context.Context, id FlowID, body DuplicateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*DuplicateFlowResponse, error) {
-	rsp, err := c.DuplicateFlow(ctx, id, body, reqEditors...)
+func (c *ClientWithResponses) DuplicateFlowWithResponse(ctx context.Context, id FlowID, params *DuplicateFlowParams, body DuplicateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*DuplicateFlowResponse, error) {
+	rsp, err := c.DuplicateFlow(ctx, id, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -20190,8 +20599,8 @@ func (c *ClientWithResponses) ListFlowVersionsWithResponse(ctx context.Context, 
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /flows/{id}/versions (the `CreateFlowVersion` operationId).
-func (c *ClientWithResponses) CreateFlowVersionWithBodyWithResponse(ctx context.Context, id FlowID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateFlowVersionResponse, error) {
-	rsp, err := c.CreateFlowVersionWithBody(ctx, id, contentType, body, reqEditors...)
+func (c *ClientWithResponses) CreateFlowVersionWithBodyWithResponse(ctx context.Context, id FlowID, params *CreateFlowVersionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateFlowVersionResponse, error) {
+	rsp, err := c.CreateFlowVersionWithBody(ctx, id, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -20205,8 +20614,8 @@ func (c *ClientWithResponses) CreateFlowVersionWithBodyWithResponse(ctx context.
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /flows/{id}/versions (the `CreateFlowVersion` operationId).
-func (c *ClientWithResponses) CreateFlowVersionWithResponse(ctx context.Context, id FlowID, body CreateFlowVersionJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateFlowVersionResponse, error) {
-	rsp, err := c.CreateFlowVersion(ctx, id, body, reqEditors...)
+func (c *ClientWithResponses) CreateFlowVersionWithResponse(ctx context.Context, id FlowID, params *CreateFlowVersionParams, body CreateFlowVersionJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateFlowVersionResponse, error) {
+	rsp, err := c.CreateFlowVersion(ctx, id, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -20288,8 +20697,8 @@ func (c *ClientWithResponses) ListIntegrationsWithResponse(ctx context.Context, 
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /integrations (the `CreateIntegration` operationId).
-func (c *ClientWithResponses) CreateIntegrationWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateIntegrationResponse, error) {
-	rsp, err := c.CreateIntegrationWithBody(ctx, contentType, body, reqEditors...)
+func (c *ClientWithResponses) CreateIntegrationWithBodyWithResponse(ctx context.Context, params *CreateIntegrationParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateIntegrationResponse, error) {
+	rsp, err := c.CreateIntegrationWithBody(ctx, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -20308,8 +20717,8 @@ func (c *ClientWithResponses) CreateIntegrationWithBodyWithResponse(ctx context.
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /integrations (the `CreateIntegration` operationId).
-func (c *ClientWithResponses) CreateIntegrationWithResponse(ctx context.Context, body CreateIntegrationJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateIntegrationResponse, error) {
-	rsp, err := c.CreateIntegration(ctx, body, reqEditors...)
+func (c *ClientWithResponses) CreateIntegrationWithResponse(ctx context.Context, params *CreateIntegrationParams, body CreateIntegrationJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateIntegrationResponse, error) {
+	rsp, err := c.CreateIntegration(ctx, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -20714,8 +21123,8 @@ func (c *ClientWithResponses) ListTeamsWithResponse(ctx context.Context, params 
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /teams (the `CreateTeam` operationId).
-func (c *ClientWithResponses) CreateTeamWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTeamResponse, error) {
-	rsp, err := c.CreateTeamWithBody(ctx, contentType, body, reqEditors...)
+func (c *ClientWithResponses) CreateTeamWithBodyWithResponse(ctx context.Context, params *CreateTeamParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTeamResponse, error) {
+	rsp, err := c.CreateTeamWithBody(ctx, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -20729,8 +21138,8 @@ func (c *ClientWithResponses) CreateTeamWithBodyWithResponse(ctx context.Context
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /teams (the `CreateTeam` operationId).
-func (c *ClientWithResponses) CreateTeamWithResponse(ctx context.Context, body CreateTeamJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTeamResponse, error) {
-	rsp, err := c.CreateTeam(ctx, body, reqEditors...)
+func (c *ClientWithResponses) CreateTeamWithResponse(ctx context.Context, params *CreateTeamParams, body CreateTeamJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTeamResponse, error) {
+	rsp, err := c.CreateTeam(ctx, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -20853,8 +21262,8 @@ func (c *ClientWithResponses) ListTemplatesWithResponse(ctx context.Context, par
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /templates (the `CreateTemplate` operationId).
-func (c *ClientWithResponses) CreateTemplateWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTemplateResponse, error) {
-	rsp, err := c.CreateTemplateWithBody(ctx, contentType, body, reqEditors...)
+func (c *ClientWithResponses) CreateTemplateWithBodyWithResponse(ctx context.Context, params *CreateTemplateParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTemplateResponse, error) {
+	rsp, err := c.CreateTemplateWithBody(ctx, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -20871,8 +21280,8 @@ func (c *ClientWithResponses) CreateTemplateWithBodyWithResponse(ctx context.Con
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /templates (the `CreateTemplate` operationId).
-func (c *ClientWithResponses) CreateTemplateWithResponse(ctx context.Context, body CreateTemplateJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTemplateResponse, error) {
-	rsp, err := c.CreateTemplate(ctx, body, reqEditors...)
+func (c *ClientWithResponses) CreateTemplateWithResponse(ctx context.Context, params *CreateTemplateParams, body CreateTemplateJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTemplateResponse, error) {
+	rsp, err := c.CreateTemplate(ctx, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -20970,8 +21379,8 @@ func (c *ClientWithResponses) UpdateTemplateWithResponse(ctx context.Context, id
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /templates/{id}/duplicate (the `DuplicateTemplate` operationId).
-func (c *ClientWithResponses) DuplicateTemplateWithResponse(ctx context.Context, id TemplateID, reqEditors ...RequestEditorFn) (*DuplicateTemplateResponse, error) {
-	rsp, err := c.DuplicateTemplate(ctx, id, reqEditors...)
+func (c *ClientWithResponses) DuplicateTemplateWithResponse(ctx context.Context, id TemplateID, params *DuplicateTemplateParams, reqEditors ...RequestEditorFn) (*DuplicateTemplateResponse, error) {
+	rsp, err := c.DuplicateTemplate(ctx, id, params, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -20987,8 +21396,8 @@ func (c *ClientWithResponses) DuplicateTemplateWithResponse(ctx context.Context,
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /templates/{id}/flows (the `CreateTemplateFlow` operationId).
-func (c *ClientWithResponses) CreateTemplateFlowWithBodyWithResponse(ctx context.Context, id TemplateID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTemplateFlowResponse, error) {
-	rsp, err := c.CreateTemplateFlowWithBody(ctx, id, contentType, body, reqEditors...)
+func (c *ClientWithResponses) CreateTemplateFlowWithBodyWithResponse(ctx context.Context, id TemplateID, params *CreateTemplateFlowParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTemplateFlowResponse, error) {
+	rsp, err := c.CreateTemplateFlowWithBody(ctx, id, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -21004,8 +21413,8 @@ func (c *ClientWithResponses) CreateTemplateFlowWithBodyWithResponse(ctx context
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /templates/{id}/flows (the `CreateTemplateFlow` operationId).
-func (c *ClientWithResponses) CreateTemplateFlowWithResponse(ctx context.Context, id TemplateID, body CreateTemplateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTemplateFlowResponse, error) {
-	rsp, err := c.CreateTemplateFlow(ctx, id, body, reqEditors...)
+func (c *ClientWithResponses) CreateTemplateFlowWithResponse(ctx context.Context, id TemplateID, params *CreateTemplateFlowParams, body CreateTemplateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTemplateFlowResponse, error) {
+	rsp, err := c.CreateTemplateFlow(ctx, id, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -21292,6 +21701,13 @@ func ParseCreateAgentConfigResponse(rsp *http.Response) (*CreateAgentConfigRespo
 	switch {
 	case rsp.StatusCode == 201:
 		var headers CreateAgentConfigResponse201Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -21315,6 +21731,13 @@ func ParseCreateAgentConfigResponse(rsp *http.Response) (*CreateAgentConfigRespo
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -21368,6 +21791,13 @@ func ParseCreateAgentConfigResponse(rsp *http.Response) (*CreateAgentConfigRespo
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -21419,6 +21849,13 @@ func ParseCreateAgentConfigResponse(rsp *http.Response) (*CreateAgentConfigRespo
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -21513,6 +21950,13 @@ func ParseDeleteAgentConfigResponse(rsp *http.Response) (*DeleteAgentConfigRespo
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -21611,6 +22055,13 @@ func ParseGetAgentConfigResponse(rsp *http.Response) (*GetAgentConfigResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -21717,6 +22168,13 @@ func ParseUpdateAgentConfigResponse(rsp *http.Response) (*UpdateAgentConfigRespo
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -21768,6 +22226,13 @@ func ParseUpdateAgentConfigResponse(rsp *http.Response) (*UpdateAgentConfigRespo
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -21866,6 +22331,13 @@ func ParseListApiTokensResponse(rsp *http.Response) (*ListApiTokensResponse, err
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -21969,6 +22441,13 @@ func ParseCreateApiTokenResponse(rsp *http.Response) (*CreateApiTokenResponse, e
 			}
 			headers.CacheControl = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -21992,6 +22471,13 @@ func ParseCreateApiTokenResponse(rsp *http.Response) (*CreateApiTokenResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -22045,6 +22531,13 @@ func ParseCreateApiTokenResponse(rsp *http.Response) (*CreateApiTokenResponse, e
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -22096,6 +22589,13 @@ func ParseCreateApiTokenResponse(rsp *http.Response) (*CreateApiTokenResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -22190,6 +22690,13 @@ func ParseDeleteApiTokenResponse(rsp *http.Response) (*DeleteApiTokenResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -22289,6 +22796,13 @@ func ParseGetApiTokenResponse(rsp *http.Response) (*GetApiTokenResponse, error) 
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -22387,6 +22901,13 @@ func ParseListAuditLogsResponse(rsp *http.Response) (*ListAuditLogsResponse, err
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -22484,6 +23005,13 @@ func ParseGetAuditLogResponse(rsp *http.Response) (*GetAuditLogResponse, error) 
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -22625,6 +23153,13 @@ func ParseExchangeCodeResponse(rsp *http.Response) (*ExchangeCodeResponse, error
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -22676,6 +23211,13 @@ func ParseExchangeCodeResponse(rsp *http.Response) (*ExchangeCodeResponse, error
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -22729,6 +23271,13 @@ func ParseExchangeCodeResponse(rsp *http.Response) (*ExchangeCodeResponse, error
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -22780,6 +23329,13 @@ func ParseExchangeCodeResponse(rsp *http.Response) (*ExchangeCodeResponse, error
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -22833,6 +23389,13 @@ func ParseExchangeCodeResponse(rsp *http.Response) (*ExchangeCodeResponse, error
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -22884,6 +23447,13 @@ func ParseExchangeCodeResponse(rsp *http.Response) (*ExchangeCodeResponse, error
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -23004,6 +23574,13 @@ func ParseGetLoginUrlResponse(rsp *http.Response) (*GetLoginUrlResponse, error) 
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -23056,6 +23633,13 @@ func ParseGetLoginUrlResponse(rsp *http.Response) (*GetLoginUrlResponse, error) 
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -23107,6 +23691,13 @@ func ParseGetLoginUrlResponse(rsp *http.Response) (*GetLoginUrlResponse, error) 
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -23201,6 +23792,13 @@ func ParseLogoutResponse(rsp *http.Response) (*LogoutResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -23306,6 +23904,13 @@ func ParseGetMeResponse(rsp *http.Response) (*GetMeResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -23426,6 +24031,13 @@ func ParseRefreshTokensResponse(rsp *http.Response) (*RefreshTokensResponse, err
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -23478,6 +24090,13 @@ func ParseRefreshTokensResponse(rsp *http.Response) (*RefreshTokensResponse, err
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -23529,6 +24148,13 @@ func ParseRefreshTokensResponse(rsp *http.Response) (*RefreshTokensResponse, err
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -23628,6 +24254,13 @@ func ParseListExecutionsResponse(rsp *http.Response) (*ListExecutionsResponse, e
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -23723,6 +24356,13 @@ func ParseCreateExecutionResponse(rsp *http.Response) (*CreateExecutionResponse,
 	switch {
 	case rsp.StatusCode == 201:
 		var headers CreateExecutionResponse201Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -23746,6 +24386,13 @@ func ParseCreateExecutionResponse(rsp *http.Response) (*CreateExecutionResponse,
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -23799,6 +24446,13 @@ func ParseCreateExecutionResponse(rsp *http.Response) (*CreateExecutionResponse,
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -23850,6 +24504,13 @@ func ParseCreateExecutionResponse(rsp *http.Response) (*CreateExecutionResponse,
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -23956,6 +24617,13 @@ func ParseStreamExecutionResponse(rsp *http.Response) (*StreamExecutionResponse,
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -24008,6 +24676,13 @@ func ParseStreamExecutionResponse(rsp *http.Response) (*StreamExecutionResponse,
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -24059,6 +24734,13 @@ func ParseStreamExecutionResponse(rsp *http.Response) (*StreamExecutionResponse,
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -24161,6 +24843,13 @@ func ParseDeleteExecutionResponse(rsp *http.Response) (*DeleteExecutionResponse,
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -24212,6 +24901,13 @@ func ParseDeleteExecutionResponse(rsp *http.Response) (*DeleteExecutionResponse,
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -24310,6 +25006,13 @@ func ParseGetExecutionResponse(rsp *http.Response) (*GetExecutionResponse, error
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -24416,6 +25119,13 @@ func ParseCancelExecutionResponse(rsp *http.Response) (*CancelExecutionResponse,
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -24467,6 +25177,13 @@ func ParseCancelExecutionResponse(rsp *http.Response) (*CancelExecutionResponse,
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -24558,6 +25275,13 @@ func ParseGetExecutionEventsResponse(rsp *http.Response) (*GetExecutionEventsRes
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -24657,6 +25381,13 @@ func ParseGetNodeExecutionResponse(rsp *http.Response) (*GetNodeExecutionRespons
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -24745,6 +25476,13 @@ func ParseRetryExecutionResponse(rsp *http.Response) (*RetryExecutionResponse, e
 	switch {
 	case rsp.StatusCode == 201:
 		var headers RetryExecutionResponse201Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -24768,6 +25506,13 @@ func ParseRetryExecutionResponse(rsp *http.Response) (*RetryExecutionResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -24820,6 +25565,13 @@ func ParseRetryExecutionResponse(rsp *http.Response) (*RetryExecutionResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -24919,6 +25671,13 @@ func ParseListFlowsResponse(rsp *http.Response) (*ListFlowsResponse, error) {
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -25014,6 +25773,13 @@ func ParseCreateFlowResponse(rsp *http.Response) (*CreateFlowResponse, error) {
 			}
 			headers.ETag = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -25037,6 +25803,13 @@ func ParseCreateFlowResponse(rsp *http.Response) (*CreateFlowResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -25089,6 +25862,13 @@ func ParseCreateFlowResponse(rsp *http.Response) (*CreateFlowResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -25183,6 +25963,13 @@ func ParseDeleteFlowResponse(rsp *http.Response) (*DeleteFlowResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -25288,6 +26075,13 @@ func ParseGetFlowResponse(rsp *http.Response) (*GetFlowResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -25415,6 +26209,13 @@ func ParseUpdateFlowResponse(rsp *http.Response) (*UpdateFlowResponse, error) {
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -25466,6 +26267,13 @@ func ParseUpdateFlowResponse(rsp *http.Response) (*UpdateFlowResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -25519,6 +26327,13 @@ func ParseUpdateFlowResponse(rsp *http.Response) (*UpdateFlowResponse, error) {
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -25570,6 +26385,13 @@ func ParseUpdateFlowResponse(rsp *http.Response) (*UpdateFlowResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -25697,6 +26519,13 @@ func ParsePutFlowResponse(rsp *http.Response) (*PutFlowResponse, error) {
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -25748,6 +26577,13 @@ func ParsePutFlowResponse(rsp *http.Response) (*PutFlowResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -25801,6 +26637,13 @@ func ParsePutFlowResponse(rsp *http.Response) (*PutFlowResponse, error) {
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -25852,6 +26695,13 @@ func ParsePutFlowResponse(rsp *http.Response) (*PutFlowResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -25941,6 +26791,13 @@ func ParseDuplicateFlowResponse(rsp *http.Response) (*DuplicateFlowResponse, err
 			}
 			headers.ETag = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -25964,6 +26821,13 @@ func ParseDuplicateFlowResponse(rsp *http.Response) (*DuplicateFlowResponse, err
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -26084,6 +26948,13 @@ func ParsePublishFlowResponse(rsp *http.Response) (*PublishFlowResponse, error) 
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -26136,6 +27007,13 @@ func ParsePublishFlowResponse(rsp *http.Response) (*PublishFlowResponse, error) 
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -26187,6 +27065,13 @@ func ParsePublishFlowResponse(rsp *http.Response) (*PublishFlowResponse, error) 
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -26300,6 +27185,13 @@ func ParseUnpublishFlowResponse(rsp *http.Response) (*UnpublishFlowResponse, err
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -26351,6 +27243,13 @@ func ParseUnpublishFlowResponse(rsp *http.Response) (*UnpublishFlowResponse, err
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -26450,6 +27349,13 @@ func ParseValidateFlowResponse(rsp *http.Response) (*ValidateFlowResponse, error
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -26548,6 +27454,13 @@ func ParseListFlowVersionsResponse(rsp *http.Response) (*ListFlowVersionsRespons
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -26629,6 +27542,13 @@ func ParseCreateFlowVersionResponse(rsp *http.Response) (*CreateFlowVersionRespo
 	switch {
 	case rsp.StatusCode == 201:
 		var headers CreateFlowVersionResponse201Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -26652,6 +27572,13 @@ func ParseCreateFlowVersionResponse(rsp *http.Response) (*CreateFlowVersionRespo
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -26750,6 +27677,13 @@ func ParseGetFlowVersionResponse(rsp *http.Response) (*GetFlowVersionResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -26870,6 +27804,13 @@ func ParseRestoreFlowVersionResponse(rsp *http.Response) (*RestoreFlowVersionRes
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -26922,6 +27863,13 @@ func ParseRestoreFlowVersionResponse(rsp *http.Response) (*RestoreFlowVersionRes
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -26973,6 +27921,13 @@ func ParseRestoreFlowVersionResponse(rsp *http.Response) (*RestoreFlowVersionRes
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -27079,6 +28034,13 @@ func ParseRotateFlowWebhookKeyResponse(rsp *http.Response) (*RotateFlowWebhookKe
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -27130,6 +28092,13 @@ func ParseRotateFlowWebhookKeyResponse(rsp *http.Response) (*RotateFlowWebhookKe
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -27236,6 +28205,13 @@ func ParseListIntegrationsResponse(rsp *http.Response) (*ListIntegrationsRespons
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -27338,6 +28314,13 @@ func ParseCreateIntegrationResponse(rsp *http.Response) (*CreateIntegrationRespo
 			}
 			headers.CacheControl = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -27361,6 +28344,13 @@ func ParseCreateIntegrationResponse(rsp *http.Response) (*CreateIntegrationRespo
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -27414,6 +28404,13 @@ func ParseCreateIntegrationResponse(rsp *http.Response) (*CreateIntegrationRespo
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -27465,6 +28462,13 @@ func ParseCreateIntegrationResponse(rsp *http.Response) (*CreateIntegrationRespo
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -27567,6 +28571,13 @@ func ParseDeleteIntegrationResponse(rsp *http.Response) (*DeleteIntegrationRespo
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -27618,6 +28629,13 @@ func ParseDeleteIntegrationResponse(rsp *http.Response) (*DeleteIntegrationRespo
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -27723,6 +28741,13 @@ func ParseGetIntegrationResponse(rsp *http.Response) (*GetIntegrationResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -27843,6 +28868,13 @@ func ParseUpdateIntegrationResponse(rsp *http.Response) (*UpdateIntegrationRespo
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -27895,6 +28927,13 @@ func ParseUpdateIntegrationResponse(rsp *http.Response) (*UpdateIntegrationRespo
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -27946,6 +28985,13 @@ func ParseUpdateIntegrationResponse(rsp *http.Response) (*UpdateIntegrationRespo
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -28059,6 +29105,13 @@ func ParseVerifyIntegrationResponse(rsp *http.Response) (*VerifyIntegrationRespo
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -28111,6 +29164,13 @@ func ParseVerifyIntegrationResponse(rsp *http.Response) (*VerifyIntegrationRespo
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -28162,6 +29222,13 @@ func ParseVerifyIntegrationResponse(rsp *http.Response) (*VerifyIntegrationRespo
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -28261,6 +29328,13 @@ func ParseListNodeTypesResponse(rsp *http.Response) (*ListNodeTypesResponse, err
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -28358,6 +29432,13 @@ func ParseListNodeTypeCategoriesResponse(rsp *http.Response) (*ListNodeTypeCateg
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -28457,6 +29538,13 @@ func ParseGetNodeTypeResponse(rsp *http.Response) (*GetNodeTypeResponse, error) 
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -28554,6 +29642,13 @@ func ParseListPermissionsResponse(rsp *http.Response) (*ListPermissionsResponse,
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -28660,6 +29755,13 @@ func ParseCheckPermissionsResponse(rsp *http.Response) (*CheckPermissionsRespons
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -28711,6 +29813,13 @@ func ParseCheckPermissionsResponse(rsp *http.Response) (*CheckPermissionsRespons
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -28810,6 +29919,13 @@ func ParseGetMyCapabilitiesResponse(rsp *http.Response) (*GetMyCapabilitiesRespo
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -28907,6 +30023,13 @@ func ParseGetResourcePermissionsResponse(rsp *http.Response) (*GetResourcePermis
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -29006,6 +30129,13 @@ func ParseListRolesResponse(rsp *http.Response) (*ListRolesResponse, error) {
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -29104,6 +30234,13 @@ func ParseListWidgetsResponse(rsp *http.Response) (*ListWidgetsResponse, error) 
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -29201,6 +30338,13 @@ func ParseGetSettingsResponse(rsp *http.Response) (*GetSettingsResponse, error) 
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -29307,6 +30451,13 @@ func ParseUpdateSettingsResponse(rsp *http.Response) (*UpdateSettingsResponse, e
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -29358,6 +30509,13 @@ func ParseUpdateSettingsResponse(rsp *http.Response) (*UpdateSettingsResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -29456,6 +30614,13 @@ func ParseGetDashboardStatsResponse(rsp *http.Response) (*GetDashboardStatsRespo
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -29569,6 +30734,13 @@ func ParseGetExecutionStatsResponse(rsp *http.Response) (*GetExecutionStatsRespo
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -29621,6 +30793,13 @@ func ParseGetExecutionStatsResponse(rsp *http.Response) (*GetExecutionStatsRespo
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -29672,6 +30851,13 @@ func ParseGetExecutionStatsResponse(rsp *http.Response) (*GetExecutionStatsRespo
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -29778,6 +30964,13 @@ func ParseExportStatsResponse(rsp *http.Response) (*ExportStatsResponse, error) 
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -29829,6 +31022,13 @@ func ParseExportStatsResponse(rsp *http.Response) (*ExportStatsResponse, error) 
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -29942,6 +31142,13 @@ func ParseGetFlowStatsResponse(rsp *http.Response) (*GetFlowStatsResponse, error
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -29994,6 +31201,13 @@ func ParseGetFlowStatsResponse(rsp *http.Response) (*GetFlowStatsResponse, error
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -30045,6 +31259,13 @@ func ParseGetFlowStatsResponse(rsp *http.Response) (*GetFlowStatsResponse, error
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -30144,6 +31365,13 @@ func ParseListTeamsResponse(rsp *http.Response) (*ListTeamsResponse, error) {
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -30232,6 +31460,13 @@ func ParseCreateTeamResponse(rsp *http.Response) (*CreateTeamResponse, error) {
 	switch {
 	case rsp.StatusCode == 201:
 		var headers CreateTeamResponse201Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -30255,6 +31490,13 @@ func ParseCreateTeamResponse(rsp *http.Response) (*CreateTeamResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -30307,6 +31549,13 @@ func ParseCreateTeamResponse(rsp *http.Response) (*CreateTeamResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -30401,6 +31650,13 @@ func ParseDeleteTeamResponse(rsp *http.Response) (*DeleteTeamResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -30499,6 +31755,13 @@ func ParseGetTeamResponse(rsp *http.Response) (*GetTeamResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -30605,6 +31868,13 @@ func ParseUpdateTeamResponse(rsp *http.Response) (*UpdateTeamResponse, error) {
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -30656,6 +31926,13 @@ func ParseUpdateTeamResponse(rsp *http.Response) (*UpdateTeamResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -30762,6 +32039,13 @@ func ParseSetTeamMembersResponse(rsp *http.Response) (*SetTeamMembersResponse, e
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -30813,6 +32097,13 @@ func ParseSetTeamMembersResponse(rsp *http.Response) (*SetTeamMembersResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -30912,6 +32203,13 @@ func ParseListTemplatesResponse(rsp *http.Response) (*ListTemplatesResponse, err
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -31000,6 +32298,13 @@ func ParseCreateTemplateResponse(rsp *http.Response) (*CreateTemplateResponse, e
 	switch {
 	case rsp.StatusCode == 201:
 		var headers CreateTemplateResponse201Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -31023,6 +32328,13 @@ func ParseCreateTemplateResponse(rsp *http.Response) (*CreateTemplateResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -31075,6 +32387,13 @@ func ParseCreateTemplateResponse(rsp *http.Response) (*CreateTemplateResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -31173,6 +32492,13 @@ func ParseSeedTemplatesResponse(rsp *http.Response) (*SeedTemplatesResponse, err
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -31275,6 +32601,13 @@ func ParseDeleteTemplateResponse(rsp *http.Response) (*DeleteTemplateResponse, e
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -31326,6 +32659,13 @@ func ParseDeleteTemplateResponse(rsp *http.Response) (*DeleteTemplateResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -31424,6 +32764,13 @@ func ParseGetTemplateResponse(rsp *http.Response) (*GetTemplateResponse, error) 
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -31537,6 +32884,13 @@ func ParseUpdateTemplateResponse(rsp *http.Response) (*UpdateTemplateResponse, e
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -31589,6 +32943,13 @@ func ParseUpdateTemplateResponse(rsp *http.Response) (*UpdateTemplateResponse, e
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -31640,6 +33001,13 @@ func ParseUpdateTemplateResponse(rsp *http.Response) (*UpdateTemplateResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -31722,6 +33090,13 @@ func ParseDuplicateTemplateResponse(rsp *http.Response) (*DuplicateTemplateRespo
 	switch {
 	case rsp.StatusCode == 201:
 		var headers DuplicateTemplateResponse201Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -31745,6 +33120,13 @@ func ParseDuplicateTemplateResponse(rsp *http.Response) (*DuplicateTemplateRespo
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -31841,6 +33223,13 @@ func ParseCreateTemplateFlowResponse(rsp *http.Response) (*CreateTemplateFlowRes
 			}
 			headers.ETag = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -31864,6 +33253,13 @@ func ParseCreateTemplateFlowResponse(rsp *http.Response) (*CreateTemplateFlowRes
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -31916,6 +33312,13 @@ func ParseCreateTemplateFlowResponse(rsp *http.Response) (*CreateTemplateFlowRes
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -32015,6 +33418,13 @@ func ParseListUsersResponse(rsp *http.Response) (*ListUsersResponse, error) {
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -32112,6 +33522,13 @@ func ParseListUserDirectoryResponse(rsp *http.Response) (*ListUserDirectoryRespo
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -32228,6 +33645,13 @@ func ParseDeleteUserResponse(rsp *http.Response) (*DeleteUserResponse, error) {
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -32279,6 +33703,13 @@ func ParseDeleteUserResponse(rsp *http.Response) (*DeleteUserResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -32332,6 +33763,13 @@ func ParseDeleteUserResponse(rsp *http.Response) (*DeleteUserResponse, error) {
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -32383,6 +33821,13 @@ func ParseDeleteUserResponse(rsp *http.Response) (*DeleteUserResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -32481,6 +33926,13 @@ func ParseGetUserResponse(rsp *http.Response) (*GetUserResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -32587,6 +34039,13 @@ func ParseActivateUserResponse(rsp *http.Response) (*ActivateUserResponse, error
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -32638,6 +34097,13 @@ func ParseActivateUserResponse(rsp *http.Response) (*ActivateUserResponse, error
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -32751,6 +34217,13 @@ func ParseDeactivateUserResponse(rsp *http.Response) (*DeactivateUserResponse, e
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -32803,6 +34276,13 @@ func ParseDeactivateUserResponse(rsp *http.Response) (*DeactivateUserResponse, e
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -32854,6 +34334,13 @@ func ParseDeactivateUserResponse(rsp *http.Response) (*DeactivateUserResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -32967,6 +34454,13 @@ func ParseUpdateUserRoleResponse(rsp *http.Response) (*UpdateUserRoleResponse, e
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -33019,6 +34513,13 @@ func ParseUpdateUserRoleResponse(rsp *http.Response) (*UpdateUserRoleResponse, e
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -33070,6 +34571,13 @@ func ParseUpdateUserRoleResponse(rsp *http.Response) (*UpdateUserRoleResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -33169,6 +34677,13 @@ func ParseListUserApiTokensResponse(rsp *http.Response) (*ListUserApiTokensRespo
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -33262,6 +34777,13 @@ func ParseDeleteUserApiTokenResponse(rsp *http.Response) (*DeleteUserApiTokenRes
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -33378,6 +34900,13 @@ func ParseReceiveFlowWebhookResponse(rsp *http.Response) (*ReceiveFlowWebhookRes
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -33430,7 +34959,7 @@ func ParseReceiveFlowWebhookResponse(rsp *http.Response) (*ReceiveFlowWebhookRes
 type ServerInterface interface {
 	// CreateAgentConfig Create a flow's agent config
 	// (POST /agent-configs)
-	CreateAgentConfig(ctx echo.Context) error
+	CreateAgentConfig(ctx echo.Context, params CreateAgentConfigParams) error
 	// DeleteAgentConfig Delete a flow's agent config
 	// (DELETE /agent-configs/{flow_id})
 	DeleteAgentConfig(ctx echo.Context, flowId AgentConfigFlowID) error
@@ -33445,7 +34974,7 @@ type ServerInterface interface {
 	ListApiTokens(ctx echo.Context, params ListApiTokensParams) error
 	// CreateApiToken Create an API token
 	// (POST /api-tokens)
-	CreateApiToken(ctx echo.Context) error
+	CreateApiToken(ctx echo.Context, params CreateApiTokenParams) error
 	// DeleteApiToken Revoke one of my API tokens
 	// (DELETE /api-tokens/{id})
 	DeleteApiToken(ctx echo.Context, id ApiTokenID) error
@@ -33505,7 +35034,7 @@ type ServerInterface interface {
 	ListFlows(ctx echo.Context, params ListFlowsParams) error
 	// CreateFlow Create a flow
 	// (POST /flows)
-	CreateFlow(ctx echo.Context) error
+	CreateFlow(ctx echo.Context, params CreateFlowParams) error
 	// DeleteFlow Delete a flow
 	// (DELETE /flows/{id})
 	DeleteFlow(ctx echo.Context, id FlowID) error
@@ -33520,7 +35049,7 @@ type ServerInterface interface {
 	PutFlow(ctx echo.Context, id FlowID, params PutFlowParams) error
 	// DuplicateFlow Duplicate a flow
 	// (POST /flows/{id}/duplicate)
-	DuplicateFlow(ctx echo.Context, id FlowID) error
+	DuplicateFlow(ctx echo.Context, id FlowID, params DuplicateFlowParams) error
 	// PublishFlow Publish a flow
 	// (POST /flows/{id}/publish)
 	PublishFlow(ctx echo.Context, id FlowID) error
@@ -33535,7 +35064,7 @@ type ServerInterface interface {
 	ListFlowVersions(ctx echo.Context, id FlowID, params ListFlowVersionsParams) error
 	// CreateFlowVersion Snapshot a flow
 	// (POST /flows/{id}/versions)
-	CreateFlowVersion(ctx echo.Context, id FlowID) error
+	CreateFlowVersion(ctx echo.Context, id FlowID, params CreateFlowVersionParams) error
 	// GetFlowVersion Get a flow version
 	// (GET /flows/{id}/versions/{version})
 	GetFlowVersion(ctx echo.Context, id FlowID, version FlowVersionNumber) error
@@ -33550,7 +35079,7 @@ type ServerInterface interface {
 	ListIntegrations(ctx echo.Context, params ListIntegrationsParams) error
 	// CreateIntegration Create an integration
 	// (POST /integrations)
-	CreateIntegration(ctx echo.Context) error
+	CreateIntegration(ctx echo.Context, params CreateIntegrationParams) error
 	// DeleteIntegration Delete an integration
 	// (DELETE /integrations/{id})
 	DeleteIntegration(ctx echo.Context, id IntegrationID) error
@@ -33613,7 +35142,7 @@ type ServerInterface interface {
 	ListTeams(ctx echo.Context, params ListTeamsParams) error
 	// CreateTeam Create a team
 	// (POST /teams)
-	CreateTeam(ctx echo.Context) error
+	CreateTeam(ctx echo.Context, params CreateTeamParams) error
 	// DeleteTeam Delete a team
 	// (DELETE /teams/{id})
 	DeleteTeam(ctx echo.Context, id TeamID) error
@@ -33631,7 +35160,7 @@ type ServerInterface interface {
 	ListTemplates(ctx echo.Context, params ListTemplatesParams) error
 	// CreateTemplate Create a template
 	// (POST /templates)
-	CreateTemplate(ctx echo.Context) error
+	CreateTemplate(ctx echo.Context, params CreateTemplateParams) error
 	// SeedTemplates Seed the built-in templates
 	// (POST /templates/seed)
 	SeedTemplates(ctx echo.Context, params SeedTemplatesParams) error
@@ -33646,10 +35175,10 @@ type ServerInterface interface {
 	UpdateTemplate(ctx echo.Context, id TemplateID) error
 	// DuplicateTemplate Duplicate a template
 	// (POST /templates/{id}/duplicate)
-	DuplicateTemplate(ctx echo.Context, id TemplateID) error
+	DuplicateTemplate(ctx echo.Context, id TemplateID, params DuplicateTemplateParams) error
 	// CreateTemplateFlow Create a flow from a template
 	// (POST /templates/{id}/flows)
-	CreateTemplateFlow(ctx echo.Context, id TemplateID) error
+	CreateTemplateFlow(ctx echo.Context, id TemplateID, params CreateTemplateFlowParams) error
 	// ListUsers List users
 	// (GET /users)
 	ListUsers(ctx echo.Context, params ListUsersParams) error
@@ -33691,8 +35220,28 @@ type ServerInterfaceWrapper struct {
 func (w *ServerInterfaceWrapper) CreateAgentConfig(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateAgentConfigParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateAgentConfig(ctx)
+	err = w.Handler.CreateAgentConfig(ctx, params)
 	return err
 }
 
@@ -33780,8 +35329,28 @@ func (w *ServerInterfaceWrapper) ListApiTokens(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) CreateApiToken(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateApiTokenParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateApiToken(ctx)
+	err = w.Handler.CreateApiToken(ctx, params)
 	return err
 }
 
@@ -34048,6 +35617,23 @@ func (w *ServerInterfaceWrapper) CreateExecution(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter wait_ms: %s", err))
 	}
 
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.CreateExecution(ctx, params)
 	return err
@@ -34199,6 +35785,23 @@ func (w *ServerInterfaceWrapper) RetryExecution(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter wait_ms: %s", err))
 	}
 
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.RetryExecution(ctx, id, params)
 	return err
@@ -34282,8 +35885,28 @@ func (w *ServerInterfaceWrapper) ListFlows(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) CreateFlow(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateFlowParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateFlow(ctx)
+	err = w.Handler.CreateFlow(ctx, params)
 	return err
 }
 
@@ -34402,8 +36025,28 @@ func (w *ServerInterfaceWrapper) DuplicateFlow(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params DuplicateFlowParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.DuplicateFlow(ctx, id)
+	err = w.Handler.DuplicateFlow(ctx, id, params)
 	return err
 }
 
@@ -34498,8 +36141,28 @@ func (w *ServerInterfaceWrapper) CreateFlowVersion(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateFlowVersionParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateFlowVersion(ctx, id)
+	err = w.Handler.CreateFlowVersion(ctx, id, params)
 	return err
 }
 
@@ -34637,8 +36300,28 @@ func (w *ServerInterfaceWrapper) ListIntegrations(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) CreateIntegration(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateIntegrationParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateIntegration(ctx)
+	err = w.Handler.CreateIntegration(ctx, params)
 	return err
 }
 
@@ -35020,8 +36703,28 @@ func (w *ServerInterfaceWrapper) ListTeams(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) CreateTeam(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateTeamParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateTeam(ctx)
+	err = w.Handler.CreateTeam(ctx, params)
 	return err
 }
 
@@ -35139,8 +36842,28 @@ func (w *ServerInterfaceWrapper) ListTemplates(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) CreateTemplate(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateTemplateParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateTemplate(ctx)
+	err = w.Handler.CreateTemplate(ctx, params)
 	return err
 }
 
@@ -35221,8 +36944,28 @@ func (w *ServerInterfaceWrapper) DuplicateTemplate(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params DuplicateTemplateParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.DuplicateTemplate(ctx, id)
+	err = w.Handler.DuplicateTemplate(ctx, id, params)
 	return err
 }
 
@@ -35237,8 +36980,28 @@ func (w *ServerInterfaceWrapper) CreateTemplateFlow(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateTemplateFlowParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateTemplateFlow(ctx, id)
+	err = w.Handler.CreateTemplateFlow(ctx, id, params)
 	return err
 }
 
@@ -35656,8 +37419,9 @@ type EventStreamTexteventStreamResponse struct {
 }
 
 type ExecutionCreatedResponseHeaders struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 type ExecutionCreatedJSONResponse struct {
 	Body Execution
@@ -35687,6 +37451,7 @@ type IntegrationJSONResponse struct {
 
 type ProblemResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -35738,7 +37503,8 @@ type UserJSONResponse struct {
 }
 
 type CreateAgentConfigRequestObject struct {
-	Body *CreateAgentConfigJSONRequestBody
+	Params CreateAgentConfigParams
+	Body   *CreateAgentConfigJSONRequestBody
 }
 
 type CreateAgentConfigResponseObject interface {
@@ -35746,8 +37512,9 @@ type CreateAgentConfigResponseObject interface {
 }
 
 type CreateAgentConfig201ResponseHeaders struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 type CreateAgentConfig201JSONResponse struct {
@@ -35762,6 +37529,9 @@ func (response CreateAgentConfig201JSONResponse) VisitCreateAgentConfigResponse(
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
@@ -35784,6 +37554,9 @@ func (response CreateAgentConfig409ApplicationProblemPlusJSONResponse) VisitCrea
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -35810,6 +37583,7 @@ func (response CreateAgentConfig409ApplicationProblemPlusJSONResponse) VisitCrea
 
 type CreateAgentConfig422ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -35832,6 +37606,9 @@ func (response CreateAgentConfig422ApplicationProblemPlusJSONResponse) VisitCrea
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -35858,6 +37635,7 @@ func (response CreateAgentConfig422ApplicationProblemPlusJSONResponse) VisitCrea
 
 type CreateAgentConfigdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -35881,6 +37659,9 @@ func (response CreateAgentConfigdefaultApplicationProblemPlusJSONResponse) Visit
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -35944,6 +37725,9 @@ func (response DeleteAgentConfigdefaultApplicationProblemPlusJSONResponse) Visit
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -36016,6 +37800,9 @@ func (response GetAgentConfigdefaultApplicationProblemPlusJSONResponse) VisitGet
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -36086,6 +37873,9 @@ func (response UpdateAgentConfig422ApplicationProblemPlusJSONResponse) VisitUpda
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -36111,6 +37901,7 @@ func (response UpdateAgentConfig422ApplicationProblemPlusJSONResponse) VisitUpda
 
 type UpdateAgentConfigdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -36134,6 +37925,9 @@ func (response UpdateAgentConfigdefaultApplicationProblemPlusJSONResponse) Visit
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -36199,6 +37993,9 @@ func (response ListApiTokensdefaultApplicationProblemPlusJSONResponse) VisitList
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -36223,7 +38020,8 @@ func (response ListApiTokensdefaultApplicationProblemPlusJSONResponse) VisitList
 }
 
 type CreateApiTokenRequestObject struct {
-	Body *CreateApiTokenJSONRequestBody
+	Params CreateApiTokenParams
+	Body   *CreateApiTokenJSONRequestBody
 }
 
 type CreateApiTokenResponseObject interface {
@@ -36231,9 +38029,10 @@ type CreateApiTokenResponseObject interface {
 }
 
 type CreateApiToken201ResponseHeaders struct {
-	CacheControl *string
-	Location     string
-	XRequestID   *string
+	CacheControl       *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 type CreateApiToken201JSONResponse struct {
@@ -36250,6 +38049,9 @@ func (response CreateApiToken201JSONResponse) VisitCreateApiTokenResponse(w http
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.XRequestID != nil {
@@ -36273,6 +38075,9 @@ func (response CreateApiToken409ApplicationProblemPlusJSONResponse) VisitCreateA
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -36299,6 +38104,7 @@ func (response CreateApiToken409ApplicationProblemPlusJSONResponse) VisitCreateA
 
 type CreateApiToken422ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -36321,6 +38127,9 @@ func (response CreateApiToken422ApplicationProblemPlusJSONResponse) VisitCreateA
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -36347,6 +38156,7 @@ func (response CreateApiToken422ApplicationProblemPlusJSONResponse) VisitCreateA
 
 type CreateApiTokendefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -36370,6 +38180,9 @@ func (response CreateApiTokendefaultApplicationProblemPlusJSONResponse) VisitCre
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -36433,6 +38246,9 @@ func (response DeleteApiTokendefaultApplicationProblemPlusJSONResponse) VisitDel
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -36505,6 +38321,9 @@ func (response GetApiTokendefaultApplicationProblemPlusJSONResponse) VisitGetApi
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -36575,6 +38394,9 @@ func (response ListAuditLogsdefaultApplicationProblemPlusJSONResponse) VisitList
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -36647,6 +38469,9 @@ func (response GetAuditLogdefaultApplicationProblemPlusJSONResponse) VisitGetAud
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -36712,6 +38537,9 @@ func (response ExchangeCode401ApplicationProblemPlusJSONResponse) VisitExchangeC
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -36737,6 +38565,7 @@ func (response ExchangeCode401ApplicationProblemPlusJSONResponse) VisitExchangeC
 
 type ExchangeCode403ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -36759,6 +38588,9 @@ func (response ExchangeCode403ApplicationProblemPlusJSONResponse) VisitExchangeC
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -36785,6 +38617,7 @@ func (response ExchangeCode403ApplicationProblemPlusJSONResponse) VisitExchangeC
 
 type ExchangeCode409ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -36807,6 +38640,9 @@ func (response ExchangeCode409ApplicationProblemPlusJSONResponse) VisitExchangeC
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -36833,6 +38669,7 @@ func (response ExchangeCode409ApplicationProblemPlusJSONResponse) VisitExchangeC
 
 type ExchangeCode422ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -36855,6 +38692,9 @@ func (response ExchangeCode422ApplicationProblemPlusJSONResponse) VisitExchangeC
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -36881,6 +38721,7 @@ func (response ExchangeCode422ApplicationProblemPlusJSONResponse) VisitExchangeC
 
 type ExchangeCode503ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -36903,6 +38744,9 @@ func (response ExchangeCode503ApplicationProblemPlusJSONResponse) VisitExchangeC
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -36929,6 +38773,7 @@ func (response ExchangeCode503ApplicationProblemPlusJSONResponse) VisitExchangeC
 
 type ExchangeCodedefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -36952,6 +38797,9 @@ func (response ExchangeCodedefaultApplicationProblemPlusJSONResponse) VisitExcha
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -37026,6 +38874,9 @@ func (response GetLoginUrl422ApplicationProblemPlusJSONResponse) VisitGetLoginUr
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -37051,6 +38902,7 @@ func (response GetLoginUrl422ApplicationProblemPlusJSONResponse) VisitGetLoginUr
 
 type GetLoginUrl503ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -37073,6 +38925,9 @@ func (response GetLoginUrl503ApplicationProblemPlusJSONResponse) VisitGetLoginUr
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -37099,6 +38954,7 @@ func (response GetLoginUrl503ApplicationProblemPlusJSONResponse) VisitGetLoginUr
 
 type GetLoginUrldefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -37122,6 +38978,9 @@ func (response GetLoginUrldefaultApplicationProblemPlusJSONResponse) VisitGetLog
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -37184,6 +39043,9 @@ func (response LogoutdefaultApplicationProblemPlusJSONResponse) VisitLogoutRespo
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -37259,6 +39121,9 @@ func (response GetMedefaultApplicationProblemPlusJSONResponse) VisitGetMeRespons
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -37324,6 +39189,9 @@ func (response RefreshTokens401ApplicationProblemPlusJSONResponse) VisitRefreshT
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -37349,6 +39217,7 @@ func (response RefreshTokens401ApplicationProblemPlusJSONResponse) VisitRefreshT
 
 type RefreshTokens403ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -37371,6 +39240,9 @@ func (response RefreshTokens403ApplicationProblemPlusJSONResponse) VisitRefreshT
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -37397,6 +39269,7 @@ func (response RefreshTokens403ApplicationProblemPlusJSONResponse) VisitRefreshT
 
 type RefreshTokensdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -37420,6 +39293,9 @@ func (response RefreshTokensdefaultApplicationProblemPlusJSONResponse) VisitRefr
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -37492,6 +39368,9 @@ func (response ListExecutionsdefaultApplicationProblemPlusJSONResponse) VisitLis
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -37533,6 +39412,9 @@ func (response CreateExecution201JSONResponse) VisitCreateExecutionResponse(w ht
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
@@ -37555,6 +39437,9 @@ func (response CreateExecution422ApplicationProblemPlusJSONResponse) VisitCreate
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -37581,6 +39466,7 @@ func (response CreateExecution422ApplicationProblemPlusJSONResponse) VisitCreate
 
 type CreateExecution429ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -37603,6 +39489,9 @@ func (response CreateExecution429ApplicationProblemPlusJSONResponse) VisitCreate
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -37629,6 +39518,7 @@ func (response CreateExecution429ApplicationProblemPlusJSONResponse) VisitCreate
 
 type CreateExecutiondefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -37652,6 +39542,9 @@ func (response CreateExecutiondefaultApplicationProblemPlusJSONResponse) VisitCr
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -37743,6 +39636,9 @@ func (response StreamExecution422ApplicationProblemPlusJSONResponse) VisitStream
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -37768,6 +39664,7 @@ func (response StreamExecution422ApplicationProblemPlusJSONResponse) VisitStream
 
 type StreamExecution429ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -37790,6 +39687,9 @@ func (response StreamExecution429ApplicationProblemPlusJSONResponse) VisitStream
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -37816,6 +39716,7 @@ func (response StreamExecution429ApplicationProblemPlusJSONResponse) VisitStream
 
 type StreamExecutiondefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -37839,6 +39740,9 @@ func (response StreamExecutiondefaultApplicationProblemPlusJSONResponse) VisitSt
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -37901,6 +39805,9 @@ func (response DeleteExecution409ApplicationProblemPlusJSONResponse) VisitDelete
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -37926,6 +39833,7 @@ func (response DeleteExecution409ApplicationProblemPlusJSONResponse) VisitDelete
 
 type DeleteExecutiondefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -37949,6 +39857,9 @@ func (response DeleteExecutiondefaultApplicationProblemPlusJSONResponse) VisitDe
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -38022,6 +39933,9 @@ func (response GetExecutiondefaultApplicationProblemPlusJSONResponse) VisitGetEx
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -38091,6 +40005,9 @@ func (response CancelExecution409ApplicationProblemPlusJSONResponse) VisitCancel
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -38116,6 +40033,7 @@ func (response CancelExecution409ApplicationProblemPlusJSONResponse) VisitCancel
 
 type CancelExecutiondefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -38139,6 +40057,9 @@ func (response CancelExecutiondefaultApplicationProblemPlusJSONResponse) VisitCa
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -38233,6 +40154,9 @@ func (response GetExecutionEventsdefaultApplicationProblemPlusJSONResponse) Visi
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -38305,6 +40229,9 @@ func (response GetNodeExecutiondefaultApplicationProblemPlusJSONResponse) VisitG
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -38347,6 +40274,9 @@ func (response RetryExecution201JSONResponse) VisitRetryExecutionResponse(w http
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
@@ -38369,6 +40299,9 @@ func (response RetryExecution409ApplicationProblemPlusJSONResponse) VisitRetryEx
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -38395,6 +40328,7 @@ func (response RetryExecution409ApplicationProblemPlusJSONResponse) VisitRetryEx
 
 type RetryExecutiondefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -38418,6 +40352,9 @@ func (response RetryExecutiondefaultApplicationProblemPlusJSONResponse) VisitRet
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -38490,6 +40427,9 @@ func (response ListFlowsdefaultApplicationProblemPlusJSONResponse) VisitListFlow
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -38514,7 +40454,8 @@ func (response ListFlowsdefaultApplicationProblemPlusJSONResponse) VisitListFlow
 }
 
 type CreateFlowRequestObject struct {
-	Body *CreateFlowJSONRequestBody
+	Params CreateFlowParams
+	Body   *CreateFlowJSONRequestBody
 }
 
 type CreateFlowResponseObject interface {
@@ -38522,9 +40463,10 @@ type CreateFlowResponseObject interface {
 }
 
 type CreateFlow201ResponseHeaders struct {
-	ETag       *string
-	Location   string
-	XRequestID *string
+	ETag               *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 type CreateFlow201JSONResponse struct {
@@ -38541,6 +40483,9 @@ func (response CreateFlow201JSONResponse) VisitCreateFlowResponse(w http.Respons
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.ETag != nil {
 		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.XRequestID != nil {
@@ -38564,6 +40509,9 @@ func (response CreateFlow422ApplicationProblemPlusJSONResponse) VisitCreateFlowR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -38590,6 +40538,7 @@ func (response CreateFlow422ApplicationProblemPlusJSONResponse) VisitCreateFlowR
 
 type CreateFlowdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -38613,6 +40562,9 @@ func (response CreateFlowdefaultApplicationProblemPlusJSONResponse) VisitCreateF
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -38676,6 +40628,9 @@ func (response DeleteFlowdefaultApplicationProblemPlusJSONResponse) VisitDeleteF
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -38752,6 +40707,9 @@ func (response GetFlowdefaultApplicationProblemPlusJSONResponse) VisitGetFlowRes
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -38819,6 +40777,9 @@ func (response UpdateFlow409ApplicationProblemPlusJSONResponse) VisitUpdateFlowR
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -38844,6 +40805,7 @@ func (response UpdateFlow409ApplicationProblemPlusJSONResponse) VisitUpdateFlowR
 
 type UpdateFlow412ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -38866,6 +40828,9 @@ func (response UpdateFlow412ApplicationProblemPlusJSONResponse) VisitUpdateFlowR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -38892,6 +40857,7 @@ func (response UpdateFlow412ApplicationProblemPlusJSONResponse) VisitUpdateFlowR
 
 type UpdateFlow422ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -38914,6 +40880,9 @@ func (response UpdateFlow422ApplicationProblemPlusJSONResponse) VisitUpdateFlowR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -38940,6 +40909,7 @@ func (response UpdateFlow422ApplicationProblemPlusJSONResponse) VisitUpdateFlowR
 
 type UpdateFlowdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -38963,6 +40933,9 @@ func (response UpdateFlowdefaultApplicationProblemPlusJSONResponse) VisitUpdateF
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -39031,6 +41004,9 @@ func (response PutFlow409ApplicationProblemPlusJSONResponse) VisitPutFlowRespons
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -39056,6 +41032,7 @@ func (response PutFlow409ApplicationProblemPlusJSONResponse) VisitPutFlowRespons
 
 type PutFlow412ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -39078,6 +41055,9 @@ func (response PutFlow412ApplicationProblemPlusJSONResponse) VisitPutFlowRespons
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -39104,6 +41084,7 @@ func (response PutFlow412ApplicationProblemPlusJSONResponse) VisitPutFlowRespons
 
 type PutFlow422ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -39126,6 +41107,9 @@ func (response PutFlow422ApplicationProblemPlusJSONResponse) VisitPutFlowRespons
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -39152,6 +41136,7 @@ func (response PutFlow422ApplicationProblemPlusJSONResponse) VisitPutFlowRespons
 
 type PutFlowdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -39175,6 +41160,9 @@ func (response PutFlowdefaultApplicationProblemPlusJSONResponse) VisitPutFlowRes
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -39200,8 +41188,9 @@ func (response PutFlowdefaultApplicationProblemPlusJSONResponse) VisitPutFlowRes
 }
 
 type DuplicateFlowRequestObject struct {
-	Id   FlowID `json:"id"`
-	Body *DuplicateFlowJSONRequestBody
+	Id     FlowID `json:"id"`
+	Params DuplicateFlowParams
+	Body   *DuplicateFlowJSONRequestBody
 }
 
 type DuplicateFlowResponseObject interface {
@@ -39209,9 +41198,10 @@ type DuplicateFlowResponseObject interface {
 }
 
 type DuplicateFlow201ResponseHeaders struct {
-	ETag       *string
-	Location   string
-	XRequestID *string
+	ETag               *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 type DuplicateFlow201JSONResponse struct {
@@ -39228,6 +41218,9 @@ func (response DuplicateFlow201JSONResponse) VisitDuplicateFlowResponse(w http.R
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.ETag != nil {
 		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.XRequestID != nil {
@@ -39253,6 +41246,9 @@ func (response DuplicateFlowdefaultApplicationProblemPlusJSONResponse) VisitDupl
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -39320,6 +41316,9 @@ func (response PublishFlow409ApplicationProblemPlusJSONResponse) VisitPublishFlo
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -39345,6 +41344,7 @@ func (response PublishFlow409ApplicationProblemPlusJSONResponse) VisitPublishFlo
 
 type PublishFlow422ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -39367,6 +41367,9 @@ func (response PublishFlow422ApplicationProblemPlusJSONResponse) VisitPublishFlo
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -39393,6 +41396,7 @@ func (response PublishFlow422ApplicationProblemPlusJSONResponse) VisitPublishFlo
 
 type PublishFlowdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -39416,6 +41420,9 @@ func (response PublishFlowdefaultApplicationProblemPlusJSONResponse) VisitPublis
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -39482,6 +41489,9 @@ func (response UnpublishFlow409ApplicationProblemPlusJSONResponse) VisitUnpublis
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -39507,6 +41517,7 @@ func (response UnpublishFlow409ApplicationProblemPlusJSONResponse) VisitUnpublis
 
 type UnpublishFlowdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -39530,6 +41541,9 @@ func (response UnpublishFlowdefaultApplicationProblemPlusJSONResponse) VisitUnpu
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -39603,6 +41617,9 @@ func (response ValidateFlowdefaultApplicationProblemPlusJSONResponse) VisitValid
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -39675,6 +41692,9 @@ func (response ListFlowVersionsdefaultApplicationProblemPlusJSONResponse) VisitL
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -39699,8 +41719,9 @@ func (response ListFlowVersionsdefaultApplicationProblemPlusJSONResponse) VisitL
 }
 
 type CreateFlowVersionRequestObject struct {
-	Id   FlowID `json:"id"`
-	Body *CreateFlowVersionJSONRequestBody
+	Id     FlowID `json:"id"`
+	Params CreateFlowVersionParams
+	Body   *CreateFlowVersionJSONRequestBody
 }
 
 type CreateFlowVersionResponseObject interface {
@@ -39708,8 +41729,9 @@ type CreateFlowVersionResponseObject interface {
 }
 
 type CreateFlowVersion201ResponseHeaders struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 type CreateFlowVersion201JSONResponse struct {
@@ -39724,6 +41746,9 @@ func (response CreateFlowVersion201JSONResponse) VisitCreateFlowVersionResponse(
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
@@ -39748,6 +41773,9 @@ func (response CreateFlowVersiondefaultApplicationProblemPlusJSONResponse) Visit
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -39821,6 +41849,9 @@ func (response GetFlowVersiondefaultApplicationProblemPlusJSONResponse) VisitGet
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -39888,6 +41919,9 @@ func (response RestoreFlowVersion409ApplicationProblemPlusJSONResponse) VisitRes
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -39913,6 +41947,7 @@ func (response RestoreFlowVersion409ApplicationProblemPlusJSONResponse) VisitRes
 
 type RestoreFlowVersion412ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -39935,6 +41970,9 @@ func (response RestoreFlowVersion412ApplicationProblemPlusJSONResponse) VisitRes
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -39961,6 +41999,7 @@ func (response RestoreFlowVersion412ApplicationProblemPlusJSONResponse) VisitRes
 
 type RestoreFlowVersiondefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -39984,6 +42023,9 @@ func (response RestoreFlowVersiondefaultApplicationProblemPlusJSONResponse) Visi
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -40054,6 +42096,9 @@ func (response RotateFlowWebhookKey409ApplicationProblemPlusJSONResponse) VisitR
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -40079,6 +42124,7 @@ func (response RotateFlowWebhookKey409ApplicationProblemPlusJSONResponse) VisitR
 
 type RotateFlowWebhookKeydefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -40102,6 +42148,9 @@ func (response RotateFlowWebhookKeydefaultApplicationProblemPlusJSONResponse) Vi
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -40178,6 +42227,9 @@ func (response ListIntegrationsdefaultApplicationProblemPlusJSONResponse) VisitL
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -40202,7 +42254,8 @@ func (response ListIntegrationsdefaultApplicationProblemPlusJSONResponse) VisitL
 }
 
 type CreateIntegrationRequestObject struct {
-	Body *CreateIntegrationJSONRequestBody
+	Params CreateIntegrationParams
+	Body   *CreateIntegrationJSONRequestBody
 }
 
 type CreateIntegrationResponseObject interface {
@@ -40210,9 +42263,10 @@ type CreateIntegrationResponseObject interface {
 }
 
 type CreateIntegration201ResponseHeaders struct {
-	CacheControl *string
-	Location     string
-	XRequestID   *string
+	CacheControl       *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 type CreateIntegration201JSONResponse struct {
@@ -40229,6 +42283,9 @@ func (response CreateIntegration201JSONResponse) VisitCreateIntegrationResponse(
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.XRequestID != nil {
@@ -40252,6 +42309,9 @@ func (response CreateIntegration409ApplicationProblemPlusJSONResponse) VisitCrea
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -40278,6 +42338,7 @@ func (response CreateIntegration409ApplicationProblemPlusJSONResponse) VisitCrea
 
 type CreateIntegration422ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -40300,6 +42361,9 @@ func (response CreateIntegration422ApplicationProblemPlusJSONResponse) VisitCrea
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -40326,6 +42390,7 @@ func (response CreateIntegration422ApplicationProblemPlusJSONResponse) VisitCrea
 
 type CreateIntegrationdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -40349,6 +42414,9 @@ func (response CreateIntegrationdefaultApplicationProblemPlusJSONResponse) Visit
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -40411,6 +42479,9 @@ func (response DeleteIntegration409ApplicationProblemPlusJSONResponse) VisitDele
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -40436,6 +42507,7 @@ func (response DeleteIntegration409ApplicationProblemPlusJSONResponse) VisitDele
 
 type DeleteIntegrationdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -40459,6 +42531,9 @@ func (response DeleteIntegrationdefaultApplicationProblemPlusJSONResponse) Visit
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -40527,6 +42602,9 @@ func (response GetIntegrationdefaultApplicationProblemPlusJSONResponse) VisitGet
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -40593,6 +42671,9 @@ func (response UpdateIntegration409ApplicationProblemPlusJSONResponse) VisitUpda
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -40618,6 +42699,7 @@ func (response UpdateIntegration409ApplicationProblemPlusJSONResponse) VisitUpda
 
 type UpdateIntegration422ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -40640,6 +42722,9 @@ func (response UpdateIntegration422ApplicationProblemPlusJSONResponse) VisitUpda
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -40666,6 +42751,7 @@ func (response UpdateIntegration422ApplicationProblemPlusJSONResponse) VisitUpda
 
 type UpdateIntegrationdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -40689,6 +42775,9 @@ func (response UpdateIntegrationdefaultApplicationProblemPlusJSONResponse) Visit
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -40759,6 +42848,9 @@ func (response VerifyIntegration409ApplicationProblemPlusJSONResponse) VisitVeri
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -40784,6 +42876,7 @@ func (response VerifyIntegration409ApplicationProblemPlusJSONResponse) VisitVeri
 
 type VerifyIntegration503ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -40806,6 +42899,9 @@ func (response VerifyIntegration503ApplicationProblemPlusJSONResponse) VisitVeri
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -40832,6 +42928,7 @@ func (response VerifyIntegration503ApplicationProblemPlusJSONResponse) VisitVeri
 
 type VerifyIntegrationdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -40855,6 +42952,9 @@ func (response VerifyIntegrationdefaultApplicationProblemPlusJSONResponse) Visit
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -40927,6 +43027,9 @@ func (response ListNodeTypesdefaultApplicationProblemPlusJSONResponse) VisitList
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -40996,6 +43099,9 @@ func (response ListNodeTypeCategoriesdefaultApplicationProblemPlusJSONResponse) 
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -41068,6 +43174,9 @@ func (response GetNodeTypedefaultApplicationProblemPlusJSONResponse) VisitGetNod
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -41138,6 +43247,9 @@ func (response ListPermissionsdefaultApplicationProblemPlusJSONResponse) VisitLi
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -41207,6 +43319,9 @@ func (response CheckPermissions422ApplicationProblemPlusJSONResponse) VisitCheck
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -41232,6 +43347,7 @@ func (response CheckPermissions422ApplicationProblemPlusJSONResponse) VisitCheck
 
 type CheckPermissionsdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -41255,6 +43371,9 @@ func (response CheckPermissionsdefaultApplicationProblemPlusJSONResponse) VisitC
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -41325,6 +43444,9 @@ func (response GetMyCapabilitiesdefaultApplicationProblemPlusJSONResponse) Visit
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -41397,6 +43519,9 @@ func (response GetResourcePermissionsdefaultApplicationProblemPlusJSONResponse) 
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -41466,6 +43591,9 @@ func (response ListRolesdefaultApplicationProblemPlusJSONResponse) VisitListRole
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -41537,6 +43665,9 @@ func (response ListWidgetsdefaultApplicationProblemPlusJSONResponse) VisitListWi
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -41600,6 +43731,9 @@ func (response GetSettingsdefaultApplicationProblemPlusJSONResponse) VisitGetSet
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -41662,6 +43796,9 @@ func (response UpdateSettings422ApplicationProblemPlusJSONResponse) VisitUpdateS
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -41687,6 +43824,7 @@ func (response UpdateSettings422ApplicationProblemPlusJSONResponse) VisitUpdateS
 
 type UpdateSettingsdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -41710,6 +43848,9 @@ func (response UpdateSettingsdefaultApplicationProblemPlusJSONResponse) VisitUpd
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -41782,6 +43923,9 @@ func (response GetDashboardStatsdefaultApplicationProblemPlusJSONResponse) Visit
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -41851,6 +43995,9 @@ func (response GetExecutionStats404ApplicationProblemPlusJSONResponse) VisitGetE
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -41876,6 +44023,7 @@ func (response GetExecutionStats404ApplicationProblemPlusJSONResponse) VisitGetE
 
 type GetExecutionStats422ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -41898,6 +44046,9 @@ func (response GetExecutionStats422ApplicationProblemPlusJSONResponse) VisitGetE
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -41924,6 +44075,7 @@ func (response GetExecutionStats422ApplicationProblemPlusJSONResponse) VisitGetE
 
 type GetExecutionStatsdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -41947,6 +44099,9 @@ func (response GetExecutionStatsdefaultApplicationProblemPlusJSONResponse) Visit
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -42071,6 +44226,9 @@ func (response ExportStats422ApplicationProblemPlusJSONResponse) VisitExportStat
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -42096,6 +44254,7 @@ func (response ExportStats422ApplicationProblemPlusJSONResponse) VisitExportStat
 
 type ExportStatsdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -42119,6 +44278,9 @@ func (response ExportStatsdefaultApplicationProblemPlusJSONResponse) VisitExport
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -42190,6 +44352,9 @@ func (response GetFlowStats404ApplicationProblemPlusJSONResponse) VisitGetFlowSt
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -42215,6 +44380,7 @@ func (response GetFlowStats404ApplicationProblemPlusJSONResponse) VisitGetFlowSt
 
 type GetFlowStats422ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -42237,6 +44403,9 @@ func (response GetFlowStats422ApplicationProblemPlusJSONResponse) VisitGetFlowSt
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -42263,6 +44432,7 @@ func (response GetFlowStats422ApplicationProblemPlusJSONResponse) VisitGetFlowSt
 
 type GetFlowStatsdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -42286,6 +44456,9 @@ func (response GetFlowStatsdefaultApplicationProblemPlusJSONResponse) VisitGetFl
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -42358,6 +44531,9 @@ func (response ListTeamsdefaultApplicationProblemPlusJSONResponse) VisitListTeam
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -42382,7 +44558,8 @@ func (response ListTeamsdefaultApplicationProblemPlusJSONResponse) VisitListTeam
 }
 
 type CreateTeamRequestObject struct {
-	Body *CreateTeamJSONRequestBody
+	Params CreateTeamParams
+	Body   *CreateTeamJSONRequestBody
 }
 
 type CreateTeamResponseObject interface {
@@ -42390,8 +44567,9 @@ type CreateTeamResponseObject interface {
 }
 
 type CreateTeam201ResponseHeaders struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 type CreateTeam201JSONResponse struct {
@@ -42406,6 +44584,9 @@ func (response CreateTeam201JSONResponse) VisitCreateTeamResponse(w http.Respons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
@@ -42428,6 +44609,9 @@ func (response CreateTeam409ApplicationProblemPlusJSONResponse) VisitCreateTeamR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -42454,6 +44638,7 @@ func (response CreateTeam409ApplicationProblemPlusJSONResponse) VisitCreateTeamR
 
 type CreateTeamdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -42477,6 +44662,9 @@ func (response CreateTeamdefaultApplicationProblemPlusJSONResponse) VisitCreateT
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -42540,6 +44728,9 @@ func (response DeleteTeamdefaultApplicationProblemPlusJSONResponse) VisitDeleteT
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -42605,6 +44796,9 @@ func (response GetTeamdefaultApplicationProblemPlusJSONResponse) VisitGetTeamRes
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -42668,6 +44862,9 @@ func (response UpdateTeam409ApplicationProblemPlusJSONResponse) VisitUpdateTeamR
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -42693,6 +44890,7 @@ func (response UpdateTeam409ApplicationProblemPlusJSONResponse) VisitUpdateTeamR
 
 type UpdateTeamdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -42716,6 +44914,9 @@ func (response UpdateTeamdefaultApplicationProblemPlusJSONResponse) VisitUpdateT
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -42780,6 +44981,9 @@ func (response SetTeamMembers422ApplicationProblemPlusJSONResponse) VisitSetTeam
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -42805,6 +45009,7 @@ func (response SetTeamMembers422ApplicationProblemPlusJSONResponse) VisitSetTeam
 
 type SetTeamMembersdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -42828,6 +45033,9 @@ func (response SetTeamMembersdefaultApplicationProblemPlusJSONResponse) VisitSet
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -42900,6 +45108,9 @@ func (response ListTemplatesdefaultApplicationProblemPlusJSONResponse) VisitList
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -42924,7 +45135,8 @@ func (response ListTemplatesdefaultApplicationProblemPlusJSONResponse) VisitList
 }
 
 type CreateTemplateRequestObject struct {
-	Body *CreateTemplateJSONRequestBody
+	Params CreateTemplateParams
+	Body   *CreateTemplateJSONRequestBody
 }
 
 type CreateTemplateResponseObject interface {
@@ -42932,8 +45144,9 @@ type CreateTemplateResponseObject interface {
 }
 
 type CreateTemplate201ResponseHeaders struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 type CreateTemplate201JSONResponse struct {
@@ -42948,6 +45161,9 @@ func (response CreateTemplate201JSONResponse) VisitCreateTemplateResponse(w http
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
@@ -42970,6 +45186,9 @@ func (response CreateTemplate422ApplicationProblemPlusJSONResponse) VisitCreateT
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -42996,6 +45215,7 @@ func (response CreateTemplate422ApplicationProblemPlusJSONResponse) VisitCreateT
 
 type CreateTemplatedefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -43019,6 +45239,9 @@ func (response CreateTemplatedefaultApplicationProblemPlusJSONResponse) VisitCre
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -43091,6 +45314,9 @@ func (response SeedTemplatesdefaultApplicationProblemPlusJSONResponse) VisitSeed
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -43152,6 +45378,9 @@ func (response DeleteTemplate409ApplicationProblemPlusJSONResponse) VisitDeleteT
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -43177,6 +45406,7 @@ func (response DeleteTemplate409ApplicationProblemPlusJSONResponse) VisitDeleteT
 
 type DeleteTemplatedefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -43200,6 +45430,9 @@ func (response DeleteTemplatedefaultApplicationProblemPlusJSONResponse) VisitDel
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -43272,6 +45505,9 @@ func (response GetTemplatedefaultApplicationProblemPlusJSONResponse) VisitGetTem
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -43342,6 +45578,9 @@ func (response UpdateTemplate409ApplicationProblemPlusJSONResponse) VisitUpdateT
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -43367,6 +45606,7 @@ func (response UpdateTemplate409ApplicationProblemPlusJSONResponse) VisitUpdateT
 
 type UpdateTemplate422ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -43389,6 +45629,9 @@ func (response UpdateTemplate422ApplicationProblemPlusJSONResponse) VisitUpdateT
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -43415,6 +45658,7 @@ func (response UpdateTemplate422ApplicationProblemPlusJSONResponse) VisitUpdateT
 
 type UpdateTemplatedefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -43438,6 +45682,9 @@ func (response UpdateTemplatedefaultApplicationProblemPlusJSONResponse) VisitUpd
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -43463,7 +45710,8 @@ func (response UpdateTemplatedefaultApplicationProblemPlusJSONResponse) VisitUpd
 }
 
 type DuplicateTemplateRequestObject struct {
-	Id TemplateID `json:"id"`
+	Id     TemplateID `json:"id"`
+	Params DuplicateTemplateParams
 }
 
 type DuplicateTemplateResponseObject interface {
@@ -43471,8 +45719,9 @@ type DuplicateTemplateResponseObject interface {
 }
 
 type DuplicateTemplate201ResponseHeaders struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 type DuplicateTemplate201JSONResponse struct {
@@ -43487,6 +45736,9 @@ func (response DuplicateTemplate201JSONResponse) VisitDuplicateTemplateResponse(
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
@@ -43512,6 +45764,9 @@ func (response DuplicateTemplatedefaultApplicationProblemPlusJSONResponse) Visit
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -43536,8 +45791,9 @@ func (response DuplicateTemplatedefaultApplicationProblemPlusJSONResponse) Visit
 }
 
 type CreateTemplateFlowRequestObject struct {
-	Id   TemplateID `json:"id"`
-	Body *CreateTemplateFlowJSONRequestBody
+	Id     TemplateID `json:"id"`
+	Params CreateTemplateFlowParams
+	Body   *CreateTemplateFlowJSONRequestBody
 }
 
 type CreateTemplateFlowResponseObject interface {
@@ -43545,9 +45801,10 @@ type CreateTemplateFlowResponseObject interface {
 }
 
 type CreateTemplateFlow201ResponseHeaders struct {
-	ETag       *string
-	Location   string
-	XRequestID *string
+	ETag               *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 type CreateTemplateFlow201JSONResponse struct {
@@ -43564,6 +45821,9 @@ func (response CreateTemplateFlow201JSONResponse) VisitCreateTemplateFlowRespons
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.ETag != nil {
 		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.XRequestID != nil {
@@ -43587,6 +45847,9 @@ func (response CreateTemplateFlow422ApplicationProblemPlusJSONResponse) VisitCre
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -43613,6 +45876,7 @@ func (response CreateTemplateFlow422ApplicationProblemPlusJSONResponse) VisitCre
 
 type CreateTemplateFlowdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -43636,6 +45900,9 @@ func (response CreateTemplateFlowdefaultApplicationProblemPlusJSONResponse) Visi
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -43708,6 +45975,9 @@ func (response ListUsersdefaultApplicationProblemPlusJSONResponse) VisitListUser
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -43779,6 +46049,9 @@ func (response ListUserDirectorydefaultApplicationProblemPlusJSONResponse) Visit
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -43841,6 +46114,9 @@ func (response DeleteUser403ApplicationProblemPlusJSONResponse) VisitDeleteUserR
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -43866,6 +46142,7 @@ func (response DeleteUser403ApplicationProblemPlusJSONResponse) VisitDeleteUserR
 
 type DeleteUser409ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -43888,6 +46165,9 @@ func (response DeleteUser409ApplicationProblemPlusJSONResponse) VisitDeleteUserR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -43914,6 +46194,7 @@ func (response DeleteUser409ApplicationProblemPlusJSONResponse) VisitDeleteUserR
 
 type DeleteUser422ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -43936,6 +46217,9 @@ func (response DeleteUser422ApplicationProblemPlusJSONResponse) VisitDeleteUserR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -43962,6 +46246,7 @@ func (response DeleteUser422ApplicationProblemPlusJSONResponse) VisitDeleteUserR
 
 type DeleteUserdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -43985,6 +46270,9 @@ func (response DeleteUserdefaultApplicationProblemPlusJSONResponse) VisitDeleteU
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -44050,6 +46338,9 @@ func (response GetUserdefaultApplicationProblemPlusJSONResponse) VisitGetUserRes
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -44112,6 +46403,9 @@ func (response ActivateUser403ApplicationProblemPlusJSONResponse) VisitActivateU
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -44137,6 +46431,7 @@ func (response ActivateUser403ApplicationProblemPlusJSONResponse) VisitActivateU
 
 type ActivateUserdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -44160,6 +46455,9 @@ func (response ActivateUserdefaultApplicationProblemPlusJSONResponse) VisitActiv
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -44223,6 +46521,9 @@ func (response DeactivateUser403ApplicationProblemPlusJSONResponse) VisitDeactiv
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -44248,6 +46549,7 @@ func (response DeactivateUser403ApplicationProblemPlusJSONResponse) VisitDeactiv
 
 type DeactivateUser409ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -44270,6 +46572,9 @@ func (response DeactivateUser409ApplicationProblemPlusJSONResponse) VisitDeactiv
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -44296,6 +46601,7 @@ func (response DeactivateUser409ApplicationProblemPlusJSONResponse) VisitDeactiv
 
 type DeactivateUserdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -44319,6 +46625,9 @@ func (response DeactivateUserdefaultApplicationProblemPlusJSONResponse) VisitDea
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -44383,6 +46692,9 @@ func (response UpdateUserRole403ApplicationProblemPlusJSONResponse) VisitUpdateU
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -44408,6 +46720,7 @@ func (response UpdateUserRole403ApplicationProblemPlusJSONResponse) VisitUpdateU
 
 type UpdateUserRole409ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -44430,6 +46743,9 @@ func (response UpdateUserRole409ApplicationProblemPlusJSONResponse) VisitUpdateU
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -44456,6 +46772,7 @@ func (response UpdateUserRole409ApplicationProblemPlusJSONResponse) VisitUpdateU
 
 type UpdateUserRoledefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -44479,6 +46796,9 @@ func (response UpdateUserRoledefaultApplicationProblemPlusJSONResponse) VisitUpd
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -44545,6 +46865,9 @@ func (response ListUserApiTokensdefaultApplicationProblemPlusJSONResponse) Visit
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -44608,6 +46931,9 @@ func (response DeleteUserApiTokendefaultApplicationProblemPlusJSONResponse) Visi
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -44707,6 +47033,9 @@ func (response ReceiveFlowWebhookdefaultApplicationProblemPlusJSONResponse) Visi
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -45000,8 +47329,10 @@ type strictHandler struct {
 }
 
 // CreateAgentConfig operation middleware
-func (sh *strictHandler) CreateAgentConfig(ctx echo.Context) error {
+func (sh *strictHandler) CreateAgentConfig(ctx echo.Context, params CreateAgentConfigParams) error {
 	var request CreateAgentConfigRequestObject
+
+	request.Params = params
 
 	var body CreateAgentConfigJSONRequestBody
 	var err error
@@ -45169,8 +47500,10 @@ func (sh *strictHandler) ListApiTokens(ctx echo.Context, params ListApiTokensPar
 }
 
 // CreateApiToken operation middleware
-func (sh *strictHandler) CreateApiToken(ctx echo.Context) error {
+func (sh *strictHandler) CreateApiToken(ctx echo.Context, params CreateApiTokenParams) error {
 	var request CreateApiTokenRequestObject
+
+	request.Params = params
 
 	var body CreateApiTokenJSONRequestBody
 	var err error
@@ -45802,8 +48135,10 @@ func (sh *strictHandler) ListFlows(ctx echo.Context, params ListFlowsParams) err
 }
 
 // CreateFlow operation middleware
-func (sh *strictHandler) CreateFlow(ctx echo.Context) error {
+func (sh *strictHandler) CreateFlow(ctx echo.Context, params CreateFlowParams) error {
 	var request CreateFlowRequestObject
+
+	request.Params = params
 
 	var body CreateFlowJSONRequestBody
 	var err error
@@ -45996,10 +48331,11 @@ func (sh *strictHandler) PutFlow(ctx echo.Context, id FlowID, params PutFlowPara
 }
 
 // DuplicateFlow operation middleware
-func (sh *strictHandler) DuplicateFlow(ctx echo.Context, id FlowID) error {
+func (sh *strictHandler) DuplicateFlow(ctx echo.Context, id FlowID, params DuplicateFlowParams) error {
 	var request DuplicateFlowRequestObject
 
 	request.Id = id
+	request.Params = params
 
 	var body DuplicateFlowJSONRequestBody
 	var err error
@@ -46200,10 +48536,11 @@ func (sh *strictHandler) ListFlowVersions(ctx echo.Context, id FlowID, params Li
 }
 
 // CreateFlowVersion operation middleware
-func (sh *strictHandler) CreateFlowVersion(ctx echo.Context, id FlowID) error {
+func (sh *strictHandler) CreateFlowVersion(ctx echo.Context, id FlowID, params CreateFlowVersionParams) error {
 	var request CreateFlowVersionRequestObject
 
 	request.Id = id
+	request.Params = params
 
 	var body CreateFlowVersionJSONRequestBody
 	var err error
@@ -46354,8 +48691,10 @@ func (sh *strictHandler) ListIntegrations(ctx echo.Context, params ListIntegrati
 }
 
 // CreateIntegration operation middleware
-func (sh *strictHandler) CreateIntegration(ctx echo.Context) error {
+func (sh *strictHandler) CreateIntegration(ctx echo.Context, params CreateIntegrationParams) error {
 	var request CreateIntegrationRequestObject
+
+	request.Params = params
 
 	var body CreateIntegrationJSONRequestBody
 	var err error
@@ -46954,8 +49293,10 @@ func (sh *strictHandler) ListTeams(ctx echo.Context, params ListTeamsParams) err
 }
 
 // CreateTeam operation middleware
-func (sh *strictHandler) CreateTeam(ctx echo.Context) error {
+func (sh *strictHandler) CreateTeam(ctx echo.Context, params CreateTeamParams) error {
 	var request CreateTeamRequestObject
+
+	request.Params = params
 
 	var body CreateTeamJSONRequestBody
 	var err error
@@ -47171,8 +49512,10 @@ func (sh *strictHandler) ListTemplates(ctx echo.Context, params ListTemplatesPar
 }
 
 // CreateTemplate operation middleware
-func (sh *strictHandler) CreateTemplate(ctx echo.Context) error {
+func (sh *strictHandler) CreateTemplate(ctx echo.Context, params CreateTemplateParams) error {
 	var request CreateTemplateRequestObject
+
+	request.Params = params
 
 	var body CreateTemplateJSONRequestBody
 	var err error
@@ -47340,10 +49683,11 @@ func (sh *strictHandler) UpdateTemplate(ctx echo.Context, id TemplateID) error {
 }
 
 // DuplicateTemplate operation middleware
-func (sh *strictHandler) DuplicateTemplate(ctx echo.Context, id TemplateID) error {
+func (sh *strictHandler) DuplicateTemplate(ctx echo.Context, id TemplateID, params DuplicateTemplateParams) error {
 	var request DuplicateTemplateRequestObject
 
 	request.Id = id
+	request.Params = params
 
 	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
 		return sh.ssi.DuplicateTemplate(ctx.Request().Context(), request.(DuplicateTemplateRequestObject))
@@ -47365,10 +49709,11 @@ func (sh *strictHandler) DuplicateTemplate(ctx echo.Context, id TemplateID) erro
 }
 
 // CreateTemplateFlow operation middleware
-func (sh *strictHandler) CreateTemplateFlow(ctx echo.Context, id TemplateID) error {
+func (sh *strictHandler) CreateTemplateFlow(ctx echo.Context, id TemplateID, params CreateTemplateFlowParams) error {
 	var request CreateTemplateFlowRequestObject
 
 	request.Id = id
+	request.Params = params
 
 	var body CreateTemplateFlowJSONRequestBody
 	var err error
@@ -47744,493 +50089,504 @@ func (sh *strictHandler) ReceiveFlowWebhook(ctx echo.Context, endpointKey string
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L3ZcuNGujD4Khk850RJ3SBFSqpFVDjOyCqVLbu2llQuu80aIgkkSbTATBqZkIquUcS5mvjnduYVJs7E",
-	"/xrzKP0kf+T3ZQKJjYtKqsXtvmiXCCDXb18/tAIxmwvOuJKt/ofWlNGQJfDPozgW1/ofIZNBEs1VJHir",
-	"37qYMjJjaipCSdSUkTlVU0KDgM2VJFuCk/3uw+1Oy2vJYMpmVA+gFnPW6rekSiI+ad3ceK1jGkzZseAq",
-	"EXF1Cp+LtlQiYX6fJEzOBZdMT0YVCWiSLIgSl4xLIhIShYyrSC0ITRjh7IolJNBjhytXILhiXD2N5FzI",
-	"CCcur+OIE/Z+LhL1QJJxFDPC6Yz1iU+VosF0xrg6hN/1z98MWoO0290LQqqoZAr+YG38bZyIWeEHJfDP",
-	"Dv7J3pv3By1fLzxhv6VRwsJWXyUpW76Rkws6qb+lcSyuH0iSsKtIRoITKgklUiWCT4g5NUUnHvEHrQTX",
-	"YV8tLCaffE6VYoke/n8ftJJfu+2Dd38dtP695dUs67kIaP2p6qXRkRRxqgz0iDFAUpAwqlior1ykScA8",
-	"EvEgTsOIT4i/Q+fRzlVv4+M5o4o9j2aRgv+rruaM/ZYyqSShGtxZSCKOi0mThHFFriMeiutaaIq4YhOW",
-	"FKc5YzMacT1781QxG6uPn0eymu2cs0DwUJKUqyiGCXBgfahMydXjM5UsjsaKJc1jK0GuaaTIiI1Fwkii",
-	"P9F3tLW/e+CRh9297ZXTvH379ihVUw2FAVWsOtcrTUd6GjJGjCYsaUsWpAkLiZizBABL9on/LTwjLElE",
-	"8s2gFfErGkfhEMhDBXqrsPGzuZHTp/VQmuBjEoVkiwVTwUJP05wJ43oNLESMevP89On2IYkUobEUhM7n",
-	"jCZS328sJpJQHuICS4c/o++fMz5R01b/0X4Vg2681pwmdMaUJccTxtWx4ONo8iwW101rjkKLThr9yfVU",
-	"SEao/pYE8DFR00iSCFYT6a80Cra8liZirX5LfzWMwqVYNhbJjCq80kf7La81i3g0S2etfs+ru+2jeXSh",
-	"r6RpzUevT5GkkyhsWNY9rehcJHVIJBJFLtlCesRv+2QsEqJfYFyTog55ysY0jRXx24ZiDakCWGPv57EI",
-	"Was/prFkZh+/pSxZ5BuRekZ36ZFiM7hgxvV6f23lg7a8VrvwV0ylGqYye1j6G6bwWm3477sKTHka5k5x",
-	"uj04IvNHfkY0SahebMqj31JmHuvDvvFaUi1igBCRzPRgR2kYqedi0nSrVD/XjCZZfLJ7PU4TKZL69fic",
-	"vVfDAN7wLZLMNcsTqSQjqoJptsjSpeFHTbzw16P232n79277YNh+96Hn7T58dFPPFE/esyDVS2o6M2Zf",
-	"+GQntoyWAAX5lAv5iSVa/HiZzkas4Rav8BXC4R1yHamp4aSw2q1ep8O3G1Zsvl172Xu7q5d9On6hIacB",
-	"5LRw5hONpiRhNDwklMwiOdNfEMrlNUsk2e/tApMIppRPmCRc6C1Nsj2gSJ7v4nTcxik34CZe61SvGTln",
-	"I+vIX/lkt94glQHlIXOWLMfLGL525w+RNrf6D7tA7nDu3W535Upe0wmrP5dee0QlC8mcTpiBu6YF6Vfq",
-	"19NzltPrwv/WWtJ59Dtbdj56xmWrGUo9QO2Sdh8W17TGetT0jWRJEwClkiXNkKOf3rVkcc5oUod8x1Sy",
-	"dsQl41q3u2JEpiNEBiLhEyK0qqhAyENt44E0j+goZmQcsTiUTQeLLzYhoIU2+3evDh/PFVXyWSJmDaQ3",
-	"SqQiIV2QQKRcy5pb/i+//PJL+8WL9tOnvlaNiK+iGftdcOYbTUlGV2w7l092D/QA0srpvhJ+04a0gtqq",
-	"vYhQi+eNG7gwK6jfxOnRyyOiF0n0O6jAh2wccSZhZR65ZuwSReRBS4mQLgYtsqXlLfaezuaxpqBpIuZs",
-	"5zVNIunnm+vruxtwkUwojyTQrAeS+Aa2h9nJkC3/u5MLsiOZUhGf6CEGvOEQ7Ef1BxFRTtvq95a3mtbi",
-	"0Yj6QwFm8HEXCyfVdJVKbHiRF4zOmjBaMTr7ZLzggs3mMVWseTH4/JMt6Pa07o4X8pZG6sV5dSHfi2sS",
-	"Cz7JVHKNOkDUUq5/Yzy02I/SBqjp3X/+1/+zpxkQmcntJjDSww1nsp5zuLx1r8TKujU7uNGHYex4oMsa",
-	"9cvy3ACNcfqfdD6PIzQd7fxDov0oX8G/J2zc6rf+bSe3Wu7gU7lTGBTmLFnzkIGLca5vAoF3TJ4/t41F",
-	"oI3XXjedeX3HMR7AZCdXjKtzlTA6K21Jsfdqh+nHbZk9NwSu1W+B/aRPdrvd7oAPOLzYzzWBjtEABzwK",
-	"+6Q34CFVtE8+DFrZK8MoHLT6B92eN2hJ9tug1e/d6KGWmj8q53POkiswtHBFYBGyT3yzGjQPatBA06Dv",
-	"EV8vB3/Xc2Y/4/LwwQ/nr16aJ3d50nbfx3gydwZB2cB1x3Nh0IpKEikiFeWhJHSstBJCI81cSDrXSOcb",
-	"1Clv2bWILttu9t6N91HHpBWqt5GaWgPxnRyRHrTpdLQC5oFGRiIlCWfXRM9dOga7nGVbgXc+cvuOwnNn",
-	"u3fHbDgER4k6JJIFCVOSyKm4JoLHCw09vvl1KJkqwwj4RdqOY2TZjgtOlI88rdeJGMVstuSk5vjGX+2J",
-	"ZQRM8wVFo7hkNJ1SSXrEmGRRngYbGZhCW/1f9UShpki5pOzlI81SqciIEapIzLTE1NP6cUIDjW+a5bW8",
-	"1lzow05a/dYOMK2bd5qVacwM9LjGY7CjwVIadsyk0ipIv9Xt/fD00d+6v+z9/ccnvzx+2/3b44u9n/d/",
-	"2n3Z00RTUZXKVn9fMzYVKSDTP+l9oHIMe8hlqTTh/WuqqJhFfXNK/avs7Ta+feOtCWP2Juo4mJna02B0",
-	"9uyYHOw/fEzMlATPrszSMi/eMmjAl1z3QjtTzJd9V3KuFAYoOELWGiT/ojSQ8XSsOYh+23oy2pkrY+nH",
-	"udMDfRPtsnNi2ddlX8ZHYuK50VTujGhlAzZQLFeHIlZPukN2fVGViG6/GRisYSOgrGTsZ8ZmI5bc6UZA",
-	"ZLy7rejhzoxYXLenV2kCjnUpUVr1CAWmmrBxwuTUuEy08gyORBrHaJj6EviJVp3u7KRgsIZL13rYnd1x",
-	"RqTLHrcSw3OcMv3Wbnf3Ubu71+72LroH/b1uv9vtdLvdv7e8zJnW39/1tE7Yf+i1YsonKeg9LcbRmoAO",
-	"S9nq8zSOvdZMhEzzwAnTSlV7t/OwPY6pdNTLoyuq+R9LpOA0jtRCK6CJGDMpI/2L5mELqdhsOE/EbK5X",
-	"+YtIIUbi6Ip6AC8ync9FogiVMtI8U2nN6MSYXc6nYt4hR6AzklESsbGWXXhoQiwirtUCIpKQJUQL/PoG",
-	"tHrOEqrShLX63c6e11JgGUJtV68pnYdrHNuNp/cyZ4mKUFt0T7tk0GiraFa1anit9+2JaFuf1jzSb3Uu",
-	"8NXsUTuazY37D5T3fmsSqWk66gRitmP4efZfMWdcyxNmMNDKs9utUejLKjBe/1ov5gDyodaDl0GLffxr",
-	"9rXX0hDUeneTAVH+TnY22SsITDWTFABrhdKtceS18/5NBfRqJiiAinulIh3F+X3+2kJru7toZayNKxd1",
-	"oV+8KQLdlwM9N6556Fe0F+Wud+PIde/B7NwBj/JBF4+1ACoWHLyic9k5mtxbLEb/YAFIUA79Q00bqHgY",
-	"QrQUjV87SGoc3kXybMyVkgDlZyER3MT49Inv7M0n4yRiPIwXHvEVWG0jjkTDI77dr08Y7xDf2aPvDbif",
-	"79IHAuXDTn0C8WOECxJag/H1lHECFBbo39Ep4SJkkoxpHJMRDS618q5KAtGAW4koY7QS7CR2XIn2ZIc5",
-	"FIj+vyy1r1Bxh1o2eJpBisEYlRHTOp6Wew4Jxadan6SKzIRURHBGtva7B8SnccJouGiz95FU0gdz5kbW",
-	"1SK9LVsMvz1+TfYfE/sKxsvJNJiCIs+4T0RC/Llqf3sGqrzjGth7WHAC7Xo1IQPvPux6ezdb7TyC4N2H",
-	"nvfkZvsvNfEDZeKfWWCf9A526za5nC+UtxpM4XRDFtvYiKNTElBFYzFJ9XHv7hrkaqf8kotrvXk1Zcl1",
-	"JNl2afO9JhfYMj60zvf3yKWc6Z9015h/JRPL3c915vE7YG4lJlLhH8UtriDxb4AZbEjij8icJiqiMUFe",
-	"ckgoJ3QENmSD/gsSSZJyjG4IPeLr3fokiCFKjuI/wOcqOOsQ/8ONXxcK4RBYA8JIPg3VsQyjSndc9P6K",
-	"0PNPZPr0yFSPHq+LR2PD9KzM0vLKzDigMqVxbQBePp87ktWPMiCu/dS4t26pirL38yhh0nmvt9ve6110",
-	"9UvOe5pD75UiDQ2q5b9Fc/ubEVGOz14QueBBy2uJa45xHv3H+mTYOHrf6reulRj+fLk3P/gbfQ622Ctx",
-	"WRhcBmKuERbJWF9zdSMS9+NIKrjRr0MtdE/6S1rXBgqoe/dLt1ChQJ9oL0VQvJWSm8PpWodiIbk5WKe3",
-	"m7sopKeViYQFYsIjyUCcAtbQqWMcLjZ8kcdtkdOJVq5ScDeCuFa/tVIJDpYdqXMVBeQpKaulWOcCBBSO",
-	"sFbOMcTzY/RYAmtbkIMuBC8dZtrI0evT4cWrH09eDl8c/Ty8uHg+fHr0yznZ2nv0cLtDzmG7xDq0piwO",
-	"yWhBFiJNSCJidoiA0f+LlpO4UDYRpST0rKLff2/VEePNqerG1Ov2MkcNVLkyGG3/Pnz31775b5PEZUPY",
-	"zXwbRLSXQLQInauBqEGT5ewaL/SQ+PBfX9+rnIprjpkXggcMlGuwUISZW5hqDXdauvV/Ge6uxTUQbgpj",
-	"Jbuzx39X3V9G+/ztk6vj3vunD9mzR5PvH0c/PLl8fjB72W39KRb8KRZ8EWLBvwJXz7C0Lpvuc/F7u6hl",
-	"JNsGGtI4fjWG4JOlIRh0wl4wRVs33ocSdclOKvvHOiGJq+UjGK26g3cFbjClcsjZe5XJKfqHecKu8owz",
-	"XNWv7zxMRdCMMM8CgIh/JRSNUXXW/xrqx7LV797YlK6jQNWlUL2dCqJl27BD3vCQJYTyPJDSI74J7wd2",
-	"l4m7DySBy+60ymSaziM0lizHtVojSRjJeUwXDWlnevkPJORqky2REDajUbyN5n+9MMxIu6aSXCeRUppT",
-	"X7K5MrF8KovtlSRkMVMoiTUgxorrz47zQr9942U5EBttuAQr8J7npFMUjjI/nVp8KK7IMULo4dyxMvNh",
-	"y2tds9FUiMt6s4Qe8SmGHtUBDVXGmhf20cCPf2BAGFxS7lnJQpVDcxlXNE6ZJGJMuOBtjJsjMqAxTUyG",
-	"xoBvoZOCmmA7IhIyY1LSCTgTFONqu0P8LG3Y94g/i6SM+GQ4Zwn8U3DjO0oYlfoP3MSIDXjCxqmkMa5x",
-	"TKM4TZgkW37+aSdkPGKhHpematqJxSTiQ/0qC222QQn0bUxSvQ6CweKVq8PD2fgzPKbNiHz1fJYz0+xw",
-	"6zEye3waYg6Ixj04WBe36gbG+6gDqwUYmpVis7kieNieKXAwFYkigQhZKZNE/9ROmD4YuJklM5cN63iG",
-	"2R145grdndeeWraDRlx8LsqxJTQwm9TScQfN6npGS5WLhBPF64wgto5CSp6LKxbTwJEoDXJn1OfxjQ21",
-	"LAKkkfffsjgQM0audouAV3zsQpdRn97Vww4u0oES/MHerv7LCKL7Pa+lRbfWbnev0+30enudx/qYAyiT",
-	"sFoPWj/G06Z9wau9XecHc2b6+J1Y0JZMIRTLHiOk1Lf6rRfi9yiO6c7DTo0uYu+yDL/PXLh07tmvZTXZ",
-	"1a/Ha1rFy135kSXem+gCKF5XUT2II8YVoWGYMKnp5M/tZyK5pknIQv0vlA6SVCqr+Y4TMSP+xdmb84uT",
-	"p8PXZ69+Pj05X46dJXj4kpQpF/4+LCVsDvRtJvyU4LSGnFuQXePuz/HVmyJQf1iXMIK84V6GBVbPgn55",
-	"vcWtZ2vNIRZgq7CcwqkuI6SbCflYKuBuxHxLye9OzJ8Bya1K9U4NA0M47QGcZ7deKqZkCJcWUIwA45Mt",
-	"h3sCS7Ys1MY2UCKjCW9HfBtKnvhGyCFbhm/3CSX73T2PUJIw/UMxKhXw14qWOeU088N16/FqJcpvhYhf",
-	"0HmzpJOB/EiImFHeqkn1Aun/n//n/03MO2RG5w5xzYHnmM7pKIqj3P6ZG98oHwaZwRj4Ad7IjQfPUD2o",
-	"f4a5WQ0PwfyVPTHlNfSDNPPBFz8aM/CMIkTKIQ1nEc+f5qw2t7CBVc1zrG3vvFYiIJHhKmLXQFKuo3DC",
-	"VB6cYx5k1tGSXa1wGsvQwV5g5Zg2+Mg5vw2+sge7wSf5ka/5kXsXa35SuKDash/jMQsgT9151SNSJEb9",
-	"XF92x0teHU99pt+7KQDBWrspUTSYrrhDzwUV514K510AjeKV52tyDvtdLerKUIjkmMbxiAaXK706Lmpj",
-	"6tGT8R7dHfUCw4j0T3+fHVzVGJXh/VKW//6T1S4OZYDLdY3sPlldHsA9Y5jcjlV7EDkrqwWvOZ1EfGI0",
-	"Zq1Na415QZCNEE0qqvaZnAnVkdsCGypP+ZpKCfFxttaOzUrWX2FBj0MIxCRUGYtMuIE25s7t5eusO5in",
-	"VE5HgiYhZOTXKFpXbDgS+knXwwR5V7sA86TJCJVDSLpv9Xv7XeRjLBxWn+55LWN8yH7qgubDh4HgVyzB",
-	"qFKccJ6O4khOWTjEFLX+Qy+vQdBvuZUPWtZaVx0FfzcjaEUm5VRq5s3Cytu1Ckp2BmtJ/mFtubYLvddi",
-	"6YJCJGZ98YG6860UzUu5dCuaSSfZhQSUE8kY+S1lKQvzughr7KPxCiuV6PTcQjKMo8XPiOBMrjlRGR7W",
-	"OuU6iFnPH1GGqeXbyV7fZEdqadGP2nofTn2PemtqHXCvteEC+Ff07AaA8QhNgml0ZfaNBRlFqtY8gGYM",
-	"W2PJZWtuXnTEIomzo+qFegWcrYWUJQusP+kKkNYgZjPG1BHePJN+bX0s++Q8nc1osqjRyiYJnU9XSSrf",
-	"wUs3Xivi81QNQ4pccSOjKRchcza6tiL4UoTMKSJQlc5EqtxFWY5nZvayaAWHBZqwRst8632EkAg9pgH7",
-	"cFNVOvNzKC6gus9Vmmmd7VEfA7hJmo1zvV0wzuVvQuIFhHK6gOgaNFM0FQ71mT/umrRx+9RAohmlW8qz",
-	"gz9sJVtgyajdmOJvZgwtN9hcdKtmh1hEowQ5NgsjpC0ToNvqt2aUpxCzWQGVXz+0jGYNot0ax9N92NPH",
-	"U9hzectTykPQ3kSqTByHXWir/8GCLJg9VRJNJiwZ9uzqYjqCDJMXsGZintun5sLNr+1sYwgpAPpmltJJ",
-	"mC/WsMrmb44WaHxGm8EQyk7ZEBFFk3WOKTPIZicLM6Q8wKAc1IrfVXBtJMIFEhHGFKSlt75ncSyI2U6e",
-	"QOqY0Ha7WmZC8WIN47NKFkMxznZ0Gc3nBThdY4/d5j0C5c5Rp3yqLtn9Ng0uMWm+SEEbpLcpI7EIaExC",
-	"ugB7j2aZLwTXQp2RvfD5NWOXawl242iyjpJ8lvJn5s0y2TIj24GWcpk1w/qakrSK+H7JFtci0ZjE5Dxh",
-	"Ugoyo8E04maRjWlNG+Ydrc+fagvRPJAERiBb//y//t/dh4/Ij9G32x4Jpiy4ZCGhExpxifqVgZQHkvjw",
-	"yTNQBP1ae1hGJqsZQrb0phJ6/kObAYdVpkVyqXXMQMxBAl9R0KoubWX5DYO+99ksvDXCyWex9GbrOEHm",
-	"8KHBTlGNlEQBr/ZZxjrWtvsbi4QdNB9i6R2+MIuzduGM1dj4AndEffJhGjNLVyHlUKpai3E2AxTy2IgM",
-	"AANyBYqaxMXaIo1vpyxhxqpxDYWhgLjLQ5v+NGOUSzS5m6F91yjuTmkYQ+3ebi3F3iy7inOWVO3dI2Aa",
-	"KMKUjCG7T1oFmo46CPA0ejUZFkSXJ90uGPQCFscaXLqOEAT0ALcO/zSugWEC0z3MzBmuQLV7o7G3vKCD",
-	"9Rdk5NSmFXXzFXXLK7I5ZuU1dW80Jme034ilCEyFM5sklKcxTTBrFxWpZTae8hZh6s9y5CUsyICjjAgn",
-	"YEvEx1ZYSCifMI+IOGRSYXpEwYq9Fqk1MkyNFrVeKrEEGCeRJFAmGOxDhzb9ECJDYOV56nHBRLDEFFDr",
-	"lrVUYqVkVICIFZV7FFXyO+f9kvGlxoyy1hJyoLqlbOYYLUzlWKg66m7NLWdgYSebeSmbyB2Zllai/K05",
-	"Qco58iVTcs/VKjMTRcvFhaX8wnLzCh/9mOjEosb3RUb+VjTxDzXyaUU13zBI0yVQm33KrHAjODNynlke",
-	"vKLZwVoUBIWkm3c3ZZNB3XY3q+ZSMjI0DuiI00s27Boj6twtay9rZkSstY7nhRF3HPX2y4qlser0ZtBT",
-	"UrvrrsbVw7/M0Py1QnjKJPOmZCSo23rRavARYcilkjUFaC/jhwFMJ9ynsIxKCHOZ9DjAUEAWSypcGC7c",
-	"bokaF6lS8bSqVLFENcqQVc/E9L0/xRZgDU2FwCUhTGexDvFzwcuHmi2mfvNKr5dHRgviZxsvaBe1Nl2X",
-	"Aeq5n5mrdwo7twJ51SobHPxAXvlk6+zZMdnvPel65M3Fs/YTrLT37asX2xAgxMN/QOj0luCM/HD+6iXB",
-	"U4EmBXHEWSEkCKfBb2pX+MxUrXSNz8Zl46SVrZseZ9UnFkKuA6jXiCK/vqsED32XMGbK1wapVGJmqwhS",
-	"OUx57o8xRSoK5uP9Xa8cRDsSyirIUPEdPcKFNLpsyJKNOucvPccmGCZ0jNWe6MzRPmx1dOen9eqtea28",
-	"WCkGGMnUnhI8yUKUsuX1vJZeGcRNYTWi6AplTaPKD9MkzgJ7S6KVe41fpnT0hWYQWihey/tVgOlloaiN",
-	"YP1Rgkhjfp2LCHX8adP8uyrufFgePbtMZFuP7Wra5HBci4abSSkFdF3a7SDv5UZl1iNRq10miAYSisHX",
-	"njdIKOQubbKsL7NaXplErbqdvFZzyaRdvXKXjq0xcP72TYnY1TcQDFh0xRLy5uy5y84fSOJbh5sZxMd7",
-	"jLBwNiWXbEG2VFZcwsA5Ml1KzEcDbkYxcCGJ4OyQ+K9fnV8QLHy98yEKb3bM++1LtvBJIhS8G6ltC0K2",
-	"jhemK20S/W2SPN29O2Kec7o5phQSQB0ZMZceq1jdTKcKJMUrsJciljUXPzSktQBlxdutk/U0PNx9XUQ8",
-	"Op8Al/eIn5+gTwybNU0WfOJ/GKAcMwBuPUD5Bv648TsDbgbr52E+fvZPmblzek7mI0RYoA+pWthwiRSV",
-	"PwxsvVxIx0bH8zlYt7MjLLmaDVsp+K3dnrzvQWJaYPiaGQIFM1Tt15PeaqSyimjyMQy22P+pu2GJrt11",
-	"ymWszZzeJpFitRyq2pBWIzPmxhZALdIUitGZf4glMTXCZjVMqCmuTVIeQ3XqXDeJJCTmhbOIr1mKsZYN",
-	"3Z4q11X1aMLepylWpN4UgSHTScwXJss494QOWn65UwrZOhbzxbaPgW8ONlUBkmyx93OWRDPG1XYVOm8F",
-	"NjcNW38eSZUFxZZ6p2lKKvMGaY1Rl1vRhAtoKQQgonkIGUexYgm2FaqX+9eNMwUtZ0MhcJOYwVsF68GH",
-	"7oRepo5l+2uCttf40Yaw9jZSU5Eq4hty7XsVfzsUmOF0LqdCZV2JNQG0FJ7yMGcBJTDMhKO9CsA5ctOm",
-	"XTFrD6A5CLveq9Xb3S26tXoFt9bj3K21Ww4Bcz1xuxjKDQUk8pZJq3Tiopvs8ePOk7Udd93dVp1TrdcU",
-	"fl1Fwb+BUccjxt8BF2ibDCUpXzdQt3Ki9b38KSf2LS2kZkcMU3kkESkPwXsGkDeL4jiS0Ao886bZ2goJ",
-	"wyJWfGP3mXPLa6GwAwcf1g/33sS4v74rYF3PXw0ENlSQYlK5lj1CZ8JQWds0UF/Nusf/BZm1C0hV3nwO",
-	"eDtkK//jrybofptEnMxZEjCuPNIjIQuiGY2LpzASWj9KGOkWj2CNwvK3iWrXVxLShWwIal/fG1uKNq5z",
-	"sScpt4kOpuMxuNnXogWNlYIbPLmVNa30s9q49DLprFKhOkR4t4Rl1Ca1Wm6L1dWYwmTy0QLOxTwkmIPs",
-	"2p0ts3YZeA3jLtqhm73Ef5oyb2vK/Be2TlaJixXekLbMExGmALk2cFNq3O+sKguQGzZLGrFgkqRzIriJ",
-	"eJnrtUAFBjxNVPEwK99aqWzjvj9tpF+RjXQZjOk9S5WDWt7H/C5ton9UC2Ejf0LW8JnKy7nMqSZMTlp9",
-	"a9UYuTHgC61Lpxf59fQnqLHsYCWlfzVr42ex/tXiqXEIMdPt7bY2GDC7e64bp2yHMekXnbUt5+9uPgYw",
-	"Vuw3qrRqzZz7WQ2EkPJJHPFJWy/OCcHvw2rJoMV6gxZRNJkwhWZA0/4F2ieRQYsfDFrFbqx6Azuw153u",
-	"Dn6pSb6WPjBewLREzQMMslImRWpoFrsBOcw3fqo/riOLZspKrrBeAiqRlOu7lCkDX5xdN/Fh2W7aTCZ7",
-	"lsgmTuHZDbxbeUu42LtJ58guoq40VHYHeXStDaG6pgkE175bVY/CTuBV80Cy8Ru3nMsotyhzbd+DhLfN",
-	"wnowIiaSQ8dYbJDd0OtvsfqkhvCp0BezIAGdzWk0cUWP/u5XU3HaPa0NY3fvJdKkePi1ZUWa9LIlLvwy",
-	"6mXiYK3c6ZxJSdorrM4cwQoovpX39zkdsVhmmUOZQL4VKRIKFCpIwqCAlWU02x1imxDA74OWWYFtzI++",
-	"piYf0zLIrnKfRknj4caCRu/W/imzv0bTyx8Q5/6AaPRurdv9jNpTCcy+kjLdJam3ah01gSJ+33HeQ1Xl",
-	"cBaB3wBc+31CY2mcOtgsm4gxPhtGoX9IfLjJwO8bw9FUxCFL9EtZXTnXuJpHgeohrJIeNNpV32KAzVEQ",
-	"sLnx5BQanlj7cFaXIQuBNQlBNc1L3G/WMtHdMtK+BBiFibNBm8Dfbhwabpa2bULG8qDb+6kRUljIM5HM",
-	"VmWXOkuERqBYa6K3u7fv1iuY0yhs3Szf9g/nr16WNp2PqAdsHO9eD+FHtiitqhDe15oqNZf9HU3tO+Yl",
-	"4AqaA1z1bISdNFF3P1/u/vO//rsKoStDBrHBex42iMZZTT0ikUoIC5RKzHPNkyqwbtZ4oEowuk48mzmL",
-	"C6BezmHgDRF9OwTupAmlHVtANWU6QQ+2XxuOZmWdQyjLD++Bt8YnuU1Pkkgtd+fU0ZrvbNmg9WssHJEz",
-	"RgNF9J4wKK5DXs0ZJ0gQ+pkO/OZUX4kEl6Np6KMJLUTGsLBDoLojn0ScPTDGATngW9iMiESh9AgoL2TE",
-	"1DVjnEAfW715UGQ8wgUJFkGs/6l5A6ayym1CsVkvNGWNOOibbVinX1dx3ihIazJGOK+TcFKrPWepResP",
-	"9dLkmVUU8YhdW2lr5SA/2ZcrEV4mOQf3WAfY+X5WwEBJmgg3LtzotdCLUq97w6PvTSGfZRKeMZnUZvjC",
-	"o9WD1Bnizdqy8RvP6qUxO6x/VmsrjHropxSkN3PA1bar3fbBsP3uQ897tH9T2/bLjQ5dOeNr+7LTtKMu",
-	"UpuHLGGJaRuSypTG8YL4GEPqbx9alLY+ZkTq1VQ3WqpMFs9koyPPAm03K21mYnI3btYm+DBLy80KOysx",
-	"x2w9FfFUQ9YooTyY1lLhxNbmWAtGsJLH0ivTiA9snUShcyVEXkcqmEIsfKkr9aP9zQqvwtOl17ai4Ejd",
-	"vY1ocCnGYxOPlbW1fdS1bXKNhTxXtl1xlb3HI4swgLGq+83o+6GpP1ac4OHmQXtF/Nlol+/ru/hmadwg",
-	"rN1AWPca75Xu5X1Lf9h4MT85fOVzrdhr/S7KYWGbbM58X7fHU31lSZ1x/5ZmVMZDMOkOL7UI3Hr0y/su",
-	"330btB+fXR7M/9aTF3tXbx5e//x48fcD+i0USzZtBCM5tBGMeKIQ2HPFkmgcNSyj5yzDWKde0IgTrdET",
-	"Op+j6HIVheBJmDFIy8DOPnJocmqxycQQf8UW31Ltt/ot1ht34XVlF7ReBiSEpjGl5S7pTJBpOA8fPX5y",
-	"0C200wR1fIiGbzCaO6pkC0oZLZvaPQU4rsXQtj/82+708eXz2cHPtDs63gtPHo6/ezz94eDyeW/2cm9+",
-	"9rCcY7m2XqLPcmfl3X6lxu0qd4AeXtdTkUWDRKoSC1LT52ujMhUFvKkYYfSBm75SEZeKThKwuWhOpbU4",
-	"E2gT8ZFIeWgzurTKt7z3yfo9WnLsrGMUVVz9IiPYGm2ZOZlYLlI45PK1/eSmQlPWHOEcvzrHukQuzdis",
-	"fp9d/APpdjYzBdqptKrklmSMFKbHCbcPydFpNogkNL6mC+wyS/xIDk0+Sn2Fv/UsXu6seZOYLzfyyaGh",
-	"m2Dintu0myhB5lQqjZUm2h34UmjLyOurgewLg6w4b7mzdx3WLrX7LFtgYLobQAop9BSfRFJp2hapKSyv",
-	"s2HGZoY4mW0/pxROYFaFPhRxZpkPoJBamSFJ6ZpK9HN1vqUDkbdyvPlm+T7msU1FHBq7tu0cODa2Njyf",
-	"Q0AlPBjbt8oECLj1wqvutrUFmhphptUd99huuBfsjx7SRwePnzx5fPCIPhztB3vhLsg3dyGr1ERaLOUV",
-	"lggXD/QNWrHmLMnOrKRwraNY3g0d35yGg6myfJprD2E+qYRGlHBrBRx/Js+Xu5PP5Pm6tbICKV5rqR6F",
-	"FubfMa38kq08uHq7iJkTeKGqbNB5ZOU7q2a8P/jb77dWM6yOkHK72Nba3692F/ZK7sLeTQngHGSr5UFb",
-	"NKNcffKCScn4hCUeObVsiahpItLJlFCi5/DI2ylV8mg+PySvjlI1RS72c/v7dNQ+jyYc+ve0dx8+8gcc",
-	"7d/bnsvloBVZPvpzMYm4nn0bw+wKYo4PvD/yPeLjdRmeSble1DwKfE//MODmxaGGfaqiUYwtzzSlT65Y",
-	"QuScUXCevJozfnT6QJKj16cestRISZM5TmYiZLE0PVyzqrVIwrMdmB4MVMNOBkTZirKnzlpqzWMVAnVu",
-	"WwcVMd0AYX2It1RkLNLEEWk8qHRpYFpzOKpIzPSLvUfOa5U6EEuFGVkwTjt8Ym358PNoEyWahmIMHujK",
-	"aO96JWBJj7qNuBFedqWYwStu21VrJlsvpniY/pQQLlSH4HC2cTJNGMH2yAlTacILvayX7W1VsHXBfLzf",
-	"PXhUz+brgKe4wxcsmbAQtqcpdZ9QXDtJ2DymAfgFqTJb95zobbDTXzI2B5+g2Tfu2N6xR6QYcBPPvZWw",
-	"mbii8baW5EwTQ0T4/d3dSqmLjOq35GV7noh/tDm7butf0MTqnkWvu9aRorzxsSfqUIyqc5W1IQvOYvto",
-	"Yc7ULwiZWPy2XufwiG+2nnftOjod8IwGg0dzAcfMeJAs5pBwrkjCpILBiuB2CP0haQiqqSS+w1z9yqHf",
-	"RhTe+C7uQ2Ovr7pvvyBb+7u7tnCPiZ21QvMoZrNDQvmAW4eyqayRA+l2x9xVfo9R6GNtIDqfkyj0SBhN",
-	"IiUPM8jXLBa8wUN9myaW6z/9Ad+y/T39q91ep+sfQpmHJAqZJP6Lk4uj4XdnR6+/Hx69Ph3+dHJ2fvrq",
-	"pa8HQ2XiP32ylXf6w+btenmOzjrghUW6C7JjdGr4uOcy8b5rw9BzGg4DoRADHuXXSa6nQqI57egUVGVJ",
-	"UskOyQzZO+brsqw+R8qlDWJ37hMrV5h3DongA45CJ4mU/RlsA7kCWLjfKdUwQVAezeZaMNt4viSJ6DMa",
-	"Ucm0ouuTralSc02+wY7rFa4Q5Q99Av6vH/Ceoc/3UJ/8f3rY3/69Gl5HPBTX/3nzzvabryJVVT+swEer",
-	"3wKgWKo7euYXjc9DaDL67mYFyjVEg0Bn+FRBioztMaLlklgfIuDTIfFzKdknKVdRDFeaUKxpAdjmVC8K",
-	"Ehaib0yaFB03WKQgcYOJHh2aq6SxrzsE9bNYxv+0UX85Nuo/mrX3s5s0V2gHd5SnWJtnqAUoFGB8lBBA",
-	"Rg41NseMbEkBQhvlrtrsDbj9CIQQSGRzfASaVwKn40K5zHL7kDgWUy2mZ1I6hrVl/C+gnAs1MCmUHfKS",
-	"XRdIMSigZgUJ09pKVuVOiQKNr3Avx7q3RCS/rTlzQ0vlrU2NBiTuwNa4DPB+Auv6GZNQybkQGIDN9Q39",
-	"P3oNMYsQQCr7ZH8X7RxbchvEenpFo5iOYuCdmzn0xaWVn11XeE2GCa6m2lLH9AMG7k/GIuWhRyJORJro",
-	"1YaSbFFXcDN5ZxoVfkuFsgodGnpAPgelT8vQjfV41ucun5iNi8vapkMgqxbET2ri58siUF2e4kfwgxLd",
-	"BQHK3OQyEltHLcHI9+bseSXifx4lTA4jDuFQer4wSlighmkSFSId5sVIh1RNd6yfrNzK22sVwySkFIWP",
-	"Y72WHQFj6P8TSfQ7+89Mav6GjoJB2u3uPkqYnAsusWHiN4EImf09X+Q3MMt/7B39x+6z/9h9Vlqo/iVV",
-	"0//YfWYXiyOAtP2NhoEo/Os8EeMoZn9lMxrF5rnezzd6N/h3ANUMpjSOGZ+wb36ZPVvUPRjOmJqK8Jvz",
-	"3YeP6lIl8sMug9k5VPdCPQkm1/+/kATCjOtLRhSv6sOSTuilqSI+iUEm7ZAfGZtrRrQFzXnw3DT6Swb6",
-	"5rkSCZ2wbRD9w0TMAdEz/yiqgrjcMBqPTd3PykIaI+9NO3mSQQG4XLfsn6hw6iNGKvP6x+MTos92W3Mx",
-	"yTgi4CgR11p4VmJ1bKheSuno7EF57gXV4dCLhqhIrNFobNlAJ/LW/PpwaaBQDij5LvU2XbhwaP0joPXd",
-	"frdQHy9TEbNcIFhn1jRnL/co2eYOWJOOKprk9eFri/jvwoxPijMCRujhQvq/OVgF21As4TR2St+b0vr1",
-	"biLA+aqP6Cik5Lm4Ylqm0kJlfnCVbSYixgz5SEHutMmZMjlda7pzKtUAzRUsI8wv2JF+q3SQy4LJv1Q1",
-	"1Vznh7qm8M51fvhUoVA5UHxlOqYLpnUUgY3HDE1TzqsekSLRQsOW1Rhen2IciwceMERv8s//8T/zFMIH",
-	"kmi43y60cqtmKJSyPBBVlkP1G8mSM/3ejYtKjjd7naKupXm/Hu3VhXeLF5ki66C5OcuicpsdVxmMl8Xk",
-	"uDDjId2p5zFHhiTVyw5fGkmxPKkOCzL4fpAB91bGmKB64Fpw/WuWeZhn6zh94pbPG4W1c25UEs2kQ2RG",
-	"TQnPcxb7bq2kBmfV2bF57r3WgQN0t7+zvrPLW8o2zp911y/VEd6w5fpBt9Jyfe9go57rLRSvW/3WdycX",
-	"FTWjHI2NcFXo065frTZp//7i4jU4AZhUpRbtWM6yrb8r9Ge3nc2zrPJy9729J0vbm997M/aKoGMv68Oy",
-	"yr5fLi/+fK0NcxS8weqYNg+wSngwFQvrjGilRQlxeVeR5RYF7istu9KRulyiM8tiq39sqWQ1iy1Dmvta",
-	"egGZNmxcuG5Xwk/NVtcyGRWos1MOLicGH1aVzcJykebu3ass3LpjbbKEZJOefwi8GSjkLQQNMhWv0N3A",
-	"Sp5U7VybN6ytLZ9sGgoW+9kubV2r57uwMoDj5aWKTUSyaPVbWgAMYMJYU5rWv40fHrDuCKx184S5hLkS",
-	"50AvTSI+eLpN/Ae8asiJJiDhgtNZFAzxALP+2lEAY0wi1TZZoKavCyyoHQiO3pBW3hfm2PkNRxsiNDmw",
-	"kh91Nt+vH3LWrBfqjHiRQM035wVYvfMGlHnDUEqHJ/1apqDOF6/mLKGo5htDQbYXC51ibip3//oh++zk",
-	"t5TGEpsKpWAswB/01DnQmyxdU4Q0vxh78Sy2YbZ4MrmzvldN1cqAYDWmahg6Nu+fPkW+G4v6onEu3NSp",
-	"z7WVi9zvywBTiT01K4+Y9MkWjdpBTKWMxgtsLRlQCQ8QkDC9dxuzI/CaJYEoAo2wpkg+H0eTFcwuaFht",
-	"A9tp5jgVyN0oH9s5lLVit+3lvULyVaP4NkSGrzOoWW99NdkS/K0sIQU03JLsDDbNyVt4q9QFLs5SAL7C",
-	"1vKTqwJY+U6aCLeLBHU6TRNCIIhsjmJNMLT04GAV6+zg9KnLeUzpcM0kI1OcH2mvYQ/WnbGUy9ihn0ey",
-	"7FJ0Avkto+l1RwdPeq1iO68CccZq5ii7fkwCQ+Xybpu+kG91yRbvarV3sMpXGZUtR4U3USfDfVbBHL5m",
-	"72rpEjIRuriEaakmyRq0s7SGTABbvYiMUFWWkbUy/rAGZ9IHPrwnetl8JTP63vk9rxgwi3jt742m30zs",
-	"2JR3zIsFUfJFmxGHS8rYQMgJVoKrfZ7faJ2s4Eg6tY9L5i3F3mOR9veKJgxT52LU12ZprKJ29meNtnbJ",
-	"Fm0L19BoGixcCXoTwT4K/3FaoOAu2hDX6LUwvHGVPc3YaS29NhJh9kaZweUHUAffWYpXrUo/hxhMmyYs",
-	"xrafA50wohdbbbqWJ2TVnXaenVX3dF6027ltLfLcow/L2qsVd3CqQZTMqAqmehe4duwX5xHJaBJMScSD",
-	"OA2XBhxWZrK5TpV2QiyKt+ANskOyJW8fki7G8GrNcdHZoOkbljjON1+c38sP2znZ2kvOrO/HUxZcrgwV",
-	"c1hSnU8SLfum534fIzZbVZ5V8hNlBGPDIKgZfX+Knz7El81fvRW8zZ1+jUOpDWOCU83ey84H/uaTYd3h",
-	"NB5HeawKvmWx3lxwCDEy09SH1dSu4cPabrIKJywsrn745ad4yseipmNR0KylreCVjVwoYY3cop5UZh84",
-	"Yqk7+/KNLZVF7f5a4Kj3Kv1OaYjtLHNdPnfruzuBnz9eTi1dx+3lv9eYKlLTwvXZMTnYf/jYJpMQDMmS",
-	"VVYQsjnjIeNBU1g4zyL/SP4u2XrY3asPn1saxnfNuCLXieCTLIJPXHOM4qsdDaxwNVT8lUY+xWYQfGoq",
-	"HSIHJCIx/YqhzH7Be7f0UvCknukxjC29KgjZOoyNfr0otFkLWcnGRFyTrf3uAfFprCFq0YZH0t9ek51B",
-	"Hg0PGkvUgVOIzCkG71RJc4VINIgReQqP09U1psGl1OvfI/5YJKMoDBn3668+YWOWMB7UsV24fqmiOCb5",
-	"a9iuzqCXOaSIt1PJ/O1NL+7MjlobbYCH1Hht9hCj0CNU2kZ6/s9t0xmkffrUJ+gra9i5ShZDSDlZEjcn",
-	"oFsnGWHddfhGA8jW/u6BR0oIVVuLuLpw8AviC/Ufq0g1uYLG0XsWEnjBAq2M00l908Laent+mvC+8RH0",
-	"DanpY+15PRKWn/cLIWWtuk+4UG2I622t66aGXTkm/yzkNEOWwqUvIZ4Owjf6r2vODmz15IfzVy/b5wCI",
-	"5JItNB3ziD+jsUZrFra1fuF7miRRlyhBvOAK6rmsgUcpS4ATTe8fHXR7WSJhZvQciXBBEiEUrML/t53f",
-	"UpYsdsr9qH1PP9M0pOERAn/1YfFysccL1F7d2duJVt9n3jQku0E49CUXliN65b7WdlU2eALrga0Bfs7Y",
-	"OGFyum7voEIxb/gyK+52rZLh3m+77cfXJ68X3YvLNwd/6/0y2p9d7Iq/Xf49efIzfxj8NHr0vew9D1+P",
-	"j6rW3NKAxfYMvd3NylsWB6vfOVLs10WpttS/2fwamKI8NoMWBO/8UFiQ5k9BtTb/BuGrUEgjq30eUD4s",
-	"Dqt/KQ2tf3LH03+7Y+q/3XFr5DyvVkxeyZC+FSJ+Qeet0krrlGl33U3PYyPZ1j/FLTU9TbOso+rz9QV0",
-	"RzJ3NuTMX5issCtnC152frUwJWJWr5ys9CM52a9LVZR1Qw1zQWhZz8+7UelsGw13D2XbUDEsr7K6ptNc",
-	"qhFVNSAoElBeSr/1U8SumePkvLJ/V0+ptyw4+qOVpgxAbq8unaX8WTRJE3Zv7eZr28P/2fL9q235/kV3",
-	"Jl+zQbjTG/42TcHvs+d3HZK6tTiKiShiOKU8FOPxUPAhnTCuhgmbxwvLv+EVzaviK4a62HAq0kQCXo+E",
-	"Go5NUtAwb2Z4LpJk4REpZgxyaR0LRYcccQLTkGtUW+fxgsipSFQMBuJA8CuWSNxNwsSccTvh7r5nXU5D",
-	"Gg0hk9JGxNjfY8onqWmpiLYu/D3vON86STWR2HlNk0iaKFgovDWcpjNqz0DRSSb0iGRiCfdRMGPkPJ1D",
-	"kBdwe6aG+hRgsXBIWVom4yEw8iG0GIES4WbA2+esNN9Wjf4Czx9Ic8b6Q2lDNrIjhpokrmKj8vZneh/1",
-	"FthmoKgyQXipMKckURgzoqaRJLHgk0PSxRIrNhtaUzkxHtfr3vUwVzUPaAiDBpN6Uw8ktqweW3tdRaBY",
-	"AneVo82SYa8jDd+4kxnlCwJfaCoPhwO4TXCw6tHnB727X7/VKrDXcRhbBAVe0XMfnWJHEyw4tEOjnb/4",
-	"GX3U/EgS/+h0+PTk2dGb5xfDF6+enjz3l0fwVNGreijfHr8m+4+JfYUoOsm36DPuN+jmZQStgeTTo5dH",
-	"RL9BfofGwNmoby6O64ddgtU1oBIakqQxJWKSiFTJKGR5Ub4Hkuzut6eQHA0FYPKcv+/fvDh6OTz67uTl",
-	"RXHLgOz1+JNTlHobfw1RqUcskF6KCD2JrqB3D4FMTSNVrInXdTSrPPEa2/sq0oGyO6iBwRqAr8FGbylF",
-	"brjIBgK2jAAtobe1V7YM+ldW17CSwqdpAY4kanWb72aGs/9kNZPflJN+DMPrEpUmXBL9xYyqKHBZgWFq",
-	"WZ+QJ48fuX1Iupvwu6IvebUzeSmD22hFq9nSEQmoorGYpMywpSgkW/53JxdEsyOsteVvZ0wplayJJ63j",
-	"Mr9DjuWRrGob4z5Yd+eq/e1ZeS17D71CNyXa/v3dh11v72arnXdW0r88udn+y7/fEeNzFufCt1/UQCin",
-	"bfV7tRvPZjxyOdPasMF9E0tblwPV5DJUCZeiSn6XUJ7GNMladZoAtVYI+SYlR0tIFxDqHNCYhHQhMQT6",
-	"mrHL7Gf9hySQ8YBF7sgLwUOKyYRZazyKNdXZZW2E5wWjs1t2jym1TY8SqdoxNF5CHQRqECEsdEww6K6+",
-	"WK3WOhYk03IUjFTNqf0mj78uQ//mXfa70X7IyYuTo9atdZkvNVN+/c7A61o7ipfxofGN9Y12Gp5eMBux",
-	"WGka2CRXfj1J2rUG28I5Lku4tsdZJ93oo1uzoUGhpNNGWFiHKJ+/9XfFQN50Pga0qpnojUUk1saFBthc",
-	"AgM46fKlLq8OXSuonuUVj21D5iyq07n4VEKrXE04H3sHVWN7/nxZ/YRlreCKQX7dEjp7Lexeal4AT125",
-	"ro1dQtMZfaa+B3rqr6zVt7vkr6YC6edgWP/iLKYJ0+6zGmWrmSHpG/787KXmRDD4/m76Jtqmt6a78q8Y",
-	"ltJivbzXbpYGBYUebF9fW/oBJFjsp/xr3kM3a+yaJ5FoRQKM+2ZHZtD2jPKUxpbdFeZye+S+B+Ky0CQl",
-	"GwJbXABJrUxcX9rCSWppPRfikqRzrA2UYOXVmioVdmFZqYvSqnb3G9dVbRVwJC9NSbqpmGPLDlvuFLuT",
-	"Ux6awvMSaxhl0XImN/lZdD4V83nEJ8d4nNhxHgrqyIVUbJYhhJGXXsHAOBCJhbhMoaFTngID3m8TB9XD",
-	"oCg8xh3TxgoBYTiOxbVTngxnw3qm+Mt6OovXSqVmHoYQ7v0LtGvUVzxKo1i1I05s9ozc1Nm8doPq1kb8",
-	"K7gzDueAYNUoVNm/RyRjYd6NGvvaHJJImWq8ZMQM8YY4aaeOd3M53GWpXrI+9NwNRZTYNc/XR+0TU8rV",
-	"NiLBC4bGa+Mojk3Rdrhs9BegK8z4/AbcbrRYDNI3mLZbxjR/22lMoeeFGEzwMyKTNTnhZj0DDlXO9cvQ",
-	"yg1SgQ4xmhtK+hGqiY3pgDHDssTrlzwr43xtXKneb7ZSck0lCcQ8YiEcQqUgO7x++4LsLr2pLRZTBrAH",
-	"QD5HMTRXWO6H+1KbQhYoZUVhjsW1zIhN5mu2218jLaxZZDMJ7iUocFG8cCHFla7dVxEoWglH3y2ReW7V",
-	"M/HkPQ1UvICuC2Kc4TYPia/PzG7OVCM3qAb9TvyUzxMRMCkptN/KWkshpmZB0qYrGAuJVEkaqDSBxvtx",
-	"dMkMVXggzYgm+6MNn9a0urhveQxLx0AYOb6B5chB+Bg6SftWbIjCVk2pDyPBaaURhJw/Rbx7FfGWCHJV",
-	"BeUjhISi92GpOuNiTpUyHWsuIB3WABkbEQaLeOR6GpmqXiZvB3jqiBEg1tAgltazh+UmHyvKVNw9+gF2",
-	"28qoJPLIBxKfSaYcJ9Cz6O90/lFeslv5c9Y3JiI11PT/VhRR0y7Ori1lwlzsLI5B9omv5/YL3OSBhAP0",
-	"iH8VyWgUxZFa+GSeRFcgyvnODH5R/HkgO8Q3JT6LRBbiiArjRRJfrXZRMDjwOh3FkZySuZDYz0ikCRnF",
-	"Qp9+PlCr3zIr28RAvArmb+mkM1uvCzVZfQ6HtWhiTaspj5kEPEOpkXJCw1nE18SdWjHLPcXlZETD30/5",
-	"20utFeeMhbX50BGXLFEmItkIB0hpS1bS7L3yMX5bUaxQ3LxmCbMJz0B0p/SKkRFjnNjB6sPDslVUIppA",
-	"4HHmsfXaodF5yMYRBxQ0tdtdoUxOoUoaCCEYFm37iGxBvzsIe/LHIgmYv72O5GaPI1/uMlLxL9QA6o50",
-	"7T/V58mfauCfauAnUAPXoFufzddWpJ5fTYPxL9XofM+G5Fv2FrfX/GlCMz0bnBfEjCaSUPwHECgIwnb9",
-	"VAOetU07ApHdWC8iSWpNDniTjg/ekOSpiFlFpMbLLbQPqbk2snW1u/3Z9EzLXj+1IlalSOKS8TNbcLCc",
-	"kQd5QzZDmi1+mI6+C6JX0Q+nb34/7b2MTuUpP3sYHJ8+Op096/64O98Lj3846LC9bkdGk2KjnH7vCfaN",
-	"wsTmYkOp/cKz26Zk28r5ZpPfMpoAj4VC/Mv76AAa9hr66CAo5b0EzN84Cwz+KZrntPbGu0GPHdD2/uhx",
-	"2N4Peqx9QHdH7V6wG+6x/fFD+mjUWru9zjL6s37TnSwN+e5b8NSkZ7rgWNucZnXfLOxUCw2aYThsAEHM",
-	"p00NtKow+2HJe9kKm/ppHRJGgykx72c8igIpBGJ5xlLU74ica5ILrXXZlbBFoE3frfoyIQ4S5OX6DDbU",
-	"BZxa/Fje3KgiFhTuozBt4SrK51J7nmYRdTLTG7M6lzD94XFtCQbtfkQXq3+VvlTNHeRkCoDlKNXG/zlP",
-	"WBv6Nmq8ytXP4+enoI9jI3FFZDTRTyNOFkzdVc+GP3ALrD9bTH1pLaaaaOxT6HQoksUJV3UmtXWJx8dG",
-	"994VDCwxBhRONZtt5cF8JnW95nI+vcZeZblL0j9K/Oq2Cqze+Gc8868lDjkjn7UFGm1Rueg9dAiUHplG",
-	"kymDYJ/ERLAbEVGmc5YMwdOikcT8d0Y5RVtlJo1k9WdKQluOwnZNa9oe3LpcKPnYWatltjZiKOUiSvrH",
-	"Ojx/G4UTVlM5nXE6iut8Jt+LOJSExrE54Fm9AbqpUVJzMjcu9rbFahurqhkHWB2UmK3whYWVzJHpLKJu",
-	"e0sorFED7JxedpANW2y+k6UVlLLrQbEbRHewwl2VKiY9i8U1ycoo1Z9yuV0uricbKTs/SKv42EpKBuBu",
-	"S2Kw5X2aRGoBlQ9xCSPQ8WxjyLJB7y1V9NUsKiq+Wz+8vfDI9+e7Dx95aGTXEm474kQkVkHdxuKJTiNS",
-	"suVfKzH853/9N3r1YFcAG9bmYtaLcSg3UEAV64pVRXO7Lj16hOqtVncDwVVCA0VGTF0zrGiUvTuiwSWD",
-	"FvRKkms20kvnCioz8BBMl5wlsjPgJ6YMu5qSETMemoTFFJqummoH6GKCltK+FtZ2rnp+Z8AH/N/+jejD",
-	"ZFxFASRCD/i5PnUWEgGdh6A6iaKXjPhHbi/qPkF1m2CpRjgzU6uxP+Bt8pe/aBIl//IXOG0sdZqIdDK1",
-	"ekqfYPZzgH9iH3Xsh54msW+qNoAZo9gSG7vsDzghEswN7VQy4kPjagwOe/3j8ck2ut+zMzNRB4D6Kk20",
-	"guMHIjRf2K+V0MP6r1+dlxdmG337xlAbMFieSJMSsAGcEQC5vS6ZRTxVTGpVy5Zy0TPoMWhmHMnhLUF4",
-	"Q29b3TLMJz5JhAI/tuCmlH0qWQfP/bUBjb/8Rf+YQ7R0QTrzOqH7Gqei86iNr/qHhJp1ZS27NSDCqefN",
-	"eTVo2ua8QZokUDEEDdZt8jZSU5GqTC/dCtkVi8V8xrja9sCHYXpb6WNSMpsxKyRy/Py0Dxdi1A1QY63D",
-	"jLTboEmQgpmDtNsQLaSFtXZbr8XEC/meHpIXhsPp2m3QjgvDIHKc0GCaowFE0chSV3MSKcIZC6GYr/++",
-	"nT/xS8HDTrV8f/twwPXL6SiOAt/FND0W4eAcDzVS0hgB9H2b5mjKQl/TD/O2ZmtYmDr/qEOOBtxGUIi8",
-	"dHVhWHmtT3O/2/MIzcItnK3lb+zBnQy4Xy3y7HcIRPYE7i5owkii9dA4mkUK2SwJ4kjDBw3DROPLln9G",
-	"FXuuX2j/xR9w0yL0kOzvHhioPGMqWbSPxoolEHAJ5Apq6EpL9qBwNwTd0Pk8NjRsxxT8/SvUxSVbtkz5",
-	"dp/4mmpjlM5aRYW9AffRqeJbyu3UQoboKUWj2Cfs/TymkS1qRCXziJ9XBvax84QBn2LB5wG33ZBM6WcP",
-	"rxxrkv/6zoc8TIkG1WINciSFUB44K8m75e9ADJjmaAOeVeLNpG0fTEJzmtAZUyyR2zCbWlpsGGLrgFza",
-	"W3hNJxGHw8Ze3jZSBztpDPhr2xXEMg89v0YJzX97OKfvrGmrp1lVr9v1supNuw+3Hf/mgPsfQFTwCOgH",
-	"HjTV8PLWGuZ31Bs8YnUS/JdWRm6AqEG7kjmVmCCgWUMkTTMOfdUiUXDRlARiNqNtyfRJaRDWm9HiI41j",
-	"cc1CfTTSw0vBvjXgxpsnDOtdIwS38bS1RMB4GPEJTAJnZKehkrUjLhmXEXBsmY5QokWQsQd+LDhS2GAx",
-	"4CZwgCbJQtNR/+SCTnyy5Q9aCUJwwtDKh1A8aPnbHQJVnWwVJH2hp+P2Cz2FJibGB4oVskz/MwBMJRIm",
-	"9cFJRWOTUZFTht4ufFDOzQN/ZRwFzHjcIiA644glrX7rxelFLrXqP6AAoolyar2a8UgPx1lMMFSXJYTx",
-	"CZ2wGdbIU1NydNqei2uM09JH0clqdfdbjqylRVrbMK7V63Q7XewyBDarVr+11+l1utBURU1ButyBgh9t",
-	"jFPGviVC1gRufAfM36SNaCaIxbLmLJGCUxsmqx8UKo+Z0n7pZMIkEkrNtUkWiWOiBAfcCOJWejNBhFv7",
-	"3X1ECc3SwO2MJtwZFM7fPrQrmlJJqCIzIZWVM8fRZMAb2gMQH8rP+E6UYjClTvk0vYajU6eCDUbEw/N2",
-	"yi+5uOY2Ij7jAqdaU0FWfaRP5xiDv7N66d+avtEBSGiYru6QcGiZ1P/QyhsbLtM1nBlMXG3JEmlKOltK",
-	"C3e72+3dxwJw6qoSYCWuvD9k3hW79VzgtE3zmFd3svduvJbLRVZ997N59fQpLm+/e9D0SXZGtuWBnmt/",
-	"d3ej9/NGaOt+4+h7oPi6mt6vYGDLiQTecZ6hgegXWAhTdALKbhGbwVHgdqcoNDDS8xfRf+eDiXa5QQJg",
-	"y2eXQ4Fnwioq+KHRPHBlGf6PaRwXCtBJU1bMsE3Qz8ypyQ55CTIl6CvRZKr0Rxrps6ER4zsVhMNllhGu",
-	"APT7dRXssoA+ByY/Br7u9/5xvXd7/17LmMdqMBez98YiBr6r6bqZOA+5zojvtVF7oDqVSIAAu5HgdIFe",
-	"NsY8R8Ler17lhKml99j9pMSrjmh9uQDyHVN3Ax1gKoOmc1ZebrTQ56+4B6pFNb3nd17LNK5cHoXWtyFo",
-	"ps+eVqUaI9B8xWYAM2kC/TNm9P3QKPAo/SNj95qLCq5LaGp4O673k/L2N5ZWr8HbPyl62GjtO0eTL4vv",
-	"4vnfA9/NDE964c10GEjoA7A5GZuWZ2KGQjSI2A6Oxkrom4dDqrSc+5JpJovMN0iYklWiq7W8o3l0gYvZ",
-	"FO/BlXfjrfXeefT7Wu/a1ZyLRJn27VU4X37XdgizvHsGkudaUZ4tHMOjCxr5TVfhAh7kJLdW9ToCWSkK",
-	"mLHeGWMGWDz7TTZqa/bskFNVNGi61syFSBNrxhzwRMTsgXQdRB6RglASUwWi2kwYq2CSoFSAmhyCllbu",
-	"bR3szLwjeLxYoiWZW7ovMmqG/0z6UWH2sImOwp16zu3AYZbo6TENpqx9LLhKRLyKoMLL9t0b709F61aK",
-	"luMY2wyZs+jZ9+15EvEgmtNY2iptrXcl6r/zYYW2daqIVGIuybVILsHmqDA/CZQoRRcS7HSZ/c2h/426",
-	"kot2qxSlMxzvq5GDcb22gMJHEGVzIU1akhOGUcOkyRYvcd7tenWn8Sq6d06IllKgr0rP+fjLvaWSY04S",
-	"tBvA4zSMVDsWk2Yp7kjzVymS3JquvyGMqyRi0iOcXWdxO2RrtCB+FPrWnmr1b18EwKWtWHfi9PIecMuP",
-	"NbDpWQ6JjxUjjMEdLfRoXCdb4Jbr5O4Z/Bupltao4E/jtfPIP//rv7Uq5HP2Xg1xJz6Y4SM0B0d8whJN",
-	"55TFBlyV7JPEhLtHxoRtEo1B0YNXHGNAd8Cpypsomok65ASPCXTCSzZXxD968/T0Ynh2cnHy8uL01cvh",
-	"06Nfzn2ytffI+E7yfFJbXt544QccjLqvTzvkjI1TSWPjtWOBSLQAnduPA0hbB0c2+PEyOg4zZEg84Ft+",
-	"DludkPGI6bvLPNTl3q5ES25VvyAayqnEEWmqph0M+UT3VL2dGcR2DUrPNfRtCsnHcMDrCOPgrsSaJsVK",
-	"NeZmMK2cBgqdkiD+gXd5i8ZSEAWPr5NIKcZJykOWWPRVJjXaZPkhxmJ3Wj0BQELuNoEZhqbSqY1OoRvX",
-	"Wl2ykcIaYR/ZshoXNY+GWQrRHa7pCIIQoFsAxOiYPxCRPVLxsnewSr0+nY6W4ocG9v0lp4lJs/mSl2et",
-	"lercd9sHw867v/57XRvSOj32MuKhbYmTJgGr2YOmPXoD+r9QTsIjfna++g9rPm7clB3c5qvU7u3hOlvb",
-	"YGd20geSROHKld0tmOj5RaoCMWNNM2d9fNeUFTRFOcdvluAKROtYngQSaWIqzAHeYKtghWEIe3t7B56J",
-	"RBxLIwjVLXWcQM5Ozek0B/ivvUbTGvojlqfE5ot7d59inSH+aOKoinZHZAQMvyxyfDWSHlhVcOmxmNjl",
-	"u3KeflYj4sHvRsQrSmmZttUo0udHtagX2M2ptz7BzTYJ7KU1fj3uCV66zsWGl7mxvG4OMpPXawMcm4Me",
-	"jgWXqY2AsxGTW1o+3PYIe289C+gIDZkmhDb0L4voMwV3Xv94fEKuWAIhIVriG/CEhZAAQt6cnXr2mbQj",
-	"PJDkDAIrjYFoRufGaSFi5hnXuiSgWHBTM0GzT/R8QDN0OeCVaM2aOMwOOWsIXDt9XSd52o0fi5Ddk+XO",
-	"nMGxvaH13R/LQdcYucFI1dvMSNXd2/D9+zWCPdxwPR+L3QVkfhbxSE4JzRMwMby8gM5qarAZYiXzxgUN",
-	"4c+NVPnYQDptCn6mJeTaAkUR4wva0MJPy5qvjt5cfD88vzi6OBleXDwfnp8cv3r59Hzb4iJmaysnq7QQ",
-	"hN0hvsXXYZpEeeSQUWaOj86fvnp1Njw7eXp6dnJ8MXxzdnpOtsyxD7j/4dnZq5cXJy+fDt+cPb8phVhv",
-	"b4qDE6bpWsTfQLZbiSoWz+8t9AzOborZDqCjRFxrPU0v4NDVydCLBQHxLomSzcJtfi5NUvdud//JqkIW",
-	"9yks4WGdPW9mqW7APVBQU1uG3aUp/lP6RT8rhYDiqndFIARGEdTz6LOsgEIkq6wOMkmmIs6KK5AtNM3g",
-	"K1luFLLDMZ1F8WLby2zsgg84vg9dQQNaa4nBFa5jTD/HRHORqq9GcNNLJri/6tUVIvRtwtYSv0fhZjFb",
-	"boXrm2xRI9aUspUemDyM7VzUchyXJHK8nrWC/At2nyL8C9YYVgTb+lKIyv3CztupIHRGTteFnSqMGMxs",
-	"Rv/zecbQislFbp0wzq4zvwykEUWCm7LYkC8DUkSAsegKvH9gF6bhgNMJjXiHHJVGTyULibqOgryCS4XU",
-	"gIqgRRHsED3gZyfPzk7Ovx+enbw5Pxl+d3Z0fGLFEE2J9AB2dWRrv9vTIgdM2oYkXslCMC9raSawsfGK",
-	"KDqS250B30yAMCNnUR/3IcWf4RwG5L5CIf5OWeKZBSDrcpPrcUP2ngXQOXYDH1OScoIzV3xMHnZ7t8Fu",
-	"0o3UDCjHctbkmfHQBGI2ijg7HHBq58ASsCK5lDnltQ6dSEFFTdA+Qw2oTZ6Lk3xTn8J1UWtuzApE3pk9",
-	"9ozNGYU0BezVNI+1imzzmNezzq6VaJwdnzXVui3kHq3RQM5rSbWA5BG95cYzmqGKvx66Z4t6ob+qOR5/",
-	"xsBPYYrzNJvLTdF9W4wzn94x1W/N2P/xa6998O5XaLLb9XpPbrbXstqfpVyS31KW1pmuoUDM/Rqo3fld",
-	"s/Syqb8043N214iNa9igk5R/ZaZn5tIoS6idH6u2yuxhX9O45oi+v+nLl4QCnQ7ThI7ihRZ0Q008qNRS",
-	"ybUxbfxDjEjEMaQ+oVyi427b1OXWIkM6J0oQX/8xnEnMvovUgCtBIJleS1mZpz2j2HpmCgRbKspDWc3J",
-	"Ak4AKVfgVhezecygNR105RhCbc8Bd4p7gqhksgwNBj+Q5nVs4uF3CAC/fsOGMwVivrC14X2TuwZxC5Po",
-	"ivHm2MEMAjdmIG9ppF6cm8DSu5d6ctTYNOxwOSCXxg1vYzXc3z34gkLtzjQMAsyti2AQRo1vmDjq/PUd",
-	"qRLTZLtBVaAzRkYiXJgEThZcSsgKxVIA+Uj+YYYvvmLv1Q67Yly1cXy/gEMPJIGHEspsDLifjWIiakLf",
-	"Zj8pvRFOY/yAbPnw377vET8K+6aohGS/2TRsLJ9rH/xw/uqleXKo9QKVLPpkt9vt+gMOct0hocTvk3nE",
-	"Jz5k8upJ0HbRe0jkdoccxwLicdArofdCQoGJEVryC1hsd1WHdfiFi3VfDPKsoTOc6LM+RwD5A+GNCQKF",
-	"u9S8AGHxTrBpVVwqJqRJQrlmMywEjpJFMXMR2sgqjG/ClYEirXUTBT3pUOXOo8AOmiJWi2D36XP7NvXm",
-	"fJpcQJ6LKJtLKCvCWy+MjFB7ox7WYseCmlLRRHU0n4dElG+wWxihoTHLsPc0UKa2N8RkJFQTmFepmqdK",
-	"ojb6aJ/8GH2LzQSTlINJiGz52b/7+mfmbx9iBZ1//td/m8aEH/R/htmuhlF440MyOOSIO6XEK/a/JfJD",
-	"nQBudleQwm2JNdhbTcW0TyOBNxkaNR3/yqIDPgKcbxcgkB1iFiFQooA7yBhR97z9yM2pPUYPFAlI85o9",
-	"a6zTUjVMHBsdlQfsEPUFDvVtONPvyGjCKb5jfR0iuYSi+GIuQQvYinh7HEOeI1Rx0S9CYYPYhL/SkUgU",
-	"C7c75GiVjnBYJPYu3a4T02EDSyj37ifFhaK280dlDccox30cLhmYr5MIdoyE0WSJPDdedyN8asFYjHE5",
-	"kbTg3ce2DwvptJwCf+FWZovxn1Op2iC1tU+f+ttGjTXx8AMeR1cMI12CWEgthhgTTlnO7pDXWeUbkLsT",
-	"puENzPOgVBelcmjI47TFNcio97OKj5xY2WupN15Dox+FvnU9xnp1dmVQYi08dCX0hGEEEu4vUpmBCOEx",
-	"Z1CFA2symqGtrOcd3Pz7+gajjSTre3ZG4qG44P1gU6n3/nlGo2iyNPLQEbByqWucxrExoZi6fQLkJr/W",
-	"p/lShMtE5bsTPooTNRBdZ0NfXXaRs/bPAle1od4uhDjGc6hZntGBCtTV9MS9rcOjFtrBFnFfAlIe/MXZ",
-	"NbDxLajw8A3M6nvGFDIUY38bOI0t6SYSR4LS3wmsNSrpzDQa6pBnaLLBL4YcamPaiK1tEwqFVs8QS9o8",
-	"yFVacBCDF9jWktOTZNQaOY7+aEtum+7n+cqg22O2vEPkNz7wQB9tNlCqAmzmaFatd+GqZPHlm0GhpKHG",
-	"3buzen5RIhfs71YSV9X+Ah7ZJW5eKOUnxmj7yRy8WPpBpMp03DLVVEuOXclYX/8WJZCnClPZVBvjChZj",
-	"SJKLEqJ/laZkoSnZCa8cYs9WLRExY12E/CNylARTLbyYkbJO/3pVaN3Pykp+Q827mJ4oL5e7iqHy3xdR",
-	"l+IcqhjWEOdzkShTHbGm/qHtVUz8dt6+wS94iG3N+DoXsYAmdjUOYmt+KPSEaDc3sG8X/jI1vdvmv5kn",
-	"um3+VVcAPvcx7wOnMH/0budwbvSdZweGAGY6vI00fGegc88Odg10db71vbvzrTu9i9f1sFebGN/axQ6x",
-	"c+Xwhztxr7/i8cJQgVKfz0gWGn3W+rnN87vOpwxDiTHj0keLY067auhk0+qMEXAIAxXWl7EYg8mVqvr3",
-	"aQoEYHWaj9Y64l3W8ZU54seGA1imin838NPlnvdcnoSr11iQdYUyMAAuFU7ncioUxpFKWx6W9MjWoHXK",
-	"I6heZmvGtkwoIZq4Izngte0usYKoqWbcNlZyU87YVjKea5yVMmVLSos+Q3/pfchsTpP+T1wsBza1oooo",
-	"CBpFwD25oJNVAAvvfI4yOF9u/dB6XBqJcIEBpAaXWvUYFlgIsQLr2r7CrMKeNVcbFJIgMk2ECDsE2Ae0",
-	"i9AcCqNgQORs8g1m+PCHLvm5Lvlbw60HNqWscCfcg1GIjyoM0andubJ0Z/1FdD8JjfhI2vA1lPVcFwJu",
-	"Z31yi3ZSFUw/smznkvKbR1lhFsswbQTZgLsMs0OMvtgnoILKqdYY7T8l2aL571mf/oTlv2Gg8pRBx4op",
-	"lQOe8vypWdf2YT5NmNCx8kn+llxCjgA1cJAB93NhHitxmFZpfod8L7hIE7f2fHNlUYNBm93c6RiGvTdD",
-	"jl7UxlVIl2OCHvJtpKYW/TZOlu3tfsUV5golRT+OFeeVnGsr7V5Yg2cRc7VE+/ro4vh7D2sqaeZrEmhY",
-	"wjjUMsHkkRqmO0/Vn2D6LwemZOv1m4vtuwHWoty4E6Z45WxzH4LLtBoKOMyjXNurzXTBUt/zhe11Y4v5",
-	"ecSfJ9GVKYqGrMFzyjpkfoQBdxqIkF4ddc+2eM+629PsKJvN7fevron54itS0+5Zhrc3sqEQV69j7RjB",
-	"5B4wxbYuy0LwPccIUonXp9YjZ8EeGvRlolmkDk010my0QS5UoXfCju7aTiDzYE6lwUSM0K6zm9SaR8wE",
-	"94xjr80V1GLYp2AqXxSTMKexIXQ3cIJM8L4H+D5nSlpJ/xsj6OfuLa0RDA2sfgP9BqqCT7a6JXru/V79",
-	"PfN7u7+7uUxA13vi6kgYNI2AJCGkHlAhoEypPNuFSiQYHp8s0MCaNS2R9EqrpZXrtuu/Z3Lyk5nGSZK+",
-	"uWcbiplySeTOVfaGObqvxmZmjzNv2IDB2R8luOaV5Fz4NqbLNbz1ltUt8dgXc7Q7jY7wn+ys9+8Pv2+P",
-	"ldnK2o4re+BfWf3CrG9SfnMuKLaz3+/NnFfPD5cKdxC8xN4ru2onOzRSksVjrS1xoUjCOJ2hTb3JV2Xu",
-	"+T5pKM6Qe67uW/WxW2oKfMwF48/c8+6eo3EtXasVGFZCdpPgYD7b+WD+dbO0TFBGXEvOjCYPhQuO90/d",
-	"GjlsLXh8DW4Iu/RPS8e8td40h/4ynY1YYoKzl0LWjmn3ensh9XYLW2GvUg5cWxGGRNwkEheJNQ/JKJ3Z",
-	"2qCmCS7S69zZYdX0UDA5gPr46LlY1z1hjqmIPx9j//3STbH3HTIKx/mRGNVAP6/ZaCrEZfuSLe5B98I+",
-	"wE67T9+UemibeX1jGbpki0INLgRPyHBJyJuz55jlMtcQK1IJrxf63EBDCMEDlrmlrchMa+aMeJb+5qBG",
-	"lp+W24+wbmgtjAtlJJa3OOqPbHHfXMKZaYks4R7bHzZz7QyOHwkcnoqGidsYISAO0PTlX0M7A+duMqE8",
-	"ktQkFLkjeGS0IFrIzYqUYMd0SReSCDVlyXUkWYecY389cINDzUhbVJaFfeKb7ntDyfSnU3EtTYcX/bpk",
-	"yvEsQEbYGBqzTWlCAyisJcYkFpj4KZsCpU/dfX+SeOmawE+I8pwn4ioKofyLe5Rkq+BlJLGANoaFV9K5",
-	"Pm87QGMxfvvC2qGzzuG8tt82Ba+augSQf86wa0vEsx8hwtPfLiy7MWBUDvG7wjorwaG3DijX09xhJHkp",
-	"JrwxsHx5bPjux8aG36flwYWDlSaH8hX/8St2gs0iKhISS4ALP1fpsPN4RRDuuRZ+sDFVRieChIWMq4jG",
-	"MotHwGqaLm3uOF1g0HxvCKsPhDSLI3JLUdlJ0JFUE3A7x4PaPrT5BtjO0rCG7HOILsKYgs6Au+Se8SBZ",
-	"zBWm6mtRmWwdnZy3dx8+an93/AJrdWE7OMsROuQFUxQenHKp6CShM0Lnc0kmWtEacB+qmS+y5jeUE5/x",
-	"EJY9vGQL36adRQnxDb8cpknso+QP/CqSBHHN7tIeQ/dgwH0aa41s0YbEbGkikX2bpj2MQn+7Q6CBgt4X",
-	"1PHK7jfvFgZfQQAYzCkx6GoskgG3DWcbA5kdVLwn45Azw+cJa3a32CDgucf6Z9PPz970MyoA5S1In+u5",
-	"dz/bKEja+TCLlc6pjMUscjylnLPYeNRTyUikyCgWwSWMgjMhjiLSR7ydSshyjWQgOGeBsn2kNSELmdJg",
-	"FC7BfByzVoHCR2Ws/rNYky3W9NGgtUZstws4TkthZJmHFnJAA0FSre/XVU5q7aZL73QN602BDH6iWkIf",
-	"fdq3M1g6W90snPqwIVzaChoB5ViUcx7TgIWQDmmFChoeGqsLnc/NJQ+4opdMEjYeswBjPKFckEqTLLQm",
-	"s7A4UhUGUeMcWD+LvGTXBfkM2ojg+1rJlUzZyAooduin3PRiCf1mQmI6jOZ6r40Kd6SJAd/yMzECyiDq",
-	"n00ZRNwSPvVI1m43SsgVjVMmt5vjrD+p5HHHQaklXPq6+a6NMb0DdG2yAGWm/2h8C3toDTrXqjQvANco",
-	"iaMrg12kXgc5Os3+kH2s165fmImQxfKwSS3oa71gwCkHBHe7nGwbIyuWpVB5Q0gS8RwrQVWKqVRDi5mQ",
-	"go5tDVJJY5MDOeCuuuOLyz5Bc4fVm3wtIkSxf+hobyh95H13EwZChAcFraVej0eSrDmBJh8DPqZRnPf/",
-	"fdjd0yPPGQ8ZDxbtlNMrGsV0FJsWTxWqeGpaFTlUCUtyZJQrihl2/MXbSFIuPeCG2flYD7Zp/7tVYyde",
-	"IgghRNUKQvhoNdO8a0rzE8x7xqRG2AZ1w+7e9nrSh/MZZa9P3aRoRfQQHGCJHBWNEx9PnLgIWVst5kwu",
-	"9WszPok4M03lEzaJpEoWHpHoA2RhpDT7A0syVNiEXCeqsjrrVfvwSxGyC5h3rYqXAVVsIpL1qxPY8Y/N",
-	"hwAT7+65CpWe8Hkk1dIiVHDaX1fcUL5uB+Ic0FnaQid/b8fcYrQC2sbAt7J3NXkonlwzOB3nM3yCu7bA",
-	"tezO8318pXfu7ODjbv+D/s96ledg3pCNIx7pR1DrM+WXXJOfKFyZ/Gvvp4G2FGuUmVUtrUzmNA98tP85",
-	"WwdmO1tFYb6yYJ5s3bcAMafTWiNknYAx3betz/vYucJ3urSRLWvpz7q6ERmIOSPzKLg03r8q4XntTH6P",
-	"955Ps4LW0FhMUqZZc6KwmogG868GGi4KnfPyDTlg4V73unCxA6JlczeGt+D+NmIohvG7/fucXL2YBpey",
-	"Q45yeuQsN6NLVd+OEqZeasn5oNdVhqG7twDkM0C6wgb6/31Mv1wpSODpXaoBX5Z1HzTAeeHKPwq0Z2wn",
-	"oHMKCf/LJKu3pTJ8M7ogoeibTn8x84x1Tgtfzvie/qNtCaepf7OTMBruoCKxg5bgAYem4E49q+wbq97l",
-	"1En/2dsn11E4YRhbAJr1mKFFcBzTieyQZ6Uum7b9KZjUSCpNn8N82ZIpsgVEW5J//o//mZdKeIBb3G4o",
-	"m/xiceye4D1iQmGeRiqev/PVEO4Xi8K6PxaoLewYqfFmjeasDyRBri6JwB5VjQBYkCezt1ZJlWfmxSK5",
-	"Xlpg+2gZEsg0mIIlZxyLa7+hgq6RidYSTR92P6doWnc8S9vOPnBaJJuITBzhawJ6V0zQEkC2iY/GABGv",
-	"UJNl9B6oWt4kIUoK69mC4jDmHcHjRYMMewZT3SdoiHipXQRW6JFpNJkW0s6+GpE1MSfYeOMFY1wqWeLk",
-	"8bm3jhxx+b33dg3jlIcEa/3EzMfaQg57nwqog8QXWaCQAxse8Rmno5iFfl6UCD+I43ogeWtWdo9gglMs",
-	"AxSz768KNkIqpyNBoZC+PcKNKYN1ca4gCHwCHZ/xXSJG/2CBiR2LJAnZPBaLGeOqlr2d2ylu4wjMPv4k",
-	"9oJylHS2Zedos5+q+GcfOV71j/KK+2bHQxoNwXfmY/EICHyjOctHxxqE/g04VI6P20YKgW5SkOtPxtAN",
-	"Z0SDS/BfH50On548O3rz/GL44tXTk+d+XrQMKlY7HiG7L+vOHvB6f7Z04vVMz1coJQZdPdBf3eyuLoDJ",
-	"3Wuqdvg7dlS78PlFep3vCqRd5w5UBt7J6E8j7TgWKbfNz67ri7WTLSyiPFqQ12evnr45viD///+339kj",
-	"ea25Q+wQANRGSNPQe9uz+QeTWIxoTAKYq0MGrQsR0sWglZU6Mh3kQ7oAb7GKZux3wZnfIb4SisZDGNAn",
-	"MaNX6MkltFDnvTPgGHU0Eu/JOJqkCZNky8eY9+FIKOl7xBdzxoeB4FcswZOGX1NOpYwmnIXlZwNupq98",
-	"M2NS0gmTQ6V34m/j3oieyCOFtwG97OuePiLMtwCynLCYUckGXGIkMhecWdfaAhzJ3Qa19am92XNTAnqz",
-	"cAL46sIc8/0GupdW2sDdc05pbu+rMmKruh242Atbr6Iu5TReqCiQjkiImLtGs/2zDOUaOugD7opEv6NV",
-	"Yv2OhxonRFV7CLQoHJJYBDQGDIS+IOwSmjDkqKjR38cmcUOqfM/0CtH/j8FWSvwv9q5wt40cSb8KIRwQ",
-	"G0M5sp2b3cgIcF5nvchhZjKIPZu9vZ5T092URLhFCmS3Fc3AwD7NvsT9uHeZF7hXWLCKZLOlbll2bMcO",
-	"5k9iSd1sNlmsKharvi8lOxeqnBJAJzdIjFWSmTIlOfz2W9u2OSJuMkKFUSIPB/DT7h75U5VdcruKKpkj",
-	"PAXQN0DPZiKXYjK168sowsgFXssyrYwhzDYB7HJ9xFGJzOTBIWR6HPw7mUKFaaGs4f7I+aVxdF9Kku+V",
-	"zNlySBi+u2tdQD0gxtJFadxVNFCtwG4FPuGrLKBRqACwKqr04wNpL6VK9wgeRrjm3eRp31Pra/OcEj6b",
-	"l0vMhgUr/gvXyuyRU5SrRAJdngFV+Zc/nxMnMq700s3vdXrklKdJSWb1u4lqGTQW3R7X4hAJTyJdDo0V",
-	"yjg0chTeB7nRSpVSBPm3Y8o1NkvjWPhNZGX3or7odjecajXb+uJz1UF+5ObOiF864fknmsmqYPo2lArw",
-	"0L9EN153FrbxyNoKEyCH23riZvczKAwehTr0jOsNQVHD7/kI/RXmfz/TXEU8NbWK2Y2MlQQrEZ9pcOZK",
-	"l918ikB456qnkaIHIYOgkLSD5od6VlFrhVzZ3i654OWCc7mqGxO5E2wQNh9sDyVdduX1QYdZId6qUKKK",
-	"nJuSiBzVNU0k6DUhicj7gT/YbgO5cfgyoqhLl6yWPUFp778VZq4M5CW4AicctuZuLJFpGOc9vMB6sndQ",
-	"nYk8UUU1w8WeRsTwQ5KKnBK3vN0ftsfuT1ey7z55NAYKu1DqiGxoIl35Os9HF9aqzQXWeUGTsRcLX3iC",
-	"M0qmzIy41kobSuD/UQbtBveAomHFvxMZ2Mvgp7xCWzCaGUrQvwZSM1qznPkvIkY0a/cvxXzuP6Z75J0E",
-	"4mYm80Qqx+Icqp7dzECNXCJPzv5KdlLUfG8yc5VSV5iCHGtD8uH0hLza/+OAkp/OT/t/9Ee4F8uSo4yQ",
-	"GdOX0MUZI4ZbcwG2+uTDd6ekEJInksvcUMIIqh27THzqqZDkp/MTeMjh4eFrbH0mikIYnim4DW1+xgtX",
-	"dyirojDoaTC778mtU5O+SBMJh814qUOwtGPtXIX0jd2efJNCvS4l6X+ktkclu0Bhy5jWgk24KwDcIz+8",
-	"/c+z9z/UYyNzq8LT3aF9Difwo4slgZcoJF/Bnp3x2YWV2B3oMQQjIJixiyy9VjwiUlTHJjplxotIItl8",
-	"bocOnFR4QPpr0oMbk97w1wRsUtIb/vaPf9KkV4qyqD9hFjB+vL5uTYJFOXhefgae1yonw13G3anfjUdE",
-	"m82vbf2ta+W63d0BXYjC0elkoENxu8ee4k23dTA+9VFCoVr8E7P6ojfs/Zr0RJ70hq8H+zTxTk/SG746",
-	"8B+hXqM3THofeZEp+7f/JbDnDA/9V15fJr3hH2jSs0oT7p0xWbECbkUVCt8GrQU/xCo16Q33bQ9ixZr0",
-	"hnZ5UHtfQ8HWP3hFW39TK9zEV9a7FQKat74waGDo2cHg4Nv+4LA/2D8fvB4eDoaDwd5gMPi7fwOnoTuv",
-	"3T9w18YKvOPq/b3DV+7qSMHDCBwM7LjUit5OTKPR+NtY5Se9ob21offtd9ewzNdwDGoqsF7JP5UvM3PV",
-	"FJP//9//Ezn1RrO2mQ2T2bSYYDCdvWxYy4axXLWVwVRGljIylLWdjMxkw0jGNjI2kasWsmEgm+OkE2mX",
-	"w6sD6kSeHtI/UBThuh26f0AppShTtEtgaJd00C5BoDDtr+grOqAD25eNE9ZxMriwRh8MxlpdZotHdmNl",
-	"Mt4S3/FVMSuhXoVhu9VOwHn+0V5gJZKw8eDJb0V9hMm7/B1ePtnayQ8+PVbPNJz6PeJCu6kLKrunUtsd",
-	"aT0l+7wFE57p3RyR1FSQcTDSUO4H9GiBVfcl2ak/fOP8zl3rt825zrgsKdGqkjnPrVneJznPxIwV1B/c",
-	"wEEq9B+Ctkd2C3A1GUXLOPXB7hlnMvjAdgjqB8NY7kQPgutrN3G38TwYF+3qhyQ/coVVNeUyK8NDHahr",
-	"FMAjbKbkxJELYxgQKjbi9EaIGCZSaWSob+zvfHyINnJn1nc5WwSDPMflk/XPHpwzcVNk3MGb3X9Y/GuI",
-	"grjB0ZX8jKj7DYlcNeJsF9V5HWW7V4Jz4D7eBjgMIjNRIhBuyZxqpHEi+Hpuxzk85KtgNX5IEKrNSFP7",
-	"Txlpys7wzRBTIETPq0ypdKLr1zt+7syl6SqZtuPjQIOQOg6girAKdwWcaLcLX9q28UBZEbbpLwMaBC/V",
-	"YZXsWH9hTOmnBa8SeE1LFIUWoVxPBIwzNuDCG8F5gISemCnTPK8DcfZeshOR/70BNv1dcsGhyNoRSHUx",
-	"lwbp/WqZS+8yKRvQbWC8A6yNi4C2Zta1D+0WWUu4+B7pLKlzdDr06K18Bfsm9wJB05GV9sC6956z0fy8",
-	"PjHOHc+x9/na66VbDrfHOIkFpY1F8gOCavhtNPi41oX1eIkib+Re2j62Yi0GsNwWc25wyX7v3uHhxMo9",
-	"4YyX9y9aT2qjdhZUzIugKu8mYbN5wUq+3Y4Ir91AdLNHzn2D4PbFCZj9hcj50EnVVBW5FZpxIn2zACtK",
-	"DOeeycn/QMlFJYqyLyRm70AwK4czyI7Nl3+nr2IDFkHz3uM+rBP9l67iBFeGTfgItr322/jj5v3b4efu",
-	"39pTdYIwBNltYDmrQOncRP1WC1nDO29AdDZLU/LZZkTnh91Y4lttzZwUhuG57TPrVVqrLf/duupqqIlu",
-	"9GHcMRhQjk5dQU4lczwbO05TWVGBH8rAT6nGG6hkE7kDUdiRT+2jLuUYNwMAHF/pjIffd48Cco+Svlpx",
-	"FvNhdlGjk0JcRhRnrQyZR1ioC+kNoRwpU3IsJq7gwO9SAPfLj8ULQ1Iw96h/TdqN3+vl8MGsNTb/pTbh",
-	"7uW66ilRHwYZ+tKb8icJpxtGp3sFb8HBF9Z1DK0bmnlpOM+7YSbeScO1YzlrsQuQyGP9EHicnFCXeKwk",
-	"SVHPA9r2UTjgEiUC+xGBDQObDtYkfYREoLHSGX8D1gYuLowigJHpnRZstlY+CyjdgEqEPALgIbkYj7k2",
-	"iQxKyEzhoBm0xQ5mnUUvS4nI7L+ODDNexLtHJI2scooJ1vNyL5E1ehMldooQbjiDCgrNASHPDjDPyZKX",
-	"bbrA/rrBn1qxSWE08IWaQxGqkv2L1qNhNiTBZE12hSDazvv5MraZ87wbcwPyjBaQSm6FiOcOxNHw51OD",
-	"a9+wY1Vtaa9bC6jqdX0bvOzakitNJkrlewQjdl5NwxoS1pvmc88S5NDrU38zpOPLqij2EvmndVVRA1xi",
-	"jzxiJApxgOto56b2Ab/IYv4OjB2ChDcZiXZzsAUcdq1kG+SASFceKciOGGLXbA0ezc3ocC+eOrbYXaf0",
-	"bpjbfhA3BbFWY51Dwi4Ml2Uoz4UjKF+zC2kzrYXHxwCzfYN73uqQByD/WPAcaq19r8oudtKpeBJ5UdcU",
-	"d2ieI5JXKIng1c+sfSk5y7tLix/Jh791MPdRFhcOQf4Qi+zrgOW+Z/+9286/DHJ7l/B1c/XfRKwZbAIz",
-	"JOmlq7jyZOdEzZe7adKjwXtAcGy34fduQ4gEvcGQEU1k08kehHpFSNjvsDwdKx78DD8orQs4/Nptpx5x",
-	"O6zmy6+a6/htUKx3t27t+1eQfyQ3fCDZDwGvXLNxiQEstZCrgh2fa4dgUC21TT8ZOAuhBMgEJnG73Q1E",
-	"52T/aLWt5vKYKO7p/uyGVsh6qZSaSYPIYg5hwOFdl1MuCTOXNUfYZ8StTlFbPaTds494PFrym2JVvmI1",
-	"WqTAp3vDQvOcu7/HtMpA2esixrfUBEBVGmuByrh52ICga68JRGsFsIHa5Wjg1MiBP86YKJBmrjPh8CeD",
-	"B4C/n3fd/rwLxtd+6/9YOQCDBPBCTYR0dze/2HwI9uoeDsHa3lirgm9dHGal44O94bqrue2pTNvuLjmb",
-	"Pd2CePv2Nx+jwWJ9XkdolWme+uPnjlN/PDYLaullLjTPSqWX3Sf/iAELl8NydYg+CG41ZTLvq/HYoXkb",
-	"Ghi8YRmZbj31Njz5Kemrh5bA8NY3i2KYGsJlicH75wg7DqlCeTTZLXLakgoH4quFzMScFeH63s+R7N4U",
-	"PP5eeRp7e/0L45F8FEnB+RxzPYKyKTcIw8hPPnJ5NY6VHo5vJEeXWjtaoUQ6Rnq40J8Au3zQXepCyMYV",
-	"Dhz/+M6dAIw1N1OEXnZV6NGV0FfHSJRIgIOAeLb9idkhfGFQBuAI+YSZXNk1mSFIFtDBlqrKph37SXiQ",
-	"FcTeFpUZMHWLqfLk9CZinMwbg9oEicAh7DrNicb+Xk3FI4XXb8dl9LxjRCF8X6HEbGVibgjZv5dOxtvC",
-	"8U4yb5+fBzc+UuD7NoNxt2C3fRvY7jeV3Utwzu4UQAstdgUQvgOia5Jz/wxc4MAnafftcCC+Pmf+6s+e",
-	"uFdPiiTs2L3WLWc7Dn5G01YP6gNMXFDUNfhoQPY3xJQqnIV6KtDoSsMdpjUeUVypS57vkR/UhcqXiaz7",
-	"DZp/ZngBEJG6hgJijiGgmnM9AlzsdrPzxeTkqZ2HsnuVLNj/fZZMVa0qulgSFk8qmWgGWKaaaD4Dvyr+",
-	"VelwiNa47YhIECWS85nyDg7C+a0Ljjvwsj/34es+fA3pxLUP1yaxNcftR1FOE3lyfPb2/fsPow/vv/vz",
-	"6Oy/fjh5A9t0B7BVQFn3jEk2weiod6LaySE7j9XCdvphwou++Xuukfg61tEJIlAyLxUuDnLXpWT/G4GB",
-	"nYs+as6NwAwor1fCbgjGgBjl+oH3dm96j+fiHJt/Cpte35szwKj4+S7i5Jtw3XuMeEeY9NrMRVMfzWDL",
-	"KY39YYhL//Ze2Y+snLZ5Zi3Sc+PetJYi1GFtcrS3Yfvmx32rLKMPzrA/l7AB9rdloh9/nrdfREEqFvxi",
-	"qtRlgHrhMofqqNElX163GOtOWArXELnkS7KjVQlOOZ5L//j+7Jz4B1jRc9f2L/kyqmtoQinEHbkrLeO3",
-	"UGhYcm2b/5//Pu7/nfV/GfRfj/o/f/NvvVZmnHa39QyB9YA4u7oohJnyPBwrRsjLLvaSOoCovnvRlKgF",
-	"MMghjDC6CO6aF4BiPq9KAKJJf53xcqpygFDUS+ogBA0l1jOhPraRj1h5nZId9ysp1ILrfsYMzylhVYnn",
-	"o5lSl4L7Jkiu1XzO8yPCEglwfuDszJmGu0ItnHWKYEB298g7SVIxm/FcAFTODAgap54lCTCVBwf1Ka2u",
-	"JBH5EREykYhBI1Ue3+e6rwGRB85aS0UOB8TFaoGbEdZiHyoekBESkA8ddkzImgvIlf7t7FU4RmNWFHYD",
-	"4dkTDgateDOuL6eFWnzEaXog3yh6gh120C5NJLvFYtEfKz3rV7rgMlM55o/fuvlTOH3xqGfzgom7dfOc",
-	"fyrbj4cPHmJUjrOMz0ued+J/VRJykxGz6B4Nw8Hf/vYg7wPC2vY2q4sCg7htUv/Cc9HXIn/w6ZMXe7Iq",
-	"9XvkOJGr7eDFVr0YkXO4P1DMF2zJ82FzUfpF1rKmcQE9EXvczPoG4PbmIfgirOeaGR2w5L1C9mbY6vKs",
-	"DuFrtoD0Mc+5s4UbwPWVN42VLnrDnvWrXl7tg4fqnr5mTRxFj5jIvrIbPa2qydTv7ChRlW4E3GNmjDpa",
-	"7eyk1fZtJ9eZmvOc2P6JjPsAi9Wyc6ZLCTit6aJUo9/+8U+0wb692lVZbxWO7KOIDDiFwpSoVqNWcE/T",
-	"AiQKCEX+6PLIHXK47LIYzIIFYJHovNZ0IqSuMlrSkI4z1rC6AUXNTNUCDwJFzqO2Ywam9Sf8VZiKFdas",
-	"qhlitWGvdz5wlpWQ1o9JSWY3GppCjHm2zIr4OZhTtf6Ed7NZVbILKxMhdSlU9vmUp5V2+s79MB3o9Cul",
-	"pHOtrkTOAX0757IUrDBk53teMsLmc0PJ8btwjdl12R0LLUreV7JYUsJlppdWSxPDM+34t/xJvCz5BGWg",
-	"rTuenwJen7rxAdOueaa0oyIqxBUn/MoKOUI9xk+IWDDaX7fmV2oQxYMIcDkREgEKoyYjZun1Jn8EzRBU",
-	"o4nwld3sw0yzS16PLPS9OSwrSqe962xi33nOtVGSNeb9+B1xiNdKAh9rSJjyi9Xe2scaytaR55UBuUL5",
-	"jKrSvV5ZrzhGnTNeL1aBWtB4Qfq0oo7XqnJRkkJNANoQA24UlZ5wbDiajyvDCtNQZ7kotxDpQI0U3Wtq",
-	"fqc1tBzHBLSJ3oj6jL+VMdkB1xQIoXcRbf8XYOeBN1ALh83c6AjC+P18/a8AAAD//w==",
+	"7P3pcuM4tjiIvwpC995Iu5uyJdm5WI6K+3c5nVXuyq1tZ2dVl/IvQiQk8ZoC1ARoW5XjiPtp4jdfZ15h",
+	"4kb8XqufZALnACS4aXHauVRXf+hKiySWg4OzLx9bgZjNBWdcyVb/Y2vKaMgS+OdRHItr/Y+QySCJ5ioS",
+	"vNVvXUwZmTE1FaEkasrInKopoUHA5kqSLcHJfufx9k7La8lgymZUD6AWc9bqt6RKIj5p3d56rWMaTNmx",
+	"4CoRcXUKn4u2VCJhfp8kTM4Fl0xPRhUJaJIsiBKXjEsiEhKFjKtILQhNGOHsiiUk0GOHK1cguGJcPY/k",
+	"XMgIJy6v44gTdjMXiXokyTiKGeF0xvrEp0rRYDpjXB3C7/rn7watQdrp7AUhVVQyBX+wNv42TsSs8IMS",
+	"+OcO/sluzPuDlq8XnrB/pFHCwlZfJSlbvpGTCzqpP6VxLK4fSZKwq0hGghMqCSVSJYJPiIGaohOP+INW",
+	"guuwrxYWk08+p0qxRA///x+0kl877YMPfx60/r3l1SzrNGSzudAgPmPzmC70ZirnrHfnk+sp44BK9qxJ",
+	"hKgFOBASyuU1S4gShHLCaBJHLCEaREwqch2pKb5MZ4z42bTBov0TW/iE8jB/PBLhAn75R8qSxSE8EHOW",
+	"UL0gEkYh4UKRJOWETmjEa3FoJETMKIdNvhQBrUcdDX86kiJOlbkiYgzTBQmjioV6ryJNAuaRiAdxGkZ8",
+	"QvxdOo92r7ob48AZVexlNIsU/F91NWcILEmovtMsJBECPEiThHENRB6K69rtRlyxCUuK05yxGY24nr15",
+	"qpiN1afPI1nNds5ZIHgoScpVFMMEOLAGKlNy9fhMJYujsWJJ89hKkGsaKTJiY5Fo1FTJQp/R1n7vwCOP",
+	"O3vbK6d5//79Uaqm+qoFVLHqXG80sexqzBgxmrCkLVmQaozPcFL2if89PCMsSUTy3aAV8SsaR+EQaGDl",
+	"ilZx42dzIqfP67HUXqQoJFssmAoWepqwThjXa9DXT5ONdy9Pn28fkkgRGktB6HzOaCL1+cZiIuFOwQJL",
+	"wJ/Rm5eMT9S01X+yXyUTt15rThM6Y8rynAnj6ljwcTR5EYvrpjVHob1OmsaR66mQjFD9LQngY6KmkSQR",
+	"rCbSX+kr2PJamlK3+i391TAKl96ysUhmVOGRPtlvea1ZxKNZOmv1u17daR/Nowt9JE1rPnp7inyLRGHD",
+	"sh5oReciqbtEIlHkki2kR/y2T8YiIfoFxjUp2iHP2ZimsSJ+21CsIVWAa+xmHouQtfpjGktm9gH0NN+I",
+	"1DO6S48Um8EBM67X+2srH7TltdqFv2Iq1TCV2cPS3zCF12rDfz9UcMrTOHeK0+0BiMwfOYxoklC92JRH",
+	"/0iZeayBfeu1pFrEgCEimenBjtIwUi/FpOlUqX6uuWmy+GznepwmUiT16/E5u1HDAN7w7SWZa74uUklG",
+	"VAXTbJGlQ8OPmhj+r0ftv9P2b532wbD94WPX6z1+clvP+U9uWJDqJTXBjNkXPhvEltESoCCfcyF/Y4mW",
+	"sV6nsxFrOMUrfIVweAdkHMNJYbVb3Z0dvt2wYvPt2sve661etiNV/cQWNYIyCeKIcdUONCXmmqyQLUre",
+	"vTt97gFlYTd0No/ZNgrxM3rJNFMBpkokHbMdAkcRJVJl4p5+M5IgkVHy+OZG/3HJ5goG9E+fn7x6++bi",
+	"5PXxL8OLi5fDH9+8Ozv3yVZvf5vMQQuIY5Z4RlUBBqXhdJgLg3qRRemxKB6SBARXqZkevJcLl6pthdo+",
+	"ARkW118clpIwGo8ZCD4wskjMwLhDSfZ7PeJHjsR6yRbthGla5x+S66lWOVQGF8uopYriWAup0iP7nYPi",
+	"CBFvzxMxSZiUfoYgqNTlKFISkhuv/GBw0+u2B4Obpyd45R83XPnT8StNWRpIktZQfKLJOEkYDQ8JJbNI",
+	"zvQXOSi6PYB8MKV8wuDUp5oPNW5h3MYpN5A2vNapxmmUrBpFi/yVz0YVGqR24EyAzEvpdgxfu/OHyLtb",
+	"/ccdYIc4d6/TWbmSt3TC6uHSbY+oZPoSTZihS00L0q/Ur6frLKfbgf+ttaTz6De2DD56xmWrGUo9QO2S",
+	"eo+La1pjPWr6TrKkCYFSyZJmzNFP71vyPGc0qbt8x1SydsQl4zJS0RUjMh3hZSASPiHiCggty7TRR9I8",
+	"oqNY0x0Wh7IJsPhi0wW02Gb/7tbdx3NFlXyRiFkDawa6F9IFCUTKtS6y5f/yyy+/tF+9aj9/7mvVmfgq",
+	"mrHfBGe+0aRldMW2c/m1d6AHkFaP85XwmzY01gupPYhQq2+NG7gwK6jfxOnR6yOiF0n0O8jWQjaOOJOw",
+	"Mo9cM3aJKtSgpURIF4MW2XK4JvFP0kTM2e5bmkTSzzfX12c34CKZUB5JoFmPJPENbg8zyJAt/4eTC7Ir",
+	"mVIRn+ghBrwBCPajekBElNO2+q3lraa1CBpRDxRgBp92sACppqNUYsODvGB01nSjFaOzz8YLLthsHlPF",
+	"mheDzz/bgu5O6+55Ie9ppF6dVxfyo7gmseCTzGSjrw4QtZTr3xgP7e1HaQPMOJ1//vf/s6cZEJnJ7SY0",
+	"0sMNZ7Kec7i8da/Eyjo1O7jVwDDGbLB1GPXc8twALdL6n3Q+jyM0Le7+l0T7Yr6Cf0/YuNVv/dtubrrf",
+	"xadytzAozFmW1IGBi3FujwAC79j9f24bi1Ebj71uOvP6rmNcgslOrhhX5yphdFbakmI3apfpx22ZPTcE",
+	"rtVvgSrQJ71OpzPgAw4v9nNNccdYCAY8CvukO+AhVbRPPg5a2SvDKBy0+gedrjdoSfaPQavfvdVDLTWP",
+	"VeBzzpIrMMRxRWARsk98sxq0kWvUQPu472nZ2/6u58x+xuXhg7+cv3ltntwnpO2+jxEy94ZB2cB14Lkw",
+	"14qCViQV5aEkdKy0kkojzVxIOteXzjdXp7zlGhVq1c5rPAkl0/uyr7P3br1PgrfW3N9HamrdLfcCaz1o",
+	"E5i1pu+hJhkpSTi7JnruEjztcpZtBd75xO07mtO97d4dswEIjjZ2SCQLEqYkkVNxTQSPFxoNffPrUDJV",
+	"RjbwMrYdN+OyHRdckp8IrbeJGMVstgRSc3zjzxZiGSXUDEbRKC5Z56dUki4xtn8UzMEYCzb3Vv9XPVGo",
+	"SVsucnv5SLNUKjJihCoSMy16dbWindBAX1zNO1teay40sJNWv7UL3O/2g+aJ+ooHelzjmtrVaCkNX2dS",
+	"aV2m3+p0//L8yV87v+z9/adnvzx93/nr04u9n/f/1nvd1dRXUZXKVn9fc0gVKaD3f9P7QC0b9pALZWnC",
+	"+9dUUTGL+gZK/avs7Ta+feutiWP2JOpYoZna02h09uKYHOw/fkrMlARhV+aNmU98GTbgSwUf6CcSu8wh",
+	"1s5MBcsGKbkDCwMUXHdrDZJ/URrI+ObWHES/bX1v7cz5tvTj3E2H3rR22Z227Ouy9+0Tr/S50Z3ujfpl",
+	"AzaQPlerI1Zzu0cB4qIqo919MzBYw0ZAfcr42IzNRiy5142AEHt/W9HDnRlBvW5Pb9IE4l2kRPnZIxS4",
+	"c8LGCZNT4+SzcQdoh/5aGJNW5u4NUjBYw6FrzfDezjij9mUfcYlzOm7EfqvX6T1pd/bane5F56C/1+l3",
+	"OjudTufvLS9z//b3e57WUvuPvVZM+SQFTazFONo30MUuW32exrHXmomQaWY6YVrNa/d2HrfHMZWOwnt0",
+	"RTUjZYkUnMaRWmiVOBFjJmWkf9HMcCEVmw3niZjN9Sp/ESmELh1dUQ8dEel8LhJFqJSRZr5K62onxhB0",
+	"PhXzHXKEDpJRErFxjA4LjHyKuFZUiEhClhCtgugTUGwG0QRpwlr9zs6e11Jgq0L9W68pnYdrgO3W03uZ",
+	"s0RFqL+60C6ZWNoqmlXtLF7rpj0RbeuFnUf6rZ0LfDV71I5mc+OwBnNCvzWJ1DQd7QRitmsEg+y/Ys64",
+	"FkzMYGAnyE63xsRQVsrx+Nd6MUeQj7U+5wxb7ONfs6+9lsag1ofbDInydzLYZK8gMtVMUkCsFWYAfUfe",
+	"Ou/fVlCvZoICqrhHKtJRnJ/nry20/7uLVsb+uXJRF/rF2yLSfT3Yc+sarH5FC1YeLGJCD9xzMDt30KMM",
+	"6CJYC6hi0cErhkM4oMnjG8Tov1gAEpRD/1D3ByoehhDESOO3ziU1IRpF8mwMqJIA5WchEdxEpfWJ7+zN",
+	"J+MkYjyMFx7xFdiRI45EwyO+3a9PGN8hvrNH3xtwP98lhuD5sFMfQ/oIFyS0JmyI/gMKC/Tv6JRwETJJ",
+	"xjSOyYgGl0QJDNRzBKIBtxJRHuAHlhs7rkQLt8McCkT/X5baV6i4Qy0bYiNAisGoqhHTyqKWew4Jxada",
+	"MaWKzIRURHBGtsAlTeOE0XDRZjeRVNIHA+tG9t4ivS3bML8/fkv2nxL7CoaxyjSYgkWAcZ+IhPhz1f7+",
+	"DGwCjrNi73HBLdXzaoJcPnzseXu3W+085uXDx6737Hb7TzXu7zLxz2zCz7oHvbpNLucLlcAKCJjQT200",
+	"z9EpCaiisZikGty9nrlc7ZRfcnGtN6+mLLmOJNsubb7b5JRbxofW+f4BuZQz/bPOGvOvZGK5Q7zOYH8P",
+	"zK3ERCr8o7jFFST+HTCDDUn8EZnTREU0JshLDgnlhI7Aqm2u/4JEkqQc4y1Cj/h6tz4JYojrpPgP8AIL",
+	"znaI//HWrwvOcAisQWEkn4bqWIZRpTvu9f6Grucfl+nzX6b66/G2CBobWGpllpZXZsYBlSmNa0NG8/nc",
+	"kax+lCFx7afG4XZHVZTdzKOESee9bq+9173o6Jec9zSH3ivFxpqrlv8Wze1vRkQ5PntF5IIHLa8lrjlG",
+	"nvSfasiwcXTT6reulRj+fLk3P/grfQlG3StxWRhcBmKuLyySsb7m6kYk7seRVHCi34Za6EL6a1rXBgqo",
+	"e/ZLt1ChQJ9pL0VUvJOSm+PpWkCxmNwcPtTt5b4O6WllImGBmPBIYnAlsIadOsbh3oavEtz2cjrx9VUK",
+	"7sa81+q3VirBwTKQOkdRuDwlZbUUnV/AgAIIa+UcQzw/RY8lsLYFOehAONVhpo0cvT0dXrz56eT18NXR",
+	"zxAj/Pzol3Oytffk8fYOOYftEusZm7I4JKMFWYg0IYmI2SEiRv9PWQwypk6VhJ5V9PvvrTpivDlV3Zh6",
+	"3V3mqMEqVwaj7d+GH/7cN/9tkrhs0oWZb4McjBKKFrFzNRI1aLKcXeOBHhIf/uvrc5VTcc0xV0jwgIFy",
+	"bZIOrX+Zag13Wjr1fxnursU1EG4KYyW92dO/q84vo33+/tnVcffm+WP24snkx6fRX55dvjyYve60/hAL",
+	"/hALvgqx4F+Bq2e3tC7/80vxe7uoZSTbhj7SOH4zhiiWpbEcdMJeMUVbt97HEnXJIJX9Y50gydXyEYxW",
+	"3cGHAjeYUjnk7EZlcor+YZ6wqzxHElf16wcPkyM0I8zzEiAHQQlFY1Sd9b+G+rFs9Tu3NgnxKFB1SX/v",
+	"p4Jo2TbcIe94yBJCeR7a6RHfJBz4Nqcefn8kCRz2TqtMpuk8QmPJ8rtWayQJIzmP6aIhUVIv/5GEEgpk",
+	"SySEzWgUb+fJ/5hDeU0luU4ipTSnhmwvjC5UWbSxJCGLmUJJrOFirDj+DJwX+u1bL8vK2GjDJVyB9zwn",
+	"waMAyhw6tfehuCLHCKGHc8fKzIctr3XNRlMhLuvNEnrE5xjDVIc0VBlrXthHAz/+gZFlcEi5ZyULng7N",
+	"YVzROGWSiDHhgrcxAI/IgMY0MTkjA76FTgpqovaISMiMSUkn4ExQjKvtHeJnie6+R/xZJGXEJ8M5S+Cf",
+	"ghvfUcKo1H/gJkZswBM2TiWNcY1jGsVpwiTZ8vNPd0LGIxbqcWmqpjuxmER8qF9loc1/KKG+jUmq10Ew",
+	"fL1ydAicjT9DMG1G5KvwWc5MM+DW38js8WmIWSn67gFg3btVNzCeRx1aLcDQrBSbzRVBYHum7shUJIoE",
+	"ImSl3Bb9UzthGjBwMktmLhvWEYbZGXjmCN2d10It20HjXXwpyrElNDCb1NLxDprV9YyWKhcJJ4rXGUFs",
+	"HYWUvBRXLKaBI1Gay51Rn6e3NmaziJBG3n/P4kDMGLnqFRGv+NjFLqM+fajHHVykgyX4gz1d/ZcRRPe7",
+	"XkuLbq1eZ2+ns9Pt7u081WAOoLDHaj1o/WBRm4gGr3Z7zg8GZhr8TlBpS6YQimXBCEUgWv3WK/FbFMd0",
+	"9/FOjS5iz7KMvy9cvHTO2a9lNdnRr8drWsXDXfmRJd6b6AIoXlevOmZnExqGCZOaTv7cfiGSa5qELNT/",
+	"QukgSaWymu84ETPiX5y9O784eT58e/bm59OT8+W3s4QPX5My5eLfx6WEzcG+zYSfEp7WkHOLsmuc/Tm+",
+	"eltE6o/rEkaQN9zDsMjqWdQvr7e49WytOcYCbhWWU4DqMkK6mZCPxS3uR8y3lPz+xPwZkNyqVO9U3TCE",
+	"0wLgPDv1Uu0rQ7i0gGIEGJ9sOdwTWLJloTa2gRIZTXg74ttQpMc3Qg7ZMny7TyjZ7+x5UFxB/1CMSoX7",
+	"a0XLnHKa+eG49Xi1EuX3QsSv6LxZ0qlWyKq6pUH6/+f/+X8T8w6Z0blDXHPkOaZzOoriKLd/5sY3yodB",
+	"ZjAGfoAncuvBM1QP6p9htljDQzB/ZU9MQRj9IM188MWPxgw8o4iRckjDWcTzpzmrzS1sYFXzHGvbB6+V",
+	"CMiIuIrYNZCU6yicMJUH55gHmXW0ZFcrQGPZdbAHWAHTBh858NvgKwvYDT7JQb7mR+5ZrPlJ4YBqC9WM",
+	"xyyAzHnnVY9IkRj1c33ZHQ95dTz1mX7vtoAEa+2mRNFguuIOPRdVnHMpwLuAGsUjz9fkAPtD7dWVoRDJ",
+	"MY3jEQ0uV3p13KuNOUzPxnu0N+oGhhHpn/4+O7iqMSrD+6W6A/vPVrs4lEEu1zXSe7a6YIELY5jcjlUL",
+	"iJyV1aLXnE4iPjEas9amtca8IMhGiCYVVftMzoTqyG2BDZWnfEulhPg4Wx3K5knrr7DEyCEEYhKqjEUm",
+	"3EAbc+f28nXWAeY5ldORoEkINQJqFK0rNhwJ/aTjYcq+q12AedLkqMohlAFo9bv7HeRjLBxWn+55LWN8",
+	"yH7qgObDh4HgVyzBqFKccJ6O4khOWTjEXLf+Yy+vitBvubUYWtZaVx0FfzcjaEUm5VRq5s3Cytu1CkoG",
+	"g7Uk/7C2wOCF3muxmEIhErO+HEIdfCtlHlMu3Rp80kl2IQHlRDJG/pGylIV5pYY19tF4hJXaiXpuIRnG",
+	"0eJnRHAm15yojA9rQbkOY9bzR5Rxavl2stc32ZFaWoaktgKJU3Gk3ppah9xrbbiA/hU9uwFhPEKTYBpd",
+	"mX1jCVGRqjUB0HzD1lhy2Zqbl0Gxl8TZUfVAvcKdrcWUJQush3QFSWsuZvONqSO8eW7/2vpY9sl5OpvR",
+	"ZFGjlU0SOp+uklR+gJduvVbE56kahhS54kZGUy5C5mx0bUXwtQiZU9agKp2JVLmLshzPzOxl0QoOCzRh",
+	"jZb51vsIIaN6TAP28baqdOZwKC6gus9Vmmmd7VGDAdwkzca5bg+Mc/mbkHgBoZwuIroGzRRNhUMN86cd",
+	"k39unxpMNKN0Snl28IctMA0sGbUbU67QjKHlBpvUbtXsEMt6lDDHZmGEtGUCdFv91ozyFGI2K6jy68eW",
+	"0axBtFsDPJ3HXQ2ewp7LW55SHoL2JlJl4jjsQlv9jxZlweypkmgyYcmwa1cX0xFkmLyCNRPz3D41B25+",
+	"bWcbQ0wB1DezlCBhvljDKpu/OVqg8RltBkMohGVDRBRN1gFTZpDNIAszpDzAoBzUij9U7tpIhAskIowp",
+	"SEtv/cjiWBCznTyB1DGh9TpaZkLxYg3js0oWQzHOdnQZzecFPF1jj53mPQLlzq9OGaou2f0+DS4xab5I",
+	"QRuktykjsQhoTEK6AHuPZpmvBNdCnZG98Pk1Y5drCXbjaLKOknyW8hfmzTLZMiPbgZZymTXD+pqStIr3",
+	"/ZItrkWibxKT84RJKciMBtOIm0U2pjVtmHe0Pn+qLY3zSBIYgWz98//6f3uPn5Cfou+3PRJMWXDJQqwr",
+	"L1G/MpjySBIfPnkBiqBfaw/LyGQ1Q8gWi1VCz39oM+CwLrpILrWOGYg5SOArSmzVpa0sP2HQ976YhbdG",
+	"OPkilt5sHSfIHD422CmqkZIo4NU+y1jH2nZ/Y5Gwg+ZDLD3DV2Zx1i6csRobX+COqCEfpjGzdBVSDqWq",
+	"tRhnM0Ahj43IADAgV6CoSVysLRv5fsoSZqwa11CqCoi7PLTpTzNGuUSTuxnad43i7pSGMdTu7c5S7O2y",
+	"ozhnSdXePQKmgSJMyRjSe9Yq0HTUQYCn0avJsCC6POt0wKAXsDjW6NJxhCCgB7h1+KdxDQwTmO5xZs5w",
+	"Barerb695QUdrL8gI6c2raiTr6hTXpHNMSuvqXOrb3JG+41YishUgNkkoTyNaYJZu6hILbPxlLcIU38R",
+	"kJduQYYc5YtwArZEfGyFhYTyCfOIiEMmFaZHFKzYa5FaI8PUaFHrpRJLwHESSQKFi8E+dGjTDyEyBFae",
+	"px4XTARLTAG1bllLJVZKRgWMWFG5R1Elf3DeLxlfaswoay0hR6o7ymaO0cLUsoU6qO7W3HIGFneymZey",
+	"idyRaWklyt+aE6ScI18yRQBdrTIzUbTcu7CUX1huXuGjnxKdWNT4vsrI34om/rFGPq2o5hsGaboEarNP",
+	"mRVuBGdGzjPLg1c0O1iLgqCQdPvhtmwyqNvuZtVcSkaGxgEdcXrJhl1jRJ27Ze1lzYyItRZ4Xhlxx1Fv",
+	"v65YGqtOb4Y9JbW77mhcPfzrDM1fK4SnTDJvS0aCuq0XrQafEIZcKllTwPby/TCI6YT7FJZRCWEukx4H",
+	"GQqXxZIKF4cLp1uixkWqVIRWlSqWqEYZs+qZmD7359iZr6ENFrgkhGn4t0P8XPDyoWaLqSi90uvlkdGC",
+	"+NnGC9pFrU3XZYB67hfm6J1S061AXrXKBgc/kFc+2Tp7cUz2u886Hnl38aL9DCvtff/m1TYECPHwvyB0",
+	"ektwRv5y/uY1QahA24Q44qwQEoTT4De1K3xhyl+6xmfjsnHSytZNj7PqEwsh1wHUa7wiv36oBA/9kDBm",
+	"6uAGqVRiZqsIUjlMee6PMUUqCubj/Z5XDqIdCWUVZKhBjx7hQhpdNmTJRp3zl65jEwwTOsZqT3TmaB+2",
+	"Xrvz03r11rxWXvUUA4xkaqEET7IQpWx5Xa+lVwZxU1iNKLpCWdOo8sM0ibPA3pJo5R7j1ykdfaUZhBaL",
+	"1/J+FXB6WShqI1p/kiDSmF/nXoQ6/rRp/l317nxcHj27TGRbj+1q2uRwXHsNN5NSCtd1af+FvPsglVlX",
+	"T612mSAaSCgGX3vesqGQu7TJsr7OanllErXqdPKizyWTdvXIXTq2xsD527clYlff8jJg0RVLyLuzly47",
+	"fySJbx1uZhAfzzHCCtwUO5vlPbkMntuGX+ajATejGLyQRHB2SPy3b84vCFbQ3v0Yhbe75v32JVv4JBEK",
+	"3o3UtkUhW8cL05U2if42SZ7u3h0xz4FuflMKCaCOjJhLj9Vb3UynCiTFK7CX4i1rLn5oSGsBy4qnWyfr",
+	"aXy4/7qICDqfAJf3iJ9D0CeGzZq2Dz7xPw5QjhkAtx6gfAN/3Po7A24G6+dhPn72T5m5c7pO5iNEWKAP",
+	"qVrYcIkUlT8MbL1cSMdGx/M5WLczEJZczYatFPzWbqvsG5CYFhi+ZoZAwQxV+/WktxqprCKafAqDLXak",
+	"6mxYoqu3TrmMtZnT+yRSrJZDVVso68uMubEFVIs0hWJ05pve1frCZjVMqCmuTVIeQ3XqXDeJJCTmhTNs",
+	"ar2GS7SWDd2dKtdV9Wi6vc9TrEi96QWGTCcxX5gs49wTOmj55d4tZOtYzBfbPga+ObepipBki93MWRLN",
+	"GFfbVey8E9rcNmz9ZSRVFhRb6uamKanMW7Y1Rl1uRRMuoMkRoIjmIWQcxYol2OioXu5fN84UtJwNhcBN",
+	"YgbvFKwHH7oTepk6lu2vCdve4kcb4tr7SE1FqohvyLXvVfztUGCG07mcCpX10dYE0FJ46Elql1xCw0w4",
+	"2qsgnCM3bdrHtRYAzUHY9V6tbq9XdGt1C26tp7lbq1cOAXM9cT0M5YYCEnkTp1U6cdFN9vTpzrO1HXed",
+	"XqvOqdZtCr+uXsG/glHHI8bfAQdo2x4lKV83ULcC0ToZdcYoJ/YtLaRmIDatXxOR8hC8Z4B5syiOIwnN",
+	"6zNvmq2tkDAsYsU3dp85p7zWFXbw4OP64d6bGPfXdwWs6/mrwcCGClJMKteyR+hMGCpr2xjqo1kX/F+R",
+	"WbtwqcqbzxFvl2zlf/zZBN1vk4iTOUsCxpVHuiRkQTSjcREKI6H1o4SRThEEaxSWv0tUuz6SkC5kQ1D7",
+	"+t7YUrRxnYs9SblNdDA9usHNvhYtaKwU3ODJraxppZ/VxqWXSWeVCtVdhA9LWEZtUqvltlhdjSlMJh8t",
+	"AC7mIcEcZNfubJm1y8BrGHfRDt3sJf7DlHlXU+a/sHWySlys8Ia0ZZ6IMAXMtYGbUt/9nVVlAXLDZkkj",
+	"FkySdE4ENxEvc70WqMCA0DSt6iEr31qpbAfAP2yk35CNdBmO6T1LlaNa3ln9Pm2iv1cLYSN/QtbwhcrL",
+	"ucypJkxOWn1r1Ri5MeArrUunF/nt9CeosexgJaV/NWvjF7H+1d5T4xBiptvbXW0wYHb3XDdO2Q5j0i92",
+	"1racf7j9FMRYsd+o0vM1c+5nNRBCyidxxCdtvTgnBL8PqyWDFusOWkTRZMIUmgFN+xdon0QGLX4waBXb",
+	"uuoN7MJedzu7+KUm+Vr6wHgB01s1DzDISpkUqaFZ7AbkMN/4qf64jiyaKSu5wnoJqERSrs9Spgx8cXbd",
+	"xIdlu2kzmexZIps4hWc38GHlKeFi7yedIzuIutJQ2Rnk0bU2hOqaJhBc+2FVPQo7gVfNA8nGb9xyLqPc",
+	"ocy1fQ8S3jYL68GImEgOHWOxueyGXn+P1Sc1hk+FPpgFCehsTqOJK3r0e99MxWkXWhvG7j5IpEkR+LVl",
+	"RZr0siUu/PLVy8TBWrnTgUlJ2iuszoBgBRbfyfv7ko5YLLPMoUwg34oUCQUKFSRhUMDKMprtHWKbEMDv",
+	"g5ZZgen8z9HX1ORjWobZVe7TKGk83ljQ6N7ZP2X212h6+R3eud/hNfqw1ul+Qe2phGbfSJnuktRbtY6a",
+	"QBG/7zjvoapyOIvAbwCu/T6hsTROHWyWTcQYnw2j0D8kPpxk4PeN4Wgq4pAl+qWsrpxrXM2jQPUQVkkP",
+	"Gu2q7zHA5igI2Nx4cgoNT6x9OKvLkIXAmoSgmuYl7jdrmejuGGlfQozCxNmgTehvNw4NN0vbNiFjedDt",
+	"w9QIKSzkhUhmq7JLnSVCI1CsNdHt7e279QrmNApbt8u3/ZfzN69Lm85H1AM2jvegQPiJLUqrKoT3taZK",
+	"zWV/V1P7HfMScAXNAa66NsJOmqi7ny97//zv/6li6MqQQWzwnocNonFWU49IpBLCAqUS81zzpAqsmzUe",
+	"qBKOrhPPZmBxAdTLAQaeENGnQ+BMmq60Ywuopkwn6MH2a8PRrKxzCGX54T3w1vgkt+lJEqnl7pw6WvOD",
+	"LRu0fo2FI3LGaKCI3hMGxe2QN3PGCRKEfqYDvzvVRyLB5Wga+mhCC5ExLNwhUN2RTyLOHhnjgBzwLWxG",
+	"RKJQegSUFzJi6poxTqCPrd48KDIe4YIEiyDW/9S8AVNZ5Tah2KwXmrJGHPTNNqzTr6s4bxSkNRkjwOsk",
+	"nNRqz1lq0fpDvTZ5ZhVFPGLXVtpaOcjf7MuVCC+TnIN7rEPsfD8rcKAkTYQbF270WuhFqde94dGPppDP",
+	"MgnPmExqM3zh0epB6gzxZm3Z+I2wem3MDuvDam2FUQ/9nIL0ZgBcbbvaaR8M2x8+dr0n+7e1bb/c6NCV",
+	"M761LztNO+oitXnIEpaYtiGpTGkcL4iPMaT+9qG90tbHjJd6NdWNliqTRZhsBPIs0Haz0mYmJnfjZm2C",
+	"D7O03KywsxJzzNZTEU81Zo0SyoNpLRVObG2OtXAEK3ksPTJ98YGtkyh0joTI60gFU4iFL3WlfrK/WeFV",
+	"eLr02FYUHKk7txENLsV4bOKxsra2Tzq2Ta6xkOfKtiuushsEWYQBjFXdb0Zvhqb+WHGCx5sH7RXvz0a7",
+	"vKnv4pulcYOwdgth3Wu8VzqXm5b+sPFg/ubwlS+1Yq/1myiHhW2yOfN93R5P9ZEldcb9O5pRGQ/BpDu8",
+	"1CJw68kvNx3eex+0n55dHsz/2pUXe1fvHl///HTx9wP6PRRLNm0EIzm0EYwIUQjsuWJJNI4altF1lmGs",
+	"U69oxInW6Amdz1F0uYpC8CTMGKRlYGcfOTQ5tdhkYoi/YotvqfZb/RbrjjvwurILWi8DEkLTmNJyl3Qm",
+	"yDScx0+ePjvoFNppgjo+RMM3GM0dVbIFpYyWTe1CAcC1GNr2h3/tTZ9evpwd/Ew7o+O98OTx+Ien078c",
+	"XL7szl7vzc8el3Ms19ZLNCx3V57tN2rcrnIH6OF1PRVZNEikKrEgNX2+NipTUbg3FSOMBrjpKxVxqegk",
+	"AZuL5lRaizOBNhEfiZSHNqNLq3zLe5+s36Mlv511jKJ6V7/KCLZGW2ZOJpaLFA65fGs/ua3QlDVHOMev",
+	"zrEukUszNqvfZxf/SLqdzUyBdiqtKrklGSOF6XHC7UNydJoNIgmNr+kCu8wSP5JDk49SX+FvPYuXO2ve",
+	"JObrjXxyaOgmN3HPbdpNlCBzKpW+lSbaHfhSaMvI66OB7AtzWXHecmfvulu71O6zbIGB6W4AKaTQU3wS",
+	"SaVpW6SmsLydDTM2s4uT2fZzSuEEZlXoQ/HOLPMBFFIrs0tSOqYS/Vydb+lg5J0cb75Zvo95bFMRh8au",
+	"bTsHjo2tDeFzCFcJAWP7VpkAAbdeeNXdtrZAUyPMtDrjLuuFe8H+6DF9cvD02bOnB0/o49F+sBf2QL65",
+	"D1mlJtJiKa+wRLgI0HdoxZqzJINZSeFaR7G8Hzq+OQ0HU2UZmmsPYT6phEaU7tYKPP5Cni93J1/I83Vn",
+	"ZQVSvNZSPQotzH9gWvklW3lw9XbxZk7ghaqyQeeRle+smnFz8Nff7qxmWB0h5XaxrbW/X+0u7Jbchd3b",
+	"EsI5l62WB23RjHL1ySsmJeMTlnjk1LIloqaJSCdTQomewyPvp1TJo/n8kLw5StUUudjP7R/TUfs8mnDo",
+	"39PuPX7iDzjav7c9l8tBK7J89JdiEnE9+zaG2RXEHB94f+R7xMfjMjyTcr2oeRT4nv5hwM2LQ437VEWj",
+	"GFueaUqfXLGEyDmj4Dx5M2f86PSRJEdvTz1kqZGSJnOczETIYml6uGZVa5GEZzswPRioxp0MibIVZU+d",
+	"tdSaxyoE6ty2DiredIOE9SHeUpGxSBNHpPGg0qXBac3hqCIx0y92nzivVepALBVmZME47fCJteXDL6NN",
+	"lGgaijEI0JXR3vVKwJIedRtxIzzsSjGDN9y2q9ZMtl5M8TD9KSFcqB2Cw9nGyTRhBNsjJ0ylCS/0sl62",
+	"t1XB1gXz8X7n4Ek9m69DnuIOX7FkwkLYnqbUfUJx7SRh85gG4Bekymzdc6K3wU5/ydgcfIJm37hje8Ye",
+	"kWLATTz3VsJm4orG21qSM00M8cLv93qVUhcZ1W/Jy/Y8Ef/V5uy6rX9BE6sLi25nLZCivPGpEHUoRtW5",
+	"ytqQBWdv+2hhYOoXhEwsfluvc3jEN1vPu3YdnQ54RoPBo7kAMDMeJIs5JJwrkjCpYLAiuh1Cf0gagmoq",
+	"ie8wV78C9LuIwhufxUNo7PVV9+0XZGu/17OFe0zsrBWaRzGbHRLKB9w6lE1ljRxJt3fMWeXnGIU+1gai",
+	"8zmJQo+E0SRS8jDDfM1iwRs81KdpYrn+0x/wLdvf07/qdXc6/iGUeUiikEnivzq5OBr+cHb09sfh0dvT",
+	"4d9Ozs5P37z29WCoTPynT7byTn/YvF0vz9FZB7ywSHdBdoydGj7uuUy879ow9JyGw0AoxIBH+XGS66mQ",
+	"aE47OgVVWZJUskMyQ/aO+bosq8+RcmmD2J3zxMoV5p1DIviAo9BJImV/BttArgAWzndKNU4QlEezuRbM",
+	"Np4vSSIaRiMqmVZ0fbI1VWquyTfYcb3CEaL8oSHg//oRzxn6fA815P/Tw/72N2p4HfFQXP/n7Qfbb756",
+	"qar6YQU/Wv0WIMVS3dEzv+j7PIQmox9uV1y5hmgQ6AyfKkiRsT1GtFwSayDCfTokfi4l+yTlKorhSBOK",
+	"NS3gtjnVi4KEhegbkyZFxw0WKUjcYKJHh+YqaezbDkH9IpbxP2zUX4+N+vdm7f3iJs0V2sE95SnW5hlq",
+	"AQoFGB8lBJCRQ32bY0a2pAChjXJXbfYG3H4EQggksjk+As0rgdNxoVxmuX1IHIupFtMzKR3D2jL+F1DO",
+	"hRqYFMod8ppdF0gxKKBmBQnT2kpW5U6JAo2vcC/HurdEJL+rOXNDS+WdTY0GJe7B1rgM8f4G1vUzJqGS",
+	"cyEwAJvrG/p/9BZiFiGAVPbJfg/tHFtyG8R6ekWjmI5i4J2bOfTFpZWfXVd4TYYJrqbaUsf0AwbuT8Yi",
+	"5aFHIk5EmujVhpJsUVdwM3ln+ir8IxXKKnRo6AH5HJQ+LUM31uNZn7t8ZjYuLmubDoGsWhA/qYmfL4tA",
+	"dXmKn8APSnQXBChzkstIbB21BCPfu7OXlYj/eZQwOYw4hEPp+cIoYYEapklUiHSYFyMdUjXdtX6ycitv",
+	"r1UMk5BSFD6O9Vp2BYyh/08k0W/sPzOp+Ts6CgZpp9N7kjA5F1xiw8TvAhEy+3u+yO9glv/YO/qP3ov/",
+	"6L0oLVT/kqrpf/Re2MXiCCBtf6dxIAr/PE/EOIrZn9mMRrF5rvfznd4N/h1ANYMpjWPGJ+y7X2YvFnUP",
+	"hjOmpiL87rz3+EldqkQO7DKanUN1L9STYHL9/wtJIMy4vmRE8ag+LumEXpoq4pMYZNId8hNjc82ItqA5",
+	"D8JNX3/JQN88VyKhE7YNon+YiDlc9Mw/iqogLjeMxmNT97OykMbIe9NOnmRYAC7XLfsnKpwaxEhl3v50",
+	"fEI0bLc1F5OM4wUcJeJaC89KrI4N1Uspgc4CynMPqO4OvWqIisQajcaWDXQib82vgUsDhXJAyXept+ni",
+	"hUPrnwCt7/Q7hfp4mYqY5QLBOrOmOXu5R8k2d8CadFTRJK8PX1vEvwczPivOCDdCDxfS/59zq2AbiiWc",
+	"xk7pe1Nav95NBHe+6iM6Cil5Ka6Ylqm0UJkDrrLNRMSYIR8pyJ02OVMmp2tNd06lGqA5gmWE+RU70m+V",
+	"ALksmPxrVVPNcX6sawrvHOfHzxUKlSPFN6ZjumhaRxHYeMzQNOW86hEpEi00bFmN4e0pxrF44AHD603+",
+	"+b/+d55C+EgSjffbhVZu1QyFUpYHXpXlWP1OsuRMv3frXiXHm71OUdfSvN+O9uriu70XmSLrXHMDy6Jy",
+	"m4GrjMbLYnJcnPGQ7tTzmCNDkuplh6+NpFieVHcLMvx+lCH3VsaYoHrgWnj9a5Z5mGfrOH3ils8bhbVz",
+	"blQSzaRDZEZNCc9zFvthraQGZ9UZ2Dz3XOvQAbrb31vf2eUtZRvnz7rrl+oIb9hy/aBTabm+d7BRz/UW",
+	"itetfuuHk4uKmlGOxka8KvRp169Wm7T/eHHxFpwATKpSi3YsZ9nW3xX6s9vO5llWebn73t6zpe3NH7wZ",
+	"e0XQsYf1cVll36+XF3+51ob5FbzF6pg2D7BKeDAVC+uMaKVFCXF5X5Hl9go8VFp2pSN1uURnlsVW/9hS",
+	"yWoWW3ZpHmrphcu0YePCdbsSfm62upbJqECdnXJwOTH4uKpsFpaLNGfvHmXh1B1rkyUkm/T8Q+TNUCFv",
+	"IWguU/EI3Q2s5EnVzrV5w9ra8smmoWCxn+3S1rV6vgsrAzheXqrYRCSLVr+lBcAAJow1pWn92/jxAeuM",
+	"wFo3T5hLmCtxDvTSJOKDp9vEf8CrhpxoAhIuOJ1FwRABmPXXjgIYYxKptskCNX1dYEHtQHD0hrTyvjDH",
+	"zm842hCxycGVHNTZfL9+zFmzXqgz4kUCNd+cF2D1zhtQ5g1DKR2e9GuZgjpfvJmzhKKabwwF2V4sdoq5",
+	"qdz968fss5N/pDSW2FQoBWMB/qCnzpHeZOmaIqT5wdiDZ7ENs0XI5M76bjVVK0OC1TdV49Cxef/0OfLd",
+	"WNQXjXPxpk59rq1c5H5fRphK7KlZecSkT7Zo1A5iKmU0XmBryYBKeICIhOm925gdgccsCUQR6AtriuTz",
+	"cTRZweyChtU2sJ1mjlPB3I3ysR2grBW7bQ/vDZKvGsW3ITJ8nUHNeuuryZbwb2UJKaDhlmRnuGkgb/Gt",
+	"Uhe4OEsB+QpbyyFXRbDymTQRbvcS1Ok0TRcCUWTzK9aEQ0sBB6tYZwenz13OY0qHayYZmeL8SHsNe7Du",
+	"jKVcxg79MpJll6ITyG8ZTbczOnjWbRXbeRWIM1YzR9n1UxIYKod31/SFfKtLtnhfq72HVb7JqGw5KryJ",
+	"Ohnuswrn8DV7VkuXkInQxSVMSzVJ1qCdpTVkAtjqRWSEqrKMrJXxxzU4kwb48IHoZfORzOiN83teMWAW",
+	"8drfG02/mdixKe+YFwui5Is2Iw6XlLGBkBOsBFf7PD/ROlnBkXRqH5fMW4rdYJH2G0UThqlzMeprszRW",
+	"UTv7s0Zbu2SLtsVraDQNFq4EvYlgH4X/OC1QcBdtiGv0WhjeuMqeZuy0ll4biTB7o8zgcgDU4XeW4lWr",
+	"0s8hBtOmCYux7edAJ4zoxVabruUJWXXQzrOz6p7Oi3Y7t61Fnnv0cVl7teIOTjWKkhlVwVTvAteO/eI8",
+	"IhlNgimJeBCn4dKAw8pMNtep0k6IRfEWvEF2Sbbk7UPSwRherTkudjZo+oYljvPNF+f3cmA7kK095Mz6",
+	"fjxlweXKUDGHJdX5JNGyb3ru9zFis1XlWSU/UUYwNgyCmtGbU/z0Mb5s/uqu4G3u9GsApTaMCaCavZfB",
+	"B/7mk2EdcBrBUR6rct+yWG8uOIQYmWnqw2pq1/BxbTdZhRMWFlc//HIonvKxqOlYFDRraSt4ZSMXSlgj",
+	"t6gnldkHjljqzr58Y0tlUbu/FjjqvUq/UxpiO8tcl8/d+u5O4OdPl1NLx3F3+e8tporUtHB9cUwO9h8/",
+	"tckkBEOyZJUVhGzOeMh40BQWzrPIP5K/S7Yed/bqw+eWhvFdM67IdSL4JIvgE9cco/hqRwMrXA0Vf6Mv",
+	"n2IzCD41lQ6RAxKRmH7FUGa/4L1beigIqRd6DGNLrwpCtg5jo18vCm3WQlayMRHXZGu/c0B8GmuMWrTh",
+	"kfS312RnkEfDg8YSdeAUInOKwTtV0lwhEg1iRJ7C43R1jWlwKfX694g/FskoCkPG/fqjT9iYJYwHdWwX",
+	"jl+qKI5J/hq2qzPXywAp4u1UMn9704M7s6PWRhsgkBqPzQIxCj1CpW2k5//cNp1B2qfPfYK+soadq2Qx",
+	"hJSTJXFzArp1khHWXYdvNIJs7fcOPFK6ULW1iKsLB78gvlD/sYpUkytoHN2wkMALFmllnE7qmxbW1tvz",
+	"04T3jY+gb0hNH2vP65Gw/LxfCClr1X3ChWpDXG9rXTc17Mox+Wchp9llKRz6EuLpXPhG/3UN7MBWT/5y",
+	"/uZ1+xwQkVyyhaZjHvFnNNbXmoVtrV/4niZJ1CVKEC+4gnoua+BRyhLgRNP7JwedbpZImBk9RyJckEQI",
+	"Bavw/233HylLFrvlftS+p59pGtLwCJG/+rB4uNjjBWqv7u7tRqvPM28akp0gAH3JgeUXvXJea7sqGzyB",
+	"9cjWgD9nbJwwOV23d1ChmDd8mRV3u1bJcO8fvfbT65O3i87F5buDv3Z/Ge3PLnrir5d/T579zB8Hfxs9",
+	"+VF2X4Zvx0dVa25pwGJ7hm5vs/KWxcHqd44U+21Rqi31bza/BqYoj82gBcE7BwoL0vwpqNbm3yB8FQpp",
+	"ZLXPA8qHxWH1L6Wh9U/uePpvd0z9tztujZzn1YrJKxnS90LEr+i8VVppnTLtrrvpeWwk2/qnuKWmp2mW",
+	"dVR9vr6A7kjmzoac+QuTFXblbMHL4FeLUyJm9crJSj+Sk/26VEVZN9QwF4SW9fy8H5XOttFw91C2DRXD",
+	"8iqra4LmUo2oqgFBkYDyUvqtv0XsmjlOziv7dxVK3WXB0Z+sNGUIcnd16SzlL6JJmrAHazdf2x7+j5bv",
+	"32zL96+6M/maDcKd3vB3aQr+kD2/6y6pW4ujmIgihlPKQzEeDwUf0gnjapiwebyw/Bte0bwqvmKoiw2n",
+	"Ik0k3OuRUMOxSQoa5s0Mz0WSLDwixYxBLq1jodghR5zANOQa1dZ5vCByKhIVg4E4EPyKJRJ3kzAxZ9xO",
+	"2Nv3rMtpSKMhZFLaiBj7e0z5JDUtFdHWhb/nHedbJ6kmErtvaRJJEwULhbeG03RGLQwUnWRCj0gmlnAf",
+	"BTNGztM5BHkBt2dqqKEAiwUgZWmZjIfAyIfQYgRKhJsB756z0nxaNfoLPH8kDYz1h9KGbGQghpokrmKj",
+	"8vZneh/1FthmpKgyQXipMKckURgzoqaRJLHgk0PSwRIrNhtaUzkxHtfr3vU4VzUPaAyDBpN6U48ktqwe",
+	"W3tdRaBYgncV0GbJsNeRxm/cyYzyBYEvNJUH4MDdJjhYFfQ5oHv79VutInsdh7FFUOAVPffRKXY0wYJD",
+	"uzTa/ZOf0UfNjyTxj06Hz09eHL17eTF89eb5yUt/eQRP9XpVgfL98Vuy/5TYV4iik3yLPuN+g25evqA1",
+	"mHx69PqI6DfIb9AYOBv13cVx/bBLbnUNqoSGJOmbEjFJRKpkFLK8KN8jSXr77SkkR0MBmDzn78d3r45e",
+	"D49+OHl9UdwyXPb6+5NTlHobfw1Rqb9YIL0UL/QkuoLePQQyNY1Usea9rqNZ5YnX2N43kQ6UnUENDtYg",
+	"fM1t9JZS5IaDbCBgywjQEnpbe2TLsH9ldQ0rKXyeFuBIola3+W5mOPvPVjP5TTnppzC8DlFpwiXRX8yo",
+	"igKXFRimlvUJefb0iduHpLMJvyv6klc7k5cyuI1WtJotHZGAKhqLScoMW4pCsuX/cHJBNDvCWlv+dsaU",
+	"UsmaeNI6LvN75Fgeyaq2Me6DdXeu2t+fldey99grdFOi7d8+fOx5e7db7byzkv7l2e32n/79nhifszgX",
+	"v/2iBkI5bavfqt14NuORy5nWhg3um1jauhyoJpehSrgUVfKHhPI0pknWqtMEqLVCyDcpOVpCuoBQ54DG",
+	"JKQLiSHQ14xdZj/rPySBjAcsckdeCR5STCbMWuNRrKnOLmsjPC8Ynd2xe0ypbXqUSNWOofES6iBQgwhx",
+	"YccEg/b0wWq11rEgmZajYKRqTu03efx1Gfq3H7LfjfZDTl6dHLXurMt8rZny63cGXtfaUTyMj41vrG+0",
+	"0/j0itmIxUrTwCa58ttJ0q412BbguCzh2oKzTrrRoFuzoUGhpNNGt7Duonz51t8VA3kTfAxqVTPRG4tI",
+	"rH0XGnBzCQ7gpMuXurw6dK2gepZXPLYNmbOoTufgUwmtcjXhfOodVI3t+fNl9ROWtYIrBvl1StfZa2H3",
+	"UvMCeOrKdW3sEppg9IX6Huipv7FW3+6Sv5kKpF+CYf2Ls5imm/aQ1ShbzQxJn/CXZy81EMHg+/vpm2ib",
+	"3pruyr9iWEqLdfNeu1kaFBR6sH19bekHkGCxn/KveQ/drLFrnkSiFQkw7psdmUHbM8pTGlt2V5jL7ZF7",
+	"A8RloUlKNgS2uACSWpm4vrSFk9TSeinEJUnnWBsowcqrNVUq7MKyUhelVfX2G9dVbRVwJC9NSbqpmGPL",
+	"DlvuFLuTUx6awvMSaxhl0XImN/lFdD4V83nEJ8cITuw4DwV15EIqNssuhJGX3sDAOBCJhbhMoaFTngID",
+	"3m8TB9XFoCgE465pY4WIMBzH4topT4azYT1T/GU9ncVrpVIzD0MI9/4F2jXqIx6lUazaESc2e0Zu6mxe",
+	"u0F1ayP+Fdwbh3NQsGoUquzfI5KxMO9GjX1tDkmkTDVeMmKGeEOctFPHu7kc7rJUL1kfeu6GIkrsmudr",
+	"UPvElHK1jUjwgKHx2jiKY1O0HQ4b/QXoCjM+vwG3Gy0Wg/TNTeuVb5q/7TSm0PNCDCb4GZHJmpxws54B",
+	"hyrn+mVo5QapQIcYzQ0l/QjVxMZ0wJhhWeL1S56V73xtXKneb7ZSck0lCcQ8YiEAoVKQHV6/e0F2l97U",
+	"FospI9gjIJ+jGJorLPfDfa1NIQuUsqIwx+JaZsQm8zXb7a+RFtYsspkE9xIWuFe8cCDFla7dVxEoWumO",
+	"flgi89ypZ+LJDQ1UvICuC2Kc3W0eEl/DzG7OVCM3Vw36nfgpnyciYFJSaL+VtZbCm5oFSZuuYCwkUiVp",
+	"oNIEGu/H0SUzVOGRNCOa7I82fFrT6uKh5TEsHQNh5PgGliMH4WPoJO1bsSEKWzWlPowEp5VGEHL+EPEe",
+	"VMRbIshVFZRPEBKK3oel6ox7c6qU6VhzAemwBsjYiDBYxCPX08hU9TJ5O8BTR4wAsYYGsbSePSw3+VhR",
+	"puLu0Q+w21ZGJZFHPpL4TDLlOIFeRH+n80/ykt3Jn7O+MRGpoab/d6KImnZxdm0pE+ZiZ3EMsk98Pbdf",
+	"4CaPJADQI/5VJKNRFEdq4ZN5El2BKOc7M/hF8eeR3CG+KfFZJLIQR1QYL5L4arWLgrkDb9NRHMkpmQuJ",
+	"/YxEmpBRLDT084Fa/ZZZ2SYG4lU4f0cnndl6XajJajgc1l4Ta1pNecwk3DOUGiknNJxFfM27UytmuVBc",
+	"TkY0/v0tf3upteKcsbA2HzrikiXKRCQb4QApbclKmr1XBuP3FcUKxc1rljCb8AxEd0qvGBkxxokdrD48",
+	"LFtFJaIJBB5nHluvHRqdh2wccbiCpna7K5TJKVRJAyEEw6JtH5Et6HcHYU/+WCQB87fXkdwsOPLlLiMV",
+	"/0INoO5J1/5DfZ78oQb+oQZ+BjVwDbr1xXxtRer5zTQY/1qNzg9sSL5jb3F7zJ8nNNOzwXlBzGgiCcV/",
+	"AIGCIGzXTzXgWdu0IxDZjfUikqTW5IAn6fjgDUmeiphVRGo83EL7kJpjI1tXve0vpmda9vq5FbEqRRKX",
+	"jJ/ZgoPljDzIG7IZ0mzxl+nohyB6E/3l9N1vp93X0ak85WePg+PTJ6ezF52fevO98PgvBztsr7Mjo0mx",
+	"UU6/+wz7RmFic7Gh1H7h2V1Tsm3lfLPJ7xlNgMdCIf7lfXTgGnYb+uggKuW9BMzfOAsM/jma57T2xr2g",
+	"yw5oe3/0NGzvB13WPqC9Ubsb9MI9tj9+TJ+MWmu311lGf9ZvupOlId9/C56a9EwXHWub06zum4WdaqFB",
+	"MwyHDSCI+bSpgVYVZz8ueS9bYVM/rUPCaDAl5v2MR1EghUAsz1iK+h2Rc01yobUuuxK2CLTpu1VfJsS5",
+	"BHm5PnMb6gJO7f1Y3tyoIhYUzqMwbeEoynCphadZRJ3M9M6sziVMv/u7tuQG9T6hi9W/Sl+q5g5yMgXE",
+	"cpRq4/+cJ6wNfRv1vcrVz+OXp6CPYyNxRWQ00U8jThZM3VfPht9xC6w/Wkx9bS2mmmjsc+h0KJLFCVd1",
+	"JrV1icenRvfeFw4sMQYUoJrNthIwX0hdrzmcz6+xV1nukvSPEr+6qwKrN/4FYf6txCFn5LO2QKMtKhfd",
+	"QIdA6ZFpNJkyCPZJTAS7ERFlOmfJEDwt+pKY/84op2irzKSRrP5MSWjLr7Bd05q2B7cuF0o+dtZqma2N",
+	"GEq5iJL+se6ev4/CCaupnM44HcV1PpMfRRxKQuPYAHhWb4BuapTUnMyNi71rsdrGqmrGAVaHJWYrfGFx",
+	"JXNkOouo294SCmvUADunlwGyYYvNZ7K0glJ2PCh2g+gOVrirUsWkF7G4JlkZpXool9vl4nqykTL4QVrF",
+	"p1ZSMgh3VxKDLe/TJFILqHyISxiBjmcbQ5YNeu+pom9mUVHx3frL+wuP/Hjee/zEQyO7lnDbEScisQrq",
+	"NhZPdBqRki3/WonhP//7f9CrB7sC3LA2F7NejEO5hQKqWFesKprbdenRI1RvtbobCK4SGigyYuqaYUWj",
+	"7N0RDS4ZtKBXklyzkV46V1CZgYdguuQskTsDfmLKsKspGTHjoUlYTKHpqql2gC4maCnta2Ft96rr7wz4",
+	"gP/bvxENTMZVFEAi9ICfa6izkAjoPATVSRS9ZMQ/cntR9wmq2wRLNQLMTK3G/oC3yZ/+pEmU/NOfANpY",
+	"6jQR6WRq9ZQ+weznAP/EPurYDz1NYt9UbQAzRrElNnbZH3BCJJgb2qlkxIfG1Rgc9van45NtdL9nMDNR",
+	"B3D1VZpoBccPRGi+sF8roYf13745Ly/MNvr2jaE2YLA8kSYlZAM8I4Byex0yi3iqmNSqli3lomfQY9DM",
+	"OJLjW4L4ht62umWYT3ySCAV+bMFNKftUsh2E+1uDGn/6k/4xx2jponTmdUL3NU5F51EbX/UPCTXrylp2",
+	"a0QEqOfNeTVq2ua8QZokUDEEDdZt8j5SU5GqTC/dCtkVi8V8xrja9sCHYXpbaTApmc2YFRI5fnnahwMx",
+	"6gaosdZhRtpt0CRIwcxB2m2IFtLCWrut12LihXxPD8kLw+F07TZox4Vh8HKc0GCaXwOIopGlruYkUoQz",
+	"FkIxX/+mnT/xS8HDTrV8f/twwPXL6SiOAt+9aXoswsE5HupLSWNE0Js2za8pC31NP8zbmq1hYer8ox1y",
+	"NOA2gkLkpasLw8prDc39TtcjNAu3cLaWv7EHZzLgfrXIc0ZGzvSZxNEMsASCfQJ3YxDtrJ8i0yVBHGls",
+	"oWGYMCk9vBLuFnGH8CrG0GzBMYlEY/SAw9kdkqNTZxKPzGhyyQBciVaDYcI+oZHvYQwJJXKGo41SzZ2M",
+	"PBBBffDtHQK0dMDtQm2bIhLQJImYJL7e5Uv9tA3/73vuT2caIXnEJ4aquE8kU/6Ab2EdO7l9iGWmNDLB",
+	"ZEjoAOCafu/3Doifb0EfOF7UM6aSRftorFiSQf40ZLO5UIwHiwF/k4M8B0Zk31A+kKu50tfPdz5s/8QW",
+	"WelpcmZrRmdXUepLdckW3oBDqV+9Pyjxi06rBd4LkLftNpBQ55NoKOhXWdiHgjv+Nom4VIxCLfM8GH/A",
+	"EUhZxW67T6ieLC3Dg5LtEG5F5/PYcK9dU+r5z1ARmWzZAvXbfeJrfo3xWWuVk/YG3Ed3mm95tlMFG+Lm",
+	"FI1in7CbeUwjW86KSuYRP68J7WPPEUM4iqW+BzxDMIQ8XgMfq9H/+sGHDFyJpvRi9XlkglAYOivGvOXv",
+	"QvSflmUGPKvBnOlZPhgD5zShM6ZYIrdhNrW0zDREVQKjtKfwlk4iDsDGLu42Rgt7qAz4W9sPxooNen5N",
+	"DLXk1cU5fWdNW10tpHQ7HS+r29V7vO14tgfc/whCokdAM/SgnYqXN1Uxv6PGqC86aqP4L62G3gI7g0Y1",
+	"cyrxrmmhIJKmDYs+apEoOGhKAjGb0bZkGlKaCujNaBSlcSyuWahBIz08FOxYBA7cecKw0jmifRuhrWVB",
+	"xsOIT2ASgJGdhkrWjrhkXEYgq8l0hLoMoowF+LHgyFv19TYhIzRJFnCFTy7oxCdb/qCVIAYnDO27iMWD",
+	"lr+9Q6Cel61/pQ/0dNx+pafQbMR4v7E2mul8B4ipRMKkBpxUNDa5NDlP6Pbgg3JWJniq4yhgxtcaAbsZ",
+	"Ryxp9VuvTi9yfUX/AaUvTXxb682MR3o4zmKCQdosIYxP6ITNsDqimpKj0/ZcXGOEngbFTlalvd9ypGyt",
+	"zNhWga3uTmeng/2lwFrZ6rf2dro7HWino6agV+xCqZc2Rqhjxxoha0J2fgCxzyQMafEHy6TNWSIFpzZA",
+	"Wj8o1JwzRR3TyYRJJM5aXiNZDJaJDx1wo4JZud2yvv3OPl4JLcxAwAEa72fQMmH70K5oSiWhisyEVFbD",
+	"GEeTAW9oDEF8KDzkO/GpwZQ6hfP0Go5OndpFmAsBz9spv+TimttciIwPn2odFYW0Iw2dYwz719C2pKfR",
+	"zJW/sutwp5/YIutcyqT63rQcD0C4x0oHDg+Ablv9j628J+YyNdVZognJLhmxTTVwS6oBOXqd7kMsAKeu",
+	"6o9WWM9bi+YN1Vs1DLZpSvNVDlqVfXHrtV4KXP+qr7P3br2Wy89WffezefX0Oe5zv3PQ9EkGbNt2Q8+1",
+	"3+tt9H7ejG/dbxybA2Coa234FYy8OblCZMmzhJAQBBbXFZ2AwaVIV8BZlUtj1qrj6g22K5Apc67XVCRO",
+	"ux9NFNYtkidb1r0coj4TVoHGD41GjKvNqNOYxnGhMKI05e4MUwe7gYGk3CGvQdcBPTqaTJX+SJOkbGik",
+	"RzsVcoDLLJKD0o3ar6usmAWaOgj/KTj3sDiB670LTjSfv9cyZtsasoBZpWMRg1SguY6ZOE8FyFjDtVHH",
+	"oWqaSIA9uBkKdIHeX8Y8R/Pbrx7lhKml59j5rJSxjiJ+vQjyA1P3gx1gwr3dlKU6ANWCpN7zB69lGqou",
+	"j47s29BI0/9R6/ONkZG+YjPAmTSBvi4zejM0hiXUTVDs8JqLXa5LaGokD1xvGUUfVHB4Z2n1GoLDZ70e",
+	"Novg3q/J18WLEf73S3eB72YGUb3wZjoMJPQR2EKNrdUzsWzGjGU7i1qjiHk4pEpL4a+ZtQVJFiRMySrR",
+	"1Tro0Ty6wMVseu/BxXzrrfXeefTbWu/a1ZyLRBnhvIrny8/aDmGW98BI8lKr8bOFYxB3USM/6SpewIOc",
+	"5NYqhkcgK0UBM1ZlY2oBS3y/yXdizfE75FQVDe2ulX0h0sSa1wc8ETF7JF3HpUekIJTEVIGoNhPGWp0k",
+	"KBWgnomoRSLTdg6cRMb4JHi8WKLDmVP6ahU4s74vpL0VZg+bCDEgheccL5xGiSAf02DK2seCq0TEqygy",
+	"vGzfvfX+UAO/rBrouI6XkJWVqh+Smizm/KY9TyIeRHMaS1vbsPWhxJt2P67QBU8VkUrMJbkWySXYaxVm",
+	"9YGKp+hCgo0zs1063KlRk8uJwmo17gzH+2akdFyvLTvyCSzDHEiTDucEL9WIEGSLl+SC7XplrPEoOvdO",
+	"5ZaSt29KC/v0w72jCmYgCboX3OM0jFQ7FpNmGfNIc38pktwTob8hjKskYtIjnF1n0W5ka7QgfhT61hZt",
+	"rQO+CECGsELnidMBf8CttIAOSakOiY91VoyzAr0b6JggW+DM3sldW/g3Ui2t78GfxtftkX/+9/9oRc3n",
+	"7EYNcSd+5lGlZBzxCUs0nbPuWLMq2SeJSRKJjPnfpOeDGgqvOKaKzoBTlbceNRPtkBMEE2isl2yuiH/0",
+	"7vnpxfDs5OLk9cXpm9fD50e/nPtka++J8TvlWdi2KYOJXRlwMIi/Pd0hZ2ycShrjsAkLRKLF+9z2HkCx",
+	"Bwj/ACd2RsdhhuwSD/iWn+PWTsh4xPTZZXEd5Y7IRMuVFf+5cTJQiSPSVE13MFAaXXv1NnpQKjQqvdTY",
+	"tykmHwOA11EVwAeOlYCK9Z3MyWAxBhoodOiCcArO/i0aS0EUPL5OIqUYJykPWWKvrzIFBUxuLN5Y7Oms",
+	"JwBMyF1OMMPQ1Ae2MV104wrFSzZSWCPsI1tW46Lm0TBLvLvHNR1B6A702IDINvMHXmSPVGJTdrC3g4bO",
+	"jtYxhgb3/SXQxFTzfMnLcz1L3SE67YPhzoc//3td8946Lfsy4qFtJJUmAavZg6Y9egP6v1CExSN+Bl/9",
+	"hzVuN27KDm6zvGr39nidrW2wMzvpI0micOXK7hdN9PwiVYGYsaaZs+7Xa8oKmqKc4zdL7grEuFmeBBJp",
+	"Yuoywr3BBtsKQzj29vYOPBO/O5ZGEKpb6jiBTLca6DSnxay9RtNQ/ROWp8Tmi/vwkGKdIf5ogKmKdkdk",
+	"BAy/LHJ8M5Ie2Hxw6bGY2OW7cp5+ViPiwe9GxCtKaZm21SjS56Ba1AvsBuqtz3CyTQJ7aY3fjvOEl45z",
+	"seFhbiyvG0Bm8nptWHBzwMix4DK1caM2znhLy4fbHmE31u+BbtqQaUJoA2bz4DssU/X2p+MTcsUSCKfR",
+	"Et+AJyyEtCny7uzUs8+kHeGRJGcQjmysTzM6Ny4VETPPRBVIAooFN5VGNPtEv0wkJRSrrcQ410Qv70D4",
+	"Z7smwPP0bZ3kaTd+LEL2QO4ZA4Nje0LrO2eWo64xwYPhqruZ4aqzt+H7D2sYe7zhej71dhcu84uIR3JK",
+	"aJ62jEkZheuspuY2Qzhx3u6jIWmgkSofG0ynTSkDtHS5tkBRxOiHNjS+1LLmm6N3Fz8Ozy+OLk6GFxcv",
+	"h+cnx29ePz/ftncRaxwoJxe7kLqwQ3x7X4dpEuVRV0aZOT46f/7mzdnw7OT56dnJ8cXw3dnpOdkyYB9w",
+	"/+OLszevL05ePx++O3t5W0pM2N70Dk6YpmsRfwc5oiWqWITfe+i0nZ0Us31zR4m41nqaXsChq5Ohjw3S",
+	"SFwSJZuF2xwuTVJ3r7P/bFX5l4cUlhBYZy+bWaqbpgIU1FRkYvdp5/+cXtsvSiGgJPF9EQiBMQ71PPos",
+	"KzsSySqrg/yrqYizkiRkC00z+EqWUYjscExnUbzY9jIbu+ADju9DL92A1lpicIXrGNPPsTyDSNU3I7jp",
+	"JRPcX/XoCkkfjlekye9ROFnMMV3hmCdb1Ig1pRy/RyZ7aTsXtRy3Kokcn2ytIP+KPaQI/4o1Bj3Btr4W",
+	"ovKwuPN+KgidkdN1caeKI+ZmNl//83nG0IopeW51Pc6uM78MJN9Fgpti8pBlBlJEgHH8CjyCYBem4YDT",
+	"CY34DjkqjZ5KFhJ1HQV53aMKqQEVQYsi2Fd9wM9OXpydnP84PDt5d34y/OHs6PjEiiGaEukB7OrI1n6n",
+	"q0UOmLQNqe+ShWBe1tJMYPMKFFF0JLd3BnwzAcKMnMWkPIQUf4ZzGJT7BoX4e2WJZxaBrMtNrscN2Q0L",
+	"oN/yBj6mJOUEZ674mLw8eQ2SMNw40oByLAJPXhgPTSBmo4izwwGndg4snCySS5lTXuvQiRTUoQXtM9SI",
+	"2uS5OMk39TlcF7Xmxqys6r3ZY8/YnFFI8cAOZ/NYq8g2+3896+xa6fkZ+Kyp1m28+GSNtoteS6oFJN7o",
+	"LTfCaIYq/nrXPVvUK/1VDXj8GQM/hSlp1WwuN60qbAnbfHrHVL81Y//Hr932wYdfoTV1x+s+u91ey2p/",
+	"lnJJ/pGytM50DWWVHtZA7c7vmqWXTf21GZ+zs8bbuIYNOkn5N2Z6Zi6NsoTa+bFqq8we9jWNa443/Ks+",
+	"fEko0OkwTegoXmhBN9TEg0otlVwb08Z/iRGJOAb8J5RLdNxtm2r2WmRI50QJ4us/hjOJmYuRGnAlCJSg",
+	"0FJW5mnPKLaemQLBloryUFbz2YATQLoauNXFbB4zaOgIvWyGUBF3wJ2SuCAqmQxNc4MfSfM6tr7xdwgg",
+	"v37DhjMFYr6wHRV8k/cHcQuT6Irx5sjGDAM/ObRxNSN5TyP16vzBgiDzy7RpFORy1C+NG97FzrjfO/iK",
+	"AvbONNYCli65kuulaOFXJlY8H2JXqsQ0uG9QOOiMkSyNHnBfQl4uluHIR/IPs1vnK3ajdtkV46qN4/uF",
+	"m/hIEngoocTNgPvZKCYuJ/RthpfSG+E0xg/Ilg//7fse8aOwbwq6SPYPmwiPpavtg7+cv3ltnhxq7UIl",
+	"iz7pdTodf8BBOjwklPh9Moc6CIGYQfIuWkC6j4nc3iHHsYCoHvRt6L2QUGDyh5YfAxbbXdXdXfzCvbtf",
+	"zYVaQ/M40bA+RwT5Hd0lE0oKZ6k5CuLiukxv6W1aFd2KSXeSUK6ZFQuBL2WB1lyENj4Lo6RwZaCOaw1H",
+	"QT9IVNzzWLKDprjXItp9/vzFTX1CnyffkeeCzuZyzoog2QsjadSeqId9ELCYrVQ0UTtaWoBkm++wUx+h",
+	"oTHusBsaKFNXHyI7EqoJzJtUzVMlUad9sk9+ir7HRp5JyrESzZaf/duWLjnE6lX//O//MU1BP+r/DLNd",
+	"DaPw1od0fMjSd8r4V6yIS6SQOjHe7K4gy9vyhrC3mmqFn0eObzJXajr+jcUYfAI63y3MIANiFmdQooC7",
+	"yBhRg737yM3pS0abFAnoBJo961unZXOYODaaLg/YIWodHGpLcabfkdGEU3zHekxEcgkNKcRcgi6xFfH2",
+	"OIZcTqijo1+E0hKxCaKlI5EoFm7vkKNVmsZhkdi7dLtO2IcNLKHcvc96F4o60++VNRyjHPdpd8ngfJ1E",
+	"sGskjCZ75rnx3RvhUwvGYozLiaRF735WvSpv9wZex63MouO/pFK1QWprnz73t40ybKLqBzyOrhjGywSx",
+	"kFoMMYagspy9Q95mtYdA7k6Yxjcw8oNqXpTKoRmW05LaXEa9n1V85MTKXkt9+hob/Sj0rQMz1quzK4Py",
+	"huGhK6EnDOOYcH+RysxMiI85gyoArMn0hha3rndw++/rm502kqwf2KWJQHHR+9GmUu/D84xG0WRp/KIj",
+	"YOVS1ziNY2OIMdXtBMhNfq1n9LUIl4nK9yd8FCdqILrOhr65HCVn7V8Er2oDxl0McUzw0C8gowMVrKvp",
+	"R31Xt0kttoMt4qEEpDyEjLNrYONbUMXiO5jV94wpZCjG/jZwGltUTySOBKW/EzyvqAgC+w55gSYb/GLI",
+	"oS6tjfvaNgFVaDsNsWzPo1ylBTcz+JJtNT89SUatkePoj7bk9oBjH8dsZdBpNVveIfIbH3igjzYbKMcB",
+	"lnc0ztY7glWy+D0aU6EOpr7t92c7/aqENNjfujLaHWyi4B1e4nKGkoxijBakzNmMRTJEqkzPPFMPueRk",
+	"loz189qt6Ii2aT/GLS3GkLAXJUT/Kk3pSVN0F145xK7LWq5ixkYJuVDkKAmmWgQyI0H1WjZWRK8KPQ1Z",
+	"edDvqHkXUyXl5XK3NVRw/CoqeJxDNcoaEn8uEmWqXNbUsbTdxonfzhuw+AVvte36UOeuFtCGssZZbY0Y",
+	"ha4u7aYeL16rXfjLVOVvm/9mXvG2+VddC4fc370P/Mb80b2b87vRj58BDBHM9GgcafzOUOeBnf0a6er8",
+	"/Hv35+d3uo+v6+2vtiG/s7sf4vjKoRj34up/w+OFoQKlTr2RLLTqrfW5m+f3ndsZhhLj16WPdsucdtXQ",
+	"yabVGVPiEAYqrC9jO+YmV/piPKRBEZDVaR9cGxTgso5vLChgbDiAZbT4d4NXZHkUQC6VwtHrW5D1dTM4",
+	"AI4ZTudyKhTGtEpb5pd0ydagdcojqPNma/+2TFgjGsojOeC1DWuxEqypSt02tnZTltpWpJ5DNXOZsiUl",
+	"Yl+gJ/arLC2k1/ZlygoBVFZUgwVJpYj5Jxd0sgrj4Z1vumDQ11sHtv5Wj0S4wLBac6tb68vTgUU/K06v",
+	"7Q/NKiVak7y54BIEuokQ4Q4B5gbtaDT/xHghEIib/J/mtv7OS7euS5zXcF2C3SwrwArnYJT+owq7dmqw",
+	"rizBWn8Qnc9CgD6R8HwL5VnXxYC7Wdjc4qtUBdNPLL+6pIzqUVbCxrJzG2s34C473yFGm+0TUJDlVOuz",
+	"9p+SbNH8d1P8XpKE5b9hSPeUQUecKZUDnvL8qVnX9mE+TZjQsfJJ/pZcQo7gauAgA+7nqgbWLDGtGP0d",
+	"8qPgIk3cDgfNFWLvJniMYdgHlTg2ria7/CboId9Hamqv38Zpxd3eN1yfr1AadhP2vKwid23F5Atr1C3e",
+	"XC1vvz26OP7Rw+pTmvmaVCOWMA5VXzDNpobpzlP1B5r+y6Ep2Xr77mL7fpC1KDfuhikeOdvcT+IyrYZS",
+	"F/Mo10Vrc4KwZPt8YTsq2bKHHvHnSXRlyscha/BK3aeAgQ2406aGdOuoe7bFr12zfJ6dRbOH4eGVSTFf",
+	"/CsqkQ+sTdijXcp4PkUD3DVi0wPcY9u4MUul8BwDUiXvglqfqL2U0J40ExwjdWiqymajDXKRDz07dnTX",
+	"7gQZJHMqDZ3AGPk6m1OtaclMkClJD3OB35ojqL2+n4PlfVUszEBjQwWqgU9lasED4Pc5U9LqId8ZNSR3",
+	"DWp9ZWhw9TvoalEVy7LVLdHCH/boH1gasfu7n8OE6/pAMgcSBk0jINkLqQdUeihTKs92YhMJJigkCzRO",
+	"Z61xJL3SSnPluO36H5ic/M1M4yS73z6whcdMuSR26ip7w4Dum7HoWXDmbUEwPP6TxOq8IqCL38awukak",
+	"g2V1S6Idirn2O41BBH+zsz58LMFDe/vMVtZ2+lmAf2N1KLPuXPnJuajYzn5/MGNjPT9cKtxB+Bi7UXbV",
+	"TpZvpCSLx1qX40KRhHE6Q4t/k5/PnPPXrJSZJeZev4dWzCxMmmJXc8n699L38YEjsy2FrRVdSnds81aM",
+	"NWR/96P51+3SYlQZ6S85gpq8O/ll+Ry0t5H/1+Let+DCsUv/vFTWW+tNA/TX6WzEEhO8vxSzdk1D5ruL",
+	"0Hdb2Apbn3Lw2gpYJOIm0bzISnhIRunMVqA1baqRm+SOImtECAWTA+jCgF6fdV07BkyfxGwKtvOv3Yz9",
+	"0AHCAM5PvFEN9POajaZCXLYv2eIBNEPs1O20vPVNQZG2mdc3dqtLtihUekP0hAyohLw7e4lZUHONsSKV",
+	"8HqhmxK0HRE8YJlL3wr0tGbOiGfpkc7VyPIXc+sWVqetxXGhjDz1HkfVMtEDcwlnpiWCigu2321m4xmA",
+	"HwkcQkXjxF1MJBDhiQe7ju4IjvFkQnkkqUk4c0fwyGhBtAielcKRIlE+kXQhiVBTllxHku2Qc+wxCSEE",
+	"UJnUli5mYZ/4pgPlUDL96VRcS9NHSL8umXK8MpAxOIbmhFOa0ADKt4kxiQUmBsumEPhTd9+fJRK+JqQX",
+	"4nfnibiKQigy5IKSbBU8tCQW0Mqz8Eo61/C2AzS2fLAvrB0U7QDnrf22KSzZ1K2A+gQMewNFPPsRYnf9",
+	"7cKyG0OB5RC/K6yzEvZ751QBPc095giUov0bUwaWR/33PjXq/yHtIi4erDSIlI/4918XFiwqUZGQWAJc",
+	"+LlKh53HK8Krz7Xwg+3PMjoRJCxkXEU0llksB9ZsdWnzjtNrCJ0LhrD6QEizGCy34JmdBN1cNaHUcwTU",
+	"9qHNJMGWroY1ZJ9DZBbGY+wMuEvuGQ+SxVxhKQctKpOto5Pzdu/xk/YPx6+wIhw2HbQcYYe8YorCg1Mu",
+	"FZ0kdEbofC7JRCtaA+5DzfxF1mKJcuIzHsKyh5ds4du0xCghvuGXwzSJfZT8gV9FkuBds7u0YOgcDLhP",
+	"Y62RLdqQuC9NjLlv0/iHUehv7xBo06H3BdXisvPNe9LBVxA8B3NKDFgbi2TAbdPlxhB15yp+raYrZ4lf",
+	"JmDdhVGDhOieyx+Nb38/jW+jwvVoJsIrjW0uYXajHtyhNgp/dz7MouBzGmjvPTmeUs5ZbKIRUslIpMgo",
+	"FsEljIIzIQVBkhTxdiohRzuSgeCcBcp2etdkNmRK42i4hC7hmLXqHT4q0pw/So3lpcbWRbdG1Fojat9F",
+	"HKdnNzL0Q4s5oB8hI9Hn66pOtVbdpWe6hm2pQGM/UyWsT4b23cypzlY3C5Q/bAiEt2JQQDkWpp3HNGAh",
+	"pOFakYeGh8YmROdzc8gDruglk4SNxyzA6F0odqXSJAtLyuw/jsyH4fE4B1Z/I6/ZdUF6hFY6+L5WwSVT",
+	"NioFSnX6KTf9iEK/mZCYLru5Vm7j/R1ZZ8C3/EzIgSKe+mdTxBO3hE89krWcjhJyReOUye3mCPoyPj+o",
+	"WHPP4calu/Rt82IbPXwP17XJPpU5JqLxHay1Nde5VuF6BXeNkji6MreL1GtIR6fZH7KPPQv0CzMRslge",
+	"Niktfa21DDjlcMHdTj/bxgSMRVVU3hSVRDy/laDIxVSqob2ZUPoAW3ukksYm93bAXWXMF5d9gsYYq9X5",
+	"WkSIYv/Q0S1R+sh7TycMhAgPirpLvR6PJFmDDk0+BnxMozjvgf24s6dHnjMean2jnXJ6RaOYjmLT5qxC",
+	"FU9Nuy6HKmFBmYxyRTHDrtd4GknKpQfcMIOP9f6bFthbNVbsJYIQYlStIISPVjPN+6Y0f4N5z5jUF7ZB",
+	"l7G7t/3ONHC+oOz1uRt1rYi8AgCWyFHRdPLpxImLkLXVYs7kUq8745OIM+z0RBI2iaRKFh6R6KFkYaQ0",
+	"+wM7N9SHhSw2qrJeA1Xr9WsRsguYd616rQFVbCKS9ati2PGPzYeAEx8euIaanvBlJNXSEmoA7W8r5ipf",
+	"t4NxDuosbSOVv7drTjFagW1j4FvZu5o8FCHXjE7H+Qyf4awtci0783wf3+iZOzv4tNP/qP+zXt1EmDdk",
+	"44hH+hFUqk35JdfkJwpXpnXb82mgLcUKe2ZVS+vqOQ00n+x/yfaZ2c5WUZhvLNQoW/cdUMzpNtiIWSdg",
+	"6vdt+/8+dm/xnU6FZMv6IbLOhkQGYs7IPAoujW+ySnjeOpM/4Lnn06ygNTQWk5Rp1pworGKj0fybwYaL",
+	"QvfIfEMOWrjHvS5e7IJo2dxL5D04540YiikQbg9LJwszpsGl3CFHOT1ylpvRparnSQlT7bfkGtHrKuPQ",
+	"/VsA8hkg1WMD/f8hpl+uFCTw9D7VgK/L4g8a4Lxw5J+E2jO2G9A5hVIOyySr96XyjzO6IKHom26XMfOM",
+	"dU4LX874nv6jbQmnKZu0mzAa7qIisYuW4AGHxvhOHbXsG6ve5dRJ/9ndJ9dROGEY+QCa9ZihRXAc04nc",
+	"IS9KnWZtC2AwqZFUml6f+bIlU2QLiLYk//xf/zsvgvEIt7jdUPT71eLYheAD3oTCPI1UPH/nmyHcrxaF",
+	"dX8qUlvcMVLj7RoNih9JglxdEoF92hoRsCBPZm+tkirPzItFcr20PPzRsksg02AKlpxxLK79hvrPRiZa",
+	"SzR93PmSomkdeJa2Xn7ktAk38aI4wreE9K6YoCWAbBOffANEvEJNltENULW8xUeUFNazBWV/zDuCx4sG",
+	"GfYMpnpI1BDxUrsIrNAj02gyLaTsfTMia2Ig2HjiBWNcKlni5EC6p44ccfm5d3uGccpDglWcYuZj1SiH",
+	"vU8FVLjiiyyMycENj/iM01HMQj8vN4UfxHE9krw3K3tANMEpliGK2fc3hRshldOR+P/Yu/rdNnbs/iqE",
+	"UCA2dqTIH727V0aAep3rRYrkJrCdzXY7txpqhpJYj0iBnLGiXBjYp9k+RP8o0EfZF+grFDyH5HDkGVl2",
+	"ZMcO7j+JJc0neXjO4fn4/SjQQLghvLNmcCnOWxSCmADrOR5L5Og/WWor27gmGZvncjljomg0b+fuFvdJ",
+	"BPqTHyVesFrD7V85GFr/1c31534KsupflRVP7BsPKR9C7ixB4A0oy6OVycfEGhQmxgJ4D/Ku9UKACw1w",
+	"EsgYuJxGNL2E/PXxm+Hrn06PP769GL57//qnt0kFRwdI6UFGyL2XS2fHojmfrYNqQst7DCBxwEmD+er2",
+	"dHVNTLa/U3WX33KiOpTPJ5l13pZIh8kdQKR+6fVPq+44kaVw1H2LZpIAsoPg3aMl+XD2/vXHkwvyv/91",
+	"2DsgFYrgEfJbgLaR2pLa70auO2KSyxHNSQr36pG4cyEzuow7HsSqVIqJgmR0Cdnigs/YFylY0iNJIQua",
+	"D+GCCckZvcJMLqE1foFeLLDqaCQ/kzGflIppspNgRf5wJAudRCSRcyaGqRRXTOFIw7eloFrziWDZ6m+x",
+	"sLe/cc6MaU0nTA8L8ybJLr4bMTeKSO1oWF7u8MgMEXaDgFpWLGdUs1horJMWUjCXWltCIrnfsm197Wb2",
+	"3EKP362cAM66sMP8sGX4K0/aYt0rS2ln71kFsYumNwhXL7z6zaVLBc2XBU914BLiyg24Q9qW7plfcnbB",
+	"Na5dqcwxZktsjolwxwk13xEKLTqHJJcpzWEFAqsNuwTyj2opmuWfIMXhkBZJZJluzL9YbFXIhOyMZDEl",
+	"gIqvkdatIDOpC3Lwww/m2vqI2Mnw/U+xOOjDT7s98scyvWRmFZUiQ2gPoA2BJ5vxTPDJ1KwvLQklIzyW",
+	"pkpqTai5BHAjdhGDJjCT+wdQ6bH/z2QK/a+5NIb7E2OX2pLVSUHeSZHR5YBQfHd7dQ7dihhL54W2R0We",
+	"KAh2K/AJX2UBF4X+BKOiCjc+UPZSyKRHMBlhL28nT7knNb42yyLCZvNiidWwYMW/MCV1j5yiXMUCyB41",
+	"qMo//XRBrMjYxlA7v9fJkVWeOiGp0e866LRQ2BJ8XIlDIDyxsDU0RijD0MiRfx9k9itkEiG5hBlTpvCy",
+	"URgLv41qbyvqK9rshFMlZxsffCFbqLvs3Gn+pZUWYqKoKHOq7kLlATf9U3DidWvbHQusLdceTLrpSezs",
+	"fgV1xqMQ354ztSYoqtmWU+iHWP/9TGsVMWtqFLMdGSMJRiK+0uDMpSra2UCBrtH2diM1FMItQZtrC71U",
+	"5DhxjRWyTYW7ZMSKBWNiVTfGYsfbILy8tz0RabMrP+63mBXirEpEZJ4xXRCeobqOYgF6jQvCs65nvzbb",
+	"QKYtNg/Pq8Yqo2VPUNq7r7meSw11Cbb9CoetvhuLReLHuYcHGE/2HqozFicyL2e42JPKJ0gGJOFZROzy",
+	"tn+YJ7Z/WkAB+8lhRUSwC40sgVIUC9tcz7LhyFi1OccuNLhk6MXCF46eLyJTqodMKal0ROD/YQrX9e5B",
+	"hIYV/46F596Dn7ISbcFwpiOC/jVQ8kUVR5/7IuDzM3b/ks/n7mPSI28E0I5TkcVCWg5y35NtZwY6+GJx",
+	"cv5nspOg5nuV6qskso0pyBA4IGenJ+Rw7w/9iHy8OO3+waVwR8uCoYyQGVWX8IgzSjQz5gJs9cnZ21OS",
+	"c8FiwUSmI0IJqh2zTFzpKRfk48UJ3OTg4OBHvPqM5znXLJVwGtr8lOW2K1KUea7R06Bm35MZpyZ5kcQC",
+	"ks14qEX/NGNtXYXkldme/C6BbuKIJP+SmCcq6AiFLaVKcTphtj2xR35+/a/n73+uxkZkRoUnuwNzH0bg",
+	"RxtLAi+RC7aCKjxjs5GR2B14YghGQDBjFzmmjXgElL6WC3dKtRORWND53AwdOKlwg+TXuAMnxp3BrzHY",
+	"pLgz+Mff/h7FnYIXefUJq4Dx4/V1YxEsysHz8jMwXyutDLcZd6t+16aI1ptfc/XX9irXze4O6EIUjlYn",
+	"Ax2Ku932FE+6q4PxuYsSCr3sn6nRF51B59e4w7O4M/ixvxfFzumJO4PDffcR+jU6g7jzieWpNH+7Xzxr",
+	"0+DAfeX0ZdwZ/D6KO0ZpwrkzKkqaw6moQuFbr7Xgh1Clxp3BnnmCULHGnYFZHpE5r6Zgqx+coq2+qRRu",
+	"7Pr+7QoBzVsd6DUwPNl+f/+Hbv+g29+76P84OOgP+v1ev9//q3sDq6Fbj93bt8eGCrzl6L3ewaE9OlDw",
+	"MAL7fTMulaI3E1O7aPhtqPLjzsCcWtP75rtrWOY3UBYqCrpOwT4XL1N9VReT//vv/+FZ5IxmZTNrJrNu",
+	"McFgWntZs5Y1Y7lqK72pDCxlYCgrOxmYyZqRDG1kaCJXLWTNQNbHScXCLIfD/ciKfHQQ/T5CEa6uE+3t",
+	"R1EUoUxFbQITtUlH1CYIEUz7YXQY9aO+eZa1E9aSGVwYow8G40ZfZoNHdmvbM54SnvFd8WihXoVhu9NO",
+	"wHr+wV5gJZKwNvHktqIuwuRc/hYvn2zs5HufHrtnak59j9jQbmKDyvaukXkcYTwlc78F5YXjXj4iiS6h",
+	"4mCooN0PaPk8J/RLslN9+J31O3eN3zZnKmWiiIiSpchYZszyHslYymc0j1ziBhKp8PwQtD0yW4CryTBY",
+	"xokLds8YFd4HNkNQ3RjGcie4ERxfuYm7tfvBuCjbPyTYkW2sqgjDaeFvagFxgwAeoTMpJpYaG8OA0LER",
+	"ljdCxDAWUsHs1vd3Lj4U1Wpnbu5yNggGOW7VJ+ufPThX57rIuAVf235Y/HuIgtjBUaX4iqj7LYVcFVpv",
+	"G1F/FWXbKj0/cG5vAmsGkZmgEAi3ZFY1RmEh+M3ajgu4yXfBpv2QEFnrcbD2njIOlpnh2wGwQIieV5tS",
+	"YUXXrXf83FpL09YybcbHQhohKSAAKWEX7gp00m4bNre5xlNFNjLP9m0gjWBUWsyamazvBY/7aQG9eD7d",
+	"AoWyYXncCiQEZYphPQmcfCt00CmkofWUKpZVYUJzLtkJSCdfmW+SXTJi0AJuicvaGHPt2vqOGXPbJ6p9",
+	"UtZg78B4e9AdG59trPtrHtoNaqpwZT9Spqt1dFq0/J2UsHmTrQDktNTM+SF+GMW+5Vo5N69PjE3JcTve",
+	"Z6HUtddLuxzujsASCkoTe+kZQn64TT544MbBdliTPKtVhppnbMSp9EDDDc6GxiX7zr7Dw4mVvcM5K7Yv",
+	"Wk9qG3nuVcwLryrvJ2GzeU4Lttl+DY9dQ2HUIxfuguCUhuWh3QXP2MBK1VTmmRGacSzcZQGSlWjGHEeX",
+	"+yEio5LnRZcLrC2CUFsGGdKWraF7p+9iexjAGm9xl9iKnBytYiyXmk7YEDbl5tvw4/rd5cHX7i6bC4m8",
+	"MHjZreFgS08lXkdMlwtRQWOvQcPWS12w2Xo07Ifd9uJbbcyJ5Yfhue2Cq1VaqS333U3VVVMT7cjNuIvQ",
+	"oBytuoKKT2o5SnaspjKiAj8UnnlUjtdQGMdiB2LEQ1d4GNmCaNwMAOh+qVLmf9898rhCUrheylnIdNpG",
+	"yU9yfhmQ1zVynx5hGzEUX/hmqVSKMZ/Ydgi3SwFUMjcWLzRJwNyj/tVJO/axk8OnGx7A5/tWIQI7Om3t",
+	"oqhQvRB+NyGDJwlF7Ie5XZc08zzeGlDwWieEJfaXfqkZTlyzLnojNFOWXa/BakERlPGS4HZiEtmibSlI",
+	"glYIcNSPfHKQFwiKSDheGHiSsJ/rExRRjaVK2SuwhXBwriUBfFHnUuFlK9W4gLYX6OLIAvAikvHxmCkd",
+	"C68i9RSS9KDLdrBiL3jZiPDU/GtJWEMVs3tEksBnSLA4fV70YlEhX0XETBtCNafQfaIYoAuaAWYZWbKi",
+	"SVOZX9d4eysW048GvlB9KHxHt3vRajT0mgKitM6b4cXd+mbfxnNgLGvHK4EarQWU4RshYpkFwNTs+fQv",
+	"mzdsWVUbehONzWfVur4L1njlZ0hFJlJmPYLxRGcDYA1x4+uzueN/srwEiTsZWhlEmee9WPzxpqqowEHx",
+	"iRzaJgqxhzpp5kR34UivIn8DFQ9CmLcZjmZzsAGUeKVka7SPSJMfKMiWCGfbbPUfzYdp8V2eOi7bfaf0",
+	"fnjlbhDXhdhWI7EDQkeaicK3NkP6zvU7Q8lRY9P2MUCU37J5aNwueBKEUPAs4q95r9IsdtKqeGIxqvqx",
+	"WzTPEclKlETYc8yMfSkYzdrbsmsy/nAbhDuHmh9lceEQZA+xyL4PSPN7+/TNq7vdzr/0cnuf4Hp99d9G",
+	"meptAtUk7iSrmPxk50TOl7tJ3Im894DA4jYc4dwGH6d6hQGtKBZ1J7vvez2h2aHF8rSsePAz3KA0LmD/",
+	"63ajBN9qsy7ny984tjfym7yK32R9fu3uGlYnkmo+0Mr0wcJM0XGBwT+5EKvLLqwJ8IG0ak3VvXjgyoTm",
+	"Lu359c1m3NP/k72j1WvVF+9EMkczabbbXFQLuVBUaMSMs9gRFsm8mDJBqL6suOm+IuZ3irr0Scf9zDM+",
+	"Hln/bXE+18wcqBAggr5l9Tqy6N/igduNB8JCtnH/LegpIPANdVSp7SSvQW42x3j6wRw4co2y0JAPtKCj",
+	"M8pzJF9sLXT9qDG1+1sm8+6ZTBhf8637YyW1CY0HuZxwYc+uf7E+vXm4hfRm0xsrmbONmxKNdJyZE67b",
+	"Lrc5wW/T2QWjs6cLxGDe/vYEKSzW55UcLXW9ngM/t9RzYELUq6WXGVcsLaRattd0IPYwHA7L1SJJIaja",
+	"lIqsK8djiyKvI89rD8tIt+up1/7OT0lfPbQE+re+XRT91BAmCkx8PEe4eygCy4LJbpDThiJHEF/FRcrn",
+	"NPfHd34JZPe2wPs7eWW30ub4F9ohSEmSgGs8ZmoI7Xp2EAaBF39kK6bQO8DUl2Do8CtLZxULLiBQBge6",
+	"3L6t9N2NbPhd24aV4w9vbPZkrJieIuS3RT8IjoRntUxYsQAYEsgFmJ+oGcIXGmUAigNOqM6kWZMpgrMB",
+	"SXIhy3TasheHGxlB7GzQEQRTt5hKoljKuBtMl1UIB7UOToJD2JYJC8Z+q6bikVITd+PQet7xNZ/6KFFi",
+	"NjIxt6Q73gsr402pDCuZd6+8hBMfKWlwl8G4X6LAvA0EI+rK7iU4Z/cKPvortoU33gL9O8mYuwcucOAx",
+	"JVxgMcHNOXNHf/XEHT4pcrpj+1p3nO0wcBxMWzWoDzBxXlFXoLeeUUITXUifR3YUtMGRmlksdUzvXMlL",
+	"lvXIz3Iks2UsqucGzT/TLAdoUlVBUFHLTFHOmRoCHnuz2flmcvLUcsl0q5IF+7+vkqmyUUXnS0LDSSUT",
+	"RQFDVxHFZuBXhb9K5ROQtdOOiABRIhmbSefgIIzkTcGxyULzcxe+7sLXUChe+XBNEltxK3/ixTQWJ8fn",
+	"r9+/PxuevX/70/D8334+eQXbdAvslgOcwIwKOsHYrXOimklJW1OSfjv9MLFLd/ktd798H+voBJFPqZMK",
+	"Gwe571Iy/w3BwM55FzXnWkAQlNcrbjYEY0Aqs8+B57Zveo/n/AIv/xQ2ve5pzgEb5Zf7iJO7hH28x4h3",
+	"+EmvzFww9cEMNtRvmB8GuPTv7pV9oMW0yTNrkJ5b96aVFKEOa5Kj3prtmxv3jSq0zqxhfy5hA3zehol+",
+	"/HnefBF5qViw0VTKSw8xxEQGfW/DS7a8bjDWrXAo9kLkki3JjpIFOOWY0//w/vyCuBsY0bPHdi/ZMuhY",
+	"qUN4hA9yXzrQH6CFtGDKXP4//v24+1fa/dLv/jjs/vK7f+o0MjI1u63nCOgIhO3lKOd6yjKf9AwQv23s",
+	"JbHAZF37ogmRC2AuRPhqdBHsMS8APX9eFgCAlPw6Y8VUZgDdqZaRha7UETGeSeRiG9mQFtcJ2bG/klwu",
+	"mOqmVLMsIrQsMHubSnnJmbsEyZScz1l2RGgsAEYSnJ05VXCW73I0ThEMyG6PvBEk4bMZyzhANM2AGHTq",
+	"2LkAy7u/X+WQVSkIz44IF7FA7CMhs/A8+/gKkKAgE1xIctAnNlYLnKCwFrvQy4JMpIC4aTGLfMWhR0x1",
+	"b2eOwjEa0zw3GwjH2rHfb8Q5ss9ymsvFJ5ymB/KNgjuYYQftUkdQXCwW3bFUs26pciZSmWGS9M6XP4Xs",
+	"i0Pbm+eU3+8xL9jnojn3vP8Qo3KcpmxesKwVd64UUNeNWFlbNAz7f/nLg7wPCGvT26wuCgziNkn9C+0W",
+	"mRf5/c+fndiTVanvkeNYrF4HDzbqRfOMwfkYCyaKQV59UF+UbpE1rGlcQE/EHtcr5oEwoJ4YX/j1XDHy",
+	"A4eBU8jODBtdnlYhfEUXUHrnuJ42cAOYunKmsVR5Z9AxftXLqz3wUO3db1gTSw3FJ6IrzUZPyXIydTu7",
+	"iMhS1QLuISNLFa22dtJo+6bMdSrnLCPm+XjKXIDFaNk5VYUAfOBkUcjhP/72d7TB7nqVq3LzqpCyDyIy",
+	"4BRyXaBaDa6Ce5oGAFtAxnKpyyOb5LCVeSFMCfV4NEG+Vrci864yqUa+WGisYHUDep+eygUmAnnGgmuH",
+	"zF837/BnrkuaG7MqZ4gRiE+9c8ZoWkBLBJZM6d1gaHI+ZukyzcP7YMXXzTu8mc3Kgo6MTPjCKt+z6Qqy",
+	"Vq7Tte6HbmFFWGkSnit5xTMGqO8ZEwWnuSY771hBCZ3PdUSO3/hj9K6t7lgoXrCuFPkyIkykamm0NNEs",
+	"VZb3zWXiRcEmKANNj+N4UeD1Izs+YNoVS6WyFFg5v2KEXRkhR4jR8A4B+0rz61a8XnJcEZijy8bEhAsE",
+	"xgwuGTCa37zkB9AMXjXqANfbzj7MNL1k1cjCs9eHZUXpND86nZh3njOlpaC1eT9+QyzSuhTAA+yrsdxi",
+	"Nad2sTu2ceRZqUGuUD4DvAGnV272kqPOGd9s9IEu33BBulKjltcqM16QXE4AUhMDbhEqPW5ZmBQbl5rm",
+	"uqbOMl5sINKekis4V1e8YjdwkCwD1TparcjVI66MyQ64pkBEvossD1+AFQreQC4sJnjtQRA+8pfr/w8A",
+	"AP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
