@@ -37,6 +37,9 @@ type auditEntry struct {
 	Operation         string
 	MissingPermission string
 	Reason            string
+	// Metadata is what else an action that changes nothing records (analytics.export: its dataset,
+	// format, range and zone). Never secrets.
+	Metadata map[string]string
 }
 
 // writeAudit writes e through db: the business transaction, or the plain handle for the rows that
@@ -96,6 +99,9 @@ func writeAudit(ctx context.Context, db *gorm.DB, e auditEntry) error {
 // auditMetadata holds what a refusal or failure row says beyond the changes; nil when empty.
 func auditMetadata(e auditEntry) map[string]string {
 	m := map[string]string{}
+	for k, v := range e.Metadata {
+		m[k] = v
+	}
 	for k, v := range map[string]string{"operation": e.Operation, "missing_permission": e.MissingPermission, "reason": e.Reason} {
 		if v != "" {
 			m[k] = v

@@ -275,6 +275,8 @@ func azIDs(t *testing.T, e *testEnv, o azOp, caller *store.User) map[string]int6
 		return map[string]int64{"id": azIntegration(t, e, caller)}
 	case strings.HasPrefix(o.Path, "/metadata/"):
 		return map[string]int64{"id": azMetadata(t, e, o.Path)}
+	case strings.HasPrefix(o.Path, "/stats/flows/"):
+		return map[string]int64{"flow_id": azFlow(t, e, caller)}
 	}
 	return map[string]int64{"id": azFlow(t, e, caller), "version": 1}
 }

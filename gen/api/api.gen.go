@@ -22,6 +22,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/oapi-codegen/nullable"
 	"github.com/oapi-codegen/runtime"
+	openapi_types "github.com/oapi-codegen/runtime/types"
 	"github.com/wataomi/wataomi/openapi/apitime"
 )
 
@@ -205,6 +206,39 @@ func (e ExecutionStatus) Valid() bool {
 	case ExecutionStatusRunning:
 		return true
 	case ExecutionStatusWaiting:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ExportDataset.
+const (
+	Executions ExportDataset = "executions"
+)
+
+// Valid indicates whether the value is a known member of the ExportDataset enum.
+func (e ExportDataset) Valid() bool {
+	switch e {
+	case Executions:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ExportFormat.
+const (
+	Csv    ExportFormat = "csv"
+	Ndjson ExportFormat = "ndjson"
+)
+
+// Valid indicates whether the value is a known member of the ExportFormat enum.
+func (e ExportFormat) Valid() bool {
+	switch e {
+	case Csv:
+		return true
+	case Ndjson:
 		return true
 	default:
 		return false
@@ -481,6 +515,24 @@ func (e NodeTypePropertyType) Valid() bool {
 	case Textarea:
 		return true
 	case Timezone:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for StatsGranularity.
+const (
+	Day  StatsGranularity = "day"
+	Week StatsGranularity = "week"
+)
+
+// Valid indicates whether the value is a known member of the StatsGranularity enum.
+func (e StatsGranularity) Valid() bool {
+	switch e {
+	case Day:
+		return true
+	case Week:
 		return true
 	default:
 		return false
@@ -1095,6 +1147,33 @@ type CursorMeta struct {
 	NextCursor nullable.Nullable[string] `json:"next_cursor"`
 }
 
+// DashboardStats defines model for DashboardStats.
+type DashboardStats struct {
+	ActiveBots int64 `json:"active_bots"`
+
+	// Date Today in `timezone`.
+	Date openapi_types.Date `json:"date"`
+
+	// ExecutionsToday Runs of the flows the caller can see queued today.
+	ExecutionsToday int64 `json:"executions_today"`
+
+	// FailedExecutionsToday Of those, the failed ones.
+	FailedExecutionsToday int64 `json:"failed_executions_today"`
+	MessagesToday         int64 `json:"messages_today"`
+	OpenConversations     int64 `json:"open_conversations"`
+
+	// PublishedFlows Of those, the published ones.
+	PublishedFlows int64 `json:"published_flows"`
+
+	// Timezone The time zone that defined "today".
+	Timezone           string `json:"timezone"`
+	TotalConversations int64  `json:"total_conversations"`
+
+	// TotalFlows Flows the caller can see, archived ones left out.
+	TotalFlows              int64 `json:"total_flows"`
+	UnassignedConversations int64 `json:"unassigned_conversations"`
+}
+
 // Execution defines model for Execution.
 type Execution struct {
 	ApiTokenId     nullable.Nullable[int64]          `json:"api_token_id"`
@@ -1124,6 +1203,13 @@ type Execution struct {
 	Status         ExecutionStatus                 `json:"status"`
 	TotalNodes     int                             `json:"total_nodes"`
 	TriggeredBy    nullable.Nullable[int64]        `json:"triggered_by"`
+}
+
+// ExecutionBucket defines model for ExecutionBucket.
+type ExecutionBucket struct {
+	// Date The local day, or the Monday of the local week.
+	Date    openapi_types.Date `json:"date"`
+	Figures RunFigures         `json:"figures"`
 }
 
 // ExecutionCreate defines model for ExecutionCreate.
@@ -1166,6 +1252,22 @@ type ExecutionRetry struct {
 // ExecutionRetryFrom Where the new run starts; absent means `failed_node`.
 type ExecutionRetryFrom string
 
+// ExecutionSeries defines model for ExecutionSeries.
+type ExecutionSeries struct {
+	// Buckets Every bucket of the range, oldest first.
+	Buckets []ExecutionBucket `json:"buckets"`
+
+	// FlowId The flow the series is limited to; `null` for every flow the caller can see.
+	FlowId nullable.Nullable[int64] `json:"flow_id"`
+	From   openapi_types.Date       `json:"from"`
+
+	// Granularity `day` (local days) or `week` (local weeks starting on Monday).
+	Granularity StatsGranularity   `json:"granularity"`
+	Timezone    string             `json:"timezone"`
+	To          openapi_types.Date `json:"to"`
+	Totals      RunFigures         `json:"totals"`
+}
+
 // ExecutionStatus defines model for ExecutionStatus.
 type ExecutionStatus string
 
@@ -1192,6 +1294,12 @@ type ExecutionSummary struct {
 	TotalNodes     int                               `json:"total_nodes"`
 	TriggeredBy    nullable.Nullable[int64]          `json:"triggered_by"`
 }
+
+// ExportDataset The rows to export. `executions` are the runs of the flows the caller can see, by `queued_at`.
+type ExportDataset string
+
+// ExportFormat `csv` (RFC 4180, UTF-8 with BOM) or `ndjson` (one JSON object per line).
+type ExportFormat string
 
 // Flow defines model for Flow.
 type Flow struct {
@@ -1272,6 +1380,33 @@ type FlowListStats struct {
 // FlowPublish Without `version`, the working copy is snapshotted as a new version and published.
 type FlowPublish struct {
 	Version *int32 `json:"version,omitempty"`
+}
+
+// FlowStats defines model for FlowStats.
+type FlowStats struct {
+	// Active Queued, running and waiting runs.
+	Active int64 `json:"active"`
+
+	// AvgDurationMs The mean duration of completed runs, rounded to the millisecond; `null` when there is none.
+	AvgDurationMs nullable.Nullable[int64] `json:"avg_duration_ms"`
+	Cancelled     int64                    `json:"cancelled"`
+	Completed     int64                    `json:"completed"`
+	Failed        int64                    `json:"failed"`
+	FlowId        int64                    `json:"flow_id"`
+	From          openapi_types.Date       `json:"from"`
+
+	// LastExecutionAt The newest `queued_at` among the counted runs; `null` when there is none.
+	LastExecutionAt nullable.Nullable[apitime.Time] `json:"last_execution_at"`
+
+	// SuccessRate completed / (completed + failed) in percent, 1 decimal; `null` when both are 0.
+	SuccessRate nullable.Nullable[float64] `json:"success_rate"`
+
+	// Timezone The time zone that defined the days.
+	Timezone string             `json:"timezone"`
+	To       openapi_types.Date `json:"to"`
+
+	// TotalExecutions Every run queued in the range.
+	TotalExecutions int64 `json:"total_executions"`
 }
 
 // FlowStatus `archived` is set only by the archive action.
@@ -2024,6 +2159,24 @@ type RoleList struct {
 	Items []RoleInfo `json:"items"`
 }
 
+// RunFigures defines model for RunFigures.
+type RunFigures struct {
+	// Active Queued, running and waiting runs.
+	Active int64 `json:"active"`
+
+	// AvgDurationMs The mean duration of completed runs, rounded to the millisecond; `null` when there is none.
+	AvgDurationMs nullable.Nullable[int64] `json:"avg_duration_ms"`
+	Cancelled     int64                    `json:"cancelled"`
+	Completed     int64                    `json:"completed"`
+	Failed        int64                    `json:"failed"`
+
+	// SuccessRate completed / (completed + failed) in percent, 1 decimal; `null` when both are 0.
+	SuccessRate nullable.Nullable[float64] `json:"success_rate"`
+
+	// TotalExecutions Every counted run.
+	TotalExecutions int64 `json:"total_executions"`
+}
+
 // Settings defines model for Settings.
 type Settings struct {
 	// AutoHandoffOnAgentReply An agent's reply hands the conversation over from the bot. Default true.
@@ -2081,6 +2234,9 @@ type SettingsUpdate struct {
 	ResetBotOnResolve      *bool   `json:"reset_bot_on_resolve,omitempty"`
 	SendReadReceipts       *bool   `json:"send_read_receipts,omitempty"`
 }
+
+// StatsGranularity `day` (local days) or `week` (local weeks starting on Monday).
+type StatsGranularity string
 
 // Tag defines model for Tag.
 type Tag struct {
@@ -2494,6 +2650,15 @@ type PathUserID = int64
 // Search defines model for Search.
 type Search = string
 
+// StatsFrom defines model for StatsFrom.
+type StatsFrom = openapi_types.Date
+
+// StatsTimezone defines model for StatsTimezone.
+type StatsTimezone = string
+
+// StatsTo defines model for StatsTo.
+type StatsTo = openapi_types.Date
+
 // TeamID defines model for TeamID.
 type TeamID = int64
 
@@ -2819,6 +2984,64 @@ type CreateTagParams struct {
 // ListNodeTypesParams defines parameters for ListNodeTypes.
 type ListNodeTypesParams struct {
 	Category *NodeTypeCategoryID `form:"category,omitempty" json:"category,omitempty"`
+}
+
+// GetDashboardStatsParams defines parameters for GetDashboardStats.
+type GetDashboardStatsParams struct {
+	// Timezone The IANA time zone that defines days, weeks and "today" (for example `Europe/Paris`). Default: the
+	// organisation's `default_timezone` (`GET /settings`).
+	Timezone *StatsTimezone `form:"timezone,omitempty" json:"timezone,omitempty"`
+}
+
+// GetExecutionStatsParams defines parameters for GetExecutionStats.
+type GetExecutionStatsParams struct {
+	// Timezone The IANA time zone that defines days, weeks and "today" (for example `Europe/Paris`). Default: the
+	// organisation's `default_timezone` (`GET /settings`).
+	Timezone *StatsTimezone `form:"timezone,omitempty" json:"timezone,omitempty"`
+
+	// From The first day counted (`YYYY-MM-DD`, in `timezone`, inclusive). Default 29 days before `to`.
+	From *StatsFrom `form:"from,omitempty" json:"from,omitempty"`
+
+	// To The last day counted (`YYYY-MM-DD`, in `timezone`, inclusive). Default today.
+	To *StatsTo `form:"to,omitempty" json:"to,omitempty"`
+
+	// Granularity The bucket size.
+	Granularity *StatsGranularity `form:"granularity,omitempty" json:"granularity,omitempty"`
+
+	// FlowId Only the runs of this flow.
+	FlowId *int64 `form:"flow_id,omitempty" json:"flow_id,omitempty"`
+}
+
+// ExportStatsParams defines parameters for ExportStats.
+type ExportStatsParams struct {
+	// Timezone The IANA time zone that defines days, weeks and "today" (for example `Europe/Paris`). Default: the
+	// organisation's `default_timezone` (`GET /settings`).
+	Timezone *StatsTimezone `form:"timezone,omitempty" json:"timezone,omitempty"`
+
+	// From The first day counted (`YYYY-MM-DD`, in `timezone`, inclusive). Default 29 days before `to`.
+	From *StatsFrom `form:"from,omitempty" json:"from,omitempty"`
+
+	// To The last day counted (`YYYY-MM-DD`, in `timezone`, inclusive). Default today.
+	To *StatsTo `form:"to,omitempty" json:"to,omitempty"`
+
+	// Dataset What to export.
+	Dataset ExportDataset `form:"dataset" json:"dataset"`
+
+	// Format The file format.
+	Format *ExportFormat `form:"format,omitempty" json:"format,omitempty"`
+}
+
+// GetFlowStatsParams defines parameters for GetFlowStats.
+type GetFlowStatsParams struct {
+	// Timezone The IANA time zone that defines days, weeks and "today" (for example `Europe/Paris`). Default: the
+	// organisation's `default_timezone` (`GET /settings`).
+	Timezone *StatsTimezone `form:"timezone,omitempty" json:"timezone,omitempty"`
+
+	// From The first day counted (`YYYY-MM-DD`, in `timezone`, inclusive). Default 29 days before `to`.
+	From *StatsFrom `form:"from,omitempty" json:"from,omitempty"`
+
+	// To The last day counted (`YYYY-MM-DD`, in `timezone`, inclusive). Default today.
+	To *StatsTo `form:"to,omitempty" json:"to,omitempty"`
 }
 
 // ListTeamsParams defines parameters for ListTeams.
@@ -4760,6 +4983,63 @@ type ClientInterface interface {
 	//
 	// Corresponds with PATCH /settings (the `UpdateSettings` operationId).
 	UpdateSettings(ctx context.Context, body UpdateSettingsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetDashboardStats Get the dashboard figures
+	//
+	// Counts over what the caller can see (flows by PRODUCT §4.3 visibility; runs of those flows), never
+	// global counts. "Today" is the current day in `timezone`. `total_flows` leaves out archived flows.
+	// The inbox figures (`active_bots`, `open_conversations`, `unassigned_conversations`,
+	// `total_conversations`, `messages_today`) count bots, conversations and messages, of which this release
+	// stores none, so they are 0.
+	//
+	// Corresponds with GET /stats/dashboard (the `GetDashboardStats` operationId).
+	GetDashboardStats(ctx context.Context, params *GetDashboardStatsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetExecutionStats Get a time series of runs
+	//
+	// Runs of the flows the caller can see (or of one flow, `flow_id`), counted per local day or week of
+	// `timezone` by `queued_at`, from `from` to `to` (both inclusive, at most 366 days; default the last
+	// 30 days). Bucket boundaries are local midnights, so a bucket across a daylight-saving change is 23 or
+	// 25 hours long. Weeks start on Monday: a week bucket is keyed by its Monday, and the first and last
+	// weeks are cut at `from` and `to`. Every bucket of the range is listed, empty ones with zeros. Figures
+	// are as in `GET /stats/flows/{flow_id}`; `totals` covers the whole range. A `flow_id` the caller
+	// cannot read answers 404; `from` after `to`, or a longer range, answers 422.
+	//
+	// Corresponds with GET /stats/executions (the `GetExecutionStats` operationId).
+	GetExecutionStats(ctx context.Context, params *GetExecutionStatsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ExportStats Export rows
+	//
+	// Streams the rows of `dataset` that the caller can see, queued (or created) between `from` and `to`
+	// (local days of `timezone`, both inclusive, at most 92 days; default the last 30 days), oldest id first,
+	// read in id-ordered batches. The file name is in `Content-Disposition`. The export is audited as
+	// `analytics.export`. `from` after `to`, or a longer range, answers 422.
+	//
+	// Columns of `executions`: `id, flow_id, flow_name, flow_version, flow_revision, mode, status,
+	// triggered_by, api_token_id, conversation_id, retry_of, has_errors, error_code, queued_at, started_at,
+	// completed_at, duration_ms, total_nodes, completed_nodes, failed_nodes, skipped_nodes`. Inputs and
+	// outputs are never exported.
+	//
+	// CSV (`format=csv`, the default): RFC 4180, UTF-8 with a byte-order mark, comma separated, CRLF line
+	// ends, a header row, times in UTC RFC 3339 with milliseconds, empty cells for nulls, and a leading `'`
+	// on any cell that starts with `=`, `+`, `-`, `@`, a tab or a carriage return. NDJSON (`format=ndjson`):
+	// one JSON object per line with the same members (nulls as `null`); an error after the stream has started
+	// appends one line `{"error":{"type":…,"title":…,"detail":…}}`.
+	//
+	// Corresponds with GET /stats/export (the `ExportStats` operationId).
+	ExportStats(ctx context.Context, params *ExportStatsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetFlowStats Get a flow's run figures
+	//
+	// The runs of one flow queued between `from` and `to` (local days of `timezone`, both inclusive; default
+	// the last 30 days). `active` counts queued, running and waiting runs; `success_rate` is
+	// completed / (completed + failed) in percent, rounded to 1 decimal, `null` when both are 0;
+	// `avg_duration_ms` is the mean duration of completed runs (rounded to the millisecond), `null` when
+	// there is none; `last_execution_at` is the newest `queued_at` among the counted runs. An unknown flow,
+	// or one the caller cannot read, answers 404. `from` after `to` answers 422.
+	//
+	// Corresponds with GET /stats/flows/{flow_id} (the `GetFlowStats` operationId).
+	GetFlowStats(ctx context.Context, flowId int64, params *GetFlowStatsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListTeams List teams
 	//
@@ -6982,6 +7262,103 @@ func (c *Client) UpdateSettingsWithBody(ctx context.Context, contentType string,
 // Corresponds with PATCH /settings (the `UpdateSettings` operationId).
 func (c *Client) UpdateSettings(ctx context.Context, body UpdateSettingsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewUpdateSettingsRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetDashboardStats Get the dashboard figures
+//
+// Counts over what the caller can see (flows by PRODUCT §4.3 visibility; runs of those flows), never
+// global counts. "Today" is the current day in `timezone`. `total_flows` leaves out archived flows.
+// The inbox figures (`active_bots`, `open_conversations`, `unassigned_conversations`,
+// `total_conversations`, `messages_today`) count bots, conversations and messages, of which this release
+// stores none, so they are 0.
+//
+// Corresponds with GET /stats/dashboard (the `GetDashboardStats` operationId).
+func (c *Client) GetDashboardStats(ctx context.Context, params *GetDashboardStatsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetDashboardStatsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetExecutionStats Get a time series of runs
+//
+// Runs of the flows the caller can see (or of one flow, `flow_id`), counted per local day or week of
+// `timezone` by `queued_at`, from `from` to `to` (both inclusive, at most 366 days; default the last
+// 30 days). Bucket boundaries are local midnights, so a bucket across a daylight-saving change is 23 or
+// 25 hours long. Weeks start on Monday: a week bucket is keyed by its Monday, and the first and last
+// weeks are cut at `from` and `to`. Every bucket of the range is listed, empty ones with zeros. Figures
+// are as in `GET /stats/flows/{flow_id}`; `totals` covers the whole range. A `flow_id` the caller
+// cannot read answers 404; `from` after `to`, or a longer range, answers 422.
+//
+// Corresponds with GET /stats/executions (the `GetExecutionStats` operationId).
+func (c *Client) GetExecutionStats(ctx context.Context, params *GetExecutionStatsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetExecutionStatsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ExportStats Export rows
+//
+// Streams the rows of `dataset` that the caller can see, queued (or created) between `from` and `to`
+// (local days of `timezone`, both inclusive, at most 92 days; default the last 30 days), oldest id first,
+// read in id-ordered batches. The file name is in `Content-Disposition`. The export is audited as
+// `analytics.export`. `from` after `to`, or a longer range, answers 422.
+//
+// Columns of `executions`: `id, flow_id, flow_name, flow_version, flow_revision, mode, status,
+// triggered_by, api_token_id, conversation_id, retry_of, has_errors, error_code, queued_at, started_at,
+// completed_at, duration_ms, total_nodes, completed_nodes, failed_nodes, skipped_nodes`. Inputs and
+// outputs are never exported.
+//
+// CSV (`format=csv`, the default): RFC 4180, UTF-8 with a byte-order mark, comma separated, CRLF line
+// ends, a header row, times in UTC RFC 3339 with milliseconds, empty cells for nulls, and a leading `'`
+// on any cell that starts with `=`, `+`, `-`, `@`, a tab or a carriage return. NDJSON (`format=ndjson`):
+// one JSON object per line with the same members (nulls as `null`); an error after the stream has started
+// appends one line `{"error":{"type":…,"title":…,"detail":…}}`.
+//
+// Corresponds with GET /stats/export (the `ExportStats` operationId).
+func (c *Client) ExportStats(ctx context.Context, params *ExportStatsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewExportStatsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetFlowStats Get a flow's run figures
+//
+// The runs of one flow queued between `from` and `to` (local days of `timezone`, both inclusive; default
+// the last 30 days). `active` counts queued, running and waiting runs; `success_rate` is
+// completed / (completed + failed) in percent, rounded to 1 decimal, `null` when both are 0;
+// `avg_duration_ms` is the mean duration of completed runs (rounded to the millisecond), `null` when
+// there is none; `last_execution_at` is the newest `queued_at` among the counted runs. An unknown flow,
+// or one the caller cannot read, answers 404. `from` after `to` answers 422.
+//
+// Corresponds with GET /stats/flows/{flow_id} (the `GetFlowStats` operationId).
+func (c *Client) GetFlowStats(ctx context.Context, flowId int64, params *GetFlowStatsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetFlowStatsRequest(c.Server, flowId, params)
 	if err != nil {
 		return nil, err
 	}
@@ -11438,6 +11815,345 @@ func NewUpdateSettingsRequestWithBody(server string, contentType string, body io
 	return req, nil
 }
 
+// NewGetDashboardStatsRequest constructs an http.Request for the GetDashboardStats method
+func NewGetDashboardStatsRequest(server string, params *GetDashboardStatsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/stats/dashboard")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Timezone != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "timezone", *params.Timezone, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "iana-tz"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetExecutionStatsRequest constructs an http.Request for the GetExecutionStats method
+func NewGetExecutionStatsRequest(server string, params *GetExecutionStatsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/stats/executions")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Timezone != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "timezone", *params.Timezone, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "iana-tz"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.From != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "from", *params.From, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.To != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "to", *params.To, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Granularity != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "granularity", *params.Granularity, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.FlowId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "flow_id", *params.FlowId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewExportStatsRequest constructs an http.Request for the ExportStats method
+func NewExportStatsRequest(server string, params *ExportStatsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/stats/export")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Timezone != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "timezone", *params.Timezone, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "iana-tz"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.From != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "from", *params.From, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.To != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "to", *params.To, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if queryFrag, err := runtime.StyleParamWithOptions("form", true, "dataset", params.Dataset, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+			return nil, err
+		} else {
+			for _, qp := range strings.Split(queryFrag, "&") {
+				rawQueryFragments = append(rawQueryFragments, qp)
+			}
+		}
+
+		if params.Format != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "format", *params.Format, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetFlowStatsRequest constructs an http.Request for the GetFlowStats method
+func NewGetFlowStatsRequest(server string, flowId int64, params *GetFlowStatsParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "flow_id", flowId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/stats/flows/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Timezone != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "timezone", *params.Timezone, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "iana-tz"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.From != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "from", *params.From, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.To != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "to", *params.To, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewListTeamsRequest constructs an http.Request for the ListTeams method
 func NewListTeamsRequest(server string, params *ListTeamsParams) (*http.Request, error) {
 	var err error
@@ -13901,6 +14617,71 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with PATCH /settings (the `UpdateSettings` operationId).
 	UpdateSettingsWithResponse(ctx context.Context, body UpdateSettingsJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateSettingsResponse, error)
+
+	// GetDashboardStatsWithResponse Get the dashboard figures
+	//
+	// Counts over what the caller can see (flows by PRODUCT §4.3 visibility; runs of those flows), never
+	// global counts. "Today" is the current day in `timezone`. `total_flows` leaves out archived flows.
+	// The inbox figures (`active_bots`, `open_conversations`, `unassigned_conversations`,
+	// `total_conversations`, `messages_today`) count bots, conversations and messages, of which this release
+	// stores none, so they are 0.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /stats/dashboard (the `GetDashboardStats` operationId).
+	GetDashboardStatsWithResponse(ctx context.Context, params *GetDashboardStatsParams, reqEditors ...RequestEditorFn) (*GetDashboardStatsResponse, error)
+
+	// GetExecutionStatsWithResponse Get a time series of runs
+	//
+	// Runs of the flows the caller can see (or of one flow, `flow_id`), counted per local day or week of
+	// `timezone` by `queued_at`, from `from` to `to` (both inclusive, at most 366 days; default the last
+	// 30 days). Bucket boundaries are local midnights, so a bucket across a daylight-saving change is 23 or
+	// 25 hours long. Weeks start on Monday: a week bucket is keyed by its Monday, and the first and last
+	// weeks are cut at `from` and `to`. Every bucket of the range is listed, empty ones with zeros. Figures
+	// are as in `GET /stats/flows/{flow_id}`; `totals` covers the whole range. A `flow_id` the caller
+	// cannot read answers 404; `from` after `to`, or a longer range, answers 422.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /stats/executions (the `GetExecutionStats` operationId).
+	GetExecutionStatsWithResponse(ctx context.Context, params *GetExecutionStatsParams, reqEditors ...RequestEditorFn) (*GetExecutionStatsResponse, error)
+
+	// ExportStatsWithResponse Export rows
+	//
+	// Streams the rows of `dataset` that the caller can see, queued (or created) between `from` and `to`
+	// (local days of `timezone`, both inclusive, at most 92 days; default the last 30 days), oldest id first,
+	// read in id-ordered batches. The file name is in `Content-Disposition`. The export is audited as
+	// `analytics.export`. `from` after `to`, or a longer range, answers 422.
+	//
+	// Columns of `executions`: `id, flow_id, flow_name, flow_version, flow_revision, mode, status,
+	// triggered_by, api_token_id, conversation_id, retry_of, has_errors, error_code, queued_at, started_at,
+	// completed_at, duration_ms, total_nodes, completed_nodes, failed_nodes, skipped_nodes`. Inputs and
+	// outputs are never exported.
+	//
+	// CSV (`format=csv`, the default): RFC 4180, UTF-8 with a byte-order mark, comma separated, CRLF line
+	// ends, a header row, times in UTC RFC 3339 with milliseconds, empty cells for nulls, and a leading `'`
+	// on any cell that starts with `=`, `+`, `-`, `@`, a tab or a carriage return. NDJSON (`format=ndjson`):
+	// one JSON object per line with the same members (nulls as `null`); an error after the stream has started
+	// appends one line `{"error":{"type":…,"title":…,"detail":…}}`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /stats/export (the `ExportStats` operationId).
+	ExportStatsWithResponse(ctx context.Context, params *ExportStatsParams, reqEditors ...RequestEditorFn) (*ExportStatsResponse, error)
+
+	// GetFlowStatsWithResponse Get a flow's run figures
+	//
+	// The runs of one flow queued between `from` and `to` (local days of `timezone`, both inclusive; default
+	// the last 30 days). `active` counts queued, running and waiting runs; `success_rate` is
+	// completed / (completed + failed) in percent, rounded to 1 decimal, `null` when both are 0;
+	// `avg_duration_ms` is the mean duration of completed runs (rounded to the millisecond), `null` when
+	// there is none; `last_execution_at` is the newest `queued_at` among the counted runs. An unknown flow,
+	// or one the caller cannot read, answers 404. `from` after `to` answers 422.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /stats/flows/{flow_id} (the `GetFlowStats` operationId).
+	GetFlowStatsWithResponse(ctx context.Context, flowId int64, params *GetFlowStatsParams, reqEditors ...RequestEditorFn) (*GetFlowStatsResponse, error)
 
 	// ListTeamsWithResponse List teams
 	//
@@ -20386,6 +21167,381 @@ func (r UpdateSettingsResponse) ContentType() string {
 	return ""
 }
 
+// GetDashboardStatsResponse200Headers the declared response headers of an HTTP 200 response for GetDashboardStats
+type GetDashboardStatsResponse200Headers struct {
+	XRequestID *string
+}
+
+// GetDashboardStatsResponseDefaultHeaders the declared response headers of an HTTP default response for GetDashboardStats
+type GetDashboardStatsResponseDefaultHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type GetDashboardStatsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *DashboardStats
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetDashboardStatsResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetDashboardStatsResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetDashboardStatsResponse) GetJSON200() *DashboardStats {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetDashboardStatsResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetDashboardStatsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetDashboardStatsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetDashboardStatsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetDashboardStatsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetExecutionStatsResponse200Headers the declared response headers of an HTTP 200 response for GetExecutionStats
+type GetExecutionStatsResponse200Headers struct {
+	XRequestID *string
+}
+
+// GetExecutionStatsResponse404Headers the declared response headers of an HTTP 404 response for GetExecutionStats
+type GetExecutionStatsResponse404Headers struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// GetExecutionStatsResponse422Headers the declared response headers of an HTTP 422 response for GetExecutionStats
+type GetExecutionStatsResponse422Headers struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// GetExecutionStatsResponseDefaultHeaders the declared response headers of an HTTP default response for GetExecutionStats
+type GetExecutionStatsResponseDefaultHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type GetExecutionStatsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ExecutionSeries
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetExecutionStatsResponse200Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *GetExecutionStatsResponse404Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *GetExecutionStatsResponse422Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetExecutionStatsResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetExecutionStatsResponse) GetJSON200() *ExecutionSeries {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetExecutionStatsResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r GetExecutionStatsResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetExecutionStatsResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetExecutionStatsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetExecutionStatsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetExecutionStatsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetExecutionStatsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ExportStatsResponse200Headers the declared response headers of an HTTP 200 response for ExportStats
+type ExportStatsResponse200Headers struct {
+	ContentDisposition string
+	XRequestID         *string
+}
+
+// ExportStatsResponse422Headers the declared response headers of an HTTP 422 response for ExportStats
+type ExportStatsResponse422Headers struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// ExportStatsResponseDefaultHeaders the declared response headers of an HTTP default response for ExportStats
+type ExportStatsResponseDefaultHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type ExportStatsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ExportStatsResponse200Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *ExportStatsResponse422Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ExportStatsResponseDefaultHeaders
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r ExportStatsResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ExportStatsResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ExportStatsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ExportStatsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ExportStatsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ExportStatsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetFlowStatsResponse200Headers the declared response headers of an HTTP 200 response for GetFlowStats
+type GetFlowStatsResponse200Headers struct {
+	XRequestID *string
+}
+
+// GetFlowStatsResponse404Headers the declared response headers of an HTTP 404 response for GetFlowStats
+type GetFlowStatsResponse404Headers struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// GetFlowStatsResponse422Headers the declared response headers of an HTTP 422 response for GetFlowStats
+type GetFlowStatsResponse422Headers struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// GetFlowStatsResponseDefaultHeaders the declared response headers of an HTTP default response for GetFlowStats
+type GetFlowStatsResponseDefaultHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type GetFlowStatsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *FlowStats
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetFlowStatsResponse200Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *GetFlowStatsResponse404Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *GetFlowStatsResponse422Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetFlowStatsResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetFlowStatsResponse) GetJSON200() *FlowStats {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetFlowStatsResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r GetFlowStatsResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetFlowStatsResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetFlowStatsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetFlowStatsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetFlowStatsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetFlowStatsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // ListTeamsResponse200Headers the declared response headers of an HTTP 200 response for ListTeams
 type ListTeamsResponse200Headers struct {
 	XRequestID *string
@@ -24072,6 +25228,95 @@ func (c *ClientWithResponses) UpdateSettingsWithResponse(ctx context.Context, bo
 		return nil, err
 	}
 	return ParseUpdateSettingsResponse(rsp)
+}
+
+// GetDashboardStatsWithResponse Get the dashboard figures
+//
+// Counts over what the caller can see (flows by PRODUCT §4.3 visibility; runs of those flows), never
+// global counts. "Today" is the current day in `timezone`. `total_flows` leaves out archived flows.
+// The inbox figures (`active_bots`, `open_conversations`, `unassigned_conversations`,
+// `total_conversations`, `messages_today`) count bots, conversations and messages, of which this release
+// stores none, so they are 0.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /stats/dashboard (the `GetDashboardStats` operationId).
+func (c *ClientWithResponses) GetDashboardStatsWithResponse(ctx context.Context, params *GetDashboardStatsParams, reqEditors ...RequestEditorFn) (*GetDashboardStatsResponse, error) {
+	rsp, err := c.GetDashboardStats(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetDashboardStatsResponse(rsp)
+}
+
+// GetExecutionStatsWithResponse Get a time series of runs
+//
+// Runs of the flows the caller can see (or of one flow, `flow_id`), counted per local day or week of
+// `timezone` by `queued_at`, from `from` to `to` (both inclusive, at most 366 days; default the last
+// 30 days). Bucket boundaries are local midnights, so a bucket across a daylight-saving change is 23 or
+// 25 hours long. Weeks start on Monday: a week bucket is keyed by its Monday, and the first and last
+// weeks are cut at `from` and `to`. Every bucket of the range is listed, empty ones with zeros. Figures
+// are as in `GET /stats/flows/{flow_id}`; `totals` covers the whole range. A `flow_id` the caller
+// cannot read answers 404; `from` after `to`, or a longer range, answers 422.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /stats/executions (the `GetExecutionStats` operationId).
+func (c *ClientWithResponses) GetExecutionStatsWithResponse(ctx context.Context, params *GetExecutionStatsParams, reqEditors ...RequestEditorFn) (*GetExecutionStatsResponse, error) {
+	rsp, err := c.GetExecutionStats(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetExecutionStatsResponse(rsp)
+}
+
+// ExportStatsWithResponse Export rows
+//
+// Streams the rows of `dataset` that the caller can see, queued (or created) between `from` and `to`
+// (local days of `timezone`, both inclusive, at most 92 days; default the last 30 days), oldest id first,
+// read in id-ordered batches. The file name is in `Content-Disposition`. The export is audited as
+// `analytics.export`. `from` after `to`, or a longer range, answers 422.
+//
+// Columns of `executions`: `id, flow_id, flow_name, flow_version, flow_revision, mode, status,
+// triggered_by, api_token_id, conversation_id, retry_of, has_errors, error_code, queued_at, started_at,
+// completed_at, duration_ms, total_nodes, completed_nodes, failed_nodes, skipped_nodes`. Inputs and
+// outputs are never exported.
+//
+// CSV (`format=csv`, the default): RFC 4180, UTF-8 with a byte-order mark, comma separated, CRLF line
+// ends, a header row, times in UTC RFC 3339 with milliseconds, empty cells for nulls, and a leading `'`
+// on any cell that starts with `=`, `+`, `-`, `@`, a tab or a carriage return. NDJSON (`format=ndjson`):
+// one JSON object per line with the same members (nulls as `null`); an error after the stream has started
+// appends one line `{"error":{"type":…,"title":…,"detail":…}}`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /stats/export (the `ExportStats` operationId).
+func (c *ClientWithResponses) ExportStatsWithResponse(ctx context.Context, params *ExportStatsParams, reqEditors ...RequestEditorFn) (*ExportStatsResponse, error) {
+	rsp, err := c.ExportStats(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseExportStatsResponse(rsp)
+}
+
+// GetFlowStatsWithResponse Get a flow's run figures
+//
+// The runs of one flow queued between `from` and `to` (local days of `timezone`, both inclusive; default
+// the last 30 days). `active` counts queued, running and waiting runs; `success_rate` is
+// completed / (completed + failed) in percent, rounded to 1 decimal, `null` when both are 0;
+// `avg_duration_ms` is the mean duration of completed runs (rounded to the millisecond), `null` when
+// there is none; `last_execution_at` is the newest `queued_at` among the counted runs. An unknown flow,
+// or one the caller cannot read, answers 404. `from` after `to` answers 422.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /stats/flows/{flow_id} (the `GetFlowStats` operationId).
+func (c *ClientWithResponses) GetFlowStatsWithResponse(ctx context.Context, flowId int64, params *GetFlowStatsParams, reqEditors ...RequestEditorFn) (*GetFlowStatsResponse, error) {
+	rsp, err := c.GetFlowStats(ctx, flowId, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetFlowStatsResponse(rsp)
 }
 
 // ListTeamsWithResponse List teams
@@ -36053,6 +37298,756 @@ func ParseUpdateSettingsResponse(rsp *http.Response) (*UpdateSettingsResponse, e
 	return response, nil
 }
 
+// ParseGetDashboardStatsResponse parses an HTTP response from a GetDashboardStatsWithResponse call
+func ParseGetDashboardStatsResponse(rsp *http.Response) (*GetDashboardStatsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetDashboardStatsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest DashboardStats
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetDashboardStatsResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers GetDashboardStatsResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetExecutionStatsResponse parses an HTTP response from a GetExecutionStatsWithResponse call
+func ParseGetExecutionStatsResponse(rsp *http.Response) (*GetExecutionStatsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetExecutionStatsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ExecutionSeries
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetExecutionStatsResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 404:
+		var headers GetExecutionStatsResponse404Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 422:
+		var headers GetExecutionStatsResponse422Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers422 = &headers
+	case true:
+		var headers GetExecutionStatsResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseExportStatsResponse parses an HTTP response from a ExportStatsWithResponse call
+func ParseExportStatsResponse(rsp *http.Response) (*ExportStatsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ExportStatsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ExportStatsResponse200Headers
+		if values := rsp.Header.Values("Content-Disposition"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Disposition", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentDisposition = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 422:
+		var headers ExportStatsResponse422Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers422 = &headers
+	case true:
+		var headers ExportStatsResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetFlowStatsResponse parses an HTTP response from a GetFlowStatsWithResponse call
+func ParseGetFlowStatsResponse(rsp *http.Response) (*GetFlowStatsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetFlowStatsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest FlowStats
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetFlowStatsResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 404:
+		var headers GetFlowStatsResponse404Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 422:
+		var headers GetFlowStatsResponse422Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers422 = &headers
+	case true:
+		var headers GetFlowStatsResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
 // ParseListTeamsResponse parses an HTTP response from a ListTeamsWithResponse call
 func ParseListTeamsResponse(rsp *http.Response) (*ListTeamsResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -40151,6 +42146,18 @@ type ServerInterface interface {
 	// UpdateSettings Update the organisation settings
 	// (PATCH /settings)
 	UpdateSettings(ctx echo.Context) error
+	// GetDashboardStats Get the dashboard figures
+	// (GET /stats/dashboard)
+	GetDashboardStats(ctx echo.Context, params GetDashboardStatsParams) error
+	// GetExecutionStats Get a time series of runs
+	// (GET /stats/executions)
+	GetExecutionStats(ctx echo.Context, params GetExecutionStatsParams) error
+	// ExportStats Export rows
+	// (GET /stats/export)
+	ExportStats(ctx echo.Context, params ExportStatsParams) error
+	// GetFlowStats Get a flow's run figures
+	// (GET /stats/flows/{flow_id})
+	GetFlowStats(ctx echo.Context, flowId int64, params GetFlowStatsParams) error
 	// ListTeams List teams
 	// (GET /teams)
 	ListTeams(ctx echo.Context, params ListTeamsParams) error
@@ -41929,6 +43936,155 @@ func (w *ServerInterfaceWrapper) UpdateSettings(ctx echo.Context) error {
 	return err
 }
 
+// GetDashboardStats converts echo context to params.
+func (w *ServerInterfaceWrapper) GetDashboardStats(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetDashboardStatsParams
+	// ------------- Optional query parameter "timezone" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "timezone", ctx.QueryParams(), &params.Timezone, runtime.BindQueryParameterOptions{Type: "string", Format: "iana-tz"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter timezone: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetDashboardStats(ctx, params)
+	return err
+}
+
+// GetExecutionStats converts echo context to params.
+func (w *ServerInterfaceWrapper) GetExecutionStats(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetExecutionStatsParams
+	// ------------- Optional query parameter "timezone" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "timezone", ctx.QueryParams(), &params.Timezone, runtime.BindQueryParameterOptions{Type: "string", Format: "iana-tz"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter timezone: %s", err))
+	}
+
+	// ------------- Optional query parameter "from" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "from", ctx.QueryParams(), &params.From, runtime.BindQueryParameterOptions{Type: "string", Format: "date"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter from: %s", err))
+	}
+
+	// ------------- Optional query parameter "to" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "to", ctx.QueryParams(), &params.To, runtime.BindQueryParameterOptions{Type: "string", Format: "date"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter to: %s", err))
+	}
+
+	// ------------- Optional query parameter "granularity" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "granularity", ctx.QueryParams(), &params.Granularity, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter granularity: %s", err))
+	}
+
+	// ------------- Optional query parameter "flow_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "flow_id", ctx.QueryParams(), &params.FlowId, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter flow_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetExecutionStats(ctx, params)
+	return err
+}
+
+// ExportStats converts echo context to params.
+func (w *ServerInterfaceWrapper) ExportStats(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ExportStatsParams
+	// ------------- Optional query parameter "timezone" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "timezone", ctx.QueryParams(), &params.Timezone, runtime.BindQueryParameterOptions{Type: "string", Format: "iana-tz"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter timezone: %s", err))
+	}
+
+	// ------------- Optional query parameter "from" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "from", ctx.QueryParams(), &params.From, runtime.BindQueryParameterOptions{Type: "string", Format: "date"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter from: %s", err))
+	}
+
+	// ------------- Optional query parameter "to" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "to", ctx.QueryParams(), &params.To, runtime.BindQueryParameterOptions{Type: "string", Format: "date"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter to: %s", err))
+	}
+
+	// ------------- Required query parameter "dataset" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, true, "dataset", ctx.QueryParams(), &params.Dataset, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter dataset: %s", err))
+	}
+
+	// ------------- Optional query parameter "format" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "format", ctx.QueryParams(), &params.Format, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter format: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ExportStats(ctx, params)
+	return err
+}
+
+// GetFlowStats converts echo context to params.
+func (w *ServerInterfaceWrapper) GetFlowStats(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "flow_id" -------------
+	var flowId int64
+
+	err = runtime.BindStyledParameterWithOptions("simple", "flow_id", ctx.Param("flow_id"), &flowId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter flow_id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetFlowStatsParams
+	// ------------- Optional query parameter "timezone" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "timezone", ctx.QueryParams(), &params.Timezone, runtime.BindQueryParameterOptions{Type: "string", Format: "iana-tz"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter timezone: %s", err))
+	}
+
+	// ------------- Optional query parameter "from" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "from", ctx.QueryParams(), &params.From, runtime.BindQueryParameterOptions{Type: "string", Format: "date"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter from: %s", err))
+	}
+
+	// ------------- Optional query parameter "to" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "to", ctx.QueryParams(), &params.To, runtime.BindQueryParameterOptions{Type: "string", Format: "date"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter to: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetFlowStats(ctx, flowId, params)
+	return err
+}
+
 // ListTeams converts echo context to params.
 func (w *ServerInterfaceWrapper) ListTeams(ctx echo.Context) error {
 	var err error
@@ -42709,6 +44865,10 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/metadata/icons/:id", wrapper.GetIcon, options.OperationMiddlewares["getIcon"]...)
 	router.PATCH(options.BaseURL+"/metadata/icons/:id", wrapper.UpdateIcon, options.OperationMiddlewares["updateIcon"]...)
 	router.GET(options.BaseURL+"/metadata/stats", wrapper.GetMetadataStats, options.OperationMiddlewares["getMetadataStats"]...)
+	router.GET(options.BaseURL+"/stats/dashboard", wrapper.GetDashboardStats, options.OperationMiddlewares["getDashboardStats"]...)
+	router.GET(options.BaseURL+"/stats/flows/:flow_id", wrapper.GetFlowStats, options.OperationMiddlewares["getFlowStats"]...)
+	router.GET(options.BaseURL+"/stats/executions", wrapper.GetExecutionStats, options.OperationMiddlewares["getExecutionStats"]...)
+	router.GET(options.BaseURL+"/stats/export", wrapper.ExportStats, options.OperationMiddlewares["exportStats"]...)
 
 }
 
@@ -50955,6 +53115,614 @@ func (response UpdateSettingsdefaultApplicationProblemPlusJSONResponse) VisitUpd
 	return err
 }
 
+type GetDashboardStatsRequestObject struct {
+	Params GetDashboardStatsParams
+}
+
+type GetDashboardStatsResponseObject interface {
+	VisitGetDashboardStatsResponse(w http.ResponseWriter) error
+}
+
+type GetDashboardStats200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type GetDashboardStats200JSONResponse struct {
+	Body    DashboardStats
+	Headers GetDashboardStats200ResponseHeaders
+}
+
+func (response GetDashboardStats200JSONResponse) VisitGetDashboardStatsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetDashboardStatsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response GetDashboardStatsdefaultApplicationProblemPlusJSONResponse) VisitGetDashboardStatsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetExecutionStatsRequestObject struct {
+	Params GetExecutionStatsParams
+}
+
+type GetExecutionStatsResponseObject interface {
+	VisitGetExecutionStatsResponse(w http.ResponseWriter) error
+}
+
+type GetExecutionStats200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type GetExecutionStats200JSONResponse struct {
+	Body    ExecutionSeries
+	Headers GetExecutionStats200ResponseHeaders
+}
+
+func (response GetExecutionStats200JSONResponse) VisitGetExecutionStatsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetExecutionStats404ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response GetExecutionStats404ApplicationProblemPlusJSONResponse) VisitGetExecutionStatsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetExecutionStats422ResponseHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type GetExecutionStats422ApplicationProblemPlusJSONResponse struct {
+	Body    Problem
+	Headers GetExecutionStats422ResponseHeaders
+}
+
+func (response GetExecutionStats422ApplicationProblemPlusJSONResponse) VisitGetExecutionStatsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetExecutionStatsdefaultResponseHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type GetExecutionStatsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    GetExecutionStatsdefaultResponseHeaders
+	StatusCode int
+}
+
+func (response GetExecutionStatsdefaultApplicationProblemPlusJSONResponse) VisitGetExecutionStatsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ExportStatsRequestObject struct {
+	Params ExportStatsParams
+}
+
+type ExportStatsResponseObject interface {
+	VisitExportStatsResponse(w http.ResponseWriter) error
+}
+
+type ExportStats200ResponseHeaders struct {
+	ContentDisposition string
+	XRequestID         *string
+}
+
+type ExportStats200ApplicationxNdjsonResponse struct {
+	Body          io.Reader
+	Headers       ExportStats200ResponseHeaders
+	ContentLength int64
+}
+
+func (response ExportStats200ApplicationxNdjsonResponse) VisitExportStatsResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.Header().Set("Content-Disposition", fmt.Sprint(response.Headers.ContentDisposition))
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	flusher, ok := w.(http.Flusher)
+	if !ok {
+		// If w doesn't support flushing, fall back to io.Copy.
+		_, err := io.Copy(w, response.Body)
+		return err
+	}
+	// text/event-stream messages are typically small; use a
+	// modest buffer and flush after each chunk so clients see
+	// events immediately instead of waiting on OS buffering.
+	buf := make([]byte, 4096)
+	for {
+		n, err := response.Body.Read(buf)
+		if n > 0 {
+			if _, writeErr := w.Write(buf[:n]); writeErr != nil {
+				return writeErr
+			}
+			flusher.Flush()
+		}
+		if err != nil {
+			if err == io.EOF {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+type ExportStats200TextcsvResponse struct {
+	Body          io.Reader
+	Headers       ExportStats200ResponseHeaders
+	ContentLength int64
+}
+
+func (response ExportStats200TextcsvResponse) VisitExportStatsResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/csv")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.Header().Set("Content-Disposition", fmt.Sprint(response.Headers.ContentDisposition))
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type ExportStats422ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response ExportStats422ApplicationProblemPlusJSONResponse) VisitExportStatsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ExportStatsdefaultResponseHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type ExportStatsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ExportStatsdefaultResponseHeaders
+	StatusCode int
+}
+
+func (response ExportStatsdefaultApplicationProblemPlusJSONResponse) VisitExportStatsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetFlowStatsRequestObject struct {
+	FlowId int64 `json:"flow_id"`
+	Params GetFlowStatsParams
+}
+
+type GetFlowStatsResponseObject interface {
+	VisitGetFlowStatsResponse(w http.ResponseWriter) error
+}
+
+type GetFlowStats200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type GetFlowStats200JSONResponse struct {
+	Body    FlowStats
+	Headers GetFlowStats200ResponseHeaders
+}
+
+func (response GetFlowStats200JSONResponse) VisitGetFlowStatsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetFlowStats404ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response GetFlowStats404ApplicationProblemPlusJSONResponse) VisitGetFlowStatsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetFlowStats422ResponseHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type GetFlowStats422ApplicationProblemPlusJSONResponse struct {
+	Body    Problem
+	Headers GetFlowStats422ResponseHeaders
+}
+
+func (response GetFlowStats422ApplicationProblemPlusJSONResponse) VisitGetFlowStatsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetFlowStatsdefaultResponseHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type GetFlowStatsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    GetFlowStatsdefaultResponseHeaders
+	StatusCode int
+}
+
+func (response GetFlowStatsdefaultApplicationProblemPlusJSONResponse) VisitGetFlowStatsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListTeamsRequestObject struct {
 	Params ListTeamsParams
 }
@@ -53931,6 +56699,18 @@ type StrictServerInterface interface {
 	// UpdateSettings Update the organisation settings
 	// (PATCH /settings)
 	UpdateSettings(ctx context.Context, request UpdateSettingsRequestObject) (UpdateSettingsResponseObject, error)
+	// GetDashboardStats Get the dashboard figures
+	// (GET /stats/dashboard)
+	GetDashboardStats(ctx context.Context, request GetDashboardStatsRequestObject) (GetDashboardStatsResponseObject, error)
+	// GetExecutionStats Get a time series of runs
+	// (GET /stats/executions)
+	GetExecutionStats(ctx context.Context, request GetExecutionStatsRequestObject) (GetExecutionStatsResponseObject, error)
+	// ExportStats Export rows
+	// (GET /stats/export)
+	ExportStats(ctx context.Context, request ExportStatsRequestObject) (ExportStatsResponseObject, error)
+	// GetFlowStats Get a flow's run figures
+	// (GET /stats/flows/{flow_id})
+	GetFlowStats(ctx context.Context, request GetFlowStatsRequestObject) (GetFlowStatsResponseObject, error)
 	// ListTeams List teams
 	// (GET /teams)
 	ListTeams(ctx context.Context, request ListTeamsRequestObject) (ListTeamsResponseObject, error)
@@ -56442,6 +59222,107 @@ func (sh *strictHandler) UpdateSettings(ctx echo.Context) error {
 	return nil
 }
 
+// GetDashboardStats operation middleware
+func (sh *strictHandler) GetDashboardStats(ctx echo.Context, params GetDashboardStatsParams) error {
+	var request GetDashboardStatsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetDashboardStats(ctx.Request().Context(), request.(GetDashboardStatsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetDashboardStats")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetDashboardStatsResponseObject); ok {
+		return validResponse.VisitGetDashboardStatsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetExecutionStats operation middleware
+func (sh *strictHandler) GetExecutionStats(ctx echo.Context, params GetExecutionStatsParams) error {
+	var request GetExecutionStatsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetExecutionStats(ctx.Request().Context(), request.(GetExecutionStatsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetExecutionStats")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetExecutionStatsResponseObject); ok {
+		return validResponse.VisitGetExecutionStatsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ExportStats operation middleware
+func (sh *strictHandler) ExportStats(ctx echo.Context, params ExportStatsParams) error {
+	var request ExportStatsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ExportStats(ctx.Request().Context(), request.(ExportStatsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ExportStats")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ExportStatsResponseObject); ok {
+		return validResponse.VisitExportStatsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetFlowStats operation middleware
+func (sh *strictHandler) GetFlowStats(ctx echo.Context, flowId int64, params GetFlowStatsParams) error {
+	var request GetFlowStatsRequestObject
+
+	request.FlowId = flowId
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetFlowStats(ctx.Request().Context(), request.(GetFlowStatsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetFlowStats")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetFlowStatsResponseObject); ok {
+		return validResponse.VisitGetFlowStatsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // ListTeams operation middleware
 func (sh *strictHandler) ListTeams(ctx echo.Context, params ListTeamsParams) error {
 	var request ListTeamsRequestObject
@@ -57312,502 +60193,563 @@ func (sh *strictHandler) ReceiveFlowWebhook(ctx echo.Context, endpointKey string
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7P3pchs5tjiIvwqC996w1J2UqcV2mYqK+1fJcpW6vLUkV1V30X8mmAmSuEoC7ARSMsujiPtp4jdfZ15h",
-	"4kb8XqufZALnAJnIjYsseamu/tBlMTOxHBycffnQieRsLgUTWnX6HzpTRmOWwj+PkkRem3/ETEUpn2su",
-	"RaffuZgyMmN6KmNF9JSROdVTQqOIzbUiW1KQg96j7Z1O0FHRlM2oGUAv5qzT7yidcjHp3NwEnWMaTdmx",
-	"FDqVSX2KUMiu0jJlYZ+kTM2lUMxMRjWJaJouiJaXTCgiU8JjJjTXC0JTRgS7YimJzNjxqhWcXNBJ8+bG",
-	"ibx+oEjKrrjiUhCqCCVKp1JMiJ1M00lAwkEnHWS93n7kXoW/2KATliefU61Zaob//w866a+97tN3fx50",
-	"/r0TNCzrNGazudRM6DM2T+iCxQ3g0WnGQnI9ZQJOwIGIcDwRAF1MqFDXLCVaEioIo2nCWUpS9o+MKU2u",
-	"uZ7iy3TGSJhPGy26P7JFSKiIi8cjGS/gl39kLF0cwgM5Zyk1CyIxj4mQmqSZIHRCuWgE/UjKhFEBm3wh",
-	"I4p7aYI/HSmZZNpilhzDdFHKqGax2avM0ogFhIsoyWIuJiR8SOf84dUugN1skKcGbAZKy3HgjGr2gs+4",
-	"hv+rr+YMgaUINVeBxYQjwKMsTZkwQBSxvG7cLheaTVhanuaMzSgXZvb2qRI21h8/j2IN2zlnkRSxIpnQ",
-	"PIEJcGADVKbV6vGZThdHY83S9rG1JNeUazJiY5ka1NTpwpzR1sHe04A86u1vr5zm559/Psr01Fy1iGpW",
-	"n+u1oTG7BjNGjKYs7SoWZQbjc5xUfRJ+B88IS1OZfjvocHFFEx4PgXTUrmgdN36xJ3L6rBlL3UXiMdli",
-	"0VSyODD0aMKEWYO5foZsvH1x+mz7kHBNaKIkofM5o6ky55vIiYI7BQusAH9G379gYqKnnf7jgzqZuAk6",
-	"c5rSGdOOVE+Y0MdSjPnkeSKv29bMY3edDI0j11OpGKHmWxLBx0RPuSIcVsPNV+YKdoKOoDOzAPPVkMdL",
-	"b9lYpjOq8UgfH3SCzowLPstmnf5u0HTaR3N+YY6kbc1Hb06R3BMetyzrnlZ0LtOmSyRTTS7ZQgUk7IZk",
-	"LFNiXmDCkKId8oyNaZZoEnYtxRpSDbjG3s8TGbNOf0wTxew+gJ4WG1FmRn/pXLMZHDATZr2/dopBO0Gn",
-	"W/oroUoPM5U/rPwNUwSdLvz3XQ2nAoNzpzjdPoDI/lHAiKYpNYvNBP9HxuxjA+yboKP0IgEMkenMDHaU",
-	"xVy/kJO2U6XmueGm6eKTnetxliqZNq8nFOy9HkbwRuguydzwdZkpMqI6muaLrBwaftTG8H896v6ddn/r",
-	"dZ8Ou+8+7AZ7jx7fNHP+k/csysyS2mDG3AufDGLLaAlQkE+5kJ9YamSsV9lsxFpO8QpfIQLeARnHclJY",
-	"7dbuzo7Yblmx/XbtZe/vrV62J1X9yBb1NR+RKOFM6G5kKLEwZIVsUfL27emzACgLe09n84Rto+w7o5fM",
-	"MBVgqkTRMdshcBQ8VToX98ybXIFERsmj9+/NH5dsrmHA8PTZycs3ry9OXh3/bXhx8WL4w+u3Z+ch2do7",
-	"2CZzEJ6ThKWBlfCBQRk4HRbCoFlkWXosi4ckBcFVGaYH7xXCpe46obZPQIbF9ZeHpSTm4zEDwQdGlqkd",
-	"GHeoyMHeHgm5J7FeskU3ZYbWhYfkesoThocOcHGMWmmeJEZIVQE56D0tj8BFd57KScqUCnMEQV2oQJGK",
-	"kNx65QeD93u73cHg/ZMTvPKPWq786filoSwtJMloKCExZJykjMaHhJIZVzPzRQGK3T2AfDSlYsLg1KeG",
-	"D7VuYdzFKTeQNoLOqcFplKxaRYvilU9GFVqkduBMgMxL6XYCX/vzx8i7O/1HPWCHOPder7dyJW/ohDXD",
-	"Zbc7ooqZSzRhli61Lci80ryeXW85uz3431pLOue/sWXwMTMuW81QmQEal7T3qLymNdajp28VS9sQKFMs",
-	"bccc8/SuJc9zRtOmy3dMFetyoZhQXPMrRlQ2wstAFHxC5BUQWpZrow+UfURHiaE7LIlVG2DxxbYL6LDN",
-	"/b3bdB8vGJ21wVEzOvtkN/CCzeYJ1ax9Mfj8ky3o9hh2xwv5mXL98ry+kB/kNUmkmOSKsuHKgEqZML8x",
-	"ETvdGWk8KM+9f/73/7Nvrj2Zqe02xDLDDWeq+b76FG2/QkB6DTu4McCwljfQMK1S5ChdJIVh6OafdD5P",
-	"OBp0Hv6XQqtOsYJ/T9m40+/828PCzvgQn6qHpUFhzqp8BGRTjgstEK6VZ6T8pWv19C4ee9N09vWHnkoP",
-	"k51cMaHPdcrorLIlzd7rh8w87qr8uRXGOv0OCGB9stfr9QZiIODFfiGf71i9bCB43Ce7AxFTTfvkw6CT",
-	"vzLk8aDTf9rbDQYdxf4x6PR3b8xQS40SNfics/QKzB9CE1iE6pPQrgYtkwY10CoZBkbicb+bOfOfcXn4",
-	"4C/nr1/ZJ3cJabfvY4TMnWFQPnATeC7staIgiypNRawIHWujGlCuzc3K5ubShfbqVLfcILiu2nmD/bZi",
-	"8Fz2df7eTfBR8Db60s9cT52R+05gbQZtA7PRrwKU37lWRLBrYuauwNMtZ9lW4J2P3L4nr97Z7v0xW4Dg",
-	"ycCHRLEoZVoRNZXXRIpkYdAwtL8OFdNVZAOXSNfziSzbccl/8pHQepPKUcJmSyA1xzf+7CCWU0LDYDTl",
-	"ScUmOqWK7BJrcUVxCExgYOns9H81E8WGtBWCTlCMNMuUJiNGqCYJM9rPrlFvUhqZi2t4ZyfozKUBdtrp",
-	"dx4C97t5Z3iiueKRGdc6BB4atFSWrzOljQTZ7/R2//Ls8V97f9v/+4/f/O3Jz72/PrnY/+Xgp71Xu4b6",
-	"aqoz1ekfGA6puQZ6/5PZB+o2sIdCmctS0b+mmsoZ71so9a/yt7v49k2wJo65k2hihXbqwKDR2fNj8vTg",
-	"0RNipyQIuypvzB14y7ABXyp5nj6S2OVuiG6uoC0bpOKEKQ1QcpisNUjxRWUg6xFZcxDztvN4dHOXx9KP",
-	"C+cI+jC6VSfGsq+rPo+PvNLnTBv2pu6M+uUDtpA+mU6o4ArviLIv36EAcVGX0W6/GRisZSOgPuV8bMaM",
-	"wn6nGwEh9u62YoY7s4J6055eZyk455VC+TkgFLhzysYpU1PrWnHeXrT+fSmMyShzdwYpGKzl0I1meGdn",
-	"nFP7qmeuwjk9502/s9fbe9zt7Xd7uxe9p/39Xr/X2+n1en/vBLnTrX+wFxgttf8o6CRUTDLQxDrM6Awz",
-	"+h4dm6rTF1mSBJ2ZjJlhphNm1Lzu3s6j7jihylN4j66oYaQsVVLQhOuFUYlTOWZKcfOLYYYLpdlsOE/l",
-	"bG5W+TeZQZzF0RUN0Pybzecy1YQqxQ3z1UZXO8E9kvOpnO+QIzRLj1LOxgmaiTFMgwujqBCZxiwlRgUx",
-	"J6DZDHy4Wco6/d7OftDRUjjHEqwpm8drgO0mMHuZs1Rz1F99aHvavBmrqzm4xsrqVtB5353IrvN9zbl5",
-	"a+cCX80fdflsbt2EYE7odyZcT7PRTiRnD61gkP9XzpkwgokdDOwE+ek2mBiqSjke/1ovFgjyodHTl2OL",
-	"e/xr/nXQMRjUeXeTI1HxTg6b/BVEpoZJSoi1wgxg7sgb7/2bGuo1TFBCFf9IZTZKivP8tYNWV3/RiFNr",
-	"LOrCvHhTRrovB3tufIPVr2jBKlz01uHrn4PduYceVUCXwVpCFYcOQdkJ7YGm8CrL0X+xCCQoj/6h7g9U",
-	"PI65BiLzxruk1jFeJs/Wn64IUH4WEylsLFCfhN7eQjJOORNxsghIaHYZEi6QaAQkdPsNCRM7JPT2GAYD",
-	"ERa7xMCnEHYaYiAVEZJYM1ofY66AwgL9OzolQsZMkTFNEjKi0SXREsOjPIFoIJxEVIRVgeXGjat2wPLj",
-	"MYcS0f+XpfY1Ku5RyxaPNEgxGMsyYkZZNHLPIaH41CimVJOZVJpIwcgWOAJpkjIaL7rsPVdahWBg3cje",
-	"W6a3VRvmd8dvyMET4l7B4EGVRVOwCDAREpmScK67352BTcDzBuw/KjkD9oKG0IJ3H/aC/ZutbhFp8O7D",
-	"bvDNzfafGpyOVeKf24S/2X2617TJ5Xyh5s4GN7V56mIojk5JRDVN5CQz4N7bs5erm4lLIa/N5vWUpddc",
-	"se3K5nfbXCHL+NA6398jl/Km/6a3xvwrmVjhhmwy2N8Bc6swkRr/KG9xBYl/C8xgQxJ/ROY01ZwmBHnJ",
-	"IaGC0BFYte31XxCuSCbQyx0HJDS7DUmUQDQdxX+A700KtkPCDzdhk0vcI7AWhZF8WqrjGEad7vjX+yu6",
-	"nn9cpk9/mZqvx5syaFw4n5NZOkGVGUdUZTRpDNQr5vNHcvpRjsSNn1qH2y1VUfZ+zlOmvPd297r7uxc9",
-	"85L3nuHQ+5WIRHvVit/43P1mRZTjs5dELUTUCTryWqC/v//EQIaN+ftOv3Ot5fCXy/3507/SF2DUvZKX",
-	"pcFVJOfmwiIZ6xuubkXifsKVhhP9OtRCH9Jf0ro2UED9s1+6hRoF+kR7KaPirZTcAk/XAorD5EbpFYLV",
-	"dvcKX4cKjDKRskhOBFcY0gasYaeJcfi34YsEt7ucXlRznYL7kcaN+q2TSnCwHKTeUZQuT0VZrcRElzCg",
-	"BMJGOccSz4/RYwmsbUGe9khMF+ow10aO3pwOL17/ePJq+PLoF4jMfHb0t3Oytf/40fYOOYftEucZm7Ik",
-	"JqMFWcgsJalM2CEiRv9PeeQnJqxUhJ5V9PvvnSZivDlV3Zh63V7maMAqXwaj3d+G7/7ct/9tk7hcqLud",
-	"b4PI9wqKlrFzNRK1aLKCXeOBHpIQ/huac1VTeS0wQ0OKiIFybVO9nH+ZGg13Wjn1fxnubsQ1EG5KY6V7",
-	"syd/172/jQ7Ez99cHe++f/aIPX88+eEJ/8s3ly+ezl71On+IBX+IBV+EWPCvwNXzW9qUdfe5+L1b1DKS",
-	"7UIfaZK8HkMUy9JYDjphL5mmnZvgQ4W65JDK/7FOkORq+QhGq+/gXYkbTKkaCvZe53KK+WGesqsiMw1X",
-	"9eu7AEPSDSMsosEh8ltLTRNUnc2/huax6vR7Ny716yjSTalWP08lMbJtvEPeipilhIoitDMgoQ3zDl0m",
-	"M/z+QBE47J1OlUzTOUdjyfK71mgkibmaJ3TRkp5mlv9AEYN9ZEumhM0oT7aLlGvMXLumilynXGvDqSHH",
-	"BqMLdR5trEjMEqZREmu5GCuOPwfnhXn7Jshj4TfacAVX4L3AC6svgbKATuN9KK/IM0KY4fyxcvNhJ+hc",
-	"s9FUystms4QZ8RnGMDUhDdXWmhf30cCPf2BkGRxS4VnJg6djexhXNMmYInJMhBRdDMAjKqIJTW2k/kBs",
-	"oZOC2qg9IlMyY0rRCTgTNBN6e4eEeXpxGJBwxpXiYjKcsxT+KYX1HaWMKvMHbmLEBiJl40zRBNc4pjzJ",
-	"UqbIVlh8uhMzwVlsxqWZnu4kcsLF0LzK4nAbvUMV1HcxSc06CIav144OgbPxZwimzYh8HT7LmWkO3OYb",
-	"mT8+jTHFzdw9AKx/t5oGxvNoQqsFGJq1ZrO5JgjswFZ7mMpUk0jGjGx5eXgkND91U2YAAyezZOaqYR1h",
-	"mJ9BYI/Q33kj1PIdtN7FF7IaW0Iju0kjHe+gWd3M6KhymXCieJ0TxM5RTMkLecUSGnkSpb3cOfV5cuNi",
-	"NssIaeX9n1kSyRkjV3tlxCs/9rHLqk/vmnEHF+lhCf7gTtf8ZQXRg92gY0S3zl5vf6e3s7u7v/PEgDmC",
-	"cgqr9aD1g0Vd+g+8urvn/WBhZsDvBZV2VAahWA6MkHrf6Xdeyt94ktCHj3YadBF3llX8fe7jpXfOYSOr",
-	"yY9+PV7TKR/uyo8c8d5EF0Dxun7VMSeW0DhOmTJ08pfuc5le0zRmsfkXSgdpprTTfMepnJHw4uzt+cXJ",
-	"s+Gbs9e/nJ6cL7+dFXz4kpQpH/8+LCVsHvZtJvxU8LSBnDuUXePsz/HVmzJSf1iXMIK84R+GQ9bAoX51",
-	"veWt52stMBZwq7ScElSXEdLNhHwsKXA3Yr6j5Hcn5s+A5Naleq/WgSWcDgDn+alXKg5ZwmUEFCvAhGTL",
-	"457Akh0LdbENlCg+EV0utqE0SmiFHLJl+XafUHLQ2w8gpd38UI5KhfvrRMuCctr54bjNeI0S5XdSJi/p",
-	"vF3SqdclqrulQfr/5//5fxP7DpnRuUdcC+Q5pnM64gkv7J+F8Y2KYZQbjIEf4IncBPAM1YPmZ5gt1vIQ",
-	"zF/5E1uGwzzIch98+aMxA88oYqQa0njGRfG0YLWFhQ2saoFnbXsXdFIJGRFXnF0DSbnm8YTpIjjHPsit",
-	"oxW7Wgkay66DO8AamDb4yIPfBl85wG7wSQHyNT/yz2LNT0oH1FgeZDxmEeQre68GRMnUqp/ry+54yKvj",
-	"qc/MezclJFhrNxWKBtOVdxj4qOKdSwneJdQoH3mxJg/Y7xqvroqlTI9pkoxodLnSq+Nfbcxh+ma8T/dG",
-	"u5FlROanv8+eXjUYleH9Srb3wTerXRzaIpfvGtn7ZnWauA9jmNyN1QwIzSYyXVTpl0wMl+j82+P9x4/H",
-	"u2UD21IxuoShKKxj9TwnHLvkcIOaEYq0/AdG4/lUCrD12WB3robWimD1U+dRyJSWM5aSc4xLNGJEGhvi",
-	"04P6WExoT71RSTaBaj34UVflH60XUW7ECTphw0hmRrzZbzjeBCXs2gGWvQlL0zn4jD036lCNHS0TBEtg",
-	"XSGw2FM+gU+cRQnBv2yK9YX64rDq4YGjjCe6ywWJ7DICohiLGTgzi7BYqJcWUSEkeDudtQcqbVWNaR77",
-	"bjfHI1Z8aDK9F2iymQSN6NQwWTlUfO3DLiFXW3SrtXLZe6PyMoEWmjudxlIErTZ1s4Uy9lhUCCwyl3HQ",
-	"h5YDqn/g5U1sFibu8PJWvvUQVhvm0dSQ0m0JljXKwWpD86C3Q0IDAPvAACGEMGd07kJdlNCDSTgQLVHC",
-	"5IiEOURCdM6DyEjzE3FRsFhk0x81yA2WOmVsIHgRmLxPEnbFEkVixuYQM7tdiw8vU1JrZsip6JuEenUh",
-	"XouRpGmMN9rehb12CimL19tp3FIaAy/VCZjHvh71esGnIGifOAAyJzRLqvV08582pUZrRn86ylRdeyUs",
-	"AqrQbnXzfzbGo7aEN9QJx7I77R1Ns23fp2FkkspsrnzVz2K3Jy6MJNCXKRWCNQc6urk/k88uF6Y+tc/u",
-	"D4GtXWBb7c/crfgzd288VPoCY9sHwgW3l5mLE57wNcOoBLsuMyu6IFa8Kt0+rhVLxkbUkoIROR4IrpUr",
-	"cEqFVmW+RZSmi804lz3x3dqJfy5m8wevuDNeUWcB7ghriUIykVkKCVD/dnb2/ffffQduC2/ef/u11316",
-	"1H1Ou+N3HxprprqKrkCxG2XmOZ1wMbFeXiOLsSuWLgiaPknCla7HFBSG0yYTYcl0Wp3yDVUKtuTqyLra",
-	"XuYrLEZ4CMmDxDI9JuINPIj+3EGxzibWW5RFWpv35Z+cZ7MZBdZV5YGTlM6nqy7k9/CSuVdinulhTPFw",
-	"NvI3CxmzYV4ra322+0rGzKsIVTdsyUz7i3KAtzMHeaCndxI2I8ThQHN4FRSjGdOIfbips/gCDuUF1Pe5",
-	"Sg5octsaMIBS3M4Od/eAHRZvQs4qKAGRFFcsxTRV3xecoZd1aGD+pGdL97inaOd3o/QqJQrgD9cRASJF",
-	"0TBs6+vaMQz6unpAToaJsSJaBXNcAmtMOza3qdPvzKjIIN2lhiq/fuhYpwQQvzXA03u0C+KPv+fqlqdU",
-	"xGD4lpm2go5baKf/waEseIx1yicTlg533eoSOoLk3JewZmKfu6dOtsJfu/nGEFMA9e0sFUjYL9aQg4o3",
-	"Rwv026O7ZThO5SwXtzRN1wFT7svOIQszZCLCeGZ0KLyr3bWRjBdIRBjTUNGn8wNLEknsdoraG573ca/X",
-	"uwk6/8hYtpbfXqeLoRznO7rk83kJT9fYY699jyAZFlenCtV6mbtNjMnlKh+lC3DJFtcyNajF1DxlSkky",
-	"o9GUG5n7ZlmK9IY5zOsT7MYyew8UgRHI1j//r/9379Fj8iP/bjsg0ZRFlyzGziBKW9ERQPdAkRA+ASuY",
-	"Cht9azndqAsRrty3lmb+Q2f/wc4WMr00vD+Sc7CLrSjX2ZQCu5Sxoujx2bzFDdz6s3iN83WcILX80OLz",
-	"qGddYHhd47Oclq4dQ2C9G27QYoilZ/jSLs4ZGnLa62IV/REN5OMsYY7QgEVC6UbrQz4DFAXbiAwARfY5",
-	"bEMRBHinbklhKbPS5jWUvQRqpw6dujljVCh039uhw5KVxZvSUsrGvd1arLtZdhRF4IFbDxJ9A+1MCDx7",
-	"W7TTF2U6ThpB/1/EkqQlIqB2Y2q4+jHRxGUx44uM1K+Jf03+kJo8uGFQtS9DbfYpcwRECmZpqV0evGII",
-	"5loEEQnRjRmyLKc2bXez6ksVybZ1QI9lLdmwLwE3qZprL2tmydha4HlpSYonU31ZsW9OhtvQHVeW9ZqO",
-	"xhf+vsxUmrVC7qok86YimTZtvSyqfkTaQKXEVAnbq/fDIqYXnldaRi3loEp6PGQoXRZHKnwcLp1uhRqX",
-	"qVIZWnWqWKEaVcxqkiee2yqrvqKeRlN+VcpedCZWFPI3sMpbTstiMEmDJIYn/eu7Wsza90a5wvLLzm6O",
-	"xSupGmZino0SrqYsHlr7cUn1NopHJXYb/SwgS1kreq+avZkPWdHvCzK56+lTcUrHkGxFJ23eCptd6nTd",
-	"0+4beW1wBkRVzejMM1M4h4T307q+gaJIL8bDqcxBF57kEXX5tnaDjtkRhPlh8Sx+hb4QKy0OszRpsWSX",
-	"0OHLFA587FzSFNO9Z+2YkA/FseCzkII1Vs5aJjZ9oXm27tKtZehcO06n9RZ+FPtvDXvx720TV9g0S7V+",
-	"1T8sjzFfJiitx+wMafX4HJ2s/OKCTl5wpbEckCUWm4kSJaKytKlJ0UiRqrxBqdHO7O2ALH2IjC76oJQS",
-	"AjdZ1pdZgrJKSFcdZlFJvWLbqWOIT23XGLh4+6ZCkpu7d0aMX7GUvD174ffEfKBI6EyxdpAQz9FSOYpN",
-	"2or2YvZauN5l9qOBsKNYvFBECnZIwjevzy8IlqV/+IHHNw/t+91LtghJKjXGdelth0KuOB76UTdJqbDB",
-	"GuUIrlwW86Bb3JRSVrUnyBUiXp0ItJO1EgUKSkywfMvK7Mfe8/b4MUueS6hXPvI2Ke3uK5AiPEMCgk1A",
-	"wgKsIbESgm2wEpLwwwBFtwEIGgMU6eCPm3BnIOxgfZKDMsz/qXJj566XYwwOObSw1kuILhEci4eRq0wN",
-	"hQ/QT3EOtp8chBXPhGVNJTfHXCruKMB7EBIXnX6vMPigLIpK+XoCa4Mg2pBMsERmOSpiGrAJYSk+AvLl",
-	"QqxHWa4/eVtP+sdIDOX2X70Ngw321qmSsza3/Tnlmnkst+Ch9X7VhtygCFjCe25oKKOz0DYKNyQlL11E",
-	"bU19kokEitLnVefNd1QQyEv5mJO4Pd9oinZrIyXPMixEvyk1gQRHOV/Y4gKF02LQCastm8jWsZwvtsNB",
-	"p1LRp347yBZ7P2cpnzGht+tX5VZoc9OydSNfGQxpyEM5NrReFf3xMGjZO+OICqIYI1t8IiT0NgMUMVeQ",
-	"jHmiWYr9zZr1pzUlVdQyN5Rq13zfRoqt8W614gJ86E8Y5Opwvr82bHuDH22Iaz9zPZWZJqHlHWFQc41B",
-	"XSlB52oqdd603FBjx26gAaxbcgUNc/GtngzhSXabNs1tBEBrYqIDHVbIYhoTgm06gX1IMI/U93Y4yPun",
-	"0XAKBQWFRbR6Dv7Q778y/f5fWGWvn70jAKirzlMZZ3BhnJ9ekTQTO6syygttvyLiSaZINjdiM4bfzc1a",
-	"IHkfoWl7S0NCt9PFXPO4PwwHv1/DwTKUhPwmXWBm0Tn5Lg0F/1Jqc5tsYbnaZ8qU8PlqQ8CmcnLmqjEK",
-	"ofQLLYtmFvn1lMdv0DCwkM8fKvhnVME/i0rcSDSsHZfZzme3VUzAMBb41teqcmLDB3fWtm29q4dEboAY",
-	"K/bLa/1Pc89hXg8gpmKScDHpmsV5IWR9WC0ZdNjuoEM0TSdMo25sW6FAKyEy6Iing065xanZwEPY68Pe",
-	"Q/zSMCUjTqEz0vYZLbyXeVmPMmm2i92ANhcbPzUfN9FoO2WtPpVZAmoQVJizVBkDRcKtm4Sw7LApm7tC",
-	"w3GKwG3g3cpTwsXeTThifhBNZZLyMygi11x4wjVNIXDt3aq0SjdBUI9jzMdv3XIhRd2i5LN7DyKYN4s1",
-	"QHc7V0PPgmIvu2Ue32ElRoPhU2kOZkEiOptTPvGFo/7eV1N92YfWhnFx9+JPLgP/wyYlEZZ43qpXLxdY",
-	"GyVjDyYV0bO0OguCFVh8K//MCzpiicojX3OVYYtrEkuUcEjKIDPfMZrtHeIK8sPvg45dgWubjwbYNsPr",
-	"Msyuc5/bJibeKrHwZjmEW01Yv8M79zu8Ru/WOt3PqMpV0OwrKVldkXrrVmbryg37nkcLKgzHMy7UofV3",
-	"9QlNFLZ/tI2jiRzjsyGPw0MSwklGYd9awqYyiVlqXsprrPlG6iLEzAzhzAhRq336Z3SBH0URm9veEqXm",
-	"HzZwdJgn2uVxeTbYvqGRh//NWjbHW0axVhCjNHE+aBv6u41D88nKtm2kRxHRdz9Jn6WFPJfpbFV2RDUl",
-	"HpMHd/f2D/wEtDnlcedm+bb/cv76VWXTxYhmwNbx7hUIP7JqLbFSVE5nqvVc9R8aar9jXwKuYDjA1a4L",
-	"jFE2WOaXy71//vf/1DF0ZaQPNjsvon3Q2myoB5eZgmgepeW80DypBvvrzspqKOtEnFhYXAD18oCBJ0TM",
-	"6RA4k7Yr7dkC6ik/KeTDWLJSDRhxss4hlKiH98DrFZLC6qgI18vdYk205nuXB75+juAROWM00sTsCcNW",
-	"dsjrORMECUI/14HfnpojUVCRyTa3MYQW3MUs3iFQ6VBMuGAPrHFADcSWrd3EYxUQUF7IiOlrxgSBak1m",
-	"86DIBERIEi2ixPzT8AaS8BnXaptQbFwLDUq5AH2zC+sMm6qvWwVpTcYI8DqJJ43acx62v/5Qr2wOR00R",
-	"5+zaSVsrB/nJvVwLe7CB77jHJsQu9rMCByrSRLxxEcOgg26hZt0bHv1gM7OXSXjWZNJY+hIerR6kyVVg",
-	"15aP3wqrV9bssD6s1lYYzdDPKEhvFsD1FqS97tNh992H3eDxQXMdDT9+a+WMb9zLXgOLpgBLEbOUpbaF",
-	"RqYymiQLEmKUV7h96K6089XjpV5NdflSZbIMk41AnofCbVarwkbNbV7/RQzzlLe8yLGWc8yE0VxkUOkq",
-	"pSKaNlLh1OWWroUjmIm69MjMxQe2TnjsHQlR11xHUwhhrXRofnywWRHS1lJhlWVudG4jGl3K8dimHObV",
-	"dB5XaunsNpfRYe8RZByjeuq634y+H9qCEuUJHm0eyVK+Pxvt8n1zR9s8RRKEtRsIvFzjvcq5vO+YD1sP",
-	"5iePr3yuFQed3ySmPd9uc/b7pj2eRnX7aV4MtzNhgqXYkndNoyqoV6C4j+mVNAKcA1DCRylYXzqpkYa6",
-	"PJJCPRzzIuD1Of87nRcJUp0xhRLcNNNyhu6Hd7esf7bX6ry7y5q1m9SJLaDTdO9yWH1o7xXZwM0nG7ap",
-	"ua9yrRa4nFVrtkJYR2bbuRoE2LBqq4NL4f0vXP8+UD+mGqu5EberxGpXV6nFWsb2MCChWzuUZA3tHTMP",
-	"zE7wx1/f2RKt3q7gCcyMmgAIF+D7Bvm/pVBrpR1m091edv3eLb05JXvuSq6/CdpvKFC0mYsb5cGWXqjr",
-	"BEoZ5Lgw760dL22++Ew2SaDtn6EI5xfCP27PLG5ZLDNHDv+ANrsiRT/evV6dXpsJ7iSMxkUaGhg+UFh2",
-	"Fsw/0KPtSmYG8GSc0Mlhc8CMo1VckZTNExpBMoRMWIXe1M7xU5KTjS90/fIanpQ2hT7c0snMRAwO7+El",
-	"M5j8+G/ve2Lv56j75Ozy6fyvu+pi/+rto+tfniz+/pR+B20VbEo4V0MKDS7y60CVHl6xlI95yzJ2vWXY",
-	"G/KSckEMbSF0PkfDzhWHUpydGYO0MuwBqIYKTQbYjmqIv5ofzLQHnX6H7Y578Lp2C1rvrkGtB6Y1F3g2",
-	"doLc/vvo8ZNvnvZKjbfhig0xLABCCjxDewcKFS2b2ocCgGsxdI2S/7o3fXL5Yvb0F9obHe/HJ4/G3z+Z",
-	"/uXp5Yvd2av9+dmjanr72lZbA8uHK8/2K3X918U96PZ5PZV5NC/XtVjeho6gGxXIKd2bmovKANwJTEJp",
-	"OknBI2VI3CXLC9FzMZKZiF2aKnl79mJ5l7RNBHp3Oxvlmtpd/SLzJFo1i4JMrCCmBbl84z65qdGUNUc4",
-	"x6/Ome5UaMZm1fnc4h8ovweqLYtLlTO0bynGSGl6nHD7kByd5oMoQpNrusB+9CCdW1m/uX7fev5Af9ai",
-	"ndyXG7nu0dBNbuL+nhEjUhppA0ctyZwqbW6lRrcx8KWYqim0YDBHAwlb9rLivNgcbfmtXeoVW7bAyPZB",
-	"grx4LUnKJlxpQ9u4nsLydjZMQ88vTq7BFpTCC6yv0YfynVkWIVFKDc8vSeWYKvRzdb64h5G3U4Xt8m1j",
-	"kKlMYuv1dz2Gx9YTifA5hKuEgHEdLm34ZMLGmshMNwcjrS3QNAgznd54l+3F+9HB6BF9/PTJN988efqY",
-	"PhodRPvxHsg3dyGrNMShLuUVjgiXAfq26M/itlgxR6+jJd8NHd+choMjtwrNtYewn9QCRyt3awUefy4d",
-	"3NvJZ4oLurWyYot1raF6YDysvZPfsxkXnGwVuXTb5Zs5gRfqygadcyffOTXj/dO//nZrNcPpCJlwi127",
-	"f8atTQANN6eNB23RnHL1yUumFBMTlgbk1LEloqepzCZTQomZIyA/T6lWR/P5IXl9lOkpcrFfuj9ko+45",
-	"nwjo9Nfde/Q4HAiMDtgOfC4HTUuL0V/ICRdm9m1MQiiJOSHwfjBX4nFZnkmFWdScR9jEaSDsi0OD+1Tz",
-	"UYLNURe2nRlRc0YhtOT1nImj0weKHL05DZClcq1s5QsykzFLlOuY4WrSIgnPd4D9wgU1uJMjUb6i/Km3",
-	"lkbnYY1Anbsmg+WbbpGwOUVPaTKWWeqJNAG0PLA4bTgc1SRh5sXdx95rteI2S4UZVXLde3xibfnw82gT",
-	"FZqGYgwCdLUFvlEJWNLNdiNuhIddK8byWjDChMYU3RYxJcAk+5QIqXcIDkeuaJIxjNkRRsYhKdNZKkqN",
-	"+pbtbZVBr2QWO+g9fbx+d5byDl+ydMJi2J6h1H1Cce3OgmfdM7j1wEu0A0fDJWNziJiy+8YduzMOiJID",
-	"YVPvtlI2k1c02UbzILQ7xgt/sLdXK9WTU/2OuuzOU/lfXcGuu+YXtIf6sNjtrQXSn51N8KMg6lGMeugZ",
-	"60KtBXfbRwsL07AkZGIXlGadIyCh3XrRK+XodCByGgxengWAmYkoXcyhRoUmKVMaBiuj2yF0kqYxqKaK",
-	"hB5zDWtAv40ovPFZ3IfG3lxT332BGZW2GpnNLHJC8yhhs0NCxUC4cDtbjKdA0u0de1bFOfI4xIJndD4n",
-	"PA5IzCdcq8Mc8w2LhVi5oTlNG+n+n+FAbLlO4OHV3u5OLzyEyjApj5ki4cuTi6Ph92dHb34YHr05Hf50",
-	"cnZ++vpVaAZDZeI/Q7JV9AQG5FJmeZ7OOhClRfoLcmPsNPDxwGfifd+GYea0HAYCRQeCF8dJrqdSoTnt",
-	"6BRUZUUyxQ7JDNm7FOjVdSV9MqFcip93nljsxr5zSKQYCBQ6Cdclt2mhAJbOF2txEJRH87kWTG/nW/Ul",
-	"EQOjEVXMKLoh2ZpqPTfkG+y4QekIUf4wEAh//YDnrOYJXQwN5P8zIJEUmr3Xw2suYnn9nzfvwu22S1XX",
-	"D2v40el3ACmW6o6B/cXc5yG0I3+3wkfRFitrLpXMNGQzW5YGAkxigAj36ZCEhZQckkxonsCRphTL4MBt",
-	"86qvRSmLMXJIuU5rnuBWkrjBRI/hXquksa87QeezWMb/sFF/OTbq35u197ObNFdoB3dUUqLFw+2MVQ1e",
-	"brKlJAhtVPhqczAQ7iMQQiDN3/MRGF4JnE5I7TPL7UPiWUyNmJ5L6Rjqk/M/7G05EK655St2XSLFoIDa",
-	"FaTMaCt5lU4tSzS+xr08694Skfy25swNLZW3NjValLgDW+MyxPsJrOtnTGWJrgQGxExTnlj6f/QGMjog",
-	"vUb1ycEe2jm21DaI9fSK8oSOMGpiM4e+vHTys+8Kb8i/xdW0tx423J+MZSbigHBBZJaa1caKbFFfcLNZ",
-	"+eYq/COT2il0aOgB+RyUPiNDN8VWbchdPjEbN8BsaCkEsmpJ/KQ2u7AqAjX35L81P6jQXRCg7EkuI7FN",
-	"1BKMfG/PXtTyIec8ZWrIBQSLm/linrJID7OUlyId5uVIh0xPHzo/mV2MmfDvs6dXhnSXwiSUkqWPE7OW",
-	"hxLGMP8nU/4b+89cav6WjqJB1uvtPU6ZmkuhsD/gt5GMmfu9WOS3MMt/7B/9x97z/9h7Xlmo+SXT0//Y",
-	"e+4WiyOAtP2twQEe/3meyjFP2J/ZjPLEPjf7+dbsBv+OoBrVlCYJExP27d9mzxdND4Yzpqcy/vZ879Hj",
-	"pkTSAthVNDtnkRQx6kkwue0qDElYzSW/ykf1obnaToMP6ZyLSQIy6Q75kbG5YURbholZuJnrrxjom+da",
-	"pnTCtkH0j1M5h4ue+0dRFcTlxnw8tnWLawtpzUs8piqWhn06LACX65b7ExVOA2KkMm9+PD4hBrbbhosp",
-	"Zpswj1J5bYRnLVdnzpilVEDnABX4B9R0h16ytjDnJGGptWUDncgVdmWASyONckDFd2m26eOFR+sfA63v",
-	"9Xu+W6ZQEfNMaVhn3q5rv/AoubYyZt30imqaFq05GqMw92DGb8ozwo0ww8X0/+fdKtiGZqmgidd1xHZD",
-	"aXYTwZ2v+4iOYkpeyCtmZCojVBaAq20zlQnWD+IaKsvYjPKNIjzrTUnsESwjzC/ZkXmrAshlqXZfqppq",
-	"j7OBVJSO88OnCoUqkOIr0zF9NG2iCGw8Zmia8l4NiJKpERq2nMbw5hTjWALwgOH1Jv/8X/+7KLDwQBGD",
-	"9yBMrZ/PgVdlOVa/VSw9M+/d+FfJ82avUwd6aR7Jl6y9+vju7kWuyHrX3MKyrNzm4Kqi8bKYHB9nAqQ7",
-	"zTzmyJKkZtnhSyMpjic13YIcvx/kyL2VMyaoUb0WXv+a12Uocpm9DpXL5+Vx45wblbS1yaK5UVPB84LF",
-	"vlsr5dNbdQ62wD/XZnTQNKaa5qXm6zk86IR5FHQgEcImDEDE+zdtQfa8rUeeHaKxfZ4Nol9V4d3WXy0m",
-	"cqM2bQ961d9Z09zl/XBb58975Vfa123YQP1pr9ZAff/pRh3UO6g9dPqd708ualpUNdgcr02p67p5td5y",
-	"/YeLizfg42BKVxquY034rvmu1G3d9SnPSwpV25ruf7O0Wfm9t1avyXHusJr7uX7xfWk/X8/Y4greYK13",
-	"VwSiTlcxDx+LzBmdTEt5eVeB8+4K3FdNnlo77WrB+byEQfNjxwTqJQzyS3NfSy9dpg07wq7b7vVTSw1r",
-	"WcRK1NmrBVwQgw+raqZi0rA9e/8oS6fuGdMcIdmkmSoib44KRW9We5nKR+hvYCVPqrcELzqBN/b/tp1a",
-	"y43Cl/YEN/NdOBGnMUPYyLcRTGj7lI4fPWW9ERgj5ynzCXMtjINe2ipM4Mi34S3wqiUnhoDEC0FnPBoi",
-	"AFVuUICaBAa3urYEiG27BQvqRlKgs6dTtO069n7D0YaITR6uFKDO5/v1Q8GazUK9ES9SKPjrvQCr996A",
-	"Gr8YKerxpF+rFNT74vWcpRStGNYOku/FYaeEz3Ac99nJPzKaKOz5loEtBH8wUxdIb0u02Fz74mDcwbPE",
-	"RREjZIpYhN2lSZmrbqrBoWP7/ukz5LuJbK4Y7ONNk3WgsWyl/30VYWqhtYUAGpItyrtRQpXi48W2wcEw",
-	"ogoeICJhbZdtTP7AY1YEgiTMhUUbP9TFWcHsopbVtrCddo5Tw9yNivF4QFkrNN0d3mskXw16fUvg+zqD",
-	"2vU29zWo4N+HtUpAOJLtVX4AyDt8q7WtKM9SQr7S1grI1RGseiZthNu/BE06TduFQBTZ/Iq14dBSwMEq",
-	"1tnB6TOf89hGOIZJQrx15GivZQ/OW7OUy7ihoc1MpYp8kafgGM1ub/T0G9cQ21tAQZyxNw/Krh+Tn1E7",
-	"vNtmZxRbXbLFu1rtHazydU5lq0HvbdTJcp9VOIevubNauoRchC4vYVopSLcG7aysIRfAVi8iJ1S1Zdjg",
-	"DNRzV3EmA/DhPdHL9iOZ0ffe70W5qBkXjb+3WrZzsWNT3jEvV8MrFm1HHC6pYQgRNVgGuPF5caKN1R0K",
-	"SafxccV6p9l77CH0XtOUYWZggvraLEs07+Z/Nmhrl2zRdXj9X0pi5Mw8RWcpmH/hP0bP+U0Klut+XQjb",
-	"DDoYvbnKXOiKHFl6bSXC/I0qgysA0ITfeQZbo0o/hxBTlwUtx647GZ0wYhZbb0NZ5Js1QbtIPmt6Oi/b",
-	"7fwmbUVq1YdlDSfLO4ASKWRGdTQ1u8C1YwfNgChG02hKuIiSLF4aT1mbyaVyVeeLGE+24A3ykORL3j4k",
-	"PQxRNprjYmeDNpjY36LYfHn+oAC2B9nGQ86dC8dTFl2ujITzWFKTyxUdFwZg5i8MSG2oAFVxgzWVulkn",
-	"xquodWOLvdi/dlfwNn/6NYDSGKUFUM3fy+EDf4vJsAk4reCojlW7b3kou5ACIqjsNM1RQ41rWL+qW40T",
-	"lhbXPPxyKJ6KsWxo+xm1a2kreGUrF0pZK7doJpX5B55Y6s++fGNLZVG3vw7EIQS1DtA0xga/hS5fRC34",
-	"O4GfP15OrRzH7eW/N5gJ09DU+vkxeXrw6InLlSEYcabqrCBmcyZiJqK2qHeRBzaS4l2y9ai33xwduDRK",
-	"8ZoJTa5TKSZ5gKK8Fhik2DgaWOEaqPhrc/k0m0FsrS1zjRyQyNS2k4ceSyXn5NJDQUhBYURrS68LQq4I",
-	"d6vbkscuKSOv153K6yX1/NayqytNRdRanxicQmROMTapTpprRKJFjCgylLw+1wmNLpVZ/z4JxzId8Thm",
-	"Imw++pSNWcpE1MR24fiV5klCitdgIne9LJC46GaKhdubHtyZG7UxmAKB1HpsDog8DghVBjXNysJfurYt",
-	"XPf0WUjQV9ayc50uhpBRsyQsUJJryjUZYdMd+MYgyNbB3tOAVC5UYyOK+sLBL4gvNH+suW5zBY35exYT",
-	"eMEhrUqySeMGm4sth1kq+tZH0Lekpo+Nh8xI2HsoLEXMdZo+EVJ3IWy5s64XHnblmfzziNr8spQOfQnx",
-	"9C58q/+6AXZgqyd/OX/9qnsOiEgu2cLQsYCEM5qYa83irtEvwsCQJOoTJQiHXEE9l3VvqyRBCGLo/eOn",
-	"vd08TzI3eo5kvCCplBpWEf7bw39kLF08tN2h6IzZQwrMM0NDWh4h8tcflg8XG/xB4f2H+w/56vMsOsbl",
-	"JwhAX3JgxUWvndfarsoWT2AzsrXgzxkbp0xN120cWerkAl/mteuudTrc/8de98n1yZtF7+Ly7dO/7v5t",
-	"dDC72JN/vfx7+s0v4lH00+jxD2r3RfxmfFS35lYGLBdf3N3brLZ5ebDmnSPFflOWav24iyg3QUS25pBL",
-	"EAbBuwAKizK/LKjKa4OA8FWqE5IXnYyoGJaHNb9UhjY/+eOZv/0xzd/+uA1yXtAoJq9kSN9Jmbyk805l",
-	"pU3KtL/utueJlWybn+KW2p5meVJV/fn6AronmXsb8uYvTVbalbeFIIdfI07JhDUrJyv9SF5y71IVZd1I",
-	"ykIQWtbB/m5UOtdDzd9D1TZUjjqsra4Nmks1oroGBDUQqkvpd37i7Jp5Ts4r93cdSrvLYr8/WmnKEeT2",
-	"6pJfxaAcwi+HUypiOR4PpRjSCRN6mLJ5snCkAV4x1yC5YijmDacyM4pJL+iMpB6ObTrFsGiSey7TdBEQ",
-	"JWcMshA95WeHHAkC05BrlIjnyYKoqUx1AranSIorliqMT0iZnDPhJtw7CJw1e0j5EHLQnLPd/Z5QMcls",
-	"q15Uo/H33KbZ75xk5iwevqEpVzbADkoWDafZjDoYaDrJ6alMJw4njqIZI+fZHOJHgJAwPTRQgMUCkPKE",
-	"NiZioBFDaF0FrSfsgLeP9m8/rQbRCJ4/UBbG5kPlvME5iKGagy8z6aKtptlHs3GnHSnq9wteKs2pCI8T",
-	"RvSUK5JIMTkkPSxO4fJICVdEjsfNYn0zztU1D4Nh0LjYbOqBAjMHCK/N6vYSvKs3RXdphNfc4DfuZEbF",
-	"gsAXRqUA4EAMDMHB6qAvAL130LzVOrI3CeSufAS8YuY+OsVOWViq5SHlD/8UHrqG8jNGhSLh0enw2cnz",
-	"o7cvLoYvXz87eREuDw6oX686UL47fkMOnhD3CtF0UmwxZCJsEfurF7QBk0+PXh0R8wb5Dbrf56O+vThu",
-	"HnbJrW5AldiSJHNTOFNEZlrxmBXlzB4osnfQnUJaKZTOKLKlfnj78ujV8Oj7k1cX5S1jj4PG+1NQlGbz",
-	"YQNRab5YUO28fKEn/Ap6whHIcbNFSde81000qzrxGtv7KhIp8jNowMEGhG+4jcFSitxykC0EbBkBWkJv",
-	"G49sGfavrEvgJIU7KkpQlN+yvGyBvT4w8x8bAzYWLqjlGrYwnINvVjP5TTnpxzC8HtFZKhRx7X4inxVY",
-	"ppb3n/rmyWO/v1VvE35XdlOt9lMtZXAbrWg1WzoiEdU0kZOMWbbEY7IVfn9yQQw7wipF4XbOlDLF2njS",
-	"Ot64O+RYAcnrXTERguForrvfnVXXsv+o3JWFdn9792Ev2L/Z6nodWj7sBd/cbP/p3++I8XmL8/E7LFvT",
-	"qaBd/Vu9y9tmPHI50/KG3lsD99pY2rocqCFMuka4LnDdfgywi8N6vP/48Xh3g/YtlarFCmQpI1cB5u4U",
-	"/SycWnDafSOvWbpBadZKt5bdht5ereF2t2zstX439XWNia0yzH215AJfZVM3roimKTahNDLYZu24mgMv",
-	"b99664JOblduHBZS6btlkTdsapYVkIgq1uVCMaG45lcsWazZQKt2NVajfB3X21F22Ykfw0t1fCy1zekt",
-	"o+0NVGhlo511G11d0MnpM7XhyZmjwYpKgl0bDCSKaRB+IKYGYpFsZRll43wsmnpnounEFgTYD57UbUb5",
-	"42VJzsu6WS5tyxR0EKXsczA313MjYQEtUHNGtwbPsGazB8rsWAWuxCjZokZjVZrs9dZ3eF7QyRkbr+4w",
-	"dUEnn6lQuuFCn6Ey+t1wuqIQxh2ztluWIbfH3SC5mStGsTrJfM5oqogUhKKNB1yOjj2spHutu92AH38s",
-	"v1zJm1qu3KfR0QInpUcJQBotdfmQO+vob9WQ+K+Mc9SBz+jslq3UyqfxnKdKdxPo0YxmZSjIh+K9EzT3",
-	"jKw+G7HU8zfgD3j92+vc2KI2TeVqzKW0v1uDNjl5eXLUubV5+kstG3P3Ym/5MD60vrEB22B09pK5+PYq",
-	"O1tTzP6SK5Y0uvdKcFxWfcSB813LVVxT3C7VN9zoFjZdlIYqhXdHlVZHHq8t0BaoVS/L0lpR6R5ZGk66",
-	"fKnLWyU08rWzovw/czXRXQ6Ad/CZYqkVs58ET+tidvH8LuRs7+DXF7TzJbTB6HPJtozOPlf3n9USZK8i",
-	"QfZuLLS+unLcn4Nh/YuzmLabdp+lmTvtDMmc8OdnLw0QQaWqpdYCxBg/Cm7bpyummObF4omtQABps8xo",
-	"aXl4mk2ihTJBmqYTaPthCweBRCtjV77ADoe575j+6BJvzzWF+A27Qztod0ZFRhPH/kpzzaXiDvLvgdgs",
-	"DInJh8D+T0BiaxM3F0byUiI7L6S8JNkcC+elWJa8ocaRW1heKKmyqr2D1nXV++gcqUtbr3Uq59jPytUC",
-	"hyWAlRW7sigs8JfHWtvKFs/5+VTO51xMjhGcUBBqD6rNqYXSbJZfECs/vYaBcSCSSHmZQbfDIoESYqds",
-	"FO0uhtQiGB/aHo+ICEOj6Hu1O3E2LPaNv9jm6Ztp/Ldttb7fWnmiNeze2SceKOLetS0VIGiFa9sjRLBN",
-	"6739/ppMGKwcZTzRXS4Ku/+mcHHXcpmE831K59PNXCXRnTFp79bUDV61/QdEMRazmIzQ7YF96g4N5mB1",
-	"fTJilv9AYpDXl6O9vP2y3GbVnGvlx94r7IIbGlCHxJZmd43F8IChkeqYJ4ltwgKHjVEsGKBlI9EGwm20",
-	"XNw5tMRhr0ocwm2v0ZSZF5IOIPoN5QRbBMWuZyDAbWRehtasYKc/xPQlKNFLqKGPtqPVDNsMrF/CtEqm",
-	"2nxZxUrJNVUkknPOYgBCrcEKvH77Bis+iWysjlZFsAdA8UcJNEtaHh3miiuuMIyDh+AL7gm91Pv4HDyP",
-	"jjblAZO+nXkDl2NZSLUFYCpIE5S4SOBqUxZkonSobQ7LFb2WgSpW7vm7JaLfrRybJ+9ppJMFdGKS45w+",
-	"iJiEBpBux7ZDib2u0AMtzMQ8lRFTikJLzrzdJN72PLPIdgplMVE6zSKdpTRJFiThl8xSlgfKjmhTJrvw",
-	"aUP7q/sWQ7HeGri88Q1sUQIy19CrdOOkJR53GupjWcHV6M4g2/0h2d6rZLtEft1M9jvKxT2MIA2Z0Fwv",
-	"oG5aSEJHTkJEVg/dm8h93Qp155JPOdBnqZrpX+X6xo8Na1Mev4O8S45x2QG5nnJbm9Nm34KgMGIEOBB0",
-	"safxmkColgRujKwyD9ATndNyZPwPFD5TTHvxVs/53+n8owLSbhU6tb6RF/HGcKlbkWgILmHXjlRiRZU8",
-	"ZFj1SWjmDks874ECAAYkvOKKj3jC9SIk85RfgXwaejOEZZnugdoxuA51yMtUH7Sf0nhc4av1Vk/2Ur7J",
-	"RglXUzKXCmNmZJaSUSIN9IuBOv2OXdkmhvtVOH/LeDi79aao7tVwOGy8Js7knYmEKbhnKApTQWg84+Jj",
-	"CIgPxeVkxODfT8XbS61I54zFjVVNuFAshYpIe7m0gqS/Yr3O36uC8buatogytNHzXdkS4AJTesXIiBmN",
-	"2w7WnImRr6KWPAASmDePayojzSnGbMwFXEHbYMYXHdUUap2CVGTWYhQAbHa2BU15kT+MZRqxcHsd+dKB",
-	"o1juMlLRbhb/w3bxxdku/jBHTP5Qq/9Qq78StXoNsvvZXLhl4v8ZQhV97tLazmstf9EX6s7Y0EVxe6fD",
-	"baMqLQ58nuhBiv8ACgi5nL5vdCDyvrVHoI5YUxFXpNG+g2fqxX1Ymj+VCaupC3jMpf5tDQdItq72tv9Q",
-	"6qsCxafWeuv0M88T+aKY24W8ZOLMlY6uloKJmFJ5rRu2+Mt09H3EX/O/nL797XT3FT9Vp+LsUXR8+vh0",
-	"9rz34958Pz7+y9Mdtt/bUXxS7ujY3/0GG5xiiZpy59OD0rPbFtdxLZ4szL5jNAWcg45Ryxs+ArnabWn4",
-	"aMld3vTK/o2zwOCfostjZ3+8F+2yp7R7MHoSdw+iXdZ9SvdG3d1oL95nB+NH9PGos3YfyGV0ev3ukHlB",
-	"mbvvFdlQw8dHx8YuiqsbvGZC8wRILQ6HncqI/bSt02sdZz8seS9fYVvj10PCaDQl9v2cq1NgGcBUzliG",
-	"Oj5Rc8OajI6dsivp2nnYBrHNBd+8S1AUXra3oak4vLsfy7tw1mSr0nmUpi0dRRUujfC0i2gSPN/a1fmE",
-	"6Xd/15bcoL2PaLf6r9JAtb3VscoAsTzrhnXsz1PWhQbj5l4VdoDjF6dgGEGLkCaKT8xTLsiC6bvqvvU7",
-	"7tX6Ry/UL60XahuNfQYtuWW6OBG6yay6LvH4+OTru8GBJWaWElTz2VYC5jPZPBoO59ObPeosd0lqVoVf",
-	"3VbRNxv/jDD/WnIEcvLZWGrblQfm76GVtQrIlE+mDKLYUptdYkVElc1ZOgRvm7kk9r8zKijq7rk0klcS",
-	"rAhtxRV2a1rTRuNXWEXJx81aL5i6EUOplsM0Pzbd8595PGENPXCYoKOkyW/2g0xiRWiSWADPmj0BbS0v",
-	"22tn4WJv23agtT6udYI2YYndilg4XMmd2d4imra3hMJaNcDNGeSAbNli+5ksrYWZHw+K3SC6g93yqlL7",
-	"8nkir0leELMZyr+WlVi7nnykHH6Q8vSxNTEtwt2WxEClmShLuV5ADWtcwgh0PNfBvGrj+5lq+nrGy4rv",
-	"1l9+vgjID+d7jx4H6L4wEm6XCyJTp6BuYxlsr2M+2QqvtRz+87//Bz27sCvADWdzsevF4KgbKIWPFWLr",
-	"orlblxmdo3pr1N1ICp3SSJMR09eMYV139+6IRpdMxNi5/5qNzNKFhkJ4IgYTr2Cp2hmIE9tQR0/JiFlX",
-	"WcoSauQnV1wOfX3k7dkLEhph7eHVbrgzEAPxb/9GDDCZ0DyCulMDcW6gzmIioYckFIPU9JKR0LwoU/4b",
-	"/NgnqG4TLLoNMLNVt/sD0SV/+pMhUepPfwJoY9H6VGaTqdNT+gSLTUX450Oa6elDEO4gVtgWyQMzhp2X",
-	"wfq3wH5LB4IQBeaGbqYYCZUG862BzZsfj0+2MQQjh5mNPIGrr7PUKDhhJGP7hftaSzNs+Ob1eXVhkS3v",
-	"FVqDdsRgeTJLK8gGeEYA5fZ7ZMZFppkyqparnGlmMGPQ3DhS4FuK+IZuz6Zl2E9CkkoNsQxS2GIlmWI7",
-	"CPc3FjX+9CfzY4HRykfp3J+H1nCcis55F18NDwm166KRwT/zFtcKoI6N9v/5v/43oKa8FlB8McrSFAo0",
-	"omG/S37meiozneulWzG7Yomcz5jQ2wF4fWyXUgMmrfIZ87qNxy9O+3AgVt0ANda5Ikm3C5oEKZk5SLcL",
-	"EWNGWOt2zVpszFgYmCFFaTicrtsF7bg0DF6OExpNi2sAkVSIQ143Cq6JYCyGtgzh+27xJKxExXt9j8Lt",
-	"w4EwL2ejhEehf9PMWERAlEJsLiVNEEHfd2lxTVkcGvph3zZsDVuMFB/tkKOBcFE0smhCUhpWXRtoHvR2",
-	"A0LzkBtva8Ub+3AmAxHW23XkZOTMnEnCZ4AlEPAV+RuDMH7zFJkuiRJusIXGccqUCvBK+FvEHcKrGEe1",
-	"BcckU4PRAwFnd0iOTr1JAjKj6SUDcKVGDYYJ+4TyMMA4IkrUDEcbZYY7WXmAQ6eX7R0CtHQg3EJdw0mo",
-	"XcWZIqHZ5QvztAv/Hwb+T2cGIQUXE0tV/CeK6XAgthQaabcPsaqvQSaYDAkdANzQ74O9pyQstmAOHC/q",
-	"GdPpons01izNIX8as9lcaiaixUC8LkBeAIO7N3QI5GquzfULvQ+7P7JF3kSEnLnuH/lVVOZSXbJFMBDQ",
-	"tMHsD5o1oHNvgfcC5G23DSTUxSQGCuZVFvehvmm4TbhQmlHoSlNkmQwEAinvveL2CX0wlGN40HwHQu7o",
-	"fJ5Y7vXQNu34M/S2IFuu1dB2n4To6jMfrNUYJBiIEN2OoePZXj8TiJ3UlCchYe/nCeWuejBVLCBh0d0j",
-	"xO5xlnCUm7YMRI5gCHm8BiH2Ffr1XQjZ8QpN6eU+QsgEocVH3lZjK3wIEaBGlhmIvJtGrmeFYAyc05TO",
-	"mGap2sYqbUsbhkBkLTBKdwpv6IQLAHZAlEy1i9PDbngD8cZ19nNig5nfEEMjee3inKG3pq1dI6Ts9npB",
-	"XiZ579G2FwswEOEHEBIDApphAI3xgqI9nv0dNUZz0VEbxX8ZNfQG2Bm0HJxThXfNCAVc2YZ65qhlquGg",
-	"KYnkbEa7ihlIGSoApcHk2KhC8prFBjQqwEPB3pPg6J6nDHvWINp3EdpGFmQi5mICkwCM3DSVwnBEZSPU",
-	"ZRBlHMCPpUDeaq63DcaBUnrmCp9c0ElItsJBJ0UMThnadxGLB51we4dA+WRXbtgc6Om4+9JMYdiIjRLA",
-	"kn22hzEgppYpUwZwStPEJokVPGF3Dz6oZkyDRz/hEbO+Vg7sZsxZ2ul3Xp5eFPqK+cPI+C7GsfN6JrgZ",
-	"TrCEYOYASwkTEzphMyxGr6fk6LQ7x1xQLDS4k/fb6Xc8KdsoM67pc2d3p7fTw06hYK3s9Dv7O7s7PWiM",
-	"qKegVzyEyppdTJvA3oOyqVja9yD22Uw4I/5gVeo5S5UU1AXJmwelEt+2hn42mTCFxNnIayQPhrMxwgNh",
-	"VTAntzvWd9A7wCthhBkIzEDj/QyaX20fuhVNqSKuapvVMMZ8MhAtFQdJCKUDQy9GOZpSr065WcPRqVcq",
-	"FhN04Hk3E5dCXguXoJPz4VOjo6KQdmSgc4y5KAbajvS0mrmKVx563OlHtsh70DOlv5Pxwia5GL4CtheP",
-	"B0Df1P6HTtHdfJma6i3RhuVXjNi2r4sj1YAce73d+1gATl3XH52wXjSJR34Ba2lgsG1T2q8K0Or8i5ug",
-	"80Li+ld9nb93E3R8frbqu1/sq6fPcJ8Hvadtn+TAdg3UzFwHe3sbvV+0VV73G8/mABjqWxt+BSNvQa4Q",
-	"WYrUNSQEkcN1GzrWKdMVcFYV0piz6vh6g+vvaBvWmDWVidPDDzZu7QbJk2vQU01TwFKWtqXBmE+sRoyr",
-	"zanTmCZJqQ69stXFLVMHu4Erd7pDXoGuA3o0n0y1+ciQpHxopEc7NXKAyyyTg8qNOmgqZJ9H/HoI/zE4",
-	"d784geu9DU60n3/QsWbbBrKA6dJjmYBUYLiOnbhIB8lZw7VVx6FItUyBPfhZKnSB3l/GAk/zO6gf5YTp",
-	"pefY+6SUsYkifrkI8j3Td4MdYMK92ZSlegA1gqTZ87ugY1vjL48i7bsQUtvJ2+jzrRGkEE9pcCZLoUPf",
-	"jL4fWsMS6iYodgTtvQXWJTQNkgeut4qi9yo4vHW0eg3B4ZNeD5fOcefX5MvixQj/u6W7wHdzg6hZeDsd",
-	"BhL6AGyh1tYa2Fg2a8ZyPeKdUcQ+HFJtpPBXzNmCFItSplWd6Bod9GjOL3Axm957cDHfBGu9d85/W+td",
-	"t5pzmWornNfxfPlZuyHs8u4ZSV4YNX628AziPmoUJ13HC3hQkNxGxfAIZCUeMWtVtqYWsMT323wnzhy/",
-	"Q0512dDuW9kXMkudeX0gUpmwB8p3XAZESUJJQjWIajNprdVpilIB6pmIWoTbBsLgJLLGJymSxRIdzp7S",
-	"F6vA2fV9Ju2tNHvcRogBKQLveOE0KgT5mEZT1j2WQqcyWUWR4WX37k3whxr4edVAz3W8hKysVP2Q1OQx",
-	"5++785SLiM9polzd0c67Cm96+GGFLniqidJyrsi1TC/BXqsxvRJUPE0XCmycue3S406tmlxBFFarcWc4",
-	"3lcjpeN6XS2cj2AZ9kDadDgveKlBhCBboiIXbDcrY61H0btzKreUvH1VWtjHH+4tVTALSdC94B5nMdfd",
-	"RE7aZcwjw/2VTAtPhPmGMKFTzlRABLvOo93I1mhBQh6HzhbtrAOhjECGcEInetHGPNEsHQgnLaBDUulD",
-	"EmLxH+usQO8GOibIFjizdwrXFv6NVMvoe/Cn9XUH5J///T9GUQsFe6+HuJMw96hSMuZiwlJD55w71q5K",
-	"9Ulqk0S4Nf/bEg2ghsIrnqmiNxBUF03k7UQ75ATBBBrrJZtrEh69fXZ6MTw7uTh5dXH6+tXw2dHfzkOy",
-	"tf/Y+p2KdHjXA8/GrgwEGMTfnO6QMzbOFE1w2JRFMjXifWF7j6DgB4R/gBM7p+MwQ36JB2IrLHBrJ2aC",
-	"M3N2eVzHQW8fKkyMeBwzEW4TI1fW/OfWyUAVjkgzPd3BQGl07TXb6EGpMKj0Qk42VyqOAcDrqArgA8fy",
-	"VOWiY/ZksCAHjTQ6dEE4BWf/Fk2UJBoeX6dcayZIJmKWuuurbWUHm02MNxab1ZgJABMKlxPMMLS1u11M",
-	"F924eviSjZTWCPvIl9W6qDkf5ol3d7imIwjdgZaGENlm/8CLHJBabMoOttIz0NkxOsbQ4n64BJqYxF8s",
-	"eXkKaqUZX6/7dLjz7s8NnffqmzE85pKL2PXtzdKINezB0B6zAfNfKMQTkDCHr/nDGbdbN+UGd1lejXt7",
-	"tM7WNtiZm/SBIjxeubK7RRMzv8x0JGesbWaMeChNulRWMBTlHL9Zclcgxs3xJJBIU1twFO4NF0pToTGE",
-	"Y39//2lg43fHygpCTUsdp5Dp1gCd9rSYtdc4YmOZso9ZnpabL+7dfYp1lvijAaYu2h2RETD8qsjx1Uh6",
-	"YPPBpSdy4pbvy3nmWYOIB79bEa8speXaVqtIX4Bq0SywW6h3PsHJtgnslTV+Pc4TUTnOxYaHubG8bgGZ",
-	"y+uNYcHtASPHUqjMxY26OOMtIx9uB4S9d34PdNPGzBBCFzBbBN9hqbI3Px6fkCuWQjiNkfgGImUxpE2R",
-	"t2engXum3AgPFDmDcGRrfZrRuXWpyIQFNqpAEVAshK3NYtgn+mW4UlCFuRbj3BC9vAPhn92GAM/TN02S",
-	"p9v4sYzZPblnLAyO3Qmt75xZjrrWBA+Gq93NDFe9/Q3fv1/D2KMN1/Oxt7t0mZ9zwdWU0CJtGZMyStdZ",
-	"T+1thnDiohVPS9JAK1U+tphO21IGaOVybYGiiNEPXcVjBrLm66O3Fz8Mzy+OLk6GFxcvhucnx69fPTvf",
-	"dncRaxxoLxe7lLqwQ0J3X4dZyouoK6vMHB+dP3v9+mx4dvLs9Ozk+GL49uz0nGxZsA9E+OH52etXFyev",
-	"ng3fnr24qSQmbG96ByfM0DUu3kKOaIUqluH385SlXoI5E9Y1O0rltdHTzAIOfZ0MfWyQRuKTKNUu3BZw",
-	"aZO693oH36yqSnOfwhIC6+xFO0v101SAgtoaVuwu7fyf0mv7WSkE1Mm+KwIhMcahmUef5WVHuKqzOsi/",
-	"gs7BtiQJ2bL9geGVPKMQ2eGYzniy2A5yG7sUA4HvpwxQr9ESgytcx5h+juUZZKa/GsHNLJng/upHV0r6",
-	"8LwibX6P0slijukKxzzZolasqeT4PbDZS9uFqOW5VaF1rfPJNgryL9l9ivAvWWvQE2zrSyEq94s7P08l",
-	"oTNyui7u1HHE3sz2638+zxlaOSXPr0cIXcOtXwaS77gUtsMBZJmBFBFhHL8GjyDYhWk8EHRCudghR5XR",
-	"M8Vioq95VNQ9qpEaUBGMKGJwkIuBODt5fnZy/sPw7OTt+cnw+7Oj4xMnhhhKZAZwqyNbB71dI3LApF1I",
-	"fVcsBvOykWYil1egiaYjtb0zEJsJEHbkPCblPqT4M5zDotxXKMTfKUs8cwjkXG5qPW7I3rMo0y7Tfj0f",
-	"U5oJgjPXfExBkbwGSRh+HGlEBTYCIM+thyaSsxEX7HAgqJsDi2fL9FIVlNc5dLiGgsCgfcYGUds8FyfF",
-	"pj6F66LR3JgXrL0ze+wZmzMKKR7YfXCeGBXZZf+vZ51dKz0/B58z1fpNUR+v0RI16Ci9gMQbs+VWGM1Q",
-	"xV/vuueLemm+agBPOGMhKUpatZvLbf8UVwe4mN4z1W/N2P/x62736btfe92n7z70gt1vbrbXstqfZUKR",
-	"f2QsazJdQ1ml+zVQ+/P7ZullU39pxuf8rPE2rmGDTjPxlZmemU+jHKH2fqzbKvOH/cQWDW8WWv5qDl8R",
-	"CnQ6zlI6ShZG0I0N8aDKSCXX1rTxX3JEuMCA/5QKhY67bdvRwIgM2ZxoSULzx3CmMHOR64HQkkAJCiNl",
-	"5Z72nGKbmSkQbKWpiFU9nw04AaSrgVtdzuYJg2ar0GBpCJWDB8IrHQyiks3QtDf4gbKvYz+mcIcA8ps3",
-	"XDhTJOcL11UjtHl/ELcw4VdMtEc25hj40aGNqxnJz5Trl+f3FgRZXKZNoyCXo35l3Pg2dsaDvadfUMDe",
-	"mcFawNIlV3K9FC38ysaKF0M8VDpldLZE4aAzRvI0esB9BXm5WIajGCk8zG9dqNl7/ZBdMaG7OH5YuokP",
-	"FIGHCkrcDESYj2LjcuLQZXhpsxFBE/yAbIXw334YkJDHfVvQRbF/uER4LPHtHvzl/PUr++TQaBc6XfTJ",
-	"Xq/XCwcCpMNDQknYJ3OogxDJGSTvogVk9xFR2zvkOJEQ1YO+DbMXEktM/jDyY8QSt6umu4tf+Hf3i7lQ",
-	"a2geJwbW54ggv6O7ZENJ4SwNR0FcXJfpLb1Nq6JbMelOESoMs2Ix8KU80FrI2MVnYZQUrgzUcaPhaGh0",
-	"iop7EUv2tC3utYx2nz5/cVOf0KfJdxSFoLO5nLMiSPbCShqNJxpg5wgsZqs0TfWOkRYg2eZbbB9JaGyN",
-	"O+w9jbTtPwCRHSk1BOZ1pueZVqjTPj4gP/LvsENtmgmsRLMV5v92pUsOsXrVP//7f2y32w/mP8N8V0Me",
-	"34SQjg9Z+l67g5oVcYkU0iTG292VZHlX3hD21lCt8NPI8W3mSkPHv7IYg49A59uFGeRAzOMMKhTwITJG",
-	"1GBvP3J7+pLVJmUKOoFhz+bWGdkcJk6spisidohah4DaUoKZdxSfCIrvOI+JTC+hcYecK9AltrjojhPI",
-	"5YQ6OuZFKC2R2CBaOpKpZvH2DjlapWkclom9T7ebhH3YwBLKvfdJ70JZZ/q9soZjlOM+7i5ZnG+SCB5a",
-	"CaPNnnluffdW+DSCsRzjcrhy6N3Pq1cVLf/A67iVW3TCF1TpLkht3dNn4bZVhm1U/UAk/IphvEyUSGXE",
-	"EGsIqsrZO+RNXnsI5O6UGXwDIz+o5mWpHLqSeb3W7WU0+1nFR06c7LXUp2+wMeRx6ByYiVmdWxmUN4wP",
-	"fQk9ZRjHhPvjOjczIT4WDKoEsDbTG1rcdoOnN/++vtlpI8n6nl2aCBQfvR9sKvXeP89oFU2Wxi96AlYh",
-	"dY2zJLGGGFvdToLcFDZ6Rl/JeJmofHfCR3miFqLrbeiry1Hy1v5Z8KoxYNzHEM8ED/0CcjpQw7qGJum3",
-	"dZs0YjvYIu5LQCpCyAS7Bja+BVUsvoVZw8CaQoZyHG4Dp3FF9WTqSVDmOymKioogsO+Q52iywS+GAurS",
-	"urivbRtQhbbTGMv2PChUWnAzgy/ZVfMzk+TUGjmO+WhLbQ8ENtTMVwbddvPlHSK/CYEHhmizgXIcYHlH",
-	"42yzI1ini9+jMRXqYJrbfne20y9KSIP9rSuj3cImCt7hJS5nKMkox2hByp3NWCRDZtr2FrT1kCtOZsVY",
-	"v6jdio5ol/Zj3dJyDAl7PCXmV2VLT9qiu/DKIXbeNnIVszZKyIUiR2k0NSKQHQmq17KxJmZV6GnIy4N+",
-	"S+27mCqpLpe7raGC4xdRweMcqlE2kPhzmWpb5bKhjqXrOE/CbtGAJSx5q13XhyZ3tYTGnQ3OamfEKHV1",
-	"6bb1eAk63dJftip/1/4394p37b+aWjgU/u4D4Df2j93bOb9b/fg5wBDBbC/LkcHvHHXu2dlvkK7Jz79/",
-	"d35+rwP9ut7+eiv6W7v7IY6vGopxJ67+1yJZWCrgCqe4VqJtiyl3L76z0BBvJdYywhXRdNLq8KeT+1tB",
-	"pR+0WYnXELpxOfb5Xee5xrHCWH4Vog23oOMNPKNtddasOoSBSuvLWbClarUeIfdpXIWL6/WjbgyQ8Nno",
-	"VxYgMbbc0Akd+HeLh2h5REQhocPRG4qQ97izOABOKkHnaio1xvcqV/KY7JKtQedUcKh55+ogd2yIJzoN",
-	"uBqIxibHWBXXVujuWr+DLdHtqnPPobK7ytiScrnP0Sv9RZZZMmv7PCWWACorKuOC1FbG/JMLOlmF8fDO",
-	"V1086cutidt8q0cyXmCIsb3VnfV1i8ihn1Mt1vYN51UjnXvCXnAFwu1EyniHAHOD1jxGlsDYKVAO2nzB",
-	"9rb+zsvYrkuc13Djgg0xL0YL52ANIEc1du3Vo11Zjrb5IHqfhAB9JOH5GkrVrosBt7M2+oVoqY6mH1mK",
-	"dklJ2aO8nI9j5y7ucCB8dr5DrGbfJ2AsUFOj27t/KrJFi99tIwBFUlb8huHtUwbdgaZUDUQmiqd2XduH",
-	"xTRxSsc6JMVbagk5gquBgwxEWKhdWL/FtqUMd8gPUsgs9bs9tFfLvZ3gMYZh71Xi2Liy7vKbYIb8meup",
-	"u34bp1jv7n3FtQpLZXI3Yc/LqpM3Vo++cAbu8s018vabo4vjHwKsxGWYr027YikTUAEHU44amO4803+g",
-	"6b8cmpKtN28vtu8GWcty48M4wyNnm/uMfKbVUvZjzgtdtDE/CsvXzxeuu5QrARmQcJ7yK1tKD1lDUOnE",
-	"BQxsILyWPWS3ibrnW/zSNctn+Vm0e1vuX5mU88W/ohJ5z9qEO9qljOdjNMCHVmy6h3vsmljmaSWBZ0Cq",
-	"5aBQ5x92lxJateaCI9eHtsJuPtqgEPnQy+VG9+1OkE0zp8rSCcwXaLI5NZqW7AS5knQ/F/iNPYLG6/sp",
-	"WN4XxcIsNDZUoFr4FH77MaidNRa9mCc08mwjD8CZQBTTZMvVMd3rYZrYJWNzZQ3rmk4eKBJmik7YMJKZ",
-	"0CHhgijN5jvkSBAeAyYPBPZLFRKGzXX4vT1fEzOzjbLZvLSM0DWxC8kWmGwl2Aqw2Z3t7GvY4ECYzzdu",
-	"HXJIaMW7iw0roUeau1BYHKgx/wQNDhd0cl9J7xd0cvpMfTnS5Bd1tc79FjoaD+FjbleudN8D9zhnWjkt",
-	"/1ur5BdBCGrK4qHlBN9C/5y60pOvbomN635P/55lfbe/uyGVcHfvSaJHtmuICKSVIm+GmjJVOSBwPR9l",
-	"qh3VBNdP3oRL0StDqmrH7dZ/z8z6JzuNV1bj5p7tp3bKJVGaV/kbFnRfjb3cgbOgS5iI81FKa1F71Mdv",
-	"67ZYI6bKCZJL4qrKVT12WsOVfnKz3n/U0n370u1W1napO4B/ZRVv8z6Axcn5qNjNf783U34zP1yqOkGg",
-	"Knuv3aq9egJcK5aMCccc4ZQZ0TLeWeJFt+f8JZs87BILn/p9mz0cTNqi5Au99ffSYfaeJVFHYRtFl8od",
-	"27zpawPZf/jB/utmadm7nPRX3KxtvtPisnwK2tvK/xtx72twkLqlf1oqG6z1pgX6q2w2YqlNE1qKWQ9t",
-	"6/fbi9C3W9gKS7r28NoJWIQLW9KizEpE7NkUnC0BuUnhhnUmulgyNYB+L2hIWNdxasH0Ucym5Jn60p1E",
-	"952KAOD8yBvVQj+v2Wgq5WX3ki3uQTP8nl+VzWihLV3UtfOG1ip8yRalmpKInpBrmZK3Zy/QsjU3GCsz",
-	"Ba+X+rZBgyMpIpYHzDiBnjbMyUWeiO1djTxTeh1TF5SSBBT/GUc1MtE9cwlvpiWCig+2320O9RmAHwkc",
-	"QsXgxG1MJBA/jQe7ju4IYSfphAquqE1t9UcIyGhBjAieF91SMtUhUXShiNRTll5zxXbIOXazhQAdqIHs",
-	"iqSzuE9C2+t2qJj5dAph7dCxzLyumPZ8npCbPIY2qFOa0ggKRcoxSSSWIFBtyTan/r4/Sc5NQ8A8RMfP",
-	"U3nFYyhn5oOSbJXiH0gioWlw6ZVsbuDtBmhtLuNeWDv9wgPOG/dtW9C/rZADlVAYdiHjIv8RIuPD7dKy",
-	"WwPt1RC/K62zFlR/66QkM80dZiNV8opak5OW5xftfWx+0X3aRXw8WGkQqR7x778CNVhUeJmQOAJc+rlO",
-	"h73HK5IXzo3wg40WczoRpSxmQnOaqDxSCqtD+7R5x+tqhs4FS1hDIKR5hKNfWtFNgk7khkSFOQJq+9Dl",
-	"rGHzaMsa8s8h7hH9UzsD4ZN7JqJ0MddYNMaIymTr6OS8u/focff745foVMT2po4j7JCXTFN4cCqUppOU",
-	"zgidzxWZGEVrIELozrHIm7lRQUImYlj28JItQpcAzVMSWn45zNIkRMkf+BVXBO+a26UDQ+/pQIQ0MRrZ",
-	"ogslQpTN4AhdwZAhj8PtHQINgcy+oC5lfr5F90v4CkJTCXpAIRx0LNOBcO3dWxNAvKv4pZquvCV+nnQQ",
-	"H0YtEqJ/Ln+02P79tNjmpevRToRXGtt8wuzHFPlDbZRc4n2Y55gUNNDde3I8pUKwxMb6ZIoRrskokdEl",
-	"jIIzIQVBksRFN1NQDYKrSArBIg0B5rafbcy0wdF4CV3CMRvVO3xUpjl/FDUsihqui26tqLVGToyPOLm5",
-	"1jH0Q4c5oB8hIzHn66tOjVbdpWe6hm2pRGM/Uc29j4b27cyp3lY3S0M5bEkzcWJQRAWWwIY4qxgS/p3I",
-	"Q+NDaxOi87k95IHQ9JIpwsZjFmFsPJTV01maB/3l9h9P5sPkE5wD60ySV+y6JD1C0y5836jgimkXlQJF",
-	"gcNM2M5ncdhOSGw/70IrdzFcnqwzEFthLuRAuWDzsy0XjFvCpwHJm9vzlFzRJGNquz0/pYrP9yrW3HEw",
-	"f+Uufd282MXm38F1bbNP5Y4JPr6FtbbhOjcqXC/hrlGS8Ct7u0izhnR0mv+h+tgdxbwwkzFL1GGb0tI3",
-	"WstAUAEX3O8ptm1NwFi+SRftlwkXxa0ERS6hSg/dzYQiK9hEKFM0sZntA+ErY6G87BM0xjitLjQiAk/C",
-	"Q0+3ROmj6HKfMhAiAmgfocx6ApLmrYAM+RiIMeVJ0W3/UW/fjDxnIjb6RjcT9IryhI4S21CxRhVPbWNA",
-	"jyph6aqccvGEYX99PI00EyoAbpjDx3n/bbP9rQYr9hJBCDGqURDCR6uZ5l1Tmp9g3jOmzIVt0WXc7l1n",
-	"RQOczyh7feqWgCsirwCAFXJUNp18PHGaMU1jqulDW9eFs3Vs6MXLeSukPgnNovQCusuHgY0FpSkTesjj",
-	"kGyFQgrLKLWcdxN2xRJvpACuIoUYa2cRiqY8iVPXiBDuNVaf2d4h51BR15AKewzmnyGUzA7QTtpiNz8u",
-	"dvpJrOZNtlkPVGubtO26Fyfw7YX5tKmqEEJ5qwnE21huyAHRQHrLECEH5nbzuzvG1hJEZtZbFiFa1/jt",
-	"H+2dmcBh0E7Q6bp/lGziX7Hh22FLm9UbCjYDcf66wv8i//Y64ueoWAPhc48KDWpFgZ38dhhEtJX3XHkn",
-	"FZCRBKEBhADBErVjvTLWPJ1kk9Am7TtT7ECUKKNl7RV77DbIMHDNMCUKfg/IlF6xIjWygcRiNyHGBkZE",
-	"W4AWBdkt+wRuvyIxY3OwhS+pzeOQ5Uu1y7r1fR6jbA6dTa7RH/bUz1ulJypQuplKrLSj5pTDN6I2yEvr",
-	"N3EpiuuR7zKe6C4XHj3zlBYcyWkBaqE0m3VTpmSWRtCgQzCupzbjmg5ETrNAMSqkptQ6bLBiaFrQMQyg",
-	"ybUMtMOiSyj316v/j71r3W0d186vQgQFdoLKSXZmeoAmmB/pvqAp9g1JTue09dRmJNpmI5MqScVxBxvo",
-	"zz5Jgb7WPEnBxYsoW5QvsRM7Z/+a2bFE8bLW4rp+q7nk0swtkBhLeFU5I6/epbqY4pqpa4Ef9SsjqH68",
-	"0NROak0cChQjiPnxAzp9WcG460mvax5jxEHb1ODaa98RcPHNook/2efbLqqco7QmqsARa4VVEKGGete8",
-	"HCKtqoTBaqPWID35qHoEniujIIkyJ1Lbiqa09ews7lytscH2FJOV3ar7yX+vw7+7Los3+k1oulzaITx3",
-	"jgb4gevZEunaTUPLFeN1lRA2dT1JbR4ixEOwSEd9NNaMbIOyjqGMW1EvI5onmD5bguDyoNxt0MI1i32M",
-	"Hz8RNtTn+XenIOvcP98uDXDs9twcQrR9MX7gcDI9zvLp7sDk6vN7bVY8Teu5Zk834AEqGTMY2TUDlUQd",
-	"oy+QpxSY5M0XTEveUrrDCUvpi2UqpS2NwP6qDeJnSxhKa9HJjVq3wJ8LDdtrMuauPAT4ruo0pjmvcrQb",
-	"T5U3PsGVb3IWFcCv+ButJZMnXTaFZ7PG5rPl47Sd5tqWI5zKClZj8y6fvpzU2Plummuc29KmIpzeS5uJ",
-	"76w9qALbNUFO6USH9fycI4cZUildgxwPI7ZlPCcm3V4yTLpGFswP4o+myqxO/412lOlNEbOj/pFP0Bgz",
-	"AOiSSeiJgIRUfVuZiElErn22n7mxHTC2dsb1D72Ow36nLwzkT3YdYVc7aof5tqhQT9u0ceM3lgHQCcDb",
-	"2hMBLMrZa2hWNb/mjUXIg6GhMVXtn68lWn6Lh6/NxJ6Bj9tkiFzhYYNdnWJJOpRJwiRV9IFA75gGU7ux",
-	"9Chqfd/i4a4a37d4+DK2N4Ai/DC9Xyy2rIAmt2J460FXKs4x+KOZrWXMKbtHiiOqzj3+Z2h551wS91rc",
-	"1jY890pN7dbTW9vQ1sewgp3duMOnLyYgdj0mu/qRLW1j64PbtUisy4fWs0hQynNemiYpwWsX0UYwNjIE",
-	"WBWwPOjSUkNHmbmR43a4o9OtXJ4vY4U/J2/sGB6ti3+uzk6hyc54RjqaumUrUBthQ8rIGwkdjAUZUqnE",
-	"NEHShGZIRhUXFhqFPOJUQVshrKA2ohmu8wvPyC18d46vlw4nLuq3r8d3YXU4xd+23OBff/ATlaq1vz/s",
-	"9n6ZH9W8A1ILSAeIDZdqRJiCDgqO9esktkxdAiBpQqlT5Rbig5mdi5NTrR5g62ftiKvtzIPyiv088+Ys",
-	"7TVO/3f9n55Vh6PKV/XdjAwoo+Z+xAyV7J5p8UOzhX323PlEZEtdL7CzalUOgsSFP/28KHHhOaTMQgmz",
-	"Z0qhn/caJFbdcnGx8gEsqr7LZDvHqYK2DdW76NAVKl1+uzIVkEimvCCooOm9hbOaFzzfgo9v8dyrzyyQ",
-	"NTjnw5Loq9n5U8G/ui/UANCX1Zn4BQVkER73snRxAtWIUOfU3D0H8Nyspm5Q84O3w7ZYOU7vJbQPcfIo",
-	"mG7QO2QWrAjs+AYgaD2vWRravIJefQG6Azy3mj7z+fY60s0r7rtV1ABFw0XtyJ9E2mNykuICQ2/NNs3q",
-	"V62QzzSuzfg5ODkEz0liAR208hWMn+h/+HoF28f6RJucJ8aQODEelS4b40KGje39O64iuJJO+p9vf0YT",
-	"mg2JCYqASTwgBkRikEO46CPXlnIlj7vMDAwoDKiU0KlKBtOGlkAgtCX643/+r+pK+sYs8SgWUZy+C3dw",
-	"q1m+wXeiUrx6Zm8E9+dpbd5PJWpHO1ZrbIcRdw0JkbnVJeIMcUbiBFjTJ/1Ti7TKa/tgXVy3OqUu25hA",
-	"lukIiv8HOZ/0I14rqxMtpZouzqndpmratD1RCvcHZvEmLMSwGWGfiD5UE7QG4BfxZA7g+QIzWdJHkGrS",
-	"I91QUZvPIfRhts9wlk8jOuw1fGqbpMHzVr8IzDBBIzoc1bq87I3KKuwORk+85okrJRFBLkV46uZGbD/3",
-	"t2f24pQXyLTVzknftPEOrvcRh5bjbOqRLwPaSFCfMHyXk6xf9f82L+R5M5H8ame2RTIxn2gjFLvuvaKN",
-	"DMvRHccic7NfRzI4VKwFAoENc+IRtBC/+w+SWjBUKlFGipxPx4Spxuvtxn1iHewo//Kz+AtmYb/9koOt",
-	"9X+a5z/3UxBYelJRXd+uuIdpD+CW+qbs3wRvqivfYDFB/X6X9eEfHauF9I8uUB9a66EBznOJ7nAKwd/+",
-	"5VXv/YePl3/+dNv7/PX9h0/9qislohLhAETIrcshoHVZMwSaDABo78gAuhmwDOGBNlQNxFk8ilQjk81b",
-	"qm74DWObhfS5k4VsmyLpMLijCB4vlZynnwuViDEZ3xFhgt4ViH7zvXALH3kVmXfbRGRvz6d7u9P5dASP",
-	"F+OtAxHtWVadJV3HX+bf0Xs4lkun98ciaC+uTItlxhE83tnUOILHL5Qbp3clogrqw/qRGrfd1DhDlA3s",
-	"sTAxDkycubtoYTLcR0hzkyOszRWvvOh30aExdWhO1fQX/Zf+EbojgDhYCPqAVcP9ZDPgzDJeAjD6ubLg",
-	"ogcVP5QWqGfYb58AZ5QB2WgzNG/tEvqY4exnSjiL7k5Eyq8khPVKNoLHHMvaclu8HcG+YT3bneuuJkut",
-	"wSh16XVi2WF1wN+QUErVVIALtXcm2mg1cK1gu9YmNKtZlXqOjW1RfF+rBmVDGpb9bNewPbKyX7ghavOk",
-	"tYNd/jV9vPGicj0Ks2ndS9lr5tmWjtnH6NbniWulNDQtOxOakXNLVSOeZ5poBl3mhoUOQEgS4lrCux8S",
-	"dOfgg6CxA2VpXmbQUidiGro1vY7CrKqL1gatxGijrmS2pVdL8Va7dfnTU63LSLu4EIAOPIweEi+CyuJ+",
-	"nwWfXS33etFsrN5IJRRGRKai8HAbs/AMUk0nbEXHTZu9uaaFfMKq7nQtDekMJFd7Q7rtugLMqpZuS++3",
-	"Yd88A5XkqkS5+9u8OK+JzqWq7pwIB5QNbNsEH1rprUnFw2+Yn/jAdZwNYjwpZtCjo8sO+/r5nn6gR7N+",
-	"YjtUGgMJ+l6WIiX+96MLn6fNmYtNjw26m+1YLKuObFKJMlWlwHk+RTm9J1XfflBAPLQ9vKoHh7SMcaGC",
-	"4FPK2YAOrXvZWW7QGMDtxRuJ+qACmTupuZTBuUvMK7vrMjHzeym3id2dWPjdXDKeCF+NG2U30WtVRawR",
-	"WXLHs6npYWF74h4s5WTxUiesPvRDn0hiDq5ZFl0xSYQy1kbDrQWwPlpzhM+xYaI1JOjo5YAhoZXhBRIl",
-	"Y5QNEVWmLwmiZmBoVW7iY79CjfCAi5T8AnchPJxLjqDFj1MzzbCVaJyMuCQIum1nQTI4yuhgQITssgqh",
-	"aESLwrQbQ4em0CpYbAKYEokRbAkKRczRBeoHehT0KLonhTrusis7RRrsk92L+f0KqxUO01IqPiaiI8ui",
-	"4EIlSGLIb7DMnXQZLhUfA80fISzdymeQMAY01yo41nJ87oMlg1YqKlC6GqSlJoEWLXzm1vYnYja1fhw+",
-	"S8dtdnUicRQ+bhJhdgR8z2svhGTxHFTIk5xgaU+eZLYPjiT7k5OiVxjh7CU1mkhA0cmWlaqava7DBRpy",
-	"nh0j4+d19xDwsUMPs23gbXvSvnsZ2o6wMs+Pu+wf5sXV0nDbLYXSlZj+0VswcC0vuryar6QlOgpWgt65",
-	"mo3qqdktFNIRz3PstE6fTY+K6E87X4C95pGu17bQbWKb63PWQ36O8J0kTPl0FQiruhwWaM4Rq5cmk0UG",
-	"TKPJ4nuhhoRnG3/pdZWa2VFU8HRZDD07BPrPSkOJYPeM9f2iCM5aCrZDGt+ekfJCpdsLmMtsQbYNJnsl",
-	"yNfr2hXN3B2/50883a4T9Khzf7NbhBd0VlfAEnUP+rOtOdHhO15Mj/rdg8RrD6a/oHWJOLXB+8p+MU61",
-	"pMvqiv6pb7gDzXgiN0+E40HPcJvSyMD+1816Kl7KYcCL6WtxEmxZb/Iifhn+fKqFD9wJ0EDb4kzvsMwE",
-	"HijjgOQTNst2Ya6Gd+ZVPFXX4iVRiUG7lwwXcsSVBIeARA9EQB3l24vZserMO+REorLQc9AmP2UVIyuB",
-	"mTR1QMdddluhUwAMP5b30jckfILf8aORpTvte9RzrPyP2/Q3wm4s8DVqypkRIR9u8XAR98Iz35MfPskN",
-	"+ySBkW3sYQNySg/XJqMcSujmTYda1kTA0QoPTTmo66F3dmqU/HtCCh/YxsM52UIZkooUUOJNoSOHxTfX",
-	"doZFaPNV3i0mAVpsETR77LxpayFNtwTYdPVe7prKP+8Q0OYcQMf+UP7r6SYhna8cpAxV/VLaPW2BzdDP",
-	"WMV6YBoEm+5PkFBhK77HmObw13ilwJ+lyY35kQqyeioI7K/+q/ufmdwQ6MCe8yFl9u36H9rzQ37eQH5I",
-	"04oFz5fviKyp41q/8D02HJU9DHX+7fkPkbcVweOnZXxsMzShV784mwKYdb8yKUpZT4gz/44kxJnsCS+W",
-	"TjIqSKq4mMaT4gzwAzwO7IqlpENGTEXbCLOswwcDC+EjjRDjpTLySsbl1Hv/5V2SV9umQL/qxaTojwYR",
-	"pkzL933EGoIs2iw47AY6bcgSB/IVlKW0wLl//uC3gHYXRcg++247+vk30kL8Ko76YMMOiOgp3keHdhPO",
-	"A3P7wqacGjXexMm1qgRYJ4iCR7zLoC2sNA+6RCBbKnGU2DiZtBV/l9+ubJhzIIgcGbwVmVig0iqWp+d6",
-	"jC7LjKouE3rCvuUP1lv4Rlo8f72577DMuObJFHRrPbGSKV6mo4jTDD6kCfFgCbBXOLrJiCNBUkLdZrrw",
-	"X7ipF76nQLWF0bzAau83elU8Uwzxp9V0273WhX2MsjQUs9QVswT8M9B4U8zRUubqqevw4jNF91bZjPUi",
-	"eno1YJLXhd0JKGdrRQn8iDE/5CeiwAlJ3DcMgyN912uLHTKP5s/MPf3kg1uVsbZ70Jd2WSue9pzZZ6M7",
-	"ZIsH5wV1hTjg4bwkkor7hA+EFeIsJcGTklggGxOHfeD3JDtGX/gdz6ZdVs0bJP9YklxfAta5q+0fhC0s",
-	"WFkQ0QMwnOZr58XoZNeSPvBGKQvsvyfRVNkoovMpwuGhoqHATMHRC9vFMPyVC58pUHvtAjEgJZSRMXcK",
-	"jqabLpsnHOvD0z934M8d+LNriW3VjSaKdYRt8iC77N3lzfuvX697118/fejd/MuXd7+AmW4QsHgOqB5j",
-	"zPDQBFmcEuXa+5u0BamwingQzWF4c3o7DkQ3/IbLB18HH5kue5aHLPTgE1hJ/6cHF2xBO0ZytsIAGXp9",
-	"oNogGAAClJ2HeTdu9F4W9NYMvwtGr5vNDRcqavq2n54bwk7vOfwd/tCray44+uAEG/yz+odzw/qra2Xf",
-	"sBo1aWYN1LPQNq2oyMiwJjo6bjHf3L4vlUp5bS/2fXEbmPk2HPTzn/PyTOSpYkLuRpzfS5M2cPI7YRkU",
-	"DvfuyfR7w2XdgM5vKn/sQOieTNGh4AqUcpN88+3rzS1yH9CkZ5/t3JNpUN5WB7oMJ7IuFvufoAZfEaGH",
-	"//d/u+z8K+7812nn73ud3/72bw4a4TCb1dYbhV3Of1He5VSOSOazEyySZ+B76StBh0MiOnahfcQnABsN",
-	"5QRToyLYZ95IxEtVlApR2WX938dEjXiWIPBDJMjSdIK0ZpI430bWw+p7Hx3aX1HOJ0R0UixJliBcKpNm",
-	"kXJ+T4kbAmWCFwXJLhDusn+6+foFhkQFFvCWLxPXShFsyNExumKoT8djklGtXgBemfHtQMhTayZnp2dV",
-	"socoGaLZBaKsy0A16jGehe/Z6Qs0wdBLqUCKo59OkfXVAiA78GIHCt8MDDxgkdkYq48EaoWnlEmXudXp",
-	"p8weDXCeQ1WGhUw7Oz1r0ovsXD7mfPKrOaYt6UbBF/S2g3QJR3vsTCaTzoCLcacUOWEpz0w2w8rDf4To",
-	"y/fkQJFHdVLkmK43zVvyqJqTRM62sSuXaUoKRbIoHGjJoADjP0tSbvRiOPvLX7ayHiDWptXMMoVx4jZR",
-	"/RvpmMyT/NnjoyN7NEv1x+iyy2bHMQ9r8SJpRuB94wtGgkACzHmdKR2TNfC0YaAduY/rEXAtmmcyWCae",
-	"n90FTNkdL1nmBLK7hrUsTysXvsATyJF1QJtLqAFEPLirsRT5wfmB1qtOHt6Chmq/PnebWFxOOmQdrg09",
-	"wcvhyFl2CeKlqDncwUtdCkGYCrzV9p7U0r4pcp3ygmRIz4+mxDlYtJQtsFBMH/Nhf6J474///l9zB7vx",
-	"KlVlflQI2QceGVAKqVRGrAajGJtmfgBAB/Shywsb5LAptCHOE/aAXkG8tmnEZhj7xGf1DQRwd6ZvAjni",
-	"ExMIpBkJxg5hV+e/8M9UljhHVY2enfXhNcGpgtolk9soj4KtyemApNM0D79jUjPnv3A1HpcK32ma8BmQ",
-	"vsDbZU7OjNOx6kfjLs8jChSCP9CMCJQKkhGmKM4lOvxMFEa4KGSCLq/8M/LIZndMBFWkw1k+TRBhqZhq",
-	"KY0kSYUF3XWReKbI0NBA03SuSwbrgeUndn/gahck5cLij+b0gSDyoIlcKuHQA502+EjSUrUstwJVrXWH",
-	"Mv3IoFuZbz5mhwzaycwP+Q0kgxeNtv5VgqwJem/ie1LtLMy9vi0zQqd56nio11wQITnDtXO/vIKlyATS",
-	"WgsifNqkY1b9aseU0jfuPCkl0JWhzwCwxcmVeeAJI3MG8xV5AAkQMqRLLYosq8yoQjkf6iVZh1tihB5l",
-	"0kUXS4lzWRNnGVVLkLTHQw3elRWo69zr8dbycLJ2aOJp1C1OK97KPK7XwEhttr693vffvv9/AAAA//8=",
+	"7P3rcts4tjiKvwpKs3fFnqFsSXYulqtr/92O0+3p3MZ2Jt0d5S9CJCRhTAEaArSjznHV/nTqd76e8wqn",
+	"dtXvteZJTmEBIEES1MWxc+np+TAdiyQuCwvrfvnYivhszhlhUrT6H1tTgmOSwj+PkoRfq3/EREQpnUvK",
+	"WavfupgSNCNyymOB5JSgOZZThKOIzKVAW5yh/c7D7Z1W0BLRlMywGkAu5qTVbwmZUjZp3dwErWMcTckx",
+	"ZzLlSX2KkPG2kDwlYR+lRMw5E0RNhiWKcJoukOSXhAnEU0RjwiSVC4RTghi5IimK1NjxyhVwJgmTT6mY",
+	"c0H1xNV1HDFEPsx5Kh8INKYJQQzPSB+FWEocTWeEyUP4Xf383aA1yDqdvSjGEgsi4Q/S1r+NUz4r/SC5",
+	"/nNH/0k+mPcHrVAtPCX/zGhK4lZfphlZvpGTCzzxn9I44dcPBErJFRWUM4QFwkjIlLMJMlCTeBKgcNBK",
+	"9Trsq6XFFJPPsZQkVcP//wet9F2nffD+L4PWf7QCz7JOYzKbcwXiMzJP8EJtpnbOanchup4SBqhkzxpR",
+	"jVqAAzHCTFyTFEmOMEMEpwklKVIgIkKiayqn+mU8IyjMp40W7Z/IIkSYxcXjEY8X8Ms/M5IuDuEBn5MU",
+	"qwWhmMaIcYnSjCE8wZR5cWjEeUIwg00+5xH2o46CPx4JnmTSXBE+humilGBJYrVXnqURCRBlUZLFlE1Q",
+	"uIvndPequzEOnGFJntMZlfB/9dWcaWAJhNWdJjGiGuBRlqaEKSCymF97t0uZJBOSlqc5IzNMmZq9eaqE",
+	"jOWnzyOIZzvnJOIsFihjkiYwgR5YAZVIsXp8ItPF0ViStHlsydE1phKNyJinCjVlulBntLXfOwjQw87e",
+	"9spp3r59e5TJqbpqEZakPtcrRSy7CjNGBKckbQsSZQrjc5wUfRR+D88QSVOefjdoUXaFExoPgQbWrmgd",
+	"N342J3L61I+l9iLRGG2RaMpJHCjCOiFMrUFdP0U23jw/fbp9iKhEOBEc4fmc4FSo8034RMCdggVWgD/D",
+	"H54TNpHTVv/Rfp1M3AStOU7xjEjLcyaEyWPOxnTyLOHXTWumsb1Oisah6ykXBGH1LYrgYySnVCAKq6Hq",
+	"K3UFW0FLUepWv6W+GtJ46S0b83SGpT7SR/utoDWjjM6yWavfDXynfTSnF+pImtZ89PpU8y1E44Zl3dOK",
+	"znnqu0Q8leiSLESAwnaIxjxF6gXCFCnaQU/JGGeJRGHbUKwhloBr5MM84TFp9cc4EcTsA+hpsRGhZnSX",
+	"TiWZwQETptb7rlUM2gpa7dJfCRZymIn8YeVvmCJoteG/72s4FSicO9XT7QGIzB8FjHCaYrXYjNF/ZsQ8",
+	"VsC+CVpCLhLAEJ7O1GBHWUzlcz5pOlWsnitumi4+27keZ6ngqX89ISMf5DCCN0J7SeaKr/NMoBGW0TRf",
+	"ZOXQ9EdNDP/dUftX3P6t0z4Ytt9/7Aa9h49u/Jz/5AOJMrWkJpgR+8Jng9gyWgIU5HMu5O8kVTLWy2w2",
+	"Ig2neKVfQQzeARnHcFJY7VZ3Z4dtN6zYfLv2svd6q5ftSFU/kYVHUEZRQgmT7UhRYqbICtrC6M2b06cB",
+	"UBbyAc/mCdnWQvwMXxLFVICpIoHHZAfBUdBUyFzcU29SARIZRg8/fFB/XJK5hAHD06cnL16/ujh5efzL",
+	"8OLi+fDHV2/OzkO01dvfRnPQApKEpIFRVYBBKTgdFsKgWmRZeiyLhygFwVUopgfvFcKlbFuhto9AhtXr",
+	"Lw+LUUzHYwKCD4zMUzOw3qFA+70eCqkjsV6SRTslitaFh+h6qlQOmcPFMmohaZIoIVUEaL9zUB6BsvY8",
+	"5ZOUCBHmCKKVugJFKkJy45UfDD70uu3B4MPjE33lHzZc+dPxC0VZGkiS0lBCpMg4SgmODxFGMypm6osC",
+	"FN0eQD6aYjYhcOpTxYcatzBu6yk3kDaC1qnCaS1ZNYoWxSufjSo0SO3AmQCZl9LtBL5254817271H3aA",
+	"Heq5e53OypW8xhPih0u3PcKCqEs0IYYuNS1IveJfT9dZTrcD/1trSef0N7IMPmrGZasZCjWAd0m9h+U1",
+	"rbEeOX0jSNqEQJkgaTPmqKd3LXmeE5z6Lt8xFqRNmSBMUEmvCBLZSF8GJOATxK+A0JJcG30gzCM8ShTd",
+	"IUksmgCrX2y6gBbb7N9d3308l1iKZymfNbBmoHsxXqCIZ0zpIlvhL7/88kv7xYv206ehUp1RKOmM/MYZ",
+	"CY0mLegV2S7k196BGkBYPS6UPGza0FgtxHsQsVLfGjdwYVbg38Tp0csjpBaJ1DuarcVkTBkRsLIAXRNy",
+	"qVWoQUvyGC8GLbTlcE0UnmQpn5Pd1zilIiw211dnN2A8nWBGBdCsBwKFBreHOWTQVvjDyQXaFURKyiZq",
+	"iAFrAIL9yA8Iihluy99awWpaq0HD/UABZvBpBwuQajpKyTc8yAuCZ003WhI8+2y84ILM5gmWpHkx+vln",
+	"W9Dtad0dL+QtpvLFeX0hP/JrlHA2yU026uoAUcuY+o2w2N5+LW2AGafzr//+f/YUA0Izsd2ERmq44Uz4",
+	"OYfLW/cqrKzj2cGNAoYxZoOtw6jnludG2iKt/onn84Rq0+LuP4S2LxYr+I+UjFv91p92C9P9rn4qdkuD",
+	"wpxVSR0YOB8X9ggg8I7d/+e2sRi19bH7pjOv7zrGJZjs5IoweS5TgmeVLUnyQe4S9bgt8ueGwLX6LVAF",
+	"+qjX6XQGbMDgxX6hKe4YC8GA0biPugMWY4n76OOglb8ypPGg1T/odINBS5B/Dlr97o0aaql5rAafc5Je",
+	"gSGOSQSLEH0UmtVoG7lCDW0fDwMle9vf1Zz5z3p5+sFfz1+9NE/uEtJ238caMneGQfnAPvBcmGuFQSsS",
+	"ErNYIDyWSknFVDEXlM3VpQvN1alu2aNCrdq5x5NQMb0v+zp/7yb4JHgrzf0tlVPrbrkTWKtBm8CsNP1A",
+	"a5JUCsTINVJzV+Bpl7NsK/DOJ27f0ZzubPfumA1AcLSxQyRIlBIpkJjya8RZslBoGJpfh4LIKrKBl7Ht",
+	"uBmX7bjkkvxEaL1O+SghsyWQmus3/mIhllNCxWAkpknFOj/FAnWRsf1rwRyMsWBzb/XfqYliRdoKkTso",
+	"RpplQqIRQViihCjRq6sU7RRH6uIq3tkKWnOugJ22+q1d4H437xVPVFc8UuMa19SuQkth+DoRUuky/Van",
+	"+9enj/7W+WXv15+e/PL4bedvjy/2ft7/e+9lV1FfiWUmWv19xSEllUDv/672obVs2EMhlGUp619jifmM",
+	"9g2U+lf522399k2wJo7Zk/CxQjN1oNDo7NkxOth/+BiZKZGGXZU35j7xZdigXyr5QD+R2OUOsXZuKlg2",
+	"SMUdWBqg5Lpba5Dii8pAxje35iDqbet7a+fOt6UfF2467U1rV91py76uet8+8UqfG93pzqhfPmAD6XO1",
+	"OmQ1tzsUIC7qMtrtNwODNWwE1Kecj83IbETSO90ICLF3txU13JkR1H17epWlEO8ihJafA4SBO6dknBIx",
+	"NU4+G3eg7dBfC2NSytydQQoGazh0pRne2Rnn1L7qI65wTseN2G/1Or1H7c5eu9O96Bz09zr9Tmen0+n8",
+	"2gpy929/vxcoLbX/MGglmE0y0MRahGn7hnaxi1afZUkStGY8JoqZTohS89q9nYftcYKFo/AeXWHFSEkq",
+	"OMMJlQulEqd8TISg6hfFDBdCktlwnvLZXK3yF55B6NLRFQ60IyKbz3kqERaCKuYrla52YgxB51M+30FH",
+	"2kEySikZJ9phoSOfKFOKCuJpTFKkVBB1ApLMIJogS0mr39nZC1oSbFVa/1ZryubxGmC7CdRe5iSVVOuv",
+	"LrQrJpa2pLO6nSVofWhPeNt6YedUvbVzoV/NH7XpbG4c1mBO6LcmVE6z0U7EZ7tGMMj/y+eEKcHEDAZ2",
+	"gvx0PSaGqlKuj3+tFwsE+ej1OefYYh+/y78OWgqDWu9vciQq3slhk7+ikckzSQmxVpgB1B157bx/U0M9",
+	"zwQlVHGPlGejpDjPdy1t/3cXLY39c+WiLtSLN2Wk+3qw58Y1WL3TFqwiWMSEHrjnYHbuoEcV0GWwllDF",
+	"okNQDodwQFPEN/DRP0gEEpRD/7TuD1Q8jiGIESevnUtqQjTK5NkYUAUCyk9ixJmJSuuj0NlbiMYpJSxO",
+	"FgEKJdiRKdNEI0Ch3W+ICNtBobPHMBiwsNilDsELYaehDulDjKPYmrAh+g8oLNC/o1PEeEwEGuMkQSMc",
+	"XSLJdaCeIxANmJWIigA/sNzYcYW2cDvMoUT0/22pfY2KO9SyITYCpBgdVTUiSllUcs8hwvqpUkyxRDMu",
+	"JOKMoC1wSeMkJThetMkHKqQIwcC6kb23TG+rNszvj1+j/cfIvqLDWEUWTcEiQFiIeIrCuWx/fwY2AcdZ",
+	"sfew5JbqBZ4gl/cfe8HezVa7iHl5/7EbPLnZ/rPH/V0l/rlN+En3oOfb5HK+UAusgIAJ9dRG8xydoghL",
+	"nPBJpsDd65nL1c7YJePXavNyStJrKsh2ZfPdJqfcMj60zvf3yKWc6Z901ph/JRMrHOI+g/0dMLcKE6nx",
+	"j/IWV5D4N8AMNiTxR2iOU0lxgjQvOUSYITwCq7a5/gtEBcqYjreIAxSq3YYoSiCuE+t/gBeYM7KDwo83",
+	"oS84wyGwBoU1+TRUxzKMOt1xr/c3dD3/uEyf/zL5r8frMmhsYKmVWVpBlRlHWGQ48YaMFvO5I1n9KEdi",
+	"76fG4XZLVZR8mNOUCOe9bq+9173oqJec9xSH3qvExpqrVvxG5/Y3I6Icn71AYsGiVtDi10xHnvQfK8iQ",
+	"Mf3Q6reuJR/+fLk3P/gbfg5G3St+WRpcRHyuLqwmY33F1Y1I3E+okHCi34Za6EL6a1rXBgqoe/ZLt1Cj",
+	"QJ9pL2VUvJWSW+DpWkCxmNwcPtTtFb4OEShlIiURnzAqdHAlsIYdH+Nwb8NXCW57OZ34+joFd2Pevfqt",
+	"lUr0YDlInaMoXZ6KslqJzi9hQAmEXjnHEM9P0WMRrG2BDjoQTnWYayNHr0+HF69+Onk5fHH0M8QIPz36",
+	"5Rxt7T16uL2DzmG7yHrGpiSJ0WiBFjxLUcoTcqgRo//nPAZZp05VhJ5V9PvXlo8Yb05VN6Zet5c5PFjl",
+	"ymC4/dvw/V/65r9NEpdNujDzbZCDUUHRMnauRqIGTZaRa32ghyiE/4bqXMWUXzOdK8RZREC5NkmH1r+M",
+	"lYY7rZz6vw13V+IaCDelsdLe7PGvsvPLaJ+9fXJ13P3w9CF59mjy42P61yeXzw9mLzutP8SCP8SCr0Is",
+	"+Hfg6vkt9eV/fil+bxe1jGTb0EecJK/GEMWyNJYDT8gLInHrJvhYoS45pPJ/rBMkuVo+gtHqO3hf4gZT",
+	"LIaMfJC5nKJ+mKfkqsiR1Kt69z7QyRGKERZ5CZCDILnEiVad1b+G6rFo9Ts3NgnxKJK+pL+3U46UbBvv",
+	"oDcsJinCrAjtDFBoEg5Cm1MPvz8QCA57p1Ul03hOtbFk+V3zGkliKuYJXjQkSqrlPxBQQgFt8RSRGabJ",
+	"dpH8r3Mor7FA1ymVUnFqyPbS0YUyjzYWKCYJkVoSa7gYK44/B+eFevsmyLMyNtpwBVfgvcBJ8CiBsoCO",
+	"9z6UV+QYIdRw7li5+bAVtK7JaMr5pd8soUZ8qmOYfEiDpbHmxX1t4Nd/6MgyOKTCs5IHT8fmMK5wkhGB",
+	"+Bgxzto6AA+JCCc4NTkjA7alnRTYRO0hnqIZEQJPwJkgCZPbOyjME93DAIUzKgRlk+GcpPBPzozvKCVY",
+	"qD/0JkZkwFIyzgRO9BrHmCZZSgTaCotPd2LCKInVuDiT052ETygbqldJbPMfKqhvY5L8OogOX68dnQbO",
+	"xp9pMG1G5OvwWc5Mc+D6b2T++DTWWSnq7gFg3bvlG1ifhw+tFmBolpLM5hJpYAem7siUpxJFPCaV3Bb1",
+	"UzslCjBwMktmrhrWNQzzMwjMEbo790It30HjXXzOq7ElODKbVNLxjjarqxktVS4TTi1e5wSxdRRj9Jxf",
+	"kQRHjkRpLndOfR7f2JjNMkIaef8tSSI+I+iqV0a88mMXu4z69N6PO3qRDpboH+zpqr+MILrfDVpKdGv1",
+	"Ons7nZ1ud2/nsQJzBIU9VutB6weL2kQ0eLXbc34wMFPgd4JKWyKDUCwLRigC0eq3XvDfaJLg3Yc7Hl3E",
+	"nmUVf5+5eOmcc+hlNfnRr8drWuXDXfmRJd6b6AJavK5fdZ2djXAcp0QoOvlz+xlPr3Eak1j9S0sHaSak",
+	"1XzHKZ+h8OLszfnFydPh67NXP5+enC+/nRV8+JqUKRf/Pi4lbA72bSb8VPDUQ84tyq5x9uf61ZsyUn9c",
+	"lzCCvOEehkXWwKJ+db3lredrLTAWcKu0nBJUlxHSzYR8XdzibsR8S8nvTsyfAcmtS/VO1Q1DOC0AzvNT",
+	"r9S+MoRLCShGgAnRlsM9gSVbFmpjGzASdMLalG1DkZ7QCDloy/DtPsJov7MXQHEF9UM5KhXurxUtC8pp",
+	"5ofjVuN5JcrvOU9e4HmzpFOvkFV3S4P0/6//8/9G5h00w3OHuBbIc4zneEQTWtg/C+MbZsMoNxgDP9An",
+	"chPAM60e+J/pbLGGh2D+yp+YgjDqQZb74MsfjQl4RjVGiiGOZ5QVTwtWW1jYwKoWONa290Er5ZARcUXJ",
+	"NZCUaxpPiCyCc8yD3DpasauVoLHsOtgDrIFpg48c+G3wlQXsBp8UIF/zI/cs1vykdEDeQjXjMYkgc955",
+	"NUCCp0b9XF9214e8Op76TL13U0KCtXZToWgwXXmHgYsqzrmU4F1CjfKRF2tygP3ee3VFzHl6jJNkhKPL",
+	"lV4d92rrHKYn4z3cG3Ujw4jUT7/ODq48RmV4v1J3YP/JaheHNMjlukZ6T1YXLHBhDJPbsfyAkGTC00WV",
+	"fvFEcYnWnx7tPXo07pYNbEvF6BKGamFd13G0wrFNDleoGWmRlv5IcDyfcga2PhPsTsXQWBGMfmo9CpmQ",
+	"fEZSdK7jEpUYkcaK+HSgUhth0lFvRJJNoG6U/qgt8o/WiyhX4gSekCHUAGj19zzHm2gJu3aAZW/C0nQO",
+	"OiPPlDpUY0fLBMESWFcILOaUT+ATa1HS4F82xfpCfXFY9fDAUUYT2aYMRWYZARKExAScmUVYLFTuizBj",
+	"HLyd1toDNd+qxjSHfTeb4zVWfPSZ3gs02UyC1ujkmawcKr72YZeQqym61Vi5zL0RecFKA82dlrcUQaNN",
+	"XW2hjD0GFQKDzGUcdKFlgeoeeHkTm4WJW7y8lW89hNWGeTQ1pHQbgmWMcrDaUD3o7KBQAcA8UEAIIcxZ",
+	"O3ehQk/owCQcsIYoYXSEwhwioXbOg8iI8xOxUbC63Ks7apAbLGVKyIDRIjB5DyXkiiQCxYTMIWZ2uxYf",
+	"XqakxsyQU9HXCXbqQrxiI47TWN9ocxd6zRSSF68307ilNAZeqhMwh3097HSCz0HQPnMAZE5oltSNauc/",
+	"bUqN1oz+tJSpuvZKWATUQ95q5//0xqM2hDfUCceyO+0cjd+279IwNEl5Nheu6mew2xEXRhzoyxQzRvyB",
+	"jnbuL+Szy4Wpz+2z+0NgaxbYVvszuxV/ZvfGQaWvMLZ9wGxwe5m5WOFJv6YYFSPXZWaFF8iIV6XbR6Ug",
+	"yViJWpwRxMcDRqWwpXYxk6LMt5CQeLEZ5zIn3q2d+JdiNn/wijvjFXUWYI+wlijEE56lkAD1p7OzH374",
+	"/ntwWzjz/uldp31w1H6G2+P3H73Ve21tYaDYXpl5jieUTYyXV8li5IqkC6RNnyihQtZjCgrDqc9EWDKd",
+	"Vqd8jYWALdmKxra2l/pKl8U8hORBZJgeYfEGHkR37qBYp4/1PsViClIc1LXzOAevyHDE1ZNOoMvMuYQU",
+	"LqypqySGULqu1e/ud7TtlcTD+tO9oGUc5vlPHfDWsWHE2RVJdSaknnCejRIqpiQe6vosimfklfz6Lbd+",
+	"YMtS5Poo+nczQrcXtDKGhaATRuLa216nWg6DtRTb2FsU/0LttVwAsJQ96C/h54NvrTVBxoRbN144BRoU",
+	"fVeaM/pnRjISF9UF19hH4xHW6v2rubkgOvdTf6a4glhzoio+rAVlH8asF0NXxanl28lf32RHcmnpTG/V",
+	"TKdKpj8CyIfca224hP4133ADwgQIp9GUXpl967YXPJNrAqD5hq2x5GoEUlG6014SZ0f1Aw1Kd9aLKUsW",
+	"6Id0DUk9F7P5xvgIb1GPbm2lI//kPJvNMOgMVeVjkuL5dJUk9AO8pAQaNs/kMMaaK24U6MN4TJyNrq3v",
+	"vOQxcUrx1T0KPJPuoizHMzMHeYS9wwJNKp5lvv64VqgCNsYR+XhT160KOJQXUN/nKgXMFy+jwADWyGY9",
+	"pNsDPaR4E4oFgPXFRUQ3CCfT4S1DBfPHHVMzzT41mGhG6VRqw8AftikSsGTtkTMl9s0YSm6whdis8hjr",
+	"UpQVzLGVA2LcMkmlrX5rhlkGeYY1VHn3sWW8wSB1rgGezsMu6J3unqtbnmIWg8eRZ9JomHahrf5Hi7IQ",
+	"qiNTOpmQdNi1q0vwCKoivIA1I/PcPrVKrf61nW9MYwqgvpmlAgnzxRoKaPHmaKEDprSfewjFm62eK3G6",
+	"DpjyIKIcsjBDxiKdSKI9ue9rd23E44UmIoRIKKXW+pEkCUdmO0XRIyfso9dRMpMWL9YImJLpYsjH+Y4u",
+	"6XxewtM19thp3iNQ7uLqVKHqkt3vs+hSF3orU9AG6W1KUMIjnKAYLyBGQbHMF5wpoc7IXvr5NSGXawl2",
+	"YzpZx7F7lrFn5s0q2TIj24GWcpk1zeVNhUXK9/2SLK55qm4SEfOUCMHRDEdTyswiG0txbFgrY33+5C3n",
+	"+kAgGAFt/ev/+n97Dx+hn+j32wGKpiS6JLHuhSakMVEApjwQKIRPwNsiQm8MR04m68qqbXAiuZr/0PoZ",
+	"dC8vnl4qHTPic5DAV5SF9pVaWH7CoO99sagkj3DyRaKT8nWcaObwscG3Xs/u0wKe91nOOtaOVTNedDto",
+	"McTSM3xhFmcN2jmrsTHx7ogK8nGWEEtXwfItpNfKnc8AxSc3IgPAgFyBwlNsx9vq4O2UpMRYNa6hvDIQ",
+	"d3FozZozgpnQYWJm6LBkzXemNIzBu7dbS7E3y47inKT1GK0RMA0twlSMIb0nrRJN1zoI8DR8NRmWRJcn",
+	"nQ4EoUQkSRS6dBwhCOiB3jr804SzDVOY7mFuznAFqt6Nur3VBR2svyAjpzatqFOsqFNdka2LUl1T50bd",
+	"5Jz2G7FUI1MJZpMUsyzBqa40pRWpZTae6hZh6i8C8sotyJGjehFOwJaoH1thIcVsQgLEk5gIqVP6S5FX",
+	"a5FaI8N4tKj1yl8JwHFEBYJmO2AfOrRuBchmgJUX5bJKJoIlpgCvCdlSiZWSUQkjVlSblViKH5z3K8YX",
+	"jxllrSUUSHVL2cwxWpj+K9C7w92aW4LP4k4+81I2UQTfWlqp5W/FCTLGNF8yhetdrTI3UbTcu7CUX1hu",
+	"XuOjn5JRV9b4vsps1Zom7osJqqnmGyYWugRqs0+JFW44I0bOM8uDVxQ7WIuCaCHp5v1N1WTg2+5mFUgr",
+	"RobGAR1xesmGXWOEz92y9rJmRsRaCzwvjLjjqLdfV/6HVac3DEkrq92+o3H18K8znXyttJMqybypGAl8",
+	"Wy9bDT4hdbZSZrWE7dX7YRDTSVEpLaOWdlslPQ4ylC6LJRUuDpdOt0KNy1SpDK06VaxQjSpm+ZmYOven",
+	"upt8Q+tmcElw06R+B4WF4KUD8EwXpJVerwCNFijMN17SLrw2XZcBqrmfmaN32iO1InHVqscViqsQbZ09",
+	"O0b73SedAL25eNZ+oqvDf//qxTYktbD4H5Duu8UZQX89f/USaahAIGFCGSmlsehp9DfeFT4zLRtc47Nx",
+	"2TilUGy8hrbkbBDiY9QpEkN8C6jb+sq8e19LgPkhJcT0crFBOLoSPhbDjBX+GROMUjIn7/eCaiKoDtoC",
+	"hdmE5HSqpWDyISs264LfdB0bYZziMVRuwJOm0CdTqsbab0/br/m1unxgj5AEzxwtxkY3OT+tG2hUdPzQ",
+	"yTUis9CFJ3l6Tr6tbtBSO4KcIV2Jl15pmdWYBIZZmjSExZTQ4euUslzsbFJVHog86sgERUBxBaq7xzDO",
+	"NtZEvtaiPfbSreW8Wzvov/EWfpIc1RhD795bH3vdtORN/ap/XJ6wukziXE9qUKTVERjwZOUXF3jynAqt",
+	"iltisZlMViIqSzsk5v2yr7EwFc5jSGw2twNKfkFkQdFUsVRdZJNlfZ317KuEdNVhFm2ZKgb8Ooa41HaN",
+	"gYu3byok2SvZkIjQK5KiN2fPXeHlgUChdS+aQUJ9jobKYd17vOiaba6FbcltPhowM4rBC4E4I4cofP3q",
+	"/ALpHle7H2l8s2veb1+SRYhSLnWSiNy2KGQrbeugzE3ys03kdzkdJBdqHegWN6VUosmRiAtZuU4Emsla",
+	"iQIFJSZYvmVl9mPueXMyiiHPJdQrH7lP3FVIcvftDDQ8QwSCTYDCAqwhMhKC6dYYovDjQItuAxA0Blqk",
+	"gz9uwp0BM4P1i0inMP+nyD1aXadgEQSZaDdavR/BEsGxeBjZNjdQRU373s/BwJ+DsOJtN6yp5Lqfc0Et",
+	"BfgAQuJCR/CZIbQsqq0b6wmsHkHUk5m8RGY5KgKkdW/9UrA1FN8IdXH7cjH724blforEUO5q3dkwcrm3",
+	"TsnNtbnt25RK4rDcgodWYh0NudEiYAnvqaKhBM/CQ91WQ5GUvA4qNg26UMYS6HBV6IpUQKR9PKPsU07i",
+	"9nzDlzrTREqeZrqr1abUBKql8PnCVCorPNODVljt/4q2jvl8sR3qQETnatdvB9oiH+YkpTPC5Hb9qtwK",
+	"bW4atq7kqzxIudIRXtF6UbR9b4yC3aITxqFRMqCIuoJoTBNJUt0s2a8/rRv3C1rmhlLtJjGctwqehA/d",
+	"CYNcHc7314Rtr/VHG+LaWyqnPJMoNLwjDGrxD1CkluG5mHKppFeQcBQ1tuwGs7jgRxU0zMW3ema1I9m5",
+	"gNrrrY638AKgOSje72Xs9nplN2O35GZ8XLgZe9WQPNcz2tOh9VCEsmgEvcq2UHZbPn6882RtR2qn1/I5",
+	"ObtN4fD1K/g3MLIFyPif4ABt6+Q0Y+sGTtcg6pOiZwQzZN9SYnQOYpgqQCnPWAzeTMC8GU0SKkjEWZx7",
+	"N219xpToQti3MCIUp7zWFXbw4OP64febOFvWd82s64n1YGBDFWoipGtpRXjGDZUFQdwczbrg/4rcDKVL",
+	"Vd18gXi7aKv44y8mCWIbUYbmJI0IkwHqophEdIaTMhRGXGlwKUGdMgjWaE53mywDdSQxXoiGJIP1veOV",
+	"6G9fyEOaMZt4YgoQQNjDWrSgsdtQg2e9tqaVfm+bJ1AlnXUq5LsI75ewDG9hLMttdYV2InVBOlPOwjxE",
+	"uo6Z6wewzNpl4B7GXfYLNHvt/zAJf2Mm4X9jK2/97K3MqEnaPOVxBhfGxu8KRXJ2VlU0LAzEFasAJwJl",
+	"c8SZCXyaq7VA8UgNTa1Z6oKC1nx3coEnO949/WFr/r3YmpehJNTXkQVmajbtx4g7sxH8vi2tjaxVc7Uv",
+	"VKnD5aueiEthVcVVYxR2jK+0LL9a5LfTntFjlNKFpP+w2n5Bq+0XsaJ6iYZx/RHTef+2tizwpQSuw65q",
+	"zzJpRTtru0Pe10PIN0CMFfs12OKsJA82yetRxphNEsombbU4J7WkD6tFgxbpDlpI4nRCpDanmla80Moa",
+	"DVrsYNACPwwk17b6rV21gV3Y625nV3+pmJISp3T8CjEBp3nAS15WtkyazWI3oM3Fxk/Vxz4abaas5cCr",
+	"JWgNAjN1liIjoEjYdaMQlh36qglWaLieIrAbeL/ylPRi7yZNKT8IX5nu/AyKqHEbGniNUwgaf7+qrJed",
+	"IKjnN+XjN265kKJu0XLMvgeJnJuFp+kILSqGjtHdXHbDPL7XnUAUhk+5OpgFivBsjunEFY76vW+m+5cL",
+	"rQ1j0u8lBKkM/I+blORcEqxRvXq5wOqVjB2YVETP0uoMCFZg8a1c+s/xiCQiz4jLVYYtKlHMtYSDUgKV",
+	"IS2j2d5BtiEk/D5omRUg47bTPrsmX90yzK5zn9sWxrpVYaub5RBuNGH9Du/c7/AavV/rdL+gKldBs2+k",
+	"ZVpF6q1bmU30T9h3giCgw1U8o+B/gRCJPsKJMM4xiIuAUPrQCPDhIQrhJKOwbyxhU57EJFUv5TX+XSN1",
+	"EZWshrBmhKjRPv1WR00dRRGZG49YqfmstbPn9UbyUG6T6OZpJOt+s5bN8ZYZJBXEKE2cD9qE/nbjTFxr",
+	"Oc3ZtgkOLILA76f2TWkhz3g6W5U1XS3JqGuodHt7+24djjmmcetm+bb/ev7qZWXTxYhqwMbx7hUIP5Fq",
+	"LftSIGdrKuVc9HcVtd8xLwFXUBzgqmtjKYWJr/z5svev//6fOoauDA6FLHknQFRbmxX1oDwTEAAqJJ8X",
+	"mieWYH/dWVmNd50gRQOLC6BeDjD0CSF1OgjOpOlKO7aAeimAVEcChN4YQyvrHEKLRHgPvF4hKqyOAlG5",
+	"3C3mozU/2HJY69cOOUJnBEcSqT3pSMcd9GpOGNIEoZ/rwG9O1ZEIcN2a5sqK0EKEEYl3EHTaYBPKyANj",
+	"HBADtmVqh9NYBAiUFzQi8poQhqBauNo8KDIBYhxFiyhR/1S8Qadoi22EgXag/V4PhZSBvtmGdYa+7n9G",
+	"QVqTMQK8TuKJV3vOU+bWH+qlyZ+sKeKUXFtpa+Ugf7cv1yLlTNKZ3qMPsYv9rMCBijQRb9xEI2hpt5Bf",
+	"94ZHP5oCVcskPGMy8Wauw6PVg/hcBWZt+fiNsHppzA7rw2pthVEN/RSD9GYA7NaOPWr/qmvGDtvvP3aD",
+	"R/v+Oq5uyO/KGV/bl50Gqr6YfBaTlKSmhWsmMpwkCxTqwOBw+9Beaeur15d6NdWlS5XJMkw2AnkePb1Z",
+	"yT4TaL15/WE2zNPN8yZbks91FqqkLINK6ylm0dRLhVNbc2YtHNEVapYembr4wNYRjZ0jQeKaymgKWQ9Q",
+	"YanY56P9zZrgNJaqryxzo3Mb4eiSj8cmri2v5vyoUsu56y/jTD5okFEdCFrX/Wb4w9DU1StP8HDz4Mfy",
+	"/dlolx/Kank5jMkKazcQq7/Ge5Vz+dBSHzYezN8dvvKlVhy0fuPV8LpNNme+9+3xNKrbT/NmTK0JYSSF",
+	"YN91jaqgXoHiPsZXXAlwFkAJHaVgfWmlShpq04gzsTumRY7EM/ornhc5ta0xhhZwOJN8pt0P729Zf7/X",
+	"6Ly7y55Jm/QpKqDju3c5rHxhMk32GBvosX6rtftqF2SAS0m1ZxCEdWRCWw8VAmzYNcjCpfD+F65/F6if",
+	"0g1I3YjbdQIyq6v0Aipjexig0K4dWgKF5o6pB2on+sd3702LIGdX8ARm1poACBfg+wb5v6FRUNmG673b",
+	"y67f+6U3p2TPXcn1N0H7DQWKJnOxVx58/xevILhOoJRCjgv13topNuqLL2STBNr+BZrAfCX84/bM4pbN",
+	"WnLkcA9osysywx9O9Ze9Tp1eqwnuJIzGRhoqGD4Quu2RTbFQcM8U4NE4wZNDf8CMpVVUoJTMExxB/hxP",
+	"SIXe1M7xc5KTjS90/fIqnpT6Qh9u6WQmLAaH9/CSKEx+9MuHDuu9jdqPzy4P5n/riou9qzcPr39+vPj1",
+	"AH8PbT1NFREqhjZPxlwHLOTwiqR0TBuW0XWWYW7IC0wZUrQF4flcG3auKLSCac0IZCILEqVEiqGppKPb",
+	"oQ/1r+oHNe1+q98i3XEHXpd2QevdNUiAIFJSps/GTJDbfx8+evzkAEaO+Byc73ADxVCHBUBIgWNob0EB",
+	"02VTu1AAcC10zaNWv/W33vTx5fPZwc+4Mzrei08ejn94PP3rweXz7uzl3vzsYbUiytpWWwXL3ZVn+426",
+	"/uviXiZIqm5/Hs1LZS2WF965fRxv+d7UXFQK4FZgYkLiSQoeKUXiLkleTZuyEc9YbCsboDdnz5d36d9E",
+	"oC+y2DxyTe2ufpV5Eo2aRUEmVhDTgly+tp/c1GjKmiOc66/OdTVSl2ZsVrXbLv4BZHG09WJsWyYsrKF9",
+	"SxCCStPrCbcP0dFpPohAOLnGC4HElF+DdG5kfX9d7/X8ge6seeTjVxy57tDQTW7iXk+JESmOpIKj5GiO",
+	"hVS30uRUAl+KbfModTSQ42suq55XN+dffmuXesWWLTAyfbihlIrkKCUTKqSibVROYXk7G1YuyS9OrsEW",
+	"lMIJrK/Rh/KdWRYhUaomkl+SyjFV6OfqEiMORt5OFTbLN41ppzyJjdffXD9DkS18DuEqacCAUKkusw6f",
+	"dLsE1YOR1hZoPMJMqzPukl68F+2PHuJHB4+fPHl88Ag/HO1He3EP5Ju7kFU8cahLeYUlwmWAvin6A9st",
+	"VszR62jJd0PHN6fh4MitQnPtIcwntcDRyt1agcdfSgd3dvKF4oJurayY+o5rqB46HtbcyR/IjDKKtopc",
+	"uu3yzZzAC3VlA8+ple+smvHh4G+/3VrNsDpCxuxi1+7femsTgOfmNPGgLZxTrj56QYQgbELSAJ1atoTk",
+	"NOXZZIowUnME6O0US3E0nx+iV0eZnGou9nP7x2zUPqcThmWWknbv4aNwwHR0wHbgcjm0hZkz+nM+oUzN",
+	"vq2TEEpiTgi8H8yV+rgMz8RMLWpOI91EfMDMi0OF+1jSUUJgnoVpp4/EnGAILXk1J+zo9IFAR69PA81S",
+	"qRSmWBKa8ZgkwnZstb0qNAnPd2A6r2GFOzkS5SvKnzpr8ToPawRKSV2egHmDhP4UPSHRmGepI9IEUN/e",
+	"4LTicFiihKgXu4+c12r10JYKM6Lkunf4xNry4ZfRJio0TYsxGqCrLfBeJaBRAtmQG+nDrtXvesUIIkzq",
+	"FN0GMSXQSfYpYlzuID0cusJJRnTMDlMyDkqJzFJGYq9GUN/bKoNeySy23zl4tH534PIOX5B0QmLYnqLU",
+	"fYT12q0Fz7hn9NYDJ9EOHA2XhMwhYsrsW+/YnnGABB8wk3q3lZIZv8LJtjYPjjNBYn3h93u9WnW3nOq3",
+	"xGV7nvJ/tBm5bqtftD3UhUW3sxZI31qb4CdB1KEY9dAz0oZaC/a2jxYGpmFJyNQtL/w6R4BCs/WiV+/R",
+	"6YDlNBi8PAsAM2FRuphDWSOJUiIkDFZGt0OEUUpwDKqpQKHDXMMa0G8jCm98Fvehsft7bdkvdEalKWBp",
+	"Mous0DxKyOwQYTZgNtzO1G8rkHR7x5xVcY40DnWNTDyfIxoHKKYTKsVhjvmKxUKs3FCdpol0/69wwLZE",
+	"Fk2hI/NVr7vTCQ+hmFhKYyJQ+OLk4mj4w9nR6x+HR69Ph38/OTs/ffUyVINpZeK/QrQ1J+mMCsjMUMgl",
+	"1PIcnXXASot0F2TH2PHw8cBl4n3XhqHmNBwGAkUHjBbHia6nXGhz2tEpqMoCZYIcoplm77oqDMmrwGVM",
+	"2BQ/5zx1fTTzziHibMC00ImoLLlNCwWwdL66FgfS8mg+14LI7XyrriSiYDTCgihFN0RbUynninyDHTco",
+	"HaGWPxQEwncf9TmLeYIXQwX5/wpQxJkkH+TwmrKYX//Xzftwu+lS1fXDGn60+i1AiqW6Y2B+Ufd5mFDj",
+	"jF165RpiZdWl4pmEbGbbWVDJJYkCItynQxQWUnKIMiZpAkeaYl05DW6bU7AzSkmsI4eE7fTvCG4liRtM",
+	"9Drca5U09m0n6HwRy/gfNuqvx0b9e7P2fnGT5grt4I5KSjR4uK2xyuPlRluCg9CGmas2BwNmPwIhBNL8",
+	"HR+B4pXA6RiXLrPcPkSOxVSJ6bmUrkN9cv4XYca4HJhqFzvoJbkukWJQQM0KUqK0lbyws+QlGl/jXo51",
+	"b4lIfltz5oaWylubGg1K3IGtcRni/R2s62dEQP+WUmBATCSmiaH/R68howPSa0Qf7fe0nWNLbINYj68w",
+	"TfBIR01s5tDnl1Z+dl3hnvxbvZp6I02sMRC4PxrzjMUBogzxLFWrjQXawq7gZrLy1VX4Z8alVei0oQfk",
+	"c1D6lAzdWPVxfe7ymdm4Aqan1SjIqiXxE5vswqoI5Kvi8An8oEJ3QYAyJ7mMxPqoJRj53pw9r+VDzmlK",
+	"xJAyCBZX88U0JZEcZiktRTrMy5EOmZzuWj+ZWYya8NfZwZUi3aUwCSF46eNErWWXwxjq/3hKfyP/lUvN",
+	"3+FRNMg6nd6jlIg5Z0K3Sf8u4jGxvxeL/A5m+c+9o//sPfvP3rPKQtUvmZz+Z++ZXaweAaTt7xQO0Pgv",
+	"85SPaUL+QmaYJua52s93ajf67wiqUU1xkhA2Id/9Mnu28D0Yzoic8vi7897DR75E0gLYVTQ7hxqyWk+C",
+	"ydX/LwSCJCx/ya/yUX30V9vx+JDOKZskIJPuoJ8ImStGtAUtOTXc1PUXBPTNc8lTPCHbIPrHKZ/DRc/9",
+	"o1oV1MuN6XhsSt3XFtKYl3iMRcwV+7RYAC7XLfunVjgViDWVef3T8QlSsN1WXEwQpi/gKOXXSniWfHXm",
+	"jFpKBXQWUIF7QL479II0hTknCUmNLRvoRK6wCwVcHEktB1R8l2qbLl44tP4R0PpOv1OqwpyriHmmNKwz",
+	"b5W5V3iUbEs3XfkYS5wW3Zy8UZg9mPFJeUa4EWq4GP//nFsF25AkZThxGlWZBlp+NxHc+bqP6CjG6Dm/",
+	"IkqmUkJlAbjaNlOe6PpBVEJlGZNRvlGEZ73mtDmCZYT5BTlSb1UAuSzV7mtVU81xekhF6Tg/fq5QqAIp",
+	"vjEd00VTH0Ug4zHRpinn1QAJniqhYctqDK9PdRxLAB4wfb3Rv/7X/y4KLDwQSOH9dqmB88p8Dn1VlmP1",
+	"G0HSM/XejXuVHG/2Oq0DluaRfM3aq4vv9l7kiqxzzQ0sy8ptDq4qGi+LyXFxJtB0x89jjgxJ8ssOXxtJ",
+	"sTzJdwty/H6QI/dWzpigRvVaeP0ur8tQ5DI73aGXz0tj75wblbQ1yaK5UVPA84LFvl8r5dNZdQ62wD1X",
+	"PzpIHGOJfd0iiuyqVr/7MGhBIoRJGICI9ydNQfa0qT+tGcLbutYE0a9qCmLqrxYT2VF923vJY3JiE4A/",
+	"uUpdZSmVOnKN89sqK9VmHDrftdxoY4l8caCbm7odJvYO8nbaWuqZmhT7Fs+kienvBi3K5hlcQa09tPqt",
+	"H04ualpUNdhcXxtbLxucDepVaF8FP9nuVz9eXLwGHwcRefNTSxYgLKetvmsFalFmISMeLxxm8K7WUnzv",
+	"SdCaEhwTaJrt6Li9TgeOIRMkHupmEHrrbtdnPwAfdn91q764JfZlmjGFUo1FHfPD+risPcbXK2p8uX7t",
+	"xRW80bXebRGIOl3Vefi6yJzSySTnl3cVOG+vwH3V5MkvSVPB+byEgf+xZQL1Egb5pbmvpZcu04bd2Ndt",
+	"tf65pYa1LGIl6uzUAi6IwcdVNVN10rA5e/coS6fuGNMsIdmkkblG3hwVir7o5jKVj9DdwEqeVHhyrfRh",
+	"uiA19SAxXdKh8ioUPCr1JfH5XdV8F1bE8WYIK/k2gglNa+vxwwPSGYExcp4SlzDXwjjwpanCBI58E94C",
+	"rxpyoghIvGB4RqOhBqDIDQpQk0DhVtuUADGdGmFB7Ygz7expFZ0ej53f9GhDjU0OrhSgzud797FgzWqh",
+	"zogXKRT8dV6A1TtvQI1fHSnq8KR3VQrqfPFqTlKsrRjGDpLvxWInn5v2N+8+5p+d/DPDidBtQjOwhegf",
+	"1NQF0psSLSbXvjgYe/AksVHEGjJFLEJ3aVLmqpuqcOjYvH/6VPPdhPsrBrt447MOeMtWut9XEaYWWlsI",
+	"oCHawrQdJVgIOl7ofvkRFvBAI5Ku7bKtkz/0MQsEQRLqwppOU2xMJyuYXdSw2ga208xxapi7UTEeByhr",
+	"habbw3ulyZdHr28IfF9nULNef1+DCv59XKsEhCXZTuUHgLzFt1rbivIsJeQrba2AXB3BqmfSRLjdS+DT",
+	"aZouhEaRza9YEw4tBRysYp0dnD51OY9phKOYJDUdrjTtNezBemuWchk7NLSZqVSRL/IULKPpdkYHT7qt",
+	"coPeEnHWvXm07Pop+Rm1w7ttdkax1SVbvKvV3sEqX+VUthr03kSdDPdZhXP6NXtWS5eQi9DlJUwrBenW",
+	"oJ2VNeQC2OpF5ISqtgwTnKH13FWcSQF8eE/0svlIZviD83tRLmpGmff3Rst2LnZsyjvm5Wp4xaLNiMMl",
+	"NQwhokaXAfY+L07UW92hkHS8jyvWO0k+6B5CHyROic4MTLS+NssSSdv5nx5t7ZIs2hav/yG4jpyZp9pZ",
+	"CuZf+I/TR1Dvog1hm0FLR2+uMhfaIkeGXhuJMH+jyuAKAPjwO89g86r0cwgxtVnQfGy7k+EJQWqx9c7F",
+	"Rb6ZD9pF8pnv6bxst3ObtBWpVR+X9Sgu7wBKpKAZltFU7UKvXTddDpAgOI2miLIoyeKl8ZS1mWwqV60n",
+	"J6HJFryBdlG+5O1D1NEhykpzXOxs0DlZ97coNl+ePyiA7UDWe8i5c+F4SqLLlZFwDkvyuVy146Kle7/2",
+	"dUCqpwJUxQ3mK3WzToxXUevGFHsxf3VX8DZ3+jWA4o3SAqjm7+Xwgb/ZZOgDTiM4qmPV7lseys44gwgq",
+	"M40/asi7hvWrutU4YWlx/uGXQ/GUjbmn7WfUrKWt4JWNXCgljdzCTyrzDxyx1J19+caWyqJ2fy2IQ6ja",
+	"N84IjnVP+EKXL6IW3J3Az58up1aO4/by32udCVNH07Nnx+hg/+FjmyuDdMSZqLOCmMwJiwmLmqLeWR7Y",
+	"iIp30dbDzp4/OnBplOI1YRJdp5xN8gBFfs10kKJ3NLDCeaj4K3X5JJlBbK0pc605IOKprsutGzWVnJNL",
+	"D0VDCgojGlt6XRCyRbgb3ZY0tkkZeb3ulF8vqee3ll1dSMyixvrE4BRCc6xjk+qkuUYkGsSIIkNJ5gFR",
+	"KMHRpVDr30PhmKcjGseEhf6jT8mYpIRFPrYLxy8kTRJUvKZ7PpvrZYBEWTsTJNze9ODO7KjeYAoNpMZj",
+	"s0CkcYCwsN2ow5/bpi1c+/RpiLSvrGHnMl0MIaNmSVggh5b3aKSb7sA3CkG29nsHAapcKG8jivrCwS+o",
+	"X/B/LKlscgWN6QcSI3jBIq1Isom/87e32HKYpaxvfAR9Q2r6uvGQGkn3HgpLEXMt3yeMyzaELbfW9cLD",
+	"rhyTfx5Rm1+W0qEvIZ7OhW/0X3tgB7Z69NfzVy/b54CI6JIsFB0LUDjDibrWJG4r/SIMFEnCLlGCcMgV",
+	"1HNZ97ZKEgRDit4/Ouh08zzJ3Og54vECpZxLWEX4p91/ZiRd7JruUHhGzCEF6pmiIQ2PNPLXH5YPVzf4",
+	"g8L7u3u7dPV5Fh3j8hMEoC85sOKi185rbVdlgyfQj2wN+HNGxikR03UbR5Y6ucCXee26a5kO9/7Zaz++",
+	"Pnm96Fxcvjn4W/eX0f7sosf/dvlr+uRn9jD6++jRj6L7PH49PqpbcysDlosvdnub1TYvD+bfuabYr8tS",
+	"rRt3EeUmiMjUHLIJwiB4F0AhUeaWBRV5bRAQvkp1QvKikxFmw/Kw6pfK0Oondzz1tzum+tsd1yPnBV4x",
+	"eSVD+p7z5AWetyor9SnT7rqbnidGsvU/1VtqeprlSVX15+sL6I5k7mzImb80WWlXzhaCHH5enOIJ8Ssn",
+	"K/1ITnLvUhVl3UjKQhBa1sH+blQ620PN3UPVNlSOOqytrgmaSzWiugYENRCqS+m3/k7JNXGcnFf27zqU",
+	"ustivz9ZacoR5Pbq0lnGntFJlhIfuboi0FMNX02GpUCebq/Xcd3vpVAyCJY3fvt+L2iJLIqIEMMUbt3j",
+	"xztPrDUo7wMG1Ra8pOXKI2v8DfqZBchEDEAOhwkKUL+JNVWI2q58Ms2MYIbsW0oizLcJUwUoVSKaEhlN",
+	"aziaJFSAcHtoO3XbLP8UbCOM60Yom4S7OJBei5U7Z7HW+/a01usBVzrPmikxh88u2ir++IuRDreVHjEn",
+	"aUSYDFAXxSSiM5yUYTXicgr5g50SoCotId4VhmwnfraKV9X1nYAtFW6nPsO1sMVn53SnaQhaKc4taBUp",
+	"xC786mjou6RuqZFyng0fTjGL+Xg85GyIJ4TJYUrmycLyb3hF8arkimhdbDjlWSrgXo+4HI5NztOw6GR9",
+	"ztN0ESDBZwRShR0LxQ46YgimQddabZ0nCySmPJUJGIgjzq5IKvRuUsLnhNkJe/uBdTkNMR1CoqiNiLG/",
+	"J5hNMtNPW9u69O+546HfOskUkdh9jVMqTBQs1BUbTrMZtjCQeJILPTydWMJ9FM0IOs/mEOQF3J7IoYIC",
+	"LBaAlGedEhYDIx9CfznoD2MGvH1KTvNpefQXeP5AGBirD4UN2chBDCVXXMVGFr1v1T78FthmpKgzQXip",
+	"NKdANE4IklMqUMLZ5BB1dAUZm+ytqBwfj/26tx/n6uYBhWHQXVxt6oEAWyTQEL9NbAne1UCb5/peU4Xf",
+	"eiczzBYIvlBUHoADdxvpweqgLwDd2/dvtY7sPg5ja7zAK2ruo1Pdzk7XU9rFdPfPYU4fFT8SKDw6HT49",
+	"eXb05vnF8MWrpyfPw+URPPXrVQfK98ev0f5jZF9BEk+KLYaEhQ26efWCejD59OjlEVJvIPWKM+qbi2P/",
+	"sEtutQdVYkOS1E2hRCCeSUFjUtQcfCBQb789hdxvqG9TpDT++ObF0cvh0Q8nLy/KW9aNSLz3p6Aofhu/",
+	"h6j4LxZIL+ULPaFX0LgRQSKqkSrWvNc+mlWdeI3tfRPZTvkZeHDQg/Ce2xgspcgNB9lAwJYRoCX01ntk",
+	"y7B/ZfEQKyncUeWQokae4WUL3ZBHl+fQ3Tu91UVqCcENDGf/yWomvykn/RSG10EyS5lAtidX5LICw9Ty",
+	"JnFPHj9ym9B1NuF3ZV/yamfyUga30YpWs6UjFGGJEz7JiGFLNEZb4Q8nF0ixI11KLNzOmVImSBNPWsdl",
+	"foccK0B5UTrCQrDuzmX7+7PqWvYellsn4fZv7z/2gr2brbbTRuljL3hys/3n/7gjxucszsXvsKyBYIbb",
+	"8rd6K8bNeORypuUM3VsD95pY2rocyJPLUCdcEkvxQ4pZluA079NuAtRaMeSbVBwtMV5AqHOEExTjhdAh",
+	"0NeEXOY/qz8EgowHXcMPveAsxjpXMu+LjHXJeHLpjfC80BB1UwhsGOejvUePxt0Nuj9Vip4LkPKUxAd3",
+	"aqdoh2MVltP2a35N0g0qO1eaPXU9rQEbo3Vv2RfQa438pLSpRunqvjr6QaiDr5lfhNNU97BV0uFm3fz8",
+	"cdu379x3gSe361YAC6m07TPIG/p67QUowoK0KROECSrpFUkWa/bfq12N1Shfx/VmlF124sfwUh0fS123",
+	"Osu4joc+ruzTtW6fvAs8OX0qNjw5dTS6IBsj1woDkSASxDIIyYNQRlOYSpgwQYOmzplIPDH1RPaCx3WT",
+	"c/54WY2EZc1wl3Z1C1oapcxz8FbVU6thAQ1QszZ7T2CJJLMHQu1YBLZCMdrCSpcWEvU668dLXODJGRmv",
+	"blB3gSdfqM+C4kJfoLHC3XC6oo7OHbO2W3YxMMftkSnVFcO6uNF8TnAqlMyAtfUJIhYse1hJ9xp3uwE/",
+	"/lR+uZI3NVy5z6M9BlZ/iBKAtLYh5kPurKNZVjNqvjHOUQc+wbNbdmIsn8YzmgrZTqDFuzZ4Qz1PrXhY",
+	"QbOntIjZiKSOu1L/oK9/c5ksUxPLV+1KXUrzuzG1o5MXJ0etWxvOv9aqU3cv9pYP42PjGxuwDYJnL4hN",
+	"j6myszXF7K+54JE3OqAEx2XFiyw43zdcxTXF7VJ51I1uoe+ieIqc3h1VWp24sLZAW6BWvapTY0G2e2Rp",
+	"etLlS13eacXL186K7iHEtlSwKUTOwWeCpEbMfhwc1MXs4vldyNnOwa8vaOdLaILRl5JtCZ59qeZhqyXI",
+	"TkWC7NwYaH1z1fy/BMP6N2cxTTftPiu7t5oZkjrhL89ePBDRSlVDqRZIUXgY3LbNX4x1liiJJ6aACWTd",
+	"E6Wl5dGtJgcfqoxJnE6ga5CpOwYSLY9t9RMznC6dobOnbd7+ucQQWWJ2aAZtzzDLcGLZX2muORfUQv4D",
+	"EJuFIjH5ELp9HJDY2sT+umpORnXrOeeXKJvrupup7mrgKZFmF5bXWausqrffuK56G64jcWnKPU/5XLfD",
+	"s60EYAlgZdVNnYSuD5qnapjCOM/o+ZTP55RNjjU4oZ5cD4pVioWQZJZfECM/vYKB9UAo4fwyg2apRf41",
+	"hF6aIPyujsjXYNw1LWI1IgyVou+U/tWz6V4B+hddLvDdZhr/+1taOPYaC9c0Zu1Y+8QDgey7piMLhNNQ",
+	"aVoM3SII8XfXo0Zh5SijiWxTVtj9N4WLvZbLJJwfUjyfbuYqie6MSTu3pm7wqu0/QIKQmMRopN0eus3l",
+	"ocIc3ZwDjYjhP5BX6LT1ae6Osaw0gvCnarqpO0I30Q4VqENkOjvYvoT6gKEP85gmienhBIet42t06JiJ",
+	"kRswu9FybfjQEIdelTiE206fOjUv5CxBXJ6WE0wNJbOeAQO3kXoZOjuDnf5QZz9ChW+EFX00DfFmukvJ",
+	"+hWQq2SqyZdVrBRdY4EiPqckBiDU+jPB67fvz+SSSG9xxSqCPQCKP0qg19ryuDVbm3WFYRw8BF9xS/ml",
+	"3sdn4Hm0tCkP5XTtzBu4HMtCqqkfVUGaoMRFAlvatiATpUNtcliuaNUOVLFyz98vEf1u5dg8+YAjmSyg",
+	"kRsf5/SBxShUgLQ7Ng2OzHWFFophxuYpj4gQGDr65t1q9W3PExNNo2ESIyHTLJJZipNkgRJ6SQxleSDM",
+	"iCbjug2ferrn3bcYqss1gstbv6E7HIHMNXQKZVlpicYtT3k9I7gq3Rlkuz8k23uVbJfIr5vJfke5uKdj",
+	"W0PCJJULKLsYotCSk1Ajq4PuPnJft0LdueRTDkFaqma6V7m+8WPF2oTD7yBtm+qI8QBdT6kp7WuS90FQ",
+	"GBEEHEhyaCm7JhCqFcW9MV/qgfZE57RcM/4HQj8TRDqRYM/or3j+SaFytwrqWt/Iq/FGcalbkWgILiHX",
+	"llTqgkx5MLPoo1DNHZZ43gMBAAxQeEUFHdGEykWI5im9Avk0dGYIyzLdA7GjcB3aGJSpPmg/pfGo0K/W",
+	"O8WZS/k6GyVUTNGcCx0zw7MUjRKuoF8M1Oq3zMo2MdyvwvlbRuqZrfvizVfD4dB7TazJO2MJEXDPtCiM",
+	"GcLxjLJPISAuFJeTEYV/fy/eXmpFOick9hZFokyQVJq0RCOtaNJfsV7n71XB+H1NW9QytNLzbdUj4AJT",
+	"fEXQiCiN2wzmzxHJV1FLawAJzJnH9qTi6hRjMqYMrqDpT+WKjmIKpZJBKtK5kbZX4hb09Nb8YczTiITb",
+	"68iXFhzFcpeRimaz+B+2i6/OdvGHOWLyh1r9h1r9jajVa5DdL+bCLRP/LxCq6HKXxm6Aa/mLvlJ3xoYu",
+	"its7HW4bVWlw4MtED2L9D6CAkGXq+kYHLG97fQTqiDEVUYG89h19pk7ch6H5U56Qmrqgj7nU/tFzgGjr",
+	"qrf9h1JfFSg+t9Zbp595nshXxdwu+CVhZ7byfLU0CxSQsKWyyOKv09EPEX1F/3r65rfT7kt6Kk7Z2cPo",
+	"+PTR6exZ56fefC8+/uvBDtnr7Ag6KTeE7Xef6P7IusJVuXHyfunZbWtz2Q5xBmbfE5wCzkHDueX9YoFc",
+	"dRv6xRpyl/fMM3/rWWDwz9EktrU37kVdcoDb+6PHcXs/6pL2Ae6N2t2oF++R/fFD/GjUWruN7DI6vX5z",
+	"2bwe1d23mvXU6XHR0duEdXV/6IxJmgCp1cPpRofIfNrUKLqOsx+XvJevsKlv9CEiOJoi837O1TGwDGAq",
+	"ZyTTOj4Sc8WalI6dkituuwGZ/tL+epHOJSjqtpvb4Ms8tPdjeRPfmmxVOo/StKWjqMLFC0+zCJ/g+cas",
+	"ziVMv/u7tuQG9T6hW/O/S//l5k7pIgPEcqwbxrE/T0l7nvIrqu5VYQc4fn4KhhFtEZJI0Il6ShlaEHlX",
+	"zft+x62e/2il/LW1Um6isU+hoz9PFydM+syq6xKPT0++vhscWGJmKUE1n20lYL6QzcNzOJ/f7FFnuUtS",
+	"syr86raKvtr4F4T5t5IjkJNPb6V+W12cfoBO+CJAUzqZEohiS012iRERRTYn6RC8beqSmP/OMMNad8+l",
+	"kbwQaUVoK66wXdOaNhq3QLOWfOys9XrLGzGUajVd9aPvnr+l8YR4WmgRhkeJz2/2I09igXCSGADP/J6A",
+	"po65zVW99GJv27Wksby2cYL6sMRshS0sruTObGcRvu0tobBGDbBzBjkgG7bYfCZLS+nmx6PFbhDdwW55",
+	"VSmd+yzh1yivp+uH8ruyEmvWk4+Uww9Snj61pK5BuNuSGKiBE2UplQsoga+XMAId78iYOao2vrdY4lcz",
+	"WlZ8t/769iJAP573Hj4KtPtCSbhtyhBPrYK6ravoM7BJm8/Ca8mH//rv/9GeXdgV4Ia1uZj16uCoG+ik",
+	"oQtM10Vzuy41OtXqrVJ3I85kiiOJRkReE13aNn93hKNLwuIALOHXZKSWziSU6GMxmHgZScXOgJ2Yflxy",
+	"ikbEuMpSkmAlP9myd9rXh96cPUehEtZ2r7rhzoAN2J/+hBQwCZM0gopYA3auoE5ixKEFLZSplPiSoFC9",
+	"yFP6G/zYR1rdRrpmP8DMFO3vD1gb/fnPikSJP/8ZoK17XqQ8m0ytntJHugxWpP/cxZmc7oJwB7HCpnwf",
+	"mDHMvATWvwX2WzxgCAkwN7QzQVAoJJhvFWxe/3R8sq1DMHKYmcgTuPoyS5WCE0Y8Nl/YryVXw4avX51X",
+	"FxaZwmOhMWhHBJbHs7SCbIBnCFBur4NmlGWSCKVq2ZqeagY1Bs6NIwW+pRrftNvTtwzzSYhSLiGWgTNT",
+	"rCQTZEfD/bVBjT//Wf1YYLRwUTr352lruJ4Kz2lbvxoeImzWhSOFf+otKgVAHWyG6F//638DavJrBmUh",
+	"oyxNoXSkNuy30VsqpzyTuV66FZMrkvD5jDC5HYDXxzQ5VmCSIp8xryh5/Py0Dwdi1A1QY60rErXboEmg",
+	"kpkDtdsQMaaEtXZbrcXEjIWBGpKVhtPTtdugHZeG0ZfjBEfT4hpAJJXGIaeZDZWIERJDV5fwQ7t4Elai",
+	"4p22aeH24YCpl7NRQqPQvWlqLMQgSiFWlxInGkE/tHFxTUkcKvph3lZsTXcoKj7aQUcDZqNoeNHDqDSs",
+	"uFbQ3O90A4TzkBtna8Ube3AmAxbWu/3kZORMnUlCZ4AlEPAVuRuDMH71VDNdFCVUYQuO45QIEegr4W5R",
+	"7xBe1XFUW3BMPFUYPWBwdofo6NSZJEAznF4SAFeq1GCYsI8wDQMdR4SRmOnRRpniTkYeoNAoansHAS0d",
+	"MLtQ268WaldRIlCodvlcPW3D/4eB+9OZQkhG2cRQFfeJIDIcsC1d0FxsH+p6wwqZYDJN6ADgin7v9w5Q",
+	"WGxBHbi+qGdEpov20ViSNIf8aUxmcy4JixYD9qoAeQEMat+QIZCruVTXL3Q+bP9EFnkPInRmmwflV1Go",
+	"S3VJFsGAQc8XtT/o9aKdewt9L0DettvQhLqYREFBvUriPlReDbcRZUISDE2tiiyTAdNAyls32X1CGx1h",
+	"GR707oKQOzyfJ4Z77ZqeP3+B1jhoy3Yq2+6jULv61Adr9RUKBizUbsfQ8mynHRLETkpMkxCRD/MEU1vX",
+	"GAsSoLBoDhTq5pOGcJR7Pg1YjmAa8voahLot2bv3IWTHC21KL7ch00wQOgTlXXm2wl2IAFWyzIDlzXhy",
+	"PSsEY+Acp3hGJEnFtq7StrTfEETWAqO0p/AaTygDYAdIcF0NUI2jm2kO2GvbGNSKDWp+RQyV5NXVc4bO",
+	"mra6SkjpdjpBXsC593DbiQUYsPAjCIkBAs0wgL6aQdFd0/yuNUZ10bU2qv+l1NAbYGfQsXSOhb5rSiig",
+	"wvTjVEfNUwkHjVHEZzPcFkRBSlEBKA3Gx0oV4tckVqARgT4U3boWHN3zlOiWVxrt2xraShYkLKZsApMA",
+	"jOw0lcJwSGQjrctolLEAP+ZM81Z1vU0wDpTSU1f45AJPQrQVDlqpxuCUaPuuxuJBK9zeQVDY2RZCVgd6",
+	"Om6/UFMoNmKiBHTJPtMCHRBT8pQIBTghcWKSxAqe0O3BB9WMafDoJzQixtdKgd2MKUlb/daL04tCX1F/",
+	"QA8EE+PYejVjVA3HSIJ05gBJEWETPCEzXSZfTtHRaXuuc0F1ocGdvF1Xv+VI2UqZsT3jW92dzk5HNxoG",
+	"a2Wr39rb6e50oK+qnIJesQs1P9s6bUK3LuW+Ymk/gNhnMuGU+KPrZc9JKjjDNkhePSgVHzfV/bPJhAhN",
+	"nJW8hvJgOBMjPGBGBbNyu2V9+519fSWUMAOBGdp4P4PeeduHdkVTLJCt2mY0jDGdDFhDxUEUQunA0IlR",
+	"jqbYqaCu1nB06hSx1Qk68LydsUvGr5lN0Mn58KnSUbWQdqSgc6xzURS0LelpNHMVr+w63OknsgCbkyGr",
+	"3/N4YZJcFF8B24vDA6Dtcv+jaeu/Sk11lmjC8itGbNMWypJqQI5ep3sfC9BT1/VHK6zr41Q4r/kFrMXD",
+	"YJumNF8VoJX5FzdB6znX61/1df7eTdBy+dmq7342r54+1fvc7xw0fZID2/ZfVHPt93obvV90ZV/3G8fm",
+	"ABjqWhvegZG3IFcaWYrUNU0IIovrJnSsVaYr4KwqpDFr1XH1Btse1vS7UmsqE6fdjyZu7UaTJ9vfq5qm",
+	"oEtZmmYLYzoxGrFebU6dxjhJShXyhal7bpg62A1sudMd9BJ0HdCj6WQq1UeKJOVDa3q0UyMHepllclC5",
+	"Ufu+Evt5xK+D8J+Cc/eLE3q9t8GJ5vMPWsZs6yELOl16zBOQChTXMRMX6SA5a7g26jiUz+YpsAc3SwUv",
+	"tPeXkMDR/PbrRzkhcuk5dj4rZfRRxK8XQX4g8m6wA0y4N5uyVAegSpBUe34ftOaZ9BlTy1GkfRtCqvPO",
+	"QJ9vjCCFeEqFM1kKDT5n+MPQGJa0bqLFjqC568G6hMYjeej1VlH0XgWHN5ZWryE4fNbrYdM57vyafF28",
+	"WMP/buku8N3cIKoW3kyHgYQ+AFuosbUGJpbNmLEoi5IsJrE1ipiHQyyVFP6SWFuQIFFKpKgTXaWDHs3p",
+	"hV7MpvceXMw3wVrvndPf1nrXruacp9II53U8X37WdgizvHtGkudKjZ8tHIO4ixrFSdfxAh4UJNerGB6B",
+	"rEQjYqzKxtQClvh+k+/EmuN30KksG9pdK/uCZ6k1rw9YyhPyQLiOywAJjjBKsARRbcaNtTpNtVSg9UyN",
+	"Woia/uPgJDLGJ86SxRIdzpzSV6vAmfV9Ie2tNHvcRIgBKQLneOE0KgT5GEdT0j7mTKY8WUWR4WX77k3w",
+	"hxr4ZdVAx3W8hKysVP00qcljzj+05yllEZ3jRNi6o633Fd60+3GFLngqkZB8LtA1Ty/BXit1eiWoeBIv",
+	"BNg4c9ulw50aNbmCKKxW4870eN+MlK7Xa2vhfALLMAfSpMM5wUseEQJtsYpcsO1XxhqPonPnVG4pefum",
+	"tLBPP9xbqmAGkqB7wT3OYirbCZ80y5hHivsLnhaeCPUNIkymlIgAMXKdR7uhrdEChTQOrS3aWgdCHoEM",
+	"YYVO7UUb00SSdMCstKAdkkIeolAX/zHOCu3d0I4JtAXO7J3CtaX/1lRL6Xvwp/F1B+hf//0/SlELGfkg",
+	"h3onYe5RxWhM2YSkis5Zd6xZleij1CSJUGP+NyUaQA2FVxxTRWfAsES528tMtINONJhAY70kc4nCozdP",
+	"Ty+GZycXJy8vTl+9HD49+uU8RFt7j4zfqUiHt935TOzKgIFB/PXpDjoj40zgRA+bkoinSrwvbO8RFPyA",
+	"8A9wYud0HGbIL/GAbYUFbu3EhFGizi6P69jv7EGFiRGNY8JC6MxV958bJwMWekScyemODpTWrj2/jR6U",
+	"CoVKz/lkc6XiGAC8jqoAPnBdnqpcdMycjC7IgSOpHbognIKzfwsngiMJj69TKiVhKGMxSe31laayg8km",
+	"1jdWN6tREwAmFC4nmGFoanfbmC68cfXwJRsprRH2kS+rcVFzOswT7+5wTUcQugPNFiGyzfyhL3KAarEp",
+	"O7rJn4LOjtIxhgb3wyXQ1En8xZKXp6BW2gR22gfDnfd/8fQErG9G8ZhLymLbUThLI+LZg6I9agPqv1CI",
+	"J0BhDl/1hzVuN27KDm6zvLx7e7jO1jbYmZ30gUA0Xrmyu0UTNT/PZMRnpGlmHfFQmnSprKAoyrn+Zsld",
+	"gRg3y5NAIk1NwVG4N5QJiZnUIRx7e3sHgYnfHQsjCPmWOk4h080Dnea0mLXXOCJjnpJPWZ7kmy/u/X2K",
+	"dYb4awNMXbQ7QiNg+FWR45uR9MDmo5ee8IldvivnqWceEQ9+NyJeWUrLta1Gkb4A1cIvsBuotz7DyTYJ",
+	"7JU1fjvOE1Y5zsWGh7mxvG4Amcvr3rDg5oCRY85EZuNGbZzxlpIPtwNEPli/h3bTxkQRQhswWwTf6VJl",
+	"r386PkFXJIVwGiXxDVhKYkibQm/OTgP7TNgRHgh0BuHIxvo0w3PjUuEJCUxUgUCgWDBTm0WxT+2XoUJA",
+	"FeZajLMnenkHwj/bngDP09c+ydNu/JjH5J7cMwYGx/aE1nfOLEddY4IHw1V3M8NVZ2/D9+/XMPZww/V8",
+	"6u0uXeZnlFExRbhIW9ZJGaXrLKfmNkM4cdGKpyFpoJEqHxtMx00pA7hyubZAUdTRD21BYwKy5qujNxc/",
+	"Ds8vji5OhhcXz4fnJ8evXj4937Z3Udc4kE4udil1YQeF9r4Os5QWUVdGmTk+On/66tXZ8Ozk6enZyfHF",
+	"8M3Z6TnaMmAfsPDjs7NXLy9OXj4dvjl7flNJTNje9A5OiKJrlL2BHNEKVSzD7+2UpE6COWHGNTtK+bXS",
+	"09QCDl2dTPvYII3EJVGiWbgt4NIkdfc6+09WVaW5T2FJA+vseTNLddNUgIKaGlbkLu38n9Nr+0UpBNTJ",
+	"visCwXWMg59Hn+VlR6ioszrIv4LOwaYkCdoy/YHhlTyjULPDMZ7RZLEd5DZ2zgZMv58SQD2vJUavcB1j",
+	"+rkuz8Az+c0IbmrJSO+vfnSlpA/HK9Lk9yidrM4xXeGYR1vYiDWVHL8HJntpuxC1HLcqtK61PlmvIP+C",
+	"3KcI/4I0Bj3Btr4WonK/uPN2yhGeodN1caeOI+ZmNl//83nO0MopeW49QugabvwykHxHOTMdDiDLDKSI",
+	"SMfxS/AIgl0YxwOGJ5iyHXRUGT0TJEbymkZF3aMaqQEVQYkiCgcpG7Czk2dnJ+c/Ds9O3pyfDH84Ozo+",
+	"sWKIokRqALs6tLXf6SqRAyZtQ+q7IDGYl5U0E9m8AokkHontnQHbTIAwI+cxKfchxZ/pOQzKfYNC/J2y",
+	"xDOLQNblJtbjhuQDiTJpM+3X8zGlGUN65pqPKSiS1yAJw40jjTDTjQDQM+OhifhsRBk5HDBs59DFs3l6",
+	"KQrKax06VEJBYNA+Y4WoTZ6Lk2JTn8N14TU35gVr78wee0bmBEOKh+4+OE+Uimyz/9ezzq6Vnp+Dz5pq",
+	"3aaoj9ZoiRq0hFxA4o3aciOMZlrFX++654t6ob7ygCeckRAVJa2azeWmf4qtA1xM75jqt2bk/3jXbR+8",
+	"f9dpH7z/2Am6T26217Lan2VMoH9mJPOZrqGs0v0aqN35XbP0sqm/NuNzftb6Nq5hg04z9o2ZnolLoyyh",
+	"dn6s2yrzh/3EFA33Cy1/U4cvEAY6HWcpHiULJejGinhgoaSSa2Pa+AcfIcp0wH+KmdCOu23T0UCJDNkc",
+	"SY5C9cdwJnTmIpUDJjmCEhRKyso97TnFVjNjINhCYhaLej4bcAJIVwO3Op/NEwLNVqHB0hAqBw+YUzoY",
+	"RCWToWlu8ANhXtf9mMIdBMiv3rDhTBGfL2xXjdDk/UHcwoReEdYc2Zhj4CeHNq5mJG8xlS/O7y0IsrhM",
+	"m0ZBLkf9yrjxbeyM+72Dryhg70xhLWDpkiu5XoqW/srEihdD7AqZEjxbonDgGUF5Gj3gvoC8XF2Goxgp",
+	"PMxvXSjJB7lLrgiTbT1+WLqJDwSChwJK3AxYmI9i4nLi0GZ4SbURhhP9AdoK4b/9MEAhjfumoIsg/7SJ",
+	"8LrEt33w1/NXL82TQ6VdyHTRR71OpxMOGEiHhwijsI/mUAch4jNI3tUWkO5DJLZ30HHCIapH+zbUXlDM",
+	"dfKHkh8jkthd+e6u/sK9u1/NhVpD8zhRsD7XCPI7uksmlBTOUnEUjYvrMr2lt2lVdKtOuhMIM8WsSAx8",
+	"KQ+0Zjy28Vk6SkqvDNRxpeFIaHSqFfciluygKe61jHafP39xU5/Q58l3ZIWgs7mcsyJI9sJIGt4TDXTn",
+	"CF3MVkicyh0lLUCyzXe6fSTCsTHukA84kqb/AER2pFgRmFeZnGdSaJ320T76iX6vO9SmGdOVaLbC/N+2",
+	"dMmhrl71r//+H9Pt9qP6zzDf1ZDGNyGk40OWvtPuoGZFXCKF+MR4s7uSLG/LG8LePNUKP48c32SuVHT8",
+	"G4sx+AR0vl2YQQ7EPM6gQgF3NWPUGuztR25OXzLaJE9BJ1DsWd06JZvDxInRdFlEDrXWwaC2FCPqHUEn",
+	"DOt3rMeEp5fQuIPPBegSW5S1xwnkckIdHfUilJZITBAtHvFUknh7Bx2t0jQOy8Tepds+YR82sIRy9z7r",
+	"XSjrTL9X1nCs5bhPu0sG530Swa6RMJrsmefGd2+ETyUY87FeDhUWvft59aqi5R94Hbdyi074HAvZBqmt",
+	"ffo03DbKsImqH7CEXhEdLxMlXCgxxBiCqnL2Dnqd1x4CuTslCt/AyA+qeVkqh65kTq91cxnVflbxkRMr",
+	"ey316StsDGkcWgdmolZnVwblDeNDV0JPiY5j0vujMjczaXwsGFQJYE2mN21x6wYHN/+xvtlpI8n6nl2a",
+	"Giguej/YVOq9f57RKJosjV90BKxC6hpnSWIMMaa6HQe5KfR6Rl/yeJmofHfCR3miBqLrbOiby1Fy1v5F",
+	"8MobMO5iiGOCh34BOR2oYZ2nSfpt3SZebAdbxH0JSEUIGSPXwMa3oIrFdzBrGBhTyJCPw23gNLaoHk8d",
+	"CUp9x1lRUREE9h30TJts9BdDBnVpbdzXtgmo0rbTWJfteVCotOBmBl+yreanJsmpteY46qMtsT1guqFm",
+	"vjLotpsv71DzmxB4YKhtNlCOAyzv2jjrdwTLdPF7NKZCHUx12+/OdvpVCWmwv3VltFvYRME7vMTlDCUZ",
+	"+VhbkHJnsy6SwTNpeguaesgVJ7MgpF/UbtWOaJv2Y9zSfAwJezRF6ldhSk+aorvwyqHuvK3kKmJslJAL",
+	"hY7SaKpEIDMSVK8lY4nUqrSnIS8P+h027+pUSXG53G0NFRy/igoe51CN0kPiz3kqTZVLTx1L23Eehe2i",
+	"AUtY8lbbrg8+dzWHxp0eZ7U1YpS6urSberwErXbpL1OVv23+m3vF2+ZfvhYOhb97H/iN+aN7O+d3ox8/",
+	"B5hGMNPLcqTwO0ede3b2K6Tz+fn37s7P73SgX9fbX29Ff2t3P8TxVUMx7sTV/4olC0MFbOEU20q0aTHl",
+	"7sV3FhrirMRYRqhAEk8aHf54cn8rqPSDVitxGkJ7l2Oe33WeaxwLHcsvQm3DLei4h2c0rc6YVYcwUGl9",
+	"OQs2VK3WI+Q+jatwcZ1+1N4ACZeNfmMBEmPDDa3Qof9u8BAtj4goJHQ4ekUR8h53BgfAScXwXEy51PG9",
+	"wpY8Rl20NWidMgo172wd5JYJ8dROAyoGzNvkWFfFNRW628bvYEp02+rcc6jsLjKypFzuM+2V/irLLKm1",
+	"fZkSSwCVFZVxQWorY/7JBZ6swnh455sunvT11sT13+oRjxc6xNjc6tb6ukVk0c+qFmv7hvOqkdY9YS64",
+	"AOF2wnm8g4C5QWseJUvo2ClQDpp8wea2/s7L2K5LnNdw44INMS9GC+dgDCBHNXbt1KNdWY7WfxCdz0KA",
+	"PpHwfAulatfFgNtZG91CtFhG008sRbukpOxRXs7HsnMbdzhgLjvfQUaz7yMwFoip0u3tPwXawsXvphGA",
+	"QCkpftPh7VMC3YGmWAxYxoqnZl3bh8U0cYrHMkTFW2IJOYKroQcZsLBQu3T9FtOWMtxBP3LGs9Tt9tBc",
+	"Lfd2gscYhr1XiWPjyrrLb4Ia8i2VU3v9Nk6x7va+4VqFpTK5m7DnZdXJvdWjL6yBu3xzlbz9+uji+MdA",
+	"V+JSzNekXZGUMKiAo1OOPEx3nsk/0PTfDk3R1us3F9t3g6xluXE3zvSRk819Ri7Taij7MaeFLurNj9Ll",
+	"6+cL213KloAMUDhP6ZUppadZQ1DpxAUMbMCclj2o66Pu+Ra/ds3yaX4Wzd6W+1cm+Xzx76hE3rM2YY92",
+	"KeP5FA1w14hN93CPbRPLPK0kcAxItRwUbP3D9lJCq9ZccKTy0FTYzUcbFCKf9nLZ0V27E2TTzLEwdELn",
+	"C/hsTl7TkpkgV5Lu5wK/Nkfgvb6fg+V9VSzMQGNDBaqBT+lvPwW1M2/Ri3mCI8c28gCcCUgQibZsHdNe",
+	"R6eJXRIyF8awLvHkgUBhJvCEDCOeMRkiypCQZL6DjhiiMWDygOl+qYzDsLkO3+u5mpiabZTN5qVlhLaJ",
+	"XYi2wGTLwVagm92Zzr6KDQ6Y+nzj1iGHCFe8u7phJfRIsxdKFwfy5p9og8MFntxX0vsFnpw+FV+PNPlV",
+	"Xa1zt4WO1IfwKbcrV7rvgXucEymslv+dUfKLIAQxJfHQcILvoH9OXenJV7fExnW/p3/Psr7d392QSri7",
+	"9yTRa7ariAiklWreDDVlqnJAYHs+8lRaqgmun7wJl8BXilTVjtuu/56Z9d/NNE5ZjZt7tp+aKZdEaV7l",
+	"bxjQfTP2cgvOgi7pRJxPUlqL2qMufhu3xf/H3vfuNo5z/d0KERQYB4+ceJJ59n3XwQLNk5nZTjH/MMnu",
+	"vn2rrcVItM1GJl2Rise7GOD92Ct5il5DPxTopTw30FsoeA5JUY5kO4mdOOl8mYltiaLI85/n/M4aOVXO",
+	"kFySV1VH9ThoTVf61T11+1lL2z5Lt6+y9pG6W/Anhnjr+wBWOxeSYtd/v7VQfrM+XOo6QaIq+6rdrAM8",
+	"Aa4Vy4eEY41wwYxpmR0sOUW3+7zLIQ87xepMfdthD7cmbVnyld/6XDrMbtkSdRK20XRZ4LHbN31tEPuH",
+	"f9q/vi2FvfOif+GYte3stGKWh5C9rfq/kfaewgGpm/rDStlorSvton8sJ5essGVCSynr0LZ+v7sJfbeJ",
+	"rYik64CunYFFuLCQFnVVIrIgpuBiCahNqmNYF6LLJFMx9HvBQMK6B6d2me6lbGonU7t+SLTtUgRYznty",
+	"VIv8nLHLsZRX3Ss234Jn+DO/rofREgtd1LXPTWxU+IrNa5iSSJ5Qa1mQX768x8jW1FCsLBVcXuvbBg2O",
+	"pEiZT5hxBj1teCYXvhA7YA1fKb1OqAugJIHEf8NRjU20ZS0RPGmJoRIu27Otof4Cy48CDlfF0MRdQiSQ",
+	"P40bu47vCGknxYgKrqgtbQ1HiMjlnBgT3INuKVnohCg6V0TqMStmXLEDco7dbCFBBzCQHUg6y/oksb1u",
+	"B4qZW8eQ1g4dy8zliungzBNqk4fQBnVMC5oCUKQcklwiBIFqK7Z5F773g9TcNCTMQ3b8tJDXPAM4s3Ap",
+	"SaeW/0ByCU2Da5eUU7PeboDW5jLugrXLL4LF+ezubUv6twg5gITCsAsZF/5LyIxP9mvTbk20VwO8rzbP",
+	"G0n1dy5KMo/ZYDXSQl1Ra3HS8vqio/vWF20zLhLSwcqAyOIWP38Eaoio8LogcQK49vVNORz8vKJ44dwY",
+	"P9ho0cuJtGAZE5rTXPlMKUSHDmXzQdDVDA8XrGBNQJD6DMcQWtE9BA+RGwoVprhQ+yeuZg2bR1vV4G+H",
+	"vEc8nzqIRSjumUiL+VQjaIwxlUnn9M159+ivP3R/PvuAh4rY3tRphAPygWkKP7wTStNRQSeETqeKjIyj",
+	"FYsEunPMfTM3KkjCRAbTHlyxeeIKoHlBEqsvB2WRJ2j5g77iiiCvubd0y9D7MRYJzY1HNu8CRIiyFRyJ",
+	"AwwZ8CzZPyDQEMi8F+BS+v2tul/CXZCaSvAEFNJBh7KIhWvv3loAErDiroaugik+TjlIuEYtFmK4L99b",
+	"bD+fFtu8xh7tQnhlsC0UzGFOUTjUrYpLght9jUklAx3fk7MxFYLlNtenVIxwTS5zmV7BKPgklCAokrjo",
+	"lgrQILhKpRAs1ZBgbvvZZkwbGs2WyCUcs9G9w5/qMuc7qGEFarguubWS1ho1MSHh+HCtU+gnjnLAP0JF",
+	"YvY3dJ0ao7pL93SN2FJNxj4Q5t69V/tu4dTgVW9XhnLSUmbizKCUCoTAhjyrDAr+nclDsxMbE6LTqd3k",
+	"WGh6xRRhwyFLMTceYPV0WfikPx//CWw+LD7BZyDOJPnIZjXrEZp24fXGBVdMu6wUAAVOSmE7n2VJuyCx",
+	"/bwrr9zlcAW2Tiw6iTdyAC7YfG3hgvGV8NeI+Ob2vCDXNC+Z2m+vT1mk562aNRtO5l/gpaeti11u/gbY",
+	"tS0+5Q8m+PAO0doGdm50uD4Ar1GS82vLXaTZQzp95z+oPnZHMRdMZMZyddLmtPSN1xILKoDBw55i+zYE",
+	"jPBNumq/TLiouBIcuZwqPXCcCSAr2ESoVDS3le2xCJ2xRF71CQZjnFeXGBOB58lJ4Fui9VF1uS8YGBER",
+	"tI9QZj4RKXwrICM+YjGkPK+67f+1d2xGnjKRGX+jWwp6TXlOL3PbUPGGVHxnGwMGUgmhq7zk4jnD/vq4",
+	"G0UpVATa0K+PO/23zfY7DVHsJYYQUlSjIYQ/rVaam5Y0v8JzvzBlGLbFl3Fv7zormsV5RNvroVsCrsi8",
+	"ggVcEEf10Mn9hdOEaZpRTQ8trgtn68TQq4t9K6Q+Scyk9By6yyeRzQWlBRN6wLOEdBIhhVWUWk67Obtm",
+	"eTBSBKxIIcfaRYTSMc+zwjUiBL5G9Jn9A3IOiLpGVNhtMH8mAJkdYZy0JW5+Vr3pg0TNm2KzwVKtHdK2",
+	"856/gXsvzK1NqEK4yp2mJd5HuCG3iGalO0YIuWVuD7+7bWyFIDJPvSMI0brB73BrNxYCh0H3or2u+6MW",
+	"E3/CgW9HLW1RbwBsBuH8tNL/0pB7nfBzUqxB8LmfKg9qBcCO5w5DiBZ5z8E7qYhcSjAawAgQLFcH9lTG",
+	"hqfzcpTYon0Xio1FTTJa1b4Qj90HGwbYDEui4PuIjOk1q0ojG0QsdhNiLDYm2hy8KKhuOSbA/YpkjE0h",
+	"Fr4Em8cRy67GZd38Hico61fnNmz0PZ76uCg9aUXSzVJiZRzVS44wiNpgL63fxKUC1yN/K3muu1wE8ixw",
+	"WnAk5wWoudJs0i2YkmWRQoMOwbge24prGgsvs8Axqqymwh7YIGJoUckxTKDxXgbGYfFIyJ/Xq+aSS5xb",
+	"IDHWiKpKwZ59SHU1xTVT14o46ifBSH17oamdMpY4FCi2IOa3b1DvcQXjrie93nEbWwK0TQ2uvfXdAi6+",
+	"WTTxe8d8l4sqFyitiSoIxFphFZxQQ71rXo6IMVXCw2o0a4iZfKt5BJErNJCKMmfK+IpY2np01B5crbHB",
+	"9gyTW4dVnyb/PY/47l1ZvDFuwtP10g7huj4Z0mtpZsuUazcNLVcw6qrg2NT1JLV5iHAeQot0nJCJYWR7",
+	"KOsYCsOK5jVa8wTTB0sQXB+Uexm0cM1jn9Cv75kYmf38aw9knfv4cm2AY7fmuAmt7YvptYSdGUiRz3cH",
+	"Jtfs33Pz4nlazzW7vwMPUMlUwMiuGahi+oB8hDylwCVvVjBL8pbSHU5YSh8tUyld0gjs/2uH+MEShtLa",
+	"6eRGvVvgz5WO7Rc2ka48BPiu6jRmOK8KtGOkyjufEMrHnEUN8Cteoy3J5EnXTeHZrLP5YPk4y3bzzp4j",
+	"7MotvMbmVe49ntTY+W6ad9i3tV1F2L3HdhPPrD+oA981Is7oJJ16fs6+wwypjK5hTkctvmV7Tky6vWSY",
+	"9A5ZMN+JvzVV5vb03+hHYW+KNj/qP8gZmVABAF0qCiMRkJBqtBWemLTItQ/2Mee2A8bW9rj+oOex2WdG",
+	"YRC/s3cRdrWtdphvqwr1jE/b7vy2ZQB0A/C25YkAFuXsOTSruvnOGzshD4aGxlS1j8/ltPyCjp6bi70A",
+	"H7fJI3JNRw1+dUoV63KhmFBc82sGvWMaXO3G0qNW7/uCjnbV+b6go8fxvQEU4bvr/WhnyxpociuOtxn0",
+	"VsU5iD+a2VrGnIsroiXhuu/xP0PPO5eKudvafW3kuWfqai/dvTs72mYbbuFnN65w79EExK6fyd5+y9b2",
+	"sc3G7dpJrMuHNrOISCpzWWKTlOC2k9ZGMPZkCLAq4PWgS0sNHWVBI7f74Y5Ot6I8H8cLf0je2DE8Wnf+",
+	"eXt2Cl12ITPWNdStlgK1MTHigr1Q0MG4YCOudDGPiMKjGZZxLQsLjcK+0lRDWyGqoTaiGa7zo8zYBTz3",
+	"Bl+vfZy4qt++Gd8dq8Mu/r7lBv/mge+50kv7+8NqPy33o5p3QGoB6QCx0VKPmdDQQcGxfp3E1qlLACRN",
+	"KHWqwkJyuLBy7eRUqwfY+l474lq250F5xdPc8+Ys7Tvs/p/mv4E1h1uNr+q5GRtywVE/UkFKcSWM+OHZ",
+	"yj57bn9aZEvdLrCzWmocBIkLP7xalbjwEFJmpYR5Ykahn/cdSKzScu1i5Q14VInLZOvTVEPbhupe0nGF",
+	"Sqef32EFJFGpnDIy5emVhbO6KXg+Bw/f4r5Xj1kha2guRyUzqtnFUyG++lSoAaAvqz3xLxSQRbjd69LF",
+	"IVQjQp1Tc/ccwHOzljqi5gd3h22xcppeKWgf4uRRMN2gd8giWBH48Q1A0GZeizS0eQO9egJ0B3hoM33h",
+	"8cvrSDdvuO9WUQMUDU9rW34v0p6ww5ROKfTWXGZZ/WYM8oXGtZnsQ5CjkDmLLKCDMb6C8SPzwdcr2D7W",
+	"h8blPERH4hAjKrGY0KkKG9v7e1xFcCWdzMeXr8iMZyOGhyLgEg8ZgkgMczgueiuNp1zJ41jgwIDCQEoF",
+	"napUMG1oCQRCW5F//Pf/WXUlfYGvuN92ojg/C1dwq1m+wXNapXh1zZMR3B/mtXnfl6gd7VircTmMuGtI",
+	"SFCrKyIFkYK1E2DNnvRXrbIqv9gL6+J6aVDqdBkTqDIdQ/H/MJezpCVqZW2itUzT1Tm12zRNm5anlcL9",
+	"hlm8CQsxjCM8JaIPzQRjAfiXuDcHyHyFm6z4V5BqyiPd8KI2nw70YbbXSJHPW2zYL/CobZKGzJfGRWCG",
+	"ERnz0bjW5eXJmKyFXcHWHa9F4krFiiCXItx11IjL9/3lkVWc6oRgW+2cJdjGO1DvYwktx8XcI18GtBGR",
+	"hAl6mbMsqfp/4w153kwkv9mZbZFM8BHLCMW+95OijYyq8aWkReZmfxfJ4FCxVggEMcqZR9Ai8vK/stSC",
+	"oXJFMjbN5XzChG5Ub+fuEXfBjvI3P0i8YBH2279ysLT+q5v8534KDpbuVVSX2DceUD4AuKUEy/7x8KZS",
+	"+YjFBPX7sUjgQ9daIcn+CUmgtR4Z0jxX5JKmcPibnL4bvH7z9vSX9xeDD59ev3mfVF0pCVeEBiBC7r0c",
+	"AlosmiHQVABAe8mG0M1AZIQOjaOKEGftp0g1Mtm8p+qG3zC2WUifO1nItimSDg93IA3z0MufVtkBOYHW",
+	"dZsteIkpNVNhpIMZCJdz8vnLp9e/nF2Q//M/Xh0cE9A/xuifn8BpD0obqbDHhNqPHKD+KJeXNMeDdHVA",
+	"4r0LmdF5vOe7ipcF1INmdA4AY5pP2B9SsOSAJFpqmg9gwITkjF4j+NdCe9SDWCBQ5aX8SoZ8VBZMkU6C",
+	"IO6DS6lVEpFETpkYpFJcswJXGr4tBVWKjwTLFn+LhX38jXsmTCk6YmqgzZsk+/huACoSkdrVwF7u8sgs",
+	"ETYQALFcsJxRBZgfAK0tpGDuaG0OOVm9Frf1tdtZlwl7u8wquOvCLvN2U/IWZtqi3StNaXfvSQWxddMb",
+	"hNwLr36Tdamg+VzzVAUmIXIu+8rScnkrjC+e5SzDNfKuLMw1xiU210TocUKuXoREi8YhyWVKc+BAWZAZ",
+	"Y1dEDg39O1aEnNz/VrISUf4irBFKzL+Iz6llQjqXUo8JF2leKn7NogrF5ocfzNjqxKf4upYZsTjuwU/7",
+	"B+RvZXrFDBeVIsNukIYFcGYTngk+Ghv+UpJQconX0rSQShFqhsjN711sWxqoyaNjQCQ7+isZQ8ukXBrF",
+	"/RtjV4ooTQttnLcPUmR03icU392OzqHBDcbSuVb2qgqwB7wV+ISvMoNBAdLeiCjt1gcwhbRMDggeRtjh",
+	"7eYVbqbG1mZZRNhkqucIoAxa/A9WSEBoA7qKhXkABeyP5Oc3F8SSjO0lZPf3W3JihadKSGrkuwrA+Qvs",
+	"InVakUNAPLGwsACGKMPQyIl/HzAXzBtFCEVm1pQVOGxU66PdLL7eOPLeiPiK1rvhbSEna198IRvyuI2k",
+	"snun+B+srQJ5VFBR5hTEx7pJC/DQn4Mbv7V2amGBtuUK+Lq1Fhp3d+9e2U5bUw0VFbBiSVBUsQ0fob/C",
+	"JMgnCn9gU+n4xK2MoQRDEfdUOFNZ6FZlc64LRie2HRigEA2xQy90RtLNlmNEUGGAFrJ9aPbJJdMzxsSi",
+	"bIxFx+sgHN7rHkBra9QrPx61qBXitEpEZJ4xpQGOEpAaYgFyjQvCM4QLNAIeq1JsO1eeV704jJQ9Q2rv",
+	"vuZqKhXkJdiOHbhsdW8sFolf5wO8wFiydxCdsTiTeTlBZk8qmyDpk4RnEbHsbf/ANEP40/ags59ce8EI",
+	"vNCIIIBvFAvbj41lg0uj1aYcG5fAkKEVC18UTBfzgRxGZEzVgBWFLFRE4P9BCuN68yBCxYp/x8LQPgBh",
+	"wU9ZibpgMFERQftayIyB4eyus18MKc+rT+qKT6fuY3JA3olpqRWCZ8hS4wfXxsvuDDR9icXZ+a+kk6Dk",
+	"+ylV10lkexkA1ez3yZe3Z+TVy3/uReSXi7fdf3ZHuJdzzZBGyIQWVzDFCSWKGXUBuvrsy/u3JOeCxYKJ",
+	"TEWEEhQ7hk0cWjEX5JeLM3jI8fHxjzj6hOc5VyyVcBvq/JTltpGOKPNcoaVBjd+TGaMmeZHEAg6b8VJk",
+	"PFhrayokPxn35C8JFBpFJPn3SQSJgpcOMrQoOB0x29HmgHx8/R/PP32s1kZkRoQn+33zHEbgRxtLAiuR",
+	"C1aBqwOW4YRNLg3FdmDGEIyAYMY+nLQAeViih1tAjhgKciQSCzqdmqUDIxUekPwZ78GN8V7/zxh0UrzX",
+	"/8e//T2K9zTXefUJgaPx47dvjQmwSAdPy87A81ppabhNuVvxu/SIaLn6NaO/tqN8azZ3QBYicbQaGWhQ",
+	"3O6xb/Gm2xoYX7tIoVDZ9pUaebHX3/sz3uNZvNf/sfcyip3RE+/1Xx25jwDxv9eP935jeSrN3+4XKyrj",
+	"vf6x+8rJy3iv/09RvGeEJtw7oaKkOdyKIhS+9VILfghFarzXf2lmEArWeK9v2CMy99UEbPWDE7TVN5XA",
+	"jV0VoOUQkLzVhV4Cw8yOekc/dHvH3d7Li96P/eNev9c76PV6/+rewEro1mtfHtlrQwHecvXLg+NX9upA",
+	"wMMKHPXMulSC3mxMbdDw21Dkx3t9c2tN7pvvvgGb32jMV8EH7Wn2VR+m6rpOJv/3f/1vnkVOaVY6s6Yy",
+	"6xoTFKbVlzVtWVOWi7rSq8pAUwaKstKTgZqsKclQR4YqclFD1hRkfZ2KWBh2eHUUWZKPjqN/ipCEq3Gi",
+	"l0dRFEVIU1EbwURt1BG1EUIE2/4qehX1op6Zy9INazkZnBmlDwrjRiufBotsZacsvCW8475lbTvlF6Bc",
+	"hWW7lSdgLf/AF1iIJCw9eHKuqIswOZO/xconaxv53qZHZLSaUX9AbGg3sUFl+9TITEcYS8k8b0a5Nn+b",
+	"KZ6QRJWQcTAooEMMV4FdSg5Jp/rwF2t37hu7bcqKlAkdkUKWImOZUcsvScZSPqF55A5u4CAV5g9B2xPj",
+	"AlyPBgEbJy7YPWFUeBsYQPj9g2EtO8GD4PrKTNyvPQ/WpbAtJwQ7sb04vJcwoNo/VLCZ8YGCAB6hEylG",
+	"6LTZMCBUbITpjRAxjIUsYHfr/p2LD0W13JmbXs4awaC3uZzttH32+5bbSS+NjNt+3ZsPiz+HKIhdnKIU",
+	"94i6r1FdCJKttbywirJtrMbQCGPN6GQtgA2IzASJQOiSWdEYhYngDeAZ8JBngZ6xza7KyzExXu40Jgaj",
+	"k9U9k4GInhgyhiVdx+/4uTWXpg0Pw6yP7YK7Gl2yDd2C0cnOwlswOnkkfAuzKi1qzWzWd3iL7cJbIFE2",
+	"sMdKcAtIUwzzSeDmlYAWb+EYWo1pwbIqTGjuJZ2kShf5yXyT7JNLBl3DpgW/prpBP1kUC3yNx2j6+lBI",
+	"Fq0b1b4pS9q1wnp7EAsbn23M+2te2jVyqpCzH+ikq3V1WqT8rYSweZON9FRtQ15wS7wdwb7hXDm3r7sK",
+	"eHAHRqlLr0PLDrdv2hkSStmUjoP4mc7JBwvcGNgntiSKZ7XMUDNHSAddrBYEvI8ZV6zB2FDIsh/sO2yP",
+	"rOwTzpnePGntlBt57kXMCy8q70ZhFpppLX8NryU4Dc4U6RgikKXGM3VotuGxnoxRGqaHdmc8Y31LVWOZ",
+	"Z4ZohrFww/ah/6tiTNlr3A8RuXQtQCC3CEJtGZyQtriG7p2eB7iizUCAJrUb8xKrQY2vWPtUcyCjZQCM",
+	"y73L4/t6ly2JRGETKcgk8m2tWg763O/3yyhaNRtrN3IF4GYtU9F0tI1ZeAapptNJzJomAIgsXQJWyI8W",
+	"GqeTYFPj1uabXA2wrU7TUcjDtKBwHH2O8m+dqIBdhqcWGagkVyXK3Xc3xXlNdK6FnOlEOGTBUjIq6HRM",
+	"OlZ6G1LxEPr4kxzaaOVimlTBaBaLDsTNBy4ZM7JJ4uggKZJgXaH/ff/EYy1J4epLJ5iRhM8z3Dxm6RXL",
+	"YqF0Uaa6LGiez0nOr1gVOAUDxLenhlvN4FBaDQkpvoAslWLIR7ZExHlu0NzbrcULRRIwgVAnNcORuXAJ",
+	"3rK7IROc32OFTezqtJXQopLxRPhswii72YFSV8TaIksuZTbHPvT2MGBvrSCLlzohgqgf+lAx3LhmWfRO",
+	"KFZo9DYatBYkhhnLER4nRpFNZJfCNXcbXLF5cuIPTLkmdES5IBwHjoWvcfsNEsuGskjZT6AL4eJcSVIw",
+	"xbQzM3HYSjTOoBQIKluyANCJZHw4ZIWKRdVlZAyJCyDLOpjFGLxsBLjwEQq2iIQiZv+EJIEdlWDC/lQf",
+	"xOKdnSIP1smuxc31ChHHOmmptJywoqvK6VQWOiKK5pieCMwdxYKWWk6A5vcJVe7NF9Dshzw3Jjg1cvzG",
+	"A0thzHZo2u2MrgZpaUhgiRW+oLX9juCi1rfDV9q7xa52RC1J7ErZ7jTQ8tYLY1k7jgzkzs2gPMLsPMtg",
+	"M2BdnowRY96whbPXtGgaiwIr2XIrZGJv68iCjKTMDgjGeZ0eAj52HYBmsrgCeYPpqO5mKDERZZ4fxOJv",
+	"N8XV2i1zl4AdV2L6MULFO9rMdrXyalZJK6CSL0K68KFmND0Nu4VCuiXy3LZbvQezo1rsp50HUb7jlrYk",
+	"O6wMe+Lty0KfixHyPqGXigntS87hWNXVoUMqWBvmMZutcmAaXRZsH6NVjfDguYXxVKalYXbSKnhi0dYB",
+	"N2zWnZVIieD3TIx+0YxmS0CXQxrfnpPySPDLK5gLlyDbBpM9k+61d/Urmrm7Xc8ferq9y6FHnfubwyJy",
+	"yhdtBapIvJfEZa93nELuvfmLkc6ZnM73k3gv8tbD5TwIiTizwcfKfsKgWhSLuqHf8zW4UITSonlaOB7s",
+	"DLcojQzsf91spOKxAgZyOn8uQYIt201exK/Dn/f18IE7Idl6W5zpA5ZZQYcaA5ByJhbZLszV8MG8iqfq",
+	"VrxiOsKiOyXoVI2lVhAQUMSWUJCXJ4tj1Zl3JJki5dTMwbj8XFSMrAsqFGL5WUwPizAPrbSpusLquMXh",
+	"bxl3fIuydKdjj2aOVfxxm/FGWI0VsUZXZB6IkDcXdLSKe+Gab9H3mOSGY5LAyPbsYQNyygy3TEa5Tn+b",
+	"dx1qWRMBR2s6QkhXV+l91EMj/4qxqT/YpqMbsoULojSbQh0Dh676tkex8TNsl6WqIIEsjUWs8AiaI3be",
+	"tbVtCbfUdOXda7VrJv/NgIBx56D943fjv55uEtL5rQ8pQ1O/VHZNl0Dfm2usYT3kuQbPWGQEG3Ja1OYJ",
+	"5Tl8214p8IvC3JjvqSC3TwWB9TXfuj8WckOgciuXIy7s3fUvlueHvNpAfkjTGxcyZ2tXdRvq+GJu+NY2",
+	"HFcDLNpbnv/QcrdmdLK7SDbm7VdnUwCzPq1MilLVE+Lwc0tCHGZPeLF0mPGCpVoW8/akOARvh8uBXS0U",
+	"H6JSjqnIunI4tG04FAoxWWqUV6pdTr32T94lebVtCvRvvZoU/dYQJnTBWb1M7MkA7EIWbRZsdgOdNmSJ",
+	"A/kWXKR8SnN//d7vAe2uOiH7IK+t1Wquf6EcBJ8kCfiwQ1YMoN7ZLkI/cLdPbMopmvF4Tm5MJehXgPW8",
+	"OhZcgA0FF7pEIFsqsR/ZczJlK/5OP7+zx5zDgqkx9kyw8DHBlTDXA3JaZlzHAnCc4NDO/ETNEr5Qtie3",
+	"WdwzqjJpeDJFdEuuSCm0LNNxS9AMHmQIcW+NkkrYutlYkoKljLvFdMd/4aLW0Z1wCVvzAqu136iqeKAz",
+	"xOPb2bZP2hb2Z5QlUsxaKmaNFq5A401njpYyb5+6Djc+0OnebRbjbid65m3AJa8Lu0Mwzu50SuBHbItD",
+	"vmcagpDMPQMZnBhdbzx2yDy6uWfu6ntv3G0Za7sbfWpf65a7fcPts6c7bIsb5wV1hRruW/IoorT0CR+E",
+	"aiJFyoIrFbPNKPAc9lpeseyAfJSXMpvHopo3SP6JYjlgOxcVhh+1rX3KKSsG0NCiWe08Gp3sWtIH3Shl",
+	"gf93L5oqG0V0Pic03FQyKiiAkBekYBOwq8JfZeEzBWq3nRABpEQyNpHOwEEc3puEY2N45ucufN2Fr6HS",
+	"prLhmijWETbmQcbi7PT89adPXwZfPr1/Mzj/Tx/PfgI33SJj5oDHMqGCjvCQxRlR+HyXtqA01S0RRNwM",
+	"705vJ4Doht9w+eDz4KMzhI6mjipsHOSurGT+G4CCnfIuSs6liEpIr9fcOARDgHq088B7253e0ym/wOF3",
+	"wel1szkHcKnf70JObgg7vYeId/hNr9RcsPXBDjbEZ80PfWT921tln6keN1lmDdSz0jetqAhlWBMdHSxx",
+	"39y6r5VK+cUq9qcSNsD5Nmz0w+/z+kzkqWLGLsdSXnmMNiYyKBweXLH5twZl3YonZQciV2xOOoXUYJRj",
+	"8s3nT+cXxD3AkJ69tnvF5kF5Wx0DKZzIXfsp/wA1+JoVZvj/8p9Pu/9Ku3/0uj8Our//5d/tNba0azZb",
+	"zxER16jkaXmZczVmmc9OCFom2NhLYpEdu/ZFEyJn0PoV8f/RRLDXvID2I9NSA4Jc8ueE6bHMAPu4mEcW",
+	"+1dFxFgmkYttZAOqvyWkY38luZyxoptSxbKI0FJjmkUq5RVnbgiSFXI6ZdkJobEAHF4wdqa0gLt8mbgx",
+	"imBB9g/IO0ESPpmwjAPG3QQ6K49de0NohtA7qpI9ilIQnp0QLmKB4HFCZuF9dvoFQOlByoaW5LhHbKwW",
+	"mioDL3ah8A1bOQNksT1j9SeBHnLavZ25CtdoSPMcqjJs26OjXiNQnJ3L21zOfsNt2pJtFDzBLDtIlzoE",
+	"7Ww26w5lMemWRc5EKjPMZrj18G/h9MXBlU5zyu82zQv2VTcniRxtY1VO05RNNctagTtLAQUYCDa4QcVw",
+	"9C//spX3AWJteptFpsAgbhPVv1COyTzJH3396sieLFL9ATmNxeI4eLERL4pnDO7HWDApGCTA9OtM6Zis",
+	"gaeRgXZEH9dPwKHjSj2DZeb52SlgLqAJjBPITg0bWZ5WIfyCziBH1jXLW8MMYMW1U41lke/194xddXj9",
+	"EixU+/Qb2sT21uMj0ZXG0StkORo7zy4isixqAfewpVUVrbZ60kj7ppPrVE5ZRsz8eMpcgMVI2SkttACA",
+	"9WSm5eAf//Z31MFuvMpUuTkqHNkHERkwCrnSKFaDUdCnaUAAB2hBd3R5Yg85bAptiPNEPaBXcF6rWqHN",
+	"F1tRRz6rb1gAdwP8qRrLGR4E8owFY4etE28+4VeuSpqTqkbPzrrzhdFUQ+0S5jaq/WBpcj5k6TzNw+dg",
+	"aubNJ7ybTEpNLw1N+AxIX+DtMicXxula80O1tJVZQBSYFvKaZwzaZmRMaE5zRTofmKaETqcqIqfv/DVq",
+	"32Z3zAquWVeKfB4RJtJibqQ0USwtbONMdxIvNBshDTRNxzWWgteP7PqAai9YKgvbQzDn14ywa0PkiNEc",
+	"PiFoX9X8ulVjRDnEsY1xhyYbEyMuEFk4GNJc1IWLGob8DJLBi0YVNEawuw87Ta9YtbIw9/qyLAid5qnT",
+	"kXnnKSuUFLS276fviG1VIQU0Uvdpk45Zza1dLKVvXHlWKqArpM8AsMXJlZvAEyhzhjcr8gASIGRIl1rU",
+	"8lplxjXJ5QgwiTHgFqHQ47aNXcGGpaK5qomzjOs1SNr3NAzuVVVjxhu305GKFgtqeSqF3Vk7NPM06l4O",
+	"UKTxcvMOgtVmO2GaGl3b8ETbXGtpJ8TIpSov7EIHjOERv2ZiHxvz/AGN/GDN5My2cai9OiL+/v7t/wUA",
+	"AP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

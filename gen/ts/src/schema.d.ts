@@ -1678,6 +1678,118 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/stats/dashboard": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get the dashboard figures
+         * @description Counts over what the caller can see (flows by PRODUCT §4.3 visibility; runs of those flows), never
+         *     global counts. "Today" is the current day in `timezone`. `total_flows` leaves out archived flows.
+         *     The inbox figures (`active_bots`, `open_conversations`, `unassigned_conversations`,
+         *     `total_conversations`, `messages_today`) count bots, conversations and messages, of which this release
+         *     stores none, so they are 0.
+         */
+        get: operations["getDashboardStats"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/stats/flows/{flow_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The flow id. */
+                flow_id: number;
+            };
+            cookie?: never;
+        };
+        /**
+         * Get a flow's run figures
+         * @description The runs of one flow queued between `from` and `to` (local days of `timezone`, both inclusive; default
+         *     the last 30 days). `active` counts queued, running and waiting runs; `success_rate` is
+         *     completed / (completed + failed) in percent, rounded to 1 decimal, `null` when both are 0;
+         *     `avg_duration_ms` is the mean duration of completed runs (rounded to the millisecond), `null` when
+         *     there is none; `last_execution_at` is the newest `queued_at` among the counted runs. An unknown flow,
+         *     or one the caller cannot read, answers 404. `from` after `to` answers 422.
+         */
+        get: operations["getFlowStats"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/stats/executions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get a time series of runs
+         * @description Runs of the flows the caller can see (or of one flow, `flow_id`), counted per local day or week of
+         *     `timezone` by `queued_at`, from `from` to `to` (both inclusive, at most 366 days; default the last
+         *     30 days). Bucket boundaries are local midnights, so a bucket across a daylight-saving change is 23 or
+         *     25 hours long. Weeks start on Monday: a week bucket is keyed by its Monday, and the first and last
+         *     weeks are cut at `from` and `to`. Every bucket of the range is listed, empty ones with zeros. Figures
+         *     are as in `GET /stats/flows/{flow_id}`; `totals` covers the whole range. A `flow_id` the caller
+         *     cannot read answers 404; `from` after `to`, or a longer range, answers 422.
+         */
+        get: operations["getExecutionStats"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/stats/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Export rows
+         * @description Streams the rows of `dataset` that the caller can see, queued (or created) between `from` and `to`
+         *     (local days of `timezone`, both inclusive, at most 92 days; default the last 30 days), oldest id first,
+         *     read in id-ordered batches. The file name is in `Content-Disposition`. The export is audited as
+         *     `analytics.export`. `from` after `to`, or a longer range, answers 422.
+         *
+         *     Columns of `executions`: `id, flow_id, flow_name, flow_version, flow_revision, mode, status,
+         *     triggered_by, api_token_id, conversation_id, retry_of, has_errors, error_code, queued_at, started_at,
+         *     completed_at, duration_ms, total_nodes, completed_nodes, failed_nodes, skipped_nodes`. Inputs and
+         *     outputs are never exported.
+         *
+         *     CSV (`format=csv`, the default): RFC 4180, UTF-8 with a byte-order mark, comma separated, CRLF line
+         *     ends, a header row, times in UTC RFC 3339 with milliseconds, empty cells for nulls, and a leading `'`
+         *     on any cell that starts with `=`, `+`, `-`, `@`, a tab or a carriage return. NDJSON (`format=ndjson`):
+         *     one JSON object per line with the same members (nulls as `null`); an error after the stream has started
+         *     appends one line `{"error":{"type":…,"title":…,"detail":…}}`.
+         */
+        get: operations["exportStats"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -2155,6 +2267,60 @@ export interface components {
         };
         /**
          * @example {
+         *       "timezone": "Europe/Paris",
+         *       "date": "2026-03-01",
+         *       "total_flows": 12,
+         *       "published_flows": 5,
+         *       "active_bots": 0,
+         *       "open_conversations": 0,
+         *       "unassigned_conversations": 0,
+         *       "total_conversations": 0,
+         *       "messages_today": 0,
+         *       "executions_today": 140,
+         *       "failed_executions_today": 3
+         *     }
+         */
+        DashboardStats: {
+            /** @description The time zone that defined "today". */
+            timezone: string;
+            /**
+             * Format: date
+             * @description Today in `timezone`.
+             */
+            date: string;
+            /**
+             * Format: int64
+             * @description Flows the caller can see, archived ones left out.
+             */
+            total_flows: number;
+            /**
+             * Format: int64
+             * @description Of those, the published ones.
+             */
+            published_flows: number;
+            /** Format: int64 */
+            active_bots: number;
+            /** Format: int64 */
+            open_conversations: number;
+            /** Format: int64 */
+            unassigned_conversations: number;
+            /** Format: int64 */
+            total_conversations: number;
+            /** Format: int64 */
+            messages_today: number;
+            /**
+             * Format: int64
+             * @description Runs of the flows the caller can see queued today.
+             */
+            executions_today: number;
+            /**
+             * Format: int64
+             * @description Of those, the failed ones.
+             */
+            failed_executions_today: number;
+        };
+        /**
+         * @example {
          *       "id": 901,
          *       "flow_id": 42,
          *       "flow_version": null,
@@ -2220,6 +2386,14 @@ export interface components {
             node_executions: components["schemas"]["NodeExecution"][];
             graph?: components["schemas"]["Graph"];
         };
+        ExecutionBucket: {
+            /**
+             * Format: date
+             * @description The local day, or the Monday of the local week.
+             */
+            date: string;
+            figures: components["schemas"]["RunFigures"];
+        };
         /**
          * @example {
          *       "flow_id": 42,
@@ -2270,6 +2444,66 @@ export interface components {
                 [key: string]: unknown;
             };
         };
+        /**
+         * @example {
+         *       "timezone": "Europe/Paris",
+         *       "from": "2026-03-28",
+         *       "to": "2026-03-29",
+         *       "granularity": "day",
+         *       "flow_id": null,
+         *       "buckets": [
+         *         {
+         *           "date": "2026-03-28",
+         *           "figures": {
+         *             "total_executions": 2,
+         *             "completed": 1,
+         *             "failed": 1,
+         *             "cancelled": 0,
+         *             "active": 0,
+         *             "success_rate": 50,
+         *             "avg_duration_ms": 800
+         *           }
+         *         },
+         *         {
+         *           "date": "2026-03-29",
+         *           "figures": {
+         *             "total_executions": 0,
+         *             "completed": 0,
+         *             "failed": 0,
+         *             "cancelled": 0,
+         *             "active": 0,
+         *             "success_rate": null,
+         *             "avg_duration_ms": null
+         *           }
+         *         }
+         *       ],
+         *       "totals": {
+         *         "total_executions": 2,
+         *         "completed": 1,
+         *         "failed": 1,
+         *         "cancelled": 0,
+         *         "active": 0,
+         *         "success_rate": 50,
+         *         "avg_duration_ms": 800
+         *       }
+         *     }
+         */
+        ExecutionSeries: {
+            timezone: string;
+            /** Format: date */
+            from: string;
+            /** Format: date */
+            to: string;
+            granularity: components["schemas"]["StatsGranularity"];
+            /**
+             * Format: int64
+             * @description The flow the series is limited to; `null` for every flow the caller can see.
+             */
+            flow_id: number | null;
+            /** @description Every bucket of the range, oldest first. */
+            buckets: components["schemas"]["ExecutionBucket"][];
+            totals: components["schemas"]["RunFigures"];
+        };
         /** @enum {string} */
         ExecutionStatus: "queued" | "running" | "waiting" | "completed" | "failed" | "cancelled";
         ExecutionSummary: {
@@ -2304,6 +2538,17 @@ export interface components {
             failed_nodes: number;
             skipped_nodes: number;
         };
+        /**
+         * @description The rows to export. `executions` are the runs of the flows the caller can see, by `queued_at`.
+         * @enum {string}
+         */
+        ExportDataset: "executions";
+        /**
+         * @description `csv` (RFC 4180, UTF-8 with BOM) or `ndjson` (one JSON object per line).
+         * @default csv
+         * @enum {string}
+         */
+        ExportFormat: "csv" | "ndjson";
         /**
          * @example {
          *       "id": 42,
@@ -2454,6 +2699,63 @@ export interface components {
         FlowPublish: {
             /** Format: int32 */
             version?: number;
+        };
+        /**
+         * @example {
+         *       "flow_id": 42,
+         *       "timezone": "Europe/Paris",
+         *       "from": "2026-02-01",
+         *       "to": "2026-03-02",
+         *       "total_executions": 10,
+         *       "completed": 7,
+         *       "failed": 2,
+         *       "cancelled": 1,
+         *       "active": 0,
+         *       "success_rate": 77.8,
+         *       "avg_duration_ms": 1220,
+         *       "last_execution_at": "2026-03-01T09:30:00.000Z"
+         *     }
+         */
+        FlowStats: {
+            /** Format: int64 */
+            flow_id: number;
+            /** @description The time zone that defined the days. */
+            timezone: string;
+            /** Format: date */
+            from: string;
+            /** Format: date */
+            to: string;
+            /**
+             * Format: int64
+             * @description Every run queued in the range.
+             */
+            total_executions: number;
+            /** Format: int64 */
+            completed: number;
+            /** Format: int64 */
+            failed: number;
+            /** Format: int64 */
+            cancelled: number;
+            /**
+             * Format: int64
+             * @description Queued, running and waiting runs.
+             */
+            active: number;
+            /**
+             * Format: double
+             * @description completed / (completed + failed) in percent, 1 decimal; `null` when both are 0.
+             */
+            success_rate: number | null;
+            /**
+             * Format: int64
+             * @description The mean duration of completed runs, rounded to the millisecond; `null` when there is none.
+             */
+            avg_duration_ms: number | null;
+            /**
+             * Format: date-time
+             * @description The newest `queued_at` among the counted runs; `null` when there is none.
+             */
+            last_execution_at: string | null;
         };
         /**
          * @description `archived` is set only by the archive action.
@@ -3493,6 +3795,45 @@ export interface components {
         };
         /**
          * @example {
+         *       "total_executions": 10,
+         *       "completed": 7,
+         *       "failed": 2,
+         *       "cancelled": 1,
+         *       "active": 0,
+         *       "success_rate": 77.8,
+         *       "avg_duration_ms": 1220
+         *     }
+         */
+        RunFigures: {
+            /**
+             * Format: int64
+             * @description Every counted run.
+             */
+            total_executions: number;
+            /** Format: int64 */
+            completed: number;
+            /** Format: int64 */
+            failed: number;
+            /** Format: int64 */
+            cancelled: number;
+            /**
+             * Format: int64
+             * @description Queued, running and waiting runs.
+             */
+            active: number;
+            /**
+             * Format: double
+             * @description completed / (completed + failed) in percent, 1 decimal; `null` when both are 0.
+             */
+            success_rate: number | null;
+            /**
+             * Format: int64
+             * @description The mean duration of completed runs, rounded to the millisecond; `null` when there is none.
+             */
+            avg_duration_ms: number | null;
+        };
+        /**
+         * @example {
          *       "org_name": "Acme Support",
          *       "default_timezone": "Europe/Paris",
          *       "default_language": "en",
@@ -3559,6 +3900,12 @@ export interface components {
             send_read_receipts?: boolean;
             messenger_human_agent_tag?: boolean;
         };
+        /**
+         * @description `day` (local days) or `week` (local weeks starting on Monday).
+         * @default day
+         * @enum {string}
+         */
+        StatsGranularity: "day" | "week";
         /**
          * @example {
          *       "id": 3,
@@ -4388,6 +4735,15 @@ export interface components {
         TemplateID: number;
         /** @description The id of the flow whose agent config this is. */
         AgentConfigFlowID: number;
+        /**
+         * @description The IANA time zone that defines days, weeks and "today" (for example `Europe/Paris`). Default: the
+         *     organisation's `default_timezone` (`GET /settings`).
+         */
+        StatsTimezone: string;
+        /** @description The first day counted (`YYYY-MM-DD`, in `timezone`, inclusive). Default 29 days before `to`. */
+        StatsFrom: string;
+        /** @description The last day counted (`YYYY-MM-DD`, in `timezone`, inclusive). Default today. */
+        StatsTo: string;
     };
     requestBodies: never;
     headers: {
@@ -4411,6 +4767,8 @@ export interface components {
         RateLimitRemaining: number;
         /** @description Seconds until the window resets. */
         RateLimitReset: number;
+        /** @description An export's file name: `attachment; filename="<dataset>-<from>-<to>.<ext>"`. */
+        ContentDisposition: string;
         /** @description `true` when the response is the stored answer to an earlier request with the same `Idempotency-Key` and the same body and query; the operation did not run again. */
         IdempotentReplayed: boolean;
     };
@@ -4441,19 +4799,25 @@ export type SchemaCategoryPage = components['schemas']['CategoryPage'];
 export type SchemaCategoryUpdate = components['schemas']['CategoryUpdate'];
 export type SchemaColor = components['schemas']['Color'];
 export type SchemaCursorMeta = components['schemas']['CursorMeta'];
+export type SchemaDashboardStats = components['schemas']['DashboardStats'];
 export type SchemaExecution = components['schemas']['Execution'];
+export type SchemaExecutionBucket = components['schemas']['ExecutionBucket'];
 export type SchemaExecutionCreate = components['schemas']['ExecutionCreate'];
 export type SchemaExecutionCursorPage = components['schemas']['ExecutionCursorPage'];
 export type SchemaExecutionError = components['schemas']['ExecutionError'];
 export type SchemaExecutionMode = components['schemas']['ExecutionMode'];
 export type SchemaExecutionRetry = components['schemas']['ExecutionRetry'];
+export type SchemaExecutionSeries = components['schemas']['ExecutionSeries'];
 export type SchemaExecutionStatus = components['schemas']['ExecutionStatus'];
 export type SchemaExecutionSummary = components['schemas']['ExecutionSummary'];
+export type SchemaExportDataset = components['schemas']['ExportDataset'];
+export type SchemaExportFormat = components['schemas']['ExportFormat'];
 export type SchemaFlow = components['schemas']['Flow'];
 export type SchemaFlowCreate = components['schemas']['FlowCreate'];
 export type SchemaFlowDuplicate = components['schemas']['FlowDuplicate'];
 export type SchemaFlowListStats = components['schemas']['FlowListStats'];
 export type SchemaFlowPublish = components['schemas']['FlowPublish'];
+export type SchemaFlowStats = components['schemas']['FlowStats'];
 export type SchemaFlowStatus = components['schemas']['FlowStatus'];
 export type SchemaFlowSummary = components['schemas']['FlowSummary'];
 export type SchemaFlowSummaryPage = components['schemas']['FlowSummaryPage'];
@@ -4525,8 +4889,10 @@ export type SchemaRefreshRequest = components['schemas']['RefreshRequest'];
 export type SchemaResourcePermissions = components['schemas']['ResourcePermissions'];
 export type SchemaRoleInfo = components['schemas']['RoleInfo'];
 export type SchemaRoleList = components['schemas']['RoleList'];
+export type SchemaRunFigures = components['schemas']['RunFigures'];
 export type SchemaSettings = components['schemas']['Settings'];
 export type SchemaSettingsUpdate = components['schemas']['SettingsUpdate'];
+export type SchemaStatsGranularity = components['schemas']['StatsGranularity'];
 export type SchemaTag = components['schemas']['Tag'];
 export type SchemaTagCreate = components['schemas']['TagCreate'];
 export type SchemaTagIDs = components['schemas']['TagIDs'];
@@ -4588,6 +4954,9 @@ export type ParameterWaitMs = components['parameters']['WaitMS'];
 export type ParameterFlowVersionNumber = components['parameters']['FlowVersionNumber'];
 export type ParameterTemplateId = components['parameters']['TemplateID'];
 export type ParameterAgentConfigFlowId = components['parameters']['AgentConfigFlowID'];
+export type ParameterStatsTimezone = components['parameters']['StatsTimezone'];
+export type ParameterStatsFrom = components['parameters']['StatsFrom'];
+export type ParameterStatsTo = components['parameters']['StatsTo'];
 export type HeaderXRequestId = components['headers']['XRequestID'];
 export type HeaderETag = components['headers']['ETag'];
 export type HeaderLocation = components['headers']['Location'];
@@ -4598,6 +4967,7 @@ export type HeaderRetryAfter = components['headers']['RetryAfter'];
 export type HeaderRateLimitLimit = components['headers']['RateLimitLimit'];
 export type HeaderRateLimitRemaining = components['headers']['RateLimitRemaining'];
 export type HeaderRateLimitReset = components['headers']['RateLimitReset'];
+export type HeaderContentDisposition = components['headers']['ContentDisposition'];
 export type HeaderIdempotentReplayed = components['headers']['IdempotentReplayed'];
 export type $defs = Record<string, never>;
 export interface operations {
@@ -7184,6 +7554,153 @@ export interface operations {
                     "application/json": components["schemas"]["MetadataStats"];
                 };
             };
+            default: components["responses"]["Problem"];
+        };
+    };
+    getDashboardStats: {
+        parameters: {
+            query?: {
+                /**
+                 * @description The IANA time zone that defines days, weeks and "today" (for example `Europe/Paris`). Default: the
+                 *     organisation's `default_timezone` (`GET /settings`).
+                 */
+                timezone?: components["parameters"]["StatsTimezone"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The dashboard figures. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["XRequestID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DashboardStats"];
+                };
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
+    getFlowStats: {
+        parameters: {
+            query?: {
+                /**
+                 * @description The IANA time zone that defines days, weeks and "today" (for example `Europe/Paris`). Default: the
+                 *     organisation's `default_timezone` (`GET /settings`).
+                 */
+                timezone?: components["parameters"]["StatsTimezone"];
+                /** @description The first day counted (`YYYY-MM-DD`, in `timezone`, inclusive). Default 29 days before `to`. */
+                from?: components["parameters"]["StatsFrom"];
+                /** @description The last day counted (`YYYY-MM-DD`, in `timezone`, inclusive). Default today. */
+                to?: components["parameters"]["StatsTo"];
+            };
+            header?: never;
+            path: {
+                /** @description The flow id. */
+                flow_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The flow's figures. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["XRequestID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FlowStats"];
+                };
+            };
+            404: components["responses"]["Problem"];
+            422: components["responses"]["Problem"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    getExecutionStats: {
+        parameters: {
+            query?: {
+                /**
+                 * @description The IANA time zone that defines days, weeks and "today" (for example `Europe/Paris`). Default: the
+                 *     organisation's `default_timezone` (`GET /settings`).
+                 */
+                timezone?: components["parameters"]["StatsTimezone"];
+                /** @description The first day counted (`YYYY-MM-DD`, in `timezone`, inclusive). Default 29 days before `to`. */
+                from?: components["parameters"]["StatsFrom"];
+                /** @description The last day counted (`YYYY-MM-DD`, in `timezone`, inclusive). Default today. */
+                to?: components["parameters"]["StatsTo"];
+                /** @description The bucket size. */
+                granularity?: components["schemas"]["StatsGranularity"];
+                /** @description Only the runs of this flow. */
+                flow_id?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The series. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["XRequestID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ExecutionSeries"];
+                };
+            };
+            404: components["responses"]["Problem"];
+            422: components["responses"]["Problem"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    exportStats: {
+        parameters: {
+            query: {
+                /**
+                 * @description The IANA time zone that defines days, weeks and "today" (for example `Europe/Paris`). Default: the
+                 *     organisation's `default_timezone` (`GET /settings`).
+                 */
+                timezone?: components["parameters"]["StatsTimezone"];
+                /** @description The first day counted (`YYYY-MM-DD`, in `timezone`, inclusive). Default 29 days before `to`. */
+                from?: components["parameters"]["StatsFrom"];
+                /** @description The last day counted (`YYYY-MM-DD`, in `timezone`, inclusive). Default today. */
+                to?: components["parameters"]["StatsTo"];
+                /** @description What to export. */
+                dataset: components["schemas"]["ExportDataset"];
+                /** @description The file format. */
+                format?: components["schemas"]["ExportFormat"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The rows, streamed. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["XRequestID"];
+                    "Content-Disposition": components["headers"]["ContentDisposition"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example id,flow_id,flow_name,flow_version,flow_revision,mode,status,triggered_by,api_token_id,conversation_id,retry_of,has_errors,error_code,queued_at,started_at,completed_at,duration_ms,total_nodes,completed_nodes,failed_nodes,skipped_nodes
+                     *     901,42,Welcome,3,7,manual,completed,12,,,,false,,2026-03-01T09:30:00.000Z,2026-03-01T09:30:00.120Z,2026-03-01T09:30:01.340Z,1220,4,4,0,0
+                     */
+                    "text/csv": string;
+                    /** @example {"id":901,"flow_id":42,"flow_name":"Welcome","flow_version":3,"flow_revision":7,"mode":"manual","status":"completed","triggered_by":12,"api_token_id":null,"conversation_id":null,"retry_of":null,"has_errors":false,"error_code":null,"queued_at":"2026-03-01T09:30:00.000Z","started_at":"2026-03-01T09:30:00.120Z","completed_at":"2026-03-01T09:30:01.340Z","duration_ms":1220,"total_nodes":4,"completed_nodes":4,"failed_nodes":0,"skipped_nodes":0} */
+                    "application/x-ndjson": string;
+                };
+            };
+            422: components["responses"]["Problem"];
             default: components["responses"]["Problem"];
         };
     };
