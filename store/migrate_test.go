@@ -21,7 +21,7 @@ import (
 var allModels = []any{&store.User{}, &store.Team{}, &store.TeamMember{}, &store.Flow{}, &store.FlowVersion{},
 	&store.RefreshToken{}, &store.APIToken{}, &store.AuditLog{},
 	&store.Execution{}, &store.NodeExecution{}, &store.ExecutionEvent{}, &store.FlowSchedule{},
-	&store.Template{}, &store.AgentConfig{}, &store.Settings{}, &store.Integration{}}
+	&store.Template{}, &store.AgentConfig{}, &store.Settings{}, &store.Integration{}, &store.Archive{}}
 
 // emptyDatabases runs fn on an unmigrated database of each available dialect.
 func emptyDatabases(t *testing.T, fn func(t *testing.T, db *store.DB)) {

@@ -64,6 +64,24 @@ func (e AgentTone) Valid() bool {
 	}
 }
 
+// Defines values for ArchiveEntityType.
+const (
+	ArchiveEntityTypeBot  ArchiveEntityType = "bot"
+	ArchiveEntityTypeFlow ArchiveEntityType = "flow"
+)
+
+// Valid indicates whether the value is a known member of the ArchiveEntityType enum.
+func (e ArchiveEntityType) Valid() bool {
+	switch e {
+	case ArchiveEntityTypeBot:
+		return true
+	case ArchiveEntityTypeFlow:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for AuditActorType.
 const (
 	AuditActorTypeApiToken AuditActorType = "api_token"
@@ -538,6 +556,24 @@ func (e ListApiTokensParamsSort) Valid() bool {
 	}
 }
 
+// Defines values for ListArchivesParamsSort.
+const (
+	ArchivedAt      ListArchivesParamsSort = "archived_at"
+	MinusArchivedAt ListArchivesParamsSort = "-archived_at"
+)
+
+// Valid indicates whether the value is a known member of the ListArchivesParamsSort enum.
+func (e ListArchivesParamsSort) Valid() bool {
+	switch e {
+	case ArchivedAt:
+		return true
+	case MinusArchivedAt:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for GetExecutionParamsInclude.
 const (
 	GetExecutionParamsIncludeGraph GetExecutionParamsInclude = "graph"
@@ -834,6 +870,108 @@ type ApiTokenPage struct {
 	TotalPages int `json:"total_pages"`
 }
 
+// Archive An archive record (all fields read-only).
+type Archive struct {
+	ArchivedAt apitime.Time `json:"archived_at"`
+
+	// ArchivedBy Who archived it; null once that user is deleted.
+	ArchivedBy nullable.Nullable[int64] `json:"archived_by"`
+
+	// EntityId The archived entity; after a restore that recreated it, the new entity.
+	EntityId int64 `json:"entity_id"`
+
+	// EntityName The entity's name when it was archived.
+	EntityName string `json:"entity_name"`
+
+	// EntityType What kind of entity an archive record holds.
+	EntityType ArchiveEntityType `json:"entity_type"`
+	Id         int64             `json:"id"`
+	IsRestored bool              `json:"is_restored"`
+
+	// Reason Why it was archived.
+	Reason     nullable.Nullable[string]       `json:"reason"`
+	RestoredAt nullable.Nullable[apitime.Time] `json:"restored_at"`
+
+	// RestoredBy Who restored it; null until then, and once that user is deleted.
+	RestoredBy nullable.Nullable[int64] `json:"restored_by"`
+
+	// Snapshot The whole entity as it stood when it was archived, in its API form (for a flow: the `Flow`
+	// object with `data` and the `status` it had before the archive), plus, for a published flow,
+	// `published_data`, the graph of its published version.
+	Snapshot map[string]interface{} `json:"snapshot"`
+}
+
+// ArchiveCountsByType Unrestored records per entity type.
+type ArchiveCountsByType struct {
+	Bot  int64 `json:"bot"`
+	Flow int64 `json:"flow"`
+}
+
+// ArchiveEntityType What kind of entity an archive record holds.
+type ArchiveEntityType string
+
+// ArchiveRestoreResult defines model for ArchiveRestoreResult.
+type ArchiveRestoreResult struct {
+	// Archive An archive record (all fields read-only).
+	Archive Archive `json:"archive"`
+
+	// EntityId The restored entity; a new id when it had to be recreated from the snapshot.
+	EntityId int64 `json:"entity_id"`
+
+	// EntityType What kind of entity an archive record holds.
+	EntityType ArchiveEntityType `json:"entity_type"`
+}
+
+// ArchiveStats defines model for ArchiveStats.
+type ArchiveStats struct {
+	// ByType Unrestored records per entity type.
+	ByType ArchiveCountsByType `json:"by_type"`
+
+	// Total Every unrestored record the caller can see.
+	Total int64 `json:"total"`
+}
+
+// ArchiveSummary An archive record without its snapshot.
+type ArchiveSummary struct {
+	ArchivedAt apitime.Time `json:"archived_at"`
+
+	// ArchivedBy Who archived it; null once that user is deleted.
+	ArchivedBy nullable.Nullable[int64] `json:"archived_by"`
+
+	// EntityId The archived entity; after a restore that recreated it, the new entity.
+	EntityId int64 `json:"entity_id"`
+
+	// EntityName The entity's name when it was archived.
+	EntityName string `json:"entity_name"`
+
+	// EntityType What kind of entity an archive record holds.
+	EntityType ArchiveEntityType `json:"entity_type"`
+	Id         int64             `json:"id"`
+	IsRestored bool              `json:"is_restored"`
+
+	// Reason Why it was archived.
+	Reason     nullable.Nullable[string]       `json:"reason"`
+	RestoredAt nullable.Nullable[apitime.Time] `json:"restored_at"`
+
+	// RestoredBy Who restored it; null until then, and once that user is deleted.
+	RestoredBy nullable.Nullable[int64] `json:"restored_by"`
+}
+
+// ArchiveSummaryPage defines model for ArchiveSummaryPage.
+type ArchiveSummaryPage struct {
+	HasNext  bool             `json:"has_next"`
+	HasPrev  bool             `json:"has_prev"`
+	Items    []ArchiveSummary `json:"items"`
+	Page     int              `json:"page"`
+	PageSize int              `json:"page_size"`
+
+	// Total Items matching every filter, search included.
+	Total int64 `json:"total"`
+
+	// TotalPages ceil(total / page_size); 0 when empty.
+	TotalPages int `json:"total_pages"`
+}
+
 // AuditActor Who acted. Under an API token, `user_id` is the token's owner.
 type AuditActor struct {
 	ApiTokenId nullable.Nullable[int64] `json:"api_token_id"`
@@ -1079,6 +1217,11 @@ type Flow struct {
 	// WebhookUrl The receiver URL of the flow's `trigger-webhook` once it has a key (the first publish with a webhook
 	// trigger creates one; `POST /flows/{id}/webhook-key` rotates it); null otherwise.
 	WebhookUrl nullable.Nullable[string] `json:"webhook_url"`
+}
+
+// FlowArchive Why the flow is archived; kept on the archive record.
+type FlowArchive struct {
+	Reason *string `json:"reason,omitempty"`
 }
 
 // FlowCreate Defaults applied on create: `status` draft, `visibility` private, `data` `{"nodes":[],"edges":[]}`.
@@ -2156,6 +2299,9 @@ type ApiTokenID = int64
 // ApiTokenSort defines model for ApiTokenSort.
 type ApiTokenSort = []string
 
+// ArchiveID defines model for ArchiveID.
+type ArchiveID = int64
+
 // AuditLogID defines model for AuditLogID.
 type AuditLogID = int64
 
@@ -2227,6 +2373,30 @@ type ListApiTokensParams struct {
 
 // ListApiTokensParamsSort defines parameters for ListApiTokens.
 type ListApiTokensParamsSort string
+
+// ListArchivesParams defines parameters for ListArchives.
+type ListArchivesParams struct {
+	// Page The 1-based page number.
+	Page *Page `form:"page,omitempty" json:"page,omitempty"`
+
+	// PageSize Items per page.
+	PageSize *PageSize `form:"page_size,omitempty" json:"page_size,omitempty"`
+
+	// Sort Sort keys, `-` for descending. Default `-archived_at`.
+	Sort *[]ListArchivesParamsSort `form:"sort,omitempty" json:"sort,omitempty"`
+
+	// EntityType Only records of this entity type.
+	EntityType *ArchiveEntityType `form:"entity_type,omitempty" json:"entity_type,omitempty"`
+
+	// IsRestored `false` (the default) lists the records still archived; `true` the restored ones.
+	IsRestored *bool `form:"is_restored,omitempty" json:"is_restored,omitempty"`
+
+	// ArchivedBy `me` or a user id.
+	ArchivedBy *string `form:"archived_by,omitempty" json:"archived_by,omitempty"`
+}
+
+// ListArchivesParamsSort defines parameters for ListArchives.
+type ListArchivesParamsSort string
 
 // ListAuditLogsParams defines parameters for ListAuditLogs.
 type ListAuditLogsParams struct {
@@ -2531,6 +2701,9 @@ type UpdateFlowJSONRequestBody = FlowUpdate
 
 // PutFlowJSONRequestBody defines body for PutFlow for application/json ContentType.
 type PutFlowJSONRequestBody = FlowUpdate
+
+// ArchiveFlowJSONRequestBody defines body for ArchiveFlow for application/json ContentType.
+type ArchiveFlowJSONRequestBody = FlowArchive
 
 // DuplicateFlowJSONRequestBody defines body for DuplicateFlow for application/json ContentType.
 type DuplicateFlowJSONRequestBody = FlowDuplicate
@@ -3481,6 +3654,50 @@ type ClientInterface interface {
 	// Corresponds with GET /api-tokens/{id} (the `GetApiToken` operationId).
 	GetApiToken(ctx context.Context, id ApiTokenID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ListArchives List archive records
+	//
+	// A page of archive records (without `snapshot`) whose entity the caller can read: the archived
+	// entity's owner, its team's members when it was shared with a team, everyone for a `public` one,
+	// and admins for every record. Newest first by default.
+	//
+	// Corresponds with GET /archives (the `ListArchives` operationId).
+	ListArchives(ctx context.Context, params *ListArchivesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetArchiveStats Count archive records
+	//
+	// The unrestored records the caller can see, in total and by entity type.
+	//
+	// Corresponds with GET /archives/stats/summary (the `GetArchiveStats` operationId).
+	GetArchiveStats(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteArchive Purge an archive record
+	//
+	// **Permanent.** Deletes the record and, when its entity is still archived, the entity itself with
+	// everything that goes with it (for a flow: its versions, executions, agent config and schedule).
+	// A record already restored is deleted alone; the entity stays.
+	//
+	// Corresponds with DELETE /archives/{id} (the `DeleteArchive` operationId).
+	DeleteArchive(ctx context.Context, id ArchiveID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetArchive Get an archive record
+	//
+	// The record with its `snapshot`, the whole entity as it stood when it was archived.
+	//
+	// Corresponds with GET /archives/{id} (the `GetArchive` operationId).
+	GetArchive(ctx context.Context, id ArchiveID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RestoreArchive Restore an archived entity
+	//
+	// Needs the right to update the entity as well (for a flow: flow:update, and being its owner, an
+	// admin or a member of its team). A flow gets back the status it had before the archive, and a
+	// published one its armed triggers. If the entity was deleted meanwhile, it is recreated from the
+	// snapshot with a new id (`entity_id` of the answer and of the record), owned by its original owner
+	// if that user is still active, otherwise by the caller; a recreated flow starts a new version
+	// history. A record already restored answers 409 `invalid-state`.
+	//
+	// Corresponds with POST /archives/{id}/restore (the `RestoreArchive` operationId).
+	RestoreArchive(ctx context.Context, id ArchiveID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListAuditLogs List audit log entries
 	//
 	// A cursor list of audit entries, newest first (by `id`, which follows `occurred_at`). Every filter
@@ -3768,6 +3985,34 @@ type ClientInterface interface {
 	//
 	// Corresponds with PUT /flows/{id} (the `PutFlow` operationId).
 	PutFlow(ctx context.Context, id FlowID, params *PutFlowParams, body PutFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ArchiveFlowWithBody Archive a flow
+	//
+	// The owner or an admin. Writes an archive record (`GET /archives/{id}`) holding the whole flow as
+	// it stood, its status before the archive included, sets `status=archived` and `archived_at`, and
+	// disarms the flow's triggers (its schedule, and its webhook, which refuses archived flows). Runs
+	// already under way keep running; new runs are refused. An archived flow is left out of
+	// `GET /flows` unless `status=archived` is asked for, and cannot be changed until it is restored
+	// with `POST /archives/{id}/restore`. An already archived flow answers 409 `invalid-state`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /flows/{id}/archive (the `ArchiveFlow` operationId).
+	ArchiveFlowWithBody(ctx context.Context, id FlowID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ArchiveFlow Archive a flow
+	//
+	// The owner or an admin. Writes an archive record (`GET /archives/{id}`) holding the whole flow as
+	// it stood, its status before the archive included, sets `status=archived` and `archived_at`, and
+	// disarms the flow's triggers (its schedule, and its webhook, which refuses archived flows). Runs
+	// already under way keep running; new runs are refused. An archived flow is left out of
+	// `GET /flows` unless `status=archived` is asked for, and cannot be changed until it is restored
+	// with `POST /archives/{id}/restore`. An already archived flow answers 409 `invalid-state`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /flows/{id}/archive (the `ArchiveFlow` operationId).
+	ArchiveFlow(ctx context.Context, id FlowID, body ArchiveFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// DuplicateFlowWithBody Duplicate a flow
 	//
@@ -4598,6 +4843,100 @@ func (c *Client) GetApiToken(ctx context.Context, id ApiTokenID, reqEditors ...R
 	return c.Client.Do(req)
 }
 
+// ListArchives List archive records
+//
+// A page of archive records (without `snapshot`) whose entity the caller can read: the archived
+// entity's owner, its team's members when it was shared with a team, everyone for a `public` one,
+// and admins for every record. Newest first by default.
+//
+// Corresponds with GET /archives (the `ListArchives` operationId).
+func (c *Client) ListArchives(ctx context.Context, params *ListArchivesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListArchivesRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetArchiveStats Count archive records
+//
+// The unrestored records the caller can see, in total and by entity type.
+//
+// Corresponds with GET /archives/stats/summary (the `GetArchiveStats` operationId).
+func (c *Client) GetArchiveStats(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetArchiveStatsRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteArchive Purge an archive record
+//
+// **Permanent.** Deletes the record and, when its entity is still archived, the entity itself with
+// everything that goes with it (for a flow: its versions, executions, agent config and schedule).
+// A record already restored is deleted alone; the entity stays.
+//
+// Corresponds with DELETE /archives/{id} (the `DeleteArchive` operationId).
+func (c *Client) DeleteArchive(ctx context.Context, id ArchiveID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteArchiveRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetArchive Get an archive record
+//
+// The record with its `snapshot`, the whole entity as it stood when it was archived.
+//
+// Corresponds with GET /archives/{id} (the `GetArchive` operationId).
+func (c *Client) GetArchive(ctx context.Context, id ArchiveID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetArchiveRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RestoreArchive Restore an archived entity
+//
+// Needs the right to update the entity as well (for a flow: flow:update, and being its owner, an
+// admin or a member of its team). A flow gets back the status it had before the archive, and a
+// published one its armed triggers. If the entity was deleted meanwhile, it is recreated from the
+// snapshot with a new id (`entity_id` of the answer and of the record), owned by its original owner
+// if that user is still active, otherwise by the caller; a recreated flow starts a new version
+// history. A record already restored answers 409 `invalid-state`.
+//
+// Corresponds with POST /archives/{id}/restore (the `RestoreArchive` operationId).
+func (c *Client) RestoreArchive(ctx context.Context, id ArchiveID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRestoreArchiveRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // ListAuditLogs List audit log entries
 //
 // A cursor list of audit entries, newest first (by `id`, which follows `occurred_at`). Every filter
@@ -5176,6 +5515,54 @@ func (c *Client) PutFlowWithBody(ctx context.Context, id FlowID, params *PutFlow
 // Corresponds with PUT /flows/{id} (the `PutFlow` operationId).
 func (c *Client) PutFlow(ctx context.Context, id FlowID, params *PutFlowParams, body PutFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewPutFlowRequest(c.Server, id, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ArchiveFlowWithBody Archive a flow
+//
+// The owner or an admin. Writes an archive record (`GET /archives/{id}`) holding the whole flow as
+// it stood, its status before the archive included, sets `status=archived` and `archived_at`, and
+// disarms the flow's triggers (its schedule, and its webhook, which refuses archived flows). Runs
+// already under way keep running; new runs are refused. An archived flow is left out of
+// `GET /flows` unless `status=archived` is asked for, and cannot be changed until it is restored
+// with `POST /archives/{id}/restore`. An already archived flow answers 409 `invalid-state`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /flows/{id}/archive (the `ArchiveFlow` operationId).
+func (c *Client) ArchiveFlowWithBody(ctx context.Context, id FlowID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewArchiveFlowRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ArchiveFlow Archive a flow
+//
+// The owner or an admin. Writes an archive record (`GET /archives/{id}`) holding the whole flow as
+// it stood, its status before the archive included, sets `status=archived` and `archived_at`, and
+// disarms the flow's triggers (its schedule, and its webhook, which refuses archived flows). Runs
+// already under way keep running; new runs are refused. An archived flow is left out of
+// `GET /flows` unless `status=archived` is asked for, and cannot be changed until it is restored
+// with `POST /archives/{id}/restore`. An already archived flow answers 409 `invalid-state`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /flows/{id}/archive (the `ArchiveFlow` operationId).
+func (c *Client) ArchiveFlow(ctx context.Context, id FlowID, body ArchiveFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewArchiveFlowRequest(c.Server, id, body)
 	if err != nil {
 		return nil, err
 	}
@@ -6828,6 +7215,249 @@ func NewGetApiTokenRequest(server string, id ApiTokenID) (*http.Request, error) 
 	return req, nil
 }
 
+// NewListArchivesRequest constructs an http.Request for the ListArchives method
+func NewListArchivesRequest(server string, params *ListArchivesParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/archives")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Page != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "page", *params.Page, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.PageSize != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "page_size", *params.PageSize, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Sort != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "sort", *params.Sort, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "array", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.EntityType != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "entity_type", *params.EntityType, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.IsRestored != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "is_restored", *params.IsRestored, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.ArchivedBy != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "archived_by", *params.ArchivedBy, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetArchiveStatsRequest constructs an http.Request for the GetArchiveStats method
+func NewGetArchiveStatsRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/archives/stats/summary")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewDeleteArchiveRequest constructs an http.Request for the DeleteArchive method
+func NewDeleteArchiveRequest(server string, id ArchiveID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/archives/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetArchiveRequest constructs an http.Request for the GetArchive method
+func NewGetArchiveRequest(server string, id ArchiveID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/archives/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewRestoreArchiveRequest constructs an http.Request for the RestoreArchive method
+func NewRestoreArchiveRequest(server string, id ArchiveID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/archives/%s/restore", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewListAuditLogsRequest constructs an http.Request for the ListAuditLogs method
 func NewListAuditLogsRequest(server string, params *ListAuditLogsParams) (*http.Request, error) {
 	var err error
@@ -8128,6 +8758,53 @@ func NewPutFlowRequestWithBody(server string, id FlowID, params *PutFlowParams, 
 		}
 
 	}
+
+	return req, nil
+}
+
+// NewArchiveFlowRequest calls the generic ArchiveFlow builder with application/json body
+func NewArchiveFlowRequest(server string, id FlowID, body ArchiveFlowJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewArchiveFlowRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewArchiveFlowRequestWithBody constructs an http.Request for the ArchiveFlow method, with any body, and a specified content type
+func NewArchiveFlowRequestWithBody(server string, id FlowID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/flows/%s/archive", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
 
 	return req, nil
 }
@@ -10657,6 +11334,60 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /api-tokens/{id} (the `GetApiToken` operationId).
 	GetApiTokenWithResponse(ctx context.Context, id ApiTokenID, reqEditors ...RequestEditorFn) (*GetApiTokenResponse, error)
 
+	// ListArchivesWithResponse List archive records
+	//
+	// A page of archive records (without `snapshot`) whose entity the caller can read: the archived
+	// entity's owner, its team's members when it was shared with a team, everyone for a `public` one,
+	// and admins for every record. Newest first by default.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /archives (the `ListArchives` operationId).
+	ListArchivesWithResponse(ctx context.Context, params *ListArchivesParams, reqEditors ...RequestEditorFn) (*ListArchivesResponse, error)
+
+	// GetArchiveStatsWithResponse Count archive records
+	//
+	// The unrestored records the caller can see, in total and by entity type.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /archives/stats/summary (the `GetArchiveStats` operationId).
+	GetArchiveStatsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetArchiveStatsResponse, error)
+
+	// DeleteArchiveWithResponse Purge an archive record
+	//
+	// **Permanent.** Deletes the record and, when its entity is still archived, the entity itself with
+	// everything that goes with it (for a flow: its versions, executions, agent config and schedule).
+	// A record already restored is deleted alone; the entity stays.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /archives/{id} (the `DeleteArchive` operationId).
+	DeleteArchiveWithResponse(ctx context.Context, id ArchiveID, reqEditors ...RequestEditorFn) (*DeleteArchiveResponse, error)
+
+	// GetArchiveWithResponse Get an archive record
+	//
+	// The record with its `snapshot`, the whole entity as it stood when it was archived.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /archives/{id} (the `GetArchive` operationId).
+	GetArchiveWithResponse(ctx context.Context, id ArchiveID, reqEditors ...RequestEditorFn) (*GetArchiveResponse, error)
+
+	// RestoreArchiveWithResponse Restore an archived entity
+	//
+	// Needs the right to update the entity as well (for a flow: flow:update, and being its owner, an
+	// admin or a member of its team). A flow gets back the status it had before the archive, and a
+	// published one its armed triggers. If the entity was deleted meanwhile, it is recreated from the
+	// snapshot with a new id (`entity_id` of the answer and of the record), owned by its original owner
+	// if that user is still active, otherwise by the caller; a recreated flow starts a new version
+	// history. A record already restored answers 409 `invalid-state`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /archives/{id}/restore (the `RestoreArchive` operationId).
+	RestoreArchiveWithResponse(ctx context.Context, id ArchiveID, reqEditors ...RequestEditorFn) (*RestoreArchiveResponse, error)
+
 	// ListAuditLogsWithResponse List audit log entries
 	//
 	// A cursor list of audit entries, newest first (by `id`, which follows `occurred_at`). Every filter
@@ -10972,6 +11703,34 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with PUT /flows/{id} (the `PutFlow` operationId).
 	PutFlowWithResponse(ctx context.Context, id FlowID, params *PutFlowParams, body PutFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*PutFlowResponse, error)
+
+	// ArchiveFlowWithBodyWithResponse Archive a flow
+	//
+	// The owner or an admin. Writes an archive record (`GET /archives/{id}`) holding the whole flow as
+	// it stood, its status before the archive included, sets `status=archived` and `archived_at`, and
+	// disarms the flow's triggers (its schedule, and its webhook, which refuses archived flows). Runs
+	// already under way keep running; new runs are refused. An archived flow is left out of
+	// `GET /flows` unless `status=archived` is asked for, and cannot be changed until it is restored
+	// with `POST /archives/{id}/restore`. An already archived flow answers 409 `invalid-state`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /flows/{id}/archive (the `ArchiveFlow` operationId).
+	ArchiveFlowWithBodyWithResponse(ctx context.Context, id FlowID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ArchiveFlowResponse, error)
+
+	// ArchiveFlowWithResponse Archive a flow
+	//
+	// The owner or an admin. Writes an archive record (`GET /archives/{id}`) holding the whole flow as
+	// it stood, its status before the archive included, sets `status=archived` and `archived_at`, and
+	// disarms the flow's triggers (its schedule, and its webhook, which refuses archived flows). Runs
+	// already under way keep running; new runs are refused. An archived flow is left out of
+	// `GET /flows` unless `status=archived` is asked for, and cannot be changed until it is restored
+	// with `POST /archives/{id}/restore`. An already archived flow answers 409 `invalid-state`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /flows/{id}/archive (the `ArchiveFlow` operationId).
+	ArchiveFlowWithResponse(ctx context.Context, id FlowID, body ArchiveFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*ArchiveFlowResponse, error)
 
 	// DuplicateFlowWithBodyWithResponse Duplicate a flow
 	//
@@ -12290,6 +13049,379 @@ func (r GetApiTokenResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetApiTokenResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListArchivesResponse200Headers the declared response headers of an HTTP 200 response for ListArchives
+type ListArchivesResponse200Headers struct {
+	XRequestID *string
+}
+
+// ListArchivesResponseDefaultHeaders the declared response headers of an HTTP default response for ListArchives
+type ListArchivesResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type ListArchivesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ArchiveSummaryPage
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListArchivesResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ListArchivesResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListArchivesResponse) GetJSON200() *ArchiveSummaryPage {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ListArchivesResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ListArchivesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListArchivesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListArchivesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListArchivesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetArchiveStatsResponse200Headers the declared response headers of an HTTP 200 response for GetArchiveStats
+type GetArchiveStatsResponse200Headers struct {
+	XRequestID *string
+}
+
+// GetArchiveStatsResponseDefaultHeaders the declared response headers of an HTTP default response for GetArchiveStats
+type GetArchiveStatsResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type GetArchiveStatsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ArchiveStats
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetArchiveStatsResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetArchiveStatsResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetArchiveStatsResponse) GetJSON200() *ArchiveStats {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetArchiveStatsResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetArchiveStatsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetArchiveStatsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetArchiveStatsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetArchiveStatsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// DeleteArchiveResponse204Headers the declared response headers of an HTTP 204 response for DeleteArchive
+type DeleteArchiveResponse204Headers struct {
+	XRequestID *string
+}
+
+// DeleteArchiveResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteArchive
+type DeleteArchiveResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type DeleteArchiveResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers204 the parsed response headers for an HTTP 204 response
+	Headers204 *DeleteArchiveResponse204Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *DeleteArchiveResponseDefaultHeaders
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r DeleteArchiveResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteArchiveResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteArchiveResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteArchiveResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteArchiveResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetArchiveResponse200Headers the declared response headers of an HTTP 200 response for GetArchive
+type GetArchiveResponse200Headers struct {
+	XRequestID *string
+}
+
+// GetArchiveResponseDefaultHeaders the declared response headers of an HTTP default response for GetArchive
+type GetArchiveResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type GetArchiveResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Archive
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetArchiveResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetArchiveResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetArchiveResponse) GetJSON200() *Archive {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetArchiveResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetArchiveResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetArchiveResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetArchiveResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetArchiveResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// RestoreArchiveResponse200Headers the declared response headers of an HTTP 200 response for RestoreArchive
+type RestoreArchiveResponse200Headers struct {
+	XRequestID *string
+}
+
+// RestoreArchiveResponse409Headers the declared response headers of an HTTP 409 response for RestoreArchive
+type RestoreArchiveResponse409Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// RestoreArchiveResponse422Headers the declared response headers of an HTTP 422 response for RestoreArchive
+type RestoreArchiveResponse422Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// RestoreArchiveResponseDefaultHeaders the declared response headers of an HTTP default response for RestoreArchive
+type RestoreArchiveResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type RestoreArchiveResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ArchiveRestoreResult
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *RestoreArchiveResponse200Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *RestoreArchiveResponse409Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *RestoreArchiveResponse422Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *RestoreArchiveResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RestoreArchiveResponse) GetJSON200() *ArchiveRestoreResult {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r RestoreArchiveResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r RestoreArchiveResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r RestoreArchiveResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r RestoreArchiveResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RestoreArchiveResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RestoreArchiveResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RestoreArchiveResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -14222,6 +15354,95 @@ func (r PutFlowResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r PutFlowResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ArchiveFlowResponse200Headers the declared response headers of an HTTP 200 response for ArchiveFlow
+type ArchiveFlowResponse200Headers struct {
+	ETag       *string
+	XRequestID *string
+}
+
+// ArchiveFlowResponse409Headers the declared response headers of an HTTP 409 response for ArchiveFlow
+type ArchiveFlowResponse409Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// ArchiveFlowResponseDefaultHeaders the declared response headers of an HTTP default response for ArchiveFlow
+type ArchiveFlowResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type ArchiveFlowResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *FlowWithETag
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ArchiveFlowResponse200Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *ArchiveFlowResponse409Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ArchiveFlowResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ArchiveFlowResponse) GetJSON200() *FlowWithETag {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r ArchiveFlowResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ArchiveFlowResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ArchiveFlowResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ArchiveFlowResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ArchiveFlowResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ArchiveFlowResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -18416,6 +19637,90 @@ func (c *ClientWithResponses) GetApiTokenWithResponse(ctx context.Context, id Ap
 	return ParseGetApiTokenResponse(rsp)
 }
 
+// ListArchivesWithResponse List archive records
+//
+// A page of archive records (without `snapshot`) whose entity the caller can read: the archived
+// entity's owner, its team's members when it was shared with a team, everyone for a `public` one,
+// and admins for every record. Newest first by default.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /archives (the `ListArchives` operationId).
+func (c *ClientWithResponses) ListArchivesWithResponse(ctx context.Context, params *ListArchivesParams, reqEditors ...RequestEditorFn) (*ListArchivesResponse, error) {
+	rsp, err := c.ListArchives(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListArchivesResponse(rsp)
+}
+
+// GetArchiveStatsWithResponse Count archive records
+//
+// The unrestored records the caller can see, in total and by entity type.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /archives/stats/summary (the `GetArchiveStats` operationId).
+func (c *ClientWithResponses) GetArchiveStatsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetArchiveStatsResponse, error) {
+	rsp, err := c.GetArchiveStats(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetArchiveStatsResponse(rsp)
+}
+
+// DeleteArchiveWithResponse Purge an archive record
+//
+// **Permanent.** Deletes the record and, when its entity is still archived, the entity itself with
+// everything that goes with it (for a flow: its versions, executions, agent config and schedule).
+// A record already restored is deleted alone; the entity stays.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /archives/{id} (the `DeleteArchive` operationId).
+func (c *ClientWithResponses) DeleteArchiveWithResponse(ctx context.Context, id ArchiveID, reqEditors ...RequestEditorFn) (*DeleteArchiveResponse, error) {
+	rsp, err := c.DeleteArchive(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteArchiveResponse(rsp)
+}
+
+// GetArchiveWithResponse Get an archive record
+//
+// The record with its `snapshot`, the whole entity as it stood when it was archived.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /archives/{id} (the `GetArchive` operationId).
+func (c *ClientWithResponses) GetArchiveWithResponse(ctx context.Context, id ArchiveID, reqEditors ...RequestEditorFn) (*GetArchiveResponse, error) {
+	rsp, err := c.GetArchive(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetArchiveResponse(rsp)
+}
+
+// RestoreArchiveWithResponse Restore an archived entity
+//
+// Needs the right to update the entity as well (for a flow: flow:update, and being its owner, an
+// admin or a member of its team). A flow gets back the status it had before the archive, and a
+// published one its armed triggers. If the entity was deleted meanwhile, it is recreated from the
+// snapshot with a new id (`entity_id` of the answer and of the record), owned by its original owner
+// if that user is still active, otherwise by the caller; a recreated flow starts a new version
+// history. A record already restored answers 409 `invalid-state`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /archives/{id}/restore (the `RestoreArchive` operationId).
+func (c *ClientWithResponses) RestoreArchiveWithResponse(ctx context.Context, id ArchiveID, reqEditors ...RequestEditorFn) (*RestoreArchiveResponse, error) {
+	rsp, err := c.RestoreArchive(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRestoreArchiveResponse(rsp)
+}
+
 // ListAuditLogsWithResponse List audit log entries
 //
 // A cursor list of audit entries, newest first (by `id`, which follows `occurred_at`). Every filter
@@ -18910,6 +20215,46 @@ func (c *ClientWithResponses) PutFlowWithResponse(ctx context.Context, id FlowID
 		return nil, err
 	}
 	return ParsePutFlowResponse(rsp)
+}
+
+// ArchiveFlowWithBodyWithResponse Archive a flow
+//
+// The owner or an admin. Writes an archive record (`GET /archives/{id}`) holding the whole flow as
+// it stood, its status before the archive included, sets `status=archived` and `archived_at`, and
+// disarms the flow's triggers (its schedule, and its webhook, which refuses archived flows). Runs
+// already under way keep running; new runs are refused. An archived flow is left out of
+// `GET /flows` unless `status=archived` is asked for, and cannot be changed until it is restored
+// with `POST /archives/{id}/restore`. An already archived flow answers 409 `invalid-state`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /flows/{id}/archive (the `ArchiveFlow` operationId).
+func (c *ClientWithResponses) ArchiveFlowWithBodyWithResponse(ctx context.Context, id FlowID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ArchiveFlowResponse, error) {
+	rsp, err := c.ArchiveFlowWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseArchiveFlowResponse(rsp)
+}
+
+// ArchiveFlowWithResponse Archive a flow
+//
+// The owner or an admin. Writes an archive record (`GET /archives/{id}`) holding the whole flow as
+// it stood, its status before the archive included, sets `status=archived` and `archived_at`, and
+// disarms the flow's triggers (its schedule, and its webhook, which refuses archived flows). Runs
+// already under way keep running; new runs are refused. An archived flow is left out of
+// `GET /flows` unless `status=archived` is asked for, and cannot be changed until it is restored
+// with `POST /archives/{id}/restore`. An already archived flow answers 409 `invalid-state`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /flows/{id}/archive (the `ArchiveFlow` operationId).
+func (c *ClientWithResponses) ArchiveFlowWithResponse(ctx context.Context, id FlowID, body ArchiveFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*ArchiveFlowResponse, error) {
+	rsp, err := c.ArchiveFlow(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseArchiveFlowResponse(rsp)
 }
 
 // DuplicateFlowWithBodyWithResponse Duplicate a flow
@@ -21046,6 +22391,610 @@ func ParseGetApiTokenResponse(rsp *http.Response) (*GetApiTokenResponse, error) 
 		response.Headers200 = &headers
 	case true:
 		var headers GetApiTokenResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListArchivesResponse parses an HTTP response from a ListArchivesWithResponse call
+func ParseListArchivesResponse(rsp *http.Response) (*ListArchivesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListArchivesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ArchiveSummaryPage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListArchivesResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers ListArchivesResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetArchiveStatsResponse parses an HTTP response from a GetArchiveStatsWithResponse call
+func ParseGetArchiveStatsResponse(rsp *http.Response) (*GetArchiveStatsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetArchiveStatsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ArchiveStats
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetArchiveStatsResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers GetArchiveStatsResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDeleteArchiveResponse parses an HTTP response from a DeleteArchiveWithResponse call
+func ParseDeleteArchiveResponse(rsp *http.Response) (*DeleteArchiveResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteArchiveResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		var headers DeleteArchiveResponse204Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers204 = &headers
+	case true:
+		var headers DeleteArchiveResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetArchiveResponse parses an HTTP response from a GetArchiveWithResponse call
+func ParseGetArchiveResponse(rsp *http.Response) (*GetArchiveResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetArchiveResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Archive
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetArchiveResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers GetArchiveResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseRestoreArchiveResponse parses an HTTP response from a RestoreArchiveWithResponse call
+func ParseRestoreArchiveResponse(rsp *http.Response) (*RestoreArchiveResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RestoreArchiveResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ArchiveRestoreResult
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers RestoreArchiveResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 409:
+		var headers RestoreArchiveResponse409Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 422:
+		var headers RestoreArchiveResponse422Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers422 = &headers
+	case true:
+		var headers RestoreArchiveResponseDefaultHeaders
 		if values := rsp.Header.Values("Allow"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -24610,6 +26559,170 @@ func ParsePutFlowResponse(rsp *http.Response) (*PutFlowResponse, error) {
 		response.Headers422 = &headers
 	case true:
 		var headers PutFlowResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseArchiveFlowResponse parses an HTTP response from a ArchiveFlowWithResponse call
+func ParseArchiveFlowResponse(rsp *http.Response) (*ArchiveFlowResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ArchiveFlowResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest FlowWithETag
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ArchiveFlowResponse200Headers
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 409:
+		var headers ArchiveFlowResponse409Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers409 = &headers
+	case true:
+		var headers ArchiveFlowResponseDefaultHeaders
 		if values := rsp.Header.Values("Allow"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -31529,6 +33642,21 @@ type ServerInterface interface {
 	// GetApiToken Get one of my API tokens
 	// (GET /api-tokens/{id})
 	GetApiToken(ctx echo.Context, id ApiTokenID) error
+	// ListArchives List archive records
+	// (GET /archives)
+	ListArchives(ctx echo.Context, params ListArchivesParams) error
+	// GetArchiveStats Count archive records
+	// (GET /archives/stats/summary)
+	GetArchiveStats(ctx echo.Context) error
+	// DeleteArchive Purge an archive record
+	// (DELETE /archives/{id})
+	DeleteArchive(ctx echo.Context, id ArchiveID) error
+	// GetArchive Get an archive record
+	// (GET /archives/{id})
+	GetArchive(ctx echo.Context, id ArchiveID) error
+	// RestoreArchive Restore an archived entity
+	// (POST /archives/{id}/restore)
+	RestoreArchive(ctx echo.Context, id ArchiveID) error
 	// ListAuditLogs List audit log entries
 	// (GET /audit-logs)
 	ListAuditLogs(ctx echo.Context, params ListAuditLogsParams) error
@@ -31595,6 +33723,9 @@ type ServerInterface interface {
 	// PutFlow Update a flow (PUT)
 	// (PUT /flows/{id})
 	PutFlow(ctx echo.Context, id FlowID, params PutFlowParams) error
+	// ArchiveFlow Archive a flow
+	// (POST /flows/{id}/archive)
+	ArchiveFlow(ctx echo.Context, id FlowID) error
 	// DuplicateFlow Duplicate a flow
 	// (POST /flows/{id}/duplicate)
 	DuplicateFlow(ctx echo.Context, id FlowID) error
@@ -31879,6 +34010,116 @@ func (w *ServerInterfaceWrapper) GetApiToken(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.GetApiToken(ctx, id)
+	return err
+}
+
+// ListArchives converts echo context to params.
+func (w *ServerInterfaceWrapper) ListArchives(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListArchivesParams
+	// ------------- Optional query parameter "page" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "page", ctx.QueryParams(), &params.Page, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter page: %s", err))
+	}
+
+	// ------------- Optional query parameter "page_size" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "page_size", ctx.QueryParams(), &params.PageSize, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter page_size: %s", err))
+	}
+
+	// ------------- Optional query parameter "sort" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", false, false, "sort", ctx.QueryParams(), &params.Sort, runtime.BindQueryParameterOptions{Type: "array", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter sort: %s", err))
+	}
+
+	// ------------- Optional query parameter "entity_type" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "entity_type", ctx.QueryParams(), &params.EntityType, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter entity_type: %s", err))
+	}
+
+	// ------------- Optional query parameter "is_restored" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "is_restored", ctx.QueryParams(), &params.IsRestored, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter is_restored: %s", err))
+	}
+
+	// ------------- Optional query parameter "archived_by" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "archived_by", ctx.QueryParams(), &params.ArchivedBy, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter archived_by: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListArchives(ctx, params)
+	return err
+}
+
+// GetArchiveStats converts echo context to params.
+func (w *ServerInterfaceWrapper) GetArchiveStats(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetArchiveStats(ctx)
+	return err
+}
+
+// DeleteArchive converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteArchive(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id ArchiveID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteArchive(ctx, id)
+	return err
+}
+
+// GetArchive converts echo context to params.
+func (w *ServerInterfaceWrapper) GetArchive(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id ArchiveID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetArchive(ctx, id)
+	return err
+}
+
+// RestoreArchive converts echo context to params.
+func (w *ServerInterfaceWrapper) RestoreArchive(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id ArchiveID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RestoreArchive(ctx, id)
 	return err
 }
 
@@ -32453,6 +34694,22 @@ func (w *ServerInterfaceWrapper) PutFlow(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.PutFlow(ctx, id, params)
+	return err
+}
+
+// ArchiveFlow converts echo context to params.
+func (w *ServerInterfaceWrapper) ArchiveFlow(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id FlowID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ArchiveFlow(ctx, id)
 	return err
 }
 
@@ -33501,6 +35758,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/flows/:id", wrapper.GetFlow, options.OperationMiddlewares["getFlow"]...)
 	router.PATCH(options.BaseURL+"/flows/:id", wrapper.UpdateFlow, options.OperationMiddlewares["updateFlow"]...)
 	router.PUT(options.BaseURL+"/flows/:id", wrapper.PutFlow, options.OperationMiddlewares["putFlow"]...)
+	router.POST(options.BaseURL+"/flows/:id/archive", wrapper.ArchiveFlow, options.OperationMiddlewares["archiveFlow"]...)
 	router.POST(options.BaseURL+"/flows/:id/publish", wrapper.PublishFlow, options.OperationMiddlewares["publishFlow"]...)
 	router.POST(options.BaseURL+"/flows/:id/unpublish", wrapper.UnpublishFlow, options.OperationMiddlewares["unpublishFlow"]...)
 	router.POST(options.BaseURL+"/flows/:id/duplicate", wrapper.DuplicateFlow, options.OperationMiddlewares["duplicateFlow"]...)
@@ -33545,6 +35803,11 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/audit-logs/:id", wrapper.GetAuditLog, options.OperationMiddlewares["getAuditLog"]...)
 	router.GET(options.BaseURL+"/settings", wrapper.GetSettings, options.OperationMiddlewares["getSettings"]...)
 	router.PATCH(options.BaseURL+"/settings", wrapper.UpdateSettings, options.OperationMiddlewares["updateSettings"]...)
+	router.GET(options.BaseURL+"/archives", wrapper.ListArchives, options.OperationMiddlewares["listArchives"]...)
+	router.GET(options.BaseURL+"/archives/stats/summary", wrapper.GetArchiveStats, options.OperationMiddlewares["getArchiveStats"]...)
+	router.DELETE(options.BaseURL+"/archives/:id", wrapper.DeleteArchive, options.OperationMiddlewares["deleteArchive"]...)
+	router.GET(options.BaseURL+"/archives/:id", wrapper.GetArchive, options.OperationMiddlewares["getArchive"]...)
+	router.POST(options.BaseURL+"/archives/:id/restore", wrapper.RestoreArchive, options.OperationMiddlewares["restoreArchive"]...)
 
 }
 
@@ -34408,6 +36671,447 @@ type GetApiTokendefaultApplicationProblemPlusJSONResponse struct {
 }
 
 func (response GetApiTokendefaultApplicationProblemPlusJSONResponse) VisitGetApiTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListArchivesRequestObject struct {
+	Params ListArchivesParams
+}
+
+type ListArchivesResponseObject interface {
+	VisitListArchivesResponse(w http.ResponseWriter) error
+}
+
+type ListArchives200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type ListArchives200JSONResponse struct {
+	Body    ArchiveSummaryPage
+	Headers ListArchives200ResponseHeaders
+}
+
+func (response ListArchives200JSONResponse) VisitListArchivesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListArchivesdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response ListArchivesdefaultApplicationProblemPlusJSONResponse) VisitListArchivesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetArchiveStatsRequestObject struct {
+}
+
+type GetArchiveStatsResponseObject interface {
+	VisitGetArchiveStatsResponse(w http.ResponseWriter) error
+}
+
+type GetArchiveStats200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type GetArchiveStats200JSONResponse struct {
+	Body    ArchiveStats
+	Headers GetArchiveStats200ResponseHeaders
+}
+
+func (response GetArchiveStats200JSONResponse) VisitGetArchiveStatsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetArchiveStatsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response GetArchiveStatsdefaultApplicationProblemPlusJSONResponse) VisitGetArchiveStatsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteArchiveRequestObject struct {
+	Id ArchiveID `json:"id"`
+}
+
+type DeleteArchiveResponseObject interface {
+	VisitDeleteArchiveResponse(w http.ResponseWriter) error
+}
+
+type DeleteArchive204ResponseHeaders struct {
+	XRequestID *string
+}
+
+type DeleteArchive204Response struct {
+	Headers DeleteArchive204ResponseHeaders
+}
+
+func (response DeleteArchive204Response) VisitDeleteArchiveResponse(w http.ResponseWriter) error {
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(204)
+	return nil
+}
+
+type DeleteArchivedefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response DeleteArchivedefaultApplicationProblemPlusJSONResponse) VisitDeleteArchiveResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetArchiveRequestObject struct {
+	Id ArchiveID `json:"id"`
+}
+
+type GetArchiveResponseObject interface {
+	VisitGetArchiveResponse(w http.ResponseWriter) error
+}
+
+type GetArchive200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type GetArchive200JSONResponse struct {
+	Body    Archive
+	Headers GetArchive200ResponseHeaders
+}
+
+func (response GetArchive200JSONResponse) VisitGetArchiveResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetArchivedefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response GetArchivedefaultApplicationProblemPlusJSONResponse) VisitGetArchiveResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RestoreArchiveRequestObject struct {
+	Id ArchiveID `json:"id"`
+}
+
+type RestoreArchiveResponseObject interface {
+	VisitRestoreArchiveResponse(w http.ResponseWriter) error
+}
+
+type RestoreArchive200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type RestoreArchive200JSONResponse struct {
+	Body    ArchiveRestoreResult
+	Headers RestoreArchive200ResponseHeaders
+}
+
+func (response RestoreArchive200JSONResponse) VisitRestoreArchiveResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RestoreArchive409ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response RestoreArchive409ApplicationProblemPlusJSONResponse) VisitRestoreArchiveResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RestoreArchive422ResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type RestoreArchive422ApplicationProblemPlusJSONResponse struct {
+	Body    Problem
+	Headers RestoreArchive422ResponseHeaders
+}
+
+func (response RestoreArchive422ApplicationProblemPlusJSONResponse) VisitRestoreArchiveResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RestoreArchivedefaultResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type RestoreArchivedefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    RestoreArchivedefaultResponseHeaders
+	StatusCode int
+}
+
+func (response RestoreArchivedefaultApplicationProblemPlusJSONResponse) VisitRestoreArchiveResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -37079,6 +39783,121 @@ type PutFlowdefaultApplicationProblemPlusJSONResponse struct {
 }
 
 func (response PutFlowdefaultApplicationProblemPlusJSONResponse) VisitPutFlowResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ArchiveFlowRequestObject struct {
+	Id   FlowID `json:"id"`
+	Body *ArchiveFlowJSONRequestBody
+}
+
+type ArchiveFlowResponseObject interface {
+	VisitArchiveFlowResponse(w http.ResponseWriter) error
+}
+
+type ArchiveFlow200JSONResponse struct{ FlowWithETagJSONResponse }
+
+func (response ArchiveFlow200JSONResponse) VisitArchiveFlowResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ArchiveFlow409ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response ArchiveFlow409ApplicationProblemPlusJSONResponse) VisitArchiveFlowResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ArchiveFlowdefaultResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type ArchiveFlowdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ArchiveFlowdefaultResponseHeaders
+	StatusCode int
+}
+
+func (response ArchiveFlowdefaultApplicationProblemPlusJSONResponse) VisitArchiveFlowResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -42093,6 +44912,21 @@ type StrictServerInterface interface {
 	// GetApiToken Get one of my API tokens
 	// (GET /api-tokens/{id})
 	GetApiToken(ctx context.Context, request GetApiTokenRequestObject) (GetApiTokenResponseObject, error)
+	// ListArchives List archive records
+	// (GET /archives)
+	ListArchives(ctx context.Context, request ListArchivesRequestObject) (ListArchivesResponseObject, error)
+	// GetArchiveStats Count archive records
+	// (GET /archives/stats/summary)
+	GetArchiveStats(ctx context.Context, request GetArchiveStatsRequestObject) (GetArchiveStatsResponseObject, error)
+	// DeleteArchive Purge an archive record
+	// (DELETE /archives/{id})
+	DeleteArchive(ctx context.Context, request DeleteArchiveRequestObject) (DeleteArchiveResponseObject, error)
+	// GetArchive Get an archive record
+	// (GET /archives/{id})
+	GetArchive(ctx context.Context, request GetArchiveRequestObject) (GetArchiveResponseObject, error)
+	// RestoreArchive Restore an archived entity
+	// (POST /archives/{id}/restore)
+	RestoreArchive(ctx context.Context, request RestoreArchiveRequestObject) (RestoreArchiveResponseObject, error)
 	// ListAuditLogs List audit log entries
 	// (GET /audit-logs)
 	ListAuditLogs(ctx context.Context, request ListAuditLogsRequestObject) (ListAuditLogsResponseObject, error)
@@ -42159,6 +44993,9 @@ type StrictServerInterface interface {
 	// PutFlow Update a flow (PUT)
 	// (PUT /flows/{id})
 	PutFlow(ctx context.Context, request PutFlowRequestObject) (PutFlowResponseObject, error)
+	// ArchiveFlow Archive a flow
+	// (POST /flows/{id}/archive)
+	ArchiveFlow(ctx context.Context, request ArchiveFlowRequestObject) (ArchiveFlowResponseObject, error)
 	// DuplicateFlow Duplicate a flow
 	// (POST /flows/{id}/duplicate)
 	DuplicateFlow(ctx context.Context, request DuplicateFlowRequestObject) (DuplicateFlowResponseObject, error)
@@ -42582,6 +45419,129 @@ func (sh *strictHandler) GetApiToken(ctx echo.Context, id ApiTokenID) error {
 		return err
 	} else if validResponse, ok := response.(GetApiTokenResponseObject); ok {
 		return validResponse.VisitGetApiTokenResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListArchives operation middleware
+func (sh *strictHandler) ListArchives(ctx echo.Context, params ListArchivesParams) error {
+	var request ListArchivesRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListArchives(ctx.Request().Context(), request.(ListArchivesRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListArchives")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListArchivesResponseObject); ok {
+		return validResponse.VisitListArchivesResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetArchiveStats operation middleware
+func (sh *strictHandler) GetArchiveStats(ctx echo.Context) error {
+	var request GetArchiveStatsRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetArchiveStats(ctx.Request().Context(), request.(GetArchiveStatsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetArchiveStats")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetArchiveStatsResponseObject); ok {
+		return validResponse.VisitGetArchiveStatsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// DeleteArchive operation middleware
+func (sh *strictHandler) DeleteArchive(ctx echo.Context, id ArchiveID) error {
+	var request DeleteArchiveRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteArchive(ctx.Request().Context(), request.(DeleteArchiveRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteArchive")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeleteArchiveResponseObject); ok {
+		return validResponse.VisitDeleteArchiveResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetArchive operation middleware
+func (sh *strictHandler) GetArchive(ctx echo.Context, id ArchiveID) error {
+	var request GetArchiveRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetArchive(ctx.Request().Context(), request.(GetArchiveRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetArchive")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetArchiveResponseObject); ok {
+		return validResponse.VisitGetArchiveResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// RestoreArchive operation middleware
+func (sh *strictHandler) RestoreArchive(ctx echo.Context, id ArchiveID) error {
+	var request RestoreArchiveRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.RestoreArchive(ctx.Request().Context(), request.(RestoreArchiveRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RestoreArchive")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(RestoreArchiveResponseObject); ok {
+		return validResponse.VisitRestoreArchiveResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -43313,6 +46273,57 @@ func (sh *strictHandler) PutFlow(ctx echo.Context, id FlowID, params PutFlowPara
 		return err
 	} else if validResponse, ok := response.(PutFlowResponseObject); ok {
 		return validResponse.VisitPutFlowResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ArchiveFlow operation middleware
+func (sh *strictHandler) ArchiveFlow(ctx echo.Context, id FlowID) error {
+	var request ArchiveFlowRequestObject
+
+	request.Id = id
+
+	var body ArchiveFlowJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		if !errors.Is(err, io.EOF) {
+			return err
+		}
+	} else {
+		request.Body = &body
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ArchiveFlow(ctx.Request().Context(), request.(ArchiveFlowRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ArchiveFlow")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ArchiveFlowResponseObject); ok {
+		return validResponse.VisitArchiveFlowResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -44967,437 +47978,466 @@ func (sh *strictHandler) ReceiveFlowWebhook(ctx echo.Context, endpointKey string
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7P3rcts4tjAM3wpKe++KPUPZ8iHpjlxd+3M7Trdnchrb6fRMK48IkZDEbQpQE6AddT5X7V9fPd/f972F",
-	"t3bVc1tzJW9hLQAEKVIHHxK7p+fHdCySOCwsrPPhcysSk6ngjCvZ6n5ujRmNWQb/PExTcaX/ETMZZclU",
-	"JYK3uq3zMSMTpsYilkSNGZlSNSY0ithUSbIhONnvPN3cagUtGY3ZhOoB1GzKWt2WVFnCR63r66B1RKMx",
-	"OxJcZSKdnyLkoi2VyFjYJRmTU8El05NRRSKaZTOixAXjkoiMJDHjKlEzQjNGOLtkGYn02PGyFRyf01H9",
-	"5oapuHoiScYuE5kITqgklEiVCT4iZjJFRwEJe62sl3c6e5F9Ff5ivVZYnnxKlWKZHv5/9VrZL532849/",
-	"7rX+vRXULOuViCiupW5pdCBFmisDdDGEA4gyRhWLNaREnkUsIAmP0jxO+IiE23SabF/uwIoy9mueZCxu",
-	"dVWWs8XgOaWKvUomiYL/m1/NKfs1Z1JJQjWWsJgkHBeTZxnjilwlPBZXtYeQcMVGLCtPc8omNOF69uap",
-	"UjZUt59HsprtnLFI8FiSnKskhQlwYA1UpuTy8ZnKZodDxbLmsZUgVzRRZMCGImMk05/oM9rY330ekKed",
-	"vc2l03z48OEwV2ONhRFVbH6ut/r67WjMGDCasawtWZRnLCZiyjJALNkl4ffwjLAsE9l3vVbCL2maxH24",
-	"VXPYO48bP5sTOXlRj6UZPiZJTDZYNBYsDvRVHTGu18BivFHvX5282DwgiSI0lYLQ6ZTRTOrzTcVIEspj",
-	"XGAF+BP66RXjIzVudZ/tz9+g66A1pRmdMGWp2IhxdST4MBm9TMVV05qT2F4nff3J1VhIRqj+lkTwMVHj",
-	"RJIEVpPor/QVbAUtTid6AfqrfhIvvGVDkU2owiN9tt8KWpOEJ5N80uruBHWnfThNzvWRNK358N0JUkKS",
-	"xA3LuqcVnYms7hKJTJELNpMBCdshGYqM6BcY16Roi7xgQ5qnioRtQ7H6VAGusU/TVMSs1R3SVDKzj19z",
-	"ls2KjUg9o7/0RLEJHDDjer2/tIpBW0GrXforpVL1c+keVv6GKYJWG/77cQ6nAo1zJzjdHoDI/FHAiGYZ",
-	"1YvNefJrzsxjDezroCXVLAUMEdlED3aYx4l6JUZNp0r1c81ostkXO9ejPJMiq19PyNkn1Y/gjdBekqlm",
-	"eSKXZEBVNHaLrBwaftTEC385bP+Dtn/rtJ/32x8/7wS7T59d1zPF408syvWSmmDG7AtfDGKLaAlQkC+5",
-	"kJ9YpsWPN/lkwBpO8RJfIRzeIVeJGhtOCqvd2Nna4psNKzbfrrzsvd3lyz4ZvtaY04ByWjgLib6mJGM0",
-	"PiCUTBI50V8QyuUVyyTZ39kFJhGNKR8xSbjQWxq5PaAkW+ziZNjGKdfgJkHrRK8ZOWcj6yhe+WKn3iCV",
-	"AeUhU5YtvpcpfO3PHyNtbnWfdoDc4dy7nc7SlbyjI1YPl532gEoWkykdMYN3TQvSr9SvZ8dbzk4H/rfS",
-	"ks6S39gi+OgZF62mL/UAtUvafVpe0wrrUeP3kmVNCJRLljVjjn5615LFGaNZ3eU7opK1Ey4Zl4lKLhmR",
-	"+QAvA5HwCRFaw1Ig5KG28USaR3SQMjJMWBrLJsDii00X0GKb/Xun7j6eMzppgqNidPLFbuA5m0xTqljz",
-	"YvD5F1vQzTHsjhfygSbq9dn8Qn4UVyTVSrRVhLSACKiUc/0b47HVjZDGg3LU+ed//997+tqTidxsQiw9",
-	"XH8i6++rT9H2KgSkU7ODaw0MY3QADcIIvZbSRYIrxoH60uk0TVBh3/4viVp7sYJ/z9iw1W3923ZhYtnG",
-	"p3K7NCjMWQbWIZJNMSykfLhWnn3m57bRw9p47HXTmde3PZUNJju+ZFydqYzRSWVLin1S20w/bkv3nH2i",
-	"kylIsaC1dslup9Pp8R6HF7uF/LVl5O4eT+Iu2enxmCraJZ97LfdKP4l7re7zzk7Qa0n2a6/V3bnWQy1U",
-	"Oufgc8ayS1BvuSKwCK3XmtWgUUajBhpkwoCEejn4u57T/YzLwwd/OXv7xjy5S0jbfR8hZO4Mg9zAdeA5",
-	"N9eKSq1gS0V5LAkdKi360UTpm5VP9aULzdWpbtm3Qy3arnvvOrgVmLQY+yFRY2uWuxMQ6UGboKPF3gDk",
-	"YJIoSTi7InruChjschZtBd655fY9MfPOdu+P2QAET3Q9IJJFGVOSyLG4IoKnM409ofm1L5mq4ggYcdue",
-	"FXfRjksW31tC610mBimbLIDUFN/4s4WYI2CaLyiapBVT1ZhKskOMIQylGLBMgAGq1f1FTxRrilTIJ0Ex",
-	"0iSXigwYoYqkTCstO1oryWik75tmea2gNRUa2Fmr29oGpnX9UbMyfTMjPa6x025rtJSGHTOptODXbXV2",
-	"/vLi2d86f9/7x1+//fs3Hzp/++Z87+f9n3bf7GiiqajKZau7rxmbShSQ6Z/0PlAlgT0UanWe8e4VVVRM",
-	"kq6BUvfSvd3Gt6+DFXHMnkQdBzNTBxqNTl8ekef7T78hZkqCsKuyNOdyWIQN+JJv1G07dWjRdxWTdmmA",
-	"kvl5pUGKLyoDGfvyioPot639uO0MyAs/LkzNaBFuV03Ci76uWpBveRPPmNLMRN4Z0XIDNlAskY0oTySi",
-	"tjQv3yG7Pp+XiG6+GRisYSOgrDj2M2FaPb7TjYDIeHdb0cOdGrG4bk9v8wy8gFKitBoQCkw1Y8OMybEx",
-	"VFMeo/uGpimaAx4CP9Gq051BCgZrOHSth93ZGTsiXfVzVBieZwrvtnY7u8/anb12Z+e887y71+l2Olud",
-	"TucfrcC5MLr7u4HWCbtPg1ZK+SgHvafFtIQ+oZ/QTSRbXZ6nadCaiJhpHjhiWqlq7249bQ9TKj318vCS",
-	"av7HMik4TRM10wpoJoZMykT/onnYTCo26U8zMZnqVf5d5ODQPbykAeCLzKdTkSlCpUw0z1RaMzrGPZKz",
-	"sZhukUPQGckgS9hQyy48Nv7ghGu1gIgsZhnRAr8+Aa2es4yqPGOtbmdrL2gpwa2ZHtaUT+MVwHYd6L1M",
-	"WaYS1BZ9aHu6sx6rrRJwNJSVm6D1qT0SbetJmCb6ra1zfNU9aieTqXG6gPLebY0SNc4HW5GYbBt+7v4r",
-	"poxrecIMBlq5O90ahb6qAuPxr/RigSCfa/0mDlvs41/c10FLY1Dr47VDouIdBxv3CiJTzSQlxFqidOs7",
-	"8s57/3oO9WomKKGKf6QiH6TFef7SQhunv2jEqRUWda5fvC4j3cPBnmvfPPQL2osKh6dxn/nnYHbuoUcV",
-	"0GWwllDFokNQdul5oCl8dGLwXywCCcqjf6hpAxWP40QBkXnnXVLjZiyTZ+OdlAQoP4uJ4CayoktCb28h",
-	"GWYJ43E6C0iodxmShCPRCEho9xsSxrdI6O0xDHo8LHYZAoEKYachgWAXwgUxRqsuuRozToDCAv07PCFc",
-	"xEySIU1TMqDRhVbeVUUg6nErETlGK8FOYseVW2Bn8ZhDiej/y1L7OSruUcsG/x5IMRgZMGBax9NyzwGh",
-	"+FTrk1SRiZCKCM7Ixn7nOQlpmjEaz9rsUyKVDMGcuZZ1tUxvqxbD74/ekf1viH0Fo5RkHo1BkWc8JCIj",
-	"4VS1vz8FVd6zve89LZned4MaR+3Hz7vB3vVGu/Dbfvy8E3x7vfmnGq9tlfg7C+y3O8936za5mC9UtxqN",
-	"AboxS61H+vCERFTRVIxyDe7dXXO52jm/4OJKb16NWXaVSLZZ2fxOk+NhER9a5ft75FLe9N92Vph/KRMr",
-	"nH515vE7YG4VJjLHP8pbXELi3wMzWJPEH5IpzVRCU4K85IBQTugAbMjm+s9IIknO0accByTUuw1JlEJs",
-	"EsV/gKdLcLZFws/XYZ0D2iOwBoWRfBqqYxnGPN3xr/cjup5/XKYvf5nqr8e7MmhscJSVWVpBlRlHVOY0",
-	"rQ17KubzR7L6kUPi2k+Ne+uGqij7NE0yJr33dnbbezvnHf2S957m0HuV+C5z1Yrfkqn9zYgoR6eviZzx",
-	"qBW0xBVH73r3Gw0ZNkw+tbqtKyX6P1/sTZ//jb4CW+yluCgNLiMx1RcWyVhXc3UjEnfTRCo40cehFvqQ",
-	"fkjrWkMB9c9+4RbmKNAX2ksZFW+k5BZ4uhJQLCbXSq9JJhXZ2S1cFDLQykTGIjHiiWQgTgFr2KpjHP5t",
-	"eJDgtpfTixGdp+B+3GatfmulEhzMgdQ7itLlqSirlQjTEgaUQFgr5xjieRs9lsDaZuR5h8R0Jg+cNnL4",
-	"7qR//vavx2/6rw9/7p+fv+q/OPz7GdnYe/Z0c4ucwXaJdWiNWRqTwYzMRJ6RTKTsABGj+yctJ3GhbPh/",
-	"RehZRr//0aojxutT1bWp181ljhqs8mUw2v6t//HPXfPfJonLBg6b+daII66gaBk7lyNRgybL2RUe6AEJ",
-	"4b+hPlc5Flcc490Fjxgo12ChiJ1bmGoNd1w59X8Z7q7FNRBuSmNlu5Nv/qE6fx/s8w/fXh7tfHrxlL18",
-	"Nvrxm+Qv3168ej5502n9IRb8IRY8CLHgX4Gru1tal8P0tfi9XdQikm0DDWmavh1C8MnCEAw6Yq+Zoq3r",
-	"4HOFujhIuX+sEpK4XD6C0eZ38LHEDcZU9jn7pJycon+YZuyyyPPBVf3yMcAAcM0Ii9hriLNWQtEUVWf9",
-	"r75+LFvdzrVNpDmMVF3iyoexIFq2jbfIex6zjFBeBFIGJDRB1cDunLj7RBI47K1WlUzTaYLGksV3rdZI",
-	"EidymtJZQ7KPXv4TSTT2kQ2RETahSbqJ5n+9MMwDuqKSXGWJUppTX7CpMrF8ysX2ShKzlCmUxBouxpLj",
-	"d+A8129fBy7yfK0NV3AF3gu8IPYSKAvo1N6H8oo8I4Qezh/LmQ9bQeuKDcZCXNSbJfSILzD0qA5pqDLW",
-	"vLiLBn78AwPC4JAKz4oLVY7NYVzSNGeSiCHhgrcxbo7IiKY0M3HxPb6BTgpqgu2IyMiESUlH4ExQjKvN",
-	"LRK6ZM0wIOEkkTLho/6UZfBPwY3vKGNU6j9wEwPW4xkb5pKmuMYhTdI8Y5JshMWnWzHjCYv1uDRX461U",
-	"jBLe16+yONxE71AF9W1MUr0OgsHic0eHwFn7MwTTekR+Hj6LmakDbv2NdI9PYsw413cPAOvfrbqB8Tzq",
-	"0GoGhmal2GSqCAI7MGnlY5EpEomYkY2hvv7GyRXqn9oZ04CBk1kwc9WwjjB0ZxCYI/R3Xgs1t4PGu/hK",
-	"VGNLaGQ2qaXjLTSr6xktVS4TThSvHUFsHcaUvBKXLKWRJ1Gay+2ozzfXNtSyjJBG3v/A0khMGLncLSNe",
-	"+bGPXUZ9+liPO7hID0vwB3u6+i8jiO7vBC0turV2O3tbna2dnb2tbzSYI0hOX64HrR7jaZNt4NWdXe8H",
-	"AzMNfi8WtCVzCMWyYIRE5la39Vr8lqQp3X66VaOL2LOs4u9LHy+9cw5rWY07+tV4Tat8uEs/ssR7HV0A",
-	"xev5qx6lCeOK0DjOmNR08uf2S5Fd0Sxmsf4XSgdZLpXVfIeZmJDw/PT92fnxi/6707c/nxyfLb6dFXx4",
-	"SMqUj3+fFxI2D/vWE34qeFpDzi3KrnD2Z/jqdRmpP69KGEHe8A/DImtgUb+63vLW3VoLjAXcKi2nBNVF",
-	"hHQ9IR8TtO9GzLeU/O7E/AmQ3Hmp3sscN4TTAuDMnXql8oshXFpAMQJMSDY87gks2bJQG9tAiUxGvJ3w",
-	"TSg0ERohh2wYvt0llOx39gJCScb0D+WoVLi/VrQsKKeZH45bj1crUX4vRPqaTpslHYfyAyFSRnmrJtUL",
-	"pP9//v/+L2LeIRM69YhrgTxHdEoHSZoU9s/C+EZ5P3IGY+AHeCLXATxD9aD+GeZmNTwE85d7Yooa6Ae5",
-	"88GXPxoy8IwiRso+jScJL54WrLawsIFVLfCsbR+DViYgkeEyYVdAUq6SeMRUEZxjHjjraMWuVoLGoutg",
-	"D3AOTGt85MFvja8sYNf4pAD5ih/5Z7HiJ6UDqi22MByyCLKDvVcDIkVm1M/VZXc85OXx1Kf6vesSEqy0",
-	"mwpFg+nKOwx8VPHOpQTvEmqUj7xYkwfsj7VXV8ZCZEc0TQc0uljq1fGvNqYefTvco7uDncgwIv3TPybP",
-	"L2uMyvB+Jbd6/9vlLg5lkMt3jex+uzwp24cxTG7HqgVEwcpq0WtKRwkfGY1Za9NaY54RZCNEk4p5+0zB",
-	"hOrIbYkNVad8R6WE+Dhb4cRmJeuvsIzCAQRiEqqMRSZeQxvz5w6KddYBpkjoXFkscJ+c5ZMJzWY1wsEo",
-	"o9PxsgvzA7ykRWU+zVU/png4a+nuXMSs77J8V5dH3oiYebms80RC5MpflAW8mTlwTjPvJEx0jcWBelM1",
-	"5OMNacQ+X8/LPgUcyguY3+cyAalOBdZgAGtds464sws6YvEmxP9CRFEk+CXLMOTX16tz1Fj7GubfdEz2",
-	"on2KMpMdpVNJ94A/bBk78LohkzWVX8wYGn1tSqSV9mLM5a5gjg0GjmnLxIm1uq0J5TmEDs2hyi+fW0bA",
-	"AwqzAng6T3c0eEp7rm55THkMQoTIlXEn2oW2up8tyoL2rbJkNGJZf8euLqUDCHR+DWsm5rl9ag7c/Np2",
-	"G0NMAdQ3s1QgYb5YwThQvDmYoQ0ERde+1kGdp1LRbBUwObuAgyzMkPMIfcMonH2cu2sDEc+QiDCmIDuy",
-	"9SNLU0HMdoo8Jk+T2+10roPWrznLV7KBqGzWF0O3o4tkOi3h6Qp77DTvEbwGxdWpQnU+QX8dxlzOmCpd",
-	"gAs2uxKZRi0mpxmTUpAJjcYJZ7J1vSjcfM148NUJdm2BgCeSwAhk45////9n9+kz8tfk+82ARGMWXbCY",
-	"0BFNuES+Z0D3RJIQPnkJDDqs1VMc3ZiP3LaFqJTQ8x/YzASsuSiyC837IzGdbS0vNFIXTryQsaLo8dU0",
-	"7xpu/VU0cLeOY6SWnxvkx/kIFnRV1D5ztHRle4yRFO2gxRALz/C1WZzV1x3ttX4ff0QN+ThPmSU0kAoi",
-	"Va0m72aABOu1yABQZJ/D1iSUwDvzrgGWMSNtXkHBDqB28sCGpU8Y5RJNIWbo0DdW+FMaSlm7txuLddeL",
-	"jqIw4tj1INHX0M45x7M35UZ8UaZlpRHUpSKWpg3WlbkbM4ert/HMlsWMBxn1MCf+fa7hAXPy4JoOal+G",
-	"Wu9TZgmI4MzQUrM8eEUTzJUIIhKiaz1kWU6t2+56mawVybZxQI9lLdiwLwHXqZorL2tiyNhK4HltSIon",
-	"Uz0sP4KV4dbDnoqsV3c0vvD3MMOSVnJfVEnmdUUyrdt6WVS9RQhGJV23hO3V+2EQ03N1lJYxF75RJT0e",
-	"MpQuiyUVPg6XTrdCjctUqQyteapYoRpVzKqTJ16aQjO+op5F4+SyFAm6akSr5awshvAkkLzwZH/5OGfv",
-	"/0ErU1hxKsqlEhNb+IPKfs6n+SBN5JjFfZNXVlK1taJR8XsPhLKyUyRyjgXvypGvbsiKPl+QxR1Pf4oz",
-	"OsQEbTrxzAu2oKH302olEoJWUV8IfQIyt1CCJ86r4Ja3E7T0ysDVgQnEySUaYo2U18+z1PniKxKBf4wP",
-	"k6k/0KBfi8UrWQpLOL3Ie9yI1rfin40hsf5FqCOr64bMzt+dz4sd3oskjdW4haZNHqOw13A95lq6rgsL",
-	"lBZF76l0zSS0vmLs3pADAH7XoqZpKdxwnWU9zAIXVRK17HSK8moVa8f8kft0bIWBi7evK8SuvtNCxJJL",
-	"lpH3p6/8/gVPJAmtcdIMEuI5JljrjpILNiMbyuWDGTzHilSUmI963Ixi8EISwdkBCd+9PTsnWKtu+3MS",
-	"X2+b99sXbBaSTCh4N1GbFoVs6j1GGK4TsGHisv29e9KJB93ippRitj3RphB65m91M50qkZSgxF7Kt6y5",
-	"XokhrSUsK59uk4hy96VMEHQhAS4fkLCAYEgMmzV1UUMSfu6hHNMDbt1D+Qb+uA63etwM1iUOaqH7p3SW",
-	"vh0vWBm8UWhenK9FskCKKh5GtsQVZFCgkf4MDB8OhBWzvGErJRv/VMjEXvZPIDHNWt1OYe1AwQw10tWk",
-	"txqpbE40uQ2DLRfK7qyZVb+7SobbyszpQ5YoVsuh5jv36MuM4ewlVEs0hWJ0Eh5gFRt9YV3aITX18EjO",
-	"Uygo5yrG6e8oJxBTsmL1lFo2dHOqXJeI13R7X+RYRG7dCwzBiWI6M4kBhZG81wqrxY3JxpGYzjbDXquS",
-	"jTePkGSDfZqyLJkwrjbnsfNGaHPdsPVXiYQgr5oYkiNNSWVRSR7YiH/GEeVEMkY2khEXUAUcUETzEDJM",
-	"UsUyrAReL/evKNihlrOmELji+yZrZYV3q9kS8KE/YeDUMbe/Jmx7hx+tiWsfEjUWuSKhIddhMOeKgZxQ",
-	"TqdyLJRr36QJoKXwlMcFC6igoROO9uYQzpOb1m0fUguAxqBCCzrMbmUKg3kHM9ipeUgwBtS3rlvI+6dR",
-	"cwoFBYVFNFqq/9BLb6qX/gurmvOMwd5EVMmmmYhzwFzroJUky/nWsrDsQkutiDeCSZJPtciIcVdTvRaI",
-	"gEdoIr/GqGirctjC6X8ovI9I4V2EY3rPUhWoVnTvuUsF9/eq7jUxaMMavlJ6r8+caqLspBXWlo1RSHYP",
-	"NC9YL/Lx1IerEdMxk+1fTXX8Kqpc7T011j1mqm3fVKAGG0rg2+SqQrUJs9pa2Qzy8fo2iLFkv8lcqwzn",
-	"qXEx6DHlozTho7ZenBdq04XVkl6L7fRaRNFsxBTqdKb8JpSvJb0Wf95rlbth6A1sw163O9v4pSb5WvpA",
-	"549pSVF4i1wqSZkamsWuQQ6LjZ/oj+vIoplyLidSLwHNGpTrs5Q5A8OqXTcJYdl+eJyTPStkE6cI7AY+",
-	"Lj0lXOzdhG25g6hLzXNnUET4WDfuFc0gwOfjsnwAO0EwH+/lxm/cciGj3KDMkH0PIj3X89GiezORfU/z",
-	"N5fd0OvvMftfY/hY6IOZkYhOpjQZ+aJHd/fRVPzxobVm/NC9uA3LwK9N62jSyxb4Y6pXz4mDtXKnB5OK",
-	"tFdanQHBEiy+kSn/FR2wVLoIQSeQbySKxAKFCpIxSCC0jGazaLUMv/daZgW2MZptU18viSzC7Hnu0yhp",
-	"PF1b0Ni5sbHR7K/R9PI7vHO/w2v0caXT/YraUwXNHkmZpIrUO28dNV6/sOt5YqCqTTxJuDwwfpoutunX",
-	"r5hmRUQM8Vk/icMDEsJJRmHXGI7GIo1Zpl9yeb2+cbUI6dFDWCU9arSrfkBv6WEUsampZ1gqOFl0lzQJ",
-	"SS6eyQQl1xSP9L9ZyUR3w2i/CmKUJnaDNqG/3Tg0PKhs2/j/iwiq+0mOKy3kpcgmy6LIvSVCIwZMstrZ",
-	"3dv3E3WmNIlb14u3/Zezt28qmy5G1AM2jnevQPgrm1VWVYrVaI2Vmsrutqb2W+Yl4Aqmy595WZoQip8v",
-	"dv/53/8zj6FL4z+wwVYRA3JQbs5/wWZEKjEtNE+qwLq51Vomtq8SnGBgcQ7Uy28Si8039OkQOJOmK+3Z",
-	"AuZTIzJsUxrWxhZYWecAyqLBe+CtCUlh05MkUYvdOXW05gebL7t6LtUhOWU0UkTvCSMctsjbKeMECULX",
-	"6cDvT/SRSGh2YgqqakILbk4WbxHIruejhLMnxjgge3wDi8GSJJYBAeWFDJi6YowT6COiNw+KTEC4INEs",
-	"SvU/NW8g0Oddbpp2ygSaYpgel21YZ1hX8csoSCsyRoDXcTyq1Z5dePPqQ70xse5zinjCrqy0tXSQn+zL",
-	"c+56EyCMe6xD7GI/S3CgIk3EayfOBy30otTr3vDoR5PBukjCMyaT2nIL8Gj5IHWGeLM2N34jrN4Ys8Pq",
-	"sFpZYdRDv6AgvRkAz7e96LSf99sfP+8Ez/ava8su+6E+S2d8Z1/2iibWhd3xmGUsM2Ubc5nTNJ2REAOC",
-	"ws0De6Wtjxkv9XKqmyxUJsswWQvkLmpqvZx+E2C1drFswfsuNcgV1lFiihkDKuG5xqxBRnk0rqXCmc3B",
-	"WwlHMGNv4ZHpiw9snSSxdyREXiUqGkNgY6Ur0LP99QpfwNOFx7YksbDu3AY0uhDDoUnNcm1FnlXa2O90",
-	"OnXiKvuEIEtoWq/7Teinvkm8L0/wdP0IjPL9WWuXnxb11bPC2jXE6K3wXuVcPrX0h40H85PHV77WioPW",
-	"bwLTQ2+2OfN93R4rjcVvb0ZlPAaTbv9Ci8CtZ3//1OG7H6L2N6cXz6d/25Hne5fvn179/M3sH8/p91Cs",
-	"xpRxT2SfQtkgC1EoknzJsmSYNCxjx1uGsU69pgknWqMndDpF0eUyicGTMGEQY+s1LIdtQpG/Pv6KLZak",
-	"2m91W2xn2IHXlV3Qih0/wTLutT3GCZyG8/TZN98+75TaGYA63kfDNxjNPVWyBSnLi6b2oQDgmvVt+fm/",
-	"7Y6/uXg1ef4z7QyO9uLjp8Mfvhn/5fnFq53Jm73p6dNqwszKeomG5fbSs32kxu36vrzkaixcNEii5mJB",
-	"auosr5UqW7o3c0YYDXBT1xe6wo8ysLloTqW1OBNok/CByHlsw/O1yre49uTqNTKL21nHKObv6oOMYGtu",
-	"EuvIxGKRwiOX7+wn13M0ZcURzvCrM2zx7tOM9ep02MU/kX5laVMgi0qrSm5Ixkhpepxw84AcnrhBJKHp",
-	"FZ1hlw8SJrJvgovrK3msZvHyZy2KdD7cyCePhq5zE/f8pklECTKlUulbaXqxAl+KqRwPBM0gThZCac1l",
-	"xXmrnZXqbu1Cu8+iBUamuhzkA0FPp1EilaZtiRrD8rbWTL9xF8fZ9gtK4QVmzdGH8p1Z5AMo5cm4S1I5",
-	"pgr9XJ4842HkjRxvoVl+iEkJY5HGxq5tK7cPja0N4XMAVwkBY+sGmwCBlA0VEbmqd7etLNDUCDOtznCH",
-	"7cZ70f7gKX32/Jtvv/3m+TP6dLAf7cW7IN/chaxSE2mxkFdYIlwG6Hu0Yk1Z5mC2ahvWO6fj69NwMFVW",
-	"obnyEOaTudCIyt1agsdfyfPl7+Qreb5urKxAyvxKqkephdQP0N2abBTB1Zvlm4ntr+eVDTpNrHxn1YxP",
-	"z//2243VDKsj5NwutrXy98vdhTsVd+HOdQXhvMtWy4M2qKNcXfKaScn4iGUBObFsiahxJvLRmFCi5wjI",
-	"hzFV8nA6PSBvD3M1Ri72c/vHfNA+S0Yc6qe2d58+C3sc7d+bgc/loBR0MforMUq4nn3TdUkvxJwQeH8S",
-	"BiTE4zI8k3K9qGkShYH+ocfNi32N+1QlgxRLTs9s73Q5ZRScJ2+njB+ePJHk8N1JgCw1UdKkAWI3aml6",
-	"aLjqVEjC3Q6wCwOnGnccErkVuafeWmrNY3ME6syWbq22EwYkrA/xlooMRZ6V+kAORWYYHLh3qSIp0y/u",
-	"PPNem0vqXSjMyJJx2uMTK8uHX0ebqNA0FGMQoEujveuVgAU1wtfiRnjYc5mpb7ltF6SZbL2YEmD6U0a4",
-	"UFsEh7ONa2jGTA/9jKk846VeQov2tizYumQ+3u88f7Z6g+jyDl+zbMRi2J6m1F1Cce0kY9OURuAXpMps",
-	"PfCit8FOf8HYFHyCZt+4Y3vGAZGix00890bGJuKSpptakjNF5PHC7+/uzuUtO6rfkhftaSb+q83ZVVv/",
-	"giZWHxY7nZVAivLGbSHqUYx55yprQxacve2DmYFpWBIysR5yvc4RkNBsvaiafHjS444Gg0dzBmBmPMpm",
-	"U8geVCRjUsFgZXQ7gPr8NAbVVJLQY67hHNBvIgqvfRb3obHXV9e0X5CN/d1dW4XBxM5aoXmQsskBobzH",
-	"rUPZpEkXSLq5Zc6qOMckDrHQA51OSRIHJE5GiZIHDvM1iwVvcF+fponl+s+wxzdsf4XwcndnqxMeQM5u",
-	"lsRMkvD18flh/4fTw3c/9g/fnfR/Oj49O3n7JtSDoTLxnyHZKCqtY/MsvTxPZ+3x0iL9Bdkxtmr4eOAz",
-	"8a5vw9BzGg4DoRA9nhTHSa7GQqI57fAEVGVJcskOyATZu+AY9WiTrXMubRC7d56YhmzeOSCC9zgKnSRR",
-	"9mewDRQKYOl8x1TjBEF51M01Y7bxV0US0TAaUMm0ohuSjbFSU02+wY4blI4Q5Q8NgfCXz3jO0GepryH/",
-	"nwH2F/uk+lcJj8XVf15/tP2+5i/VvH44hx+tbguQYqHuGJhf9H3uuxa+C69cQzQIdObKFaTIGJYGAkyq",
-	"gQj36YCEhZQckpyrJIUjzSgmKMNt80pRRBmL0TcmTYqOHyxSkrjBRI8OzWXS2OMOQf0qlvE/bNQPx0b9",
-	"e7P2fnWT5hLt4I7yFGvzDLUAhQJMiBICyMixvs0pIxtSgNBGua82Bz1uPwIhBBLZPB+B5pXA6bhQPrPc",
-	"PCCexVSL6U5Kx7A2x/8iyrlQPZNCuUXesKsSKQYF1KwgY1pbcSWLlCjR+Dnu5Vn3FojkNzVnrtsv/qam",
-	"RoMSd2BrXIR4P4F1/ZTJPFWVwABsbmbo/+E7iFmEAFLZJfu7aOfYkJsg1tNLmqR0kALvXM+hLy6s/Oy7",
-	"wmsyTHA1tc1asUcriy7IUOQ8DkjCicgzvdpYkg3qC262z2oiya+5UFahQ0MPyOeg9GkZui6MbE3u8oXZ",
-	"uLioLS4OsmpJ/KQmfr4qAtXlKd6CH1ToLghQ5iQXkdg6aglGvvenr+Yi/rEXd8IhHErPFycZi1Q/z5JS",
-	"pMO0HOmQq/G29ZNVWykFrXKYhJSi9DG0y90WMIb+P5Elv7H/dFLzd3QQ9fJOZ/dZxuRUcImdQr6LRMzs",
-	"78Uiv4NZ/mPv8D92X/7H7svKQvUvuRr/x+5Lu1gcAaTt7zQOJPGfp5kYJin7M3SNNs/1fr7Tu8G/I6hm",
-	"MKZpyviIfff3yctZ3YP+hKmxiL872336rC5VogB2Fc3OWCR4jHoSTK7/fyYJhBnXl4woH9XnBZ2oKlMl",
-	"fJSCTLpF/srYVDOiUtvchBPJQN88UyKjI7YJon+ciSlcdOcfRVUQlxsnw6Ep4ja3kMbIe9POizgsAJfr",
-	"hv0TFU7o6wtU5t1fj46Jhu2m5mKS2R7SmbjSwrMSy2ND9VIqoLOACvwDqrtDrxuiIrHglrFlA50oWqNp",
-	"4NJIoRxQ8V3qbfp44dH6Z0DrO92O75YpVMRSj7+icP9e4VFyPb2vgxa9pIpmRbHf2orMuzDjt+UZ4Ubo",
-	"4WL6//FuFWxDsYzT1KtjbOok17uJsEX2nI+o0ru4rq1hpZUhixPsNmpypkxO14runLlyZ+YIFhHm1+xQ",
-	"v1UB5KJg8oeqpprjrCEVpeP8/KVCoQqkeGQ65q2aOyKx1RrDuxOMYwnAA4bXm/zzf/+fIoXwiSQa7zfv",
-	"tyFkcZU8b/YqFfoq8z4e7dXHd3svnCLrXfPAdrv0lVsHrioaL4rJKbfLBLpTz2MODUmqlx0eGkmxPKnu",
-	"Fjj8fuKQe8MxJqgeuBJe/+IyD4tsHa9XzeJ5k7h2zrVKopl0CGfUxM76BYv9uFJSg7dqB7bAP9c6dIC2",
-	"jnfWX2px66jG+f2Omr74smavweeduV6De8/XajbYQvG61W39cHw+p2ZUo7ERr0oNCvWr890Jfzw/f0dM",
-	"w/FKb0IsZ9nW35UaE9qWfi6rvNoBaO/bhX397r0L4ZygYw+rvvXRg2/h9PXaKxVX8BqrY9o8wHnCg6lY",
-	"WGdEKy1KiIu7iiy3V+C+0rLnOs9VS3S6LLb6x5ZKzmexuUtzX0svXaY1myet2hnpS7PVlUxGJerslYMr",
-	"iMHnZWWzsFykOXv/KEun7lmbLCFZp+8QIq9DhaKNkblM5SP0N7CUJ813zyua5tW2yjNNjco99Ra2z9Pz",
-	"nVsZwPPyUsVGIpu1ui0tAEYwYaopTevfhk+fs84ArHXTjPmEeS7OgV6YRHzwdJv4D3jVkBNNQOIZp5Mk",
-	"6iMApdO4IxhjlKi2yQI1RfphQe1IcPSGtIoi/0feb6ZNLWKThysFqN18v3wuWLNeqDfieQY137wXYPXe",
-	"G1DmDUMpPZ70S5WCel+8nbKMoppvDAVuLxY7xbToemw/O/41p6nEDhE5GAvwBz11gfQmS9cUIS0Oxh48",
-	"S22YLUKmcNbvzKdqOSRYflM1Dh2Z909eIN9NRX3ROB9v6tTn2spF/vdVhJmLPTUrT5gMyQZN2lFKpUyG",
-	"s02Ng2FEJTxARML03k3MjsBjlgSiCPSFRSM4pEYvYXZRw2ob2E4zx5nD3LXysT2grNxbXR/eWyRfNYpv",
-	"Q2T4KoOa9dZXk63g39ISUkDDLcl2uGkgb/Ftri5weZYS8pW2VkBuHsGqZ9JEuP1LUKfTNF0IRJH1r1gT",
-	"Di0EHKxilR2cvPA5T9HeHCKTUXfQ4xr2YN0ZC7mMHfpVIqsuRS+Q3zKanc7g+bc7rXJvlhJxxmrmKLve",
-	"JoFh7vBumr5QbHXBFu9qtXewyreOylajwpuok+E+y3AOX7NntXAJToQuL2FcqUmyAu2srMEJYMsX4QjV",
-	"3DJM9ALqucs4kwZ4/57oZfORTOgn7/eiYsAk4bW/N5p+ndixLu+YlguiFIs2I/YXlLGBkBOsBFf7vDjR",
-	"OlnBk3RqH1fMW4p9wiLtnxTNGKbOpaivTfJUJW33Z422dsFmbYvX/yUFhpZA535bxBD+o/Wc3wRnTvdr",
-	"Q1xj0MLwxmX2NGOntfTaSITujSqDKwBQh98uxatWpZ9CDKZNExZD28+BjhjRi53voFMkZNVBu8jOqns6",
-	"Ldvt/LYWRe7R50W9cso7ONEoSiZURWO9C1w7Nv8JiGQ0i8Yk4VGaxwsDDudmsrlO1fkilqQb8AbZJm7J",
-	"mwekgzG8WnOcba3RwQdLHBebL88fFMD2IFt7yM76fjRm0cU6fenrfJJo2Td9f7sYsdma51kVP5EjGGsG",
-	"QU3opxP89Cm+bP7aWcLb/OlXAEptGBNA1b3n4AN/81G/DjiN4KiONXffXKw3FxxCjMw09WE1tWv4vLKb",
-	"bI4TlhZXP/xiKJ7woajpWBQ1a2lLeGUjF8pYI7eoJ5XuA08s9WdfvLGFsqjdXwsc9cFc8zoaY2+yQpcv",
-	"3Pr+TuDn28upleO4ufz3DlNFavrxvTwiz/effmOTSQiGZMl5VhCzKeMx41FTWDh3kX+keJdsPO3s1YfP",
-	"LQzju2JckatM8JGL4BNXHKP4akcrWvDPp8BpuEDwqal0iByQiMw0n4Qy+yXv3cJDQUi91GMYW/q8IGTr",
-	"MDb69ZLYZi24ko2ZuCIb+53nJKSpxqhZGx7JcHNFdgZ5NDxqLFEHTiEypRi8M0+a54hEgxhRpPB4LfpS",
-	"Gl1Ivf49Eg5FNkjimPGw/ugzNmQZ41Ed24XjlypJU1K8BhPZ62WAlPB2Llm4ue7BndpRa6MNEEiNx2aB",
-	"mMQBoVKjpl5Z+HPbdAZpn7wICfrKGnauslkfUk4WxM0JckUTRQZYdx2+0Qiysb/7PCCVC1Vbi3h+4eAX",
-	"xBfqP1aJanIFDZNPLCbwgkVameaj2g3W19sL84x3jY+ga0hNF2vP65Gw/HxYCilr1X3ChWpDXG9rVTc1",
-	"7Moz+buQU3dZSoe+gHh6F77Rf10DO7DVk7+cvX3TPgNEJBdspulYQMIJTfW1ZnFb6xdhoEkS9YkSxAsu",
-	"oZ6LGnhUsgQ40fT+2fPOjkskdEbPgYhnJBNCwSrCf9v+NWfZbLvaXDQM9DNNQxoeIfLPPywfLvZ4gdqr",
-	"23vbyfLzLJqGuBMEoC84sOKiz53Xyq7KBk9gPbI14M8pG2ZMjlftHVQq5g1fuuJuVyrr7/262/7m6vjd",
-	"rHN+8f7533b+PtifnO+Kv138I/v2Z/40+mnw7Ee58yp+Nzyct+ZWBiy3Z9jZXa+8ZXmw+p0jxX5Xlmr9",
-	"uIvImSAiU5THZtCC4F0AhUV58RRUa/NvEL5KhTRc7fOI8n55WP1LZWj9kz+e/tsfU//tj1sj5wW1YvJS",
-	"hvS9EOlrOm1VVlqnTPvrbnqeGsm2/iluqelp7rKO5p+vLqB7krm3IW/+0mSlXXlbCBz8anFKpKxeOVnq",
-	"R/KyXxeqKKuGGhaC0KKen3ej0tk2Gv4eqrahclje3OqaoLlQI5rXgKBIQHUp3dZPCbtinpPz0v49D6Wd",
-	"RcHRt1aaHILcXF3y0/zLMe6iP6Y8FsNhX/A+HTGu+hmbpjNLGuAVfQ3SS4ZiXn8scq2YdILWQKj+0OQb",
-	"9Is+aWciy2YBkWLCIE3PU362yCEnMA25Qol4ms6IHItMpWB7igS/ZJnE+ISMiSnjdsLd/cBas/s06UOS",
-	"lnW2299Tyke56daGajT+7mya3dZxrs9i+x3NEmkC7KCmT3+cT6iFgaIjR09FNrI4cRhNGDnLpxA/AoSE",
-	"qb6GAiwWgOQyvhiPgUb0oXsBVB82A948HL75tGpEI3j+RBoY6w+l9QY7EGOLck9mUkVnJb2PeuNOM1LM",
-	"3y94qTSnJEmcMqLGiSSp4KMD0sHqDTbRkiSSiOGwXqyvx7l5zUNjGPSu05t6IrEb7tCaAuZo1QK8mwOt",
-	"y7O7SjR+404mlM8IfKFVCgAOxMAQHGwe9AWgd/frtzqP7HUCua2vAK/ouQ9PsFkC1jLZpsn2n8ID28Zz",
-	"wiiXJDw86b84fnn4/tV5//XbF8evwsXBAfPXax4o3x+9I/vfEPsKUXRUbDFkPGwQ+6sXtAaTTw7fHBL9",
-	"BvkNeo66Ud+fH9UPu+BW16BKbEiSvikJk0TkSiYxK+p9PZFkd789hrxLqC1RpBP9+P714Zv+4Q/Hb87L",
-	"W4bLXn9/CopSbz6sISr1Fwv6nZQv9Ci5hLYgBJLATNXOFe91Hc2qTrzC9h5FpoE7gxocrEH4mtsYLKTI",
-	"DQfZQMAWEaAF9Lb2yBZh/9LEfSspfJnuwkiilncQbmY4+98uZ/LrctLbMLwOUXnGJdFfTKhKIp8VGKbm",
-	"WhB8+80zv8VBZx1+V3ZTLfdTLWRwa61oOVs6JBFVNBWjnBm2lMRkI/zh+JxodoRlfMJNx5RyyZp40ire",
-	"uDvkWAFxBaEYD8FwNFXt70+ra9l7GpQatdD2bx8/7wZ71xvtommL/uXb680//fsdMT5vcT5+h2VrOuW0",
-	"rX6bb/SxHo9czLTW7J3dxNJW5UA1YdJzhOuc0ckN2z9U+h4nmVTtFDqnoKQPRUQQ4lsmmmtXg28yYJmn",
-	"ApqegaBlNufmmkTcuhTb64/ud6NjkOPXx4etG2sMDzXVdfXWnquaNcuH8bnxjdW1bo1Pr5kNOZrr+tUk",
-	"vT2eLMtai0sJjosyJi04PzZcxRUrkpdqsqx1C+suytfv3Ttn4WqCj0Gt+VTSxizwle9CA24uwAGcdPFS",
-	"F5d3rRUHT4uSpbajqgvL8g4+l9DrUhPOb4Ln89ay4vmiBOhFvZzKUTqdynUOWth+0LwApvZqYQq7hCYY",
-	"faXC5XrqR9ar11/yoykh+DUY1r84i2m6afdZTq7VzJD0CT/A1vDnJnr2bhqf2a6Vpj3qL+hXbrGdolmm",
-	"y2OATG3bmNPmboMEiw1RfymaYLrOjEUUeOtMUTChmx2ZQdsTynOaWnZXmstvcvkJiMtMkxQ3BNaoB5I6",
-	"N3F9broXld56JcQFyadY3CPD0ok1aeZ2YS5XvbKq3f3Gdc3X+j6UF6am1FhMsea+rVeI7YUpj03laIlF",
-	"SFy4i0kufJmcjcV0mvDREYITW0ZDRQw5k4pN3IUw8tJbGBgHIqkQFzl0ZCli2MF9ZQIZdjCqAcG4bfrQ",
-	"ICL0h6m48uoL4WxYkBB/WU1nCVq51MzDEMK9f4F+a/qIB3mSqnbCiQ1/l+sWvli5w2xrLf4V3RmH81Bw",
-	"3vQyt/+ASMbiop0sNqY4IIky5TTJgBniDYGOXiHe5nqWi3I1ZH3sqB9LJLHtVahBHRJTi9F2EsADhs5J",
-	"wyRNTdVlOGy0yqPDyXjWetxutFzNLTQ3bbd608JNr7K8nheCqMCbh0zWJHWa9fQ4lCnWL0MvJojlx1bp",
-	"WJOLUE1sTAn7CdYVXb1mUfXO1waG6f26lZIrKkkkpgmLAQhzFZXh9ZtXVPbpTW21hyqCPQHyOUihOvpi",
-	"b9dD7epWopRzCnMqrqQjNs6ja7e/Ql5Hs8hmMlQrWOBf8dKBlFe6cmM0oGiVO/pxgcxzo6Znx59opNIZ",
-	"lE0XQ3e3eUxCDTO7OVNO2Fw1aFgQ5nyaiYhJSaF/jusNgzfVRTmatj4sJlJleaTyDDpnp8kFM1ThiTQj",
-	"lhvVz9eqv295DGs/QBwovoH1hEH46HtZt1ZsSOJWTa6+keC00ghCzh8i3r2KeAsEuesbt6GvERLKNv6F",
-	"6ox/c+Yp05HmAtJjDRBynWBIRkCuxokpy2MC74GnDhgBYg0dHmk9e1hs8rGizJxTRT/AdjmOSiKPfCLx",
-	"mWTKc7W8TP5Bp7fyRd3Ia7K6MRGpoab/N6KI0DqeXVnKhMmULlpAdkmo5w5L3OSJBAAGJLxMZDJI0kTN",
-	"QjLNkksQ5UJvhrAs/jyRWyQ0NfrKRBaidUrjJRJfnS+Dbu7Au3yQJnJMpkJiQxKRZ2SQCg39YqBWt2VW",
-	"to6BeBnO39AVZrZeF9CxHA4HtdfEmlZznjIJ9wylRsoJjScJX/Hu1IpZPhQXkxGNfz8Vby+0VpwxFtcm",
-	"NCZcsgySoXedcICUtmIlde9Vwfj9nGKF4uYVy5jNWASiO6aXjAwY48QOVh+E5VYxFzcEAo83jy24DJ2K",
-	"YzZMOFxBU3zZF8rkGMocgRCi16JlZWwEsAENqyC4KByKLGLh5iqSmwVHsdxFpOJfqIPLHenaf6jPoz/U",
-	"wD/UwC+gBq5At76ar61MPR9Nh+CHanS+Z0PyDZsD22P+MgGQgQ2Bi1JGM0ko/gMIFIQ6+36qHnd9jw5B",
-	"ZDfWi0SSWpMDnqTngzckeSxSNidS4+GW6v/XHBvZuNzd/Gp6pmWvX1oRm6dI4oLxU1sxrJoBGDEpXYoj",
-	"m/1lPPghSt4mfzl5/9vJzpvkRJ7w06fR0cmzk8nLzl93p3vx0V+eb7G9zpZMRuVOF92db7HxC2YmljvC",
-	"7Jee3TSn0pa+Npv8ntEMeCxU0l7cCAOu4U5DIwxEpaIYuPkbZ4HBv0T3i9becDfaYc9pe3/wTdzej3ZY",
-	"+zndHbR3ot14j+0Pn9Jng9bK/TEW0Z/Vu2a4PMK776FRk7rpo2Ntd4nljW+w1SR0WIXhsII7MZ82dcCZ",
-	"x9nPC95zK2xqiHNAGI3GxLzveBQFUgjE8pTlqN8ROdUkF3pjskthq7iaxjn1ef7eJSjqbZnbUFcT0N6P",
-	"xd1J5sSC0nmUpi0dRRUutfA0i6iTmd6b1fmE6Xd/1xbcoN1btKH5V2ks09wCSuaAWJ5Sbfyf04y1ofGa",
-	"vleF+nn06gT0cewErIhMRvppwsmMqbsquv477mHzR4+Yh9YjponGvoBWZSKbHXNVZ1JblXjcNrr3rnBg",
-	"gTGgBFU321LAfCV1veZwvrzGPs9yF6R/VPjVTRVYvfGvCPPHEofsyGdthTVbFSr5BC2+ZEDGyWjMINgn",
-	"MxHsRkSU+ZRlffC06Eti/juhnKKt0kkjroBERWgrrrBd04q2B7+wDko+dtb5OjlrMZRqFRT9Y909/5DE",
-	"I1ZT+phxOkjrfCY/ijSWhKapAfCk3gDd1OmkOWUaF3vTapONZZGMA6wOS8xW+MziinNkeouo294CCmvU",
-	"ADtn4ADZsMXmM1lYAsUdD4rdILqDFe6yUvLkZSquiKuDUg/lar9LXI8bycEP0ipuWwrFINxNSQz2rM6z",
-	"RM2gdBkuYQA6nu3sVjXofaCKvp0kZcV34y8fzgPy49nu02cBGtm1hNtOOBGZVVA3sfqZ10mQbIRXSvT/",
-	"+d//g1492BXghrW5mPViHMo1VEDEwkDzorldlx49QfVWq7uR4CqjkSIDpq4Yw3J+9t0BjS4Y9JBWklyx",
-	"gV46V1D/gMdguuQsk1s9fmzqKKsxGTDjoclYSqFroqkpgC4m6AkbamFt+3In3OrxHv+3fyMamIyrJIJ0",
-	"4x4/01BnMRHQOgRqgCh6wUh46DeT7RJUtwnWWgOYmWJr3R5vkz/9SZMo+ac/AbSxVmEm8tHY6ildgjnG",
-	"Ef6JjZCxoXGepaGpjQBmjHJPW2yT3eOESDA3tHPJsCk7w+Cwd389Ot5E97uDmYk6gKuv8kwrOGEkYvOF",
-	"/VoJPWz47u1ZdWG2U29oDLURg+WJPKsgG+AZAZTb65BJwnPFpFa1bMEUPYMegzrjSIFvGeIbetvqlmE+",
-	"CUkmFPixBTe1qHPJthDu7wxq/OlP+scCo6WP0s7rhO5rnIpOkza+Gh4Qatbleu5qRASoF901NWra7ppR",
-	"nmVQlwMN1m3ywfTrt3rpRswuWSqmE8bVZgA+DNOcRoNJSTejK9dx9OqkCwdi1A1QY63DjLTboEmQkpmD",
-	"tNsQLaSFtXZbr8XEC4WBHpKXhsPp2m3QjkvD4OU4ptG4uAYQRSMrbYlJoghnLIZqnOGndvEkrAQPe+Wu",
-	"w82DHtcv54M0iUL/pumxCBdeK3RE0E9tWlxTFoeafpi3NVvDyrLFR1vksMdtBIUoas+WhpVXGpr7nZ2A",
-	"UBdu4W2teGMPzqTHw/kqreEWgcieyN8FzRjJtB6aJpNEIZsl2Jac0DjO9H3ZCE+pYq/0C+0/hT1uevwd",
-	"kP3d5wYrT5nKZu3DoWIZBFwCuYIimNKSPai8C0E3dDpNDQ3bNhU7/wyFLcmGrTO82SWhptoYpbNSVdCg",
-	"x0N0qoSWcnvFTCF6StEkDQn7NE1pYksHUckCEhalPUMsHW/Qp1yxtcdtOxNTuzXAI8eiwr98DCEPU6JB",
-	"tVxEGEkh1Pd0NTU3wm2IAdMcrcddKU0nbYdgEprSjE6YYpnEluRqYbVQiK0DcmlP4R0dJRyAjc14baQO",
-	"lsLv8Xe2rL9lHnp+fSU0/93BOUNvTRs7mlXtdDqBq5G0+3TT82/2ePgZRIWAgH4QQFX8oKiNb35HvSEg",
-	"VifBf2ll5BqIGvQbmFKJCQKaNSTSVNPXRy0yBQdNSSQmE9qWTENKo7DejBYfaZqKKxZr0MgADwUbT4Ab",
-	"b5oxLFiLGNxGaGuJgPE44SOYBGBkp6GStRMuGZcJcGyZD1CiRZSxAD8SHClsNOtxEzhAs2ym6Wh4fE5H",
-	"IdkIe60MMThjaOVDLO61ws0tArWTbK0hfaAnw/ZrPYUmJsYHinWoTAMjQEwlMiY14KSiqcmoKCjDzi58",
-	"UM3NA39lmkTMeNwSIDrDhGWtbuv1yXkhteo/tKRno5xabyc80cNxlhIM1WUZYXxER2yClejUmByetKfi",
-	"CuO0NCi2XLHdbsuTtbRIazs+tXa2OlsdbBMCNqtWt7W3tbPVga4IagzS5TaU1WhjnDI2HhCyJnDjB2D+",
-	"Jm1EM0EsSTVlmRSc2jBZ/aBU38sU0MtHIyaRUGquTVwkjokS7HEjiFvpzQQRbux39vFKaJYGbmc04U6g",
-	"8vXmgV3RmEpCFZkIqaycOUxGPd5Q35uEUOQl9KIUozH1ipTpNRyeeHViMCIenrdzfsHFFbcR8Y4LnGhN",
-	"BVn1oYbOEQZ/u4LH35vGrxFIaJiu7pFw6HnS/dwqOpMt0jW8GUxcbcUSaWqyWkoLZ7vb2bmPBeDU80qA",
-	"lbiKBm9FW9vWK4HTNs1jXt12710HLZ+LLPvuZ/PqyQtc3n7nedMnDka2Zrmea393d633i05Gq37j6Xug",
-	"+Pqa3i9gYCuIBJ5xkaGB1y+yGKboCJTd8m0GR4FfXr7UgUTPX77+259NtMs1EgBb/7YaCjwRVlHBD43m",
-	"gStz939I07RU5k2a4l2GbYJ+ZqAmt8gbkClBX0lGY6U/0pfeDY03fmvuwuEyqxeuhPT7dXXiXECfh5O3",
-	"wa/7PX9c792ef9Ay5rGam4vZe0ORAt/VdN1MXIRcO+J7ZdQeqAElMiDAfiQ4naGXjbHAk7D3549yxNTC",
-	"c+x8UeJVR7QeLoL8wNTdYAeYyqBrlJWXGy30xSs+QLWopvf8MWiZznOLo9C6NgTNNMrSqlRjBFqo2ARw",
-	"Js+gAP6EfuobBR6lf2TsQXPpvlUJTQ1vx/V+Ud7+3tLqFXj7F70eNlr7zq/Jw+K7CP974LvO8KQX3kyH",
-	"gYQ+AZuTsWkFJmYoRoOIbcFmrIShedinSsu5b5hmssh8o4wpOU90tZZ3OE3OcTHr3ntw5TW1wa+8d5b8",
-	"ttK7djVnIlOm//I8ni8+azuEWd49I8krrShPZp7h0UeN4qTn8QIeFCS3VvU6BFkpiZix3hljBlg8u002",
-	"amv23CInqmzQ9K2ZM5Fn1ozZ45lI2RPpO4gCIgWhJKUKRLWJMFbBLEOpADU5RC2t3Ntq0868I3g6W6Al",
-	"mVO6LzJqhv9K+lFp9riJjsKZBt7pADAr9PSIRmPWPhJcZSJdRlDhZfvudfCHonUjRctzjK13mV307Kf2",
-	"NEt4lExpKm2VttbHCvXf/rxE2zpRRCoxleRKZBdgc1SYnwRKlKIzCXY6Z3/z6H+jruRfu2WK0imO92jk",
-	"YFyvLaBwC6JsDqRJS/LCMGqYNNngFc67Wa/uNB5F584J0UIK9Kj0nNsf7g2VHANJ0G7gHudxotqpGDVL",
-	"cYeav0qRFdZ0/Q1hXGUJkwHh7MrF7ZCNwYyESRxae6rVv0MRAZe2Yt2x14y3xy0/1simZzkgIVaMMAZ3",
-	"tNCjcZ1sgFtuq3DP4N9ItbRGBX8ar11A/vnf/6NVoZCzT6qPOwnBDJ+gOTjhI5ZpOqfsbcBVyS7JTLh7",
-	"YkzYJtEYFD14xTMGdHqcqqILmploixwjmEAnvGBTRcLD9y9Ozvunx+fHb85P3r7pvzj8+1lINvaeGd9J",
-	"kU9qi7gbL3yPg1H33ckWOWXDXNLUeO1YJDItQBf24wjS1sGRDX48R8dhBneJe3wjLHBrK2Y8YfrsnIe6",
-	"2pyRaMlt3i+IhnIqcUSaq/EWhnyie6rezgxiu0alVxr71sXkIwDwKsI4uCuxpkm5Uo05GUwrp5FCpySI",
-	"f+Bd3qCpFETB46ssUYpxkvOYZfb6KpMabbL88MZie0k9AWBC4TaBGfqm0qmNTqFr11pdsJHSGmEfblmN",
-	"i5omfZdCdIdrOoQgBKjJDzE65g+8yAGZ87JvYS14DZ0tLcX3De6HC6CJSbPFkhdnrVWqyXfaz/tbH//8",
-	"73V9BOv02IuEx7bxTJ5FrGYPmvboDej/QjmJgIQOvvoPaz5u3JQd3Oar1O7t6SpbW2NndtInkiTx0pXd",
-	"LZro+UWuIjFhTTO7RpwrygqaopzhNwvuCkTrWJ4EEmlmKszBvcFenwrDEPb29p4HJhJxKI0gVLfUYQY5",
-	"OzXQaQ7wX3mNprfrLZanxPqL+3ifYp0h/mjimBftDskAGH5V5Hg0kh5YVXDpqRjZ5ftynn5WI+LB70bE",
-	"K0tpTttqFOkLUM3qBXYD9dYXONkmgb2yxsfjnuCV45yteZhry+sGkE5erw1wbA56OBJc5jYCzkZMbmj5",
-	"cDMg7JP1LKAjNGaaENrQPxfRZwruvPvr0TG5ZBmEhGiJr8czFkMCCHl/ehLYZ9KO8ESSUwisNAaiCZ0a",
-	"p4VIWWBc65KAYsFNzQTNPtHzAd2MZY/PRWvWxGFukdOGwLWTd3WSp934kYjZPVnuDAyO7Amt7v5YjLrG",
-	"yA1Gqp31jFSdvTXfv18j2NM113Pb2126zC8TnsgxoUUCJoaXl66zGpvbDLGSReOChvDnRqp8ZDCdNgU/",
-	"08rl2gBFEeML2tAoT8uabw/fn//YPzs/PD/un5+/6p8dH7198+Js095FzNZWXlZpKQh7i4T2vvbzLCki",
-	"h4wyc3R49uLt29P+6fGLk9Pjo/P++9OTM7JhwN7j4eeXp2/fnB+/edF/f/rquhJivbnuHRwxTdcS/h6y",
-	"3SpUsdrgn2VeqiyzfTYHmbjSeppewIGvk6EXCwLifRIlm4XbAi5NUvduZ//bZYUs7lNYQmCdvmpmqX7A",
-	"PVBQU1uG3aUp/kv6Rb8qhYDiqndFIARGEdTz6FNXQCGR86wOMknGInXFFcgGmmbwFZcbhexwSCdJOtsM",
-	"nI1d8B7H96H3ZkRrLTG4wlWM6WeYaC5y9WgEN71kgvubP7pShL5N2Frg9yidLGbLLXF9kw1qxJpKttIT",
-	"k4exWYhanuOSJJ7Xs1aQf83uU4R/zRrDimBbD4Wo3C/ufBgLQifkZFXcmccRczObr//Z1DG0cnKRXyeM",
-	"syvnl4E0okRwUxYb8mVAiogwFl2B9w/swjTucTqiCd8ih5XRc8lioq6SqKjgMkdqQEXQogj2Ye7x0+OX",
-	"p8dnP/ZPj9+fHfd/OD08OrZiiKZEegC7OrKx39nRIgdM2oYkXsliMC9raSaysfGKKDqQm1s9vp4AYUZ2",
-	"UR/3IcWf4hwG5R6hEH+nLPHUIpB1ucnVuCH7xCLoz7qGjynLOcGZ53xMAfZUt8Fu0o/UjCjHctbkpfHQ",
-	"RGIySDg76HFq58ASsCK7kAXltQ6dREFFTdA+Y42oTZ6L42JTX8J1UWtudAUi78wee8qmjEKaAvZqmqZa",
-	"RbZ5zKtZZ1dKNHbgs6Zav4XcsxUayAUtqWaQPKK33AijCar4q113t6jX+qsa8IQTBn4KU5yn2Vxuiu7b",
-	"YpzF9J6pfmPC/r+/7LSff/wFWtl2gp1vrzdXstqf5lySX3OW15muoUDM/Rqo/fl9s/SiqR+a8dmdNd7G",
-	"FWzQWc4fmemZ+TTKEmrvx3lbpXvY1TSuOaLvb/rwJaFAp+M8o4N0pgXdWBMPKrVUcmVMG/8lBiThGFKf",
-	"US7Rcbdp6nJrkSGfEiVIqP/oTyRm3yWqx5UgkEyvpSznaXcUW89MgWBLRXks53OygBNAyhW41cVkmjJo",
-	"TQddOfpQ27PHveKeICqZLENzg59I8zo28Qi3CCC/fsOGM0ViOrO14UOTuwZxC6PkkvHm2EGHgWszkA80",
-	"Ua/PTGDp3Us9xdVYN+xwMSJXxo1vYjXc333+gELtTjUOAs6tesEgjBrfMHHUxevbUmWmyXaDqkAnjAxE",
-	"PDMJnCy6kJAViqUAipHCA3dfQsU+qW12ybhq4/hh6Q49kQQeSiiz0eOhG8VE1MShzX5SeiOcpvgB2Qjh",
-	"v90wIGESd01RCcl+tWnYWD7XPvjL2ds35smB1gtUNuuS3U6nE/Y4yHUHhJKwS6YJH4WQyasnQdvFzlMi",
-	"N7fIUSogHge9EnovJBaYGKElv4ildld1tw6/8G/dg7k8K+gMxxrWZ4ggv6N7Y4JA4Sw1L0BcvJPbtCwu",
-	"FRPSJKFcsxkWA0dxUcxcxDayCuObcGWgSGvdREFPOlS5iyiw500Rq2W0+/K5fet6c75MLiAvRJT1JZQl",
-	"4a3nRkaoPdEAa7FjQU2paKa2NJ+HRJTvsFsYobExy7BPNFKmtjfEZGRUE5i3uZrmSqI2+myf/DX5HpsJ",
-	"ZjkHkxDZCN2/u/pnFm4eYAWdf/73/5jGhJ/1f/puV/0kvg4hGRxyxL1S4nP2vwXyQ50AbnZXksJtiTXY",
-	"W03FtC8jgTcZGjUdf2TRAbdA55sFCDggugiBCgXcRsaIuufNR25O7TF6oMhAmtfsWd86LVXDxKnRUXnE",
-	"DlBf4FDfhjP9jkxGnOI71tchsgsoii+mErSAjYS3hynkOUIVF/0iFDZITfgrHYhMsXhzixwu0xEOysTe",
-	"p9t1YjpsYAHl3v2id6Gs7fxeWcMRynG3u0sG5+skgm0jYTRZIs+M190In1owFkNcTiItenex7cNMei2n",
-	"wF+44Wwx4SsqVRuktvbJi3DTqLEmHr7H0+SSYaRLlAqpxRBjwqnK2Vvknat8A3J3xjS+gXkelOqyVA4N",
-	"eby2uOYy6v0s4yPHVvZa6I3X2BgmcWhdj6lenV0ZlFiLD3wJPWMYgYT7S5QzECE+FgyqBLAmoxnaynaC",
-	"59f/vrrBaC3J+p6dkQgUH72frCv13j/PaBRNFkYeegJWIXUN8zQ1JhRTt0+A3BTW+jTfiHiRqHx3wkd5",
-	"ogai623o0WUXeWv/KnhVG+rtY4hnPIea5Y4OzGFdTU/cmzo8arEdbBH3JSAVwV+cXQEb34AKD9/BrGFg",
-	"TCF9MQw3gdPYkm4i8yQo/Z3AWqOSTkyjoS3yEk02+EWfQ21MG7G1aUKh0OoZY0mbJ4VKCw5i8ALbWnJ6",
-	"EketkePojzbkpul+XqwMuj265R0gvwmBB4Zos4FSFWAzR7NqvQtXZbOHbwaFkob67t6d1fNBiVywvxtJ",
-	"XPP2F/DILnDzQik/MUTbj3PwYukHkSvTcctUU604diVjXf1bkkGeKkxlU22MK1gMIUkuyYj+VZqShaZk",
-	"J7xygD1btUTEjHUR8o/IYRaNtfBiRnKd/vWq0Lrvykp+R827mJ4oLxa7iqHy34OoS3EGVQxriPOZyJSp",
-	"jlhT/9D2KiZhu2jfEJY8xLZmfJ2LWEATuxoHsTU/lHpCtJsb2LdLf5ma3m3zX+eJbpt/1RWAL3zM+8Ap",
-	"zB87N3M4N/rOHcAQwUyHt4HGb4c69+xg10hX51vfuzvfute7eFUP+3wT4xu72CF2rhr+cCfu9bc8nRkq",
-	"UOnzmchSo89aP7d5ftf5lHEsMWZchmhxLGhXDZ1sWp0xAvZhoNL6HIsxN3muqv59mgIBWb3mo7WOeJ91",
-	"PDJH/NBwAMtU8e8GfrrY817Ik3D0+ha4rlAGB8ClwulUjoXCOFJpy8OSHbLRa53wBKqX2ZqxLRNKiCbu",
-	"RPZ4bbtLrCBqqhm3jZXclDO2lYyn+s5KmbMFpUVfor/0PmQ2r0n/Fy6WA5taUkUUBI0y4h6f09EyhIV3",
-	"vkYZnIdbP7T+Lg1EPMMAUnOXWvU3LLIYYgXWlX2FrsKeNVebKyRBZBoJEW8RYB/QLkJzKIyCAZGzyTfo",
-	"7sPvuuTnquRvBbce2JRc4U44B6MQH84xRK9259LSnfUH0fkiNOKWtOExlPVcFQNuZn3yi3ZSFY1vWbZz",
-	"QfnNQ1eYxTJMG0HW4z7D3CJGX+wSUEHlWGuM9p+SbNDid9enP2PFbxioPGbQsWJMZY/nvHhq1rV5UEwT",
-	"Z3SoQlK8JReQI7gaOEiPh4Uwj5U4TKu0cIv8KLjIM7/2fHNlUXOD1ju5kyEMe2+GHL2otauQLr4JesgP",
-	"iRrb67d2suzO7iOuMFcqKXo7VlxUcq6ttHtuDZ7lm6sl2neH50c/BlhTSTNfk0DDMsahlgkmj9Qw3Wmu",
-	"/kDTfzk0JRvv3p9v3g2yluXG7TjHI2fr+xB8ptVQwGGaFNpebaYLlvqezmyvG1vMLyDhNEsuTVE0ZA2B",
-	"V9bB+RF63GsgQnbqqLvb4j3rbi8cKJvN7fevronp7BGpafcsw9sTWVOIq9exto1gcg83xbYucyH4gWcE",
-	"mYvXp9YjZ9EeGvQ50SxRB6YaqRutVwhV6J2wo/u2E8g8mFJpbiJGaNfZTWrNI2aCe75j78wR1N6wL8FU",
-	"HhSTMNBYE7sbOIETvO8Bv8+YklbS/84I+oV7S2sEfYOr30G/gXnBx61ugZ57v0d/z/ze7u9uDhOu6z1x",
-	"dSQMmkZAkhBSD6gQUKVUge1CJTIMj89maGB1TUskvdRq6dxx2/XfMzn5yUzjJUlf37MNxUy5IHLn0r1h",
-	"QPdobGYWnEXDBgzOvpXgWlSS8/HbmC5X8NZbVrfAY1/O0d5qdIT/ZGe9f3/4fXuszFZWdlxZgD+y+oWu",
-	"b1Jxcj4qtt3v92bOq+eHC4U7CF5in5RdtZcdmijJ0qHWlrhQJGOcTtCm3uSrMud8nzQUZyg8V/et+tgt",
-	"NQU+FoLxV+55d8/RuJau1QoMSzG7SXAwn21/Nv+6XlgmyBHXijOjyUPho+P9U7dGDluLHo/BDWGX/mXp",
-	"WLDSmwbob/LJgGUmOHshZm2bdq83F1JvtrAl9irl4bUVYUjCTSJxmVjzmAzyia0NaprgIr0unB1WTY8F",
-	"kz2oj4+ei1XdEwZM5ftzG/vvQzfF3nfIKIDzljeqgX5escFYiIv2BZvdg+6FfYC9dp+hKfXQNvOGxjJ0",
-	"wWalGlyInpDhkpH3p68wy2WqMVbkEl4v9bmBhhCCR8y5pa3ITGvmTLhLf/OuhstPK+xHWDe0FseFMhLL",
-	"Bxz1r2x231zCm2mBLOGD7XebuXYK4EcCh1DROHETIwTEAZq+/CtoZ+DczUaUJ5KahCJ/hIAMZkQLua5I",
-	"CXZMl3QmiVBjll0lkm2RM+yvB25wqBlpi8qyuEtC032vL5n+dCyupOnwol+XTHmeBcgIG0JjtjHNaASF",
-	"tcSQpAITP2VToPSJv+8vEi9dE/gJUZ7TTFwmMZR/8UFJNkpeRpIKaGNYeiWfanjbARqL8dsXVg6d9YDz",
-	"zn7bFLxq6hJA/jnDri0Jdz9ChGe4WVp2Y8Co7ON3pXXOBYfeOKBcT3OHkeSVmPDGwPLFseG7t40Nv0/L",
-	"g48HS00O1SP+/VfsBJtFUiYklgCXfp6nw97jJUG4Z1r4wcZUjk5EGYsZVwlNpYtHwGqaPm3e8rrAoPne",
-	"ENYQCKmLI/JLUdlJ0JFUE3A7RUBtHth8A2xnaViD+xyiizCmYKvHfXLPeJTNpgpT9bWoTDYOj8/au0+f",
-	"tX84eo21urAdnOUIW+Q1UxQenHCp6CijE0KnU0lGWtHq8RCqmc9c8xvKSch4DMvuX7BZaNPOkoyEhl/2",
-	"8ywNUfIHfpVIgnfN7tKCofO8x0Oaao1s1obEbGkikUObpt1P4nBzi0ADBb0vqOPlzrfoFgZfQQAYzCkx",
-	"6Goosh63DWcbA5m9q3hPxiFvhq8T1uxvsUHA88H6R9PPr970Mykh5Q1In++59z9bK0ja+9DFShdUxt4s",
-	"cjSmnLPUeNRzyUiiyCAV0QWMgjPhHcVLn/B2LiHLNZGR4JxFyvaR1oQsZkqjUbzg5uOYtQoUPqre6j+K",
-	"NdliTbdGrRViu33E8VoKI8s8sJgDGgiSan2+vnJSazddeKYrWG9KZPAL1RK6NbRvZrD0trpeOPVBQ7i0",
-	"FTQiyrEo5zSlEYshHdIKFTQ+MFYXOp2aQ+5xRS+YJGw4ZBHGeEK5IJVnLrTGWVg8qQqDqHEOrJ9F3rCr",
-	"knwGbUTwfa3kSqZsZAUUOwxzbnqxxGEzITEdRgu910aFe9JEj2+EToyAMoj6Z1MGEbeETwPi2u0mGbmk",
-	"ac7kZnOc9ReVPO44KLVylx4337UxpndwXZssQM70nwxvYA+tuc61Ks1ruGuUpMmluV2kXgc5PHF/yC7W",
-	"a9cvTETMUnnQpBZ0tV7Q45TDBfe7nGwaIyuWpVBFQ0iS8OJWgqqUUqn69mZCCjq2NcglTU0OZI/76k4o",
-	"LroEzR1Wbwq1iJCk4YGnvaH0UfTdzRgIEQEUtJZ6PQHJXHMCTT56fEiTtOj/+7Szp0eeMh4zHs3aOaeX",
-	"NEnpIDUtnuao4olpVeRRJSzJ4ShXkjLs+IunkeVcBsANHXysB9u0/92osRMvEIQQo2oFIXy0nGneNaX5",
-	"CeY9ZVJf2AZ1w+7e9nrSwPmKsteXblK0JHoIAFghR2XjxO2JExcxa6vZlMmFfm3GRwlnpql8xkaJVNks",
-	"IBJ9gCxOlGZ/YEmGCpuQ60SVq7M+bx9+I2J2DvOuVPEyooqNRLZ6dQI7/pH5EHDi4z1XodITvkqkWliE",
-	"CqD9uOKGinV7GOehzsIWOsV72+YUkyXYNgS+5d7V5KEMuWZ0Oipm+AJnbZFr0ZkX+3ikZ+7t4Han/1n/",
-	"Z7XKczBvzIYJT/QjqPWZ8wuuyU8SL03+tefTQFvKNcrMqhZWJvOaBz7b/5qtA93OllGYRxbM49Z9AxTz",
-	"Oq01YtYxGNND2/q8i50rQq9LG9mwln7X1Y3ISEwZmSbRhfH+zROed97k93juxTRLaA1NxShnmjVnCquJ",
-	"aDR/NNhwXuqcV2zIQwv/uFfFi20QLZu7MXwA97cRQzGM3+/f5+XqpTS6kFvksKBH3nIdXZr37Shh6qVW",
-	"nA96XVUcunsLQDEDpCusof/fx/SLlYIMnt6lGvCwrPugAU5LR34r1J6w7YhOKST8L5KsPlTK8E3ojMSi",
-	"azr9pSww1jktfHnjB/qPtiWcpv7NdsZovI2KxDZagnscmoJ79azcN1a9K6iT/nNnn1wl8YhhbAFo1kOG",
-	"FsFhSkdyi7ysdNm07U/BpEZyafocFsuWTJENINqS/PN//5+iVMIT3OJmQ9nk17MjH4L3eBNK8zRS8eKd",
-	"R0O4X89K674tUlvcMVLj9QrNWZ9IglxdEoE9qhoRsCRPureWSZWn5sUyuV5YYPtw0SWQeTQGS84wFVdh",
-	"QwVdIxOtJJo+7XxN0bQOPAvbzj7xWiSbiEwc4TEhvS8maAnAbeLWN0CkS9RkmXwCqlY0SUiy0no2oDiM",
-	"eUfwdNYgw57CVPeJGiJdaBeBFQZknIzGpbSzRyOyZgaCjSdeMsblkmVeHp9/6sgRF5/7zq5hnPKAYK2f",
-	"lIVYW8hj72MBdZD4zAUKebgRkJBxOkhZHBZFifCDNK1Hkg9mZfeIJjjFIkQx+35UuBFTOR4ICoX0LQjX",
-	"pgzWxbmEIPARdHzGd4kY/BeLTOxYIknMpqmYTRhXteztzE5xE0eg+/iL2AuqUdJuyx5o3U/z988+8rzq",
-	"t/KKh2bHfZr0wXcWYvEICHyjBctHxxqE/vU4VI5P20YKgW5SkOtPhtANZ0CjC/BfH570Xxy/PHz/6rz/",
-	"+u2L41dhUbQMKlZ7HiG7L+vO7vF6f7b04vVMz1coJQZdPdBf3eyuLqHJ3Wuqdvg7dlT7+Pkgvc53hdK+",
-	"cwfqpq+SdAD11T0hYsImA5aRSORcFTkH9XzhHCb5XVREv88A9sVR6jsPOUpdn/Dy8HRAosfl4lAGde39",
-	"wr8b+XBTuIWGjwk4xrKTEOaMHvxKYPNmU266HuOeKKoe+usEHMOmGiQ5DeuvnI/+wJql2ZrIClGhBinn",
-	"lYg5ar80sBcaWBA5plohcOKB/pZseIVDv4NOHJtkwCBAwxSfa6p67LD3d1v1+CaHsiAyFuDtQmKR3cpa",
-	"qbwetCtIPOdfpAcaeu+aodNAR9eSFfRO7iR8tUGivWfae8eSrD3XB1avy9bnvD312jbXYf34SB9R6irQ",
-	"nmJAHvrzjIyrRViba5XEJb0NmpbU5Wm5RNsadi7xyr42e7g/tDIznDF196j1oBSkM0dinjhSeTMMw24u",
-	"q2lE+O6CIllb5NwOCGKfr7y1r5KYdQ1WjUUaa6QZ9rgdFlISiWTMVoGzDwLs+dlOOObBmB4vcVOWtVvC",
-	"Hy2pbtSSqpJjnEs6Yn1Qe6FFlffnYv1t7847UEHut0MGh7ulPHDhysGXKwaIK16khi/IBpczqdhkcTb4",
-	"/SqWuKuVq645MDw2PbO4pQXZsr/Nk64SmVilfZAjV9DbipoaPRu2AZ/Iit7G+AibUzaUoe7xjVC/39cv",
-	"9JM4DEx5CFQGoOhEnkXMPd88cFG/gltP56Tch6i+rQJJkwuvPGJtdd0DdPJPpspzZUSCD5ORMVZaLQVy",
-	"BiwsnkgSArtH+ivD5txfi4f3xq1x+K+lhJvNLWlo5DdD+5pK+cNsVKQKFGm4wSvU73T32k/LdcNsS6bx",
-	"oSlE7YRLlpkKiTV8AdJetBwC0/FRoPktpNOSEOk8ZOofuK79icKkIJLgwFCJC/0ZHyD7fiiyiH0H3AZe",
-	"TqUgkF9nhRYctiA+V2MhGYFiUrEXvEviZDhkmezxosH6OJlOMdeXbGh+FBBvswFJIv3/ppCuf4k3D0jo",
-	"cWVIELxgU7XV40Xkd0D0EWGqciS4qYKDfYNiFpMZq22frp8ukKcqPMlBAzdUBoWLaLAbLaDRWJ0FwP1w",
-	"2vg53sxY3ByvBzFlV1QaJDKtdgAuj4ZF6x023KoV+XWD88Xe63Vy7QtO7nqQvZzvXploaZpNbYUxU/ki",
-	"9PpVhoTnabrV49/Pk4oiOQ5XZLPNEIldqF99XXtr8PM45h9J9c5IuIxJ1LODFVLpCyJbKiyKrQ48Atlg",
-	"Q2w6rc4XEzMaxIuHnpdw0yO9Wb6+BeIiI9bddT7j7GqZeF4rkLsiID7imYxXva9cX3bSSHh6fFDEIzRQ",
-	"ngPiutSALqH5i2I0bg5L+EIy/NrG3C9yuUwv7fu4ZL+PlP47lt+b+fxtGkhVb/+yoryOJ1BJeq2wWpOC",
-	"bByJ6Wwz7LUCJz2UmgtbscFZgr5Dk1HQ42Uhu2PjhbxGU/Ocp+HGg5xhgRIvbEjVzKe+oDo83zDq99sE",
-	"6qbcrV5/BfzHwqj3hPvO4AU9c5q7Znt+bWcMKrC2LCdDvVPKNedr6rN9UB2rfD1GgtlSoVqhTXhxVVRG",
-	"ucSshK0ePy9y5dWYcULlRVFf8BZ2q3vsCuNP8eVaGvzRfPtLNd+2FuM1KcFcW7hcmnNYkH2r33FFGlOo",
-	"JAzt7cFrZBLHJjRJsURlY8Dhe4kOwD/8Xev7uwC++lf7j4oDDKrypGKUcPN1+YfFTrD9O3CC1e04Eylb",
-	"ue6Hxo5T/cF103Crl0Gu+9r0Ui59q1dPFVZZebbfAjAkE30YBRSgAAuUeb5Pq53e/XI3GlzWx+VCy2XZ",
-	"649/N3j90W3myNJ2nGQsUiKbNXv+MX8UXofrSqVMRpxhYPyY8rgthkNTCUAGrvo/XCPZTKdeuJkfEr26",
-	"bwx0u16Oiu5oCOMKjfePsWQBhArF3mHX4GlNKBygb5bwKJnS1L3f+ujh7jLj8WthW2Do959I4OrgfwhB",
-	"+ByyrK9ESDYMELqenHxg4mpMRwtw33B2ZbrLY0myHjfdLOBF6wE28aCbgTEhS5M4cPjuxHgAhhmTY0zb",
-	"ltj30HsT1mqqmfV4phcM9mz9iGoQPpGIA+BCPqIyFvpORiBwYylpJfJo3KBPwkQaEZd5cdzRXY2FbWwh",
-	"vWq1cQmoB8TA0ANhkzfHg/2dsoovZF5frw7a47YROfN9jhizEotZYrJ/yw2O15njDWauH58HH34hw/c6",
-	"wLiZsVvvBtT9MrHbBuHsRgY0N2KTAeEVFMknMbNz4AWHWrRabweH+PyZ2bdvfXD7D6rA4KHZ1pqn7Rs/",
-	"vWMrgHoPB+cIdZG46KqCSGjV5LotmTLC3puSmXx4dFFcigsWb5E3YiDiWY8X6wbKP5Es1UzAWGWg/43p",
-	"tiLzKcv6kFNfz3a+Gp48NH8ovVPMAv3vVjiV15LodEaof6hklFEOJWFJxiYgV/lPReacaKXPDggHVCIx",
-	"mwgr4Gi86fF5xDEOL/24DT+34WcIJy5kuDqMLepjf0jUuMePDs9evH172j99++q4f/b3N0ffgZqOhTRE",
-	"CsnBE8rpCK2jVoiqLyzb6FZz6vT9mBft8HecI/H7uEdHmORNLVYYO8hNr5L+Tx8Y7DRpI+VcWE0A8fUy",
-	"0QrBEApJmHXgt81K7+E0OcfhH4LSa1dzJjJ1w36PdgizvC/TqdkAu2Bz3tF7J1jjpdEPunj115fK3lE1",
-	"rpPMarBnqW5aYBHSsDo82lqgvlm4rxRldGoY+2MxG+B6aw76y5/z6pfIYYXp8iRtr0+/HdR1DbOuKfKL",
-	"Id9ee0WygV0vTV5q+O7t2TlpaCbq5TWU62X5C7lpSddnkGioWKaH/1+/HLb/Qdu/ddrP/1/mriW3bR4I",
-	"X4UwfiAOfipJ1V2yyqZAumiLtCiycBAzIu0QoUiVD8tGYaCn6cF6koJDUqIspUiLBuja1vAhcmY0j++7",
-	"K27//282iar1FLcYSSW7Y/rbCAiWxV7GTKKqBfRJqHLdBRch/ucIsOMbZxE3C7n8WjP7oChGEIfAKJ5p",
-	"jLxnglNsg94Ru1+iefwVCdUyXVTEMIoRcTbkRyulHjlLIhDVqmkYvUBkId9+fP8ORKKGaHiq64XzThFs",
-	"yPEJupJoyeuaUQ6sGjWAuz4khDXvmZRnZZ+l1U4iTi8QlwsZiAGkovlzHedoS7iFXKtV6PUZirFawHWF",
-	"u1hAx0NAkwVIkwjp1rPPAAcBXsi0OqAshj1aESH8B0RCXinPymn2YZhLRpj6gmTycQS/7aBdcmnbom3b",
-	"YqV0XTgtmKwUDfXjvy3+DWRf9nhm2daeNoLwP5vmJ7a10+nh8iV25bKqWGMZfRJVzEmoTf7imPurhqG8",
-	"uXmR9cBhnVrN4aUIQdypU3+UeCz6I19ut+nYo8NTf4IuF/JQTvizVy+GUwbPd/QUguwYPR9eynTJJu50",
-	"uED/iD0eVn171XyQBG+7+9yzKtwrJ2lSyMkMe11e9SF8TVooH0t4Xc9wA5jeJNPotJidz7xfdbp5BR5q",
-	"HH1kTSK8F1/LQvkPPa3c+iF92WGknB4E3CFK7bRm0mbR6mgnvbafylxXqgFSN73hFUsBFq9lG6Kt9K95",
-	"vmytuvvx7XuwwUle76qMpULKPovIgFPIje2ZBqOU8E0zFgAgQ13q8iImOWJ1WQ5mQTpgkSxfOyVxGg0X",
-	"d+U4Kw23m3pLAARlkAjklGWyc/S28QifuXFEeLOq6gDpFGY9v2akslDWH4qSzHG2NYKvWLWrRD5OqKka",
-	"j3BV186Se9Hz85u+sy+VPB3I6YncJ3Z53Era0erk5DbzQAzUNAajnELoOFZ3tJpbVigpdniCKDDLxOec",
-	"JePpXDsJ64Hl47g/YNoTw5DfNiA5Yht/yI3VCYQoeYNbVjn7i+X22GwDkolAawKkJx2HSRSZodKPRX4A",
-	"zdCpxtiWZUDXhLcPb5o8ZixMMPfhthwonempk7Vfc8O0UZIM3vvlFSzFYKhHa5juCqbSZfWPFqGHcnLn",
-	"mTNwrsL5zLrSk14ZdxwHnbMaN6tAL2h+IVNZ0RPLcpRbJNTaLykG3HBQelyalF10hggzUGeU22cc6Q5W",
-	"LXu2g1Xb3+5/BgAA//8=",
+	"7P3rchs3tjiKvwqKe++ylGlK1MV2TFVq/xVZTjTj20hynJnQfzbIBsneagJMAy2Z8VHV/nTqd76e8wqn",
+	"dtXvteZJTmEtAI2+8aKLbSWZDxOL3Y3LwsK6Xz61hmI6E5xxJVvdT60JoxFL4Z+HSSKu9D8iJodpPFOx",
+	"4K1u63zCyJSpiYgkURNGZlRNCB0O2UxJsiE42e883txqBS05nLAp1QOo+Yy1ui2p0piPW9fXQeuIDifs",
+	"SHCViqQ6RchFWyqRsrBLUiZngkumJ6OKDGmazokSF4xLIlISR4yrWM0JTRnh7JKlZKjHjpat4Picjus3",
+	"N0rE1SNJUnYZy1hwQiWhRKpU8DExkyk6DkjYa6W9rNPZG9pX4S/Wa4XFyWdUKZbq4f//vVb6S6f97MNf",
+	"eq1/bwU1y3ophhTXUrc0OpAiyZQBuhjBAQxTRhWLNKRElg5ZQGI+TLIo5mMSbtNZvH25AytK2a9ZnLKo",
+	"1VVpxhaD55Qq9jKexgr+r7qaU/ZrxqSShGosYRGJOS4mS1PGFbmKeSSuag8h5oqNWVqc5pRNacz17M1T",
+	"JWykbj+PZDXbOWNDwSNJMq7iBCbAgTVQmZLLx2cqnR+OFEubx1aCXNFYkQEbiZSRVH+iz2hjf/dZQB53",
+	"9jaXTvP+/fvDTE00Fg6pYtW53ujrt6MxY8BoytK2ZMMsZRERM5YCYskuCb+HZ4SlqUi/67VifkmTOOrD",
+	"rapgbxU3fjYncvK8HktTfEziiGyw4USwKNBXdcy4XgOL8Ea9e3nyfPOAxIrQRApCZzNGU6nPNxFjSSiP",
+	"cIEl4E/px5eMj9Wk1X2yX71B10FrRlM6ZcpSsTHj6kjwUTx+kYirpjXHkb1O+vqTq4mQjFD9LRnCx0RN",
+	"YkliWE2sv9JXsBW0OJ3qBeiv+nG08JaNRDqlCo/0yX4raE1jHk+zaau7E9Sd9uEsPtdH0rTmw7cnSAlJ",
+	"HDUs655WdCbSukskUkUu2FwGJGyHZCRSol9gXJOiLfKcjWiWKBK2DcXqUwW4xj7OEhGxVndEE8nMPn7N",
+	"WDrPNyL1jP7SY8WmcMCM6/X+0soHbQWtduGvhErVz6R7WPobpghabfjvhwpOBRrnTnC6PQCR+SOHEU1T",
+	"qheb8fjXjJnHGtjXQUuqeQIYItKpHuwwHU7iS9Z0qBQfk5QNRRp9vpPNoli9FOPGZennmv2l88+2pqMs",
+	"lSKtX0/I2UfVH8Ibob26M82IRSbJgKrhxC2yhEr4UROH/uWw/U/a/q3TftZvf/i0E+w+fnJdz6qPP7Jh",
+	"ppfUBDNmX/hsEFtE4YCufc6F/MRSLRS9zqYD1nCKl/gK4fAOuYrVxPB3WO3GztYW32xYsfl25WXv7S5f",
+	"9snolcacBpTTImNINPEgKaPRAaFkGsup/oJQLq9YKsn+zi6wruGE8jGThAu9pbHbA8rX+S5ORm2ccg0e",
+	"F7RO9JqRnzcytPyVz3bqDbIi0EMyY+nie5nA1/78EXKMVvdxB4gwzr3b6SxdyVs6ZvVw2WkPqGQRmdEx",
+	"M3jXtCD9Sv16drzl7HTgfyst6Sz+jS2Cj55x0Wr6Ug9Qu6Tdx8U1rbAeNXknWdqEQJlkaTPm6Kd3Le+c",
+	"Mc38qqs5opK1Yy4Zl7HSvFFmA7wMRMInRGi9T4HoiTrQI2ke0UHCyChmSSSbAIsvNl1Ai2327526+3jO",
+	"6LQJjorR6We7gedsOkuoYs2LweefbUE3x7A7Xsh7GqtXZ9WF/CiuSKJVe6ueabEVUCnj+jfGI6uxIY0H",
+	"la3zr//+f/b0tSdTudmEWHq4/lTW31efou2VCEinZgfXGhjGFAJ6jRHFLaUbCq4YB+pLZ7MkRjPC9n9J",
+	"tCXkK/j3lI1a3da/beeGn218KrcLg8KcRWAdItkUo1z3gGvlWY1+bhvtsI3HXjedeX3bUyRhsuNLxtWZ",
+	"Shmdlrak2Ee1zfTjtnTP2Uc6nYFsDbp0l+x2Op0e73F4sZvLX1tGG+jxOOqSnR6PqKJd8qnXcq/046jX",
+	"6j7r7AS9lmS/9lrdnWs91EJVuAKfM5ZegtLNFYFFaG3brAZNRRo10EwUBiTUy8Hf9ZzuZ1wePvjr2ZvX",
+	"5sldQtru+wghc2cY5AauA8+5uVZUarVfKsojSehIadGPxkrfrGymL11ork55y751bNF23XvXwa3ApMXY",
+	"97GaWGPhnYBID9oEHS32BiAHk1hJwtkV0XOXwGCXs2gr8M4tt++JmXe2e3/MBiB4ousBkWyYMiWJnIgr",
+	"Ingy19gTml/7kqkyjoBpue3ZlhftuGCHviW03qZikLDpAkjN8I2/WIg5Aqb5gqJxUjKgTagkO8SY51CK",
+	"AXsJmMVa3V/0RJGmSLl8EuQjTTOpyIARqkjCtNKyo7WSlA71fdMsrxW0ZkIDO211W9vAtK4/aFamb+ZQ",
+	"j2usx9saLaVhx0wqLfh1W52dvz5/8vfOP/b++bdv//H0fefvT8/3ft7/aff1jiaaiqpMtrr7mrGpWAGZ",
+	"/knvA1US2EOuVmcp715RRcU07hoodS/d2218+zpYEcfsSdRxMDN1oNHo9MURebb/+CkxUxKEXZmlOUfI",
+	"ImzAl3xTc9upQ4u+KxnaCwMUjOIrDZJ/URrIWL1XHES/ba3abWfWXvhxbgBHO3W7bKhe9HXZrn3Lm3jG",
+	"lGYm8s6IlhuwgWKJdEx5LBG1pXn5Dtn1eVUiuvlmYLCGjYCy4tjPlGn1+E43AiLj3W1FD3dqxOK6Pb3J",
+	"UvBNSonSakAoMNWUjVImJ8Z8TnmETiWaJGgO+Br4iVad7gxSMFjDoWs97M7O2BHpsvelxPA8A323tdvZ",
+	"fdLu7LU7O+edZ929TrfT2ep0Ov9sBc6x0t3fDbRO2H0ctBLKxxnoPS2mJfQp/YjOK9nq8ixJgtZUREzz",
+	"wDHTSlV7d+txe5RQ6amXh5dU8z+WSsFpEqu5VkBTMWJSxvoXzcPmUrFpf5aK6Uyv8h8iAzfz4SUNAF9k",
+	"NpuJVBEqZax5ptKa0THukZxNxGyLHILOSAZpzEZaduGR8VLHXKsFRKQRS4kW+PUJaPWcpVRlKWt1O1t7",
+	"QUsJbp0HsKZsFq0AtutA72XGUhWjtuhD29Od9VhtFYP7o6jcBK2P7bFoW//GLNZvbZ3jq+5RO57OjCsI",
+	"lPduaxyrSTbYGorptuHn7r9ixriWJ8xgoJW7061R6MsqMB7/Si/mCPKp1pvjsMU+/sV9HbQ0BrU+XDsk",
+	"yt9xsHGvIDLVTFJArCVKt74jb733ryuoVzNBAVX8IxXZIMnP85cW2jj9RSNOrbCoc/3idRHpvh7sufbN",
+	"Q7+gvSh3wxqnnn8OZuceepQBXQRrAVUsOgRFR6MHmtxzKAb/xYYgQXn0DzVtoOJRFCsgMm+9S2qcn0Xy",
+	"bHymkgDlZxER3MR7dEno7S0kozRmPErmAQn1LkMScyQaAQntfkPC+BYJvT2GQY+H+S5DIFAh7DQkEIJD",
+	"uCDGaNUlVxPGCVBYoH+HJ4SLiEkyoklCBnR4oZV3VRKIetxKRI7RSrCT2HHlFthZPOZQIPp/WGpfoeIe",
+	"tWzw74EUg/EKA6Z1PC33HBCKT7U+SRWZCqmI4Ixs7HeekZAmKaPRvM0+xlLJEMyZa1lXi/S2bDH8/ugt",
+	"2X9K7CsYOyWz4QQUecZDIlISzlT7+1NQ5T3b+97jgul9N6hx1H74tBvsXW+0c7/th087wbfXm9/UeG3L",
+	"xN9ZYL/debZbt8nFfKG81eEEoBuxxHqkD0/IkCqaiHGmwb27ay5XO+MXXFzpzasJS69iyTZLm99pcjws",
+	"4kOrfH+PXMqb/tvOCvMvZWK506/OPH4HzK3ERCr8o7jFJST+HTCDNUn8IZnRVMU0IchLDgjlhA7Ahmyu",
+	"/5zEkmQcfcpRQEK925AME4iYovgP8HQJzrZI+Ok6rHNAewTWoDCST0N1LMOo0h3/ej+g6/nnZfr8l6n+",
+	"erwtgsaGbFmZpRWUmfGQyowmtcFY+Xz+SFY/ckhc+6lxb91QFWUfZ3HKpPfezm57b+e8o1/y3tMceq8U",
+	"dWauWv5bPLO/GRHl6PQVkXM+bAUtccXRu959qiHDRvHHVrd1pUT/54u92bO/05dgi70UF4XB5VDM9IVF",
+	"MtbVXN2IxN0klgpO9GGohT6kv6Z1raGA+me/cAsVCvSZ9lJExRspuTmergQUi8m10mucSkV2dnMXhQy0",
+	"MpGyoRjzWDIQp4A1bNUxDv82fJXgtpfTi1ytUnA/mrRWv7VSCQ7mQOodReHylJTVUtxrAQMKIKyVcwzx",
+	"vI0eS2Btc/KsQyI6lwdOGzl8e9I/f/O349f9V4c/98/PX/afH/7jjGzsPXm8uUXOYLvEOrQmLInIYE7m",
+	"IktJKhJ2gIjR/UbLSVwom5RQEnqW0e9/tuqI8fpUdW3qdXOZowarfBmMtn/rf/hL1/y3SeKy4cxmvjWi",
+	"m0soWsTO5UjUoMlydoUHekBC+G+oz1VOxBXHKHzBhwyUa7BQRM4tTLWGOymd+h+Gu2txDYSbwljp7vTp",
+	"P1XnH4N9/v7by6Odj88fsxdPxj8+jf/67cXLZ9PXndafYsGfYsFXIRb8Ebi6u6V1mVVfit/bRS0i2TbQ",
+	"kCbJmxEEnywMwaBj9oop2roOPpWoi4OU+8cqIYnL5SMYrbqDDwVuMKGyz9lH5eQU/cMsZZd59hGu6pcP",
+	"AQaAa0aYx15DnLUSiiaoOut/9fVj2ep2rvP0nhrzIC/n9mzQJDGxyZBQ0NZ8bLPEvsw3y/mXe3EwB86C",
+	"qarOim7+NOzoDRiiMUiHJEJcZBojzDsGgJq1WH63E7Ri2U8ZMlwHq5RRaXI0ZwkdMhDLlGHhgg8ETSEN",
+	"VQ+FGag4gMfW3E962YbTcTqTE4GZBFSBb5tFAGJ9KuBy0P80lFfvbuG2igw3GySxnLCobxNINDe34Ur5",
+	"41bQuoxlPIidtyC+hNCUCrcsnNDXxJYKGFFGx/cTYfExIrE6ALcOSlaQaI3B2ZJELGEKRekGWl5rhPOw",
+	"b0GWW2QSqg9MFCglBh1wDSmzuc2xChxe4ScLFuQzlwLa1yZpwQuPJNGvoIMrVuRKS5NmjbX6ZuGqLKFg",
+	"OM4xfHGuP1hHZChcO8czBkIkjHLkkVTW5Yu/n8ybd1LHzwuX86vktgVaUYfQ9oUcoV1CNw9AY7gzBC8Q",
+	"qQpWXU1EYnHLhTsLEdUiWEBiDvFWh29PiF4D2RiJ1DjtuoD34YtEXIU9jkwNI7QgTDx0PtUQaVioR59Q",
+	"l7Sg8tu2GZBZksmA4OiO1GHUcY+HOW2EofHKjVM6g1oDeoX5N4Z6ouu2xHLrJBn/wvjkoXhFi0QrKNBW",
+	"h+rFS1FE3CKSeMdUK9rg6Eci40p+j3ezcpzvuMMq5NuYqmUrQcxnkLFVZAkDoVa83iMTWrr01RpHVSuA",
+	"iRbszKM5NfeFKnIRc0h8t5hakVEmwmROOUt73cSeiR0/P0WQnTIJyS6faiSar1e4wVSjW8k2+V4en++U",
+	"DAgFKvb0AYg79cD2AdkkE63IGlvLBQZ3B53AAOcQ5xRV0zwlyIB5YsMoFVOM3TAwXk9quCF3L11VC4tm",
+	"GrjgBp8pqmTpAg3ylQGh6Vgysn/tdJP9ypEM1tpPgSbmw5aP5viSpXOSlUmkF01LhpQTydhKkC9BDicN",
+	"3NIXwSmbTmk6X0Xt0sxTZAr4mY8Xf2Sl60+l5k+l5k+l5g+u1Hw1YvtyOv+ljJFFZvO5TZJ/RMa03Ay7",
+	"UzLD7rh6RodDVVc/CLjEUF8P8o7rnVOe57MHJDS1LcDr6KIOHkkCgnVV2aOzGGPWFrs8ajlKFMtZQucN",
+	"/EQv3xLxDZESNqVxson0XCGZT+dADK/SWCnGD8gFmynDd5QrsVCgBw3+iSWI78Bpab0tALLWhsvyHVKV",
+	"vJZIAZQ5dGrpQXFFXiyYHs4fy0VxtoLWFRtMhLioV131iM8xA7RBXTYRmGiTMX+gBR8OKQ9wdxUjInMY",
+	"lzTJmNSqNhe8jenLRA5pQlPjAujxDYwVpybnmYiUTJmUdAwx3YpxtblFQlfJLwxIOI2ljPm4P2Mp/FNw",
+	"E8KPdzEkuIkB6/GUjTJJE1zjiMZJljJJNsL8062I8ZhFelyaqclWIsYx7+tXWRRuoqWnhPo2NbQ+FAQV",
+	"6crRIXDW/gzBtJ6vrQqfxT5NB9z6G+ken0TIb/XdA8Aul0OaBRrKCVWKTWeKILADU3N0IlJFhiJiaBA0",
+	"PIOE+qd2yjRg4GQWzFw2GyEM3RkE5gj9nddCze2g8S6+FOUUPzo0mwSCj9HNekZLlYuEExmAI4itw4iS",
+	"l+KSaU7iJYrj5XbU5+m1zXgvIqThbO9ZMhRTRi53i4hXfOxjl4li+VCPO7hID0ss28LTNaoUcFnNJGfA",
+	"pPe2Ols7O3tbTzWYh1C5dDkDXz3V3tY8gld3dr0fiqzbGX1kBhmxFoxQ5bLVbb0Sv8VJQrcfb9WEhNiz",
+	"LOPvCx8vvXMOa1mNO/rVeE2reLhLP7LEey1VZFZ/1YdJzLgiNIpSJjWd/Ln9QqRXNI1YpP+F0kGaSWUD",
+	"kMDYFJ6fvjs7P37ef3v65ueT47PFt7OED1+Tnu3j36fFClaOfesJPyU8rSHnFmVXOPszfPW6iNSfViWM",
+	"IG/4h2GRNbCoX15vceturTnGAm4VllOA6iJCup56g3Uy70bBsZT87lSbKZDcanCFV8DTEE4LgDN36qWy",
+	"4IZwaQHFCDAh2fC4J7Bky0JtihklMh7zdsw3oQpxaIQcsmH4dpdQst/ZC8BOo38oFgfY9J0fOeU088Nx",
+	"6/FqJcrvhUhe0VmzpFNn+ihnB4H0/6//8/8m5h0ypbOtVg3yHNEZBfu9C0PNYyAp7w9d3C4ai+FErgN4",
+	"hupB/TMskdXwEKIQ3RNT8VY/yFwqVPGjEYMEFcRI2afRNOb505zV5oGOENwYeEGPH4JWKqCezGXMroCk",
+	"XMXRmKk8R9I8cEGqpfDGAjQWXQd7gBUwrfGRB781vrKAXeOTHOQrfuSfxYqfFA6o1vI4GrEhFGn0Xg2I",
+	"FKlRP1eX3fGQl5e1ONXvXReQYKXdlCgaTFfcYeCjincuBXgXUKN45PmaPGB/qL26MhIiPaJJMqDDi6XB",
+	"9f7VxgpQ34726O5gZ2gYkf7pn9NnlzWxvfB+qcTl/rfLI82VQS4/Qn332+W1MX0Yw+R2rFpA5KysFr1m",
+	"dAwWJAyaEyPCwAGFbIRoUlG1z+RMqI7cFthQecq3VEpIU7aFpm1xSP0VVrM1JlmqjEUmWkMb8+cO8nXW",
+	"ASavq7eyWOA+yc2VZeEAYjuWXZgf4CUtKvNZpvrWRb2W7s5FxPqu2OLq8shrETGvpGCVSIhM+YuygDcz",
+	"By53wTsJk+RocaDe3A9l0UZ0yD5dV2WfHA7FBVT3uUxAqlOBNRjAWtesI+7sgo6Yv2mCBHb1b/ySpVh5",
+	"wderM9RY+xrmTzumiJx9ijKTHaVTqroDf9geJxA/gEzWBhTgGBp9bWU6K+1FWFKzhDm2JkNEWyZdt9Vt",
+	"TSnPwNlbQZVfPrWMgAcUZgXwdB7vaPAU9lze8oTyCIQIkSlj17YLbXU/WZQF7Vul8XjM0v6OXV1CB1Bv",
+	"4hWsmZjn9qk5cPNr220MMQVQ38xSgoT5YgXjQP4mmPcBPyGwW+ugLoxW0XQVMDm7gIMszJDxIabooHD2",
+	"oXLXBiKaIxFhTEGRutaPLEkEMdvJy0l5mtxup3MdtH7NWLaSDUSl874YuR1dxLNZAU9X2GOneY/gNciv",
+	"Thmq1Tqp6zDmYuGqwgW4YPMrkWrUYnKWMikFmdLhJOZM1sQXL6qRtLgsx+oEu7ZO6yNJYASy8a//6//d",
+	"ffyE/C3+fjMgwwkbXrCI0DGNuUS+Z0D3SJIQPnkBDDqs1VMc3agW0LD9AJTQ8x/YAjHYkEekF5r3D8UM",
+	"/ORL6j3XVXVYyFhR9PhimncNt/4iGrhbxzFSy08N8mM1kRBdFbXPHC1d2R5jJEU7aD7EwjN8ZRZn9XVH",
+	"e63fxx9RQz7KEmYJDVTkkfVhjW4GqHO5FhkAiuxz2Jq6PvBO1TXATPwuVCzMOAFqJw9sdZApo1yiKcQM",
+	"HRYiNb0pDaWs3duNxbrrRUeRG3HsepDoa2hnnOPZm6rPvijTstII6lJDliQN1pXKjang6m08s0Ux46uM",
+	"HKmIf59qeEBFHlzTQe3LUOt9yiwBEZwZWmqWB69ogrkSQURCdK2HLMqpnxriqVdPPSxJto0DeixrwYZ9",
+	"CbhO1Vx5WVNDxlYCzytDUjyZ6uvyI1gZbj3sKcl6dUfjC39fZ3boSu6LMsm8LkmmdVsviqqfbhnklVe9",
+	"KmB7+X4YxPRcHYVlVMI3yqTHQ4bCZbGkwsfhwumWqHGRKhWhVaWKJapRxqw6eeKFScpoigg2evqKhQWW",
+	"xPQXmf4PWpnCwv/DTCoxtfWXqexnPI/mN+W9Cqq2lxlg/d4DoazsNBQZx2DxZQkC1qdtyeKOpz9FKR1h",
+	"nUw69cwLtq+M99NqlWqDVl7mHX0CMrNQgifOq+CWt9OQquCkvH6WJrcOa/5iTP0rrb1gsXglS2EBpxd5",
+	"jxvR+lb8s7EygX8R6sjqupULqnfn02KH9yJJYzVuoWmTxyjsNVyPuRau68I+UXlHVCqJn1ZTia3PW0vd",
+	"OL7+66wzXCZRy04n73JRsnZUj9ynYysMnL99XSJ29SlTQxZfspS8O33pN7d9JElojZNmkBDPMcaWI5Rc",
+	"sDnZUK4sl8FzTDulxHzU42YUgxeSCM4OSPj2zdk5wZYh25/i6HrbvN++YPOQpELBu7HatChkK6D6uaSr",
+	"BWyY4HN/75504kE3vymF0hmeaJMLPdVb3UynCiSlHPfu37LmstGGtBawrHi6TSKKV2pijVJc7yfz/FbH",
+	"eR6FiR0W3E8ZNjlTpfSo9QK9K0w4j4X0fImPO50672Htxu++lLbNnQbxJiBhjjohMfJFYBOuw089FOB6",
+	"IKb0ULCDP67DrR43g3XzZOnQ/VM6E+eOF6WNKdZgV63Wwl4gPuYPh7bFAlTwQe/EGVh8HAhL/gjDTwvO",
+	"jZmQsaVyH0FUnLe6nfwUUCJFVXw1sbVGHK2gw20ki2Kjxs6aVV13V6mwtjJXfp/GitWy5mo/e03FMI6/",
+	"gGqxJs2MTsMDrKKuKZUre0dNPxaS8QQamuQ5lvoacwLBNCtW767lvzdnR3WF4JrI1vMMm5ise4EhKlPM",
+	"bFpb7h3otcJycz2ycSRm882w1yqRripCkg32ccbSeMq42qxi543QpolwvYylchm9pSankHCbdzIF/lmT",
+	"R0s24jEX0IUSUEQzTzKKE8VS7ERZr/CsKNGierem9Lvi+y6F+KZpwH6yutVD3f6asO0tfrQukzQ5wqEh",
+	"16YWhu+DgpqEJn1YC8UgOGkCaCk85VHOAkpomCfjVxDOExjXbV9dC4DGaEoLOqyuyBRGMRtObvk/Br/6",
+	"bgULef80ak4hp6CwiEYT/Z8K+U0V8j+wjl1lDPYmoi46S0WUAeZaz7Qkaca3lsWj5+p5SbwRTJJspkVG",
+	"DDib6bVA6D9CE/k1hoNbXcs27vxT039Amv4iHNN7lipHtbx7/F1q9r9XPbeJQX/ZjG6fOdWEF0orrC0b",
+	"I5fsvtK6lHqRD6c/SY2Yjil8fzTV8YuocrX31Jg1men2eFOB2qssZ4yRZaHaxJdtrWwG+XB9G8RYst+4",
+	"0qrZuahc8H1E+TiJ+bitF+fFGHVhtaTXYju9FlE0HTOFOp1p/wTt00ivxZ/1WsVuzHoD27DX7c42fqlJ",
+	"vpY+0OtlWiLnbjKXQ1Okhmaxa5DDfOMn+uM6smimrCSD6iWgWYNyfZYyY2BRtusmISzbjwt0smeJbOIU",
+	"gd3Ah6WnhIu9m3g1dxB1OYnuDPLQJuu/vqIpRDZ9WJYIYScIqoFubvzGLecyyg3K3Nv3TF2QdZzT6NeN",
+	"Zd/T/M1lN/T6+7zm5ETog5mTIZ3OaDz2RY/u7oOpOO9Da83AqXvxlxaBX5vP0qSXLXBEla+eEwdr5U4P",
+	"JiVpr7A6A4IlWHwjU/5LOmCJdB4HJ5BvxIpEAoUKkjLInLSMZnOL2CYk8HuvZVZAjO0QDYdNBsNFmF3l",
+	"Po2SxuO1BY2dGxsbzf4aTS+/wzv3O7xGH1Y63S+oPZXQ7IGU6S9JvVXrqPH6hV3PEwPlfKJpzOWB8dN0",
+	"CU0ktrw1zfKJGOGzfhyFBwRrKg/DrjEcTUQSsVS/5BKafeNqHsukh7BK+rDRrvoe3cSHwyGbmX46hYZH",
+	"JrKw7zKxXCCXicauaV7kf7OSie6GYY4lxChM7AZtQn+7cWi4W9q2CXzIQ8fuJyuwsJAXIp0uC5/3lgiN",
+	"gDG7bGd3b9/PUJrROGpdL972X8/evC5tOh9RD9g43r0C4W9sXlpVIUilNVFqJrvbmtpvmZeAK2gOcLlj",
+	"40SkiR35+WL3X//9P1UMXRr4AukSXvALGmc19YhFJiG4RSoxyzVPqsC6WVOypoSjq0RlGFicA/XygIEn",
+	"RPTpEDiTpivt2QKqOSEpJEyQsDa2wMo6B1APDt4Db01IcpueJLFa7M6pozU/2ETh1ZPIDskpo0NF9J4w",
+	"wmGLvJkxTpAgdJ0O/O5EH4mEZtum0qUmtODmZNEWwYKm45izR8Y4IHt8A5uRkTiSAQHlhQyYumKME+hj",
+	"rTcPikxAuCDD+TDR/9S8gSTxNFZyk1Bs1g1NmWMO+mYb1hnWlTozCtKKjBHgdRyNa7VnF9e9+lCvTZB/",
+	"RRGP2ZWVtpYO8pN9ueKuN5HRuMc6xM73swQHStJEtHbFgKCFXpR63Rse/WhSdxdJeMZkUltnAh4tH6TO",
+	"EG/W5sZvhNVrY3ZYHVYrK4x66OcUpDcD4Grb5U77Wb/94dNO8GT/urbtnx/qs3TGt/Zlr1pkXbwhj1jK",
+	"UlOvMpMZTZI5CTEgKNw8sFfa+pjxUi+nuvFCZbIIk7VA7qKm1itmYAKs1m7WKHjf5US5ikJKzDBVQsU8",
+	"05g1SCkfTmqpcGqTD1fCEUxVXHhk+uIDWydx5B0JkVexGk4gorPUlf7J/noVPxrrtpeWuda5DejwQoxG",
+	"JifNtbV+0rFtso2F3Asp9Ktnf0SQxRiNUtX9pvRj31QcKE7weP0IjOL9WWuXH+u7eLscOhDWriFGb4X3",
+	"SufysaU/bDyYnzy+8qVWHLR+E5gXe7PNme/r9niijyytM+7f0IzKeAQm3f6FFoFbT/7xscN33w/bT08v",
+	"ns3+viPP9y7fPb76+en8n8/o91Clx7QRjWWfQr0kC1Fo0nfJ0ngUNyxjx1uGsU69ojEnWqMndDZD0eUy",
+	"jsCTMGUQXIwlZWVfIlPE6oZ9/BVb/Eu13+q22M6oA68ru6DV8ngg3Y0pLXdJbwKn4Tx+8vTbZ51CO11Q",
+	"x/to+AajuadKtiBXe9HUPhQAXPO+bX/6993J04uX02c/087gaC86fjz64enkr88uXu5MX+/NTh+XM4VW",
+	"1ks0LLeXnu0DNW5XuQMUj76aCJI3LLj7jgr+vakYYTTATUHjmEtFxynYXDSn0lqcCbSJ+UBkPLJ5CVrl",
+	"W1x0c50+BfZ21jGK6l39KiPYGm2ZOZlYLFJ45PKt/eS6QlNWHOEMvzpjqlWiGesVKLGLfyT9ktqmMhiV",
+	"VpXckIyRwvQ44eYBOTxxg0hCkys6xy7TJIxl3wQX15cwWc3i5c+aVyf9eiOfPBq6zk3c85v2EyXIjEql",
+	"b6VCwyjwpYjKCeSF6KOBUFpzWXHecmf/ulu70O6zaIFDU1YPEqGUICkbx1Jp2harCSxva828I3dxnG0/",
+	"pxReYFaFPhTvzCIfQCFByF2S0jGV6OfyrCEPI2/keAvN8kNMSpiIJDJ2bVuyfmRsbQifA7hKCBhbMNkE",
+	"CCRspIjIVL27bWWBpkaYaXVGO2w32hvuDx7TJ8+efvvt02dP6OPB/nAv2gX55i5klZpIi4W8or5Zzzu0",
+	"Ys1Y6mBWUrhWUSzvho6vT8PBVFmG5spDmE8qoRGlu7UEj7+Q58vfyRfrBnNDZQVqBaykemDEh7mTPzCt",
+	"/JKNPLh6s3gzx/BCVdmgs9jKd1bN+Pjs77/dWM2wOkLG7WJbK39/w3YydTeniQdtUEe5uuQVk5LxMUsD",
+	"cmLZElGTVGTjCaFEzxGQ9xOq5OFsdkDeHGZqglzs5/aP2aB9Fo85FI5t7z5+EvY42r83A5/LQQ3sfPSX",
+	"YhxzPfsmhtkVxJwQeH8cBiTE4zI8k3K9qFk8DKGlVI+bF/sa96mKBwnW2taUPr1kKZEzRsF58mbG+OHJ",
+	"I+heGyBLjZU0aYBkKiKWSNM8xJXlQhLudoDtJzjVuOOQyK3IPfXWUmseqxCoM1uztnjTDRLWh3hLRUYi",
+	"Sz2RBvvlGpzWHI4qkjD94s4T77VKNvNCYUYWjNMen1hZPvwy2kSJpqEYgwBdGu1drwQsKI6+FjfCw65k",
+	"pr7htk+SZrL1YkqA6U8p4UJtERzOduyhKSPYlydlKkt5oYnSor0tC7YumI/3O8+e1LP5OuQp7vAVS8cs",
+	"gu1pSt0lFNdOUszOlqip49YDL3ob7PQXjM3AJ2j2jTu2ZxwQKXrcxHNvpGwqLmmyqSU5Uz0fL/z+7m4l",
+	"b9lR/Za8aM9S8V9tzq7a+hc0sfqw2OmsBFKUN24LUY9iVJ2rrA1ZcPa2D+YGpmFByMRC0PU6R0BCs/W8",
+	"XPThSY87GgwezTmAmfFhOp9B9qCCPn8wWBHdDqAxAY1ANZUk9JhrWAH6TUThtc/iPjT2+rKi9guysb+7",
+	"a8tPmNhZKzQPEjY9IJT3uHUomzTpHEk3t8xZ5ecYRyFWuKCzGYmjgETxOFbywGG+ZrHgDe7r0zSxXP8Z",
+	"9viGbSwRXu7ubHXCA8jZTeOISRK+Oj4/7P9wevj2x/7h25P+T8enZydvXod6MFQm/jMkG3mJeewappfn",
+	"6aw9XlikvyA7xlYNHw98Jt71bRh6TsNhIBSix+P8OMnVREg0px2egKosSSbZAZkiexccox5tsnXGpQ1i",
+	"984T05DNOwdE8B5HoZPEyv4MtoFcASyc74RqnCAoj7q55sx2PCtJIhpGAyqZVnRDsjFRaqbJN9hxg8IR",
+	"ovyhIRD+8gnPGRpMQevD/wywsdpH1b+KeSSu/vP6g210Vr1UVf2wgh+tbguQYqHuGJhf9H3uQ3eLD9dL",
+	"rlxDNAi0JMsUpMgYlgYCTKKBCPfpgIS5lByaxqH6SFOKCcpw27xSFMOURegbkyZFxw8WKUjcYKJHh+Yy",
+	"aexhh6B+Ecv4nzbqr8dG/Xuz9n5xk+YS7eCO8hRr8wy1AIUCTIgSgqlgdDURCSMbUoDQRrmvNgc9bj9y",
+	"3eN9H4HmlcDpuFA+s9w8IJ7FVIvpTkrHsDbH/4aUc6F6JoVyi7xmVwVSDAqoWUHKtLbiShYpUaDxFe7l",
+	"WfcWiOQ3NWeuaam8sanRoMQd2BoXId5PYF0/ZTJLVCkwALu6Gfp/+BZiFiGAVHbJ/i7aOTbkJoj19JLG",
+	"CR0kwDvXc+iLCys/+67wmgwTXE1tl1psTsuGF2QkMh4FJOZEZKlebSTJBvUFN9tgNpbk10woq9ChoQfk",
+	"c1D6tAxdF0a2Jnf5zGxcXNRWVQdZtSB+UhM/XxaB6vIUb8EPSnQXBChzkotIbB21BCPfu9OXlYj/WZwy",
+	"2Y85hEPp+aI4ZUPVz9K4EOkwK0Y6ZGqybf1k5R5SQasYJiGlKHwMfYK3BYyh/0+k8W/sP53U/B0dDHtZ",
+	"p7P7JGVyJrjEFinfDUXE7O/5Ir+DWf5j7/A/dl/8x+6L0kL1L5ma/MfuC7tYHAGk7e80DsTRX2apGMUJ",
+	"+wu0yzbP9X6+07vBv4dQzWBCk4TxMfvuH9MX87oH/SlTExF9d7b7+EldqkQO7DKanbGh4BHqSTC5/v+5",
+	"JBBmXF8yonhUnxa04CpNFfNxAjLpFvkbYzPNiAr9gmNOJAN980yJlI7ZJoj+USpmcNGdfxRVQVxuFI9G",
+	"pohbZSGNkfemjxlxWAAu1w37Jyqc0NAYqMzbvx0dEw3bTc3FJLPNs1NxpYVnJZbHhuqllEBnARX4B1R3",
+	"h141REViwS1jywY6kfeE08ClQ4VyQMl3qbfp44VH658Are90O75bJlcRC80N844Fe7lHyTUzvw5a9JIq",
+	"muZVjmtLUe/CjN8WZ4QboYeL6P/Pu1WwDcVSThOvgLMpEF3vJsLe4BUfUalpc10/x1IPRxbF2GbV5EyZ",
+	"nK4V3TmVcmfmCBYR5lfsUL9VAuSiYPKvVU01x1lDKgrH+elzhULlSPHAdMxbdbVEYqs1hrcnGMcSgAcM",
+	"rzf51//633kK4SNJNN5v3m8nzPwqed7sVSr0leZ9ONqrj+/2XjhF1rvmgW3z6Su3DlxlNF4Uk1PsEwp0",
+	"p57HHBqSVC87fG0kxfKkulvg8PuRQ+4Nx5igeuBKeP2LyzzMs3W8Jj2L542j2jnXKolm0iGcUVPC85zF",
+	"flgpqcFbtQNb4J9rHTpAP8s7a6y1uGdW4/x+K1FffFmzyeKzTqXJ4t6ztbostlC8bnVbPxyfV9SMcjQ2",
+	"4lWhM6N+tdqW8cfz87fEdFovNWXEcpZt/V2hI6PtZeiyysutj/a+XdjQ8N7bL1YEHXtY9T2fvvreVV+u",
+	"r1R+Ba+xOqbNA6wSHkzFwjojWmlRQlzcVWS5vQL3lZZdablXLtHpstjqH1sqWc1ic5fmvpZeuExrdo1a",
+	"tSXU52arK5mMCtTZKweXE4NPy8pmYblIc/b+URZO3bM2WUKyTsMlRF6HCnn/JnOZikfob2ApT6q2Dcy7",
+	"Bdb2CDTdnIrNBBf2DdTznVsZwPPyUsXGIp23ui0tAA5hwkRTmta/jR4/Y50BWOtmKfMJcyXOgV6YRHzw",
+	"dJv4D3jVkBNNQKI5p9N42EcASqdxD2GMcazaJgvUFOmHBbWHgqM3pJUX+T/yfjP9eRGbPFzJQe3m++VT",
+	"zpr1Qr0Rz1Oo+ea9AKv33oAybxhK6fGkX8oU1PvizYylFNV8Yyhwe7HYKWZ5u2f72fGvGU0ktsbIwFiA",
+	"P+ipc6Q3WbqmCGl+MPbgWWLDbBEyubN+p5qq5ZBg+U3VOHRk3j95jnw3EfVF43y8qVOfaysX+d+XEaYS",
+	"e2pWHjMZkg0at4cJlTIezTc1DoZDKuEBIhKm925idgQesyQQRaAvLBrBITV6CbMbNqy2ge00c5wK5q6V",
+	"j+0BZeWm8vrw3iD5qlF8GyLDVxnUrLe+mmwJ/5aWkAIabkm2w00DeYtvlbrAxVkKyFfYWg65KoKVz6SJ",
+	"cPuXoE6naboQiCLrX7EmHFoIOFjFKjs4ee5znryvO0Qmo+6gxzXswbozFnIZO/TLWJZdil4gv2U0O53B",
+	"s293WsXeLAXijNXMUXa9TQJD5fBumr6Qb3XBFu9qtXewyjeOypajwpuok+E+y3AOX7NntXAJToQuLmFS",
+	"qkmyAu0srcEJYMsX4QhVZRkmegH13GWcSQO8f0/0svlIpvSj93teMWAa89rfG02/TuxYl3fMigVR8kWb",
+	"EfsLythAyAlWgqt9np9onazgSTq1j0vmLcU+YpH2j4qmDFPnEtTXplmi4rb7s0Zbu2DztsXr/5ICQ0tm",
+	"KXoTwT4K/9F6zm+CM6f7tSGuMWhheOMye5qx01p6bSRC90aZweUAqMNvl+JVq9LPIAbTpgmLke3nQMeM",
+	"6MVWO+jkCVl10M6zs+qezop2O7+tRZ579GlRr5ziDk40ipIpVcOJ3gWuHZv/BEQymg4nJObDJIsWBhxW",
+	"ZrK5TuX5hixONuANsk3ckjcPSAdjeLXmON9ao4MPljjON1+cP8iB7UG29pCd9f1owoYX6zTkr/NJomXf",
+	"NDzuYsRmq8qzSn4iRzDWDIKa0o8n+OljfNn8tbOEt/nTrwCU2jAmgKp7z8EH/ubjfh1wGsFRHqty31ys",
+	"NxccQozMNPVhNbVr+LSym6zCCQuLqx9+MRRP+EjUdCwaNmtpS3hlIxdKWSO3qCeV7gNPLPVnX7yxhbKo",
+	"3V8LHPVBpXkdjbA3Wa7L5259fyfw8+3l1NJx3Fz+e4upIjX9+F4ckWf7j5/aZBKCIVmyygoiNmM8YnzY",
+	"FBbOXeQfyd8lG487e/XhcwvD+K4YV+QqFXzsIvjEFccovtrRTDv1ymhv9OVTbArBp6bSIXJAIlLTfBLK",
+	"7Be8dwsPBSH1Qo9hbOlVQcjWYWz068WRzVpwJRtTcUU29jvPSEgTjVHzNjyS4eaK7AzyaPiwsUQdOIXI",
+	"jGLwTpU0V4hEgxiRp/B4LfoSOryQev17JByJdBBHEeNh/dGnbMRSxod1bBeOX6o4SUj+Gkxkr5cBUszb",
+	"mWTh5roHd2pHrY02QCA1HpsFYhwFhEqNmnpl4c9t0xmkffI8JOgra9i5Sud9SDlZEDcnyBWNFRlg3XX4",
+	"RiPIxv7us4CULlRtLeLqwsEviC/Uf6xi1eQKGsUfWUTgBYu0MsnGtRusr7cXZinvGh9B15CaLtae1yNh",
+	"+fmwEFLWqvuEC9WGuN7Wqm5q2JVn8nchp+6yFA59AfH0Lnyj/7oGdmCrJ389e/O6fQaISC7YXNOxgIRT",
+	"muhrzaK21i/CQJMk6hMliBdcQj0XNfAoZQlwoun9k2edHZdI6IyeAxHNSSqEglWE/7b9a8bS+Xa5uWgY",
+	"6GeahjQ8QuSvPiweLvZ4gdqr23vb8fLzzJuGuBMEoC84sPyiV85rZVdlgyewHtka8OeUjVImJ6v2DioU",
+	"84YvXXG3K5X2937dbT+9On4775xfvHv2951/DPan57vi7xf/TL/9mT8e/jR48qPceRm9HR3WdZ8uDFhs",
+	"z7Czu155y+Jg9TtHiv22KNX6cRdDZ4IYmqI8NoMWBO8cKGyY5U9BtTb/BuGrUEjD1T4fUt4vDqt/KQ2t",
+	"f/LH03/7Y+q//XFr5LygVkxeypC+FyJ5RWet0krrlGl/3U3PEyPZ1j/FLTU9zVzWUfX56gK6J5l7G/Lm",
+	"L0xW2JW3hcDBrxanRMLqlZOlfiQv+3WhirJqqGEuCC3q+Xk3Kp1to+HvoWwbKoblVVbXBM2FGlFVA4Ii",
+	"AeWldFs/xeyKeU7OS/t3FUo7i4Kjb600OQS5ubrkp/kXY9xFf0J5JEajvuB9OmZc9VM2S+aWNMAr+hok",
+	"lwzFvP5EZFox6QStgVD9kck36Od90s5Ems4DIsWUQZqep/xskUNOYBpyhRLxLJkTORGpSsD2NBT8kqUS",
+	"4xNSJmaM2wl39wNrze7TuA9JWtbZbn9PKB9nplsbqtH4u7NpdlvHmT6L7bc0jaUJsIOaPv1JNqUWBoqO",
+	"HT0V6djixOFwyshZNoP4ESAkTPU1FGCxACSX8cV4BDSiD90LoPqwGfDm4fDNp1UjGsHzR9LAWH8orTfY",
+	"gRhblHsyk8o7K+l91Bt3mpGier/gpcKcksRRwoiaxJIkgo8PSAerN9hESxJLIkajerG+HueqmofGMOhd",
+	"pzf1SGI33JE1BVRo1QK8q4DW5dldxRq/cSdTyucEvtAqBQAHYmAIDlYFfQ7o3f36rVaRvU4gt/UV4BU9",
+	"9+EJNkvAWibbNN7+JjywbTynjHJJwsOT/vPjF4fvXp73X715fvwyXBwcUL1eVaB8f/SW7D8l9hWi6Djf",
+	"Ysh42CD2ly9oDSafHL4+JPoN8hv0HHWjvjs/qh92wa2uQZXIkCR9U2ImiciUjCOW1/t6JMnufnsCeZdQ",
+	"WyJPJ/rx3avD1/3DH45fnxe3DJe9/v7kFKXefFhDVOovFvQ7KV7ocXwJbUEIJIGZqp0r3us6mlWeeIXt",
+	"PYhMA3cGNThYg/A1tzFYSJEbDrKBgC0iQAvobe2RLcL+pYn7VlL4PN2FkUQt7yDczHD2v13O5NflpLdh",
+	"eB2ispRLor+YUhUPfVZgmJprQfDt0yd+i4POOvyu6KZa7qdayODWWtFytnRIhlTRRIwzZthSHJGN8Ifj",
+	"c6LZEZbxCTcdU8oka+JJq3jj7pBjBcQVhGI8BMPRTLW/Py2vZe9xUGjUQtu/ffi0G+xdb7Tzpi36l2+v",
+	"N7/59ztifN7ifPwOi9Z0ymlb/VZt9LEej1zMtNbsnd3E0lblQDVh0hXCdc7o9IbtH0p9j+NUqnYCnVNQ",
+	"0ociIgjxLRPNtavBNx2w1FMBTc9A0DKbc3NNIm5diu31B/e70THI8avjw9aNNYavNdV19daeq5o1i4fx",
+	"qfGN1bVujU+vmA05qnT9apLeHk6WZa3FpQDHRRmTFpwfGq7iihXJCzVZ1rqFdRfly/furVi4muBjUKua",
+	"StqYBb7yXWjAzQU4gJMuXuri8q614uBpXrLUdlR1YVnewWcSel1qwvk0eFa1luXPFyVAL+rlVIzS6ZSu",
+	"c9DC9oPmBTC1lwtT2CU0wegLFS7XUz+wXr3+kh9MCcEvwbD+4Cym6abdZzm5VjND0if8FbaGPzfRs3fT",
+	"+Mx2rTTtUX9Bv3KL7eTNMl0eA2Rq28acNncbJFhsiPpL3gTTdWbMo8BbZ4qCCd3syAzanlKe0cSyu8Jc",
+	"fpPLj0Bc5pqkuCGwRj2Q1MrE9bnpXlR666UQFySbYXGPFEsn1qSZ24W5XPXSqnb3G9dVrfV9KC9MTamJ",
+	"mGHNfVuvENsLUx6ZytESi5C4cBeTXPgiPpuI2Szm4yMEJ7aMhooYci4Vm7oLYeSlNzAwDkQSIS4y6MiS",
+	"x7CD+8oEMuxgVAOCcdv0oUFE6I8SceXVF8LZsCAh/rKazhK0MqmZhyGEe3+Afmv6iAdZnKh2zIkNf5fr",
+	"Fr5YucNsay3+NbwzDuehYNX0Utl/QCRjUd5OFhtTHJBYmXKaZMAM8YZAR68Qb3M9y0W5GrI+dtSPJZLY",
+	"9irUoA6JqcVoOwngAUPnpFGcJKbqMhw2WuXR4WQ8az1uN1qs5haam7ZbvmnhpldZXs8LQVTgzUMma5I6",
+	"zXp6HMoU65ehFxPE8mOrdKzJRagmNqaE/RTriq5es6h852sDw/R+3UrJFZVkKGYxiwAIlYrK8PrNKyr7",
+	"9Ka22kMZwR4B+RwkUB19sbfra+3qVqCUFYU5EVfSERvn0bXbXyGvo1lkMxmqJSzwr3jhQIorXbkxGlC0",
+	"0h39sEDmuVHTs+OPdKiSOZRNFyN3t3lEQg0zuzlTTthcNWhYEGZ8loohk5JC/xzXGwZvqotyNG19WESk",
+	"SrOhylLonJ3EF8xQhUfSjFhsVF+tVX/f8hjWfoA4UHwD6wmD8NH3sm6t2BBHrZpcfSPBaaURhJw/Rbx7",
+	"FfEWCHLXN25DXyMkFG38C9UZ/+ZUKdOR5gLSYw0Qch1jSEZAriaxKctjAu+Bpw4YAWINHR5pPXtYbPKx",
+	"okzFqaIfYLscRyWRRz6S+Ewy5blaXsT/pLNb+aJu5DVZ3ZiI1FDT/xtRRGgdz64sZcJkShctILsk1HOH",
+	"BW7ySAIAAxJexjIexEms5iGZpfEliHKhN0NYFH8eyS0Smhp9RSIL0TqF8WKJr1bLoJs78DYbJLGckJmQ",
+	"2JBEZCkZJEJDPx+o1W2Zla1jIF6G8zd0hZmt1wV0LIfDQe01sabVjCdMwj1DqZFyQqNpzFe8O7Vilg/F",
+	"xWRE499P+dsLrRVnjEW1CY0xlyyFZOhdJxwgpS1ZSd17ZTB+X1GsUNy8YimzGYtAdCf0kpEBY5zYweqD",
+	"sNwqKnFDIPB489iCy9CpOGKjmMMVNMWXfaFMTqDMEQghei1aVsZGABvQsAqCi8KRSIcs3FxFcrPgyJe7",
+	"iFT8gTq43JGu/af6PP5TDfxTDfwMauAKdOuL+dqK1PPBdAj+Wo3O92xIvmFzYHvMnycAMrAhcMOE0VQS",
+	"iv8AAgWhzr6fqsdd36NDENmN9SKWpNbkgCfp+eANSZ6IhFVEajzcQv3/mmMjG5e7m19Mz7Ts9XMrYlWK",
+	"JC4YP7UVw8oZgEMmpUtxZPO/TgY/DOM38V9P3v12svM6PpEn/PTx8Ojkycn0Redvu7O96Oivz7bYXmdL",
+	"xuNip4vuzrfY+AUzE4sdYfYLz26aU2lLX5tNfs9oCjwWKmkvboQB13CnoREGolJeDNz8jbPA4J+j+0Vr",
+	"b7Q73GHPaHt/8DRq7w93WPsZ3R20d4a70R7bHz2mTwatlftjLKI/q3fNcHmEd99DoyZ100fH2u4Syxvf",
+	"YKtJ6LAKw2EFd2I+beqAU8XZTwvecytsaohzQBgdToh53/EoCqQQiOUpy1C/I3KmSS70xmSXwlZxNY1z",
+	"6vP8vUuQ19syt6GuJqC9H4u7k1TEgsJ5FKYtHEUZLrXwNIuok5nemdX5hOl3f9cW3KDdW7Sh+aM0lmlu",
+	"ASUzQCxPqTb+z1nK2tB4Td+rXP08enkC+jh2AlZExmP9NOZkztRdFV3/Hfew+bNHzNfWI6aJxj6HVmUi",
+	"nR9zVWdSW5V43Da6965wYIExoABVN9tSwHwhdb3mcD6/xl5luQvSP0r86qYKrN74F4T5Q4lDduSztsKa",
+	"rQoVf4QWXzIgk3g8YRDsk5oIdiMiymzG0j54WvQlMf+dUk7RVumkEVdAoiS05VfYrmlF24NfWAclHztr",
+	"tU7OWgylXAVF/1h3z9/H0ZjVlD5mnA6SOp/JjyKJJKFJYgA8rTdAN3U6aU6ZxsXetNpkY1kk4wCrwxKz",
+	"FT63uOIcmd4i6ra3gMIaNcDOGThANmyx+UwWlkBxx4NiN4juYIW7LJU8eZGIK+LqoNRDudzvEtfjRnLw",
+	"g7SK25ZCMQh3UxKDPauzNFZzKF2GSxiAjmc7u5UNeu+pom+mcVHx3fjr+/OA/Hi2+/hJgEZ2LeG2Y05E",
+	"ahXUTax+5nUSJBvhlRL9f/33/6BXD3YFuGFtLma9GIdyDRUQsTBQVTS369Kjx6jeanV3KLhK6VCRAVNX",
+	"jGE5P/vugA4vGPSQVpJcsYFeOldQ/4BHYLrkLJVbPX5s6iirCRkw46FJWUKha6KpKYAuJugJG2phbfty",
+	"J9zq8R7/t38jGpiMq3gI6cY9fqahziIioHUI1ABR9IKR8NBvJtslqG4TrLUGMDPF1ro93ibffKNJlPzm",
+	"G4A21ipMRTaeWD2lSzDHeIh/YiNkbGicpUloaiOAGaPY0xbbZPc4IRLMDe1MMmzKzjA47O3fjo430f3u",
+	"YGaiDuDqqyzVCk44FJH5wn6thB42fPvmrLww26k3NIbaIYPliSwtIRvgGQGU2+uQacwzxaRWtWzBFD2D",
+	"HoM640iObyniG3rb6pZhPglJKhT4sQU3tagzybYQ7m8Nanzzjf4xx2jpo7TzOqH7Gqeis7iNr4YHhJp1",
+	"uZ67GhEB6nl3TY2atrvmMEtTqMuBBus2eW/69Vu9dCNilywRsynjajMAH4ZpTqPBpKSb0ZXrOHp50oUD",
+	"MeoGqLHWYUbabdAkSMHMQdptiBbSwlq7rddi4oXCQA/JC8PhdO02aMeFYfByHNPhJL8GEEUjS22JSawI",
+	"ZyyCapzhx3b+JCwFD3vlrsPNgx7XL2eDJB6G/k3TYxEuvFboiKAf2zS/piwKNf0wb2u2hpVl84+2yGGP",
+	"2wgKkdeeLQwrrzQ09zs7AaEu3MLbWv7GHpxJj4fVKq3hFoHInqG/C5oykmo9NImnsUI2S7AtOaFRlOr7",
+	"shGeUsVe6hfa34Q9bnr8HZD93WcGK0+ZSuftw5FiKQRcArmCIpjSkj2ovAtBN3Q2SwwN2zYVO/8ChS3J",
+	"hq0zvNkloabaGKWzUlXQoMdDdKqElnJ7xUwhekrROAkJ+zhLaGxLB1HJAhLmpT1DLB1v0KdYsbXHbTsT",
+	"U7s1wCPHosK/fAghD1OiQbVYRBhJIdT3dDU1N8JtiAHTHK3HXSlNJ22HYBKa0ZROmWKpxJbkamG1UIit",
+	"A3JpT+EtHcccgI3NeG2kDpbC7/G3tqy/ZR56fn0lNP/dwTlDb00bO5pV7XQ6gauRtPt40/Nv9nj4CUSF",
+	"gIB+EEBV/CCvjW9+R70hIFYnwX9pZeQaiBr0G5hRiQkCmjXE0lTT10ctUgUHTclQTKe0LZmGlEZhvRkt",
+	"PtIkEVcs0qCRAR4KNp4AN94sZViwFjG4jdDWEgHjUczHMAnAyE5DJWvHXDIuY+DYMhugRIsoYwF+JDhS",
+	"2OG8x03gAE3Tuaaj4fE5HYdkI+y1UsTglKGVD7G41wo3twjUTrK1hvSBnozar/QUmpgYHyjWoTINjAAx",
+	"lUiZ1ICTiiYmoyKnDDu78EE5Nw/8lUk8ZMbjFgPRGcUsbXVbr07Oc6lV/6ElPRvl1Hoz5bEejrOEYKgu",
+	"SwnjYzpmU6xEpybk8KQ9E1cYp6VBseWK7XZbnqylRVrb8am1s9XZ6mCbELBZtbqtva2drQ50RVATkC63",
+	"oaxGG+OUsfGAkDWBGz8A8zdpI5oJYkmqGUul4NSGyeoHhfpepoBeNh4ziYRSc23iInFMlGCPG0HcSm8m",
+	"iHBjv7OPV0KzNHA7owl3CpWvNw/siiZUEqrIVEhl5cxRPO7xhvreJIQiL6EXpTicUK9ImV7D4YlXJwYj",
+	"4uF5O+MXXFxxGxHvuMCJ1lSQVR9q6Bxh8LcrePy9afw6BAkN09U9Eg49T7qfWnlnskW6hjeDiastWSJN",
+	"TVZLaeFsdzs797EAnLqqBFiJK2/wlre1bb0UOG3TPObVbffeddDyuciy7342r548x+Xtd541feJgZGuW",
+	"67n2d3fXej/vZLTqN56+B4qvr+n9Aga2nEjgGecZGnj9hhbDFB2Dslu8zeAo8MvLFzqQ6PmL13/7k4l2",
+	"uUYCYOvflkOBp8IqKvih0TxwZe7+j2iSFMq8SVO8y7BN0M8M1OQWeQ0yJegr8Xii9Ef60ruh8cZvVS4c",
+	"LrN84QpIv19XJ84F9Hk4eRv8ut/zx/Xe7fkHLWMeq7m5mL03EgnwXU3XzcR5yLUjvldG7YEaUCIFAuxH",
+	"gtM5etkYCzwJe796lGOmFp5j57MSrzqi9fUiyA9M3Q12gKkMukZZebnRQp+/4gNUi2p6zx+Cluk8tzgK",
+	"rWtD0EyjLK1KNUaghYpNAWeyFArgT+nHvlHgUfpHxh40l+5bldDU8HZc72fl7e8srV6Bt3/W62Gjte/8",
+	"mnxdfBfhfw981xme9MKb6TCQ0EdgczI2rcDEDEVoELEt2IyVMDQP+1RpOfc100wWme8wZUpWia7W8g5n",
+	"8TkuZt17D668pjb4pffO4t9Weteu5kykyvRfruL54rO2Q5jl3TOSvNSK8nTuGR591MhPuooX8CAnubWq",
+	"1yHISvGQGeudMWaAxbPbZKO2Zs8tcqKKBk3fmjkXWWrNmD2eioQ9kr6DKCBSEEoSqkBUmwpjFUxTlApQ",
+	"k0PU0sq9rTbtzDuCJ/MFWpI5pfsio2b4L6QfFWaPmugonGngnQ4As0RPj+hwwtpHgqtUJMsIKrxs370O",
+	"/lS0bqRoeY6x9S6zi5792J6lMR/GM5pIW6Wt9aFE/bc/LdG2ThSRSswkuRLpBdgcFeYngRKl6FyCnc7Z",
+	"3zz636gr+ddumaJ0iuM9GDkY12sLKNyCKJsDadKSvDCMGiZNNniJ827WqzuNR9G5c0K0kAI9KD3n9od7",
+	"QyXHQBK0G7jH6XASX7JmGe4Qre9iRMyrJGVDkUYSxTWtNYeS05mcCBVumhxdxlWs5r4KPaQc6gx00TuM",
+	"Q0U9jm8+Mi5JdJwrRqePpMm6lpivHSvIdJQTmjLnQ9EvBuhL1QDFsNnQeeg4C3oc3LbRNOZYnAcdr7gF",
+	"LVxeuZAjz99bx+9ByLTA+iwyZilMX6TK+C9qPBR5x4a2ha2ln+zjLIFmczasS48G/qXcoi+x3Up+G12w",
+	"iA3C8kZtBS1/ktpAq7wc6M6inr11lUGDllRz8AqMRDqtgcQbnswdEtpSFxbj5qaEdM0m8RWbCrAi5cF9",
+	"HsOn2FK/uqAQIBuWeqwYR9okvzDYo9KC7oCEer+h7VSJae1aI2raQCz79r3CBhy5MidcDYiqrHjKQpIH",
+	"mcdR05TunCGnNJ/SK82+MWX/xy877WcffoGK7J1g59vrzZqK7E1q0N1wCFynn8BawysaadmD4R2gp5UW",
+	"7/MNS6CqXMM86kLDtGuf9G9LRTUo86IFjcp8xh2iWqQu0XgwkWolCtqga+I7mJcvZ1WGMKen19H6DFgC",
+	"8zQaTTOuHg5CHOnl3jlGLBPpv/nmLUunVO9g65tvCJr2fWKnTz6wnNtR57hMAwPj0MenSrJkZKJWgE9j",
+	"czMIrBoL5gwAGKSDBq0ujG88xjIg2PYR/+1bulDZGE5YlCVsc6vHD91K0bWak+C8WAKhieDswF8k6Ct1",
+	"8oFRTHBjK+klb7N0/IDUElgupFsXkG09XFuikpznCOTMCbl0idgC2dX2OCh0YpJKiKggJ1oEW0RuPgOl",
+	"aSIyRRA+LA/N7RDghmoLfl3RWoBQbZubi3LJTYdtsl3W+FrQCu5TBSrJFUuSImHyLObozBkwTc5c/KX+",
+	"scdBN0FZzJSZEiOnBW1ukUP06IyZksYVrRVyLBkQKzKhke367SlWOB/t8RkW8DKlkCDqJZ2yiJiigHKL",
+	"nIz8jei7Y4nflFF+NYkTzdAVBiiXy570uL2cViXj7Ap7ERlpO45Ca2RAxymszEX0awTaDAAeICkAcNJ4",
+	"HHOaIJR6PB4hC0BR1bEQyDUL8iqRNjUShZEDiNV169UglIqmyqYzu3CpSayRZ64B3cQQco/vs7ykJEYf",
+	"13EC893nozKnOKEp+NVAckqCmwsgdMyXDCDUG2PN7tIb9qCNqQa2HtmLDMjWpXtIo1DOyqJYtRMxXmR2",
+	"GWapFGkewqi/0VOnMZOBxuHccrExmJMwjkIbxGaDHkIxBNeI9aVh+O0oTpS+V9YJorFAz3JAQizTaaIc",
+	"MSwSIxrJBsRCb+Uxsfg3XrAwMH+aUOmA/Ou//0cLWSFnH1UfdxJC7GOMMXgxH7N0lsZcWVqAq5Jdkpoa",
+	"A7GhKaa6G3jX4RXvPnZ6nKq89byZaIscI5jAEX/BZoqEh++en5z3T4/Pj1+fn7x53X9++I+zkGzsPTEB",
+	"q3kRL9s5z6Q+9DhE0r092SKnbJRJmphQabhGmjq4oL0h1AqE7AEInnbGc6R5lkj0+EaY48hWxHjM9Nm5",
+	"tID9zh4UpxvEUcR4uKm5Q00wNkYnUokj0kxNtjDPFmOC64P7wIylUemlxr51+fARAHgVSxbEiNcYb+zJ",
+	"oJ2QDhVGgoMNBwj8Bk2kIAoeX6WxUoyTjEcstTZTZerRmdJKaCbdbDRg6Bn6pr1MwYSxVrXTBRsprBH2",
+	"4ZbVuKhZ3Hd1W+5wTYeQ+QGNECExyvyBFzkgldSGLWzAp6GzlYqE9Q3uhwugiZXK8iUvLhVUauHXaT/r",
+	"b334S511KKjTBS5iFBZsm/iaPWjaozeg/ws1PAMSOvjqP2zMXuOm7OBVy2Ch38gKW1tjZ3bSR3KB9c2t",
+	"7G7RRM8vMjUU00ZbKQqYq5tJNUU5w28W3BUQ4yxPAjdgasr6w72JuVSUK8z92NvbexaY9M+RNN6nuqVq",
+	"WbQeOs1VFVZeoxOtb7w8JdZf3L1aSg3xb7aRDoDhl0WOB2YihaUnYmyX70tr+lmdqKZ/NwpqUUpz9rBG",
+	"P2oOqnm9ycFAvfUZTrbR6FBc44OyOBSOc77mYa5tbTCAdOaG2qzS5kyTI8FlZtMObZrqhpYPNwPCPtpw",
+	"Tow+j5gmhDbf0qVRGmXt7d+OjrWuCnk4WuLr8ZRFUHWDvDs9CewzaUd4JMkpZLOaqJwpnRnrhdCKPMrr",
+	"WscmScxNoUrNPtFiEEsJvU4qKbI1ya9b5LQhW/DkbZ3kaTd+JCJ2T+FSBgZH9oRWjzldjLomshCU2Z31",
+	"lNnO3prv36+y/HjN9dz2dhcu84uYx3JCaF71CnP6C9dZTcxtBi9+3i2yIee8kSofGUynTRnntHS5NkBR",
+	"xKSOtowjjCd4c/ju/Mf+2fnh+XH//Pxl/+z46M3r52eb9i5iiTzllfIqZL5vkdDe136Wxnm6llFmjg7P",
+	"nr95c9o/PX5+cnp8dN5/d3pyRjYM2Hs8/PTi9M3r8+PXz/vvTl9el/LaN9e9g2Om6VrM30GJoRJVLMLv",
+	"/YSlXn0yxo0VdJCKK62n6QUc+DoZ+lkyNDHlJEo2C7c5XJqk7t3O/rfLqofep7CEwDp92cxS/SoHQEFN",
+	"QV92l/GPnzMY/YtSCOhoc1cEQmDqRj2PPnVVK2NZZXVQvgP8TKaiJdlA0wy+4szXyA5HdBon883ABTYK",
+	"bhyYkD0aD2mtJQZXuIqn8Ayr+4lMPRjBTS+Z4P6qR1coi2Cr5CwINi2cLJYoWpJvQDaoEWtKJWJspNlm",
+	"Lmp50eIk9kLNawX5V/dq0H/V6DHEbX0tROV+cef9RBA6JSer4k4VR8zNbL7+ZzPH0IoVXfzi7JxduWBY",
+	"qN0SC256kUGREpAihlgAQEHINdiFadTjdExjjj4lf/RMsoioq3iYl82tkBpQEbQoonEw5j1+evzi9Pjs",
+	"x/7p8buz4/4Pp4dHx1YMsb5Cuzqysd/Z0SIHTNqGymmSRWBe1tLM0BYkUETRgdzc6vH1BAgzsku1uQ8p",
+	"/hTnMCj3AIX4O2WJpxaBbJyzXI0b5oEwq/uY0owTnLniYwqIsNHgUL2hLrZ3i7wwHpqhmA5izg56nNo5",
+	"sO+OSC9kTnmtQ8cEbYD2GWlEbfJcHOeb+hyui1pzo+vKcWf22FM2YxRqQxTidU3xuNWssytVd3Pgs6Za",
+	"P1D3yc1ic+vWN0UVf7Xr7hb1Sn91m2BVE9RwN9Gq1VPKuCS/ZiyrM11DVd77NVD78/tm6UVTf23GZ3fW",
+	"eBtXsEGnGX9gpmfm0yhLqL0fq7ZK99CEYjaFIv1dH74kFOh0lKV0kMy1oBtp4kGllkqujGnjv8SAxBzr",
+	"GKSUS3TcbZpmaFpkyGZECRLqP/pTiQkFsepxJQhUMNRSlvO0O4qtZ7Yxd5RHsloIBzgB1LkBt7qYzhKm",
+	"2AEJoRVqHxqq9LjXUQVEJVPaydzgR9K8jp1Twy0CyA/RfyaHbChmc9uQLzTBPBC3MI4vGW9O2HQYuDYD",
+	"eU9j9erMZPPevdSTX411cz0XI3Jp3OgmVsP93WdfU0iOxkHAuVUvGETi4RsmAid/fVuqlNHpAlWBThkZ",
+	"iGhuqmax4YWEUlxYfzEfKTxw9yVU7KPaZpeMqzaOHxbu0CNJ4KGESLoeD90oJqImCm3JGaU3wmmCH5CN",
+	"EP7bDQMSxlHXVPKU7Fdb+w57FtkHfz1789o8OdB6gUrnXbLb6XTCHge57oBQEnbJLObjEMqn6UnQdrHz",
+	"mMjNLXKUCIlh2FrN0XshkcBqFFryG7LE7qru1uEX/q37ai7PCjrDsYb1GSLI7+jemMxbOEsIzwdcvJPb",
+	"tCxzwKYKUK7ZDIuAo7hYby6iPF0KiqbBykCR1rqJF/npR2U2pQkX0e7zF1Ra15vzeQow8VxEWV9CWSWA",
+	"v+lEA2yAh5G+EI27pfk8VP/4Dlu0ExoZswz7SIfKNFSDmIyUagLzJlOzTEnURp/sk7/F34PZRaUZB5MQ",
+	"2Qjdv7sEMuw2D7Bs8b/++3+2obDX9if9n77bVT+OrkOowAeF+bz+bRX73wL5oTZlD3dXkMJtSiXsrSZ7",
+	"8vNI4I1xwhl/aNEBt0DnmwUIOCC6CIESBdxGxrh+RkJx5OZ6KkYPFClI85o961unpWqYODE6Kh+yA9QX",
+	"OBQV5gwC6OMxp/iO9XWI9AI6EYqZBC1gI+btUQIJD1A6V78I1SQTE/5KByJVLNrcIofLdISDIrH36Xad",
+	"mA4bWEC5dz/rXShqO79X1nCEctzt7pLB+TqJYNtIGE2WyDPjdTfCpxaMxQiXE0uL3l3stTmXXp9v8Bdu",
+	"OFtM+JJK1QaprX3yPNw0aqyJh+/xxOXGDBMhtRhiTDhlOXuLvHXlhkHuTpnGNzDPg1JdlMqhC7KXFWMu",
+	"o97PMj5ybGWvhd54jY2hl0uT6NXZlUFd++jAl9BThhFIuL9YOQMR4mPOoAoAazKaoa1sJ3h2vUZe91qS",
+	"9T07IxEoPno/WlfqvX+e0SiaLIw89ASsXOoaZUliTCimWYIAuSms9Wm+FtEiUfnuhI/iRA1E19vQgyvp",
+	"4q39i+BVbai3jyGe8RwaxTk6UMG6VlmBvrnDoxbbwRZxXwJSHvzF2RWw8Q0oq/kdzBoGxhTSF6NwEziN",
+	"raMvUk+C0t8JbPAi6dR0d94iL9Bkg1/0OTQk2XBlPzAUCq2eEdYRfpSrtOAgBi+wzb/TkzhqjRxHf7Qh",
+	"N3scG/i7lV2xlOXLO0B+EwIPDImXMJ9mXKJZtd6Fq9L5128GhT4S+u7endXzqxK5YH83kriq9hfwyK5Q",
+	"wQnTYK2D1yvgBFZ508KmWtADajbFKRQHg6lsqo1xBYsRJMnFKeQsS9MnwlRhglcObAkmyZixLkL+ETm0",
+	"OZU4kr4fCRspoleF1n3Xy+M7m3+J6YnyYrGrGNotfBXFQM+gdcRtSjrlPTPvsKJToRFnu6ktZ9BqF/4y",
+	"jdTa5r/OE902/1pcDGr/zotBeb5zBzBEMJMjP9D47VDnnh3sGunqfOt7d+dbz6uXr+xh16v6Kf/sNi52",
+	"iJ0rhz/ciXsdqnohFShVGYglUWw6S0xQba2f2zy/63zKKJIYMy5DtDjmtKuGTjbW7UIjYF+a+kZrVO66",
+	"T1MgIOuqBbNcy5aH44gfGQ5gmSr+3cBPF3vec3kSjt6Vq/BwAFwqphgGxpG6skRkh2z0Wic8hpLxtvJE",
+	"y4QSook7lj1uPeJSpdlQZSk0J8K2LbbqhLGSm2Ibtn3UDApjyIwt6OfyAv2l9yGz6aG/TIVi2NSS1i0g",
+	"aBQR9/icjpchLLzzJWoPf71NW+rv0kBEcwwgNXepVX/DhhZDrMC6sq/QtTWw5mpb7gtEprEQ0RYB9gE9",
+	"OjWHInnVzybfoLsPv+s+K6uSvxXcemBTct1S4ByMQnxYYYhew5Sl/VLqD6LzWWjELWnDQ+ilsioG3Mz6",
+	"5HdKoWo4uWWvlAU9Tw5dYRbLMG0EWY/7DHOLGH2xS1zxq9D9U5INmv9uesFJkjK/UFYyd7XkJlT2eOaV",
+	"0TLr2jzIp4lSOlIhyd+SC8gRXA0cpMfDXJjHShymP324RX4UXGSp3/CvuZ2LuUHrndzJCIa9N0OOXtTa",
+	"rV8W3wQ95PtYTez1WztZdmf3AVeiKvRxuR0rzttn1bY3OrcGz+LN1RLt28Pzox8DrKmkma9JoGEp41DL",
+	"BJNHapjuLFN/oukfDk3Jxtt355t3g6xFudGWgFzfg+CzrFpl79yRbVNFSRPuLfI+jU3gWrH+JdnAnuiF",
+	"mpThJpmIJLJxk5jghTKs7HFbsjRw6cKZrKni6DojBUQyJUnVEArs0i/4HmBeehRLmk6l39TQVnwkG9hB",
+	"ByvhBnkICBtMhLiwJeRSNsrAQV4w0G5iJHaP2xqJWPXqis7JBWMzG2hyYN0u1uOhx4q2yCEvjqdZrzP3",
+	"ilGPIyRhqtBFdy80/wYN1dsyruLE1a3Eaho9XmicXldDNMRFmt0VF7tmGUjz8T3r3V6h2S9CrO6XmJjd",
+	"rSnKNlCMKENA3wfNOBKzOLcP1ebGYXHx2dy2JLc9VwISztL40pRRRGEy8ArBOM8j9rJwNqXaItR2i/eM",
+	"dc8dKJsddPdv4BGz+QMy7Nyz1m9PZM27Um+V2TaqzD3clPfW52iTdgLPbFrJ8KGler1A7XNlLlYHpmmU",
+	"Gy2veWxqudnRfWsr5CrNqDQ3EXM66iyttQZVM8E937G35gi+FGX/usRKA4274QROVb8H/D7zJTVjGsgd",
+	"4nLCor7B1e+gLWxVVXKrW2AZe8hM/Z3d390cJlzXe+LqSBg0jYC0QqQeUFOkTKkCUzliJlJMqEnn6JJx",
+	"vaUlvYz5uHrcdv33TE5+MtN4ZRWu79nqaqZcEOt36d4woHswVnYLzryvLqZz3ErVzWtP+vhtnB0rxPe4",
+	"YvzNMT7Fqg5bjaEzP9lZ7z+C5r593GYrK7u6LcAfWMVT194+PzkfFdvu93tzANTzw4XCHYQ7so/KrtrL",
+	"JzftgGLMNE0Zp9O6fi65d9uc833SUJwh93Xft+pjt9QUKp0LxiVk/X0pNxaH6gWGpZjdJDiYz7Y/mX9d",
+	"LywsVux0krs/m3yaPjreP3Vr5LC16PEQHJd26Z+XjgUrvWmA/jqbDlhq0jkWYtbNexTdbmFL7FXKw2sr",
+	"wpCYm9IDRWLNIzLIpraaMLuMc3qdu0etmh4JJntgk0WD7KoOTQOm4v25jcfoa3fefKbuNbe6UQ3003gM",
+	"2hdsfg+61w/xJSs4MELjwWibeUNjGbpg80LVPtNYisWXLCXvTl9iXtxMY6zIJLxeaEcOLWQEHzIXyGJF",
+	"ZlozZ8xdwqx3NdbrDyWUkVje46h/Y/P75hLeTAtkCR9sv9tc11MAPxI4hIrGiZsYISByGA92Fe0MwkHS",
+	"MeWxpCYF0R8hIIM50UJu7vgSqQqJpHOZdznbImfQjB09a1Bl1pahZlGXhNiqXfYl059OxJU0Dj39umTK",
+	"8yxADulIZKmm0SkdQik+MSKJwFRx2ZRaceLv+wu0wjbBNbEks1RcxhEUjPJBiZ2YXVwCSYS4YFHxlWym",
+	"4W0HaGzfYV9YOdjeA85b+21TuLupZLKBjaChz1PM3Y/YVXqzsOwFraHxu8I6lzeCXjUFRU9zh7knpSyS",
+	"xlSUxdkku7fNJrlPy4OPB0tNDuUj/v3X+AWbRVwkJJYAF36u0mHv8ZKw/TMt/GArO0cnhimLGFcxTaSL",
+	"YMLwDJ82b3l9o9B8bwhrCITURR76xevsJOhIqgnRnyGgNg9shhIMaVmD+xwiFjAKaavHfXLP+DCdzxQW",
+	"99CiMtk4PD5r7z5+0v7h6BVW9wOWQCxH2CKvmKLw4IRLRccpnRI6m0ky1opWj4fQ/2Du2mVRTkLGI1h2",
+	"/4LNQ5uoGqckNPyyn6VJiJI/8KtYErxrdpcWDJ1nPR6aYIo2lHKQJnchtIUd+nEUbm4RaLmi9wWV/9z5",
+	"5v0F4SsIGYU5JYZpjkTa4+ZkmlMfvKt4T8Yhb4Yvkwjhb7FBwPPBeock5rPnRzxoN6bNp+D+cdyM9Pme",
+	"e/+ztdIqvA9dJFhOZezNIkcTyjlLpGvEC/1iE2HaEeNMeEfx0se8nUnIi4/lUHDOhgp7ECMhi5jSaBQt",
+	"uPk4Ztjcar18q/8s72bLu90atVbIBvERxxlELcs8sJgDGgiSan2+vnJSazddeKYrWG8KZPAzVR+7NbRv",
+	"ZrD0trpeAsZBQ4KFFTSGlGMZ31lChyyCBGorVNDowFhd6GxmDrnHFb1gkrDRiA0xKhwKjKksdaE1zsLi",
+	"SVWYdoFzYMU98ppdFeQzaDyE72slVzJlIyugPGqYcdO9KQqbCYnpSZzrvTZE1JMmenwjdGIEFE7VP5vC",
+	"qbglfBoYUKBAdEmTjMnN5syMzyp53HEYe+kuPWy+a6PS7+C6NlmAnOk/Ht3AHlpznWtVmldw1yhJ4ktz",
+	"u0i9DnJ44v6QXezwoF+Yiogl8qBJLehqvaDHKYcL7vdF2jRGVixko/IWsiTm+a0EVSmhUvXtzYSiFdgI",
+	"JZM0MVnTPe6rO6G46BI0d1i9KdQiQpyEB572htJHHuudMhAiAiiBL/V6ApK6diaafPT4iMZJ3jH8cWdP",
+	"jzxjPGJ8OG9nnF7SOKGDxDSFq1DFE9PczKNKGNLuKFecMOwRjqeRZlxiXL+Dj/Vgm4bhGzV24gWCEGJU",
+	"rSCEj5YzzbumND/BvKdM6gvboG7Y3dvucBo4X1D2+txtzZZEDwEAS+SoaJy4PXHiImJtNZ8xudCvzfg4",
+	"5gz7YpGUjWOp0nlAJPoAWRQrzf7Akgw1eSE7kirXmaFqH34tInYO865UI3dIFRuLdPV6Jnb8I/Mh4MSH",
+	"e65bpyd8GUu1sGwdQPthxQ3l6/YwzkOdhU238ve2zSnGS7BtBHzLvavJQxFyzeh0lM/wGc7aIteiM8/3",
+	"8UDP3NvB7U7/k/7ParUqYd6IjWIe60dQHTjjF1yTnzhaWi7Ank8DbSlWNTSrWljL0Gs3+mT/SzYbdTtb",
+	"RmEeWDCPW/cNUMzrzdiIWcdgTA9TJkWWDlkXe92EXl9HsmEt/a4PJJFDMWNkFg8vjPevSnjeepPf47nn",
+	"0yyhNTQR44xp1pwqrD+k0fzBYMN5oddmviEPLfzjXhUvtkG0bO7f8h7c30YMxTB+v+Onl6uX0OGFhARQ",
+	"S4+85Tq6VPXtKGEqLJecD3pdZRy6ewtAPgOkK6yh/9/H9IuVghSe3qUa8HVZ90EDnBWO/FaoPWXbQzqj",
+	"UCJkkWT1vlS4c0rnJBJd0xs0YYGxzmnhyxs/0H+0LeE0FbO2U0ajbVQkttES3ONTOpN+BTz3jVXvcuqk",
+	"/9zZJ1dxNGYYWwCa9YihRXCU0LHcIi9KfXltw2QwqRFIPQdfhFu2ZIpsANGW5F//63/nxVUe4RY3Gwqt",
+	"v5of+RC8x5tQmKeRiufvPBjC/WpeWPdtkdrijpEar1do5/xIEuTqkgjsateIgAV50r21TKo8NS8WyfXC",
+	"kvyHiy6BzIYTsOSMEnEVNtTcNjLRSqLp486XFE3rwLOwUfUjr6m6icjEER4S0vtigpYA3CZufQNEskRN",
+	"lvFHoGp5W5U4LaxnA6qSmHcET+YNMuwpTHWfqCGShXYRWGFAJvF4Ukg7ezAia2og2HjiBWNcJlnq5fH5",
+	"p44ccfG57+waxikPCFYHS1iI1cg89j4RUDmNz12gkIcbAQkZp4OERWFexgw/SJJ6JHlvVnaPaIJTLEIU",
+	"s+8HhRsRlZOBoNB6w4JwbcpgXZxLCAIfQ494fJeIwX+xoYkdiyWJ2CwR8ynjqpa9ndkpbuIIdB9/FntB",
+	"OUrabdkDrfupev/sI8+rfiuveGh23KdxH3xnIRaPgMA3mrN8dKxB6F+PQ6+JpG2kEOg/B7n+ZAT9swZ0",
+	"eAH+68OT/vPjF4fvXp73X715fvwyzMscQpEjzyNk92Xd2aaWUcWfLb14PVNRCooPQh8g9Fc3u6sLaHL3",
+	"mqod/o4d1T5+fpVe57tCad+5A50WVkk6gI4MnhAxZdMBS8lQZFzlOQf1fOEcJvld9FC4zwD2xVHqO19z",
+	"lLo+4eXh6YBED8vFoQzq2vuFfzfy4cZagIxOTcAxFqqFMGf04JcCmzebctP1GPdEUfXQXybgGDbVIMlp",
+	"WH/hfPSvrL2iraKuEBVqkLKqRFSo/dLAXmh5Q+SEaoXAiQf6W7LhlRr+Dnr3bJIBgwANU3yuqU66w97f",
+	"bZ30mxzKgshYgLcLiUV2K2ul8nrQriDxnH+WronovWuGTgMdXUtW0Du5k/DVBon2nmnvHUuy9ly/snpd",
+	"tqLv7anXtrkO68dH+ohSV7P6FAPy0J9nZFwtwtpcqzgq6G3Q5qguT8sl2tawc4lX9pXZw/2hlZnhjKm7",
+	"R62vSkE6cyTmkSOVN8Mw7P+0mkaE7y4okrVFzu2AIPb5ylv7Ko5Y12DVRCSRRppRj9thISWRSMZsFTj7",
+	"IMAuwe2YYx6MLe7clGXtlvBnE7sbNbEr5Rhnko5ZH9ReaGrn/blYf9u78551kPvtkMHhbiEPXLgGEsWK",
+	"AeKK56nhC7LB5VwqNl2cDX6/iiXuauWqaw4MD03PzG9pTrbsb/8fe9e62zhuhV+FCAqMg8pJmg4W6Bjz",
+	"I812gRTbySCZdrettjZHom0iMqmSVJy0GKBP0wfrkxQ8h6QoS4rtTOxJBvNnL7FE8XJ4Dnku39dWXQ01",
+	"sQnhWFBXwIZHHUbPwFN2SlWzoeNPSGfbA0OdisHEPj+2D4x5PvF473gZANCJSmUs/H44Clm/UvhI56LJ",
+	"XNZNxEIKfhPBI3ai644wyL8oTRTKyKSY8plzVvpbCtQM+Ll4pckEzD3qXz3pr/31crgza43Nf6lLuBvc",
+	"Ggq0mD7xS17Knye1malFpGcHb4DfGfZ1XJYbmjnWzMpDX4rahdBMOYTEDrsAZS/2HAKfE7PE2lsopyUT",
+	"1PNQqT/y9AvAPjijXBCODQMSF8YzfoLq+6lUGXsL1gYeLrQkUF/nDy3YbK18lnOpGUEahSh5l+R8OmVK",
+	"pyIoIT3nZYm1vmRg7VFCosEmhGf2nw5IN97EhyMyiawyFAjesNIcpaLO/E6IXSIsVc6k45dwTGM5y8k9",
+	"M126wP76wHlqxSaF2cABNaciZDT4gdaz0YvOAtP9fIg/g21mLO/P14OcsiXVTogcORfMy4sx0XaEPbtq",
+	"Q3vdE3zx+3qbWvvakgfWwh/afLfcIJWKQxhzyBeTiOF2QkRVFEep+H1bVdTFcdgjX22GQhxS/bpx7b3D",
+	"L7KY34rqg5NwnZHoNgcblNLXSrYBLIpUB5GC7PEh9q3Wyd6OGT3Hi+del/DYJX1cvb6fxIecWE/HlSjY",
+	"ct3xvPNAHkBAYsFzFa92XJXd7KRX8aQiomDq0TwjElhq4C5h7YthNO9PS9jTGX5rZ+5eNpdj39/FJvs6",
+	"Svqf+Pzeb+c/h0BqdfevA+UNNoFqkh5MVjEpyOBclveHk/QgCaeHBh25PzYET9BbdBklqWgesk98vlBE",
+	"NNW2PD07Hs4ZflLyBwmp+u3UHq/DbcKor5cE6rHWrfv+CvKPwKg7kv3g8ALOnH6e/SiuHZxBtdQ2z8mA",
+	"dwqEiL3M/KPVtprbYyaZhwq1F1ou6q1iFBUaqxKOUvGhrpU3cyYI1Tc1vuBn+K12yAoTf2J/lAbf6Pr3",
+	"RdfvPcZbaoIWLVyl3To8UH1rnwkgjQUgCdvtqCFq5ArHFpQXCFHZm3D4Z40BwG/xru3jXTC/9q/+P1YC",
+	"YIDKU8gZF+7t5h8eDoK9foIgWNeIlSzYxrgfVjqu7Auf+prbHAa5623Hvt541/aeGkRZ+e71AUwDX9jF",
+	"qGcBAFgA5nmXXjs7+vVhNNisLyuEVulm1B//vyfqj2GzoJaOc65YZqS674/8Y/0oPA7blWrNZ4JhYvyc",
+	"inwop1OHBKCTgP4P20j366nvw5efk77atQSGUa8XxbA0hAmDzvuXCFkAqUJ5tNgdctqRCgfiq7jIeEmL",
+	"8PzBL5HsrnMe/0l6Cgz7/CuNHNxQOQKHzylTYyMnZOAm4U10Th65vBrHaAHhG8GWjtgcIclS4dgs4EEf",
+	"AXb5oIeJcyFrVzhw9v7CRQCmiuk5lm1r5D2MnoS+OjSzVCjbYfBnA6+5ncJXGmUAQsjnVOfS7skMDtwI",
+	"JW1klc177pPwISuI66I4YemWc+mJLXSEVps3JnVE3BxGU9gXzYnm/klNxZ7c69vhoL1sH1Fw31coMRuZ",
+	"mDUu+0vhZLzLHe8kc/v8PHhxT47vbSbjcc5uOxq47jeV3TEczh7lQAst9jkQfgSQfJIz/w3c4IBFa+/t",
+	"EBBvr5l/+rMX7vWzAhg8c8PacrVj52e0bPWk7mDhgqKuCxcDKogGqqbAtuRghKMnNXP18BiiuJU3LD8i",
+	"7+RHmd+nou43aP6FZoU1As4rA/w3jm1FVyVTY6ip7zY7X0xOnls8lD6pZMH977NkqupU0cU9ofGikpmi",
+	"AiBhiWILOFfFv0oVgmiN10ZEgCiRnC2kP+BYuUlFW3BcwMv+PIQ/D+HPkE5cn+G6JLbGx/6Jm3kqzs+u",
+	"v7+8vBpfXf74h/H1X9+dv4VrOgJpyAKKgxdU0Bl6R/0hqhtYtjesFq7Tu3Ev+uafuEbi69hH51jkTb1U",
+	"OD/IY7eS/dcYDGzJh6g5H0QTQHm95fZCMAUgCdcPfLf/0ntW8g/Y/HO49PreXEtlHsn36Jtw3dsPU7Ob",
+	"7NrMRUsfrWBHlMb+8Aa3/vansvfUzLtOZh3Ss/ZuWksR6rAuOTp64Prm532jLKMrZ9hfitsA+9ux0Ptf",
+	"5803UZAKx/KkPddnTAf1qcNYd4D8Ysp3RK9IBsh66epSJ+8vrz+QHjLRqK6hiZcVd+SxkK7fQaGhYco2",
+	"/4+/nw3/Rof/Ohn+bjz85de/OuhE1erjFqM+ZbdNf+sAwSLfS5tJVC4BfRKyXO/xiOCeeQXY8WVlCNep",
+	"mPx7wcxc5gkBP0RCnEwnxJ5MEu/byMfUfJqQgfuVFHLJ1DCjmuUJoZXB+Ggm5Q1nvgmSK1mWLB8Rmoo/",
+	"Xl++gyZJSRW8FWrh7KEIJuTwiFwIMuGLBcs5sGosANx17hHW7Mnk9OS0jtKqShCejwgXqUBiACHz+L3A",
+	"Obqk3ECs1Ujy2xPifLWA6wp7cQgVD4gmC5AmDtKtZp8BDoIkFX50QFkMczSlRWEvEB555fTktJt9GPoS",
+	"EabukEzefcFOO2iXuLW74XK5HE6lWgwrVTCRyRzzx7du/geIvnxKDgy7M8dlQfnjuvmB3Znu8PDpLmbl",
+	"LMtYaVjeiypWCchN/mfFqic1DKc//7yT8YCwdo1mdVOgE7dL6l95Hota5E/v7rzYk1WpPyJnqVhtBx+2",
+	"6kXznMH7gZ6ioPcsf9PclH6Tdexp3EDPxB43s76tal4Jgi/Dfq5ZFT7KSuReIXszbHV5VrvwFV1C+pjH",
+	"69rgGMDUrTeNlSoO3hzYc9Xx7W/ghOq+3rImDt6Lz8RQ2ouektVs7m92CZGVajjcwUtdKcWEibzVzk5a",
+	"bd8Vuc5kCaRu6pZnzDtYrJYtqTLCLvNgsjRy/L///BdtsG+vPqq0W4WQfeSRgUMh16ZmGnSt4J2m3QCA",
+	"DIXQ5cgFOVx2WQxmQQOwSBSv7WqxGw03Cek4UwW7O7eWAAjKIBDIcxa1HaO3tb/wF64rWlizKhcI6YS9",
+	"HlwxmhlI68ekJH0YTU3Bpyy7z4r4O5hT1f7CxWJRGfqxqPn5dV3Z51OeVtqpidw7ZrldShpodWJymwES",
+	"A5WlTkhMIXTosjuWihs2lKK4TzqIAqNIfMxZ0u7OVSVgPDD8xM0PmHbPMGSnDUiO2K0Vcm2UByHyp8E7",
+	"llXmgeHW2GwNkgmkNQHSk8Bh4pqMUOnbTb4HzRBUoyvL0qBrcPVhpelNxMIEfW9Oy4rS6e46ndkxl0xp",
+	"KWhj3c8uYCg6gXy0kqmQMOU3q311iDWUnTPPKg1yhfIZVaV7vdKuOEadM20Xq0AtaLwhfVpRz7CqnBtS",
+	"yJkdknO4Jaj0uNA+ulhpWuiGOsu52UCkA6xa9K6useFaeQEqm1v58gJnZxn/lAexhDowIwECgJSVmrHV",
+	"IbtXtL07/T8AAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
