@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/oapi-codegen/nullable"
+	"gorm.io/gorm"
 
 	"github.com/wataomi/wataomi/gen/api"
 	"github.com/wataomi/wataomi/rbac"
@@ -425,4 +426,47 @@ func TestArchiveListFilters(t *testing.T) {
 	if st.Total != 0 {
 		t.Fatalf("stats of a caller who sees no record: %+v", st)
 	}
+}
+
+// Deleting a user with transfer_to moves the archive records of their flows with the flows, so the
+// heir still sees and restores them.
+func TestArchiveFollowsOwnershipTransfer(t *testing.T) {
+	e := newTestEnv(t)
+	owner, tok := e.User(rbac.Editor)
+	heir, heirTok := e.User(rbac.Editor)
+	f := flNamed(t, e, tok, "Inherited")
+	arArchive(t, e, tok, f.Id, "")
+	rec := arRecordOf(t, e, f.Id)
+	if got := arIDs(arList(t, e, heirTok, "")); len(got) != 0 {
+		t.Fatalf("the heir sees %v before the transfer", got)
+	}
+	err := e.DB.Tx(context.Background(), func(tx *gorm.DB) error {
+		if err := store.TransferOwnership(context.Background(), tx, owner.ID, heir.ID); err != nil {
+			return err
+		}
+		return store.DeleteUser(context.Background(), tx, owner.ID)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := arIDs(arList(t, e, heirTok, "")); !slices.Equal(got, []int64{rec.ID}) {
+		t.Fatalf("the heir sees %v, want %d", got, rec.ID)
+	}
+	var res api.ArchiveRestoreResult
+	ttDo(t, e, http.MethodPost, arPath(rec.ID, "/restore"), heirTok, "", http.StatusOK, &res)
+	if g := flGet(t, e, heirTok, f.Id); g.OwnerId != heir.ID || g.Status != api.FlowStatus("draft") {
+		t.Fatalf("restored inherited flow: owner %d status %s", g.OwnerId, g.Status)
+	}
+	if a := arRecordOf2(t, e, rec.ID); a.ArchivedBy != nil {
+		t.Fatalf("archived_by %v, want null once that user is deleted", *a.ArchivedBy)
+	}
+}
+
+func arRecordOf2(t *testing.T, e *testEnv, id int64) store.Archive {
+	t.Helper()
+	var a store.Archive
+	if err := e.DB.Where("id = ?", id).Take(&a).Error; err != nil {
+		t.Fatal(err)
+	}
+	return a
 }

@@ -288,7 +288,7 @@ func azArchive(t *testing.T, e *testEnv, owner *store.User) int64 {
 	}
 	now := store.Now()
 	a := &store.Archive{EntityType: store.ArchiveFlow, EntityID: f.ID, EntityName: f.Name,
-		Snapshot: store.JSON(`{"name":"authz","status":"draft","visibility":"private","data":{"nodes":[],"edges":[]}}`),
+		Snapshot:       store.JSON(`{"name":"authz","status":"draft","visibility":"private","data":{"nodes":[],"edges":[]}}`),
 		PreviousStatus: f.Status, OwnerID: &owner.ID, Visibility: f.Visibility, ArchivedBy: &owner.ID, ArchivedAt: now}
 	if err := store.SaveArchive(ctx, e.DB.DB, a); err != nil {
 		t.Fatal(err)
