@@ -2317,6 +2317,9 @@ type FlowID = int64
 // FlowVersionNumber defines model for FlowVersionNumber.
 type FlowVersionNumber = int32
 
+// IdempotencyKey defines model for IdempotencyKey.
+type IdempotencyKey = string
+
 // IfMatch defines model for IfMatch.
 type IfMatch = string
 
@@ -2359,6 +2362,12 @@ type FlowWithETag = Flow
 // Tokens defines model for Tokens.
 type Tokens = TokenResponse
 
+// CreateAgentConfigParams defines parameters for CreateAgentConfig.
+type CreateAgentConfigParams struct {
+	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // ListApiTokensParams defines parameters for ListApiTokens.
 type ListApiTokensParams struct {
 	// Page The 1-based page number.
@@ -2373,6 +2382,12 @@ type ListApiTokensParams struct {
 
 // ListApiTokensParamsSort defines parameters for ListApiTokens.
 type ListApiTokensParamsSort string
+
+// CreateApiTokenParams defines parameters for CreateApiToken.
+type CreateApiTokenParams struct {
+	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
 
 // ListArchivesParams defines parameters for ListArchives.
 type ListArchivesParams struct {
@@ -2464,6 +2479,9 @@ type ListExecutionsParams struct {
 type CreateExecutionParams struct {
 	// WaitMs How long to wait for the run to end before answering (0–30000 ms).
 	WaitMs *WaitMS `form:"wait_ms,omitempty" json:"wait_ms,omitempty"`
+
+	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
 // GetExecutionParams defines parameters for GetExecution.
@@ -2484,6 +2502,9 @@ type GetExecutionEventsParams struct {
 type RetryExecutionParams struct {
 	// WaitMs How long to wait for the run to end before answering (0–30000 ms).
 	WaitMs *WaitMS `form:"wait_ms,omitempty" json:"wait_ms,omitempty"`
+
+	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
 // ListFlowsParams defines parameters for ListFlows.
@@ -2517,6 +2538,12 @@ type ListFlowsParams struct {
 // ListFlowsParamsSort defines parameters for ListFlows.
 type ListFlowsParamsSort string
 
+// CreateFlowParams defines parameters for CreateFlow.
+type CreateFlowParams struct {
+	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // UpdateFlowParams defines parameters for UpdateFlow.
 type UpdateFlowParams struct {
 	// IfMatch The `ETag` last read; a mismatch answers 412 and changes nothing.
@@ -2529,6 +2556,12 @@ type PutFlowParams struct {
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
+// DuplicateFlowParams defines parameters for DuplicateFlow.
+type DuplicateFlowParams struct {
+	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // ListFlowVersionsParams defines parameters for ListFlowVersions.
 type ListFlowVersionsParams struct {
 	// Page The 1-based page number.
@@ -2536,6 +2569,12 @@ type ListFlowVersionsParams struct {
 
 	// PageSize Items per page.
 	PageSize *PageSize `form:"page_size,omitempty" json:"page_size,omitempty"`
+}
+
+// CreateFlowVersionParams defines parameters for CreateFlowVersion.
+type CreateFlowVersionParams struct {
+	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
 // RestoreFlowVersionParams defines parameters for RestoreFlowVersion.
@@ -2565,6 +2604,12 @@ type ListIntegrationsParams struct {
 // ListIntegrationsParamsSort defines parameters for ListIntegrations.
 type ListIntegrationsParamsSort string
 
+// CreateIntegrationParams defines parameters for CreateIntegration.
+type CreateIntegrationParams struct {
+	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // ListNodeTypesParams defines parameters for ListNodeTypes.
 type ListNodeTypesParams struct {
 	Category *NodeTypeCategoryID `form:"category,omitempty" json:"category,omitempty"`
@@ -2588,6 +2633,12 @@ type ListTeamsParams struct {
 // ListTeamsParamsSort defines parameters for ListTeams.
 type ListTeamsParamsSort string
 
+// CreateTeamParams defines parameters for CreateTeam.
+type CreateTeamParams struct {
+	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // ListTemplatesParams defines parameters for ListTemplates.
 type ListTemplatesParams struct {
 	// Page The 1-based page number.
@@ -2609,10 +2660,28 @@ type ListTemplatesParams struct {
 // ListTemplatesParamsSort defines parameters for ListTemplates.
 type ListTemplatesParamsSort string
 
+// CreateTemplateParams defines parameters for CreateTemplate.
+type CreateTemplateParams struct {
+	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // SeedTemplatesParams defines parameters for SeedTemplates.
 type SeedTemplatesParams struct {
 	// Force Also reset the system templates to the shipped definitions.
 	Force *bool `form:"force,omitempty" json:"force,omitempty"`
+}
+
+// DuplicateTemplateParams defines parameters for DuplicateTemplate.
+type DuplicateTemplateParams struct {
+	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// CreateTemplateFlowParams defines parameters for CreateTemplateFlow.
+type CreateTemplateFlowParams struct {
+	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
 // ListUsersParams defines parameters for ListUsers.
@@ -3566,7 +3635,7 @@ type ClientInterface interface {
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /agent-configs (the `CreateAgentConfig` operationId).
-	CreateAgentConfigWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateAgentConfigWithBody(ctx context.Context, params *CreateAgentConfigParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateAgentConfig Create a flow's agent config
 	//
@@ -3577,7 +3646,7 @@ type ClientInterface interface {
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /agent-configs (the `CreateAgentConfig` operationId).
-	CreateAgentConfig(ctx context.Context, body CreateAgentConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateAgentConfig(ctx context.Context, params *CreateAgentConfigParams, body CreateAgentConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// DeleteAgentConfig Delete a flow's agent config
 	//
@@ -3628,7 +3697,7 @@ type ClientInterface interface {
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /api-tokens (the `CreateApiToken` operationId).
-	CreateApiTokenWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateApiTokenWithBody(ctx context.Context, params *CreateApiTokenParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateApiToken Create an API token
 	//
@@ -3638,7 +3707,7 @@ type ClientInterface interface {
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /api-tokens (the `CreateApiToken` operationId).
-	CreateApiToken(ctx context.Context, body CreateApiTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateApiToken(ctx context.Context, params *CreateApiTokenParams, body CreateApiTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// DeleteApiToken Revoke one of my API tokens
 	//
@@ -3918,7 +3987,7 @@ type ClientInterface interface {
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /flows (the `CreateFlow` operationId).
-	CreateFlowWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateFlowWithBody(ctx context.Context, params *CreateFlowParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateFlow Create a flow
 	//
@@ -3928,7 +3997,7 @@ type ClientInterface interface {
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /flows (the `CreateFlow` operationId).
-	CreateFlow(ctx context.Context, body CreateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateFlow(ctx context.Context, params *CreateFlowParams, body CreateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// DeleteFlow Delete a flow
 	//
@@ -4022,7 +4091,7 @@ type ClientInterface interface {
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /flows/{id}/duplicate (the `DuplicateFlow` operationId).
-	DuplicateFlowWithBody(ctx context.Context, id FlowID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	DuplicateFlowWithBody(ctx context.Context, id FlowID, params *DuplicateFlowParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// DuplicateFlow Duplicate a flow
 	//
@@ -4032,7 +4101,7 @@ type ClientInterface interface {
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /flows/{id}/duplicate (the `DuplicateFlow` operationId).
-	DuplicateFlow(ctx context.Context, id FlowID, body DuplicateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	DuplicateFlow(ctx context.Context, id FlowID, params *DuplicateFlowParams, body DuplicateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// PublishFlowWithBody Publish a flow
 	//
@@ -4093,7 +4162,7 @@ type ClientInterface interface {
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /flows/{id}/versions (the `CreateFlowVersion` operationId).
-	CreateFlowVersionWithBody(ctx context.Context, id FlowID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateFlowVersionWithBody(ctx context.Context, id FlowID, params *CreateFlowVersionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateFlowVersion Snapshot a flow
 	//
@@ -4102,7 +4171,7 @@ type ClientInterface interface {
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /flows/{id}/versions (the `CreateFlowVersion` operationId).
-	CreateFlowVersion(ctx context.Context, id FlowID, body CreateFlowVersionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateFlowVersion(ctx context.Context, id FlowID, params *CreateFlowVersionParams, body CreateFlowVersionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetFlowVersion Get a flow version
 	//
@@ -4147,7 +4216,7 @@ type ClientInterface interface {
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /integrations (the `CreateIntegration` operationId).
-	CreateIntegrationWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateIntegrationWithBody(ctx context.Context, params *CreateIntegrationParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateIntegration Create an integration
 	//
@@ -4161,7 +4230,7 @@ type ClientInterface interface {
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /integrations (the `CreateIntegration` operationId).
-	CreateIntegration(ctx context.Context, body CreateIntegrationJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateIntegration(ctx context.Context, params *CreateIntegrationParams, body CreateIntegrationJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// DeleteIntegration Delete an integration
 	//
@@ -4332,7 +4401,7 @@ type ClientInterface interface {
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /teams (the `CreateTeam` operationId).
-	CreateTeamWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateTeamWithBody(ctx context.Context, params *CreateTeamParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateTeam Create a team
 	//
@@ -4341,7 +4410,7 @@ type ClientInterface interface {
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /teams (the `CreateTeam` operationId).
-	CreateTeam(ctx context.Context, body CreateTeamJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateTeam(ctx context.Context, params *CreateTeamParams, body CreateTeamJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// DeleteTeam Delete a team
 	//
@@ -4411,7 +4480,7 @@ type ClientInterface interface {
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /templates (the `CreateTemplate` operationId).
-	CreateTemplateWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateTemplateWithBody(ctx context.Context, params *CreateTemplateParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateTemplate Create a template
 	//
@@ -4423,7 +4492,7 @@ type ClientInterface interface {
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /templates (the `CreateTemplate` operationId).
-	CreateTemplate(ctx context.Context, body CreateTemplateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateTemplate(ctx context.Context, params *CreateTemplateParams, body CreateTemplateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// SeedTemplates Seed the built-in templates
 	//
@@ -4478,7 +4547,7 @@ type ClientInterface interface {
 	// `usage_count` 0 and the same graph and placeholders. Built-in templates can be duplicated.
 	//
 	// Corresponds with POST /templates/{id}/duplicate (the `DuplicateTemplate` operationId).
-	DuplicateTemplate(ctx context.Context, id TemplateID, reqEditors ...RequestEditorFn) (*http.Response, error)
+	DuplicateTemplate(ctx context.Context, id TemplateID, params *DuplicateTemplateParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateTemplateFlowWithBody Create a flow from a template
 	//
@@ -4489,7 +4558,7 @@ type ClientInterface interface {
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /templates/{id}/flows (the `CreateTemplateFlow` operationId).
-	CreateTemplateFlowWithBody(ctx context.Context, id TemplateID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateTemplateFlowWithBody(ctx context.Context, id TemplateID, params *CreateTemplateFlowParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateTemplateFlow Create a flow from a template
 	//
@@ -4500,7 +4569,7 @@ type ClientInterface interface {
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /templates/{id}/flows (the `CreateTemplateFlow` operationId).
-	CreateTemplateFlow(ctx context.Context, id TemplateID, body CreateTemplateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateTemplateFlow(ctx context.Context, id TemplateID, params *CreateTemplateFlowParams, body CreateTemplateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListUsers List users
 	//
@@ -4645,8 +4714,8 @@ type ClientInterface interface {
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /agent-configs (the `CreateAgentConfig` operationId).
-func (c *Client) CreateAgentConfigWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateAgentConfigRequestWithBody(c.Server, contentType, body)
+func (c *Client) CreateAgentConfigWithBody(ctx context.Context, params *CreateAgentConfigParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateAgentConfigRequestWithBody(c.Server, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -4666,8 +4735,8 @@ func (c *Client) CreateAgentConfigWithBody(ctx context.Context, contentType stri
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /agent-configs (the `CreateAgentConfig` operationId).
-func (c *Client) CreateAgentConfig(ctx context.Context, body CreateAgentConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateAgentConfigRequest(c.Server, body)
+func (c *Client) CreateAgentConfig(ctx context.Context, params *CreateAgentConfigParams, body CreateAgentConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateAgentConfigRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -4777,8 +4846,8 @@ func (c *Client) ListApiTokens(ctx context.Context, params *ListApiTokensParams,
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /api-tokens (the `CreateApiToken` operationId).
-func (c *Client) CreateApiTokenWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateApiTokenRequestWithBody(c.Server, contentType, body)
+func (c *Client) CreateApiTokenWithBody(ctx context.Context, params *CreateApiTokenParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateApiTokenRequestWithBody(c.Server, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -4797,8 +4866,8 @@ func (c *Client) CreateApiTokenWithBody(ctx context.Context, contentType string,
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /api-tokens (the `CreateApiToken` operationId).
-func (c *Client) CreateApiToken(ctx context.Context, body CreateApiTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateApiTokenRequest(c.Server, body)
+func (c *Client) CreateApiToken(ctx context.Context, params *CreateApiTokenParams, body CreateApiTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateApiTokenRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -5377,8 +5446,8 @@ func (c *Client) ListFlows(ctx context.Context, params *ListFlowsParams, reqEdit
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /flows (the `CreateFlow` operationId).
-func (c *Client) CreateFlowWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateFlowRequestWithBody(c.Server, contentType, body)
+func (c *Client) CreateFlowWithBody(ctx context.Context, params *CreateFlowParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateFlowRequestWithBody(c.Server, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -5397,8 +5466,8 @@ func (c *Client) CreateFlowWithBody(ctx context.Context, contentType string, bod
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /flows (the `CreateFlow` operationId).
-func (c *Client) CreateFlow(ctx context.Context, body CreateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateFlowRequest(c.Server, body)
+func (c *Client) CreateFlow(ctx context.Context, params *CreateFlowParams, body CreateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateFlowRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -5581,8 +5650,8 @@ func (c *Client) ArchiveFlow(ctx context.Context, id FlowID, body ArchiveFlowJSO
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /flows/{id}/duplicate (the `DuplicateFlow` operationId).
-func (c *Client) DuplicateFlowWithBody(ctx context.Context, id FlowID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewDuplicateFlowRequestWithBody(c.Server, id, contentType, body)
+func (c *Client) DuplicateFlowWithBody(ctx context.Context, id FlowID, params *DuplicateFlowParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDuplicateFlowRequestWithBody(c.Server, id, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -5601,8 +5670,8 @@ func (c *Client) DuplicateFlowWithBody(ctx context.Context, id FlowID, contentTy
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /flows/{id}/duplicate (the `DuplicateFlow` operationId).
-func (c *Client) DuplicateFlow(ctx context.Context, id FlowID, body DuplicateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewDuplicateFlowRequest(c.Server, id, body)
+func (c *Client) DuplicateFlow(ctx context.Context, id FlowID, params *DuplicateFlowParams, body DuplicateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDuplicateFlowRequest(c.Server, id, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -5732,8 +5801,8 @@ func (c *Client) ListFlowVersions(ctx context.Context, id FlowID, params *ListFl
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /flows/{id}/versions (the `CreateFlowVersion` operationId).
-func (c *Client) CreateFlowVersionWithBody(ctx context.Context, id FlowID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateFlowVersionRequestWithBody(c.Server, id, contentType, body)
+func (c *Client) CreateFlowVersionWithBody(ctx context.Context, id FlowID, params *CreateFlowVersionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateFlowVersionRequestWithBody(c.Server, id, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -5751,8 +5820,8 @@ func (c *Client) CreateFlowVersionWithBody(ctx context.Context, id FlowID, conte
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /flows/{id}/versions (the `CreateFlowVersion` operationId).
-func (c *Client) CreateFlowVersion(ctx context.Context, id FlowID, body CreateFlowVersionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateFlowVersionRequest(c.Server, id, body)
+func (c *Client) CreateFlowVersion(ctx context.Context, id FlowID, params *CreateFlowVersionParams, body CreateFlowVersionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateFlowVersionRequest(c.Server, id, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -5846,8 +5915,8 @@ func (c *Client) ListIntegrations(ctx context.Context, params *ListIntegrationsP
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /integrations (the `CreateIntegration` operationId).
-func (c *Client) CreateIntegrationWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateIntegrationRequestWithBody(c.Server, contentType, body)
+func (c *Client) CreateIntegrationWithBody(ctx context.Context, params *CreateIntegrationParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateIntegrationRequestWithBody(c.Server, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -5870,8 +5939,8 @@ func (c *Client) CreateIntegrationWithBody(ctx context.Context, contentType stri
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /integrations (the `CreateIntegration` operationId).
-func (c *Client) CreateIntegration(ctx context.Context, body CreateIntegrationJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateIntegrationRequest(c.Server, body)
+func (c *Client) CreateIntegration(ctx context.Context, params *CreateIntegrationParams, body CreateIntegrationJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateIntegrationRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -6241,8 +6310,8 @@ func (c *Client) ListTeams(ctx context.Context, params *ListTeamsParams, reqEdit
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /teams (the `CreateTeam` operationId).
-func (c *Client) CreateTeamWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateTeamRequestWithBody(c.Server, contentType, body)
+func (c *Client) CreateTeamWithBody(ctx context.Context, params *CreateTeamParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateTeamRequestWithBody(c.Server, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -6260,8 +6329,8 @@ func (c *Client) CreateTeamWithBody(ctx context.Context, contentType string, bod
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /teams (the `CreateTeam` operationId).
-func (c *Client) CreateTeam(ctx context.Context, body CreateTeamJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateTeamRequest(c.Server, body)
+func (c *Client) CreateTeam(ctx context.Context, params *CreateTeamParams, body CreateTeamJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateTeamRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -6410,8 +6479,8 @@ func (c *Client) ListTemplates(ctx context.Context, params *ListTemplatesParams,
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /templates (the `CreateTemplate` operationId).
-func (c *Client) CreateTemplateWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateTemplateRequestWithBody(c.Server, contentType, body)
+func (c *Client) CreateTemplateWithBody(ctx context.Context, params *CreateTemplateParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateTemplateRequestWithBody(c.Server, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -6432,8 +6501,8 @@ func (c *Client) CreateTemplateWithBody(ctx context.Context, contentType string,
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /templates (the `CreateTemplate` operationId).
-func (c *Client) CreateTemplate(ctx context.Context, body CreateTemplateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateTemplateRequest(c.Server, body)
+func (c *Client) CreateTemplate(ctx context.Context, params *CreateTemplateParams, body CreateTemplateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateTemplateRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -6547,8 +6616,8 @@ func (c *Client) UpdateTemplate(ctx context.Context, id TemplateID, body UpdateT
 // `usage_count` 0 and the same graph and placeholders. Built-in templates can be duplicated.
 //
 // Corresponds with POST /templates/{id}/duplicate (the `DuplicateTemplate` operationId).
-func (c *Client) DuplicateTemplate(ctx context.Context, id TemplateID, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewDuplicateTemplateRequest(c.Server, id)
+func (c *Client) DuplicateTemplate(ctx context.Context, id TemplateID, params *DuplicateTemplateParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDuplicateTemplateRequest(c.Server, id, params)
 	if err != nil {
 		return nil, err
 	}
@@ -6568,8 +6637,8 @@ func (c *Client) DuplicateTemplate(ctx context.Context, id TemplateID, reqEditor
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /templates/{id}/flows (the `CreateTemplateFlow` operationId).
-func (c *Client) CreateTemplateFlowWithBody(ctx context.Context, id TemplateID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateTemplateFlowRequestWithBody(c.Server, id, contentType, body)
+func (c *Client) CreateTemplateFlowWithBody(ctx context.Context, id TemplateID, params *CreateTemplateFlowParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateTemplateFlowRequestWithBody(c.Server, id, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -6589,8 +6658,8 @@ func (c *Client) CreateTemplateFlowWithBody(ctx context.Context, id TemplateID, 
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /templates/{id}/flows (the `CreateTemplateFlow` operationId).
-func (c *Client) CreateTemplateFlow(ctx context.Context, id TemplateID, body CreateTemplateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateTemplateFlowRequest(c.Server, id, body)
+func (c *Client) CreateTemplateFlow(ctx context.Context, id TemplateID, params *CreateTemplateFlowParams, body CreateTemplateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateTemplateFlowRequest(c.Server, id, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -6875,18 +6944,18 @@ func (c *Client) ReceiveFlowWebhookWithTextBody(ctx context.Context, endpointKey
 }
 
 // NewCreateAgentConfigRequest calls the generic CreateAgentConfig builder with application/json body
-func NewCreateAgentConfigRequest(server string, body CreateAgentConfigJSONRequestBody) (*http.Request, error) {
+func NewCreateAgentConfigRequest(server string, params *CreateAgentConfigParams, body CreateAgentConfigJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewCreateAgentConfigRequestWithBody(server, "application/json", bodyReader)
+	return NewCreateAgentConfigRequestWithBody(server, params, "application/json", bodyReader)
 }
 
 // NewCreateAgentConfigRequestWithBody constructs an http.Request for the CreateAgentConfig method, with any body, and a specified content type
-func NewCreateAgentConfigRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+func NewCreateAgentConfigRequestWithBody(server string, params *CreateAgentConfigParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -6910,6 +6979,21 @@ func NewCreateAgentConfigRequestWithBody(server string, contentType string, body
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -7108,18 +7192,18 @@ func NewListApiTokensRequest(server string, params *ListApiTokensParams) (*http.
 }
 
 // NewCreateApiTokenRequest calls the generic CreateApiToken builder with application/json body
-func NewCreateApiTokenRequest(server string, body CreateApiTokenJSONRequestBody) (*http.Request, error) {
+func NewCreateApiTokenRequest(server string, params *CreateApiTokenParams, body CreateApiTokenJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewCreateApiTokenRequestWithBody(server, "application/json", bodyReader)
+	return NewCreateApiTokenRequestWithBody(server, params, "application/json", bodyReader)
 }
 
 // NewCreateApiTokenRequestWithBody constructs an http.Request for the CreateApiToken method, with any body, and a specified content type
-func NewCreateApiTokenRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+func NewCreateApiTokenRequestWithBody(server string, params *CreateApiTokenParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -7143,6 +7227,21 @@ func NewCreateApiTokenRequestWithBody(server string, contentType string, body io
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -8044,6 +8143,21 @@ func NewCreateExecutionRequestWithBody(server string, params *CreateExecutionPar
 
 	req.Header.Add("Content-Type", contentType)
 
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
+
 	return req, nil
 }
 
@@ -8377,6 +8491,21 @@ func NewRetryExecutionRequestWithBody(server string, id ExecutionID, params *Ret
 
 	req.Header.Add("Content-Type", contentType)
 
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
+
 	return req, nil
 }
 
@@ -8531,18 +8660,18 @@ func NewListFlowsRequest(server string, params *ListFlowsParams) (*http.Request,
 }
 
 // NewCreateFlowRequest calls the generic CreateFlow builder with application/json body
-func NewCreateFlowRequest(server string, body CreateFlowJSONRequestBody) (*http.Request, error) {
+func NewCreateFlowRequest(server string, params *CreateFlowParams, body CreateFlowJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewCreateFlowRequestWithBody(server, "application/json", bodyReader)
+	return NewCreateFlowRequestWithBody(server, params, "application/json", bodyReader)
 }
 
 // NewCreateFlowRequestWithBody constructs an http.Request for the CreateFlow method, with any body, and a specified content type
-func NewCreateFlowRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+func NewCreateFlowRequestWithBody(server string, params *CreateFlowParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -8566,6 +8695,21 @@ func NewCreateFlowRequestWithBody(server string, contentType string, body io.Rea
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -8810,18 +8954,18 @@ func NewArchiveFlowRequestWithBody(server string, id FlowID, contentType string,
 }
 
 // NewDuplicateFlowRequest calls the generic DuplicateFlow builder with application/json body
-func NewDuplicateFlowRequest(server string, id FlowID, body DuplicateFlowJSONRequestBody) (*http.Request, error) {
+func NewDuplicateFlowRequest(server string, id FlowID, params *DuplicateFlowParams, body DuplicateFlowJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewDuplicateFlowRequestWithBody(server, id, "application/json", bodyReader)
+	return NewDuplicateFlowRequestWithBody(server, id, params, "application/json", bodyReader)
 }
 
 // NewDuplicateFlowRequestWithBody constructs an http.Request for the DuplicateFlow method, with any body, and a specified content type
-func NewDuplicateFlowRequestWithBody(server string, id FlowID, contentType string, body io.Reader) (*http.Request, error) {
+func NewDuplicateFlowRequestWithBody(server string, id FlowID, params *DuplicateFlowParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -8852,6 +8996,21 @@ func NewDuplicateFlowRequestWithBody(server string, id FlowID, contentType strin
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -9058,18 +9217,18 @@ func NewListFlowVersionsRequest(server string, id FlowID, params *ListFlowVersio
 }
 
 // NewCreateFlowVersionRequest calls the generic CreateFlowVersion builder with application/json body
-func NewCreateFlowVersionRequest(server string, id FlowID, body CreateFlowVersionJSONRequestBody) (*http.Request, error) {
+func NewCreateFlowVersionRequest(server string, id FlowID, params *CreateFlowVersionParams, body CreateFlowVersionJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewCreateFlowVersionRequestWithBody(server, id, "application/json", bodyReader)
+	return NewCreateFlowVersionRequestWithBody(server, id, params, "application/json", bodyReader)
 }
 
 // NewCreateFlowVersionRequestWithBody constructs an http.Request for the CreateFlowVersion method, with any body, and a specified content type
-func NewCreateFlowVersionRequestWithBody(server string, id FlowID, contentType string, body io.Reader) (*http.Request, error) {
+func NewCreateFlowVersionRequestWithBody(server string, id FlowID, params *CreateFlowVersionParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -9100,6 +9259,21 @@ func NewCreateFlowVersionRequestWithBody(server string, id FlowID, contentType s
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -9338,18 +9512,18 @@ func NewListIntegrationsRequest(server string, params *ListIntegrationsParams) (
 }
 
 // NewCreateIntegrationRequest calls the generic CreateIntegration builder with application/json body
-func NewCreateIntegrationRequest(server string, body CreateIntegrationJSONRequestBody) (*http.Request, error) {
+func NewCreateIntegrationRequest(server string, params *CreateIntegrationParams, body CreateIntegrationJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewCreateIntegrationRequestWithBody(server, "application/json", bodyReader)
+	return NewCreateIntegrationRequestWithBody(server, params, "application/json", bodyReader)
 }
 
 // NewCreateIntegrationRequestWithBody constructs an http.Request for the CreateIntegration method, with any body, and a specified content type
-func NewCreateIntegrationRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+func NewCreateIntegrationRequestWithBody(server string, params *CreateIntegrationParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -9373,6 +9547,21 @@ func NewCreateIntegrationRequestWithBody(server string, contentType string, body
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -9981,18 +10170,18 @@ func NewListTeamsRequest(server string, params *ListTeamsParams) (*http.Request,
 }
 
 // NewCreateTeamRequest calls the generic CreateTeam builder with application/json body
-func NewCreateTeamRequest(server string, body CreateTeamJSONRequestBody) (*http.Request, error) {
+func NewCreateTeamRequest(server string, params *CreateTeamParams, body CreateTeamJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewCreateTeamRequestWithBody(server, "application/json", bodyReader)
+	return NewCreateTeamRequestWithBody(server, params, "application/json", bodyReader)
 }
 
 // NewCreateTeamRequestWithBody constructs an http.Request for the CreateTeam method, with any body, and a specified content type
-func NewCreateTeamRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+func NewCreateTeamRequestWithBody(server string, params *CreateTeamParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -10016,6 +10205,21 @@ func NewCreateTeamRequestWithBody(server string, contentType string, body io.Rea
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -10285,18 +10489,18 @@ func NewListTemplatesRequest(server string, params *ListTemplatesParams) (*http.
 }
 
 // NewCreateTemplateRequest calls the generic CreateTemplate builder with application/json body
-func NewCreateTemplateRequest(server string, body CreateTemplateJSONRequestBody) (*http.Request, error) {
+func NewCreateTemplateRequest(server string, params *CreateTemplateParams, body CreateTemplateJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewCreateTemplateRequestWithBody(server, "application/json", bodyReader)
+	return NewCreateTemplateRequestWithBody(server, params, "application/json", bodyReader)
 }
 
 // NewCreateTemplateRequestWithBody constructs an http.Request for the CreateTemplate method, with any body, and a specified content type
-func NewCreateTemplateRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+func NewCreateTemplateRequestWithBody(server string, params *CreateTemplateParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -10320,6 +10524,21 @@ func NewCreateTemplateRequestWithBody(server string, contentType string, body io
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -10494,7 +10713,7 @@ func NewUpdateTemplateRequestWithBody(server string, id TemplateID, contentType 
 }
 
 // NewDuplicateTemplateRequest constructs an http.Request for the DuplicateTemplate method
-func NewDuplicateTemplateRequest(server string, id TemplateID) (*http.Request, error) {
+func NewDuplicateTemplateRequest(server string, id TemplateID, params *DuplicateTemplateParams) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -10524,22 +10743,37 @@ func NewDuplicateTemplateRequest(server string, id TemplateID) (*http.Request, e
 		return nil, err
 	}
 
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
+
 	return req, nil
 }
 
 // NewCreateTemplateFlowRequest calls the generic CreateTemplateFlow builder with application/json body
-func NewCreateTemplateFlowRequest(server string, id TemplateID, body CreateTemplateFlowJSONRequestBody) (*http.Request, error) {
+func NewCreateTemplateFlowRequest(server string, id TemplateID, params *CreateTemplateFlowParams, body CreateTemplateFlowJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewCreateTemplateFlowRequestWithBody(server, id, "application/json", bodyReader)
+	return NewCreateTemplateFlowRequestWithBody(server, id, params, "application/json", bodyReader)
 }
 
 // NewCreateTemplateFlowRequestWithBody constructs an http.Request for the CreateTemplateFlow method, with any body, and a specified content type
-func NewCreateTemplateFlowRequestWithBody(server string, id TemplateID, contentType string, body io.Reader) (*http.Request, error) {
+func NewCreateTemplateFlowRequestWithBody(server string, id TemplateID, params *CreateTemplateFlowParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -10570,6 +10804,21 @@ func NewCreateTemplateFlowRequestWithBody(server string, id TemplateID, contentT
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -11236,7 +11485,7 @@ type ClientWithResponsesInterface interface {
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /agent-configs (the `CreateAgentConfig` operationId).
-	CreateAgentConfigWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateAgentConfigResponse, error)
+	CreateAgentConfigWithBodyWithResponse(ctx context.Context, params *CreateAgentConfigParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateAgentConfigResponse, error)
 
 	// CreateAgentConfigWithResponse Create a flow's agent config
 	//
@@ -11247,7 +11496,7 @@ type ClientWithResponsesInterface interface {
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /agent-configs (the `CreateAgentConfig` operationId).
-	CreateAgentConfigWithResponse(ctx context.Context, body CreateAgentConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateAgentConfigResponse, error)
+	CreateAgentConfigWithResponse(ctx context.Context, params *CreateAgentConfigParams, body CreateAgentConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateAgentConfigResponse, error)
 
 	// DeleteAgentConfigWithResponse Delete a flow's agent config
 	//
@@ -11304,7 +11553,7 @@ type ClientWithResponsesInterface interface {
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /api-tokens (the `CreateApiToken` operationId).
-	CreateApiTokenWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateApiTokenResponse, error)
+	CreateApiTokenWithBodyWithResponse(ctx context.Context, params *CreateApiTokenParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateApiTokenResponse, error)
 
 	// CreateApiTokenWithResponse Create an API token
 	//
@@ -11314,7 +11563,7 @@ type ClientWithResponsesInterface interface {
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /api-tokens (the `CreateApiToken` operationId).
-	CreateApiTokenWithResponse(ctx context.Context, body CreateApiTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateApiTokenResponse, error)
+	CreateApiTokenWithResponse(ctx context.Context, params *CreateApiTokenParams, body CreateApiTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateApiTokenResponse, error)
 
 	// DeleteApiTokenWithResponse Revoke one of my API tokens
 	//
@@ -11632,7 +11881,7 @@ type ClientWithResponsesInterface interface {
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /flows (the `CreateFlow` operationId).
-	CreateFlowWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateFlowResponse, error)
+	CreateFlowWithBodyWithResponse(ctx context.Context, params *CreateFlowParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateFlowResponse, error)
 
 	// CreateFlowWithResponse Create a flow
 	//
@@ -11642,7 +11891,7 @@ type ClientWithResponsesInterface interface {
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /flows (the `CreateFlow` operationId).
-	CreateFlowWithResponse(ctx context.Context, body CreateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateFlowResponse, error)
+	CreateFlowWithResponse(ctx context.Context, params *CreateFlowParams, body CreateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateFlowResponse, error)
 
 	// DeleteFlowWithResponse Delete a flow
 	//
@@ -11740,7 +11989,7 @@ type ClientWithResponsesInterface interface {
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /flows/{id}/duplicate (the `DuplicateFlow` operationId).
-	DuplicateFlowWithBodyWithResponse(ctx context.Context, id FlowID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*DuplicateFlowResponse, error)
+	DuplicateFlowWithBodyWithResponse(ctx context.Context, id FlowID, params *DuplicateFlowParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*DuplicateFlowResponse, error)
 
 	// DuplicateFlowWithResponse Duplicate a flow
 	//
@@ -11750,7 +11999,7 @@ type ClientWithResponsesInterface interface {
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /flows/{id}/duplicate (the `DuplicateFlow` operationId).
-	DuplicateFlowWithResponse(ctx context.Context, id FlowID, body DuplicateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*DuplicateFlowResponse, error)
+	DuplicateFlowWithResponse(ctx context.Context, id FlowID, params *DuplicateFlowParams, body DuplicateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*DuplicateFlowResponse, error)
 
 	// PublishFlowWithBodyWithResponse Publish a flow
 	//
@@ -11815,7 +12064,7 @@ type ClientWithResponsesInterface interface {
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /flows/{id}/versions (the `CreateFlowVersion` operationId).
-	CreateFlowVersionWithBodyWithResponse(ctx context.Context, id FlowID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateFlowVersionResponse, error)
+	CreateFlowVersionWithBodyWithResponse(ctx context.Context, id FlowID, params *CreateFlowVersionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateFlowVersionResponse, error)
 
 	// CreateFlowVersionWithResponse Snapshot a flow
 	//
@@ -11824,7 +12073,7 @@ type ClientWithResponsesInterface interface {
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /flows/{id}/versions (the `CreateFlowVersion` operationId).
-	CreateFlowVersionWithResponse(ctx context.Context, id FlowID, body CreateFlowVersionJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateFlowVersionResponse, error)
+	CreateFlowVersionWithResponse(ctx context.Context, id FlowID, params *CreateFlowVersionParams, body CreateFlowVersionJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateFlowVersionResponse, error)
 
 	// GetFlowVersionWithResponse Get a flow version
 	//
@@ -11877,7 +12126,7 @@ type ClientWithResponsesInterface interface {
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /integrations (the `CreateIntegration` operationId).
-	CreateIntegrationWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateIntegrationResponse, error)
+	CreateIntegrationWithBodyWithResponse(ctx context.Context, params *CreateIntegrationParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateIntegrationResponse, error)
 
 	// CreateIntegrationWithResponse Create an integration
 	//
@@ -11891,7 +12140,7 @@ type ClientWithResponsesInterface interface {
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /integrations (the `CreateIntegration` operationId).
-	CreateIntegrationWithResponse(ctx context.Context, body CreateIntegrationJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateIntegrationResponse, error)
+	CreateIntegrationWithResponse(ctx context.Context, params *CreateIntegrationParams, body CreateIntegrationJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateIntegrationResponse, error)
 
 	// DeleteIntegrationWithResponse Delete an integration
 	//
@@ -12088,7 +12337,7 @@ type ClientWithResponsesInterface interface {
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /teams (the `CreateTeam` operationId).
-	CreateTeamWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTeamResponse, error)
+	CreateTeamWithBodyWithResponse(ctx context.Context, params *CreateTeamParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTeamResponse, error)
 
 	// CreateTeamWithResponse Create a team
 	//
@@ -12097,7 +12346,7 @@ type ClientWithResponsesInterface interface {
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /teams (the `CreateTeam` operationId).
-	CreateTeamWithResponse(ctx context.Context, body CreateTeamJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTeamResponse, error)
+	CreateTeamWithResponse(ctx context.Context, params *CreateTeamParams, body CreateTeamJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTeamResponse, error)
 
 	// DeleteTeamWithResponse Delete a team
 	//
@@ -12173,7 +12422,7 @@ type ClientWithResponsesInterface interface {
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /templates (the `CreateTemplate` operationId).
-	CreateTemplateWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTemplateResponse, error)
+	CreateTemplateWithBodyWithResponse(ctx context.Context, params *CreateTemplateParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTemplateResponse, error)
 
 	// CreateTemplateWithResponse Create a template
 	//
@@ -12185,7 +12434,7 @@ type ClientWithResponsesInterface interface {
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /templates (the `CreateTemplate` operationId).
-	CreateTemplateWithResponse(ctx context.Context, body CreateTemplateJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTemplateResponse, error)
+	CreateTemplateWithResponse(ctx context.Context, params *CreateTemplateParams, body CreateTemplateJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTemplateResponse, error)
 
 	// SeedTemplatesWithResponse Seed the built-in templates
 	//
@@ -12248,7 +12497,7 @@ type ClientWithResponsesInterface interface {
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /templates/{id}/duplicate (the `DuplicateTemplate` operationId).
-	DuplicateTemplateWithResponse(ctx context.Context, id TemplateID, reqEditors ...RequestEditorFn) (*DuplicateTemplateResponse, error)
+	DuplicateTemplateWithResponse(ctx context.Context, id TemplateID, params *DuplicateTemplateParams, reqEditors ...RequestEditorFn) (*DuplicateTemplateResponse, error)
 
 	// CreateTemplateFlowWithBodyWithResponse Create a flow from a template
 	//
@@ -12259,7 +12508,7 @@ type ClientWithResponsesInterface interface {
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /templates/{id}/flows (the `CreateTemplateFlow` operationId).
-	CreateTemplateFlowWithBodyWithResponse(ctx context.Context, id TemplateID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTemplateFlowResponse, error)
+	CreateTemplateFlowWithBodyWithResponse(ctx context.Context, id TemplateID, params *CreateTemplateFlowParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTemplateFlowResponse, error)
 
 	// CreateTemplateFlowWithResponse Create a flow from a template
 	//
@@ -12270,7 +12519,7 @@ type ClientWithResponsesInterface interface {
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /templates/{id}/flows (the `CreateTemplateFlow` operationId).
-	CreateTemplateFlowWithResponse(ctx context.Context, id TemplateID, body CreateTemplateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTemplateFlowResponse, error)
+	CreateTemplateFlowWithResponse(ctx context.Context, id TemplateID, params *CreateTemplateFlowParams, body CreateTemplateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTemplateFlowResponse, error)
 
 	// ListUsersWithResponse List users
 	//
@@ -12424,13 +12673,15 @@ type ClientWithResponsesInterface interface {
 
 // CreateAgentConfigResponse201Headers the declared response headers of an HTTP 201 response for CreateAgentConfig
 type CreateAgentConfigResponse201Headers struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 // CreateAgentConfigResponse409Headers the declared response headers of an HTTP 409 response for CreateAgentConfig
 type CreateAgentConfigResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -12442,6 +12693,7 @@ type CreateAgentConfigResponse409Headers struct {
 // CreateAgentConfigResponse422Headers the declared response headers of an HTTP 422 response for CreateAgentConfig
 type CreateAgentConfigResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -12453,6 +12705,7 @@ type CreateAgentConfigResponse422Headers struct {
 // CreateAgentConfigResponseDefaultHeaders the declared response headers of an HTTP default response for CreateAgentConfig
 type CreateAgentConfigResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -12539,6 +12792,7 @@ type DeleteAgentConfigResponse204Headers struct {
 // DeleteAgentConfigResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteAgentConfig
 type DeleteAgentConfigResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -12600,6 +12854,7 @@ type GetAgentConfigResponse200Headers struct {
 // GetAgentConfigResponseDefaultHeaders the declared response headers of an HTTP default response for GetAgentConfig
 type GetAgentConfigResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -12668,6 +12923,7 @@ type UpdateAgentConfigResponse200Headers struct {
 // UpdateAgentConfigResponse422Headers the declared response headers of an HTTP 422 response for UpdateAgentConfig
 type UpdateAgentConfigResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -12679,6 +12935,7 @@ type UpdateAgentConfigResponse422Headers struct {
 // UpdateAgentConfigResponseDefaultHeaders the declared response headers of an HTTP default response for UpdateAgentConfig
 type UpdateAgentConfigResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -12756,6 +13013,7 @@ type ListApiTokensResponse200Headers struct {
 // ListApiTokensResponseDefaultHeaders the declared response headers of an HTTP default response for ListApiTokens
 type ListApiTokensResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -12818,14 +13076,16 @@ func (r ListApiTokensResponse) ContentType() string {
 
 // CreateApiTokenResponse201Headers the declared response headers of an HTTP 201 response for CreateApiToken
 type CreateApiTokenResponse201Headers struct {
-	CacheControl *string
-	Location     string
-	XRequestID   *string
+	CacheControl       *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 // CreateApiTokenResponse409Headers the declared response headers of an HTTP 409 response for CreateApiToken
 type CreateApiTokenResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -12837,6 +13097,7 @@ type CreateApiTokenResponse409Headers struct {
 // CreateApiTokenResponse422Headers the declared response headers of an HTTP 422 response for CreateApiToken
 type CreateApiTokenResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -12848,6 +13109,7 @@ type CreateApiTokenResponse422Headers struct {
 // CreateApiTokenResponseDefaultHeaders the declared response headers of an HTTP default response for CreateApiToken
 type CreateApiTokenResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -12934,6 +13196,7 @@ type DeleteApiTokenResponse204Headers struct {
 // DeleteApiTokenResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteApiToken
 type DeleteApiTokenResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -12995,6 +13258,7 @@ type GetApiTokenResponse200Headers struct {
 // GetApiTokenResponseDefaultHeaders the declared response headers of an HTTP default response for GetApiToken
 type GetApiTokenResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13063,6 +13327,7 @@ type ListArchivesResponse200Headers struct {
 // ListArchivesResponseDefaultHeaders the declared response headers of an HTTP default response for ListArchives
 type ListArchivesResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13131,6 +13396,7 @@ type GetArchiveStatsResponse200Headers struct {
 // GetArchiveStatsResponseDefaultHeaders the declared response headers of an HTTP default response for GetArchiveStats
 type GetArchiveStatsResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13199,6 +13465,7 @@ type DeleteArchiveResponse204Headers struct {
 // DeleteArchiveResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteArchive
 type DeleteArchiveResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13260,6 +13527,7 @@ type GetArchiveResponse200Headers struct {
 // GetArchiveResponseDefaultHeaders the declared response headers of an HTTP default response for GetArchive
 type GetArchiveResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13328,6 +13596,7 @@ type RestoreArchiveResponse200Headers struct {
 // RestoreArchiveResponse409Headers the declared response headers of an HTTP 409 response for RestoreArchive
 type RestoreArchiveResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13339,6 +13608,7 @@ type RestoreArchiveResponse409Headers struct {
 // RestoreArchiveResponse422Headers the declared response headers of an HTTP 422 response for RestoreArchive
 type RestoreArchiveResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13350,6 +13620,7 @@ type RestoreArchiveResponse422Headers struct {
 // RestoreArchiveResponseDefaultHeaders the declared response headers of an HTTP default response for RestoreArchive
 type RestoreArchiveResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13436,6 +13707,7 @@ type ListAuditLogsResponse200Headers struct {
 // ListAuditLogsResponseDefaultHeaders the declared response headers of an HTTP default response for ListAuditLogs
 type ListAuditLogsResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13504,6 +13776,7 @@ type GetAuditLogResponse200Headers struct {
 // GetAuditLogResponseDefaultHeaders the declared response headers of an HTTP default response for GetAuditLog
 type GetAuditLogResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13573,6 +13846,7 @@ type ExchangeCodeResponse200Headers struct {
 // ExchangeCodeResponse401Headers the declared response headers of an HTTP 401 response for ExchangeCode
 type ExchangeCodeResponse401Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13584,6 +13858,7 @@ type ExchangeCodeResponse401Headers struct {
 // ExchangeCodeResponse403Headers the declared response headers of an HTTP 403 response for ExchangeCode
 type ExchangeCodeResponse403Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13595,6 +13870,7 @@ type ExchangeCodeResponse403Headers struct {
 // ExchangeCodeResponse409Headers the declared response headers of an HTTP 409 response for ExchangeCode
 type ExchangeCodeResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13606,6 +13882,7 @@ type ExchangeCodeResponse409Headers struct {
 // ExchangeCodeResponse422Headers the declared response headers of an HTTP 422 response for ExchangeCode
 type ExchangeCodeResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13617,6 +13894,7 @@ type ExchangeCodeResponse422Headers struct {
 // ExchangeCodeResponse503Headers the declared response headers of an HTTP 503 response for ExchangeCode
 type ExchangeCodeResponse503Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13628,6 +13906,7 @@ type ExchangeCodeResponse503Headers struct {
 // ExchangeCodeResponseDefaultHeaders the declared response headers of an HTTP default response for ExchangeCode
 type ExchangeCodeResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13742,6 +14021,7 @@ type GetLoginUrlResponse200Headers struct {
 // GetLoginUrlResponse422Headers the declared response headers of an HTTP 422 response for GetLoginUrl
 type GetLoginUrlResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13753,6 +14033,7 @@ type GetLoginUrlResponse422Headers struct {
 // GetLoginUrlResponse503Headers the declared response headers of an HTTP 503 response for GetLoginUrl
 type GetLoginUrlResponse503Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13764,6 +14045,7 @@ type GetLoginUrlResponse503Headers struct {
 // GetLoginUrlResponseDefaultHeaders the declared response headers of an HTTP default response for GetLoginUrl
 type GetLoginUrlResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13850,6 +14132,7 @@ type LogoutResponse204Headers struct {
 // LogoutResponseDefaultHeaders the declared response headers of an HTTP default response for Logout
 type LogoutResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13912,6 +14195,7 @@ type GetMeResponse200Headers struct {
 // GetMeResponseDefaultHeaders the declared response headers of an HTTP default response for GetMe
 type GetMeResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13981,6 +14265,7 @@ type RefreshTokensResponse200Headers struct {
 // RefreshTokensResponse401Headers the declared response headers of an HTTP 401 response for RefreshTokens
 type RefreshTokensResponse401Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13992,6 +14277,7 @@ type RefreshTokensResponse401Headers struct {
 // RefreshTokensResponse403Headers the declared response headers of an HTTP 403 response for RefreshTokens
 type RefreshTokensResponse403Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14003,6 +14289,7 @@ type RefreshTokensResponse403Headers struct {
 // RefreshTokensResponseDefaultHeaders the declared response headers of an HTTP default response for RefreshTokens
 type RefreshTokensResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14089,6 +14376,7 @@ type ListExecutionsResponse200Headers struct {
 // ListExecutionsResponseDefaultHeaders the declared response headers of an HTTP default response for ListExecutions
 type ListExecutionsResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14151,13 +14439,15 @@ func (r ListExecutionsResponse) ContentType() string {
 
 // CreateExecutionResponse201Headers the declared response headers of an HTTP 201 response for CreateExecution
 type CreateExecutionResponse201Headers struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 // CreateExecutionResponse422Headers the declared response headers of an HTTP 422 response for CreateExecution
 type CreateExecutionResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14169,6 +14459,7 @@ type CreateExecutionResponse422Headers struct {
 // CreateExecutionResponse429Headers the declared response headers of an HTTP 429 response for CreateExecution
 type CreateExecutionResponse429Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14180,6 +14471,7 @@ type CreateExecutionResponse429Headers struct {
 // CreateExecutionResponseDefaultHeaders the declared response headers of an HTTP default response for CreateExecution
 type CreateExecutionResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14266,6 +14558,7 @@ type StreamExecutionResponse200Headers struct {
 // StreamExecutionResponse422Headers the declared response headers of an HTTP 422 response for StreamExecution
 type StreamExecutionResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14277,6 +14570,7 @@ type StreamExecutionResponse422Headers struct {
 // StreamExecutionResponse429Headers the declared response headers of an HTTP 429 response for StreamExecution
 type StreamExecutionResponse429Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14288,6 +14582,7 @@ type StreamExecutionResponse429Headers struct {
 // StreamExecutionResponseDefaultHeaders the declared response headers of an HTTP default response for StreamExecution
 type StreamExecutionResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14367,6 +14662,7 @@ type DeleteExecutionResponse204Headers struct {
 // DeleteExecutionResponse409Headers the declared response headers of an HTTP 409 response for DeleteExecution
 type DeleteExecutionResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14378,6 +14674,7 @@ type DeleteExecutionResponse409Headers struct {
 // DeleteExecutionResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteExecution
 type DeleteExecutionResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14448,6 +14745,7 @@ type GetExecutionResponse200Headers struct {
 // GetExecutionResponseDefaultHeaders the declared response headers of an HTTP default response for GetExecution
 type GetExecutionResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14516,6 +14814,7 @@ type CancelExecutionResponse202Headers struct {
 // CancelExecutionResponse409Headers the declared response headers of an HTTP 409 response for CancelExecution
 type CancelExecutionResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14527,6 +14826,7 @@ type CancelExecutionResponse409Headers struct {
 // CancelExecutionResponseDefaultHeaders the declared response headers of an HTTP default response for CancelExecution
 type CancelExecutionResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14604,6 +14904,7 @@ type GetExecutionEventsResponse200Headers struct {
 // GetExecutionEventsResponseDefaultHeaders the declared response headers of an HTTP default response for GetExecutionEvents
 type GetExecutionEventsResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14665,6 +14966,7 @@ type GetNodeExecutionResponse200Headers struct {
 // GetNodeExecutionResponseDefaultHeaders the declared response headers of an HTTP default response for GetNodeExecution
 type GetNodeExecutionResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14727,13 +15029,15 @@ func (r GetNodeExecutionResponse) ContentType() string {
 
 // RetryExecutionResponse201Headers the declared response headers of an HTTP 201 response for RetryExecution
 type RetryExecutionResponse201Headers struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 // RetryExecutionResponse409Headers the declared response headers of an HTTP 409 response for RetryExecution
 type RetryExecutionResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14745,6 +15049,7 @@ type RetryExecutionResponse409Headers struct {
 // RetryExecutionResponseDefaultHeaders the declared response headers of an HTTP default response for RetryExecution
 type RetryExecutionResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14822,6 +15127,7 @@ type ListFlowsResponse200Headers struct {
 // ListFlowsResponseDefaultHeaders the declared response headers of an HTTP default response for ListFlows
 type ListFlowsResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14884,14 +15190,16 @@ func (r ListFlowsResponse) ContentType() string {
 
 // CreateFlowResponse201Headers the declared response headers of an HTTP 201 response for CreateFlow
 type CreateFlowResponse201Headers struct {
-	ETag       *string
-	Location   string
-	XRequestID *string
+	ETag               *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 // CreateFlowResponse422Headers the declared response headers of an HTTP 422 response for CreateFlow
 type CreateFlowResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14903,6 +15211,7 @@ type CreateFlowResponse422Headers struct {
 // CreateFlowResponseDefaultHeaders the declared response headers of an HTTP default response for CreateFlow
 type CreateFlowResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14980,6 +15289,7 @@ type DeleteFlowResponse204Headers struct {
 // DeleteFlowResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteFlow
 type DeleteFlowResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15042,6 +15352,7 @@ type GetFlowResponse200Headers struct {
 // GetFlowResponseDefaultHeaders the declared response headers of an HTTP default response for GetFlow
 type GetFlowResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15111,6 +15422,7 @@ type UpdateFlowResponse200Headers struct {
 // UpdateFlowResponse409Headers the declared response headers of an HTTP 409 response for UpdateFlow
 type UpdateFlowResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15122,6 +15434,7 @@ type UpdateFlowResponse409Headers struct {
 // UpdateFlowResponse412Headers the declared response headers of an HTTP 412 response for UpdateFlow
 type UpdateFlowResponse412Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15133,6 +15446,7 @@ type UpdateFlowResponse412Headers struct {
 // UpdateFlowResponse422Headers the declared response headers of an HTTP 422 response for UpdateFlow
 type UpdateFlowResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15144,6 +15458,7 @@ type UpdateFlowResponse422Headers struct {
 // UpdateFlowResponseDefaultHeaders the declared response headers of an HTTP default response for UpdateFlow
 type UpdateFlowResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15240,6 +15555,7 @@ type PutFlowResponse200Headers struct {
 // PutFlowResponse409Headers the declared response headers of an HTTP 409 response for PutFlow
 type PutFlowResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15251,6 +15567,7 @@ type PutFlowResponse409Headers struct {
 // PutFlowResponse412Headers the declared response headers of an HTTP 412 response for PutFlow
 type PutFlowResponse412Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15262,6 +15579,7 @@ type PutFlowResponse412Headers struct {
 // PutFlowResponse422Headers the declared response headers of an HTTP 422 response for PutFlow
 type PutFlowResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15273,6 +15591,7 @@ type PutFlowResponse422Headers struct {
 // PutFlowResponseDefaultHeaders the declared response headers of an HTTP default response for PutFlow
 type PutFlowResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15369,6 +15688,7 @@ type ArchiveFlowResponse200Headers struct {
 // ArchiveFlowResponse409Headers the declared response headers of an HTTP 409 response for ArchiveFlow
 type ArchiveFlowResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15380,6 +15700,7 @@ type ArchiveFlowResponse409Headers struct {
 // ArchiveFlowResponseDefaultHeaders the declared response headers of an HTTP default response for ArchiveFlow
 type ArchiveFlowResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15451,14 +15772,16 @@ func (r ArchiveFlowResponse) ContentType() string {
 
 // DuplicateFlowResponse201Headers the declared response headers of an HTTP 201 response for DuplicateFlow
 type DuplicateFlowResponse201Headers struct {
-	ETag       *string
-	Location   string
-	XRequestID *string
+	ETag               *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 // DuplicateFlowResponseDefaultHeaders the declared response headers of an HTTP default response for DuplicateFlow
 type DuplicateFlowResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15528,6 +15851,7 @@ type PublishFlowResponse200Headers struct {
 // PublishFlowResponse409Headers the declared response headers of an HTTP 409 response for PublishFlow
 type PublishFlowResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15539,6 +15863,7 @@ type PublishFlowResponse409Headers struct {
 // PublishFlowResponse422Headers the declared response headers of an HTTP 422 response for PublishFlow
 type PublishFlowResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15550,6 +15875,7 @@ type PublishFlowResponse422Headers struct {
 // PublishFlowResponseDefaultHeaders the declared response headers of an HTTP default response for PublishFlow
 type PublishFlowResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15637,6 +15963,7 @@ type UnpublishFlowResponse200Headers struct {
 // UnpublishFlowResponse409Headers the declared response headers of an HTTP 409 response for UnpublishFlow
 type UnpublishFlowResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15648,6 +15975,7 @@ type UnpublishFlowResponse409Headers struct {
 // UnpublishFlowResponseDefaultHeaders the declared response headers of an HTTP default response for UnpublishFlow
 type UnpublishFlowResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15725,6 +16053,7 @@ type ValidateFlowResponse200Headers struct {
 // ValidateFlowResponseDefaultHeaders the declared response headers of an HTTP default response for ValidateFlow
 type ValidateFlowResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15793,6 +16122,7 @@ type ListFlowVersionsResponse200Headers struct {
 // ListFlowVersionsResponseDefaultHeaders the declared response headers of an HTTP default response for ListFlowVersions
 type ListFlowVersionsResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15855,13 +16185,15 @@ func (r ListFlowVersionsResponse) ContentType() string {
 
 // CreateFlowVersionResponse201Headers the declared response headers of an HTTP 201 response for CreateFlowVersion
 type CreateFlowVersionResponse201Headers struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 // CreateFlowVersionResponseDefaultHeaders the declared response headers of an HTTP default response for CreateFlowVersion
 type CreateFlowVersionResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15930,6 +16262,7 @@ type GetFlowVersionResponse200Headers struct {
 // GetFlowVersionResponseDefaultHeaders the declared response headers of an HTTP default response for GetFlowVersion
 type GetFlowVersionResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15999,6 +16332,7 @@ type RestoreFlowVersionResponse200Headers struct {
 // RestoreFlowVersionResponse409Headers the declared response headers of an HTTP 409 response for RestoreFlowVersion
 type RestoreFlowVersionResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16010,6 +16344,7 @@ type RestoreFlowVersionResponse409Headers struct {
 // RestoreFlowVersionResponse412Headers the declared response headers of an HTTP 412 response for RestoreFlowVersion
 type RestoreFlowVersionResponse412Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16021,6 +16356,7 @@ type RestoreFlowVersionResponse412Headers struct {
 // RestoreFlowVersionResponseDefaultHeaders the declared response headers of an HTTP default response for RestoreFlowVersion
 type RestoreFlowVersionResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16107,6 +16443,7 @@ type RotateFlowWebhookKeyResponse200Headers struct {
 // RotateFlowWebhookKeyResponse409Headers the declared response headers of an HTTP 409 response for RotateFlowWebhookKey
 type RotateFlowWebhookKeyResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16118,6 +16455,7 @@ type RotateFlowWebhookKeyResponse409Headers struct {
 // RotateFlowWebhookKeyResponseDefaultHeaders the declared response headers of an HTTP default response for RotateFlowWebhookKey
 type RotateFlowWebhookKeyResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16196,6 +16534,7 @@ type ListIntegrationsResponse200Headers struct {
 // ListIntegrationsResponseDefaultHeaders the declared response headers of an HTTP default response for ListIntegrations
 type ListIntegrationsResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16258,14 +16597,16 @@ func (r ListIntegrationsResponse) ContentType() string {
 
 // CreateIntegrationResponse201Headers the declared response headers of an HTTP 201 response for CreateIntegration
 type CreateIntegrationResponse201Headers struct {
-	CacheControl *string
-	Location     string
-	XRequestID   *string
+	CacheControl       *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 // CreateIntegrationResponse409Headers the declared response headers of an HTTP 409 response for CreateIntegration
 type CreateIntegrationResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16277,6 +16618,7 @@ type CreateIntegrationResponse409Headers struct {
 // CreateIntegrationResponse422Headers the declared response headers of an HTTP 422 response for CreateIntegration
 type CreateIntegrationResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16288,6 +16630,7 @@ type CreateIntegrationResponse422Headers struct {
 // CreateIntegrationResponseDefaultHeaders the declared response headers of an HTTP default response for CreateIntegration
 type CreateIntegrationResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16374,6 +16717,7 @@ type DeleteIntegrationResponse204Headers struct {
 // DeleteIntegrationResponse409Headers the declared response headers of an HTTP 409 response for DeleteIntegration
 type DeleteIntegrationResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16385,6 +16729,7 @@ type DeleteIntegrationResponse409Headers struct {
 // DeleteIntegrationResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteIntegration
 type DeleteIntegrationResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16456,6 +16801,7 @@ type GetIntegrationResponse200Headers struct {
 // GetIntegrationResponseDefaultHeaders the declared response headers of an HTTP default response for GetIntegration
 type GetIntegrationResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16525,6 +16871,7 @@ type UpdateIntegrationResponse200Headers struct {
 // UpdateIntegrationResponse409Headers the declared response headers of an HTTP 409 response for UpdateIntegration
 type UpdateIntegrationResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16536,6 +16883,7 @@ type UpdateIntegrationResponse409Headers struct {
 // UpdateIntegrationResponse422Headers the declared response headers of an HTTP 422 response for UpdateIntegration
 type UpdateIntegrationResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16547,6 +16895,7 @@ type UpdateIntegrationResponse422Headers struct {
 // UpdateIntegrationResponseDefaultHeaders the declared response headers of an HTTP default response for UpdateIntegration
 type UpdateIntegrationResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16633,6 +16982,7 @@ type VerifyIntegrationResponse200Headers struct {
 // VerifyIntegrationResponse409Headers the declared response headers of an HTTP 409 response for VerifyIntegration
 type VerifyIntegrationResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16644,6 +16994,7 @@ type VerifyIntegrationResponse409Headers struct {
 // VerifyIntegrationResponse503Headers the declared response headers of an HTTP 503 response for VerifyIntegration
 type VerifyIntegrationResponse503Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16655,6 +17006,7 @@ type VerifyIntegrationResponse503Headers struct {
 // VerifyIntegrationResponseDefaultHeaders the declared response headers of an HTTP default response for VerifyIntegration
 type VerifyIntegrationResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16741,6 +17093,7 @@ type ListNodeTypesResponse200Headers struct {
 // ListNodeTypesResponseDefaultHeaders the declared response headers of an HTTP default response for ListNodeTypes
 type ListNodeTypesResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16809,6 +17162,7 @@ type ListNodeTypeCategoriesResponse200Headers struct {
 // ListNodeTypeCategoriesResponseDefaultHeaders the declared response headers of an HTTP default response for ListNodeTypeCategories
 type ListNodeTypeCategoriesResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16877,6 +17231,7 @@ type GetNodeTypeResponse200Headers struct {
 // GetNodeTypeResponseDefaultHeaders the declared response headers of an HTTP default response for GetNodeType
 type GetNodeTypeResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16945,6 +17300,7 @@ type ListPermissionsResponse200Headers struct {
 // ListPermissionsResponseDefaultHeaders the declared response headers of an HTTP default response for ListPermissions
 type ListPermissionsResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17013,6 +17369,7 @@ type CheckPermissionsResponse200Headers struct {
 // CheckPermissionsResponse422Headers the declared response headers of an HTTP 422 response for CheckPermissions
 type CheckPermissionsResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17024,6 +17381,7 @@ type CheckPermissionsResponse422Headers struct {
 // CheckPermissionsResponseDefaultHeaders the declared response headers of an HTTP default response for CheckPermissions
 type CheckPermissionsResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17101,6 +17459,7 @@ type GetMyCapabilitiesResponse200Headers struct {
 // GetMyCapabilitiesResponseDefaultHeaders the declared response headers of an HTTP default response for GetMyCapabilities
 type GetMyCapabilitiesResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17169,6 +17528,7 @@ type GetResourcePermissionsResponse200Headers struct {
 // GetResourcePermissionsResponseDefaultHeaders the declared response headers of an HTTP default response for GetResourcePermissions
 type GetResourcePermissionsResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17237,6 +17597,7 @@ type ListRolesResponse200Headers struct {
 // ListRolesResponseDefaultHeaders the declared response headers of an HTTP default response for ListRoles
 type ListRolesResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17305,6 +17666,7 @@ type ListWidgetsResponse200Headers struct {
 // ListWidgetsResponseDefaultHeaders the declared response headers of an HTTP default response for ListWidgets
 type ListWidgetsResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17373,6 +17735,7 @@ type GetSettingsResponse200Headers struct {
 // GetSettingsResponseDefaultHeaders the declared response headers of an HTTP default response for GetSettings
 type GetSettingsResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17441,6 +17804,7 @@ type UpdateSettingsResponse200Headers struct {
 // UpdateSettingsResponse422Headers the declared response headers of an HTTP 422 response for UpdateSettings
 type UpdateSettingsResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17452,6 +17816,7 @@ type UpdateSettingsResponse422Headers struct {
 // UpdateSettingsResponseDefaultHeaders the declared response headers of an HTTP default response for UpdateSettings
 type UpdateSettingsResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17529,6 +17894,7 @@ type ListTeamsResponse200Headers struct {
 // ListTeamsResponseDefaultHeaders the declared response headers of an HTTP default response for ListTeams
 type ListTeamsResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17591,13 +17957,15 @@ func (r ListTeamsResponse) ContentType() string {
 
 // CreateTeamResponse201Headers the declared response headers of an HTTP 201 response for CreateTeam
 type CreateTeamResponse201Headers struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 // CreateTeamResponse409Headers the declared response headers of an HTTP 409 response for CreateTeam
 type CreateTeamResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17609,6 +17977,7 @@ type CreateTeamResponse409Headers struct {
 // CreateTeamResponseDefaultHeaders the declared response headers of an HTTP default response for CreateTeam
 type CreateTeamResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17686,6 +18055,7 @@ type DeleteTeamResponse204Headers struct {
 // DeleteTeamResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteTeam
 type DeleteTeamResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17747,6 +18117,7 @@ type GetTeamResponse200Headers struct {
 // GetTeamResponseDefaultHeaders the declared response headers of an HTTP default response for GetTeam
 type GetTeamResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17815,6 +18186,7 @@ type UpdateTeamResponse200Headers struct {
 // UpdateTeamResponse409Headers the declared response headers of an HTTP 409 response for UpdateTeam
 type UpdateTeamResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17826,6 +18198,7 @@ type UpdateTeamResponse409Headers struct {
 // UpdateTeamResponseDefaultHeaders the declared response headers of an HTTP default response for UpdateTeam
 type UpdateTeamResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17903,6 +18276,7 @@ type SetTeamMembersResponse200Headers struct {
 // SetTeamMembersResponse422Headers the declared response headers of an HTTP 422 response for SetTeamMembers
 type SetTeamMembersResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17914,6 +18288,7 @@ type SetTeamMembersResponse422Headers struct {
 // SetTeamMembersResponseDefaultHeaders the declared response headers of an HTTP default response for SetTeamMembers
 type SetTeamMembersResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17991,6 +18366,7 @@ type ListTemplatesResponse200Headers struct {
 // ListTemplatesResponseDefaultHeaders the declared response headers of an HTTP default response for ListTemplates
 type ListTemplatesResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18053,13 +18429,15 @@ func (r ListTemplatesResponse) ContentType() string {
 
 // CreateTemplateResponse201Headers the declared response headers of an HTTP 201 response for CreateTemplate
 type CreateTemplateResponse201Headers struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 // CreateTemplateResponse422Headers the declared response headers of an HTTP 422 response for CreateTemplate
 type CreateTemplateResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18071,6 +18449,7 @@ type CreateTemplateResponse422Headers struct {
 // CreateTemplateResponseDefaultHeaders the declared response headers of an HTTP default response for CreateTemplate
 type CreateTemplateResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18148,6 +18527,7 @@ type SeedTemplatesResponse200Headers struct {
 // SeedTemplatesResponseDefaultHeaders the declared response headers of an HTTP default response for SeedTemplates
 type SeedTemplatesResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18216,6 +18596,7 @@ type DeleteTemplateResponse204Headers struct {
 // DeleteTemplateResponse409Headers the declared response headers of an HTTP 409 response for DeleteTemplate
 type DeleteTemplateResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18227,6 +18608,7 @@ type DeleteTemplateResponse409Headers struct {
 // DeleteTemplateResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteTemplate
 type DeleteTemplateResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18297,6 +18679,7 @@ type GetTemplateResponse200Headers struct {
 // GetTemplateResponseDefaultHeaders the declared response headers of an HTTP default response for GetTemplate
 type GetTemplateResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18365,6 +18748,7 @@ type UpdateTemplateResponse200Headers struct {
 // UpdateTemplateResponse409Headers the declared response headers of an HTTP 409 response for UpdateTemplate
 type UpdateTemplateResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18376,6 +18760,7 @@ type UpdateTemplateResponse409Headers struct {
 // UpdateTemplateResponse422Headers the declared response headers of an HTTP 422 response for UpdateTemplate
 type UpdateTemplateResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18387,6 +18772,7 @@ type UpdateTemplateResponse422Headers struct {
 // UpdateTemplateResponseDefaultHeaders the declared response headers of an HTTP default response for UpdateTemplate
 type UpdateTemplateResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18467,13 +18853,15 @@ func (r UpdateTemplateResponse) ContentType() string {
 
 // DuplicateTemplateResponse201Headers the declared response headers of an HTTP 201 response for DuplicateTemplate
 type DuplicateTemplateResponse201Headers struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 // DuplicateTemplateResponseDefaultHeaders the declared response headers of an HTTP default response for DuplicateTemplate
 type DuplicateTemplateResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18536,14 +18924,16 @@ func (r DuplicateTemplateResponse) ContentType() string {
 
 // CreateTemplateFlowResponse201Headers the declared response headers of an HTTP 201 response for CreateTemplateFlow
 type CreateTemplateFlowResponse201Headers struct {
-	ETag       *string
-	Location   string
-	XRequestID *string
+	ETag               *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 // CreateTemplateFlowResponse422Headers the declared response headers of an HTTP 422 response for CreateTemplateFlow
 type CreateTemplateFlowResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18555,6 +18945,7 @@ type CreateTemplateFlowResponse422Headers struct {
 // CreateTemplateFlowResponseDefaultHeaders the declared response headers of an HTTP default response for CreateTemplateFlow
 type CreateTemplateFlowResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18632,6 +19023,7 @@ type ListUsersResponse200Headers struct {
 // ListUsersResponseDefaultHeaders the declared response headers of an HTTP default response for ListUsers
 type ListUsersResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18700,6 +19092,7 @@ type ListUserDirectoryResponse200Headers struct {
 // ListUserDirectoryResponseDefaultHeaders the declared response headers of an HTTP default response for ListUserDirectory
 type ListUserDirectoryResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18768,6 +19161,7 @@ type DeleteUserResponse204Headers struct {
 // DeleteUserResponse403Headers the declared response headers of an HTTP 403 response for DeleteUser
 type DeleteUserResponse403Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18779,6 +19173,7 @@ type DeleteUserResponse403Headers struct {
 // DeleteUserResponse409Headers the declared response headers of an HTTP 409 response for DeleteUser
 type DeleteUserResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18790,6 +19185,7 @@ type DeleteUserResponse409Headers struct {
 // DeleteUserResponse422Headers the declared response headers of an HTTP 422 response for DeleteUser
 type DeleteUserResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18801,6 +19197,7 @@ type DeleteUserResponse422Headers struct {
 // DeleteUserResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteUser
 type DeleteUserResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18889,6 +19286,7 @@ type GetUserResponse200Headers struct {
 // GetUserResponseDefaultHeaders the declared response headers of an HTTP default response for GetUser
 type GetUserResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18957,6 +19355,7 @@ type ActivateUserResponse200Headers struct {
 // ActivateUserResponse403Headers the declared response headers of an HTTP 403 response for ActivateUser
 type ActivateUserResponse403Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18968,6 +19367,7 @@ type ActivateUserResponse403Headers struct {
 // ActivateUserResponseDefaultHeaders the declared response headers of an HTTP default response for ActivateUser
 type ActivateUserResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -19045,6 +19445,7 @@ type DeactivateUserResponse200Headers struct {
 // DeactivateUserResponse403Headers the declared response headers of an HTTP 403 response for DeactivateUser
 type DeactivateUserResponse403Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -19056,6 +19457,7 @@ type DeactivateUserResponse403Headers struct {
 // DeactivateUserResponse409Headers the declared response headers of an HTTP 409 response for DeactivateUser
 type DeactivateUserResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -19067,6 +19469,7 @@ type DeactivateUserResponse409Headers struct {
 // DeactivateUserResponseDefaultHeaders the declared response headers of an HTTP default response for DeactivateUser
 type DeactivateUserResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -19153,6 +19556,7 @@ type UpdateUserRoleResponse200Headers struct {
 // UpdateUserRoleResponse403Headers the declared response headers of an HTTP 403 response for UpdateUserRole
 type UpdateUserRoleResponse403Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -19164,6 +19568,7 @@ type UpdateUserRoleResponse403Headers struct {
 // UpdateUserRoleResponse409Headers the declared response headers of an HTTP 409 response for UpdateUserRole
 type UpdateUserRoleResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -19175,6 +19580,7 @@ type UpdateUserRoleResponse409Headers struct {
 // UpdateUserRoleResponseDefaultHeaders the declared response headers of an HTTP default response for UpdateUserRole
 type UpdateUserRoleResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -19261,6 +19667,7 @@ type ListUserApiTokensResponse200Headers struct {
 // ListUserApiTokensResponseDefaultHeaders the declared response headers of an HTTP default response for ListUserApiTokens
 type ListUserApiTokensResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -19329,6 +19736,7 @@ type DeleteUserApiTokenResponse204Headers struct {
 // DeleteUserApiTokenResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteUserApiToken
 type DeleteUserApiTokenResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -19395,6 +19803,7 @@ type ReceiveFlowWebhookResponse2XXHeaders struct {
 // ReceiveFlowWebhookResponseDefaultHeaders the declared response headers of an HTTP default response for ReceiveFlowWebhook
 type ReceiveFlowWebhookResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -19473,8 +19882,8 @@ func (r ReceiveFlowWebhookResponse) ContentType() string {
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /agent-configs (the `CreateAgentConfig` operationId).
-func (c *ClientWithResponses) CreateAgentConfigWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateAgentConfigResponse, error) {
-	rsp, err := c.CreateAgentConfigWithBody(ctx, contentType, body, reqEditors...)
+func (c *ClientWithResponses) CreateAgentConfigWithBodyWithResponse(ctx context.Context, params *CreateAgentConfigParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateAgentConfigResponse, error) {
+	rsp, err := c.CreateAgentConfigWithBody(ctx, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -19490,8 +19899,8 @@ func (c *ClientWithResponses) CreateAgentConfigWithBodyWithResponse(ctx context.
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /agent-configs (the `CreateAgentConfig` operationId).
-func (c *ClientWithResponses) CreateAgentConfigWithResponse(ctx context.Context, body CreateAgentConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateAgentConfigResponse, error) {
-	rsp, err := c.CreateAgentConfig(ctx, body, reqEditors...)
+func (c *ClientWithResponses) CreateAgentConfigWithResponse(ctx context.Context, params *CreateAgentConfigParams, body CreateAgentConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateAgentConfigResponse, error) {
+	rsp, err := c.CreateAgentConfig(ctx, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -19583,8 +19992,8 @@ func (c *ClientWithResponses) ListApiTokensWithResponse(ctx context.Context, par
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /api-tokens (the `CreateApiToken` operationId).
-func (c *ClientWithResponses) CreateApiTokenWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateApiTokenResponse, error) {
-	rsp, err := c.CreateApiTokenWithBody(ctx, contentType, body, reqEditors...)
+func (c *ClientWithResponses) CreateApiTokenWithBodyWithResponse(ctx context.Context, params *CreateApiTokenParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateApiTokenResponse, error) {
+	rsp, err := c.CreateApiTokenWithBody(ctx, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -19599,8 +20008,8 @@ func (c *ClientWithResponses) CreateApiTokenWithBodyWithResponse(ctx context.Con
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /api-tokens (the `CreateApiToken` operationId).
-func (c *ClientWithResponses) CreateApiTokenWithResponse(ctx context.Context, body CreateApiTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateApiTokenResponse, error) {
-	rsp, err := c.CreateApiToken(ctx, body, reqEditors...)
+func (c *ClientWithResponses) CreateApiTokenWithResponse(ctx context.Context, params *CreateApiTokenParams, body CreateApiTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateApiTokenResponse, error) {
+	rsp, err := c.CreateApiToken(ctx, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -20097,8 +20506,8 @@ func (c *ClientWithResponses) ListFlowsWithResponse(ctx context.Context, params 
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /flows (the `CreateFlow` operationId).
-func (c *ClientWithResponses) CreateFlowWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateFlowResponse, error) {
-	rsp, err := c.CreateFlowWithBody(ctx, contentType, body, reqEditors...)
+func (c *ClientWithResponses) CreateFlowWithBodyWithResponse(ctx context.Context, params *CreateFlowParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateFlowResponse, error) {
+	rsp, err := c.CreateFlowWithBody(ctx, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -20113,8 +20522,8 @@ func (c *ClientWithResponses) CreateFlowWithBodyWithResponse(ctx context.Context
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /flows (the `CreateFlow` operationId).
-func (c *ClientWithResponses) CreateFlowWithResponse(ctx context.Context, body CreateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateFlowResponse, error) {
-	rsp, err := c.CreateFlow(ctx, body, reqEditors...)
+func (c *ClientWithResponses) CreateFlowWithResponse(ctx context.Context, params *CreateFlowParams, body CreateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateFlowResponse, error) {
+	rsp, err := c.CreateFlow(ctx, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -20265,8 +20674,8 @@ func (c *ClientWithResponses) ArchiveFlowWithResponse(ctx context.Context, id Fl
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /flows/{id}/duplicate (the `DuplicateFlow` operationId).
-func (c *ClientWithResponses) DuplicateFlowWithBodyWithResponse(ctx context.Context, id FlowID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*DuplicateFlowResponse, error) {
-	rsp, err := c.DuplicateFlowWithBody(ctx, id, contentType, body, reqEditors...)
+func (c *ClientWithResponses) DuplicateFlowWithBodyWithResponse(ctx context.Context, id FlowID, params *DuplicateFlowParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*DuplicateFlowResponse, error) {
+	rsp, err := c.DuplicateFlowWithBody(ctx, id, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -20281,8 +20690,8 @@ func (c *ClientWithResponses) DuplicateFlowWithBodyWithResponse(ctx context.Cont
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /flows/{id}/duplicate (the `DuplicateFlow` operationId).
-func (c *ClientWithResponses) DuplicateFlowWithResponse(ctx context.Context, id FlowID, body DuplicateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*DuplicateFlowResponse, error) {
-	rsp, err := c.DuplicateFlow(ctx, id, body, reqEditors...)
+func (c *ClientWithResponses) DuplicateFlowWithResponse(ctx context.Context, id FlowID, params *DuplicateFlowParams, body DuplicateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*DuplicateFlowResponse, error) {
+	rsp, err := c.DuplicateFlow(ctx, id, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -20388,8 +20797,8 @@ func (c *ClientWithResponses) ListFlowVersionsWithResponse(ctx context.Context, 
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /flows/{id}/versions (the `CreateFlowVersion` operationId).
-func (c *ClientWithResponses) CreateFlowVersionWithBodyWithResponse(ctx context.Context, id FlowID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateFlowVersionResponse, error) {
-	rsp, err := c.CreateFlowVersionWithBody(ctx, id, contentType, body, reqEditors...)
+func (c *ClientWithResponses) CreateFlowVersionWithBodyWithResponse(ctx context.Context, id FlowID, params *CreateFlowVersionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateFlowVersionResponse, error) {
+	rsp, err := c.CreateFlowVersionWithBody(ctx, id, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -20403,8 +20812,8 @@ func (c *ClientWithResponses) CreateFlowVersionWithBodyWithResponse(ctx context.
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /flows/{id}/versions (the `CreateFlowVersion` operationId).
-func (c *ClientWithResponses) CreateFlowVersionWithResponse(ctx context.Context, id FlowID, body CreateFlowVersionJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateFlowVersionResponse, error) {
-	rsp, err := c.CreateFlowVersion(ctx, id, body, reqEditors...)
+func (c *ClientWithResponses) CreateFlowVersionWithResponse(ctx context.Context, id FlowID, params *CreateFlowVersionParams, body CreateFlowVersionJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateFlowVersionResponse, error) {
+	rsp, err := c.CreateFlowVersion(ctx, id, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -20486,8 +20895,8 @@ func (c *ClientWithResponses) ListIntegrationsWithResponse(ctx context.Context, 
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /integrations (the `CreateIntegration` operationId).
-func (c *ClientWithResponses) CreateIntegrationWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateIntegrationResponse, error) {
-	rsp, err := c.CreateIntegrationWithBody(ctx, contentType, body, reqEditors...)
+func (c *ClientWithResponses) CreateIntegrationWithBodyWithResponse(ctx context.Context, params *CreateIntegrationParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateIntegrationResponse, error) {
+	rsp, err := c.CreateIntegrationWithBody(ctx, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -20506,8 +20915,8 @@ func (c *ClientWithResponses) CreateIntegrationWithBodyWithResponse(ctx context.
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /integrations (the `CreateIntegration` operationId).
-func (c *ClientWithResponses) CreateIntegrationWithResponse(ctx context.Context, body CreateIntegrationJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateIntegrationResponse, error) {
-	rsp, err := c.CreateIntegration(ctx, body, reqEditors...)
+func (c *ClientWithResponses) CreateIntegrationWithResponse(ctx context.Context, params *CreateIntegrationParams, body CreateIntegrationJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateIntegrationResponse, error) {
+	rsp, err := c.CreateIntegration(ctx, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -20823,8 +21232,8 @@ func (c *ClientWithResponses) ListTeamsWithResponse(ctx context.Context, params 
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /teams (the `CreateTeam` operationId).
-func (c *ClientWithResponses) CreateTeamWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTeamResponse, error) {
-	rsp, err := c.CreateTeamWithBody(ctx, contentType, body, reqEditors...)
+func (c *ClientWithResponses) CreateTeamWithBodyWithResponse(ctx context.Context, params *CreateTeamParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTeamResponse, error) {
+	rsp, err := c.CreateTeamWithBody(ctx, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -20838,8 +21247,8 @@ func (c *ClientWithResponses) CreateTeamWithBodyWithResponse(ctx context.Context
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /teams (the `CreateTeam` operationId).
-func (c *ClientWithResponses) CreateTeamWithResponse(ctx context.Context, body CreateTeamJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTeamResponse, error) {
-	rsp, err := c.CreateTeam(ctx, body, reqEditors...)
+func (c *ClientWithResponses) CreateTeamWithResponse(ctx context.Context, params *CreateTeamParams, body CreateTeamJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTeamResponse, error) {
+	rsp, err := c.CreateTeam(ctx, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -20962,8 +21371,8 @@ func (c *ClientWithResponses) ListTemplatesWithResponse(ctx context.Context, par
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /templates (the `CreateTemplate` operationId).
-func (c *ClientWithResponses) CreateTemplateWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTemplateResponse, error) {
-	rsp, err := c.CreateTemplateWithBody(ctx, contentType, body, reqEditors...)
+func (c *ClientWithResponses) CreateTemplateWithBodyWithResponse(ctx context.Context, params *CreateTemplateParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTemplateResponse, error) {
+	rsp, err := c.CreateTemplateWithBody(ctx, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -20980,8 +21389,8 @@ func (c *ClientWithResponses) CreateTemplateWithBodyWithResponse(ctx context.Con
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /templates (the `CreateTemplate` operationId).
-func (c *ClientWithResponses) CreateTemplateWithResponse(ctx context.Context, body CreateTemplateJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTemplateResponse, error) {
-	rsp, err := c.CreateTemplate(ctx, body, reqEditors...)
+func (c *ClientWithResponses) CreateTemplateWithResponse(ctx context.Context, params *CreateTemplateParams, body CreateTemplateJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTemplateResponse, error) {
+	rsp, err := c.CreateTemplate(ctx, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -21079,8 +21488,8 @@ func (c *ClientWithResponses) UpdateTemplateWithResponse(ctx context.Context, id
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /templates/{id}/duplicate (the `DuplicateTemplate` operationId).
-func (c *ClientWithResponses) DuplicateTemplateWithResponse(ctx context.Context, id TemplateID, reqEditors ...RequestEditorFn) (*DuplicateTemplateResponse, error) {
-	rsp, err := c.DuplicateTemplate(ctx, id, reqEditors...)
+func (c *ClientWithResponses) DuplicateTemplateWithResponse(ctx context.Context, id TemplateID, params *DuplicateTemplateParams, reqEditors ...RequestEditorFn) (*DuplicateTemplateResponse, error) {
+	rsp, err := c.DuplicateTemplate(ctx, id, params, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -21096,8 +21505,8 @@ func (c *ClientWithResponses) DuplicateTemplateWithResponse(ctx context.Context,
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /templates/{id}/flows (the `CreateTemplateFlow` operationId).
-func (c *ClientWithResponses) CreateTemplateFlowWithBodyWithResponse(ctx context.Context, id TemplateID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTemplateFlowResponse, error) {
-	rsp, err := c.CreateTemplateFlowWithBody(ctx, id, contentType, body, reqEditors...)
+func (c *ClientWithResponses) CreateTemplateFlowWithBodyWithResponse(ctx context.Context, id TemplateID, params *CreateTemplateFlowParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTemplateFlowResponse, error) {
+	rsp, err := c.CreateTemplateFlowWithBody(ctx, id, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -21113,8 +21522,8 @@ func (c *ClientWithResponses) CreateTemplateFlowWithBodyWithResponse(ctx context
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /templates/{id}/flows (the `CreateTemplateFlow` operationId).
-func (c *ClientWithResponses) CreateTemplateFlowWithResponse(ctx context.Context, id TemplateID, body CreateTemplateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTemplateFlowResponse, error) {
-	rsp, err := c.CreateTemplateFlow(ctx, id, body, reqEditors...)
+func (c *ClientWithResponses) CreateTemplateFlowWithResponse(ctx context.Context, id TemplateID, params *CreateTemplateFlowParams, body CreateTemplateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTemplateFlowResponse, error) {
+	rsp, err := c.CreateTemplateFlow(ctx, id, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -21401,6 +21810,13 @@ func ParseCreateAgentConfigResponse(rsp *http.Response) (*CreateAgentConfigRespo
 	switch {
 	case rsp.StatusCode == 201:
 		var headers CreateAgentConfigResponse201Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -21424,6 +21840,13 @@ func ParseCreateAgentConfigResponse(rsp *http.Response) (*CreateAgentConfigRespo
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -21477,6 +21900,13 @@ func ParseCreateAgentConfigResponse(rsp *http.Response) (*CreateAgentConfigRespo
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -21528,6 +21958,13 @@ func ParseCreateAgentConfigResponse(rsp *http.Response) (*CreateAgentConfigRespo
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -21622,6 +22059,13 @@ func ParseDeleteAgentConfigResponse(rsp *http.Response) (*DeleteAgentConfigRespo
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -21720,6 +22164,13 @@ func ParseGetAgentConfigResponse(rsp *http.Response) (*GetAgentConfigResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -21826,6 +22277,13 @@ func ParseUpdateAgentConfigResponse(rsp *http.Response) (*UpdateAgentConfigRespo
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -21877,6 +22335,13 @@ func ParseUpdateAgentConfigResponse(rsp *http.Response) (*UpdateAgentConfigRespo
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -21975,6 +22440,13 @@ func ParseListApiTokensResponse(rsp *http.Response) (*ListApiTokensResponse, err
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -22078,6 +22550,13 @@ func ParseCreateApiTokenResponse(rsp *http.Response) (*CreateApiTokenResponse, e
 			}
 			headers.CacheControl = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -22101,6 +22580,13 @@ func ParseCreateApiTokenResponse(rsp *http.Response) (*CreateApiTokenResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -22154,6 +22640,13 @@ func ParseCreateApiTokenResponse(rsp *http.Response) (*CreateApiTokenResponse, e
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -22205,6 +22698,13 @@ func ParseCreateApiTokenResponse(rsp *http.Response) (*CreateApiTokenResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -22299,6 +22799,13 @@ func ParseDeleteApiTokenResponse(rsp *http.Response) (*DeleteApiTokenResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -22398,6 +22905,13 @@ func ParseGetApiTokenResponse(rsp *http.Response) (*GetApiTokenResponse, error) 
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -22495,6 +23009,13 @@ func ParseListArchivesResponse(rsp *http.Response) (*ListArchivesResponse, error
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -22594,6 +23115,13 @@ func ParseGetArchiveStatsResponse(rsp *http.Response) (*GetArchiveStatsResponse,
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -22687,6 +23215,13 @@ func ParseDeleteArchiveResponse(rsp *http.Response) (*DeleteArchiveResponse, err
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -22785,6 +23320,13 @@ func ParseGetArchiveResponse(rsp *http.Response) (*GetArchiveResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -22898,6 +23440,13 @@ func ParseRestoreArchiveResponse(rsp *http.Response) (*RestoreArchiveResponse, e
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -22950,6 +23499,13 @@ func ParseRestoreArchiveResponse(rsp *http.Response) (*RestoreArchiveResponse, e
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -23001,6 +23557,13 @@ func ParseRestoreArchiveResponse(rsp *http.Response) (*RestoreArchiveResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -23100,6 +23663,13 @@ func ParseListAuditLogsResponse(rsp *http.Response) (*ListAuditLogsResponse, err
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -23197,6 +23767,13 @@ func ParseGetAuditLogResponse(rsp *http.Response) (*GetAuditLogResponse, error) 
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -23338,6 +23915,13 @@ func ParseExchangeCodeResponse(rsp *http.Response) (*ExchangeCodeResponse, error
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -23389,6 +23973,13 @@ func ParseExchangeCodeResponse(rsp *http.Response) (*ExchangeCodeResponse, error
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -23442,6 +24033,13 @@ func ParseExchangeCodeResponse(rsp *http.Response) (*ExchangeCodeResponse, error
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -23493,6 +24091,13 @@ func ParseExchangeCodeResponse(rsp *http.Response) (*ExchangeCodeResponse, error
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -23546,6 +24151,13 @@ func ParseExchangeCodeResponse(rsp *http.Response) (*ExchangeCodeResponse, error
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -23597,6 +24209,13 @@ func ParseExchangeCodeResponse(rsp *http.Response) (*ExchangeCodeResponse, error
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -23717,6 +24336,13 @@ func ParseGetLoginUrlResponse(rsp *http.Response) (*GetLoginUrlResponse, error) 
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -23769,6 +24395,13 @@ func ParseGetLoginUrlResponse(rsp *http.Response) (*GetLoginUrlResponse, error) 
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -23820,6 +24453,13 @@ func ParseGetLoginUrlResponse(rsp *http.Response) (*GetLoginUrlResponse, error) 
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -23914,6 +24554,13 @@ func ParseLogoutResponse(rsp *http.Response) (*LogoutResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -24019,6 +24666,13 @@ func ParseGetMeResponse(rsp *http.Response) (*GetMeResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -24139,6 +24793,13 @@ func ParseRefreshTokensResponse(rsp *http.Response) (*RefreshTokensResponse, err
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -24191,6 +24852,13 @@ func ParseRefreshTokensResponse(rsp *http.Response) (*RefreshTokensResponse, err
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -24242,6 +24910,13 @@ func ParseRefreshTokensResponse(rsp *http.Response) (*RefreshTokensResponse, err
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -24341,6 +25016,13 @@ func ParseListExecutionsResponse(rsp *http.Response) (*ListExecutionsResponse, e
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -24436,6 +25118,13 @@ func ParseCreateExecutionResponse(rsp *http.Response) (*CreateExecutionResponse,
 	switch {
 	case rsp.StatusCode == 201:
 		var headers CreateExecutionResponse201Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -24459,6 +25148,13 @@ func ParseCreateExecutionResponse(rsp *http.Response) (*CreateExecutionResponse,
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -24512,6 +25208,13 @@ func ParseCreateExecutionResponse(rsp *http.Response) (*CreateExecutionResponse,
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -24563,6 +25266,13 @@ func ParseCreateExecutionResponse(rsp *http.Response) (*CreateExecutionResponse,
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -24669,6 +25379,13 @@ func ParseStreamExecutionResponse(rsp *http.Response) (*StreamExecutionResponse,
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -24721,6 +25438,13 @@ func ParseStreamExecutionResponse(rsp *http.Response) (*StreamExecutionResponse,
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -24772,6 +25496,13 @@ func ParseStreamExecutionResponse(rsp *http.Response) (*StreamExecutionResponse,
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -24874,6 +25605,13 @@ func ParseDeleteExecutionResponse(rsp *http.Response) (*DeleteExecutionResponse,
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -24925,6 +25663,13 @@ func ParseDeleteExecutionResponse(rsp *http.Response) (*DeleteExecutionResponse,
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -25023,6 +25768,13 @@ func ParseGetExecutionResponse(rsp *http.Response) (*GetExecutionResponse, error
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -25129,6 +25881,13 @@ func ParseCancelExecutionResponse(rsp *http.Response) (*CancelExecutionResponse,
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -25180,6 +25939,13 @@ func ParseCancelExecutionResponse(rsp *http.Response) (*CancelExecutionResponse,
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -25271,6 +26037,13 @@ func ParseGetExecutionEventsResponse(rsp *http.Response) (*GetExecutionEventsRes
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -25370,6 +26143,13 @@ func ParseGetNodeExecutionResponse(rsp *http.Response) (*GetNodeExecutionRespons
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -25458,6 +26238,13 @@ func ParseRetryExecutionResponse(rsp *http.Response) (*RetryExecutionResponse, e
 	switch {
 	case rsp.StatusCode == 201:
 		var headers RetryExecutionResponse201Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -25481,6 +26268,13 @@ func ParseRetryExecutionResponse(rsp *http.Response) (*RetryExecutionResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -25533,6 +26327,13 @@ func ParseRetryExecutionResponse(rsp *http.Response) (*RetryExecutionResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -25632,6 +26433,13 @@ func ParseListFlowsResponse(rsp *http.Response) (*ListFlowsResponse, error) {
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -25727,6 +26535,13 @@ func ParseCreateFlowResponse(rsp *http.Response) (*CreateFlowResponse, error) {
 			}
 			headers.ETag = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -25750,6 +26565,13 @@ func ParseCreateFlowResponse(rsp *http.Response) (*CreateFlowResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -25802,6 +26624,13 @@ func ParseCreateFlowResponse(rsp *http.Response) (*CreateFlowResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -25896,6 +26725,13 @@ func ParseDeleteFlowResponse(rsp *http.Response) (*DeleteFlowResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -26001,6 +26837,13 @@ func ParseGetFlowResponse(rsp *http.Response) (*GetFlowResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -26128,6 +26971,13 @@ func ParseUpdateFlowResponse(rsp *http.Response) (*UpdateFlowResponse, error) {
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -26179,6 +27029,13 @@ func ParseUpdateFlowResponse(rsp *http.Response) (*UpdateFlowResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -26232,6 +27089,13 @@ func ParseUpdateFlowResponse(rsp *http.Response) (*UpdateFlowResponse, error) {
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -26283,6 +27147,13 @@ func ParseUpdateFlowResponse(rsp *http.Response) (*UpdateFlowResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -26410,6 +27281,13 @@ func ParsePutFlowResponse(rsp *http.Response) (*PutFlowResponse, error) {
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -26461,6 +27339,13 @@ func ParsePutFlowResponse(rsp *http.Response) (*PutFlowResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -26514,6 +27399,13 @@ func ParsePutFlowResponse(rsp *http.Response) (*PutFlowResponse, error) {
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -26565,6 +27457,13 @@ func ParsePutFlowResponse(rsp *http.Response) (*PutFlowResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -26678,6 +27577,13 @@ func ParseArchiveFlowResponse(rsp *http.Response) (*ArchiveFlowResponse, error) 
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -26729,6 +27635,13 @@ func ParseArchiveFlowResponse(rsp *http.Response) (*ArchiveFlowResponse, error) 
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -26818,6 +27731,13 @@ func ParseDuplicateFlowResponse(rsp *http.Response) (*DuplicateFlowResponse, err
 			}
 			headers.ETag = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -26841,6 +27761,13 @@ func ParseDuplicateFlowResponse(rsp *http.Response) (*DuplicateFlowResponse, err
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -26961,6 +27888,13 @@ func ParsePublishFlowResponse(rsp *http.Response) (*PublishFlowResponse, error) 
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -27013,6 +27947,13 @@ func ParsePublishFlowResponse(rsp *http.Response) (*PublishFlowResponse, error) 
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -27064,6 +28005,13 @@ func ParsePublishFlowResponse(rsp *http.Response) (*PublishFlowResponse, error) 
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -27177,6 +28125,13 @@ func ParseUnpublishFlowResponse(rsp *http.Response) (*UnpublishFlowResponse, err
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -27228,6 +28183,13 @@ func ParseUnpublishFlowResponse(rsp *http.Response) (*UnpublishFlowResponse, err
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -27327,6 +28289,13 @@ func ParseValidateFlowResponse(rsp *http.Response) (*ValidateFlowResponse, error
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -27425,6 +28394,13 @@ func ParseListFlowVersionsResponse(rsp *http.Response) (*ListFlowVersionsRespons
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -27506,6 +28482,13 @@ func ParseCreateFlowVersionResponse(rsp *http.Response) (*CreateFlowVersionRespo
 	switch {
 	case rsp.StatusCode == 201:
 		var headers CreateFlowVersionResponse201Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -27529,6 +28512,13 @@ func ParseCreateFlowVersionResponse(rsp *http.Response) (*CreateFlowVersionRespo
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -27627,6 +28617,13 @@ func ParseGetFlowVersionResponse(rsp *http.Response) (*GetFlowVersionResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -27747,6 +28744,13 @@ func ParseRestoreFlowVersionResponse(rsp *http.Response) (*RestoreFlowVersionRes
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -27799,6 +28803,13 @@ func ParseRestoreFlowVersionResponse(rsp *http.Response) (*RestoreFlowVersionRes
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -27850,6 +28861,13 @@ func ParseRestoreFlowVersionResponse(rsp *http.Response) (*RestoreFlowVersionRes
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -27956,6 +28974,13 @@ func ParseRotateFlowWebhookKeyResponse(rsp *http.Response) (*RotateFlowWebhookKe
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -28007,6 +29032,13 @@ func ParseRotateFlowWebhookKeyResponse(rsp *http.Response) (*RotateFlowWebhookKe
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -28113,6 +29145,13 @@ func ParseListIntegrationsResponse(rsp *http.Response) (*ListIntegrationsRespons
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -28215,6 +29254,13 @@ func ParseCreateIntegrationResponse(rsp *http.Response) (*CreateIntegrationRespo
 			}
 			headers.CacheControl = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -28238,6 +29284,13 @@ func ParseCreateIntegrationResponse(rsp *http.Response) (*CreateIntegrationRespo
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -28291,6 +29344,13 @@ func ParseCreateIntegrationResponse(rsp *http.Response) (*CreateIntegrationRespo
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -28342,6 +29402,13 @@ func ParseCreateIntegrationResponse(rsp *http.Response) (*CreateIntegrationRespo
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -28444,6 +29511,13 @@ func ParseDeleteIntegrationResponse(rsp *http.Response) (*DeleteIntegrationRespo
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -28495,6 +29569,13 @@ func ParseDeleteIntegrationResponse(rsp *http.Response) (*DeleteIntegrationRespo
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -28600,6 +29681,13 @@ func ParseGetIntegrationResponse(rsp *http.Response) (*GetIntegrationResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -28720,6 +29808,13 @@ func ParseUpdateIntegrationResponse(rsp *http.Response) (*UpdateIntegrationRespo
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -28772,6 +29867,13 @@ func ParseUpdateIntegrationResponse(rsp *http.Response) (*UpdateIntegrationRespo
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -28823,6 +29925,13 @@ func ParseUpdateIntegrationResponse(rsp *http.Response) (*UpdateIntegrationRespo
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -28936,6 +30045,13 @@ func ParseVerifyIntegrationResponse(rsp *http.Response) (*VerifyIntegrationRespo
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -28988,6 +30104,13 @@ func ParseVerifyIntegrationResponse(rsp *http.Response) (*VerifyIntegrationRespo
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -29039,6 +30162,13 @@ func ParseVerifyIntegrationResponse(rsp *http.Response) (*VerifyIntegrationRespo
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -29138,6 +30268,13 @@ func ParseListNodeTypesResponse(rsp *http.Response) (*ListNodeTypesResponse, err
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -29235,6 +30372,13 @@ func ParseListNodeTypeCategoriesResponse(rsp *http.Response) (*ListNodeTypeCateg
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -29334,6 +30478,13 @@ func ParseGetNodeTypeResponse(rsp *http.Response) (*GetNodeTypeResponse, error) 
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -29431,6 +30582,13 @@ func ParseListPermissionsResponse(rsp *http.Response) (*ListPermissionsResponse,
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -29537,6 +30695,13 @@ func ParseCheckPermissionsResponse(rsp *http.Response) (*CheckPermissionsRespons
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -29588,6 +30753,13 @@ func ParseCheckPermissionsResponse(rsp *http.Response) (*CheckPermissionsRespons
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -29687,6 +30859,13 @@ func ParseGetMyCapabilitiesResponse(rsp *http.Response) (*GetMyCapabilitiesRespo
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -29784,6 +30963,13 @@ func ParseGetResourcePermissionsResponse(rsp *http.Response) (*GetResourcePermis
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -29883,6 +31069,13 @@ func ParseListRolesResponse(rsp *http.Response) (*ListRolesResponse, error) {
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -29981,6 +31174,13 @@ func ParseListWidgetsResponse(rsp *http.Response) (*ListWidgetsResponse, error) 
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -30078,6 +31278,13 @@ func ParseGetSettingsResponse(rsp *http.Response) (*GetSettingsResponse, error) 
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -30184,6 +31391,13 @@ func ParseUpdateSettingsResponse(rsp *http.Response) (*UpdateSettingsResponse, e
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -30235,6 +31449,13 @@ func ParseUpdateSettingsResponse(rsp *http.Response) (*UpdateSettingsResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -30334,6 +31555,13 @@ func ParseListTeamsResponse(rsp *http.Response) (*ListTeamsResponse, error) {
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -30422,6 +31650,13 @@ func ParseCreateTeamResponse(rsp *http.Response) (*CreateTeamResponse, error) {
 	switch {
 	case rsp.StatusCode == 201:
 		var headers CreateTeamResponse201Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -30445,6 +31680,13 @@ func ParseCreateTeamResponse(rsp *http.Response) (*CreateTeamResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -30497,6 +31739,13 @@ func ParseCreateTeamResponse(rsp *http.Response) (*CreateTeamResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -30591,6 +31840,13 @@ func ParseDeleteTeamResponse(rsp *http.Response) (*DeleteTeamResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -30689,6 +31945,13 @@ func ParseGetTeamResponse(rsp *http.Response) (*GetTeamResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -30795,6 +32058,13 @@ func ParseUpdateTeamResponse(rsp *http.Response) (*UpdateTeamResponse, error) {
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -30846,6 +32116,13 @@ func ParseUpdateTeamResponse(rsp *http.Response) (*UpdateTeamResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -30952,6 +32229,13 @@ func ParseSetTeamMembersResponse(rsp *http.Response) (*SetTeamMembersResponse, e
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -31003,6 +32287,13 @@ func ParseSetTeamMembersResponse(rsp *http.Response) (*SetTeamMembersResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -31102,6 +32393,13 @@ func ParseListTemplatesResponse(rsp *http.Response) (*ListTemplatesResponse, err
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -31190,6 +32488,13 @@ func ParseCreateTemplateResponse(rsp *http.Response) (*CreateTemplateResponse, e
 	switch {
 	case rsp.StatusCode == 201:
 		var headers CreateTemplateResponse201Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -31213,6 +32518,13 @@ func ParseCreateTemplateResponse(rsp *http.Response) (*CreateTemplateResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -31265,6 +32577,13 @@ func ParseCreateTemplateResponse(rsp *http.Response) (*CreateTemplateResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -31363,6 +32682,13 @@ func ParseSeedTemplatesResponse(rsp *http.Response) (*SeedTemplatesResponse, err
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -31465,6 +32791,13 @@ func ParseDeleteTemplateResponse(rsp *http.Response) (*DeleteTemplateResponse, e
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -31516,6 +32849,13 @@ func ParseDeleteTemplateResponse(rsp *http.Response) (*DeleteTemplateResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -31614,6 +32954,13 @@ func ParseGetTemplateResponse(rsp *http.Response) (*GetTemplateResponse, error) 
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -31727,6 +33074,13 @@ func ParseUpdateTemplateResponse(rsp *http.Response) (*UpdateTemplateResponse, e
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -31779,6 +33133,13 @@ func ParseUpdateTemplateResponse(rsp *http.Response) (*UpdateTemplateResponse, e
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -31830,6 +33191,13 @@ func ParseUpdateTemplateResponse(rsp *http.Response) (*UpdateTemplateResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -31912,6 +33280,13 @@ func ParseDuplicateTemplateResponse(rsp *http.Response) (*DuplicateTemplateRespo
 	switch {
 	case rsp.StatusCode == 201:
 		var headers DuplicateTemplateResponse201Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -31935,6 +33310,13 @@ func ParseDuplicateTemplateResponse(rsp *http.Response) (*DuplicateTemplateRespo
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -32031,6 +33413,13 @@ func ParseCreateTemplateFlowResponse(rsp *http.Response) (*CreateTemplateFlowRes
 			}
 			headers.ETag = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -32054,6 +33443,13 @@ func ParseCreateTemplateFlowResponse(rsp *http.Response) (*CreateTemplateFlowRes
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -32106,6 +33502,13 @@ func ParseCreateTemplateFlowResponse(rsp *http.Response) (*CreateTemplateFlowRes
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -32205,6 +33608,13 @@ func ParseListUsersResponse(rsp *http.Response) (*ListUsersResponse, error) {
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -32302,6 +33712,13 @@ func ParseListUserDirectoryResponse(rsp *http.Response) (*ListUserDirectoryRespo
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -32418,6 +33835,13 @@ func ParseDeleteUserResponse(rsp *http.Response) (*DeleteUserResponse, error) {
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -32469,6 +33893,13 @@ func ParseDeleteUserResponse(rsp *http.Response) (*DeleteUserResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -32522,6 +33953,13 @@ func ParseDeleteUserResponse(rsp *http.Response) (*DeleteUserResponse, error) {
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -32573,6 +34011,13 @@ func ParseDeleteUserResponse(rsp *http.Response) (*DeleteUserResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -32671,6 +34116,13 @@ func ParseGetUserResponse(rsp *http.Response) (*GetUserResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -32777,6 +34229,13 @@ func ParseActivateUserResponse(rsp *http.Response) (*ActivateUserResponse, error
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -32828,6 +34287,13 @@ func ParseActivateUserResponse(rsp *http.Response) (*ActivateUserResponse, error
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -32941,6 +34407,13 @@ func ParseDeactivateUserResponse(rsp *http.Response) (*DeactivateUserResponse, e
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -32993,6 +34466,13 @@ func ParseDeactivateUserResponse(rsp *http.Response) (*DeactivateUserResponse, e
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -33044,6 +34524,13 @@ func ParseDeactivateUserResponse(rsp *http.Response) (*DeactivateUserResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -33157,6 +34644,13 @@ func ParseUpdateUserRoleResponse(rsp *http.Response) (*UpdateUserRoleResponse, e
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -33209,6 +34703,13 @@ func ParseUpdateUserRoleResponse(rsp *http.Response) (*UpdateUserRoleResponse, e
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -33260,6 +34761,13 @@ func ParseUpdateUserRoleResponse(rsp *http.Response) (*UpdateUserRoleResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -33359,6 +34867,13 @@ func ParseListUserApiTokensResponse(rsp *http.Response) (*ListUserApiTokensRespo
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -33452,6 +34967,13 @@ func ParseDeleteUserApiTokenResponse(rsp *http.Response) (*DeleteUserApiTokenRes
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -33568,6 +35090,13 @@ func ParseReceiveFlowWebhookResponse(rsp *http.Response) (*ReceiveFlowWebhookRes
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -33620,7 +35149,7 @@ func ParseReceiveFlowWebhookResponse(rsp *http.Response) (*ReceiveFlowWebhookRes
 type ServerInterface interface {
 	// CreateAgentConfig Create a flow's agent config
 	// (POST /agent-configs)
-	CreateAgentConfig(ctx echo.Context) error
+	CreateAgentConfig(ctx echo.Context, params CreateAgentConfigParams) error
 	// DeleteAgentConfig Delete a flow's agent config
 	// (DELETE /agent-configs/{flow_id})
 	DeleteAgentConfig(ctx echo.Context, flowId AgentConfigFlowID) error
@@ -33635,7 +35164,7 @@ type ServerInterface interface {
 	ListApiTokens(ctx echo.Context, params ListApiTokensParams) error
 	// CreateApiToken Create an API token
 	// (POST /api-tokens)
-	CreateApiToken(ctx echo.Context) error
+	CreateApiToken(ctx echo.Context, params CreateApiTokenParams) error
 	// DeleteApiToken Revoke one of my API tokens
 	// (DELETE /api-tokens/{id})
 	DeleteApiToken(ctx echo.Context, id ApiTokenID) error
@@ -33710,7 +35239,7 @@ type ServerInterface interface {
 	ListFlows(ctx echo.Context, params ListFlowsParams) error
 	// CreateFlow Create a flow
 	// (POST /flows)
-	CreateFlow(ctx echo.Context) error
+	CreateFlow(ctx echo.Context, params CreateFlowParams) error
 	// DeleteFlow Delete a flow
 	// (DELETE /flows/{id})
 	DeleteFlow(ctx echo.Context, id FlowID) error
@@ -33728,7 +35257,7 @@ type ServerInterface interface {
 	ArchiveFlow(ctx echo.Context, id FlowID) error
 	// DuplicateFlow Duplicate a flow
 	// (POST /flows/{id}/duplicate)
-	DuplicateFlow(ctx echo.Context, id FlowID) error
+	DuplicateFlow(ctx echo.Context, id FlowID, params DuplicateFlowParams) error
 	// PublishFlow Publish a flow
 	// (POST /flows/{id}/publish)
 	PublishFlow(ctx echo.Context, id FlowID) error
@@ -33743,7 +35272,7 @@ type ServerInterface interface {
 	ListFlowVersions(ctx echo.Context, id FlowID, params ListFlowVersionsParams) error
 	// CreateFlowVersion Snapshot a flow
 	// (POST /flows/{id}/versions)
-	CreateFlowVersion(ctx echo.Context, id FlowID) error
+	CreateFlowVersion(ctx echo.Context, id FlowID, params CreateFlowVersionParams) error
 	// GetFlowVersion Get a flow version
 	// (GET /flows/{id}/versions/{version})
 	GetFlowVersion(ctx echo.Context, id FlowID, version FlowVersionNumber) error
@@ -33758,7 +35287,7 @@ type ServerInterface interface {
 	ListIntegrations(ctx echo.Context, params ListIntegrationsParams) error
 	// CreateIntegration Create an integration
 	// (POST /integrations)
-	CreateIntegration(ctx echo.Context) error
+	CreateIntegration(ctx echo.Context, params CreateIntegrationParams) error
 	// DeleteIntegration Delete an integration
 	// (DELETE /integrations/{id})
 	DeleteIntegration(ctx echo.Context, id IntegrationID) error
@@ -33809,7 +35338,7 @@ type ServerInterface interface {
 	ListTeams(ctx echo.Context, params ListTeamsParams) error
 	// CreateTeam Create a team
 	// (POST /teams)
-	CreateTeam(ctx echo.Context) error
+	CreateTeam(ctx echo.Context, params CreateTeamParams) error
 	// DeleteTeam Delete a team
 	// (DELETE /teams/{id})
 	DeleteTeam(ctx echo.Context, id TeamID) error
@@ -33827,7 +35356,7 @@ type ServerInterface interface {
 	ListTemplates(ctx echo.Context, params ListTemplatesParams) error
 	// CreateTemplate Create a template
 	// (POST /templates)
-	CreateTemplate(ctx echo.Context) error
+	CreateTemplate(ctx echo.Context, params CreateTemplateParams) error
 	// SeedTemplates Seed the built-in templates
 	// (POST /templates/seed)
 	SeedTemplates(ctx echo.Context, params SeedTemplatesParams) error
@@ -33842,10 +35371,10 @@ type ServerInterface interface {
 	UpdateTemplate(ctx echo.Context, id TemplateID) error
 	// DuplicateTemplate Duplicate a template
 	// (POST /templates/{id}/duplicate)
-	DuplicateTemplate(ctx echo.Context, id TemplateID) error
+	DuplicateTemplate(ctx echo.Context, id TemplateID, params DuplicateTemplateParams) error
 	// CreateTemplateFlow Create a flow from a template
 	// (POST /templates/{id}/flows)
-	CreateTemplateFlow(ctx echo.Context, id TemplateID) error
+	CreateTemplateFlow(ctx echo.Context, id TemplateID, params CreateTemplateFlowParams) error
 	// ListUsers List users
 	// (GET /users)
 	ListUsers(ctx echo.Context, params ListUsersParams) error
@@ -33887,8 +35416,28 @@ type ServerInterfaceWrapper struct {
 func (w *ServerInterfaceWrapper) CreateAgentConfig(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateAgentConfigParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateAgentConfig(ctx)
+	err = w.Handler.CreateAgentConfig(ctx, params)
 	return err
 }
 
@@ -33976,8 +35525,28 @@ func (w *ServerInterfaceWrapper) ListApiTokens(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) CreateApiToken(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateApiTokenParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateApiToken(ctx)
+	err = w.Handler.CreateApiToken(ctx, params)
 	return err
 }
 
@@ -34354,6 +35923,23 @@ func (w *ServerInterfaceWrapper) CreateExecution(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter wait_ms: %s", err))
 	}
 
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.CreateExecution(ctx, params)
 	return err
@@ -34505,6 +36091,23 @@ func (w *ServerInterfaceWrapper) RetryExecution(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter wait_ms: %s", err))
 	}
 
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.RetryExecution(ctx, id, params)
 	return err
@@ -34588,8 +36191,28 @@ func (w *ServerInterfaceWrapper) ListFlows(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) CreateFlow(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateFlowParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateFlow(ctx)
+	err = w.Handler.CreateFlow(ctx, params)
 	return err
 }
 
@@ -34724,8 +36347,28 @@ func (w *ServerInterfaceWrapper) DuplicateFlow(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params DuplicateFlowParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.DuplicateFlow(ctx, id)
+	err = w.Handler.DuplicateFlow(ctx, id, params)
 	return err
 }
 
@@ -34820,8 +36463,28 @@ func (w *ServerInterfaceWrapper) CreateFlowVersion(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateFlowVersionParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateFlowVersion(ctx, id)
+	err = w.Handler.CreateFlowVersion(ctx, id, params)
 	return err
 }
 
@@ -34959,8 +36622,28 @@ func (w *ServerInterfaceWrapper) ListIntegrations(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) CreateIntegration(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateIntegrationParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateIntegration(ctx)
+	err = w.Handler.CreateIntegration(ctx, params)
 	return err
 }
 
@@ -35193,8 +36876,28 @@ func (w *ServerInterfaceWrapper) ListTeams(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) CreateTeam(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateTeamParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateTeam(ctx)
+	err = w.Handler.CreateTeam(ctx, params)
 	return err
 }
 
@@ -35312,8 +37015,28 @@ func (w *ServerInterfaceWrapper) ListTemplates(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) CreateTemplate(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateTemplateParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateTemplate(ctx)
+	err = w.Handler.CreateTemplate(ctx, params)
 	return err
 }
 
@@ -35394,8 +37117,28 @@ func (w *ServerInterfaceWrapper) DuplicateTemplate(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params DuplicateTemplateParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.DuplicateTemplate(ctx, id)
+	err = w.Handler.DuplicateTemplate(ctx, id, params)
 	return err
 }
 
@@ -35410,8 +37153,28 @@ func (w *ServerInterfaceWrapper) CreateTemplateFlow(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateTemplateFlowParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateTemplateFlow(ctx, id)
+	err = w.Handler.CreateTemplateFlow(ctx, id, params)
 	return err
 }
 
@@ -35831,8 +37594,9 @@ type EventStreamTexteventStreamResponse struct {
 }
 
 type ExecutionCreatedResponseHeaders struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 type ExecutionCreatedJSONResponse struct {
 	Body Execution
@@ -35862,6 +37626,7 @@ type IntegrationJSONResponse struct {
 
 type ProblemResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -35913,7 +37678,8 @@ type UserJSONResponse struct {
 }
 
 type CreateAgentConfigRequestObject struct {
-	Body *CreateAgentConfigJSONRequestBody
+	Params CreateAgentConfigParams
+	Body   *CreateAgentConfigJSONRequestBody
 }
 
 type CreateAgentConfigResponseObject interface {
@@ -35921,8 +37687,9 @@ type CreateAgentConfigResponseObject interface {
 }
 
 type CreateAgentConfig201ResponseHeaders struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 type CreateAgentConfig201JSONResponse struct {
@@ -35937,6 +37704,9 @@ func (response CreateAgentConfig201JSONResponse) VisitCreateAgentConfigResponse(
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
@@ -35959,6 +37729,9 @@ func (response CreateAgentConfig409ApplicationProblemPlusJSONResponse) VisitCrea
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -35985,6 +37758,7 @@ func (response CreateAgentConfig409ApplicationProblemPlusJSONResponse) VisitCrea
 
 type CreateAgentConfig422ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -36007,6 +37781,9 @@ func (response CreateAgentConfig422ApplicationProblemPlusJSONResponse) VisitCrea
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -36033,6 +37810,7 @@ func (response CreateAgentConfig422ApplicationProblemPlusJSONResponse) VisitCrea
 
 type CreateAgentConfigdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -36056,6 +37834,9 @@ func (response CreateAgentConfigdefaultApplicationProblemPlusJSONResponse) Visit
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -36119,6 +37900,9 @@ func (response DeleteAgentConfigdefaultApplicationProblemPlusJSONResponse) Visit
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -36191,6 +37975,9 @@ func (response GetAgentConfigdefaultApplicationProblemPlusJSONResponse) VisitGet
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -36261,6 +38048,9 @@ func (response UpdateAgentConfig422ApplicationProblemPlusJSONResponse) VisitUpda
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -36286,6 +38076,7 @@ func (response UpdateAgentConfig422ApplicationProblemPlusJSONResponse) VisitUpda
 
 type UpdateAgentConfigdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -36309,6 +38100,9 @@ func (response UpdateAgentConfigdefaultApplicationProblemPlusJSONResponse) Visit
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -36374,6 +38168,9 @@ func (response ListApiTokensdefaultApplicationProblemPlusJSONResponse) VisitList
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -36398,7 +38195,8 @@ func (response ListApiTokensdefaultApplicationProblemPlusJSONResponse) VisitList
 }
 
 type CreateApiTokenRequestObject struct {
-	Body *CreateApiTokenJSONRequestBody
+	Params CreateApiTokenParams
+	Body   *CreateApiTokenJSONRequestBody
 }
 
 type CreateApiTokenResponseObject interface {
@@ -36406,9 +38204,10 @@ type CreateApiTokenResponseObject interface {
 }
 
 type CreateApiToken201ResponseHeaders struct {
-	CacheControl *string
-	Location     string
-	XRequestID   *string
+	CacheControl       *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 type CreateApiToken201JSONResponse struct {
@@ -36425,6 +38224,9 @@ func (response CreateApiToken201JSONResponse) VisitCreateApiTokenResponse(w http
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.XRequestID != nil {
@@ -36448,6 +38250,9 @@ func (response CreateApiToken409ApplicationProblemPlusJSONResponse) VisitCreateA
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -36474,6 +38279,7 @@ func (response CreateApiToken409ApplicationProblemPlusJSONResponse) VisitCreateA
 
 type CreateApiToken422ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -36496,6 +38302,9 @@ func (response CreateApiToken422ApplicationProblemPlusJSONResponse) VisitCreateA
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -36522,6 +38331,7 @@ func (response CreateApiToken422ApplicationProblemPlusJSONResponse) VisitCreateA
 
 type CreateApiTokendefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -36545,6 +38355,9 @@ func (response CreateApiTokendefaultApplicationProblemPlusJSONResponse) VisitCre
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -36608,6 +38421,9 @@ func (response DeleteApiTokendefaultApplicationProblemPlusJSONResponse) VisitDel
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -36680,6 +38496,9 @@ func (response GetApiTokendefaultApplicationProblemPlusJSONResponse) VisitGetApi
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -36751,6 +38570,9 @@ func (response ListArchivesdefaultApplicationProblemPlusJSONResponse) VisitListA
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -36821,6 +38643,9 @@ func (response GetArchiveStatsdefaultApplicationProblemPlusJSONResponse) VisitGe
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -36883,6 +38708,9 @@ func (response DeleteArchivedefaultApplicationProblemPlusJSONResponse) VisitDele
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -36955,6 +38783,9 @@ func (response GetArchivedefaultApplicationProblemPlusJSONResponse) VisitGetArch
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -37024,6 +38855,9 @@ func (response RestoreArchive409ApplicationProblemPlusJSONResponse) VisitRestore
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -37049,6 +38883,7 @@ func (response RestoreArchive409ApplicationProblemPlusJSONResponse) VisitRestore
 
 type RestoreArchive422ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -37071,6 +38906,9 @@ func (response RestoreArchive422ApplicationProblemPlusJSONResponse) VisitRestore
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -37097,6 +38935,7 @@ func (response RestoreArchive422ApplicationProblemPlusJSONResponse) VisitRestore
 
 type RestoreArchivedefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -37120,6 +38959,9 @@ func (response RestoreArchivedefaultApplicationProblemPlusJSONResponse) VisitRes
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -37192,6 +39034,9 @@ func (response ListAuditLogsdefaultApplicationProblemPlusJSONResponse) VisitList
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -37263,6 +39108,9 @@ func (response GetAuditLogdefaultApplicationProblemPlusJSONResponse) VisitGetAud
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -37328,6 +39176,9 @@ func (response ExchangeCode401ApplicationProblemPlusJSONResponse) VisitExchangeC
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -37353,6 +39204,7 @@ func (response ExchangeCode401ApplicationProblemPlusJSONResponse) VisitExchangeC
 
 type ExchangeCode403ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -37375,6 +39227,9 @@ func (response ExchangeCode403ApplicationProblemPlusJSONResponse) VisitExchangeC
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -37401,6 +39256,7 @@ func (response ExchangeCode403ApplicationProblemPlusJSONResponse) VisitExchangeC
 
 type ExchangeCode409ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -37423,6 +39279,9 @@ func (response ExchangeCode409ApplicationProblemPlusJSONResponse) VisitExchangeC
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -37449,6 +39308,7 @@ func (response ExchangeCode409ApplicationProblemPlusJSONResponse) VisitExchangeC
 
 type ExchangeCode422ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -37471,6 +39331,9 @@ func (response ExchangeCode422ApplicationProblemPlusJSONResponse) VisitExchangeC
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -37497,6 +39360,7 @@ func (response ExchangeCode422ApplicationProblemPlusJSONResponse) VisitExchangeC
 
 type ExchangeCode503ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -37519,6 +39383,9 @@ func (response ExchangeCode503ApplicationProblemPlusJSONResponse) VisitExchangeC
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -37545,6 +39412,7 @@ func (response ExchangeCode503ApplicationProblemPlusJSONResponse) VisitExchangeC
 
 type ExchangeCodedefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -37568,6 +39436,9 @@ func (response ExchangeCodedefaultApplicationProblemPlusJSONResponse) VisitExcha
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -37642,6 +39513,9 @@ func (response GetLoginUrl422ApplicationProblemPlusJSONResponse) VisitGetLoginUr
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -37667,6 +39541,7 @@ func (response GetLoginUrl422ApplicationProblemPlusJSONResponse) VisitGetLoginUr
 
 type GetLoginUrl503ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -37689,6 +39564,9 @@ func (response GetLoginUrl503ApplicationProblemPlusJSONResponse) VisitGetLoginUr
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -37715,6 +39593,7 @@ func (response GetLoginUrl503ApplicationProblemPlusJSONResponse) VisitGetLoginUr
 
 type GetLoginUrldefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -37738,6 +39617,9 @@ func (response GetLoginUrldefaultApplicationProblemPlusJSONResponse) VisitGetLog
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -37800,6 +39682,9 @@ func (response LogoutdefaultApplicationProblemPlusJSONResponse) VisitLogoutRespo
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -37875,6 +39760,9 @@ func (response GetMedefaultApplicationProblemPlusJSONResponse) VisitGetMeRespons
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -37940,6 +39828,9 @@ func (response RefreshTokens401ApplicationProblemPlusJSONResponse) VisitRefreshT
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -37965,6 +39856,7 @@ func (response RefreshTokens401ApplicationProblemPlusJSONResponse) VisitRefreshT
 
 type RefreshTokens403ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -37987,6 +39879,9 @@ func (response RefreshTokens403ApplicationProblemPlusJSONResponse) VisitRefreshT
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -38013,6 +39908,7 @@ func (response RefreshTokens403ApplicationProblemPlusJSONResponse) VisitRefreshT
 
 type RefreshTokensdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -38036,6 +39932,9 @@ func (response RefreshTokensdefaultApplicationProblemPlusJSONResponse) VisitRefr
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -38108,6 +40007,9 @@ func (response ListExecutionsdefaultApplicationProblemPlusJSONResponse) VisitLis
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -38149,6 +40051,9 @@ func (response CreateExecution201JSONResponse) VisitCreateExecutionResponse(w ht
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
@@ -38171,6 +40076,9 @@ func (response CreateExecution422ApplicationProblemPlusJSONResponse) VisitCreate
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -38197,6 +40105,7 @@ func (response CreateExecution422ApplicationProblemPlusJSONResponse) VisitCreate
 
 type CreateExecution429ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -38219,6 +40128,9 @@ func (response CreateExecution429ApplicationProblemPlusJSONResponse) VisitCreate
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -38245,6 +40157,7 @@ func (response CreateExecution429ApplicationProblemPlusJSONResponse) VisitCreate
 
 type CreateExecutiondefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -38268,6 +40181,9 @@ func (response CreateExecutiondefaultApplicationProblemPlusJSONResponse) VisitCr
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -38359,6 +40275,9 @@ func (response StreamExecution422ApplicationProblemPlusJSONResponse) VisitStream
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -38384,6 +40303,7 @@ func (response StreamExecution422ApplicationProblemPlusJSONResponse) VisitStream
 
 type StreamExecution429ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -38406,6 +40326,9 @@ func (response StreamExecution429ApplicationProblemPlusJSONResponse) VisitStream
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -38432,6 +40355,7 @@ func (response StreamExecution429ApplicationProblemPlusJSONResponse) VisitStream
 
 type StreamExecutiondefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -38455,6 +40379,9 @@ func (response StreamExecutiondefaultApplicationProblemPlusJSONResponse) VisitSt
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -38517,6 +40444,9 @@ func (response DeleteExecution409ApplicationProblemPlusJSONResponse) VisitDelete
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -38542,6 +40472,7 @@ func (response DeleteExecution409ApplicationProblemPlusJSONResponse) VisitDelete
 
 type DeleteExecutiondefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -38565,6 +40496,9 @@ func (response DeleteExecutiondefaultApplicationProblemPlusJSONResponse) VisitDe
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -38638,6 +40572,9 @@ func (response GetExecutiondefaultApplicationProblemPlusJSONResponse) VisitGetEx
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -38707,6 +40644,9 @@ func (response CancelExecution409ApplicationProblemPlusJSONResponse) VisitCancel
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -38732,6 +40672,7 @@ func (response CancelExecution409ApplicationProblemPlusJSONResponse) VisitCancel
 
 type CancelExecutiondefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -38755,6 +40696,9 @@ func (response CancelExecutiondefaultApplicationProblemPlusJSONResponse) VisitCa
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -38849,6 +40793,9 @@ func (response GetExecutionEventsdefaultApplicationProblemPlusJSONResponse) Visi
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -38921,6 +40868,9 @@ func (response GetNodeExecutiondefaultApplicationProblemPlusJSONResponse) VisitG
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -38963,6 +40913,9 @@ func (response RetryExecution201JSONResponse) VisitRetryExecutionResponse(w http
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
@@ -38985,6 +40938,9 @@ func (response RetryExecution409ApplicationProblemPlusJSONResponse) VisitRetryEx
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -39011,6 +40967,7 @@ func (response RetryExecution409ApplicationProblemPlusJSONResponse) VisitRetryEx
 
 type RetryExecutiondefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -39034,6 +40991,9 @@ func (response RetryExecutiondefaultApplicationProblemPlusJSONResponse) VisitRet
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -39106,6 +41066,9 @@ func (response ListFlowsdefaultApplicationProblemPlusJSONResponse) VisitListFlow
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -39130,7 +41093,8 @@ func (response ListFlowsdefaultApplicationProblemPlusJSONResponse) VisitListFlow
 }
 
 type CreateFlowRequestObject struct {
-	Body *CreateFlowJSONRequestBody
+	Params CreateFlowParams
+	Body   *CreateFlowJSONRequestBody
 }
 
 type CreateFlowResponseObject interface {
@@ -39138,9 +41102,10 @@ type CreateFlowResponseObject interface {
 }
 
 type CreateFlow201ResponseHeaders struct {
-	ETag       *string
-	Location   string
-	XRequestID *string
+	ETag               *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 type CreateFlow201JSONResponse struct {
@@ -39157,6 +41122,9 @@ func (response CreateFlow201JSONResponse) VisitCreateFlowResponse(w http.Respons
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.ETag != nil {
 		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.XRequestID != nil {
@@ -39180,6 +41148,9 @@ func (response CreateFlow422ApplicationProblemPlusJSONResponse) VisitCreateFlowR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -39206,6 +41177,7 @@ func (response CreateFlow422ApplicationProblemPlusJSONResponse) VisitCreateFlowR
 
 type CreateFlowdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -39229,6 +41201,9 @@ func (response CreateFlowdefaultApplicationProblemPlusJSONResponse) VisitCreateF
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -39292,6 +41267,9 @@ func (response DeleteFlowdefaultApplicationProblemPlusJSONResponse) VisitDeleteF
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -39368,6 +41346,9 @@ func (response GetFlowdefaultApplicationProblemPlusJSONResponse) VisitGetFlowRes
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -39435,6 +41416,9 @@ func (response UpdateFlow409ApplicationProblemPlusJSONResponse) VisitUpdateFlowR
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -39460,6 +41444,7 @@ func (response UpdateFlow409ApplicationProblemPlusJSONResponse) VisitUpdateFlowR
 
 type UpdateFlow412ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -39482,6 +41467,9 @@ func (response UpdateFlow412ApplicationProblemPlusJSONResponse) VisitUpdateFlowR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -39508,6 +41496,7 @@ func (response UpdateFlow412ApplicationProblemPlusJSONResponse) VisitUpdateFlowR
 
 type UpdateFlow422ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -39530,6 +41519,9 @@ func (response UpdateFlow422ApplicationProblemPlusJSONResponse) VisitUpdateFlowR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -39556,6 +41548,7 @@ func (response UpdateFlow422ApplicationProblemPlusJSONResponse) VisitUpdateFlowR
 
 type UpdateFlowdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -39579,6 +41572,9 @@ func (response UpdateFlowdefaultApplicationProblemPlusJSONResponse) VisitUpdateF
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -39647,6 +41643,9 @@ func (response PutFlow409ApplicationProblemPlusJSONResponse) VisitPutFlowRespons
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -39672,6 +41671,7 @@ func (response PutFlow409ApplicationProblemPlusJSONResponse) VisitPutFlowRespons
 
 type PutFlow412ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -39694,6 +41694,9 @@ func (response PutFlow412ApplicationProblemPlusJSONResponse) VisitPutFlowRespons
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -39720,6 +41723,7 @@ func (response PutFlow412ApplicationProblemPlusJSONResponse) VisitPutFlowRespons
 
 type PutFlow422ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -39742,6 +41746,9 @@ func (response PutFlow422ApplicationProblemPlusJSONResponse) VisitPutFlowRespons
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -39768,6 +41775,7 @@ func (response PutFlow422ApplicationProblemPlusJSONResponse) VisitPutFlowRespons
 
 type PutFlowdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -39791,6 +41799,9 @@ func (response PutFlowdefaultApplicationProblemPlusJSONResponse) VisitPutFlowRes
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -39858,6 +41869,9 @@ func (response ArchiveFlow409ApplicationProblemPlusJSONResponse) VisitArchiveFlo
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -39883,6 +41897,7 @@ func (response ArchiveFlow409ApplicationProblemPlusJSONResponse) VisitArchiveFlo
 
 type ArchiveFlowdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -39906,6 +41921,9 @@ func (response ArchiveFlowdefaultApplicationProblemPlusJSONResponse) VisitArchiv
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -39931,8 +41949,9 @@ func (response ArchiveFlowdefaultApplicationProblemPlusJSONResponse) VisitArchiv
 }
 
 type DuplicateFlowRequestObject struct {
-	Id   FlowID `json:"id"`
-	Body *DuplicateFlowJSONRequestBody
+	Id     FlowID `json:"id"`
+	Params DuplicateFlowParams
+	Body   *DuplicateFlowJSONRequestBody
 }
 
 type DuplicateFlowResponseObject interface {
@@ -39940,9 +41959,10 @@ type DuplicateFlowResponseObject interface {
 }
 
 type DuplicateFlow201ResponseHeaders struct {
-	ETag       *string
-	Location   string
-	XRequestID *string
+	ETag               *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 type DuplicateFlow201JSONResponse struct {
@@ -39959,6 +41979,9 @@ func (response DuplicateFlow201JSONResponse) VisitDuplicateFlowResponse(w http.R
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.ETag != nil {
 		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.XRequestID != nil {
@@ -39984,6 +42007,9 @@ func (response DuplicateFlowdefaultApplicationProblemPlusJSONResponse) VisitDupl
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -40051,6 +42077,9 @@ func (response PublishFlow409ApplicationProblemPlusJSONResponse) VisitPublishFlo
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -40076,6 +42105,7 @@ func (response PublishFlow409ApplicationProblemPlusJSONResponse) VisitPublishFlo
 
 type PublishFlow422ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -40098,6 +42128,9 @@ func (response PublishFlow422ApplicationProblemPlusJSONResponse) VisitPublishFlo
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -40124,6 +42157,7 @@ func (response PublishFlow422ApplicationProblemPlusJSONResponse) VisitPublishFlo
 
 type PublishFlowdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -40147,6 +42181,9 @@ func (response PublishFlowdefaultApplicationProblemPlusJSONResponse) VisitPublis
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -40213,6 +42250,9 @@ func (response UnpublishFlow409ApplicationProblemPlusJSONResponse) VisitUnpublis
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -40238,6 +42278,7 @@ func (response UnpublishFlow409ApplicationProblemPlusJSONResponse) VisitUnpublis
 
 type UnpublishFlowdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -40261,6 +42302,9 @@ func (response UnpublishFlowdefaultApplicationProblemPlusJSONResponse) VisitUnpu
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -40334,6 +42378,9 @@ func (response ValidateFlowdefaultApplicationProblemPlusJSONResponse) VisitValid
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -40406,6 +42453,9 @@ func (response ListFlowVersionsdefaultApplicationProblemPlusJSONResponse) VisitL
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -40430,8 +42480,9 @@ func (response ListFlowVersionsdefaultApplicationProblemPlusJSONResponse) VisitL
 }
 
 type CreateFlowVersionRequestObject struct {
-	Id   FlowID `json:"id"`
-	Body *CreateFlowVersionJSONRequestBody
+	Id     FlowID `json:"id"`
+	Params CreateFlowVersionParams
+	Body   *CreateFlowVersionJSONRequestBody
 }
 
 type CreateFlowVersionResponseObject interface {
@@ -40439,8 +42490,9 @@ type CreateFlowVersionResponseObject interface {
 }
 
 type CreateFlowVersion201ResponseHeaders struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 type CreateFlowVersion201JSONResponse struct {
@@ -40455,6 +42507,9 @@ func (response CreateFlowVersion201JSONResponse) VisitCreateFlowVersionResponse(
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
@@ -40479,6 +42534,9 @@ func (response CreateFlowVersiondefaultApplicationProblemPlusJSONResponse) Visit
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -40552,6 +42610,9 @@ func (response GetFlowVersiondefaultApplicationProblemPlusJSONResponse) VisitGet
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -40619,6 +42680,9 @@ func (response RestoreFlowVersion409ApplicationProblemPlusJSONResponse) VisitRes
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -40644,6 +42708,7 @@ func (response RestoreFlowVersion409ApplicationProblemPlusJSONResponse) VisitRes
 
 type RestoreFlowVersion412ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -40666,6 +42731,9 @@ func (response RestoreFlowVersion412ApplicationProblemPlusJSONResponse) VisitRes
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -40692,6 +42760,7 @@ func (response RestoreFlowVersion412ApplicationProblemPlusJSONResponse) VisitRes
 
 type RestoreFlowVersiondefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -40715,6 +42784,9 @@ func (response RestoreFlowVersiondefaultApplicationProblemPlusJSONResponse) Visi
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -40785,6 +42857,9 @@ func (response RotateFlowWebhookKey409ApplicationProblemPlusJSONResponse) VisitR
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -40810,6 +42885,7 @@ func (response RotateFlowWebhookKey409ApplicationProblemPlusJSONResponse) VisitR
 
 type RotateFlowWebhookKeydefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -40833,6 +42909,9 @@ func (response RotateFlowWebhookKeydefaultApplicationProblemPlusJSONResponse) Vi
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -40909,6 +42988,9 @@ func (response ListIntegrationsdefaultApplicationProblemPlusJSONResponse) VisitL
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -40933,7 +43015,8 @@ func (response ListIntegrationsdefaultApplicationProblemPlusJSONResponse) VisitL
 }
 
 type CreateIntegrationRequestObject struct {
-	Body *CreateIntegrationJSONRequestBody
+	Params CreateIntegrationParams
+	Body   *CreateIntegrationJSONRequestBody
 }
 
 type CreateIntegrationResponseObject interface {
@@ -40941,9 +43024,10 @@ type CreateIntegrationResponseObject interface {
 }
 
 type CreateIntegration201ResponseHeaders struct {
-	CacheControl *string
-	Location     string
-	XRequestID   *string
+	CacheControl       *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 type CreateIntegration201JSONResponse struct {
@@ -40960,6 +43044,9 @@ func (response CreateIntegration201JSONResponse) VisitCreateIntegrationResponse(
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.XRequestID != nil {
@@ -40983,6 +43070,9 @@ func (response CreateIntegration409ApplicationProblemPlusJSONResponse) VisitCrea
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -41009,6 +43099,7 @@ func (response CreateIntegration409ApplicationProblemPlusJSONResponse) VisitCrea
 
 type CreateIntegration422ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -41031,6 +43122,9 @@ func (response CreateIntegration422ApplicationProblemPlusJSONResponse) VisitCrea
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -41057,6 +43151,7 @@ func (response CreateIntegration422ApplicationProblemPlusJSONResponse) VisitCrea
 
 type CreateIntegrationdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -41080,6 +43175,9 @@ func (response CreateIntegrationdefaultApplicationProblemPlusJSONResponse) Visit
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -41142,6 +43240,9 @@ func (response DeleteIntegration409ApplicationProblemPlusJSONResponse) VisitDele
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -41167,6 +43268,7 @@ func (response DeleteIntegration409ApplicationProblemPlusJSONResponse) VisitDele
 
 type DeleteIntegrationdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -41190,6 +43292,9 @@ func (response DeleteIntegrationdefaultApplicationProblemPlusJSONResponse) Visit
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -41258,6 +43363,9 @@ func (response GetIntegrationdefaultApplicationProblemPlusJSONResponse) VisitGet
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -41324,6 +43432,9 @@ func (response UpdateIntegration409ApplicationProblemPlusJSONResponse) VisitUpda
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -41349,6 +43460,7 @@ func (response UpdateIntegration409ApplicationProblemPlusJSONResponse) VisitUpda
 
 type UpdateIntegration422ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -41371,6 +43483,9 @@ func (response UpdateIntegration422ApplicationProblemPlusJSONResponse) VisitUpda
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -41397,6 +43512,7 @@ func (response UpdateIntegration422ApplicationProblemPlusJSONResponse) VisitUpda
 
 type UpdateIntegrationdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -41420,6 +43536,9 @@ func (response UpdateIntegrationdefaultApplicationProblemPlusJSONResponse) Visit
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -41490,6 +43609,9 @@ func (response VerifyIntegration409ApplicationProblemPlusJSONResponse) VisitVeri
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -41515,6 +43637,7 @@ func (response VerifyIntegration409ApplicationProblemPlusJSONResponse) VisitVeri
 
 type VerifyIntegration503ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -41537,6 +43660,9 @@ func (response VerifyIntegration503ApplicationProblemPlusJSONResponse) VisitVeri
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -41563,6 +43689,7 @@ func (response VerifyIntegration503ApplicationProblemPlusJSONResponse) VisitVeri
 
 type VerifyIntegrationdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -41586,6 +43713,9 @@ func (response VerifyIntegrationdefaultApplicationProblemPlusJSONResponse) Visit
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -41658,6 +43788,9 @@ func (response ListNodeTypesdefaultApplicationProblemPlusJSONResponse) VisitList
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -41727,6 +43860,9 @@ func (response ListNodeTypeCategoriesdefaultApplicationProblemPlusJSONResponse) 
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -41799,6 +43935,9 @@ func (response GetNodeTypedefaultApplicationProblemPlusJSONResponse) VisitGetNod
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -41869,6 +44008,9 @@ func (response ListPermissionsdefaultApplicationProblemPlusJSONResponse) VisitLi
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -41938,6 +44080,9 @@ func (response CheckPermissions422ApplicationProblemPlusJSONResponse) VisitCheck
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -41963,6 +44108,7 @@ func (response CheckPermissions422ApplicationProblemPlusJSONResponse) VisitCheck
 
 type CheckPermissionsdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -41986,6 +44132,9 @@ func (response CheckPermissionsdefaultApplicationProblemPlusJSONResponse) VisitC
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -42056,6 +44205,9 @@ func (response GetMyCapabilitiesdefaultApplicationProblemPlusJSONResponse) Visit
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -42128,6 +44280,9 @@ func (response GetResourcePermissionsdefaultApplicationProblemPlusJSONResponse) 
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -42197,6 +44352,9 @@ func (response ListRolesdefaultApplicationProblemPlusJSONResponse) VisitListRole
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -42268,6 +44426,9 @@ func (response ListWidgetsdefaultApplicationProblemPlusJSONResponse) VisitListWi
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -42331,6 +44492,9 @@ func (response GetSettingsdefaultApplicationProblemPlusJSONResponse) VisitGetSet
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -42393,6 +44557,9 @@ func (response UpdateSettings422ApplicationProblemPlusJSONResponse) VisitUpdateS
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -42418,6 +44585,7 @@ func (response UpdateSettings422ApplicationProblemPlusJSONResponse) VisitUpdateS
 
 type UpdateSettingsdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -42441,6 +44609,9 @@ func (response UpdateSettingsdefaultApplicationProblemPlusJSONResponse) VisitUpd
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -42513,6 +44684,9 @@ func (response ListTeamsdefaultApplicationProblemPlusJSONResponse) VisitListTeam
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -42537,7 +44711,8 @@ func (response ListTeamsdefaultApplicationProblemPlusJSONResponse) VisitListTeam
 }
 
 type CreateTeamRequestObject struct {
-	Body *CreateTeamJSONRequestBody
+	Params CreateTeamParams
+	Body   *CreateTeamJSONRequestBody
 }
 
 type CreateTeamResponseObject interface {
@@ -42545,8 +44720,9 @@ type CreateTeamResponseObject interface {
 }
 
 type CreateTeam201ResponseHeaders struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 type CreateTeam201JSONResponse struct {
@@ -42561,6 +44737,9 @@ func (response CreateTeam201JSONResponse) VisitCreateTeamResponse(w http.Respons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
@@ -42583,6 +44762,9 @@ func (response CreateTeam409ApplicationProblemPlusJSONResponse) VisitCreateTeamR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -42609,6 +44791,7 @@ func (response CreateTeam409ApplicationProblemPlusJSONResponse) VisitCreateTeamR
 
 type CreateTeamdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -42632,6 +44815,9 @@ func (response CreateTeamdefaultApplicationProblemPlusJSONResponse) VisitCreateT
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -42695,6 +44881,9 @@ func (response DeleteTeamdefaultApplicationProblemPlusJSONResponse) VisitDeleteT
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -42760,6 +44949,9 @@ func (response GetTeamdefaultApplicationProblemPlusJSONResponse) VisitGetTeamRes
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -42823,6 +45015,9 @@ func (response UpdateTeam409ApplicationProblemPlusJSONResponse) VisitUpdateTeamR
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -42848,6 +45043,7 @@ func (response UpdateTeam409ApplicationProblemPlusJSONResponse) VisitUpdateTeamR
 
 type UpdateTeamdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -42871,6 +45067,9 @@ func (response UpdateTeamdefaultApplicationProblemPlusJSONResponse) VisitUpdateT
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -42935,6 +45134,9 @@ func (response SetTeamMembers422ApplicationProblemPlusJSONResponse) VisitSetTeam
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -42960,6 +45162,7 @@ func (response SetTeamMembers422ApplicationProblemPlusJSONResponse) VisitSetTeam
 
 type SetTeamMembersdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -42983,6 +45186,9 @@ func (response SetTeamMembersdefaultApplicationProblemPlusJSONResponse) VisitSet
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -43055,6 +45261,9 @@ func (response ListTemplatesdefaultApplicationProblemPlusJSONResponse) VisitList
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -43079,7 +45288,8 @@ func (response ListTemplatesdefaultApplicationProblemPlusJSONResponse) VisitList
 }
 
 type CreateTemplateRequestObject struct {
-	Body *CreateTemplateJSONRequestBody
+	Params CreateTemplateParams
+	Body   *CreateTemplateJSONRequestBody
 }
 
 type CreateTemplateResponseObject interface {
@@ -43087,8 +45297,9 @@ type CreateTemplateResponseObject interface {
 }
 
 type CreateTemplate201ResponseHeaders struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 type CreateTemplate201JSONResponse struct {
@@ -43103,6 +45314,9 @@ func (response CreateTemplate201JSONResponse) VisitCreateTemplateResponse(w http
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
@@ -43125,6 +45339,9 @@ func (response CreateTemplate422ApplicationProblemPlusJSONResponse) VisitCreateT
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -43151,6 +45368,7 @@ func (response CreateTemplate422ApplicationProblemPlusJSONResponse) VisitCreateT
 
 type CreateTemplatedefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -43174,6 +45392,9 @@ func (response CreateTemplatedefaultApplicationProblemPlusJSONResponse) VisitCre
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -43246,6 +45467,9 @@ func (response SeedTemplatesdefaultApplicationProblemPlusJSONResponse) VisitSeed
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -43307,6 +45531,9 @@ func (response DeleteTemplate409ApplicationProblemPlusJSONResponse) VisitDeleteT
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -43332,6 +45559,7 @@ func (response DeleteTemplate409ApplicationProblemPlusJSONResponse) VisitDeleteT
 
 type DeleteTemplatedefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -43355,6 +45583,9 @@ func (response DeleteTemplatedefaultApplicationProblemPlusJSONResponse) VisitDel
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -43427,6 +45658,9 @@ func (response GetTemplatedefaultApplicationProblemPlusJSONResponse) VisitGetTem
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -43497,6 +45731,9 @@ func (response UpdateTemplate409ApplicationProblemPlusJSONResponse) VisitUpdateT
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -43522,6 +45759,7 @@ func (response UpdateTemplate409ApplicationProblemPlusJSONResponse) VisitUpdateT
 
 type UpdateTemplate422ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -43544,6 +45782,9 @@ func (response UpdateTemplate422ApplicationProblemPlusJSONResponse) VisitUpdateT
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -43570,6 +45811,7 @@ func (response UpdateTemplate422ApplicationProblemPlusJSONResponse) VisitUpdateT
 
 type UpdateTemplatedefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -43593,6 +45835,9 @@ func (response UpdateTemplatedefaultApplicationProblemPlusJSONResponse) VisitUpd
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -43618,7 +45863,8 @@ func (response UpdateTemplatedefaultApplicationProblemPlusJSONResponse) VisitUpd
 }
 
 type DuplicateTemplateRequestObject struct {
-	Id TemplateID `json:"id"`
+	Id     TemplateID `json:"id"`
+	Params DuplicateTemplateParams
 }
 
 type DuplicateTemplateResponseObject interface {
@@ -43626,8 +45872,9 @@ type DuplicateTemplateResponseObject interface {
 }
 
 type DuplicateTemplate201ResponseHeaders struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 type DuplicateTemplate201JSONResponse struct {
@@ -43642,6 +45889,9 @@ func (response DuplicateTemplate201JSONResponse) VisitDuplicateTemplateResponse(
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
@@ -43667,6 +45917,9 @@ func (response DuplicateTemplatedefaultApplicationProblemPlusJSONResponse) Visit
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -43691,8 +45944,9 @@ func (response DuplicateTemplatedefaultApplicationProblemPlusJSONResponse) Visit
 }
 
 type CreateTemplateFlowRequestObject struct {
-	Id   TemplateID `json:"id"`
-	Body *CreateTemplateFlowJSONRequestBody
+	Id     TemplateID `json:"id"`
+	Params CreateTemplateFlowParams
+	Body   *CreateTemplateFlowJSONRequestBody
 }
 
 type CreateTemplateFlowResponseObject interface {
@@ -43700,9 +45954,10 @@ type CreateTemplateFlowResponseObject interface {
 }
 
 type CreateTemplateFlow201ResponseHeaders struct {
-	ETag       *string
-	Location   string
-	XRequestID *string
+	ETag               *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 type CreateTemplateFlow201JSONResponse struct {
@@ -43719,6 +45974,9 @@ func (response CreateTemplateFlow201JSONResponse) VisitCreateTemplateFlowRespons
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.ETag != nil {
 		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.XRequestID != nil {
@@ -43742,6 +46000,9 @@ func (response CreateTemplateFlow422ApplicationProblemPlusJSONResponse) VisitCre
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -43768,6 +46029,7 @@ func (response CreateTemplateFlow422ApplicationProblemPlusJSONResponse) VisitCre
 
 type CreateTemplateFlowdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -43791,6 +46053,9 @@ func (response CreateTemplateFlowdefaultApplicationProblemPlusJSONResponse) Visi
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -43863,6 +46128,9 @@ func (response ListUsersdefaultApplicationProblemPlusJSONResponse) VisitListUser
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -43934,6 +46202,9 @@ func (response ListUserDirectorydefaultApplicationProblemPlusJSONResponse) Visit
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -43996,6 +46267,9 @@ func (response DeleteUser403ApplicationProblemPlusJSONResponse) VisitDeleteUserR
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -44021,6 +46295,7 @@ func (response DeleteUser403ApplicationProblemPlusJSONResponse) VisitDeleteUserR
 
 type DeleteUser409ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -44043,6 +46318,9 @@ func (response DeleteUser409ApplicationProblemPlusJSONResponse) VisitDeleteUserR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -44069,6 +46347,7 @@ func (response DeleteUser409ApplicationProblemPlusJSONResponse) VisitDeleteUserR
 
 type DeleteUser422ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -44091,6 +46370,9 @@ func (response DeleteUser422ApplicationProblemPlusJSONResponse) VisitDeleteUserR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -44117,6 +46399,7 @@ func (response DeleteUser422ApplicationProblemPlusJSONResponse) VisitDeleteUserR
 
 type DeleteUserdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -44140,6 +46423,9 @@ func (response DeleteUserdefaultApplicationProblemPlusJSONResponse) VisitDeleteU
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -44205,6 +46491,9 @@ func (response GetUserdefaultApplicationProblemPlusJSONResponse) VisitGetUserRes
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -44267,6 +46556,9 @@ func (response ActivateUser403ApplicationProblemPlusJSONResponse) VisitActivateU
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -44292,6 +46584,7 @@ func (response ActivateUser403ApplicationProblemPlusJSONResponse) VisitActivateU
 
 type ActivateUserdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -44315,6 +46608,9 @@ func (response ActivateUserdefaultApplicationProblemPlusJSONResponse) VisitActiv
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -44378,6 +46674,9 @@ func (response DeactivateUser403ApplicationProblemPlusJSONResponse) VisitDeactiv
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -44403,6 +46702,7 @@ func (response DeactivateUser403ApplicationProblemPlusJSONResponse) VisitDeactiv
 
 type DeactivateUser409ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -44425,6 +46725,9 @@ func (response DeactivateUser409ApplicationProblemPlusJSONResponse) VisitDeactiv
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -44451,6 +46754,7 @@ func (response DeactivateUser409ApplicationProblemPlusJSONResponse) VisitDeactiv
 
 type DeactivateUserdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -44474,6 +46778,9 @@ func (response DeactivateUserdefaultApplicationProblemPlusJSONResponse) VisitDea
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -44538,6 +46845,9 @@ func (response UpdateUserRole403ApplicationProblemPlusJSONResponse) VisitUpdateU
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -44563,6 +46873,7 @@ func (response UpdateUserRole403ApplicationProblemPlusJSONResponse) VisitUpdateU
 
 type UpdateUserRole409ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -44585,6 +46896,9 @@ func (response UpdateUserRole409ApplicationProblemPlusJSONResponse) VisitUpdateU
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -44611,6 +46925,7 @@ func (response UpdateUserRole409ApplicationProblemPlusJSONResponse) VisitUpdateU
 
 type UpdateUserRoledefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -44634,6 +46949,9 @@ func (response UpdateUserRoledefaultApplicationProblemPlusJSONResponse) VisitUpd
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -44700,6 +47018,9 @@ func (response ListUserApiTokensdefaultApplicationProblemPlusJSONResponse) Visit
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -44763,6 +47084,9 @@ func (response DeleteUserApiTokendefaultApplicationProblemPlusJSONResponse) Visi
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -44862,6 +47186,9 @@ func (response ReceiveFlowWebhookdefaultApplicationProblemPlusJSONResponse) Visi
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -45161,8 +47488,10 @@ type strictHandler struct {
 }
 
 // CreateAgentConfig operation middleware
-func (sh *strictHandler) CreateAgentConfig(ctx echo.Context) error {
+func (sh *strictHandler) CreateAgentConfig(ctx echo.Context, params CreateAgentConfigParams) error {
 	var request CreateAgentConfigRequestObject
+
+	request.Params = params
 
 	var body CreateAgentConfigJSONRequestBody
 	var err error
@@ -45330,8 +47659,10 @@ func (sh *strictHandler) ListApiTokens(ctx echo.Context, params ListApiTokensPar
 }
 
 // CreateApiToken operation middleware
-func (sh *strictHandler) CreateApiToken(ctx echo.Context) error {
+func (sh *strictHandler) CreateApiToken(ctx echo.Context, params CreateApiTokenParams) error {
 	var request CreateApiTokenRequestObject
+
+	request.Params = params
 
 	var body CreateApiTokenJSONRequestBody
 	var err error
@@ -46086,8 +48417,10 @@ func (sh *strictHandler) ListFlows(ctx echo.Context, params ListFlowsParams) err
 }
 
 // CreateFlow operation middleware
-func (sh *strictHandler) CreateFlow(ctx echo.Context) error {
+func (sh *strictHandler) CreateFlow(ctx echo.Context, params CreateFlowParams) error {
 	var request CreateFlowRequestObject
+
+	request.Params = params
 
 	var body CreateFlowJSONRequestBody
 	var err error
@@ -46331,10 +48664,11 @@ func (sh *strictHandler) ArchiveFlow(ctx echo.Context, id FlowID) error {
 }
 
 // DuplicateFlow operation middleware
-func (sh *strictHandler) DuplicateFlow(ctx echo.Context, id FlowID) error {
+func (sh *strictHandler) DuplicateFlow(ctx echo.Context, id FlowID, params DuplicateFlowParams) error {
 	var request DuplicateFlowRequestObject
 
 	request.Id = id
+	request.Params = params
 
 	var body DuplicateFlowJSONRequestBody
 	var err error
@@ -46535,10 +48869,11 @@ func (sh *strictHandler) ListFlowVersions(ctx echo.Context, id FlowID, params Li
 }
 
 // CreateFlowVersion operation middleware
-func (sh *strictHandler) CreateFlowVersion(ctx echo.Context, id FlowID) error {
+func (sh *strictHandler) CreateFlowVersion(ctx echo.Context, id FlowID, params CreateFlowVersionParams) error {
 	var request CreateFlowVersionRequestObject
 
 	request.Id = id
+	request.Params = params
 
 	var body CreateFlowVersionJSONRequestBody
 	var err error
@@ -46689,8 +49024,10 @@ func (sh *strictHandler) ListIntegrations(ctx echo.Context, params ListIntegrati
 }
 
 // CreateIntegration operation middleware
-func (sh *strictHandler) CreateIntegration(ctx echo.Context) error {
+func (sh *strictHandler) CreateIntegration(ctx echo.Context, params CreateIntegrationParams) error {
 	var request CreateIntegrationRequestObject
+
+	request.Params = params
 
 	var body CreateIntegrationJSONRequestBody
 	var err error
@@ -47188,8 +49525,10 @@ func (sh *strictHandler) ListTeams(ctx echo.Context, params ListTeamsParams) err
 }
 
 // CreateTeam operation middleware
-func (sh *strictHandler) CreateTeam(ctx echo.Context) error {
+func (sh *strictHandler) CreateTeam(ctx echo.Context, params CreateTeamParams) error {
 	var request CreateTeamRequestObject
+
+	request.Params = params
 
 	var body CreateTeamJSONRequestBody
 	var err error
@@ -47405,8 +49744,10 @@ func (sh *strictHandler) ListTemplates(ctx echo.Context, params ListTemplatesPar
 }
 
 // CreateTemplate operation middleware
-func (sh *strictHandler) CreateTemplate(ctx echo.Context) error {
+func (sh *strictHandler) CreateTemplate(ctx echo.Context, params CreateTemplateParams) error {
 	var request CreateTemplateRequestObject
+
+	request.Params = params
 
 	var body CreateTemplateJSONRequestBody
 	var err error
@@ -47574,10 +49915,11 @@ func (sh *strictHandler) UpdateTemplate(ctx echo.Context, id TemplateID) error {
 }
 
 // DuplicateTemplate operation middleware
-func (sh *strictHandler) DuplicateTemplate(ctx echo.Context, id TemplateID) error {
+func (sh *strictHandler) DuplicateTemplate(ctx echo.Context, id TemplateID, params DuplicateTemplateParams) error {
 	var request DuplicateTemplateRequestObject
 
 	request.Id = id
+	request.Params = params
 
 	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
 		return sh.ssi.DuplicateTemplate(ctx.Request().Context(), request.(DuplicateTemplateRequestObject))
@@ -47599,10 +49941,11 @@ func (sh *strictHandler) DuplicateTemplate(ctx echo.Context, id TemplateID) erro
 }
 
 // CreateTemplateFlow operation middleware
-func (sh *strictHandler) CreateTemplateFlow(ctx echo.Context, id TemplateID) error {
+func (sh *strictHandler) CreateTemplateFlow(ctx echo.Context, id TemplateID, params CreateTemplateFlowParams) error {
 	var request CreateTemplateFlowRequestObject
 
 	request.Id = id
+	request.Params = params
 
 	var body CreateTemplateFlowJSONRequestBody
 	var err error
@@ -47978,466 +50321,476 @@ func (sh *strictHandler) ReceiveFlowWebhook(ctx echo.Context, endpointKey string
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7P3rchs3tjiKvwqKe++ylGlK1MV2TFVq/xVZTjTj20hynJnQfzbIBsneagJMAy2Z8VHV/nTqd76e8wqn",
-	"dtXvteZJTmEtAI2+8aKLbSWZDxOL3Y3LwsK6Xz61hmI6E5xxJVvdT60JoxFL4Z+HSSKu9D8iJodpPFOx",
-	"4K1u63zCyJSpiYgkURNGZlRNCB0O2UxJsiE42e883txqBS05nLAp1QOo+Yy1ui2p0piPW9fXQeuIDifs",
-	"SHCViqQ6RchFWyqRsrBLUiZngkumJ6OKDGmazokSF4xLIlISR4yrWM0JTRnh7JKlZKjHjpat4Picjus3",
-	"N0rE1SNJUnYZy1hwQiWhRKpU8DExkyk6DkjYa6W9rNPZG9pX4S/Wa4XFyWdUKZbq4f//vVb6S6f97MNf",
-	"eq1/bwU1y3ophhTXUrc0OpAiyZQBuhjBAQxTRhWLNKRElg5ZQGI+TLIo5mMSbtNZvH25AytK2a9ZnLKo",
-	"1VVpxhaD55Qq9jKexgr+r7qaU/ZrxqSShGosYRGJOS4mS1PGFbmKeSSuag8h5oqNWVqc5pRNacz17M1T",
-	"JWykbj+PZDXbOWNDwSNJMq7iBCbAgTVQmZLLx2cqnR+OFEubx1aCXNFYkQEbiZSRVH+iz2hjf/dZQB53",
-	"9jaXTvP+/fvDTE00Fg6pYtW53ujrt6MxY8BoytK2ZMMsZRERM5YCYskuCb+HZ4SlqUi/67VifkmTOOrD",
-	"rapgbxU3fjYncvK8HktTfEziiGyw4USwKNBXdcy4XgOL8Ea9e3nyfPOAxIrQRApCZzNGU6nPNxFjSSiP",
-	"cIEl4E/px5eMj9Wk1X2yX71B10FrRlM6ZcpSsTHj6kjwUTx+kYirpjXHkb1O+vqTq4mQjFD9LRnCx0RN",
-	"YkliWE2sv9JXsBW0OJ3qBeiv+nG08JaNRDqlCo/0yX4raE1jHk+zaau7E9Sd9uEsPtdH0rTmw7cnSAlJ",
-	"HDUs655WdCbSukskUkUu2FwGJGyHZCRSol9gXJOiLfKcjWiWKBK2DcXqUwW4xj7OEhGxVndEE8nMPn7N",
-	"WDrPNyL1jP7SY8WmcMCM6/X+0soHbQWtduGvhErVz6R7WPobpghabfjvhwpOBRrnTnC6PQCR+SOHEU1T",
-	"qheb8fjXjJnHGtjXQUuqeQIYItKpHuwwHU7iS9Z0qBQfk5QNRRp9vpPNoli9FOPGZennmv2l88+2pqMs",
-	"lSKtX0/I2UfVH8Ibob26M82IRSbJgKrhxC2yhEr4UROH/uWw/U/a/q3TftZvf/i0E+w+fnJdz6qPP7Jh",
-	"ppfUBDNmX/hsEFtE4YCufc6F/MRSLRS9zqYD1nCKl/gK4fAOuYrVxPB3WO3GztYW32xYsfl25WXv7S5f",
-	"9snolcacBpTTImNINPEgKaPRAaFkGsup/oJQLq9YKsn+zi6wruGE8jGThAu9pbHbA8rX+S5ORm2ccg0e",
-	"F7RO9JqRnzcytPyVz3bqDbIi0EMyY+nie5nA1/78EXKMVvdxB4gwzr3b6SxdyVs6ZvVw2WkPqGQRmdEx",
-	"M3jXtCD9Sv16drzl7HTgfyst6Sz+jS2Cj55x0Wr6Ug9Qu6Tdx8U1rbAeNXknWdqEQJlkaTPm6Kd3Le+c",
-	"Mc38qqs5opK1Yy4Zl7HSvFFmA7wMRMInRGi9T4HoiTrQI2ke0UHCyChmSSSbAIsvNl1Ai2327526+3jO",
-	"6LQJjorR6We7gedsOkuoYs2LweefbUE3x7A7Xsh7GqtXZ9WF/CiuSKJVe6ueabEVUCnj+jfGI6uxIY0H",
-	"la3zr//+f/b0tSdTudmEWHq4/lTW31efou2VCEinZgfXGhjGFAJ6jRHFLaUbCq4YB+pLZ7MkRjPC9n9J",
-	"tCXkK/j3lI1a3da/beeGn218KrcLg8KcRWAdItkUo1z3gGvlWY1+bhvtsI3HXjedeX3bUyRhsuNLxtWZ",
-	"Shmdlrak2Ee1zfTjtnTP2Uc6nYFsDbp0l+x2Op0e73F4sZvLX1tGG+jxOOqSnR6PqKJd8qnXcq/046jX",
-	"6j7r7AS9lmS/9lrdnWs91EJVuAKfM5ZegtLNFYFFaG3brAZNRRo10EwUBiTUy8Hf9ZzuZ1wePvjr2ZvX",
-	"5sldQtru+wghc2cY5AauA8+5uVZUarVfKsojSehIadGPxkrfrGymL11ork55y751bNF23XvXwa3ApMXY",
-	"97GaWGPhnYBID9oEHS32BiAHk1hJwtkV0XOXwGCXs2gr8M4tt++JmXe2e3/MBiB4ousBkWyYMiWJnIgr",
-	"Ingy19gTml/7kqkyjoBpue3ZlhftuGCHviW03qZikLDpAkjN8I2/WIg5Aqb5gqJxUjKgTagkO8SY51CK",
-	"AXsJmMVa3V/0RJGmSLl8EuQjTTOpyIARqkjCtNKyo7WSlA71fdMsrxW0ZkIDO211W9vAtK4/aFamb+ZQ",
-	"j2usx9saLaVhx0wqLfh1W52dvz5/8vfOP/b++bdv//H0fefvT8/3ft7/aff1jiaaiqpMtrr7mrGpWAGZ",
-	"/knvA1US2EOuVmcp715RRcU07hoodS/d2218+zpYEcfsSdRxMDN1oNHo9MURebb/+CkxUxKEXZmlOUfI",
-	"ImzAl3xTc9upQ4u+KxnaCwMUjOIrDZJ/URrIWL1XHES/ba3abWfWXvhxbgBHO3W7bKhe9HXZrn3Lm3jG",
-	"lGYm8s6IlhuwgWKJdEx5LBG1pXn5Dtn1eVUiuvlmYLCGjYCy4tjPlGn1+E43AiLj3W1FD3dqxOK6Pb3J",
-	"UvBNSonSakAoMNWUjVImJ8Z8TnmETiWaJGgO+Br4iVad7gxSMFjDoWs97M7O2BHpsvelxPA8A323tdvZ",
-	"fdLu7LU7O+edZ929TrfT2ep0Ov9sBc6x0t3fDbRO2H0ctBLKxxnoPS2mJfQp/YjOK9nq8ixJgtZUREzz",
-	"wDHTSlV7d+txe5RQ6amXh5dU8z+WSsFpEqu5VkBTMWJSxvoXzcPmUrFpf5aK6Uyv8h8iAzfz4SUNAF9k",
-	"NpuJVBEqZax5ptKa0THukZxNxGyLHILOSAZpzEZaduGR8VLHXKsFRKQRS4kW+PUJaPWcpVRlKWt1O1t7",
-	"QUsJbp0HsKZsFq0AtutA72XGUhWjtuhD29Od9VhtFYP7o6jcBK2P7bFoW//GLNZvbZ3jq+5RO57OjCsI",
-	"lPduaxyrSTbYGorptuHn7r9ixriWJ8xgoJW7061R6MsqMB7/Si/mCPKp1pvjsMU+/sV9HbQ0BrU+XDsk",
-	"yt9xsHGvIDLVTFJArCVKt74jb733ryuoVzNBAVX8IxXZIMnP85cW2jj9RSNOrbCoc/3idRHpvh7sufbN",
-	"Q7+gvSh3wxqnnn8OZuceepQBXQRrAVUsOgRFR6MHmtxzKAb/xYYgQXn0DzVtoOJRFCsgMm+9S2qcn0Xy",
-	"bHymkgDlZxER3MR7dEno7S0kozRmPErmAQn1LkMScyQaAQntfkPC+BYJvT2GQY+H+S5DIFAh7DQkEIJD",
-	"uCDGaNUlVxPGCVBYoH+HJ4SLiEkyoklCBnR4oZV3VRKIetxKRI7RSrCT2HHlFthZPOZQIPp/WGpfoeIe",
-	"tWzw74EUg/EKA6Z1PC33HBCKT7U+SRWZCqmI4Ixs7HeekZAmKaPRvM0+xlLJEMyZa1lXi/S2bDH8/ugt",
-	"2X9K7CsYOyWz4QQUecZDIlISzlT7+1NQ5T3b+97jgul9N6hx1H74tBvsXW+0c7/th087wbfXm9/UeG3L",
-	"xN9ZYL/debZbt8nFfKG81eEEoBuxxHqkD0/IkCqaiHGmwb27ay5XO+MXXFzpzasJS69iyTZLm99pcjws",
-	"4kOrfH+PXMqb/tvOCvMvZWK506/OPH4HzK3ERCr8o7jFJST+HTCDNUn8IZnRVMU0IchLDgjlhA7Ahmyu",
-	"/5zEkmQcfcpRQEK925AME4iYovgP8HQJzrZI+Ok6rHNAewTWoDCST0N1LMOo0h3/ej+g6/nnZfr8l6n+",
-	"erwtgsaGbFmZpRWUmfGQyowmtcFY+Xz+SFY/ckhc+6lxb91QFWUfZ3HKpPfezm57b+e8o1/y3tMceq8U",
-	"dWauWv5bPLO/GRHl6PQVkXM+bAUtccXRu959qiHDRvHHVrd1pUT/54u92bO/05dgi70UF4XB5VDM9IVF",
-	"MtbVXN2IxN0klgpO9GGohT6kv6Z1raGA+me/cAsVCvSZ9lJExRspuTmergQUi8m10mucSkV2dnMXhQy0",
-	"MpGyoRjzWDIQp4A1bNUxDv82fJXgtpfTi1ytUnA/mrRWv7VSCQ7mQOodReHylJTVUtxrAQMKIKyVcwzx",
-	"vI0eS2Btc/KsQyI6lwdOGzl8e9I/f/O349f9V4c/98/PX/afH/7jjGzsPXm8uUXOYLvEOrQmLInIYE7m",
-	"IktJKhJ2gIjR/UbLSVwom5RQEnqW0e9/tuqI8fpUdW3qdXOZowarfBmMtn/rf/hL1/y3SeKy4cxmvjWi",
-	"m0soWsTO5UjUoMlydoUHekBC+G+oz1VOxBXHKHzBhwyUa7BQRM4tTLWGOymd+h+Gu2txDYSbwljp7vTp",
-	"P1XnH4N9/v7by6Odj88fsxdPxj8+jf/67cXLZ9PXndafYsGfYsFXIRb8Ebi6u6V1mVVfit/bRS0i2TbQ",
-	"kCbJmxEEnywMwaBj9oop2roOPpWoi4OU+8cqIYnL5SMYrbqDDwVuMKGyz9lH5eQU/cMsZZd59hGu6pcP",
-	"AQaAa0aYx15DnLUSiiaoOut/9fVj2ep2rvP0nhrzIC/n9mzQJDGxyZBQ0NZ8bLPEvsw3y/mXe3EwB86C",
-	"qarOim7+NOzoDRiiMUiHJEJcZBojzDsGgJq1WH63E7Ri2U8ZMlwHq5RRaXI0ZwkdMhDLlGHhgg8ETSEN",
-	"VQ+FGag4gMfW3E962YbTcTqTE4GZBFSBb5tFAGJ9KuBy0P80lFfvbuG2igw3GySxnLCobxNINDe34Ur5",
-	"41bQuoxlPIidtyC+hNCUCrcsnNDXxJYKGFFGx/cTYfExIrE6ALcOSlaQaI3B2ZJELGEKRekGWl5rhPOw",
-	"b0GWW2QSqg9MFCglBh1wDSmzuc2xChxe4ScLFuQzlwLa1yZpwQuPJNGvoIMrVuRKS5NmjbX6ZuGqLKFg",
-	"OM4xfHGuP1hHZChcO8czBkIkjHLkkVTW5Yu/n8ybd1LHzwuX86vktgVaUYfQ9oUcoV1CNw9AY7gzBC8Q",
-	"qQpWXU1EYnHLhTsLEdUiWEBiDvFWh29PiF4D2RiJ1DjtuoD34YtEXIU9jkwNI7QgTDx0PtUQaVioR59Q",
-	"l7Sg8tu2GZBZksmA4OiO1GHUcY+HOW2EofHKjVM6g1oDeoX5N4Z6ouu2xHLrJBn/wvjkoXhFi0QrKNBW",
-	"h+rFS1FE3CKSeMdUK9rg6Eci40p+j3ezcpzvuMMq5NuYqmUrQcxnkLFVZAkDoVa83iMTWrr01RpHVSuA",
-	"iRbszKM5NfeFKnIRc0h8t5hakVEmwmROOUt73cSeiR0/P0WQnTIJyS6faiSar1e4wVSjW8k2+V4en++U",
-	"DAgFKvb0AYg79cD2AdkkE63IGlvLBQZ3B53AAOcQ5xRV0zwlyIB5YsMoFVOM3TAwXk9quCF3L11VC4tm",
-	"GrjgBp8pqmTpAg3ylQGh6Vgysn/tdJP9ypEM1tpPgSbmw5aP5viSpXOSlUmkF01LhpQTydhKkC9BDicN",
-	"3NIXwSmbTmk6X0Xt0sxTZAr4mY8Xf2Sl60+l5k+l5k+l5g+u1Hw1YvtyOv+ljJFFZvO5TZJ/RMa03Ay7",
-	"UzLD7rh6RodDVVc/CLjEUF8P8o7rnVOe57MHJDS1LcDr6KIOHkkCgnVV2aOzGGPWFrs8ajlKFMtZQucN",
-	"/EQv3xLxDZESNqVxson0XCGZT+dADK/SWCnGD8gFmynDd5QrsVCgBw3+iSWI78Bpab0tALLWhsvyHVKV",
-	"vJZIAZQ5dGrpQXFFXiyYHs4fy0VxtoLWFRtMhLioV131iM8xA7RBXTYRmGiTMX+gBR8OKQ9wdxUjInMY",
-	"lzTJmNSqNhe8jenLRA5pQlPjAujxDYwVpybnmYiUTJmUdAwx3YpxtblFQlfJLwxIOI2ljPm4P2Mp/FNw",
-	"E8KPdzEkuIkB6/GUjTJJE1zjiMZJljJJNsL8062I8ZhFelyaqclWIsYx7+tXWRRuoqWnhPo2NbQ+FAQV",
-	"6crRIXDW/gzBtJ6vrQqfxT5NB9z6G+ken0TIb/XdA8Aul0OaBRrKCVWKTWeKILADU3N0IlJFhiJiaBA0",
-	"PIOE+qd2yjRg4GQWzFw2GyEM3RkE5gj9nddCze2g8S6+FOUUPzo0mwSCj9HNekZLlYuEExmAI4itw4iS",
-	"l+KSaU7iJYrj5XbU5+m1zXgvIqThbO9ZMhRTRi53i4hXfOxjl4li+VCPO7hID0ss28LTNaoUcFnNJGfA",
-	"pPe2Ols7O3tbTzWYh1C5dDkDXz3V3tY8gld3dr0fiqzbGX1kBhmxFoxQ5bLVbb0Sv8VJQrcfb9WEhNiz",
-	"LOPvCx8vvXMOa1mNO/rVeE2reLhLP7LEey1VZFZ/1YdJzLgiNIpSJjWd/Ln9QqRXNI1YpP+F0kGaSWUD",
-	"kMDYFJ6fvjs7P37ef3v65ueT47PFt7OED1+Tnu3j36fFClaOfesJPyU8rSHnFmVXOPszfPW6iNSfViWM",
-	"IG/4h2GRNbCoX15vceturTnGAm4VllOA6iJCup56g3Uy70bBsZT87lSbKZDcanCFV8DTEE4LgDN36qWy",
-	"4IZwaQHFCDAh2fC4J7Bky0JtihklMh7zdsw3oQpxaIQcsmH4dpdQst/ZC8BOo38oFgfY9J0fOeU088Nx",
-	"6/FqJcrvhUhe0VmzpFNn+ihnB4H0/6//8/8m5h0ypbOtVg3yHNEZBfu9C0PNYyAp7w9d3C4ai+FErgN4",
-	"hupB/TMskdXwEKIQ3RNT8VY/yFwqVPGjEYMEFcRI2afRNOb505zV5oGOENwYeEGPH4JWKqCezGXMroCk",
-	"XMXRmKk8R9I8cEGqpfDGAjQWXQd7gBUwrfGRB781vrKAXeOTHOQrfuSfxYqfFA6o1vI4GrEhFGn0Xg2I",
-	"FKlRP1eX3fGQl5e1ONXvXReQYKXdlCgaTFfcYeCjincuBXgXUKN45PmaPGB/qL26MhIiPaJJMqDDi6XB",
-	"9f7VxgpQ34726O5gZ2gYkf7pn9NnlzWxvfB+qcTl/rfLI82VQS4/Qn332+W1MX0Yw+R2rFpA5KysFr1m",
-	"dAwWJAyaEyPCwAGFbIRoUlG1z+RMqI7cFthQecq3VEpIU7aFpm1xSP0VVrM1JlmqjEUmWkMb8+cO8nXW",
-	"ASavq7eyWOA+yc2VZeEAYjuWXZgf4CUtKvNZpvrWRb2W7s5FxPqu2OLq8shrETGvpGCVSIhM+YuygDcz",
-	"By53wTsJk+RocaDe3A9l0UZ0yD5dV2WfHA7FBVT3uUxAqlOBNRjAWtesI+7sgo6Yv2mCBHb1b/ySpVh5",
-	"wderM9RY+xrmTzumiJx9ijKTHaVTqroDf9geJxA/gEzWBhTgGBp9bWU6K+1FWFKzhDm2JkNEWyZdt9Vt",
-	"TSnPwNlbQZVfPrWMgAcUZgXwdB7vaPAU9lze8oTyCIQIkSlj17YLbXU/WZQF7Vul8XjM0v6OXV1CB1Bv",
-	"4hWsmZjn9qk5cPNr220MMQVQ38xSgoT5YgXjQP4mmPcBPyGwW+ugLoxW0XQVMDm7gIMszJDxIabooHD2",
-	"oXLXBiKaIxFhTEGRutaPLEkEMdvJy0l5mtxup3MdtH7NWLaSDUSl874YuR1dxLNZAU9X2GOneY/gNciv",
-	"Thmq1Tqp6zDmYuGqwgW4YPMrkWrUYnKWMikFmdLhJOZM1sQXL6qRtLgsx+oEu7ZO6yNJYASy8a//6//d",
-	"ffyE/C3+fjMgwwkbXrCI0DGNuUS+Z0D3SJIQPnkBDDqs1VMc3agW0LD9AJTQ8x/YAjHYkEekF5r3D8UM",
-	"/ORL6j3XVXVYyFhR9PhimncNt/4iGrhbxzFSy08N8mM1kRBdFbXPHC1d2R5jJEU7aD7EwjN8ZRZn9XVH",
-	"e63fxx9RQz7KEmYJDVTkkfVhjW4GqHO5FhkAiuxz2Jq6PvBO1TXATPwuVCzMOAFqJw9sdZApo1yiKcQM",
-	"HRYiNb0pDaWs3duNxbrrRUeRG3HsepDoa2hnnOPZm6rPvijTstII6lJDliQN1pXKjang6m08s0Ux46uM",
-	"HKmIf59qeEBFHlzTQe3LUOt9yiwBEZwZWmqWB69ogrkSQURCdK2HLMqpnxriqVdPPSxJto0DeixrwYZ9",
-	"CbhO1Vx5WVNDxlYCzytDUjyZ6uvyI1gZbj3sKcl6dUfjC39fZ3boSu6LMsm8LkmmdVsviqqfbhnklVe9",
-	"KmB7+X4YxPRcHYVlVMI3yqTHQ4bCZbGkwsfhwumWqHGRKhWhVaWKJapRxqw6eeKFScpoigg2evqKhQWW",
-	"xPQXmf4PWpnCwv/DTCoxtfWXqexnPI/mN+W9Cqq2lxlg/d4DoazsNBQZx2DxZQkC1qdtyeKOpz9FKR1h",
-	"nUw69cwLtq+M99NqlWqDVl7mHX0CMrNQgifOq+CWt9OQquCkvH6WJrcOa/5iTP0rrb1gsXglS2EBpxd5",
-	"jxvR+lb8s7EygX8R6sjqupULqnfn02KH9yJJYzVuoWmTxyjsNVyPuRau68I+UXlHVCqJn1ZTia3PW0vd",
-	"OL7+66wzXCZRy04n73JRsnZUj9ynYysMnL99XSJ29SlTQxZfspS8O33pN7d9JElojZNmkBDPMcaWI5Rc",
-	"sDnZUK4sl8FzTDulxHzU42YUgxeSCM4OSPj2zdk5wZYh25/i6HrbvN++YPOQpELBu7HatChkK6D6uaSr",
-	"BWyY4HN/75504kE3vymF0hmeaJMLPdVb3UynCiSlHPfu37LmstGGtBawrHi6TSKKV2pijVJc7yfz/FbH",
-	"eR6FiR0W3E8ZNjlTpfSo9QK9K0w4j4X0fImPO50672Htxu++lLbNnQbxJiBhjjohMfJFYBOuw089FOB6",
-	"IKb0ULCDP67DrR43g3XzZOnQ/VM6E+eOF6WNKdZgV63Wwl4gPuYPh7bFAlTwQe/EGVh8HAhL/gjDTwvO",
-	"jZmQsaVyH0FUnLe6nfwUUCJFVXw1sbVGHK2gw20ki2Kjxs6aVV13V6mwtjJXfp/GitWy5mo/e03FMI6/",
-	"gGqxJs2MTsMDrKKuKZUre0dNPxaS8QQamuQ5lvoacwLBNCtW767lvzdnR3WF4JrI1vMMm5ise4EhKlPM",
-	"bFpb7h3otcJycz2ycSRm882w1yqRripCkg32ccbSeMq42qxi543QpolwvYylchm9pSankHCbdzIF/lmT",
-	"R0s24jEX0IUSUEQzTzKKE8VS7ERZr/CsKNGierem9Lvi+y6F+KZpwH6yutVD3f6asO0tfrQukzQ5wqEh",
-	"16YWhu+DgpqEJn1YC8UgOGkCaCk85VHOAkpomCfjVxDOExjXbV9dC4DGaEoLOqyuyBRGMRtObvk/Br/6",
-	"bgULef80ak4hp6CwiEYT/Z8K+U0V8j+wjl1lDPYmoi46S0WUAeZaz7Qkaca3lsWj5+p5SbwRTJJspkVG",
-	"DDib6bVA6D9CE/k1hoNbXcs27vxT039Amv4iHNN7lipHtbx7/F1q9r9XPbeJQX/ZjG6fOdWEF0orrC0b",
-	"I5fsvtK6lHqRD6c/SY2Yjil8fzTV8YuocrX31Jg1men2eFOB2qssZ4yRZaHaxJdtrWwG+XB9G8RYst+4",
-	"0qrZuahc8H1E+TiJ+bitF+fFGHVhtaTXYju9FlE0HTOFOp1p/wTt00ivxZ/1WsVuzHoD27DX7c42fqlJ",
-	"vpY+0OtlWiLnbjKXQ1Okhmaxa5DDfOMn+uM6smimrCSD6iWgWYNyfZYyY2BRtusmISzbjwt0smeJbOIU",
-	"gd3Ah6WnhIu9m3g1dxB1OYnuDPLQJuu/vqIpRDZ9WJYIYScIqoFubvzGLecyyg3K3Nv3TF2QdZzT6NeN",
-	"Zd/T/M1lN/T6+7zm5ETog5mTIZ3OaDz2RY/u7oOpOO9Da83AqXvxlxaBX5vP0qSXLXBEla+eEwdr5U4P",
-	"JiVpr7A6A4IlWHwjU/5LOmCJdB4HJ5BvxIpEAoUKkjLInLSMZnOL2CYk8HuvZVZAjO0QDYdNBsNFmF3l",
-	"Po2SxuO1BY2dGxsbzf4aTS+/wzv3O7xGH1Y63S+oPZXQ7IGU6S9JvVXrqPH6hV3PEwPlfKJpzOWB8dN0",
-	"CU0ktrw1zfKJGOGzfhyFBwRrKg/DrjEcTUQSsVS/5BKafeNqHsukh7BK+rDRrvoe3cSHwyGbmX46hYZH",
-	"JrKw7zKxXCCXicauaV7kf7OSie6GYY4lxChM7AZtQn+7cWi4W9q2CXzIQ8fuJyuwsJAXIp0uC5/3lgiN",
-	"gDG7bGd3b9/PUJrROGpdL972X8/evC5tOh9RD9g43r0C4W9sXlpVIUilNVFqJrvbmtpvmZeAK2gOcLlj",
-	"40SkiR35+WL3X//9P1UMXRr4AukSXvALGmc19YhFJiG4RSoxyzVPqsC6WVOypoSjq0RlGFicA/XygIEn",
-	"RPTpEDiTpivt2QKqOSEpJEyQsDa2wMo6B1APDt4Db01IcpueJLFa7M6pozU/2ETh1ZPIDskpo0NF9J4w",
-	"wmGLvJkxTpAgdJ0O/O5EH4mEZtum0qUmtODmZNEWwYKm45izR8Y4IHt8A5uRkTiSAQHlhQyYumKME+hj",
-	"rTcPikxAuCDD+TDR/9S8gSTxNFZyk1Bs1g1NmWMO+mYb1hnWlTozCtKKjBHgdRyNa7VnF9e9+lCvTZB/",
-	"RRGP2ZWVtpYO8pN9ueKuN5HRuMc6xM73swQHStJEtHbFgKCFXpR63Rse/WhSdxdJeMZkUltnAh4tH6TO",
-	"EG/W5sZvhNVrY3ZYHVYrK4x66OcUpDcD4Grb5U77Wb/94dNO8GT/urbtnx/qs3TGt/Zlr1pkXbwhj1jK",
-	"UlOvMpMZTZI5CTEgKNw8sFfa+pjxUi+nuvFCZbIIk7VA7qKm1itmYAKs1m7WKHjf5US5ikJKzDBVQsU8",
-	"05g1SCkfTmqpcGqTD1fCEUxVXHhk+uIDWydx5B0JkVexGk4gorPUlf7J/noVPxrrtpeWuda5DejwQoxG",
-	"JifNtbV+0rFtso2F3Asp9Ktnf0SQxRiNUtX9pvRj31QcKE7weP0IjOL9WWuXH+u7eLscOhDWriFGb4X3",
-	"SufysaU/bDyYnzy+8qVWHLR+E5gXe7PNme/r9niijyytM+7f0IzKeAQm3f6FFoFbT/7xscN33w/bT08v",
-	"ns3+viPP9y7fPb76+en8n8/o91Clx7QRjWWfQr0kC1Fo0nfJ0ngUNyxjx1uGsU69ojEnWqMndDZD0eUy",
-	"jsCTMGUQXIwlZWVfIlPE6oZ9/BVb/Eu13+q22M6oA68ru6DV8ngg3Y0pLXdJbwKn4Tx+8vTbZ51CO11Q",
-	"x/to+AajuadKtiBXe9HUPhQAXPO+bX/6993J04uX02c/087gaC86fjz64enkr88uXu5MX+/NTh+XM4VW",
-	"1ks0LLeXnu0DNW5XuQMUj76aCJI3LLj7jgr+vakYYTTATUHjmEtFxynYXDSn0lqcCbSJ+UBkPLJ5CVrl",
-	"W1x0c50+BfZ21jGK6l39KiPYGm2ZOZlYLFJ45PKt/eS6QlNWHOEMvzpjqlWiGesVKLGLfyT9ktqmMhiV",
-	"VpXckIyRwvQ44eYBOTxxg0hCkys6xy7TJIxl3wQX15cwWc3i5c+aVyf9eiOfPBq6zk3c85v2EyXIjEql",
-	"b6VCwyjwpYjKCeSF6KOBUFpzWXHecmf/ulu70O6zaIFDU1YPEqGUICkbx1Jp2harCSxva828I3dxnG0/",
-	"pxReYFaFPhTvzCIfQCFByF2S0jGV6OfyrCEPI2/keAvN8kNMSpiIJDJ2bVuyfmRsbQifA7hKCBhbMNkE",
-	"CCRspIjIVL27bWWBpkaYaXVGO2w32hvuDx7TJ8+efvvt02dP6OPB/nAv2gX55i5klZpIi4W8or5Zzzu0",
-	"Ys1Y6mBWUrhWUSzvho6vT8PBVFmG5spDmE8qoRGlu7UEj7+Q58vfyRfrBnNDZQVqBaykemDEh7mTPzCt",
-	"/JKNPLh6s3gzx/BCVdmgs9jKd1bN+Pjs77/dWM2wOkLG7WJbK39/w3YydTeniQdtUEe5uuQVk5LxMUsD",
-	"cmLZElGTVGTjCaFEzxGQ9xOq5OFsdkDeHGZqglzs5/aP2aB9Fo85FI5t7z5+EvY42r83A5/LQQ3sfPSX",
-	"YhxzPfsmhtkVxJwQeH8cBiTE4zI8k3K9qFk8DKGlVI+bF/sa96mKBwnW2taUPr1kKZEzRsF58mbG+OHJ",
-	"I+heGyBLjZU0aYBkKiKWSNM8xJXlQhLudoDtJzjVuOOQyK3IPfXWUmseqxCoM1uztnjTDRLWh3hLRUYi",
-	"Sz2RBvvlGpzWHI4qkjD94s4T77VKNvNCYUYWjNMen1hZPvwy2kSJpqEYgwBdGu1drwQsKI6+FjfCw65k",
-	"pr7htk+SZrL1YkqA6U8p4UJtERzOduyhKSPYlydlKkt5oYnSor0tC7YumI/3O8+e1LP5OuQp7vAVS8cs",
-	"gu1pSt0lFNdOUszOlqip49YDL3ob7PQXjM3AJ2j2jTu2ZxwQKXrcxHNvpGwqLmmyqSU5Uz0fL/z+7m4l",
-	"b9lR/Za8aM9S8V9tzq7a+hc0sfqw2OmsBFKUN24LUY9iVJ2rrA1ZcPa2D+YGpmFByMRC0PU6R0BCs/W8",
-	"XPThSY87GgwezTmAmfFhOp9B9qCCPn8wWBHdDqAxAY1ANZUk9JhrWAH6TUThtc/iPjT2+rKi9guysb+7",
-	"a8tPmNhZKzQPEjY9IJT3uHUomzTpHEk3t8xZ5ecYRyFWuKCzGYmjgETxOFbywGG+ZrHgDe7r0zSxXP8Z",
-	"9viGbSwRXu7ubHXCA8jZTeOISRK+Oj4/7P9wevj2x/7h25P+T8enZydvXod6MFQm/jMkG3mJeewappfn",
-	"6aw9XlikvyA7xlYNHw98Jt71bRh6TsNhIBSix+P8OMnVREg0px2egKosSSbZAZkiexccox5tsnXGpQ1i",
-	"984T05DNOwdE8B5HoZPEyv4MtoFcASyc74RqnCAoj7q55sx2PCtJIhpGAyqZVnRDsjFRaqbJN9hxg8IR",
-	"ovyhIRD+8gnPGRpMQevD/wywsdpH1b+KeSSu/vP6g210Vr1UVf2wgh+tbguQYqHuGJhf9H3uQ3eLD9dL",
-	"rlxDNAi0JMsUpMgYlgYCTKKBCPfpgIS5lByaxqH6SFOKCcpw27xSFMOURegbkyZFxw8WKUjcYKJHh+Yy",
-	"aexhh6B+Ecv4nzbqr8dG/Xuz9n5xk+YS7eCO8hRr8wy1AIUCTIgSgqlgdDURCSMbUoDQRrmvNgc9bj9y",
-	"3eN9H4HmlcDpuFA+s9w8IJ7FVIvpTkrHsDbH/4aUc6F6JoVyi7xmVwVSDAqoWUHKtLbiShYpUaDxFe7l",
-	"WfcWiOQ3NWeuaam8sanRoMQd2BoXId5PYF0/ZTJLVCkwALu6Gfp/+BZiFiGAVHbJ/i7aOTbkJoj19JLG",
-	"CR0kwDvXc+iLCys/+67wmgwTXE1tl1psTsuGF2QkMh4FJOZEZKlebSTJBvUFN9tgNpbk10woq9ChoQfk",
-	"c1D6tAxdF0a2Jnf5zGxcXNRWVQdZtSB+UhM/XxaB6vIUb8EPSnQXBChzkotIbB21BCPfu9OXlYj/WZwy",
-	"2Y85hEPp+aI4ZUPVz9K4EOkwK0Y6ZGqybf1k5R5SQasYJiGlKHwMfYK3BYyh/0+k8W/sP53U/B0dDHtZ",
-	"p7P7JGVyJrjEFinfDUXE7O/5Ir+DWf5j7/A/dl/8x+6L0kL1L5ma/MfuC7tYHAGk7e80DsTRX2apGMUJ",
-	"+wu0yzbP9X6+07vBv4dQzWBCk4TxMfvuH9MX87oH/SlTExF9d7b7+EldqkQO7DKanbGh4BHqSTC5/v+5",
-	"JBBmXF8yonhUnxa04CpNFfNxAjLpFvkbYzPNiAr9gmNOJAN980yJlI7ZJoj+USpmcNGdfxRVQVxuFI9G",
-	"pohbZSGNkfemjxlxWAAu1w37Jyqc0NAYqMzbvx0dEw3bTc3FJLPNs1NxpYVnJZbHhuqllEBnARX4B1R3",
-	"h141REViwS1jywY6kfeE08ClQ4VyQMl3qbfp44VH658Are90O75bJlcRC80N844Fe7lHyTUzvw5a9JIq",
-	"muZVjmtLUe/CjN8WZ4QboYeL6P/Pu1WwDcVSThOvgLMpEF3vJsLe4BUfUalpc10/x1IPRxbF2GbV5EyZ",
-	"nK4V3TmVcmfmCBYR5lfsUL9VAuSiYPKvVU01x1lDKgrH+elzhULlSPHAdMxbdbVEYqs1hrcnGMcSgAcM",
-	"rzf51//633kK4SNJNN5v3m8nzPwqed7sVSr0leZ9ONqrj+/2XjhF1rvmgW3z6Su3DlxlNF4Uk1PsEwp0",
-	"p57HHBqSVC87fG0kxfKkulvg8PuRQ+4Nx5igeuBKeP2LyzzMs3W8Jj2L542j2jnXKolm0iGcUVPC85zF",
-	"flgpqcFbtQNb4J9rHTpAP8s7a6y1uGdW4/x+K1FffFmzyeKzTqXJ4t6ztbostlC8bnVbPxyfV9SMcjQ2",
-	"4lWhM6N+tdqW8cfz87fEdFovNWXEcpZt/V2hI6PtZeiyysutj/a+XdjQ8N7bL1YEHXtY9T2fvvreVV+u",
-	"r1R+Ba+xOqbNA6wSHkzFwjojWmlRQlzcVWS5vQL3lZZdablXLtHpstjqH1sqWc1ic5fmvpZeuExrdo1a",
-	"tSXU52arK5mMCtTZKweXE4NPy8pmYblIc/b+URZO3bM2WUKyTsMlRF6HCnn/JnOZikfob2ApT6q2Dcy7",
-	"Bdb2CDTdnIrNBBf2DdTznVsZwPPyUsXGIp23ui0tAA5hwkRTmta/jR4/Y50BWOtmKfMJcyXOgV6YRHzw",
-	"dJv4D3jVkBNNQKI5p9N42EcASqdxD2GMcazaJgvUFOmHBbWHgqM3pJUX+T/yfjP9eRGbPFzJQe3m++VT",
-	"zpr1Qr0Rz1Oo+ea9AKv33oAybxhK6fGkX8oU1PvizYylFNV8Yyhwe7HYKWZ5u2f72fGvGU0ktsbIwFiA",
-	"P+ipc6Q3WbqmCGl+MPbgWWLDbBEyubN+p5qq5ZBg+U3VOHRk3j95jnw3EfVF43y8qVOfaysX+d+XEaYS",
-	"e2pWHjMZkg0at4cJlTIezTc1DoZDKuEBIhKm925idgQesyQQRaAvLBrBITV6CbMbNqy2ge00c5wK5q6V",
-	"j+0BZeWm8vrw3iD5qlF8GyLDVxnUrLe+mmwJ/5aWkAIabkm2w00DeYtvlbrAxVkKyFfYWg65KoKVz6SJ",
-	"cPuXoE6naboQiCLrX7EmHFoIOFjFKjs4ee5znryvO0Qmo+6gxzXswbozFnIZO/TLWJZdil4gv2U0O53B",
-	"s293WsXeLAXijNXMUXa9TQJD5fBumr6Qb3XBFu9qtXewyjeOypajwpuok+E+y3AOX7NntXAJToQuLmFS",
-	"qkmyAu0srcEJYMsX4QhVZRkmegH13GWcSQO8f0/0svlIpvSj93teMWAa89rfG02/TuxYl3fMigVR8kWb",
-	"EfsLythAyAlWgqt9np9onazgSTq1j0vmLcU+YpH2j4qmDFPnEtTXplmi4rb7s0Zbu2DztsXr/5ICQ0tm",
-	"KXoTwT4K/9F6zm+CM6f7tSGuMWhheOMye5qx01p6bSRC90aZweUAqMNvl+JVq9LPIAbTpgmLke3nQMeM",
-	"6MVWO+jkCVl10M6zs+qezop2O7+tRZ579GlRr5ziDk40ipIpVcOJ3gWuHZv/BEQymg4nJObDJIsWBhxW",
-	"ZrK5TuX5hixONuANsk3ckjcPSAdjeLXmON9ao4MPljjON1+cP8iB7UG29pCd9f1owoYX6zTkr/NJomXf",
-	"NDzuYsRmq8qzSn4iRzDWDIKa0o8n+OljfNn8tbOEt/nTrwCU2jAmgKp7z8EH/ubjfh1wGsFRHqty31ys",
-	"NxccQozMNPVhNbVr+LSym6zCCQuLqx9+MRRP+EjUdCwaNmtpS3hlIxdKWSO3qCeV7gNPLPVnX7yxhbKo",
-	"3V8LHPVBpXkdjbA3Wa7L5259fyfw8+3l1NJx3Fz+e4upIjX9+F4ckWf7j5/aZBKCIVmyygoiNmM8YnzY",
-	"FBbOXeQfyd8lG487e/XhcwvD+K4YV+QqFXzsIvjEFccovtrRTDv1ymhv9OVTbArBp6bSIXJAIlLTfBLK",
-	"7Be8dwsPBSH1Qo9hbOlVQcjWYWz068WRzVpwJRtTcUU29jvPSEgTjVHzNjyS4eaK7AzyaPiwsUQdOIXI",
-	"jGLwTpU0V4hEgxiRp/B4LfoSOryQev17JByJdBBHEeNh/dGnbMRSxod1bBeOX6o4SUj+Gkxkr5cBUszb",
-	"mWTh5roHd2pHrY02QCA1HpsFYhwFhEqNmnpl4c9t0xmkffI8JOgra9i5Sud9SDlZEDcnyBWNFRlg3XX4",
-	"RiPIxv7us4CULlRtLeLqwsEviC/Uf6xi1eQKGsUfWUTgBYu0MsnGtRusr7cXZinvGh9B15CaLtae1yNh",
-	"+fmwEFLWqvuEC9WGuN7Wqm5q2JVn8nchp+6yFA59AfH0Lnyj/7oGdmCrJ389e/O6fQaISC7YXNOxgIRT",
-	"muhrzaK21i/CQJMk6hMliBdcQj0XNfAoZQlwoun9k2edHZdI6IyeAxHNSSqEglWE/7b9a8bS+Xa5uWgY",
-	"6GeahjQ8QuSvPiweLvZ4gdqr23vb8fLzzJuGuBMEoC84sPyiV85rZVdlgyewHtka8OeUjVImJ6v2DioU",
-	"84YvXXG3K5X2937dbT+9On4775xfvHv2951/DPan57vi7xf/TL/9mT8e/jR48qPceRm9HR3WdZ8uDFhs",
-	"z7Czu155y+Jg9TtHiv22KNX6cRdDZ4IYmqI8NoMWBO8cKGyY5U9BtTb/BuGrUEjD1T4fUt4vDqt/KQ2t",
-	"f/LH03/7Y+q//XFr5LygVkxeypC+FyJ5RWet0krrlGl/3U3PEyPZ1j/FLTU9zVzWUfX56gK6J5l7G/Lm",
-	"L0xW2JW3hcDBrxanRMLqlZOlfiQv+3WhirJqqGEuCC3q+Xk3Kp1to+HvoWwbKoblVVbXBM2FGlFVA4Ii",
-	"AeWldFs/xeyKeU7OS/t3FUo7i4Kjb600OQS5ubrkp/kXY9xFf0J5JEajvuB9OmZc9VM2S+aWNMAr+hok",
-	"lwzFvP5EZFox6QStgVD9kck36Od90s5Ems4DIsWUQZqep/xskUNOYBpyhRLxLJkTORGpSsD2NBT8kqUS",
-	"4xNSJmaM2wl39wNrze7TuA9JWtbZbn9PKB9nplsbqtH4u7NpdlvHmT6L7bc0jaUJsIOaPv1JNqUWBoqO",
-	"HT0V6djixOFwyshZNoP4ESAkTPU1FGCxACSX8cV4BDSiD90LoPqwGfDm4fDNp1UjGsHzR9LAWH8orTfY",
-	"gRhblHsyk8o7K+l91Bt3mpGier/gpcKcksRRwoiaxJIkgo8PSAerN9hESxJLIkajerG+HueqmofGMOhd",
-	"pzf1SGI33JE1BVRo1QK8q4DW5dldxRq/cSdTyucEvtAqBQAHYmAIDlYFfQ7o3f36rVaRvU4gt/UV4BU9",
-	"9+EJNkvAWibbNN7+JjywbTynjHJJwsOT/vPjF4fvXp73X715fvwyXBwcUL1eVaB8f/SW7D8l9hWi6Djf",
-	"Ysh42CD2ly9oDSafHL4+JPoN8hv0HHWjvjs/qh92wa2uQZXIkCR9U2ImiciUjCOW1/t6JMnufnsCeZdQ",
-	"WyJPJ/rx3avD1/3DH45fnxe3DJe9/v7kFKXefFhDVOovFvQ7KV7ocXwJbUEIJIGZqp0r3us6mlWeeIXt",
-	"PYhMA3cGNThYg/A1tzFYSJEbDrKBgC0iQAvobe2RLcL+pYn7VlL4PN2FkUQt7yDczHD2v13O5NflpLdh",
-	"eB2ispRLor+YUhUPfVZgmJprQfDt0yd+i4POOvyu6KZa7qdayODWWtFytnRIhlTRRIwzZthSHJGN8Ifj",
-	"c6LZEZbxCTcdU8oka+JJq3jj7pBjBcQVhGI8BMPRTLW/Py2vZe9xUGjUQtu/ffi0G+xdb7Tzpi36l2+v",
-	"N7/59ztifN7ifPwOi9Z0ymlb/VZt9LEej1zMtNbsnd3E0lblQDVh0hXCdc7o9IbtH0p9j+NUqnYCnVNQ",
-	"0ociIgjxLRPNtavBNx2w1FMBTc9A0DKbc3NNIm5diu31B/e70THI8avjw9aNNYavNdV19daeq5o1i4fx",
-	"qfGN1bVujU+vmA05qnT9apLeHk6WZa3FpQDHRRmTFpwfGq7iihXJCzVZ1rqFdRfly/furVi4muBjUKua",
-	"StqYBb7yXWjAzQU4gJMuXuri8q614uBpXrLUdlR1YVnewWcSel1qwvk0eFa1luXPFyVAL+rlVIzS6ZSu",
-	"c9DC9oPmBTC1lwtT2CU0wegLFS7XUz+wXr3+kh9MCcEvwbD+4Cym6abdZzm5VjND0if8FbaGPzfRs3fT",
-	"+Mx2rTTtUX9Bv3KL7eTNMl0eA2Rq28acNncbJFhsiPpL3gTTdWbMo8BbZ4qCCd3syAzanlKe0cSyu8Jc",
-	"fpPLj0Bc5pqkuCGwRj2Q1MrE9bnpXlR666UQFySbYXGPFEsn1qSZ24W5XPXSqnb3G9dVrfV9KC9MTamJ",
-	"mGHNfVuvENsLUx6ZytESi5C4cBeTXPgiPpuI2Szm4yMEJ7aMhooYci4Vm7oLYeSlNzAwDkQSIS4y6MiS",
-	"x7CD+8oEMuxgVAOCcdv0oUFE6I8SceXVF8LZsCAh/rKazhK0MqmZhyGEe3+Afmv6iAdZnKh2zIkNf5fr",
-	"Fr5YucNsay3+NbwzDuehYNX0Utl/QCRjUd5OFhtTHJBYmXKaZMAM8YZAR68Qb3M9y0W5GrI+dtSPJZLY",
-	"9irUoA6JqcVoOwngAUPnpFGcJKbqMhw2WuXR4WQ8az1uN1qs5haam7ZbvmnhpldZXs8LQVTgzUMma5I6",
-	"zXp6HMoU65ehFxPE8mOrdKzJRagmNqaE/RTriq5es6h852sDw/R+3UrJFZVkKGYxiwAIlYrK8PrNKyr7",
-	"9Ka22kMZwR4B+RwkUB19sbfra+3qVqCUFYU5EVfSERvn0bXbXyGvo1lkMxmqJSzwr3jhQIorXbkxGlC0",
-	"0h39sEDmuVHTs+OPdKiSOZRNFyN3t3lEQg0zuzlTTthcNWhYEGZ8loohk5JC/xzXGwZvqotyNG19WESk",
-	"SrOhylLonJ3EF8xQhUfSjFhsVF+tVX/f8hjWfoA4UHwD6wmD8NH3sm6t2BBHrZpcfSPBaaURhJw/Rbx7",
-	"FfEWCHLXN25DXyMkFG38C9UZ/+ZUKdOR5gLSYw0Qch1jSEZAriaxKctjAu+Bpw4YAWINHR5pPXtYbPKx",
-	"okzFqaIfYLscRyWRRz6S+Ewy5blaXsT/pLNb+aJu5DVZ3ZiI1FDT/xtRRGgdz64sZcJkShctILsk1HOH",
-	"BW7ySAIAAxJexjIexEms5iGZpfEliHKhN0NYFH8eyS0Smhp9RSIL0TqF8WKJr1bLoJs78DYbJLGckJmQ",
-	"2JBEZCkZJEJDPx+o1W2Zla1jIF6G8zd0hZmt1wV0LIfDQe01sabVjCdMwj1DqZFyQqNpzFe8O7Vilg/F",
-	"xWRE499P+dsLrRVnjEW1CY0xlyyFZOhdJxwgpS1ZSd17ZTB+X1GsUNy8YimzGYtAdCf0kpEBY5zYweqD",
-	"sNwqKnFDIPB489iCy9CpOGKjmMMVNMWXfaFMTqDMEQghei1aVsZGABvQsAqCi8KRSIcs3FxFcrPgyJe7",
-	"iFT8gTq43JGu/af6PP5TDfxTDfwMauAKdOuL+dqK1PPBdAj+Wo3O92xIvmFzYHvMnycAMrAhcMOE0VQS",
-	"iv8AAgWhzr6fqsdd36NDENmN9SKWpNbkgCfp+eANSZ6IhFVEajzcQv3/mmMjG5e7m19Mz7Ts9XMrYlWK",
-	"JC4YP7UVw8oZgEMmpUtxZPO/TgY/DOM38V9P3v12svM6PpEn/PTx8Ojkycn0Redvu7O96Oivz7bYXmdL",
-	"xuNip4vuzrfY+AUzE4sdYfYLz26aU2lLX5tNfs9oCjwWKmkvboQB13CnoREGolJeDNz8jbPA4J+j+0Vr",
-	"b7Q73GHPaHt/8DRq7w93WPsZ3R20d4a70R7bHz2mTwatlftjLKI/q3fNcHmEd99DoyZ100fH2u4Syxvf",
-	"YKtJ6LAKw2EFd2I+beqAU8XZTwvecytsaohzQBgdToh53/EoCqQQiOUpy1C/I3KmSS70xmSXwlZxNY1z",
-	"6vP8vUuQ19syt6GuJqC9H4u7k1TEgsJ5FKYtHEUZLrXwNIuok5nemdX5hOl3f9cW3KDdW7Sh+aM0lmlu",
-	"ASUzQCxPqTb+z1nK2tB4Td+rXP08enkC+jh2AlZExmP9NOZkztRdFV3/Hfew+bNHzNfWI6aJxj6HVmUi",
-	"nR9zVWdSW5V43Da6965wYIExoABVN9tSwHwhdb3mcD6/xl5luQvSP0r86qYKrN74F4T5Q4lDduSztsKa",
-	"rQoVf4QWXzIgk3g8YRDsk5oIdiMiymzG0j54WvQlMf+dUk7RVumkEVdAoiS05VfYrmlF24NfWAclHztr",
-	"tU7OWgylXAVF/1h3z9/H0ZjVlD5mnA6SOp/JjyKJJKFJYgA8rTdAN3U6aU6ZxsXetNpkY1kk4wCrwxKz",
-	"FT63uOIcmd4i6ra3gMIaNcDOGThANmyx+UwWlkBxx4NiN4juYIW7LJU8eZGIK+LqoNRDudzvEtfjRnLw",
-	"g7SK25ZCMQh3UxKDPauzNFZzKF2GSxiAjmc7u5UNeu+pom+mcVHx3fjr+/OA/Hi2+/hJgEZ2LeG2Y05E",
-	"ahXUTax+5nUSJBvhlRL9f/33/6BXD3YFuGFtLma9GIdyDRUQsTBQVTS369Kjx6jeanV3KLhK6VCRAVNX",
-	"jGE5P/vugA4vGPSQVpJcsYFeOldQ/4BHYLrkLJVbPX5s6iirCRkw46FJWUKha6KpKYAuJugJG2phbfty",
-	"J9zq8R7/t38jGpiMq3gI6cY9fqahziIioHUI1ABR9IKR8NBvJtslqG4TrLUGMDPF1ro93ibffKNJlPzm",
-	"G4A21ipMRTaeWD2lSzDHeIh/YiNkbGicpUloaiOAGaPY0xbbZPc4IRLMDe1MMmzKzjA47O3fjo430f3u",
-	"YGaiDuDqqyzVCk44FJH5wn6thB42fPvmrLww26k3NIbaIYPliSwtIRvgGQGU2+uQacwzxaRWtWzBFD2D",
-	"HoM640iObyniG3rb6pZhPglJKhT4sQU3tagzybYQ7m8Nanzzjf4xx2jpo7TzOqH7Gqeis7iNr4YHhJp1",
-	"uZ67GhEB6nl3TY2atrvmMEtTqMuBBus2eW/69Vu9dCNilywRsynjajMAH4ZpTqPBpKSb0ZXrOHp50oUD",
-	"MeoGqLHWYUbabdAkSMHMQdptiBbSwlq7rddi4oXCQA/JC8PhdO02aMeFYfByHNPhJL8GEEUjS22JSawI",
-	"ZyyCapzhx3b+JCwFD3vlrsPNgx7XL2eDJB6G/k3TYxEuvFboiKAf2zS/piwKNf0wb2u2hpVl84+2yGGP",
-	"2wgKkdeeLQwrrzQ09zs7AaEu3MLbWv7GHpxJj4fVKq3hFoHInqG/C5oykmo9NImnsUI2S7AtOaFRlOr7",
-	"shGeUsVe6hfa34Q9bnr8HZD93WcGK0+ZSuftw5FiKQRcArmCIpjSkj2ovAtBN3Q2SwwN2zYVO/8ChS3J",
-	"hq0zvNkloabaGKWzUlXQoMdDdKqElnJ7xUwhekrROAkJ+zhLaGxLB1HJAhLmpT1DLB1v0KdYsbXHbTsT",
-	"U7s1wCPHosK/fAghD1OiQbVYRBhJIdT3dDU1N8JtiAHTHK3HXSlNJ22HYBKa0ZROmWKpxJbkamG1UIit",
-	"A3JpT+EtHcccgI3NeG2kDpbC7/G3tqy/ZR56fn0lNP/dwTlDb00bO5pV7XQ6gauRtPt40/Nv9nj4CUSF",
-	"gIB+EEBV/CCvjW9+R70hIFYnwX9pZeQaiBr0G5hRiQkCmjXE0lTT10ctUgUHTclQTKe0LZmGlEZhvRkt",
-	"PtIkEVcs0qCRAR4KNp4AN94sZViwFjG4jdDWEgHjUczHMAnAyE5DJWvHXDIuY+DYMhugRIsoYwF+JDhS",
-	"2OG8x03gAE3Tuaaj4fE5HYdkI+y1UsTglKGVD7G41wo3twjUTrK1hvSBnozar/QUmpgYHyjWoTINjAAx",
-	"lUiZ1ICTiiYmoyKnDDu78EE5Nw/8lUk8ZMbjFgPRGcUsbXVbr07Oc6lV/6ElPRvl1Hoz5bEejrOEYKgu",
-	"SwnjYzpmU6xEpybk8KQ9E1cYp6VBseWK7XZbnqylRVrb8am1s9XZ6mCbELBZtbqtva2drQ50RVATkC63",
-	"oaxGG+OUsfGAkDWBGz8A8zdpI5oJYkmqGUul4NSGyeoHhfpepoBeNh4ziYRSc23iInFMlGCPG0HcSm8m",
-	"iHBjv7OPV0KzNHA7owl3CpWvNw/siiZUEqrIVEhl5cxRPO7xhvreJIQiL6EXpTicUK9ImV7D4YlXJwYj",
-	"4uF5O+MXXFxxGxHvuMCJ1lSQVR9q6Bxh8LcrePy9afw6BAkN09U9Eg49T7qfWnlnskW6hjeDiastWSJN",
-	"TVZLaeFsdzs797EAnLqqBFiJK2/wlre1bb0UOG3TPObVbffeddDyuciy7342r548x+Xtd541feJgZGuW",
-	"67n2d3fXej/vZLTqN56+B4qvr+n9Aga2nEjgGecZGnj9hhbDFB2Dslu8zeAo8MvLFzqQ6PmL13/7k4l2",
-	"uUYCYOvflkOBp8IqKvih0TxwZe7+j2iSFMq8SVO8y7BN0M8M1OQWeQ0yJegr8Xii9Ef60ruh8cZvVS4c",
-	"LrN84QpIv19XJ84F9Hk4eRv8ut/zx/Xe7fkHLWMeq7m5mL03EgnwXU3XzcR5yLUjvldG7YEaUCIFAuxH",
-	"gtM5etkYCzwJe796lGOmFp5j57MSrzqi9fUiyA9M3Q12gKkMukZZebnRQp+/4gNUi2p6zx+Cluk8tzgK",
-	"rWtD0EyjLK1KNUaghYpNAWeyFArgT+nHvlHgUfpHxh40l+5bldDU8HZc72fl7e8srV6Bt3/W62Gjte/8",
-	"mnxdfBfhfw981xme9MKb6TCQ0EdgczI2rcDEDEVoELEt2IyVMDQP+1RpOfc100wWme8wZUpWia7W8g5n",
-	"8TkuZt17D668pjb4pffO4t9Weteu5kykyvRfruL54rO2Q5jl3TOSvNSK8nTuGR591MhPuooX8CAnubWq",
-	"1yHISvGQGeudMWaAxbPbZKO2Zs8tcqKKBk3fmjkXWWrNmD2eioQ9kr6DKCBSEEoSqkBUmwpjFUxTlApQ",
-	"k0PU0sq9rTbtzDuCJ/MFWpI5pfsio2b4L6QfFWaPmugonGngnQ4As0RPj+hwwtpHgqtUJMsIKrxs370O",
-	"/lS0bqRoeY6x9S6zi5792J6lMR/GM5pIW6Wt9aFE/bc/LdG2ThSRSswkuRLpBdgcFeYngRKl6FyCnc7Z",
-	"3zz636gr+ddumaJ0iuM9GDkY12sLKNyCKJsDadKSvDCMGiZNNniJ827WqzuNR9G5c0K0kAI9KD3n9od7",
-	"QyXHQBK0G7jH6XASX7JmGe4Qre9iRMyrJGVDkUYSxTWtNYeS05mcCBVumhxdxlWs5r4KPaQc6gx00TuM",
-	"Q0U9jm8+Mi5JdJwrRqePpMm6lpivHSvIdJQTmjLnQ9EvBuhL1QDFsNnQeeg4C3oc3LbRNOZYnAcdr7gF",
-	"LVxeuZAjz99bx+9ByLTA+iwyZilMX6TK+C9qPBR5x4a2ha2ln+zjLIFmczasS48G/qXcoi+x3Up+G12w",
-	"iA3C8kZtBS1/ktpAq7wc6M6inr11lUGDllRz8AqMRDqtgcQbnswdEtpSFxbj5qaEdM0m8RWbCrAi5cF9",
-	"HsOn2FK/uqAQIBuWeqwYR9okvzDYo9KC7oCEer+h7VSJae1aI2raQCz79r3CBhy5MidcDYiqrHjKQpIH",
-	"mcdR05TunCGnNJ/SK82+MWX/xy877WcffoGK7J1g59vrzZqK7E1q0N1wCFynn8BawysaadmD4R2gp5UW",
-	"7/MNS6CqXMM86kLDtGuf9G9LRTUo86IFjcp8xh2iWqQu0XgwkWolCtqga+I7mJcvZ1WGMKen19H6DFgC",
-	"8zQaTTOuHg5CHOnl3jlGLBPpv/nmLUunVO9g65tvCJr2fWKnTz6wnNtR57hMAwPj0MenSrJkZKJWgE9j",
-	"czMIrBoL5gwAGKSDBq0ujG88xjIg2PYR/+1bulDZGE5YlCVsc6vHD91K0bWak+C8WAKhieDswF8k6Ct1",
-	"8oFRTHBjK+klb7N0/IDUElgupFsXkG09XFuikpznCOTMCbl0idgC2dX2OCh0YpJKiKggJ1oEW0RuPgOl",
-	"aSIyRRA+LA/N7RDghmoLfl3RWoBQbZubi3LJTYdtsl3W+FrQCu5TBSrJFUuSImHyLObozBkwTc5c/KX+",
-	"scdBN0FZzJSZEiOnBW1ukUP06IyZksYVrRVyLBkQKzKhke367SlWOB/t8RkW8DKlkCDqJZ2yiJiigHKL",
-	"nIz8jei7Y4nflFF+NYkTzdAVBiiXy570uL2cViXj7Ap7ERlpO45Ca2RAxymszEX0awTaDAAeICkAcNJ4",
-	"HHOaIJR6PB4hC0BR1bEQyDUL8iqRNjUShZEDiNV169UglIqmyqYzu3CpSayRZ64B3cQQco/vs7ykJEYf",
-	"13EC893nozKnOKEp+NVAckqCmwsgdMyXDCDUG2PN7tIb9qCNqQa2HtmLDMjWpXtIo1DOyqJYtRMxXmR2",
-	"GWapFGkewqi/0VOnMZOBxuHccrExmJMwjkIbxGaDHkIxBNeI9aVh+O0oTpS+V9YJorFAz3JAQizTaaIc",
-	"MSwSIxrJBsRCb+Uxsfg3XrAwMH+aUOmA/Ou//0cLWSFnH1UfdxJC7GOMMXgxH7N0lsZcWVqAq5Jdkpoa",
-	"A7GhKaa6G3jX4RXvPnZ6nKq89byZaIscI5jAEX/BZoqEh++en5z3T4/Pj1+fn7x53X9++I+zkGzsPTEB",
-	"q3kRL9s5z6Q+9DhE0r092SKnbJRJmphQabhGmjq4oL0h1AqE7AEInnbGc6R5lkj0+EaY48hWxHjM9Nm5",
-	"tID9zh4UpxvEUcR4uKm5Q00wNkYnUokj0kxNtjDPFmOC64P7wIylUemlxr51+fARAHgVSxbEiNcYb+zJ",
-	"oJ2QDhVGgoMNBwj8Bk2kIAoeX6WxUoyTjEcstTZTZerRmdJKaCbdbDRg6Bn6pr1MwYSxVrXTBRsprBH2",
-	"4ZbVuKhZ3Hd1W+5wTYeQ+QGNECExyvyBFzkgldSGLWzAp6GzlYqE9Q3uhwugiZXK8iUvLhVUauHXaT/r",
-	"b334S511KKjTBS5iFBZsm/iaPWjaozeg/ws1PAMSOvjqP2zMXuOm7OBVy2Ch38gKW1tjZ3bSR3KB9c2t",
-	"7G7RRM8vMjUU00ZbKQqYq5tJNUU5w28W3BUQ4yxPAjdgasr6w72JuVSUK8z92NvbexaY9M+RNN6nuqVq",
-	"WbQeOs1VFVZeoxOtb7w8JdZf3L1aSg3xb7aRDoDhl0WOB2YihaUnYmyX70tr+lmdqKZ/NwpqUUpz9rBG",
-	"P2oOqnm9ycFAvfUZTrbR6FBc44OyOBSOc77mYa5tbTCAdOaG2qzS5kyTI8FlZtMObZrqhpYPNwPCPtpw",
-	"Tow+j5gmhDbf0qVRGmXt7d+OjrWuCnk4WuLr8ZRFUHWDvDs9CewzaUd4JMkpZLOaqJwpnRnrhdCKPMrr",
-	"WscmScxNoUrNPtFiEEsJvU4qKbI1ya9b5LQhW/DkbZ3kaTd+JCJ2T+FSBgZH9oRWjzldjLomshCU2Z31",
-	"lNnO3prv36+y/HjN9dz2dhcu84uYx3JCaF71CnP6C9dZTcxtBi9+3i2yIee8kSofGUynTRnntHS5NkBR",
-	"xKSOtowjjCd4c/ju/Mf+2fnh+XH//Pxl/+z46M3r52eb9i5iiTzllfIqZL5vkdDe136Wxnm6llFmjg7P",
-	"nr95c9o/PX5+cnp8dN5/d3pyRjYM2Hs8/PTi9M3r8+PXz/vvTl9el/LaN9e9g2Om6VrM30GJoRJVLMLv",
-	"/YSlXn0yxo0VdJCKK62n6QUc+DoZ+lkyNDHlJEo2C7c5XJqk7t3O/rfLqofep7CEwDp92cxS/SoHQEFN",
-	"QV92l/GPnzMY/YtSCOhoc1cEQmDqRj2PPnVVK2NZZXVQvgP8TKaiJdlA0wy+4szXyA5HdBon883ABTYK",
-	"bhyYkD0aD2mtJQZXuIqn8Ayr+4lMPRjBTS+Z4P6qR1coi2Cr5CwINi2cLJYoWpJvQDaoEWtKJWJspNlm",
-	"Lmp50eIk9kLNawX5V/dq0H/V6DHEbX0tROV+cef9RBA6JSer4k4VR8zNbL7+ZzPH0IoVXfzi7JxduWBY",
-	"qN0SC256kUGREpAihlgAQEHINdiFadTjdExjjj4lf/RMsoioq3iYl82tkBpQEbQoonEw5j1+evzi9Pjs",
-	"x/7p8buz4/4Pp4dHx1YMsb5Cuzqysd/Z0SIHTNqGymmSRWBe1tLM0BYkUETRgdzc6vH1BAgzsku1uQ8p",
-	"/hTnMCj3AIX4O2WJpxaBbJyzXI0b5oEwq/uY0owTnLniYwqIsNHgUL2hLrZ3i7wwHpqhmA5izg56nNo5",
-	"sO+OSC9kTnmtQ8cEbYD2GWlEbfJcHOeb+hyui1pzo+vKcWf22FM2YxRqQxTidU3xuNWssytVd3Pgs6Za",
-	"P1D3yc1ic+vWN0UVf7Xr7hb1Sn91m2BVE9RwN9Gq1VPKuCS/ZiyrM11DVd77NVD78/tm6UVTf23GZ3fW",
-	"eBtXsEGnGX9gpmfm0yhLqL0fq7ZK99CEYjaFIv1dH74kFOh0lKV0kMy1oBtp4kGllkqujGnjv8SAxBzr",
-	"GKSUS3TcbZpmaFpkyGZECRLqP/pTiQkFsepxJQhUMNRSlvO0O4qtZ7Yxd5RHsloIBzgB1LkBt7qYzhKm",
-	"2AEJoRVqHxqq9LjXUQVEJVPaydzgR9K8jp1Twy0CyA/RfyaHbChmc9uQLzTBPBC3MI4vGW9O2HQYuDYD",
-	"eU9j9erMZPPevdSTX411cz0XI3Jp3OgmVsP93WdfU0iOxkHAuVUvGETi4RsmAid/fVuqlNHpAlWBThkZ",
-	"iGhuqmax4YWEUlxYfzEfKTxw9yVU7KPaZpeMqzaOHxbu0CNJ4KGESLoeD90oJqImCm3JGaU3wmmCH5CN",
-	"EP7bDQMSxlHXVPKU7Fdb+w57FtkHfz1789o8OdB6gUrnXbLb6XTCHge57oBQEnbJLObjEMqn6UnQdrHz",
-	"mMjNLXKUCIlh2FrN0XshkcBqFFryG7LE7qru1uEX/q37ai7PCjrDsYb1GSLI7+jemMxbOEsIzwdcvJPb",
-	"tCxzwKYKUK7ZDIuAo7hYby6iPF0KiqbBykCR1rqJF/npR2U2pQkX0e7zF1Ra15vzeQow8VxEWV9CWSWA",
-	"v+lEA2yAh5G+EI27pfk8VP/4Dlu0ExoZswz7SIfKNFSDmIyUagLzJlOzTEnURp/sk7/F34PZRaUZB5MQ",
-	"2Qjdv7sEMuw2D7Bs8b/++3+2obDX9if9n77bVT+OrkOowAeF+bz+bRX73wL5oTZlD3dXkMJtSiXsrSZ7",
-	"8vNI4I1xwhl/aNEBt0DnmwUIOCC6CIESBdxGxrh+RkJx5OZ6KkYPFClI85o961unpWqYODE6Kh+yA9QX",
-	"OBQV5gwC6OMxp/iO9XWI9AI6EYqZBC1gI+btUQIJD1A6V78I1SQTE/5KByJVLNrcIofLdISDIrH36Xad",
-	"mA4bWEC5dz/rXShqO79X1nCEctzt7pLB+TqJYNtIGE2WyDPjdTfCpxaMxQiXE0uL3l3stTmXXp9v8Bdu",
-	"OFtM+JJK1QaprX3yPNw0aqyJh+/xxOXGDBMhtRhiTDhlOXuLvHXlhkHuTpnGNzDPg1JdlMqhC7KXFWMu",
-	"o97PMj5ybGWvhd54jY2hl0uT6NXZlUFd++jAl9BThhFIuL9YOQMR4mPOoAoAazKaoa1sJ3h2vUZe91qS",
-	"9T07IxEoPno/WlfqvX+e0SiaLIw89ASsXOoaZUliTCimWYIAuSms9Wm+FtEiUfnuhI/iRA1E19vQgyvp",
-	"4q39i+BVbai3jyGe8RwaxTk6UMG6VlmBvrnDoxbbwRZxXwJSHvzF2RWw8Q0oq/kdzBoGxhTSF6NwEziN",
-	"raMvUk+C0t8JbPAi6dR0d94iL9Bkg1/0OTQk2XBlPzAUCq2eEdYRfpSrtOAgBi+wzb/TkzhqjRxHf7Qh",
-	"N3scG/i7lV2xlOXLO0B+EwIPDImXMJ9mXKJZtd6Fq9L5128GhT4S+u7endXzqxK5YH83kriq9hfwyK5Q",
-	"wQnTYK2D1yvgBFZ508KmWtADajbFKRQHg6lsqo1xBYsRJMnFKeQsS9MnwlRhglcObAkmyZixLkL+ETm0",
-	"OZU4kr4fCRspoleF1n3Xy+M7m3+J6YnyYrGrGNotfBXFQM+gdcRtSjrlPTPvsKJToRFnu6ktZ9BqF/4y",
-	"jdTa5r/OE902/1pcDGr/zotBeb5zBzBEMJMjP9D47VDnnh3sGunqfOt7d+dbz6uXr+xh16v6Kf/sNi52",
-	"iJ0rhz/ciXsdqnohFShVGYglUWw6S0xQba2f2zy/63zKKJIYMy5DtDjmtKuGTjbW7UIjYF+a+kZrVO66",
-	"T1MgIOuqBbNcy5aH44gfGQ5gmSr+3cBPF3vec3kSjt6Vq/BwAFwqphgGxpG6skRkh2z0Wic8hpLxtvJE",
-	"y4QSook7lj1uPeJSpdlQZSk0J8K2LbbqhLGSm2Ibtn3UDApjyIwt6OfyAv2l9yGz6aG/TIVi2NSS1i0g",
-	"aBQR9/icjpchLLzzJWoPf71NW+rv0kBEcwwgNXepVX/DhhZDrMC6sq/QtTWw5mpb7gtEprEQ0RYB9gE9",
-	"OjWHInnVzybfoLsPv+s+K6uSvxXcemBTct1S4ByMQnxYYYhew5Sl/VLqD6LzWWjELWnDQ+ilsioG3Mz6",
-	"5HdKoWo4uWWvlAU9Tw5dYRbLMG0EWY/7DHOLGH2xS1zxq9D9U5INmv9uesFJkjK/UFYyd7XkJlT2eOaV",
-	"0TLr2jzIp4lSOlIhyd+SC8gRXA0cpMfDXJjHShymP324RX4UXGSp3/CvuZ2LuUHrndzJCIa9N0OOXtTa",
-	"rV8W3wQ95PtYTez1WztZdmf3AVeiKvRxuR0rzttn1bY3OrcGz+LN1RLt28Pzox8DrKmkma9JoGEp41DL",
-	"BJNHapjuLFN/oukfDk3Jxtt355t3g6xFudGWgFzfg+CzrFpl79yRbVNFSRPuLfI+jU3gWrH+JdnAnuiF",
-	"mpThJpmIJLJxk5jghTKs7HFbsjRw6cKZrKni6DojBUQyJUnVEArs0i/4HmBeehRLmk6l39TQVnwkG9hB",
-	"ByvhBnkICBtMhLiwJeRSNsrAQV4w0G5iJHaP2xqJWPXqis7JBWMzG2hyYN0u1uOhx4q2yCEvjqdZrzP3",
-	"ilGPIyRhqtBFdy80/wYN1dsyruLE1a3Eaho9XmicXldDNMRFmt0VF7tmGUjz8T3r3V6h2S9CrO6XmJjd",
-	"rSnKNlCMKENA3wfNOBKzOLcP1ebGYXHx2dy2JLc9VwISztL40pRRRGEy8ArBOM8j9rJwNqXaItR2i/eM",
-	"dc8dKJsddPdv4BGz+QMy7Nyz1m9PZM27Um+V2TaqzD3clPfW52iTdgLPbFrJ8KGler1A7XNlLlYHpmmU",
-	"Gy2veWxqudnRfWsr5CrNqDQ3EXM66iyttQZVM8E937G35gi+FGX/usRKA4274QROVb8H/D7zJTVjGsgd",
-	"4nLCor7B1e+gLWxVVXKrW2AZe8hM/Z3d390cJlzXe+LqSBg0jYC0QqQeUFOkTKkCUzliJlJMqEnn6JJx",
-	"vaUlvYz5uHrcdv33TE5+MtN4ZRWu79nqaqZcEOt36d4woHswVnYLzryvLqZz3ErVzWtP+vhtnB0rxPe4",
-	"YvzNMT7Fqg5bjaEzP9lZ7z+C5r593GYrK7u6LcAfWMVT194+PzkfFdvu93tzANTzw4XCHYQ7so/KrtrL",
-	"JzftgGLMNE0Zp9O6fi65d9uc833SUJwh93Xft+pjt9QUKp0LxiVk/X0pNxaH6gWGpZjdJDiYz7Y/mX9d",
-	"LywsVux0krs/m3yaPjreP3Vr5LC16PEQHJd26Z+XjgUrvWmA/jqbDlhq0jkWYtbNexTdbmFL7FXKw2sr",
-	"wpCYm9IDRWLNIzLIpraaMLuMc3qdu0etmh4JJntgk0WD7KoOTQOm4v25jcfoa3fefKbuNbe6UQ3003gM",
-	"2hdsfg+61w/xJSs4MELjwWibeUNjGbpg80LVPtNYisWXLCXvTl9iXtxMY6zIJLxeaEcOLWQEHzIXyGJF",
-	"ZlozZ8xdwqx3NdbrDyWUkVje46h/Y/P75hLeTAtkCR9sv9tc11MAPxI4hIrGiZsYISByGA92Fe0MwkHS",
-	"MeWxpCYF0R8hIIM50UJu7vgSqQqJpHOZdznbImfQjB09a1Bl1pahZlGXhNiqXfYl059OxJU0Dj39umTK",
-	"8yxADulIZKmm0SkdQik+MSKJwFRx2ZRaceLv+wu0wjbBNbEks1RcxhEUjPJBiZ2YXVwCSYS4YFHxlWym",
-	"4W0HaGzfYV9YOdjeA85b+21TuLupZLKBjaChz1PM3Y/YVXqzsOwFraHxu8I6lzeCXjUFRU9zh7knpSyS",
-	"xlSUxdkku7fNJrlPy4OPB0tNDuUj/v3X+AWbRVwkJJYAF36u0mHv8ZKw/TMt/GArO0cnhimLGFcxTaSL",
-	"YMLwDJ82b3l9o9B8bwhrCITURR76xevsJOhIqgnRnyGgNg9shhIMaVmD+xwiFjAKaavHfXLP+DCdzxQW",
-	"99CiMtk4PD5r7z5+0v7h6BVW9wOWQCxH2CKvmKLw4IRLRccpnRI6m0ky1opWj4fQ/2Du2mVRTkLGI1h2",
-	"/4LNQ5uoGqckNPyyn6VJiJI/8KtYErxrdpcWDJ1nPR6aYIo2lHKQJnchtIUd+nEUbm4RaLmi9wWV/9z5",
-	"5v0F4SsIGYU5JYZpjkTa4+ZkmlMfvKt4T8Yhb4Yvkwjhb7FBwPPBeock5rPnRzxoN6bNp+D+cdyM9Pme",
-	"e/+ztdIqvA9dJFhOZezNIkcTyjlLpGvEC/1iE2HaEeNMeEfx0se8nUnIi4/lUHDOhgp7ECMhi5jSaBQt",
-	"uPk4Ztjcar18q/8s72bLu90atVbIBvERxxlELcs8sJgDGgiSan2+vnJSazddeKYrWG8KZPAzVR+7NbRv",
-	"ZrD0trpeAsZBQ4KFFTSGlGMZ31lChyyCBGorVNDowFhd6GxmDrnHFb1gkrDRiA0xKhwKjKksdaE1zsLi",
-	"SVWYdoFzYMU98ppdFeQzaDyE72slVzJlIyugPGqYcdO9KQqbCYnpSZzrvTZE1JMmenwjdGIEFE7VP5vC",
-	"qbglfBoYUKBAdEmTjMnN5syMzyp53HEYe+kuPWy+a6PS7+C6NlmAnOk/Ht3AHlpznWtVmldw1yhJ4ktz",
-	"u0i9DnJ44v6QXezwoF+Yiogl8qBJLehqvaDHKYcL7vdF2jRGVixko/IWsiTm+a0EVSmhUvXtzYSiFdgI",
-	"JZM0MVnTPe6rO6G46BI0d1i9KdQiQpyEB572htJHHuudMhAiAiiBL/V6ApK6diaafPT4iMZJ3jH8cWdP",
-	"jzxjPGJ8OG9nnF7SOKGDxDSFq1DFE9PczKNKGNLuKFecMOwRjqeRZlxiXL+Dj/Vgm4bhGzV24gWCEGJU",
-	"rSCEj5YzzbumND/BvKdM6gvboG7Y3dvucBo4X1D2+txtzZZEDwEAS+SoaJy4PXHiImJtNZ8xudCvzfg4",
-	"5gz7YpGUjWOp0nlAJPoAWRQrzf7Akgw1eSE7kirXmaFqH34tInYO865UI3dIFRuLdPV6Jnb8I/Mh4MSH",
-	"e65bpyd8GUu1sGwdQPthxQ3l6/YwzkOdhU238ve2zSnGS7BtBHzLvavJQxFyzeh0lM/wGc7aIteiM8/3",
-	"8UDP3NvB7U7/k/7ParUqYd6IjWIe60dQHTjjF1yTnzhaWi7Ank8DbSlWNTSrWljL0Gs3+mT/SzYbdTtb",
-	"RmEeWDCPW/cNUMzrzdiIWcdgTA9TJkWWDlkXe92EXl9HsmEt/a4PJJFDMWNkFg8vjPevSnjeepPf47nn",
-	"0yyhNTQR44xp1pwqrD+k0fzBYMN5oddmviEPLfzjXhUvtkG0bO7f8h7c30YMxTB+v+Onl6uX0OGFhARQ",
-	"S4+85Tq6VPXtKGEqLJecD3pdZRy6ewtAPgOkK6yh/9/H9IuVghSe3qUa8HVZ90EDnBWO/FaoPWXbQzqj",
-	"UCJkkWT1vlS4c0rnJBJd0xs0YYGxzmnhyxs/0H+0LeE0FbO2U0ajbVQkttES3ONTOpN+BTz3jVXvcuqk",
-	"/9zZJ1dxNGYYWwCa9YihRXCU0LHcIi9KfXltw2QwqRFIPQdfhFu2ZIpsANGW5F//63/nxVUe4RY3Gwqt",
-	"v5of+RC8x5tQmKeRiufvPBjC/WpeWPdtkdrijpEar1do5/xIEuTqkgjsateIgAV50r21TKo8NS8WyfXC",
-	"kvyHiy6BzIYTsOSMEnEVNtTcNjLRSqLp486XFE3rwLOwUfUjr6m6icjEER4S0vtigpYA3CZufQNEskRN",
-	"lvFHoGp5W5U4LaxnA6qSmHcET+YNMuwpTHWfqCGShXYRWGFAJvF4Ukg7ezAia2og2HjiBWNcJlnq5fH5",
-	"p44ccfG57+waxikPCFYHS1iI1cg89j4RUDmNz12gkIcbAQkZp4OERWFexgw/SJJ6JHlvVnaPaIJTLEIU",
-	"s+8HhRsRlZOBoNB6w4JwbcpgXZxLCAIfQ494fJeIwX+xoYkdiyWJ2CwR8ynjqpa9ndkpbuIIdB9/FntB",
-	"OUrabdkDrfupev/sI8+rfiuveGh23KdxH3xnIRaPgMA3mrN8dKxB6F+PQ6+JpG2kEOg/B7n+ZAT9swZ0",
-	"eAH+68OT/vPjF4fvXp73X715fvwyzMscQpEjzyNk92Xd2aaWUcWfLb14PVNRCooPQh8g9Fc3u6sLaHL3",
-	"mqod/o4d1T5+fpVe57tCad+5A50WVkk6gI4MnhAxZdMBS8lQZFzlOQf1fOEcJvld9FC4zwD2xVHqO19z",
-	"lLo+4eXh6YBED8vFoQzq2vuFfzfy4cZagIxOTcAxFqqFMGf04JcCmzebctP1GPdEUfXQXybgGDbVIMlp",
-	"WH/hfPSvrL2iraKuEBVqkLKqRFSo/dLAXmh5Q+SEaoXAiQf6W7LhlRr+Dnr3bJIBgwANU3yuqU66w97f",
-	"bZ30mxzKgshYgLcLiUV2K2ul8nrQriDxnH+WronovWuGTgMdXUtW0Du5k/DVBon2nmnvHUuy9ly/snpd",
-	"tqLv7anXtrkO68dH+ohSV7P6FAPy0J9nZFwtwtpcqzgq6G3Q5qguT8sl2tawc4lX9pXZw/2hlZnhjKm7",
-	"R62vSkE6cyTmkSOVN8Mw7P+0mkaE7y4okrVFzu2AIPb5ylv7Ko5Y12DVRCSRRppRj9thISWRSMZsFTj7",
-	"IMAuwe2YYx6MLe7clGXtlvBnE7sbNbEr5Rhnko5ZH9ReaGrn/blYf9u78551kPvtkMHhbiEPXLgGEsWK",
-	"AeKK56nhC7LB5VwqNl2cDX6/iiXuauWqaw4MD03PzG9pTrbsb/8fe9e62zhuhV+FCAqMg8pJmg4W6Bjz",
-	"I812gRTbySCZdrettjZHom0iMqmSVJy0GKBP0wfrkxQ8h6QoS4rtTOxJBvNnL7FE8XJ4Dnku39dWXQ01",
-	"sQnhWFBXwIZHHUbPwFN2SlWzoeNPSGfbA0OdisHEPj+2D4x5PvF473gZANCJSmUs/H44Clm/UvhI56LJ",
-	"XNZNxEIKfhPBI3ai644wyL8oTRTKyKSY8plzVvpbCtQM+Ll4pckEzD3qXz3pr/31crgza43Nf6lLuBvc",
-	"Ggq0mD7xS17Knye1malFpGcHb4DfGfZ1XJYbmjnWzMpDX4rahdBMOYTEDrsAZS/2HAKfE7PE2lsopyUT",
-	"1PNQqT/y9AvAPjijXBCODQMSF8YzfoLq+6lUGXsL1gYeLrQkUF/nDy3YbK18lnOpGUEahSh5l+R8OmVK",
-	"pyIoIT3nZYm1vmRg7VFCosEmhGf2nw5IN97EhyMyiawyFAjesNIcpaLO/E6IXSIsVc6k45dwTGM5y8k9",
-	"M126wP76wHlqxSaF2cABNaciZDT4gdaz0YvOAtP9fIg/g21mLO/P14OcsiXVTogcORfMy4sx0XaEPbtq",
-	"Q3vdE3zx+3qbWvvakgfWwh/afLfcIJWKQxhzyBeTiOF2QkRVFEep+H1bVdTFcdgjX22GQhxS/bpx7b3D",
-	"L7KY34rqg5NwnZHoNgcblNLXSrYBLIpUB5GC7PEh9q3Wyd6OGT3Hi+del/DYJX1cvb6fxIecWE/HlSjY",
-	"ct3xvPNAHkBAYsFzFa92XJXd7KRX8aQiomDq0TwjElhq4C5h7YthNO9PS9jTGX5rZ+5eNpdj39/FJvs6",
-	"Svqf+Pzeb+c/h0BqdfevA+UNNoFqkh5MVjEpyOBclveHk/QgCaeHBh25PzYET9BbdBklqWgesk98vlBE",
-	"NNW2PD07Hs4ZflLyBwmp+u3UHq/DbcKor5cE6rHWrfv+CvKPwKg7kv3g8ALOnH6e/SiuHZxBtdQ2z8mA",
-	"dwqEiL3M/KPVtprbYyaZhwq1F1ou6q1iFBUaqxKOUvGhrpU3cyYI1Tc1vuBn+K12yAoTf2J/lAbf6Pr3",
-	"RdfvPcZbaoIWLVyl3To8UH1rnwkgjQUgCdvtqCFq5ArHFpQXCFHZm3D4Z40BwG/xru3jXTC/9q/+P1YC",
-	"YIDKU8gZF+7t5h8eDoK9foIgWNeIlSzYxrgfVjqu7Auf+prbHAa5623Hvt541/aeGkRZ+e71AUwDX9jF",
-	"qGcBAFgA5nmXXjs7+vVhNNisLyuEVulm1B//vyfqj2GzoJaOc65YZqS674/8Y/0oPA7blWrNZ4JhYvyc",
-	"inwop1OHBKCTgP4P20j366nvw5efk77atQSGUa8XxbA0hAmDzvuXCFkAqUJ5tNgdctqRCgfiq7jIeEmL",
-	"8PzBL5HsrnMe/0l6Cgz7/CuNHNxQOQKHzylTYyMnZOAm4U10Th65vBrHaAHhG8GWjtgcIclS4dgs4EEf",
-	"AXb5oIeJcyFrVzhw9v7CRQCmiuk5lm1r5D2MnoS+OjSzVCjbYfBnA6+5ncJXGmUAQsjnVOfS7skMDtwI",
-	"JW1klc177pPwISuI66I4YemWc+mJLXSEVps3JnVE3BxGU9gXzYnm/klNxZ7c69vhoL1sH1Fw31coMRuZ",
-	"mDUu+0vhZLzLHe8kc/v8PHhxT47vbSbjcc5uOxq47jeV3TEczh7lQAst9jkQfgSQfJIz/w3c4IBFa+/t",
-	"EBBvr5l/+rMX7vWzAhg8c8PacrVj52e0bPWk7mDhgqKuCxcDKogGqqbAtuRghKMnNXP18BiiuJU3LD8i",
-	"7+RHmd+nou43aP6FZoU1As4rA/w3jm1FVyVTY6ip7zY7X0xOnls8lD6pZMH977NkqupU0cU9ofGikpmi",
-	"AiBhiWILOFfFv0oVgmiN10ZEgCiRnC2kP+BYuUlFW3BcwMv+PIQ/D+HPkE5cn+G6JLbGx/6Jm3kqzs+u",
-	"v7+8vBpfXf74h/H1X9+dv4VrOgJpyAKKgxdU0Bl6R/0hqhtYtjesFq7Tu3Ev+uafuEbi69hH51jkTb1U",
-	"OD/IY7eS/dcYDGzJh6g5H0QTQHm95fZCMAUgCdcPfLf/0ntW8g/Y/HO49PreXEtlHsn36Jtw3dsPU7Ob",
-	"7NrMRUsfrWBHlMb+8Aa3/vansvfUzLtOZh3Ss/ZuWksR6rAuOTp64Prm532jLKMrZ9hfitsA+9ux0Ptf",
-	"5803UZAKx/KkPddnTAf1qcNYd4D8Ysp3RK9IBsh66epSJ+8vrz+QHjLRqK6hiZcVd+SxkK7fQaGhYco2",
-	"/4+/nw3/Rof/Ohn+bjz85de/OuhE1erjFqM+ZbdNf+sAwSLfS5tJVC4BfRKyXO/xiOCeeQXY8WVlCNep",
-	"mPx7wcxc5gkBP0RCnEwnxJ5MEu/byMfUfJqQgfuVFHLJ1DCjmuUJoZXB+Ggm5Q1nvgmSK1mWLB8Rmoo/",
-	"Xl++gyZJSRW8FWrh7KEIJuTwiFwIMuGLBcs5sGosANx17hHW7Mnk9OS0jtKqShCejwgXqUBiACHz+L3A",
-	"Obqk3ECs1Ujy2xPifLWA6wp7cQgVD4gmC5AmDtKtZp8BDoIkFX50QFkMczSlRWEvEB555fTktJt9GPoS",
-	"EabukEzefcFOO2iXuLW74XK5HE6lWgwrVTCRyRzzx7du/geIvnxKDgy7M8dlQfnjuvmB3Znu8PDpLmbl",
-	"LMtYaVjeiypWCchN/mfFqic1DKc//7yT8YCwdo1mdVOgE7dL6l95Hota5E/v7rzYk1WpPyJnqVhtBx+2",
-	"6kXznMH7gZ6ioPcsf9PclH6Tdexp3EDPxB43s76tal4Jgi/Dfq5ZFT7KSuReIXszbHV5VrvwFV1C+pjH",
-	"69rgGMDUrTeNlSoO3hzYc9Xx7W/ghOq+3rImDt6Lz8RQ2ouektVs7m92CZGVajjcwUtdKcWEibzVzk5a",
-	"bd8Vuc5kCaRu6pZnzDtYrJYtqTLCLvNgsjRy/L///BdtsG+vPqq0W4WQfeSRgUMh16ZmGnSt4J2m3QCA",
-	"DIXQ5cgFOVx2WQxmQQOwSBSv7WqxGw03Cek4UwW7O7eWAAjKIBDIcxa1HaO3tb/wF64rWlizKhcI6YS9",
-	"HlwxmhlI68ekJH0YTU3Bpyy7z4r4O5hT1f7CxWJRGfqxqPn5dV3Z51OeVtqpidw7ZrldShpodWJymwES",
-	"A5WlTkhMIXTosjuWihs2lKK4TzqIAqNIfMxZ0u7OVSVgPDD8xM0PmHbPMGSnDUiO2K0Vcm2UByHyp8E7",
-	"llXmgeHW2GwNkgmkNQHSk8Bh4pqMUOnbTb4HzRBUoyvL0qBrcPVhpelNxMIEfW9Oy4rS6e46ndkxl0xp",
-	"KWhj3c8uYCg6gXy0kqmQMOU3q311iDWUnTPPKg1yhfIZVaV7vdKuOEadM20Xq0AtaLwhfVpRz7CqnBtS",
-	"yJkdknO4Jaj0uNA+ulhpWuiGOsu52UCkA6xa9K6useFaeQEqm1v58gJnZxn/lAexhDowIwECgJSVmrHV",
-	"IbtXtL07/T8AAP//",
+	"7P3rchs3tjiKvwqKe++ylGlK1MV2TFVq/xVZTjTxbSQ5zkzoPxtkgyS2mgCngZbM+Khqfzr1O1/PeYVT",
+	"u+r3WvMkp7AW0I2+8aKLbSWZDxOL3Y3LwsK6Xz61hnI6k4IJrVrdT60JoxFL4J+HcSyvzD8ipoYJn2ku",
+	"RavbOp8wMmV6IiNF9ISRGdUTQodDNtOKbEhB9juPN7daQUsNJ2xKzQB6PmOtbkvphItx6/o6aB3R4YQd",
+	"SaETGVenCIVsKy0TFnZJwtRMCsXMZFSTIU2SOdHygglFZEJ4xITmek5owohglywhQzN2tGwFx+d0XL+5",
+	"USyvHimSsEuuuBSEKkKJ0okUY2In03QckLDXSnppp7M3dK/CX6zXCouTz6jWLDHD//97reTXTvvZh7/0",
+	"Wv/eCmqWdRKx6UxqJvQpm8V0zqIa8OgkZSG5mjABJ+BARDieCIAuIlSoK5YQLQkVhNEk5iwhCftnypQm",
+	"V1xP8GU6ZSTMph3O2z+xeUioiPLHAxnN4Zd/piyZH8ADOWMJNQsiEY+IkJokqSB0TLmoBf1AyphRAZt8",
+	"KYcU91IHfzpQMk61xSw5gumGCaOaRWavMk2GLCBcDOM04mJMwm0649uXOwB2s0GeGLAZKC3GgVOq2Us+",
+	"5Rr+r7qaUwSWItRcBRYRjgAfpknChAGiiORV7Xa50GzMkuI0p2xKuTCzN08Vs5G+/TyK1WznjA2liBRJ",
+	"heYxTIADG6AyrZaPz3QyPxxpljSPrSW5olyTARvJxKCmTubmjDb2d58F5HFnb3PpNO/fvz9M9cRctSHV",
+	"rDrXG0NjdgxmDBhNWNJWbJgajM9wUnVJ+D08IyxJZPJdr8XFJY151AfSUbmiVdz4xZ7IyfN6LHUXiUdk",
+	"gw0nkkWBoUdjJswazPUzZOPdy5PnmweEa0JjJQmdzRhNlDnfWI4V3ClYYAn4U/rxJRNjPWl1n+xXycR1",
+	"0JrRhE6ZdqR6zIQ+kmLExy9iedW0Zh6562RoHLmaSMUINd+SIXxM9IQrwmE13HxlrmAraAk6NQswX/V5",
+	"tPCWjWQypRqP9Ml+K2hNueDTdNrq7gR1p3044+fmSJrWfPj2BMk94VHDsu5pRWcyqbtEMtHkgs1VQMJ2",
+	"SEYyIeYFJgwp2iLP2YimsSZh21KsPtWAa+zjLJYRa3VHNFbM7gPoab4RZWb0l841m8IBM2HW+2srH7QV",
+	"tNqFv2KqdD9V2cPS3zBF0GrDfz9UcCowOHeC0+0BiOwfOYxoklCz2FTwf6bMPjbAvg5aSs9jwBCZTM1g",
+	"h8lwwi9Z06FSfEwSNpRJ9PlONo24finHjcsyzw2PT+afbU1HaaJkUr+eULCPuj+EN0J3dWdG2pCpIgOq",
+	"h5NskSVUwo+axJBfD9v/oO3fOu1n/faHTzvB7uMn1/XyyPFHNkzNkppgxtwLnw1iiygc0LXPuZCfWWIk",
+	"v9fpdMAaTvESXyEC3gHJy/J3WO3GztaW2GxYsf125WXv7S5ftifr/cTm1TUfkmHMmdDtoeEPwhA7skHJ",
+	"u3cnzwOgd+wjnc5itokS+ZReMMPqgNUTRUdsi8BR8ETpTAg1b3IFciIljz9+NH9csJmGAcOT58ev3r45",
+	"P3599Pf++fnL/o9v3p2ehWRjd3+TzECkj2OWBFbvALZp4HSQi6hmkUWZtii0kgTEaWVYMbyXi7y67UTt",
+	"LgHJGtdfHJaSiI9GDMQxGFkmdmDcoSL7u7sk5J4cfcHm7YQZChwekKsJjxkeOsDFiQ9K8zg2orMKyH7n",
+	"WXEELtqzRI4TplSYIQhqaDmKlET3xivf633c3Wn3eh+fHuOVf9xw5U9GrwxlaSBJRm8KiWEuJGE0OiCU",
+	"TLmami9yUOzsAuSHEyrGDE59Yrhj4xZGbZxyDRkoaJ0YnEZ5r1HgyV/5bFShQZcAfgnIvJBux/C1P3+E",
+	"EkWr+7gDTBrn3u10lq7kLR2zerjstAdUMXOJxszSpaYFmVfq17PjLWenA/9baUln/De2CD5mxkWr6Ssz",
+	"QO2Sdh8X17TCevTknWJJEwKliiXNmGOe3rU8fMaMcFRdzRFVrM2FYkJxbWQnlQ7wMhAFnxB5CYSWZTry",
+	"I2Uf0UFs6A6LI9UEWHyx6QI6bHN/79Tdx3NGp01w1IxOP9sNPGfTWUw1a14MPv9sC7o5ht3xQt5Trl+d",
+	"VRfyo7wisRTjTH03XBlQKRXmNyYip9EjjQeVvvOv//5/9sy1J1O12YRYZrj+VNXfV5+i7ZUISKdmB9cG",
+	"GNYeCHqvVdUcpRtKYRi6+SedzWKOZqbt/1Joa8pX8O8JG7W6rX/bzq2f2/hUbRcGhTnL8hGQTTnKdVO4",
+	"Vp7p9Je2tR608djrprOvb3uGBpjs+JIJfaYTRqelLWn2UW8z87itsudWGGt1WyCAdclup9PpiZ6AF7u5",
+	"fL5ltcWe4FGX7PRERDXtkk+9VvZKn0e9VvdZZyfotRT7Z6/V3bk2Qy00lVTgc8aSSzDKCE1gEapLQrsa",
+	"tJca1EBbaRgYicf9bubMfsbl4YO/nr15bZ/cJaTdvo8QMneGQdnAdeA5t9eKgiyqNBWRInSkjWpAuTY3",
+	"K52ZSxfaq1Peco3gumznNVblkhl20dfZe9fBreBt9KX3XE+c6f1OYG0GbQKz0a8ClN+5VkSwK2LmLsHT",
+	"LWfRVuCdW27fk1fvbPf+mA1A8GTgA6LYMGFaETWRV0SKeG7QMLS/9hXTZWQDR03b89Qs2nHBq3NLaL1N",
+	"5CBm0wWQmuEbf3EQyyihYTCa8rhkqZ1QRXaItQOjOASGObC/trq/mokiQ9pyQSfIR5qmSpMBI1STmBnt",
+	"Z8eoNwkdmotreGcraM2kAXbS6ra2gftdfzA80VzxoRnXuim2DVoqy9eZ0kaC7LY6O399/uRvnb/v/eOn",
+	"b//+9H3nb0/P937Z/3n39Y6hvprqVLW6+4ZDaq6B3v9s9oG6DewhV+bSRHSvqKZyyrsWSt3L7O02vn0d",
+	"rIhj7iTqWKGdOjBodPriiDzbf/yU2CkJwq7MGzO34iJswJcK/rBbErvMOdLOFLRFg5RcQ4UBCm6clQbJ",
+	"vygNZP00Kw5i3nZ+mHbmiFn4ce6yQc9Ku+xaWfR12RNzyyt9xrRhb+rOqF82YAPpk8mYCq7wjij78h0K",
+	"EOdVGe3mm4HBGjYC6lPGx6bMKOx3uhEQYu9uK2a4Uyuo1+3pTZpAyIBSKD8HhAJ3TtgoYWpiHT7OB43W",
+	"v6+FMRll7s4gBYM1HLrRDO/sjDNqX/YXljin51LqtnY7u0/anb12Z+e886y71+l2OludTucfrSBzBXb3",
+	"dwOjpXYfB62YinEKmliLGZ1hSj+iu1W1uiKN46A1lREzzHTMjJrX3t163B7FVHkK7+ElNYyUJUoKGnM9",
+	"NypxIkdMKW5+McxwrjSb9meJnM7MKv8uU4j+OLykAZp/09lMJppQpbhhvtroase4R3I2kbMtcohm6UHC",
+	"2ShGMzEGj3BhFBUik4glxKgg5gQ0m4JnOU1Yq9vZ2gtaWgrn7oI1pbNoBbBdB2YvM5ZojvqrD21Pmzdj",
+	"tTUHh11R3QpaH9tj2XYeuRk3b22d46vZozafzqzzEswJ3daY60k62BrK6bYVDLL/yhkTRjCxg4GdIDvd",
+	"GhNDWSnH41/pxRxBPtX6HzNscY9/zb4OWgaDWh+uMyTK38lgk72CyFQzSQGxlpgBzB15671/XUG9mgkK",
+	"qOIfqUwHcX6ev7bQ6uovGnFqhUWdmxevi0j39WDPtW+w+hUtWHnggHVD++dgd+6hRxnQRbAWUMWhQ1B0",
+	"jXugyX3dcvBfbAgSlEf/UPcHKh5FXAOReetdUuuuL5Jn6+VXBCg/i4gUNkKpS0JvbyEZJZyJKJ4HJDS7",
+	"DAkXSDQCErr9hoSJLRJ6ewyDngjzXWI4Vgg7DTG8iwhJrBmti5FgQGGB/h2eECEjpsiIxjEZ0OEF0RKD",
+	"tjyBqCecRJQHe4Hlxo2rtsDy4zGHAtH/w1L7ChX3qGWDRxqkGIywGTCjLBq554BQfGoUU6rJVCpNpGBk",
+	"AxyBNE4YjeZt9pErrUIwsK5l7y3S27IN8/ujt2T/KXGvYEijSocTsAgwERKZkHCm29+fgk3A8wbsPS44",
+	"A3aDmtCCD592g73rjXYeafDh007w7fXmNzVOxzLxz2zC3+48263b5GK+UHFng5vaPHUxFIcnZEg1jeU4",
+	"NeDe3bWXq52KCyGvzOb1hCVXXLHN0uZ3mlwhi/jQKt/fI5fypv+2s8L8S5lY7oasM9jfAXMrMZEK/yhu",
+	"cQmJfwfMYE0Sf0hmNNGcxgR5yQGhgtABWLXt9Z8Trkgq0MsdBSQ0uw3JMIYYP4r/AN+bFGyLhJ+uwzqX",
+	"uEdgLQoj+bRUxzGMKt3xr/cDup5/XqbPf5nqr8fbImhckKGTWVpBmRkPqUppXBs+mM/nj+T0owyJaz+1",
+	"DrcbqqLs44wnTHnv7ey293bOO+Yl7z3DofdKcZL2quW/8Zn7zYooR6eviJqLYStoySuB/v7uUwMZNuIf",
+	"W93WlZb9Xy72Zs/+Rl+CUfdSXhQGV0M5MxcWyVjXcHUrEndjrjSc6MNQC31If03rWkMB9c9+4RYqFOgz",
+	"7aWIijdScnM8XQkoDpNrpVcIVtvZzX0dKjDKRMKGciy4wpA2YA1bdYzDvw1fJbjd5fRirasU3I9/rtVv",
+	"nVSCg2Ug9Y6icHlKymopUruAAQUQ1so5lnjeRo8lsLY5edYhEZ2rg0wbOXx70j9/89Px6/6rw18gMvP5",
+	"4d/PyMbek8ebW+QMtkucZ2zC4ogM5mQu04QkMmYHiBjdb7LIT0yjKQk9y+j3P1p1xHh9qro29bq5zFGD",
+	"Vb4MRtu/9T/8pWv/2yRxuQB8O98a8fglFC1i53IkatBkBbvCAz0gIfw3NOeqJvJKYN6IFEMGyrVNQHP+",
+	"ZWo03Enp1P8w3N2IayDcFMZKdqdP/6E7fx/si/ffXh7tfHz+mL14Mv7xKf/rtxcvn01fd1p/igV/igVf",
+	"hVjwR+Dq2S2tywX8UvzeLWoRyXahjzSO34wgimVhLAcds1dM09Z18KlEXTJIZf9YJUhyuXwEo1V38KHA",
+	"DSZU9QX7qDM5xfwwS9hlni+Hq/r1Q4Ah6YYR5tHgEPmtpaYxqs7mX33zWLW6nes8Ia3GPCjK2WgbNI5t",
+	"tDSkOLQNH9sssS/7zXL+lb04mANnwQzyzIpu/7Ts6A0YojHah8RSXqQGI+w7FoCGtTh+txO0uOonDBlu",
+	"BquEUWWzimcxHTIQy7Rl4VIMJE0gcdoMhTnTOIDH1rKfzLItpxN0piYScxuoBt82iwDE5lTA5WD+aSmv",
+	"2d3CbRUZbjqIuZqwqO9Sngw3d3FP+eNW0Lrkig945i3glxCaUuGWhRP6mthSASPK6Ph+Ih0+RoTrA3Dr",
+	"oGQFOVQYLq5IxGKmUZRuoOW1RjgP+xbkZUa2zsGBjUulxKIDriFhLhuf6yDDK/xkwYJ85lJA+9q0Qnjh",
+	"kSLmFXRwcU2ujDRp11irbxauyhIKhuMcwxfn5oN1RIbCtasWOcjvYPWA5807qePnhcv5VXLbAq2oQ2j3",
+	"Qo7QWQkCEYDGcGcIXiBSFay6msjY4VYWgC1lVItgAeEC4q0O354QswayMZKJddp1Ae/DF7G8CnsCmZpN",
+	"LDS0MS+gESINC83oE5qlUej8tm0GZBanCnMrKclIHYYv90SY00YYGq/cOKEzqI5hVph/Y6knum5LLLdO",
+	"kvEvjE8eile0SLSCAm3NUL14KYqIW0QS75hqRRsc/UimQqvv8W5WjvOdyLAK+TYmj7kCLfMZ5JAVWcJA",
+	"6hWv98jGqC59tcZR1QpgogU782hOzX2hmlxwAaUaHKZWZJSJtLlcmaW9bmLPxI6fnyLITpmC9JtPNRLN",
+	"1yvcYPLTrWSbfC+Pz3dKBoQCFXv6AMSdemD7gGySiVZkja3lAkN2BzOBAc6B5xTV0DwtyYB5YsMokVOM",
+	"3bAwXk9quCF3L11VB4tmGrjgBp9pqlXpAg3ylQGh6Tgysn+d6Sb7lSMZrLWfAk3Mhy0fzfElS+YkLZNI",
+	"L5qWDKkgirGVIF+CHE4aZEtfBKd0OqXJfBW1yzBPmWrgZz5e/JGVrj+Vmj+Vmj+Vmj+4UvPViO3L6fyX",
+	"MkYWmc3nNkn+ERnTcjPsTskMu5NV4Doc6rqKV8AlhuZ6kHfC7JyKPMM+IKGtthG6Mpfw+yNFQLCuKnt0",
+	"xjFmbbHLo5ajRFzNYjpv4Cdm+Y6Ib8iEsCnl8WZejxMLiBlieJVwrZk4wFJHyHd0VvShQA8a/BNLED8D",
+	"p6P1riTJWhsuy3dIVfLqJgVQ5tCppQfFFXmxYGY4f6wsirMVtK7YYCLlRb3qakZ8jqmkDeqyjcBEm4z9",
+	"Ay34cEh5gHtWwyKyh3FJ45Qpo2oLKdqYB03UkMY0sS6AntjAWHFqk6eJTMiUKUXHENOtmdCbWyTMak+G",
+	"AQmnXCkuxv0ZS+CfUtgQfryLIcFNDFhPJGyUKhrjGkeUx2nCFNkI80+3IiY4i8y4NNWTrViOueibV1kU",
+	"bqKlp4T6LjW0PhQEFenK0SFw1v4MwbSer60Kn8U+zQy49Tcye3wSIb81dw8Au1wOaRZoqCBUazadaYLA",
+	"Dmwp4IlMNBnKiKFB0PIMEpqf2gkzgIGTWTBz2WyEMMzOILBH6O+8FmrZDhrv4ktZTvGjQ7tJIPgY3Wxm",
+	"dFS5SDiRAWQEsXUYUfJSXjLDSbyMc7zcGfV5eu1S54sIaTnbexYP5ZSRy90i4hUf+9hlo1g+1OMOLtLD",
+	"Ese28HStKgVc1jDJGTDpva3O1s7O3tZTA+Yh1NpdzsBXz9l3VZjg1Z1d74ci686MPiqFjFgHRqjL2uq2",
+	"XsnfeBzT7cdbNSEh7izL+PvCx0vvnMNaVpMd/Wq8plU83KUfOeK9lioyq7/qWJqQ0ChKmDJ08pf2C5lc",
+	"0SRikfkXSgdJqrQLQAJjU3h++u7s/Ph5/+3pm19Ojs8W384SPnxNeraPf58WK1g59q0n/JTwtIacO5Rd",
+	"4ezP8NXrIlJ/WpUwgrzhH4ZD1sChfnm9xa1na80xFnCrsJwCVBcR0vXUG6zsejcKjqPkd6faTIHkVoMr",
+	"vJKzlnA6AJxlp14qR28JlxFQrAATkg2PewJLdizUpZhRovhYtLnYhLrZoRVyyIbl211CyX5nLwA7jfmh",
+	"WBxg03d+5JTTzg/HbcarlSi/lzJ+RWfNkk6d6aOcHQTS/7/+z/+b2HfIlM62WjXIc0RnFOz3WRhqHgNJ",
+	"RX+Yxe2isRhO5DqAZ6ge1D/Dol0NDyEKMXtiazSbB2mWClX8aMQgQQUxUvVpNOUif5qz2jzQEYIbAy/o",
+	"8UPQSiQUprnk7ApIyhWPxkznOZL2QRakWgpvLEBj0XVwB1gB0xofefBb4ysH2DU+yUG+4kf+Waz4SeGA",
+	"ai2PoxEbQtlI79WAKJlY9XN12R0PeXlZi1Pz3nUBCVbaTYmiwXTFHQY+qnjnUoB3ATWKR56vyQP2h9qr",
+	"qyIpkyMaxwM6vFgaXO9fbSwl9e1oj+4OdoaWEZmf/jF9dlkT2wvvl4pu7n+7PNJcW+TyI9R3v11erdOH",
+	"MUzuxqoFRM7KatFrRsdgQcKgOTkiDBxQyEaIIRVV+0zOhOrIbYENlad8S5WCNGVXGt2VqzRfYX1da5Kl",
+	"2lpkojW0MX/uIF9nHWDySn8riwXZJ7m5siwcQGzHsgvzA7xkRGUxS3XfuajX0t2FjFg/K/+4ujzyWkbM",
+	"K3JYJRIy1f6iHODtzEGWu+CdhE1ydDhQb+6H+mojOmSfrquyTw6H4gKq+1wmINWpwAYMYK1r1hF3dkFH",
+	"zN+0QQK75jdxyRKsvODr1SlqrH0D86cdW43OPUWZyY3SKVXdgT9c6yGIH0Am6wIKcAyDvq7EnZP2Iizy",
+	"WcIcV5Mhoi2brtvqtqZUpODsraDKr59aVsADCrMCeDqPdwx4Cnsub3lCRQRChEy1tWu7hba6nxzKgvat",
+	"Ez4es6S/41YX0wHUm3gFayb2uXtqD9z+2s42hpgCqG9nKUHCfrGCcSB/E8z7gJ8Q2G100CyMVtNkFTBl",
+	"doEMsjBDKoaYooPC2YfKXRvIaI5EhDENRepaP7I4lsRuJy8n5Wlyu53OddD6Z8rSlWwgOpn35Sjb0QWf",
+	"zQp4usIeO817BK9BfnXKUK1Wbl2HMRcLVxUuwAWbX8nEoBZTs4QpJcmUDidcMFUTX7yoRtLishyrE+za",
+	"yrGPFIERyMa//q//d/fxE/IT/34zIMMJG16wCFtwKeR7FnSPFAnhkxfAoMNaPSWjG9UCGq6DhZZm/gNX",
+	"IAZbSMnkwvD+oZyBn3xJBeq6qg4LGSuKHl9M867h1l9EA8/WcYzU8lOD/FhNJERXRe2zjJaubI+xkqIb",
+	"NB9i4Rm+sotz+npGe53fxx/RQD5KY+YIDVTkUfVhjdkMUOdyLTIAFNnnsDV1feCdqmuA2fhdqFiYCgLU",
+	"Th246iBTRoVCU4gdOixEanpTWkpZu7cbi3XXi44iN+K49SDRN9BOhcCzt3WofVGm5aQR1KWGLI4brCuV",
+	"G1PB1dt4ZotixlcZOVIR/z7V8ICKPLimg9qXodb7lDkCIgWztNQuD14xBHMlgoiE6NoMWZRTPzXEU6+e",
+	"eliSbBsH9FjWgg37EnCdqrnysqaWjK0EnleWpHgy1dflR3Ay3HrYU5L16o7GF/6+zuzQldwXZZJ5XZJM",
+	"67ZeFFU/3TLIK696VcD28v2wiOm5OgrLqIRvlEmPhwyFy+JIhY/DhdMtUeMiVSpCq0oVS1SjjFl18sQL",
+	"m5TRFBFs9fQVCwssiekvMv0fjDKFHQSGqdJy6uovU9VPRR7Nb8t7FVRtLzPA+b0HUjvZaShTgcHiyxIE",
+	"nE/bkcUdT3+KEjrCOpl06pkXXKcb76fVKtUGrbxePPoEVOqgBE8yr0K2vJ2GVIVMyuunSXzrsOYvxtS/",
+	"0toLDotXshQWcHqR97gRrW/FPxsrE/gXoY6srlu5oHp3Pi12eC+SNFbjFoY2eYzCXcP1mGvhui7sXJX3",
+	"8KWK+Gk1ldj6vNnVjePrv846w2UStex08nYZJWtH9ch9OrbCwPnb1yViV58yNWT8kiXk3elLvx3zI0VC",
+	"Z5y0g4R4jhx7l1DsxJn3kLR47hpU2o96wo5i8UIRKdgBCd++OTsn2Htk+xOPrrft++0LNg9JIjW8y/Wm",
+	"QyFXAdXPJV0tYMMGn/t796QTD7r5TSmUzvBEm1zoqd7qZjpVICnluHf/ljWXjbaktYBlxdNtElG8UhNr",
+	"lOJ6P5nnt5rneRQ2dlgKP2XY5kyV0qPWC/SuMOE8FtLzJT7udOq8h7Ubv/tS2i53GsSbgIQ56oTEyheB",
+	"S7gOP/VQgOuBmNJDwQ7+uA63esIO1s2TpcPsnyozce54UdqYYg121Wot7AXiY/5w6FosQAUf9E6cgcUn",
+	"A2HJH2H5acG5MZOKOyr3EUTFeavbyU8BJVJUxVcTW2vE0Qo63EayKLaO7KxZ1XV3lQprK3Pl9wnXrJY1",
+	"F2F1aqkYxvEXUI0b0szoNMSGw0CpsrJ31PZjIamIoaFJnmNprrEgEEyzYvXuWv57c3ZUVwiuiWw9T7GJ",
+	"yboXGKIy5cylteXegV4rLLf7IxtHcjbfDHutEumqIiTZYB9nLOFTJvRmFTtvhDZNhOslVzrL6C21XYWE",
+	"27y3KvDPmjxassHHQkJfTEARwzzJiMeaJdgbs17hWVGiRfVuTel3xfezFOKbpgH7yepOD83214Rtb/Gj",
+	"dZmkzREOLbm2tTB8HxTUJLTpw0YoBsHJEEBH4aF5uFtyCQ3zZPwKwnkC47oN12sB0BhN6UCH1RWZxihm",
+	"y8kd/8fgV9+t4CDvn0bNKeQUFBbRaKL/UyG/qUL+B9axq4zB3UTURWeJjFLAXOeZViRJxdayePRcPS+J",
+	"N5Ipks6MyIgBZzOzFgj9R2giv8ZwcKdruQ6gf2r6D0jTX4RjZs9K56iW97O/S83+96rnNjHoL5vR7TOn",
+	"mvBC5YS1ZWPkkt1XWpfSLPLh9CepEdMxhe+Ppjp+EVWu9p5asyaz3R5vKlB7leWsMbIsVNv4sq2VzSAf",
+	"rm+DGEv2yys9nzMXVRZ8H1ExjrkYt83ivBijLqyW9Fpsp9cimiZjplGns+2foH0a6bXEs16r2NbZbGAb",
+	"9rrd2cYvDck30gd6vWxv5dxNluXQFKmhXewa5DDf+In5uI4s2ikryaBmCWjWoMKcpUoZWJTdukkIy/bj",
+	"AjPZs0Q2cYrAbeDD0lPCxd5NvFp2EHU5idkZ5KFNzn99RROIbPqwLBHCTRBUA92y8Ru3nMsoNyhz796z",
+	"dUHWcU6jX5ervqf528tu6fX3ec3JiTQHMydDOp1RPvZFj+7ug6k470NrzcCpe/GXFoFfm8/SpJctcESV",
+	"r14mDtbKnR5MStJeYXUWBEuw+Eam/Jd0wGKVeRwygXyDaxJJFCpIwiBz0jGazS3impDA772WXQGxtkM0",
+	"HDYZDBdhdpX7NEoaj9cWNHZubGy0+2s0vfwO79zv8Bp9WOl0v6D2VEKzB1KmvyT1Vq2j1usXdj1PDJTz",
+	"iaZcqAPrp+kSGitseWub5RM5wmd9HoUHBGsqD8OuNRxNZByxxLyUJTT7xtU8lskM4ZT0YaNd9T26iQ+H",
+	"Qzaz/XQKDY9sZGE/y8TKArlsNHZN8yL/m5VMdDcMcywhRmHibNAm9Hcbh4a7pW3bwIc8dOx+sgILC3kh",
+	"k+my8HlvidAIGLPLdnb39v0MpRnlUet68bb/evbmdWnT+YhmwMbx7hUIP7F5aVWFIJXWROuZ6m4bar9l",
+	"XwKuYDjA5Y6LE1E2duSXi91//ff/VDF0aeALpEt4wS9onDXUg8tUQXCL0nKWa55Ug3WzpmRNCUdXicqw",
+	"sDgH6uUBA0+ImNMhcCZNV9qzBVRzQhJImCBhbWyBk3UOoB4cvAfempDkNj1FuF7szqmjNT+4ROHVk8gO",
+	"ySmjQ03MnjDCYYu8mTFBkCB0Mx343Yk5EgXNtm2lS0Nowc3Joi2CBU3HXLBH1jigemIDm5ERHqmAgPJC",
+	"BkxfMSYI9LE2mwdFJiBCkuF8GJt/Gt5AYj7lWm0Sis26oSkzF6BvtmGdYV2pM6sgrcgYAV7H0bhWe87i",
+	"ulcf6rUN8q8o4pxdOWlr6SA/u5cr7nobGY17rEPsfD9LcKAkTURrVwwIWuhFqde94dGPNnV3kYRnTSa1",
+	"dSbg0fJB6gzxdm3Z+I2wem3NDqvDamWF0Qz9nIL0ZgFcbbvcaT/rtz982gme7F/Xtv3zQ32WzvjWvexV",
+	"i6yLNxQRS1hi61WmKqVxPCchBgSFmwfuSjsfM17q5VSXL1QmizBZC+RZ1NR6xQxsgNXazRql6Gc5UVlF",
+	"IS1nmCqhuUgNZg0SKoaTWiqcuOTDlXAEUxUXHpm5+MDWCY+8IyHqiuvhBCI6S13pn+yvV/GjsW57aZlr",
+	"nduADi/kaGRz0rK21k86rk22tZB7IYV+9eyPCDKO0ShV3W9KP/ZtxYHiBI/Xj8Ao3p+1dvmxvot3lkMH",
+	"wto1xOit8F7pXD62zIeNB/Ozx1e+1IqD1m8S82Jvtjn7fd0eT8yRJXXG/RuaUZmIwKTbvzAicOvJ3z92",
+	"xO77Yfvp6cWz2d921Pne5bvHV788nf/jGf0eqvTYNqJc9SnUS3IQhSZ9lyzhI96wjB1vGdY69YpyQYxG",
+	"T+hshqLLJY/AkzBlEFyMJWVVXyFTxOqGffwVW/wrvd/qttjOqAOva7eg1fJ4IN2NaSN3KW+CTMN5/OTp",
+	"t886hXa6oI730fANRnNPlWxBrvaiqX0oALjmfdf+9G+7k6cXL6fPfqGdwdFedPx49MPTyV+fXbzcmb7e",
+	"m50+LmcKrayXGFhuLz3bB2rcrnIHKB59NZEkb1hw9x0V/HtTMcIYgNuCxlwoTccJ2FwMpzJanA204WIg",
+	"UxG5vASj8i0uurlOnwJ3O+sYRfWufpURbI22zJxMLBYpPHL51n1yXaEpK45whl+dMd0q0Yz1CpS4xT9S",
+	"fkltWxmMKqdKbijGSGF6nHDzgByeZIMoQuMrOscu0yTkqm+Di+tLmKxm8fJnzauTfr2RTx4NXecm7vlN",
+	"+4mWZEaVNrdSo2EU+FJE1QTyQszRQCitvaw4b7mzf92tXWj3WbTAoS2rB4lQWpKEjbnShrZxPYHlba2Z",
+	"d5RdnMy2n1MKLzCrQh+Kd2aRD6CQIJRdktIxlejn8qwhDyNv5HgL7fJDTEqYyDiydm1Xsn5kbW0InwO4",
+	"SggYVzDZBgjEbKSJTHW9u21lgaZGmGl1RjtsN9ob7g8e0yfPnn777dNnT+jjwf5wL9oF+eYuZJWaSIuF",
+	"vKK+Wc87tGLNWJLBrKRwraJY3g0dX5+Gg6myDM2Vh7CfVEIjSndrCR5/Ic+Xv5Mv1g3mhsoK1ApYSfXA",
+	"iA97J39gRvklG3lw9WbxZo7hhaqyQWfcyXdOzfj47G+/3VjNcDpCKtxiWyt/f8N2MnU3p4kHbdCMcnXJ",
+	"K6YUE2OWBOTEsSWiJ4lMxxNCiZkjIO8nVKvD2eyAvDlM9QS52C/tH9NB+4yPBRSObe8+fhL2BNq/NwOf",
+	"y0EN7Hz0l3LMhZl9E8PsCmJOCLyfhwEJ8bgsz6TCLGrGhyG0lOoJ+2Lf4D7VfBBjrW1D6ZNLlhA1YxSc",
+	"J29mTByePILutQGyVK6VTQMkUxmxWNnmIVlZLiTh2Q6w/YSgBncyJMpWlD311lJrHqsQqDNXs7Z40y0S",
+	"1od4K01GMk08kQb75VqcNhyOahIz8+LOE++1SjbzQmFGFYzTHp9YWT78MtpEiaahGIMAXRrtXa8ELCiO",
+	"vhY3wsOuZKa+Ea5PkmGy9WJKgOlPCRFSbxEcznXsoQkj2JcnYTpNRKGJ0qK9LQu2LpiP9zvPntSz+Trk",
+	"Ke7wFUvGLILtGUrdJRTXThLMzlaoqePWAy96G+z0F4zNwCdo9407dmccECV7wsZzbyRsKi9pvGkkOVs9",
+	"Hy/8/u5uJW85o/otddGeJfK/2oJdtc0vaGL1YbHTWQmkKG/cFqIexag6V1kbsuDcbR/MLUzDgpCJhaDr",
+	"dY6AhHbrebnow5OeyGgweDTnAGYmhsl8BtmDGvr8wWBFdDuAxgQ0AtVUkdBjrmEF6DcRhdc+i/vQ2OvL",
+	"irovyMb+7q4rP2FjZ53QPIjZ9IBQ0RPOoWzTpHMk3dyyZ5WfI49CrHBBZzPCo4BEfMy1Osgw37BY8Ab3",
+	"zWnaWK7/DHtiwzWWCC93d7Y64QHk7CY8YoqEr47PD/s/nB6+/bF/+Pak//Px6dnJm9ehGQyVif8MyUZe",
+	"Yh67hpnleTprTxQW6S/IjbFVw8cDn4l3fRuGmdNyGAiF6AmeHye5mkiF5rTDE1CVFUkVOyBTZO9SYNSj",
+	"S7ZOhXJB7N55YhqyfeeASNETKHQSrt3PYBvIFcDC+U6owQmC8mg215y5jmclScTAaEAVM4puSDYmWs8M",
+	"+QY7blA4QpQ/DATCXz/hOUODKWh9+J8BNlb7qPtXXETy6j+vP7hGZ9VLVdUPK/jR6rYAKRbqjoH9xdzn",
+	"PnS3+HC95Mo1RINAS7JUQ4qMZWkgwMQGiHCfDkiYS8mhbRxqjjShmKAMt80rRTFMWIS+MWVTdPxgkYLE",
+	"DSZ6dGguk8YedgjqF7GM/2mj/nps1L83a+8XN2ku0Q7uKE+xNs/QCFAowIQoIdgKRlcTGTOyoSQIbVT4",
+	"anPQE+6jrHu87yMwvBI4nZDaZ5abB8SzmBoxPZPSMawt439DKoTUPZtCuUVes6sCKQYF1K4gYUZbyUoW",
+	"aVmg8RXu5Vn3FojkNzVnrmmpvLGp0aLEHdgaFyHez2BdP2UqjXUpMAC7uln6f/gWYhYhgFR1yf4u2jk2",
+	"1CaI9fSS8pgOYuCd6zn05YWTn31XeE2GCa6mtkstNqdlwwsykqmIAsIFkWliVhspskF9wc01mOWK/DOV",
+	"2il0aOgB+RyUPiND14WRrcldPjMblxe1VdVBVi2In9TGz5dFoLo8xVvwgxLdBQHKnuQiEltHLcHI9+70",
+	"ZSXif8YTpvpcQDiUmS/iCRvqfprwQqTDrBjpkOrJtvOTlXtIBa1imIRSsvAx9AneljCG+T+Z8N/Yf2ZS",
+	"83d0MOylnc7uk4SpmRQKW6R8N5QRc7/ni/wOZvmPvcP/2H3xH7svSgs1v6R68h+7L9xicQSQtr8zOMCj",
+	"v8wSOeIx+wu0y7bPzX6+M7vBv4dQzWBC45iJMfvu79MX87oH/SnTExl9d7b7+EldqkQO7DKanbGhFBHq",
+	"STC5+f+5IhBmXF8yonhUnxa04CpNxcU4Bpl0i/zE2MwwokK/YC6IYqBvnmmZ0DHbBNE/SuQMLnrmH0VV",
+	"EJcb8dHIFnGrLKQx8t72MSMZFoDLdcP9iQonNDQGKvP2p6NjYmC7abiYYq55diKvjPCs5fLYULOUEugc",
+	"oAL/gOru0KuGqEgsuGVt2UAn8p5wBrh0qFEOKPkuzTZ9vPBo/ROg9Z1ux3fL5Cpioblh3rFgL/coZc3M",
+	"r4MWvaSaJnmV49pS1Lsw47fFGeFGmOEi+v/zbhVsQ7NE0Ngr4GwLRNe7ibA3eMVHVGraXNfPsdTDkUUc",
+	"26zanCmb07WiO6dS7swewSLC/IodmrdKgFwUTP61qqn2OGtIReE4P32uUKgcKR6YjnmrrpZIbI3G8PYE",
+	"41gC8IDh9Sb/+l//O08hfKSIwfvN++2EmV8lz5u9SoW+0rwPR3v18d3di0yR9a554Np8+sptBq4yGi+K",
+	"ySn2CQW6U89jDi1JqpcdvjaS4nhS3S3I8PtRhtwbGWOC6oEr4fWvWeZhnq3jNelZPC+PaudcqySaTYfI",
+	"jJoKnucs9sNKSQ3eqjOwBf651qED9LO8s8Zai3tmNc7vtxL1xZc1myw+61SaLO49W6vLYgvF61a39cPx",
+	"eUXNKEdjI14VOjOaV6ttGX88P39LbKf1UlNGLGfZNt8VOjK6XoZZVnm59dHetwsbGt57+8WKoOMOq77n",
+	"01ffu+rL9ZXKr+A1Vsd0eYBVwoOpWFhnxCgtWsqLu4osd1fgvtKyKy33yiU6syy2+seOSlaz2LJLc19L",
+	"L1ymNbtGrdoS6nOz1ZVMRgXq7JWDy4nBp2Vls7BcpD17/ygLp+5ZmxwhWafhEiJvhgp5/yZ7mYpH6G9g",
+	"KU+qtg3MuwXW9gi03ZyKzQQX9g008507GcDz8lLNxjKZt7otIwAOYcLYUJrWv40eP2OdAVjrZgnzCXMl",
+	"zoFe2ER88HTb+A941ZITQ0CiuaBTPuwjAFWmcQ9hjDHXbZsFaov0w4LaQynQG9LKi/wfeb/Z/ryITR6u",
+	"5KDO5vv1U86azUK9Ec8TqPnmvQCr996AMm8YSunxpF/LFNT74s2MJRTVfGsoyPbisFPO8nbP7rPjf6Y0",
+	"VtgaIwVjAf5gps6R3mbp2iKk+cG4g2exC7NFyOTO+p1qqlaGBMtvqsGhI/v+yXPku7GsLxrn402d+lxb",
+	"ucj/vowwldhTu3LOVEg2KG8PY6oUH803DQ6GQ6rgASISpvduYnYEHrMiEEVgLiwawSE1egmzGzastoHt",
+	"NHOcCuaulY/tAWXlpvLm8N4g+apRfBsiw1cZ1K63vppsCf+WlpACGu5IdoabFvIO3yp1gYuzFJCvsLUc",
+	"clUEK59JE+H2L0GdTtN0IRBF1r9iTTi0EHCwilV2cPLc5zx5X3eITEbdwYxr2YNzZyzkMm7ol1yVXYpe",
+	"IL9jNDudwbNvd1rF3iwF4ozVzFF2vU0CQ+Xwbpq+kG91wRbvarV3sMo3GZUtR4U3USfLfZbhHL7mzmrh",
+	"EjIRuriESakmyQq0s7SGTABbvoiMUFWWYaMXUM9dxpkMwPv3RC+bj2RKP3q/5xUDplzU/t5o+s3EjnV5",
+	"x6xYECVftB2xv6CMDYScYCW42uf5idbJCp6kU/u4ZN7S7CMWaf+oacIwdS5GfW2axpq3sz9rtLULNm87",
+	"vP4vJTG0ZJagNxHso/Afo+f8JgXLdL82xDUGLQxvXGZPs3ZaR6+tRJi9UWZwOQDq8DtL8apV6WcQg+nS",
+	"hOXI9XOgY0bMYqsddPKErDpo59lZdU9nRbud39Yizz36tKhXTnEHJwZFyZTq4cTsAteOzX8CohhNhhPC",
+	"xTBOo4UBh5WZXK5Teb4h4/EGvEG2SbbkzQPSwRheoznOt9bo4IMljvPNF+cPcmB7kK095Mz6fjRhw4t1",
+	"GvLX+STRsm8bHncxYrNV5VklP1FGMNYMgprSjyf46WN82f61s4S3+dOvAJTaMCaAavZeBh/4W4z7dcBp",
+	"BEd5rMp9y2K9hRQQYmSnqQ+rqV3Dp5XdZBVOWFhc/fCLoXgiRrKmY9GwWUtbwisbuVDCGrlFPanMPvDE",
+	"Un/2xRtbKIu6/bXAUR9UmtfRCHuT5bp87tb3dwI/315OLR3HzeW/t5gqUtOP78URebb/+KlLJiEYkqWq",
+	"rCBiMyYiJoZNYeEii/wj+btk43Fnrz58bmEY3xUTmlwlUoyzCD55JTCKr3Y02069Mtobc/k0m0Lwqa10",
+	"iByQyMQ2n4Qy+wXv3cJDQUi9MGNYW3pVEHJ1GBv9ejxyWQtZycZEXpGN/c4zEtLYYNS8DY9UuLkiO4M8",
+	"GjFsLFEHTiEyoxi8UyXNFSLRIEbkKTxei76YDi+UWf8eCUcyGfAoYiKsP/qEjVjCxLCO7cLxK83jmOSv",
+	"wUTuelkgcdFOFQs31z24UzdqbbQBAqnx2BwQeRQQqgxqmpWFv7RtZ5D2yfOQoK+sYec6mfch5WRB3Jwk",
+	"V5RrMsC66/CNQZCN/d1nASldqNpaxNWFg18QX6j/WHPd5Aoa8Y8sIvCCQ1oVp+PaDdbX2wvTRHStj6Br",
+	"SU0Xa8+bkbD8fFgIKWvVfSKkbkNcb2tVNzXsyjP5ZyGn2WUpHPoC4uld+Eb/dQ3swFZP/nr25nX7DBCR",
+	"XLC5oWMBCac0NteaRW2jX4SBIUnUJ0oQL7iEei5q4FHKEhDE0Psnzzo7WSJhZvQcyGhOEik1rCL8t+1/",
+	"piyZb5ebi4aBeWZoSMMjRP7qw+LhYo8XqL26vbfNl59n3jQkO0EA+oIDyy965bxWdlU2eALrka0Bf07Z",
+	"KGFqsmrvoEIxb/gyK+52pZP+3j9320+vjt/OO+cX7579befvg/3p+a7828U/km9/EY+HPw+e/Kh2XkZv",
+	"R4d13acLAxbbM+zsrlfesjhY/c6RYr8tSrV+3MUwM0EMbVEel0ELgncOFDZM86egWtt/g/BVKKSR1T4f",
+	"UtEvDmt+KQ1tfvLHM3/7Y5q//XFr5LygVkxeypC+lzJ+RWet0krrlGl/3U3PYyvZ1j/FLTU9TbOso+rz",
+	"1QV0TzL3NuTNX5issCtvC0EGv1qckjGrV06W+pG87NeFKsqqoYa5ILSo5+fdqHSujYa/h7JtqBiWV1ld",
+	"EzQXakRVDQiKBJSX0m39zNkV85ycl+7vKpR2FgVH31ppyhDk5uqSn+ZfjHGX/QkVkRyN+lL06ZgJ3U/Y",
+	"LJ470gCvmGsQXzIU8/oTmRrFpBO0BlL3RzbfoJ/3STuTSTIPiJJTBml6nvKzRQ4FgWnIFUrEs3hO1EQm",
+	"Ogbb01CKS5YojE9ImJwx4Sbc3Q+cNbtPeR+StJyz3f0eUzFObbc2VKPx98ym2W0dp+Ystt/ShCsbYAc1",
+	"ffqTdEodDDQdZ/RUJmOHE4fDKSNn6QziR4CQMN03UIDFApCyjC8mIqARfeheANWH7YA3D4dvPq0a0Qie",
+	"P1IWxuZD5bzBGYixRbknM+m8s5LZR71xpxkpqvcLXirMqQiPYkb0hCsSSzE+IB2s3uASLQlXRI5G9WJ9",
+	"Pc5VNQ+DYdC7zmzqkcJuuCNnCqjQqgV4VwFtlmd3xQ1+406mVMwJfGFUCgAOxMAQHKwK+hzQu/v1W60i",
+	"e51A7uorwCtm7sMTbJaAtUy2Kd/+JjxwbTynjApFwsOT/vPjF4fvXp73X715fvwyXBwcUL1eVaB8f/SW",
+	"7D8l7hWi6TjfYshE2CD2ly9oDSafHL4+JOYN8hv0HM1GfXd+VD/sgltdgyqRJUnmpnCmiEy14hHL6309",
+	"UmR3vz2BvEuoLZGnE/347tXh6/7hD8evz4tbhstef39yilJvPqwhKvUXC/qdFC/0mF9CWxACSWC2aueK",
+	"97qOZpUnXmF7DyLTIDuDGhysQfia2xgspMgNB9lAwBYRoAX0tvbIFmH/0sR9Jyl8nu7CSKKWdxBuZjj7",
+	"3y5n8uty0tswvA7RaSIUMV9MqeZDnxVYppa1IPj26RO/xUFnHX5XdFMt91MtZHBrrWg5WzokQ6ppLMcp",
+	"s2yJR2Qj/OH4nBh2hGV8ws2MKaWKNfGkVbxxd8ixApIVhGIiBMPRTLe/Py2vZe9xUGjUQtu/ffi0G+xd",
+	"b7Tzpi3ml2+vN7/59ztifN7ifPwOi9Z0Kmhb/1Zt9LEej1zMtNbsnd3E0lblQDVh0hXCdc7o9IbtH0p9",
+	"j3midDuGziko6UMREYT4lo3m2jXgmw5Y4qmAtmcgaJnNubk2Ebcuxfb6Q/a71THI8avjw9aNNYavNdV1",
+	"9daeq5o1i4fxqfGN1bVug0+vmAs5qnT9apLeHk6WZa3FpQDHRRmTDpwfGq7iihXJCzVZ1rqFdRfly/fu",
+	"rVi4muBjUauaStqYBb7yXWjAzQU4gJMuXuri8q614uBpXrLUdVTNwrK8g08V9Lo0hPNp8KxqLcufL0qA",
+	"XtTLqRil0yld56CF7QftC2BqLxemcEtogtEXKlxupn5gvXr9JT+YEoJfgmH9wVlM0027z3JyrWaGZE74",
+	"K2wNf26jZ++m8ZnrWmnbo/6KfuUW28mbZWZ5DJCp7RpzutxtkGCxIeqveRPMrDNjHgXeOtMUTOh2R3bQ",
+	"9pSKlMaO3RXm8ptcfgTiMjckJRsCa9QDSa1MXJ+b7kWlt15KeUHSGRb3SLB0Yk2auVtYlqteWtXufuO6",
+	"qrW+D9WFrSk1kTOsue/qFWJ7YSoiWzlaYRGSLNzFJhe+4GcTOZtxMT5CcGLLaKiIoeZKs2l2Iay89AYG",
+	"xoFILOVFCh1Z8hh2cF/ZQIYdjGpAMG7bPjSICP1RLK+8+kI4GxYkxF9W01mCVqoM87CEcO8P0G/NHPEg",
+	"5bFuc0Fc+Ltat/DFyh1mW2vxr+GdcTgPBauml8r+A6IYi/J2stiY4oBwbctpkgGzxBsCHb1CvM31LBfl",
+	"aqj62FE/lkhh26vQgDokthaj6ySABwydk0Y8jm3VZThstMqjw8l61nrCbbRYzS20N223fNPCTa+yvJkX",
+	"gqjAm4dM1iZ12vX0BJQpNi9DLyaI5cdW6ViTi1BDbGwJ+ynWFV29ZlH5ztcGhpn9ZislV1SRoZxxFgEQ",
+	"KhWV4fWbV1T26U1ttYcygj0C8jmIoTr6Ym/X19rVrUApKwpzLK9URmwyj67b/gp5Hc0im81QLWGBf8UL",
+	"B1Jc6cqN0YCile7ohwUyz42anh1/pEMdz6Fsuhxld1tEJDQwc5uz5YTtVYOGBWEqZokcMqUo9M/JesPg",
+	"Tc2iHG1bHxYRpZN0qNMEOmfH/IJZqvBI2RGLjeqrtervWx7D2g8QB4pvYD1hED76XtatExt41KrJ1bcS",
+	"nFEaQcj5U8S7VxFvgSB3feM29DVCQtHGv1Cd8W9OlTIdGS6gPNYAIdccQzICcjXhtiyPDbwHnjpgBIg1",
+	"dHik9exhscnHiTIVp4p5gO1yMiqJPPKRwmeKac/V8oL/g85u5Yu6kddkdWMiUkND/29EEaF1PLtylAmT",
+	"KbNoAdUloZk7LHCTRwoAGJDwkis+4DHX85DMEn4JolzozRAWxZ9HaouEtkZfkchCtE5hPK7w1WoZdHsH",
+	"3qaDmKsJmUmFDUlkmpBBLA3084Fa3ZZd2ToG4mU4f0NXmN16XUDHcjgc1F4TZ1pNRcwU3DOUGqkgNJpy",
+	"seLdqRWzfCguJiMG/37O315orThjLKpNaORCsQSSoXcz4QApbclKmr1XBuP3FcUKxc0rljCXsQhEd0Iv",
+	"GRkwJogbrD4IK1tFJW4IBB5vHldwGToVR2zEBVxBW3zZF8rUBMocgRBi1mJkZWwEsAENqyC4KBzJZMjC",
+	"zVUkNweOfLmLSMUfqIPLHenaf6rP4z/VwD/VwM+gBq5At76Yr61IPR9Mh+Cv1eh8z4bkGzYHdsf8eQIg",
+	"AxcCN4wZTRSh+A8gUBDq7PupeiLre3QIIru1XnBFak0OeJKeD96S5ImMWUWkxsMt1P+vOTaycbm7+cX0",
+	"TMdeP7ciVqVI8oKJU1cxrJwBOGRKZSmObP7XyeCHIX/D/3ry7reTndf8RJ2I08fDo5MnJ9MXnZ92Z3vR",
+	"0V+fbbG9zpbi42Kni+7Ot9j4BTMTix1h9gvPbppT6Upf201+z2gCPBYqaS9uhAHXcKehEQaiUl4M3P6N",
+	"s8Dgn6P7RWtvtDvcYc9oe3/wNGrvD3dY+xndHbR3hrvRHtsfPaZPBq2V+2Msoj+rd83I8gjvvodGTeqm",
+	"j4613SWWN77BVpPQYRWGwwruxH7a1AGnirOfFryXrbCpIc4BYXQ4Ifb9jEdRIIVALE9ZivodUTNDcqE3",
+	"JruUroqrbZxTn+fvXYK83pa9DXU1Ad39WNydpCIWFM6jMG3hKMpwqYWnXUSdzPTOrs4nTL/7u7bgBu3e",
+	"og3NH6WxTHMLKJUCYnlKtfV/zhLWhsZr5l7l6ufRyxPQx7ETsCaKj81TLsic6bsquv477mHzZ4+Yr61H",
+	"TBONfQ6tymQyPxa6zqS2KvG4bXTvXeHAAmNAAarZbEsB84XU9ZrD+fwae5XlLkj/KPGrmyqwZuNfEOYP",
+	"JQ45I5+1FdZcVSj+EVp8qYBM+HjCINgnsRHsVkRU6YwlffC0mEti/zulgqKtMpNGsgISJaEtv8JuTSva",
+	"HvzCOij5uFmrdXLWYijlKijmx7p7/p5HY1ZT+pgJOojrfCY/yjhShMaxBfC03gDd1OmkOWUaF3vTapON",
+	"ZZGsA6wOS+xWxNzhSubI9BZRt70FFNaqAW7OIANkwxabz2RhCZTseFDsBtEdrHCXpZInL2J5RbI6KPVQ",
+	"Lve7xPVkI2Xwg7SK25ZCsQh3UxKDPavThOs5lC7DJQxAx3Od3coGvfdU0zdTXlR8N/76/jwgP57tPn4S",
+	"oJHdSLhtLohMnIK6idXPvE6CZCO80rL/r//+H/Tqwa4AN5zNxa4X41CuoQIiFgaqiuZuXWZ0juqtUXeH",
+	"UuiEDjUZMH3FGJbzc+8O6PCCQQ9prcgVG5ilCw31D0QEpkvBErXVE8e2jrKekAGzHpqExRS6JtqaAuhi",
+	"gp6woRHWti93wq2e6Il/+zdigMmE5kNIN+6JMwN1FhEJrUOgBoimF4yEh34z2S5BdZtgrTWAmS221u2J",
+	"NvnmG0Oi1DffALSxVmEi0/HE6SldgjnGQ/wTGyFjQ+M0iUNbGwHMGMWettgmuycIUWBuaKeKYVN2hsFh",
+	"b386Ot5E93sGMxt1AFdfp4lRcMKhjOwX7mstzbDh2zdn5YW5Tr2hNdQOGSxPpkkJ2QDPCKDcXodMuUg1",
+	"U0bVcgVTzAxmDJoZR3J8SxDf0NtWtwz7SUgSqcGPLYWtRZ0qtoVwf2tR45tvzI85RisfpTOvE7qvcSo6",
+	"4218NTwg1K4r67lrEBGgnnfXNKjpumsO0ySBuhxosG6T97Zfv9NLNyJ2yWI5mzKhNwPwYdjmNAZMWmUz",
+	"ZuU6jl6edOFArLoBaqxzmJF2GzQJUjBzkHYbooWMsNZum7XYeKEwMEOKwnA4XbsN2nFhGLwcx3Q4ya8B",
+	"RNGoUltiwjURjEVQjTP82M6fhKXgYa/cdbh50BPm5XQQ82Ho3zQzFhHSa4WOCPqxTfNryqLQ0A/7tmFr",
+	"WFk2/2iLHPaEi6CQee3ZwrDqykBzv7MTEJqFW3hby9/YgzPpibBapTUjI6fmTGI+BSyBYJ+hvzGIdjZP",
+	"kekSbFJOaBQlTKkAr4S/RdwhvIoxNBtwTDIxGN0TcHYH5PDEmyQgU5pcMABXYtRgmLBLKA8DjCGhRE1x",
+	"tEFquJOVBzgU+N3cIkBLe8It1PUZIUOaJJwpEppdvjRP2/D/YeD/dGoQUnAxtlTFf6KYDntiQ6GRdvMA",
+	"izkZZILJkNABwA393t99RsJ8C+bA8aKeMp3M24cjzZIM8icRm86kZmI474k3OchzYHD3hg5tx31z/ULv",
+	"w/ZPbJ7VjiWnruhrdhWVuVQXbB70BNTqNPuDGp3otJrjvQB5220DCXU+iYGCeZVFXShrE24SLpRmFIoR",
+	"58H4PYFAykruun1C+VPlGB7UXIZwKzqbxZZ7bdtarX+BkqZkw1WY3uyS0PBrjM9aqR5s0BMhutNCx7O9",
+	"MrYQN6cpj0PCPs5iyl3RKKpYQMK8qGuITQMs4SjW6u2JDMEQ8ngNQiwn/euHEDJwFZrSi+WjkQlCZdes",
+	"mupGuA3Rf0aW6YmsiGqmZ4VgDJzRhE6ZZonCZvR6YZ1YiKoERulO4S0dcwHAxjbMLkYLmyD0xFvX0MGJ",
+	"DWZ+QwyN5LWDc4bemjZ2jJCy0+kEWXWs3cebnme7J8JPICQGBDTDAPohBHlXBPs7aozmoqM2iv8yaug1",
+	"sDPoNDGjCu+aEQq4sn0UzFHLRMNBUzKU0yltK2YgZaiA2YxBURrH8opFBjQqwEPBliPgwJ0lDEsVI9q3",
+	"EdpGFmQi4mIMkwCM3DRUsTYXignFQVZT6QB1GUQZB/AjKZC3muttQ0ZokszhCh+f03FINsJeK0EMThja",
+	"dxGLe61wc4tA1SxXZcoc6Mmo/cpMYdiI9X5jBTLbugoQU8uEKQM4pWlsc2lynrCzCx+UszLBUx3zIbO+",
+	"Vg7sZsRZ0uq2Xp2c5/qK+cPI+C6+rfVmKrgZTrCYYJA2SwgTYzpmU6xBqCfk8KQ9k1cYoWdAsZWVWe62",
+	"PCnbKDOu11drZ6uz1cEGMWCtbHVbe1s7Wx3oh6EnoFdsQ0GVNkaoY8sJqWpCdn4Asc8mDBnxB4uRzVii",
+	"pKAuQNo8KFR2s6UT0/GYKSTORl4jWQyWjQ/tCauCObndsb79zj5eCSPMQMABGu+nUPN888CtaEIVoZpM",
+	"pdJOwxjxcU80VHYnIZT3Cb341OGEeuXpzBoOT7wKQZgLAc/bqbgQ8kq4XIiMD58YHRWFtEMDnSMM+zfQ",
+	"dqSn0cyVv7Ltcaef2DxrPciU/t72DB6CcI+VDjweAO1yup9aeVO7RWqqt0Qbkl0yYttyvo5UA3Lsdnbu",
+	"YwE4dVV/dMJ63hsw74jcqmGwTVPar3LQ6uyL66D1UuL6l32dvXcdtHx+tuy7X+yrJ89xn/udZ02fZMB2",
+	"dfPNXPu7u2u9n3fTWvUbz+YAGOpbG34FI29OrhBZ8iwhJARDh+uajsHgUqQr4KzKpTFn1fH1BtfWw9Yp",
+	"NmsqEqftTzYK6xrJk6vLXA5Rn0qnQOOHViPG1WbUaUTjuFB+UNmicpapg93AQlJtkdeg64AezccTbT4y",
+	"JCkbGunRVoUc4DKL5KB0o/br6hdmgaYewt8G5+4XJ3C9N8GJ5vMPWtZsW0MWMKt0JGOQCgzXsRPnqQAZ",
+	"a7iy6jjUJpMJsAc/Q4HO0fvLWOBpfvvVoxwzvfAcO5+VMtZRxK8XQX5g+m6wA0y41+uyVA+gRpA0e/4Q",
+	"tGxHxMXRkV0XGmkbuBl9vjEyMtRsCjiTJtCYYUo/9q1hCXUTFDuC5pKSqxKaGskD11tG0XsVHN45Wr2C",
+	"4PBZr4fLIrjza/J18WKE/93SXeC7mUHULLyZDgMJfQS2UGtrDWwsmzVjudaAzihiH/apNlL4a+ZsQYoN",
+	"E6ZVlegaHfRwxs9xMevee3AxXwcrvXfGf1vpXbeaM5loK5xX8XzxWbsh7PLuGUleGjV+OvcM4j5q5Cdd",
+	"xQt4kJPcWsXwEGQlPmTWqmxNLWCJ7zb5Tpw5fouc6KKh3beyz2WaOPN6TyQyZo+U77gMiJKEkphqENWm",
+	"0lqrkwSlAtQzEbUIt32jwElkjU9SxPMFOpw9pa9WgbPr+0LaW2H2qIkQA1IE3vHCaZQI8hEdTlj7SAqd",
+	"yHgZRYaX3bvXwZ9q4JdVAz3X8QKyslT1Q1KTxZx/bM8SLoZ8RmPlahu2PpR40/anJbrgiSZKy5kiVzK5",
+	"AHutxqw+UPE0nSuwcWa2S487NWpyOVFYrsad4ngPRkrH9bqyI7dgGfZAmnQ4L3ipRoQgG6IkF2zWK2ON",
+	"R9G5cyq3kLw9KC3s9od7QxXMQhJ0L7jHyXDCL1mzhHmIngs5IvZVkrChTCKFwqTR6UMl6ExNpA43bWY7",
+	"E5rrua/gD6mA6hxddDXiUFFP4JuPrCMfw000o9NHytYqUFjlgGvID1YTmrDM/2ReDDACwQAUg83DzK8t",
+	"WNAT4NmNplxgSSsMV8AtGNH3KgvU86Ik6qQREIEdsD6LBFxKbpGJtr6fGu9O3uek7WDr6Cf7OIuhRaML",
+	"hjSjgW8u94YobFKU38YsxMqFLnqjtoKWP0lteGJeRHdnUafrunq6QUvpOXhURjKZ1kDijYjnGRK6AjEO",
+	"4+a28HrNJvEVl0CzIuXBfR7Dp+fmy+vqgkKAbFjqTGSdkJP8wmBnVwe6AxKCH9r1d8ViEEZfa9oAV333",
+	"XmEDGbmyJ1wNI6yseMpCkqdm8KhpyuycIRM7n9JraLAxZf/HrzvtZx9+hT4GnWDn2+vNmj4GTUra3XAI",
+	"XKef9l3DKxpp2YPhHaBFlhbv8w1HoKpcwz7qQpvBa5/0bytNDSjzUh+NpoZUZIjqkLpE48GAa1Q8qW3w",
+	"0GBevpxVGcKenllH6zNgCczTaNJNhX44CHFklnvnGLFMpP/mm7csmVKzg61vviHoePCJnTn5wHHujDrz",
+	"Mg0MbDAEPtWKxSMb6wV8GlsCQjjiWLLMPIGhbWhu68L41tuuAoLNUvHfvh0OlY3hhEVpzDa3euIwWym6",
+	"pXMSnJcYITSWgh34iwR9pU4+sIoJbmwlveRtmowfkFoCy4UiBQVkWw/Xlqgk5zkCZbaKXLpEbIGaBO44",
+	"KPQvU1rKqCAnOgRbRG4+A6VpIjJFED4s/9HtEOCGagt+XdFagFBt25uLcslNh22yrNZ4gtBG71MFqsgV",
+	"i+MiYfLs+ehqGjBDzrKoZfNjT4BugrKYLc4mR5kWtLlFDtHfNGZaWUe5Ucix0AbXZEIj1yvfU6xsQGtP",
+	"zLDsnS0gBhFDyZRFxJbSVFvkZORvxNwdR/ymjIqrCY8NQ9cY1l8uFtQT7nI6lUywK+zgZaVtHoXOyGAD",
+	"M83KsjwYg0CbAcADJAUATsLHXNAYodQTfIQsAEXVjIVAhmaQ11Z1CcUojBxAhHu2XgNCpWmiXRGALNRs",
+	"wg3yzA2gmxhC7o9+lhdixZj9Ok5gv/t8VOYUJ7Rl8hpITklwy4IvM+ZLBpAggXF6d+mre9AGVgtbj+xF",
+	"FmTr0j2kUShnpRHX7ViOF5ldhmmiZJKHf5pvzNQJZyowOJxbLjYGcxLyKHQBgC4kI5RDcNw4Tx+GLo94",
+	"rM29ci4ajAJX+oCEWNzWRohiSClGg5INyCDYyuOJ8W+8YGFg/7QJBgH513//jxGyQsE+6j7uJMzC2CkZ",
+	"cTFmySzhwsXA21WpLklsZQ5uaYqtiQi+f3jFu4+dnqCaZLHGdqItcoxggjCBCzbTJDx89/zkvH96fH78",
+	"+vzkzev+88O/n4VkY++JDfbNS9+5fpM2YagnIArx7ckWOWWjVNEYh8VrZKhDFvA4hAqbkHMDmQOZ8Rxp",
+	"niMSPbER5jiyFTHBmTm7LJlmv7MHJR0HPIqYCDcNd6gmLdjITqpwRJrqyRZmp2M8dX1gJJixDCq9NNi3",
+	"Lh8+AgCvYsmCxIMa4407GbQT0qHGKHqw4QCB36CxkkTD46uEa80ESUXEEmcz1baKoy1IhmbSzUYDhpmh",
+	"b5syFUwYa9UIXrCRwhphH9myGhc14/2s2tEdrukQ8qWgfSikE9o/8CIHpJIQtIVtKw10thIZs77F/XAB",
+	"NLG+X77kxQW2So0vO+1n/a0Pf6mzDgV1usAFR2HB5WLU7MHQHrMB81+ofBuQMIOv+cNFFDZuyg1etQwW",
+	"uvSssLU1duYmfaQWWN+yld0tmpj5ZaqHctpoK0UBc3UzqaEoZ/jNgrsCYpzjSeAGTGwzDLg3XChNhca8",
+	"mb29vWeBTZoeKet9qluqkUXrodNci2TlNWai9Y2Xp+X6i7tXS6kl/s020gEw/LLI8cBMpLD0WI7d8n1p",
+	"zTyrE9XM71ZBLUppmT2s0Y+ag2peb3KwUG99hpNtNDoU1/igLA6F45yveZhrWxssIDNzQ20udnOWzpEU",
+	"KnXJui65e8PIh5sBYR9dsCnGxkfMEEKXpZxnPKKy9vano2Ojq0IOk5H4eiJhEdSqIe9OTwL3TLkRHily",
+	"CjngNuRnSmfWeiGNIo/yutGxScyFLe9q2CdaDLhS0CGoklhekzK+BTm37Zqs2pO3dZKn2/iRjNg9xcRa",
+	"GBy5E1o9InYx6tq4R1Bmd9ZTZjt7a75/v8ry4zXXc9vbXbjML7jgakJoXisOK2EUrrOe2NsMXvy8x2pD",
+	"pYZGqnxkMZ021Wmgpcu1AYoippy0FY8wnuDN4bvzH/tn54fnx/3z85f9s+OjN6+fn226u4iFJbVXAK9Q",
+	"L2KLhO6+9tOE56luVpk5Ojx7/ubNaf/0+PnJ6fHRef/d6ckZ2bBg74nw04vTN6/Pj18/7787fXldqgax",
+	"ue4dHDND17h4B4W5SlSxCL/3E5Z4Vf2YsFbQQSKvjJ5mFnDg62ToZ0nRxJSTKNUs3OZwaZK6dzv73y6r",
+	"uXufwhIC6/RlM0v1a4MABbVlsNldBld+zlD5L0ohoA/UXREIiYkl9Tz6NKv1ylWV1UHRG/Az2TqwZANN",
+	"M/hKZr5GdjiiUx7PN4MssFEK68CEzFs+pLWWGFzhKp7CM6yJKVP9YAQ3s2SC+6seXaHShheK2hRsWjhZ",
+	"LOy1JBuCbFAr1pQKK7lIs81c1PJi2Qn3AuFrBflX92rQf9XoMcRtfS1E5X5x5/1EEjolJ6viThVH7M1s",
+	"vv5ns4yhFesg+S0NBLvKgmGh4hGXwnbwg9I+IEUMsXiChjBssAvTqCfomHKBPiV/9FSxiOgrPsyLTVdI",
+	"DagIRhQxOMhFT5wevzg9Pvuxf3r87uy4/8Pp4dGxE0Ocr9Ctjmzsd3aMyAGTtqHeoGIRmJeNNDN0xRw0",
+	"0XSgNrd6Yj0Bwo6cJQLdhxR/inNYlHuAQvydssRTh0Auzlmtxg3zQJjVfUxJKgjOXPExBXnFIKh8URfb",
+	"u0VeWA/NUE4HXLCDnqBuDuxWJZMLlVNe59CxQRugfUYGUZs8F8f5pj6H66LW3Jj1srkze+wpmzEKdTUK",
+	"8bq25OJq1tmVaiJm4HOmWj9Q98nNYnPr1jdFFX+1654t6pX56jbBqjao4W6iVaunlApF/pmytM50DbWs",
+	"79dA7c/vm6UXTf21GZ+zs8bbuIINOknFAzM9M59GOULt/Vi1VWYPbShmUyjS38zhK0KBTkdpQgfx3Ai6",
+	"kSEeVBmp5MqaNv5LDggXWGUhoUKh427TthA0IkM6I1qS0PzRnypMKOC6J7QkUPfTSFmZpz2j2GZmF3NH",
+	"RaSqRYSAE0CNIHCry+ksZpodkBAaCPehDVFPeH2IQFSyZbHsDX6k7OvYbzjcIoD8EP1nc8iGcjZ3bSxD",
+	"G8wDcQtjfslEczpphoG3ziddzkjeU65fnd1b5ml+mdZNPV2M+qVxo5vYGfd3n31NQTwGawFLF1zJ1eri",
+	"4Fc2jicfYlvphNHpAoWDThnJahcC7isohoa1T/ORwoPs1oWafdTb7JIJ3cbxw8JNfKQIPFQQj9cTYTaK",
+	"jcuJQldWR5uNCBrjB2QjhP92w4CEPOraKrqK/dNVH8R+Ye7BX8/evLZPDox2oZN5l+x2Op2wJ0A6PCCU",
+	"hF0yg+KTQzmFimloAdl5TNTmFjmKpcJgbqMsmb2QSGLFDSM/DlnsdlV3d/EL/+5+NRdqBc3j2MD6DBHk",
+	"d3SXbP4unCUE+QMursr0Ft6mZfkHLuGACsOsWAR8KYsYFzLKk66gbB2sDNRxo+F48aN+bGdTsnER7T5/",
+	"0ah1fUKfp8iUyAWd9eWcVdIAmk40wOaTGC8MMb1bRlqACiffQdvCkNDIGnfYRzrUtpkhRHYk1BCYN6me",
+	"pVqhTvtkn/zEvwfjjU5SgeV/N8Ls365e7AGWDP/Xf//PNhQv2/5k/tPPdtXn0XUINRChNKLXO7FiRVwg",
+	"hdQm/uHuCrK8S8yEvdXkYH4eOb4x2jgVDy3G4BbofLMwgwyIWZxBiQJuI2NcP6+hOHJzzRirTcoEdALD",
+	"ns2tM7I5TBxbTVcM2QFqHQIKegsGYfh8LCi+4zwmMrmALqBypkCX2OCiPYohbQKKF5sXoZ5nbINo6UAm",
+	"mkWbW+RwmaZxUCT2Pt2uE/ZhAwso9+5nvQtFnen3yhqOUI673V2yOF8nEWxbCaPJnnlmffdW+DSCsRzh",
+	"crhy6N3NSobnPfbB67iRWXTCl1TpNkht7ZPn4aZVhm1UfU/EWYbNMJbKiCHWEFSWs7fI26zgM8jdCTP4",
+	"BkZ+UM2LUjl0IPdya+xlNPtZxkeOney10KdvsDH0MnJiszq3MugpER34EnrCMI4J98d1ZmZCfMwZVAFg",
+	"TaY3tLjtBM+u18gOX0uyvmeXJgLFR+9H60q9988zGkWThfGLnoCVS12jNI6tIca2FJAgN4W1ntHXMlok",
+	"Kt+d8FGcqIHoeht6cIVhvLV/EbyqDRj3McQzwUOTxowOVLCuVVagb+42qcV2sEXcl4CUh5AJdgVsfANK",
+	"h34Hs4aBNYX05SjcBE7jOhnIxJOgzHdS5G0sQGDfIi/QZINf9AU0A9rIiodgQBXaTiOslfwoV2nBzQy+",
+	"ZJfFZybJqDVyHPPRhtrsCdB78pVdsYTlyztAfhMCDwyJl3afpEKhcbbeEayT+e/RmArNR8xtvzvb6Vcl",
+	"pMH+VpXRbmATBe/wCtWkMCXXOZu9YlLgIbBNqKrFRbp5wxx0RLu0H+uWliNI2OMJ5E8r2+/DVoSCVw5c",
+	"OSjFmLVRQi4UOXT5nTgStAxiI03MqtDTkPVk+c7lgmKqpLpY7LaGthlfRdnUM2gBcpvyUnnX2zusLlVo",
+	"pdtuaqwbtNqFv2wrxLb9b+YVb9t/LS5MtX/nhak8P34GMEQwm68/MPidoc49O/sN0tX5+ffuzs+f13lf",
+	"2dtvVvVz/tlt3P0Qx1cOxbgTVz9UGEMqUKp4wBXRbDqLbYBvrc/dPr/r3M4oUhi/rkK0W+a0q4ZONtYQ",
+	"Q1NiX9laS2tUEbtPgyIg66rFu7LWOw8nKGBkOYBjtPh3g1dkcRRALpXC0WelMzwcAMeMLcyBMa1ZiSSy",
+	"QzZ6rRPBobi+q4LRsmGNaCjnqiecd17pJB3qNIEmU9h+x1XAsLZ2W/jDtQGbQZEOlbIFfXleoCf2q6zn",
+	"bNb2ZWo5A1SWtOABSaWI+cfndLwM4+GdB12l+ettvlN/qwcymmNYrb3VrdXl6aFDPydOr+wPzdpTOJO8",
+	"K4wGAt1YymiLAHODHsCGf5K8PmqT/9Pe1t95v5xVifMKrkuwm2Vdb+AcrNJ/WGHXXuObpX1v6g+i81kI",
+	"0C0Jz0PoibMqBtzMwuZ3vKF6OLllz5sFvWsOsxI2jp27WLue8Nn5FrHabJdkZcLC7J+KbND8d9txUJGE",
+	"+SXF4nlWdW9CVU+kXsExu67Ng3yaKKEjHZL8LbWAHMHVwEF6IsxVDaxZYrT7Po/CLfKjFDJN/LaSzW15",
+	"biZ4jGDYe5U41m7hs/gmmCHfcz1x12/ttOKd3Qdcs6vQj2cd9ryoDVptm6pzZ9Qt3lwjb789PD/6McDq",
+	"U4b52lQjljABVV8wzaaG6c5S/Sea/uHQlGy8fXe+eTfIWpQbXbHM9b0kPsuqVUXPM7Jt600Zwr1F3ifc",
+	"BucVK4WSDQigKlbvDDfJRMaRiw3FVDiUYVVPuOKuQZZYnaqaepdZh6uAKKYVqZppgV36pfEDzOCPuKLJ",
+	"VPnNKV1tTLKBnZCwZnCQh7mwwUTKC1dsL2GjFIIACubjTYxZ7wlXTRLrg13ROblgbOaCaQ6ca8l5dcxY",
+	"0RY5FMXxDOvNjNFy1BMISZgqzOLgFxqng4Y6d6nQPM4qfGLdkZ7AViwYnFxbbTXERdrdFRe7ZsFM+3Em",
+	"3t4P7fJK8n4RYnW/xMTubk1RtoFiRCkC+j5oxpGc8dx6VZtFiGXYZ3PX+N51pwlIOEv4pS04icJk4JXM",
+	"ybyr2PUjs3jVlut2W/zabVHPs7No9knev/lJzuZ/RLPTPdsf3NEuvLW3sRltW0XrHu7xe+evdclXgWdy",
+	"rmRq0VLdZeBFuarJ9YFt/pWNlteutjX53Oi+pRpyzmZUWTqBWTV1VupaY7Sd4J75zlt7BF+K73xdQq+F",
+	"xt3wqcyQcA/4febLkdZwkQcTqAmL+hZXv4Pmw1VFLlvdArvdQxY53rn93c1hwnW9J5kDCYOhEZAeitQD",
+	"asOUKVVgK4DMZIIpTckc3VlZB3NFL7kYV4/brf+eycnPdhqvPMb1PduE7ZQLoi0vszcs6B6MD8CBM+/e",
+	"jAk1t1LE8xqiPn5bV8wKsVFZU4Xm+KhidY6txrCjn92s9x99dN/xAXYrK4cJOIA/sMq1Dg8v85PzUbGd",
+	"/X5v7ol6frhQuIOAU/ZRu1V7dQFsWyeOub4JE3Ra15cnjwyw5/w1K2V2iXmcwH0rZg4mTdHuuWRdwvY/",
+	"Va/6XA5HYWtFl9IdW00DaxJr7FDbn+y/rheWryv208ldx03+4PyyfA7a28j/a3HvITh93dI/L5UNVnrT",
+	"Av11Oh2wxKb7LMSsm3fCut3Cltj6tIfXTsAiXNjSFEVWIiIySKeuZjW75Dk3yV3LzogQSaZ6YM9GY/aq",
+	"zmALplsxm4K37Wt3fH2mHkm3ulEN9NN6W9oXbH4PmuEP/JIVnD+h9f607byhtVtdsHmhNqRtX8b4JUvI",
+	"u9OXmDc5MxgrUwWvF5reQ6MiKYYsCwJyAj2tmZOLLKHauxrrdSGT2spT73FUIxPdM5fwZlogqPhg+93m",
+	"Qp8C+JHAIVQMTtzERAIx4Xiwq+iOEEqTjKngitoUVX+EgAzmxIjgudNQJjokis5V3ktvi5xBy3/0SkIt",
+	"Y1fsnEVdEip82lfMfDqRV8o6Q83rimnPKwM5xiOZJoZGJ3QIBR/liMQSSwmopqSZE3/fX6Dhug1M4orM",
+	"EnnJIyhL5oMS+31nMR0klvKCRcVX0pmBtxugsUmMe2HlNAoPOG/dt02JDLbSzQa2G4duYlxkP2Lv8s3C",
+	"shc0IMfvCutc3m581eQiM80dZhWV8oMak4wW5wnt3jZP6D7tIj4eLDWIlI/4919JGiwqvEhIHAEu/Fyl",
+	"w97jJQkZZ0b4wYaJGZ0YJixiQnMaqyz6C0NbfNq85XUnQ+eCJawhENIsatMvkegmQTdXTfLFDAG1eeBy",
+	"z2BIxxqyzyHaAyO4tnrCJ/dMDJP5TGPxFyMqk43D47P27uMn7R+OXmENSWAJxHGELfKKaQoPToTSdJzQ",
+	"KaGzmSJjo2j1RAhdNuZZUzYqSMhEBMvuX7B56BKZeUJCyy/7aRKHKPkDv+KK4F1zu3Rg6DzridAGorSh",
+	"1IeyWSmhK/zR51G4uUWgsY/ZF9SXzM4372IJX0G4LcypMMR1JJOesCfTnNTiXcWv1XTlLfHLpLj4MGqQ",
+	"EP1zuUMa9XAzXx60u9dlygj/XBcS4aXGNp8w+1EP/lBrJcx4H2YxfjkNdPeeHE2oECxWWTNq6JkcS9uS",
+	"G2dCCoIkiYt2qqCqA1dDKQQbauzDjWQ2YtrgaLSALuGYteodPirSnD+LE+bFCVdFt0bUWiHPx0eczFzr",
+	"GPqBwxzQj5CRmPP1Vadaq+7CM13BtlSgsZ+pdt6toX0zc6q31fVSaw4aUmecGDSkAktZz2I6ZBEk7juR",
+	"h0YH1iZEZzN7yD2h6QVThI1GbIjx/lAeT6dJFpaU2X88mQ8TanAOrBdJXrOrgvQIzbfwfaOCK6ZdVAoU",
+	"9w1TYTuYRWEzIbF9uXOt3AX/erJOT2yEmZADZX/Nz7bsL24JnwYWFCiuXdI4ZWqzOeemjM/3KtbccYJC",
+	"6S49bF7s8g3u4Lo22acyxwQf3cBaW3OdaxWuV3DXKIn5pb1dpF5DOjzJ/lBd7HJiXpjKiMXqoElp6Rqt",
+	"pSeogAvu9wbbtCZgLMOk8zbKhIv8VoIiF1Ol++5mQrEUbAaUKhrbbP2e8JWxUF50CRpjnFYXGhGBx+GB",
+	"p1ui9JFH8ScMhIgA2kAos56AJFlLH0M+emJEeZx3zX/c2TMjz5iIjL7RTgW9pDymg9g2RqxQxRPb4M+j",
+	"SpiskFEuHjPsk4+nkaRCYcZGBh/n/bdN8zdqrNgLBCHEqFpBCB8tZ5p3TWl+hnlPmTIXtkGXcbt3HRIN",
+	"cL6g7PW5W/stibwCAJbIUdF0cnviJGTE2no+Y2qh152JMRcMe8ORhI250sk8IAo9lCzi2rA/sHNDRWnI",
+	"e6U6605StV6/lhE7h3lXqvA8pJqNZbJ6HR03/pH9EHDiwz1XXTQTvuRKLyy6CNB+WDFX+bo9jPNQZ2Hj",
+	"ufy9bXuKfAm2jYBvZe8a8lCEXDM6HeUzfIazdsi16MzzfTzQM/d2cLvT/2T+s1qlVZg3YiMuuHkEta1T",
+	"cSEM+eHR0kIQ7nwaaEuxJqdd1cJKnF7L3Sf7X7LhbrazZRTmgYUaZeu+AYp5/UkbMesYTP1hwpRMkyHr",
+	"Yr+n0OttSjacHyLrhUrUUM4YmfHhhfVNVgnPW2/yezz3fJoltIbGcpwyw5oTjXWvDJo/GGw4L/SbzTfk",
+	"oYV/3KvixTaIls3dh96Dc96KoZgC4Xe99bIwYzq8UJDa6+iRt9yMLlU9T1ra+uAl14hZVxmH7t4CkM8A",
+	"qR5r6P/3Mf1ipSCBp3epBnxdFn/QAGeFI78Vak/Z9pDOKBR/WSRZvS8VjJ3SOYlk1/bHjVlgrXNG+PLG",
+	"D8wfbUc4baG17YTRaBsViW20BPfElM6UX3kx+8apdzl1Mn/u7JMrHo0ZRj6AZj1iaBEcxXSstsiLUm9q",
+	"1zQcTGoEigqALyJbtmKabADRVuRf/+t/52VzHuEWNxvaBLyaH/kQvMebUJinkYrn7zwYwv1qXlj3bZHa",
+	"4Y6VGq9XaGn+SBHk6opI7OzYiIAFeTJ7a5lUeWpfLJLrhQ0lDhddApUOJ2DJGcXyKmyoGG9lopVE08ed",
+	"Lyma1oFnYbN2ODBrPLTxojjCQ0J6X0wwEkC2iVvfABkvUZMV/whULW8KxJPCejag3ox9R4p43iDDnsJU",
+	"94kaMl5oF4EVBmTCx5NCyt6DEVkTC8HGEy8Y41LFEi8H0j915IiLz31n1zJOdUCw7lv8/7F3rbuN41b4",
+	"VYigQBJUTrLZxQIdY36kcwFSzEwGSbazbb21GYm21cikKlJx0mKAPk0frE9S8BySoizKt9gZJ5g/uxNL",
+	"okTy8PDwXL6PDRBnztvexwIw8fiDS2PyZCMiA8bpTcaSQQVQhw9kWVhIvpgv26KY4CvmCYrp97OSjYTK",
+	"8Y2gQBxjh3BlzWBDnAsUAh9lzIVDibj5B4tNZlsqScLyTDxMGFfB7e3KvmKdQKB7+En8BbM53K7L3tC6",
+	"n5rrz17youqPiooPTI/7NO1D7GyAwBuQlkerLR8Da5CY2OPAlJJ1jBUC7ImAk0CGwP52Q+NbiF+fnfff",
+	"vnt/9suH6/7Hi7fvPgwqAEuAr/IiQrZfNpxtUKoa8WzpZRMarDCAlQQWK4xXt4era2Ky+ZOqbX7DgWpf",
+	"Pncy6rwpkfaDO8DwsUxJBDCBeEbEhE1uWEFiUXJVVUSE94VreMmL4O7YZnr9/Bz6H3Y5h17P8OLkeRCi",
+	"5xXiUEZ07frCv1v34VaUR0YnJh0aIYghCRsj+DNp14dtdf26jV3Nitbf9m3SoWFUWkxBPVkvpZZ/x2hK",
+	"LXq/QqEMLI+FSchwxGnsRQvTjoEIisgx1ccVZ7zoZ8mBB3H9GhitDskNg/QRA3rYhs9v1tYLxudvn6j2",
+	"SZmTtwvj7RJ20RiQwTNDeGiXsMeun4SRFGOL7aPTouVXUsK6JxtJrm2xt90Qb0exb9jOtvO6Y0hsFkl6",
+	"nYVS117HZjmsnr3pC0oIK/0S0wUx2mgscG1g2zq1NKmdKoH8K1Tj5oqUA8aGxCX70fRhe2Jl3nDF1OZF",
+	"a6eOb1dOxew7VbmehCEr2nLnNbx3DvzZEbm2DYJR6h8tO9M0Ya+MVI1FlmihGfa4bRbKOYlkzOL72QsR",
+	"MnB3Uo5VOhZUvK1C3X3Cd2rHtagdZ+qzS0lHrA+HcqB69P6cf7r8ceNMjlA374TByW6thl444pI62oKY",
+	"8qqsfk4lvXyQik3mV9Jv99iLvVoaT88Nw3M7BVertFJb9rem6qqpiWVo+Jy6Ao5IavCNDiyRrSgcpb+5",
+	"hFTRLfDnPX4w0Pf39Q39NBlYngE8DABgR1nEzF0/7LqcZMFtHHZS5/MLEwCRLL31gC+DuMldTEGY5MoL",
+	"tMSCD9ORcaXaUwpUNNix2JdkANs96l85aK+btnK4u+4B/L5v5SIwo7OAGNBnJX0RLoPdJPxTlbC26JI1",
+	"if+c1vFLml3Tx5LhxIV10TmXrDDInIFdC0qGtJUEr+OjSFsDUIpMBrgLAQZD15KSAGPoiKacpNgwYKxh",
+	"LOgL4CoMRRGz17AXws2ZFARqE61Jhc1WqnE6FpIRJBfxEp9Jkg6HrJA97lSkHKd5jnXS5EDvlhHxOhuR",
+	"NNb/NQDOvoo57JKBZzNAceUty9VRj1dZ8xHR04Zl3rEwrCuGfy9hCXlgKqSp9NU51t7MjulGAztUHwqX",
+	"DWI7Wo1GK+4ODPfukPU6y4GxpD3XEfLxplQaITKUdTAuz8aA0D1sWVVLWhMtgSu7rlfBKajsDMfl+b7J",
+	"UZ0qJBgy2HEG02TgsVIPCC+z7KjH/9hUFVVhIX6RrdRDIXZpkmE+BeuOdCryOyCB58JctHGEt4MlYAgq",
+	"JVuDjEWKDU9Btng422br5MlsmBbbZddrOtad0vWwDuwgznOxbY5BlLPposND8LjgAFR8wTPVwrpfpV7s",
+	"pFXx9LhHTNaiebrEcTfBSUfvL4rRpD2loybj2zsgrOxqfpLFhUOQbGORvQw4hLVt+vDqbt/nH0OrNrv6",
+	"F8Etuz2BStLbG8zieZCDNyJ/OBz09iJnPSAogXFHWLPB+aleo0Mr6vG6kX1ic608+rXmztOy4sHOsIOS",
+	"zKVp26yX4Fsd1ps0at/x+RdSoy1en489XcPqREDeLa1M5ywEJil0/okpn112fk6Ac6RVa6puxQPOLpCY",
+	"VsRr+jAuK+bD7mxb9cU7EsxC1OrjdsqrhawKyiXWmxz1+HWFgqDGjBMqbytcy0f4/HaZfNH/xqcj+ljk",
+	"53skD/93f+Bm/YGwkI3ffwN6qkHlWEozyXOqvvU9Dro0A3xtrSwkxANNweKEphkCt7Ymuv4iMbT7PZK5",
+	"eiQTxlf/av8xE9oENKhMjFJunq7/MD+8+dMGwpuhHhciY0vjzWjpuNQPfG1rbnlw8NDTitEJolRUz+qv",
+	"pwrRfX7+aQ+GIZ3oyahGAYB/APx8mx5P3fvFAVJYrM8rOFrKej4H/t2Sz4EBUaeWjpO0YLESxUN7TgfW",
+	"LcPtsFyplOmIMyzIGFOedMRwaBAoZOQ4MWAZyXY99da9eZf01bYl0PV6sSi6qSGMKwx8PEeoDEgCS7zJ",
+	"DshpIMkRxLdIeZzmNHP37/3mye4ix/tHYYlh9P37Eln9oWIJTOMhK/pKDMiBGYRXnhXfNRlThucFQl+c",
+	"ocFfGCi8HjccL3Cjje2bTN/DyLjfpSlYOft8bqInw4LJMcIFSOQq9e6EbzUoej1e6A+GWIC+RPUQ7kuU",
+	"AUgOeENlIvSajOE4gADrSpTxuOUsDi/SgrgoAuambjoWlu5FeijJSW1Qu8SMoTeEbZEwb+w3ulU8UWhi",
+	"Nfy95+1fc6GPEiVmqS1mQbjjghsZD4UyjGSunnkJDz5R0GCVwVgvUKB7A86IurI7BuNsLeeja7HNvfEB",
+	"qCNIwuw7cIEDBjJJOSYTNOfM3v3oiftpp4Atz0y3Vpxt33HsTVs1qFuYOKeoq4JZh0YjgcDMcZAZ+Grv",
+	"TskMDgOGd+7ELUuOyCdxI5KHHq++GzT/RLJMbwLGZwSsUIaDSJY5K/qA5RDedr6ZnOxaLJluVLLg/Pco",
+	"mSqDKjp7INSfVDIqKAcoYlKwCdhV/lVRuABk7bEu4SBKJGETYQ0cLTc93hQcEyzUlzvwcwd+hkTxyoYL",
+	"SWyFy/4lVeMef3N29fbi4rJ/efHhXf/qL5/evIZjOgK4iAyK0ieU0xH6bq0RFQY0bg1JuuP0dnyXtvkN",
+	"V7+8jHX0BsEFqJUK4wdZdynp//Vhg83TDmrOuSgWKK93qT4QDAHAxHwHPtt+6D3L02tsfhcOvfZrrkSh",
+	"1mRBtU2Yz3sadnUz2NU25029N4OB/A194RUu/dWtss9UjUOWWUB6Fp5NKylCHRaSo6M5xzc77ktlaF2a",
+	"jf25uA3wewMT/fTzvPwiclJhuM+kZcD1SdK+BjbrALg0JvN7pKPkALlgTcXx4PPF1TVpodj1KlbqOG3+",
+	"h6wLJfwzlJAqVujm//63s85faedfJ50/9Du//f53e0E0tzbGPWrTnZuk0AaIzvO9NPl1xRRQTyFD+AFN",
+	"BHPPPnAW5KUiqezxwb8nTI1FEhHwQ0TEyHREtGUSWd9G0qfq64AcmKskE1NWdGIqWRIRWiqM3sZC3KbM",
+	"NkGSQuQ5S7qE9vifri4+QZMkpwU85aoctVEEA3J4RM45GaSTCUtSYHOZAKjw2CL7acvk9OS0iiEXJSdp",
+	"0iUp73EkpOAi8Z9zTLxTmiqIBCtBfjwhxlcLeMKwFjtQy4IoxgClY6AEK9Yj4L6Ietz2Doi8YYyGNMv0",
+	"AcIi/pyenIY5ueFbPBrhLdlG3hv0sIN28Vu770yn085QFJNOWWSMxyLBIOnKzb+H6MvXaE+xe3WcZzRd",
+	"7zOv2b0Kx55PtzEqZ3HMcsWSVjS7kkNe9z9LVm50Yzj99det9AeENdSb2UWBTtyQ1O9b/pRK5E/v763Y",
+	"k1mpPyJnPT7bDt6s1YtMEwbPO1oUiKu/qi9Ku8gCaxoX0I7sx/WMea2aZwLjU7eeKzaPG1HyxCpkuw1r",
+	"XR5XLvyCTiH1zuLELWEGsOLObo1lke292tN21fHdD2Chmrc3dhMDK5eOeEfog14hytHYnuwiIsqi5nAH",
+	"L3VZFIwrz1tt9kmt7UOR61jkQCZY3KUxsw4WrWVzWiiup/lgMFWi/7///Bf3YNteZao0W4WQveeRAaMw",
+	"laqizzSt4Jmm2QCAW7nQZdcEOUxmng9TQh0ejRevDbUYRmGOXLLQsIDVneidAIjxIBCYJsxr20cNbL7h",
+	"z6ksaaa3VTFBKDH86oNLRmMFJRGYMiUPvaHJ0iGLH+LMfw9mfDXfcD6ZlIreaJlwiVWuZtMmZM200zHm",
+	"R3CUm0XCjs7JJ1U6QEKqPJcR8amrDk12x7RIFesInj1EAYJKLxLvc+U0P+ey5NAf6H5kxge2dstspYcN",
+	"yLXYnRZyqQoLfmWtwXsWl2pOdytMwBq5CdLpANmO484xTXpsCM0mP4NmcKrRlLRJ0DU4+zDT9NZj/4Jv",
+	"rw/LjNIJfzod6T7nrJCC09q8n51DV2QE2XI5K1w2ll2s+tEOVscGR56VEuQK5dPDG7B6pVlLjjpn2Cz0",
+	"gSpff0HaVKOWbpVJqkgmRrpLxuEWodJLubTRxVLSTNbUWZKqJUTawfl5z8oKk7CRF1DEYy1fVuD0KONP",
+	"iRNLqKFTAsAdSF4WIzbbZfOI1Gen/wcAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
