@@ -172,6 +172,10 @@ func checkSchema(t *testing.T, db *store.DB) {
 	wantFKs := []string{
 		"agent_configs.flow_id -> flows CASCADE",
 		"api_tokens.owner_id -> users CASCADE",
+		"archives.archived_by -> users SET NULL",
+		"archives.owner_id -> users SET NULL",
+		"archives.restored_by -> users SET NULL",
+		"archives.team_id -> teams SET NULL",
 		"execution_events.execution_id -> executions CASCADE",
 		"executions.api_token_id -> api_tokens SET NULL",
 		"executions.flow_id -> flows CASCADE",
@@ -218,7 +222,7 @@ WHERE rc.constraint_schema = current_schema()`).Rows()
 		}
 	case store.SQLite:
 		for _, table := range []string{"users", "teams", "team_members", "flows", "flow_versions", "refresh_tokens", "api_tokens", "audit_logs",
-			"executions", "node_executions", "execution_events", "flow_schedules", "templates", "agent_configs", "settings", "integrations"} {
+			"executions", "node_executions", "execution_events", "flow_schedules", "templates", "agent_configs", "settings", "integrations", "archives"} {
 			var list []struct {
 				Table    string `gorm:"column:table"`
 				From     string `gorm:"column:from"`
