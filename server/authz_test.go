@@ -277,6 +277,8 @@ func azIDs(t *testing.T, e *testEnv, o azOp, caller *store.User) map[string]int6
 		return map[string]int64{"id": azMetadata(t, e, o.Path)}
 	case strings.HasPrefix(o.Path, "/stats/flows/"):
 		return map[string]int64{"flow_id": azFlow(t, e, caller)}
+	case strings.HasPrefix(o.Path, "/archives/"):
+		return map[string]int64{"id": azArchive(t, e, caller)}
 	}
 	return map[string]int64{"id": azFlow(t, e, caller), "version": 1}
 }
@@ -303,6 +305,29 @@ func azMetadata(t *testing.T, e *testEnv, path string) int64 {
 		t.Fatal(err)
 	}
 	return id
+}
+
+// azArchive archives a fresh flow of owner straight in the DB and returns its archive record's id, so
+// that restore and purge find a record the caller may see and act on.
+func azArchive(t *testing.T, e *testEnv, owner *store.User) int64 {
+	t.Helper()
+	ctx := t.Context()
+	var f store.Flow
+	if err := e.DB.Where("id = ?", azFlow(t, e, owner)).Take(&f).Error; err != nil {
+		t.Fatal(err)
+	}
+	now := store.Now()
+	a := &store.Archive{EntityType: store.ArchiveFlow, EntityID: f.ID, EntityName: f.Name,
+		Snapshot:       store.JSON(`{"name":"authz","status":"draft","visibility":"private","data":{"nodes":[],"edges":[]}}`),
+		PreviousStatus: f.Status, OwnerID: &owner.ID, Visibility: f.Visibility, ArchivedBy: &owner.ID, ArchivedAt: now}
+	if err := store.SaveArchive(ctx, e.DB.DB, a); err != nil {
+		t.Fatal(err)
+	}
+	f.Status, f.ArchivedAt = "archived", &now
+	if err := store.SaveFlow(ctx, e.DB.DB, &f); err != nil {
+		t.Fatal(err)
+	}
+	return a.ID
 }
 
 // azTemplate stores a (non-system, so changeable) template created by creator straight in the DB.

@@ -22,7 +22,7 @@ var allModels = []any{&store.User{}, &store.Team{}, &store.TeamMember{}, &store.
 	&store.RefreshToken{}, &store.APIToken{}, &store.AuditLog{},
 	&store.Execution{}, &store.NodeExecution{}, &store.ExecutionEvent{}, &store.FlowSchedule{},
 	&store.Template{}, &store.AgentConfig{}, &store.Settings{}, &store.Integration{},
-	&store.Tag{}, &store.Category{}, &store.Icon{}, &store.FlowTag{}, &store.TemplateTag{}}
+	&store.Tag{}, &store.Category{}, &store.Icon{}, &store.FlowTag{}, &store.TemplateTag{}, &store.Archive{}}
 
 // emptyDatabases runs fn on an unmigrated database of each available dialect.
 func emptyDatabases(t *testing.T, fn func(t *testing.T, db *store.DB)) {
@@ -173,6 +173,10 @@ func checkSchema(t *testing.T, db *store.DB) {
 	wantFKs := []string{
 		"agent_configs.flow_id -> flows CASCADE",
 		"api_tokens.owner_id -> users CASCADE",
+		"archives.archived_by -> users SET NULL",
+		"archives.owner_id -> users SET NULL",
+		"archives.restored_by -> users SET NULL",
+		"archives.team_id -> teams SET NULL",
 		"categories.parent_id -> categories RESTRICT",
 		"execution_events.execution_id -> executions CASCADE",
 		"executions.api_token_id -> api_tokens SET NULL",
@@ -227,7 +231,7 @@ WHERE rc.constraint_schema = current_schema()`).Rows()
 	case store.SQLite:
 		for _, table := range []string{"users", "teams", "team_members", "flows", "flow_versions", "refresh_tokens", "api_tokens", "audit_logs",
 			"executions", "node_executions", "execution_events", "flow_schedules", "templates", "agent_configs", "settings", "integrations",
-			"tags", "categories", "icons", "flow_tags", "template_tags"} {
+			"tags", "categories", "icons", "flow_tags", "template_tags", "archives"} {
 			var list []struct {
 				Table    string `gorm:"column:table"`
 				From     string `gorm:"column:from"`

@@ -65,6 +65,24 @@ func (e AgentTone) Valid() bool {
 	}
 }
 
+// Defines values for ArchiveEntityType.
+const (
+	ArchiveEntityTypeBot  ArchiveEntityType = "bot"
+	ArchiveEntityTypeFlow ArchiveEntityType = "flow"
+)
+
+// Valid indicates whether the value is a known member of the ArchiveEntityType enum.
+func (e ArchiveEntityType) Valid() bool {
+	switch e {
+	case ArchiveEntityTypeBot:
+		return true
+	case ArchiveEntityTypeFlow:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for AuditActorType.
 const (
 	AuditActorTypeApiToken AuditActorType = "api_token"
@@ -614,6 +632,24 @@ func (e ListApiTokensParamsSort) Valid() bool {
 	}
 }
 
+// Defines values for ListArchivesParamsSort.
+const (
+	ArchivedAt      ListArchivesParamsSort = "archived_at"
+	MinusArchivedAt ListArchivesParamsSort = "-archived_at"
+)
+
+// Valid indicates whether the value is a known member of the ListArchivesParamsSort enum.
+func (e ListArchivesParamsSort) Valid() bool {
+	switch e {
+	case ArchivedAt:
+		return true
+	case MinusArchivedAt:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for GetExecutionParamsInclude.
 const (
 	GetExecutionParamsIncludeGraph GetExecutionParamsInclude = "graph"
@@ -950,6 +986,108 @@ type ApiTokenPage struct {
 	Items    []ApiToken `json:"items"`
 	Page     int        `json:"page"`
 	PageSize int        `json:"page_size"`
+
+	// Total Items matching every filter, search included.
+	Total int64 `json:"total"`
+
+	// TotalPages ceil(total / page_size); 0 when empty.
+	TotalPages int `json:"total_pages"`
+}
+
+// Archive An archive record (all fields read-only).
+type Archive struct {
+	ArchivedAt apitime.Time `json:"archived_at"`
+
+	// ArchivedBy Who archived it; null once that user is deleted.
+	ArchivedBy nullable.Nullable[int64] `json:"archived_by"`
+
+	// EntityId The archived entity; after a restore that recreated it, the new entity.
+	EntityId int64 `json:"entity_id"`
+
+	// EntityName The entity's name when it was archived.
+	EntityName string `json:"entity_name"`
+
+	// EntityType What kind of entity an archive record holds.
+	EntityType ArchiveEntityType `json:"entity_type"`
+	Id         int64             `json:"id"`
+	IsRestored bool              `json:"is_restored"`
+
+	// Reason Why it was archived.
+	Reason     nullable.Nullable[string]       `json:"reason"`
+	RestoredAt nullable.Nullable[apitime.Time] `json:"restored_at"`
+
+	// RestoredBy Who restored it; null until then, and once that user is deleted.
+	RestoredBy nullable.Nullable[int64] `json:"restored_by"`
+
+	// Snapshot The whole entity as it stood when it was archived, in its API form (for a flow: the `Flow`
+	// object with `data` and the `status` it had before the archive), plus, for a published flow,
+	// `published_data`, the graph of its published version.
+	Snapshot map[string]interface{} `json:"snapshot"`
+}
+
+// ArchiveCountsByType Unrestored records per entity type.
+type ArchiveCountsByType struct {
+	Bot  int64 `json:"bot"`
+	Flow int64 `json:"flow"`
+}
+
+// ArchiveEntityType What kind of entity an archive record holds.
+type ArchiveEntityType string
+
+// ArchiveRestoreResult defines model for ArchiveRestoreResult.
+type ArchiveRestoreResult struct {
+	// Archive An archive record (all fields read-only).
+	Archive Archive `json:"archive"`
+
+	// EntityId The restored entity; a new id when it had to be recreated from the snapshot.
+	EntityId int64 `json:"entity_id"`
+
+	// EntityType What kind of entity an archive record holds.
+	EntityType ArchiveEntityType `json:"entity_type"`
+}
+
+// ArchiveStats defines model for ArchiveStats.
+type ArchiveStats struct {
+	// ByType Unrestored records per entity type.
+	ByType ArchiveCountsByType `json:"by_type"`
+
+	// Total Every unrestored record the caller can see.
+	Total int64 `json:"total"`
+}
+
+// ArchiveSummary An archive record without its snapshot.
+type ArchiveSummary struct {
+	ArchivedAt apitime.Time `json:"archived_at"`
+
+	// ArchivedBy Who archived it; null once that user is deleted.
+	ArchivedBy nullable.Nullable[int64] `json:"archived_by"`
+
+	// EntityId The archived entity; after a restore that recreated it, the new entity.
+	EntityId int64 `json:"entity_id"`
+
+	// EntityName The entity's name when it was archived.
+	EntityName string `json:"entity_name"`
+
+	// EntityType What kind of entity an archive record holds.
+	EntityType ArchiveEntityType `json:"entity_type"`
+	Id         int64             `json:"id"`
+	IsRestored bool              `json:"is_restored"`
+
+	// Reason Why it was archived.
+	Reason     nullable.Nullable[string]       `json:"reason"`
+	RestoredAt nullable.Nullable[apitime.Time] `json:"restored_at"`
+
+	// RestoredBy Who restored it; null until then, and once that user is deleted.
+	RestoredBy nullable.Nullable[int64] `json:"restored_by"`
+}
+
+// ArchiveSummaryPage defines model for ArchiveSummaryPage.
+type ArchiveSummaryPage struct {
+	HasNext  bool             `json:"has_next"`
+	HasPrev  bool             `json:"has_prev"`
+	Items    []ArchiveSummary `json:"items"`
+	Page     int              `json:"page"`
+	PageSize int              `json:"page_size"`
 
 	// Total Items matching every filter, search included.
 	Total int64 `json:"total"`
@@ -1340,6 +1478,11 @@ type Flow struct {
 	// WebhookUrl The receiver URL of the flow's `trigger-webhook` once it has a key (the first publish with a webhook
 	// trigger creates one; `POST /flows/{id}/webhook-key` rotates it); null otherwise.
 	WebhookUrl nullable.Nullable[string] `json:"webhook_url"`
+}
+
+// FlowArchive Why the flow is archived; kept on the archive record.
+type FlowArchive struct {
+	Reason *string `json:"reason,omitempty"`
 }
 
 // FlowCreate Defaults applied on create: `status` draft, `visibility` private, `data` `{"nodes":[],"edges":[]}`.
@@ -2611,6 +2754,9 @@ type ApiTokenID = int64
 // ApiTokenSort defines model for ApiTokenSort.
 type ApiTokenSort = []string
 
+// ArchiveID defines model for ArchiveID.
+type ArchiveID = int64
+
 // AuditLogID defines model for AuditLogID.
 type AuditLogID = int64
 
@@ -2706,6 +2852,30 @@ type CreateApiTokenParams struct {
 	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
 	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
+
+// ListArchivesParams defines parameters for ListArchives.
+type ListArchivesParams struct {
+	// Page The 1-based page number.
+	Page *Page `form:"page,omitempty" json:"page,omitempty"`
+
+	// PageSize Items per page.
+	PageSize *PageSize `form:"page_size,omitempty" json:"page_size,omitempty"`
+
+	// Sort Sort keys, `-` for descending. Default `-archived_at`.
+	Sort *[]ListArchivesParamsSort `form:"sort,omitempty" json:"sort,omitempty"`
+
+	// EntityType Only records of this entity type.
+	EntityType *ArchiveEntityType `form:"entity_type,omitempty" json:"entity_type,omitempty"`
+
+	// IsRestored `false` (the default) lists the records still archived; `true` the restored ones.
+	IsRestored *bool `form:"is_restored,omitempty" json:"is_restored,omitempty"`
+
+	// ArchivedBy `me` or a user id.
+	ArchivedBy *string `form:"archived_by,omitempty" json:"archived_by,omitempty"`
+}
+
+// ListArchivesParamsSort defines parameters for ListArchives.
+type ListArchivesParamsSort string
 
 // ListAuditLogsParams defines parameters for ListAuditLogs.
 type ListAuditLogsParams struct {
@@ -3205,6 +3375,9 @@ type UpdateFlowJSONRequestBody = FlowUpdate
 
 // PutFlowJSONRequestBody defines body for PutFlow for application/json ContentType.
 type PutFlowJSONRequestBody = FlowUpdate
+
+// ArchiveFlowJSONRequestBody defines body for ArchiveFlow for application/json ContentType.
+type ArchiveFlowJSONRequestBody = FlowArchive
 
 // DuplicateFlowJSONRequestBody defines body for DuplicateFlow for application/json ContentType.
 type DuplicateFlowJSONRequestBody = FlowDuplicate
@@ -4179,6 +4352,50 @@ type ClientInterface interface {
 	// Corresponds with GET /api-tokens/{id} (the `GetApiToken` operationId).
 	GetApiToken(ctx context.Context, id ApiTokenID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ListArchives List archive records
+	//
+	// A page of archive records (without `snapshot`) whose entity the caller can read: the archived
+	// entity's owner, its team's members when it was shared with a team, everyone for a `public` one,
+	// and admins for every record. Newest first by default.
+	//
+	// Corresponds with GET /archives (the `ListArchives` operationId).
+	ListArchives(ctx context.Context, params *ListArchivesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetArchiveStats Count archive records
+	//
+	// The unrestored records the caller can see, in total and by entity type.
+	//
+	// Corresponds with GET /archives/stats/summary (the `GetArchiveStats` operationId).
+	GetArchiveStats(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteArchive Purge an archive record
+	//
+	// **Permanent.** Deletes the record and, when its entity is still archived, the entity itself with
+	// everything that goes with it (for a flow: its versions, executions, agent config and schedule).
+	// A record already restored is deleted alone; the entity stays.
+	//
+	// Corresponds with DELETE /archives/{id} (the `DeleteArchive` operationId).
+	DeleteArchive(ctx context.Context, id ArchiveID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetArchive Get an archive record
+	//
+	// The record with its `snapshot`, the whole entity as it stood when it was archived.
+	//
+	// Corresponds with GET /archives/{id} (the `GetArchive` operationId).
+	GetArchive(ctx context.Context, id ArchiveID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RestoreArchive Restore an archived entity
+	//
+	// Needs the right to update the entity as well (for a flow: flow:update, and being its owner, an
+	// admin or a member of its team). A flow gets back the status it had before the archive, and a
+	// published one its armed triggers. If the entity was deleted meanwhile, it is recreated from the
+	// snapshot with a new id (`entity_id` of the answer and of the record), owned by its original owner
+	// if that user is still active, otherwise by the caller; a recreated flow starts a new version
+	// history. A record already restored answers 409 `invalid-state`.
+	//
+	// Corresponds with POST /archives/{id}/restore (the `RestoreArchive` operationId).
+	RestoreArchive(ctx context.Context, id ArchiveID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListAuditLogs List audit log entries
 	//
 	// A cursor list of audit entries, newest first (by `id`, which follows `occurred_at`). Every filter
@@ -4466,6 +4683,34 @@ type ClientInterface interface {
 	//
 	// Corresponds with PUT /flows/{id} (the `PutFlow` operationId).
 	PutFlow(ctx context.Context, id FlowID, params *PutFlowParams, body PutFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ArchiveFlowWithBody Archive a flow
+	//
+	// The owner or an admin. Writes an archive record (`GET /archives/{id}`) holding the whole flow as
+	// it stood, its status before the archive included, sets `status=archived` and `archived_at`, and
+	// disarms the flow's triggers (its schedule, and its webhook, which refuses archived flows). Runs
+	// already under way keep running; new runs are refused. An archived flow is left out of
+	// `GET /flows` unless `status=archived` is asked for, and cannot be changed until it is restored
+	// with `POST /archives/{id}/restore`. An already archived flow answers 409 `invalid-state`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /flows/{id}/archive (the `ArchiveFlow` operationId).
+	ArchiveFlowWithBody(ctx context.Context, id FlowID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ArchiveFlow Archive a flow
+	//
+	// The owner or an admin. Writes an archive record (`GET /archives/{id}`) holding the whole flow as
+	// it stood, its status before the archive included, sets `status=archived` and `archived_at`, and
+	// disarms the flow's triggers (its schedule, and its webhook, which refuses archived flows). Runs
+	// already under way keep running; new runs are refused. An archived flow is left out of
+	// `GET /flows` unless `status=archived` is asked for, and cannot be changed until it is restored
+	// with `POST /archives/{id}/restore`. An already archived flow answers 409 `invalid-state`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /flows/{id}/archive (the `ArchiveFlow` operationId).
+	ArchiveFlow(ctx context.Context, id FlowID, body ArchiveFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// DuplicateFlowWithBody Duplicate a flow
 	//
@@ -5587,6 +5832,100 @@ func (c *Client) GetApiToken(ctx context.Context, id ApiTokenID, reqEditors ...R
 	return c.Client.Do(req)
 }
 
+// ListArchives List archive records
+//
+// A page of archive records (without `snapshot`) whose entity the caller can read: the archived
+// entity's owner, its team's members when it was shared with a team, everyone for a `public` one,
+// and admins for every record. Newest first by default.
+//
+// Corresponds with GET /archives (the `ListArchives` operationId).
+func (c *Client) ListArchives(ctx context.Context, params *ListArchivesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListArchivesRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetArchiveStats Count archive records
+//
+// The unrestored records the caller can see, in total and by entity type.
+//
+// Corresponds with GET /archives/stats/summary (the `GetArchiveStats` operationId).
+func (c *Client) GetArchiveStats(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetArchiveStatsRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteArchive Purge an archive record
+//
+// **Permanent.** Deletes the record and, when its entity is still archived, the entity itself with
+// everything that goes with it (for a flow: its versions, executions, agent config and schedule).
+// A record already restored is deleted alone; the entity stays.
+//
+// Corresponds with DELETE /archives/{id} (the `DeleteArchive` operationId).
+func (c *Client) DeleteArchive(ctx context.Context, id ArchiveID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteArchiveRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetArchive Get an archive record
+//
+// The record with its `snapshot`, the whole entity as it stood when it was archived.
+//
+// Corresponds with GET /archives/{id} (the `GetArchive` operationId).
+func (c *Client) GetArchive(ctx context.Context, id ArchiveID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetArchiveRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RestoreArchive Restore an archived entity
+//
+// Needs the right to update the entity as well (for a flow: flow:update, and being its owner, an
+// admin or a member of its team). A flow gets back the status it had before the archive, and a
+// published one its armed triggers. If the entity was deleted meanwhile, it is recreated from the
+// snapshot with a new id (`entity_id` of the answer and of the record), owned by its original owner
+// if that user is still active, otherwise by the caller; a recreated flow starts a new version
+// history. A record already restored answers 409 `invalid-state`.
+//
+// Corresponds with POST /archives/{id}/restore (the `RestoreArchive` operationId).
+func (c *Client) RestoreArchive(ctx context.Context, id ArchiveID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRestoreArchiveRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // ListAuditLogs List audit log entries
 //
 // A cursor list of audit entries, newest first (by `id`, which follows `occurred_at`). Every filter
@@ -6165,6 +6504,54 @@ func (c *Client) PutFlowWithBody(ctx context.Context, id FlowID, params *PutFlow
 // Corresponds with PUT /flows/{id} (the `PutFlow` operationId).
 func (c *Client) PutFlow(ctx context.Context, id FlowID, params *PutFlowParams, body PutFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewPutFlowRequest(c.Server, id, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ArchiveFlowWithBody Archive a flow
+//
+// The owner or an admin. Writes an archive record (`GET /archives/{id}`) holding the whole flow as
+// it stood, its status before the archive included, sets `status=archived` and `archived_at`, and
+// disarms the flow's triggers (its schedule, and its webhook, which refuses archived flows). Runs
+// already under way keep running; new runs are refused. An archived flow is left out of
+// `GET /flows` unless `status=archived` is asked for, and cannot be changed until it is restored
+// with `POST /archives/{id}/restore`. An already archived flow answers 409 `invalid-state`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /flows/{id}/archive (the `ArchiveFlow` operationId).
+func (c *Client) ArchiveFlowWithBody(ctx context.Context, id FlowID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewArchiveFlowRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ArchiveFlow Archive a flow
+//
+// The owner or an admin. Writes an archive record (`GET /archives/{id}`) holding the whole flow as
+// it stood, its status before the archive included, sets `status=archived` and `archived_at`, and
+// disarms the flow's triggers (its schedule, and its webhook, which refuses archived flows). Runs
+// already under way keep running; new runs are refused. An archived flow is left out of
+// `GET /flows` unless `status=archived` is asked for, and cannot be changed until it is restored
+// with `POST /archives/{id}/restore`. An already archived flow answers 409 `invalid-state`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /flows/{id}/archive (the `ArchiveFlow` operationId).
+func (c *Client) ArchiveFlow(ctx context.Context, id FlowID, body ArchiveFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewArchiveFlowRequest(c.Server, id, body)
 	if err != nil {
 		return nil, err
 	}
@@ -8438,6 +8825,249 @@ func NewGetApiTokenRequest(server string, id ApiTokenID) (*http.Request, error) 
 	return req, nil
 }
 
+// NewListArchivesRequest constructs an http.Request for the ListArchives method
+func NewListArchivesRequest(server string, params *ListArchivesParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/archives")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Page != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "page", *params.Page, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.PageSize != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "page_size", *params.PageSize, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Sort != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "sort", *params.Sort, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "array", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.EntityType != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "entity_type", *params.EntityType, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.IsRestored != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "is_restored", *params.IsRestored, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.ArchivedBy != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "archived_by", *params.ArchivedBy, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetArchiveStatsRequest constructs an http.Request for the GetArchiveStats method
+func NewGetArchiveStatsRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/archives/stats/summary")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewDeleteArchiveRequest constructs an http.Request for the DeleteArchive method
+func NewDeleteArchiveRequest(server string, id ArchiveID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/archives/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetArchiveRequest constructs an http.Request for the GetArchive method
+func NewGetArchiveRequest(server string, id ArchiveID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/archives/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewRestoreArchiveRequest constructs an http.Request for the RestoreArchive method
+func NewRestoreArchiveRequest(server string, id ArchiveID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/archives/%s/restore", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewListAuditLogsRequest constructs an http.Request for the ListAuditLogs method
 func NewListAuditLogsRequest(server string, params *ListAuditLogsParams) (*http.Request, error) {
 	var err error
@@ -9807,6 +10437,53 @@ func NewPutFlowRequestWithBody(server string, id FlowID, params *PutFlowParams, 
 		}
 
 	}
+
+	return req, nil
+}
+
+// NewArchiveFlowRequest calls the generic ArchiveFlow builder with application/json body
+func NewArchiveFlowRequest(server string, id FlowID, body ArchiveFlowJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewArchiveFlowRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewArchiveFlowRequestWithBody constructs an http.Request for the ArchiveFlow method, with any body, and a specified content type
+func NewArchiveFlowRequestWithBody(server string, id FlowID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/flows/%s/archive", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
 
 	return req, nil
 }
@@ -13729,6 +14406,60 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /api-tokens/{id} (the `GetApiToken` operationId).
 	GetApiTokenWithResponse(ctx context.Context, id ApiTokenID, reqEditors ...RequestEditorFn) (*GetApiTokenResponse, error)
 
+	// ListArchivesWithResponse List archive records
+	//
+	// A page of archive records (without `snapshot`) whose entity the caller can read: the archived
+	// entity's owner, its team's members when it was shared with a team, everyone for a `public` one,
+	// and admins for every record. Newest first by default.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /archives (the `ListArchives` operationId).
+	ListArchivesWithResponse(ctx context.Context, params *ListArchivesParams, reqEditors ...RequestEditorFn) (*ListArchivesResponse, error)
+
+	// GetArchiveStatsWithResponse Count archive records
+	//
+	// The unrestored records the caller can see, in total and by entity type.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /archives/stats/summary (the `GetArchiveStats` operationId).
+	GetArchiveStatsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetArchiveStatsResponse, error)
+
+	// DeleteArchiveWithResponse Purge an archive record
+	//
+	// **Permanent.** Deletes the record and, when its entity is still archived, the entity itself with
+	// everything that goes with it (for a flow: its versions, executions, agent config and schedule).
+	// A record already restored is deleted alone; the entity stays.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /archives/{id} (the `DeleteArchive` operationId).
+	DeleteArchiveWithResponse(ctx context.Context, id ArchiveID, reqEditors ...RequestEditorFn) (*DeleteArchiveResponse, error)
+
+	// GetArchiveWithResponse Get an archive record
+	//
+	// The record with its `snapshot`, the whole entity as it stood when it was archived.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /archives/{id} (the `GetArchive` operationId).
+	GetArchiveWithResponse(ctx context.Context, id ArchiveID, reqEditors ...RequestEditorFn) (*GetArchiveResponse, error)
+
+	// RestoreArchiveWithResponse Restore an archived entity
+	//
+	// Needs the right to update the entity as well (for a flow: flow:update, and being its owner, an
+	// admin or a member of its team). A flow gets back the status it had before the archive, and a
+	// published one its armed triggers. If the entity was deleted meanwhile, it is recreated from the
+	// snapshot with a new id (`entity_id` of the answer and of the record), owned by its original owner
+	// if that user is still active, otherwise by the caller; a recreated flow starts a new version
+	// history. A record already restored answers 409 `invalid-state`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /archives/{id}/restore (the `RestoreArchive` operationId).
+	RestoreArchiveWithResponse(ctx context.Context, id ArchiveID, reqEditors ...RequestEditorFn) (*RestoreArchiveResponse, error)
+
 	// ListAuditLogsWithResponse List audit log entries
 	//
 	// A cursor list of audit entries, newest first (by `id`, which follows `occurred_at`). Every filter
@@ -14044,6 +14775,34 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with PUT /flows/{id} (the `PutFlow` operationId).
 	PutFlowWithResponse(ctx context.Context, id FlowID, params *PutFlowParams, body PutFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*PutFlowResponse, error)
+
+	// ArchiveFlowWithBodyWithResponse Archive a flow
+	//
+	// The owner or an admin. Writes an archive record (`GET /archives/{id}`) holding the whole flow as
+	// it stood, its status before the archive included, sets `status=archived` and `archived_at`, and
+	// disarms the flow's triggers (its schedule, and its webhook, which refuses archived flows). Runs
+	// already under way keep running; new runs are refused. An archived flow is left out of
+	// `GET /flows` unless `status=archived` is asked for, and cannot be changed until it is restored
+	// with `POST /archives/{id}/restore`. An already archived flow answers 409 `invalid-state`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /flows/{id}/archive (the `ArchiveFlow` operationId).
+	ArchiveFlowWithBodyWithResponse(ctx context.Context, id FlowID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ArchiveFlowResponse, error)
+
+	// ArchiveFlowWithResponse Archive a flow
+	//
+	// The owner or an admin. Writes an archive record (`GET /archives/{id}`) holding the whole flow as
+	// it stood, its status before the archive included, sets `status=archived` and `archived_at`, and
+	// disarms the flow's triggers (its schedule, and its webhook, which refuses archived flows). Runs
+	// already under way keep running; new runs are refused. An archived flow is left out of
+	// `GET /flows` unless `status=archived` is asked for, and cannot be changed until it is restored
+	// with `POST /archives/{id}/restore`. An already archived flow answers 409 `invalid-state`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /flows/{id}/archive (the `ArchiveFlow` operationId).
+	ArchiveFlowWithResponse(ctx context.Context, id FlowID, body ArchiveFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*ArchiveFlowResponse, error)
 
 	// DuplicateFlowWithBodyWithResponse Duplicate a flow
 	//
@@ -15696,6 +16455,386 @@ func (r GetApiTokenResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetApiTokenResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListArchivesResponse200Headers the declared response headers of an HTTP 200 response for ListArchives
+type ListArchivesResponse200Headers struct {
+	XRequestID *string
+}
+
+// ListArchivesResponseDefaultHeaders the declared response headers of an HTTP default response for ListArchives
+type ListArchivesResponseDefaultHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type ListArchivesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ArchiveSummaryPage
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListArchivesResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ListArchivesResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListArchivesResponse) GetJSON200() *ArchiveSummaryPage {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ListArchivesResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ListArchivesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListArchivesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListArchivesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListArchivesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetArchiveStatsResponse200Headers the declared response headers of an HTTP 200 response for GetArchiveStats
+type GetArchiveStatsResponse200Headers struct {
+	XRequestID *string
+}
+
+// GetArchiveStatsResponseDefaultHeaders the declared response headers of an HTTP default response for GetArchiveStats
+type GetArchiveStatsResponseDefaultHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type GetArchiveStatsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ArchiveStats
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetArchiveStatsResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetArchiveStatsResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetArchiveStatsResponse) GetJSON200() *ArchiveStats {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetArchiveStatsResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetArchiveStatsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetArchiveStatsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetArchiveStatsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetArchiveStatsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// DeleteArchiveResponse204Headers the declared response headers of an HTTP 204 response for DeleteArchive
+type DeleteArchiveResponse204Headers struct {
+	XRequestID *string
+}
+
+// DeleteArchiveResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteArchive
+type DeleteArchiveResponseDefaultHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type DeleteArchiveResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers204 the parsed response headers for an HTTP 204 response
+	Headers204 *DeleteArchiveResponse204Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *DeleteArchiveResponseDefaultHeaders
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r DeleteArchiveResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteArchiveResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteArchiveResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteArchiveResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteArchiveResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetArchiveResponse200Headers the declared response headers of an HTTP 200 response for GetArchive
+type GetArchiveResponse200Headers struct {
+	XRequestID *string
+}
+
+// GetArchiveResponseDefaultHeaders the declared response headers of an HTTP default response for GetArchive
+type GetArchiveResponseDefaultHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type GetArchiveResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Archive
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetArchiveResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetArchiveResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetArchiveResponse) GetJSON200() *Archive {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetArchiveResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetArchiveResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetArchiveResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetArchiveResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetArchiveResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// RestoreArchiveResponse200Headers the declared response headers of an HTTP 200 response for RestoreArchive
+type RestoreArchiveResponse200Headers struct {
+	XRequestID *string
+}
+
+// RestoreArchiveResponse409Headers the declared response headers of an HTTP 409 response for RestoreArchive
+type RestoreArchiveResponse409Headers struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// RestoreArchiveResponse422Headers the declared response headers of an HTTP 422 response for RestoreArchive
+type RestoreArchiveResponse422Headers struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// RestoreArchiveResponseDefaultHeaders the declared response headers of an HTTP default response for RestoreArchive
+type RestoreArchiveResponseDefaultHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type RestoreArchiveResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ArchiveRestoreResult
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *RestoreArchiveResponse200Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *RestoreArchiveResponse409Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *RestoreArchiveResponse422Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *RestoreArchiveResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RestoreArchiveResponse) GetJSON200() *ArchiveRestoreResult {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r RestoreArchiveResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r RestoreArchiveResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r RestoreArchiveResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r RestoreArchiveResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RestoreArchiveResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RestoreArchiveResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RestoreArchiveResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -17676,6 +18815,97 @@ func (r PutFlowResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r PutFlowResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ArchiveFlowResponse200Headers the declared response headers of an HTTP 200 response for ArchiveFlow
+type ArchiveFlowResponse200Headers struct {
+	ETag       *string
+	XRequestID *string
+}
+
+// ArchiveFlowResponse409Headers the declared response headers of an HTTP 409 response for ArchiveFlow
+type ArchiveFlowResponse409Headers struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// ArchiveFlowResponseDefaultHeaders the declared response headers of an HTTP default response for ArchiveFlow
+type ArchiveFlowResponseDefaultHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type ArchiveFlowResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *FlowWithETag
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ArchiveFlowResponse200Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *ArchiveFlowResponse409Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ArchiveFlowResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ArchiveFlowResponse) GetJSON200() *FlowWithETag {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r ArchiveFlowResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ArchiveFlowResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ArchiveFlowResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ArchiveFlowResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ArchiveFlowResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ArchiveFlowResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -23813,6 +25043,90 @@ func (c *ClientWithResponses) GetApiTokenWithResponse(ctx context.Context, id Ap
 	return ParseGetApiTokenResponse(rsp)
 }
 
+// ListArchivesWithResponse List archive records
+//
+// A page of archive records (without `snapshot`) whose entity the caller can read: the archived
+// entity's owner, its team's members when it was shared with a team, everyone for a `public` one,
+// and admins for every record. Newest first by default.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /archives (the `ListArchives` operationId).
+func (c *ClientWithResponses) ListArchivesWithResponse(ctx context.Context, params *ListArchivesParams, reqEditors ...RequestEditorFn) (*ListArchivesResponse, error) {
+	rsp, err := c.ListArchives(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListArchivesResponse(rsp)
+}
+
+// GetArchiveStatsWithResponse Count archive records
+//
+// The unrestored records the caller can see, in total and by entity type.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /archives/stats/summary (the `GetArchiveStats` operationId).
+func (c *ClientWithResponses) GetArchiveStatsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetArchiveStatsResponse, error) {
+	rsp, err := c.GetArchiveStats(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetArchiveStatsResponse(rsp)
+}
+
+// DeleteArchiveWithResponse Purge an archive record
+//
+// **Permanent.** Deletes the record and, when its entity is still archived, the entity itself with
+// everything that goes with it (for a flow: its versions, executions, agent config and schedule).
+// A record already restored is deleted alone; the entity stays.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /archives/{id} (the `DeleteArchive` operationId).
+func (c *ClientWithResponses) DeleteArchiveWithResponse(ctx context.Context, id ArchiveID, reqEditors ...RequestEditorFn) (*DeleteArchiveResponse, error) {
+	rsp, err := c.DeleteArchive(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteArchiveResponse(rsp)
+}
+
+// GetArchiveWithResponse Get an archive record
+//
+// The record with its `snapshot`, the whole entity as it stood when it was archived.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /archives/{id} (the `GetArchive` operationId).
+func (c *ClientWithResponses) GetArchiveWithResponse(ctx context.Context, id ArchiveID, reqEditors ...RequestEditorFn) (*GetArchiveResponse, error) {
+	rsp, err := c.GetArchive(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetArchiveResponse(rsp)
+}
+
+// RestoreArchiveWithResponse Restore an archived entity
+//
+// Needs the right to update the entity as well (for a flow: flow:update, and being its owner, an
+// admin or a member of its team). A flow gets back the status it had before the archive, and a
+// published one its armed triggers. If the entity was deleted meanwhile, it is recreated from the
+// snapshot with a new id (`entity_id` of the answer and of the record), owned by its original owner
+// if that user is still active, otherwise by the caller; a recreated flow starts a new version
+// history. A record already restored answers 409 `invalid-state`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /archives/{id}/restore (the `RestoreArchive` operationId).
+func (c *ClientWithResponses) RestoreArchiveWithResponse(ctx context.Context, id ArchiveID, reqEditors ...RequestEditorFn) (*RestoreArchiveResponse, error) {
+	rsp, err := c.RestoreArchive(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRestoreArchiveResponse(rsp)
+}
+
 // ListAuditLogsWithResponse List audit log entries
 //
 // A cursor list of audit entries, newest first (by `id`, which follows `occurred_at`). Every filter
@@ -24307,6 +25621,46 @@ func (c *ClientWithResponses) PutFlowWithResponse(ctx context.Context, id FlowID
 		return nil, err
 	}
 	return ParsePutFlowResponse(rsp)
+}
+
+// ArchiveFlowWithBodyWithResponse Archive a flow
+//
+// The owner or an admin. Writes an archive record (`GET /archives/{id}`) holding the whole flow as
+// it stood, its status before the archive included, sets `status=archived` and `archived_at`, and
+// disarms the flow's triggers (its schedule, and its webhook, which refuses archived flows). Runs
+// already under way keep running; new runs are refused. An archived flow is left out of
+// `GET /flows` unless `status=archived` is asked for, and cannot be changed until it is restored
+// with `POST /archives/{id}/restore`. An already archived flow answers 409 `invalid-state`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /flows/{id}/archive (the `ArchiveFlow` operationId).
+func (c *ClientWithResponses) ArchiveFlowWithBodyWithResponse(ctx context.Context, id FlowID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ArchiveFlowResponse, error) {
+	rsp, err := c.ArchiveFlowWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseArchiveFlowResponse(rsp)
+}
+
+// ArchiveFlowWithResponse Archive a flow
+//
+// The owner or an admin. Writes an archive record (`GET /archives/{id}`) holding the whole flow as
+// it stood, its status before the archive included, sets `status=archived` and `archived_at`, and
+// disarms the flow's triggers (its schedule, and its webhook, which refuses archived flows). Runs
+// already under way keep running; new runs are refused. An archived flow is left out of
+// `GET /flows` unless `status=archived` is asked for, and cannot be changed until it is restored
+// with `POST /archives/{id}/restore`. An already archived flow answers 409 `invalid-state`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /flows/{id}/archive (the `ArchiveFlow` operationId).
+func (c *ClientWithResponses) ArchiveFlowWithResponse(ctx context.Context, id FlowID, body ArchiveFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*ArchiveFlowResponse, error) {
+	rsp, err := c.ArchiveFlow(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseArchiveFlowResponse(rsp)
 }
 
 // DuplicateFlowWithBodyWithResponse Duplicate a flow
@@ -27040,6 +28394,659 @@ func ParseGetApiTokenResponse(rsp *http.Response) (*GetApiTokenResponse, error) 
 		response.Headers200 = &headers
 	case true:
 		var headers GetApiTokenResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListArchivesResponse parses an HTTP response from a ListArchivesWithResponse call
+func ParseListArchivesResponse(rsp *http.Response) (*ListArchivesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListArchivesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ArchiveSummaryPage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListArchivesResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers ListArchivesResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetArchiveStatsResponse parses an HTTP response from a GetArchiveStatsWithResponse call
+func ParseGetArchiveStatsResponse(rsp *http.Response) (*GetArchiveStatsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetArchiveStatsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ArchiveStats
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetArchiveStatsResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers GetArchiveStatsResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDeleteArchiveResponse parses an HTTP response from a DeleteArchiveWithResponse call
+func ParseDeleteArchiveResponse(rsp *http.Response) (*DeleteArchiveResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteArchiveResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		var headers DeleteArchiveResponse204Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers204 = &headers
+	case true:
+		var headers DeleteArchiveResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetArchiveResponse parses an HTTP response from a GetArchiveWithResponse call
+func ParseGetArchiveResponse(rsp *http.Response) (*GetArchiveResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetArchiveResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Archive
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetArchiveResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers GetArchiveResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseRestoreArchiveResponse parses an HTTP response from a RestoreArchiveWithResponse call
+func ParseRestoreArchiveResponse(rsp *http.Response) (*RestoreArchiveResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RestoreArchiveResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ArchiveRestoreResult
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers RestoreArchiveResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 409:
+		var headers RestoreArchiveResponse409Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 422:
+		var headers RestoreArchiveResponse422Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers422 = &headers
+	case true:
+		var headers RestoreArchiveResponseDefaultHeaders
 		if values := rsp.Header.Values("Allow"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -30940,6 +32947,184 @@ func ParsePutFlowResponse(rsp *http.Response) (*PutFlowResponse, error) {
 		response.Headers422 = &headers
 	case true:
 		var headers PutFlowResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseArchiveFlowResponse parses an HTTP response from a ArchiveFlowWithResponse call
+func ParseArchiveFlowResponse(rsp *http.Response) (*ArchiveFlowResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ArchiveFlowResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest FlowWithETag
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ArchiveFlowResponse200Headers
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 409:
+		var headers ArchiveFlowResponse409Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers409 = &headers
+	case true:
+		var headers ArchiveFlowResponseDefaultHeaders
 		if values := rsp.Header.Values("Allow"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -41951,6 +44136,21 @@ type ServerInterface interface {
 	// GetApiToken Get one of my API tokens
 	// (GET /api-tokens/{id})
 	GetApiToken(ctx echo.Context, id ApiTokenID) error
+	// ListArchives List archive records
+	// (GET /archives)
+	ListArchives(ctx echo.Context, params ListArchivesParams) error
+	// GetArchiveStats Count archive records
+	// (GET /archives/stats/summary)
+	GetArchiveStats(ctx echo.Context) error
+	// DeleteArchive Purge an archive record
+	// (DELETE /archives/{id})
+	DeleteArchive(ctx echo.Context, id ArchiveID) error
+	// GetArchive Get an archive record
+	// (GET /archives/{id})
+	GetArchive(ctx echo.Context, id ArchiveID) error
+	// RestoreArchive Restore an archived entity
+	// (POST /archives/{id}/restore)
+	RestoreArchive(ctx echo.Context, id ArchiveID) error
 	// ListAuditLogs List audit log entries
 	// (GET /audit-logs)
 	ListAuditLogs(ctx echo.Context, params ListAuditLogsParams) error
@@ -42017,6 +44217,9 @@ type ServerInterface interface {
 	// PutFlow Update a flow (PUT)
 	// (PUT /flows/{id})
 	PutFlow(ctx echo.Context, id FlowID, params PutFlowParams) error
+	// ArchiveFlow Archive a flow
+	// (POST /flows/{id}/archive)
+	ArchiveFlow(ctx echo.Context, id FlowID) error
 	// DuplicateFlow Duplicate a flow
 	// (POST /flows/{id}/duplicate)
 	DuplicateFlow(ctx echo.Context, id FlowID, params DuplicateFlowParams) error
@@ -42407,6 +44610,116 @@ func (w *ServerInterfaceWrapper) GetApiToken(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.GetApiToken(ctx, id)
+	return err
+}
+
+// ListArchives converts echo context to params.
+func (w *ServerInterfaceWrapper) ListArchives(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListArchivesParams
+	// ------------- Optional query parameter "page" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "page", ctx.QueryParams(), &params.Page, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter page: %s", err))
+	}
+
+	// ------------- Optional query parameter "page_size" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "page_size", ctx.QueryParams(), &params.PageSize, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter page_size: %s", err))
+	}
+
+	// ------------- Optional query parameter "sort" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", false, false, "sort", ctx.QueryParams(), &params.Sort, runtime.BindQueryParameterOptions{Type: "array", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter sort: %s", err))
+	}
+
+	// ------------- Optional query parameter "entity_type" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "entity_type", ctx.QueryParams(), &params.EntityType, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter entity_type: %s", err))
+	}
+
+	// ------------- Optional query parameter "is_restored" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "is_restored", ctx.QueryParams(), &params.IsRestored, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter is_restored: %s", err))
+	}
+
+	// ------------- Optional query parameter "archived_by" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "archived_by", ctx.QueryParams(), &params.ArchivedBy, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter archived_by: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListArchives(ctx, params)
+	return err
+}
+
+// GetArchiveStats converts echo context to params.
+func (w *ServerInterfaceWrapper) GetArchiveStats(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetArchiveStats(ctx)
+	return err
+}
+
+// DeleteArchive converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteArchive(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id ArchiveID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteArchive(ctx, id)
+	return err
+}
+
+// GetArchive converts echo context to params.
+func (w *ServerInterfaceWrapper) GetArchive(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id ArchiveID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetArchive(ctx, id)
+	return err
+}
+
+// RestoreArchive converts echo context to params.
+func (w *ServerInterfaceWrapper) RestoreArchive(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id ArchiveID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RestoreArchive(ctx, id)
 	return err
 }
 
@@ -43049,6 +45362,22 @@ func (w *ServerInterfaceWrapper) PutFlow(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.PutFlow(ctx, id, params)
+	return err
+}
+
+// ArchiveFlow converts echo context to params.
+func (w *ServerInterfaceWrapper) ArchiveFlow(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id FlowID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ArchiveFlow(ctx, id)
 	return err
 }
 
@@ -44803,6 +47132,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/flows/:id", wrapper.GetFlow, options.OperationMiddlewares["getFlow"]...)
 	router.PATCH(options.BaseURL+"/flows/:id", wrapper.UpdateFlow, options.OperationMiddlewares["updateFlow"]...)
 	router.PUT(options.BaseURL+"/flows/:id", wrapper.PutFlow, options.OperationMiddlewares["putFlow"]...)
+	router.POST(options.BaseURL+"/flows/:id/archive", wrapper.ArchiveFlow, options.OperationMiddlewares["archiveFlow"]...)
 	router.POST(options.BaseURL+"/flows/:id/publish", wrapper.PublishFlow, options.OperationMiddlewares["publishFlow"]...)
 	router.POST(options.BaseURL+"/flows/:id/unpublish", wrapper.UnpublishFlow, options.OperationMiddlewares["unpublishFlow"]...)
 	router.POST(options.BaseURL+"/flows/:id/duplicate", wrapper.DuplicateFlow, options.OperationMiddlewares["duplicateFlow"]...)
@@ -44869,6 +47199,11 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/stats/flows/:flow_id", wrapper.GetFlowStats, options.OperationMiddlewares["getFlowStats"]...)
 	router.GET(options.BaseURL+"/stats/executions", wrapper.GetExecutionStats, options.OperationMiddlewares["getExecutionStats"]...)
 	router.GET(options.BaseURL+"/stats/export", wrapper.ExportStats, options.OperationMiddlewares["exportStats"]...)
+	router.GET(options.BaseURL+"/archives", wrapper.ListArchives, options.OperationMiddlewares["listArchives"]...)
+	router.GET(options.BaseURL+"/archives/stats/summary", wrapper.GetArchiveStats, options.OperationMiddlewares["getArchiveStats"]...)
+	router.DELETE(options.BaseURL+"/archives/:id", wrapper.DeleteArchive, options.OperationMiddlewares["deleteArchive"]...)
+	router.GET(options.BaseURL+"/archives/:id", wrapper.GetArchive, options.OperationMiddlewares["getArchive"]...)
+	router.POST(options.BaseURL+"/archives/:id/restore", wrapper.RestoreArchive, options.OperationMiddlewares["restoreArchive"]...)
 
 }
 
@@ -45785,6 +48120,470 @@ type GetApiTokendefaultApplicationProblemPlusJSONResponse struct {
 }
 
 func (response GetApiTokendefaultApplicationProblemPlusJSONResponse) VisitGetApiTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListArchivesRequestObject struct {
+	Params ListArchivesParams
+}
+
+type ListArchivesResponseObject interface {
+	VisitListArchivesResponse(w http.ResponseWriter) error
+}
+
+type ListArchives200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type ListArchives200JSONResponse struct {
+	Body    ArchiveSummaryPage
+	Headers ListArchives200ResponseHeaders
+}
+
+func (response ListArchives200JSONResponse) VisitListArchivesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListArchivesdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response ListArchivesdefaultApplicationProblemPlusJSONResponse) VisitListArchivesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetArchiveStatsRequestObject struct {
+}
+
+type GetArchiveStatsResponseObject interface {
+	VisitGetArchiveStatsResponse(w http.ResponseWriter) error
+}
+
+type GetArchiveStats200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type GetArchiveStats200JSONResponse struct {
+	Body    ArchiveStats
+	Headers GetArchiveStats200ResponseHeaders
+}
+
+func (response GetArchiveStats200JSONResponse) VisitGetArchiveStatsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetArchiveStatsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response GetArchiveStatsdefaultApplicationProblemPlusJSONResponse) VisitGetArchiveStatsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteArchiveRequestObject struct {
+	Id ArchiveID `json:"id"`
+}
+
+type DeleteArchiveResponseObject interface {
+	VisitDeleteArchiveResponse(w http.ResponseWriter) error
+}
+
+type DeleteArchive204ResponseHeaders struct {
+	XRequestID *string
+}
+
+type DeleteArchive204Response struct {
+	Headers DeleteArchive204ResponseHeaders
+}
+
+func (response DeleteArchive204Response) VisitDeleteArchiveResponse(w http.ResponseWriter) error {
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(204)
+	return nil
+}
+
+type DeleteArchivedefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response DeleteArchivedefaultApplicationProblemPlusJSONResponse) VisitDeleteArchiveResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetArchiveRequestObject struct {
+	Id ArchiveID `json:"id"`
+}
+
+type GetArchiveResponseObject interface {
+	VisitGetArchiveResponse(w http.ResponseWriter) error
+}
+
+type GetArchive200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type GetArchive200JSONResponse struct {
+	Body    Archive
+	Headers GetArchive200ResponseHeaders
+}
+
+func (response GetArchive200JSONResponse) VisitGetArchiveResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetArchivedefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response GetArchivedefaultApplicationProblemPlusJSONResponse) VisitGetArchiveResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RestoreArchiveRequestObject struct {
+	Id ArchiveID `json:"id"`
+}
+
+type RestoreArchiveResponseObject interface {
+	VisitRestoreArchiveResponse(w http.ResponseWriter) error
+}
+
+type RestoreArchive200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type RestoreArchive200JSONResponse struct {
+	Body    ArchiveRestoreResult
+	Headers RestoreArchive200ResponseHeaders
+}
+
+func (response RestoreArchive200JSONResponse) VisitRestoreArchiveResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RestoreArchive409ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response RestoreArchive409ApplicationProblemPlusJSONResponse) VisitRestoreArchiveResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RestoreArchive422ResponseHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type RestoreArchive422ApplicationProblemPlusJSONResponse struct {
+	Body    Problem
+	Headers RestoreArchive422ResponseHeaders
+}
+
+func (response RestoreArchive422ApplicationProblemPlusJSONResponse) VisitRestoreArchiveResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RestoreArchivedefaultResponseHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type RestoreArchivedefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    RestoreArchivedefaultResponseHeaders
+	StatusCode int
+}
+
+func (response RestoreArchivedefaultApplicationProblemPlusJSONResponse) VisitRestoreArchiveResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -48625,6 +51424,128 @@ type PutFlowdefaultApplicationProblemPlusJSONResponse struct {
 }
 
 func (response PutFlowdefaultApplicationProblemPlusJSONResponse) VisitPutFlowResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ArchiveFlowRequestObject struct {
+	Id   FlowID `json:"id"`
+	Body *ArchiveFlowJSONRequestBody
+}
+
+type ArchiveFlowResponseObject interface {
+	VisitArchiveFlowResponse(w http.ResponseWriter) error
+}
+
+type ArchiveFlow200JSONResponse struct{ FlowWithETagJSONResponse }
+
+func (response ArchiveFlow200JSONResponse) VisitArchiveFlowResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ArchiveFlow409ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response ArchiveFlow409ApplicationProblemPlusJSONResponse) VisitArchiveFlowResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ArchiveFlowdefaultResponseHeaders struct {
+	Allow              *string
+	IdempotentReplayed *bool
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type ArchiveFlowdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ArchiveFlowdefaultResponseHeaders
+	StatusCode int
+}
+
+func (response ArchiveFlowdefaultApplicationProblemPlusJSONResponse) VisitArchiveFlowResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -56504,6 +59425,21 @@ type StrictServerInterface interface {
 	// GetApiToken Get one of my API tokens
 	// (GET /api-tokens/{id})
 	GetApiToken(ctx context.Context, request GetApiTokenRequestObject) (GetApiTokenResponseObject, error)
+	// ListArchives List archive records
+	// (GET /archives)
+	ListArchives(ctx context.Context, request ListArchivesRequestObject) (ListArchivesResponseObject, error)
+	// GetArchiveStats Count archive records
+	// (GET /archives/stats/summary)
+	GetArchiveStats(ctx context.Context, request GetArchiveStatsRequestObject) (GetArchiveStatsResponseObject, error)
+	// DeleteArchive Purge an archive record
+	// (DELETE /archives/{id})
+	DeleteArchive(ctx context.Context, request DeleteArchiveRequestObject) (DeleteArchiveResponseObject, error)
+	// GetArchive Get an archive record
+	// (GET /archives/{id})
+	GetArchive(ctx context.Context, request GetArchiveRequestObject) (GetArchiveResponseObject, error)
+	// RestoreArchive Restore an archived entity
+	// (POST /archives/{id}/restore)
+	RestoreArchive(ctx context.Context, request RestoreArchiveRequestObject) (RestoreArchiveResponseObject, error)
 	// ListAuditLogs List audit log entries
 	// (GET /audit-logs)
 	ListAuditLogs(ctx context.Context, request ListAuditLogsRequestObject) (ListAuditLogsResponseObject, error)
@@ -56570,6 +59506,9 @@ type StrictServerInterface interface {
 	// PutFlow Update a flow (PUT)
 	// (PUT /flows/{id})
 	PutFlow(ctx context.Context, request PutFlowRequestObject) (PutFlowResponseObject, error)
+	// ArchiveFlow Archive a flow
+	// (POST /flows/{id}/archive)
+	ArchiveFlow(ctx context.Context, request ArchiveFlowRequestObject) (ArchiveFlowResponseObject, error)
 	// DuplicateFlow Duplicate a flow
 	// (POST /flows/{id}/duplicate)
 	DuplicateFlow(ctx context.Context, request DuplicateFlowRequestObject) (DuplicateFlowResponseObject, error)
@@ -57063,6 +60002,129 @@ func (sh *strictHandler) GetApiToken(ctx echo.Context, id ApiTokenID) error {
 		return err
 	} else if validResponse, ok := response.(GetApiTokenResponseObject); ok {
 		return validResponse.VisitGetApiTokenResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListArchives operation middleware
+func (sh *strictHandler) ListArchives(ctx echo.Context, params ListArchivesParams) error {
+	var request ListArchivesRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListArchives(ctx.Request().Context(), request.(ListArchivesRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListArchives")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListArchivesResponseObject); ok {
+		return validResponse.VisitListArchivesResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetArchiveStats operation middleware
+func (sh *strictHandler) GetArchiveStats(ctx echo.Context) error {
+	var request GetArchiveStatsRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetArchiveStats(ctx.Request().Context(), request.(GetArchiveStatsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetArchiveStats")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetArchiveStatsResponseObject); ok {
+		return validResponse.VisitGetArchiveStatsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// DeleteArchive operation middleware
+func (sh *strictHandler) DeleteArchive(ctx echo.Context, id ArchiveID) error {
+	var request DeleteArchiveRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteArchive(ctx.Request().Context(), request.(DeleteArchiveRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteArchive")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeleteArchiveResponseObject); ok {
+		return validResponse.VisitDeleteArchiveResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetArchive operation middleware
+func (sh *strictHandler) GetArchive(ctx echo.Context, id ArchiveID) error {
+	var request GetArchiveRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetArchive(ctx.Request().Context(), request.(GetArchiveRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetArchive")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetArchiveResponseObject); ok {
+		return validResponse.VisitGetArchiveResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// RestoreArchive operation middleware
+func (sh *strictHandler) RestoreArchive(ctx echo.Context, id ArchiveID) error {
+	var request RestoreArchiveRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.RestoreArchive(ctx.Request().Context(), request.(RestoreArchiveRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RestoreArchive")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(RestoreArchiveResponseObject); ok {
+		return validResponse.VisitRestoreArchiveResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -57796,6 +60858,57 @@ func (sh *strictHandler) PutFlow(ctx echo.Context, id FlowID, params PutFlowPara
 		return err
 	} else if validResponse, ok := response.(PutFlowResponseObject); ok {
 		return validResponse.VisitPutFlowResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ArchiveFlow operation middleware
+func (sh *strictHandler) ArchiveFlow(ctx echo.Context, id FlowID) error {
+	var request ArchiveFlowRequestObject
+
+	request.Id = id
+
+	var body ArchiveFlowJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		if !errors.Is(err, io.EOF) {
+			return err
+		}
+	} else {
+		request.Body = &body
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ArchiveFlow(ctx.Request().Context(), request.(ArchiveFlowRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ArchiveFlow")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ArchiveFlowResponseObject); ok {
+		return validResponse.VisitArchiveFlowResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -60193,563 +63306,591 @@ func (sh *strictHandler) ReceiveFlowWebhook(ctx echo.Context, endpointKey string
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7P3rcts4tjiKvwpKs3fFnqFsSXYulqtr/92O0+3p3MZ2Jt0d5S9CJCRhTAEaArSjznHV/nTqd76e8wqn",
-	"dtXvteZJTmEBIEES1MWxc+np+TAdiyQuCwvrfvnYivhszhlhUrT6H1tTgmOSwj+PkoRfq3/EREQpnUvK",
-	"WavfupgSNCNyymOB5JSgOZZThKOIzKVAW5yh/c7D7Z1W0BLRlMywGkAu5qTVbwmZUjZp3dwErWMcTckx",
-	"ZzLlSX2KkPG2kDwlYR+lRMw5E0RNhiWKcJoukOSXhAnEU0RjwiSVC4RTghi5IimK1NjxyhVwJgmTT6mY",
-	"c0H1xNV1HDFEPsx5Kh8INKYJQQzPSB+FWEocTWeEyUP4Xf383aA1yDqdvSjGEgsi4Q/S1r+NUz4r/SC5",
-	"/nNH/0k+mPcHrVAtPCX/zGhK4lZfphlZvpGTCzzxn9I44dcPBErJFRWUM4QFwkjIlLMJMlCTeBKgcNBK",
-	"9Trsq6XFFJPPsZQkVcP//wet9F2nffD+L4PWf7QCz7JOYzKbcwXiMzJP8EJtpnbOanchup4SBqhkzxpR",
-	"jVqAAzHCTFyTFEmOMEMEpwklKVIgIkKiayqn+mU8IyjMp40W7Z/IIkSYxcXjEY8X8Ms/M5IuDuEBn5MU",
-	"qwWhmMaIcYnSjCE8wZR5cWjEeUIwg00+5xH2o46CPx4JnmTSXBE+humilGBJYrVXnqURCRBlUZLFlE1Q",
-	"uIvndPequzEOnGFJntMZlfB/9dWcaWAJhNWdJjGiGuBRlqaEKSCymF97t0uZJBOSlqc5IzNMmZq9eaqE",
-	"jOWnzyOIZzvnJOIsFihjkiYwgR5YAZVIsXp8ItPF0ViStHlsydE1phKNyJinCjVlulBntLXfOwjQw87e",
-	"9spp3r59e5TJqbpqEZakPtcrRSy7CjNGBKckbQsSZQrjc5wUfRR+D88QSVOefjdoUXaFExoPgQbWrmgd",
-	"N342J3L61I+l9iLRGG2RaMpJHCjCOiFMrUFdP0U23jw/fbp9iKhEOBEc4fmc4FSo8034RMCdggVWgD/D",
-	"H54TNpHTVv/Rfp1M3AStOU7xjEjLcyaEyWPOxnTyLOHXTWumsb1Oisah6ykXBGH1LYrgYySnVCAKq6Hq",
-	"K3UFW0FLUepWv6W+GtJ46S0b83SGpT7SR/utoDWjjM6yWavfDXynfTSnF+pImtZ89PpU8y1E44Zl3dOK",
-	"znnqu0Q8leiSLESAwnaIxjxF6gXCFCnaQU/JGGeJRGHbUKwhloBr5MM84TFp9cc4EcTsA+hpsRGhZnSX",
-	"TiWZwQETptb7rlUM2gpa7dJfCRZymIn8YeVvmCJoteG/72s4FSicO9XT7QGIzB8FjHCaYrXYjNF/ZsQ8",
-	"VsC+CVpCLhLAEJ7O1GBHWUzlcz5pOlWsnitumi4+27keZ6ngqX89ISMf5DCCN0J7SeaKr/NMoBGW0TRf",
-	"ZOXQ9EdNDP/dUftX3P6t0z4Ytt9/7Aa9h49u/Jz/5AOJMrWkJpgR+8Jng9gyWgIU5HMu5O8kVTLWy2w2",
-	"Ig2neKVfQQzeARnHcFJY7VZ3Z4dtN6zYfLv2svd6q5ftSFU/kYVHUEZRQgmT7UhRYqbICtrC6M2b06cB",
-	"UBbyAc/mCdnWQvwMXxLFVICpIoHHZAfBUdBUyFzcU29SARIZRg8/fFB/XJK5hAHD06cnL16/ujh5efzL",
-	"8OLi+fDHV2/OzkO01dvfRnPQApKEpIFRVYBBKTgdFsKgWmRZeiyLhygFwVUopgfvFcKlbFuhto9AhtXr",
-	"Lw+LUUzHYwKCD4zMUzOw3qFA+70eCqkjsV6SRTslitaFh+h6qlQOmcPFMmohaZIoIVUEaL9zUB6BsvY8",
-	"5ZOUCBHmCKKVugJFKkJy45UfDD70uu3B4MPjE33lHzZc+dPxC0VZGkiS0lBCpMg4SgmODxFGMypm6osC",
-	"FN0eQD6aYjYhcOpTxYcatzBu6yk3kDaC1qnCaS1ZNYoWxSufjSo0SO3AmQCZl9LtBL5254817271H3aA",
-	"Heq5e53OypW8xhPih0u3PcKCqEs0IYYuNS1IveJfT9dZTrcD/1trSef0N7IMPmrGZasZCjWAd0m9h+U1",
-	"rbEeOX0jSNqEQJkgaTPmqKd3LXmeE5z6Lt8xFqRNmSBMUEmvCBLZSF8GJOATxK+A0JJcG30gzCM8ShTd",
-	"IUksmgCrX2y6gBbb7N9d3308l1iKZymfNbBmoHsxXqCIZ0zpIlvhL7/88kv7xYv206ehUp1RKOmM/MYZ",
-	"CY0mLegV2S7k196BGkBYPS6UPGza0FgtxHsQsVLfGjdwYVbg38Tp0csjpBaJ1DuarcVkTBkRsLIAXRNy",
-	"qVWoQUvyGC8GLbTlcE0UnmQpn5Pd1zilIiw211dnN2A8nWBGBdCsBwKFBreHOWTQVvjDyQXaFURKyiZq",
-	"iAFrAIL9yA8Iihluy99awWpaq0HD/UABZvBpBwuQajpKyTc8yAuCZ003WhI8+2y84ILM5gmWpHkx+vln",
-	"W9Dtad0dL+QtpvLFeX0hP/JrlHA2yU026uoAUcuY+o2w2N5+LW2AGafzr//+f/YUA0Izsd2ERmq44Uz4",
-	"OYfLW/cqrKzj2cGNAoYxZoOtw6jnludG2iKt/onn84Rq0+LuP4S2LxYr+I+UjFv91p92C9P9rn4qdkuD",
-	"wpxVSR0YOB8X9ggg8I7d/+e2sRi19bH7pjOv7zrGJZjs5IoweS5TgmeVLUnyQe4S9bgt8ueGwLX6LVAF",
-	"+qjX6XQGbMDgxX6hKe4YC8GA0biPugMWY4n76OOglb8ypPGg1T/odINBS5B/Dlr97o0aaql5rAafc5Je",
-	"gSGOSQSLEH0UmtVoG7lCDW0fDwMle9vf1Zz5z3p5+sFfz1+9NE/uEtJ238caMneGQfnAPvBcmGuFQSsS",
-	"ErNYIDyWSknFVDEXlM3VpQvN1alu2aNCrdq5x5NQMb0v+zp/7yb4JHgrzf0tlVPrbrkTWKtBm8CsNP1A",
-	"a5JUCsTINVJzV+Bpl7NsK/DOJ27f0ZzubPfumA1AcLSxQyRIlBIpkJjya8RZslBoGJpfh4LIKrKBl7Ht",
-	"uBmX7bjkkvxEaL1O+SghsyWQmus3/mIhllNCxWAkpknFOj/FAnWRsf1rwRyMsWBzb/XfqYliRdoKkTso",
-	"RpplQqIRQViihCjRq6sU7RRH6uIq3tkKWnOugJ22+q1d4H437xVPVFc8UuMa19SuQkth+DoRUuky/Van",
-	"+9enj/7W+WXv15+e/PL4bedvjy/2ft7/e+9lV1FfiWUmWv19xSEllUDv/672obVs2EMhlGUp619jifmM",
-	"9g2U+lf522399k2wJo7Zk/CxQjN1oNDo7NkxOth/+BiZKZGGXZU35j7xZdigXyr5QD+R2OUOsXZuKlg2",
-	"SMUdWBqg5Lpba5Dii8pAxje35iDqbet7a+fOt6UfF2467U1rV91py76uet8+8UqfG93pzqhfPmAD6XO1",
-	"OmQ1tzsUIC7qMtrtNwODNWwE1Kecj83IbETSO90ICLF3txU13JkR1H17epWlEO8ihJafA4SBO6dknBIx",
-	"NU4+G3eg7dBfC2NSytydQQoGazh0pRne2Rnn1L7qI65wTseN2G/1Or1H7c5eu9O96Bz09zr9Tmen0+n8",
-	"2gpy929/vxcoLbX/MGglmE0y0MRahGn7hnaxi1afZUkStGY8JoqZTohS89q9nYftcYKFo/AeXWHFSEkq",
-	"OMMJlQulEqd8TISg6hfFDBdCktlwnvLZXK3yF55B6NLRFQ60IyKbz3kqERaCKuYrla52YgxB51M+30FH",
-	"2kEySikZJ9phoSOfKFOKCuJpTFKkVBB1ApLMIJogS0mr39nZC1oSbFVa/1ZryubxGmC7CdRe5iSVVOuv",
-	"LrQrJpa2pLO6nSVofWhPeNt6YedUvbVzoV/NH7XpbG4c1mBO6LcmVE6z0U7EZ7tGMMj/y+eEKcHEDAZ2",
-	"gvx0PSaGqlKuj3+tFwsE+ej1OefYYh+/y78OWgqDWu9vciQq3slhk7+ikckzSQmxVpgB1B157bx/U0M9",
-	"zwQlVHGPlGejpDjPdy1t/3cXLY39c+WiLtSLN2Wk+3qw58Y1WL3TFqwiWMSEHrjnYHbuoEcV0GWwllDF",
-	"okNQDodwQFPEN/DRP0gEEpRD/7TuD1Q8jiGIESevnUtqQjTK5NkYUAUCyk9ixJmJSuuj0NlbiMYpJSxO",
-	"FgEKJdiRKdNEI0Ch3W+ICNtBobPHMBiwsNilDsELYaehDulDjKPYmrAh+g8oLNC/o1PEeEwEGuMkQSMc",
-	"XSLJdaCeIxANmJWIigA/sNzYcYW2cDvMoUT0/22pfY2KO9SyITYCpBgdVTUiSllUcs8hwvqpUkyxRDMu",
-	"JOKMoC1wSeMkJThetMkHKqQIwcC6kb23TG+rNszvj1+j/cfIvqLDWEUWTcEiQFiIeIrCuWx/fwY2AcdZ",
-	"sfew5JbqBZ4gl/cfe8HezVa7iHl5/7EbPLnZ/rPH/V0l/rlN+En3oOfb5HK+UAusgIAJ9dRG8xydoghL",
-	"nPBJpsDd65nL1c7YJePXavNyStJrKsh2ZfPdJqfcMj60zvf3yKWc6Z901ph/JRMrHOI+g/0dMLcKE6nx",
-	"j/IWV5D4N8AMNiTxR2iOU0lxgjQvOUSYITwCq7a5/gtEBcqYjreIAxSq3YYoSiCuE+t/gBeYM7KDwo83",
-	"oS84wyGwBoU1+TRUxzKMOt1xr/c3dD3/uEyf/zL5r8frMmhsYKmVWVpBlRlHWGQ48YaMFvO5I1n9KEdi",
-	"76fG4XZLVZR8mNOUCOe9bq+9173oqJec9xSH3qvExpqrVvxG5/Y3I6Icn71AYsGiVtDi10xHnvQfK8iQ",
-	"Mf3Q6reuJR/+fLk3P/gbfg5G3St+WRpcRHyuLqwmY33F1Y1I3E+okHCi34Za6EL6a1rXBgqoe/ZLt1Cj",
-	"QJ9pL2VUvJWSW+DpWkCxmNwcPtTtFb4OEShlIiURnzAqdHAlsIYdH+Nwb8NXCW57OZ34+joFd2Pevfqt",
-	"lUr0YDlInaMoXZ6KslqJzi9hQAmEXjnHEM9P0WMRrG2BDjoQTnWYayNHr0+HF69+Onk5fHH0M8QIPz36",
-	"5Rxt7T16uL2DzmG7yHrGpiSJ0WiBFjxLUcoTcqgRo//nPAZZp05VhJ5V9PvXlo8Yb05VN6Zet5c5PFjl",
-	"ymC4/dvw/V/65r9NEpdNujDzbZCDUUHRMnauRqIGTZaRa32ghyiE/4bqXMWUXzOdK8RZREC5NkmH1r+M",
-	"lYY7rZz6vw13V+IaCDelsdLe7PGvsvPLaJ+9fXJ13P3w9CF59mjy42P61yeXzw9mLzutP8SCP8SCr0Is",
-	"+Hfg6vkt9eV/fil+bxe1jGTb0EecJK/GEMWyNJYDT8gLInHrJvhYoS45pPJ/rBMkuVo+gtHqO3hf4gZT",
-	"LIaMfJC5nKJ+mKfkqsiR1Kt69z7QyRGKERZ5CZCDILnEiVad1b+G6rFo9Ts3NgnxKJK+pL+3U46UbBvv",
-	"oDcsJinCrAjtDFBoEg5Cm1MPvz8QCA57p1Ul03hOtbFk+V3zGkliKuYJXjQkSqrlPxBQQgFt8RSRGabJ",
-	"dpH8r3Mor7FA1ymVUnFqyPbS0YUyjzYWKCYJkVoSa7gYK44/B+eFevsmyLMyNtpwBVfgvcBJ8CiBsoCO",
-	"9z6UV+QYIdRw7li5+bAVtK7JaMr5pd8soUZ8qmOYfEiDpbHmxX1t4Nd/6MgyOKTCs5IHT8fmMK5wkhGB",
-	"+Bgxzto6AA+JCCc4NTkjA7alnRTYRO0hnqIZEQJPwJkgCZPbOyjME93DAIUzKgRlk+GcpPBPzozvKCVY",
-	"qD/0JkZkwFIyzgRO9BrHmCZZSgTaCotPd2LCKInVuDiT052ETygbqldJbPMfKqhvY5L8OogOX68dnQbO",
-	"xp9pMG1G5OvwWc5Mc+D6b2T++DTWWSnq7gFg3bvlG1ifhw+tFmBolpLM5hJpYAem7siUpxJFPCaV3Bb1",
-	"UzslCjBwMktmrhrWNQzzMwjMEbo790It30HjXXzOq7ElODKbVNLxjjarqxktVS4TTi1e5wSxdRRj9Jxf",
-	"kQRHjkRpLndOfR7f2JjNMkIaef8tSSI+I+iqV0a88mMXu4z69N6PO3qRDpboH+zpqr+MILrfDVpKdGv1",
-	"Ons7nZ1ud2/nsQJzBIU9VutB6weL2kQ0eLXbc34wMFPgd4JKWyKDUCwLRigC0eq3XvDfaJLg3Yc7Hl3E",
-	"nmUVf5+5eOmcc+hlNfnRr8drWuXDXfmRJd6b6AJavK5fdZ2djXAcp0QoOvlz+xlPr3Eak1j9S0sHaSak",
-	"1XzHKZ+h8OLszfnFydPh67NXP5+enC+/nRV8+JqUKRf/Pi4lbA72bSb8VPDUQ84tyq5x9uf61ZsyUn9c",
-	"lzCCvOEehkXWwKJ+db3lredrLTAWcKu0nBJUlxHSzYR8XdzibsR8S8nvTsyfAcmtS/VO1Q1DOC0AzvNT",
-	"r9S+MoRLCShGgAnRlsM9gSVbFmpjGzASdMLalG1DkZ7QCDloy/DtPsJov7MXQHEF9UM5KhXurxUtC8pp",
-	"5ofjVuN5JcrvOU9e4HmzpFOvkFV3S4P0/6//8/9G5h00w3OHuBbIc4zneEQTWtg/C+MbZsMoNxgDP9An",
-	"chPAM60e+J/pbLGGh2D+yp+YgjDqQZb74MsfjQl4RjVGiiGOZ5QVTwtWW1jYwKoWONa290Er5ZARcUXJ",
-	"NZCUaxpPiCyCc8yD3DpasauVoLHsOtgDrIFpg48c+G3wlQXsBp8UIF/zI/cs1vykdEDeQjXjMYkgc955",
-	"NUCCp0b9XF9214e8Op76TL13U0KCtXZToWgwXXmHgYsqzrmU4F1CjfKRF2tygP3ee3VFzHl6jJNkhKPL",
-	"lV4d92rrHKYn4z3cG3Ujw4jUT7/ODq48RmV4v1J3YP/JaheHNMjlukZ6T1YXLHBhDJPbsfyAkGTC00WV",
-	"fvFEcYnWnx7tPXo07pYNbEvF6BKGamFd13G0wrFNDleoGWmRlv5IcDyfcga2PhPsTsXQWBGMfmo9CpmQ",
-	"fEZSdK7jEpUYkcaK+HSgUhth0lFvRJJNoG6U/qgt8o/WiyhX4gSekCHUAGj19zzHm2gJu3aAZW/C0nQO",
-	"OiPPlDpUY0fLBMESWFcILOaUT+ATa1HS4F82xfpCfXFY9fDAUUYT2aYMRWYZARKExAScmUVYLFTuizBj",
-	"HLyd1toDNd+qxjSHfTeb4zVWfPSZ3gs02UyC1ujkmawcKr72YZeQqym61Vi5zL0RecFKA82dlrcUQaNN",
-	"XW2hjD0GFQKDzGUcdKFlgeoeeHkTm4WJW7y8lW89hNWGeTQ1pHQbgmWMcrDaUD3o7KBQAcA8UEAIIcxZ",
-	"O3ehQk/owCQcsIYoYXSEwhwioXbOg8iI8xOxUbC63Ks7apAbLGVKyIDRIjB5DyXkiiQCxYTMIWZ2uxYf",
-	"XqakxsyQU9HXCXbqQrxiI47TWN9ocxd6zRSSF68307ilNAZeqhMwh3097HSCz0HQPnMAZE5oltSNauc/",
-	"bUqN1oz+tJSpuvZKWATUQ95q5//0xqM2hDfUCceyO+0cjd+279IwNEl5Nheu6mew2xEXRhzoyxQzRvyB",
-	"jnbuL+Szy4Wpz+2z+0NgaxbYVvszuxV/ZvfGQaWvMLZ9wGxwe5m5WOFJv6YYFSPXZWaFF8iIV6XbR6Ug",
-	"yViJWpwRxMcDRqWwpXYxk6LMt5CQeLEZ5zIn3q2d+JdiNn/wijvjFXUWYI+wlijEE56lkAD1p7OzH374",
-	"/ntwWzjz/uldp31w1H6G2+P3H73Ve21tYaDYXpl5jieUTYyXV8li5IqkC6RNnyihQtZjCgrDqc9EWDKd",
-	"Vqd8jYWALdmKxra2l/pKl8U8hORBZJgeYfEGHkR37qBYp4/1PsViClIc1LXzOAevyHDE1ZNOoMvMuYQU",
-	"LqypqySGULqu1e/ud7TtlcTD+tO9oGUc5vlPHfDWsWHE2RVJdSaknnCejRIqpiQe6vosimfklfz6Lbd+",
-	"YMtS5Poo+nczQrcXtDKGhaATRuLa216nWg6DtRTb2FsU/0LttVwAsJQ96C/h54NvrTVBxoRbN144BRoU",
-	"fVeaM/pnRjISF9UF19hH4xHW6v2rubkgOvdTf6a4glhzoio+rAVlH8asF0NXxanl28lf32RHcmnpTG/V",
-	"TKdKpj8CyIfca224hP4133ADwgQIp9GUXpl967YXPJNrAqD5hq2x5GoEUlG6014SZ0f1Aw1Kd9aLKUsW",
-	"6Id0DUk9F7P5xvgIb1GPbm2lI//kPJvNMOgMVeVjkuL5dJUk9AO8pAQaNs/kMMaaK24U6MN4TJyNrq3v",
-	"vOQxcUrx1T0KPJPuoizHMzMHeYS9wwJNKp5lvv64VqgCNsYR+XhT160KOJQXUN/nKgXMFy+jwADWyGY9",
-	"pNsDPaR4E4oFgPXFRUQ3CCfT4S1DBfPHHVMzzT41mGhG6VRqw8AftikSsGTtkTMl9s0YSm6whdis8hjr",
-	"UpQVzLGVA2LcMkmlrX5rhlkGeYY1VHn3sWW8wSB1rgGezsMu6J3unqtbnmIWg8eRZ9JomHahrf5Hi7IQ",
-	"qiNTOpmQdNi1q0vwCKoivIA1I/PcPrVKrf61nW9MYwqgvpmlAgnzxRoKaPHmaKEDprSfewjFm62eK3G6",
-	"DpjyIKIcsjBDxiKdSKI9ue9rd23E44UmIoRIKKXW+pEkCUdmO0XRIyfso9dRMpMWL9YImJLpYsjH+Y4u",
-	"6XxewtM19thp3iNQ7uLqVKHqkt3vs+hSF3orU9AG6W1KUMIjnKAYLyBGQbHMF5wpoc7IXvr5NSGXawl2",
-	"YzpZx7F7lrFn5s0q2TIj24GWcpk1zeVNhUXK9/2SLK55qm4SEfOUCMHRDEdTyswiG0txbFgrY33+5C3n",
-	"+kAgGAFt/ev/+n97Dx+hn+j32wGKpiS6JLHuhSakMVEApjwQKIRPwNsiQm8MR04m68qqbXAiuZr/0PoZ",
-	"dC8vnl4qHTPic5DAV5SF9pVaWH7CoO99sagkj3DyRaKT8nWcaObwscG3Xs/u0wKe91nOOtaOVTNedDto",
-	"McTSM3xhFmcN2jmrsTHx7ogK8nGWEEtXwfItpNfKnc8AxSc3IgPAgFyBwlNsx9vq4O2UpMRYNa6hvDIQ",
-	"d3FozZozgpnQYWJm6LBkzXemNIzBu7dbS7E3y47inKT1GK0RMA0twlSMIb0nrRJN1zoI8DR8NRmWRJcn",
-	"nQ4EoUQkSRS6dBwhCOiB3jr804SzDVOY7mFuznAFqt6Nur3VBR2svyAjpzatqFOsqFNdka2LUl1T50bd",
-	"5Jz2G7FUI1MJZpMUsyzBqa40pRWpZTae6hZh6i8C8sotyJGjehFOwJaoH1thIcVsQgLEk5gIqVP6S5FX",
-	"a5FaI8N4tKj1yl8JwHFEBYJmO2AfOrRuBchmgJUX5bJKJoIlpgCvCdlSiZWSUQkjVlSblViKH5z3K8YX",
-	"jxllrSUUSHVL2cwxWpj+K9C7w92aW4LP4k4+81I2UQTfWlqp5W/FCTLGNF8yhetdrTI3UbTcu7CUX1hu",
-	"XuOjn5JRV9b4vsps1Zom7osJqqnmGyYWugRqs0+JFW44I0bOM8uDVxQ7WIuCaCHp5v1N1WTg2+5mFUgr",
-	"RobGAR1xesmGXWOEz92y9rJmRsRaCzwvjLjjqLdfV/6HVac3DEkrq92+o3H18K8znXyttJMqybypGAl8",
-	"Wy9bDT4hdbZSZrWE7dX7YRDTSVEpLaOWdlslPQ4ylC6LJRUuDpdOt0KNy1SpDK06VaxQjSpm+ZmYOven",
-	"upt8Q+tmcElw06R+B4WF4KUD8EwXpJVerwCNFijMN17SLrw2XZcBqrmfmaN32iO1InHVqscViqsQbZ09",
-	"O0b73SedAL25eNZ+oqvDf//qxTYktbD4H5Duu8UZQX89f/USaahAIGFCGSmlsehp9DfeFT4zLRtc47Nx",
-	"2TilUGy8hrbkbBDiY9QpEkN8C6jb+sq8e19LgPkhJcT0crFBOLoSPhbDjBX+GROMUjIn7/eCaiKoDtoC",
-	"hdmE5HSqpWDyISs264LfdB0bYZziMVRuwJOm0CdTqsbab0/br/m1unxgj5AEzxwtxkY3OT+tG2hUdPzQ",
-	"yTUis9CFJ3l6Tr6tbtBSO4KcIV2Jl15pmdWYBIZZmjSExZTQ4euUslzsbFJVHog86sgERUBxBaq7xzDO",
-	"NtZEvtaiPfbSreW8Wzvov/EWfpIc1RhD795bH3vdtORN/ap/XJ6wukziXE9qUKTVERjwZOUXF3jynAqt",
-	"iltisZlMViIqSzsk5v2yr7EwFc5jSGw2twNKfkFkQdFUsVRdZJNlfZ317KuEdNVhFm2ZKgb8Ooa41HaN",
-	"gYu3byok2SvZkIjQK5KiN2fPXeHlgUChdS+aQUJ9jobKYd17vOiaba6FbcltPhowM4rBC4E4I4cofP3q",
-	"/ALpHle7H2l8s2veb1+SRYhSLnWSiNy2KGQrbeugzE3ys03kdzkdJBdqHegWN6VUosmRiAtZuU4Emsla",
-	"iQIFJSZYvmVl9mPueXMyiiHPJdQrH7lP3FVIcvftDDQ8QwSCTYDCAqwhMhKC6dYYovDjQItuAxA0Blqk",
-	"gz9uwp0BM4P1i0inMP+nyD1aXadgEQSZaDdavR/BEsGxeBjZNjdQRU373s/BwJ+DsOJtN6yp5Lqfc0Et",
-	"BfgAQuJCR/CZIbQsqq0b6wmsHkHUk5m8RGY5KgKkdW/9UrA1FN8IdXH7cjH724blforEUO5q3dkwcrm3",
-	"TsnNtbnt25RK4rDcgodWYh0NudEiYAnvqaKhBM/CQ91WQ5GUvA4qNg26UMYS6HBV6IpUQKR9PKPsU07i",
-	"9nzDlzrTREqeZrqr1abUBKql8PnCVCorPNODVljt/4q2jvl8sR3qQETnatdvB9oiH+YkpTPC5Hb9qtwK",
-	"bW4atq7kqzxIudIRXtF6UbR9b4yC3aITxqFRMqCIuoJoTBNJUt0s2a8/rRv3C1rmhlLtJjGctwqehA/d",
-	"CYNcHc7314Rtr/VHG+LaWyqnPJMoNLwjDGrxD1CkluG5mHKppFeQcBQ1tuwGs7jgRxU0zMW3ema1I9m5",
-	"gNrrrY638AKgOSje72Xs9nplN2O35GZ8XLgZe9WQPNcz2tOh9VCEsmgEvcq2UHZbPn6882RtR2qn1/I5",
-	"ObtN4fD1K/g3MLIFyPif4ABt6+Q0Y+sGTtcg6pOiZwQzZN9SYnQOYpgqQCnPWAzeTMC8GU0SKkjEWZx7",
-	"N219xpToQti3MCIUp7zWFXbw4OP64febOFvWd82s64n1YGBDFWoipGtpRXjGDZUFQdwczbrg/4rcDKVL",
-	"Vd18gXi7aKv44y8mCWIbUYbmJI0IkwHqophEdIaTMhRGXGlwKUGdMgjWaE53mywDdSQxXoiGJIP1veOV",
-	"6G9fyEOaMZt4YgoQQNjDWrSgsdtQg2e9tqaVfm+bJ1AlnXUq5LsI75ewDG9hLMttdYV2InVBOlPOwjxE",
-	"uo6Z6wewzNpl4B7GXfYLNHvt/zAJf2Mm4X9jK2/97K3MqEnaPOVxBhfGxu8KRXJ2VlU0LAzEFasAJwJl",
-	"c8SZCXyaq7VA8UgNTa1Z6oKC1nx3coEnO949/WFr/r3YmpehJNTXkQVmajbtx4g7sxH8vi2tjaxVc7Uv",
-	"VKnD5aueiEthVcVVYxR2jK+0LL9a5LfTntFjlNKFpP+w2n5Bq+0XsaJ6iYZx/RHTef+2tizwpQSuw65q",
-	"zzJpRTtru0Pe10PIN0CMFfs12OKsJA82yetRxphNEsombbU4J7WkD6tFgxbpDlpI4nRCpDanmla80Moa",
-	"DVrsYNACPwwk17b6rV21gV3Y625nV3+pmJISp3T8CjEBp3nAS15WtkyazWI3oM3Fxk/Vxz4abaas5cCr",
-	"JWgNAjN1liIjoEjYdaMQlh36qglWaLieIrAbeL/ylPRi7yZNKT8IX5nu/AyKqHEbGniNUwgaf7+qrJed",
-	"IKjnN+XjN265kKJu0XLMvgeJnJuFp+kILSqGjtHdXHbDPL7XnUAUhk+5OpgFivBsjunEFY76vW+m+5cL",
-	"rQ1j0u8lBKkM/I+blORcEqxRvXq5wOqVjB2YVETP0uoMCFZg8a1c+s/xiCQiz4jLVYYtKlHMtYSDUgKV",
-	"IS2j2d5BtiEk/D5omRUg47bTPrsmX90yzK5zn9sWxrpVYaub5RBuNGH9Du/c7/AavV/rdL+gKldBs2+k",
-	"ZVpF6q1bmU30T9h3giCgw1U8o+B/gRCJPsKJMM4xiIuAUPrQCPDhIQrhJKOwbyxhU57EJFUv5TX+XSN1",
-	"EZWshrBmhKjRPv1WR00dRRGZG49YqfmstbPn9UbyUG6T6OZpJOt+s5bN8ZYZJBXEKE2cD9qE/nbjTFxr",
-	"Oc3ZtgkOLILA76f2TWkhz3g6W5U1XS3JqGuodHt7+24djjmmcetm+bb/ev7qZWXTxYhqwMbx7hUIP5Fq",
-	"LftSIGdrKuVc9HcVtd8xLwFXUBzgqmtjKYWJr/z5svev//6fOoauDA6FLHknQFRbmxX1oDwTEAAqJJ8X",
-	"mieWYH/dWVmNd50gRQOLC6BeDjD0CSF1OgjOpOlKO7aAeimAVEcChN4YQyvrHEKLRHgPvF4hKqyOAlG5",
-	"3C3mozU/2HJY69cOOUJnBEcSqT3pSMcd9GpOGNIEoZ/rwG9O1ZEIcN2a5sqK0EKEEYl3EHTaYBPKyANj",
-	"HBADtmVqh9NYBAiUFzQi8poQhqBauNo8KDIBYhxFiyhR/1S8Qadoi22EgXag/V4PhZSBvtmGdYa+7n9G",
-	"QVqTMQK8TuKJV3vOU+bWH+qlyZ+sKeKUXFtpa+Ugf7cv1yLlTNKZ3qMPsYv9rMCBijQRb9xEI2hpt5Bf",
-	"94ZHP5oCVcskPGMy8Wauw6PVg/hcBWZt+fiNsHppzA7rw2pthVEN/RSD9GYA7NaOPWr/qmvGDtvvP3aD",
-	"R/v+Oq5uyO/KGV/bl50Gqr6YfBaTlKSmhWsmMpwkCxTqwOBw+9Beaeur15d6NdWlS5XJMkw2AnkePb1Z",
-	"yT4TaL15/WE2zNPN8yZbks91FqqkLINK6ylm0dRLhVNbc2YtHNEVapYembr4wNYRjZ0jQeKaymgKWQ9Q",
-	"YanY56P9zZrgNJaqryxzo3Mb4eiSj8cmri2v5vyoUsu56y/jTD5okFEdCFrX/Wb4w9DU1StP8HDz4Mfy",
-	"/dlolx/Kank5jMkKazcQq7/Ge5Vz+dBSHzYezN8dvvKlVhy0fuPV8LpNNme+9+3xNKrbT/NmTK0JYSSF",
-	"YN91jaqgXoHiPsZXXAlwFkAJHaVgfWmlShpq04gzsTumRY7EM/ornhc5ta0xhhZwOJN8pt0P729Zf7/X",
-	"6Ly7y55Jm/QpKqDju3c5rHxhMk32GBvosX6rtftqF2SAS0m1ZxCEdWRCWw8VAmzYNcjCpfD+F65/F6if",
-	"0g1I3YjbdQIyq6v0Aipjexig0K4dWgKF5o6pB2on+sd3702LIGdX8ARm1poACBfg+wb5v6FRUNmG673b",
-	"y67f+6U3p2TPXcn1N0H7DQWKJnOxVx58/xevILhOoJRCjgv13topNuqLL2STBNr+BZrAfCX84/bM4pbN",
-	"WnLkcA9osysywx9O9Ze9Tp1eqwnuJIzGRhoqGD4Quu2RTbFQcM8U4NE4wZNDf8CMpVVUoJTMExxB/hxP",
-	"SIXe1M7xc5KTjS90/fIqnpT6Qh9u6WQmLAaH9/CSKEx+9MuHDuu9jdqPzy4P5n/riou9qzcPr39+vPj1",
-	"AH8PbT1NFREqhjZPxlwHLOTwiqR0TBuW0XWWYW7IC0wZUrQF4flcG3auKLSCac0IZCILEqVEiqGppKPb",
-	"oQ/1r+oHNe1+q98i3XEHXpd2QevdNUiAIFJSps/GTJDbfx8+evzkAEaO+Byc73ADxVCHBUBIgWNob0EB",
-	"02VTu1AAcC10zaNWv/W33vTx5fPZwc+4Mzrei08ejn94PP3rweXz7uzl3vzsYbUiytpWWwXL3ZVn+426",
-	"/uviXiZIqm5/Hs1LZS2WF965fRxv+d7UXFQK4FZgYkLiSQoeKUXiLkleTZuyEc9YbCsboDdnz5d36d9E",
-	"oC+y2DxyTe2ufpV5Eo2aRUEmVhDTgly+tp/c1GjKmiOc66/OdTVSl2ZsVrXbLv4BZHG09WJsWyYsrKF9",
-	"SxCCStPrCbcP0dFpPohAOLnGC4HElF+DdG5kfX9d7/X8ge6seeTjVxy57tDQTW7iXk+JESmOpIKj5GiO",
-	"hVS30uRUAl+KbfModTSQ42suq55XN+dffmuXesWWLTAyfbihlIrkKCUTKqSibVROYXk7G1YuyS9OrsEW",
-	"lMIJrK/Rh/KdWRYhUaomkl+SyjFV6OfqEiMORt5OFTbLN41ppzyJjdffXD9DkS18DuEqacCAUKkusw6f",
-	"dLsE1YOR1hZoPMJMqzPukl68F+2PHuJHB4+fPHl88Ag/HO1He3EP5Ju7kFU8cahLeYUlwmWAvin6A9st",
-	"VszR62jJd0PHN6fh4MitQnPtIcwntcDRyt1agcdfSgd3dvKF4oJurayY+o5rqB46HtbcyR/IjDKKtopc",
-	"uu3yzZzAC3VlA8+ple+smvHh4G+/3VrNsDpCxuxi1+7femsTgOfmNPGgLZxTrj56QYQgbELSAJ1atoTk",
-	"NOXZZIowUnME6O0US3E0nx+iV0eZnGou9nP7x2zUPqcThmWWknbv4aNwwHR0wHbgcjm0hZkz+nM+oUzN",
-	"vq2TEEpiTgi8H8yV+rgMz8RMLWpOI91EfMDMi0OF+1jSUUJgnoVpp4/EnGAILXk1J+zo9IFAR69PA81S",
-	"qRSmWBKa8ZgkwnZstb0qNAnPd2A6r2GFOzkS5SvKnzpr8ToPawRKSV2egHmDhP4UPSHRmGepI9IEUN/e",
-	"4LTicFiihKgXu4+c12r10JYKM6Lkunf4xNry4ZfRJio0TYsxGqCrLfBeJaBRAtmQG+nDrtXvesUIIkzq",
-	"FN0GMSXQSfYpYlzuID0cusJJRnTMDlMyDkqJzFJGYq9GUN/bKoNeySy23zl4tH534PIOX5B0QmLYnqLU",
-	"fYT12q0Fz7hn9NYDJ9EOHA2XhMwhYsrsW+/YnnGABB8wk3q3lZIZv8LJtjYPjjNBYn3h93u9WnW3nOq3",
-	"xGV7nvJ/tBm5bqtftD3UhUW3sxZI31qb4CdB1KEY9dAz0oZaC/a2jxYGpmFJyNQtL/w6R4BCs/WiV+/R",
-	"6YDlNBi8PAsAM2FRuphDWSOJUiIkDFZGt0OEUUpwDKqpQKHDXMMa0G8jCm98Fvehsft7bdkvdEalKWBp",
-	"Mous0DxKyOwQYTZgNtzO1G8rkHR7x5xVcY40DnWNTDyfIxoHKKYTKsVhjvmKxUKs3FCdpol0/69wwLZE",
-	"Fk2hI/NVr7vTCQ+hmFhKYyJQ+OLk4mj4w9nR6x+HR69Ph38/OTs/ffUyVINpZeK/QrQ1J+mMCsjMUMgl",
-	"1PIcnXXASot0F2TH2PHw8cBl4n3XhqHmNBwGAkUHjBbHia6nXGhz2tEpqMoCZYIcoplm77oqDMmrwGVM",
-	"2BQ/5zx1fTTzziHibMC00ImoLLlNCwWwdL66FgfS8mg+14LI7XyrriSiYDTCgihFN0RbUynninyDHTco",
-	"HaGWPxQEwncf9TmLeYIXQwX5/wpQxJkkH+TwmrKYX//Xzftwu+lS1fXDGn60+i1AiqW6Y2B+Ufd5mFDj",
-	"jF165RpiZdWl4pmEbGbbWVDJJYkCItynQxQWUnKIMiZpAkeaYl05DW6bU7AzSkmsI4eE7fTvCG4liRtM",
-	"9Drca5U09m0n6HwRy/gfNuqvx0b9e7P2fnGT5grt4I5KSjR4uK2xyuPlRluCg9CGmas2BwNmPwIhBNL8",
-	"HR+B4pXA6RiXLrPcPkSOxVSJ6bmUrkN9cv4XYca4HJhqFzvoJbkukWJQQM0KUqK0lbyws+QlGl/jXo51",
-	"b4lIfltz5oaWylubGg1K3IGtcRni/R2s62dEQP+WUmBATCSmiaH/R68howPSa0Qf7fe0nWNLbINYj68w",
-	"TfBIR01s5tDnl1Z+dl3hnvxbvZp6I02sMRC4PxrzjMUBogzxLFWrjQXawq7gZrLy1VX4Z8alVei0oQfk",
-	"c1D6lAzdWPVxfe7ymdm4Aqan1SjIqiXxE5vswqoI5Kvi8An8oEJ3QYAyJ7mMxPqoJRj53pw9r+VDzmlK",
-	"xJAyCBZX88U0JZEcZiktRTrMy5EOmZzuWj+ZWYya8NfZwZUi3aUwCSF46eNErWWXwxjq/3hKfyP/lUvN",
-	"3+FRNMg6nd6jlIg5Z0K3Sf8u4jGxvxeL/A5m+c+9o//sPfvP3rPKQtUvmZz+Z++ZXaweAaTt7xQO0Pgv",
-	"85SPaUL+QmaYJua52s93ajf67wiqUU1xkhA2Id/9Mnu28D0Yzoic8vi7897DR75E0gLYVTQ7hxqyWk+C",
-	"ydX/LwSCJCx/ya/yUX30V9vx+JDOKZskIJPuoJ8ImStGtAUtOTXc1PUXBPTNc8lTPCHbIPrHKZ/DRc/9",
-	"o1oV1MuN6XhsSt3XFtKYl3iMRcwV+7RYAC7XLfunVjgViDWVef3T8QlSsN1WXEwQpi/gKOXXSniWfHXm",
-	"jFpKBXQWUIF7QL479II0hTknCUmNLRvoRK6wCwVcHEktB1R8l2qbLl44tP4R0PpOv1OqwpyriHmmNKwz",
-	"b5W5V3iUbEs3XfkYS5wW3Zy8UZg9mPFJeUa4EWq4GP//nFsF25AkZThxGlWZBlp+NxHc+bqP6CjG6Dm/",
-	"IkqmUkJlAbjaNlOe6PpBVEJlGZNRvlGEZ73mtDmCZYT5BTlSb1UAuSzV7mtVU81xekhF6Tg/fq5QqAIp",
-	"vjEd00VTH0Ug4zHRpinn1QAJniqhYctqDK9PdRxLAB4wfb3Rv/7X/y4KLDwQSOH9dqmB88p8Dn1VlmP1",
-	"G0HSM/XejXuVHG/2Oq0DluaRfM3aq4vv9l7kiqxzzQ0sy8ptDq4qGi+LyXFxJtB0x89jjgxJ8ssOXxtJ",
-	"sTzJdwty/H6QI/dWzpigRvVaeP0ur8tQ5DI73aGXz0tj75wblbQ1yaK5UVPA84LFvl8r5dNZdQ62wD1X",
-	"PzpIHGOJfd0iiuyqVr/7MGhBIoRJGICI9ydNQfa0qT+tGcLbutYE0a9qCmLqrxYT2VF923vJY3JiE4A/",
-	"uUpdZSmVOnKN89sqK9VmHDrftdxoY4l8caCbm7odJvYO8nbaWuqZmhT7Fs+kienvBi3K5hlcQa09tPqt",
-	"H04ualpUNdhcXxtbLxucDepVaF8FP9nuVz9eXLwGHwcRefNTSxYgLKetvmsFalFmISMeLxxm8K7WUnzv",
-	"SdCaEhwTaJrt6Li9TgeOIRMkHupmEHrrbtdnPwAfdn91q764JfZlmjGFUo1FHfPD+risPcbXK2p8uX7t",
-	"xRW80bXebRGIOl3Vefi6yJzSySTnl3cVOG+vwH3V5MkvSVPB+byEgf+xZQL1Egb5pbmvpZcu04bd2Ndt",
-	"tf65pYa1LGIl6uzUAi6IwcdVNVN10rA5e/coS6fuGNMsIdmkkblG3hwVir7o5jKVj9DdwEqeVHhyrfRh",
-	"uiA19SAxXdKh8ioUPCr1JfH5XdV8F1bE8WYIK/k2gglNa+vxwwPSGYExcp4SlzDXwjjwpanCBI58E94C",
-	"rxpyoghIvGB4RqOhBqDIDQpQk0DhVtuUADGdGmFB7Ygz7expFZ0ej53f9GhDjU0OrhSgzud797FgzWqh",
-	"zogXKRT8dV6A1TtvQI1fHSnq8KR3VQrqfPFqTlKsrRjGDpLvxWInn5v2N+8+5p+d/DPDidBtQjOwhegf",
-	"1NQF0psSLSbXvjgYe/AksVHEGjJFLEJ3aVLmqpuqcOjYvH/6VPPdhPsrBrt447MOeMtWut9XEaYWWlsI",
-	"oCHawrQdJVgIOl7ofvkRFvBAI5Ku7bKtkz/0MQsEQRLqwppOU2xMJyuYXdSw2ga208xxapi7UTEeByhr",
-	"habbw3ulyZdHr28IfF9nULNef1+DCv59XKsEhCXZTuUHgLzFt1rbivIsJeQrba2AXB3BqmfSRLjdS+DT",
-	"aZouhEaRza9YEw4tBRysYp0dnD51OY9phKOYJDUdrjTtNezBemuWchk7NLSZqVSRL/IULKPpdkYHT7qt",
-	"coPeEnHWvXm07Pop+Rm1w7ttdkax1SVbvKvV3sEqX+VUthr03kSdDPdZhXP6NXtWS5eQi9DlJUwrBenW",
-	"oJ2VNeQC2OpF5ISqtgwTnKH13FWcSQF8eE/0svlIZviD83tRLmpGmff3Rst2LnZsyjvm5Wp4xaLNiMMl",
-	"NQwhokaXAfY+L07UW92hkHS8jyvWO0k+6B5CHyROic4MTLS+NssSSdv5nx5t7ZIs2hav/yG4jpyZp9pZ",
-	"CuZf+I/TR1Dvog1hm0FLR2+uMhfaIkeGXhuJMH+jyuAKAPjwO89g86r0cwgxtVnQfGy7k+EJQWqx9c7F",
-	"Rb6ZD9pF8pnv6bxst3ObtBWpVR+X9Sgu7wBKpKAZltFU7UKvXTddDpAgOI2miLIoyeKl8ZS1mWwqV60n",
-	"J6HJFryBdlG+5O1D1NEhykpzXOxs0DlZ97coNl+ePyiA7UDWe8i5c+F4SqLLlZFwDkvyuVy146Kle7/2",
-	"dUCqpwJUxQ3mK3WzToxXUevGFHsxf3VX8DZ3+jWA4o3SAqjm7+Xwgb/ZZOgDTiM4qmPV7lseys44gwgq",
-	"M40/asi7hvWrutU4YWlx/uGXQ/GUjbmn7WfUrKWt4JWNXCgljdzCTyrzDxyx1J19+caWyqJ2fy2IQ6ja",
-	"N84IjnVP+EKXL6IW3J3Az58up1aO4/by32udCVNH07Nnx+hg/+FjmyuDdMSZqLOCmMwJiwmLmqLeWR7Y",
-	"iIp30dbDzp4/OnBplOI1YRJdp5xN8gBFfs10kKJ3NLDCeaj4K3X5JJlBbK0pc605IOKprsutGzWVnJNL",
-	"D0VDCgojGlt6XRCyRbgb3ZY0tkkZeb3ulF8vqee3ll1dSMyixvrE4BRCc6xjk+qkuUYkGsSIIkNJ5gFR",
-	"KMHRpVDr30PhmKcjGseEhf6jT8mYpIRFPrYLxy8kTRJUvKZ7PpvrZYBEWTsTJNze9ODO7KjeYAoNpMZj",
-	"s0CkcYCwsN2ow5/bpi1c+/RpiLSvrGHnMl0MIaNmSVggh5b3aKSb7sA3CkG29nsHAapcKG8jivrCwS+o",
-	"X/B/LKlscgWN6QcSI3jBIq1Isom/87e32HKYpaxvfAR9Q2r6uvGQGkn3HgpLEXMt3yeMyzaELbfW9cLD",
-	"rhyTfx5Rm1+W0qEvIZ7OhW/0X3tgB7Z69NfzVy/b54CI6JIsFB0LUDjDibrWJG4r/SIMFEnCLlGCcMgV",
-	"1HNZ97ZKEgRDit4/Ouh08zzJ3Og54vECpZxLWEX4p91/ZiRd7JruUHhGzCEF6pmiIQ2PNPLXH5YPVzf4",
-	"g8L7u3u7dPV5Fh3j8hMEoC85sOKi185rbVdlgyfQj2wN+HNGxikR03UbR5Y6ucCXee26a5kO9/7Zaz++",
-	"Pnm96Fxcvjn4W/eX0f7sosf/dvlr+uRn9jD6++jRj6L7PH49PqpbcysDlosvdnub1TYvD+bfuabYr8tS",
-	"rRt3EeUmiMjUHLIJwiB4F0AhUeaWBRV5bRAQvkp1QvKikxFmw/Kw6pfK0Oondzz1tzum+tsd1yPnBV4x",
-	"eSVD+p7z5AWetyor9SnT7rqbnidGsvU/1VtqeprlSVX15+sL6I5k7mzImb80WWlXzhaCHH5enOIJ8Ssn",
-	"K/1ITnLvUhVl3UjKQhBa1sH+blQ620PN3UPVNlSOOqytrgmaSzWiugYENRCqS+m3/k7JNXGcnFf27zqU",
-	"ustivz9ZacoR5Pbq0lnGntFJlhIfuboi0FMNX02GpUCebq/Xcd3vpVAyCJY3fvt+L2iJLIqIEMMUbt3j",
-	"xztPrDUo7wMG1Ra8pOXKI2v8DfqZBchEDEAOhwkKUL+JNVWI2q58Ms2MYIbsW0oizLcJUwUoVSKaEhlN",
-	"aziaJFSAcHtoO3XbLP8UbCOM60Yom4S7OJBei5U7Z7HW+/a01usBVzrPmikxh88u2ir++IuRDreVHjEn",
-	"aUSYDFAXxSSiM5yUYTXicgr5g50SoCotId4VhmwnfraKV9X1nYAtFW6nPsO1sMVn53SnaQhaKc4taBUp",
-	"xC786mjou6RuqZFyng0fTjGL+Xg85GyIJ4TJYUrmycLyb3hF8arkimhdbDjlWSrgXo+4HI5NztOw6GR9",
-	"ztN0ESDBZwRShR0LxQ46YgimQddabZ0nCySmPJUJGIgjzq5IKvRuUsLnhNkJe/uBdTkNMR1CoqiNiLG/",
-	"J5hNMtNPW9u69O+546HfOskUkdh9jVMqTBQs1BUbTrMZtjCQeJILPTydWMJ9FM0IOs/mEOQF3J7IoYIC",
-	"LBaAlGedEhYDIx9CfznoD2MGvH1KTvNpefQXeP5AGBirD4UN2chBDCVXXMVGFr1v1T78FthmpKgzQXip",
-	"NKdANE4IklMqUMLZ5BB1dAUZm+ytqBwfj/26tx/n6uYBhWHQXVxt6oEAWyTQEL9NbAne1UCb5/peU4Xf",
-	"eiczzBYIvlBUHoADdxvpweqgLwDd2/dvtY7sPg5ja7zAK2ruo1Pdzk7XU9rFdPfPYU4fFT8SKDw6HT49",
-	"eXb05vnF8MWrpyfPw+URPPXrVQfK98ev0f5jZF9BEk+KLYaEhQ26efWCejD59OjlEVJvIPWKM+qbi2P/",
-	"sEtutQdVYkOS1E2hRCCeSUFjUtQcfCBQb789hdxvqG9TpDT++ObF0cvh0Q8nLy/KW9aNSLz3p6Aofhu/",
-	"h6j4LxZIL+ULPaFX0LgRQSKqkSrWvNc+mlWdeI3tfRPZTvkZeHDQg/Ce2xgspcgNB9lAwJYRoCX01ntk",
-	"y7B/ZfEQKyncUeWQokae4WUL3ZBHl+fQ3Tu91UVqCcENDGf/yWomvykn/RSG10EyS5lAtidX5LICw9Ty",
-	"JnFPHj9ym9B1NuF3ZV/yamfyUga30YpWs6UjFGGJEz7JiGFLNEZb4Q8nF0ixI11KLNzOmVImSBNPWsdl",
-	"foccK0B5UTrCQrDuzmX7+7PqWvYellsn4fZv7z/2gr2brbbTRuljL3hys/3n/7gjxucszsXvsKyBYIbb",
-	"8rd6K8bNeORypuUM3VsD95pY2rocyJPLUCdcEkvxQ4pZluA079NuAtRaMeSbVBwtMV5AqHOEExTjhdAh",
-	"0NeEXOY/qz8EgowHXcMPveAsxjpXMu+LjHXJeHLpjfC80BB1UwhsGOejvUePxt0Nuj9Vip4LkPKUxAd3",
-	"aqdoh2MVltP2a35N0g0qO1eaPXU9rQEbo3Vv2RfQa438pLSpRunqvjr6QaiDr5lfhNNU97BV0uFm3fz8",
-	"cdu379x3gSe361YAC6m07TPIG/p67QUowoK0KROECSrpFUkWa/bfq12N1Shfx/VmlF124sfwUh0fS123",
-	"Osu4joc+ruzTtW6fvAs8OX0qNjw5dTS6IBsj1woDkSASxDIIyYNQRlOYSpgwQYOmzplIPDH1RPaCx3WT",
-	"c/54WY2EZc1wl3Z1C1oapcxz8FbVU6thAQ1QszZ7T2CJJLMHQu1YBLZCMdrCSpcWEvU668dLXODJGRmv",
-	"blB3gSdfqM+C4kJfoLHC3XC6oo7OHbO2W3YxMMftkSnVFcO6uNF8TnAqlMyAtfUJIhYse1hJ9xp3uwE/",
-	"/lR+uZI3NVy5z6M9BlZ/iBKAtLYh5kPurKNZVjNqvjHOUQc+wbNbdmIsn8YzmgrZTqDFuzZ4Qz1PrXhY",
-	"QbOntIjZiKSOu1L/oK9/c5ksUxPLV+1KXUrzuzG1o5MXJ0etWxvOv9aqU3cv9pYP42PjGxuwDYJnL4hN",
-	"j6myszXF7K+54JE3OqAEx2XFiyw43zdcxTXF7VJ51I1uoe+ieIqc3h1VWp24sLZAW6BWvapTY0G2e2Rp",
-	"etLlS13eacXL186K7iHEtlSwKUTOwWeCpEbMfhwc1MXs4vldyNnOwa8vaOdLaILRl5JtCZ59qeZhqyXI",
-	"TkWC7NwYaH1z1fy/BMP6N2cxTTftPiu7t5oZkjrhL89ePBDRSlVDqRZIUXgY3LbNX4x1liiJJ6aACWTd",
-	"E6Wl5dGtJgcfqoxJnE6ga5CpOwYSLY9t9RMznC6dobOnbd7+ucQQWWJ2aAZtzzDLcGLZX2muORfUQv4D",
-	"EJuFIjH5ELp9HJDY2sT+umpORnXrOeeXKJvrupup7mrgKZFmF5bXWausqrffuK56G64jcWnKPU/5XLfD",
-	"s60EYAlgZdVNnYSuD5qnapjCOM/o+ZTP55RNjjU4oZ5cD4pVioWQZJZfECM/vYKB9UAo4fwyg2apRf41",
-	"hF6aIPyujsjXYNw1LWI1IgyVou+U/tWz6V4B+hddLvDdZhr/+1taOPYaC9c0Zu1Y+8QDgey7piMLhNNQ",
-	"aVoM3SII8XfXo0Zh5SijiWxTVtj9N4WLvZbLJJwfUjyfbuYqie6MSTu3pm7wqu0/QIKQmMRopN0eus3l",
-	"ocIc3ZwDjYjhP5BX6LT1ae6Osaw0gvCnarqpO0I30Q4VqENkOjvYvoT6gKEP85gmienhBIet42t06JiJ",
-	"kRswu9FybfjQEIdelTiE206fOjUv5CxBXJ6WE0wNJbOeAQO3kXoZOjuDnf5QZz9ChW+EFX00DfFmukvJ",
-	"+hWQq2SqyZdVrBRdY4EiPqckBiDU+jPB67fvz+SSSG9xxSqCPQCKP0qg19ryuDVbm3WFYRw8BF9xS/ml",
-	"3sdn4Hm0tCkP5XTtzBu4HMtCqqkfVUGaoMRFAlvatiATpUNtcliuaNUOVLFyz98vEf1u5dg8+YAjmSyg",
-	"kRsf5/SBxShUgLQ7Ng2OzHWFFophxuYpj4gQGDr65t1q9W3PExNNo2ESIyHTLJJZipNkgRJ6SQxleSDM",
-	"iCbjug2ferrn3bcYqss1gstbv6E7HIHMNXQKZVlpicYtT3k9I7gq3Rlkuz8k23uVbJfIr5vJfke5uKdj",
-	"W0PCJJULKLsYotCSk1Ajq4PuPnJft0LdueRTDkFaqma6V7m+8WPF2oTD7yBtm+qI8QBdT6kp7WuS90FQ",
-	"GBEEHEhyaCm7JhCqFcW9MV/qgfZE57RcM/4HQj8TRDqRYM/or3j+SaFytwrqWt/Iq/FGcalbkWgILiHX",
-	"llTqgkx5MLPoo1DNHZZ43gMBAAxQeEUFHdGEykWI5im9Avk0dGYIyzLdA7GjcB3aGJSpPmg/pfGo0K/W",
-	"O8WZS/k6GyVUTNGcCx0zw7MUjRKuoF8M1Oq3zMo2MdyvwvlbRuqZrfvizVfD4dB7TazJO2MJEXDPtCiM",
-	"GcLxjLJPISAuFJeTEYV/fy/eXmpFOick9hZFokyQVJq0RCOtaNJfsV7n71XB+H1NW9QytNLzbdUj4AJT",
-	"fEXQiCiN2wzmzxHJV1FLawAJzJnH9qTi6hRjMqYMrqDpT+WKjmIKpZJBKtK5kbZX4hb09Nb8YczTiITb",
-	"68iXFhzFcpeRimaz+B+2i6/OdvGHOWLyh1r9h1r9jajVa5DdL+bCLRP/LxCq6HKXxm6Aa/mLvlJ3xoYu",
-	"its7HW4bVWlw4MtED2L9D6CAkGXq+kYHLG97fQTqiDEVUYG89h19pk7ch6H5U56Qmrqgj7nU/tFzgGjr",
-	"qrf9h1JfFSg+t9Zbp595nshXxdwu+CVhZ7byfLU0CxSQsKWyyOKv09EPEX1F/3r65rfT7kt6Kk7Z2cPo",
-	"+PTR6exZ56fefC8+/uvBDtnr7Ag6KTeE7Xef6P7IusJVuXHyfunZbWtz2Q5xBmbfE5wCzkHDueX9YoFc",
-	"dRv6xRpyl/fMM3/rWWDwz9EktrU37kVdcoDb+6PHcXs/6pL2Ae6N2t2oF++R/fFD/GjUWruN7DI6vX5z",
-	"2bwe1d23mvXU6XHR0duEdXV/6IxJmgCp1cPpRofIfNrUKLqOsx+XvJevsKlv9CEiOJoi837O1TGwDGAq",
-	"ZyTTOj4Sc8WalI6dkituuwGZ/tL+epHOJSjqtpvb4Ms8tPdjeRPfmmxVOo/StKWjqMLFC0+zCJ/g+cas",
-	"ziVMv/u7tuQG9T6hW/O/S//l5k7pIgPEcqwbxrE/T0l7nvIrqu5VYQc4fn4KhhFtEZJI0Il6ShlaEHlX",
-	"zft+x62e/2il/LW1Um6isU+hoz9PFydM+syq6xKPT0++vhscWGJmKUE1n20lYL6QzcNzOJ/f7FFnuUtS",
-	"syr86raKvtr4F4T5t5IjkJNPb6V+W12cfoBO+CJAUzqZEohiS012iRERRTYn6RC8beqSmP/OMMNad8+l",
-	"kbwQaUVoK66wXdOaNhq3QLOWfOys9XrLGzGUajVd9aPvnr+l8YR4WmgRhkeJz2/2I09igXCSGADP/J6A",
-	"po65zVW99GJv27Wksby2cYL6sMRshS0sruTObGcRvu0tobBGDbBzBjkgG7bYfCZLS+nmx6PFbhDdwW55",
-	"VSmd+yzh1yivp+uH8ruyEmvWk4+Uww9Snj61pK5BuNuSGKiBE2UplQsoga+XMAId78iYOao2vrdY4lcz",
-	"WlZ8t/769iJAP573Hj4KtPtCSbhtyhBPrYK6ravoM7BJm8/Ca8mH//rv/9GeXdgV4Ia1uZj16uCoG+ik",
-	"oQtM10Vzuy41OtXqrVJ3I85kiiOJRkReE13aNn93hKNLwuIALOHXZKSWziSU6GMxmHgZScXOgJ2Yflxy",
-	"ikbEuMpSkmAlP9myd9rXh96cPUehEtZ2r7rhzoAN2J/+hBQwCZM0gopYA3auoE5ixKEFLZSplPiSoFC9",
-	"yFP6G/zYR1rdRrpmP8DMFO3vD1gb/fnPikSJP/8ZoK17XqQ8m0ytntJHugxWpP/cxZmc7oJwB7HCpnwf",
-	"mDHMvATWvwX2WzxgCAkwN7QzQVAoJJhvFWxe/3R8sq1DMHKYmcgTuPoyS5WCE0Y8Nl/YryVXw4avX51X",
-	"FxaZwmOhMWhHBJbHs7SCbIBnCFBur4NmlGWSCKVq2ZqeagY1Bs6NIwW+pRrftNvTtwzzSYhSLiGWgTNT",
-	"rCQTZEfD/bVBjT//Wf1YYLRwUTr352lruJ4Kz2lbvxoeImzWhSOFf+otKgVAHWyG6F//638DavJrBmUh",
-	"oyxNoXSkNuy30VsqpzyTuV66FZMrkvD5jDC5HYDXxzQ5VmCSIp8xryh5/Py0Dwdi1A1QY60rErXboEmg",
-	"kpkDtdsQMaaEtXZbrcXEjIWBGpKVhtPTtdugHZeG0ZfjBEfT4hpAJJXGIaeZDZWIERJDV5fwQ7t4Elai",
-	"4p22aeH24YCpl7NRQqPQvWlqLMQgSiFWlxInGkE/tHFxTUkcKvph3lZsTXcoKj7aQUcDZqNoeNHDqDSs",
-	"uFbQ3O90A4TzkBtna8Ube3AmAxbWu/3kZORMnUlCZ4AlEPAVuRuDMH71VDNdFCVUYQuO45QIEegr4W5R",
-	"7xBe1XFUW3BMPFUYPWBwdofo6NSZJEAznF4SAFeq1GCYsI8wDQMdR4SRmOnRRpniTkYeoNAoansHAS0d",
-	"MLtQ268WaldRIlCodvlcPW3D/4eB+9OZQkhG2cRQFfeJIDIcsC1d0FxsH+p6wwqZYDJN6ADgin7v9w5Q",
-	"WGxBHbi+qGdEpov20ViSNIf8aUxmcy4JixYD9qoAeQEMat+QIZCruVTXL3Q+bP9EFnkPInRmmwflV1Go",
-	"S3VJFsGAQc8XtT/o9aKdewt9L0DettvQhLqYREFBvUriPlReDbcRZUISDE2tiiyTAdNAyls32X1CGx1h",
-	"GR707oKQOzyfJ4Z77ZqeP3+B1jhoy3Yq2+6jULv61Adr9RUKBizUbsfQ8mynHRLETkpMkxCRD/MEU1vX",
-	"GAsSoLBoDhTq5pOGcJR7Pg1YjmAa8voahLot2bv3IWTHC21KL7ch00wQOgTlXXm2wl2IAFWyzIDlzXhy",
-	"PSsEY+Acp3hGJEnFtq7StrTfEETWAqO0p/AaTygDYAdIcF0NUI2jm2kO2GvbGNSKDWp+RQyV5NXVc4bO",
-	"mra6SkjpdjpBXsC593DbiQUYsPAjCIkBAs0wgL6aQdFd0/yuNUZ10bU2qv+l1NAbYGfQsXSOhb5rSiig",
-	"wvTjVEfNUwkHjVHEZzPcFkRBSlEBKA3Gx0oV4tckVqARgT4U3boWHN3zlOiWVxrt2xraShYkLKZsApMA",
-	"jOw0lcJwSGQjrctolLEAP+ZM81Z1vU0wDpTSU1f45AJPQrQVDlqpxuCUaPuuxuJBK9zeQVDY2RZCVgd6",
-	"Om6/UFMoNmKiBHTJPtMCHRBT8pQIBTghcWKSxAqe0O3BB9WMafDoJzQixtdKgd2MKUlb/daL04tCX1F/",
-	"QA8EE+PYejVjVA3HSIJ05gBJEWETPCEzXSZfTtHRaXuuc0F1ocGdvF1Xv+VI2UqZsT3jW92dzk5HNxoG",
-	"a2Wr39rb6e50oK+qnIJesQs1P9s6bUK3LuW+Ymk/gNhnMuGU+KPrZc9JKjjDNkhePSgVHzfV/bPJhAhN",
-	"nJW8hvJgOBMjPGBGBbNyu2V9+519fSWUMAOBGdp4P4PeeduHdkVTLJCt2mY0jDGdDFhDxUEUQunA0IlR",
-	"jqbYqaCu1nB06hSx1Qk68LydsUvGr5lN0Mn58KnSUbWQdqSgc6xzURS0LelpNHMVr+w63OknsgCbkyGr",
-	"3/N4YZJcFF8B24vDA6Dtcv+jaeu/Sk11lmjC8itGbNMWypJqQI5ep3sfC9BT1/VHK6zr41Q4r/kFrMXD",
-	"YJumNF8VoJX5FzdB6znX61/1df7eTdBy+dmq7342r54+1fvc7xw0fZID2/ZfVHPt93obvV90ZV/3G8fm",
-	"ABjqWhvegZG3IFcaWYrUNU0IIovrJnSsVaYr4KwqpDFr1XH1Btse1vS7UmsqE6fdjyZu7UaTJ9vfq5qm",
-	"oEtZmmYLYzoxGrFebU6dxjhJShXyhal7bpg62A1sudMd9BJ0HdCj6WQq1UeKJOVDa3q0UyMHepllclC5",
-	"Ufu+Evt5xK+D8J+Cc/eLE3q9t8GJ5vMPWsZs6yELOl16zBOQChTXMRMX6SA5a7g26jiUz+YpsAc3SwUv",
-	"tPeXkMDR/PbrRzkhcuk5dj4rZfRRxK8XQX4g8m6wA0y4N5uyVAegSpBUe34ftOaZ9BlTy1GkfRtCqvPO",
-	"QJ9vjCCFeEqFM1kKDT5n+MPQGJa0bqLFjqC568G6hMYjeej1VlH0XgWHN5ZWryE4fNbrYdM57vyafF28",
-	"WMP/buku8N3cIKoW3kyHgYQ+AFuosbUGJpbNmLEoi5IsJrE1ipiHQyyVFP6SWFuQIFFKpKgTXaWDHs3p",
-	"hV7MpvceXMw3wVrvndPf1nrXruacp9II53U8X37WdgizvHtGkudKjZ8tHIO4ixrFSdfxAh4UJNerGB6B",
-	"rEQjYqzKxtQClvh+k+/EmuN30KksG9pdK/uCZ6k1rw9YyhPyQLiOywAJjjBKsARRbcaNtTpNtVSg9UyN",
-	"Woia/uPgJDLGJ86SxRIdzpzSV6vAmfV9Ie2tNHvcRIgBKQLneOE0KgT5GEdT0j7mTKY8WUWR4WX77k3w",
-	"hxr4ZdVAx3W8hKysVP00qcljzj+05yllEZ3jRNi6o633Fd60+3GFLngqkZB8LtA1Ty/BXit1eiWoeBIv",
-	"BNg4c9ulw50aNbmCKKxW4870eN+MlK7Xa2vhfALLMAfSpMM5wUseEQJtsYpcsO1XxhqPonPnVG4pefum",
-	"tLBPP9xbqmAGkqB7wT3OYirbCZ80y5hHivsLnhaeCPUNIkymlIgAMXKdR7uhrdEChTQOrS3aWgdCHoEM",
-	"YYVO7UUb00SSdMCstKAdkkIeolAX/zHOCu3d0I4JtAXO7J3CtaX/1lRL6Xvwp/F1B+hf//0/SlELGfkg",
-	"h3onYe5RxWhM2YSkis5Zd6xZleij1CSJUGP+NyUaQA2FVxxTRWfAsES528tMtINONJhAY70kc4nCozdP",
-	"Ty+GZycXJy8vTl+9HD49+uU8RFt7j4zfqUiHt935TOzKgIFB/PXpDjoj40zgRA+bkoinSrwvbO8RFPyA",
-	"8A9wYud0HGbIL/GAbYUFbu3EhFGizi6P69jv7EGFiRGNY8JC6MxV958bJwMWekScyemODpTWrj2/jR6U",
-	"CoVKz/lkc6XiGAC8jqoAPnBdnqpcdMycjC7IgSOpHbognIKzfwsngiMJj69TKiVhKGMxSe31laayg8km",
-	"1jdWN6tREwAmFC4nmGFoanfbmC68cfXwJRsprRH2kS+rcVFzOswT7+5wTUcQugPNFiGyzfyhL3KAarEp",
-	"O7rJn4LOjtIxhgb3wyXQ1En8xZKXp6BW2gR22gfDnfd/8fQErG9G8ZhLymLbUThLI+LZg6I9agPqv1CI",
-	"J0BhDl/1hzVuN27KDm6zvLx7e7jO1jbYmZ30gUA0Xrmyu0UTNT/PZMRnpGlmHfFQmnSprKAoyrn+Zsld",
-	"gRg3y5NAIk1NwVG4N5QJiZnUIRx7e3sHgYnfHQsjCPmWOk4h080Dnea0mLXXOCJjnpJPWZ7kmy/u/X2K",
-	"dYb4awNMXbQ7QiNg+FWR45uR9MDmo5ee8IldvivnqWceEQ9+NyJeWUrLta1Gkb4A1cIvsBuotz7DyTYJ",
-	"7JU1fjvOE1Y5zsWGh7mxvG4Amcvr3rDg5oCRY85EZuNGbZzxlpIPtwNEPli/h3bTxkQRQhswWwTf6VJl",
-	"r386PkFXJIVwGiXxDVhKYkibQm/OTgP7TNgRHgh0BuHIxvo0w3PjUuEJCUxUgUCgWDBTm0WxT+2XoUJA",
-	"FeZajLMnenkHwj/bngDP09c+ydNu/JjH5J7cMwYGx/aE1nfOLEddY4IHw1V3M8NVZ2/D9+/XMPZww/V8",
-	"6u0uXeZnlFExRbhIW9ZJGaXrLKfmNkM4cdGKpyFpoJEqHxtMx00pA7hyubZAUdTRD21BYwKy5qujNxc/",
-	"Ds8vji5OhhcXz4fnJ8evXj4937Z3Udc4kE4udil1YQeF9r4Os5QWUVdGmTk+On/66tXZ8Ozk6enZyfHF",
-	"8M3Z6TnaMmAfsPDjs7NXLy9OXj4dvjl7flNJTNje9A5OiKJrlL2BHNEKVSzD7+2UpE6COWHGNTtK+bXS",
-	"09QCDl2dTPvYII3EJVGiWbgt4NIkdfc6+09WVaW5T2FJA+vseTNLddNUgIKaGlbkLu38n9Nr+0UpBNTJ",
-	"visCwXWMg59Hn+VlR6ioszrIv4LOwaYkCdoy/YHhlTyjULPDMZ7RZLEd5DZ2zgZMv58SQD2vJUavcB1j",
-	"+rkuz8Az+c0IbmrJSO+vfnSlpA/HK9Lk9yidrM4xXeGYR1vYiDWVHL8HJntpuxC1HLcqtK61PlmvIP+C",
-	"3KcI/4I0Bj3Btr4WonK/uPN2yhGeodN1caeOI+ZmNl//83nO0MopeW49QugabvwykHxHOTMdDiDLDKSI",
-	"SMfxS/AIgl0YxwOGJ5iyHXRUGT0TJEbymkZF3aMaqQEVQYkiCgcpG7Czk2dnJ+c/Ds9O3pyfDH84Ozo+",
-	"sWKIokRqALs6tLXf6SqRAyZtQ+q7IDGYl5U0E9m8AokkHontnQHbTIAwI+cxKfchxZ/pOQzKfYNC/J2y",
-	"xDOLQNblJtbjhuQDiTJpM+3X8zGlGUN65pqPKSiS1yAJw40jjTDTjQDQM+OhifhsRBk5HDBs59DFs3l6",
-	"KQrKax06VEJBYNA+Y4WoTZ6Lk2JTn8N14TU35gVr78wee0bmBEOKh+4+OE+Uimyz/9ezzq6Vnp+Dz5pq",
-	"3aaoj9ZoiRq0hFxA4o3aciOMZlrFX++654t6ob7ygCeckRAVJa2azeWmf4qtA1xM75jqt2bk/3jXbR+8",
-	"f9dpH7z/2Am6T26217Lan2VMoH9mJPOZrqGs0v0aqN35XbP0sqm/NuNzftb6Nq5hg04z9o2ZnolLoyyh",
-	"dn6s2yrzh/3EFA33Cy1/U4cvEAY6HWcpHiULJejGinhgoaSSa2Pa+AcfIcp0wH+KmdCOu23T0UCJDNkc",
-	"SY5C9cdwJnTmIpUDJjmCEhRKyso97TnFVjNjINhCYhaLej4bcAJIVwO3Op/NEwLNVqHB0hAqBw+YUzoY",
-	"RCWToWlu8ANhXtf9mMIdBMiv3rDhTBGfL2xXjdDk/UHcwoReEdYc2Zhj4CeHNq5mJG8xlS/O7y0IsrhM",
-	"m0ZBLkf9yrjxbeyM+72Dryhg70xhLWDpkiu5XoqW/srEihdD7AqZEjxbonDgGUF5Gj3gvoC8XF2Goxgp",
-	"PMxvXSjJB7lLrgiTbT1+WLqJDwSChwJK3AxYmI9i4nLi0GZ4SbURhhP9AdoK4b/9MEAhjfumoIsg/7SJ",
-	"8LrEt33w1/NXL82TQ6VdyHTRR71OpxMOGEiHhwijsI/mUAch4jNI3tUWkO5DJLZ30HHCIapH+zbUXlDM",
-	"dfKHkh8jkthd+e6u/sK9u1/NhVpD8zhRsD7XCPI7uksmlBTOUnEUjYvrMr2lt2lVdKtOuhMIM8WsSAx8",
-	"KQ+0Zjy28Vk6SkqvDNRxpeFIaHSqFfciluygKe61jHafP39xU5/Q58l3ZIWgs7mcsyJI9sJIGt4TDXTn",
-	"CF3MVkicyh0lLUCyzXe6fSTCsTHukA84kqb/AER2pFgRmFeZnGdSaJ320T76iX6vO9SmGdOVaLbC/N+2",
-	"dMmhrl71r//+H9Pt9qP6zzDf1ZDGNyGk40OWvtPuoGZFXCKF+MR4s7uSLG/LG8LePNUKP48c32SuVHT8",
-	"G4sx+AR0vl2YQQ7EPM6gQgF3NWPUGuztR25OXzLaJE9BJ1DsWd06JZvDxInRdFlEDrXWwaC2FCPqHUEn",
-	"DOt3rMeEp5fQuIPPBegSW5S1xwnkckIdHfUilJZITBAtHvFUknh7Bx2t0jQOy8Tepds+YR82sIRy9z7r",
-	"XSjrTL9X1nCs5bhPu0sG530Swa6RMJrsmefGd2+ETyUY87FeDhUWvft59aqi5R94Hbdyi074HAvZBqmt",
-	"ffo03DbKsImqH7CEXhEdLxMlXCgxxBiCqnL2Dnqd1x4CuTslCt/AyA+qeVkqh65kTq91cxnVflbxkRMr",
-	"ey316StsDGkcWgdmolZnVwblDeNDV0JPiY5j0vujMjczaXwsGFQJYE2mN21x6wYHN/+xvtlpI8n6nl2a",
-	"Giguej/YVOq9f57RKJosjV90BKxC6hpnSWIMMaa6HQe5KfR6Rl/yeJmofHfCR3miBqLrbOiby1Fy1v5F",
-	"8MobMO5iiGOCh34BOR2oYZ2nSfpt3SZebAdbxH0JSEUIGSPXwMa3oIrFdzBrGBhTyJCPw23gNLaoHk8d",
-	"CUp9x1lRUREE9h30TJts9BdDBnVpbdzXtgmo0rbTWJfteVCotOBmBl+yreanJsmpteY46qMtsT1guqFm",
-	"vjLotpsv71DzmxB4YKhtNlCOAyzv2jjrdwTLdPF7NKZCHUx12+/OdvpVCWmwv3VltFvYRME7vMTlDCUZ",
-	"+VhbkHJnsy6SwTNpeguaesgVJ7MgpF/UbtWOaJv2Y9zSfAwJezRF6ldhSk+aorvwyqHuvK3kKmJslJAL",
-	"hY7SaKpEIDMSVK8lY4nUqrSnIS8P+h027+pUSXG53G0NFRy/igoe51CN0kPiz3kqTZVLTx1L23Eehe2i",
-	"AUtY8lbbrg8+dzWHxp0eZ7U1YpS6urSberwErXbpL1OVv23+m3vF2+ZfvhYOhb97H/iN+aN7O+d3ox8/",
-	"B5hGMNPLcqTwO0ede3b2K6Tz+fn37s7P73SgX9fbX29Ff2t3P8TxVUMx7sTV/4olC0MFbOEU20q0aTHl",
-	"7sV3FhrirMRYRqhAEk8aHf54cn8rqPSDVitxGkJ7l2Oe33WeaxwLHcsvQm3DLei4h2c0rc6YVYcwUGl9",
-	"OQs2VK3WI+Q+jatwcZ1+1N4ACZeNfmMBEmPDDa3Qof9u8BAtj4goJHQ4ekUR8h53BgfAScXwXEy51PG9",
-	"wpY8Rl20NWidMgo172wd5JYJ8dROAyoGzNvkWFfFNRW628bvYEp02+rcc6jsLjKypFzuM+2V/irLLKm1",
-	"fZkSSwCVFZVxQWorY/7JBZ6swnh455sunvT11sT13+oRjxc6xNjc6tb6ukVk0c+qFmv7hvOqkdY9YS64",
-	"AOF2wnm8g4C5QWseJUvo2ClQDpp8wea2/s7L2K5LnNdw44INMS9GC+dgDCBHNXbt1KNdWY7WfxCdz0KA",
-	"PpHwfAulatfFgNtZG91CtFhG008sRbukpOxRXs7HsnMbdzhgLjvfQUaz7yMwFoip0u3tPwXawsXvphGA",
-	"QCkpftPh7VMC3YGmWAxYxoqnZl3bh8U0cYrHMkTFW2IJOYKroQcZsLBQu3T9FtOWMtxBP3LGs9Tt9tBc",
-	"Lfd2gscYhr1XiWPjyrrLb4Ia8i2VU3v9Nk6x7va+4VqFpTK5m7DnZdXJvdWjL6yBu3xzlbz9+uji+MdA",
-	"V+JSzNekXZGUMKiAo1OOPEx3nsk/0PTfDk3R1us3F9t3g6xluXE3zvSRk819Ri7Taij7MaeFLurNj9Ll",
-	"6+cL213KloAMUDhP6ZUppadZQ1DpxAUMbMCclj2o66Pu+Ra/ds3yaX4Wzd6W+1cm+Xzx76hE3rM2YY92",
-	"KeP5FA1w14hN93CPbRPLPK0kcAxItRwUbP3D9lJCq9ZccKTy0FTYzUcbFCKf9nLZ0V27E2TTzLEwdELn",
-	"C/hsTl7TkpkgV5Lu5wK/Nkfgvb6fg+V9VSzMQGNDBaqBT+lvPwW1M2/Ri3mCI8c28gCcCUgQibZsHdNe",
-	"R6eJXRIyF8awLvHkgUBhJvCEDCOeMRkiypCQZL6DjhiiMWDygOl+qYzDsLkO3+u5mpiabZTN5qVlhLaJ",
-	"XYi2wGTLwVagm92Zzr6KDQ6Y+nzj1iGHCFe8u7phJfRIsxdKFwfy5p9og8MFntxX0vsFnpw+FV+PNPlV",
-	"Xa1zt4WO1IfwKbcrV7rvgXucEymslv+dUfKLIAQxJfHQcILvoH9OXenJV7fExnW/p3/Psr7d392QSri7",
-	"9yTRa7ariAiklWreDDVlqnJAYHs+8lRaqgmun7wJl8BXilTVjtuu/56Z9d/NNE5ZjZt7tp+aKZdEaV7l",
-	"bxjQfTP2cgvOgi7pRJxPUlqL2qMufhu3xf/H3vfuNo5z/d0KERQYB4+ceJJ59n3XwQLNk5nZTjH/MMnu",
-	"vn2rrcVItM1GJl2Rise7GOD92Ct5il5DPxTopTw30FsoeA5JUY5kO4mdOOl8mYltiaLI85/n/M4aOVXO",
-	"kFySV1VH9ThoTVf61T11+1lL2z5Lt6+y9pG6W/Anhnjr+wBWOxeSYtd/v7VQfrM+XOo6QaIq+6rdrAM8",
-	"Aa4Vy4eEY41wwYxpmR0sOUW3+7zLIQ87xepMfdthD7cmbVnyld/6XDrMbtkSdRK20XRZ4LHbN31tEPuH",
-	"f9q/vi2FvfOif+GYte3stGKWh5C9rfq/kfaewgGpm/rDStlorSvton8sJ5essGVCSynr0LZ+v7sJfbeJ",
-	"rYik64CunYFFuLCQFnVVIrIgpuBiCahNqmNYF6LLJFMx9HvBQMK6B6d2me6lbGonU7t+SLTtUgRYznty",
-	"VIv8nLHLsZRX3Ss234Jn+DO/rofREgtd1LXPTWxU+IrNa5iSSJ5Qa1mQX768x8jW1FCsLBVcXuvbBg2O",
-	"pEiZT5hxBj1teCYXvhA7YA1fKb1OqAugJIHEf8NRjU20ZS0RPGmJoRIu27Otof4Cy48CDlfF0MRdQiSQ",
-	"P40bu47vCGknxYgKrqgtbQ1HiMjlnBgT3INuKVnohCg6V0TqMStmXLEDco7dbCFBBzCQHUg6y/oksb1u",
-	"B4qZW8eQ1g4dy8zliungzBNqk4fQBnVMC5oCUKQcklwiBIFqK7Z5F773g9TcNCTMQ3b8tJDXPAM4s3Ap",
-	"SaeW/0ByCU2Da5eUU7PeboDW5jLugrXLL4LF+ezubUv6twg5gITCsAsZF/5LyIxP9mvTbk20VwO8rzbP",
-	"G0n1dy5KMo/ZYDXSQl1Ra3HS8vqio/vWF20zLhLSwcqAyOIWP38Eaoio8LogcQK49vVNORz8vKJ44dwY",
-	"P9ho0cuJtGAZE5rTXPlMKUSHDmXzQdDVDA8XrGBNQJD6DMcQWtE9BA+RGwoVprhQ+yeuZg2bR1vV4G+H",
-	"vEc8nzqIRSjumUiL+VQjaIwxlUnn9M159+ivP3R/PvuAh4rY3tRphAPygWkKP7wTStNRQSeETqeKjIyj",
-	"FYsEunPMfTM3KkjCRAbTHlyxeeIKoHlBEqsvB2WRJ2j5g77iiiCvubd0y9D7MRYJzY1HNu8CRIiyFRyJ",
-	"AwwZ8CzZPyDQEMi8F+BS+v2tul/CXZCaSvAEFNJBh7KIhWvv3loAErDiroaugik+TjlIuEYtFmK4L99b",
-	"bD+fFtu8xh7tQnhlsC0UzGFOUTjUrYpLght9jUklAx3fk7MxFYLlNtenVIxwTS5zmV7BKPgklCAokrjo",
-	"lgrQILhKpRAs1ZBgbvvZZkwbGs2WyCUcs9G9w5/qMuc7qGEFarguubWS1ho1MSHh+HCtU+gnjnLAP0JF",
-	"YvY3dJ0ao7pL93SN2FJNxj4Q5t69V/tu4dTgVW9XhnLSUmbizKCUCoTAhjyrDAr+nclDsxMbE6LTqd3k",
-	"WGh6xRRhwyFLMTceYPV0WfikPx//CWw+LD7BZyDOJPnIZjXrEZp24fXGBVdMu6wUAAVOSmE7n2VJuyCx",
-	"/bwrr9zlcAW2Tiw6iTdyAC7YfG3hgvGV8NeI+Ob2vCDXNC+Z2m+vT1mk562aNRtO5l/gpaeti11u/gbY",
-	"tS0+5Q8m+PAO0doGdm50uD4Ar1GS82vLXaTZQzp95z+oPnZHMRdMZMZyddLmtPSN1xILKoDBw55i+zYE",
-	"jPBNumq/TLiouBIcuZwqPXCcCSAr2ESoVDS3le2xCJ2xRF71CQZjnFeXGBOB58lJ4Fui9VF1uS8YGBER",
-	"tI9QZj4RKXwrICM+YjGkPK+67f+1d2xGnjKRGX+jWwp6TXlOL3PbUPGGVHxnGwMGUgmhq7zk4jnD/vq4",
-	"G0UpVATa0K+PO/23zfY7DVHsJYYQUlSjIYQ/rVaam5Y0v8JzvzBlGLbFl3Fv7zormsV5RNvroVsCrsi8",
-	"ggVcEEf10Mn9hdOEaZpRTQ8trgtn68TQq4t9K6Q+Scyk9By6yyeRzQWlBRN6wLOEdBIhhVWUWk67Obtm",
-	"eTBSBKxIIcfaRYTSMc+zwjUiBL5G9Jn9A3IOiLpGVNhtMH8mAJkdYZy0JW5+Vr3pg0TNm2KzwVKtHdK2",
-	"856/gXsvzK1NqEK4yp2mJd5HuCG3iGalO0YIuWVuD7+7bWyFIDJPvSMI0brB73BrNxYCh0H3or2u+6MW",
-	"E3/CgW9HLW1RbwBsBuH8tNL/0pB7nfBzUqxB8LmfKg9qBcCO5w5DiBZ5z8E7qYhcSjAawAgQLFcH9lTG",
-	"hqfzcpTYon0Xio1FTTJa1b4Qj90HGwbYDEui4PuIjOk1q0ojG0QsdhNiLDYm2hy8KKhuOSbA/YpkjE0h",
-	"Fr4Em8cRy67GZd38Hico61fnNmz0PZ76uCg9aUXSzVJiZRzVS44wiNpgL63fxKUC1yN/K3muu1wE8ixw",
-	"WnAk5wWoudJs0i2YkmWRQoMOwbge24prGgsvs8Axqqymwh7YIGJoUckxTKDxXgbGYfFIyJ/Xq+aSS5xb",
-	"IDHWiKpKwZ59SHU1xTVT14o46ifBSH17oamdMpY4FCi2IOa3b1DvcQXjrie93nEbWwK0TQ2uvfXdAi6+",
-	"WTTxe8d8l4sqFyitiSoIxFphFZxQQ71rXo6IMVXCw2o0a4iZfKt5BJErNJCKMmfK+IpY2np01B5crbHB",
-	"9gyTW4dVnyb/PY/47l1ZvDFuwtP10g7huj4Z0mtpZsuUazcNLVcw6qrg2NT1JLV5iHAeQot0nJCJYWR7",
-	"KOsYCsOK5jVa8wTTB0sQXB+Uexm0cM1jn9Cv75kYmf38aw9knfv4cm2AY7fmuAmt7YvptYSdGUiRz3cH",
-	"Jtfs33Pz4nlazzW7vwMPUMlUwMiuGahi+oB8hDylwCVvVjBL8pbSHU5YSh8tUyld0gjs/2uH+MEShtLa",
-	"6eRGvVvgz5WO7Rc2ka48BPiu6jRmOK8KtGOkyjufEMrHnEUN8Cteoy3J5EnXTeHZrLP5YPk4y3bzzp4j",
-	"7MotvMbmVe49ntTY+W6ad9i3tV1F2L3HdhPPrD+oA981Is7oJJ16fs6+wwypjK5hTkctvmV7Tky6vWSY",
-	"9A5ZMN+JvzVV5vb03+hHYW+KNj/qP8gZmVABAF0qCiMRkJBqtBWemLTItQ/2Mee2A8bW9rj+oOex2WdG",
-	"YRC/s3cRdrWtdphvqwr1jE/b7vy2ZQB0A/C25YkAFuXsOTSruvnOGzshD4aGxlS1j8/ltPyCjp6bi70A",
-	"H7fJI3JNRw1+dUoV63KhmFBc82sGvWMaXO3G0qNW7/uCjnbV+b6go8fxvQEU4bvr/WhnyxpociuOtxn0",
-	"VsU5iD+a2VrGnIsroiXhuu/xP0PPO5eKudvafW3kuWfqai/dvTs72mYbbuFnN65w79EExK6fyd5+y9b2",
-	"sc3G7dpJrMuHNrOISCpzWWKTlOC2k9ZGMPZkCLAq4PWgS0sNHWVBI7f74Y5Ot6I8H8cLf0je2DE8Wnf+",
-	"eXt2Cl12ITPWNdStlgK1MTHigr1Q0MG4YCOudDGPiMKjGZZxLQsLjcK+0lRDWyGqoTaiGa7zo8zYBTz3",
-	"Bl+vfZy4qt++Gd8dq8Mu/r7lBv/mge+50kv7+8NqPy33o5p3QGoB6QCx0VKPmdDQQcGxfp3E1qlLACRN",
-	"KHWqwkJyuLBy7eRUqwfY+l474lq250F5xdPc8+Ys7Tvs/p/mv4E1h1uNr+q5GRtywVE/UkFKcSWM+OHZ",
-	"yj57bn9aZEvdLrCzWmocBIkLP7xalbjwEFJmpYR5Ykahn/cdSKzScu1i5Q14VInLZOvTVEPbhupe0nGF",
-	"Sqef32EFJFGpnDIy5emVhbO6KXg+Bw/f4r5Xj1kha2guRyUzqtnFUyG++lSoAaAvqz3xLxSQRbjd69LF",
-	"IVQjQp1Tc/ccwHOzljqi5gd3h22xcppeKWgf4uRRMN2gd8giWBH48Q1A0GZeizS0eQO9egJ0B3hoM33h",
-	"8cvrSDdvuO9WUQMUDU9rW34v0p6ww5ROKfTWXGZZ/WYM8oXGtZnsQ5CjkDmLLKCDMb6C8SPzwdcr2D7W",
-	"h8blPERH4hAjKrGY0KkKG9v7e1xFcCWdzMeXr8iMZyOGhyLgEg8ZgkgMczgueiuNp1zJ41jgwIDCQEoF",
-	"napUMG1oCQRCW5F//Pf/WXUlfYGvuN92ojg/C1dwq1m+wXNapXh1zZMR3B/mtXnfl6gd7VircTmMuGtI",
-	"SFCrKyIFkYK1E2DNnvRXrbIqv9gL6+J6aVDqdBkTqDIdQ/H/MJezpCVqZW2itUzT1Tm12zRNm5anlcL9",
-	"hlm8CQsxjCM8JaIPzQRjAfiXuDcHyHyFm6z4V5BqyiPd8KI2nw70YbbXSJHPW2zYL/CobZKGzJfGRWCG",
-	"ERnz0bjW5eXJmKyFXcHWHa9F4krFiiCXItx11IjL9/3lkVWc6oRgW+2cJdjGO1DvYwktx8XcI18GtBGR",
-	"hAl6mbMsqfp/4w153kwkv9mZbZFM8BHLCMW+95OijYyq8aWkReZmfxfJ4FCxVggEMcqZR9Ai8vK/stSC",
-	"oXJFMjbN5XzChG5Ub+fuEXfBjvI3P0i8YBH2279ysLT+q5v8534KDpbuVVSX2DceUD4AuKUEy/7x8KZS",
-	"+YjFBPX7sUjgQ9daIcn+CUmgtR4Z0jxX5JKmcPibnL4bvH7z9vSX9xeDD59ev3mfVF0pCVeEBiBC7r0c",
-	"AlosmiHQVABAe8mG0M1AZIQOjaOKEGftp0g1Mtm8p+qG3zC2WUifO1nItimSDg93IA3z0MufVtkBOYHW",
-	"dZsteIkpNVNhpIMZCJdz8vnLp9e/nF2Q//M/Xh0cE9A/xuifn8BpD0obqbDHhNqPHKD+KJeXNMeDdHVA",
-	"4r0LmdF5vOe7ipcF1INmdA4AY5pP2B9SsOSAJFpqmg9gwITkjF4j+NdCe9SDWCBQ5aX8SoZ8VBZMkU6C",
-	"IO6DS6lVEpFETpkYpFJcswJXGr4tBVWKjwTLFn+LhX38jXsmTCk6YmqgzZsk+/huACoSkdrVwF7u8sgs",
-	"ETYQALFcsJxRBZgfAK0tpGDuaG0OOVm9Frf1tdtZlwl7u8wquOvCLvN2U/IWZtqi3StNaXfvSQWxddMb",
-	"hNwLr36Tdamg+VzzVAUmIXIu+8rScnkrjC+e5SzDNfKuLMw1xiU210TocUKuXoREi8YhyWVKc+BAWZAZ",
-	"Y1dEDg39O1aEnNz/VrISUf4irBFKzL+Iz6llQjqXUo8JF2leKn7NogrF5ocfzNjqxKf4upYZsTjuwU/7",
-	"B+RvZXrFDBeVIsNukIYFcGYTngk+Ghv+UpJQconX0rSQShFqhsjN711sWxqoyaNjQCQ7+isZQ8ukXBrF",
-	"/RtjV4ooTQttnLcPUmR03icU392OzqHBDcbSuVb2qgqwB7wV+ISvMoNBAdLeiCjt1gcwhbRMDggeRtjh",
-	"7eYVbqbG1mZZRNhkqucIoAxa/A9WSEBoA7qKhXkABeyP5Oc3F8SSjO0lZPf3W3JihadKSGrkuwrA+Qvs",
-	"InVakUNAPLGwsACGKMPQyIl/HzAXzBtFCEVm1pQVOGxU66PdLL7eOPLeiPiK1rvhbSEna198IRvyuI2k",
-	"snun+B+srQJ5VFBR5hTEx7pJC/DQn4Mbv7V2amGBtuUK+Lq1Fhp3d+9e2U5bUw0VFbBiSVBUsQ0fob/C",
-	"JMgnCn9gU+n4xK2MoQRDEfdUOFNZ6FZlc64LRie2HRigEA2xQy90RtLNlmNEUGGAFrJ9aPbJJdMzxsSi",
-	"bIxFx+sgHN7rHkBra9QrPx61qBXitEpEZJ4xpQGOEpAaYgFyjQvCM4QLNAIeq1JsO1eeV704jJQ9Q2rv",
-	"vuZqKhXkJdiOHbhsdW8sFolf5wO8wFiydxCdsTiTeTlBZk8qmyDpk4RnEbHsbf/ANEP40/ags59ce8EI",
-	"vNCIIIBvFAvbj41lg0uj1aYcG5fAkKEVC18UTBfzgRxGZEzVgBWFLFRE4P9BCuN68yBCxYp/x8LQPgBh",
-	"wU9ZibpgMFERQftayIyB4eyus18MKc+rT+qKT6fuY3JA3olpqRWCZ8hS4wfXxsvuDDR9icXZ+a+kk6Dk",
-	"+ylV10lkexkA1ez3yZe3Z+TVy3/uReSXi7fdf3ZHuJdzzZBGyIQWVzDFCSWKGXUBuvrsy/u3JOeCxYKJ",
-	"TEWEEhQ7hk0cWjEX5JeLM3jI8fHxjzj6hOc5VyyVcBvq/JTltpGOKPNcoaVBjd+TGaMmeZHEAg6b8VJk",
-	"PFhrayokPxn35C8JFBpFJPn3SQSJgpcOMrQoOB0x29HmgHx8/R/PP32s1kZkRoQn+33zHEbgRxtLAiuR",
-	"C1aBqwOW4YRNLg3FdmDGEIyAYMY+nLQAeViih1tAjhgKciQSCzqdmqUDIxUekPwZ78GN8V7/zxh0UrzX",
-	"/8e//T2K9zTXefUJgaPx47dvjQmwSAdPy87A81ppabhNuVvxu/SIaLn6NaO/tqN8azZ3QBYicbQaGWhQ",
-	"3O6xb/Gm2xoYX7tIoVDZ9pUaebHX3/sz3uNZvNf/sfcyip3RE+/1Xx25jwDxv9eP935jeSrN3+4XKyrj",
-	"vf6x+8rJy3iv/09RvGeEJtw7oaKkOdyKIhS+9VILfghFarzXf2lmEArWeK9v2CMy99UEbPWDE7TVN5XA",
-	"jV0VoOUQkLzVhV4Cw8yOekc/dHvH3d7Li96P/eNev9c76PV6/+rewEro1mtfHtlrQwHecvXLg+NX9upA",
-	"wMMKHPXMulSC3mxMbdDw21Dkx3t9c2tN7pvvvgGb32jMV8EH7Wn2VR+m6rpOJv/3f/1vnkVOaVY6s6Yy",
-	"6xoTFKbVlzVtWVOWi7rSq8pAUwaKstKTgZqsKclQR4YqclFD1hRkfZ2KWBh2eHUUWZKPjqN/ipCEq3Gi",
-	"l0dRFEVIU1EbwURt1BG1EUIE2/4qehX1op6Zy9INazkZnBmlDwrjRiufBotsZacsvCW8475lbTvlF6Bc",
-	"hWW7lSdgLf/AF1iIJCw9eHKuqIswOZO/xconaxv53qZHZLSaUX9AbGg3sUFl+9TITEcYS8k8b0a5Nn+b",
-	"KZ6QRJWQcTAooEMMV4FdSg5Jp/rwF2t37hu7bcqKlAkdkUKWImOZUcsvScZSPqF55A5u4CAV5g9B2xPj",
-	"AlyPBgEbJy7YPWFUeBsYQPj9g2EtO8GD4PrKTNyvPQ/WpbAtJwQ7sb04vJcwoNo/VLCZ8YGCAB6hEylG",
-	"6LTZMCBUbITpjRAxjIUsYHfr/p2LD0W13JmbXs4awaC3uZzttH32+5bbSS+NjNt+3ZsPiz+HKIhdnKIU",
-	"94i6r1FdCJKttbywirJtrMbQCGPN6GQtgA2IzASJQOiSWdEYhYngDeAZ8JBngZ6xza7KyzExXu40Jgaj",
-	"k9U9k4GInhgyhiVdx+/4uTWXpg0Pw6yP7YK7Gl2yDd2C0cnOwlswOnkkfAuzKi1qzWzWd3iL7cJbIFE2",
-	"sMdKcAtIUwzzSeDmlYAWb+EYWo1pwbIqTGjuJZ2kShf5yXyT7JNLBl3DpgW/prpBP1kUC3yNx2j6+lBI",
-	"Fq0b1b4pS9q1wnp7EAsbn23M+2te2jVyqpCzH+ikq3V1WqT8rYSweZON9FRtQ15wS7wdwb7hXDm3r7sK",
-	"eHAHRqlLr0PLDrdv2hkSStmUjoP4mc7JBwvcGNgntiSKZ7XMUDNHSAddrBYEvI8ZV6zB2FDIsh/sO2yP",
-	"rOwTzpnePGntlBt57kXMCy8q70ZhFpppLX8NryU4Dc4U6RgikKXGM3VotuGxnoxRGqaHdmc8Y31LVWOZ",
-	"Z4ZohrFww/ah/6tiTNlr3A8RuXQtQCC3CEJtGZyQtriG7p2eB7iizUCAJrUb8xKrQY2vWPtUcyCjZQCM",
-	"y73L4/t6ly2JRGETKcgk8m2tWg763O/3yyhaNRtrN3IF4GYtU9F0tI1ZeAapptNJzJomAIgsXQJWyI8W",
-	"GqeTYFPj1uabXA2wrU7TUcjDtKBwHH2O8m+dqIBdhqcWGagkVyXK3Xc3xXlNdK6FnOlEOGTBUjIq6HRM",
-	"OlZ6G1LxEPr4kxzaaOVimlTBaBaLDsTNBy4ZM7JJ4uggKZJgXaH/ff/EYy1J4epLJ5iRhM8z3Dxm6RXL",
-	"YqF0Uaa6LGiez0nOr1gVOAUDxLenhlvN4FBaDQkpvoAslWLIR7ZExHlu0NzbrcULRRIwgVAnNcORuXAJ",
-	"3rK7IROc32OFTezqtJXQopLxRPhswii72YFSV8TaIksuZTbHPvT2MGBvrSCLlzohgqgf+lAx3LhmWfRO",
-	"KFZo9DYatBYkhhnLER4nRpFNZJfCNXcbXLF5cuIPTLkmdES5IBwHjoWvcfsNEsuGskjZT6AL4eJcSVIw",
-	"xbQzM3HYSjTOoBQIKluyANCJZHw4ZIWKRdVlZAyJCyDLOpjFGLxsBLjwEQq2iIQiZv+EJIEdlWDC/lQf",
-	"xOKdnSIP1smuxc31ChHHOmmptJywoqvK6VQWOiKK5pieCMwdxYKWWk6A5vcJVe7NF9Dshzw3Jjg1cvzG",
-	"A0thzHZo2u2MrgZpaUhgiRW+oLX9juCi1rfDV9q7xa52RC1J7ErZ7jTQ8tYLY1k7jgzkzs2gPMLsPMtg",
-	"M2BdnowRY96whbPXtGgaiwIr2XIrZGJv68iCjKTMDgjGeZ0eAj52HYBmsrgCeYPpqO5mKDERZZ4fxOJv",
-	"N8XV2i1zl4AdV2L6MULFO9rMdrXyalZJK6CSL0K68KFmND0Nu4VCuiXy3LZbvQezo1rsp50HUb7jlrYk",
-	"O6wMe+Lty0KfixHyPqGXigntS87hWNXVoUMqWBvmMZutcmAaXRZsH6NVjfDguYXxVKalYXbSKnhi0dYB",
-	"N2zWnZVIieD3TIx+0YxmS0CXQxrfnpPySPDLK5gLlyDbBpM9k+61d/Urmrm7Xc8ferq9y6FHnfubwyJy",
-	"yhdtBapIvJfEZa93nELuvfmLkc6ZnM73k3gv8tbD5TwIiTizwcfKfsKgWhSLuqHf8zW4UITSonlaOB7s",
-	"DLcojQzsf91spOKxAgZyOn8uQYIt201exK/Dn/f18IE7Idl6W5zpA5ZZQYcaA5ByJhbZLszV8MG8iqfq",
-	"VrxiOsKiOyXoVI2lVhAQUMSWUJCXJ4tj1Zl3JJki5dTMwbj8XFSMrAsqFGL5WUwPizAPrbSpusLquMXh",
-	"bxl3fIuydKdjj2aOVfxxm/FGWI0VsUZXZB6IkDcXdLSKe+Gab9H3mOSGY5LAyPbsYQNyygy3TEa5Tn+b",
-	"dx1qWRMBR2s6QkhXV+l91EMj/4qxqT/YpqMbsoULojSbQh0Dh676tkex8TNsl6WqIIEsjUWs8AiaI3be",
-	"tbVtCbfUdOXda7VrJv/NgIBx56D943fjv55uEtL5rQ8pQ1O/VHZNl0Dfm2usYT3kuQbPWGQEG3Ja1OYJ",
-	"5Tl8214p8IvC3JjvqSC3TwWB9TXfuj8WckOgciuXIy7s3fUvlueHvNpAfkjTGxcyZ2tXdRvq+GJu+NY2",
-	"HFcDLNpbnv/QcrdmdLK7SDbm7VdnUwCzPq1MilLVE+Lwc0tCHGZPeLF0mPGCpVoW8/akOARvh8uBXS0U",
-	"H6JSjqnIunI4tG04FAoxWWqUV6pdTr32T94lebVtCvRvvZoU/dYQJnTBWb1M7MkA7EIWbRZsdgOdNmSJ",
-	"A/kWXKR8SnN//d7vAe2uOiH7IK+t1Wquf6EcBJ8kCfiwQ1YMoN7ZLkI/cLdPbMopmvF4Tm5MJehXgPW8",
-	"OhZcgA0FF7pEIFsqsR/ZczJlK/5OP7+zx5zDgqkx9kyw8DHBlTDXA3JaZlzHAnCc4NDO/ETNEr5Qtie3",
-	"WdwzqjJpeDJFdEuuSCm0LNNxS9AMHmQIcW+NkkrYutlYkoKljLvFdMd/4aLW0Z1wCVvzAqu136iqeKAz",
-	"xOPb2bZP2hb2Z5QlUsxaKmaNFq5A401njpYyb5+6Djc+0OnebRbjbid65m3AJa8Lu0Mwzu50SuBHbItD",
-	"vmcagpDMPQMZnBhdbzx2yDy6uWfu6ntv3G0Za7sbfWpf65a7fcPts6c7bIsb5wV1hRruW/IoorT0CR+E",
-	"aiJFyoIrFbPNKPAc9lpeseyAfJSXMpvHopo3SP6JYjlgOxcVhh+1rX3KKSsG0NCiWe08Gp3sWtIH3Shl",
-	"gf93L5oqG0V0Pic03FQyKiiAkBekYBOwq8JfZeEzBWq3nRABpEQyNpHOwEEc3puEY2N45ucufN2Fr6HS",
-	"prLhmijWETbmQcbi7PT89adPXwZfPr1/Mzj/Tx/PfgI33SJj5oDHMqGCjvCQxRlR+HyXtqA01S0RRNwM",
-	"705vJ4Doht9w+eDz4KMzhI6mjipsHOSurGT+G4CCnfIuSs6liEpIr9fcOARDgHq088B7253e0ym/wOF3",
-	"wel1szkHcKnf70JObgg7vYeId/hNr9RcsPXBDjbEZ80PfWT921tln6keN1lmDdSz0jetqAhlWBMdHSxx",
-	"39y6r5VK+cUq9qcSNsD5Nmz0w+/z+kzkqWLGLsdSXnmMNiYyKBweXLH5twZl3YonZQciV2xOOoXUYJRj",
-	"8s3nT+cXxD3AkJ69tnvF5kF5Wx0DKZzIXfsp/wA1+JoVZvj/8p9Pu/9Ku3/0uj8Our//5d/tNba0azZb",
-	"zxER16jkaXmZczVmmc9OCFom2NhLYpEdu/ZFEyJn0PoV8f/RRLDXvID2I9NSA4Jc8ueE6bHMAPu4mEcW",
-	"+1dFxFgmkYttZAOqvyWkY38luZyxoptSxbKI0FJjmkUq5RVnbgiSFXI6ZdkJobEAHF4wdqa0gLt8mbgx",
-	"imBB9g/IO0ESPpmwjAPG3QQ6K49de0NohtA7qpI9ilIQnp0QLmKB4HFCZuF9dvoFQOlByoaW5LhHbKwW",
-	"mioDL3ah8A1bOQNksT1j9SeBHnLavZ25CtdoSPMcqjJs26OjXiNQnJ3L21zOfsNt2pJtFDzBLDtIlzoE",
-	"7Ww26w5lMemWRc5EKjPMZrj18G/h9MXBlU5zyu82zQv2VTcniRxtY1VO05RNNctagTtLAQUYCDa4QcVw",
-	"9C//spX3AWJteptFpsAgbhPVv1COyTzJH3396sieLFL9ATmNxeI4eLERL4pnDO7HWDApGCTA9OtM6Zis",
-	"gaeRgXZEH9dPwKHjSj2DZeb52SlgLqAJjBPITg0bWZ5WIfyCziBH1jXLW8MMYMW1U41lke/194xddXj9",
-	"EixU+/Qb2sT21uMj0ZXG0StkORo7zy4isixqAfewpVUVrbZ60kj7ppPrVE5ZRsz8eMpcgMVI2SkttACA",
-	"9WSm5eAf//Z31MFuvMpUuTkqHNkHERkwCrnSKFaDUdCnaUAAB2hBd3R5Yg85bAptiPNEPaBXcF6rWqHN",
-	"F1tRRz6rb1gAdwP8qRrLGR4E8owFY4etE28+4VeuSpqTqkbPzrrzhdFUQ+0S5jaq/WBpcj5k6TzNw+dg",
-	"aubNJ7ybTEpNLw1N+AxIX+DtMicXxula80O1tJVZQBSYFvKaZwzaZmRMaE5zRTofmKaETqcqIqfv/DVq",
-	"32Z3zAquWVeKfB4RJtJibqQ0USwtbONMdxIvNBshDTRNxzWWgteP7PqAai9YKgvbQzDn14ywa0PkiNEc",
-	"PiFoX9X8ulVjRDnEsY1xhyYbEyMuEFk4GNJc1IWLGob8DJLBi0YVNEawuw87Ta9YtbIw9/qyLAid5qnT",
-	"kXnnKSuUFLS276fviG1VIQU0Uvdpk45Zza1dLKVvXHlWKqArpM8AsMXJlZvAEyhzhjcr8gASIGRIl1rU",
-	"8lplxjXJ5QgwiTHgFqHQ47aNXcGGpaK5qomzjOs1SNr3NAzuVVVjxhu305GKFgtqeSqF3Vk7NPM06l4O",
-	"UKTxcvMOgtVmO2GaGl3b8ETbXGtpJ8TIpSov7EIHjOERv2ZiHxvz/AGN/GDN5My2cai9OiL+/v7t/wUA",
-	"AP//",
+	"7P3pcuM4tjiIvwpCfW+kXU3Zkuzc5Oi4f5fTWeWq3Np2dlZVKv8iREIS2hSgJkDbKo8j7qeJ33ydeYWJ",
+	"G/F7rX6SCRwAJEiCWpzOrbv6Q1daJLEcHJx9uWlFfDbnjDApWv2b1pTgmKTwz8Mk4VfqHzERUUrnknLW",
+	"6rfOpwTNiJzyWCA5JWiO5RThKCJzKdAWZ2i/83B7pxW0RDQlM6wGkIs5afVbQqaUTVq3t0HrCEdTcsSZ",
+	"THlSnyJkvC0kT0nYRykRc84EUZNhiSKcpgsk+QVhAvEU0ZgwSeUC4ZQgRi5JiiI1drxyBZxJwuQzKuZc",
+	"UD1xdR2HDJHrOU/lA4HGNCGI4RnpoxBLiaPpjDB5AL+rn/8yaA2yTmcvirHEgkj4g7T1b+OUz0o/SK7/",
+	"3NF/kmvz/qAVqoWn5B8ZTUnc6ss0I8s3cnyOJ/5TGif86oFAKbmkgnKGsEAYCZlyNkEGahJPAhQOWqle",
+	"h321tJhi8jmWkqRq+P//oJW+77SffvjzoPUfrcCzrJOYzOZcgfiUzBO8UJupnbPaXYiupoQBKtmzRlSj",
+	"FuBAjDATVyRFkiPMEMFpQkmKFIiIkOiKyql+Gc8ICvNpo0X7Z7IIEWZx8XjE4wX88o+MpIsDeMDnJMVq",
+	"QSimMWJcojRjCE8wZV4cGnGeEMxgky94hP2oo+CPR4InmTRXhI9huiglWJJY7ZVnaUQCRFmUZDFlExTu",
+	"4jndvexujAOnWJIXdEYl/F99NacaWAJhdadJjKgGeJSlKWEKiCzmV97tUibJhKTlaU7JDFOmZm+eKiFj",
+	"+fHzCOLZzhmJOIsFypikCUygB1ZAJVKsHp/IdHE4liRtHltydIWpRCMy5qlCTZku1Blt7feeBuhhZ297",
+	"5TTv3r07zORUXbUIS1Kf67Uill2FGSOCU5K2BYkyhfE5Too+Cr+HZ4ikKU//MmhRdokTGg+BBtauaB03",
+	"fjEncvLMj6X2ItEYbZFoykkcKMI6IUytQV0/RTbevjh5tn2AqEQ4ERzh+ZzgVKjzTfhEwJ2CBVaAP8PX",
+	"LwibyGmr/2i/TiZug9Ycp3hGpOU5E8LkEWdjOnme8KumNdPYXidF49DVlAuCsPoWRfAxklMqEIXVUPWV",
+	"uoKtoKUodavfUl8Nabz0lo15OsNSH+mj/VbQmlFGZ9ms1e8GvtM+nNNzdSRNaz58c6L5FqJxw7I+0YrO",
+	"eOq7RDyV6IIsRIDCdojGPEXqBcIUKdpBz8gYZ4lEYdtQrCGWgGvkep7wmLT6Y5wIYvYB9LTYiFAzukun",
+	"kszggAlT633fKgZtBa126a8ECznMRP6w8jdMEbTa8N8PNZwKFM6d6On2AETmjwJGOE2xWmzG6D8yYh4r",
+	"YN8GLSEXCWAIT2dqsMM0mtJL0nSoWD9GKYl4Gn++k81iKl/wSeOy1HPF49PFZ1vTUZYKnvrXEzJyLYcR",
+	"vBHaqztX0gbPBBphGU3zRVZQSX/UJIa8P2z/htu/d9pPh+0PN92g9/DRrV8eOb4mUaaW1AQzYl/4bBBb",
+	"RuGArn3OhfyNpErye5XNRqThFC/1K4jBOyB5Gf4Oq93q7uyw7YYVm2/XXvZeb/WyHVnvZ7LwiO8oSihh",
+	"sh0p/sAUsUNbGL19e/IsAHpHrvFsnpBtrVrM8AVRrA5YPRJ4THYQHAVNhcyFUPUmFSAnYvTw+lr9cUHm",
+	"EgYMT54dv3zz+vz41dGvw/PzF8MfX789PQvRVm9/G81BN0kSkgZGgQK2qeB0UIioapFlmbYstKIUxGmh",
+	"WDG8V4i8sm1F7T4CyVqvvzwsRjEdjwmIYzAyT83AeocC7fd6KKSOHH1BFu2UKAocHqCrqVKEZA4XKz4I",
+	"SZNEic4iQPudp+URKGvPUz5JiRBhjiBa1SxQpCK6N175weC6120PBtePj/WVf9hw5U/GLxVlaSBJSm8K",
+	"kWIuKCU4PkAYzaiYqS8KUHR7APloitmEwKlPFXds3MK4rafcQAYKWicKp7W81yjwFK98NqrQoEsAvwRk",
+	"Xkq3E/janT/WEkWr/7ADTFrP3et0Vq7kDZ4QP1y67REWRF2iCTF0qWlB6hX/errOcrod+N9aSzqjv5Nl",
+	"8FEzLlvNUKgBvEvqPSyvaY31yOlbQdImBMoESZsxRz29b3n4jCjhqL6aIyxImzJBmKBSyU4iG+nLgAR8",
+	"gvglEFqS68gPhHmER4miOySJRRNg9YtNF9Bim/2767uPZxJL8TzlswbWDHQvxgsU8YwpDWkr/PXXX39t",
+	"v3zZfvYsVAo9CiWdkd85I6HR7wW9JNuFVN17qgYQVrsMJQ+bNjRWC/EeRKyUysYNnJsV+DdxcvjqEKlF",
+	"IvWOZmsxGVNGBKwsQFeEXGjFbtCSPMaLQQttOVwThcdZyudk9w1OqQiLzfXV2Q0YTyeYUQE064FAocHt",
+	"YQ4ZtBX+cHyOdgWRkrKJGmLAGoBgP/IDgmKG2/L3VrCa1mrQcD9QgBl83MECpJqOUvIND/Kc4FnTjZYE",
+	"zz4bLzgns3mCJWlejH7+2RZ0d1p3zwt5h6l8eVZfyI/8CiWcTXJDkro6QNQypn4jLLa3X0sbYFzq/PO/",
+	"/589xYDQTGw3oZEabjgTfs7h8ta9CivreHZwq4BhTOxggTFGA8tzI20nV//E83lCtcFz9+9CWz2LFfxH",
+	"SsatfutPu4VDYVc/FbulQWHOqqQODJyPCysJEHjHG/FL29ix2vrYfdOZ13cdkxdMdnxJmDyTKcGzypYk",
+	"uZa7RD1ui/y5IXCtfgtUgT7qdTqdARsweLFfaIo7xm4xYDTuo+6AxVjiProZtPJXhjQetPpPO91g0BLk",
+	"H4NWv3urhlpqtKvB54ykl2AeZBLBIkQfhWY12nKvUENb7cNAyd72dzVn/rNenn7w09nrV+bJfULa7vtI",
+	"Q+beMCgf2Aeec3OtMGhFQmIWC4THUimpmCrmgrK5unShuTrVLXtUqFU79/g3Kg6BZV/n790GHwVvpbm/",
+	"o3JqnUD3Ams1aBOYlaYfaE2SSoEYuUJq7go87XKWbQXe+cjtO5rTve3eHbMBCI42doAEiVIiBRJTfoU4",
+	"SxYKDUPz61AQWUU28H22Hefnsh2XHKUfCa03KR8lZLYEUnP9xp8txHJKqBiMxDSp+AymWKAuMh4JLZiD",
+	"iRg8Aa3+ezVRrEhbIXIHxUizTEg0IghLlBAlenWVop3iSF1cxTtbQWvOFbDTVr+1C9zv9oPiieqKR2pc",
+	"4zDbVWgpDF8nQipdpt/qdH969uivnV/3fvv5ya+P33X++vh875f9v/VedRX1lVhmotXfVxxSUgn0/m9q",
+	"H1rLhj0UQlmWsv4VlpjPaN9AqX+Zv93Wb98Ga+KYPQkfKzRTBwqNTp8foaf7Dx8jMyXSsKvyxtxTvwwb",
+	"9Eslz+xHErvcTdfOTQXLBqk4KUsDlByKaw1SfFEZyHgM1xxEvW09gu3cJbj048J5qH187aqTb9nXVZ/g",
+	"R17pM6M73Rv1ywdsIH2uVoes5naPAsR5XUa7+2ZgsIaNgPqU87EZmY1Ieq8bASH2/raihjs1grpvT6+z",
+	"FKJwhNDyc4AwcOeUjFMipsb1aKMhtB36a2FMSpm7N0jBYA2HrjTDezvjnNpXPdcVzuk4N/utXqf3qN3Z",
+	"a3e6552n/b1Ov9PZ6XQ6v7WC3Cnd3+8FSkvtPwxaCWaTDDSxFmHavqEd/6LVZ1mSBK0Zj4liphOi1Lx2",
+	"b+dhe5xg4Si8h5dYMVKSCs5wQuVCqcQpHxMhqPpFMcOFkGQ2nKd8Nler/JVnEFB1eIkD7YjI5nOeSoSF",
+	"oIr5SqWrHRtD0NmUz3fQoXaQjFJKxol2WOh4LMqUooJ4GpMUKRVEnYAkM4hxyFLS6nd29oKWBFuV1r/V",
+	"mrJ5vAbYbgO1lzlJJdX6qwvtiomlLemsbmcJWtftCW9b3/Ccqrd2zvWr+aM2nc2NGx3MCf3WhMppNtqJ",
+	"+GzXCAb5f/mcMCWYmMHATpCfrsfEUFXK9fGv9WKBIDdeT3iOLfbx+/zroKUwqPXhNkei4p0cNvkrGpk8",
+	"k5QQa4UZQN2RN877tzXU80xQQhX3SHk2SorzfN/S9n930dLYP1cu6ly9eFtGuq8He25dg9V7bcEqQlhM",
+	"QIR7DmbnDnpUAV0GawlVLDoE5SANBzRF1AUf/Z1EIEE59E/r/kDF4xhCK3HyxrmkJnCkTJ6NAVUgoPwk",
+	"RpyZWLk+Cp29hWicUsLiZBGgUIIdmTJNNAIU2v2GiLAdFDp7DIMBC4td6sDAEHYa6kBDxDiKrQkbYhKB",
+	"wgL9OzxBjMdEoDFOEjTC0QWSXIcPOgLRgFmJqAg7BMuNHVdoC7fDHEpE/9+W2teouEMtG2IjQIrRsV4j",
+	"opRFJfccIKyfKsUUSzTjQiLOCNoClzROUoLjRZtcUyFFCAbWjey9ZXpbtWF+f/QG7T9G9hUdXCuyaAoW",
+	"AcJCxFMUzmX7+1OwCTjOir2HJbdUL/AEuXy46QV7t1vtIublw003eHK7/Z3H/V0l/rlN+En3ac+3yeV8",
+	"oRZYAQET6qmN5jk8QRGWOOGTTIG71zOXq52xC8av1ObllKRXVJDtyua7TU65ZXxone8/IZdypn/SWWP+",
+	"lUyscIj7DPb3wNwqTKTGP8pbXEHi3wIz2JDEH6I5TiXFCdK85ABhhvAIrNrm+i8QFShjOt4iDlCodhui",
+	"KIFoU6z/AV5gzsgOCm9uQ19whkNgDQpr8mmojmUYdbrjXu9v6Hr+cZk+/2XyX483ZdDYcFcrs7SCKjOO",
+	"sMhw4g1kLeZzR7L6UY7E3k+Nw+2Oqii5ntOUCOe9bq+91z3vqJec9xSH3qtE7JqrVvxG5/Y3I6Icnb5E",
+	"YsGiVtDiV0xHnvQfK8iQMb1u9VtXkg9/udibP/0rfgFG3Ut+URpcRHyuLqwmY33F1Y1I3E+okHCi34Za",
+	"6EL6a1rXBgqoe/ZLt1CjQJ9pL2VUvJOSW+DpWkCxmNwcPtTtFb4OEShlIiURnzAqdHAlsIYdH+Nwb8NX",
+	"CW57OZ2o/zoFdyPxvfqtlUr0YDlInaMoXZ6KslrJGShhQAmEXjnHEM+P0WMRrG2BnnYgnOog10YO35wM",
+	"z1//fPxq+PLwF4gRfnb46xna2nv0cHsHncF2kfWMTUkSo9ECLXiWopQn5EAjRv+7PAZZJ3RVhJ5V9Pu3",
+	"lo8Yb05VN6Zed5c5PFjlymC4/fvww5/75r9NEpdNBTHzbZAZUkHRMnauRqIGTZaRK32gByiE/4bqXMWU",
+	"XzGdwcRZREC5NqmQ1r+MlYY7rZz6vw13V+IaCDelsdLe7PFvsvPraJ+9e3J51L1+9pA8fzT58TH96cnF",
+	"i6ezV53WH2LBH2LBVyEW/Dtw9fyW+rJSvxS/t4taRrJt6CNOktdjiGJZGsuBJ+Qlkbh1G9xUqEsOqfwf",
+	"6wRJrpaPYLT6Dj6UuMEUiyEj1zKXU9QP85RcFpmbelXvPwQ6OUIxwiIvAXIQJJc40aqz+tdQPRatfue2",
+	"SI30lk2o5EVu4SQxcfuQbNNWfGy7wr7MN6v5V/7iaAGcRdcyyK3o5k/Djl6DIVpH+6CE84tMYYR5xwBQ",
+	"sRbL77pBi4phSjTDzWGVEixMfvs8wREBsUwaFs7ZiOMUUvjVUDp7Xw/gsLX8J7Vsw+kYnosp11k2WIJv",
+	"m8QAYnUq4HJQ/zSUV+1u6bbKDDcbJVRMSTy0yXeKm9u4p+JxK2hdUkFHNPcW0EsITalxy9IJfU1sqYQR",
+	"VXR8N+UWH2NE5QG4dbRkBWkPOlxcoJgkRGpRuoGWe41wDvYtyRCOTcWNAxOXipFBB72GlNi6EFQGOV7p",
+	"T5YsyGUuJbT3JrjCCw8EVDHRDi4q0ZWSJs0avfpm6aqsoGB6nGP44lx9sInIULp29XIbxR2sH/CieSc+",
+	"fl66nF8lty3RCh9C2xcKhM6LYbAANIZ7Q/ASkaph1dWUJxa38gBszmMvgkEKDZUCwvzVGnRGkXbaQd4Q",
+	"Cp8n/CocMM3UTIqroo1FKZdQ07BQjT7FeRqFLG7bdoDmSSZ0li9GOanT4csDFha0EYbWV26S4jnUaVEr",
+	"LL4x1FO7biss1yfJuBfGJQ/lK1omWkGJtuaoXr4UZcQtI4lzTF7RRo9+xDMmxff6btaO8y3LsUrzbZ3G",
+	"aEsFLeaQzVhmCSMu17zeYxOjuvJVj6OqFcBES3bm0BzPfcESXVAGRUMsptZklCk3WYW5pd03sWNi15+f",
+	"apCdEgHpNzceiebrFW508tNHyTbFXh6edysGhBIVe/wNiDt+YLuAbJKJ1mSNrdUCQ34Hc4EBzoEWFFXR",
+	"PMnRiDhiwzjlMx27YWC8mdRwR+5euaoWFs00cMkNhszMygUaFSsDQtOxZGT/NtdN9mtHMtpoPyWaWAxb",
+	"PZrjS5IuUFYlkU40LYowQ4KQtSBfgZyeNMiXvgxO2WyG08U6apdinjyTwM9cvPh3Vrr+UGr+UGr+UGr+",
+	"zZWar0ZsX03nv5QxssxsPrdJ8t+RMa02w3YrZthuXgvuMJK+2mvAJSJ1PdBbpnaOWZFhH6DQ1H0JbcFV",
+	"+P2BQCBY15U9PKc6Zm25y8PLUWIq5gleNPATtXxLxLd4isgM02S7qAyrS9kpYniVUikJO9BFtzTfkXnR",
+	"hxI9aPBPrED8HJyW1tviOBttuCrfaapS1NkpgbKAjpcelFfkxIKp4dyx8ijOVtC6IqMp5xd+1VWN+Eyn",
+	"kjaoyyYCU9tkzB/agg+HVAS45zUsYnMYlzjJiFCqNuOsrfOgkYhwglPjAhiwLR0rjk3yNOIpmhEh8ARi",
+	"uiVhcnsHhXkV1DBA4YwKQdlkOCcp/JMzE8Kv72KI9CZGZMBSMs4ETvQax5gmWUoE2gqLT3diwiiJ1bg4",
+	"k9OdhE8oG6pXSWzL0FRQ36aG+kNBtCJdOzoNnI0/02DazNdWh89yn2YOXP+NzB+fxJrfqrsHgF0thzQL",
+	"NJghLCWZzSXSwA5MUeopTyWKeEwqJYbUT+2UKMDAySyZuWo20jDMzyAwR+ju3Au1fAeNd/EFr6b44chs",
+	"Egi+jm5WM1qqXCacmgHkBLF1GGP0gl8SxUmcjHN9uXPq8/jWps6XEdJwtnckifiMoMteGfHKj13sMlEs",
+	"H/y4oxfpYIllW/p0jSoFXFYxyTkw6b2dzk63u7fzWIE5gqrPqxn4+jn7th4YvNrtOT+UWXdu9BEZZMRa",
+	"MEKF4Fa/9ZL/TpME7z7c8YSE2LOs4u9zFy+dcw69rCY/+vV4Tat8uCs/ssR7I1Vk7r/qukgmwnGcEqHo",
+	"5C/t5zy9wmlMYvUvLR2kmZA2AAmMTeH56duz8+Nnwzenr385OT5bfjsr+PA16dku/t0sV7AK7NtM+Kng",
+	"qYecW5Rd4+zP9Ku3ZaS+WZcwgrzhHoZF1sCifnW95a3nay0wFnCrtJwSVJcR0s3UG11j+H4UHEvJ70+1",
+	"mQHJrQdXOMWPDeG0ADjLT73SGMEQLiWgGAEmRFsO9wSWbFmoTTHDSNAJa1O2DRXcQyPkoC3Dt/sIo/3O",
+	"XgB2GvVDuTjAtuv8KCinmR+OW43nlSi/5zx5iefNko7P9FHNDgLp/5//5/+NzDtohuc7LQ/yHOE5Bvt9",
+	"HoZaxEBiNozyuF1tLIYTuQ3gmVYP/M900a6GhxCFmD8x1cLVgyxPhSp/NCaQoKIxUgxxPKOseFqw2iLQ",
+	"EYIbAyfo8UPQSjkUprmk5ApIyhWNJ0QWOZLmQR6kWglvLEFj2XWwB1gD0wYfOfDb4CsL2A0+KUC+5kfu",
+	"Waz5SemAvJbH8ZhEUMDUeTVAgqdG/VxfdteHvLqsxal677aEBGvtpkLRYLryDgMXVZxzKcG7hBrlIy/W",
+	"5AD7g/fqipjz9AgnyQhHFyuD692rrUtJPRnv4d6oGxlGpH76bfb00hPbC+9Xyr/uP1kdaS4NcrkR6r0n",
+	"q+vGujCGye1YfkBIMuHaj1PaZKK4ROtPj/YePRp3y3GOS8XoEoZqYb1s17I1OhVqRlqkpT8SHM+nnEHI",
+	"pak5QsXQWBGMfmoDuzMh+Yyk6EynhysxIo0V8elAGw/CpKPeiCSbQPl+/VFb5B+tV9hDiRN4QoZQirXV",
+	"3/Mcb6Il7NoBloO6l1bVoTPyXKlDNXa0TBDcwHlgT7niPYhWTbGJf8EeVj1Le5TRRLYpQ5FZRoAEIXFh",
+	"rtTVCaCtS4QZ45B0Yq090BCkakxz2HdzVLTGihtfBHSBJptJ0BqdPJOVK3asfdgl5GoqMmCsXObeiLyb",
+	"kYHmzmq/bim0WW2h6mcAVAgMMpdx0IWWBap74OVNbFatw+LlnVKcQlhtmBe1gMqahmAZoxysNlQPOjso",
+	"VAAwDxQQQqg2oXNsIMIodGASDlhDsQZ0iMIcIqHOkQKREecnYosR6F5g7qhBbrCUKSEDRov6EHsoIZck",
+	"ESgmZA6lC7ZrZTr8HgJLRd8k2CnP+zq3/xcUstdMIQt3QauZxi2lMfBSnYA57OthpxN8DoL2mfPQc0Kz",
+	"pHx/O/9pU2q0ZhK+pUzVtVey06BZ3lY7/6e3LEBDllmdcCy70ytD4VwahiYpz+a+uDdHXBhxoC9TzBjx",
+	"55vbub+QtzIXpj6/n/IPga1JYLujP9Oe5VdYYmTAbI2RMnOxwpN+TTEqRq7KzAovkBGvSrePSkGSsRK1",
+	"OCOIjweMSmH7sGEmRZlvISHxYjPOZU68WzvxL8Vs/uAV98Yr6izAHmGtXhNPeJZCHao/nZ7+8MP334Pb",
+	"wpn3T+877aeH7ee4Pf5w422iZlu8AcX2ysxzPIGoB53oxceIQNCkNn2ihApZjykoDKc+E2HJdFqd8g0W",
+	"ArZkG8vZFgvqK92dyIQRGaZHWLyBB9GdOyjW6WO9z7CYghTnC2LFYCUajrh60gl0tw+XkMKFNeXtxRA6",
+	"iLT63f2Otr2SeFh/uhe0jMM8/6kD3jo2jDi7JKkuSKcnLCKjdZlsxTPyhir9ltvGpWUpcn0U/bsZodsL",
+	"WhnDQtAJI3Htba9TLYfBWopt7O2Yeq72Wu7DUor88ndS8cG31rc2Y8JtKio8kb3oHxnJSFw0eVkn7aHp",
+	"CGvNYNXcXBAdKak/U1xBrDlRFR/WgrIPY9ZLZa7i1PLtFNk0G+xILu1g5G1e5DQr8kcA+ZB7rQ2X0L/m",
+	"G25AmKCIlFX71j2RebZucH7zDds8jcbpoGQvibOj+oEGpTvrxZQlC/RDuoaknovZfGN8hLdoC7K20pF/",
+	"UsQ2VpUPSARbJQn9AC8pgYbNMzm0+SwbBfowHhNno2vrO694TJyOKHWPAs+kuyjL8czMQV7oxGGBpiKa",
+	"Zb7+2GBoxjDGEbm5retWBRzKC6jvc5UC5ouXUWAAa2SzHtLtgR5SvGkyinrqtwIR3SCcTIe3DBXMH3dM",
+	"6wr71GCiGaVTKdENf9iO+cCStUfOZh/pMZTcYPthWOUx1h2BKphjC7jGuGVq+7X6rRlmGWSG1FDl/U3L",
+	"eINB6lwDPJ2HXdA73T1XtzzFLAaPI8+k0TDtQlv9G4uyEKojUzqZkHTYtatL8AiK076ENSPz3D61Sq3+",
+	"tZ1vTGMKoL6ZpQIJ88UaCmjxJsQCA35CFQjooWf1XInTdcCUBxHlkIUZMhbpej7ak/uhdtdGPF5oIkKI",
+	"hI4WrR9JknBktlPUnnfCPnodJTNp8WKNgCmZLoZ8nO/ogs7nJTxdY4+d5j0C5S6uThWqLtn9PosudL+N",
+	"MgVtkN6mBCU8wgmK8QJiFBTLfMmZEuqM7KWfXxFysZZgN6aTdRy7pxl7bt6ski0zsh1oKZdZ01zeVN+5",
+	"fN8vyOKKp+omETFPiRAczXA0pcwssrEi8oYli9fnT96uWg8EghHQ1j//r/+39/AR+pl+vx2gaEqiCxIj",
+	"PMGUCWlMFIApDwQK4RPwtojQG8ORk8m6smr7TEuu5j+wfgaY4oqnF0rHjPgcJPAV3fl8FW+XnzDoe18s",
+	"KskjnHyR6KR8HceaOdw0+NbrRda0gOd9lrOOtWPVjBfdDloMsfQMX5rFWYN2zmpsTLw7ooJ8nCXE0lWw",
+	"fAt/ync+A/QA2ogMAANyBQpPzXNvx9l3U2JqG0A3l4whIO7iwJo1ZwQzocPEzNBhyZrvTGkYg3dvd5Zi",
+	"b5cdxRlJ6zFaI2AaWoSpGEN6T1olmq51EOBp+HIyLIkuTzodCEKJSJIodOk4QhDQA711+KcJZxumMN3D",
+	"3JzhClS9W3V7qwt6uv6CjJzatKJOsaJOdUW2PHV1TZ1bdZNz2m/EUo1MJZhNUsyyBKc6p10rUstsPNUt",
+	"wtRfBOTV5G2LHP4EbP3YCgspZhMSIJ7EREhdWbUUebUWqTUyjEeLWq8LgQAcR1Qg6HkO9qED61aAbAZY",
+	"edG1YN1sca8J2VKJlZJRCSNWNP2SWIofnPcrxhePGWWtJRRIdUfZzDFamDbY0ELZ3ZrbCcXiTj7zUjZR",
+	"BN9aWqnlb8UJMsY0XzL9Q12tMjdRtNy7sJRfODn795dRV9b4vsqM35om7osJqqnmGyYWugRqs0+JFW44",
+	"I0bOM8uDVxQ7WIuCaCHp9sNt1WRw01AHZ/2SkRUjQ+OAjji9ZMOuMcLnbll7WTMjYq0FnpdG3HHU268r",
+	"/8Oq0xuGpJXVbt/RuHr411nVc620kyrJvK0YCXxbL1sNbj4yOb+g8SVsr94Pg5hOikppGbW02yrpcZCh",
+	"dFksqXBxuHS6FWpcpkplaNWpYoVqVDHLz8TUuT/DEpt2px7VHVwSHBF4dQeFheClA/BMM/qVXq8AjRYo",
+	"zDde0i68Nl2XAaq5n5ujd7rUtyJx2arHFYrLEG2dPj9C+90nnQC9PX/efqJLwH3/+uU2JLWw+O+Q7rvF",
+	"GUE/nb1+hUyluDlJUUIZKaWx6Gn0N94VPjdVyZpK4liZXsdraEvOBiE+y4tclbf/Q0qIaaltg3B0Q1Is",
+	"hhkr/DMmGKVkTnZKZdlEUB20BQqzCcnprK6YZZM8Lb/pOjbCOMVjKKCLJ02hT6ZiuLXfnrTf8Ct1+cAe",
+	"IQmeOVqMjW5yflo30KhovKyTa0RmoQtP8vScfFvdhppfuUlgmKXJR9cH+mJSloudTarKA5FHHZmgiKKc",
+	"mECMs401ka+1drq9dGs579YO+m+8hR8lRzXG0Lv31sdeN608Xr/qN8sTVpdJnOtJDYq0OgIDnqz84hxP",
+	"XlChVXFLLDaTyUpExRs1YF7IOR4UNnCr6NVKaeWf3L2c1tfZVrRKSFcdZtEdv2LAr2OIS23XGLh4+7ZC",
+	"kv0VEiNCL0mK3p6+cIWXBwKF1r1oBgn1ORoqh9EFWaAtmXfhMddCixgYmY8GzIxi8EIgzsgBCt+8PjtH",
+	"uyAm7d7Q+HbXvN++IIsQpVzqJBG5bVHINjx0S8eul59tIr/L6SC5UOtAt7gppUr5jkRcyMp1ItBM1koU",
+	"qFrmyr1lZfZj7nlzMoohzyXUKx+5T9xVSOKUm98gIPjddFFcdVrUUjP1gzhzywabuomVEombFXuqyQ9F",
+	"PRR/jOzSgE618ftvp2vrJ4NEF6CwwKcQGdEosEWXw5uBllkHIGENtCwLf9yGOwNmBusXIV5h/k+Ru/K6",
+	"TqUmXWYZ/If1frhLJObiYWTbrEMXDx10cAaejRyElTADw5NLMQtzLqglfdcgHS906KIZQgvh2qyznqTu",
+	"kcA9KdlLhLXDIjJcF74uRZlD1ZFQN1ctN1O9azzyx4hKpbTa5SHfnpDt3jotn9YWM96lVBJH1iiEh0qQ",
+	"p6GzWvYt4T1VzIPgWXig2zorWpr34cJoRmYjkqKMJUSUlGRFUxiC7P6POYm7M0xfzlATDX2WzRMabU5N",
+	"oEwMn9s6m4VLftAKB1mnsxepn+FfBG0d8fliO9QRmM7Vrt8OtEWu5ySlM8Lkdv2q3AltmqioEizz6Ozy",
+	"7nQFYMQvDYFqDP/dohPG1TQaRdQVRGOaSJKKbU+1PMNq1g14BvV6Q3F+k+DVO0WNmrrEbvVsawfI99eE",
+	"bW/0R5tybFO0ODS8wxTndwM/oEmaqWesxHYQ7RQ1tuwGs7jgRxU0LKqD1xDOEWldQO31VgeaeAHQnA3g",
+	"d692e72yf7Vb8q8+LvyrvWosousS7umcAmiClBvoVhpVyv7ax493nqztQe70Wj7vbrcpD6B+Bf8K1sUA",
+	"GccbHKBxvYGNcs2A6RpEferDjGCG7FtKf8hBDFMFKOUZi8GNC5g3o0lCBYk4i3O3ri1MmRLdiPEO1pPi",
+	"lNe6wg4e3Kyfd7CJl2l9n9S6LmgPBjZ0QSRCuiZmhGfcUFnQQMzRrAv+r8i/UrpU1c0XiLeLtoo//myy",
+	"P7YRZWhO0ogwGaAuiklEZzgpQ2HEleqaEtQpg8C2wl7S8vou6RXqSGK8EA3ZFeuHBVTC3n2xHmnGbMaN",
+	"qbwA8R53qa9f+I8aQgpqa1rp8LcJElXSWadCvovwYQnL8FYEs9xWdwglUlfiM5qo1V91ATfXAWKZtcvA",
+	"PYy77BBpDlf4wxb+jdnC/43N2/WztzKjJmnzlMcZXBgbuCwUydlZVcqxsIxXrAKcCJTNEWcm4muu1gJV",
+	"MzU0tWapKylau+XxOZ7sePf0h5H9X8XIvgwlobCQLDBTs2k/RtybjeBf28TcyFq/aEMFl696Qk2FVRVX",
+	"jVHYMb7StrBqkV9h7Q5kS3esNErpCtp/WG2/oNX2i1hRvUTD+DzJqS5nfFdbltNl0gigVXuWyafaWdsd",
+	"8qEeO78BYqzYr8EWZyV5lE1eiDPGbJJQNmmrxTk5NX1YLRq0SHfQQhKnEyK1OTVjF4xfMaS2gAYt9nTQ",
+	"Aj8MZBW3+q1dtYFd2OtuZ1d/qZiSEqd04A4xkbZ5pE9eT7dMms1iN6DNxcZP1Mc+Gm2mrCX/qyVoDQIz",
+	"dZYiI6BI2HWjEJYd+sooVmi4niKwG/iw8pT0Yu8nPys/CF998vwMinB5GxN5hVOIlv+wqp6ZnSCoJ3bl",
+	"4zduuZCi3HKpawbi2fdMj6BN4vJ0aBoVQ8fobi67YR7fF/1np1wdzAJFeDbHdOIKR/1enat8pVqjC60N",
+	"g/E/SexVGfg3m9QiXRKlUr16ucDqlYwdmFREz9LqDAhWYPGdXPov8IgkIo88yFWGLSpRzLWEg1ICJTEt",
+	"o9neQSYSQJfKHLTMCpBx22mfXZOvbhlm17nPXSuC3ami1+1yCDeasP4F79y/4DX6sNbpfkFVroJmn7vu",
+	"5EfoZn8rycgVK7OJ/gn7ThAEtPaKZxT8LxAi0Uc4EcY5BnERkEMQGgE+PEC6v3oU9o0lbMqTmKTqpby5",
+	"gWukLsKx1RDWjBA12qff6XCxwygic+MRc2v15nb2vNBKHsNuMvxqtKv8zVo2xzumzlQQozRxPmgT+tuN",
+	"M3Gl5bRSmBpERRbR75+m6E9pIc95OluVLl6tRamLx3R7e/tuAZI5pnHrdvm2fzp7/aqy6WJENWDjeJ8U",
+	"CD+TahH/UgRrayrlXPR3FbXfMS8BV1Ac4LJrg0iFCSz95aL3z//+nzqGroyKhfIATmSstjYr6kF5JiDy",
+	"VUg+LzRPLMH+urOyDPE60ZkGFudAvRxg6BNC6nQQnEnTlXZsAfUaCKmOBAi9MYZW1jmA3pDwHni9QlRY",
+	"HQWicrlbzEdrfrB1wNYvmnKITgmOJFJ70pGOO+j1nDCkCUI/14HfnqgjEeC6NV1vFaGFCCMS7yDd3HhC",
+	"GXlgjANiwLZM0XQaiwCB8oJGRF4RwhCUSVebB0UmQIyjaBEl6p+KN+jcdLGNMNAOtN/roZAy0DfbsM7Q",
+	"1/bQKEhrMkaA13E88WrPea7g+kO9MomjNUWckisrba0c5G/25VqknMm203v0IXaxnxU4UJEm4o27hwQt",
+	"7Rby697w6EdTmWuZhGdMJt6UfXi0ehCfq8CsLR+/EVavjNlhfVitrTCqoZ9hkN4MgN2iuYft33Sx3GH7",
+	"w003eLTvL2DrhvyunPGNfdnpHOtLRmAxSUlqetdmIsNJskChDgwOtw/slba+en2pV1NdulSZLMNkI5Dn",
+	"0dOb1So0gdabF15mwzzPPu8uJvlcp99KyjIoMZ9iFk29VDi1xXbWwhFdmmfpkamLD2wd0dg5EiSuqIym",
+	"kO4BpaWKfT7a36z7T2ON/soyNzq3EY4u+Hhs4tryMtaPKkWsu/761eRag4zqQNC67jfD10NTULA8wcPN",
+	"gx/L92ejXV6X1fJyGJMV1m4hVn+N9yrnct1SHzYezN8cvvKlVhy0fufV8LpNNme+9+3xJKrbT/MuVK0J",
+	"YSSFYN91jaqgXoHiPsaXXAlwFkAJHaVgfWmlShpq04gzsTumRY7Ec/obnhfJxK0xht53OJN8pt0PH+7Y",
+	"eKDX6Ly7z2ZRmzRoKqDju3c5rHxhMk32GBvosX6PuU/VJ8kAl5JqsyQI68iEth4qBNiwXZKFS+H9L1z/",
+	"LlA/pg2SuhF3a4FkVldpglTG9jBAoV079EIKzR1TD9RO9I/vP5jeSM6u4AnMrDUBEC7A9w3yf0OHpLIN",
+	"13u3l12/D0tvTsmeu5Lrb4L2GwoUTeZirzz44c9eQXCdQCmFHOfqvbVTbNQXX8gmCbT9C3S/+Ur4x92Z",
+	"xR271OTI4R7QZldkhq9P9Je9Tp1eqwnuJYzGRhoqGD4Qut+TTbFQcM8U4NE4wZMDf8CMpVVUoNRmwF5N",
+	"eUIq9KZ2jp+TnGx8oeuXV/Gk1Bf6cEcnM2ExOLyHF0Rh8qNfrzus9y5qPz69eDr/a1ec712+fXj1y+PF",
+	"b0/x99DP1JRPoWJo82TMdcBCDi9JSse0YRldZxnmhrzElCFFWxCez7Vh55JCD5zWjEAKtiBRSqQYmhJC",
+	"ug/8UP+qflDT7rf6LdIdd+B1aRe03l2DBAgiJWX6bMwEuf334aPHT57CyBGfg/MdbqAY6rAACClwDO0t",
+	"qNy6bGoXCgCuhS721Oq3/tqbPr54MXv6C+6Mjvbi44fjHx5Pf3p68aI7e7U3P31YLQWzttVWwXJ35dl+",
+	"o67/uriXCZKq259H81JZi+WFd+4ex1u+NzUXlQK4FZiYkHiSgkdKkbgLkpcRp2zEMxbbkg7o7emLZa1/",
+	"NhPoiyw2j1xTu6tfZZ5Eo2ZRkIkVxLQgl2/sJ7c1mrLmCGf6qzNdhtWlGZuVK7eLfwBZHG29GNuPCgtr",
+	"aN8ShKDS9HrC7QN0eJIPIhBOrvBCIDHlVyCdG1nfX9B8PX+gO2se+fgVR647NHSTm7jXU2JEiiOp4Cg5",
+	"mmMh1a00OZXAl2LbNUsdDeT4msuq50Uw7/Jbu9QrtmyBkWlADjVkJEcpmVAhFW2jcgrL29mwZEt+cXIN",
+	"tqAUTmB9jT6U78yyCIlSGZX8klSOqUI/V9dWcTDybqqwWb7pyDvlSWy8/ub6GYps4XMAV0kDBoRKdZl1",
+	"+KTbHqkejLS2QOMRZlqdcZf04r1of/QQP3r6+MmTx08f4Yej/Wgv7oF8cx+yiicOdSmvsES4DNC3RWNk",
+	"u8WKOXodLfl+6PjmNBwcuVVorj2E+aQWOFq5Wyvw+Evp4M5OvlBc0J2VFVPYcg3VQ8fDmjv5A5lRRtFW",
+	"kUu3Xb6ZE3ihrmzgObXynVUzrp/+9fc7qxlWR8iYXezajWvvbALw3JwmHrSFc8rVRy+JEIRNSBqgE8uW",
+	"kJymPJtMEUZqjgC9m2IpDufzA/T6MJNTzcV+af+YjdpndMKwzFLS7j18FA6Yjg7YDlwuh7Ywc0Z/wSeU",
+	"qdm3dRJCScwJgfeDuVIfl+GZmKlFzWmku6cPmHlxqHAfSzpKCMyjKH16SVIk5gRDaMnrOWGHJw8EOnxz",
+	"EmiWSqUwxZLQjMckEbZVrW3SoUl4vgPTcg4r3MmRKF9R/tRZi9d5WCNQSuryBMwbJPSn6AmJxjxLHZEm",
+	"gML+BqcVh8MSJUS92H3kvFYrBLdUmBEl173DJ9aWD7+MNlGhaVqM0QBdbYH3KgGNEsiG3Egfdq1+12tG",
+	"EGFSp+g2iCmBTrJPEeNyB+nh0CVOMqJjdpiScVBKZJYyEns1gvreVhn0Smax/c7TR+u3RS7v8CVJJySG",
+	"7SlK3UdYr91a8Ix7Rm89cBLtwNFwQcgcIqbMvvWO7RkHSPABM6l3WymZ8UucbGvz4DgTJNYXfr/Xq1V3",
+	"y6l+S1y05yn/e5uRq7b6RdtDXVh0O2uB9J21CX4URB2KUQ89I22otWBv+2hhYBqWhEzd68OvcwQoNFsv",
+	"mhQfngxYToPBy7MAMBMWpYs5lDWSKCVCwmBldDtAGKUEx6CaChQ6zDWsAf0uovDGZ/EpNHZ/kzH7hc6o",
+	"NJU7TWaRFZpHCZkdIMwGzIbbmfptBZJu75izKs6RxqEuDornc0TjAMV0QqU4yDFfsViIlRuq0zSR7v8V",
+	"DtiWyKIptKK+7HV3OuEBFBNLaUwECl8enx8Ofzg9fPPj8PDNyfBvx6dnJ69fhWowrUz8V4i25iSdUQGZ",
+	"GQq5hFqeo7MOWGmR7oLsGDsePh64TLzv2jDUnIbDQKDogNHiONHVlAttTjs8AVVZoEyQAzTT7F1XhSF5",
+	"FbiMCZvi55ynro9m3jlAnA2YFjoRlSW3aaEAls5X1+JAWh7N51oQuZ1v1ZVEFIxGWBCl6IZoayrlXJFv",
+	"sOMGpSPU8oeCQPj+Rp+zmCd4MVSQ/68ARZxJci2HV5TF/Oq/bj+E202Xqq4f1vCj1W8BUizVHQPzi7rP",
+	"w4QaZ+zSK9cQK6suFc8kZDPblopKLkkUEOE+HaCwkJJDlDFJEzjSFOvKaXDbnIKdUUpiHTkkjHPIDaUt",
+	"SdxgotfhXquksW87QeeLWMb/sFF/PTbqfzVr7xc3aa7QDu6ppESDh9saqzxebrQlOAhtmLlqczBg9iMQ",
+	"QiDN3/ERKF4JnI5x6TLL7QPkWEyVmJ5L6TrUJ+d/EWaMy4GpdrGDXpGrEikGBdSsICVKW8kLO0teovE1",
+	"7uVY95aI5Hc1Z25oqbyzqdGgxD3YGpch3t/Aun5KBDSuKQUGxERimhj6f/gGMjogvUb00X5P2zm2xDaI",
+	"9fgS0wSPdNTEZg59fmHlZ9cV7sm/1aupdxDFGgOB+6Mxz1gcIMoQz1K12ligLewKbiYrX12Ff2RcWoVO",
+	"G3pAPgelT8nQjVUf1+cun5mNK2B6eqyCrFoSP7HJLqyKQL4qDh/BDyp0FwQoc5LLSKyPWoKR7+3pi1o+",
+	"5JymRAwpg2BxNV9MUxLJYZbSUqTDvBzpkMnprvWTmcWoCX+bPb1UpLsUJiEEL32cqLXschhD/R9P6e/k",
+	"v3Kp+S94FA2yTqf3KCVizpnQ/eH/EvGY2N+LRf4FZvnPvcP/7D3/z97zykLVL5mc/mfvuV2sHgGk7b8o",
+	"HKDxn+cpH9OE/JnMME3Mc7Wfv6jd6L8jqEY1xUlC2IT85dfZ84XvwXBG5JTHfznrPXzkSyQtgF1FszOo",
+	"Iav1JJhc/f9CIEjC8pf8Kh/Vjb/ajseHdEbZJAGZdAf9TMhcMaIt6EWq4aauvyCgb55JnuIJ2QbRP075",
+	"HC567h/VqqBebkzHY1PqvraQxrzEIyxirtinxQJwuW7ZP7XCqUCsqcybn4+OkYLttuJigjB9AUcpv1LC",
+	"s+SrM2fUUiqgs4AK3APy3aGXpCnMOUlIamzZQCdyhV0o4OJIajmg4rtU23TxwqH1j4DWd/qdUhXmXEXM",
+	"M6VhnXmP0L3Co2R72enKx1jitGhj5Y3C7MGMT8ozwo1Qw8X4/+fcKtiGJCnDidOhy3QO87uJ4M7XfUSH",
+	"MUYv+CVRMpUSKgvA1baZ8kTXD6ISKsuYjPKNIjzrNafNESwjzC/JoXqrAshlqXZfq5pqjtNDKkrHefO5",
+	"QqEKpPjGdEwXTX0UgYzHRJumnFcDJHiqhIYtqzG8OdFxLAF4wPT1Rv/8X/+7KLDwQCCF99ulztUr8zn0",
+	"VVmO1W8FSU/Ve7fuVXK82eu0DliaR/I1a68uvtt7kSuyzjU3sCwrtzm4qmi8LCbHxZlA0x0/jzk0JMkv",
+	"O3xtJMXyJN8tyPH7QY7cWzljghrVa+H1+7wuQ5HL7LTFXj4vjb1zblTS1iSL5kZNAc8LFvthrZRPZ9U5",
+	"2AL3XP3oIHGMJfZ1iyiyq1r97sOgBYkQJmEAIt6fNAXZ06bGvGYIb89eE0S/qimIqb9aTGRH9W3vFY/J",
+	"sU0A/ugqdZWlVOrINc5vq6xUm3HofNdyo40l8sVT3dXV7TCx9zTvI66lnqlJsW/xTJqY/m7QomyewRXU",
+	"2kOr3/rh+LymRVWDzfW1sfWywdmgXoX2VfCT7X714/n5G/BxEJF3fbVkAcJy2uq7VqAWZRYy4vHCYQbv",
+	"a73U954ErSnBMYFu4Y6O2+t04BgyQeKhbgaht+62u/YD8GH3N7fqi1tiX6YZUyjVWNQxP6ybZe0xvl5R",
+	"48s1qi+u4K2u9W6LQNTpqs7D10XmlE4mOb+4r8B5ewU+VU2e/JI0FZzPSxj4H1smUC9hkF+aT7X00mXa",
+	"sA39uj3mP7fUsJZFrESdnVrABTG4WVUzVScNm7N3j7J06o4xzRKSTTq4a+TNUaFoCG8uU/kI3Q2s5EmF",
+	"J9dKH6YLUlMPEtMeHiqvQsGjUl8Sn99VzXduRRxvhrCSbyOY0PT0Hj98SjojMEbOU+IS5loYB74wVZjA",
+	"kW/CW+BVQ04UAYkXDM9oNNQAFLlBAWoSKNxqmxIgplMjLKgdcaadPa2i0+OR85sebaixycGVAtT5fO9v",
+	"CtasFuqMeJ5CwV/nBVi98wbU+NWRog5Pel+loM4Xr+ckxdqKYewg+V4sdvK5aX/z/ib/7PgfGU6E7o+a",
+	"gS1E/6CmLpDelGgxufbFwdiDJ4mNItaQKWIRukuTMlfdVIVDR+b9k2ea7ybcXzHYxRufdcBbttL9voow",
+	"tdDaQgAN0Ram7SjBQtDxYlvhYBhhAQ80IunaLts6+UMfs0AQJKEurOk0xcZ0soLZRQ2rbWA7zRynhrkb",
+	"FeNxgLJWaLo9vNeafHn0+obA93UGNev19zWo4N/NWiUgLMl2Kj8A5C2+1dpWlGcpIV9pawXk6ghWPZMm",
+	"wu1eAp9O03QhNIpsfsWacGgp4GAV6+zg5JnLeUwjHMUkqelwpWmvYQ/WW7OUy9ihoc1MpYp8kadgGU23",
+	"M3r6pNsqN+gtEWfdm0fLrh+Tn1E7vLtmZxRbXbLF+1rtPazydU5lq0HvTdTJcJ9VOKdfs2e1dAm5CF1e",
+	"wrRSkG4N2llZQy6ArV5ETqhqyzDBGVrPXcWZFMCHn4heNh/JDF87vxflomaUeX9vtGznYsemvGNeroZX",
+	"LNqMOFxSwxAianQZYO/z4kS91R0KScf7uGK9k+Ra9xC6ljglOjMw0fraLEskbed/erS1C7JoW7z+u+A6",
+	"cmaeamcpmH/hP04fQb2LNoRtBi0dvbnKXGiLHBl6bSTC/I0qgysA4MPvPIPNq9LPIcTUZkHzse1OhicE",
+	"qcXWOxcX+WY+aBfJZ76n87Ldzm3SVqRW3SzrUVzeAZRIQTMso6nahV67brocIEFwGk0RZVGSxUvjKWsz",
+	"2VSuWk9OQpMteAPtonzJ2weoo0OUlea42Nmgc7Lub1Fsvjx/UADbgaz3kHPnwtGURBcrI+EcluRzuWrH",
+	"RUv3fu3rgFRPBaiKG8xX6madGK+i1o0p9mL+6q7gbe70awDFG6UFUM3fy+EDf7PJ0AecRnBUx6rdtzyU",
+	"nXEGEVRmGn/UkHcN61d1q3HC0uL8wy+H4gkbc0/bz6hZS1vBKxu5UEoauYWfVOYfOGKpO/vyjS2VRe3+",
+	"WhCHULVvnBIc657whS5fRC24O4GfP15OrRzH3eW/NzoTpo6mp8+P0NP9h49trgzSEWeizgpiMicsJixq",
+	"inpneWAjKt5FWw87e/7owKVRileESXSVcjbJAxT5FdNBit7RwArnoeKv1eWTZAaxtabMteaAiKe6Lrdu",
+	"1FRyTi49FA0pKIxobOl1QcgW4W50W9LYJmXk9bpTfrWknt9adnUhMYsa6xODUwjNsY5NqpPmGpFoECOK",
+	"DCWZB0ShBEcXQq1/D4Vjno5oHBMW+o8+JWOSEhb52C4cv5A0SVDxmu75bK6XARJl7UyQcHvTgzu1o3qD",
+	"KTSQGo/NApHGAcLCdqMOf2mbtnDtk2ch0r6yhp3LdDGEjJolYYEcWt6jkW66A98oBNna7z0NUOVCeRtR",
+	"1BcOfkH9gv9jSWWTK2hMr0mM4AWLtCLJJv7O395iy2GWsr7xEfQNqenrxkNqJN17KCxFzLV8nzAu2xC2",
+	"3FrXCw+7ckz+eURtfllKh76EeDoXvtF/7YEd2OrRT2evX7XPABHRBVkoOhagcIYTda1J3Fb6RRgokoRd",
+	"ogThkCuo57LubZUkCIYUvX/0tNPN8yRzo+eIxwuUci5hFeGfdv+RkXSxa7pD4RkxhxSoZ4qGNDzSyF9/",
+	"WD5c3eAPCu/v7u3S1edZdIzLTxCAvuTAioteO6+1XZUNnkA/sjXgzykZp0RM120cWerkAl/mteuuZDrc",
+	"+0ev/fjq+M2ic37x9ulfu7+O9mfnPf7Xi9/SJ7+wh9HfRo9+FN0X8ZvxYd2aWxmwXHyx29ustnl5MP/O",
+	"NcV+U5Zq3biLKDdBRKbmkE0QBsG7AAqJMrcsqMhrg4DwVaoTkhedjDAblodVv1SGVj+546m/3THV3+64",
+	"Hjkv8IrJKxnS95wnL/G8VVmpT5l21930PDGSrf+p3lLT0yxPqqo/X19AdyRzZ0PO/KXJSrtythDk8PPi",
+	"FE+IXzlZ6UdyknuXqijrRlIWgtCyDvb3o9LZHmruHqq2oXLUYW11TdBcqhHVNSCogVBdSr/1N0quiOPk",
+	"vLR/16HUXRb7/dFKU44gd1eXTjP2nE6ylPjI1SWBnmr4cjIsBfJ0e72O634vhZJBsLzx2/d7QUtkUUSE",
+	"GKZw6x4/3nlirUF5HzCotuAlLZceWeOv0M8sQCZiAHI4TFCA+k2sqULUduWTaWYEM2TfUhJhvk2YKkCp",
+	"EtGUyGhaw9EkoQKE2wPbqdtm+adgG2FcN0LZJNzFgfRarNw5i7Xet6e1Xg+40nnWTIk5fHbRVvHHn410",
+	"uK30iDlJI8JkgLooJhGd4aQMqxGXU8gf7JQAVWkJ8b4wZDvxs1W8qq7vGGypcDv1Ga6FLT47pztNQ9BK",
+	"cW5Bq0ghduFXR0PfJXVLjZTzbPhwilnMx+MhZ0M8IUwOUzJPFpZ/wyuKVyWXROtiwynPUgH3esTlcGxy",
+	"noZFJ+sznqaLAAk+I5Aq7FgodtAhQzANutJq6zxZIDHlqUzAQBxxdklSoXeTEj4nzE7Y2w+sy2mI6RAS",
+	"RW1EjP09wWySmX7a2talf88dD/3WcaaIxO4bnFJhomChrthwms2whYHEk1zo4enEEu7DaEbQWTaHIC/g",
+	"9kQOFRRgsQCkPOuUsBgY+RD6y0F/GDPg3VNymk/Lo7/A8wfCwFh9KGzIRg5iKLniKjay6H2r9uG3wDYj",
+	"RZ0JwkulOQWicUKQnFKBEs4mB6ijK8jYZG9F5fh47Ne9/ThXNw8oDIPu4mpTDwTYIoGG+G1iS/CuBto8",
+	"1/eKKvzWO5lhtkDwhaLyABy420gPVgd9Aejevn+rdWT3cRhb4wVeUXMfnuh2drqe0i6mu9+FOX1U/Eig",
+	"8PBk+Oz4+eHbF+fDl6+fHb8Il0fw1K9XHSjfH71B+4+RfQVJPCm2GBIWNujm1QvqweSTw1eHSL2B1CvO",
+	"qG/Pj/zDLrnVHlSJDUlSN4USgXgmBY1JUXPwgUC9/fYUcr+hvk2R0vjj25eHr4aHPxy/Oi9vWTci8d6f",
+	"gqL4bfweouK/WCC9lC/0hF5C40YEiahGqljzXvtoVnXiNbb3TWQ75WfgwUEPwntuY7CUIjccZAMBW0aA",
+	"ltBb75Etw/6VxUOspHBPlUOKGnmGly10Qx5dnkN37/RWF6klBDcwnP0nq5n8ppz0YxheB8ksZQLZnlyR",
+	"ywoMU8ubxD15/MhtQtfZhN+VfcmrnclLGdxGK1rNlg5RhCVO+CQjhi3RGG2FPxyfI8WOdCmxcDtnSpkg",
+	"TTxpHZf5PXKsAOVF6QgLwbo7l+3vT6tr2XtYbp2E279/uOkFe7dbbaeN0k0veHK7/d1/3BPjcxbn4ndY",
+	"1kAww235e70V42Y8cjnTcoburYF7TSxtXQ7kyWWoEy6JpfghxSxLcJr3aTcBaq0Y8k0qjpYYLyDUOcIJ",
+	"ivFC6BDoK0Iu8p/VHwJBxoOu4YdechZjnSuZ90XGumQ8ufBGeJ5riLopBDaM89Heo0fj7gbdnypFzwVI",
+	"eUrigzu1U7TDsQrLSfsNvyLpBpWdK82eup7WgI3RunfsC+i1Rn5U2lSjdPWpOvpBqIOvmV+E01T3sFXS",
+	"4Wbd/Pxx23fv3HeOJ3frVgALqbTtM8gb+nrtBSjCgrQpE4QJKuklSRZr9t+rXY3VKF/H9WaUXXbiR/BS",
+	"HR9LXbc6y7iOhz6u7NO1bp+8czw5eSY2PDl1NLogGyNXCgORIBLEMgjJg1BGU5hKmDBBg6bOmUg8MfVE",
+	"9oLHdZNz/nhZjYRlzXCXdnULWhqlzHPwVtVTq2EBDVCzNntPYIkkswdC7VgEtkIx2sJKlxYS9Trrx0uc",
+	"48kpGa9uUHeOJ1+oz4LiQl+gscL9cLqijs49s7Y7djEwx+2RKdUVw7q40XxOcCqUzIC19QkiFix7WEn3",
+	"Gne7AT/+WH65kjc1XLnPoz0GVn+IEoC0tiHmQ+6so1lWM2q+Mc5RBz7Bszt2YiyfxnOaCtlOoMW7NnhD",
+	"PU+teFhBs6e0iNmIpI67Uv+gr39zmSxTE8tX7UpdSvO7MbWj45fHh607G86/1qpT9y/2lg/jpvGNDdgG",
+	"wbOXxKbHVNnZmmL211zwyBsdUILjsuJFFpwfGq7imuJ2qTzqRrfQd1E8RU7vjyqtTlxYW6AtUKte1amx",
+	"INsnZGl60uVLXd5pxcvXTovuIcS2VLApRM7BZ4KkRsx+HDyti9nF8/uQs52DX1/QzpfQBKMvJdsSPPtS",
+	"zcNWS5CdigTZuTXQ+uaq+X8JhvVvzmKabtqnrOzeamZI6oS/PHvxQEQrVQ2lWiBF4WFw1zZ/MdZZoiSe",
+	"mAImkHVPlJaWR7eaHHyoMiZxOoGuQabuGEi0PLbVT8xwunSGzp62eftnEkNkidmhGbQ9wyzDiWV/pbnm",
+	"XFAL+WsgNgtFYvIhdPs4ILG1if111ZyM6tYLzi9QNtd1N1Pd1cBTIs0uLK+zVllVb79xXfU2XIfiwpR7",
+	"nvK5bodnWwnAEsDKqps6CV0fNE/VMIVxntOzKZ/PKZscaXBCPbkeFKsUCyHJLL8gRn56DQPrgVDC+UUG",
+	"zVKL/GsIvTRB+F0dka/BuGtaxGpEGCpF3yn9q2fTvQL0L7pc4PvNNP4Pd7Rw7DUWrmnM2rH2iQcC2XdN",
+	"RxYIp6HStBi6QxDiv1yPGoWVo4wmsk1ZYfffFC72Wi6TcH5I8Xy6maskujcm7dyausGrtv8ACUJiEqOR",
+	"dnvoNpcHCnN0cw40Iob/QF6h09anuTvGstIIwp+q6abuCN1EO1SgDpHp7GD7EuoDhj7MY5okpocTHLaO",
+	"r9GhYyZGbsDsRsu14UNDHHpV4hBuO33q1LyQswRxeVpOMDWUzHoGDNxG6mXo7Ax2+gOd/QgVvhFW9NE0",
+	"xJvpLiXrV0CukqkmX1axUnSFBYr4nJIYgFDrzwSv370/k0sivcUVqwj2ACj+KIFea8vj1mxt1hWGcfAQ",
+	"fMUt5Zd6H5+D59HSpjyU07Uzb+ByLAuppn5UBWmCEhcJbGnbgkyUDrXJYbmiVTtQxco9/7BE9LuTY/P4",
+	"GkcyWUAjNz7O6QOLUagAaXdsGhyZ6wotFMOMzVMeESEwdPTNu9Xq254nJppGwyRGQqZZJLMUJ8kCJfSC",
+	"GMryQJgRTcZ1Gz71dM/71GKoLtcILm/9hu5wBDLX0CmUZaUlGrc85fWM4Kp0Z5Dt/pBsP6lku0R+3Uz2",
+	"O8zFPR3bGhImqVxA2cUQhZachBpZHXT3kfu6FereJZ9yCNJSNdO9yvWNHynWJhx+B2nbVEeMB+hqSk1p",
+	"X5O8D4LCiCDgQJJDS9k1gVCtKO6N+VIPtCc6p+Wa8T8Q+pkg0okEe05/w/OPCpW7U1DX+kZejTeKS92J",
+	"RENwCbmypFIXZMqDmUUfhWrusMTzHggAYIDCSyroiCZULkI0T+klyKehM0NYlukeiB2F69DGoEz1Qfsp",
+	"jUeFfrXeKc5cyjfZKKFiiuZc6JgZnqVolHAF/WKgVr9lVraJ4X4Vzt8xUs9s3RdvvhoOB95rYk3eGUuI",
+	"gHumRWHMEI5nlH0MAXGhuJyMKPz7W/H2UivSGSGxtygSZYKk0qQlGmlFk/6K9Tp/rwrG72vaopahlZ5v",
+	"qx4BF5jiS4JGRGncZjB/jki+ilpaA0hgzjy2JxVXpxiTMWVwBU1/Kld0FFMolQxSkc6NtL0St6Cnt+YP",
+	"Y55GJNxeR7604CiWu4xUNJvF/7BdfHW2iz/MEZM/1Oo/1OpvRK1eg+x+MRdumfh/gVBFl7s0dgNcy1/0",
+	"lbozNnRR3N3pcNeoSoMDXyZ6EOt/AAWELFPXNzpgedvrQ1BHjKmICuS17+gzdeI+DM2f8oTU1AV9zKX2",
+	"j54DRFuXve0/lPqqQPG5td46/czzRL4q5nbOLwg7tZXnq6VZoICELZVFFj9NRz9E9DX96eTt7yfdV/RE",
+	"nLDTh9HRyaOT2fPOz735Xnz009MdstfZEXRSbgjb7z7R/ZF1haty4+T90rO71uayHeIMzL4nOAWcg4Zz",
+	"y/vFArnqNvSLNeQu75ln/tazwOCfo0lsa2/ci7rkKW7vjx7H7f2oS9pPcW/U7ka9eI/sjx/iR6PW2m1k",
+	"l9Hp9ZvL5vWo7r/VrKdOj4uO3iasq/tDZ0zSBEitHk43OkTm06ZG0XWcvVnyXr7Cpr7RB4jgaIrM+zlX",
+	"x8AygKmckkzr+EjMFWtSOnZKLrntBmT6S/vrRTqXoKjbbm6DL/PQ3o/lTXxrslXpPErTlo6iChcvPM0i",
+	"fILnW7M6lzD9y9+1JTeo9xHdmv9d+i83d0oXGSCWY90wjv15StrzlF9Sda8KO8DRixMwjGiLkESCTtRT",
+	"ytCCyPtq3vcv3Or5j1bKX1sr5SYa+ww6+vN0ccykz6y6LvH4+OTr+8GBJWaWElTz2VYC5gvZPDyH8/nN",
+	"HnWWuyQ1q8Kv7qroq41/QZh/KzkCOfn0Vuq31cXpNXTCFwGa0smUQBRbarJLjIgosjlJh+BtU5fE/HeG",
+	"Gda6ey6N5IVIK0JbcYXtmta00bgFmrXkY2et11veiKFUq+mqH333/B2NJ8TTQoswPEp8frMfeRILhJPE",
+	"AHjm9wQ0dcxtruqlF3vXriWN5bWNE9SHJWYrbGFxJXdmO4vwbW8JhTVqgJ0zyAHZsMXmM1laSjc/Hi12",
+	"g+gOdsvLSunc5wm/Qnk9XT+U35eVWLOefKQcfpDy9LEldQ3C3ZXEQA2cKEupXEAJfL2EEeh4h8bMUbXx",
+	"vcMSv57RsuK79dO78wD9eNZ7+CjQ7gsl4bYpQzy1Cuq2rqLPwCZtPguvJB/+87//R3t2YVeAG9bmYtar",
+	"g6NuoZOGLjBdF83tutToVKu3St2NOJMpjiQaEXlFdGnb/N0Rji4IiwOwhF+RkVo6k1Cij8Vg4mUkFTsD",
+	"dmz6cckpGhHjKktJgpX8ZMveaV8fenv6AoVKWNu97IY7AzZgf/oTUsAkTNIIKmIN2JmCOokRhxa0UKZS",
+	"4guCQvUiT+nv8GMfaXUb6Zr9ADNTtL8/YG303XeKRInvvgNo654XKc8mU6un9JEugxXpP3dxJqe7INxB",
+	"rLAp3wdmDDMvgfVvgf0WDxhCAswN7UwQFAoJ5lsFmzc/Hx1v6xCMHGYm8gSuvsxSpeCEEY/NF/ZrydWw",
+	"4ZvXZ9WFRabwWGgM2hGB5fEsrSAb4BkClNvroBllmSRCqVq2pqeaQY2Bc+NIgW+pxjft9vQtw3wSopRL",
+	"iGXgzBQryQTZ0XB/Y1Dju+/UjwVGCxelc3+etobrqfCctvWr4QHCZl04Uvin3qJSANTBZoj++b/+N6Am",
+	"v2JQFjLK0hRKR2rDfhu9o3LKM5nrpVsxuSQJn88Ik9sBeH1Mk2MFJinyGfOKkkcvTvpwIEbdADXWuiJR",
+	"uw2aBCqZOVC7DRFjSlhrt9VaTMxYGKghWWk4PV27DdpxaRh9OY5xNC2uAURSaRxymtlQiRghMXR1Ca/b",
+	"xZOwEhXvtE0Ltw8GTL2cjRIahe5NU2MhBlEKsbqUONEIet3GxTUlcajoh3lbsTXdoaj4aAcdDpiNouFF",
+	"D6PSsOJKQXO/0w0QzkNunK0Vb+zBmQxYWO/2k5ORU3UmCZ0BlkDAV+RuDML41VPNdFGUUIUtOI5TIkSg",
+	"r4S7Rb1DeFXHUW3BMfFUYfSAwdkdoMMTZ5IAzXB6QQBcqVKDYcI+wjQMdBwRRmKmRxtlijsZeYBCo6jt",
+	"HQS0dMDsQm2/WqhdRYlAodrlC/W0Df8fBu5PpwohGWUTQ1XcJ4LIcMC2dEFzsX2g6w0rZILJNKEDgCv6",
+	"vd97isJiC+rA9UU9JTJdtA/HkqQ55E9iMptzSVi0GLDXBcgLYFD7hgyBXM2lun6h82H7Z7LIexChU9s8",
+	"KL+KQl2qC7IIBgx6vqj9Qa8X7dxb6HsB8rbdhibUxSQKCupVEveh8mq4jSgTkmBoalVkmQyYBlLeusnu",
+	"E9roCMvwoHcXhNzh+Twx3GvX9Pz5M7TGQVu2U9l2H4Xa1ac+WKuvUDBgoXY7hpZnO+2QIHZSYpqEiFzP",
+	"E0xtXWMsSIDCojlQqJtPGsJR7vk0YDmCacjraxDqtmTvP4SQHS+0Kb3chkwzQegQlHfl2Qp3IQJUyTID",
+	"ljfjyfWsEIyBc5ziGZEkFdu6StvSfkMQWQuM0p7CGzyhDIAdIMF1NUA1jm6mOWBvbGNQKzao+RUxVJJX",
+	"V88ZOmva6iohpdvpBHkB597DbScWYMDCGxASAwSaYQB9NYOiu6b5XWuM6qJrbVT/S6mht8DOoGPpHAt9",
+	"15RQQIXpx6mOmqcSDhqjiM9muC2IgpSiAlAajI+VKsSvSKxAIwJ9KLp1LTi65ynRLa802rc1tJUsSFhM",
+	"2QQmARjZaSqF4ZDIRlqX0ShjAX7Emeat6nqbYBwopaeu8PE5noRoKxy0Uo3BKdH2XY3Fg1a4vYOgsLMt",
+	"hKwO9GTcfqmmUGzERAnokn2mBTogpuQpEQpwQuLEJIkVPKHbgw+qGdPg0U9oRIyvlQK7GVOStvqtlyfn",
+	"hb6i/oAeCCbGsfV6xqgajpEE6cwBkiLCJnhCZrpMvpyiw5P2XOeC6kKDO3m7rn7LkbKVMmN7xre6O52d",
+	"jm40DNbKVr+1t9Pd6UBfVTkFvWIXan62ddqEbl3KfcXSfgCxz2TCKfFH18uek1Rwhm2QvHpQKj5uqvtn",
+	"kwkRmjgreQ3lwXAmRnjAjApm5XbL+vY7+/pKKGEGAjO08X4GvfO2D+yKplggW7XNaBhjOhmwhoqDKITS",
+	"gaEToxxNsVNBXa3h8MQpYqsTdOB5O2MXjF8xm6CT8+ETpaNqIe1QQedI56IoaFvS02jmKl7ZdbjTz2QB",
+	"NidDVr/n8cIkuSi+ArYXhwdA2+X+jWnrv0pNdZZowvIrRmzTFsqSakCOXqf7KRagp67rj1ZY18epcF7z",
+	"C1iLh8E2TWm+KkAr8y9ug9YLrte/6uv8vdug5fKzVd/9Yl49eab3ud952vRJDmzbf1HNtd/rbfR+0ZV9",
+	"3W8cmwNgqGtteA9G3oJcaWQpUtc0IYgsrpvQsVaZroCzqpDGrFXH1Rtse1jT70qtqUycdm9M3NqtJk+2",
+	"v1c1TUGXsjTNFsZ0YjRivdqcOo1xkpQq5AtT99wwdbAb2HKnO+gV6DqgR9PJVKqPFEnKh9b0aKdGDvQy",
+	"y+SgcqP2fSX284hfB+E/Buc+LU7o9d4FJ5rPP2gZs62HLOh06TFPQCpQXMdMXKSD5KzhyqjjUD6bp8Ae",
+	"3CwVvNDeX0ICR/Pbrx/lhMil59j5rJTRRxG/XgT5gcj7wQ4w4d5uylIdgCpBUu35Q9CaZ9JnTC1HkfZt",
+	"CKnOOwN9vjGCFOIpFc5kKTT4nOHroTEsad1Eix1Bc9eDdQmNR/LQ662i6CcVHN5aWr2G4PBZr4dN57j3",
+	"a/J18WIN//ulu8B3c4OoWngzHQYS+gBsocbWGphYNmPGoixKspjE1ihiHg6xVFL4K2JtQYJEKZGiTnSV",
+	"Dno4p+d6MZvee3Ax3wZrvXdGf1/rXbuaM55KI5zX8Xz5WdshzPI+MZK8UGr8bOEYxF3UKE66jhfwoCC5",
+	"XsXwEGQlGhFjVTamFrDE95t8J9Ycv4NOZNnQ7lrZFzxLrXl9wFKekAfCdVwGSHCEUYIliGozbqzVaaql",
+	"Aq1natRC1PQfByeRMT5xliyW6HDmlL5aBc6s7wtpb6XZ4yZCDEgROMcLp1EhyEc4mpL2EWcy5ckqigwv",
+	"23dvgz/UwC+rBjqu4yVkZaXqp0lNHnN+3Z6nlEV0jhNh6462PlR40+7NCl3wRCIh+VygK55egL1W6vRK",
+	"UPEkXgiwcea2S4c7NWpyBVFYrcad6vG+GSldr9fWwvkIlmEOpEmHc4KXPCIE2mIVuWDbr4w1HkXn3qnc",
+	"UvL2TWlhH3+4d1TBDCRB94J7nEZTekmaJcxD7bngY2ReRSmJeBoLLUwqnT4UDM/FlMtw21Q30OltroIf",
+	"YQYVWvra1aiHigdMv/nAOPJ1uIkkePZAmHoVIq8ZcIUFElOcktz/pF4MdASCAqgONg9zvzYjwYCBZzee",
+	"UaZrtelwBb0FJfpe5YF6TpSETxoBEdgC67NIwJXkFp5K4/vxeHeKVpxtC1tLP8n1POExKYIh1Wjgmyu8",
+	"IUL30S1uYx5iZUMXnVFbQcudxBueWBS47kIqX/HHylrXQUvIBXhUxjydeSDxmiWLHAltkSCLcQvTFMGz",
+	"SSfnsrTXpZRH7/MYPj1XX97WFxQCZMNK81zjhJwWF0ZIKGtoQHeAQvBDm1dMQRClrzVtgIqhfa+0gZxc",
+	"mROuhxHWVjwjISpSM2jcNGV+zpDOXkzp9NzbmpH/4323/fTDe2i11wm6T263Pa32mpS0++EQep1u7ryH",
+	"VzTSsm+Gd4AWWVm8yzcsgapzDfOon0AxCJf07wqJFSiLci+NpoaM5YhqkbpC48GAq1Q8Lk3w0GhRvZx1",
+	"GcKcnlpH6zNgCczTaNLNmPx2EOJILffeMWKVSP/dd29IOsNqBzvffYe048EldurkA8u5c+pMqzQwMMEQ",
+	"+qkUJBmbWC/g07prPYQjTjjJzRM6tE2b2/owvvG2iwAVvfyDkh1OKxvRlMRZQrZ3BuwwX6l2SxckuKj1",
+	"gnDCGTlwFwn6ik8+MIqJ3thaesmbLJ18Q2oJLBeKOZSQbTNcW6GSnBcIlNsqCulSY4tuo2eOQ7f4EpLz",
+	"uCQnWgRbRm4+A6VpIjJlEH5b/qOPQ4A7qi3665rWAoRq19xcLZfcddgmy6rHE6Rt9C5VwAJdkSQpEybH",
+	"nq9dTSOiyFketax+HDDQTbQsZgr08XGuBW3voEPtb5oQKYyjXCnkuiAJFFJT4465qWltAGMCWgdsrksf",
+	"miJyEDGUzkiMTH1XsYNOxu5G1N2xxG9GMLua0kQxdKnD+qtlmAbMXk6rkjFypZtMG2mbxqE1MpjATLWy",
+	"PA9GIdB2APAASQGAk9IJZTjRUBowOtYsQIuqOQuBDM2gKJZiE4q1MHIAEe75ehUIoXuwLQKQh5pNqUKe",
+	"hQJ0E0Mo/NFPi+rAOmbfxwnMd5+PypzqCU2pxAaSUxHc8uDLnPmiESRI6Di9+/TVfdMGVgNbh+zFBmSb",
+	"0j1No7SclcVUthM+WWZ2ibJU8LQI/1TfqKlTSkSgcLiwXGyNFiikcWgDAG1IRsgjcNxYT58OXR7TRKp7",
+	"ZV00OgpcyAMU6orLJkJUh5TqaFC0BRkEO0U8sf5bX7AwMH+aBIMA/fO//0cJWSEj13KodxLmYewYjSmb",
+	"kHSeUmZj4M2qRB+lpjIHNTTF1MUE3z+84tzHzoBhifJYYzPRDjrWYIIwgQsylyg8fPvs5Hx4enx+/Or8",
+	"5PWr4bPDX89CtLX3yAT7FjUITVCBTRgaMIhCfHOyg07JOBM40cPqa6SoQx7wGEGVVci5gcyB3HiuaZ4l",
+	"EgO2FRY4shMTRok6uzyZZr+zB2U9RzSOCQuhHXo9acFEdmKhR8SZnO7o7HQdT+0PjAQzlkKlF3yyuR3r",
+	"CAC8jiULEg88xht7MtpOiCOpo+jBhgMEfgsngiMJj69SKiVhKGMxSa3NVJpymqaEmzaTbjcaMNQMQ9Mw",
+	"rWTC2KhO9JKNlNYI+8iX1bioOR3m1Y7ucU2HkC9FOTPphOYPfZEDVEsI2gEjUKigs5PyhAwN7odLoKkr",
+	"JxZLXl73y7ETvcft3zvtp8OdD3/2WYcCny5wQbWwYHMxPHtQtEdtQP0Xqh8HKMzhq/6wEYWNm7KD1y2D",
+	"S5vAera2wc7spA/EEutbvrL7RRM1P89kxGeNtlItYK5vJlUU5Ux/s+SugBhneRK4AVPT5QXuDWVCYiZ1",
+	"3sze3t7TwCRNj4XxPvmWqmRRP3Saa5GsvcZctL7z8iTffHGf1FJqiH+zjXQEDL8qcnxjJlJYesIndvmu",
+	"tKae+UQ19btRUMtSWm4Pa/SjFqBa+E0OBuqtz3CyjUaH8hq/KYtD6TgXGx7mxtYGA8jc3ODNxW7O0jni",
+	"TGQ2Wdcmd28p+XA7QOTaBpvq2PiYKEJos5SLjEetrL35+ehY6aqQw6QkvgFLSQy1atDb05PAPhN2hAcC",
+	"nUIOuAn5meG5sV5wpchreV3p2CihzBTEVexTWwyoEND6qpZY7kkZ34Gc27Ynq/bkjU/ytBs/4jH5RDGx",
+	"BgZH9oTWj4hdjrom7hGU2e5mymxnb8P3P62y/HDD9Xzs7S5d5ueUUTFFuKgVpythlK6znJrbDF78ov9x",
+	"Q6WGRqp8ZDAdN9VpwJXLtQWKok45aQsa63iC14dvz38cnp0fnh8Pz89fDM+Oj16/ena2be+iLiwpnQJ4",
+	"pXoROyi093WYpbRIdTPKzNHh2bPXr0+Hp8fPTk6Pj86Hb09PztCWAfuAhTfPT1+/Oj9+9Wz49vTFbaUa",
+	"xPamd3BCFF2j7C0U5qpQxTL83k1J6lT1I8xYQUcpv1J6mlrAgauTaT9Lpk1MBYkSzcJtAZcmqbvX2X+y",
+	"qhTwpxSWNLBOXzSzVLc2CFBQUzic3Gdw5ecMlf+iFAKak90XgeA6scTPo0/zWq9U1FkdFL0BP5OpA4u2",
+	"tGlGv5KbrzU7HOMZTRbbQR7YyJlxYELmLY2w1xKjV7iOp/BM18TkmfxmBDe1ZKT3Vz+6UqUNJxS1Kdi0",
+	"dLK6sNeKbAi0hY1YUymsZCPNtgtRy4llR9QJhPcK8i8/qUH/ZaPHUG/rayEqnxZ33k05wjN0si7u1HHE",
+	"3Mzm6382zxlauQ6S2wSCkas8GBYqHlHOTFtJKO0DUkSkiydICMMGuzCOBwxPMGXap+SOngkSI3lFo6LY",
+	"dI3UgIqgRBGFg5QN2Onx89Pjsx+Hp8dvz46HP5weHh1bMcT6Cu3q0NZ+p6tEDpi0DfUGBYnBvKykmcgW",
+	"c5BI4pHY3hmwzQQIM3KeCPQppPhTPYdBuW9QiL9XlnhqEcjGOYv1uGERCLO+jynNGNIz13xMQVExCCpf",
+	"+GJ7d9Bz46GJ+GxEGTkYMGzn0B3LeHohCsprHTomaAO0z1ghapPn4rjY1OdwXXjNjXmXoHuzx56SOcFQ",
+	"V6MUr2tKLq5nnV2rJmIOPmuqdQN1H90tNte3vplW8de77vmiXqqvPiZY1QQ13E+0av2UMibQPzKS+UzX",
+	"UMv60xqo3flds/Syqb8243N+1vo2rmGDTjP2jZmeiUujLKF2fqzbKvOHJhSzKRTpr+rwBcJAp+MsxaNk",
+	"oQTdWBEPLJRUcmVMG3/nI0SZrrKQYia0427btJFUIkM2R5KjUP0xnAmdUEDlgEmOoO6nkrJyT3tOsdXM",
+	"NuYOs1jUiwgBJ4AaQeBW57N5QiQ5QCF0tR5Cu6YBc/o1gahkymKZG/xAmNd1E+xwBwHyQ/SfySGL+Hxh",
+	"W5mGJpgH4hYm9JKw5nTSHAM/Op90NSN5h6l8efbJMk+Ly7Rp6uly1K+MG9/Fzrjfe/o1BfEorAUsXXIl",
+	"16uLo78ycTzFELtCpgTPligceEZQXrsQcF9AMTRd+7QYKTzIb10oybXcJZeEybYePyzdxAcCwUMB8XgD",
+	"FuajmLicOLRldaTaCMOJ/gBthfDffhigkMZ9U0VXkH/Y6oO6r5p98NPZ61fmyYHSLmS66KNep9MJBwyk",
+	"wwOEUdhHcyg+GfEZVEzTFpDuQyS2d9BRwoUO5lbKktoLirmuuKHkx4gkdle+u6u/cO/uV3Oh1tA8jhWs",
+	"zzSC/AvdJZO/C2cJQf6Ai+syvaW3aVX+gU04wEwxKxIDX8ojxhmPi6QrKFsHKwN1XGk4TvyoG9vZlGxc",
+	"RrvPXzRqU5/Q5ykyxQpBZ3M5Z500gKYTDXS7Th0vDDG9O0pagAonf4H2jiHCsTHukGscSdP0ESI7UqwI",
+	"zOtMzjMptE77aB/9TL8H441MM6bL/26F+b9tvdgDXTL8n//9P7tQvGz3Rv1nmO9qSOPbEGogQmlEp8dk",
+	"zYq4RArxJv7p3ZVkeZuYCXvz5GB+Hjm+Mdo4Y99ajMFHoPPdwgxyIOZxBhUKuKsZ4+Z5DeWRm2vGGG2S",
+	"p6ATKPasbp2SzWHixGi6LCIHWutgUNCbEQjDpxOG9TvWY8LTC+iWyucCdIktytrjBNImoHixehHqeSYm",
+	"iBaPeCpJvL2DDldpGgdlYu/SbZ+wDxtYQrl7n/UulHWmf1XWcKTluI+7SwbnfRLBrpEwmuyZZ8Z3b4RP",
+	"JRjzsV4OFRa9+3nJ8LyXODARtJVbdMIXWMg2SG3tk2fhtlGGTVT9gCV5hk2UcKHEEGMIqsrZO+hNXvAZ",
+	"5O6UKHwDIz+o5mWpHFrBO7k15jKq/aziI8dW9lrq01fYGDoZOYlanV0Z9JSID1wJPSU6jknvj8rczKTx",
+	"8f9j73t329a1PV+FCAaogyOnadKz790JNjA5aXtOB7vdRZO9e+eOzliMRNucyKRGpJL6bBS4H+dJ7mCe",
+	"YT4MMI9yXmBeYcC1SIqyJf9J7MTJ6Zc2tiWKIhfX//VbtYBqLFiX6w09bq+iH7+tUR2+lma95ZAmLkpI",
+	"3i/W1Xq3LzM6VZOF+YuBglVrXcMqz60jxrYUkKA3Ja2R0Y8yW6Qqb075aD6og+kGL/TkgGGCuT8KXbUm",
+	"jIcUErjgoUmj5wNzVLc3a0DfPWzSSu3gi9iWglSnkAl2C2K8B9ChP8FTk8i6QgZymOyDpHGdDGQZaFDm",
+	"PinqNhagsB+Qd+iywTsGApoB9Tx4CCZUoe80Q6zkF7VJC2FmiCW7Kj7zEM+tUeKYm3pqPxZg99Qzu2Ul",
+	"q6d3ivImARmYkKDsvqyEQudseyBYl9Pn6EyF5iPmtG/Od7pTShq836o62h18ohAdXgFNCktyXbA5AJOC",
+	"CIFtQjUPLnJSN8zBQLQr+7FhaTmEgj1eQv20sv0+LCIUXHLq4KAUY9ZHCbVQ5MzVd+JI0DKIDTUxs8JI",
+	"g+/J8pOrBcVSSXW9OGwNbTN2Ajb1AlqA3Adequ56u0F0qUYr3X5XY91or9/4ZFsh9u3/Piret38tBqZ6",
+	"vXFgqiCO7xcMCczW618Z+vaks+VgvyG6tjj/8ebi/DXO+8rRfjOr3+rb7hPuhzy+2VSMjYT6AWEMuYBD",
+	"q02pZiOJlTNtk3G/bzg1JJiJ9YxwRTQddQb86Wh7M5hBfzAzYZMit8nOrdOxv2+6zjXLFObyqwR9uDUf",
+	"b5EZnXhq6FYdKIs7tQai2jadq3BwVwUy822Ink6CxNBKQ6d04OeOCNHijIhaQ4et9zAiAQ1AkMqClGB+",
+	"r4eLIq9IL957Lzg0GnCIIHs2xRODBlzFwmUqKF1Wqa5KaLiFrYgcGoiNO1gQFNcSrQDAElWxBT2K3mFU",
+	"eiexrc3cHgfXGlZlSTsi0NqalP/2ko6WUTxc86QRq3e3EVH7qb6S2RRTjO2p3lvdtkgd+TnTYuXYsG/V",
+	"4cITDiQOlNuRlNkBAeEG/ZCNLkFqrNiuWLA9rc+8d9CqzHmFMC74EH0HINgH6wA5mxPXQROgpT2A2jfi",
+	"8EEY0D0Zz1PoD7QqBdzN2xh2/6E6Hd+z/8+CPj5nHs7HiXOXdxiLUJwfEGvZnxAPmZb4PxXp0fp7231R",
+	"kZKF8Gr51CMQjqmKRRWAr9l57Z/Wj8lKOtQJqa9SC9gRHA0cJBZJbXYhfotmdDLgWXJA/iKFrMqwxWZ3",
+	"i6K7KR5DGHarGsfa7YwWnwQz5Beux+74rV1i/eroCeOXNXoTrSOeF7WEa23Zdekc3M2Ta/TtT2eX53+J",
+	"EInLCF9bdsVKJgABB0uOWoRuUenvZPoPR6ak9+nXy/3NEGtTb3TAoetHjEKR1WqKXnq2bbG3DOM+IF9K",
+	"bhMVm6ippAfJZE0k02SfjGWeuTxZLAtEHVbFwgHdRr7IvFIt2J++21dEFNOKzLusQVyGbQIiRDPIuKLl",
+	"RIWNOh1OKOlhVyjET47qlB92NZby2gEPlmxYQUJEw5W+j/n7sXDImoiVdkun5JqxwiUWnbowm4twmbGy",
+	"A3ImmuMZ0esd83IYC1xJeFTiawIWOuqjDsy/Smiee7RTxGCJBbalwUTtVuTZBCdp36452TXBQ+3NXr3d",
+	"Du8K4IkfhVltl5nYt1tTle3gGFmFC70NnnEuC157r1orKhGSvpgiSGLdqSciSVHyGwu+icpkFMAH+Ugz",
+	"dkDxHq9W6HL3irvui3rj96I7Prt995Mspv+Ibqct+x/c1i48tffxGb20htYWzvEXF7t2hWhR4HKeq1qj",
+	"MxjUIItqU5PrU9sIzY9W43hbfEI3euiphvq7girLJ7DCqM1L3eqMtg/Ystz5ZLfgseTObim9djU2I6fw",
+	"3vuQdtUKk1PkNGVNnZCOjGZJeg75+OgQC0uNMqdsKE7T0QtFkkrRERtAT5WEcEGUZgUoSzwDSo6FoBNw",
+	"2MCwXlk6Ogp9N+ZpV9WkaEwjKdkNx7LPHgR5JLaLMLSR7J96MRgLc/vaHZ5PZ5RYB1+/oh6n0EV5SUfb",
+	"gsm4pKP3b9Tu2J87dbQuwk7nGjfhPqfLu+m2ID0uQivNugXrtCU1ZtnASoKfoM35vJvEz26BV/wpK/S/",
+	"uvfbDKuEs7sljR7FrmEiUIiOshlQqGb1gMhiDRWy1I5rQrCYuFQ4RW8Mq5rbbjf/LQvr3+xjAiCeb1uO",
+	"uNhHLsjrvvFX2KV7MhE2t5w1X8LSvXu5uWq04pC+baBzhSxM376lOxOziQN00Jng+Jt76vbzHLedfWNf",
+	"ZeUkHLfgTwwj29HhTb1zISn2/fdbC/61y8OFphOktrOv2s06QCCxDeQ4ogqUzKiWLR3A6rwbu8+77PKw",
+	"U6yzcLbt9nBr0lVXU9utM9T+3bHRrok6DtuqusycsdX8G11qjR3q5e/2r28LgTKbnbvqxIyubIv6sDwE",
+	"7+2U/6209xRSKtzUH5bLRitdaRf9YzW5YqUtLFxIWXfvuXe/iS3xpOuArp2CRbiwIDhNUSKywKfgfAko",
+	"TerEDeeiyyRTMUSL0JGwaqqFXaZ7CZtGLHvXw8oP1I3tXieqg3/aWGb/mk23YBn+md803WiJja327XMT",
+	"6xW+ZtMGCq1tlMj4DSvJr59/Rs9WYShWVgouR8QFS97QEk2KlPkUO6fQ05ZncuGhG4KjsV6/Q6mtPvUF",
+	"RzU60ZalRPCkBYpKuGzPFnXhMyw/MjhcFUMTd3GRQMUFbuwqtiMkqpUjKriithg+HCEiV1NiVPA6JC9L",
+	"nRBFp6ru2nlALlhaMo0xf0BNd20VWHZCEoW/DhQzt46hEAZSDczliukg5gloBkNZlYZHlzQFaFk5JLlE",
+	"0BLVVZ73PnzvB6nSaymxgXqaopQ3PAMAxHApSa+RMUVyKa9Z1rykKsx6uwE621G5C1Yu2AoW55O7t6tM",
+	"yGJqAXYSw76FXPgvoZYm2W9Mu7M0Rw3wvsY858pw7lzGaB6zwfrFmUrEznLGxRWJR/etSNymXySkg6UO",
+	"kdktfv6Y9eBR4U1G4hhw4+t5Phz8vKTc6cIoP9ia1fOJtGQZE5rTXPncSkwcC3nzQdAHEYMLlrEmwEh9",
+	"TnQIxuoegkHkltKmAhdq/9RVucKQTjT42yGXCuNTB7EI2T0TaTktNMJMGVWZ9M7eXvSP/vhD/8/nHzCo",
+	"CCKBOIlwQD4wTeGH90JpOirphNCiUGRkDK1YJNDPZ+rbP1JBEiYymPbgmk0TB5nAS5JYeTmoyjxBzR/k",
+	"FVcEz5p7S7cMhz/GIrFpXn0AFVK25itxEEMDniX7BwRaiJn3AiRbv791v1y4C5LZCUZAIYF8KMtY2J3p",
+	"LhkLjuKuuq6CKT5OAVm4Rh0aYrgvG+RRT7eu7ElHfF0dmgj3dSETXupsCxlzmFMUDrVWOVpwo8+grXmg",
+	"O/fkfEyFYLnybe+hO3subfN/fBJyEGRJXPQrBfgxXKVSCJZq7PiPbDZj2tBotoAv4Zit5h3+1OQ532FQ",
+	"axjUVcmtk7RWqKILCce7a51AP3WUA/YRChKzv6Hp1OrVXbinK/iWGjz2gVA6773ad3OnBq+6XuHaaUdh",
+	"mlODUioQNB/yrDKACHEqD81OrU+IFoXd5Fhoes0UYcMhS7GaBoA4dVX6pD/v/wl0PixXw2cgMi35yG4b",
+	"2iO0+cPrjQmumHZZKQAjnlTC9krMkm5Ggm8d4JS7HK5A14lFL/FKDgCMm68twDi+Ev4a2aVAde2G5hVT",
+	"+90VbbP0vFW1ZsPlPzNn6WnLYlfNs4Hj2uWf8oEJPryDt7blOLcaXB/grFGS8xt7uki7hXT23n9QJ9hP",
+	"yVwwkRnL1WmX0XJirJZYUAEHPOxCuG9dwAj4puuG7YSL+lSCIZdTpQfuZAIsE7YdqxTNLRZGLEJjLJHX",
+	"JwSdMc6qS4yKwPPkNLAtUfuoa2RKBkpEBA1nlJlPRErfPMywj1gMKc+V9x//8fDYjFwwkRl7o18JekN5",
+	"Tq9y24J1jiu+t61EA66EpUCec/GcAcCX3Y2yEgrrofz6uOi/WTqWgdU268VeoAghRbUqQvjTcqG5aU7z",
+	"Gzz3M1PmwHbYMu7tXS9WsziPqHs9dBPRJZlXsIAz7KjpOrk/c5owTTOq6UuLBMXZKj70+mLfPO2EJGZS",
+	"ejrQ04JhbR5JCloyoQc8S0gvEVJYQall0c/ZDcuDkSI4ihRyrJ1HKB3zPCtd61I414hXtX9ALgCD27AK",
+	"uw3mzwRA9iP0k3b4zc/rN30Qr3mbbzZYqpVd2nbe07dw76W5tQ2HDFe517bE+whQ5hbRrDQUSLpl7na/",
+	"u23sBC0zT70jbNmqzu9wazfmAodB96K9vvuj4RN/wo5vRy1dXm+AeAfm/LTS/9Lw9Drm57hYC+NzP9UW",
+	"1BJILn86DCFarE4HCKciciVBaQAlQLBcHdiojHVP59UosTAfzhUbiwZntKJ9xh+7DzoMHDMsiYLvIzKm",
+	"N6wujWxhsdh/jLHYqGhTsKKguuWYwOlXJGOsAF/4AjQvRyy76pd183scp6xfnXWO0Xd/6uPieqU1Sbdz",
+	"iaV+VM85Qidqi760etunGo6T/Kniue5zEfCzwGjBkZwVoKZKs0m/ZEpWZQotfQTjemwrrmksPM8Cw6jW",
+	"mkobsEGM4bLmY5hA460M9MNiSMjH61V7ySXOLeAYK3hVpWDP3qW6nOLaqWuJH/UXwUhze6ENpjKaOBQo",
+	"dvTY6N6gw8dljLue9HrHbexw0La1xPfad0c7gs32H7i3z3cxq3KO0garAkesZVZBhBrqXfNqRIyqEgar",
+	"Ua0hZvKd6hF4rlBBKqucKWMrYmnr0VG3c7VxDLanmKztVn2a5+95+HfvesRb/SY8XS3tEK47IUN6IysE",
+	"V7IN6qFJE3pdFYRNXRdjm4cI8RBapuOETMxBtkFZd6DQrWheozNPMH2wBMHVYfwXgZE3LPYJ/fozEyOz",
+	"n388BF7nPr5aGRLdrTluQmfDc3ojYWcGUuTT3QHWNvv33Kx4njZzze5vwAO4OhUwsmsfrJg+IB8hTykw",
+	"ydsFzIK8pXSHE5bSR8tUShe0DvyHNogfLGEobUQnN2rdwvlcath+ZhPpykPg3NW9Cc3Jqx3t6Knyxie4",
+	"8jFnUSOWnpNoCzJ50lVTeDZrbD5YPs6i3byz5Qi7sobV2L7Kh4/HNXa+/+4d9m1lUxF277HNxHNrD+rA",
+	"do2IUzpJr5mfs+8wQ2qla5jTUYdt2Z0Tk24vGSa9QxbMd+LvTJVZn/5b7SjsZtNlR/1F3pIJFQDQpaLQ",
+	"EwEJqUZaYcSkg699sI+5sD1ztrbHzQc9j80+NwKD+J29C7NrbLXDfFtWqGds2m7jtysDoB+Aty1OBLAo",
+	"Z8+hvd38O28sQh4MDa3sGh+fS7T8ko6em4k9Ax+3yRC5pqMWuzqlivW5UEworvkNg25TLaZ2a+lRp/V9",
+	"SUe7anxf0tHj2N4AivDd9H602LIGmtyK4W0GXas4B/FHM1vLmHNxTbQkXJ94/M/Q8s6lYu62blsbz9wz",
+	"NbUX7t6dDW2zDWvY2a0rfPhoDGLXY7Lrb9nKNrbZuF2LxLp8aDOLiKQylxW2VQpuO+1sHWUjQ4BVAa8H",
+	"fZ0a6CgzErnbDnd0uhXh+ThW+EOejR3Do3Xxz/WPU2iyC5mxvqFutRCojYkRF+yFgp7nJRtxpctpRBSG",
+	"ZljGtSwtNAr7SlMNjciohtqIdrjOjzJjl/DcuXO9cjhxEWW48V1YHXZxm1aHe+DPXHWWSJjVhsSIJwbT",
+	"Wc87ILWAdIDYaKXHTGjooOCOfpPEVqlLACRNKHWq3UJyOLNy3eTUqAfY+l474lq050F5xdPc8/Ys7Tvs",
+	"/u/mv4FVhzuVr/q5GRtywVE+UkEqcS0M++HZ0s6cbn86eEtTL7CzWqgcBIkLP7xelrjwEFxmKYd5Ykqh",
+	"n/cdSKyWct1s5S1YVInLZDuhqYa2DfW9pOcKlc4+vccKSKJSWTBS8PTawlnNM55PwcO3uO/1Y5bwGprL",
+	"UcWMaHb+VPCvPhVqAOjLek/8CwVkEW73qnTxEqoRoc6pvXsO4LlZTR1R84O7w7ZYOU2vFbQPcfwomG7Q",
+	"O2QWrAjs+BYgaDOvWRravIJePwG6Azy0mj7z+MV1pJtX3HerqAGKhovGlt+LtCfsZUoLCt14F2lWX4xC",
+	"PtPqOpMn4OQoZc4iC+hglK9g/Mh88PUKtvP9S2NyvkRD4iV6VGIxoYUi8oaV1n/l73EVwTV3Mh9fvSa3",
+	"PBsxDIqASTxkCCIxzCFc9A7bWHp+HAscGFAYCHR5BPgaP21oCQRMW5G//4//VfcxfoGvuN8VUZyehyu4",
+	"1Szf4DmdXLy+5skw7g/TxrzvS9SOdqzWuBhG3DUkJCjVFZGCSMG6CbChT/qrlmmVn+2FTXa90Cl1tugQ",
+	"qCodQ/H/MJe3SYfXyupEK6mmy3Nqt6mati1PJ4X7DbN4ExZiGEd4SkQfqglGA/Avce8TIPMlZrLiX4Gr",
+	"KY90w8vGfHrQANheI0U+7dBhP8OjtkkaMl/oF4EZRmTMR+NGl5cno7KWdgU7d7zhiasUK4NcinDXUSIu",
+	"3vdXR1ZwqlOCjfhzlmDj/0C8j2UOSdRTj3wZ0EZEEiboVc4yeyPX7oY8byeSL3ZmWyQTfMQiQrHv/aRo",
+	"I6NqfCVpmbnZ34UzOFSsJQxBjHLmEbSIvPpvLLVgqFyRjBW5nE6Y0K3i7cI94i7YUf7mB/EXzMJ++1cO",
+	"ltZ/NX/+3E9BYOleRXWJfeMB5QOAW0qw7B+DN7XIRywmqN+PRQIf+lYLSfZPSQKt9ciQ5rkiVzSF4G9y",
+	"9n7w5u27s19/vhx8+OXN25+Tuisl9BMPQITcezkENNs2fA4CTQUAtLZ5u/mCDo2hihBn3VGkBpls3lJ1",
+	"w28Y2yykz50sZNsUSYfBHUjDfOn5TyfvgJxAa7rdzliJKTVTYaSHGQhXU/Lp8y9vfj2/JP/3f74+OCYg",
+	"f4zSPz3FvvnAbaRitu9+5AD1R7m8ojkG0tUBifcuZUan8Z7vKl6VUA+a0SkAjGk+YX+TgiUHJNFS03xg",
+	"u+vnjN4g+NdMe9SDWCBQ5ZX8SoZ8VJVMkV6CIO6DK6lVEpFEFkwMUiluWIkrDd9WgirFR4Jls7/Fwj5+",
+	"7p4JU4qOmBpo8ybJPr4bgIpEpHE1HC93eWSWCBsIAFsuWc6oAswPgNYWUjAXWptCTtZhh9n6xu2sy4Rd",
+	"L7MK7rq0y7zdlLyZmXZI91pS2t17Uk5s3fYG4emFV58/ulTQfKp5qgKVEE8u+8rSanErjM/+yNkD13p2",
+	"ZWmuMSaxuSZCixNy9SIkWlQOSS5TmsMJlCW5ZeyayKGhf3cUISf3v1esQpS/CGuEEvMv4nNqmZDeldRj",
+	"wkWaV4rfsKhGsfnhBzO2OvUpvq5lRiyOD+Gn/QPypyq9ZuYUVSLDbpDmCODMJjwTfDQ250tJQskVXkvT",
+	"UipFqBkiN7/3sW1pICaPjgGR7OiPZAwtk3JpBPcXxq4VUZqW2hhvH6TI6PSEUHx3OzqHBjfoS+da2atq",
+	"wB6wVuATvsotDAqQ9oZFabc+gCmkZXJAMBhhh7ebV7qZGl2bZRFhk0JPEUAZpPjfWCkBoQ3oKhbmARSw",
+	"P5I/v70klmRsLyG7v9+SU8s8VUJSw99VAM5fYheps5ocAuKJhYUFMEQZukZO/fuAumDeKEIoMrOmrMRh",
+	"o0Yf7Xb29daR90bYV7TaDe9KOVn54kvZksdtOJXdO8X/xroqkEclFVVOgX2smrQAD/1zcOO3zk4tLJC2",
+	"XMG57qyFxt3du1e209ZEQ00FrFzgFFVswyH015gE+UThD2wqHZ+4lTGUYCjingKnkKXuFDYXumR0YtuB",
+	"AQrREDv0Qmck3a45RgQFBkgh24dmn1wxfcuYmOWNseh5GYTDe9kDaG2tcuXHow6xQpxUiYjMM6Y0wFEC",
+	"UkMsgK9xQXiGcIGGwWNVim3nyvO6F4fhsudI7f03XBVSQV6C7diBy9a0xmKR+HU+wAuMJnsH1hmLc5lX",
+	"EzzsSa0TJCck4VlE7PG2f2CaIfxpe9DZT669YARWaEQQwDeKhe3HxrLBlZFqBcfGJTBkqMXCFyXT5XQg",
+	"hxEZUzVgZSlLFRH4f5DCuF49iFCw4t+xMLQPQFjwU1ahLBhMVERQvxYyY6A4u+vsF0PK8/qTuuZF4T4m",
+	"B+S9KCqtEDxDVho/uDZedmeg6Usszi9+I70EOd9PqbpJItvLAKhm/4R8fndOXr/658OI/Hr5rv/PLoR7",
+	"NdUMaYRMaHkNU5xQopgRFyCrzz///I7kXLBYMJGpiFCCbMccE4dWzAX59fIcHnJ8fPwjjj7hec4VSyXc",
+	"hjI/ZbltpCOqPFeoaVBj92RGqUleJLGAYDNeigcP1tqqCslPxjz5QwKFRhFJ/mMSQaLglYMMLUtOR8x2",
+	"tDkgH9/8p4tfPtZrIzLDwpP9E/McRuBH60sCLZELVoOrA5bhhE2uDMX2YMbgjABnxj5EWoA8LNHDLcBH",
+	"DAU5EokFLQqzdKCkwgOS3+M9uDHeO/k9BpkU7538/d/+PYr3NNd5/QmBo/Hjt2+tCbBIB09Lz8B4rbQ0",
+	"3CXcLftdGCJaLH7N6G/sKN/a1R3ghUgcnUoGKhTrPfYd3rSugvG1jxQKlW1fqeEXeyd7v8d7PIv3Tn48",
+	"fBXFTumJ905eH7mPAPG/dxLvfWF5Ks3f7hfLKuO9k2P3leOX8d7JP0XxnmGacO+EiormcCuyUPjWcy34",
+	"IWSp8d7JKzODkLHGeyfmeETmvgaDrX9wjLb+pma4sasCtCcEOG99oefAMLOjw6Mf+ofH/cNXl4c/nhwf",
+	"nhweHhweHv6rewPLoTuvfXVkrw0ZeMfVrw6OX9urAwYPK3B0aNalZvRmYxqDht+GLD/eOzG3Nvi++e4b",
+	"HPO5xnw1fNCeZl/1y1TdNMnk//3v/8OzyAnNWmY2RGZTYoLAtPKyIS0bwnJWVnpRGUjKQFDWcjIQkw0h",
+	"GcrIUETOSsiGgGyuUxkLcxxeH0WW5KPj6J8iJOF6nOjVURRFEdJU1EUwURd1RF2EEMG2v45eR4fRoZnL",
+	"wg3riAzeGqEPAmOulU+LRra0UxbeEt5x37K2nbILkK/Csq1lCVjNP7AFZjwJCwNPzhR1Hian8ndo+WRl",
+	"Jd/r9IiM1lDqD4h17SbWqWyfGpnpCKMpmefdUq7N32aKpyRRFWQcDEroEMNVoJeSl6RXf/iD1Tv3jd5W",
+	"sDJlQkeklJXIWGbE8iuSsZRPaB65wA0EUmH+4LQ9NSbAzWgQHOPEObsnjAqvAwMIv38wrGUveBBcX6uJ",
+	"+43nwbqUtuWEYKe2F4e3EgZU+4cKdmtsoMCBR+hEihEabdYNCBUbYXojeAxjIUvY3aZ95/xDUSN3Zt7K",
+	"WcEZ9C6Xtzutn/11y+2kF3rGbb/uzbvFn4MXxC5OWYl7eN1XqC4EztZZXlh72TZWY2iYsWZ0shLABnhm",
+	"gkQgNMksa4zCRPAW8Ax4yLNAz9hmV+XFmBivdhoTg9HJ8p7JQERPDBnDkq477/i5M5emCw/DrI/tgrsc",
+	"XbIL3YLRyc7CWzA6eSR8C7MqHWLNbNZ3eIvtwlsgUbYcj6XgFpCmGOaTwM1LAS3eQRhajWnJstpNaO4l",
+	"vaROF/nJfJPskysGXcOKkt9Q3SKfLIoFvsZjNH19KCSLzo3q3pQF7VphvT2IhfXPtub9tS/tCjlVeLIf",
+	"KNLVuTodXH4tJmzeZCM9VbuQF9wSb4exbzhXzu3rrgIe3OGgNLnXS3sc1m/aGRJK1ZaOg/iZzsgHDdwo",
+	"2Ke2JIpnjcxQM0dIB52tFgS8j1uuWIuyofDIfrDvsD2ysk+4YHrzpLVTZuSFZzEvPKu8G4VZaKaV7DW8",
+	"luA0OFOkZ4hAVhpj6tBsw2M9GaU0TA/t3/KMnViqGss8M0QzjIUb9gT6vyrGlL3G/RCRK9cCBHKLwNWW",
+	"QYS0wzR07/Q8wBVtBgI0qd2YlVgPamzFxqeGARktAmBcbF0e39e67EgkCptIQSaRb2vVEehzv98vo2jZ",
+	"bKzeyBWAm3VMRdPRNmbhD0g9nV5i1jQBQGTpErDC82ihcXoJNjXubL7J1QDb6rSFQh6mBYU70RfI/1bx",
+	"CthleGqegZpz1azcfTfPzhuscyXkTMfCIQuWklFJizHpWe5tSMVD6ONPcmi9lbNpUiWjWSx64DcfuGTM",
+	"yCaJo4GkSIJ1hf73/VOPtSSFqy+dYEYSPs+c5jFLr1kWC6XLKtVVSfN8SnJ+zWrHKSggvj013GoGh9Jq",
+	"SEjxBWSpFEM+siUiznKD5t5uLV4okoAKhDKpHY7MuUvwlt11meD8HsttYlenq4QWhYwnwmfjRtnNDpS6",
+	"JtYOXnIlsyn2obfBgL2VnCye64QIon7ol4rhxrXzovdCsVKjtdEitSAxzGiO8DgximwiuxSuudvgmk2T",
+	"Ux8w5ZrQEeWCcBw4Fr7G7Qsklg1lmbKfQBbCxbmSpGSKaadm4rA1a7yFUiCobMkCQCeS8eGQlSoWdZeR",
+	"MSQuAC/rYRZj8LIR4MJHyNgiErKY/VOSBHpUggn7hT6IxXs7RR6sk12L+fUKEcd6aaW0nLCyr6qikKWO",
+	"iKI5pifC4Y5iQSstJ0Dz+4Qq9+YzaPZDnhsVnBo+PvfAShi1HZp2O6WrhVsaElighc9Ibb8juKjN7fCV",
+	"9m6x6x1RCxK7UrY7DbS89sJY1o0jA7lzt1AeYXaeZbAZsC5PRokxb9hxslfUaFqLAmveshYysdd1ZElG",
+	"UmYHBP28Tg7BOXYdgG5leQ38BtNR3c1QYiKqPD+IxZ/m2dXKLXMXgB3XbPoxXMU72sx2ufBqF0lLoJIv",
+	"Q7rwrmZUPc1xC5l0h+e5a7cOH0yP6tCfdh5E+Y5b2pHssNTtibcvcn3OeshPCL1STGhfcg5hVVeHDqlg",
+	"XZjH7HaZAdNqsmD7GK0ahAfPLY2lUlTmsJNOxhOLrg64YbPurEJKBLtnYuSLZjRbALoc0vj2jJRHgl9e",
+	"crhwCbJtHLJn0r32rnZF++nulvMvPd3eJejRPP3tbhFZ8FldgSoS7yVxdXh4nELuvfmLkd65LKb7SbwX",
+	"ee3hahq4RJza4H1lP6FTLYpFU9E/9DW4UITSIXk6TjzoGW5RWg+w/3WznorHchjIYvpcnARb1ps8i1/l",
+	"fN7XwofTCcnW2zqZ3mGZlXSo0QEpb8XssQtzNbwzrz5TTS1eMR1h0Z0StFBjqRU4BBSxJRTk1ensWM3D",
+	"O5JMkaowczAmPxf1QdYlFQqx/Cymh0WYh1baVF1jddzs8Gv6Hd8hL91p36OZY+1/3Ka/EVZjia/RFZkH",
+	"LOTtJR0tO71wzbfou09ywz5JOMg29rABPmWGW8SjXKe/zZsOjayJ4ERrOkJIV1fpfXSISv41Y4UPbNPR",
+	"HG/hgijNCqhj4NBV3/YoNnaG7bJUFySQhb6IJRZBu8fOm7a2LeGWmq68f6N2TeWfdwgYcw7aP35X/pvp",
+	"JiGdrx2kDFX9Stk1XQB9b66xivWQ5xosY5ERbMhpUZsnlOfwbXelwK8Kc2O+p4KsnwoC62u+dX/M5IZA",
+	"5VYuR1zYu5tfLM4Peb2B/JC2Ny5lzlau6jbU8dnc8K1rOK4GWLS3OP+h427N6GR3kWzM2y/PpoDD+rQy",
+	"KSrVTIjDzx0JcZg94dnSy4yXLNWynHYnxSF4O1wOx9VC8SEq5ZiKrC+HQ9uGQyETk5VGfqW6+dQb/+Rd",
+	"4lfbpkD/1stJ0W8NYUKXnDXLxJ4MwC5k0WbBZrfQaUuWOJBvyUXKC5r76/f+GtDusgjZB3ljtVZz/Qvl",
+	"IPgkScCGHbJyAPXOdhFOAnP71KacohqPcXKjKkG/Aqzn1bHgAnQouNAlAtlSif3IxsmUrfg7+/TehjmH",
+	"JVNj7Jlg4WOCK2GuB+SsyriOBeA4QdDO/ETNEr5Qtie3WdxzqjJpzmSK6JZckUpoWaXjDqcZPMgQ4t4K",
+	"JZWwdbdjSUqWMu4W04X/wkVtojvhEnbmBdZrv1FR8UAxxOP1dNsnrQv7GGWFFLOSiFmhhSvQeFvM0VLm",
+	"+qnrcOMDRffWWYy7RfTM24BJ3mR2L0E5u1OUwI/Y5Yf8mWlwQjL3DDzgxMh6Y7FD5tH8nrmr771x6x6s",
+	"7W70mX2tNXd7zuyz0R22xY3zjLpGDfcteRRRWvqED0I1kSJlwZWK2WYUGIe9kdcsOyAf5ZXMprGo5w2c",
+	"f6JYDtjOZY3hR21rn6pg5QAaWrSLnUejk11L+qAbpSyw/+5FU1Uri86nhIabSkYlBRDykpRsAnpV+Kss",
+	"faZA47ZTIoCUSMYm0ik4iMM7TzjWh2d+7sPXffgaKm1qHa6NYh1hYx5kLM7PLt788svnwedffn47uPjP",
+	"H89/AjPdImPmgMcyoYKOMMjilCh8vktbUJrqDg8iboY3p7fjQHTDb7h88Hmco3OEjqaOKqwf5K5Hyfw3",
+	"AAFb8D5yzoWISkivN9wYBEOAerTzwHu7jd6zgl/i8Ltg9LrZXAC41F/vQk5uCDu9h/B3+E2vxVyw9cEO",
+	"tvhnzQ8nePTX18o+UT1u08xaqGepbVpTEfKwNjo6WGC+uXVfKZXysxXsT8VtgPNt2eiH3+fVD5Gnilt2",
+	"NZby2mO0MZFB4fDgmk2/tQjrTjwpOxC5ZlPSK6UGpRyTbz79cnFJ3AMM6dlr+9dsGpS3NTGQwonctZ/y",
+	"D1CDr1lphv+v/+Ws/6+0/7fD/o+D/l//8B/2WlvatautF4iIa0RyUV3lXI1Z5rMTgpYJ1veSWGTHvn3R",
+	"hMhbaP2K+P+oIthrXkD7kaLSgCCX/D5heiwzwD4up5HF/lURMZpJ5Hwb2YDqbwnp2V9JLm9Z2U+pYllE",
+	"aKUxzSKV8pozNwTJSlkULDslNBaAwwvKTkFLuMuXiRulCBZk/4C8FyThkwnLOGDcTaCz8ti1N4RmCIdH",
+	"dbJHWQnCs1PCRSwQPE7ILLzPTr8EKD1I2dCSHB8S66uFpspwFvtQ+IatnAGy2MZYfSTQQ067tzNX4RoN",
+	"aZ5DVYZte3R02AoUZ+fyLpe3X3CbtqQbBU8wyw7cpQlBe3t72x/KctKvypyJVGaYzbD28O8g+uLgSouc",
+	"8rtN85J91e1JIkfbWJWzNGWFZlkncGcloAADwQY3KBiO/uVftvI+QKxtbzN7KNCJ20b1L5Q7ZJ7kj75+",
+	"dWRPZqn+gJzFYnYcvNiwF8UzBvejL5iUDBJgTpqH0h2yljONB2hH5HEzAg4dV5oZLLf+PDsBzAU0gXEM",
+	"2Ylhw8vT2oVf0lvIkXXN8lZQA1h540RjVeZ7J3tGr3p58wo0VPv0OWlie+vxkehLY+iVshqNnWUXEVmV",
+	"DYd72NKq9lZbOWm4fVvkOpUFy4iZH0+Zc7AYLlvQUgsAWE9utRz8/d/+HWWwG69WVeZHhZB94JEBpZAr",
+	"jWw1GAVtmhYEcIAWdKHLUxvksCm0Ic4T9YBeQbxWdUKbz7aijnxW37CE0w3wp2osbzEQyDMWjB22Tpx/",
+	"wm9cVTQndY2enXXvM6OphtolzG1U+8HS5HzI0mmah8/B1Mz5J7yfTCpNrwxN+AxIX+DtMidnxulb9UN1",
+	"tJWZQRQoSnnDMwZtMzImNKe5Ir0PTFNCi0JF5Oy9v0bt2+yO25Jr1pcin0aEibScGi5NFEtL2zjTReKF",
+	"ZiOkgbbpuMZS8PqRXR8Q7SVLZWl7COb8hhF2Y4gcMZrDJwTtq9pft26MKIc4tlHuUGVjYsQFIgsHQ5qL",
+	"+nBRy5CfgDN41qiCxgh292Gn6TWrVxbm3lyWGabTPnU6Mu9csFJJQRv7fvae2FYVUkAjdZ826Q6rubWP",
+	"pfStK88qBXSF9BkAtji+Mg88gTxnOF+RB5AA4YF0qUUdr1VlXJNcjgCTGB1uETI9btvYlWxYKZqrBjvL",
+	"uF6BpH1Pw+BeVTdmnLudjlQ0W1DLUynsztqhmadR93KAIo2Xm3cQrDHbCdPUyNqWJ9rmWgs7IUYuVXlm",
+	"F3qgDI/4DRP72Jjnb9DID9ZM3to2Do1XR8TfuVmcYVdDf9AMdTUaHUaGL5YMqqqJkQ5VOWKzW21vUcZm",
+	"/P8BAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -621,6 +621,34 @@ export interface paths {
         patch: operations["updateFlow"];
         trace?: never;
     };
+    "/flows/{id}/archive": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The flow id. */
+                id: components["parameters"]["FlowID"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Archive a flow
+         * @description The owner or an admin. Writes an archive record (`GET /archives/{id}`) holding the whole flow as
+         *     it stood, its status before the archive included, sets `status=archived` and `archived_at`, and
+         *     disarms the flow's triggers (its schedule, and its webhook, which refuses archived flows). Runs
+         *     already under way keep running; new runs are refused. An archived flow is left out of
+         *     `GET /flows` unless `status=archived` is asked for, and cannot be changed until it is restored
+         *     with `POST /archives/{id}/restore`. An already archived flow answers 409 `invalid-state`.
+         */
+        post: operations["archiveFlow"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/flows/{id}/publish": {
         parameters: {
             query?: never;
@@ -1790,6 +1818,105 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/archives": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List archive records
+         * @description A page of archive records (without `snapshot`) whose entity the caller can read: the archived
+         *     entity's owner, its team's members when it was shared with a team, everyone for a `public` one,
+         *     and admins for every record. Newest first by default.
+         */
+        get: operations["listArchives"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/archives/stats/summary": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Count archive records
+         * @description The unrestored records the caller can see, in total and by entity type.
+         */
+        get: operations["getArchiveStats"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/archives/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The archive record id. */
+                id: components["parameters"]["ArchiveID"];
+            };
+            cookie?: never;
+        };
+        /**
+         * Get an archive record
+         * @description The record with its `snapshot`, the whole entity as it stood when it was archived.
+         */
+        get: operations["getArchive"];
+        put?: never;
+        post?: never;
+        /**
+         * Purge an archive record
+         * @description **Permanent.** Deletes the record and, when its entity is still archived, the entity itself with
+         *     everything that goes with it (for a flow: its versions, executions, agent config and schedule).
+         *     A record already restored is deleted alone; the entity stays.
+         */
+        delete: operations["deleteArchive"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/archives/{id}/restore": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The archive record id. */
+                id: components["parameters"]["ArchiveID"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Restore an archived entity
+         * @description Needs the right to update the entity as well (for a flow: flow:update, and being its owner, an
+         *     admin or a member of its team). A flow gets back the status it had before the archive, and a
+         *     published one its armed triggers. If the entity was deleted meanwhile, it is recreated from the
+         *     snapshot with a new id (`entity_id` of the answer and of the record), owned by its original owner
+         *     if that user is still active, otherwise by the caller; a recreated flow starts a new version
+         *     history. A record already restored answers 409 `invalid-state`.
+         */
+        post: operations["restoreArchive"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1989,6 +2116,207 @@ export interface components {
          */
         ApiTokenPage: components["schemas"]["PageMeta"] & {
             items: components["schemas"]["ApiToken"][];
+        };
+        /**
+         * @description An archive record (all fields read-only).
+         * @example {
+         *       "id": 31,
+         *       "entity_type": "flow",
+         *       "entity_id": 42,
+         *       "entity_name": "Order status lookup",
+         *       "archived_by": 7,
+         *       "archived_at": "2026-03-01T09:30:00.000Z",
+         *       "reason": "Replaced by the new onboarding flow.",
+         *       "is_restored": false,
+         *       "restored_at": null,
+         *       "restored_by": null,
+         *       "snapshot": {
+         *         "id": 42,
+         *         "name": "Order status lookup",
+         *         "status": "published",
+         *         "visibility": "private",
+         *         "owner_id": 7,
+         *         "published_version": 3,
+         *         "data": {
+         *           "nodes": [],
+         *           "edges": []
+         *         }
+         *       }
+         *     }
+         */
+        Archive: {
+            /** Format: int64 */
+            id: number;
+            entity_type: components["schemas"]["ArchiveEntityType"];
+            /**
+             * Format: int64
+             * @description The archived entity; after a restore that recreated it, the new entity.
+             */
+            entity_id: number;
+            /** @description The entity's name when it was archived. */
+            entity_name: string;
+            /**
+             * Format: int64
+             * @description Who archived it; null once that user is deleted.
+             */
+            archived_by: number | null;
+            /** Format: date-time */
+            archived_at: string;
+            /** @description Why it was archived. */
+            reason: string | null;
+            is_restored: boolean;
+            /** Format: date-time */
+            restored_at: string | null;
+            /**
+             * Format: int64
+             * @description Who restored it; null until then, and once that user is deleted.
+             */
+            restored_by: number | null;
+            /**
+             * @description The whole entity as it stood when it was archived, in its API form (for a flow: the `Flow`
+             *     object with `data` and the `status` it had before the archive), plus, for a published flow,
+             *     `published_data`, the graph of its published version.
+             */
+            snapshot: Record<string, never>;
+        };
+        /** @description Unrestored records per entity type. */
+        ArchiveCountsByType: {
+            /** Format: int64 */
+            flow: number;
+            /** Format: int64 */
+            bot: number;
+        };
+        /**
+         * @description What kind of entity an archive record holds.
+         * @enum {string}
+         */
+        ArchiveEntityType: "flow" | "bot";
+        /**
+         * @example {
+         *       "archive": {
+         *         "id": 31,
+         *         "entity_type": "flow",
+         *         "entity_id": 42,
+         *         "entity_name": "Order status lookup",
+         *         "archived_by": 7,
+         *         "archived_at": "2026-03-01T09:30:00.000Z",
+         *         "reason": "Replaced by the new onboarding flow.",
+         *         "is_restored": true,
+         *         "restored_at": "2026-03-05T10:00:00.000Z",
+         *         "restored_by": 7,
+         *         "snapshot": {
+         *           "id": 42,
+         *           "name": "Order status lookup",
+         *           "status": "published",
+         *           "visibility": "private",
+         *           "owner_id": 7,
+         *           "published_version": 3,
+         *           "data": {
+         *             "nodes": [],
+         *             "edges": []
+         *           }
+         *         }
+         *       },
+         *       "entity_type": "flow",
+         *       "entity_id": 42
+         *     }
+         */
+        ArchiveRestoreResult: {
+            archive: components["schemas"]["Archive"];
+            entity_type: components["schemas"]["ArchiveEntityType"];
+            /**
+             * Format: int64
+             * @description The restored entity; a new id when it had to be recreated from the snapshot.
+             */
+            entity_id: number;
+        };
+        /**
+         * @example {
+         *       "total": 4,
+         *       "by_type": {
+         *         "flow": 4,
+         *         "bot": 0
+         *       }
+         *     }
+         */
+        ArchiveStats: {
+            /**
+             * Format: int64
+             * @description Every unrestored record the caller can see.
+             */
+            total: number;
+            by_type: components["schemas"]["ArchiveCountsByType"];
+        };
+        /**
+         * @description An archive record without its snapshot.
+         * @example {
+         *       "id": 31,
+         *       "entity_type": "flow",
+         *       "entity_id": 42,
+         *       "entity_name": "Order status lookup",
+         *       "archived_by": 7,
+         *       "archived_at": "2026-03-01T09:30:00.000Z",
+         *       "reason": "Replaced by the new onboarding flow.",
+         *       "is_restored": false,
+         *       "restored_at": null,
+         *       "restored_by": null
+         *     }
+         */
+        ArchiveSummary: {
+            /** Format: int64 */
+            id: number;
+            entity_type: components["schemas"]["ArchiveEntityType"];
+            /**
+             * Format: int64
+             * @description The archived entity; after a restore that recreated it, the new entity.
+             */
+            entity_id: number;
+            /** @description The entity's name when it was archived. */
+            entity_name: string;
+            /**
+             * Format: int64
+             * @description Who archived it; null once that user is deleted.
+             */
+            archived_by: number | null;
+            /** Format: date-time */
+            archived_at: string;
+            /** @description Why it was archived. */
+            reason: string | null;
+            is_restored: boolean;
+            /** Format: date-time */
+            restored_at: string | null;
+            /**
+             * Format: int64
+             * @description Who restored it; null until then, and once that user is deleted.
+             */
+            restored_by: number | null;
+        };
+        /**
+         * @example {
+         *       "items": [
+         *         {
+         *           "id": 31,
+         *           "entity_type": "flow",
+         *           "entity_id": 42,
+         *           "entity_name": "Order status lookup",
+         *           "archived_by": 7,
+         *           "archived_at": "2026-03-01T09:30:00.000Z",
+         *           "reason": "Replaced by the new onboarding flow.",
+         *           "is_restored": false,
+         *           "restored_at": null,
+         *           "restored_by": null
+         *         }
+         *       ],
+         *       "total": 1,
+         *       "page": 1,
+         *       "page_size": 25,
+         *       "total_pages": 1,
+         *       "has_next": false,
+         *       "has_prev": false
+         *     }
+         */
+        ArchiveSummaryPage: components["schemas"]["PageMeta"] & {
+            items: components["schemas"]["ArchiveSummary"][];
         };
         /** @description Who acted. Under an API token, `user_id` is the token's owner. */
         AuditActor: {
@@ -2626,6 +2954,15 @@ export interface components {
              *     trigger creates one; `POST /flows/{id}/webhook-key` rotates it); null otherwise.
              */
             webhook_url: string | null;
+        };
+        /**
+         * @description Why the flow is archived; kept on the archive record.
+         * @example {
+         *       "reason": "Replaced by the new onboarding flow."
+         *     }
+         */
+        FlowArchive: {
+            reason?: string;
         };
         /**
          * @description Defaults applied on create: `status` draft, `visibility` private, `data` `{"nodes":[],"edges":[]}`.
@@ -4731,6 +5068,8 @@ export interface components {
         WaitMS: number;
         /** @description The version number within the flow (1..n). */
         FlowVersionNumber: number;
+        /** @description The archive record id. */
+        ArchiveID: number;
         /** @description The template id. */
         TemplateID: number;
         /** @description The id of the flow whose agent config this is. */
@@ -4783,6 +5122,13 @@ export type SchemaApiToken = components['schemas']['ApiToken'];
 export type SchemaApiTokenCreate = components['schemas']['ApiTokenCreate'];
 export type SchemaApiTokenCreated = components['schemas']['ApiTokenCreated'];
 export type SchemaApiTokenPage = components['schemas']['ApiTokenPage'];
+export type SchemaArchive = components['schemas']['Archive'];
+export type SchemaArchiveCountsByType = components['schemas']['ArchiveCountsByType'];
+export type SchemaArchiveEntityType = components['schemas']['ArchiveEntityType'];
+export type SchemaArchiveRestoreResult = components['schemas']['ArchiveRestoreResult'];
+export type SchemaArchiveStats = components['schemas']['ArchiveStats'];
+export type SchemaArchiveSummary = components['schemas']['ArchiveSummary'];
+export type SchemaArchiveSummaryPage = components['schemas']['ArchiveSummaryPage'];
 export type SchemaAuditActor = components['schemas']['AuditActor'];
 export type SchemaAuditActorType = components['schemas']['AuditActorType'];
 export type SchemaAuditDetails = components['schemas']['AuditDetails'];
@@ -4813,6 +5159,7 @@ export type SchemaExecutionSummary = components['schemas']['ExecutionSummary'];
 export type SchemaExportDataset = components['schemas']['ExportDataset'];
 export type SchemaExportFormat = components['schemas']['ExportFormat'];
 export type SchemaFlow = components['schemas']['Flow'];
+export type SchemaFlowArchive = components['schemas']['FlowArchive'];
 export type SchemaFlowCreate = components['schemas']['FlowCreate'];
 export type SchemaFlowDuplicate = components['schemas']['FlowDuplicate'];
 export type SchemaFlowListStats = components['schemas']['FlowListStats'];
@@ -4952,6 +5299,7 @@ export type ParameterCursor = components['parameters']['Cursor'];
 export type ParameterLimit = components['parameters']['Limit'];
 export type ParameterWaitMs = components['parameters']['WaitMS'];
 export type ParameterFlowVersionNumber = components['parameters']['FlowVersionNumber'];
+export type ParameterArchiveId = components['parameters']['ArchiveID'];
 export type ParameterTemplateId = components['parameters']['TemplateID'];
 export type ParameterAgentConfigFlowId = components['parameters']['AgentConfigFlowID'];
 export type ParameterStatsTimezone = components['parameters']['StatsTimezone'];
@@ -5857,6 +6205,27 @@ export interface operations {
             409: components["responses"]["Problem"];
             412: components["responses"]["Problem"];
             422: components["responses"]["Problem"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    archiveFlow: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The flow id. */
+                id: components["parameters"]["FlowID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["FlowArchive"];
+            };
+        };
+        responses: {
+            200: components["responses"]["FlowWithETag"];
+            409: components["responses"]["Problem"];
             default: components["responses"]["Problem"];
         };
     };
@@ -7700,6 +8069,138 @@ export interface operations {
                     "application/x-ndjson": string;
                 };
             };
+            422: components["responses"]["Problem"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    listArchives: {
+        parameters: {
+            query?: {
+                /** @description The 1-based page number. */
+                page?: components["parameters"]["Page"];
+                /** @description Items per page. */
+                page_size?: components["parameters"]["PageSize"];
+                /** @description Sort keys, `-` for descending. Default `-archived_at`. */
+                sort?: ("archived_at" | "-archived_at")[];
+                /** @description Only records of this entity type. */
+                entity_type?: components["schemas"]["ArchiveEntityType"];
+                /** @description `false` (the default) lists the records still archived; `true` the restored ones. */
+                is_restored?: boolean;
+                /** @description `me` or a user id. */
+                archived_by?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of archive records. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["XRequestID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ArchiveSummaryPage"];
+                };
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
+    getArchiveStats: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The counts. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["XRequestID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ArchiveStats"];
+                };
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
+    getArchive: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The archive record id. */
+                id: components["parameters"]["ArchiveID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The archive record. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["XRequestID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Archive"];
+                };
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
+    deleteArchive: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The archive record id. */
+                id: components["parameters"]["ArchiveID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Purged. */
+            204: {
+                headers: {
+                    "X-Request-ID": components["headers"]["XRequestID"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
+    restoreArchive: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The archive record id. */
+                id: components["parameters"]["ArchiveID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The restored record and the entity it brought back. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["XRequestID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ArchiveRestoreResult"];
+                };
+            };
+            409: components["responses"]["Problem"];
             422: components["responses"]["Problem"];
             default: components["responses"]["Problem"];
         };
