@@ -469,7 +469,7 @@ func SaveUser(ctx context.Context, db *gorm.DB, u *User) error {
 // set-based statements: first a `team` flow whose team does not hold the new
 // owner (or that has no team) becomes `private` without a team, then owner_id
 // moves. Each changed flow gets a new revision (so its ETag changes). The
-// templates the user created move too (PRODUCT §3.5). An unknown toUserID is
+// templates the user created and the media they uploaded move too (PRODUCT §3.5). An unknown toUserID is
 // ErrForeignKey. Call it in the transaction that deletes the user.
 func TransferOwnership(ctx context.Context, db *gorm.DB, fromUserID, toUserID int64) error {
 	if fromUserID == toUserID {
@@ -487,6 +487,9 @@ func TransferOwnership(ctx context.Context, db *gorm.DB, fromUserID, toUserID in
 	if err := db.Exec(
 		`UPDATE flows SET owner_id = ?, revision = revision + 1, updated_at = ? WHERE owner_id = ?`,
 		toUserID, now, fromUserID).Error; err != nil {
+		return Classify(err)
+	}
+	if err := db.Exec(`UPDATE media SET uploaded_by = ? WHERE uploaded_by = ?`, toUserID, fromUserID).Error; err != nil {
 		return Classify(err)
 	}
 	return Classify(db.Exec(`UPDATE templates SET created_by = ? WHERE created_by = ?`, toUserID, fromUserID).Error)
