@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime/multipart"
 	"net/http"
 	"net/url"
 	"path"
@@ -22,6 +23,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/oapi-codegen/nullable"
 	"github.com/oapi-codegen/runtime"
+	openapi_types "github.com/oapi-codegen/runtime/types"
 	"github.com/wataomi/wataomi/openapi/apitime"
 )
 
@@ -355,6 +357,27 @@ func (e MeAuthType) Valid() bool {
 	}
 }
 
+// Defines values for MediaResourceType.
+const (
+	Image MediaResourceType = "image"
+	Raw   MediaResourceType = "raw"
+	Video MediaResourceType = "video"
+)
+
+// Valid indicates whether the value is a known member of the MediaResourceType enum.
+func (e MediaResourceType) Valid() bool {
+	switch e {
+	case Image:
+		return true
+	case Raw:
+		return true
+	case Video:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for NodeExecutionStatus.
 const (
 	NodeExecutionStatusCancelled NodeExecutionStatus = "cancelled"
@@ -607,6 +630,24 @@ func (e ListIntegrationsParamsSort) Valid() bool {
 	case ListIntegrationsParamsSortMinusName:
 		return true
 	case ListIntegrationsParamsSortName:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ListMediaParamsSort.
+const (
+	ListMediaParamsSortCreatedAt      ListMediaParamsSort = "created_at"
+	ListMediaParamsSortMinusCreatedAt ListMediaParamsSort = "-created_at"
+)
+
+// Valid indicates whether the value is a known member of the ListMediaParamsSort enum.
+func (e ListMediaParamsSort) Valid() bool {
+	switch e {
+	case ListMediaParamsSortCreatedAt:
+		return true
+	case ListMediaParamsSortMinusCreatedAt:
 		return true
 	default:
 		return false
@@ -1576,6 +1617,84 @@ type MeAuth struct {
 // MeAuthType defines model for MeAuth.Type.
 type MeAuthType string
 
+// Media An uploaded file. Every field is read-only.
+type Media struct {
+	Bytes     int64        `json:"bytes"`
+	CreatedAt apitime.Time `json:"created_at"`
+
+	// Filename The client's file name, for display only (never a storage path).
+	Filename string `json:"filename"`
+
+	// Format The file extension of the sniffed type (`png`, `pdf`, `docx`, …).
+	Format string                 `json:"format"`
+	Height nullable.Nullable[int] `json:"height"`
+	Id     int64                  `json:"id"`
+
+	// MimeType The type sniffed from the bytes, never the client's claim.
+	MimeType string `json:"mime_type"`
+
+	// PublicId The storage's id, in the uploader's folder `wataomi/<user_id>/`.
+	PublicId string `json:"public_id"`
+
+	// ResourceType Cloudinary's resource type; audio counts as `video`, documents as `raw`.
+	ResourceType MediaResourceType `json:"resource_type"`
+
+	// SecureUrl The https URL of the file (the same as `url` with the local driver).
+	SecureUrl  string `json:"secure_url"`
+	UploadedBy int64  `json:"uploaded_by"`
+
+	// Url Where the file is served (`{PUBLIC_BASE_URL}/api/v1/media/files/{key}` with the local driver).
+	Url string `json:"url"`
+
+	// Width Pixels, for images whose size could be read.
+	Width nullable.Nullable[int] `json:"width"`
+}
+
+// MediaPage defines model for MediaPage.
+type MediaPage struct {
+	HasNext  bool    `json:"has_next"`
+	HasPrev  bool    `json:"has_prev"`
+	Items    []Media `json:"items"`
+	Page     int     `json:"page"`
+	PageSize int     `json:"page_size"`
+
+	// Total Items matching every filter, search included.
+	Total int64 `json:"total"`
+
+	// TotalPages ceil(total / page_size); 0 when empty.
+	TotalPages int `json:"total_pages"`
+}
+
+// MediaRegister defines model for MediaRegister.
+type MediaRegister struct {
+	// PublicId The Cloudinary public id of the direct upload, in the caller's folder.
+	PublicId string `json:"public_id"`
+}
+
+// MediaResourceType Cloudinary's resource type; audio counts as `video`, documents as `raw`.
+type MediaResourceType string
+
+// MediaSignature defines model for MediaSignature.
+type MediaSignature struct {
+	ApiKey    string `json:"api_key"`
+	CloudName string `json:"cloud_name"`
+
+	// Folder The caller's folder, `wataomi/<user_id>`.
+	Folder string `json:"folder"`
+
+	// Signature SHA-1 (hex) of the sorted parameters `folder` and `timestamp` followed by the API secret.
+	Signature string `json:"signature"`
+
+	// Timestamp Unix seconds; Cloudinary refuses a signature older than one hour.
+	Timestamp int64 `json:"timestamp"`
+}
+
+// MediaUpload One file in the multipart field `file`.
+type MediaUpload struct {
+	// File The file's bytes; its part's file name is kept for display.
+	File openapi_types.File `json:"file"`
+}
+
 // NodeError defines model for NodeError.
 type NodeError struct {
 	Code    string `json:"code"`
@@ -2180,6 +2299,9 @@ type IntegrationID = int64
 // Limit defines model for Limit.
 type Limit = int
 
+// MediaID defines model for MediaID.
+type MediaID = int64
+
 // Page defines model for Page.
 type Page = int
 
@@ -2209,6 +2331,9 @@ type ExecutionCreated = Execution
 
 // FlowWithETag defines model for FlowWithETag.
 type FlowWithETag = Flow
+
+// MediaCreated An uploaded file. Every field is read-only.
+type MediaCreated = Media
 
 // Tokens defines model for Tokens.
 type Tokens = TokenResponse
@@ -2395,6 +2520,27 @@ type ListIntegrationsParams struct {
 // ListIntegrationsParamsSort defines parameters for ListIntegrations.
 type ListIntegrationsParamsSort string
 
+// ListMediaParams defines parameters for ListMedia.
+type ListMediaParams struct {
+	// Page The 1-based page number.
+	Page *Page `form:"page,omitempty" json:"page,omitempty"`
+
+	// PageSize Items per page.
+	PageSize *PageSize `form:"page_size,omitempty" json:"page_size,omitempty"`
+
+	// UploadedBy `me` (the default) or a user id (admins only).
+	UploadedBy *string `form:"uploaded_by,omitempty" json:"uploaded_by,omitempty"`
+
+	// ResourceType Only media of this resource type.
+	ResourceType *MediaResourceType `form:"resource_type,omitempty" json:"resource_type,omitempty"`
+
+	// Sort Sort keys, `-` for descending. Default `-created_at`.
+	Sort *[]ListMediaParamsSort `form:"sort,omitempty" json:"sort,omitempty"`
+}
+
+// ListMediaParamsSort defines parameters for ListMedia.
+type ListMediaParamsSort string
+
 // ListNodeTypesParams defines parameters for ListNodeTypes.
 type ListNodeTypesParams struct {
 	Category *NodeTypeCategoryID `form:"category,omitempty" json:"category,omitempty"`
@@ -2549,6 +2695,15 @@ type CreateIntegrationJSONRequestBody = IntegrationCreate
 
 // UpdateIntegrationJSONRequestBody defines body for UpdateIntegration for application/json ContentType.
 type UpdateIntegrationJSONRequestBody = IntegrationUpdate
+
+// RegisterMediaJSONRequestBody defines body for RegisterMedia for application/json ContentType.
+type RegisterMediaJSONRequestBody = MediaRegister
+
+// UploadMediaFileMultipartRequestBody defines body for UploadMediaFile for multipart/form-data ContentType.
+type UploadMediaFileMultipartRequestBody = MediaUpload
+
+// UploadMediaImageMultipartRequestBody defines body for UploadMediaImage for multipart/form-data ContentType.
+type UploadMediaImageMultipartRequestBody = MediaUpload
 
 // CheckPermissionsJSONRequestBody defines body for CheckPermissions for application/json ContentType.
 type CheckPermissionsJSONRequestBody = PermissionCheck
@@ -3967,6 +4122,99 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /integrations/{id}/verify (the `VerifyIntegration` operationId).
 	VerifyIntegration(ctx context.Context, id IntegrationID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListMedia List media
+	//
+	// A page of uploaded media, newest first unless `sort` says otherwise. By default only the caller's
+	// own uploads (`uploaded_by=me`); another uploader's id needs an admin role (403 otherwise). Media
+	// are readable organisation-wide through `GET /media/{id}`.
+	//
+	// Corresponds with GET /media (the `ListMedia` operationId).
+	ListMedia(ctx context.Context, params *ListMediaParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RegisterMediaWithBody Register a direct upload
+	//
+	// Registers a file the browser uploaded straight to Cloudinary with the parameters of
+	// `GET /media/signature`. The server asks Cloudinary for the asset: it must exist, lie in the caller's
+	// folder (`wataomi/<user_id>/`), be of an allowed type and within the size caps (422 otherwise, also
+	// when the driver is not Cloudinary). A `public_id` already registered answers 409 `already-exists`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /media (the `RegisterMedia` operationId).
+	RegisterMediaWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RegisterMedia Register a direct upload
+	//
+	// Registers a file the browser uploaded straight to Cloudinary with the parameters of
+	// `GET /media/signature`. The server asks Cloudinary for the asset: it must exist, lie in the caller's
+	// folder (`wataomi/<user_id>/`), be of an allowed type and within the size caps (422 otherwise, also
+	// when the driver is not Cloudinary). A `public_id` already registered answers 409 `already-exists`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /media (the `RegisterMedia` operationId).
+	RegisterMedia(ctx context.Context, body RegisterMediaJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetMediaFile Download a local media file
+	//
+	// The bytes of a file stored by the local driver (404 with any other driver, or for an unknown key),
+	// with its sniffed `Content-Type`, `X-Content-Type-Options: nosniff`, and `Content-Disposition:
+	// attachment` for anything but images. Public: the key (32 random bytes) is the capability.
+	//
+	// Corresponds with GET /media/files/{key} (the `GetMediaFile` operationId).
+	GetMediaFile(ctx context.Context, key string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetMediaSignature Sign a direct upload
+	//
+	// Signed parameters for a browser upload straight to Cloudinary into the caller's folder
+	// `wataomi/<user_id>`: post them with the file to
+	// `https://api.cloudinary.com/v1_1/<cloud_name>/auto/upload`, then register the result with
+	// `POST /media`. The signature is valid for one hour. 422 when the media driver is not Cloudinary.
+	//
+	// Corresponds with GET /media/signature (the `GetMediaSignature` operationId).
+	GetMediaSignature(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UploadMediaFileWithBody Upload a file
+	//
+	// Multipart upload of one file in the field `file`, streamed to storage. At most
+	// `MEDIA_MAX_FILE_BYTES` (10 MiB; 413 as soon as the cap is passed, nothing stored). The type is
+	// sniffed from the bytes and must be an image (JPEG, PNG, GIF, WebP), PDF, plain text, Markdown (`.md`),
+	// CSV (`.csv`), audio (MPEG, Ogg, MP4), MP4 video, DOCX or XLSX; anything else, HTML above all, answers
+	// 415.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /media/upload/file (the `UploadMediaFile` operationId).
+	UploadMediaFileWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UploadMediaImageWithBody Upload an image
+	//
+	// Multipart upload of one image in the field `file`, streamed to storage. At most
+	// `MEDIA_MAX_IMAGE_BYTES` (5 MiB): a larger file answers 413 as soon as the cap is passed, and
+	// nothing is stored. The type is sniffed from the bytes (the client's `Content-Type` and file name are
+	// ignored) and must be JPEG, PNG, GIF or WebP (415 otherwise). The client's file name is kept as
+	// `filename` but never used as a storage path.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /media/upload/image (the `UploadMediaImage` operationId).
+	UploadMediaImageWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteMedia Delete a media item
+	//
+	// Deletes the file from storage, then the row. Only the uploader or an admin may (403 otherwise).
+	// Audited as `media.delete`. A storage that cannot be reached answers 503 and deletes nothing.
+	//
+	// Corresponds with DELETE /media/{id} (the `DeleteMedia` operationId).
+	DeleteMedia(ctx context.Context, id MediaID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetMedia Get a media item
+	//
+	// One media item. Media are readable organisation-wide (attachments are shared).
+	//
+	// Corresponds with GET /media/{id} (the `GetMedia` operationId).
+	GetMedia(ctx context.Context, id MediaID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListNodeTypes List node types
 	//
@@ -5585,6 +5833,189 @@ func (c *Client) UpdateIntegration(ctx context.Context, id IntegrationID, body U
 // Corresponds with POST /integrations/{id}/verify (the `VerifyIntegration` operationId).
 func (c *Client) VerifyIntegration(ctx context.Context, id IntegrationID, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewVerifyIntegrationRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListMedia List media
+//
+// A page of uploaded media, newest first unless `sort` says otherwise. By default only the caller's
+// own uploads (`uploaded_by=me`); another uploader's id needs an admin role (403 otherwise). Media
+// are readable organisation-wide through `GET /media/{id}`.
+//
+// Corresponds with GET /media (the `ListMedia` operationId).
+func (c *Client) ListMedia(ctx context.Context, params *ListMediaParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListMediaRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RegisterMediaWithBody Register a direct upload
+//
+// Registers a file the browser uploaded straight to Cloudinary with the parameters of
+// `GET /media/signature`. The server asks Cloudinary for the asset: it must exist, lie in the caller's
+// folder (`wataomi/<user_id>/`), be of an allowed type and within the size caps (422 otherwise, also
+// when the driver is not Cloudinary). A `public_id` already registered answers 409 `already-exists`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /media (the `RegisterMedia` operationId).
+func (c *Client) RegisterMediaWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRegisterMediaRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RegisterMedia Register a direct upload
+//
+// Registers a file the browser uploaded straight to Cloudinary with the parameters of
+// `GET /media/signature`. The server asks Cloudinary for the asset: it must exist, lie in the caller's
+// folder (`wataomi/<user_id>/`), be of an allowed type and within the size caps (422 otherwise, also
+// when the driver is not Cloudinary). A `public_id` already registered answers 409 `already-exists`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /media (the `RegisterMedia` operationId).
+func (c *Client) RegisterMedia(ctx context.Context, body RegisterMediaJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRegisterMediaRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetMediaFile Download a local media file
+//
+// The bytes of a file stored by the local driver (404 with any other driver, or for an unknown key),
+// with its sniffed `Content-Type`, `X-Content-Type-Options: nosniff`, and `Content-Disposition:
+// attachment` for anything but images. Public: the key (32 random bytes) is the capability.
+//
+// Corresponds with GET /media/files/{key} (the `GetMediaFile` operationId).
+func (c *Client) GetMediaFile(ctx context.Context, key string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetMediaFileRequest(c.Server, key)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetMediaSignature Sign a direct upload
+//
+// Signed parameters for a browser upload straight to Cloudinary into the caller's folder
+// `wataomi/<user_id>`: post them with the file to
+// `https://api.cloudinary.com/v1_1/<cloud_name>/auto/upload`, then register the result with
+// `POST /media`. The signature is valid for one hour. 422 when the media driver is not Cloudinary.
+//
+// Corresponds with GET /media/signature (the `GetMediaSignature` operationId).
+func (c *Client) GetMediaSignature(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetMediaSignatureRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UploadMediaFileWithBody Upload a file
+//
+// Multipart upload of one file in the field `file`, streamed to storage. At most
+// `MEDIA_MAX_FILE_BYTES` (10 MiB; 413 as soon as the cap is passed, nothing stored). The type is
+// sniffed from the bytes and must be an image (JPEG, PNG, GIF, WebP), PDF, plain text, Markdown (`.md`),
+// CSV (`.csv`), audio (MPEG, Ogg, MP4), MP4 video, DOCX or XLSX; anything else, HTML above all, answers
+// 415.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /media/upload/file (the `UploadMediaFile` operationId).
+func (c *Client) UploadMediaFileWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUploadMediaFileRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UploadMediaImageWithBody Upload an image
+//
+// Multipart upload of one image in the field `file`, streamed to storage. At most
+// `MEDIA_MAX_IMAGE_BYTES` (5 MiB): a larger file answers 413 as soon as the cap is passed, and
+// nothing is stored. The type is sniffed from the bytes (the client's `Content-Type` and file name are
+// ignored) and must be JPEG, PNG, GIF or WebP (415 otherwise). The client's file name is kept as
+// `filename` but never used as a storage path.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /media/upload/image (the `UploadMediaImage` operationId).
+func (c *Client) UploadMediaImageWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUploadMediaImageRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteMedia Delete a media item
+//
+// Deletes the file from storage, then the row. Only the uploader or an admin may (403 otherwise).
+// Audited as `media.delete`. A storage that cannot be reached answers 503 and deletes nothing.
+//
+// Corresponds with DELETE /media/{id} (the `DeleteMedia` operationId).
+func (c *Client) DeleteMedia(ctx context.Context, id MediaID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteMediaRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetMedia Get a media item
+//
+// One media item. Media are readable organisation-wide (attachments are shared).
+//
+// Corresponds with GET /media/{id} (the `GetMedia` operationId).
+func (c *Client) GetMedia(ctx context.Context, id MediaID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetMediaRequest(c.Server, id)
 	if err != nil {
 		return nil, err
 	}
@@ -8849,6 +9280,335 @@ func NewVerifyIntegrationRequest(server string, id IntegrationID) (*http.Request
 	return req, nil
 }
 
+// NewListMediaRequest constructs an http.Request for the ListMedia method
+func NewListMediaRequest(server string, params *ListMediaParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/media")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Page != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "page", *params.Page, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.PageSize != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "page_size", *params.PageSize, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.UploadedBy != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "uploaded_by", *params.UploadedBy, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.ResourceType != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "resource_type", *params.ResourceType, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Sort != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "sort", *params.Sort, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "array", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewRegisterMediaRequest calls the generic RegisterMedia builder with application/json body
+func NewRegisterMediaRequest(server string, body RegisterMediaJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewRegisterMediaRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewRegisterMediaRequestWithBody constructs an http.Request for the RegisterMedia method, with any body, and a specified content type
+func NewRegisterMediaRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/media")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewGetMediaFileRequest constructs an http.Request for the GetMediaFile method
+func NewGetMediaFileRequest(server string, key string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "key", key, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/media/files/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetMediaSignatureRequest constructs an http.Request for the GetMediaSignature method
+func NewGetMediaSignatureRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/media/signature")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewUploadMediaFileRequestWithBody constructs an http.Request for the UploadMediaFile method, with any body, and a specified content type
+func NewUploadMediaFileRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/media/upload/file")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewUploadMediaImageRequestWithBody constructs an http.Request for the UploadMediaImage method, with any body, and a specified content type
+func NewUploadMediaImageRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/media/upload/image")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewDeleteMediaRequest constructs an http.Request for the DeleteMedia method
+func NewDeleteMediaRequest(server string, id MediaID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/media/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetMediaRequest constructs an http.Request for the GetMedia method
+func NewGetMediaRequest(server string, id MediaID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/media/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewListNodeTypesRequest constructs an http.Request for the ListNodeTypes method
 func NewListNodeTypesRequest(server string, params *ListNodeTypesParams) (*http.Request, error) {
 	var err error
@@ -11189,6 +11949,109 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /integrations/{id}/verify (the `VerifyIntegration` operationId).
 	VerifyIntegrationWithResponse(ctx context.Context, id IntegrationID, reqEditors ...RequestEditorFn) (*VerifyIntegrationResponse, error)
+
+	// ListMediaWithResponse List media
+	//
+	// A page of uploaded media, newest first unless `sort` says otherwise. By default only the caller's
+	// own uploads (`uploaded_by=me`); another uploader's id needs an admin role (403 otherwise). Media
+	// are readable organisation-wide through `GET /media/{id}`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /media (the `ListMedia` operationId).
+	ListMediaWithResponse(ctx context.Context, params *ListMediaParams, reqEditors ...RequestEditorFn) (*ListMediaResponse, error)
+
+	// RegisterMediaWithBodyWithResponse Register a direct upload
+	//
+	// Registers a file the browser uploaded straight to Cloudinary with the parameters of
+	// `GET /media/signature`. The server asks Cloudinary for the asset: it must exist, lie in the caller's
+	// folder (`wataomi/<user_id>/`), be of an allowed type and within the size caps (422 otherwise, also
+	// when the driver is not Cloudinary). A `public_id` already registered answers 409 `already-exists`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /media (the `RegisterMedia` operationId).
+	RegisterMediaWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RegisterMediaResponse, error)
+
+	// RegisterMediaWithResponse Register a direct upload
+	//
+	// Registers a file the browser uploaded straight to Cloudinary with the parameters of
+	// `GET /media/signature`. The server asks Cloudinary for the asset: it must exist, lie in the caller's
+	// folder (`wataomi/<user_id>/`), be of an allowed type and within the size caps (422 otherwise, also
+	// when the driver is not Cloudinary). A `public_id` already registered answers 409 `already-exists`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /media (the `RegisterMedia` operationId).
+	RegisterMediaWithResponse(ctx context.Context, body RegisterMediaJSONRequestBody, reqEditors ...RequestEditorFn) (*RegisterMediaResponse, error)
+
+	// GetMediaFileWithResponse Download a local media file
+	//
+	// The bytes of a file stored by the local driver (404 with any other driver, or for an unknown key),
+	// with its sniffed `Content-Type`, `X-Content-Type-Options: nosniff`, and `Content-Disposition:
+	// attachment` for anything but images. Public: the key (32 random bytes) is the capability.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /media/files/{key} (the `GetMediaFile` operationId).
+	GetMediaFileWithResponse(ctx context.Context, key string, reqEditors ...RequestEditorFn) (*GetMediaFileResponse, error)
+
+	// GetMediaSignatureWithResponse Sign a direct upload
+	//
+	// Signed parameters for a browser upload straight to Cloudinary into the caller's folder
+	// `wataomi/<user_id>`: post them with the file to
+	// `https://api.cloudinary.com/v1_1/<cloud_name>/auto/upload`, then register the result with
+	// `POST /media`. The signature is valid for one hour. 422 when the media driver is not Cloudinary.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /media/signature (the `GetMediaSignature` operationId).
+	GetMediaSignatureWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetMediaSignatureResponse, error)
+
+	// UploadMediaFileWithBodyWithResponse Upload a file
+	//
+	// Multipart upload of one file in the field `file`, streamed to storage. At most
+	// `MEDIA_MAX_FILE_BYTES` (10 MiB; 413 as soon as the cap is passed, nothing stored). The type is
+	// sniffed from the bytes and must be an image (JPEG, PNG, GIF, WebP), PDF, plain text, Markdown (`.md`),
+	// CSV (`.csv`), audio (MPEG, Ogg, MP4), MP4 video, DOCX or XLSX; anything else, HTML above all, answers
+	// 415.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /media/upload/file (the `UploadMediaFile` operationId).
+	UploadMediaFileWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UploadMediaFileResponse, error)
+
+	// UploadMediaImageWithBodyWithResponse Upload an image
+	//
+	// Multipart upload of one image in the field `file`, streamed to storage. At most
+	// `MEDIA_MAX_IMAGE_BYTES` (5 MiB): a larger file answers 413 as soon as the cap is passed, and
+	// nothing is stored. The type is sniffed from the bytes (the client's `Content-Type` and file name are
+	// ignored) and must be JPEG, PNG, GIF or WebP (415 otherwise). The client's file name is kept as
+	// `filename` but never used as a storage path.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /media/upload/image (the `UploadMediaImage` operationId).
+	UploadMediaImageWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UploadMediaImageResponse, error)
+
+	// DeleteMediaWithResponse Delete a media item
+	//
+	// Deletes the file from storage, then the row. Only the uploader or an admin may (403 otherwise).
+	// Audited as `media.delete`. A storage that cannot be reached answers 503 and deletes nothing.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /media/{id} (the `DeleteMedia` operationId).
+	DeleteMediaWithResponse(ctx context.Context, id MediaID, reqEditors ...RequestEditorFn) (*DeleteMediaResponse, error)
+
+	// GetMediaWithResponse Get a media item
+	//
+	// One media item. Media are readable organisation-wide (attachments are shared).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /media/{id} (the `GetMedia` operationId).
+	GetMediaWithResponse(ctx context.Context, id MediaID, reqEditors ...RequestEditorFn) (*GetMediaResponse, error)
 
 	// ListNodeTypesWithResponse List node types
 	//
@@ -15512,6 +16375,801 @@ func (r VerifyIntegrationResponse) ContentType() string {
 	return ""
 }
 
+// ListMediaResponse200Headers the declared response headers of an HTTP 200 response for ListMedia
+type ListMediaResponse200Headers struct {
+	XRequestID *string
+}
+
+// ListMediaResponse403Headers the declared response headers of an HTTP 403 response for ListMedia
+type ListMediaResponse403Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// ListMediaResponseDefaultHeaders the declared response headers of an HTTP default response for ListMedia
+type ListMediaResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type ListMediaResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *MediaPage
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListMediaResponse200Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *ListMediaResponse403Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ListMediaResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListMediaResponse) GetJSON200() *MediaPage {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListMediaResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ListMediaResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ListMediaResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListMediaResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListMediaResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListMediaResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// RegisterMediaResponse201Headers the declared response headers of an HTTP 201 response for RegisterMedia
+type RegisterMediaResponse201Headers struct {
+	Location   string
+	XRequestID *string
+}
+
+// RegisterMediaResponse409Headers the declared response headers of an HTTP 409 response for RegisterMedia
+type RegisterMediaResponse409Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// RegisterMediaResponse422Headers the declared response headers of an HTTP 422 response for RegisterMedia
+type RegisterMediaResponse422Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// RegisterMediaResponse503Headers the declared response headers of an HTTP 503 response for RegisterMedia
+type RegisterMediaResponse503Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// RegisterMediaResponseDefaultHeaders the declared response headers of an HTTP default response for RegisterMedia
+type RegisterMediaResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type RegisterMediaResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *MediaCreated
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *RegisterMediaResponse201Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *RegisterMediaResponse409Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *RegisterMediaResponse422Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *RegisterMediaResponse503Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *RegisterMediaResponseDefaultHeaders
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r RegisterMediaResponse) GetJSON201() *MediaCreated {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r RegisterMediaResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r RegisterMediaResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r RegisterMediaResponse) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r RegisterMediaResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r RegisterMediaResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RegisterMediaResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RegisterMediaResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RegisterMediaResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetMediaFileResponse200Headers the declared response headers of an HTTP 200 response for GetMediaFile
+type GetMediaFileResponse200Headers struct {
+	ContentDisposition *string
+	XRequestID         *string
+}
+
+// GetMediaFileResponseDefaultHeaders the declared response headers of an HTTP default response for GetMediaFile
+type GetMediaFileResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type GetMediaFileResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetMediaFileResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetMediaFileResponseDefaultHeaders
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetMediaFileResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetMediaFileResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetMediaFileResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetMediaFileResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetMediaFileResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetMediaSignatureResponse200Headers the declared response headers of an HTTP 200 response for GetMediaSignature
+type GetMediaSignatureResponse200Headers struct {
+	CacheControl *string
+	XRequestID   *string
+}
+
+// GetMediaSignatureResponse422Headers the declared response headers of an HTTP 422 response for GetMediaSignature
+type GetMediaSignatureResponse422Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// GetMediaSignatureResponseDefaultHeaders the declared response headers of an HTTP default response for GetMediaSignature
+type GetMediaSignatureResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type GetMediaSignatureResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *MediaSignature
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetMediaSignatureResponse200Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *GetMediaSignatureResponse422Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetMediaSignatureResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetMediaSignatureResponse) GetJSON200() *MediaSignature {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r GetMediaSignatureResponse) GetApplicationproblemJSON422() *Problem {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetMediaSignatureResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetMediaSignatureResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetMediaSignatureResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetMediaSignatureResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetMediaSignatureResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// UploadMediaFileResponse201Headers the declared response headers of an HTTP 201 response for UploadMediaFile
+type UploadMediaFileResponse201Headers struct {
+	Location   string
+	XRequestID *string
+}
+
+// UploadMediaFileResponse413Headers the declared response headers of an HTTP 413 response for UploadMediaFile
+type UploadMediaFileResponse413Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// UploadMediaFileResponse415Headers the declared response headers of an HTTP 415 response for UploadMediaFile
+type UploadMediaFileResponse415Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// UploadMediaFileResponse503Headers the declared response headers of an HTTP 503 response for UploadMediaFile
+type UploadMediaFileResponse503Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// UploadMediaFileResponseDefaultHeaders the declared response headers of an HTTP default response for UploadMediaFile
+type UploadMediaFileResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type UploadMediaFileResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *MediaCreated
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *Problem
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *UploadMediaFileResponse201Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *UploadMediaFileResponse413Headers
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *UploadMediaFileResponse415Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *UploadMediaFileResponse503Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *UploadMediaFileResponseDefaultHeaders
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r UploadMediaFileResponse) GetJSON201() *MediaCreated {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r UploadMediaFileResponse) GetApplicationproblemJSON413() *Problem {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r UploadMediaFileResponse) GetApplicationproblemJSON415() *Problem {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r UploadMediaFileResponse) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r UploadMediaFileResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r UploadMediaFileResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r UploadMediaFileResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r UploadMediaFileResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r UploadMediaFileResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// UploadMediaImageResponse201Headers the declared response headers of an HTTP 201 response for UploadMediaImage
+type UploadMediaImageResponse201Headers struct {
+	Location   string
+	XRequestID *string
+}
+
+// UploadMediaImageResponse413Headers the declared response headers of an HTTP 413 response for UploadMediaImage
+type UploadMediaImageResponse413Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// UploadMediaImageResponse415Headers the declared response headers of an HTTP 415 response for UploadMediaImage
+type UploadMediaImageResponse415Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// UploadMediaImageResponse503Headers the declared response headers of an HTTP 503 response for UploadMediaImage
+type UploadMediaImageResponse503Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// UploadMediaImageResponseDefaultHeaders the declared response headers of an HTTP default response for UploadMediaImage
+type UploadMediaImageResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type UploadMediaImageResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *MediaCreated
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *Problem
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *UploadMediaImageResponse201Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *UploadMediaImageResponse413Headers
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *UploadMediaImageResponse415Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *UploadMediaImageResponse503Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *UploadMediaImageResponseDefaultHeaders
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r UploadMediaImageResponse) GetJSON201() *MediaCreated {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r UploadMediaImageResponse) GetApplicationproblemJSON413() *Problem {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r UploadMediaImageResponse) GetApplicationproblemJSON415() *Problem {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r UploadMediaImageResponse) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r UploadMediaImageResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r UploadMediaImageResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r UploadMediaImageResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r UploadMediaImageResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r UploadMediaImageResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// DeleteMediaResponse204Headers the declared response headers of an HTTP 204 response for DeleteMedia
+type DeleteMediaResponse204Headers struct {
+	XRequestID *string
+}
+
+// DeleteMediaResponse403Headers the declared response headers of an HTTP 403 response for DeleteMedia
+type DeleteMediaResponse403Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// DeleteMediaResponse503Headers the declared response headers of an HTTP 503 response for DeleteMedia
+type DeleteMediaResponse503Headers struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+// DeleteMediaResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteMedia
+type DeleteMediaResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type DeleteMediaResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers204 the parsed response headers for an HTTP 204 response
+	Headers204 *DeleteMediaResponse204Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *DeleteMediaResponse403Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *DeleteMediaResponse503Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *DeleteMediaResponseDefaultHeaders
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r DeleteMediaResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r DeleteMediaResponse) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r DeleteMediaResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteMediaResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteMediaResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteMediaResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteMediaResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetMediaResponse200Headers the declared response headers of an HTTP 200 response for GetMedia
+type GetMediaResponse200Headers struct {
+	XRequestID *string
+}
+
+// GetMediaResponseDefaultHeaders the declared response headers of an HTTP default response for GetMedia
+type GetMediaResponseDefaultHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type GetMediaResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Media
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetMediaResponse200Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetMediaResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetMediaResponse) GetJSON200() *Media {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetMediaResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetMediaResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetMediaResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetMediaResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetMediaResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // ListNodeTypesResponse200Headers the declared response headers of an HTTP 200 response for ListNodeTypes
 type ListNodeTypesResponse200Headers struct {
 	XRequestID *string
@@ -19253,6 +20911,163 @@ func (c *ClientWithResponses) VerifyIntegrationWithResponse(ctx context.Context,
 		return nil, err
 	}
 	return ParseVerifyIntegrationResponse(rsp)
+}
+
+// ListMediaWithResponse List media
+//
+// A page of uploaded media, newest first unless `sort` says otherwise. By default only the caller's
+// own uploads (`uploaded_by=me`); another uploader's id needs an admin role (403 otherwise). Media
+// are readable organisation-wide through `GET /media/{id}`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /media (the `ListMedia` operationId).
+func (c *ClientWithResponses) ListMediaWithResponse(ctx context.Context, params *ListMediaParams, reqEditors ...RequestEditorFn) (*ListMediaResponse, error) {
+	rsp, err := c.ListMedia(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListMediaResponse(rsp)
+}
+
+// RegisterMediaWithBodyWithResponse Register a direct upload
+//
+// Registers a file the browser uploaded straight to Cloudinary with the parameters of
+// `GET /media/signature`. The server asks Cloudinary for the asset: it must exist, lie in the caller's
+// folder (`wataomi/<user_id>/`), be of an allowed type and within the size caps (422 otherwise, also
+// when the driver is not Cloudinary). A `public_id` already registered answers 409 `already-exists`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /media (the `RegisterMedia` operationId).
+func (c *ClientWithResponses) RegisterMediaWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RegisterMediaResponse, error) {
+	rsp, err := c.RegisterMediaWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRegisterMediaResponse(rsp)
+}
+
+// RegisterMediaWithResponse Register a direct upload
+//
+// Registers a file the browser uploaded straight to Cloudinary with the parameters of
+// `GET /media/signature`. The server asks Cloudinary for the asset: it must exist, lie in the caller's
+// folder (`wataomi/<user_id>/`), be of an allowed type and within the size caps (422 otherwise, also
+// when the driver is not Cloudinary). A `public_id` already registered answers 409 `already-exists`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /media (the `RegisterMedia` operationId).
+func (c *ClientWithResponses) RegisterMediaWithResponse(ctx context.Context, body RegisterMediaJSONRequestBody, reqEditors ...RequestEditorFn) (*RegisterMediaResponse, error) {
+	rsp, err := c.RegisterMedia(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRegisterMediaResponse(rsp)
+}
+
+// GetMediaFileWithResponse Download a local media file
+//
+// The bytes of a file stored by the local driver (404 with any other driver, or for an unknown key),
+// with its sniffed `Content-Type`, `X-Content-Type-Options: nosniff`, and `Content-Disposition:
+// attachment` for anything but images. Public: the key (32 random bytes) is the capability.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /media/files/{key} (the `GetMediaFile` operationId).
+func (c *ClientWithResponses) GetMediaFileWithResponse(ctx context.Context, key string, reqEditors ...RequestEditorFn) (*GetMediaFileResponse, error) {
+	rsp, err := c.GetMediaFile(ctx, key, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetMediaFileResponse(rsp)
+}
+
+// GetMediaSignatureWithResponse Sign a direct upload
+//
+// Signed parameters for a browser upload straight to Cloudinary into the caller's folder
+// `wataomi/<user_id>`: post them with the file to
+// `https://api.cloudinary.com/v1_1/<cloud_name>/auto/upload`, then register the result with
+// `POST /media`. The signature is valid for one hour. 422 when the media driver is not Cloudinary.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /media/signature (the `GetMediaSignature` operationId).
+func (c *ClientWithResponses) GetMediaSignatureWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetMediaSignatureResponse, error) {
+	rsp, err := c.GetMediaSignature(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetMediaSignatureResponse(rsp)
+}
+
+// UploadMediaFileWithBodyWithResponse Upload a file
+//
+// Multipart upload of one file in the field `file`, streamed to storage. At most
+// `MEDIA_MAX_FILE_BYTES` (10 MiB; 413 as soon as the cap is passed, nothing stored). The type is
+// sniffed from the bytes and must be an image (JPEG, PNG, GIF, WebP), PDF, plain text, Markdown (`.md`),
+// CSV (`.csv`), audio (MPEG, Ogg, MP4), MP4 video, DOCX or XLSX; anything else, HTML above all, answers
+// 415.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /media/upload/file (the `UploadMediaFile` operationId).
+func (c *ClientWithResponses) UploadMediaFileWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UploadMediaFileResponse, error) {
+	rsp, err := c.UploadMediaFileWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUploadMediaFileResponse(rsp)
+}
+
+// UploadMediaImageWithBodyWithResponse Upload an image
+//
+// Multipart upload of one image in the field `file`, streamed to storage. At most
+// `MEDIA_MAX_IMAGE_BYTES` (5 MiB): a larger file answers 413 as soon as the cap is passed, and
+// nothing is stored. The type is sniffed from the bytes (the client's `Content-Type` and file name are
+// ignored) and must be JPEG, PNG, GIF or WebP (415 otherwise). The client's file name is kept as
+// `filename` but never used as a storage path.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /media/upload/image (the `UploadMediaImage` operationId).
+func (c *ClientWithResponses) UploadMediaImageWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UploadMediaImageResponse, error) {
+	rsp, err := c.UploadMediaImageWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUploadMediaImageResponse(rsp)
+}
+
+// DeleteMediaWithResponse Delete a media item
+//
+// Deletes the file from storage, then the row. Only the uploader or an admin may (403 otherwise).
+// Audited as `media.delete`. A storage that cannot be reached answers 503 and deletes nothing.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /media/{id} (the `DeleteMedia` operationId).
+func (c *ClientWithResponses) DeleteMediaWithResponse(ctx context.Context, id MediaID, reqEditors ...RequestEditorFn) (*DeleteMediaResponse, error) {
+	rsp, err := c.DeleteMedia(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteMediaResponse(rsp)
+}
+
+// GetMediaWithResponse Get a media item
+//
+// One media item. Media are readable organisation-wide (attachments are shared).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /media/{id} (the `GetMedia` operationId).
+func (c *ClientWithResponses) GetMediaWithResponse(ctx context.Context, id MediaID, reqEditors ...RequestEditorFn) (*GetMediaResponse, error) {
+	rsp, err := c.GetMedia(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetMediaResponse(rsp)
 }
 
 // ListNodeTypesWithResponse List node types
@@ -26975,6 +28790,1581 @@ func ParseVerifyIntegrationResponse(rsp *http.Response) (*VerifyIntegrationRespo
 	return response, nil
 }
 
+// ParseListMediaResponse parses an HTTP response from a ListMediaWithResponse call
+func ParseListMediaResponse(rsp *http.Response) (*ListMediaResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListMediaResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest MediaPage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListMediaResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 403:
+		var headers ListMediaResponse403Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers403 = &headers
+	case true:
+		var headers ListMediaResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseRegisterMediaResponse parses an HTTP response from a RegisterMediaWithResponse call
+func ParseRegisterMediaResponse(rsp *http.Response) (*RegisterMediaResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RegisterMediaResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest MediaCreated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers RegisterMediaResponse201Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 409:
+		var headers RegisterMediaResponse409Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 422:
+		var headers RegisterMediaResponse422Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 503:
+		var headers RegisterMediaResponse503Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers503 = &headers
+	case true:
+		var headers RegisterMediaResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetMediaFileResponse parses an HTTP response from a GetMediaFileWithResponse call
+func ParseGetMediaFileResponse(rsp *http.Response) (*GetMediaFileResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetMediaFileResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetMediaFileResponse200Headers
+		if values := rsp.Header.Values("Content-Disposition"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Disposition", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentDisposition = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers GetMediaFileResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetMediaSignatureResponse parses an HTTP response from a GetMediaSignatureWithResponse call
+func ParseGetMediaSignatureResponse(rsp *http.Response) (*GetMediaSignatureResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetMediaSignatureResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest MediaSignature
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetMediaSignatureResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 422:
+		var headers GetMediaSignatureResponse422Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers422 = &headers
+	case true:
+		var headers GetMediaSignatureResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseUploadMediaFileResponse parses an HTTP response from a UploadMediaFileWithResponse call
+func ParseUploadMediaFileResponse(rsp *http.Response) (*UploadMediaFileResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &UploadMediaFileResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest MediaCreated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers UploadMediaFileResponse201Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 413:
+		var headers UploadMediaFileResponse413Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 415:
+		var headers UploadMediaFileResponse415Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers415 = &headers
+	case rsp.StatusCode == 503:
+		var headers UploadMediaFileResponse503Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers503 = &headers
+	case true:
+		var headers UploadMediaFileResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseUploadMediaImageResponse parses an HTTP response from a UploadMediaImageWithResponse call
+func ParseUploadMediaImageResponse(rsp *http.Response) (*UploadMediaImageResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &UploadMediaImageResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest MediaCreated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers UploadMediaImageResponse201Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 413:
+		var headers UploadMediaImageResponse413Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 415:
+		var headers UploadMediaImageResponse415Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers415 = &headers
+	case rsp.StatusCode == 503:
+		var headers UploadMediaImageResponse503Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers503 = &headers
+	case true:
+		var headers UploadMediaImageResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDeleteMediaResponse parses an HTTP response from a DeleteMediaWithResponse call
+func ParseDeleteMediaResponse(rsp *http.Response) (*DeleteMediaResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteMediaResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		var headers DeleteMediaResponse204Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers204 = &headers
+	case rsp.StatusCode == 403:
+		var headers DeleteMediaResponse403Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 503:
+		var headers DeleteMediaResponse503Headers
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers503 = &headers
+	case true:
+		var headers DeleteMediaResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetMediaResponse parses an HTTP response from a GetMediaWithResponse call
+func ParseGetMediaResponse(rsp *http.Response) (*GetMediaResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetMediaResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Media
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetMediaResponse200Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case true:
+		var headers GetMediaResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
 // ParseListNodeTypesResponse parses an HTTP response from a ListNodeTypesWithResponse call
 func ParseListNodeTypesResponse(rsp *http.Response) (*ListNodeTypesResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -31640,6 +35030,30 @@ type ServerInterface interface {
 	// VerifyIntegration Verify an integration's credentials
 	// (POST /integrations/{id}/verify)
 	VerifyIntegration(ctx echo.Context, id IntegrationID) error
+	// ListMedia List media
+	// (GET /media)
+	ListMedia(ctx echo.Context, params ListMediaParams) error
+	// RegisterMedia Register a direct upload
+	// (POST /media)
+	RegisterMedia(ctx echo.Context) error
+	// GetMediaFile Download a local media file
+	// (GET /media/files/{key})
+	GetMediaFile(ctx echo.Context, key string) error
+	// GetMediaSignature Sign a direct upload
+	// (GET /media/signature)
+	GetMediaSignature(ctx echo.Context) error
+	// UploadMediaFile Upload a file
+	// (POST /media/upload/file)
+	UploadMediaFile(ctx echo.Context) error
+	// UploadMediaImage Upload an image
+	// (POST /media/upload/image)
+	UploadMediaImage(ctx echo.Context) error
+	// DeleteMedia Delete a media item
+	// (DELETE /media/{id})
+	DeleteMedia(ctx echo.Context, id MediaID) error
+	// GetMedia Get a media item
+	// (GET /media/{id})
+	GetMedia(ctx echo.Context, id MediaID) error
 	// ListNodeTypes List node types
 	// (GET /node-types)
 	ListNodeTypes(ctx echo.Context, params ListNodeTypesParams) error
@@ -32771,6 +36185,136 @@ func (w *ServerInterfaceWrapper) VerifyIntegration(ctx echo.Context) error {
 	return err
 }
 
+// ListMedia converts echo context to params.
+func (w *ServerInterfaceWrapper) ListMedia(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListMediaParams
+	// ------------- Optional query parameter "page" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "page", ctx.QueryParams(), &params.Page, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter page: %s", err))
+	}
+
+	// ------------- Optional query parameter "page_size" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "page_size", ctx.QueryParams(), &params.PageSize, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter page_size: %s", err))
+	}
+
+	// ------------- Optional query parameter "uploaded_by" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "uploaded_by", ctx.QueryParams(), &params.UploadedBy, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter uploaded_by: %s", err))
+	}
+
+	// ------------- Optional query parameter "resource_type" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "resource_type", ctx.QueryParams(), &params.ResourceType, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter resource_type: %s", err))
+	}
+
+	// ------------- Optional query parameter "sort" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", false, false, "sort", ctx.QueryParams(), &params.Sort, runtime.BindQueryParameterOptions{Type: "array", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter sort: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListMedia(ctx, params)
+	return err
+}
+
+// RegisterMedia converts echo context to params.
+func (w *ServerInterfaceWrapper) RegisterMedia(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RegisterMedia(ctx)
+	return err
+}
+
+// GetMediaFile converts echo context to params.
+func (w *ServerInterfaceWrapper) GetMediaFile(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "key" -------------
+	var key string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "key", ctx.Param("key"), &key, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter key: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetMediaFile(ctx, key)
+	return err
+}
+
+// GetMediaSignature converts echo context to params.
+func (w *ServerInterfaceWrapper) GetMediaSignature(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetMediaSignature(ctx)
+	return err
+}
+
+// UploadMediaFile converts echo context to params.
+func (w *ServerInterfaceWrapper) UploadMediaFile(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UploadMediaFile(ctx)
+	return err
+}
+
+// UploadMediaImage converts echo context to params.
+func (w *ServerInterfaceWrapper) UploadMediaImage(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UploadMediaImage(ctx)
+	return err
+}
+
+// DeleteMedia converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteMedia(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id MediaID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteMedia(ctx, id)
+	return err
+}
+
+// GetMedia converts echo context to params.
+func (w *ServerInterfaceWrapper) GetMedia(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id MediaID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetMedia(ctx, id)
+	return err
+}
+
 // ListNodeTypes converts echo context to params.
 func (w *ServerInterfaceWrapper) ListNodeTypes(ctx echo.Context) error {
 	var err error
@@ -33545,6 +37089,14 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/audit-logs/:id", wrapper.GetAuditLog, options.OperationMiddlewares["getAuditLog"]...)
 	router.GET(options.BaseURL+"/settings", wrapper.GetSettings, options.OperationMiddlewares["getSettings"]...)
 	router.PATCH(options.BaseURL+"/settings", wrapper.UpdateSettings, options.OperationMiddlewares["updateSettings"]...)
+	router.GET(options.BaseURL+"/media", wrapper.ListMedia, options.OperationMiddlewares["listMedia"]...)
+	router.POST(options.BaseURL+"/media", wrapper.RegisterMedia, options.OperationMiddlewares["registerMedia"]...)
+	router.POST(options.BaseURL+"/media/upload/image", wrapper.UploadMediaImage, options.OperationMiddlewares["uploadMediaImage"]...)
+	router.POST(options.BaseURL+"/media/upload/file", wrapper.UploadMediaFile, options.OperationMiddlewares["uploadMediaFile"]...)
+	router.GET(options.BaseURL+"/media/signature", wrapper.GetMediaSignature, options.OperationMiddlewares["getMediaSignature"]...)
+	router.GET(options.BaseURL+"/media/files/:key", wrapper.GetMediaFile, options.OperationMiddlewares["getMediaFile"]...)
+	router.DELETE(options.BaseURL+"/media/:id", wrapper.DeleteMedia, options.OperationMiddlewares["deleteMedia"]...)
+	router.GET(options.BaseURL+"/media/:id", wrapper.GetMedia, options.OperationMiddlewares["getMedia"]...)
 
 }
 
@@ -33595,6 +37147,16 @@ type IntegrationJSONResponse struct {
 	Body Integration
 
 	Headers IntegrationResponseHeaders
+}
+
+type MediaCreatedResponseHeaders struct {
+	Location   string
+	XRequestID *string
+}
+type MediaCreatedJSONResponse struct {
+	Body Media
+
+	Headers MediaCreatedResponseHeaders
 }
 
 type ProblemResponseHeaders struct {
@@ -38791,6 +42353,1178 @@ func (response VerifyIntegrationdefaultApplicationProblemPlusJSONResponse) Visit
 	return err
 }
 
+type ListMediaRequestObject struct {
+	Params ListMediaParams
+}
+
+type ListMediaResponseObject interface {
+	VisitListMediaResponse(w http.ResponseWriter) error
+}
+
+type ListMedia200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type ListMedia200JSONResponse struct {
+	Body    MediaPage
+	Headers ListMedia200ResponseHeaders
+}
+
+func (response ListMedia200JSONResponse) VisitListMediaResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListMedia403ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response ListMedia403ApplicationProblemPlusJSONResponse) VisitListMediaResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListMediadefaultResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type ListMediadefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ListMediadefaultResponseHeaders
+	StatusCode int
+}
+
+func (response ListMediadefaultApplicationProblemPlusJSONResponse) VisitListMediaResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RegisterMediaRequestObject struct {
+	Body *RegisterMediaJSONRequestBody
+}
+
+type RegisterMediaResponseObject interface {
+	VisitRegisterMediaResponse(w http.ResponseWriter) error
+}
+
+type RegisterMedia201JSONResponse struct{ MediaCreatedJSONResponse }
+
+func (response RegisterMedia201JSONResponse) VisitRegisterMediaResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RegisterMedia409ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response RegisterMedia409ApplicationProblemPlusJSONResponse) VisitRegisterMediaResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RegisterMedia422ResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type RegisterMedia422ApplicationProblemPlusJSONResponse struct {
+	Body    Problem
+	Headers RegisterMedia422ResponseHeaders
+}
+
+func (response RegisterMedia422ApplicationProblemPlusJSONResponse) VisitRegisterMediaResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RegisterMedia503ResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type RegisterMedia503ApplicationProblemPlusJSONResponse struct {
+	Body    Problem
+	Headers RegisterMedia503ResponseHeaders
+}
+
+func (response RegisterMedia503ApplicationProblemPlusJSONResponse) VisitRegisterMediaResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RegisterMediadefaultResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type RegisterMediadefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    RegisterMediadefaultResponseHeaders
+	StatusCode int
+}
+
+func (response RegisterMediadefaultApplicationProblemPlusJSONResponse) VisitRegisterMediaResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetMediaFileRequestObject struct {
+	Key string `json:"key"`
+}
+
+type GetMediaFileResponseObject interface {
+	VisitGetMediaFileResponse(w http.ResponseWriter) error
+}
+
+type GetMediaFile200ResponseHeaders struct {
+	ContentDisposition *string
+	XRequestID         *string
+}
+
+type GetMediaFile200AsteriskResponse struct {
+	Body          io.Reader
+	Headers       GetMediaFile200ResponseHeaders
+	ContentType   string
+	ContentLength int64
+}
+
+func (response GetMediaFile200AsteriskResponse) VisitGetMediaFileResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", response.ContentType)
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	if response.Headers.ContentDisposition != nil {
+		w.Header().Set("Content-Disposition", fmt.Sprint(*response.Headers.ContentDisposition))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type GetMediaFiledefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response GetMediaFiledefaultApplicationProblemPlusJSONResponse) VisitGetMediaFileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetMediaSignatureRequestObject struct {
+}
+
+type GetMediaSignatureResponseObject interface {
+	VisitGetMediaSignatureResponse(w http.ResponseWriter) error
+}
+
+type GetMediaSignature200ResponseHeaders struct {
+	CacheControl *string
+	XRequestID   *string
+}
+
+type GetMediaSignature200JSONResponse struct {
+	Body    MediaSignature
+	Headers GetMediaSignature200ResponseHeaders
+}
+
+func (response GetMediaSignature200JSONResponse) VisitGetMediaSignatureResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetMediaSignature422ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response GetMediaSignature422ApplicationProblemPlusJSONResponse) VisitGetMediaSignatureResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetMediaSignaturedefaultResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type GetMediaSignaturedefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    GetMediaSignaturedefaultResponseHeaders
+	StatusCode int
+}
+
+func (response GetMediaSignaturedefaultApplicationProblemPlusJSONResponse) VisitGetMediaSignatureResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UploadMediaFileRequestObject struct {
+	Body *multipart.Reader
+}
+
+type UploadMediaFileResponseObject interface {
+	VisitUploadMediaFileResponse(w http.ResponseWriter) error
+}
+
+type UploadMediaFile201JSONResponse struct{ MediaCreatedJSONResponse }
+
+func (response UploadMediaFile201JSONResponse) VisitUploadMediaFileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UploadMediaFile413ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response UploadMediaFile413ApplicationProblemPlusJSONResponse) VisitUploadMediaFileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UploadMediaFile415ResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type UploadMediaFile415ApplicationProblemPlusJSONResponse struct {
+	Body    Problem
+	Headers UploadMediaFile415ResponseHeaders
+}
+
+func (response UploadMediaFile415ApplicationProblemPlusJSONResponse) VisitUploadMediaFileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UploadMediaFile503ResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type UploadMediaFile503ApplicationProblemPlusJSONResponse struct {
+	Body    Problem
+	Headers UploadMediaFile503ResponseHeaders
+}
+
+func (response UploadMediaFile503ApplicationProblemPlusJSONResponse) VisitUploadMediaFileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UploadMediaFiledefaultResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type UploadMediaFiledefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UploadMediaFiledefaultResponseHeaders
+	StatusCode int
+}
+
+func (response UploadMediaFiledefaultApplicationProblemPlusJSONResponse) VisitUploadMediaFileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UploadMediaImageRequestObject struct {
+	Body *multipart.Reader
+}
+
+type UploadMediaImageResponseObject interface {
+	VisitUploadMediaImageResponse(w http.ResponseWriter) error
+}
+
+type UploadMediaImage201JSONResponse struct{ MediaCreatedJSONResponse }
+
+func (response UploadMediaImage201JSONResponse) VisitUploadMediaImageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UploadMediaImage413ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response UploadMediaImage413ApplicationProblemPlusJSONResponse) VisitUploadMediaImageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UploadMediaImage415ResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type UploadMediaImage415ApplicationProblemPlusJSONResponse struct {
+	Body    Problem
+	Headers UploadMediaImage415ResponseHeaders
+}
+
+func (response UploadMediaImage415ApplicationProblemPlusJSONResponse) VisitUploadMediaImageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UploadMediaImage503ResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type UploadMediaImage503ApplicationProblemPlusJSONResponse struct {
+	Body    Problem
+	Headers UploadMediaImage503ResponseHeaders
+}
+
+func (response UploadMediaImage503ApplicationProblemPlusJSONResponse) VisitUploadMediaImageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UploadMediaImagedefaultResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type UploadMediaImagedefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    UploadMediaImagedefaultResponseHeaders
+	StatusCode int
+}
+
+func (response UploadMediaImagedefaultApplicationProblemPlusJSONResponse) VisitUploadMediaImageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteMediaRequestObject struct {
+	Id MediaID `json:"id"`
+}
+
+type DeleteMediaResponseObject interface {
+	VisitDeleteMediaResponse(w http.ResponseWriter) error
+}
+
+type DeleteMedia204ResponseHeaders struct {
+	XRequestID *string
+}
+
+type DeleteMedia204Response struct {
+	Headers DeleteMedia204ResponseHeaders
+}
+
+func (response DeleteMedia204Response) VisitDeleteMediaResponse(w http.ResponseWriter) error {
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(204)
+	return nil
+}
+
+type DeleteMedia403ApplicationProblemPlusJSONResponse struct {
+	ProblemApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteMedia403ApplicationProblemPlusJSONResponse) VisitDeleteMediaResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteMedia503ResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type DeleteMedia503ApplicationProblemPlusJSONResponse struct {
+	Body    Problem
+	Headers DeleteMedia503ResponseHeaders
+}
+
+func (response DeleteMedia503ApplicationProblemPlusJSONResponse) VisitDeleteMediaResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteMediadefaultResponseHeaders struct {
+	Allow              *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	WWWAuthenticate    *string
+	XRequestID         *string
+}
+
+type DeleteMediadefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    DeleteMediadefaultResponseHeaders
+	StatusCode int
+}
+
+func (response DeleteMediadefaultApplicationProblemPlusJSONResponse) VisitDeleteMediaResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetMediaRequestObject struct {
+	Id MediaID `json:"id"`
+}
+
+type GetMediaResponseObject interface {
+	VisitGetMediaResponse(w http.ResponseWriter) error
+}
+
+type GetMedia200ResponseHeaders struct {
+	XRequestID *string
+}
+
+type GetMedia200JSONResponse struct {
+	Body    Media
+	Headers GetMedia200ResponseHeaders
+}
+
+func (response GetMedia200JSONResponse) VisitGetMediaResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetMediadefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ProblemResponseHeaders
+	StatusCode int
+}
+
+func (response GetMediadefaultApplicationProblemPlusJSONResponse) VisitGetMediaResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListNodeTypesRequestObject struct {
 	Params ListNodeTypesParams
 }
@@ -42204,6 +46938,30 @@ type StrictServerInterface interface {
 	// VerifyIntegration Verify an integration's credentials
 	// (POST /integrations/{id}/verify)
 	VerifyIntegration(ctx context.Context, request VerifyIntegrationRequestObject) (VerifyIntegrationResponseObject, error)
+	// ListMedia List media
+	// (GET /media)
+	ListMedia(ctx context.Context, request ListMediaRequestObject) (ListMediaResponseObject, error)
+	// RegisterMedia Register a direct upload
+	// (POST /media)
+	RegisterMedia(ctx context.Context, request RegisterMediaRequestObject) (RegisterMediaResponseObject, error)
+	// GetMediaFile Download a local media file
+	// (GET /media/files/{key})
+	GetMediaFile(ctx context.Context, request GetMediaFileRequestObject) (GetMediaFileResponseObject, error)
+	// GetMediaSignature Sign a direct upload
+	// (GET /media/signature)
+	GetMediaSignature(ctx context.Context, request GetMediaSignatureRequestObject) (GetMediaSignatureResponseObject, error)
+	// UploadMediaFile Upload a file
+	// (POST /media/upload/file)
+	UploadMediaFile(ctx context.Context, request UploadMediaFileRequestObject) (UploadMediaFileResponseObject, error)
+	// UploadMediaImage Upload an image
+	// (POST /media/upload/image)
+	UploadMediaImage(ctx context.Context, request UploadMediaImageRequestObject) (UploadMediaImageResponseObject, error)
+	// DeleteMedia Delete a media item
+	// (DELETE /media/{id})
+	DeleteMedia(ctx context.Context, request DeleteMediaRequestObject) (DeleteMediaResponseObject, error)
+	// GetMedia Get a media item
+	// (GET /media/{id})
+	GetMedia(ctx context.Context, request GetMediaRequestObject) (GetMediaResponseObject, error)
 	// ListNodeTypes List node types
 	// (GET /node-types)
 	ListNodeTypes(ctx context.Context, request ListNodeTypesRequestObject) (ListNodeTypesResponseObject, error)
@@ -43846,6 +48604,233 @@ func (sh *strictHandler) VerifyIntegration(ctx echo.Context, id IntegrationID) e
 	return nil
 }
 
+// ListMedia operation middleware
+func (sh *strictHandler) ListMedia(ctx echo.Context, params ListMediaParams) error {
+	var request ListMediaRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListMedia(ctx.Request().Context(), request.(ListMediaRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListMedia")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListMediaResponseObject); ok {
+		return validResponse.VisitListMediaResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// RegisterMedia operation middleware
+func (sh *strictHandler) RegisterMedia(ctx echo.Context) error {
+	var request RegisterMediaRequestObject
+
+	var body RegisterMediaJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.RegisterMedia(ctx.Request().Context(), request.(RegisterMediaRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RegisterMedia")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(RegisterMediaResponseObject); ok {
+		return validResponse.VisitRegisterMediaResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetMediaFile operation middleware
+func (sh *strictHandler) GetMediaFile(ctx echo.Context, key string) error {
+	var request GetMediaFileRequestObject
+
+	request.Key = key
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetMediaFile(ctx.Request().Context(), request.(GetMediaFileRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetMediaFile")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetMediaFileResponseObject); ok {
+		return validResponse.VisitGetMediaFileResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetMediaSignature operation middleware
+func (sh *strictHandler) GetMediaSignature(ctx echo.Context) error {
+	var request GetMediaSignatureRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetMediaSignature(ctx.Request().Context(), request.(GetMediaSignatureRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetMediaSignature")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetMediaSignatureResponseObject); ok {
+		return validResponse.VisitGetMediaSignatureResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// UploadMediaFile operation middleware
+func (sh *strictHandler) UploadMediaFile(ctx echo.Context) error {
+	var request UploadMediaFileRequestObject
+
+	if reader, err := ctx.Request().MultipartReader(); err != nil {
+		return err
+	} else {
+		request.Body = reader
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UploadMediaFile(ctx.Request().Context(), request.(UploadMediaFileRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UploadMediaFile")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UploadMediaFileResponseObject); ok {
+		return validResponse.VisitUploadMediaFileResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// UploadMediaImage operation middleware
+func (sh *strictHandler) UploadMediaImage(ctx echo.Context) error {
+	var request UploadMediaImageRequestObject
+
+	if reader, err := ctx.Request().MultipartReader(); err != nil {
+		return err
+	} else {
+		request.Body = reader
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UploadMediaImage(ctx.Request().Context(), request.(UploadMediaImageRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UploadMediaImage")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UploadMediaImageResponseObject); ok {
+		return validResponse.VisitUploadMediaImageResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// DeleteMedia operation middleware
+func (sh *strictHandler) DeleteMedia(ctx echo.Context, id MediaID) error {
+	var request DeleteMediaRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteMedia(ctx.Request().Context(), request.(DeleteMediaRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteMedia")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeleteMediaResponseObject); ok {
+		return validResponse.VisitDeleteMediaResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetMedia operation middleware
+func (sh *strictHandler) GetMedia(ctx echo.Context, id MediaID) error {
+	var request GetMediaRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetMedia(ctx.Request().Context(), request.(GetMediaRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetMedia")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetMediaResponseObject); ok {
+		return validResponse.VisitGetMediaResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // ListNodeTypes operation middleware
 func (sh *strictHandler) ListNodeTypes(ctx echo.Context, params ListNodeTypesParams) error {
 	var request ListNodeTypesRequestObject
@@ -44967,437 +49952,482 @@ func (sh *strictHandler) ReceiveFlowWebhook(ctx echo.Context, endpointKey string
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7P3rcts4tjAM3wpKe++KPUPZ8iHpjlxd+3M7Trdnchrb6fRMK48IkZDEbQpQE6AddT5X7V9fPd/f972F",
-	"t3bVc1tzJW9hLQAEKVIHHxK7p+fHdCySOCwsrPPhcysSk6ngjCvZ6n5ujRmNWQb/PExTcaX/ETMZZclU",
-	"JYK3uq3zMSMTpsYilkSNGZlSNSY0ithUSbIhONnvPN3cagUtGY3ZhOoB1GzKWt2WVFnCR63r66B1RKMx",
-	"OxJcZSKdnyLkoi2VyFjYJRmTU8El05NRRSKaZTOixAXjkoiMJDHjKlEzQjNGOLtkGYn02PGyFRyf01H9",
-	"5oapuHoiScYuE5kITqgklEiVCT4iZjJFRwEJe62sl3c6e5F9Ff5ivVZYnnxKlWKZHv5/9VrZL532849/",
-	"7rX+vRXULOuViCiupW5pdCBFmisDdDGEA4gyRhWLNaREnkUsIAmP0jxO+IiE23SabF/uwIoy9mueZCxu",
-	"dVWWs8XgOaWKvUomiYL/m1/NKfs1Z1JJQjWWsJgkHBeTZxnjilwlPBZXtYeQcMVGLCtPc8omNOF69uap",
-	"UjZUt59HsprtnLFI8FiSnKskhQlwYA1UpuTy8ZnKZodDxbLmsZUgVzRRZMCGImMk05/oM9rY330ekKed",
-	"vc2l03z48OEwV2ONhRFVbH6ut/r67WjMGDCasawtWZRnLCZiyjJALNkl4ffwjLAsE9l3vVbCL2maxH24",
-	"VXPYO48bP5sTOXlRj6UZPiZJTDZYNBYsDvRVHTGu18BivFHvX5282DwgiSI0lYLQ6ZTRTOrzTcVIEspj",
-	"XGAF+BP66RXjIzVudZ/tz9+g66A1pRmdMGWp2IhxdST4MBm9TMVV05qT2F4nff3J1VhIRqj+lkTwMVHj",
-	"RJIEVpPor/QVbAUtTid6AfqrfhIvvGVDkU2owiN9tt8KWpOEJ5N80uruBHWnfThNzvWRNK358N0JUkKS",
-	"xA3LuqcVnYms7hKJTJELNpMBCdshGYqM6BcY16Roi7xgQ5qnioRtQ7H6VAGusU/TVMSs1R3SVDKzj19z",
-	"ls2KjUg9o7/0RLEJHDDjer2/tIpBW0GrXforpVL1c+keVv6GKYJWG/77cQ6nAo1zJzjdHoDI/FHAiGYZ",
-	"1YvNefJrzsxjDezroCXVLAUMEdlED3aYx4l6JUZNp0r1c81ostkXO9ejPJMiq19PyNkn1Y/gjdBekqlm",
-	"eSKXZEBVNHaLrBwaftTEC385bP+Dtn/rtJ/32x8/7wS7T59d1zPF408syvWSmmDG7AtfDGKLaAlQkC+5",
-	"kJ9YpsWPN/lkwBpO8RJfIRzeIVeJGhtOCqvd2Nna4psNKzbfrrzsvd3lyz4ZvtaY04ByWjgLib6mJGM0",
-	"PiCUTBI50V8QyuUVyyTZ39kFJhGNKR8xSbjQWxq5PaAkW+ziZNjGKdfgJkHrRK8ZOWcj6yhe+WKn3iCV",
-	"AeUhU5YtvpcpfO3PHyNtbnWfdoDc4dy7nc7SlbyjI1YPl532gEoWkykdMYN3TQvSr9SvZ8dbzk4H/rfS",
-	"ks6S39gi+OgZF62mL/UAtUvafVpe0wrrUeP3kmVNCJRLljVjjn5615LFGaNZ3eU7opK1Ey4Zl4lKLhmR",
-	"+QAvA5HwCRFaw1Ig5KG28USaR3SQMjJMWBrLJsDii00X0GKb/Xun7j6eMzppgqNidPLFbuA5m0xTqljz",
-	"YvD5F1vQzTHsjhfygSbq9dn8Qn4UVyTVSrRVhLSACKiUc/0b47HVjZDGg3LU+ed//997+tqTidxsQiw9",
-	"XH8i6++rT9H2KgSkU7ODaw0MY3QADcIIvZbSRYIrxoH60uk0TVBh3/4viVp7sYJ/z9iw1W3923ZhYtnG",
-	"p3K7NCjMWQbWIZJNMSykfLhWnn3m57bRw9p47HXTmde3PZUNJju+ZFydqYzRSWVLin1S20w/bkv3nH2i",
-	"kylIsaC1dslup9Pp8R6HF7uF/LVl5O4eT+Iu2enxmCraJZ97LfdKP4l7re7zzk7Qa0n2a6/V3bnWQy1U",
-	"Oufgc8ayS1BvuSKwCK3XmtWgUUajBhpkwoCEejn4u57T/YzLwwd/OXv7xjy5S0jbfR8hZO4Mg9zAdeA5",
-	"N9eKSq1gS0V5LAkdKi360UTpm5VP9aULzdWpbtm3Qy3arnvvOrgVmLQY+yFRY2uWuxMQ6UGboKPF3gDk",
-	"YJIoSTi7InruChjschZtBd655fY9MfPOdu+P2QAET3Q9IJJFGVOSyLG4IoKnM409ofm1L5mq4ggYcdue",
-	"FXfRjksW31tC610mBimbLIDUFN/4s4WYI2CaLyiapBVT1ZhKskOMIQylGLBMgAGq1f1FTxRrilTIJ0Ex",
-	"0iSXigwYoYqkTCstO1oryWik75tmea2gNRUa2Fmr29oGpnX9UbMyfTMjPa6x025rtJSGHTOptODXbXV2",
-	"/vLi2d86f9/7x1+//fs3Hzp/++Z87+f9n3bf7GiiqajKZau7rxmbShSQ6Z/0PlAlgT0UanWe8e4VVVRM",
-	"kq6BUvfSvd3Gt6+DFXHMnkQdBzNTBxqNTl8ekef7T78hZkqCsKuyNOdyWIQN+JJv1G07dWjRdxWTdmmA",
-	"kvl5pUGKLyoDGfvyioPot639uO0MyAs/LkzNaBFuV03Ci76uWpBveRPPmNLMRN4Z0XIDNlAskY0oTySi",
-	"tjQv3yG7Pp+XiG6+GRisYSOgrDj2M2FaPb7TjYDIeHdb0cOdGrG4bk9v8wy8gFKitBoQCkw1Y8OMybEx",
-	"VFMeo/uGpimaAx4CP9Gq051BCgZrOHSth93ZGTsiXfVzVBieZwrvtnY7u8/anb12Z+e887y71+l2Olud",
-	"TucfrcC5MLr7u4HWCbtPg1ZK+SgHvafFtIQ+oZ/QTSRbXZ6nadCaiJhpHjhiWqlq7249bQ9TKj318vCS",
-	"av7HMik4TRM10wpoJoZMykT/onnYTCo26U8zMZnqVf5d5ODQPbykAeCLzKdTkSlCpUw0z1RaMzrGPZKz",
-	"sZhukUPQGckgS9hQyy48Nv7ghGu1gIgsZhnRAr8+Aa2es4yqPGOtbmdrL2gpwa2ZHtaUT+MVwHYd6L1M",
-	"WaYS1BZ9aHu6sx6rrRJwNJSVm6D1qT0SbetJmCb6ra1zfNU9aieTqXG6gPLebY0SNc4HW5GYbBt+7v4r",
-	"poxrecIMBlq5O90ahb6qAuPxr/RigSCfa/0mDlvs41/c10FLY1Dr47VDouIdBxv3CiJTzSQlxFqidOs7",
-	"8s57/3oO9WomKKGKf6QiH6TFef7SQhunv2jEqRUWda5fvC4j3cPBnmvfPPQL2osKh6dxn/nnYHbuoUcV",
-	"0GWwllDFokNQdul5oCl8dGLwXywCCcqjf6hpAxWP40QBkXnnXVLjZiyTZ+OdlAQoP4uJ4CayoktCb28h",
-	"GWYJ43E6C0iodxmShCPRCEho9xsSxrdI6O0xDHo8LHYZAoEKYachgWAXwgUxRqsuuRozToDCAv07PCFc",
-	"xEySIU1TMqDRhVbeVUUg6nErETlGK8FOYseVW2Bn8ZhDiej/y1L7OSruUcsG/x5IMRgZMGBax9NyzwGh",
-	"+FTrk1SRiZCKCM7Ixn7nOQlpmjEaz9rsUyKVDMGcuZZ1tUxvqxbD74/ekf1viH0Fo5RkHo1BkWc8JCIj",
-	"4VS1vz8FVd6zve89LZned4MaR+3Hz7vB3vVGu/Dbfvy8E3x7vfmnGq9tlfg7C+y3O8936za5mC9UtxqN",
-	"AboxS61H+vCERFTRVIxyDe7dXXO52jm/4OJKb16NWXaVSLZZ2fxOk+NhER9a5ft75FLe9N92Vph/KRMr",
-	"nH515vE7YG4VJjLHP8pbXELi3wMzWJPEH5IpzVRCU4K85IBQTugAbMjm+s9IIknO0accByTUuw1JlEJs",
-	"EsV/gKdLcLZFws/XYZ0D2iOwBoWRfBqqYxnGPN3xr/cjup5/XKYvf5nqr8e7MmhscJSVWVpBlRlHVOY0",
-	"rQ17KubzR7L6kUPi2k+Ne+uGqij7NE0yJr33dnbbezvnHf2S957m0HuV+C5z1Yrfkqn9zYgoR6eviZzx",
-	"qBW0xBVH73r3Gw0ZNkw+tbqtKyX6P1/sTZ//jb4CW+yluCgNLiMx1RcWyVhXc3UjEnfTRCo40cehFvqQ",
-	"fkjrWkMB9c9+4RbmKNAX2ksZFW+k5BZ4uhJQLCbXSq9JJhXZ2S1cFDLQykTGIjHiiWQgTgFr2KpjHP5t",
-	"eJDgtpfTixGdp+B+3GatfmulEhzMgdQ7itLlqSirlQjTEgaUQFgr5xjieRs9lsDaZuR5h8R0Jg+cNnL4",
-	"7qR//vavx2/6rw9/7p+fv+q/OPz7GdnYe/Z0c4ucwXaJdWiNWRqTwYzMRJ6RTKTsABGj+yctJ3GhbPh/",
-	"RehZRr//0aojxutT1bWp181ljhqs8mUw2v6t//HPXfPfJonLBg6b+daII66gaBk7lyNRgybL2RUe6AEJ",
-	"4b+hPlc5Flcc490Fjxgo12ChiJ1bmGoNd1w59X8Z7q7FNRBuSmNlu5Nv/qE6fx/s8w/fXh7tfHrxlL18",
-	"Nvrxm+Qv3168ej5502n9IRb8IRY8CLHgX4Gru1tal8P0tfi9XdQikm0DDWmavh1C8MnCEAw6Yq+Zoq3r",
-	"4HOFujhIuX+sEpK4XD6C0eZ38LHEDcZU9jn7pJycon+YZuyyyPPBVf3yMcAAcM0Ii9hriLNWQtEUVWf9",
-	"r75+LFvdzrVNpDmMVF3iyoexIFq2jbfIex6zjFBeBFIGJDRB1cDunLj7RBI47K1WlUzTaYLGksV3rdZI",
-	"EidymtJZQ7KPXv4TSTT2kQ2RETahSbqJ5n+9MMwDuqKSXGWJUppTX7CpMrF8ysX2ShKzlCmUxBouxpLj",
-	"d+A8129fBy7yfK0NV3AF3gu8IPYSKAvo1N6H8oo8I4Qezh/LmQ9bQeuKDcZCXNSbJfSILzD0qA5pqDLW",
-	"vLiLBn78AwPC4JAKz4oLVY7NYVzSNGeSiCHhgrcxbo7IiKY0M3HxPb6BTgpqgu2IyMiESUlH4ExQjKvN",
-	"LRK6ZM0wIOEkkTLho/6UZfBPwY3vKGNU6j9wEwPW4xkb5pKmuMYhTdI8Y5JshMWnWzHjCYv1uDRX461U",
-	"jBLe16+yONxE71AF9W1MUr0OgsHic0eHwFn7MwTTekR+Hj6LmakDbv2NdI9PYsw413cPAOvfrbqB8Tzq",
-	"0GoGhmal2GSqCAI7MGnlY5EpEomYkY2hvv7GyRXqn9oZ04CBk1kwc9WwjjB0ZxCYI/R3Xgs1t4PGu/hK",
-	"VGNLaGQ2qaXjLTSr6xktVS4TThSvHUFsHcaUvBKXLKWRJ1Gay+2ozzfXNtSyjJBG3v/A0khMGLncLSNe",
-	"+bGPXUZ9+liPO7hID0vwB3u6+i8jiO7vBC0turV2O3tbna2dnb2tbzSYI0hOX64HrR7jaZNt4NWdXe8H",
-	"AzMNfi8WtCVzCMWyYIRE5la39Vr8lqQp3X66VaOL2LOs4u9LHy+9cw5rWY07+tV4Tat8uEs/ssR7HV0A",
-	"xev5qx6lCeOK0DjOmNR08uf2S5Fd0Sxmsf4XSgdZLpXVfIeZmJDw/PT92fnxi/6707c/nxyfLb6dFXx4",
-	"SMqUj3+fFxI2D/vWE34qeFpDzi3KrnD2Z/jqdRmpP69KGEHe8A/DImtgUb+63vLW3VoLjAXcKi2nBNVF",
-	"hHQ9IR8TtO9GzLeU/O7E/AmQ3Hmp3sscN4TTAuDMnXql8oshXFpAMQJMSDY87gks2bJQG9tAiUxGvJ3w",
-	"TSg0ERohh2wYvt0llOx39gJCScb0D+WoVLi/VrQsKKeZH45bj1crUX4vRPqaTpslHYfyAyFSRnmrJtUL",
-	"pP9//v/+L2LeIRM69YhrgTxHdEoHSZoU9s/C+EZ5P3IGY+AHeCLXATxD9aD+GeZmNTwE85d7Yooa6Ae5",
-	"88GXPxoy8IwiRso+jScJL54WrLawsIFVLfCsbR+DViYgkeEyYVdAUq6SeMRUEZxjHjjraMWuVoLGoutg",
-	"D3AOTGt85MFvja8sYNf4pAD5ih/5Z7HiJ6UDqi22MByyCLKDvVcDIkVm1M/VZXc85OXx1Kf6vesSEqy0",
-	"mwpFg+nKOwx8VPHOpQTvEmqUj7xYkwfsj7VXV8ZCZEc0TQc0uljq1fGvNqYefTvco7uDncgwIv3TPybP",
-	"L2uMyvB+Jbd6/9vlLg5lkMt3jex+uzwp24cxTG7HqgVEwcpq0WtKRwkfGY1Za9NaY54RZCNEk4p5+0zB",
-	"hOrIbYkNVad8R6WE+Dhb4cRmJeuvsIzCAQRiEqqMRSZeQxvz5w6KddYBpkjoXFkscJ+c5ZMJzWY1wsEo",
-	"o9PxsgvzA7ykRWU+zVU/png4a+nuXMSs77J8V5dH3oiYebms80RC5MpflAW8mTlwTjPvJEx0jcWBelM1",
-	"5OMNacQ+X8/LPgUcyguY3+cyAalOBdZgAGtds464sws6YvEmxP9CRFEk+CXLMOTX16tz1Fj7GubfdEz2",
-	"on2KMpMdpVNJ94A/bBk78LohkzWVX8wYGn1tSqSV9mLM5a5gjg0GjmnLxIm1uq0J5TmEDs2hyi+fW0bA",
-	"AwqzAng6T3c0eEp7rm55THkMQoTIlXEn2oW2up8tyoL2rbJkNGJZf8euLqUDCHR+DWsm5rl9ag7c/Np2",
-	"G0NMAdQ3s1QgYb5YwThQvDmYoQ0ERde+1kGdp1LRbBUwObuAgyzMkPMIfcMonH2cu2sDEc+QiDCmIDuy",
-	"9SNLU0HMdoo8Jk+T2+10roPWrznLV7KBqGzWF0O3o4tkOi3h6Qp77DTvEbwGxdWpQnU+QX8dxlzOmCpd",
-	"gAs2uxKZRi0mpxmTUpAJjcYJZ7J1vSjcfM148NUJdm2BgCeSwAhk45////9n9+kz8tfk+82ARGMWXbCY",
-	"0BFNuES+Z0D3RJIQPnkJDDqs1VMc3ZiP3LaFqJTQ8x/YzASsuSiyC837IzGdbS0vNFIXTryQsaLo8dU0",
-	"7xpu/VU0cLeOY6SWnxvkx/kIFnRV1D5ztHRle4yRFO2gxRALz/C1WZzV1x3ttX4ff0QN+ThPmSU0kAoi",
-	"Va0m72aABOu1yABQZJ/D1iSUwDvzrgGWMSNtXkHBDqB28sCGpU8Y5RJNIWbo0DdW+FMaSlm7txuLddeL",
-	"jqIw4tj1INHX0M45x7M35UZ8UaZlpRHUpSKWpg3WlbkbM4ert/HMlsWMBxn1MCf+fa7hAXPy4JoOal+G",
-	"Wu9TZgmI4MzQUrM8eEUTzJUIIhKiaz1kWU6t2+56mawVybZxQI9lLdiwLwHXqZorL2tiyNhK4HltSIon",
-	"Uz0sP4KV4dbDnoqsV3c0vvD3MMOSVnJfVEnmdUUyrdt6WVS9RQhGJV23hO3V+2EQ03N1lJYxF75RJT0e",
-	"MpQuiyUVPg6XTrdCjctUqQyteapYoRpVzKqTJ16aQjO+op5F4+SyFAm6akSr5awshvAkkLzwZH/5OGfv",
-	"/0ErU1hxKsqlEhNb+IPKfs6n+SBN5JjFfZNXVlK1taJR8XsPhLKyUyRyjgXvypGvbsiKPl+QxR1Pf4oz",
-	"OsQEbTrxzAu2oKH302olEoJWUV8IfQIyt1CCJ86r4Ja3E7T0ysDVgQnEySUaYo2U18+z1PniKxKBf4wP",
-	"k6k/0KBfi8UrWQpLOL3Ie9yI1rfin40hsf5FqCOr64bMzt+dz4sd3oskjdW4haZNHqOw13A95lq6rgsL",
-	"lBZF76l0zSS0vmLs3pADAH7XoqZpKdxwnWU9zAIXVRK17HSK8moVa8f8kft0bIWBi7evK8SuvtNCxJJL",
-	"lpH3p6/8/gVPJAmtcdIMEuI5JljrjpILNiMbyuWDGTzHilSUmI963Ixi8EISwdkBCd+9PTsnWKtu+3MS",
-	"X2+b99sXbBaSTCh4N1GbFoVs6j1GGK4TsGHisv29e9KJB93ippRitj3RphB65m91M50qkZSgxF7Kt6y5",
-	"XokhrSUsK59uk4hy96VMEHQhAS4fkLCAYEgMmzV1UUMSfu6hHNMDbt1D+Qb+uA63etwM1iUOaqH7p3SW",
-	"vh0vWBm8UWhenK9FskCKKh5GtsQVZFCgkf4MDB8OhBWzvGErJRv/VMjEXvZPIDHNWt1OYe1AwQw10tWk",
-	"txqpbE40uQ2DLRfK7qyZVb+7SobbyszpQ5YoVsuh5jv36MuM4ewlVEs0hWJ0Eh5gFRt9YV3aITX18EjO",
-	"Uygo5yrG6e8oJxBTsmL1lFo2dHOqXJeI13R7X+RYRG7dCwzBiWI6M4kBhZG81wqrxY3JxpGYzjbDXquS",
-	"jTePkGSDfZqyLJkwrjbnsfNGaHPdsPVXiYQgr5oYkiNNSWVRSR7YiH/GEeVEMkY2khEXUAUcUETzEDJM",
-	"UsUyrAReL/evKNihlrOmELji+yZrZYV3q9kS8KE/YeDUMbe/Jmx7hx+tiWsfEjUWuSKhIddhMOeKgZxQ",
-	"TqdyLJRr36QJoKXwlMcFC6igoROO9uYQzpOb1m0fUguAxqBCCzrMbmUKg3kHM9ipeUgwBtS3rlvI+6dR",
-	"cwoFBYVFNFqq/9BLb6qX/gurmvOMwd5EVMmmmYhzwFzroJUky/nWsrDsQkutiDeCSZJPtciIcVdTvRaI",
-	"gEdoIr/GqGirctjC6X8ovI9I4V2EY3rPUhWoVnTvuUsF9/eq7jUxaMMavlJ6r8+caqLspBXWlo1RSHYP",
-	"NC9YL/Lx1IerEdMxk+1fTXX8Kqpc7T011j1mqm3fVKAGG0rg2+SqQrUJs9pa2Qzy8fo2iLFkv8lcqwzn",
-	"qXEx6DHlozTho7ZenBdq04XVkl6L7fRaRNFsxBTqdKb8JpSvJb0Wf95rlbth6A1sw163O9v4pSb5WvpA",
-	"549pSVF4i1wqSZkamsWuQQ6LjZ/oj+vIoplyLidSLwHNGpTrs5Q5A8OqXTcJYdl+eJyTPStkE6cI7AY+",
-	"Lj0lXOzdhG25g6hLzXNnUET4WDfuFc0gwOfjsnwAO0EwH+/lxm/cciGj3KDMkH0PIj3X89GiezORfU/z",
-	"N5fd0OvvMftfY/hY6IOZkYhOpjQZ+aJHd/fRVPzxobVm/NC9uA3LwK9N62jSyxb4Y6pXz4mDtXKnB5OK",
-	"tFdanQHBEiy+kSn/FR2wVLoIQSeQbySKxAKFCpIxSCC0jGazaLUMv/daZgW2MZptU18viSzC7Hnu0yhp",
-	"PF1b0Ni5sbHR7K/R9PI7vHO/w2v0caXT/YraUwXNHkmZpIrUO28dNV6/sOt5YqCqTTxJuDwwfpoutunX",
-	"r5hmRUQM8Vk/icMDEsJJRmHXGI7GIo1Zpl9yeb2+cbUI6dFDWCU9arSrfkBv6WEUsampZ1gqOFl0lzQJ",
-	"SS6eyQQl1xSP9L9ZyUR3w2i/CmKUJnaDNqG/3Tg0PKhs2/j/iwiq+0mOKy3kpcgmy6LIvSVCIwZMstrZ",
-	"3dv3E3WmNIlb14u3/Zezt28qmy5G1AM2jnevQPgrm1VWVYrVaI2Vmsrutqb2W+Yl4Aqmy595WZoQip8v",
-	"dv/53/8zj6FL4z+wwVYRA3JQbs5/wWZEKjEtNE+qwLq51Vomtq8SnGBgcQ7Uy28Si8039OkQOJOmK+3Z",
-	"AuZTIzJsUxrWxhZYWecAyqLBe+CtCUlh05MkUYvdOXW05gebL7t6LtUhOWU0UkTvCSMctsjbKeMECULX",
-	"6cDvT/SRSGh2YgqqakILbk4WbxHIruejhLMnxjgge3wDi8GSJJYBAeWFDJi6YowT6COiNw+KTEC4INEs",
-	"SvU/NW8g0Oddbpp2ygSaYpgel21YZ1hX8csoSCsyRoDXcTyq1Z5dePPqQ70xse5zinjCrqy0tXSQn+zL",
-	"c+56EyCMe6xD7GI/S3CgIk3EayfOBy30otTr3vDoR5PBukjCMyaT2nIL8Gj5IHWGeLM2N34jrN4Ys8Pq",
-	"sFpZYdRDv6AgvRkAz7e96LSf99sfP+8Ez/ava8su+6E+S2d8Z1/2iibWhd3xmGUsM2Ubc5nTNJ2REAOC",
-	"ws0De6Wtjxkv9XKqmyxUJsswWQvkLmpqvZx+E2C1drFswfsuNcgV1lFiihkDKuG5xqxBRnk0rqXCmc3B",
-	"WwlHMGNv4ZHpiw9snSSxdyREXiUqGkNgY6Ur0LP99QpfwNOFx7YksbDu3AY0uhDDoUnNcm1FnlXa2O90",
-	"OnXiKvuEIEtoWq/7Teinvkm8L0/wdP0IjPL9WWuXnxb11bPC2jXE6K3wXuVcPrX0h40H85PHV77WioPW",
-	"bwLTQ2+2OfN93R4rjcVvb0ZlPAaTbv9Ci8CtZ3//1OG7H6L2N6cXz6d/25Hne5fvn179/M3sH8/p91Cs",
-	"xpRxT2SfQtkgC1EoknzJsmSYNCxjx1uGsU69pgknWqMndDpF0eUyicGTMGEQY+s1LIdtQpG/Pv6KLZak",
-	"2m91W2xn2IHXlV3Qih0/wTLutT3GCZyG8/TZN98+75TaGYA63kfDNxjNPVWyBSnLi6b2oQDgmvVt+fm/",
-	"7Y6/uXg1ef4z7QyO9uLjp8Mfvhn/5fnFq53Jm73p6dNqwszKeomG5fbSs32kxu36vrzkaixcNEii5mJB",
-	"auosr5UqW7o3c0YYDXBT1xe6wo8ysLloTqW1OBNok/CByHlsw/O1yre49uTqNTKL21nHKObv6oOMYGtu",
-	"EuvIxGKRwiOX7+wn13M0ZcURzvCrM2zx7tOM9ep02MU/kX5laVMgi0qrSm5Ixkhpepxw84AcnrhBJKHp",
-	"FZ1hlw8SJrJvgovrK3msZvHyZy2KdD7cyCePhq5zE/f8pklECTKlUulbaXqxAl+KqRwPBM0gThZCac1l",
-	"xXmrnZXqbu1Cu8+iBUamuhzkA0FPp1EilaZtiRrD8rbWTL9xF8fZ9gtK4QVmzdGH8p1Z5AMo5cm4S1I5",
-	"pgr9XJ4842HkjRxvoVl+iEkJY5HGxq5tK7cPja0N4XMAVwkBY+sGmwCBlA0VEbmqd7etLNDUCDOtznCH",
-	"7cZ70f7gKX32/Jtvv/3m+TP6dLAf7cW7IN/chaxSE2mxkFdYIlwG6Hu0Yk1Z5mC2ahvWO6fj69NwMFVW",
-	"obnyEOaTudCIyt1agsdfyfPl7+Qreb5urKxAyvxKqkephdQP0N2abBTB1Zvlm4ntr+eVDTpNrHxn1YxP",
-	"z//2243VDKsj5NwutrXy98vdhTsVd+HOdQXhvMtWy4M2qKNcXfKaScn4iGUBObFsiahxJvLRmFCi5wjI",
-	"hzFV8nA6PSBvD3M1Ri72c/vHfNA+S0Yc6qe2d58+C3sc7d+bgc/loBR0MforMUq4nn3TdUkvxJwQeH8S",
-	"BiTE4zI8k3K9qGkShYH+ocfNi32N+1QlgxRLTs9s73Q5ZRScJ2+njB+ePJHk8N1JgCw1UdKkAWI3aml6",
-	"aLjqVEjC3Q6wCwOnGnccErkVuafeWmrNY3ME6syWbq22EwYkrA/xlooMRZ6V+kAORWYYHLh3qSIp0y/u",
-	"PPNem0vqXSjMyJJx2uMTK8uHX0ebqNA0FGMQoEujveuVgAU1wtfiRnjYc5mpb7ltF6SZbL2YEmD6U0a4",
-	"UFsEh7ONa2jGTA/9jKk846VeQov2tizYumQ+3u88f7Z6g+jyDl+zbMRi2J6m1F1Cce0kY9OURuAXpMps",
-	"PfCit8FOf8HYFHyCZt+4Y3vGAZGix00890bGJuKSpptakjNF5PHC7+/uzuUtO6rfkhftaSb+q83ZVVv/",
-	"giZWHxY7nZVAivLGbSHqUYx55yprQxacve2DmYFpWBIysR5yvc4RkNBsvaiafHjS444Gg0dzBmBmPMpm",
-	"U8geVCRjUsFgZXQ7gPr8NAbVVJLQY67hHNBvIgqvfRb3obHXV9e0X5CN/d1dW4XBxM5aoXmQsskBobzH",
-	"rUPZpEkXSLq5Zc6qOMckDrHQA51OSRIHJE5GiZIHDvM1iwVvcF+fponl+s+wxzdsf4XwcndnqxMeQM5u",
-	"lsRMkvD18flh/4fTw3c/9g/fnfR/Oj49O3n7JtSDoTLxnyHZKCqtY/MsvTxPZ+3x0iL9Bdkxtmr4eOAz",
-	"8a5vw9BzGg4DoRA9nhTHSa7GQqI57fAEVGVJcskOyATZu+AY9WiTrXMubRC7d56YhmzeOSCC9zgKnSRR",
-	"9mewDRQKYOl8x1TjBEF51M01Y7bxV0US0TAaUMm0ohuSjbFSU02+wY4blI4Q5Q8NgfCXz3jO0GepryH/",
-	"nwH2F/uk+lcJj8XVf15/tP2+5i/VvH44hx+tbguQYqHuGJhf9H3uuxa+C69cQzQIdObKFaTIGJYGAkyq",
-	"gQj36YCEhZQckpyrJIUjzSgmKMNt80pRRBmL0TcmTYqOHyxSkrjBRI8OzWXS2OMOQf0qlvE/bNQPx0b9",
-	"e7P2fnWT5hLt4I7yFGvzDLUAhQJMiBICyMixvs0pIxtSgNBGua82Bz1uPwIhBBLZPB+B5pXA6bhQPrPc",
-	"PCCexVSL6U5Kx7A2x/8iyrlQPZNCuUXesKsSKQYF1KwgY1pbcSWLlCjR+Dnu5Vn3FojkNzVnrtsv/qam",
-	"RoMSd2BrXIR4P4F1/ZTJPFWVwABsbmbo/+E7iFmEAFLZJfu7aOfYkJsg1tNLmqR0kALvXM+hLy6s/Oy7",
-	"wmsyTHA1tc1asUcriy7IUOQ8DkjCicgzvdpYkg3qC262z2oiya+5UFahQ0MPyOeg9GkZui6MbE3u8oXZ",
-	"uLioLS4OsmpJ/KQmfr4qAtXlKd6CH1ToLghQ5iQXkdg6aglGvvenr+Yi/rEXd8IhHErPFycZi1Q/z5JS",
-	"pMO0HOmQq/G29ZNVWykFrXKYhJSi9DG0y90WMIb+P5Elv7H/dFLzd3QQ9fJOZ/dZxuRUcImdQr6LRMzs",
-	"78Uiv4NZ/mPv8D92X/7H7svKQvUvuRr/x+5Lu1gcAaTt7zQOJPGfp5kYJin7M3SNNs/1fr7Tu8G/I6hm",
-	"MKZpyviIfff3yctZ3YP+hKmxiL872336rC5VogB2Fc3OWCR4jHoSTK7/fyYJhBnXl4woH9XnBZ2oKlMl",
-	"fJSCTLpF/srYVDOiUtvchBPJQN88UyKjI7YJon+ciSlcdOcfRVUQlxsnw6Ep4ja3kMbIe9POizgsAJfr",
-	"hv0TFU7o6wtU5t1fj46Jhu2m5mKS2R7SmbjSwrMSy2ND9VIqoLOACvwDqrtDrxuiIrHglrFlA50oWqNp",
-	"4NJIoRxQ8V3qbfp44dH6Z0DrO92O75YpVMRSj7+icP9e4VFyPb2vgxa9pIpmRbHf2orMuzDjt+UZ4Ubo",
-	"4WL6//FuFWxDsYzT1KtjbOok17uJsEX2nI+o0ru4rq1hpZUhixPsNmpypkxO14runLlyZ+YIFhHm1+xQ",
-	"v1UB5KJg8oeqpprjrCEVpeP8/KVCoQqkeGQ65q2aOyKx1RrDuxOMYwnAA4bXm/zzf/+fIoXwiSQa7zfv",
-	"tyFkcZU8b/YqFfoq8z4e7dXHd3svnCLrXfPAdrv0lVsHrioaL4rJKbfLBLpTz2MODUmqlx0eGkmxPKnu",
-	"Fjj8fuKQe8MxJqgeuBJe/+IyD4tsHa9XzeJ5k7h2zrVKopl0CGfUxM76BYv9uFJSg7dqB7bAP9c6dIC2",
-	"jnfWX2px66jG+f2Omr74smavweeduV6De8/XajbYQvG61W39cHw+p2ZUo7ERr0oNCvWr890Jfzw/f0dM",
-	"w/FKb0IsZ9nW35UaE9qWfi6rvNoBaO/bhX397r0L4ZygYw+rvvXRg2/h9PXaKxVX8BqrY9o8wHnCg6lY",
-	"WGdEKy1KiIu7iiy3V+C+0rLnOs9VS3S6LLb6x5ZKzmexuUtzX0svXaY1myet2hnpS7PVlUxGJerslYMr",
-	"iMHnZWWzsFykOXv/KEun7lmbLCFZp+8QIq9DhaKNkblM5SP0N7CUJ813zyua5tW2yjNNjco99Ra2z9Pz",
-	"nVsZwPPyUsVGIpu1ui0tAEYwYaopTevfhk+fs84ArHXTjPmEeS7OgV6YRHzwdJv4D3jVkBNNQOIZp5Mk",
-	"6iMApdO4IxhjlKi2yQI1RfphQe1IcPSGtIoi/0feb6ZNLWKThysFqN18v3wuWLNeqDfieQY137wXYPXe",
-	"G1DmDUMpPZ70S5WCel+8nbKMoppvDAVuLxY7xbToemw/O/41p6nEDhE5GAvwBz11gfQmS9cUIS0Oxh48",
-	"S22YLUKmcNbvzKdqOSRYflM1Dh2Z909eIN9NRX3ROB9v6tTn2spF/vdVhJmLPTUrT5gMyQZN2lFKpUyG",
-	"s02Ng2FEJTxARML03k3MjsBjlgSiCPSFRSM4pEYvYXZRw2ob2E4zx5nD3LXysT2grNxbXR/eWyRfNYpv",
-	"Q2T4KoOa9dZXk63g39ISUkDDLcl2uGkgb/Ftri5weZYS8pW2VkBuHsGqZ9JEuP1LUKfTNF0IRJH1r1gT",
-	"Di0EHKxilR2cvPA5T9HeHCKTUXfQ4xr2YN0ZC7mMHfpVIqsuRS+Q3zKanc7g+bc7rXJvlhJxxmrmKLve",
-	"JoFh7vBumr5QbHXBFu9qtXewyreOylajwpuok+E+y3AOX7NntXAJToQuL2FcqUmyAu2srMEJYMsX4QjV",
-	"3DJM9ALqucs4kwZ4/57oZfORTOgn7/eiYsAk4bW/N5p+ndixLu+YlguiFIs2I/YXlLGBkBOsBFf7vDjR",
-	"OlnBk3RqH1fMW4p9wiLtnxTNGKbOpaivTfJUJW33Z422dsFmbYvX/yUFhpZA535bxBD+o/Wc3wRnTvdr",
-	"Q1xj0MLwxmX2NGOntfTaSITujSqDKwBQh98uxatWpZ9CDKZNExZD28+BjhjRi53voFMkZNVBu8jOqns6",
-	"Ldvt/LYWRe7R50W9cso7ONEoSiZURWO9C1w7Nv8JiGQ0i8Yk4VGaxwsDDudmsrlO1fkilqQb8AbZJm7J",
-	"mwekgzG8WnOcba3RwQdLHBebL88fFMD2IFt7yM76fjRm0cU6fenrfJJo2Td9f7sYsdma51kVP5EjGGsG",
-	"QU3opxP89Cm+bP7aWcLb/OlXAEptGBNA1b3n4AN/81G/DjiN4KiONXffXKw3FxxCjMw09WE1tWv4vLKb",
-	"bI4TlhZXP/xiKJ7woajpWBQ1a2lLeGUjF8pYI7eoJ5XuA08s9WdfvLGFsqjdXwsc9cFc8zoaY2+yQpcv",
-	"3Pr+TuDn28upleO4ufz3DlNFavrxvTwiz/effmOTSQiGZMl5VhCzKeMx41FTWDh3kX+keJdsPO3s1YfP",
-	"LQzju2JckatM8JGL4BNXHKP4akcrWvDPp8BpuEDwqal0iByQiMw0n4Qy+yXv3cJDQUi91GMYW/q8IGTr",
-	"MDb69ZLYZi24ko2ZuCIb+53nJKSpxqhZGx7JcHNFdgZ5NDxqLFEHTiEypRi8M0+a54hEgxhRpPB4LfpS",
-	"Gl1Ivf49Eg5FNkjimPGw/ugzNmQZ41Ed24XjlypJU1K8BhPZ62WAlPB2Llm4ue7BndpRa6MNEEiNx2aB",
-	"mMQBoVKjpl5Z+HPbdAZpn7wICfrKGnauslkfUk4WxM0JckUTRQZYdx2+0Qiysb/7PCCVC1Vbi3h+4eAX",
-	"xBfqP1aJanIFDZNPLCbwgkVameaj2g3W19sL84x3jY+ga0hNF2vP65Gw/HxYCilr1X3ChWpDXG9rVTc1",
-	"7Moz+buQU3dZSoe+gHh6F77Rf10DO7DVk7+cvX3TPgNEJBdspulYQMIJTfW1ZnFb6xdhoEkS9YkSxAsu",
-	"oZ6LGnhUsgQ40fT+2fPOjkskdEbPgYhnJBNCwSrCf9v+NWfZbLvaXDQM9DNNQxoeIfLPPywfLvZ4gdqr",
-	"23vbyfLzLJqGuBMEoC84sOKiz53Xyq7KBk9gPbI14M8pG2ZMjlftHVQq5g1fuuJuVyrr7/262/7m6vjd",
-	"rHN+8f7533b+PtifnO+Kv138I/v2Z/40+mnw7Ee58yp+Nzyct+ZWBiy3Z9jZXa+8ZXmw+p0jxX5Xlmr9",
-	"uIvImSAiU5THZtCC4F0AhUV58RRUa/NvEL5KhTRc7fOI8n55WP1LZWj9kz+e/tsfU//tj1sj5wW1YvJS",
-	"hvS9EOlrOm1VVlqnTPvrbnqeGsm2/iluqelp7rKO5p+vLqB7krm3IW/+0mSlXXlbCBz8anFKpKxeOVnq",
-	"R/KyXxeqKKuGGhaC0KKen3ej0tk2Gv4eqrahclje3OqaoLlQI5rXgKBIQHUp3dZPCbtinpPz0v49D6Wd",
-	"RcHRt1aaHILcXF3y0/zLMe6iP6Y8FsNhX/A+HTGu+hmbpjNLGuAVfQ3SS4ZiXn8scq2YdILWQKj+0OQb",
-	"9Is+aWciy2YBkWLCIE3PU362yCEnMA25Qol4ms6IHItMpWB7igS/ZJnE+ISMiSnjdsLd/cBas/s06UOS",
-	"lnW2299Tyke56daGajT+7mya3dZxrs9i+x3NEmkC7KCmT3+cT6iFgaIjR09FNrI4cRhNGDnLpxA/AoSE",
-	"qb6GAiwWgOQyvhiPgUb0oXsBVB82A948HL75tGpEI3j+RBoY6w+l9QY7EGOLck9mUkVnJb2PeuNOM1LM",
-	"3y94qTSnJEmcMqLGiSSp4KMD0sHqDTbRkiSSiOGwXqyvx7l5zUNjGPSu05t6IrEb7tCaAuZo1QK8mwOt",
-	"y7O7SjR+404mlM8IfKFVCgAOxMAQHGwe9AWgd/frtzqP7HUCua2vAK/ouQ9PsFkC1jLZpsn2n8ID28Zz",
-	"wiiXJDw86b84fnn4/tV5//XbF8evwsXBAfPXax4o3x+9I/vfEPsKUXRUbDFkPGwQ+6sXtAaTTw7fHBL9",
-	"BvkNeo66Ud+fH9UPu+BW16BKbEiSvikJk0TkSiYxK+p9PZFkd789hrxLqC1RpBP9+P714Zv+4Q/Hb87L",
-	"W4bLXn9/CopSbz6sISr1Fwv6nZQv9Ci5hLYgBJLATNXOFe91Hc2qTrzC9h5FpoE7gxocrEH4mtsYLKTI",
-	"DQfZQMAWEaAF9Lb2yBZh/9LEfSspfJnuwkiilncQbmY4+98uZ/LrctLbMLwOUXnGJdFfTKhKIp8VGKbm",
-	"WhB8+80zv8VBZx1+V3ZTLfdTLWRwa61oOVs6JBFVNBWjnBm2lMRkI/zh+JxodoRlfMJNx5RyyZp40ire",
-	"uDvkWAFxBaEYD8FwNFXt70+ra9l7GpQatdD2bx8/7wZ71xvtommL/uXb680//fsdMT5vcT5+h2VrOuW0",
-	"rX6bb/SxHo9czLTW7J3dxNJW5UA1YdJzhOuc0ckN2z9U+h4nmVTtFDqnoKQPRUQQ4lsmmmtXg28yYJmn",
-	"ApqegaBlNufmmkTcuhTb64/ud6NjkOPXx4etG2sMDzXVdfXWnquaNcuH8bnxjdW1bo1Pr5kNOZrr+tUk",
-	"vT2eLMtai0sJjosyJi04PzZcxRUrkpdqsqx1C+suytfv3Ttn4WqCj0Gt+VTSxizwle9CA24uwAGcdPFS",
-	"F5d3rRUHT4uSpbajqgvL8g4+l9DrUhPOb4Ln89ay4vmiBOhFvZzKUTqdynUOWth+0LwApvZqYQq7hCYY",
-	"faXC5XrqR9ar11/yoykh+DUY1r84i2m6afdZTq7VzJD0CT/A1vDnJnr2bhqf2a6Vpj3qL+hXbrGdolmm",
-	"y2OATG3bmNPmboMEiw1RfymaYLrOjEUUeOtMUTChmx2ZQdsTynOaWnZXmstvcvkJiMtMkxQ3BNaoB5I6",
-	"N3F9broXld56JcQFyadY3CPD0ok1aeZ2YS5XvbKq3f3Gdc3X+j6UF6am1FhMsea+rVeI7YUpj03laIlF",
-	"SFy4i0kufJmcjcV0mvDREYITW0ZDRQw5k4pN3IUw8tJbGBgHIqkQFzl0ZCli2MF9ZQIZdjCqAcG4bfrQ",
-	"ICL0h6m48uoL4WxYkBB/WU1nCVq51MzDEMK9f4F+a/qIB3mSqnbCiQ1/l+sWvli5w2xrLf4V3RmH81Bw",
-	"3vQyt/+ASMbiop0sNqY4IIky5TTJgBniDYGOXiHe5nqWi3I1ZH3sqB9LJLHtVahBHRJTi9F2EsADhs5J",
-	"wyRNTdVlOGy0yqPDyXjWetxutFzNLTQ3bbd608JNr7K8nheCqMCbh0zWJHWa9fQ4lCnWL0MvJojlx1bp",
-	"WJOLUE1sTAn7CdYVXb1mUfXO1waG6f26lZIrKkkkpgmLAQhzFZXh9ZtXVPbpTW21hyqCPQHyOUihOvpi",
-	"b9dD7epWopRzCnMqrqQjNs6ja7e/Ql5Hs8hmMlQrWOBf8dKBlFe6cmM0oGiVO/pxgcxzo6Znx59opNIZ",
-	"lE0XQ3e3eUxCDTO7OVNO2Fw1aFgQ5nyaiYhJSaF/jusNgzfVRTmatj4sJlJleaTyDDpnp8kFM1ThiTQj",
-	"lhvVz9eqv295DGs/QBwovoH1hEH46HtZt1ZsSOJWTa6+keC00ghCzh8i3r2KeAsEuesbt6GvERLKNv6F",
-	"6ox/c+Yp05HmAtJjDRBynWBIRkCuxokpy2MC74GnDhgBYg0dHmk9e1hs8rGizJxTRT/AdjmOSiKPfCLx",
-	"mWTKc7W8TP5Bp7fyRd3Ia7K6MRGpoab/N6KI0DqeXVnKhMmULlpAdkmo5w5L3OSJBAAGJLxMZDJI0kTN",
-	"QjLNkksQ5UJvhrAs/jyRWyQ0NfrKRBaidUrjJRJfnS+Dbu7Au3yQJnJMpkJiQxKRZ2SQCg39YqBWt2VW",
-	"to6BeBnO39AVZrZeF9CxHA4HtdfEmlZznjIJ9wylRsoJjScJX/Hu1IpZPhQXkxGNfz8Vby+0VpwxFtcm",
-	"NCZcsgySoXedcICUtmIlde9Vwfj9nGKF4uYVy5jNWASiO6aXjAwY48QOVh+E5VYxFzcEAo83jy24DJ2K",
-	"YzZMOFxBU3zZF8rkGMocgRCi16JlZWwEsAENqyC4KByKLGLh5iqSmwVHsdxFpOJfqIPLHenaf6jPoz/U",
-	"wD/UwC+gBq5At76ar61MPR9Nh+CHanS+Z0PyDZsD22P+MgGQgQ2Bi1JGM0ko/gMIFIQ6+36qHnd9jw5B",
-	"ZDfWi0SSWpMDnqTngzckeSxSNidS4+GW6v/XHBvZuNzd/Gp6pmWvX1oRm6dI4oLxU1sxrJoBGDEpXYoj",
-	"m/1lPPghSt4mfzl5/9vJzpvkRJ7w06fR0cmzk8nLzl93p3vx0V+eb7G9zpZMRuVOF92db7HxC2YmljvC",
-	"7Jee3TSn0pa+Npv8ntEMeCxU0l7cCAOu4U5DIwxEpaIYuPkbZ4HBv0T3i9becDfaYc9pe3/wTdzej3ZY",
-	"+zndHbR3ot14j+0Pn9Jng9bK/TEW0Z/Vu2a4PMK776FRk7rpo2Ntd4nljW+w1SR0WIXhsII7MZ82dcCZ",
-	"x9nPC95zK2xqiHNAGI3GxLzveBQFUgjE8pTlqN8ROdUkF3pjskthq7iaxjn1ef7eJSjqbZnbUFcT0N6P",
-	"xd1J5sSC0nmUpi0dRRUutfA0i6iTmd6b1fmE6Xd/1xbcoN1btKH5V2ks09wCSuaAWJ5Sbfyf04y1ofGa",
-	"vleF+nn06gT0cewErIhMRvppwsmMqbsquv477mHzR4+Yh9YjponGvoBWZSKbHXNVZ1JblXjcNrr3rnBg",
-	"gTGgBFU321LAfCV1veZwvrzGPs9yF6R/VPjVTRVYvfGvCPPHEofsyGdthTVbFSr5BC2+ZEDGyWjMINgn",
-	"MxHsRkSU+ZRlffC06Eti/juhnKKt0kkjroBERWgrrrBd04q2B7+wDko+dtb5OjlrMZRqFRT9Y909/5DE",
-	"I1ZT+phxOkjrfCY/ijSWhKapAfCk3gDd1OmkOWUaF3vTapONZZGMA6wOS8xW+MziinNkeouo294CCmvU",
-	"ADtn4ADZsMXmM1lYAsUdD4rdILqDFe6yUvLkZSquiKuDUg/lar9LXI8bycEP0ipuWwrFINxNSQz2rM6z",
-	"RM2gdBkuYQA6nu3sVjXofaCKvp0kZcV34y8fzgPy49nu02cBGtm1hNtOOBGZVVA3sfqZ10mQbIRXSvT/",
-	"+d//g1492BXghrW5mPViHMo1VEDEwkDzorldlx49QfVWq7uR4CqjkSIDpq4Yw3J+9t0BjS4Y9JBWklyx",
-	"gV46V1D/gMdguuQsk1s9fmzqKKsxGTDjoclYSqFroqkpgC4m6AkbamFt+3In3OrxHv+3fyMamIyrJIJ0",
-	"4x4/01BnMRHQOgRqgCh6wUh46DeT7RJUtwnWWgOYmWJr3R5vkz/9SZMo+ac/AbSxVmEm8tHY6ildgjnG",
-	"Ef6JjZCxoXGepaGpjQBmjHJPW2yT3eOESDA3tHPJsCk7w+Cwd389Ot5E97uDmYk6gKuv8kwrOGEkYvOF",
-	"/VoJPWz47u1ZdWG2U29oDLURg+WJPKsgG+AZAZTb65BJwnPFpFa1bMEUPYMegzrjSIFvGeIbetvqlmE+",
-	"CUkmFPixBTe1qHPJthDu7wxq/OlP+scCo6WP0s7rhO5rnIpOkza+Gh4Qatbleu5qRASoF901NWra7ppR",
-	"nmVQlwMN1m3ywfTrt3rpRswuWSqmE8bVZgA+DNOcRoNJSTejK9dx9OqkCwdi1A1QY63DjLTboEmQkpmD",
-	"tNsQLaSFtXZbr8XEC4WBHpKXhsPp2m3QjkvD4OU4ptG4uAYQRSMrbYlJoghnLIZqnOGndvEkrAQPe+Wu",
-	"w82DHtcv54M0iUL/pumxCBdeK3RE0E9tWlxTFoeafpi3NVvDyrLFR1vksMdtBIUoas+WhpVXGpr7nZ2A",
-	"UBdu4W2teGMPzqTHw/kqreEWgcieyN8FzRjJtB6aJpNEIZsl2Jac0DjO9H3ZCE+pYq/0C+0/hT1uevwd",
-	"kP3d5wYrT5nKZu3DoWIZBFwCuYIimNKSPai8C0E3dDpNDQ3bNhU7/wyFLcmGrTO82SWhptoYpbNSVdCg",
-	"x0N0qoSWcnvFTCF6StEkDQn7NE1pYksHUckCEhalPUMsHW/Qp1yxtcdtOxNTuzXAI8eiwr98DCEPU6JB",
-	"tVxEGEkh1Pd0NTU3wm2IAdMcrcddKU0nbYdgEprSjE6YYpnEluRqYbVQiK0DcmlP4R0dJRyAjc14baQO",
-	"lsLv8Xe2rL9lHnp+fSU0/93BOUNvTRs7mlXtdDqBq5G0+3TT82/2ePgZRIWAgH4QQFX8oKiNb35HvSEg",
-	"VifBf2ll5BqIGvQbmFKJCQKaNSTSVNPXRy0yBQdNSSQmE9qWTENKo7DejBYfaZqKKxZr0MgADwUbT4Ab",
-	"b5oxLFiLGNxGaGuJgPE44SOYBGBkp6GStRMuGZcJcGyZD1CiRZSxAD8SHClsNOtxEzhAs2ym6Wh4fE5H",
-	"IdkIe60MMThjaOVDLO61ws0tArWTbK0hfaAnw/ZrPYUmJsYHinWoTAMjQEwlMiY14KSiqcmoKCjDzi58",
-	"UM3NA39lmkTMeNwSIDrDhGWtbuv1yXkhteo/tKRno5xabyc80cNxlhIM1WUZYXxER2yClejUmByetKfi",
-	"CuO0NCi2XLHdbsuTtbRIazs+tXa2OlsdbBMCNqtWt7W3tbPVga4IagzS5TaU1WhjnDI2HhCyJnDjB2D+",
-	"Jm1EM0EsSTVlmRSc2jBZ/aBU38sU0MtHIyaRUGquTVwkjokS7HEjiFvpzQQRbux39vFKaJYGbmc04U6g",
-	"8vXmgV3RmEpCFZkIqaycOUxGPd5Q35uEUOQl9KIUozH1ipTpNRyeeHViMCIenrdzfsHFFbcR8Y4LnGhN",
-	"BVn1oYbOEQZ/u4LH35vGrxFIaJiu7pFw6HnS/dwqOpMt0jW8GUxcbcUSaWqyWkoLZ7vb2bmPBeDU80qA",
-	"lbiKBm9FW9vWK4HTNs1jXt12710HLZ+LLPvuZ/PqyQtc3n7nedMnDka2Zrmea393d633i05Gq37j6Xug",
-	"+Pqa3i9gYCuIBJ5xkaGB1y+yGKboCJTd8m0GR4FfXr7UgUTPX77+259NtMs1EgBb/7YaCjwRVlHBD43m",
-	"gStz939I07RU5k2a4l2GbYJ+ZqAmt8gbkClBX0lGY6U/0pfeDY03fmvuwuEyqxeuhPT7dXXiXECfh5O3",
-	"wa/7PX9c792ef9Ay5rGam4vZe0ORAt/VdN1MXIRcO+J7ZdQeqAElMiDAfiQ4naGXjbHAk7D3549yxNTC",
-	"c+x8UeJVR7QeLoL8wNTdYAeYyqBrlJWXGy30xSs+QLWopvf8MWiZznOLo9C6NgTNNMrSqlRjBFqo2ARw",
-	"Js+gAP6EfuobBR6lf2TsQXPpvlUJTQ1vx/V+Ud7+3tLqFXj7F70eNlr7zq/Jw+K7CP974LvO8KQX3kyH",
-	"gYQ+AZuTsWkFJmYoRoOIbcFmrIShedinSsu5b5hmssh8o4wpOU90tZZ3OE3OcTHr3ntw5TW1wa+8d5b8",
-	"ttK7djVnIlOm//I8ni8+azuEWd49I8krrShPZp7h0UeN4qTn8QIeFCS3VvU6BFkpiZix3hljBlg8u002",
-	"amv23CInqmzQ9K2ZM5Fn1ozZ45lI2RPpO4gCIgWhJKUKRLWJMFbBLEOpADU5RC2t3Ntq0868I3g6W6Al",
-	"mVO6LzJqhv9K+lFp9riJjsKZBt7pADAr9PSIRmPWPhJcZSJdRlDhZfvudfCHonUjRctzjK13mV307Kf2",
-	"NEt4lExpKm2VttbHCvXf/rxE2zpRRCoxleRKZBdgc1SYnwRKlKIzCXY6Z3/z6H+jruRfu2WK0imO92jk",
-	"YFyvLaBwC6JsDqRJS/LCMGqYNNngFc67Wa/uNB5F584J0UIK9Kj0nNsf7g2VHANJ0G7gHudxotqpGDVL",
-	"cYeav0qRFdZ0/Q1hXGUJkwHh7MrF7ZCNwYyESRxae6rVv0MRAZe2Yt2x14y3xy0/1simZzkgIVaMMAZ3",
-	"tNCjcZ1sgFtuq3DP4N9ItbRGBX8ar11A/vnf/6NVoZCzT6qPOwnBDJ+gOTjhI5ZpOqfsbcBVyS7JTLh7",
-	"YkzYJtEYFD14xTMGdHqcqqILmploixwjmEAnvGBTRcLD9y9Ozvunx+fHb85P3r7pvzj8+1lINvaeGd9J",
-	"kU9qi7gbL3yPg1H33ckWOWXDXNLUeO1YJDItQBf24wjS1sGRDX48R8dhBneJe3wjLHBrK2Y8YfrsnIe6",
-	"2pyRaMlt3i+IhnIqcUSaq/EWhnyie6rezgxiu0alVxr71sXkIwDwKsI4uCuxpkm5Uo05GUwrp5FCpySI",
-	"f+Bd3qCpFETB46ssUYpxkvOYZfb6KpMabbL88MZie0k9AWBC4TaBGfqm0qmNTqFr11pdsJHSGmEfblmN",
-	"i5omfZdCdIdrOoQgBKjJDzE65g+8yAGZ87JvYS14DZ0tLcX3De6HC6CJSbPFkhdnrVWqyXfaz/tbH//8",
-	"73V9BOv02IuEx7bxTJ5FrGYPmvboDej/QjmJgIQOvvoPaz5u3JQd3Oar1O7t6SpbW2NndtInkiTx0pXd",
-	"LZro+UWuIjFhTTO7RpwrygqaopzhNwvuCkTrWJ4EEmlmKszBvcFenwrDEPb29p4HJhJxKI0gVLfUYQY5",
-	"OzXQaQ7wX3mNprfrLZanxPqL+3ifYp0h/mjimBftDskAGH5V5Hg0kh5YVXDpqRjZ5ftynn5WI+LB70bE",
-	"K0tpTttqFOkLUM3qBXYD9dYXONkmgb2yxsfjnuCV45yteZhry+sGkE5erw1wbA56OBJc5jYCzkZMbmj5",
-	"cDMg7JP1LKAjNGaaENrQPxfRZwruvPvr0TG5ZBmEhGiJr8czFkMCCHl/ehLYZ9KO8ESSUwisNAaiCZ0a",
-	"p4VIWWBc65KAYsFNzQTNPtHzAd2MZY/PRWvWxGFukdOGwLWTd3WSp934kYjZPVnuDAyO7Amt7v5YjLrG",
-	"yA1Gqp31jFSdvTXfv18j2NM113Pb2126zC8TnsgxoUUCJoaXl66zGpvbDLGSReOChvDnRqp8ZDCdNgU/",
-	"08rl2gBFEeML2tAoT8uabw/fn//YPzs/PD/un5+/6p8dH7198+Js095FzNZWXlZpKQh7i4T2vvbzLCki",
-	"h4wyc3R49uLt29P+6fGLk9Pjo/P++9OTM7JhwN7j4eeXp2/fnB+/edF/f/rquhJivbnuHRwxTdcS/h6y",
-	"3SpUsdrgn2VeqiyzfTYHmbjSeppewIGvk6EXCwLifRIlm4XbAi5NUvduZ//bZYUs7lNYQmCdvmpmqX7A",
-	"PVBQU1uG3aUp/kv6Rb8qhYDiqndFIARGEdTz6FNXQCGR86wOMknGInXFFcgGmmbwFZcbhexwSCdJOtsM",
-	"nI1d8B7H96H3ZkRrLTG4wlWM6WeYaC5y9WgEN71kgvubP7pShL5N2Frg9yidLGbLLXF9kw1qxJpKttIT",
-	"k4exWYhanuOSJJ7Xs1aQf83uU4R/zRrDimBbD4Wo3C/ufBgLQifkZFXcmccRczObr//Z1DG0cnKRXyeM",
-	"syvnl4E0okRwUxYb8mVAiogwFl2B9w/swjTucTqiCd8ih5XRc8lioq6SqKjgMkdqQEXQogj2Ye7x0+OX",
-	"p8dnP/ZPj9+fHfd/OD08OrZiiKZEegC7OrKx39nRIgdM2oYkXsliMC9raSaysfGKKDqQm1s9vp4AYUZ2",
-	"UR/3IcWf4hwG5R6hEH+nLPHUIpB1ucnVuCH7xCLoz7qGjynLOcGZ53xMAfZUt8Fu0o/UjCjHctbkpfHQ",
-	"RGIySDg76HFq58ASsCK7kAXltQ6dREFFTdA+Y42oTZ6L42JTX8J1UWtudAUi78wee8qmjEKaAvZqmqZa",
-	"RbZ5zKtZZ1dKNHbgs6Zav4XcsxUayAUtqWaQPKK33AijCar4q113t6jX+qsa8IQTBn4KU5yn2Vxuiu7b",
-	"YpzF9J6pfmPC/r+/7LSff/wFWtl2gp1vrzdXstqf5lySX3OW15muoUDM/Rqo/fl9s/SiqR+a8dmdNd7G",
-	"FWzQWc4fmemZ+TTKEmrvx3lbpXvY1TSuOaLvb/rwJaFAp+M8o4N0pgXdWBMPKrVUcmVMG/8lBiThGFKf",
-	"US7Rcbdp6nJrkSGfEiVIqP/oTyRm3yWqx5UgkEyvpSznaXcUW89MgWBLRXks53OygBNAyhW41cVkmjJo",
-	"TQddOfpQ27PHveKeICqZLENzg59I8zo28Qi3CCC/fsOGM0ViOrO14UOTuwZxC6PkkvHm2EGHgWszkA80",
-	"Ua/PTGDp3Us9xdVYN+xwMSJXxo1vYjXc333+gELtTjUOAs6tesEgjBrfMHHUxevbUmWmyXaDqkAnjAxE",
-	"PDMJnCy6kJAViqUAipHCA3dfQsU+qW12ybhq4/hh6Q49kQQeSiiz0eOhG8VE1MShzX5SeiOcpvgB2Qjh",
-	"v90wIGESd01RCcl+tWnYWD7XPvjL2ds35smB1gtUNuuS3U6nE/Y4yHUHhJKwS6YJH4WQyasnQdvFzlMi",
-	"N7fIUSogHge9EnovJBaYGKElv4ildld1tw6/8G/dg7k8K+gMxxrWZ4ggv6N7Y4JA4Sw1L0BcvJPbtCwu",
-	"FRPSJKFcsxkWA0dxUcxcxDayCuObcGWgSGvdREFPOlS5iyiw500Rq2W0+/K5fet6c75MLiAvRJT1JZQl",
-	"4a3nRkaoPdEAa7FjQU2paKa2NJ+HRJTvsFsYobExy7BPNFKmtjfEZGRUE5i3uZrmSqI2+myf/DX5HpsJ",
-	"ZjkHkxDZCN2/u/pnFm4eYAWdf/73/5jGhJ/1f/puV/0kvg4hGRxyxL1S4nP2vwXyQ50AbnZXksJtiTXY",
-	"W03FtC8jgTcZGjUdf2TRAbdA55sFCDggugiBCgXcRsaIuufNR25O7TF6oMhAmtfsWd86LVXDxKnRUXnE",
-	"DlBf4FDfhjP9jkxGnOI71tchsgsoii+mErSAjYS3hynkOUIVF/0iFDZITfgrHYhMsXhzixwu0xEOysTe",
-	"p9t1YjpsYAHl3v2id6Gs7fxeWcMRynG3u0sG5+skgm0jYTRZIs+M190In1owFkNcTiItenex7cNMei2n",
-	"wF+44Wwx4SsqVRuktvbJi3DTqLEmHr7H0+SSYaRLlAqpxRBjwqnK2Vvknat8A3J3xjS+gXkelOqyVA4N",
-	"eby2uOYy6v0s4yPHVvZa6I3X2BgmcWhdj6lenV0ZlFiLD3wJPWMYgYT7S5QzECE+FgyqBLAmoxnaynaC",
-	"59f/vrrBaC3J+p6dkQgUH72frCv13j/PaBRNFkYeegJWIXUN8zQ1JhRTt0+A3BTW+jTfiHiRqHx3wkd5",
-	"ogai623o0WUXeWv/KnhVG+rtY4hnPIea5Y4OzGFdTU/cmzo8arEdbBH3JSAVwV+cXQEb34AKD9/BrGFg",
-	"TCF9MQw3gdPYkm4i8yQo/Z3AWqOSTkyjoS3yEk02+EWfQ21MG7G1aUKh0OoZY0mbJ4VKCw5i8ALbWnJ6",
-	"EketkePojzbkpul+XqwMuj265R0gvwmBB4Zos4FSFWAzR7NqvQtXZbOHbwaFkob67t6d1fNBiVywvxtJ",
-	"XPP2F/DILnDzQik/MUTbj3PwYukHkSvTcctUU604diVjXf1bkkGeKkxlU22MK1gMIUkuyYj+VZqShaZk",
-	"J7xygD1btUTEjHUR8o/IYRaNtfBiRnKd/vWq0Lrvykp+R827mJ4oLxa7iqHy34OoS3EGVQxriPOZyJSp",
-	"jlhT/9D2KiZhu2jfEJY8xLZmfJ2LWEATuxoHsTU/lHpCtJsb2LdLf5ma3m3zX+eJbpt/1RWAL3zM+8Ap",
-	"zB87N3M4N/rOHcAQwUyHt4HGb4c69+xg10hX51vfuzvfute7eFUP+3wT4xu72CF2rhr+cCfu9bc8nRkq",
-	"UOnzmchSo89aP7d5ftf5lHEsMWZchmhxLGhXDZ1sWp0xAvZhoNL6HIsxN3muqv59mgIBWb3mo7WOeJ91",
-	"PDJH/NBwAMtU8e8GfrrY817Ik3D0+ha4rlAGB8ClwulUjoXCOFJpy8OSHbLRa53wBKqX2ZqxLRNKiCbu",
-	"RPZ4bbtLrCBqqhm3jZXclDO2lYyn+s5KmbMFpUVfor/0PmQ2r0n/Fy6WA5taUkUUBI0y4h6f09EyhIV3",
-	"vkYZnIdbP7T+Lg1EPMMAUnOXWvU3LLIYYgXWlX2FrsKeNVebKyRBZBoJEW8RYB/QLkJzKIyCAZGzyTfo",
-	"7sPvuuTnquRvBbce2JRc4U44B6MQH84xRK9259LSnfUH0fkiNOKWtOExlPVcFQNuZn3yi3ZSFY1vWbZz",
-	"QfnNQ1eYxTJMG0HW4z7D3CJGX+wSUEHlWGuM9p+SbNDid9enP2PFbxioPGbQsWJMZY/nvHhq1rV5UEwT",
-	"Z3SoQlK8JReQI7gaOEiPh4Uwj5U4TKu0cIv8KLjIM7/2fHNlUXOD1ju5kyEMe2+GHL2otauQLr4JesgP",
-	"iRrb67d2suzO7iOuMFcqKXo7VlxUcq6ttHtuDZ7lm6sl2neH50c/BlhTSTNfk0DDMsahlgkmj9Qw3Wmu",
-	"/kDTfzk0JRvv3p9v3g2yluXG7TjHI2fr+xB8ptVQwGGaFNpebaYLlvqezmyvG1vMLyDhNEsuTVE0ZA2B",
-	"V9bB+RF63GsgQnbqqLvb4j3rbi8cKJvN7fevronp7BGpafcsw9sTWVOIq9exto1gcg83xbYucyH4gWcE",
-	"mYvXp9YjZ9EeGvQ50SxRB6YaqRutVwhV6J2wo/u2E8g8mFJpbiJGaNfZTWrNI2aCe75j78wR1N6wL8FU",
-	"HhSTMNBYE7sbOIETvO8Bv8+YklbS/84I+oV7S2sEfYOr30G/gXnBx61ugZ57v0d/z/ze7u9uDhOu6z1x",
-	"dSQMmkZAkhBSD6gQUKVUge1CJTIMj89maGB1TUskvdRq6dxx2/XfMzn5yUzjJUlf37MNxUy5IHLn0r1h",
-	"QPdobGYWnEXDBgzOvpXgWlSS8/HbmC5X8NZbVrfAY1/O0d5qdIT/ZGe9f3/4fXuszFZWdlxZgD+y+oWu",
-	"b1Jxcj4qtt3v92bOq+eHC4U7CF5in5RdtZcdmijJ0qHWlrhQJGOcTtCm3uSrMud8nzQUZyg8V/et+tgt",
-	"NQU+FoLxV+55d8/RuJau1QoMSzG7SXAwn21/Nv+6XlgmyBHXijOjyUPho+P9U7dGDluLHo/BDWGX/mXp",
-	"WLDSmwbob/LJgGUmOHshZm2bdq83F1JvtrAl9irl4bUVYUjCTSJxmVjzmAzyia0NaprgIr0unB1WTY8F",
-	"kz2oj4+ei1XdEwZM5ftzG/vvQzfF3nfIKIDzljeqgX5escFYiIv2BZvdg+6FfYC9dp+hKfXQNvOGxjJ0",
-	"wWalGlyInpDhkpH3p68wy2WqMVbkEl4v9bmBhhCCR8y5pa3ITGvmTLhLf/OuhstPK+xHWDe0FseFMhLL",
-	"Bxz1r2x231zCm2mBLOGD7XebuXYK4EcCh1DROHETIwTEAZq+/CtoZ+DczUaUJ5KahCJ/hIAMZkQLua5I",
-	"CXZMl3QmiVBjll0lkm2RM+yvB25wqBlpi8qyuEtC032vL5n+dCyupOnwol+XTHmeBcgIG0JjtjHNaASF",
-	"tcSQpAITP2VToPSJv+8vEi9dE/gJUZ7TTFwmMZR/8UFJNkpeRpIKaGNYeiWfanjbARqL8dsXVg6d9YDz",
-	"zn7bFLxq6hJA/jnDri0Jdz9ChGe4WVp2Y8Co7ON3pXXOBYfeOKBcT3OHkeSVmPDGwPLFseG7t40Nv0/L",
-	"g48HS00O1SP+/VfsBJtFUiYklgCXfp6nw97jJUG4Z1r4wcZUjk5EGYsZVwlNpYtHwGqaPm3e8rrAoPne",
-	"ENYQCKmLI/JLUdlJ0JFUE3A7RUBtHth8A2xnaViD+xyiizCmYKvHfXLPeJTNpgpT9bWoTDYOj8/au0+f",
-	"tX84eo21urAdnOUIW+Q1UxQenHCp6CijE0KnU0lGWtHq8RCqmc9c8xvKSch4DMvuX7BZaNPOkoyEhl/2",
-	"8ywNUfIHfpVIgnfN7tKCofO8x0Oaao1s1obEbGkikUObpt1P4nBzi0ADBb0vqOPlzrfoFgZfQQAYzCkx",
-	"6Goosh63DWcbA5m9q3hPxiFvhq8T1uxvsUHA88H6R9PPr970Mykh5Q1In++59z9bK0ja+9DFShdUxt4s",
-	"cjSmnLPUeNRzyUiiyCAV0QWMgjPhHcVLn/B2LiHLNZGR4JxFyvaR1oQsZkqjUbzg5uOYtQoUPqre6j+K",
-	"NdliTbdGrRViu33E8VoKI8s8sJgDGgiSan2+vnJSazddeKYrWG9KZPAL1RK6NbRvZrD0trpeOPVBQ7i0",
-	"FTQiyrEo5zSlEYshHdIKFTQ+MFYXOp2aQ+5xRS+YJGw4ZBHGeEK5IJVnLrTGWVg8qQqDqHEOrJ9F3rCr",
-	"knwGbUTwfa3kSqZsZAUUOwxzbnqxxGEzITEdRgu910aFe9JEj2+EToyAMoj6Z1MGEbeETwPi2u0mGbmk",
-	"ac7kZnOc9ReVPO44KLVylx4337UxpndwXZssQM70nwxvYA+tuc61Ks1ruGuUpMmluV2kXgc5PHF/yC7W",
-	"a9cvTETMUnnQpBZ0tV7Q45TDBfe7nGwaIyuWpVBFQ0iS8OJWgqqUUqn69mZCCjq2NcglTU0OZI/76k4o",
-	"LroEzR1Wbwq1iJCk4YGnvaH0UfTdzRgIEQEUtJZ6PQHJXHMCTT56fEiTtOj/+7Szp0eeMh4zHs3aOaeX",
-	"NEnpIDUtnuao4olpVeRRJSzJ4ShXkjLs+IunkeVcBsANHXysB9u0/92osRMvEIQQo2oFIXy0nGneNaX5",
-	"CeY9ZVJf2AZ1w+7e9nrSwPmKsteXblK0JHoIAFghR2XjxO2JExcxa6vZlMmFfm3GRwlnpql8xkaJVNks",
-	"IBJ9gCxOlGZ/YEmGCpuQ60SVq7M+bx9+I2J2DvOuVPEyooqNRLZ6dQI7/pH5EHDi4z1XodITvkqkWliE",
-	"CqD9uOKGinV7GOehzsIWOsV72+YUkyXYNgS+5d7V5KEMuWZ0Oipm+AJnbZFr0ZkX+3ikZ+7t4Han/1n/",
-	"Z7XKczBvzIYJT/QjqPWZ8wuuyU8SL03+tefTQFvKNcrMqhZWJvOaBz7b/5qtA93OllGYRxbM49Z9AxTz",
-	"Oq01YtYxGNND2/q8i50rQq9LG9mwln7X1Y3ISEwZmSbRhfH+zROed97k93juxTRLaA1NxShnmjVnCquJ",
-	"aDR/NNhwXuqcV2zIQwv/uFfFi20QLZu7MXwA97cRQzGM3+/f5+XqpTS6kFvksKBH3nIdXZr37Shh6qVW",
-	"nA96XVUcunsLQDEDpCusof/fx/SLlYIMnt6lGvCwrPugAU5LR34r1J6w7YhOKST8L5KsPlTK8E3ojMSi",
-	"azr9pSww1jktfHnjB/qPtiWcpv7NdsZovI2KxDZagnscmoJ79azcN1a9K6iT/nNnn1wl8YhhbAFo1kOG",
-	"FsFhSkdyi7ysdNm07U/BpEZyafocFsuWTJENINqS/PN//5+iVMIT3OJmQ9nk17MjH4L3eBNK8zRS8eKd",
-	"R0O4X89K674tUlvcMVLj9QrNWZ9IglxdEoE9qhoRsCRPureWSZWn5sUyuV5YYPtw0SWQeTQGS84wFVdh",
-	"QwVdIxOtJJo+7XxN0bQOPAvbzj7xWiSbiEwc4TEhvS8maAnAbeLWN0CkS9RkmXwCqlY0SUiy0no2oDiM",
-	"eUfwdNYgw57CVPeJGiJdaBeBFQZknIzGpbSzRyOyZgaCjSdeMsblkmVeHp9/6sgRF5/7zq5hnPKAYK2f",
-	"lIVYW8hj72MBdZD4zAUKebgRkJBxOkhZHBZFifCDNK1Hkg9mZfeIJjjFIkQx+35UuBFTOR4ICoX0LQjX",
-	"pgzWxbmEIPARdHzGd4kY/BeLTOxYIknMpqmYTRhXteztzE5xE0eg+/iL2AuqUdJuyx5o3U/z988+8rzq",
-	"t/KKh2bHfZr0wXcWYvEICHyjBctHxxqE/vU4VI5P20YKgW5SkOtPhtANZ0CjC/BfH570Xxy/PHz/6rz/",
-	"+u2L41dhUbQMKlZ7HiG7L+vO7vF6f7b04vVMz1coJQZdPdBf3eyuLqHJ3Wuqdvg7dlT7+Pkgvc53hdK+",
-	"cwfqpq+SdAD11T0hYsImA5aRSORcFTkH9XzhHCb5XVREv88A9sVR6jsPOUpdn/Dy8HRAosfl4lAGde39",
-	"wr8b+XBTuIWGjwk4xrKTEOaMHvxKYPNmU266HuOeKKoe+usEHMOmGiQ5DeuvnI/+wJql2ZrIClGhBinn",
-	"lYg5ar80sBcaWBA5plohcOKB/pZseIVDv4NOHJtkwCBAwxSfa6p67LD3d1v1+CaHsiAyFuDtQmKR3cpa",
-	"qbwetCtIPOdfpAcaeu+aodNAR9eSFfRO7iR8tUGivWfae8eSrD3XB1avy9bnvD312jbXYf34SB9R6irQ",
-	"nmJAHvrzjIyrRViba5XEJb0NmpbU5Wm5RNsadi7xyr42e7g/tDIznDF196j1oBSkM0dinjhSeTMMw24u",
-	"q2lE+O6CIllb5NwOCGKfr7y1r5KYdQ1WjUUaa6QZ9rgdFlISiWTMVoGzDwLs+dlOOObBmB4vcVOWtVvC",
-	"Hy2pbtSSqpJjnEs6Yn1Qe6FFlffnYv1t7847UEHut0MGh7ulPHDhysGXKwaIK16khi/IBpczqdhkcTb4",
-	"/SqWuKuVq645MDw2PbO4pQXZsr/Nk64SmVilfZAjV9DbipoaPRu2AZ/Iit7G+AibUzaUoe7xjVC/39cv",
-	"9JM4DEx5CFQGoOhEnkXMPd88cFG/gltP56Tch6i+rQJJkwuvPGJtdd0DdPJPpspzZUSCD5ORMVZaLQVy",
-	"BiwsnkgSArtH+ivD5txfi4f3xq1x+K+lhJvNLWlo5DdD+5pK+cNsVKQKFGm4wSvU73T32k/LdcNsS6bx",
-	"oSlE7YRLlpkKiTV8AdJetBwC0/FRoPktpNOSEOk8ZOofuK79icKkIJLgwFCJC/0ZHyD7fiiyiH0H3AZe",
-	"TqUgkF9nhRYctiA+V2MhGYFiUrEXvEviZDhkmezxosH6OJlOMdeXbGh+FBBvswFJIv3/ppCuf4k3D0jo",
-	"cWVIELxgU7XV40Xkd0D0EWGqciS4qYKDfYNiFpMZq22frp8ukKcqPMlBAzdUBoWLaLAbLaDRWJ0FwP1w",
-	"2vg53sxY3ByvBzFlV1QaJDKtdgAuj4ZF6x023KoV+XWD88Xe63Vy7QtO7nqQvZzvXploaZpNbYUxU/ki",
-	"9PpVhoTnabrV49/Pk4oiOQ5XZLPNEIldqF99XXtr8PM45h9J9c5IuIxJ1LODFVLpCyJbKiyKrQ48Atlg",
-	"Q2w6rc4XEzMaxIuHnpdw0yO9Wb6+BeIiI9bddT7j7GqZeF4rkLsiID7imYxXva9cX3bSSHh6fFDEIzRQ",
-	"ngPiutSALqH5i2I0bg5L+EIy/NrG3C9yuUwv7fu4ZL+PlP47lt+b+fxtGkhVb/+yoryOJ1BJeq2wWpOC",
-	"bByJ6Wwz7LUCJz2UmgtbscFZgr5Dk1HQ42Uhu2PjhbxGU/Ocp+HGg5xhgRIvbEjVzKe+oDo83zDq99sE",
-	"6qbcrV5/BfzHwqj3hPvO4AU9c5q7Znt+bWcMKrC2LCdDvVPKNedr6rN9UB2rfD1GgtlSoVqhTXhxVVRG",
-	"ucSshK0ePy9y5dWYcULlRVFf8BZ2q3vsCuNP8eVaGvzRfPtLNd+2FuM1KcFcW7hcmnNYkH2r33FFGlOo",
-	"JAzt7cFrZBLHJjRJsURlY8Dhe4kOwD/8Xev7uwC++lf7j4oDDKrypGKUcPN1+YfFTrD9O3CC1e04Eylb",
-	"ue6Hxo5T/cF103Crl0Gu+9r0Ui59q1dPFVZZebbfAjAkE30YBRSgAAuUeb5Pq53e/XI3GlzWx+VCy2XZ",
-	"649/N3j90W3myNJ2nGQsUiKbNXv+MX8UXofrSqVMRpxhYPyY8rgthkNTCUAGrvo/XCPZTKdeuJkfEr26",
-	"bwx0u16Oiu5oCOMKjfePsWQBhArF3mHX4GlNKBygb5bwKJnS1L3f+ujh7jLj8WthW2Do959I4OrgfwhB",
-	"+ByyrK9ESDYMELqenHxg4mpMRwtw33B2ZbrLY0myHjfdLOBF6wE28aCbgTEhS5M4cPjuxHgAhhmTY0zb",
-	"ltj30HsT1mqqmfV4phcM9mz9iGoQPpGIA+BCPqIyFvpORiBwYylpJfJo3KBPwkQaEZd5cdzRXY2FbWwh",
-	"vWq1cQmoB8TA0ANhkzfHg/2dsoovZF5frw7a47YROfN9jhizEotZYrJ/yw2O15njDWauH58HH34hw/c6",
-	"wLiZsVvvBtT9MrHbBuHsRgY0N2KTAeEVFMknMbNz4AWHWrRabweH+PyZ2bdvfXD7D6rA4KHZ1pqn7Rs/",
-	"vWMrgHoPB+cIdZG46KqCSGjV5LotmTLC3puSmXx4dFFcigsWb5E3YiDiWY8X6wbKP5Es1UzAWGWg/43p",
-	"tiLzKcv6kFNfz3a+Gp48NH8ovVPMAv3vVjiV15LodEaof6hklFEOJWFJxiYgV/lPReacaKXPDggHVCIx",
-	"mwgr4Gi86fF5xDEOL/24DT+34WcIJy5kuDqMLepjf0jUuMePDs9evH172j99++q4f/b3N0ffgZqOhTRE",
-	"CsnBE8rpCK2jVoiqLyzb6FZz6vT9mBft8HecI/H7uEdHmORNLVYYO8hNr5L+Tx8Y7DRpI+VcWE0A8fUy",
-	"0QrBEApJmHXgt81K7+E0OcfhH4LSa1dzJjJ1w36PdgizvC/TqdkAu2Bz3tF7J1jjpdEPunj115fK3lE1",
-	"rpPMarBnqW5aYBHSsDo82lqgvlm4rxRldGoY+2MxG+B6aw76y5/z6pfIYYXp8iRtr0+/HdR1DbOuKfKL",
-	"Id9ee0WygV0vTV5q+O7t2TlpaCbq5TWU62X5C7lpSddnkGioWKaH/1+/HLb/Qdu/ddrP/1/mriW3bR4I",
-	"X4UwfiAOfipJ1V2yyqZAumiLtCiycBAzIu0QoUiVD8tGYaCn6cF6koJDUqIspUiLBuja1vAhcmY0j++7",
-	"K27//282iar1FLcYSSW7Y/rbCAiWxV7GTKKqBfRJqHLdBRch/ucIsOMbZxE3C7n8WjP7oChGEIfAKJ5p",
-	"jLxnglNsg94Ru1+iefwVCdUyXVTEMIoRcTbkRyulHjlLIhDVqmkYvUBkId9+fP8ORKKGaHiq64XzThFs",
-	"yPEJupJoyeuaUQ6sGjWAuz4khDXvmZRnZZ+l1U4iTi8QlwsZiAGkovlzHedoS7iFXKtV6PUZirFawHWF",
-	"u1hAx0NAkwVIkwjp1rPPAAcBXsi0OqAshj1aESH8B0RCXinPymn2YZhLRpj6gmTycQS/7aBdcmnbom3b",
-	"YqV0XTgtmKwUDfXjvy3+DWRf9nhm2daeNoLwP5vmJ7a10+nh8iV25bKqWGMZfRJVzEmoTf7imPurhqG8",
-	"uXmR9cBhnVrN4aUIQdypU3+UeCz6I19ut+nYo8NTf4IuF/JQTvizVy+GUwbPd/QUguwYPR9eynTJJu50",
-	"uED/iD0eVn171XyQBG+7+9yzKtwrJ2lSyMkMe11e9SF8TVooH0t4Xc9wA5jeJNPotJidz7xfdbp5BR5q",
-	"HH1kTSK8F1/LQvkPPa3c+iF92WGknB4E3CFK7bRm0mbR6mgnvbafylxXqgFSN73hFUsBFq9lG6Kt9K95",
-	"vmytuvvx7XuwwUle76qMpULKPovIgFPIje2ZBqOU8E0zFgAgQ13q8iImOWJ1WQ5mQTpgkSxfOyVxGg0X",
-	"d+U4Kw23m3pLAARlkAjklGWyc/S28QifuXFEeLOq6gDpFGY9v2akslDWH4qSzHG2NYKvWLWrRD5OqKka",
-	"j3BV186Se9Hz85u+sy+VPB3I6YncJ3Z53Era0erk5DbzQAzUNAajnELoOFZ3tJpbVigpdniCKDDLxOec",
-	"JePpXDsJ64Hl47g/YNoTw5DfNiA5Yht/yI3VCYQoeYNbVjn7i+X22GwDkolAawKkJx2HSRSZodKPRX4A",
-	"zdCpxtiWZUDXhLcPb5o8ZixMMPfhthwonempk7Vfc8O0UZIM3vvlFSzFYKhHa5juCqbSZfWPFqGHcnLn",
-	"mTNwrsL5zLrSk14ZdxwHnbMaN6tAL2h+IVNZ0RPLcpRbJNTaLykG3HBQelyalF10hggzUGeU22cc6Q5W",
-	"LXu2g1Xb3+5/BgAA//8=",
+	"7P3pcttIujAI30oGzzlhqhqkSC22RUXF+VSyXKVqL2pJLrur6I9IAkkSR2AmC5mQzPIo4vyaeOfvzC1M",
+	"nIj3tvpKJvJ5MoEECHCRJS/d1T+6LALI9dnXj41ATGeCM65ko/exMWE0ZAn88yiOxY3+R8hkkEQzFQne",
+	"6DUuJ4xMmZqIUBI1YWRG1YTQIGAzJUlTcLLX2d9qN7yGDCZsSvUAaj5jjV5DqiTi48btrdc4psGEHQuu",
+	"EhEvTuFz0ZJKJMzvkYTJmeCS6cmoIgFNkjlR4opxSURCopBxFak5oQkjnF2zhAR67HDVCk4u6bh6c6NY",
+	"3DySJGHXkYwEJ1QSSqRKBB8TM5miY4/4/UbSTzud3cC+Cn+xfsMvTj6jSrFED///7zeS3zqtg/d/6Tf+",
+	"veFVLOuFCCiupWppdChFnCpz6GIEFxAkjCoW6pMSaRIwj0Q8iNMw4mPib9NZtH3dhRUl7Pc0SljY6Kkk",
+	"ZcuP55wq9iKaRgr+b3E15+z3lEklCdVQwkIScVxMmiSMK3IT8VDcVF5CxBUbs6Q4zTmb0ojr2eunitlI",
+	"ffo8klVs54IFgoeSpFxFMUyAA+tDZUquHp+pZH40UiypH1sJckMjRYZsJBJGEv2JvqPm3s6BR/Y7u1sr",
+	"p3n79u1RqiYaCgOq2OJcrzX6dTVkDBlNWNKSLEgTFhIxYwkAluwR/wd4RliSiOT7fiPi1zSOwgFg1QL0",
+	"LsLGO3Mjp8+qoTTBxyQKSZMFE8FCT6PqmHG9BhYiRr15cfps65BEitBYCkJnM0YTqe83FmNJKA9xgaXD",
+	"n9IPLxgfq0mj93hvEYNuvcaMJnTKlKViY8bVseCjaPw8Fjd1a45Ci04a/cnNREhGqP6WBPAxUZNIkghW",
+	"E+mvNAo2vAanU70A/dUgCpdi2UgkU6rwSh/vNbzGNOLRNJ02el2v6raPZtGlvpK6NR+dnSIlJFFYs6wH",
+	"WtGFSKqQSCSKXLG59Ijf8slIJES/wLgmRW3yjI1oGivitwzFGlAFsMY+zGIRskZvRGPJzD5+T1kyzzci",
+	"9Yzu0iPFpnDBjOv1/tbIB214jVbhr5hKNUhl9rD0N0zhNVrw3/cLMOVpmDvF6XbhiMwf+RnRJKF6sSmP",
+	"fk+ZeawP+9ZrSDWPAUJEMtWDHaVhpF6Icd2tUv1cM5pk/tnu9ThNpEiq1+Nz9kENAnjDt0gy0yxPpJIM",
+	"qQom2SJLl4Yf1fHC345av9LWH53WwaD1/mPX29l/fFvNFE8+sCDVS6o7M2Zf+GwntoyWAAX5nAv5hSVa",
+	"/HiVToes5hav8RXC4R1yE6mJ4aSw2ma33eZbNSs236697N2d1cs+Hb3UkFMDclo484lGU5IwGh4SSqaR",
+	"nOovCOXyhiWS7HV3gEkEE8rHTBIu9JbG2R5Qks13cTpq4ZQbcBOvcarXjJyzlnXkr3y2W6+RyoDykBlL",
+	"luNlDF+784dImxu9/Q6QO5x7p9NZuZKXLIxo3dFM9cPPdihndMyq19FtDalkIZnRMTMoUHc2+pXqo+k6",
+	"J9PtwP/WWtJF9AdbdlV6xmWrGUg9QOWSdvaLa1pjPWryRrKk7sJSyZL6+9JP71vIuWA0qaIDx1SyVsQl",
+	"4zJS0TUjMh0iXhIJnxChlT0F8iYqPo+keUSHMSOjiMWhrDtYfLGOFljAt393q0jDJaPTunNUjE4/G9xf",
+	"suksporVLwaff7YF3R3C7nkhb2mkXl4sLuQncUNirc9bnUzLqgBKKde/MR5aNQ3ZDehpnX/89/+zq9Ge",
+	"TOVWHWDp4QZTWY2vLnHdLRGQTsUObvVhGPsHKDNG/raULhBcMQ6MgM5mcYS2g+3/kmhAyFfw7wkbNXqN",
+	"f9vOrT3b+FRuFwaFOYuHdYRkU4xyhQPQyjEVvWsZlbCF1141nXl929EeYbKTa8bVhUoYnZa2pNgHtc30",
+	"45bMnrMPdDoDgRoU6B7Z6XQ6fd7n8GIvFwXbRgXo8yjskW6fh1TRHvnYb2SvDKKw3+gddLpevyHZ7/1G",
+	"r3urh1qq/y6czwVLrkHT5orAIrSKbVaD9iENGmgb8j3i6+Xg73rO7GdcHj74+eL1K/PkPk/a7vsYT+be",
+	"ICgbuOp4Lg1aUal1fakoDyWhI6WlUBopjVnpTCOdb1CnvGXXJLZsu9l7t94nHZOWqN9GamIthPdyRHrQ",
+	"utPRErgHIjmJlCSc3RA9d+kY7HKWbQXe+cTtOxLvve3eHbPmEBwp+pBIFiRMSSIn4oYIHs819Pjm14Fk",
+	"qgwjYE9uOQblZTsuGJ8/8bRA/L1vfIJB6w4KDOOhFa0Vm35hdDlLxDBm0yWbn+Ebf7GHkJFwzRkVjeKS",
+	"3XBCJekSY5VEOQ7MRGANbPR+0xOFmibnEpqXjzRNpSJDRqgiMdMaZFeriAkNNMXRTL/hNWZCg1vS6DW2",
+	"gW3fvtfMXNOmQI9rjObbGjGlEUiYVFr07TU63Z+fPf5b5++7v/716d+fvO387cnl7ru9X3ZedTXbUFSl",
+	"stHb06xdRQoY1S96H6gfwh5yG0ea8N4NVVRMo545pd519nYL37711gQbexNVPNxM7WlEOn9+TA729p8Q",
+	"MyXBsysz9cz/swwa8CXXwt7KdNNl35X8C4UBCr6AtQbJvygNZIz9aw6i37bG/FZmzV/6cW73R/N8q2yf",
+	"X/Z12Zz/iZh4wZRmp/Le6FA2YA0pEsmY8kgiaEvz8j0KLJeLMuHdNwOD1WwE1LWMAU/ZdMiSe90ICM33",
+	"txU93LlRDKr29DpNwCUrJcrrHqEgViRslDA5MV4DykP0pdE4RoPI18BRtfJ4bycFg9VcutZE7+2OMyJd",
+	"djqVGJ7jl+g1djo7j1ud3Vane9k56O12ep1Ou9Pp/NrwMn9Sb2/H01pxb99rxJSPU9D8GkzrKFP6AX12",
+	"stHjaRx7jakImeaBY6bVytZOe781iql0FOyja6r5H0uk4DSO1Fyr4IkYMSkj/YvmYXOp2HQwS8R0plf5",
+	"d5GCd/3omnoALzKdzUSiCJUy0jxTad3wBPdILiZi1iZHoDWTYRKxkZbeeGic8xHXihERScgSolUefQOK",
+	"TcE9mSas0eu0d72GEtz6TGBN6Sxc49huPb2XGUtUhPqye9qO9UCP1VIReH2K6p3X+NAai5Z168wi/Vb7",
+	"El/NHrWi6cx4wMB80WuMIzVJh+1ATLcNP8/+K2aMa3nCDAZ2iex2K0waZSMAXv9aL+YA8rHSiZVBi338",
+	"W/a119AQ1Hh/mwFR/k52NtkrCEwVkxQAa4XZQePImfP+7QLoVUxQABX3SkU6jPP7/K2BVl530QhTayzq",
+	"Ur94WwS6rwd6bl0D2W9oMcu9z8aX6d6D2bkDHuWDLh5rAVQsOHhF/6pzNLnDVAz/iwUgQTn0D3UjoOJh",
+	"GCkgMmcOkhqfb5E8G1exJED5WUgEN2EuPeI7e/PJKIkYD+O5R3y9S59EHImGR3y7X58w3ia+s0ff63M/",
+	"36UPBMqHnfqoYBEuiDHb9cjNhHECFBbo39Ep4SJkkoxoHJMhDa6IEvDEFYj63EpEGaOVYCmy48o2WJoc",
+	"5lAg+v+y1H6BijvUssbZClIMhmkMmdbxtNxzSCg+1fokVWQqpCKCM9Lc6xwQn8YJo+G8xT5EUkkfDLob",
+	"2ZeL9LZsM/3h+IzsPSH2FQwZk2kwAVMG4z4RCfFnqvXDORgzHO/D7n7B+bDjVXjN33/c8XZvm63cif7+",
+	"Y9d7erv1XYULvUz8Mxv00+7BTtUml/OF8laDCZxuyGIbHnB0SgKqaCzGqT7unR2DXK2UX3FxozevJiy5",
+	"iSTbKm2+W+d6WcaH1vn+AbmUM/3Tzhrzr2RiuQe2ykFwD8ytxEQW+EdxiytI/BtgBhuS+CMyo4mKaEyQ",
+	"lxwSygkdghXdoP+cRJKkHB38oUd8vVufBDEEilH8B/j6BGdt4n+89auiARwCa0AYyaehOpZhLNIdF72/",
+	"IfT8E5k+PzJVo8dZ8WhspJqVWRpemRkHVKY0roxBy+dzR7L6UQbElZ8aB98dVVH2YRYlTDrvdXdau93L",
+	"jn7JeU9z6N1SsJ1Btfy3aGZ/MyLK8flLIuc8aHgNccMxvqD3RJ8MG0UfGr3GjRKDd1e7s4O/0Rdgi70W",
+	"V4XBZSBmGmGRjPU0VzcicS+OpIIb/TbUQvekv6Z1baCAune/dAsLFOgz7aUIindScnM4XetQLCRXSq9R",
+	"IhXp7uQuCulpZSJhgRjzSDIQp4A1tKsYh4sNX+VxW+R0AnYXKbgbRFup31qpBAfLjtS5igLylJTVUrhv",
+	"AQIKR1gp5xji+Sl6LIG1zclBh4R0Lg8zbeTo7HRw+fqvJ68GL4/eDS4vXwyeHf39gjR3H+9vtckFbJdY",
+	"h9aExSEZzslcpAlJRMwOETB632k5iQtlczFKQs8q+v1ro4oYb05VN6Zed5c5KqDKlcFo64/B+7/0zH/r",
+	"JC4bxW3m2yCouwSiRehcDUQ1mixnN3ihh8SH//r6XuVE3HBMPhA8YKBcGxewdYxTreFOSrf+L8PdtbgG",
+	"wk1hrGRn+uRX1fn7cI+/fXp93P3wbJ89fzz+6Un089OrFwfTV53Gn2LBn2LBVyEW/Ctw9QxLqxLKvhS/",
+	"t4taRrJtqCWN49cjCD5ZGoJBx+wlU7Rx630sUZfspLJ/rBOUuVo+gtEWd/C+wA0mVA44+6AyOUX/MEvY",
+	"dZ50hav67b2HIfCaEebR5xBproSiMarO+l8D/Vg2ep1bm9V0FKiqLKK3E0G0bBu2yRsesoRQnoeSesQ3",
+	"YeXA7jJx95EkcNntRplM01mExpLluFZpJAkjOYvpvCbzSi//kSQa+khTJIRNaRRvoflfLwyTsm6oJDdJ",
+	"pJTm1Fdspkw0o8qimyUJWcwUSmI1iLHi+rPjvNRv33pZ7P1GGy7BCrznOWH8haPMT6cSH4orcowQejh3",
+	"rMx82PAaN2w4EeKq2iyhR3yGoUdVQEOVseaFPTTw4x8YEAaXlHtWsmDt0FzGNY1TJokYES54CyMHiQxo",
+	"TBOTGdDnTXRSUBNuSERCpkxKOgZngmJcbbWJn2XO+h7xp5GUER8PZiyBfwpufEcJo1L/gZsYsj5P2CiV",
+	"NMY1jmgUpwmTpOnnn7ZDxiMW6nFpqibtWIwjPtCvstDfQu9QCfRtTFK1DoLh8gtXh4ez8Wd4TJsR+cXz",
+	"Wc5Ms8Otxsjs8WmI6f8a9+BgXdyqGhjvowqs5mBoVopNZ4rgYXsmx38iEkUCETLSHGn0N04uX//USpg+",
+	"GLiZJTOXDet4htkdeOYK3Z1Xnlq2g1pcfCHKsSU0MJvU0nEbzep6RkuVi4QTxeuMIDaOQkpeiGsW08CR",
+	"KA1yZ9Tnya0NtSwCpJH337I4EFNGrneKgFd87EKXUZ/eV8MOLtKBEvzB3q7+ywiie12voUW3xk5nt91p",
+	"d7u77Sf6mAOoFLBaD1o/xtOmG8Gr3R3nB3Nm+vidWNCGTCEUyx4jZJU3eo2X4o8ojun2frtCF7F3WYbf",
+	"5y5cOvfsV7Ka7OrX4zWN4uWu/MgS7010ARSvF1E9iCPGFaFhmDCp6eS71nOR3NAkZKH+F0oHSSqV1XxH",
+	"iZgS//L8zcXlybPB2fnrd6cnF8uxswQPX5My5cLfx6WEzYG+zYSfEpxWkHMLsmvc/QW+elsE6o/rEkaQ",
+	"N9zLsMDqWdAvr7e49WytOcQCbBWWUzjVZYR0MyEfs+XvR8y3lPz+xPwpkNxFqd5J4zeE0x7ARXbrpTI8",
+	"hnBpAcUIMD5pOtwTWLJloTa2gRIZjXkr4ltQ9cM3Qg5pGr7dI5TsdXY9QknC9A/FqFTAXyta5pTTzA/X",
+	"rcerlCh/ECJ+SWf1kk4G8kMhYkZ5oyLZDaT/f/yf/zcx75ApnTnENQeeYzqjwyiOcvtnbnyjfBBkBmPg",
+	"B3gjtx48Q/Wg+hlmp9U8BPNX9sRUmNAP0swHX/xoxMAzihApBzScRjx/mrPa3MIGVjXPsba99xqJgESG",
+	"64jdAEm5icIxU3lwjnmQWUdLdrXCaSxDB3uBC8e0wUfO+W3wlT3YDT7Jj3zNj9y7WPOTwgVVVr4YjVgA",
+	"+dHOqx6RIjHq5/qyO17y6njqc/3ebQEI1tpNiaLBdMUdei6oOPdSOO8CaBSvPF+Tc9jvK1FXhkIkxzSO",
+	"hzS4WunVcVEbU4+ejnbpzrAbGEakf/p1enBdYVSG90vZ5XtPV7s4lAEu1zWy83R1Wrp7xjC5HavyIHJW",
+	"VgleMzqO+NhozFqb1hrznCAbIZpULNpnciZURW4LbKg85RmVEuLjbLkZm5etv8KaFocQiEmoMhaZcANt",
+	"zJ3by9dZdTB5SuvaYkH2yUU6ndJkXiEcjBM6m6xCmB/hJS0q81mqBiHFy9lId+ciZIMsz3l9eeSVCJmT",
+	"zbtIJESq3EXZgzcze5nTzLkJE11jYaDaVA35eCMasI+3i7JPfg7FBSzuc5WAVKUC62MAa129jtjdAR0x",
+	"fxPifyGiKBD8miUY8uvq1SlqrAN95k86JnvRPkWZyY7SKaV7wB+2piB43ZDJmjI8ZgwNvjYl0kp7IWaz",
+	"lyDHBgOHtGHixBq9xpTyFEKHFkDlt48NI+ABhVnjeDr7XX08hT2XtzyhPAQhQqTKuBPtQhu9jxZkQftW",
+	"STQes2TQtauL6RACnV/Cmol5bp+aCze/trKNIaQA6JtZSidhvljDOJC/OZyjDQRF14HWQTNPpaLJOseU",
+	"2QWyk4UZUh6gbxiFs/cLuDYU4RyJCGMKsiMbP7E4FsRsJ89jcjS5nU7n1mv8nrJ0LRuISuYDMcp2dBXN",
+	"ZgU4XWOPnfo9gtcgR53yqS6WKNiEMRczpgoIcMXmNyLRoMXkLGFSCjKlwSTiTDZul4WbbxgPvj7BriyR",
+	"8EgSGIE0//F//b87+4/JX6MftjwSTFhwxUJCxzTiEvmeObpHkvjwyXNg0H6lnpLRjcXIbVsVTAk9/6HN",
+	"TMACmCK50rw/ELN5e3Wplapw4qWMFUWPL6Z5V3DrL6KBZ+s4QWr5sUZ+XIxgQVdF5bOMlq5tjzGSoh00",
+	"H2LpHb40i7P6ekZ7rd/HHVGffJjGzBIaSAWRqlKTz2aABOuNyABQZJfDViSUwDuLrgGWMCNt3kDJEqB2",
+	"8tCGpU8Z5RJNIWZo3zVWuFMaSlm5tzuLdbfLriI34tj1INHXp51yjndvCq64okzDSiOoSwUsjmusKwsY",
+	"swCrn+KZLYoZX2XUw4L497GCByzIgxs6qF0ZarNPmSUggjNDS83y4BVNMNciiEiIbvWQRTm1arubZbKW",
+	"JNvaAR2WtWTDrgRcpWquvaypIWNrHc9LQ1Icmerr8iNYGW4z6CnJelVX4wp/X2dY0lruizLJvC1JplVb",
+	"L4qqnxCCUUrXLUB7GT8MYDqujsIyFsI3yqTHAYYCslhS4cJw4XZL1LhIlYqntUgVS1SjDFlV8sRzU2jG",
+	"VdSTYBJdFyJB141otZyVhRCeBJIX3uxv7xfs/T9qZQprbgWpVGJqC39QOUj5LB3GkZywcGDyygqqtlY0",
+	"Sn7voVBWdgpEyrHkXzHyNRuypM/nZLHr6E9hQkeYoE2njnnBlnR0flqvRILXyOsLoU9ApvaU4EnmVciW",
+	"1/UaemXg6sAE4ugaDbFGyhukSZz54ksSgXuNXydT/0qDfi0Ur2UpLMD0Mu9xLVh/Ev+sDYl1EaGKrG4a",
+	"MruIOx+XO7yXSRrrcQtNmxxGYdFwM+ZaQNelJVrzDgRUZp09tL5i7N6QAwB+17yqayHccJNlfZ0FLsok",
+	"atXt5OXVStaOxSt36dgaA+dv35aIXXXbi4BF1ywhb85fuM0kHkniW+OkGcTHe4yw1h0lV2xOmirLBzNw",
+	"jhWpKDEf9bkZxcCFJIKzQ+Kfvb64JFirbvtjFN5um/dbV2zuk0QoeDdSWxaEbOo9RhhuErBh4rLdvTvS",
+	"iXO6OaYUYrYd0SYXehaxup5OFUiKV2AvRSyrr1diSGsByoq3Wyei3H8pEzw6nwCX94ifn6BPDJs1lWF9",
+	"4n/soxzTB27dR/kG/rj1231uBuuR7NT87J8ys/R1nWBl8EaheXGxFskSKSp/GNgSV5BBgUb6CzB8ZEdY",
+	"MssbtlKw8c+EjCyyfwCJad7odXJrBwpmqJGuJ71VSGULosmnMNhiqfDOhln1O+tkuK3NnN4mkWKVHGqx",
+	"jZJGZgxnL4BapCkUo1P/EKvYaITN0g6pqYdHUh5DQbmsYpz+jnICMSVrVk+pZEN3p8pViXh12PssxSJy",
+	"myIwBCeK2dwkBuRG8n7DL5d3Js1jMZtv+f1GKRtvESBJk32YsSSaMq62FqHzTmBzW7P1F5GEIK+KGJJj",
+	"TUllXksf2Ih7xwHlRDJGmtGYC6iDDiCieQgZRbFiCdZCr5b71xTsUMvZUAhc832TtbLGu+VsCfjQndDL",
+	"1LFsf3XQdoYfbQhrbyM1EakiviHXvrfgioGcUE5nciJU1ktLE0BL4SkPcxZQAsNMONpdADhHbtq0l0vl",
+	"AdQGFdqjw+xWpjCYdziHnZqHBGNAXeu6PXn3NipuIaegsIhaS/Wfeuld9dJ/YVWzohi3wURUyWaJCFOA",
+	"XOuglSRJeXtVWHaupZbEG8EkSWdaZMS4q5leC0TA42kiv8aoaKty2NLxfyq835DCuwzG9J6lykEt7190",
+	"nwruP6u6V8egDWv4Qum9LnOqiLKTVlhbNUYu2X2lecF6kd9OfbgKMR0z2f7VVMcvospV4qmx7jFTbfuu",
+	"AjXYUDzXJlcWqk2YVXttM8j7208BjBX7jRZaZWSemiwGPaR8HEd83NKLc0JterBa0m+wbr9BFE3GTKFO",
+	"Z8pvQvla0m/wg36j2A1Db2Ab9rrd2cYvNcnX0gc6f0xLitxblKWSFKmhWewG5DDf+Kn+uIosmikXciL1",
+	"EtCsQbm+S5kyMKzadRMflu2Gx2WyZ4ls4hSe3cD7lbeEi72fsK3sIqpS87I7yCN8rBv3hiYQ4PN+VT6A",
+	"ncBbjPfKxq/dci6j3KHMkH0PIj0389GiezOSA0fzN8hu6PUPmP2vIXwi9MXMSUCnMxqNXdGjt/PNVPxx",
+	"T2vD+KEHcRsWD78yraNOL1vijymjXiYOVsqdzpmUpL3C6swRrIDiO5nyX9Ahi2UWIZgJ5M1IkVCgUEES",
+	"BgmEltFs5X2v4fd+w6zAtoZDw2GdwXAZZC9yn1pJY39jQaN7Z2Oj2V+t6eWfEOf+CdHo/Vq3+wW1pxKY",
+	"fSNlkkpS76J11Hj9/J7jiYGqNuE04vLQ+Gl6hMYSWw6YZkVEjPDZIAr9Q+LDTQZ+zxiOJiIOWaJfyvJ6",
+	"XeNqHtKjh7BKelBrV32L3tKjIGAzU8+wUHAy769pEpKyeCYTlFxRPNL9Zi0T3R2j/UqAUZg4G7QO/O3G",
+	"oeFBadvG/59HUD1MclxhIc9FMl0VRe4sERoxYJJVd2d3z03UmdEobNwu3/bPF69flTadj6gHrB3vQQ/h",
+	"r2xeWlUhVqMxUWome9ua2rfNS8AVTJc/87I0IRTvrnb+8d//swihK+M/sMFWHgOCxllNPSKRSojxkErM",
+	"cs2TKrBuVlRuKcHoOsEJ5iwugXq5bXKx+Ya+HQJ3UofSji1gMTUiwUatfmVsgZV1DqEsGrwH3hqf5DY9",
+	"SSK13J1TRWt+tPmy6+dSHZFzRgNF9J4wwqFNXs8YJ0gQepkO/OZUX4mEZiemoKomtODmZGGbQHY9H0ec",
+	"PTLGAdnnTSwGS6JQegSUFzJk6oYxTqCPiN48KDIe4YIE8yDW/9S8gUDTfbllGkoTaIphely2YJ1+VcUv",
+	"oyCtyRjhvE7CcaX2nIU3rz/UKxPrvqCIR+zGSlsrB/nFvrzgrjcBwrjHKsDO97MCBkrSRLhx4rzXQC9K",
+	"te4Nj34yGazLJDxjMqkstwCPVg9SZYg3a8vGrz2rV8bssP5Zra0w6qGfUZDezAEvtr3otA4Grfcfu97j",
+	"vdvKsstuqM/KGc/sy07RxKqwOx6yhCWmbGMqUxrHc+JjQJC/dWhR2vqYEalXU91oqTJZPJONjjyLmtos",
+	"p98EWG1cLFvwQZYalBXWUWKGGQMq4qmGrGFCeTCppMKJzcFbC0YwY2/plWnEB7ZOotC5EiJvIhVMILCx",
+	"1BXo8d5mhS/g6dJrW5FYWHVvQxpcidHIpGZlbUUelxr5dzudKnGVfcAji2hcrftN6YeBSbwvTrC/eQRG",
+	"EX822uWHZX31rLB2CzF6a7xXupcPDf1h7cX84vCVL7Vir/GHwPTQu23OfF+1x1Jr9U83ozIegkl3cKVF",
+	"4Mbjv3/o8J23QevJ+dXB7G9debl7/Wb/5t2T+a8H9AcoVmPKuEdyQKFskD1RKJJ8zZJoFNUso+ssw1in",
+	"XtKIE63REzqboehyHYXgSZgyiLF1WrbDNqHI3wB/xRZLUu01eg3WHXXgdWUXtGbHT7CMO22PcYJMw9l/",
+	"/OTpQafQzgDU8QEavsFo7qiSDUhZXja1ewpwXPOBLT//t53Jk6sX04N3tDM83g1P9kc/Ppn8fHD1ojt9",
+	"tTs73y8nzKytl+iz3F55t9+ocbu6Ly+5mYgsGiRSC7EgFXWWN0qVLeDNghFGH7ip6wtd4ccJ2Fw0p9Ja",
+	"nAm0ifhQpDy04fla5Vtee3L9Gpk5dlYxikVc/Soj2OqbxGZkYrlI4ZDLM/vJ7QJNWXOEC/zqAlu8uzRj",
+	"szoddvGPpFtZ2hTIotKqkk3JGClMjxNuHZKj02wQSWh8Q+fY5YP4kRyY4OLqSh7rWbzcWfMinV9v5JND",
+	"QzfBxF23aRJRgsyoVBorTS9W4EshlZOhoAnEyUIorUFWnLfcWakKa5fafZYtMDDV5SAfCHo6jSOpNG2L",
+	"1ASW194w/SZDnMy2n1MKJzBrgT4UcWaZD6CQJ5MhSemaSvRzdfKMA5F3crz5Zvk+JiVMRBwau7at3D4y",
+	"tjY8n0NAJTwYWzfYBAjEbKSISFW1u21tgaZCmGl0Rl22E+4Ge8N9+vjgydOnTw4e0/3hXrAb7oB8cx+y",
+	"SkWkxVJeYYlw8UDfoBVrxpLszNZtw3rvdHxzGg6myvJprj2E+WQhNKKEWyvg+At5vtydfCHP152VFUiZ",
+	"X0v1KLSQ+hG6W5NmHly9VcRMbH+9qGzQWWTlO6tmfDj42x93VjOsjpByu9jG2t+vdhd2S+7C7m0J4Bxk",
+	"q+RBTZpRrh55yaRkfMwSj5xatkTUJBHpeEIo0XN45O2EKnk0mx2S10epmiAXe9f6KR22LqIxh/qprZ39",
+	"x36fo/17y3O5HJSCzkd/IcYR17NvZV3SczHHB94f+R7x8boMz6RcL2oWBb6nf+hz8+JAwz5V0TDGktNz",
+	"2ztdzhgF58nrGeNHp48kOTo79ZClRkqaNEDsRi1ND42sOhWS8GwH2IWBUw07GRBlK8qeOmupNI8tEKgL",
+	"W7q13E4YgLA6xFsqMhJpUugDORKJYXDg3qWKxEy/2H3svLaQ1LtUmJEF47TDJ9aWD7+MNlGiaSjG4IGu",
+	"jPauVgKW1AjfiBvhZS9kpr7mtl2QZrLVYoqH6U8J4UK1CQ5nG9fQhJke+glTacILvYSW7W1VsHXBfLzX",
+	"OXi8foPo4g5fsmTMQtieptQ9QnHtJGGzmAbgF6TKbN1zorfBTn/F2Ax8gmbfuGN7xx6Ros9NPHczYVNx",
+	"TeMtLcmZIvKI8Hs7Owt5yxnVb8ir1iwR/9Xi7Kalf0ETq3sW3c5aR4ryxqeeqEMxFp2rrAVZcBbbh3Nz",
+	"pn5ByMR6yNU6h0d8s/W8avLRaZ9nNBg8mnM4ZsaDZD6D7EFFEiYVDFYEt0Ooz09DUE0l8R3m6i8c+l1E",
+	"4Y3v4iE09urqmvYL0tzb2bFVGEzsrBWahzGbHhLK+9w6lE2adA6kW21zV/k9RqGPhR7obEai0CNhNI6U",
+	"PMwgX7NY8AYP9G2aWK7/9Pu8afsr+Nc73XbHP4Sc3SQKmST+y5PLo8GP50dnPw2Ozk4Hv5ycX5y+fuXr",
+	"wVCZ+E+fNPNK69g8Sy/P0Vn7vLBId0F2jHYFH/dcJt5zbRh6TsNhIBSiz6P8OsnNREg0px2dgqosSSrZ",
+	"IZkiexccox5tsnXKpQ1id+4T05DNO4dE8D5HoZNEyv4MtoFcASzc74RqmCAoj2ZzzZlt/FWSRPQZDalk",
+	"WtH1SXOi1EyTb7DjeoUrRPlDn4D/20e8Z+izNNAn/58e9hf7oAY3EQ/FzX/evrf9vhaRalE/XICPRq8B",
+	"QLFUd/TMLxqfB1kL36UoVxMNAp25UgUpMoalgQAT60MEfDokfi4l+yTlKorhShOKCcqAbU4piiBhIfrG",
+	"pEnRcYNFChI3mOjRoblKGvu2Q1C/iGX8Txv112Oj/mez9n5xk+YK7eCe8hQr8wy1AIUCjI8SAsjIocbm",
+	"mJGmFCC0Ue6qzV6f249ACIFENsdHoHklcDoulMsstw6JYzHVYnompWNYW8b/Asq5UH2TQtkmr9hNgRSD",
+	"AmpWkDCtrWQli5Qo0PgF7uVY95aI5Hc1Z27aL/6upkYDEvdga1wGeL+Adf2cyTRWpcAAbG5m6P/RGcQs",
+	"QgCp7JG9HbRzNOUWiPX0mkYxHcbAOzdz6IsrKz+7rvCKDBNcTWWzVuzRyoIrMhIpDz0ScSLSRK82lKRJ",
+	"XcHN9lmNJPk9FcoqdGjoAfkclD4tQ1eFkW3IXT4zGxdXlcXFQVYtiJ/UxM+XRaCqPMVP4AclugsClLnJ",
+	"ZSS2ilqCke/N+YuFiH/sxR1xCIfS84VRwgI1SJOoEOkwK0Y6pGqybf1k5VZKXqMYJiGlKHwM7XK3BYyh",
+	"/08k0R/sPzOp+Xs6DPppp7PzOGFyJrjETiHfByJk9vd8kd/DLP+xe/QfO8//Y+d5aaH6l1RN/mPnuV0s",
+	"jgDS9vcaBqLwL7NEjKKY/QW6Rpvnej/f693g3wFUM5jQOGZ8zL7/+/T5vOrBYMrURITfX+zsP65KlcgP",
+	"uwxmFywQPEQ9CSbX/z+XBMKMq0tGFK/q45JOVKWpIj6OQSZtk78yNtOMqNA2N+JEMtA3L5RI6Jhtgegf",
+	"JmIGiJ75R1EVxOWG0WhkirgtLKQ28t608yIZFIDLtWn/RIUT+voClTn76/EJ0We7pbmYZLaHdCJutPCs",
+	"xOrYUL2U0tHZg/LcC6rCoZc1UZFYcMvYsoFO5K3R9OHSQKEcUPJd6m26cOHQ+sdA6zu9juuWyVXEQo+/",
+	"vHD/bu5Rynp633oNek0VTfJiv5UVmXdgxqfFGQEj9HAh/f85WAXbUCzhNHbqGJs6ydVuImyRveAjKvUu",
+	"rmprWGplyMIIu42anCmT07WmO2eh3Jm5gmWE+SU70m+VDnJZMPnXqqaa66wgFYXr/Pi5QqFyoPjGdMxP",
+	"au6IxFZrDGenGMfigQcM0Zv843/97zyF8JEkGu63HrYhZI5Kjjd7nQp9pXm/He3VhXeLF5ki66C5Z7td",
+	"usptdlxlMF4Wk1Nslwl0p5rHHBmSVC07fG0kxfKkKizI4PtRBtzNjDFB9cC14Pq3LPMwz9ZxetUsnzcK",
+	"K+fcqCSaSYfIjJrYWT9nse/XSmpwVp0dm+feazU4hFFFh88jTtJZLGjIQqJF1zY5gagq8I2gmYKG4Jkq",
+	"iRzDudK3tfd0p7u7fmMGPYVh2LEYi/YM4Cs7Q/xzwqLxROmxO6ZL4I5W76dZn79oSsdsG1/GNGU0kVvw",
+	"erL9t50P3WD3PA7+62T+8qax2KAfhkATUpowJxq7t70di4DGEyFV72mn07Gx2FN9gNt6A3L76vfdX4a7",
+	"sjN8F//x69tX81/fnSe/votH77pP569//Hk//PGXP97t/DwJdt6YLdpDtpEwDz7hTRRi1kxnQVQxV7cW",
+	"Yf5aBZAckCrlaNAAH0kAabB6YSiFccFgvdEmejspxOvSMSN6JdXGBrvvqrlgCs0FOPjVjDdEcq3FhARS",
+	"nJr+jI99j/izcKT/E4rgg++Rf/z3/1RPZxHg472Y6R3MqSzDqFdolztKxBQ1IQ0jnnEIK/dIg5hG08pl",
+	"O6hYWSgTjxlIKViGoBwV4oUWT0ZYoMC3147VUaCXfxRijZRtv3LiEnKvEsLDiJ6bLy71B7dFMlC1djAN",
+	"FKr661sHN66kUwZOWfAIZpob4DQJk+iaJdW3XCAJa91k5fLynnWwJqiom1xr4dD/ePbmhxenx4Mfji5O",
+	"Bm/OX9xWkZaPV2x+u9HCDWlZ6NwcfWCxiVkC8iqtWq/V8UCkcUiGjNjCExu1S8pByzOKt3NjZQDI8NWF",
+	"fbvsDLs8QwcdWlK8kwLxq2WpXygKFNn55w/8/Gdl+7K3vZ0w2Q5ikYYRp8kcWFHIpmIb50XQgKysmvlW",
+	"svp7nMRh73cMLDV0EBMSNmmvWX30Eb8WUcBaU5oEk0XzyArecJydCBaVCLS4bUgtGtgMp8gYB5rKMrZR",
+	"il3f2d8ve4SqU9Xb2633f/n3lca+fPm1hKDAUhaL7GcbfAR+NKzXrEc6JDQNI0ECLMMP4T1RyITvkVAE",
+	"6ZTZXxN6U2g2amEZ3tawTm8qwyFgdVk0b7nJWuaYy+NL4F+a/Ok1DwzeaiAFnI0x5Dq7eY1N+eCN4Sjs",
+	"HIwO9ke7u93R/v7TYBh2d3c67PETSp+Ge0+fPnnS2X+6C4JjNGVS0ems0es+ebKzu/9kr7MorTox3Atb",
+	"c1f4sUpsiyvDpS8X4cdbKndUix3SPdOSZfyno1aXNCfsw1YmEaLJZkYTOmWQsOTj1CaOLzsNXy8pFjd5",
+	"uQKthqJPrHIdzjlWZHl80J8KHspDF8swPk1q6dfugqD8pSaUQ6DORKTJEg23tvpYfizu0rzsIgvXll1S",
+	"LV69Abzf0CX/mltxCKnFNI1VNKOJCfojvn7ol1Ra/Vuj12gO4YgqOnLgC3VKwCOJUvMh2OD0ZK4CogWz",
+	"KzZTrh5SOF2cdSUlgjVUHdYrEbL7ayC9vDd07fy2klaZymBNA6DDxS6/1VLDAXZxdBvh7h5k7W3R7j8x",
+	"ZVQaIlUmq73r5X3+0X/W6DV+PLlc8COW061RvnG7ZsOr0JoIfrKdjX66vDyDKD8msy6PVgKDxJSW/q5h",
+	"G/e7PfuzsnHlFr+7T5c27k9YKlk4wIbVpin/6hb83foW/EnKA6pYbeHe7LKqext/9T2av1z/5BwFb7H9",
+	"hS30s0gwsNYKFhIVISNKiKv7Sh23KPBQddcWWsuXe3BkZWqqH1stfbFMTYY0D7X0AjJt2B153dbHn9tu",
+	"vlZMSIE6O/Xec2LwcVVdbOwHYe7evcrCrTvhJJaQbNJYGIE3A4W8T7FBpuIVuhtYyZMW2+PnXfEre+Gb",
+	"rsXFpvlL++Pr+az874ZxU8XGIpmj+gt5ZYGINaVp/Nto/4B1hhCOM0uYS5gXEhnolam0B6HsJsEDXjXk",
+	"RBOQcM7pNAoGeIAyc6kHMMY4Ui1T5sl04YMFtbSAGJnysJbXHTu/4WgDhCYHVvKjzub77WPOmvVCnREv",
+	"Eyjq7rwAq3fegDrumCvp8KTfyhTU+eL1jCUU/fhGU8n2YqFTwGc4jv3s5PeUxhJbQKYQDYA/6KlzoDdl",
+	"uEyXkfxi7MWz2JpT8GTyaPzuYi2WDAhWY6qGoWPz/ukz5LuxqK4K78JNlX+8sjSx+30ZYBaSS83KIyZ9",
+	"0qRRK4iplNFovqVh0A+ohAcISFi/awvLH+A1SwJpAplpGWufrWB2Qc1qa9hOPcdZgNyNCq45h7KWWc5e",
+	"3mskXxWe7Rqj3zqDmvVWt4spwd/KGtFAwy3JzmDTnLyFt4XGP8VZCsBX2Fp+cosAVr6TOsLtIkGVTlOH",
+	"EAgim6NYHQwtPThYxTo7OH3mch7TG0wzScg4DiztNezBxisu5TJ26BeRLMcMO5n6ltF0O8ODp91Gsflq",
+	"gThjuzKUXT/FNr1weXc1U+dbXbLF+1rtPazydUZly2nfddTJcJ9VMIev2btauoRMhC4uYVIqOroG7Syt",
+	"IRPAVi8iI1QLyzDpCajnruJM+sAHD0Qv669kSj84v+clAacRr/y91vqYiR2b8o5ZseJpvmgz4mBJnVrI",
+	"KZlkds8KV6m90SpZwZF0Kh+X4lcU+4Bd2D4omjCsjROjvgYGt1b2Z4W2dsXmLQvX/yUF5o7MEgwXBucb",
+	"/EfrOX8IzjLdrwWJi14D8xdXmcuMkdHSayMRZm+UGVx+AFXwnXnvKlX6GSRZ2jpgYmQbNtIxI3qxiy1y",
+	"c8db1WnnXriqp7Oi3c7tW5n7gD4ua4Zb3MGpBlEypSqY6F0wEwUUKyxSQJNgQiIexGm4NKNwYSbrcyrP",
+	"F7AobsIbZJtkS946JB1M0tWa47y9QYtedIbkmy/O7+WH7Zxs5SVn4XXHExZcbeQZqwg6xtA9fWD6L0zJ",
+	"bCzyrFIgaEYwNsxymtIPp/jpPr5s/uqu4G3u9GscSmWeEpxq9l52PvA3Hw+qDqf2OMpjLeBblszNBQfb",
+	"upmmOm+mcg0f146DXeCEhcVVD7/8FE/5SFS0JA7qtbQVvLKWC1lf42oGb0hl9oEjlrqzL9/YUlnU7q8B",
+	"kfjeQnd6GmLz8VyXz+P23Z3Az58up5au4+7y3xnWgqhouP/8mBzs7T+x1SII5lzJRVYQshnjIeNBXd43",
+	"z1L7SP4uae53dquDdJbm6d0wrshNIvg4S9ETNxzT9CpHAytcBRV/rZFPsSlkl5pWBsbFJhLsvYDN+Arh",
+	"uUsvBU/quR7D2NIXBSHbaKE2niCPHsh6MiTihjT3OgfEp7GGqHkLHkl/a012BoUyeFBbgx6cQhBEWHmE",
+	"i0SiRozIa3Q4PfhjGlxJvf5d4o9EMozCkHF/qyYcbsQSxoMqtgvXL1UUxyR/DSbKghLwkCLeSiXztza9",
+	"uHM7amU6AR5S7bXZQ4xCj1Bpnbf+u5Zp/dk6feYT9JXV7Fwl8wHUlFiSGCfIDY0UGWJjNfhGA0hzb+fA",
+	"IyWEqmw2tLhw8AviC9Ufq0jV+44/sJDAC1msQJyOq139lcElfprwnvER9Ayp6WEYgx7JiWHIe8JUfcKF",
+	"akHibmPdOHTYlWPyz3JKM2QpXPoS4ukgfK3/uuLswFZPfr54/ap1AYBIrthc0zGP+FMaa7RmYUvrF76n",
+	"SRJ1iRIkBK6gnss6dC6E0mt6//ig080qBeXxtCKck0QIBavw/23795QlcxNropmduSRPP9M0pOYRAv/i",
+	"w+LlYhNXaK6yvbsdrb7PvCtodoNw6EsuLEf0hfta21VZ4wmsBrYa+Dlno4TJybrNgQvduuDLrHr7jUoG",
+	"u7/vtJ7cnJzNO5dXbw7+1v37cG96uSP+dvVr8vQd3w9+GT7+SXZfhGejo0VrbmnAYv9FjGZcv39FcbDq",
+	"nSPFPitKtW7cRZCZIAJTddeWyALBOz8UFqT5U1Ctzb9B+CpUysyamwWUD4rD6l9KQ+uf3PH03+6Y+m93",
+	"3Ao5z6sUk1cypB+EiF/SWaO00ipl2l133fPYSLbVT3FLdU/TrKzI4vP1BXRHMnc25MxfmKywK2cLXnZ+",
+	"lTAlYlatnKz0IznlrZaqKOvmEuaCkOn+X23tuBeVzvbJdPdQtg0V8+4WVld3mks1okUNCHKtykvpNX6J",
+	"2A1znJzX9u/FU+ouy37+ZKUpA5C7q0tuHb9iErsYTCgPxWg0EHxAx4yrQcJm8dySBnhFo0F8zVDMG0xE",
+	"qhWTjtcYCjUYmYICg7wR+oVIkrlHpJgyqMPjKD9tcsQJTENuUCKexXMiJyJRmO8WCH7NEonxCQkTM8bt",
+	"hDt7nrVmD2g0gCos1tluf48pH6emHTuq0fh7ZtPsNU5SfRfbZzSJpAmwg6K9g0k6pfYMFB1n9FQkYwsT",
+	"R8GUkYt0BvEjQEiYGuhTgMXCIWUlXRgPgUYMoD0htBcyA949373+tipEI3j+SJoz1h9K6w3OjhjqGboy",
+	"k8pbJ+t9VBt36oFiEb/gpcKckkRhzIiaRJLEgo8PSQfzemwlJRJJIkajarG+GuYWNQ8NYdCcXm/qkQQz",
+	"Bwiv1er2ErhbONqskM5NpOEbdzKlfA4BvGCIhsOBGBiCgy0efX7QO3vVW10E9iqB3BZQhFf03Een2A0R",
+	"g5y3abT9nX9ITF3XKaNcEv/odPDs5PnRmxeXg5evn5288JcHByyi1+Kh/HB8RvaeEPsKUXScb9Fn3K8R",
+	"+8sIWgHJp0evjoh+g+hXnFHfXB5XD7sEqytAJTQkSWNKxCQRqZJRyPKC3o8k2dlrTaCwEhSPzJO3fnrz",
+	"8ujV4OjHk1eXxS0DslfjT05Rqs2HFUSlGrGgoWkRocfRNfT9JFDlxbTlWBOvq2hWeeI1tvdNlBLI7qAC",
+	"BisAvgIbvaUUueYiawjYMgK0hN5WXtky6F9Zmc9KCvdUli8vQG142VwT99TUvsPmr5Wl+xaq7dQwnL2n",
+	"q5n8ppz0Uxheh6g04ZLoL6ZURYHLCgxTy3oMPn3y2O1h2NmE3xXdVKv9VEsZ3EYrWs2WjkhAFY3FOGWG",
+	"LUUhafo/nlwSzY6wTq+/lTElyIup5knreOPukWN5JKv4zLgPhqOZav1wXl7L7n4xvY22/nj/ccfbvW22",
+	"8lQ3/cvT263v/v2eGJ+zOBe+/aI1nXLaUn8sdvLcjEcuZ1pu3t8asFfH0tblQBVh0guE65LR6R37OxaP",
+	"/XmUSNWKoTUqSvqQQIQn3jbRXDv6+KZDljgqIP6AWmZ98S1Taauqhtbt++x3o2OQk5cnR407awxfaymJ",
+	"SsPGJ2VgFC/jY+0b62vdGp5eMhtytNDWu056+3bKKFVaXArnuKwkkj3O9zWouGbLsULR1Y2wsApRKkqn",
+	"FgDNNQ7n/YKrAO9OJW+rLFx152NAa7FWVG2Zt7VxoQY2l8AATrp8qcv7t1SKg+d5TxJmGzXYsCzn4k3e",
+	"ryacT7yDRWtZ/nxZhbNlzZqLUTqdEjp7jRQ6s5kXwNRerjxpl1B3Rl+oJoWe+ku1JFtdBKFTCkjr3JrT",
+	"+uZ6BHwJhvUvzmLqMO0h68U36hmSvuEvz14qTgSjZ++ns3lIMdKWhWOTBAaZC6zb8BqZh9DkMUCmtqLJ",
+	"GHoPmdxtkGBFaDPIzHCYfoQR6Db34UJRMKGbHZlBW1PKUxpbdleYa+Y01v8AxGWuSUo2BDahA5K6MHF1",
+	"broTld54IcQVSWdYvTPB3ggVaeZ2YVmuemlVO3u161ps5nUkr0zR6ImYYVM925AAlgDWEWwNJbHKaBbu",
+	"YpILn0cXEzGbRXx8jMdpi/hEciDnUrFphhBGXnoNA+NAJBbiKoWWq3kMO7ivTCBDF6Ma8Bi3TaNZU95n",
+	"FIsbp4AwzoZlQ/CX9XQWr5FKzTwMIdz9F2iorq94mEaxakWc2PB3uWllSwvjy8SDHxM6mzQ24l/BvXE4",
+	"BwQXTS8L+/eIZCzMC7Bg58lDEinTL4MMmSHeEOjodNqpb1ixLFdDVseOurFEEvta+/qofWKaLdhWgXjB",
+	"0Bp5FMWxaasEl41WeXQ4Gc9an9uNFsu1+wbTdsqY5m85reP0vBBEBd48ZLImqdOsp8+hD5F+GZotQyz/",
+	"IYZjQtFtQjWxMT3qptg4ZP2ixGWcrwwM0/vNVkpuqCSBmEWmxOFCyyR4/e4tk1x6U1ntoQxgj4B8DmNo",
+	"f7bc2/W1tm0vUMoFhTkWNzIjNplH125/jbyOepHNZKiWoMBF8cKFFFe6dudzoGglHH2/ROa5U1fzkw80",
+	"UPEcyi2JUYbbPCS+PjO7OdMvyKAadCT0Uz5LRMCkpNAgN2v+ipiaRTmavr0sJFIlaaDShMbxnMTRFTNU",
+	"4ZE0I5rw7RZ8WtGM7qHlMaz9AHGg+AbWJQPhY+Bk3VqxIQobFbn6RoLTSiMIOX+KeA8q4i0R5BYVlE8Q",
+	"Eoo2/qXqjIs5FYX4NBeQDmuAkOsIQzI8cjOJTFkeE3gPPHXICBBrJbLypRuafKwos+BU0Q+wQFhGJZFH",
+	"PpL4TDLluFqeR7/S2Sf5ou7kNVnfmIjUUNP/O1FETbs4u7GUCZMps2gB2SO+ntsvcJNH0pR49q8jGQ2j",
+	"OFJzn8yS6BpEOd+ZwS+KP49km/imCH+RyEK0TmG8SOKri33ODA6cpcM4khMyExI7joo0IcNYjKFGox2o",
+	"0WuYlW1iIF4F83d0hZmtVwV0rD6Hw0o0sabVlMdMAp6h1Eg5oeE04mviTqWY5Z7icjKi4e+X/O2l1ooL",
+	"xsLKhMaIS5ZAMvROJhwgpS1ZSbP3ysf4w4JiheLmDUuYzVgEojuh14wMGePEDlYdhJWtYiFuCAQeZx7b",
+	"UUnoWwzZKOKAgqa7kiuUyQmUOQIhRK9Fy8rY6a8JddIhuMgfiSRg/tY6kps9jny5y0jFv1CL1nvStf9U",
+	"n8d/qoF/qoGfQQ1cg259MV9bkXp+/krwd7Xqf6VG5wc2JN+xSLu95s8TAOnZELggZjSRhOI/gEBBqLPr",
+	"p+rzrLHxEYjsxnoRSVJpcsCbdHzwhiRPRMwWRGq83EKDv4prI83rna0vpmda9vq5FbFFiiSuGD+3FcPK",
+	"GYABkzJLcWTznyfDH4PodfTz6Zs/TruvolN5ys/3g+PTx6fT552/7sx2w+OfD9pst9OW0bjYyrLXfYqd",
+	"XTEzsdjyda/w7K45lba3ldnkD4wmwGOhVdbyTpeAht2aTpcISnm3L/M3zgKDf472lo3d0U7QZQe0tTd8",
+	"Erb2gi5rHdCdYasb7IS7bG+0Tx8PG2s3wFxGf9Zvi5nlEd5/k8yK1E0XHCvbR67ubJtyFcVAQnA4bNFG",
+	"zKd1LW4XYfbjkveyFdZ1vD0kjAYTYt7PeBQFUgjE8pylqN8ROdMkV+tXCbsWtoqr6YxbnefvIEFeb8tg",
+	"Q1VNQIsfy3vGLIgFhfsoTFu4ivK5VJ6nWUSVzPTGrM4lTP/0uLYEg3Y+oc/sv0rn2PoezzIFwHKUauP/",
+	"nCWsBZ3VNV7l6ufxi1PQxycUgmug44VWyzmZux01/mxSW5cD9mcT2K+sCWwdjX0GrZJEMj/hqsqkti7x",
+	"+NTo3vuCgSXGgMKpZrOtPJgvpK5XXM7n19gXWe6S9I8Sv7qrAqs3/gXP/FuJQ87IZ2WFNVsVKvoAPbyl",
+	"RybReMIg2CcxEexGRJTpjCUD8LRoJDH/nVJO0VaZSSNZAYmS0JajsF3TmrYHt7AOSj521sU6ORsxlHIV",
+	"FFHTAOltFI5ZReljxukwrvKZ/CTiUBIax+aAp9UG6LpOJ/Up07jYu1abrC2LZBxgVVBitsLnFlYyR6az",
+	"iKrtLaGwRg2wc3rZQdZssf5OlpZAya4HxW4Q3cEKd10qefI8Fjckq4NSfcq/FZVYs55spOz8IK3iU0uh",
+	"GIC7K4mxbWcjNYfSZaY5M+h4tnV72aD3lir6ehoVFd/mz28vPfLTxc7+Yw+N7FrCbUWciMQqqFtY/Yzn",
+	"Lc1J079RYvCP//4f9OrBrgA2rM3FrBfjUG6hAiIWBloUze269OgRqrda3Q0EVwkNFBkydcMYlvOz7w5p",
+	"cMV46IFd94YN9dK5gvoHHPrkKc4S2e7zE1NHWU3IkBkPTcJiquUnW1MAXUzQodc3XW79dp/3+b/9G9GH",
+	"ybiKAkg37vMLaP4ZEgGtQ6AGiKJXjPj6RZFEf8CPPYLqNsFaa3Bmpthar89b5LvvNImS330Hp421ChOR",
+	"jidWT+kRzDEO8M9tmqrJNgh3EFJpaiOAGcPMy2D9TXC40j4nRIK5oZVKRnypqGIYHHb21+OTLXS/Z2dm",
+	"og4A9VWaaAXHD0RovrBfK6GH9c9eX5QXFpisbt8YagMGyxNpUgI2gDMCILfbIdOIp4pJrWrZgil6Bj0G",
+	"zYwjObwlCG/obatahvnEJ4lQ4McW3NSiTiVr47mfGdD47jv9Yw7R0gXpzOuE7mucis6iFr7qHxJq1kUD",
+	"DX/6rUhJOHWwGZJ//K//DaApbjjU3AjSJIG6HGiwbpG3kZqIVGV6aTNk1ywWsynjassDH4ZpTqOPScls",
+	"xqxcx/GL0x5ciFE3QI21DjPSaoEmQQpmDtJqQbSQFtZaLb0WEy/ke3pIXhgOp2u1QDsuDIPIcUKDSY4G",
+	"EEWDMOQUIY0U4YyFUI3T/9DKn/il4GGn3LW/ddjn+mVom+q7mKbHIhyc46FGShojgH5o0RxNWehr+mHe",
+	"1mwNK8vmH7XJUZ/bCAqR154tDCtv9GnudboeoVm4hbO1/I1duJM+9xertPptcoYtaZ1d0ISRROuhcTSN",
+	"FLJZ0yKd0DBMNL40/XOq2Av9Qus7v89Nj79DsrdzYKDynKlk3joaKZZAwCWQKyiCKS3Zg8q7EHRDZ7PY",
+	"0LBtU7HzL1DYkjRtneGtHvE11cYonbWqgnp97qNTxbeU2ylmCtFTikaxT9iHWUwjWzqISuYRPy/t6WPp",
+	"eAM+xYqtfW7bmZjarR5eORYV/u29D3mYEg2qxSLCSAqhvmdWU7Ppb0MMmOZofZ6V0sykbR9MQnmf1S2Y",
+	"TS2tFgqxdUAu7S2c0XHE4bA9aN1qI3WwFH6fn9my/pZ56Pk1Smj+28U5fWdNza5mVd1Ox8tqJO3sbzn+",
+	"zT73P4Ko4BHQDzyoiu/ltfHN76g3eMTqJPgvrYzcAlGDfgMzKjFBQLOGSJpq+vqqRaLgoikJxHRKW5Lp",
+	"k9IgrDejxUdqms9esbn08FKw8QS48WYJw4K1CMEtPG0tETAeRnwMk8AZ2WmoZK2IS8ZlBBxbpkOUaBFk",
+	"7IEfC44UNpj3uQkcoEky13TUP7mkY580/X4jQQhOGFr5EIr7DX+rTaB2kq01pC/0dNR6qafQxMT4QLEO",
+	"lWlgBICpRMKkPjipaGwyKnLK0N2BD8q5eeCvjKOAGY9bBERnFEFr5Jenl7nUqv/Qkp6Ncmq8nvJID8dZ",
+	"TDBUlyWE8TEdsylWolMTcnTamokbjNPSR9HOiu32Go6spUVa2/Gp0W132h1sEwI2q0avsdvutjvQFUFN",
+	"QLrchrIaLYxTxsYDQlYEbvwIzN+kjWgmiCWpZiyRglMbJqsfFOp7mQJ66XjMJBJKzbVJFoljogT73Aji",
+	"VnozQYTNvc4eooRmaeB2RhPuFCpfbx3aFU2oJFSRqZDKypmjaNznNfW9iQ9FXnwnSjGYUKdIGTRZPnXq",
+	"xGBEPDxvpfyKixtuI+IzLnCqNRVk1Uf6dI4x+DsrePyDafwagISG6eoOCYeeJ72Pjbwz2TJdw5nBxNWW",
+	"LJGmJqultHC3O53uQywAp65oqW0krrzBW97WtvFC4LR185hXt7P3br2Gy0VWfffOvHr6DJe31zmo+yQ7",
+	"I1uzXM+1t7Oz0ft5J6N1v3H0PVB8XU3vNzCw5UQC7zjP0ED0CyyEKToGZbeIzeAocMvLFzqQ6PmL6L/9",
+	"0US73CIBsPVvy6HAU2EVFfzQaB64sgz/RzSOC2XepCneZdgm6Gfm1GSbvAKZEvSVaDxR+iON9NnQiPHt",
+	"BYTDZZYRrgD0e1V14rKAPgcmPwW+Hvb+cb33e/9ew5jHKjAXs/ew7zwGWpmJ85DrjPjeGLUHakCJBAiw",
+	"GwlO5+hlY8xzJOy9xascM7X0HjuflXhVEa2vF0B+ZOp+oANMZdA1ysrLtRb6/BX3QLWopvf83muYznPL",
+	"o9B6NgTNNMrSqlRtBJqv2BRgJk2gAP6UfhgYBR6lf2TsXn3pvnUJTQVvx/V+Vt7+xtLqNXj7Z0UPG619",
+	"72jydfFdPP8H4LuZ4UkvvJ4OAwl9BDYnY9PyTMxQiAYR24LNWAl983BAlZZzXzHNZJH5BglTcpHoai3v",
+	"aBZd4mI2xXtw5dW1wS+9dxH9sda7djUXIlGm//IinC+/azuEWd4DA8kLrShP547h0QWN/KYX4QIe5CS3",
+	"UvU6AlkpCpix3hljBlg8e3U2amv2bJNTVTRoutbMuUgTa8bs80TE7JF0HUQekYJQElMFotpUGKtgkqBU",
+	"gJocgpZW7m216cy8I3g8X6IlmVt6KDJqhv9C+lFh9rCOjsKdes7twGGW6OkxDSasdSy4SkS8iqDCy/bd",
+	"W+9PRetOipbjGNsMmbPo2Q+tWRLxIJrRWNoqbY33Jeq//XGFtnWqiFRiJsmNSK7A5qgwPwmUKEXnEux0",
+	"mf3Nof+1upKLdqsUpXMc75uRg3G9toDCJxBlcyF1WpIThlHBpEmTlzjvVrW6U3sVnXsnREsp0Del53z6",
+	"5d5RyTEnCdoN4HEaRqoVi3G9FHek+asUSW5N198QxlUSMekRzm6yuB3SHM6JH4W+tada/dsXAXBpK9ad",
+	"OM14+9zyYw1sepZD4mPFCGNwRws9GtdJE9xy7dw9g38j1dIaFfxpvHYe+cd//49WhXzOPqgB7sQHM3yE",
+	"5uCIj1mi6Zyy2ICrkj2SmHD3yJiwTaIxKHrwimMM6PQ5VXkXNDNRm5zgMYFOeMVmivhHb56dXg7OTy5P",
+	"Xl2evn41eHb09wufNHcfG99Jnk9qi7gbL3yfg1H37LRNztkolTQ2XjsWiEQL0Ln9OIC0dXBkgx8vo+Mw",
+	"Q4bEfd70c9hqh4xHTN9d5qEuN2ckWnJb9AuioZxKHJGmatLGkE90T1XbmUFs16D0QkPfppB8DAe8jjAO",
+	"7kqsaVKsVGNuBtPKaaDQKQniH3iXmzSWgih4fJNESjFOUh6yxKKvMqnRJssPMRbbS+oJABJytwnMMDCV",
+	"Tm10Ct241uqSjRTWCPvIllW7qFk0yFKI7nFNRxCEADX5IUbH/IGI7JEFL3sba8Hr02lrKX5gYN9fcpqY",
+	"NJsveXnWWqmafKd1MGi//8u/V/URrNJjryIe2sYzaRKwij1o2qM3oP8L5SQ84mfnq/+w5uPaTdnBbb5K",
+	"5d7219naBjuzkz6SJApXrux+wUTPL1IViCmrmzlrxLmmrKApygV+swRXIFrH8iSQSBNTYQ7wBnt9KgxD",
+	"2N3dPfBMJOJIGkGoaqmjBHJ2Kk6nPsB/7TWa3q6fsDwlNl/c+4cU6wzxRxPHomh3RIbA8Msixzcj6YFV",
+	"BZcei7Fdvivn6WcVIh78bkS8opSWaVu1In1+VPNqgd2ceuMz3GydwF5a47fjnuCl65xveJkby+vmIDN5",
+	"vTLAsT7o4VhwmdoIOBsx2dTy4ZZH2AfrWUBHaMg0IbShf1lEnym4c/bX4xNyzRIICdESX58nLIQEEPLm",
+	"/NSzz6Qd4ZEk5xBYaQxEUzozTgsRM8+41iUBxYKbmgmafaLnA7oZyz5fiNasiMNsk/OawLXTsyrJ0278",
+	"WITsgSx35gyO7Q2t7/5YDrrGyA1Gqu5mRqrO7obvP6wRbH/D9XwqdheQ+XnEIzkhNE/AxPDyAjqricFm",
+	"iJXMGxfUhD/XUuVjA+m0LviZlpCrCYoixhe0oFGeljVfH725/GlwcXl0eTK4vHwxuDg5fv3q2cWWxUXM",
+	"1lZOVmkhCLtNfIuvgzSJ8sgho8wcH108e/36fHB+8uz0/OT4cvDm/PSCNM2x97n/8fn561eXJ6+eDd6c",
+	"v7gthVhvbYqDY6bpWsTfQLZbiSqWG/yzxEmVZbbP5jARN1pP0ws4dHUy9GJBQLxLomS9cJufS53UvdPZ",
+	"e7qqkMVDCkt4WOcv6lmqG3APFNTUlmH3aYr/nH7RL0ohoLjqfREIgVEE1Tz6PCugEMlFVgeZJBMRZ8UV",
+	"SBNNM/hKlhuF7HBEp1E83/IyG7vgfY7vQ+/NgFZaYnCF6xjTLzDRXKTqmxHc9JIJ7m/x6goR+jZha4nf",
+	"o3CzmC23wvVNmtSINaVspUcmD2MrF7UcxyWJHK9npSD/kj2kCP+S1YYVwba+FqLysLDzdiIInZLTdWFn",
+	"EUYMZtaj/8UsY2jF5CK3ThhnN5lfBtKIIsFNWWzIlwEpIsBYdAXeP7AL07DP6ZhGvE2OSqOnkoVE3URB",
+	"XsFlgdSAiqBFEezD3OfnJ8/PTy5+GpyfvLk4Gfx4fnR8YsUQTYn0AHZ1pLnX6WqRAyZtQRKvZCGYl7U0",
+	"E9jYeEUUHcqtdp9vJkCYkbOoj4eQ4s9xDgNy36AQf68s8dwCkHW5yfW4IfvAAujPuoGPKUk5wZkXfEwe",
+	"9lS3wW7SjdQMKMdy1uS58dAEYjqMODvsc2rnwBKwIrmSOeW1Dp1IQUVN0D5DDah1nouTfFOfw3VRaW7M",
+	"CkTemz32nM0YhTQF7NU0i7WKbPOY17POrpVonB2fNdW6LeQer9FAzmtINYfkEb3l2jOaooq/Hrpni3qp",
+	"v6o4Hn/KwE9hivPUm8tN0X1bjDOf3jHVN6fs//it2zp4/xu0su143ae3W2tZ7c9TLsnvKUurTNdQIOZh",
+	"DdTu/K5ZetnUX5vxObtrxMY1bNBJyr8x0zNzaZQl1M6Pi7bK7GFP07j6iL6/6cuXhAKdDtOEDuO5FnRD",
+	"TTyo1FLJjTFt/JcYkohjSH1CuUTH3Zapy61FhnRGlCC+/mMwlZh9F6k+V4JAMr2WsjJPe0ax9cwUCLZU",
+	"lIdyMScLOAGkXIFbXUxnMYPWdNCVYwC1PfvcKe4JopLJMjQY/Eia17GJh98mAPz6DRvOFIjZ3NaG903u",
+	"GsQtjKNrxutjBzMI3JiBvKWRenlhAkvvX+rJUWPTsMPlgFwaN7yL1XBv5+ArCrU71zAIMLcugkEYNb5h",
+	"4qjz17elSkyT7RpVgU4ZGYpwbhI4WXAlISsUSwHkI/mHGb74in1Q2+yacdXC8f0CDj2SBB5KKLPR5342",
+	"iomoCX2b/aT0RjiN8QPS9OG/Pd8jfhT2TFEJyX63adhYPtc++Pni9Svz5FDrBSqZ98hOp9Px+xzkukNC",
+	"id8js4iPfcjk1ZOg7aK7T+RWmxzHAuJx0Cuh90JCgYkRWvILWGx3VYV1+IWLdV8N8qyhM5zos75AAPkn",
+	"whsTBAp3qXkBwuK9YNOquFRMSJOEcs1mWAgcJYti5iK0kVUY34QrA0Va6yYKetKhyp1HgR3URawWwe7z",
+	"5/Zt6s35PLmAPBdRNpdQVoS3XhoZofJGPazFjgU1paKJams+D4ko32O3MEJDY5ZhH2igTG1viMlIqCYw",
+	"r1M1S5VEbfTxHvlr9AM2E0xSDiYh0vSzf/f0z8zfOsQKOv/47/8xjQk/6v8Msl0NovDWh2RwyBF3Sokv",
+	"2P+WyA9VArjZXUEKtyXWYG8VFdM+jwReZ2jUdPwbiw74BHC+W4BAdohZhECJAm4jY0Td8+4j16f2GD1Q",
+	"JCDNa/assU5L1TBxbHRUHrBD1Bc41LfhTL8jozGn+I71dYjkCorii5kELaAZ8dYohjxHqOKiX4TCBrEJ",
+	"f6VDkSgWbrXJ0Sod4bBI7F26XSWmwwaWUO6dz4oLRW3nn5U1HKMc92m4ZGC+SiLYNhJGnSXywnjdjfCp",
+	"BWMxwuVE0oJ3D9s+zKXTcgr8hc3MFuO/oFK1QGprnT7zt4waa+Lh+zyOrhlGugSxkFoMMSacspzdJmdZ",
+	"5RuQuxOm4Q3M86BUF6VyaMjjtMU1yKj3s4qPnFjZa6k3XkOjH4W+dT3GenV2ZVBiLTx0JfSEYQQS7i9S",
+	"mYEI4TFnUIUDqzOaoa2s6x3c/vv6BqONJOsHdkbiobjg/WhTqffheUataLI08tARsHKpa5TGsTGhmLp9",
+	"AuQmv9Kn+UqEy0Tl+xM+ihPVEF1nQ99cdpGz9i8CV5Wh3i6EOMZzqFme0YEFqKvoiXtXh0cltIMt4qEE",
+	"pDz4i7MbYONNqPDwPczqe8YUMhAjfws4jS3pJhJHgtLfCaw1KunUNBpqk+dossEvBhxqY9qIrS0TCoVW",
+	"zxBL2jzKVVpwEIMX2NaS05Nk1Bo5jv6oKbdM9/N8ZdDtMVveIfIbH3igjzYbKFUBNnM0q1a7cFUy//rN",
+	"oFDSUOPu/Vk9vyqRC/Z3J4lr0f4CHtklbl4o5SdGaPvJHLxY+kGkynTcMtVUS45dyVhP/xYlkKcKU9lU",
+	"G+MKFiNIkosSon+VpmShKdkJrxxiz1YtETFjXYT8I3KUBBMtvJiRsk7/elVo3c/KSn5PzbuYniivlruK",
+	"ofLfV1GX4gKqGFYQ5wuRKFMdsaL+oe1VTPxW3r7BL3iIbc34KhexgCZ2FQ5ia34o9IRo1TewbxX+MjW9",
+	"W+a/mSe6Zf5VVQA+9zHvAacwf3Tv5nCu9Z1nB4YAZjq8DTV8Z6DzwA52DXRVvvXd+/OtO72L1/WwLzYx",
+	"vrOLHWLnyuEP9+Jef83juaECpT6fkSw0+qz0c5vn951PGYYSY8aljxbHnHZV0Mm61Rkj4AAGKqwvYzEG",
+	"kxeq6j+kKRCA1Wk+WumId1nHN+aIHxkOYJkq/l3DT5d73nN5Eq5eY0HWFcrAALhUOJ3JiVAYRypteVjS",
+	"Jc1+45RHUL3M1oxtmFBCNHFHss8r211iBVFTzbhlrOSmnLGtZDzTOCtlypaUFn2O/tKHkNmcJv2fuVgO",
+	"bGpFFVEQNIqAe3JJx6sAFt75EmVwvt76odW4NBThHANIDS41qjEssBBiBda1fYVZhT1rrjYoJEFkGgsR",
+	"tgmwD2gXoTkURsGAyFnnG8zw4Z+65Oe65G8Ntx7YlLLCnXAPRiE+WmCITu3OlaU7qy+i81loxCfShm+h",
+	"rOe6EHA365NbtJOqYPKJZTuXlN88ygqzWIZpI8j63GWYbWL0xR4BFVROtMZo/ylJk+a/Z336E5b/hoHK",
+	"EwYdKyZU9nnK86dmXVuH+TRhQkfKJ/lbcgk5AtTAQfrcz4V5rMRhWqX5bfKT4CJN3Nrz9ZVFDQZtdnOn",
+	"Ixj2wQw5elEbVyFdjgl6yLeRmlj02zhZtrvzDVeYK5QU/TRWnFdyrqy0e2kNnkXM1RLt2dHl8U8e1lTS",
+	"zNck0LCEcahlgskjFUx3lqo/wfRfDkxJ8+zN5db9AGtRbtwOU7xytrkPwWVaNQUcZlGu7VVmumCp79nc",
+	"9rqxxfw84s+S6NoURUPW4DllHTI/Qp87DURIt4q6Z1t8YN3tWXaU9eb2h1fXxGz+DalpDyzD2xvZUIir",
+	"1rG2jWDyAJhiW5dlIfieYwRZiNen1iNnwR4a9GWiWaQOTTXSbLR+LlShd8KO7tpOIPNgRqXBRIzQrrKb",
+	"VJpHzAQPjGNn5goqMexzMJWvikmY09gQums4QSZ4PwB8XzAlraT/vRH0c/eW1ggGBla/h34Di4JPtrol",
+	"eu7DXv0D83u7v/u5TEDXB+LqSBg0jYAkIaQeUCGgTKk824VKJBgen8zRwJo1LZH0WqulC9dt1//A5OQX",
+	"M42TJH37wDYUM+WSyJ3r7A1zdN+MzcweZ96wAYOzP0lwzSvJufBtTJdreOstq1visS/maLdrHeG/2Fkf",
+	"3h/+0B4rs5W1HVf2wL+x+oVZ36T85lxQbGW/P5g5r5ofLhXuIHiJfVB21U52aKQki0daW+JCkYRxOkWb",
+	"ep2vytzzQ9JQnCH3XD206mO3VBf4mAvGX7jn3QNH41q6VikwrITsOsHBfLb90fzrdmmZoIy4lpwZdR4K",
+	"FxwfnrrVcthK8PgW3BB26Z+XjnlrvWkO/VU6HbLEBGcvhaxt0+717kLq3Ra2wl6lHLi2IgyJuEkkLhJr",
+	"HpJhOrW1QU0TXKTXubPDqumhYLIP9fHRc7Gue8IcUxF/PsX++7WbYh86ZBSO8xMxqoZ+3rDhRIir1hWb",
+	"P4DuhX2AnXafvin10DLz+sYydMXmhRpcCJ6Q4ZKQN+cvMMtlpiFWpBJeL/S5gYYQggcsc0tbkZlWzBnx",
+	"LP3NQY0sPy23H2Hd0EoYF8pILG9x1L+y+UNzCWemJbKEe2z/tJlr53D8SODwVDRM3MUIAXGApi//GtoZ",
+	"OHeTMeWRpCahyB3BI8M50UJuVqQEO6ZLOpdEqAlLbiLJ2uQC++uBGxxqRtqisizsEd903xtIpj+diBtp",
+	"Orzo1yVTjmcBMsJG0JhtQhMaQGEtMSKxwMRPWRcoferu+7PES1cEfkKU5ywR11EI5V/coyTNgpeRxALa",
+	"GBZeSWf6vO0AtcX47Qtrh846h3Nmv60LXjV1CSD/nGHXlohnP0KEp79VWHZtwKgc4HeFdS4Eh945oFxP",
+	"c4+R5KWY8NrA8uWx4TufGhv+kJYHFw5WmhzKV/zPX7ETbBZRkZBYAlz4eZEOO49XBOFeaOEHG1NldCJI",
+	"WMi4imgss3gErKbp0ua20wUGzfeGsPpASLM4IrcUlZ0EHUkVAbczPKitQ5tvgO0sDWvIPofoIowpaPe5",
+	"S+4ZD5L5TGGqvhaVSfPo5KK1s/+49ePxS6zVhe3gLEdok5dMUXhwyqWi44ROCZ3NJBlrRavPfahmPs+a",
+	"31BOfMZDWPbgis19m3YWJcQ3/HKQJrGPkj/wq0gSxDW7S3sMnYM+92msNbJ5CxKzpYlE9m2a9iAK/a02",
+	"gQYKel9Qxyu737xbGHwFAWAwp8Sgq5FI+tw2nK0NZHZQ8YGMQ84MXyas2d1ijYDnHuufTT+/eNPPqACU",
+	"dyB9rufe/WyjIGnnwyxWOqcyFrPI8YRyzmLjUU8lI5Eiw1gEVzAKzoQ4ikgf8VYqIcs1koHgnAXK9pHW",
+	"hCxkSoNRuATzccxKBQoflbH6z2JNtljTJ4PWGrHdLuA4LYWRZR5ayAENBEm1vl9XOam0my690zWsNwUy",
+	"+JlqCX3yad/NYOlsdbNw6sOacGkraASUY1HOWUwDFkI6pBUqaHhorC50NjOX3OeKXjFJ2GjEAozxhHJB",
+	"Kk2y0JrMwuJIVRhEjXNg/Szyit0U5DNoI4LvayVXMmUjK6DYoZ9y04sl9OsJiekwmuu9NirckSb6vOln",
+	"YgSUQdQ/mzKIuCV86pGs3W6UkGsap0xu1cdZf1bJ456DUku49G3zXRtjeg/oWmcBykz/0egO9tAKdK5U",
+	"aV4CrlESR9cGu0i1DnJ0mv0he1ivXb8wFSGL5WGdWtDTekGfUw4I7nY52TJGVixLofKGkCTiOVaCqhRT",
+	"qQYWMyEFHdsapJLGJgeyz111xxdXPYLmDqs3+VpEiGL/0NHeUPrI++4mDIQIDwpaS70ejyRZcwJNPvp8",
+	"RKM47/+739nVI88YDxkP5q2U02saxXQYmxZPC1Tx1LQqcqgSluTIKFcUM+z4i7eRpFx6wA2z87EebNP+",
+	"t1lhJ14iCCFEVQpC+Gg107xvSvMLzHvOpEbYGnXD7t72etKH8wVlr8/dpGhF9BAcYIkcFY0Tn06cpiyM",
+	"6Bp26XQWC6oBEz4oNQpfbov+YU7MQaGQ58a197m44WZwSZq+nWYwnH8/hRKblMNQdgFgxQ0JZwxKuWL6",
+	"E/ZNae51dvN5t9rkpV5qn9v2KVA93LXftG6ikNmG3FjLE88DqLRfZ9mGYb+ESRvKKTRRlzJlgdziCqRp",
+	"csH0Kdfaqp0TfqBqC3CEiNIgvmGzYaI/3rxX8vK2RmFEz82nl/rL22+mGspyo3X3azZaw7GvNlcDGNwr",
+	"Mf+aiDOYpqeGElgajH8vEl/4fYUZ+pyNIwneNUpGUcwKXREz6itVQqF8qhLkOBZpGHGazJ2mYxkhgfJJ",
+	"Lk3L9C1jlcWWlITKK+kOZc3dVEqmeiRSmAcBpliPxBGIckUSPhIxSJP+DVVUTKNt1I5Md3xUkLb9LQ8a",
+	"VEL9TRrH4oaFQBOweQQ0pcJQk+gPPfjM5FpkBN0jNJaizyGHFohgAm5oIznlW9Biki0UNYhCnxjjMknM",
+	"EUNCsOONLxmfq0NO8FNL+x9CSzPkDCe6t0YNMOonlCv72hs9roptweMklJjeoYhKayOta0BFPNLIKbc/",
+	"XrH58lDA4Rw6Io8sPpvWy6a8SywCGlsQbu519oxOw+cI8eYRpBGMsNlgyq9AWrpi8y2vz3ODGo9GIxYS",
+	"/xihsKVZoe8R/13L/aX1GlYne4QL+MTHdITss2eRnAkZgYjY51QpGkymjCvfLMCUARymikRTOmayTSDh",
+	"JoBCbhAz09zdIQnloZji9rfyPMYZxYz0msK1AKbPo5itU7IWzlPPl1Xshat5JIkPXqfqWpRXJoKmrvqk",
+	"0yB276DQHnZv3yvUrT1q/Upbf3RaB4PW+497u7f9fvs3/OH9x663v0k5W4dyfLf9XaP3saaiRBQvtH5d",
+	"vLZFQPTda2y6HdLQLbdVe7dVMQK54PdFncZFi7a44RqjCTU4heLnCEGpCsnLLe1K7LG+mjS2S3VYLJxd",
+	"iUnXsegsYNLyTYJss8+XsU2/R7S4YBoIFK5PiT73J0rNZG97m86idpBN1g7EdPu6O+iaIeHJILdWbtNU",
+	"iW1cr2+KWVsOZ0LjtNYOE/a56UgDx2Rlh8x2G0nMz4GzEJyRiUiTNgHntmXUeCN17HoZQbjILuWh5dl8",
+	"phpThcTbN5ecA8G32pD5M/TpvT+eiwMA663vqPQyjVU0o4mdT/NeDZGALUa4RHO+r3/yPVPVXMuhAtgz",
+	"HbM2OVJkKqTqc//lybPTo8HLo3eD56cvTgY//P3y5MInzW6HvIx+OCR73V1CJZFCcJulEtCZBvCZFp5D",
+	"zxoIDes3hdlA5o1kn1u+nTExlBg0T7ZNzyhHckyaP5+d/OiRs1c/euTH0+ceecuGZ1seOXv23COzmOrt",
+	"sQ/KIy9pchVqKaHpt6ehrwWF44tf9F+BvNYyOE3DSJDmSxjv9XjskZdne1vw/+Q6CpnwyLPXx++03PHu",
+	"xcW7w5w5MK0Hk58uX74gdCiumZbiPStJ9/led7/ax6HvwmXv9bLz1N7gttZiWyFVdEM0foOQ9mDCc3d3",
+	"w0Dv/W9YeMbDJMuYaSFpEX5vmZeXYbZ+mtAb+HqBERtcB7jfHNkRXT4N209fHv2Yo/u+xvatnpYvaDJm",
+	"CdKTTIFcSQQoDyHJAXAokoYYFGgBqSEFYOvD2jdati3I90AnMjmO0IT1eTTmQGgKNKRIOTRea9pBmnvd",
+	"/YK19NKdKx84kliWh8o+h5OEKE/H4YtlxyWh9lCJFrtXkIJTuN0/acE3RwsMQ1qbGti370wONqrmqKEW",
+	"cMiAopFtQaQVN079NOtNMH380YswpfMFJ0Kfuy43tGnaqCNylIF8tdOx4FLUOBmaxVrPYW3cUm5n+hIR",
+	"S7vfMKBmdSpR64j+P/aubrdtHPu/CtGbOPjLcZvpfy5i9CKbtkAW/ULb2c4CHli0RNvayKRWpOoagwJ7",
+	"uU+ywL7WPMmC55AUZYu249hJXMzN7jSWKH4cHh6ej99PsdnWhueGlKb3nHmtmvgS2RBe6tQ3cIwKyykF",
+	"YzB46Tn4XSd0xfHGdlyVoDss9W75VHh2WaYdLlLW1Ue4XOsIZHyScXYigegAr9nlIiIS3QEszZQoTRUO",
+	"sBMCTiRVjqN6NQL5TqQQ75LbsQUmVLGJKLdHdrftX5kXYS1/OzCDj/7gm0yqtQQ+MNvHhblQ99sTTk90",
+	"QEJppQ8qBeBcqXcG1s/1zCpmG6RtDDk/7lltFzdnLixOV/UX7mGtrXCtW/N6HEe65t4I7rb6v+v/2461",
+	"C76bsnHGwSnc92MHWboRONmuT0C3NH3qplfb+tV/ft7wqz+7X5JSN7JNGubIjj/X7x1ErD4aw2rlFRQi",
+	"xTZJ4wJZ/2NSv0s6Nmx8+eEaUwGJTETBSJElN6ZyclXxfPA+fsB1rz+zQdfQXEwqpo/mUmGoTov50UgD",
+	"oCzUa+IG5ImFv9zbykUP0vLCrpgvUDpsUvgQAs1728c5zWlyI8/IZa2PvO46vbRaF6eE4ZpcKtzS/VqW",
+	"of3H5esvANTbLXKnD/H59QmVGLjZ52XwcVVGQfZs0VjyO4n2jPVcaHqdZfVlicJsRhckFRcQfy9FziJT",
+	"2aCNL6/9SP+j61Lg0N/R03ePHiZh9vDKOeAzWkifC8i9Y1Nja+2k//nsOZln6YRhahv6AhlG5MY5ncgz",
+	"8ho9G04fDzg2DOUIpJIAjCq9bkumSAeUtiR//Pu/Ncz8CQ7xNBSoW1z5M3jAndD4TlCL188cjeJ+u2j0",
+	"+65CbWXHWI3r01RcOBpPdUkEB0d6UAAb9qR7apNVadM0m+p6babH5bpNIKtkCi65cS7moYwPYxNtZZr+",
+	"/9OHNE3bpico4W7BTOGFDdlDC8ck9L6ZoC0AN4g77wCRb7gmy+wbaLWaYD4rG/3p1JnlXkb1qg37ET51",
+	"SNEQ+Vq/CPQwItNsMm1Adh6NyVqaGQyueMN9V0lWehio/qrjibh+3Z+dm4NT9gnypOQsrlNVzPE+FcAh",
+	"wxcOZMGTjYjEjNNRztK4JnTBF/K8XUi+mJ4dUEzwE+sExYz7qGQjpXI6EhRIyO0U3loz2PLQDQqBT3Lm",
+	"SkmJGP2DJcqVMaSsyMVixrhqPd4+2U/sUkTpXr4Xf8EywpQbsje17k+r+8/+5HnQ71RRHJsRD2k2hLrD",
+	"GCPXGNWuj3wsSoSc8AEH1u28a6yQ+LRPYsBJJ2Oa55KMaHIDtb+X18OXr15f/vLm8/Dt+5ev3sQ14ROw",
+	"/XqhPTsuWwpsEmxXaoGlh3UyYmMAzuMpoWN9UcVa33Cpb0NM9n9Ttc3vucjXl89HWbG7L5H2C+OAc3ob",
+	"wDbgpvaMiBmbjVhJElFxVeO1tZ8Ln+EjPwSb9CHBv464WEqv8OZaKRCi4wpxKCO6dn/hv4PncKjsSc+P",
+	"AWtCyj6AiOq01eWchnC9dRsH0qi66YcBa4JBBSw5PdcPjOX9uGBtHJ+sQlFoEcrVS8SKtt+YawTk/yaB",
+	"o87G1++Sjke6+EL/JT4lIwbF7Ya4K8QY66T3h2WM3WVR1qAKwXy76ic8bmWrVd4+tVtYPLj57id6F56d",
+	"gB69la2gR7IX6J+ARXtg3btnS9au6yPjOrLchnfXXj2zHW6PLeMLStVanwxgJtJU9ICNq01Yi1OZpY17",
+	"G2AStGFcermVKyIlccu+NWM4nFiZL3xiav+i9bjqcJyKOXGqcjcJmxU5VWy7GxE+u4Zg6Ix8tg2C2beS",
+	"NnlhpGqKpeViPOC2WaijJ5Ixy6Blf4jIqMpy1c04YghmPMmrFPBRA5cvO6Yf4gJ2zwAW0TI+cyXphA3h",
+	"2qv/6v9z/f3tp7ve39phSJwwONltYGg7KJoltHWsnTKw2muQtOVCYr7pGiTtw14scVRbM1a5aTi2e2a9",
+	"S2u1Zf+2qroaaiIMt4E3BgnK0agrKByght+kYzQV1N/bqhz8CUv6AxS+A96J9fND/cAwS+PIQOvjZQBA",
+	"kgDpxv5+2ndZv4LbSOfM5yENUdKTPLvxqOVamUn7GOSfFcoLZSSCj7OJcVbaWwrgrdm5OJEkhuMe9W87",
+	"Joa9fOMrBzutsfmHuoSbwYVisagPnQw99KX8UcIYu9kJ7+AtuA/dvvarg10zPcm0PIRS1K65ZKVhl2s5",
+	"F6B6R9sh8Dk+ifR5C1DEJEY9DyjnfVJWnEMZn0JARZJhw67A74x8AeTysSgT9gJOG3g4l4IANqk1WrDZ",
+	"WvnMp0I6jJA6eZek2XgM5bVOCclpVhSIk0w6+jyKiDfYiGSJ/l9DQupv4tM+ib1TObalfWcDXmd+R0Qv",
+	"EcI8J4IbBhEBBlfKUrJgqk0X6F/X2FNLZ5KbDRxQcypcRoMdaD0bQWYLmO7GWexE21g/D3M2M5aG8/Ug",
+	"p2xOpREiKBdLcV6O5ojWIwzsqi3P60Dwxe7r25T/1Se5KMlEiPSMoMfOqmnYQ5m2pllh2ZkMa0BsXwbE",
+	"KF7l+dmA/2VVVdQ1ftgji9SJQuxS/do5wa3Dzzsx/wQkd07CTYdE+3GwBQx5rWQbpIxIE+8pyIAPMbRa",
+	"T+/NzAiYF4+9LmHXJd2tNs9O4jon1rKv84LQkWRcudA+hKBsvB/QsVqTFi4B3nyDed5qkDsCBV/wTA2p",
+	"HlelNzsJKp4BH9X5CAHN0ydphZLIEDco41IxmobTEu7Jhr+1M/deNhdOQXqITfZjwKHv2X4Pn/M9J7e7",
+	"uK+bu38Toak7E6gkgyfxMp4/6VyJYnEaD55EznoY+dDF1mxwnqAX6DKKBrxpZD+1+UJE0hkLnTyBHQ92",
+	"hp2U1g3sfg2fU/d4HRbF4ofmmH7pFOvup1v7/RXkH0klDyT7zuGVlnSs0IEl5nxZsP24tnMG1VLbtJOB",
+	"KxIAbqRjcNfXXUcwT571l9tqbo+JYJZmEeB7eL1VVEm5xKqEswH/XNfKA6YH4NbaqsM7+K1eo7Y65Lmn",
+	"P3F/dPCbfFV64Zc2KfAYb9holuv4T5+WclTJxmN8S00AFLG+FqikWYc11bf6GUdwlyNONE+JhKiRKRyb",
+	"0SxHer9gwuEvEgOAf8a7bh/vgvnVf7X/sRQAA0aTXEwybt5u/mF9EOz5HoJgrcj6It8eUF9Lx0f9wvdQ",
+	"c9tTyLa9rRidIVpA/a7uPVXIUPHz8ycwDdlML0Y9C0BeAZjYh/Ta6dFvDqPBZj2uEFolm1F//Hcg6o9h",
+	"M6eWegjhKcpFOPKP9aPwOELiSgBLxcT4KeVpV4zHBglARo45HbaRDOupl+7Lj0lfHVoC3ag3i6JbGsK4",
+	"Quf9MUIWQKpQ6i12i5y2pMKB+JYZT7KC5u75J795srvJefxWfDXXQf38iYRTHeIPMRifY1YOlYhJx0zC",
+	"hWcn901eDVoCGL7hDE1qi3I84BkHZw88aCPAJh/0NHJwcFg4cPnh2kQAxiWTUyzbllEDOM721TBBDXip",
+	"Owz+bCBt0FN4IlEGIIR8RWUq9J5MwOBGGl4lqmQauE/Ch7QgbgPEDks3nwpSsoRldjKtZ9yf1L7jAKqn",
+	"MBTN8eZ+r0fFo0TPO24fkXPfVygxWx0xW8DsgYy3ueONZN4+Pw9evCfH920mYzdntx6Nw6GrlV0PjLOd",
+	"HGiuxZAD4Q0QjJOU2W/gBgdgdH1vh4D46prZp++8cI+L/+fSDOuWq+07P71lqyf1AAvnFHVduOhQQQCO",
+	"2MVCLQWr96Rkph4eQxRfxQ1Lz8g7MRLpYsDrfoPmn0mW60PAeGX0/YdQgy5SFawcQk19+7HzYHLy2OKh",
+	"dK+SBfe/O8lU1aqi8wWh/qKSSUk50GmSks3ArvJ/FaULojVe6xMOokRSNhPWwNFyM+CrgmMCXvrnLvy5",
+	"C3+ODXi1MTfaJLbmFv4ClBZXl59evn//cfjx/ZtXw09/f3f1Aq7pBig4h+LgGeV0gt5Ra0S1k3IGw2ru",
+	"On0Y96Jtfs81Ej/GPrrCIm9qpcL4QXbdSoaU5XuPFlkXNedaNAGU16+ZvhCMAUjC9APfDV96L4vsMzb/",
+	"GC69tjefRKmCV9/1q2ebMN27D3+HW/T6mPOW3lvBliiN/uECt/7trbIPVE3bLLMW6dl4N62lCHVYmxyd",
+	"rbm+2XnfKsvooznYj8VtgP1tWej7X+ftN5GTijkbTYW4kRjv6/3OeArVUUPLKbeZAA1Tvk1DSL1WCgVG",
+	"OcalkbPJfECLnnm2e8MWXl1DEy/L78iukK4/h6nS/i/Ai9Zutn5S1KbsAmWXnLLUhRUNIJjne4lVmU0m",
+	"rOyagcZEzAF9ErJcF4ZvA585Ad7tolLAwxP/PmNqKtKIgB8iIkamI6Itk8j6NtIhVd9j0jG/klzMWdlN",
+	"KJJ8VArjo4kQNxmzTZC0FEXB0j6hA/7XT+/fQZOkoCW85WrhgDxDT8jpGbnmJM5mgFKuWAywJ+jbAYQ1",
+	"bZmcPz2vo7RlxUmW9knGBxxJ1blI/fdM90syp5mCWKsS5KenxNKXxXYvAsdGjGiyAGliIN1qokHgb48G",
+	"3I5OP4VzNKZ5DgRyBnnl/Ol5O40m9OV1LuZfcJkOZBt5X9DTDtrFb+1bdz6fd4FZpCpzxhORYv74rZt/",
+	"DdGX79ETxb6pHlAx7dTOZ/ZNtYeHzw8xK5dJwgpgMgmgilUccpP/WbFqrwfD+a+/HmQ8IKxto1neFOjE",
+	"bZP6E2k3mRP582/frNiTZak/I5cDvtwOPqzVi8xSBu87av+cLlh60dyUdpO17GncQI/kPG5mfWvVvBQE",
+	"n7v9XDPSj0TFU6uQ5Sr9YhvxyxZmABAX49FYlfmTiyfarup9fQYWqvn6KnkjwntlE94V3JG+m5tdRERV",
+	"Nhzu4KWuypJx5XmrzTmptX1b5DoRBUuBWDlLmHWwaC1b0FJxvcydeK7E8I9//QfPYNtebaqstgohe88j",
+	"A0ZhJhWqVa8VvNOsNgAgQy502TdBDpNd5oNZUAcs4sVr21psR8ONXDrOuITdjUxbUzHHQGCWMq9tH71t",
+	"9Qt/y2RFc32sihlCOmGvOx8ZTRSk9WNSkjz1pibPxixZJLn/HcypWv3C9WxWKeBsqVOXXGWfTXlaaqdr",
+	"zI/WWV4tJS1K8TVLWUmSkqWMq4zmknTeMkUJLQoZkctr94w8Ndkd8zJTrCt4vogI40m50FqaSJaUBrvP",
+	"RuK5YhOUgbbufKw4jAeGH5n5gaO9ZIkoDYxZnn1lhH3VQo7saP4X2DeWVGrNcGtstgbJBNKaAOmJ4zAx",
+	"TXqo9KtNIpmwU42mLEuCrsHVh5WmN6yeWeh7c1qWlE571+lEj7lgpRScNtb98hqGIiPIRytY6RKm7GbV",
+	"r3axhrJ15lklQa5QPr2qdKtXViuOUeeMV4tVoBbU35A2rSgwrCrNFMnFRA/JONwiVHoZlza6WEmay4Y6",
+	"SzO1hUg7WDXvXVljw60oLktaj4zCjrBOkg4y9VryLFH67O1mH1hKPMdbYj6ItD7ff/v+vwAAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

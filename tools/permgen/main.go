@@ -26,7 +26,8 @@ type guard struct {
 	principals                          []string
 }
 
-var bodyLimits = map[string]bool{"flow": true}
+// bodyLimits are the x-body-limit classes: flow bodies, and the two upload caps (PRODUCT §2.1).
+var bodyLimits = map[string]bool{"flow": true, "media-image": true, "media-file": true}
 
 func main() {
 	in := flag.String("in", "openapi/openapi.bundled.yaml", "bundled spec")
