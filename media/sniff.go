@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"path"
 	"strings"
+	"unicode/utf8"
 )
 
 // SniffLen is how many leading bytes http.DetectContentType looks at.
@@ -82,12 +83,16 @@ func KindOf(mimeType string) Kind {
 // (only its extension, and only to tell CSV and Markdown from plain text). A ZIP stays
 // application/zip until Inspect opens it.
 func SniffHead(head []byte, filename string) string {
-	t, _, err := mime.ParseMediaType(http.DetectContentType(head))
+	t, params, err := mime.ParseMediaType(http.DetectContentType(head))
 	if err != nil {
 		return "application/octet-stream"
 	}
 	switch t {
 	case "text/plain":
+		// DetectContentType calls any bytes without control characters UTF-8 text; check that they are.
+		if params["charset"] == "utf-8" && !utf8.Valid(trimCutRune(head)) {
+			return "application/octet-stream"
+		}
 		switch strings.ToLower(path.Ext(strings.ReplaceAll(filename, `\`, "/"))) {
 		case ".csv":
 			return "text/csv"
@@ -102,6 +107,19 @@ func SniffHead(head []byte, filename string) string {
 		}
 	}
 	return t
+}
+
+// trimCutRune drops an incomplete UTF-8 sequence at the end of a head cut at SniffLen bytes.
+func trimCutRune(b []byte) []byte {
+	for i := 1; i < utf8.UTFMax && i <= len(b); i++ {
+		if utf8.RuneStart(b[len(b)-i]) {
+			if !utf8.FullRune(b[len(b)-i:]) {
+				return b[:len(b)-i]
+			}
+			break
+		}
+	}
+	return b
 }
 
 // MayBe reports whether a head-sniffed type can still end up in allowed (a ZIP may be docx or xlsx),
