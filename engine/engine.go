@@ -36,7 +36,11 @@ type Config struct {
 	ExecutionRetention     time.Duration // EXECUTION_RETENTION_DAYS
 	FetchPollInterval      time.Duration // 200 ms; 50 ms in tests
 	TickInterval           time.Duration // schedule.tick period (30 s)
-	DefaultTimezone        func(ctx context.Context) string
+	// DefaultTimezone is the organisation's timezone for schedules without one,
+	// read in the transaction that arms them.
+	DefaultTimezone func(ctx context.Context, tx *gorm.DB) string
+	// AuditRetention is AUDIT_RETENTION_DAYS; maintenance.purge applies it (0: never).
+	AuditRetention time.Duration
 	// Clock is the scheduler's and the executor's time source (tests inject one).
 	Clock  func() time.Time
 	Logger *slog.Logger
@@ -654,18 +658,28 @@ var errStateChanged = errors.New("engine: the run changed state meanwhile")
 
 // wait parks the run on a durable timer: a River job scheduled at the wake-up time.
 func (s *dbSink) wait(ctx context.Context, out Outcome, usedMS int64) error {
+	return s.commit(ctx, func(tx *gorm.DB) *gorm.DB {
+		stx, _ := store.SQLTx(tx)
+		res, err := s.e.river.InsertTx(ctx, stx, ExecuteArgs{ExecutionID: s.ex.ID}, &river.InsertOpts{Queue: QueueExecutions, ScheduledAt: out.WaitUntil})
+		if err != nil {
+			_ = tx.AddError(err)
+			return tx
+		}
+		return tx.WithContext(ctx).Model(&store.Execution{}).Where("id = ? AND status = ?", s.ex.ID, store.ExecRunning).
+			Updates(map[string]any{"status": store.ExecWaiting, "event_seq": s.ex.EventSeq, "run_ms": gorm.Expr("run_ms + ?", usedMS),
+				"job_id": res.Job.ID, "updated_at": s.e.now()})
+	})
+}
+
+// commit writes the buffered batch and then update, a guarded UPDATE of the
+// run, in one transaction. A guard that matches no row means the run ended or
+// changed state meanwhile: nothing is written and the run is left as it is.
+func (s *dbSink) commit(ctx context.Context, update func(tx *gorm.DB) *gorm.DB) error {
 	err := s.e.db.Tx(ctx, func(tx *gorm.DB) error {
 		if err := s.flush(ctx, tx); err != nil {
 			return err
 		}
-		stx, _ := store.SQLTx(tx)
-		res, err := s.e.river.InsertTx(ctx, stx, ExecuteArgs{ExecutionID: s.ex.ID}, &river.InsertOpts{Queue: QueueExecutions, ScheduledAt: out.WaitUntil})
-		if err != nil {
-			return err
-		}
-		r := tx.WithContext(ctx).Model(&store.Execution{}).Where("id = ? AND status = ?", s.ex.ID, store.ExecRunning).
-			Updates(map[string]any{"status": store.ExecWaiting, "event_seq": s.ex.EventSeq, "run_ms": gorm.Expr("run_ms + ?", usedMS),
-				"job_id": res.Job.ID, "updated_at": s.e.now()})
+		r := update(tx)
 		if r.Error != nil {
 			return r.Error
 		}
@@ -700,31 +714,13 @@ func (s *dbSink) finish(ctx context.Context, out Outcome, usedMS int64) error {
 	s.ex.EventSeq++
 	ev := terminalEvent(s.ex.ID, s.ex.EventSeq, now, status, out.HasErrors, evErr, out.OutputData, dur)
 	s.events = append(s.events, ev)
-	err := s.e.db.Tx(ctx, func(tx *gorm.DB) error {
-		if err := s.flush(ctx, tx); err != nil {
-			return err
-		}
-		r := tx.WithContext(ctx).Model(&store.Execution{}).Where("id = ? AND status NOT IN ?", s.ex.ID, store.TerminalStatuses).
+	return s.commit(ctx, func(tx *gorm.DB) *gorm.DB {
+		return tx.WithContext(ctx).Model(&store.Execution{}).Where("id = ? AND status NOT IN ?", s.ex.ID, store.TerminalStatuses).
 			Updates(map[string]any{"status": status, "completed_at": now, "duration_ms": dur, "has_errors": out.HasErrors,
 				"error": errJSON, "output_data": jsonPtr(out.OutputData), "event_seq": s.ex.EventSeq, "updated_at": now,
 				"run_ms": gorm.Expr("run_ms + ?", usedMS), "completed_nodes": out.Completed, "failed_nodes": out.Failed,
 				"skipped_nodes": out.Skipped})
-		if r.Error != nil {
-			return r.Error
-		}
-		if r.RowsAffected == 0 {
-			return errTerminalMeanwhile
-		}
-		return nil
 	})
-	if errors.Is(err, errTerminalMeanwhile) || errors.Is(err, errStateChanged) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	s.committed(ctx)
-	return nil
 }
 
 // finishUnrun ends a run before it executes again (a cancel that no worker

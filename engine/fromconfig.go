@@ -56,9 +56,11 @@ func FromConfig(ctx context.Context, cfg *config.Config, db *store.DB, rdb *redi
 		return nil, err
 	}
 	router.Keys = integration.NewSecrets(db.DB, ring).ProviderKey
-	defModel := cfg.AIDefaultModel
-	services := &Services{AI: router, HTTP: guard.Client(), Agent: opts.Agent,
-		DefaultModel: func(context.Context) string { return defModel }}
+	agent := opts.Agent
+	if agent == nil {
+		agent = StoreAgent(db)
+	}
+	services := &Services{AI: router, HTTP: guard.Client(), Agent: agent, DefaultModel: StoreDefaultModel(db, cfg.AIDefaultModel)}
 	poll := opts.FetchPollInterval
 	if poll <= 0 {
 		poll = 200 * time.Millisecond
@@ -79,6 +81,8 @@ func FromConfig(ctx context.Context, cfg *config.Config, db *store.DB, rdb *redi
 		ExecutionRetention:     time.Duration(cfg.ExecutionRetentionDays) * 24 * time.Hour,
 		FetchPollInterval:      poll,
 		Clock:                  opts.Clock,
+		DefaultTimezone:        StoreDefaultTimezone,
+		AuditRetention:         cfg.AuditRetention(),
 		Logger:                 log,
 	})
 }

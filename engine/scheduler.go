@@ -88,7 +88,7 @@ func (e *Engine) Arm(ctx context.Context, tx *gorm.DB, flowID int64, publishedGr
 		return nil, tx.WithContext(ctx).Where("flow_id = ?", flowID).Delete(&store.FlowSchedule{}).Error
 	}
 	if tz == "" && e.cfg.DefaultTimezone != nil {
-		tz = e.cfg.DefaultTimezone(ctx)
+		tz = e.cfg.DefaultTimezone(ctx, tx)
 	}
 	s, err := ParseSchedule(spec, tz)
 	if err != nil {
@@ -223,6 +223,13 @@ func (e *Engine) Purge(ctx context.Context) (int64, error) {
 			if res.RowsAffected < 500 {
 				break
 			}
+		}
+	}
+	if e.cfg.AuditRetention > 0 {
+		n, err := store.PurgeAuditBefore(ctx, e.db.DB, now.Add(-e.cfg.AuditRetention))
+		total += n
+		if err != nil {
+			return total, err
 		}
 	}
 	cutoff := now.Add(-e.cfg.ExecutionRetention)

@@ -33,7 +33,7 @@ func uaCreateToken(t *testing.T, e *testEnv, tok, name string, scopes ...string)
 
 func uaCreateTokenBody(t *testing.T, e *testEnv, tok string, body api.ApiTokenCreate) *api.ApiTokenCreated {
 	t.Helper()
-	resp, err := e.Client(tok).CreateApiTokenWithResponse(uaCtx, body)
+	resp, err := e.Client(tok).CreateApiTokenWithResponse(uaCtx, nil, body)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,7 +221,7 @@ func uaMe(t *testing.T, e *testEnv, tok string) *api.Me {
 // uaFlow creates a flow through the API.
 func uaFlow(t *testing.T, e *testEnv, tok, name string) int64 {
 	t.Helper()
-	resp, err := e.Client(tok).CreateFlowWithResponse(uaCtx, api.FlowCreate{Name: name})
+	resp, err := e.Client(tok).CreateFlowWithResponse(uaCtx, nil, api.FlowCreate{Name: name})
 	if err != nil {
 		t.Fatal(err)
 	}

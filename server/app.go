@@ -23,6 +23,7 @@ import (
 	"github.com/wataomi/wataomi/gen/api"
 	"github.com/wataomi/wataomi/media"
 	"github.com/wataomi/wataomi/openapi"
+	"github.com/wataomi/wataomi/server/idempotency"
 	"github.com/wataomi/wataomi/store"
 )
 
@@ -40,6 +41,9 @@ type Deps struct {
 	Shared auth.Shared
 	// Casdoor is nil when single sign-on is not configured; its operations then answer 503.
 	Casdoor *auth.Casdoor
+	// Idempotency holds Idempotency-Key claims and answers; nil chooses by Redis: shared through
+	// Redis when it is configured, in-process otherwise.
+	Idempotency idempotency.Store
 	// Engine runs flows (River workers, the executor and the event bus).
 	Engine *engine.Engine
 }
@@ -49,6 +53,7 @@ type Server struct {
 	Echo     *echo.Echo
 	deps     Deps
 	limits   flow.Limits
+	oa       *openAPI
 	draining atomic.Bool
 	integ    *integrations
 	media    media.Driver
@@ -76,8 +81,18 @@ func New(d Deps) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	oa.limiter, oa.publicLimit = d.Shared, d.Config.RateLimitPublicPerMinute
-	s := &Server{deps: d, limits: flow.Limits{MaxNodes: d.Config.FlowMaxNodes, MaxEdges: d.Config.FlowMaxEdges, MaxBytes: int(d.Config.FlowMaxBytes)}}
+	oa.limiter = &rateLimiter{shared: d.Shared, window: time.Minute}
+	oa.publicLimit, oa.principalLimit, oa.aiLimit = d.Config.RateLimitPublicPerMinute, d.Config.RateLimitPerMinute, d.Config.RateLimitAIPerMinute
+	if d.Idempotency == nil {
+		d.Idempotency = idempotency.NewMemory()
+		if d.Redis != nil {
+			d.Idempotency = idempotency.NewRedis(d.Redis)
+		}
+	}
+	if oa.idem, err = newIdempotencyKeeper(d.Idempotency, d.Config.SecretKey, d.Config.IdempotencyTTL(), d.Logger); err != nil {
+		return nil, err
+	}
+	s := &Server{deps: d, oa: oa, limits: flow.Limits{MaxNodes: d.Config.FlowMaxNodes, MaxEdges: d.Config.FlowMaxEdges, MaxBytes: int(d.Config.FlowMaxBytes)}}
 	oa.denied = s.auditDenied
 	if s.integ, err = newIntegrations(d.Config); err != nil {
 		return nil, err

@@ -12,6 +12,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 
 	"github.com/wataomi/wataomi/gen/permissions"
+	"github.com/wataomi/wataomi/openapi"
 	"github.com/wataomi/wataomi/rbac"
 )
 
@@ -210,6 +211,84 @@ func TestContractOperationsDocumented(t *testing.T) {
 					}
 				}
 			}
+		}
+	}
+}
+
+// Idempotency-Key is honoured exactly where the contract says so (PRODUCT §2.3): every x-idempotent
+// operation declares the reusable IdempotencyKey header parameter (by reference) and
+// Idempotent-Replayed on its 2xx responses, every operation that declares the header is x-idempotent,
+// and the generated table agrees with both.
+func TestContractIdempotencyKey(t *testing.T) {
+	doc, err := embeddedSpec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	comp := doc.Components.Parameters["IdempotencyKey"]
+	if comp == nil || comp.Value == nil || comp.Value.In != openapi3.ParameterInHeader || comp.Value.Name != "Idempotency-Key" ||
+		comp.Value.Required || comp.Value.Schema == nil || comp.Value.Schema.Value.Pattern != `^[\x21-\x7E]{1,255}$` {
+		t.Fatalf("components/parameters/IdempotencyKey is not the optional Idempotency-Key header of PRODUCT §2.3: %+v", comp)
+	}
+	n := 0
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			where := method + " " + path
+			marked, _ := op.Extensions["x-idempotent"].(bool)
+			declared, byRef := false, false
+			for _, ref := range append(append(openapi3.Parameters{}, item.Parameters...), op.Parameters...) {
+				if ref.Value != nil && ref.Value.In == openapi3.ParameterInHeader && http.CanonicalHeaderKey(ref.Value.Name) == "Idempotency-Key" {
+					declared, byRef = true, ref.Ref == "#/components/parameters/IdempotencyKey"
+				}
+			}
+			if marked != declared {
+				t.Errorf("%s: x-idempotent %v but declares Idempotency-Key %v", where, marked, declared)
+			}
+			if declared && !byRef {
+				t.Errorf("%s: Idempotency-Key must be a reference to components/parameters/IdempotencyKey", where)
+			}
+			if g := permissions.Operations[op.OperationID]; g.Idempotent != marked {
+				t.Errorf("%s: generated Idempotent %v, marker %v", where, g.Idempotent, marked)
+			}
+			if !marked {
+				continue
+			}
+			n++
+			for code, r := range op.Responses.Map() {
+				if strings.HasPrefix(code, "2") && (r.Value == nil || r.Value.Headers["Idempotent-Replayed"] == nil) {
+					t.Errorf("%s: %s response does not declare Idempotent-Replayed", where, code)
+				}
+			}
+		}
+	}
+	// The [I] operations of PRODUCT that exist in the contract today.
+	for _, id := range []string{"createApiToken", "createTeam", "createFlow", "duplicateFlow", "createFlowVersion",
+		"createExecution", "retryExecution", "createTemplate", "duplicateTemplate", "createTemplateFlow", "createAgentConfig"} {
+		if !permissions.Operations[id].Idempotent {
+			t.Errorf("%s is [I] in PRODUCT but not x-idempotent", id)
+		}
+	}
+	if problem := doc.Components.Responses["Problem"]; problem.Value.Headers["Idempotent-Replayed"] == nil {
+		t.Error("the Problem response does not declare Idempotent-Replayed (a replayed 4xx carries it)")
+	}
+	t.Logf("%d x-idempotent operations", n)
+
+	// The startup check refuses a table that disagrees with the markers.
+	for _, tc := range []struct{ id, path, method, key string }{
+		{"createTeam", "/teams", http.MethodPost, "x-idempotent"},
+		{"listFlows", "/flows", http.MethodGet, "x-rate-limit"},
+	} {
+		stale, err := loadSpec(openapi.BundledJSON)
+		if err != nil {
+			t.Fatal(err)
+		}
+		op := stale.Paths.Value(tc.path).GetOperation(tc.method)
+		if tc.key == "x-idempotent" {
+			delete(op.Extensions, tc.key)
+		} else {
+			op.Extensions[tc.key] = "ai"
+		}
+		if err := checkGuards(stale); err == nil || !strings.Contains(err.Error(), tc.id+": guard table is stale") {
+			t.Errorf("checkGuards with %s changed on %s: %v", tc.key, tc.id, err)
 		}
 	}
 }

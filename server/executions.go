@@ -282,16 +282,24 @@ func (h *handlers) CreateExecution(ctx context.Context, req api.CreateExecutionR
 	if err != nil {
 		return nil, err
 	}
-	ex, err = h.s.waitTerminal(ctx, ex.ID, waitMS(req.Params.WaitMs))
+	resp, err := h.s.created(ctx, ex.ID, req.Params.WaitMs)
 	if err != nil {
 		return nil, err
 	}
-	out, err := h.s.executionFull(ctx, ex, false)
+	return api.CreateExecution201JSONResponse{ExecutionCreatedJSONResponse: resp}, nil
+}
+
+// created waits up to wait_ms for a new run to end and answers with it as it then stands.
+func (s *Server) created(ctx context.Context, id int64, wait *api.WaitMS) (api.ExecutionCreatedJSONResponse, error) {
+	ex, err := s.waitTerminal(ctx, id, waitMS(wait))
 	if err != nil {
-		return nil, err
+		return api.ExecutionCreatedJSONResponse{}, err
 	}
-	return api.CreateExecution201JSONResponse{ExecutionCreatedJSONResponse: api.ExecutionCreatedJSONResponse{
-		Body: out, Headers: api.ExecutionCreatedResponseHeaders{Location: executionLocation(ex.ID)}}}, nil
+	out, err := s.executionFull(ctx, ex, false)
+	if err != nil {
+		return api.ExecutionCreatedJSONResponse{}, err
+	}
+	return api.ExecutionCreatedJSONResponse{Body: out, Headers: api.ExecutionCreatedResponseHeaders{Location: executionLocation(ex.ID)}}, nil
 }
 
 func (h *handlers) StreamExecution(ctx context.Context, req api.StreamExecutionRequestObject) (api.StreamExecutionResponseObject, error) {
@@ -501,16 +509,11 @@ func (h *handlers) RetryExecution(ctx context.Context, req api.RetryExecutionReq
 	if err != nil {
 		return nil, err
 	}
-	ex, err = h.s.waitTerminal(ctx, ex.ID, waitMS(req.Params.WaitMs))
+	resp, err := h.s.created(ctx, ex.ID, req.Params.WaitMs)
 	if err != nil {
 		return nil, err
 	}
-	out, err := h.s.executionFull(ctx, ex, false)
-	if err != nil {
-		return nil, err
-	}
-	return api.RetryExecution201JSONResponse{ExecutionCreatedJSONResponse: api.ExecutionCreatedJSONResponse{
-		Body: out, Headers: api.ExecutionCreatedResponseHeaders{Location: executionLocation(ex.ID)}}}, nil
+	return api.RetryExecution201JSONResponse{ExecutionCreatedJSONResponse: resp}, nil
 }
 
 func (h *handlers) DeleteExecution(ctx context.Context, req api.DeleteExecutionRequestObject) (api.DeleteExecutionResponseObject, error) {

@@ -653,3 +653,37 @@ func TestNodeTypesCatalogue(t *testing.T) {
 }
 
 var _ = context.Background
+
+// The flow receiver is limited per endpoint key (RATE_LIMIT_PUBLIC_PER_MINUTE), not per address.
+func TestFlowWebhookRateLimitPerKey(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, map[string]string{"RATE_LIMIT_PUBLIC_PER_MINUTE": "2"})
+	_, tok := e.User(rbac.Editor)
+	g := `{"nodes":[{"id":"w1","type":"custom","position":{"x":0,"y":0},"data":{"type":"trigger-webhook","config":{}}},` +
+		`{"id":"r1","type":"custom","position":{"x":1,"y":0},"data":{"type":"response-data","config":{}}}],` +
+		`"edges":[{"id":"e1","source":"w1","target":"r1"}]}`
+	var paths []string
+	for _, name := range []string{"A", "B"} {
+		f := flCreate(t, e, tok, api.FlowCreate{Name: name, Data: flGraph(t, g)})
+		u, _ := flPublish(t, e, tok, f.Id, nil).WebhookUrl.Get()
+		paths = append(paths, u[strings.Index(u, "/api/v1"):])
+	}
+	post := func(p string) *http.Response {
+		r, _ := e.Send(t, http.MethodPost, p, http.Header{"Content-Type": {"application/json"}}, strings.NewReader(`{}`))
+		return r
+	}
+	for i := 0; i < 2; i++ {
+		if r := post(paths[0]); r.StatusCode != http.StatusAccepted || r.Header.Get("RateLimit-Limit") != "2" {
+			t.Fatalf("call %d: %d limit %q", i, r.StatusCode, r.Header.Get("RateLimit-Limit"))
+		}
+	}
+	r, b := e.Send(t, http.MethodPost, paths[0], http.Header{"Content-Type": {"application/json"}}, strings.NewReader(`{}`))
+	flWantProblem(t, r, b, http.StatusTooManyRequests, "rate-limited")
+	if r.Header.Get("Retry-After") == "" {
+		t.Fatal("429 without Retry-After")
+	}
+	// Another key from the same address has its own budget.
+	if r := post(paths[1]); r.StatusCode != http.StatusAccepted {
+		t.Fatalf("other key: %d", r.StatusCode)
+	}
+}

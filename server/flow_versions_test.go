@@ -23,9 +23,9 @@ func flSnapshot(t *testing.T, e *testEnv, tok string, id int64, body *api.FlowVe
 		err error
 	)
 	if body == nil {
-		r, err = c.CreateFlowVersionWithBodyWithResponse(flCtx, id, "application/json", nil)
+		r, err = c.CreateFlowVersionWithBodyWithResponse(flCtx, id, nil, "application/json", nil)
 	} else {
-		r, err = c.CreateFlowVersionWithResponse(flCtx, id, *body)
+		r, err = c.CreateFlowVersionWithResponse(flCtx, id, nil, *body)
 	}
 	if err != nil {
 		t.Fatal(err)

@@ -595,7 +595,13 @@ func (h *handlers) DeleteFlow(ctx context.Context, req api.DeleteFlowRequestObje
 		pr.Detail = "Only the flow's owner or an admin may delete it."
 		return nil, pr
 	}
+	var running []int64
 	err = h.s.deps.DB.Tx(ctx, func(tx *gorm.DB) error {
+		// Runs still going are stopped (their rows go with the flow).
+		if err := tx.WithContext(ctx).Model(&store.Execution{}).Where("flow_id = ? AND status = ?", f.ID, store.ExecRunning).
+			Pluck("id", &running).Error; err != nil {
+			return err
+		}
 		if err := store.DeleteFlow(ctx, tx, f.ID); err != nil {
 			return flowErr(err)
 		}
@@ -603,6 +609,9 @@ func (h *handlers) DeleteFlow(ctx context.Context, req api.DeleteFlowRequestObje
 	})
 	if err != nil {
 		return nil, err
+	}
+	for _, id := range running {
+		h.s.deps.Engine.Bus().SignalCancel(ctx, id)
 	}
 	return api.DeleteFlow204Response{}, nil
 }

@@ -51,7 +51,7 @@ func flPtr[T any](v T) *T { return &v }
 
 func flCreate(t *testing.T, e *testEnv, tok string, body api.FlowCreate) *api.Flow {
 	t.Helper()
-	resp, err := e.Client(tok).CreateFlowWithResponse(flCtx, body)
+	resp, err := e.Client(tok).CreateFlowWithResponse(flCtx, nil, body)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -337,7 +337,7 @@ var flMsTime = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$`)
 func TestFlowsCreateDefaults(t *testing.T) {
 	e := newTestEnv(t)
 	u, tok := e.User(rbac.Editor)
-	resp, err := e.Client(tok).CreateFlowWithResponse(flCtx, api.FlowCreate{Name: "Hello"})
+	resp, err := e.Client(tok).CreateFlowWithResponse(flCtx, nil, api.FlowCreate{Name: "Hello"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -739,7 +739,7 @@ func TestFlowsArchivedIsReadOnly(t *testing.T) {
 	if g := flGet(t, e, tok, f.Id); g.Status != api.FlowStatusArchived || g.ArchivedAt.IsNull() {
 		t.Fatalf("archived flow: %+v", g)
 	}
-	d, err := e.Client(tok).DuplicateFlowWithResponse(flCtx, f.Id, api.FlowDuplicate{})
+	d, err := e.Client(tok).DuplicateFlowWithResponse(flCtx, f.Id, nil, api.FlowDuplicate{})
 	if err != nil || d.StatusCode() != http.StatusCreated || d.JSON201.Status != api.FlowStatusDraft || !d.JSON201.ArchivedAt.IsNull() {
 		t.Fatalf("duplicate archived: %d %s", d.StatusCode(), d.Body)
 	}
@@ -780,7 +780,7 @@ func TestFlowsDuplicate(t *testing.T) {
 		}
 	}
 	// The owner duplicates with the default name.
-	r, err := e.Client(otok).DuplicateFlowWithResponse(flCtx, src.Id, api.FlowDuplicate{})
+	r, err := e.Client(otok).DuplicateFlowWithResponse(flCtx, src.Id, nil, api.FlowDuplicate{})
 	if err != nil || r.StatusCode() != http.StatusCreated {
 		t.Fatalf("duplicate: %v %d %s", err, r.StatusCode(), r.Body)
 	}
@@ -791,7 +791,7 @@ func TestFlowsDuplicate(t *testing.T) {
 		t.Fatalf("duplicate without body: %d %s", raw.StatusCode, body)
 	}
 	// A chosen name.
-	r, _ = e.Client(otok).DuplicateFlowWithResponse(flCtx, src.Id, api.FlowDuplicate{Name: flPtr("Mine now")})
+	r, _ = e.Client(otok).DuplicateFlowWithResponse(flCtx, src.Id, nil, api.FlowDuplicate{Name: flPtr("Mine now")})
 	check(r.JSON201, r.HTTPResponse, "Mine now", owner.ID)
 	// A stranger cannot see the team flow: 404, nothing created.
 	before := flSnap(t, e, src.Id)
@@ -800,7 +800,7 @@ func TestFlowsDuplicate(t *testing.T) {
 	flSame(t, before, flSnap(t, e, src.Id))
 	// A public flow can be duplicated by anyone; the copy is theirs.
 	flPatch(t, e, otok, src.Id, api.FlowUpdate{Visibility: flPtr(api.FlowVisibilityPublic)})
-	r, _ = e.Client(tok).DuplicateFlowWithResponse(flCtx, src.Id, api.FlowDuplicate{})
+	r, _ = e.Client(tok).DuplicateFlowWithResponse(flCtx, src.Id, nil, api.FlowDuplicate{})
 	if r.StatusCode() != http.StatusCreated {
 		t.Fatalf("duplicate public: %d %s", r.StatusCode(), r.Body)
 	}
@@ -808,7 +808,7 @@ func TestFlowsDuplicate(t *testing.T) {
 	// A long name still fits the 200-character limit, and the copy keeps its suffix.
 	for _, long := range []string{strings.Repeat("n", 200), strings.Repeat("é", 195), strings.Repeat("n", 193)} {
 		lf := flNamed(t, e, otok, long)
-		r, _ = e.Client(otok).DuplicateFlowWithResponse(flCtx, lf.Id, api.FlowDuplicate{})
+		r, _ = e.Client(otok).DuplicateFlowWithResponse(flCtx, lf.Id, nil, api.FlowDuplicate{})
 		want := string([]rune(long)[:193]) + " (Copy)"
 		if r.StatusCode() != http.StatusCreated || r.JSON201.Name != want {
 			t.Fatalf("duplicate %d-character name: %d %s", len([]rune(long)), r.StatusCode(), r.Body)

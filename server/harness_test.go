@@ -52,8 +52,10 @@ const testSecret = "test-secret-key-0123456789-abcdefghijkl"
 func testConfig(t testing.TB, extra map[string]string) *config.Config {
 	t.Helper()
 	env := map[string]string{"APP_ENV": "test", "SECRET_KEY": testSecret, "CORS_ORIGINS": "https://app.example.com",
-		// Tests on one Redis share the per-IP bucket of 127.0.0.1; a test of the limiter sets its own limit.
-		"RATE_LIMIT_PUBLIC_PER_MINUTE": "1000000"}
+		// Tests on one Redis share the per-IP bucket of 127.0.0.1, and the per-principal buckets of
+		// user 1, 2, … (every test's database numbers its users from 1); a test of a limiter sets its
+		// own limit.
+		"RATE_LIMIT_PUBLIC_PER_MINUTE": "1000000", "RATE_LIMIT_PER_MINUTE": "1000000", "RATE_LIMIT_AI_PER_MINUTE": "1000000"}
 	for k, v := range extra {
 		env[k] = v
 	}

@@ -426,6 +426,5 @@ func (h *handlers) RegisterMedia(ctx context.Context, req api.RegisterMediaReque
 		}
 		return nil, err
 	}
-	return api.RegisterMedia201JSONResponse{MediaCreatedJSONResponse: api.MediaCreatedJSONResponse{Body: mediaOf(m),
-		Headers: api.MediaCreatedResponseHeaders{Location: mediaLocation(m.ID)}}}, nil
+	return api.RegisterMedia201JSONResponse{Body: mediaOf(m), Headers: api.RegisterMedia201ResponseHeaders{Location: mediaLocation(m.ID)}}, nil
 }

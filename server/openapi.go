@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -22,10 +21,10 @@ import (
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 	"github.com/labstack/echo/v4"
 
-	"github.com/wataomi/wataomi/auth"
 	"github.com/wataomi/wataomi/gen/permissions"
 	"github.com/wataomi/wataomi/openapi"
 	"github.com/wataomi/wataomi/server/httpx"
+	"github.com/wataomi/wataomi/server/idempotency"
 )
 
 // BasePath is fixed by the contract's servers entry.
@@ -38,16 +37,25 @@ type Authenticator interface {
 }
 
 // openAPI is our request filter on kin-openapi: route (404/405) → body limit (413) → content type
-// (415) → authentication (401) → authorisation from gen/permissions (403) → parameters and body (400).
+// (415) → per-IP limit on x-public operations (429) → authentication (401) → per-principal limit
+// (429) → authorisation from gen/permissions (403) → parameters and body (400) → Idempotency-Key on
+// x-idempotent operations (replay, 409, 422) → handler.
 type openAPI struct {
 	doc        *openapi3.T
 	router     routers.Router
 	authn      Authenticator
 	bodyLimits map[string]int64 // x-body-limit class → bytes; "" is the default
 	options    openapi3filter.Options
-	// limiter counts requests per client IP on x-public operations (nil: no limit).
-	limiter     auth.Shared
-	publicLimit int
+	// guards is the generated guard table (gen/permissions); tests substitute a copy.
+	guards map[string]permissions.Guard
+	// limiter counts requests per client IP on x-public operations and per principal on the others
+	// (nil: no limits).
+	limiter        *rateLimiter
+	publicLimit    int // RATE_LIMIT_PUBLIC_PER_MINUTE
+	principalLimit int // RATE_LIMIT_PER_MINUTE
+	aiLimit        int // RATE_LIMIT_AI_PER_MINUTE
+	// idem runs x-idempotent operations under an Idempotency-Key (nil: the header is ignored).
+	idem *idempotencyKeeper
 	// denied sees every error of an API request once the handler (and its transaction) is done; the
 	// server records 403 refusals there (permission.denied). nil: not recorded.
 	denied func(ctx context.Context, err error)
@@ -108,7 +116,7 @@ func newOpenAPI(doc *openapi3.T, authn Authenticator, bodyLimits map[string]int6
 	if err != nil {
 		return nil, err
 	}
-	o := &openAPI{doc: doc, router: router, authn: authn, bodyLimits: bodyLimits}
+	o := &openAPI{doc: doc, router: router, authn: authn, bodyLimits: bodyLimits, guards: permissions.Operations}
 	o.options = requestOptions()
 	return o, nil
 }
@@ -124,7 +132,8 @@ func checkGuards(doc *openapi3.T) error {
 			switch {
 			case !ok:
 				problems = append(problems, fmt.Sprintf("%s %s (%s) has no guard", method, path, op.OperationID))
-			case g.Method != method || g.Path != path:
+			case g.Method != method || g.Path != path || g.Idempotent != (op.Extensions["x-idempotent"] == true) ||
+				g.RateLimit != stringExt(op, "x-rate-limit"):
 				problems = append(problems, fmt.Sprintf("%s: guard table is stale", op.OperationID))
 			case btoi(g.Permission != "")+btoi(g.Public)+btoi(g.Authenticated) != 1:
 				problems = append(problems, fmt.Sprintf("%s: needs exactly one guard", op.OperationID))
@@ -142,6 +151,12 @@ func checkGuards(doc *openapi3.T) error {
 		return fmt.Errorf("operation guards: %s", strings.Join(problems, "; "))
 	}
 	return nil
+}
+
+// stringExt is a string extension of op, or "".
+func stringExt(op *openapi3.Operation, key string) string {
+	s, _ := op.Extensions[key].(string)
+	return s
 }
 
 func btoi(b bool) int {
@@ -174,7 +189,7 @@ func (o *openAPI) serve(next echo.HandlerFunc) echo.HandlerFunc {
 		if err != nil {
 			return o.routeError(req, err)
 		}
-		guard, ok := permissions.Operations[route.Operation.OperationID]
+		guard, ok := o.guards[route.Operation.OperationID]
 		if !ok { // checkGuards makes this unreachable; deny anyway.
 			return forbidden("")
 		}
@@ -196,13 +211,19 @@ func (o *openAPI) serve(next echo.HandlerFunc) echo.HandlerFunc {
 
 		input := &openapi3filter.RequestValidationInput{Request: req, PathParams: pathParams, Route: route, Options: &o.options}
 		if guard.Public && o.limiter != nil {
-			if err := o.limitPublic(c, httpx.ClientIP(ctx)); err != nil {
+			// The flow webhook receiver is limited per endpoint key instead of per address (PRODUCT §2.3).
+			bucket := bucketPublic + httpx.ClientIP(ctx)
+			if key := pathParams["endpoint_key"]; key != "" && route.Operation.OperationID == "receiveFlowWebhook" {
+				bucket = bucketFlowWebhook + key
+			}
+			if err := o.limiter.limit(ctx, c.Response().Header(), bucket, o.publicLimit); err != nil {
 				return err
 			}
 		}
 		// Uploads (multipart raw-body ops) are streamed by the handler: nothing here reads their body,
 		// and authentication sees a body-less copy (kin's security check would buffer the body).
 		stream := guard.RawBody && isMultipart(route.Operation)
+		var principal *httpx.Principal
 		if !guard.Public {
 			authInput := input
 			if stream {
@@ -217,9 +238,15 @@ func (o *openAPI) serve(next echo.HandlerFunc) echo.HandlerFunc {
 			}
 			ctx = httpx.WithPrincipal(ctx, p)
 			c.SetRequest(req.WithContext(ctx)) // the access log names the caller even when a later check refuses
+			if o.limiter != nil {
+				if err := o.limitPrincipal(ctx, c.Response().Header(), p, guard.RateLimit); err != nil {
+					return err
+				}
+			}
 			if err := authorize(p, guard); err != nil {
 				return err
 			}
+			principal = p
 		}
 
 		if stream {
@@ -230,11 +257,13 @@ func (o *openAPI) serve(next echo.HandlerFunc) echo.HandlerFunc {
 			opts.ExcludeRequestBody = true
 			input.Options = &opts
 		}
+		var raw []byte
+		buffered := false
 		if guard.RawBody && !stream {
-			raw, err := io.ReadAll(req.Body)
-			if err != nil {
+			if raw, err = io.ReadAll(req.Body); err != nil {
 				return err
 			}
+			buffered = true
 			ctx = httpx.WithRawBody(ctx, raw)
 			ctx = httpx.WithRequestHead(ctx, &httpx.RequestHead{Header: req.Header.Clone(), Query: req.URL.Query()})
 			req.Body = io.NopCloser(bytes.NewReader(raw))
@@ -245,20 +274,37 @@ func (o *openAPI) serve(next echo.HandlerFunc) echo.HandlerFunc {
 		if !guard.RawBody && isJSONBody(route.Operation, req) {
 			// kin and the strict handler decode with json.Decoder, which ignores data after the first
 			// value: `{"name":"x"} trailing` would pass. A body must be exactly one JSON document.
-			raw, err := io.ReadAll(req.Body)
-			if err != nil {
+			if raw, err = io.ReadAll(req.Body); err != nil {
 				return err
 			}
+			buffered = true
 			if len(bytes.TrimSpace(raw)) > 0 && !json.Valid(raw) {
 				return validationError(FieldError{Pointer: "", Detail: "the body is not valid JSON", Code: "malformed-json"})
 			}
 			req.Body = io.NopCloser(bytes.NewReader(raw))
+		}
+		idemKey, fingerprint := "", ""
+		if guard.Idempotent && principal != nil && o.idem != nil {
+			idemKey = req.Header.Get("Idempotency-Key")
+		}
+		if idemKey != "" {
+			if !buffered && req.Body != nil && req.Body != http.NoBody {
+				if raw, err = io.ReadAll(req.Body); err != nil {
+					return err
+				}
+				req.Body = io.NopCloser(bytes.NewReader(raw))
+			}
+			// Taken before validation, which may inject parameter defaults into the query.
+			fingerprint = idempotency.Fingerprint(raw, req.URL.Query())
 		}
 		input.Request = req.WithContext(ctx)
 		if err := openapi3filter.ValidateRequest(ctx, input); err != nil {
 			return fromValidation(err)
 		}
 		c.SetRequest(input.Request)
+		if idemKey != "" {
+			return o.idem.run(c, principal, idemKey, fingerprint, next)
+		}
 		return next(c)
 	}
 }
@@ -396,24 +442,4 @@ func authorize(p *httpx.Principal, g permissions.Guard) error {
 		return forbidden(g.Permission)
 	}
 	return forbidden("")
-}
-
-// limitPublic is the per-IP limiter of x-public operations (RATE_LIMIT_PUBLIC_PER_MINUTE), shared by
-// every replica through Redis. It runs before authentication (PRODUCT §2.2) and fails closed.
-func (o *openAPI) limitPublic(c echo.Context, ip string) error {
-	res, err := o.limiter.Hit(c.Request().Context(), "public:"+ip, o.publicLimit, time.Minute)
-	if err != nil {
-		return dependencyDown("redis", err)
-	}
-	reset := int((res.Reset + time.Second - 1) / time.Second)
-	h := c.Response().Header()
-	h.Set("RateLimit-Limit", strconv.Itoa(res.Limit))
-	h.Set("RateLimit-Remaining", strconv.Itoa(res.Remaining))
-	h.Set("RateLimit-Reset", strconv.Itoa(reset))
-	if !res.Allowed {
-		p := problem(http.StatusTooManyRequests, "rate-limited", fmt.Sprintf("Too many requests from this address; retry in %d s.", reset))
-		p.RetryAfter = max(reset, 1)
-		return p
-	}
-	return nil
 }

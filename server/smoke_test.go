@@ -14,7 +14,7 @@ func TestSmokeCreateAndGet(t *testing.T) {
 	_, tok := e.User(rbac.Editor)
 	c := e.Client(tok)
 	ctx := context.Background()
-	created, err := c.CreateFlowWithResponse(ctx, api.FlowCreate{Name: "Hello"})
+	created, err := c.CreateFlowWithResponse(ctx, nil, api.FlowCreate{Name: "Hello"})
 	if err != nil || created.StatusCode() != http.StatusCreated {
 		t.Fatalf("create: %v %d %s", err, created.StatusCode(), created.Body)
 	}

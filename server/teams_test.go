@@ -32,7 +32,7 @@ func tpCreateTeam(t *testing.T, e *testEnv, tok, name string, desc *string) *api
 	if desc != nil {
 		body.Description = nullable.NewNullableWithValue(*desc)
 	}
-	resp, err := e.Client(tok).CreateTeamWithResponse(tpCtx, body)
+	resp, err := e.Client(tok).CreateTeamWithResponse(tpCtx, nil, body)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +186,7 @@ func tpAuditChanges(t *testing.T, e *testEnv, action string, teamID int64, count
 // tpCreateFlow creates a flow through the generated client.
 func tpCreateFlow(t *testing.T, e *testEnv, tok string, body api.FlowCreate) *api.Flow {
 	t.Helper()
-	resp, err := e.Client(tok).CreateFlowWithResponse(tpCtx, body)
+	resp, err := e.Client(tok).CreateFlowWithResponse(tpCtx, nil, body)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -308,7 +308,7 @@ func TestTeamsCRUD(t *testing.T) {
 
 	// A duplicate name: 409 already-exists naming the existing team; nothing written.
 	before := tpTeamState(t, e)
-	cr, err := e.Client(adminTok).CreateTeamWithResponse(tpCtx, api.TeamCreate{Name: "Support"})
+	cr, err := e.Client(adminTok).CreateTeamWithResponse(tpCtx, nil, api.TeamCreate{Name: "Support"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -829,7 +829,7 @@ func TestTeamsFlowVisibility(t *testing.T) {
 
 	// The owner may only share with a team they belong to.
 	vis := api.FlowVisibilityTeam
-	cr, err := e.Client(ownerTok).CreateFlowWithResponse(tpCtx, api.FlowCreate{Name: "elsewhere", Visibility: &vis, TeamId: nullable.NewNullableWithValue(other.Id)})
+	cr, err := e.Client(ownerTok).CreateFlowWithResponse(tpCtx, nil, api.FlowCreate{Name: "elsewhere", Visibility: &vis, TeamId: nullable.NewNullableWithValue(other.Id)})
 	if err != nil {
 		t.Fatal(err)
 	}

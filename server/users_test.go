@@ -703,7 +703,7 @@ func uaDeleteSetup(t *testing.T) *uaDeleteFixture {
 	mk := func(name string, team int64) int64 {
 		t.Helper()
 		vis := api.FlowVisibility("team")
-		r, err := e.Client(f.victimTok).CreateFlowWithResponse(uaCtx, api.FlowCreate{Name: name, Visibility: &vis, TeamId: nullable.NewNullableWithValue(team)})
+		r, err := e.Client(f.victimTok).CreateFlowWithResponse(uaCtx, nil, api.FlowCreate{Name: name, Visibility: &vis, TeamId: nullable.NewNullableWithValue(team)})
 		if err != nil || r.JSON201 == nil {
 			t.Fatalf("team flow: %v %s", err, r.Body)
 		}

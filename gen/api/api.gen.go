@@ -2290,6 +2290,9 @@ type FlowID = int64
 // FlowVersionNumber defines model for FlowVersionNumber.
 type FlowVersionNumber = int32
 
+// IdempotencyKey defines model for IdempotencyKey.
+type IdempotencyKey = string
+
 // IfMatch defines model for IfMatch.
 type IfMatch = string
 
@@ -2338,6 +2341,12 @@ type MediaCreated = Media
 // Tokens defines model for Tokens.
 type Tokens = TokenResponse
 
+// CreateAgentConfigParams defines parameters for CreateAgentConfig.
+type CreateAgentConfigParams struct {
+	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // ListApiTokensParams defines parameters for ListApiTokens.
 type ListApiTokensParams struct {
 	// Page The 1-based page number.
@@ -2352,6 +2361,12 @@ type ListApiTokensParams struct {
 
 // ListApiTokensParamsSort defines parameters for ListApiTokens.
 type ListApiTokensParamsSort string
+
+// CreateApiTokenParams defines parameters for CreateApiToken.
+type CreateApiTokenParams struct {
+	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
 
 // ListAuditLogsParams defines parameters for ListAuditLogs.
 type ListAuditLogsParams struct {
@@ -2419,6 +2434,9 @@ type ListExecutionsParams struct {
 type CreateExecutionParams struct {
 	// WaitMs How long to wait for the run to end before answering (0–30000 ms).
 	WaitMs *WaitMS `form:"wait_ms,omitempty" json:"wait_ms,omitempty"`
+
+	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
 // GetExecutionParams defines parameters for GetExecution.
@@ -2439,6 +2457,9 @@ type GetExecutionEventsParams struct {
 type RetryExecutionParams struct {
 	// WaitMs How long to wait for the run to end before answering (0–30000 ms).
 	WaitMs *WaitMS `form:"wait_ms,omitempty" json:"wait_ms,omitempty"`
+
+	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
 // ListFlowsParams defines parameters for ListFlows.
@@ -2472,6 +2493,12 @@ type ListFlowsParams struct {
 // ListFlowsParamsSort defines parameters for ListFlows.
 type ListFlowsParamsSort string
 
+// CreateFlowParams defines parameters for CreateFlow.
+type CreateFlowParams struct {
+	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // UpdateFlowParams defines parameters for UpdateFlow.
 type UpdateFlowParams struct {
 	// IfMatch The `ETag` last read; a mismatch answers 412 and changes nothing.
@@ -2484,6 +2511,12 @@ type PutFlowParams struct {
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
+// DuplicateFlowParams defines parameters for DuplicateFlow.
+type DuplicateFlowParams struct {
+	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // ListFlowVersionsParams defines parameters for ListFlowVersions.
 type ListFlowVersionsParams struct {
 	// Page The 1-based page number.
@@ -2491,6 +2524,12 @@ type ListFlowVersionsParams struct {
 
 	// PageSize Items per page.
 	PageSize *PageSize `form:"page_size,omitempty" json:"page_size,omitempty"`
+}
+
+// CreateFlowVersionParams defines parameters for CreateFlowVersion.
+type CreateFlowVersionParams struct {
+	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
 // RestoreFlowVersionParams defines parameters for RestoreFlowVersion.
@@ -2520,6 +2559,12 @@ type ListIntegrationsParams struct {
 // ListIntegrationsParamsSort defines parameters for ListIntegrations.
 type ListIntegrationsParamsSort string
 
+// CreateIntegrationParams defines parameters for CreateIntegration.
+type CreateIntegrationParams struct {
+	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // ListMediaParams defines parameters for ListMedia.
 type ListMediaParams struct {
 	// Page The 1-based page number.
@@ -2540,6 +2585,12 @@ type ListMediaParams struct {
 
 // ListMediaParamsSort defines parameters for ListMedia.
 type ListMediaParamsSort string
+
+// RegisterMediaParams defines parameters for RegisterMedia.
+type RegisterMediaParams struct {
+	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
 
 // ListNodeTypesParams defines parameters for ListNodeTypes.
 type ListNodeTypesParams struct {
@@ -2564,6 +2615,12 @@ type ListTeamsParams struct {
 // ListTeamsParamsSort defines parameters for ListTeams.
 type ListTeamsParamsSort string
 
+// CreateTeamParams defines parameters for CreateTeam.
+type CreateTeamParams struct {
+	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // ListTemplatesParams defines parameters for ListTemplates.
 type ListTemplatesParams struct {
 	// Page The 1-based page number.
@@ -2585,10 +2642,28 @@ type ListTemplatesParams struct {
 // ListTemplatesParamsSort defines parameters for ListTemplates.
 type ListTemplatesParamsSort string
 
+// CreateTemplateParams defines parameters for CreateTemplate.
+type CreateTemplateParams struct {
+	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // SeedTemplatesParams defines parameters for SeedTemplates.
 type SeedTemplatesParams struct {
 	// Force Also reset the system templates to the shipped definitions.
 	Force *bool `form:"force,omitempty" json:"force,omitempty"`
+}
+
+// DuplicateTemplateParams defines parameters for DuplicateTemplate.
+type DuplicateTemplateParams struct {
+	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// CreateTemplateFlowParams defines parameters for CreateTemplateFlow.
+type CreateTemplateFlowParams struct {
+	// IdempotencyKey A client-chosen key (a UUID, for example) that makes a retry safe. The first answer that is not a 5xx is kept for `IDEMPOTENCY_TTL_HOURS` (24) per caller, method and path; the same key with the same body and query replays it with `Idempotent-Replayed: true`. The same key with a different body or query answers 422 `idempotency-key-reused`; while the first request still runs, 409 `idempotency-in-progress`.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
 // ListUsersParams defines parameters for ListUsers.
@@ -3548,7 +3623,7 @@ type ClientInterface interface {
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /agent-configs (the `CreateAgentConfig` operationId).
-	CreateAgentConfigWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateAgentConfigWithBody(ctx context.Context, params *CreateAgentConfigParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateAgentConfig Create a flow's agent config
 	//
@@ -3559,7 +3634,7 @@ type ClientInterface interface {
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /agent-configs (the `CreateAgentConfig` operationId).
-	CreateAgentConfig(ctx context.Context, body CreateAgentConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateAgentConfig(ctx context.Context, params *CreateAgentConfigParams, body CreateAgentConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// DeleteAgentConfig Delete a flow's agent config
 	//
@@ -3610,7 +3685,7 @@ type ClientInterface interface {
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /api-tokens (the `CreateApiToken` operationId).
-	CreateApiTokenWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateApiTokenWithBody(ctx context.Context, params *CreateApiTokenParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateApiToken Create an API token
 	//
@@ -3620,7 +3695,7 @@ type ClientInterface interface {
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /api-tokens (the `CreateApiToken` operationId).
-	CreateApiToken(ctx context.Context, body CreateApiTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateApiToken(ctx context.Context, params *CreateApiTokenParams, body CreateApiTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// DeleteApiToken Revoke one of my API tokens
 	//
@@ -3856,7 +3931,7 @@ type ClientInterface interface {
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /flows (the `CreateFlow` operationId).
-	CreateFlowWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateFlowWithBody(ctx context.Context, params *CreateFlowParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateFlow Create a flow
 	//
@@ -3866,7 +3941,7 @@ type ClientInterface interface {
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /flows (the `CreateFlow` operationId).
-	CreateFlow(ctx context.Context, body CreateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateFlow(ctx context.Context, params *CreateFlowParams, body CreateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// DeleteFlow Delete a flow
 	//
@@ -3932,7 +4007,7 @@ type ClientInterface interface {
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /flows/{id}/duplicate (the `DuplicateFlow` operationId).
-	DuplicateFlowWithBody(ctx context.Context, id FlowID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	DuplicateFlowWithBody(ctx context.Context, id FlowID, params *DuplicateFlowParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// DuplicateFlow Duplicate a flow
 	//
@@ -3942,7 +4017,7 @@ type ClientInterface interface {
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /flows/{id}/duplicate (the `DuplicateFlow` operationId).
-	DuplicateFlow(ctx context.Context, id FlowID, body DuplicateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	DuplicateFlow(ctx context.Context, id FlowID, params *DuplicateFlowParams, body DuplicateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// PublishFlowWithBody Publish a flow
 	//
@@ -4003,7 +4078,7 @@ type ClientInterface interface {
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /flows/{id}/versions (the `CreateFlowVersion` operationId).
-	CreateFlowVersionWithBody(ctx context.Context, id FlowID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateFlowVersionWithBody(ctx context.Context, id FlowID, params *CreateFlowVersionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateFlowVersion Snapshot a flow
 	//
@@ -4012,7 +4087,7 @@ type ClientInterface interface {
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /flows/{id}/versions (the `CreateFlowVersion` operationId).
-	CreateFlowVersion(ctx context.Context, id FlowID, body CreateFlowVersionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateFlowVersion(ctx context.Context, id FlowID, params *CreateFlowVersionParams, body CreateFlowVersionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetFlowVersion Get a flow version
 	//
@@ -4057,7 +4132,7 @@ type ClientInterface interface {
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /integrations (the `CreateIntegration` operationId).
-	CreateIntegrationWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateIntegrationWithBody(ctx context.Context, params *CreateIntegrationParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateIntegration Create an integration
 	//
@@ -4071,7 +4146,7 @@ type ClientInterface interface {
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /integrations (the `CreateIntegration` operationId).
-	CreateIntegration(ctx context.Context, body CreateIntegrationJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateIntegration(ctx context.Context, params *CreateIntegrationParams, body CreateIntegrationJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// DeleteIntegration Delete an integration
 	//
@@ -4142,7 +4217,7 @@ type ClientInterface interface {
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /media (the `RegisterMedia` operationId).
-	RegisterMediaWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	RegisterMediaWithBody(ctx context.Context, params *RegisterMediaParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// RegisterMedia Register a direct upload
 	//
@@ -4154,7 +4229,7 @@ type ClientInterface interface {
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /media (the `RegisterMedia` operationId).
-	RegisterMedia(ctx context.Context, body RegisterMediaJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	RegisterMedia(ctx context.Context, params *RegisterMediaParams, body RegisterMediaJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetMediaFile Download a local media file
 	//
@@ -4335,7 +4410,7 @@ type ClientInterface interface {
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /teams (the `CreateTeam` operationId).
-	CreateTeamWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateTeamWithBody(ctx context.Context, params *CreateTeamParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateTeam Create a team
 	//
@@ -4344,7 +4419,7 @@ type ClientInterface interface {
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /teams (the `CreateTeam` operationId).
-	CreateTeam(ctx context.Context, body CreateTeamJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateTeam(ctx context.Context, params *CreateTeamParams, body CreateTeamJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// DeleteTeam Delete a team
 	//
@@ -4414,7 +4489,7 @@ type ClientInterface interface {
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /templates (the `CreateTemplate` operationId).
-	CreateTemplateWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateTemplateWithBody(ctx context.Context, params *CreateTemplateParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateTemplate Create a template
 	//
@@ -4426,7 +4501,7 @@ type ClientInterface interface {
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /templates (the `CreateTemplate` operationId).
-	CreateTemplate(ctx context.Context, body CreateTemplateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateTemplate(ctx context.Context, params *CreateTemplateParams, body CreateTemplateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// SeedTemplates Seed the built-in templates
 	//
@@ -4481,7 +4556,7 @@ type ClientInterface interface {
 	// `usage_count` 0 and the same graph and placeholders. Built-in templates can be duplicated.
 	//
 	// Corresponds with POST /templates/{id}/duplicate (the `DuplicateTemplate` operationId).
-	DuplicateTemplate(ctx context.Context, id TemplateID, reqEditors ...RequestEditorFn) (*http.Response, error)
+	DuplicateTemplate(ctx context.Context, id TemplateID, params *DuplicateTemplateParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateTemplateFlowWithBody Create a flow from a template
 	//
@@ -4492,7 +4567,7 @@ type ClientInterface interface {
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /templates/{id}/flows (the `CreateTemplateFlow` operationId).
-	CreateTemplateFlowWithBody(ctx context.Context, id TemplateID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateTemplateFlowWithBody(ctx context.Context, id TemplateID, params *CreateTemplateFlowParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateTemplateFlow Create a flow from a template
 	//
@@ -4503,7 +4578,7 @@ type ClientInterface interface {
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /templates/{id}/flows (the `CreateTemplateFlow` operationId).
-	CreateTemplateFlow(ctx context.Context, id TemplateID, body CreateTemplateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	CreateTemplateFlow(ctx context.Context, id TemplateID, params *CreateTemplateFlowParams, body CreateTemplateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListUsers List users
 	//
@@ -4648,8 +4723,8 @@ type ClientInterface interface {
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /agent-configs (the `CreateAgentConfig` operationId).
-func (c *Client) CreateAgentConfigWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateAgentConfigRequestWithBody(c.Server, contentType, body)
+func (c *Client) CreateAgentConfigWithBody(ctx context.Context, params *CreateAgentConfigParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateAgentConfigRequestWithBody(c.Server, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -4669,8 +4744,8 @@ func (c *Client) CreateAgentConfigWithBody(ctx context.Context, contentType stri
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /agent-configs (the `CreateAgentConfig` operationId).
-func (c *Client) CreateAgentConfig(ctx context.Context, body CreateAgentConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateAgentConfigRequest(c.Server, body)
+func (c *Client) CreateAgentConfig(ctx context.Context, params *CreateAgentConfigParams, body CreateAgentConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateAgentConfigRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -4780,8 +4855,8 @@ func (c *Client) ListApiTokens(ctx context.Context, params *ListApiTokensParams,
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /api-tokens (the `CreateApiToken` operationId).
-func (c *Client) CreateApiTokenWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateApiTokenRequestWithBody(c.Server, contentType, body)
+func (c *Client) CreateApiTokenWithBody(ctx context.Context, params *CreateApiTokenParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateApiTokenRequestWithBody(c.Server, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -4800,8 +4875,8 @@ func (c *Client) CreateApiTokenWithBody(ctx context.Context, contentType string,
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /api-tokens (the `CreateApiToken` operationId).
-func (c *Client) CreateApiToken(ctx context.Context, body CreateApiTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateApiTokenRequest(c.Server, body)
+func (c *Client) CreateApiToken(ctx context.Context, params *CreateApiTokenParams, body CreateApiTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateApiTokenRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -5286,8 +5361,8 @@ func (c *Client) ListFlows(ctx context.Context, params *ListFlowsParams, reqEdit
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /flows (the `CreateFlow` operationId).
-func (c *Client) CreateFlowWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateFlowRequestWithBody(c.Server, contentType, body)
+func (c *Client) CreateFlowWithBody(ctx context.Context, params *CreateFlowParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateFlowRequestWithBody(c.Server, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -5306,8 +5381,8 @@ func (c *Client) CreateFlowWithBody(ctx context.Context, contentType string, bod
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /flows (the `CreateFlow` operationId).
-func (c *Client) CreateFlow(ctx context.Context, body CreateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateFlowRequest(c.Server, body)
+func (c *Client) CreateFlow(ctx context.Context, params *CreateFlowParams, body CreateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateFlowRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -5442,8 +5517,8 @@ func (c *Client) PutFlow(ctx context.Context, id FlowID, params *PutFlowParams, 
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /flows/{id}/duplicate (the `DuplicateFlow` operationId).
-func (c *Client) DuplicateFlowWithBody(ctx context.Context, id FlowID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewDuplicateFlowRequestWithBody(c.Server, id, contentType, body)
+func (c *Client) DuplicateFlowWithBody(ctx context.Context, id FlowID, params *DuplicateFlowParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDuplicateFlowRequestWithBody(c.Server, id, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -5462,8 +5537,8 @@ func (c *Client) DuplicateFlowWithBody(ctx context.Context, id FlowID, contentTy
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /flows/{id}/duplicate (the `DuplicateFlow` operationId).
-func (c *Client) DuplicateFlow(ctx context.Context, id FlowID, body DuplicateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewDuplicateFlowRequest(c.Server, id, body)
+func (c *Client) DuplicateFlow(ctx context.Context, id FlowID, params *DuplicateFlowParams, body DuplicateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDuplicateFlowRequest(c.Server, id, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -5593,8 +5668,8 @@ func (c *Client) ListFlowVersions(ctx context.Context, id FlowID, params *ListFl
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /flows/{id}/versions (the `CreateFlowVersion` operationId).
-func (c *Client) CreateFlowVersionWithBody(ctx context.Context, id FlowID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateFlowVersionRequestWithBody(c.Server, id, contentType, body)
+func (c *Client) CreateFlowVersionWithBody(ctx context.Context, id FlowID, params *CreateFlowVersionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateFlowVersionRequestWithBody(c.Server, id, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -5612,8 +5687,8 @@ func (c *Client) CreateFlowVersionWithBody(ctx context.Context, id FlowID, conte
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /flows/{id}/versions (the `CreateFlowVersion` operationId).
-func (c *Client) CreateFlowVersion(ctx context.Context, id FlowID, body CreateFlowVersionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateFlowVersionRequest(c.Server, id, body)
+func (c *Client) CreateFlowVersion(ctx context.Context, id FlowID, params *CreateFlowVersionParams, body CreateFlowVersionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateFlowVersionRequest(c.Server, id, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -5707,8 +5782,8 @@ func (c *Client) ListIntegrations(ctx context.Context, params *ListIntegrationsP
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /integrations (the `CreateIntegration` operationId).
-func (c *Client) CreateIntegrationWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateIntegrationRequestWithBody(c.Server, contentType, body)
+func (c *Client) CreateIntegrationWithBody(ctx context.Context, params *CreateIntegrationParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateIntegrationRequestWithBody(c.Server, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -5731,8 +5806,8 @@ func (c *Client) CreateIntegrationWithBody(ctx context.Context, contentType stri
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /integrations (the `CreateIntegration` operationId).
-func (c *Client) CreateIntegration(ctx context.Context, body CreateIntegrationJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateIntegrationRequest(c.Server, body)
+func (c *Client) CreateIntegration(ctx context.Context, params *CreateIntegrationParams, body CreateIntegrationJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateIntegrationRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -5872,8 +5947,8 @@ func (c *Client) ListMedia(ctx context.Context, params *ListMediaParams, reqEdit
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /media (the `RegisterMedia` operationId).
-func (c *Client) RegisterMediaWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewRegisterMediaRequestWithBody(c.Server, contentType, body)
+func (c *Client) RegisterMediaWithBody(ctx context.Context, params *RegisterMediaParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRegisterMediaRequestWithBody(c.Server, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -5894,8 +5969,8 @@ func (c *Client) RegisterMediaWithBody(ctx context.Context, contentType string, 
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /media (the `RegisterMedia` operationId).
-func (c *Client) RegisterMedia(ctx context.Context, body RegisterMediaJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewRegisterMediaRequest(c.Server, body)
+func (c *Client) RegisterMedia(ctx context.Context, params *RegisterMediaParams, body RegisterMediaJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRegisterMediaRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -6285,8 +6360,8 @@ func (c *Client) ListTeams(ctx context.Context, params *ListTeamsParams, reqEdit
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /teams (the `CreateTeam` operationId).
-func (c *Client) CreateTeamWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateTeamRequestWithBody(c.Server, contentType, body)
+func (c *Client) CreateTeamWithBody(ctx context.Context, params *CreateTeamParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateTeamRequestWithBody(c.Server, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -6304,8 +6379,8 @@ func (c *Client) CreateTeamWithBody(ctx context.Context, contentType string, bod
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /teams (the `CreateTeam` operationId).
-func (c *Client) CreateTeam(ctx context.Context, body CreateTeamJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateTeamRequest(c.Server, body)
+func (c *Client) CreateTeam(ctx context.Context, params *CreateTeamParams, body CreateTeamJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateTeamRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -6454,8 +6529,8 @@ func (c *Client) ListTemplates(ctx context.Context, params *ListTemplatesParams,
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /templates (the `CreateTemplate` operationId).
-func (c *Client) CreateTemplateWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateTemplateRequestWithBody(c.Server, contentType, body)
+func (c *Client) CreateTemplateWithBody(ctx context.Context, params *CreateTemplateParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateTemplateRequestWithBody(c.Server, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -6476,8 +6551,8 @@ func (c *Client) CreateTemplateWithBody(ctx context.Context, contentType string,
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /templates (the `CreateTemplate` operationId).
-func (c *Client) CreateTemplate(ctx context.Context, body CreateTemplateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateTemplateRequest(c.Server, body)
+func (c *Client) CreateTemplate(ctx context.Context, params *CreateTemplateParams, body CreateTemplateJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateTemplateRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -6591,8 +6666,8 @@ func (c *Client) UpdateTemplate(ctx context.Context, id TemplateID, body UpdateT
 // `usage_count` 0 and the same graph and placeholders. Built-in templates can be duplicated.
 //
 // Corresponds with POST /templates/{id}/duplicate (the `DuplicateTemplate` operationId).
-func (c *Client) DuplicateTemplate(ctx context.Context, id TemplateID, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewDuplicateTemplateRequest(c.Server, id)
+func (c *Client) DuplicateTemplate(ctx context.Context, id TemplateID, params *DuplicateTemplateParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDuplicateTemplateRequest(c.Server, id, params)
 	if err != nil {
 		return nil, err
 	}
@@ -6612,8 +6687,8 @@ func (c *Client) DuplicateTemplate(ctx context.Context, id TemplateID, reqEditor
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /templates/{id}/flows (the `CreateTemplateFlow` operationId).
-func (c *Client) CreateTemplateFlowWithBody(ctx context.Context, id TemplateID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateTemplateFlowRequestWithBody(c.Server, id, contentType, body)
+func (c *Client) CreateTemplateFlowWithBody(ctx context.Context, id TemplateID, params *CreateTemplateFlowParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateTemplateFlowRequestWithBody(c.Server, id, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -6633,8 +6708,8 @@ func (c *Client) CreateTemplateFlowWithBody(ctx context.Context, id TemplateID, 
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /templates/{id}/flows (the `CreateTemplateFlow` operationId).
-func (c *Client) CreateTemplateFlow(ctx context.Context, id TemplateID, body CreateTemplateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateTemplateFlowRequest(c.Server, id, body)
+func (c *Client) CreateTemplateFlow(ctx context.Context, id TemplateID, params *CreateTemplateFlowParams, body CreateTemplateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateTemplateFlowRequest(c.Server, id, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -6919,18 +6994,18 @@ func (c *Client) ReceiveFlowWebhookWithTextBody(ctx context.Context, endpointKey
 }
 
 // NewCreateAgentConfigRequest calls the generic CreateAgentConfig builder with application/json body
-func NewCreateAgentConfigRequest(server string, body CreateAgentConfigJSONRequestBody) (*http.Request, error) {
+func NewCreateAgentConfigRequest(server string, params *CreateAgentConfigParams, body CreateAgentConfigJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewCreateAgentConfigRequestWithBody(server, "application/json", bodyReader)
+	return NewCreateAgentConfigRequestWithBody(server, params, "application/json", bodyReader)
 }
 
 // NewCreateAgentConfigRequestWithBody constructs an http.Request for the CreateAgentConfig method, with any body, and a specified content type
-func NewCreateAgentConfigRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+func NewCreateAgentConfigRequestWithBody(server string, params *CreateAgentConfigParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -6954,6 +7029,21 @@ func NewCreateAgentConfigRequestWithBody(server string, contentType string, body
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -7152,18 +7242,18 @@ func NewListApiTokensRequest(server string, params *ListApiTokensParams) (*http.
 }
 
 // NewCreateApiTokenRequest calls the generic CreateApiToken builder with application/json body
-func NewCreateApiTokenRequest(server string, body CreateApiTokenJSONRequestBody) (*http.Request, error) {
+func NewCreateApiTokenRequest(server string, params *CreateApiTokenParams, body CreateApiTokenJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewCreateApiTokenRequestWithBody(server, "application/json", bodyReader)
+	return NewCreateApiTokenRequestWithBody(server, params, "application/json", bodyReader)
 }
 
 // NewCreateApiTokenRequestWithBody constructs an http.Request for the CreateApiToken method, with any body, and a specified content type
-func NewCreateApiTokenRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+func NewCreateApiTokenRequestWithBody(server string, params *CreateApiTokenParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -7187,6 +7277,21 @@ func NewCreateApiTokenRequestWithBody(server string, contentType string, body io
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -7845,6 +7950,21 @@ func NewCreateExecutionRequestWithBody(server string, params *CreateExecutionPar
 
 	req.Header.Add("Content-Type", contentType)
 
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
+
 	return req, nil
 }
 
@@ -8178,6 +8298,21 @@ func NewRetryExecutionRequestWithBody(server string, id ExecutionID, params *Ret
 
 	req.Header.Add("Content-Type", contentType)
 
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
+
 	return req, nil
 }
 
@@ -8332,18 +8467,18 @@ func NewListFlowsRequest(server string, params *ListFlowsParams) (*http.Request,
 }
 
 // NewCreateFlowRequest calls the generic CreateFlow builder with application/json body
-func NewCreateFlowRequest(server string, body CreateFlowJSONRequestBody) (*http.Request, error) {
+func NewCreateFlowRequest(server string, params *CreateFlowParams, body CreateFlowJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewCreateFlowRequestWithBody(server, "application/json", bodyReader)
+	return NewCreateFlowRequestWithBody(server, params, "application/json", bodyReader)
 }
 
 // NewCreateFlowRequestWithBody constructs an http.Request for the CreateFlow method, with any body, and a specified content type
-func NewCreateFlowRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+func NewCreateFlowRequestWithBody(server string, params *CreateFlowParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -8367,6 +8502,21 @@ func NewCreateFlowRequestWithBody(server string, contentType string, body io.Rea
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -8564,18 +8714,18 @@ func NewPutFlowRequestWithBody(server string, id FlowID, params *PutFlowParams, 
 }
 
 // NewDuplicateFlowRequest calls the generic DuplicateFlow builder with application/json body
-func NewDuplicateFlowRequest(server string, id FlowID, body DuplicateFlowJSONRequestBody) (*http.Request, error) {
+func NewDuplicateFlowRequest(server string, id FlowID, params *DuplicateFlowParams, body DuplicateFlowJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewDuplicateFlowRequestWithBody(server, id, "application/json", bodyReader)
+	return NewDuplicateFlowRequestWithBody(server, id, params, "application/json", bodyReader)
 }
 
 // NewDuplicateFlowRequestWithBody constructs an http.Request for the DuplicateFlow method, with any body, and a specified content type
-func NewDuplicateFlowRequestWithBody(server string, id FlowID, contentType string, body io.Reader) (*http.Request, error) {
+func NewDuplicateFlowRequestWithBody(server string, id FlowID, params *DuplicateFlowParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -8606,6 +8756,21 @@ func NewDuplicateFlowRequestWithBody(server string, id FlowID, contentType strin
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -8812,18 +8977,18 @@ func NewListFlowVersionsRequest(server string, id FlowID, params *ListFlowVersio
 }
 
 // NewCreateFlowVersionRequest calls the generic CreateFlowVersion builder with application/json body
-func NewCreateFlowVersionRequest(server string, id FlowID, body CreateFlowVersionJSONRequestBody) (*http.Request, error) {
+func NewCreateFlowVersionRequest(server string, id FlowID, params *CreateFlowVersionParams, body CreateFlowVersionJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewCreateFlowVersionRequestWithBody(server, id, "application/json", bodyReader)
+	return NewCreateFlowVersionRequestWithBody(server, id, params, "application/json", bodyReader)
 }
 
 // NewCreateFlowVersionRequestWithBody constructs an http.Request for the CreateFlowVersion method, with any body, and a specified content type
-func NewCreateFlowVersionRequestWithBody(server string, id FlowID, contentType string, body io.Reader) (*http.Request, error) {
+func NewCreateFlowVersionRequestWithBody(server string, id FlowID, params *CreateFlowVersionParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -8854,6 +9019,21 @@ func NewCreateFlowVersionRequestWithBody(server string, id FlowID, contentType s
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -9092,18 +9272,18 @@ func NewListIntegrationsRequest(server string, params *ListIntegrationsParams) (
 }
 
 // NewCreateIntegrationRequest calls the generic CreateIntegration builder with application/json body
-func NewCreateIntegrationRequest(server string, body CreateIntegrationJSONRequestBody) (*http.Request, error) {
+func NewCreateIntegrationRequest(server string, params *CreateIntegrationParams, body CreateIntegrationJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewCreateIntegrationRequestWithBody(server, "application/json", bodyReader)
+	return NewCreateIntegrationRequestWithBody(server, params, "application/json", bodyReader)
 }
 
 // NewCreateIntegrationRequestWithBody constructs an http.Request for the CreateIntegration method, with any body, and a specified content type
-func NewCreateIntegrationRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+func NewCreateIntegrationRequestWithBody(server string, params *CreateIntegrationParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -9127,6 +9307,21 @@ func NewCreateIntegrationRequestWithBody(server string, contentType string, body
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -9383,18 +9578,18 @@ func NewListMediaRequest(server string, params *ListMediaParams) (*http.Request,
 }
 
 // NewRegisterMediaRequest calls the generic RegisterMedia builder with application/json body
-func NewRegisterMediaRequest(server string, body RegisterMediaJSONRequestBody) (*http.Request, error) {
+func NewRegisterMediaRequest(server string, params *RegisterMediaParams, body RegisterMediaJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewRegisterMediaRequestWithBody(server, "application/json", bodyReader)
+	return NewRegisterMediaRequestWithBody(server, params, "application/json", bodyReader)
 }
 
 // NewRegisterMediaRequestWithBody constructs an http.Request for the RegisterMedia method, with any body, and a specified content type
-func NewRegisterMediaRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+func NewRegisterMediaRequestWithBody(server string, params *RegisterMediaParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -9418,6 +9613,21 @@ func NewRegisterMediaRequestWithBody(server string, contentType string, body io.
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -10064,18 +10274,18 @@ func NewListTeamsRequest(server string, params *ListTeamsParams) (*http.Request,
 }
 
 // NewCreateTeamRequest calls the generic CreateTeam builder with application/json body
-func NewCreateTeamRequest(server string, body CreateTeamJSONRequestBody) (*http.Request, error) {
+func NewCreateTeamRequest(server string, params *CreateTeamParams, body CreateTeamJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewCreateTeamRequestWithBody(server, "application/json", bodyReader)
+	return NewCreateTeamRequestWithBody(server, params, "application/json", bodyReader)
 }
 
 // NewCreateTeamRequestWithBody constructs an http.Request for the CreateTeam method, with any body, and a specified content type
-func NewCreateTeamRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+func NewCreateTeamRequestWithBody(server string, params *CreateTeamParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -10099,6 +10309,21 @@ func NewCreateTeamRequestWithBody(server string, contentType string, body io.Rea
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -10368,18 +10593,18 @@ func NewListTemplatesRequest(server string, params *ListTemplatesParams) (*http.
 }
 
 // NewCreateTemplateRequest calls the generic CreateTemplate builder with application/json body
-func NewCreateTemplateRequest(server string, body CreateTemplateJSONRequestBody) (*http.Request, error) {
+func NewCreateTemplateRequest(server string, params *CreateTemplateParams, body CreateTemplateJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewCreateTemplateRequestWithBody(server, "application/json", bodyReader)
+	return NewCreateTemplateRequestWithBody(server, params, "application/json", bodyReader)
 }
 
 // NewCreateTemplateRequestWithBody constructs an http.Request for the CreateTemplate method, with any body, and a specified content type
-func NewCreateTemplateRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+func NewCreateTemplateRequestWithBody(server string, params *CreateTemplateParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -10403,6 +10628,21 @@ func NewCreateTemplateRequestWithBody(server string, contentType string, body io
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -10577,7 +10817,7 @@ func NewUpdateTemplateRequestWithBody(server string, id TemplateID, contentType 
 }
 
 // NewDuplicateTemplateRequest constructs an http.Request for the DuplicateTemplate method
-func NewDuplicateTemplateRequest(server string, id TemplateID) (*http.Request, error) {
+func NewDuplicateTemplateRequest(server string, id TemplateID, params *DuplicateTemplateParams) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -10607,22 +10847,37 @@ func NewDuplicateTemplateRequest(server string, id TemplateID) (*http.Request, e
 		return nil, err
 	}
 
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
+
 	return req, nil
 }
 
 // NewCreateTemplateFlowRequest calls the generic CreateTemplateFlow builder with application/json body
-func NewCreateTemplateFlowRequest(server string, id TemplateID, body CreateTemplateFlowJSONRequestBody) (*http.Request, error) {
+func NewCreateTemplateFlowRequest(server string, id TemplateID, params *CreateTemplateFlowParams, body CreateTemplateFlowJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewCreateTemplateFlowRequestWithBody(server, id, "application/json", bodyReader)
+	return NewCreateTemplateFlowRequestWithBody(server, id, params, "application/json", bodyReader)
 }
 
 // NewCreateTemplateFlowRequestWithBody constructs an http.Request for the CreateTemplateFlow method, with any body, and a specified content type
-func NewCreateTemplateFlowRequestWithBody(server string, id TemplateID, contentType string, body io.Reader) (*http.Request, error) {
+func NewCreateTemplateFlowRequestWithBody(server string, id TemplateID, params *CreateTemplateFlowParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -10653,6 +10908,21 @@ func NewCreateTemplateFlowRequestWithBody(server string, id TemplateID, contentT
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -11319,7 +11589,7 @@ type ClientWithResponsesInterface interface {
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /agent-configs (the `CreateAgentConfig` operationId).
-	CreateAgentConfigWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateAgentConfigResponse, error)
+	CreateAgentConfigWithBodyWithResponse(ctx context.Context, params *CreateAgentConfigParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateAgentConfigResponse, error)
 
 	// CreateAgentConfigWithResponse Create a flow's agent config
 	//
@@ -11330,7 +11600,7 @@ type ClientWithResponsesInterface interface {
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /agent-configs (the `CreateAgentConfig` operationId).
-	CreateAgentConfigWithResponse(ctx context.Context, body CreateAgentConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateAgentConfigResponse, error)
+	CreateAgentConfigWithResponse(ctx context.Context, params *CreateAgentConfigParams, body CreateAgentConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateAgentConfigResponse, error)
 
 	// DeleteAgentConfigWithResponse Delete a flow's agent config
 	//
@@ -11387,7 +11657,7 @@ type ClientWithResponsesInterface interface {
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /api-tokens (the `CreateApiToken` operationId).
-	CreateApiTokenWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateApiTokenResponse, error)
+	CreateApiTokenWithBodyWithResponse(ctx context.Context, params *CreateApiTokenParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateApiTokenResponse, error)
 
 	// CreateApiTokenWithResponse Create an API token
 	//
@@ -11397,7 +11667,7 @@ type ClientWithResponsesInterface interface {
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /api-tokens (the `CreateApiToken` operationId).
-	CreateApiTokenWithResponse(ctx context.Context, body CreateApiTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateApiTokenResponse, error)
+	CreateApiTokenWithResponse(ctx context.Context, params *CreateApiTokenParams, body CreateApiTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateApiTokenResponse, error)
 
 	// DeleteApiTokenWithResponse Revoke one of my API tokens
 	//
@@ -11661,7 +11931,7 @@ type ClientWithResponsesInterface interface {
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /flows (the `CreateFlow` operationId).
-	CreateFlowWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateFlowResponse, error)
+	CreateFlowWithBodyWithResponse(ctx context.Context, params *CreateFlowParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateFlowResponse, error)
 
 	// CreateFlowWithResponse Create a flow
 	//
@@ -11671,7 +11941,7 @@ type ClientWithResponsesInterface interface {
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /flows (the `CreateFlow` operationId).
-	CreateFlowWithResponse(ctx context.Context, body CreateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateFlowResponse, error)
+	CreateFlowWithResponse(ctx context.Context, params *CreateFlowParams, body CreateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateFlowResponse, error)
 
 	// DeleteFlowWithResponse Delete a flow
 	//
@@ -11741,7 +12011,7 @@ type ClientWithResponsesInterface interface {
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /flows/{id}/duplicate (the `DuplicateFlow` operationId).
-	DuplicateFlowWithBodyWithResponse(ctx context.Context, id FlowID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*DuplicateFlowResponse, error)
+	DuplicateFlowWithBodyWithResponse(ctx context.Context, id FlowID, params *DuplicateFlowParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*DuplicateFlowResponse, error)
 
 	// DuplicateFlowWithResponse Duplicate a flow
 	//
@@ -11751,7 +12021,7 @@ type ClientWithResponsesInterface interface {
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /flows/{id}/duplicate (the `DuplicateFlow` operationId).
-	DuplicateFlowWithResponse(ctx context.Context, id FlowID, body DuplicateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*DuplicateFlowResponse, error)
+	DuplicateFlowWithResponse(ctx context.Context, id FlowID, params *DuplicateFlowParams, body DuplicateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*DuplicateFlowResponse, error)
 
 	// PublishFlowWithBodyWithResponse Publish a flow
 	//
@@ -11816,7 +12086,7 @@ type ClientWithResponsesInterface interface {
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /flows/{id}/versions (the `CreateFlowVersion` operationId).
-	CreateFlowVersionWithBodyWithResponse(ctx context.Context, id FlowID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateFlowVersionResponse, error)
+	CreateFlowVersionWithBodyWithResponse(ctx context.Context, id FlowID, params *CreateFlowVersionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateFlowVersionResponse, error)
 
 	// CreateFlowVersionWithResponse Snapshot a flow
 	//
@@ -11825,7 +12095,7 @@ type ClientWithResponsesInterface interface {
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /flows/{id}/versions (the `CreateFlowVersion` operationId).
-	CreateFlowVersionWithResponse(ctx context.Context, id FlowID, body CreateFlowVersionJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateFlowVersionResponse, error)
+	CreateFlowVersionWithResponse(ctx context.Context, id FlowID, params *CreateFlowVersionParams, body CreateFlowVersionJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateFlowVersionResponse, error)
 
 	// GetFlowVersionWithResponse Get a flow version
 	//
@@ -11878,7 +12148,7 @@ type ClientWithResponsesInterface interface {
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /integrations (the `CreateIntegration` operationId).
-	CreateIntegrationWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateIntegrationResponse, error)
+	CreateIntegrationWithBodyWithResponse(ctx context.Context, params *CreateIntegrationParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateIntegrationResponse, error)
 
 	// CreateIntegrationWithResponse Create an integration
 	//
@@ -11892,7 +12162,7 @@ type ClientWithResponsesInterface interface {
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /integrations (the `CreateIntegration` operationId).
-	CreateIntegrationWithResponse(ctx context.Context, body CreateIntegrationJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateIntegrationResponse, error)
+	CreateIntegrationWithResponse(ctx context.Context, params *CreateIntegrationParams, body CreateIntegrationJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateIntegrationResponse, error)
 
 	// DeleteIntegrationWithResponse Delete an integration
 	//
@@ -11971,7 +12241,7 @@ type ClientWithResponsesInterface interface {
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /media (the `RegisterMedia` operationId).
-	RegisterMediaWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RegisterMediaResponse, error)
+	RegisterMediaWithBodyWithResponse(ctx context.Context, params *RegisterMediaParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RegisterMediaResponse, error)
 
 	// RegisterMediaWithResponse Register a direct upload
 	//
@@ -11983,7 +12253,7 @@ type ClientWithResponsesInterface interface {
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /media (the `RegisterMedia` operationId).
-	RegisterMediaWithResponse(ctx context.Context, body RegisterMediaJSONRequestBody, reqEditors ...RequestEditorFn) (*RegisterMediaResponse, error)
+	RegisterMediaWithResponse(ctx context.Context, params *RegisterMediaParams, body RegisterMediaJSONRequestBody, reqEditors ...RequestEditorFn) (*RegisterMediaResponse, error)
 
 	// GetMediaFileWithResponse Download a local media file
 	//
@@ -12192,7 +12462,7 @@ type ClientWithResponsesInterface interface {
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /teams (the `CreateTeam` operationId).
-	CreateTeamWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTeamResponse, error)
+	CreateTeamWithBodyWithResponse(ctx context.Context, params *CreateTeamParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTeamResponse, error)
 
 	// CreateTeamWithResponse Create a team
 	//
@@ -12201,7 +12471,7 @@ type ClientWithResponsesInterface interface {
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /teams (the `CreateTeam` operationId).
-	CreateTeamWithResponse(ctx context.Context, body CreateTeamJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTeamResponse, error)
+	CreateTeamWithResponse(ctx context.Context, params *CreateTeamParams, body CreateTeamJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTeamResponse, error)
 
 	// DeleteTeamWithResponse Delete a team
 	//
@@ -12277,7 +12547,7 @@ type ClientWithResponsesInterface interface {
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /templates (the `CreateTemplate` operationId).
-	CreateTemplateWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTemplateResponse, error)
+	CreateTemplateWithBodyWithResponse(ctx context.Context, params *CreateTemplateParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTemplateResponse, error)
 
 	// CreateTemplateWithResponse Create a template
 	//
@@ -12289,7 +12559,7 @@ type ClientWithResponsesInterface interface {
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /templates (the `CreateTemplate` operationId).
-	CreateTemplateWithResponse(ctx context.Context, body CreateTemplateJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTemplateResponse, error)
+	CreateTemplateWithResponse(ctx context.Context, params *CreateTemplateParams, body CreateTemplateJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTemplateResponse, error)
 
 	// SeedTemplatesWithResponse Seed the built-in templates
 	//
@@ -12352,7 +12622,7 @@ type ClientWithResponsesInterface interface {
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /templates/{id}/duplicate (the `DuplicateTemplate` operationId).
-	DuplicateTemplateWithResponse(ctx context.Context, id TemplateID, reqEditors ...RequestEditorFn) (*DuplicateTemplateResponse, error)
+	DuplicateTemplateWithResponse(ctx context.Context, id TemplateID, params *DuplicateTemplateParams, reqEditors ...RequestEditorFn) (*DuplicateTemplateResponse, error)
 
 	// CreateTemplateFlowWithBodyWithResponse Create a flow from a template
 	//
@@ -12363,7 +12633,7 @@ type ClientWithResponsesInterface interface {
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /templates/{id}/flows (the `CreateTemplateFlow` operationId).
-	CreateTemplateFlowWithBodyWithResponse(ctx context.Context, id TemplateID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTemplateFlowResponse, error)
+	CreateTemplateFlowWithBodyWithResponse(ctx context.Context, id TemplateID, params *CreateTemplateFlowParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTemplateFlowResponse, error)
 
 	// CreateTemplateFlowWithResponse Create a flow from a template
 	//
@@ -12374,7 +12644,7 @@ type ClientWithResponsesInterface interface {
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /templates/{id}/flows (the `CreateTemplateFlow` operationId).
-	CreateTemplateFlowWithResponse(ctx context.Context, id TemplateID, body CreateTemplateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTemplateFlowResponse, error)
+	CreateTemplateFlowWithResponse(ctx context.Context, id TemplateID, params *CreateTemplateFlowParams, body CreateTemplateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTemplateFlowResponse, error)
 
 	// ListUsersWithResponse List users
 	//
@@ -12528,13 +12798,15 @@ type ClientWithResponsesInterface interface {
 
 // CreateAgentConfigResponse201Headers the declared response headers of an HTTP 201 response for CreateAgentConfig
 type CreateAgentConfigResponse201Headers struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 // CreateAgentConfigResponse409Headers the declared response headers of an HTTP 409 response for CreateAgentConfig
 type CreateAgentConfigResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -12546,6 +12818,7 @@ type CreateAgentConfigResponse409Headers struct {
 // CreateAgentConfigResponse422Headers the declared response headers of an HTTP 422 response for CreateAgentConfig
 type CreateAgentConfigResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -12557,6 +12830,7 @@ type CreateAgentConfigResponse422Headers struct {
 // CreateAgentConfigResponseDefaultHeaders the declared response headers of an HTTP default response for CreateAgentConfig
 type CreateAgentConfigResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -12643,6 +12917,7 @@ type DeleteAgentConfigResponse204Headers struct {
 // DeleteAgentConfigResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteAgentConfig
 type DeleteAgentConfigResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -12704,6 +12979,7 @@ type GetAgentConfigResponse200Headers struct {
 // GetAgentConfigResponseDefaultHeaders the declared response headers of an HTTP default response for GetAgentConfig
 type GetAgentConfigResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -12772,6 +13048,7 @@ type UpdateAgentConfigResponse200Headers struct {
 // UpdateAgentConfigResponse422Headers the declared response headers of an HTTP 422 response for UpdateAgentConfig
 type UpdateAgentConfigResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -12783,6 +13060,7 @@ type UpdateAgentConfigResponse422Headers struct {
 // UpdateAgentConfigResponseDefaultHeaders the declared response headers of an HTTP default response for UpdateAgentConfig
 type UpdateAgentConfigResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -12860,6 +13138,7 @@ type ListApiTokensResponse200Headers struct {
 // ListApiTokensResponseDefaultHeaders the declared response headers of an HTTP default response for ListApiTokens
 type ListApiTokensResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -12922,14 +13201,16 @@ func (r ListApiTokensResponse) ContentType() string {
 
 // CreateApiTokenResponse201Headers the declared response headers of an HTTP 201 response for CreateApiToken
 type CreateApiTokenResponse201Headers struct {
-	CacheControl *string
-	Location     string
-	XRequestID   *string
+	CacheControl       *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 // CreateApiTokenResponse409Headers the declared response headers of an HTTP 409 response for CreateApiToken
 type CreateApiTokenResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -12941,6 +13222,7 @@ type CreateApiTokenResponse409Headers struct {
 // CreateApiTokenResponse422Headers the declared response headers of an HTTP 422 response for CreateApiToken
 type CreateApiTokenResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -12952,6 +13234,7 @@ type CreateApiTokenResponse422Headers struct {
 // CreateApiTokenResponseDefaultHeaders the declared response headers of an HTTP default response for CreateApiToken
 type CreateApiTokenResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13038,6 +13321,7 @@ type DeleteApiTokenResponse204Headers struct {
 // DeleteApiTokenResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteApiToken
 type DeleteApiTokenResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13099,6 +13383,7 @@ type GetApiTokenResponse200Headers struct {
 // GetApiTokenResponseDefaultHeaders the declared response headers of an HTTP default response for GetApiToken
 type GetApiTokenResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13167,6 +13452,7 @@ type ListAuditLogsResponse200Headers struct {
 // ListAuditLogsResponseDefaultHeaders the declared response headers of an HTTP default response for ListAuditLogs
 type ListAuditLogsResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13235,6 +13521,7 @@ type GetAuditLogResponse200Headers struct {
 // GetAuditLogResponseDefaultHeaders the declared response headers of an HTTP default response for GetAuditLog
 type GetAuditLogResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13304,6 +13591,7 @@ type ExchangeCodeResponse200Headers struct {
 // ExchangeCodeResponse401Headers the declared response headers of an HTTP 401 response for ExchangeCode
 type ExchangeCodeResponse401Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13315,6 +13603,7 @@ type ExchangeCodeResponse401Headers struct {
 // ExchangeCodeResponse403Headers the declared response headers of an HTTP 403 response for ExchangeCode
 type ExchangeCodeResponse403Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13326,6 +13615,7 @@ type ExchangeCodeResponse403Headers struct {
 // ExchangeCodeResponse409Headers the declared response headers of an HTTP 409 response for ExchangeCode
 type ExchangeCodeResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13337,6 +13627,7 @@ type ExchangeCodeResponse409Headers struct {
 // ExchangeCodeResponse422Headers the declared response headers of an HTTP 422 response for ExchangeCode
 type ExchangeCodeResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13348,6 +13639,7 @@ type ExchangeCodeResponse422Headers struct {
 // ExchangeCodeResponse503Headers the declared response headers of an HTTP 503 response for ExchangeCode
 type ExchangeCodeResponse503Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13359,6 +13651,7 @@ type ExchangeCodeResponse503Headers struct {
 // ExchangeCodeResponseDefaultHeaders the declared response headers of an HTTP default response for ExchangeCode
 type ExchangeCodeResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13473,6 +13766,7 @@ type GetLoginUrlResponse200Headers struct {
 // GetLoginUrlResponse422Headers the declared response headers of an HTTP 422 response for GetLoginUrl
 type GetLoginUrlResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13484,6 +13778,7 @@ type GetLoginUrlResponse422Headers struct {
 // GetLoginUrlResponse503Headers the declared response headers of an HTTP 503 response for GetLoginUrl
 type GetLoginUrlResponse503Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13495,6 +13790,7 @@ type GetLoginUrlResponse503Headers struct {
 // GetLoginUrlResponseDefaultHeaders the declared response headers of an HTTP default response for GetLoginUrl
 type GetLoginUrlResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13581,6 +13877,7 @@ type LogoutResponse204Headers struct {
 // LogoutResponseDefaultHeaders the declared response headers of an HTTP default response for Logout
 type LogoutResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13643,6 +13940,7 @@ type GetMeResponse200Headers struct {
 // GetMeResponseDefaultHeaders the declared response headers of an HTTP default response for GetMe
 type GetMeResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13712,6 +14010,7 @@ type RefreshTokensResponse200Headers struct {
 // RefreshTokensResponse401Headers the declared response headers of an HTTP 401 response for RefreshTokens
 type RefreshTokensResponse401Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13723,6 +14022,7 @@ type RefreshTokensResponse401Headers struct {
 // RefreshTokensResponse403Headers the declared response headers of an HTTP 403 response for RefreshTokens
 type RefreshTokensResponse403Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13734,6 +14034,7 @@ type RefreshTokensResponse403Headers struct {
 // RefreshTokensResponseDefaultHeaders the declared response headers of an HTTP default response for RefreshTokens
 type RefreshTokensResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13820,6 +14121,7 @@ type ListExecutionsResponse200Headers struct {
 // ListExecutionsResponseDefaultHeaders the declared response headers of an HTTP default response for ListExecutions
 type ListExecutionsResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13882,13 +14184,15 @@ func (r ListExecutionsResponse) ContentType() string {
 
 // CreateExecutionResponse201Headers the declared response headers of an HTTP 201 response for CreateExecution
 type CreateExecutionResponse201Headers struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 // CreateExecutionResponse422Headers the declared response headers of an HTTP 422 response for CreateExecution
 type CreateExecutionResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13900,6 +14204,7 @@ type CreateExecutionResponse422Headers struct {
 // CreateExecutionResponse429Headers the declared response headers of an HTTP 429 response for CreateExecution
 type CreateExecutionResponse429Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13911,6 +14216,7 @@ type CreateExecutionResponse429Headers struct {
 // CreateExecutionResponseDefaultHeaders the declared response headers of an HTTP default response for CreateExecution
 type CreateExecutionResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -13997,6 +14303,7 @@ type StreamExecutionResponse200Headers struct {
 // StreamExecutionResponse422Headers the declared response headers of an HTTP 422 response for StreamExecution
 type StreamExecutionResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14008,6 +14315,7 @@ type StreamExecutionResponse422Headers struct {
 // StreamExecutionResponse429Headers the declared response headers of an HTTP 429 response for StreamExecution
 type StreamExecutionResponse429Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14019,6 +14327,7 @@ type StreamExecutionResponse429Headers struct {
 // StreamExecutionResponseDefaultHeaders the declared response headers of an HTTP default response for StreamExecution
 type StreamExecutionResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14098,6 +14407,7 @@ type DeleteExecutionResponse204Headers struct {
 // DeleteExecutionResponse409Headers the declared response headers of an HTTP 409 response for DeleteExecution
 type DeleteExecutionResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14109,6 +14419,7 @@ type DeleteExecutionResponse409Headers struct {
 // DeleteExecutionResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteExecution
 type DeleteExecutionResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14179,6 +14490,7 @@ type GetExecutionResponse200Headers struct {
 // GetExecutionResponseDefaultHeaders the declared response headers of an HTTP default response for GetExecution
 type GetExecutionResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14247,6 +14559,7 @@ type CancelExecutionResponse202Headers struct {
 // CancelExecutionResponse409Headers the declared response headers of an HTTP 409 response for CancelExecution
 type CancelExecutionResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14258,6 +14571,7 @@ type CancelExecutionResponse409Headers struct {
 // CancelExecutionResponseDefaultHeaders the declared response headers of an HTTP default response for CancelExecution
 type CancelExecutionResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14335,6 +14649,7 @@ type GetExecutionEventsResponse200Headers struct {
 // GetExecutionEventsResponseDefaultHeaders the declared response headers of an HTTP default response for GetExecutionEvents
 type GetExecutionEventsResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14396,6 +14711,7 @@ type GetNodeExecutionResponse200Headers struct {
 // GetNodeExecutionResponseDefaultHeaders the declared response headers of an HTTP default response for GetNodeExecution
 type GetNodeExecutionResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14458,13 +14774,15 @@ func (r GetNodeExecutionResponse) ContentType() string {
 
 // RetryExecutionResponse201Headers the declared response headers of an HTTP 201 response for RetryExecution
 type RetryExecutionResponse201Headers struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 // RetryExecutionResponse409Headers the declared response headers of an HTTP 409 response for RetryExecution
 type RetryExecutionResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14476,6 +14794,7 @@ type RetryExecutionResponse409Headers struct {
 // RetryExecutionResponseDefaultHeaders the declared response headers of an HTTP default response for RetryExecution
 type RetryExecutionResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14553,6 +14872,7 @@ type ListFlowsResponse200Headers struct {
 // ListFlowsResponseDefaultHeaders the declared response headers of an HTTP default response for ListFlows
 type ListFlowsResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14615,14 +14935,16 @@ func (r ListFlowsResponse) ContentType() string {
 
 // CreateFlowResponse201Headers the declared response headers of an HTTP 201 response for CreateFlow
 type CreateFlowResponse201Headers struct {
-	ETag       *string
-	Location   string
-	XRequestID *string
+	ETag               *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 // CreateFlowResponse422Headers the declared response headers of an HTTP 422 response for CreateFlow
 type CreateFlowResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14634,6 +14956,7 @@ type CreateFlowResponse422Headers struct {
 // CreateFlowResponseDefaultHeaders the declared response headers of an HTTP default response for CreateFlow
 type CreateFlowResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14711,6 +15034,7 @@ type DeleteFlowResponse204Headers struct {
 // DeleteFlowResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteFlow
 type DeleteFlowResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14773,6 +15097,7 @@ type GetFlowResponse200Headers struct {
 // GetFlowResponseDefaultHeaders the declared response headers of an HTTP default response for GetFlow
 type GetFlowResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14842,6 +15167,7 @@ type UpdateFlowResponse200Headers struct {
 // UpdateFlowResponse409Headers the declared response headers of an HTTP 409 response for UpdateFlow
 type UpdateFlowResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14853,6 +15179,7 @@ type UpdateFlowResponse409Headers struct {
 // UpdateFlowResponse412Headers the declared response headers of an HTTP 412 response for UpdateFlow
 type UpdateFlowResponse412Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14864,6 +15191,7 @@ type UpdateFlowResponse412Headers struct {
 // UpdateFlowResponse422Headers the declared response headers of an HTTP 422 response for UpdateFlow
 type UpdateFlowResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14875,6 +15203,7 @@ type UpdateFlowResponse422Headers struct {
 // UpdateFlowResponseDefaultHeaders the declared response headers of an HTTP default response for UpdateFlow
 type UpdateFlowResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14971,6 +15300,7 @@ type PutFlowResponse200Headers struct {
 // PutFlowResponse409Headers the declared response headers of an HTTP 409 response for PutFlow
 type PutFlowResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14982,6 +15312,7 @@ type PutFlowResponse409Headers struct {
 // PutFlowResponse412Headers the declared response headers of an HTTP 412 response for PutFlow
 type PutFlowResponse412Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -14993,6 +15324,7 @@ type PutFlowResponse412Headers struct {
 // PutFlowResponse422Headers the declared response headers of an HTTP 422 response for PutFlow
 type PutFlowResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15004,6 +15336,7 @@ type PutFlowResponse422Headers struct {
 // PutFlowResponseDefaultHeaders the declared response headers of an HTTP default response for PutFlow
 type PutFlowResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15093,14 +15426,16 @@ func (r PutFlowResponse) ContentType() string {
 
 // DuplicateFlowResponse201Headers the declared response headers of an HTTP 201 response for DuplicateFlow
 type DuplicateFlowResponse201Headers struct {
-	ETag       *string
-	Location   string
-	XRequestID *string
+	ETag               *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 // DuplicateFlowResponseDefaultHeaders the declared response headers of an HTTP default response for DuplicateFlow
 type DuplicateFlowResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15170,6 +15505,7 @@ type PublishFlowResponse200Headers struct {
 // PublishFlowResponse409Headers the declared response headers of an HTTP 409 response for PublishFlow
 type PublishFlowResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15181,6 +15517,7 @@ type PublishFlowResponse409Headers struct {
 // PublishFlowResponse422Headers the declared response headers of an HTTP 422 response for PublishFlow
 type PublishFlowResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15192,6 +15529,7 @@ type PublishFlowResponse422Headers struct {
 // PublishFlowResponseDefaultHeaders the declared response headers of an HTTP default response for PublishFlow
 type PublishFlowResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15279,6 +15617,7 @@ type UnpublishFlowResponse200Headers struct {
 // UnpublishFlowResponse409Headers the declared response headers of an HTTP 409 response for UnpublishFlow
 type UnpublishFlowResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15290,6 +15629,7 @@ type UnpublishFlowResponse409Headers struct {
 // UnpublishFlowResponseDefaultHeaders the declared response headers of an HTTP default response for UnpublishFlow
 type UnpublishFlowResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15367,6 +15707,7 @@ type ValidateFlowResponse200Headers struct {
 // ValidateFlowResponseDefaultHeaders the declared response headers of an HTTP default response for ValidateFlow
 type ValidateFlowResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15435,6 +15776,7 @@ type ListFlowVersionsResponse200Headers struct {
 // ListFlowVersionsResponseDefaultHeaders the declared response headers of an HTTP default response for ListFlowVersions
 type ListFlowVersionsResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15497,13 +15839,15 @@ func (r ListFlowVersionsResponse) ContentType() string {
 
 // CreateFlowVersionResponse201Headers the declared response headers of an HTTP 201 response for CreateFlowVersion
 type CreateFlowVersionResponse201Headers struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 // CreateFlowVersionResponseDefaultHeaders the declared response headers of an HTTP default response for CreateFlowVersion
 type CreateFlowVersionResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15572,6 +15916,7 @@ type GetFlowVersionResponse200Headers struct {
 // GetFlowVersionResponseDefaultHeaders the declared response headers of an HTTP default response for GetFlowVersion
 type GetFlowVersionResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15641,6 +15986,7 @@ type RestoreFlowVersionResponse200Headers struct {
 // RestoreFlowVersionResponse409Headers the declared response headers of an HTTP 409 response for RestoreFlowVersion
 type RestoreFlowVersionResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15652,6 +15998,7 @@ type RestoreFlowVersionResponse409Headers struct {
 // RestoreFlowVersionResponse412Headers the declared response headers of an HTTP 412 response for RestoreFlowVersion
 type RestoreFlowVersionResponse412Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15663,6 +16010,7 @@ type RestoreFlowVersionResponse412Headers struct {
 // RestoreFlowVersionResponseDefaultHeaders the declared response headers of an HTTP default response for RestoreFlowVersion
 type RestoreFlowVersionResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15749,6 +16097,7 @@ type RotateFlowWebhookKeyResponse200Headers struct {
 // RotateFlowWebhookKeyResponse409Headers the declared response headers of an HTTP 409 response for RotateFlowWebhookKey
 type RotateFlowWebhookKeyResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15760,6 +16109,7 @@ type RotateFlowWebhookKeyResponse409Headers struct {
 // RotateFlowWebhookKeyResponseDefaultHeaders the declared response headers of an HTTP default response for RotateFlowWebhookKey
 type RotateFlowWebhookKeyResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15838,6 +16188,7 @@ type ListIntegrationsResponse200Headers struct {
 // ListIntegrationsResponseDefaultHeaders the declared response headers of an HTTP default response for ListIntegrations
 type ListIntegrationsResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15900,14 +16251,16 @@ func (r ListIntegrationsResponse) ContentType() string {
 
 // CreateIntegrationResponse201Headers the declared response headers of an HTTP 201 response for CreateIntegration
 type CreateIntegrationResponse201Headers struct {
-	CacheControl *string
-	Location     string
-	XRequestID   *string
+	CacheControl       *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 // CreateIntegrationResponse409Headers the declared response headers of an HTTP 409 response for CreateIntegration
 type CreateIntegrationResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15919,6 +16272,7 @@ type CreateIntegrationResponse409Headers struct {
 // CreateIntegrationResponse422Headers the declared response headers of an HTTP 422 response for CreateIntegration
 type CreateIntegrationResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -15930,6 +16284,7 @@ type CreateIntegrationResponse422Headers struct {
 // CreateIntegrationResponseDefaultHeaders the declared response headers of an HTTP default response for CreateIntegration
 type CreateIntegrationResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16016,6 +16371,7 @@ type DeleteIntegrationResponse204Headers struct {
 // DeleteIntegrationResponse409Headers the declared response headers of an HTTP 409 response for DeleteIntegration
 type DeleteIntegrationResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16027,6 +16383,7 @@ type DeleteIntegrationResponse409Headers struct {
 // DeleteIntegrationResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteIntegration
 type DeleteIntegrationResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16098,6 +16455,7 @@ type GetIntegrationResponse200Headers struct {
 // GetIntegrationResponseDefaultHeaders the declared response headers of an HTTP default response for GetIntegration
 type GetIntegrationResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16167,6 +16525,7 @@ type UpdateIntegrationResponse200Headers struct {
 // UpdateIntegrationResponse409Headers the declared response headers of an HTTP 409 response for UpdateIntegration
 type UpdateIntegrationResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16178,6 +16537,7 @@ type UpdateIntegrationResponse409Headers struct {
 // UpdateIntegrationResponse422Headers the declared response headers of an HTTP 422 response for UpdateIntegration
 type UpdateIntegrationResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16189,6 +16549,7 @@ type UpdateIntegrationResponse422Headers struct {
 // UpdateIntegrationResponseDefaultHeaders the declared response headers of an HTTP default response for UpdateIntegration
 type UpdateIntegrationResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16275,6 +16636,7 @@ type VerifyIntegrationResponse200Headers struct {
 // VerifyIntegrationResponse409Headers the declared response headers of an HTTP 409 response for VerifyIntegration
 type VerifyIntegrationResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16286,6 +16648,7 @@ type VerifyIntegrationResponse409Headers struct {
 // VerifyIntegrationResponse503Headers the declared response headers of an HTTP 503 response for VerifyIntegration
 type VerifyIntegrationResponse503Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16297,6 +16660,7 @@ type VerifyIntegrationResponse503Headers struct {
 // VerifyIntegrationResponseDefaultHeaders the declared response headers of an HTTP default response for VerifyIntegration
 type VerifyIntegrationResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16383,6 +16747,7 @@ type ListMediaResponse200Headers struct {
 // ListMediaResponse403Headers the declared response headers of an HTTP 403 response for ListMedia
 type ListMediaResponse403Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16394,6 +16759,7 @@ type ListMediaResponse403Headers struct {
 // ListMediaResponseDefaultHeaders the declared response headers of an HTTP default response for ListMedia
 type ListMediaResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16465,13 +16831,15 @@ func (r ListMediaResponse) ContentType() string {
 
 // RegisterMediaResponse201Headers the declared response headers of an HTTP 201 response for RegisterMedia
 type RegisterMediaResponse201Headers struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 // RegisterMediaResponse409Headers the declared response headers of an HTTP 409 response for RegisterMedia
 type RegisterMediaResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16483,6 +16851,7 @@ type RegisterMediaResponse409Headers struct {
 // RegisterMediaResponse422Headers the declared response headers of an HTTP 422 response for RegisterMedia
 type RegisterMediaResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16494,6 +16863,7 @@ type RegisterMediaResponse422Headers struct {
 // RegisterMediaResponse503Headers the declared response headers of an HTTP 503 response for RegisterMedia
 type RegisterMediaResponse503Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16505,6 +16875,7 @@ type RegisterMediaResponse503Headers struct {
 // RegisterMediaResponseDefaultHeaders the declared response headers of an HTTP default response for RegisterMedia
 type RegisterMediaResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16517,7 +16888,7 @@ type RegisterMediaResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON201 the response for an HTTP 201 `application/json` response
-	JSON201 *MediaCreated
+	JSON201 *Media
 	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
 	ApplicationproblemJSON409 *Problem
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
@@ -16539,7 +16910,7 @@ type RegisterMediaResponse struct {
 }
 
 // GetJSON201 returns the response for an HTTP 201 `application/json` response
-func (r RegisterMediaResponse) GetJSON201() *MediaCreated {
+func (r RegisterMediaResponse) GetJSON201() *Media {
 	return r.JSON201
 }
 
@@ -16601,6 +16972,7 @@ type GetMediaFileResponse200Headers struct {
 // GetMediaFileResponseDefaultHeaders the declared response headers of an HTTP default response for GetMediaFile
 type GetMediaFileResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16663,6 +17035,7 @@ type GetMediaSignatureResponse200Headers struct {
 // GetMediaSignatureResponse422Headers the declared response headers of an HTTP 422 response for GetMediaSignature
 type GetMediaSignatureResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16674,6 +17047,7 @@ type GetMediaSignatureResponse422Headers struct {
 // GetMediaSignatureResponseDefaultHeaders the declared response headers of an HTTP default response for GetMediaSignature
 type GetMediaSignatureResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16752,6 +17126,7 @@ type UploadMediaFileResponse201Headers struct {
 // UploadMediaFileResponse413Headers the declared response headers of an HTTP 413 response for UploadMediaFile
 type UploadMediaFileResponse413Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16763,6 +17138,7 @@ type UploadMediaFileResponse413Headers struct {
 // UploadMediaFileResponse415Headers the declared response headers of an HTTP 415 response for UploadMediaFile
 type UploadMediaFileResponse415Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16774,6 +17150,7 @@ type UploadMediaFileResponse415Headers struct {
 // UploadMediaFileResponse503Headers the declared response headers of an HTTP 503 response for UploadMediaFile
 type UploadMediaFileResponse503Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16785,6 +17162,7 @@ type UploadMediaFileResponse503Headers struct {
 // UploadMediaFileResponseDefaultHeaders the declared response headers of an HTTP default response for UploadMediaFile
 type UploadMediaFileResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16881,6 +17259,7 @@ type UploadMediaImageResponse201Headers struct {
 // UploadMediaImageResponse413Headers the declared response headers of an HTTP 413 response for UploadMediaImage
 type UploadMediaImageResponse413Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16892,6 +17271,7 @@ type UploadMediaImageResponse413Headers struct {
 // UploadMediaImageResponse415Headers the declared response headers of an HTTP 415 response for UploadMediaImage
 type UploadMediaImageResponse415Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16903,6 +17283,7 @@ type UploadMediaImageResponse415Headers struct {
 // UploadMediaImageResponse503Headers the declared response headers of an HTTP 503 response for UploadMediaImage
 type UploadMediaImageResponse503Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -16914,6 +17295,7 @@ type UploadMediaImageResponse503Headers struct {
 // UploadMediaImageResponseDefaultHeaders the declared response headers of an HTTP default response for UploadMediaImage
 type UploadMediaImageResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17009,6 +17391,7 @@ type DeleteMediaResponse204Headers struct {
 // DeleteMediaResponse403Headers the declared response headers of an HTTP 403 response for DeleteMedia
 type DeleteMediaResponse403Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17020,6 +17403,7 @@ type DeleteMediaResponse403Headers struct {
 // DeleteMediaResponse503Headers the declared response headers of an HTTP 503 response for DeleteMedia
 type DeleteMediaResponse503Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17031,6 +17415,7 @@ type DeleteMediaResponse503Headers struct {
 // DeleteMediaResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteMedia
 type DeleteMediaResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17110,6 +17495,7 @@ type GetMediaResponse200Headers struct {
 // GetMediaResponseDefaultHeaders the declared response headers of an HTTP default response for GetMedia
 type GetMediaResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17178,6 +17564,7 @@ type ListNodeTypesResponse200Headers struct {
 // ListNodeTypesResponseDefaultHeaders the declared response headers of an HTTP default response for ListNodeTypes
 type ListNodeTypesResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17246,6 +17633,7 @@ type ListNodeTypeCategoriesResponse200Headers struct {
 // ListNodeTypeCategoriesResponseDefaultHeaders the declared response headers of an HTTP default response for ListNodeTypeCategories
 type ListNodeTypeCategoriesResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17314,6 +17702,7 @@ type GetNodeTypeResponse200Headers struct {
 // GetNodeTypeResponseDefaultHeaders the declared response headers of an HTTP default response for GetNodeType
 type GetNodeTypeResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17382,6 +17771,7 @@ type ListPermissionsResponse200Headers struct {
 // ListPermissionsResponseDefaultHeaders the declared response headers of an HTTP default response for ListPermissions
 type ListPermissionsResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17450,6 +17840,7 @@ type CheckPermissionsResponse200Headers struct {
 // CheckPermissionsResponse422Headers the declared response headers of an HTTP 422 response for CheckPermissions
 type CheckPermissionsResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17461,6 +17852,7 @@ type CheckPermissionsResponse422Headers struct {
 // CheckPermissionsResponseDefaultHeaders the declared response headers of an HTTP default response for CheckPermissions
 type CheckPermissionsResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17538,6 +17930,7 @@ type GetMyCapabilitiesResponse200Headers struct {
 // GetMyCapabilitiesResponseDefaultHeaders the declared response headers of an HTTP default response for GetMyCapabilities
 type GetMyCapabilitiesResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17606,6 +17999,7 @@ type GetResourcePermissionsResponse200Headers struct {
 // GetResourcePermissionsResponseDefaultHeaders the declared response headers of an HTTP default response for GetResourcePermissions
 type GetResourcePermissionsResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17674,6 +18068,7 @@ type ListRolesResponse200Headers struct {
 // ListRolesResponseDefaultHeaders the declared response headers of an HTTP default response for ListRoles
 type ListRolesResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17742,6 +18137,7 @@ type ListWidgetsResponse200Headers struct {
 // ListWidgetsResponseDefaultHeaders the declared response headers of an HTTP default response for ListWidgets
 type ListWidgetsResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17810,6 +18206,7 @@ type GetSettingsResponse200Headers struct {
 // GetSettingsResponseDefaultHeaders the declared response headers of an HTTP default response for GetSettings
 type GetSettingsResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17878,6 +18275,7 @@ type UpdateSettingsResponse200Headers struct {
 // UpdateSettingsResponse422Headers the declared response headers of an HTTP 422 response for UpdateSettings
 type UpdateSettingsResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17889,6 +18287,7 @@ type UpdateSettingsResponse422Headers struct {
 // UpdateSettingsResponseDefaultHeaders the declared response headers of an HTTP default response for UpdateSettings
 type UpdateSettingsResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -17966,6 +18365,7 @@ type ListTeamsResponse200Headers struct {
 // ListTeamsResponseDefaultHeaders the declared response headers of an HTTP default response for ListTeams
 type ListTeamsResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18028,13 +18428,15 @@ func (r ListTeamsResponse) ContentType() string {
 
 // CreateTeamResponse201Headers the declared response headers of an HTTP 201 response for CreateTeam
 type CreateTeamResponse201Headers struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 // CreateTeamResponse409Headers the declared response headers of an HTTP 409 response for CreateTeam
 type CreateTeamResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18046,6 +18448,7 @@ type CreateTeamResponse409Headers struct {
 // CreateTeamResponseDefaultHeaders the declared response headers of an HTTP default response for CreateTeam
 type CreateTeamResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18123,6 +18526,7 @@ type DeleteTeamResponse204Headers struct {
 // DeleteTeamResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteTeam
 type DeleteTeamResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18184,6 +18588,7 @@ type GetTeamResponse200Headers struct {
 // GetTeamResponseDefaultHeaders the declared response headers of an HTTP default response for GetTeam
 type GetTeamResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18252,6 +18657,7 @@ type UpdateTeamResponse200Headers struct {
 // UpdateTeamResponse409Headers the declared response headers of an HTTP 409 response for UpdateTeam
 type UpdateTeamResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18263,6 +18669,7 @@ type UpdateTeamResponse409Headers struct {
 // UpdateTeamResponseDefaultHeaders the declared response headers of an HTTP default response for UpdateTeam
 type UpdateTeamResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18340,6 +18747,7 @@ type SetTeamMembersResponse200Headers struct {
 // SetTeamMembersResponse422Headers the declared response headers of an HTTP 422 response for SetTeamMembers
 type SetTeamMembersResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18351,6 +18759,7 @@ type SetTeamMembersResponse422Headers struct {
 // SetTeamMembersResponseDefaultHeaders the declared response headers of an HTTP default response for SetTeamMembers
 type SetTeamMembersResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18428,6 +18837,7 @@ type ListTemplatesResponse200Headers struct {
 // ListTemplatesResponseDefaultHeaders the declared response headers of an HTTP default response for ListTemplates
 type ListTemplatesResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18490,13 +18900,15 @@ func (r ListTemplatesResponse) ContentType() string {
 
 // CreateTemplateResponse201Headers the declared response headers of an HTTP 201 response for CreateTemplate
 type CreateTemplateResponse201Headers struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 // CreateTemplateResponse422Headers the declared response headers of an HTTP 422 response for CreateTemplate
 type CreateTemplateResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18508,6 +18920,7 @@ type CreateTemplateResponse422Headers struct {
 // CreateTemplateResponseDefaultHeaders the declared response headers of an HTTP default response for CreateTemplate
 type CreateTemplateResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18585,6 +18998,7 @@ type SeedTemplatesResponse200Headers struct {
 // SeedTemplatesResponseDefaultHeaders the declared response headers of an HTTP default response for SeedTemplates
 type SeedTemplatesResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18653,6 +19067,7 @@ type DeleteTemplateResponse204Headers struct {
 // DeleteTemplateResponse409Headers the declared response headers of an HTTP 409 response for DeleteTemplate
 type DeleteTemplateResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18664,6 +19079,7 @@ type DeleteTemplateResponse409Headers struct {
 // DeleteTemplateResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteTemplate
 type DeleteTemplateResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18734,6 +19150,7 @@ type GetTemplateResponse200Headers struct {
 // GetTemplateResponseDefaultHeaders the declared response headers of an HTTP default response for GetTemplate
 type GetTemplateResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18802,6 +19219,7 @@ type UpdateTemplateResponse200Headers struct {
 // UpdateTemplateResponse409Headers the declared response headers of an HTTP 409 response for UpdateTemplate
 type UpdateTemplateResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18813,6 +19231,7 @@ type UpdateTemplateResponse409Headers struct {
 // UpdateTemplateResponse422Headers the declared response headers of an HTTP 422 response for UpdateTemplate
 type UpdateTemplateResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18824,6 +19243,7 @@ type UpdateTemplateResponse422Headers struct {
 // UpdateTemplateResponseDefaultHeaders the declared response headers of an HTTP default response for UpdateTemplate
 type UpdateTemplateResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18904,13 +19324,15 @@ func (r UpdateTemplateResponse) ContentType() string {
 
 // DuplicateTemplateResponse201Headers the declared response headers of an HTTP 201 response for DuplicateTemplate
 type DuplicateTemplateResponse201Headers struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 // DuplicateTemplateResponseDefaultHeaders the declared response headers of an HTTP default response for DuplicateTemplate
 type DuplicateTemplateResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18973,14 +19395,16 @@ func (r DuplicateTemplateResponse) ContentType() string {
 
 // CreateTemplateFlowResponse201Headers the declared response headers of an HTTP 201 response for CreateTemplateFlow
 type CreateTemplateFlowResponse201Headers struct {
-	ETag       *string
-	Location   string
-	XRequestID *string
+	ETag               *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 // CreateTemplateFlowResponse422Headers the declared response headers of an HTTP 422 response for CreateTemplateFlow
 type CreateTemplateFlowResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -18992,6 +19416,7 @@ type CreateTemplateFlowResponse422Headers struct {
 // CreateTemplateFlowResponseDefaultHeaders the declared response headers of an HTTP default response for CreateTemplateFlow
 type CreateTemplateFlowResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -19069,6 +19494,7 @@ type ListUsersResponse200Headers struct {
 // ListUsersResponseDefaultHeaders the declared response headers of an HTTP default response for ListUsers
 type ListUsersResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -19137,6 +19563,7 @@ type ListUserDirectoryResponse200Headers struct {
 // ListUserDirectoryResponseDefaultHeaders the declared response headers of an HTTP default response for ListUserDirectory
 type ListUserDirectoryResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -19205,6 +19632,7 @@ type DeleteUserResponse204Headers struct {
 // DeleteUserResponse403Headers the declared response headers of an HTTP 403 response for DeleteUser
 type DeleteUserResponse403Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -19216,6 +19644,7 @@ type DeleteUserResponse403Headers struct {
 // DeleteUserResponse409Headers the declared response headers of an HTTP 409 response for DeleteUser
 type DeleteUserResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -19227,6 +19656,7 @@ type DeleteUserResponse409Headers struct {
 // DeleteUserResponse422Headers the declared response headers of an HTTP 422 response for DeleteUser
 type DeleteUserResponse422Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -19238,6 +19668,7 @@ type DeleteUserResponse422Headers struct {
 // DeleteUserResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteUser
 type DeleteUserResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -19326,6 +19757,7 @@ type GetUserResponse200Headers struct {
 // GetUserResponseDefaultHeaders the declared response headers of an HTTP default response for GetUser
 type GetUserResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -19394,6 +19826,7 @@ type ActivateUserResponse200Headers struct {
 // ActivateUserResponse403Headers the declared response headers of an HTTP 403 response for ActivateUser
 type ActivateUserResponse403Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -19405,6 +19838,7 @@ type ActivateUserResponse403Headers struct {
 // ActivateUserResponseDefaultHeaders the declared response headers of an HTTP default response for ActivateUser
 type ActivateUserResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -19482,6 +19916,7 @@ type DeactivateUserResponse200Headers struct {
 // DeactivateUserResponse403Headers the declared response headers of an HTTP 403 response for DeactivateUser
 type DeactivateUserResponse403Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -19493,6 +19928,7 @@ type DeactivateUserResponse403Headers struct {
 // DeactivateUserResponse409Headers the declared response headers of an HTTP 409 response for DeactivateUser
 type DeactivateUserResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -19504,6 +19940,7 @@ type DeactivateUserResponse409Headers struct {
 // DeactivateUserResponseDefaultHeaders the declared response headers of an HTTP default response for DeactivateUser
 type DeactivateUserResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -19590,6 +20027,7 @@ type UpdateUserRoleResponse200Headers struct {
 // UpdateUserRoleResponse403Headers the declared response headers of an HTTP 403 response for UpdateUserRole
 type UpdateUserRoleResponse403Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -19601,6 +20039,7 @@ type UpdateUserRoleResponse403Headers struct {
 // UpdateUserRoleResponse409Headers the declared response headers of an HTTP 409 response for UpdateUserRole
 type UpdateUserRoleResponse409Headers struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -19612,6 +20051,7 @@ type UpdateUserRoleResponse409Headers struct {
 // UpdateUserRoleResponseDefaultHeaders the declared response headers of an HTTP default response for UpdateUserRole
 type UpdateUserRoleResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -19698,6 +20138,7 @@ type ListUserApiTokensResponse200Headers struct {
 // ListUserApiTokensResponseDefaultHeaders the declared response headers of an HTTP default response for ListUserApiTokens
 type ListUserApiTokensResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -19766,6 +20207,7 @@ type DeleteUserApiTokenResponse204Headers struct {
 // DeleteUserApiTokenResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteUserApiToken
 type DeleteUserApiTokenResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -19832,6 +20274,7 @@ type ReceiveFlowWebhookResponse2XXHeaders struct {
 // ReceiveFlowWebhookResponseDefaultHeaders the declared response headers of an HTTP default response for ReceiveFlowWebhook
 type ReceiveFlowWebhookResponseDefaultHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -19910,8 +20353,8 @@ func (r ReceiveFlowWebhookResponse) ContentType() string {
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /agent-configs (the `CreateAgentConfig` operationId).
-func (c *ClientWithResponses) CreateAgentConfigWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateAgentConfigResponse, error) {
-	rsp, err := c.CreateAgentConfigWithBody(ctx, contentType, body, reqEditors...)
+func (c *ClientWithResponses) CreateAgentConfigWithBodyWithResponse(ctx context.Context, params *CreateAgentConfigParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateAgentConfigResponse, error) {
+	rsp, err := c.CreateAgentConfigWithBody(ctx, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -19927,8 +20370,8 @@ func (c *ClientWithResponses) CreateAgentConfigWithBodyWithResponse(ctx context.
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /agent-configs (the `CreateAgentConfig` operationId).
-func (c *ClientWithResponses) CreateAgentConfigWithResponse(ctx context.Context, body CreateAgentConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateAgentConfigResponse, error) {
-	rsp, err := c.CreateAgentConfig(ctx, body, reqEditors...)
+func (c *ClientWithResponses) CreateAgentConfigWithResponse(ctx context.Context, params *CreateAgentConfigParams, body CreateAgentConfigJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateAgentConfigResponse, error) {
+	rsp, err := c.CreateAgentConfig(ctx, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -20020,8 +20463,8 @@ func (c *ClientWithResponses) ListApiTokensWithResponse(ctx context.Context, par
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /api-tokens (the `CreateApiToken` operationId).
-func (c *ClientWithResponses) CreateApiTokenWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateApiTokenResponse, error) {
-	rsp, err := c.CreateApiTokenWithBody(ctx, contentType, body, reqEditors...)
+func (c *ClientWithResponses) CreateApiTokenWithBodyWithResponse(ctx context.Context, params *CreateApiTokenParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateApiTokenResponse, error) {
+	rsp, err := c.CreateApiTokenWithBody(ctx, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -20036,8 +20479,8 @@ func (c *ClientWithResponses) CreateApiTokenWithBodyWithResponse(ctx context.Con
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /api-tokens (the `CreateApiToken` operationId).
-func (c *ClientWithResponses) CreateApiTokenWithResponse(ctx context.Context, body CreateApiTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateApiTokenResponse, error) {
-	rsp, err := c.CreateApiToken(ctx, body, reqEditors...)
+func (c *ClientWithResponses) CreateApiTokenWithResponse(ctx context.Context, params *CreateApiTokenParams, body CreateApiTokenJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateApiTokenResponse, error) {
+	rsp, err := c.CreateApiToken(ctx, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -20450,8 +20893,8 @@ func (c *ClientWithResponses) ListFlowsWithResponse(ctx context.Context, params 
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /flows (the `CreateFlow` operationId).
-func (c *ClientWithResponses) CreateFlowWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateFlowResponse, error) {
-	rsp, err := c.CreateFlowWithBody(ctx, contentType, body, reqEditors...)
+func (c *ClientWithResponses) CreateFlowWithBodyWithResponse(ctx context.Context, params *CreateFlowParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateFlowResponse, error) {
+	rsp, err := c.CreateFlowWithBody(ctx, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -20466,8 +20909,8 @@ func (c *ClientWithResponses) CreateFlowWithBodyWithResponse(ctx context.Context
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /flows (the `CreateFlow` operationId).
-func (c *ClientWithResponses) CreateFlowWithResponse(ctx context.Context, body CreateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateFlowResponse, error) {
-	rsp, err := c.CreateFlow(ctx, body, reqEditors...)
+func (c *ClientWithResponses) CreateFlowWithResponse(ctx context.Context, params *CreateFlowParams, body CreateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateFlowResponse, error) {
+	rsp, err := c.CreateFlow(ctx, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -20578,8 +21021,8 @@ func (c *ClientWithResponses) PutFlowWithResponse(ctx context.Context, id FlowID
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /flows/{id}/duplicate (the `DuplicateFlow` operationId).
-func (c *ClientWithResponses) DuplicateFlowWithBodyWithResponse(ctx context.Context, id FlowID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*DuplicateFlowResponse, error) {
-	rsp, err := c.DuplicateFlowWithBody(ctx, id, contentType, body, reqEditors...)
+func (c *ClientWithResponses) DuplicateFlowWithBodyWithResponse(ctx context.Context, id FlowID, params *DuplicateFlowParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*DuplicateFlowResponse, error) {
+	rsp, err := c.DuplicateFlowWithBody(ctx, id, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -20594,8 +21037,8 @@ func (c *ClientWithResponses) DuplicateFlowWithBodyWithResponse(ctx context.Cont
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /flows/{id}/duplicate (the `DuplicateFlow` operationId).
-func (c *ClientWithResponses) DuplicateFlowWithResponse(ctx context.Context, id FlowID, body DuplicateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*DuplicateFlowResponse, error) {
-	rsp, err := c.DuplicateFlow(ctx, id, body, reqEditors...)
+func (c *ClientWithResponses) DuplicateFlowWithResponse(ctx context.Context, id FlowID, params *DuplicateFlowParams, body DuplicateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*DuplicateFlowResponse, error) {
+	rsp, err := c.DuplicateFlow(ctx, id, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -20701,8 +21144,8 @@ func (c *ClientWithResponses) ListFlowVersionsWithResponse(ctx context.Context, 
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /flows/{id}/versions (the `CreateFlowVersion` operationId).
-func (c *ClientWithResponses) CreateFlowVersionWithBodyWithResponse(ctx context.Context, id FlowID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateFlowVersionResponse, error) {
-	rsp, err := c.CreateFlowVersionWithBody(ctx, id, contentType, body, reqEditors...)
+func (c *ClientWithResponses) CreateFlowVersionWithBodyWithResponse(ctx context.Context, id FlowID, params *CreateFlowVersionParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateFlowVersionResponse, error) {
+	rsp, err := c.CreateFlowVersionWithBody(ctx, id, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -20716,8 +21159,8 @@ func (c *ClientWithResponses) CreateFlowVersionWithBodyWithResponse(ctx context.
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /flows/{id}/versions (the `CreateFlowVersion` operationId).
-func (c *ClientWithResponses) CreateFlowVersionWithResponse(ctx context.Context, id FlowID, body CreateFlowVersionJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateFlowVersionResponse, error) {
-	rsp, err := c.CreateFlowVersion(ctx, id, body, reqEditors...)
+func (c *ClientWithResponses) CreateFlowVersionWithResponse(ctx context.Context, id FlowID, params *CreateFlowVersionParams, body CreateFlowVersionJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateFlowVersionResponse, error) {
+	rsp, err := c.CreateFlowVersion(ctx, id, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -20799,8 +21242,8 @@ func (c *ClientWithResponses) ListIntegrationsWithResponse(ctx context.Context, 
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /integrations (the `CreateIntegration` operationId).
-func (c *ClientWithResponses) CreateIntegrationWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateIntegrationResponse, error) {
-	rsp, err := c.CreateIntegrationWithBody(ctx, contentType, body, reqEditors...)
+func (c *ClientWithResponses) CreateIntegrationWithBodyWithResponse(ctx context.Context, params *CreateIntegrationParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateIntegrationResponse, error) {
+	rsp, err := c.CreateIntegrationWithBody(ctx, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -20819,8 +21262,8 @@ func (c *ClientWithResponses) CreateIntegrationWithBodyWithResponse(ctx context.
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /integrations (the `CreateIntegration` operationId).
-func (c *ClientWithResponses) CreateIntegrationWithResponse(ctx context.Context, body CreateIntegrationJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateIntegrationResponse, error) {
-	rsp, err := c.CreateIntegration(ctx, body, reqEditors...)
+func (c *ClientWithResponses) CreateIntegrationWithResponse(ctx context.Context, params *CreateIntegrationParams, body CreateIntegrationJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateIntegrationResponse, error) {
+	rsp, err := c.CreateIntegration(ctx, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -20940,8 +21383,8 @@ func (c *ClientWithResponses) ListMediaWithResponse(ctx context.Context, params 
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /media (the `RegisterMedia` operationId).
-func (c *ClientWithResponses) RegisterMediaWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RegisterMediaResponse, error) {
-	rsp, err := c.RegisterMediaWithBody(ctx, contentType, body, reqEditors...)
+func (c *ClientWithResponses) RegisterMediaWithBodyWithResponse(ctx context.Context, params *RegisterMediaParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RegisterMediaResponse, error) {
+	rsp, err := c.RegisterMediaWithBody(ctx, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -20958,8 +21401,8 @@ func (c *ClientWithResponses) RegisterMediaWithBodyWithResponse(ctx context.Cont
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /media (the `RegisterMedia` operationId).
-func (c *ClientWithResponses) RegisterMediaWithResponse(ctx context.Context, body RegisterMediaJSONRequestBody, reqEditors ...RequestEditorFn) (*RegisterMediaResponse, error) {
-	rsp, err := c.RegisterMedia(ctx, body, reqEditors...)
+func (c *ClientWithResponses) RegisterMediaWithResponse(ctx context.Context, params *RegisterMediaParams, body RegisterMediaJSONRequestBody, reqEditors ...RequestEditorFn) (*RegisterMediaResponse, error) {
+	rsp, err := c.RegisterMedia(ctx, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -21293,8 +21736,8 @@ func (c *ClientWithResponses) ListTeamsWithResponse(ctx context.Context, params 
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /teams (the `CreateTeam` operationId).
-func (c *ClientWithResponses) CreateTeamWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTeamResponse, error) {
-	rsp, err := c.CreateTeamWithBody(ctx, contentType, body, reqEditors...)
+func (c *ClientWithResponses) CreateTeamWithBodyWithResponse(ctx context.Context, params *CreateTeamParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTeamResponse, error) {
+	rsp, err := c.CreateTeamWithBody(ctx, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -21308,8 +21751,8 @@ func (c *ClientWithResponses) CreateTeamWithBodyWithResponse(ctx context.Context
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /teams (the `CreateTeam` operationId).
-func (c *ClientWithResponses) CreateTeamWithResponse(ctx context.Context, body CreateTeamJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTeamResponse, error) {
-	rsp, err := c.CreateTeam(ctx, body, reqEditors...)
+func (c *ClientWithResponses) CreateTeamWithResponse(ctx context.Context, params *CreateTeamParams, body CreateTeamJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTeamResponse, error) {
+	rsp, err := c.CreateTeam(ctx, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -21432,8 +21875,8 @@ func (c *ClientWithResponses) ListTemplatesWithResponse(ctx context.Context, par
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /templates (the `CreateTemplate` operationId).
-func (c *ClientWithResponses) CreateTemplateWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTemplateResponse, error) {
-	rsp, err := c.CreateTemplateWithBody(ctx, contentType, body, reqEditors...)
+func (c *ClientWithResponses) CreateTemplateWithBodyWithResponse(ctx context.Context, params *CreateTemplateParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTemplateResponse, error) {
+	rsp, err := c.CreateTemplateWithBody(ctx, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -21450,8 +21893,8 @@ func (c *ClientWithResponses) CreateTemplateWithBodyWithResponse(ctx context.Con
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /templates (the `CreateTemplate` operationId).
-func (c *ClientWithResponses) CreateTemplateWithResponse(ctx context.Context, body CreateTemplateJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTemplateResponse, error) {
-	rsp, err := c.CreateTemplate(ctx, body, reqEditors...)
+func (c *ClientWithResponses) CreateTemplateWithResponse(ctx context.Context, params *CreateTemplateParams, body CreateTemplateJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTemplateResponse, error) {
+	rsp, err := c.CreateTemplate(ctx, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -21549,8 +21992,8 @@ func (c *ClientWithResponses) UpdateTemplateWithResponse(ctx context.Context, id
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /templates/{id}/duplicate (the `DuplicateTemplate` operationId).
-func (c *ClientWithResponses) DuplicateTemplateWithResponse(ctx context.Context, id TemplateID, reqEditors ...RequestEditorFn) (*DuplicateTemplateResponse, error) {
-	rsp, err := c.DuplicateTemplate(ctx, id, reqEditors...)
+func (c *ClientWithResponses) DuplicateTemplateWithResponse(ctx context.Context, id TemplateID, params *DuplicateTemplateParams, reqEditors ...RequestEditorFn) (*DuplicateTemplateResponse, error) {
+	rsp, err := c.DuplicateTemplate(ctx, id, params, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -21566,8 +22009,8 @@ func (c *ClientWithResponses) DuplicateTemplateWithResponse(ctx context.Context,
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /templates/{id}/flows (the `CreateTemplateFlow` operationId).
-func (c *ClientWithResponses) CreateTemplateFlowWithBodyWithResponse(ctx context.Context, id TemplateID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTemplateFlowResponse, error) {
-	rsp, err := c.CreateTemplateFlowWithBody(ctx, id, contentType, body, reqEditors...)
+func (c *ClientWithResponses) CreateTemplateFlowWithBodyWithResponse(ctx context.Context, id TemplateID, params *CreateTemplateFlowParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTemplateFlowResponse, error) {
+	rsp, err := c.CreateTemplateFlowWithBody(ctx, id, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -21583,8 +22026,8 @@ func (c *ClientWithResponses) CreateTemplateFlowWithBodyWithResponse(ctx context
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /templates/{id}/flows (the `CreateTemplateFlow` operationId).
-func (c *ClientWithResponses) CreateTemplateFlowWithResponse(ctx context.Context, id TemplateID, body CreateTemplateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTemplateFlowResponse, error) {
-	rsp, err := c.CreateTemplateFlow(ctx, id, body, reqEditors...)
+func (c *ClientWithResponses) CreateTemplateFlowWithResponse(ctx context.Context, id TemplateID, params *CreateTemplateFlowParams, body CreateTemplateFlowJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTemplateFlowResponse, error) {
+	rsp, err := c.CreateTemplateFlow(ctx, id, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -21871,6 +22314,13 @@ func ParseCreateAgentConfigResponse(rsp *http.Response) (*CreateAgentConfigRespo
 	switch {
 	case rsp.StatusCode == 201:
 		var headers CreateAgentConfigResponse201Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -21894,6 +22344,13 @@ func ParseCreateAgentConfigResponse(rsp *http.Response) (*CreateAgentConfigRespo
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -21947,6 +22404,13 @@ func ParseCreateAgentConfigResponse(rsp *http.Response) (*CreateAgentConfigRespo
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -21998,6 +22462,13 @@ func ParseCreateAgentConfigResponse(rsp *http.Response) (*CreateAgentConfigRespo
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -22092,6 +22563,13 @@ func ParseDeleteAgentConfigResponse(rsp *http.Response) (*DeleteAgentConfigRespo
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -22190,6 +22668,13 @@ func ParseGetAgentConfigResponse(rsp *http.Response) (*GetAgentConfigResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -22296,6 +22781,13 @@ func ParseUpdateAgentConfigResponse(rsp *http.Response) (*UpdateAgentConfigRespo
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -22347,6 +22839,13 @@ func ParseUpdateAgentConfigResponse(rsp *http.Response) (*UpdateAgentConfigRespo
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -22445,6 +22944,13 @@ func ParseListApiTokensResponse(rsp *http.Response) (*ListApiTokensResponse, err
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -22548,6 +23054,13 @@ func ParseCreateApiTokenResponse(rsp *http.Response) (*CreateApiTokenResponse, e
 			}
 			headers.CacheControl = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -22571,6 +23084,13 @@ func ParseCreateApiTokenResponse(rsp *http.Response) (*CreateApiTokenResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -22624,6 +23144,13 @@ func ParseCreateApiTokenResponse(rsp *http.Response) (*CreateApiTokenResponse, e
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -22675,6 +23202,13 @@ func ParseCreateApiTokenResponse(rsp *http.Response) (*CreateApiTokenResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -22769,6 +23303,13 @@ func ParseDeleteApiTokenResponse(rsp *http.Response) (*DeleteApiTokenResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -22868,6 +23409,13 @@ func ParseGetApiTokenResponse(rsp *http.Response) (*GetApiTokenResponse, error) 
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -22966,6 +23514,13 @@ func ParseListAuditLogsResponse(rsp *http.Response) (*ListAuditLogsResponse, err
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -23063,6 +23618,13 @@ func ParseGetAuditLogResponse(rsp *http.Response) (*GetAuditLogResponse, error) 
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -23204,6 +23766,13 @@ func ParseExchangeCodeResponse(rsp *http.Response) (*ExchangeCodeResponse, error
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -23255,6 +23824,13 @@ func ParseExchangeCodeResponse(rsp *http.Response) (*ExchangeCodeResponse, error
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -23308,6 +23884,13 @@ func ParseExchangeCodeResponse(rsp *http.Response) (*ExchangeCodeResponse, error
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -23359,6 +23942,13 @@ func ParseExchangeCodeResponse(rsp *http.Response) (*ExchangeCodeResponse, error
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -23412,6 +24002,13 @@ func ParseExchangeCodeResponse(rsp *http.Response) (*ExchangeCodeResponse, error
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -23463,6 +24060,13 @@ func ParseExchangeCodeResponse(rsp *http.Response) (*ExchangeCodeResponse, error
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -23583,6 +24187,13 @@ func ParseGetLoginUrlResponse(rsp *http.Response) (*GetLoginUrlResponse, error) 
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -23635,6 +24246,13 @@ func ParseGetLoginUrlResponse(rsp *http.Response) (*GetLoginUrlResponse, error) 
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -23686,6 +24304,13 @@ func ParseGetLoginUrlResponse(rsp *http.Response) (*GetLoginUrlResponse, error) 
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -23780,6 +24405,13 @@ func ParseLogoutResponse(rsp *http.Response) (*LogoutResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -23885,6 +24517,13 @@ func ParseGetMeResponse(rsp *http.Response) (*GetMeResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -24005,6 +24644,13 @@ func ParseRefreshTokensResponse(rsp *http.Response) (*RefreshTokensResponse, err
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -24057,6 +24703,13 @@ func ParseRefreshTokensResponse(rsp *http.Response) (*RefreshTokensResponse, err
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -24108,6 +24761,13 @@ func ParseRefreshTokensResponse(rsp *http.Response) (*RefreshTokensResponse, err
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -24207,6 +24867,13 @@ func ParseListExecutionsResponse(rsp *http.Response) (*ListExecutionsResponse, e
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -24302,6 +24969,13 @@ func ParseCreateExecutionResponse(rsp *http.Response) (*CreateExecutionResponse,
 	switch {
 	case rsp.StatusCode == 201:
 		var headers CreateExecutionResponse201Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -24325,6 +24999,13 @@ func ParseCreateExecutionResponse(rsp *http.Response) (*CreateExecutionResponse,
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -24378,6 +25059,13 @@ func ParseCreateExecutionResponse(rsp *http.Response) (*CreateExecutionResponse,
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -24429,6 +25117,13 @@ func ParseCreateExecutionResponse(rsp *http.Response) (*CreateExecutionResponse,
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -24535,6 +25230,13 @@ func ParseStreamExecutionResponse(rsp *http.Response) (*StreamExecutionResponse,
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -24587,6 +25289,13 @@ func ParseStreamExecutionResponse(rsp *http.Response) (*StreamExecutionResponse,
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -24638,6 +25347,13 @@ func ParseStreamExecutionResponse(rsp *http.Response) (*StreamExecutionResponse,
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -24740,6 +25456,13 @@ func ParseDeleteExecutionResponse(rsp *http.Response) (*DeleteExecutionResponse,
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -24791,6 +25514,13 @@ func ParseDeleteExecutionResponse(rsp *http.Response) (*DeleteExecutionResponse,
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -24889,6 +25619,13 @@ func ParseGetExecutionResponse(rsp *http.Response) (*GetExecutionResponse, error
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -24995,6 +25732,13 @@ func ParseCancelExecutionResponse(rsp *http.Response) (*CancelExecutionResponse,
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -25046,6 +25790,13 @@ func ParseCancelExecutionResponse(rsp *http.Response) (*CancelExecutionResponse,
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -25137,6 +25888,13 @@ func ParseGetExecutionEventsResponse(rsp *http.Response) (*GetExecutionEventsRes
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -25236,6 +25994,13 @@ func ParseGetNodeExecutionResponse(rsp *http.Response) (*GetNodeExecutionRespons
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -25324,6 +26089,13 @@ func ParseRetryExecutionResponse(rsp *http.Response) (*RetryExecutionResponse, e
 	switch {
 	case rsp.StatusCode == 201:
 		var headers RetryExecutionResponse201Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -25347,6 +26119,13 @@ func ParseRetryExecutionResponse(rsp *http.Response) (*RetryExecutionResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -25399,6 +26178,13 @@ func ParseRetryExecutionResponse(rsp *http.Response) (*RetryExecutionResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -25498,6 +26284,13 @@ func ParseListFlowsResponse(rsp *http.Response) (*ListFlowsResponse, error) {
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -25593,6 +26386,13 @@ func ParseCreateFlowResponse(rsp *http.Response) (*CreateFlowResponse, error) {
 			}
 			headers.ETag = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -25616,6 +26416,13 @@ func ParseCreateFlowResponse(rsp *http.Response) (*CreateFlowResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -25668,6 +26475,13 @@ func ParseCreateFlowResponse(rsp *http.Response) (*CreateFlowResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -25762,6 +26576,13 @@ func ParseDeleteFlowResponse(rsp *http.Response) (*DeleteFlowResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -25867,6 +26688,13 @@ func ParseGetFlowResponse(rsp *http.Response) (*GetFlowResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -25994,6 +26822,13 @@ func ParseUpdateFlowResponse(rsp *http.Response) (*UpdateFlowResponse, error) {
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -26045,6 +26880,13 @@ func ParseUpdateFlowResponse(rsp *http.Response) (*UpdateFlowResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -26098,6 +26940,13 @@ func ParseUpdateFlowResponse(rsp *http.Response) (*UpdateFlowResponse, error) {
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -26149,6 +26998,13 @@ func ParseUpdateFlowResponse(rsp *http.Response) (*UpdateFlowResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -26276,6 +27132,13 @@ func ParsePutFlowResponse(rsp *http.Response) (*PutFlowResponse, error) {
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -26327,6 +27190,13 @@ func ParsePutFlowResponse(rsp *http.Response) (*PutFlowResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -26380,6 +27250,13 @@ func ParsePutFlowResponse(rsp *http.Response) (*PutFlowResponse, error) {
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -26431,6 +27308,13 @@ func ParsePutFlowResponse(rsp *http.Response) (*PutFlowResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -26520,6 +27404,13 @@ func ParseDuplicateFlowResponse(rsp *http.Response) (*DuplicateFlowResponse, err
 			}
 			headers.ETag = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -26543,6 +27434,13 @@ func ParseDuplicateFlowResponse(rsp *http.Response) (*DuplicateFlowResponse, err
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -26663,6 +27561,13 @@ func ParsePublishFlowResponse(rsp *http.Response) (*PublishFlowResponse, error) 
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -26715,6 +27620,13 @@ func ParsePublishFlowResponse(rsp *http.Response) (*PublishFlowResponse, error) 
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -26766,6 +27678,13 @@ func ParsePublishFlowResponse(rsp *http.Response) (*PublishFlowResponse, error) 
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -26879,6 +27798,13 @@ func ParseUnpublishFlowResponse(rsp *http.Response) (*UnpublishFlowResponse, err
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -26930,6 +27856,13 @@ func ParseUnpublishFlowResponse(rsp *http.Response) (*UnpublishFlowResponse, err
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -27029,6 +27962,13 @@ func ParseValidateFlowResponse(rsp *http.Response) (*ValidateFlowResponse, error
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -27127,6 +28067,13 @@ func ParseListFlowVersionsResponse(rsp *http.Response) (*ListFlowVersionsRespons
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -27208,6 +28155,13 @@ func ParseCreateFlowVersionResponse(rsp *http.Response) (*CreateFlowVersionRespo
 	switch {
 	case rsp.StatusCode == 201:
 		var headers CreateFlowVersionResponse201Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -27231,6 +28185,13 @@ func ParseCreateFlowVersionResponse(rsp *http.Response) (*CreateFlowVersionRespo
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -27329,6 +28290,13 @@ func ParseGetFlowVersionResponse(rsp *http.Response) (*GetFlowVersionResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -27449,6 +28417,13 @@ func ParseRestoreFlowVersionResponse(rsp *http.Response) (*RestoreFlowVersionRes
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -27501,6 +28476,13 @@ func ParseRestoreFlowVersionResponse(rsp *http.Response) (*RestoreFlowVersionRes
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -27552,6 +28534,13 @@ func ParseRestoreFlowVersionResponse(rsp *http.Response) (*RestoreFlowVersionRes
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -27658,6 +28647,13 @@ func ParseRotateFlowWebhookKeyResponse(rsp *http.Response) (*RotateFlowWebhookKe
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -27709,6 +28705,13 @@ func ParseRotateFlowWebhookKeyResponse(rsp *http.Response) (*RotateFlowWebhookKe
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -27815,6 +28818,13 @@ func ParseListIntegrationsResponse(rsp *http.Response) (*ListIntegrationsRespons
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -27917,6 +28927,13 @@ func ParseCreateIntegrationResponse(rsp *http.Response) (*CreateIntegrationRespo
 			}
 			headers.CacheControl = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -27940,6 +28957,13 @@ func ParseCreateIntegrationResponse(rsp *http.Response) (*CreateIntegrationRespo
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -27993,6 +29017,13 @@ func ParseCreateIntegrationResponse(rsp *http.Response) (*CreateIntegrationRespo
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -28044,6 +29075,13 @@ func ParseCreateIntegrationResponse(rsp *http.Response) (*CreateIntegrationRespo
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -28146,6 +29184,13 @@ func ParseDeleteIntegrationResponse(rsp *http.Response) (*DeleteIntegrationRespo
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -28197,6 +29242,13 @@ func ParseDeleteIntegrationResponse(rsp *http.Response) (*DeleteIntegrationRespo
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -28302,6 +29354,13 @@ func ParseGetIntegrationResponse(rsp *http.Response) (*GetIntegrationResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -28422,6 +29481,13 @@ func ParseUpdateIntegrationResponse(rsp *http.Response) (*UpdateIntegrationRespo
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -28474,6 +29540,13 @@ func ParseUpdateIntegrationResponse(rsp *http.Response) (*UpdateIntegrationRespo
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -28525,6 +29598,13 @@ func ParseUpdateIntegrationResponse(rsp *http.Response) (*UpdateIntegrationRespo
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -28638,6 +29718,13 @@ func ParseVerifyIntegrationResponse(rsp *http.Response) (*VerifyIntegrationRespo
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -28690,6 +29777,13 @@ func ParseVerifyIntegrationResponse(rsp *http.Response) (*VerifyIntegrationRespo
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -28741,6 +29835,13 @@ func ParseVerifyIntegrationResponse(rsp *http.Response) (*VerifyIntegrationRespo
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -28847,6 +29948,13 @@ func ParseListMediaResponse(rsp *http.Response) (*ListMediaResponse, error) {
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -28898,6 +30006,13 @@ func ParseListMediaResponse(rsp *http.Response) (*ListMediaResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -28962,7 +30077,7 @@ func ParseRegisterMediaResponse(rsp *http.Response) (*RegisterMediaResponse, err
 
 	switch {
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
-		var dest MediaCreated
+		var dest Media
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -29001,6 +30116,13 @@ func ParseRegisterMediaResponse(rsp *http.Response) (*RegisterMediaResponse, err
 	switch {
 	case rsp.StatusCode == 201:
 		var headers RegisterMediaResponse201Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -29024,6 +30146,13 @@ func ParseRegisterMediaResponse(rsp *http.Response) (*RegisterMediaResponse, err
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -29077,6 +30206,13 @@ func ParseRegisterMediaResponse(rsp *http.Response) (*RegisterMediaResponse, err
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -29129,6 +30265,13 @@ func ParseRegisterMediaResponse(rsp *http.Response) (*RegisterMediaResponse, err
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -29180,6 +30323,13 @@ func ParseRegisterMediaResponse(rsp *http.Response) (*RegisterMediaResponse, err
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -29278,6 +30428,13 @@ func ParseGetMediaFileResponse(rsp *http.Response) (*GetMediaFileResponse, error
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -29391,6 +30548,13 @@ func ParseGetMediaSignatureResponse(rsp *http.Response) (*GetMediaSignatureRespo
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -29442,6 +30606,13 @@ func ParseGetMediaSignatureResponse(rsp *http.Response) (*GetMediaSignatureRespo
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -29569,6 +30740,13 @@ func ParseUploadMediaFileResponse(rsp *http.Response) (*UploadMediaFileResponse,
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -29620,6 +30798,13 @@ func ParseUploadMediaFileResponse(rsp *http.Response) (*UploadMediaFileResponse,
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -29673,6 +30858,13 @@ func ParseUploadMediaFileResponse(rsp *http.Response) (*UploadMediaFileResponse,
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -29724,6 +30916,13 @@ func ParseUploadMediaFileResponse(rsp *http.Response) (*UploadMediaFileResponse,
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -29851,6 +31050,13 @@ func ParseUploadMediaImageResponse(rsp *http.Response) (*UploadMediaImageRespons
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -29902,6 +31108,13 @@ func ParseUploadMediaImageResponse(rsp *http.Response) (*UploadMediaImageRespons
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -29955,6 +31168,13 @@ func ParseUploadMediaImageResponse(rsp *http.Response) (*UploadMediaImageRespons
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -30006,6 +31226,13 @@ func ParseUploadMediaImageResponse(rsp *http.Response) (*UploadMediaImageRespons
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -30115,6 +31342,13 @@ func ParseDeleteMediaResponse(rsp *http.Response) (*DeleteMediaResponse, error) 
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -30167,6 +31401,13 @@ func ParseDeleteMediaResponse(rsp *http.Response) (*DeleteMediaResponse, error) 
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -30218,6 +31459,13 @@ func ParseDeleteMediaResponse(rsp *http.Response) (*DeleteMediaResponse, error) 
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -30317,6 +31565,13 @@ func ParseGetMediaResponse(rsp *http.Response) (*GetMediaResponse, error) {
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -30414,6 +31669,13 @@ func ParseListNodeTypesResponse(rsp *http.Response) (*ListNodeTypesResponse, err
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -30513,6 +31775,13 @@ func ParseListNodeTypeCategoriesResponse(rsp *http.Response) (*ListNodeTypeCateg
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -30611,6 +31880,13 @@ func ParseGetNodeTypeResponse(rsp *http.Response) (*GetNodeTypeResponse, error) 
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -30708,6 +31984,13 @@ func ParseListPermissionsResponse(rsp *http.Response) (*ListPermissionsResponse,
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -30814,6 +32097,13 @@ func ParseCheckPermissionsResponse(rsp *http.Response) (*CheckPermissionsRespons
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -30865,6 +32155,13 @@ func ParseCheckPermissionsResponse(rsp *http.Response) (*CheckPermissionsRespons
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -30964,6 +32261,13 @@ func ParseGetMyCapabilitiesResponse(rsp *http.Response) (*GetMyCapabilitiesRespo
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -31061,6 +32365,13 @@ func ParseGetResourcePermissionsResponse(rsp *http.Response) (*GetResourcePermis
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -31160,6 +32471,13 @@ func ParseListRolesResponse(rsp *http.Response) (*ListRolesResponse, error) {
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -31258,6 +32576,13 @@ func ParseListWidgetsResponse(rsp *http.Response) (*ListWidgetsResponse, error) 
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -31355,6 +32680,13 @@ func ParseGetSettingsResponse(rsp *http.Response) (*GetSettingsResponse, error) 
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -31461,6 +32793,13 @@ func ParseUpdateSettingsResponse(rsp *http.Response) (*UpdateSettingsResponse, e
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -31512,6 +32851,13 @@ func ParseUpdateSettingsResponse(rsp *http.Response) (*UpdateSettingsResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -31611,6 +32957,13 @@ func ParseListTeamsResponse(rsp *http.Response) (*ListTeamsResponse, error) {
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -31699,6 +33052,13 @@ func ParseCreateTeamResponse(rsp *http.Response) (*CreateTeamResponse, error) {
 	switch {
 	case rsp.StatusCode == 201:
 		var headers CreateTeamResponse201Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -31722,6 +33082,13 @@ func ParseCreateTeamResponse(rsp *http.Response) (*CreateTeamResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -31774,6 +33141,13 @@ func ParseCreateTeamResponse(rsp *http.Response) (*CreateTeamResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -31868,6 +33242,13 @@ func ParseDeleteTeamResponse(rsp *http.Response) (*DeleteTeamResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -31966,6 +33347,13 @@ func ParseGetTeamResponse(rsp *http.Response) (*GetTeamResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -32072,6 +33460,13 @@ func ParseUpdateTeamResponse(rsp *http.Response) (*UpdateTeamResponse, error) {
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -32123,6 +33518,13 @@ func ParseUpdateTeamResponse(rsp *http.Response) (*UpdateTeamResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -32229,6 +33631,13 @@ func ParseSetTeamMembersResponse(rsp *http.Response) (*SetTeamMembersResponse, e
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -32280,6 +33689,13 @@ func ParseSetTeamMembersResponse(rsp *http.Response) (*SetTeamMembersResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -32379,6 +33795,13 @@ func ParseListTemplatesResponse(rsp *http.Response) (*ListTemplatesResponse, err
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -32467,6 +33890,13 @@ func ParseCreateTemplateResponse(rsp *http.Response) (*CreateTemplateResponse, e
 	switch {
 	case rsp.StatusCode == 201:
 		var headers CreateTemplateResponse201Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -32490,6 +33920,13 @@ func ParseCreateTemplateResponse(rsp *http.Response) (*CreateTemplateResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -32542,6 +33979,13 @@ func ParseCreateTemplateResponse(rsp *http.Response) (*CreateTemplateResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -32640,6 +34084,13 @@ func ParseSeedTemplatesResponse(rsp *http.Response) (*SeedTemplatesResponse, err
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -32742,6 +34193,13 @@ func ParseDeleteTemplateResponse(rsp *http.Response) (*DeleteTemplateResponse, e
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -32793,6 +34251,13 @@ func ParseDeleteTemplateResponse(rsp *http.Response) (*DeleteTemplateResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -32891,6 +34356,13 @@ func ParseGetTemplateResponse(rsp *http.Response) (*GetTemplateResponse, error) 
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -33004,6 +34476,13 @@ func ParseUpdateTemplateResponse(rsp *http.Response) (*UpdateTemplateResponse, e
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -33056,6 +34535,13 @@ func ParseUpdateTemplateResponse(rsp *http.Response) (*UpdateTemplateResponse, e
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -33107,6 +34593,13 @@ func ParseUpdateTemplateResponse(rsp *http.Response) (*UpdateTemplateResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -33189,6 +34682,13 @@ func ParseDuplicateTemplateResponse(rsp *http.Response) (*DuplicateTemplateRespo
 	switch {
 	case rsp.StatusCode == 201:
 		var headers DuplicateTemplateResponse201Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -33212,6 +34712,13 @@ func ParseDuplicateTemplateResponse(rsp *http.Response) (*DuplicateTemplateRespo
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -33308,6 +34815,13 @@ func ParseCreateTemplateFlowResponse(rsp *http.Response) (*CreateTemplateFlowRes
 			}
 			headers.ETag = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -33331,6 +34845,13 @@ func ParseCreateTemplateFlowResponse(rsp *http.Response) (*CreateTemplateFlowRes
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -33383,6 +34904,13 @@ func ParseCreateTemplateFlowResponse(rsp *http.Response) (*CreateTemplateFlowRes
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -33482,6 +35010,13 @@ func ParseListUsersResponse(rsp *http.Response) (*ListUsersResponse, error) {
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -33579,6 +35114,13 @@ func ParseListUserDirectoryResponse(rsp *http.Response) (*ListUserDirectoryRespo
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -33695,6 +35237,13 @@ func ParseDeleteUserResponse(rsp *http.Response) (*DeleteUserResponse, error) {
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -33746,6 +35295,13 @@ func ParseDeleteUserResponse(rsp *http.Response) (*DeleteUserResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -33799,6 +35355,13 @@ func ParseDeleteUserResponse(rsp *http.Response) (*DeleteUserResponse, error) {
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -33850,6 +35413,13 @@ func ParseDeleteUserResponse(rsp *http.Response) (*DeleteUserResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -33948,6 +35518,13 @@ func ParseGetUserResponse(rsp *http.Response) (*GetUserResponse, error) {
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -34054,6 +35631,13 @@ func ParseActivateUserResponse(rsp *http.Response) (*ActivateUserResponse, error
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -34105,6 +35689,13 @@ func ParseActivateUserResponse(rsp *http.Response) (*ActivateUserResponse, error
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -34218,6 +35809,13 @@ func ParseDeactivateUserResponse(rsp *http.Response) (*DeactivateUserResponse, e
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -34270,6 +35868,13 @@ func ParseDeactivateUserResponse(rsp *http.Response) (*DeactivateUserResponse, e
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -34321,6 +35926,13 @@ func ParseDeactivateUserResponse(rsp *http.Response) (*DeactivateUserResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -34434,6 +36046,13 @@ func ParseUpdateUserRoleResponse(rsp *http.Response) (*UpdateUserRoleResponse, e
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -34486,6 +36105,13 @@ func ParseUpdateUserRoleResponse(rsp *http.Response) (*UpdateUserRoleResponse, e
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -34537,6 +36163,13 @@ func ParseUpdateUserRoleResponse(rsp *http.Response) (*UpdateUserRoleResponse, e
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -34636,6 +36269,13 @@ func ParseListUserApiTokensResponse(rsp *http.Response) (*ListUserApiTokensRespo
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -34729,6 +36369,13 @@ func ParseDeleteUserApiTokenResponse(rsp *http.Response) (*DeleteUserApiTokenRes
 				return nil, err
 			}
 			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
@@ -34845,6 +36492,13 @@ func ParseReceiveFlowWebhookResponse(rsp *http.Response) (*ReceiveFlowWebhookRes
 			}
 			headers.Allow = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value bool
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -34897,7 +36551,7 @@ func ParseReceiveFlowWebhookResponse(rsp *http.Response) (*ReceiveFlowWebhookRes
 type ServerInterface interface {
 	// CreateAgentConfig Create a flow's agent config
 	// (POST /agent-configs)
-	CreateAgentConfig(ctx echo.Context) error
+	CreateAgentConfig(ctx echo.Context, params CreateAgentConfigParams) error
 	// DeleteAgentConfig Delete a flow's agent config
 	// (DELETE /agent-configs/{flow_id})
 	DeleteAgentConfig(ctx echo.Context, flowId AgentConfigFlowID) error
@@ -34912,7 +36566,7 @@ type ServerInterface interface {
 	ListApiTokens(ctx echo.Context, params ListApiTokensParams) error
 	// CreateApiToken Create an API token
 	// (POST /api-tokens)
-	CreateApiToken(ctx echo.Context) error
+	CreateApiToken(ctx echo.Context, params CreateApiTokenParams) error
 	// DeleteApiToken Revoke one of my API tokens
 	// (DELETE /api-tokens/{id})
 	DeleteApiToken(ctx echo.Context, id ApiTokenID) error
@@ -34972,7 +36626,7 @@ type ServerInterface interface {
 	ListFlows(ctx echo.Context, params ListFlowsParams) error
 	// CreateFlow Create a flow
 	// (POST /flows)
-	CreateFlow(ctx echo.Context) error
+	CreateFlow(ctx echo.Context, params CreateFlowParams) error
 	// DeleteFlow Delete a flow
 	// (DELETE /flows/{id})
 	DeleteFlow(ctx echo.Context, id FlowID) error
@@ -34987,7 +36641,7 @@ type ServerInterface interface {
 	PutFlow(ctx echo.Context, id FlowID, params PutFlowParams) error
 	// DuplicateFlow Duplicate a flow
 	// (POST /flows/{id}/duplicate)
-	DuplicateFlow(ctx echo.Context, id FlowID) error
+	DuplicateFlow(ctx echo.Context, id FlowID, params DuplicateFlowParams) error
 	// PublishFlow Publish a flow
 	// (POST /flows/{id}/publish)
 	PublishFlow(ctx echo.Context, id FlowID) error
@@ -35002,7 +36656,7 @@ type ServerInterface interface {
 	ListFlowVersions(ctx echo.Context, id FlowID, params ListFlowVersionsParams) error
 	// CreateFlowVersion Snapshot a flow
 	// (POST /flows/{id}/versions)
-	CreateFlowVersion(ctx echo.Context, id FlowID) error
+	CreateFlowVersion(ctx echo.Context, id FlowID, params CreateFlowVersionParams) error
 	// GetFlowVersion Get a flow version
 	// (GET /flows/{id}/versions/{version})
 	GetFlowVersion(ctx echo.Context, id FlowID, version FlowVersionNumber) error
@@ -35017,7 +36671,7 @@ type ServerInterface interface {
 	ListIntegrations(ctx echo.Context, params ListIntegrationsParams) error
 	// CreateIntegration Create an integration
 	// (POST /integrations)
-	CreateIntegration(ctx echo.Context) error
+	CreateIntegration(ctx echo.Context, params CreateIntegrationParams) error
 	// DeleteIntegration Delete an integration
 	// (DELETE /integrations/{id})
 	DeleteIntegration(ctx echo.Context, id IntegrationID) error
@@ -35035,7 +36689,7 @@ type ServerInterface interface {
 	ListMedia(ctx echo.Context, params ListMediaParams) error
 	// RegisterMedia Register a direct upload
 	// (POST /media)
-	RegisterMedia(ctx echo.Context) error
+	RegisterMedia(ctx echo.Context, params RegisterMediaParams) error
 	// GetMediaFile Download a local media file
 	// (GET /media/files/{key})
 	GetMediaFile(ctx echo.Context, key string) error
@@ -35092,7 +36746,7 @@ type ServerInterface interface {
 	ListTeams(ctx echo.Context, params ListTeamsParams) error
 	// CreateTeam Create a team
 	// (POST /teams)
-	CreateTeam(ctx echo.Context) error
+	CreateTeam(ctx echo.Context, params CreateTeamParams) error
 	// DeleteTeam Delete a team
 	// (DELETE /teams/{id})
 	DeleteTeam(ctx echo.Context, id TeamID) error
@@ -35110,7 +36764,7 @@ type ServerInterface interface {
 	ListTemplates(ctx echo.Context, params ListTemplatesParams) error
 	// CreateTemplate Create a template
 	// (POST /templates)
-	CreateTemplate(ctx echo.Context) error
+	CreateTemplate(ctx echo.Context, params CreateTemplateParams) error
 	// SeedTemplates Seed the built-in templates
 	// (POST /templates/seed)
 	SeedTemplates(ctx echo.Context, params SeedTemplatesParams) error
@@ -35125,10 +36779,10 @@ type ServerInterface interface {
 	UpdateTemplate(ctx echo.Context, id TemplateID) error
 	// DuplicateTemplate Duplicate a template
 	// (POST /templates/{id}/duplicate)
-	DuplicateTemplate(ctx echo.Context, id TemplateID) error
+	DuplicateTemplate(ctx echo.Context, id TemplateID, params DuplicateTemplateParams) error
 	// CreateTemplateFlow Create a flow from a template
 	// (POST /templates/{id}/flows)
-	CreateTemplateFlow(ctx echo.Context, id TemplateID) error
+	CreateTemplateFlow(ctx echo.Context, id TemplateID, params CreateTemplateFlowParams) error
 	// ListUsers List users
 	// (GET /users)
 	ListUsers(ctx echo.Context, params ListUsersParams) error
@@ -35170,8 +36824,28 @@ type ServerInterfaceWrapper struct {
 func (w *ServerInterfaceWrapper) CreateAgentConfig(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateAgentConfigParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateAgentConfig(ctx)
+	err = w.Handler.CreateAgentConfig(ctx, params)
 	return err
 }
 
@@ -35259,8 +36933,28 @@ func (w *ServerInterfaceWrapper) ListApiTokens(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) CreateApiToken(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateApiTokenParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateApiToken(ctx)
+	err = w.Handler.CreateApiToken(ctx, params)
 	return err
 }
 
@@ -35527,6 +37221,23 @@ func (w *ServerInterfaceWrapper) CreateExecution(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter wait_ms: %s", err))
 	}
 
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.CreateExecution(ctx, params)
 	return err
@@ -35678,6 +37389,23 @@ func (w *ServerInterfaceWrapper) RetryExecution(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter wait_ms: %s", err))
 	}
 
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.RetryExecution(ctx, id, params)
 	return err
@@ -35761,8 +37489,28 @@ func (w *ServerInterfaceWrapper) ListFlows(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) CreateFlow(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateFlowParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateFlow(ctx)
+	err = w.Handler.CreateFlow(ctx, params)
 	return err
 }
 
@@ -35881,8 +37629,28 @@ func (w *ServerInterfaceWrapper) DuplicateFlow(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params DuplicateFlowParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.DuplicateFlow(ctx, id)
+	err = w.Handler.DuplicateFlow(ctx, id, params)
 	return err
 }
 
@@ -35977,8 +37745,28 @@ func (w *ServerInterfaceWrapper) CreateFlowVersion(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateFlowVersionParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateFlowVersion(ctx, id)
+	err = w.Handler.CreateFlowVersion(ctx, id, params)
 	return err
 }
 
@@ -36116,8 +37904,28 @@ func (w *ServerInterfaceWrapper) ListIntegrations(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) CreateIntegration(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateIntegrationParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateIntegration(ctx)
+	err = w.Handler.CreateIntegration(ctx, params)
 	return err
 }
 
@@ -36235,8 +38043,28 @@ func (w *ServerInterfaceWrapper) ListMedia(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) RegisterMedia(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params RegisterMediaParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.RegisterMedia(ctx)
+	err = w.Handler.RegisterMedia(ctx, params)
 	return err
 }
 
@@ -36480,8 +38308,28 @@ func (w *ServerInterfaceWrapper) ListTeams(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) CreateTeam(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateTeamParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateTeam(ctx)
+	err = w.Handler.CreateTeam(ctx, params)
 	return err
 }
 
@@ -36599,8 +38447,28 @@ func (w *ServerInterfaceWrapper) ListTemplates(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) CreateTemplate(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateTemplateParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateTemplate(ctx)
+	err = w.Handler.CreateTemplate(ctx, params)
 	return err
 }
 
@@ -36681,8 +38549,28 @@ func (w *ServerInterfaceWrapper) DuplicateTemplate(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params DuplicateTemplateParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.DuplicateTemplate(ctx, id)
+	err = w.Handler.DuplicateTemplate(ctx, id, params)
 	return err
 }
 
@@ -36697,8 +38585,28 @@ func (w *ServerInterfaceWrapper) CreateTemplateFlow(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateTemplateFlowParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateTemplateFlow(ctx, id)
+	err = w.Handler.CreateTemplateFlow(ctx, id, params)
 	return err
 }
 
@@ -37120,8 +39028,9 @@ type EventStreamTexteventStreamResponse struct {
 }
 
 type ExecutionCreatedResponseHeaders struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 type ExecutionCreatedJSONResponse struct {
 	Body Execution
@@ -37161,6 +39070,7 @@ type MediaCreatedJSONResponse struct {
 
 type ProblemResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -37212,7 +39122,8 @@ type UserJSONResponse struct {
 }
 
 type CreateAgentConfigRequestObject struct {
-	Body *CreateAgentConfigJSONRequestBody
+	Params CreateAgentConfigParams
+	Body   *CreateAgentConfigJSONRequestBody
 }
 
 type CreateAgentConfigResponseObject interface {
@@ -37220,8 +39131,9 @@ type CreateAgentConfigResponseObject interface {
 }
 
 type CreateAgentConfig201ResponseHeaders struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 type CreateAgentConfig201JSONResponse struct {
@@ -37236,6 +39148,9 @@ func (response CreateAgentConfig201JSONResponse) VisitCreateAgentConfigResponse(
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
@@ -37258,6 +39173,9 @@ func (response CreateAgentConfig409ApplicationProblemPlusJSONResponse) VisitCrea
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -37284,6 +39202,7 @@ func (response CreateAgentConfig409ApplicationProblemPlusJSONResponse) VisitCrea
 
 type CreateAgentConfig422ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -37306,6 +39225,9 @@ func (response CreateAgentConfig422ApplicationProblemPlusJSONResponse) VisitCrea
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -37332,6 +39254,7 @@ func (response CreateAgentConfig422ApplicationProblemPlusJSONResponse) VisitCrea
 
 type CreateAgentConfigdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -37355,6 +39278,9 @@ func (response CreateAgentConfigdefaultApplicationProblemPlusJSONResponse) Visit
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -37418,6 +39344,9 @@ func (response DeleteAgentConfigdefaultApplicationProblemPlusJSONResponse) Visit
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -37490,6 +39419,9 @@ func (response GetAgentConfigdefaultApplicationProblemPlusJSONResponse) VisitGet
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -37560,6 +39492,9 @@ func (response UpdateAgentConfig422ApplicationProblemPlusJSONResponse) VisitUpda
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -37585,6 +39520,7 @@ func (response UpdateAgentConfig422ApplicationProblemPlusJSONResponse) VisitUpda
 
 type UpdateAgentConfigdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -37608,6 +39544,9 @@ func (response UpdateAgentConfigdefaultApplicationProblemPlusJSONResponse) Visit
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -37673,6 +39612,9 @@ func (response ListApiTokensdefaultApplicationProblemPlusJSONResponse) VisitList
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -37697,7 +39639,8 @@ func (response ListApiTokensdefaultApplicationProblemPlusJSONResponse) VisitList
 }
 
 type CreateApiTokenRequestObject struct {
-	Body *CreateApiTokenJSONRequestBody
+	Params CreateApiTokenParams
+	Body   *CreateApiTokenJSONRequestBody
 }
 
 type CreateApiTokenResponseObject interface {
@@ -37705,9 +39648,10 @@ type CreateApiTokenResponseObject interface {
 }
 
 type CreateApiToken201ResponseHeaders struct {
-	CacheControl *string
-	Location     string
-	XRequestID   *string
+	CacheControl       *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 type CreateApiToken201JSONResponse struct {
@@ -37724,6 +39668,9 @@ func (response CreateApiToken201JSONResponse) VisitCreateApiTokenResponse(w http
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.XRequestID != nil {
@@ -37747,6 +39694,9 @@ func (response CreateApiToken409ApplicationProblemPlusJSONResponse) VisitCreateA
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -37773,6 +39723,7 @@ func (response CreateApiToken409ApplicationProblemPlusJSONResponse) VisitCreateA
 
 type CreateApiToken422ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -37795,6 +39746,9 @@ func (response CreateApiToken422ApplicationProblemPlusJSONResponse) VisitCreateA
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -37821,6 +39775,7 @@ func (response CreateApiToken422ApplicationProblemPlusJSONResponse) VisitCreateA
 
 type CreateApiTokendefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -37844,6 +39799,9 @@ func (response CreateApiTokendefaultApplicationProblemPlusJSONResponse) VisitCre
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -37907,6 +39865,9 @@ func (response DeleteApiTokendefaultApplicationProblemPlusJSONResponse) VisitDel
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -37979,6 +39940,9 @@ func (response GetApiTokendefaultApplicationProblemPlusJSONResponse) VisitGetApi
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -38049,6 +40013,9 @@ func (response ListAuditLogsdefaultApplicationProblemPlusJSONResponse) VisitList
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -38121,6 +40088,9 @@ func (response GetAuditLogdefaultApplicationProblemPlusJSONResponse) VisitGetAud
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -38186,6 +40156,9 @@ func (response ExchangeCode401ApplicationProblemPlusJSONResponse) VisitExchangeC
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -38211,6 +40184,7 @@ func (response ExchangeCode401ApplicationProblemPlusJSONResponse) VisitExchangeC
 
 type ExchangeCode403ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -38233,6 +40207,9 @@ func (response ExchangeCode403ApplicationProblemPlusJSONResponse) VisitExchangeC
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -38259,6 +40236,7 @@ func (response ExchangeCode403ApplicationProblemPlusJSONResponse) VisitExchangeC
 
 type ExchangeCode409ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -38281,6 +40259,9 @@ func (response ExchangeCode409ApplicationProblemPlusJSONResponse) VisitExchangeC
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -38307,6 +40288,7 @@ func (response ExchangeCode409ApplicationProblemPlusJSONResponse) VisitExchangeC
 
 type ExchangeCode422ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -38329,6 +40311,9 @@ func (response ExchangeCode422ApplicationProblemPlusJSONResponse) VisitExchangeC
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -38355,6 +40340,7 @@ func (response ExchangeCode422ApplicationProblemPlusJSONResponse) VisitExchangeC
 
 type ExchangeCode503ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -38377,6 +40363,9 @@ func (response ExchangeCode503ApplicationProblemPlusJSONResponse) VisitExchangeC
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -38403,6 +40392,7 @@ func (response ExchangeCode503ApplicationProblemPlusJSONResponse) VisitExchangeC
 
 type ExchangeCodedefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -38426,6 +40416,9 @@ func (response ExchangeCodedefaultApplicationProblemPlusJSONResponse) VisitExcha
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -38500,6 +40493,9 @@ func (response GetLoginUrl422ApplicationProblemPlusJSONResponse) VisitGetLoginUr
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -38525,6 +40521,7 @@ func (response GetLoginUrl422ApplicationProblemPlusJSONResponse) VisitGetLoginUr
 
 type GetLoginUrl503ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -38547,6 +40544,9 @@ func (response GetLoginUrl503ApplicationProblemPlusJSONResponse) VisitGetLoginUr
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -38573,6 +40573,7 @@ func (response GetLoginUrl503ApplicationProblemPlusJSONResponse) VisitGetLoginUr
 
 type GetLoginUrldefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -38596,6 +40597,9 @@ func (response GetLoginUrldefaultApplicationProblemPlusJSONResponse) VisitGetLog
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -38658,6 +40662,9 @@ func (response LogoutdefaultApplicationProblemPlusJSONResponse) VisitLogoutRespo
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -38733,6 +40740,9 @@ func (response GetMedefaultApplicationProblemPlusJSONResponse) VisitGetMeRespons
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -38798,6 +40808,9 @@ func (response RefreshTokens401ApplicationProblemPlusJSONResponse) VisitRefreshT
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -38823,6 +40836,7 @@ func (response RefreshTokens401ApplicationProblemPlusJSONResponse) VisitRefreshT
 
 type RefreshTokens403ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -38845,6 +40859,9 @@ func (response RefreshTokens403ApplicationProblemPlusJSONResponse) VisitRefreshT
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -38871,6 +40888,7 @@ func (response RefreshTokens403ApplicationProblemPlusJSONResponse) VisitRefreshT
 
 type RefreshTokensdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -38894,6 +40912,9 @@ func (response RefreshTokensdefaultApplicationProblemPlusJSONResponse) VisitRefr
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -38966,6 +40987,9 @@ func (response ListExecutionsdefaultApplicationProblemPlusJSONResponse) VisitLis
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -39007,6 +41031,9 @@ func (response CreateExecution201JSONResponse) VisitCreateExecutionResponse(w ht
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
@@ -39029,6 +41056,9 @@ func (response CreateExecution422ApplicationProblemPlusJSONResponse) VisitCreate
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -39055,6 +41085,7 @@ func (response CreateExecution422ApplicationProblemPlusJSONResponse) VisitCreate
 
 type CreateExecution429ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -39077,6 +41108,9 @@ func (response CreateExecution429ApplicationProblemPlusJSONResponse) VisitCreate
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -39103,6 +41137,7 @@ func (response CreateExecution429ApplicationProblemPlusJSONResponse) VisitCreate
 
 type CreateExecutiondefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -39126,6 +41161,9 @@ func (response CreateExecutiondefaultApplicationProblemPlusJSONResponse) VisitCr
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -39217,6 +41255,9 @@ func (response StreamExecution422ApplicationProblemPlusJSONResponse) VisitStream
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -39242,6 +41283,7 @@ func (response StreamExecution422ApplicationProblemPlusJSONResponse) VisitStream
 
 type StreamExecution429ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -39264,6 +41306,9 @@ func (response StreamExecution429ApplicationProblemPlusJSONResponse) VisitStream
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -39290,6 +41335,7 @@ func (response StreamExecution429ApplicationProblemPlusJSONResponse) VisitStream
 
 type StreamExecutiondefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -39313,6 +41359,9 @@ func (response StreamExecutiondefaultApplicationProblemPlusJSONResponse) VisitSt
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -39375,6 +41424,9 @@ func (response DeleteExecution409ApplicationProblemPlusJSONResponse) VisitDelete
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -39400,6 +41452,7 @@ func (response DeleteExecution409ApplicationProblemPlusJSONResponse) VisitDelete
 
 type DeleteExecutiondefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -39423,6 +41476,9 @@ func (response DeleteExecutiondefaultApplicationProblemPlusJSONResponse) VisitDe
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -39496,6 +41552,9 @@ func (response GetExecutiondefaultApplicationProblemPlusJSONResponse) VisitGetEx
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -39565,6 +41624,9 @@ func (response CancelExecution409ApplicationProblemPlusJSONResponse) VisitCancel
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -39590,6 +41652,7 @@ func (response CancelExecution409ApplicationProblemPlusJSONResponse) VisitCancel
 
 type CancelExecutiondefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -39613,6 +41676,9 @@ func (response CancelExecutiondefaultApplicationProblemPlusJSONResponse) VisitCa
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -39707,6 +41773,9 @@ func (response GetExecutionEventsdefaultApplicationProblemPlusJSONResponse) Visi
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -39779,6 +41848,9 @@ func (response GetNodeExecutiondefaultApplicationProblemPlusJSONResponse) VisitG
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -39821,6 +41893,9 @@ func (response RetryExecution201JSONResponse) VisitRetryExecutionResponse(w http
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
@@ -39843,6 +41918,9 @@ func (response RetryExecution409ApplicationProblemPlusJSONResponse) VisitRetryEx
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -39869,6 +41947,7 @@ func (response RetryExecution409ApplicationProblemPlusJSONResponse) VisitRetryEx
 
 type RetryExecutiondefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -39892,6 +41971,9 @@ func (response RetryExecutiondefaultApplicationProblemPlusJSONResponse) VisitRet
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -39964,6 +42046,9 @@ func (response ListFlowsdefaultApplicationProblemPlusJSONResponse) VisitListFlow
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -39988,7 +42073,8 @@ func (response ListFlowsdefaultApplicationProblemPlusJSONResponse) VisitListFlow
 }
 
 type CreateFlowRequestObject struct {
-	Body *CreateFlowJSONRequestBody
+	Params CreateFlowParams
+	Body   *CreateFlowJSONRequestBody
 }
 
 type CreateFlowResponseObject interface {
@@ -39996,9 +42082,10 @@ type CreateFlowResponseObject interface {
 }
 
 type CreateFlow201ResponseHeaders struct {
-	ETag       *string
-	Location   string
-	XRequestID *string
+	ETag               *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 type CreateFlow201JSONResponse struct {
@@ -40015,6 +42102,9 @@ func (response CreateFlow201JSONResponse) VisitCreateFlowResponse(w http.Respons
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.ETag != nil {
 		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.XRequestID != nil {
@@ -40038,6 +42128,9 @@ func (response CreateFlow422ApplicationProblemPlusJSONResponse) VisitCreateFlowR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -40064,6 +42157,7 @@ func (response CreateFlow422ApplicationProblemPlusJSONResponse) VisitCreateFlowR
 
 type CreateFlowdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -40087,6 +42181,9 @@ func (response CreateFlowdefaultApplicationProblemPlusJSONResponse) VisitCreateF
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -40150,6 +42247,9 @@ func (response DeleteFlowdefaultApplicationProblemPlusJSONResponse) VisitDeleteF
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -40226,6 +42326,9 @@ func (response GetFlowdefaultApplicationProblemPlusJSONResponse) VisitGetFlowRes
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -40293,6 +42396,9 @@ func (response UpdateFlow409ApplicationProblemPlusJSONResponse) VisitUpdateFlowR
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -40318,6 +42424,7 @@ func (response UpdateFlow409ApplicationProblemPlusJSONResponse) VisitUpdateFlowR
 
 type UpdateFlow412ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -40340,6 +42447,9 @@ func (response UpdateFlow412ApplicationProblemPlusJSONResponse) VisitUpdateFlowR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -40366,6 +42476,7 @@ func (response UpdateFlow412ApplicationProblemPlusJSONResponse) VisitUpdateFlowR
 
 type UpdateFlow422ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -40388,6 +42499,9 @@ func (response UpdateFlow422ApplicationProblemPlusJSONResponse) VisitUpdateFlowR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -40414,6 +42528,7 @@ func (response UpdateFlow422ApplicationProblemPlusJSONResponse) VisitUpdateFlowR
 
 type UpdateFlowdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -40437,6 +42552,9 @@ func (response UpdateFlowdefaultApplicationProblemPlusJSONResponse) VisitUpdateF
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -40505,6 +42623,9 @@ func (response PutFlow409ApplicationProblemPlusJSONResponse) VisitPutFlowRespons
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -40530,6 +42651,7 @@ func (response PutFlow409ApplicationProblemPlusJSONResponse) VisitPutFlowRespons
 
 type PutFlow412ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -40552,6 +42674,9 @@ func (response PutFlow412ApplicationProblemPlusJSONResponse) VisitPutFlowRespons
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -40578,6 +42703,7 @@ func (response PutFlow412ApplicationProblemPlusJSONResponse) VisitPutFlowRespons
 
 type PutFlow422ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -40600,6 +42726,9 @@ func (response PutFlow422ApplicationProblemPlusJSONResponse) VisitPutFlowRespons
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -40626,6 +42755,7 @@ func (response PutFlow422ApplicationProblemPlusJSONResponse) VisitPutFlowRespons
 
 type PutFlowdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -40649,6 +42779,9 @@ func (response PutFlowdefaultApplicationProblemPlusJSONResponse) VisitPutFlowRes
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -40674,8 +42807,9 @@ func (response PutFlowdefaultApplicationProblemPlusJSONResponse) VisitPutFlowRes
 }
 
 type DuplicateFlowRequestObject struct {
-	Id   FlowID `json:"id"`
-	Body *DuplicateFlowJSONRequestBody
+	Id     FlowID `json:"id"`
+	Params DuplicateFlowParams
+	Body   *DuplicateFlowJSONRequestBody
 }
 
 type DuplicateFlowResponseObject interface {
@@ -40683,9 +42817,10 @@ type DuplicateFlowResponseObject interface {
 }
 
 type DuplicateFlow201ResponseHeaders struct {
-	ETag       *string
-	Location   string
-	XRequestID *string
+	ETag               *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 type DuplicateFlow201JSONResponse struct {
@@ -40702,6 +42837,9 @@ func (response DuplicateFlow201JSONResponse) VisitDuplicateFlowResponse(w http.R
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.ETag != nil {
 		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.XRequestID != nil {
@@ -40727,6 +42865,9 @@ func (response DuplicateFlowdefaultApplicationProblemPlusJSONResponse) VisitDupl
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -40794,6 +42935,9 @@ func (response PublishFlow409ApplicationProblemPlusJSONResponse) VisitPublishFlo
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -40819,6 +42963,7 @@ func (response PublishFlow409ApplicationProblemPlusJSONResponse) VisitPublishFlo
 
 type PublishFlow422ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -40841,6 +42986,9 @@ func (response PublishFlow422ApplicationProblemPlusJSONResponse) VisitPublishFlo
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -40867,6 +43015,7 @@ func (response PublishFlow422ApplicationProblemPlusJSONResponse) VisitPublishFlo
 
 type PublishFlowdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -40890,6 +43039,9 @@ func (response PublishFlowdefaultApplicationProblemPlusJSONResponse) VisitPublis
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -40956,6 +43108,9 @@ func (response UnpublishFlow409ApplicationProblemPlusJSONResponse) VisitUnpublis
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -40981,6 +43136,7 @@ func (response UnpublishFlow409ApplicationProblemPlusJSONResponse) VisitUnpublis
 
 type UnpublishFlowdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -41004,6 +43160,9 @@ func (response UnpublishFlowdefaultApplicationProblemPlusJSONResponse) VisitUnpu
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -41077,6 +43236,9 @@ func (response ValidateFlowdefaultApplicationProblemPlusJSONResponse) VisitValid
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -41149,6 +43311,9 @@ func (response ListFlowVersionsdefaultApplicationProblemPlusJSONResponse) VisitL
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -41173,8 +43338,9 @@ func (response ListFlowVersionsdefaultApplicationProblemPlusJSONResponse) VisitL
 }
 
 type CreateFlowVersionRequestObject struct {
-	Id   FlowID `json:"id"`
-	Body *CreateFlowVersionJSONRequestBody
+	Id     FlowID `json:"id"`
+	Params CreateFlowVersionParams
+	Body   *CreateFlowVersionJSONRequestBody
 }
 
 type CreateFlowVersionResponseObject interface {
@@ -41182,8 +43348,9 @@ type CreateFlowVersionResponseObject interface {
 }
 
 type CreateFlowVersion201ResponseHeaders struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 type CreateFlowVersion201JSONResponse struct {
@@ -41198,6 +43365,9 @@ func (response CreateFlowVersion201JSONResponse) VisitCreateFlowVersionResponse(
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
@@ -41222,6 +43392,9 @@ func (response CreateFlowVersiondefaultApplicationProblemPlusJSONResponse) Visit
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -41295,6 +43468,9 @@ func (response GetFlowVersiondefaultApplicationProblemPlusJSONResponse) VisitGet
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -41362,6 +43538,9 @@ func (response RestoreFlowVersion409ApplicationProblemPlusJSONResponse) VisitRes
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -41387,6 +43566,7 @@ func (response RestoreFlowVersion409ApplicationProblemPlusJSONResponse) VisitRes
 
 type RestoreFlowVersion412ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -41409,6 +43589,9 @@ func (response RestoreFlowVersion412ApplicationProblemPlusJSONResponse) VisitRes
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -41435,6 +43618,7 @@ func (response RestoreFlowVersion412ApplicationProblemPlusJSONResponse) VisitRes
 
 type RestoreFlowVersiondefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -41458,6 +43642,9 @@ func (response RestoreFlowVersiondefaultApplicationProblemPlusJSONResponse) Visi
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -41528,6 +43715,9 @@ func (response RotateFlowWebhookKey409ApplicationProblemPlusJSONResponse) VisitR
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -41553,6 +43743,7 @@ func (response RotateFlowWebhookKey409ApplicationProblemPlusJSONResponse) VisitR
 
 type RotateFlowWebhookKeydefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -41576,6 +43767,9 @@ func (response RotateFlowWebhookKeydefaultApplicationProblemPlusJSONResponse) Vi
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -41652,6 +43846,9 @@ func (response ListIntegrationsdefaultApplicationProblemPlusJSONResponse) VisitL
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -41676,7 +43873,8 @@ func (response ListIntegrationsdefaultApplicationProblemPlusJSONResponse) VisitL
 }
 
 type CreateIntegrationRequestObject struct {
-	Body *CreateIntegrationJSONRequestBody
+	Params CreateIntegrationParams
+	Body   *CreateIntegrationJSONRequestBody
 }
 
 type CreateIntegrationResponseObject interface {
@@ -41684,9 +43882,10 @@ type CreateIntegrationResponseObject interface {
 }
 
 type CreateIntegration201ResponseHeaders struct {
-	CacheControl *string
-	Location     string
-	XRequestID   *string
+	CacheControl       *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 type CreateIntegration201JSONResponse struct {
@@ -41703,6 +43902,9 @@ func (response CreateIntegration201JSONResponse) VisitCreateIntegrationResponse(
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.XRequestID != nil {
@@ -41726,6 +43928,9 @@ func (response CreateIntegration409ApplicationProblemPlusJSONResponse) VisitCrea
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -41752,6 +43957,7 @@ func (response CreateIntegration409ApplicationProblemPlusJSONResponse) VisitCrea
 
 type CreateIntegration422ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -41774,6 +43980,9 @@ func (response CreateIntegration422ApplicationProblemPlusJSONResponse) VisitCrea
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -41800,6 +44009,7 @@ func (response CreateIntegration422ApplicationProblemPlusJSONResponse) VisitCrea
 
 type CreateIntegrationdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -41823,6 +44033,9 @@ func (response CreateIntegrationdefaultApplicationProblemPlusJSONResponse) Visit
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -41885,6 +44098,9 @@ func (response DeleteIntegration409ApplicationProblemPlusJSONResponse) VisitDele
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -41910,6 +44126,7 @@ func (response DeleteIntegration409ApplicationProblemPlusJSONResponse) VisitDele
 
 type DeleteIntegrationdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -41933,6 +44150,9 @@ func (response DeleteIntegrationdefaultApplicationProblemPlusJSONResponse) Visit
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -42001,6 +44221,9 @@ func (response GetIntegrationdefaultApplicationProblemPlusJSONResponse) VisitGet
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -42067,6 +44290,9 @@ func (response UpdateIntegration409ApplicationProblemPlusJSONResponse) VisitUpda
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -42092,6 +44318,7 @@ func (response UpdateIntegration409ApplicationProblemPlusJSONResponse) VisitUpda
 
 type UpdateIntegration422ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -42114,6 +44341,9 @@ func (response UpdateIntegration422ApplicationProblemPlusJSONResponse) VisitUpda
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -42140,6 +44370,7 @@ func (response UpdateIntegration422ApplicationProblemPlusJSONResponse) VisitUpda
 
 type UpdateIntegrationdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -42163,6 +44394,9 @@ func (response UpdateIntegrationdefaultApplicationProblemPlusJSONResponse) Visit
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -42233,6 +44467,9 @@ func (response VerifyIntegration409ApplicationProblemPlusJSONResponse) VisitVeri
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -42258,6 +44495,7 @@ func (response VerifyIntegration409ApplicationProblemPlusJSONResponse) VisitVeri
 
 type VerifyIntegration503ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -42280,6 +44518,9 @@ func (response VerifyIntegration503ApplicationProblemPlusJSONResponse) VisitVeri
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -42306,6 +44547,7 @@ func (response VerifyIntegration503ApplicationProblemPlusJSONResponse) VisitVeri
 
 type VerifyIntegrationdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -42329,6 +44571,9 @@ func (response VerifyIntegrationdefaultApplicationProblemPlusJSONResponse) Visit
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -42399,6 +44644,9 @@ func (response ListMedia403ApplicationProblemPlusJSONResponse) VisitListMediaRes
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -42424,6 +44672,7 @@ func (response ListMedia403ApplicationProblemPlusJSONResponse) VisitListMediaRes
 
 type ListMediadefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -42447,6 +44696,9 @@ func (response ListMediadefaultApplicationProblemPlusJSONResponse) VisitListMedi
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -42472,14 +44724,24 @@ func (response ListMediadefaultApplicationProblemPlusJSONResponse) VisitListMedi
 }
 
 type RegisterMediaRequestObject struct {
-	Body *RegisterMediaJSONRequestBody
+	Params RegisterMediaParams
+	Body   *RegisterMediaJSONRequestBody
 }
 
 type RegisterMediaResponseObject interface {
 	VisitRegisterMediaResponse(w http.ResponseWriter) error
 }
 
-type RegisterMedia201JSONResponse struct{ MediaCreatedJSONResponse }
+type RegisterMedia201ResponseHeaders struct {
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
+}
+
+type RegisterMedia201JSONResponse struct {
+	Body    Media
+	Headers RegisterMedia201ResponseHeaders
+}
 
 func (response RegisterMedia201JSONResponse) VisitRegisterMediaResponse(w http.ResponseWriter) error {
 
@@ -42488,6 +44750,9 @@ func (response RegisterMedia201JSONResponse) VisitRegisterMediaResponse(w http.R
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
@@ -42510,6 +44775,9 @@ func (response RegisterMedia409ApplicationProblemPlusJSONResponse) VisitRegister
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -42536,6 +44804,7 @@ func (response RegisterMedia409ApplicationProblemPlusJSONResponse) VisitRegister
 
 type RegisterMedia422ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -42558,6 +44827,9 @@ func (response RegisterMedia422ApplicationProblemPlusJSONResponse) VisitRegister
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -42584,6 +44856,7 @@ func (response RegisterMedia422ApplicationProblemPlusJSONResponse) VisitRegister
 
 type RegisterMedia503ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -42606,6 +44879,9 @@ func (response RegisterMedia503ApplicationProblemPlusJSONResponse) VisitRegister
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -42632,6 +44908,7 @@ func (response RegisterMedia503ApplicationProblemPlusJSONResponse) VisitRegister
 
 type RegisterMediadefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -42655,6 +44932,9 @@ func (response RegisterMediadefaultApplicationProblemPlusJSONResponse) VisitRegi
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -42736,6 +45016,9 @@ func (response GetMediaFiledefaultApplicationProblemPlusJSONResponse) VisitGetMe
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -42808,6 +45091,9 @@ func (response GetMediaSignature422ApplicationProblemPlusJSONResponse) VisitGetM
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -42833,6 +45119,7 @@ func (response GetMediaSignature422ApplicationProblemPlusJSONResponse) VisitGetM
 
 type GetMediaSignaturedefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -42856,6 +45143,9 @@ func (response GetMediaSignaturedefaultApplicationProblemPlusJSONResponse) Visit
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -42920,6 +45210,9 @@ func (response UploadMediaFile413ApplicationProblemPlusJSONResponse) VisitUpload
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -42945,6 +45238,7 @@ func (response UploadMediaFile413ApplicationProblemPlusJSONResponse) VisitUpload
 
 type UploadMediaFile415ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -42967,6 +45261,9 @@ func (response UploadMediaFile415ApplicationProblemPlusJSONResponse) VisitUpload
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -42993,6 +45290,7 @@ func (response UploadMediaFile415ApplicationProblemPlusJSONResponse) VisitUpload
 
 type UploadMediaFile503ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -43015,6 +45313,9 @@ func (response UploadMediaFile503ApplicationProblemPlusJSONResponse) VisitUpload
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -43041,6 +45342,7 @@ func (response UploadMediaFile503ApplicationProblemPlusJSONResponse) VisitUpload
 
 type UploadMediaFiledefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -43064,6 +45366,9 @@ func (response UploadMediaFiledefaultApplicationProblemPlusJSONResponse) VisitUp
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -43128,6 +45433,9 @@ func (response UploadMediaImage413ApplicationProblemPlusJSONResponse) VisitUploa
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -43153,6 +45461,7 @@ func (response UploadMediaImage413ApplicationProblemPlusJSONResponse) VisitUploa
 
 type UploadMediaImage415ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -43175,6 +45484,9 @@ func (response UploadMediaImage415ApplicationProblemPlusJSONResponse) VisitUploa
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -43201,6 +45513,7 @@ func (response UploadMediaImage415ApplicationProblemPlusJSONResponse) VisitUploa
 
 type UploadMediaImage503ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -43223,6 +45536,9 @@ func (response UploadMediaImage503ApplicationProblemPlusJSONResponse) VisitUploa
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -43249,6 +45565,7 @@ func (response UploadMediaImage503ApplicationProblemPlusJSONResponse) VisitUploa
 
 type UploadMediaImagedefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -43272,6 +45589,9 @@ func (response UploadMediaImagedefaultApplicationProblemPlusJSONResponse) VisitU
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -43334,6 +45654,9 @@ func (response DeleteMedia403ApplicationProblemPlusJSONResponse) VisitDeleteMedi
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -43359,6 +45682,7 @@ func (response DeleteMedia403ApplicationProblemPlusJSONResponse) VisitDeleteMedi
 
 type DeleteMedia503ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -43381,6 +45705,9 @@ func (response DeleteMedia503ApplicationProblemPlusJSONResponse) VisitDeleteMedi
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -43407,6 +45734,7 @@ func (response DeleteMedia503ApplicationProblemPlusJSONResponse) VisitDeleteMedi
 
 type DeleteMediadefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -43430,6 +45758,9 @@ func (response DeleteMediadefaultApplicationProblemPlusJSONResponse) VisitDelete
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -43502,6 +45833,9 @@ func (response GetMediadefaultApplicationProblemPlusJSONResponse) VisitGetMediaR
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -43573,6 +45907,9 @@ func (response ListNodeTypesdefaultApplicationProblemPlusJSONResponse) VisitList
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -43642,6 +45979,9 @@ func (response ListNodeTypeCategoriesdefaultApplicationProblemPlusJSONResponse) 
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -43714,6 +46054,9 @@ func (response GetNodeTypedefaultApplicationProblemPlusJSONResponse) VisitGetNod
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -43784,6 +46127,9 @@ func (response ListPermissionsdefaultApplicationProblemPlusJSONResponse) VisitLi
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -43853,6 +46199,9 @@ func (response CheckPermissions422ApplicationProblemPlusJSONResponse) VisitCheck
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -43878,6 +46227,7 @@ func (response CheckPermissions422ApplicationProblemPlusJSONResponse) VisitCheck
 
 type CheckPermissionsdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -43901,6 +46251,9 @@ func (response CheckPermissionsdefaultApplicationProblemPlusJSONResponse) VisitC
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -43971,6 +46324,9 @@ func (response GetMyCapabilitiesdefaultApplicationProblemPlusJSONResponse) Visit
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -44043,6 +46399,9 @@ func (response GetResourcePermissionsdefaultApplicationProblemPlusJSONResponse) 
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -44112,6 +46471,9 @@ func (response ListRolesdefaultApplicationProblemPlusJSONResponse) VisitListRole
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -44183,6 +46545,9 @@ func (response ListWidgetsdefaultApplicationProblemPlusJSONResponse) VisitListWi
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -44246,6 +46611,9 @@ func (response GetSettingsdefaultApplicationProblemPlusJSONResponse) VisitGetSet
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -44308,6 +46676,9 @@ func (response UpdateSettings422ApplicationProblemPlusJSONResponse) VisitUpdateS
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -44333,6 +46704,7 @@ func (response UpdateSettings422ApplicationProblemPlusJSONResponse) VisitUpdateS
 
 type UpdateSettingsdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -44356,6 +46728,9 @@ func (response UpdateSettingsdefaultApplicationProblemPlusJSONResponse) VisitUpd
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -44428,6 +46803,9 @@ func (response ListTeamsdefaultApplicationProblemPlusJSONResponse) VisitListTeam
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -44452,7 +46830,8 @@ func (response ListTeamsdefaultApplicationProblemPlusJSONResponse) VisitListTeam
 }
 
 type CreateTeamRequestObject struct {
-	Body *CreateTeamJSONRequestBody
+	Params CreateTeamParams
+	Body   *CreateTeamJSONRequestBody
 }
 
 type CreateTeamResponseObject interface {
@@ -44460,8 +46839,9 @@ type CreateTeamResponseObject interface {
 }
 
 type CreateTeam201ResponseHeaders struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 type CreateTeam201JSONResponse struct {
@@ -44476,6 +46856,9 @@ func (response CreateTeam201JSONResponse) VisitCreateTeamResponse(w http.Respons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
@@ -44498,6 +46881,9 @@ func (response CreateTeam409ApplicationProblemPlusJSONResponse) VisitCreateTeamR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -44524,6 +46910,7 @@ func (response CreateTeam409ApplicationProblemPlusJSONResponse) VisitCreateTeamR
 
 type CreateTeamdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -44547,6 +46934,9 @@ func (response CreateTeamdefaultApplicationProblemPlusJSONResponse) VisitCreateT
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -44610,6 +47000,9 @@ func (response DeleteTeamdefaultApplicationProblemPlusJSONResponse) VisitDeleteT
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -44675,6 +47068,9 @@ func (response GetTeamdefaultApplicationProblemPlusJSONResponse) VisitGetTeamRes
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -44738,6 +47134,9 @@ func (response UpdateTeam409ApplicationProblemPlusJSONResponse) VisitUpdateTeamR
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -44763,6 +47162,7 @@ func (response UpdateTeam409ApplicationProblemPlusJSONResponse) VisitUpdateTeamR
 
 type UpdateTeamdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -44786,6 +47186,9 @@ func (response UpdateTeamdefaultApplicationProblemPlusJSONResponse) VisitUpdateT
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -44850,6 +47253,9 @@ func (response SetTeamMembers422ApplicationProblemPlusJSONResponse) VisitSetTeam
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -44875,6 +47281,7 @@ func (response SetTeamMembers422ApplicationProblemPlusJSONResponse) VisitSetTeam
 
 type SetTeamMembersdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -44898,6 +47305,9 @@ func (response SetTeamMembersdefaultApplicationProblemPlusJSONResponse) VisitSet
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -44970,6 +47380,9 @@ func (response ListTemplatesdefaultApplicationProblemPlusJSONResponse) VisitList
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -44994,7 +47407,8 @@ func (response ListTemplatesdefaultApplicationProblemPlusJSONResponse) VisitList
 }
 
 type CreateTemplateRequestObject struct {
-	Body *CreateTemplateJSONRequestBody
+	Params CreateTemplateParams
+	Body   *CreateTemplateJSONRequestBody
 }
 
 type CreateTemplateResponseObject interface {
@@ -45002,8 +47416,9 @@ type CreateTemplateResponseObject interface {
 }
 
 type CreateTemplate201ResponseHeaders struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 type CreateTemplate201JSONResponse struct {
@@ -45018,6 +47433,9 @@ func (response CreateTemplate201JSONResponse) VisitCreateTemplateResponse(w http
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
@@ -45040,6 +47458,9 @@ func (response CreateTemplate422ApplicationProblemPlusJSONResponse) VisitCreateT
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -45066,6 +47487,7 @@ func (response CreateTemplate422ApplicationProblemPlusJSONResponse) VisitCreateT
 
 type CreateTemplatedefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -45089,6 +47511,9 @@ func (response CreateTemplatedefaultApplicationProblemPlusJSONResponse) VisitCre
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -45161,6 +47586,9 @@ func (response SeedTemplatesdefaultApplicationProblemPlusJSONResponse) VisitSeed
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -45222,6 +47650,9 @@ func (response DeleteTemplate409ApplicationProblemPlusJSONResponse) VisitDeleteT
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -45247,6 +47678,7 @@ func (response DeleteTemplate409ApplicationProblemPlusJSONResponse) VisitDeleteT
 
 type DeleteTemplatedefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -45270,6 +47702,9 @@ func (response DeleteTemplatedefaultApplicationProblemPlusJSONResponse) VisitDel
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -45342,6 +47777,9 @@ func (response GetTemplatedefaultApplicationProblemPlusJSONResponse) VisitGetTem
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -45412,6 +47850,9 @@ func (response UpdateTemplate409ApplicationProblemPlusJSONResponse) VisitUpdateT
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -45437,6 +47878,7 @@ func (response UpdateTemplate409ApplicationProblemPlusJSONResponse) VisitUpdateT
 
 type UpdateTemplate422ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -45459,6 +47901,9 @@ func (response UpdateTemplate422ApplicationProblemPlusJSONResponse) VisitUpdateT
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -45485,6 +47930,7 @@ func (response UpdateTemplate422ApplicationProblemPlusJSONResponse) VisitUpdateT
 
 type UpdateTemplatedefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -45508,6 +47954,9 @@ func (response UpdateTemplatedefaultApplicationProblemPlusJSONResponse) VisitUpd
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -45533,7 +47982,8 @@ func (response UpdateTemplatedefaultApplicationProblemPlusJSONResponse) VisitUpd
 }
 
 type DuplicateTemplateRequestObject struct {
-	Id TemplateID `json:"id"`
+	Id     TemplateID `json:"id"`
+	Params DuplicateTemplateParams
 }
 
 type DuplicateTemplateResponseObject interface {
@@ -45541,8 +47991,9 @@ type DuplicateTemplateResponseObject interface {
 }
 
 type DuplicateTemplate201ResponseHeaders struct {
-	Location   string
-	XRequestID *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 type DuplicateTemplate201JSONResponse struct {
@@ -45557,6 +48008,9 @@ func (response DuplicateTemplate201JSONResponse) VisitDuplicateTemplateResponse(
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
@@ -45582,6 +48036,9 @@ func (response DuplicateTemplatedefaultApplicationProblemPlusJSONResponse) Visit
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -45606,8 +48063,9 @@ func (response DuplicateTemplatedefaultApplicationProblemPlusJSONResponse) Visit
 }
 
 type CreateTemplateFlowRequestObject struct {
-	Id   TemplateID `json:"id"`
-	Body *CreateTemplateFlowJSONRequestBody
+	Id     TemplateID `json:"id"`
+	Params CreateTemplateFlowParams
+	Body   *CreateTemplateFlowJSONRequestBody
 }
 
 type CreateTemplateFlowResponseObject interface {
@@ -45615,9 +48073,10 @@ type CreateTemplateFlowResponseObject interface {
 }
 
 type CreateTemplateFlow201ResponseHeaders struct {
-	ETag       *string
-	Location   string
-	XRequestID *string
+	ETag               *string
+	IdempotentReplayed *bool
+	Location           string
+	XRequestID         *string
 }
 
 type CreateTemplateFlow201JSONResponse struct {
@@ -45634,6 +48093,9 @@ func (response CreateTemplateFlow201JSONResponse) VisitCreateTemplateFlowRespons
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.ETag != nil {
 		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.XRequestID != nil {
@@ -45657,6 +48119,9 @@ func (response CreateTemplateFlow422ApplicationProblemPlusJSONResponse) VisitCre
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -45683,6 +48148,7 @@ func (response CreateTemplateFlow422ApplicationProblemPlusJSONResponse) VisitCre
 
 type CreateTemplateFlowdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -45706,6 +48172,9 @@ func (response CreateTemplateFlowdefaultApplicationProblemPlusJSONResponse) Visi
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -45778,6 +48247,9 @@ func (response ListUsersdefaultApplicationProblemPlusJSONResponse) VisitListUser
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -45849,6 +48321,9 @@ func (response ListUserDirectorydefaultApplicationProblemPlusJSONResponse) Visit
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -45911,6 +48386,9 @@ func (response DeleteUser403ApplicationProblemPlusJSONResponse) VisitDeleteUserR
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -45936,6 +48414,7 @@ func (response DeleteUser403ApplicationProblemPlusJSONResponse) VisitDeleteUserR
 
 type DeleteUser409ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -45958,6 +48437,9 @@ func (response DeleteUser409ApplicationProblemPlusJSONResponse) VisitDeleteUserR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -45984,6 +48466,7 @@ func (response DeleteUser409ApplicationProblemPlusJSONResponse) VisitDeleteUserR
 
 type DeleteUser422ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -46006,6 +48489,9 @@ func (response DeleteUser422ApplicationProblemPlusJSONResponse) VisitDeleteUserR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -46032,6 +48518,7 @@ func (response DeleteUser422ApplicationProblemPlusJSONResponse) VisitDeleteUserR
 
 type DeleteUserdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -46055,6 +48542,9 @@ func (response DeleteUserdefaultApplicationProblemPlusJSONResponse) VisitDeleteU
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -46120,6 +48610,9 @@ func (response GetUserdefaultApplicationProblemPlusJSONResponse) VisitGetUserRes
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -46182,6 +48675,9 @@ func (response ActivateUser403ApplicationProblemPlusJSONResponse) VisitActivateU
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -46207,6 +48703,7 @@ func (response ActivateUser403ApplicationProblemPlusJSONResponse) VisitActivateU
 
 type ActivateUserdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -46230,6 +48727,9 @@ func (response ActivateUserdefaultApplicationProblemPlusJSONResponse) VisitActiv
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -46293,6 +48793,9 @@ func (response DeactivateUser403ApplicationProblemPlusJSONResponse) VisitDeactiv
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -46318,6 +48821,7 @@ func (response DeactivateUser403ApplicationProblemPlusJSONResponse) VisitDeactiv
 
 type DeactivateUser409ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -46340,6 +48844,9 @@ func (response DeactivateUser409ApplicationProblemPlusJSONResponse) VisitDeactiv
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -46366,6 +48873,7 @@ func (response DeactivateUser409ApplicationProblemPlusJSONResponse) VisitDeactiv
 
 type DeactivateUserdefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -46389,6 +48897,9 @@ func (response DeactivateUserdefaultApplicationProblemPlusJSONResponse) VisitDea
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -46453,6 +48964,9 @@ func (response UpdateUserRole403ApplicationProblemPlusJSONResponse) VisitUpdateU
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -46478,6 +48992,7 @@ func (response UpdateUserRole403ApplicationProblemPlusJSONResponse) VisitUpdateU
 
 type UpdateUserRole409ResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -46500,6 +49015,9 @@ func (response UpdateUserRole409ApplicationProblemPlusJSONResponse) VisitUpdateU
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -46526,6 +49044,7 @@ func (response UpdateUserRole409ApplicationProblemPlusJSONResponse) VisitUpdateU
 
 type UpdateUserRoledefaultResponseHeaders struct {
 	Allow              *string
+	IdempotentReplayed *bool
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -46549,6 +49068,9 @@ func (response UpdateUserRoledefaultApplicationProblemPlusJSONResponse) VisitUpd
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -46615,6 +49137,9 @@ func (response ListUserApiTokensdefaultApplicationProblemPlusJSONResponse) Visit
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -46678,6 +49203,9 @@ func (response DeleteUserApiTokendefaultApplicationProblemPlusJSONResponse) Visi
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -46777,6 +49305,9 @@ func (response ReceiveFlowWebhookdefaultApplicationProblemPlusJSONResponse) Visi
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.Allow != nil {
 		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -47082,8 +49613,10 @@ type strictHandler struct {
 }
 
 // CreateAgentConfig operation middleware
-func (sh *strictHandler) CreateAgentConfig(ctx echo.Context) error {
+func (sh *strictHandler) CreateAgentConfig(ctx echo.Context, params CreateAgentConfigParams) error {
 	var request CreateAgentConfigRequestObject
+
+	request.Params = params
 
 	var body CreateAgentConfigJSONRequestBody
 	var err error
@@ -47251,8 +49784,10 @@ func (sh *strictHandler) ListApiTokens(ctx echo.Context, params ListApiTokensPar
 }
 
 // CreateApiToken operation middleware
-func (sh *strictHandler) CreateApiToken(ctx echo.Context) error {
+func (sh *strictHandler) CreateApiToken(ctx echo.Context, params CreateApiTokenParams) error {
 	var request CreateApiTokenRequestObject
+
+	request.Params = params
 
 	var body CreateApiTokenJSONRequestBody
 	var err error
@@ -47884,8 +50419,10 @@ func (sh *strictHandler) ListFlows(ctx echo.Context, params ListFlowsParams) err
 }
 
 // CreateFlow operation middleware
-func (sh *strictHandler) CreateFlow(ctx echo.Context) error {
+func (sh *strictHandler) CreateFlow(ctx echo.Context, params CreateFlowParams) error {
 	var request CreateFlowRequestObject
+
+	request.Params = params
 
 	var body CreateFlowJSONRequestBody
 	var err error
@@ -48078,10 +50615,11 @@ func (sh *strictHandler) PutFlow(ctx echo.Context, id FlowID, params PutFlowPara
 }
 
 // DuplicateFlow operation middleware
-func (sh *strictHandler) DuplicateFlow(ctx echo.Context, id FlowID) error {
+func (sh *strictHandler) DuplicateFlow(ctx echo.Context, id FlowID, params DuplicateFlowParams) error {
 	var request DuplicateFlowRequestObject
 
 	request.Id = id
+	request.Params = params
 
 	var body DuplicateFlowJSONRequestBody
 	var err error
@@ -48282,10 +50820,11 @@ func (sh *strictHandler) ListFlowVersions(ctx echo.Context, id FlowID, params Li
 }
 
 // CreateFlowVersion operation middleware
-func (sh *strictHandler) CreateFlowVersion(ctx echo.Context, id FlowID) error {
+func (sh *strictHandler) CreateFlowVersion(ctx echo.Context, id FlowID, params CreateFlowVersionParams) error {
 	var request CreateFlowVersionRequestObject
 
 	request.Id = id
+	request.Params = params
 
 	var body CreateFlowVersionJSONRequestBody
 	var err error
@@ -48436,8 +50975,10 @@ func (sh *strictHandler) ListIntegrations(ctx echo.Context, params ListIntegrati
 }
 
 // CreateIntegration operation middleware
-func (sh *strictHandler) CreateIntegration(ctx echo.Context) error {
+func (sh *strictHandler) CreateIntegration(ctx echo.Context, params CreateIntegrationParams) error {
 	var request CreateIntegrationRequestObject
+
+	request.Params = params
 
 	var body CreateIntegrationJSONRequestBody
 	var err error
@@ -48630,8 +51171,10 @@ func (sh *strictHandler) ListMedia(ctx echo.Context, params ListMediaParams) err
 }
 
 // RegisterMedia operation middleware
-func (sh *strictHandler) RegisterMedia(ctx echo.Context) error {
+func (sh *strictHandler) RegisterMedia(ctx echo.Context, params RegisterMediaParams) error {
 	var request RegisterMediaRequestObject
+
+	request.Params = params
 
 	var body RegisterMediaJSONRequestBody
 	var err error
@@ -49162,8 +51705,10 @@ func (sh *strictHandler) ListTeams(ctx echo.Context, params ListTeamsParams) err
 }
 
 // CreateTeam operation middleware
-func (sh *strictHandler) CreateTeam(ctx echo.Context) error {
+func (sh *strictHandler) CreateTeam(ctx echo.Context, params CreateTeamParams) error {
 	var request CreateTeamRequestObject
+
+	request.Params = params
 
 	var body CreateTeamJSONRequestBody
 	var err error
@@ -49379,8 +51924,10 @@ func (sh *strictHandler) ListTemplates(ctx echo.Context, params ListTemplatesPar
 }
 
 // CreateTemplate operation middleware
-func (sh *strictHandler) CreateTemplate(ctx echo.Context) error {
+func (sh *strictHandler) CreateTemplate(ctx echo.Context, params CreateTemplateParams) error {
 	var request CreateTemplateRequestObject
+
+	request.Params = params
 
 	var body CreateTemplateJSONRequestBody
 	var err error
@@ -49548,10 +52095,11 @@ func (sh *strictHandler) UpdateTemplate(ctx echo.Context, id TemplateID) error {
 }
 
 // DuplicateTemplate operation middleware
-func (sh *strictHandler) DuplicateTemplate(ctx echo.Context, id TemplateID) error {
+func (sh *strictHandler) DuplicateTemplate(ctx echo.Context, id TemplateID, params DuplicateTemplateParams) error {
 	var request DuplicateTemplateRequestObject
 
 	request.Id = id
+	request.Params = params
 
 	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
 		return sh.ssi.DuplicateTemplate(ctx.Request().Context(), request.(DuplicateTemplateRequestObject))
@@ -49573,10 +52121,11 @@ func (sh *strictHandler) DuplicateTemplate(ctx echo.Context, id TemplateID) erro
 }
 
 // CreateTemplateFlow operation middleware
-func (sh *strictHandler) CreateTemplateFlow(ctx echo.Context, id TemplateID) error {
+func (sh *strictHandler) CreateTemplateFlow(ctx echo.Context, id TemplateID, params CreateTemplateFlowParams) error {
 	var request CreateTemplateFlowRequestObject
 
 	request.Id = id
+	request.Params = params
 
 	var body CreateTemplateFlowJSONRequestBody
 	var err error
@@ -49952,482 +52501,493 @@ func (sh *strictHandler) ReceiveFlowWebhook(ctx echo.Context, endpointKey string
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7P3pcttIujAI30oGzzlhqhqkSC22RUXF+VSyXKVqL2pJLrur6I9IAkkSR2AmC5mQzPIo4vyaeOfvzC1M",
-	"nIj3tvpKJvJ5MoEECHCRJS/d1T+6LALI9dnXj41ATGeCM65ko/exMWE0ZAn88yiOxY3+R8hkkEQzFQne",
-	"6DUuJ4xMmZqIUBI1YWRG1YTQIGAzJUlTcLLX2d9qN7yGDCZsSvUAaj5jjV5DqiTi48btrdc4psGEHQuu",
-	"EhEvTuFz0ZJKJMzvkYTJmeCS6cmoIgFNkjlR4opxSURCopBxFak5oQkjnF2zhAR67HDVCk4u6bh6c6NY",
-	"3DySJGHXkYwEJ1QSSqRKBB8TM5miY4/4/UbSTzud3cC+Cn+xfsMvTj6jSrFED///7zeS3zqtg/d/6Tf+",
-	"veFVLOuFCCiupWppdChFnCpz6GIEFxAkjCoW6pMSaRIwj0Q8iNMw4mPib9NZtH3dhRUl7Pc0SljY6Kkk",
-	"ZcuP55wq9iKaRgr+b3E15+z3lEklCdVQwkIScVxMmiSMK3IT8VDcVF5CxBUbs6Q4zTmb0ojr2eunitlI",
-	"ffo8klVs54IFgoeSpFxFMUyAA+tDZUquHp+pZH40UiypH1sJckMjRYZsJBJGEv2JvqPm3s6BR/Y7u1sr",
-	"p3n79u1RqiYaCgOq2OJcrzX6dTVkDBlNWNKSLEgTFhIxYwkAluwR/wd4RliSiOT7fiPi1zSOwgFg1QL0",
-	"LsLGO3Mjp8+qoTTBxyQKSZMFE8FCT6PqmHG9BhYiRr15cfps65BEitBYCkJnM0YTqe83FmNJKA9xgaXD",
-	"n9IPLxgfq0mj93hvEYNuvcaMJnTKlKViY8bVseCjaPw8Fjd1a45Ci04a/cnNREhGqP6WBPAxUZNIkghW",
-	"E+mvNAo2vAanU70A/dUgCpdi2UgkU6rwSh/vNbzGNOLRNJ02el2v6raPZtGlvpK6NR+dnSIlJFFYs6wH",
-	"WtGFSKqQSCSKXLG59Ijf8slIJES/wLgmRW3yjI1oGivitwzFGlAFsMY+zGIRskZvRGPJzD5+T1kyzzci",
-	"9Yzu0iPFpnDBjOv1/tbIB214jVbhr5hKNUhl9rD0N0zhNVrw3/cLMOVpmDvF6XbhiMwf+RnRJKF6sSmP",
-	"fk+ZeawP+9ZrSDWPAUJEMtWDHaVhpF6Icd2tUv1cM5pk/tnu9ThNpEiq1+Nz9kENAnjDt0gy0yxPpJIM",
-	"qQom2SJLl4Yf1fHC345av9LWH53WwaD1/mPX29l/fFvNFE8+sCDVS6o7M2Zf+GwntoyWAAX5nAv5hSVa",
-	"/HiVToes5hav8RXC4R1yE6mJ4aSw2ma33eZbNSs236697N2d1cs+Hb3UkFMDclo484lGU5IwGh4SSqaR",
-	"nOovCOXyhiWS7HV3gEkEE8rHTBIu9JbG2R5Qks13cTpq4ZQbcBOvcarXjJyzlnXkr3y2W6+RyoDykBlL",
-	"luNlDF+784dImxu9/Q6QO5x7p9NZuZKXLIxo3dFM9cPPdihndMyq19FtDalkIZnRMTMoUHc2+pXqo+k6",
-	"J9PtwP/WWtJF9AdbdlV6xmWrGUg9QOWSdvaLa1pjPWryRrKk7sJSyZL6+9JP71vIuWA0qaIDx1SyVsQl",
-	"4zJS0TUjMh0iXhIJnxChlT0F8iYqPo+keUSHMSOjiMWhrDtYfLGOFljAt393q0jDJaPTunNUjE4/G9xf",
-	"suksporVLwaff7YF3R3C7nkhb2mkXl4sLuQncUNirc9bnUzLqgBKKde/MR5aNQ3ZDehpnX/89/+zq9Ge",
-	"TOVWHWDp4QZTWY2vLnHdLRGQTsUObvVhGPsHKDNG/raULhBcMQ6MgM5mcYS2g+3/kmhAyFfw7wkbNXqN",
-	"f9vOrT3b+FRuFwaFOYuHdYRkU4xyhQPQyjEVvWsZlbCF1141nXl929EeYbKTa8bVhUoYnZa2pNgHtc30",
-	"45bMnrMPdDoDgRoU6B7Z6XQ6fd7n8GIvFwXbRgXo8yjskW6fh1TRHvnYb2SvDKKw3+gddLpevyHZ7/1G",
-	"r3urh1qq/y6czwVLrkHT5orAIrSKbVaD9iENGmgb8j3i6+Xg73rO7GdcHj74+eL1K/PkPk/a7vsYT+be",
-	"ICgbuOp4Lg1aUal1fakoDyWhI6WlUBopjVnpTCOdb1CnvGXXJLZsu9l7t94nHZOWqN9GamIthPdyRHrQ",
-	"utPRErgHIjmJlCSc3RA9d+kY7HKWbQXe+cTtOxLvve3eHbPmEBwp+pBIFiRMSSIn4oYIHs819Pjm14Fk",
-	"qgwjYE9uOQblZTsuGJ8/8bRA/L1vfIJB6w4KDOOhFa0Vm35hdDlLxDBm0yWbn+Ebf7GHkJFwzRkVjeKS",
-	"3XBCJekSY5VEOQ7MRGANbPR+0xOFmibnEpqXjzRNpSJDRqgiMdMaZFeriAkNNMXRTL/hNWZCg1vS6DW2",
-	"gW3fvtfMXNOmQI9rjObbGjGlEUiYVFr07TU63Z+fPf5b5++7v/716d+fvO387cnl7ru9X3ZedTXbUFSl",
-	"stHb06xdRQoY1S96H6gfwh5yG0ea8N4NVVRMo545pd519nYL37711gQbexNVPNxM7WlEOn9+TA729p8Q",
-	"MyXBsysz9cz/swwa8CXXwt7KdNNl35X8C4UBCr6AtQbJvygNZIz9aw6i37bG/FZmzV/6cW73R/N8q2yf",
-	"X/Z12Zz/iZh4wZRmp/Le6FA2YA0pEsmY8kgiaEvz8j0KLJeLMuHdNwOD1WwE1LWMAU/ZdMiSe90ICM33",
-	"txU93LlRDKr29DpNwCUrJcrrHqEgViRslDA5MV4DykP0pdE4RoPI18BRtfJ4bycFg9VcutZE7+2OMyJd",
-	"djqVGJ7jl+g1djo7j1ud3Vane9k56O12ep1Ou9Pp/NrwMn9Sb2/H01pxb99rxJSPU9D8GkzrKFP6AX12",
-	"stHjaRx7jakImeaBY6bVytZOe781iql0FOyja6r5H0uk4DSO1Fyr4IkYMSkj/YvmYXOp2HQwS8R0plf5",
-	"d5GCd/3omnoALzKdzUSiCJUy0jxTad3wBPdILiZi1iZHoDWTYRKxkZbeeGic8xHXihERScgSolUefQOK",
-	"TcE9mSas0eu0d72GEtz6TGBN6Sxc49huPb2XGUtUhPqye9qO9UCP1VIReH2K6p3X+NAai5Z168wi/Vb7",
-	"El/NHrWi6cx4wMB80WuMIzVJh+1ATLcNP8/+K2aMa3nCDAZ2iex2K0waZSMAXv9aL+YA8rHSiZVBi338",
-	"W/a119AQ1Hh/mwFR/k52NtkrCEwVkxQAa4XZQePImfP+7QLoVUxQABX3SkU6jPP7/K2BVl530QhTayzq",
-	"Ur94WwS6rwd6bl0D2W9oMcu9z8aX6d6D2bkDHuWDLh5rAVQsOHhF/6pzNLnDVAz/iwUgQTn0D3UjoOJh",
-	"GCkgMmcOkhqfb5E8G1exJED5WUgEN2EuPeI7e/PJKIkYD+O5R3y9S59EHImGR3y7X58w3ia+s0ff63M/",
-	"36UPBMqHnfqoYBEuiDHb9cjNhHECFBbo39Ep4SJkkoxoHJMhDa6IEvDEFYj63EpEGaOVYCmy48o2WJoc",
-	"5lAg+v+y1H6BijvUssbZClIMhmkMmdbxtNxzSCg+1fokVWQqpCKCM9Lc6xwQn8YJo+G8xT5EUkkfDLob",
-	"2ZeL9LZsM/3h+IzsPSH2FQwZk2kwAVMG4z4RCfFnqvXDORgzHO/D7n7B+bDjVXjN33/c8XZvm63cif7+",
-	"Y9d7erv1XYULvUz8Mxv00+7BTtUml/OF8laDCZxuyGIbHnB0SgKqaCzGqT7unR2DXK2UX3FxozevJiy5",
-	"iSTbKm2+W+d6WcaH1vn+AbmUM/3Tzhrzr2RiuQe2ykFwD8ytxEQW+EdxiytI/BtgBhuS+CMyo4mKaEyQ",
-	"lxwSygkdghXdoP+cRJKkHB38oUd8vVufBDEEilH8B/j6BGdt4n+89auiARwCa0AYyaehOpZhLNIdF72/",
-	"IfT8E5k+PzJVo8dZ8WhspJqVWRpemRkHVKY0roxBy+dzR7L6UQbElZ8aB98dVVH2YRYlTDrvdXdau93L",
-	"jn7JeU9z6N1SsJ1Btfy3aGZ/MyLK8flLIuc8aHgNccMxvqD3RJ8MG0UfGr3GjRKDd1e7s4O/0Rdgi70W",
-	"V4XBZSBmGmGRjPU0VzcicS+OpIIb/TbUQvekv6Z1baCAune/dAsLFOgz7aUIindScnM4XetQLCRXSq9R",
-	"IhXp7uQuCulpZSJhgRjzSDIQp4A1tKsYh4sNX+VxW+R0AnYXKbgbRFup31qpBAfLjtS5igLylJTVUrhv",
-	"AQIKR1gp5xji+Sl6LIG1zclBh4R0Lg8zbeTo7HRw+fqvJ68GL4/eDS4vXwyeHf39gjR3H+9vtckFbJdY",
-	"h9aExSEZzslcpAlJRMwOETB632k5iQtlczFKQs8q+v1ro4oYb05VN6Zed5c5KqDKlcFo64/B+7/0zH/r",
-	"JC4bxW3m2yCouwSiRehcDUQ1mixnN3ihh8SH//r6XuVE3HBMPhA8YKBcGxewdYxTreFOSrf+L8PdtbgG",
-	"wk1hrGRn+uRX1fn7cI+/fXp93P3wbJ89fzz+6Un089OrFwfTV53Gn2LBn2LBVyEW/Ctw9QxLqxLKvhS/",
-	"t4taRrJtqCWN49cjCD5ZGoJBx+wlU7Rx630sUZfspLJ/rBOUuVo+gtEWd/C+wA0mVA44+6AyOUX/MEvY",
-	"dZ50hav67b2HIfCaEebR5xBproSiMarO+l8D/Vg2ep1bm9V0FKiqLKK3E0G0bBu2yRsesoRQnoeSesQ3",
-	"YeXA7jJx95EkcNntRplM01mExpLluFZpJAkjOYvpvCbzSi//kSQa+khTJIRNaRRvoflfLwyTsm6oJDdJ",
-	"pJTm1Fdspkw0o8qimyUJWcwUSmI1iLHi+rPjvNRv33pZ7P1GGy7BCrznOWH8haPMT6cSH4orcowQejh3",
-	"rMx82PAaN2w4EeKq2iyhR3yGoUdVQEOVseaFPTTw4x8YEAaXlHtWsmDt0FzGNY1TJokYES54CyMHiQxo",
-	"TBOTGdDnTXRSUBNuSERCpkxKOgZngmJcbbWJn2XO+h7xp5GUER8PZiyBfwpufEcJo1L/gZsYsj5P2CiV",
-	"NMY1jmgUpwmTpOnnn7ZDxiMW6nFpqibtWIwjPtCvstDfQu9QCfRtTFK1DoLh8gtXh4ez8Wd4TJsR+cXz",
-	"Wc5Ms8Otxsjs8WmI6f8a9+BgXdyqGhjvowqs5mBoVopNZ4rgYXsmx38iEkUCETLSHGn0N04uX//USpg+",
-	"GLiZJTOXDet4htkdeOYK3Z1Xnlq2g1pcfCHKsSU0MJvU0nEbzep6RkuVi4QTxeuMIDaOQkpeiGsW08CR",
-	"KA1yZ9Tnya0NtSwCpJH337I4EFNGrneKgFd87EKXUZ/eV8MOLtKBEvzB3q7+ywiie12voUW3xk5nt91p",
-	"d7u77Sf6mAOoFLBaD1o/xtOmG8Gr3R3nB3Nm+vidWNCGTCEUyx4jZJU3eo2X4o8ojun2frtCF7F3WYbf",
-	"5y5cOvfsV7Ka7OrX4zWN4uWu/MgS7010ARSvF1E9iCPGFaFhmDCp6eS71nOR3NAkZKH+F0oHSSqV1XxH",
-	"iZgS//L8zcXlybPB2fnrd6cnF8uxswQPX5My5cLfx6WEzYG+zYSfEpxWkHMLsmvc/QW+elsE6o/rEkaQ",
-	"N9zLsMDqWdAvr7e49WytOcQCbBWWUzjVZYR0MyEfs+XvR8y3lPz+xPwpkNxFqd5J4zeE0x7ARXbrpTI8",
-	"hnBpAcUIMD5pOtwTWLJloTa2gRIZjXkr4ltQ9cM3Qg5pGr7dI5TsdXY9QknC9A/FqFTAXyta5pTTzA/X",
-	"rcerlCh/ECJ+SWf1kk4G8kMhYkZ5oyLZDaT/f/yf/zcx75ApnTnENQeeYzqjwyiOcvtnbnyjfBBkBmPg",
-	"B3gjtx48Q/Wg+hlmp9U8BPNX9sRUmNAP0swHX/xoxMAzihApBzScRjx/mrPa3MIGVjXPsba99xqJgESG",
-	"64jdAEm5icIxU3lwjnmQWUdLdrXCaSxDB3uBC8e0wUfO+W3wlT3YDT7Jj3zNj9y7WPOTwgVVVr4YjVgA",
-	"+dHOqx6RIjHq5/qyO17y6njqc/3ebQEI1tpNiaLBdMUdei6oOPdSOO8CaBSvPF+Tc9jvK1FXhkIkxzSO",
-	"hzS4WunVcVEbU4+ejnbpzrAbGEakf/p1enBdYVSG90vZ5XtPV7s4lAEu1zWy83R1Wrp7xjC5HavyIHJW",
-	"VgleMzqO+NhozFqb1hrznCAbIZpULNpnciZURW4LbKg85RmVEuLjbLkZm5etv8KaFocQiEmoMhaZcANt",
-	"zJ3by9dZdTB5SuvaYkH2yUU6ndJkXiEcjBM6m6xCmB/hJS0q81mqBiHFy9lId+ciZIMsz3l9eeSVCJmT",
-	"zbtIJESq3EXZgzcze5nTzLkJE11jYaDaVA35eCMasI+3i7JPfg7FBSzuc5WAVKUC62MAa129jtjdAR0x",
-	"fxPifyGiKBD8miUY8uvq1SlqrAN95k86JnvRPkWZyY7SKaV7wB+2piB43ZDJmjI8ZgwNvjYl0kp7IWaz",
-	"lyDHBgOHtGHixBq9xpTyFEKHFkDlt48NI+ABhVnjeDr7XX08hT2XtzyhPAQhQqTKuBPtQhu9jxZkQftW",
-	"STQes2TQtauL6RACnV/Cmol5bp+aCze/trKNIaQA6JtZSidhvljDOJC/OZyjDQRF14HWQTNPpaLJOseU",
-	"2QWyk4UZUh6gbxiFs/cLuDYU4RyJCGMKsiMbP7E4FsRsJ89jcjS5nU7n1mv8nrJ0LRuISuYDMcp2dBXN",
-	"ZgU4XWOPnfo9gtcgR53yqS6WKNiEMRczpgoIcMXmNyLRoMXkLGFSCjKlwSTiTDZul4WbbxgPvj7BriyR",
-	"8EgSGIE0//F//b87+4/JX6MftjwSTFhwxUJCxzTiEvmeObpHkvjwyXNg0H6lnpLRjcXIbVsVTAk9/6HN",
-	"TMACmCK50rw/ELN5e3Wplapw4qWMFUWPL6Z5V3DrL6KBZ+s4QWr5sUZ+XIxgQVdF5bOMlq5tjzGSoh00",
-	"H2LpHb40i7P6ekZ7rd/HHVGffJjGzBIaSAWRqlKTz2aABOuNyABQZJfDViSUwDuLrgGWMCNt3kDJEqB2",
-	"8tCGpU8Z5RJNIWZo3zVWuFMaSlm5tzuLdbfLriI34tj1INHXp51yjndvCq64okzDSiOoSwUsjmusKwsY",
-	"swCrn+KZLYoZX2XUw4L497GCByzIgxs6qF0ZarNPmSUggjNDS83y4BVNMNciiEiIbvWQRTm1arubZbKW",
-	"JNvaAR2WtWTDrgRcpWquvaypIWNrHc9LQ1Icmerr8iNYGW4z6CnJelVX4wp/X2dY0lruizLJvC1JplVb",
-	"L4qqnxCCUUrXLUB7GT8MYDqujsIyFsI3yqTHAYYCslhS4cJw4XZL1LhIlYqntUgVS1SjDFlV8sRzU2jG",
-	"VdSTYBJdFyJB141otZyVhRCeBJIX3uxv7xfs/T9qZQprbgWpVGJqC39QOUj5LB3GkZywcGDyygqqtlY0",
-	"Sn7voVBWdgpEyrHkXzHyNRuypM/nZLHr6E9hQkeYoE2njnnBlnR0flqvRILXyOsLoU9ApvaU4EnmVciW",
-	"1/UaemXg6sAE4ugaDbFGyhukSZz54ksSgXuNXydT/0qDfi0Ur2UpLMD0Mu9xLVh/Ev+sDYl1EaGKrG4a",
-	"MruIOx+XO7yXSRrrcQtNmxxGYdFwM+ZaQNelJVrzDgRUZp09tL5i7N6QAwB+17yqayHccJNlfZ0FLsok",
-	"atXt5OXVStaOxSt36dgaA+dv35aIXXXbi4BF1ywhb85fuM0kHkniW+OkGcTHe4yw1h0lV2xOmirLBzNw",
-	"jhWpKDEf9bkZxcCFJIKzQ+Kfvb64JFirbvtjFN5um/dbV2zuk0QoeDdSWxaEbOo9RhhuErBh4rLdvTvS",
-	"iXO6OaYUYrYd0SYXehaxup5OFUiKV2AvRSyrr1diSGsByoq3Wyei3H8pEzw6nwCX94ifn6BPDJs1lWF9",
-	"4n/soxzTB27dR/kG/rj1231uBuuR7NT87J8ys/R1nWBl8EaheXGxFskSKSp/GNgSV5BBgUb6CzB8ZEdY",
-	"MssbtlKw8c+EjCyyfwCJad7odXJrBwpmqJGuJ71VSGULosmnMNhiqfDOhln1O+tkuK3NnN4mkWKVHGqx",
-	"jZJGZgxnL4BapCkUo1P/EKvYaITN0g6pqYdHUh5DQbmsYpz+jnICMSVrVk+pZEN3p8pViXh12PssxSJy",
-	"myIwBCeK2dwkBuRG8n7DL5d3Js1jMZtv+f1GKRtvESBJk32YsSSaMq62FqHzTmBzW7P1F5GEIK+KGJJj",
-	"TUllXksf2Ih7xwHlRDJGmtGYC6iDDiCieQgZRbFiCdZCr5b71xTsUMvZUAhc832TtbLGu+VsCfjQndDL",
-	"1LFsf3XQdoYfbQhrbyM1EakiviHXvrfgioGcUE5nciJU1ktLE0BL4SkPcxZQAsNMONpdADhHbtq0l0vl",
-	"AdQGFdqjw+xWpjCYdziHnZqHBGNAXeu6PXn3NipuIaegsIhaS/Wfeuld9dJ/YVWzohi3wURUyWaJCFOA",
-	"XOuglSRJeXtVWHaupZbEG8EkSWdaZMS4q5leC0TA42kiv8aoaKty2NLxfyq835DCuwzG9J6lykEt7190",
-	"nwruP6u6V8egDWv4Qum9LnOqiLKTVlhbNUYu2X2lecF6kd9OfbgKMR0z2f7VVMcvospV4qmx7jFTbfuu",
-	"AjXYUDzXJlcWqk2YVXttM8j7208BjBX7jRZaZWSemiwGPaR8HEd83NKLc0JterBa0m+wbr9BFE3GTKFO",
-	"Z8pvQvla0m/wg36j2A1Db2Ab9rrd2cYvNcnX0gc6f0xLitxblKWSFKmhWewG5DDf+Kn+uIosmikXciL1",
-	"EtCsQbm+S5kyMKzadRMflu2Gx2WyZ4ls4hSe3cD7lbeEi72fsK3sIqpS87I7yCN8rBv3hiYQ4PN+VT6A",
-	"ncBbjPfKxq/dci6j3KHMkH0PIj0389GiezOSA0fzN8hu6PUPmP2vIXwi9MXMSUCnMxqNXdGjt/PNVPxx",
-	"T2vD+KEHcRsWD78yraNOL1vijymjXiYOVsqdzpmUpL3C6swRrIDiO5nyX9Ahi2UWIZgJ5M1IkVCgUEES",
-	"BgmEltFs5X2v4fd+w6zAtoZDw2GdwXAZZC9yn1pJY39jQaN7Z2Oj2V+t6eWfEOf+CdHo/Vq3+wW1pxKY",
-	"fSNlkkpS76J11Hj9/J7jiYGqNuE04vLQ+Gl6hMYSWw6YZkVEjPDZIAr9Q+LDTQZ+zxiOJiIOWaJfyvJ6",
-	"XeNqHtKjh7BKelBrV32L3tKjIGAzU8+wUHAy769pEpKyeCYTlFxRPNL9Zi0T3R2j/UqAUZg4G7QO/O3G",
-	"oeFBadvG/59HUD1MclxhIc9FMl0VRe4sERoxYJJVd2d3z03UmdEobNwu3/bPF69flTadj6gHrB3vQQ/h",
-	"r2xeWlUhVqMxUWome9ua2rfNS8AVTJc/87I0IRTvrnb+8d//swihK+M/sMFWHgOCxllNPSKRSojxkErM",
-	"cs2TKrBuVlRuKcHoOsEJ5iwugXq5bXKx+Ya+HQJ3UofSji1gMTUiwUatfmVsgZV1DqEsGrwH3hqf5DY9",
-	"SSK13J1TRWt+tPmy6+dSHZFzRgNF9J4wwqFNXs8YJ0gQepkO/OZUX4mEZiemoKomtODmZGGbQHY9H0ec",
-	"PTLGAdnnTSwGS6JQegSUFzJk6oYxTqCPiN48KDIe4YIE8yDW/9S8gUDTfbllGkoTaIphely2YJ1+VcUv",
-	"oyCtyRjhvE7CcaX2nIU3rz/UKxPrvqCIR+zGSlsrB/nFvrzgrjcBwrjHKsDO97MCBkrSRLhx4rzXQC9K",
-	"te4Nj34yGazLJDxjMqkstwCPVg9SZYg3a8vGrz2rV8bssP5Zra0w6qGfUZDezAEvtr3otA4Grfcfu97j",
-	"vdvKsstuqM/KGc/sy07RxKqwOx6yhCWmbGMqUxrHc+JjQJC/dWhR2vqYEalXU91oqTJZPJONjjyLmtos",
-	"p98EWG1cLFvwQZYalBXWUWKGGQMq4qmGrGFCeTCppMKJzcFbC0YwY2/plWnEB7ZOotC5EiJvIhVMILCx",
-	"1BXo8d5mhS/g6dJrW5FYWHVvQxpcidHIpGZlbUUelxr5dzudKnGVfcAji2hcrftN6YeBSbwvTrC/eQRG",
-	"EX822uWHZX31rLB2CzF6a7xXupcPDf1h7cX84vCVL7Vir/GHwPTQu23OfF+1x1Jr9U83ozIegkl3cKVF",
-	"4Mbjv3/o8J23QevJ+dXB7G9debl7/Wb/5t2T+a8H9AcoVmPKuEdyQKFskD1RKJJ8zZJoFNUso+ssw1in",
-	"XtKIE63REzqboehyHYXgSZgyiLF1WrbDNqHI3wB/xRZLUu01eg3WHXXgdWUXtGbHT7CMO22PcYJMw9l/",
-	"/OTpQafQzgDU8QEavsFo7qiSDUhZXja1ewpwXPOBLT//t53Jk6sX04N3tDM83g1P9kc/Ppn8fHD1ojt9",
-	"tTs73y8nzKytl+iz3F55t9+ocbu6Ly+5mYgsGiRSC7EgFXWWN0qVLeDNghFGH7ip6wtd4ccJ2Fw0p9Ja",
-	"nAm0ifhQpDy04fla5Vtee3L9Gpk5dlYxikVc/Soj2OqbxGZkYrlI4ZDLM/vJ7QJNWXOEC/zqAlu8uzRj",
-	"szoddvGPpFtZ2hTIotKqkk3JGClMjxNuHZKj02wQSWh8Q+fY5YP4kRyY4OLqSh7rWbzcWfMinV9v5JND",
-	"QzfBxF23aRJRgsyoVBorTS9W4EshlZOhoAnEyUIorUFWnLfcWakKa5fafZYtMDDV5SAfCHo6jSOpNG2L",
-	"1ASW194w/SZDnMy2n1MKJzBrgT4UcWaZD6CQJ5MhSemaSvRzdfKMA5F3crz5Zvk+JiVMRBwau7at3D4y",
-	"tjY8n0NAJTwYWzfYBAjEbKSISFW1u21tgaZCmGl0Rl22E+4Ge8N9+vjgydOnTw4e0/3hXrAb7oB8cx+y",
-	"SkWkxVJeYYlw8UDfoBVrxpLszNZtw3rvdHxzGg6myvJprj2E+WQhNKKEWyvg+At5vtydfCHP152VFUiZ",
-	"X0v1KLSQ+hG6W5NmHly9VcRMbH+9qGzQWWTlO6tmfDj42x93VjOsjpByu9jG2t+vdhd2S+7C7m0J4Bxk",
-	"q+RBTZpRrh55yaRkfMwSj5xatkTUJBHpeEIo0XN45O2EKnk0mx2S10epmiAXe9f6KR22LqIxh/qprZ39",
-	"x36fo/17y3O5HJSCzkd/IcYR17NvZV3SczHHB94f+R7x8boMz6RcL2oWBb6nf+hz8+JAwz5V0TDGktNz",
-	"2ztdzhgF58nrGeNHp48kOTo79ZClRkqaNEDsRi1ND42sOhWS8GwH2IWBUw07GRBlK8qeOmupNI8tEKgL",
-	"W7q13E4YgLA6xFsqMhJpUugDORKJYXDg3qWKxEy/2H3svLaQ1LtUmJEF47TDJ9aWD7+MNlGiaSjG4IGu",
-	"jPauVgKW1AjfiBvhZS9kpr7mtl2QZrLVYoqH6U8J4UK1CQ5nG9fQhJke+glTacILvYSW7W1VsHXBfLzX",
-	"OXi8foPo4g5fsmTMQtieptQ9QnHtJGGzmAbgF6TKbN1zorfBTn/F2Ax8gmbfuGN7xx6Ros9NPHczYVNx",
-	"TeMtLcmZIvKI8Hs7Owt5yxnVb8ir1iwR/9Xi7Kalf0ETq3sW3c5aR4ryxqeeqEMxFp2rrAVZcBbbh3Nz",
-	"pn5ByMR6yNU6h0d8s/W8avLRaZ9nNBg8mnM4ZsaDZD6D7EFFEiYVDFYEt0Ooz09DUE0l8R3m6i8c+l1E",
-	"4Y3v4iE09urqmvYL0tzb2bFVGEzsrBWahzGbHhLK+9w6lE2adA6kW21zV/k9RqGPhR7obEai0CNhNI6U",
-	"PMwgX7NY8AYP9G2aWK7/9Pu8afsr+Nc73XbHP4Sc3SQKmST+y5PLo8GP50dnPw2Ozk4Hv5ycX5y+fuXr",
-	"wVCZ+E+fNPNK69g8Sy/P0Vn7vLBId0F2jHYFH/dcJt5zbRh6TsNhIBSiz6P8OsnNREg0px2dgqosSSrZ",
-	"IZkiexccox5tsnXKpQ1id+4T05DNO4dE8D5HoZNEyv4MtoFcASzc74RqmCAoj2ZzzZlt/FWSRPQZDalk",
-	"WtH1SXOi1EyTb7DjeoUrRPlDn4D/20e8Z+izNNAn/58e9hf7oAY3EQ/FzX/evrf9vhaRalE/XICPRq8B",
-	"QLFUd/TMLxqfB1kL36UoVxMNAp25UgUpMoalgQAT60MEfDokfi4l+yTlKorhShOKCcqAbU4piiBhIfrG",
-	"pEnRcYNFChI3mOjRoblKGvu2Q1C/iGX8Txv112Oj/mez9n5xk+YK7eCe8hQr8wy1AIUCjI8SAsjIocbm",
-	"mJGmFCC0Ue6qzV6f249ACIFENsdHoHklcDoulMsstw6JYzHVYnompWNYW8b/Asq5UH2TQtkmr9hNgRSD",
-	"AmpWkDCtrWQli5Qo0PgF7uVY95aI5Hc1Z27aL/6upkYDEvdga1wGeL+Adf2cyTRWpcAAbG5m6P/RGcQs",
-	"QgCp7JG9HbRzNOUWiPX0mkYxHcbAOzdz6IsrKz+7rvCKDBNcTWWzVuzRyoIrMhIpDz0ScSLSRK82lKRJ",
-	"XcHN9lmNJPk9FcoqdGjoAfkclD4tQ1eFkW3IXT4zGxdXlcXFQVYtiJ/UxM+XRaCqPMVP4AclugsClLnJ",
-	"ZSS2ilqCke/N+YuFiH/sxR1xCIfS84VRwgI1SJOoEOkwK0Y6pGqybf1k5VZKXqMYJiGlKHwM7XK3BYyh",
-	"/08k0R/sPzOp+Xs6DPppp7PzOGFyJrjETiHfByJk9vd8kd/DLP+xe/QfO8//Y+d5aaH6l1RN/mPnuV0s",
-	"jgDS9vcaBqLwL7NEjKKY/QW6Rpvnej/f693g3wFUM5jQOGZ8zL7/+/T5vOrBYMrURITfX+zsP65KlcgP",
-	"uwxmFywQPEQ9CSbX/z+XBMKMq0tGFK/q45JOVKWpIj6OQSZtk78yNtOMqNA2N+JEMtA3L5RI6Jhtgegf",
-	"JmIGiJ75R1EVxOWG0WhkirgtLKQ28t608yIZFIDLtWn/RIUT+voClTn76/EJ0We7pbmYZLaHdCJutPCs",
-	"xOrYUL2U0tHZg/LcC6rCoZc1UZFYcMvYsoFO5K3R9OHSQKEcUPJd6m26cOHQ+sdA6zu9juuWyVXEQo+/",
-	"vHD/bu5Rynp633oNek0VTfJiv5UVmXdgxqfFGQEj9HAh/f85WAXbUCzhNHbqGJs6ydVuImyRveAjKvUu",
-	"rmprWGplyMIIu42anCmT07WmO2eh3Jm5gmWE+SU70m+VDnJZMPnXqqaa66wgFYXr/Pi5QqFyoPjGdMxP",
-	"au6IxFZrDGenGMfigQcM0Zv843/97zyF8JEkGu63HrYhZI5Kjjd7nQp9pXm/He3VhXeLF5ki66C5Z7td",
-	"usptdlxlMF4Wk1Nslwl0p5rHHBmSVC07fG0kxfKkKizI4PtRBtzNjDFB9cC14Pq3LPMwz9ZxetUsnzcK",
-	"K+fcqCSaSYfIjJrYWT9nse/XSmpwVp0dm+feazU4hFFFh88jTtJZLGjIQqJF1zY5gagq8I2gmYKG4Jkq",
-	"iRzDudK3tfd0p7u7fmMGPYVh2LEYi/YM4Cs7Q/xzwqLxROmxO6ZL4I5W76dZn79oSsdsG1/GNGU0kVvw",
-	"erL9t50P3WD3PA7+62T+8qax2KAfhkATUpowJxq7t70di4DGEyFV72mn07Gx2FN9gNt6A3L76vfdX4a7",
-	"sjN8F//x69tX81/fnSe/votH77pP569//Hk//PGXP97t/DwJdt6YLdpDtpEwDz7hTRRi1kxnQVQxV7cW",
-	"Yf5aBZAckCrlaNAAH0kAabB6YSiFccFgvdEmejspxOvSMSN6JdXGBrvvqrlgCs0FOPjVjDdEcq3FhARS",
-	"nJr+jI99j/izcKT/E4rgg++Rf/z3/1RPZxHg472Y6R3MqSzDqFdolztKxBQ1IQ0jnnEIK/dIg5hG08pl",
-	"O6hYWSgTjxlIKViGoBwV4oUWT0ZYoMC3147VUaCXfxRijZRtv3LiEnKvEsLDiJ6bLy71B7dFMlC1djAN",
-	"FKr661sHN66kUwZOWfAIZpob4DQJk+iaJdW3XCAJa91k5fLynnWwJqiom1xr4dD/ePbmhxenx4Mfji5O",
-	"Bm/OX9xWkZaPV2x+u9HCDWlZ6NwcfWCxiVkC8iqtWq/V8UCkcUiGjNjCExu1S8pByzOKt3NjZQDI8NWF",
-	"fbvsDLs8QwcdWlK8kwLxq2WpXygKFNn55w/8/Gdl+7K3vZ0w2Q5ikYYRp8kcWFHIpmIb50XQgKysmvlW",
-	"svp7nMRh73cMLDV0EBMSNmmvWX30Eb8WUcBaU5oEk0XzyArecJydCBaVCLS4bUgtGtgMp8gYB5rKMrZR",
-	"il3f2d8ve4SqU9Xb2633f/n3lca+fPm1hKDAUhaL7GcbfAR+NKzXrEc6JDQNI0ECLMMP4T1RyITvkVAE",
-	"6ZTZXxN6U2g2amEZ3tawTm8qwyFgdVk0b7nJWuaYy+NL4F+a/Ok1DwzeaiAFnI0x5Dq7eY1N+eCN4Sjs",
-	"HIwO9ke7u93R/v7TYBh2d3c67PETSp+Ge0+fPnnS2X+6C4JjNGVS0ems0es+ebKzu/9kr7MorTox3Atb",
-	"c1f4sUpsiyvDpS8X4cdbKndUix3SPdOSZfyno1aXNCfsw1YmEaLJZkYTOmWQsOTj1CaOLzsNXy8pFjd5",
-	"uQKthqJPrHIdzjlWZHl80J8KHspDF8swPk1q6dfugqD8pSaUQ6DORKTJEg23tvpYfizu0rzsIgvXll1S",
-	"LV69Abzf0CX/mltxCKnFNI1VNKOJCfojvn7ol1Ra/Vuj12gO4YgqOnLgC3VKwCOJUvMh2OD0ZK4CogWz",
-	"KzZTrh5SOF2cdSUlgjVUHdYrEbL7ayC9vDd07fy2klaZymBNA6DDxS6/1VLDAXZxdBvh7h5k7W3R7j8x",
-	"ZVQaIlUmq73r5X3+0X/W6DV+PLlc8COW061RvnG7ZsOr0JoIfrKdjX66vDyDKD8msy6PVgKDxJSW/q5h",
-	"G/e7PfuzsnHlFr+7T5c27k9YKlk4wIbVpin/6hb83foW/EnKA6pYbeHe7LKqext/9T2av1z/5BwFb7H9",
-	"hS30s0gwsNYKFhIVISNKiKv7Sh23KPBQddcWWsuXe3BkZWqqH1stfbFMTYY0D7X0AjJt2B153dbHn9tu",
-	"vlZMSIE6O/Xec2LwcVVdbOwHYe7evcrCrTvhJJaQbNJYGIE3A4W8T7FBpuIVuhtYyZMW2+PnXfEre+Gb",
-	"rsXFpvlL++Pr+az874ZxU8XGIpmj+gt5ZYGINaVp/Nto/4B1hhCOM0uYS5gXEhnolam0B6HsJsEDXjXk",
-	"RBOQcM7pNAoGeIAyc6kHMMY4Ui1T5sl04YMFtbSAGJnysJbXHTu/4WgDhCYHVvKjzub77WPOmvVCnREv",
-	"Eyjq7rwAq3fegDrumCvp8KTfyhTU+eL1jCUU/fhGU8n2YqFTwGc4jv3s5PeUxhJbQKYQDYA/6KlzoDdl",
-	"uEyXkfxi7MWz2JpT8GTyaPzuYi2WDAhWY6qGoWPz/ukz5LuxqK4K78JNlX+8sjSx+30ZYBaSS83KIyZ9",
-	"0qRRK4iplNFovqVh0A+ohAcISFi/awvLH+A1SwJpAplpGWufrWB2Qc1qa9hOPcdZgNyNCq45h7KWWc5e",
-	"3mskXxWe7Rqj3zqDmvVWt4spwd/KGtFAwy3JzmDTnLyFt4XGP8VZCsBX2Fp+cosAVr6TOsLtIkGVTlOH",
-	"EAgim6NYHQwtPThYxTo7OH3mch7TG0wzScg4DiztNezBxisu5TJ26BeRLMcMO5n6ltF0O8ODp91Gsflq",
-	"gThjuzKUXT/FNr1weXc1U+dbXbLF+1rtPazydUZly2nfddTJcJ9VMIev2btauoRMhC4uYVIqOroG7Syt",
-	"IRPAVi8iI1QLyzDpCajnruJM+sAHD0Qv669kSj84v+clAacRr/y91vqYiR2b8o5ZseJpvmgz4mBJnVrI",
-	"KZlkds8KV6m90SpZwZF0Kh+X4lcU+4Bd2D4omjCsjROjvgYGt1b2Z4W2dsXmLQvX/yUF5o7MEgwXBucb",
-	"/EfrOX8IzjLdrwWJi14D8xdXmcuMkdHSayMRZm+UGVx+AFXwnXnvKlX6GSRZ2jpgYmQbNtIxI3qxiy1y",
-	"c8db1WnnXriqp7Oi3c7tW5n7gD4ua4Zb3MGpBlEypSqY6F0wEwUUKyxSQJNgQiIexGm4NKNwYSbrcyrP",
-	"F7AobsIbZJtkS946JB1M0tWa47y9QYtedIbkmy/O7+WH7Zxs5SVn4XXHExZcbeQZqwg6xtA9fWD6L0zJ",
-	"bCzyrFIgaEYwNsxymtIPp/jpPr5s/uqu4G3u9GscSmWeEpxq9l52PvA3Hw+qDqf2OMpjLeBblszNBQfb",
-	"upmmOm+mcg0f146DXeCEhcVVD7/8FE/5SFS0JA7qtbQVvLKWC1lf42oGb0hl9oEjlrqzL9/YUlnU7q8B",
-	"kfjeQnd6GmLz8VyXz+P23Z3Az58up5au4+7y3xnWgqhouP/8mBzs7T+x1SII5lzJRVYQshnjIeNBXd43",
-	"z1L7SP4uae53dquDdJbm6d0wrshNIvg4S9ETNxzT9CpHAytcBRV/rZFPsSlkl5pWBsbFJhLsvYDN+Arh",
-	"uUsvBU/quR7D2NIXBSHbaKE2niCPHsh6MiTihjT3OgfEp7GGqHkLHkl/a012BoUyeFBbgx6cQhBEWHmE",
-	"i0SiRozIa3Q4PfhjGlxJvf5d4o9EMozCkHF/qyYcbsQSxoMqtgvXL1UUxyR/DSbKghLwkCLeSiXztza9",
-	"uHM7amU6AR5S7bXZQ4xCj1Bpnbf+u5Zp/dk6feYT9JXV7Fwl8wHUlFiSGCfIDY0UGWJjNfhGA0hzb+fA",
-	"IyWEqmw2tLhw8AviC9Ufq0jV+44/sJDAC1msQJyOq139lcElfprwnvER9Ayp6WEYgx7JiWHIe8JUfcKF",
-	"akHibmPdOHTYlWPyz3JKM2QpXPoS4ukgfK3/uuLswFZPfr54/ap1AYBIrthc0zGP+FMaa7RmYUvrF76n",
-	"SRJ1iRIkBK6gnss6dC6E0mt6//ig080qBeXxtCKck0QIBavw/23795QlcxNropmduSRPP9M0pOYRAv/i",
-	"w+LlYhNXaK6yvbsdrb7PvCtodoNw6EsuLEf0hfta21VZ4wmsBrYa+Dlno4TJybrNgQvduuDLrHr7jUoG",
-	"u7/vtJ7cnJzNO5dXbw7+1v37cG96uSP+dvVr8vQd3w9+GT7+SXZfhGejo0VrbmnAYv9FjGZcv39FcbDq",
-	"nSPFPitKtW7cRZCZIAJTddeWyALBOz8UFqT5U1Ctzb9B+CpUysyamwWUD4rD6l9KQ+uf3PH03+6Y+m93",
-	"3Ao5z6sUk1cypB+EiF/SWaO00ipl2l133fPYSLbVT3FLdU/TrKzI4vP1BXRHMnc25MxfmKywK2cLXnZ+",
-	"lTAlYlatnKz0IznlrZaqKOvmEuaCkOn+X23tuBeVzvbJdPdQtg0V8+4WVld3mks1okUNCHKtykvpNX6J",
-	"2A1znJzX9u/FU+ouy37+ZKUpA5C7q0tuHb9iErsYTCgPxWg0EHxAx4yrQcJm8dySBnhFo0F8zVDMG0xE",
-	"qhWTjtcYCjUYmYICg7wR+oVIkrlHpJgyqMPjKD9tcsQJTENuUCKexXMiJyJRmO8WCH7NEonxCQkTM8bt",
-	"hDt7nrVmD2g0gCos1tluf48pH6emHTuq0fh7ZtPsNU5SfRfbZzSJpAmwg6K9g0k6pfYMFB1n9FQkYwsT",
-	"R8GUkYt0BvEjQEiYGuhTgMXCIWUlXRgPgUYMoD0htBcyA949373+tipEI3j+SJoz1h9K6w3OjhjqGboy",
-	"k8pbJ+t9VBt36oFiEb/gpcKckkRhzIiaRJLEgo8PSQfzemwlJRJJIkajarG+GuYWNQ8NYdCcXm/qkQQz",
-	"Bwiv1er2ErhbONqskM5NpOEbdzKlfA4BvGCIhsOBGBiCgy0efX7QO3vVW10E9iqB3BZQhFf03Een2A0R",
-	"g5y3abT9nX9ITF3XKaNcEv/odPDs5PnRmxeXg5evn5288JcHByyi1+Kh/HB8RvaeEPsKUXScb9Fn3K8R",
-	"+8sIWgHJp0evjoh+g+hXnFHfXB5XD7sEqytAJTQkSWNKxCQRqZJRyPKC3o8k2dlrTaCwEhSPzJO3fnrz",
-	"8ujV4OjHk1eXxS0DslfjT05Rqs2HFUSlGrGgoWkRocfRNfT9JFDlxbTlWBOvq2hWeeI1tvdNlBLI7qAC",
-	"BisAvgIbvaUUueYiawjYMgK0hN5WXtky6F9Zmc9KCvdUli8vQG142VwT99TUvsPmr5Wl+xaq7dQwnL2n",
-	"q5n8ppz0Uxheh6g04ZLoL6ZURYHLCgxTy3oMPn3y2O1h2NmE3xXdVKv9VEsZ3EYrWs2WjkhAFY3FOGWG",
-	"LUUhafo/nlwSzY6wTq+/lTElyIup5knreOPukWN5JKv4zLgPhqOZav1wXl7L7n4xvY22/nj/ccfbvW22",
-	"8lQ3/cvT263v/v2eGJ+zOBe+/aI1nXLaUn8sdvLcjEcuZ1pu3t8asFfH0tblQBVh0guE65LR6R37OxaP",
-	"/XmUSNWKoTUqSvqQQIQn3jbRXDv6+KZDljgqIP6AWmZ98S1Taauqhtbt++x3o2OQk5cnR407awxfaymJ",
-	"SsPGJ2VgFC/jY+0b62vdGp5eMhtytNDWu056+3bKKFVaXArnuKwkkj3O9zWouGbLsULR1Y2wsApRKkqn",
-	"FgDNNQ7n/YKrAO9OJW+rLFx152NAa7FWVG2Zt7VxoQY2l8AATrp8qcv7t1SKg+d5TxJmGzXYsCzn4k3e",
-	"ryacT7yDRWtZ/nxZhbNlzZqLUTqdEjp7jRQ6s5kXwNRerjxpl1B3Rl+oJoWe+ku1JFtdBKFTCkjr3JrT",
-	"+uZ6BHwJhvUvzmLqMO0h68U36hmSvuEvz14qTgSjZ++ns3lIMdKWhWOTBAaZC6zb8BqZh9DkMUCmtqLJ",
-	"GHoPmdxtkGBFaDPIzHCYfoQR6Db34UJRMKGbHZlBW1PKUxpbdleYa+Y01v8AxGWuSUo2BDahA5K6MHF1",
-	"broTld54IcQVSWdYvTPB3ggVaeZ2YVmuemlVO3u161ps5nUkr0zR6ImYYVM925AAlgDWEWwNJbHKaBbu",
-	"YpILn0cXEzGbRXx8jMdpi/hEciDnUrFphhBGXnoNA+NAJBbiKoWWq3kMO7ivTCBDF6Ma8Bi3TaNZU95n",
-	"FIsbp4AwzoZlQ/CX9XQWr5FKzTwMIdz9F2iorq94mEaxakWc2PB3uWllSwvjy8SDHxM6mzQ24l/BvXE4",
-	"BwQXTS8L+/eIZCzMC7Bg58lDEinTL4MMmSHeEOjodNqpb1ixLFdDVseOurFEEvta+/qofWKaLdhWgXjB",
-	"0Bp5FMWxaasEl41WeXQ4Gc9an9uNFsu1+wbTdsqY5m85reP0vBBEBd48ZLImqdOsp8+hD5F+GZotQyz/",
-	"IYZjQtFtQjWxMT3qptg4ZP2ixGWcrwwM0/vNVkpuqCSBmEWmxOFCyyR4/e4tk1x6U1ntoQxgj4B8DmNo",
-	"f7bc2/W1tm0vUMoFhTkWNzIjNplH125/jbyOepHNZKiWoMBF8cKFFFe6dudzoGglHH2/ROa5U1fzkw80",
-	"UPEcyi2JUYbbPCS+PjO7OdMvyKAadCT0Uz5LRMCkpNAgN2v+ipiaRTmavr0sJFIlaaDShMbxnMTRFTNU",
-	"4ZE0I5rw7RZ8WtGM7qHlMaz9AHGg+AbWJQPhY+Bk3VqxIQobFbn6RoLTSiMIOX+KeA8q4i0R5BYVlE8Q",
-	"Eoo2/qXqjIs5FYX4NBeQDmuAkOsIQzI8cjOJTFkeE3gPPHXICBBrJbLypRuafKwos+BU0Q+wQFhGJZFH",
-	"PpL4TDLluFqeR7/S2Sf5ou7kNVnfmIjUUNP/O1FETbs4u7GUCZMps2gB2SO+ntsvcJNH0pR49q8jGQ2j",
-	"OFJzn8yS6BpEOd+ZwS+KP49km/imCH+RyEK0TmG8SOKri33ODA6cpcM4khMyExI7joo0IcNYjKFGox2o",
-	"0WuYlW1iIF4F83d0hZmtVwV0rD6Hw0o0sabVlMdMAp6h1Eg5oeE04mviTqWY5Z7icjKi4e+X/O2l1ooL",
-	"xsLKhMaIS5ZAMvROJhwgpS1ZSbP3ysf4w4JiheLmDUuYzVgEojuh14wMGePEDlYdhJWtYiFuCAQeZx7b",
-	"UUnoWwzZKOKAgqa7kiuUyQmUOQIhRK9Fy8rY6a8JddIhuMgfiSRg/tY6kps9jny5y0jFv1CL1nvStf9U",
-	"n8d/qoF/qoGfQQ1cg259MV9bkXp+/krwd7Xqf6VG5wc2JN+xSLu95s8TAOnZELggZjSRhOI/gEBBqLPr",
-	"p+rzrLHxEYjsxnoRSVJpcsCbdHzwhiRPRMwWRGq83EKDv4prI83rna0vpmda9vq5FbFFiiSuGD+3FcPK",
-	"GYABkzJLcWTznyfDH4PodfTz6Zs/TruvolN5ys/3g+PTx6fT552/7sx2w+OfD9pst9OW0bjYyrLXfYqd",
-	"XTEzsdjyda/w7K45lba3ldnkD4wmwGOhVdbyTpeAht2aTpcISnm3L/M3zgKDf472lo3d0U7QZQe0tTd8",
-	"Erb2gi5rHdCdYasb7IS7bG+0Tx8PG2s3wFxGf9Zvi5nlEd5/k8yK1E0XHCvbR67ubJtyFcVAQnA4bNFG",
-	"zKd1LW4XYfbjkveyFdZ1vD0kjAYTYt7PeBQFUgjE8pylqN8ROdMkV+tXCbsWtoqr6YxbnefvIEFeb8tg",
-	"Q1VNQIsfy3vGLIgFhfsoTFu4ivK5VJ6nWUSVzPTGrM4lTP/0uLYEg3Y+oc/sv0rn2PoezzIFwHKUauP/",
-	"nCWsBZ3VNV7l6ufxi1PQxycUgmug44VWyzmZux01/mxSW5cD9mcT2K+sCWwdjX0GrZJEMj/hqsqkti7x",
-	"+NTo3vuCgSXGgMKpZrOtPJgvpK5XXM7n19gXWe6S9I8Sv7qrAqs3/gXP/FuJQ87IZ2WFNVsVKvoAPbyl",
-	"RybReMIg2CcxEexGRJTpjCUD8LRoJDH/nVJO0VaZSSNZAYmS0JajsF3TmrYHt7AOSj521sU6ORsxlHIV",
-	"FFHTAOltFI5ZReljxukwrvKZ/CTiUBIax+aAp9UG6LpOJ/Up07jYu1abrC2LZBxgVVBitsLnFlYyR6az",
-	"iKrtLaGwRg2wc3rZQdZssf5OlpZAya4HxW4Q3cEKd10qefI8Fjckq4NSfcq/FZVYs55spOz8IK3iU0uh",
-	"GIC7K4mxbWcjNYfSZaY5M+h4tnV72aD3lir6ehoVFd/mz28vPfLTxc7+Yw+N7FrCbUWciMQqqFtY/Yzn",
-	"Lc1J079RYvCP//4f9OrBrgA2rM3FrBfjUG6hAiIWBloUze269OgRqrda3Q0EVwkNFBkydcMYlvOz7w5p",
-	"cMV46IFd94YN9dK5gvoHHPrkKc4S2e7zE1NHWU3IkBkPTcJiquUnW1MAXUzQodc3XW79dp/3+b/9G9GH",
-	"ybiKAkg37vMLaP4ZEgGtQ6AGiKJXjPj6RZFEf8CPPYLqNsFaa3Bmpthar89b5LvvNImS330Hp421ChOR",
-	"jidWT+kRzDEO8M9tmqrJNgh3EFJpaiOAGcPMy2D9TXC40j4nRIK5oZVKRnypqGIYHHb21+OTLXS/Z2dm",
-	"og4A9VWaaAXHD0RovrBfK6GH9c9eX5QXFpisbt8YagMGyxNpUgI2gDMCILfbIdOIp4pJrWrZgil6Bj0G",
-	"zYwjObwlCG/obatahvnEJ4lQ4McW3NSiTiVr47mfGdD47jv9Yw7R0gXpzOuE7mucis6iFr7qHxJq1kUD",
-	"DX/6rUhJOHWwGZJ//K//DaApbjjU3AjSJIG6HGiwbpG3kZqIVGV6aTNk1ywWsynjassDH4ZpTqOPScls",
-	"xqxcx/GL0x5ciFE3QI21DjPSaoEmQQpmDtJqQbSQFtZaLb0WEy/ke3pIXhgOp2u1QDsuDIPIcUKDSY4G",
-	"EEWDMOQUIY0U4YyFUI3T/9DKn/il4GGn3LW/ddjn+mVom+q7mKbHIhyc46FGShojgH5o0RxNWehr+mHe",
-	"1mwNK8vmH7XJUZ/bCAqR154tDCtv9GnudboeoVm4hbO1/I1duJM+9xertPptcoYtaZ1d0ISRROuhcTSN",
-	"FLJZ0yKd0DBMNL40/XOq2Av9Qus7v89Nj79DsrdzYKDynKlk3joaKZZAwCWQKyiCKS3Zg8q7EHRDZ7PY",
-	"0LBtU7HzL1DYkjRtneGtHvE11cYonbWqgnp97qNTxbeU2ylmCtFTikaxT9iHWUwjWzqISuYRPy/t6WPp",
-	"eAM+xYqtfW7bmZjarR5eORYV/u29D3mYEg2qxSLCSAqhvmdWU7Ppb0MMmOZofZ6V0sykbR9MQnmf1S2Y",
-	"TS2tFgqxdUAu7S2c0XHE4bA9aN1qI3WwFH6fn9my/pZ56Pk1Smj+28U5fWdNza5mVd1Ox8tqJO3sbzn+",
-	"zT73P4Ko4BHQDzyoiu/ltfHN76g3eMTqJPgvrYzcAlGDfgMzKjFBQLOGSJpq+vqqRaLgoikJxHRKW5Lp",
-	"k9IgrDejxUdqms9esbn08FKw8QS48WYJw4K1CMEtPG0tETAeRnwMk8AZ2WmoZK2IS8ZlBBxbpkOUaBFk",
-	"7IEfC44UNpj3uQkcoEky13TUP7mkY580/X4jQQhOGFr5EIr7DX+rTaB2kq01pC/0dNR6qafQxMT4QLEO",
-	"lWlgBICpRMKkPjipaGwyKnLK0N2BD8q5eeCvjKOAGY9bBERnFEFr5Jenl7nUqv/Qkp6Ncmq8nvJID8dZ",
-	"TDBUlyWE8TEdsylWolMTcnTamokbjNPSR9HOiu32Go6spUVa2/Gp0W132h1sEwI2q0avsdvutjvQFUFN",
-	"QLrchrIaLYxTxsYDQlYEbvwIzN+kjWgmiCWpZiyRglMbJqsfFOp7mQJ66XjMJBJKzbVJFoljogT73Aji",
-	"VnozQYTNvc4eooRmaeB2RhPuFCpfbx3aFU2oJFSRqZDKypmjaNznNfW9iQ9FXnwnSjGYUKdIGTRZPnXq",
-	"xGBEPDxvpfyKixtuI+IzLnCqNRVk1Uf6dI4x+DsrePyDafwagISG6eoOCYeeJ72Pjbwz2TJdw5nBxNWW",
-	"LJGmJqultHC3O53uQywAp65oqW0krrzBW97WtvFC4LR185hXt7P3br2Gy0VWfffOvHr6DJe31zmo+yQ7",
-	"I1uzXM+1t7Oz0ft5J6N1v3H0PVB8XU3vNzCw5UQC7zjP0ED0CyyEKToGZbeIzeAocMvLFzqQ6PmL6L/9",
-	"0US73CIBsPVvy6HAU2EVFfzQaB64sgz/RzSOC2XepCneZdgm6Gfm1GSbvAKZEvSVaDxR+iON9NnQiPHt",
-	"BYTDZZYRrgD0e1V14rKAPgcmPwW+Hvb+cb33e/9ew5jHKjAXs/ew7zwGWpmJ85DrjPjeGLUHakCJBAiw",
-	"GwlO5+hlY8xzJOy9xascM7X0HjuflXhVEa2vF0B+ZOp+oANMZdA1ysrLtRb6/BX3QLWopvf83muYznPL",
-	"o9B6NgTNNMrSqlRtBJqv2BRgJk2gAP6UfhgYBR6lf2TsXn3pvnUJTQVvx/V+Vt7+xtLqNXj7Z0UPG619",
-	"72jydfFdPP8H4LuZ4UkvvJ4OAwl9BDYnY9PyTMxQiAYR24LNWAl983BAlZZzXzHNZJH5BglTcpHoai3v",
-	"aBZd4mI2xXtw5dW1wS+9dxH9sda7djUXIlGm//IinC+/azuEWd4DA8kLrShP547h0QWN/KYX4QIe5CS3",
-	"UvU6AlkpCpix3hljBlg8e3U2amv2bJNTVTRoutbMuUgTa8bs80TE7JF0HUQekYJQElMFotpUGKtgkqBU",
-	"gJocgpZW7m216cy8I3g8X6IlmVt6KDJqhv9C+lFh9rCOjsKdes7twGGW6OkxDSasdSy4SkS8iqDCy/bd",
-	"W+9PRetOipbjGNsMmbPo2Q+tWRLxIJrRWNoqbY33Jeq//XGFtnWqiFRiJsmNSK7A5qgwPwmUKEXnEux0",
-	"mf3Nof+1upKLdqsUpXMc75uRg3G9toDCJxBlcyF1WpIThlHBpEmTlzjvVrW6U3sVnXsnREsp0Del53z6",
-	"5d5RyTEnCdoN4HEaRqoVi3G9FHek+asUSW5N198QxlUSMekRzm6yuB3SHM6JH4W+tada/dsXAXBpK9ad",
-	"OM14+9zyYw1sepZD4mPFCGNwRws9GtdJE9xy7dw9g38j1dIaFfxpvHYe+cd//49WhXzOPqgB7sQHM3yE",
-	"5uCIj1mi6Zyy2ICrkj2SmHD3yJiwTaIxKHrwimMM6PQ5VXkXNDNRm5zgMYFOeMVmivhHb56dXg7OTy5P",
-	"Xl2evn41eHb09wufNHcfG99Jnk9qi7gbL3yfg1H37LRNztkolTQ2XjsWiEQL0Ln9OIC0dXBkgx8vo+Mw",
-	"Q4bEfd70c9hqh4xHTN9d5qEuN2ckWnJb9AuioZxKHJGmatLGkE90T1XbmUFs16D0QkPfppB8DAe8jjAO",
-	"7kqsaVKsVGNuBtPKaaDQKQniH3iXmzSWgih4fJNESjFOUh6yxKKvMqnRJssPMRbbS+oJABJytwnMMDCV",
-	"Tm10Ct241uqSjRTWCPvIllW7qFk0yFKI7nFNRxCEADX5IUbH/IGI7JEFL3sba8Hr02lrKX5gYN9fcpqY",
-	"NJsveXnWWqmafKd1MGi//8u/V/URrNJjryIe2sYzaRKwij1o2qM3oP8L5SQ84mfnq/+w5uPaTdnBbb5K",
-	"5d7219naBjuzkz6SJApXrux+wUTPL1IViCmrmzlrxLmmrKApygV+swRXIFrH8iSQSBNTYQ7wBnt9KgxD",
-	"2N3dPfBMJOJIGkGoaqmjBHJ2Kk6nPsB/7TWa3q6fsDwlNl/c+4cU6wzxRxPHomh3RIbA8Msixzcj6YFV",
-	"BZcei7Fdvivn6WcVIh78bkS8opSWaVu1In1+VPNqgd2ceuMz3GydwF5a47fjnuCl65xveJkby+vmIDN5",
-	"vTLAsT7o4VhwmdoIOBsx2dTy4ZZH2AfrWUBHaMg0IbShf1lEnym4c/bX4xNyzRIICdESX58nLIQEEPLm",
-	"/NSzz6Qd4ZEk5xBYaQxEUzozTgsRM8+41iUBxYKbmgmafaLnA7oZyz5fiNasiMNsk/OawLXTsyrJ0278",
-	"WITsgSx35gyO7Q2t7/5YDrrGyA1Gqu5mRqrO7obvP6wRbH/D9XwqdheQ+XnEIzkhNE/AxPDyAjqricFm",
-	"iJXMGxfUhD/XUuVjA+m0LviZlpCrCYoixhe0oFGeljVfH725/GlwcXl0eTK4vHwxuDg5fv3q2cWWxUXM",
-	"1lZOVmkhCLtNfIuvgzSJ8sgho8wcH108e/36fHB+8uz0/OT4cvDm/PSCNM2x97n/8fn561eXJ6+eDd6c",
-	"v7gthVhvbYqDY6bpWsTfQLZbiSqWG/yzxEmVZbbP5jARN1pP0ws4dHUy9GJBQLxLomS9cJufS53UvdPZ",
-	"e7qqkMVDCkt4WOcv6lmqG3APFNTUlmH3aYr/nH7RL0ohoLjqfREIgVEE1Tz6PCugEMlFVgeZJBMRZ8UV",
-	"SBNNM/hKlhuF7HBEp1E83/IyG7vgfY7vQ+/NgFZaYnCF6xjTLzDRXKTqmxHc9JIJ7m/x6goR+jZha4nf",
-	"o3CzmC23wvVNmtSINaVspUcmD2MrF7UcxyWJHK9npSD/kj2kCP+S1YYVwba+FqLysLDzdiIInZLTdWFn",
-	"EUYMZtaj/8UsY2jF5CK3ThhnN5lfBtKIIsFNWWzIlwEpIsBYdAXeP7AL07DP6ZhGvE2OSqOnkoVE3URB",
-	"XsFlgdSAiqBFEezD3OfnJ8/PTy5+GpyfvLk4Gfx4fnR8YsUQTYn0AHZ1pLnX6WqRAyZtQRKvZCGYl7U0",
-	"E9jYeEUUHcqtdp9vJkCYkbOoj4eQ4s9xDgNy36AQf68s8dwCkHW5yfW4IfvAAujPuoGPKUk5wZkXfEwe",
-	"9lS3wW7SjdQMKMdy1uS58dAEYjqMODvsc2rnwBKwIrmSOeW1Dp1IQUVN0D5DDah1nouTfFOfw3VRaW7M",
-	"CkTemz32nM0YhTQF7NU0i7WKbPOY17POrpVonB2fNdW6LeQer9FAzmtINYfkEb3l2jOaooq/Hrpni3qp",
-	"v6o4Hn/KwE9hivPUm8tN0X1bjDOf3jHVN6fs//it2zp4/xu0su143ae3W2tZ7c9TLsnvKUurTNdQIOZh",
-	"DdTu/K5ZetnUX5vxObtrxMY1bNBJyr8x0zNzaZQl1M6Pi7bK7GFP07j6iL6/6cuXhAKdDtOEDuO5FnRD",
-	"TTyo1FLJjTFt/JcYkohjSH1CuUTH3Zapy61FhnRGlCC+/mMwlZh9F6k+V4JAMr2WsjJPe0ax9cwUCLZU",
-	"lIdyMScLOAGkXIFbXUxnMYPWdNCVYwC1PfvcKe4JopLJMjQY/Eia17GJh98mAPz6DRvOFIjZ3NaG903u",
-	"GsQtjKNrxutjBzMI3JiBvKWRenlhAkvvX+rJUWPTsMPlgFwaN7yL1XBv5+ArCrU71zAIMLcugkEYNb5h",
-	"4qjz17elSkyT7RpVgU4ZGYpwbhI4WXAlISsUSwHkI/mHGb74in1Q2+yacdXC8f0CDj2SBB5KKLPR5342",
-	"iomoCX2b/aT0RjiN8QPS9OG/Pd8jfhT2TFEJyX63adhYPtc++Pni9Svz5FDrBSqZ98hOp9Px+xzkukNC",
-	"id8js4iPfcjk1ZOg7aK7T+RWmxzHAuJx0Cuh90JCgYkRWvILWGx3VYV1+IWLdV8N8qyhM5zos75AAPkn",
-	"whsTBAp3qXkBwuK9YNOquFRMSJOEcs1mWAgcJYti5iK0kVUY34QrA0Va6yYKetKhyp1HgR3URawWwe7z",
-	"5/Zt6s35PLmAPBdRNpdQVoS3XhoZofJGPazFjgU1paKJams+D4ko32O3MEJDY5ZhH2igTG1viMlIqCYw",
-	"r1M1S5VEbfTxHvlr9AM2E0xSDiYh0vSzf/f0z8zfOsQKOv/47/8xjQk/6v8Msl0NovDWh2RwyBF3Sokv",
-	"2P+WyA9VArjZXUEKtyXWYG8VFdM+jwReZ2jUdPwbiw74BHC+W4BAdohZhECJAm4jY0Td8+4j16f2GD1Q",
-	"JCDNa/assU5L1TBxbHRUHrBD1Bc41LfhTL8jozGn+I71dYjkCorii5kELaAZ8dYohjxHqOKiX4TCBrEJ",
-	"f6VDkSgWbrXJ0Sod4bBI7F26XSWmwwaWUO6dz4oLRW3nn5U1HKMc92m4ZGC+SiLYNhJGnSXywnjdjfCp",
-	"BWMxwuVE0oJ3D9s+zKXTcgr8hc3MFuO/oFK1QGprnT7zt4waa+Lh+zyOrhlGugSxkFoMMSacspzdJmdZ",
-	"5RuQuxOm4Q3M86BUF6VyaMjjtMU1yKj3s4qPnFjZa6k3XkOjH4W+dT3GenV2ZVBiLTx0JfSEYQQS7i9S",
-	"mYEI4TFnUIUDqzOaoa2s6x3c/vv6BqONJOsHdkbiobjg/WhTqffheUataLI08tARsHKpa5TGsTGhmLp9",
-	"AuQmv9Kn+UqEy0Tl+xM+ihPVEF1nQ99cdpGz9i8CV5Wh3i6EOMZzqFme0YEFqKvoiXtXh0cltIMt4qEE",
-	"pDz4i7MbYONNqPDwPczqe8YUMhAjfws4jS3pJhJHgtLfCaw1KunUNBpqk+dossEvBhxqY9qIrS0TCoVW",
-	"zxBL2jzKVVpwEIMX2NaS05Nk1Bo5jv6oKbdM9/N8ZdDtMVveIfIbH3igjzYbKFUBNnM0q1a7cFUy//rN",
-	"oFDSUOPu/Vk9vyqRC/Z3J4lr0f4CHtklbl4o5SdGaPvJHLxY+kGkynTcMtVUS45dyVhP/xYlkKcKU9lU",
-	"G+MKFiNIkosSon+VpmShKdkJrxxiz1YtETFjXYT8I3KUBBMtvJiRsk7/elVo3c/KSn5PzbuYniivlruK",
-	"ofLfV1GX4gKqGFYQ5wuRKFMdsaL+oe1VTPxW3r7BL3iIbc34KhexgCZ2FQ5ia34o9IRo1TewbxX+MjW9",
-	"W+a/mSe6Zf5VVQA+9zHvAacwf3Tv5nCu9Z1nB4YAZjq8DTV8Z6DzwA52DXRVvvXd+/OtO72L1/WwLzYx",
-	"vrOLHWLnyuEP9+Jef83juaECpT6fkSw0+qz0c5vn951PGYYSY8aljxbHnHZV0Mm61Rkj4AAGKqwvYzEG",
-	"kxeq6j+kKRCA1Wk+WumId1nHN+aIHxkOYJkq/l3DT5d73nN5Eq5eY0HWFcrAALhUOJ3JiVAYRypteVjS",
-	"Jc1+45RHUL3M1oxtmFBCNHFHss8r211iBVFTzbhlrOSmnLGtZDzTOCtlypaUFn2O/tKHkNmcJv2fuVgO",
-	"bGpFFVEQNIqAe3JJx6sAFt75EmVwvt76odW4NBThHANIDS41qjEssBBiBda1fYVZhT1rrjYoJEFkGgsR",
-	"tgmwD2gXoTkURsGAyFnnG8zw4Z+65Oe65G8Ntx7YlLLCnXAPRiE+WmCITu3OlaU7qy+i81loxCfShm+h",
-	"rOe6EHA365NbtJOqYPKJZTuXlN88ygqzWIZpI8j63GWYbWL0xR4BFVROtMZo/ylJk+a/Z336E5b/hoHK",
-	"EwYdKyZU9nnK86dmXVuH+TRhQkfKJ/lbcgk5AtTAQfrcz4V5rMRhWqX5bfKT4CJN3Nrz9ZVFDQZtdnOn",
-	"Ixj2wQw5elEbVyFdjgl6yLeRmlj02zhZtrvzDVeYK5QU/TRWnFdyrqy0e2kNnkXM1RLt2dHl8U8e1lTS",
-	"zNck0LCEcahlgskjFUx3lqo/wfRfDkxJ8+zN5db9AGtRbtwOU7xytrkPwWVaNQUcZlGu7VVmumCp79nc",
-	"9rqxxfw84s+S6NoURUPW4DllHTI/Qp87DURIt4q6Z1t8YN3tWXaU9eb2h1fXxGz+DalpDyzD2xvZUIir",
-	"1rG2jWDyAJhiW5dlIfieYwRZiNen1iNnwR4a9GWiWaQOTTXSbLR+LlShd8KO7tpOIPNgRqXBRIzQrrKb",
-	"VJpHzAQPjGNn5goqMexzMJWvikmY09gQums4QSZ4PwB8XzAlraT/vRH0c/eW1ggGBla/h34Di4JPtrol",
-	"eu7DXv0D83u7v/u5TEDXB+LqSBg0jYAkIaQeUCGgTKk824VKJBgen8zRwJo1LZH0WqulC9dt1//A5OQX",
-	"M42TJH37wDYUM+WSyJ3r7A1zdN+MzcweZ96wAYOzP0lwzSvJufBtTJdreOstq1visS/maLdrHeG/2Fkf",
-	"3h/+0B4rs5W1HVf2wL+x+oVZ36T85lxQbGW/P5g5r5ofLhXuIHiJfVB21U52aKQki0daW+JCkYRxOkWb",
-	"ep2vytzzQ9JQnCH3XD206mO3VBf4mAvGX7jn3QNH41q6VikwrITsOsHBfLb90fzrdmmZoIy4lpwZdR4K",
-	"FxwfnrrVcthK8PgW3BB26Z+XjnlrvWkO/VU6HbLEBGcvhaxt0+717kLq3Ra2wl6lHLi2IgyJuEkkLhJr",
-	"HpJhOrW1QU0TXKTXubPDqumhYLIP9fHRc7Gue8IcUxF/PsX++7WbYh86ZBSO8xMxqoZ+3rDhRIir1hWb",
-	"P4DuhX2AnXafvin10DLz+sYydMXmhRpcCJ6Q4ZKQN+cvMMtlpiFWpBJeL/S5gYYQggcsc0tbkZlWzBnx",
-	"LP3NQY0sPy23H2Hd0EoYF8pILG9x1L+y+UNzCWemJbKEe2z/tJlr53D8SODwVDRM3MUIAXGApi//GtoZ",
-	"OHeTMeWRpCahyB3BI8M50UJuVqQEO6ZLOpdEqAlLbiLJ2uQC++uBGxxqRtqisizsEd903xtIpj+diBtp",
-	"Orzo1yVTjmcBMsJG0JhtQhMaQGEtMSKxwMRPWRcoferu+7PES1cEfkKU5ywR11EI5V/coyTNgpeRxALa",
-	"GBZeSWf6vO0AtcX47Qtrh846h3Nmv60LXjV1CSD/nGHXlohnP0KEp79VWHZtwKgc4HeFdS4Eh945oFxP",
-	"c4+R5KWY8NrA8uWx4TufGhv+kJYHFw5WmhzKV/zPX7ETbBZRkZBYAlz4eZEOO49XBOFeaOEHG1NldCJI",
-	"WMi4imgss3gErKbp0ua20wUGzfeGsPpASLM4IrcUlZ0EHUkVAbczPKitQ5tvgO0sDWvIPofoIowpaPe5",
-	"S+4ZD5L5TGGqvhaVSfPo5KK1s/+49ePxS6zVhe3gLEdok5dMUXhwyqWi44ROCZ3NJBlrRavPfahmPs+a",
-	"31BOfMZDWPbgis19m3YWJcQ3/HKQJrGPkj/wq0gSxDW7S3sMnYM+92msNbJ5CxKzpYlE9m2a9iAK/a02",
-	"gQYKel9Qxyu737xbGHwFAWAwp8Sgq5FI+tw2nK0NZHZQ8YGMQ84MXyas2d1ijYDnHuufTT+/eNPPqACU",
-	"dyB9rufe/WyjIGnnwyxWOqcyFrPI8YRyzmLjUU8lI5Eiw1gEVzAKzoQ4ikgf8VYqIcs1koHgnAXK9pHW",
-	"hCxkSoNRuATzccxKBQoflbH6z2JNtljTJ4PWGrHdLuA4LYWRZR5ayAENBEm1vl9XOam0my690zWsNwUy",
-	"+JlqCX3yad/NYOlsdbNw6sOacGkraASUY1HOWUwDFkI6pBUqaHhorC50NjOX3OeKXjFJ2GjEAozxhHJB",
-	"Kk2y0JrMwuJIVRhEjXNg/Szyit0U5DNoI4LvayVXMmUjK6DYoZ9y04sl9OsJiekwmuu9NirckSb6vOln",
-	"YgSUQdQ/mzKIuCV86pGs3W6UkGsap0xu1cdZf1bJ456DUku49G3zXRtjeg/oWmcBykz/0egO9tAKdK5U",
-	"aV4CrlESR9cGu0i1DnJ0mv0he1ivXb8wFSGL5WGdWtDTekGfUw4I7nY52TJGVixLofKGkCTiOVaCqhRT",
-	"qQYWMyEFHdsapJLGJgeyz111xxdXPYLmDqs3+VpEiGL/0NHeUPrI++4mDIQIDwpaS70ejyRZcwJNPvp8",
-	"RKM47/+739nVI88YDxkP5q2U02saxXQYmxZPC1Tx1LQqcqgSluTIKFcUM+z4i7eRpFx6wA2z87EebNP+",
-	"t1lhJ14iCCFEVQpC+Gg107xvSvMLzHvOpEbYGnXD7t72etKH8wVlr8/dpGhF9BAcYIkcFY0Tn06cpiyM",
-	"6Bp26XQWC6oBEz4oNQpfbov+YU7MQaGQ58a197m44WZwSZq+nWYwnH8/hRKblMNQdgFgxQ0JZwxKuWL6",
-	"E/ZNae51dvN5t9rkpV5qn9v2KVA93LXftG6ikNmG3FjLE88DqLRfZ9mGYb+ESRvKKTRRlzJlgdziCqRp",
-	"csH0Kdfaqp0TfqBqC3CEiNIgvmGzYaI/3rxX8vK2RmFEz82nl/rL22+mGspyo3X3azZaw7GvNlcDGNwr",
-	"Mf+aiDOYpqeGElgajH8vEl/4fYUZ+pyNIwneNUpGUcwKXREz6itVQqF8qhLkOBZpGHGazJ2mYxkhgfJJ",
-	"Lk3L9C1jlcWWlITKK+kOZc3dVEqmeiRSmAcBpliPxBGIckUSPhIxSJP+DVVUTKNt1I5Md3xUkLb9LQ8a",
-	"VEL9TRrH4oaFQBOweQQ0pcJQk+gPPfjM5FpkBN0jNJaizyGHFohgAm5oIznlW9Biki0UNYhCnxjjMknM",
-	"EUNCsOONLxmfq0NO8FNL+x9CSzPkDCe6t0YNMOonlCv72hs9roptweMklJjeoYhKayOta0BFPNLIKbc/",
-	"XrH58lDA4Rw6Io8sPpvWy6a8SywCGlsQbu519oxOw+cI8eYRpBGMsNlgyq9AWrpi8y2vz3ODGo9GIxYS",
-	"/xihsKVZoe8R/13L/aX1GlYne4QL+MTHdITss2eRnAkZgYjY51QpGkymjCvfLMCUARymikRTOmayTSDh",
-	"JoBCbhAz09zdIQnloZji9rfyPMYZxYz0msK1AKbPo5itU7IWzlPPl1Xshat5JIkPXqfqWpRXJoKmrvqk",
-	"0yB276DQHnZv3yvUrT1q/Upbf3RaB4PW+497u7f9fvs3/OH9x663v0k5W4dyfLf9XaP3saaiRBQvtH5d",
-	"vLZFQPTda2y6HdLQLbdVe7dVMQK54PdFncZFi7a44RqjCTU4heLnCEGpCsnLLe1K7LG+mjS2S3VYLJxd",
-	"iUnXsegsYNLyTYJss8+XsU2/R7S4YBoIFK5PiT73J0rNZG97m86idpBN1g7EdPu6O+iaIeHJILdWbtNU",
-	"iW1cr2+KWVsOZ0LjtNYOE/a56UgDx2Rlh8x2G0nMz4GzEJyRiUiTNgHntmXUeCN17HoZQbjILuWh5dl8",
-	"phpThcTbN5ecA8G32pD5M/TpvT+eiwMA663vqPQyjVU0o4mdT/NeDZGALUa4RHO+r3/yPVPVXMuhAtgz",
-	"HbM2OVJkKqTqc//lybPTo8HLo3eD56cvTgY//P3y5MInzW6HvIx+OCR73V1CJZFCcJulEtCZBvCZFp5D",
-	"zxoIDes3hdlA5o1kn1u+nTExlBg0T7ZNzyhHckyaP5+d/OiRs1c/euTH0+ceecuGZ1seOXv23COzmOrt",
-	"sQ/KIy9pchVqKaHpt6ehrwWF44tf9F+BvNYyOE3DSJDmSxjv9XjskZdne1vw/+Q6CpnwyLPXx++03PHu",
-	"xcW7w5w5MK0Hk58uX74gdCiumZbiPStJ9/led7/ax6HvwmXv9bLz1N7gttZiWyFVdEM0foOQ9mDCc3d3",
-	"w0Dv/W9YeMbDJMuYaSFpEX5vmZeXYbZ+mtAb+HqBERtcB7jfHNkRXT4N209fHv2Yo/u+xvatnpYvaDJm",
-	"CdKTTIFcSQQoDyHJAXAokoYYFGgBqSEFYOvD2jdati3I90AnMjmO0IT1eTTmQGgKNKRIOTRea9pBmnvd",
-	"/YK19NKdKx84kliWh8o+h5OEKE/H4YtlxyWh9lCJFrtXkIJTuN0/acE3RwsMQ1qbGti370wONqrmqKEW",
-	"cMiAopFtQaQVN079NOtNMH380YswpfMFJ0Kfuy43tGnaqCNylIF8tdOx4FLUOBmaxVrPYW3cUm5n+hIR",
-	"S7vfMKBmdSpR64j+P/aubrdtHPu/CtGbOPjLcZvpfy5i9CKbtkAW/ULb2c4CHli0RNvayKRWpOoagwJ7",
-	"uU+ywL7WPMmC55AUZYu249hJXMzN7jSWKH4cHh6ej99PsdnWhueGlKb3nHmtmvgS2RBe6tQ3cIwKyykF",
-	"YzB46Tn4XSd0xfHGdlyVoDss9W75VHh2WaYdLlLW1Ue4XOsIZHyScXYigegAr9nlIiIS3QEszZQoTRUO",
-	"sBMCTiRVjqN6NQL5TqQQ75LbsQUmVLGJKLdHdrftX5kXYS1/OzCDj/7gm0yqtQQ+MNvHhblQ99sTTk90",
-	"QEJppQ8qBeBcqXcG1s/1zCpmG6RtDDk/7lltFzdnLixOV/UX7mGtrXCtW/N6HEe65t4I7rb6v+v/2461",
-	"C76bsnHGwSnc92MHWboRONmuT0C3NH3qplfb+tV/ft7wqz+7X5JSN7JNGubIjj/X7x1ErD4aw2rlFRQi",
-	"xTZJ4wJZ/2NSv0s6Nmx8+eEaUwGJTETBSJElN6ZyclXxfPA+fsB1rz+zQdfQXEwqpo/mUmGoTov50UgD",
-	"oCzUa+IG5ImFv9zbykUP0vLCrpgvUDpsUvgQAs1728c5zWlyI8/IZa2PvO46vbRaF6eE4ZpcKtzS/VqW",
-	"of3H5esvANTbLXKnD/H59QmVGLjZ52XwcVVGQfZs0VjyO4n2jPVcaHqdZfVlicJsRhckFRcQfy9FziJT",
-	"2aCNL6/9SP+j61Lg0N/R03ePHiZh9vDKOeAzWkifC8i9Y1Nja+2k//nsOZln6YRhahv6AhlG5MY5ncgz",
-	"8ho9G04fDzg2DOUIpJIAjCq9bkumSAeUtiR//Pu/Ncz8CQ7xNBSoW1z5M3jAndD4TlCL188cjeJ+u2j0",
-	"+65CbWXHWI3r01RcOBpPdUkEB0d6UAAb9qR7apNVadM0m+p6babH5bpNIKtkCi65cS7moYwPYxNtZZr+",
-	"/9OHNE3bpico4W7BTOGFDdlDC8ck9L6ZoC0AN4g77wCRb7gmy+wbaLWaYD4rG/3p1JnlXkb1qg37ET51",
-	"SNEQ+Vq/CPQwItNsMm1Adh6NyVqaGQyueMN9V0lWehio/qrjibh+3Z+dm4NT9gnypOQsrlNVzPE+FcAh",
-	"wxcOZMGTjYjEjNNRztK4JnTBF/K8XUi+mJ4dUEzwE+sExYz7qGQjpXI6EhRIyO0U3loz2PLQDQqBT3Lm",
-	"SkmJGP2DJcqVMaSsyMVixrhqPd4+2U/sUkTpXr4Xf8EywpQbsje17k+r+8/+5HnQ71RRHJsRD2k2hLrD",
-	"GCPXGNWuj3wsSoSc8AEH1u28a6yQ+LRPYsBJJ2Oa55KMaHIDtb+X18OXr15f/vLm8/Dt+5ev3sQ14ROw",
-	"/XqhPTsuWwpsEmxXaoGlh3UyYmMAzuMpoWN9UcVa33Cpb0NM9n9Ttc3vucjXl89HWbG7L5H2C+OAc3ob",
-	"wDbgpvaMiBmbjVhJElFxVeO1tZ8Ln+EjPwSb9CHBv464WEqv8OZaKRCi4wpxKCO6dn/hv4PncKjsSc+P",
-	"AWtCyj6AiOq01eWchnC9dRsH0qi66YcBa4JBBSw5PdcPjOX9uGBtHJ+sQlFoEcrVS8SKtt+YawTk/yaB",
-	"o87G1++Sjke6+EL/JT4lIwbF7Ya4K8QY66T3h2WM3WVR1qAKwXy76ic8bmWrVd4+tVtYPLj57id6F56d",
-	"gB69la2gR7IX6J+ARXtg3btnS9au6yPjOrLchnfXXj2zHW6PLeMLStVanwxgJtJU9ICNq01Yi1OZpY17",
-	"G2AStGFcermVKyIlccu+NWM4nFiZL3xiav+i9bjqcJyKOXGqcjcJmxU5VWy7GxE+u4Zg6Ix8tg2C2beS",
-	"NnlhpGqKpeViPOC2WaijJ5Ixy6Blf4jIqMpy1c04YghmPMmrFPBRA5cvO6Yf4gJ2zwAW0TI+cyXphA3h",
-	"2qv/6v9z/f3tp7ve39phSJwwONltYGg7KJoltHWsnTKw2muQtOVCYr7pGiTtw14scVRbM1a5aTi2e2a9",
-	"S2u1Zf+2qroaaiIMt4E3BgnK0agrKByght+kYzQV1N/bqhz8CUv6AxS+A96J9fND/cAwS+PIQOvjZQBA",
-	"kgDpxv5+2ndZv4LbSOfM5yENUdKTPLvxqOVamUn7GOSfFcoLZSSCj7OJcVbaWwrgrdm5OJEkhuMe9W87",
-	"Joa9fOMrBzutsfmHuoSbwYVisagPnQw99KX8UcIYu9kJ7+AtuA/dvvarg10zPcm0PIRS1K65ZKVhl2s5",
-	"F6B6R9sh8Dk+ifR5C1DEJEY9DyjnfVJWnEMZn0JARZJhw67A74x8AeTysSgT9gJOG3g4l4IANqk1WrDZ",
-	"WvnMp0I6jJA6eZek2XgM5bVOCclpVhSIk0w6+jyKiDfYiGSJ/l9DQupv4tM+ib1TObalfWcDXmd+R0Qv",
-	"EcI8J4IbBhEBBlfKUrJgqk0X6F/X2FNLZ5KbDRxQcypcRoMdaD0bQWYLmO7GWexE21g/D3M2M5aG8/Ug",
-	"p2xOpREiKBdLcV6O5ojWIwzsqi3P60Dwxe7r25T/1Se5KMlEiPSMoMfOqmnYQ5m2pllh2ZkMa0BsXwbE",
-	"KF7l+dmA/2VVVdQ1ftgji9SJQuxS/do5wa3Dzzsx/wQkd07CTYdE+3GwBQx5rWQbpIxIE+8pyIAPMbRa",
-	"T+/NzAiYF4+9LmHXJd2tNs9O4jon1rKv84LQkWRcudA+hKBsvB/QsVqTFi4B3nyDed5qkDsCBV/wTA2p",
-	"HlelNzsJKp4BH9X5CAHN0ydphZLIEDco41IxmobTEu7Jhr+1M/deNhdOQXqITfZjwKHv2X4Pn/M9J7e7",
-	"uK+bu38Toak7E6gkgyfxMp4/6VyJYnEaD55EznoY+dDF1mxwnqAX6DKKBrxpZD+1+UJE0hkLnTyBHQ92",
-	"hp2U1g3sfg2fU/d4HRbF4ofmmH7pFOvup1v7/RXkH0klDyT7zuGVlnSs0IEl5nxZsP24tnMG1VLbtJOB",
-	"KxIAbqRjcNfXXUcwT571l9tqbo+JYJZmEeB7eL1VVEm5xKqEswH/XNfKA6YH4NbaqsM7+K1eo7Y65Lmn",
-	"P3F/dPCbfFV64Zc2KfAYb9holuv4T5+WclTJxmN8S00AFLG+FqikWYc11bf6GUdwlyNONE+JhKiRKRyb",
-	"0SxHer9gwuEvEgOAf8a7bh/vgvnVf7X/sRQAA0aTXEwybt5u/mF9EOz5HoJgrcj6It8eUF9Lx0f9wvdQ",
-	"c9tTyLa9rRidIVpA/a7uPVXIUPHz8ycwDdlML0Y9C0BeAZjYh/Ta6dFvDqPBZj2uEFolm1F//Hcg6o9h",
-	"M6eWegjhKcpFOPKP9aPwOELiSgBLxcT4KeVpV4zHBglARo45HbaRDOupl+7Lj0lfHVoC3ag3i6JbGsK4",
-	"Quf9MUIWQKpQ6i12i5y2pMKB+JYZT7KC5u75J795srvJefxWfDXXQf38iYRTHeIPMRifY1YOlYhJx0zC",
-	"hWcn901eDVoCGL7hDE1qi3I84BkHZw88aCPAJh/0NHJwcFg4cPnh2kQAxiWTUyzbllEDOM721TBBDXip",
-	"Owz+bCBt0FN4IlEGIIR8RWUq9J5MwOBGGl4lqmQauE/Ch7QgbgPEDks3nwpSsoRldjKtZ9yf1L7jAKqn",
-	"MBTN8eZ+r0fFo0TPO24fkXPfVygxWx0xW8DsgYy3ueONZN4+Pw9evCfH920mYzdntx6Nw6GrlV0PjLOd",
-	"HGiuxZAD4Q0QjJOU2W/gBgdgdH1vh4D46prZp++8cI+L/+fSDOuWq+07P71lqyf1AAvnFHVduOhQQQCO",
-	"2MVCLQWr96Rkph4eQxRfxQ1Lz8g7MRLpYsDrfoPmn0mW60PAeGX0/YdQgy5SFawcQk19+7HzYHLy2OKh",
-	"dK+SBfe/O8lU1aqi8wWh/qKSSUk50GmSks3ArvJ/FaULojVe6xMOokRSNhPWwNFyM+CrgmMCXvrnLvy5",
-	"C3+ODXi1MTfaJLbmFv4ClBZXl59evn//cfjx/ZtXw09/f3f1Aq7pBig4h+LgGeV0gt5Ra0S1k3IGw2ru",
-	"On0Y96Jtfs81Ej/GPrrCIm9qpcL4QXbdSoaU5XuPFlkXNedaNAGU16+ZvhCMAUjC9APfDV96L4vsMzb/",
-	"GC69tjefRKmCV9/1q2ebMN27D3+HW/T6mPOW3lvBliiN/uECt/7trbIPVE3bLLMW6dl4N62lCHVYmxyd",
-	"rbm+2XnfKsvooznYj8VtgP1tWej7X+ftN5GTijkbTYW4kRjv6/3OeArVUUPLKbeZAA1Tvk1DSL1WCgVG",
-	"OcalkbPJfECLnnm2e8MWXl1DEy/L78iukK4/h6nS/i/Ai9Zutn5S1KbsAmWXnLLUhRUNIJjne4lVmU0m",
-	"rOyagcZEzAF9ErJcF4ZvA585Ad7tolLAwxP/PmNqKtKIgB8iIkamI6Itk8j6NtIhVd9j0jG/klzMWdlN",
-	"KJJ8VArjo4kQNxmzTZC0FEXB0j6hA/7XT+/fQZOkoCW85WrhgDxDT8jpGbnmJM5mgFKuWAywJ+jbAYQ1",
-	"bZmcPz2vo7RlxUmW9knGBxxJ1blI/fdM90syp5mCWKsS5KenxNKXxXYvAsdGjGiyAGliIN1qokHgb48G",
-	"3I5OP4VzNKZ5DgRyBnnl/Ol5O40m9OV1LuZfcJkOZBt5X9DTDtrFb+1bdz6fd4FZpCpzxhORYv74rZt/",
-	"DdGX79ETxb6pHlAx7dTOZ/ZNtYeHzw8xK5dJwgpgMgmgilUccpP/WbFqrwfD+a+/HmQ8IKxto1neFOjE",
-	"bZP6E2k3mRP582/frNiTZak/I5cDvtwOPqzVi8xSBu87av+cLlh60dyUdpO17GncQI/kPG5mfWvVvBQE",
-	"n7v9XDPSj0TFU6uQ5Sr9YhvxyxZmABAX49FYlfmTiyfarup9fQYWqvn6KnkjwntlE94V3JG+m5tdRERV",
-	"Nhzu4KWuypJx5XmrzTmptX1b5DoRBUuBWDlLmHWwaC1b0FJxvcydeK7E8I9//QfPYNtebaqstgohe88j",
-	"A0ZhJhWqVa8VvNOsNgAgQy502TdBDpNd5oNZUAcs4sVr21psR8ONXDrOuITdjUxbUzHHQGCWMq9tH71t",
-	"9Qt/y2RFc32sihlCOmGvOx8ZTRSk9WNSkjz1pibPxixZJLn/HcypWv3C9WxWKeBsqVOXXGWfTXlaaqdr",
-	"zI/WWV4tJS1K8TVLWUmSkqWMq4zmknTeMkUJLQoZkctr94w8Ndkd8zJTrCt4vogI40m50FqaSJaUBrvP",
-	"RuK5YhOUgbbufKw4jAeGH5n5gaO9ZIkoDYxZnn1lhH3VQo7saP4X2DeWVGrNcGtstgbJBNKaAOmJ4zAx",
-	"TXqo9KtNIpmwU42mLEuCrsHVh5WmN6yeWeh7c1qWlE571+lEj7lgpRScNtb98hqGIiPIRytY6RKm7GbV",
-	"r3axhrJ15lklQa5QPr2qdKtXViuOUeeMV4tVoBbU35A2rSgwrCrNFMnFRA/JONwiVHoZlza6WEmay4Y6",
-	"SzO1hUg7WDXvXVljw60oLktaj4zCjrBOkg4y9VryLFH67O1mH1hKPMdbYj6ItD7ff/v+vwAAAP//",
+	"7P3rcuM2tjiKvwpKe+9qe4ay5Vtf5Ertv+N2J076NrY7ySTqvwiRkIRtCtAQoG2lj6v2p1O/8/WcVzi1",
+	"q36vNU9yCmsBJEiRurjtvmQyHyZtkcRlYWHdLx9akZxMpWBCq1b3Q2vMaMxS+OdRkshr84+YqSjlU82l",
+	"aHVbF2NGJkyPZayIHjMypXpMaBSxqVZkQwqy3znY3GoFLRWN2YSaAfRsylrdltIpF6PW7W3QOqbRmB1L",
+	"oVOZzE8RCtlWWqYs7JKUqakUipnJqCYRTdMZ0fKSCUVkSnjMhOZ6RmjKiGBXLCWRGTtetoKTCzqq39ww",
+	"kdePFEnZFVdcCkIVoUTpVIoRsZNpOgpI2GulvazT2Yvcq/AX67XC8uRTqjVLzfD//14r/a3Tfvb+r73W",
+	"v7eCmmWdxmwylZoJfcamCZ2xuAY8Os1YSK7HTMAJOBARjicCoIsJFeqapURLQgVhNE04S0nK/pExpck1",
+	"12N8mU4YCfNpo1n7RzYLCRVx8Xgg4xn88o+MpbNDeCCnLKVmQSTmMRFSkzQThI4oF7WgH0iZMCpgky9l",
+	"RHEvdfCnAyWTTFvMkkOYLkoZ1Sw2e5VZGrGAcBElWczFiITbdMq3r3YA7GaDPDVgM1BajANnVLOXfMI1",
+	"/N/8as4QWIpQcxVYTDgCPMrSlAkDRBHL69rtcqHZiKXlac7YhHJhZm+eKmFD/fHzKFaznXMWSRErkgnN",
+	"E5gABzZAZVotH5/pdHY01CxtHltLck25JgM2lKlBTZ3OzBlt7O8+C8hBZ29z6TQ///zzUabH5qpFVLP5",
+	"ud4YGrNjMGPAaMrStmJRZjA+x0nVJeG38IywNJXpN70WF1c04XEfSMfcFZ3HjV/siZw+r8dSd5F4TDZY",
+	"NJYsDgw9GjFh1mCunyEb716ePt88JFwTmihJ6HTKaKrM+SZypOBOwQIrwJ/Qm5dMjPS41X28P08mboPW",
+	"lKZ0wrQj1SMm9LEUQz56kcjrpjXz2F0nQ+PI9VgqRqj5lkTwMdFjrgiH1XDzlbmCraAl6MQswHzV5/HC",
+	"WzaU6YRqPNLH+62gNeGCT7JJq7sT1J320ZRfmCNpWvPR21Mk94THDct6oBWdy7TuEslUk0s2UwEJ2yEZ",
+	"ypSYF5gwpGiLPGdDmiWahG1LsfpUA66xm2kiY9bqDmmimN0H0NNiI8rM6C+dazaBA2bCrPe3VjFoK2i1",
+	"S38lVOl+pvKHlb9hiqDVhv++n8OpwODcKU63ByCyfxQwomlKzWIzwf+RMfvYAPs2aCk9SwBDZDoxgx1l",
+	"Mdcv5ajpVKl5brhpOvtk53qcpUqm9esJBbvR/QjeCN0lmRq+LjNFBlRH43yRlUPDj5oY/m9H7V9p+/dO",
+	"+1m//f7DTrB78Pi2nvOf3LAoM0tqghlzL3wyiC2iJUBBPuVCfmKpkbFeZ5MBazjFK3yFCHgHZBzLSWG1",
+	"GztbW2KzYcX225WXvbe7fNmeVPUjm82v+YhECWdCtyNDiYUhK2SDknfvTp8HQFnYDZ1ME7aJsu+EXjLD",
+	"VICpEkWHbIvAUfBU6VzcM29yBRIZJQc3N+aPSzbVMGB4+vzk1ds3Fyevj//ev7h42f/+zbuz85Bs7O5v",
+	"kikIz0nC0sBK+MCgDJwOC2HQLLIsPZbFQ5KC4KoM04P3CuFSt51Q2yUgw+L6y8NSEvPhkIHgAyPL1A6M",
+	"O1Rkf3eXhNyTWC/ZrJ0yQ+vCQ3I95gnDQwe4OEatNE8SI6SqgOx3npVH4KI9TeUoZUqFOYKgLlSgSEVI",
+	"brzyvd7N7k6717t5coJX/qDhyp8OXxnK0kCSjIYSEkPGScpofEgomXA1MV8UoNjZBchHYypGDE59bPhQ",
+	"4xaGbZxyDWkjaJ0anEbJqlG0KF75ZFShQWoHzgTIvJBuJ/C1P3+MvLvVPegAO8S5dzudpSt5xWJOm0Az",
+	"MQ8/GVDe0hGrX8dOe0AVM/d5xCyJbIKNeaUeNDseZHY68L+VlnTOf2eLjsrMuGg1fWUGqF3S7kF5TSus",
+	"R4/fKZY2HVimWNp8XubpfQvB54ymdXTgmCrW5kIxobjmV4yobID3kij4hMgroPksV4wfKfuIDhJDAlkS",
+	"qybA4otNtMAhvvt7p440XDA6aYKjZnTyyfD+gk2mCdWseTH4/JMt6O4Yds8L+Zly/ep8fiHfy2uSSDHK",
+	"dXYjIAAqZcL8xkTs1HhkN6DHd/753//Pnrn2ZKI2mxDLDNefqPr76hPXvQoB6dTs4NYAwxoBQdm1+pmj",
+	"dJEURrYw/6TTacLRtrT9XwoNTMUK/j1lw1a39W/bhclzG5+q7dKgMGdVVAOyKYeFQgrXyrOX/tK2JoM2",
+	"HnvddPb1bc+6AJOdXDGhz3XK6KSyJc1u9DYzj9sqf27lwla3BbJgl+x2Op2e6Al4sVuoCltWRewJHnfJ",
+	"Tk/EVNMu+dBr5a/0edxrdZ91doJeS7F/9FrdnVsz1EL7yBx8zll6BZYYoQksQnVJaFeDRlKDGmggDQMj",
+	"fLnfzZz5z7g8fPDD+ZvX9sl9Qtrt+xghc28YlA9cB54Le60oiMVKUxErQofaaCmUa3Ozsqm5dKG9OtUt",
+	"18jQy3ZeY0qu2F4XfZ2/dxt8FLyN6vYz12Nnb78XWJtBm8BsVL0AVQmuFRHsmpi5K/B0y1m0FXjnI7fv",
+	"ic73tnt/zAYgeOL4IVEsSplWRI3lNZEimRk0DO2vfcV0FdnAO9P23DOLdlxy5XwktECOvu+LCYM2Acr6",
+	"SqyMrtmkAopPfV3epnKQsMmCzU/xjb86IOS8wLBYTXlSMVCPqSI7xJq/USAEeySYnVvd38xEsSHuhagX",
+	"FCNNMqXJgBGqScKMKrpjdM2URoZ0GemhFbSm0qBb2uq2toH/3743UoEhcpEZ13pnts3FVFayYUobGbrb",
+	"6uz88Pzx3zp/3/v1x6d/f/Jz529PLvZ+2f9p9/WO4T+a6ky1uvtGRtBcA8f7yewDFU3YQ6FZZ6noXlNN",
+	"5YR3LZS6V/nbbXz7NlgRbdxJ1AkDdurAXKSzF8fk2f7BE2KnJAi7qnSQe1MXYQO+VHIDfiS5z31C7Vxb",
+	"XjRIxSNWGqDkvVppkOKLykDWPbXiIOZt535q5/6nhR8Xnip0KLWrHqVFX1cdUB95pc+ZNgxe3RtBywds",
+	"oGkyHVHBFd4RZV++RxHqYl5KvftmYLCGjYACmXPyCZsMWHqvGwEx/v62YoY7s6pK3Z7eZClESiiFGkRA",
+	"KMgnKRumTI2tn8u53tEU+6WwZqPO3hukYLCGQze68b2dcU7tq27SCuf0PGnd1m5n93G7s9fu7Fx0nnX3",
+	"Ot1OZ6vT6fzaCnIPaHd/NzB6evcgaCVUjDLQRVvMaE0TeoNeZtXqiixJgtZExsww0xEzim57d+ugPUyo",
+	"8lT+oytqGClLlRQ04XrW6ramqRwypbj5xTDDmdJs0p+mcjI1q/y7zCDo5eiKBmiLz6ZTmWpCleKG+Wqj",
+	"rZ7gHsn5WE63yBH6CAYpZ8MEbfYYM8OFUdWITGOWEqOEmRPQbAIO9SxlrW5nay9oaSmclw/WlE3jFcB2",
+	"G5i9TFmqOWrwPrQ9e4YZq605+CnLCmfQummPZNs5IqfcvLV1ga/mj9p8MrU+WzCodFsjrsfZYCuSk20r",
+	"GOT/lVMmjGBiBwNLSX66NUaWqlkCj3+lFwsE+VDrds2xxT3+Lf86aBkMar2/zZGoeCeHTf4KIlPNJCXE",
+	"WmIIMXfkrff+7Rzq1UxQQhX/SGU2SIrz/K2Fdmd/0YhTKyzqwrx4W0a6Lwd7bn2T3W9owyviJaz33T8H",
+	"u3MPPaqALoO1hCoOHYJyRIAHmsLFLwf/xSKQoDz6h0oWUPE45hqIzFvvktoohTJ5tsENigDlZzGRwgZm",
+	"dUno7S0kw5QzESezgIRmlyHhAolGQEK335AwsUVCb49h0BNhsUuMQgthpyFqakRIYg2JXQyAAwoL9O/o",
+	"lAgZM0WGNEnIgEaXREuMVfMEop5wElER4wa2Kzeu2gLbl8ccSkT/X5baz1Fxj1o2hAeAFIOBRQNmlEUj",
+	"9xwSik+NYko1mUiliRSMbIBXliYpo/GszW640ioEE/NaFu8yva1acb89fkv2nxD3CkZyqiwag02EiZDI",
+	"lIRT3f72DKwinj9k76DkDtkNauI83n/YDfZuN9pF2Mf7DzvB09vNv9R4gKvEP7eKP915tlu3ycV8YS62",
+	"AGIGzFMX0HJ0SiKqaSJHmQH37q69XO1MXAp5bTavxyy95optVja/0+QMWsSHVvn+AbmUN/3TzgrzL2Vi",
+	"hU+4zmVxD8ytwkTm+Ed5i0tI/DtgBmuS+CMypanmNCHISw4JFYQOwK5vr/+McEUygSEHcUBCs9uQRAmE",
+	"NlL8B3gfpWBbJPxwG9bFJ3gE1qIwkk9LdRzDmKc7/vX+iq7nn5fp01+m+uvxtgwaF1vpZJZWUGXGEVUZ",
+	"TWqjJov5/JGcfpQjce2n1uV4R1WU3Ux5ypT33s5ue2/nomNe8t4zHHqvEh5qr1rxG5+636yIcnz2iqiZ",
+	"iFpBS14LjHjoPjGQYUN+0+q2rrXs/3K5N332N/oSjLpX8rI0uIrk1FxYJGNdw9WtSNxNuNJwol+HWuhD",
+	"+kta1xoKqH/2C7cwR4E+0V7KqHgnJbfA05WA4jC5VnqFyMGd3cLXoQKjTKQskiPBFcYXAmvYqmMc/m34",
+	"IsHtLqcXYj5Pwf2w71r91kklOFgOUu8oSpenoqxWAtRLGFACYa2cY4nnx+ixBNY2I886JKYzdZhrI0dv",
+	"T/sXb348ed1/dfQLhMk+P/r7OdnYe3ywuUXOYbvEecbGLInJYEZmMktJKhN2iIjR/UsehovZQxWhZxn9",
+	"/rVVR4zXp6prU6+7yxw1WOXLYLT9e//9X7v2v00Sl8s7sPOtkYZQQdEydi5HogZNVrBrPNBDEsJ/Q3Ou",
+	"aiyvBabLSBExUK6tL9l52KnRcMeVU/+X4e5GXAPhpjRWujt58qvu/H2wL35+enW8c/P8gL14PPr+Cf/h",
+	"6eXLZ5PXndafYsGfYsEXIRb8K3D1/JbWpUB+Ln7vFrWIZLvgT5okb4YQxbIwloOO2Cumaes2+FChLjmk",
+	"8n+sEia6XD6C0eZ38L7EDcZU9QW70bmcYn6YpuyqSBPEVf32PsCgfMMIi3h4iH3XUtMEVWfzr755rFrd",
+	"zq3LwzuKdF3e289jSYxsG2+RdyJmKaGiCG4NSGgD3UOXVg6/P1IEDnurVSXTdMrRWLL4rtUaSWKupgmd",
+	"NeQKmuU/UsRgH9mQKWETypPNIv8d0wivqSLXKdfacGpIeML4Sp3HWysSs4RplMQaLsaS48/BeWHevg3y",
+	"bIC1NlzBFXgv8BILSqAsoFN7H8or8owQZjh/rNx82Apa12wwlvKy3ixhRnyOMUx1SEO1tebFXTTw4x8Y",
+	"WQaHVHhW8vDx2B7GFU0ypogcEiFFG0MQiYpoQlObq9ATG+ikoDZukciUTJhSdATOBM2E3twiYZ7rHQYk",
+	"nHCluBj1pyyFf0phfUcpo8r8gZsYsJ5I2TBTNME1DilPspQpshEWn27FTHAWm3FppsdbiRxx0Tevsjjc",
+	"RO9QBfVdTFK9DoIB/HNHh8BZ+zME03pEfh4+i5lpDtz6G5k/Po0x39DcPQCsf7fqBsbzqEOrGRiatWaT",
+	"qSYI7MCW3hjLVJNIxoxseEmRJDQ/tVNmAAMns2DmqmEdYZifQWCP0N95LdTyHTTexZeyGltCI7tJIx1v",
+	"oVndzOiocplwonidE8TWUUzJS3nFEhp5EqW93Dn1eXLrYjbLCGnl/Z9ZEskJI1e7ZcQrP/axy6pP7+tx",
+	"BxfpYQn+4E7X/GUF0f2doGVEt9ZuZ2+rs7Wzs7f1xIA5gtoWy/Wg1YNFXQIUvLqz6/1gYWbA7wWVtlQG",
+	"oVgOjFAHodVtvZK/8ySh2wdbNbqIO8sq/r7w8dI757CW1eRHvxqvaZUPd+lHjnivowugeD1/1TFBmdA4",
+	"TpkydPKX9guZXtM0ZrH5F0oHaaa003yHqZyQ8OLs3fnFyfP+27M3v5yenC++nRV8+JKUKR//PiwkbB72",
+	"rSf8VPC0hpw7lF3h7M/x1dsyUn9YlTCCvOEfhkPWwKF+db3lredrLTAWcKu0nBJUFxHS9YR8rO9wP2K+",
+	"o+T3J+ZPgOTOS/Ve4QlLOB0AzvNTr5R/soTLCChWgAnJhsc9gSU7FupiGyhRfCTaXGxCnZrQCjlkw/Lt",
+	"LqFkv7MXQH0B80M5KhXurxMtC8pp54fjNuPVSpTfSpm8otNmSWe+SNS8Wxqk/3/+n/83se+QCZ16xLVA",
+	"nmM6pQOe8ML+WRjfqOhHucEY+AGeyG0Az1A9qH+G+XIND8H8lT+xNVHMgyz3wZc/GjLwjCJGqj6NJ1wU",
+	"TwtWW1jYwKoWeNa290ErlZARccXZNZCUax6PmC6Cc+yD3DpasauVoLHoOrgDnAPTGh958FvjKwfYNT4p",
+	"QL7iR/5ZrPhJ6YBqa7UMhyyCjG3v1YAomVr1c3XZHQ95eTz1mXnvtoQEK+2mQtFguvIOAx9VvHMpwbuE",
+	"GuUjL9bkAft97dVVsZTpMU2SAY0ul3p1/KuNOUxPh3t0d7ATWUZkfvp18uyqxqgM71fy3fefLndxaItc",
+	"vmtk9+nyRHkfxjC5G6sWEAUrq0WvKR1xMbIas9GmjcY8I8hGiCEV8/aZggnVkdsSG6pO+ZYqBfFxrkCS",
+	"yxQ3X2GVjUMIxCRUW4tMvIY25s8dFOusA0yRZLuyWJB/cp5NJjSd1QgHo5ROx8suzHfwkhGVxTTT/Zji",
+	"4ayluwsZs36eeb26PPJaxszLL54nEjLT/qIc4O3MQe40807CRtc4HKg3VUNi35BG7MPtvOxTwKG8gPl9",
+	"LhOQ6lRgAwaw1jXriDu7oCMWb0L8L0QURVJcsRRDfn29OkONtW9g/qRj0yDdU5SZ3CidSroH/OFKfYLX",
+	"DZmsLRxlxzDo63IrnbQXY359BXNcMHBMWzZOrNVtTajIIHRoDlV++9CyAh5QmBXA0znYMeAp7bm65TEV",
+	"MQgRMtPWnegW2up+cCgL2rdO+WjE0v6OW11CBxDo/ArWTOxz99QeuP21nW8MMQVQ385SgYT9YgXjQPHm",
+	"YIY2EBRd+0YHzT2VmqargCm3C+SQhRkyEaFvGIWz93N3bSDjGRIRxjRkR7a+Z0kiid1OkcfkaXK7nc5t",
+	"0PpHxrKVbCA6nfXlMN/RJZ9OS3i6wh47zXsEr0FxdapQnS+asA5jLmdMlS7AJZtdy9SgFlPTlCklyYRG",
+	"Yy6Yat0uCjdfMx58dYJdW7ThkSIwAtn45//1/+4ePCY/8m83AxKNWXTJYix5q5DvWdA9UiSET14Agw5r",
+	"9ZScbsxHbrs6dlqa+Q9dZgKWbJXppeH9kZzOtpYXf6kLJ17IWFH0+Gyadw23/iwaeL6OE6SWHxrkx/kI",
+	"FnRV1D7LaenK9hgrKbpBiyEWnuEruzinr+e01/l9/BEN5OMsYY7QQCqI0rWafD4DJFivRQaAIvsctiah",
+	"BN6Zdw2wlFlp8xqKqAC1U4cuLH3CqFBoCrFDh76xwp/SUsravd1ZrLtddBSFEcetB4m+gXYmBJ69LQHj",
+	"izItJ42gLhWxJGmwrszdmDlc/RjPbFnM+CKjHubEvw81PGBOHlzTQe3LUOt9yhwBkYJZWmqXB68YgrkS",
+	"QURCdGuGLMupddtdL5O1Itk2DuixrAUb9iXgOlVz5WVNLBlbCTyvLEnxZKovy4/gZLj1sKci69UdjS/8",
+	"fZlhSSu5L6ok87YimdZtvSyqfkQIRiVdt4Tt1fthEdNzdZSWMRe+USU9HjKULosjFT4Ol063Qo3LVKkM",
+	"rXmqWKEaVcyqkyde2Io1vqKeRmN+VYoEXTWi1XFWFkN4EkheeLK/vZ+z939nlCks3hVlSsuJK/xBVT8T",
+	"02yQcDVmcd/mlZVUbaNoVPzeA6md7BTJTGARwnLkaz5kRZ8vyOKOpz/FKR1igjadeOYFV2TS+2m1EglB",
+	"qyhUhD4BlTkowZPcq5AvbydomZWBqwMTiPkVGmKtlNfP0iT3xVckAv8Yv0ym/oUG/TosXslSWMLpRd7j",
+	"RrT+KP7ZGBLrX4Q6srpuyOz83fmw2OG9SNJYjVsY2uQxCncN12Oupeu6sGhs0TODqrwXjdFXrN0bcgDA",
+	"71rUmS2FG66zrC+zwEWVRC07naJOW8XaMX/kPh1bYeDi7dsKsatv1BIxfsVS8u7spd/+5JEioTNO2kFC",
+	"PEeORfMo1uMvKslbPHdl6u1HPWFHsXihiBTskIRv35xfECx6t/2Bx7fb9v32JZuFJJUa3uV606GQS73H",
+	"CMN1AjZsXLa/d0868aBb3JRSzLYn2hRCz/ytbqZTJZISlNhL+ZY11yuxpLWEZeXTbRJR7r+UCYIuJMDl",
+	"AxIWEAyJZbO2Vm1Iwg89lGN6wK17KN/AH7fhVk/Ywbokh1qY/1Pllr4dL1gZvFFoXpyvRbJAiioeRq7E",
+	"FWRQoJH+HAwfOQgrZnnLVko2/qlU3F32G5CYZq1up7B2oGCGGulq0luNVDYnmnwMgy0XL++smVW/u0qG",
+	"28rM6eeUa1bLoeYbf5nLjOHsJVTjhkIxOgltxzVzYfO0Q2rr4ZFMJFBQLq8YZ76jgkBMyYrVU2rZ0N2p",
+	"cl0iXtPtfZ5hEbl1LzAEJ8rpzCYGFEbyXiusFpwmG8dyOtsMe61KNt48QpINdjNlKZ8woTfnsfNOaHPb",
+	"sPWXXEGQV00MybGhpKqo7g9sxD/jiAqiGCMbfCQkVGYHFDE8hAx5olmK1dnr5f4VBTvUctYUAld832at",
+	"rPBuNVsCPvQnDHJ1LN9fE7a9xY/WxLWfuR7LTJPQkuswmHPFQE6ooFM1ljrv/mYIoKPw0EnHLbmChrlw",
+	"tDeHcJ7ctG73oVoANAYVOtBhdivTGMw7mMFO7UOCMaC+dd1B3j+NmlMoKCgsotFS/adeele99F9Y1ayp",
+	"6m1vIqpk01TGGWCuc9AqkmZia1lYdqGlVsQbyRTJpkZkxLirqVkLRMAjNG23LIiKdiqHq0H/p8L7FSm8",
+	"i3DM7FnpAtWKjkr3qeD+UdW9JgZtWcNnSu/1mVNNlJ1ywtqyMQrJ7gvNCzaL/Hrqw9WI6ZjJ9q+mOn4W",
+	"Va72nlrrHrPVtu8qUIMNJfBtclWh2oZZba1sBnl/+zGIsWS/fK7nRu6pyWPQYypGCRejtlmcF2rThdWS",
+	"Xovt9FpE03TENOp0tvwmlK8lvZZ41muV22qYDWzDXrc72/ilIflG+kDnj+1tUXiL8lSSMjW0i12DHBYb",
+	"PzUf15FFO+VcTqRZApo1qDBnqTIGhlW3bhLCsv3wOL9LvE82cYrAbeD90lPCxd5P2FZ+EHWpefkZFBE+",
+	"zo17TVMI8Hm/LB/ATRDMx3vl4zduuZBR7lBmyL0HkZ7r+WjRvclV39P87WW39PpbzP43GD6W5mBmJKKT",
+	"KeUjX/To7n41FX98aK0ZP/QgbsMy8GvTOpr0sgX+mOrVy8XBWrnTg0lF2iutzoJgCRbfyZT/kg5YovII",
+	"wVwg3+CaxBKFCpIySCB0jGaz6NQOv/dadgWuWR0aDpsMhoswe577NEoaB2sLGjt3Njba/TWaXv6Ad+4P",
+	"eI3er3S6n1F7qqDZV1ImqSL1zltHrdcv7HqeGKhqE0+4UIfWT9MlNFHYcsA2KyJyiM/6PA4PSQgnGYVd",
+	"azgayyRmqXkpz+v1jatFSI8ZwinpUaNd9Wf0lh5FEZvaeoalgpNFx0+bkJTHM9mg5Jrikf43K5no7hjt",
+	"V0GM0sT5oE3o7zYODQ8q27b+/yKC6mGS40oLeSHTybIocm+J0IgBk6x2dvf2/USdKeVx63bxtn84f/O6",
+	"suliRDNg43gPCoQf2ayyqlKsRmus9VR1tw2137IvAVew7QLty8qGUPxyufvP//6feQxdGv+BDbaKGBA0",
+	"zhrqwWWmIMZDaTktNE+qwbq51Vomtq8SnGBhcQHUy2/ci803zOkQOJOmK+3ZAuZTI1JsHRvWxhY4WecQ",
+	"yqLBe+CtCUlh01OE68XunDpa853Ll109l+qInDEaaWL2hBEOW+TNlAmCBKGb68DvTs2RKGh2YguqGkIL",
+	"bk4WbxHIrhcjLtgjaxxQPbGBxWAJj1VAQHkhA6avGRME+oiYzYMiExAhSTSLEvNPwxtIwidcq03b4ppA",
+	"UwzbLLMN6wzrKn5ZBWlFxgjwOolHtdpzHt68+lCvbaz7nCLO2bWTtpYO8pN7ec5dbwOEcY91iF3sZwkO",
+	"VKSJeO3E+aCFXpR63RsefW8zWBdJeNZkUltuAR4tH6TOEG/Xlo/fCKvX1uywOqxWVhjN0M8pSG8WwPNt",
+	"LzrtZ/32+w87weP929qyy36oz9IZ37qXvaKJdWF3ImYpS23ZxkxlNElmJMSAoHDz0F1p52PGS72c6vKF",
+	"ymQZJmuBPI+aWi+n3wZYrV0sW4p+nhqUF9bRcooZA5qLzGDWIKUiGtdS4dTl4K2EI5ixt/DIzMUHtk54",
+	"7B0JUddcR2MIbKx0BXq8v17hC3i68NiWJBbWnduARpdyOLSpWXlbkccd16bEWsgLZdsXV9kNgozTpF73",
+	"m9Cbvk28L09wsH4ERvn+rLXLm0V99Zywdgsxeiu8VzmXm5b5sPFgfvL4yudacdD6XWJ66N02Z7+v22Ol",
+	"R/vHm1GZiMGk2780InDr8d9vOmL356j95Ozy2fRvO+pi7+rdwfUvT2a/PqPfQrEaW8adqz6FskEOolAk",
+	"+YqlfMgblrHjLcNap15RLojR6AmdTlF0ueIxeBImDGJsvd7vsE0o8tfHX7HFktL7rW6L7Qw78Lp2C1qx",
+	"4ydYxr22xzhBruEcPH7y9Fmn1M4A1PE+Gr7BaO6pki1IWV40tQ8FANes78rP/213/OTy5eTZL7QzON6L",
+	"Tw6G3z0Z//Ds8uXO5PXe9OygmjCzsl5iYLm99Gy/UuN2fV9ecj2WeTQI13OxIDV1ltdKlS3dmzkjjAG4",
+	"resL7eVHKdhcDKcyWpwNtOFiIDMRu/B8o/Itrj25eo3M4nbWMYr5u/pFRrA1N4nNycRikcIjl2/dJ7dz",
+	"NGXFEc7xq3Ns8e7TjPXqdLjFP1J+ZWlbIIsqp0puKMZIaXqccPOQHJ3mgyhCk2s6wy4fJOSqb4OL6yt5",
+	"rGbx8mctinR+uZFPHg1d5ybu+U2TiJZkSpU2t9L2YgW+FFM1HkiaQpwshNLay4rzVjsr1d3ahXafRQuM",
+	"bHU5yAeCnk4jrrShbVyPYXlba6bf5Bcnt+0XlMILzJqjD+U7s8gHUMqTyS9J5Zgq9HN58oyHkXdyvIV2",
+	"+SEmJYxlElu7tqvcPrS2NoTPIVwlBIyrG2wDBBI21ERmut7dtrJAUyPMtDrDHbYb70X7gwP6+NmTp0+f",
+	"PHtMDwb70V68C/LNfcgqNZEWC3mFI8JlgL5DK9aUpTnMVm3Deu90fH0aDqbKKjRXHsJ+MhcaUblbS/D4",
+	"M3m+/J18Js/XnZUVSJlfSfUotZD6Drpbk40iuHqzfDOx/fW8skGn3Ml3Ts24efa33++sZjgdIRNusa2V",
+	"v1/uLtypuAt3bisI5122Wh60QXPK1SWvmFJMjFgakFPHlogepzIbjQklZo6A/DymWh1Np4fkzVGmx8jF",
+	"fml/nw3a53wkoH5qe/fgcdgTaP/eDHwuB6Wgi9FfyhEXZvbNvEt6IeaEwPt5GJAQj8vyTCrMoqY8CgPz",
+	"Q0/YF/sG96nmgwRLTs9c73Q1ZRScJ2+mTBydPlLk6O1pgCyVa2XTALEbtbI9NPLqVEjC8x1gFwZBDe7k",
+	"SJSvKH/qraXWPDZHoM5d6dZqO2FAwvoQb6XJUGZpqQ/kUKaWwYF7l2qSMPPizmPvtbmk3oXCjCoZpz0+",
+	"sbJ8+Hm0iQpNQzEGAbo02rteCVhQI3wtboSHPZeZ+ka4dkGGydaLKQGmP6VESL1FcDjXuIamzPbQT5nO",
+	"UlHqJbRob8uCrUvm4/3Os8erN4gu7/AVS0cshu0ZSt0lFNdOUjZNaAR+Qart1gMvehvs9JeMTcEnaPeN",
+	"O3ZnHBAle8LGc2+kbCKvaLJpJDlbRB4v/P7u7lzeck71W+qyPU3lf7UFu26bX9DE6sNip7MSSFHe+FiI",
+	"ehRj3rnK2pAF5277YGZhGpaETKyHXK9zBCS0Wy+qJh+d9kROg8GjOQMwMxGlsylkD2qSMqVhsDK6HUJ9",
+	"fhqDaqpI6DHXcA7odxGF1z6Lh9DY66trui/Ixv7urqvCYGNnndA8SNjkkFDRE86hbNOkCyTd3LJnVZwj",
+	"j0Ms9ECnU8LjgMR8xLU6zDHfsFjwBvfNadpYrv8Me2LD9VcIr3Z3tjrhIeTspjxmioSvTi6O+t+dHb39",
+	"vn/09rT/08nZ+emb16EZDJWJ/wzJRlFpHZtnmeV5OmtPlBbpL8iNsVXDxwOfiXd9G4aZ03IYCIXoCV4c",
+	"J7keS4XmtKNTUJUVyRQ7JBNk71Jg1KNLts6EckHs3nliGrJ955BI0RModBKu3c9gGygUwNL5jqnBCYLy",
+	"aD7XjLnGXxVJxMBoQBUzim5INsZaTw35BjtuUDpClD8MBMLfPuA5Q5+lvoH8fwbYX+xG96+5iOX1f96+",
+	"d/2+5i/VvH44hx+tbguQYqHuGNhfzH3u5y18F165hmgQ6MyVaUiRsSwNBJjEABHu0yEJCyk5JJnQPIEj",
+	"TSkmKMNt80pRRCmL0TembIqOHyxSkrjBRI8OzWXS2NcdgvpZLON/2qi/HBv1H83a+9lNmku0g3vKU6zN",
+	"MzQCFAowIUoIICPH5jYnjGwoCUIbFb7aHPSE+wiEEEhk83wEhlcCpxNS+8xy85B4FlMjpudSOoa15fwv",
+	"okJI3bMplFvkNbsukWJQQO0KUma0lbxkkZYlGj/HvTzr3gKR/K7mzHX7xd/V1GhR4h5sjYsQ7yewrp8x",
+	"lSW6EhiAzc0s/T96CzGLEECqumR/F+0cG2oTxHp6RXlCBwnwzvUc+vLSyc++K7wmwwRXU9usFXu0suiS",
+	"DGUm4oBwQWSWmtXGimxQX3BzfVa5Iv/IpHYKHRp6QD4Hpc/I0HVhZGtyl0/MxuVlbXFxkFVL4ie18fNV",
+	"EaguT/Ej+EGF7oIAZU9yEYmto5Zg5Ht39nIu4h97cXMB4VBmvpinLNL9LOWlSIdpOdIh0+Nt5yertlIK",
+	"WuUwCaVk6WNol7stYQzzfzLlv7P/zKXmb+gg6mWdzu7jlKmpFAo7hXwTyZi534tFfgOz/Mfe0X/svviP",
+	"3ReVhZpfMj3+j90XbrE4Akjb3xgc4PFfp6kc8oT9FbpG2+dmP9+Y3eDfEVQzGNMkYWLEvvn75MWs7kF/",
+	"wvRYxt+c7x48rkuVKIBdRbNzFkkRo54Ek5v/nykCYcb1JSPKR/VhQSeqylRcjBKQSbfIj4xNDSMqtc3l",
+	"gigG+ua5likdsU0Q/eNUTuGi5/5RVAVxuTEfDm0Rt7mFNEbe23ZeJMcCcLluuD9R4YS+vkBl3v54fEIM",
+	"bDcNF1PM9ZBO5bURnrVcHhtqllIBnQNU4B9Q3R161RAViQW3rC0b6ETRGs0Al0Ya5YCK79Js08cLj9Y/",
+	"Blrf6XZ8t0yhIpZ6/BWF+/cKj1Le0/s2aNErqmlaFPutrci8CzM+Lc8IN8IMF9P/n3erYBuapYImXh1j",
+	"Wye53k2ELbLnfESV3sV1bQ0rrQxZzLHbqM2ZsjldK7pz5sqd2SNYRJhfsSPzVgWQi4LJv1Q11R5nDako",
+	"HeeHTxUKVSDFV6ZjflRzRyS2RmN4e4pxLAF4wPB6k3/+r/9dpBA+UsTg/ebDNoQsrpLnzV6lQl9l3q9H",
+	"e/Xx3d2LXJH1rnngul36ym0OrioaL4rJKbfLBLpTz2OOLEmqlx2+NJLieFLdLcjx+1GO3Bs5Y4LqgSvh",
+	"9W955mGRreP1qlk8L49r51yrJJpNh8iNmthZv2Cx71dKavBWnYMt8M+1Hh1iXtPh80iQbJpIGrOYGNF1",
+	"i5xAVBX4RtBMQWPwTFVEjsFMm9Paf7q7s7d6YwYzhWXYiRzJrSngVw5D/HPM+Giszdgd2yVw16j3k7zP",
+	"H5/QEdvGlzFNGU3kDr2ebP9t92Yn2jtLov86mb26bs036Ich0ISUpcyLxu5ubycyoslYKt192ul0XCz2",
+	"xABw22xAbV/+Y++nwZ7qDH5Jfv/159ezX385S3/9JRn+svN09ua7Hw7i7376/ZfdH8bR7ju7RQdkFwnz",
+	"4BNe8xizZjpzooo9upUI85cqgBSIVCtHgwb4SAFKg9ULQymsCwbrjW6gt5NCvC4dMWJWUm9scPuumwum",
+	"MFxAgF/NekOUMFpMTCDFaSOcilEYkHAaD81/YhndhAH553//T/107gJ8uBczvXdzasswmhW65Q5TOUFN",
+	"yOBIYB3C2gdplFA+qV22dxVrC2UimIGUgmUIylHhvTDiyRALFITu2LE6CvTy5zHWSNkOayeuXO5lQnjM",
+	"6Zn94sJ8cFsmA3VrB9NAqaq/OXVw4yo6YeCUBY9grrnBnSZxyq9YWn/KJZKw0knWLq/oWQdrgoq66ZUR",
+	"DsMPb999+/L0uP/t0flJ/93Zy9s60vLhks1u11q4JS1znZv5DUtszBKQV+XUeqOORzJLYjJgxBWeWKtd",
+	"UoFagVW8vROrIkB+X33cd8vOb1dg6aBHS8pnUiJ+jSz1M0WBIjv/9IGff1S2r7rb2ylTW1Eis5gLms6A",
+	"FcVsIrdxXkQNyMpqmG8pq7/HSTz2fsfAUksHMSFhnfaa9aDn4kryiLUnNI3G8+aRJbzhOIcIFpWIjLht",
+	"SS0a2CynyBkHmspytlGJXd89OKh6hOpT1be22+//+u9LjX3F8hsJQYmlzBfZzzf4CPxoWK/ZjHRIaBZz",
+	"SSIsww/hPTxmMgxILKNswtyvKb0uNRt1uAxvG1yn17XhELC6PJq32mQtd8wV8SXwL0P+zJr79t4aJIU7",
+	"m2DIdX7y5jYVg7cGw7jzbPjsYLi3tzM8OHgaDeKdvd0Oe/yE0qfx/tOnT550Dp7ugeDIJ0xpOpm2ujtP",
+	"nuzuHTzZ78xLq14M99zW/BV+qBPbktpw6Yt5/AkWyh31YofyYVqxjH9/1N4hG2N2s5lLhGiymdKUThgk",
+	"LIU4tY3jy6ERmiUl8rooV2DUUPSJ1a7Dg2NNlseN+VSKWB36twzj05SRft0uCMpfekwFBOqMZZYu0HAb",
+	"q48VYPGXFuQHWTq2/JAa79U7uPdruuTfCCcOIbWYZInmU5raoD8SmodhRaU1v7W6rY0BgKimIwe+0KQE",
+	"PFIoNR+CDc5M5isgRjC7ZFPt6yEl6OKsSykRrKEOWK9lzO6vgfTi3tCN87tKWlUqgzUNgA6Xu/zWSw3P",
+	"sIuj3wh371ne3hbt/mNbRqUlM22z2neCos8/+s9a3dZ3JxdzfsRqujXKN37XbHgVWhPBT66z0fcXF28h",
+	"yo+pvMujk8AgMaVtvmu5xv1+z/68bFy1xe/e04WN+1OWKRb3sWG1bcq/vAX/TnML/jQTEdWssXBvflj1",
+	"vY2/+B7Nn69/cnEFb7H9hSv0M08wsNYKFhKVMSNaysv7Sh13V+Ch6q7NtZav9uDIy9TUP3Za+nyZmvzS",
+	"PNTSS5dpze7Iq7Y+/tR285ViQkrU2av3XhCDD8vqYmM/CHv2/lGWTt0LJ3GEZJ3Gwoi8OSoUfYrtZSof",
+	"ob+BpTxpvj1+0RW/the+7Vpcbpq/sD++mc/J/34YN9VsJNMZqr+QVxbJxFCa1r8ND56xzgDCcaYp8wnz",
+	"XCIDvbSV9iCU3SZ4wKuWnBgCEs8EnfCojwBUuUs9gjFGXLdtmSfbhQ8W1DYCIrflYR2vO/Z+w9H6iE0e",
+	"rhSgzuf77UPBms1CvREvUijq7r0Aq/fegDrumCvp8aTfqhTU++LNlKUU/fhWU8n34rBTwmc4jvvs5B8Z",
+	"TRS2gMwgGgB/MFMXSG/LcNkuI8XBuINniTOnIGSKaPyd+VosORIsv6kGh47t+6fPke8msr4qvI83df7x",
+	"2tLE/vdVhJlLLrUr50yFZIPydpRQpfhwtmlwMIyoggeISFi/axPLH+AxKwJpArlpGWufLWF2UcNqG9hO",
+	"M8eZw9y1Cq55QFnJLOcO7w2SrxrPdoPRb5VB7Xrr28VU8G9pjWig4Y5k57hpIe/wba7xT3mWEvKVtlZA",
+	"bh7BqmfSRLj9S1Cn0zRdCESR9a9YEw4tBBysYpUdnD73OY/tDWaYJGQcR472Wvbg4hUXchk39EuuqjHD",
+	"Xqa+YzQ7ncGzpzutcvPVEnHGdmUou36MbXru8O5qpi62umCL97Xae1jlm5zKVtO+m6iT5T7LcA5fc2e1",
+	"cAm5CF1ewrhSdHQF2llZQy6ALV9ETqjmlmHTE1DPXcaZDMD7D0Qvm49kQm+834uSgBMuan9vtD7mYse6",
+	"vGNarnhaLNqO2F9QpxZySsa53bPGVepOtE5W8CSd2seV+BXNbrAL242mKcPaOAnqa2Bwa+d/1mhrl2zW",
+	"dnj9X0pi7sg0xXBhcL7Bf4ye87sULNf92pC4GLQwf3GZucwaGR29thJh/kaVwRUAqMPv3HtXq9JPIcnS",
+	"1QGTQ9ewkY4YMYudb5FbON7qoF144eqeTst2O79vZeED+rCoGW55B6cGRcmE6mhsdsFsFFCisUgBTaMx",
+	"4SJKsnhhRuHcTM7nVJ0vYjzZgDfINsmXvHlIOpikazTH2dYaLXrRGVJsvjx/UADbg2ztIefhdcdjFl2u",
+	"5RmrCTrG0D0DMPMXpmS25nlWJRA0JxhrZjlN6M0pfnqAL9u/dpbwNn/6FYBSm6cEUM3fy+EDf4tRvw44",
+	"jeCojjV33/JkbiEF2NbtNPV5M7Vr+LByHOwcJywtrn74xVA8FUNZ05I4atbSlvDKRi7kfI3LGbwllfkH",
+	"nljqz754YwtlUbe/FkTiB3Pd6WmMzccLXb6I2/d3Aj9/vJxaOY67y39vsRZETcP9F8fk2f7BE1ctgmDO",
+	"lZpnBTGbMhEzETXlfYs8tY8U75KNg85efZDOwjy9ayY0uU6lGOUpevJaYJpe7Whghauh4m/M5dNsAtml",
+	"tpWBdbHJFHsvYDO+UnjuwkNBSL0wY1hb+rwg5BotNMYTFNEDeU+GVF6Tjf3OMxLSxGDUrA2PVLi5IjuD",
+	"QhkiaqxBD04hCCKsBeE8kWgQI4oaHV4P/oRGl8qsf4+EQ5kOeBwzEW42hMMNWcpEVMd24fiV5klCitdg",
+	"ojwoAYHERTtTLNxc9+DO3Ki16QQIpMZjc0DkcUCocs7b8Je2bf3ZPn0eEvSVNexcp7M+1JRYkBgnyTXl",
+	"mgywsRp8YxBkY3/3WUAqF6q22dD8wsEviC/Uf6y5bvYd37CYwAt5rECSjepd/bXBJWGWiq71EXQtqeli",
+	"GIMZyYthKHrC1H0ipG5D4m5r1Th02JVn8s9zSvPLUjr0BcTTu/CN/usa2IGtnvxw/uZ1+xwQkVyymaFj",
+	"AQknNDHXmsVto1+EgSFJ1CdKkBC4hHou6tA5F0pv6P3jZ52dvFJQEU8r4xlJpdSwivDftv+RsXRmY00M",
+	"s7OHFJhnhoY0PELkn39YPlxs4grNVbb3tvny8yy6guYnCEBfcGDFRZ87r5VdlQ2ewHpka8CfMzZMmRqv",
+	"2hy41K0Lvsyrt1/rtL/3j932k+uTt7POxeW7Z3/b+ftgf3KxK/92+Wv69BdxEP00ePy92nkZvx0ezVtz",
+	"KwOW+y9iNOPq/SvKg9XvHCn227JU68ddRLkJIrJVd12JLBC8C6CwKCuegmpt/w3CV6lSZt7cLKKiXx7W",
+	"/FIZ2vzkj2f+9sc0f/vj1sh5Qa2YvJQhfStl8opOW5WV1inT/rqbnidWsq1/iltqeprlZUXmn68uoHuS",
+	"ubchb/7SZKVdeVsIcvjV4pRMWL1ystSP5JW3WqiirJpLWAhCtvt/vbXjXlQ61yfT30PVNlTOu5tbXRM0",
+	"F2pE8xoQ5FpVl9Jt/cTZNfOcnFfu73ko7SzKfv5opSlHkLurS34dv3ISu+yPqYjlcNiXok9HTOh+yqbJ",
+	"zJEGeMVcg+SKoZjXH8vMKCadoDWQuj+0BQX6RSP0c5mms4AoOWFQh8dTfrbIkSAwDblGiXiazIgay1Rj",
+	"vlskxRVLFcYnpExOmXAT7u4Hzprdp7wPVVics939nlAxymw7dlSj8ffcptltnWTmLLbf0pQrG2AHRXv7",
+	"42xCHQw0HeX0VKYjhxNH0YSR82wK8SNASJjuGyjAYgFIeUkXJmKgEX1oTwjtheyAd893bz6tGtEInj9S",
+	"FsbmQ+W8wTmIoZ6hLzPponWy2Ue9cacZKebvF7xUmlMRHieM6DFXJJFidEg6mNfjKikRrogcDuvF+nqc",
+	"m9c8DIZBc3qzqUcKzBwgvNar2wvwbg60eSGda27wG3cyoWIGAbxgiAbgQAwMwcHmQV8Aene/fqvzyF4n",
+	"kLsCivCKmfvoFLshYpDzNuXbfwkPia3rOmFUKBIenfafn7w4evfyov/qzfOTl+Hi4ID56zUPlG+P35L9",
+	"J8S9QjQdFVsMmQgbxP7qBa3B5NOj10fEvEHMK96o7y6O64ddcKtrUCW2JMncFM4UkZlWPGZFQe9Hiuzu",
+	"t8dQWAmKRxbJW9+/e3X0un/03cnri/KW4bLX35+CotSbD2uISv3Fgoam5Qs94lfQ95NAlRfblmPFe11H",
+	"s6oTr7C9r6KUQH4GNThYg/A1tzFYSJEbDrKBgC0iQAvobe2RLcL+pZX5nKRwT2X5igLUlpfNDHHPbO07",
+	"bP5aW7pvrtpOA8PZf7qcya/LST+G4XWIzlKhiPliQjWPfFZgmVreY/Dpk8d+D8POOvyu7KZa7qdayODW",
+	"WtFytnREIqppIkcZs2yJx2Qj/O7kghh2hHV6w82cKUFeTD1PWsUbd48cKyB5xWcmQjAcTXX727PqWvYO",
+	"yulttP37+w+7wd7tRrtIdTO/PL3d/Mu/3xPj8xbn43dYtqZTQdv69/lOnuvxyMVMy8/7WwH3mljaqhyo",
+	"Jkx6jnBdMDq5Y3/HMthf8FTpdgKtUVHShwQihPiWjebaNeCbDFjqqYD4A2qZzcW3bKWtuhpat+/z362O",
+	"QU5enRy17qwxfKmlJGoNGx+VgVE+jA+Nb6yudRt8esVcyNFcW+8m6e3rKaNUa3EpwXFRSSQHzvcNV3HF",
+	"lmOloqtr3cK6i1JTOrWEaL5xuOgXXId4dyp5W2fhaoKPRa35WlGNZd5WvgsNuLkAB3DSxUtd3L+lVhw8",
+	"K3qSMNeowYVleQdv834N4XwSPJu3lhXPF1U4W9SsuRyl06lc56CVQWc2+wKY2quVJ90SmmD0mWpSmKk/",
+	"V0uy5UUQOpWAtM6thdZX1yPgczCsf3EW03TTHrJefKuZIZkT/vzspQYiGD17P53NY4qRtiwe2SQwyFxg",
+	"O62glXsIbR4DZGprmo6g95DN3QYJVsYug8wOh+lHGIHuch/ONQUTut2RHbQ9oSKjiWN3pbmmXmP9GyAu",
+	"M0NS8iGwCR2Q1LmJ63PTvaj01kspL0k2xeqdKfZGqEkzdwvLc9Urq9rdb1zXfDOvI3Vpi0aP5RSb6rmG",
+	"BLAEsI5gayiFVUbzcBebXPiCn4/ldMrF6BjB6Yr4cNVXM6XZJL8QVl56AwPjQCSR8jKDlqtFDDu4r2wg",
+	"ww5GNSAYt22jWVveZ5jIa6+AMM6GZUPwl9V0lqCVKcM8LCHc+xdoqG6OeJDxRLe5IC78Xa1b2dLh+CLx",
+	"4LuUTsettfhXdG8czkPBedPL3P4DohiLiwIs2HnykHBt+2WQAbPEGwIdvU47zQ0rFuVqqPrYUT+WSGFf",
+	"69CAOiS22YJrFYgHDK2RhzxJbFslOGy0yqPDyXrWesJttFyuPbQ3bbd608JNr3WcmReCqMCbh0zWJnXa",
+	"9fQE9CEyL0OzZYjlP8RwTCi6TaghNrZH3QQbh6xelLh652sDw8x+85WSa6pIJKfcljica5kEr9+9ZZJP",
+	"b2qrPVQR7BGQz0EC7c8We7u+1LbtJUo5pzAn8lrlxCb36Lrtr5DX0Syy2QzVChb4V7x0IOWVrtz5HCha",
+	"5Y6+XyDz3Kmr+ckNjXQyg3JLcpjfbRGT0MDMbc72C7JXDToShpmYpjJiSlFokJs3f8Wbmkc52r69LCZK",
+	"p1mks5QmyYwk/JJZqvBI2RFt+HYbPq1pRvfQ8hjWfoA4UHwD65KB8NH3sm6d2MDjVk2uvpXgjNIIQs6f",
+	"It6DingLBLl5BeUjhISyjX+hOuPfnJpCfIYLKI81QMg1x5CMgFyPuS3LYwPvgacOGAFirWVevnRNk48T",
+	"ZeacKuYBFgjLqSTyyEcKnymmPVfLC/4rnX6UL+pOXpPVjYlIDQ39vxNFNLRLsGtHmTCZMo8WUF0SmrnD",
+	"Ejd5pGyJ5/CKKz7gCdezkExTfgWiXOjNEJbFn0dqi4S2CH+ZyEK0Tmk8rvDV+T5n9g68zQYJV2MylQo7",
+	"jsosJYNEjqBGoxuo1W3Zla1jIF6G83d0hdmt1wV0LIfDYe01cabVTCRMwT1DqZEKQuMJFyvenVoxy4fi",
+	"YjJi8O+n4u2F1opzxuLahEYuFEshGXo3Fw6Q0laspPl7VTB+O6dYobh5zVLmMhaB6I7pFSMDxgRxg9UH",
+	"YeWrmIsbAoHHm8d1VJLmFGM25AKuoO2u5AtlagxljkAIMWsxsjJ2+tuAOukQXBQOZRqxcHMVyc2Bo1ju",
+	"IlLxL9Si9Z507T/V59GfauCfauAnUANXoFufzddWpp6fvhL8Xa36X6jR+YENyXcs0u6O+dMEQAYuBC5K",
+	"GE0VofgPIFAQ6uz7qXoib2x8BCK7tV5wRWpNDniSng/ekuSxTNicSI2HW2rwV3NsZONqd/Oz6ZmOvX5q",
+	"RWyeIslLJs5cxbBqBmDElMpTHNnsh/Hgu4i/4T+cvvv9dOc1P1Wn4uwgOj59fDp50flxd7oXH//wbIvt",
+	"dbYUH5VbWXZ3nmJnV8xMLLd83S89u2tOpettZTf5LaMp8FholbW40yVcw52GTpeISkW3L/s3zgKDf4r2",
+	"lq294W60w57R9v7gSdzej3ZY+xndHbR3ot14j+0PD+jjQWvlBpiL6M/qbTHzPML7b5JZk7rpo2Nt+8jl",
+	"nW0zoXkCJASHwxZtxH7a1OJ2Hmc/LHgvX2FTx9tDwmg0Jvb9nEdRIIVALM9YhvodUVNDco1+lbIr6aq4",
+	"2s649Xn+3iUo6m3Z21BXE9Ddj8U9Y+bEgtJ5lKYtHUUVLrXwtIuok5ne2dX5hOkPf9cW3KDdj+gz+6/S",
+	"Oba5x7PKALE8pdr6P6cpa0NndXOvCvXz+OUp6ONjCsE10PHCqOWCzPyOGn82qW3KAfuzCewX1gS2icY+",
+	"h1ZJMp2dCF1nUluVeHxsdO994cACY0AJqvlsSwHzmdT1msP59Br7PMtdkP5R4Vd3VWDNxj8jzL+WOOSc",
+	"fNZWWHNVofgN9PBWARnz0ZhBsE9qI9itiKiyKUv74Gkxl8T+d0IFRVtlLo3kBSQqQltxhd2aVrQ9+IV1",
+	"UPJxs87XyVmLoVSroMiGBkg/83jEakofM0EHSZ3P5HuZxIrQJLEAntQboJs6nTSnTONi71ptsrEsknWA",
+	"1WGJ3YqYOVzJHZneIuq2t4DCWjXAzRnkgGzYYvOZLCyBkh8Pit0guoMV7qpS8uRFIq9JXgelHsq/lZVY",
+	"u558pBx+kFbxsaVQLMLdlcS4trNcz6B0mW3ODDqea91eNej9TDV9M+FlxXfjh58vAvL9+e7B4wCN7EbC",
+	"bXNBZOoU1E2sfiaKluZkI7zWsv/P//4f9OrBrgA3nM3FrhfjUG6hAiIWBpoXzd26zOgc1Vuj7kZS6JRG",
+	"mgyYvmYMy/m5dwc0umQiDsCue80GZulCQ/0DAX3ytGCp2uqJE1tHWY/JgFkPTcoSauQnV1MAXUzQoTe0",
+	"XW7DrZ7oiX/7N2KAyYTmEaQb98Q5NP+MiYTWIVADRNNLRkLzokz57/Bjl6C6TbDWGsDMFlvr9kSb/OUv",
+	"hkSpv/wFoI21ClOZjcZOT+kSzDGO8M9tmunxNgh3EFJpayOAGcPOy2D9G+BwpT1BiAJzQztTjIRKU80w",
+	"OOztj8cnm+h+z2Fmow7g6ussNQpOGMnYfuG+1tIMG759c15dWGSzukNrqI0YLE9maQXZAM8IoNxeh0y4",
+	"yDRTRtVyBVPMDGYMmhtHCnxLEd/Q21a3DPtJSFKpwY8tha1FnSm2hXB/a1HjL38xPxYYrXyUzr1O6L7G",
+	"qeiUt/HV8JBQuy4aGfwzb3GtAOpgMyT//F//G1BTXguouRFlaQp1OdBg3SY/cz2Wmc710o2YXbFETidM",
+	"6M0AfBi2OY0Bk1b5jHm5juOXp104EKtugBrrHGak3QZNgpTMHKTdhmghI6y122YtNl4oDMyQojQcTtdu",
+	"g3ZcGgYvxwmNxsU1gCgaxCGvCCnXRDAWQzXO8KZdPAkrwcNeuetw87AnzMvQNjX0b5oZiwhwjsfmUtIE",
+	"EfSmTYtryuLQ0A/7tmFrWFm2+GiLHPWEi6CQRe3Z0rDq2kBzv7MTEJqHW3hbK97YgzPpiXC+SmtORs7M",
+	"mSR8AljyFrvUehuDaGfzFJmubZhOaBynTKkAr4S/RdwhvIoxNBtwTDI1GN0TcHaH5OjUmyQgE5peMgBX",
+	"atRgmLBLKA8DjCGhRE1wtEFmuJOVBzgU+N3cIkBLe8It1PUZIRFNU84UCc0uX5qnbfj/MPB/OjMIKbgY",
+	"WariP1FMhz2xYZuNbh5iMSfoKG7eQEIHADf0e3/3GQmLLZgDx4t6xnQ6ax8NNUtzyJ/GbDKVmolo1hNv",
+	"CpAXwODuDR0CuZpqc/1C78P2j2yW144lZ67oa34VoY37JZsFPQG1Os3+oEYnOq1myrZYT5V220BCXUxi",
+	"oGBeZXEXytqEm4QLpRmFYsRFMH5PIJDykrtun1D+VDmGBzWXIdyKTqeJ5V7btlbrX6GkKdlwFaY3uyQ0",
+	"/Brjs1aqBxv0RIjutNDxbK+MLcTNacqTkLCbaUK5KxpFFQtIWBR1DbFpgCUc5Vq9PZEjGEIer0GI5aR/",
+	"ex9CBq5CU3q5fDQyQajsmldT3Qi3IfrPyDI9kRdRzfWsEIyBRYfdTZhNL6wTC1GVwCjdKbylIy4A2AE0",
+	"7XUxWtgEoSfeuoYOTmww8xtiaCSvHZwz9Na0sWOElJ1OJ8irY+0ebHqe7Z4IP4CQGBDQDAPohxAUXRHs",
+	"76gxmouO2ij+y6iht8DOoNPElCq8a0Yo4Mr2UTBHLVMNB01JJCcT2lbMQMpQAbMZg6LUth2+ZDMV4KFg",
+	"yxFw4E5ThqWKEe3bCG0jCzIRczGCSQBGbhqqWJsLxYTiIKupbIC6DKKMA/ixFMhbzfW2ISM0TWdwhU8u",
+	"6CgkG2GvlSIGpwztu4jFvVa4uUWgaparMmUO9HTYfmWmMGzEer+xApltXQWIqWXKlAGc0jSxuTQFT9jZ",
+	"hQ+qWZngqU54xKyvlQO7GXJoiv3q9KLQV8wfRsZ38W2tNxPBzXCCJQSDtFlKmBjREZtgDUI9Jken7am8",
+	"xgg9A4qtvMxyt+VJ2UaZcb2+Wjtbna0ONogBa2Wr29rb2tnqQD8MPQa9YhsKqrQxQh1bTkhVE7LzHYh9",
+	"NmHIiD9YjGzKUiUFdQHS5kGpspstnZiNRkwhcTbyGsljsGx8aE9YFczJ7Y717Xf28UoYYQYCDtB4P4Ga",
+	"55uHbkVjqgjVZCKVdhrGkI96oqGyOwmhvE/oxadGY+qVp4P22qdehSDMhYDn7UxcCnktXC5EzodPjY6K",
+	"QtqRgc4xhv0baDvS02jmKl7Z9rjTj2yWtx5kSn9rewZHINxjpQOPB0C7nO6HVtHUbpGa6i3RhmRXjNi2",
+	"nK8j1YAcu52dh1gATl3Tjd0K60VvwKIjcquGwTZNab8qQKvzL26D1kuJ61/2df7ebdDy+dmy736xr54+",
+	"x33ud541fZID29XNN3Pt7+6u9X7RTWvVbzybA2Cob234DYy8BblCZCmyhJAQRA7XNR2BwaVMV8BZVUhj",
+	"zqrj6w2urYetU2zWVCZO2x9sFNYtkidXl7kaoj6RToHGD61GjKvNqdOQJkmp/KCyReUsUwe7gYWk2iKv",
+	"QdcBPZqPxtp8ZEhSPjTSo605coDLLJODyo3ar6tfmAeaegj/MTj3sDiB670LTjSff9CyZtsasoBZpUOZ",
+	"gFRguI6duEgFyFnDtVXHoTaZTIE9+BkKdIbeX8YCT/Pbnz/KEdMLz7HzSSljHUX8chHkO6bvBzvAhHu7",
+	"Lkv1AGoESbPn90HLdkRcHB3ZdaGRtoGb0ecbIyNDzSaAM1kKjRkm9KZvDUuom6DYETSXlFyV0NRIHrje",
+	"Koo+qODwztHqFQSHT3o9XBbBvV+TL4sXI/zvl+4C380NombhzXQYSOgjsIVaW2tgY9msGcu1BnRGEfuw",
+	"T7WRwl8zZwtSLEqZVvNE1+igR1N+gYtZ996Di/k2WOm9c/77Su+61ZzLVFvhfB7PF5+1G8Iu74GR5KVR",
+	"4yczzyDuo0Zx0vN4AQ8KklurGB6BrMQjZq3K1tQClvhuk+/EmeO3yKkuG9p9K/tMZqkzr/dEKhP2SPmO",
+	"y4AoSShJqAZRbSKttTpNUSpAPRNRi3DbNwqcRNb4JEUyW6DD2VP6YhU4u77PpL2VZo+bCDEgReAdL5xG",
+	"hSAf02jM2sdS6FQmyygyvOzevQ3+VAM/rxrouY4XkJWlqh+Smjzm/KY9TbmI+JQmytU2bL2v8KbtD0t0",
+	"wVNNlJZTRa5legn2Wo1ZfaDiaTpTYOPMbZced2rU5AqisFyNO8PxvhopHdfryo58BMuwB9Kkw3nBSzUi",
+	"BNkQFblgs14ZazyKzr1TuYXk7avSwj7+cO+ogllIgu4F9ziLuW4nctQsYx4Z7q9kWngizDeECZ1ypgIi",
+	"2HUe7UY2BjMS8jh0tmhnHQhlBDKEEzpPvBbWPeGkBXRIKn1IQqyzYp0V6N1AxwTZAGf2VuHawr+Rahl9",
+	"D/60vu6A/PO//8coaqFgN7qPOwlzjyolQy5GLDV0zrlj7apUl6Q2SYRb879Nzwc1FF7xTBWdnqC66B1o",
+	"J9oiJwgm0Fgv2VST8Ojd89OL/tnJxcnri9M3r/vPj/5+HpKNvcfW71RkYbvWBzZ2pSfAIP72dIucsWGm",
+	"aILDpiySqRHvC9t7BMUeIPwDnNg5HYcZ8kvcExthgVtbMROcmbPL4zqqLU2JkSvn/OfWyUAVjkgzPd7C",
+	"QGl07dXb6EGpMKj00mDfuph8DABeRVUAHzhWAirXd7Ing8UYaKTRoQvCKTj7N2iiJNHw+DrlWjNBMhGz",
+	"1F1fbQsK2NxYvLHYlNVMAJhQuJxghr6tD+xiuujaFYoXbKS0RthHvqzGRU15P0+8u8c1HUHoDnSygMg2",
+	"+wde5IDMxaZsYQcFA50to2P0Le6HC6CJqebFkhfnelZ6MHTaz/pb7//673XdN+u07EsuYteuKUsjVrMH",
+	"Q3vMBsx/oQhLQMIcvuYPZ9xu3JQb3GV51e7tYJWtrbEzN+kjRXi8dGX3iyZmfpnpSE5Y08x5+9oVZQVD",
+	"Uc7xmwV3BWLcHE8CiTS1dRnh3mCHXI0hHHt7e88CG787VFYQqlvqMIVMtxroNKfFrLxG2xH5I5an5fqL",
+	"e/+QYp0l/miAmRftjsgAGH5V5PhqJD2w+eDSEzlyy/flPPOsRsSD362IV5bScm2rUaQvQDWrF9gt1Fuf",
+	"4GSbBPbKGr8e54moHOdszcNcW163gMzl9dqw4OaAkWMpVObiRl2c8YaRDzcDwm6c3wPdtDEzhNAFzBbB",
+	"d1im6u2PxyfkiqUQTmMkvp5IWQxpU+Td2Wngnik3wiNFziAc2VqfJnRqXSoyYYGNKlAEFAthK40Y9ol+",
+	"GegBrnpiLsa5Jnp5C8I/2zUBnqdv6yRPt/FjGbMHcs9YGBy7E1rdObMYda0JHgxXO+sZrjp7a77/sIax",
+	"gzXX87G3u3SZX3DB1ZjQIm0ZkzJK11mP7W2GcOKi3UdD0kAjVT62mE6bUgZo5XJtgKKI0Q9taC9pZM03",
+	"R+8uvu+fXxxdnPQvLl72z0+O37x+fr7p7iLWONBeLnYpdWGLhO6+9rOUF1FXVpk5Pjp//ubNWf/s5Pnp",
+	"2cnxRf/d2ek52bBg74nww4uzN68vTl4/7787e3lbSUzYXPcOjpiha1y8gxzRClUsw+/nMUu9BHPmutMO",
+	"Unlt9DSzgENfJ0MfG6SR+CRKNQu3BVyapO7dzv7TZeVfHlJYQmCdvWxmqX6aClBQW5GJ3aed/1N6bT8r",
+	"hYCSxPdFICTGONTz6LO87AhX86wO8q/GMslLkpANNM3gK3lGIbLDIZ3wZLYZ5DZ2KXoC34eOtRGttcTg",
+	"Clcxpp9jeQaZ6a9GcDNLJri/+aMrJX14XpEmv0fpZDHHdIljnmxQK9ZUcvwe2eylzULU8tyqhHs+2VpB",
+	"/hV7SBH+FWsMeoJtfSlE5WFx5+exJHRCTlfFnXkcsTez+fqfT3OGVk7J86vrCXad+2Ug+Y5LYYvJQ5YZ",
+	"SBERxvFr8AiCXZjGPUFHlIstclQZPVMsJvqaR0XdozlSAyqCEUWwe3lPnJ28ODs5/75/dvLu/KT/3dnR",
+	"8YkTQwwlMgO41ZGN/c6OETlg0jakvisWg3nZSDORyyvQRNOB2tzqifUECDtyHpPyEFL8Gc5hUe4rFOLv",
+	"lSWeOQRyLje1GjdkNyyCrsZr+JjSTBCcec7HFBTJa5CE4ceRRlRgEXjywnpoIjkZcMEOe4K6ObBwskwv",
+	"VUF5nUOHa6hDC9pnbBC1yXNxUmzqU7guas2NeVnVe7PHnrEpo5DigR3OpolRkV32/2rW2ZXS83PwOVOt",
+	"33jx8QptF4OW0jNIvDFbboTRBFX81a57vqhX5qsa8IQTBn4KW9Kq2VxuW1W4ErbF9J6pfmPC/o/fdtrP",
+	"3v8GDaA7wc7T282VrPZnmVDkHxnL6kzXUFbpYQ3U/vy+WXrR1F+a8Tk/a7yNK9ig00x8ZaZn5tMoR6i9",
+	"H+dtlfnDrqFxzfGGfzOHrwgFOh1nKR0kMyPoxoZ4UGWkkmtr2vgvOSBcYMB/SoVCx92mrWZvRIZsSrQk",
+	"ofmjP1GYuch1T2hJoASFkbJyT3tOsc3MFAi20lTEaj6fDTgBpKuBW11OpgmDho7Qy6YPFXF7wiuJC6KS",
+	"zdC0N/iRsq9j65twiwDymzdcOFMkpzPXUSG0eX8QtzDiV0w0RzbmGPjRoY3LGcnPlOtX5w8WBFlcpnWj",
+	"IBejfmXc+C52xv3dZ19QwN6ZwVrA0gVXcrUULfzKxooXQ2wrndoG9w0KB50wkqfRA+4ryMvFMhzFSOFh",
+	"futCzW70NrtiQrdx/LB0Ex8pAg8VlLjpiTAfxcblxKHL8NJmI4Im+AHZCOG/3TAgIY+7tqCLYv9wifBY",
+	"uto9+OH8zWv75NBoFzqddclup9MJewKkw0NCSdglU6iDEMkJJO+iBWTngKjNLXKcSIjqQd+G2QuJJSZ/",
+	"GPkxYonbVd3dxS/8u/vFXKgVNI8TA+tzRJA/0F2yoaRwloajIC6uyvQW3qZl0a2YdKcIFYZZsRj4Uh5o",
+	"LWTs4rMwSgpXBuq40XA09INExb2IJXvWFPdaRrtPn7+4rk/o0+Q7ikLQWV/OWRIke2EljdoTDbAPAhaz",
+	"VZqmestIC5Bs8w126iM0tsYddkMjbevqQ2RHSg2BeZPpaaYV6rSP98mP/Fts5JlmAivRbIT5v13pkkOs",
+	"XvXP//4f2xT0g/lPP99Vn8e3IaTjQ5a+V8Z/zoq4QAqpE+Pt7kqyvCtvCHurqVb4aeT4JnOloeNfWYzB",
+	"R6Dz3cIMciDmcQYVCriNjBE12LuP3Jy+ZLVJmYJOYNizuXVGNoeJE6vpiogdotYhoLaUYOYdxUeC4jvO",
+	"YyLTS2hIIacKdIkNLtrDBHI5oY6OeRFKSyQ2iJYOZKpZvLlFjpZpGodlYu/T7TphHzawgHLvftK7UNaZ",
+	"/qis4RjluI+7Sxbn6ySCbSthNNkzz63v3gqfRjCWQ1wOVw69u3n1qqLdG3gdN3KLTviSKt0Gqa19+jzc",
+	"tMqwjarviYRfMYyXiRKpjBhiDUFVOXuLvM1rD4HcnTKDb2DkB9W8LJVDMyyvJbW9jGY/y/jIiZO9Fvr0",
+	"DTaGPA6dAzMxq3Mrg/KG8aEvoacM45hwf1znZibEx4JBlQDWZHpDi9tO8Oz231c3O60lWT+wSxOB4qP3",
+	"o3Wl3ofnGY2iycL4RU/AKqSuYZYk1hBjq9tJkJvCWs/oaxkvEpXvT/goT9RAdL0NfXU5St7aPwte1QaM",
+	"+xjimeChX0BOB+awrqYf9V3dJrXYDraIhxKQihAywa6BjW9AFYtvYNYwsKaQvhyGm8BpXFE9mXoSlPlO",
+	"iqKiIgjsW+QFmmzwi76AurQu7mvTBlSh7TTGsj2PCpUW3MzgS3bV/MwkObVGjmM+2lCbPYF9HPOVQafV",
+	"fHmHyG9C4IEh2mygHAdY3tE4W+8I1unsj2hMhTqY5rbfn+30ixLSYH+rymh3sImCd3iByxlKMsohWpBy",
+	"ZzMWyZCZtj3zbD3kipNZMdYtareiI9ql/Vi3tBxCwh5PiflV2dKTtuguvHKIXZeNXMWsjRJyochRGo2N",
+	"CGRHguq1bKiJWRV6GvLyoN9Q+y6mSqrLxW5rqOD4RVTwOIdqlDUk/lym2la5rKlj6bqNk7BdNGAJS95q",
+	"1/Whzl0toQ1ljbPaGTFKXV3aTT1egla79Jetyt+2/8294m37r7oWDoW/ex/4jf1j527O70Y/fg4wRDDb",
+	"o3Fg8DtHnQd29hukq/Pz792fn9/rPr6qt3++Dfmd3f0Qx1cNxbgXV/8bkcwsFah06uWq1Kq31udun993",
+	"bmccK4xfVyHaLQvaVUMnm1ZnTYl9GKi0vpzt2Js81xfjIQ2KgKxe++DaoACfdXxlQQFDywEco8W/G7wi",
+	"i6MACqkUjt7cgryvm8UBcMwIOlVjqTGmVbkyv2SHbPRap4JDnTdX+7dlwxrRUM5VT9Q2rMVKsLYqddva",
+	"2m1ZaleRegrVzFXGFpSIfYGe2C+ytJBZ2+cpKwRQWVINFiSVMuafXNDRMoyHd77qgkFfbh3Y+ls9kPEM",
+	"w2rtrW6tLk9HDv2cOL2yPzSvlOhM8vaCKxDoRlLGWwSYG7SjMfwT44VAIG7yf9rb+gcv3boqcV7BdQl2",
+	"s7wAK5yDVfqP5ti1V4N1aQnW+oPofBIC9JGE52soz7oqBtzNwuYXX6U6Gn9k+dUFZVSP8hI2jp27WLue",
+	"8Nn5FrHabJeAgqzGRp91/1Rkgxa/2+L3iqSs+A1DuscMOuKMqeqJTBRP7bo2D4tp4pQOdUiKt9QCcgRX",
+	"AwfpibBQNbBmiW3FGG6R76WQWep3OGiuEHs3wWMIwz6oxLF2NdnFN8EM+TPXY3f91k4r3tn9iuvzlUrD",
+	"rsOeF1Xkrq2YfOGMuuWba+Ttt0cXx98HWH3KMF+basRSJqDqC6bZ1DDdaab/RNN/OTQlG2/fXWzeD7KW",
+	"5cbtOMMjZ+v7SXym1VDqYsoLXbQ2JwhLtk9nrqOSK3sYkHCa8itbPg5ZQ1DpPgUMrCe8NjVkp46651v8",
+	"0jXL5/lZNHsYHl6ZlNPZv6IS+cDahDvahYznYzTAbSs2PcA9do0b81SKwDMgzeVdUOcTdZcS2pPmgiPX",
+	"h7aqbD5arxD50LPjRvftTpBBMqXK0gmMka+zOdWaluwEuZL0MBf4rT2C2uv7KVjeF8XCLDTWVKAa+FSu",
+	"FjwAfp8zrZwe8o1VQwrXoNFX+hZXv4GuFvNiWb66BVr4wx79A0sjbn/3c5hwXR9I5kDCYGgEJHsh9YBK",
+	"D1VKFbhObDLFBIV0hsbpvDWOoldGaZ47brf+ByYnP9lpvGT32we28NgpF8ROXeVvWNB9NRY9B86iLQiG",
+	"x3+UWF1UBPTx2xpWV4h0cKxuQbRDOdd+qzGI4Cc368PHEjy0t89uZWWnnwP4V1aHMu/OVZycj4rt/PcH",
+	"MzbW88OFwh2Ej7Eb7VbtZflyrVgyNLqckJqkTNAJWvyb/Hz2nL9kpcwusfD6PbRi5mDSFLtaSNZ/lL6P",
+	"DxyZ7ShsrehSuWPrt2KsIfvbH+y/bhcWo8pJf8UR1OTdKS7Lp6C9jfy/Fve+BheOW/qnpbLBSm9aoL/O",
+	"JgOW2uD9hZi1bRsy312EvtvCltj6tIfXTsAiXNhE8zIrETEZZBNXgda2qUZuUjiKnBEhlkz1oAsDen1W",
+	"de1YMH0UsynZzr90M/ZDBwgDOD/yRjXQz2s2GEt52b5kswfQDLFTt9fyNrQFRdp23tDarS7ZrFTpDdET",
+	"MqBS8u7sJWZBTQ3GykzB66VuStB2RIqI5S59J9DTmjm5yNMjvauR5y8W1i2sTluL41JbeepnHNXIRA/M",
+	"JbyZFggqPtj+sJmNZwB+JHAIFYMTdzGRQIQnHuwquiM4xtMRFVxRm3DmjxCQwYwYETwvhaNkqkOi6EwR",
+	"qccsveaKbZFz7DEJIQRQmdSVLmZxl4S2A2VfMfPpWF4r20fIvK6Y9rwykDE4hOaEY5rSCMq3ySFJJCYG",
+	"q6YQ+FN/358kEr4mpBfid6epvOIxFBnyQUk2Sh5akkho5Vl6JZsaeLsBGls+uBdWDor2gPPWfdsUlmzr",
+	"VkB9Aoa9gbjIf4TY3XCztOzGUGDVx+9K65wL+71zqoCZ5h5zBCrR/o0pA4uj/nc/Nur/Ie0iPh4sNYhU",
+	"j/iPXxcWLCq8TEgcAS79PE+HvcdLwqvPjfCD7c9yOhGlLGZCc5qoPJYDa7b6tHnL6zWEzgVLWEMgpHkM",
+	"ll/wzE2Cbq6aUOopAmrz0GWSYEtXyxryzyEyC+MxtnrCJ/dMROlsqrGUgxGVycbRyXl79+Bx+7vjV1gR",
+	"DpsOOo6wRV4xTeHBqVCajlI6IXQ6VWRkFK2eCKFm/ixvsUQFCZmIYdn9SzYLXVoiT0lo+WU/S5MQJX/g",
+	"V1wRvGtulw4MnWc9EdLEaGSzNiTuKxtjHro0/j6Pw80tAm06zL6gWlx+vkVPOvgKgudgToUBa0OZ9oRr",
+	"utwYou5dxS/VdOUt8fMErPswapAQ/XP5s/HtH6fxLS9dj2YivNTY5hNmP+rBH2qt8HfvwzwKvqCB7t6T",
+	"4zEVgiU2GiFTjHBNBomMLmEUnAkpCJIkLtqZghxtriIpBIu06/RuyGzMtMHReAFdwjFr1Tt8VKY5f5Ya",
+	"K0qNrYpujai1QtS+jzhez25k6IcOc0A/QkZiztdXnWqtugvPdAXbUonGfqJKWB8N7buZU72trhcof9gQ",
+	"CO/EoIgKLEw7TWjEYkjDdSIPjQ+tTYhOp/aQe0LTS6YIGw5ZhNG7UOxKZ2kelpTbfzyZD8PjcQ6s/kZe",
+	"s+uS9AitdPB9o4Irpl1UCpTqDDNh+xHFYTMhsV12C63cxft7sk5PbIS5kANFPM3PtognbgmfBiRvOc1T",
+	"ckWTjKnN5gj6Kj4/qFhzz+HGlbv0dfNiFz18D9e1yT6VOyb48A7W2prrXKtwvYK7RknCr+ztIvUa0tFp",
+	"/ofqYs8C88JExixRh01KS9doLT1BBVxwv9PPpjUBY1EVXTRFJVwUtxIUuYQq3Xc3E0ofYGuPTNHE5t72",
+	"hK+MhfKyS9AY47S60IgIPAkPPd0SpY+i93TKQIgIoKi7MusJSJo36DDkoyeGlCdFD+yDzp4ZecpEbPSN",
+	"diboFeUJHSS2zdkcVTy17bo8qoQFZXLKxROGXa/xNNJMqAC4YQ4f5/23LbA3aqzYCwQhxKhaQQgfLWea",
+	"901pfoJ5z5gyF7ZBl3G7d/3ODHA+o+z1qRt1LYm8AgBWyFHZdPLxxGnCYk5XsJpn00RSg5jwQaVZ/mJL",
+	"+bczYgGFQp6fsdAT8lrYwRXZCN00/cHsmwkUiKUChnILABtzTARjUIgYE9uwd9DGfmevmHdzi7wyS+0J",
+	"10IIKuj71qX2NY+Za0qPlWgRHkClwya7Owz7OQzuUMZjA3UpW9TKL+pBNmyWn4FyoyXdg/ADVfkAEOKV",
+	"BvENG24T8/H6/cIXt/aKOT2zn16YL2+/mio8i03qO1+ySR3AvtyYDmhwr8T8SyLOYDifWErgaDD+PU98",
+	"4fclRvIzNuIKfH+UDHnCSp1Bc+qrdEqh+K+W5DiRWcwFTWde472ckEDZLp+m5fqWtRljW1ZC1aXyh3LG",
+	"eKoU013CNeaQgKE4IAkHUa5MwocyAWkyvKaaygnfRu3IkKU+j1FB2g43A2jSCtVjaZLIaxYDTcAGKtCY",
+	"DQNh+O9m8KnNU8kJekBoomRPQHY0EMEUnORWciq2YMQkV6Csz+OQWNM3SS2IIdXbixWomMbrA2Lw07vR",
+	"/k9kvbb0EFf6qS3XCJmmes0F5JE7GEL5RwnE/KM1mF4Wy4RHSSixHYmRONWTwaXGaiSNvpkaqZUhgWr7",
+	"wyWbLQ4HHcyg9/rQUU3b5N0Wb0pkRBNHKDb2O/tWcxQzpCv2ESS6DLGtaSYuQSa9ZLPNoCcKs6XgwyGL",
+	"SXiMt6VtBI4wIOEvbf+X9htYneoSIeGTEBNm8s+eczWVioMg3hNUaxqNJ0zo0C7AlgodZJrwCR0xtUUg",
+	"JSyCMo0QN7Wxt0tSKmI5we1vFnnAU4oVHRqKW8MlfcETtkpZa4CnmS+v6g1H80iREDyP9fVqL20UVVOF",
+	"Wq8V9f6zUiPq/YOgVNv6qP0rbf/eaT/rt99/2N+77fW2fsMf3n/YCQ7WKXntUbi/bP+l1f3QUJGFJ3NN",
+	"puePbR4RQ/8YN/xejOia3Ww827o4kUK8/qyBA2W/gbwW5pYTau8UkvEholKd/FNtnlkRQporzmNjZk+Q",
+	"AdhVRKEmQSgPmnXSCUHhpCcWCSdhlxihzDYZKR2flj0RjrWequ72Np3yrSifbCuSk+2rnf6OHRKe9Aub",
+	"8DbNtNzG9Ya24L1jhDY8UhnVw0zYE7ZrFYDJSWi5hZwrzCADWEjByPj/Y+/6dtvGufyrEL2pg5WTpn/m",
+	"IsZceNJmNh+aNmgyX/sBHliMRNvcyKRXpOIagwJ7uU+ywL7WPMmC55AUZUu249hp3O1NZ2JJlEgeHh6e",
+	"P7+fLPJDAgkOzhzCGWkyipYphCs/Kbs+NZRvajAUFM6+neRSCPaV+v0RGMHX2ofX2nOxAdh6m1nXLopM",
+	"8wnN3fvM3mskElaLNeExaBKbn+LIMh8Ya1/C9kyH7JB0NRlLpXsivnj39rzbv+h+6Z+dv3/X/+1f1++u",
+	"YtI6fkEu+G8d8vr4FaGKKCmFq6NK6MQI+MQcUdLIuWHt1m9hF+FkwVVPuH3bb2JoMZg92dErUoHqmLT+",
+	"cfnu94hcfvg9Ir+fn0XkM7u5PIjI5duziEwyarrHvuqIXND8NjVWQis+HKexMRROr/5p/krUnTnp0CLl",
+	"krQuoL2Pw2FELi5fH8C/5I6nTEbk7cfTL8bu+PL+6kun3BxYZo46/3598Z7QG3nHzFkpcueVnnh9/KY+",
+	"kmTmItzemw8YYzeDRwOZj9sp1fSey/gPlLRtsSNCmyG69/Greyb7v9ljgxoHkyzbTCtltfB72968bGWb",
+	"qzmdwtMLG7Fd6yD391/suFwettrPL7q/l8v9jVntByfGvqD5kOWoT/wxfaUSoCKFQhdYQ1xZZVDRBaRB",
+	"FYBHFbGjjG1bse9BT3g7jtCc9QQfClA0FR1S1RxmXRvdQVqvj99UfNLX4bvKhrlCWCuqegJGEjJ9g7A6",
+	"UhMoQt2gEmN2r1AF5zC7P3XB3ukCuyGtrQ3c3Rurg3uhoRqphTVkRdHatmDSymmAP+hiNgSP1hirGdPZ",
+	"QqimJ8LAJnqOXW4X6XqRrw/tVgK3Zk2m9mNdfLYxO8x5875PXtirPRZUj/NauvPWNjxXJI59FCx0EmIU",
+	"j6wI4rXKEzjG3tWIgjHYeOjZ+Vmn6YjT6AB96tXAG0z1ZllruHc5Ni4hU9Y2W7ha6ghkYsgFe66AxgSP",
+	"2fksIgrdASzlWua2EgsYTAFnlWrPhr8Y5/0gU4gqqvUYRROq2VDm6/M2uPZP7YMwl3/umOXLvPA9V3op",
+	"yReM9n6hgpTfHQhnIDogobQwG5UGSLk02APL+47sLPIV0jaAzCp/r7GLqyPXLE6n5RseYa6dcC2b87If",
+	"ezrnQQ8eNvt/mf+sx+wH703ZgAtwCnfC2AFPVwKPu/lp0C1Vn7r9qnX96r+8rvjVjx+XyNj3bJWG2bPt",
+	"z3/3BiJWbo3NauUdFKPFLhXmhCbmQkzKZ0nLBee7l+eYcElUIieMTHhya6tnFxXPZfDyHc57+ZoVuoZm",
+	"clgwszXnGkN1Rsz3RhoAaaOcE9+hQCzC6V5XLo4g+bHZFfMZysdtoiSC9AVPhzjBGU1u1SHplvoo+Fyv",
+	"lxZrI7W0fLRzxXvmu+ZlaPvJC+UbAIzwHhnqu3j98rRVDNxs8zD4tGrSIEd5UpnyB4n2mB350PQyy+rz",
+	"HEHhmM5IKk8g/p7LjEW2fsQYX0H7kfmj7RMN0d9xZM4eR5jqeoRHzp4Y04kKmb78My4BudRO5s/j12TK",
+	"0yHDBEL0BTKMyA0yOlSH5Aw9G14f9wQ2DEUfpFAA3auCz1ZMkxYobUX+/u//LWkanmMXD5oCdbPTcAR3",
+	"uBIq72nU4uU9e6O4L2aV736oUDvZsVbj8jQVH47GXV0RKcCR3iiAFXvS37XKqnTJsFV1vTTTo7tsEagi",
+	"GYFLbpDJaVPGh7WJ1jJN37z4nqZp3fA0SrifMFve4kL20MI+CX1oJhgLwHfiwStAZiuOyYp/Ba2mfFYF",
+	"zyvf0yrz94O89UUb9hO8apeiIbOlfhH4woiM+HBUAZXdG5M1tyPYOOMV912hWB6g9Iazjjvi8nk/fmk3",
+	"TtUhyDOUsbhMVbHb+0gCB5OYeaCNQDYiEjNBbzKWxiUhEj6QZfVC8tl+2Q7FBF+xTFBsv/dKNlKqRjeS",
+	"5qn7+k00gyvCXaEQxDBjvmCXyJv/YIn2xSIpm2RyNmZC125vV+4Vm5Sq+ocfxV8wjzLmuxwMrf9pcf25",
+	"S4EH/UF127HtcZ/yPlR3xhi5xqh2ueVj6Sdk3vcEMPNnbWuFxAcdEgOSPxnQLFPkhia3UGHdPe+/fXfW",
+	"/eP9df/i49t37+OSMA24vIPQnuuXK7i2CbYLFdcqwLu5YQMATxQpoQNzUMWK6uaC6oqYbP+k6prfcil1",
+	"KJ9Psi56WyIdlh8Co/w6oH3APB8YEWM2vmE5SWQhdInZV78vXMNLfgiu+F0CwO1xSZqZ4dUVaSBE+xXi",
+	"0FZ03frCvxv34abiMjM+FrALKS8BJqxVV/100IQ8b9p4qpVP5tu+D2AXjEqDKWgm6/9rkdMjsUVrFMqa",
+	"5bGy8giOOAt70cpMqLNMTpVNLylrBcyzpBVQqv5qfokPyA0DgANLy9fEB23X1g/MB908Uc2TsgRZCsbb",
+	"12ahMaBqzwz1Q7uGPYYr+3Fii82j06Dl76WETU+2Av/UYG/7Id6NYt+yne3m9YlxhTnm0k0WSlV7Hdnl",
+	"cH98oVBQitoadQC0UbbeCCxwY2A7JFWeVk6VgEtRh8IaZH4uiJTCJXth+7A7sbJvuGJ6+6L1tKqEvIp5",
+	"7lXlZhI2nmRUs/XOa3jvEoKuQ3LtGgSjdCGp88RK1QjhBeSgJ1yzgKVAFGOOgc5diMhNwTPd5gJxJLlI",
+	"siIFBN+Go6Hr0w9xPHxkEJNoHkG8UHTI+nAoN7+Gfy4/Xb566OmyHorGC4OX3QrKu4cjmuMDwMouC/y+",
+	"BOtdzRRmwy7Bet/tsRd7tTbjmx+GfTsFl6u0VFvut0XVVVETzZAreIpQoBytuoKyBmoZeFpWUwE6gKsZ",
+	"wksIONBA0N0Trdjc3zc39HkaR5b8AQ8DAJQFaEfu+kHH5yRL4eKw45DHl6sS7FzpvEh0kdMsm5GM3wbU",
+	"jLXMvh1MQRhPdBBoSaQY8KF1pbpTCmDuubF4rkgM2z3q33pcFOcawEeernsAv+97uQjs6DSFmlGheiH8",
+	"YVwGTxJo2w9zsy6pZzFd6VDwWiesrPZNHymGE1evi86FYrnljqzZtaDyyVhJ8DoxjIw1AGDZJMZdCFgC",
+	"OiQvhIASSI2Qn4Rjw7448pB8BuT/gcwT9ivshXBzpiQB9FxnUmGzpWqcjqTy+Cpl4jNJ+WAApcleRaoR",
+	"n0wQyZu0zG4ZkaCzEeGJ+ddSDIcq5qBD4sBmiF1Z5GFPlFnzETHThkDkiRSWgUeCOZiylMyYrtNU5uoS",
+	"a29ux/SjgR2qDoXPBnEdLUejkRkGhrtiKXhxt7bZ97EcGEubcx0hH29KlRUiKLVLcVz2xoAwPWxYVWta",
+	"Ew2BK7eu71M6WdoZMidDKdNDgv5EtwfAGuLG1mcTx25mWTdi9zBgmokiyw574rdFVVHWR+IXOSxZFGKf",
+	"JlnP+O/ckV5F/oTMD1yYqzaO+u1gDaD8UslWSE1huYUKssHD2TRbLx7NhmmwXZ56TcemU7pZXaMbxGUu",
+	"tnlP7AmhN4oJ7dMiIHznciUAWaw24aMLAPwrDg+1xwVP8REKnq2/Nf0qzGInjYqnJ27KXI4GzdMhaYGS",
+	"yBBziQulGU2bUzoqMr67A8K9Xc2PsrhwCNJdLLIfA7B/Y5u+fnU37/NHXm43ca5XV/8qQmC/J1BFes/i",
+	"ecYJ0jqVk9lB3HsWeevhJgTXdmaD91P9ig6tqCeqRvYLl2tFFB2zpp2nYcWDneEGpXYB+6vb9RJ8r8O6",
+	"nMx+MsivZTd5Fb/O+nzo6RpWJ1LG7mhlemdhmtOBRuefnIr5ZRfmBHhHWrmmqlY8MMECdJGj/1ZwGFee",
+	"wfu4M99WdfEOJXMkqgDMJMqFrHMqFNabHPbEdYmCAGgtgPvs6kkf4PM7Q136pP1+5htL398ufX0wGiv8",
+	"fEZy5lQI0JyvWL2OCv2nP3C7/kBYyNbvvwU9BfTUoY4qlJ3kJVXf5h5PrpkhCrxIiYJ4oC1YHFOeIbVo",
+	"Y6LrHwpDuz8jmfePZML4ml/d/8yFNoGvKJNDLuzT1R+WhzdfbyG8WcubIbP16TKMdHwyD3xram59+uq6",
+	"pzWjY0SpKJ81X0818s/88voZDAMfm8koRwGoaQCwfpceT9P71QFSWKz7FRwtVDWfA/9uyOfAgKhXS0cI",
+	"HSvzWXNOB9Ytw+0IxawApBcLMkZUpG05GFgECoVKTBYa9ZVq1lNv/Zufkr7atQT6Xq8WRT81hAmNgY99",
+	"hMqAJLA0mOwaOa1JcgTxzblI+IRm/v5nfwayu8rxfiHv7FHa3P9cwU4PsZsYTOMBy/taxqRlB+EksOI7",
+	"NmMKrQMMfQmGBr9D1+4JLsBRBje62L7N9D2IPAwhFqx0L89t9GSQMzVCuAAVVQAL3bdanreeyM0HQywA",
+	"KFnMED5XKAOQHHBKVSrNmkzgOIAU4FoWyajhLA4vMoK4DgEATN10JEnOEsbdYLqoQjioHc/wVQ5hUyQs",
+	"GPutbhVPErVxv/1rPvRRoMSstcWsAe8IMl4XyrCSef/MS3jwkYIG9xmMzQIFpjce/7BUdkdgnG3kfPQt",
+	"Nrk33jMNvg3m3oELHAD5CReYTLA4Z+7uB0/c02L36tpu3XO2Q8dxMG3loO5g4ryiLgtmPRoNwGD7OLIj",
+	"WA7uVMziMGB4507esvSQfJA3Mp31RPndoPnHimVmE7A+I3P+IdSi2hQTlvcBy6F+2/lucvLUYsl0q5IF",
+	"578HyVRRq6KzGaHhpJJhTgWQ5ZKcjcGuCq/K3AcgK491iABRIikbS2fgGLnpiUXBscFCc7kNP7fh59iC",
+	"pltzo05iS+bwz0Clctq9evvx46f+p4/v3/Wv/vXh9Fc4pluA6gyK0sdU0CH6bp0RVU+52xiS9Mfp3fgu",
+	"XfNbrn75MdbRKYILUCcV1g+y6VKyZEDfjuiEt1FzLkWxQHm94+ZAMAAAE/sd+Gzzobc74dfY/FM49Lqv",
+	"uZK5bjz6Lp8914T9vMfwd/hJL7e5YOqDGazJ3zAXTnDp398qu6R6VGeZ1UjPyrNpKUWow+rk6HDJ8c2N",
+	"+1oZWp/sxr4vbgP83pqJfvx5Xn8ReamYspuRlLcKo5FHfzGRQt1b33EZribew2R+2xBS/uVSg1GOMX3k",
+	"CrMvMKJn723fsllQsVLFaQs/ZFMo4V+aKfr+rYGPr95svdLUpTsDVZwasdQHPS0QXeB7iXXOh0OWt21H",
+	"YyKngHoKGcIzy/OC9zwHVv1JoYH/Kf5rzPRIphEBP0RErExHxFgmkfNtpH2qv8WkZa+STE5Z3k4okssU",
+	"GqO3iZS3nLkmSJrLyYSlHUJ74h9XHz9Ak2RCc3jKVzkCaYsZkINDci5IzMeAjq9ZDHA76NsBZD9jmbx8",
+	"8bKMIeeFIDztEC56AkyjvpBp+Jz9/JxMKdcQCdaSvHpBHG1e7NYicLvEiGIMUDoWSrAkuNRUFyrqCdc7",
+	"cxeO0YBmGRAXWsSfly9e1pPkwrecZXL6GadpR7ZR8AYz7KBdwta+tqfTaRsYbYo8YyKRKQZJ7938GURf",
+	"vkXPNPuqj4ACbKN2rtlXXR97frmLUekmCZsAg04Dml0hIK/7PwtWbHVjePnly076A8Ja15v5RYFO3Dqp",
+	"f67cIvMi//LrVyf2ZF7qD0m3J+bbwZuNelE8ZfC8ZVrMGcTVT6qL0i2ymjWNC+iJ7MfVjHmjmucC41O/",
+	"nt0GzMWNLETqFLJapP2sIxxawwwAWnLcGos8e3byzNhVR3fHYKHaty+ShiKsHB+KtjQHvVwWw5E72UVE",
+	"FnnF4Q5e6iLPmdCBt9ruk0bb10WuEzlhKdCm84Q5B4vRshOaa2GmuRVPtez//V//g3uwa680VRZbhZB9",
+	"4JEBo5ArjWo1aAXPNIsNALiVD112bJDDZuaFMCXU49EE8dq6FutRmCOfLDTIYXUjw9tITjEQyFMWtB2i",
+	"Bi6+4Z9cFTQz26ocI5QYfnXrE6OJhpIITJlSB8HQZHzAklmShe/BjK/FN5yPx4UGrqAyscrXbLqErLl2",
+	"2tb8qB3lxSLhSS7veMpykuQsZUJzminSumCaEjqZqIh0z/096sBmd0xzrllbimwWESaSfGa0NFEsyS1m",
+	"pIvEC82GKAN1n/OpENAf6H5kxwe29pwlMrfweRm/Y4TdGSFHVr7wDewrSwq9pLslJmCF3ATpdIBsx3Pn",
+	"2CYDNoTFJpHE2qtGW9KmQNfg7MNM01tWjix8e3VY5pRO/afToenzhOVKClqZ9+45dEVFkC03YbnPxnKL",
+	"1TzaxurY2pFnhQK5QvkM8AacXlmsJUedM1gs9IEq33BBulSjhm4VKdckk0PTJetwi1DpcaFcdLFQNFMV",
+	"dZZyvYZIezi/4FlVYhIuKC7kdkstk7UnSlSkhQzRjrRN5gENsVsHjorR8+XYFyKd1Lc/v/1fAAAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -1,8 +1,11 @@
 // Command permgen reads the bundled contract and writes gen/permissions: the guard of every operation
-// (x-permission, x-public or x-authenticated, plus x-principals and x-body-limit). The authorisation
-// middleware and the startup check read only this table, so no permission is ever written by hand.
-// Generation fails on an operation without exactly one guard, on an unknown extension value, and on a
-// permission that is not in the rbac catalogue; catalogue permissions no operation uses are listed.
+// (x-permission, x-public or x-authenticated, plus x-principals, x-body-limit, x-raw-body, x-idempotent
+// and x-rate-limit). The authorisation, idempotency and rate-limit middleware and the startup check read
+// only this table, so no permission is ever written by hand. Generation fails on an operation without
+// exactly one guard, on an unknown extension or extension value, on a permission that is not in the
+// rbac catalogue, and on x-idempotent where it cannot be honoured (a method other than POST, PUT or
+// PATCH, or no Idempotency-Key header parameter) or an Idempotency-Key parameter without x-idempotent;
+// catalogue permissions no operation uses are listed.
 package main
 
 import (
@@ -11,6 +14,7 @@ import (
 	"flag"
 	"fmt"
 	"go/format"
+	"net/http"
 	"os"
 	"sort"
 	"strings"
@@ -21,13 +25,24 @@ import (
 )
 
 type guard struct {
-	opID, method, path, perm, bodyLimit string
-	public, authenticated, rawBody      bool
-	principals                          []string
+	opID, method, path, perm, bodyLimit, rateLimit string
+	public, authenticated, rawBody, idempotent     bool
+	principals                                     []string
 }
 
 // bodyLimits are the x-body-limit classes: flow bodies, and the two upload caps (PRODUCT §2.1).
 var bodyLimits = map[string]bool{"flow": true, "media-image": true, "media-file": true}
+
+// rateLimits are the x-rate-limit classes (PRODUCT §2.3): "ai" ops count against
+// RATE_LIMIT_AI_PER_MINUTE instead of RATE_LIMIT_PER_MINUTE.
+var rateLimits = map[string]bool{"ai": true}
+
+// idempotentMethods are the methods x-idempotent may mark.
+var idempotentMethods = map[string]bool{"POST": true, "PUT": true, "PATCH": true}
+
+// idempotencyHeader is the header parameter every x-idempotent operation declares (by a reference to
+// components/parameters/IdempotencyKey).
+const idempotencyHeader = "Idempotency-Key"
 
 func main() {
 	in := flag.String("in", "openapi/openapi.bundled.yaml", "bundled spec")
@@ -51,8 +66,9 @@ func run(in, out string) error {
 	var problems []string
 	used := map[string]bool{}
 	for _, path := range doc.Paths.InMatchingOrder() {
-		for method, op := range doc.Paths.Value(path).Operations() {
-			g, errs := readGuard(method, path, op)
+		item := doc.Paths.Value(path)
+		for method, op := range item.Operations() {
+			g, errs := readGuard(method, path, item, op)
 			problems = append(problems, errs...)
 			if g.perm != "" {
 				used[g.perm] = true
@@ -85,7 +101,7 @@ func run(in, out string) error {
 	return nil
 }
 
-func readGuard(method, path string, op *openapi3.Operation) (guard, []string) {
+func readGuard(method, path string, item *openapi3.PathItem, op *openapi3.Operation) (guard, []string) {
 	g := guard{opID: op.OperationID, method: method, path: path}
 	var errs []string
 	where := method + " " + path
@@ -134,11 +150,32 @@ func readGuard(method, path string, op *openapi3.Operation) (guard, []string) {
 			g.bodyLimit = s
 		case "x-raw-body":
 			g.rawBody = raw == true
+		case "x-idempotent":
+			if b, ok := raw.(bool); !ok || !b {
+				errs = append(errs, where+": x-idempotent must be true")
+			}
+			g.idempotent = true
+		case "x-rate-limit":
+			s, _ := raw.(string)
+			if !rateLimits[s] {
+				errs = append(errs, fmt.Sprintf("%s: unknown x-rate-limit %v", where, raw))
+			}
+			g.rateLimit = s
 		default:
 			if strings.HasPrefix(key, "x-") {
 				errs = append(errs, where+": unknown extension "+key)
 			}
 		}
+	}
+	hasKey := declaresIdempotencyKey(item, op)
+	if g.idempotent && !idempotentMethods[method] {
+		errs = append(errs, where+": x-idempotent is only for POST, PUT and PATCH")
+	}
+	if g.idempotent && !hasKey {
+		errs = append(errs, where+": x-idempotent needs the "+idempotencyHeader+" header parameter (components/parameters/IdempotencyKey)")
+	}
+	if hasKey && !g.idempotent {
+		errs = append(errs, where+": declares "+idempotencyHeader+" but is not x-idempotent")
 	}
 	if markers != 1 {
 		errs = append(errs, fmt.Sprintf("%s: needs exactly one of x-permission, x-public, x-authenticated (has %d)", where, markers))
@@ -153,6 +190,20 @@ func readGuard(method, path string, op *openapi3.Operation) (guard, []string) {
 	return g, errs
 }
 
+// declaresIdempotencyKey reports whether the operation (or its path item) declares the Idempotency-Key
+// header parameter.
+func declaresIdempotencyKey(item *openapi3.PathItem, op *openapi3.Operation) bool {
+	params := append(openapi3.Parameters{}, item.Parameters...)
+	params = append(params, op.Parameters...)
+	for _, ref := range params {
+		if ref != nil && ref.Value != nil && ref.Value.In == openapi3.ParameterInHeader &&
+			http.CanonicalHeaderKey(ref.Value.Name) == idempotencyHeader {
+			return true
+		}
+	}
+	return false
+}
+
 func render(guards []guard, unused []string) ([]byte, error) {
 	var b bytes.Buffer
 	b.WriteString("// Code generated by tools/permgen from openapi/openapi.bundled.yaml; DO NOT EDIT.\n\n")
@@ -162,8 +213,8 @@ func render(guards []guard, unused []string) ([]byte, error) {
 	b.WriteString("// Operations holds the guard of every operation in the contract, keyed by operationId.\n")
 	b.WriteString("var Operations = map[string]Guard{\n")
 	for _, g := range guards {
-		fmt.Fprintf(&b, "\t%q: {OperationID: %q, Method: %q, Path: %q, Permission: %q, Public: %t, Authenticated: %t, Principals: %#v, BodyLimit: %q, RawBody: %t},\n",
-			g.opID, g.opID, g.method, g.path, g.perm, g.public, g.authenticated, g.principals, g.bodyLimit, g.rawBody)
+		fmt.Fprintf(&b, "\t%q: {OperationID: %q, Method: %q, Path: %q, Permission: %q, Public: %t, Authenticated: %t, Principals: %#v, BodyLimit: %q, RawBody: %t, Idempotent: %t, RateLimit: %q},\n",
+			g.opID, g.opID, g.method, g.path, g.perm, g.public, g.authenticated, g.principals, g.bodyLimit, g.rawBody, g.idempotent, g.rateLimit)
 	}
 	b.WriteString("}\n\n")
 	b.WriteString("// UnusedPermissions lists catalogue permissions that no operation requires yet.\n")
@@ -189,6 +240,8 @@ type Guard struct {
 	Principals    []string // x-principals: the principal kinds allowed; empty means any
 	BodyLimit     string // x-body-limit class; empty means API_MAX_BODY_BYTES
 	RawBody       bool   // x-raw-body
+	Idempotent    bool   // x-idempotent: honours Idempotency-Key (PRODUCT §2.3)
+	RateLimit     string // x-rate-limit class ("ai"); empty means RATE_LIMIT_PER_MINUTE
 }
 
 `
