@@ -603,6 +603,18 @@ func TestMediaCloudinary(t *testing.T) {
 	if r := decodeMedia(t, b); r.MimeType != "application/pdf" || r.Bytes != 900 || r.PublicId != folder+"direct1" || r.UploadedBy != u.ID {
 		t.Errorf("registered %+v", r)
 	}
+	// [I]: the same Idempotency-Key and body replay the first answer.
+	f.mu.Lock()
+	f.assets[folder+"direct2"] = fakeAsset{resourceType: "image", format: "png", bytes: 100}
+	f.mu.Unlock()
+	idem := http.Header{"Authorization": {"Bearer " + tok}, "Content-Type": {"application/json"}, "Idempotency-Key": {"media-direct2"}}
+	body2 := fmt.Sprintf(`{"public_id":%q}`, folder+"direct2")
+	r1, b1 := e.Send(t, http.MethodPost, BasePath+"/media", idem, strings.NewReader(body2))
+	r2, b2 := e.Send(t, http.MethodPost, BasePath+"/media", idem, strings.NewReader(body2))
+	if r1.StatusCode != http.StatusCreated || r2.StatusCode != http.StatusCreated || r2.Header.Get("Idempotent-Replayed") != "true" ||
+		decodeMedia(t, b1).Id != decodeMedia(t, b2).Id {
+		t.Errorf("idempotent register: %d %d %q %s %s", r1.StatusCode, r2.StatusCode, r2.Header.Get("Idempotent-Replayed"), b1, b2)
+	}
 	resp, b = register(folder + "direct1")
 	if resp.StatusCode != http.StatusConflict {
 		t.Errorf("re-register: %d %s", resp.StatusCode, b)
